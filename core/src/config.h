@@ -1,0 +1,141 @@
+#ifndef PGCROND_CONFIG_H
+#define PGCROND_CONFIG_H
+
+/* The configuration: pgcrond.conf plus every conf.d/ *.conf (sorted by name), read with
+ * libconfig into plain structs. Pure logic: no libevent, no libpq. Every problem is reported
+ * as "FILE:LINE: message" (what is wrong and what to do) into a diag list, all of them in one
+ * pass. A loaded config is immutable; a reload builds a new one beside the old. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cron.h"
+
+/* ---- diagnostics ------------------------------------------------------------------ */
+
+struct diag {
+	char *file;    /* may be NULL for problems with no file */
+	int line;      /* 0 if unknown */
+	char *message; /* one or two sentences: what is wrong, what to do */
+};
+
+struct diag_list {
+	struct diag *items;
+	size_t n, cap;
+};
+
+void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Print each as "FILE:LINE: message\n" (or "FILE: message", or "message"). */
+void diag_print(const struct diag_list *dl, void *stdio_file);
+void diag_clear(struct diag_list *dl);
+
+/* ---- durations: "30s", "5m", "2h", "7d", also "250ms" ------------------------------ */
+
+/* Parse into milliseconds; -EINVAL with a message in ERR for anything else. */
+int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Format for people: "30s", "5m", "1h30m". */
+void duration_format(int64_t ms, char *out, size_t outlen);
+
+/* ---- the config ------------------------------------------------------------------- */
+
+enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
+enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
+enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
+
+struct conf_database {
+	char *name;     /* key under databases = { ... } */
+	char *conninfo; /* libpq conninfo; never logged without log_redact_conninfo() */
+	int pool;       /* connections at most, default 4 */
+	char *file;
+	int line;
+};
+
+/* A plugin's own setting in a job, kept as text for the plugin to interpret. */
+struct conf_setting {
+	char *key;
+	char *value; /* strings as-is, numbers and booleans in their libconfig spelling */
+	int line;
+};
+
+struct conf_job {
+	char *name;
+	char *plugin;   /* exactly one of plugin and command is set */
+	char *command;  /* plain SQL job, like pg_cron's */
+	char *database; /* a key of databases; default: the history database */
+	char *schedule; /* NULL: runs only after its upstreams / on notifications / trigger */
+	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
+	char **after;   /* upstream job names */
+	size_t n_after;
+	bool enabled;             /* default true */
+	int64_t timeout_ms;       /* 0 = none */
+	enum overlap_policy overlap; /* default skip */
+	/* retries (issue: jobs that behave) */
+	int retries;              /* default 0 */
+	int64_t retry_delay_ms;   /* default 30s */
+	double retry_backoff;     /* factor, default 2.0 */
+	int64_t retry_max_delay_ms; /* default 10m */
+	bool retry_on_timeout;    /* default false */
+	enum retry_on retry_on;   /* default transient */
+	enum catchup_policy catchup; /* default once */
+	/* LISTEN/NOTIFY triggers */
+	char *listen;             /* channel or NULL */
+	int64_t debounce_ms;      /* default 5s */
+	int64_t max_delay_ms;     /* default 60s */
+	/* alerts */
+	int alert_after;          /* consecutive failures, default 1 */
+	int64_t max_staleness_ms; /* 0 = no staleness alert */
+	int64_t warn_duration_ms; /* 0 = none */
+	/* the plugin's own settings: every key not listed above, in file order */
+	struct conf_setting *settings;
+	size_t n_settings;
+	char *file; /* where the job = { } group starts */
+	int line;
+};
+
+struct conf_alert_sink {
+	char *sink;     /* "log" | "notify" | "webhook" | "exec" */
+	char *database; /* notify */
+	char *channel;  /* notify */
+	char *url;      /* webhook */
+	char *command;  /* exec */
+	int64_t timeout_ms;
+	char *file;
+	int line;
+};
+
+struct pgc_config {
+	char *file;       /* the main file */
+	char *timezone;   /* default "UTC" */
+	char *plugin_dir; /* default PGCROND_DEFAULT_PLUGIN_DIR */
+	char *conf_dir;   /* default "conf.d" beside the main file */
+	char *state_dir;  /* default "/var/lib/pgcrond" */
+	char *log_level;  /* default "info" */
+	struct conf_database *databases;
+	size_t n_databases;
+	char *history_database; /* history.database; default: the only database if just one */
+	int64_t history_retain_ms; /* history.retain, default 30d */
+	int max_running;           /* default 32 */
+	int64_t shutdown_grace_ms; /* default 30s */
+	struct conf_alert_sink *alerts;
+	size_t n_alerts;
+	int64_t alert_repeat_ms; /* default 1h */
+	struct conf_job *jobs;
+	size_t n_jobs;
+};
+
+/* Load PATH and its conf.d. Returns 0 and *OUT on success; on any problem returns -EINVAL,
+ * with every problem found in DL (one pass, as many as can be found), and *OUT NULL.
+ * Checks: syntax, unknown keys, types, durations, schedules, duplicate job names, unknown
+ * databases, plugin/command exclusivity, unknown "after" names. It does not load plugins:
+ * plugin names and plugin settings are checked by the caller against the loaded plugins. */
+int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
+	__attribute__((warn_unused_result));
+void config_free(struct pgc_config **cfg);
+
+const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
+const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+
+#endif

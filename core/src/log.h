@@ -1,0 +1,46 @@
+#ifndef PGCROND_LOG_H
+#define PGCROND_LOG_H
+
+#include <stdbool.h>
+
+/* One logging function for the whole daemon. Lines go to stderr, one per event, with a
+ * level prefix journald understands ("<3>" ...) when stderr is the journal, and a
+ * timestamp otherwise. The job or plugin name is added through log_set_context() by the
+ * core, so messages do not repeat it. */
+
+enum log_level { LOG_LVL_ERROR = 3, LOG_LVL_WARNING = 4, LOG_LVL_NOTICE = 5, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+
+void log_init(enum log_level min_level);
+void log_set_level(enum log_level min_level);
+enum log_level log_get_level(void);
+/* Parse "error", "warning", "notice", "info", "debug"; returns false if unknown. */
+bool log_level_parse(const char *name, enum log_level *out);
+
+void log_msg(enum log_level level, const char *context, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(...)   log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LVL_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...)  log_msg(LOG_LVL_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...)    log_msg(LOG_LVL_INFO, NULL, __VA_ARGS__)
+#define log_debug(...)   log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
+
+/* With a job (or plugin) name: "job refresh-x: <message>". */
+#define log_job(level, job, ...) log_msg((level), (job), __VA_ARGS__)
+
+/* Rate limiting for repeating errors (a lost connection): returns true when the caller
+ * should log now. The first occurrence logs; later ones at most once per interval, which
+ * doubles up to a day (collectd's c_complain). log_complaint_reset() when the condition
+ * clears, returning true if a complaint had been made (so "recovered" is logged once). */
+struct log_complaint {
+	double last;     /* monotonic seconds of the last log line, 0 = never */
+	double interval; /* seconds until the next one may be logged */
+};
+bool log_complain(struct log_complaint *c);
+bool log_complaint_reset(struct log_complaint *c);
+
+/* Copy a libpq conninfo string with every password=... value replaced by "********", for
+ * logs and errors (URIs too: postgresql://user:secret@host). Always NUL-terminates. */
+void log_redact_conninfo(const char *conninfo, char *out, unsigned long outlen);
+
+#endif
