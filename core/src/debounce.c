@@ -1,0 +1,128 @@
+#include "debounce.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void debounce_init(struct debounce *d, int64_t debounce_ms, int64_t max_delay_ms)
+{
+	memset(d, 0, sizeof(*d));
+	d->debounce_ms = debounce_ms;
+	d->max_delay_ms = max_delay_ms;
+	d->first_ms = d->last_ms = -1;
+}
+
+static void drop_payloads(struct debounce *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->payloads[i]);
+	free(d->payloads);
+	d->payloads = NULL;
+	d->n = d->cap = d->bytes = 0;
+}
+
+void debounce_free(struct debounce *d)
+{
+	drop_payloads(d);
+	d->first_ms = d->last_ms = -1;
+}
+
+bool debounce_payload_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p;
+		size_t need;
+		unsigned cp;
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+				return false;
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) <= need)
+			return false;
+		for (size_t k = 1; k <= need; k++) {
+			if ((p[k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[k] & 0x3f);
+		}
+		/* overlong forms, surrogates and values past U+10FFFF */
+		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += need + 1;
+	}
+	return true;
+}
+
+enum debounce_result debounce_note(struct debounce *d, int64_t now_ms, const char *payload)
+{
+	if (d->first_ms < 0)
+		d->first_ms = now_ms;
+	d->last_ms = now_ms;
+	if (!payload || !*payload)
+		return DEBOUNCE_KEPT;
+
+	size_t len = strlen(payload);
+	if (len > DEBOUNCE_MAX_PAYLOAD)
+		return DEBOUNCE_OVERSIZED;
+	if (!debounce_payload_ok(payload, len))
+		return DEBOUNCE_MALFORMED;
+	if (d->n >= DEBOUNCE_MAX_PAYLOADS || d->bytes + len > DEBOUNCE_MAX_BYTES) {
+		d->overflowed = true;
+		return DEBOUNCE_NOTED;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char **np = realloc(d->payloads, cap * sizeof(*np));
+		if (!np) {
+			d->overflowed = true;
+			return DEBOUNCE_NOTED;
+		}
+		d->payloads = np;
+		d->cap = cap;
+	}
+	char *copy = strdup(payload);
+	if (!copy) {
+		d->overflowed = true;
+		return DEBOUNCE_NOTED;
+	}
+	d->payloads[d->n++] = copy;
+	d->bytes += len;
+	return DEBOUNCE_KEPT;
+}
+
+int64_t debounce_due(const struct debounce *d)
+{
+	if (d->first_ms < 0)
+		return -1;
+	int64_t quiet = d->last_ms + d->debounce_ms;
+	int64_t cap = d->first_ms + d->max_delay_ms;
+	return quiet < cap ? quiet : cap;
+}
+
+char **debounce_take(struct debounce *d, size_t *n, bool *overflowed)
+{
+	char **out = d->payloads;
+	*n = d->n;
+	if (overflowed)
+		*overflowed = d->overflowed;
+	d->payloads = NULL;
+	d->n = d->cap = d->bytes = 0;
+	d->overflowed = false;
+	d->first_ms = d->last_ms = -1;
+	return out;
+}

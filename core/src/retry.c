@@ -1,0 +1,46 @@
+#include "retry.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "config.h"
+
+bool retry_is_transient(const char *sqlstate, bool timed_out, bool retry_on_timeout)
+{
+	if (timed_out)
+		return retry_on_timeout;
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return false;
+	if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
+		return true;
+	static const char *const exact[] = {"40001", "40P01", "55P03", "57P01"};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strcmp(sqlstate, exact[i]) == 0)
+			return true;
+	return false;
+}
+
+bool retry_should(const struct conf_job *job, int attempt, const char *sqlstate, bool timed_out)
+{
+	if (attempt > job->retries)
+		return false;
+	if (timed_out && !job->retry_on_timeout)
+		return false;
+	if (job->retry_on == RETRY_ON_ANY)
+		return true;
+	return retry_is_transient(sqlstate, timed_out, job->retry_on_timeout);
+}
+
+int64_t retry_delay_ms(const struct conf_job *job, int attempt, uint32_t random)
+{
+	double base = (double)job->retry_delay_ms;
+	double factor = job->retry_backoff >= 1.0 ? job->retry_backoff : 1.0;
+	double cap = job->retry_max_delay_ms > 0 ? (double)job->retry_max_delay_ms : INFINITY;
+	double d = base * pow(factor, attempt > 1 ? attempt - 1 : 0);
+	if (d > cap)
+		d = cap;
+	d *= 0.9 + 0.2 * ((double)random / (double)UINT32_MAX);
+	if (d > cap)
+		d = cap;
+	return d < 0 ? 0 : (int64_t)d;
+}
