@@ -1,0 +1,450 @@
+#include "alert.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static const char *const kind_names[ALERT_KIND_COUNT] = {
+	[ALERT_FAILED] = "failed",
+	[ALERT_CONSECUTIVE] = "consecutive_failures",
+	[ALERT_STALE] = "stale",
+	[ALERT_SLOW] = "slow",
+	[ALERT_UPSTREAM_FAILED] = "upstream_failed",
+};
+
+const char *alert_kind_name(enum alert_kind kind)
+{
+	return kind < ALERT_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms, int64_t repeat_ms)
+{
+	if (!active) {
+		if (!s->active)
+			return ALERT_NONE;
+		s->active = false;
+		return ALERT_RECOVER;
+	}
+	if (!s->active) {
+		s->active = true;
+		s->since_ms = now_ms;
+		s->last_sent_ms = now_ms;
+		return ALERT_FIRE;
+	}
+	if (repeat_ms > 0 && now_ms - s->last_sent_ms >= repeat_ms) {
+		s->last_sent_ms = now_ms;
+		return ALERT_REPEAT;
+	}
+	return ALERT_NONE;
+}
+
+size_t alert_json_escape(const char *in, char *out, size_t outlen)
+{
+	size_t need = 0;
+	char tmp[8];
+
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		const char *rep = NULL;
+		switch (*p) {
+		case '"': rep = "\\\""; break;
+		case '\\': rep = "\\\\"; break;
+		case '\n': rep = "\\n"; break;
+		case '\r': rep = "\\r"; break;
+		case '\t': rep = "\\t"; break;
+		default:
+			if (*p < 0x20) {
+				snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
+				rep = tmp;
+			}
+		}
+		if (rep) {
+			for (; *rep; rep++, need++)
+				if (need + 1 < outlen)
+					out[need] = *rep;
+		} else {
+			if (need + 1 < outlen)
+				out[need] = (char)*p;
+			need++;
+		}
+	}
+	if (outlen)
+		out[need < outlen ? need : outlen - 1] = '\0';
+	return need;
+}
+
+static void iso_ms(int64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && len)
+		out[0] = '\0';
+}
+
+/* An escaped copy, malloc'd. */
+static char *esc(const char *s)
+{
+	if (!s)
+		s = "";
+	size_t n = alert_json_escape(s, NULL, 0);
+	char *out = malloc(n + 1);
+	if (out)
+		alert_json_escape(s, out, n + 1);
+	return out;
+}
+
+char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
+		 const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
+{
+	static const char *const events[] = {[ALERT_NONE] = "none", [ALERT_FIRE] = "alert",
+					     [ALERT_REPEAT] = "repeat", [ALERT_RECOVER] = "recovered"};
+	char now[32], since[32];
+	char *ej = esc(job), *em = esc(message), *ei = esc(instance);
+	char *out = NULL;
+
+	iso_ms(now_ms, now, sizeof(now));
+	iso_ms(since_ms, since, sizeof(since));
+	if (ej && em && ei &&
+	    asprintf(&out,
+		     "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
+		     "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
+		     events[action], alert_kind_name(kind), ej, em, now, since, ei) < 0)
+		out = NULL;
+	free(ej);
+	free(em);
+	free(ei);
+	return out;
+}
+
+/* ---- sinks ---------------------------------------------------------------------------- */
+
+struct condition {
+	enum alert_kind kind;
+	char *job;
+	struct alert_state st;
+	struct condition *next;
+};
+
+struct sink {
+	enum { SINK_LOG, SINK_NOTIFY, SINK_WEBHOOK, SINK_EXEC } type;
+	char *database, *channel, *url, *command;
+	int64_t timeout_ms;
+	struct evhttp_uri *uri;           /* webhook */
+	struct evhttp_connection *conn;   /* webhook: one per sink, reconnects by itself */
+	struct alerter *owner;
+	struct log_complaint complaint;
+};
+
+struct alerter {
+	struct event_base *base;
+	char *instance;
+	alert_notify_fn notify;
+	void *notify_arg;
+	struct sink *sinks;
+	size_t n_sinks;
+	int64_t repeat_ms;
+	struct condition *conditions;
+	struct alert_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void free_sinks(struct alerter *a)
+{
+	for (size_t i = 0; i < a->n_sinks; i++) {
+		struct sink *s = &a->sinks[i];
+		free(s->database);
+		free(s->channel);
+		free(s->url);
+		free(s->command);
+		/* frees queued requests without calling their callbacks */
+		if (s->conn)
+			evhttp_connection_free(s->conn);
+		if (s->uri)
+			evhttp_uri_free(s->uri);
+	}
+	free(a->sinks);
+	a->sinks = NULL;
+	a->n_sinks = 0;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int open_webhook(struct alerter *a, struct sink *s)
+{
+	int port = evhttp_uri_get_port(s->uri);
+	s->conn = evhttp_connection_base_new(a->base, NULL, evhttp_uri_get_host(s->uri),
+					     (unsigned short)(port > 0 ? port : 80));
+	if (!s->conn)
+		return -ENOMEM;
+	struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)(s->timeout_ms % 1000) * 1000};
+	struct timeval retry = {1, 0};
+	evhttp_connection_set_timeout_tv(s->conn, &tv);
+	evhttp_connection_set_retries(s->conn, 2);
+	evhttp_connection_set_initial_retry_tv(s->conn, &retry);
+	return 0;
+}
+
+static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
+{
+	a->repeat_ms = cfg->alert_repeat_ms;
+	if (cfg->n_alerts == 0) {
+		/* no sinks configured: alerts still reach the log */
+		a->sinks = calloc(1, sizeof(*a->sinks));
+		if (!a->sinks)
+			return -ENOMEM;
+		a->sinks[0].type = SINK_LOG;
+		a->n_sinks = 1;
+		return 0;
+	}
+	a->sinks = calloc(cfg->n_alerts, sizeof(*a->sinks));
+	if (!a->sinks)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_alerts; i++) {
+		const struct conf_alert_sink *c = &cfg->alerts[i];
+		struct sink *s = &a->sinks[a->n_sinks];
+		if (strcmp(c->sink, "log") == 0) {
+			s->type = SINK_LOG;
+		} else if (strcmp(c->sink, "notify") == 0) {
+			s->type = SINK_NOTIFY;
+		} else if (strcmp(c->sink, "webhook") == 0) {
+			s->type = SINK_WEBHOOK;
+			s->uri = c->url ? evhttp_uri_parse(c->url) : NULL;
+			if (!s->uri || !evhttp_uri_get_host(s->uri) ||
+			    strcmp(evhttp_uri_get_scheme(s->uri) ? evhttp_uri_get_scheme(s->uri) : "",
+				   "http") != 0) {
+				log_error("%s:%d: webhook url \"%s\" is not an http:// URL; alerts to it "
+					  "are disabled",
+					  c->file ? c->file : "?", c->line, c->url ? c->url : "");
+				if (s->uri)
+					evhttp_uri_free(s->uri);
+				s->uri = NULL;
+				continue;
+			}
+		} else if (strcmp(c->sink, "exec") == 0) {
+			s->type = SINK_EXEC;
+		} else {
+			continue; /* config validation reports unknown sinks */
+		}
+		s->database = dup_or_null(c->database);
+		s->channel = dup_or_null(c->channel);
+		s->url = dup_or_null(c->url);
+		s->command = dup_or_null(c->command);
+		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
+		s->owner = a;
+		if (s->type == SINK_WEBHOOK && open_webhook(a, s) != 0)
+			log_error("%s:%d: cannot set up webhook %s; alerts to it are disabled",
+				  c->file ? c->file : "?", c->line, c->url);
+		a->n_sinks++;
+	}
+	return 0;
+}
+
+int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
+	       alert_notify_fn notify, void *notify_arg, struct alerter **out)
+{
+	struct alerter *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->base = base;
+	a->instance = strdup(instance ? instance : "");
+	a->notify = notify;
+	a->notify_arg = notify_arg;
+	if (!a->instance || load_sinks(a, cfg) != 0) {
+		alert_close(&a);
+		return -ENOMEM;
+	}
+	*out = a;
+	return 0;
+}
+
+void alert_reconfigure(struct alerter *a, const struct pgc_config *cfg)
+{
+	free_sinks(a);
+	if (load_sinks(a, cfg) != 0)
+		log_error("out of memory while reloading alert sinks; alerts go nowhere");
+}
+
+void alert_close(struct alerter **ap)
+{
+	struct alerter *a = *ap;
+	if (!a)
+		return;
+	free_sinks(a);
+	for (struct condition *c = a->conditions, *next; c; c = next) {
+		next = c->next;
+		free(c->job);
+		free(c);
+	}
+	free(a->instance);
+	free(a);
+	*ap = NULL;
+}
+
+struct alert_stats alert_get_stats(const struct alerter *a) { return a->stats; }
+
+static void sink_failed(struct alerter *a, struct sink *s, const char *what)
+{
+	a->stats.failed_sinks++;
+	if (log_complain(&s->complaint))
+		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
+			    s->type == SINK_WEBHOOK ? s->url : s->command ? s->command : "?", what);
+}
+
+/* Completion of one POST. The connection is the sink's own and outlives requests. */
+static void webhook_done(struct evhttp_request *req, void *arg)
+{
+	struct sink *s = arg;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	if (code >= 200 && code < 300) {
+		if (log_complaint_reset(&s->complaint))
+			log_notice("alert webhook %s works again", s->url);
+		return;
+	}
+	char what[64];
+	if (code)
+		snprintf(what, sizeof(what), "HTTP status %d", code);
+	else
+		snprintf(what, sizeof(what), "no response");
+	sink_failed(s->owner, s, what);
+}
+
+static void send_webhook(struct alerter *a, struct sink *s, const char *json)
+{
+	if (!s->conn)
+		return;
+	struct evhttp_request *req = evhttp_request_new(webhook_done, s);
+	if (!req)
+		return;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", evhttp_uri_get_host(s->uri));
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "User-Agent", "pgcrond/" PGCROND_VERSION);
+	evbuffer_add(evhttp_request_get_output_buffer(req), json, strlen(json));
+	const char *path = evhttp_uri_get_path(s->uri);
+	const char *query = evhttp_uri_get_query(s->uri);
+	char target[2048];
+	int r = snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/",
+			 query ? "?" : "", query ? query : "");
+	if (r < 0 || (size_t)r >= sizeof(target)) {
+		evhttp_request_free(req);
+		sink_failed(a, s, "URL too long");
+		return;
+	}
+	/* evhttp_make_request frees the request itself when it fails */
+	if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, target) != 0)
+		sink_failed(a, s, "cannot send the request");
+}
+
+/* Run the command through /bin/sh with the alert in the environment. Double fork, so the
+ * daemon never has to reap it; alarm() survives exec and bounds how long it may run. */
+static void send_exec(struct alerter *a, struct sink *s, enum alert_action action,
+		      enum alert_kind kind, const char *job, const char *message, const char *json)
+{
+	static const char *const events[] = {"none", "alert", "repeat", "recovered"};
+	pid_t pid = fork();
+	if (pid < 0) {
+		sink_failed(a, s, strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		if (fork() != 0)
+			_exit(0);
+		setenv("PGCROND_ALERT_EVENT", events[action], 1);
+		setenv("PGCROND_ALERT_KIND", alert_kind_name(kind), 1);
+		setenv("PGCROND_ALERT_JOB", job ? job : "", 1);
+		setenv("PGCROND_ALERT_MESSAGE", message ? message : "", 1);
+		setenv("PGCROND_ALERT_INSTANCE", a->instance, 1);
+		setenv("PGCROND_ALERT_JSON", json, 1);
+		signal(SIGPIPE, SIG_DFL);
+		alarm((unsigned)((s->timeout_ms + 999) / 1000));
+		execl("/bin/sh", "sh", "-c", s->command, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void dispatch(struct alerter *a, enum alert_action action, enum alert_kind kind,
+		     const char *job, const char *message, int64_t since_ms)
+{
+	int64_t now = now_ms();
+	char *json = alert_json(action, kind, job, message, now, since_ms, a->instance);
+	if (!json)
+		return;
+	a->stats.sent++;
+	for (size_t i = 0; i < a->n_sinks; i++) {
+		struct sink *s = &a->sinks[i];
+		switch (s->type) {
+		case SINK_LOG:
+			log_msg(action == ALERT_RECOVER ? LOG_LVL_NOTICE : LOG_LVL_ERROR, job,
+				"%s %s: %s", action == ALERT_RECOVER ? "recovered from" : "ALERT",
+				alert_kind_name(kind), message ? message : "");
+			break;
+		case SINK_NOTIFY:
+			if (a->notify)
+				a->notify(a->notify_arg, s->database, s->channel, json);
+			break;
+		case SINK_WEBHOOK:
+			send_webhook(a, s, json);
+			break;
+		case SINK_EXEC:
+			send_exec(a, s, action, kind, job, message, json);
+			break;
+		}
+	}
+	free(json);
+}
+
+static struct condition *find_condition(struct alerter *a, enum alert_kind kind, const char *job)
+{
+	for (struct condition *c = a->conditions; c; c = c->next)
+		if (c->kind == kind && strcmp(c->job, job ? job : "") == 0)
+			return c;
+	struct condition *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->kind = kind;
+	c->job = strdup(job ? job : "");
+	if (!c->job) {
+		free(c);
+		return NULL;
+	}
+	c->next = a->conditions;
+	a->conditions = c;
+	return c;
+}
+
+void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
+		     const char *message)
+{
+	struct condition *c = find_condition(a, kind, job);
+	if (!c)
+		return;
+	enum alert_action act = alert_step(&c->st, active, now_ms(), a->repeat_ms);
+	if (act != ALERT_NONE)
+		dispatch(a, act, kind, job, message, c->st.since_ms);
+}
+
+void alert_event(struct alerter *a, enum alert_kind kind, const char *job, const char *message)
+{
+	dispatch(a, ALERT_FIRE, kind, job, message, now_ms());
+}
