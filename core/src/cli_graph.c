@@ -1,10 +1,132 @@
-/* Placeholder until the module behind "pgcrond graph" lands. */
+/* pgcrond graph: the job graph in Graphviz DOT, each job with its schedule and last status. */
+#include <getopt.h>
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "jobgraph.h"
+#include "log.h"
+#include "pgconn.h"
+#include "plugin.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgcrond graph [-c FILE]\n\n"
+		"Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
+		"status of its last run (read from the history database when it is reachable), one\n"
+		"edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
+		"  -c, --config FILE  the configuration (default %s)\n"
+		"  -h, --help         this help\n\n"
+		"Example: pgcrond graph | dot -Tsvg > jobs.svg\n",
+		PGCROND_DEFAULT_CONF);
+}
+
+/* Last status per job from the history table; a database that cannot be reached only
+ * costs the colours. */
+static void last_statuses(const struct pgc_config *cfg, char **status)
+{
+	const struct conf_database *db =
+		cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	char err[512];
+	if (!db)
+		return;
+	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond graph", err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "pgcrond graph: last statuses unavailable: %s\n", err);
+		return;
+	}
+	PGresult *r = PQexec(c, "SELECT DISTINCT ON (job_name) job_name, status "
+				"FROM pgcrond.job_run_details ORDER BY job_name, start_time DESC");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "pgcrond graph: last statuses unavailable: %s\n",
+			pgconn_result_error(r, err, sizeof(err)));
+	} else {
+		for (int row = 0; row < PQntuples(r); row++)
+			for (size_t i = 0; i < cfg->n_jobs; i++)
+				if (strcmp(cfg->jobs[i].name, PQgetvalue(r, row, 0)) == 0)
+					status[i] = strdup(PQgetvalue(r, row, 1));
+	}
+	PQclear(r);
+	PQfinish(c);
+}
 
 int cli_graph(int argc, char **argv)
 {
-	fprintf(stderr, "pgcrond graph: not implemented yet\n");
-	return EX_UNAVAILABLE;
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *conf = PGCROND_DEFAULT_CONF;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "pgcrond graph: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *reg = NULL;
+	struct jobgraph g;
+	int ret = EX_CONFIG;
+
+	if (config_load(conf, &cfg, &dl) != 0)
+		goto out;
+	if (plugin_check_config(cfg, &reg, &dl) != 0)
+		goto out;
+	if (jobgraph_build(cfg, reg, &g, &dl) != 0)
+		goto out;
+
+	char **labels = calloc(cfg->n_jobs + 1, sizeof(*labels));
+	char **status = calloc(cfg->n_jobs + 1, sizeof(*status));
+	if (!labels || !status) {
+		free(labels);
+		free(status);
+		jobgraph_free(&g);
+		ret = EX_OSERR;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *j = &cfg->jobs[i];
+		const char *what = j->schedule ? j->schedule : j->listen ? "on notify" : "after upstreams";
+		if (asprintf(&labels[i], "%s%s%s%s", what, j->listen && j->schedule ? " / notify " : "",
+			     j->listen && j->schedule ? j->listen : "", j->enabled ? "" : " (disabled)") < 0)
+			labels[i] = NULL;
+	}
+	last_statuses(cfg, status);
+	dag_write_dot(&g.dag, stdout, (const char *const *)labels, (const char *const *)status);
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		free(labels[i]);
+		free(status[i]);
+	}
+	free(labels);
+	free(status);
+	jobgraph_free(&g);
+	ret = EX_OK;
+out:
+	diag_print(&dl, stderr);
+	diag_clear(&dl);
+	plugin_registry_free(&reg);
+	config_free(&cfg);
+	return ret;
 }

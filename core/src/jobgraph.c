@@ -1,0 +1,102 @@
+#include "jobgraph.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "plugin.h"
+
+struct edges {
+	struct dag_edge *items;
+	size_t n, cap;
+};
+
+static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_job *j,
+		    const char *why)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 16;
+		struct dag_edge *items = realloc(e->items, cap * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		e->items = items;
+		e->cap = cap;
+	}
+	e->items[e->n++] = (struct dag_edge){from, to, j->file, j->line, why};
+	return 0;
+}
+
+static long job_index(const struct pgc_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		if (strcmp(cfg->jobs[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Edges for "job I's plugin reads plugin R": from every job running R. */
+static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_config *cfg,
+			  size_t i, const char *reads)
+{
+	const struct conf_job *j = &cfg->jobs[i];
+	for (size_t k = 0; k < cfg->n_jobs; k++) {
+		if (!cfg->jobs[k].plugin || strcmp(cfg->jobs[k].plugin, reads) != 0)
+			continue;
+		char **whys = realloc(g->whys, (g->n_whys + 1) * sizeof(*whys));
+		if (!whys)
+			return -ENOMEM;
+		g->whys = whys;
+		if (asprintf(&g->whys[g->n_whys], "plugin %s reads %s", j->plugin, reads) < 0)
+			return -ENOMEM;
+		if (add_edge(e, k, i, j, g->whys[g->n_whys++]) != 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *reg,
+		   struct jobgraph *g, struct diag_list *dl)
+{
+	struct edges e = {0};
+	int ret = -ENOMEM;
+
+	memset(g, 0, sizeof(*g));
+	g->names = malloc((cfg->n_jobs ? cfg->n_jobs : 1) * sizeof(*g->names));
+	if (!g->names)
+		goto out;
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		g->names[i] = cfg->jobs[i].name;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *j = &cfg->jobs[i];
+		for (size_t a = 0; a < j->n_after; a++) {
+			long up = job_index(cfg, j->after[a]);
+			if (up >= 0 && add_edge(&e, (size_t)up, i, j, NULL) != 0)
+				goto out;
+		}
+		const struct plugin *p = reg && j->plugin ? plugin_registry_find(reg, j->plugin) : NULL;
+		if (!p || !p->decl.reads)
+			continue;
+		for (const char *const *r = p->decl.reads; *r; r++)
+			if (add_read_edges(g, &e, cfg, i, *r) != 0)
+				goto out;
+	}
+	ret = dag_build(&g->dag, cfg->n_jobs, g->names, e.items, e.n, dl);
+out:
+	free(e.items);
+	if (ret != 0)
+		jobgraph_free(g);
+	return ret;
+}
+
+void jobgraph_free(struct jobgraph *g)
+{
+	dag_free(&g->dag);
+	free(g->names);
+	for (size_t i = 0; i < g->n_whys; i++)
+		free(g->whys[i]);
+	free(g->whys);
+	memset(g, 0, sizeof(*g));
+}
