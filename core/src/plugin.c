@@ -1,0 +1,1183 @@
+#include "plugin.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* PostgreSQL's protocol carries the parameter count in 16 bits. */
+#define MAX_PARAMS 65535
+
+/* Job keys the config module keeps for itself (config.h, struct conf_job): a plugin setting
+ * with one of these names would never reach the plugin, so a declaration using one is
+ * refused. Keep in step with config.c's job keys. */
+static const char *const core_job_keys[] = {
+    "name",
+    "plugin",
+    "command",
+    "database",
+    "schedule",
+    "after",
+    "enabled",
+    "timeout",
+    "overlap",
+    "retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_max_delay",
+    "retry_on_timeout",
+    "retry_on",
+    "catchup",
+    "listen",
+    "debounce",
+    "max_delay",
+    "alert_after",
+    "max_staleness",
+    "warn_duration",
+    NULL,
+};
+
+/* Every plugin loaded by this process, never unloaded (see plugin.h). The daemon calls the
+ * loader from its one thread only. */
+static struct plugin **loaded;
+static size_t n_loaded, cap_loaded;
+
+/* Who is calling into a plugin right now, so api->log() can say which plugin (and job) a
+ * message is about without the plugin repeating it. */
+static char log_context[192];
+
+/* What a plugin's settings handle is, core side. */
+struct pgc_settings {
+	const struct plugin *plugin;
+	const struct conf_job *job;
+	struct diag_list *dl; /* NULL outside configuration checks: errors are logged */
+	int *n_errors;
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap); /* a cut message is still better than none */
+	va_end(ap);
+}
+
+static void set_context(const struct plugin *p, const struct conf_job *job)
+{
+	int n;
+
+	if (job)
+		n = snprintf(log_context, sizeof(log_context), "job %s (plugin %s)", job->name,
+		             p->name);
+	else
+		n = snprintf(log_context, sizeof(log_context), "plugin %s", p->name);
+	if (n < 0 || (size_t)n >= sizeof(log_context))
+		log_context[sizeof(log_context) - 1] = '\0'; /* long names: a cut prefix will do */
+}
+
+static void clear_context(void)
+{
+	log_context[0] = '\0';
+}
+
+static bool name_is_valid(const char *name)
+{
+	if (!name || !*name)
+		return false;
+	for (const char *c = name; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		          (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool setting_name_is_valid(const char *name)
+{
+	if (!name || !*name || (*name >= '0' && *name <= '9'))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+			return false;
+	return true;
+}
+
+static bool is_core_job_key(const char *name)
+{
+	for (size_t i = 0; core_job_keys[i]; i++)
+		if (strcmp(core_job_keys[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* ---- identifier quoting ------------------------------------------------------------- */
+
+/* Like PQescapeIdentifier() but without a connection: a UTF-8 (or any ASCII-safe) server
+ * encoding is assumed, so only '"' needs doubling. Always quoting keeps case and makes
+ * reserved words safe. */
+static int quote_part(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t need = 2 + len + 1, o = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '"')
+			need++;
+	if (need > outlen || need > INT_MAX)
+		return -ENOSPC;
+	out[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"')
+			out[o++] = '"';
+		out[o++] = s[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return (int)o;
+}
+
+int plugin_quote_ident(const char *ident, char *out, size_t outlen)
+{
+	if (!ident || !*ident)
+		return -EINVAL;
+	return quote_part(ident, strlen(ident), out, outlen);
+}
+
+int plugin_quote_qualified(const char *name, char *out, size_t outlen)
+{
+	if (!name || !*name)
+		return -EINVAL;
+	const char *dot = strchr(name, '.');
+	if (!dot)
+		return plugin_quote_ident(name, out, outlen);
+	if (dot == name || !dot[1] || strchr(dot + 1, '.'))
+		return -EINVAL;
+	int a = quote_part(name, (size_t)(dot - name), out, outlen);
+	if (a < 0)
+		return a;
+	if ((size_t)a + 1 >= outlen)
+		return -ENOSPC;
+	out[a] = '.';
+	int b = quote_part(dot + 1, strlen(dot + 1), out + a + 1, outlen - (size_t)a - 1);
+	if (b < 0)
+		return b;
+	return a + 1 + b;
+}
+
+/* ---- setting values ----------------------------------------------------------------- */
+
+static int parse_int(const char *text, int64_t *out)
+{
+	char *end;
+
+	if (!text || !*text)
+		return -EINVAL;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (end == text || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case PGC_SETTING_STRING:
+		return "string";
+	case PGC_SETTING_INT:
+		return "integer";
+	case PGC_SETTING_BOOL:
+		return "boolean";
+	case PGC_SETTING_DURATION:
+		return "duration";
+	default:
+		return "unknown type";
+	}
+}
+
+static const char *getter_name(int type)
+{
+	switch (type) {
+	case PGC_SETTING_STRING:
+		return "setting_str()";
+	case PGC_SETTING_INT:
+		return "setting_int()";
+	case PGC_SETTING_BOOL:
+		return "setting_bool()";
+	default:
+		return "setting_duration_ms()";
+	}
+}
+
+/* Check VALUE against TYPE. On failure ERR gets a phrase naming the value, why it is wrong
+ * and what to write instead. */
+static int check_value(int type, const char *value, char *err, size_t errlen)
+{
+	int64_t i;
+	bool b;
+
+	switch (type) {
+	case PGC_SETTING_STRING:
+		return 0;
+	case PGC_SETTING_INT:
+		switch (parse_int(value, &i)) {
+		case 0:
+			return 0;
+		case -ERANGE:
+			set_err(err, errlen, "\"%s\" is out of range for a 64-bit integer", value);
+			return -EINVAL;
+		default:
+			set_err(err, errlen,
+			        "\"%s\" is not an integer; write a whole number such as 10", value);
+			return -EINVAL;
+		}
+	case PGC_SETTING_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			set_err(err, errlen, "\"%s\" is not a boolean; write true or false", value);
+			return -EINVAL;
+		}
+		return 0;
+	case PGC_SETTING_DURATION:
+		/* duration_parse() already says what it got and what it takes. */
+		return duration_parse(value, &i, err, errlen) < 0 ? -EINVAL : 0;
+	default:
+		set_err(err, errlen, "has an unknown type %d", type);
+		return -EINVAL;
+	}
+}
+
+static const struct pgc_setting_decl *find_decl(const struct plugin *p, const char *key)
+{
+	for (size_t i = 0; key && i < p->n_settings; i++)
+		if (strcmp(p->decl.settings[i].name, key) == 0)
+			return &p->decl.settings[i];
+	return NULL;
+}
+
+static const struct conf_setting *find_job_setting(const struct conf_job *job, const char *key)
+{
+	for (size_t i = 0; job && key && i < job->n_settings; i++)
+		if (job->settings[i].key && strcmp(job->settings[i].key, key) == 0)
+			return &job->settings[i];
+	return NULL;
+}
+
+/* The text a getter works from: the job's value, the declared default, or NULL (use the
+ * getter's DEF). Logs a plugin bug (undeclared key, wrong type) and returns NULL. */
+static const char *setting_text(const struct pgc_settings *s, const char *key, int type)
+{
+	const struct pgc_setting_decl *d = find_decl(s->plugin, key);
+
+	if (!d) {
+		log_msg(
+		    LOG_LVL_WARNING, log_context[0] ? log_context : NULL,
+		    "asked for setting \"%s\", which the plugin does not declare (a plugin bug); "
+		    "using the default",
+		    key ? key : "(null)");
+		return NULL;
+	}
+	if (d->type != type) {
+		log_msg(LOG_LVL_WARNING, log_context[0] ? log_context : NULL,
+		        "read %s setting \"%s\" with %s (a plugin bug); using the default",
+		        type_name(d->type), key, getter_name(type));
+		return NULL;
+	}
+	const struct conf_setting *js = find_job_setting(s->job, key);
+	return js ? js->value : d->default_value;
+}
+
+/* ---- the API table ------------------------------------------------------------------ */
+
+static void api_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void api_log(int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (level < PGC_LOG_ERROR)
+		level = PGC_LOG_ERROR;
+	if (level > PGC_LOG_DEBUG)
+		level = PGC_LOG_DEBUG;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut log line is still a log line */
+	va_end(ap);
+	log_msg((enum log_level)level, log_context[0] ? log_context : NULL, "%s", msg);
+}
+
+static const char *api_setting_str(const struct pgc_settings *s, const char *key, const char *def)
+{
+	const char *t = setting_text(s, key, PGC_SETTING_STRING);
+	return t ? t : def;
+}
+
+static int64_t api_setting_int(const struct pgc_settings *s, const char *key, int64_t def)
+{
+	const char *t = setting_text(s, key, PGC_SETTING_INT);
+	int64_t v;
+	return t && parse_int(t, &v) == 0 ? v : def;
+}
+
+static bool api_setting_bool(const struct pgc_settings *s, const char *key, bool def)
+{
+	const char *t = setting_text(s, key, PGC_SETTING_BOOL);
+	bool v;
+	return t && parse_bool(t, &v) == 0 ? v : def;
+}
+
+static int64_t api_setting_duration_ms(const struct pgc_settings *s, const char *key, int64_t def)
+{
+	const char *t = setting_text(s, key, PGC_SETTING_DURATION);
+	int64_t v;
+	char err[128];
+	return t && duration_parse(t, &v, err, sizeof(err)) == 0 ? v : def;
+}
+
+static bool api_setting_is_set(const struct pgc_settings *s, const char *key)
+{
+	return find_job_setting(s->job, key) != NULL;
+}
+
+static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->n_errors)
+		(*s->n_errors)++;
+	const struct conf_setting *js = find_job_setting(s->job, key);
+	int line = js && js->line > 0 ? js->line : s->job->line;
+	if (!s->dl) {
+		log_msg(LOG_LVL_ERROR, log_context[0] ? log_context : NULL, "setting \"%s\": %s",
+		        key ? key : "", msg);
+		return;
+	}
+	if (key)
+		diag_add(s->dl, s->job->file, line, "job \"%s\": setting \"%s\": %s", s->job->name,
+		         key, msg);
+	else
+		diag_add(s->dl, s->job->file, line, "job \"%s\": %s", s->job->name, msg);
+}
+
+/* A failed add is remembered, so a plugin that ignores the return value still cannot
+ * produce a run with a statement or parameter silently missing. */
+static int add_failed(struct pgc_run *run, int rc)
+{
+	if (!run->add_error)
+		run->add_error = rc;
+	return rc;
+}
+
+static int api_run_add(struct pgc_run *run, const char *sql)
+{
+	if (!sql || !*sql)
+		return add_failed(run, -EINVAL);
+	if (run->n_stmts == run->cap) {
+		size_t cap = run->cap ? run->cap * 2 : 4;
+		struct plugin_stmt *st = realloc(run->stmts, cap * sizeof(*st));
+		if (!st)
+			return add_failed(run, -ENOMEM);
+		run->stmts = st;
+		run->cap = cap;
+	}
+	char *copy = strdup(sql);
+	if (!copy)
+		return add_failed(run, -ENOMEM);
+	run->stmts[run->n_stmts++] = (struct plugin_stmt){.sql = copy};
+	return 0;
+}
+
+static int api_run_add_param(struct pgc_run *run, const char *value)
+{
+	if (run->n_stmts == 0)
+		return add_failed(run, -EINVAL);
+	struct plugin_stmt *st = &run->stmts[run->n_stmts - 1];
+	if (st->n_params >= MAX_PARAMS)
+		return add_failed(run, -E2BIG);
+	char *copy = NULL;
+	if (value && !(copy = strdup(value)))
+		return add_failed(run, -ENOMEM);
+	/* Parameters are few (a handful per statement): grow one at a time. */
+	char **params = realloc(st->params, ((size_t)st->n_params + 1) * sizeof(*params));
+	if (!params) {
+		free(copy);
+		return add_failed(run, -ENOMEM);
+	}
+	params[st->n_params++] = copy;
+	st->params = params;
+	return 0;
+}
+
+static void api_run_error(struct pgc_run *run, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void api_run_error(struct pgc_run *run, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (run->error)
+		return;           /* the first reason is the one that matters */
+	run->error = strdup(msg); /* on ENOMEM the run still fails, with a generic message */
+}
+
+static const char *api_job_name(const struct pgc_settings *s)
+{
+	return s->job->name;
+}
+
+static const struct pgc_api core_api = {
+    .size = sizeof(struct pgc_api),
+    .abi_major = PGC_PLUGIN_ABI_MAJOR,
+    .abi_minor = PGC_PLUGIN_ABI_MINOR,
+    .core_version = PGCROND_VERSION,
+    .log = api_log,
+    .setting_str = api_setting_str,
+    .setting_int = api_setting_int,
+    .setting_bool = api_setting_bool,
+    .setting_duration_ms = api_setting_duration_ms,
+    .setting_is_set = api_setting_is_set,
+    .setting_error = api_setting_error,
+    .quote_ident = plugin_quote_ident,
+    .quote_qualified = plugin_quote_qualified,
+    .run_add = api_run_add,
+    .run_add_param = api_run_add_param,
+    .run_error = api_run_error,
+    .job_name = api_job_name,
+};
+
+const struct pgc_api *plugin_api(void)
+{
+	return &core_api;
+}
+
+/* ---- loading ------------------------------------------------------------------------ */
+
+static bool owner_ok(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* The file is only as trustworthy as whoever can replace it: the directory and the file must
+ * be owned by root or by us and writable by nobody else. Then nobody else can swap the file
+ * between these checks and dlopen(), so checking by path is enough. A symbolic link is
+ * refused because its target lives in a directory these checks never saw; packages install
+ * the file itself. */
+static int check_files(const char *dir, const char *name, const char *path, char *err,
+                       size_t errlen)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			set_err(err, errlen,
+			        "plugin \"%s\": plugin_dir %s does not exist; create it or set "
+			        "plugin_dir in pgcrond.conf",
+			        name, dir);
+		else
+			set_err(err, errlen, "plugin \"%s\": cannot read plugin_dir %s: %s", name,
+			        dir, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		set_err(err, errlen,
+		        "plugin \"%s\": plugin_dir %s is not a directory; set plugin_dir "
+		        "in pgcrond.conf to the directory holding the plugins",
+		        name, dir);
+		return -ENOTDIR;
+	}
+	if (!owner_ok(st.st_uid)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": directory %s is owned by uid %u, neither "
+		        "root nor the user pgcrond runs as (uid %u); run chown root %s",
+		        name, dir, (unsigned)st.st_uid, (unsigned)geteuid(), dir);
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": directory %s is writable by %s (mode "
+		        "%04o); run chmod go-w %s",
+		        name, dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+		        (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+
+	if (lstat(path, &st) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			set_err(err, errlen,
+			        "plugin \"%s\": %s does not exist; install the plugin "
+			        "there, or check the plugin name and plugin_dir",
+			        name, path);
+		else
+			set_err(err, errlen, "plugin \"%s\": cannot read %s: %s", name, path,
+			        strerror(e));
+		return -e;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		set_err(
+		    err, errlen,
+		    "refusing plugin \"%s\": %s is a symbolic link; install the "
+		    "plugin file itself in %s (a link could lead outside the checked directory)",
+		    name, path, dir);
+		return -EPERM;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": %s is not a regular file; install the "
+		        "plugin's .so file there",
+		        name, path);
+		return -EPERM;
+	}
+	if (!owner_ok(st.st_uid)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": %s is owned by uid %u, neither root nor "
+		        "the user pgcrond runs as (uid %u); run chown root %s",
+		        name, path, (unsigned)st.st_uid, (unsigned)geteuid(), path);
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": %s is writable by %s (mode %04o); run "
+		        "chmod go-w %s",
+		        name, path, (st.st_mode & S_IWOTH) ? "others" : "its group",
+		        (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The magic block: read `size` first (it is the first field in every version), and only
+ * read the rest once the size says the layout is ours. */
+static int check_magic(const struct pgc_plugin_magic *m, const char *name, const char *path,
+                       char *err, size_t errlen)
+{
+	static const char rebuild[] = "rebuild the plugin against this pgcrond's plugin.h";
+
+	if (!m) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): " PGC_PLUGIN_MAGIC_SYMBOL "() returned "
+		        "no magic block; %s",
+		        name, path, rebuild);
+		return -ENOEXEC;
+	}
+	if (m->size != sizeof(struct pgc_plugin_magic)) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): magic block size is %zu bytes but this "
+		        "pgcrond expects %zu; %s",
+		        name, path, m->size, sizeof(struct pgc_plugin_magic), rebuild);
+		return -ENOEXEC;
+	}
+	if (m->abi_major != PGC_PLUGIN_ABI_MAJOR) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): ABI major version is %u but this pgcrond "
+		        "speaks %u; %s",
+		        name, path, (unsigned)m->abi_major, (unsigned)PGC_PLUGIN_ABI_MAJOR,
+		        rebuild);
+		return -ENOEXEC;
+	}
+	if (m->abi_minor > PGC_PLUGIN_ABI_MINOR) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): ABI minor version is %u but this pgcrond "
+		        "speaks %u.%u at most; upgrade pgcrond, or %s",
+		        name, path, (unsigned)m->abi_minor, (unsigned)PGC_PLUGIN_ABI_MAJOR,
+		        (unsigned)PGC_PLUGIN_ABI_MINOR, rebuild);
+		return -ENOEXEC;
+	}
+	if (!m->name || strcmp(m->name, name) != 0) {
+		set_err(
+		    err, errlen,
+		    "plugin \"%s\" (%s): magic block name is \"%s\" but the file is "
+		    "named %s.so; name the file after the plugin, or fix PGCROND_PLUGIN_MAGIC()",
+		    name, path, m->name ? m->name : "(null)", name);
+		return -ENOEXEC;
+	}
+	if (!m->version) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): magic block version is missing; give one "
+		        "in PGCROND_PLUGIN_MAGIC()",
+		        name, path);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+/* The declaration: everything the core will rely on later is checked once, here, so a bad
+ * plugin is refused at load time with a message for its author rather than failing runs. */
+static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, size_t errlen)
+{
+	const size_t min_size = offsetof(struct pgc_plugin, build_run) + sizeof(d->build_run);
+	char buf[512];
+
+	if (!d) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() returned no "
+		        "declaration; set *decl to the plugin's struct pgc_plugin",
+		        p->name, p->path);
+		return -ENOEXEC;
+	}
+	if (d->size < min_size || d->size > sizeof(struct pgc_plugin)) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): declaration size is %zu bytes but this "
+		        "pgcrond expects %zu; set .size = sizeof(struct pgc_plugin) and rebuild "
+		        "against "
+		        "this pgcrond's plugin.h",
+		        p->name, p->path, d->size, sizeof(struct pgc_plugin));
+		return -ENOEXEC;
+	}
+	memset(&p->decl, 0, sizeof(p->decl));
+	memcpy(&p->decl, d, d->size);
+	d = &p->decl;
+
+	if (!d->build_run) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): declaration has no build_run callback; "
+		        "every plugin must say what a run executes",
+		        p->name, p->path);
+		return -ENOEXEC;
+	}
+	for (p->n_relations = 0; d->relations && d->relations[p->n_relations].name;
+	     p->n_relations++) {
+		const struct pgc_relation_decl *r = &d->relations[p->n_relations];
+		if (!strchr(r->name, '.') ||
+		    plugin_quote_qualified(r->name, buf, sizeof(buf)) < 0) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): relation \"%s\" is not a "
+			        "schema-qualified name; declare it as \"schema.relation\"",
+			        p->name, p->path, r->name);
+			return -ENOEXEC;
+		}
+		if (r->kind != PGC_RELATION_MATVIEW && r->kind != PGC_RELATION_TABLE) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): relation \"%s\" has unknown kind %d; "
+			        "use PGC_RELATION_MATVIEW or PGC_RELATION_TABLE",
+			        p->name, p->path, r->name, r->kind);
+			return -ENOEXEC;
+		}
+		if ((r->flags & ~PGC_RELATION_CONCURRENT) ||
+		    ((r->flags & PGC_RELATION_CONCURRENT) && r->kind != PGC_RELATION_MATVIEW)) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): relation \"%s\" has flags 0x%x this "
+			        "pgcrond does not accept; only a materialized view can be "
+			        "PGC_RELATION_CONCURRENT",
+			        p->name, p->path, r->name, r->flags);
+			return -ENOEXEC;
+		}
+	}
+	if (p->n_relations == 0) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): declares no relation; list the relations "
+		        "it maintains in .relations",
+		        p->name, p->path);
+		return -ENOEXEC;
+	}
+	for (p->n_reads = 0; d->reads && d->reads[p->n_reads]; p->n_reads++) {
+		const char *r = d->reads[p->n_reads];
+		if (!name_is_valid(r) || strcmp(r, p->name) == 0) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): .reads names \"%s\", which is not "
+			        "another plugin's name",
+			        p->name, p->path, r);
+			return -ENOEXEC;
+		}
+	}
+	for (p->n_settings = 0; d->settings && d->settings[p->n_settings].name; p->n_settings++) {
+		const struct pgc_setting_decl *s = &d->settings[p->n_settings];
+		if (!setting_name_is_valid(s->name)) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): setting name \"%s\" is not valid; "
+			        "use lower-case letters, digits and '_'",
+			        p->name, p->path, s->name);
+			return -ENOEXEC;
+		}
+		if (is_core_job_key(s->name)) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): setting \"%s\" has the name of a job "
+			        "key pgcrond keeps for itself; rename the setting",
+			        p->name, p->path, s->name);
+			return -ENOEXEC;
+		}
+		for (size_t j = 0; j < p->n_settings; j++) {
+			if (strcmp(d->settings[j].name, s->name) == 0) {
+				set_err(err, errlen,
+				        "plugin \"%s\" (%s): setting \"%s\" is declared "
+				        "twice",
+				        p->name, p->path, s->name);
+				return -ENOEXEC;
+			}
+		}
+		if (s->type < PGC_SETTING_STRING || s->type > PGC_SETTING_DURATION) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): setting \"%s\" has unknown type %d", p->name,
+			        p->path, s->name, s->type);
+			return -ENOEXEC;
+		}
+		if (s->default_value &&
+		    check_value(s->type, s->default_value, buf, sizeof(buf)) < 0) {
+			set_err(err, errlen,
+			        "plugin \"%s\" (%s): the default of setting \"%s\" is "
+			        "invalid: %s",
+			        p->name, p->path, s->name, buf);
+			return -ENOEXEC;
+		}
+	}
+	return 0;
+}
+
+static void plugin_destroy(struct plugin *p)
+{
+	if (!p)
+		return;
+	/* The handle is deliberately not closed: see plugin.h. */
+	free(p->name);
+	free(p->path);
+	free(p);
+}
+
+typedef const struct pgc_plugin_magic *(*magic_fn)(void);
+typedef int (*init_fn)(const struct pgc_api *, const struct pgc_plugin **);
+
+static int open_plugin(const char *name, const char *path, struct plugin **out, char *err,
+                       size_t errlen)
+{
+	struct plugin *p = calloc(1, sizeof(*p));
+	const struct pgc_plugin *decl = NULL;
+	magic_fn magic;
+	init_fn init;
+	void *sym;
+	int rc;
+
+	if (!p || !(p->name = strdup(name)) || !(p->path = strdup(path))) {
+		set_err(err, errlen, "plugin \"%s\": out of memory", name);
+		rc = -ENOMEM;
+		goto out;
+	}
+	dlerror();
+	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->handle) {
+		const char *why = dlerror();
+		set_err(err, errlen, "plugin \"%s\": cannot load %s: %s", name, path,
+		        why ? why : "unknown dlopen error");
+		rc = -ENOEXEC;
+		goto out;
+	}
+	/* POSIX guarantees a dlsym() result converts to a function pointer; memcpy() says so
+	 * without upsetting ISO C or the aliasing rules. */
+	sym = dlsym(p->handle, PGC_PLUGIN_MAGIC_SYMBOL);
+	memcpy(&magic, &sym, sizeof(magic));
+	if (!magic) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): no " PGC_PLUGIN_MAGIC_SYMBOL "() found; it "
+		        "is not a pgcrond plugin, or it lacks PGCROND_PLUGIN_MAGIC() from "
+		        "pgcrond/plugin.h",
+		        name, path);
+		rc = -ENOEXEC;
+		goto out;
+	}
+	const struct pgc_plugin_magic *m = magic();
+	if ((rc = check_magic(m, name, path, err, errlen)) < 0)
+		goto out;
+	p->version = m->version;
+	p->abi_minor = m->abi_minor;
+	sym = dlsym(p->handle, PGC_PLUGIN_INIT_SYMBOL);
+	memcpy(&init, &sym, sizeof(init));
+	if (!init) {
+		set_err(err, errlen,
+		        "plugin \"%s\" (%s): no " PGC_PLUGIN_INIT_SYMBOL "() found; "
+		        "every plugin defines it (see pgcrond/plugin.h)",
+		        name, path);
+		rc = -ENOEXEC;
+		goto out;
+	}
+	set_context(p, NULL);
+	rc = init(&core_api, &decl);
+	clear_context();
+	if (rc < 0) {
+		set_err(err, errlen, "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() failed: %s",
+		        name, path, strerror(-rc));
+		rc = -ENOEXEC;
+		goto out;
+	}
+	if ((rc = check_decl(p, decl, err, errlen)) < 0)
+		goto out;
+	*out = p;
+	p = NULL;
+out:
+	/* On failure the handle stays open too: the plugin's code may have run (init), and a
+	 * library cannot be unloaded safely once it has. */
+	plugin_destroy(p);
+	return rc;
+}
+
+int plugin_load(const char *plugin_dir, const char *name, const struct plugin **out, char *err,
+                size_t errlen)
+{
+	char path[PATH_MAX];
+	int rc, n;
+
+	*out = NULL;
+	if (!name_is_valid(name)) {
+		set_err(err, errlen,
+		        "refusing plugin \"%s\": a plugin name may hold only letters, "
+		        "digits, '_' and '-'; use the name of the plugin's file without \".so\"",
+		        name ? name : "");
+		return -EINVAL;
+	}
+	if (!plugin_dir || !*plugin_dir) {
+		set_err(err, errlen,
+		        "plugin \"%s\": plugin_dir is empty; set plugin_dir in "
+		        "pgcrond.conf",
+		        name);
+		return -EINVAL;
+	}
+	n = snprintf(path, sizeof(path), "%s/%s.so", plugin_dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		set_err(err, errlen, "plugin \"%s\": the path %s/%s.so is too long", name,
+		        plugin_dir, name);
+		return -ENAMETOOLONG;
+	}
+	if ((rc = check_files(plugin_dir, name, path, err, errlen)) < 0)
+		return rc;
+	for (size_t i = 0; i < n_loaded; i++) {
+		if (strcmp(loaded[i]->path, path) == 0) {
+			*out = loaded[i];
+			return 0;
+		}
+	}
+	if (n_loaded == cap_loaded) {
+		size_t cap = cap_loaded ? cap_loaded * 2 : 8;
+		struct plugin **l = realloc(loaded, cap * sizeof(*l));
+		if (!l) {
+			set_err(err, errlen, "plugin \"%s\": out of memory", name);
+			return -ENOMEM;
+		}
+		loaded = l;
+		cap_loaded = cap;
+	}
+	struct plugin *p = NULL;
+	if ((rc = open_plugin(name, path, &p, err, errlen)) < 0)
+		return rc;
+	/* The same file reached through another path (a hard link) is the same dlopen()
+	 * handle, already initialised: keep one plugin for it. */
+	for (size_t i = 0; i < n_loaded; i++) {
+		if (loaded[i]->handle == p->handle) {
+			*out = loaded[i];
+			plugin_destroy(p);
+			return 0;
+		}
+	}
+	loaded[n_loaded++] = p;
+	*out = p;
+	return 0;
+}
+
+/* ---- the registry ------------------------------------------------------------------- */
+
+int plugin_registry_new(const char *plugin_dir, struct plugin_registry **out)
+{
+	struct plugin_registry *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (!r || !(r->plugin_dir = strdup(plugin_dir ? plugin_dir : ""))) {
+		free(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+void plugin_registry_free(struct plugin_registry **reg)
+{
+	struct plugin_registry *r = *reg;
+
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_failures; i++) {
+		free(r->failures[i].name);
+		free(r->failures[i].message);
+	}
+	free(r->failures);
+	free(r->plugins); /* the plugins themselves stay loaded */
+	free(r->plugin_dir);
+	free(r);
+	*reg = NULL;
+}
+
+const struct plugin *plugin_registry_find(const struct plugin_registry *reg, const char *name)
+{
+	for (size_t i = 0; name && i < reg->n_plugins; i++)
+		if (strcmp(reg->plugins[i]->name, name) == 0)
+			return reg->plugins[i];
+	return NULL;
+}
+
+static int remember_failure(struct plugin_registry *r, const char *name, const char *message,
+                            int rc)
+{
+	if (r->n_failures == r->cap_failures) {
+		size_t cap = r->cap_failures ? r->cap_failures * 2 : 4;
+		struct plugin_failure *f = realloc(r->failures, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		r->failures = f;
+		r->cap_failures = cap;
+	}
+	struct plugin_failure *f = &r->failures[r->n_failures];
+	f->name = strdup(name);
+	f->message = strdup(message);
+	if (!f->name || !f->message) {
+		free(f->name);
+		free(f->message);
+		return -ENOMEM;
+	}
+	f->rc = rc;
+	r->n_failures++;
+	return 0;
+}
+
+int plugin_registry_get(struct plugin_registry *reg, const char *name, const struct plugin **out,
+                        char *err, size_t errlen)
+{
+	const struct plugin *p = plugin_registry_find(reg, name);
+	int rc;
+
+	*out = NULL;
+	if (p) {
+		*out = p;
+		return 0;
+	}
+	for (size_t i = 0; name && i < reg->n_failures; i++) {
+		if (strcmp(reg->failures[i].name, name) == 0) {
+			set_err(err, errlen, "%s", reg->failures[i].message);
+			return reg->failures[i].rc;
+		}
+	}
+	char msg[1024];
+	rc = plugin_load(reg->plugin_dir, name, &p, msg, sizeof(msg));
+	if (rc < 0) {
+		set_err(err, errlen, "%s", msg);
+		if (name && remember_failure(reg, name, msg, rc) < 0)
+			return -ENOMEM;
+		return rc;
+	}
+	if (reg->n_plugins == reg->cap_plugins) {
+		size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
+		const struct plugin **l = realloc(reg->plugins, cap * sizeof(*l));
+		if (!l) {
+			set_err(err, errlen, "plugin \"%s\": out of memory", name);
+			return -ENOMEM;
+		}
+		reg->plugins = l;
+		reg->cap_plugins = cap;
+	}
+	reg->plugins[reg->n_plugins++] = p;
+	*out = p;
+	return 0;
+}
+
+/* ---- configuration checks ----------------------------------------------------------- */
+
+/* "a, b, c" of the plugin's setting names, for "unknown setting" messages. */
+static void list_settings(const struct plugin *p, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < p->n_settings; i++) {
+		int n =
+		    snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", p->decl.settings[i].name);
+		if (n < 0 || (size_t)n >= outlen - o) {
+			/* Too many to list: end with an ellipsis where it was cut. */
+			if (outlen > 4)
+				memcpy(out + outlen - 4, "...", 4);
+			return;
+		}
+		o += (size_t)n;
+	}
+}
+
+int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct diag_list *dl)
+{
+	int n_errors = 0;
+	char why[256];
+
+	for (size_t i = 0; i < job->n_settings; i++) {
+		const struct conf_setting *js = &job->settings[i];
+		int line = js->line > 0 ? js->line : job->line;
+		const struct pgc_setting_decl *d = find_decl(p, js->key);
+		if (!d) {
+			char known[512];
+			list_settings(p, known, sizeof(known));
+			if (p->n_settings)
+				diag_add(dl, job->file, line,
+				         "job \"%s\": plugin \"%s\" has no setting "
+				         "\"%s\"; its settings are: %s",
+				         job->name, p->name, js->key, known);
+			else
+				diag_add(dl, job->file, line,
+				         "job \"%s\": plugin \"%s\" has no setting "
+				         "\"%s\"; it takes no settings",
+				         job->name, p->name, js->key);
+			n_errors++;
+			continue;
+		}
+		if (check_value(d->type, js->value ? js->value : "", why, sizeof(why)) < 0) {
+			diag_add(dl, job->file, line, "job \"%s\": setting \"%s\": %s", job->name,
+			         js->key, why);
+			n_errors++;
+		}
+	}
+	/* The plugin's own checks assume well-typed values: only run them on those. */
+	if (n_errors == 0 && p->decl.check_settings) {
+		struct pgc_settings s = {.plugin = p, .job = job, .dl = dl, .n_errors = &n_errors};
+		set_context(p, job);
+		int rc = p->decl.check_settings(&s);
+		clear_context();
+		if (rc < 0 && n_errors == 0) {
+			diag_add(dl, job->file, job->line,
+			         "job \"%s\": plugin \"%s\" rejected its "
+			         "settings: %s",
+			         job->name, p->name, strerror(-rc));
+			n_errors++;
+		}
+	}
+	return n_errors ? -EINVAL : 0;
+}
+
+int plugin_check_config(const struct pgc_config *cfg, struct plugin_registry **out,
+                        struct diag_list *dl)
+{
+	struct plugin_registry *reg;
+	bool bad = false;
+	char err[1024];
+	int rc;
+
+	*out = NULL;
+	if ((rc = plugin_registry_new(cfg->plugin_dir, &reg)) < 0)
+		return rc;
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *job = &cfg->jobs[i];
+		const struct plugin *p;
+		if (!job->plugin)
+			continue;
+		rc = plugin_registry_get(reg, job->plugin, &p, err, sizeof(err));
+		if (rc == -ENOMEM) {
+			plugin_registry_free(&reg);
+			return rc;
+		}
+		if (rc < 0) {
+			diag_add(dl, job->file, job->line, "job \"%s\": %s", job->name, err);
+			bad = true;
+			continue;
+		}
+		if (plugin_check_job(p, job, dl) < 0)
+			bad = true;
+	}
+	*out = reg;
+	return bad ? -EINVAL : 0;
+}
+
+/* ---- runs --------------------------------------------------------------------------- */
+
+void plugin_run_free(struct pgc_run **run)
+{
+	struct pgc_run *r = *run;
+
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_stmts; i++) {
+		for (int j = 0; j < r->stmts[i].n_params; j++)
+			free(r->stmts[i].params[j]);
+		free(r->stmts[i].params);
+		free(r->stmts[i].sql);
+	}
+	free(r->stmts);
+	free(r->error);
+	free(r);
+	*run = NULL;
+}
+
+int plugin_build_run(const struct plugin *p, const struct conf_job *job,
+                     const char *const *payloads, size_t n_payloads, struct pgc_run **out,
+                     char *err, size_t errlen)
+{
+	struct pgc_run *run = calloc(1, sizeof(*run));
+	struct pgc_settings s = {.plugin = p, .job = job};
+	static const char *const no_payloads[] = {NULL};
+
+	*out = NULL;
+	if (!run) {
+		set_err(err, errlen, "out of memory building the run");
+		return -ENOMEM;
+	}
+	set_context(p, job);
+	int rc = p->decl.build_run(&s, n_payloads ? payloads : no_payloads, n_payloads, run);
+	clear_context();
+	if (rc >= 0 && run->error)
+		rc = -EINVAL; /* it said why it failed but returned success: believe the words */
+	if (rc >= 0 && run->add_error) {
+		rc = run->add_error;
+		set_err(err, errlen,
+		        "plugin \"%s\" could not build the run: adding a statement "
+		        "failed: %s",
+		        p->name, strerror(-rc));
+		plugin_run_free(&run);
+		return rc;
+	}
+	if (rc < 0) {
+		if (run->error)
+			set_err(err, errlen, "plugin \"%s\" could not build the run: %s", p->name,
+			        run->error);
+		else
+			set_err(err, errlen, "plugin \"%s\" could not build the run: %s", p->name,
+			        strerror(-rc));
+		plugin_run_free(&run);
+		return rc;
+	}
+	*out = run;
+	return 0;
+}
