@@ -1,10 +1,161 @@
-/* Placeholder until the module behind "pgcrond list" lands. */
+/* pgcrond list: the configured jobs as a table, with each job's next fire time. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "config.h"
+
+enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
+
+static const char *const headings[N_COLS] = {"NAME", "KIND", "SCHEDULE", "AFTER", "LISTEN",
+					     "NEXT (UTC)"};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: pgcrond list [-c FILE]\n\n"
+		"List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
+		"runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
+		"Options:\n"
+		"  -c, --config FILE  the main configuration file (default %s)\n"
+		"  -h, --help         show this help\n",
+		PGCROND_DEFAULT_CONF);
+}
+
+static int parse_args(int argc, char **argv, const char **path)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			return 1;
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "pgcrond list: %s needs a file name\n", a);
+				return EX_USAGE;
+			}
+			*path = argv[++i];
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			*path = a + 9;
+		} else if (strncmp(a, "-c", 2) == 0) {
+			*path = a + 2;
+		} else {
+			fprintf(stderr, "pgcrond list: unexpected argument \"%s\"; see pgcrond list --help\n",
+				a);
+			return EX_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* "a,b,c" or "-" */
+static void join_after(const struct conf_job *j, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	snprintf(out, outlen, "-");
+	for (size_t i = 0; i < j->n_after; i++) {
+		int w = snprintf(out + o, outlen - o, "%s%s", i ? "," : "", j->after[i]);
+		if (w < 0 || (size_t)w >= outlen - o)
+			return; /* cut short: still NUL-terminated */
+		o += (size_t)w;
+	}
+}
+
+static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now,
+		      char *out, size_t outlen)
+{
+	snprintf(out, outlen, "-");
+	if (!j->enabled) {
+		snprintf(out, outlen, "disabled");
+		return;
+	}
+	if (!j->schedule || !cfg->tz)
+		return;
+	if (j->cron.kind == CRON_REBOOT) {
+		snprintf(out, outlen, "at startup");
+		return;
+	}
+	int64_t t = cron_next(&j->cron, cfg->tz, now);
+	if (t == CRON_NEVER)
+		return;
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "-");
+}
+
+/* Columns padded to WIDTH, the last one not (no trailing blanks). */
+static void print_row(const char *const *row, const int *width)
+{
+	for (int c = 0; c + 1 < N_COLS; c++)
+		printf("%-*s  ", width[c], row[c]);
+	printf("%s\n", row[N_COLS - 1]);
+}
 
 int cli_list(int argc, char **argv)
 {
-	fprintf(stderr, "pgcrond list: not implemented yet\n");
-	return EX_UNAVAILABLE;
+	const char *path = PGCROND_DEFAULT_CONF;
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = parse_args(argc, argv, &path);
+
+	if (rc == 1) {
+		usage(stdout);
+		return EX_OK;
+	}
+	if (rc)
+		return rc;
+	rc = config_load(path, &cfg, &dl);
+	if (rc == -ENOMEM) {
+		fprintf(stderr, "pgcrond list: out of memory\n");
+		diag_clear(&dl);
+		return EX_OSERR;
+	}
+	if (rc < 0) {
+		diag_print(&dl, stderr);
+		diag_clear(&dl);
+		return EX_CONFIG;
+	}
+
+	size_t n = cfg->n_jobs;
+	char(*cells)[N_COLS][256] = calloc(n ? n : 1, sizeof(*cells));
+	if (!cells) {
+		fprintf(stderr, "pgcrond list: out of memory\n");
+		config_free(&cfg);
+		diag_clear(&dl);
+		return EX_OSERR;
+	}
+	int width[N_COLS];
+	int64_t now = (int64_t)time(NULL);
+	for (int c = 0; c < N_COLS; c++)
+		width[c] = (int)strlen(headings[c]);
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_job *j = &cfg->jobs[i];
+		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
+		if (j->plugin)
+			snprintf(cells[i][COL_KIND], 256, "plugin %s", j->plugin);
+		else
+			snprintf(cells[i][COL_KIND], 256, "sql");
+		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j->schedule ? j->schedule : "-");
+		join_after(j, cells[i][COL_AFTER], 256);
+		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
+		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
+		for (int c = 0; c < N_COLS; c++)
+			if ((int)strlen(cells[i][c]) > width[c])
+				width[c] = (int)strlen(cells[i][c]);
+	}
+	print_row(headings, width);
+	for (size_t i = 0; i < n; i++) {
+		const char *row[N_COLS];
+		for (int c = 0; c < N_COLS; c++)
+			row[c] = cells[i][c];
+		print_row(row, width);
+	}
+	free(cells);
+	config_free(&cfg);
+	diag_clear(&dl);
+	return EX_OK;
 }

@@ -93,6 +93,8 @@ struct conf_job {
 	size_t n_settings;
 	char *file; /* where the job = { } group starts */
 	int line;
+	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none */
+	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
 };
 
 struct conf_alert_sink {
@@ -124,6 +126,7 @@ struct pgc_config {
 	int64_t alert_repeat_ms; /* default 1h */
 	struct conf_job *jobs;
 	size_t n_jobs;
+	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
 };
 
 /* Load PATH and its conf.d. Returns 0 and *OUT on success; on any problem returns -EINVAL,
@@ -137,5 +140,11 @@ void config_free(struct pgc_config **cfg);
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+
+/* The standard job key closest to KEY (at most 2 edits away), or NULL: for the plugin
+ * validator, to say "did you mean" about a plugin job's unknown setting. */
+const char *config_closest_job_key(const char *key);
+/* A job name is 1-63 of [A-Za-z0-9_.-]. */
+bool config_valid_job_name(const char *name);
 
 #endif

@@ -1,0 +1,653 @@
+/* The configuration loader: durations, good configs and their defaults, and a corpus of bad
+ * configs, each asserting the exact "FILE:LINE: message" line a person sees. The tests run
+ * from tests/unit/configs, so file names read as relative paths, as they would after
+ * `pgcrond check -c bad/x/pgcrond.conf`. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* "FILE:LINE: message", as diag_print writes it */
+static const char *diag_text(const struct diag *d)
+{
+	static char buf[2048];
+
+	if (d->file && d->line > 0)
+		snprintf(buf, sizeof(buf), "%s:%d: %s", d->file, d->line, d->message);
+	else if (d->file)
+		snprintf(buf, sizeof(buf), "%s: %s", d->file, d->message);
+	else
+		snprintf(buf, sizeof(buf), "%s", d->message);
+	return buf;
+}
+
+/* Load PATH expecting exactly one problem, and return it as text (static buffer). */
+static const char *load_one_problem(const char *path)
+{
+	static char text[2048];
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = config_load(path, &cfg, &dl);
+
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert_ptr_null(cfg);
+	if (dl.n != 1) {
+		for (size_t i = 0; i < dl.n; i++)
+			fprintf(stderr, "  %s\n", diag_text(&dl.items[i]));
+		ck_abort_msg("%s: expected 1 problem, got %zu", path, dl.n);
+	}
+	snprintf(text, sizeof(text), "%s", diag_text(&dl.items[0]));
+	diag_clear(&dl);
+	return text;
+}
+
+static struct pgc_config *load_good(const char *path)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = config_load(path, &cfg, &dl);
+
+	for (size_t i = 0; i < dl.n; i++)
+		fprintf(stderr, "unexpected: %s\n", diag_text(&dl.items[i]));
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(dl.n, 0);
+	ck_assert_ptr_nonnull(cfg);
+	diag_clear(&dl);
+	return cfg;
+}
+
+/* ---- durations --------------------------------------------------------------------- */
+
+static const struct {
+	const char *text;
+	int64_t ms;
+} good_durations[] = {
+	{"0s", 0},
+	{"250ms", 250},
+	{"30s", 30000},
+	{"5m", 300000},
+	{"2h", 7200000},
+	{"7d", 604800000},
+	{"1h30m", 5400000},
+	{"1d2h3m4s5ms", 93784005},
+	{"90s", 90000},
+	{"+5m", 300000},
+	{"106751991167d", 106751991167LL * 86400000},
+};
+
+START_TEST(test_duration_parse_good)
+{
+	int64_t ms = -1;
+	char err[256] = "";
+
+	ck_assert_msg(duration_parse(good_durations[_i].text, &ms, err, sizeof(err)) == 0, "%s: %s",
+		      good_durations[_i].text, err);
+	ck_assert_int_eq(ms, good_durations[_i].ms);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	const char *err;
+} bad_durations[] = {
+	{"", "an empty string is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"10 minutes",
+	 "\"10 minutes\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"30", "\"30\" has no unit; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"-5m", "\"-5m\" is negative; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"1.5h", "\"1.5h\" has a fraction; use whole numbers and a smaller unit, like \"1h30m\" or \"1500ms\""},
+	{"3w", "\"3w\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"5mins", "\"5mins\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"30m1h",
+	 "\"30m1h\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
+	 "like \"1h30m\""},
+	{"5m5m",
+	 "\"5m5m\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
+	 "like \"1h30m\""},
+	{"106751991168d", "\"106751991168d\" is too large to count in milliseconds; use a smaller amount"},
+	{"99999999999999999999s",
+	 "\"99999999999999999999s\" is too large to count in milliseconds; use a smaller amount"},
+	{"m", "\"m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{" 5m", "\" 5m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+	{"+", "\"+\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+};
+
+START_TEST(test_duration_parse_bad)
+{
+	int64_t ms = 12345;
+	char err[256] = "";
+
+	ck_assert_int_eq(duration_parse(bad_durations[_i].text, &ms, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, bad_durations[_i].err);
+	ck_assert_int_eq(ms, 12345); /* untouched on error */
+}
+END_TEST
+
+START_TEST(test_duration_format)
+{
+	static const struct {
+		int64_t ms;
+		const char *text;
+	} cases[] = {
+		{0, "0s"},           {250, "250ms"},         {30000, "30s"},   {300000, "5m"},
+		{5400000, "1h30m"},  {604800000, "7d"},      {90061001, "1d1h1m1s1ms"},
+		{-30000, "-30s"},    {INT64_MIN, "-106751991167d7h12m55s808ms"},
+	};
+	char buf[64], small[4];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		duration_format(cases[i].ms, buf, sizeof(buf));
+		ck_assert_str_eq(buf, cases[i].text);
+		if (cases[i].ms >= 0) { /* format and parse agree */
+			int64_t back;
+			ck_assert_int_eq(duration_parse(buf, &back, NULL, 0), 0);
+			ck_assert_int_eq(back, cases[i].ms);
+		}
+	}
+	duration_format(5400000, small, sizeof(small)); /* too small: cut short, terminated */
+	ck_assert_str_eq(small, "1h");
+}
+END_TEST
+
+/* ---- good configs ------------------------------------------------------------------ */
+
+static const char *setting(const struct conf_job *j, const char *key)
+{
+	for (size_t i = 0; i < j->n_settings; i++)
+		if (strcmp(j->settings[i].key, key) == 0)
+			return j->settings[i].value;
+	return NULL;
+}
+
+START_TEST(test_good_full)
+{
+	struct pgc_config *cfg = load_good("good/full/pgcrond.conf");
+	const struct conf_job *j;
+
+	ck_assert_str_eq(cfg->file, "good/full/pgcrond.conf");
+	ck_assert_str_eq(cfg->timezone, "Europe/Berlin");
+	ck_assert_ptr_nonnull(cfg->tz);
+	ck_assert_str_eq(cfg->plugin_dir, "good/full/plugins"); /* relative to the main file */
+	ck_assert_str_eq(cfg->conf_dir, "good/full/jobs.d");
+	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond-test");
+	ck_assert_str_eq(cfg->log_level, "debug");
+	ck_assert_int_eq(cfg->max_running, 12);
+	ck_assert_int_eq(cfg->shutdown_grace_ms, 120000);
+	ck_assert_int_eq(cfg->alert_repeat_ms, 1800000);
+	ck_assert_str_eq(cfg->history_database, "analytics");
+	ck_assert_int_eq(cfg->history_retain_ms, 90LL * 86400000);
+
+	ck_assert_uint_eq(cfg->n_databases, 2);
+	const struct conf_database *db = config_database(cfg, "analytics");
+	ck_assert_ptr_nonnull(db);
+	ck_assert_str_eq(db->conninfo, "service=analytics");
+	ck_assert_int_eq(db->pool, 8);
+	ck_assert_int_eq(db->line, 8);
+	db = config_database(cfg, "reporting");
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(db->pool, 4);
+	ck_assert_ptr_null(config_database(cfg, "nope"));
+
+	ck_assert_uint_eq(cfg->n_alerts, 4);
+	ck_assert_str_eq(cfg->alerts[0].sink, "log");
+	ck_assert_str_eq(cfg->alerts[1].sink, "notify");
+	ck_assert_str_eq(cfg->alerts[1].channel, "ops_alerts");
+	ck_assert_str_eq(cfg->alerts[1].database, "analytics"); /* the history database */
+	ck_assert_str_eq(cfg->alerts[2].url, "https://alerts.example.com/hook");
+	ck_assert_int_eq(cfg->alerts[2].timeout_ms, 5000);
+	ck_assert_str_eq(cfg->alerts[3].command, "/usr/local/bin/page-oncall");
+	ck_assert_int_eq(cfg->alerts[3].line, 18);
+
+	/* 10-lanes.conf, 20-multi.conf (two jobs), 30-manual.conf; not examples/, .hidden.conf,
+	 * README or *.conf.disabled */
+	ck_assert_uint_eq(cfg->n_jobs, 4);
+	ck_assert_str_eq(cfg->jobs[0].name, "refresh-lane-distributions");
+	ck_assert_str_eq(cfg->jobs[1].name, "refresh-weakness-patterns");
+	ck_assert_str_eq(cfg->jobs[2].name, "purge.old_rows");
+	ck_assert_str_eq(cfg->jobs[3].name, "manual_backfill");
+
+	j = config_job(cfg, "refresh-lane-distributions");
+	ck_assert_ptr_eq(j, &cfg->jobs[0]);
+	ck_assert_str_eq(j->file, "good/full/jobs.d/10-lanes.conf");
+	ck_assert_int_eq(j->line, 2);
+	ck_assert_str_eq(j->plugin, "lane_distribution");
+	ck_assert_int_eq(j->plugin_line, 4);
+	ck_assert_ptr_null(j->command);
+	ck_assert_str_eq(j->database, "reporting");
+	ck_assert_str_eq(j->schedule, "*/10 * * * *");
+	ck_assert(j->enabled);
+	ck_assert_int_eq(j->timeout_ms, 600000);
+	ck_assert_int_eq(j->overlap, OVERLAP_QUEUE);
+	ck_assert_int_eq(j->retries, 3);
+	ck_assert_int_eq(j->retry_delay_ms, 30000);
+	ck_assert_double_eq(j->retry_backoff, 1.5);
+	ck_assert_int_eq(j->retry_max_delay_ms, 300000);
+	ck_assert(j->retry_on_timeout);
+	ck_assert_int_eq(j->retry_on, RETRY_ON_ANY);
+	ck_assert_int_eq(j->catchup, CATCHUP_SKIP);
+	ck_assert_str_eq(j->listen, "submission_scored");
+	ck_assert_int_eq(j->debounce_ms, 10000);
+	ck_assert_int_eq(j->max_delay_ms, 120000);
+	ck_assert_int_eq(j->alert_after, 3);
+	ck_assert_int_eq(j->max_staleness_ms, 3600000);
+	ck_assert_int_eq(j->warn_duration_ms, 2000);
+	/* the plugin's own settings, as text, in file order, with their lines */
+	ck_assert_uint_eq(j->n_settings, 5);
+	ck_assert_str_eq(j->settings[0].key, "window_days");
+	ck_assert_int_eq(j->settings[0].line, 23);
+	ck_assert_str_eq(setting(j, "window_days"), "28");
+	ck_assert_str_eq(setting(j, "min_samples"), "5");
+	ck_assert_str_eq(setting(j, "smoothing"), "0.25");
+	ck_assert_str_eq(setting(j, "concurrently"), "true");
+	ck_assert_str_eq(setting(j, "relation"), "analytics.mv_lane_score_distribution");
+
+	j = config_job(cfg, "refresh-weakness-patterns");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(j->file, "good/full/jobs.d/20-multi.conf");
+	ck_assert_int_eq(j->line, 3);
+	ck_assert_ptr_null(j->schedule);
+	ck_assert_uint_eq(j->n_after, 1);
+	ck_assert_str_eq(j->after[0], "refresh-lane-distributions");
+	ck_assert_int_eq(j->after_line, 6);
+	ck_assert_str_eq(j->database, "analytics"); /* defaults to the history database */
+	ck_assert_uint_eq(j->n_settings, 0);
+
+	j = config_job(cfg, "purge.old_rows");
+	ck_assert_str_eq(j->command, "DELETE FROM events WHERE created < now() - interval '90 days'");
+	ck_assert_int_eq(j->cron.kind, CRON_CALENDAR);
+
+	j = config_job(cfg, "manual_backfill");
+	ck_assert(!j->enabled);
+	ck_assert_ptr_null(config_job(cfg, "broken"));
+	config_free(&cfg);
+	ck_assert_ptr_null(cfg);
+	config_free(&cfg); /* twice is harmless */
+}
+END_TEST
+
+START_TEST(test_good_minimal_defaults)
+{
+	struct pgc_config *cfg = load_good("good/minimal/pgcrond.conf");
+
+	ck_assert_str_eq(cfg->timezone, "UTC");
+	ck_assert_str_eq(cfg->plugin_dir, PGCROND_DEFAULT_PLUGIN_DIR);
+	ck_assert_str_eq(cfg->conf_dir, "good/minimal/conf.d");
+	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond");
+	ck_assert_str_eq(cfg->log_level, "info");
+	ck_assert_str_eq(cfg->history_database, "main"); /* the only database */
+	ck_assert_int_eq(cfg->history_retain_ms, 30LL * 86400000);
+	ck_assert_int_eq(cfg->max_running, 32);
+	ck_assert_int_eq(cfg->shutdown_grace_ms, 30000);
+	ck_assert_int_eq(cfg->alert_repeat_ms, 3600000);
+	ck_assert_uint_eq(cfg->n_alerts, 1); /* no alerts = ( ... ): failures go to the log */
+	ck_assert_str_eq(cfg->alerts[0].sink, "log");
+	ck_assert_int_eq(cfg->databases[0].pool, 4);
+
+	ck_assert_uint_eq(cfg->n_jobs, 1);
+	const struct conf_job *j = &cfg->jobs[0];
+	ck_assert_str_eq(j->name, "one");
+	ck_assert_str_eq(j->command, "SELECT 1");
+	ck_assert_str_eq(j->database, "main");
+	ck_assert(j->enabled);
+	ck_assert_int_eq(j->timeout_ms, 0);
+	ck_assert_int_eq(j->overlap, OVERLAP_SKIP);
+	ck_assert_int_eq(j->retries, 0);
+	ck_assert_int_eq(j->retry_delay_ms, 30000);
+	ck_assert_double_eq(j->retry_backoff, 2.0);
+	ck_assert_int_eq(j->retry_max_delay_ms, 600000);
+	ck_assert(!j->retry_on_timeout);
+	ck_assert_int_eq(j->retry_on, RETRY_ON_TRANSIENT);
+	ck_assert_int_eq(j->catchup, CATCHUP_ONCE);
+	ck_assert_ptr_null(j->listen);
+	ck_assert_int_eq(j->debounce_ms, 5000);
+	ck_assert_int_eq(j->max_delay_ms, 60000);
+	ck_assert_int_eq(j->alert_after, 1);
+	ck_assert_int_eq(j->max_staleness_ms, 0);
+	ck_assert_int_eq(j->warn_duration_ms, 0);
+	ck_assert_uint_eq(j->n_after, 0);
+	ck_assert_int_eq(j->after_line, 0);
+	ck_assert_int_eq(j->plugin_line, 0);
+	config_free(&cfg);
+}
+END_TEST
+
+/* conf_dir = "." : the main file sits among the job files and is not read as one */
+START_TEST(test_good_samedir)
+{
+	struct pgc_config *cfg = load_good("good/samedir/pgcrond.conf");
+
+	ck_assert_str_eq(cfg->conf_dir, "good/samedir");
+	ck_assert_uint_eq(cfg->n_jobs, 1);
+	ck_assert_str_eq(cfg->jobs[0].file, "good/samedir/10-a.conf");
+	config_free(&cfg);
+}
+END_TEST
+
+/* The shipped example: every setting in it is valid. Its conf_dir is /etc/pgcrond/conf.d,
+ * which a test machine may not have, so only problems in the file itself count. */
+START_TEST(test_shipped_config)
+{
+	const char *path = TEST_SOURCE_DIR "/../conf.d/pgcrond.conf";
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = config_load(path, &cfg, &dl);
+
+	for (size_t i = 0; i < dl.n; i++) {
+		const struct diag *d = &dl.items[i];
+		if (d->file && strcmp(d->file, path) == 0)
+		{
+			const char *ok = "conf_dir \"/etc/pgcrond/conf.d\" cannot be read";
+			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0, "%s", diag_text(d));
+		}
+	}
+	if (rc == 0) {
+		ck_assert_str_eq(cfg->history_database, "analytics");
+		ck_assert_str_eq(config_database(cfg, "analytics")->conninfo, "service=analytics");
+	}
+	config_free(&cfg);
+	diag_clear(&dl);
+}
+END_TEST
+
+START_TEST(test_helpers)
+{
+	ck_assert_str_eq(config_closest_job_key("schedul"), "schedule");
+	ck_assert_str_eq(config_closest_job_key("shcedule"), "schedule");
+	ck_assert_str_eq(config_closest_job_key("retrys"), "retries");
+	ck_assert_ptr_null(config_closest_job_key("window_days"));
+	ck_assert_ptr_null(config_closest_job_key("schedule")); /* exact: nothing to suggest */
+	ck_assert(config_valid_job_name("refresh-lane_distributions.v2"));
+	ck_assert(!config_valid_job_name(""));
+	ck_assert(!config_valid_job_name("a b"));
+	ck_assert(!config_valid_job_name("x/y"));
+	ck_assert(config_valid_job_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	ck_assert(!config_valid_job_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+END_TEST
+
+/* ---- bad configs: one problem each --------------------------------------------------- */
+
+#define HINT "use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""
+#define SYNTAX                                                                                   \
+	"syntax error; check this line and the one before for a missing \";\" or \"=\", an unclosed " \
+	"quote, bracket or brace, or a name with characters other than letters, digits, \"_\" and "  \
+	"\"-\""
+
+static const struct {
+	const char *path;
+	const char *expect;
+} bad[] = {
+	/* the main file */
+	{"bad/does-not-exist.conf",
+	 "bad/does-not-exist.conf: cannot read the file: No such file or directory; check the path and "
+	 "its permissions"},
+	{"bad/syntax-main/pgcrond.conf", "bad/syntax-main/pgcrond.conf:4: " SYNTAX},
+	{"bad/unknown-key-main/pgcrond.conf",
+	 "bad/unknown-key-main/pgcrond.conf:3: unknown key \"timezon\"; did you mean \"timezone\"?"},
+	{"bad/unknown-key-main-nosuggest/pgcrond.conf",
+	 "bad/unknown-key-main-nosuggest/pgcrond.conf:3: unknown key \"frobnicate\"; remove it "
+	 "(pgcrond.conf(5) lists the daemon settings)"},
+	{"bad/bad-timezone/pgcrond.conf",
+	 "bad/bad-timezone/pgcrond.conf:3: unknown timezone \"Mars/Olympus_Mons\"; use a name from the "
+	 "tz database like \"UTC\" or \"Europe/Berlin\""},
+	{"bad/max-running/pgcrond.conf",
+	 "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0"},
+	{"bad/pool-zero/pgcrond.conf", "bad/pool-zero/pgcrond.conf:5: pool must be at least 1, not 0"},
+	{"bad/no-conninfo/pgcrond.conf",
+	 "bad/no-conninfo/pgcrond.conf:3: database \"analytics\" has no conninfo; add conninfo = "
+	 "\"host=... dbname=...\" (or \"service=NAME\" from pg_service.conf)"},
+	{"bad/bad-conninfo/pgcrond.conf",
+	 "bad/bad-conninfo/pgcrond.conf:3: conninfo \"analytics\" is not a connection string; write "
+	 "key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
+	 "\"postgresql://db1/analytics\""},
+	{"bad/password-conninfo/pgcrond.conf", /* the password is never echoed */
+	 "bad/password-conninfo/pgcrond.conf:3: conninfo of database \"analytics\" is not a connection "
+	 "string; write key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
+	 "\"postgresql://db1/analytics\""},
+	{"bad/history-ambiguous/pgcrond.conf",
+	 "bad/history-ambiguous/pgcrond.conf: history.database is not set and there are 2 databases; "
+	 "add history = { database = \"NAME\"; }; naming one of analytics, reporting"},
+	{"bad/history-unknown-db/pgcrond.conf",
+	 "bad/history-unknown-db/pgcrond.conf:4: history: unknown database \"analytcs\"; did you mean "
+	 "\"analytics\"?"},
+	{"bad/bad-log-level/pgcrond.conf",
+	 "bad/bad-log-level/pgcrond.conf:3: log_level \"verbose\" is not valid; use one of \"error\", "
+	 "\"warning\", \"notice\", \"info\", \"debug\""},
+	{"bad/bad-alert-sink/pgcrond.conf",
+	 "bad/bad-alert-sink/pgcrond.conf:5: sink \"email\" is not valid; use one of \"log\", "
+	 "\"notify\", \"webhook\", \"exec\""},
+	{"bad/webhook-no-url/pgcrond.conf",
+	 "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"https://...\""},
+	{"bad/conf-dir-missing/pgcrond.conf",
+	 "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be read: "
+	 "No such file or directory; create it or set conf_dir to the directory of the job files"},
+	{"bad/shutdown-grace-type/pgcrond.conf",
+	 "bad/shutdown-grace-type/pgcrond.conf:3: shutdown_grace must be a string duration like \"30s\""},
+	{"bad/job-in-main/pgcrond.conf",
+	 "bad/job-in-main/pgcrond.conf:3: jobs belong in the *.conf files of conf_dir, not in the main "
+	 "file; move this job there"},
+	{"bad/no-databases/pgcrond.conf",
+	 "bad/no-databases/pgcrond.conf: no databases are defined; add databases = { analytics = { "
+	 "conninfo = \"service=analytics\"; }; };"},
+	/* job files */
+	{"bad/syntax-job/pgcrond.conf",
+	 "bad/syntax-job/conf.d/10-job.conf:5: the file ends too early; a brace, bracket, parenthesis "
+	 "or quote opened above is not closed"},
+	{"bad/unknown-key-job/pgcrond.conf",
+	 "bad/unknown-key-job/conf.d/10-job.conf:5: unknown key \"schedul\" in job \"x\"; did you mean "
+	 "\"schedule\"?"},
+	{"bad/unknown-key-sql/pgcrond.conf",
+	 "bad/unknown-key-sql/conf.d/10-job.conf:6: unknown key \"colour\" in job \"x\"; a plain SQL "
+	 "job takes only the standard keys (pgcrond.conf(5) lists them); plugin settings need plugin = "
+	 "\"NAME\""},
+	{"bad/wrong-type/pgcrond.conf",
+	 "bad/wrong-type/conf.d/10-job.conf:6: timeout must be a string duration like \"10m\""},
+	{"bad/bad-duration/pgcrond.conf",
+	 "bad/bad-duration/conf.d/10-job.conf:6: timeout: \"10 minutes\" is not a duration; " HINT},
+	{"bad/missing-name/pgcrond.conf",
+	 "bad/missing-name/conf.d/10-job.conf:2: job has no name; add name = \"...\" using letters, "
+	 "digits, \"_\", \".\" and \"-\""},
+	{"bad/duplicate-name/pgcrond.conf",
+	 "bad/duplicate-name/conf.d/20-b.conf:3: job \"x\" is already defined at "
+	 "bad/duplicate-name/conf.d/10-a.conf:2; rename one of them"},
+	{"bad/unknown-database/pgcrond.conf",
+	 "bad/unknown-database/conf.d/10-job.conf:5: job \"x\": unknown database \"analytcs\"; did you "
+	 "mean \"analytics\"?"},
+	{"bad/plugin-and-command/pgcrond.conf",
+	 "bad/plugin-and-command/conf.d/10-job.conf:2: job \"x\" has both plugin and command; keep "
+	 "plugin for a view plugin or command for plain SQL"},
+	{"bad/neither-plugin-nor-command/pgcrond.conf",
+	 "bad/neither-plugin-nor-command/conf.d/10-job.conf:2: job \"x\" has neither plugin nor command; "
+	 "add plugin = \"NAME\" or command = \"SQL\""},
+	{"bad/unknown-after/pgcrond.conf",
+	 "bad/unknown-after/conf.d/10-job.conf:11: job \"second\" runs after unknown job \"frist\"; did "
+	 "you mean \"first\"?"},
+	{"bad/bad-overlap/pgcrond.conf",
+	 "bad/bad-overlap/conf.d/10-job.conf:6: overlap \"wait\" is not valid; use one of \"skip\", "
+	 "\"queue\", \"replace\""},
+	{"bad/bad-name/pgcrond.conf",
+	 "bad/bad-name/conf.d/10-job.conf:3: job name \"refresh views\" may only contain letters, "
+	 "digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+	{"bad/long-name/pgcrond.conf",
+	 "bad/long-name/conf.d/10-job.conf:3: job name "
+	 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" may only contain "
+	 "letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+	{"bad/empty-command/pgcrond.conf",
+	 "bad/empty-command/conf.d/10-job.conf:4: command is empty; write a value like \"REFRESH "
+	 "MATERIALIZED VIEW CONCURRENTLY my_view\""},
+	{"bad/never-runs/pgcrond.conf",
+	 "bad/never-runs/conf.d/10-job.conf:2: job \"x\" would never run; add schedule, after or "
+	 "listen, or set enabled = false"},
+	{"bad/never-fires/pgcrond.conf",
+	 "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
+	 "exist in that month); fix the day and month fields"},
+	{"bad/duplicate-key/pgcrond.conf",
+	 "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep one "
+	 "(for several jobs in one file write jobs = ( { ... }, { ... } );)"},
+	{"bad/daemon-key-in-job-file/pgcrond.conf",
+	 "bad/daemon-key-in-job-file/conf.d/10-job.conf:2: \"timezone\" is a daemon setting; it belongs "
+	 "in the main file, not in a job file"},
+	{"bad/debounce-without-listen/pgcrond.conf",
+	 "bad/debounce-without-listen/conf.d/10-job.conf:6: debounce only applies to notifications; add "
+	 "listen = \"CHANNEL\" or remove debounce"},
+	{"bad/retry-backoff/pgcrond.conf",
+	 "bad/retry-backoff/conf.d/10-job.conf:7: retry_backoff must be between 1 and 1000, not 0.5"},
+	{"bad/enabled-string/pgcrond.conf",
+	 "bad/enabled-string/conf.d/10-job.conf:6: enabled must be true or false, without quotes"},
+	{"bad/after-string/pgcrond.conf", /* and no "would never run" on top */
+	 "bad/after-string/conf.d/10-job.conf:5: after must be an array of job names like [ "
+	 "\"refresh-lane-distributions\" ]"},
+	{"bad/retries-negative/pgcrond.conf",
+	 "bad/retries-negative/conf.d/10-job.conf:6: retries must be at least 0, not -1"},
+	{"bad/plugin-setting-group/pgcrond.conf",
+	 "bad/plugin-setting-group/conf.d/10-job.conf:6: plugin setting window must be a string, number "
+	 "or true/false, not a list or group"},
+	{"bad/jobs-not-list/pgcrond.conf",
+	 "bad/jobs-not-list/conf.d/10-job.conf:2: jobs must be a list of groups like jobs = ( { name = "
+	 "\"a\"; ... }, { name = \"b\"; ... } );"},
+	{"bad/bad-plugin-name/pgcrond.conf",
+	 "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
+	 "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},
+};
+
+START_TEST(test_bad_config)
+{
+	ck_assert_str_eq(load_one_problem(bad[_i].path), bad[_i].expect);
+}
+END_TEST
+
+/* The schedule message is cron_parse's, quoting the expression and naming the column. */
+START_TEST(test_bad_schedule)
+{
+	char err[256], expect[512];
+	cron_expr e;
+
+	ck_assert_int_eq(cron_parse("*/0 * * * *", &e, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "\"*/0 * * * *\""));
+	ck_assert_ptr_nonnull(strstr(err, "column"));
+	snprintf(expect, sizeof(expect), "bad/bad-schedule/conf.d/10-job.conf:5: schedule %s", err);
+	ck_assert_str_eq(load_one_problem("bad/bad-schedule/pgcrond.conf"), expect);
+}
+END_TEST
+
+START_TEST(test_setting_outside_job)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+
+	ck_assert_int_eq(config_load("bad/setting-outside-job/pgcrond.conf", &cfg, &dl), -EINVAL);
+	ck_assert_uint_eq(dl.n, 2);
+	ck_assert_str_eq(diag_text(&dl.items[0]),
+			 "bad/setting-outside-job/conf.d/10-job.conf:2: \"name\" is outside any job; put "
+			 "the job's settings inside job = { ... };");
+	ck_assert_str_eq(diag_text(&dl.items[1]),
+			 "bad/setting-outside-job/conf.d/10-job.conf:3: \"command\" is outside any job; put "
+			 "the job's settings inside job = { ... };");
+	diag_clear(&dl);
+}
+END_TEST
+
+/* Every problem in one pass, in file and line order; a syntax error stops only its file. */
+START_TEST(test_bad_multi)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	char err[256], sched[512];
+	cron_expr e;
+
+	ck_assert_int_eq(cron_parse("*/0 * * * *", &e, err, sizeof(err)), -EINVAL);
+	snprintf(sched, sizeof(sched), "bad/multi/conf.d/30-weakness.conf:5: schedule %s", err);
+	const char *expect[] = {
+		"bad/multi/pgcrond.conf:3: max_running must be at least 1, not 0",
+		"bad/multi/pgcrond.conf:7: retain: \"30 days\" is not a duration; " HINT,
+		"bad/multi/pgcrond.conf:8: unknown key \"log_levle\"; did you mean \"log_level\"?",
+		"bad/multi/conf.d/20-broken.conf:6: " SYNTAX,
+		sched,
+		"bad/multi/conf.d/30-weakness.conf:6: job \"weakness\" runs after unknown job \"lane\"; "
+		"did you mean \"lanes\"?",
+		"bad/multi/conf.d/30-weakness.conf:8: retries must be a whole number like 3",
+		"bad/multi/conf.d/30-weakness.conf:10: job \"lanes\" is already defined at "
+		"bad/multi/conf.d/10-lanes.conf:2; rename one of them",
+		"bad/multi/conf.d/30-weakness.conf:14: timeout must be a string duration like \"10m\"",
+		"bad/multi/conf.d/30-weakness.conf:15: job \"lanes\": unknown database \"reporting\"; use "
+		"one of analytics, or define it under databases in bad/multi/pgcrond.conf",
+	};
+	size_t n = sizeof(expect) / sizeof(expect[0]);
+
+	ck_assert_int_eq(config_load("bad/multi/pgcrond.conf", &cfg, &dl), -EINVAL);
+	ck_assert_ptr_null(cfg);
+	for (size_t i = 0; i < dl.n && i < n; i++)
+		ck_assert_str_eq(diag_text(&dl.items[i]), expect[i]);
+	ck_assert_uint_eq(dl.n, n);
+	diag_clear(&dl);
+}
+END_TEST
+
+/* Diagnostics already in the list (the caller's) are kept and not reordered. */
+START_TEST(test_appends_to_caller_diags)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+
+	diag_add(&dl, "zzz", 99, "earlier");
+	ck_assert_int_eq(config_load("bad/max-running/pgcrond.conf", &cfg, &dl), -EINVAL);
+	ck_assert_uint_eq(dl.n, 2);
+	ck_assert_str_eq(diag_text(&dl.items[0]), "zzz:99: earlier");
+	ck_assert_str_eq(diag_text(&dl.items[1]),
+			 "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0");
+	diag_clear(&dl);
+	ck_assert_uint_eq(dl.n, 0);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("duration");
+	tcase_add_loop_test(tc, test_duration_parse_good, 0,
+			    (int)(sizeof(good_durations) / sizeof(good_durations[0])));
+	tcase_add_loop_test(tc, test_duration_parse_bad, 0,
+			    (int)(sizeof(bad_durations) / sizeof(bad_durations[0])));
+	tcase_add_test(tc, test_duration_format);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("good");
+	tcase_add_test(tc, test_good_full);
+	tcase_add_test(tc, test_good_minimal_defaults);
+	tcase_add_test(tc, test_good_samedir);
+	tcase_add_test(tc, test_shipped_config);
+	tcase_add_test(tc, test_helpers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bad");
+	tcase_add_loop_test(tc, test_bad_config, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_test(tc, test_bad_schedule);
+	tcase_add_test(tc, test_setting_outside_job);
+	tcase_add_test(tc, test_bad_multi);
+	tcase_add_test(tc, test_appends_to_caller_diags);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	/* relative fixture paths, so messages read as a person would see them */
+	if (chdir(TEST_SOURCE_DIR "/unit/configs") < 0) {
+		perror(TEST_SOURCE_DIR "/unit/configs");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
