@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "jobgraph.h"
 #include "plugin.h"
 
 static void usage(FILE *out)
@@ -72,9 +73,13 @@ int cli_check(int argc, char **argv)
 		if (rc == -ENOMEM)
 			goto oom;
 
-		/* DAG (issue 4): build the job graph from every job's after list (and the
-		 * relations plugins read, from PLUGINS) and report cycles into DL here, with
-		 * dag_build() from dag.h. */
+		/* The job graph: `after` lists plus the plugins' reads; cycles are named. */
+		struct jobgraph g;
+		rc = jobgraph_build(cfg, plugins, &g, &dl);
+		if (rc == -ENOMEM)
+			goto oom;
+		if (rc == 0)
+			jobgraph_free(&g);
 	}
 
 	if (dl.n) {

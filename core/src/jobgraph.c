@@ -13,7 +13,7 @@ struct edges {
 	size_t n, cap;
 };
 
-static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_job *j,
+static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_job *j, int line,
 		    const char *why)
 {
 	if (e->n == e->cap) {
@@ -24,7 +24,7 @@ static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_j
 		e->items = items;
 		e->cap = cap;
 	}
-	e->items[e->n++] = (struct dag_edge){from, to, j->file, j->line, why};
+	e->items[e->n++] = (struct dag_edge){from, to, j->file, line > 0 ? line : j->line, why};
 	return 0;
 }
 
@@ -50,7 +50,7 @@ static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_
 		g->whys = whys;
 		if (asprintf(&g->whys[g->n_whys], "plugin %s reads %s", j->plugin, reads) < 0)
 			return -ENOMEM;
-		if (add_edge(e, k, i, j, g->whys[g->n_whys++]) != 0)
+		if (add_edge(e, k, i, j, j->plugin_line, g->whys[g->n_whys++]) != 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -73,7 +73,7 @@ int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *r
 		const struct conf_job *j = &cfg->jobs[i];
 		for (size_t a = 0; a < j->n_after; a++) {
 			long up = job_index(cfg, j->after[a]);
-			if (up >= 0 && add_edge(&e, (size_t)up, i, j, NULL) != 0)
+			if (up >= 0 && add_edge(&e, (size_t)up, i, j, j->after_line, NULL) != 0)
 				goto out;
 		}
 		const struct plugin *p = reg && j->plugin ? plugin_registry_find(reg, j->plugin) : NULL;
