@@ -1,10 +1,264 @@
-/* Placeholder until the module behind "pgcrond history" lands. */
+/* pgcrond history: recent runs from pgcrond.job_run_details, as a table for people. Also
+ * hist_cli_open(), which the install and trigger commands share. */
+#include <errno.h>
+#include <getopt.h>
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "history.h"
+#include "pgconn.h"
+
+#define DEFAULT_LIMIT 20
+#define MAX_LIMIT 100000
+#define MESSAGE_WIDTH 60
+
+static void notice_to_stderr(void *arg, const char *msg)
+{
+	fprintf(stderr, "%s", msg); /* libpq's text: "NOTICE:  ...\n" */
+}
+
+int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
+                  struct pg_conn **conn)
+{
+	struct diag_list dl = {0};
+	char err[1024];
+	int rc;
+
+	*cfg = NULL;
+	*conn = NULL;
+	rc = config_load(conf_path, cfg, &dl);
+	if (rc < 0) {
+		diag_print(&dl, stderr);
+		if (!dl.n)
+			fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, conf_path, strerror(-rc));
+		diag_clear(&dl);
+		return EX_CONFIG;
+	}
+	diag_clear(&dl);
+	const struct conf_database *db =
+	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
+	if (!db) {
+		fprintf(
+		    stderr,
+		    "pgcrond %s: %s: no history database: set history = { database = \"NAME\"; } "
+		    "to one of the databases\n",
+		    cmd, conf_path);
+		config_free(cfg);
+		return EX_CONFIG;
+	}
+	*conn = pgconn_connect_blocking(db->conninfo, "pgcrond", err, sizeof(err));
+	if (!*conn) {
+		fprintf(stderr, "pgcrond %s: history database \"%s\": %s\n", cmd, db->name, err);
+		config_free(cfg);
+		return EX_UNAVAILABLE;
+	}
+	PQsetNoticeProcessor(*conn, notice_to_stderr, NULL);
+	return EX_OK;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond history [-c FILE] [JOB] [--failed] [--limit N]\n\n"
+	        "Show the most recent runs, newest first, from pgcrond.job_run_details in the\n"
+	        "history database: all jobs, or only JOB. Times are in the configured timezone.\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -f, --failed       only failed runs (failed, upstream_failed)\n"
+	        "  -n, --limit N      at most N runs (default %d)\n"
+	        "  -h, --help         show this help\n",
+	        PGCROND_DEFAULT_CONF, DEFAULT_LIMIT);
+}
+
+/* "850 ms", "12.4 s", "3m07s", "2h05m" */
+static void format_duration(const char *ms_text, char *out, size_t len)
+{
+	double ms = strtod(ms_text, NULL);
+
+	if (ms < 1000)
+		snprintf(out, len, "%.0f ms", ms);
+	else if (ms < 60000)
+		snprintf(out, len, "%.1f s", ms / 1000);
+	else if (ms < 3600000)
+		snprintf(out, len, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000) % 60);
+	else
+		snprintf(out, len, "%dh%02dm", (int)(ms / 3600000), (int)(ms / 60000) % 60);
+}
+
+/* One line, at most WIDTH bytes, cut on a UTF-8 character boundary, "..." if cut. */
+static void shorten(const char *in, char *out, size_t width)
+{
+	size_t n = 0, len = strlen(in);
+
+	for (; in[n] && n < width; n++)
+		out[n] = (in[n] == '\n' || in[n] == '\r' || in[n] == '\t') ? ' ' : in[n];
+	if (len > width) {
+		n = width - 3;
+		while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
+			n--;
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+}
+
+enum { C_RUNID, C_JOB, C_STATUS, C_TRIGGER, C_ATTEMPT, C_START, C_DURATION, C_MESSAGE, N_COLS };
+
+static const char *const headers[N_COLS] = {"RUNID",   "JOB",   "STATUS",   "TRIGGER",
+                                            "ATTEMPT", "START", "DURATION", "MESSAGE"};
+
+static int print_table(PGresult *r, const char *tz)
+{
+	int rows = PQntuples(r);
+	size_t width[N_COLS];
+	const char *cell[N_COLS], *head[N_COLS];
+	char start_head[80];
+	char(*cells)[N_COLS][MESSAGE_WIDTH + 8] = calloc((size_t)rows + 1, sizeof(*cells));
+
+	if (!cells)
+		return -ENOMEM;
+	memcpy(head, headers, sizeof(head));
+	if (snprintf(start_head, sizeof(start_head), "START (%s)", tz) < (int)sizeof(start_head))
+		head[C_START] = start_head;
+	for (int c = 0; c < N_COLS; c++)
+		width[c] = strlen(head[c]);
+	for (int i = 0; i < rows; i++) {
+		for (int c = 0; c < N_COLS; c++) {
+			const char *v = PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
+			if (c == C_DURATION && *v)
+				format_duration(v, cells[i][c], sizeof(cells[i][c]));
+			else
+				shorten(v, cells[i][c], c == C_MESSAGE ? MESSAGE_WIDTH : 40);
+			size_t w = strlen(cells[i][c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	}
+	for (int i = -1; i < rows; i++) {
+		for (int c = 0; c < N_COLS; c++)
+			cell[c] = i < 0 ? head[c] : cells[i][c];
+		for (int c = 0; c < N_COLS; c++) {
+			bool right = c == C_RUNID || c == C_ATTEMPT || c == C_DURATION;
+			if (c == N_COLS - 1)
+				printf("%s\n", cell[c]);
+			else if (right)
+				printf("%*s  ", (int)width[c], cell[c]);
+			else
+				printf("%-*s  ", (int)width[c], cell[c]);
+		}
+	}
+	free(cells);
+	return 0;
+}
 
 int cli_history(int argc, char **argv)
 {
-	fprintf(stderr, "pgcrond history: not implemented yet\n");
-	return EX_UNAVAILABLE;
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"failed", no_argument, NULL, 'f'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL;
+	bool failed = false;
+	long limit = DEFAULT_LIMIT;
+	struct pgc_config *cfg = NULL;
+	PGconn *conn = NULL;
+	int opt, rc;
+	char *end;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:fn:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'f':
+			failed = true;
+			break;
+		case 'n':
+			errno = 0;
+			limit = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || limit < 1 || limit > MAX_LIMIT) {
+				fprintf(stderr,
+				        "pgcrond history: --limit \"%s\": give a number from 1 "
+				        "to %d\n",
+				        optarg, MAX_LIMIT);
+				return EX_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case ':':
+			fprintf(stderr, "pgcrond history: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(stderr,
+			        "pgcrond history: unknown option \"%s\"; see pgcrond history "
+			        "--help\n",
+			        argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc)
+		job = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "pgcrond history: one job name at most (got \"%s\" too)\n",
+		        argv[optind]);
+		return EX_USAGE;
+	}
+
+	rc = hist_cli_open("history", conf, &cfg, &conn);
+	if (rc != EX_OK)
+		return rc;
+
+	char limit_text[24];
+	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
+	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
+	const char *params[] = {job, failed ? "true" : "false", limit_text, tz};
+	/* The failure filter repeats the partial index's predicate so the planner uses it. */
+	PGresult *r = PQexecParams(
+	    conn,
+	    "SELECT runid, job_name, status, trigger, attempt,"
+	    "       to_char(start_time AT TIME ZONE $4, 'YYYY-MM-DD HH24:MI:SS'),"
+	    "       round(duration_ms::numeric, 1), return_message"
+	    "  FROM pgcrond.job_run_details"
+	    " WHERE ($1::text IS NULL OR job_name = $1)"
+	    "   AND (NOT $2::boolean"
+	    "        OR (status <> 'succeeded' AND status IN ('failed', 'upstream_failed')))"
+	    " ORDER BY start_time DESC NULLS LAST, runid DESC"
+	    " LIMIT $3::integer",
+	    4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		char why[512];
+		pgconn_result_error(r, why, sizeof(why));
+		if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
+			fprintf(stderr,
+			        "pgcrond history: %s: the history table does not exist yet; "
+			        "run 'pgcrond install'\n",
+			        why);
+		else
+			fprintf(stderr, "pgcrond history: %s\n", why);
+		rc = EX_UNAVAILABLE;
+	} else if (PQntuples(r) == 0) {
+		if (job && !config_job(cfg, job))
+			printf("no runs of \"%s\" recorded, and no such job is configured\n", job);
+		else
+			printf("no %sruns%s%s%s recorded\n", failed ? "failed " : "",
+			       job ? " of \"" : "", job ? job : "", job ? "\"" : "");
+	} else if (print_table(r, tz) != 0) {
+		fprintf(stderr, "pgcrond history: out of memory\n");
+		rc = EX_SOFTWARE;
+	}
+	PQclear(r);
+	PQfinish(conn);
+	config_free(&cfg);
+	return rc;
 }

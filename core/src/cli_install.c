@@ -1,10 +1,377 @@
-/* Placeholder until the module behind "pgcrond install" lands. */
+/* pgcrond install: create or upgrade the pgcrond schema in the history database, mirror
+ * the configured jobs into pgcrond.job, and create each configured plugin's objects in its
+ * jobs' databases. Idempotent: a second run changes nothing and says so. */
+#include <errno.h>
+#include <getopt.h>
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "history.h"
+#include "pgconn.h"
+#include "plugin.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond install [-c FILE]\n\n"
+	        "Create or upgrade the pgcrond schema (run history, job registry, status view) in\n"
+	        "the history database, record the configured jobs in pgcrond.job, and create the\n"
+	        "objects of every configured plugin in its jobs' databases. Safe to run again: it\n"
+	        "changes only what differs. Jobs no longer configured stay in pgcrond.job,\n"
+	        "disabled, so their history keeps its jobid.\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -h, --help         show this help\n\n"
+	        "The schema SQL is read from $PGCROND_SQL_DIR, default %s.\n",
+	        PGCROND_DEFAULT_CONF, PGCROND_DEFAULT_SQL_DIR);
+}
+
+/* A PostgreSQL array literal ({"a","b"}) for a text[] parameter. */
+static char *array_literal(char *const *items, size_t n)
+{
+	size_t cap = 3, o = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cap += 3 + 2 * strlen(items[i]);
+	char *s = malloc(cap);
+	if (!s)
+		return NULL;
+	s[o++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			s[o++] = ',';
+		s[o++] = '"';
+		for (const char *p = items[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				s[o++] = '\\';
+			s[o++] = *p;
+		}
+		s[o++] = '"';
+	}
+	s[o++] = '}';
+	s[o] = '\0';
+	return s;
+}
+
+/* The relations a job's plugin maintains, comma-separated, or NULL. */
+static char *relations_of(const struct plugin *p)
+{
+	size_t cap = 1;
+	char *s;
+
+	if (!p || !p->decl.relations || !p->decl.relations[0].name)
+		return NULL;
+	for (const struct pgc_relation_decl *r = p->decl.relations; r->name; r++)
+		cap += strlen(r->name) + 2;
+	s = malloc(cap);
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	size_t o = 0;
+	for (const struct pgc_relation_decl *r = p->decl.relations; r->name; r++) {
+		int w = snprintf(s + o, cap - o, "%s%s", o ? ", " : "", r->name);
+		if (w < 0 || (size_t)w >= cap - o)
+			break; /* cannot happen: cap counts every name and separator */
+		o += (size_t)w;
+	}
+	return s;
+}
+
+static bool exec_ok(PGresult *r, const char *what)
+{
+	ExecStatusType s = PQresultStatus(r);
+	char why[512];
+
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return true;
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	fprintf(stderr, "pgcrond install: %s: %s%s%s%s\n", what,
+	        pgconn_result_error(r, why, sizeof(why)), state ? " (SQLSTATE " : "",
+	        state ? state : "", state ? ")" : "");
+	return false;
+}
+
+struct job_counts {
+	int added, changed, unchanged, removed;
+};
+
+/* Mirror the configured jobs into pgcrond.job, inside the install transaction. */
+static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct plugin_registry *reg,
+                     struct job_counts *n)
+{
+	static const char upsert[] =
+	    "INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database,"
+	    "  after, listen, enabled, max_staleness, relation)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::boolean,"
+	    "  $10::bigint * interval '1 millisecond', $11)"
+	    " ON CONFLICT (jobname) DO UPDATE"
+	    "   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,"
+	    "       schedule = EXCLUDED.schedule, database = EXCLUDED.database,"
+	    "       after = EXCLUDED.after, listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,"
+	    "       max_staleness = EXCLUDED.max_staleness, relation = EXCLUDED.relation,"
+	    "       updated_at = now(), removed_at = NULL"
+	    " WHERE (j.kind, j.plugin, j.command, j.schedule, j.database, j.after, j.listen,"
+	    "        j.enabled, j.max_staleness, j.relation, j.removed_at)"
+	    "       IS DISTINCT FROM"
+	    "       (EXCLUDED.kind, EXCLUDED.plugin, EXCLUDED.command, EXCLUDED.schedule,"
+	    "        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,"
+	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at)"
+	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
+	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
+	int rc = 0;
+
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_jobs && rc == 0; i++) {
+		const struct conf_job *job = &cfg->jobs[i];
+		char staleness[24];
+		char *after = array_literal(job->after, job->n_after);
+		char *rel =
+		    job->plugin ? relations_of(plugin_registry_find(reg, job->plugin)) : NULL;
+
+		names[i] = job->name;
+		snprintf(staleness, sizeof(staleness), "%lld", (long long)job->max_staleness_ms);
+		const char *p[] = {job->name,
+		                   job->plugin ? "plugin" : "sql",
+		                   job->plugin,
+		                   job->command,
+		                   job->schedule,
+		                   job->database,
+		                   after ? after : "{}",
+		                   job->listen,
+		                   job->enabled ? "true" : "false",
+		                   job->max_staleness_ms > 0 ? staleness : NULL,
+		                   rel};
+		PGresult *r = PQexecParams(conn, upsert, 11, NULL, p, NULL, NULL, 0);
+		char what[300];
+		snprintf(what, sizeof(what), "recording job \"%s\"", job->name);
+		if (!exec_ok(r, what))
+			rc = -EIO;
+		else if (PQntuples(r) == 0)
+			n->unchanged++;
+		else if (PQgetvalue(r, 0, 0)[0] == 't')
+			n->added++;
+		else
+			n->changed++;
+		PQclear(r);
+		free(after);
+		free(rel);
+	}
+	if (rc == 0) {
+		/* Jobs gone from the config keep their row, disabled: their history rows keep a
+		 * jobid that resolves, and configuring the job again revives the same jobid. */
+		char *all = array_literal(names, cfg->n_jobs);
+		const char *p[] = {all};
+		PGresult *r =
+		    PQexecParams(conn,
+		                 "UPDATE pgcrond.job"
+		                 "   SET enabled = false, removed_at = now(), updated_at = now()"
+		                 " WHERE removed_at IS NULL AND jobname <> ALL ($1::text[])",
+		                 1, NULL, p, NULL, NULL, 0);
+		if (!all || !exec_ok(r, "marking removed jobs"))
+			rc = all ? -EIO : -ENOMEM;
+		else
+			n->removed = atoi(PQcmdTuples(r));
+		PQclear(r);
+		free(all);
+	}
+	free(names);
+	return rc;
+}
+
+/* Plugins in an order where each comes after the configured plugins it reads from. */
+static size_t plugin_order(const struct pgc_config *cfg, const struct plugin_registry *reg,
+                           const struct plugin **out)
+{
+	size_t n = 0, placed = 0;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct plugin *p =
+		    cfg->jobs[i].plugin ? plugin_registry_find(reg, cfg->jobs[i].plugin) : NULL;
+		bool seen = false;
+		for (size_t k = 0; k < n && p; k++)
+			seen |= out[k] == p;
+		if (p && !seen)
+			out[n++] = p;
+	}
+	/* Selection by rounds: small n, and a cycle (refused by 'pgcrond check') still ends. */
+	while (placed < n) {
+		size_t pick = placed;
+		for (size_t i = placed; i < n; i++) {
+			bool ready = true;
+			for (const char *const *r = out[i]->decl.reads; r && *r && ready; r++)
+				for (size_t k = placed; k < n; k++)
+					if (k != i && strcmp(out[k]->name, *r) == 0)
+						ready = false;
+			if (ready) {
+				pick = i;
+				break;
+			}
+		}
+		const struct plugin *t = out[placed];
+		out[placed] = out[pick];
+		out[pick] = t;
+		placed++;
+	}
+	return n;
+}
+
+/* Each configured plugin's install SQL, in every database its jobs use. */
+static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg)
+{
+	const struct plugin **order = calloc(cfg->n_jobs + 1, sizeof(*order));
+	PGconn **conns = calloc(cfg->n_databases + 1, sizeof(*conns));
+	int rc = EX_OK;
+
+	if (!order || !conns) {
+		free(order);
+		free(conns);
+		return EX_SOFTWARE;
+	}
+	size_t n = plugin_order(cfg, reg, order);
+	for (size_t i = 0; i < n && rc == EX_OK; i++) {
+		const struct plugin *p = order[i];
+		if (!p->decl.install_sql)
+			continue;
+		for (size_t d = 0; d < cfg->n_databases && rc == EX_OK; d++) {
+			const struct conf_database *db = &cfg->databases[d];
+			bool used = false;
+			for (size_t j = 0; j < cfg->n_jobs; j++)
+				used |= cfg->jobs[j].plugin &&
+				        strcmp(cfg->jobs[j].plugin, p->name) == 0 &&
+				        cfg->jobs[j].database &&
+				        strcmp(cfg->jobs[j].database, db->name) == 0;
+			if (!used)
+				continue;
+			if (!conns[d]) {
+				char err[1024];
+				conns[d] = pgconn_connect_blocking(db->conninfo, "pgcrond install",
+				                                   err, sizeof(err));
+				if (!conns[d]) {
+					fprintf(stderr, "pgcrond install: database \"%s\": %s\n",
+					        db->name, err);
+					rc = EX_UNAVAILABLE;
+					break;
+				}
+				/* Idempotent DDL says "already exists, skipping" on every run
+				 * after the first: keep a re-install quiet. */
+				PQclear(PQexec(conns[d], "SET client_min_messages = warning"));
+			}
+			char what[512];
+			snprintf(what, sizeof(what), "plugin %s in database \"%s\"", p->name,
+			         db->name);
+			PGresult *r = PQexec(conns[d], p->decl.install_sql);
+			if (exec_ok(r, what))
+				printf("pgcrond install: %s: objects installed\n", what);
+			else
+				rc = EX_UNAVAILABLE;
+			PQclear(r);
+		}
+	}
+	for (size_t d = 0; d < cfg->n_databases; d++)
+		PQfinish(conns[d]);
+	free(conns);
+	free(order);
+	return rc;
+}
 
 int cli_install(int argc, char **argv)
 {
-	fprintf(stderr, "pgcrond install: not implemented yet\n");
-	return EX_UNAVAILABLE;
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf = PGCROND_DEFAULT_CONF;
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *reg = NULL;
+	struct diag_list dl = {0};
+	struct job_counts counts = {0};
+	PGconn *conn = NULL;
+	char err[1024];
+	int opt, rc, from, to;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case ':':
+			fprintf(stderr, "pgcrond install: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(stderr,
+			        "pgcrond install: unknown option \"%s\"; see pgcrond install "
+			        "--help\n",
+			        argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pgcrond install: unexpected argument \"%s\"\n", argv[optind]);
+		return EX_USAGE;
+	}
+
+	rc = hist_cli_open("install", conf, &cfg, &conn);
+	if (rc != EX_OK)
+		return rc;
+
+	/* Load the plugins first: a plugin that cannot load stops the install before it
+	 * changes anything. */
+	int prc = plugin_check_config(cfg, &reg, &dl);
+	if (prc < 0) {
+		diag_print(&dl, stderr);
+		if (prc == -ENOMEM)
+			fprintf(stderr, "pgcrond install: out of memory\n");
+		rc = prc == -ENOMEM ? EX_SOFTWARE : EX_CONFIG;
+		goto out;
+	}
+
+	const char *sql_dir = hist_sql_dir();
+	if (hist_install_begin(conn, sql_dir, &from, &to, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pgcrond install: %s\n", err);
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	int src = sync_jobs(conn, cfg, reg, &counts);
+	PGresult *r = PQexec(conn, src == 0 ? "COMMIT" : "ROLLBACK");
+	if (src != 0 || !exec_ok(r, "COMMIT")) {
+		if (src == -ENOMEM)
+			fprintf(stderr, "pgcrond install: out of memory\n");
+		PQclear(r);
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	PQclear(r);
+
+	if (from == to)
+		printf("pgcrond install: schema pgcrond is up to date (version %d) in database "
+		       "\"%s\"\n",
+		       to, cfg->history_database);
+	else if (from == 0)
+		printf("pgcrond install: schema pgcrond created (version %d) in database \"%s\"\n",
+		       to, cfg->history_database);
+	else
+		printf("pgcrond install: schema pgcrond upgraded from version %d to %d in database "
+		       "\"%s\"\n",
+		       from, to, cfg->history_database);
+	printf("pgcrond install: jobs: %d added, %d changed, %d removed (kept, disabled), "
+	       "%d unchanged\n",
+	       counts.added, counts.changed, counts.removed, counts.unchanged);
+
+	rc = install_plugins(cfg, reg);
+out:
+	diag_clear(&dl);
+	plugin_registry_free(&reg);
+	PQfinish(conn);
+	config_free(&cfg);
+	return rc;
 }

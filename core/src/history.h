@@ -9,6 +9,7 @@
  * is lost, also across a restart of the daemon. */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -17,10 +18,10 @@ struct hist;
 /* What is known when a run starts. Strings are copied. */
 struct hist_run {
 	const char *job_name;
-	const char *database;  /* the configured database key */
-	const char *username;  /* role the job runs as, NULL if not known yet */
-	const char *command;   /* the SQL, or "plugin NAME: <first statement>" */
-	const char *trigger;   /* schedule | manual | retry | catchup | notify | upstream | reboot */
+	const char *database; /* the configured database key */
+	const char *username; /* role the job runs as, NULL if not known yet */
+	const char *command;  /* the SQL, or "plugin NAME: <first statement>" */
+	const char *trigger;  /* schedule | manual | retry | catchup | notify | upstream | reboot */
 	const char *graph_run; /* id shared by the runs one upstream run caused; NULL */
 	int64_t scheduled_us;  /* the fire instant this run serves (Unix µs), 0 if none */
 	int64_t start_us;      /* Unix µs */
@@ -38,8 +39,8 @@ struct hist_run {
  * rows a dead previous process left "running" for INSTANCE (a stable name of this daemon,
  * default the host name) as failed. Returns 0 or a negative errno. */
 int hist_open(struct event_base *base, const char *conninfo, const char *state_dir,
-	      const char *instance, int64_t retain_ms, struct hist **out)
-	__attribute__((warn_unused_result));
+              const char *instance, int64_t retain_ms, struct hist **out)
+    __attribute__((warn_unused_result));
 /* Flush what can be flushed within the grace period, spill the rest, disconnect. */
 void hist_close(struct hist **h);
 
@@ -50,12 +51,85 @@ void hist_set_pid(struct hist *h, uint64_t key, int pid);
 /* Record the end. SQLSTATE may be NULL; MESSAGE is return_message (pg_cron: "INSERT 0 1",
  * "1 row", or the error text), never containing a password. */
 void hist_finish(struct hist *h, uint64_t key, const char *status, const char *message,
-		 const char *sqlstate, int64_t end_us);
+                 const char *sqlstate, int64_t end_us);
 /* A run that never started (overlap skip, upstream_failed): one complete row. */
 void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-		 const char *message);
+                 const char *message);
 
 /* Records waiting to be written (memory + spill file), for tests and status. */
 uint64_t hist_pending(const struct hist *h);
+
+/* ---- additions (history engineer) --------------------------------------------------- */
+
+/* The spill file under state_dir. */
+#define HIST_SPOOL_FILE "history.spool"
+
+/* Limits; a zero field keeps the default (in brackets). */
+struct hist_tuning {
+	size_t memory_limit;       /* records kept in memory while waiting [10000]; the rest
+	                            * wait in the spill file only */
+	int64_t spill_max_bytes;   /* spill file size at which new records are dropped, with an
+	                            * error [256 MiB] */
+	int purge_batch;           /* rows per purge DELETE [1000] */
+	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
+	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s] */
+	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 30 s] */
+	int64_t retry_max_ms;
+};
+void hist_tune(struct hist *h, const struct hist_tuning *t);
+
+/* Counters for tests and the status endpoint. */
+struct hist_stats {
+	bool connected;
+	uint64_t pending;        /* = hist_pending() */
+	uint64_t written;        /* records acknowledged by the database */
+	uint64_t dropped;        /* records given up (spill file full, unwritable data) */
+	uint64_t orphans_closed; /* rows of a dead previous process closed as failed */
+	uint64_t purged;         /* rows deleted by the retention purge */
+	uint64_t purge_batches;  /* DELETE statements the purge ran */
+	uint64_t connects;       /* successful (re)connects */
+};
+void hist_get_stats(const struct hist *h, struct hist_stats *out);
+
+/* Run the retention purge as soon as the connection is idle (normally on its timer). */
+void hist_purge_now(struct hist *h);
+
+/* Schema install, blocking: for "pgcrond install" (never on the daemon's loop). Inside one
+ * transaction holding an advisory lock, brings pgcrond's schema to the newest version
+ * found in SQL_DIR (pgcrond--N.sql files, each the step from N-1 to N), then applies
+ * pg_cron_compat.sql. *FROM and *TO get the versions before and after (equal: nothing was
+ * changed). CONN must not be in a transaction. Returns 0, or a negative errno with a
+ * message in ERR. On success the transaction is still open: the caller adds its own
+ * statements (the job registry) and COMMITs, or ROLLBACKs on error. */
+struct pg_conn; /* libpq's PGconn */
+int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+/* The directory of the schema SQL: $PGCROND_SQL_DIR, else the source tree's sql/ if it
+ * exists (running from a build tree), else the installed one. */
+const char *hist_sql_dir(void);
+
+/* Spill file lines (exposed for the unit tests): a kind, then NULL-able text fields,
+ * tab-separated with \\ \t \n \r escaped and NULL as \N, then a checksum, then '\n'.
+ * encode returns a malloc'd line in *LINE (with its '\n') and its length, or -ENOMEM;
+ * decode works in place on LINE (without the '\n'), pointing KIND and FIELDS into it, and
+ * returns the number of fields, or -EBADMSG for a torn or corrupt line, -E2BIG for more
+ * than MAX fields. */
+#define HIST_SPOOL_MAX_FIELDS 24
+int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+    __attribute__((warn_unused_result));
+int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
+    __attribute__((warn_unused_result));
+
+/* The NOTIFY channel "pgcrond trigger JOB" sends the job name on, in the history database;
+ * the daemon LISTENs on it. */
+#define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
+
+/* Shared by the history, install and trigger commands (cli_history.c): load CONF_PATH,
+ * then connect (blocking) to its history database. Prints what went wrong prefixed with
+ * "pgcrond CMD: " and returns a sysexits code: 0 with *CFG and *CONN set, EX_CONFIG (78)
+ * for configuration problems, EX_UNAVAILABLE (69) if the database is unreachable. */
+struct pgc_config;
+int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
+                  struct pg_conn **conn) __attribute__((warn_unused_result));
 
 #endif

@@ -1,0 +1,1397 @@
+/* Run history (history.h, DESIGN.md "Run history").
+ *
+ * Every record hist_*() accepts (a run's start, its backend pid, its end, a complete row)
+ * becomes one line appended to the spill file before anything else, so a crash, a kill -9
+ * or a database outage loses nothing. The memory queue caches the file's not yet
+ * acknowledged lines, in order and bounded; a line leaves it when the database has
+ * acknowledged its statement, and the file is truncated whenever nothing is left. So the
+ * spill file and the queue are one FIFO, and replaying what an earlier process left is the
+ * same sender working through older lines. Every statement is idempotent on the writer's
+ * key (instance, run_key): resending a line whose answer was lost with the connection is
+ * harmless.
+ *
+ * One dedicated connection, fully asynchronous on the daemon's event_base, one statement
+ * in flight at a time; reconnects with capped exponential backoff and jitter. */
+#include "history.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pgconn.h"
+
+#define DEF_MEMORY_LIMIT 10000
+#define DEF_SPILL_MAX_BYTES (256LL << 20)
+#define DEF_PURGE_BATCH 1000
+#define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
+#define DEF_CLOSE_GRACE_MS 5000
+#define DEF_RETRY_MIN_MS 1000
+#define DEF_RETRY_MAX_MS 30000
+#define CONNECT_TIMEOUT_MS 10000
+#define QUERY_TIMEOUT_MS 60000
+#define FSYNC_DELAY_MS 200
+#define APP_NAME "pgcrond history"
+
+/* Record kinds in the spill file; the digit is the layout's version. */
+#define K_START                                                                                    \
+	"S1"          /* instance run_key boot_id job_name database username command trigger       \
+	               * graph_run scheduled_us start_us attempt */
+#define K_RECORD "R1" /* K_START's fields, then status message sqlstate end_us */
+#define K_PID "P1"    /* instance run_key pid */
+#define K_FINISH "F1" /* instance run_key status message sqlstate end_us */
+#define N_START 12
+#define N_RECORD 16
+#define N_PID 3
+#define N_FINISH 6
+
+/* Both kinds of complete or partial row go through one INSERT; a start passes
+ * status 'running' and NULL for what is not known yet. */
+static const char sql_insert[] =
+    "INSERT INTO pgcrond.job_run_details"
+    " (jobid, database, username, command, status, return_message, start_time, end_time,"
+    "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
+    "  boot_id, graph_run)"
+    " VALUES ((SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = $4),"
+    "  $5, $6, $7, $13, $14,"
+    "  timestamptz 'epoch' + $11::bigint * interval '1 microsecond',"
+    "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
+    "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
+    "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9)"
+    " ON CONFLICT (instance, run_key) DO NOTHING";
+
+static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
+                              " WHERE instance = $1 AND run_key = $2";
+
+static const char sql_finish[] =
+    "UPDATE pgcrond.job_run_details"
+    "   SET status = $3, return_message = $4, sqlstate = $5,"
+    "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
+    "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
+    "                     * interval '1 microsecond') - start_time) * 1000"
+    " WHERE instance = $1 AND run_key = $2";
+
+/* Rows a previous process of this instance left running: any boot but ours. */
+static const char sql_orphans[] =
+    "UPDATE pgcrond.job_run_details"
+    "   SET status = 'failed', return_message = $3, end_time = now(),"
+    "       duration_ms = extract(epoch FROM now() - start_time) * 1000"
+    " WHERE instance = $1 AND status IN ('starting', 'running')"
+    "   AND boot_id IS DISTINCT FROM $2";
+
+/* One bounded batch per statement, so the purge never holds many row locks for long;
+ * ctid = ANY(ARRAY(...)) lets the planner use a TID scan. */
+static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid = ANY (ARRAY("
+                                " SELECT ctid FROM pgcrond.job_run_details"
+                                "  WHERE start_time < now() - $1::bigint * interval '1 millisecond'"
+                                "  LIMIT $2::integer))";
+
+struct hist_line {
+	struct hist_line *next;
+	off_t end_off; /* spill file offset just past this line */
+	size_t len;    /* without the '\n' */
+	char text[];
+};
+
+enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
+enum hist_op { OP_NONE, OP_RECORD, OP_ORPHANS, OP_PURGE };
+
+struct hist {
+	struct event_base *base;
+	char *conninfo;
+	char safe_conninfo[512]; /* redacted, for log lines */
+	char *instance;
+	char boot_id[64];
+	int64_t retain_ms;
+	uint64_t next_key;
+	struct hist_tuning tun;
+
+	PGconn *conn;
+	enum conn_state cs;
+	enum hist_op op;   /* the statement in flight */
+	bool op_failed;    /* one of its results was an error */
+	long long op_rows; /* rows it affected */
+	char op_err[512];
+	char op_sqlstate[6];
+	bool blocked; /* a write error: wait for retry_ev before sending again */
+	bool closing;
+	unsigned failures; /* consecutive connect or write failures, for the backoff */
+	evutil_socket_t watch_fd;
+	short watch_what;
+	bool sock_added;
+	struct event sock_ev, retry_ev, deadline_ev, purge_ev, fsync_ev;
+	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
+
+	struct hist_line *head, *tail;
+	size_t q_n;
+	uint64_t unloaded_n; /* lines in the spill file not (yet) in memory */
+
+	char *spill_path; /* NULL: no state_dir, memory only */
+	int spill_fd;
+	off_t spill_size;   /* bytes of whole lines in the file */
+	off_t loaded_off;   /* lines before this offset are in memory or acknowledged */
+	off_t acked_off;    /* lines before this offset are acknowledged */
+	off_t leftover_off; /* lines before this offset came from an earlier process */
+	bool dirty;         /* appended since the last fdatasync */
+
+	bool orphans_done;
+	bool purge_pending;
+	long long purge_run_rows;
+	struct hist_stats st;
+};
+
+static void on_socket(evutil_socket_t fd, short what, void *arg);
+static void kick(struct hist *h);
+
+/* ---- spill line format ---------------------------------------------------------------- */
+
+/* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
+static uint32_t fnv1a(const char *p, size_t n)
+{
+	uint32_t x = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= (unsigned char)p[i];
+		x *= 16777619u;
+	}
+	return x;
+}
+
+int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+{
+	size_t cap = strlen(kind) + 16, o = 0;
+
+	for (int i = 0; i < n; i++)
+		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
+	char *b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (const char *k = kind; *k; k++)
+		b[o++] = *k;
+	for (int i = 0; i < n; i++) {
+		b[o++] = '\t';
+		if (!fields[i]) {
+			b[o++] = '\\';
+			b[o++] = 'N';
+			continue;
+		}
+		for (const char *p = fields[i]; *p; p++) {
+			char esc = *p == '\\'   ? '\\'
+			           : *p == '\t' ? 't'
+			           : *p == '\n' ? 'n'
+			           : *p == '\r' ? 'r'
+			                        : 0;
+			if (esc) {
+				b[o++] = '\\';
+				b[o++] = esc;
+			} else {
+				b[o++] = *p;
+			}
+		}
+	}
+	int w = snprintf(b + o, cap - o, "\t#%08" PRIx32 "\n", fnv1a(b, o));
+	if (w < 0 || (size_t)w >= cap - o) {
+		free(b);
+		return -EOVERFLOW; /* cannot happen: cap reserves room for the trailer */
+	}
+	*line = b;
+	*len = o + (size_t)w;
+	return 0;
+}
+
+int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
+{
+	const size_t trailer = 10; /* "\t#" and 8 hex digits */
+	uint32_t want = 0;
+
+	if (len < trailer + 1)
+		return -EBADMSG;
+	char *t = line + len - trailer;
+	if (t[0] != '\t' || t[1] != '#')
+		return -EBADMSG;
+	for (int i = 2; i < 10; i++) {
+		char c = t[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -EBADMSG;
+		want = want << 4 | (uint32_t)d;
+	}
+	if (fnv1a(line, len - trailer) != want)
+		return -EBADMSG;
+
+	char *r = line, *end = t;
+	*end = '\0';
+	*kind = r;
+	while (r < end && *r != '\t')
+		r++;
+	int n = 0;
+	while (r < end) {
+		*r++ = '\0'; /* the tab ending the previous token */
+		if (n == max)
+			return -E2BIG;
+		if (r[0] == '\\' && r[1] == 'N' && (r + 2 == end || r[2] == '\t')) {
+			fields[n++] = NULL;
+			r += 2;
+			continue;
+		}
+		char *w = r;
+		fields[n++] = w;
+		while (r < end && *r != '\t') {
+			if (*r != '\\') {
+				*w++ = *r++;
+				continue;
+			}
+			switch (r + 1 < end ? r[1] : 0) {
+			case '\\':
+				*w++ = '\\';
+				break;
+			case 't':
+				*w++ = '\t';
+				break;
+			case 'n':
+				*w++ = '\n';
+				break;
+			case 'r':
+				*w++ = '\r';
+				break;
+			default:
+				return -EBADMSG;
+			}
+			r += 2;
+		}
+		if (w < r)
+			*w = '\0'; /* else r is at the next tab or the end, both made NUL */
+	}
+	return n;
+}
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+/* Watch the connection's socket for WHAT; the socket can change while connecting (libpq
+ * tries each address in turn), so re-assign whenever it differs. */
+static void watch(struct hist *h, short what)
+{
+	evutil_socket_t fd = h->conn ? PQsocket(h->conn) : -1;
+
+	if (h->sock_added && fd == h->watch_fd && what == h->watch_what)
+		return;
+	if (h->sock_added) {
+		event_del(&h->sock_ev);
+		h->sock_added = false;
+	}
+	if (fd < 0)
+		return;
+	event_assign(&h->sock_ev, h->base, fd, (short)(what | EV_PERSIST), on_socket, h);
+	if (event_add(&h->sock_ev, NULL) == 0) {
+		h->sock_added = true;
+		h->watch_fd = fd;
+		h->watch_what = what;
+	}
+}
+
+static const char *spill_where(const struct hist *h)
+{
+	return h->spill_path ? h->spill_path : "memory";
+}
+
+uint64_t hist_pending(const struct hist *h)
+{
+	return h ? (uint64_t)h->q_n + h->unloaded_n : 0;
+}
+
+/* ---- the spill file ---------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void spill_sync(struct hist *h)
+{
+	if (h->spill_fd < 0 || !h->dirty)
+		return;
+	if (fdatasync(h->spill_fd) != 0 && log_complain(&h->spill_complaint))
+		log_error("history: fdatasync %s: %s", h->spill_path, strerror(errno));
+	h->dirty = false;
+}
+
+static void on_fsync(evutil_socket_t fd, short what, void *arg)
+{
+	spill_sync(arg);
+}
+
+/* Nothing is waiting any more: start the file afresh. */
+static void spill_reset(struct hist *h)
+{
+	if (h->spill_fd >= 0 && h->spill_size > 0 && ftruncate(h->spill_fd, 0) != 0) {
+		if (log_complain(&h->spill_complaint))
+			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
+		return; /* keep the offsets: the lines are still there and acknowledged */
+	}
+	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = 0;
+	h->dirty = false;
+}
+
+static int push(struct hist *h, const char *text, size_t len, off_t end_off)
+{
+	struct hist_line *l = malloc(sizeof(*l) + len + 1);
+
+	if (!l)
+		return -ENOMEM;
+	l->next = NULL;
+	l->end_off = end_off;
+	l->len = len;
+	memcpy(l->text, text, len);
+	l->text[len] = '\0';
+	if (h->tail)
+		h->tail->next = l;
+	else
+		h->head = l;
+	h->tail = l;
+	h->q_n++;
+	return 0;
+}
+
+static void pop(struct hist *h)
+{
+	struct hist_line *l = h->head;
+
+	if (!l)
+		return;
+	h->head = l->next;
+	if (!h->head)
+		h->tail = NULL;
+	h->q_n--;
+	if (l->end_off > h->acked_off)
+		h->acked_off = l->end_off;
+	free(l);
+	if (!h->head && h->unloaded_n == 0)
+		spill_reset(h);
+}
+
+/* Bring the next lines that wait only in the file into memory. */
+static void spill_load(struct hist *h)
+{
+	FILE *f = fopen(h->spill_path, "re");
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	off_t off = h->loaded_off;
+
+	if (!f || fseeko(f, off, SEEK_SET) != 0) {
+		log_error("history: cannot read %s: %s; %" PRIu64 " run records in it are lost",
+		          h->spill_path, strerror(errno), h->unloaded_n);
+		goto lost;
+	}
+	while (h->unloaded_n > 0 && h->q_n < h->tun.memory_limit &&
+	       (n = getline(&buf, &cap, f)) > 0) {
+		off += n;
+		if (buf[n - 1] != '\n' || push(h, buf, (size_t)n - 1, off) != 0)
+			break;
+		h->unloaded_n--;
+	}
+	h->loaded_off = off;
+	if (h->unloaded_n > 0 && h->q_n < h->tun.memory_limit) {
+		log_error("history: %s ends early; %" PRIu64 " run records in it are lost",
+		          h->spill_path, h->unloaded_n);
+		goto lost;
+	}
+	free(buf);
+	fclose(f);
+	return;
+lost:
+	h->st.dropped += h->unloaded_n;
+	h->unloaded_n = 0;
+	h->loaded_off = h->spill_size;
+	free(buf);
+	if (f)
+		fclose(f);
+	if (!h->head)
+		spill_reset(h);
+}
+
+/* Open and lock the spill file, count what an earlier process left, and cut a line torn
+ * by a crash in the middle of a write. */
+static int spill_open(struct hist *h, const char *state_dir)
+{
+	char path[4096];
+	int w = snprintf(path, sizeof(path), "%s/%s", state_dir, HIST_SPOOL_FILE);
+
+	if (w < 0 || (size_t)w >= sizeof(path))
+		return -ENAMETOOLONG;
+	h->spill_path = strdup(path);
+	if (!h->spill_path)
+		return -ENOMEM;
+	h->spill_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (h->spill_fd < 0) {
+		int e = errno;
+		log_error("history: cannot open spill file %s: %s (is state_dir writable by the "
+		          "daemon's user?)",
+		          path, strerror(e));
+		return -e;
+	}
+	if (flock(h->spill_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		log_error("history: spill file %s is locked by another process: two daemons must "
+		          "not share a state_dir",
+		          path);
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+
+	char buf[65536];
+	off_t off = 0, whole = 0;
+	uint64_t lines = 0;
+	ssize_t n;
+	while ((n = pread(h->spill_fd, buf, sizeof(buf), off)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			log_error("history: cannot read %s: %s", path, strerror(e));
+			return -e;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				lines++;
+				whole = off + i + 1;
+			}
+		}
+		off += n;
+	}
+	if (off > whole) {
+		log_warning("history: %s: discarding %lld bytes of a record torn by a crash", path,
+		            (long long)(off - whole));
+		if (ftruncate(h->spill_fd, whole) != 0) {
+			int e = errno;
+			log_error("history: truncate %s: %s", path, strerror(e));
+			return -e;
+		}
+	}
+	h->spill_size = h->leftover_off = whole;
+	h->unloaded_n = lines;
+	if (lines > 0)
+		log_notice("history: %" PRIu64 " run records from an earlier run wait in %s", lines,
+		           path);
+	return 0;
+}
+
+/* Accept one record: file first (durable across a crash), then the memory queue when it
+ * keeps the order, else the file alone. Takes LINE (with its '\n'). */
+static void enqueue(struct hist *h, char *line, size_t len)
+{
+	bool in_file = false;
+
+	if (h->spill_fd >= 0) {
+		if (h->spill_size + (off_t)len > h->tun.spill_max_bytes) {
+			h->st.dropped++;
+			if (log_complain(&h->spill_complaint))
+				log_error(
+				    "history: spill file %s is full (%lld bytes) while the history "
+				    "database is unreachable: run records are being lost",
+				    h->spill_path, (long long)h->spill_size);
+			free(line);
+			return;
+		}
+		int r = write_all(h->spill_fd, line, len);
+		if (r == 0) {
+			h->spill_size += (off_t)len;
+			in_file = true;
+			h->dirty = true;
+			if (!evtimer_pending(&h->fsync_ev, NULL))
+				arm(&h->fsync_ev, FSYNC_DELAY_MS);
+		} else {
+			if (log_complain(&h->spill_complaint))
+				log_error("history: cannot append to %s: %s", h->spill_path,
+				          strerror(-r));
+			/* cut a partial line so the next one starts clean */
+			if (ftruncate(h->spill_fd, h->spill_size) != 0)
+				log_error("history: truncate %s: %s", h->spill_path,
+				          strerror(errno));
+		}
+	}
+	if (h->unloaded_n == 0 && h->q_n < h->tun.memory_limit &&
+	    push(h, line, len - 1, h->spill_size) == 0) {
+		h->loaded_off = h->spill_size;
+	} else if (in_file) {
+		h->unloaded_n++;
+	} else {
+		h->st.dropped++;
+		if (log_complain(&h->spill_complaint))
+			log_error(
+			    "history: %zu run records wait in memory and none can be spilled: "
+			    "run records are being lost",
+			    h->q_n);
+	}
+	free(line);
+	kick(h);
+}
+
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
+{
+	char *line;
+	size_t len;
+
+	if (hist_spool_encode(kind, fields, n, &line, &len) != 0) {
+		h->st.dropped++;
+		log_error("history: out of memory: a run record is lost");
+		return;
+	}
+	enqueue(h, line, len);
+}
+
+/* ---- the connection ---------------------------------------------------------------- */
+
+static void drop_conn(struct hist *h)
+{
+	if (h->sock_added) {
+		event_del(&h->sock_ev);
+		h->sock_added = false;
+	}
+	evtimer_del(&h->deadline_ev);
+	PQfinish(h->conn);
+	h->conn = NULL;
+	h->cs = CS_DOWN;
+	h->op = OP_NONE;
+	h->blocked = false;
+}
+
+/* WHY must not point into the connection (it is freed here). */
+static void conn_failed(struct hist *h, const char *why)
+{
+	bool was_ready = h->cs == CS_READY;
+
+	drop_conn(h);
+	spill_sync(h); /* what waits now may wait long: make it durable */
+	if (log_complain(&h->down_complaint))
+		log_warning("history database %s %s: %s; %" PRIu64
+		            " run records wait in %s and are "
+		            "written when it is back",
+		            h->safe_conninfo, was_ready ? "connection lost" : "unreachable", why,
+		            hist_pending(h), spill_where(h));
+	if (!h->closing)
+		arm(&h->retry_ev,
+		    pgconn_backoff_ms(h->failures++, h->tun.retry_min_ms, h->tun.retry_max_ms));
+}
+
+static void conn_failed_libpq(struct hist *h)
+{
+	char why[512];
+
+	pgconn_error(h->conn, why, sizeof(why));
+	conn_failed(h, why);
+}
+
+static void conn_start(struct hist *h)
+{
+	char why[512];
+
+	if (pgconn_start(h->conninfo, APP_NAME, &h->conn) != 0) {
+		pgconn_error(h->conn, why, sizeof(why));
+		conn_failed(h, why);
+		return;
+	}
+	h->cs = CS_CONNECTING;
+	watch(h, EV_WRITE);
+	arm(&h->deadline_ev, CONNECT_TIMEOUT_MS);
+}
+
+static void notice_debug(void *arg, const char *msg)
+{
+	log_debug("history: server says: %s", msg);
+}
+
+static void connected(struct hist *h)
+{
+	evtimer_del(&h->deadline_ev);
+	if (PQsetnonblocking(h->conn, 1) != 0) {
+		conn_failed_libpq(h);
+		return;
+	}
+	PQsetNoticeProcessor(h->conn, notice_debug, h);
+	h->cs = CS_READY;
+	h->failures = 0;
+	h->st.connects++;
+	if (log_complaint_reset(&h->down_complaint))
+		log_notice("history database %s is reachable again; writing %" PRIu64
+		           " waiting run records",
+		           h->safe_conninfo, hist_pending(h));
+	else
+		log_debug("history: connected to %s", h->safe_conninfo);
+	h->purge_pending = h->retain_ms > 0 && !h->closing;
+	h->purge_run_rows = 0;
+	watch(h, EV_READ);
+	kick(h);
+}
+
+static void poll_connect(struct hist *h)
+{
+	switch (PQconnectPoll(h->conn)) {
+	case PGRES_POLLING_READING:
+		watch(h, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		watch(h, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		connected(h);
+		break;
+	default:
+		conn_failed_libpq(h);
+		break;
+	}
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->cs == CS_DOWN) {
+		conn_start(h);
+		return;
+	}
+	h->blocked = false;
+	kick(h);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->cs == CS_CONNECTING)
+		conn_failed(h, "no answer within 10 s while connecting");
+	else if (h->cs == CS_READY && h->op != OP_NONE)
+		conn_failed(h, "no answer within 60 s; reconnecting");
+}
+
+static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->retain_ms > 0 && !h->purge_pending) {
+		h->purge_pending = true;
+		h->purge_run_rows = 0;
+	}
+	kick(h);
+}
+
+/* ---- statements -------------------------------------------------------------------- */
+
+/* Returns false if the connection failed (and was dropped). */
+static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
+                      const char *const *params)
+{
+	if (!PQsendQueryParams(h->conn, sql, n, NULL, params, NULL, NULL, 0)) {
+		conn_failed_libpq(h);
+		return false;
+	}
+	h->op = op;
+	h->op_failed = false;
+	h->op_rows = 0;
+	h->op_err[0] = h->op_sqlstate[0] = '\0';
+	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	int r = PQflush(h->conn);
+	if (r < 0) {
+		conn_failed_libpq(h);
+		return false;
+	}
+	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
+	return true;
+}
+
+/* Send the head line. Returns 1 if a statement went out, 0 if the line was unusable and
+ * dropped (try the next), -1 if the connection failed. */
+static int send_record(struct hist *h)
+{
+	struct hist_line *l = h->head;
+	const char *kind, *f[HIST_SPOOL_MAX_FIELDS], *p[N_RECORD];
+	char *buf = malloc(l->len + 1);
+	int n, rc = 0;
+
+	if (!buf)
+		return -1;
+	memcpy(buf, l->text, l->len + 1);
+	n = hist_spool_decode(buf, l->len, &kind, f, HIST_SPOOL_MAX_FIELDS);
+	if (n == N_START && strcmp(kind, K_START) == 0) {
+		memcpy(p, f, sizeof(*p) * N_START);
+		p[12] = "running";
+		p[13] = p[14] = p[15] = NULL;
+		rc = send_stmt(h, OP_RECORD, sql_insert, N_RECORD, p) ? 1 : -1;
+	} else if (n == N_RECORD && strcmp(kind, K_RECORD) == 0) {
+		rc = send_stmt(h, OP_RECORD, sql_insert, N_RECORD, f) ? 1 : -1;
+	} else if (n == N_PID && strcmp(kind, K_PID) == 0) {
+		rc = send_stmt(h, OP_RECORD, sql_pid, N_PID, f) ? 1 : -1;
+	} else if (n == N_FINISH && strcmp(kind, K_FINISH) == 0) {
+		rc = send_stmt(h, OP_RECORD, sql_finish, N_FINISH, f) ? 1 : -1;
+	} else {
+		log_error("history: discarding an unreadable record in %s (%s)", spill_where(h),
+		          n < 0 ? "damaged" : "unknown kind");
+		h->st.dropped++;
+		pop(h);
+	}
+	free(buf);
+	return rc;
+}
+
+static void send_orphans(struct hist *h)
+{
+	char msg[512];
+	int w = snprintf(msg, sizeof(msg),
+	                 "pgcrond process ended while this run was in progress (closed at restart "
+	                 "by instance %s)",
+	                 h->instance);
+
+	if (w < 0 || (size_t)w >= sizeof(msg))
+		snprintf(msg, sizeof(msg),
+		         "pgcrond process ended while this run was in progress "
+		         "(closed at restart)");
+	const char *p[] = {h->instance, h->boot_id, msg};
+	send_stmt(h, OP_ORPHANS, sql_orphans, 3, p);
+}
+
+static void send_purge(struct hist *h)
+{
+	char retain[24], batch[16];
+
+	snprintf(retain, sizeof(retain), "%" PRId64, h->retain_ms);
+	snprintf(batch, sizeof(batch), "%d", h->tun.purge_batch);
+	const char *p[] = {retain, batch};
+	send_stmt(h, OP_PURGE, sql_purge, 2, p);
+}
+
+/* Start the next statement if the connection is idle: the orphans of an earlier process
+ * once its leftover records are written, then records in order, then the purge. */
+static void kick(struct hist *h)
+{
+	while (h->cs == CS_READY && h->op == OP_NONE && !h->blocked) {
+		if (!h->orphans_done && h->acked_off >= h->leftover_off) {
+			send_orphans(h);
+			return;
+		}
+		if (!h->head && h->unloaded_n > 0)
+			spill_load(h);
+		if (h->head) {
+			if (send_record(h) != 0)
+				return;
+			continue;
+		}
+		if (h->purge_pending && !h->closing)
+			send_purge(h);
+		return;
+	}
+}
+
+/* Errors the database may stop making without our help: connection trouble, a missing
+ * schema ("pgcrond install"), privileges, a read-only standby. Data errors (22, 23) would
+ * repeat forever and are dropped instead. */
+static bool worth_retrying(const char *sqlstate)
+{
+	return !(strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
+	         strcmp(sqlstate, "54000") == 0);
+}
+
+static void op_done(struct hist *h)
+{
+	enum hist_op op = h->op;
+
+	evtimer_del(&h->deadline_ev);
+	h->op = OP_NONE;
+	if (PQstatus(h->conn) == CONNECTION_BAD) {
+		conn_failed_libpq(h);
+		return;
+	}
+	if (!h->op_failed) {
+		if (log_complaint_reset(&h->write_complaint))
+			log_notice("history: run records are written again");
+		h->failures = 0;
+		switch (op) {
+		case OP_RECORD:
+			h->st.written++;
+			pop(h);
+			break;
+		case OP_ORPHANS:
+			h->orphans_done = true;
+			h->st.orphans_closed += (uint64_t)h->op_rows;
+			if (h->op_rows > 0)
+				log_notice(
+				    "history: closed %lld runs a previous pgcrond process left "
+				    "running as failed",
+				    h->op_rows);
+			break;
+		case OP_PURGE:
+			h->st.purged += (uint64_t)h->op_rows;
+			h->st.purge_batches++;
+			h->purge_run_rows += h->op_rows;
+			if (h->op_rows < h->tun.purge_batch) {
+				h->purge_pending = false;
+				if (h->purge_run_rows > 0)
+					log_info("history: purged %lld runs past the retention",
+					         h->purge_run_rows);
+			}
+			break;
+		case OP_NONE:
+			break;
+		}
+		kick(h);
+		return;
+	}
+
+	if (op == OP_PURGE) {
+		h->purge_pending = false;
+		if (log_complain(&h->purge_complaint))
+			log_warning("history: purge failed: %s", h->op_err);
+		kick(h);
+		return;
+	}
+	if (worth_retrying(h->op_sqlstate)) {
+		bool schema = strcmp(h->op_sqlstate, "42P01") == 0 ||
+		              strcmp(h->op_sqlstate, "3F000") == 0 ||
+		              strcmp(h->op_sqlstate, "42703") == 0;
+		if (log_complain(&h->write_complaint))
+			log_warning(
+			    "history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
+			    " wait in %s, retrying",
+			    h->op_err, h->op_sqlstate,
+			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
+			    hist_pending(h), spill_where(h));
+		h->blocked = true;
+		arm(&h->retry_ev,
+		    pgconn_backoff_ms(h->failures++, h->tun.retry_min_ms, h->tun.retry_max_ms));
+		return;
+	}
+	if (op == OP_ORPHANS) {
+		h->orphans_done = true;
+		log_error("history: cannot close the runs a previous process left running: %s",
+		          h->op_err);
+	} else {
+		h->st.dropped++;
+		log_error("history: the database refuses a run record, dropping it: %s "
+		          "(SQLSTATE %s)",
+		          h->op_err, h->op_sqlstate);
+		pop(h);
+	}
+	kick(h);
+}
+
+static void read_results(struct hist *h)
+{
+	while (h->conn && h->op != OP_NONE && !PQisBusy(h->conn)) {
+		PGresult *r = PQgetResult(h->conn);
+		if (!r) {
+			op_done(h);
+			continue; /* op_done may have sent the next statement */
+		}
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+			h->op_rows += atoll(PQcmdTuples(r));
+		} else if (!h->op_failed) {
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			h->op_failed = true;
+			pgconn_result_error(r, h->op_err, sizeof(h->op_err));
+			snprintf(h->op_sqlstate, sizeof(h->op_sqlstate), "%s", state ? state : "");
+		}
+		PQclear(r);
+	}
+	if (h->conn && PQstatus(h->conn) == CONNECTION_BAD)
+		conn_failed_libpq(h);
+}
+
+static void on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->cs == CS_CONNECTING) {
+		poll_connect(h);
+		return;
+	}
+	if (h->cs != CS_READY)
+		return;
+	if (what & EV_WRITE) {
+		int r = PQflush(h->conn);
+		if (r < 0) {
+			conn_failed_libpq(h);
+			return;
+		}
+		if (r == 0)
+			watch(h, EV_READ);
+	}
+	/* Also while idle: that is how a server that went away is noticed at once. */
+	if ((what & EV_READ) && !PQconsumeInput(h->conn)) {
+		conn_failed_libpq(h);
+		return;
+	}
+	read_results(h);
+}
+
+/* ---- public API -------------------------------------------------------------------- */
+
+int hist_open(struct event_base *base, const char *conninfo, const char *state_dir,
+              const char *instance, int64_t retain_ms, struct hist **out)
+{
+	struct hist *h;
+	char *perr = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!base || !conninfo || !instance || !*instance)
+		return -EINVAL;
+	/* A conninfo libpq cannot parse would only fail again on every retry. */
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+	if (!opts) {
+		log_error("history: bad conninfo: %s", perr ? perr : "out of memory");
+		PQfreemem(perr);
+		return -EINVAL;
+	}
+	PQconninfoFree(opts);
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->base = base;
+	h->spill_fd = -1;
+	h->retain_ms = retain_ms;
+	h->tun = (struct hist_tuning){DEF_MEMORY_LIMIT,      DEF_SPILL_MAX_BYTES, DEF_PURGE_BATCH,
+	                              DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,  DEF_RETRY_MIN_MS,
+	                              DEF_RETRY_MAX_MS};
+	h->conninfo = strdup(conninfo);
+	h->instance = strdup(instance);
+	if (!h->conninfo || !h->instance) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	log_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
+	/* Unique per process, so rows of this process are told from a dead one's. */
+	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)now_us(),
+	         (long)getpid());
+	evtimer_assign(&h->retry_ev, base, on_retry, h);
+	evtimer_assign(&h->deadline_ev, base, on_deadline, h);
+	evtimer_assign(&h->fsync_ev, base, on_fsync, h);
+	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
+	if (state_dir) {
+		rc = spill_open(h, state_dir);
+		if (rc < 0)
+			goto fail;
+	}
+	if (retain_ms > 0)
+		arm(&h->purge_ev, h->tun.purge_interval_ms);
+	conn_start(h);
+	*out = h;
+	return 0;
+fail:
+	if (h->spill_fd >= 0)
+		close(h->spill_fd);
+	free(h->spill_path);
+	free(h->conninfo);
+	free(h->instance);
+	free(h);
+	return rc;
+}
+
+void hist_tune(struct hist *h, const struct hist_tuning *t)
+{
+	if (t->memory_limit)
+		h->tun.memory_limit = t->memory_limit;
+	if (t->spill_max_bytes)
+		h->tun.spill_max_bytes = t->spill_max_bytes;
+	if (t->purge_batch > 0)
+		h->tun.purge_batch = t->purge_batch;
+	if (t->close_grace_ms)
+		h->tun.close_grace_ms = t->close_grace_ms;
+	if (t->retry_min_ms)
+		h->tun.retry_min_ms = t->retry_min_ms;
+	if (t->retry_max_ms)
+		h->tun.retry_max_ms = t->retry_max_ms;
+	if (t->purge_interval_ms) {
+		h->tun.purge_interval_ms = t->purge_interval_ms;
+		if (h->retain_ms > 0) {
+			evtimer_del(&h->purge_ev);
+			arm(&h->purge_ev, t->purge_interval_ms);
+		}
+	}
+}
+
+void hist_get_stats(const struct hist *h, struct hist_stats *out)
+{
+	*out = h->st;
+	out->connected = h->cs == CS_READY;
+	out->pending = hist_pending(h);
+}
+
+void hist_purge_now(struct hist *h)
+{
+	if (h->retain_ms <= 0)
+		return;
+	if (!h->purge_pending) {
+		h->purge_pending = true;
+		h->purge_run_rows = 0;
+	}
+	kick(h);
+}
+
+/* Drive only this connection (not the daemon's loop: other modules are shutting down)
+ * until everything is written or the grace period is over. */
+static void flush_for_close(struct hist *h)
+{
+	int64_t deadline = mono_ms() + h->tun.close_grace_ms;
+
+	h->blocked = false;
+	kick(h);
+	while (h->cs == CS_READY && !h->blocked &&
+	       (h->op != OP_NONE || h->head || h->unloaded_n > 0)) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			break;
+		struct pollfd p = {PQsocket(h->conn),
+		                   (short)(POLLIN | ((h->watch_what & EV_WRITE) ? POLLOUT : 0)), 0};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
+		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
+		on_socket(p.fd, what, h);
+	}
+}
+
+void hist_close(struct hist **hp)
+{
+	struct hist *h = *hp;
+
+	if (!h)
+		return;
+	*hp = NULL;
+	h->closing = true;
+	h->purge_pending = false;
+	if (h->cs == CS_READY)
+		flush_for_close(h);
+	spill_sync(h);
+	if (hist_pending(h) > 0)
+		log_notice("history: %" PRIu64 " run records not yet written wait in %s",
+		           hist_pending(h), h->spill_path ? h->spill_path : "memory and are lost");
+	drop_conn(h);
+	evtimer_del(&h->retry_ev);
+	evtimer_del(&h->fsync_ev);
+	evtimer_del(&h->purge_ev);
+	while (h->head) {
+		struct hist_line *l = h->head;
+		h->head = l->next;
+		free(l);
+	}
+	if (h->spill_fd >= 0)
+		close(h->spill_fd);
+	free(h->spill_path);
+	free(h->conninfo);
+	free(h->instance);
+	free(h);
+}
+
+static void run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
+}
+
+static const char *num(char *buf, size_t len, int64_t v)
+{
+	snprintf(buf, len, "%" PRId64, v);
+	return buf;
+}
+
+/* The fields a start and a complete row share (N_START of them). */
+static void run_fields(const struct hist *h, const struct hist_run *run, const char *key,
+                       char *sched, char *start, char *attempt, const char **f)
+{
+	f[0] = h->instance;
+	f[1] = key;
+	f[2] = h->boot_id;
+	f[3] = run->job_name ? run->job_name : "";
+	f[4] = run->database;
+	f[5] = run->username;
+	f[6] = run->command;
+	f[7] = run->trigger;
+	f[8] = run->graph_run;
+	f[9] = run->scheduled_us ? num(sched, 24, run->scheduled_us) : NULL;
+	f[10] = num(start, 24, run->start_us ? run->start_us : now_us());
+	f[11] = num(attempt, 24, run->attempt > 0 ? run->attempt : 1);
+}
+
+uint64_t hist_start(struct hist *h, const struct hist_run *run)
+{
+	char key[96], sched[24], start[24], attempt[24];
+	const char *f[N_START];
+
+	if (!h || !run)
+		return 0;
+	uint64_t k = ++h->next_key;
+	run_key(h, k, key, sizeof(key));
+	run_fields(h, run, key, sched, start, attempt, f);
+	emit(h, K_START, f, N_START);
+	return k;
+}
+
+void hist_set_pid(struct hist *h, uint64_t k, int pid)
+{
+	char key[96], pidbuf[24];
+
+	if (!h || !k)
+		return;
+	run_key(h, k, key, sizeof(key));
+	const char *f[N_PID] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid)};
+	emit(h, K_PID, f, N_PID);
+}
+
+void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
+                 const char *sqlstate, int64_t end_us)
+{
+	char key[96], end[24];
+
+	if (!h || !k)
+		return;
+	run_key(h, k, key, sizeof(key));
+	const char *f[N_FINISH] = {
+	    h->instance, key,      status ? status : HIST_FAILED,
+	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : now_us())};
+	emit(h, K_FINISH, f, N_FINISH);
+}
+
+void hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                 const char *message)
+{
+	char key[96], sched[24], start[24], attempt[24];
+	const char *f[N_RECORD];
+
+	if (!h || !run)
+		return;
+	run_key(h, ++h->next_key, key, sizeof(key));
+	run_fields(h, run, key, sched, start, attempt, f);
+	f[12] = status ? status : HIST_FAILED;
+	f[13] = message;
+	f[14] = NULL;
+	f[15] = f[10]; /* it never ran: it ended when it started */
+	emit(h, K_RECORD, f, N_RECORD);
+}
+
+/* ---- schema install (blocking; "pgcrond install" only) ----------------------------- */
+
+/* 'pgcrond' in ASCII: the advisory lock two installers serialize on. */
+#define INSTALL_LOCK_KEY "31638874210922084"
+
+static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
+{
+	ExecStatusType s = PQresultStatus(r);
+	char why[512];
+
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return 0;
+	if (r)
+		pgconn_result_error(r, why, sizeof(why));
+	else
+		pgconn_error(c, why, sizeof(why));
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(err, errlen, "%s: %s%s%s%s", what, why, state ? " (SQLSTATE " : "",
+	         state ? state : "", state ? ")" : "");
+	return -EIO;
+}
+
+static int run_sql(PGconn *c, const char *sql, int n, const char *const *params, char **value,
+                   const char *what, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	int rc = exec_ok(c, r, what, err, errlen);
+
+	if (rc == 0 && value) {
+		*value = NULL;
+		if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+			*value = strdup(PQgetvalue(r, 0, 0));
+			if (!*value)
+				rc = -ENOMEM;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static char *read_text_file(const char *path, int *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, got;
+
+	if (!f) {
+		*err = -errno;
+		return NULL;
+	}
+	do {
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap ? cap * 2 : 16384);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				*err = -ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 16384;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0);
+	if (ferror(f)) {
+		*err = -EIO;
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*err = 0;
+	return buf;
+}
+
+/* Apply one SQL file as a whole (a simple-query string may hold many statements). A
+ * missing file is -ENOENT without a message. */
+static int apply_file(PGconn *c, const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[4096];
+	int rc, w = snprintf(path, sizeof(path), "%s/%s", dir, name);
+
+	if (w < 0 || (size_t)w >= sizeof(path)) {
+		snprintf(err, errlen, "%s/%s: path too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	char *sql = read_text_file(path, &rc);
+	if (!sql) {
+		if (rc != -ENOENT)
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	PGresult *r = PQexec(c, sql);
+	rc = exec_ok(c, r, path, err, errlen);
+	PQclear(r);
+	free(sql);
+	return rc;
+}
+
+const char *hist_sql_dir(void)
+{
+	const char *env = getenv("PGCROND_SQL_DIR");
+	struct stat st;
+
+	if (env && *env)
+		return env;
+	if (stat(PGCROND_SOURCE_SQL_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+		return PGCROND_SOURCE_SQL_DIR;
+	return PGCROND_DEFAULT_SQL_DIR;
+}
+
+int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *to, char *err,
+                       size_t errlen)
+{
+	const char *lock[] = {INSTALL_LOCK_KEY};
+	char *v = NULL;
+	int rc, current = 0, version;
+
+	*from = *to = 0;
+	rc = run_sql(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Wait for a concurrent installer rather than race it: once it commits, this one
+	 * finds the schema current and changes nothing. */
+	rc = run_sql(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, NULL, "advisory lock",
+	             err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = run_sql(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL", 0, NULL, &v,
+	             "reading the schema version", err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (v && v[0] == 't') {
+		free(v);
+		v = NULL;
+		rc = run_sql(c, "SELECT coalesce(max(version), 0) FROM pgcrond.schema_version", 0,
+		             NULL, &v, "reading the schema version", err, errlen);
+		if (rc < 0)
+			goto fail;
+		current = v ? atoi(v) : 0;
+	}
+	free(v);
+	v = NULL;
+
+	version = current;
+	for (;;) {
+		char name[64], vbuf[16];
+		snprintf(name, sizeof(name), "pgcrond--%d.sql", version + 1);
+		rc = apply_file(c, sql_dir, name, err, errlen);
+		if (rc == -ENOENT)
+			break;
+		if (rc < 0)
+			goto fail;
+		version++;
+		snprintf(vbuf, sizeof(vbuf), "%d", version);
+		const char *p[] = {PGCROND_VERSION, vbuf};
+		rc = run_sql(c,
+		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
+		             " WHERE version = $2::integer",
+		             2, p, NULL, "recording the version", err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
+	if (version == 0) {
+		snprintf(err, errlen,
+		         "no schema files (pgcrond--1.sql) in %s; set PGCROND_SQL_DIR "
+		         "to the directory holding them",
+		         sql_dir);
+		rc = -ENOENT;
+		goto fail;
+	}
+	rc = apply_file(c, sql_dir, "pg_cron_compat.sql", err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		goto fail;
+	*from = current;
+	*to = version;
+	return 0;
+fail:
+	free(v);
+	PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}

@@ -1,0 +1,108 @@
+/* The spill file's line format (history.c): what goes in comes out, NULL stays apart from
+ * "" and from a literal "\N", and a torn or damaged line is recognised. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "history.h"
+
+static int roundtrip(const char *kind, const char *const *in, int n, const char **out, char **keep)
+{
+	char *line;
+	size_t len;
+	const char *k;
+
+	ck_assert_int_eq(hist_spool_encode(kind, in, n, &line, &len), 0);
+	ck_assert_uint_eq(strlen(line), len);
+	ck_assert(len > 0 && line[len - 1] == '\n');
+	ck_assert_ptr_null(memchr(line, '\n', len - 1)); /* one record, one line */
+	int got = hist_spool_decode(line, len - 1, &k, out, HIST_SPOOL_MAX_FIELDS);
+	ck_assert_str_eq(k, kind);
+	*keep = line;
+	return got;
+}
+
+START_TEST(fields_survive)
+{
+	const char *in[] = {"plain",       "",    NULL, "tab\there", "new\nline\r\n",
+	                    "back\\slash", "\\N", "\\", "ünïcödé ✓", "trailing\\"};
+	const int n = sizeof(in) / sizeof(in[0]);
+	const char *out[HIST_SPOOL_MAX_FIELDS];
+	char *line;
+
+	ck_assert_int_eq(roundtrip("S1", in, n, out, &line), n);
+	for (int i = 0; i < n; i++) {
+		if (!in[i])
+			ck_assert_ptr_null(out[i]);
+		else
+			ck_assert_str_eq(out[i], in[i]);
+	}
+	free(line);
+}
+END_TEST
+
+START_TEST(no_fields_and_empty_edges)
+{
+	const char *out[HIST_SPOOL_MAX_FIELDS];
+	char *line;
+
+	ck_assert_int_eq(roundtrip("P1", NULL, 0, out, &line), 0);
+	free(line);
+	const char *one_null[] = {NULL};
+	ck_assert_int_eq(roundtrip("P1", one_null, 1, out, &line), 1);
+	ck_assert_ptr_null(out[0]);
+	free(line);
+	const char *empties[] = {"", ""};
+	ck_assert_int_eq(roundtrip("F1", empties, 2, out, &line), 2);
+	ck_assert_str_eq(out[0], "");
+	ck_assert_str_eq(out[1], "");
+	free(line);
+}
+END_TEST
+
+START_TEST(damage_is_detected)
+{
+	const char *in[] = {"instance", "key", "a message"};
+	const char *out[HIST_SPOOL_MAX_FIELDS], *k;
+	char *line;
+	size_t len;
+
+	ck_assert_int_eq(hist_spool_encode("F1", in, 3, &line, &len), 0);
+	/* every single flipped byte of the body or checksum */
+	for (size_t i = 0; i + 1 < len; i++) {
+		char *copy = strndup(line, len - 1);
+		copy[i] ^= 0x01;
+		ck_assert_int_eq(hist_spool_decode(copy, len - 1, &k, out, HIST_SPOOL_MAX_FIELDS),
+		                 -EBADMSG);
+		free(copy);
+	}
+	/* every truncation: a write torn by a crash */
+	for (size_t cut = 0; cut + 1 < len; cut++) {
+		char *copy = strndup(line, cut);
+		ck_assert_int_eq(hist_spool_decode(copy, cut, &k, out, HIST_SPOOL_MAX_FIELDS),
+		                 -EBADMSG);
+		free(copy);
+	}
+	/* more fields than the caller takes */
+	char *copy = strndup(line, len - 1);
+	ck_assert_int_eq(hist_spool_decode(copy, len - 1, &k, out, 2), -E2BIG);
+	free(copy);
+	free(line);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("history");
+	TCase *tc = tcase_create("spool");
+	tcase_add_test(tc, fields_survive);
+	tcase_add_test(tc, no_fields_and_empty_edges);
+	tcase_add_test(tc, damage_is_detected);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
