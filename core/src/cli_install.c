@@ -220,6 +220,38 @@ static size_t plugin_order(const struct pgc_config *cfg, const struct plugin_reg
 	return n;
 }
 
+/* sql/refresh.sql: the CONCURRENTLY guard the core calls before a plugin's concurrent
+ * refresh, in every database plugin jobs run in. */
+static int install_refresh_guard(PGconn *conn, const char *dbname)
+{
+	char path[4096], what[512];
+	int n = snprintf(path, sizeof(path), "%s/refresh.sql", hist_sql_dir());
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "pgcrond install: cannot read %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&sql, &len);
+	char buf[4096];
+	size_t got;
+	while (mem && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, mem);
+	fclose(f);
+	if (!mem)
+		return -ENOMEM;
+	fclose(mem);
+	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
+	PGresult *r = PQexec(conn, sql);
+	int rc = exec_ok(r, what) ? 0 : -EIO;
+	PQclear(r);
+	free(sql);
+	return rc;
+}
+
 /* Each configured plugin's install SQL, in every database its jobs use. */
 static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg)
 {
@@ -260,6 +292,10 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 				/* Idempotent DDL says "already exists, skipping" on every run
 				 * after the first: keep a re-install quiet. */
 				PQclear(PQexec(conns[d], "SET client_min_messages = warning"));
+				if (install_refresh_guard(conns[d], db->name) != 0) {
+					rc = EX_UNAVAILABLE;
+					break;
+				}
 			}
 			char what[512];
 			snprintf(what, sizeof(what), "plugin %s in database \"%s\"", p->name,
