@@ -92,6 +92,11 @@ static const char sql_orphans[] =
 
 /* One bounded batch per statement, so the purge never holds many row locks for long;
  * ctid = ANY(ARRAY(...)) lets the planner use a TID scan. */
+/* The last fire each job served (any instance): what catch-up compares the schedule with. */
+static const char sql_last_fires[] =
+	"SELECT job_name, extract(epoch FROM max(scheduled_time))::bigint"
+	" FROM pgcrond.job_run_details WHERE scheduled_time IS NOT NULL"
+	" AND trigger IN ('schedule', 'catchup') GROUP BY job_name";
 static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid = ANY (ARRAY("
                                 " SELECT ctid FROM pgcrond.job_run_details"
                                 "  WHERE start_time < now() - $1::bigint * interval '1 millisecond'"
@@ -105,7 +110,7 @@ struct hist_line {
 };
 
 enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
-enum hist_op { OP_NONE, OP_RECORD, OP_ORPHANS, OP_PURGE };
+enum hist_op { OP_NONE, OP_RECORD, OP_ORPHANS, OP_LAST_FIRES, OP_PURGE };
 
 struct hist {
 	struct event_base *base;
@@ -146,6 +151,8 @@ struct hist {
 	bool dirty;         /* appended since the last fdatasync */
 
 	bool orphans_done;
+	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
+	void *last_fires_arg;
 	bool purge_pending;
 	long long purge_run_rows;
 	struct hist_stats st;
@@ -808,6 +815,10 @@ static void kick(struct hist *h)
 			send_orphans(h);
 			return;
 		}
+		if (h->orphans_done && h->last_fires_fn) {
+			send_stmt(h, OP_LAST_FIRES, sql_last_fires, 0, NULL);
+			return;
+		}
 		if (!h->head && h->unloaded_n > 0)
 			spill_load(h);
 		if (h->head) {
@@ -869,6 +880,10 @@ static void op_done(struct hist *h)
 					         h->purge_run_rows);
 			}
 			break;
+		case OP_LAST_FIRES:
+			h->last_fires_fn(h->last_fires_arg, NULL, 0); /* the end of the answer */
+			h->last_fires_fn = NULL;
+			break;
 		case OP_NONE:
 			break;
 		}
@@ -899,7 +914,11 @@ static void op_done(struct hist *h)
 		    pgconn_backoff_ms(h->failures++, h->tun.retry_min_ms, h->tun.retry_max_ms));
 		return;
 	}
-	if (op == OP_ORPHANS) {
+	if (op == OP_LAST_FIRES) {
+		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
+		h->last_fires_fn(h->last_fires_arg, NULL, 0);
+		h->last_fires_fn = NULL;
+	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
 		log_error("history: cannot close the runs a previous process left running: %s",
 		          h->op_err);
@@ -922,7 +941,12 @@ static void read_results(struct hist *h)
 			continue; /* op_done may have sent the next statement */
 		}
 		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
+			for (int i = 0; i < PQntuples(r); i++)
+				if (!PQgetisnull(r, i, 1))
+					h->last_fires_fn(h->last_fires_arg, PQgetvalue(r, i, 0),
+					                 atoll(PQgetvalue(r, i, 1)));
+		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
 		} else if (!h->op_failed) {
 			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -1055,6 +1079,13 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	*out = h->st;
 	out->connected = h->cs == CS_READY;
 	out->pending = hist_pending(h);
+}
+
+void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
+{
+	h->last_fires_fn = fn;
+	h->last_fires_arg = arg;
+	kick(h);
 }
 
 void hist_purge_now(struct hist *h)
