@@ -1,0 +1,312 @@
+/* The daemon process: wiring of config, plugins, history, executor and scheduler on one
+ * event_base, plus signals (reload, shutdown) and the manual-trigger listener. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cron.h"
+#include "exec.h"
+#include "history.h"
+#include "log.h"
+#include "plugin.h"
+#include "sched.h"
+#include "sdnotify.h"
+
+struct daemon {
+	const char *config_path;
+	struct event_base *base;
+	struct pgc_config *cfg;
+	cron_tz *tz;
+	struct plugin_registry *plugins;
+	struct exec *ex;
+	struct hist *hist;
+	struct sched *sched;
+	struct exec_listener *trigger;
+	struct event sighup, sigterm, sigint, watchdog;
+	bool stopping;
+};
+
+/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
+static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
+                    cron_tz **tz, struct diag_list *dl)
+{
+	char err[256];
+	int rc = config_load(path, cfg, dl);
+	if (rc < 0)
+		return rc;
+	rc = plugin_check_config(*cfg, plugins, dl);
+	if (rc < 0)
+		goto fail;
+	rc = cron_tz_open((*cfg)->timezone, tz, err, sizeof(err));
+	if (rc < 0) {
+		diag_add(dl, (*cfg)->file, 0, "timezone: %s", err);
+		goto fail;
+	}
+	return 0;
+fail:
+	plugin_registry_free(plugins);
+	config_free(cfg);
+	return rc;
+}
+
+/* Hand the databases of CFG to the executor (adds, updates, and forgets removed ones). */
+static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
+{
+	const char **names = calloc(cfg->n_databases ? cfg->n_databases : 1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < cfg->n_databases && rc == 0; i++) {
+		const struct conf_database *db = &cfg->databases[i];
+		names[i] = db->name;
+		rc = exec_set_database(ex, db->name, db->conninfo, db->pool);
+	}
+	if (rc == 0)
+		exec_retain_databases(ex, names, cfg->n_databases);
+	free(names);
+	return rc;
+}
+
+static void apply_log_level(const struct pgc_config *cfg)
+{
+	enum log_level lvl;
+	if (cfg->log_level && log_level_parse(cfg->log_level, &lvl))
+		log_set_level(lvl);
+}
+
+static void log_diags(const struct diag_list *dl)
+{
+	for (size_t i = 0; i < dl->n; i++) {
+		const struct diag *d = &dl->items[i];
+		if (d->file && d->line > 0)
+			log_error("%s:%d: %s", d->file, d->line, d->message);
+		else if (d->file)
+			log_error("%s: %s", d->file, d->message);
+		else
+			log_error("%s", d->message);
+	}
+}
+
+static void reload(struct daemon *d)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (load_all(d->config_path, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("reload failed; keeping the previous configuration");
+		log_diags(&dl);
+		goto out;
+	}
+	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
+	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
+		log_warning(
+		    "history.database changed; the history keeps using \"%s\" until pgcrond "
+		    "restarts",
+		    old_h ? old_h : "(none)");
+	if (apply_databases(d->ex, cfg) < 0 || sched_apply(d->sched, cfg, tz, plugins, false) < 0) {
+		/* Out of memory half-way: the scheduler may already point into the new config, so
+		 * keep both alive rather than free what it uses. */
+		log_error("reload failed: out of memory; restart pgcrond");
+		cfg = NULL; /* leaked on purpose: possibly in use */
+		plugins = NULL;
+		tz = NULL;
+		goto out;
+	}
+	apply_log_level(cfg);
+	/* Swap: the scheduler copied what running runs need, so the old config can go. */
+	config_free(&d->cfg);
+	plugin_registry_free(&d->plugins);
+	cron_tz_free(&d->tz);
+	d->cfg = cfg;
+	d->plugins = plugins;
+	d->tz = tz;
+	cfg = NULL;
+	plugins = NULL;
+	tz = NULL;
+	log_notice("configuration reloaded: %zu job(s)", d->cfg->n_jobs);
+out:
+	sdnotify_ready();
+	plugin_registry_free(&plugins);
+	cron_tz_free(&tz);
+	config_free(&cfg);
+	diag_clear(&dl);
+}
+
+static void drained(void *arg)
+{
+	struct daemon *d = arg;
+	log_notice("no run left; stopping");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void shutdown_begin(struct daemon *d, int sig)
+{
+	const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (d->stopping) {
+		/* A second signal: do not wait out the grace period. */
+		log_notice("%s again: cancelling running runs now", name);
+		sched_drain(d->sched, 0, drained, d);
+		return;
+	}
+	d->stopping = true;
+	sdnotify_stopping();
+	log_notice("%s: shutting down; no new runs start", name);
+	exec_listener_free(&d->trigger);
+	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	if (sig == SIGHUP) {
+		if (d->stopping)
+			log_notice("SIGHUP ignored: shutting down");
+		else
+			reload(d);
+		return;
+	}
+	shutdown_begin(d, (int)sig);
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sdnotify_watchdog();
+}
+
+/* `pgcrond trigger JOB`: the payload is the job's name. */
+static void on_trigger(void *arg, const char *payload)
+{
+	struct daemon *d = arg;
+	int rc = sched_trigger(d->sched, payload, "manual");
+	if (rc == -ENOENT)
+		log_warning("pgcrond trigger: no job named \"%s\"", payload);
+	else if (rc < 0)
+		log_warning("pgcrond trigger %s: %s", payload, strerror(-rc));
+}
+
+static int open_history(struct daemon *d)
+{
+	const struct conf_database *db =
+	    d->cfg->history_database ? config_database(d->cfg, d->cfg->history_database) : NULL;
+	if (!db) {
+		log_warning("no history database is configured (history.database); runs are only "
+		            "logged");
+		return 0;
+	}
+	char instance[256];
+	if (gethostname(instance, sizeof(instance)) != 0 || !instance[0])
+		snprintf(instance, sizeof(instance), "pgcrond");
+	instance[sizeof(instance) - 1] = '\0';
+	int rc = hist_open(d->base, db->conninfo, d->cfg->state_dir, instance,
+	                   d->cfg->history_retain_ms, &d->hist);
+	if (rc < 0) {
+		log_error("cannot open the run history (state_dir %s): %s", d->cfg->state_dir,
+		          strerror(-rc));
+		return rc;
+	}
+	rc = exec_listen(d->ex, db->name, DAEMON_TRIGGER_CHANNEL, on_trigger, d, &d->trigger);
+	if (rc < 0)
+		log_warning("cannot listen for pgcrond trigger: %s", strerror(-rc));
+	return 0;
+}
+
+int daemon_main(const char *config_path)
+{
+	struct daemon d = {.config_path = config_path};
+	struct diag_list dl = {0};
+	int status = EX_UNAVAILABLE;
+
+	if (geteuid() == 0) {
+		fprintf(stderr, "pgcrond must not run as root; run it as the pgcrond user (systemd "
+		                "does this with User=pgcrond)\n");
+		return DAEMON_EXIT_ROOT;
+	}
+	log_init(LOG_LVL_INFO);
+	if (load_all(config_path, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
+		diag_print(&dl, stderr);
+		diag_clear(&dl);
+		return EX_CONFIG;
+	}
+	apply_log_level(d.cfg);
+	/* A write to a closed socket must be an error return, not death. */
+	signal(SIGPIPE, SIG_IGN);
+
+	d.base = event_base_new();
+	if (!d.base) {
+		log_error("cannot create the event loop");
+		goto out;
+	}
+	if (exec_new(d.base, &d.ex) < 0 || apply_databases(d.ex, d.cfg) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	if (open_history(&d) < 0)
+		goto out;
+	if (sched_new(d.base, d.ex, d.hist, &d.sched) < 0 ||
+	    sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0) {
+		log_error("cannot schedule the jobs: out of memory");
+		goto out;
+	}
+	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
+	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
+	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
+	if (evsignal_add(&d.sighup, NULL) < 0 || evsignal_add(&d.sigterm, NULL) < 0 ||
+	    evsignal_add(&d.sigint, NULL) < 0) {
+		log_error("cannot install the signal handlers");
+		goto out;
+	}
+	uint64_t wd = sdnotify_watchdog_usec();
+	if (wd > 0) {
+		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+		event_assign(&d.watchdog, d.base, -1, EV_PERSIST, watchdog_cb, NULL);
+		event_add(&d.watchdog, &tv);
+	}
+
+	size_t enabled = 0;
+	for (size_t i = 0; i < d.cfg->n_jobs; i++)
+		enabled += d.cfg->jobs[i].enabled;
+	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
+	           d.cfg->n_jobs, enabled, d.cfg->max_running);
+	sdnotify_ready();
+
+	if (event_base_dispatch(d.base) < 0) {
+		log_error("the event loop failed");
+		goto out;
+	}
+	status = EX_OK;
+	log_notice("pgcrond stopped");
+out:
+	if (d.base) {
+		if (evsignal_initialized(&d.sighup))
+			evsignal_del(&d.sighup);
+		if (evsignal_initialized(&d.sigterm))
+			evsignal_del(&d.sigterm);
+		if (evsignal_initialized(&d.sigint))
+			evsignal_del(&d.sigint);
+		if (event_initialized(&d.watchdog))
+			event_del(&d.watchdog);
+	}
+	exec_listener_free(&d.trigger);
+	sched_free(&d.sched);
+	hist_close(&d.hist);
+	exec_free(&d.ex);
+	if (d.base)
+		event_base_free(d.base);
+	plugin_registry_free(&d.plugins);
+	cron_tz_free(&d.tz);
+	config_free(&d.cfg);
+	return status;
+}

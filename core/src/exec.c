@@ -1,0 +1,1225 @@
+/* The executor: per-database pools of async libpq connections on the daemon's event_base.
+ *
+ * A connection is CONNECTING (PQconnectPoll driven by socket events), IDLE (in its pool,
+ * watched for EV_READ so that a server-side close is noticed), or BUSY with one run. A run
+ * waits in its pool's queue until a connection is free; pools open connections on demand up
+ * to their size and back off exponentially after a failed attempt. Nothing here blocks:
+ * cancelling a statement is a query on another connection (pg_cancel_backend), never
+ * PQcancel(), which connects synchronously. */
+#include "exec.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "pgconn.h"
+
+/* After asking the backend to cancel, wait this long before terminating it, and as long
+ * again before giving up on the connection altogether. */
+#define ESCALATE_MS 3000
+/* The client-side timer trails the server's statement_timeout slightly, so that the server
+ * normally stops the statement itself and the connection stays usable. */
+#define CLIENT_TIMEOUT_SLACK_MS 500
+/* Control queries (cancel, terminate) get this long before they are abandoned. */
+#define CONTROL_TIMEOUT_MS 10000
+/* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+
+enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY };
+
+struct conn {
+	struct pool *pool;
+	PGconn *pg;
+	struct event ev;
+	short watching; /* the flags ev is added with, 0 = not added */
+	int fd;
+	enum conn_state state;
+	struct exec_run *run; /* when BUSY */
+	unsigned generation;  /* the pool's conninfo generation it was opened with */
+	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
+	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
+	struct conn *prev, *next;
+};
+
+struct pool {
+	struct exec *ex;
+	char *name;
+	char *conninfo;
+	int size;
+	unsigned generation;
+	struct conn *conns;
+	size_t n_conns, n_connecting;
+	struct exec_run *wait_head, *wait_tail;
+	size_t n_waiting;
+	int failures;
+	bool backing_off;
+	struct event backoff_ev;
+	char *last_error;
+	struct log_complaint complaint;
+	bool removed;
+	struct pool *next;
+};
+
+enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
+
+struct run_stmt {
+	char *sql;
+	char **params;
+	int n_params;
+	bool simple;
+};
+
+struct exec_run {
+	struct exec *ex;
+	struct pool *pool;
+	enum run_state state;
+	bool internal; /* a control query: jumps the queue, may exceed the pool by one */
+	struct run_stmt *stmts;
+	size_t n_stmts;
+	size_t cur;           /* statement being executed */
+	bool setting_timeout; /* the set_config() step is in flight */
+	char timeout_text[32];
+	int64_t timeout_ms;
+	int64_t start_us;
+	struct conn *conn;
+	int pid;
+	void (*on_pid)(void *, int);
+	void (*on_done)(void *, const struct exec_outcome *);
+	void *arg;
+	struct event timer_ev; /* the timeout, then the cancel escalation */
+	bool timer_set;
+	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
+	int escalation;       /* 0 none, 1 cancel sent, 2 terminate sent */
+	char *cancel_msg;
+	bool timed_out, cancelled;
+	/* the outcome being built */
+	bool failed;
+	char *message;
+	char sqlstate[6];
+	struct exec_run *wprev, *wnext; /* pool wait queue */
+	struct exec_run *aprev, *anext; /* exec's list of all runs */
+};
+
+struct exec {
+	struct event_base *base;
+	struct pool *pools;
+	struct exec_run *runs;
+	size_t n_runs;
+};
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg);
+static void pool_dispatch(struct pool *p);
+static void run_complete(struct exec_run *r);
+static void run_next_step(struct exec_run *r);
+static void run_stop(struct exec_run *r, const char *message, bool timed_out);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	return tv;
+}
+
+/* ---- pure helpers --------------------------------------------------------------------- */
+
+void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,
+                         size_t outlen)
+{
+	if (tuples)
+		snprintf(out, outlen, "%ld %s", ntuples, ntuples == 1 ? "row" : "rows");
+	else
+		snprintf(out, outlen, "%s", cmd_status ? cmd_status : "");
+}
+
+/* libpq's messages end in a newline and may continue on tab-indented lines ("Is the server
+ * running locally ..."); a return_message is one line. */
+static char *one_line(const char *text)
+{
+	char *s = strdup(text ? text : "");
+	if (!s)
+		return NULL;
+	size_t w = 0;
+	bool space = false;
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
+			space = w > 0;
+			continue;
+		}
+		if (space) {
+			s[w++] = ' ';
+			space = false;
+		}
+		s[w++] = s[i];
+	}
+	s[w] = '\0';
+	return s;
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+/* libpq's error for the connection as one line (malloc'd; NULL if out of memory). */
+static char *conn_error(const PGconn *pg)
+{
+	char buf[1024];
+	return strdup(pgconn_error(pg, buf, sizeof(buf)));
+}
+
+static void conn_watch(struct conn *c, short what)
+{
+	int fd = PQsocket(c->pg);
+	if (c->watching == what && c->fd == fd)
+		return;
+	if (c->watching)
+		event_del(&c->ev);
+	c->watching = 0;
+	c->fd = fd;
+	if (!what || fd < 0)
+		return;
+	event_assign(&c->ev, c->pool->ex->base, fd, (short)(what | EV_PERSIST), conn_cb, c);
+	if (event_add(&c->ev, NULL) == 0)
+		c->watching = what;
+}
+
+static void conn_close(struct conn **cp)
+{
+	struct conn *c = *cp;
+	if (!c)
+		return;
+	struct pool *p = c->pool;
+	if (c->watching)
+		event_del(&c->ev);
+	if (c->state == CONN_CONNECTING)
+		p->n_connecting--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->n_conns--;
+	PQfinish(c->pg);
+	free(c);
+	*cp = NULL;
+}
+
+static void pool_log_failure(struct pool *p, const char *err)
+{
+	char redacted[1024];
+	log_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
+	if (log_complain(&p->complaint))
+		log_warning("database %s (%s): cannot connect: %s; retrying with backoff", p->name,
+		            redacted, err);
+}
+
+static void run_fail(struct exec_run *r, const char *message, const char *sqlstate)
+{
+	if (r->state == RUN_DONE)
+		return;
+	r->failed = true;
+	if (!r->message) {
+		r->message = strdup(message ? message : "");
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate ? sqlstate : "");
+	}
+	run_complete(r);
+}
+
+static void wait_remove(struct exec_run *r)
+{
+	struct pool *p = r->pool;
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		p->wait_head = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	else
+		p->wait_tail = r->wprev;
+	r->wprev = r->wnext = NULL;
+	p->n_waiting--;
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	p->backing_off = false;
+	pool_dispatch(p);
+}
+
+/* A connection attempt failed: the runs waiting on it fail with libpq's own words, and the
+ * pool backs off before the next attempt. */
+static void conn_connect_failed(struct conn *c)
+{
+	struct pool *p = c->pool;
+	char *err = conn_error(c->pg);
+	conn_close(&c);
+	p->failures++;
+	free(p->last_error);
+	p->last_error = err;
+	pool_log_failure(p, err ? err : "out of memory");
+	if (p->n_connecting == 0) {
+		while (p->wait_head) {
+			struct exec_run *r = p->wait_head;
+			wait_remove(r);
+			run_fail(r, err ? err : "could not connect", "08001");
+		}
+	}
+	int64_t delay =
+	    pgconn_backoff_ms((unsigned)(p->failures - 1), BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	struct timeval tv = ms_tv(delay);
+	p->backing_off = true;
+	event_add(&p->backoff_ev, &tv);
+}
+
+static void conn_connected(struct conn *c)
+{
+	struct pool *p = c->pool;
+	c->state = CONN_IDLE;
+	p->n_connecting--;
+	if (PQsetnonblocking(c->pg, 1) != 0) {
+		conn_connect_failed(c);
+		return;
+	}
+	if (p->failures > 0) {
+		p->failures = 0;
+		if (log_complaint_reset(&p->complaint))
+			log_notice("database %s: reconnected", p->name);
+	}
+	conn_watch(c, EV_READ);
+	pool_dispatch(p);
+}
+
+static void conn_poll(struct conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		conn_watch(c, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		conn_watch(c, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		conn_connected(c);
+		break;
+	default:
+		conn_connect_failed(c);
+		break;
+	}
+}
+
+static int conn_open(struct pool *p)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->pool = p;
+	c->generation = p->generation;
+	c->timeout_ms = -1;
+	c->state = CONN_CONNECTING;
+	int err = pgconn_start(p->conninfo, "pgcrond", &c->pg);
+	if (!c->pg) {
+		free(c);
+		return -ENOMEM;
+	}
+	PQsetNoticeProcessor(c->pg, NULL, NULL);
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	p->n_conns++;
+	p->n_connecting++;
+	if (err < 0 || PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_connect_failed(c);
+		return 0;
+	}
+	/* libpq: behave as if PQconnectPoll had returned PGRES_POLLING_WRITING. */
+	conn_watch(c, EV_WRITE);
+	return 0;
+}
+
+/* A run is done with C: back to the pool if it is clean, closed otherwise. */
+static void conn_release(struct conn *c, bool broken)
+{
+	struct pool *p = c->pool;
+	c->run = NULL;
+	if (broken || c->tainted || p->removed || c->generation != p->generation ||
+	    PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE ||
+	    p->n_conns - p->n_connecting > (size_t)p->size) {
+		conn_close(&c);
+	} else {
+		c->state = CONN_IDLE;
+		conn_watch(c, EV_READ);
+	}
+	pool_dispatch(p);
+}
+
+/* ---- running statements --------------------------------------------------------------- */
+
+static void run_start_on(struct exec_run *r, struct conn *c)
+{
+	r->state = RUN_ACTIVE;
+	r->conn = c;
+	c->state = CONN_BUSY;
+	c->run = r;
+	r->pid = PQbackendPID(c->pg);
+	if (r->on_pid && r->pid > 0)
+		r->on_pid(r->arg, r->pid);
+	r->cur = 0;
+	r->setting_timeout = false;
+	if (!r->internal && r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) {
+		const char *params[1] = {r->timeout_text};
+		if (!PQsendQueryParams(
+		        c->pg, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1,
+		        NULL, params, NULL, NULL, 0)) {
+			goto broken;
+		}
+		r->setting_timeout = true;
+		goto flush;
+	}
+	run_next_step(r);
+	return;
+flush:
+	switch (PQflush(c->pg)) {
+	case 0:
+		conn_watch(c, EV_READ);
+		return;
+	case 1:
+		conn_watch(c, EV_READ | EV_WRITE);
+		return;
+	default:
+		break;
+	}
+broken:;
+	char *err = conn_error(c->pg);
+	r->conn = NULL;
+	conn_release(c, true);
+	run_fail(r, err ? err : "connection lost", "08006");
+	free(err);
+}
+
+/* Send statement r->cur, or finish the run when there is none left. */
+static void run_next_step(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	if (r->cur >= r->n_stmts || r->cancel_msg) {
+		if (r->cancel_msg)
+			r->failed = true;
+		r->conn = NULL;
+		conn_release(c, false);
+		run_complete(r);
+		return;
+	}
+	struct run_stmt *s = &r->stmts[r->cur];
+	int sent = s->simple ? PQsendQuery(c->pg, s->sql)
+	                     : PQsendQueryParams(c->pg, s->sql, s->n_params, NULL,
+	                                         (const char *const *)s->params, NULL, NULL, 0);
+	if (!sent)
+		goto broken;
+	switch (PQflush(c->pg)) {
+	case 0:
+		conn_watch(c, EV_READ);
+		return;
+	case 1:
+		conn_watch(c, EV_READ | EV_WRITE);
+		return;
+	default:
+		break;
+	}
+broken:;
+	char *err = conn_error(c->pg);
+	r->conn = NULL;
+	conn_release(c, true);
+	run_fail(r, err ? err : "connection lost", "08006");
+	free(err);
+}
+
+static void run_take_result(struct exec_run *r, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char buf[256];
+
+	if (r->setting_timeout) {
+		if (st == PGRES_TUPLES_OK)
+			r->conn->timeout_ms = r->timeout_ms;
+		else if (!r->failed)
+			goto error;
+		return;
+	}
+	switch (st) {
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+	case PGRES_EMPTY_QUERY:
+		if (r->failed)
+			return;
+		exec_format_success(st == PGRES_TUPLES_OK, (long)PQntuples(res), PQcmdStatus(res),
+		                    buf, sizeof(buf));
+		free(r->message);
+		r->message = strdup(buf);
+		return;
+	case PGRES_COPY_IN:
+		/* A job has no data to send: end the COPY with an error instead of hanging. */
+		PQputCopyEnd(r->conn->pg, "pgcrond jobs cannot COPY FROM STDIN");
+		return;
+	case PGRES_COPY_OUT: {
+		char *data;
+		int n;
+		while ((n = PQgetCopyData(r->conn->pg, &data, 1)) > 0)
+			PQfreemem(data);
+		return;
+	}
+	default:
+		break;
+	}
+error:
+	if (r->failed)
+		return; /* the first error is the one to report */
+	r->failed = true;
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	free(r->message);
+	r->message = one_line(primary ? primary : PQresultErrorMessage(res));
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
+	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
+	    !r->internal && strstr(r->message ? r->message : "", "statement timeout"))
+		r->timed_out = true;
+}
+
+/* Read what the server sent; returns false if the connection broke. */
+static bool run_read(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	if (!PQconsumeInput(c->pg))
+		return false;
+	while (!PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			/* the statement is complete */
+			if (r->setting_timeout) {
+				r->setting_timeout = false;
+				if (r->failed) {
+					r->conn = NULL;
+					conn_release(c, false);
+					run_complete(r);
+					return true;
+				}
+				run_next_step(r);
+				return true;
+			}
+			if (r->failed) {
+				r->conn = NULL;
+				conn_release(c, false);
+				run_complete(r);
+				return true;
+			}
+			r->cur++;
+			run_next_step(r);
+			return true;
+		}
+		run_take_result(r, res);
+		PQclear(res);
+		if (PQstatus(c->pg) == CONNECTION_BAD)
+			return false;
+	}
+	return true;
+}
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_poll(c);
+		return;
+	case CONN_IDLE: {
+		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
+		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+			conn_close(&c);
+			return;
+		}
+		PGnotify *n;
+		while ((n = PQnotifies(c->pg)) != NULL)
+			PQfreemem(n);
+		return;
+	}
+	case CONN_BUSY:
+		break;
+	}
+	struct exec_run *r = c->run;
+	if (what & EV_WRITE) {
+		int f = PQflush(c->pg);
+		if (f < 0)
+			goto broken;
+		conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	}
+	if (what & EV_READ) {
+		if (!run_read(r))
+			goto broken;
+	}
+	return;
+broken:;
+	char *err = conn_error(c->pg);
+	r->conn = NULL;
+	conn_release(c, true);
+	run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
+	free(err);
+}
+
+/* ---- pools ---------------------------------------------------------------------------- */
+
+static void pool_dispatch(struct pool *p)
+{
+	while (p->wait_head) {
+		struct exec_run *r = p->wait_head;
+		struct conn *idle = NULL;
+		for (struct conn *c = p->conns; c; c = c->next) {
+			if (c->state == CONN_IDLE && c->generation == p->generation &&
+			    !c->tainted) {
+				idle = c;
+				break;
+			}
+		}
+		if (idle) {
+			wait_remove(r);
+			run_start_on(r, idle);
+			continue;
+		}
+		if (p->backing_off || p->removed)
+			return;
+		/* Open a connection per waiting run, up to the pool's size (plus one for control
+		 * queries, so a full pool of stuck statements can still be cancelled). */
+		size_t cap = (size_t)p->size + (r->internal ? 1 : 0);
+		if (p->n_connecting >= p->n_waiting || p->n_conns >= cap)
+			return;
+		int err = conn_open(p);
+		if (err < 0) {
+			wait_remove(r);
+			run_fail(r, "out of memory opening a connection", "53200");
+		}
+	}
+}
+
+static struct pool *pool_find(struct exec *ex, const char *name)
+{
+	for (struct pool *p = ex->pools; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void pool_close_idle(struct pool *p)
+{
+	struct conn *c = p->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_BUSY)
+			conn_close(&c);
+	}
+}
+
+int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool)
+{
+	struct pool *p = pool_find(ex, name);
+	if (p) {
+		if (strcmp(p->conninfo, conninfo) != 0) {
+			char *ci = strdup(conninfo);
+			if (!ci)
+				return -ENOMEM;
+			free(p->conninfo);
+			p->conninfo = ci;
+			p->generation++;
+			p->failures = 0;
+			pool_close_idle(p);
+		}
+		p->size = pool > 0 ? pool : 1;
+		p->removed = false;
+		pool_dispatch(p);
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->ex = ex;
+	p->name = strdup(name);
+	p->conninfo = strdup(conninfo);
+	if (!p->name || !p->conninfo) {
+		free(p->name);
+		free(p->conninfo);
+		free(p);
+		return -ENOMEM;
+	}
+	p->size = pool > 0 ? pool : 1;
+	evtimer_assign(&p->backoff_ev, ex->base, backoff_cb, p);
+	p->next = ex->pools;
+	ex->pools = p;
+	return 0;
+}
+
+void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
+{
+	for (struct pool *p = ex->pools; p; p = p->next) {
+		bool keep = false;
+		for (size_t i = 0; i < n && !keep; i++)
+			keep = strcmp(names[i], p->name) == 0;
+		if (!keep) {
+			/* Kept as a husk: running runs still point at it; no new ones can come. */
+			p->removed = true;
+			pool_close_idle(p);
+			while (p->wait_head) {
+				struct exec_run *r = p->wait_head;
+				wait_remove(r);
+				run_fail(r, "the database was removed from the configuration",
+				         "08003");
+			}
+		}
+	}
+}
+
+/* ---- runs ----------------------------------------------------------------------------- */
+
+static void run_free(struct exec_run **rp)
+{
+	struct exec_run *r = *rp;
+	if (!r)
+		return;
+	if (r->timer_set)
+		event_del(&r->timer_ev);
+	event_del(&r->done_ev);
+	for (size_t i = 0; i < r->n_stmts; i++) {
+		free(r->stmts[i].sql);
+		for (int j = 0; j < r->stmts[i].n_params; j++)
+			free(r->stmts[i].params[j]);
+		free(r->stmts[i].params);
+	}
+	free(r->stmts);
+	free(r->cancel_msg);
+	free(r->message);
+	free(r);
+	*rp = NULL;
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec_run *r = arg;
+	struct exec *ex = r->ex;
+	struct exec_outcome o = {
+	    .ok = !r->failed,
+	    .timed_out = r->timed_out,
+	    .cancelled = r->cancelled,
+	    .message = r->message ? r->message : "",
+	    .sqlstate = r->failed ? r->sqlstate : NULL,
+	    .backend_pid = r->pid,
+	    .duration_us = now_us() - r->start_us,
+	};
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		ex->runs = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	ex->n_runs--;
+	if (r->on_done)
+		r->on_done(r->arg, &o);
+	run_free(&r);
+}
+
+/* The run has ended (its connection already released): report it from the loop. */
+static void run_complete(struct exec_run *r)
+{
+	if (r->state == RUN_DONE)
+		return;
+	r->state = RUN_DONE;
+	r->conn = NULL;
+	if (r->timer_set) {
+		event_del(&r->timer_ev);
+		r->timer_set = false;
+	}
+	if (r->cancel_msg) {
+		/* However the statement died (cancelled, terminated, connection closed), say why
+		 * we stopped it. */
+		r->failed = true;
+		free(r->message);
+		r->message = strdup(r->cancel_msg);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
+	} else if (r->failed && r->timed_out && r->timeout_ms > 0) {
+		char d[32], buf[128];
+		duration_format(r->timeout_ms, d, sizeof(d));
+		snprintf(buf, sizeof(buf), "timed out after %s; the statement was cancelled", d);
+		free(r->message);
+		r->message = strdup(buf);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
+	} else if (!r->failed && !r->message) {
+		r->message = strdup("");
+	}
+	event_active(&r->done_ev, 0, 0);
+}
+
+static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	int err = -ENOMEM;
+	struct exec_run *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->ex = ex;
+	r->stmts = calloc(spec->n_stmts ? spec->n_stmts : 1, sizeof(*r->stmts));
+	if (!r->stmts)
+		goto out;
+	r->n_stmts = spec->n_stmts;
+	for (size_t i = 0; i < spec->n_stmts; i++) {
+		const struct exec_stmt *s = &spec->stmts[i];
+		struct run_stmt *d = &r->stmts[i];
+		d->simple = s->simple;
+		d->sql = strdup(s->sql);
+		if (!d->sql)
+			goto out;
+		if (s->n_params > 0) {
+			d->params = calloc((size_t)s->n_params, sizeof(char *));
+			if (!d->params)
+				goto out;
+			d->n_params = s->n_params;
+			for (int j = 0; j < s->n_params; j++) {
+				if (s->params[j] && !(d->params[j] = strdup(s->params[j])))
+					goto out;
+			}
+		}
+	}
+	r->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : 0;
+	/* statement_timeout in ms; "0" (none) is set too, since pooled connections are shared
+	 * by jobs with different timeouts. */
+	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld", (long long)r->timeout_ms);
+	r->on_pid = spec->on_pid;
+	r->on_done = spec->on_done;
+	r->arg = spec->arg;
+	r->start_us = now_us();
+	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r);
+	evtimer_assign(&r->timer_ev, ex->base, timer_cb, r);
+	*out = r;
+	return 0;
+out:
+	run_free(&r);
+	return err;
+}
+
+static void control_done(void *arg, const struct exec_outcome *o)
+{
+	if (!o->ok)
+		log_warning("could not stop a statement: %s", o->message);
+}
+
+/* Ask the server to stop R's backend, with pg_cancel_backend (escalation 1) or
+ * pg_terminate_backend (2), on another connection of the same pool. */
+static void run_send_control(struct exec_run *r, int level)
+{
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	const char *params[1] = {pid};
+	struct exec_stmt s = {
+	    .sql = level == 1 ? "SELECT pg_catalog.pg_cancel_backend($1::int)"
+	                      : "SELECT pg_catalog.pg_terminate_backend($1::int)",
+	    .params = params,
+	    .n_params = 1,
+	};
+	struct exec_run_spec spec = {
+	    .database = r->pool->name,
+	    .stmts = &s,
+	    .n_stmts = 1,
+	    .timeout_ms = CONTROL_TIMEOUT_MS,
+	    .on_done = control_done,
+	};
+	struct exec_run *cr;
+	if (run_alloc(r->ex, &spec, &cr) < 0) {
+		log_error("out of memory cancelling a statement");
+		return;
+	}
+	cr->internal = true;
+	cr->pool = r->pool;
+	cr->state = RUN_WAITING;
+	cr->anext = r->ex->runs;
+	if (r->ex->runs)
+		r->ex->runs->aprev = cr;
+	r->ex->runs = cr;
+	r->ex->n_runs++;
+	struct timeval tv = ms_tv(CONTROL_TIMEOUT_MS);
+	/* control runs use the plain timeout path (no escalation: they are not cancelled) */
+	if (event_add(&cr->timer_ev, &tv) == 0)
+		cr->timer_set = true;
+	/* front of the queue */
+	cr->wnext = r->pool->wait_head;
+	if (r->pool->wait_head)
+		r->pool->wait_head->wprev = cr;
+	else
+		r->pool->wait_tail = cr;
+	r->pool->wait_head = cr;
+	r->pool->n_waiting++;
+	if (r->conn)
+		r->conn->tainted = true;
+	pool_dispatch(r->pool);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec_run *r = arg;
+	r->timer_set = false;
+	if (r->internal) {
+		run_stop(r, "the control query timed out", false);
+		return;
+	}
+	if (!r->cancel_msg) {
+		char d[32], buf[160];
+		duration_format(r->timeout_ms, d, sizeof(d));
+		if (r->state == RUN_WAITING)
+			snprintf(buf, sizeof(buf),
+			         "timed out after %s waiting for a connection to database %s", d,
+			         r->pool->name);
+		else
+			snprintf(buf, sizeof(buf),
+			         "timed out after %s; the statement was cancelled", d);
+		run_stop(r, buf, true);
+		return;
+	}
+	/* escalation: cancel did not stop it in time */
+	if (r->escalation == 1 && r->conn) {
+		log_warning("backend %d did not stop after pg_cancel_backend(); terminating it",
+		            r->pid);
+		r->escalation = 2;
+		run_send_control(r, 2);
+		struct timeval tv = ms_tv(ESCALATE_MS);
+		if (event_add(&r->timer_ev, &tv) == 0)
+			r->timer_set = true;
+		return;
+	}
+	/* Still no answer: give up on the connection. */
+	if (r->conn) {
+		struct conn *c = r->conn;
+		r->conn = NULL;
+		conn_release(c, true);
+	}
+	run_complete(r);
+}
+
+static void run_stop(struct exec_run *r, const char *message, bool timed_out)
+{
+	if (r->state == RUN_DONE || r->cancel_msg)
+		return;
+	r->cancel_msg = strdup(message);
+	if (!r->cancel_msg)
+		r->cancel_msg = strdup("cancelled");
+	r->timed_out = timed_out;
+	r->cancelled = !timed_out;
+	if (r->state == RUN_WAITING) {
+		wait_remove(r);
+		run_complete(r);
+		return;
+	}
+	if (r->internal) {
+		struct conn *c = r->conn;
+		r->conn = NULL;
+		conn_release(c, true);
+		run_complete(r);
+		return;
+	}
+	r->escalation = 1;
+	run_send_control(r, 1);
+	if (r->timer_set)
+		event_del(&r->timer_ev);
+	struct timeval tv = ms_tv(ESCALATE_MS);
+	r->timer_set = event_add(&r->timer_ev, &tv) == 0;
+}
+
+int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	struct pool *p = pool_find(ex, spec->database);
+	if (!p || p->removed)
+		return -ENOENT;
+	struct exec_run *r;
+	int err = run_alloc(ex, spec, &r);
+	if (err < 0)
+		return err;
+	r->pool = p;
+	r->state = RUN_WAITING;
+	if (r->timeout_ms > 0) {
+		struct timeval tv = ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
+		r->timer_set = event_add(&r->timer_ev, &tv) == 0;
+	}
+	r->anext = ex->runs;
+	if (ex->runs)
+		ex->runs->aprev = r;
+	ex->runs = r;
+	ex->n_runs++;
+	r->wprev = p->wait_tail;
+	if (p->wait_tail)
+		p->wait_tail->wnext = r;
+	else
+		p->wait_head = r;
+	p->wait_tail = r;
+	p->n_waiting++;
+	*out = r;
+	pool_dispatch(p);
+	return 0;
+}
+
+void exec_cancel(struct exec_run *run, const char *message)
+{
+	if (run)
+		run_stop(run, message ? message : "cancelled", false);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+int exec_new(struct event_base *base, struct exec **out)
+{
+	struct exec *ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return -ENOMEM;
+	ex->base = base;
+	*out = ex;
+	return 0;
+}
+
+void exec_free(struct exec **exp)
+{
+	struct exec *ex = *exp;
+	if (!ex)
+		return;
+	while (ex->runs) {
+		struct exec_run *r = ex->runs;
+		ex->runs = r->anext;
+		run_free(&r);
+	}
+	while (ex->pools) {
+		struct pool *p = ex->pools;
+		ex->pools = p->next;
+		while (p->conns) {
+			struct conn *c = p->conns;
+			conn_close(&c);
+		}
+		event_del(&p->backoff_ev);
+		free(p->name);
+		free(p->conninfo);
+		free(p->last_error);
+		free(p);
+	}
+	free(ex);
+	*exp = NULL;
+}
+
+size_t exec_connections(const struct exec *ex)
+{
+	size_t n = 0;
+	for (const struct pool *p = ex->pools; p; p = p->next)
+		n += p->n_conns;
+	return n;
+}
+
+size_t exec_active_runs(const struct exec *ex)
+{
+	return ex->n_runs;
+}
+
+/* ---- LISTEN connections --------------------------------------------------------------- */
+
+enum listener_state { LST_CONNECTING, LST_LISTENING };
+
+struct exec_listener {
+	struct exec *ex;
+	char *database;
+	char *channel;
+	void (*on_notify)(void *arg, const char *payload);
+	void *arg;
+	PGconn *pg;
+	enum listener_state state;
+	struct event ev;
+	short watching;
+	int fd;
+	struct event retry_ev;
+	int failures;
+	struct log_complaint complaint;
+};
+
+static void listener_cb(evutil_socket_t fd, short what, void *arg);
+
+static void listener_watch(struct exec_listener *l, short what)
+{
+	int fd = PQsocket(l->pg);
+	if (l->watching == what && l->fd == fd)
+		return;
+	if (l->watching)
+		event_del(&l->ev);
+	l->watching = 0;
+	l->fd = fd;
+	if (!what || fd < 0)
+		return;
+	event_assign(&l->ev, l->ex->base, fd, (short)(what | EV_PERSIST), listener_cb, l);
+	if (event_add(&l->ev, NULL) == 0)
+		l->watching = what;
+}
+
+static void listener_drop(struct exec_listener *l)
+{
+	if (l->watching)
+		event_del(&l->ev);
+	l->watching = 0;
+	PQfinish(l->pg);
+	l->pg = NULL;
+}
+
+/* Lost or never made: log (rate-limited) and try again after a backoff. */
+static void listener_failed(struct exec_listener *l)
+{
+	char buf[1024];
+	pgconn_error(l->pg, buf, sizeof(buf));
+	if (log_complain(&l->complaint))
+		log_warning("LISTEN %s on database %s: %s; reconnecting with backoff", l->channel,
+		            l->database, buf[0] ? buf : "connection failed");
+	listener_drop(l);
+	struct timeval tv =
+	    ms_tv(pgconn_backoff_ms((unsigned)l->failures++, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
+	event_add(&l->retry_ev, &tv);
+}
+
+static void listener_connect(struct exec_listener *l)
+{
+	struct pool *p = pool_find(l->ex, l->database);
+	if (!p || p->removed) {
+		log_warning("LISTEN %s: database %s is not configured", l->channel, l->database);
+		return;
+	}
+	l->state = LST_CONNECTING;
+	if (pgconn_start(p->conninfo, "pgcrond", &l->pg) < 0) {
+		if (!l->pg) {
+			struct timeval tv = ms_tv(BACKOFF_MAX_MS);
+			event_add(&l->retry_ev, &tv);
+			return;
+		}
+		listener_failed(l);
+		return;
+	}
+	listener_watch(l, EV_WRITE);
+}
+
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	listener_connect(arg);
+}
+
+static void listener_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec_listener *l = arg;
+	if (l->state == LST_CONNECTING) {
+		switch (PQconnectPoll(l->pg)) {
+		case PGRES_POLLING_READING:
+			listener_watch(l, EV_READ);
+			return;
+		case PGRES_POLLING_WRITING:
+			listener_watch(l, EV_WRITE);
+			return;
+		case PGRES_POLLING_OK:
+			break;
+		default:
+			listener_failed(l);
+			return;
+		}
+		char *chan = PQescapeIdentifier(l->pg, l->channel, strlen(l->channel));
+		char sql[512];
+		int n = chan ? snprintf(sql, sizeof(sql), "LISTEN %s", chan) : -1;
+		PQfreemem(chan);
+		if (n < 0 || (size_t)n >= sizeof(sql) || PQsetnonblocking(l->pg, 1) != 0 ||
+		    !PQsendQuery(l->pg, sql)) {
+			listener_failed(l);
+			return;
+		}
+		l->state = LST_LISTENING;
+		if (l->failures > 0 && log_complaint_reset(&l->complaint))
+			log_notice("LISTEN %s on database %s: reconnected", l->channel,
+			           l->database);
+		l->failures = 0;
+		what = EV_WRITE;
+	}
+	if (what & EV_WRITE) {
+		int f = PQflush(l->pg);
+		if (f < 0) {
+			listener_failed(l);
+			return;
+		}
+		listener_watch(l, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	}
+	if (!(what & EV_READ))
+		return;
+	if (!PQconsumeInput(l->pg)) {
+		listener_failed(l);
+		return;
+	}
+	while (!PQisBusy(l->pg)) {
+		PGresult *res = PQgetResult(l->pg);
+		if (!res)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			char buf[512];
+			log_warning("LISTEN %s on database %s: %s", l->channel, l->database,
+			            pgconn_result_error(res, buf, sizeof(buf)));
+		}
+		PQclear(res);
+	}
+	PGnotify *n;
+	while ((n = PQnotifies(l->pg)) != NULL) {
+		if (strcmp(n->relname, l->channel) == 0)
+			l->on_notify(l->arg, n->extra ? n->extra : "");
+		PQfreemem(n);
+	}
+	if (PQstatus(l->pg) != CONNECTION_OK)
+		listener_failed(l);
+}
+
+int exec_listen(struct exec *ex, const char *database, const char *channel,
+                void (*on_notify)(void *arg, const char *payload), void *arg,
+                struct exec_listener **out)
+{
+	struct exec_listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->ex = ex;
+	l->database = strdup(database);
+	l->channel = strdup(channel);
+	l->on_notify = on_notify;
+	l->arg = arg;
+	if (!l->database || !l->channel) {
+		exec_listener_free(&l);
+		return -ENOMEM;
+	}
+	evtimer_assign(&l->retry_ev, ex->base, listener_retry_cb, l);
+	if (!pool_find(ex, database)) {
+		exec_listener_free(&l);
+		return -ENOENT;
+	}
+	listener_connect(l);
+	*out = l;
+	return 0;
+}
+
+void exec_listener_free(struct exec_listener **lp)
+{
+	struct exec_listener *l = *lp;
+	if (!l)
+		return;
+	if (l->pg)
+		listener_drop(l);
+	event_del(&l->retry_ev);
+	free(l->database);
+	free(l->channel);
+	free(l);
+	*lp = NULL;
+}

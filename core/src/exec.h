@@ -1,0 +1,94 @@
+#ifndef PGCROND_EXEC_H
+#define PGCROND_EXEC_H
+
+/* The executor: a small pool of libpq connections per configured database, driven on the
+ * daemon's event_base, fully asynchronous (PQconnectStart/Poll, PQsendQuery[Params],
+ * PQflush, PQconsumeInput/PQisBusy/PQgetResult). A run is a list of statements executed in
+ * order on one connection; it ends with one outcome (succeeded or failed, with pg_cron's
+ * return_message and the SQLSTATE). Timeouts and cancellation stop the backend for real:
+ * pg_cancel_backend() from another connection, then pg_terminate_backend() if the
+ * statement does not stop within a few seconds. See DESIGN.md "Execution". */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct exec;
+struct exec_run;
+
+/* One statement of a run. */
+struct exec_stmt {
+	const char *sql;
+	const char *const *params; /* N_PARAMS text values (NULL = SQL NULL), sent out of line */
+	int n_params;
+	/* Send with PQsendQuery (simple protocol): for a command job's operator-written SQL,
+	 * which may hold several statements. Must have no params. */
+	bool simple;
+};
+
+/* How a run ended. Strings are valid during the on_done callback only. */
+struct exec_outcome {
+	bool ok;
+	bool timed_out;       /* the run's timeout expired */
+	bool cancelled;       /* exec_cancel() stopped it (message says why) */
+	const char *message;  /* return_message: "INSERT 0 1", "1 row", the error's primary text */
+	const char *sqlstate; /* NULL on success; "57014" for timeouts and cancels, "08001" when
+	                       * no connection could be made, "08006" when it was lost */
+	int backend_pid;      /* 0 if never connected */
+	int64_t duration_us;  /* from exec_submit() to the end */
+};
+
+struct exec_run_spec {
+	const char *database;          /* a database given to exec_set_database() */
+	const struct exec_stmt *stmts; /* copied */
+	size_t n_stmts;
+	int64_t timeout_ms; /* 0 = none; covers the wait for a connection too */
+	/* Called once the run has a connection, with its backend pid (job_pid). May be NULL. */
+	void (*on_pid)(void *arg, int pid);
+	/* Called exactly once, from the event loop (never from inside exec_submit() or
+	 * exec_cancel()); the run is freed right after it returns. */
+	void (*on_done)(void *arg, const struct exec_outcome *o);
+	void *arg;
+};
+
+int exec_new(struct event_base *base, struct exec **out) __attribute__((warn_unused_result));
+/* Closes every connection at once (running statements are not waited for: cancel and drain
+ * first). Runs still registered end without their callbacks being called. */
+void exec_free(struct exec **ex);
+
+/* Add a database or update it (a reload). A changed conninfo closes its idle connections;
+ * busy ones finish their run and are closed then. POOL is the cap on run connections; one
+ * more may be opened to cancel a statement when all are busy. */
+int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool)
+    __attribute__((warn_unused_result));
+/* Forget databases not named in NAMES (a reload removed them); idle connections close now. */
+void exec_retain_databases(struct exec *ex, const char *const *names, size_t n);
+
+/* Start a run; it waits for a connection if the pool is busy or reconnecting. Returns 0 and
+ * *OUT (a handle valid until on_done returns), or -ENOENT for an unknown database, -ENOMEM. */
+int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
+    __attribute__((warn_unused_result));
+/* Stop a run: it ends failed with MESSAGE and SQLSTATE 57014 (on_done still comes, from
+ * the loop). A run already being cancelled keeps its first message. */
+void exec_cancel(struct exec_run *run, const char *message);
+
+/* Keep one connection to DATABASE listening on CHANNEL (reconnecting with backoff after a
+ * loss, LISTEN again); ON_NOTIFY(ARG, payload) runs in the loop for each notification.
+ * Returns 0, -ENOENT for an unknown database, -ENOMEM. */
+struct exec_listener;
+int exec_listen(struct exec *ex, const char *database, const char *channel,
+                void (*on_notify)(void *arg, const char *payload), void *arg,
+                struct exec_listener **out) __attribute__((warn_unused_result));
+void exec_listener_free(struct exec_listener **l);
+
+/* Connections currently open / runs not yet done, for status and tests. */
+size_t exec_connections(const struct exec *ex);
+size_t exec_active_runs(const struct exec *ex);
+
+/* return_message for a successful result, as pg_cron writes it: the command tag for
+ * commands ("INSERT 0 1"), "N row"/"N rows" for queries. Pure; exposed for unit tests. */
+void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,
+                         size_t outlen);
+
+#endif

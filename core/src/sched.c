@@ -1,0 +1,837 @@
+/* The scheduler: job timers, overlap policies, the max_running queue, run bookkeeping.
+ *
+ * Each job owns one timer (event_assign'ed into struct job), armed for its next instant as
+ * a relative delay computed from the wall clock. libevent measures delays on the monotonic
+ * clock, so a timer that wakes before its instant (wall clock stepped back) is simply
+ * re-armed; a separate check notices wall-clock steps and re-arms every job. */
+#include "sched.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec.h"
+#include "history.h"
+#include "log.h"
+#include "plugin.h"
+
+/* How often the wall clock is compared with the monotonic clock, and the step that counts
+ * as a jump. */
+#define CLOCK_CHECK_MS 5000
+#define CLOCK_JUMP_US 1000000
+/* A step back by more than this recomputes the next instants from the new time (cronie
+ * waits out smaller ones so that fixed-time jobs do not run twice). */
+#define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
+
+struct run;
+
+struct job {
+	struct sched *s;
+	char *name;
+	char *command;
+	char *plugin;
+	char *database;
+	char *schedule;
+	cron_expr cron;
+	int64_t timeout_ms;
+	enum overlap_policy overlap;
+	bool enabled;
+	bool removed;                /* gone from the config; freed when its run ends */
+	bool seen;                   /* during sched_apply */
+	const struct conf_job *conf; /* NULL once removed */
+	struct event timer;
+	bool armed;
+	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
+	struct run *active;  /* the run started or waiting for a max_running slot */
+	struct run *pending; /* overlap = queue | replace: the fire to run after it */
+	struct job *prev, *next;
+};
+
+struct run {
+	struct job *job;
+	int64_t scheduled_us; /* 0 for a manual run */
+	int64_t queue_at_us;  /* ordering in the max_running queue */
+	char trigger[16];
+	int attempt;
+	bool started;
+	uint64_t hist_key;
+	int64_t start_us;
+	struct exec_run *er;
+};
+
+struct sched {
+	struct event_base *base;
+	struct exec *ex;
+	struct hist *hist;
+	const struct pgc_config *cfg;
+	const cron_tz *tz;
+	const struct plugin_registry *plugins;
+	struct job *jobs;
+	int max_running;
+	size_t n_running;
+	struct sched_queue queue;
+	uint64_t seq;
+	struct event clock_ev;
+	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
+	bool draining;
+	bool admitting;
+	struct event grace_ev;
+	struct event drained_ev;
+	void (*drained)(void *);
+	void *drained_arg;
+};
+
+static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void run_begin(struct run *r);
+static void admit_queued(struct sched *s);
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void fmt_hms(int64_t us, char *out, size_t outlen)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, outlen, "%H:%M:%SZ", &tm) == 0 && outlen)
+		out[0] = '\0';
+}
+
+/* ---- the queue ------------------------------------------------------------------------ */
+
+static bool q_less(const struct sched_qitem *a, const struct sched_qitem *b)
+{
+	return a->at_us < b->at_us || (a->at_us == b->at_us && a->seq < b->seq);
+}
+
+static void q_swap(struct sched_queue *q, size_t i, size_t j)
+{
+	struct sched_qitem t = q->items[i];
+	q->items[i] = q->items[j];
+	q->items[j] = t;
+}
+
+static void q_up(struct sched_queue *q, size_t i)
+{
+	while (i > 0 && q_less(&q->items[i], &q->items[(i - 1) / 2])) {
+		q_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void q_down(struct sched_queue *q, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < q->n && q_less(&q->items[l], &q->items[m]))
+			m = l;
+		if (r < q->n && q_less(&q->items[r], &q->items[m]))
+			m = r;
+		if (m == i)
+			return;
+		q_swap(q, i, m);
+		i = m;
+	}
+}
+
+int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct sched_qitem *items = realloc(q->items, cap * sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+		q->items = items;
+		q->cap = cap;
+	}
+	q->items[q->n] = (struct sched_qitem){at_us, seq, data};
+	q_up(q, q->n++);
+	return 0;
+}
+
+void *sched_queue_pop(struct sched_queue *q)
+{
+	if (q->n == 0)
+		return NULL;
+	void *data = q->items[0].data;
+	q->items[0] = q->items[--q->n];
+	q_down(q, 0);
+	return data;
+}
+
+bool sched_queue_remove(struct sched_queue *q, void *data)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		if (q->items[i].data != data)
+			continue;
+		q->items[i] = q->items[--q->n];
+		if (i < q->n) {
+			q_down(q, i);
+			q_up(q, i);
+		}
+		return true;
+	}
+	return false;
+}
+
+void sched_queue_clear(struct sched_queue *q)
+{
+	free(q->items);
+	q->items = NULL;
+	q->n = q->cap = 0;
+}
+
+/* ---- timers --------------------------------------------------------------------------- */
+
+int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now)
+{
+	if (e->kind == CRON_REBOOT)
+		return CRON_NEVER;
+	return cron_next(e, tz, prev > now ? prev : now);
+}
+
+static void job_disarm(struct job *j)
+{
+	if (j->armed)
+		event_del(&j->timer);
+	j->armed = false;
+}
+
+/* Arm the timer for j->next_fire, from the wall clock as it is now. */
+static void job_arm(struct job *j)
+{
+	job_disarm(j);
+	if (j->next_fire == CRON_NEVER || j->s->draining)
+		return;
+	int64_t delay = j->next_fire * 1000000 - wall_us();
+	if (delay < 0)
+		delay = 0;
+	struct timeval tv = {(time_t)(delay / 1000000), (suseconds_t)(delay % 1000000)};
+	if (event_add(&j->timer, &tv) == 0)
+		j->armed = true;
+	else
+		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
+}
+
+static bool job_schedulable(const struct job *j)
+{
+	return j->enabled && !j->removed && j->schedule && j->cron.kind != CRON_REBOOT;
+}
+
+/* Compute the next instant from now (after PREV) and arm it. */
+static void job_schedule(struct job *j, int64_t prev)
+{
+	if (!job_schedulable(j)) {
+		j->next_fire = CRON_NEVER;
+		job_disarm(j);
+		return;
+	}
+	j->next_fire = sched_next_fire(&j->cron, j->s->tz, prev, wall_us() / 1000000);
+	job_arm(j);
+}
+
+/* ---- runs ----------------------------------------------------------------------------- */
+
+static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
+{
+	const struct job *j = r->job;
+	return (struct hist_run){
+	    .job_name = j->name,
+	    .database = j->database,
+	    .command = j->command ? j->command : j->plugin,
+	    .trigger = r->trigger,
+	    .scheduled_us = r->scheduled_us,
+	    .start_us = start_us,
+	    .attempt = r->attempt,
+	};
+}
+
+/* A fire that will not run: one complete history row and a log line. */
+static void record_skipped(struct run *r, const char *message)
+{
+	struct sched *s = r->job->s;
+	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
+	if (s->hist) {
+		struct hist_run hr = job_hist_run(r, wall_us());
+		hist_record(s->hist, &hr, HIST_SKIPPED, message);
+	}
+}
+
+static struct run *run_new(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
+		return NULL;
+	}
+	r->job = j;
+	r->scheduled_us = scheduled_us;
+	r->queue_at_us = scheduled_us ? scheduled_us : wall_us();
+	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+	r->attempt = 1;
+	return r;
+}
+
+static void job_free(struct job **jp)
+{
+	struct job *j = *jp;
+	if (!j)
+		return;
+	job_disarm(j);
+	free(j->name);
+	free(j->command);
+	free(j->plugin);
+	free(j->database);
+	free(j->schedule);
+	free(j);
+	*jp = NULL;
+}
+
+static void job_unlink_free(struct job *j)
+{
+	struct sched *s = j->s;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		s->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	job_free(&j);
+}
+
+static void check_drained(struct sched *s)
+{
+	if (s->draining && s->n_running == 0 && s->queue.n == 0 && s->drained)
+		event_active(&s->drained_ev, 0, 0);
+}
+
+/* Make R the job's active run: start it or wait for a max_running slot. */
+static void run_admit(struct run *r)
+{
+	struct sched *s = r->job->s;
+	r->job->active = r;
+	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
+		run_begin(r);
+		return;
+	}
+	if (sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0) {
+		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
+		r->job->active = NULL;
+		free(r);
+		return;
+	}
+	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
+	        s->max_running);
+}
+
+static void run_end(struct run *r, bool ok, const char *message, const char *sqlstate)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	int64_t end = wall_us();
+
+	if (s->hist)
+		hist_finish(s->hist, r->hist_key, ok ? HIST_SUCCEEDED : HIST_FAILED, message,
+		            sqlstate, end);
+	long long ms = (long long)((end - r->start_us) / 1000);
+	if (ok)
+		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
+	else if (sqlstate && *sqlstate)
+		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s (SQLSTATE %s)", ms,
+		        message, sqlstate);
+	else
+		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
+
+	s->n_running--;
+	j->active = NULL;
+	free(r);
+	if (j->pending && !s->draining) {
+		struct run *p = j->pending;
+		j->pending = NULL;
+		run_admit(p);
+	}
+	if (j->removed && !j->active && !j->pending)
+		job_unlink_free(j);
+	admit_queued(s);
+	check_drained(s);
+}
+
+static void on_pid(void *arg, int pid)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	if (s->hist)
+		hist_set_pid(s->hist, r->hist_key, pid);
+	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
+}
+
+static void on_done(void *arg, const struct exec_outcome *o)
+{
+	struct run *r = arg;
+	r->er = NULL;
+	run_end(r, o->ok, o->message, o->sqlstate);
+}
+
+/* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
+ * *PR set, or -1 with the reason in ERR. */
+static int build_plugin_run(struct job *j, struct pgc_run **pr, char *err, size_t errlen)
+{
+	struct sched *s = j->s;
+	const struct plugin *p = s->plugins ? plugin_registry_find(s->plugins, j->plugin) : NULL;
+	if (!p || !j->conf) {
+		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
+		return -1;
+	}
+	if (plugin_build_run(p, j->conf, NULL, 0, pr, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static void run_begin(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	char when[16] = "", err[512] = "", command[1024];
+	struct pgc_run *pr = NULL;
+	struct exec_stmt one = {.sql = j->command, .simple = true};
+	struct exec_stmt *stmts = &one;
+	size_t n_stmts = 1;
+	bool build_failed = false;
+
+	r->started = true;
+	r->start_us = wall_us();
+	s->n_running++;
+
+	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
+	 * may hold several statements, hence the simple protocol. */
+	snprintf(command, sizeof(command), "%s", j->command ? j->command : "");
+	if (!j->command) {
+		if (build_plugin_run(j, &pr, err, sizeof(err)) < 0) {
+			build_failed = true;
+		} else if (!(stmts = calloc(pr->n_stmts ? pr->n_stmts : 1, sizeof(*stmts)))) {
+			snprintf(err, sizeof(err), "out of memory building the run");
+			build_failed = true;
+		} else {
+			n_stmts = pr->n_stmts;
+			for (size_t i = 0; i < n_stmts; i++) {
+				stmts[i].sql = pr->stmts[i].sql;
+				stmts[i].params = (const char *const *)pr->stmts[i].params;
+				stmts[i].n_params = pr->stmts[i].n_params;
+			}
+		}
+		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
+		         !build_failed && n_stmts ? stmts[0].sql : "");
+	}
+	if (s->hist) {
+		struct hist_run hr = job_hist_run(r, r->start_us);
+		hr.command = command;
+		r->hist_key = hist_start(s->hist, &hr);
+	}
+	if (r->scheduled_us) {
+		fmt_hms(r->scheduled_us, when, sizeof(when));
+		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s)", r->trigger, when);
+	} else {
+		log_job(LOG_LVL_INFO, j->name, "started (%s)", r->trigger);
+	}
+	if (build_failed)
+		goto fail;
+
+	struct exec_run_spec spec = {
+	    .database = j->database,
+	    .stmts = stmts,
+	    .n_stmts = n_stmts,
+	    .timeout_ms = j->timeout_ms,
+	    .on_pid = on_pid,
+	    .on_done = on_done,
+	    .arg = r,
+	};
+	int rc = exec_submit(s->ex, &spec, &r->er); /* copies the statements */
+	if (rc == -ENOENT)
+		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
+	else if (rc < 0)
+		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
+	if (rc == 0)
+		goto out;
+fail:
+	run_end(r, false, err, NULL);
+out:
+	if (stmts != &one)
+		free(stmts);
+	plugin_run_free(&pr);
+}
+
+static void admit_queued(struct sched *s)
+{
+	/* run_begin() can end a run at once (and so call back here): one loop is enough. */
+	if (s->admitting)
+		return;
+	s->admitting = true;
+	while (!s->draining && s->n_running < (size_t)s->max_running) {
+		struct run *r = sched_queue_pop(&s->queue);
+		if (!r)
+			break;
+		run_begin(r);
+	}
+	s->admitting = false;
+}
+
+static void describe_active(const struct run *a, char *out, size_t outlen)
+{
+	char when[16];
+	if (a->started) {
+		fmt_hms(a->start_us, when, sizeof(when));
+		snprintf(out, outlen, "previous run still running (started %s)", when);
+	} else {
+		fmt_hms(a->queue_at_us, when, sizeof(when));
+		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
+	}
+}
+
+/* A fire of job J: start it, or apply the overlap policy. */
+static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	struct sched *s = j->s;
+	if (s->draining)
+		return;
+	struct run *r = run_new(j, scheduled_us, trigger);
+	if (!r)
+		return;
+	if (!j->active) {
+		run_admit(r);
+		return;
+	}
+	char msg[256], what[128];
+	describe_active(j->active, what, sizeof(what));
+	switch (j->overlap) {
+	case OVERLAP_SKIP:
+		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
+		record_skipped(r, msg);
+		free(r);
+		return;
+	case OVERLAP_QUEUE:
+		if (j->pending) {
+			snprintf(msg, sizeof(msg),
+			         "%s and another run is already queued; overlap = queue", what);
+			record_skipped(r, msg);
+			free(r);
+			return;
+		}
+		j->pending = r;
+		log_job(LOG_LVL_INFO, j->name, "%s; queued behind it (overlap = queue)", what);
+		return;
+	case OVERLAP_REPLACE:
+		if (j->pending) {
+			record_skipped(j->pending, "superseded by a newer fire; overlap = replace");
+			free(j->pending);
+			j->pending = NULL;
+		}
+		if (!j->active->started) {
+			/* Not started yet: the newer fire takes its place in the queue. */
+			sched_queue_remove(&s->queue, j->active);
+			record_skipped(j->active, "superseded by a newer fire before it started; "
+			                          "overlap = replace");
+			free(j->active);
+			j->active = NULL;
+			run_admit(r);
+			return;
+		}
+		j->pending = r;
+		if (j->active->er) {
+			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
+			        what);
+			exec_cancel(j->active->er,
+			            "cancelled: replaced by a newer run (overlap = replace)");
+		}
+		return;
+	}
+}
+
+static void job_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	j->armed = false;
+	int64_t now = wall_us();
+	/* Woken early (the wall clock stepped back, or timer granularity): wait the rest. */
+	if (now < j->next_fire * 1000000) {
+		job_arm(j);
+		return;
+	}
+	int64_t scheduled = j->next_fire;
+	job_schedule(j, scheduled);
+	job_fire(j, scheduled * 1000000, "schedule");
+}
+
+/* Compare the wall clock with the monotonic clock; on a step, re-arm every job. */
+static void clock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	int64_t offset = wall_us() - mono_us();
+	int64_t step = offset - s->clock_offset_us;
+	s->clock_offset_us = offset;
+	if (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US)
+		return;
+	log_notice("the wall clock stepped by %+.1f s; re-arming the job timers",
+	           (double)step / 1e6);
+	for (struct job *j = s->jobs; j; j = j->next) {
+		if (!job_schedulable(j))
+			continue;
+		if (step < -(int64_t)CLOCK_BACK_RECOMPUTE_S * 1000000)
+			job_schedule(j, 0);
+		else
+			job_arm(j); /* forward: an instant now past fires once, at once */
+	}
+}
+
+/* ---- config --------------------------------------------------------------------------- */
+
+static int set_str(char **dst, const char *src)
+{
+	if (*dst && src && strcmp(*dst, src) == 0)
+		return 0;
+	char *copy = NULL;
+	if (src && !(copy = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static struct job *job_find(struct sched *s, const char *name)
+{
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (strcmp(j->name, name) == 0 && !j->removed)
+			return j;
+	return NULL;
+}
+
+static int job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg,
+                      bool *reschedule)
+{
+	const char *db = cj->database ? cj->database : cfg->history_database;
+	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
+	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
+	                     j->enabled != cj->enabled;
+	if (set_str(&j->command, cj->command) < 0 || set_str(&j->plugin, cj->plugin) < 0 ||
+	    set_str(&j->database, db ? db : "") < 0 || set_str(&j->schedule, cj->schedule) < 0)
+		return -ENOMEM;
+	if (cj->schedule)
+		j->cron = cj->cron;
+	j->timeout_ms = cj->timeout_ms;
+	j->overlap = cj->overlap;
+	j->enabled = cj->enabled;
+	j->conf = cj;
+	*reschedule = sched_changed;
+	return 0;
+}
+
+int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz,
+                const struct plugin_registry *plugins, bool first)
+{
+	bool tz_changed = s->tz != tz;
+	s->cfg = cfg;
+	s->plugins = plugins;
+	s->tz = tz;
+	s->max_running = cfg->max_running > 0 ? cfg->max_running : 1;
+	for (struct job *j = s->jobs; j; j = j->next)
+		j->seen = false;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *cj = &cfg->jobs[i];
+		struct job *j = job_find(s, cj->name);
+		bool fresh = false, reschedule = false;
+		if (!j) {
+			j = calloc(1, sizeof(*j));
+			if (!j || !(j->name = strdup(cj->name))) {
+				free(j);
+				return -ENOMEM;
+			}
+			j->s = s;
+			j->next_fire = CRON_NEVER;
+			evtimer_assign(&j->timer, s->base, job_timer_cb, j);
+			j->next = s->jobs;
+			if (s->jobs)
+				s->jobs->prev = j;
+			s->jobs = j;
+			fresh = true;
+		}
+		j->seen = true;
+		if (job_update(j, cj, cfg, &reschedule) < 0)
+			return -ENOMEM;
+		if (fresh || reschedule || tz_changed)
+			job_schedule(j, 0);
+		if (first && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
+			job_fire(j, wall_us() / 1000000 * 1000000, "reboot");
+	}
+
+	struct job *next;
+	for (struct job *j = s->jobs; j; j = next) {
+		next = j->next;
+		if (j->seen || j->removed)
+			continue;
+		log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
+		j->removed = true;
+		j->conf = NULL;
+		job_disarm(j);
+		if (j->pending) {
+			record_skipped(j->pending, "the job was removed from the configuration");
+			free(j->pending);
+			j->pending = NULL;
+		}
+		if (j->active && !j->active->started) {
+			sched_queue_remove(&s->queue, j->active);
+			record_skipped(j->active, "the job was removed from the configuration");
+			free(j->active);
+			j->active = NULL;
+		}
+		if (!j->active)
+			job_unlink_free(j);
+	}
+	admit_queued(s); /* max_running may have grown */
+	return 0;
+}
+
+int sched_trigger(struct sched *s, const char *name, const char *trigger)
+{
+	if (s->draining)
+		return -ESHUTDOWN;
+	struct job *j = job_find(s, name);
+	if (!j)
+		return -ENOENT;
+	job_fire(j, 0, trigger);
+	return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	event_del(&s->grace_ev);
+	if (s->drained) {
+		void (*done)(void *) = s->drained;
+		s->drained = NULL;
+		done(s->drained_arg);
+	}
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	char d[32], msg[200];
+	duration_format(s->cfg ? s->cfg->shutdown_grace_ms : 0, d, sizeof(d));
+	snprintf(msg, sizeof(msg),
+	         "cancelled: pgcrond was shutting down and the run did not finish within "
+	         "shutdown_grace (%s)",
+	         d);
+	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (j->active && j->active->er)
+			exec_cancel(j->active->er, msg);
+}
+
+void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)
+{
+	s->drained = done;
+	s->drained_arg = arg;
+	if (!s->draining) {
+		s->draining = true;
+		event_del(&s->clock_ev);
+		for (struct job *j = s->jobs; j; j = j->next) {
+			job_disarm(j);
+			if (j->pending) {
+				record_skipped(j->pending, "pgcrond was shutting down");
+				free(j->pending);
+				j->pending = NULL;
+			}
+		}
+		struct run *r;
+		while ((r = sched_queue_pop(&s->queue)) != NULL) {
+			r->job->active = NULL;
+			record_skipped(r, "pgcrond was shutting down");
+			free(r);
+		}
+		if (s->n_running > 0) {
+			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
+			           (long long)grace_ms, s->n_running);
+			struct timeval tv = {(time_t)(grace_ms / 1000),
+			                     (suseconds_t)(grace_ms % 1000 * 1000)};
+			event_add(&s->grace_ev, &tv);
+		}
+	}
+	check_drained(s);
+}
+
+size_t sched_running(const struct sched *s)
+{
+	return s->n_running;
+}
+size_t sched_queued(const struct sched *s)
+{
+	return s->queue.n;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->base = base;
+	s->ex = ex;
+	s->hist = h;
+	s->max_running = 32;
+	event_assign(&s->clock_ev, base, -1, EV_PERSIST, clock_cb, s);
+	evtimer_assign(&s->grace_ev, base, grace_cb, s);
+	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
+	s->clock_offset_us = wall_us() - mono_us();
+	struct timeval tv = {CLOCK_CHECK_MS / 1000, (CLOCK_CHECK_MS % 1000) * 1000};
+	if (event_add(&s->clock_ev, &tv) < 0) {
+		free(s);
+		return -EIO;
+	}
+	*out = s;
+	return 0;
+}
+
+void sched_free(struct sched **sp)
+{
+	struct sched *s = *sp;
+	if (!s)
+		return;
+	event_del(&s->clock_ev);
+	event_del(&s->grace_ev);
+	event_del(&s->drained_ev);
+	struct run *r;
+	while ((r = sched_queue_pop(&s->queue)) != NULL)
+		free(r);
+	sched_queue_clear(&s->queue);
+	while (s->jobs) {
+		struct job *j = s->jobs;
+		s->jobs = j->next;
+		free(j->pending);
+		/* an active run still in the executor is not ours to free: exec_free drops it */
+		if (j->active && !j->active->er)
+			free(j->active);
+		else if (j->active)
+			free(j->active);
+		job_free(&j);
+	}
+	free(s);
+	*sp = NULL;
+}

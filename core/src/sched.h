@@ -1,0 +1,80 @@
+#ifndef PGCROND_SCHED_H
+#define PGCROND_SCHED_H
+
+/* The scheduler: one libevent timer per job, armed at the job's next instant (cron_next),
+ * the overlap policy per job (skip | queue | replace), the global max_running cap with a
+ * queue ordered by scheduled instant, and the bookkeeping of each run (history row, log
+ * line). Runs are carried out by the executor (exec.h). See DESIGN.md "Execution". */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "cron.h"
+
+struct event_base;
+struct exec;
+struct hist;
+struct sched;
+struct plugin_registry;
+
+/* EX runs the statements; H records runs (may be NULL: nothing is recorded). */
+int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
+    __attribute__((warn_unused_result));
+/* Stops every timer; runs still going are forgotten (drain first). */
+void sched_free(struct sched **s);
+
+/* Make CFG's jobs the scheduled ones. A job that keeps its name keeps its runtime state
+ * (running run, queued fire); a changed schedule is re-armed; a removed job stops firing and
+ * its running run finishes. CFG, TZ and PLUGINS (the loaded plugins of CFG's plugin jobs;
+ * may be NULL if there are none) are borrowed until the next sched_apply() or sched_free().
+ * FIRST: the daemon is starting, so @reboot jobs fire now. */
+int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz,
+                const struct plugin_registry *plugins, bool first)
+    __attribute__((warn_unused_result));
+
+/* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
+ * is no such job, -ESHUTDOWN while draining. */
+int sched_trigger(struct sched *s, const char *name, const char *trigger)
+    __attribute__((warn_unused_result));
+
+/* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs
+ * finish within GRACE_MS, then cancel them. DONE(ARG) is called from the loop once no run
+ * is left. */
+void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg);
+
+/* Runs started and not finished / fires waiting for a max_running slot. */
+size_t sched_running(const struct sched *s);
+size_t sched_queued(const struct sched *s);
+
+/* ---- the max_running queue (pure; exposed for unit tests) ------------------------------ */
+
+/* A binary min-heap of fires ordered by scheduled instant, then by arrival (SEQ). */
+struct sched_qitem {
+	int64_t at_us;
+	uint64_t seq;
+	void *data;
+};
+struct sched_queue {
+	struct sched_qitem *items;
+	size_t n, cap;
+};
+
+int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
+    __attribute__((warn_unused_result));
+/* The earliest item's data, removed; NULL if empty. */
+void *sched_queue_pop(struct sched_queue *q);
+/* Remove DATA wherever it is; true if it was there. */
+bool sched_queue_remove(struct sched_queue *q, void *data);
+void sched_queue_clear(struct sched_queue *q);
+
+/* The instant (Unix seconds) job expression E fires next, given that the previous fire was
+ * scheduled at PREV (0 if none) and it is NOW (Unix seconds): the first instant strictly
+ * after max(PREV, NOW). So fires missed while a late timer waited are not served one by one
+ * (the late fire stands for them), and a daemon restarted within the second of a fire does
+ * not serve it twice. For "N seconds" that is N after the previous start. CRON_NEVER if
+ * none (and for @reboot). Pure; exposed for unit tests. */
+int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now);
+
+#endif
