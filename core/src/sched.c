@@ -402,6 +402,34 @@ static int build_plugin_run(struct job *j, struct pgc_run **pr, char *err, size_
 	return 0;
 }
 
+#define MAX_GUARDS 8
+
+/* DESIGN.md: a view refreshed CONCURRENTLY must have a usable unique index, checked before
+ * the refresh (never a silent blocking fallback), and a view never populated gets one plain
+ * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
+ * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
+ * same connection, with the view's name as a parameter. Returns the number of guards. */
+static size_t concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out)
+{
+	static const char guard_sql[] = "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)";
+	const struct plugin *p =
+	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
+	size_t n = 0;
+
+	if (!p || !p->decl.relations)
+		return 0;
+	for (const struct pgc_relation_decl *rel = p->decl.relations; rel->name && n < MAX_GUARDS;
+	     rel++) {
+		if (rel->kind != PGC_RELATION_MATVIEW || !(rel->flags & PGC_RELATION_CONCURRENT))
+			continue;
+		if (plugin_quote_qualified(rel->name, names[n], 512) < 0)
+			continue; /* the loader validated the declaration; nothing sane to do */
+		out[n] = (struct exec_stmt){.sql = guard_sql, .n_params = 1};
+		n++;
+	}
+	return n;
+}
+
 static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
@@ -409,6 +437,8 @@ static void run_begin(struct run *r)
 	char when[16] = "", err[512] = "", command[1024];
 	struct pgc_run *pr = NULL;
 	struct exec_stmt one = {.sql = j->command, .simple = true};
+	char guard_names[MAX_GUARDS][512];
+	const char *guard_params[MAX_GUARDS];
 	struct exec_stmt *stmts = &one;
 	size_t n_stmts = 1;
 	bool build_failed = false;
@@ -423,19 +453,25 @@ static void run_begin(struct run *r)
 	if (!j->command) {
 		if (build_plugin_run(j, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
-		} else if (!(stmts = calloc(pr->n_stmts ? pr->n_stmts : 1, sizeof(*stmts)))) {
+		} else if (!(stmts = calloc(pr->n_stmts + MAX_GUARDS + 1, sizeof(*stmts)))) {
 			snprintf(err, sizeof(err), "out of memory building the run");
 			build_failed = true;
 		} else {
-			n_stmts = pr->n_stmts;
-			for (size_t i = 0; i < n_stmts; i++) {
-				stmts[i].sql = pr->stmts[i].sql;
-				stmts[i].params = (const char *const *)pr->stmts[i].params;
-				stmts[i].n_params = pr->stmts[i].n_params;
+			/* nothing to do is a success without statements, guards included */
+			size_t g = pr->n_stmts ? concurrent_guards(j, guard_names, stmts) : 0;
+			for (size_t i = 0; i < g; i++) {
+				guard_params[i] = guard_names[i];
+				stmts[i].params = &guard_params[i];
+			}
+			n_stmts = g + pr->n_stmts;
+			for (size_t i = 0; i < pr->n_stmts; i++) {
+				stmts[g + i].sql = pr->stmts[i].sql;
+				stmts[g + i].params = (const char *const *)pr->stmts[i].params;
+				stmts[g + i].n_params = pr->stmts[i].n_params;
 			}
 		}
 		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
-		         !build_failed && n_stmts ? stmts[0].sql : "");
+		         !build_failed && pr->n_stmts ? pr->stmts[0].sql : "");
 	}
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, r->start_us);

@@ -1,0 +1,131 @@
+/* A plugin job end to end: `pgcrond install` creates the plugin's view (unpopulated) and the
+ * refresh guard, the daemon gives the view its first plain refresh and then refreshes it
+ * CONCURRENTLY every second, and a view whose unique index is gone is refused with a clear
+ * message instead of ever being refreshed in a blocking way. */
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+static pid_t daemon_pid;
+static void kill_daemon(void)
+{
+	if (daemon_pid > 0)
+		kill(daemon_pid, SIGKILL);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char *data = NULL;
+	FILE *in = fopen(from, "rb");
+	ck_assert_msg(in != NULL, "%s missing: build the example plugin", from);
+	FILE *out = fopen(to, "wb");
+	ck_assert(out != NULL);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	fclose(out);
+	chmod(to, 0644);
+	free(data);
+}
+
+START_TEST(example_plugin_refreshes_concurrently_and_guards)
+{
+	atexit(kill_daemon);
+	char *dir = itest_tmpdir("plugin-job");
+	char *ci = itest_fresh_db("it_plugin_job");
+	char path[1024], so[1100], conf[1024], log[1024];
+
+	snprintf(path, sizeof(path), "%s/plugins", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(so, sizeof(so), "%s/example.so", path);
+	copy_file(PLUGIN_BUILD_DIR "/example.so", so);
+	snprintf(path, sizeof(path), "%s/conf.d", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
+	snprintf(log, sizeof(log), "%s/daemon.log", dir);
+	itest_write_file(conf,
+			 "plugin_dir = \"%s/plugins\";\n"
+			 "state_dir = \"%s/state\";\n"
+			 "databases = { analytics = { conninfo = \"%s\"; }; };\n",
+			 dir, dir, ci);
+	snprintf(path, sizeof(path), "%s/conf.d/10-example.conf", dir);
+	itest_write_file(path, "job = {\n"
+			       "\tname = \"refresh-example\";\n"
+			       "\tplugin = \"example\";\n"
+			       "\tschedule = \"* * * * * *\";\n"
+			       "\tanalyze = true;\n"
+			       "};\n");
+
+	int status;
+	char *out = itest_cli(&status, "install", "-c", conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+
+	PGconn *c = itest_connect(ci);
+	ck_assert_str_eq(itest_scalar(c, "SELECT relispopulated::text FROM pg_class "
+					 "WHERE oid = 'public.pgcrond_example_mv'::regclass"),
+			 "false");
+	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) SELECT 'k' || (g % 5) "
+		      "FROM generate_series(1, 100) g");
+
+	daemon_pid = itest_daemon_start(conf, log);
+	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
+				      "WHERE job_name = 'refresh-example' AND status = 'succeeded'",
+				     15),
+		      "no successful runs:\n%s", itest_read_file(log));
+	/* populated by the guard's first plain refresh, then kept fresh concurrently */
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(events) FROM pgcrond_example_mv"), 100);
+	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) VALUES ('new')");
+	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM pgcrond_example_mv WHERE kind = 'new')", 10));
+	ck_assert_str_eq(itest_scalar(c, "SELECT command FROM pgcrond.job_run_details "
+					 "WHERE job_name = 'refresh-example' ORDER BY runid DESC LIMIT 1"),
+			 "plugin example: REFRESH MATERIALIZED VIEW CONCURRENTLY "
+			 "\"public\".\"pgcrond_example_mv\"");
+
+	/* without its unique index the view is refused, never refreshed blocking */
+	itest_exec(c, "DROP INDEX pgcrond_example_mv_kind");
+	long long before = itest_scalar_ll(c, "SELECT coalesce(max(runid), 0) FROM pgcrond.job_run_details");
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE runid > %lld "
+		 "AND status = 'failed' AND end_time IS NOT NULL",
+		 before);
+	ck_assert_msg(itest_wait_sql(c, sql, 10), "no failed run:\n%s", itest_read_file(log));
+	snprintf(sql, sizeof(sql),
+		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
+		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
+		 before);
+	ck_assert_str_eq(itest_scalar(c, sql),
+			 "materialized view public.pgcrond_example_mv has no usable unique index, so it "
+			 "cannot be refreshed CONCURRENTLY / 55000");
+
+	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);
+	daemon_pid = 0;
+	PQfinish(c);
+	free(ci);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("plugin_job");
+	TCase *tc = tcase_create("plugin_job");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, example_plugin_refreshes_concurrently_and_guards);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
