@@ -708,7 +708,9 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 			return -ENOEXEC;
 		}
 	}
-	if (p->n_relations == 0) {
+	/* A plugin naming each job's relation from its settings (ABI 1.1 job_relation) may
+	 * declare none statically; plugin_check_job() validates the per-job one. */
+	if (p->n_relations == 0 && !d->job_relation) {
 		set_err(err, errlen,
 		        "plugin \"%s\" (%s): declares no relation; list the relations "
 		        "it maintains in .relations",
@@ -1019,6 +1021,101 @@ int plugin_registry_get(struct plugin_registry *reg, const char *name, const str
 	return 0;
 }
 
+/* ---- per-job relations (ABI 1.1) ----------------------------------------------------- */
+
+void plugin_relations_free(struct pgc_relation_decl **rels)
+{
+	struct pgc_relation_decl *r = *rels;
+
+	if (!r)
+		return;
+	for (size_t i = 0; r[i].name; i++)
+		free((char *)r[i].name);
+	free(r);
+	*rels = NULL;
+}
+
+/* The declared relations, then the one job_relation() names; DL (may be NULL) receives the
+ * plugin's setting_error() reports. Each name is copied, so the list outlives the callback. */
+static int job_relations(const struct plugin *p, const struct conf_job *job, struct diag_list *dl,
+                         int *n_errors, struct pgc_relation_decl **out, size_t *n_out, char *err,
+                         size_t errlen)
+{
+	struct pgc_relation_decl *rels = calloc(p->n_relations + 2, sizeof(*rels));
+	size_t n = 0;
+	char buf[512];
+	int rc = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!rels) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->n_relations; i++) {
+		rels[n] = p->decl.relations[i];
+		if (!(rels[n].name = strdup(p->decl.relations[i].name))) {
+			set_err(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+		n++;
+	}
+	if (p->decl.job_relation) {
+		struct pgc_relation_decl r = {0};
+		struct pgc_settings s = {.plugin = p, .job = job, .dl = dl, .n_errors = n_errors};
+		set_context(p, job);
+		rc = p->decl.job_relation(&s, &r);
+		clear_context();
+		if (rc < 0) {
+			set_err(err, errlen, "plugin \"%s\" cannot name the job's relation: %s",
+			        p->name, strerror(-rc));
+			goto out;
+		}
+		/* Checked like a declared relation, except that a plain name is allowed: it
+		 * comes from the job file, where the operator may rely on the search_path. */
+		if (!r.name || plugin_quote_qualified(r.name, buf, sizeof(buf)) < 0) {
+			set_err(
+			    err, errlen,
+			    "plugin \"%s\" names the relation \"%s\" for this job, which is not "
+			    "a relation name; write \"schema.relation\" or \"relation\"",
+			    p->name, r.name ? r.name : "");
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((r.kind != PGC_RELATION_MATVIEW && r.kind != PGC_RELATION_TABLE) ||
+		    (r.flags & ~PGC_RELATION_CONCURRENT) ||
+		    ((r.flags & PGC_RELATION_CONCURRENT) && r.kind != PGC_RELATION_MATVIEW)) {
+			set_err(err, errlen,
+			        "plugin \"%s\" names relation \"%s\" with kind %d and flags "
+			        "0x%x, which this pgcrond does not accept (a plugin bug)",
+			        p->name, r.name, r.kind, r.flags);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (!(rels[n].name = strdup(r.name))) {
+			set_err(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+		rels[n].kind = r.kind;
+		rels[n].flags = r.flags;
+		n++;
+	}
+	*out = rels;
+	*n_out = n;
+	rels = NULL;
+out:
+	plugin_relations_free(&rels);
+	return rc;
+}
+
+int plugin_job_relations(const struct plugin *p, const struct conf_job *job,
+                         struct pgc_relation_decl **out, size_t *n, char *err, size_t errlen)
+{
+	return job_relations(p, job, NULL, NULL, out, n, err, errlen);
+}
+
 /* ---- configuration checks ----------------------------------------------------------- */
 
 /* "a, b, c" of the plugin's setting names, for "unknown setting" messages. */
@@ -1085,6 +1182,17 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 			n_errors++;
 		}
 	}
+	if (n_errors == 0 && p->decl.job_relation) {
+		struct pgc_relation_decl *rels = NULL;
+		size_t n;
+		char err[1024];
+		int rc = job_relations(p, job, dl, &n_errors, &rels, &n, err, sizeof(err));
+		if (rc < 0 && n_errors == 0) {
+			diag_add(dl, job->file, job->line, "job \"%s\": %s", job->name, err);
+			n_errors++;
+		}
+		plugin_relations_free(&rels);
+	}
 	return n_errors ? -EINVAL : 0;
 }
 
@@ -1141,13 +1249,17 @@ void plugin_run_free(struct pgc_run **run)
 	*run = NULL;
 }
 
-int plugin_build_run(const struct plugin *p, const struct conf_job *job,
-                     const char *const *payloads, size_t n_payloads, struct pgc_run **out,
-                     char *err, size_t errlen)
+/* Call build_run() (INSTALL false) or job_install() (INSTALL true) and judge the result the
+ * same way for both: a failed add or a run_error() fails the build. */
+static int build(const struct plugin *p, const struct conf_job *job, bool install,
+                 const char *const *payloads, size_t n_payloads, struct pgc_run **out, char *err,
+                 size_t errlen)
 {
 	struct pgc_run *run = calloc(1, sizeof(*run));
 	struct pgc_settings s = {.plugin = p, .job = job};
 	static const char *const no_payloads[] = {NULL};
+	const char *what = install ? "the job's install statements" : "the run";
+	int rc = 0;
 
 	*out = NULL;
 	if (!run) {
@@ -1155,29 +1267,44 @@ int plugin_build_run(const struct plugin *p, const struct conf_job *job,
 		return -ENOMEM;
 	}
 	set_context(p, job);
-	int rc = p->decl.build_run(&s, n_payloads ? payloads : no_payloads, n_payloads, run);
+	if (!install)
+		rc = p->decl.build_run(&s, n_payloads ? payloads : no_payloads, n_payloads, run);
+	else if (p->decl.job_install)
+		rc = p->decl.job_install(&s, run);
 	clear_context();
 	if (rc >= 0 && run->error)
 		rc = -EINVAL; /* it said why it failed but returned success: believe the words */
 	if (rc >= 0 && run->add_error) {
 		rc = run->add_error;
 		set_err(err, errlen,
-		        "plugin \"%s\" could not build the run: adding a statement "
-		        "failed: %s",
-		        p->name, strerror(-rc));
+		        "plugin \"%s\" could not build %s: adding a statement failed: %s", p->name,
+		        what, strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}
 	if (rc < 0) {
 		if (run->error)
-			set_err(err, errlen, "plugin \"%s\" could not build the run: %s", p->name,
+			set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
 			        run->error);
 		else
-			set_err(err, errlen, "plugin \"%s\" could not build the run: %s", p->name,
+			set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
 			        strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}
 	*out = run;
 	return 0;
+}
+
+int plugin_build_run(const struct plugin *p, const struct conf_job *job,
+                     const char *const *payloads, size_t n_payloads, struct pgc_run **out,
+                     char *err, size_t errlen)
+{
+	return build(p, job, false, payloads, n_payloads, out, err, errlen);
+}
+
+int plugin_build_install(const struct plugin *p, const struct conf_job *job, struct pgc_run **out,
+                         char *err, size_t errlen)
+{
+	return build(p, job, true, NULL, 0, out, err, errlen);
 }

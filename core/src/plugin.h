@@ -103,6 +103,24 @@ int plugin_build_run(const struct plugin *p, const struct conf_job *job,
                      char *err, size_t errlen) __attribute__((warn_unused_result));
 void plugin_run_free(struct pgc_run **run);
 
+/* The statements `pgcrond install` runs for JOB in its database after P's install_sql: what
+ * the plugin's job_install() (ABI 1.1) adds, none if it has none. Same returns and
+ * ownership as plugin_build_run(). */
+int plugin_build_install(const struct plugin *p, const struct conf_job *job, struct pgc_run **out,
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* The relations JOB maintains: P's declared relations, then the one P's job_relation()
+ * (ABI 1.1) names from JOB's settings. This, not p->decl.relations, is what the
+ * CONCURRENTLY guard, pgcrond.job.relation and the status view should use. Returns 0 with
+ * *OUT (*N entries, then one whose name is NULL; names are copies; free with
+ * plugin_relations_free()), or a negative errno with the reason in ERR. Names are spelled
+ * as in the catalog, unquoted: quote them with plugin_quote_qualified() before using them in
+ * SQL, also as the text of a $1::regclass parameter (regclass input folds case). */
+int plugin_job_relations(const struct plugin *p, const struct conf_job *job,
+                         struct pgc_relation_decl **out, size_t *n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void plugin_relations_free(struct pgc_relation_decl **rels);
+
 /* PostgreSQL identifier quoting without a connection (also in the plugin API table):
  * always quoted, '"' doubled, case kept. Return the length written, -EINVAL (empty name,
  * empty part, more than one '.') or -ENOSPC. */

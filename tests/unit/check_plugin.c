@@ -285,11 +285,16 @@ END_TEST
 
 START_TEST(test_abi_minor)
 {
+	char expect[512];
+
+	/* the numbers follow the header, so an ABI minor bump does not need this test edited */
+	snprintf(expect, sizeof(expect),
+	         "plugin \"abi_minor\" (@/abi_minor.so): ABI minor version is %d but this "
+	         "pgcrond speaks %d.%d at most; upgrade pgcrond, or rebuild the plugin against "
+	         "this pgcrond's plugin.h",
+	         PGC_PLUGIN_ABI_MINOR + 1, PGC_PLUGIN_ABI_MAJOR, PGC_PLUGIN_ABI_MINOR);
 	install_test_plugin("abi_minor");
-	expect_refusal("abi_minor", -ENOEXEC,
-	               "plugin \"abi_minor\" (@/abi_minor.so): ABI minor version is 1 but this "
-	               "pgcrond speaks 1.0 at most; upgrade pgcrond, or rebuild the plugin against "
-	               "this pgcrond's plugin.h");
+	expect_refusal("abi_minor", -ENOEXEC, expect);
 }
 END_TEST
 
@@ -748,6 +753,35 @@ START_TEST(test_check_config_clean)
 }
 END_TEST
 
+/* ABI 1.1 appended job_relation and job_install: a plugin built against 1.0 still loads,
+ * and the fields its declaration does not have read as NULL (whatever lies past its size). */
+START_TEST(test_abi_1_0_plugin)
+{
+	const struct plugin *p;
+	struct pgc_relation_decl *rels;
+	struct pgc_run *run;
+	size_t n;
+	char err[1024];
+	struct conf_job job = {.name = "j", .plugin = "abi_1_0", .file = "f.conf", .line = 1};
+
+	install_test_plugin("abi_1_0");
+	ck_assert_msg(plugin_load(dir, "abi_1_0", &p, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(p->abi_minor, 0);
+	ck_assert_ptr_null(p->decl.job_relation);
+	ck_assert_ptr_null(p->decl.job_install);
+	ck_assert_int_eq(plugin_job_relations(p, &job, &rels, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(rels[0].name, "public.t10");
+	ck_assert_uint_eq(rels[0].flags, PGC_RELATION_CONCURRENT);
+	ck_assert_ptr_null(rels[1].name);
+	plugin_relations_free(&rels);
+	ck_assert_ptr_null(rels);
+	ck_assert_int_eq(plugin_build_install(p, &job, &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 0);
+	plugin_run_free(&run);
+}
+END_TEST
+
 static Suite *plugin_suite(void)
 {
 	Suite *s = suite_create("plugin");
@@ -766,6 +800,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_no_magic);
 	tcase_add_test(tc, test_abi_major);
 	tcase_add_test(tc, test_abi_minor);
+	tcase_add_test(tc, test_abi_1_0_plugin);
 	tcase_add_test(tc, test_magic_size);
 	tcase_add_test(tc, test_name_mismatch);
 	tcase_add_test(tc, test_init_fails);

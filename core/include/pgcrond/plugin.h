@@ -41,7 +41,7 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define PGC_PLUGIN_ABI_MAJOR 1
-#define PGC_PLUGIN_ABI_MINOR 0
+#define PGC_PLUGIN_ABI_MINOR 1
 
 /* Names of the two exported entry points, for the loader's dlsym(). */
 #define PGC_PLUGIN_MAGIC_SYMBOL "pgcrond_plugin_magic"
@@ -96,8 +96,8 @@ struct pgc_plugin_magic {
  * callback it is passed to. */
 struct pgc_settings;
 
-/* The run being built by build_run(): the list of statements the core will execute, in
- * order, on one connection. Valid only during build_run(). */
+/* The run being built by build_run() (or job_install()): the list of statements the core
+ * will execute, in order, on one connection. Valid only during that callback. */
 struct pgc_run;
 
 /* ---- logging levels (syslog's numbers) ----------------------------------------------------- */
@@ -269,7 +269,8 @@ struct pgc_plugin {
 	/* One line describing what the plugin maintains, for `pgcrond list` and docs. */
 	const char *description;
 
-	/* The relations it maintains, ending with {NULL}. At least one. */
+	/* The relations it maintains, ending with {NULL}. At least one, unless the plugin sets
+	 * job_relation (ABI 1.1), which names each job's relation from its settings. */
 	const struct pgc_relation_decl *relations;
 
 	/*
@@ -309,6 +310,34 @@ struct pgc_plugin {
 	 */
 	int (*build_run)(const struct pgc_settings *s, const char *const *payloads,
 	                 size_t n_payloads, struct pgc_run *run);
+
+	/* -- ABI 1.1 -- (a plugin built against 1.0 has neither field: the core reads NULL) */
+
+	/*
+	 * Optional: the relation one job maintains, for a plugin whose relation is named by the
+	 * job's settings instead of fixed at build time (sql_view's `view` setting). Fills *OUT
+	 * like an entry of `relations`; OUT->name may be a string the plugin got from
+	 * api->setting_str() (the core copies it before the callback returns), schema-qualified
+	 * ("schema.relation") or plain (then found through the connection's search_path).
+	 * The core treats it as a relation of that job in addition to `relations`: it gets the
+	 * PGC_RELATION_CONCURRENT checks, it is the job's relation in pgcrond.job and the status
+	 * view. Called only for jobs whose settings passed check_settings(). Returns 0, or a
+	 * negative errno after api->setting_error() said why. A plugin that sets it may leave
+	 * `relations` empty (NULL or {NULL}). NULL if every job maintains `relations` only.
+	 */
+	int (*job_relation)(const struct pgc_settings *s, struct pgc_relation_decl *out);
+
+	/*
+	 * Optional: the objects of one job, for DDL that depends on the job's settings (which
+	 * install_sql, one string per plugin, cannot express). `pgcrond install` calls it for
+	 * each configured job of the plugin and runs the statements it adds to RUN, in order, in
+	 * the job's database, after the plugin's install_sql. Same rules as build_run(): add
+	 * statements with api->run_add() (values only as api->run_add_param() parameters,
+	 * identifiers only quoted), pure, no I/O; returns 0 or a negative errno after
+	 * api->run_error(). The statements must be idempotent (IF NOT EXISTS), like install_sql.
+	 * NULL if install_sql is all the plugin needs.
+	 */
+	int (*job_install)(const struct pgc_settings *s, struct pgc_run *run);
 };
 
 /* ---- the entry points a plugin exports ----------------------------------------------------- */

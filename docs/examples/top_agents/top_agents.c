@@ -1,0 +1,102 @@
+/* top_agents: a pgcrond view plugin, the worked example of docs/writing-a-plugin.md.
+ * It keeps public.mv_top_agents (agents ranked by bouts won) fresh with
+ * REFRESH MATERIALIZED VIEW CONCURRENTLY and can NOTIFY a channel when it is done. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <pgcrond/plugin.h>
+
+#define VIEW "public.mv_top_agents"
+
+PGCROND_PLUGIN_MAGIC("top_agents", "1.0.0");
+
+/* The core's function table: the only way to reach pgcrond. */
+static const struct pgc_api *api;
+
+/* Run by `pgcrond install`, again on every upgrade: it must be idempotent. The view starts
+ * empty (WITH NO DATA): pgcrond populates it once before the first concurrent refresh. The
+ * unique index is what REFRESH ... CONCURRENTLY needs. */
+static const char install_sql[] =
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS " VIEW " AS\n"
+    "SELECT r.winner_agent_id AS agent_id,\n"
+    "       count(*) AS wins,\n"
+    "       max(r.decided_at) AS last_win_at,\n"
+    "       rank() OVER (ORDER BY count(*) DESC) AS rank\n"
+    "FROM public.bout_results r\n"
+    "WHERE r.winner_agent_id IS NOT NULL\n"
+    "GROUP BY r.winner_agent_id\n"
+    "WITH NO DATA;\n"
+    "CREATE UNIQUE INDEX IF NOT EXISTS mv_top_agents_agent_id ON " VIEW " (agent_id);\n";
+
+/* Checks beyond the declared types, when the configuration is loaded: `pgcrond check`
+ * prints what setting_error() reports as FILE:LINE. */
+static int check_settings(const struct pgc_settings *s)
+{
+	const char *channel = api->setting_str(s, "notify_channel", NULL);
+
+	if (channel && (!*channel || strlen(channel) > 63)) {
+		api->setting_error(s, "notify_channel", "must be 1 to 63 bytes long");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The statements of one run. No I/O here: the core executes them, asynchronously. */
+static int build_run(const struct pgc_settings *s, const char *const *payloads, size_t n_payloads,
+                     struct pgc_run *run)
+{
+	char view[128], sql[192];
+	int rc, n;
+
+	(void)payloads; /* a notification only says "something changed" */
+	if (n_payloads)
+		api->log(PGC_LOG_DEBUG, "%zu notification(s) since the last run", n_payloads);
+
+	/* Identifiers only ever quoted. */
+	if ((rc = api->quote_qualified(VIEW, view, sizeof(view))) < 0)
+		return rc;
+	n = snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW CONCURRENTLY %s", view);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return -ENAMETOOLONG;
+	if ((rc = api->run_add(run, sql)) < 0)
+		return rc;
+
+	/* Values only ever as parameters. */
+	const char *channel = api->setting_str(s, "notify_channel", NULL);
+	if (channel) {
+		if ((rc = api->run_add(run, "SELECT pg_catalog.pg_notify($1, $2)")) < 0 ||
+		    (rc = api->run_add_param(run, channel)) < 0 ||
+		    (rc = api->run_add_param(run, VIEW)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const struct pgc_plugin plugin = {
+    .size = sizeof(struct pgc_plugin),
+    .description = "agents ranked by bouts won",
+    .relations =
+        (const struct pgc_relation_decl[]){
+            {VIEW, PGC_RELATION_MATVIEW, PGC_RELATION_CONCURRENT},
+            {NULL, 0, 0},
+        },
+    .install_sql = install_sql,
+    .reads = NULL, /* reads no other plugin's view */
+    .settings =
+        (const struct pgc_setting_decl[]){
+            {"notify_channel", PGC_SETTING_STRING, NULL,
+             "after refreshing, NOTIFY this channel with the view's name as payload"},
+            {NULL, 0, NULL, NULL},
+        },
+    .check_settings = check_settings,
+    .build_run = build_run,
+};
+
+int pgcrond_plugin_init(const struct pgc_api *core, const struct pgc_plugin **decl)
+{
+	api = core;
+	*decl = &plugin;
+	return 0;
+}
