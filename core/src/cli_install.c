@@ -58,26 +58,29 @@ static char *array_literal(char *const *items, size_t n)
 }
 
 /* The relations a job's plugin maintains, comma-separated, or NULL. */
-static char *relations_of(const struct plugin *p)
+static char *relations_of(const struct plugin *p, const struct conf_job *job)
 {
-	size_t cap = 1;
-	char *s;
+	struct pgc_relation_decl *rels = NULL;
+	size_t n = 0, cap = 1, o = 0;
+	char err[256];
+	char *s = NULL;
 
-	if (!p || !p->decl.relations || !p->decl.relations[0].name)
-		return NULL;
-	for (const struct pgc_relation_decl *r = p->decl.relations; r->name; r++)
-		cap += strlen(r->name) + 2;
+	if (!p || plugin_job_relations(p, job, &rels, &n, err, sizeof(err)) != 0 || n == 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(rels[i].name) + 2;
 	s = malloc(cap);
 	if (!s)
-		return NULL;
+		goto out;
 	s[0] = '\0';
-	size_t o = 0;
-	for (const struct pgc_relation_decl *r = p->decl.relations; r->name; r++) {
-		int w = snprintf(s + o, cap - o, "%s%s", o ? ", " : "", r->name);
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(s + o, cap - o, "%s%s", o ? ", " : "", rels[i].name);
 		if (w < 0 || (size_t)w >= cap - o)
 			break; /* cannot happen: cap counts every name and separator */
 		o += (size_t)w;
 	}
+out:
+	plugin_relations_free(&rels);
 	return s;
 }
 
@@ -131,7 +134,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		char staleness[24];
 		char *after = array_literal(job->after, job->n_after);
 		char *rel =
-		    job->plugin ? relations_of(plugin_registry_find(reg, job->plugin)) : NULL;
+		    job->plugin ? relations_of(plugin_registry_find(reg, job->plugin), job) : NULL;
 
 		names[i] = job->name;
 		snprintf(staleness, sizeof(staleness), "%lld", (long long)job->max_staleness_ms);
@@ -252,6 +255,34 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	return rc;
 }
 
+/* The objects of one job of a plugin with per-job DDL (ABI 1.1 job_install, e.g.
+ * sql_view's view and its unique index), statement by statement, values as parameters. */
+static int install_job_objects(PGconn *conn, const struct plugin *p, const struct conf_job *job,
+                               const char *dbname)
+{
+	struct pgc_run *run = NULL;
+	char err[512], what[512];
+	int rc = EX_OK;
+
+	if (plugin_build_install(p, job, &run, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pgcrond install: job %s (plugin %s): %s\n", job->name, p->name, err);
+		return EX_CONFIG;
+	}
+	snprintf(what, sizeof(what), "job %s in database \"%s\"", job->name, dbname);
+	for (size_t i = 0; run && i < run->n_stmts && rc == EX_OK; i++) {
+		const struct plugin_stmt *st = &run->stmts[i];
+		PGresult *r = PQexecParams(conn, st->sql, st->n_params, NULL,
+		                           (const char *const *)st->params, NULL, NULL, 0);
+		if (!exec_ok(r, what))
+			rc = EX_UNAVAILABLE;
+		PQclear(r);
+	}
+	if (rc == EX_OK && run && run->n_stmts)
+		printf("pgcrond install: %s: objects installed\n", what);
+	plugin_run_free(&run);
+	return rc;
+}
+
 /* Each configured plugin's install SQL, in every database its jobs use. */
 static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg)
 {
@@ -267,8 +298,6 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 	size_t n = plugin_order(cfg, reg, order);
 	for (size_t i = 0; i < n && rc == EX_OK; i++) {
 		const struct plugin *p = order[i];
-		if (!p->decl.install_sql)
-			continue;
 		for (size_t d = 0; d < cfg->n_databases && rc == EX_OK; d++) {
 			const struct conf_database *db = &cfg->databases[d];
 			bool used = false;
@@ -300,12 +329,18 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 			char what[512];
 			snprintf(what, sizeof(what), "plugin %s in database \"%s\"", p->name,
 			         db->name);
-			PGresult *r = PQexec(conns[d], p->decl.install_sql);
-			if (exec_ok(r, what))
-				printf("pgcrond install: %s: objects installed\n", what);
-			else
-				rc = EX_UNAVAILABLE;
-			PQclear(r);
+			if (p->decl.install_sql) {
+				PGresult *r = PQexec(conns[d], p->decl.install_sql);
+				if (exec_ok(r, what))
+					printf("pgcrond install: %s: objects installed\n", what);
+				else
+					rc = EX_UNAVAILABLE;
+				PQclear(r);
+			}
+			for (size_t j = 0; j < cfg->n_jobs && rc == EX_OK; j++)
+				if (cfg->jobs[j].plugin && strcmp(cfg->jobs[j].plugin, p->name) == 0 &&
+				    strcmp(cfg->jobs[j].database, db->name) == 0)
+					rc = install_job_objects(conns[d], p, &cfg->jobs[j], db->name);
 		}
 	}
 	for (size_t d = 0; d < cfg->n_databases; d++)
