@@ -1,0 +1,99 @@
+/* sdnotify: tell systemd about readiness, reloads, shutdown, status and liveness. */
+#include "sdnotify.h"
+
+#ifdef PGCROND_HAVE_LIBSYSTEMD
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+/* unset_environment is 0 everywhere: $NOTIFY_SOCKET must survive for later messages, and
+ * the daemon starts no children that could misuse it (NotifyAccess=main in the unit). */
+
+int sdnotify_ready(void)
+{
+	return sd_notify(0, "READY=1");
+}
+
+int sdnotify_reloading(void)
+{
+	struct timespec ts;
+
+	/* systemd 253+ (Type=notify-reload) matches the reload by this timestamp; older
+	 * versions ignore the field. */
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return sd_notify(0, "RELOADING=1");
+	return sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	                  (unsigned long long)ts.tv_sec * 1000000ULL +
+	                      (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+int sdnotify_stopping(void)
+{
+	return sd_notify(0, "STOPPING=1");
+}
+
+int sdnotify_status(const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return n;
+	/* A status longer than a line of `systemctl status` is cut, not dropped. */
+	return sd_notifyf(0, "STATUS=%s", text);
+}
+
+uint64_t sdnotify_watchdog_usec(void)
+{
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return 0;
+	return usec;
+}
+
+int sdnotify_watchdog(void)
+{
+	return sd_notify(0, "WATCHDOG=1");
+}
+
+#else /* no libsystemd: nothing to tell */
+
+int sdnotify_ready(void)
+{
+	return 0;
+}
+
+int sdnotify_reloading(void)
+{
+	return 0;
+}
+
+int sdnotify_stopping(void)
+{
+	return 0;
+}
+
+int sdnotify_status(const char *fmt, ...)
+{
+	(void)fmt;
+	return 0;
+}
+
+uint64_t sdnotify_watchdog_usec(void)
+{
+	return 0;
+}
+
+int sdnotify_watchdog(void)
+{
+	return 0;
+}
+
+#endif
