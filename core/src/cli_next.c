@@ -1,10 +1,176 @@
-/* Placeholder until the module behind "pgcrond next" lands. */
+/* pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR: the next fire times of EXPR. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "cron.h"
+
+#define NEXT_MAX_COUNT 100000
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR\n"
+	        "\n"
+	        "Print the next N (default 5) fire times of the cron expression EXPR after TIME\n"
+	        "(default now), one per line, in UTC as 2028-02-29T00:00:00Z.\n"
+	        "\n"
+	        "Options:\n"
+	        "  --tz ZONE     compute in time zone ZONE, e.g. Europe/Berlin (default UTC)\n"
+	        "  --from TIME   start after TIME: 2026-03-08T01:00:00Z, 2026-03-08T01:00-05:00,\n"
+	        "                2026-03-08T01:00+0100, or @UNIXSECONDS (default now)\n"
+	        "  --count N     how many times to print, 1-%d (default 5)\n"
+	        "\n"
+	        "EXPR (quote it, or give its fields as separate words):\n"
+	        "  minute hour day-of-month month day-of-week   0 3 * * mon-fri\n"
+	        "  second minute hour day-of-month month day-of-week   */30 * * * * *\n"
+	        "  fields take lists 1,15  ranges 1-5  steps */10 or 0-30/10; month and weekday\n"
+	        "  names jan-dec, sun-sat; 0 and 7 are Sunday; $ as day-of-month is the last day.\n"
+	        "  If day-of-month or day-of-week starts with *, a day must match both, else\n"
+	        "  either (Vixie cron).\n"
+	        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot\n"
+	        "  N seconds (1-59): every N seconds\n"
+	        "\n"
+	        "Exit status: 0 ok (\"never\" for an expression that never fires), 64 bad option,\n"
+	        "zone, time or count, 65 bad expression.\n",
+	        NEXT_MAX_COUNT);
+}
+
+/* "--opt VALUE" or "--opt=VALUE"; advances *I past what it used. */
+static bool option(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	size_t len = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, len) != 0)
+		return false;
+	if (a[len] == '=') {
+		*value = a + len + 1;
+		return true;
+	}
+	if (a[len] != '\0')
+		return false;
+	if (*i + 1 >= argc) {
+		*value = NULL;
+		return true;
+	}
+	*value = argv[++*i];
+	return true;
+}
 
 int cli_next(int argc, char **argv)
 {
-	fprintf(stderr, "pgcrond next: not implemented yet\n");
-	return EX_UNAVAILABLE;
+	const char *zone = "UTC", *from = NULL, *count_s = NULL, *v;
+	char expr[1024], err[512], when[CRON_TIME_BUFSZ];
+	size_t elen = 0;
+	int nwords = 0, rc = EX_OK;
+	bool words_only = false;
+	cron_tz *tz = NULL;
+	cron_expr e;
+	int64_t t;
+	long count = 5;
+
+	expr[0] = '\0';
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!words_only && strcmp(a, "--") == 0) {
+			words_only = true;
+			continue;
+		}
+		if (!words_only && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+			usage(stdout);
+			return EX_OK;
+		}
+		if (!words_only && a[0] == '-' && a[1] != '\0') {
+			const char **slot = NULL;
+			if (option(argc, argv, &i, "--tz", &v))
+				slot = &zone;
+			else if (option(argc, argv, &i, "--from", &v))
+				slot = &from;
+			else if (option(argc, argv, &i, "--count", &v) ||
+			         option(argc, argv, &i, "-n", &v))
+				slot = &count_s;
+			if (!slot) {
+				fprintf(stderr,
+				        "pgcrond next: unknown option \"%s\"; see 'pgcrond next "
+				        "--help'\n",
+				        a);
+				return EX_USAGE;
+			}
+			if (!v) {
+				fprintf(stderr, "pgcrond next: %s needs a value\n", a);
+				return EX_USAGE;
+			}
+			*slot = v;
+			continue;
+		}
+		/* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
+		int n = snprintf(expr + elen, sizeof(expr) - elen, "%s%s", nwords ? " " : "", a);
+		if (n < 0 || (size_t)n >= sizeof(expr) - elen) {
+			fprintf(stderr,
+			        "pgcrond next: the expression is too long (over %zu bytes)\n",
+			        sizeof(expr) - 1);
+			return EX_DATAERR;
+		}
+		elen += (size_t)n;
+		nwords++;
+	}
+	if (nwords == 0) {
+		fprintf(stderr, "pgcrond next: no expression given\n");
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (count_s) {
+		char *end;
+		errno = 0;
+		count = strtol(count_s, &end, 10);
+		if (errno || end == count_s || *end || count < 1 || count > NEXT_MAX_COUNT) {
+			fprintf(stderr,
+			        "pgcrond next: --count must be a number from 1 to %d, not \"%s\"\n",
+			        NEXT_MAX_COUNT, count_s);
+			return EX_USAGE;
+		}
+	}
+	if (from) {
+		if (cron_time_parse(from, &t, err, sizeof(err)) < 0) {
+			fprintf(stderr, "pgcrond next: --from: %s\n", err);
+			return EX_USAGE;
+		}
+	} else {
+		t = (int64_t)time(NULL);
+	}
+	if (cron_parse(expr, &e, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgcrond next: %s\n", err);
+		return EX_DATAERR;
+	}
+	if (cron_tz_open(zone, &tz, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgcrond next: --tz: %s\n", err);
+		return EX_USAGE;
+	}
+
+	if (e.kind == CRON_REBOOT) {
+		printf("@reboot: runs once when the daemon starts\n");
+		goto out;
+	}
+	for (long i = 0; i < count; i++) {
+		t = cron_next(&e, tz, t);
+		if (t == CRON_NEVER) {
+			if (i == 0)
+				printf("never\n");
+			break;
+		}
+		if (cron_time_format(t, when, sizeof(when)) < 0)
+			break;
+		printf("%s\n", when);
+	}
+out:
+	cron_tz_free(&tz);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "pgcrond next: writing the output failed\n");
+		rc = EX_IOERR;
+	}
+	return rc;
 }

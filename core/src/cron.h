@@ -36,31 +36,64 @@ typedef struct cron_expr {
 	int interval; /* CRON_INTERVAL: seconds, 1-59 */
 } cron_expr;
 
-/* Parse TEXT. On error returns -EINVAL and writes one sentence for a person into ERR,
- * quoting the expression and naming the column (1-based) of the offending character:
+/* Parse TEXT. On error returns -EINVAL, zeroes *OUT and writes one sentence for a person
+ * into ERR, quoting the expression (without its leading and trailing blanks) and naming the
+ * column (1-based, within the quoted text) of the offending character:
  *   "*\/0 * * * *": step must be at least 1 (column 3)   (written without the backslash)
- * ERR may be NULL. */
+ * ERR may be NULL; a message longer than ERRLEN is cut and ends in "...".
+ * Macros are matched in any case (@Daily); "N second" is accepted like "N seconds". */
 int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* A time zone (the daemon's "timezone"). Opaque; one per zone, shared read-only. */
 typedef struct cron_tz cron_tz;
 
-/* Open zone NAME ("UTC", "Europe/Berlin"); returns 0, or -ENOENT for an unknown zone with
- * a message in ERR. */
+/* Open zone NAME ("UTC", "Europe/Berlin"): its TZif file under $TZDIR, else
+ * /usr/share/zoneinfo, is read once (versions 1-4, with the POSIX TZ footer for instants
+ * past the table). "UTC" needs no file. Returns 0; -ENOENT for an unknown or malformed name;
+ * -EINVAL for a file that is not a usable TZif (e.g. leap-second "right/" zones); -ENOMEM.
+ * ERR gets a message in every error case. Free with cron_tz_free(), which sets *TZ to NULL. */
 int cron_tz_open(const char *name, cron_tz **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 void cron_tz_free(cron_tz **tz);
 
+/* The zone's name as given to cron_tz_open(); "UTC" for a NULL TZ. */
+const char *cron_tz_name(const cron_tz *tz);
+
+/* The zone's UTC offset at instant T, in seconds east of Greenwich (+3600 for CET). A NULL
+ * TZ is UTC. */
+int32_t cron_tz_offset(const cron_tz *tz, int64_t t);
+
 #define CRON_NEVER INT64_MIN
 
 /* The first fire instant strictly after AFTER (Unix seconds, UTC) in zone TZ, as Unix
- * seconds; CRON_NEVER if the expression can never fire (0 0 30 2 *), and for @reboot.
+ * seconds; CRON_NEVER if the expression can never fire (0 0 30 2 *), and for @reboot;
+ * also for a wildcard job whose every match falls into a skipped DST hour of TZ
+ * (3 *\/70 2 29 3 *\/7 in Europe/Berlin: 02:00:03 on a Sunday March 29 never exists).
  * For CRON_INTERVAL it is AFTER + interval (AFTER being the previous start). Exact over the
  * whole 400-year Gregorian cycle; DST handled as DESIGN.md says (cronie's rules). */
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
+/* A NULL TZ means UTC. AFTER outside [CRON_TIME_MIN, CRON_TIME_MAX] (years 1-9999) gives
+ * CRON_NEVER; results may lie up to a few hundred years past CRON_TIME_MAX. */
+#define CRON_TIME_MIN INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
+#define CRON_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
-/* True if E ever fires (checked without a search): false for 0 0 30 2 * and the like. */
+/* True if E ever fires (checked without a search): false for 0 0 30 2 * and the like,
+ * true for @reboot and "N seconds". Exact: under the AND rule every date that exists meets
+ * every weekday within the 400-year cycle, so only impossible dates make a schedule dead. */
 bool cron_can_fire(const cron_expr *e);
+
+/* Times as people write them, for "pgcrond next" and messages. */
+
+/* Parse an ISO-8601 instant with a zone designator: 2026-03-08T01:00:00-05:00, ...T01:00Z,
+ * offsets as Z, +01, +0100 or +01:00, 'T' or one space between date and time, seconds
+ * optional; or "@SECONDS" (Unix seconds). Returns 0, or -EINVAL with a message in ERR. */
+int cron_time_parse(const char *text, int64_t *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Format T as UTC ISO-8601, "2028-02-29T00:00:00Z". Returns 0, or -ENOSPC if BUF is too
+ * small (CRON_TIME_BUFSZ is always enough). */
+#define CRON_TIME_BUFSZ 32
+int cron_time_format(int64_t t, char *buf, size_t len);
 
 #endif

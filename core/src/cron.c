@@ -1,0 +1,1344 @@
+/* Cron expressions: parsing, the next fire time, and the time zones it is computed in.
+ *
+ * The search works on "local seconds" (wall-clock time written as if it were UTC) with
+ * bitsets: whole months are skipped by the month set, the days of a month are found with one
+ * 31-bit mask, the time of day with three find-next-bit steps. Time zones are read from their
+ * TZif files here (not through glibc's TZ variable) so the search can ask for the span of
+ * constant UTC offset around an instant, which is what the DST rules need.
+ *
+ * This file depends on nothing but libc, so the fuzzer can build it alone
+ * (tests/fuzz/README.md). */
+#include "cron.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY 86400
+/* "No transition" bounds: far outside any time we compute, yet offsets can be added to them
+ * without overflow. */
+#define T_END ((int64_t)1 << 62)
+#define T_BEGIN (-T_END)
+
+/* ---- calendar arithmetic (proleptic Gregorian, days since 1970-01-01) ---- */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	if (a % b != 0 && ((a < 0) != (b < 0)))
+		q--;
+	return q;
+}
+
+static bool is_leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int64_t y, int m)
+{
+	static const unsigned char dim[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	return m == 2 && is_leap(y) ? 29 : dim[m];
+}
+
+/* Years are counted from March so the leap day ends its year; 400 years are 146097 days. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	if (m <= 2)
+		y--;
+	int64_t era = floor_div(y, 400);
+	int64_t yoe = y - era * 400;               /* 0..399 */
+	int64_t mar = m > 2 ? m - 3 : m + 9;       /* March = 0 */
+	int64_t doy = (153 * mar + 2) / 5 + d - 1; /* 0..365 */
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468; /* 719468: days from 0000-03-01 to 1970-01-01 */
+}
+
+static void civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+	int64_t z = days + 719468;
+	int64_t era = floor_div(z, 146097);
+	int64_t doe = z - era * 146097; /* 0..146096 */
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mar = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mar + 2) / 5 + 1);
+	*m = (int)(mar < 10 ? mar + 3 : mar - 9);
+	*y = era * 400 + yoe + (*m <= 2);
+}
+
+/* 0 = Sunday; 1970-01-01 was a Thursday. */
+static int weekday(int64_t days)
+{
+	return (int)((days % 7 + 11) % 7);
+}
+
+/* ---- bit helpers ---- */
+
+static int next_bit(uint64_t set, int from)
+{
+	if (from >= 64)
+		return -1;
+	uint64_t m = set & (~UINT64_C(0) << from);
+	return m ? __builtin_ctzll(m) : -1;
+}
+
+/* ---- parsing ---- */
+
+enum field { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, F_COUNT };
+
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                          "jul", "aug", "sep", "oct", "nov", "dec"};
+static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+static const struct field_spec {
+	const char *name; /* for messages */
+	int lo, hi;
+	const char *const *names; /* three-letter names, the first meaning NAME_BASE */
+	int nnames, name_base;
+	const char *hint; /* what a person may write instead of an unknown name */
+} fields[F_COUNT] = {
+    [F_SEC] = {"second", 0, 59, NULL, 0, 0, NULL},
+    [F_MIN] = {"minute", 0, 59, NULL, 0, 0, NULL},
+    [F_HOUR] = {"hour", 0, 23, NULL, 0, 0, NULL},
+    [F_DOM] = {"day-of-month", 1, 31, NULL, 0, 0, NULL},
+    [F_MON] = {"month", 1, 12, month_names, 12, 1, "jan-dec or 1-12"},
+    [F_DOW] = {"day-of-week", 0, 7, day_names, 7, 0, "sun-sat or 0-7"},
+};
+
+/* The macros, as the five fields they stand for; NULL for @reboot. */
+static const struct {
+	const char *name;
+	const char *fields;
+} macros[] = {
+    {"yearly", "0 0 1 1 *"}, {"annually", "0 0 1 1 *"}, {"monthly", "0 0 1 * *"},
+    {"weekly", "0 0 * * 0"}, {"daily", "0 0 * * *"},    {"midnight", "0 0 * * *"},
+    {"hourly", "0 * * * *"}, {"reboot", NULL},
+};
+
+struct parser {
+	const char *text; /* the expression without leading/trailing blanks */
+	size_t len;
+	char *err;
+	size_t errlen;
+};
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static char lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Case-insensitive: does [S, S+LEN) spell WORD? */
+static bool word_is(const char *s, size_t len, const char *word)
+{
+	size_t i;
+	for (i = 0; i < len && word[i]; i++)
+		if (lower(s[i]) != word[i])
+			return false;
+	return i == len && word[i] == '\0';
+}
+
+/* Writes '"<expression>": <message> (column N)' into ERR; always returns -EINVAL. */
+static int fail(const struct parser *ps, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const struct parser *ps, const char *at, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!ps->err || ps->errlen == 0)
+		return -EINVAL;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
+	/* A very long expression is quoted by its start; the column still counts in full and
+	 * survives any cut, which happens in the middle. */
+	char col[32];
+	snprintf(col, sizeof(col), " (column %d)", (int)(at - ps->text) + 1);
+	size_t clen = strlen(col);
+	if (ps->errlen <= clen + 4) {
+		snprintf(ps->err, ps->errlen, "%s", col + 1);
+		return -EINVAL;
+	}
+	size_t room = ps->errlen - clen; /* for the head and its NUL */
+	int qlen = ps->len > 120 ? 117 : (int)ps->len;
+	n = snprintf(ps->err, room, "\"%.*s%s\": %s", qlen, ps->text, ps->len > 120 ? "..." : "",
+	             msg);
+	size_t used = n < 0 ? 0 : (size_t)n;
+	if (used >= room) {
+		used = room - 1;
+		memcpy(ps->err + used - 3, "...", 3);
+	}
+	memcpy(ps->err + used, col, clen + 1);
+	return -EINVAL;
+}
+
+/* A character for a message: printable ASCII as itself, anything else as a hex escape. */
+static const char *show_char(char c, char buf[8])
+{
+	unsigned char u = (unsigned char)c;
+	if (u >= 0x21 && u < 0x7f)
+		snprintf(buf, 8, "'%c'", c);
+	else
+		snprintf(buf, 8, "0x%02x", u);
+	return buf;
+}
+
+static int find_name(const char *const *names, int n, const char *s, size_t len)
+{
+	for (int i = 0; i < n; i++)
+		if (word_is(s, len, names[i]))
+			return i;
+	return -1;
+}
+
+/* One value: a number or, in the month and day-of-week fields, a name. */
+static int parse_value(const struct parser *ps, const struct field_spec *f, const char **sp,
+                       const char *end, int *out)
+{
+	const char *s = *sp, *start = s;
+	char cb[8];
+
+	if (s < end && is_digit(*s)) {
+		long v = 0;
+		while (s < end && is_digit(*s)) {
+			if (v < 1000000) /* saturate: anything this big is out of range anyway */
+				v = v * 10 + (*s - '0');
+			s++;
+		}
+		if (v < f->lo || v > f->hi)
+			return fail(ps, start, "%s %.*s is out of range %d-%d", f->name,
+			            (int)(s - start), start, f->lo, f->hi);
+		*out = (int)v;
+		*sp = s;
+		return 0;
+	}
+	if (s < end && is_alpha(*s)) {
+		while (s < end && is_alpha(*s))
+			s++;
+		size_t len = (size_t)(s - start);
+		int i = f->names ? find_name(f->names, f->nnames, start, len) : -1;
+		if (i >= 0) {
+			*out = f->name_base + i;
+			*sp = s;
+			return 0;
+		}
+		bool is_month = find_name(month_names, 12, start, len) >= 0;
+		bool is_day = find_name(day_names, 7, start, len) >= 0;
+		if (f->names && (is_month || is_day))
+			return fail(ps, start, "\"%.*s\" is a %s name, not allowed in the %s field",
+			            (int)len, start, is_month ? "month" : "day", f->name);
+		if (is_month || is_day)
+			return fail(ps, start,
+			            "names like \"%.*s\" are allowed only in the month and "
+			            "day-of-week fields",
+			            (int)len, start);
+		if (f->names)
+			return fail(ps, start, "unknown %s name \"%.*s\"; use %s", f->name,
+			            (int)len, start, f->hint);
+		return fail(ps, start, "expected a number in the %s field, found \"%.*s\"", f->name,
+		            (int)len, start);
+	}
+	if (s == end)
+		return fail(ps, s, "the %s field ends after %s; expected a value", f->name,
+		            show_char(s[-1], cb));
+	if (*s == '$')
+		return fail(ps, s,
+		            "$ (the last day of the month) is allowed only as the whole "
+		            "day-of-month field");
+	return fail(ps, s, "unexpected character %s in the %s field", show_char(*s, cb), f->name);
+}
+
+/* One list element: "*", "*\/n", "v", "a-b", "a-b/n". Sets its values in *BITS (bit v). */
+static int parse_element(const struct parser *ps, const struct field_spec *f, const char **sp,
+                         const char *end, uint64_t *bits)
+{
+	const char *s = *sp, *elem = s;
+	int lo, hi, step = 1, r;
+	char cb[8];
+
+	if (s < end && *s == '*') {
+		lo = f->lo;
+		hi = f->hi;
+		s++;
+	} else {
+		if ((r = parse_value(ps, f, &s, end, &lo)) < 0)
+			return r;
+		hi = lo;
+		if (s < end && *s == '-') {
+			s++;
+			if ((r = parse_value(ps, f, &s, end, &hi)) < 0)
+				return r;
+			if (hi < lo)
+				return fail(ps, elem,
+				            "range %.*s runs backwards; write the smaller value "
+				            "first",
+				            (int)(s - elem), elem);
+		} else if (s < end && *s == '/') {
+			const char *st = s + 1, *q = st;
+			while (q < end && *q != ',')
+				q++;
+			return fail(
+			    ps, s,
+			    "a step needs * or a range before it: write */%.*s or %.*s-%d/%.*s",
+			    (int)(q - st), st, (int)(s - elem), elem, f->hi, (int)(q - st), st);
+		}
+	}
+	if (s < end && *s == '/') {
+		s++;
+		const char *st = s;
+		if (s < end && is_digit(*s)) {
+			long v = 0;
+			while (s < end && is_digit(*s)) {
+				if (v < 1000000)
+					v = v * 10 + (*s - '0');
+				s++;
+			}
+			if (v < 1)
+				return fail(ps, st, "step must be at least 1");
+			/* A step beyond the range is valid: it selects the start alone. */
+			step = v > 1000 ? 1000 : (int)v;
+		} else if (s < end && is_alpha(*s)) {
+			while (s < end && is_alpha(*s))
+				s++;
+			return fail(ps, st, "a step must be a number, not a name like \"%.*s\"",
+			            (int)(s - st), st);
+		} else if (s == end) {
+			return fail(ps, s, "expected a number after '/' in the %s field", f->name);
+		} else {
+			return fail(ps, s, "expected a number after '/', found %s",
+			            show_char(*s, cb));
+		}
+	}
+	for (int v = lo; v <= hi; v += step)
+		*bits |= UINT64_C(1) << v;
+	*sp = s;
+	return 0;
+}
+
+/* A whole field [S, END): a comma-separated list of elements. */
+static int parse_field(const struct parser *ps, enum field fi, const char *s, const char *end,
+                       uint64_t *bits)
+{
+	const struct field_spec *f = &fields[fi];
+	char cb[8];
+	int r;
+
+	*bits = 0;
+	for (;;) {
+		if ((r = parse_element(ps, f, &s, end, bits)) < 0)
+			return r;
+		if (s == end)
+			break;
+		if (*s != ',')
+			return fail(ps, s, "unexpected character %s in the %s field",
+			            show_char(*s, cb), f->name);
+		s++;
+	}
+	return 0;
+}
+
+struct token {
+	const char *s, *e;
+};
+
+/* "N seconds", pg_cron's interval form, in any case and also without the blank
+ * ("30seconds"). The singular "N second" is accepted too: "1 second" is what people write,
+ * and no other meaning competes for it.
+ * Returns 1 if TOK is that form (parsed into OUT, or an error), 0 if it is not. */
+static int parse_interval(const struct parser *ps, const struct token *tok, int ntok,
+                          cron_expr *out, int *res)
+{
+	const char *num = tok[0].s, *p = num, *word;
+	size_t wlen;
+
+	while (p < tok[0].e && is_digit(*p))
+		p++;
+	if (ntok == 2 && p == tok[0].e) {
+		word = tok[1].s;
+		wlen = (size_t)(tok[1].e - tok[1].s);
+	} else if (ntok == 1 && p > num && p < tok[0].e) {
+		word = p;
+		wlen = (size_t)(tok[0].e - p);
+	} else if (ntok == 2) {
+		word = tok[1].s;
+		wlen = (size_t)(tok[1].e - tok[1].s);
+		if (!word_is(word, wlen, "seconds") && !word_is(word, wlen, "second"))
+			return 0;
+		*res = fail(ps, num, "expected a whole number of seconds (1-59) before \"%.*s\"",
+		            (int)wlen, word);
+		return 1;
+	} else {
+		return 0;
+	}
+	if (!word_is(word, wlen, "seconds") && !word_is(word, wlen, "second"))
+		return 0;
+	long v = 0;
+	for (const char *q = num; q < p; q++)
+		if (v < 1000000)
+			v = v * 10 + (*q - '0');
+	if (v < 1 || v > 59) {
+		*res = fail(ps, num,
+		            "an interval must be 1 to 59 seconds, not %.*s; for longer intervals "
+		            "use a schedule like */5 * * * *",
+		            (int)(p - num), num);
+		return 1;
+	}
+	out->kind = CRON_INTERVAL;
+	out->interval = (int)v;
+	*res = 0;
+	return 1;
+}
+
+static int parse_macro(const struct parser *ps, const struct token *tok, int ntok, cron_expr *out)
+{
+	const char *name = tok[0].s + 1;
+	size_t len = (size_t)(tok[0].e - name);
+
+	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++) {
+		if (!word_is(name, len, macros[i].name))
+			continue;
+		if (ntok > 1)
+			return fail(ps, tok[1].s,
+			            "unexpected text after %.*s; a macro stands alone",
+			            (int)(len + 1), tok[0].s);
+		if (!macros[i].fields) {
+			out->kind = CRON_REBOOT;
+			return 0;
+		}
+		return cron_parse(macros[i].fields, out, NULL, 0);
+	}
+	return fail(ps, tok[0].s,
+	            "unknown macro \"%.*s\"; expected @yearly, @annually, @monthly, @weekly, "
+	            "@daily, @midnight, @hourly or @reboot",
+	            (int)(len + 1), tok[0].s);
+}
+
+int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
+{
+	struct parser ps = {.err = err, .errlen = errlen};
+	struct token tok[7] = {{NULL, NULL}};
+	int ntok = 0, r;
+
+	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		err[0] = '\0';
+	if (!text)
+		text = "";
+	while (is_blank(*text))
+		text++;
+	const char *end = text + strlen(text);
+	while (end > text && is_blank(end[-1]))
+		end--;
+	ps.text = text;
+	ps.len = (size_t)(end - text);
+
+	if (text == end)
+		return fail(&ps, text,
+		            "the schedule is empty; write five fields like "
+		            "\"0 3 * * *\" or a macro like @daily");
+	for (const char *s = text; s < end;) {
+		const char *e = s;
+		while (e < end && !is_blank(*e))
+			e++;
+		if (ntok == 7)
+			break;
+		tok[ntok].s = s;
+		tok[ntok].e = e;
+		ntok++;
+		while (e < end && is_blank(*e))
+			e++;
+		s = e;
+	}
+
+	if (*text == '@') {
+		r = parse_macro(&ps, tok, ntok, out);
+		goto out;
+	}
+	if (ntok <= 2 && parse_interval(&ps, tok, ntok, out, &r))
+		goto out;
+	if (ntok < 5) {
+		r = fail(&ps, end,
+		         "expected 5 fields (minute hour day-of-month month day-of-week), or 6 "
+		         "with seconds first; found %d",
+		         ntok);
+		goto out;
+	}
+	if (ntok > 6) {
+		r = fail(&ps, tok[6].s,
+		         "too many fields: expected 5 (minute hour day-of-month month "
+		         "day-of-week), or 6 with seconds first");
+		goto out;
+	}
+
+	/* Five fields: minute first, the seconds are implicitly 0. */
+	int first = ntok == 6 ? F_SEC : F_MIN;
+	uint64_t bits[F_COUNT] = {[F_SEC] = 1};
+	for (int fi = first; fi < F_COUNT; fi++) {
+		const struct token *t = &tok[fi - first];
+		if (fi == F_DOM && t->e - t->s == 1 && *t->s == '$') {
+			out->flags |= CRON_LAST_DOM;
+			continue;
+		}
+		if ((r = parse_field(&ps, (enum field)fi, t->s, t->e, &bits[fi])) < 0)
+			goto out;
+	}
+	/* Vixie's rules key on the first character of a field. */
+	if (*tok[F_MIN - first].s == '*' || *tok[F_HOUR - first].s == '*')
+		out->flags |= CRON_WILDCARD;
+	if (*tok[F_DOM - first].s == '*')
+		out->flags |= CRON_DOM_STAR;
+	if (*tok[F_DOW - first].s == '*')
+		out->flags |= CRON_DOW_STAR;
+	if (ntok == 6)
+		out->flags |= CRON_SECONDS;
+	if (bits[F_DOW] & 0x80) /* 7 is Sunday too */
+		bits[F_DOW] = (bits[F_DOW] | 1) & 0x7f;
+	out->kind = CRON_CALENDAR;
+	out->sec = bits[F_SEC];
+	out->min = bits[F_MIN];
+	out->hour = (uint32_t)bits[F_HOUR];
+	out->dom = (uint32_t)bits[F_DOM];
+	out->mon = (uint16_t)bits[F_MON];
+	out->dow = (uint8_t)bits[F_DOW];
+	r = 0;
+out:
+	if (r < 0)
+		memset(out, 0, sizeof(*out));
+	return r;
+}
+
+/* ---- matching ---- */
+
+#define SEC_MASK ((UINT64_C(1) << 60) - 1)
+
+bool cron_can_fire(const cron_expr *e)
+{
+	/* The longest month each month can have: Feb 29 counts. */
+	static const unsigned char max_dim[13] = {0,  31, 29, 31, 30, 31, 30,
+	                                          31, 31, 30, 31, 30, 31};
+
+	if (!e)
+		return false;
+	if (e->kind == CRON_REBOOT)
+		return true;
+	if (e->kind == CRON_INTERVAL)
+		return e->interval > 0;
+	if (e->kind != CRON_CALENDAR)
+		return false;
+	if (!(e->sec & SEC_MASK) || !(e->min & SEC_MASK) || !(e->hour & 0xffffff) ||
+	    !(e->mon & 0x1ffe) || !(e->dow & 0x7f))
+		return false;
+	if (e->flags & CRON_LAST_DOM)
+		return true;
+	if (!(e->dom & 0xfffffffe))
+		return false;
+	/* OR rule: the weekdays alone meet every month. */
+	if (!(e->flags & (CRON_DOM_STAR | CRON_DOW_STAR)))
+		return true;
+	for (int m = 1; m <= 12; m++)
+		if ((e->mon >> m & 1) && (e->dom & (uint32_t)((UINT64_C(2) << max_dim[m]) - 2)))
+			return true;
+	return false;
+}
+
+/* The days of a month (bit d for day d) that match, given its length and the weekday of
+ * its first day. */
+static uint32_t month_days(const cron_expr *e, int dim, int wday1)
+{
+	uint32_t all = (uint32_t)((UINT64_C(2) << dim) - 2);
+	uint32_t dom = (e->flags & CRON_LAST_DOM) ? UINT32_C(1) << dim : e->dom & all;
+	/* Rotate the weekday set so bit k means day k+1, then repeat it over five weeks. */
+	uint64_t w = ((uint64_t)e->dow >> wday1 | (uint64_t)e->dow << (7 - wday1)) & 0x7f;
+	w |= w << 7 | w << 14 | w << 21 | w << 28;
+	uint32_t dow = (uint32_t)(w << 1) & all;
+	if (e->flags & (CRON_DOM_STAR | CRON_DOW_STAR))
+		return dom & dow;
+	return dom | dow;
+}
+
+/* The first matching day at or after DAY, or CRON_NEVER after 401 years without one. */
+static int64_t next_day(const cron_expr *e, int64_t day)
+{
+	int64_t y;
+	int m, d;
+
+	if (!(e->mon & 0x1ffe))
+		return CRON_NEVER;
+	civil_from_days(day, &y, &m, &d);
+	for (int i = 0; i < 401 * 13; i++) {
+		if (e->mon >> m & 1) {
+			int64_t first = day - (d - 1);
+			uint32_t days = month_days(e, days_in_month(y, m), weekday(first));
+			days &= ~UINT32_C(0) << d;
+			if (days)
+				return first + __builtin_ctz(days) - 1;
+		}
+		int m2 = next_bit(e->mon, m + 1);
+		if (m2 < 0 || m2 > 12) {
+			y++;
+			m2 = __builtin_ctz(e->mon & 0x1ffe);
+		}
+		m = m2;
+		d = 1;
+		day = days_from_civil(y, m, 1);
+	}
+	return CRON_NEVER;
+}
+
+/* The first matching second of the day at or after SOD, or -1. */
+static int next_tod(const cron_expr *e, int sod)
+{
+	int h = sod / 3600, m = sod / 60 % 60, s = sod % 60, x;
+
+	if (e->hour >> h & 1) {
+		if ((e->min >> m & 1) && (x = next_bit(e->sec, s)) >= 0)
+			return h * 3600 + m * 60 + x;
+		if ((x = next_bit(e->min, m + 1)) >= 0)
+			return h * 3600 + x * 60 + next_bit(e->sec, 0);
+	}
+	if ((x = next_bit(e->hour, h + 1)) < 0)
+		return -1;
+	return x * 3600 + next_bit(e->min, 0) * 60 + next_bit(e->sec, 0);
+}
+
+/* The first matching local time at or after L (local seconds), or CRON_NEVER. */
+static int64_t next_local(const cron_expr *e, int64_t l)
+{
+	int64_t day = floor_div(l, DAY);
+	int tod;
+
+	int64_t d = next_day(e, day);
+	if (d == CRON_NEVER)
+		return CRON_NEVER;
+	if (d == day) {
+		tod = next_tod(e, (int)(l - day * DAY));
+		if (tod >= 0)
+			return day * DAY + tod;
+		if ((d = next_day(e, day + 1)) == CRON_NEVER)
+			return CRON_NEVER;
+	}
+	return d * DAY + next_tod(e, 0);
+}
+
+/* ---- time zones ---- */
+
+/* A POSIX TZ rule date: Jn (1-365, no Feb 29), n (0-365), or Mm.w.d; plus the local time
+ * of day (may be negative or past 24 h, RFC 8536). */
+struct rule_date {
+	char kind; /* 'J', 'N', 'M' */
+	int n, m, w, d;
+	int32_t secs;
+};
+
+struct tz_rule {
+	int32_t std_off, dst_off; /* seconds east of UTC */
+	bool has_dst;
+	struct rule_date start, end; /* start in standard time, end in daylight time */
+};
+
+struct cron_tz {
+	char *name;
+	bool utc;
+	int32_t ntrans;
+	int64_t *trans;     /* ascending UTC instants */
+	unsigned char *idx; /* type after each transition */
+	int32_t ntypes;
+	int32_t *utoff; /* per type */
+	bool has_rule;  /* the footer, for instants after the last transition */
+	struct tz_rule rule;
+};
+
+/* A span of constant UTC offset containing some instant: [start, end), offset OFF, the
+ * offset before START being PREV. */
+struct period {
+	int64_t start, end;
+	int32_t off, prev;
+};
+
+static int64_t rule_day(const struct rule_date *r, int64_t y)
+{
+	int64_t jan1 = days_from_civil(y, 1, 1);
+
+	switch (r->kind) {
+	case 'J':
+		return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
+	case 'N':
+		return jan1 + r->n;
+	default: {
+		int64_t first = days_from_civil(y, r->m, 1);
+		int64_t day = first + (r->d - weekday(first) + 7) % 7 + (r->w - 1) * 7;
+		while (day >= first + days_in_month(y, r->m))
+			day -= 7;
+		return day;
+	}
+	}
+}
+
+/* The period around T from the footer rule; BASE is the last table transition. */
+static void rule_period(const cron_tz *tz, int64_t t, struct period *p)
+{
+	const struct tz_rule *r = &tz->rule;
+	struct {
+		int64_t at;
+		int32_t off, prev;
+	} c[6], tmp;
+	int64_t y, base = tz->ntrans ? tz->trans[tz->ntrans - 1] : T_BEGIN;
+	int n = 0, mo, dd;
+
+	civil_from_days(floor_div(t, DAY), &y, &mo, &dd);
+	for (int64_t yy = y - 1; yy <= y + 1; yy++) {
+		int64_t s = rule_day(&r->start, yy) * DAY + r->start.secs - r->std_off;
+		int64_t e = rule_day(&r->end, yy) * DAY + r->end.secs - r->dst_off;
+		if (s > base)
+			c[n].at = s, c[n].off = r->dst_off, c[n].prev = r->std_off, n++;
+		if (e > base)
+			c[n].at = e, c[n].off = r->std_off, c[n].prev = r->dst_off, n++;
+	}
+	for (int i = 1; i < n; i++) /* insertion sort; equal instants keep year order */
+		for (int j = i; j > 0 && c[j - 1].at > c[j].at; j--)
+			tmp = c[j], c[j] = c[j - 1], c[j - 1] = tmp;
+	p->end = T_END;
+	for (int i = 0; i < n; i++) {
+		if (c[i].at > t) {
+			p->end = c[i].at;
+			break;
+		}
+		p->start = c[i].at;
+		p->off = c[i].off;
+		p->prev = c[i].prev;
+	}
+}
+
+static void tz_period(const cron_tz *tz, int64_t t, struct period *p)
+{
+	int32_t n = tz ? tz->ntrans : 0;
+
+	if (!tz || tz->utc) {
+		*p = (struct period){T_BEGIN, T_END, 0, 0};
+		return;
+	}
+	if (n > 0 && t < tz->trans[n - 1]) {
+		/* Largest i with trans[i] <= t, or -1. */
+		int32_t lo = -1, hi = n - 1;
+		while (hi - lo > 1) {
+			int32_t mid = lo + (hi - lo) / 2;
+			if (tz->trans[mid] <= t)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		p->end = tz->trans[lo + 1];
+		if (lo < 0) {
+			p->start = T_BEGIN;
+			p->off = p->prev = tz->utoff[0]; /* type 0 rules before the first one */
+		} else {
+			p->start = tz->trans[lo];
+			p->off = tz->utoff[tz->idx[lo]];
+			p->prev = lo > 0 ? tz->utoff[tz->idx[lo - 1]] : tz->utoff[0];
+		}
+		return;
+	}
+	/* At or after the last transition: the table's last type, then the footer's rule. */
+	p->start = n ? tz->trans[n - 1] : T_BEGIN;
+	p->end = T_END;
+	if (n) {
+		p->off = tz->utoff[tz->idx[n - 1]];
+		p->prev = n > 1 ? tz->utoff[tz->idx[n - 2]] : tz->utoff[0];
+	} else {
+		p->off = p->prev = tz->has_rule ? tz->rule.std_off : tz->utoff[0];
+	}
+	if (tz->has_rule && tz->rule.has_dst)
+		rule_period(tz, t, p);
+}
+
+int32_t cron_tz_offset(const cron_tz *tz, int64_t t)
+{
+	struct period p;
+	tz_period(tz, t, &p);
+	return p.off;
+}
+
+const char *cron_tz_name(const cron_tz *tz)
+{
+	return tz ? tz->name : "UTC";
+}
+
+/* POSIX TZ string parsing, for the TZif footer ("CET-1CEST,M3.5.0,M10.5.0/3"). */
+
+static bool tzs_name(const char **sp)
+{
+	const char *s = *sp;
+	if (*s == '<') {
+		while (*s && *s != '>')
+			s++;
+		if (*s != '>')
+			return false;
+		*sp = s + 1;
+		return true;
+	}
+	while (is_alpha(*s))
+		s++;
+	if (s - *sp < 3)
+		return false;
+	*sp = s;
+	return true;
+}
+
+static bool tzs_num(const char **sp, int max, int *out)
+{
+	const char *s = *sp;
+	int v = 0;
+	if (!is_digit(*s))
+		return false;
+	while (is_digit(*s)) {
+		v = v * 10 + (*s++ - '0');
+		if (v > max)
+			return false;
+	}
+	*out = v;
+	*sp = s;
+	return true;
+}
+
+/* [+-]hh[:mm[:ss]], hours up to MAXH. */
+static bool tzs_time(const char **sp, int maxh, int32_t *out)
+{
+	const char *s = *sp;
+	int sign = 1, h, m = 0, sec = 0;
+	if (*s == '+' || *s == '-')
+		sign = *s++ == '-' ? -1 : 1;
+	if (!tzs_num(&s, maxh, &h))
+		return false;
+	if (*s == ':') {
+		s++;
+		if (!tzs_num(&s, 59, &m))
+			return false;
+		if (*s == ':') {
+			s++;
+			if (!tzs_num(&s, 59, &sec))
+				return false;
+		}
+	}
+	*out = sign * (h * 3600 + m * 60 + sec);
+	*sp = s;
+	return true;
+}
+
+static bool tzs_date(const char **sp, struct rule_date *r)
+{
+	const char *s = *sp;
+	if (*s == 'J') {
+		s++;
+		r->kind = 'J';
+		if (!tzs_num(&s, 365, &r->n) || r->n < 1)
+			return false;
+	} else if (*s == 'M') {
+		s++;
+		r->kind = 'M';
+		if (!tzs_num(&s, 12, &r->m) || r->m < 1 || *s++ != '.' || !tzs_num(&s, 5, &r->w) ||
+		    r->w < 1 || *s++ != '.' || !tzs_num(&s, 6, &r->d))
+			return false;
+	} else {
+		r->kind = 'N';
+		if (!tzs_num(&s, 365, &r->n))
+			return false;
+	}
+	r->secs = 7200;
+	if (*s == '/') {
+		s++;
+		if (!tzs_time(&s, 167, &r->secs))
+			return false;
+	}
+	*sp = s;
+	return true;
+}
+
+static bool tzs_parse(const char *s, struct tz_rule *r)
+{
+	int32_t off;
+
+	memset(r, 0, sizeof(*r));
+	if (!tzs_name(&s) || !tzs_time(&s, 24, &off))
+		return false;
+	r->std_off = -off; /* POSIX counts west */
+	if (!*s)
+		return true;
+	if (!tzs_name(&s))
+		return false;
+	r->has_dst = true;
+	r->dst_off = r->std_off + 3600;
+	if (*s && *s != ',') {
+		if (!tzs_time(&s, 24, &off))
+			return false;
+		r->dst_off = -off;
+	}
+	if (!*s) {
+		/* No rule given: the US rule, as glibc assumes. */
+		r->start = (struct rule_date){'M', 0, 3, 2, 0, 7200};
+		r->end = (struct rule_date){'M', 0, 11, 1, 0, 7200};
+		return true;
+	}
+	if (*s++ != ',' || !tzs_date(&s, &r->start) || *s++ != ',' || !tzs_date(&s, &r->end))
+		return false;
+	return *s == '\0';
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int64_t be64(const unsigned char *p)
+{
+	return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
+}
+
+struct tzif_counts {
+	uint32_t isut, isstd, leap, time, type, chars;
+};
+
+static bool tzif_header(const unsigned char *p, size_t avail, struct tzif_counts *c)
+{
+	if (avail < 44 || memcmp(p, "TZif", 4) != 0)
+		return false;
+	c->isut = be32(p + 20);
+	c->isstd = be32(p + 24);
+	c->leap = be32(p + 28);
+	c->time = be32(p + 32);
+	c->type = be32(p + 36);
+	c->chars = be32(p + 40);
+	/* Sizes real files never approach; they keep the arithmetic below from overflowing. */
+	return c->isut <= 256 && c->isstd <= 256 && c->leap <= 100000 && c->time <= 100000 &&
+	       c->type >= 1 && c->type <= 256 && c->chars <= 100000;
+}
+
+static size_t tzif_block(const struct tzif_counts *c, size_t tsize)
+{
+	return c->time * (tsize + 1) + c->type * 6 + c->chars + c->leap * (tsize + 4) + c->isstd +
+	       c->isut;
+}
+
+/* Fill TZ from a TZif file's bytes (RFC 8536). */
+static int tzif_load(cron_tz *tz, const unsigned char *buf, size_t len)
+{
+	struct tzif_counts c;
+	const unsigned char *p = buf, *end = buf + len;
+	size_t tsize = 4;
+
+	if (!tzif_header(p, len, &c))
+		return -EINVAL;
+	if (buf[4] >= '2') {
+		/* Skip the 32-bit block to the 64-bit one. */
+		size_t skip = 44 + tzif_block(&c, 4);
+		if (skip > len || !tzif_header(p + skip, len - skip, &c))
+			return -EINVAL;
+		p += skip;
+		tsize = 8;
+	}
+	p += 44;
+	if (tzif_block(&c, tsize) > (size_t)(end - p))
+		return -EINVAL;
+	if (c.leap)
+		return -ENOTSUP; /* "right/" zones count leap seconds; Unix time does not */
+
+	tz->ntrans = (int32_t)c.time;
+	tz->ntypes = (int32_t)c.type;
+	tz->trans = calloc(c.time ? c.time : 1, sizeof(*tz->trans));
+	tz->idx = calloc(c.time ? c.time : 1, 1);
+	tz->utoff = calloc(c.type, sizeof(*tz->utoff));
+	if (!tz->trans || !tz->idx || !tz->utoff)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c.time; i++, p += tsize) {
+		tz->trans[i] = tsize == 8 ? be64(p) : (int32_t)be32(p);
+		if (i > 0 && tz->trans[i] <= tz->trans[i - 1])
+			return -EINVAL;
+		/* Clamp so offsets can be added without overflow. */
+		if (tz->trans[i] < T_BEGIN / 2 || tz->trans[i] > T_END / 2)
+			return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c.time; i++, p++) {
+		if (*p >= c.type)
+			return -EINVAL;
+		tz->idx[i] = *p;
+	}
+	for (uint32_t i = 0; i < c.type; i++, p += 6) {
+		int32_t off = (int32_t)be32(p);
+		if (off < -26 * 3600 || off > 26 * 3600)
+			return -EINVAL;
+		tz->utoff[i] = off;
+	}
+	p += c.chars + c.leap * (tsize + 4) + c.isstd + c.isut;
+
+	/* Version 2+: "\n<POSIX TZ>\n" rules the time after the table. */
+	if (tsize == 8 && p < end && *p == '\n') {
+		const unsigned char *nl = memchr(p + 1, '\n', (size_t)(end - p - 1));
+		char footer[128];
+		size_t flen = nl ? (size_t)(nl - p - 1) : 0;
+		if (nl && flen > 0 && flen < sizeof(footer)) {
+			memcpy(footer, p + 1, flen);
+			footer[flen] = '\0';
+			tz->has_rule = tzs_parse(footer, &tz->rule);
+		}
+	}
+	return 0;
+}
+
+/* Append the footer rule's transitions up to 2200 to the table, so that the instants that
+ * matter are a binary search away instead of a rule evaluation (the fat TZif files stop in
+ * 2037, slim ones earlier). Past 2200 the rule is evaluated on the fly. */
+#define TZ_EXTEND_UNTIL 2200
+
+static int tz_extend(cron_tz *tz)
+{
+	const struct tz_rule *r = &tz->rule;
+	int64_t y, last = tz->ntrans ? tz->trans[tz->ntrans - 1] : 0;
+	int m, d;
+
+	if (!tz->has_rule || !r->has_dst || tz->ntypes + 2 > 256)
+		return 0;
+	civil_from_days(floor_div(last, DAY), &y, &m, &d);
+	if (y >= TZ_EXTEND_UNTIL)
+		return 0;
+	size_t cap = (size_t)tz->ntrans + (size_t)(TZ_EXTEND_UNTIL - y + 1) * 2;
+	int64_t *trans = realloc(tz->trans, cap * sizeof(*trans));
+	if (!trans)
+		return -ENOMEM;
+	tz->trans = trans;
+	unsigned char *idx = realloc(tz->idx, cap);
+	if (!idx)
+		return -ENOMEM;
+	tz->idx = idx;
+	int32_t *utoff = realloc(tz->utoff, (size_t)(tz->ntypes + 2) * sizeof(*utoff));
+	if (!utoff)
+		return -ENOMEM;
+	tz->utoff = utoff;
+	int std = tz->ntypes, dst = tz->ntypes + 1;
+	utoff[std] = r->std_off;
+	utoff[dst] = r->dst_off;
+	tz->ntypes += 2;
+
+	bool have = tz->ntrans > 0;
+	for (; y <= TZ_EXTEND_UNTIL; y++) {
+		int64_t s = rule_day(&r->start, y) * DAY + r->start.secs - r->std_off;
+		int64_t e = rule_day(&r->end, y) * DAY + r->end.secs - r->dst_off;
+		int64_t at[2] = {s < e ? s : e, s < e ? e : s};
+		int type[2] = {s < e ? dst : std, s < e ? std : dst};
+		for (int k = 0; k < 2; k++) {
+			if (have && at[k] <= last)
+				continue;
+			trans[tz->ntrans] = last = at[k];
+			idx[tz->ntrans] = (unsigned char)type[k];
+			tz->ntrans++;
+			have = true;
+		}
+	}
+	return 0;
+}
+
+static void tz_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void tz_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		err[0] = '\0';
+	else if ((size_t)n >= errlen && errlen > 4)
+		memcpy(err + errlen - 4, "...", 4);
+}
+
+/* Zone names are paths under the zoneinfo directory: keep them there. */
+static bool tz_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 200 || name[0] == '/' || name[0] == '.' || strstr(name, "..") ||
+	    strstr(name, "//"))
+		return false;
+	for (const char *s = name; *s; s++)
+		if (!is_alpha(*s) && !is_digit(*s) && !strchr("/_+-.", *s))
+			return false;
+	return true;
+}
+
+int cron_tz_open(const char *name, cron_tz **out, char *err, size_t errlen)
+{
+	const char *dir = getenv("TZDIR");
+	char path[512];
+	unsigned char *buf = NULL;
+	FILE *f = NULL;
+	cron_tz *tz;
+	int r;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!name || !tz_name_ok(name)) {
+		tz_seterr(err, errlen,
+		          "invalid time zone name \"%s\"; use a name like Europe/Berlin or UTC",
+		          name ? name : "");
+		return -ENOENT;
+	}
+	if (!(tz = calloc(1, sizeof(*tz))) || !(tz->name = malloc(strlen(name) + 1))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(tz->name, name, strlen(name) + 1);
+	if (strcmp(name, "UTC") == 0) {
+		tz->utc = true;
+		r = 0;
+		goto out;
+	}
+
+	if (!dir || !*dir)
+		dir = "/usr/share/zoneinfo";
+	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		r = -ENAMETOOLONG;
+		tz_seterr(err, errlen, "time zone path %s/%s is too long", dir, name);
+		goto out;
+	}
+	if (!(f = fopen(path, "rb"))) {
+		r = -ENOENT;
+		tz_seterr(err, errlen,
+		          "unknown time zone \"%s\" (no %s); use a name like Europe/Berlin or UTC",
+		          name, path);
+		goto out;
+	}
+	/* Real TZif files are a few KB; read up to 1 MB and refuse anything larger. */
+	size_t cap = 1 << 20, len = 0;
+	if (!(buf = malloc(cap + 1))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	len = fread(buf, 1, cap + 1, f);
+	if (ferror(f) || len > cap) {
+		/* A directory (fopen succeeds, reading fails) is not a zone either. */
+		r = -ENOENT;
+		tz_seterr(err, errlen, "unknown time zone \"%s\" (%s is not a zone file)", name,
+		          path);
+		goto out;
+	}
+	r = tzif_load(tz, buf, len);
+	if (r == 0)
+		r = tz_extend(tz);
+	if (r == -ENOTSUP)
+		tz_seterr(err, errlen,
+		          "time zone \"%s\" counts leap seconds, which Unix time does not; use "
+		          "the zone without the \"right/\" prefix",
+		          name);
+	else if (r == -EINVAL)
+		tz_seterr(err, errlen, "time zone \"%s\": %s is not a valid TZif file", name, path);
+	if (r == -ENOTSUP)
+		r = -EINVAL;
+out:
+	if (f)
+		fclose(f);
+	free(buf);
+	if (r == -ENOMEM)
+		tz_seterr(err, errlen, "out of memory opening time zone \"%s\"", name);
+	if (r < 0)
+		cron_tz_free(&tz);
+	*out = tz;
+	return r;
+}
+
+void cron_tz_free(cron_tz **tzp)
+{
+	if (!tzp || !*tzp)
+		return;
+	cron_tz *tz = *tzp;
+	free(tz->name);
+	free(tz->trans);
+	free(tz->idx);
+	free(tz->utoff);
+	free(tz);
+	*tzp = NULL;
+}
+
+/* ---- the next fire time ---- */
+
+int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
+{
+	if (!e || after < CRON_TIME_MIN || after > CRON_TIME_MAX)
+		return CRON_NEVER;
+	if (e->kind == CRON_INTERVAL)
+		return e->interval > 0 ? after + e->interval : CRON_NEVER;
+	if (e->kind != CRON_CALENDAR || !cron_can_fire(e))
+		return CRON_NEVER;
+
+	/* A copy with the bits out of range cleared, so nothing below can index past them. */
+	cron_expr x = *e;
+	x.sec &= SEC_MASK;
+	x.min &= SEC_MASK;
+	x.hour &= 0xffffff;
+	x.dom &= 0xfffffffe;
+	x.mon &= 0x1ffe;
+	x.dow &= 0x7f;
+
+	int64_t t = after + 1;
+	if (!tz || tz->utc)
+		return next_local(&x, t);
+
+	/* Walk the spans of constant offset from the one holding T. In each, the local times
+	 * it is responsible for are searched:
+	 * - wildcard jobs follow the wall clock: a span covers the local times it shows, so a
+	 *   repeated hour is searched twice and a skipped one never;
+	 * - fixed-time jobs (cronie): a span also takes the local times skipped just before
+	 *   it, firing at its start, and leaves a repeated hour to the span that showed it
+	 *   first. The local times owned by successive spans then tile without overlap. */
+	bool fixed = !(x.flags & CRON_WILDCARD);
+	int64_t owned = T_BEGIN;          /* fixed: local times below belong to earlier spans */
+	int64_t memo_lo = 1, memo_at = 0; /* no match in [memo_lo, memo_at), one at memo_at */
+	for (int i = 0; i < 4096; i++) {
+		struct period p;
+		int64_t lo, l;
+
+		tz_period(tz, t, &p);
+		if (!fixed)
+			lo = t + p.off;
+		else if (t > p.start)
+			lo = p.start + p.prev > t + p.off ? p.start + p.prev : t + p.off;
+		else
+			lo = p.start + p.prev;
+		if (fixed && lo < owned)
+			lo = owned;
+		if (lo >= memo_lo && lo <= memo_at) {
+			l = memo_at;
+		} else {
+			if ((l = next_local(&x, lo)) == CRON_NEVER)
+				return CRON_NEVER;
+			memo_lo = lo;
+			memo_at = l;
+		}
+		if (l < p.end + p.off) {
+			int64_t r = l - p.off;
+			return fixed && r < p.start ? p.start : r;
+		}
+		owned = p.end + p.off;
+		if (p.end >= T_END)
+			return CRON_NEVER;
+		t = p.end;
+	}
+	return CRON_NEVER;
+}
+
+/* ---- human time ---- */
+
+int cron_time_format(int64_t t, char *buf, size_t len)
+{
+	int64_t days = floor_div(t, DAY), y;
+	int sod = (int)(t - days * DAY), m, d;
+
+	civil_from_days(days, &y, &m, &d);
+	int n = snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d,
+	                 sod / 3600, sod / 60 % 60, sod % 60);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return 0;
+}
+
+/* Exactly N digits at *SP. */
+static bool digits(const char **sp, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!is_digit((*sp)[i]))
+			return false;
+		v = v * 10 + ((*sp)[i] - '0');
+	}
+	*sp += n;
+	*out = v;
+	return true;
+}
+
+int cron_time_parse(const char *text, int64_t *out, char *err, size_t errlen)
+{
+	const char *s = text;
+	int y, mo, d, h, mi, sec = 0, oh = 0, om = 0, sign = 1;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!text)
+		text = s = "";
+	if (*s == '@') {
+		/* Unix seconds. */
+		char *e;
+		errno = 0;
+		long long v = strtoll(s + 1, &e, 10);
+		if (s[1] == '\0' || *e != '\0' || errno || v < CRON_TIME_MIN || v > CRON_TIME_MAX)
+			goto bad;
+		*out = v;
+		return 0;
+	}
+	if (!digits(&s, 4, &y) || *s++ != '-' || !digits(&s, 2, &mo) || *s++ != '-' ||
+	    !digits(&s, 2, &d))
+		goto bad;
+	if (*s != 'T' && *s != 't' && *s != ' ')
+		goto bad;
+	s++;
+	if (!digits(&s, 2, &h) || *s++ != ':' || !digits(&s, 2, &mi))
+		goto bad;
+	if (*s == ':') {
+		s++;
+		if (!digits(&s, 2, &sec))
+			goto bad;
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '-' ? -1 : 1;
+		if (!digits(&s, 2, &oh))
+			goto bad;
+		if (*s == ':') {
+			s++;
+			if (!digits(&s, 2, &om))
+				goto bad;
+		} else if (is_digit(*s) && !digits(&s, 2, &om)) {
+			goto bad;
+		}
+	} else if (*s == '\0') {
+		tz_seterr(err, errlen,
+		          "time \"%s\" has no zone; add Z for UTC or an offset like +01:00", text);
+		return -EINVAL;
+	} else {
+		goto bad;
+	}
+	if (*s != '\0' || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 59 || oh > 23 || om > 59)
+		goto bad;
+	*out = days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + sec -
+	       sign * (oh * 3600 + om * 60);
+	return 0;
+bad:
+	tz_seterr(err, errlen,
+	          "invalid time \"%s\"; expected ISO-8601 like 2026-03-08T01:00:00Z or "
+	          "2026-03-08T01:00-05:00, or @UNIXSECONDS",
+	          text);
+	return -EINVAL;
+}
