@@ -22,46 +22,17 @@ static void usage(FILE *out)
 		PGCROND_DEFAULT_CONF);
 }
 
-/* -c FILE, -cFILE, --config FILE, --config=FILE. Returns 0, 1 for --help, or EX_USAGE. */
-static int parse_args(int argc, char **argv, const char **path)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return 1;
-		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "pgcrond check: %s needs a file name\n", a);
-				return EX_USAGE;
-			}
-			*path = argv[++i];
-		} else if (strncmp(a, "--config=", 9) == 0) {
-			*path = a + 9;
-		} else if (strncmp(a, "-c", 2) == 0) {
-			*path = a + 2;
-		} else {
-			fprintf(stderr, "pgcrond check: unexpected argument \"%s\"; see pgcrond check --help\n",
-				a);
-			return EX_USAGE;
-		}
-	}
-	return 0;
-}
 
 int cli_check(int argc, char **argv)
 {
-	const char *path = PGCROND_DEFAULT_CONF;
+	const char *path;
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	struct plugin_registry *plugins = NULL;
-	int rc = parse_args(argc, argv, &path);
+	int rc = cli_parse_config_args(argc, argv, usage, &path, 0, 0, NULL);
 
-	if (rc == 1) {
-		usage(stdout);
-		return EX_OK;
-	}
 	if (rc)
-		return rc;
+		return rc == CLI_HELP ? EX_OK : rc;
 
 	rc = config_load(path, &cfg, &dl);
 	if (rc == -ENOMEM)

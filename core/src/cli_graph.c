@@ -1,5 +1,4 @@
 /* pgcrond graph: the job graph in Graphviz DOT, each job with its schedule and last status. */
-#include <getopt.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,33 +55,11 @@ static void last_statuses(const struct pgc_config *cfg, char **status)
 
 int cli_graph(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF;
-	int c;
+	const char *conf;
+	int rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		default:
-			usage(stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "pgcrond graph: unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		return EX_USAGE;
-	}
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
 
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;

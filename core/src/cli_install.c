@@ -352,44 +352,18 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 
 int cli_install(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF;
+	const char *conf;
 	struct pgc_config *cfg = NULL;
 	struct plugin_registry *reg = NULL;
 	struct diag_list dl = {0};
 	struct job_counts counts = {0};
 	PGconn *conn = NULL;
 	char err[1024];
-	int opt, rc, from, to;
+	int rc, from, to;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond install: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(stderr,
-			        "pgcrond install: unknown option \"%s\"; see pgcrond install "
-			        "--help\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "pgcrond install: unexpected argument \"%s\"\n", argv[optind]);
-		return EX_USAGE;
-	}
+	rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
 
 	rc = hist_cli_open("install", conf, &cfg, &conn);
 	if (rc != EX_OK)

@@ -26,42 +26,16 @@ static void usage(FILE *out)
 
 int cli_trigger(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF;
+	const char *conf;
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
-	int opt, rc;
+	int rc;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond trigger: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(stderr,
-			        "pgcrond trigger: unknown option \"%s\"; see pgcrond trigger "
-			        "--help\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "pgcrond trigger: give exactly one job name; see pgcrond trigger "
-		                "--help\n");
-		return EX_USAGE;
-	}
-	const char *job = argv[optind];
+	int first;
+	rc = cli_parse_config_args(argc, argv, usage, &conf, 1, 1, &first);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	const char *job = argv[first];
 
 	rc = hist_cli_open("trigger", conf, &cfg, &conn);
 	if (rc != EX_OK)
