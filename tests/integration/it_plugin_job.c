@@ -22,7 +22,6 @@ static void kill_daemon(void)
 
 static void copy_file(const char *from, const char *to)
 {
-	char *data = NULL;
 	FILE *in = fopen(from, "rb");
 	ck_assert_msg(in != NULL, "%s missing: build the example plugin", from);
 	FILE *out = fopen(to, "wb");
@@ -34,7 +33,6 @@ static void copy_file(const char *from, const char *to)
 	fclose(in);
 	fclose(out);
 	chmod(to, 0644);
-	free(data);
 }
 
 START_TEST(example_plugin_refreshes_concurrently_and_guards)
@@ -71,9 +69,9 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 	free(out);
 
 	PGconn *c = itest_connect(ci);
-	ck_assert_str_eq(itest_scalar(c, "SELECT relispopulated::text FROM pg_class "
-					 "WHERE oid = 'public.pgcrond_example_mv'::regclass"),
-			 "false");
+	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
+			       "WHERE oid = 'public.pgcrond_example_mv'::regclass",
+			    "false");
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) SELECT 'k' || (g % 5) "
 		      "FROM generate_series(1, 100) g");
 
@@ -86,9 +84,9 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(events) FROM pgcrond_example_mv"), 100);
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) VALUES ('new')");
 	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM pgcrond_example_mv WHERE kind = 'new')", 10));
-	ck_assert_str_eq(itest_scalar(c, "SELECT command FROM pgcrond.job_run_details "
-					 "WHERE job_name = 'refresh-example' ORDER BY runid DESC LIMIT 1"),
-			 "plugin example: REFRESH MATERIALIZED VIEW CONCURRENTLY "
+	itest_assert_scalar(c, "SELECT command FROM pgcrond.job_run_details "
+			       "WHERE job_name = 'refresh-example' ORDER BY runid DESC LIMIT 1",
+			    "plugin example: REFRESH MATERIALIZED VIEW CONCURRENTLY "
 			 "\"public\".\"pgcrond_example_mv\"");
 
 	/* without its unique index the view is refused, never refreshed blocking */
@@ -104,8 +102,8 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
 		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
 		 before);
-	ck_assert_str_eq(itest_scalar(c, sql),
-			 "materialized view public.pgcrond_example_mv has no usable unique index, so it "
+	itest_assert_scalar(c, sql,
+			    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
 			 "cannot be refreshed CONCURRENTLY / 55000");
 
 	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);

@@ -96,6 +96,19 @@ long long itest_scalar_ll(PGconn *c, const char *sql)
 	return n;
 }
 
+void itest_assert_scalar_at(const char *file, int line, PGconn *c, const char *sql,
+			    const char *expected)
+{
+	char *v = itest_scalar(c, sql);
+	const char *got = v ? v : "NULL";
+	bool same = strcmp(got, expected) == 0;
+	char msg[2048];
+	snprintf(msg, sizeof(msg), "%s:%d: %s\n  got:      %s\n  expected: %s", file, line, sql,
+		 got, expected);
+	free(v);
+	ck_assert_msg(same, "%s", msg);
+}
+
 double itest_now(void)
 {
 	struct timespec ts;
