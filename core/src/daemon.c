@@ -12,14 +12,17 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
+#include "jobgraph.h"
 #include "log.h"
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "triggers.h"
 
 struct daemon {
 	const char *config_path;
@@ -30,7 +33,9 @@ struct daemon {
 	struct exec *ex;
 	struct hist *hist;
 	struct sched *sched;
-	struct exec_listener *trigger;
+	struct triggers *triggers;
+	struct alerter *alerts;
+	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
 };
@@ -44,6 +49,12 @@ static int load_all(const char *path, struct pgc_config **cfg, struct plugin_reg
 	if (rc < 0)
 		return rc;
 	rc = plugin_check_config(*cfg, plugins, dl);
+	if (rc < 0)
+		goto fail;
+	/* the job graph must be acyclic (the cycle is named in DL) */
+	struct jobgraph g = {0};
+	rc = jobgraph_build(*cfg, *plugins, &g, dl);
+	jobgraph_free(&g);
 	if (rc < 0)
 		goto fail;
 	rc = cron_tz_open((*cfg)->timezone, tz, err, sizeof(err));
@@ -116,7 +127,8 @@ static void reload(struct daemon *d)
 		    "history.database changed; the history keeps using \"%s\" until pgcrond "
 		    "restarts",
 		    old_h ? old_h : "(none)");
-	if (apply_databases(d->ex, cfg) < 0 || sched_apply(d->sched, cfg, tz, plugins, false) < 0) {
+	if (apply_databases(d->ex, cfg) < 0 || sched_apply(d->sched, cfg, tz, plugins, false) < 0 ||
+	    triggers_apply(d->triggers, cfg) < 0) {
 		/* Out of memory half-way: the scheduler may already point into the new config, so
 		 * keep both alive rather than free what it uses. */
 		log_error("reload failed: out of memory; restart pgcrond");
@@ -126,6 +138,7 @@ static void reload(struct daemon *d)
 		goto out;
 	}
 	apply_log_level(cfg);
+	alert_reconfigure(d->alerts, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
 	plugin_registry_free(&d->plugins);
@@ -164,7 +177,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	d->stopping = true;
 	sdnotify_stopping();
 	log_notice("%s: shutting down; no new runs start", name);
-	exec_listener_free(&d->trigger);
+	triggers_free(&d->triggers);
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
 }
 
@@ -186,15 +199,30 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	sdnotify_watchdog();
 }
 
-/* `pgcrond trigger JOB`: the payload is the job's name. */
-static void on_trigger(void *arg, const char *payload)
+static void notify_done(void *arg, const struct exec_outcome *o)
+{
+	if (!o->ok)
+		log_warning("alert sink notify: pg_notify failed: %s", o->message);
+}
+
+/* The alerter's notify sink: pg_notify on one of the job databases, values as parameters. */
+static void alert_notify(void *arg, const char *database, const char *channel, const char *json)
 {
 	struct daemon *d = arg;
-	int rc = sched_trigger(d->sched, payload, "manual");
-	if (rc == -ENOENT)
-		log_warning("pgcrond trigger: no job named \"%s\"", payload);
-	else if (rc < 0)
-		log_warning("pgcrond trigger %s: %s", payload, strerror(-rc));
+	const char *params[2] = {channel, json};
+	struct exec_stmt st = {.sql = "SELECT pg_catalog.pg_notify($1, $2)", .params = params,
+	                       .n_params = 2};
+	struct exec_run_spec spec = {
+	    .database = database ? database : d->cfg->history_database,
+	    .stmts = &st,
+	    .n_stmts = 1,
+	    .timeout_ms = 10000,
+	    .on_done = notify_done,
+	};
+	struct exec_run *run;
+	if (!spec.database || exec_submit(d->ex, &spec, &run) < 0)
+		log_warning("alert sink notify: database %s is not configured",
+		            spec.database ? spec.database : "(none)");
 }
 
 static int open_history(struct daemon *d)
@@ -206,20 +234,13 @@ static int open_history(struct daemon *d)
 		            "logged");
 		return 0;
 	}
-	char instance[256];
-	if (gethostname(instance, sizeof(instance)) != 0 || !instance[0])
-		snprintf(instance, sizeof(instance), "pgcrond");
-	instance[sizeof(instance) - 1] = '\0';
-	int rc = hist_open(d->base, db->conninfo, d->cfg->state_dir, instance,
+	int rc = hist_open(d->base, db->conninfo, d->cfg->state_dir, d->instance,
 	                   d->cfg->history_retain_ms, &d->hist);
 	if (rc < 0) {
 		log_error("cannot open the run history (state_dir %s): %s", d->cfg->state_dir,
 		          strerror(-rc));
 		return rc;
 	}
-	rc = exec_listen(d->ex, db->name, DAEMON_TRIGGER_CHANNEL, on_trigger, d, &d->trigger);
-	if (rc < 0)
-		log_warning("cannot listen for pgcrond trigger: %s", strerror(-rc));
 	return 0;
 }
 
@@ -253,10 +274,19 @@ int daemon_main(const char *config_path)
 		log_error("out of memory");
 		goto out;
 	}
+	if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
+		snprintf(d.instance, sizeof(d.instance), "pgcrond");
+	d.instance[sizeof(d.instance) - 1] = '\0';
 	if (open_history(&d) < 0)
 		goto out;
-	if (sched_new(d.base, d.ex, d.hist, &d.sched) < 0 ||
-	    sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0) {
+	if (alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
+	    sched_new(d.base, d.ex, d.hist, &d.sched) < 0) {
+		log_error("cannot schedule the jobs: out of memory");
+		goto out;
+	}
+	sched_set_context(d.sched, d.alerts, d.instance);
+	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
+	    triggers_new(d.base, d.sched, &d.triggers) < 0 || triggers_apply(d.triggers, d.cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}
@@ -299,8 +329,9 @@ out:
 		if (event_initialized(&d.watchdog))
 			event_del(&d.watchdog);
 	}
-	exec_listener_free(&d.trigger);
+	triggers_free(&d.triggers);
 	sched_free(&d.sched);
+	alert_close(&d.alerts);
 	hist_close(&d.hist);
 	exec_free(&d.ex);
 	if (d.base)

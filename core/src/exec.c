@@ -65,6 +65,7 @@ struct pool {
 	char *last_error;
 	struct log_complaint complaint;
 	bool removed;
+	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
 	struct pool *next;
 };
 
@@ -113,6 +114,8 @@ struct exec {
 	struct pool *pools;
 	struct exec_run *runs;
 	size_t n_runs;
+	void (*on_reachable)(void *arg, const char *database);
+	void *reachable_arg;
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -294,13 +297,18 @@ static void conn_connected(struct conn *c)
 		conn_connect_failed(c);
 		return;
 	}
+	bool back = p->failures > 0 || p->probing;
 	if (p->failures > 0) {
 		p->failures = 0;
 		if (log_complaint_reset(&p->complaint))
 			log_notice("database %s: reconnected", p->name);
 	}
+	p->probing = false;
 	conn_watch(c, EV_READ);
 	pool_dispatch(p);
+	/* Last: the owner may submit runs from the callback, which dispatch on their own. */
+	if (back && p->ex->on_reachable)
+		p->ex->on_reachable(p->ex->reachable_arg, p->name);
 }
 
 static void conn_poll(struct conn *c)
@@ -583,6 +591,13 @@ broken:;
 
 static void pool_dispatch(struct pool *p)
 {
+	/* A probe opens one connection when nothing else would (exec_probe). */
+	if (p->probing && !p->wait_head && !p->backing_off && !p->removed && p->n_connecting == 0 &&
+	    p->n_conns < (size_t)p->size) {
+		if (conn_open(p) < 0)
+			p->probing = false;
+		return;
+	}
 	while (p->wait_head) {
 		struct exec_run *r = p->wait_head;
 		struct conn *idle = NULL;
@@ -1030,196 +1045,21 @@ size_t exec_active_runs(const struct exec *ex)
 	return ex->n_runs;
 }
 
-/* ---- LISTEN connections --------------------------------------------------------------- */
+/* ---- reachability --------------------------------------------------------------------- */
 
-enum listener_state { LST_CONNECTING, LST_LISTENING };
-
-struct exec_listener {
-	struct exec *ex;
-	char *database;
-	char *channel;
-	void (*on_notify)(void *arg, const char *payload);
-	void *arg;
-	PGconn *pg;
-	enum listener_state state;
-	struct event ev;
-	short watching;
-	int fd;
-	struct event retry_ev;
-	int failures;
-	struct log_complaint complaint;
-};
-
-static void listener_cb(evutil_socket_t fd, short what, void *arg);
-
-static void listener_watch(struct exec_listener *l, short what)
+void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database),
+                           void *arg)
 {
-	int fd = PQsocket(l->pg);
-	if (l->watching == what && l->fd == fd)
-		return;
-	if (l->watching)
-		event_del(&l->ev);
-	l->watching = 0;
-	l->fd = fd;
-	if (!what || fd < 0)
-		return;
-	event_assign(&l->ev, l->ex->base, fd, (short)(what | EV_PERSIST), listener_cb, l);
-	if (event_add(&l->ev, NULL) == 0)
-		l->watching = what;
+	ex->on_reachable = fn;
+	ex->reachable_arg = arg;
 }
 
-static void listener_drop(struct exec_listener *l)
+int exec_probe(struct exec *ex, const char *database)
 {
-	if (l->watching)
-		event_del(&l->ev);
-	l->watching = 0;
-	PQfinish(l->pg);
-	l->pg = NULL;
-}
-
-/* Lost or never made: log (rate-limited) and try again after a backoff. */
-static void listener_failed(struct exec_listener *l)
-{
-	char buf[1024];
-	pgconn_error(l->pg, buf, sizeof(buf));
-	if (log_complain(&l->complaint))
-		log_warning("LISTEN %s on database %s: %s; reconnecting with backoff", l->channel,
-		            l->database, buf[0] ? buf : "connection failed");
-	listener_drop(l);
-	struct timeval tv =
-	    ms_tv(pgconn_backoff_ms((unsigned)l->failures++, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
-	event_add(&l->retry_ev, &tv);
-}
-
-static void listener_connect(struct exec_listener *l)
-{
-	struct pool *p = pool_find(l->ex, l->database);
-	if (!p || p->removed) {
-		log_warning("LISTEN %s: database %s is not configured", l->channel, l->database);
-		return;
-	}
-	l->state = LST_CONNECTING;
-	if (pgconn_start(p->conninfo, "pgcrond", &l->pg) < 0) {
-		if (!l->pg) {
-			struct timeval tv = ms_tv(BACKOFF_MAX_MS);
-			event_add(&l->retry_ev, &tv);
-			return;
-		}
-		listener_failed(l);
-		return;
-	}
-	listener_watch(l, EV_WRITE);
-}
-
-static void listener_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	listener_connect(arg);
-}
-
-static void listener_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct exec_listener *l = arg;
-	if (l->state == LST_CONNECTING) {
-		switch (PQconnectPoll(l->pg)) {
-		case PGRES_POLLING_READING:
-			listener_watch(l, EV_READ);
-			return;
-		case PGRES_POLLING_WRITING:
-			listener_watch(l, EV_WRITE);
-			return;
-		case PGRES_POLLING_OK:
-			break;
-		default:
-			listener_failed(l);
-			return;
-		}
-		char *chan = PQescapeIdentifier(l->pg, l->channel, strlen(l->channel));
-		char sql[512];
-		int n = chan ? snprintf(sql, sizeof(sql), "LISTEN %s", chan) : -1;
-		PQfreemem(chan);
-		if (n < 0 || (size_t)n >= sizeof(sql) || PQsetnonblocking(l->pg, 1) != 0 ||
-		    !PQsendQuery(l->pg, sql)) {
-			listener_failed(l);
-			return;
-		}
-		l->state = LST_LISTENING;
-		if (l->failures > 0 && log_complaint_reset(&l->complaint))
-			log_notice("LISTEN %s on database %s: reconnected", l->channel,
-			           l->database);
-		l->failures = 0;
-		what = EV_WRITE;
-	}
-	if (what & EV_WRITE) {
-		int f = PQflush(l->pg);
-		if (f < 0) {
-			listener_failed(l);
-			return;
-		}
-		listener_watch(l, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
-	}
-	if (!(what & EV_READ))
-		return;
-	if (!PQconsumeInput(l->pg)) {
-		listener_failed(l);
-		return;
-	}
-	while (!PQisBusy(l->pg)) {
-		PGresult *res = PQgetResult(l->pg);
-		if (!res)
-			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			char buf[512];
-			log_warning("LISTEN %s on database %s: %s", l->channel, l->database,
-			            pgconn_result_error(res, buf, sizeof(buf)));
-		}
-		PQclear(res);
-	}
-	PGnotify *n;
-	while ((n = PQnotifies(l->pg)) != NULL) {
-		if (strcmp(n->relname, l->channel) == 0)
-			l->on_notify(l->arg, n->extra ? n->extra : "");
-		PQfreemem(n);
-	}
-	if (PQstatus(l->pg) != CONNECTION_OK)
-		listener_failed(l);
-}
-
-int exec_listen(struct exec *ex, const char *database, const char *channel,
-                void (*on_notify)(void *arg, const char *payload), void *arg,
-                struct exec_listener **out)
-{
-	struct exec_listener *l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	l->ex = ex;
-	l->database = strdup(database);
-	l->channel = strdup(channel);
-	l->on_notify = on_notify;
-	l->arg = arg;
-	if (!l->database || !l->channel) {
-		exec_listener_free(&l);
-		return -ENOMEM;
-	}
-	evtimer_assign(&l->retry_ev, ex->base, listener_retry_cb, l);
-	if (!pool_find(ex, database)) {
-		exec_listener_free(&l);
+	struct pool *p = pool_find(ex, database);
+	if (!p || p->removed)
 		return -ENOENT;
-	}
-	listener_connect(l);
-	*out = l;
+	p->probing = true;
+	pool_dispatch(p);
 	return 0;
-}
-
-void exec_listener_free(struct exec_listener **lp)
-{
-	struct exec_listener *l = *lp;
-	if (!l)
-		return;
-	if (l->pg)
-		listener_drop(l);
-	event_del(&l->retry_ev);
-	free(l->database);
-	free(l->channel);
-	free(l);
-	*lp = NULL;
 }

@@ -73,14 +73,13 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
  * the loop). A run already being cancelled keeps its first message. */
 void exec_cancel(struct exec_run *run, const char *message);
 
-/* Keep one connection to DATABASE listening on CHANNEL (reconnecting with backoff after a
- * loss, LISTEN again); ON_NOTIFY(ARG, payload) runs in the loop for each notification.
- * Returns 0, -ENOENT for an unknown database, -ENOMEM. */
-struct exec_listener;
-int exec_listen(struct exec *ex, const char *database, const char *channel,
-                void (*on_notify)(void *arg, const char *payload), void *arg,
-                struct exec_listener **out) __attribute__((warn_unused_result));
-void exec_listener_free(struct exec_listener **l);
+/* FN(ARG, DATABASE) is called from the loop when a connection to DATABASE succeeds after
+ * failed attempts, or after exec_probe(): the database is reachable again (catch-up). */
+void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database),
+                           void *arg);
+/* Keep trying to connect to DATABASE (with the pool's backoff) even if no run waits, until
+ * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
+int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));
 
 /* Connections currently open / runs not yet done, for status and tests. */
 size_t exec_connections(const struct exec *ex);

@@ -14,10 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "alert.h"
 #include "exec.h"
+#include "flow.h"
 #include "history.h"
 #include "log.h"
 #include "plugin.h"
+#include "sched_priv.h"
 
 /* How often the wall clock is compared with the monotonic clock, and the step that counts
  * as a jump. */
@@ -27,73 +30,20 @@
  * waits out smaller ones so that fixed-time jobs do not run twice). */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
 
-struct run;
-
-struct job {
-	struct sched *s;
-	char *name;
-	char *command;
-	char *plugin;
-	char *database;
-	char *schedule;
-	cron_expr cron;
-	int64_t timeout_ms;
-	enum overlap_policy overlap;
-	bool enabled;
-	bool removed;                /* gone from the config; freed when its run ends */
-	bool seen;                   /* during sched_apply */
-	const struct conf_job *conf; /* NULL once removed */
-	struct event timer;
-	bool armed;
-	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
-	struct run *active;  /* the run started or waiting for a max_running slot */
-	struct run *pending; /* overlap = queue | replace: the fire to run after it */
-	struct job *prev, *next;
-};
-
-struct run {
-	struct job *job;
-	int64_t scheduled_us; /* 0 for a manual run */
-	int64_t queue_at_us;  /* ordering in the max_running queue */
-	char trigger[16];
-	int attempt;
-	bool started;
-	uint64_t hist_key;
-	int64_t start_us;
-	struct exec_run *er;
-};
-
-struct sched {
-	struct event_base *base;
-	struct exec *ex;
-	struct hist *hist;
-	const struct pgc_config *cfg;
-	const cron_tz *tz;
-	const struct plugin_registry *plugins;
-	struct job *jobs;
-	int max_running;
-	size_t n_running;
-	struct sched_queue queue;
-	uint64_t seq;
-	struct event clock_ev;
-	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
-	bool draining;
-	bool admitting;
-	struct event grace_ev;
-	struct event drained_ev;
-	void (*drained)(void *);
-	void *drained_arg;
-};
-
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void run_begin(struct run *r);
 static void admit_queued(struct sched *s);
 
-static int64_t wall_us(void)
+int64_t sched_wall_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t wall_us(void)
+{
+	return sched_wall_us();
 }
 
 static int64_t mono_us(void)
@@ -255,24 +205,31 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 	    .database = j->database,
 	    .command = j->command ? j->command : j->plugin,
 	    .trigger = r->trigger,
+	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
 	    .attempt = r->attempt,
 	};
 }
 
-/* A fire that will not run: one complete history row and a log line. */
-static void record_skipped(struct run *r, const char *message)
+/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
+void sched_record(struct run *r, const char *status, const char *message)
 {
 	struct sched *s = r->job->s;
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, wall_us());
-		hist_record(s->hist, &hr, HIST_SKIPPED, message);
+		hist_record(s->hist, &hr, status, message);
 	}
 }
 
-static struct run *run_new(struct job *j, int64_t scheduled_us, const char *trigger)
+/* ... and a log line. */
+static void record_skipped(struct run *r, const char *message)
+{
+	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
+	sched_record(r, HIST_SKIPPED, message);
+}
+
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -284,7 +241,23 @@ static struct run *run_new(struct job *j, int64_t scheduled_us, const char *trig
 	r->queue_at_us = scheduled_us ? scheduled_us : wall_us();
 	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
 	r->attempt = 1;
+	evtimer_assign(&r->slow_ev, j->s->base, flow_slow_cb, r);
 	return r;
+}
+
+void sched_run_free(struct run **rp)
+{
+	struct run *r = *rp;
+	if (!r)
+		return;
+	if (r->slow_armed)
+		event_del(&r->slow_ev);
+	for (size_t i = 0; i < r->n_payloads; i++)
+		free(r->payloads[i]);
+	free(r->payloads);
+	free(r->graph_run);
+	free(r);
+	*rp = NULL;
 }
 
 static void job_free(struct job **jp)
@@ -293,6 +266,7 @@ static void job_free(struct job **jp)
 	if (!j)
 		return;
 	job_disarm(j);
+	flow_job_free(j);
 	free(j->name);
 	free(j->command);
 	free(j->plugin);
@@ -321,7 +295,7 @@ static void check_drained(struct sched *s)
 }
 
 /* Make R the job's active run: start it or wait for a max_running slot. */
-static void run_admit(struct run *r)
+void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
 	r->job->active = r;
@@ -332,18 +306,20 @@ static void run_admit(struct run *r)
 	if (sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0) {
 		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
 		r->job->active = NULL;
-		free(r);
+		sched_run_free(&r);
 		return;
 	}
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
 }
 
-static void run_end(struct run *r, bool ok, const char *message, const char *sqlstate)
+static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	int64_t end = wall_us();
+	bool ok = o->ok;
+	const char *message = o->message, *sqlstate = o->sqlstate;
 
 	if (s->hist)
 		hist_finish(s->hist, r->hist_key, ok ? HIST_SUCCEEDED : HIST_FAILED, message,
@@ -359,13 +335,22 @@ static void run_end(struct run *r, bool ok, const char *message, const char *sql
 
 	s->n_running--;
 	j->active = NULL;
-	free(r);
-	if (j->pending && !s->draining) {
+	/* retries, the graph, alerts: may make a retry the job's active run */
+	flow_run_end(r, o, end);
+	sched_run_free(&r);
+	if (!j->active && j->notify_wait && !s->draining) {
+		/* notifications gathered while it ran: never skipped, they carry payloads */
+		struct run *p = j->notify_wait;
+		j->notify_wait = NULL;
+		sched_run_admit(p);
+	} else if (!j->active && j->pending && !s->draining) {
 		struct run *p = j->pending;
 		j->pending = NULL;
-		run_admit(p);
+		sched_run_admit(p);
 	}
-	if (j->removed && !j->active && !j->pending)
+	if (!j->active && !s->draining)
+		flow_job_idle(j);
+	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		job_unlink_free(j);
 	admit_queued(s);
 	check_drained(s);
@@ -384,20 +369,29 @@ static void on_done(void *arg, const struct exec_outcome *o)
 {
 	struct run *r = arg;
 	r->er = NULL;
-	run_end(r, o->ok, o->message, o->sqlstate);
+	struct flow_outcome fo = {
+	    .ok = o->ok,
+	    .timed_out = o->timed_out,
+	    .cancelled = o->cancelled,
+	    .message = o->message,
+	    .sqlstate = o->sqlstate,
+	};
+	run_end(r, &fo);
 }
 
 /* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
  * *PR set, or -1 with the reason in ERR. */
-static int build_plugin_run(struct job *j, struct pgc_run **pr, char *err, size_t errlen)
+static int build_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
 {
+	struct job *j = r->job;
 	struct sched *s = j->s;
 	const struct plugin *p = s->plugins ? plugin_registry_find(s->plugins, j->plugin) : NULL;
 	if (!p || !j->conf) {
 		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
 		return -1;
 	}
-	if (plugin_build_run(p, j->conf, NULL, 0, pr, err, errlen) < 0)
+	if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads, pr, err,
+	                     errlen) < 0)
 		return -1;
 	return 0;
 }
@@ -446,12 +440,13 @@ static void run_begin(struct run *r)
 	r->started = true;
 	r->start_us = wall_us();
 	s->n_running++;
+	flow_run_begin(r);
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	snprintf(command, sizeof(command), "%s", j->command ? j->command : "");
 	if (!j->command) {
-		if (build_plugin_run(j, &pr, err, sizeof(err)) < 0) {
+		if (build_plugin_run(r, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
 		} else if (!(stmts = calloc(pr->n_stmts + MAX_GUARDS + 1, sizeof(*stmts)))) {
 			snprintf(err, sizeof(err), "out of memory building the run");
@@ -480,9 +475,13 @@ static void run_begin(struct run *r)
 	}
 	if (r->scheduled_us) {
 		fmt_hms(r->scheduled_us, when, sizeof(when));
-		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s)", r->trigger, when);
+		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
+		        when, r->attempt);
+	} else if (r->n_payloads) {
+		log_job(LOG_LVL_INFO, j->name, "started (%s, %zu payload(s), attempt %d)", r->trigger,
+		        r->n_payloads, r->attempt);
 	} else {
-		log_job(LOG_LVL_INFO, j->name, "started (%s)", r->trigger);
+		log_job(LOG_LVL_INFO, j->name, "started (%s, attempt %d)", r->trigger, r->attempt);
 	}
 	if (build_failed)
 		goto fail;
@@ -503,8 +502,9 @@ static void run_begin(struct run *r)
 		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 	if (rc == 0)
 		goto out;
-fail:
-	run_end(r, false, err, NULL);
+fail:;
+	struct flow_outcome fo = {.ok = false, .message = err};
+	run_end(r, &fo);
 out:
 	if (stmts != &one)
 		free(stmts);
@@ -532,6 +532,8 @@ static void describe_active(const struct run *a, char *out, size_t outlen)
 	if (a->started) {
 		fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
+	} else if (a->retry_wait) {
+		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 	} else {
 		fmt_hms(a->queue_at_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
@@ -541,14 +543,26 @@ static void describe_active(const struct run *a, char *out, size_t outlen)
 /* A fire of job J: start it, or apply the overlap policy. */
 static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
-	struct sched *s = j->s;
-	if (s->draining)
+	if (j->s->draining)
 		return;
-	struct run *r = run_new(j, scheduled_us, trigger);
-	if (!r)
+	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	if (r)
+		sched_fire_run(r);
+}
+
+void sched_fire_run(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	if (s->draining) {
+		sched_run_free(&r);
+		return;
+	}
+	/* a scheduled job whose upstream is running waits for it */
+	if (flow_park(r))
 		return;
 	if (!j->active) {
-		run_admit(r);
+		sched_run_admit(r);
 		return;
 	}
 	char msg[256], what[128];
@@ -557,14 +571,14 @@ static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 	case OVERLAP_SKIP:
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
 		record_skipped(r, msg);
-		free(r);
+		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:
 		if (j->pending) {
 			snprintf(msg, sizeof(msg),
 			         "%s and another run is already queued; overlap = queue", what);
 			record_skipped(r, msg);
-			free(r);
+			sched_run_free(&r);
 			return;
 		}
 		j->pending = r;
@@ -573,17 +587,18 @@ static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 	case OVERLAP_REPLACE:
 		if (j->pending) {
 			record_skipped(j->pending, "superseded by a newer fire; overlap = replace");
-			free(j->pending);
+			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
 		if (!j->active->started) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
+			flow_retry_disarm(j);
 			record_skipped(j->active, "superseded by a newer fire before it started; "
 			                          "overlap = replace");
-			free(j->active);
+			sched_run_free(&j->active);
 			j->active = NULL;
-			run_admit(r);
+			sched_run_admit(r);
 			return;
 		}
 		j->pending = r;
@@ -608,6 +623,7 @@ static void job_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	int64_t scheduled = j->next_fire;
+	j->last_fire = scheduled;
 	job_schedule(j, scheduled);
 	job_fire(j, scheduled * 1000000, "schedule");
 }
@@ -647,7 +663,7 @@ static int set_str(char **dst, const char *src)
 	return 0;
 }
 
-static struct job *job_find(struct sched *s, const char *name)
+struct job *sched_job_find(struct sched *s, const char *name)
 {
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (strcmp(j->name, name) == 0 && !j->removed)
@@ -688,7 +704,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *cj = &cfg->jobs[i];
-		struct job *j = job_find(s, cj->name);
+		struct job *j = sched_job_find(s, cj->name);
 		bool fresh = false, reschedule = false;
 		if (!j) {
 			j = calloc(1, sizeof(*j));
@@ -698,6 +714,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			}
 			j->s = s;
 			j->next_fire = CRON_NEVER;
+			flow_job_init(j);
 			evtimer_assign(&j->timer, s->base, job_timer_cb, j);
 			j->next = s->jobs;
 			if (s->jobs)
@@ -710,8 +727,6 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			return -ENOMEM;
 		if (fresh || reschedule || tz_changed)
 			job_schedule(j, 0);
-		if (first && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
-			job_fire(j, wall_us() / 1000000 * 1000000, "reboot");
 	}
 
 	struct job *next;
@@ -723,21 +738,81 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		j->removed = true;
 		j->conf = NULL;
 		job_disarm(j);
-		if (j->pending) {
-			record_skipped(j->pending, "the job was removed from the configuration");
-			free(j->pending);
-			j->pending = NULL;
+		const char *why = "the job was removed from the configuration";
+		struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+		for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+			if (*waiting[w]) {
+				record_skipped(*waiting[w], why);
+				sched_run_free(waiting[w]);
+			}
 		}
 		if (j->active && !j->active->started) {
 			sched_queue_remove(&s->queue, j->active);
-			record_skipped(j->active, "the job was removed from the configuration");
-			free(j->active);
-			j->active = NULL;
+			flow_retry_disarm(j);
+			record_skipped(j->active, why);
+			sched_run_free(&j->active);
 		}
 		if (!j->active)
 			job_unlink_free(j);
 	}
+	/* the graph, staleness timers, catch-up: with every job of CFG known */
+	if (flow_apply(s, cfg, plugins, first) < 0)
+		return -ENOMEM;
+	if (first) {
+		for (struct job *j = s->jobs; j; j = j->next)
+			if (j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
+				job_fire(j, wall_us() / 1000000 * 1000000, "reboot");
+	}
 	admit_queued(s); /* max_running may have grown */
+	return 0;
+}
+
+void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)
+{
+	s->alerts = alerts;
+	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
+}
+
+/* Notifications are never skipped: while the job is busy they gather in one waiting run. */
+int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n)
+{
+	struct job *j = s->draining ? NULL : sched_job_find(s, name);
+	if (!j) {
+		for (size_t i = 0; i < n; i++)
+			free(payloads[i]);
+		free(payloads);
+		return s->draining ? -ESHUTDOWN : -ENOENT;
+	}
+	struct run *r = j->notify_wait;
+	if (r) {
+		char **all = realloc(r->payloads, (r->n_payloads + n + 1) * sizeof(*all));
+		if (!all) {
+			log_job(LOG_LVL_ERROR, j->name, "out of memory; %zu payload(s) dropped", n);
+			for (size_t i = 0; i < n; i++)
+				free(payloads[i]);
+		} else {
+			memcpy(all + r->n_payloads, payloads, n * sizeof(*all));
+			r->payloads = all;
+			r->n_payloads += n;
+		}
+		free(payloads);
+		return 0;
+	}
+	r = sched_run_new(j, 0, "notify");
+	if (!r) {
+		for (size_t i = 0; i < n; i++)
+			free(payloads[i]);
+		free(payloads);
+		return -ENOMEM;
+	}
+	r->payloads = payloads;
+	r->n_payloads = n;
+	if (j->active) {
+		log_job(LOG_LVL_DEBUG, j->name, "notified while busy; runs when the current run ends");
+		j->notify_wait = r;
+		return 0;
+	}
+	sched_fire_run(r);
 	return 0;
 }
 
@@ -745,7 +820,7 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger)
 {
 	if (s->draining)
 		return -ESHUTDOWN;
-	struct job *j = job_find(s, name);
+	struct job *j = sched_job_find(s, name);
 	if (!j)
 		return -ENOENT;
 	job_fire(j, 0, trigger);
@@ -787,19 +862,28 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	if (!s->draining) {
 		s->draining = true;
 		event_del(&s->clock_ev);
+		const char *why = "pgcrond was shutting down";
 		for (struct job *j = s->jobs; j; j = j->next) {
 			job_disarm(j);
-			if (j->pending) {
-				record_skipped(j->pending, "pgcrond was shutting down");
-				free(j->pending);
-				j->pending = NULL;
+			flow_job_drain(j);
+			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+				if (*waiting[w]) {
+					record_skipped(*waiting[w], why);
+					sched_run_free(waiting[w]);
+				}
+			}
+			if (j->active && j->active->retry_wait) {
+				flow_retry_disarm(j);
+				record_skipped(j->active, why);
+				sched_run_free(&j->active);
 			}
 		}
 		struct run *r;
 		while ((r = sched_queue_pop(&s->queue)) != NULL) {
 			r->job->active = NULL;
-			record_skipped(r, "pgcrond was shutting down");
-			free(r);
+			record_skipped(r, why);
+			sched_run_free(&r);
 		}
 		if (s->n_running > 0) {
 			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
@@ -832,6 +916,8 @@ int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct s
 	s->ex = ex;
 	s->hist = h;
 	s->max_running = 32;
+	snprintf(s->instance, sizeof(s->instance), "pgcrond");
+	exec_set_reachable_cb(ex, flow_db_reachable, s);
 	event_assign(&s->clock_ev, base, -1, EV_PERSIST, clock_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
@@ -854,18 +940,17 @@ void sched_free(struct sched **sp)
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
 	struct run *r;
-	while ((r = sched_queue_pop(&s->queue)) != NULL)
-		free(r);
+	while ((r = sched_queue_pop(&s->queue)) != NULL) {
+		r->job->active = NULL;
+		sched_run_free(&r);
+	}
 	sched_queue_clear(&s->queue);
 	while (s->jobs) {
 		struct job *j = s->jobs;
 		s->jobs = j->next;
-		free(j->pending);
-		/* an active run still in the executor is not ours to free: exec_free drops it */
-		if (j->active && !j->active->er)
-			free(j->active);
-		else if (j->active)
-			free(j->active);
+		sched_run_free(&j->pending);
+		/* the executor's handle dies with exec_free; the run record is ours */
+		sched_run_free(&j->active);
 		job_free(&j);
 	}
 	free(s);

@@ -34,6 +34,17 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
                 const struct plugin_registry *plugins, bool first)
     __attribute__((warn_unused_result));
 
+/* Alerts go to ALERTS (may be NULL: none); INSTANCE names this daemon in graph-run ids.
+ * Both borrowed until sched_free(). */
+struct alerter;
+void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance);
+
+/* Run job NAME for notifications with PAYLOADS (N of them; ownership of the strings and the
+ * array passes to the scheduler, also on error). If the job is busy they wait, merged with
+ * any others, until its run ends: notification runs are never skipped. -ENOENT, -ESHUTDOWN,
+ * -ENOMEM. */
+int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n);
+
 /* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
  * is no such job, -ESHUTDOWN while draining. */
 int sched_trigger(struct sched *s, const char *name, const char *trigger)

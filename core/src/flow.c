@@ -1,0 +1,602 @@
+/* Jobs between and after their runs: the job graph at run time, retries, catch-up and the
+ * alert conditions (see flow.h). Everything here runs in the loop, driven by run ends and
+ * timers; nothing polls. */
+#include "flow.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "config.h"
+#include "exec.h"
+#include "history.h"
+#include "jobgraph.h"
+#include "log.h"
+#include "retry.h"
+#include "sched_priv.h"
+
+/* Catch-up counts missed fires up to this many (a six-field schedule down for a day has
+ * 86,400): the count is only for the log line. */
+#define CATCHUP_COUNT_MAX 100000
+
+/* ---- pure parts ----------------------------------------------------------------------- */
+
+int flow_graph_run_id(char *out, size_t outlen, const char *instance, int64_t start_us,
+                      const char *job)
+{
+	int n = snprintf(out, outlen, "%s-%lld-%s", instance, (long long)start_us, job);
+	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
+}
+
+int64_t flow_catchup_instant(const cron_expr *e, const cron_tz *tz, int64_t last, int64_t now,
+                             long *missed)
+{
+	long count = 0;
+	int64_t latest = CRON_NEVER;
+	if (e->kind == CRON_REBOOT || last <= 0)
+		goto out;
+	int64_t t = cron_next(e, tz, last);
+	while (t != CRON_NEVER && t <= now) {
+		latest = t;
+		if (++count >= CATCHUP_COUNT_MAX)
+			break;
+		t = cron_next(e, tz, t);
+	}
+	if (count >= CATCHUP_COUNT_MAX) {
+		/* too many to walk from LAST: walk from a recent point instead, so the run still
+		 * stands for the latest missed fire */
+		static const int64_t spans[] = {60, 3600, 86400, 32 * 86400, 367 * 86400};
+		for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+			int64_t from = now - spans[i] > last ? now - spans[i] : last;
+			int64_t u = cron_next(e, tz, from);
+			if (u == CRON_NEVER || u > now)
+				continue;
+			for (int k = 0; u != CRON_NEVER && u <= now && k < CATCHUP_COUNT_MAX; k++) {
+				latest = u;
+				u = cron_next(e, tz, u);
+			}
+			break;
+		}
+	}
+out:
+	if (missed)
+		*missed = count;
+	return latest;
+}
+
+bool flow_fanin_ready(const uint64_t *up_success_seq, size_t n, uint64_t start_seq)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (up_success_seq[i] <= start_seq)
+			return false;
+	return true;
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static void arm_ms(struct event *ev, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	event_add(ev, &tv);
+}
+
+static void condition(struct job *j, enum alert_kind kind, bool active, const char *message)
+{
+	if (j->s->alerts)
+		alert_condition(j->s->alerts, kind, j->name, active, message);
+}
+
+static bool job_ready(const struct job *j)
+{
+	uint64_t seqs[64];
+	if (j->n_ups == 0)
+		return false;
+	for (size_t i = 0; i < j->n_ups; i += 64) {
+		size_t n = j->n_ups - i < 64 ? j->n_ups - i : 64;
+		for (size_t k = 0; k < n; k++)
+			seqs[k] = j->ups[i + k]->success_seq;
+		if (!flow_fanin_ready(seqs, n, j->start_seq))
+			return false;
+	}
+	return true;
+}
+
+static const struct job *busy_upstream(const struct job *j)
+{
+	for (size_t i = 0; i < j->n_ups; i++)
+		if (j->ups[i]->active)
+			return j->ups[i];
+	return NULL;
+}
+
+/* Does the job run because its upstreams succeeded (rather than on its own schedule)? */
+static bool upstream_driven(const struct job *j)
+{
+	return j->n_ups > 0 && !j->schedule && j->enabled && !j->removed;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* ---- job lifetime --------------------------------------------------------------------- */
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg);
+static void stale_cb(evutil_socket_t fd, short what, void *arg);
+
+void flow_job_init(struct job *j)
+{
+	evtimer_assign(&j->retry_ev, j->s->base, retry_cb, j);
+	evtimer_assign(&j->stale_ev, j->s->base, stale_cb, j);
+}
+
+void flow_retry_disarm(struct job *j)
+{
+	if (j->retry_armed)
+		event_del(&j->retry_ev);
+	j->retry_armed = false;
+}
+
+static void stale_disarm(struct job *j)
+{
+	if (j->stale_armed)
+		event_del(&j->stale_ev);
+	j->stale_armed = false;
+}
+
+void flow_job_drain(struct job *j)
+{
+	stale_disarm(j);
+}
+
+void flow_job_free(struct job *j)
+{
+	flow_retry_disarm(j);
+	stale_disarm(j);
+	free(j->ups);
+	free(j->downs);
+	j->ups = j->downs = NULL;
+	j->n_ups = j->n_downs = 0;
+	sched_run_free(&j->parked);
+	sched_run_free(&j->notify_wait);
+	free(j->graph_again_id);
+	j->graph_again_id = NULL;
+}
+
+/* ---- the graph ------------------------------------------------------------------------ */
+
+/* The jobs at dag indexes IDX (N of them) as a malloc'd array; *OUT_N may be less than N
+ * if a job is not scheduled (it failed to load). NULL only when out of memory. */
+static struct job **jobs_of(struct sched *s, const struct dag *g, const size_t *idx, size_t n,
+                            size_t *out_n)
+{
+	struct job **out = calloc(n ? n : 1, sizeof(*out));
+	size_t k = 0;
+	for (size_t i = 0; out && i < n; i++) {
+		struct job *j = sched_job_find(s, g->names[idx[i]]);
+		if (j)
+			out[k++] = j;
+	}
+	*out_n = k;
+	return out;
+}
+
+static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t i)
+{
+	size_t nu = dag_upstreams(g, i, NULL, 0), nd = dag_downstreams(g, i, NULL, 0);
+	size_t *idx = calloc((nu > nd ? nu : nd) + 1, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	dag_upstreams(g, i, idx, nu);
+	struct job **ups = jobs_of(s, g, idx, nu, &nu);
+	dag_downstreams(g, i, idx, nd);
+	struct job **downs = jobs_of(s, g, idx, nd, &nd);
+	free(idx);
+	if (!ups || !downs) {
+		free(ups);
+		free(downs);
+		return -ENOMEM;
+	}
+	free(j->ups);
+	free(j->downs);
+	j->ups = ups;
+	j->n_ups = nu;
+	j->downs = downs;
+	j->n_downs = nd;
+	return 0;
+}
+
+static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s);
+
+static void stale_arm(struct job *j)
+{
+	stale_disarm(j);
+	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || j->s->draining)
+		return;
+	int64_t now = sched_wall_us();
+	/* unknown until the first success here: counted from when pgcrond started */
+	int64_t base = j->last_success_us ? j->last_success_us : now;
+	arm_ms(&j->stale_ev, (base - now) / 1000 + j->conf->max_staleness_ms);
+	j->stale_armed = true;
+	j->stale_ms = j->conf->max_staleness_ms;
+}
+
+int flow_apply(struct sched *s, const struct pgc_config *cfg, const struct plugin_registry *plugins,
+               bool first)
+{
+	struct jobgraph g = {0};
+	struct diag_list dl = {0};
+	int rc = jobgraph_build(cfg, plugins, &g, &dl);
+	if (rc == -ENOMEM) {
+		diag_clear(&dl);
+		return rc;
+	}
+	for (size_t i = 0; i < dl.n; i++)
+		log_error("%s:%d: %s", dl.items[i].file ? dl.items[i].file : "?", dl.items[i].line,
+		          dl.items[i].message);
+	diag_clear(&dl);
+
+	for (struct job *j = s->jobs; j; j = j->next) {
+		free(j->ups);
+		free(j->downs);
+		j->ups = j->downs = NULL;
+		j->n_ups = j->n_downs = 0;
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < cfg->n_jobs && rc == 0; i++) {
+			struct job *j = sched_job_find(s, cfg->jobs[i].name);
+			if (j)
+				rc = set_edges(s, j, &g.dag, i);
+		}
+	} else {
+		log_error("the job graph has a cycle; jobs run without their dependencies");
+		rc = 0;
+	}
+	jobgraph_free(&g);
+	if (rc < 0)
+		return rc;
+
+	for (struct job *j = s->jobs; j; j = j->next) {
+		int64_t want = j->conf && !j->removed ? j->conf->max_staleness_ms : 0;
+		if (want <= 0)
+			stale_disarm(j);
+		else if (!j->stale_armed || j->stale_ms != want)
+			stale_arm(j);
+	}
+	if (first && s->hist && !s->catchup_asked) {
+		s->catchup_asked = true;
+		hist_request_last_fires(s->hist, last_fires_cb, s);
+	}
+	return 0;
+}
+
+bool flow_park(struct run *r)
+{
+	struct job *j = r->job;
+	if (r->waited || strcmp(r->trigger, "upstream") == 0 || strcmp(r->trigger, "retry") == 0)
+		return false;
+	const struct job *u = busy_upstream(j);
+	if (!u)
+		return false;
+	r->waited = true;
+	if (j->parked) {
+		sched_record(j->parked, HIST_SKIPPED,
+		             "superseded by a newer fire while waiting for an upstream job");
+		sched_run_free(&j->parked);
+	}
+	j->parked = r;
+	log_job(LOG_LVL_INFO, j->name, "waiting for upstream job %s to finish", u->name);
+	return true;
+}
+
+/* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN. */
+static void fire_downstream(struct job *d, const char *graph_run)
+{
+	if (d->active) {
+		/* it runs now with older data: run once more when it ends */
+		d->graph_again = true;
+		free(d->graph_again_id);
+		d->graph_again_id = dup_or_null(graph_run);
+		return;
+	}
+	struct run *r = sched_run_new(d, 0, "upstream");
+	if (!r)
+		return;
+	r->waited = true;
+	r->graph_run = dup_or_null(graph_run);
+	sched_fire_run(r);
+}
+
+void flow_job_idle(struct job *j)
+{
+	if (j->graph_again) {
+		j->graph_again = false;
+		char *id = j->graph_again_id;
+		j->graph_again_id = NULL;
+		if (job_ready(j))
+			fire_downstream(j, id);
+		free(id);
+	}
+	for (size_t i = 0; i < j->n_downs; i++) {
+		struct job *d = j->downs[i];
+		if (d->parked && !busy_upstream(d)) {
+			struct run *r = d->parked;
+			d->parked = NULL;
+			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
+			sched_fire_run(r);
+		}
+	}
+}
+
+/* A final failure of U: the downstream jobs it would have caused get upstream_failed rows
+ * and alerts, transitively; MARK keeps a diamond from visiting a job twice. */
+static void fail_downstream(struct job *d, const struct job *u, const struct job *root,
+                            const char *graph_run, uint64_t mark)
+{
+	if (d->mark == mark || d->removed)
+		return;
+	d->mark = mark;
+	if (!upstream_driven(d) && !d->parked)
+		return;
+	char msg[512];
+	if (u == root)
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->name);
+	else
+		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)", root->name,
+		         u->name);
+	struct run *r = d->parked;
+	d->parked = NULL;
+	if (!r)
+		r = sched_run_new(d, 0, "upstream");
+	if (r) {
+		if (!r->graph_run)
+			r->graph_run = dup_or_null(graph_run);
+		sched_record(r, HIST_UPSTREAM_FAILED, msg);
+		sched_run_free(&r);
+	}
+	log_job(LOG_LVL_WARNING, d->name, "%s", msg);
+	condition(d, ALERT_UPSTREAM_FAILED, true, msg);
+	for (size_t i = 0; i < d->n_downs; i++)
+		fail_downstream(d->downs[i], d, root, graph_run, mark);
+}
+
+static void on_success(struct run *r, int64_t end_us)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	j->success_seq = ++s->flow_seq;
+	j->busy_final = false;
+	j->owed_catchup = false;
+	j->consecutive = 0;
+	j->last_success_us = end_us;
+	condition(j, ALERT_FAILED, false, "the job succeeded again");
+	condition(j, ALERT_CONSECUTIVE, false, "the job succeeded again");
+	condition(j, ALERT_UPSTREAM_FAILED, false, "the job succeeded again");
+	condition(j, ALERT_STALE, false, "refreshed again");
+	if (j->conf && j->conf->max_staleness_ms > 0)
+		stale_arm(j);
+	/* fan-out: every ready downstream starts now, within max_running */
+	for (size_t i = 0; i < j->n_downs; i++) {
+		struct job *d = j->downs[i];
+		if (upstream_driven(d) && job_ready(d))
+			fire_downstream(d, r->graph_run);
+	}
+}
+
+static void on_final_failure(struct run *r, const struct flow_outcome *o)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	const struct conf_job *c = j->conf;
+	char msg[768];
+
+	j->busy_final = true;
+	j->consecutive++;
+	if (o->sqlstate && strncmp(o->sqlstate, "08", 2) == 0 && c && c->catchup == CATCHUP_ONCE &&
+	    j->schedule && !s->draining) {
+		/* the database did not answer: run once when it does (catch-up) */
+		j->owed_catchup = true;
+		if (exec_probe(s->ex, j->database) < 0)
+			j->owed_catchup = false;
+	}
+	int after = c && c->alert_after > 1 ? c->alert_after : 1;
+	if (after <= 1) {
+		snprintf(msg, sizeof(msg), "failed%s: %s%s%s%s", r->attempt > 1 ? " after retries" : "",
+		         o->message ? o->message : "", o->sqlstate ? " (SQLSTATE " : "",
+		         o->sqlstate ? o->sqlstate : "", o->sqlstate ? ")" : "");
+		condition(j, ALERT_FAILED, true, msg);
+	} else if (j->consecutive >= after) {
+		snprintf(msg, sizeof(msg), "failed %d times in a row; last error: %s", j->consecutive,
+		         o->message ? o->message : "");
+		condition(j, ALERT_CONSECUTIVE, true, msg);
+	} else {
+		log_job(LOG_LVL_INFO, j->name, "failure %d of %d before alerting (alert_after)",
+		        j->consecutive, after);
+	}
+	uint64_t mark = ++s->flow_seq;
+	j->mark = mark;
+	for (size_t i = 0; i < j->n_downs; i++)
+		fail_downstream(j->downs[i], j, j, r->graph_run, mark);
+}
+
+void flow_run_begin(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	j->start_seq = ++s->flow_seq;
+	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
+		char id[320];
+		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)
+			r->graph_run = strdup(id);
+	}
+	if (j->conf && j->conf->warn_duration_ms > 0) {
+		arm_ms(&r->slow_ev, j->conf->warn_duration_ms);
+		r->slow_armed = true;
+	}
+}
+
+void flow_slow_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	char d[32], msg[160];
+	r->slow_armed = false;
+	r->slow_alerted = true;
+	duration_format(r->job->conf ? r->job->conf->warn_duration_ms : 0, d, sizeof(d));
+	snprintf(msg, sizeof(msg), "running for more than %s (warn_duration); still running", d);
+	condition(r->job, ALERT_SLOW, true, msg);
+}
+
+void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	const struct conf_job *c = j->conf;
+
+	if (r->slow_armed) {
+		event_del(&r->slow_ev);
+		r->slow_armed = false;
+	}
+	if (r->slow_alerted) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "finished after %lld s",
+		         (long long)((end_us - r->start_us) / 1000000));
+		condition(j, ALERT_SLOW, false, msg);
+	}
+	if (o->ok) {
+		on_success(r, end_us);
+		return;
+	}
+	if (o->cancelled)
+		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
+	if (c && !s->draining && !j->removed &&
+	    retry_should(c, r->attempt, o->sqlstate, o->timed_out)) {
+		struct run *nr = sched_run_new(j, r->scheduled_us, "retry");
+		if (nr) {
+			nr->attempt = r->attempt + 1;
+			nr->waited = true;
+			nr->retry_wait = true;
+			nr->graph_run = r->graph_run;
+			r->graph_run = NULL;
+			nr->payloads = r->payloads; /* the retry serves the same notifications */
+			nr->n_payloads = r->n_payloads;
+			r->payloads = NULL;
+			r->n_payloads = 0;
+			int64_t delay = retry_delay_ms(c, r->attempt, arc4random());
+			char d[32];
+			duration_format(delay, d, sizeof(d));
+			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
+			        nr->attempt, c->retries + 1);
+			j->active = nr;
+			arm_ms(&j->retry_ev, delay);
+			j->retry_armed = true;
+			return;
+		}
+	}
+	on_final_failure(r, o);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	j->retry_armed = false;
+	struct run *r = j->active;
+	if (!r || !r->retry_wait)
+		return;
+	r->retry_wait = false;
+	j->active = NULL;
+	r->queue_at_us = sched_wall_us();
+	sched_run_admit(r);
+}
+
+/* ---- staleness ------------------------------------------------------------------------ */
+
+static void stale_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct sched *s = j->s;
+	char d[32], age[32], msg[256];
+	j->stale_armed = false;
+	if (!j->conf || j->conf->max_staleness_ms <= 0 || s->draining)
+		return;
+	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
+	if (j->last_success_us) {
+		duration_format((sched_wall_us() - j->last_success_us) / 1000, age, sizeof(age));
+		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)", age, d);
+	} else {
+		snprintf(msg, sizeof(msg), "no success since pgcrond started, longer than "
+		                           "max_staleness (%s)", d);
+	}
+	condition(j, ALERT_STALE, true, msg);
+	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
+	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
+	if (repeat > 0) {
+		arm_ms(&j->stale_ev, repeat);
+		j->stale_armed = true;
+	}
+}
+
+/* ---- catch-up ------------------------------------------------------------------------- */
+
+static bool catchup_wanted(const struct job *j)
+{
+	return j->conf && j->conf->catchup == CATCHUP_ONCE && j->enabled && !j->removed &&
+	       j->schedule && j->cron.kind != CRON_REBOOT && !j->s->draining;
+}
+
+static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
+{
+	if (j->active) {
+		log_job(LOG_LVL_INFO, j->name, "%s; the run in progress stands for the catch-up", why);
+		return;
+	}
+	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);
+	struct run *r = sched_run_new(j, instant_s * 1000000, "catchup");
+	if (r)
+		sched_fire_run(r);
+}
+
+static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s)
+{
+	struct sched *s = arg;
+	if (!job_name)
+		return;
+	struct job *j = sched_job_find(s, job_name);
+	if (!j || !catchup_wanted(j))
+		return;
+	/* a fire served since pgcrond started already ran "as soon as it could" */
+	if (j->last_fire > last_fire_s)
+		return;
+	long missed = 0;
+	int64_t now = sched_wall_us() / 1000000;
+	int64_t at = flow_catchup_instant(&j->cron, s->tz, last_fire_s, now, &missed);
+	if (at == CRON_NEVER)
+		return;
+	char why[160];
+	snprintf(why, sizeof(why), "%ld scheduled fire(s) passed while pgcrond was not running",
+	         missed);
+	fire_catchup(j, at, why);
+}
+
+void flow_db_reachable(void *arg, const char *database)
+{
+	struct sched *s = arg;
+	for (struct job *j = s->jobs; j; j = j->next) {
+		if (!j->owed_catchup || strcmp(j->database, database) != 0)
+			continue;
+		j->owed_catchup = false;
+		if (!catchup_wanted(j))
+			continue;
+		char why[160];
+		snprintf(why, sizeof(why), "database %s is reachable again after failed fires",
+		         database);
+		fire_catchup(j, j->last_fire > 0 ? j->last_fire : sched_wall_us() / 1000000, why);
+	}
+}

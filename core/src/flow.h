@@ -1,0 +1,85 @@
+#ifndef PGCROND_FLOW_H
+#define PGCROND_FLOW_H
+
+/* The behaviour of jobs between and after their runs (issue "jobs that behave"), the part of
+ * the scheduler that sched.c hands each run's start and end to:
+ *  - the job graph at run time: fan-in (a job with `after` and no schedule runs once every
+ *    upstream has succeeded since its own last run), fan-out (ready downstreams start
+ *    together within max_running), scheduled jobs wait for a running upstream, a final
+ *    upstream failure gives the downstreams an `upstream_failed` row and an alert, and one
+ *    graph-run id ties together the runs one upstream run caused;
+ *  - retries of transient failures with growing, jittered delays (retry.h);
+ *  - catch-up after the daemon or a job's database was down across fires (catchup = once);
+ *  - the alert conditions: failed / consecutive_failures, stale, slow, upstream_failed.
+ * Its state lives in struct job / struct run (sched_priv.h). */
+
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cron.h"
+
+struct job;
+struct run;
+struct sched;
+struct pgc_config;
+struct plugin_registry;
+
+/* How a run ended. */
+struct flow_outcome {
+	bool ok;
+	bool timed_out;
+	bool cancelled; /* stopped by pgcrond (overlap = replace, shutdown): never retried */
+	const char *message;
+	const char *sqlstate; /* NULL if none */
+};
+
+void flow_job_init(struct job *j);
+/* Frees the job's flow state, including fires waiting for upstreams or notifications. */
+void flow_job_free(struct job *j);
+/* Shutdown: stop the job's staleness timer. */
+void flow_job_drain(struct job *j);
+
+/* After a (re)load: the job graph of CFG, staleness timers; on FIRST, ask the history for
+ * the last served fires (catch-up). 0 or -ENOMEM. */
+int flow_apply(struct sched *s, const struct pgc_config *cfg, const struct plugin_registry *plugins,
+               bool first) __attribute__((warn_unused_result));
+
+/* A fire about to be admitted: if an upstream of its job is busy, keep it until the
+ * upstreams are done and return true (R is taken). */
+bool flow_park(struct run *r);
+/* R has started: fan-in bookkeeping, its graph-run id, the warn_duration timer. */
+void flow_run_begin(struct run *r);
+/* R ended as O at END_US (the job's active run is already cleared): success bookkeeping and
+ * downstream runs, or a retry (which becomes the job's active run), or a final failure
+ * (alerts, upstream_failed downstream, catch-up once the database is back). */
+void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us);
+/* J has no run left after one ended: a run owed to its upstreams, and fires of its
+ * downstreams that waited for it. */
+void flow_job_idle(struct job *j);
+/* Stop J's retry timer (its retry-waiting run is being dropped by the caller). */
+void flow_retry_disarm(struct job *j);
+
+/* exec's reachable callback: DATABASE answers again (ARG is the sched). */
+void flow_db_reachable(void *arg, const char *database);
+/* A run's warn_duration timer (ARG is the run). */
+void flow_slow_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- pure parts, exposed for unit tests ---------------------------------------------- */
+
+/* The graph-run id of a root run: "<instance>-<start µs>-<job>" into OUT. 0, or -ENOSPC if
+ * it does not fit. */
+int flow_graph_run_id(char *out, size_t outlen, const char *instance, int64_t start_us,
+                      const char *job) __attribute__((warn_unused_result));
+
+/* Catch-up: E's latest fire in (LAST, NOW] (Unix seconds), or CRON_NEVER if none was
+ * missed. *MISSED (may be NULL) gets how many fires were missed (counted up to a bound). */
+int64_t flow_catchup_instant(const cron_expr *e, const cron_tz *tz, int64_t last, int64_t now,
+                             long *missed);
+
+/* Fan-in: true if every upstream's last success (UP_SUCCESS_SEQ[i], 0 = never) is newer
+ * than the job's last start (START_SEQ). False without upstreams. */
+bool flow_fanin_ready(const uint64_t *up_success_seq, size_t n, uint64_t start_seq);
+
+#endif

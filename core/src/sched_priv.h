@@ -1,0 +1,119 @@
+#ifndef PGCROND_SCHED_PRIV_H
+#define PGCROND_SCHED_PRIV_H
+
+/* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
+ * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
+ * and by nothing else: other modules use sched.h. */
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "cron.h"
+#include "sched.h"
+
+struct alerter;
+struct run;
+
+struct job {
+	struct sched *s;
+	char *name;
+	char *command;
+	char *plugin;
+	char *database;
+	char *schedule;
+	cron_expr cron;
+	int64_t timeout_ms;
+	enum overlap_policy overlap;
+	bool enabled;
+	bool removed;                /* gone from the config; freed when its run ends */
+	bool seen;                   /* during sched_apply */
+	const struct conf_job *conf; /* NULL once removed */
+	struct event timer;
+	bool armed;
+	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
+	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
+	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
+	struct run *pending; /* overlap = queue | replace: the fire to run after it */
+	struct job *prev, *next;
+
+	/* ---- flow.c ---- */
+	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
+	size_t n_ups, n_downs;
+	uint64_t success_seq;  /* flow sequence number of the last success */
+	uint64_t start_seq;    /* ... of the last start */
+	uint64_t mark;         /* upstream_failed propagation visit mark */
+	bool busy_final;       /* last run ended in a final failure */
+	struct run *parked;    /* a fire waiting for a running upstream */
+	bool graph_again;      /* upstreams succeeded while it ran: run again after */
+	char *graph_again_id;  /* the graph-run id for that run */
+	struct event retry_ev; /* the wait before the next attempt (active->retry_wait) */
+	bool retry_armed;
+	int consecutive;       /* final failures since the last success */
+	struct event stale_ev; /* armed at last success + max_staleness */
+	bool stale_armed;
+	int64_t last_success_us;
+	int64_t stale_ms;      /* max_staleness the timer was armed with */
+	bool owed_catchup;     /* its database was unreachable across a fire */
+	struct run *notify_wait; /* a notification run waiting for the active run to end */
+};
+
+struct run {
+	struct job *job;
+	int64_t scheduled_us; /* 0 for a manual run */
+	int64_t queue_at_us;  /* ordering in the max_running queue */
+	char trigger[16];
+	int attempt;
+	bool started;
+	bool retry_wait; /* waiting for the job's retry timer */
+	bool waited;     /* already waited for its upstreams */
+	uint64_t hist_key;
+	int64_t start_us;
+	struct exec_run *er;
+	char *graph_run;  /* shared by the runs one upstream run caused; NULL */
+	char **payloads;  /* notification payloads for the plugin */
+	size_t n_payloads;
+	struct event slow_ev; /* warn_duration */
+	bool slow_armed, slow_alerted;
+};
+
+struct sched {
+	struct event_base *base;
+	struct exec *ex;
+	struct hist *hist;
+	struct alerter *alerts;
+	char instance[128];
+	const struct pgc_config *cfg;
+	const cron_tz *tz;
+	const struct plugin_registry *plugins;
+	struct job *jobs;
+	int max_running;
+	size_t n_running;
+	struct sched_queue queue;
+	uint64_t seq;
+	uint64_t flow_seq;
+	struct event clock_ev;
+	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
+	bool draining;
+	bool admitting;
+	bool catchup_asked;
+	struct event grace_ev;
+	struct event drained_ev;
+	void (*drained)(void *);
+	void *drained_arg;
+};
+
+/* sched.c */
+int64_t sched_wall_us(void);
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
+void sched_run_free(struct run **r);
+/* Start R or queue it for a max_running slot; R becomes the job's active run. */
+void sched_run_admit(struct run *r);
+/* Apply the overlap policy to a ready fire R (takes R). */
+void sched_fire_run(struct run *r);
+void sched_record(struct run *r, const char *status, const char *message);
+struct job *sched_job_find(struct sched *s, const char *name);
+
+#endif

@@ -1,0 +1,399 @@
+/* LISTEN/NOTIFY triggers (see triggers.h). The connections are notify.c's; this module only
+ * decides which channels each holds and what a notification does. */
+#include "triggers.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "debounce.h"
+#include "history.h"
+#include "log.h"
+#include "notify.h"
+#include "sched.h"
+
+struct tdb {
+	struct triggers *t;
+	char *name;
+	char *conninfo;
+	struct notify *n;
+	bool trigger_channel; /* the history database: pgcrond_trigger */
+	bool seen;
+	struct tdb *next;
+};
+
+struct tjob {
+	struct triggers *t;
+	char *name;
+	char *database;
+	char *channel;
+	struct debounce deb;
+	struct event timer;
+	bool armed;
+	bool seen;
+	struct log_complaint complaint; /* dropped payloads */
+	struct tjob *next;
+};
+
+struct triggers {
+	struct event_base *base;
+	struct sched *s;
+	struct tdb *dbs;
+	struct tjob *jobs;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void free_payloads(char **p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i]);
+	free(p);
+}
+
+/* ---- per job -------------------------------------------------------------------------- */
+
+static void tjob_disarm(struct tjob *tj)
+{
+	if (tj->armed)
+		event_del(&tj->timer);
+	tj->armed = false;
+}
+
+static void tjob_free(struct tjob **tjp)
+{
+	struct tjob *tj = *tjp;
+	if (!tj)
+		return;
+	tjob_disarm(tj);
+	debounce_free(&tj->deb);
+	free(tj->name);
+	free(tj->database);
+	free(tj->channel);
+	free(tj);
+	*tjp = NULL;
+}
+
+static void tjob_arm(struct tjob *tj)
+{
+	int64_t due = debounce_due(&tj->deb);
+	tjob_disarm(tj);
+	if (due < 0)
+		return;
+	int64_t ms = due - mono_ms();
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	if (event_add(&tj->timer, &tv) == 0)
+		tj->armed = true;
+}
+
+/* Hand the job to the scheduler with what was gathered. FULL: without payloads, so the
+ * plugin refreshes everything (some notifications are known to be lost). */
+static void tjob_run(struct tjob *tj, bool full)
+{
+	size_t n = 0;
+	bool overflowed = false;
+	char **p = debounce_take(&tj->deb, &n, &overflowed);
+	tjob_disarm(tj);
+	if (overflowed && !full) {
+		log_job(LOG_LVL_WARNING, tj->name,
+		        "more notifications than can be kept for one run (%d payloads, %u bytes); "
+		        "running without payloads, as a full refresh",
+		        DEBOUNCE_MAX_PAYLOADS, DEBOUNCE_MAX_BYTES);
+		full = true;
+	}
+	if (full) {
+		free_payloads(p, n);
+		p = NULL;
+		n = 0;
+	}
+	int rc = sched_notify_run(tj->t->s, tj->name, p, n);
+	if (rc < 0 && rc != -ESHUTDOWN)
+		log_job(LOG_LVL_WARNING, tj->name, "cannot run for notifications: %s", strerror(-rc));
+}
+
+static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tjob *tj = arg;
+	tj->armed = false;
+	int64_t due = debounce_due(&tj->deb);
+	if (due < 0)
+		return;
+	if (mono_ms() < due) {
+		tjob_arm(tj); /* woken early */
+		return;
+	}
+	tjob_run(tj, false);
+}
+
+static void tjob_note(struct tjob *tj, const char *payload)
+{
+	switch (debounce_note(&tj->deb, mono_ms(), payload)) {
+	case DEBOUNCE_KEPT:
+	case DEBOUNCE_NOTED:
+		break;
+	case DEBOUNCE_OVERSIZED:
+		if (log_complain(&tj->complaint))
+			log_job(LOG_LVL_WARNING, tj->name,
+			        "notification on %s: payload of %zu bytes is longer than %d; dropped "
+			        "(the run still happens)",
+			        tj->channel, strlen(payload), DEBOUNCE_MAX_PAYLOAD);
+		break;
+	case DEBOUNCE_MALFORMED:
+		if (log_complain(&tj->complaint))
+			log_job(LOG_LVL_WARNING, tj->name,
+			        "notification on %s: payload is not UTF-8 text; dropped (the run still "
+			        "happens)",
+			        tj->channel);
+		break;
+	}
+	tjob_arm(tj);
+}
+
+/* ---- per database --------------------------------------------------------------------- */
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+	struct tdb *db = arg;
+	struct triggers *t = db->t;
+	if (db->trigger_channel && strcmp(channel, PGCROND_TRIGGER_CHANNEL) == 0) {
+		/* `pgcrond trigger JOB`: the payload is the job's name */
+		int rc = sched_trigger(t->s, payload, "manual");
+		if (rc == -ENOENT)
+			log_warning("pgcrond trigger: no job named \"%.64s\"", payload);
+		else if (rc < 0)
+			log_warning("pgcrond trigger %.64s: %s", payload, strerror(-rc));
+		return;
+	}
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		if (strcmp(tj->database, db->name) == 0 && strcmp(tj->channel, channel) == 0)
+			tjob_note(tj, payload);
+}
+
+static void on_listening(void *arg, bool first)
+{
+	struct tdb *db = arg;
+	if (first)
+		return;
+	for (struct tjob *tj = db->t->jobs; tj; tj = tj->next) {
+		if (strcmp(tj->database, db->name) != 0)
+			continue;
+		log_job(LOG_LVL_WARNING, tj->name,
+		        "the listener on database %s reconnected; notifications on %s may have been "
+		        "missed, so the job runs once",
+		        db->name, tj->channel);
+		tjob_run(tj, true);
+	}
+}
+
+static void tdb_free(struct tdb **dbp)
+{
+	struct tdb *db = *dbp;
+	if (!db)
+		return;
+	notify_free(&db->n);
+	free(db->name);
+	free(db->conninfo);
+	free(db);
+	*dbp = NULL;
+}
+
+static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
+{
+	for (struct tdb *db = t->dbs; db; db = db->next) {
+		if (strcmp(db->name, cd->name) != 0)
+			continue;
+		if (strcmp(db->conninfo, cd->conninfo) == 0)
+			return db;
+		/* a new conninfo: a new connection (its first connect is not a re-connect) */
+		char *ci = strdup(cd->conninfo);
+		if (!ci)
+			return NULL;
+		free(db->conninfo);
+		db->conninfo = ci;
+		notify_free(&db->n);
+		struct notify_callbacks cb = {on_notify, on_listening, db};
+		if (notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0)
+			return NULL;
+		return db;
+	}
+	struct tdb *db = calloc(1, sizeof(*db));
+	if (!db)
+		return NULL;
+	db->t = t;
+	db->name = strdup(cd->name);
+	db->conninfo = strdup(cd->conninfo);
+	struct notify_callbacks cb = {on_notify, on_listening, db};
+	if (!db->name || !db->conninfo ||
+	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
+		tdb_free(&db);
+		return NULL;
+	}
+	db->next = t->dbs;
+	t->dbs = db;
+	return db;
+}
+
+/* The union of the channels DB's jobs listen on. */
+static int tdb_channels(struct triggers *t, struct tdb *db)
+{
+	size_t cap = 1, n = 0;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		cap++;
+	const char **ch = calloc(cap, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	if (db->trigger_channel)
+		ch[n++] = PGCROND_TRIGGER_CHANNEL;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next) {
+		if (strcmp(tj->database, db->name) != 0)
+			continue;
+		bool dup = false;
+		for (size_t i = 0; i < n && !dup; i++)
+			dup = strcmp(ch[i], tj->channel) == 0;
+		if (!dup)
+			ch[n++] = tj->channel;
+	}
+	int rc = notify_set_channels(db->n, ch, n);
+	free(ch);
+	return rc;
+}
+
+/* ---- configuration -------------------------------------------------------------------- */
+
+static struct tjob *tjob_find(struct triggers *t, const char *name)
+{
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		if (strcmp(tj->name, name) == 0)
+			return tj;
+	return NULL;
+}
+
+static int apply_job(struct triggers *t, const struct pgc_config *cfg, const struct conf_job *cj)
+{
+	const char *dbname = cj->database ? cj->database : cfg->history_database;
+	if (!dbname || !config_database(cfg, dbname))
+		return 0; /* the config check reports it */
+	struct tjob *tj = tjob_find(t, cj->name);
+	if (tj && (strcmp(tj->database, dbname) != 0 || strcmp(tj->channel, cj->listen) != 0)) {
+		/* moved elsewhere: what was gathered belongs to the old channel */
+		tj->seen = false;
+		tj = NULL;
+	}
+	if (!tj) {
+		tj = calloc(1, sizeof(*tj));
+		if (!tj)
+			return -ENOMEM;
+		tj->t = t;
+		tj->name = strdup(cj->name);
+		tj->database = strdup(dbname);
+		tj->channel = strdup(cj->listen);
+		debounce_init(&tj->deb, cj->debounce_ms, cj->max_delay_ms);
+		evtimer_assign(&tj->timer, t->base, tjob_timer_cb, tj);
+		if (!tj->name || !tj->database || !tj->channel) {
+			tjob_free(&tj);
+			return -ENOMEM;
+		}
+		/* new entries go first, so the old one of a renamed channel is found later */
+		tj->next = t->jobs;
+		t->jobs = tj;
+	}
+	tj->seen = true;
+	tj->deb.debounce_ms = cj->debounce_ms;
+	tj->deb.max_delay_ms = cj->max_delay_ms;
+	if (tj->armed)
+		tjob_arm(tj);
+	return 0;
+}
+
+int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
+{
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		tj->seen = false;
+	for (struct tdb *db = t->dbs; db; db = db->next)
+		db->seen = false;
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *cj = &cfg->jobs[i];
+		if (!cj->listen || !cj->enabled)
+			continue;
+		int rc = apply_job(t, cfg, cj);
+		if (rc < 0)
+			return rc;
+	}
+	for (struct tjob **p = &t->jobs; *p;) {
+		if ((*p)->seen) {
+			p = &(*p)->next;
+			continue;
+		}
+		struct tjob *gone = *p;
+		*p = gone->next;
+		tjob_free(&gone);
+	}
+	/* the databases: those with listening jobs, and the history one for manual triggers */
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		const struct conf_database *cd = &cfg->databases[i];
+		bool hist = cfg->history_database && strcmp(cfg->history_database, cd->name) == 0;
+		bool used = hist;
+		for (struct tjob *tj = t->jobs; tj && !used; tj = tj->next)
+			used = strcmp(tj->database, cd->name) == 0;
+		if (!used)
+			continue;
+		struct tdb *db = tdb_get(t, cd);
+		if (!db)
+			return -ENOMEM;
+		db->seen = true;
+		db->trigger_channel = hist;
+		if (tdb_channels(t, db) < 0)
+			return -ENOMEM;
+	}
+	for (struct tdb **p = &t->dbs; *p;) {
+		if ((*p)->seen) {
+			p = &(*p)->next;
+			continue;
+		}
+		struct tdb *gone = *p;
+		*p = gone->next;
+		tdb_free(&gone);
+	}
+	return 0;
+}
+
+int triggers_new(struct event_base *base, struct sched *s, struct triggers **out)
+{
+	struct triggers *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->base = base;
+	t->s = s;
+	*out = t;
+	return 0;
+}
+
+void triggers_free(struct triggers **tp)
+{
+	struct triggers *t = *tp;
+	if (!t)
+		return;
+	while (t->jobs) {
+		struct tjob *tj = t->jobs;
+		t->jobs = tj->next;
+		tjob_free(&tj);
+	}
+	while (t->dbs) {
+		struct tdb *db = t->dbs;
+		t->dbs = db->next;
+		tdb_free(&db);
+	}
+	free(t);
+	*tp = NULL;
+}

@@ -1,0 +1,26 @@
+#ifndef PGCROND_TRIGGERS_H
+#define PGCROND_TRIGGERS_H
+
+/* Event triggers: the LISTEN side of the daemon. One notify.c listener per database, on the
+ * union of the channels its jobs `listen` on (plus pgcrond_trigger on the history database,
+ * for `pgcrond trigger JOB`). A notification is debounced per job (debounce.h): the job runs
+ * after `debounce` of quiet, never later than `max_delay` after the first unserved one,
+ * with the payloads gathered meanwhile. Oversized or malformed payloads are logged and
+ * dropped. After a listener RE-connects, each of its jobs runs once without payloads (a
+ * full refresh): notifications sent while nobody listened are gone. */
+
+struct event_base;
+struct pgc_config;
+struct sched;
+struct triggers;
+
+int triggers_new(struct event_base *base, struct sched *s, struct triggers **out)
+    __attribute__((warn_unused_result));
+/* Listen as CFG says (borrowed only during the call). A job that keeps its name, database
+ * and channel keeps its gathered notifications; a database whose conninfo changed gets a
+ * new connection. 0 or -ENOMEM. */
+int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
+    __attribute__((warn_unused_result));
+void triggers_free(struct triggers **t);
+
+#endif

@@ -1,0 +1,194 @@
+/* Alerts through the daemon against a real PostgreSQL: a webhook receiver in this process
+ * gets the alert JSON, a webhook that is down does not disturb scheduling, and a stale job
+ * raises its alert once and its recovery once. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "flowenv.h"
+
+#define DB "it_alerts"
+
+/* ---- a webhook receiver: a child process with an evhttp server, appending each request's
+ * body (and a newline) to a file ---------------------------------------------------------- */
+
+static const char *hook_file;
+
+static void hook_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	FILE *f = fopen(hook_file, "a");
+	if (f) {
+		size_t n = evbuffer_get_length(in);
+		char *body = malloc(n + 1);
+		if (body) {
+			evbuffer_copyout(in, body, n);
+			fwrite(body, 1, n, f);
+			fputc('\n', f);
+			free(body);
+		}
+		fclose(f);
+	}
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* Start the receiver writing to FILE; returns its pid and sets *PORT. */
+static pid_t hook_start(const char *file, int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert(fd >= 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	ck_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	ck_assert(listen(fd, 16) == 0);
+	ck_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+	*port = ntohs(sin.sin_port);
+	hook_file = file;
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		struct event_base *base = event_base_new();
+		struct evhttp *http = base ? evhttp_new(base) : NULL;
+		if (!http || evutil_make_socket_nonblocking(fd) != 0 ||
+		    evhttp_accept_socket(http, fd) != 0)
+			_exit(1);
+		evhttp_set_gencb(http, hook_cb, NULL);
+		event_base_dispatch(base);
+		_exit(0);
+	}
+	close(fd);
+	return pid;
+}
+
+static bool file_has(const char *path, const char *needle, double timeout_s)
+{
+	double t0 = itest_now();
+	for (;;) {
+		char *text = itest_read_file(path);
+		bool found = strstr(text, needle) != NULL;
+		free(text);
+		if (found || itest_now() - t0 > timeout_s)
+			return found;
+		itest_sleep(0.05);
+	}
+}
+
+static int lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
+{
+	struct fenv e;
+	char when[32];
+	int port;
+	fenv_setup(&e, "webhook", DB);
+	char *hook_path = fenv_path(&e, "hook.txt");
+	pid_t hook = hook_start(hook_path, &port);
+	/* the first webhook refuses connections (port 1), the second is ours */
+	fenv_main(&e, "alerts = ( { sink = \"webhook\"; url = \"http://127.0.0.1:1/down\"; timeout = \"1s\"; },"
+	              " { sink = \"webhook\"; url = \"http://127.0.0.1:%d/hook\"; timeout = \"2s\"; } );\n",
+	          port);
+	fenv_soon(when, sizeof(when), 2);
+	fenv_job(&e, "10-jobs.conf",
+	         "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT 1/0\"; },\n"
+	         "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; command = \"SELECT 1\"; }\n);\n",
+	         when);
+	fenv_start(&e);
+	ck_assert_msg(file_has(hook_path, "\"job\":\"broken\"", 15), "no alert:\n%s",
+	              itest_read_file(e.log));
+	char *got = itest_read_file(hook_path);
+	ck_assert_msg(strstr(got, "\"event\":\"alert\""), "%s", got);
+	ck_assert_msg(strstr(got, "\"kind\":\"failed\""), "%s", got);
+	ck_assert_msg(strstr(got, "division by zero"), "%s", got);
+	free(got);
+	itest_sleep(4);
+	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	/* the dead webhook did not hold up the every-second job */
+	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                "job_name = 'tick' AND (status <> 'succeeded' OR "
+	                                "start_time - scheduled_time > interval '900 ms')"), 0);
+	ck_assert_int_ge(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                "job_name = 'tick' AND scheduled_time > (SELECT start_time "
+	                                "FROM pgcrond.job_run_details WHERE job_name = 'broken')"), 3);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "http://127.0.0.1:1/down"), "the dead sink is not reported:\n%s", log);
+	free(log);
+	got = itest_read_file(hook_path);
+	/* alert once, no repeat within alert_repeat */
+	ck_assert_msg(lines_with(got, "\"event\":") == 1, "%s", got);
+	free(got);
+	kill(hook, SIGKILL);
+	waitpid(hook, NULL, 0);
+	free(hook_path);
+	fenv_teardown(&e);
+}
+END_TEST
+
+START_TEST(stale_alerts_once_and_recovers_once)
+{
+	struct fenv e;
+	fenv_setup(&e, "stale", DB);
+	fenv_main(&e, "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
+	              "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
+	              "%s/state/alerts.txt\"; } );\n", e.dir);
+	itest_exec(e.db, "CREATE TABLE flag (ok boolean); INSERT INTO flag VALUES (false)");
+	/* fails while flag.ok is false: the view it maintains goes stale after 2 s */
+	fenv_job(&e, "10-stale.conf",
+	         "job = { name = \"view\"; database = \"app\"; schedule = \"* * * * * *\";"
+	         " command = \"SELECT 1 / ok::int FROM flag\";"
+	         " max_staleness = \"2s\"; alert_after = 100; };\n");
+	fenv_start(&e);
+	char *path = fenv_path(&e, "state/alerts.txt");
+	double t0 = itest_now();
+	char *a = NULL;
+	for (;;) {
+		free(a);
+		a = itest_read_file(path);
+		if (strstr(a, "alert stale view") || itest_now() - t0 > 10)
+			break;
+		itest_sleep(0.1);
+	}
+	ck_assert_msg(strstr(a, "alert stale view"), "no stale alert:\n%s\n%s", a,
+	              itest_read_file(e.log));
+	free(a);
+	itest_sleep(2.5); /* still stale: no second alert */
+	itest_exec(e.db, "UPDATE flag SET ok = true");
+	ck_assert(fenv_wait(&e, 5, "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
+	                           "job_name = 'view' AND status = 'succeeded'"));
+	itest_sleep(1.5);
+	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	a = itest_read_file(path);
+	ck_assert_msg(lines_with(a, "alert stale view") == 1, "alerts:\n%s", a);
+	ck_assert_msg(lines_with(a, "recovered stale view") == 1, "alerts:\n%s", a);
+	/* alert_after = 100: single failures are not alerted */
+	ck_assert_msg(lines_with(a, "failed view") == 0, "alerts:\n%s", a);
+	free(a);
+	free(path);
+	fenv_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("alerts");
+	TCase *tc = tcase_create("alerts");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, webhook_gets_the_alert_and_a_dead_one_does_no_harm);
+	tcase_add_test(tc, stale_alerts_once_and_recovers_once);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
