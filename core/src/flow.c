@@ -111,7 +111,7 @@ static bool job_ready(const struct job *j)
 static const struct job *busy_upstream(const struct job *j)
 {
 	for (size_t i = 0; i < j->n_ups; i++)
-		if (j->ups[i]->active)
+		if (j->ups[i]->active || j->ups[i]->notify_pending)
 			return j->ups[i];
 	return NULL;
 }

@@ -774,6 +774,13 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 }
 
 /* Notifications are never skipped: while the job is busy they gather in one waiting run. */
+void sched_notify_pending(struct sched *s, const char *name, bool pending)
+{
+	struct job *j = sched_job_find(s, name);
+	if (j)
+		j->notify_pending = pending;
+}
+
 int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n)
 {
 	struct job *j = s->draining ? NULL : sched_job_find(s, name);

@@ -43,6 +43,9 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
  * array passes to the scheduler, also on error). If the job is busy they wait, merged with
  * any others, until its run ends: notification runs are never skipped. -ENOENT, -ESHUTDOWN,
  * -ENOMEM. */
+/* Job NAME has notifications not yet served (PENDING), or no longer: its downstreams wait
+ * for that coming run as they wait for a running one. */
+void sched_notify_pending(struct sched *s, const char *name, bool pending);
 int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n);
 
 /* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there

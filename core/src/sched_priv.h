@@ -47,6 +47,8 @@ struct job {
 	uint64_t mark;         /* upstream_failed propagation visit mark */
 	bool busy_final;       /* last run ended in a final failure */
 	struct run *parked;    /* a fire waiting for a running upstream */
+	bool notify_pending;   /* notifications not yet served: a run comes within max_delay,
+	                        * so downstreams wait for it as for a running job (triggers.c) */
 	bool graph_again;      /* upstreams succeeded while it ran: run again after */
 	char *graph_again_id;  /* the graph-run id for that run */
 	struct event retry_ev; /* the wait before the next attempt (active->retry_wait) */

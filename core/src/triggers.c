@@ -75,6 +75,9 @@ static void tjob_free(struct tjob **tjp)
 	if (!tj)
 		return;
 	tjob_disarm(tj);
+	/* its notifications will not be served: downstreams must not wait for them */
+	if (tj->deb.first_ms >= 0 && tj->t->s)
+		sched_notify_pending(tj->t->s, tj->name, false);
 	debounce_free(&tj->deb);
 	free(tj->name);
 	free(tj->database);
@@ -117,6 +120,7 @@ static void tjob_run(struct tjob *tj, bool full)
 		p = NULL;
 		n = 0;
 	}
+	sched_notify_pending(tj->t->s, tj->name, false);
 	int rc = sched_notify_run(tj->t->s, tj->name, p, n);
 	if (rc < 0 && rc != -ESHUTDOWN)
 		log_job(LOG_LVL_WARNING, tj->name, "cannot run for notifications: %s", strerror(-rc));
@@ -138,6 +142,10 @@ static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void tjob_note(struct tjob *tj, const char *payload)
 {
+	/* the first unserved notification: downstream jobs now wait for this job's run, so a
+	 * notification that reaches both does not start the downstream on stale data */
+	if (tj->deb.first_ms < 0)
+		sched_notify_pending(tj->t->s, tj->name, true);
 	switch (debounce_note(&tj->deb, mono_ms(), payload)) {
 	case DEBOUNCE_KEPT:
 	case DEBOUNCE_NOTED:

@@ -119,6 +119,41 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 }
 END_TEST
 
+/* Seed 002's case: the lane and weakness jobs both listen on submission_scored, and weakness
+ * reads lane's view. One notification reaches both; the downstream must not start on its
+ * upstream's stale data: it waits for the upstream's coming run to finish. */
+START_TEST(shared_channel_downstream_waits_for_upstream)
+{
+	struct fenv e;
+	fenv_setup(&e, "shared", "it_listen_shared");
+	itest_exec(e.db, "CREATE TABLE order_log (what text, at timestamptz DEFAULT clock_timestamp());"
+	                 "GRANT ALL ON order_log TO PUBLIC");
+	/* the downstream comes first in the file, so its debounce timer is the first due */
+	fenv_job(&e, "10-jobs.conf",
+	         "jobs = (\n"
+	         "  { name = \"down\"; command = \"INSERT INTO order_log(what) VALUES ('down')\";\n"
+	         "    after = [ \"up\" ]; schedule = \"0 0 1 1 *\";\n"
+	         "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; },\n"
+	         "  { name = \"up\"; command = \"SELECT pg_sleep(0.5); "
+	         "INSERT INTO order_log(what) VALUES ('up done')\";\n"
+	         "    schedule = \"0 0 1 1 *\";\n"
+	         "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; }\n"
+	         ");\n");
+	fenv_start(&e);
+	ck_assert(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                            "application_name = 'pgcrond listener' AND state = 'idle'"));
+	itest_exec(e.db, "SELECT pg_notify('shared', 'x')");
+	ck_assert_msg(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM order_log WHERE what = 'down'"),
+	              "the downstream never ran:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM order_log d JOIN order_log u "
+	                                "ON u.what = 'up done' WHERE d.what = 'down' AND d.at > u.at"),
+	                 1);
+	ck_assert(itest_wait_log(e.log, "waiting for upstream job up to finish", 1));
+	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	fenv_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listen");
@@ -127,6 +162,7 @@ int main(void)
 	tcase_add_test(tc, burst_makes_one_run_with_every_payload);
 	tcase_add_test(tc, steady_stream_runs_every_max_delay);
 	tcase_add_test(tc, killed_listener_reconnects_and_runs_once);
+	tcase_add_test(tc, shared_channel_downstream_waits_for_upstream);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
