@@ -469,6 +469,103 @@ static const char *api_job_name(const struct pgc_settings *s)
 	return s->job->name;
 }
 
+static int job_relations(const struct plugin *p, const struct conf_job *job, struct diag_list *dl,
+                         int *n_errors, struct pgc_relation_decl **out, size_t *n_out, char *err,
+                         size_t errlen);
+
+/* A run_refresh() failure: the reason goes into the run like run_error()'s, so a plugin that
+ * ignores the return value still gets a failed build with a message. */
+static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api_run_error(run, "%s", msg);
+	return rc;
+}
+
+static int refresh_one(struct pgc_run *run, const char *relation, bool concurrently, bool analyze)
+{
+	/* Names come from the plugin or an operator's job file: allow far more than
+	 * NAMEDATALEN, so PostgreSQL, not this buffer, says what is too long. */
+	char ident[1024], sql[sizeof(ident) + 48];
+	int rc, n;
+
+	rc = plugin_quote_qualified(relation, ident, sizeof(ident));
+	if (rc == -ENOSPC)
+		return refresh_failed(run, -ENAMETOOLONG, "relation name \"%.64s...\" is too long",
+		                      relation);
+	if (rc < 0)
+		return refresh_failed(run, rc,
+		                      "cannot refresh \"%s\": not a relation name; write "
+		                      "\"schema.view\" or \"view\"",
+		                      relation);
+	n = snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW %s%s",
+	             concurrently ? "CONCURRENTLY " : "", ident);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return refresh_failed(run, -ENAMETOOLONG, "relation name \"%.64s...\" is too long",
+		                      relation);
+	if ((rc = api_run_add(run, sql)) < 0 || !analyze)
+		return rc;
+	n = snprintf(sql, sizeof(sql), "ANALYZE %s", ident);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return refresh_failed(run, -ENAMETOOLONG, "relation name \"%.64s...\" is too long",
+		                      relation);
+	return api_run_add(run, sql);
+}
+
+/* The job's relations (declared, then job_relation()'s) decide both what NULL means and
+ * whether a named view must be refreshed CONCURRENTLY. */
+static int api_run_refresh(struct pgc_run *run, const char *relation, unsigned flags)
+{
+	struct pgc_relation_decl *rels = NULL;
+	size_t n_rels = 0, n_views = 0;
+	char err[1024];
+	int rc = 0;
+
+	if (flags & ~(PGC_REFRESH_CONCURRENTLY | PGC_REFRESH_ANALYZE))
+		return refresh_failed(run, -EINVAL,
+		                      "run_refresh() was given unknown flags 0x%x (a plugin bug)",
+		                      flags & ~(PGC_REFRESH_CONCURRENTLY | PGC_REFRESH_ANALYZE));
+	if (run->plugin && run->job) {
+		rc = job_relations(run->plugin, run->job, NULL, NULL, &rels, &n_rels, err,
+		                   sizeof(err));
+		set_context(run->plugin, run->job); /* job_relations() cleared it: still ours */
+		if (rc < 0)
+			return refresh_failed(run, rc, "%s", err);
+	}
+	bool analyze = flags & PGC_REFRESH_ANALYZE;
+	for (size_t i = 0; i < n_rels && rc == 0; i++) {
+		const struct pgc_relation_decl *r = &rels[i];
+		bool declared_concurrent = r->flags & PGC_RELATION_CONCURRENT;
+		if (r->kind != PGC_RELATION_MATVIEW)
+			continue;
+		if (!relation) {
+			rc = refresh_one(run, r->name,
+			                 declared_concurrent || (flags & PGC_REFRESH_CONCURRENTLY),
+			                 analyze);
+			n_views++;
+		} else if (strcmp(r->name, relation) == 0 && declared_concurrent) {
+			flags |= PGC_REFRESH_CONCURRENTLY; /* guarded: never a blocking refresh */
+		}
+	}
+	plugin_relations_free(&rels);
+	if (rc < 0)
+		return rc;
+	if (relation)
+		return refresh_one(run, relation, flags & PGC_REFRESH_CONCURRENTLY, analyze);
+	if (n_views == 0)
+		return refresh_failed(run, -ENOENT,
+		                      "run_refresh() found no materialized view to refresh: the "
+		                      "plugin declares none (a plugin bug)");
+	return 0;
+}
+
 static const struct pgc_api core_api = {
     .size = sizeof(struct pgc_api),
     .abi_major = PGC_PLUGIN_ABI_MAJOR,
@@ -487,6 +584,7 @@ static const struct pgc_api core_api = {
     .run_add_param = api_run_add_param,
     .run_error = api_run_error,
     .job_name = api_job_name,
+    .run_refresh = api_run_refresh,
 };
 
 const struct pgc_api *plugin_api(void)
@@ -1266,6 +1364,8 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 		set_err(err, errlen, "out of memory building the run");
 		return -ENOMEM;
 	}
+	run->plugin = p;
+	run->job = job;
 	set_context(p, job);
 	if (!install)
 		rc = p->decl.build_run(&s, n_payloads ? payloads : no_payloads, n_payloads, run);

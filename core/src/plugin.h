@@ -45,6 +45,10 @@ struct pgc_run {
 	size_t n_stmts, cap;
 	char *error;   /* what run_error() said, or NULL */
 	int add_error; /* the first failed run_add()/run_add_param(), 0 if none */
+	/* Whose run it is, for run_refresh(NULL): the job's relations. NULL in a run built
+	 * outside plugin_build_run()/plugin_build_install() (tests). */
+	const struct plugin *plugin;
+	const struct conf_job *job;
 };
 
 /* The distinct plugins one configuration names, loaded once each. Load failures are

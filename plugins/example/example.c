@@ -4,7 +4,6 @@
  * tells listeners the view changed. Copy it to start a new plugin. */
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <pgcrond/plugin.h>
@@ -45,26 +44,16 @@ static int check_settings(const struct pgc_settings *s)
 static int build_run(const struct pgc_settings *s, const char *const *payloads, size_t n_payloads,
                      struct pgc_run *run)
 {
-	char view[128], sql[192];
-	int rc, n;
+	int rc;
 
 	if (n_payloads)
 		api->log(PGC_LOG_DEBUG, "refreshing after %zu notification(s), first \"%s\"",
 		         n_payloads, payloads[0]);
-	if ((rc = api->quote_qualified(VIEW, view, sizeof(view))) < 0)
+	/* The core quotes the name and, since the view is declared CONCURRENT, refreshes it
+	 * CONCURRENTLY; ANALYZE follows when the job asks for it. */
+	unsigned flags = api->setting_bool(s, "analyze", false) ? PGC_REFRESH_ANALYZE : 0;
+	if ((rc = api->run_refresh(run, VIEW, flags)) < 0)
 		return rc;
-	n = snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW CONCURRENTLY %s", view);
-	if (n < 0 || (size_t)n >= sizeof(sql))
-		return -ENAMETOOLONG;
-	if ((rc = api->run_add(run, sql)) < 0)
-		return rc;
-	if (api->setting_bool(s, "analyze", false)) {
-		n = snprintf(sql, sizeof(sql), "ANALYZE %s", view);
-		if (n < 0 || (size_t)n >= sizeof(sql))
-			return -ENAMETOOLONG;
-		if ((rc = api->run_add(run, sql)) < 0)
-			return rc;
-	}
 	const char *channel = api->setting_str(s, "notify_channel", NULL);
 	if (channel) {
 		/* Values only ever as parameters, even a channel name. */

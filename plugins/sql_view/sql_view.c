@@ -451,28 +451,11 @@ out:
 static int build_run(const struct pgc_settings *s, const char *const *payloads, size_t n_payloads,
                      struct pgc_run *run)
 {
-	char view[2 * (2 * NAME_MAX_BYTES + 2) + 2], sql[sizeof(view) + 64];
-	int rc, n;
-
 	/* The payloads only say that something changed: the whole view is recomputed anyway,
-	 * and nothing from them goes into the SQL. */
-	(void)payloads;
-	(void)n_payloads;
-	if ((rc = quoted_view(s, run, view, sizeof(view))) < 0)
-		return rc;
-	n = snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW CONCURRENTLY %s", view);
-	if (n < 0 || (size_t)n >= sizeof(sql))
-		return -ENAMETOOLONG;
-	if ((rc = api->run_add(run, sql)) < 0)
-		return rc;
-	if (api->setting_bool(s, "analyze", false)) {
-		n = snprintf(sql, sizeof(sql), "ANALYZE %s", view);
-		if (n < 0 || (size_t)n >= sizeof(sql))
-			return -ENAMETOOLONG;
-		if ((rc = api->run_add(run, sql)) < 0)
-			return rc;
-	}
-	return 0;
+	 * and nothing from them goes into the SQL. The job's view is the one job_relation()
+	 * names, declared CONCURRENT, so the core refreshes it concurrently. */
+	return api->run_refresh(run, NULL,
+	                        api->setting_bool(s, "analyze", false) ? PGC_REFRESH_ANALYZE : 0);
 }
 
 static const struct pgc_plugin plugin = {

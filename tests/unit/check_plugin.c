@@ -187,6 +187,7 @@ START_TEST(test_api_table)
 	ck_assert_ptr_nonnull(api->run_add_param);
 	ck_assert_ptr_nonnull(api->run_error);
 	ck_assert_ptr_nonnull(api->job_name);
+	ck_assert_ptr_nonnull(api->run_refresh);
 }
 END_TEST
 
@@ -257,6 +258,131 @@ START_TEST(test_example_build_run)
 	ck_assert_int_eq(run->stmts[2].n_params, 2);
 	ck_assert_str_eq(run->stmts[2].params[0], "views_changed");
 	ck_assert_str_eq(run->stmts[2].params[1], "public.pgcrond_example_mv");
+	plugin_run_free(&run);
+}
+END_TEST
+
+/* ---- run_refresh() ---------------------------------------------------------------- */
+
+/* Build a run of the refresher test plugin with MODE; returns the build's rc, the run in
+ * *RUN (NULL on failure) and the message in ERR. */
+static int refresher_run(const struct plugin *p, const char *mode, struct pgc_run **run, char *err,
+                         size_t errlen)
+{
+	struct conf_setting settings[] = {{.key = "mode", .value = (char *)mode, .line = 4}};
+	struct conf_job job = {.name = "refresh-all",
+	                       .plugin = "refresher",
+	                       .file = "conf.d/10-r.conf",
+	                       .line = 2,
+	                       .settings = settings,
+	                       .n_settings = 1};
+
+	return plugin_build_run(p, &job, NULL, 0, run, err, errlen);
+}
+
+START_TEST(test_run_refresh)
+{
+	const struct plugin *p;
+	struct pgc_run *run;
+	char err[1024];
+
+	install_test_plugin("refresher");
+	ck_assert_msg(plugin_load(dir, "refresher", &p, err, sizeof(err)) == 0, "%s", err);
+
+	/* NULL: every declared view in order, the table skipped, CONCURRENTLY as declared,
+	 * names quoted with their case kept */
+	ck_assert_int_eq(refresher_run(p, "all", &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 2);
+	ck_assert_str_eq(run->stmts[0].sql,
+	                 "REFRESH MATERIALIZED VIEW CONCURRENTLY \"public\".\"mv_a\"");
+	ck_assert_str_eq(run->stmts[1].sql, "REFRESH MATERIALIZED VIEW \"public\".\"MV_b\"");
+	ck_assert_int_eq(run->stmts[0].n_params, 0);
+	plugin_run_free(&run);
+
+	/* ANALYZE right after each view's refresh */
+	ck_assert_int_eq(refresher_run(p, "all_analyze", &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_str_eq(run->stmts[0].sql,
+	                 "REFRESH MATERIALIZED VIEW CONCURRENTLY \"public\".\"mv_a\"");
+	ck_assert_str_eq(run->stmts[1].sql, "ANALYZE \"public\".\"mv_a\"");
+	ck_assert_str_eq(run->stmts[2].sql, "REFRESH MATERIALIZED VIEW \"public\".\"MV_b\"");
+	ck_assert_str_eq(run->stmts[3].sql, "ANALYZE \"public\".\"MV_b\"");
+	plugin_run_free(&run);
+
+	ck_assert_int_eq(refresher_run(p, "all_concurrently", &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 2);
+	ck_assert_str_eq(run->stmts[1].sql,
+	                 "REFRESH MATERIALIZED VIEW CONCURRENTLY \"public\".\"MV_b\"");
+	plugin_run_free(&run);
+
+	/* a view the core guards is never refreshed blocking, whatever the flags say */
+	ck_assert_int_eq(refresher_run(p, "declared_blocking", &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 1);
+	ck_assert_str_eq(run->stmts[0].sql,
+	                 "REFRESH MATERIALIZED VIEW CONCURRENTLY \"public\".\"mv_a\"");
+	plugin_run_free(&run);
+
+	/* an undeclared view: as the flags say, quoted part by part */
+	ck_assert_int_eq(refresher_run(p, "other", &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 2);
+	ck_assert_str_eq(run->stmts[0].sql, "REFRESH MATERIALIZED VIEW \"other\".\"we\"\"ird\"");
+	ck_assert_str_eq(run->stmts[1].sql, "ANALYZE \"other\".\"we\"\"ird\"");
+	plugin_run_free(&run);
+
+	/* mistakes fail the build with a message, even when the plugin ignores the result */
+	ck_assert_int_eq(refresher_run(p, "bad_name_ignored", &run, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_null(run);
+	ck_assert_str_eq(err, "plugin \"refresher\" could not build the run: cannot refresh "
+	                      "\"a.b.c\": not a relation name; write \"schema.view\" or \"view\"");
+	ck_assert_int_eq(refresher_run(p, "bad_flags", &run, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "plugin \"refresher\" could not build the run: run_refresh() was "
+	                      "given unknown flags 0x80 (a plugin bug)");
+}
+END_TEST
+
+/* The entry on its own, as a plugin built against 1.1 calls it: a run that belongs to no
+ * job has no views to refresh, but can refresh a named one. */
+START_TEST(test_run_refresh_direct)
+{
+	const struct pgc_api *api = plugin_api();
+	struct pgc_run *run = calloc(1, sizeof(*run));
+	char long_name[1200];
+
+	ck_assert_ptr_nonnull(run);
+	ck_assert_int_eq(api->run_refresh(run, NULL, 0), -ENOENT);
+	ck_assert_ptr_nonnull(run->error);
+	ck_assert_ptr_nonnull(strstr(run->error, "no materialized view"));
+	ck_assert_uint_eq(run->n_stmts, 0);
+	ck_assert_int_eq(api->run_refresh(run, "mv_plain", PGC_REFRESH_CONCURRENTLY), 0);
+	ck_assert_uint_eq(run->n_stmts, 1);
+	ck_assert_str_eq(run->stmts[0].sql, "REFRESH MATERIALIZED VIEW CONCURRENTLY \"mv_plain\"");
+	ck_assert_int_eq(api->run_refresh(run, "", 0), -EINVAL);
+	ck_assert_int_eq(api->run_refresh(run, "s.", 0), -EINVAL);
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	ck_assert_int_eq(api->run_refresh(run, long_name, 0), -ENAMETOOLONG);
+	ck_assert_uint_eq(run->n_stmts, 1);
+	plugin_run_free(&run);
+}
+END_TEST
+
+/* The seed plugins are declarations plus run_refresh(NULL): chat_telemetry's two views come
+ * out in declaration order, CONCURRENTLY. */
+START_TEST(test_seed_plugin_run)
+{
+	const struct plugin *p;
+	struct pgc_run *run;
+	char err[1024];
+	struct conf_job job = {.name = "refresh-chat", .plugin = "chat_telemetry", .line = 1};
+
+	install_as(PLUGIN_BUILD_DIR "/chat_telemetry.so", "chat_telemetry", 0755);
+	ck_assert_msg(plugin_load(dir, "chat_telemetry", &p, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(plugin_build_run(p, &job, NULL, 0, &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 2);
+	ck_assert_str_eq(run->stmts[0].sql, "REFRESH MATERIALIZED VIEW CONCURRENTLY "
+	                                    "\"public\".\"chat_telemetry_domain_summary\"");
+	ck_assert_str_eq(run->stmts[1].sql, "REFRESH MATERIALIZED VIEW CONCURRENTLY "
+	                                    "\"public\".\"chat_telemetry_model_summary\"");
 	plugin_run_free(&run);
 }
 END_TEST
@@ -797,6 +923,9 @@ static Suite *plugin_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_example_loads);
 	tcase_add_test(tc, test_example_build_run);
+	tcase_add_test(tc, test_run_refresh);
+	tcase_add_test(tc, test_run_refresh_direct);
+	tcase_add_test(tc, test_seed_plugin_run);
 	tcase_add_test(tc, test_no_magic);
 	tcase_add_test(tc, test_abi_major);
 	tcase_add_test(tc, test_abi_minor);

@@ -208,7 +208,40 @@ struct pgc_api {
 
 	/* The name of the job whose settings S are (for messages). Static for the callback. */
 	const char *(*job_name)(const struct pgc_settings *s);
+
+	/* -- ABI 1.1 -- */
+
+	/*
+	 * Append the refresh of a materialized view to RUN, the statement nearly every view
+	 * plugin's build_run() consists of, so plugins need not format and quote it themselves:
+	 *   REFRESH MATERIALIZED VIEW [CONCURRENTLY] "schema"."view"
+	 * followed, with PGC_REFRESH_ANALYZE, by
+	 *   ANALYZE "schema"."view"
+	 *
+	 * RELATION: the view, spelled as in `relations` ("schema.view", or "view" to go through
+	 *   the search_path); taken literally (no case folding) and quoted by the core. Borrowed:
+	 *   the core copies what it needs before returning. NULL means every materialized view
+	 *   the job maintains, in declaration order: the `relations` entries of kind
+	 *   PGC_RELATION_MATVIEW, then the one job_relation() names (if it is a materialized
+	 *   view); each is refreshed, and with PGC_REFRESH_ANALYZE analyzed, before the next.
+	 *   Tables (PGC_RELATION_TABLE) are skipped: how a table is filled is the plugin's own.
+	 * FLAGS: PGC_REFRESH_* bits. CONCURRENTLY is used when FLAGS has
+	 *   PGC_REFRESH_CONCURRENTLY *or* the job declares the view PGC_RELATION_CONCURRENT
+	 *   (in `relations` or through job_relation()): a view the core guards for a concurrent
+	 *   refresh is never refreshed in a blocking way, whatever FLAGS say.
+	 *
+	 * Returns 0; -EINVAL for an invalid name (empty, an empty part, more than one '.') or an
+	 * unknown flag; -ENOENT if RELATION is NULL and the job maintains no materialized view;
+	 * -ENAMETOOLONG; -ENOMEM. Each failure also records its reason, as run_error() would, so
+	 * the build fails with a message even if the plugin ignores the return value. Usable in
+	 * build_run() and job_install(); pure, like them.
+	 */
+	int (*run_refresh)(struct pgc_run *run, const char *relation, unsigned flags);
 };
+
+/* Flags of pgc_api.run_refresh(). */
+#define PGC_REFRESH_CONCURRENTLY 0x1u /* REFRESH ... CONCURRENTLY even if not declared so */
+#define PGC_REFRESH_ANALYZE 0x2u      /* ANALYZE each view right after its refresh */
 
 /* ---- what a plugin declares ---------------------------------------------------------------- */
 

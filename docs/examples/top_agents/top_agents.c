@@ -3,7 +3,6 @@
  * REFRESH MATERIALIZED VIEW CONCURRENTLY and can NOTIFY a channel when it is done. */
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <pgcrond/plugin.h>
@@ -47,20 +46,15 @@ static int check_settings(const struct pgc_settings *s)
 static int build_run(const struct pgc_settings *s, const char *const *payloads, size_t n_payloads,
                      struct pgc_run *run)
 {
-	char view[128], sql[192];
-	int rc, n;
+	int rc;
 
 	(void)payloads; /* a notification only says "something changed" */
 	if (n_payloads)
 		api->log(PGC_LOG_DEBUG, "%zu notification(s) since the last run", n_payloads);
 
-	/* Identifiers only ever quoted. */
-	if ((rc = api->quote_qualified(VIEW, view, sizeof(view))) < 0)
-		return rc;
-	n = snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW CONCURRENTLY %s", view);
-	if (n < 0 || (size_t)n >= sizeof(sql))
-		return -ENAMETOOLONG;
-	if ((rc = api->run_add(run, sql)) < 0)
+	/* REFRESH MATERIALIZED VIEW CONCURRENTLY "public"."mv_top_agents": the core quotes the
+	 * name, and refreshes a view declared PGC_RELATION_CONCURRENT only concurrently. */
+	if ((rc = api->run_refresh(run, VIEW, 0)) < 0)
 		return rc;
 
 	/* Values only ever as parameters. */

@@ -1,0 +1,543 @@
+/* The five seed view plugins against a real PostgreSQL, on data from sql/demo/generate.sql.
+ * The test plays the core's part for a run the way the daemon does it: for each CONCURRENT
+ * view of the plugin the guard of sql/refresh.sql, then the statements build_run() gives,
+ * each with its parameters, stopping at the first error. It asserts what an operator would
+ * check: `pgcrond install` creates everything and a second install changes and says
+ * nothing; each view equals, row for row, the plain query written from its seed
+ * (plugins/<name>/reference*.sql); a view that lost its unique index is refused and never
+ * refreshed in a blocking way; and readers of a view being refreshed CONCURRENTLY keep
+ * getting rows, promptly. */
+#include <check.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "itest.h"
+#include "plugin.h"
+
+#define REPO_DIR TEST_SOURCE_DIR "/.."
+
+/* In dependency order: weakness_patterns reads lane_distribution's view. */
+static const char *const plugin_names[] = {
+    "lane_distribution", "weakness_patterns", "agent_progress",
+    "time_to_first_win", "chat_telemetry",
+};
+#define N_PLUGINS (sizeof(plugin_names) / sizeof(plugin_names[0]))
+
+/* Each view, the plugin that keeps it, and its reference query's file. */
+static const struct view_ref {
+	const char *view;
+	const char *plugin;
+	const char *reference; /* under plugins/<plugin>/ */
+} view_refs[] = {
+    {"public.mv_lane_score_distribution", "lane_distribution", "reference.sql"},
+    {"public.mv_weakness_patterns", "weakness_patterns", "reference.sql"},
+    {"public.mv_agent_progress", "agent_progress", "reference.sql"},
+    {"public.mv_time_to_first_win", "time_to_first_win", "reference.sql"},
+    {"public.chat_telemetry_domain_summary", "chat_telemetry",
+     "reference.chat_telemetry_domain_summary.sql"},
+    {"public.chat_telemetry_model_summary", "chat_telemetry",
+     "reference.chat_telemetry_model_summary.sql"},
+};
+#define N_VIEWS (sizeof(view_refs) / sizeof(view_refs[0]))
+
+/* A test's world: a temp dir with plugins/ (copies of the built plugins, safe modes),
+ * conf.d/ (one yearly job per plugin: install reads them, no daemon needed) and
+ * pgcrond.conf, and a fresh database holding the demo schema and data. */
+struct env {
+	char *dir;
+	char *ci;
+	char conf[600];
+	char plugin_dir[600];
+	PGconn *c;
+	const struct plugin *plugins[N_PLUGINS];
+};
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	ck_assert_msg(in != NULL, "%s missing: build the plugins", from);
+	FILE *out = fopen(to, "wb");
+	ck_assert_msg(out != NULL, "cannot write %s", to);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_int_eq(chmod(to, 0644), 0); /* the loader refuses group/other-writable files */
+}
+
+static void exec_file(PGconn *c, const char *path)
+{
+	char *sql = itest_read_file(path);
+	ck_assert_msg(*sql, "%s is missing or empty", path);
+	itest_exec(c, sql);
+	free(sql);
+}
+
+static void env_init(struct env *e, const char *tag, long submissions)
+{
+	char path[1200], from[600], err[1024];
+	int n;
+
+	memset(e, 0, sizeof(*e));
+	e->dir = itest_tmpdir(tag);
+	n = snprintf(e->plugin_dir, sizeof(e->plugin_dir), "%s/plugins", e->dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(e->plugin_dir));
+	ck_assert_int_eq(mkdir(e->plugin_dir, 0755), 0);
+	ck_assert_int_eq(chmod(e->plugin_dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/conf.d", e->dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	for (size_t i = 0; i < N_PLUGINS; i++) {
+		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, plugin_names[i]);
+		snprintf(path, sizeof(path), "%s/%s.so", e->plugin_dir, plugin_names[i]);
+		copy_file(from, path);
+		snprintf(path, sizeof(path), "%s/conf.d/%02zu-%s.conf", e->dir, 10 * (i + 1),
+		         plugin_names[i]);
+		itest_write_file(path,
+		                 "job = {\n"
+		                 "\tname = \"refresh-%s\";\n"
+		                 "\tplugin = \"%s\";\n"
+		                 "\tdatabase = \"analytics\";\n"
+		                 "\tschedule = \"@yearly\";\n"
+		                 "};\n",
+		                 plugin_names[i], plugin_names[i]);
+		ck_assert_msg(plugin_load(e->plugin_dir, plugin_names[i], &e->plugins[i], err,
+		                          sizeof(err)) == 0,
+		              "%s", err);
+	}
+
+	char db[64];
+	snprintf(db, sizeof(db), "pgcrond_it_views_%s", tag);
+	e->ci = itest_fresh_db(db);
+	n = snprintf(e->conf, sizeof(e->conf), "%s/pgcrond.conf", e->dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(e->conf));
+	itest_write_file(e->conf,
+	                 "plugin_dir = \"%s\";\n"
+	                 "conf_dir = \"%s/conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { analytics = { conninfo = \"%s\"; }; };\n",
+	                 e->plugin_dir, e->dir, e->dir, e->ci);
+
+	e->c = itest_connect(e->ci);
+	PQsetNoticeProcessor(e->c, quiet, NULL);
+	exec_file(e->c, REPO_DIR "/sql/demo/schema.sql");
+	exec_file(e->c, REPO_DIR "/sql/demo/generate.sql");
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond_demo.generate(%ld)", submissions);
+	itest_exec(e->c, sql);
+	ck_assert_int_eq(itest_scalar_ll(e->c, "SELECT count(*) FROM public.submissions"),
+	                 submissions);
+}
+
+static void env_free(struct env *e)
+{
+	PQfinish(e->c);
+	for (size_t i = 0; i < N_PLUGINS; i++) {
+		char path[1200];
+		snprintf(path, sizeof(path), "%s/%s.so", e->plugin_dir, plugin_names[i]);
+		unlink(path);
+	}
+	free(e->ci);
+	free(e->dir);
+}
+
+static const struct plugin *env_plugin(const struct env *e, const char *name)
+{
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		if (strcmp(plugin_names[i], name) == 0)
+			return e->plugins[i];
+	ck_abort_msg("no plugin %s", name);
+	return NULL;
+}
+
+/* "SQLSTATE message" of a failed result, malloc'd. */
+static char *failure(const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	size_t len = 16 + strlen(msg ? msg : "");
+	char *fail = malloc(len);
+	ck_assert_ptr_nonnull(fail);
+	snprintf(fail, len, "%s %s", state ? state : "?????", msg ? msg : "");
+	return fail;
+}
+
+/* One run of plugin P on connection C, as the daemon executes it: the guard for each
+ * CONCURRENT view (sched.c's concurrent_guards), then the plugin's statements. Returns
+ * NULL, or the first error as "SQLSTATE message" (malloc'd). */
+static char *run_plugin(PGconn *c, const struct plugin *p)
+{
+	struct conf_job job = {.name = "it-views", .plugin = p->name, .line = 1};
+	struct pgc_relation_decl *rels;
+	struct pgc_run *run;
+	size_t n_rels;
+	char err[1024], *fail = NULL;
+
+	ck_assert_msg(plugin_job_relations(p, &job, &rels, &n_rels, err, sizeof(err)) == 0, "%s",
+	              err);
+	for (size_t i = 0; i < n_rels && !fail; i++) {
+		char quoted[600];
+		if (rels[i].kind != PGC_RELATION_MATVIEW ||
+		    !(rels[i].flags & PGC_RELATION_CONCURRENT))
+			continue;
+		/* quoted, like the core: regclass input folds case */
+		ck_assert_int_gt(plugin_quote_qualified(rels[i].name, quoted, sizeof(quoted)), 0);
+		const char *params[] = {quoted};
+		PGresult *r =
+		    PQexecParams(c, "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)", 1,
+		                 NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail = failure(r);
+		PQclear(r);
+	}
+	plugin_relations_free(&rels);
+
+	ck_assert_msg(plugin_build_run(p, &job, NULL, 0, &run, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_ge(run->n_stmts, 1);
+	for (size_t i = 0; i < run->n_stmts && !fail; i++) {
+		const struct plugin_stmt *st = &run->stmts[i];
+		PGresult *r = PQexecParams(c, st->sql, st->n_params, NULL,
+		                           (const char *const *)st->params, NULL, NULL, 0);
+		ExecStatusType s = PQresultStatus(r);
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+			fail = failure(r);
+		PQclear(r);
+	}
+	plugin_run_free(&run);
+	return fail;
+}
+
+static void run_ok(PGconn *c, const struct plugin *p)
+{
+	char *fail = run_plugin(c, p);
+	ck_assert_msg(fail == NULL, "plugin %s: %s", p->name, fail ? fail : "");
+}
+
+/* VIEW equals its reference query row for row: EXCEPT ALL both ways is empty, and it is not
+ * empty itself (an empty view would match an empty reference and prove nothing). */
+static void expect_matches_reference(PGconn *c, const struct view_ref *v)
+{
+	char path[600], *sql;
+	long long rows, missing, extra;
+	size_t cap;
+
+	snprintf(path, sizeof(path), "%s/plugins/%s/%s", REPO_DIR, v->plugin, v->reference);
+	char *ref = itest_read_file(path);
+	ck_assert_msg(*ref, "%s is missing", path);
+	cap = strlen(ref) + 256;
+	sql = malloc(cap);
+	ck_assert_ptr_nonnull(sql);
+
+	snprintf(sql, cap, "SELECT count(*) FROM %s", v->view);
+	rows = itest_scalar_ll(c, sql);
+	ck_assert_msg(rows > 0, "%s is empty on the generated data", v->view);
+	/* The reference ends in a line that may be a comment: close it on a new line. */
+	int n = snprintf(
+	    sql, cap,
+	    "SELECT count(*) FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM (\n%s\n) r) d",
+	    v->view, ref);
+	ck_assert(n > 0 && (size_t)n < cap);
+	extra = itest_scalar_ll(c, sql);
+	n = snprintf(
+	    sql, cap,
+	    "SELECT count(*) FROM (SELECT * FROM (\n%s\n) r EXCEPT ALL SELECT * FROM %s) d", ref,
+	    v->view);
+	ck_assert(n > 0 && (size_t)n < cap);
+	missing = itest_scalar_ll(c, sql);
+	ck_assert_msg(extra == 0 && missing == 0,
+	              "%s differs from %s: %lld of its %lld rows are not in the reference, %lld "
+	              "reference rows are missing",
+	              v->view, path, extra, rows, missing);
+	free(sql);
+	free(ref);
+}
+
+/* The plugins' views and their indexes as the catalog has them: any DDL that touched them
+ * (even a no-op ALTER or a COMMENT re-applied) changes a row's xmin; a rebuild changes the
+ * relfilenode. */
+static char *catalog_state(PGconn *c)
+{
+	return itest_scalar(
+	    c, "SELECT string_agg(format('%s:%s:%s', c.oid::regclass, c.xmin, c.relfilenode), ' ' "
+	       "ORDER BY c.oid::regclass::text) FROM pg_class c "
+	       "WHERE c.relkind = 'm' AND c.relnamespace = 'public'::regnamespace "
+	       "OR c.oid IN (SELECT i.indexrelid FROM pg_index i JOIN pg_class m ON m.oid = "
+	       "i.indrelid WHERE m.relkind = 'm' AND m.relnamespace = 'public'::regnamespace)");
+}
+
+START_TEST(test_install_and_reference)
+{
+	struct env e;
+	int status;
+
+	env_init(&e, "ref", 20000);
+
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+	for (size_t i = 0; i < N_VIEWS; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+		         "SELECT relispopulated::text FROM pg_class WHERE oid = '%s'::regclass",
+		         view_refs[i].view);
+		char *populated = itest_scalar(e.c, sql);
+		ck_assert_str_eq(populated, "false"); /* WITH NO DATA */
+		free(populated);
+	}
+
+	/* a second install changes nothing and says nothing */
+	char *before = catalog_state(e.c);
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "second install: %s", out);
+	ck_assert_msg(!strstr(out, "NOTICE") && !strstr(out, "WARNING"),
+	              "second install was not silent: %s", out);
+	free(out);
+	char *after = catalog_state(e.c);
+	ck_assert_str_eq(after, before);
+	free(before);
+	free(after);
+
+	/* Each plugin's run: the first populates (guard), then refreshes CONCURRENTLY. */
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		run_ok(e.c, e.plugins[i]);
+	for (size_t i = 0; i < N_VIEWS; i++) {
+		if (strcmp(view_refs[i].plugin, "chat_telemetry") == 0)
+			continue; /* now() below */
+		expect_matches_reference(e.c, &view_refs[i]);
+	}
+
+	/* New data, a second run: still equal (a concurrent refresh applies the difference). */
+	ck_assert_int_gt(itest_scalar_ll(e.c, "SELECT pgcrond_demo.score_pending(500)"), 0);
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		if (strcmp(e.plugins[i]->name, "chat_telemetry") != 0)
+			run_ok(e.c, e.plugins[i]);
+	for (size_t i = 0; i < N_VIEWS; i++)
+		if (strcmp(view_refs[i].plugin, "chat_telemetry") != 0)
+			expect_matches_reference(e.c, &view_refs[i]);
+
+	/* chat_telemetry's summaries use now(): refresh and compare in one transaction, so both
+	 * see the same now(). */
+	itest_exec(e.c, "BEGIN");
+	run_ok(e.c, env_plugin(&e, "chat_telemetry"));
+	for (size_t i = 0; i < N_VIEWS; i++)
+		if (strcmp(view_refs[i].plugin, "chat_telemetry") == 0)
+			expect_matches_reference(e.c, &view_refs[i]);
+	itest_exec(e.c, "COMMIT");
+
+	env_free(&e);
+}
+END_TEST
+
+START_TEST(test_missing_unique_index)
+{
+	struct env e;
+	int status;
+
+	env_init(&e, "guard", 2000);
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+	const struct plugin *p = env_plugin(&e, "agent_progress");
+	run_ok(e.c, p);
+
+	char *idx = itest_scalar(e.c, "SELECT indexrelid::regclass::text FROM pg_index "
+	                              "WHERE indrelid = 'public.mv_agent_progress'::regclass "
+	                              "AND indisunique");
+	ck_assert_ptr_nonnull(idx);
+	char sql[256];
+	snprintf(sql, sizeof(sql), "DROP INDEX %s", idx);
+	itest_exec(e.c, sql);
+	const char *node_sql = "SELECT relfilenode FROM pg_class "
+	                       "WHERE oid = 'public.mv_agent_progress'::regclass";
+	long long node = itest_scalar_ll(e.c, node_sql);
+
+	/* refused by the guard, with its SQLSTATE and message; the run stops there */
+	char *fail = run_plugin(e.c, p);
+	ck_assert_ptr_nonnull(fail);
+	ck_assert_str_eq(fail, "55000 materialized view public.mv_agent_progress has no usable "
+	                       "unique index, so it cannot be refreshed CONCURRENTLY");
+	free(fail);
+	/* no blocking refresh happened: a plain REFRESH writes a new heap (relfilenode) */
+	ck_assert_int_eq(itest_scalar_ll(e.c, node_sql), node);
+
+	/* a partial unique index is no better */
+	itest_exec(e.c, "CREATE UNIQUE INDEX mv_agent_progress_partial ON public.mv_agent_progress "
+	                "(agent_id, challenge_id, week) WHERE week IS NOT NULL");
+	fail = run_plugin(e.c, p);
+	ck_assert_ptr_nonnull(fail);
+	ck_assert_str_eq(fail, "55000 materialized view public.mv_agent_progress has no usable "
+	                       "unique index, so it cannot be refreshed CONCURRENTLY");
+	free(fail);
+	ck_assert_int_eq(itest_scalar_ll(e.c, node_sql), node);
+	itest_exec(e.c, "DROP INDEX public.mv_agent_progress_partial");
+
+	/* pgcrond install puts the plugin's index back, and the job runs again */
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pg_index WHERE indexrelid = '%s'::regclass", idx);
+	ck_assert_int_eq(itest_scalar_ll(e.c, sql), 1);
+	run_ok(e.c, p);
+	free(idx);
+	env_free(&e);
+}
+END_TEST
+
+/* ---- readers during a concurrent refresh --------------------------------------------- */
+
+#define READER_SQL "SELECT count(*) FROM public.mv_weakness_patterns"
+#define MAX_SAMPLES 200000
+
+/* Shared between the test and its reader child (MAP_SHARED): the child appends one sample
+ * per query, the parent reads them after the child exited. */
+struct reader_shm {
+	atomic_int ready, stop, failed;
+	atomic_long n;
+	char error[256];
+	struct sample {
+		double start, end; /* monotonic seconds: the same clock in both processes */
+		long long rows;    /* what count(*) said, -1 on error */
+	} samples[MAX_SAMPLES];
+};
+
+/* The reader: its own connection, the same query again and again until told to stop. */
+static void reader_main(const char *ci, struct reader_shm *shm)
+{
+	PGconn *c = PQconnectdb(ci);
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(shm->error, sizeof(shm->error), "%s", PQerrorMessage(c));
+		atomic_store(&shm->failed, 1);
+		_exit(1);
+	}
+	atomic_store(&shm->ready, 1);
+	while (!atomic_load(&shm->stop)) {
+		struct sample s = {.start = itest_now()};
+		PGresult *r = PQexec(c, READER_SQL);
+		s.end = itest_now();
+		s.rows = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
+		if (s.rows < 0 && !atomic_load(&shm->failed)) {
+			snprintf(shm->error, sizeof(shm->error), "%s", PQerrorMessage(c));
+			atomic_store(&shm->failed, 1);
+		}
+		PQclear(r);
+		long i = atomic_load(&shm->n);
+		if (i < MAX_SAMPLES) {
+			shm->samples[i] = s;
+			atomic_store(&shm->n, i + 1);
+		}
+	}
+	PQfinish(c);
+	_exit(0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+START_TEST(test_readers_during_concurrent_refresh)
+{
+	struct env e;
+	struct reader_shm *shm;
+
+	env_init(&e, "readers", 200000);
+	const struct plugin *lanes = env_plugin(&e, "lane_distribution");
+	const struct plugin *weak = env_plugin(&e, "weakness_patterns");
+	exec_file(e.c, REPO_DIR "/sql/refresh.sql");
+	itest_exec(e.c, lanes->decl.install_sql);
+	itest_exec(e.c, weak->decl.install_sql);
+	run_ok(e.c, lanes);
+	run_ok(e.c, weak);
+	/* something for the refresh to change */
+	ck_assert_int_gt(itest_scalar_ll(e.c, "SELECT pgcrond_demo.score_pending(2000)"), 0);
+	run_ok(e.c, lanes);
+
+	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert(shm != MAP_FAILED);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		reader_main(e.ci, shm); /* never returns */
+
+	/* let the reader get going, so its latency before the refresh is known too */
+	double deadline = itest_now() + 10;
+	while (atomic_load(&shm->n) < 20 && !atomic_load(&shm->failed) && itest_now() < deadline)
+		itest_sleep(0.01);
+	ck_assert_msg(atomic_load(&shm->n) >= 20, "the reader did not start: %s", shm->error);
+
+	double t0 = itest_now();
+	run_ok(e.c, weak);
+	double t1 = itest_now();
+	itest_sleep(0.2);
+	atomic_store(&shm->stop, 1);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !atomic_load(&shm->failed),
+	              "the reader failed: %s", shm->error);
+
+	long n = atomic_load(&shm->n), during = 0;
+	double max_all = 0, *lat = calloc((size_t)n, sizeof(double));
+	ck_assert_ptr_nonnull(lat);
+	for (long i = 0; i < n; i++) {
+		const struct sample *s = &shm->samples[i];
+		ck_assert_msg(s->rows > 0, "read %ld saw %lld rows", i, s->rows);
+		double l = s->end - s->start;
+		if (l > max_all)
+			max_all = l;
+		/* a read overlapping the refresh */
+		if (s->end > t0 && s->start < t1)
+			lat[during++] = l;
+	}
+	ck_assert_int_gt(during, 0);
+	qsort(lat, (size_t)during, sizeof(double), cmp_double);
+	double p50 = lat[during / 2], p99 = lat[(size_t)(during * 0.99)], max = lat[during - 1];
+	fprintf(stderr,
+	        "it_views: refresh of mv_weakness_patterns (200k submissions) took %.0f ms; "
+	        "%ld reads during it: p50 %.1f ms, p99 %.1f ms, max %.1f ms (max over all %ld "
+	        "reads %.1f ms)\n",
+	        (t1 - t0) * 1e3, during, p50 * 1e3, p99 * 1e3, max * 1e3, n, max_all * 1e3);
+	/* The refresh really overlapped the reads: many of them ran inside it. */
+	ck_assert_msg(during >= 10, "only %ld reads overlapped the %.0f ms refresh", during,
+	              (t1 - t0) * 1e3);
+	/* Generous: CI machines are noisy; bench/views has the real figures. A blocking
+	 * refresh would hold the readers for the whole refresh (seconds). */
+	ck_assert_msg(max < 0.5, "a read waited %.0f ms during the refresh", max * 1e3);
+	free(lat);
+	munmap(shm, sizeof(*shm));
+	env_free(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("views");
+	TCase *tc = tcase_create("views");
+	tcase_set_timeout(tc, 200);
+	tcase_add_test(tc, test_install_and_reference);
+	tcase_add_test(tc, test_missing_unique_index);
+	tcase_add_test(tc, test_readers_during_concurrent_refresh);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
