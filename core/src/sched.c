@@ -408,19 +408,22 @@ static size_t concurrent_guards(const struct job *j, char names[][512], struct e
 	static const char guard_sql[] = "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)";
 	const struct plugin *p =
 	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
-	size_t n = 0;
+	struct pgc_relation_decl *rels = NULL;
+	size_t n_rels = 0, n = 0;
+	char err[256];
 
-	if (!p || !p->decl.relations)
+	/* the declared relations and a per-job one (sql_view's view, ABI 1.1 job_relation) */
+	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, sizeof(err)) != 0)
 		return 0;
-	for (const struct pgc_relation_decl *rel = p->decl.relations; rel->name && n < MAX_GUARDS;
-	     rel++) {
-		if (rel->kind != PGC_RELATION_MATVIEW || !(rel->flags & PGC_RELATION_CONCURRENT))
+	for (size_t i = 0; i < n_rels && n < MAX_GUARDS; i++) {
+		if (rels[i].kind != PGC_RELATION_MATVIEW || !(rels[i].flags & PGC_RELATION_CONCURRENT))
 			continue;
-		if (plugin_quote_qualified(rel->name, names[n], 512) < 0)
+		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0)
 			continue; /* the loader validated the declaration; nothing sane to do */
 		out[n] = (struct exec_stmt){.sql = guard_sql, .n_params = 1};
 		n++;
 	}
+	plugin_relations_free(&rels);
 	return n;
 }
 

@@ -114,12 +114,79 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 }
 END_TEST
 
+/* A view defined in a job file (sql_view): `pgcrond install` creates it and its unique
+ * index from the job's settings, the daemon's guard gives it its first plain refresh, and it
+ * is then refreshed CONCURRENTLY on schedule. */
+START_TEST(sql_view_job_through_the_daemon)
+{
+	atexit(kill_daemon);
+	char *dir = itest_tmpdir("sql-view-job");
+	char *ci = itest_fresh_db("it_sql_view_job");
+	char path[1024], so[1100], conf[1024], log[1024];
+
+	snprintf(path, sizeof(path), "%s/plugins", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(so, sizeof(so), "%s/sql_view.so", path);
+	copy_file(PLUGIN_BUILD_DIR "/sql_view.so", so);
+	snprintf(path, sizeof(path), "%s/conf.d", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
+	snprintf(log, sizeof(log), "%s/daemon.log", dir);
+	itest_write_file(conf,
+			 "plugin_dir = \"%s/plugins\";\n"
+			 "state_dir = \"%s/state\";\n"
+			 "databases = { analytics = { conninfo = \"%s\"; }; };\n",
+			 dir, dir, ci);
+	snprintf(path, sizeof(path), "%s/conf.d/10-orders.conf", dir);
+	itest_write_file(path, "job = {\n"
+			       "\tname = \"refresh-order-totals\";\n"
+			       "\tplugin = \"sql_view\";\n"
+			       "\tschedule = \"* * * * * *\";\n"
+			       "\tview = \"public.mv_order_totals\";\n"
+			       "\tquery = \"SELECT customer, count(*) AS orders FROM orders GROUP BY customer\";\n"
+			       "\tunique_key = \"customer\";\n"
+			       "};\n");
+	PGconn *c = itest_connect(ci);
+	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
+		      "INSERT INTO orders (customer) SELECT 'c' || (g % 3) FROM generate_series(1, 30) g");
+
+	int status;
+	char *out = itest_cli(&status, "install", "-c", conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
+			       "WHERE oid = 'public.mv_order_totals'::regclass",
+			    "false");
+
+	daemon_pid = itest_daemon_start(conf, log);
+	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+				      "WHERE job_name = 'refresh-order-totals' AND status = 'succeeded'",
+				     15),
+		      "no successful runs:\n%s", itest_read_file(log));
+	itest_assert_scalar(c, "SELECT sum(orders)::text FROM mv_order_totals", "30");
+	itest_exec(c, "INSERT INTO orders (customer) VALUES ('new')");
+	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM mv_order_totals WHERE customer = 'new')", 10));
+	/* the guard protects it too: no unique index, no refresh */
+	itest_exec(c, "DROP INDEX mv_order_totals_pgcrond_key");
+	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+				      "job_name = 'refresh-order-totals' AND sqlstate = '55000'",
+				     10),
+		      "the guard did not refuse:\n%s", itest_read_file(log));
+	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);
+	daemon_pid = 0;
+	PQfinish(c);
+	free(ci);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_job");
 	TCase *tc = tcase_create("plugin_job");
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, example_plugin_refreshes_concurrently_and_guards);
+	tcase_add_test(tc, sql_view_job_through_the_daemon);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
