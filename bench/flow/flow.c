@@ -7,119 +7,17 @@
  *
  *   scripts/pg-sandbox run -- build/bench/flow/bench_flow [SAMPLES [ROUNDS]]   (200, 5) */
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <libpq-fe.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "common.h"
 
 #define DB "bench_flow"
 
 static char base_ci[1024], db_ci[1200];
-
-static void die(const char *what, const char *detail)
-{
-	fprintf(stderr, "bench_flow: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-	exit(1);
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static PGconn *connect_or_die(const char *ci)
-{
-	PGconn *c = PQconnectdb(ci);
-	if (PQstatus(c) != CONNECTION_OK)
-		die("connect", PQerrorMessage(c));
-	return c;
-}
-
-static void exec_or_die(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		die("cannot read", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read", path);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static const char *run_user(void)
-{
-	const char *u = getenv("PGSANDBOX_USER");
-	return u && *u ? u : "pgsandbox";
-}
-
-static void chown_user(const char *path)
-{
-	struct passwd *pw;
-	if (getuid() == 0 && (pw = getpwnam(run_user())) &&
-	    chown(path, pw->pw_uid, pw->pw_gid) != 0)
-		die("chown", path);
-}
-
-/* The daemon refuses root: run it as the sandbox user then. */
-static pid_t start_daemon(const char *conf, const char *log)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		if (getuid() == 0) {
-			struct passwd *pw = getpwnam(run_user());
-			if (!pw || setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
-				_exit(127);
-		}
-		execl(PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void stop_daemon(pid_t pid)
-{
-	int st;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return;
-		sleep_s(0.1);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-}
-
 
 /* The loop: "up" runs on a notification (debounce 1 ms) and records when it ran, in a
  * statement of its own, so the time is that of its commit give or take the commit itself;
@@ -130,7 +28,7 @@ static void write_config(const char *dir)
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
 	FILE *f = fopen(path, "w");
 	if (!f)
-		die("write", path);
+		bench_die("write", path);
 	fprintf(f,
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	        "state_dir = \"%s/state\";\nlog_level = \"warning\";\n"
@@ -142,7 +40,7 @@ static void write_config(const char *dir)
 	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
 	f = fopen(path, "w");
 	if (!f)
-		die("write", path);
+		bench_die("write", path);
 	fprintf(f, "jobs = (\n"
 	           "  { name = \"up\"; database = \"bench\"; listen = \"flow_go\"; debounce = \"1ms\";"
 	           " max_delay = \"1ms\";\n"
@@ -158,16 +56,10 @@ static double scalar(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
+		bench_die(sql, PQresultErrorMessage(r));
 	double v = PQgetisnull(r, 0, 0) ? 0 : atof(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* One round of SAMPLES upstream -> downstream hand-overs; *P50, *P99, *MAX in ms. */
@@ -177,22 +69,22 @@ static void round_once(PGconn *c, const char *dir, int samples, double *p50, dou
 	char conf[512], log[512], sql[512];
 	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
 	snprintf(log, sizeof(log), "%s/daemon.log", dir);
-	exec_or_die(c, "TRUNCATE up_done, down_start, pgcrond.job_run_details");
-	pid_t pid = start_daemon(conf, log);
+	bench_exec(c, "TRUNCATE up_done, down_start, pgcrond.job_run_details");
+	pid_t pid = bench_daemon_start(conf, log);
 	/* wait for the listener, then start the loop */
 	for (int i = 0; i < 100; i++) {
 		if (scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
 		              "'pgcrond listener' AND state = 'idle' AND query LIKE '%flow_go%'") > 0)
 			break;
-		sleep_s(0.1);
+		bench_sleep(0.1);
 	}
-	exec_or_die(c, "SELECT pg_notify('flow_go', '')");
+	bench_exec(c, "SELECT pg_notify('flow_go', '')");
 	for (int i = 0; i < 600; i++) {
 		if (scalar(c, "SELECT count(*) FROM down_start") >= samples)
 			break;
-		sleep_s(0.1);
+		bench_sleep(0.1);
 	}
-	stop_daemon(pid);
+	bench_daemon_stop(pid);
 	snprintf(sql, sizeof(sql),
 	         "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY l))::numeric, 3),"
 	         " round((percentile_cont(0.99) WITHIN GROUP (ORDER BY l))::numeric, 3),"
@@ -204,7 +96,7 @@ static void round_once(PGconn *c, const char *dir, int samples, double *p50, dou
 	         samples);
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die("stats", PQresultErrorMessage(r));
+		bench_die("stats", PQresultErrorMessage(r));
 	*p50 = atof(PQgetvalue(r, 0, 0));
 	*p99 = atof(PQgetvalue(r, 0, 1));
 	*max = atof(PQgetvalue(r, 0, 2));
@@ -231,31 +123,29 @@ int main(int argc, char **argv)
 		rounds = 5;
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
-	char *ci = slurp(path);
+	char *ci = bench_slurp(path);
 	ci[strcspn(ci, "\n")] = '\0';
 	snprintf(base_ci, sizeof(base_ci), "%s", ci);
 	snprintf(db_ci, sizeof(db_ci), "%s dbname=%s", ci, DB);
 	free(ci);
 
-	PGconn *c = connect_or_die(base_ci);
-	exec_or_die(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
-	exec_or_die(c, "CREATE DATABASE " DB);
+	PGconn *c = bench_connect(base_ci);
+	bench_exec(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
+	bench_exec(c, "CREATE DATABASE " DB);
 	PQfinish(c);
-	c = connect_or_die(db_ci);
-	char *schema = slurp(PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
-	exec_or_die(c, schema);
-	free(schema);
-	exec_or_die(c, "CREATE UNLOGGED TABLE up_done (at timestamptz);"
-	               "CREATE UNLOGGED TABLE down_start (at timestamptz);"
-	               "GRANT ALL ON up_done, down_start TO PUBLIC");
+	c = bench_connect(db_ci);
+	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
+	bench_exec(c, "CREATE UNLOGGED TABLE up_done (at timestamptz);"
+	              "CREATE UNLOGGED TABLE down_start (at timestamptz);"
+	              "GRANT ALL ON up_done, down_start TO PUBLIC");
 
 	char dir[] = "/tmp/bench-flow-XXXXXX";
 	if (!mkdtemp(dir))
-		die("mkdtemp", strerror(errno));
+		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
 	snprintf(path, sizeof(path), "%s/state", dir);
 	mkdir(path, 0700);
-	chown_user(path);
+	bench_chown_user(path);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);
 	write_config(dir);
@@ -264,12 +154,12 @@ int main(int argc, char **argv)
 	double *p99 = calloc((size_t)rounds, sizeof(double));
 	double *mx = calloc((size_t)rounds, sizeof(double));
 	if (!p50 || !p99 || !mx)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 	for (int i = 0; i < rounds; i++)
 		round_once(c, dir, samples, &p50[i], &p99[i], &mx[i]);
-	qsort(p50, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(p99, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(mx, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(p50, (size_t)rounds, sizeof(double), bench_cmp_double);
+	qsort(p99, (size_t)rounds, sizeof(double), bench_cmp_double);
+	qsort(mx, (size_t)rounds, sizeof(double), bench_cmp_double);
 	printf("upstream commit -> downstream start over %d rounds of %d: "
 	       "p50 median %.3f ms (%.3f..%.3f), p99 median %.3f ms (%.3f..%.3f), "
 	       "max median %.3f ms (%.3f..%.3f); target < 10 ms\n",

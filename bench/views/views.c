@@ -16,14 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "config.h"
 #include "plugin.h"
+#include "reader.h"
 
 #define DB "bench_views"
 #define MAX_VIEWS 16
@@ -65,75 +64,8 @@ static void remove_plugin_dir(void)
 	rmdir(plugin_dir);
 }
 
-static void die(const char *what, const char *detail)
-{
-	fprintf(stderr, "bench_views: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-	exit(1); /* atexit stops the sandbox */
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static PGconn *connect_or_die(const char *ci)
-{
-	PGconn *c = PQconnectdb(ci);
-	if (PQstatus(c) != CONNECTION_OK)
-		die("connect", PQerrorMessage(c));
-	return c;
-}
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
-
-static void exec_or_die(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		die("cannot read", path);
-	if (fseek(f, 0, SEEK_END) != 0)
-		die("cannot read", path);
-	long n = ftell(f);
-	if (n < 0)
-		die("cannot read", path);
-	rewind(f);
-	char *buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read", path);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static void exec_file(PGconn *c, const char *path)
-{
-	char *sql = slurp(path);
-	exec_or_die(c, sql);
-	free(sql);
-}
-
-/* scripts/pg-sandbox start, owned by this process (its watcher stops the server if we die). */
+/* scripts/pg-sandbox start, owned by this process (its watcher stops the server if we bench_die).
+ */
 static void start_sandbox(void)
 {
 	char cmd[512];
@@ -142,19 +74,19 @@ static void start_sandbox(void)
 	n = snprintf(sandbox_dir, sizeof(sandbox_dir), "/tmp/pgcrond-bench-views.%ld",
 	             (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(sandbox_dir))
-		die("sandbox path too long", NULL);
+		bench_die("sandbox path too long", NULL);
 	n = snprintf(cmd, sizeof(cmd), "'%s/scripts/pg-sandbox' start --dir '%s' --owner %ld",
 	             REPO_DIR, sandbox_dir, (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(cmd))
-		die("command too long", NULL);
+		bench_die("command too long", NULL);
 	FILE *p = popen(cmd, "r");
 	if (!p)
-		die("cannot run", cmd);
+		bench_die("cannot run", cmd);
 	sandbox_started = true;
 	if (!fgets(base_ci, sizeof(base_ci), p))
 		base_ci[0] = '\0';
 	if (pclose(p) != 0 || !base_ci[0])
-		die("pg-sandbox start failed", cmd);
+		bench_die("pg-sandbox start failed", cmd);
 	base_ci[strcspn(base_ci, "\n")] = '\0';
 }
 
@@ -165,22 +97,22 @@ static void load_plugins(const struct plugin **out)
 
 	snprintf(plugin_dir, sizeof(plugin_dir), "/tmp/pgcrond-bench-views-plugins-XXXXXX");
 	if (!mkdtemp(plugin_dir) || chmod(plugin_dir, 0755) != 0)
-		die("cannot create a plugin directory", strerror(errno));
+		bench_die("cannot create a plugin directory", strerror(errno));
 	for (size_t i = 0; i < N_PLUGINS; i++) {
 		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, plugin_names[i]);
 		snprintf(to, sizeof(to), "%s/%s.so", plugin_dir, plugin_names[i]);
 		FILE *in = fopen(from, "rb"), *o = fopen(to, "wb");
 		if (!in || !o)
-			die("cannot copy (is it built?)", from);
+			bench_die("cannot copy (is it built?)", from);
 		size_t n;
 		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
 			if (fwrite(buf, 1, n, o) != n)
-				die("cannot write", to);
+				bench_die("cannot write", to);
 		fclose(in);
 		if (fclose(o) != 0 || chmod(to, 0644) != 0)
-			die("cannot write", to);
+			bench_die("cannot write", to);
 		if (plugin_load(plugin_dir, plugin_names[i], &out[i], err, sizeof(err)) < 0)
-			die("cannot load plugin", err);
+			bench_die("cannot load plugin", err);
 	}
 }
 
@@ -202,19 +134,19 @@ static void run_guards(PGconn *c, const struct plugin *p)
 	char err[1024], quoted[600];
 
 	if (plugin_job_relations(p, &job, &rels, &n, err, sizeof(err)) < 0)
-		die("relations", err);
+		bench_die("relations", err);
 	for (size_t i = 0; i < n; i++) {
 		if (rels[i].kind != PGC_RELATION_MATVIEW ||
 		    !(rels[i].flags & PGC_RELATION_CONCURRENT))
 			continue;
 		if (plugin_quote_qualified(rels[i].name, quoted, sizeof(quoted)) < 0)
-			die("cannot quote", rels[i].name);
+			bench_die("cannot quote", rels[i].name);
 		const char *params[] = {quoted};
 		PGresult *r =
 		    PQexecParams(c, "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)", 1,
 		                 NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			die("guard", PQresultErrorMessage(r));
+			bench_die("guard", PQresultErrorMessage(r));
 		PQclear(r);
 	}
 	plugin_relations_free(&rels);
@@ -222,140 +154,46 @@ static void run_guards(PGconn *c, const struct plugin *p)
 
 static double exec_stmt(PGconn *c, const char *sql, char **params, int n_params)
 {
-	double t0 = now_s();
+	double t0 = bench_now();
 	PGresult *r =
 	    PQexecParams(c, sql, n_params, NULL, (const char *const *)params, NULL, NULL, 0);
-	double t = now_s() - t0;
+	double t = bench_now() - t0;
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
+		bench_die(sql, PQresultErrorMessage(r));
 	PQclear(r);
 	return t;
 }
 
 /* ---- the reader ----------------------------------------------------------------------- */
 
-struct reader_shm {
-	atomic_int ready, stop, failed;
-	atomic_long n;
-	char error[256];
-	struct sample {
-		double start, end;
-	} samples[MAX_SAMPLES];
-};
-
-static void reader_main(const char *sql, struct reader_shm *shm)
-{
-	PGconn *c = PQconnectdb(db_ci);
-
-	if (PQstatus(c) != CONNECTION_OK) {
-		snprintf(shm->error, sizeof(shm->error), "%s", PQerrorMessage(c));
-		atomic_store(&shm->failed, 1);
-		_exit(1);
-	}
-	atomic_store(&shm->ready, 1);
-	while (!atomic_load(&shm->stop)) {
-		struct sample s = {.start = now_s()};
-		PGresult *r = PQexec(c, sql);
-		s.end = now_s();
-		/* an empty view during a refresh would be a bug worth shouting about */
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || atoll(PQgetvalue(r, 0, 0)) <= 0) {
-			snprintf(shm->error, sizeof(shm->error), "%s",
-			         PQresultStatus(r) == PGRES_TUPLES_OK ? "the view read as empty"
-			                                              : PQerrorMessage(c));
-			atomic_store(&shm->failed, 1);
-		}
-		PQclear(r);
-		long i = atomic_load(&shm->n);
-		if (i < MAX_SAMPLES) {
-			shm->samples[i] = s;
-			atomic_store(&shm->n, i + 1);
-		}
-	}
-	PQfinish(c);
-	_exit(0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, long n, double q)
-{
-	if (n <= 0)
-		return 0;
-	long i = (long)(q * (double)(n - 1) + 0.5);
-	return sorted[i];
-}
-
-struct latency {
-	long n;
-	double p50, p99, max;
-};
-
-/* Latency of the reads in [FROM, TO) (overlapping it when OVERLAP), in milliseconds. */
-static struct latency latency_of(const struct reader_shm *shm, double from, double to, bool overlap)
-{
-	long n = atomic_load(&shm->n), k = 0;
-	double *l = calloc((size_t)n + 1, sizeof(double));
-	struct latency out = {0};
-
-	if (!l)
-		die("out of memory", NULL);
-	for (long i = 0; i < n; i++) {
-		const struct sample *s = &shm->samples[i];
-		bool in =
-		    overlap ? (s->end > from && s->start < to) : (s->start >= from && s->end <= to);
-		if (in)
-			l[k++] = (s->end - s->start) * 1e3;
-	}
-	qsort(l, (size_t)k, sizeof(double), cmp_double);
-	out.n = k;
-	out.p50 = pct(l, k, 0.50);
-	out.p99 = pct(l, k, 0.99);
-	out.max = k ? l[k - 1] : 0;
-	free(l);
-	return out;
-}
-
 /* One more concurrent refresh of ST's view (guard first), with a reader on the view:
  * idle for 0.5 s before, then during the refresh. */
-static void measure_readers(PGconn *c, const struct stmt_view *st, struct latency *idle,
-                            struct latency *during, double *refresh_ms)
+static void measure_readers(PGconn *c, const struct stmt_view *st, struct reader_latency *idle,
+                            struct reader_latency *during, double *refresh_ms)
 {
 	char sql[256];
-	struct reader_shm *shm;
+	struct reader *r;
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", st->view);
-	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (shm == MAP_FAILED)
-		die("mmap", strerror(errno));
-	fflush(NULL); /* nothing buffered twice */
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0)
-		reader_main(sql, shm);
-	double deadline = now_s() + 10;
-	while (!atomic_load(&shm->ready) && !atomic_load(&shm->failed) && now_s() < deadline)
-		sleep_s(0.01);
-	double idle_from = now_s();
-	sleep_s(0.5);
+	r = reader_start(db_ci, sql, MAX_SAMPLES);
+	if (!r)
+		bench_die("cannot start a reader", strerror(errno));
+	reader_wait(r, 0, 10);
+	double idle_from = bench_now();
+	bench_sleep(0.5);
 	run_guards(c, st->plugin);
-	double t0 = now_s();
+	double t0 = bench_now();
 	exec_stmt(c, st->sql, st->params, st->n_params);
-	double t1 = now_s();
-	atomic_store(&shm->stop, 1);
-	int status;
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		die("the reader failed", shm->error);
-	if (atomic_load(&shm->failed))
-		fprintf(stderr, "bench_views: reader on %s: %s\n", st->view, shm->error);
-	*idle = latency_of(shm, idle_from, t0, false);
-	*during = latency_of(shm, t0, t1, true);
+	double t1 = bench_now();
+	if (reader_stop(r) != 0)
+		bench_die("the reader failed", r->error);
+	if (atomic_load(&r->failed))
+		fprintf(stderr, "bench_views: reader on %s: %s\n", st->view, r->error);
+	if (reader_latency(r, idle_from, t0, false, idle) < 0 ||
+	    reader_latency(r, t0, t1, true, during) < 0)
+		bench_die("out of memory", NULL);
 	*refresh_ms = (t1 - t0) * 1e3;
-	munmap(shm, sizeof(*shm));
+	reader_free(&r);
 }
 
 /* ---- one size ------------------------------------------------------------------------- */
@@ -368,17 +206,17 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 	double t0;
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond_demo.generate(%ld)", submissions);
-	t0 = now_s();
-	exec_or_die(c, sql);
-	printf("\n== %ld submissions (generated in %.1f s)\n", submissions, now_s() - t0);
-	exec_or_die(c, "ANALYZE");
+	t0 = bench_now();
+	bench_exec(c, sql);
+	printf("\n== %ld submissions (generated in %.1f s)\n", submissions, bench_now() - t0);
+	bench_exec(c, "ANALYZE");
 
 	/* The statements of each plugin's run, one REFRESH per view. */
 	for (size_t i = 0; i < N_PLUGINS; i++) {
 		struct conf_job job = {.name = "bench", .plugin = plugins[i]->name, .line = 1};
 		struct pgc_run *run;
 		if (plugin_build_run(plugins[i], &job, NULL, 0, &run, err, sizeof(err)) < 0)
-			die("build_run", err);
+			bench_die("build_run", err);
 		for (size_t j = 0; j < run->n_stmts && n_views < MAX_VIEWS; j++) {
 			struct stmt_view *v = &views[n_views++];
 			const char *name = strrchr(run->stmts[j].sql, ' ');
@@ -391,11 +229,11 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 			v->params =
 			    v->n_params ? calloc((size_t)v->n_params, sizeof(char *)) : NULL;
 			if (!v->sql || (v->n_params && !v->params))
-				die("out of memory", NULL);
+				bench_die("out of memory", NULL);
 			for (int k = 0; k < v->n_params; k++)
 				if (run->stmts[j].params[k] &&
 				    !(v->params[k] = strdup(run->stmts[j].params[k])))
-					die("out of memory", NULL);
+					bench_die("out of memory", NULL);
 		}
 		plugin_run_free(&run);
 	}
@@ -415,7 +253,7 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 	double times[MAX_VIEWS][MAX_RUNS];
 	for (int r = 0; r < runs; r++) {
 		/* a little new data, as between two scheduled runs */
-		exec_or_die(c, "SELECT pgcrond_demo.score_pending(200)");
+		bench_exec(c, "SELECT pgcrond_demo.score_pending(200)");
 		for (size_t i = 0; i < n_views; i++) {
 			run_guards(c, views[i].plugin);
 			times[i][r] =
@@ -423,9 +261,9 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 		}
 	}
 	for (size_t i = 0; i < n_views; i++) {
-		struct latency idle, during;
+		struct reader_latency idle, during;
 		double refresh_ms;
-		qsort(times[i], (size_t)runs, sizeof(double), cmp_double);
+		qsort(times[i], (size_t)runs, sizeof(double), bench_cmp_double);
 		measure_readers(c, &views[i], &idle, &during, &refresh_ms);
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", views[i].view);
 		PGresult *res = PQexec(c, sql);
@@ -486,10 +324,10 @@ int main(int argc, char **argv)
 	start_sandbox();
 	atexit(stop_sandbox);
 
-	PGconn *admin = connect_or_die(base_ci);
-	PQsetNoticeProcessor(admin, quiet, NULL);
-	exec_or_die(admin, "DROP DATABASE IF EXISTS " DB);
-	exec_or_die(admin, "CREATE DATABASE " DB);
+	PGconn *admin = bench_connect(base_ci);
+	bench_quiet_notices(admin);
+	bench_exec(admin, "DROP DATABASE IF EXISTS " DB);
+	bench_exec(admin, "CREATE DATABASE " DB);
 	PGresult *v = PQexec(admin, "SELECT version()");
 	printf("bench_views: %s\n",
 	       PQresultStatus(v) == PGRES_TUPLES_OK ? PQgetvalue(v, 0, 0) : "?");
@@ -497,17 +335,17 @@ int main(int argc, char **argv)
 	PQfinish(admin);
 	int n = snprintf(db_ci, sizeof(db_ci), "%s dbname=" DB, base_ci);
 	if (n < 0 || (size_t)n >= sizeof(db_ci))
-		die("conninfo too long", NULL);
+		bench_die("conninfo too long", NULL);
 	printf("bench_views: %d timed run(s) per view and size; %ld CPUs\n", runs,
 	       sysconf(_SC_NPROCESSORS_ONLN));
 
-	PGconn *c = connect_or_die(db_ci);
-	PQsetNoticeProcessor(c, quiet, NULL);
-	exec_file(c, REPO_DIR "/sql/demo/schema.sql");
-	exec_file(c, REPO_DIR "/sql/demo/generate.sql");
-	exec_file(c, REPO_DIR "/sql/refresh.sql");
+	PGconn *c = bench_connect(db_ci);
+	bench_quiet_notices(c);
+	bench_exec_file(c, REPO_DIR "/sql/demo/schema.sql");
+	bench_exec_file(c, REPO_DIR "/sql/demo/generate.sql");
+	bench_exec_file(c, REPO_DIR "/sql/refresh.sql");
 	for (size_t i = 0; i < N_PLUGINS; i++)
-		exec_or_die(c, plugins[i]->decl.install_sql);
+		bench_exec(c, plugins[i]->decl.install_sql);
 
 	for (size_t i = 0; i < n_sizes; i++)
 		bench_size(c, plugins, sizes[i], runs);

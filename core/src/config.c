@@ -16,30 +16,11 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "config_priv.h"
 #include "log.h"
 
-#define JOB_NAME_MAX 63
 #define CHANNEL_MAX 63 /* PostgreSQL identifiers: NAMEDATALEN - 1 */
 #define MSG_MAX 1024
-
-/* ---- the loader's state ------------------------------------------------------------ */
-
-struct loader {
-	struct pgc_config *cfg;
-	struct diag_list *dl;
-	size_t dl_start; /* diagnostics before this index belong to the caller */
-	size_t n_errors;
-	bool oom;
-	char *main_dir; /* directory of the main file; "" when it has none */
-	struct stat main_st;
-	bool have_main_st;
-	char **files; /* every file read, in order: ranks diagnostics for sorting */
-	size_t n_files;
-	/* lines of main-file settings, for messages about them found later (0: absent) */
-	int main_line[16];
-	int history_db_line;
-	size_t jobs_cap;
-};
 
 static void report(struct loader *L, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -56,22 +37,7 @@ static void report(struct loader *L, const char *file, int line, const char *fmt
 	L->n_errors++;
 }
 
-/* The file a setting came from: libconfig knows it even inside @include files. */
-static const char *setting_file(const config_setting_t *s, const char *fallback)
-{
-	const char *f = config_setting_source_file(s);
-	return f ? f : fallback;
-}
-
-static int setting_line(const config_setting_t *s)
-{
-	return (int)config_setting_source_line(s);
-}
-
-static void report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
-		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
+void config_report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
 		      const char *fmt, ...)
 {
 	char msg[MSG_MAX];
@@ -83,7 +49,7 @@ static void report_at(struct loader *L, const config_setting_t *s, const char *f
 	report(L, setting_file(s, fallback_file), setting_line(s), "%s", msg);
 }
 
-static char *dup_str(struct loader *L, const char *s)
+char *config_dup_str(struct loader *L, const char *s)
 {
 	char *d;
 
@@ -102,9 +68,9 @@ static char *join_path(struct loader *L, const char *dir, const char *name)
 	char *p;
 
 	if (name[0] == '/' || !dir || !dir[0])
-		return dup_str(L, name);
+		return config_dup_str(L, name);
 	if (strcmp(name, ".") == 0) /* conf_dir = "." : the main file's own directory */
-		return dup_str(L, dir);
+		return config_dup_str(L, dir);
 	dl = strlen(dir);
 	nl = strlen(name);
 	while (dl > 1 && dir[dl - 1] == '/')
@@ -135,417 +101,6 @@ static bool grow(struct loader *L, void **items, size_t n, size_t *cap, size_t s
 	return true;
 }
 
-/* ---- spelling suggestions ---------------------------------------------------------- */
-
-/* Optimal string alignment distance (Levenshtein plus adjacent transpositions: "shcedule"
- * is one edit from "schedule"). Words longer than 63 bytes are never suggested. */
-static int edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	int d[64][64];
-
-	if (la > 63 || lb > 63)
-		return 99;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = (int)i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = (int)j;
-	for (size_t i = 1; i <= la; i++) {
-		for (size_t j = 1; j <= lb; j++) {
-			int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-			int v = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < v)
-				v = d[i][j - 1] + 1;
-			if (d[i - 1][j - 1] + cost < v)
-				v = d[i - 1][j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < v)
-				v = d[i - 2][j - 2] + 1;
-			d[i][j] = v;
-		}
-	}
-	return d[la][lb];
-}
-
-struct suggester {
-	const char *word;
-	const char *best;
-	int best_d;
-};
-
-static void suggest_consider(struct suggester *sg, const char *cand)
-{
-	int d;
-
-	if (!cand || strcmp(cand, sg->word) == 0)
-		return;
-	d = edit_distance(sg->word, cand);
-	/* at most 2 edits, and fewer than the word's length, so "ab" does not suggest "cd" */
-	if (d <= 2 && d < (int)strlen(sg->word) && d < sg->best_d) {
-		sg->best = cand;
-		sg->best_d = d;
-	}
-}
-
-/* ---- key tables -------------------------------------------------------------------- */
-
-enum key_type {
-	K_STRING,   /* char *, not blank unless allow_empty */
-	K_CHOICE,   /* char *, one of values[] */
-	K_ENUM,     /* int-sized enum, the index into values[] */
-	K_INT,      /* int >= min */
-	K_BOOL,     /* bool */
-	K_DURATION, /* int64_t milliseconds */
-	K_FLOAT,    /* double >= min */
-	K_NAMES,    /* char ** + size_t count: an array of strings */
-	K_CUSTOM,   /* handled by fn */
-};
-
-struct key_spec {
-	const char *name;
-	enum key_type type;
-	size_t off;
-	const char *example; /* a value shown in type errors */
-	const char *const *values;
-	int min;
-	bool allow_empty;
-	void (*fn)(struct loader *L, const config_setting_t *s, const char *file);
-};
-
-static const char *const overlap_values[] = {"skip", "queue", "replace", NULL};
-static const char *const catchup_values[] = {"once", "skip", NULL};
-static const char *const retry_on_values[] = {"transient", "any", NULL};
-static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
-static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
-
-/* K_ENUM writes through an int: the enums must be int-sized. */
-_Static_assert(sizeof(enum overlap_policy) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum catchup_policy) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum retry_on) == sizeof(int), "enum size");
-_Static_assert(OVERLAP_SKIP == 0 && OVERLAP_QUEUE == 1 && OVERLAP_REPLACE == 2, "overlap order");
-_Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
-_Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
-
-static void parse_databases(struct loader *L, const config_setting_t *s, const char *file);
-static void parse_history(struct loader *L, const config_setting_t *s, const char *file);
-static void parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
-
-#define CFG(field) offsetof(struct pgc_config, field)
-static const struct key_spec main_keys[] = {
-	{"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
-	{"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
-	{"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
-	{"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
-	{"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
-	{"databases", K_CUSTOM, 0, NULL, NULL, 0, false, parse_databases},
-	{"history", K_CUSTOM, 0, NULL, NULL, 0, false, parse_history},
-	{"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
-	{"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
-	{"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, parse_alerts},
-	{"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define DB(field) offsetof(struct conf_database, field)
-static const struct key_spec database_keys[] = {
-	{"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
-	{"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define HIST(field) offsetof(struct pgc_config, field)
-static const struct key_spec history_keys[] = {
-	{"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
-	{"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define SINK(field) offsetof(struct conf_alert_sink, field)
-static const struct key_spec sink_keys[] = {
-	{"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
-	{"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
-	{"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
-	{"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
-	{"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
-	{"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define JOB(field) offsetof(struct conf_job, field)
-static const struct key_spec job_keys[] = {
-	{"name", K_STRING, JOB(name), "\"refresh-lane-distributions\"", NULL, 0, false, NULL},
-	{"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
-	{"command", K_STRING, JOB(command), "\"REFRESH MATERIALIZED VIEW CONCURRENTLY my_view\"", NULL, 0,
-	 false, NULL},
-	{"database", K_STRING, JOB(database), "\"analytics\"", NULL, 0, false, NULL},
-	{"schedule", K_STRING, JOB(schedule), "\"*/30 * * * *\"", NULL, 0, false, NULL},
-	{"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
-	{"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
-	{"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
-	{"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
-	{"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
-	{"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},
-	{"retry_backoff", K_FLOAT, JOB(retry_backoff), "2.0", NULL, 1, false, NULL},
-	{"retry_max_delay", K_DURATION, JOB(retry_max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
-	{"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
-	{"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
-	{"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
-	{"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
-	{"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
-	{"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
-	{"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
-	{"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
-	{"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-static const struct key_spec *find_key(const struct key_spec *keys, const char *name)
-{
-	for (const struct key_spec *k = keys; k->name; k++)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	return NULL;
-}
-
-static const char *closest_key(const struct key_spec *keys, const char *word)
-{
-	struct suggester sg = {word, NULL, 99};
-
-	for (const struct key_spec *k = keys; k->name; k++)
-		suggest_consider(&sg, k->name);
-	return sg.best;
-}
-
-const char *config_closest_job_key(const char *key)
-{
-	return closest_key(job_keys, key);
-}
-
-bool config_valid_job_name(const char *name)
-{
-	size_t n = 0;
-
-	for (const char *p = name; *p; p++, n++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
-			return false;
-	return n > 0 && n <= JOB_NAME_MAX;
-}
-
-/* "one of "a", "b", "c"" for messages. */
-static void list_values(const char *const *values, char *out, size_t outlen)
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; values[i]; i++) {
-		int w = snprintf(out + o, outlen - o, "%s\"%s\"", i ? ", " : "", values[i]);
-		if (w < 0 || (size_t)w >= outlen - o)
-			return;
-		o += (size_t)w;
-	}
-}
-
-static bool is_blank(const char *s)
-{
-	for (; *s; s++)
-		if (!isspace((unsigned char)*s))
-			return false;
-	return true;
-}
-
-/* Check and store one setting S described by K into the struct at BASE. Returns false
- * (after reporting) when the value is unusable. */
-static bool apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
-		      void *base, const char *file)
-{
-	char *field = (char *)base + k->off;
-	int type = config_setting_type(s);
-
-	switch (k->type) {
-	case K_STRING:
-	case K_CHOICE: {
-		if (type != CONFIG_TYPE_STRING) {
-			report_at(L, s, file, "%s must be a string like %s", k->name, k->example);
-			return false;
-		}
-		const char *v = config_setting_get_string(s);
-		if (!k->allow_empty && is_blank(v)) {
-			report_at(L, s, file, "%s is empty; write a value like %s", k->name, k->example);
-			return false;
-		}
-		if (k->type == K_CHOICE) {
-			size_t i;
-			for (i = 0; k->values[i]; i++)
-				if (strcmp(v, k->values[i]) == 0)
-					break;
-			if (!k->values[i]) {
-				char vals[256];
-				list_values(k->values, vals, sizeof(vals));
-				report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v,
-					  vals);
-				return false;
-			}
-		}
-		char **dst = (char **)(void *)field;
-		free(*dst);
-		*dst = dup_str(L, v);
-		return true;
-	}
-	case K_ENUM: {
-		char vals[256];
-		list_values(k->values, vals, sizeof(vals));
-		if (type != CONFIG_TYPE_STRING) {
-			report_at(L, s, file, "%s must be a string, one of %s", k->name, vals);
-			return false;
-		}
-		const char *v = config_setting_get_string(s);
-		for (int i = 0; k->values[i]; i++) {
-			if (strcmp(v, k->values[i]) == 0) {
-				memcpy(field, &i, sizeof(i));
-				return true;
-			}
-		}
-		report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v, vals);
-		return false;
-	}
-	case K_INT: {
-		long long v;
-		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
-			report_at(L, s, file, "%s must be a whole number like %s", k->name, k->example);
-			return false;
-		}
-		v = type == CONFIG_TYPE_INT ? config_setting_get_int(s) : config_setting_get_int64(s);
-		if (v < k->min) {
-			report_at(L, s, file, "%s must be at least %d, not %lld", k->name, k->min, v);
-			return false;
-		}
-		if (v > 1000000000) {
-			report_at(L, s, file, "%s is too large (%lld); use at most 1000000000", k->name, v);
-			return false;
-		}
-		int iv = (int)v;
-		memcpy(field, &iv, sizeof(iv));
-		return true;
-	}
-	case K_BOOL: {
-		if (type != CONFIG_TYPE_BOOL) {
-			report_at(L, s, file, "%s must be true or false, without quotes", k->name);
-			return false;
-		}
-		bool b = config_setting_get_bool(s) != 0;
-		memcpy(field, &b, sizeof(b));
-		return true;
-	}
-	case K_DURATION: {
-		char err[256];
-		int64_t ms;
-		if (type != CONFIG_TYPE_STRING) {
-			report_at(L, s, file, "%s must be a string duration like %s", k->name, k->example);
-			return false;
-		}
-		if (duration_parse(config_setting_get_string(s), &ms, err, sizeof(err)) < 0) {
-			report_at(L, s, file, "%s: %s", k->name, err);
-			return false;
-		}
-		memcpy(field, &ms, sizeof(ms));
-		return true;
-	}
-	case K_FLOAT: {
-		double v;
-		if (type == CONFIG_TYPE_FLOAT)
-			v = config_setting_get_float(s);
-		else if (type == CONFIG_TYPE_INT)
-			v = config_setting_get_int(s);
-		else if (type == CONFIG_TYPE_INT64)
-			v = (double)config_setting_get_int64(s);
-		else {
-			report_at(L, s, file, "%s must be a number like %s", k->name, k->example);
-			return false;
-		}
-		if (!(v >= k->min) || v > 1000) { /* also catches NaN */
-			report_at(L, s, file, "%s must be between %d and 1000, not %g", k->name, k->min, v);
-			return false;
-		}
-		memcpy(field, &v, sizeof(v));
-		return true;
-	}
-	case K_NAMES: {
-		char ***dst = (char ***)(void *)field;
-		size_t *count = (size_t *)(void *)(field + sizeof(char **));
-		int n = config_setting_length(s);
-		bool ok = true;
-
-		_Static_assert(offsetof(struct conf_job, n_after) ==
-				       offsetof(struct conf_job, after) + sizeof(char **),
-			       "n_after follows after");
-		if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) ||
-		    (n > 0 && config_setting_type(config_setting_get_elem(s, 0)) != CONFIG_TYPE_STRING)) {
-			report_at(L, s, file, "%s must be an array of job names like %s", k->name,
-				  k->example);
-			return false;
-		}
-		*dst = calloc(n ? (size_t)n : 1, sizeof(char *));
-		if (!*dst) {
-			L->oom = true;
-			return false;
-		}
-		*count = 0;
-		for (int i = 0; i < n; i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-				report_at(L, e, file, "%s must be an array of job names like %s", k->name,
-					  k->example);
-				ok = false;
-				continue;
-			}
-			const char *v = config_setting_get_string(e);
-			bool dup = false;
-			for (size_t j = 0; j < *count; j++)
-				dup |= strcmp((*dst)[j], v) == 0;
-			if (dup) {
-				report_at(L, e, file, "%s lists \"%s\" twice; remove one", k->name, v);
-				ok = false;
-				continue;
-			}
-			(*dst)[(*count)++] = dup_str(L, v);
-		}
-		return ok;
-	}
-	case K_CUSTOM:
-		k->fn(L, s, file);
-		return true;
-	}
-	return false;
-}
-
-/* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
-static void report_unknown(struct loader *L, const config_setting_t *s, const char *file,
-			   const struct key_spec *keys, const char *where, const char *hint)
-{
-	const char *name = config_setting_name(s);
-	const char *best = closest_key(keys, name);
-
-	if (best)
-		report_at(L, s, file, "unknown key \"%s\"%s; did you mean \"%s\"?", name, where, best);
-	else
-		report_at(L, s, file, "unknown key \"%s\"%s; %s", name, where, hint);
-}
-
-/* Walk group S: known keys into BASE, others reported. */
-static void parse_group(struct loader *L, const config_setting_t *s, const char *file,
-			const struct key_spec *keys, void *base, const char *where, const char *hint)
-{
-	int n = config_setting_length(s);
-
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
-		const struct key_spec *k = find_key(keys, config_setting_name(m));
-		if (k)
-			apply_key(L, m, k, base, file);
-		else
-			report_unknown(L, m, file, keys, where, hint);
-	}
-}
 
 /* ---- libconfig files --------------------------------------------------------------- */
 
@@ -557,7 +112,7 @@ static void remember_file(struct loader *L, const char *path)
 		return;
 	}
 	L->files = f;
-	L->files[L->n_files] = dup_str(L, path);
+	L->files[L->n_files] = config_dup_str(L, path);
 	if (L->files[L->n_files])
 		L->n_files++;
 }
@@ -673,14 +228,14 @@ static const char *conninfo_problem(const char *ci)
 	}
 }
 
-static void parse_databases(struct loader *L, const config_setting_t *s, const char *file)
+void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
 	int n;
 
 	if (!config_setting_is_group(s)) {
-		report_at(L, s, file,
+		config_report_at(L, s, file,
 			  "databases must be a group like databases = { analytics = { conninfo = "
 			  "\"service=analytics\"; }; };");
 		return;
@@ -692,7 +247,7 @@ static void parse_databases(struct loader *L, const config_setting_t *s, const c
 		char where[128];
 
 		if (!config_setting_is_group(m)) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "database \"%s\" must be a group like %s = { conninfo = \"dbname=%s\"; "
 				  "pool = 4; };",
 				  name, name, name);
@@ -702,17 +257,17 @@ static void parse_databases(struct loader *L, const config_setting_t *s, const c
 			return;
 		struct conf_database *db = &cfg->databases[cfg->n_databases++];
 		memset(db, 0, sizeof(*db));
-		db->name = dup_str(L, name);
+		db->name = config_dup_str(L, name);
 		db->pool = 4;
-		db->file = dup_str(L, setting_file(m, file));
+		db->file = config_dup_str(L, setting_file(m, file));
 		db->line = setting_line(m);
 		snprintf(where, sizeof(where), " in database \"%s\"", name);
-		parse_group(L, m, file, database_keys, db, where,
+		config_parse_group(L, m, file, config_database_keys, db, where,
 			    "a database takes conninfo and pool");
 
 		const config_setting_t *ci = config_setting_get_member(m, "conninfo");
 		if (!ci) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "database \"%s\" has no conninfo; add conninfo = \"host=... dbname=...\" "
 				  "(or \"service=NAME\" from pg_service.conf)",
 				  name);
@@ -721,14 +276,14 @@ static void parse_databases(struct loader *L, const config_setting_t *s, const c
 			char red[512];
 			if (problem && strcasestr(db->conninfo, "password")) {
 				/* a malformed string may hide a password the redactor cannot find */
-				report_at(L, ci, file,
+				config_report_at(L, ci, file,
 					  "conninfo of database \"%s\" %s; write key=value pairs like "
 					  "\"host=db1 dbname=analytics\", or a URI like "
 					  "\"postgresql://db1/analytics\"",
 					  name, problem);
 			} else if (problem) {
 				log_redact_conninfo(db->conninfo, red, sizeof(red));
-				report_at(L, ci, file,
+				config_report_at(L, ci, file,
 					  "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
 					  "dbname=analytics\", or a URI like \"postgresql://db1/analytics\"",
 					  red, problem);
@@ -737,10 +292,10 @@ static void parse_databases(struct loader *L, const config_setting_t *s, const c
 	}
 }
 
-static void parse_history(struct loader *L, const config_setting_t *s, const char *file)
+void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
 {
 	if (!config_setting_is_group(s)) {
-		report_at(L, s, file,
+		config_report_at(L, s, file,
 			  "history must be a group like history = { database = \"analytics\"; retain = "
 			  "\"30d\"; };");
 		return;
@@ -748,18 +303,18 @@ static void parse_history(struct loader *L, const config_setting_t *s, const cha
 	const config_setting_t *db = config_setting_get_member(s, "database");
 	if (db)
 		L->history_db_line = setting_line(db);
-	parse_group(L, s, file, history_keys, L->cfg, " in history",
+	config_parse_group(L, s, file, config_history_keys, L->cfg, " in history",
 		    "history takes database and retain");
 }
 
-static void parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
+void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
 {
 	struct pgc_config *cfg = L->cfg;
 	size_t cap = 0;
 	int n;
 
 	if (!config_setting_is_list(s)) {
-		report_at(L, s, file,
+		config_report_at(L, s, file,
 			  "alerts must be a list like alerts = ( { sink = \"log\"; }, { sink = "
 			  "\"webhook\"; url = \"https://...\"; } );");
 		return;
@@ -769,7 +324,7 @@ static void parse_alerts(struct loader *L, const config_setting_t *s, const char
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 
 		if (!config_setting_is_group(m)) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "each alert must be a group like { sink = \"log\"; }");
 			continue;
 		}
@@ -778,12 +333,12 @@ static void parse_alerts(struct loader *L, const config_setting_t *s, const char
 		struct conf_alert_sink *a = &cfg->alerts[cfg->n_alerts++];
 		memset(a, 0, sizeof(*a));
 		a->timeout_ms = 10000;
-		a->file = dup_str(L, setting_file(m, file));
+		a->file = config_dup_str(L, setting_file(m, file));
 		a->line = setting_line(m);
-		parse_group(L, m, file, sink_keys, a, " in alert",
+		config_parse_group(L, m, file, config_sink_keys, a, " in alert",
 			    "an alert takes sink, database, channel, url, command and timeout");
 		if (!config_setting_get_member(m, "sink")) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "alert has no sink; add sink = \"log\", \"notify\", \"webhook\" or "
 				  "\"exec\"");
 			continue;
@@ -808,31 +363,31 @@ static void parse_alerts(struct loader *L, const config_setting_t *s, const char
 			for (int j = 0; j < nm; j++) {
 				const config_setting_t *k = config_setting_get_elem(m, (unsigned)j);
 				const char *kn = config_setting_name(k);
-				bool used = strcmp(kn, "sink") == 0 || !find_key(sink_keys, kn);
+				bool used = strcmp(kn, "sink") == 0 || !config_find_key(config_sink_keys, kn);
 				for (size_t x = 0; uses[u].keys[x]; x++)
 					used |= strcmp(kn, uses[u].keys[x]) == 0;
 				if (!used)
-					report_at(L, k, file, "%s is not used by a \"%s\" sink; remove it", kn,
+					config_report_at(L, k, file, "%s is not used by a \"%s\" sink; remove it", kn,
 						  a->sink);
 			}
 		}
 		if (strcmp(a->sink, "webhook") == 0) {
 			if (!config_setting_get_member(m, "url"))
-				report_at(L, m, file,
+				config_report_at(L, m, file,
 					  "webhook alert has no url; add url = \"https://...\"");
 			else if (a->url && strncmp(a->url, "http://", 7) != 0 &&
 				 strncmp(a->url, "https://", 8) != 0)
-				report_at(L, config_setting_get_member(m, "url"), file,
+				config_report_at(L, config_setting_get_member(m, "url"), file,
 					  "url \"%s\" is not an http:// or https:// URL; write the full URL",
 					  a->url);
 		} else if (strcmp(a->sink, "exec") == 0 && !config_setting_get_member(m, "command")) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "exec alert has no command; add command = \"/path/to/program\"");
 		} else if (strcmp(a->sink, "notify") == 0) {
 			if (!config_setting_get_member(m, "channel"))
-				a->channel = dup_str(L, "pgcrond_alerts");
+				a->channel = config_dup_str(L, "pgcrond_alerts");
 			else if (a->channel && strlen(a->channel) > CHANNEL_MAX)
-				report_at(L, config_setting_get_member(m, "channel"), file,
+				config_report_at(L, config_setting_get_member(m, "channel"), file,
 					  "channel is longer than %d bytes; PostgreSQL would truncate it, "
 					  "use a shorter name",
 					  CHANNEL_MAX);
@@ -843,7 +398,7 @@ static void parse_alerts(struct loader *L, const config_setting_t *s, const char
 /* Keys that belong to jobs: named in messages about misplaced settings. */
 static bool is_job_key(const char *name)
 {
-	return find_key(job_keys, name) != NULL;
+	return config_find_key(config_job_keys, name) != NULL;
 }
 
 static void parse_main(struct loader *L, const config_setting_t *root, const char *file)
@@ -853,23 +408,23 @@ static void parse_main(struct loader *L, const config_setting_t *root, const cha
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
 		const char *name = config_setting_name(m);
-		const struct key_spec *k = find_key(main_keys, name);
+		const struct key_spec *k = config_find_key(config_main_keys, name);
 
 		if (k) {
-			L->main_line[k - main_keys] = setting_line(m);
-			apply_key(L, m, k, L->cfg, file);
+			L->main_line[k - config_main_keys] = setting_line(m);
+			config_apply_key(L, m, k, L->cfg, file);
 		} else if (strcmp(name, "job") == 0 || strcmp(name, "jobs") == 0) {
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "jobs belong in the *.conf files of conf_dir, not in the main file; move "
 				  "this %s there",
 				  name);
-		} else if (is_job_key(name) && !closest_key(main_keys, name)) {
-			report_at(L, m, file,
+		} else if (is_job_key(name) && !config_closest_key(config_main_keys, name)) {
+			config_report_at(L, m, file,
 				  "\"%s\" is a job setting; put it inside a job = { ... }; in a file of "
 				  "conf_dir",
 				  name);
 		} else {
-			report_unknown(L, m, file, main_keys, "",
+			config_report_unknown(L, m, file, config_main_keys, "",
 				       "remove it (pgcrond.conf(5) lists the daemon settings)");
 		}
 	}
@@ -877,11 +432,9 @@ static void parse_main(struct loader *L, const config_setting_t *root, const cha
 
 static int main_line(const struct loader *L, const char *key)
 {
-	const struct key_spec *k = find_key(main_keys, key);
-	return k ? L->main_line[k - main_keys] : 0;
+	const struct key_spec *k = config_find_key(config_main_keys, key);
+	return k ? L->main_line[k - config_main_keys] : 0;
 }
-
-_Static_assert(sizeof(main_keys) / sizeof(main_keys[0]) <= 16, "main_line[] too small");
 
 /* "a, b, c": the names of the databases, for messages */
 static void database_names(const struct pgc_config *cfg, char *out, size_t outlen)
@@ -907,7 +460,7 @@ static void check_database(struct loader *L, const char *file, int line, const c
 	if (config_database(L->cfg, dbname))
 		return;
 	for (size_t i = 0; i < L->cfg->n_databases; i++)
-		suggest_consider(&sg, L->cfg->databases[i].name);
+		config_suggest(&sg, L->cfg->databases[i].name);
 	if (sg.best) {
 		report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?", what, dbname,
 		       sg.best);
@@ -932,11 +485,11 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 
 	/* relative paths are relative to the main file's directory, not the cwd */
 	if (!cfg->conf_dir)
-		cfg->conf_dir = dup_str(L, "conf.d");
+		cfg->conf_dir = config_dup_str(L, "conf.d");
 	if (!cfg->plugin_dir)
-		cfg->plugin_dir = dup_str(L, PGCROND_DEFAULT_PLUGIN_DIR);
+		cfg->plugin_dir = config_dup_str(L, PGCROND_DEFAULT_PLUGIN_DIR);
 	if (!cfg->state_dir)
-		cfg->state_dir = dup_str(L, "/var/lib/pgcrond");
+		cfg->state_dir = config_dup_str(L, "/var/lib/pgcrond");
 	char **dirs[] = {&cfg->conf_dir, &cfg->plugin_dir, &cfg->state_dir};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!*dirs[i])
@@ -946,9 +499,9 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 		*dirs[i] = p;
 	}
 	if (!cfg->timezone)
-		cfg->timezone = dup_str(L, "UTC");
+		cfg->timezone = config_dup_str(L, "UTC");
 	if (!cfg->log_level)
-		cfg->log_level = dup_str(L, "info");
+		cfg->log_level = config_dup_str(L, "info");
 
 	if (cfg->timezone) {
 		int rc = cron_tz_open(cfg->timezone, &cfg->tz, err, sizeof(err));
@@ -972,7 +525,7 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 	if (cfg->history_database) {
 		check_database(L, file, L->history_db_line, "history", cfg->history_database);
 	} else if (cfg->n_databases == 1) {
-		cfg->history_database = dup_str(L, cfg->databases[0].name);
+		cfg->history_database = config_dup_str(L, cfg->databases[0].name);
 	} else if (cfg->n_databases > 1) {
 		char names[256];
 		database_names(cfg, names, sizeof(names));
@@ -990,9 +543,9 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 			return;
 		}
 		cfg->n_alerts = 1;
-		cfg->alerts[0].sink = dup_str(L, "log");
+		cfg->alerts[0].sink = config_dup_str(L, "log");
 		cfg->alerts[0].timeout_ms = 10000;
-		cfg->alerts[0].file = dup_str(L, file);
+		cfg->alerts[0].file = config_dup_str(L, file);
 	}
 	for (size_t i = 0; i < cfg->n_alerts; i++) {
 		struct conf_alert_sink *a = &cfg->alerts[i];
@@ -1001,7 +554,7 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 		if (a->database)
 			check_database(L, a->file, a->line, "notify alert", a->database);
 		else if (cfg->history_database)
-			a->database = dup_str(L, cfg->history_database);
+			a->database = config_dup_str(L, cfg->history_database);
 	}
 }
 
@@ -1033,13 +586,13 @@ static char *setting_text(struct loader *L, const config_setting_t *s)
 
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_STRING:
-		return dup_str(L, config_setting_get_string(s));
+		return config_dup_str(L, config_setting_get_string(s));
 	case CONFIG_TYPE_INT:
 		snprintf(buf, sizeof(buf), "%d", config_setting_get_int(s));
-		return dup_str(L, buf);
+		return config_dup_str(L, buf);
 	case CONFIG_TYPE_INT64:
 		snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(s));
-		return dup_str(L, buf);
+		return config_dup_str(L, buf);
 	case CONFIG_TYPE_FLOAT: {
 		/* the shortest spelling that reads back as the same double */
 		double v = config_setting_get_float(s);
@@ -1049,10 +602,10 @@ static char *setting_text(struct loader *L, const config_setting_t *s)
 		size_t len = strlen(buf);
 		if (!strpbrk(buf, ".eEn") && len + 2 < sizeof(buf)) /* keep it a float: 2.0, not 2 */
 			memcpy(buf + len, ".0", 3);
-		return dup_str(L, buf);
+		return config_dup_str(L, buf);
 	}
 	case CONFIG_TYPE_BOOL:
-		return dup_str(L, config_setting_get_bool(s) ? "true" : "false");
+		return config_dup_str(L, config_setting_get_bool(s) ? "true" : "false");
 	default:
 		return NULL;
 	}
@@ -1065,7 +618,7 @@ static void add_setting(struct loader *L, struct conf_job *j, const config_setti
 
 	if (!v) {
 		if (!L->oom)
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "plugin setting %s must be a string, number or true/false, not a list or "
 				  "group",
 				  config_setting_name(m));
@@ -1076,7 +629,7 @@ static void add_setting(struct loader *L, struct conf_job *j, const config_setti
 		return;
 	}
 	struct conf_setting *st = &j->settings[j->n_settings++];
-	st->key = dup_str(L, config_setting_name(m));
+	st->key = config_dup_str(L, config_setting_name(m));
 	st->value = v;
 	st->line = setting_line(m);
 }
@@ -1112,7 +665,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	j.debounce_ms = 5000;
 	j.max_delay_ms = 60000;
 	j.alert_after = 1;
-	j.file = dup_str(L, file);
+	j.file = config_dup_str(L, file);
 	j.line = line;
 
 	/* the name first, so every message about this job can name it */
@@ -1130,12 +683,12 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *key = config_setting_name(m);
-		const struct key_spec *k = find_key(job_keys, key);
+		const struct key_spec *k = config_find_key(config_job_keys, key);
 
 		if (k) {
-			bool ok = apply_key(L, m, k, &j, file);
+			bool ok = config_apply_key(L, m, k, &j, file);
 			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name))
-				report_at(L, m, file,
+				config_report_at(L, m, file,
 					  "job name \"%.80s\" may only contain letters, digits, \"_\", \".\" and "
 					  "\"-\", at most %d of them; rename it",
 					  j.name, JOB_NAME_MAX);
@@ -1143,7 +696,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 			/* the plugin validates its own settings once it is loaded */
 			add_setting(L, &j, m, file, &settings_cap);
 		} else {
-			report_unknown(L, m, file, job_keys, where,
+			config_report_unknown(L, m, file, config_job_keys, where,
 				       "a plain SQL job takes only the standard keys (pgcrond.conf(5) lists "
 				       "them); plugin settings need plugin = \"NAME\"");
 		}
@@ -1169,7 +722,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 		       "%s has neither plugin nor command; add plugin = \"NAME\" or command = \"SQL\"",
 		       who);
 	if (j.plugin && !valid_plugin_name(j.plugin))
-		report_at(L, plugin, file,
+		config_report_at(L, plugin, file,
 			  "plugin \"%.80s\" is not a plugin name; use the file name of a .so in "
 			  "plugin_dir without the extension, like \"weakness_patterns\"",
 			  j.plugin);
@@ -1178,9 +731,9 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	if (j.schedule) {
 		char err[256];
 		if (cron_parse(j.schedule, &j.cron, err, sizeof(err)) < 0) {
-			report_at(L, schedule, file, "schedule %s", err);
+			config_report_at(L, schedule, file, "schedule %s", err);
 		} else if (!cron_can_fire(&j.cron)) {
-			report_at(L, schedule, file,
+			config_report_at(L, schedule, file,
 				  "schedule \"%s\" never fires (that day does not exist in that month); "
 				  "fix the day and month fields",
 				  j.schedule);
@@ -1189,7 +742,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 
 	const config_setting_t *listen = config_setting_get_member(s, "listen");
 	if (j.listen && strlen(j.listen) > CHANNEL_MAX)
-		report_at(L, listen, file,
+		config_report_at(L, listen, file,
 			  "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
 			  "shorter name",
 			  CHANNEL_MAX);
@@ -1198,13 +751,13 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 		for (size_t i = 0; i < 2; i++) {
 			const config_setting_t *m = config_setting_get_member(s, keys[i]);
 			if (m)
-				report_at(L, m, file,
+				config_report_at(L, m, file,
 					  "%s only applies to notifications; add listen = \"CHANNEL\" or "
 					  "remove %s",
 					  keys[i], keys[i]);
 		}
 	} else if (config_setting_get_member(s, "max_delay") && j.max_delay_ms < j.debounce_ms) {
-		report_at(L, config_setting_get_member(s, "max_delay"), file,
+		config_report_at(L, config_setting_get_member(s, "max_delay"), file,
 			  "max_delay must not be shorter than debounce; raise max_delay or lower debounce");
 	} else if (j.max_delay_ms < j.debounce_ms) {
 		j.max_delay_ms = j.debounce_ms; /* only debounce was raised: the cap follows it */
@@ -1212,7 +765,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	if (j.retry_max_delay_ms < j.retry_delay_ms) {
 		const config_setting_t *m = config_setting_get_member(s, "retry_max_delay");
 		if (m)
-			report_at(L, m, file,
+			config_report_at(L, m, file,
 				  "retry_max_delay must not be shorter than retry_delay; raise "
 				  "retry_max_delay or lower retry_delay");
 		else
@@ -1230,7 +783,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	if (j.database)
 		check_database(L, file, setting_line(database), who, j.database);
 	else if (!database && cfg->history_database)
-		j.database = dup_str(L, cfg->history_database);
+		j.database = config_dup_str(L, cfg->history_database);
 
 	/* Keep the first definition of a name; later ones are reported and dropped. A job with
 	 * an invalid name is kept (its error is reported): jobs naming it in after would
@@ -1265,13 +818,13 @@ static void load_job_file(struct loader *L, const char *path)
 			if (config_setting_is_group(m))
 				parse_job(L, m, path);
 			else
-				report_at(L, m, path,
+				config_report_at(L, m, path,
 					  "job must be a group like job = { name = \"...\"; ... }; for several "
 					  "jobs in one file write jobs = ( { ... }, { ... } );");
 		} else if (strcmp(name, "jobs") == 0) {
 			int nj = config_setting_length(m);
 			if (!config_setting_is_list(m)) {
-				report_at(L, m, path,
+				config_report_at(L, m, path,
 					  "jobs must be a list of groups like jobs = ( { name = \"a\"; ... }, "
 					  "{ name = \"b\"; ... } );");
 				continue;
@@ -1281,13 +834,13 @@ static void load_job_file(struct loader *L, const char *path)
 				if (config_setting_is_group(e))
 					parse_job(L, e, path);
 				else
-					report_at(L, e, path,
+					config_report_at(L, e, path,
 						  "each element of jobs must be a group { name = \"...\"; ... }");
 			}
-		} else if (find_key(main_keys, name)) {
-			report_at(L, m, path, "\"%s\" %s", name, daemon_keys_hint);
+		} else if (config_find_key(config_main_keys, name)) {
+			config_report_at(L, m, path, "\"%s\" %s", name, daemon_keys_hint);
 		} else if (is_job_key(name)) {
-			report_at(L, m, path,
+			config_report_at(L, m, path,
 				  "\"%s\" is outside any job; put the job's settings inside job = { ... };",
 				  name);
 		} else {
@@ -1296,7 +849,7 @@ static void load_job_file(struct loader *L, const char *path)
 				{"jobs", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
 				{NULL, 0, 0, NULL, NULL, 0, false, NULL},
 			};
-			report_unknown(L, m, path, top, " in a job file",
+			config_report_unknown(L, m, path, top, " in a job file",
 				       "a job file holds job = { ... }; or jobs = ( { ... }, ... );");
 		}
 	}
@@ -1339,7 +892,7 @@ static void load_conf_dir(struct loader *L)
 			continue;
 		if (!grow(L, (void **)&names, n, &cap, sizeof(*names)))
 			break;
-		names[n] = dup_str(L, de->d_name);
+		names[n] = config_dup_str(L, de->d_name);
 		if (names[n])
 			n++;
 	}
@@ -1378,7 +931,7 @@ static void check_jobs(struct loader *L)
 			if (config_job(cfg, j->after[a]))
 				continue;
 			for (size_t k = 0; k < cfg->n_jobs; k++)
-				suggest_consider(&sg, cfg->jobs[k].name);
+				config_suggest(&sg, cfg->jobs[k].name);
 			if (sg.best)
 				report(L, j->file, j->after_line,
 				       "job \"%s\" runs after unknown job \"%s\"; did you mean \"%s\"?", j->name,
@@ -1442,7 +995,7 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 	if (!cfg)
 		return -ENOMEM;
 	L.cfg = cfg;
-	cfg->file = dup_str(&L, path);
+	cfg->file = config_dup_str(&L, path);
 	cfg->history_retain_ms = 30LL * 86400000;
 	cfg->max_running = 32;
 	cfg->shutdown_grace_ms = 30000;
@@ -1450,11 +1003,11 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 
 	const char *slash = strrchr(path, '/');
 	if (slash == path)
-		L.main_dir = dup_str(&L, "/");
+		L.main_dir = config_dup_str(&L, "/");
 	else if (slash)
 		L.main_dir = strndup(path, (size_t)(slash - path));
 	else
-		L.main_dir = dup_str(&L, "");
+		L.main_dir = config_dup_str(&L, "");
 	if (!L.main_dir)
 		L.oom = true;
 	L.have_main_st = stat(path, &L.main_st) == 0;

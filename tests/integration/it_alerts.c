@@ -7,10 +7,15 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-#include "flowenv.h"
+#include "itest.h"
 
 #define DB "it_alerts"
 
@@ -65,19 +70,6 @@ static pid_t hook_start(const char *file, int *port)
 	return pid;
 }
 
-static bool file_has(const char *path, const char *needle, double timeout_s)
-{
-	double t0 = itest_now();
-	for (;;) {
-		char *text = itest_read_file(path);
-		bool found = strstr(text, needle) != NULL;
-		free(text);
-		if (found || itest_now() - t0 > timeout_s)
-			return found;
-		itest_sleep(0.05);
-	}
-}
-
 static int lines_with(const char *text, const char *needle)
 {
 	int n = 0;
@@ -88,23 +80,28 @@ static int lines_with(const char *text, const char *needle)
 
 START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 {
-	struct fenv e;
+	struct itest_env e;
 	char when[32];
 	int port;
-	fenv_setup(&e, "webhook", DB);
-	char *hook_path = fenv_path(&e, "hook.txt");
+	itest_env_setup(&e, "webhook", DB);
+	char *hook_path = itest_env_path(&e, "hook.txt");
 	pid_t hook = hook_start(hook_path, &port);
 	/* the first webhook refuses connections (port 1), the second is ours */
-	fenv_main(&e, "alerts = ( { sink = \"webhook\"; url = \"http://127.0.0.1:1/down\"; timeout = \"1s\"; },"
-	              " { sink = \"webhook\"; url = \"http://127.0.0.1:%d/hook\"; timeout = \"2s\"; } );\n",
-	          port);
-	fenv_soon(when, sizeof(when), 2);
-	fenv_job(&e, "10-jobs.conf",
-	         "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT 1/0\"; },\n"
-	         "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; command = \"SELECT 1\"; }\n);\n",
-	         when);
-	fenv_start(&e);
-	ck_assert_msg(file_has(hook_path, "\"job\":\"broken\"", 15), "no alert:\n%s",
+	itest_env_main(
+	    &e,
+	    "alerts = ( { sink = \"webhook\"; url = \"http://127.0.0.1:1/down\"; timeout = \"1s\"; "
+	    "},"
+	    " { sink = \"webhook\"; url = \"http://127.0.0.1:%d/hook\"; timeout = \"2s\"; } );\n",
+	    port);
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; "
+	              "command = \"SELECT 1/0\"; },\n"
+	              "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; command "
+	              "= \"SELECT 1\"; }\n);\n",
+	              when);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(hook_path, "\"job\":\"broken\"", 15), "no alert:\n%s",
 	              itest_read_file(e.log));
 	char *got = itest_read_file(hook_path);
 	ck_assert_msg(strstr(got, "\"event\":\"alert\""), "%s", got);
@@ -112,14 +109,17 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	ck_assert_msg(strstr(got, "division by zero"), "%s", got);
 	free(got);
 	itest_sleep(4);
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	/* the dead webhook did not hold up the every-second job */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
-	                                "job_name = 'tick' AND (status <> 'succeeded' OR "
-	                                "start_time - scheduled_time > interval '900 ms')"), 0);
-	ck_assert_int_ge(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
-	                                "job_name = 'tick' AND scheduled_time > (SELECT start_time "
-	                                "FROM pgcrond.job_run_details WHERE job_name = 'broken')"), 3);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "job_name = 'tick' AND (status <> 'succeeded' OR "
+	                                     "start_time - scheduled_time > interval '900 ms')"),
+	                 0);
+	ck_assert_int_ge(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                        "job_name = 'tick' AND scheduled_time > (SELECT start_time "
+	                        "FROM pgcrond.job_run_details WHERE job_name = 'broken')"),
+	    3);
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(strstr(log, "http://127.0.0.1:1/down"), "the dead sink is not reported:\n%s", log);
 	free(log);
@@ -130,25 +130,28 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	kill(hook, SIGKILL);
 	waitpid(hook, NULL, 0);
 	free(hook_path);
-	fenv_teardown(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(stale_alerts_once_and_recovers_once)
 {
-	struct fenv e;
-	fenv_setup(&e, "stale", DB);
-	fenv_main(&e, "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
-	              "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
-	              "%s/state/alerts.txt\"; } );\n", e.dir);
+	struct itest_env e;
+	itest_env_setup(&e, "stale", DB);
+	itest_env_main(
+	    &e,
+	    "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
+	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
+	    "%s/state/alerts.txt\"; } );\n",
+	    e.dir);
 	itest_exec(e.db, "CREATE TABLE flag (ok boolean); INSERT INTO flag VALUES (false)");
 	/* fails while flag.ok is false: the view it maintains goes stale after 2 s */
-	fenv_job(&e, "10-stale.conf",
-	         "job = { name = \"view\"; database = \"app\"; schedule = \"* * * * * *\";"
-	         " command = \"SELECT 1 / ok::int FROM flag\";"
-	         " max_staleness = \"2s\"; alert_after = 100; };\n");
-	fenv_start(&e);
-	char *path = fenv_path(&e, "state/alerts.txt");
+	itest_env_job(&e, "10-stale.conf",
+	              "job = { name = \"view\"; database = \"app\"; schedule = \"* * * * * *\";"
+	              " command = \"SELECT 1 / ok::int FROM flag\";"
+	              " max_staleness = \"2s\"; alert_after = 100; };\n");
+	itest_env_start(&e);
+	char *path = itest_env_path(&e, "state/alerts.txt");
 	double t0 = itest_now();
 	char *a = NULL;
 	for (;;) {
@@ -163,10 +166,11 @@ START_TEST(stale_alerts_once_and_recovers_once)
 	free(a);
 	itest_sleep(2.5); /* still stale: no second alert */
 	itest_exec(e.db, "UPDATE flag SET ok = true");
-	ck_assert(fenv_wait(&e, 5, "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
-	                           "job_name = 'view' AND status = 'succeeded'"));
+	ck_assert(itest_env_wait(&e, 5,
+	                         "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
+	                         "job_name = 'view' AND status = 'succeeded'"));
 	itest_sleep(1.5);
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	a = itest_read_file(path);
 	ck_assert_msg(lines_with(a, "alert stale view") == 1, "alerts:\n%s", a);
 	ck_assert_msg(lines_with(a, "recovered stale view") == 1, "alerts:\n%s", a);
@@ -174,7 +178,7 @@ START_TEST(stale_alerts_once_and_recovers_once)
 	ck_assert_msg(lines_with(a, "failed view") == 0, "alerts:\n%s", a);
 	free(a);
 	free(path);
-	fenv_teardown(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 

@@ -5,87 +5,23 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
 
 #define DB "it_daemon"
 
-struct env {
-	char *dir;
-	char *conf;
-	char *log;
-	char *ci;
-	PGconn *db;
-	pid_t pid;
-};
-
-static pid_t running_daemon; /* killed at exit if a failed assertion left it behind */
-
-static void kill_daemon_at_exit(void)
+/* The daemon environment with a "ticks" table for the jobs to write to and the schema put in
+ * by `pgcrond install`; EXTRA_MAIN is appended to pgcrond.conf (shutdown_grace ...). */
+static void env_setup(struct itest_env *e, const char *tag, const char *extra_main)
 {
-	if (running_daemon > 0)
-		kill(running_daemon, SIGKILL);
-}
-
-static char *path_in(const struct env *e, const char *name)
-{
-	size_t n = strlen(e->dir) + strlen(name) + 2;
-	char *p = malloc(n);
-	snprintf(p, n, "%s/%s", e->dir, name);
-	return p;
-}
-
-/* The main file; EXTRA is appended verbatim (more databases, shutdown_grace ...). */
-static void write_main(const struct env *e, const char *extra)
-{
-	itest_write_file(e->conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
-	                 "history = { database = \"app\"; };\n"
-	                 "%s",
-	                 e->dir, e->dir, e->ci, extra ? extra : "");
-}
-
-static void write_job(const struct env *e, const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void write_job(const struct env *e, const char *file, const char *fmt, ...)
-{
-	char body[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	char name[256];
-	snprintf(name, sizeof(name), "conf.d/%s", file);
-	char *p = path_in(e, name);
-	itest_write_file(p, "%s", body);
-	free(p);
-}
-
-static void env_setup(struct env *e, const char *tag, const char *extra_main)
-{
-	memset(e, 0, sizeof(*e));
-	atexit(kill_daemon_at_exit);
-	e->dir = itest_tmpdir(tag);
-	e->conf = path_in(e, "pgcrond.conf");
-	e->log = path_in(e, "daemon.log");
-	char *confd = path_in(e, "conf.d");
-	ck_assert(mkdir(confd, 0755) == 0);
-	free(confd);
-	e->ci = itest_fresh_db(DB);
-	write_main(e, extra_main);
-	e->db = itest_connect(e->ci);
+	itest_env_init(e, tag, DB);
+	if (extra_main)
+		itest_env_main(e, "%s", extra_main);
 	itest_exec(e->db,
 	           "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
 	itest_exec(e->db, "GRANT ALL ON ticks TO PUBLIC");
@@ -103,164 +39,121 @@ static void env_setup(struct env *e, const char *tag, const char *extra_main)
 	free(out);
 }
 
-static void env_start(struct env *e)
+/* The pg_sleep backends of cancelled or timed-out runs really stopped (within 5 s). */
+static void expect_backends_stopped(struct itest_env *e)
 {
-	e->pid = itest_daemon_start(e->conf, e->log);
-	running_daemon = e->pid;
-	ck_assert_msg(itest_wait_log(e->log, "started:", 10), "daemon did not start:\n%s",
-	              itest_read_file(e->log));
-}
-
-static int env_stop(struct env *e, int sig, double timeout_s)
-{
-	int st = itest_daemon_stop(e->pid, sig, timeout_s);
-	running_daemon = 0;
-	e->pid = 0;
-	return st;
-}
-
-static void env_teardown(struct env *e)
-{
-	if (e->pid)
-		env_stop(e, SIGKILL, 5);
-	PQfinish(e->db);
-	free(e->dir);
-	free(e->conf);
-	free(e->log);
-	free(e->ci);
-}
-
-static bool wait_sql(struct env *e, double timeout_s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool wait_sql(struct env *e, double timeout_s, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return itest_wait_sql(e->db, sql, timeout_s);
-}
-
-static long long count(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long count(struct env *e, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return itest_scalar_ll(e->db, sql);
-}
-
-/* A six-field schedule that fires once a minute, at the second AHEAD seconds from now. */
-static void once_soon(char *out, size_t outlen, int ahead)
-{
-	time_t t = time(NULL) + ahead;
-	snprintf(out, outlen, "%d * * * * *", (int)(t % 60));
+	ck_assert_msg(
+	    itest_env_wait(
+	        e, 5,
+	        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%%' "
+	        "AND state = 'active' AND pid <> pg_backend_pid()"),
+	    "a pg_sleep backend is still running");
 }
 
 START_TEST(every_second_runs_and_is_recorded)
 {
-	struct env e;
+	struct itest_env e;
 	env_setup(&e, "tick", NULL);
-	write_job(&e, "10-tick.conf",
-	          "job = { name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	          "  command = \"INSERT INTO ticks (job) VALUES ('tick')\"; };\n");
-	env_start(&e);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "  command = \"INSERT INTO ticks (job) VALUES ('tick')\"; };\n");
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(&e, 15,
-	             "SELECT count(*) >= 3 FROM pgcrond.job_run_details WHERE job_name = 'tick' "
-	             "AND status = 'succeeded'"),
+	    itest_env_wait(
+	        &e, 15,
+	        "SELECT count(*) >= 3 FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	        "AND status = 'succeeded'"),
 	    "no runs recorded:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 
 	/* every recorded run has pg_cron's columns right */
 	ck_assert_int_eq(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
-	              "AND status = 'succeeded' AND (return_message IS DISTINCT FROM 'INSERT 0 1' "
-	              "OR job_pid IS NULL OR job_pid <= 0 OR trigger <> 'schedule' OR attempt <> 1 "
-	              "OR scheduled_time <> date_trunc('second', scheduled_time) "
-	              "OR start_time < scheduled_time OR end_time < start_time "
-	              "OR database <> 'app' OR command NOT LIKE 'INSERT INTO ticks%%')"),
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	            "AND status = 'succeeded' AND (return_message IS DISTINCT FROM 'INSERT 0 1' "
+	            "OR job_pid IS NULL OR job_pid <= 0 OR trigger <> 'schedule' OR attempt <> 1 "
+	            "OR scheduled_time <> date_trunc('second', scheduled_time) "
+	            "OR start_time < scheduled_time OR end_time < start_time "
+	            "OR database <> 'app' OR command NOT LIKE 'INSERT INTO ticks%%')"),
 	    0);
 	/* each fire once, each on time, and each really ran */
-	ck_assert_int_eq(count(&e, "SELECT count(*) - count(DISTINCT scheduled_time) FROM "
-	                           "pgcrond.job_run_details WHERE job_name = 'tick'"),
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) - count(DISTINCT scheduled_time) FROM "
+	                                 "pgcrond.job_run_details WHERE job_name = 'tick'"),
 	                 0);
 	ck_assert_int_eq(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
-	              "AND start_time - scheduled_time > interval '900 ms'"),
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	                    "AND start_time - scheduled_time > interval '900 ms'"),
 	    0);
 	ck_assert_int_ge(
-	    count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'"),
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
-	              "AND status = 'succeeded'"));
+	    itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'"),
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	                    "AND status = 'succeeded'"));
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(strstr(log, "succeeded in") != NULL, "%s", log);
 	free(log);
-	env_teardown(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(timeout_stops_the_backend)
 {
-	struct env e;
+	struct itest_env e;
 	char when[32];
 	env_setup(&e, "timeout", NULL);
-	once_soon(when, sizeof(when), 2);
+	itest_schedule_soon(when, sizeof(when), 2);
 	/* one statement: the server's statement_timeout stops it */
-	write_job(
+	itest_env_job(
 	    &e, "10-sleep.conf",
 	    "job = { name = \"sleepy\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\";\n"
 	    "  command = \"SELECT pg_sleep(60)\"; };\n",
 	    when);
 	/* two statements, each shorter than the timeout: the client-side timer cancels */
-	write_job(
+	itest_env_job(
 	    &e, "20-sleep2.conf",
 	    "job = { name = \"sleepy2\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\";\n"
 	    "  command = \"SELECT pg_sleep(1.6); SELECT pg_sleep(1.7)\"; };\n",
 	    when);
-	env_start(&e);
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(&e, 15,
-	             "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name LIKE "
-	             "'sleepy%%' AND status <> 'running'"),
+	    itest_env_wait(&e, 15,
+	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name LIKE "
+	                   "'sleepy%%' AND status <> 'running'"),
 	    "no timeout recorded:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(count(&e,
-	                       "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE "
-	                       "'sleepy%%' AND status = 'failed' AND sqlstate = '57014' AND "
-	                       "return_message = 'timed out after 2s; the statement was cancelled' "
-	                       "AND end_time - start_time < interval '6 s'"),
-	                 2);
+	ck_assert_int_eq(
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE "
+	                    "'sleepy%%' AND status = 'failed' AND sqlstate = '57014' AND "
+	                    "return_message = 'timed out after 2s; the statement was cancelled' "
+	                    "AND end_time - start_time < interval '6 s'"),
+	    2);
 	/* the backends really stopped */
-	ck_assert_msg(
-	    wait_sql(
-	        &e, 5,
-	        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%%' "
-	        "AND state = 'active' AND pid <> pg_backend_pid()"),
-	    "a pg_sleep backend is still running");
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
-	env_teardown(&e);
+	expect_backends_stopped(&e);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(overlap_policies)
 {
-	struct env e;
+	struct itest_env e;
 	env_setup(&e, "overlap", "max_running = 8;\nshutdown_grace = \"2s\";\n");
-	write_job(&e, "10-skip.conf",
-	          "job = { name = \"skipper\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	          "  overlap = \"skip\"; command = \"SELECT pg_sleep(2.5)\"; };\n");
-	write_job(&e, "20-queue.conf",
-	          "job = { name = \"queuer\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	          "  overlap = \"queue\"; command = \"SELECT pg_sleep(1.5)\"; };\n");
-	write_job(&e, "30-replace.conf",
-	          "job = { name = \"replacer\"; database = \"app\"; schedule = \"*/2 * * * * *\";\n"
-	          "  overlap = \"replace\"; command = \"SELECT pg_sleep(30)\"; };\n");
-	env_start(&e);
+	itest_env_job(
+	    &e, "10-skip.conf",
+	    "job = { name = \"skipper\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	    "  overlap = \"skip\"; command = \"SELECT pg_sleep(2.5)\"; };\n");
+	itest_env_job(&e, "20-queue.conf",
+	              "job = { name = \"queuer\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "  overlap = \"queue\"; command = \"SELECT pg_sleep(1.5)\"; };\n");
+	itest_env_job(
+	    &e, "30-replace.conf",
+	    "job = { name = \"replacer\"; database = \"app\"; schedule = \"*/2 * * * * *\";\n"
+	    "  overlap = \"replace\"; command = \"SELECT pg_sleep(30)\"; };\n");
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(
+	    itest_env_wait(
 	        &e, 20,
 	        "SELECT bool_and(ok) FROM (VALUES "
 	        "((SELECT count(*) >= 2 FROM pgcrond.job_run_details WHERE job_name = 'skipper' "
@@ -272,128 +165,132 @@ START_TEST(overlap_policies)
 	        "((SELECT count(*) >= 2 FROM pgcrond.job_run_details WHERE job_name = 'replacer' "
 	        "  AND status = 'failed'))) v(ok)"),
 	    "overlap rows missing:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 15), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 
 	/* skip: the skipped fires say why */
 	ck_assert_int_eq(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	              "'skipper' AND status = 'skipped' AND return_message !~ "
-	              "'^previous run still running \\(started [0-9:]{8}Z\\); overlap = skip$'"),
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	            "'skipper' AND status = 'skipped' AND return_message !~ "
+	            "'^previous run still running \\(started [0-9:]{8}Z\\); overlap = skip$'"),
 	    0);
 	/* skip and queue: runs of one job never overlap */
 	ck_assert_int_eq(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details a JOIN "
-	              "pgcrond.job_run_details b USING (job_name) WHERE job_name IN "
-	              "('skipper', 'queuer') AND a.runid < b.runid AND a.status = 'succeeded' "
-	              "AND b.status = 'succeeded' AND tstzrange(a.start_time, a.end_time) && "
-	              "tstzrange(b.start_time, b.end_time)"),
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details a JOIN "
+	            "pgcrond.job_run_details b USING (job_name) WHERE job_name IN "
+	            "('skipper', 'queuer') AND a.runid < b.runid AND a.status = 'succeeded' "
+	            "AND b.status = 'succeeded' AND tstzrange(a.start_time, a.end_time) && "
+	            "tstzrange(b.start_time, b.end_time)"),
 	    0);
 	/* queue: the queued run starts as soon as the previous one ends, late for its instant */
 	ck_assert_int_ge(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	              "'queuer' AND status = 'succeeded' AND start_time - scheduled_time > "
-	              "interval '300 ms'"),
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                    "'queuer' AND status = 'succeeded' AND start_time - scheduled_time > "
+	                    "interval '300 ms'"),
 	    1);
-	ck_assert_int_eq(count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	                           "'queuer' AND status = 'skipped' AND return_message NOT LIKE "
-	                           "'%%already queued; overlap = queue' AND return_message <> "
-	                           "'pgcrond was shutting down'"),
-	                 0);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                        "'queuer' AND status = 'skipped' AND return_message NOT LIKE "
+	                        "'%%already queued; overlap = queue' AND return_message <> "
+	                        "'pgcrond was shutting down'"),
+	    0);
 	/* replace: each newer fire cancelled the running one */
 	ck_assert_int_ge(
-	    count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	              "'replacer' AND status = 'failed' AND sqlstate = '57014' AND "
-	              "return_message = 'cancelled: replaced by a newer run (overlap = replace)'"),
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	            "'replacer' AND status = 'failed' AND sqlstate = '57014' AND "
+	            "return_message = 'cancelled: replaced by a newer run (overlap = replace)'"),
 	    1);
-	ck_assert_msg(
-	    wait_sql(
-	        &e, 5,
-	        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%%' "
-	        "AND state = 'active' AND pid <> pg_backend_pid()"),
-	    "a pg_sleep backend is still running");
-	env_teardown(&e);
+	expect_backends_stopped(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(reload_valid_and_invalid)
 {
-	struct env e;
+	struct itest_env e;
 	env_setup(&e, "reload", NULL);
-	write_job(&e, "10-a.conf",
-	          "job = { name = \"a\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	          "  command = \"INSERT INTO ticks (job) VALUES ('a')\"; };\n");
-	env_start(&e);
-	ck_assert(wait_sql(&e, 10, "SELECT count(*) >= 1 FROM ticks WHERE job = 'a'"));
+	itest_env_job(&e, "10-a.conf",
+	              "job = { name = \"a\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "  command = \"INSERT INTO ticks (job) VALUES ('a')\"; };\n");
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) >= 1 FROM ticks WHERE job = 'a'"));
 
 	/* a valid change: a new job starts */
-	write_job(&e, "20-b.conf",
-	          "job = { name = \"b\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	          "  command = \"INSERT INTO ticks (job) VALUES ('b')\"; };\n");
+	itest_env_job(&e, "20-b.conf",
+	              "job = { name = \"b\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "  command = \"INSERT INTO ticks (job) VALUES ('b')\"; };\n");
 	kill(e.pid, SIGHUP);
-	ck_assert_msg(wait_sql(&e, 10, "SELECT count(*) >= 2 FROM ticks WHERE job = 'b'"),
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM ticks WHERE job = 'b'"),
 	              "new job did not run:\n%s", itest_read_file(e.log));
 	ck_assert(itest_wait_log(e.log, "configuration reloaded", 2));
 
 	/* an invalid one: refused, with file and line, and the old jobs keep running */
-	write_job(&e, "30-bad.conf",
-	          "job = {\n  name = \"c\";\n  database = \"app\";\n  schedul = \"* * * * *\";\n"
-	          "  command = \"SELECT 1\";\n};\n");
+	itest_env_job(
+	    &e, "30-bad.conf",
+	    "job = {\n  name = \"c\";\n  database = \"app\";\n  schedul = \"* * * * *\";\n"
+	    "  command = \"SELECT 1\";\n};\n");
 	kill(e.pid, SIGHUP);
 	ck_assert_msg(
 	    itest_wait_log(e.log, "reload failed; keeping the previous configuration", 10), "%s",
 	    itest_read_file(e.log));
 	ck_assert_msg(itest_wait_log(e.log, "conf.d/30-bad.conf:4:", 2), "%s",
 	              itest_read_file(e.log));
-	long long before = count(&e, "SELECT count(*) FROM ticks WHERE job = 'b'");
-	ck_assert_msg(
-	    wait_sql(&e, 10, "SELECT count(*) >= %lld FROM ticks WHERE job = 'b'", before + 2),
-	    "old configuration stopped running:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
-	env_teardown(&e);
+	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'b'");
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= %lld FROM ticks WHERE job = 'b'",
+	                             before + 2),
+	              "old configuration stopped running:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(crash_then_restart_closes_orphan_once)
 {
-	struct env e;
+	struct itest_env e;
 	char when[32];
 	env_setup(&e, "crash", NULL);
-	once_soon(when, sizeof(when), 2);
-	write_job(&e, "10-long.conf",
-	          "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";\n"
-	          "  command = \"SELECT pg_sleep(4)\"; };\n",
-	          when);
-	env_start(&e);
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(&e, "10-long.conf",
+	              "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";\n"
+	              "  command = \"SELECT pg_sleep(4)\"; };\n",
+	              when);
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(&e, 10,
-	             "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
-	             "AND status = 'running' AND job_pid IS NOT NULL"),
+	    itest_env_wait(
+	        &e, 10,
+	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
+	        "AND status = 'running' AND job_pid IS NOT NULL"),
 	    "run not recorded as running:\n%s", itest_read_file(e.log));
 	char *sched = itest_scalar(e.db, "SELECT scheduled_time FROM pgcrond.job_run_details WHERE "
 	                                 "job_name = 'long'");
-	env_stop(&e, SIGKILL, 5);
+	itest_env_stop(&e, SIGKILL, 5);
 
-	env_start(&e);
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(&e, 10,
-	             "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
-	             "AND status = 'failed' AND return_message <> ''"),
+	    itest_env_wait(
+	        &e, 10,
+	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
+	        "AND status = 'failed' AND return_message <> ''"),
 	    "orphan row not closed:\n%s", itest_read_file(e.log));
 	itest_sleep(2);
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
-	ck_assert_int_eq(count(&e,
-	                       "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	                       "'long' AND scheduled_time = '%s'",
-	                       sched),
-	                 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                    "'long' AND scheduled_time = '%s'",
+	                    sched),
+	    1);
 	free(sched);
-	env_teardown(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(refused_connection_records_libpq_error)
 {
-	struct env e;
+	struct itest_env e;
 	char extra[1024];
 	env_setup(&e, "refused", NULL);
 	/* a socket directory where nothing listens */
@@ -405,16 +302,17 @@ START_TEST(refused_connection_records_libpq_error)
 	                 "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	                 "state_dir = \"%s/state\";\n%shistory = { database = \"app\"; };\n",
 	                 e.dir, e.dir, extra);
-	write_job(
+	itest_env_job(
 	    &e, "10-nowhere.conf",
 	    "job = { name = \"nowhere\"; database = \"nowhere\"; schedule = \"* * * * * *\";\n"
 	    "  command = \"SELECT 1\"; };\n");
-	env_start(&e);
-	ck_assert_msg(wait_sql(&e, 10,
-	                       "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = "
-	                       "'nowhere' AND status = 'failed'"),
-	              "no failure recorded:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = "
+	                   "'nowhere' AND status = 'failed'"),
+	    "no failure recorded:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	char *msg =
 	    itest_scalar(e.db, "SELECT return_message || ' / ' || coalesce(sqlstate, '') FROM "
 	                       "pgcrond.job_run_details WHERE job_name = 'nowhere' AND status = "
@@ -427,7 +325,7 @@ START_TEST(refused_connection_records_libpq_error)
 	ck_assert_msg(strstr(log, "hunter2") == NULL, "password in the log:\n%s", log);
 	ck_assert_msg(strstr(log, "cannot connect") != NULL, "%s", log);
 	free(log);
-	env_teardown(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
@@ -461,66 +359,64 @@ END_TEST
 
 START_TEST(sigterm_lets_runs_finish_then_cancels)
 {
-	struct env e;
+	struct itest_env e;
 	char when[32];
 	env_setup(&e, "term", "shutdown_grace = \"3s\";\n");
-	once_soon(when, sizeof(when), 2);
-	write_job(&e, "10-short.conf",
-	          "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
-	          "  command = \"SELECT pg_sleep(1.5)\"; };\n",
-	          when);
-	write_job(&e, "20-long.conf",
-	          "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
-	          "  command = \"SELECT pg_sleep(60)\"; };\n",
-	          when);
-	env_start(&e);
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(&e, "10-short.conf",
+	              "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
+	              "  command = \"SELECT pg_sleep(1.5)\"; };\n",
+	              when);
+	itest_env_job(&e, "20-long.conf",
+	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
+	              "  command = \"SELECT pg_sleep(60)\"; };\n",
+	              when);
+	itest_env_start(&e);
 	ck_assert_msg(
-	    wait_sql(&e, 10,
-	             "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE status = 'running' "
-	             "AND job_pid IS NOT NULL"),
+	    itest_env_wait(
+	        &e, 10,
+	        "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE status = 'running' "
+	        "AND job_pid IS NOT NULL"),
 	    "runs did not start:\n%s", itest_read_file(e.log));
 	double t0 = itest_now();
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 15), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	double took = itest_now() - t0;
 	ck_assert_msg(took >= 2.5 && took < 10, "shutdown took %.1f s", took);
-	ck_assert_int_eq(count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	                           "'short' AND status = 'succeeded'"),
-	                 1);
-	ck_assert_int_eq(count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	                           "'endless' AND status = 'failed' AND sqlstate = '57014' AND "
-	                           "return_message LIKE 'cancelled: pgcrond was shutting down%%'"),
-	                 1);
-	ck_assert_msg(
-	    wait_sql(
-	        &e, 5,
-	        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%%' "
-	        "AND state = 'active' AND pid <> pg_backend_pid()"),
-	    "a pg_sleep backend is still running");
-	env_teardown(&e);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                        "'short' AND status = 'succeeded'"),
+	    1);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                        "'endless' AND status = 'failed' AND sqlstate = '57014' AND "
+	                        "return_message LIKE 'cancelled: pgcrond was shutting down%%'"),
+	    1);
+	expect_backends_stopped(&e);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(notify_triggers_a_manual_run)
 {
-	struct env e;
+	struct itest_env e;
 	env_setup(&e, "trigger", NULL);
-	write_job(&e, "10-manual.conf",
-	          "job = { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	          "  command = \"INSERT INTO ticks (job) VALUES ('yearly')\"; };\n");
-	env_start(&e);
+	itest_env_job(&e, "10-manual.conf",
+	              "job = { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "  command = \"INSERT INTO ticks (job) VALUES ('yearly')\"; };\n");
+	itest_env_start(&e);
 	itest_sleep(1); /* the LISTEN connection is made asynchronously */
 	bool ran = false;
 	for (int i = 0; i < 10 && !ran; i++) {
 		itest_exec(e.db, "NOTIFY pgcrond_trigger, 'yearly'");
-		ran = wait_sql(&e, 1, "SELECT count(*) >= 1 FROM ticks WHERE job = 'yearly'");
+		ran = itest_env_wait(&e, 1, "SELECT count(*) >= 1 FROM ticks WHERE job = 'yearly'");
 	}
 	ck_assert_msg(ran, "trigger did not run the job:\n%s", itest_read_file(e.log));
-	ck_assert(
-	    wait_sql(&e, 5,
-	             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = 'yearly' "
-	             "AND trigger = 'manual' AND status = 'succeeded'"));
-	ck_assert_int_eq(env_stop(&e, SIGTERM, 10), 0);
-	env_teardown(&e);
+	ck_assert(itest_env_wait(
+	    &e, 5,
+	    "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = 'yearly' "
+	    "AND trigger = 'manual' AND status = 'succeeded'"));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 

@@ -3,77 +3,103 @@
  * downstreams upstream_failed rows and an alert; a deadlock is retried with growing delays,
  * a missing table is not; a daemon stopped across fires catches up once. */
 #include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-#include "flowenv.h"
+#include "itest.h"
 
 #define DB "it_flow"
 
 START_TEST(diamond_runs_in_order_with_one_graph_run)
 {
-	struct fenv e;
+	struct itest_env e;
 	char when[32];
-	fenv_setup(&e, "diamond", DB);
+	itest_env_setup(&e, "diamond", DB);
 	itest_exec(e.db, "CREATE TABLE steps (job text, started timestamptz, ended timestamptz)");
-	fenv_soon(when, sizeof(when), 3);
+	itest_schedule_soon(when, sizeof(when), 3);
 	/* each step records its own start and end, so the order is checked from the inside */
 #define STEP(name) "INSERT INTO steps VALUES ('" name "', clock_timestamp()); SELECT pg_sleep(0.3); " \
                    "UPDATE steps SET ended = clock_timestamp() WHERE job = '" name "'"
-	fenv_job(&e, "10-diamond.conf",
-	         "jobs = (\n{ name = \"a\"; database = \"app\"; schedule = \"%s\"; command = \"%s\"; },\n"
-	         "{ name = \"b\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
-	         "{ name = \"c\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
-	         "{ name = \"d\"; database = \"app\"; after = [\"b\", \"c\"]; command = \"%s\"; }\n);\n",
-	         when, STEP("a"), STEP("b"), STEP("c"), STEP("d"));
-	fenv_start(&e);
-	ck_assert_msg(fenv_wait(&e, 15, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                                "WHERE job_name = 'd' AND status = 'succeeded'"),
+	itest_env_job(
+	    &e, "10-diamond.conf",
+	    "jobs = (\n{ name = \"a\"; database = \"app\"; schedule = \"%s\"; command = \"%s\"; "
+	    "},\n"
+	    "{ name = \"b\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
+	    "{ name = \"c\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
+	    "{ name = \"d\"; database = \"app\"; after = [\"b\", \"c\"]; command = \"%s\"; }\n);\n",
+	    when, STEP("a"), STEP("b"), STEP("c"), STEP("d"));
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'd' AND status = 'succeeded'"),
 	              "d did not run:\n%s", itest_read_file(e.log));
 	itest_sleep(1.5); /* nothing more may come */
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 4);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                "WHERE status = 'succeeded'"), 4);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(DISTINCT graph_run) FROM "
-	                                "pgcrond.job_run_details WHERE graph_run IS NOT NULL"), 1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                "WHERE graph_run IS NULL"), 0);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
-	                                "trigger = CASE job_name WHEN 'a' THEN 'schedule' ELSE 'upstream' END"), 4);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 4);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE status = 'succeeded'"),
+	                 4);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(DISTINCT graph_run) FROM "
+	                                     "pgcrond.job_run_details WHERE graph_run IS NOT NULL"),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE graph_run IS NULL"),
+	                 0);
+	ck_assert_int_eq(
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                    "trigger = CASE job_name WHEN 'a' THEN 'schedule' ELSE 'upstream' END"),
+	    4);
 	/* b and c after a; d after both b and c; b and c overlap (fan-out starts them together) */
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM steps x JOIN steps a ON a.job = 'a' "
-	    "WHERE x.job IN ('b', 'c') AND x.started >= a.ended"), 2);
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM steps d, steps x WHERE d.job = 'd' AND x.job IN ('b', 'c') "
-	    "AND d.started >= x.ended"), 2);
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM steps b, steps c WHERE b.job = 'b' AND c.job = 'c' "
-	    "AND b.started < c.ended AND c.started < b.ended"), 1);
-	fenv_teardown(&e);
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM steps x JOIN steps a ON a.job = 'a' "
+	                                 "WHERE x.job IN ('b', 'c') AND x.started >= a.ended"),
+	                 2);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e,
+	        "SELECT count(*) FROM steps d, steps x WHERE d.job = 'd' AND x.job IN ('b', 'c') "
+	        "AND d.started >= x.ended"),
+	    2);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM steps b, steps c WHERE b.job = 'b' AND c.job = 'c' "
+	            "AND b.started < c.ended AND c.started < b.ended"),
+	    1);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(upstream_failure_marks_downstreams_and_alerts)
 {
-	struct fenv e;
+	struct itest_env e;
 	char when[32];
-	fenv_setup(&e, "upfail", DB);
-	fenv_main(&e, "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
-	              "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
-	              "%s/state/alerts.txt\"; } );\n", e.dir);
-	fenv_soon(when, sizeof(when), 3);
-	fenv_job(&e, "10-chain.conf",
-	         "jobs = (\n{ name = \"x\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT 1/0\";"
-	         " retries = 2; retry_delay = \"100ms\"; },\n"
-	         "{ name = \"y\"; database = \"app\"; after = [\"x\"]; command = \"SELECT 1\"; },\n"
-	         "{ name = \"z\"; database = \"app\"; after = [\"y\"]; command = \"SELECT 1\"; }\n);\n",
-	         when);
-	fenv_start(&e);
-	ck_assert_msg(fenv_wait(&e, 15, "SELECT count(*) = 2 FROM pgcrond.job_run_details "
-	                                "WHERE status = 'upstream_failed'"),
+	itest_env_setup(&e, "upfail", DB);
+	itest_env_main(
+	    &e,
+	    "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
+	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
+	    "%s/state/alerts.txt\"; } );\n",
+	    e.dir);
+	itest_schedule_soon(when, sizeof(when), 3);
+	itest_env_job(
+	    &e, "10-chain.conf",
+	    "jobs = (\n{ name = \"x\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT "
+	    "1/0\";"
+	    " retries = 2; retry_delay = \"100ms\"; },\n"
+	    "{ name = \"y\"; database = \"app\"; after = [\"x\"]; command = \"SELECT 1\"; },\n"
+	    "{ name = \"z\"; database = \"app\"; after = [\"y\"]; command = \"SELECT 1\"; }\n);\n",
+	    when);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details "
+	                             "WHERE status = 'upstream_failed'"),
 	              "no upstream_failed rows:\n%s", itest_read_file(e.log));
-	char *alerts_path = fenv_path(&e, "state/alerts.txt");
+	char *alerts_path = itest_env_path(&e, "state/alerts.txt");
 	double t0 = itest_now();
 	char *a = NULL;
 	for (;;) {
@@ -89,60 +115,76 @@ START_TEST(upstream_failure_marks_downstreams_and_alerts)
 	ck_assert_msg(strstr(a, "alert upstream_failed z"), "alerts:\n%s", a);
 	free(a);
 	free(alerts_path);
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	/* 22012 is not transient: one attempt, no retry */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                "WHERE job_name = 'x'"), 1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                "WHERE job_name IN ('y', 'z') AND status = 'upstream_failed' "
-	                                "AND return_message LIKE '%%upstream job x failed%%'"), 2);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(DISTINCT graph_run) FROM "
-	                                "pgcrond.job_run_details"), 1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                "WHERE graph_run IS NULL"), 0);
-	fenv_teardown(&e);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'x'"),
+	                 1);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name IN ('y', 'z') AND status = 'upstream_failed' "
+	                        "AND return_message LIKE '%%upstream job x failed%%'"),
+	    2);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(DISTINCT graph_run) FROM "
+	                                     "pgcrond.job_run_details"),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE graph_run IS NULL"),
+	                 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(deadlock_is_retried_with_growing_delays)
 {
-	struct fenv e;
+	struct itest_env e;
 	char when[32];
-	fenv_setup(&e, "retry", DB);
+	itest_env_setup(&e, "retry", DB);
 	/* a sequence is not rolled back by the error: it counts the attempts */
 	itest_exec(e.db, "CREATE SEQUENCE tries;"
 	                 "CREATE FUNCTION flaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
 	                 "IF nextval('tries') <= 2 THEN RAISE EXCEPTION 'simulated deadlock' "
 	                 "USING ERRCODE = '40P01'; END IF; RETURN 1; END $$");
-	fenv_soon(when, sizeof(when), 3);
-	fenv_job(&e, "10-retry.conf",
-	         "jobs = (\n{ name = \"flaky\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT flaky()\";"
-	         " retries = 3; retry_delay = \"400ms\"; retry_backoff = 2.0; },\n"
-	         "{ name = \"missing\"; database = \"app\"; schedule = \"%s\";"
-	         " command = \"SELECT * FROM no_such_table\"; retries = 3; retry_delay = \"200ms\"; }\n);\n",
-	         when, when);
-	fenv_start(&e);
-	ck_assert_msg(fenv_wait(&e, 20, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                                "WHERE job_name = 'flaky' AND status = 'succeeded'"),
+	itest_schedule_soon(when, sizeof(when), 3);
+	itest_env_job(&e, "10-retry.conf",
+	              "jobs = (\n{ name = \"flaky\"; database = \"app\"; schedule = \"%s\"; "
+	              "command = \"SELECT flaky()\";"
+	              " retries = 3; retry_delay = \"400ms\"; retry_backoff = 2.0; },\n"
+	              "{ name = \"missing\"; database = \"app\"; schedule = \"%s\";"
+	              " command = \"SELECT * FROM no_such_table\"; retries = 3; retry_delay = "
+	              "\"200ms\"; }\n);\n",
+	              when, when);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'flaky' AND status = 'succeeded'"),
 	              "flaky never succeeded:\n%s", itest_read_file(e.log));
 	itest_sleep(1.5); /* time for a wrong retry of "missing" to show */
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'flaky'"), 3);
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'flaky' AND "
-	    "((attempt IN (1, 2) AND status = 'failed' AND sqlstate = '40P01') OR "
-	    " (attempt = 3 AND status = 'succeeded')) AND "
-	    "trigger = CASE attempt WHEN 1 THEN 'schedule' ELSE 'retry' END"), 3);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'flaky'"),
+	    3);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'flaky' AND "
+	            "((attempt IN (1, 2) AND status = 'failed' AND sqlstate = '40P01') OR "
+	            " (attempt = 3 AND status = 'succeeded')) AND "
+	            "trigger = CASE attempt WHEN 1 THEN 'schedule' ELSE 'retry' END"),
+	    3);
 	/* all attempts serve the same fire */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(DISTINCT scheduled_time) FROM "
-	                                "pgcrond.job_run_details WHERE job_name = 'flaky'"), 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(DISTINCT scheduled_time) FROM "
+	                                     "pgcrond.job_run_details WHERE job_name = 'flaky'"),
+	                 1);
 	/* delays: ~400 ms then ~800 ms (±10%% jitter) */
-	long long d1 = fenv_count(&e,
+	long long d1 = itest_env_count(
+	    &e,
 	    "SELECT extract(epoch FROM n.start_time - p.end_time) * 1000 FROM "
 	    "pgcrond.job_run_details p JOIN pgcrond.job_run_details n ON n.job_name = p.job_name "
 	    "AND n.attempt = 2 WHERE p.job_name = 'flaky' AND p.attempt = 1");
-	long long d2 = fenv_count(&e,
+	long long d2 = itest_env_count(
+	    &e,
 	    "SELECT extract(epoch FROM n.start_time - p.end_time) * 1000 FROM "
 	    "pgcrond.job_run_details p JOIN pgcrond.job_run_details n ON n.job_name = p.job_name "
 	    "AND n.attempt = 3 WHERE p.job_name = 'flaky' AND p.attempt = 2");
@@ -150,28 +192,36 @@ START_TEST(deadlock_is_retried_with_growing_delays)
 	ck_assert_msg(d2 >= 700 && d2 < 2500, "second delay %lld ms", d2);
 	ck_assert_msg(d2 > d1, "delays do not grow: %lld then %lld ms", d1, d2);
 	/* 42P01 is not transient: failed once, not retried */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'missing'"), 1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
-	                                "job_name = 'missing' AND status = 'failed' AND sqlstate = '42P01'"), 1);
-	fenv_teardown(&e);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'missing'"),
+	    1);
+	ck_assert_int_eq(
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                    "job_name = 'missing' AND status = 'failed' AND sqlstate = '42P01'"),
+	    1);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(stopped_across_fires_catches_up_once)
 {
-	struct fenv e;
-	fenv_setup(&e, "catchup", DB);
+	struct itest_env e;
+	itest_env_setup(&e, "catchup", DB);
 	/* every 3 s: stopped for 7 s, at least two fires pass while nobody runs them */
-	fenv_job(&e, "10-tick.conf",
-	         "jobs = (\n{ name = \"tick\"; database = \"app\"; schedule = \"*/3 * * * * *\";"
-	         " command = \"SELECT 1\"; },\n"
-	         "{ name = \"lazy\"; database = \"app\"; schedule = \"*/3 * * * * *\";"
-	         " command = \"SELECT 1\"; catchup = \"skip\"; }\n);\n");
-	fenv_start(&e);
-	ck_assert_msg(fenv_wait(&e, 10, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
-	                                "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	itest_env_job(
+	    &e, "10-tick.conf",
+	    "jobs = (\n{ name = \"tick\"; database = \"app\"; schedule = \"*/3 * * * * *\";"
+	    " command = \"SELECT 1\"; },\n"
+	    "{ name = \"lazy\"; database = \"app\"; schedule = \"*/3 * * * * *\";"
+	    " command = \"SELECT 1\"; catchup = \"skip\"; }\n);\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
 	              "tick never ran:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_exec(e.db, "CREATE TABLE stopped AS SELECT clock_timestamp() AS at");
 	itest_sleep(7);
 	/* restart a second after a fire (at multiples of 3 s), so the catch-up is decided
@@ -179,23 +229,35 @@ START_TEST(stopped_across_fires_catches_up_once)
 	while (time(NULL) % 3 != 1)
 		itest_sleep(0.05);
 	itest_exec(e.db, "CREATE TABLE restarted AS SELECT clock_timestamp() AS at");
-	fenv_start(&e);
-	ck_assert_msg(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                                "WHERE job_name = 'tick' AND trigger = 'catchup' AND status = 'succeeded'"),
-	              "no catch-up run:\n%s", itest_read_file(e.log));
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(
+	        &e, 10,
+	        "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	        "WHERE job_name = 'tick' AND trigger = 'catchup' AND status = 'succeeded'"),
+	    "no catch-up run:\n%s", itest_read_file(e.log));
 	itest_sleep(4);
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	/* once, not a burst; for the latest missed fire; catchup = skip never catches up */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE trigger = 'catchup'"), 1);
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM pgcrond.job_run_details, stopped, restarted WHERE "
-	    "trigger = 'catchup' AND scheduled_time > stopped.at AND scheduled_time <= restarted.at "
-	    "AND start_time >= restarted.at"), 1);
-	ck_assert_int_eq(fenv_count(&e,
-	    "SELECT count(*) FROM pgcrond.job_run_details, stopped, restarted WHERE "
-	    "scheduled_time > stopped.at AND scheduled_time < restarted.at - interval '1 second' "
-	    "AND trigger <> 'catchup'"), 0);
-	fenv_teardown(&e);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE trigger = 'catchup'"),
+	    1);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details, stopped, restarted WHERE "
+	            "trigger = 'catchup' AND scheduled_time > stopped.at AND scheduled_time <= "
+	            "restarted.at "
+	            "AND start_time >= restarted.at"),
+	    1);
+	ck_assert_int_eq(
+	    itest_env_count(
+	        &e, "SELECT count(*) FROM pgcrond.job_run_details, stopped, restarted WHERE "
+	            "scheduled_time > stopped.at AND scheduled_time < restarted.at - interval '1 "
+	            "second' "
+	            "AND trigger <> 'catchup'"),
+	    0);
+	itest_env_teardown(&e);
 }
 END_TEST
 

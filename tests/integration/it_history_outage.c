@@ -14,13 +14,10 @@
 
 #define SANDBOX TEST_SOURCE_DIR "/../scripts/pg-sandbox"
 
-static pid_t daemon_pid;
 static char second_dir[1024];
 
-static void cleanup(void)
+static void stop_second_sandbox(void)
 {
-	if (daemon_pid > 0)
-		kill(daemon_pid, SIGKILL);
 	if (second_dir[0]) {
 		char cmd[1200];
 		snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX, second_dir);
@@ -38,49 +35,47 @@ static void sandbox_cmd(const char *what)
 
 START_TEST(history_outage_loses_nothing)
 {
-	atexit(cleanup);
-	char *dir = itest_tmpdir("hist-outage");
-	char conf[1024], log[1024], path[1024], cmd[1400];
+	atexit(stop_second_sandbox);
+	struct itest_env e;
+	char path[1024], cmd[1400];
+	itest_env_init(&e, "hist-outage", "it_hist_outage");
 
 	/* the second server: the history database */
-	snprintf(second_dir, sizeof(second_dir), "%s/pg2", dir);
+	snprintf(second_dir, sizeof(second_dir), "%s/pg2", e.dir);
 	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s/pg2.conninfo", SANDBOX,
-		 second_dir, (int)getpid(), dir);
+	         second_dir, (int)getpid(), e.dir);
 	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox");
-	snprintf(path, sizeof(path), "%s/pg2.conninfo", dir);
+	snprintf(path, sizeof(path), "%s/pg2.conninfo", e.dir);
 	char *hist_ci = itest_read_file(path);
 	hist_ci[strcspn(hist_ci, "\n")] = '\0';
 
-	char *app_ci = itest_fresh_db("it_hist_outage");
-	PGconn *app = itest_connect(app_ci);
+	PGconn *app = e.db;
 	itest_exec(app, "CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
 
-	snprintf(path, sizeof(path), "%s/conf.d", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon.log", dir);
-	itest_write_file(conf,
-			 "plugin_dir = \"%s\";\n"
-			 "state_dir = \"%s/state\";\n"
-			 "databases = {\n"
-			 "  app = { conninfo = \"%s\"; };\n"
-			 "  hist = { conninfo = \"%s\"; };\n"
-			 "};\n"
-			 "history = { database = \"hist\"; };\n",
-			 dir, dir, app_ci, hist_ci);
-	snprintf(path, sizeof(path), "%s/conf.d/10-tick.conf", dir);
-	itest_write_file(path, "job = { name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-			       "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_write_file(e.conf,
+	                 "plugin_dir = \"%s\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; };\n"
+	                 "  hist = { conninfo = \"%s\"; };\n"
+	                 "};\n"
+	                 "history = { database = \"hist\"; };\n",
+	                 e.dir, e.dir, e.ci, hist_ci);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
 	int status;
-	char *out = itest_cli(&status, "install", "-c", conf, NULL);
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);
 	free(out);
 
 	PGconn *hist = itest_connect(hist_ci);
-	daemon_pid = itest_daemon_start(conf, log);
-	ck_assert_msg(itest_wait_sql(hist, "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
-					   "WHERE job_name = 'tick' AND status = 'succeeded'", 15),
-		      "no runs recorded:\n%s", itest_read_file(log));
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(hist,
+	                             "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'",
+	                             15),
+	              "no runs recorded:\n%s", itest_read_file(e.log));
 	PQfinish(hist);
 
 	/* 20 s without the history database; the job keeps running on app */
@@ -89,7 +84,7 @@ START_TEST(history_outage_loses_nothing)
 	itest_sleep(20);
 	long long during = itest_scalar_ll(app, "SELECT count(*) FROM ticks") - ticks_before;
 	ck_assert_msg(during >= 15, "the job should keep running: %lld ticks in 20 s", during);
-	snprintf(path, sizeof(path), "%s/state/history.spool", dir);
+	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);
 	struct stat st;
 	ck_assert_msg(stat(path, &st) == 0 && st.st_size > 0, "nothing spilled to %s", path);
 	sandbox_cmd("resume");
@@ -101,9 +96,9 @@ START_TEST(history_outage_loses_nothing)
 		 "SELECT count(*) >= %lld FROM pgcrond.job_run_details WHERE job_name = 'tick' "
 		 "AND status = 'succeeded'",
 		 ticks_before + during);
-	ck_assert_msg(itest_wait_sql(hist, sql, 60), "backlog not written:\n%s", itest_read_file(log));
-	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);
-	daemon_pid = 0;
+	ck_assert_msg(itest_wait_sql(hist, sql, 60), "backlog not written:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 
 	/* every run is there exactly once: one succeeded row per tick, no duplicate fires */
 	long long ticks = itest_scalar_ll(app, "SELECT count(*) FROM ticks");
@@ -118,10 +113,8 @@ START_TEST(history_outage_loses_nothing)
 					      "WHERE status = 'running'"),
 			 0);
 	PQfinish(hist);
-	PQfinish(app);
-	free(app_ci);
 	free(hist_ci);
-	free(dir);
+	itest_env_teardown(&e);
 }
 END_TEST
 

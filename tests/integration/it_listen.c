@@ -3,34 +3,40 @@
  * job at least every max_delay; a killed listening backend reconnects and the job runs once.
  * The "payloads" test plugin records each run's payloads in payload_runs. */
 #include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-#include "flowenv.h"
+#include "itest.h"
 
 #define DB "it_listen"
 #define PAYLOADS_SO TEST_BINARY_DIR "/../unit/badplugins/payloads.so"
 
-static void listen_setup(struct fenv *e, const char *tag, const char *debounce,
+static void listen_setup(struct itest_env *e, const char *tag, const char *debounce,
                          const char *max_delay)
 {
-	fenv_setup(e, tag, DB);
-	fenv_plugin(e, PAYLOADS_SO, "payloads");
+	itest_env_setup(e, tag, DB);
+	itest_env_plugin(e, PAYLOADS_SO, "payloads");
 	itest_exec(e->db, "CREATE TABLE payload_runs (id serial, n int, payloads text[], "
 	                  "at timestamptz DEFAULT clock_timestamp())");
-	fenv_job(e, "10-listen.conf",
-	         "job = { name = \"ev\"; plugin = \"payloads\"; database = \"app\";"
-	         " listen = \"ev_channel\"; debounce = \"%s\"; max_delay = \"%s\"; };\n",
-	         debounce, max_delay);
-	fenv_start(e);
+	itest_env_job(e, "10-listen.conf",
+	              "job = { name = \"ev\"; plugin = \"payloads\"; database = \"app\";"
+	              " listen = \"ev_channel\"; debounce = \"%s\"; max_delay = \"%s\"; };\n",
+	              debounce, max_delay);
+	itest_env_start(e);
 	/* the LISTEN is in place once the listener's backend is idle after it */
-	ck_assert_msg(fenv_wait(e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                               "application_name = 'pgcrond listener' AND state = 'idle' "
-	                               "AND query LIKE '%%ev_channel%%'"),
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                             "application_name = 'pgcrond listener' AND state = 'idle' "
+	                             "AND query LIKE '%%ev_channel%%'"),
 	              "the daemon does not listen:\n%s", itest_read_file(e->log));
 }
 
 START_TEST(burst_makes_one_run_with_every_payload)
 {
-	struct fenv e;
+	struct itest_env e;
 	listen_setup(&e, "burst", "1500ms", "30s");
 	/* 1,000 notifications in 10 transactions over about a second */
 	double t0 = itest_now();
@@ -43,33 +49,36 @@ START_TEST(burst_makes_one_run_with_every_payload)
 		itest_sleep(0.1);
 	}
 	ck_assert(itest_now() - t0 < 2.0);
-	ck_assert_msg(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM payload_runs"), "no run:\n%s",
-	              itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM payload_runs"),
+	              "no run:\n%s", itest_read_file(e.log));
 	itest_sleep(2.5); /* nothing more may come */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM payload_runs"), 1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT n FROM payload_runs"), 1000);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(DISTINCT p) FROM payload_runs, unnest(payloads) p "
-	                                "WHERE p ~ '^p[0-9]+$' AND substr(p, 2)::int BETWEEN 1 AND 1000"),
-	                 1000);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
-	                                "job_name = 'ev' AND trigger = 'notify' AND status = 'succeeded'"),
-	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT n FROM payload_runs"), 1000);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(DISTINCT p) FROM payload_runs, unnest(payloads) p "
+	                        "WHERE p ~ '^p[0-9]+$' AND substr(p, 2)::int BETWEEN 1 AND 1000"),
+	    1000);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                        "job_name = 'ev' AND trigger = 'notify' AND status = 'succeeded'"),
+	    1);
 	/* a malformed payload (a control character) is dropped and logged; the run happens */
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'bad' || chr(1))");
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'small')");
-	ck_assert(fenv_wait(&e, 10, "SELECT count(*) = 2 FROM payload_runs"));
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM payload_runs WHERE id = "
-	                                "(SELECT max(id) FROM payload_runs) AND payloads = '{small}'"),
-	                 1);
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) = 2 FROM payload_runs"));
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM payload_runs WHERE id = "
+	                        "(SELECT max(id) FROM payload_runs) AND payloads = '{small}'"),
+	    1);
 	ck_assert(itest_wait_log(e.log, "not UTF-8 text; dropped", 1));
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
-	fenv_teardown(&e);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(steady_stream_runs_every_max_delay)
 {
-	struct fenv e;
+	struct itest_env e;
 	listen_setup(&e, "stream", "1s", "2s");
 	/* a notification every 300 ms for 7 s: debounce alone would never fire */
 	double t0 = itest_now();
@@ -80,42 +89,46 @@ START_TEST(steady_stream_runs_every_max_delay)
 		itest_exec(e.db, sql);
 		itest_sleep(0.3);
 	}
-	ck_assert(fenv_wait(&e, 5, "SELECT sum(n) = %d FROM payload_runs", i));
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
-	long long runs = fenv_count(&e, "SELECT count(*) FROM payload_runs");
+	ck_assert(itest_env_wait(&e, 5, "SELECT sum(n) = %d FROM payload_runs", i));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	long long runs = itest_env_count(&e, "SELECT count(*) FROM payload_runs");
 	ck_assert_msg(runs >= 3, "%lld runs in 7 s with max_delay 2s", runs);
 	/* consecutive runs at most max_delay apart (plus the run's own time) */
-	long long gap = fenv_count(&e, "SELECT coalesce(max(ms), 0) FROM (SELECT extract(epoch FROM "
-	                               "at - lag(at) OVER (ORDER BY id)) * 1000 AS ms FROM payload_runs "
-	                               "WHERE id < (SELECT max(id) FROM payload_runs)) g");
+	long long gap =
+	    itest_env_count(&e, "SELECT coalesce(max(ms), 0) FROM (SELECT extract(epoch FROM "
+	                        "at - lag(at) OVER (ORDER BY id)) * 1000 AS ms FROM payload_runs "
+	                        "WHERE id < (SELECT max(id) FROM payload_runs)) g");
 	ck_assert_msg(gap <= 2600, "runs %lld ms apart with max_delay 2s", gap);
 	/* every payload reached a run exactly once */
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(DISTINCT p) FROM payload_runs, unnest(payloads) p"),
-	                 i);
-	fenv_teardown(&e);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(DISTINCT p) FROM payload_runs, unnest(payloads) p"),
+	    i);
+	itest_env_teardown(&e);
 }
 END_TEST
 
 START_TEST(killed_listener_reconnects_and_runs_once)
 {
-	struct fenv e;
+	struct itest_env e;
 	listen_setup(&e, "reconnect", "200ms", "5s");
 	itest_sleep(1);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM payload_runs"), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                 "WHERE application_name = 'pgcrond listener'");
-	ck_assert_msg(fenv_wait(&e, 15, "SELECT count(*) = 1 FROM payload_runs WHERE n = 0"),
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM payload_runs WHERE n = 0"),
 	              "no run after the reconnect:\n%s", itest_read_file(e.log));
 	ck_assert(itest_wait_log(e.log, "may have been missed", 5));
 	itest_sleep(1.5);
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM payload_runs"), 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 1);
 	/* and it listens again */
-	ck_assert(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                            "application_name = 'pgcrond listener' AND state = 'idle'"));
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                         "application_name = 'pgcrond listener' AND state = 'idle'"));
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'after')");
-	ck_assert(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM payload_runs WHERE payloads = '{after}'"));
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
-	fenv_teardown(&e);
+	ck_assert(itest_env_wait(
+	    &e, 10, "SELECT count(*) = 1 FROM payload_runs WHERE payloads = '{after}'"));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
@@ -124,33 +137,37 @@ END_TEST
  * upstream's stale data: it waits for the upstream's coming run to finish. */
 START_TEST(shared_channel_downstream_waits_for_upstream)
 {
-	struct fenv e;
-	fenv_setup(&e, "shared", "it_listen_shared");
+	struct itest_env e;
+	itest_env_setup(&e, "shared", "it_listen_shared");
 	itest_exec(e.db, "CREATE TABLE order_log (what text, at timestamptz DEFAULT clock_timestamp());"
 	                 "GRANT ALL ON order_log TO PUBLIC");
 	/* the downstream comes first in the file, so its debounce timer is the first due */
-	fenv_job(&e, "10-jobs.conf",
-	         "jobs = (\n"
-	         "  { name = \"down\"; command = \"INSERT INTO order_log(what) VALUES ('down')\";\n"
-	         "    after = [ \"up\" ]; schedule = \"0 0 1 1 *\";\n"
-	         "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; },\n"
-	         "  { name = \"up\"; command = \"SELECT pg_sleep(0.5); "
-	         "INSERT INTO order_log(what) VALUES ('up done')\";\n"
-	         "    schedule = \"0 0 1 1 *\";\n"
-	         "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; }\n"
-	         ");\n");
-	fenv_start(&e);
-	ck_assert(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                            "application_name = 'pgcrond listener' AND state = 'idle'"));
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "  { name = \"down\"; command = \"INSERT INTO order_log(what) VALUES ('down')\";\n"
+	    "    after = [ \"up\" ]; schedule = \"0 0 1 1 *\";\n"
+	    "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; },\n"
+	    "  { name = \"up\"; command = \"SELECT pg_sleep(0.5); "
+	    "INSERT INTO order_log(what) VALUES ('up done')\";\n"
+	    "    schedule = \"0 0 1 1 *\";\n"
+	    "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; }\n"
+	    ");\n");
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                         "application_name = 'pgcrond listener' AND state = 'idle'"));
 	itest_exec(e.db, "SELECT pg_notify('shared', 'x')");
-	ck_assert_msg(fenv_wait(&e, 10, "SELECT count(*) = 1 FROM order_log WHERE what = 'down'"),
-	              "the downstream never ran:\n%s", itest_read_file(e.log));
-	ck_assert_int_eq(fenv_count(&e, "SELECT count(*) FROM order_log d JOIN order_log u "
-	                                "ON u.what = 'up done' WHERE d.what = 'down' AND d.at > u.at"),
-	                 1);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM order_log WHERE what = 'down'"),
+	    "the downstream never ran:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM order_log d JOIN order_log u "
+	                        "ON u.what = 'up done' WHERE d.what = 'down' AND d.at > u.at"),
+	    1);
 	ck_assert(itest_wait_log(e.log, "waiting for upstream job up to finish", 1));
-	ck_assert_int_eq(fenv_stop(&e, SIGTERM, 10), 0);
-	fenv_teardown(&e);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 

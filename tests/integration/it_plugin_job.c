@@ -3,83 +3,60 @@
  * CONCURRENTLY every second, and a view whose unique index is gone is refused with a clear
  * message instead of ever being refreshed in a blocking way. */
 #include <check.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "itest.h"
 
-static pid_t daemon_pid;
-static void kill_daemon(void)
+/* The daemon environment with the built plugin PLUGIN, the job file 10-JOB.conf holding
+ * JOB_CONF, and the database set up by `pgcrond install` (run by the caller). */
+static void plugin_env(struct itest_env *e, const char *tag, const char *dbname, const char *plugin,
+                       const char *job, const char *job_conf)
 {
-	if (daemon_pid > 0)
-		kill(daemon_pid, SIGKILL);
+	char path[512], file[128];
+
+	itest_env_init(e, tag, dbname);
+	snprintf(path, sizeof(path), "%s/%s.so", PLUGIN_BUILD_DIR, plugin);
+	itest_env_plugin(e, path, plugin);
+	snprintf(file, sizeof(file), "10-%s.conf", job);
+	itest_env_job(e, file, "%s", job_conf);
 }
 
-static void copy_file(const char *from, const char *to)
+static void install(const struct itest_env *e)
 {
-	FILE *in = fopen(from, "rb");
-	ck_assert_msg(in != NULL, "%s missing: build the example plugin", from);
-	FILE *out = fopen(to, "wb");
-	ck_assert(out != NULL);
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	fclose(out);
-	chmod(to, 0644);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
 }
 
 START_TEST(example_plugin_refreshes_concurrently_and_guards)
 {
-	atexit(kill_daemon);
-	char *dir = itest_tmpdir("plugin-job");
-	char *ci = itest_fresh_db("it_plugin_job");
-	char path[1024], so[1100], conf[1024], log[1024];
+	struct itest_env e;
+	plugin_env(&e, "plugin-job", "it_plugin_job", "example", "example",
+	           "job = {\n"
+	           "\tname = \"refresh-example\";\n"
+	           "\tplugin = \"example\";\n"
+	           "\tschedule = \"* * * * * *\";\n"
+	           "\tanalyze = true;\n"
+	           "};\n");
+	install(&e);
 
-	snprintf(path, sizeof(path), "%s/plugins", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(so, sizeof(so), "%s/example.so", path);
-	copy_file(PLUGIN_BUILD_DIR "/example.so", so);
-	snprintf(path, sizeof(path), "%s/conf.d", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon.log", dir);
-	itest_write_file(conf,
-			 "plugin_dir = \"%s/plugins\";\n"
-			 "state_dir = \"%s/state\";\n"
-			 "databases = { analytics = { conninfo = \"%s\"; }; };\n",
-			 dir, dir, ci);
-	snprintf(path, sizeof(path), "%s/conf.d/10-example.conf", dir);
-	itest_write_file(path, "job = {\n"
-			       "\tname = \"refresh-example\";\n"
-			       "\tplugin = \"example\";\n"
-			       "\tschedule = \"* * * * * *\";\n"
-			       "\tanalyze = true;\n"
-			       "};\n");
-
-	int status;
-	char *out = itest_cli(&status, "install", "-c", conf, NULL);
-	ck_assert_msg(status == 0, "install: %s", out);
-	free(out);
-
-	PGconn *c = itest_connect(ci);
+	PGconn *c = e.db;
 	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
 			       "WHERE oid = 'public.pgcrond_example_mv'::regclass",
 			    "false");
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) SELECT 'k' || (g % 5) "
 		      "FROM generate_series(1, 100) g");
 
-	daemon_pid = itest_daemon_start(conf, log);
-	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
-				      "WHERE job_name = 'refresh-example' AND status = 'succeeded'",
-				     15),
-		      "no successful runs:\n%s", itest_read_file(log));
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'refresh-example' AND status = 'succeeded'",
+	                             15),
+	              "no successful runs:\n%s", itest_read_file(e.log));
 	/* populated by the guard's first plain refresh, then kept fresh concurrently */
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(events) FROM pgcrond_example_mv"), 100);
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) VALUES ('new')");
@@ -97,7 +74,7 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 		 "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE runid > %lld "
 		 "AND status = 'failed' AND end_time IS NOT NULL",
 		 before);
-	ck_assert_msg(itest_wait_sql(c, sql, 10), "no failed run:\n%s", itest_read_file(log));
+	ck_assert_msg(itest_wait_sql(c, sql, 10), "no failed run:\n%s", itest_read_file(e.log));
 	snprintf(sql, sizeof(sql),
 		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
 		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
@@ -106,11 +83,8 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 			    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
 			 "cannot be refreshed CONCURRENTLY / 55000");
 
-	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);
-	daemon_pid = 0;
-	PQfinish(c);
-	free(ci);
-	free(dir);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 
@@ -119,64 +93,44 @@ END_TEST
  * is then refreshed CONCURRENTLY on schedule. */
 START_TEST(sql_view_job_through_the_daemon)
 {
-	atexit(kill_daemon);
-	char *dir = itest_tmpdir("sql-view-job");
-	char *ci = itest_fresh_db("it_sql_view_job");
-	char path[1024], so[1100], conf[1024], log[1024];
-
-	snprintf(path, sizeof(path), "%s/plugins", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(so, sizeof(so), "%s/sql_view.so", path);
-	copy_file(PLUGIN_BUILD_DIR "/sql_view.so", so);
-	snprintf(path, sizeof(path), "%s/conf.d", dir);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon.log", dir);
-	itest_write_file(conf,
-			 "plugin_dir = \"%s/plugins\";\n"
-			 "state_dir = \"%s/state\";\n"
-			 "databases = { analytics = { conninfo = \"%s\"; }; };\n",
-			 dir, dir, ci);
-	snprintf(path, sizeof(path), "%s/conf.d/10-orders.conf", dir);
-	itest_write_file(path, "job = {\n"
-			       "\tname = \"refresh-order-totals\";\n"
-			       "\tplugin = \"sql_view\";\n"
-			       "\tschedule = \"* * * * * *\";\n"
-			       "\tview = \"public.mv_order_totals\";\n"
-			       "\tquery = \"SELECT customer, count(*) AS orders FROM orders GROUP BY customer\";\n"
-			       "\tunique_key = \"customer\";\n"
-			       "};\n");
-	PGconn *c = itest_connect(ci);
+	struct itest_env e;
+	plugin_env(
+	    &e, "sql-view-job", "it_sql_view_job", "sql_view", "orders",
+	    "job = {\n"
+	    "\tname = \"refresh-order-totals\";\n"
+	    "\tplugin = \"sql_view\";\n"
+	    "\tschedule = \"* * * * * *\";\n"
+	    "\tview = \"public.mv_order_totals\";\n"
+	    "\tquery = \"SELECT customer, count(*) AS orders FROM orders GROUP BY customer\";\n"
+	    "\tunique_key = \"customer\";\n"
+	    "};\n");
+	PGconn *c = e.db;
 	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
 		      "INSERT INTO orders (customer) SELECT 'c' || (g % 3) FROM generate_series(1, 30) g");
-
-	int status;
-	char *out = itest_cli(&status, "install", "-c", conf, NULL);
-	ck_assert_msg(status == 0, "install: %s", out);
-	free(out);
+	install(&e);
 	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
 			       "WHERE oid = 'public.mv_order_totals'::regclass",
 			    "false");
 
-	daemon_pid = itest_daemon_start(conf, log);
-	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
-				      "WHERE job_name = 'refresh-order-totals' AND status = 'succeeded'",
-				     15),
-		      "no successful runs:\n%s", itest_read_file(log));
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_wait_sql(c,
+	                   "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                   "WHERE job_name = 'refresh-order-totals' AND status = 'succeeded'",
+	                   15),
+	    "no successful runs:\n%s", itest_read_file(e.log));
 	itest_assert_scalar(c, "SELECT sum(orders)::text FROM mv_order_totals", "30");
 	itest_exec(c, "INSERT INTO orders (customer) VALUES ('new')");
 	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM mv_order_totals WHERE customer = 'new')", 10));
 	/* the guard protects it too: no unique index, no refresh */
 	itest_exec(c, "DROP INDEX mv_order_totals_pgcrond_key");
-	ck_assert_msg(itest_wait_sql(c, "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
-				      "job_name = 'refresh-order-totals' AND sqlstate = '55000'",
-				     10),
-		      "the guard did not refuse:\n%s", itest_read_file(log));
-	ck_assert_int_eq(itest_daemon_stop(daemon_pid, SIGTERM, 30), 0);
-	daemon_pid = 0;
-	PQfinish(c);
-	free(ci);
-	free(dir);
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'refresh-order-totals' AND sqlstate = '55000'",
+	                             10),
+	              "the guard did not refuse:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
 }
 END_TEST
 

@@ -9,18 +9,18 @@
  * getting rows, promptly. */
 #include <check.h>
 #include <errno.h>
+#include <float.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "itest.h"
 #include "plugin.h"
+#include "reader.h"
 
 #define REPO_DIR TEST_SOURCE_DIR "/.."
 
@@ -66,21 +66,6 @@ static void quiet(void *arg, const char *msg)
 	(void)msg;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	FILE *in = fopen(from, "rb");
-	ck_assert_msg(in != NULL, "%s missing: build the plugins", from);
-	FILE *out = fopen(to, "wb");
-	ck_assert_msg(out != NULL, "cannot write %s", to);
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	ck_assert_int_eq(fclose(out), 0);
-	ck_assert_int_eq(chmod(to, 0644), 0); /* the loader refuses group/other-writable files */
-}
-
 static void exec_file(PGconn *c, const char *path)
 {
 	char *sql = itest_read_file(path);
@@ -105,7 +90,7 @@ static void env_init(struct env *e, const char *tag, long submissions)
 	for (size_t i = 0; i < N_PLUGINS; i++) {
 		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, plugin_names[i]);
 		snprintf(path, sizeof(path), "%s/%s.so", e->plugin_dir, plugin_names[i]);
-		copy_file(from, path);
+		itest_copy_file(from, path, 0644);
 		snprintf(path, sizeof(path), "%s/conf.d/%02zu-%s.conf", e->dir, 10 * (i + 1),
 		         plugin_names[i]);
 		itest_write_file(path,
@@ -404,59 +389,10 @@ END_TEST
 #define READER_SQL "SELECT count(*) FROM public.mv_weakness_patterns"
 #define MAX_SAMPLES 200000
 
-/* Shared between the test and its reader child (MAP_SHARED): the child appends one sample
- * per query, the parent reads them after the child exited. */
-struct reader_shm {
-	atomic_int ready, stop, failed;
-	atomic_long n;
-	char error[256];
-	struct sample {
-		double start, end; /* monotonic seconds: the same clock in both processes */
-		long long rows;    /* what count(*) said, -1 on error */
-	} samples[MAX_SAMPLES];
-};
-
-/* The reader: its own connection, the same query again and again until told to stop. */
-static void reader_main(const char *ci, struct reader_shm *shm)
-{
-	PGconn *c = PQconnectdb(ci);
-
-	if (PQstatus(c) != CONNECTION_OK) {
-		snprintf(shm->error, sizeof(shm->error), "%s", PQerrorMessage(c));
-		atomic_store(&shm->failed, 1);
-		_exit(1);
-	}
-	atomic_store(&shm->ready, 1);
-	while (!atomic_load(&shm->stop)) {
-		struct sample s = {.start = itest_now()};
-		PGresult *r = PQexec(c, READER_SQL);
-		s.end = itest_now();
-		s.rows = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
-		if (s.rows < 0 && !atomic_load(&shm->failed)) {
-			snprintf(shm->error, sizeof(shm->error), "%s", PQerrorMessage(c));
-			atomic_store(&shm->failed, 1);
-		}
-		PQclear(r);
-		long i = atomic_load(&shm->n);
-		if (i < MAX_SAMPLES) {
-			shm->samples[i] = s;
-			atomic_store(&shm->n, i + 1);
-		}
-	}
-	PQfinish(c);
-	_exit(0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 START_TEST(test_readers_during_concurrent_refresh)
 {
 	struct env e;
-	struct reader_shm *shm;
+	struct reader *reader;
 
 	env_init(&e, "readers", 200000);
 	const struct plugin *lanes = env_plugin(&e, "lane_distribution");
@@ -470,58 +406,40 @@ START_TEST(test_readers_during_concurrent_refresh)
 	ck_assert_int_gt(itest_scalar_ll(e.c, "SELECT pgcrond_demo.score_pending(2000)"), 0);
 	run_ok(e.c, lanes);
 
-	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	ck_assert(shm != MAP_FAILED);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		reader_main(e.ci, shm); /* never returns */
+	reader = reader_start(e.ci, READER_SQL, MAX_SAMPLES);
+	ck_assert_msg(reader != NULL, "cannot start the reader: %s", strerror(errno));
 
 	/* let the reader get going, so its latency before the refresh is known too */
-	double deadline = itest_now() + 10;
-	while (atomic_load(&shm->n) < 20 && !atomic_load(&shm->failed) && itest_now() < deadline)
-		itest_sleep(0.01);
-	ck_assert_msg(atomic_load(&shm->n) >= 20, "the reader did not start: %s", shm->error);
+	ck_assert_msg(reader_wait(reader, 20, 10), "the reader did not start: %s", reader->error);
 
 	double t0 = itest_now();
 	run_ok(e.c, weak);
 	double t1 = itest_now();
 	itest_sleep(0.2);
-	atomic_store(&shm->stop, 1);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0 && !atomic_load(&shm->failed),
-	              "the reader failed: %s", shm->error);
+	ck_assert_msg(reader_stop(reader) == 0 && !atomic_load(&reader->failed),
+	              "the reader failed: %s", reader->error);
 
-	long n = atomic_load(&shm->n), during = 0;
-	double max_all = 0, *lat = calloc((size_t)n, sizeof(double));
-	ck_assert_ptr_nonnull(lat);
-	for (long i = 0; i < n; i++) {
-		const struct sample *s = &shm->samples[i];
-		ck_assert_msg(s->rows > 0, "read %ld saw %lld rows", i, s->rows);
-		double l = s->end - s->start;
-		if (l > max_all)
-			max_all = l;
-		/* a read overlapping the refresh */
-		if (s->end > t0 && s->start < t1)
-			lat[during++] = l;
-	}
-	ck_assert_int_gt(during, 0);
-	qsort(lat, (size_t)during, sizeof(double), cmp_double);
-	double p50 = lat[during / 2], p99 = lat[(size_t)(during * 0.99)], max = lat[during - 1];
+	long n = atomic_load(&reader->n);
+	for (long i = 0; i < n; i++)
+		ck_assert_msg(reader->samples[i].rows > 0, "read %ld saw %lld rows", i,
+		              reader->samples[i].rows);
+	/* the reads overlapping the refresh, and all of them (ms) */
+	struct reader_latency during, all;
+	ck_assert_int_eq(reader_latency(reader, t0, t1, true, &during), 0);
+	ck_assert_int_eq(reader_latency(reader, 0, DBL_MAX, false, &all), 0);
+	ck_assert_int_gt(during.n, 0);
 	fprintf(stderr,
 	        "it_views: refresh of mv_weakness_patterns (200k submissions) took %.0f ms; "
 	        "%ld reads during it: p50 %.1f ms, p99 %.1f ms, max %.1f ms (max over all %ld "
 	        "reads %.1f ms)\n",
-	        (t1 - t0) * 1e3, during, p50 * 1e3, p99 * 1e3, max * 1e3, n, max_all * 1e3);
+	        (t1 - t0) * 1e3, during.n, during.p50, during.p99, during.max, n, all.max);
 	/* The refresh really overlapped the reads: many of them ran inside it. */
-	ck_assert_msg(during >= 10, "only %ld reads overlapped the %.0f ms refresh", during,
+	ck_assert_msg(during.n >= 10, "only %ld reads overlapped the %.0f ms refresh", during.n,
 	              (t1 - t0) * 1e3);
 	/* Generous: CI machines are noisy; bench/views has the real figures. A blocking
 	 * refresh would hold the readers for the whole refresh (seconds). */
-	ck_assert_msg(max < 0.5, "a read waited %.0f ms during the refresh", max * 1e3);
-	free(lat);
-	munmap(shm, sizeof(*shm));
+	ck_assert_msg(during.max < 500, "a read waited %.0f ms during the refresh", during.max);
+	reader_free(&reader);
 	env_free(&e);
 }
 END_TEST

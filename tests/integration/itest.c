@@ -116,6 +116,12 @@ double itest_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void itest_schedule_soon(char *out, size_t outlen, int ahead)
+{
+	time_t t = time(NULL) + ahead;
+	snprintf(out, outlen, "%d * * * * *", (int)(t % 60));
+}
+
 void itest_sleep(double s)
 {
 	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -207,6 +213,33 @@ static void drop_privileges(void)
 	}
 }
 
+/* Daemons started and not yet stopped: killed at exit if a failed assertion left one
+ * behind (Check ends a failed test by exiting its process). */
+static pid_t running[8];
+
+static void kill_running_at_exit(void)
+{
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] > 0)
+			kill(running[i], SIGKILL);
+}
+
+static void track_running(pid_t old, pid_t new)
+{
+	static bool registered;
+
+	if (!registered) {
+		atexit(kill_running_at_exit);
+		registered = true;
+	}
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++) {
+		if (running[i] == old) {
+			running[i] = new;
+			return;
+		}
+	}
+}
+
 pid_t itest_daemon_start(const char *conf, const char *log)
 {
 	pid_t pid = fork();
@@ -223,12 +256,14 @@ pid_t itest_daemon_start(const char *conf, const char *log)
 		fprintf(stderr, "exec %s: %s\n", PGCROND_BIN, strerror(errno));
 		_exit(127);
 	}
+	track_running(0, pid);
 	return pid;
 }
 
 int itest_daemon_stop(pid_t pid, int sig, double timeout_s)
 {
 	int status;
+	track_running(pid, 0);
 	kill(pid, sig);
 	double end = itest_now() + timeout_s;
 	while (itest_now() < end) {
@@ -240,6 +275,21 @@ int itest_daemon_stop(pid_t pid, int sig, double timeout_s)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	return -1;
+}
+
+void itest_copy_file(const char *from, const char *to, mode_t mode)
+{
+	FILE *in = fopen(from, "rb");
+	ck_assert_msg(in != NULL, "%s missing: build it first", from);
+	FILE *out = fopen(to, "wb");
+	ck_assert_msg(out != NULL, "cannot write %s: %s", to, strerror(errno));
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_int_eq(chmod(to, mode), 0); /* the plugin loader refuses writable-by-others */
 }
 
 bool itest_wait_log(const char *log, const char *needle, double timeout_s)
@@ -297,4 +347,139 @@ char *itest_cli(int *status, const char *arg, ...)
 	waitpid(pid, &st, 0);
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	return buf;
+}
+
+/* ---- a daemon environment ------------------------------------------------------------- */
+
+static void vformat(char *out, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vformat(char *out, size_t len, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(out, len, fmt, ap);
+	ck_assert_msg(n >= 0 && (size_t)n < len, "longer than %zu bytes: %.60s...", len, fmt);
+}
+
+char *itest_env_path(const struct itest_env *e, const char *name)
+{
+	size_t n = strlen(e->dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	ck_assert_ptr_nonnull(p);
+	snprintf(p, n, "%s/%s", e->dir, name);
+	return p;
+}
+
+void itest_env_main(const struct itest_env *e, const char *fmt, ...)
+{
+	char extra[4096] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vformat(extra, sizeof(extra), fmt, ap);
+		va_end(ap);
+	}
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; };\n"
+	                 "%s",
+	                 e->dir, e->dir, e->ci, extra);
+}
+
+void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
+{
+	char body[8192], name[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	snprintf(name, sizeof(name), "conf.d/%s", file);
+	char *p = itest_env_path(e, name);
+	itest_write_file(p, "%s", body);
+	free(p);
+}
+
+void itest_env_plugin(const struct itest_env *e, const char *from, const char *name)
+{
+	char to[1024];
+	snprintf(to, sizeof(to), "%s/plugins/%s.so", e->dir, name);
+	itest_copy_file(from, to, 0755);
+}
+
+void itest_env_init(struct itest_env *e, const char *tag, const char *dbname)
+{
+	memset(e, 0, sizeof(*e));
+	e->dir = itest_tmpdir(tag);
+	e->conf = itest_env_path(e, "pgcrond.conf");
+	e->log = itest_env_path(e, "daemon.log");
+	const char *subdirs[] = {"conf.d", "plugins"};
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char *d = itest_env_path(e, subdirs[i]);
+		ck_assert_msg(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+		free(d);
+	}
+	e->ci = itest_fresh_db(dbname);
+	itest_env_main(e, NULL);
+	e->db = itest_connect(e->ci);
+	itest_exec(e->db, "SET client_min_messages = warning");
+}
+
+void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname)
+{
+	itest_env_init(e, tag, dbname);
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/pgcrond--1.sql");
+	ck_assert_msg(sql[0], "no sql/pgcrond--1.sql");
+	itest_exec(e->db, sql);
+	free(sql);
+	itest_exec(e->db, "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON SCHEMA public TO PUBLIC");
+}
+
+void itest_env_start(struct itest_env *e)
+{
+	e->pid = itest_daemon_start(e->conf, e->log);
+	ck_assert_msg(itest_wait_log(e->log, "started:", 10), "daemon did not start:\n%s",
+	              itest_read_file(e->log));
+}
+
+int itest_env_stop(struct itest_env *e, int sig, double timeout_s)
+{
+	int st = itest_daemon_stop(e->pid, sig, timeout_s);
+	e->pid = 0;
+	return st;
+}
+
+void itest_env_teardown(struct itest_env *e)
+{
+	if (e->pid)
+		itest_env_stop(e, SIGKILL, 5);
+	PQfinish(e->db);
+	free(e->dir);
+	free(e->conf);
+	free(e->log);
+	free(e->ci);
+}
+
+bool itest_env_wait(struct itest_env *e, double timeout_s, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return itest_wait_sql(e->db, sql, timeout_s);
+}
+
+long long itest_env_count(struct itest_env *e, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vformat(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return itest_scalar_ll(e->db, sql);
 }

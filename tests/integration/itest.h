@@ -39,7 +39,12 @@ void itest_write_file(const char *path, const char *fmt, ...) __attribute__((for
 char *itest_read_file(const char *path); /* malloc'd, "" if missing */
 void itest_chown_user(const char *path);
 
-/* Start "pgcrond run -c CONF" as itest_user(), stdout+stderr appended to LOG. */
+/* Copy FROM (a built plugin, say) to TO and give it MODE; fails the test if FROM is missing. */
+void itest_copy_file(const char *from, const char *to, mode_t mode);
+
+/* Start "pgcrond run -c CONF" as itest_user(), stdout+stderr appended to LOG. A daemon not
+ * stopped with itest_daemon_stop (a failed assertion ends the test first) is killed when
+ * the test process exits. */
 pid_t itest_daemon_start(const char *conf, const char *log);
 /* Send SIG, wait up to TIMEOUT_S for exit; returns the exit status as from waitpid's
  * WEXITSTATUS, 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
@@ -53,5 +58,48 @@ char *itest_cli(int *status, const char *arg, ...) __attribute__((sentinel));
 
 double itest_now(void); /* monotonic seconds */
 void itest_sleep(double seconds);
+
+/* A six-field schedule firing once a minute, at the second AHEAD seconds from now. */
+void itest_schedule_soon(char *out, size_t outlen, int ahead);
+
+/* ---- a daemon environment -------------------------------------------------------------
+ * A fresh database, a temp dir holding pgcrond.conf, conf.d/ and plugins/, and the daemon
+ * run on them as itest_user(). The main file names the database "app" (pool 4), which also
+ * holds the history; plugin_dir is DIR/plugins, conf_dir "conf.d", timezone UTC. */
+struct itest_env {
+	char *dir;  /* the temp dir */
+	char *conf; /* DIR/pgcrond.conf */
+	char *log;  /* DIR/daemon.log: the daemon's output */
+	char *ci;   /* conninfo of the database */
+	PGconn *db; /* the test's connection to it */
+	pid_t pid;  /* the running daemon, 0 if none */
+};
+
+/* The temp dir (tag TAG), the database DBNAME (dropped and created) and pgcrond.conf; no
+ * pgcrond schema yet. */
+void itest_env_init(struct itest_env *e, const char *tag, const char *dbname);
+/* itest_env_init, then the pgcrond schema from the source tree, usable by every role. */
+void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname);
+/* Rewrite pgcrond.conf; FMT (printf, may be NULL) is appended verbatim (alerts ...). */
+void itest_env_main(const struct itest_env *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Write conf.d/FILE from FMT (printf). */
+void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copy the shared object FROM into the plugin dir as NAME.so. */
+void itest_env_plugin(const struct itest_env *e, const char *from, const char *name);
+/* DIR/NAME, malloc'd. */
+char *itest_env_path(const struct itest_env *e, const char *name);
+/* Start the daemon and wait until it logs "started:". */
+void itest_env_start(struct itest_env *e);
+/* Stop it as itest_daemon_stop does; returns its exit status. */
+int itest_env_stop(struct itest_env *e, int sig, double timeout_s);
+/* Kill a daemon still running, close the connection, free E's strings. */
+void itest_env_teardown(struct itest_env *e);
+/* itest_wait_sql and itest_scalar_ll on E's database, with the SQL from FMT (printf). */
+bool itest_env_wait(struct itest_env *e, double timeout_s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+long long itest_env_count(struct itest_env *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,0 +1,144 @@
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void bench_die(const char *what, const char *detail)
+{
+	fprintf(stderr, "%s: %s%s%s\n", program_invocation_short_name, what, detail ? ": " : "",
+	        detail ? detail : "");
+	exit(1);
+}
+
+double bench_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void bench_sleep(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+PGconn *bench_connect(const char *ci)
+{
+	PGconn *c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK)
+		bench_die("connect", PQerrorMessage(c));
+	return c;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+void bench_quiet_notices(PGconn *c)
+{
+	PQsetNoticeProcessor(c, quiet, NULL);
+}
+
+void bench_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die(sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+char *bench_slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		bench_die("cannot read", path);
+	if (fseek(f, 0, SEEK_END) != 0)
+		bench_die("cannot read", path);
+	long n = ftell(f);
+	if (n < 0)
+		bench_die("cannot read", path);
+	rewind(f);
+	char *buf = malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		bench_die("cannot read", path);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+void bench_exec_file(PGconn *c, const char *path)
+{
+	char *sql = bench_slurp(path);
+	bench_exec(c, sql);
+	free(sql);
+}
+
+const char *bench_user(void)
+{
+	const char *u = getenv("PGSANDBOX_USER");
+	return u && *u ? u : "pgsandbox";
+}
+
+void bench_chown_user(const char *path)
+{
+	struct passwd *pw;
+	if (getuid() == 0 && (pw = getpwnam(bench_user())) &&
+	    chown(path, pw->pw_uid, pw->pw_gid) != 0)
+		bench_die("chown", path);
+}
+
+pid_t bench_daemon_start(const char *conf, const char *log)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		bench_die("fork", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		if (getuid() == 0) {
+			struct passwd *pw = getpwnam(bench_user());
+			if (!pw || setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
+				_exit(127);
+		}
+		execl(PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+void bench_daemon_stop(pid_t pid)
+{
+	int st;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 300; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return;
+		bench_sleep(0.1);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}

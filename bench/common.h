@@ -1,0 +1,35 @@
+#ifndef PGCROND_BENCH_COMMON_H
+#define PGCROND_BENCH_COMMON_H
+
+/* What the benchmarks share: libpq calls that end the program on failure, the clock, and
+ * the daemon run as the sandbox user. A failure prints "bench_NAME: what: detail" (the
+ * program's name) and exits 1, so atexit handlers (a sandbox to stop) still run. */
+
+#include <libpq-fe.h>
+#include <sys/types.h>
+
+void bench_die(const char *what, const char *detail) __attribute__((noreturn));
+
+double bench_now(void); /* monotonic seconds */
+void bench_sleep(double seconds);
+int bench_cmp_double(const void *a, const void *b); /* for qsort of doubles */
+
+PGconn *bench_connect(const char *conninfo);
+/* Drop the server's notices (DROP ... IF EXISTS and the like) instead of printing them. */
+void bench_quiet_notices(PGconn *c);
+void bench_exec(PGconn *c, const char *sql);
+/* The whole of PATH, malloc'd. */
+char *bench_slurp(const char *path);
+void bench_exec_file(PGconn *c, const char *path);
+
+/* The unprivileged user the sandbox and the daemon run as ($PGSANDBOX_USER, "pgsandbox"). */
+const char *bench_user(void);
+/* Give PATH to bench_user() when running as root. */
+void bench_chown_user(const char *path);
+/* Start "pgcrond run -c CONF" (as bench_user() when root: the daemon refuses root), its
+ * output appended to LOG. */
+pid_t bench_daemon_start(const char *conf, const char *log);
+/* SIGTERM, then SIGKILL after 30 s. */
+void bench_daemon_stop(pid_t pid);
+
+#endif

@@ -1,0 +1,394 @@
+/* The config loader's key tables: every key pgcrond.conf and the job files know, its type,
+ * where it is stored and an example for messages; checking a setting against its key and
+ * storing it; and the spelling suggestions offered for an unknown key or name. */
+#include <ctype.h>
+#include <libconfig.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_priv.h"
+
+/* ---- spelling suggestions ---------------------------------------------------------- */
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions: "shcedule"
+ * is one edit from "schedule"). Words longer than 63 bytes are never suggested. */
+static int edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int d[64][64];
+
+	if (la > 63 || lb > 63)
+		return 99;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			int v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < v)
+				v = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+void config_suggest(struct suggester *sg, const char *cand)
+{
+	int d;
+
+	if (!cand || strcmp(cand, sg->word) == 0)
+		return;
+	d = edit_distance(sg->word, cand);
+	/* at most 2 edits, and fewer than the word's length, so "ab" does not suggest "cd" */
+	if (d <= 2 && d < (int)strlen(sg->word) && d < sg->best_d) {
+		sg->best = cand;
+		sg->best_d = d;
+	}
+}
+
+/* ---- key tables -------------------------------------------------------------------- */
+
+static const char *const overlap_values[] = {"skip", "queue", "replace", NULL};
+static const char *const catchup_values[] = {"once", "skip", NULL};
+static const char *const retry_on_values[] = {"transient", "any", NULL};
+static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
+static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
+
+/* K_ENUM writes through an int: the enums must be int-sized. */
+_Static_assert(sizeof(enum overlap_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum catchup_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum retry_on) == sizeof(int), "enum size");
+_Static_assert(OVERLAP_SKIP == 0 && OVERLAP_QUEUE == 1 && OVERLAP_REPLACE == 2, "overlap order");
+_Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
+_Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
+
+#define CFG(field) offsetof(struct pgc_config, field)
+const struct key_spec config_main_keys[] = {
+	{"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
+	{"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
+	{"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
+	{"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
+	{"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
+	{"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
+	{"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
+	{"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+	{"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
+	{"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+	{"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
+		       sizeof(((struct loader *)0)->main_line) / sizeof(int),
+	       "loader.main_line[] too small");
+
+#define DB(field) offsetof(struct conf_database, field)
+const struct key_spec config_database_keys[] = {
+	{"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
+	{"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
+	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+#define HIST(field) offsetof(struct pgc_config, field)
+const struct key_spec config_history_keys[] = {
+	{"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
+	{"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
+	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+#define SINK(field) offsetof(struct conf_alert_sink, field)
+const struct key_spec config_sink_keys[] = {
+	{"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
+	{"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
+	{"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
+	{"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
+	{"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
+	{"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
+	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+#define JOB(field) offsetof(struct conf_job, field)
+const struct key_spec config_job_keys[] = {
+	{"name", K_STRING, JOB(name), "\"refresh-lane-distributions\"", NULL, 0, false, NULL},
+	{"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
+	{"command", K_STRING, JOB(command), "\"REFRESH MATERIALIZED VIEW CONCURRENTLY my_view\"", NULL, 0,
+	 false, NULL},
+	{"database", K_STRING, JOB(database), "\"analytics\"", NULL, 0, false, NULL},
+	{"schedule", K_STRING, JOB(schedule), "\"*/30 * * * *\"", NULL, 0, false, NULL},
+	{"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
+	{"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
+	{"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
+	{"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
+	{"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
+	{"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},
+	{"retry_backoff", K_FLOAT, JOB(retry_backoff), "2.0", NULL, 1, false, NULL},
+	{"retry_max_delay", K_DURATION, JOB(retry_max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
+	{"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
+	{"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
+	{"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
+	{"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
+	{"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
+	{"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
+	{"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
+	{"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
+	{"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
+	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+const struct key_spec *config_find_key(const struct key_spec *keys, const char *name)
+{
+	for (const struct key_spec *k = keys; k->name; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+const char *config_closest_key(const struct key_spec *keys, const char *word)
+{
+	struct suggester sg = {word, NULL, 99};
+
+	for (const struct key_spec *k = keys; k->name; k++)
+		config_suggest(&sg, k->name);
+	return sg.best;
+}
+
+const char *config_closest_job_key(const char *key)
+{
+	return config_closest_key(config_job_keys, key);
+}
+
+bool config_valid_job_name(const char *name)
+{
+	size_t n = 0;
+
+	for (const char *p = name; *p; p++, n++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	return n > 0 && n <= JOB_NAME_MAX;
+}
+
+/* "one of "a", "b", "c"" for messages. */
+static void list_values(const char *const *values, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; values[i]; i++) {
+		int w = snprintf(out + o, outlen - o, "%s\"%s\"", i ? ", " : "", values[i]);
+		if (w < 0 || (size_t)w >= outlen - o)
+			return;
+		o += (size_t)w;
+	}
+}
+
+static bool is_blank(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* Check and store one setting S described by K into the struct at BASE. Returns false
+ * (after reporting) when the value is unusable. */
+bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
+		      void *base, const char *file)
+{
+	char *field = (char *)base + k->off;
+	int type = config_setting_type(s);
+
+	switch (k->type) {
+	case K_STRING:
+	case K_CHOICE: {
+		if (type != CONFIG_TYPE_STRING) {
+			config_report_at(L, s, file, "%s must be a string like %s", k->name, k->example);
+			return false;
+		}
+		const char *v = config_setting_get_string(s);
+		if (!k->allow_empty && is_blank(v)) {
+			config_report_at(L, s, file, "%s is empty; write a value like %s", k->name, k->example);
+			return false;
+		}
+		if (k->type == K_CHOICE) {
+			size_t i;
+			for (i = 0; k->values[i]; i++)
+				if (strcmp(v, k->values[i]) == 0)
+					break;
+			if (!k->values[i]) {
+				char vals[256];
+				list_values(k->values, vals, sizeof(vals));
+				config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v,
+					  vals);
+				return false;
+			}
+		}
+		char **dst = (char **)(void *)field;
+		free(*dst);
+		*dst = config_dup_str(L, v);
+		return true;
+	}
+	case K_ENUM: {
+		char vals[256];
+		list_values(k->values, vals, sizeof(vals));
+		if (type != CONFIG_TYPE_STRING) {
+			config_report_at(L, s, file, "%s must be a string, one of %s", k->name, vals);
+			return false;
+		}
+		const char *v = config_setting_get_string(s);
+		for (int i = 0; k->values[i]; i++) {
+			if (strcmp(v, k->values[i]) == 0) {
+				memcpy(field, &i, sizeof(i));
+				return true;
+			}
+		}
+		config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v, vals);
+		return false;
+	}
+	case K_INT: {
+		long long v;
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+			config_report_at(L, s, file, "%s must be a whole number like %s", k->name, k->example);
+			return false;
+		}
+		v = type == CONFIG_TYPE_INT ? config_setting_get_int(s) : config_setting_get_int64(s);
+		if (v < k->min) {
+			config_report_at(L, s, file, "%s must be at least %d, not %lld", k->name, k->min, v);
+			return false;
+		}
+		if (v > 1000000000) {
+			config_report_at(L, s, file, "%s is too large (%lld); use at most 1000000000", k->name, v);
+			return false;
+		}
+		int iv = (int)v;
+		memcpy(field, &iv, sizeof(iv));
+		return true;
+	}
+	case K_BOOL: {
+		if (type != CONFIG_TYPE_BOOL) {
+			config_report_at(L, s, file, "%s must be true or false, without quotes", k->name);
+			return false;
+		}
+		bool b = config_setting_get_bool(s) != 0;
+		memcpy(field, &b, sizeof(b));
+		return true;
+	}
+	case K_DURATION: {
+		char err[256];
+		int64_t ms;
+		if (type != CONFIG_TYPE_STRING) {
+			config_report_at(L, s, file, "%s must be a string duration like %s", k->name, k->example);
+			return false;
+		}
+		if (duration_parse(config_setting_get_string(s), &ms, err, sizeof(err)) < 0) {
+			config_report_at(L, s, file, "%s: %s", k->name, err);
+			return false;
+		}
+		memcpy(field, &ms, sizeof(ms));
+		return true;
+	}
+	case K_FLOAT: {
+		double v;
+		if (type == CONFIG_TYPE_FLOAT)
+			v = config_setting_get_float(s);
+		else if (type == CONFIG_TYPE_INT)
+			v = config_setting_get_int(s);
+		else if (type == CONFIG_TYPE_INT64)
+			v = (double)config_setting_get_int64(s);
+		else {
+			config_report_at(L, s, file, "%s must be a number like %s", k->name, k->example);
+			return false;
+		}
+		if (!(v >= k->min) || v > 1000) { /* also catches NaN */
+			config_report_at(L, s, file, "%s must be between %d and 1000, not %g", k->name, k->min, v);
+			return false;
+		}
+		memcpy(field, &v, sizeof(v));
+		return true;
+	}
+	case K_NAMES: {
+		char ***dst = (char ***)(void *)field;
+		size_t *count = (size_t *)(void *)(field + sizeof(char **));
+		int n = config_setting_length(s);
+		bool ok = true;
+
+		_Static_assert(offsetof(struct conf_job, n_after) ==
+				       offsetof(struct conf_job, after) + sizeof(char **),
+			       "n_after follows after");
+		if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) ||
+		    (n > 0 && config_setting_type(config_setting_get_elem(s, 0)) != CONFIG_TYPE_STRING)) {
+			config_report_at(L, s, file, "%s must be an array of job names like %s", k->name,
+				  k->example);
+			return false;
+		}
+		*dst = calloc(n ? (size_t)n : 1, sizeof(char *));
+		if (!*dst) {
+			L->oom = true;
+			return false;
+		}
+		*count = 0;
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+				config_report_at(L, e, file, "%s must be an array of job names like %s", k->name,
+					  k->example);
+				ok = false;
+				continue;
+			}
+			const char *v = config_setting_get_string(e);
+			bool dup = false;
+			for (size_t j = 0; j < *count; j++)
+				dup |= strcmp((*dst)[j], v) == 0;
+			if (dup) {
+				config_report_at(L, e, file, "%s lists \"%s\" twice; remove one", k->name, v);
+				ok = false;
+				continue;
+			}
+			(*dst)[(*count)++] = config_dup_str(L, v);
+		}
+		return ok;
+	}
+	case K_CUSTOM:
+		k->fn(L, s, file);
+		return true;
+	}
+	return false;
+}
+
+/* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
+void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
+			   const struct key_spec *keys, const char *where, const char *hint)
+{
+	const char *name = config_setting_name(s);
+	const char *best = config_closest_key(keys, name);
+
+	if (best)
+		config_report_at(L, s, file, "unknown key \"%s\"%s; did you mean \"%s\"?", name, where, best);
+	else
+		config_report_at(L, s, file, "unknown key \"%s\"%s; %s", name, where, hint);
+}
+
+/* Walk group S: known keys into BASE, others reported. */
+void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
+			const struct key_spec *keys, void *base, const char *where, const char *hint)
+{
+	int n = config_setting_length(s);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const struct key_spec *k = config_find_key(keys, config_setting_name(m));
+		if (k)
+			config_apply_key(L, m, k, base, file);
+		else
+			config_report_unknown(L, m, file, keys, where, hint);
+	}
+}

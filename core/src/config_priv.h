@@ -1,0 +1,118 @@
+#ifndef PGCROND_CONFIG_PRIV_H
+#define PGCROND_CONFIG_PRIV_H
+
+/* The config loader's inside, shared by config.c (files, the main file, job files, the API)
+ * and config_keys.c (the key tables, checking and storing a value by its key's type, and
+ * spelling suggestions), and by nothing else: other modules use config.h. */
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+#define JOB_NAME_MAX 63
+
+/* ---- the loader's state ------------------------------------------------------------ */
+
+struct loader {
+	struct pgc_config *cfg;
+	struct diag_list *dl;
+	size_t dl_start; /* diagnostics before this index belong to the caller */
+	size_t n_errors;
+	bool oom;
+	char *main_dir; /* directory of the main file; "" when it has none */
+	struct stat main_st;
+	bool have_main_st;
+	char **files; /* every file read, in order: ranks diagnostics for sorting */
+	size_t n_files;
+	/* lines of main-file settings, for messages about them found later (0: absent) */
+	int main_line[16];
+	int history_db_line;
+	size_t jobs_cap;
+};
+
+/* The file a setting came from: libconfig knows it even inside @include files. */
+static inline const char *setting_file(const config_setting_t *s, const char *fallback)
+{
+	const char *f = config_setting_source_file(s);
+	return f ? f : fallback;
+}
+
+static inline int setting_line(const config_setting_t *s)
+{
+	return (int)config_setting_source_line(s);
+}
+
+/* Report a problem at setting S (its file, or FALLBACK_FILE, and line). */
+void config_report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* strdup that records running out of memory in L instead of failing; NULL stays NULL. */
+char *config_dup_str(struct loader *L, const char *s);
+
+/* The main file's groups that are more than a table of keys (config.c). */
+void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
+void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
+void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
+
+/* ---- spelling suggestions ---------------------------------------------------------- */
+
+/* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length. */
+struct suggester {
+	const char *word;
+	const char *best;
+	int best_d;
+};
+
+void config_suggest(struct suggester *sg, const char *cand);
+
+/* ---- key tables -------------------------------------------------------------------- */
+
+enum key_type {
+	K_STRING,   /* char *, not blank unless allow_empty */
+	K_CHOICE,   /* char *, one of values[] */
+	K_ENUM,     /* int-sized enum, the index into values[] */
+	K_INT,      /* int >= min */
+	K_BOOL,     /* bool */
+	K_DURATION, /* int64_t milliseconds */
+	K_FLOAT,    /* double >= min */
+	K_NAMES,    /* char ** + size_t count: an array of strings */
+	K_CUSTOM,   /* handled by fn */
+};
+
+struct key_spec {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	const char *example; /* a value shown in type errors */
+	const char *const *values;
+	int min;
+	bool allow_empty;
+	void (*fn)(struct loader *L, const config_setting_t *s, const char *file);
+};
+
+/* Each ends with an entry whose name is NULL. */
+extern const struct key_spec config_main_keys[];     /* into struct pgc_config */
+extern const struct key_spec config_database_keys[]; /* into struct conf_database */
+extern const struct key_spec config_history_keys[];  /* into struct pgc_config */
+extern const struct key_spec config_sink_keys[];     /* into struct conf_alert_sink */
+extern const struct key_spec config_job_keys[];      /* into struct conf_job */
+
+/* The entry of KEYS named NAME, or NULL. */
+const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);
+/* The name in KEYS closest to WORD (not WORD itself), or NULL. */
+const char *config_closest_key(const struct key_spec *keys, const char *word);
+/* Check and store one setting S described by K into the struct at BASE. Returns false
+ * (after reporting) when the value is unusable. */
+bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
+                      void *base, const char *file);
+/* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
+void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
+                           const struct key_spec *keys, const char *where, const char *hint);
+/* Walk group S: known keys into BASE, others reported. */
+void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
+                        const struct key_spec *keys, void *base, const char *where,
+                        const char *hint);
+
+#endif
