@@ -182,6 +182,58 @@ START_TEST(stale_alerts_once_and_recovers_once)
 }
 END_TEST
 
+/* A run longer than warn_duration alerts while it runs (the run is not stopped), and says
+ * so once; its end is the recovery. */
+START_TEST(slow_run_alerts_while_running)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "slow", DB);
+	itest_env_main(
+	    &e,
+	    "alerts = ( { sink = \"exec\"; command = "
+	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
+	    "%s/state/alerts.txt\"; } );\n",
+	    e.dir);
+	char sched[64];
+	itest_schedule_soon(sched, sizeof(sched), 2);
+	itest_env_job(&e, "10-slow.conf",
+	              "job = { name = \"slowpoke\"; database = \"app\"; schedule = \"%s\";"
+	              " command = \"SELECT pg_sleep(3)\"; warn_duration = \"1s\"; };\n",
+	              sched);
+	itest_env_start(&e);
+	char *path = itest_env_path(&e, "state/alerts.txt");
+	/* the alert comes while the statement still runs */
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
+	              "the slow run never started:\n%s", itest_read_file(e.log));
+	double t0 = itest_now();
+	char *a = NULL;
+	for (;;) {
+		free(a);
+		a = itest_read_file(path);
+		if (strstr(a, "alert slow slowpoke") || itest_now() - t0 > 5)
+			break;
+		itest_sleep(0.1);
+	}
+	ck_assert_msg(strstr(a, "alert slow slowpoke"), "no slow alert:\n%s\n%s", a,
+	              itest_read_file(e.log));
+	free(a);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity WHERE "
+	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
+	                 1);
+	/* the run is not cut short: it succeeds */
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
+	                                 "job_name = 'slowpoke' AND status = 'succeeded'"));
+	itest_sleep(0.5);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	a = itest_read_file(path);
+	ck_assert_msg(lines_with(a, "alert slow slowpoke") == 1, "alerts:\n%s", a);
+	free(a);
+	free(path);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alerts");
@@ -189,6 +241,7 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, webhook_gets_the_alert_and_a_dead_one_does_no_harm);
 	tcase_add_test(tc, stale_alerts_once_and_recovers_once);
+	tcase_add_test(tc, slow_run_alerts_while_running);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
