@@ -1,0 +1,111 @@
+/* Catch-up after the job's database was unreachable across its fires (issue: "when the
+ * daemon or the database was down across one or more scheduled fires, the job runs once as
+ * soon as it can, recorded with trigger catchup"). The job's database is a second sandbox
+ * server that this test stops across two fires and starts again; the history stays up. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define SANDBOX TEST_SOURCE_DIR "/../scripts/pg-sandbox"
+
+static char second_dir[1024];
+
+static void stop_second(void)
+{
+	if (second_dir[0]) {
+		char cmd[1200];
+		snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX, second_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not stop the second sandbox at %s\n", second_dir);
+	}
+}
+
+static void sandbox_cmd(const char *what)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "%s %s --dir %s", SANDBOX, what, second_dir);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+START_TEST(unreachable_database_catches_up_once)
+{
+	atexit(stop_second);
+	struct itest_env e;
+	itest_env_setup(&e, "catchup-outage", "it_catchup_outage");
+	char cmd[1400], path[1024];
+
+	snprintf(second_dir, sizeof(second_dir), "%s/pg2", e.dir);
+	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s/pg2.conninfo", SANDBOX,
+		 second_dir, (int)getpid(), e.dir);
+	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox");
+	snprintf(path, sizeof(path), "%s/pg2.conninfo", e.dir);
+	char *remote_ci = itest_read_file(path);
+	remote_ci[strcspn(remote_ci, "\n")] = '\0';
+	PGconn *remote = itest_connect(remote_ci);
+	itest_exec(remote, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+
+	/* two fires a minute, 4 s apart, starting soon; nothing else until the next minute */
+	time_t now = time(NULL);
+	int a = (int)((now + 4) % 60), b = (int)((now + 8) % 60);
+	itest_write_file(e.conf,
+			 "plugin_dir = \"%s/plugins\";\n"
+			 "state_dir = \"%s/state\";\n"
+			 "databases = {\n"
+			 "  app = { conninfo = \"%s\"; };\n"
+			 "  remote = { conninfo = \"%s\"; };\n"
+			 "};\n"
+			 "history = { database = \"app\"; };\n",
+			 e.dir, e.dir, e.ci, remote_ci);
+	itest_env_job(&e, "10-tick.conf",
+		      "job = { name = \"tick\"; database = \"remote\"; schedule = \"%d,%d * * * * *\";\n"
+		      "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n",
+		      a < b ? a : b, a < b ? b : a);
+	itest_env_start(&e);
+	PQfinish(remote);
+	/* the job's database goes away before both fires and comes back after them */
+	sandbox_cmd("pause");
+	itest_sleep(11);
+	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+					    "WHERE job_name = 'tick' AND status = 'failed' "
+					    "AND sqlstate LIKE '08%%'"),
+		      "no failed fire recorded while the database was down:\n%s",
+		      itest_read_file(e.log));
+	sandbox_cmd("resume");
+	ck_assert_msg(itest_env_wait(&e, 45, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+					     "WHERE job_name = 'tick' AND trigger = 'catchup' "
+					     "AND status = 'succeeded'"),
+		      "no catch-up run:\n%s", itest_read_file(e.log));
+	itest_sleep(3);
+	/* once, not a burst of replays */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+					     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
+			 1);
+	remote = itest_connect(remote_ci);
+	ck_assert_int_eq(itest_scalar_ll(remote, "SELECT count(*) FROM ticks"), 1);
+	PQfinish(remote);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	free(remote_ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("catchup_outage");
+	TCase *tc = tcase_create("catchup_outage");
+	tcase_set_timeout(tc, 150);
+	tcase_add_test(tc, unreachable_database_catches_up_once);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
