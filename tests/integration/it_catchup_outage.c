@@ -13,41 +13,11 @@
 
 #include "itest.h"
 
-#define SANDBOX TEST_SOURCE_DIR "/../scripts/pg-sandbox"
-
-static char second_dir[1024];
-
-static void stop_second(void)
-{
-	if (second_dir[0]) {
-		char cmd[1200];
-		snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX, second_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not stop the second sandbox at %s\n", second_dir);
-	}
-}
-
-static void sandbox_cmd(const char *what)
-{
-	char cmd[1200];
-	snprintf(cmd, sizeof(cmd), "%s %s --dir %s", SANDBOX, what, second_dir);
-	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
 START_TEST(unreachable_database_catches_up_once)
 {
-	atexit(stop_second);
 	struct itest_env e;
 	itest_env_setup(&e, "catchup-outage", "it_catchup_outage");
-	char cmd[1400], path[1024];
-
-	snprintf(second_dir, sizeof(second_dir), "%s/pg2", e.dir);
-	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s/pg2.conninfo", SANDBOX,
-		 second_dir, (int)getpid(), e.dir);
-	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox");
-	snprintf(path, sizeof(path), "%s/pg2.conninfo", e.dir);
-	char *remote_ci = itest_read_file(path);
-	remote_ci[strcspn(remote_ci, "\n")] = '\0';
+	char *remote_ci = itest_sandbox2_start(e.dir);
 	PGconn *remote = itest_connect(remote_ci);
 	itest_exec(remote, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
 
@@ -70,14 +40,14 @@ START_TEST(unreachable_database_catches_up_once)
 	itest_env_start(&e);
 	PQfinish(remote);
 	/* the job's database goes away before both fires and comes back after them */
-	sandbox_cmd("pause");
+	itest_sandbox2("pause");
 	itest_sleep(11);
 	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
 					    "WHERE job_name = 'tick' AND status = 'failed' "
 					    "AND sqlstate LIKE '08%%'"),
 		      "no failed fire recorded while the database was down:\n%s",
 		      itest_read_file(e.log));
-	sandbox_cmd("resume");
+	itest_sandbox2("resume");
 	ck_assert_msg(itest_env_wait(&e, 45, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 					     "WHERE job_name = 'tick' AND trigger = 'catchup' "
 					     "AND status = 'succeeded'"),

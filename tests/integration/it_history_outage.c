@@ -12,42 +12,14 @@
 
 #include "itest.h"
 
-#define SANDBOX TEST_SOURCE_DIR "/../scripts/pg-sandbox"
-
-static char second_dir[1024];
-
-static void stop_second_sandbox(void)
-{
-	if (second_dir[0]) {
-		char cmd[1200];
-		snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX, second_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not stop the second sandbox at %s\n", second_dir);
-	}
-}
-
-static void sandbox_cmd(const char *what)
-{
-	char cmd[1200];
-	snprintf(cmd, sizeof(cmd), "%s %s --dir %s", SANDBOX, what, second_dir);
-	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-}
-
 START_TEST(history_outage_loses_nothing)
 {
-	atexit(stop_second_sandbox);
 	struct itest_env e;
-	char path[1024], cmd[1400];
+	char path[1024];
 	itest_env_init(&e, "hist-outage", "it_hist_outage");
 
 	/* the second server: the history database */
-	snprintf(second_dir, sizeof(second_dir), "%s/pg2", e.dir);
-	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s/pg2.conninfo", SANDBOX,
-	         second_dir, (int)getpid(), e.dir);
-	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox");
-	snprintf(path, sizeof(path), "%s/pg2.conninfo", e.dir);
-	char *hist_ci = itest_read_file(path);
-	hist_ci[strcspn(hist_ci, "\n")] = '\0';
+	char *hist_ci = itest_sandbox2_start(e.dir);
 
 	PGconn *app = e.db;
 	itest_exec(app, "CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
@@ -80,14 +52,14 @@ START_TEST(history_outage_loses_nothing)
 
 	/* 20 s without the history database; the job keeps running on app */
 	long long ticks_before = itest_scalar_ll(app, "SELECT count(*) FROM ticks");
-	sandbox_cmd("pause");
+	itest_sandbox2("pause");
 	itest_sleep(20);
 	long long during = itest_scalar_ll(app, "SELECT count(*) FROM ticks") - ticks_before;
 	ck_assert_msg(during >= 15, "the job should keep running: %lld ticks in 20 s", during);
 	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);
 	struct stat st;
 	ck_assert_msg(stat(path, &st) == 0 && st.st_size > 0, "nothing spilled to %s", path);
-	sandbox_cmd("resume");
+	itest_sandbox2("resume");
 
 	/* the reconnect backoff is at most 30 s; then the backlog is written */
 	hist = itest_connect(hist_ci);

@@ -483,3 +483,40 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
 	va_end(ap);
 	return itest_scalar_ll(e->db, sql);
 }
+
+/* ---- a second server ------------------------------------------------------------------ */
+
+#define SANDBOX_SCRIPT TEST_SOURCE_DIR "/../scripts/pg-sandbox"
+
+static char sandbox2_dir[1024];
+
+static void sandbox2_stop_at_exit(void)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX_SCRIPT, sandbox2_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "itest: could not stop the second sandbox at %s\n", sandbox2_dir);
+}
+
+char *itest_sandbox2_start(const char *dir)
+{
+	char cmd[2600], path[1100];
+	ck_assert_msg(!sandbox2_dir[0], "one second sandbox per test process");
+	snprintf(sandbox2_dir, sizeof(sandbox2_dir), "%s/pg2", dir);
+	atexit(sandbox2_stop_at_exit);
+	snprintf(path, sizeof(path), "%s/pg2.conninfo", dir);
+	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s", SANDBOX_SCRIPT,
+		 sandbox2_dir, (int)getpid(), path);
+	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox: %s", cmd);
+	char *ci = itest_read_file(path);
+	ci[strcspn(ci, "\n")] = '\0';
+	ck_assert_msg(ci[0], "the second sandbox printed no conninfo");
+	return ci;
+}
+
+void itest_sandbox2(const char *what)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "%s %s --dir %s", SANDBOX_SCRIPT, what, sandbox2_dir);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}

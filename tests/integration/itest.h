@@ -62,6 +62,14 @@ void itest_sleep(double seconds);
 /* A six-field schedule firing once a minute, at the second AHEAD seconds from now. */
 void itest_schedule_soon(char *out, size_t outlen, int ahead);
 
+/* ---- a second server --------------------------------------------------------------------
+ * A sandbox PostgreSQL of the test's own (scripts/pg-sandbox) in DIR/pg2, for a database
+ * that the test takes away and brings back; stopped when the test process exits. One per
+ * process. Returns its conninfo (malloc'd). */
+char *itest_sandbox2_start(const char *dir);
+/* Stop the second server keeping its data ("pause") or start it again ("resume"). */
+void itest_sandbox2(const char *what);
+
 /* ---- a daemon environment -------------------------------------------------------------
  * A fresh database, a temp dir holding pgcrond.conf, conf.d/ and plugins/, and the daemon
  * run on them as itest_user(). The main file names the database "app" (pool 4), which also
