@@ -4,8 +4,12 @@
  * the whole second it was scheduled for. Then the same N jobs idle (a yearly schedule) to
  * measure idle CPU. Prints figures; never fails on time.
  *
+ * Each figure is measured in several consecutive windows of one daemon and printed as the
+ * median and the spread (min-max) over them. History is checked too: statements executed
+ * against history rows recorded, and how far the history trails while busy.
+ *
  *   scripts/pg-sandbox run -- build/bench/fire/bench_fire [N ...]
- *   (FIRE_SECONDS=10 sets the measured busy period) */
+ *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N) */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -154,7 +158,34 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-static void write_config(const char *dir, int n, const char *schedule)
+/* STATE names the state_dir under DIR: each phase gets its own, so that history a busy
+ * daemon left spooled is not replayed inside the idle measurement. */
+static void make_state_dir(const char *dir, const char *state)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, state);
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		die("mkdir", path);
+	chown_user(path);
+}
+
+/* Lines in the history spill file: records not yet written when the daemon stopped. */
+static long spooled_records(const char *dir, const char *state)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/history.spool", dir, state);
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	int ch;
+	if (!f)
+		return 0;
+	while ((ch = getc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void write_config(const char *dir, const char *state, int n, const char *schedule)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
@@ -163,11 +194,11 @@ static void write_config(const char *dir, int n, const char *schedule)
 		die("write", path);
 	fprintf(f,
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
-	        "state_dir = \"%s/state\";\nlog_level = \"warning\";\nmax_running = 64;\n"
+	        "state_dir = \"%s/%s\";\nlog_level = \"warning\";\nmax_running = 64;\n"
 	        "shutdown_grace = \"5s\";\n"
 	        "databases = { bench = { conninfo = \"%s\"; pool = 8; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, dir, db_ci);
+	        dir, dir, state, db_ci);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
 	f = fopen(path, "w");
@@ -183,62 +214,181 @@ static void write_config(const char *dir, int n, const char *schedule)
 	fclose(f);
 }
 
-static void bench(PGconn *c, const char *dir, int n, double seconds)
+/* One measured window of a busy daemon: from t0 to t1 (server clock), and its CPU. */
+struct window {
+	char t0[64], t1[64];
+	double seconds, cpu_pct;
+	double runs_s, p50, p99, max;
+};
+
+static void server_now(PGconn *c, char *out, size_t len)
 {
-	char conf[512], log[512], sql[512];
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon-%d.log", dir, n);
+	PGresult *r = PQexec(c, "SELECT now()");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		die("SELECT now()", PQresultErrorMessage(r));
+	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* "median (min-max)" of N values, with DIGITS decimals. */
+static void spread(const double *v, int n, int digits, char *out, size_t len)
+{
+	double s[64];
+	if (n > 64)
+		n = 64;
+	memcpy(s, v, sizeof(double) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(double), cmp_double);
+	double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	snprintf(out, len, "%.*f (%.*f-%.*f)", digits, med, digits, s[0], digits, s[n - 1]);
+}
+
+static long long count_of(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		die(sql, PQresultErrorMessage(r));
+	long long n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
+{
+	char conf[512], log[512], sql[768], buf[6][96];
+	struct window w[64];
+	double v[6][64];
 	long hz = sysconf(_SC_CLK_TCK);
 
-	/* busy: every job every second */
+	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
+	snprintf(log, sizeof(log), "%s/daemon-%d.log", dir, n);
 	exec_or_die(c, "TRUNCATE ticks, pgcrond.job_run_details");
-	write_config(dir, n, "* * * * * *");
+	char state[64];
+	snprintf(state, sizeof(state), "state-busy-%d", n);
+	make_state_dir(dir, state);
+	write_config(dir, state, n, "* * * * * *");
 	pid_t pid = start_daemon(conf, log);
-	sleep_s(3); /* warm-up: connections, the first fires */
-	PGresult *r = PQexec(c, "SELECT now()");
-	char t0[64];
-	snprintf(t0, sizeof(t0), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	long long cpu0 = cpu_ticks(pid);
-	sleep_s(seconds);
-	long long cpu1 = cpu_ticks(pid);
-	long rss_busy = rss_kb(pid);
-	r = PQexec(c, "SELECT now()");
-	char t1[64];
-	snprintf(t1, sizeof(t1), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	stop_daemon(pid);
+	sleep_s(3 + n / 5000.0); /* warm-up: config, connections, the first fires */
+	for (int i = 0; i < windows; i++) {
+		server_now(c, w[i].t0, sizeof(w[i].t0));
+		long long cpu0 = cpu_ticks(pid);
+		double m0 = mono_s();
+		sleep_s(seconds);
+		long long cpu1 = cpu_ticks(pid);
+		w[i].seconds = mono_s() - m0;
+		server_now(c, w[i].t1, sizeof(w[i].t1));
+		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
+	}
+	long rss = rss_kb(pid);
+	/* How far the history trails the runs while busy: statements executed so far minus
+	 * runs whose row is complete. */
+	long long ticks_now = count_of(c, "SELECT count(*) FROM ticks");
+	long long done_now = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                 " WHERE status IN ('succeeded', 'failed')");
+	double t_stop = mono_s();
+	stop_daemon(pid); /* flushes what history still holds, within its grace */
+	double stop_s = mono_s() - t_stop;
 
-	snprintf(
-	    sql, sizeof(sql),
-	    "SELECT count(*), "
-	    "round((percentile_cont(0.5) WITHIN GROUP (ORDER BY l))::numeric, 2), "
-	    "round((percentile_cont(0.99) WITHIN GROUP (ORDER BY l))::numeric, 2), "
-	    "round(max(l)::numeric, 2) FROM (SELECT extract(epoch FROM at - "
-	    "date_trunc('second', at)) * 1000 AS l FROM ticks WHERE at >= '%s' AND at < '%s') s",
-	    t0, t1);
-	r = PQexec(c, sql);
+	for (int i = 0; i < windows; i++) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*), "
+		         "coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0), "
+		         "coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), 0), "
+		         "coalesce(max(l), 0) FROM (SELECT extract(epoch FROM at - "
+		         "date_trunc('second', at)) * 1000 AS l FROM ticks WHERE at >= '%s' AND at "
+		         "< '%s') s",
+		         w[i].t0, w[i].t1);
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			die("stats", PQresultErrorMessage(r));
+		v[0][i] = atof(PQgetvalue(r, 0, 1));
+		v[1][i] = atof(PQgetvalue(r, 0, 2));
+		v[2][i] = atof(PQgetvalue(r, 0, 3));
+		v[3][i] = atof(PQgetvalue(r, 0, 0)) / w[i].seconds;
+		v[4][i] = w[i].cpu_pct;
+		PQclear(r);
+	}
+	spread(v[0], windows, 1, buf[0], sizeof(buf[0]));
+	spread(v[1], windows, 1, buf[1], sizeof(buf[1]));
+	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
+	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
+	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
+	printf("N=%-6d busy, %d windows of %.0f s, median (min-max):\n", n, windows, seconds);
+	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
+	printf("  runs/s %s (expected %d)  daemon CPU %% %s  RSS %ld kB\n", buf[3], n, buf[4], rss);
+
+	/* Every statement executed should have its history row, complete. */
+	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM ticks),"
+	                        " count(*),"
+	                        " count(*) FILTER (WHERE status = 'succeeded'),"
+	                        " count(*) FILTER (WHERE status = 'failed'),"
+	                        " count(*) FILTER (WHERE status = 'skipped'),"
+	                        " count(*) FILTER (WHERE status IN ('starting', 'running'))"
+	                        " FROM pgcrond.job_run_details");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die("stats", PQresultErrorMessage(r));
-	double runs = atof(PQgetvalue(r, 0, 0));
-	printf("N=%-6d runs/s %8.0f (expected %d)  lateness ms p50 %s p99 %s max %s  "
-	       "busy CPU %5.1f%%  RSS %ld kB\n",
-	       n, runs / seconds, n, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
-	       100.0 * (double)(cpu1 - cpu0) / (double)hz / seconds, rss_busy);
+		die("history counts", PQresultErrorMessage(r));
+	printf("  statements executed %s; history rows %s: succeeded %s, failed %s, skipped %s, "
+	       "still running %s\n",
+	       PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
+	       PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5));
+	printf("  history trailing at the end of the busy period: %lld runs; daemon stop took "
+	       "%.1f s; records left in the spill file: %ld\n",
+	       ticks_now - done_now, stop_s, spooled_records(dir, state));
 	PQclear(r);
-
-	/* idle: the same jobs, none due */
-	write_config(dir, n, "0 0 1 1 *");
-	pid = start_daemon(conf, log);
-	sleep_s(5); /* past the start-up work (config, plugins, history) */
-	cpu0 = cpu_ticks(pid);
-	sleep_s(5);
-	cpu1 = cpu_ticks(pid);
-	long rss_idle = rss_kb(pid);
-	stop_daemon(pid);
-	printf("N=%-6d idle CPU %5.2f%%  RSS %ld kB\n", n,
-	       100.0 * (double)(cpu1 - cpu0) / (double)hz / 5.0, rss_idle);
 	fflush(stdout);
+}
+
+/* The same jobs, none due: RSS and CPU in consecutive windows after start-up, so that
+ * start-up work still running would show as a falling series. */
+static void idle(const char *dir, int n, int windows)
+{
+	char conf[512], log[512], buf[96];
+	double v[64], first = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
+	snprintf(log, sizeof(log), "%s/daemon-%d-idle.log", dir, n);
+	char state[64];
+	snprintf(state, sizeof(state), "state-idle-%d", n);
+	make_state_dir(dir, state);
+	write_config(dir, state, n, "0 0 1 1 *");
+	pid_t pid = start_daemon(conf, log);
+	sleep_s(5); /* past the start-up work (config, plugins, history) */
+	long long start_cpu = cpu_ticks(pid);
+	for (int i = 0; i < windows; i++) {
+		long long cpu0 = cpu_ticks(pid);
+		double m0 = mono_s();
+		sleep_s(2);
+		long long cpu1 = cpu_ticks(pid);
+		v[i] = 100.0 * (double)(cpu1 - cpu0) / (double)hz / (mono_s() - m0);
+		if (i == 0)
+			first = v[i];
+	}
+	long rss = rss_kb(pid);
+	stop_daemon(pid);
+	spread(v, windows, 2, buf, sizeof(buf));
+	printf("N=%-6d idle: CPU %% %s over %d windows of 2 s (first %.2f); CPU during the 5 s "
+	       "start-up %.2f s; RSS %ld kB\n",
+	       n, buf, windows, first, (double)start_cpu / (double)hz, rss);
+	fflush(stdout);
+}
+
+static void bench(PGconn *c, const char *dir, int n, double seconds, int windows)
+{
+	busy(c, dir, n, seconds, windows);
+	idle(dir, n, windows);
 }
 
 int main(int argc, char **argv)
@@ -273,23 +423,27 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
-	snprintf(path, sizeof(path), "%s/state", dir);
-	mkdir(path, 0700);
-	chown_user(path);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);
 
-	const char *secs = getenv("FIRE_SECONDS");
-	double seconds = secs ? atof(secs) : 10;
+	const char *secs = getenv("FIRE_SECONDS"), *wins = getenv("FIRE_WINDOWS");
+	double seconds = secs ? atof(secs) : 5;
+	int windows = wins ? atoi(wins) : 3;
 	if (seconds < 1)
-		seconds = 10;
+		seconds = 5;
+	if (windows < 1 || windows > 64)
+		windows = 3;
+	double load[3] = {0};
+	if (getloadavg(load, 3) == 3)
+		printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1],
+		       load[2], sysconf(_SC_NPROCESSORS_ONLN));
 	int defaults[] = {100, 1000, 10000};
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
-			bench(c, dir, atoi(argv[i]), seconds);
+			bench(c, dir, atoi(argv[i]), seconds, windows);
 	} else {
 		for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-			bench(c, dir, defaults[i], seconds);
+			bench(c, dir, defaults[i], seconds, windows);
 	}
 	printf("logs and configs: %s\n", dir);
 	PQfinish(c);

@@ -134,7 +134,7 @@ struct condition {
 	enum alert_kind kind;
 	char *job;
 	struct alert_state st;
-	struct condition *next;
+	struct condition *next; /* in its hash bucket */
 };
 
 struct sink {
@@ -155,7 +155,10 @@ struct alerter {
 	struct sink *sinks;
 	size_t n_sinks;
 	int64_t repeat_ms;
-	struct condition *conditions;
+	/* Looked up on every run's end, so hashed by (kind, job): a list walk made each run
+	 * cost O(jobs), which dominated the daemon's CPU with thousands of jobs. */
+	struct condition **buckets;
+	size_t n_buckets, n_conditions;
 	struct alert_stats stats;
 };
 
@@ -288,11 +291,14 @@ void alert_close(struct alerter **ap)
 	if (!a)
 		return;
 	free_sinks(a);
-	for (struct condition *c = a->conditions, *next; c; c = next) {
-		next = c->next;
-		free(c->job);
-		free(c);
+	for (size_t i = 0; i < a->n_buckets; i++) {
+		for (struct condition *c = a->buckets[i], *next; c; c = next) {
+			next = c->next;
+			free(c->job);
+			free(c);
+		}
 	}
+	free(a->buckets);
 	free(a->instance);
 	free(a);
 	*ap = NULL;
@@ -414,29 +420,78 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 	free(json);
 }
 
-static struct condition *find_condition(struct alerter *a, enum alert_kind kind, const char *job)
+#define MIN_BUCKETS 64
+
+/* FNV-1a over the job name, mixed with the kind. */
+static size_t condition_hash(enum alert_kind kind, const char *job)
 {
-	for (struct condition *c = a->conditions; c; c = c->next)
-		if (c->kind == kind && strcmp(c->job, job ? job : "") == 0)
-			return c;
+	uint64_t x = 14695981039346656037ULL ^ (uint64_t)kind;
+	for (const unsigned char *p = (const unsigned char *)job; *p; p++) {
+		x ^= *p;
+		x *= 1099511628211ULL;
+	}
+	return (size_t)x;
+}
+
+/* Double the table; on failure keep the old one (chains just get longer). */
+static void conditions_grow(struct alerter *a)
+{
+	size_t n = a->n_buckets ? a->n_buckets * 2 : MIN_BUCKETS;
+	struct condition **b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < a->n_buckets; i++) {
+		for (struct condition *c = a->buckets[i], *next; c; c = next) {
+			next = c->next;
+			size_t h = condition_hash(c->kind, c->job) & (n - 1);
+			c->next = b[h];
+			b[h] = c;
+		}
+	}
+	free(a->buckets);
+	a->buckets = b;
+	a->n_buckets = n;
+}
+
+/* The condition's state; with CREATE false, NULL when it was never raised (its state would
+ * be the initial, inactive one), so that 10,000 healthy jobs hold no state at all. */
+static struct condition *find_condition(struct alerter *a, enum alert_kind kind, const char *job,
+                                        bool create)
+{
+	if (!job)
+		job = "";
+	size_t h = condition_hash(kind, job);
+	if (a->n_buckets) {
+		for (struct condition *c = a->buckets[h & (a->n_buckets - 1)]; c; c = c->next)
+			if (c->kind == kind && strcmp(c->job, job) == 0)
+				return c;
+	}
+	if (!create)
+		return NULL;
+	if (a->n_conditions >= a->n_buckets)
+		conditions_grow(a);
+	if (!a->n_buckets)
+		return NULL;
 	struct condition *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->kind = kind;
-	c->job = strdup(job ? job : "");
+	c->job = strdup(job);
 	if (!c->job) {
 		free(c);
 		return NULL;
 	}
-	c->next = a->conditions;
-	a->conditions = c;
+	h &= a->n_buckets - 1;
+	c->next = a->buckets[h];
+	a->buckets[h] = c;
+	a->n_conditions++;
 	return c;
 }
 
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
 		     const char *message)
 {
-	struct condition *c = find_condition(a, kind, job);
+	struct condition *c = find_condition(a, kind, job, active);
 	if (!c)
 		return;
 	enum alert_action act = alert_step(&c->st, active, now_ms(), a->repeat_ms);

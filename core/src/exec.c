@@ -194,6 +194,7 @@ static void conn_watch(struct conn *c, short what)
 	if (!what || fd < 0)
 		return;
 	event_assign(&c->ev, c->pool->ex->base, fd, (short)(what | EV_PERSIST), conn_cb, c);
+	event_priority_set(&c->ev, EXEC_IO_PRIORITY);
 	if (event_add(&c->ev, NULL) == 0)
 		c->watching = what;
 }

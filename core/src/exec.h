@@ -17,6 +17,10 @@ struct event_base;
 struct exec;
 struct exec_run;
 
+/* The libevent priority of the executor's connection events: 0, the highest. A daemon
+ * that initialises more than one priority has them handled before its timers. */
+#define EXEC_IO_PRIORITY 0
+
 /* One statement of a run. */
 struct exec_stmt {
 	const char *sql;

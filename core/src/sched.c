@@ -276,9 +276,12 @@ static void job_free(struct job **jp)
 	*jp = NULL;
 }
 
+static void index_remove(struct sched *s, struct job *j);
+
 static void job_unlink_free(struct job *j)
 {
 	struct sched *s = j->s;
+	index_remove(s, j);
 	if (j->prev)
 		j->prev->next = j->next;
 	else
@@ -666,9 +669,74 @@ static int set_str(char **dst, const char *src)
 	return 0;
 }
 
+/* FNV-1a */
+static size_t name_hash(const char *name)
+{
+	uint64_t x = 14695981039346656037ULL;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		x ^= *p;
+		x *= 1099511628211ULL;
+	}
+	return (size_t)x;
+}
+
+/* Rebuild the index from the job list with N buckets (a power of two); on failure the
+ * old one stays, with longer chains. */
+static void index_rebuild(struct sched *s, size_t n)
+{
+	struct job **b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (struct job *j = s->jobs; j; j = j->next) {
+		size_t h = name_hash(j->name) & (n - 1);
+		j->hnext = b[h];
+		b[h] = j;
+	}
+	free(s->index);
+	s->index = b;
+	s->n_buckets = n;
+}
+
+/* J was just linked into the job list. */
+static void index_add(struct sched *s, struct job *j)
+{
+	s->n_jobs++;
+	if (s->n_jobs > s->n_buckets) {
+		size_t old = s->n_buckets;
+		index_rebuild(s, old ? old * 2 : 64);
+		if (s->n_buckets != old)
+			return; /* rebuilt from the list, J included */
+	}
+	if (!s->index)
+		return;
+	size_t h = name_hash(j->name) & (s->n_buckets - 1);
+	j->hnext = s->index[h];
+	s->index[h] = j;
+}
+
+static void index_remove(struct sched *s, struct job *j)
+{
+	s->n_jobs--;
+	if (!s->index)
+		return;
+	for (struct job **p = &s->index[name_hash(j->name) & (s->n_buckets - 1)]; *p;
+	     p = &(*p)->hnext) {
+		if (*p == j) {
+			*p = j->hnext;
+			return;
+		}
+	}
+}
+
 struct job *sched_job_find(struct sched *s, const char *name)
 {
-	for (struct job *j = s->jobs; j; j = j->next)
+	if (!s->index) {
+		for (struct job *j = s->jobs; j; j = j->next)
+			if (strcmp(j->name, name) == 0 && !j->removed)
+				return j;
+		return NULL;
+	}
+	for (struct job *j = s->index[name_hash(name) & (s->n_buckets - 1)]; j; j = j->hnext)
 		if (strcmp(j->name, name) == 0 && !j->removed)
 			return j;
 	return NULL;
@@ -723,6 +791,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			if (s->jobs)
 				s->jobs->prev = j;
 			s->jobs = j;
+			index_add(s, j);
 			fresh = true;
 		}
 		j->seen = true;
@@ -963,6 +1032,7 @@ void sched_free(struct sched **sp)
 		sched_run_free(&j->active);
 		job_free(&j);
 	}
+	free(s->index);
 	free(s);
 	*sp = NULL;
 }

@@ -830,6 +830,72 @@ START_TEST(history_and_trigger_commands)
 }
 END_TEST
 
+/* Records are written in batches (one transaction each): a record the database refuses
+ * for its data must still be dropped alone, its neighbours in the same batch written. */
+START_TEST(refused_record_is_dropped_alone)
+{
+	char *ci = itest_fresh_db("it_hist_refused");
+	char *dir = itest_tmpdir("hist-refused");
+	char state[1024];
+	snprintf(state, sizeof(state), "%s/state", dir);
+	char *spool = spool_path(dir);
+	char *dead = dead_conninfo("it_hist_refused");
+	install_schema(ci);
+
+	struct hist *h = open_hist(dead, state, 0);
+	struct hist_run a = sample_run("a"), b = sample_run("b");
+	hist_record(h, &a, HIST_SKIPPED, "overlap");
+	hist_record(h, &b, HIST_SKIPPED, "overlap");
+	hist_close(&h);
+	/* between them, a record whose attempt is not a number (SQLSTATE 22P02) */
+	const char *f[16] = {INSTANCE,
+	                     "bad-key",
+	                     "bad-boot",
+	                     "bad",
+	                     "analytics",
+	                     NULL,
+	                     "SELECT 1",
+	                     "schedule",
+	                     NULL,
+	                     "1861920000000000",
+	                     "1861920000001500",
+	                     "many",
+	                     HIST_SKIPPED,
+	                     "overlap",
+	                     NULL,
+	                     "1861920000001500"};
+	char *bad;
+	size_t bad_len;
+	ck_assert_int_eq(hist_spool_encode("R1", f, 16, &bad, &bad_len), 0);
+	char *text = itest_read_file(spool);
+	char *second = strchr(text, '\n');
+	ck_assert_ptr_nonnull(second);
+	*second++ = '\0';
+	itest_write_file(spool, "%s\n%s%s", text, bad, second);
+	free(text);
+	free(bad);
+
+	h = open_hist(ci, state, 0);
+	ck_assert_int_eq(hist_pending(h), 3);
+	ck_assert(drive_until(all_written, h, 20));
+	struct hist_stats st;
+	hist_get_stats(h, &st);
+	ck_assert_int_eq(st.dropped, 1);
+	ck_assert_int_eq(st.written, 2);
+	PGconn *c = itest_connect(ci);
+	assert_scalar(c,
+	              "SELECT string_agg(job_name, ',' ORDER BY job_name)"
+	              " FROM pgcrond.job_run_details",
+	              "a,b");
+	hist_close(&h);
+	PQfinish(c);
+	free(dead);
+	free(spool);
+	free(dir);
+	free(ci);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("history");
@@ -844,6 +910,7 @@ int main(void)
 	tcase_add_test(tc, close_flushes_pending_records);
 	tcase_add_test(tc, spill_file_keeps_runs_until_the_database_is_back);
 	tcase_add_test(tc, torn_last_line_is_dropped);
+	tcase_add_test(tc, refused_record_is_dropped_alone);
 	tcase_add_test(tc, two_processes_cannot_share_a_spill_file);
 	tcase_add_test(tc, lost_connection_reconnects_and_writes_everything);
 	tcase_add_test(tc, missing_schema_keeps_records);
