@@ -214,7 +214,8 @@ static int set_edges(struct sched *s, struct job *j, const struct dag *g, size_t
 	return 0;
 }
 
-static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s);
+static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
+                          int64_t last_success_us);
 
 static void stale_arm(struct job *j)
 {
@@ -222,7 +223,7 @@ static void stale_arm(struct job *j)
 	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || j->s->draining)
 		return;
 	int64_t now = sched_wall_us();
-	/* unknown until the first success here: counted from when pgcrond started */
+	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last_success_us ? j->last_success_us : now;
 	arm_ms(&j->stale_ev, (base - now) / 1000 + j->conf->max_staleness_ms);
 	j->stale_armed = true;
@@ -528,11 +529,13 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
 	if (j->last_success_us) {
-		duration_format((sched_wall_us() - j->last_success_us) / 1000, age, sizeof(age));
+		/* whole seconds: "1h2s", not "1h2s13ms" */
+		duration_format((sched_wall_us() - j->last_success_us) / 1000000 * 1000, age,
+		                sizeof(age));
 		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)", age, d);
 	} else {
-		snprintf(msg, sizeof(msg), "no success since pgcrond started, longer than "
-		                           "max_staleness (%s)", d);
+		snprintf(msg, sizeof(msg), "no success recorded, and pgcrond started longer "
+		                           "than max_staleness (%s) ago", d);
 	}
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
@@ -563,13 +566,22 @@ static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 		sched_fire_run(r);
 }
 
-static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s)
+static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
+                          int64_t last_success_us)
 {
 	struct sched *s = arg;
 	if (!job_name)
 		return;
 	struct job *j = sched_job_find(s, job_name);
-	if (!j || !catchup_wanted(j))
+	if (!j)
+		return;
+	/* staleness counts from the last success any earlier process saw, not from our start */
+	if (last_success_us > j->last_success_us) {
+		j->last_success_us = last_success_us;
+		if (j->conf && j->conf->max_staleness_ms > 0)
+			stale_arm(j);
+	}
+	if (!catchup_wanted(j) || last_fire_s <= 0)
 		return;
 	/* a fire served since pgcrond started already ran "as soon as it could" */
 	if (j->last_fire > last_fire_s)

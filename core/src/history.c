@@ -103,11 +103,14 @@ static const char sql_orphans[] =
 
 /* One bounded batch per statement, so the purge never holds many row locks for long;
  * ctid = ANY(ARRAY(...)) lets the planner use a TID scan. */
-/* The last fire each job served (any instance): what catch-up compares the schedule with. */
+/* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
+ * and the end of its last success, where its staleness counts from. */
 static const char sql_last_fires[] =
-	"SELECT job_name, extract(epoch FROM max(scheduled_time))::bigint"
-	" FROM pgcrond.job_run_details WHERE scheduled_time IS NOT NULL"
-	" AND trigger IN ('schedule', 'catchup') GROUP BY job_name";
+	"SELECT job_name,"
+	" extract(epoch FROM max(scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"
+	"   AND trigger IN ('schedule', 'catchup')))::bigint,"
+	" (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
+	" FROM pgcrond.job_run_details GROUP BY job_name";
 static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid = ANY (ARRAY("
                                 " SELECT ctid FROM pgcrond.job_run_details"
                                 "  WHERE start_time < now() - $1::bigint * interval '1 millisecond'"
@@ -1005,7 +1008,7 @@ static void op_done(struct hist *h)
 			}
 			break;
 		case OP_LAST_FIRES:
-			h->last_fires_fn(h->last_fires_arg, NULL, 0); /* the end of the answer */
+			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
 			h->last_fires_fn = NULL;
 			break;
 		case OP_NONE:
@@ -1040,7 +1043,7 @@ static void op_done(struct hist *h)
 	}
 	if (op == OP_LAST_FIRES) {
 		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
-		h->last_fires_fn(h->last_fires_arg, NULL, 0);
+		h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
@@ -1115,9 +1118,9 @@ static void read_results(struct hist *h)
 		ExecStatusType s = PQresultStatus(r);
 		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
 			for (int i = 0; i < PQntuples(r); i++)
-				if (!PQgetisnull(r, i, 1))
-					h->last_fires_fn(h->last_fires_arg, PQgetvalue(r, i, 0),
-					                 atoll(PQgetvalue(r, i, 1)));
+				h->last_fires_fn(h->last_fires_arg, PQgetvalue(r, i, 0),
+				                 PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
+				                 PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
 		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
 		} else if (!h->op_failed) {

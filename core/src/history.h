@@ -91,10 +91,13 @@ struct hist_stats {
 };
 void hist_get_stats(const struct hist *h, struct hist_stats *out);
 
-/* Catch-up: once the connection is up and a previous process's rows are closed, FN is
- * called for each job with the last fire instant (Unix seconds) any instance served for it
- * (trigger schedule or catchup), then once with JOB_NAME NULL to end the answer. */
-typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last_fire_s);
+/* Catch-up and staleness across restarts: once the connection is up and a previous
+ * process's rows are closed, FN is called for each job in the history with the last fire
+ * instant (Unix seconds) any instance served for it (trigger schedule or catchup; 0 if none)
+ * and the end of its last success (Unix µs; 0 if none), then once with JOB_NAME NULL to end
+ * the answer. */
+typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last_fire_s,
+                                   int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
 
 /* Run the retention purge as soon as the connection is idle (normally on its timer). */

@@ -234,6 +234,46 @@ START_TEST(slow_run_alerts_while_running)
 }
 END_TEST
 
+/* Staleness counts from the last success in the history, not from the daemon's start: a
+ * view last refreshed an hour ago is stale as soon as pgcrond starts. */
+START_TEST(stale_after_restart_counts_from_history)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "stale-restart", DB);
+	itest_env_main(
+	    &e,
+	    "alerts = ( { sink = \"exec\"; command = "
+	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB "
+	    "$PGCROND_ALERT_MESSAGE\\\" >> %s/state/alerts.txt\"; } );\n",
+	    e.dir);
+	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, trigger, "
+	                 "start_time, end_time, instance, run_key) VALUES ('old-view', 'succeeded', "
+	                 "'schedule', now() - interval '61 minutes', now() - interval '60 minutes', "
+	                 "'an-earlier-host', 'k1')");
+	itest_env_job(&e, "10-old.conf",
+	              "job = { name = \"old-view\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              " command = \"SELECT 1\"; max_staleness = \"30s\"; catchup = \"skip\"; };\n");
+	itest_env_start(&e);
+	char *path = itest_env_path(&e, "state/alerts.txt");
+	double t0 = itest_now();
+	char *a = NULL;
+	for (;;) {
+		free(a);
+		a = itest_read_file(path);
+		if (strstr(a, "alert stale old-view") || itest_now() - t0 > 10)
+			break;
+		itest_sleep(0.1);
+	}
+	ck_assert_msg(strstr(a, "alert stale old-view last success 1h"),
+	              "no stale alert within 10 s of the start (max_staleness 30s):\n%s\n%s", a,
+	              itest_read_file(e.log));
+	free(a);
+	free(path);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alerts");
@@ -242,6 +282,7 @@ int main(void)
 	tcase_add_test(tc, webhook_gets_the_alert_and_a_dead_one_does_no_harm);
 	tcase_add_test(tc, stale_alerts_once_and_recovers_once);
 	tcase_add_test(tc, slow_run_alerts_while_running);
+	tcase_add_test(tc, stale_after_restart_counts_from_history);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
