@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -140,6 +141,8 @@ struct condition {
 struct sink {
 	enum { SINK_LOG, SINK_NOTIFY, SINK_WEBHOOK, SINK_EXEC } type;
 	char *database, *channel, *url, *command;
+	char shown[300]; /* the webhook URL for log lines: scheme://host[:port] only, since
+	                  * userinfo, path and query may hold the hook's secret */
 	int64_t timeout_ms;
 	struct evhttp_uri *uri;           /* webhook */
 	struct evhttp_connection *conn;   /* webhook: one per sink, reconnects by itself */
@@ -154,6 +157,7 @@ struct alerter {
 	void *notify_arg;
 	struct sink *sinks;
 	size_t n_sinks;
+	struct evdns_base *dns; /* for webhook host names, created with the first webhook */
 	int64_t repeat_ms;
 	/* Looked up on every run's end, so hashed by (kind, job): a list walk made each run
 	 * cost O(jobs), which dominated the daemon's CPU with thousands of jobs. */
@@ -193,7 +197,11 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 static int open_webhook(struct alerter *a, struct sink *s)
 {
 	int port = evhttp_uri_get_port(s->uri);
-	s->conn = evhttp_connection_base_new(a->base, NULL, evhttp_uri_get_host(s->uri),
+	/* an evdns base: without one, evhttp resolves the host with a blocking getaddrinfo()
+	 * on the event loop */
+	if (!a->dns)
+		a->dns = evdns_base_new(a->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	s->conn = evhttp_connection_base_new(a->base, a->dns, evhttp_uri_get_host(s->uri),
 					     (unsigned short)(port > 0 ? port : 80));
 	if (!s->conn)
 		return -ENOMEM;
@@ -233,9 +241,9 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 			if (!s->uri || !evhttp_uri_get_host(s->uri) ||
 			    strcmp(evhttp_uri_get_scheme(s->uri) ? evhttp_uri_get_scheme(s->uri) : "",
 				   "http") != 0) {
-				log_error("%s:%d: webhook url \"%s\" is not an http:// URL; alerts to it "
-					  "are disabled",
-					  c->file ? c->file : "?", c->line, c->url ? c->url : "");
+				log_error("%s:%d: webhook url is not an http:// URL; alerts to it are "
+					  "disabled",
+					  c->file ? c->file : "?", c->line);
 				if (s->uri)
 					evhttp_uri_free(s->uri);
 				s->uri = NULL;
@@ -249,12 +257,20 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 		s->database = dup_or_null(c->database);
 		s->channel = dup_or_null(c->channel);
 		s->url = dup_or_null(c->url);
+		if (s->uri) {
+			int port = evhttp_uri_get_port(s->uri);
+			char portbuf[16] = "";
+			if (port > 0)
+				snprintf(portbuf, sizeof(portbuf), ":%d", port);
+			snprintf(s->shown, sizeof(s->shown), "http://%s%s/...",
+				 evhttp_uri_get_host(s->uri), portbuf);
+		}
 		s->command = dup_or_null(c->command);
 		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
 		s->owner = a;
 		if (s->type == SINK_WEBHOOK && open_webhook(a, s) != 0)
 			log_error("%s:%d: cannot set up webhook %s; alerts to it are disabled",
-				  c->file ? c->file : "?", c->line, c->url);
+				  c->file ? c->file : "?", c->line, s->shown);
 		a->n_sinks++;
 	}
 	return 0;
@@ -291,6 +307,8 @@ void alert_close(struct alerter **ap)
 	if (!a)
 		return;
 	free_sinks(a);
+	if (a->dns)
+		evdns_base_free(a->dns, 0); /* after the connections that used it */
 	for (size_t i = 0; i < a->n_buckets; i++) {
 		for (struct condition *c = a->buckets[i], *next; c; c = next) {
 			next = c->next;
@@ -311,7 +329,7 @@ static void sink_failed(struct alerter *a, struct sink *s, const char *what)
 	a->stats.failed_sinks++;
 	if (log_complain(&s->complaint))
 		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
-			    s->type == SINK_WEBHOOK ? s->url : s->command ? s->command : "?", what);
+			    s->type == SINK_WEBHOOK ? s->shown : s->command ? s->command : "?", what);
 }
 
 /* Completion of one POST. The connection is the sink's own and outlives requests. */
@@ -321,7 +339,7 @@ static void webhook_done(struct evhttp_request *req, void *arg)
 	int code = req ? evhttp_request_get_response_code(req) : 0;
 	if (code >= 200 && code < 300) {
 		if (log_complaint_reset(&s->complaint))
-			log_notice("alert webhook %s works again", s->url);
+			log_notice("alert webhook %s works again", s->shown);
 		return;
 	}
 	char what[64];

@@ -121,7 +121,9 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	                        "FROM pgcrond.job_run_details WHERE job_name = 'broken')"),
 	    3);
 	char *log = itest_read_file(e.log);
-	ck_assert_msg(strstr(log, "http://127.0.0.1:1/down"), "the dead sink is not reported:\n%s", log);
+	ck_assert_msg(strstr(log, "http://127.0.0.1:1/..."), "the dead sink is not reported:\n%s", log);
+	/* a hook's path and query may hold its secret: never logged */
+	ck_assert_msg(!strstr(log, "/down"), "the webhook's path is in the log:\n%s", log);
 	free(log);
 	got = itest_read_file(hook_path);
 	/* alert once, no repeat within alert_repeat */
