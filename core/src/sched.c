@@ -406,28 +406,54 @@ static int build_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_
  * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
  * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
  * same connection, with the view's name as a parameter. Returns the number of guards. */
-static size_t concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out)
+static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
+			      char *err, size_t errlen)
 {
 	static const char guard_sql[] = "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)";
 	const struct plugin *p =
 	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
 	struct pgc_relation_decl *rels = NULL;
-	size_t n_rels = 0, n = 0;
-	char err[256];
+	size_t n_rels = 0;
+	long n = 0;
 
 	/* the declared relations and a per-job one (sql_view's view, ABI 1.1 job_relation) */
-	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, sizeof(err)) != 0)
-		return 0;
-	for (size_t i = 0; i < n_rels && n < MAX_GUARDS; i++) {
+	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < n_rels; i++) {
 		if (rels[i].kind != PGC_RELATION_MATVIEW || !(rels[i].flags & PGC_RELATION_CONCURRENT))
 			continue;
-		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0)
-			continue; /* the loader validated the declaration; nothing sane to do */
+		/* never refresh without the guard: a view it cannot cover fails the run */
+		if (n == MAX_GUARDS) {
+			snprintf(err, errlen, "more than %d views refreshed CONCURRENTLY in one job",
+			         MAX_GUARDS);
+			n = -1;
+			break;
+		}
+		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0) {
+			snprintf(err, errlen, "cannot quote the view name \"%.200s\"", rels[i].name);
+			n = -1;
+			break;
+		}
 		out[n] = (struct exec_stmt){.sql = guard_sql, .n_params = 1};
 		n++;
 	}
 	plugin_relations_free(&rels);
 	return n;
+}
+
+/* Cut S back to a whole UTF-8 character: a truncated copy of a command must still be valid
+ * text, or the history row holding it would be refused. */
+static void utf8_trim(char *s)
+{
+	size_t len = strlen(s), i = len;
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--; /* continuation bytes */
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (len - (i - 1) < need)
+		s[i - 1] = '\0';
 }
 
 static void run_begin(struct run *r)
@@ -459,7 +485,11 @@ static void run_begin(struct run *r)
 			build_failed = true;
 		} else {
 			/* nothing to do is a success without statements, guards included */
-			size_t g = pr->n_stmts ? concurrent_guards(j, guard_names, stmts) : 0;
+			long gl = pr->n_stmts ? concurrent_guards(j, guard_names, stmts, err, sizeof(err))
+			                      : 0;
+			size_t g = gl > 0 ? (size_t)gl : 0;
+			if (gl < 0)
+				build_failed = true;
 			for (size_t i = 0; i < g; i++) {
 				guard_params[i] = guard_names[i];
 				stmts[i].params = &guard_params[i];
@@ -472,8 +502,9 @@ static void run_begin(struct run *r)
 			}
 		}
 		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
-		         !build_failed && pr->n_stmts ? pr->stmts[0].sql : "");
+		         pr && pr->n_stmts ? pr->stmts[0].sql : "");
 	}
+	utf8_trim(command);
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, r->start_us);
 		hr.command = command;

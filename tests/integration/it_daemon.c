@@ -420,6 +420,40 @@ START_TEST(notify_triggers_a_manual_run)
 }
 END_TEST
 
+/* A command longer than the history keeps, cut in the middle of a two-byte character: the
+ * kept text is cut back to a whole character, so the row is still written. */
+START_TEST(long_multibyte_command_is_recorded)
+{
+	struct itest_env e;
+	env_setup(&e, "long-command", NULL);
+	/* "INSERT INTO ticks (job)  VALUES ('" is 34 bytes, then 700 two-byte characters: the
+	 * 1,023 bytes history keeps end in the middle of one */
+	char cmd[2048];
+	int o = snprintf(cmd, sizeof(cmd), "INSERT INTO ticks (job)  VALUES ('");
+	for (int k = 0; k < 700; k++)
+		o += snprintf(cmd + o, sizeof(cmd) - (size_t)o, "\xc3\xa9");
+	snprintf(cmd + o, sizeof(cmd) - (size_t)o, "')");
+	itest_env_job(&e, "10-long.conf",
+	              "job = { name = \"long\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "  command = \"%s\"; };\n",
+	              cmd);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'long' AND status = 'succeeded'"),
+	              "no history row for the long command:\n%s", itest_read_file(e.log));
+	ck_assert_int_ge(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE length(job) = 700"), 1);
+	/* what history keeps is the start of the command, whole characters only */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "job_name = 'long' AND octet_length(command) >= 1023"),
+	                 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT min(octet_length(command)) FROM "
+	                                     "pgcrond.job_run_details WHERE job_name = 'long'"),
+	                 1022);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon");
@@ -434,6 +468,7 @@ int main(void)
 	tcase_add_test(tc, refused_connection_records_libpq_error);
 	tcase_add_test(tc, sigterm_lets_runs_finish_then_cancels);
 	tcase_add_test(tc, notify_triggers_a_manual_run);
+	tcase_add_test(tc, long_multibyte_command_is_recorded);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
