@@ -18,6 +18,7 @@
 #include "config.h"
 #include "config_priv.h"
 #include "log.h"
+#include "pgconn.h"
 
 #define CHANNEL_MAX 63 /* PostgreSQL identifiers: NAMEDATALEN - 1 */
 #define MSG_MAX 1024
@@ -273,20 +274,27 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 				  name);
 		} else if (db->conninfo) {
 			const char *problem = conninfo_problem(db->conninfo);
-			char red[512];
 			if (problem && strcasestr(db->conninfo, "password")) {
-				/* a malformed string may hide a password the redactor cannot find */
+				/* a malformed string may hide a password no parser can find */
 				config_report_at(L, ci, file,
 					  "conninfo of database \"%s\" %s; write key=value pairs like "
 					  "\"host=db1 dbname=analytics\", or a URI like "
 					  "\"postgresql://db1/analytics\"",
 					  name, problem);
 			} else if (problem) {
-				log_redact_conninfo(db->conninfo, red, sizeof(red));
+				/* no password anywhere in it: the string itself helps most */
 				config_report_at(L, ci, file,
 					  "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
 					  "dbname=analytics\", or a URI like \"postgresql://db1/analytics\"",
-					  red, problem);
+					  db->conninfo, problem);
+			} else if (!pgconn_conninfo_parses(db->conninfo)) {
+				/* what libpq would refuse at every connect, URIs included; libpq's
+				 * message is not shown because it may quote the password */
+				config_report_at(L, ci, file,
+					  "conninfo of database \"%s\" cannot be parsed by libpq; check its "
+					  "syntax (the parser's message is not shown because it may quote the "
+					  "password)",
+					  name);
 			}
 		}
 	}
@@ -374,12 +382,14 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 		if (strcmp(a->sink, "webhook") == 0) {
 			if (!config_setting_get_member(m, "url"))
 				config_report_at(L, m, file,
-					  "webhook alert has no url; add url = \"https://...\"");
-			else if (a->url && strncmp(a->url, "http://", 7) != 0 &&
-				 strncmp(a->url, "https://", 8) != 0)
+					  "webhook alert has no url; add url = \"http://...\"");
+			else if (a->url && strncasecmp(a->url, "https://", 8) == 0)
 				config_report_at(L, config_setting_get_member(m, "url"), file,
-					  "url \"%s\" is not an http:// or https:// URL; write the full URL",
-					  a->url);
+					  "webhook url must be http://; pgcrond does not speak TLS to "
+					  "webhooks: point it at a local relay");
+			else if (a->url && strncmp(a->url, "http://", 7) != 0)
+				config_report_at(L, config_setting_get_member(m, "url"), file,
+					  "url \"%s\" is not an http:// URL; write the full URL", a->url);
 		} else if (strcmp(a->sink, "exec") == 0 && !config_setting_get_member(m, "command")) {
 			config_report_at(L, m, file,
 				  "exec alert has no command; add command = \"/path/to/program\"");

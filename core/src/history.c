@@ -657,7 +657,7 @@ static void conn_failed_libpq(struct hist *h)
 {
 	char why[512];
 
-	pgconn_error(h->conn, why, sizeof(why));
+	pgconn_error_safe(h->conn, h->conninfo, why, sizeof(why));
 	conn_failed(h, why);
 }
 
@@ -666,7 +666,7 @@ static void conn_start(struct hist *h)
 	char why[512];
 
 	if (pgconn_start(h->conninfo, APP_NAME, &h->conn) != 0) {
-		pgconn_error(h->conn, why, sizeof(why));
+		pgconn_error_safe(h->conn, h->conninfo, why, sizeof(why));
 		conn_failed(h, why);
 		return;
 	}
@@ -1177,7 +1177,11 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	/* A conninfo libpq cannot parse would only fail again on every retry. */
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
 	if (!opts) {
-		log_error("history: bad conninfo: %s", perr ? perr : "out of memory");
+		/* libpq's message is not shown: it may quote the password */
+		log_error("history: %s",
+		          perr ? "the conninfo cannot be parsed by libpq; check its syntax (the "
+		                 "parser's message is not shown because it may quote the password)"
+		               : "out of memory");
 		PQfreemem(perr);
 		return -EINVAL;
 	}

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 static enum log_level min_level = LOG_LVL_INFO;
 static bool to_journal;
 
@@ -102,64 +104,62 @@ bool log_complaint_reset(struct log_complaint *c)
 	return was;
 }
 
+/* Appends to OUT[*O] while there is room; the caller NUL-terminates. */
+static void put_str(char *out, size_t *o, size_t outlen, const char *s)
+{
+	for (; *s && *o + 1 < outlen; s++)
+		out[(*o)++] = *s;
+}
+
+/* A value in conninfo syntax: bare unless it is empty or holds blanks, quotes or
+ * backslashes, which need '...' with \' and \\ inside. */
+static void put_value(char *out, size_t *o, size_t outlen, const char *v)
+{
+	bool quote = !*v;
+
+	for (const char *p = v; *p && !quote; p++)
+		quote = isspace((unsigned char)*p) || *p == '\'' || *p == '\\';
+	if (!quote) {
+		put_str(out, o, outlen, v);
+		return;
+	}
+	put_str(out, o, outlen, "'");
+	for (const char *p = v; *p; p++) {
+		char ch[3] = {'\\', *p, '\0'};
+		put_str(out, o, outlen, (*p == '\'' || *p == '\\') ? ch : ch + 1);
+	}
+	put_str(out, o, outlen, "'");
+}
+
 void log_redact_conninfo(const char *in, char *out, unsigned long outlen)
 {
+	char *perr = NULL;
+	PQconninfoOption *opts;
 	size_t o = 0;
-	const char *p = in;
 
 	if (outlen == 0)
 		return;
-#define PUT(ch) do { if (o + 1 < outlen) out[o++] = (ch); } while (0)
-	/* URI form: scheme://user:secret@host... */
-	const char *scheme = strstr(in, "://");
-	if (scheme && (strncmp(in, "postgresql://", 13) == 0 || strncmp(in, "postgres://", 11) == 0)) {
-		const char *auth = scheme + 3;
-		const char *at = strchr(auth, '@');
-		const char *slash = strchr(auth, '/');
-		const char *colon = strchr(auth, ':');
-		if (at && (!slash || at < slash) && colon && colon < at) {
-			for (; p <= colon; p++)
-				PUT(*p);
-			for (const char *s = "********"; *s; s++)
-				PUT(*s);
-			p = at;
-		}
+	/* libpq's own parser, so whatever libpq would take as the password is what is hidden
+	 * (quoting, escapes, URIs, percent-encoded query keys). Its error message is never
+	 * used: it may quote the password. */
+	opts = in ? PQconninfoParse(in, &perr) : NULL;
+	PQfreemem(perr);
+	if (!opts) {
+		snprintf(out, outlen, "%s", LOG_CONNINFO_NOT_SHOWN);
+		return;
 	}
-	while (*p) {
-		/* key=value form: find "password" as a key at a word start */
-		if ((p == in || isspace((unsigned char)p[-1]) || p[-1] == '?' || p[-1] == '&') &&
-		    strncasecmp(p, "password", 8) == 0) {
-			const char *q = p + 8;
-			while (*q == ' ')
-				q++;
-			if (*q == '=') {
-				for (const char *k = p; k <= q; k++)
-					PUT(*k);
-				q++;
-				while (*q == ' ')
-					q++;
-				if (*q == '\'') {
-					q++;
-					while (*q && *q != '\'') {
-						if (*q == '\\' && q[1])
-							q++;
-						q++;
-					}
-					if (*q)
-						q++;
-				} else {
-					while (*q && !isspace((unsigned char)*q) && *q != '&')
-						q++;
-				}
-				for (const char *s = "********"; *s; s++)
-					PUT(*s);
-				p = q;
-				continue;
-			}
-		}
-		PUT(*p);
-		p++;
+	for (const PQconninfoOption *opt = opts; opt->keyword; opt++) {
+		if (!opt->val || !*opt->val)
+			continue;
+		if (o > 0)
+			put_str(out, &o, outlen, " ");
+		put_str(out, &o, outlen, opt->keyword);
+		put_str(out, &o, outlen, "=");
+		if (strcmp(opt->keyword, "password") == 0)
+			put_str(out, &o, outlen, "********");
+		else
+			put_value(out, &o, outlen, opt->val);
 	}
 	out[o] = '\0';
-#undef PUT
+	PQconninfoFree(opts);
 }

@@ -107,7 +107,9 @@ static void send_listens(struct notify *n)
 #undef APPEND
 	if (!ok || !PQsendQuery(n->conn, sql)) {
 		free(sql);
-		schedule_reconnect(n, ok ? PQerrorMessage(n->conn) : "out of memory");
+		char err[512];
+		schedule_reconnect(n, ok ? pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err))
+		                         : "out of memory");
 		return;
 	}
 	free(sql);
@@ -132,7 +134,7 @@ static void on_readable(struct notify *n)
 	char err[512];
 
 	if (!PQconsumeInput(n->conn)) {
-		schedule_reconnect(n, pgconn_error(n->conn, err, sizeof(err)));
+		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 		return;
 	}
 	while (!PQisBusy(n->conn)) {
@@ -183,13 +185,13 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 			return;
 		case PGRES_POLLING_OK:
 			if (PQsetnonblocking(n->conn, 1) != 0) {
-				schedule_reconnect(n, pgconn_error(n->conn, err, sizeof(err)));
+				schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 				return;
 			}
 			send_listens(n);
 			return;
 		default:
-			schedule_reconnect(n, pgconn_error(n->conn, err, sizeof(err)));
+			schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 			return;
 		}
 	}
@@ -205,7 +207,7 @@ static void start_connect(evutil_socket_t fd, short what, void *arg)
 	char err[512];
 
 	if (pgconn_start(n->conninfo, "pgcrond listener", &n->conn) != 0) {
-		schedule_reconnect(n, pgconn_error(n->conn, err, sizeof(err)));
+		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 		return;
 	}
 	n->state = ST_CONNECTING;

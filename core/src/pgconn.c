@@ -1,5 +1,6 @@
 #include "pgconn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,132 @@ const char *pgconn_error(const PGconn *conn, char *buf, size_t len)
 	return buf;
 }
 
+bool pgconn_conninfo_parses(const char *conninfo)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
+
+	PQfreemem(perr);
+	PQconninfoFree(opts);
+	return opts != NULL;
+}
+
+/* The password as the user wrote it in a URI's userinfo (user:PASSWORD@host), which is what
+ * libpq quotes from the raw string; malloc'd, or NULL if there is none. */
+static char *uri_raw_password(const char *ci)
+{
+	const char *p;
+
+	if (strncmp(ci, "postgresql://", 13) == 0)
+		p = ci + 13;
+	else if (strncmp(ci, "postgres://", 11) == 0)
+		p = ci + 11;
+	else
+		return NULL;
+	/* like libpq: userinfo is what precedes the first '@' before any '/' */
+	size_t n = strcspn(p, "@/");
+	if (p[n] != '@')
+		return NULL;
+	const char *colon = memchr(p, ':', n);
+	if (!colon || colon + 1 == p + n)
+		return NULL;
+	return strndup(colon + 1, (size_t)(p + n - colon - 1));
+}
+
+/* VALUE with every byte outside RFC 3986's unreserved set as %XX (uppercase); malloc'd. */
+static char *percent_encoded(const char *value)
+{
+	char *out = malloc(strlen(value) * 3 + 1), *w = out;
+
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*w++ = (char)*p;
+		} else {
+			*w++ = '%';
+			*w++ = "0123456789ABCDEF"[*p >> 4];
+			*w++ = "0123456789ABCDEF"[*p & 15];
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
+const char *pgconn_scrub(const char *msg, const char *conninfo, char *buf, size_t len)
+{
+	char *needles[3] = {NULL, NULL, NULL};
+	char *scrubbed = NULL;
+	const char *shown = msg ? msg : "";
+	bool withhold = false;
+
+	if (len == 0)
+		return buf;
+	if (conninfo) {
+		char *perr = NULL;
+		PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+		PQfreemem(perr);
+		if (!opts) {
+			withhold = true;
+			goto out;
+		}
+		for (const PQconninfoOption *o = opts; o->keyword; o++)
+			if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+				needles[0] = strdup(o->val);
+				needles[1] = percent_encoded(o->val);
+				needles[2] = uri_raw_password(conninfo);
+				withhold = !needles[0] || !needles[1];
+			}
+		PQconninfoFree(opts);
+		if (withhold)
+			goto out;
+	}
+	if (needles[0]) {
+		/* the whole message first, then folded and cut: cutting first could leave the
+		 * start of a password that no longer matches */
+		size_t n = strlen(shown), o = 0;
+		scrubbed = malloc(n * 8 + 1); /* worst case: a one-byte password everywhere */
+		if (!scrubbed) {
+			withhold = true;
+			goto out;
+		}
+		for (const char *p = shown; *p;) {
+			size_t best = 0;
+			for (int i = 0; i < 3; i++) {
+				size_t k = needles[i] ? strlen(needles[i]) : 0;
+				if (k > best && strncmp(p, needles[i], k) == 0)
+					best = k;
+			}
+			if (best) {
+				memcpy(scrubbed + o, "********", 8);
+				o += 8;
+				p += best;
+			} else {
+				scrubbed[o++] = *p++;
+			}
+		}
+		scrubbed[o] = '\0';
+		shown = scrubbed;
+	}
+out:
+	if (withhold)
+		snprintf(buf, len, "%s", PGCONN_MESSAGE_WITHHELD);
+	else
+		one_line(shown, buf, len);
+	free(scrubbed);
+	for (int i = 0; i < 3; i++)
+		free(needles[i]);
+	return buf;
+}
+
+const char *pgconn_error_safe(const PGconn *conn, const char *conninfo, char *buf, size_t len)
+{
+	pgconn_scrub(conn ? PQerrorMessage(conn) : "out of memory", conninfo, buf, len);
+	if (len && !buf[0])
+		snprintf(buf, len, "unknown libpq error");
+	return buf;
+}
+
 const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 {
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -75,9 +202,18 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 
 	if (c && PQstatus(c) == CONNECTION_OK)
 		return c;
-	pgconn_error(c, why, sizeof(why));
-	log_redact_conninfo(conninfo, safe, sizeof(safe));
-	snprintf(err, errlen, "cannot connect to \"%s\": %s", safe, why);
+	if (!pgconn_conninfo_parses(conninfo)) {
+		/* neither the string nor libpq's parse error can be shown: both may hold the
+		 * password */
+		snprintf(err, errlen,
+		         "cannot connect: libpq cannot parse the connection string; check its syntax "
+		         "(neither the string nor libpq's message is shown because they may quote the "
+		         "password)");
+	} else {
+		pgconn_error_safe(c, conninfo, why, sizeof(why));
+		log_redact_conninfo(conninfo, safe, sizeof(safe));
+		snprintf(err, errlen, "cannot connect to \"%s\": %s", safe, why);
+	}
 	PQfinish(c);
 	return NULL;
 }

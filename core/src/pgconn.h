@@ -18,13 +18,34 @@ int pgconn_start(const char *conninfo, const char *application_name, PGconn **ou
     __attribute__((warn_unused_result));
 
 /* Blocking connect for the CLI commands. Returns the connection, or NULL with a one-line
- * message in ERR that names the (redacted) conninfo. */
+ * message in ERR that names the (redacted) conninfo and never shows its password. */
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
                                 size_t errlen);
 
 /* The connection's or the result's error as one line (newlines folded, trailing blanks
- * trimmed) in BUF; returns BUF. Never contains the conninfo. */
+ * trimmed) in BUF; returns BUF. Only for errors on an established connection: while
+ * connecting, libpq's message may quote the conninfo (and its password), so use
+ * pgconn_error_safe() there. */
 const char *pgconn_error(const PGconn *conn, char *buf, size_t len);
+
+/* The connection's error like pgconn_error(), made safe to log, store or show for a
+ * connection opened with CONNINFO: every occurrence of the conninfo's password (as parsed,
+ * percent-encoded, and as written in a URI) is replaced by "********"; if libpq cannot parse
+ * CONNINFO its message is withheld entirely (PGCONN_MESSAGE_WITHHELD), since a parse error
+ * quotes the string. CONNINFO NULL means no conninfo is known (same as pgconn_error()).
+ * Returns BUF. */
+#define PGCONN_MESSAGE_WITHHELD                                                              \
+	"libpq could not use the connection string; the message is not shown because it may "  \
+	"quote the password"
+const char *pgconn_error_safe(const PGconn *conn, const char *conninfo, char *buf, size_t len);
+
+/* pgconn_error_safe() for any text MSG (the scrubbing alone, as one line), for tests and
+ * for messages that do not come from a PGconn. Returns BUF. */
+const char *pgconn_scrub(const char *msg, const char *conninfo, char *buf, size_t len);
+
+/* Whether libpq's parser accepts CONNINFO (key=value pairs or a URI). Its error message is
+ * discarded: it may quote the password. */
+bool pgconn_conninfo_parses(const char *conninfo);
 const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
 
 /* Capped exponential backoff with jitter for the ATTEMPT-th consecutive failure (0 for the

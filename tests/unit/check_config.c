@@ -197,7 +197,7 @@ START_TEST(test_good_full)
 	ck_assert_str_eq(cfg->alerts[1].sink, "notify");
 	ck_assert_str_eq(cfg->alerts[1].channel, "ops_alerts");
 	ck_assert_str_eq(cfg->alerts[1].database, "analytics"); /* the history database */
-	ck_assert_str_eq(cfg->alerts[2].url, "https://alerts.example.com/hook");
+	ck_assert_str_eq(cfg->alerts[2].url, "http://alerts.example.com/hook");
 	ck_assert_int_eq(cfg->alerts[2].timeout_ms, 5000);
 	ck_assert_str_eq(cfg->alerts[3].command, "/usr/local/bin/page-oncall");
 	ck_assert_int_eq(cfg->alerts[3].line, 18);
@@ -408,6 +408,19 @@ static const struct {
 	 "bad/password-conninfo/pgcrond.conf:3: conninfo of database \"analytics\" is not a connection "
 	 "string; write key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
 	 "\"postgresql://db1/analytics\""},
+	/* libpq's parse errors quote the string: the password would be in them */
+	{"bad/uri-bad-percent/pgcrond.conf",
+	 "bad/uri-bad-percent/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
+	 "libpq; check its syntax (the parser's message is not shown because it may quote the "
+	 "password)"},
+	{"bad/uri-bad-ipv6/pgcrond.conf",
+	 "bad/uri-bad-ipv6/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
+	 "libpq; check its syntax (the parser's message is not shown because it may quote the "
+	 "password)"},
+	{"bad/unknown-conninfo-key/pgcrond.conf",
+	 "bad/unknown-conninfo-key/pgcrond.conf:3: conninfo of database \"analytics\" cannot be "
+	 "parsed by libpq; check its syntax (the parser's message is not shown because it may quote "
+	 "the password)"},
 	{"bad/history-ambiguous/pgcrond.conf",
 	 "bad/history-ambiguous/pgcrond.conf: history.database is not set and there are 2 databases; "
 	 "add history = { database = \"NAME\"; }; naming one of analytics, reporting"},
@@ -421,7 +434,10 @@ static const struct {
 	 "bad/bad-alert-sink/pgcrond.conf:5: sink \"email\" is not valid; use one of \"log\", "
 	 "\"notify\", \"webhook\", \"exec\""},
 	{"bad/webhook-no-url/pgcrond.conf",
-	 "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"https://...\""},
+	 "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"http://...\""},
+	{"bad/webhook-https/pgcrond.conf",
+	 "bad/webhook-https/pgcrond.conf:4: webhook url must be http://; pgcrond does not speak TLS to "
+	 "webhooks: point it at a local relay"},
 	{"bad/conf-dir-missing/pgcrond.conf",
 	 "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be read: "
 	 "No such file or directory; create it or set conf_dir to the directory of the job files"},
@@ -517,6 +533,28 @@ static const struct {
 START_TEST(test_bad_config)
 {
 	ck_assert_str_eq(load_one_problem(bad[_i].path), bad[_i].expect);
+}
+END_TEST
+
+/* Whatever is wrong with a conninfo holding a password, no problem reported shows it. */
+static const char *const secret_configs[] = {
+	"bad/password-conninfo/pgcrond.conf", "bad/uri-bad-percent/pgcrond.conf",
+	"bad/uri-bad-ipv6/pgcrond.conf",      "bad/unknown-conninfo-key/pgcrond.conf",
+};
+
+START_TEST(test_bad_conninfo_no_password)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+
+	ck_assert_int_eq(config_load(secret_configs[_i], &cfg, &dl), -EINVAL);
+	ck_assert_uint_ge(dl.n, 1);
+	for (size_t i = 0; i < dl.n; i++) {
+		ck_assert_msg(strstr(diag_text(&dl.items[i]), "secret") == NULL &&
+		                  strstr(diag_text(&dl.items[i]), "s3cret") == NULL,
+		              "password in: %s", diag_text(&dl.items[i]));
+	}
+	diag_clear(&dl);
 }
 END_TEST
 
@@ -627,6 +665,8 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("bad");
 	tcase_add_loop_test(tc, test_bad_config, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_loop_test(tc, test_bad_conninfo_no_password, 0,
+	                    (int)(sizeof(secret_configs) / sizeof(secret_configs[0])));
 	tcase_add_test(tc, test_bad_schedule);
 	tcase_add_test(tc, test_setting_outside_job);
 	tcase_add_test(tc, test_bad_multi);
