@@ -273,7 +273,8 @@ int daemon_main(const char *config_path)
 	struct diag_list dl = {0};
 	int status = EX_UNAVAILABLE;
 
-	if (geteuid() == 0) {
+	/* any root identity: a real uid of root could regain effective root */
+	if (geteuid() == 0 || getuid() == 0 || getegid() == 0 || getgid() == 0) {
 		fprintf(stderr, "pgcrond must not run as root; run it as the pgcrond user (systemd "
 		                "does this with User=pgcrond)\n");
 		return DAEMON_EXIT_ROOT;

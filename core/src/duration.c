@@ -113,6 +113,10 @@ int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
 	}
 	if (last_unit < 0) /* "+" alone */
 		return fail(err, errlen, "\"%s\" is not a duration; " DURATION_HINT, text);
+	/* a ceiling that keeps every "instant + duration" sum far from overflowing */
+	if (total > DURATION_MAX_MS)
+		return fail(err, errlen, "\"%s\" is longer than 100 years; use a shorter duration",
+			    text);
 	*ms = total;
 	return 0;
 }

@@ -76,7 +76,7 @@ static const struct {
 	{"1d2h3m4s5ms", 93784005},
 	{"90s", 90000},
 	{"+5m", 300000},
-	{"106751991167d", 106751991167LL * 86400000},
+	{"36500d", 36500LL * 86400000}, /* the longest accepted: 100 years */
 };
 
 START_TEST(test_duration_parse_good)
@@ -109,6 +109,9 @@ static const struct {
 	 "\"5m5m\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
 	 "like \"1h30m\""},
 	{"106751991168d", "\"106751991168d\" is too large to count in milliseconds; use a smaller amount"},
+	{"36501d", "\"36501d\" is longer than 100 years; use a shorter duration"},
+	{"9223372036854775s",
+	 "\"9223372036854775s\" is longer than 100 years; use a shorter duration"},
 	{"99999999999999999999s",
 	 "\"99999999999999999999s\" is too large to count in milliseconds; use a smaller amount"},
 	{"m", "\"m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
