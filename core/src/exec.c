@@ -87,6 +87,7 @@ struct exec_run {
 	size_t n_stmts;
 	size_t cur;           /* statement being executed */
 	bool setting_timeout; /* the set_config() step is in flight */
+	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
 	char timeout_text[32];
 	int64_t timeout_ms;
 	int64_t start_us;
@@ -234,11 +235,14 @@ static void run_fail(struct exec_run *r, const char *message, const char *sqlsta
 {
 	if (r->state == RUN_DONE)
 		return;
-	r->failed = true;
-	if (!r->message) {
+	/* Keep an error already recorded (the first one is reported), but not the tag of an
+	 * earlier statement that succeeded ("SELECT 1; COPY ..." losing its connection). */
+	if (!r->failed || !r->message) {
+		free(r->message);
 		r->message = strdup(message ? message : "");
 		snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate ? sqlstate : "");
 	}
+	r->failed = true;
 	run_complete(r);
 }
 
@@ -479,17 +483,6 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 		free(r->message);
 		r->message = strdup(buf);
 		return;
-	case PGRES_COPY_IN:
-		/* A job has no data to send: end the COPY with an error instead of hanging. */
-		PQputCopyEnd(r->conn->pg, "pgcrond jobs cannot COPY FROM STDIN");
-		return;
-	case PGRES_COPY_OUT: {
-		char *data;
-		int n;
-		while ((n = PQgetCopyData(r->conn->pg, &data, 1)) > 0)
-			PQfreemem(data);
-		return;
-	}
 	default:
 		break;
 	}
@@ -507,13 +500,85 @@ error:
 		r->timed_out = true;
 }
 
-/* Read what the server sent; returns false if the connection broke. */
+/* Read and drop the rows of a COPY TO STDOUT (a job has nowhere to put them; the command
+ * tag still counts them). Never blocks: returns 1 when the data is over and PQgetResult has
+ * the COPY's own result, 0 when the socket must be read first, -1 if the connection broke. */
+static int run_drain_copy(struct exec_run *r)
+{
+	for (;;) {
+		char *data = NULL;
+		int n = PQgetCopyData(r->conn->pg, &data, 1);
+		if (n > 0) {
+			PQfreemem(data);
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		if (n == -1) {
+			r->copy_out = false;
+			return 1;
+		}
+		return -1;
+	}
+}
+
+/* A statement entered a COPY state (ST). COPY TO STDOUT is drained by run_read; COPY FROM
+ * STDIN and COPY BOTH need a client that sends data, which a job does not have: the run
+ * fails with that reason. Returns false if the connection must be dropped. */
+static bool run_start_copy(struct exec_run *r, ExecStatusType st)
+{
+	struct conn *c = r->conn;
+	const char *why;
+
+	switch (st) {
+	case PGRES_COPY_OUT:
+		r->copy_out = true;
+		return true;
+	case PGRES_COPY_IN:
+		why = "COPY FROM STDIN needs a client to send data; pgcrond has none";
+		break;
+	default:
+		why = "COPY BOTH (replication) needs a client to stream with; pgcrond has none";
+		break;
+	}
+	if (!r->failed) {
+		/* The first error is the one reported: the server's answer to the CopyFail below
+		 * ("COPY from stdin failed", 57014) would read like a cancel. */
+		r->failed = true;
+		free(r->message);
+		r->message = strdup(why);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "0A000");
+	}
+	if (st != PGRES_COPY_IN)
+		return false; /* a replication stream has no clean end: close the connection */
+	/* End the COPY with an error; the server then answers and the connection is reusable. */
+	if (PQputCopyEnd(c->pg, why) != 1)
+		return false;
+	int f = PQflush(c->pg);
+	if (f < 0)
+		return false;
+	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	return true;
+}
+
+/* Read what the server sent; returns false if the connection broke. Returns to the loop
+ * whenever libpq needs more input: PQisBusy() is false during a COPY, so the COPY state is
+ * handled first and waits for EV_READ on its own. */
 static bool run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
 	if (!PQconsumeInput(c->pg))
 		return false;
-	while (!PQisBusy(c->pg)) {
+	for (;;) {
+		if (r->copy_out) {
+			int d = run_drain_copy(r);
+			if (d < 0)
+				return false;
+			if (d == 0)
+				return true; /* more rows to come: wait for EV_READ */
+		}
+		if (PQisBusy(c->pg))
+			return true;
 		PGresult *res = PQgetResult(c->pg);
 		if (!res) {
 			/* the statement is complete */
@@ -538,12 +603,18 @@ static bool run_read(struct exec_run *r)
 			run_next_step(r);
 			return true;
 		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+			PQclear(res);
+			if (!run_start_copy(r, st))
+				return false;
+			continue;
+		}
 		run_take_result(r, res);
 		PQclear(res);
 		if (PQstatus(c->pg) == CONNECTION_BAD)
 			return false;
 	}
-	return true;
 }
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg)

@@ -1,0 +1,158 @@
+/* COPY in a job's command, through the daemon against a real PostgreSQL. COPY ... TO STDOUT
+ * streams rows that nobody wants: the executor reads and drops them without blocking the
+ * loop, and the run records the command tag ("COPY 200000") as pg_cron does; other jobs run
+ * on time meanwhile, a timeout still stops a long COPY, and SIGTERM is obeyed. COPY ... FROM
+ * STDIN has no client to feed it: the run fails with a message that says so, and the daemon
+ * carries on. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define DB "it_copy"
+
+/* Every second: one row, so that a stalled loop shows as late or missing fires. */
+#define TICK_JOB                                                                           \
+	"{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; "                  \
+	"command = \"INSERT INTO ticks DEFAULT VALUES\"; }"
+
+/* The tick job ran at every fire since it started, each within a second of its time. */
+static void assert_ticks_on_time(struct itest_env *e, long long at_least)
+{
+	long long n = itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                 "WHERE job_name = 'tick' AND status = 'succeeded'");
+	ck_assert_msg(n >= at_least, "only %lld tick runs:\n%s", n, itest_read_file(e->log));
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                    "WHERE job_name = 'tick' AND status <> 'succeeded'"),
+	                 0);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                    "WHERE job_name = 'tick' "
+	                                    "AND start_time - scheduled_time >= interval '1 s'"),
+	                 0);
+	/* no fire missed: consecutive scheduled times are a second apart (two at most) */
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM (SELECT scheduled_time, "
+	                                    "lead(scheduled_time) OVER (ORDER BY scheduled_time) "
+	                                    "AS next FROM pgcrond.job_run_details "
+	                                    "WHERE job_name = 'tick') t "
+	                                    "WHERE next - scheduled_time > interval '2 s'"),
+	                 0);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM ticks"), n);
+}
+
+START_TEST(copy_to_stdout_is_drained_and_recorded)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "copyout", DB);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	itest_env_job(&e, "10-copy.conf",
+	              "jobs = (\n"
+	              "{ name = \"dump\"; database = \"app\"; schedule = \"* * * * * *\"; "
+	              "timeout = \"60s\"; command = \"COPY (SELECT g, repeat('x', 100) FROM "
+	              "generate_series(1, 200000) g) TO STDOUT\"; },\n" TICK_JOB "\n);\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'dump' AND status = 'succeeded'"),
+	              "no COPY runs recorded:\n%s", itest_read_file(e.log));
+	/* the loop answers while COPYs come and go */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 5 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick'"),
+	              "the tick job stalled:\n%s", itest_read_file(e.log));
+
+	double t0 = itest_now();
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 5), 0);
+	ck_assert_msg(itest_now() - t0 < 5, "SIGTERM took %.1f s", itest_now() - t0);
+
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'dump' AND (status <> 'succeeded' "
+	                                     "OR return_message IS DISTINCT FROM 'COPY 200000')"),
+	                 0);
+	assert_ticks_on_time(&e, 5);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(timeout_stops_a_long_copy_to_stdout)
+{
+	struct itest_env e;
+	char when[32];
+	itest_env_setup(&e, "copytimeout", DB);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	itest_schedule_soon(when, sizeof(when), 2);
+	/* rows trickle out for minutes: the timeout must stop it while it streams */
+	itest_env_job(&e, "10-copy.conf",
+	              "jobs = (\n"
+	              "{ name = \"slow\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\"; "
+	              "command = \"COPY (SELECT g, pg_sleep(0.001), repeat('x', 100) FROM "
+	              "generate_series(1, 1000000) g) TO STDOUT\"; },\n" TICK_JOB "\n);\n",
+	              when);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'slow' AND status = 'failed'"),
+	              "the COPY was not stopped:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name = 'slow' AND sqlstate = '57014' AND return_message "
+	                        "= 'timed out after 2s; the statement was cancelled' "
+	                        "AND duration_ms < 6000"),
+	    1);
+	itest_sleep(1.5);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 5), 0);
+	assert_ticks_on_time(&e, 3);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(copy_from_stdin_fails_clearly)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "copyin", DB);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp());"
+	                 "CREATE TABLE sink (v text)");
+	itest_env_job(&e, "10-copy.conf",
+	              "jobs = (\n"
+	              "{ name = \"load\"; database = \"app\"; schedule = \"* * * * * *\"; "
+	              "command = \"COPY sink FROM STDIN\"; },\n" TICK_JOB "\n);\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'load'"),
+	              "no COPY FROM STDIN runs:\n%s", itest_read_file(e.log));
+	/* still up: the ticks go on */
+	long long ticks = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= %lld FROM ticks", ticks + 2),
+	              "the daemon stopped working:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 5), 0);
+
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name = 'load' AND (status <> 'failed' OR return_message "
+	                        "IS DISTINCT FROM 'COPY FROM STDIN needs a client to send data; "
+	                        "pgcrond has none' OR sqlstate IS DISTINCT FROM '0A000')"),
+	    0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM sink"), 0);
+	assert_ticks_on_time(&e, 3);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("copy");
+	TCase *tc = tcase_create("copy");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, copy_to_stdout_is_drained_and_recorded);
+	tcase_add_test(tc, timeout_stops_a_long_copy_to_stdout);
+	tcase_add_test(tc, copy_from_stdin_fails_clearly);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
