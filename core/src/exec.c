@@ -9,6 +9,7 @@
 #include "exec.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
@@ -177,10 +178,11 @@ static char *one_line(const char *text)
 /* ---- connections ---------------------------------------------------------------------- */
 
 /* libpq's error for the connection as one line (malloc'd; NULL if out of memory). */
-static char *conn_error(const PGconn *pg)
+static char *conn_error(const PGconn *pg, const char *conninfo)
 {
 	char buf[1024];
-	return strdup(pgconn_error(pg, buf, sizeof(buf)));
+	/* the password scrubbed: libpq may quote a malformed connection string */
+	return strdup(pgconn_error_safe(pg, conninfo, buf, sizeof(buf)));
 }
 
 static void conn_watch(struct conn *c, short what)
@@ -273,7 +275,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_connect_failed(struct conn *c)
 {
 	struct pool *p = c->pool;
-	char *err = conn_error(c->pg);
+	char *err = conn_error(c->pg, c->pool->conninfo);
 	conn_close(&c);
 	p->failures++;
 	free(p->last_error);
@@ -417,7 +419,7 @@ flush:
 		break;
 	}
 broken:;
-	char *err = conn_error(c->pg);
+	char *err = conn_error(c->pg, c->pool->conninfo);
 	r->conn = NULL;
 	conn_release(c, true);
 	run_fail(r, err ? err : "connection lost", "08006");
@@ -453,7 +455,7 @@ static void run_next_step(struct exec_run *r)
 		break;
 	}
 broken:;
-	char *err = conn_error(c->pg);
+	char *err = conn_error(c->pg, c->pool->conninfo);
 	r->conn = NULL;
 	conn_release(c, true);
 	run_fail(r, err ? err : "connection lost", "08006");
@@ -652,7 +654,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	return;
 broken:;
-	char *err = conn_error(c->pg);
+	char *err = conn_error(c->pg, c->pool->conninfo);
 	r->conn = NULL;
 	conn_release(c, true);
 	run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
@@ -887,7 +889,10 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->timeout_ms = spec->timeout_ms > 0 ? spec->timeout_ms : 0;
 	/* statement_timeout in ms; "0" (none) is set too, since pooled connections are shared
 	 * by jobs with different timeouts. */
-	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld", (long long)r->timeout_ms);
+	/* the server takes at most INT_MAX ms (24.8 days); a longer timeout is left to the
+	 * client-side timer alone */
+	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld",
+	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;

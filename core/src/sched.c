@@ -969,6 +969,11 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 {
 	s->drained = done;
 	s->drained_arg = arg;
+	if (s->draining && s->n_running > 0) {
+		/* a second call (another SIGTERM) shortens the grace period already running */
+		struct timeval tv = {(time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000 * 1000)};
+		event_add(&s->grace_ev, &tv);
+	}
 	if (!s->draining) {
 		s->draining = true;
 		event_del(&s->clock_ev);

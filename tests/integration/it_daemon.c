@@ -454,6 +454,37 @@ START_TEST(long_multibyte_command_is_recorded)
 }
 END_TEST
 
+/* A second SIGTERM does not wait out the grace period: running runs are cancelled now. */
+START_TEST(second_sigterm_cancels_at_once)
+{
+	struct itest_env e;
+	char when[32];
+	env_setup(&e, "term2", "shutdown_grace = \"60s\";\n");
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(&e, "10-long.conf",
+	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
+	              "  command = \"SELECT pg_sleep(60)\"; };\n",
+	              when);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                                     "WHERE status = 'running' AND job_pid IS NOT NULL"),
+	              "the run did not start:\n%s", itest_read_file(e.log));
+	kill(e.pid, SIGTERM);
+	ck_assert(itest_wait_log(e.log, "shutting down", 5));
+	itest_sleep(0.5);
+	double t0 = itest_now();
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 20), 0);
+	double took = itest_now() - t0;
+	ck_assert_msg(took < 10, "the second SIGTERM took %.1f s to stop a 60 s grace", took);
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
+	                        "'endless' AND status = 'failed' AND sqlstate = '57014'"),
+	    1);
+	expect_backends_stopped(&e);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon");
@@ -469,6 +500,7 @@ int main(void)
 	tcase_add_test(tc, sigterm_lets_runs_finish_then_cancels);
 	tcase_add_test(tc, notify_triggers_a_manual_run);
 	tcase_add_test(tc, long_multibyte_command_is_recorded);
+	tcase_add_test(tc, second_sigterm_cancels_at_once);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
