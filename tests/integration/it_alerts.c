@@ -154,15 +154,8 @@ START_TEST(stale_alerts_once_and_recovers_once)
 	              " max_staleness = \"2s\"; alert_after = 100; };\n");
 	itest_env_start(&e);
 	char *path = itest_env_path(&e, "state/alerts.txt");
-	double t0 = itest_now();
-	char *a = NULL;
-	for (;;) {
-		free(a);
-		a = itest_read_file(path);
-		if (strstr(a, "alert stale view") || itest_now() - t0 > 10)
-			break;
-		itest_sleep(0.1);
-	}
+	itest_wait_log(path, "alert stale view", 10);
+	char *a = itest_read_file(path);
 	ck_assert_msg(strstr(a, "alert stale view"), "no stale alert:\n%s\n%s", a,
 	              itest_read_file(e.log));
 	free(a);
@@ -208,15 +201,8 @@ START_TEST(slow_run_alerts_while_running)
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
 	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
 	              "the slow run never started:\n%s", itest_read_file(e.log));
-	double t0 = itest_now();
-	char *a = NULL;
-	for (;;) {
-		free(a);
-		a = itest_read_file(path);
-		if (strstr(a, "alert slow slowpoke") || itest_now() - t0 > 5)
-			break;
-		itest_sleep(0.1);
-	}
+	itest_wait_log(path, "alert slow slowpoke", 5);
+	char *a = itest_read_file(path);
 	ck_assert_msg(strstr(a, "alert slow slowpoke"), "no slow alert:\n%s\n%s", a,
 	              itest_read_file(e.log));
 	free(a);
@@ -257,15 +243,8 @@ START_TEST(stale_after_restart_counts_from_history)
 	              " command = \"SELECT 1\"; max_staleness = \"30s\"; catchup = \"skip\"; };\n");
 	itest_env_start(&e);
 	char *path = itest_env_path(&e, "state/alerts.txt");
-	double t0 = itest_now();
-	char *a = NULL;
-	for (;;) {
-		free(a);
-		a = itest_read_file(path);
-		if (strstr(a, "alert stale old-view") || itest_now() - t0 > 10)
-			break;
-		itest_sleep(0.1);
-	}
+	itest_wait_log(path, "alert stale old-view", 10);
+	char *a = itest_read_file(path);
 	ck_assert_msg(strstr(a, "alert stale old-view last success 1h"),
 	              "no stale alert within 10 s of the start (max_staleness 30s):\n%s\n%s", a,
 	              itest_read_file(e.log));
