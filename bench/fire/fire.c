@@ -24,105 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define DB "bench_fire"
 
 static char base_ci[1024], db_ci[1200];
-
-static void die(const char *what, const char *detail)
-{
-	fprintf(stderr, "bench_fire: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-	exit(1);
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static PGconn *connect_or_die(const char *ci)
-{
-	PGconn *c = PQconnectdb(ci);
-	if (PQstatus(c) != CONNECTION_OK)
-		die("connect", PQerrorMessage(c));
-	return c;
-}
-
-static void exec_or_die(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
-	PQclear(r);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		die("cannot read", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		die("cannot read", path);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static const char *run_user(void)
-{
-	const char *u = getenv("PGSANDBOX_USER");
-	return u && *u ? u : "pgsandbox";
-}
-
-static void chown_user(const char *path)
-{
-	struct passwd *pw;
-	if (getuid() == 0 && (pw = getpwnam(run_user())) &&
-	    chown(path, pw->pw_uid, pw->pw_gid) != 0)
-		die("chown", path);
-}
-
-/* The daemon refuses root: run it as the sandbox user then. */
-static pid_t start_daemon(const char *conf, const char *log)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		if (getuid() == 0) {
-			struct passwd *pw = getpwnam(run_user());
-			if (!pw || setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
-				_exit(127);
-		}
-		execl(PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void stop_daemon(pid_t pid)
-{
-	int st;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 300; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return;
-		sleep_s(0.1);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-}
 
 /* utime + stime in clock ticks, and VmRSS in kB, from /proc. */
 static long long cpu_ticks(pid_t pid)
@@ -165,8 +71,8 @@ static void make_state_dir(const char *dir, const char *state)
 	char path[512];
 	snprintf(path, sizeof(path), "%s/%s", dir, state);
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		die("mkdir", path);
-	chown_user(path);
+		bench_die("mkdir", path);
+	bench_chown_user(path);
 }
 
 /* Lines in the history spill file: records not yet written when the daemon stopped. */
@@ -191,7 +97,7 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
 	FILE *f = fopen(path, "w");
 	if (!f)
-		die("write", path);
+		bench_die("write", path);
 	fprintf(f,
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	        "state_dir = \"%s/%s\";\nlog_level = \"warning\";\nmax_running = 64;\n"
@@ -203,7 +109,7 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
 	f = fopen(path, "w");
 	if (!f)
-		die("write", path);
+		bench_die("write", path);
 	fprintf(f, "jobs = (\n");
 	for (int i = 0; i < n; i++)
 		fprintf(f,
@@ -225,22 +131,9 @@ static void server_now(PGconn *c, char *out, size_t len)
 {
 	PGresult *r = PQexec(c, "SELECT now()");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die("SELECT now()", PQresultErrorMessage(r));
+		bench_die("SELECT now()", PQresultErrorMessage(r));
 	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* "median (min-max)" of N values, with DIGITS decimals. */
@@ -250,7 +143,7 @@ static void spread(const double *v, int n, int digits, char *out, size_t len)
 	if (n > 64)
 		n = 64;
 	memcpy(s, v, sizeof(double) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(double), cmp_double);
+	qsort(s, (size_t)n, sizeof(double), bench_cmp_double);
 	double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 	snprintf(out, len, "%.*f (%.*f-%.*f)", digits, med, digits, s[0], digits, s[n - 1]);
 }
@@ -259,7 +152,7 @@ static long long count_of(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die(sql, PQresultErrorMessage(r));
+		bench_die(sql, PQresultErrorMessage(r));
 	long long n = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return n;
@@ -274,20 +167,20 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 
 	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
 	snprintf(log, sizeof(log), "%s/daemon-%d.log", dir, n);
-	exec_or_die(c, "TRUNCATE ticks, pgcrond.job_run_details");
+	bench_exec(c, "TRUNCATE ticks, pgcrond.job_run_details");
 	char state[64];
 	snprintf(state, sizeof(state), "state-busy-%d", n);
 	make_state_dir(dir, state);
 	write_config(dir, state, n, "* * * * * *");
-	pid_t pid = start_daemon(conf, log);
-	sleep_s(3 + n / 5000.0); /* warm-up: config, connections, the first fires */
+	pid_t pid = bench_daemon_start(conf, log);
+	bench_sleep(3 + n / 5000.0); /* warm-up: config, connections, the first fires */
 	for (int i = 0; i < windows; i++) {
 		server_now(c, w[i].t0, sizeof(w[i].t0));
 		long long cpu0 = cpu_ticks(pid);
-		double m0 = mono_s();
-		sleep_s(seconds);
+		double m0 = bench_now();
+		bench_sleep(seconds);
 		long long cpu1 = cpu_ticks(pid);
-		w[i].seconds = mono_s() - m0;
+		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
 	}
@@ -297,9 +190,9 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	long long ticks_now = count_of(c, "SELECT count(*) FROM ticks");
 	long long done_now = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                 " WHERE status IN ('succeeded', 'failed')");
-	double t_stop = mono_s();
-	stop_daemon(pid); /* flushes what history still holds, within its grace */
-	double stop_s = mono_s() - t_stop;
+	double t_stop = bench_now();
+	bench_daemon_stop(pid); /* flushes what history still holds, within its grace */
+	double stop_s = bench_now() - t_stop;
 
 	for (int i = 0; i < windows; i++) {
 		snprintf(sql, sizeof(sql),
@@ -312,7 +205,7 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		         w[i].t0, w[i].t1);
 		PGresult *r = PQexec(c, sql);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			die("stats", PQresultErrorMessage(r));
+			bench_die("stats", PQresultErrorMessage(r));
 		v[0][i] = atof(PQgetvalue(r, 0, 1));
 		v[1][i] = atof(PQgetvalue(r, 0, 2));
 		v[2][i] = atof(PQgetvalue(r, 0, 3));
@@ -338,7 +231,7 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	                        " count(*) FILTER (WHERE status IN ('starting', 'running'))"
 	                        " FROM pgcrond.job_run_details");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		die("history counts", PQresultErrorMessage(r));
+		bench_die("history counts", PQresultErrorMessage(r));
 	printf("  statements executed %s; history rows %s: succeeded %s, failed %s, skipped %s, "
 	       "still running %s\n",
 	       PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3),
@@ -364,20 +257,20 @@ static void idle(const char *dir, int n, int windows)
 	snprintf(state, sizeof(state), "state-idle-%d", n);
 	make_state_dir(dir, state);
 	write_config(dir, state, n, "0 0 1 1 *");
-	pid_t pid = start_daemon(conf, log);
-	sleep_s(5); /* past the start-up work (config, plugins, history) */
+	pid_t pid = bench_daemon_start(conf, log);
+	bench_sleep(5); /* past the start-up work (config, plugins, history) */
 	long long start_cpu = cpu_ticks(pid);
 	for (int i = 0; i < windows; i++) {
 		long long cpu0 = cpu_ticks(pid);
-		double m0 = mono_s();
-		sleep_s(2);
+		double m0 = bench_now();
+		bench_sleep(2);
 		long long cpu1 = cpu_ticks(pid);
-		v[i] = 100.0 * (double)(cpu1 - cpu0) / (double)hz / (mono_s() - m0);
+		v[i] = 100.0 * (double)(cpu1 - cpu0) / (double)hz / (bench_now() - m0);
 		if (i == 0)
 			first = v[i];
 	}
 	long rss = rss_kb(pid);
-	stop_daemon(pid);
+	bench_daemon_stop(pid);
 	spread(v, windows, 2, buf, sizeof(buf));
 	printf("N=%-6d idle: CPU %% %s over %d windows of 2 s (first %.2f); CPU during the 5 s "
 	       "start-up %.2f s; RSS %ld kB\n",
@@ -402,26 +295,26 @@ int main(int argc, char **argv)
 	}
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
-	char *ci = slurp(path);
+	char *ci = bench_slurp(path);
 	ci[strcspn(ci, "\n")] = '\0';
 	snprintf(base_ci, sizeof(base_ci), "%s", ci);
 	snprintf(db_ci, sizeof(db_ci), "%s dbname=%s", ci, DB);
 	free(ci);
 
-	PGconn *c = connect_or_die(base_ci);
-	exec_or_die(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
-	exec_or_die(c, "CREATE DATABASE " DB);
+	PGconn *c = bench_connect(base_ci);
+	bench_exec(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
+	bench_exec(c, "CREATE DATABASE " DB);
 	PQfinish(c);
-	c = connect_or_die(db_ci);
-	char *schema = slurp(PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
-	exec_or_die(c, schema);
+	c = bench_connect(db_ci);
+	char *schema = bench_slurp(PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
+	bench_exec(c, schema);
 	free(schema);
-	exec_or_die(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
-	exec_or_die(c, "GRANT ALL ON ticks TO PUBLIC");
+	bench_exec(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
+	bench_exec(c, "GRANT ALL ON ticks TO PUBLIC");
 
 	char dir[] = "/tmp/bench-fire-XXXXXX";
 	if (!mkdtemp(dir))
-		die("mkdtemp", strerror(errno));
+		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);
