@@ -384,6 +384,34 @@ static void conn_release(struct conn *c, bool broken)
 
 /* ---- running statements --------------------------------------------------------------- */
 
+/* The run's connection broke: discard it and fail the run with libpq's reason. */
+static void run_conn_lost(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	char *err = conn_error(c->pg, c->pool->conninfo);
+	r->conn = NULL;
+	conn_release(c, true);
+	run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
+	free(err);
+}
+
+/* After a send: wait for the answer, and for the socket to take the rest if libpq could not
+ * flush it all. Returns false when the connection is broken. */
+static bool run_flush(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	switch (PQflush(c->pg)) {
+	case 0:
+		conn_watch(c, EV_READ);
+		return true;
+	case 1:
+		conn_watch(c, EV_READ | EV_WRITE);
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void run_start_on(struct exec_run *r, struct conn *c)
 {
 	r->state = RUN_ACTIVE;
@@ -397,33 +425,15 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	r->setting_timeout = false;
 	if (!r->internal && r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) {
 		const char *params[1] = {r->timeout_text};
+		r->setting_timeout = true;
 		if (!PQsendQueryParams(
 		        c->pg, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1,
-		        NULL, params, NULL, NULL, 0)) {
-			goto broken;
-		}
-		r->setting_timeout = true;
-		goto flush;
+		        NULL, params, NULL, NULL, 0) ||
+		    !run_flush(r))
+			run_conn_lost(r);
+		return;
 	}
 	run_next_step(r);
-	return;
-flush:
-	switch (PQflush(c->pg)) {
-	case 0:
-		conn_watch(c, EV_READ);
-		return;
-	case 1:
-		conn_watch(c, EV_READ | EV_WRITE);
-		return;
-	default:
-		break;
-	}
-broken:;
-	char *err = conn_error(c->pg, c->pool->conninfo);
-	r->conn = NULL;
-	conn_release(c, true);
-	run_fail(r, err ? err : "connection lost", "08006");
-	free(err);
 }
 
 /* Send statement r->cur, or finish the run when there is none left. */
@@ -442,24 +452,8 @@ static void run_next_step(struct exec_run *r)
 	int sent = s->simple ? PQsendQuery(c->pg, s->sql)
 	                     : PQsendQueryParams(c->pg, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);
-	if (!sent)
-		goto broken;
-	switch (PQflush(c->pg)) {
-	case 0:
-		conn_watch(c, EV_READ);
-		return;
-	case 1:
-		conn_watch(c, EV_READ | EV_WRITE);
-		return;
-	default:
-		break;
-	}
-broken:;
-	char *err = conn_error(c->pg, c->pool->conninfo);
-	r->conn = NULL;
-	conn_release(c, true);
-	run_fail(r, err ? err : "connection lost", "08006");
-	free(err);
+	if (!sent || !run_flush(r))
+		run_conn_lost(r);
 }
 
 static void run_take_result(struct exec_run *r, PGresult *res)
@@ -653,12 +647,8 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 			goto broken;
 	}
 	return;
-broken:;
-	char *err = conn_error(c->pg, c->pool->conninfo);
-	r->conn = NULL;
-	conn_release(c, true);
-	run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
-	free(err);
+broken:
+	run_conn_lost(r);
 }
 
 /* ---- pools ---------------------------------------------------------------------------- */

@@ -237,11 +237,3 @@ int64_t pgconn_backoff_ms(unsigned attempt, int64_t min_ms, int64_t max_ms)
 	return d / 2 + (int64_t)rand_r(&seed) % (d / 2 + 1);
 }
 
-bool pgconn_sqlstate_transient(const char *s)
-{
-	if (!s || strlen(s) != 5)
-		return true;
-	return strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0 || strncmp(s, "57", 2) == 0 ||
-	       strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "25006") == 0 ||
-	       strcmp(s, "55P03") == 0;
-}

@@ -53,10 +53,4 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
  * clients do not stampede a database that just came back. */
 int64_t pgconn_backoff_ms(unsigned attempt, int64_t min_ms, int64_t max_ms);
 
-/* Whether an error with SQLSTATE (NULL = no server answer at all) is worth retrying as is:
- * connection exceptions (08), insufficient resources (53), operator intervention (57),
- * serialization failure and deadlock (40001, 40P01), read-only transaction on a standby
- * (25006), lock not available (55P03), and no SQLSTATE. */
-bool pgconn_sqlstate_transient(const char *sqlstate);
-
 #endif
