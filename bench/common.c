@@ -93,6 +93,29 @@ void bench_exec_file(PGconn *c, const char *path)
 	free(sql);
 }
 
+PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t cilen)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
+	char *base = bench_slurp(path);
+	base[strcspn(base, "\n")] = '\0';
+	int n = snprintf(ci, cilen, "%s dbname=%s", base, dbname);
+	if (n < 0 || (size_t)n >= cilen)
+		bench_die("conninfo too long", base);
+
+	PGconn *c = bench_connect(base);
+	char sql[256];
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", dbname);
+	bench_exec(c, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+	bench_exec(c, sql);
+	PQfinish(c);
+	free(base);
+	c = bench_connect(ci);
+	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
+	return c;
+}
+
 const char *bench_user(void)
 {
 	const char *u = getenv("PGSANDBOX_USER");

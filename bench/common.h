@@ -23,6 +23,9 @@ char *bench_slurp(const char *path);
 void bench_exec_file(PGconn *c, const char *path);
 
 /* The unprivileged user the sandbox and the daemon run as ($PGSANDBOX_USER, "pgsandbox"). */
+/* A fresh database DBNAME (dropped if present) in the sandbox at SANDBOX ($PGCROND_SANDBOX)
+ * with the pgcrond schema; its conninfo goes into CI. Returns a connection to it. */
+PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t cilen);
 const char *bench_user(void);
 /* Give PATH to bench_user() when running as root. */
 void bench_chown_user(const char *path);

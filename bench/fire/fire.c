@@ -28,7 +28,7 @@
 
 #define DB "bench_fire"
 
-static char base_ci[1024], db_ci[1200];
+static char db_ci[1200];
 
 /* utime + stime in clock ticks, and VmRSS in kB, from /proc. */
 static long long cpu_ticks(pid_t pid)
@@ -293,26 +293,11 @@ int main(int argc, char **argv)
 		        argv[0]);
 		return 0;
 	}
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
-	char *ci = bench_slurp(path);
-	ci[strcspn(ci, "\n")] = '\0';
-	snprintf(base_ci, sizeof(base_ci), "%s", ci);
-	snprintf(db_ci, sizeof(db_ci), "%s dbname=%s", ci, DB);
-	free(ci);
-
-	PGconn *c = bench_connect(base_ci);
-	bench_exec(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
-	bench_exec(c, "CREATE DATABASE " DB);
-	PQfinish(c);
-	c = bench_connect(db_ci);
-	char *schema = bench_slurp(PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
-	bench_exec(c, schema);
-	free(schema);
+	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	bench_exec(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
 	bench_exec(c, "GRANT ALL ON ticks TO PUBLIC");
 
-	char dir[] = "/tmp/bench-fire-XXXXXX";
+	char path[1024], dir[] = "/tmp/bench-fire-XXXXXX";
 	if (!mkdtemp(dir))
 		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);

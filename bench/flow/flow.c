@@ -17,7 +17,7 @@
 
 #define DB "bench_flow"
 
-static char base_ci[1024], db_ci[1200];
+static char db_ci[1200];
 
 /* The loop: "up" runs on a notification (debounce 1 ms) and records when it ran, in a
  * statement of its own, so the time is that of its commit give or take the commit itself;
@@ -121,25 +121,12 @@ int main(int argc, char **argv)
 		samples = 200;
 	if (rounds < 1 || rounds > 100)
 		rounds = 5;
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
-	char *ci = bench_slurp(path);
-	ci[strcspn(ci, "\n")] = '\0';
-	snprintf(base_ci, sizeof(base_ci), "%s", ci);
-	snprintf(db_ci, sizeof(db_ci), "%s dbname=%s", ci, DB);
-	free(ci);
-
-	PGconn *c = bench_connect(base_ci);
-	bench_exec(c, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
-	bench_exec(c, "CREATE DATABASE " DB);
-	PQfinish(c);
-	c = bench_connect(db_ci);
-	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
+	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	bench_exec(c, "CREATE UNLOGGED TABLE up_done (at timestamptz);"
 	              "CREATE UNLOGGED TABLE down_start (at timestamptz);"
 	              "GRANT ALL ON up_done, down_start TO PUBLIC");
 
-	char dir[] = "/tmp/bench-flow-XXXXXX";
+	char path[1024], dir[] = "/tmp/bench-flow-XXXXXX";
 	if (!mkdtemp(dir))
 		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
