@@ -151,6 +151,7 @@ static void reload(struct daemon *d)
 	tz = NULL;
 	log_notice("configuration reloaded: %zu job(s)", d->cfg->n_jobs);
 out:
+	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 	sdnotify_ready();
 	plugin_registry_free(&plugins);
 	cron_tz_free(&tz);
@@ -334,6 +335,8 @@ int daemon_main(const char *config_path)
 		enabled += d.cfg->jobs[i].enabled;
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
 	           d.cfg->n_jobs, enabled, d.cfg->max_running);
+	/* the line `systemctl status pgcrond` shows */
+	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
 
 	if (event_base_dispatch(d.base) < 0) {
