@@ -11,8 +11,9 @@
 -- timestamp without time zone (it is a UTC calendar label, not an instant).
 --
 -- composite_score may be numeric, double precision, real or integer in production schemas:
--- each value is read as numeric (a float's shortest decimal form), so the means are exact,
--- do not depend on row order, and the view's columns are numeric whatever the table's type.
+-- each value is read as numeric (a double as its 15 significant digits, a real as 6), so
+-- the means are exact and do not depend on row order, and the view's columns are numeric
+-- whatever the table's type.
 --
 -- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
 -- a second run, no change to an existing view). Refreshed CONCURRENTLY using the unique

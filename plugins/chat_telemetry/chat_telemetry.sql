@@ -11,10 +11,10 @@
 --   * the windows (last 24 hours, last 7 days) and materialized_at are relative to the
 --     refresh's transaction start, now(): a row is "last 24h" if created_at >= now() - 24 h.
 --   * chat_telemetry's numeric columns may be numeric, double precision, real or integer in
---     a production schema: costs and durations are read as numeric (a float's shortest
---     decimal form), so sums are exact and independent of row order; counts (tokens,
---     searches, iterations) as whole numbers; so every column of the views has one type
---     whatever the table's (max_duration_ms is whole milliseconds).
+--     a production schema: costs and durations are read as numeric (a double as its 15
+--     significant digits, a real as 6), so sums are exact and independent of row order;
+--     counts (tokens, searches, iterations) as whole numbers; so every column of the views
+--     has one type whatever the table's (max_duration_ms is whole milliseconds).
 --
 -- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
 -- a second run, no change to an existing view). Both views are refreshed CONCURRENTLY using
