@@ -10,6 +10,11 @@
 -- or the session's TimeZone. `week` is the Monday 00:00 UTC that starts the week, as a
 -- timestamp without time zone (it is a UTC calendar label, not an instant).
 --
+-- composite_score may be numeric, double precision, real or integer in production schemas:
+-- each value is read as numeric (a double as its 15 significant digits, a real as 6), so
+-- the means are exact and do not depend on row order, and the view's columns are numeric
+-- whatever the table's type.
+--
 -- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
 -- a second run, no change to an existing view). Refreshed CONCURRENTLY using the unique
 -- index on (agent_id, challenge_id, week).
@@ -21,11 +26,11 @@ BEGIN
 		       s.challenge_id,
 		       date_trunc('week', s.created_at AT TIME ZONE 'UTC') AS week,
 		       count(*) AS submission_count,
-		       round(avg(s.composite_score), 3) AS avg_composite_score,
-		       round(max(s.composite_score), 3) AS best_composite_score,
-		       round(min(s.composite_score), 3) AS worst_composite_score,
-		       round(avg(s.composite_score)
-		             - lag(avg(s.composite_score)) OVER (
+		       round(avg(s.composite_score::numeric), 3) AS avg_composite_score,
+		       round(max(s.composite_score::numeric), 3) AS best_composite_score,
+		       round(min(s.composite_score::numeric), 3) AS worst_composite_score,
+		       round(avg(s.composite_score::numeric)
+		             - lag(avg(s.composite_score::numeric)) OVER (
 		                   PARTITION BY s.agent_id, s.challenge_id
 		                   ORDER BY date_trunc('week', s.created_at AT TIME ZONE 'UTC')), 3)
 		           AS wow_composite_delta

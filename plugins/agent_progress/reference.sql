@@ -1,15 +1,16 @@
 -- Reference for public.mv_agent_progress: seed 002's query with its fix (weeks cut in UTC),
 -- written independently of the view (a join with the previous week instead of LAG), for the
 -- tests to compare with the view row for row (EXCEPT ALL both ways); run it under any
--- TimeZone. One SELECT in the view's column order, no trailing semicolon.
+-- TimeZone. composite_score is read as numeric, whatever its column type, as the view
+-- reads it. One SELECT in the view's column order, no trailing semicolon.
 WITH weekly AS (
 	SELECT agent_id,
 	       challenge_id,
 	       date_trunc('week', (created_at AT TIME ZONE 'UTC')) AS week,
 	       count(*) AS submission_count,
-	       avg(composite_score) AS avg_score,
-	       max(composite_score) AS best_score,
-	       min(composite_score) AS worst_score,
+	       avg(CAST(composite_score AS numeric)) AS avg_score,
+	       max(CAST(composite_score AS numeric)) AS best_score,
+	       min(CAST(composite_score AS numeric)) AS worst_score,
 	       row_number() OVER (PARTITION BY agent_id, challenge_id
 	                          ORDER BY date_trunc('week', (created_at AT TIME ZONE 'UTC'))) AS n
 	FROM public.submissions

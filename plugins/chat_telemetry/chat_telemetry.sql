@@ -10,6 +10,11 @@
 --     percentiles;
 --   * the windows (last 24 hours, last 7 days) and materialized_at are relative to the
 --     refresh's transaction start, now(): a row is "last 24h" if created_at >= now() - 24 h.
+--   * chat_telemetry's numeric columns may be numeric, double precision, real or integer in
+--     a production schema: costs and durations are read as numeric (a double as its 15
+--     significant digits, a real as 6), so sums are exact and independent of row order;
+--     counts (tokens, searches, iterations) as whole numbers; so every column of the views
+--     has one type whatever the table's (max_duration_ms is whole milliseconds).
 --
 -- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
 -- a second run, no change to an existing view). Both views are refreshed CONCURRENTLY using
@@ -22,33 +27,36 @@ BEGIN
 		       count(*) AS total_requests_all_time,
 		       count(*) FILTER (WHERE t.success) AS successful_requests_all_time,
 		       round(100.0 * count(*) FILTER (WHERE t.success) / count(*), 2) AS success_rate_pct,
-		       coalesce(sum(t.cost_usd), 0) AS total_cost_usd_all_time,
-		       round(avg(t.cost_usd), 6) AS avg_cost_per_request,
-		       max(t.cost_usd) AS max_cost_single_request,
-		       sum(t.input_tokens) AS total_input_tokens,
-		       sum(t.output_tokens) AS total_output_tokens,
-		       sum(t.input_tokens::bigint + t.output_tokens) AS total_tokens,
-		       round(avg(t.input_tokens::bigint + t.output_tokens), 1) AS avg_tokens_per_request,
-		       round(avg(t.duration_ms), 1) AS avg_duration_ms,
-		       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms)::numeric, 1)
-		           AS median_duration_ms,
-		       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms)::numeric, 1)
-		           AS p95_duration_ms,
-		       max(t.duration_ms) AS max_duration_ms,
-		       round(avg(t.search_count), 2) AS avg_searches_per_request,
-		       sum(t.search_count) AS total_searches,
-		       round(avg(t.iteration_count), 2) AS avg_iterations_per_request,
+		       coalesce(sum(t.cost_usd::numeric), 0) AS total_cost_usd_all_time,
+		       round(avg(t.cost_usd::numeric), 6) AS avg_cost_per_request,
+		       max(t.cost_usd::numeric) AS max_cost_single_request,
+		       sum(t.input_tokens::integer) AS total_input_tokens,
+		       sum(t.output_tokens::integer) AS total_output_tokens,
+		       sum(t.input_tokens::bigint + t.output_tokens::bigint) AS total_tokens,
+		       round(avg(t.input_tokens::bigint + t.output_tokens::bigint), 1)
+		           AS avg_tokens_per_request,
+		       round(avg(t.duration_ms::numeric), 1) AS avg_duration_ms,
+		       round(cast(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.duration_ms::float8)
+		                  AS numeric), 1) AS median_duration_ms,
+		       round(cast(percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms::float8)
+		                  AS numeric), 1) AS p95_duration_ms,
+		       max(t.duration_ms::integer) AS max_duration_ms,
+		       round(avg(t.search_count::integer), 2) AS avg_searches_per_request,
+		       sum(t.search_count::integer) AS total_searches,
+		       round(avg(t.iteration_count::integer), 2) AS avg_iterations_per_request,
 		       mode() WITHIN GROUP (ORDER BY t.model) AS most_used_model,
 		       count(DISTINCT t.model) AS unique_models_used,
 		       min(t.created_at) AS first_request_at,
 		       max(t.created_at) AS last_request_at,
 		       count(*) FILTER (WHERE t.created_at >= now() - interval '24 hours')
 		           AS requests_last_24h,
-		       coalesce(sum(t.cost_usd) FILTER (WHERE t.created_at >= now() - interval '24 hours'),
-		                0) AS cost_last_24h,
+		       coalesce(sum(t.cost_usd::numeric)
+		                    FILTER (WHERE t.created_at >= now() - interval '24 hours'), 0)
+		           AS cost_last_24h,
 		       count(*) FILTER (WHERE t.created_at >= now() - interval '7 days')
 		           AS requests_last_7d,
-		       coalesce(sum(t.cost_usd) FILTER (WHERE t.created_at >= now() - interval '7 days'), 0)
+		       coalesce(sum(t.cost_usd::numeric)
+		                    FILTER (WHERE t.created_at >= now() - interval '7 days'), 0)
 		           AS cost_last_7d,
 		       now() AS materialized_at
 		FROM public.chat_telemetry t
@@ -90,21 +98,22 @@ BEGIN
 		       count(DISTINCT t.domain) AS unique_domains,
 		       count(*) FILTER (WHERE t.success) AS successful_requests,
 		       round(100.0 * count(*) FILTER (WHERE t.success) / count(*), 2) AS success_rate_pct,
-		       coalesce(sum(t.cost_usd), 0) AS total_cost,
-		       round(avg(t.cost_usd), 6) AS avg_cost_per_request,
-		       round(1000 * sum(t.cost_usd)
-		             / nullif(sum(t.input_tokens::bigint + t.output_tokens)
+		       coalesce(sum(t.cost_usd::numeric), 0) AS total_cost,
+		       round(avg(t.cost_usd::numeric), 6) AS avg_cost_per_request,
+		       round(1000 * sum(t.cost_usd::numeric)
+		             / nullif(sum(t.input_tokens::bigint + t.output_tokens::bigint)
 		                          FILTER (WHERE t.cost_usd IS NOT NULL), 0), 6)
 		           AS cost_per_1k_tokens,
-		       round(avg(t.duration_ms), 1) AS avg_duration_ms,
-		       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms)::numeric, 1)
-		           AS p95_duration_ms,
-		       round(avg(t.input_tokens::bigint + t.output_tokens), 1) AS avg_tokens_per_request,
-		       round(avg(t.input_tokens), 1) AS avg_input_tokens,
-		       round(avg(t.output_tokens), 1) AS avg_output_tokens,
-		       sum(t.input_tokens::bigint + t.output_tokens) AS total_tokens,
-		       round(avg(t.search_count), 2) AS avg_searches_per_request,
-		       round(avg(t.iteration_count), 2) AS avg_iterations_per_request,
+		       round(avg(t.duration_ms::numeric), 1) AS avg_duration_ms,
+		       round(cast(percentile_cont(0.95) WITHIN GROUP (ORDER BY t.duration_ms::float8)
+		                  AS numeric), 1) AS p95_duration_ms,
+		       round(avg(t.input_tokens::bigint + t.output_tokens::bigint), 1)
+		           AS avg_tokens_per_request,
+		       round(avg(t.input_tokens::integer), 1) AS avg_input_tokens,
+		       round(avg(t.output_tokens::integer), 1) AS avg_output_tokens,
+		       sum(t.input_tokens::bigint + t.output_tokens::bigint) AS total_tokens,
+		       round(avg(t.search_count::integer), 2) AS avg_searches_per_request,
+		       round(avg(t.iteration_count::integer), 2) AS avg_iterations_per_request,
 		       min(t.created_at) AS first_used_at,
 		       max(t.created_at) AS last_used_at,
 		       count(*) FILTER (WHERE t.created_at >= now() - interval '24 hours') AS uses_last_24h,

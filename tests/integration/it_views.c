@@ -4,9 +4,11 @@
  * each with its parameters, stopping at the first error. It asserts what an operator would
  * check: `pgcrond install` creates everything and a second install changes and says
  * nothing; each view equals, row for row, the plain query written from its seed
- * (plugins/<name>/reference*.sql); a view that lost its unique index is refused and never
- * refreshed in a blocking way; and readers of a view being refreshed CONCURRENTLY keep
- * getting rows, promptly. */
+ * (plugins/<name>/reference*.sql), also when the tables' numeric columns are double
+ * precision, real or integer and the JSON lane scores all whole or all fractions, and its
+ * column types stay those of the shipped schema; a view that lost its unique index is
+ * refused and never refreshed in a blocking way; and readers of a view being refreshed
+ * CONCURRENTLY keep getting rows, promptly. */
 #include <check.h>
 #include <errno.h>
 #include <float.h>
@@ -74,7 +76,9 @@ static void exec_file(PGconn *c, const char *path)
 	free(sql);
 }
 
-static void env_init(struct env *e, const char *tag, long submissions)
+/* The world without data: the demo tables are created, still empty, so a test may change
+ * them before env_generate fills them. */
+static void env_init_schema(struct env *e, const char *tag)
 {
 	char path[1200], from[600], err[1024];
 	int n;
@@ -121,12 +125,23 @@ static void env_init(struct env *e, const char *tag, long submissions)
 	e->c = itest_connect(e->ci);
 	PQsetNoticeProcessor(e->c, quiet, NULL);
 	exec_file(e->c, REPO_DIR "/sql/demo/schema.sql");
+}
+
+/* The generator's data: SUBMISSIONS submissions and what goes with them. */
+static void env_generate(struct env *e, long submissions)
+{
 	exec_file(e->c, REPO_DIR "/sql/demo/generate.sql");
 	char sql[128];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond_demo.generate(%ld)", submissions);
 	itest_exec(e->c, sql);
 	ck_assert_int_eq(itest_scalar_ll(e->c, "SELECT count(*) FROM public.submissions"),
 	                 submissions);
+}
+
+static void env_init(struct env *e, const char *tag, long submissions)
+{
+	env_init_schema(e, tag);
+	env_generate(e, submissions);
 }
 
 static void env_free(struct env *e)
@@ -384,6 +399,159 @@ START_TEST(test_missing_unique_index)
 }
 END_TEST
 
+/* ---- the views on other column types ------------------------------------------------ */
+
+/* Production schemas differ from schema.sql in their numeric types (seed 002 casts with
+ * ::NUMERIC for that reason). Each variant gives every numeric column of the demo tables
+ * that is not a key one type, and the JSON lane scores one form: "integer" (every numeric
+ * lane a whole number) or "fraction" (none a whole number, each with a long fraction). The
+ * generator's own mix of both is test_install_and_reference's. */
+static const struct column_variant {
+	const char *tag;   /* names the database and the temp dir */
+	const char *type;  /* SQL type of the numeric columns */
+	const char *lanes; /* "integer" or "fraction" */
+} column_variants[] = {
+    {"numeric_int", "numeric", "integer"},
+    {"numeric_frac", "numeric", "fraction"},
+    {"float8_int", "double precision", "integer"},
+    {"float8_frac", "double precision", "fraction"},
+    {"float4_int", "real", "integer"},
+    {"float4_frac", "real", "fraction"},
+    {"int4_int", "integer", "integer"},
+    {"int4_frac", "integer", "fraction"},
+};
+#define N_COLUMN_VARIANTS (sizeof(column_variants) / sizeof(column_variants[0]))
+
+/* The numeric columns of the demo tables that are no part of a primary or foreign key:
+ * the values the views compute with. */
+#define VALUE_COLUMNS_SQL                                                                          \
+	"SELECT a.attrelid::regclass AS tbl, a.attname AS col, "                                   \
+	"format_type(a.atttypid, NULL) AS type FROM pg_attribute a "                               \
+	"JOIN pg_class c ON c.oid = a.attrelid "                                                   \
+	"WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 "      \
+	"AND NOT a.attisdropped AND a.atttypid IN ('smallint'::regtype, 'integer'::regtype, "      \
+	"'bigint'::regtype, 'numeric'::regtype, 'real'::regtype, 'double precision'::regtype) "    \
+	"AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid "                  \
+	"AND k.contype IN ('p', 'f') AND a.attnum = ANY (k.conkey))"
+
+/* Every column of the public materialized views with its type, in a stable order. */
+#define VIEW_COLUMNS_SQL                                                                           \
+	"SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod) "              \
+	"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "                               \
+	"WHERE c.relkind = 'm' AND c.relnamespace = 'public'::regnamespace AND a.attnum > 0 "      \
+	"AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
+
+static PGresult *view_columns(PGconn *c)
+{
+	PGresult *r = PQexec(c, VIEW_COLUMNS_SQL);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	return r;
+}
+
+START_TEST(test_column_types)
+{
+	const struct column_variant *v = &column_variants[_i];
+	struct env e;
+	char sql[2048];
+	int status, n;
+
+	fprintf(stderr, "it_views: numeric columns %s, JSON lane scores %s\n", v->type, v->lanes);
+	env_init_schema(&e, v->tag);
+
+	/* The views' column types on schema.sql as shipped: every variant must give these, so
+	 * readers of a view never see its types change with the tables'. Created and rolled
+	 * back, as the tables' columns cannot change type under a view. */
+	itest_exec(e.c, "BEGIN");
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		itest_exec(e.c, e.plugins[i]->decl.install_sql);
+	PGresult *shipped = view_columns(e.c);
+	itest_exec(e.c, "ROLLBACK");
+	ck_assert_int_gt(PQntuples(shipped), 0);
+
+	n = snprintf(sql, sizeof(sql),
+	             "DO $$ DECLARE r record; BEGIN FOR r IN " VALUE_COLUMNS_SQL " LOOP "
+	             "EXECUTE format('ALTER TABLE %%s ALTER COLUMN %%I TYPE %s', r.tbl, r.col); "
+	             "END LOOP; END $$",
+	             v->type);
+	ck_assert(n > 0 && (size_t)n < sizeof(sql));
+	itest_exec(e.c, sql);
+	/* the columns the views read did change (the DO block is not vacuous) */
+	n = snprintf(sql, sizeof(sql),
+	             "SELECT count(*) FROM (" VALUE_COLUMNS_SQL ") v "
+	             "WHERE type = '%s' AND (tbl, col) IN "
+	             "(('submissions'::regclass, 'composite_score'), "
+	             "('chat_telemetry'::regclass, 'cost_usd'), "
+	             "('chat_telemetry'::regclass, 'duration_ms'), "
+	             "('chat_telemetry'::regclass, 'input_tokens'))",
+	             v->type);
+	ck_assert(n > 0 && (size_t)n < sizeof(sql));
+	ck_assert_int_eq(itest_scalar_ll(e.c, sql), 4);
+	env_generate(&e, 2000);
+
+	/* Durations with fractions of a millisecond, as a timer records them, where the type
+	 * holds them (multiples of 1/4: exact in real too). */
+	if (strcmp(v->type, "integer") != 0)
+		itest_exec(e.c, "UPDATE public.chat_telemetry SET duration_ms = duration_ms + "
+		                "(id % 4) * 0.25");
+	/* The lane scores in the variant's form. */
+	const char *lane_value =
+	    strcmp(v->lanes, "integer") == 0
+	        ? "to_jsonb(round(e.value::numeric))"
+	        /* 1/97 .. 96/97 added to the whole part: never a whole number */
+	        : "to_jsonb(trunc(e.value::numeric) + (1 + (s.id + length(e.key)) % 96) / 97.0)";
+	n = snprintf(sql, sizeof(sql),
+	             "UPDATE public.submissions s SET final_lane_scores = "
+	             "(SELECT jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' "
+	             "THEN %s ELSE e.value END) FROM jsonb_each(s.final_lane_scores) e) "
+	             "WHERE jsonb_typeof(s.final_lane_scores) = 'object'",
+	             lane_value);
+	ck_assert(n > 0 && (size_t)n < sizeof(sql));
+	itest_exec(e.c, sql);
+	long long whole = itest_scalar_ll(
+	    e.c, "SELECT count(*) FILTER (WHERE e.value::numeric = trunc(e.value::numeric)) "
+	         "FROM public.submissions s, jsonb_each(s.final_lane_scores) e "
+	         "WHERE jsonb_typeof(s.final_lane_scores) = 'object' "
+	         "AND jsonb_typeof(e.value) = 'number'");
+	long long lanes = itest_scalar_ll(
+	    e.c, "SELECT count(*) FROM public.submissions s, jsonb_each(s.final_lane_scores) e "
+	         "WHERE jsonb_typeof(s.final_lane_scores) = 'object' "
+	         "AND jsonb_typeof(e.value) = 'number'");
+	ck_assert_int_gt(lanes, 0);
+	ck_assert_int_eq(whole, strcmp(v->lanes, "integer") == 0 ? lanes : 0);
+
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install on %s columns: %s", v->type, out);
+	free(out);
+
+	PGresult *got = view_columns(e.c);
+	ck_assert_int_eq(PQntuples(got), PQntuples(shipped));
+	for (int i = 0; i < PQntuples(got); i++) {
+		ck_assert_str_eq(PQgetvalue(got, i, 0), PQgetvalue(shipped, i, 0));
+		ck_assert_msg(strcmp(PQgetvalue(got, i, 1), PQgetvalue(shipped, i, 1)) == 0,
+		              "%s is %s on %s columns, %s on schema.sql's", PQgetvalue(got, i, 0),
+		              PQgetvalue(got, i, 1), v->type, PQgetvalue(shipped, i, 1));
+	}
+	PQclear(got);
+	PQclear(shipped);
+
+	/* Populate and refresh each view, compare; then new scores, a concurrent refresh that
+	 * applies the difference, compare again. chat_telemetry's summaries use now(): refresh
+	 * and compare in one transaction. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			ck_assert_int_gt(
+			    itest_scalar_ll(e.c, "SELECT pgcrond_demo.score_pending(100)"), 0);
+		itest_exec(e.c, "BEGIN");
+		for (size_t i = 0; i < N_PLUGINS; i++)
+			run_ok(e.c, e.plugins[i]);
+		for (size_t i = 0; i < N_VIEWS; i++)
+			expect_matches_reference(e.c, &view_refs[i]);
+		itest_exec(e.c, "COMMIT");
+	}
+	env_free(&e);
+}
+END_TEST
+
 /* ---- readers during a concurrent refresh --------------------------------------------- */
 
 #define READER_SQL "SELECT count(*) FROM public.mv_weakness_patterns"
@@ -453,6 +621,11 @@ int main(void)
 	tcase_add_test(tc, test_missing_unique_index);
 	tcase_add_test(tc, test_readers_during_concurrent_refresh);
 	suite_add_tcase(s, tc);
+	/* its own case, so CK_RUN_CASE=types runs only the variants */
+	TCase *types = tcase_create("types");
+	tcase_set_timeout(types, 200);
+	tcase_add_loop_test(types, test_column_types, 0, (int)N_COLUMN_VARIANTS);
+	suite_add_tcase(s, types);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);
