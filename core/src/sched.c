@@ -709,10 +709,9 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	fmt_iso(first, from, sizeof(from));
 	fmt_iso(last_missed, to, sizeof(to));
 	if (!cause) {
-		snprintf(late, sizeof(late),
-		         "the timer woke %.1f s late: the event loop was stalled, the process stopped "
-		         "or the system suspended",
-		         (double)(now_us - first * 1000000) / 1e6);
+		snprintf(late, sizeof(late), "the timer woke %.1f s late: %s",
+		         (double)(now_us - first * 1000000) / 1e6,
+		         "the event loop was stalled, the process stopped or the system suspended");
 		cause = late;
 	}
 	if (missed == 1)
@@ -723,7 +722,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 		fmt_iso(latest, to, sizeof(to));
-		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why, to);
+		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
+		        to);
 		job_fire(j, latest * 1000000, "catchup");
 		return;
 	}

@@ -100,9 +100,10 @@ void sched_queue_clear(struct sched_queue *q);
 /* The instant (Unix seconds) job expression E fires next, given that the previous fire was
  * scheduled at PREV (0 if none) and it is NOW (Unix seconds): the first instant strictly
  * after max(PREV, NOW). So fires missed while a late timer waited are not served one by one
- * (the scheduler reports them and applies the catch-up policy once), and a daemon restarted
- * within the second of a fire does not serve it twice. For "N seconds" that is N after the previous start. CRON_NEVER if
- * none (and for @reboot). Pure; exposed for unit tests. */
+ * (the scheduler reports them and applies the catch-up policy once), and a daemon
+ * restarted within the second of a fire does not serve it twice. For "N seconds" that is N
+ * after the previous start. CRON_NEVER if none (and for @reboot). Pure; exposed for unit
+ * tests. */
 int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now);
 
 #endif

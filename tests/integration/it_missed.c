@@ -23,8 +23,9 @@ static void stall_daemon(struct itest_env *e, const char *tag, const char *catch
 	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n",
 	              catchup);
 	itest_env_start(e);
-	ck_assert_msg(itest_env_wait(e, 20, "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
-	                                    "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	ck_assert_msg(itest_env_wait(e, 20,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
 	              "the job does not run:\n%s", itest_read_file(e->log));
 	ck_assert_int_eq(kill(e->pid, SIGSTOP), 0);
 	itest_sleep(STOPPED_S);
@@ -45,15 +46,17 @@ START_TEST(stopped_daemon_skip_records_missed_fires)
 {
 	struct itest_env e;
 	stall_daemon(&e, "it_missed_skip", "skip");
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
-	                                     "WHERE job_name = 'tick' AND status = 'skipped'"),
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'skipped'"),
 	              "no skipped row for the fires missed while stopped:\n%s",
 	              itest_read_file(e.log));
 	/* let it run on a little: the stall gives one row, not one per fire */
-	ck_assert(itest_env_wait(&e, 15, "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
-	                                 "WHERE job_name = 'tick' AND status = 'succeeded' "
-	                                 "AND start_time > (SELECT max(end_time) FROM "
-	                                 "pgcrond.job_run_details WHERE status = 'skipped')"));
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                         "WHERE job_name = 'tick' AND status = 'succeeded' "
+	                         "AND start_time > (SELECT max(end_time) FROM "
+	                         "pgcrond.job_run_details WHERE status = 'skipped')"));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND status = 'skipped'"),
 	                 1);
@@ -88,15 +91,17 @@ START_TEST(stopped_daemon_once_runs_one_catchup)
 {
 	struct itest_env e;
 	stall_daemon(&e, "it_missed_once", "once");
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                                     "WHERE job_name = 'tick' AND trigger = 'catchup' "
-	                                     "AND status = 'succeeded'"),
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND trigger = 'catchup' "
+	                             "AND status = 'succeeded'"),
 	              "no catch-up run after the stop:\n%s", itest_read_file(e.log));
 	/* the job goes on on schedule afterwards, with no second catch-up */
-	ck_assert(itest_env_wait(&e, 15, "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
-	                                 "WHERE job_name = 'tick' AND trigger = 'schedule' "
-	                                 "AND scheduled_time > (SELECT scheduled_time FROM "
-	                                 "pgcrond.job_run_details WHERE trigger = 'catchup')"));
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                         "WHERE job_name = 'tick' AND trigger = 'schedule' "
+	                         "AND scheduled_time > (SELECT scheduled_time FROM "
+	                         "pgcrond.job_run_details WHERE trigger = 'catchup')"));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
 	                 1);
