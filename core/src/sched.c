@@ -34,7 +34,7 @@
  * that a fire already served is not served again. */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
 /* A fire served within this long after its instant is on time; later, it was missed and the
- * job's catch-up policy decides (README "Missed fires and clock steps"). */
+ * job's catch-up policy decides (README "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
