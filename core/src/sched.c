@@ -3,7 +3,10 @@
  * Each job owns one timer (event_assign'ed into struct job), armed for its next instant as
  * a relative delay computed from the wall clock. libevent measures delays on the monotonic
  * clock, so a timer that wakes before its instant (wall clock stepped back) is simply
- * re-armed; a separate check notices wall-clock steps and re-arms every job. */
+ * re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
+ * suspended) serves the fires it missed by the job's catch-up policy, never silently. Steps
+ * of the wall clock are noticed at every wake-up and every few seconds by comparing it with
+ * the monotonic clock; they are handled as cronie does (see clock_check). */
 #include "sched.h"
 
 #include <errno.h>
@@ -22,28 +25,45 @@
 #include "plugin.h"
 #include "sched_priv.h"
 
-/* How often the wall clock is compared with the monotonic clock, and the step that counts
- * as a jump. */
+/* How often the wall clock is compared with the monotonic clock when no timer wakes, and
+ * the step that counts as a jump. */
 #define CLOCK_CHECK_MS 5000
 #define CLOCK_JUMP_US 1000000
-/* A step back by more than this recomputes the next instants from the new time (cronie
- * waits out smaller ones so that fixed-time jobs do not run twice). */
+/* A step back by more than this recomputes every job's next instant from the new time, as
+ * cronie does (the clock was wrong, not adjusted): fixed-time jobs wait out smaller steps so
+ * that a fire already served is not served again. */
 #define CLOCK_BACK_RECOMPUTE_S (3 * 3600)
+/* A fire served within this long after its instant is on time; later, it was missed and the
+ * job's catch-up policy decides (README "Jobs that behave": missed fires). */
+#define MISSED_TOLERANCE_US 1000000
 
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void run_begin(struct run *r);
 static void admit_queued(struct sched *s);
 
-int64_t sched_wall_us(void)
+static int64_t real_wall_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The wall clock every scheduling decision reads: the real one, or a test's. */
+static int64_t (*wall_clock)(void) = real_wall_us;
+
+void sched_set_wall_clock(int64_t (*now_us)(void))
+{
+	wall_clock = now_us ? now_us : real_wall_us;
+}
+
+int64_t sched_wall_us(void)
+{
+	return wall_clock();
+}
+
 static int64_t wall_us(void)
 {
-	return sched_wall_us();
+	return wall_clock();
 }
 
 static int64_t mono_us(void)
@@ -649,41 +669,142 @@ void sched_fire_run(struct run *r)
 	}
 }
 
+/* "2026-11-22T10:00:01Z" */
+static void fmt_iso(int64_t t, char *out, size_t outlen)
+{
+	if (cron_time_format(t, out, outlen) < 0 && outlen)
+		out[0] = '\0';
+}
+
+/* J's armed instant, j->next_fire, is due at NOW_US, and with it maybe later fires of its
+ * schedule. Those not served on time (MISSED_TOLERANCE_US) are missed: CAUSE says why (NULL:
+ * the timer woke late). With catchup = once one run, trigger catchup, serves the latest due
+ * fire and stands for them all; with catchup = skip they get one skipped history row (for
+ * the latest missed fire) and the latest fire runs only if it is on time. Either way one
+ * log line counts them: a job never runs more than once for a batch of missed fires. */
+static void job_due(struct job *j, int64_t now_us, const char *cause)
+{
+	struct sched *s = j->s;
+	int64_t first = j->next_fire;
+	long later = 0;
+	int64_t latest = flow_catchup_instant(&j->cron, s->tz, first, now_us / 1000000, &later);
+	if (latest == CRON_NEVER)
+		latest = first;
+	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
+	long missed = later + 1 - (latest_on_time ? 1 : 0);
+
+	j->last_fire = latest;
+	job_schedule(j, latest);
+	if (missed <= 0) {
+		job_fire(j, latest * 1000000, "schedule");
+		return;
+	}
+	int64_t last_missed = latest;
+	if (latest_on_time) {
+		last_missed = flow_catchup_instant(&j->cron, s->tz, first, latest - 1, NULL);
+		if (last_missed == CRON_NEVER)
+			last_missed = first;
+	}
+	char from[CRON_TIME_BUFSZ], to[CRON_TIME_BUFSZ], late[160], why[400], msg[480];
+	fmt_iso(first, from, sizeof(from));
+	fmt_iso(last_missed, to, sizeof(to));
+	if (!cause) {
+		snprintf(late, sizeof(late), "the timer woke %.1f s late: %s",
+		         (double)(now_us - first * 1000000) / 1e6,
+		         "the event loop was stalled, the process stopped or the system suspended");
+		cause = late;
+	}
+	if (missed == 1)
+		snprintf(why, sizeof(why), "1 fire at %s missed (%s)", from, cause);
+	else
+		snprintf(why, sizeof(why), "%ld fires from %s to %s missed (%s)", missed, from, to,
+		         cause);
+
+	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+		fmt_iso(latest, to, sizeof(to));
+		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
+		        to);
+		job_fire(j, latest * 1000000, "catchup");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
+	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
+	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
+	if (r) {
+		sched_record(r, HIST_SKIPPED, msg);
+		sched_run_free(&r);
+	}
+	if (latest_on_time)
+		job_fire(j, latest * 1000000, "schedule");
+}
+
+/* Compare the wall clock with the monotonic clock (libevent's timers run on the latter).
+ * A step forward makes fires due at once: missed fires, by the catch-up policy. A step back
+ * re-arms wildcard jobs (minute or hour field starting with '*') and "N seconds" jobs from
+ * the new time, so they go on at once; fixed-time jobs keep their next instant, so a fire
+ * already served is not served again, unless the step exceeds CLOCK_BACK_RECOMPUTE_S
+ * (cronie's rules). */
+static void clock_check(struct sched *s)
+{
+	int64_t now = wall_us();
+	int64_t offset = now - mono_us();
+	int64_t step = offset - s->clock_offset_us;
+	s->clock_offset_us = offset;
+	if (s->draining || (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US))
+		return;
+	log_notice("the wall clock stepped by %+.1f s; re-arming the job timers",
+	           (double)step / 1e6);
+	char cause[160];
+	snprintf(cause, sizeof(cause),
+	         "the wall clock stepped forward by %.1f s, or the system was suspended",
+	         (double)step / 1e6);
+	bool far_back = step < -(int64_t)CLOCK_BACK_RECOMPUTE_S * 1000000;
+	struct job *next;
+	for (struct job *j = s->jobs; j; j = next) {
+		next = j->next;
+		if (!job_schedulable(j) || j->next_fire == CRON_NEVER)
+			continue;
+		if (step > 0 && j->next_fire * 1000000 <= now)
+			job_due(j, now, cause);
+		else if (step < 0 && (far_back || (j->cron.flags & CRON_WILDCARD) ||
+		                      j->cron.kind == CRON_INTERVAL))
+			job_schedule(j, 0);
+		else
+			job_arm(j);
+	}
+}
+
+void sched_check_clock(struct sched *s)
+{
+	clock_check(s);
+}
+
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
 	j->armed = false;
+	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
+	clock_check(j->s);
+	if (j->armed || !job_schedulable(j) || j->next_fire == CRON_NEVER || j->s->draining)
+		return;
 	int64_t now = wall_us();
-	/* Woken early (the wall clock stepped back, or timer granularity): wait the rest. */
+	/* Woken early (timer granularity): wait the rest. */
 	if (now < j->next_fire * 1000000) {
 		job_arm(j);
 		return;
 	}
-	int64_t scheduled = j->next_fire;
-	j->last_fire = scheduled;
-	job_schedule(j, scheduled);
-	job_fire(j, scheduled * 1000000, "schedule");
+	job_due(j, now, NULL);
 }
 
-/* Compare the wall clock with the monotonic clock; on a step, re-arm every job. */
 static void clock_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sched *s = arg;
-	int64_t offset = wall_us() - mono_us();
-	int64_t step = offset - s->clock_offset_us;
-	s->clock_offset_us = offset;
-	if (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US)
-		return;
-	log_notice("the wall clock stepped by %+.1f s; re-arming the job timers",
-	           (double)step / 1e6);
-	for (struct job *j = s->jobs; j; j = j->next) {
-		if (!job_schedulable(j))
-			continue;
-		if (step < -(int64_t)CLOCK_BACK_RECOMPUTE_S * 1000000)
-			job_schedule(j, 0);
-		else
-			job_arm(j); /* forward: an instant now past fires once, at once */
-	}
+	clock_check(arg);
+}
+
+int64_t sched_job_next(struct sched *s, const char *name)
+{
+	struct job *j = sched_job_find(s, name);
+	return j && job_schedulable(j) ? j->next_fire : CRON_NEVER;
 }
 
 /* ---- config --------------------------------------------------------------------------- */

@@ -58,6 +58,20 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger)
  * is left. */
 void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg);
 
+/* Job NAME's next scheduled instant (Unix seconds); CRON_NEVER if none or no such job. */
+int64_t sched_job_next(struct sched *s, const char *name);
+
+/* Compare the wall clock with the monotonic clock now and handle a step (the scheduler does
+ * this itself at every timer wake-up and every 5 s): forward, the fires stepped over are
+ * missed fires (catch-up policy, a log line, a skipped row); back, wildcard and "N seconds"
+ * jobs go on from the new time and fixed-time jobs wait for their next instant. */
+void sched_check_clock(struct sched *s);
+
+/* Test hook: the wall clock (Unix microseconds) the scheduler reads, so unit tests can step
+ * it; NULL restores CLOCK_REALTIME. Set it before sched_new(). The daemon never calls this;
+ * timers still run on libevent's monotonic clock. */
+void sched_set_wall_clock(int64_t (*now_us)(void));
+
 /* Runs started and not finished / fires waiting for a max_running slot. */
 size_t sched_running(const struct sched *s);
 size_t sched_queued(const struct sched *s);
@@ -86,9 +100,10 @@ void sched_queue_clear(struct sched_queue *q);
 /* The instant (Unix seconds) job expression E fires next, given that the previous fire was
  * scheduled at PREV (0 if none) and it is NOW (Unix seconds): the first instant strictly
  * after max(PREV, NOW). So fires missed while a late timer waited are not served one by one
- * (the late fire stands for them), and a daemon restarted within the second of a fire does
- * not serve it twice. For "N seconds" that is N after the previous start. CRON_NEVER if
- * none (and for @reboot). Pure; exposed for unit tests. */
+ * (the scheduler reports them and applies the catch-up policy once), and a daemon
+ * restarted within the second of a fire does not serve it twice. For "N seconds" that is N
+ * after the previous start. CRON_NEVER if none (and for @reboot). Pure; exposed for unit
+ * tests. */
 int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now);
 
 #endif

@@ -1,12 +1,21 @@
 /* Scheduler and executor pure logic: the max_running queue, next-fire computation, and
- * pg_cron's return_message for successful results. */
+ * pg_cron's return_message for successful results; and the scheduler itself on a simulated
+ * wall clock (missed fires, clock steps), with no database: its runs fail at once for want
+ * of one, and the log lines say what it fired. */
 #include <check.h>
+#include <event2/event.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "cron.h"
 #include "exec.h"
+#include "log.h"
 #include "sched.h"
 
 START_TEST(queue_orders_by_instant_then_arrival)
@@ -96,6 +105,245 @@ START_TEST(next_fire_interval_and_reboot)
 }
 END_TEST
 
+/* ---- the scheduler on a simulated wall clock --------------------------------------------
+ * The simulated wall clock runs at the speed of the monotonic clock (libevent's timers keep
+ * real time) from an instant the test sets; setting it again is a clock step. */
+
+static int64_t sim_offset_us;
+
+static int64_t mono_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t sim_wall_us(void)
+{
+	return mono_now_us() + sim_offset_us;
+}
+
+static void sim_set(int64_t wall_us)
+{
+	sim_offset_us = wall_us - mono_now_us();
+}
+
+static int64_t at(const char *iso)
+{
+	int64_t t;
+	ck_assert_int_eq(cron_time_parse(iso, &t, NULL, 0), 0);
+	return t;
+}
+
+struct harness {
+	struct event_base *base;
+	struct exec *ex;
+	struct sched *s;
+	struct pgc_config cfg;
+	struct conf_job job;
+	char log[64];
+	int saved_stderr;
+};
+
+/* One job "tick" with SCHEDULE and CATCHUP, the clock set to START_US; stderr (the log) goes
+ * to a file. */
+static void h_start(struct harness *h, const char *schedule, enum catchup_policy catchup,
+                    int64_t start_us)
+{
+	memset(h, 0, sizeof(*h));
+	snprintf(h->log, sizeof(h->log), "/tmp/check_sched.XXXXXX");
+	int fd = mkstemp(h->log);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	h->saved_stderr = dup(2);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	log_init(LOG_LVL_INFO);
+
+	sim_set(start_us);
+	sched_set_wall_clock(sim_wall_us);
+	h->base = event_base_new();
+	ck_assert_ptr_nonnull(h->base);
+	ck_assert_int_eq(exec_new(h->base, &h->ex), 0);
+	ck_assert_int_eq(sched_new(h->base, h->ex, NULL, &h->s), 0);
+	h->job = (struct conf_job){.name = "tick",
+	                           .command = "SELECT 1",
+	                           .database = "nowhere",
+	                           .schedule = (char *)schedule,
+	                           .enabled = true,
+	                           .catchup = catchup,
+	                           .alert_after = 1};
+	ck_assert_int_eq(cron_parse(schedule, &h->job.cron, NULL, 0), 0);
+	h->cfg = (struct pgc_config){.max_running = 4, .jobs = &h->job, .n_jobs = 1};
+	ck_assert_int_eq(sched_apply(h->s, &h->cfg, utc(), NULL, true), 0);
+}
+
+static void h_run(struct harness *h, double seconds)
+{
+	struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+	event_base_loopexit(h->base, &tv);
+	event_base_dispatch(h->base);
+}
+
+/* Step the simulated clock to WALL_US; the scheduler notices at its next wake-up. */
+static void h_step(struct harness *h, int64_t wall_us)
+{
+	sim_set(wall_us);
+	sched_check_clock(h->s);
+}
+
+static int64_t h_next(struct harness *h)
+{
+	return sched_job_next(h->s, "tick");
+}
+
+/* The log so far (malloc'd). */
+static char *h_log(const struct harness *h)
+{
+	FILE *f = fopen(h->log, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t cap = 1 << 16;
+	char *buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int h_count(const struct harness *h, const char *needle)
+{
+	char *log = h_log(h);
+	int n = 0;
+	for (const char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+#define ck_assert_log(h, needle)                                                                   \
+	do {                                                                                       \
+		char *log_ = h_log(h);                                                             \
+		ck_assert_msg(strstr(log_, (needle)) != NULL, "log lacks \"%s\":\n%s", (needle),   \
+		              log_);                                                               \
+		free(log_);                                                                        \
+	} while (0)
+
+static void h_stop(struct harness *h)
+{
+	sched_free(&h->s);
+	exec_free(&h->ex);
+	event_base_free(h->base);
+	sched_set_wall_clock(NULL);
+	fflush(stderr);
+	dup2(h->saved_stderr, 2);
+	close(h->saved_stderr);
+	unlink(h->log);
+}
+
+START_TEST(backward_step_wildcard_goes_on_at_the_new_time)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:01:59Z") * 1000000 + 600000);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:02:00Z"));
+	h_run(&h, 1.2);
+	ck_assert_log(&h, "scheduled 10:02:00Z");
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:03:00Z"));
+	/* just before the next fire, the clock goes back 2 h */
+	h_step(&h, at("2026-11-22T10:02:59Z") * 1000000 + 600000);
+	h_step(&h, at("2026-11-22T08:02:59Z") * 1000000 + 600000);
+	/* cronie: a wildcard job goes on at the new time, not 2 h later */
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T08:03:00Z"));
+	h_run(&h, 1.2);
+	ck_assert_log(&h, "scheduled 08:03:00Z");
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T08:04:00Z"));
+	ck_assert_int_eq(h_count(&h, "started ("), 2);
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(backward_step_interval_goes_on)
+{
+	struct harness h;
+	h_start(&h, "2 seconds", CATCHUP_ONCE, at("2026-11-22T10:00:00Z") * 1000000);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:00:02Z"));
+	h_run(&h, 2.6);
+	ck_assert_log(&h, "scheduled 10:00:02Z");
+	h_step(&h, sim_wall_us() - 2 * 3600 * INT64_C(1000000));
+	/* two seconds from the new time, not from the old one */
+	ck_assert_int_le(h_next(&h), at("2026-11-22T08:00:06Z"));
+	h_run(&h, 2.6);
+	ck_assert_log(&h, "scheduled 08:00:0");
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(backward_step_fixed_time_not_served_twice)
+{
+	struct harness h;
+	h_start(&h, "30 2 * * *", CATCHUP_ONCE, at("2026-11-22T02:29:59Z") * 1000000 + 600000);
+	h_run(&h, 1.2);
+	ck_assert_log(&h, "scheduled 02:30:00Z");
+	ck_assert_int_eq(h_next(&h), at("2026-11-23T02:30:00Z"));
+	/* the clock goes back to 02:00: 02:30 today was served already */
+	h_step(&h, at("2026-11-22T02:00:00Z") * 1000000);
+	ck_assert_int_eq(h_next(&h), at("2026-11-23T02:30:00Z"));
+	/* ... and it reaches 02:30 again (a step, to keep the test short): no second run */
+	h_step(&h, at("2026-11-22T02:29:59Z") * 1000000 + 600000);
+	h_run(&h, 1.2);
+	ck_assert_int_eq(h_count(&h, "started ("), 1);
+	ck_assert_int_eq(h_count(&h, "missed"), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-11-23T02:30:00Z"));
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(forward_step_reports_missed_fires_skip)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_SKIP, at("2026-11-22T10:00:30Z") * 1000000);
+	h_step(&h, at("2026-11-22T10:05:30Z") * 1000000);
+	ck_assert_log(&h, "tick: 5 fires from 2026-11-22T10:01:00Z to 2026-11-22T10:05:00Z missed "
+	                  "(the wall clock stepped forward by 300.0 s");
+	ck_assert_log(&h, "catchup = skip");
+	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(forward_step_catches_up_once)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:30Z") * 1000000);
+	h_step(&h, at("2026-11-22T10:05:30Z") * 1000000);
+	h_run(&h, 0.3);
+	ck_assert_log(&h, "5 fires from 2026-11-22T10:01:00Z to 2026-11-22T10:05:00Z missed");
+	ck_assert_log(&h, "running once for 2026-11-22T10:05:00Z (catchup = once)");
+	ck_assert_log(&h, "started (catchup, scheduled 10:05:00Z");
+	ck_assert_int_eq(h_count(&h, "started ("), 1);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(stalled_loop_reports_missed_fires)
+{
+	struct harness h;
+	h_start(&h, "* * * * * *", CATCHUP_SKIP, at("2026-11-22T10:00:00Z") * 1000000 + 500000);
+	/* the loop does not run for 3.2 s: the fires at :01 and :02 cannot be served */
+	usleep(3200000);
+	h_run(&h, 0.3);
+	ck_assert_log(&h, "fires from 2026-11-22T10:00:01Z to");
+	ck_assert_log(&h, "missed (the timer woke ");
+	ck_assert_log(&h, "catchup = skip");
+	/* nothing ran for the missed fires */
+	ck_assert_int_eq(h_count(&h, "scheduled 10:00:01Z"), 0);
+	ck_assert_int_eq(h_count(&h, "scheduled 10:00:02Z"), 0);
+	h_stop(&h);
+}
+END_TEST
+
 START_TEST(success_message_like_pg_cron)
 {
 	char buf[64];
@@ -122,6 +370,15 @@ int main(void)
 	tc = tcase_create("next_fire");
 	tcase_add_test(tc, next_fire_is_strictly_after_now_and_prev);
 	tcase_add_test(tc, next_fire_interval_and_reboot);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("clock");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, backward_step_wildcard_goes_on_at_the_new_time);
+	tcase_add_test(tc, backward_step_interval_goes_on);
+	tcase_add_test(tc, backward_step_fixed_time_not_served_twice);
+	tcase_add_test(tc, forward_step_reports_missed_fires_skip);
+	tcase_add_test(tc, forward_step_catches_up_once);
+	tcase_add_test(tc, stalled_loop_reports_missed_fires);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("exec");
 	tcase_add_test(tc, success_message_like_pg_cron);
