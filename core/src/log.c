@@ -10,6 +10,8 @@
 
 #include <libpq-fe.h>
 
+#include "text.h"
+
 static enum log_level min_level = LOG_LVL_INFO;
 static bool to_journal;
 
@@ -48,7 +50,8 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	if (level > min_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a truncated log line is still a log line */
+	/* a truncated log line is still a log line, cut on a whole character */
+	text_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* One event, one line: fold newlines coming from PostgreSQL error messages. */
 	for (char *p = msg; *p; p++)
