@@ -176,7 +176,7 @@ START_TEST(test_good_full)
 	ck_assert_ptr_nonnull(cfg->tz);
 	ck_assert_str_eq(cfg->plugin_dir, "good/full/plugins"); /* relative to the main file */
 	ck_assert_str_eq(cfg->conf_dir, "good/full/jobs.d");
-	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond-test");
+	ck_assert_str_eq(cfg->state_dir, "good/full"); /* "." : the main file's directory */
 	ck_assert_str_eq(cfg->log_level, "debug");
 	ck_assert_int_eq(cfg->max_running, 12);
 	ck_assert_int_eq(cfg->shutdown_grace_ms, 120000);
@@ -279,7 +279,7 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_str_eq(cfg->timezone, "UTC");
 	ck_assert_str_eq(cfg->plugin_dir, PGCROND_DEFAULT_PLUGIN_DIR);
 	ck_assert_str_eq(cfg->conf_dir, "good/minimal/conf.d");
-	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond");
+	ck_assert_str_eq(cfg->state_dir, "good/minimal"); /* must exist: the default is below */
 	ck_assert_str_eq(cfg->log_level, "info");
 	ck_assert_str_eq(cfg->history_database, "main"); /* the only database */
 	ck_assert_int_eq(cfg->history_retain_ms, 30LL * 86400000);
@@ -344,7 +344,10 @@ START_TEST(test_shipped_config)
 		if (d->file && strcmp(d->file, path) == 0)
 		{
 			const char *ok = "conf_dir \"/etc/pgcrond/conf.d\" cannot be read";
-			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0, "%s", diag_text(d));
+			const char *ok2 = "state_dir \"/var/lib/pgcrond\" cannot be used";
+			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0 ||
+			                  strncmp(d->message, ok2, strlen(ok2)) == 0,
+			              "%s", diag_text(d));
 		}
 	}
 	if (rc == 0) {
@@ -528,6 +531,37 @@ static const struct {
 	{"bad/jobs-not-list/pgcrond.conf",
 	 "bad/jobs-not-list/conf.d/10-job.conf:2: jobs must be a list of groups like jobs = ( { name = "
 	 "\"a\"; ... }, { name = \"b\"; ... } );"},
+	/* numbers as written, refused with their range rather than wrapped by libconfig */
+	{"bad/retries-overflow/pgcrond.conf",
+	 "bad/retries-overflow/conf.d/10-job.conf:6: retries 99999999999 is out of range; use a "
+	 "number from 0 to 1000000000"},
+	{"bad/alert-after-wraps/pgcrond.conf",
+	 "bad/alert-after-wraps/conf.d/10-job.conf:2: alert_after 4294967298 is out of range; use a "
+	 "number from 1 to 1000000000"},
+	{"bad/plugin-setting-overflow/pgcrond.conf",
+	 "bad/plugin-setting-overflow/conf.d/10-job.conf:6: plugin setting window_days = "
+	 "99999999999999999999 is out of range; use a number from -9223372036854775808 to "
+	 "9223372036854775807"},
+	{"bad/schedule-overflow/pgcrond.conf",
+	 "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
+	 "5000000000 is out of range 1-2147483647 (column 3)"},
+	/* control characters shown escaped, never raw */
+	{"bad/control-name/pgcrond.conf",
+	 "bad/control-name/conf.d/10-job.conf:3: job name \"ok\\n2026-01-01 error: FORGED\" may "
+	 "only contain letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+	{"bad/invalid-utf8/pgcrond.conf",
+	 "bad/invalid-utf8/conf.d/10-job.conf:4: command is not valid UTF-8 (byte 0xe9 at offset "
+	 "11); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+	{"bad/invalid-utf8-after/pgcrond.conf",
+	 "bad/invalid-utf8-after/conf.d/10-job.conf:4: after is not valid UTF-8 (byte 0xff at "
+	 "offset 0); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+	{"bad/empty-databases/pgcrond.conf",
+	 "bad/empty-databases/pgcrond.conf:2: databases is empty; define at least one, like "
+	 "databases = { analytics = { conninfo = \"service=analytics\"; }; };"},
+	{"bad/state-dir-missing/pgcrond.conf",
+	 "bad/state-dir-missing/pgcrond.conf:3: state_dir \"bad/state-dir-missing/no-such-dir\" "
+	 "cannot be used: No such file or directory; create it, owned by the user pgcrond runs as "
+	 "with mode 0700 (the package does), or set state_dir"},
 	{"bad/bad-plugin-name/pgcrond.conf",
 	 "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
 	 "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},
