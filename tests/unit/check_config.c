@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -679,6 +680,208 @@ START_TEST(test_appends_to_caller_diags)
 }
 END_TEST
 
+/* ---- files trusted like plugins ------------------------------------------------------ */
+
+/* A config tree in a fresh temp dir under /tmp (root-owned, sticky: acceptable above):
+ * @/pgcrond.conf, @/conf.d/10-a.conf, @/state; modes as a package would install them. */
+static char tree[64];
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+static const char *at(const char *rel)
+{
+	static char buf[4][256];
+	static int i;
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s%s", tree, rel);
+	return buf[i];
+}
+
+static void make_tree(void)
+{
+	snprintf(tree, sizeof(tree), "/tmp/pgcrond-trust-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tree));
+	ck_assert_int_eq(chmod(tree, 0755), 0);
+	ck_assert_int_eq(mkdir(at("/conf.d"), 0755), 0);
+	ck_assert_int_eq(mkdir(at("/state"), 0700), 0);
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\n"
+	           "conf_dir = \"conf.d\";\n",
+	           0644);
+	write_text(at("/conf.d/10-a.conf"),
+	           "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"@daily\"; };\n", 0644);
+}
+
+static void remove_tree(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Load the tree; every problem, "@" standing for the tree, one per line. */
+static char *tree_problems(void)
+{
+	static char out[8192];
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	size_t o = 0, tl = strlen(tree);
+
+	int rc = config_load(at("/pgcrond.conf"), &cfg, &dl);
+	ck_assert(rc == 0 || rc == -EINVAL);
+	out[0] = '\0';
+	for (size_t i = 0; i < dl.n; i++) {
+		const char *t = diag_text(&dl.items[i]);
+		for (const char *p = t; *p && o + 2 < sizeof(out);) {
+			if (strncmp(p, tree, tl) == 0) {
+				out[o++] = '@';
+				p += tl;
+			} else {
+				out[o++] = *p++;
+			}
+		}
+		out[o++] = '\n';
+		out[o] = '\0';
+	}
+	ck_assert_int_eq(rc == 0, dl.n == 0);
+	config_free(&cfg);
+	diag_clear(&dl);
+	return out;
+}
+
+START_TEST(test_trusted_tree_loads)
+{
+	make_tree();
+	ck_assert_str_eq(tree_problems(), ""); /* below /tmp: root-owned, sticky, mode 1777 */
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_main_file_writable_by_others)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/pgcrond.conf"), 0666), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf: refusing this file: @/pgcrond.conf is writable by others "
+	                 "(mode 0666); run chmod go-w @/pgcrond.conf\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_job_file_writable_by_group)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/conf.d/10-a.conf"), 0664), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is writable "
+	                 "by its group (mode 0664); run chmod go-w @/conf.d/10-a.conf\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_conf_dir_writable_by_group)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/conf.d"), 0775), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:3: refusing conf_dir: directory @/conf.d is writable by "
+	                 "its group (mode 0775); run chmod go-w @/conf.d\n");
+	remove_tree();
+}
+END_TEST
+
+/* A parent writable by others without the sticky bit: whoever can write there can swap
+ * the whole tree. Everything below is refused; the job files are not read. */
+START_TEST(test_parent_dir_writable)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(tree, 0777), 0);
+	ck_assert_str_eq(
+	    tree_problems(),
+	    "@/pgcrond.conf: refusing this file: directory @ above @/pgcrond.conf is writable by "
+	    "others (mode 0777); run chmod go-w @\n"
+	    "@/pgcrond.conf:2: refusing state_dir: directory @ above @/state is writable by others "
+	    "(mode 0777); run chmod go-w @\n");
+	/* with the sticky bit it may be above state_dir, but not a file's own directory */
+	ck_assert_int_eq(chmod(tree, 01777), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf: refusing this file: directory @ above @/pgcrond.conf is "
+	                 "writable by others (mode 1777); run chmod go-w @\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_owned_by_another_user)
+{
+	make_tree();
+	/* tests run as root: nobody (65534) is another, non-root user */
+	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 65534, 65534), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is owned by "
+	                 "uid 65534, neither root nor the user pgcrond runs as (uid 0); run chown "
+	                 "root @/conf.d/10-a.conf\n");
+	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 0, 0), 0);
+	ck_assert_int_eq(chown(at("/conf.d"), 65534, 65534), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:3: refusing conf_dir: directory @/conf.d is owned by uid "
+	                 "65534, neither root nor the user pgcrond runs as (uid 0); run chown root "
+	                 "@/conf.d\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_state_dir_writable_by_others)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/state"), 0777), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:2: refusing state_dir: directory @/state is writable by "
+	                 "others (mode 0777); run chmod go-w @/state\n");
+	remove_tree();
+}
+END_TEST
+
+/* A symbolic link is as safe as the directory it sits in: a link in a trusted directory to a
+ * file in a directory anybody can write is refused. */
+START_TEST(test_link_into_writable_dir)
+{
+	make_tree();
+	ck_assert_int_eq(mkdir(at("/open"), 0777), 0);
+	ck_assert_int_eq(chmod(at("/open"), 0777), 0);
+	ck_assert_int_eq(rename(at("/conf.d/10-a.conf"), at("/open/a.conf")), 0);
+	ck_assert_int_eq(symlink(at("/open/a.conf"), at("/conf.d/10-a.conf")), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: directory @/open above "
+	                 "@/conf.d/10-a.conf is writable by others (mode 0777); run chmod go-w "
+	                 "@/open\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_size_cap)
+{
+	make_tree();
+	FILE *f = fopen(at("/conf.d/20-big.conf"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 1024 * 1024 / 64 + 1; i++)
+		fprintf(f, "# %-61d\n", i); /* 64 bytes a line */
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/20-big.conf: the file is 1048640 bytes, more than the 1048576 "
+	                 "bytes (1 MiB) a configuration file may have; split it into several files "
+	                 "in conf_dir\n");
+	remove_tree();
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -708,6 +911,18 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_setting_outside_job);
 	tcase_add_test(tc, test_bad_multi);
 	tcase_add_test(tc, test_appends_to_caller_diags);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("trust");
+	tcase_add_test(tc, test_trusted_tree_loads);
+	tcase_add_test(tc, test_main_file_writable_by_others);
+	tcase_add_test(tc, test_job_file_writable_by_group);
+	tcase_add_test(tc, test_conf_dir_writable_by_group);
+	tcase_add_test(tc, test_parent_dir_writable);
+	tcase_add_test(tc, test_owned_by_another_user);
+	tcase_add_test(tc, test_state_dir_writable_by_others);
+	tcase_add_test(tc, test_link_into_writable_dir);
+	tcase_add_test(tc, test_size_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }
