@@ -23,8 +23,7 @@ void text_utf8_trim(char *s);
 /* snprintf into BUF that, when it has to cut, cuts on a character boundary. Returns what
  * vsnprintf returns (the untruncated length, or negative on an encoding error); as with
  * snprintf, a result >= LEN means the text was cut. */
-int text_format(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int text_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 

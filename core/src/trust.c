@@ -17,8 +17,8 @@ static bool owner_ok(uid_t owner, uid_t self)
 
 /* What is wrong with ST (of NAME, shown as SHOWN) as a thing nobody else may change; 0 if
  * nothing. STRICT: no sticky-bit exception (the target, and a file's own directory). */
-static int check_one(const struct stat *st, const char *shown, const char *chmod_path,
-                     bool strict, uid_t self, char *err, size_t errlen)
+static int check_one(const struct stat *st, const char *shown, const char *chmod_path, bool strict,
+                     uid_t self, char *err, size_t errlen)
 {
 	if (!owner_ok(st->st_uid, self)) {
 		text_format(err, errlen,
@@ -40,8 +40,8 @@ static int check_one(const struct stat *st, const char *shown, const char *chmod
 }
 
 /* Every directory from DIR (absolute, resolved) up to /, the first one STRICT_FIRST. */
-static int check_chain(const char *dir, bool strict_first, const char *below, uid_t self,
-                       char *err, size_t errlen)
+static int check_chain(const char *dir, bool strict_first, const char *below, uid_t self, char *err,
+                       size_t errlen)
 {
 	char cur[PATH_MAX], shown[PATH_MAX + 64];
 	struct stat st;
@@ -52,8 +52,8 @@ static int check_chain(const char *dir, bool strict_first, const char *below, ui
 	for (;;) {
 		if (stat(cur, &st) < 0) {
 			int e = errno;
-			text_format(err, errlen, "cannot examine directory %s above %s: %s", cur, below,
-			            strerror(e));
+			text_format(err, errlen, "cannot examine directory %s above %s: %s", cur,
+			            below, strerror(e));
 			return -e;
 		}
 		text_format(shown, sizeof(shown), "directory %s above %s", cur, below);

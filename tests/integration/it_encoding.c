@@ -18,7 +18,7 @@
  * (the alert message at 768 bytes after "failed: ", the log line at 2048 after "failed after
  * NNN ms: "), so a cut by bytes would split one. The run sleeps first so NNN has 3 digits. */
 #define FAILING                                                                                    \
-	"DO $$ BEGIN PERFORM pg_sleep(0.3); RAISE EXCEPTION 'xy%%', repeat('" EURO "', 3000); "     \
+	"DO $$ BEGIN PERFORM pg_sleep(0.3); RAISE EXCEPTION 'xy%%', repeat('" EURO "', 3000); "    \
 	"END $$"
 
 START_TEST(long_multibyte_failure_is_recorded_logged_and_alerted)
@@ -46,8 +46,8 @@ START_TEST(long_multibyte_failure_is_recorded_logged_and_alerted)
 			itest_sleep(0.05);
 	}
 	ck_assert_msg(n != NULL, "no alert notification; log:\n%s", itest_read_file(e.log));
-	ck_assert_msg(strstr(n->extra, "\"job\":\"mb\"") && strstr(n->extra, "xy" EURO EURO),
-	              "%s", n->extra);
+	ck_assert_msg(strstr(n->extra, "\"job\":\"mb\"") && strstr(n->extra, "xy" EURO EURO), "%s",
+	              n->extra);
 	ck_assert(text_utf8_valid(n->extra));
 	PQfreemem(n);
 

@@ -16,9 +16,18 @@ START_TEST(test_prefix)
 		const char *s;
 		size_t max, want;
 	} cases[] = {
-	    {"abc", 10, 3},       {"abc", 2, 2},        {"a" E2, 2, 1},       {"a" E2, 3, 3},
-	    {"a" E2, 1, 1},       {E3 "x", 1, 0},       {E3 "x", 2, 0},       {E3 "x", 3, 3},
-	    {E4, 3, 0},           {E4 E4, 7, 4},        {E4 E4, 8, 8},        {"ab" E3, 4, 2},
+	    {"abc", 10, 3},
+	    {"abc", 2, 2},
+	    {"a" E2, 2, 1},
+	    {"a" E2, 3, 3},
+	    {"a" E2, 1, 1},
+	    {E3 "x", 1, 0},
+	    {E3 "x", 2, 0},
+	    {E3 "x", 3, 3},
+	    {E4, 3, 0},
+	    {E4 E4, 7, 4},
+	    {E4 E4, 8, 8},
+	    {"ab" E3, 4, 2},
 	    {"\x80\x80\x80\x80x", 2, 2}, /* not UTF-8: cut where asked */
 	    {"\xe9t\xe9", 2, 2},         /* LATIN1 bytes: each counts as one */
 	};
@@ -42,7 +51,8 @@ START_TEST(test_every_cut_is_valid)
 		bool cut = text_copy(buf, size, s);
 		ck_assert(text_utf8_valid(buf));
 		ck_assert_uint_le(strlen(buf), size - 1);
-		ck_assert_uint_ge(strlen(buf) + 3, size - 1 < len ? size - 1 : len); /* at most 3 lost */
+		ck_assert_uint_ge(strlen(buf) + 3,
+		                  size - 1 < len ? size - 1 : len); /* at most 3 lost */
 		ck_assert(cut == (size - 1 < len));
 		ck_assert(strncmp(buf, s, strlen(buf)) == 0);
 
@@ -80,16 +90,16 @@ START_TEST(test_valid)
 	ck_assert(text_utf8_valid(""));
 	ck_assert(text_utf8_valid("plain ASCII"));
 	ck_assert(text_utf8_valid("caf" E2 " " E3 " " E4));
-	ck_assert(text_utf8_valid("\xef\xbf\xbf"));     /* U+FFFF */
-	ck_assert(text_utf8_valid("\xf4\x8f\xbf\xbf")); /* U+10FFFF */
-	ck_assert(!text_utf8_valid("caf\xe9"));         /* LATIN1 */
-	ck_assert(!text_utf8_valid("\xc0\xaf"));        /* overlong '/' */
-	ck_assert(!text_utf8_valid("\xe0\x80\xaf"));    /* overlong */
-	ck_assert(!text_utf8_valid("\xed\xa0\x80"));    /* surrogate U+D800 */
+	ck_assert(text_utf8_valid("\xef\xbf\xbf"));      /* U+FFFF */
+	ck_assert(text_utf8_valid("\xf4\x8f\xbf\xbf"));  /* U+10FFFF */
+	ck_assert(!text_utf8_valid("caf\xe9"));          /* LATIN1 */
+	ck_assert(!text_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+	ck_assert(!text_utf8_valid("\xe0\x80\xaf"));     /* overlong */
+	ck_assert(!text_utf8_valid("\xed\xa0\x80"));     /* surrogate U+D800 */
 	ck_assert(!text_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
 	ck_assert(!text_utf8_valid("\xf8\x88\x80\x80\x80"));
 	ck_assert(!text_utf8_valid("\x80"));
-	ck_assert(!text_utf8_valid("ab\xe2\x82"));      /* cut short */
+	ck_assert(!text_utf8_valid("ab\xe2\x82")); /* cut short */
 	ck_assert_uint_eq(text_utf8_invalid_at("SELECT 'caf\xe9'", 13), 11);
 	ck_assert_uint_eq(text_utf8_invalid_at("ok" E2, 4), 4);
 }
@@ -99,9 +109,12 @@ START_TEST(test_escape_ctl)
 {
 	char buf[64], small[6];
 
-	ck_assert_str_eq(text_escape_ctl("a\x01" "b\nc\x7f" E2, buf, sizeof(buf)),
+	ck_assert_str_eq(text_escape_ctl("a\x01"
+	                                 "b\nc\x7f" E2,
+	                                 buf, sizeof(buf)),
 	                 "a\\x01b\\nc\\x7f" E2);
-	ck_assert_str_eq(text_escape_ctl("ab\x01", small, sizeof(small)), "ab"); /* no half escape */
+	ck_assert_str_eq(text_escape_ctl("ab\x01", small, sizeof(small)),
+	                 "ab"); /* no half escape */
 	ck_assert_str_eq(text_escape_ctl("abc" E3, small, sizeof(small)), "abc");
 	ck_assert_str_eq(text_escape_ctl(NULL, buf, sizeof(buf)), "");
 }
