@@ -164,5 +164,6 @@ void log_redact_conninfo(const char *in, char *out, unsigned long outlen)
 			put_value(out, &o, outlen, opt->val);
 	}
 	out[o] = '\0';
+	text_utf8_trim(out); /* cut to OUTLEN: never inside a character */
 	PQconninfoFree(opts);
 }
