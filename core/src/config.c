@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "config_priv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "text.h"
+#include "trust.h"
 
 #define CHANNEL_MAX 63 /* PostgreSQL identifiers: NAMEDATALEN - 1 */
 #define MSG_MAX 1024
@@ -147,6 +150,16 @@ static bool read_file(struct loader *L, config_t *cf, const char *path, const ch
 		       strerror(errno));
 		return false;
 	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX) {
+		/* libconfig's parser is quadratic in places: a huge file would hold the loop */
+		report(L, path, 0,
+		       "the file is %lld bytes, more than the %d bytes (1 MiB) a configuration file "
+		       "may have; split it into several files in conf_dir",
+		       (long long)st.st_size, CONFIG_FILE_MAX);
+		fclose(f);
+		return false;
+	}
 	fclose(f);
 	config_init(cf);
 	config_set_include_dir(cf, include_dir && *include_dir ? include_dir : ".");
@@ -242,6 +255,10 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 		return;
 	}
 	n = config_setting_length(s);
+	if (n == 0)
+		config_report_at(L, s, file,
+			  "databases is empty; define at least one, like databases = { analytics = { "
+			  "conninfo = \"service=analytics\"; }; };");
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *name = config_setting_name(m);
@@ -485,6 +502,51 @@ static void check_database(struct loader *L, const char *file, int line, const c
 	}
 }
 
+/* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as
+ * "refusing WHAT: why". Returns 0, -ENOENT (nothing reported) or -EPERM. */
+static int check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
+			 const char *file, int line)
+{
+	char why[1024];
+	int rc = trust_check(path, is_dir, L->self, why, sizeof(why));
+
+	if (rc == -ENOENT)
+		return rc;
+	if (rc < 0) {
+		report(L, file, line, "refusing %s: %s", what, why);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* state_dir must exist (the history spool and the daemon's other state go there) and, like
+ * the configuration, be changeable by nobody else; plugin_dir is checked here too when it
+ * exists (a missing one is the plugin loader's to report, for the jobs that need it). */
+static void check_dirs(struct loader *L)
+{
+	struct pgc_config *cfg = L->cfg;
+	struct stat st;
+
+	if (cfg->state_dir) {
+		int line = main_line(L, "state_dir");
+		if (stat(cfg->state_dir, &st) < 0)
+			report(L, cfg->file, line,
+			       "state_dir \"%s\" cannot be used: %s; create it, owned by the user "
+			       "pgcrond runs as with mode 0700 (the package does), or set state_dir",
+			       cfg->state_dir, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			report(L, cfg->file, line,
+			       "state_dir \"%s\" is not a directory; set state_dir to a directory "
+			       "owned by the user pgcrond runs as",
+			       cfg->state_dir);
+		else
+			check_trusted(L, cfg->state_dir, true, "state_dir", cfg->file, line);
+	}
+	if (cfg->plugin_dir)
+		check_trusted(L, cfg->plugin_dir, true, "plugin_dir", cfg->file,
+			      main_line(L, "plugin_dir"));
+}
+
 /* Defaults that depend on the rest of the main file, and checks spanning settings. */
 static void finish_main(struct loader *L, const config_setting_t *root)
 {
@@ -590,15 +652,36 @@ static void job_free_fields(struct conf_job *j)
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
-static char *setting_text(struct loader *L, const config_setting_t *s)
+static char *setting_text(struct loader *L, const config_setting_t *s, const char *file,
+			  bool *bad)
 {
 	char buf[64];
+	long long v;
 
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_STRING:
+		if (!config_check_utf8(L, s, file, config_setting_name(s),
+				       config_setting_get_string(s))) {
+			*bad = true;
+			return NULL;
+		}
 		return config_dup_str(L, config_setting_get_string(s));
 	case CONFIG_TYPE_INT:
-		snprintf(buf, sizeof(buf), "%d", config_setting_get_int(s));
+		/* as written: libconfig wraps what does not fit in an int */
+		switch (config_int_source(L, s, &v, buf, sizeof(buf))) {
+		case 0:
+			snprintf(buf, sizeof(buf), "%lld", v);
+			break;
+		case -ERANGE:
+			config_report_at(L, s, file,
+				  "plugin setting %s = %s is out of range; use a number from %lld to "
+				  "%lld",
+				  config_setting_name(s), buf, (long long)INT64_MIN, (long long)INT64_MAX);
+			*bad = true;
+			return NULL;
+		default:
+			snprintf(buf, sizeof(buf), "%d", config_setting_get_int(s));
+		}
 		return config_dup_str(L, buf);
 	case CONFIG_TYPE_INT64:
 		snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(s));
@@ -624,10 +707,11 @@ static char *setting_text(struct loader *L, const config_setting_t *s)
 static void add_setting(struct loader *L, struct conf_job *j, const config_setting_t *m,
 			const char *file, size_t *cap)
 {
-	char *v = setting_text(L, m);
+	bool bad = false;
+	char *v = setting_text(L, m, file, &bad);
 
 	if (!v) {
-		if (!L->oom)
+		if (!L->oom && !bad)
 			config_report_at(L, m, file,
 				  "plugin setting %s must be a string, number or true/false, not a list or "
 				  "group",
@@ -681,7 +765,10 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	/* the name first, so every message about this job can name it */
 	const config_setting_t *name = config_setting_get_member(s, "name");
 	if (name && config_setting_type(name) == CONFIG_TYPE_STRING) {
-		snprintf(who, sizeof(who), "job \"%.63s\"", config_setting_get_string(name));
+		/* control characters shown escaped: a name must not break or forge a line */
+		char shown[64];
+		text_escape_ctl(config_setting_get_string(name), shown, sizeof(shown));
+		snprintf(who, sizeof(who), "job \"%s\"", shown);
 		snprintf(where, sizeof(where), " in %s", who);
 	} else {
 		snprintf(who, sizeof(who), "this job");
@@ -697,11 +784,14 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 
 		if (k) {
 			bool ok = config_apply_key(L, m, k, &j, file);
-			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name))
+			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name)) {
+				char shown[81];
+				text_escape_ctl(j.name, shown, sizeof(shown));
 				config_report_at(L, m, file,
-					  "job name \"%.80s\" may only contain letters, digits, \"_\", \".\" and "
+					  "job name \"%s\" may only contain letters, digits, \"_\", \".\" and "
 					  "\"-\", at most %d of them; rename it",
-					  j.name, JOB_NAME_MAX);
+					  shown, JOB_NAME_MAX);
+			}
 		} else if (plugin) {
 			/* the plugin validates its own settings once it is loaded */
 			add_setting(L, &j, m, file, &settings_cap);
@@ -889,6 +979,9 @@ static void load_conf_dir(struct loader *L)
 
 	if (!cfg->conf_dir)
 		return;
+	if (check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
+			  main_line(L, "conf_dir")) == -EPERM)
+		return; /* its files are not read: anybody could have put them there */
 	d = opendir(cfg->conf_dir);
 	if (!d) {
 		report(L, cfg->file, main_line(L, "conf_dir"),
@@ -919,7 +1012,8 @@ static void load_conf_dir(struct loader *L)
 			report(L, path, 0, "cannot read the file: %s; fix or remove it", strerror(errno));
 		} else if (S_ISREG(st.st_mode) &&
 			   !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
-			     st.st_ino == L->main_st.st_ino)) {
+			     st.st_ino == L->main_st.st_ino) &&
+			   check_trusted(L, path, false, "this file", path, 0) == 0) {
 			load_job_file(L, path);
 		}
 		free(path);
@@ -1022,16 +1116,28 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 		L.oom = true;
 	L.have_main_st = stat(path, &L.main_st) == 0;
 
+	L.self = geteuid();
 	if (!L.oom && read_file(&L, &cf, path, L.main_dir)) {
 		const config_setting_t *root = config_root_setting(&cf);
 		parse_main(&L, root, path);
 		finish_main(&L, root);
 		config_destroy(&cf);
-		/* with a broken main file there is no conf_dir and no databases to check jobs
-		 * against, so job files are read only when the main file was readable */
-		load_conf_dir(&L);
-		check_jobs(&L);
+		/* The files must belong to root or to the daemon's user. `pgcrond check` run as
+		 * root cannot know that user: it is taken to be state_dir's owner, the one user
+		 * who must be able to write there. */
+		struct stat st;
+		if (L.self == 0 && cfg->state_dir && stat(cfg->state_dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode))
+			L.self = st.st_uid;
+		check_dirs(&L);
+		/* with a broken or untrusted main file there is no conf_dir and no databases to
+		 * check jobs against, so job files are read only when the main file was usable */
+		if (check_trusted(&L, path, false, "this file", path, 0) == 0) {
+			load_conf_dir(&L);
+			check_jobs(&L);
+		}
 	}
+	config_source_free(&L);
 	sort_diags(&L);
 
 	if (L.oom)

@@ -2,6 +2,7 @@
  * where it is stored and an example for messages; checking a setting against its key and
  * storing it; and the spelling suggestions offered for an unknown key or name. */
 #include <ctype.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "config_priv.h"
+#include "text.h"
 
 /* ---- spelling suggestions ---------------------------------------------------------- */
 
@@ -54,6 +56,149 @@ void config_suggest(struct suggester *sg, const char *cand)
 		sg->best = cand;
 		sg->best_d = d;
 	}
+}
+
+/* ---- values as written --------------------------------------------------------------- */
+
+bool config_check_utf8(struct loader *L, const config_setting_t *s, const char *file,
+                       const char *key, const char *v)
+{
+	size_t len = strlen(v), bad = text_utf8_invalid_at(v, len);
+
+	if (bad == len)
+		return true;
+	config_report_at(L, s, file,
+	                 "%s is not valid UTF-8 (byte 0x%02x at offset %zu); save the file as "
+	                 "UTF-8 (PostgreSQL and the run history accept nothing else)",
+	                 key, (unsigned)(unsigned char)v[bad], bad);
+	return false;
+}
+
+void config_source_free(struct loader *L)
+{
+	free(L->src_path);
+	free(L->src_buf);
+	free(L->src_lines);
+	L->src_path = NULL;
+	L->src_buf = NULL;
+	L->src_lines = NULL;
+	L->src_len = L->n_src_lines = 0;
+}
+
+/* Keep the text of PATH (already read by libconfig, so within CONFIG_FILE_MAX) with an index
+ * of its lines. Files are parsed one after the other, so one at a time is enough. */
+static bool load_source(struct loader *L, const char *path)
+{
+	FILE *f;
+	size_t n, cap = 0;
+
+	if (L->src_path && strcmp(L->src_path, path) == 0)
+		return L->src_buf != NULL;
+	config_source_free(L);
+	L->src_path = strdup(path);
+	if (!L->src_path || !(f = fopen(path, "re")))
+		return false;
+	L->src_buf = malloc(CONFIG_FILE_MAX + 1);
+	if (L->src_buf) {
+		n = fread(L->src_buf, 1, CONFIG_FILE_MAX, f);
+		L->src_buf[n] = '\0';
+		L->src_len = n;
+	}
+	fclose(f);
+	if (!L->src_buf)
+		return false;
+	for (size_t i = 0; i <= L->src_len; i++) {
+		if (i != 0 && L->src_buf[i - 1] != '\n')
+			continue;
+		if (L->n_src_lines == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			size_t *nl = realloc(L->src_lines, ncap * sizeof(*nl));
+			if (!nl)
+				return false;
+			L->src_lines = nl;
+			cap = ncap;
+		}
+		L->src_lines[L->n_src_lines++] = i;
+	}
+	return true;
+}
+
+static bool ident_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '*';
+}
+
+int config_int_source(struct loader *L, const config_setting_t *s, long long *v, char *text,
+                      size_t textlen)
+{
+	const char *file = config_setting_source_file(s), *name = config_setting_name(s);
+	int line = setting_line(s);
+
+	if (!file || !name || line < 1 || !load_source(L, file) ||
+	    (size_t)line > L->n_src_lines)
+		return -ENOENT;
+	size_t nl = strlen(name);
+	const char *buf = L->src_buf, *end = buf + L->src_len;
+	/* the name at its line (or a little after, when the line is the group's), then = or : */
+	const char *from = buf + L->src_lines[line - 1];
+	for (const char *p = from; p && p + nl < end && p < from + 4096;
+	     p = memchr(p + 1, name[0], (size_t)(end - p - 1))) {
+		if (strncmp(p, name, nl) != 0 || (p > buf && ident_char(p[-1])) || ident_char(p[nl]))
+			continue;
+		const char *q = p + nl;
+		while (q < end && isspace((unsigned char)*q))
+			q++;
+		if (q >= end || (*q != '=' && *q != ':'))
+			continue;
+		q++;
+		while (q < end && isspace((unsigned char)*q))
+			q++;
+		const char *num = q;
+		if (q < end && (*q == '-' || *q == '+'))
+			q++;
+		bool hex = q + 1 < end && q[0] == '0' && (q[1] == 'x' || q[1] == 'X');
+		const char *digits = hex ? q + 2 : q;
+		const char *e = digits;
+		while (e < end && (hex ? isxdigit((unsigned char)*e) : isdigit((unsigned char)*e)))
+			e++;
+		if (e == digits)
+			return -ENOENT;
+		text_format(text, textlen, "%.*s", (int)(e - num), num);
+		errno = 0;
+		char *stop;
+		long long val = strtoll(text, &stop, hex ? 16 : 10);
+		if (errno == ERANGE)
+			return -ERANGE;
+		/* the same name earlier on the line (inside a string, say) is not this setting:
+		 * what libconfig read is this number's low 32 bits */
+		if (config_setting_type(s) == CONFIG_TYPE_INT &&
+		    (uint32_t)(unsigned long long)val != (uint32_t)config_setting_get_int(s))
+			continue;
+		*v = val;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* A whole number setting as written. Returns false (after reporting, naming RANGE_LO and
+ * RANGE_HI) when it does not fit in 64 bits; otherwise *V is the value. */
+static bool int_value(struct loader *L, const config_setting_t *s, const char *file,
+                      const char *key, long long lo, long long hi, long long *v)
+{
+	char text[64];
+	long long src;
+	int type = config_setting_type(s);
+
+	*v = type == CONFIG_TYPE_INT64 ? config_setting_get_int64(s) : config_setting_get_int(s);
+	int rc = config_int_source(L, s, &src, text, sizeof(text));
+	if (rc == -ERANGE) {
+		config_report_at(L, s, file, "%s %s is out of range; use a number from %lld to %lld",
+		                 key, text, lo, hi);
+		return false;
+	}
+	if (rc == 0)
+		*v = src; /* libconfig may have wrapped it */
+	return true;
 }
 
 /* ---- key tables -------------------------------------------------------------------- */
@@ -215,6 +360,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			return false;
 		}
 		const char *v = config_setting_get_string(s);
+		if (!config_check_utf8(L, s, file, k->name, v))
+			return false;
 		if (!k->allow_empty && is_blank(v)) {
 			config_report_at(L, s, file, "%s is empty; write a value like %s", k->name, k->example);
 			return false;
@@ -245,6 +392,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			return false;
 		}
 		const char *v = config_setting_get_string(s);
+		if (!config_check_utf8(L, s, file, k->name, v))
+			return false;
 		for (int i = 0; k->values[i]; i++) {
 			if (strcmp(v, k->values[i]) == 0) {
 				memcpy(field, &i, sizeof(i));
@@ -260,13 +409,15 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			config_report_at(L, s, file, "%s must be a whole number like %s", k->name, k->example);
 			return false;
 		}
-		v = type == CONFIG_TYPE_INT ? config_setting_get_int(s) : config_setting_get_int64(s);
+		if (!int_value(L, s, file, k->name, k->min, CONFIG_INT_MAX, &v))
+			return false;
 		if (v < k->min) {
 			config_report_at(L, s, file, "%s must be at least %d, not %lld", k->name, k->min, v);
 			return false;
 		}
-		if (v > 1000000000) {
-			config_report_at(L, s, file, "%s is too large (%lld); use at most 1000000000", k->name, v);
+		if (v > CONFIG_INT_MAX) {
+			config_report_at(L, s, file, "%s %lld is out of range; use a number from %d to %d",
+			                 k->name, v, k->min, CONFIG_INT_MAX);
 			return false;
 		}
 		int iv = (int)v;
@@ -300,11 +451,12 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		double v;
 		if (type == CONFIG_TYPE_FLOAT)
 			v = config_setting_get_float(s);
-		else if (type == CONFIG_TYPE_INT)
-			v = config_setting_get_int(s);
-		else if (type == CONFIG_TYPE_INT64)
-			v = (double)config_setting_get_int64(s);
-		else {
+		else if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+			long long iv;
+			if (!int_value(L, s, file, k->name, k->min, 1000, &iv))
+				return false;
+			v = (double)iv;
+		} else {
 			config_report_at(L, s, file, "%s must be a number like %s", k->name, k->example);
 			return false;
 		}
@@ -345,6 +497,10 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 				continue;
 			}
 			const char *v = config_setting_get_string(e);
+			if (!config_check_utf8(L, e, file, k->name, v)) {
+				ok = false;
+				continue;
+			}
 			bool dup = false;
 			for (size_t j = 0; j < *count; j++)
 				dup |= strcmp((*dst)[j], v) == 0;

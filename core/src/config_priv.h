@@ -9,10 +9,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "config.h"
 
 #define JOB_NAME_MAX 63
+/* The largest configuration file read: libconfig's parser is quadratic in places (a 4 MB job
+ * file held the loop for 6 s on reload), and no real job file comes near this. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+/* The largest whole-number setting (max_running, pool, retries, alert_after). */
+#define CONFIG_INT_MAX 1000000000
 
 /* ---- the loader's state ------------------------------------------------------------ */
 
@@ -31,6 +37,14 @@ struct loader {
 	int main_line[16];
 	int history_db_line;
 	size_t jobs_cap;
+	/* the user the files must belong to (root or this one): the daemon's, see config.c */
+	uid_t self;
+	/* the text of the file last read, to see numbers as written (config_int_source) */
+	char *src_path;
+	char *src_buf;
+	size_t src_len;
+	size_t *src_lines; /* offset of each line's start; src_lines[0] is line 1 */
+	size_t n_src_lines;
 };
 
 /* The file a setting came from: libconfig knows it even inside @include files. */
@@ -55,6 +69,20 @@ char *config_dup_str(struct loader *L, const char *s);
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
+
+/* Check that V, the string value of S (KEY, for the message), is valid UTF-8: PostgreSQL
+ * refuses anything else, so a job with such a command could never record a run. Reports
+ * and returns false when it is not. */
+bool config_check_utf8(struct loader *L, const config_setting_t *s, const char *file,
+                       const char *key, const char *v);
+/* libconfig 1.5 reads a whole number with atoi(): 99999999999 becomes 1215752191 without a
+ * word. This reads integer setting S again as written in its file. Returns 0 with *V (and the
+ * number as written in TEXT), -ERANGE when it does not fit in 64 bits (TEXT still set), or
+ * -ENOENT when it cannot be found (then libconfig's value is all there is). */
+int config_int_source(struct loader *L, const config_setting_t *s, long long *v, char *text,
+                      size_t textlen);
+/* Free the text kept by config_int_source. */
+void config_source_free(struct loader *L);
 
 /* ---- spelling suggestions ---------------------------------------------------------- */
 

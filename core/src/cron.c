@@ -11,6 +11,7 @@
 #include "cron.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,12 +311,16 @@ static int parse_element(const struct parser *ps, const struct field_spec *f, co
 		if (s < end && is_digit(*s)) {
 			long v = 0;
 			while (s < end && is_digit(*s)) {
-				if (v < 1000000)
-					v = v * 10 + (*s - '0');
+				if (v <= INT_MAX)
+					v = v * 10 + (*s - '0'); /* stops growing past INT_MAX */
 				s++;
 			}
 			if (v < 1)
 				return fail(ps, st, "step must be at least 1");
+			/* a step past any int is a typo, not a wish for "the start alone" */
+			if (v > INT_MAX)
+				return fail(ps, st, "step %.*s is out of range 1-%d", (int)(s - st), st,
+				            INT_MAX);
 			/* A step beyond the range is valid: it selects the start alone. */
 			step = v > 1000 ? 1000 : (int)v;
 		} else if (s < end && is_alpha(*s)) {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "retry.h"
 #include "sched_priv.h"
+#include "text.h"
 
 /* Catch-up counts missed fires up to this many (a six-field schedule down for a day has
  * 86,400): the count is only for the log line. */
@@ -410,12 +411,13 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	}
 	int after = c && c->alert_after > 1 ? c->alert_after : 1;
 	if (after <= 1) {
-		snprintf(msg, sizeof(msg), "failed%s: %s%s%s%s", r->attempt > 1 ? " after retries" : "",
+		/* cut on a character: a notify sink's NOTIFY refuses a broken one */
+		text_format(msg, sizeof(msg), "failed%s: %s%s%s%s", r->attempt > 1 ? " after retries" : "",
 		         o->message ? o->message : "", o->sqlstate ? " (SQLSTATE " : "",
 		         o->sqlstate ? o->sqlstate : "", o->sqlstate ? ")" : "");
 		condition(j, ALERT_FAILED, true, msg);
 	} else if (j->consecutive >= after) {
-		snprintf(msg, sizeof(msg), "failed %d times in a row; last error: %s", j->consecutive,
+		text_format(msg, sizeof(msg), "failed %d times in a row; last error: %s", j->consecutive,
 		         o->message ? o->message : "");
 		condition(j, ALERT_CONSECUTIVE, true, msg);
 	} else {

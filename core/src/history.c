@@ -450,11 +450,15 @@ static void pop(struct hist *h)
 /* Bring the next lines that wait only in the file into memory. */
 static void spill_load(struct hist *h)
 {
-	FILE *f = fopen(h->spill_path, "re");
+	int fd = open(h->spill_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	char *buf = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	off_t off = h->loaded_off;
+
+	if (fd >= 0 && !f)
+		close(fd);
 
 	if (!f || fseeko(f, off, SEEK_SET) != 0) {
 		log_error("history: cannot read %s: %s; %" PRIu64 " run records in it are lost",
@@ -500,12 +504,33 @@ static int spill_open(struct hist *h, const char *state_dir)
 	h->spill_path = strdup(path);
 	if (!h->spill_path)
 		return -ENOMEM;
-	h->spill_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* Never through a symbolic link, and only our own plain file: whoever could plant a
+	 * link here would have us append to (and truncate) a file of theirs choosing. */
+	h->spill_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+	                   0600);
 	if (h->spill_fd < 0) {
 		int e = errno;
-		log_error("history: cannot open spill file %s: %s (is state_dir writable by the "
-		          "daemon's user?)",
-		          path, strerror(e));
+		if (e == ELOOP)
+			log_error("history: refusing spill file %s: it is a symbolic link; remove it "
+			          "(pgcrond creates the file itself)",
+			          path);
+		else
+			log_error("history: cannot open spill file %s: %s (is state_dir writable by "
+			          "the daemon's user?)",
+			          path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(h->spill_fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != 1) {
+		log_error("history: refusing spill file %s: not a plain file of the daemon's user "
+		          "with a single link; remove it (pgcrond creates the file itself)",
+		          path);
+		return -EPERM;
+	}
+	if ((st.st_mode & 0077) && fchmod(h->spill_fd, 0600) != 0) {
+		int e = errno;
+		log_error("history: chmod 0600 %s: %s", path, strerror(e));
 		return -e;
 	}
 	if (flock(h->spill_fd, LOCK_EX | LOCK_NB) != 0) {

@@ -10,6 +10,8 @@
 
 #include <libpq-fe.h>
 
+#include "text.h"
+
 static enum log_level min_level = LOG_LVL_INFO;
 static bool to_journal;
 
@@ -48,7 +50,8 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	if (level > min_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a truncated log line is still a log line */
+	/* a truncated log line is still a log line, cut on a whole character */
+	text_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* One event, one line: fold newlines coming from PostgreSQL error messages. */
 	for (char *p = msg; *p; p++)
@@ -161,5 +164,6 @@ void log_redact_conninfo(const char *in, char *out, unsigned long outlen)
 			put_value(out, &o, outlen, opt->val);
 	}
 	out[o] = '\0';
+	text_utf8_trim(out); /* cut to OUTLEN: never inside a character */
 	PQconninfoFree(opts);
 }

@@ -9,13 +9,21 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
+
+/* Every connection speaks UTF8 whatever the database's encoding: the server converts job
+ * output and error messages (a LATIN1 database's "café"), so history rows, logs and alerts
+ * only ever hold UTF-8. As a startup parameter, not a SET: a session reset (DISCARD ALL)
+ * returns to startup values, so it keeps this one. It comes after "dbname" so that a
+ * client_encoding in the operator's conninfo cannot turn it off. */
+#define CONN_KEYS {"dbname", "fallback_application_name", "client_encoding", NULL}
 
 int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
 {
-	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI); keywords after it
-	 * only fill in what the conninfo leaves unset. */
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {conninfo, application_name, NULL};
+	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI). Keywords after it
+	 * override it: client_encoding is always UTF8 (see conn_keys). */
+	const char *keys[] = CONN_KEYS;
+	const char *vals[] = {conninfo, application_name, "UTF8", NULL};
 	PGconn *c = PQconnectStartParams(keys, vals, 1);
 
 	*out = c;
@@ -34,6 +42,9 @@ static void one_line(const char *msg, char *buf, size_t len)
 		return;
 	for (const char *p = msg ? msg : ""; *p && o + 1 < len; p++)
 		buf[o++] = (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p;
+	buf[o] = '\0';
+	text_utf8_trim(buf); /* cut to LEN: never inside a character */
+	o = strlen(buf);
 	while (o > 0 && buf[o - 1] == ' ')
 		o--;
 	buf[o] = '\0';
@@ -195,8 +206,8 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
                                 size_t errlen)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {conninfo, application_name, NULL};
+	const char *keys[] = CONN_KEYS;
+	const char *vals[] = {conninfo, application_name, "UTF8", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char why[512], safe[512];
 

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "trust.h"
 
 /* PostgreSQL's protocol carries the parameter count in 16 bits. */
 #define MAX_PARAMS 65535
@@ -594,20 +595,17 @@ const struct pgc_api *plugin_api(void)
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static bool owner_ok(uid_t uid)
-{
-	return uid == 0 || uid == geteuid();
-}
-
-/* The file is only as trustworthy as whoever can replace it: the directory and the file must
- * be owned by root or by us and writable by nobody else. Then nobody else can swap the file
- * between these checks and dlopen(), so checking by path is enough. A symbolic link is
- * refused because its target lives in a directory these checks never saw; packages install
- * the file itself. */
+/* The file is only as trustworthy as whoever can replace it: the directory and the file, and
+ * the directories above them (trust.h), must be owned by root or by us and writable by nobody
+ * else. Then nobody else can swap the file between these checks and dlopen(), so checking by
+ * path is enough. A symbolic link is refused because its target lives in a directory these
+ * checks never saw; packages install the file itself. */
 static int check_files(const char *dir, const char *name, const char *path, char *err,
                        size_t errlen)
 {
 	struct stat st;
+	char why[1024];
+	int rc;
 
 	if (stat(dir, &st) < 0) {
 		int e = errno;
@@ -628,20 +626,10 @@ static int check_files(const char *dir, const char *name, const char *path, char
 		        name, dir);
 		return -ENOTDIR;
 	}
-	if (!owner_ok(st.st_uid)) {
-		set_err(err, errlen,
-		        "refusing plugin \"%s\": directory %s is owned by uid %u, neither "
-		        "root nor the user pgcrond runs as (uid %u); run chown root %s",
-		        name, dir, (unsigned)st.st_uid, (unsigned)geteuid(), dir);
-		return -EPERM;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		set_err(err, errlen,
-		        "refusing plugin \"%s\": directory %s is writable by %s (mode "
-		        "%04o); run chmod go-w %s",
-		        name, dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
-		        (unsigned)(st.st_mode & 07777), dir);
-		return -EPERM;
+	rc = trust_check(dir, true, geteuid(), why, sizeof(why));
+	if (rc < 0) {
+		set_err(err, errlen, "refusing plugin \"%s\": %s", name, why);
+		return rc;
 	}
 
 	if (lstat(path, &st) < 0) {
@@ -671,20 +659,10 @@ static int check_files(const char *dir, const char *name, const char *path, char
 		        name, path);
 		return -EPERM;
 	}
-	if (!owner_ok(st.st_uid)) {
-		set_err(err, errlen,
-		        "refusing plugin \"%s\": %s is owned by uid %u, neither root nor "
-		        "the user pgcrond runs as (uid %u); run chown root %s",
-		        name, path, (unsigned)st.st_uid, (unsigned)geteuid(), path);
-		return -EPERM;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		set_err(err, errlen,
-		        "refusing plugin \"%s\": %s is writable by %s (mode %04o); run "
-		        "chmod go-w %s",
-		        name, path, (st.st_mode & S_IWOTH) ? "others" : "its group",
-		        (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
+	rc = trust_check(path, false, geteuid(), why, sizeof(why));
+	if (rc < 0) {
+		set_err(err, errlen, "refusing plugin \"%s\": %s", name, why);
+		return rc;
 	}
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "sched_priv.h"
+#include "text.h"
 
 /* How often the wall clock is compared with the monotonic clock when no timer wakes, and
  * the step that counts as a jump. */
@@ -450,7 +451,7 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 			break;
 		}
 		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0) {
-			snprintf(err, errlen, "cannot quote the view name \"%.200s\"", rels[i].name);
+			text_format(err, errlen, "cannot quote the view name \"%s\"", rels[i].name);
 			n = -1;
 			break;
 		}
@@ -459,21 +460,6 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 	}
 	plugin_relations_free(&rels);
 	return n;
-}
-
-/* Cut S back to a whole UTF-8 character: a truncated copy of a command must still be valid
- * text, or the history row holding it would be refused. */
-static void utf8_trim(char *s)
-{
-	size_t len = strlen(s), i = len;
-	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
-		i--; /* continuation bytes */
-	if (i == 0)
-		return;
-	unsigned char lead = (unsigned char)s[i - 1];
-	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-	if (len - (i - 1) < need)
-		s[i - 1] = '\0';
 }
 
 static void run_begin(struct run *r)
@@ -524,7 +510,7 @@ static void run_begin(struct run *r)
 		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
 		         pr && pr->n_stmts ? pr->stmts[0].sql : "");
 	}
-	utf8_trim(command);
+	text_utf8_trim(command); /* a cut command must still be valid text for its history row */
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, r->start_us);
 		hr.command = command;

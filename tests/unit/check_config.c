@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -176,7 +177,7 @@ START_TEST(test_good_full)
 	ck_assert_ptr_nonnull(cfg->tz);
 	ck_assert_str_eq(cfg->plugin_dir, "good/full/plugins"); /* relative to the main file */
 	ck_assert_str_eq(cfg->conf_dir, "good/full/jobs.d");
-	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond-test");
+	ck_assert_str_eq(cfg->state_dir, "good/full"); /* "." : the main file's directory */
 	ck_assert_str_eq(cfg->log_level, "debug");
 	ck_assert_int_eq(cfg->max_running, 12);
 	ck_assert_int_eq(cfg->shutdown_grace_ms, 120000);
@@ -279,7 +280,7 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_str_eq(cfg->timezone, "UTC");
 	ck_assert_str_eq(cfg->plugin_dir, PGCROND_DEFAULT_PLUGIN_DIR);
 	ck_assert_str_eq(cfg->conf_dir, "good/minimal/conf.d");
-	ck_assert_str_eq(cfg->state_dir, "/var/lib/pgcrond");
+	ck_assert_str_eq(cfg->state_dir, "good/minimal"); /* must exist: the default is below */
 	ck_assert_str_eq(cfg->log_level, "info");
 	ck_assert_str_eq(cfg->history_database, "main"); /* the only database */
 	ck_assert_int_eq(cfg->history_retain_ms, 30LL * 86400000);
@@ -344,7 +345,10 @@ START_TEST(test_shipped_config)
 		if (d->file && strcmp(d->file, path) == 0)
 		{
 			const char *ok = "conf_dir \"/etc/pgcrond/conf.d\" cannot be read";
-			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0, "%s", diag_text(d));
+			const char *ok2 = "state_dir \"/var/lib/pgcrond\" cannot be used";
+			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0 ||
+			                  strncmp(d->message, ok2, strlen(ok2)) == 0,
+			              "%s", diag_text(d));
 		}
 	}
 	if (rc == 0) {
@@ -528,6 +532,37 @@ static const struct {
 	{"bad/jobs-not-list/pgcrond.conf",
 	 "bad/jobs-not-list/conf.d/10-job.conf:2: jobs must be a list of groups like jobs = ( { name = "
 	 "\"a\"; ... }, { name = \"b\"; ... } );"},
+	/* numbers as written, refused with their range rather than wrapped by libconfig */
+	{"bad/retries-overflow/pgcrond.conf",
+	 "bad/retries-overflow/conf.d/10-job.conf:6: retries 99999999999 is out of range; use a "
+	 "number from 0 to 1000000000"},
+	{"bad/alert-after-wraps/pgcrond.conf",
+	 "bad/alert-after-wraps/conf.d/10-job.conf:2: alert_after 4294967298 is out of range; use a "
+	 "number from 1 to 1000000000"},
+	{"bad/plugin-setting-overflow/pgcrond.conf",
+	 "bad/plugin-setting-overflow/conf.d/10-job.conf:6: plugin setting window_days = "
+	 "99999999999999999999 is out of range; use a number from -9223372036854775808 to "
+	 "9223372036854775807"},
+	{"bad/schedule-overflow/pgcrond.conf",
+	 "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
+	 "5000000000 is out of range 1-2147483647 (column 3)"},
+	/* control characters shown escaped, never raw */
+	{"bad/control-name/pgcrond.conf",
+	 "bad/control-name/conf.d/10-job.conf:3: job name \"ok\\n2026-01-01 error: FORGED\" may "
+	 "only contain letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+	{"bad/invalid-utf8/pgcrond.conf",
+	 "bad/invalid-utf8/conf.d/10-job.conf:4: command is not valid UTF-8 (byte 0xe9 at offset "
+	 "11); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+	{"bad/invalid-utf8-after/pgcrond.conf",
+	 "bad/invalid-utf8-after/conf.d/10-job.conf:4: after is not valid UTF-8 (byte 0xff at "
+	 "offset 0); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+	{"bad/empty-databases/pgcrond.conf",
+	 "bad/empty-databases/pgcrond.conf:2: databases is empty; define at least one, like "
+	 "databases = { analytics = { conninfo = \"service=analytics\"; }; };"},
+	{"bad/state-dir-missing/pgcrond.conf",
+	 "bad/state-dir-missing/pgcrond.conf:3: state_dir \"bad/state-dir-missing/no-such-dir\" "
+	 "cannot be used: No such file or directory; create it, owned by the user pgcrond runs as "
+	 "with mode 0700 (the package does), or set state_dir"},
 	{"bad/bad-plugin-name/pgcrond.conf",
 	 "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
 	 "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},
@@ -645,6 +680,208 @@ START_TEST(test_appends_to_caller_diags)
 }
 END_TEST
 
+/* ---- files trusted like plugins ------------------------------------------------------ */
+
+/* A config tree in a fresh temp dir under /tmp (root-owned, sticky: acceptable above):
+ * @/pgcrond.conf, @/conf.d/10-a.conf, @/state; modes as a package would install them. */
+static char tree[64];
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+static const char *at(const char *rel)
+{
+	static char buf[4][256];
+	static int i;
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s%s", tree, rel);
+	return buf[i];
+}
+
+static void make_tree(void)
+{
+	snprintf(tree, sizeof(tree), "/tmp/pgcrond-trust-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tree));
+	ck_assert_int_eq(chmod(tree, 0755), 0);
+	ck_assert_int_eq(mkdir(at("/conf.d"), 0755), 0);
+	ck_assert_int_eq(mkdir(at("/state"), 0700), 0);
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\n"
+	           "conf_dir = \"conf.d\";\n",
+	           0644);
+	write_text(at("/conf.d/10-a.conf"),
+	           "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"@daily\"; };\n", 0644);
+}
+
+static void remove_tree(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Load the tree; every problem, "@" standing for the tree, one per line. */
+static char *tree_problems(void)
+{
+	static char out[8192];
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	size_t o = 0, tl = strlen(tree);
+
+	int rc = config_load(at("/pgcrond.conf"), &cfg, &dl);
+	ck_assert(rc == 0 || rc == -EINVAL);
+	out[0] = '\0';
+	for (size_t i = 0; i < dl.n; i++) {
+		const char *t = diag_text(&dl.items[i]);
+		for (const char *p = t; *p && o + 2 < sizeof(out);) {
+			if (strncmp(p, tree, tl) == 0) {
+				out[o++] = '@';
+				p += tl;
+			} else {
+				out[o++] = *p++;
+			}
+		}
+		out[o++] = '\n';
+		out[o] = '\0';
+	}
+	ck_assert_int_eq(rc == 0, dl.n == 0);
+	config_free(&cfg);
+	diag_clear(&dl);
+	return out;
+}
+
+START_TEST(test_trusted_tree_loads)
+{
+	make_tree();
+	ck_assert_str_eq(tree_problems(), ""); /* below /tmp: root-owned, sticky, mode 1777 */
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_main_file_writable_by_others)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/pgcrond.conf"), 0666), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf: refusing this file: @/pgcrond.conf is writable by others "
+	                 "(mode 0666); run chmod go-w @/pgcrond.conf\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_job_file_writable_by_group)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/conf.d/10-a.conf"), 0664), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is writable "
+	                 "by its group (mode 0664); run chmod go-w @/conf.d/10-a.conf\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_conf_dir_writable_by_group)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/conf.d"), 0775), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:3: refusing conf_dir: directory @/conf.d is writable by "
+	                 "its group (mode 0775); run chmod go-w @/conf.d\n");
+	remove_tree();
+}
+END_TEST
+
+/* A parent writable by others without the sticky bit: whoever can write there can swap
+ * the whole tree. Everything below is refused; the job files are not read. */
+START_TEST(test_parent_dir_writable)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(tree, 0777), 0);
+	ck_assert_str_eq(
+	    tree_problems(),
+	    "@/pgcrond.conf: refusing this file: directory @ above @/pgcrond.conf is writable by "
+	    "others (mode 0777); run chmod go-w @\n"
+	    "@/pgcrond.conf:2: refusing state_dir: directory @ above @/state is writable by others "
+	    "(mode 0777); run chmod go-w @\n");
+	/* with the sticky bit it may be above state_dir, but not a file's own directory */
+	ck_assert_int_eq(chmod(tree, 01777), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf: refusing this file: directory @ above @/pgcrond.conf is "
+	                 "writable by others (mode 1777); run chmod go-w @\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_owned_by_another_user)
+{
+	make_tree();
+	/* tests run as root: nobody (65534) is another, non-root user */
+	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 65534, 65534), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is owned by "
+	                 "uid 65534, neither root nor the user pgcrond runs as (uid 0); run chown "
+	                 "root @/conf.d/10-a.conf\n");
+	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 0, 0), 0);
+	ck_assert_int_eq(chown(at("/conf.d"), 65534, 65534), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:3: refusing conf_dir: directory @/conf.d is owned by uid "
+	                 "65534, neither root nor the user pgcrond runs as (uid 0); run chown root "
+	                 "@/conf.d\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_state_dir_writable_by_others)
+{
+	make_tree();
+	ck_assert_int_eq(chmod(at("/state"), 0777), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/pgcrond.conf:2: refusing state_dir: directory @/state is writable by "
+	                 "others (mode 0777); run chmod go-w @/state\n");
+	remove_tree();
+}
+END_TEST
+
+/* A symbolic link is as safe as the directory it sits in: a link in a trusted directory to a
+ * file in a directory anybody can write is refused. */
+START_TEST(test_link_into_writable_dir)
+{
+	make_tree();
+	ck_assert_int_eq(mkdir(at("/open"), 0777), 0);
+	ck_assert_int_eq(chmod(at("/open"), 0777), 0);
+	ck_assert_int_eq(rename(at("/conf.d/10-a.conf"), at("/open/a.conf")), 0);
+	ck_assert_int_eq(symlink(at("/open/a.conf"), at("/conf.d/10-a.conf")), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: directory @/open above "
+	                 "@/conf.d/10-a.conf is writable by others (mode 0777); run chmod go-w "
+	                 "@/open\n");
+	remove_tree();
+}
+END_TEST
+
+START_TEST(test_size_cap)
+{
+	make_tree();
+	FILE *f = fopen(at("/conf.d/20-big.conf"), "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 1024 * 1024 / 64 + 1; i++)
+		fprintf(f, "# %-61d\n", i); /* 64 bytes a line */
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/20-big.conf: the file is 1048640 bytes, more than the 1048576 "
+	                 "bytes (1 MiB) a configuration file may have; split it into several files "
+	                 "in conf_dir\n");
+	remove_tree();
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -674,6 +911,18 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_setting_outside_job);
 	tcase_add_test(tc, test_bad_multi);
 	tcase_add_test(tc, test_appends_to_caller_diags);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("trust");
+	tcase_add_test(tc, test_trusted_tree_loads);
+	tcase_add_test(tc, test_main_file_writable_by_others);
+	tcase_add_test(tc, test_job_file_writable_by_group);
+	tcase_add_test(tc, test_conf_dir_writable_by_group);
+	tcase_add_test(tc, test_parent_dir_writable);
+	tcase_add_test(tc, test_owned_by_another_user);
+	tcase_add_test(tc, test_state_dir_writable_by_others);
+	tcase_add_test(tc, test_link_into_writable_dir);
+	tcase_add_test(tc, test_size_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -176,6 +176,11 @@ static const struct reject_case {
 } reject_cases[] = {
     {"*/0 * * * *", "\"*/0 * * * *\": step must be at least 1 (column 3)"},
     {"0 0 * * 1-5/0", "\"0 0 * * 1-5/0\": step must be at least 1 (column 13)"},
+    /* refused, not wrapped into a small step */
+    {"*/5000000000 * * * *",
+     "\"*/5000000000 * * * *\": step 5000000000 is out of range 1-2147483647 (column 3)"},
+    {"0 0-23/4294967298 * * *",
+     "\"0 0-23/4294967298 * * *\": step 4294967298 is out of range 1-2147483647 (column 8)"},
     {"60 * * * *", "\"60 * * * *\": minute 60 is out of range 0-59 (column 1)"},
     {"0 24 * * *", "\"0 24 * * *\": hour 24 is out of range 0-23 (column 3)"},
     {"0 0 0 * *", "\"0 0 0 * *\": day-of-month 0 is out of range 1-31 (column 5)"},

@@ -1,9 +1,14 @@
 /* The spill file's line format (history.c): what goes in comes out, NULL stays apart from
- * "" and from a literal "\N", and a torn or damaged line is recognised. */
+ * "" and from a literal "\N", and a torn or damaged line is recognised. And the spill file
+ * itself: created 0600, never opened through a symbolic link. */
 #include <check.h>
 #include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "history.h"
 
@@ -92,6 +97,82 @@ START_TEST(damage_is_detected)
 }
 END_TEST
 
+/* No server is needed: hist_open only starts connecting; the socket dir does not exist. */
+#define NO_SERVER "host=/nonexistent-pgcrond-test dbname=x connect_timeout=1"
+
+static void state_dir(char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/pgcrond-hist-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(spool_is_created_0600)
+{
+	char dir[64], path[128];
+	struct event_base *base = event_base_new();
+	struct hist *h = NULL;
+	struct stat st;
+	mode_t old = umask(0); /* even when the umask would allow more */
+
+	state_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" HIST_SPOOL_FILE, dir);
+	ck_assert_int_eq(hist_open(base, NO_SERVER, dir, "test", 0, &h), 0);
+	umask(old);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	hist_close(&h);
+	/* one left wider by hand is narrowed when opened */
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(hist_open(base, NO_SERVER, dir, "test", 0, &h), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	hist_close(&h);
+	event_base_free(base);
+	rm_rf(dir);
+}
+END_TEST
+
+/* history.spool -> another file (the daemon user's .pgpass, in the issue): refused, and the
+ * other file is neither truncated nor written. */
+START_TEST(spool_symlink_is_refused)
+{
+	char dir[64], path[128], target[128], buf[64] = "";
+	struct event_base *base = event_base_new();
+	struct hist *h = NULL;
+
+	state_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" HIST_SPOOL_FILE, dir);
+	snprintf(target, sizeof(target), "%s/precious", dir);
+	FILE *f = fopen(target, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("*:*:*:*:secret\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(symlink(target, path), 0);
+
+	ck_assert_int_eq(hist_open(base, NO_SERVER, dir, "test", 0, &h), -ELOOP);
+	ck_assert_ptr_null(h);
+	f = fopen(target, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	ck_assert_str_eq(buf, "*:*:*:*:secret\n");
+	/* a hard link to it is refused too */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(link(target, path), 0);
+	ck_assert_int_eq(hist_open(base, NO_SERVER, dir, "test", 0, &h), -EPERM);
+	event_base_free(base);
+	rm_rf(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("history");
@@ -99,6 +180,10 @@ int main(void)
 	tcase_add_test(tc, fields_survive);
 	tcase_add_test(tc, no_fields_and_empty_edges);
 	tcase_add_test(tc, damage_is_detected);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("spill file");
+	tcase_add_test(tc, spool_is_created_0600);
+	tcase_add_test(tc, spool_symlink_is_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -1,0 +1,173 @@
+/* UTF-8 aware cutting and checking of text (see text.h). */
+#include "text.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence starting at S (at most LEN bytes available), or 0
+ * when the bytes there are not one (RFC 3629's table: no overlongs, no surrogates, nothing
+ * past U+10FFFF). */
+static size_t seq_len(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f; /* past U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (len < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+size_t text_utf8_invalid_at(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = seq_len(u + i, len - i);
+		if (n == 0)
+			return i;
+		i += n;
+	}
+	return len;
+}
+
+bool text_utf8_valid(const char *s)
+{
+	size_t len = strlen(s);
+	return text_utf8_invalid_at(s, len) == len;
+}
+
+/* How many bytes a sequence led by C claims, 1 for anything that is not a lead byte. */
+static size_t claimed_len(unsigned char c)
+{
+	if (c >= 0xf0 && c <= 0xf7)
+		return 4;
+	if (c >= 0xe0)
+		return c <= 0xef ? 3 : 1;
+	if (c >= 0xc0)
+		return 2;
+	return 1;
+}
+
+size_t text_utf8_prefix(const char *s, size_t len, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (len <= max)
+		return len;
+	/* Cut at MAX, then step back over continuation bytes to the lead byte of the character
+	 * the cut falls in (at most 3 back: further back is not UTF-8, cut where we are). */
+	size_t i = max, back = 0;
+	while (i > 0 && back < 3 && (u[i] & 0xc0) == 0x80) {
+		i--;
+		back++;
+	}
+	if ((u[i] & 0xc0) == 0x80)
+		return max; /* a run of stray continuation bytes: no character to keep whole */
+	return i + claimed_len(u[i]) <= max ? max : i;
+}
+
+void text_utf8_trim(char *s)
+{
+	size_t len = strlen(s);
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = len, back = 0;
+
+	while (i > 0 && back < 4 && (u[i - 1] & 0xc0) == 0x80) {
+		i--;
+		back++;
+	}
+	if (i == 0 || back == 4)
+		return;
+	if (u[i - 1] >= 0xc0 && len - (i - 1) < claimed_len(u[i - 1]))
+		s[i - 1] = '\0';
+}
+
+int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, len, fmt, ap);
+
+	if (len > 0 && (n < 0 || (size_t)n >= len))
+		text_utf8_trim(buf);
+	return n;
+}
+
+int text_format(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = text_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+bool text_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t n, len;
+
+	if (dstlen == 0)
+		return src && *src;
+	if (!src)
+		src = "";
+	len = strlen(src);
+	n = text_utf8_prefix(src, len, dstlen - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n < len;
+}
+
+char *text_escape_ctl(const char *s, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (outlen == 0)
+		return out;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		char rep[8];
+		size_t rl;
+		if (*p == '\n' || *p == '\t' || *p == '\r') {
+			rep[0] = '\\';
+			rep[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+			rl = 2;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(rep, sizeof(rep), "\\x%02x", *p); /* fits: 4 bytes */
+			rl = 4;
+		} else {
+			rep[0] = (char)*p;
+			rl = 1;
+		}
+		if (o + rl >= outlen)
+			break;
+		memcpy(out + o, rep, rl);
+		o += rl;
+	}
+	out[o] = '\0';
+	text_utf8_trim(out);
+	return out;
+}

@@ -1,0 +1,47 @@
+#ifndef PGCROND_TEXT_H
+#define PGCROND_TEXT_H
+
+/* Text as PostgreSQL and people see it: UTF-8. Every place that cuts a string to a size
+ * (history fields, log lines, alert messages, JSON) cuts through these helpers, so a cut
+ * never ends inside a character: PostgreSQL refuses a broken byte sequence ("invalid byte
+ * sequence for encoding UTF8") and would drop the row or the notification holding it. Pure
+ * logic: no libevent, no libpq. */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The longest length <= MAX of a prefix of S (LEN bytes) that does not end inside a UTF-8
+ * sequence. Bytes that are not UTF-8 at all are counted as single characters, so a cut
+ * never removes more than 3 bytes. */
+size_t text_utf8_prefix(const char *s, size_t len, size_t max);
+
+/* S was just cut short (by snprintf, or a copy): drop an incomplete UTF-8 sequence at its
+ * end, in place. A string that ends on a whole character is left alone. */
+void text_utf8_trim(char *s);
+
+/* snprintf into BUF that, when it has to cut, cuts on a character boundary. Returns what
+ * vsnprintf returns (the untruncated length, or negative on an encoding error); as with
+ * snprintf, a result >= LEN means the text was cut. */
+int text_format(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/* Copy SRC into DST (DSTLEN bytes, NUL-terminated), cut on a character boundary. Returns
+ * true when it had to cut. */
+bool text_copy(char *dst, size_t dstlen, const char *src);
+
+/* The offset of the first byte of S (LEN bytes) that does not start a valid UTF-8 sequence
+ * (overlong forms, surrogates and code points past U+10FFFF are invalid, as PostgreSQL
+ * has them), or LEN when S is all valid. */
+size_t text_utf8_invalid_at(const char *s, size_t len);
+
+/* True when S (NUL-terminated) is valid UTF-8. */
+bool text_utf8_valid(const char *s);
+
+/* A copy of S for a message, with control characters (and DEL) written as \n, \t or \xNN,
+ * so that a value quoted in a diagnostic or log line cannot break or forge it. Cut on a
+ * character boundary to fit OUTLEN. Returns OUT. */
+char *text_escape_ctl(const char *s, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,141 @@
+/* text.c: cutting on UTF-8 character boundaries and checking UTF-8, as PostgreSQL would. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+
+/* "é" is 2 bytes, "€" 3, "𝄞" (U+1D11E) 4 */
+#define E2 "\xc3\xa9"
+#define E3 "\xe2\x82\xac"
+#define E4 "\xf0\x9d\x84\x9e"
+
+START_TEST(test_prefix)
+{
+	static const struct {
+		const char *s;
+		size_t max, want;
+	} cases[] = {
+	    {"abc", 10, 3},
+	    {"abc", 2, 2},
+	    {"a" E2, 2, 1},
+	    {"a" E2, 3, 3},
+	    {"a" E2, 1, 1},
+	    {E3 "x", 1, 0},
+	    {E3 "x", 2, 0},
+	    {E3 "x", 3, 3},
+	    {E4, 3, 0},
+	    {E4 E4, 7, 4},
+	    {E4 E4, 8, 8},
+	    {"ab" E3, 4, 2},
+	    {"\x80\x80\x80\x80x", 2, 2}, /* not UTF-8: cut where asked */
+	    {"\xe9t\xe9", 2, 2},         /* LATIN1 bytes: each counts as one */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(text_utf8_prefix(cases[i].s, strlen(cases[i].s), cases[i].max) ==
+		                  cases[i].want,
+		              "case %zu: %zu", i,
+		              text_utf8_prefix(cases[i].s, strlen(cases[i].s), cases[i].max));
+}
+END_TEST
+
+/* Every cut of a text of mixed widths is valid UTF-8 and as long as it can be. */
+START_TEST(test_every_cut_is_valid)
+{
+	const char *s = "x" E2 E3 "y" E4 E2 "z" E4 E3;
+	size_t len = strlen(s);
+	char buf[64];
+
+	for (size_t size = 1; size <= len + 1; size++) {
+		bool cut = text_copy(buf, size, s);
+		ck_assert(text_utf8_valid(buf));
+		ck_assert_uint_le(strlen(buf), size - 1);
+		ck_assert_uint_ge(strlen(buf) + 3,
+		                  size - 1 < len ? size - 1 : len); /* at most 3 lost */
+		ck_assert(cut == (size - 1 < len));
+		ck_assert(strncmp(buf, s, strlen(buf)) == 0);
+
+		int n = text_format(buf, size, "%s", s);
+		ck_assert_int_eq(n, (int)len);
+		ck_assert(text_utf8_valid(buf));
+		ck_assert(strncmp(buf, s, strlen(buf)) == 0);
+	}
+}
+END_TEST
+
+START_TEST(test_trim)
+{
+	char a[] = "ab" E3;
+	char b[] = "ab\xe2\x82"; /* a cut 3-byte character */
+	char c[] = "ab\xf0";
+	char d[] = "";
+	char e[] = "\xc3"; /* nothing but a lead byte */
+
+	text_utf8_trim(a);
+	ck_assert_str_eq(a, "ab" E3);
+	text_utf8_trim(b);
+	ck_assert_str_eq(b, "ab");
+	text_utf8_trim(c);
+	ck_assert_str_eq(c, "ab");
+	text_utf8_trim(d);
+	ck_assert_str_eq(d, "");
+	text_utf8_trim(e);
+	ck_assert_str_eq(e, "");
+}
+END_TEST
+
+START_TEST(test_valid)
+{
+	ck_assert(text_utf8_valid(""));
+	ck_assert(text_utf8_valid("plain ASCII"));
+	ck_assert(text_utf8_valid("caf" E2 " " E3 " " E4));
+	ck_assert(text_utf8_valid("\xef\xbf\xbf"));      /* U+FFFF */
+	ck_assert(text_utf8_valid("\xf4\x8f\xbf\xbf"));  /* U+10FFFF */
+	ck_assert(!text_utf8_valid("caf\xe9"));          /* LATIN1 */
+	ck_assert(!text_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+	ck_assert(!text_utf8_valid("\xe0\x80\xaf"));     /* overlong */
+	ck_assert(!text_utf8_valid("\xed\xa0\x80"));     /* surrogate U+D800 */
+	ck_assert(!text_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+	ck_assert(!text_utf8_valid("\xf8\x88\x80\x80\x80"));
+	ck_assert(!text_utf8_valid("\x80"));
+	ck_assert(!text_utf8_valid("ab\xe2\x82")); /* cut short */
+	ck_assert_uint_eq(text_utf8_invalid_at("SELECT 'caf\xe9'", 13), 11);
+	ck_assert_uint_eq(text_utf8_invalid_at("ok" E2, 4), 4);
+}
+END_TEST
+
+START_TEST(test_escape_ctl)
+{
+	char buf[64], small[6];
+
+	ck_assert_str_eq(text_escape_ctl("a\x01"
+	                                 "b\nc\x7f" E2,
+	                                 buf, sizeof(buf)),
+	                 "a\\x01b\\nc\\x7f" E2);
+	ck_assert_str_eq(text_escape_ctl("ab\x01", small, sizeof(small)),
+	                 "ab"); /* no half escape */
+	ck_assert_str_eq(text_escape_ctl("abc" E3, small, sizeof(small)), "abc");
+	ck_assert_str_eq(text_escape_ctl(NULL, buf, sizeof(buf)), "");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("text");
+	TCase *tc = tcase_create("utf8");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_prefix);
+	tcase_add_test(tc, test_every_cut_is_valid);
+	tcase_add_test(tc, test_trim);
+	tcase_add_test(tc, test_valid);
+	tcase_add_test(tc, test_escape_ctl);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
