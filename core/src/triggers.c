@@ -191,17 +191,39 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listening(void *arg, bool first)
 {
 	struct tdb *db = arg;
+	struct triggers *t = db->t;
 	if (first)
 		return;
-	for (struct tjob *tj = db->t->jobs; tj; tj = tj->next) {
+	size_t n = 0;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		n++;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	if (!names) {
+		log_error("listener on database %s: out of memory; the catch-up runs are skipped",
+		          db->name);
+		return;
+	}
+	n = 0;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next) {
 		if (strcmp(tj->database, db->name) != 0)
 			continue;
 		log_job(LOG_LVL_WARNING, tj->name,
 		        "the listener on database %s reconnected; notifications on %s may have been "
 		        "missed, so the job runs once",
 		        db->name, tj->channel);
-		tjob_run(tj, true);
+		/* a full refresh serves what was gathered too */
+		size_t np = 0;
+		bool overflowed = false;
+		free_payloads(debounce_take(&tj->deb, &np, &overflowed), np);
+		tjob_disarm(tj);
+		sched_notify_pending(t->s, tj->name, false);
+		names[n++] = tj->name;
 	}
+	/* in graph order: a downstream runs after its upstream, in the same graph run */
+	int rc = sched_notify_catchup(t->s, names, n);
+	if (rc < 0 && rc != -ESHUTDOWN)
+		log_warning("listener on database %s: catch-up runs: %s", db->name, strerror(-rc));
+	free(names);
 }
 
 static void tdb_free(struct tdb **dbp)
