@@ -967,13 +967,15 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 	return rc;
 }
 
-int sched_trigger(struct sched *s, const char *name, const char *trigger)
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
 {
 	if (s->draining)
 		return -ESHUTDOWN;
 	struct job *j = sched_job_find(s, name);
-	if (!j)
+	if (!j || j->removed)
 		return -ENOENT;
+	if (!j->enabled && !force)
+		return -EPERM;
 	job_fire(j, 0, trigger);
 	return 0;
 }

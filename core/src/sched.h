@@ -55,8 +55,8 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
 
 /* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
- * is no such job, -ESHUTDOWN while draining. */
-int sched_trigger(struct sched *s, const char *name, const char *trigger)
+ * is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while draining. */
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
     __attribute__((warn_unused_result));
 
 /* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +16,7 @@
 #include "history.h"
 #include "log.h"
 #include "notify.h"
+#include "pgconn.h"
 #include "sched.h"
 
 struct tdb {
@@ -22,6 +25,7 @@ struct tdb {
 	char *conninfo;
 	struct notify *n;
 	bool trigger_channel; /* the history database: pgcrond_trigger */
+	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
 	bool seen;
 	struct tdb *next;
 };
@@ -39,11 +43,23 @@ struct tjob {
 	struct tjob *next;
 };
 
+/* Refused or unattributable manual requests: the first is logged at once, the rest as one
+ * line with their count per REFUSAL_WINDOW_S, so a flood cannot flood the log. */
+#define REFUSAL_WINDOW_S 10
+struct refusals {
+	struct event ev;
+	bool armed;
+	unsigned long count; /* since the last line */
+};
+
 struct triggers {
 	struct event_base *base;
 	struct sched *s;
+	char *instance;
 	struct tdb *dbs;
 	struct tjob *jobs;
+	struct refusals refusals;
+	struct log_complaint claim_complaint; /* claims that fail (no schema step 2 ...) */
 };
 
 static int64_t mono_ms(void)
@@ -168,6 +184,186 @@ static void tjob_note(struct tjob *tj, const char *payload)
 	tjob_arm(tj);
 }
 
+/* ---- manual triggers ------------------------------------------------------------------ */
+
+/* A request is acted on only once this daemon has claimed its row: rows come only from
+ * pgcrond.trigger(), which PostgreSQL lets only pgcrond_operator members (and the owner)
+ * execute, so a NOTIFY from anyone else names nothing that can be claimed. */
+#define CLAIM_COLUMNS                                                                        \
+	" RETURNING id, job_name, force, requested_by,"                                      \
+	" requested_at < now() - interval '" REQUEST_EXPIRY "'"
+#define REQUEST_EXPIRY "1 hour"
+static const char claim_one_sql[] =
+    "UPDATE pgcrond.trigger_request SET claimed_by = $2, claimed_at = now()"
+    " WHERE id = $1::bigint AND claimed_at IS NULL" CLAIM_COLUMNS;
+/* after a (re)connect: what came while nobody listened, in batches */
+#define SWEEP_BATCH 1000
+#define SWEEP_BATCH_TEXT "1000"
+static const char claim_all_sql[] =
+    "UPDATE pgcrond.trigger_request SET claimed_by = $1, claimed_at = now()"
+    " WHERE id IN (SELECT id FROM pgcrond.trigger_request WHERE claimed_at IS NULL"
+    "              ORDER BY id LIMIT " SWEEP_BATCH_TEXT " FOR UPDATE SKIP LOCKED)" CLAIM_COLUMNS;
+static const char outcome_sql[] =
+    "UPDATE pgcrond.trigger_request SET outcome = $2 WHERE id = $1::bigint";
+
+static void refusals_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct triggers *t = arg;
+	if (t->refusals.count == 0) {
+		t->refusals.armed = false;
+		return;
+	}
+	log_warning("%lu more manual trigger request(s) refused or ignored in the last %d s "
+	            "(each request's outcome is in pgcrond.trigger_request)",
+	            t->refusals.count, REFUSAL_WINDOW_S);
+	t->refusals.count = 0;
+	struct timeval tv = {REFUSAL_WINDOW_S, 0};
+	event_add(&t->refusals.ev, &tv);
+}
+
+static void refused(struct triggers *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refused(struct triggers *t, const char *fmt, ...)
+{
+	if (t->refusals.armed) {
+		t->refusals.count++;
+		return;
+	}
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut message is still a useful one */
+	va_end(ap);
+	log_warning("%s", msg);
+	struct timeval tv = {REFUSAL_WINDOW_S, 0};
+	if (event_add(&t->refusals.ev, &tv) == 0)
+		t->refusals.armed = true;
+}
+
+static void outcome_done(void *arg, const PGresult *res)
+{
+	struct tdb *db = arg;
+	char err[512];
+	if (res && PQresultStatus(res) != PGRES_COMMAND_OK && log_complain(&db->t->claim_complaint))
+		log_warning("manual trigger: cannot record a request's outcome: %s",
+		            pgconn_result_error(res, err, sizeof(err)));
+}
+
+static void record_outcome(struct tdb *db, const char *id, const char *outcome)
+{
+	const char *p[] = {id, outcome};
+	/* not recorded when the queue is full or the connection gone: the run is logged */
+	if (notify_query(db->n, outcome_sql, p, 2, outcome_done, db) < 0)
+		log_debug("manual trigger request %s: outcome not recorded: %s", id, outcome);
+}
+
+/* One claimed request (strings valid during the call only). */
+static void serve_request(struct tdb *db, const char *id, const char *job, bool force,
+                          const char *who, bool expired)
+{
+	struct triggers *t = db->t;
+	char outcome[160];
+	if (expired) {
+		refused(t, "manual run of %.64s requested by %.64s (request %s) refused: it waited "
+		        "more than %s for pgcrond",
+		        job, who, id, REQUEST_EXPIRY);
+		snprintf(outcome, sizeof(outcome), "refused: waited more than %s for pgcrond",
+		         REQUEST_EXPIRY);
+		record_outcome(db, id, outcome);
+		return;
+	}
+	int rc = sched_trigger(t->s, job, "manual", force);
+	switch (rc) {
+	case 0:
+		log_notice("manual run of %s requested by %s (request %s%s)", job, who, id,
+		           force ? ", forced" : "");
+		record_outcome(db, id, "started");
+		return;
+	case -ENOENT:
+		refused(t, "manual run of %.64s requested by %.64s (request %s) refused: no such job "
+		        "is configured",
+		        job, who, id);
+		record_outcome(db, id, "refused: no such job is configured");
+		return;
+	case -EPERM:
+		refused(t, "manual run of %.64s requested by %.64s (request %s) refused: the job is "
+		        "disabled (pgcrond trigger --force, or pgcrond.trigger(job, true), runs it "
+		        "anyway)",
+		        job, who, id);
+		record_outcome(db, id, "refused: the job is disabled; force runs it anyway");
+		return;
+	default:
+		snprintf(outcome, sizeof(outcome), "refused: %s", strerror(-rc));
+		log_warning("manual run of %s requested by %s (request %s): %s", job, who, id,
+		            outcome);
+		record_outcome(db, id, outcome);
+		return;
+	}
+}
+
+static void sweep(struct tdb *db);
+
+static void claimed(struct tdb *db, const PGresult *res, bool by_id)
+{
+	char err[512];
+	if (!res)
+		return;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		/* most likely pgcrond install has not created schema version 2 yet */
+		if (log_complain(&db->t->claim_complaint))
+			log_warning("manual triggers on database %s: cannot claim requests: %s "
+			            "(pgcrond install creates pgcrond.trigger_request)",
+			            db->name, pgconn_result_error(res, err, sizeof(err)));
+		return;
+	}
+	if (log_complaint_reset(&db->t->claim_complaint))
+		log_notice("manual triggers on database %s work again", db->name);
+	int n = PQntuples(res);
+	if (by_id && n == 0)
+		refused(db->t, "a notification on %s named no unclaimed request (it did not come "
+		        "from pgcrond.trigger(), or another instance took it); ignored",
+		        PGCROND_TRIGGER_CHANNEL);
+	for (int i = 0; i < n; i++)
+		serve_request(db, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		              PQgetvalue(res, i, 2)[0] == 't', PQgetvalue(res, i, 3),
+		              PQgetvalue(res, i, 4)[0] == 't');
+	if (!by_id && n >= SWEEP_BATCH)
+		db->sweep_wanted = true;
+	if (db->sweep_wanted)
+		sweep(db);
+}
+
+static void claimed_one(void *arg, const PGresult *res)
+{
+	claimed(arg, res, true);
+}
+
+static void claimed_all(void *arg, const PGresult *res)
+{
+	claimed(arg, res, false);
+}
+
+static void sweep(struct tdb *db)
+{
+	const char *p[] = {db->t->instance};
+	db->sweep_wanted = notify_query(db->n, claim_all_sql, p, 1, claimed_all, db) == -EAGAIN;
+}
+
+/* A notification on pgcrond_trigger: its payload should be a request id. */
+static void trigger_note(struct tdb *db, const char *payload)
+{
+	size_t len = strlen(payload);
+	if (len == 0 || len > 18 || strspn(payload, "0123456789") != len) {
+		refused(db->t, "a notification on %s is not a request id (manual runs are asked for "
+		        "with pgcrond.trigger()); ignored",
+		        PGCROND_TRIGGER_CHANNEL);
+		return;
+	}
+	const char *p[] = {payload, db->t->instance};
+	/* a full queue (a flood): one sweep later claims whatever is real */
+	if (notify_query(db->n, claim_one_sql, p, 2, claimed_one, db) == -EAGAIN)
+		db->sweep_wanted = true;
+}
+
 /* ---- per database --------------------------------------------------------------------- */
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -175,12 +371,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 	struct tdb *db = arg;
 	struct triggers *t = db->t;
 	if (db->trigger_channel && strcmp(channel, PGCROND_TRIGGER_CHANNEL) == 0) {
-		/* `pgcrond trigger JOB`: the payload is the job's name */
-		int rc = sched_trigger(t->s, payload, "manual");
-		if (rc == -ENOENT)
-			log_warning("pgcrond trigger: no job named \"%.64s\"", payload);
-		else if (rc < 0)
-			log_warning("pgcrond trigger %.64s: %s", payload, strerror(-rc));
+		trigger_note(db, payload);
 		return;
 	}
 	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
@@ -192,6 +383,9 @@ static void on_listening(void *arg, bool first)
 {
 	struct tdb *db = arg;
 	struct triggers *t = db->t;
+	/* requests made while nobody listened */
+	if (db->trigger_channel)
+		sweep(db);
 	if (first)
 		return;
 	size_t n = 0;
@@ -398,13 +592,20 @@ int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
 	return 0;
 }
 
-int triggers_new(struct event_base *base, struct sched *s, struct triggers **out)
+int triggers_new(struct event_base *base, struct sched *s, const char *instance,
+                 struct triggers **out)
 {
 	struct triggers *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	t->instance = strdup(instance);
+	if (!t->instance) {
+		free(t);
+		return -ENOMEM;
+	}
 	t->base = base;
 	t->s = s;
+	evtimer_assign(&t->refusals.ev, base, refusals_cb, t);
 	*out = t;
 	return 0;
 }
@@ -424,6 +625,9 @@ void triggers_free(struct triggers **tp)
 		t->dbs = db->next;
 		tdb_free(&db);
 	}
+	if (t->refusals.armed)
+		event_del(&t->refusals.ev);
+	free(t->instance);
 	free(t);
 	*tp = NULL;
 }
