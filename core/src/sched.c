@@ -967,15 +967,22 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 	return rc;
 }
 
-int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+int sched_trigger_check(struct sched *s, const char *name, bool force)
 {
 	if (s->draining)
 		return -ESHUTDOWN;
 	struct job *j = sched_job_find(s, name);
 	if (!j || j->removed)
 		return -ENOENT;
-	if (!j->enabled && !force)
-		return -EPERM;
+	return !j->enabled && !force ? -EPERM : 0;
+}
+
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+{
+	int rc = sched_trigger_check(s, name, force);
+	if (rc < 0)
+		return rc;
+	struct job *j = sched_job_find(s, name);
 	job_fire(j, 0, trigger);
 	return 0;
 }

@@ -58,6 +58,9 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
  * is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while draining. */
 int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
     __attribute__((warn_unused_result));
+/* What sched_trigger() would return, without firing. */
+int sched_trigger_check(struct sched *s, const char *name, bool force)
+    __attribute__((warn_unused_result));
 
 /* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs
  * finish within GRACE_MS, then cancel them. DONE(ARG) is called from the loop once no run

@@ -800,11 +800,11 @@ START_TEST(history_and_trigger_commands)
 	ck_assert_msg(status == 0 && strstr(out, "--failed"), "%s", out);
 	free(out);
 
-	/* trigger: a NOTIFY the daemon would receive */
+	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive */
 	PGconn *l = itest_connect(ci);
 	itest_exec(l, "LISTEN " PGCROND_TRIGGER_CHANNEL);
 	out = itest_cli(&status, "trigger", "-c", conf, "job-b", NULL);
-	ck_assert_msg(status == 0, "%s", out);
+	ck_assert_msg(status == 0 && strstr(out, "request 1 "), "%s", out);
 	free(out);
 	PGnotify *n = NULL;
 	for (int i = 0; i < 100 && !n; i++) {
@@ -815,8 +815,11 @@ START_TEST(history_and_trigger_commands)
 	}
 	ck_assert_msg(n != NULL, "no notification");
 	ck_assert_str_eq(n->relname, PGCROND_TRIGGER_CHANNEL);
-	ck_assert_str_eq(n->extra, "job-b");
+	ck_assert_str_eq(n->extra, "1");
 	PQfreemem(n);
+	itest_assert_scalar(l, "SELECT job_name || ' ' || force || ' ' || (claimed_at IS NULL) "
+	                       "FROM pgcrond.trigger_request WHERE id = 1",
+	                    "job-b false true");
 	out = itest_cli(&status, "trigger", "-c", conf, "no-such-job", NULL);
 	ck_assert_msg(status == 64 && strstr(out, "no-such-job"), "%d %s", status, out);
 	free(out);
