@@ -182,7 +182,7 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 	itest_sleep(1);
 	char *log = itest_read_file(e.log);
 	int lines = count_lines(log, "refused") + count_lines(log, "ignored");
-	ck_assert_msg(lines >= 1 && lines <= 6, "%d log lines about refused requests:\n%s", lines,
+	ck_assert_msg(lines >= 1 && lines <= 6, "%d log lines about refused requests:\n%.2000s", lines,
 	              log);
 	ck_assert(count_lines(log, "no such job") >= 1);
 	free(log);
@@ -197,6 +197,33 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 }
 END_TEST
 
+/* A database at schema version 1 gets step 2 from `pgcrond install`. */
+START_TEST(install_upgrades_version_1)
+{
+	struct itest_env e;
+	itest_env_init(&e, "trigger-upgrade", DB);
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              " command = \"SELECT 1\"; };\n");
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/pgcrond--1.sql");
+	itest_exec(e.db, sql);
+	free(sql);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "upgraded from version 1 to 2"), "%d %s", status,
+	              out);
+	free(out);
+	itest_assert_scalar(e.db,
+	                    "SELECT has_function_privilege('pgcrond_operator', "
+	                    "'pgcrond.trigger(text, boolean)', 'EXECUTE') AND NOT "
+	                    "has_function_privilege('public', 'pgcrond.trigger(text, boolean)', "
+	                    "'EXECUTE') AND NOT has_table_privilege('public', "
+	                    "'pgcrond.trigger_request', 'SELECT')",
+	                    "t");
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trigger");
@@ -205,6 +232,7 @@ int main(void)
 	tcase_add_test(tc, unauthorized_role_starts_no_run);
 	tcase_add_test(tc, cli_trigger_and_requests_made_while_down);
 	tcase_add_test(tc, flood_of_unknown_names_is_rate_limited);
+	tcase_add_test(tc, install_upgrades_version_1);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
