@@ -60,9 +60,10 @@ static int parse_args(int argc, char **argv, const char **conf, bool *force, con
 			fprintf(stderr, "pgcrond trigger: %s needs a value\n", argv[optind - 1]);
 			return EX_USAGE;
 		default:
-			fprintf(stderr,
-			        "pgcrond trigger: unknown option \"%s\"; see pgcrond trigger --help\n",
-			        argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "pgcrond trigger: unknown option \"%s\"; see pgcrond trigger --help\n",
+			    argv[optind - 1]);
 			return EX_USAGE;
 		}
 	}
@@ -132,10 +133,11 @@ int cli_trigger(int argc, char **argv)
 			rc = EX_UNAVAILABLE;
 		}
 	} else {
-		printf("asked the daemon to run \"%s\" now%s (request %s in pgcrond.trigger_request "
-		       "on database \"%s\")\n",
-		       job, !j->enabled ? ", even though it is disabled" : "", PQgetvalue(r, 0, 0),
-		       cfg->history_database);
+		printf(
+		    "asked the daemon to run \"%s\" now%s (request %s in pgcrond.trigger_request "
+		    "on database \"%s\")\n",
+		    job, !j->enabled ? ", even though it is disabled" : "", PQgetvalue(r, 0, 0),
+		    cfg->history_database);
 	}
 	PQclear(r);
 out:

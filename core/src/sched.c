@@ -956,7 +956,8 @@ int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
 	for (size_t i = 0; i < k; i++) {
 		struct job *j = set[i];
 		if (j->reconnect_owed) {
-			log_job(LOG_LVL_INFO, j->name, "runs after its upstream jobs' catch-up runs");
+			log_job(LOG_LVL_INFO, j->name,
+			        "runs after its upstream jobs' catch-up runs");
 			continue;
 		}
 		int r = sched_notify_run(s, j->name, NULL, 0);

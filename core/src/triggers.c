@@ -75,8 +75,8 @@ struct triggers {
 	char *instance;
 	struct tdb *dbs;
 	struct tjob *jobs;
-	struct refusals refused;    /* requests pgcrond.trigger() recorded */
-	struct refusals unfounded;  /* notifications that name no request */
+	struct refusals refused;              /* requests pgcrond.trigger() recorded */
+	struct refusals unfounded;            /* notifications that name no request */
 	struct log_complaint claim_complaint; /* claims that fail (no schema step 2 ...) */
 };
 
@@ -207,8 +207,8 @@ static void tjob_note(struct tjob *tj, const char *payload)
 /* A request is acted on only once this daemon has claimed its row: rows come only from
  * pgcrond.trigger(), which PostgreSQL lets only pgcrond_operator members (and the owner)
  * execute, so a NOTIFY from anyone else names nothing that can be claimed. */
-#define CLAIM_COLUMNS                                                                        \
-	" RETURNING id, job_name, force, requested_by,"                                      \
+#define CLAIM_COLUMNS                                                                              \
+	" RETURNING id, job_name, force, requested_by,"                                            \
 	" requested_at < now() - interval '" REQUEST_EXPIRY "'"
 #define REQUEST_EXPIRY "1 hour"
 static const char claim_one_sql[] =
@@ -337,10 +337,12 @@ static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 {
 	if (db->n_outcomes == db->cap_outcomes) {
 		size_t cap = db->cap_outcomes ? db->cap_outcomes * 2 : 64;
-		struct outcome *o = cap <= MAX_OUTCOMES ? realloc(db->outcomes, cap * sizeof(*o)) : NULL;
+		struct outcome *o =
+		    cap <= MAX_OUTCOMES ? realloc(db->outcomes, cap * sizeof(*o)) : NULL;
 		if (!o) {
-			log_warning("manual trigger request %s: outcome not recorded (%zu waiting): %s",
-			            id, db->n_outcomes, outcome);
+			log_warning(
+			    "manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
+			    db->n_outcomes, outcome);
 			return;
 		}
 		db->outcomes = o;
@@ -361,7 +363,8 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 	struct triggers *t = db->t;
 	char outcome[160];
 	if (expired) {
-		refused(&t->refused, "manual run of %.64s requested by %.64s (request %s) refused: it waited "
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: it waited "
 		        "more than %s for pgcrond",
 		        job, who, id, REQUEST_EXPIRY);
 		snprintf(outcome, sizeof(outcome), "refused: waited more than %s for pgcrond",
@@ -381,13 +384,15 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 		record_outcome(db, id, "started");
 		return;
 	case -ENOENT:
-		refused(&t->refused, "manual run of %.64s requested by %.64s (request %s) refused: no such job "
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: no such job "
 		        "is configured",
 		        job, who, id);
 		record_outcome(db, id, "refused: no such job is configured");
 		return;
 	case -EPERM:
-		refused(&t->refused, "manual run of %.64s requested by %.64s (request %s) refused: the job is "
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: the job is "
 		        "disabled (pgcrond trigger --force, or pgcrond.trigger(job, true), runs it "
 		        "anyway)",
 		        job, who, id);
@@ -421,7 +426,8 @@ static void claimed(struct tdb *db, const PGresult *res, bool by_id)
 		log_notice("manual triggers on database %s work again", db->name);
 	int n = PQntuples(res);
 	if (by_id && n == 0)
-		refused(&db->t->unfounded, "a notification on %s named no unclaimed request (it did not come "
+		refused(&db->t->unfounded,
+		        "a notification on %s named no unclaimed request (it did not come "
 		        "from pgcrond.trigger(), or another instance took it); ignored",
 		        PGCROND_TRIGGER_CHANNEL);
 	for (int i = 0; i < n; i++)
@@ -457,7 +463,8 @@ static void trigger_note(struct tdb *db, const char *payload)
 {
 	size_t len = strlen(payload);
 	if (len == 0 || len > 18 || strspn(payload, "0123456789") != len) {
-		refused(&db->t->unfounded, "a notification on %s is not a request id (manual runs are asked for "
+		refused(&db->t->unfounded,
+		        "a notification on %s is not a request id (manual runs are asked for "
 		        "with pgcrond.trigger()); ignored",
 		        PGCROND_TRIGGER_CHANNEL);
 		return;
@@ -726,8 +733,7 @@ int triggers_new(struct event_base *base, struct sched *s, const char *instance,
 	t->s = s;
 	refusals_init(&t->refused, base, "manual trigger request(s) refused",
 	              "; each one's outcome is in pgcrond.trigger_request");
-	refusals_init(&t->unfounded, base,
-	              "notification(s) on " PGCROND_TRIGGER_CHANNEL " ignored",
+	refusals_init(&t->unfounded, base, "notification(s) on " PGCROND_TRIGGER_CHANNEL " ignored",
 	              "; they named no request (manual runs are asked for with pgcrond.trigger())");
 	*out = t;
 	return 0;

@@ -817,8 +817,9 @@ START_TEST(history_and_trigger_commands)
 	ck_assert_str_eq(n->relname, PGCROND_TRIGGER_CHANNEL);
 	ck_assert_str_eq(n->extra, "1");
 	PQfreemem(n);
-	itest_assert_scalar(l, "SELECT job_name || ' ' || force || ' ' || (claimed_at IS NULL) "
-	                       "FROM pgcrond.trigger_request WHERE id = 1",
+	itest_assert_scalar(l,
+	                    "SELECT job_name || ' ' || force || ' ' || (claimed_at IS NULL) "
+	                    "FROM pgcrond.trigger_request WHERE id = 1",
 	                    "job-b false true");
 	out = itest_cli(&status, "trigger", "-c", conf, "no-such-job", NULL);
 	ck_assert_msg(status == 64 && strstr(out, "no-such-job"), "%d %s", status, out);

@@ -21,14 +21,16 @@
 static PGconn *trigger_setup(struct itest_env *e, const char *tag)
 {
 	itest_env_init(e, tag, DB);
-	itest_exec(e->db, "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
-	itest_env_job(e, "10-jobs.conf",
-	              "jobs = (\n"
-	              "  { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "    command = \"INSERT INTO ticks (job) VALUES ('yearly')\"; },\n"
-	              "  { name = \"off\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "    enabled = false; command = \"INSERT INTO ticks (job) VALUES ('off')\"; }\n"
-	              ");\n");
+	itest_exec(e->db,
+	           "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
+	itest_env_job(
+	    e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "  { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	    "    command = \"INSERT INTO ticks (job) VALUES ('yearly')\"; },\n"
+	    "  { name = \"off\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	    "    enabled = false; command = \"INSERT INTO ticks (job) VALUES ('off')\"; }\n"
+	    ");\n");
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
 	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
@@ -92,9 +94,10 @@ START_TEST(unauthorized_role_starts_no_run)
 	ck_assert(itest_env_wait(&e, 5,
 	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name "
 	                         "= 'yearly' AND trigger = 'manual' AND status = 'succeeded'"));
-	ck_assert(itest_env_wait(&e, 5,
-	                         "SELECT requested_by = '" ALICE "' AND outcome = 'started' AND "
-	                         "claimed_by IS NOT NULL FROM pgcrond.trigger_request WHERE id = 1"));
+	ck_assert(
+	    itest_env_wait(&e, 5,
+	                   "SELECT requested_by = '" ALICE "' AND outcome = 'started' AND "
+	                   "claimed_by IS NOT NULL FROM pgcrond.trigger_request WHERE id = 1"));
 	ck_assert(itest_wait_log(e.log, "manual run of yearly requested by " ALICE, 1));
 
 	/* a disabled job: refused without force, run with it */
@@ -182,14 +185,15 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 	itest_sleep(1);
 	char *log = itest_read_file(e.log);
 	int lines = count_lines(log, "refused") + count_lines(log, "ignored");
-	ck_assert_msg(lines >= 1 && lines <= 6, "%d log lines about refused requests:\n%.2000s", lines,
-	              log);
+	ck_assert_msg(lines >= 1 && lines <= 6, "%d log lines about refused requests:\n%.2000s",
+	              lines, log);
 	ck_assert(count_lines(log, "no such job") >= 1);
 	free(log);
 	/* one line with the count comes at the end of the window */
-	ck_assert_msg(itest_wait_log(e.log, "more manual trigger request(s) refused", 15) &&
-	                  itest_wait_log(e.log, "more notification(s) on pgcrond_trigger ignored", 1),
-	              "no summary line:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_wait_log(e.log, "more manual trigger request(s) refused", 15) &&
+	        itest_wait_log(e.log, "more notification(s) on pgcrond_trigger ignored", 1),
+	    "no summary line:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
 	PQfinish(alice);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
