@@ -26,11 +26,13 @@ static void listen_setup(struct itest_env *e, const char *tag, const char *debou
 	              " listen = \"ev_channel\"; debounce = \"%s\"; max_delay = \"%s\"; };\n",
 	              debounce, max_delay);
 	itest_env_start(e);
-	/* the LISTEN is in place once the listener's backend is idle after it */
+	/* the LISTEN is in place once the listener's backend is idle after it, or after the
+	 * claim of manual trigger requests that follows it */
 	ck_assert_msg(itest_env_wait(e, 10,
 	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
 	                             "application_name = 'pgcrond listener' AND state = 'idle' "
-	                             "AND query LIKE '%%ev_channel%%'"),
+	                             "AND datname = current_database() AND (query LIKE "
+	                             "'%%ev_channel%%' OR query LIKE '%%trigger_request%%')"),
 	              "the daemon does not listen:\n%s", itest_read_file(e->log));
 }
 
