@@ -113,6 +113,7 @@ PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t
 	free(base);
 	c = bench_connect(ci);
 	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
+	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--2.sql"); /* manual triggers */
 	return c;
 }
 

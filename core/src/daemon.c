@@ -1,5 +1,5 @@
 /* The daemon process: wiring of config, plugins, history, executor and scheduler on one
- * event_base, plus signals (reload, shutdown) and the manual-trigger listener. */
+ * event_base, plus signals (reload, shutdown) and the listeners (triggers.h). */
 #include "daemon.h"
 
 #include <errno.h>
@@ -311,7 +311,8 @@ int daemon_main(const char *config_path)
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
 	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
-	    triggers_new(d.base, d.sched, &d.triggers) < 0 || triggers_apply(d.triggers, d.cfg) < 0) {
+	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
+	    triggers_apply(d.triggers, d.cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}

@@ -4,9 +4,8 @@
 /* The daemon process behind `pgcrond run`: refuses root, loads the configuration and the
  * plugins, opens the history, schedules every enabled job on one event loop, reloads on
  * SIGHUP (the old configuration stays if the new one is invalid), drains on SIGTERM/SIGINT
- * (running runs get shutdown_grace, then are cancelled), and runs a job on
- * `pgcrond trigger JOB` (NOTIFY on PGCROND_TRIGGER_CHANNEL of history.h, payload = the job's name, on the history
- * database). */
+ * (running runs get shutdown_grace, then are cancelled), and runs a job on a manual
+ * request made with pgcrond.trigger() in the history database (triggers.h). */
 
 /* Exit code when started as root: EX_NOPERM (77) from sysexits, the code for "not
  * permitted"; DESIGN.md's list (0, 64, 65, 69, 78) has nothing closer. */

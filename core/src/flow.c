@@ -117,6 +117,16 @@ static const struct job *busy_upstream(const struct job *j)
 	return NULL;
 }
 
+/* J owes a listener-reconnect run and an upstream of it will still run first (its own
+ * catch-up, or a run in progress or waiting). */
+static bool owed_upstream_pending(const struct job *j)
+{
+	for (size_t i = 0; i < j->n_ups; i++)
+		if (j->ups[i]->reconnect_owed || j->ups[i]->active || j->ups[i]->notify_wait)
+			return true;
+	return false;
+}
+
 /* Does the job run because its upstreams succeeded (rather than on its own schedule)? */
 static bool upstream_driven(const struct job *j)
 {
@@ -346,8 +356,9 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (d->mark == mark || d->removed)
 		return;
 	d->mark = mark;
-	if (!upstream_driven(d) && !d->parked)
+	if (!upstream_driven(d) && !d->parked && !d->reconnect_owed)
 		return;
+	d->reconnect_owed = false;
 	char msg[512];
 	if (u == root)
 		snprintf(msg, sizeof(msg), "not run: upstream job %s failed", root->name);
@@ -388,8 +399,13 @@ static void on_success(struct run *r, int64_t end_us)
 	/* fan-out: every ready downstream starts now, within max_running */
 	for (size_t i = 0; i < j->n_downs; i++) {
 		struct job *d = j->downs[i];
-		if (upstream_driven(d) && job_ready(d))
+		/* a listener reconnect's catch-up: the downstream runs after its upstreams, in
+		 * the same graph run, whether or not it has a schedule of its own */
+		bool owed = d->reconnect_owed && !d->removed && !owed_upstream_pending(d);
+		if ((upstream_driven(d) && job_ready(d)) || owed) {
+			d->reconnect_owed = false;
 			fire_downstream(d, r->graph_run);
+		}
 	}
 }
 

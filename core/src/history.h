@@ -129,8 +129,8 @@ int hist_spool_encode(const char *kind, const char *const *fields, int n, char *
 int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
     __attribute__((warn_unused_result));
 
-/* The NOTIFY channel "pgcrond trigger JOB" sends the job name on, in the history database;
- * the daemon LISTENs on it. */
+/* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
+ * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
 
 /* Shared by the history, install and trigger commands (cli_history.c): load CONF_PATH,

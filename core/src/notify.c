@@ -10,7 +10,18 @@
 #include "log.h"
 #include "pgconn.h"
 
-enum state { ST_WAITING, ST_CONNECTING, ST_LISTENING_SENT, ST_IDLE };
+/* ST_LISTENING_SENT: a LISTEN batch is in flight (connect_batch tells whether it is the
+ * first after a connect); ST_QUERY_SENT: the owner's query (notify_query) is. */
+enum state { ST_WAITING, ST_CONNECTING, ST_LISTENING_SENT, ST_QUERY_SENT, ST_IDLE };
+
+struct nquery {
+	char *sql;
+	char **params;
+	int n_params;
+	notify_result_fn cb;
+	void *arg;
+	struct nquery *next;
+};
 
 struct notify {
 	struct event_base *base;
@@ -21,12 +32,18 @@ struct notify {
 	enum state state;
 	struct event io;    /* on PQsocket while connected or connecting */
 	struct event retry; /* reconnect timer */
+	struct event kick;  /* the next command, started from the loop, never a caller's stack */
 	bool io_added;
 	unsigned failures;
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
-	bool dirty; /* channels changed while a LISTEN batch was in flight */
+	bool dirty;         /* the wanted channels differ from those sent */
+	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
+	struct nquery *queries, *queries_tail; /* notify_query; the head is in flight in
+	                                        * ST_QUERY_SENT */
+	size_t n_queries;
+	PGresult *result; /* the in-flight query's result so far */
 	struct log_complaint complaint;
 };
 
@@ -48,9 +65,40 @@ static void wait_io(struct notify *n, short what)
 	n->io_added = true;
 }
 
+static void query_free(struct nquery **qp)
+{
+	struct nquery *q = *qp;
+	if (!q)
+		return;
+	for (int i = 0; i < q->n_params; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q->sql);
+	free(q);
+	*qp = NULL;
+}
+
+/* Queries die with their connection: the owner asks again what it needs once the LISTENs
+ * are back (on_listening), so nothing stale is sent on a new session. */
+static void drop_queries(struct notify *n)
+{
+	while (n->queries) {
+		struct nquery *q = n->queries;
+		n->queries = q->next;
+		query_free(&q);
+	}
+	n->queries_tail = NULL;
+	n->n_queries = 0;
+	if (n->result) {
+		PQclear(n->result);
+		n->result = NULL;
+	}
+}
+
 static void schedule_reconnect(struct notify *n, const char *why)
 {
 	drop_io(n);
+	drop_queries(n);
 	if (n->conn) {
 		PQfinish(n->conn);
 		n->conn = NULL;
@@ -66,7 +114,7 @@ static void schedule_reconnect(struct notify *n, const char *why)
 
 /* One batch of LISTEN/UNLISTEN: UNLISTEN * then LISTEN each wanted channel, so the set on the
  * server is exactly the wanted one. Identifiers are quoted by libpq. */
-static void send_listens(struct notify *n)
+static void send_listens(struct notify *n, bool connect)
 {
 	size_t cap = 32, len = 0;
 	char *sql = malloc(cap);
@@ -115,6 +163,7 @@ static void send_listens(struct notify *n)
 	free(sql);
 	n->dirty = false;
 	n->state = ST_LISTENING_SENT;
+	n->connect_batch = connect;
 	/* the batch is tiny: flush may still need a writable socket */
 	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
 }
@@ -129,6 +178,51 @@ static void deliver(struct notify *n)
 	}
 }
 
+static void send_query(struct notify *n)
+{
+	struct nquery *q = n->queries;
+	char err[512];
+
+	if (!PQsendQueryParams(n->conn, q->sql, q->n_params, NULL, (const char *const *)q->params,
+	                       NULL, NULL, 0)) {
+		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
+		return;
+	}
+	n->state = ST_QUERY_SENT;
+	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
+}
+
+/* Idle: bring the channels up to date first, then the next query. */
+static void next_command(struct notify *n)
+{
+	if (n->state != ST_IDLE)
+		return;
+	if (n->dirty)
+		send_listens(n, false);
+	else if (n->queries)
+		send_query(n);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	next_command(arg);
+}
+
+/* The query in flight ended with RES (ours; NULL if no result came): hand it over. */
+static void query_done(struct notify *n, PGresult *res)
+{
+	struct nquery *q = n->queries;
+	n->queries = q->next;
+	if (!n->queries)
+		n->queries_tail = NULL;
+	n->n_queries--;
+	n->state = ST_IDLE;
+	if (q->cb)
+		q->cb(q->arg, res);
+	PQclear(res);
+	query_free(&q);
+}
+
 static void on_readable(struct notify *n)
 {
 	char err[512];
@@ -137,10 +231,19 @@ static void on_readable(struct notify *n)
 		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 		return;
 	}
+	bool ended = false;
 	while (!PQisBusy(n->conn)) {
 		PGresult *r = PQgetResult(n->conn);
-		if (!r)
+		if (!r) {
+			ended = true;
 			break;
+		}
+		if (n->state == ST_QUERY_SENT) {
+			/* the owner's query: its last result, an error included, is the owner's */
+			PQclear(n->result);
+			n->result = r;
+			continue;
+		}
 		ExecStatusType st = PQresultStatus(r);
 		if (st != PGRES_COMMAND_OK) {
 			pgconn_result_error(r, err, sizeof(err));
@@ -150,21 +253,33 @@ static void on_readable(struct notify *n)
 		}
 		PQclear(r);
 	}
-	if (n->state == ST_LISTENING_SENT && !PQisBusy(n->conn)) {
-		bool first = n->connects == 0;
-		n->connects++;
-		n->failures = 0;
+	if (ended && n->state == ST_QUERY_SENT) {
+		PGresult *res = n->result;
+		n->result = NULL;
+		query_done(n, res);
+		next_command(n);
+	} else if (ended && n->state == ST_LISTENING_SENT) {
+		bool connect = n->connect_batch;
 		n->state = ST_IDLE;
-		if (log_complaint_reset(&n->complaint))
-			log_notice("listener on database %s is back", n->name);
-		if (n->dirty) {
-			send_listens(n);
+		if (connect && n->dirty) {
+			/* the channels changed meanwhile: the connect completes with the new set */
+			send_listens(n, true);
 			return;
 		}
-		/* the owner may change channels from here (notify_set_channels), not free us */
-		if (n->cb.on_listening)
-			n->cb.on_listening(n->cb.arg, first);
+		if (connect) {
+			bool first = n->connects == 0;
+			n->connects++;
+			n->failures = 0;
+			if (log_complaint_reset(&n->complaint))
+				log_notice("listener on database %s is back", n->name);
+			/* the owner may change channels or queue queries from here, not free us */
+			if (n->cb.on_listening)
+				n->cb.on_listening(n->cb.arg, first);
+		}
+		next_command(n);
 	}
+	if (!n->conn)
+		return;
 	deliver(n);
 	if (PQstatus(n->conn) == CONNECTION_BAD)
 		schedule_reconnect(n, "the server closed the connection");
@@ -188,7 +303,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 				schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 				return;
 			}
-			send_listens(n);
+			send_listens(n, true);
 			return;
 		default:
 			schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
@@ -230,6 +345,7 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 		return -ENOMEM;
 	}
 	evtimer_assign(&n->retry, base, start_connect, n);
+	evtimer_assign(&n->kick, base, kick_cb, n);
 	struct timeval now = {0, 0};
 	evtimer_add(&n->retry, &now);
 	*out = n;
@@ -251,8 +367,11 @@ void notify_free(struct notify **np)
 	if (!n)
 		return;
 	drop_io(n);
-	if (n->base)
+	drop_queries(n);
+	if (n->base) {
 		evtimer_del(&n->retry);
+		evtimer_del(&n->kick);
+	}
 	if (n->conn)
 		PQfinish(n->conn);
 	free_channels(n);
@@ -262,8 +381,26 @@ void notify_free(struct notify **np)
 	*np = NULL;
 }
 
+/* The same channels, in any order? (A few channels: quadratic is fine.) */
+static bool same_channels(const struct notify *n, const char *const *channels, size_t count)
+{
+	if (count != n->n_channels)
+		return false;
+	for (size_t i = 0; i < count; i++) {
+		bool found = false;
+		for (size_t k = 0; k < n->n_channels && !found; k++)
+			found = strcmp(channels[i], n->channels[k]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
 {
+	/* a reload with the same channels leaves the session alone: no LISTEN batch, no run */
+	if (n->channels && same_channels(n, channels, count))
+		return 0;
 	char **copy = calloc(count ? count : 1, sizeof(*copy));
 	if (!copy)
 		return -ENOMEM;
@@ -279,12 +416,50 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 	free_channels(n);
 	n->channels = copy;
 	n->n_channels = count;
+	/* connected: changed in place (UNLISTEN * and the LISTENs in one transaction, so no
+	 * notification falls between them); otherwise the connect sends them */
+	n->dirty = true;
 	if (n->state == ST_IDLE)
-		send_listens(n);
-	else if (n->state == ST_LISTENING_SENT)
-		n->dirty = true;
+		event_active(&n->kick, EV_TIMEOUT, 0);
 	return 0;
 }
 
-bool notify_is_listening(const struct notify *n) { return n->state == ST_IDLE; }
+int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
+                 notify_result_fn cb, void *arg)
+{
+	if (n->state == ST_WAITING || n->state == ST_CONNECTING)
+		return -ENOTCONN;
+	if (n->n_queries >= NOTIFY_MAX_QUERIES)
+		return -EAGAIN;
+	struct nquery *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->sql = strdup(sql);
+	q->params = calloc(n_params > 0 ? (size_t)n_params : 1, sizeof(*q->params));
+	q->n_params = n_params;
+	q->cb = cb;
+	q->arg = arg;
+	bool ok = q->sql && q->params;
+	for (int i = 0; ok && i < n_params; i++)
+		ok = !params[i] || (q->params[i] = strdup(params[i])) != NULL;
+	if (!ok) {
+		query_free(&q);
+		return -ENOMEM;
+	}
+	if (n->queries_tail)
+		n->queries_tail->next = q;
+	else
+		n->queries = q;
+	n->queries_tail = q;
+	n->n_queries++;
+	if (n->state == ST_IDLE)
+		event_active(&n->kick, EV_TIMEOUT, 0);
+	return 0;
+}
+
+bool notify_is_listening(const struct notify *n)
+{
+	return n->state == ST_IDLE || n->state == ST_QUERY_SENT ||
+	       (n->state == ST_LISTENING_SENT && !n->connect_batch);
+}
 unsigned notify_connects(const struct notify *n) { return n->connects; }

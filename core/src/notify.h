@@ -7,6 +7,7 @@
  * with capped exponential backoff and jitter, re-issues the LISTENs and tells the owner, who
  * runs the listening jobs once: notifications sent while nobody listened are gone. */
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,10 +30,23 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 	__attribute__((warn_unused_result));
 void notify_free(struct notify **n);
 
-/* The channels to listen on (replaces the previous set; LISTEN / UNLISTEN as needed once
- * connected). Names are quoted as identifiers. */
+/* The channels to listen on. The same set (in any order) changes nothing; another set is
+ * changed in place on the same session (UNLISTEN * and the LISTENs in one batch), which is
+ * not a reconnect: on_listening is not called. Names are quoted as identifiers. */
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
 	__attribute__((warn_unused_result));
+
+/* A query on the listening session, for the owner's small bookkeeping (manual trigger
+ * claims): SQL with N_PARAMS text PARAMS (copied; NULL = SQL NULL), sent when the session
+ * is idle, one at a time in order. CB(ARG, RES) is called from the loop with its last result
+ * (an error result included; RES may be NULL; valid during the call only). Queries still
+ * queued when the connection is lost are dropped without a call: ask again from
+ * on_listening. ARG is borrowed. -ENOTCONN while (re)connecting, -EAGAIN when
+ * NOTIFY_MAX_QUERIES wait already, -ENOMEM. */
+#define NOTIFY_MAX_QUERIES 256
+typedef void (*notify_result_fn)(void *arg, const PGresult *res);
+int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
+                 notify_result_fn cb, void *arg) __attribute__((warn_unused_result));
 
 bool notify_is_listening(const struct notify *n);
 /* How many times the connection was (re)established; for tests and status. */

@@ -1033,13 +1033,64 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	return 0;
 }
 
-int sched_trigger(struct sched *s, const char *name, const char *trigger)
+static bool upstream_in(const struct job *j, struct job *const *set, size_t n)
+{
+	for (size_t i = 0; i < j->n_ups; i++)
+		for (size_t k = 0; k < n; k++)
+			if (j->ups[i] == set[k])
+				return true;
+	return false;
+}
+
+int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
+{
+	if (s->draining)
+		return -ESHUTDOWN;
+	struct job **set = calloc(n ? n : 1, sizeof(*set));
+	if (!set)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = sched_job_find(s, names[i]);
+		if (j && !j->removed)
+			set[k++] = j;
+	}
+	/* decided for the whole set before anything starts: a run starting first must not make
+	 * its downstream look like a root */
+	for (size_t i = 0; i < k; i++)
+		set[i]->reconnect_owed = upstream_in(set[i], set, k);
+	int rc = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct job *j = set[i];
+		if (j->reconnect_owed) {
+			log_job(LOG_LVL_INFO, j->name,
+			        "runs after its upstream jobs' catch-up runs");
+			continue;
+		}
+		int r = sched_notify_run(s, j->name, NULL, 0);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	free(set);
+	return rc;
+}
+
+int sched_trigger_check(struct sched *s, const char *name, bool force)
 {
 	if (s->draining)
 		return -ESHUTDOWN;
 	struct job *j = sched_job_find(s, name);
-	if (!j)
+	if (!j || j->removed)
 		return -ENOENT;
+	return !j->enabled && !force ? -EPERM : 0;
+}
+
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+{
+	int rc = sched_trigger_check(s, name, force);
+	if (rc < 0)
+		return rc;
+	struct job *j = sched_job_find(s, name);
 	job_fire(j, 0, trigger);
 	return 0;
 }

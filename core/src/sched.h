@@ -48,9 +48,18 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 void sched_notify_pending(struct sched *s, const char *name, bool pending);
 int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n);
 
+/* A listener reconnected: notifications to the listening jobs NAMES (N) may be lost, so each
+ * runs once without payloads. In graph order: a job with an upstream among NAMES does not
+ * start by itself; it runs when its upstreams among them have succeeded, in their graph run
+ * (or gets upstream_failed). -ESHUTDOWN, -ENOMEM. */
+int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
+
 /* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
- * is no such job, -ESHUTDOWN while draining. */
-int sched_trigger(struct sched *s, const char *name, const char *trigger)
+ * is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while draining. */
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+    __attribute__((warn_unused_result));
+/* What sched_trigger() would return, without firing. */
+int sched_trigger_check(struct sched *s, const char *name, bool force)
     __attribute__((warn_unused_result));
 
 /* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs

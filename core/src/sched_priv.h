@@ -61,6 +61,8 @@ struct job {
 	int64_t stale_ms;      /* max_staleness the timer was armed with */
 	bool owed_catchup;     /* its database was unreachable across a fire */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
+	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
+	                          * upstreams' catch-up runs, in their graph run */
 };
 
 struct run {

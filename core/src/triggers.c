@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +16,18 @@
 #include "history.h"
 #include "log.h"
 #include "notify.h"
+#include "pgconn.h"
 #include "sched.h"
+
+/* What the daemon did with a request, waiting to be written to its row. */
+struct outcome {
+	char id[24];
+	char *text;
+};
+/* A bound on outcomes waiting while the database does not take them (they are logged). */
+#define MAX_OUTCOMES 65536
+/* By-id claims queued on the listener at most; past that, one sweep claims the rest. */
+#define MAX_CLAIMS_QUEUED 64
 
 struct tdb {
 	struct triggers *t;
@@ -22,6 +35,11 @@ struct tdb {
 	char *conninfo;
 	struct notify *n;
 	bool trigger_channel; /* the history database: pgcrond_trigger */
+	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
+	int claims_queued;    /* by-id claims on the listener's queue */
+	struct outcome *outcomes; /* outcomes not yet sent */
+	size_t n_outcomes, cap_outcomes;
+	bool outcome_inflight;
 	bool seen;
 	struct tdb *next;
 };
@@ -39,11 +57,27 @@ struct tjob {
 	struct tjob *next;
 };
 
+/* Refused requests, and notifications with no request behind them, each counted apart: the
+ * first is logged at once, the rest as one line with their count per REFUSAL_WINDOW_S, so
+ * a flood cannot flood the log (and forged notifications cannot hide a real refusal). */
+#define REFUSAL_WINDOW_S 10
+struct refusals {
+	struct event ev;
+	bool armed;
+	unsigned long count; /* since the last line */
+	const char *what;    /* "manual trigger request(s) refused" ... */
+	const char *hint;    /* appended to the count line */
+};
+
 struct triggers {
 	struct event_base *base;
 	struct sched *s;
+	char *instance;
 	struct tdb *dbs;
 	struct tjob *jobs;
+	struct refusals refused;              /* requests pgcrond.trigger() recorded */
+	struct refusals unfounded;            /* notifications that name no request */
+	struct log_complaint claim_complaint; /* claims that fail (no schema step 2 ...) */
 };
 
 static int64_t mono_ms(void)
@@ -168,6 +202,286 @@ static void tjob_note(struct tjob *tj, const char *payload)
 	tjob_arm(tj);
 }
 
+/* ---- manual triggers ------------------------------------------------------------------ */
+
+/* A request is acted on only once this daemon has claimed its row: rows come only from
+ * pgcrond.trigger(), which PostgreSQL lets only pgcrond_operator members (and the owner)
+ * execute, so a NOTIFY from anyone else names nothing that can be claimed. */
+#define CLAIM_COLUMNS                                                                              \
+	" RETURNING id, job_name, force, requested_by,"                                            \
+	" requested_at < now() - interval '" REQUEST_EXPIRY "'"
+#define REQUEST_EXPIRY "1 hour"
+static const char claim_one_sql[] =
+    "UPDATE pgcrond.trigger_request SET claimed_by = $2, claimed_at = now()"
+    " WHERE id = $1::bigint AND claimed_at IS NULL" CLAIM_COLUMNS;
+/* after a (re)connect: what came while nobody listened, in batches */
+#define SWEEP_BATCH 1000
+#define SWEEP_BATCH_TEXT "1000"
+static const char claim_all_sql[] =
+    "UPDATE pgcrond.trigger_request SET claimed_by = $1, claimed_at = now()"
+    " WHERE id IN (SELECT id FROM pgcrond.trigger_request WHERE claimed_at IS NULL"
+    "              ORDER BY id LIMIT " SWEEP_BATCH_TEXT " FOR UPDATE SKIP LOCKED)" CLAIM_COLUMNS;
+
+static void refusals_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct refusals *r = arg;
+	if (r->count == 0) {
+		r->armed = false;
+		return;
+	}
+	log_warning("%lu more %s in the last %d s%s", r->count, r->what, REFUSAL_WINDOW_S, r->hint);
+	r->count = 0;
+	struct timeval tv = {REFUSAL_WINDOW_S, 0};
+	event_add(&r->ev, &tv);
+}
+
+static void refusals_init(struct refusals *r, struct event_base *base, const char *what,
+                          const char *hint)
+{
+	r->what = what;
+	r->hint = hint;
+	evtimer_assign(&r->ev, base, refusals_cb, r);
+}
+
+static void refusals_free(struct refusals *r)
+{
+	if (r->armed)
+		event_del(&r->ev);
+	r->armed = false;
+}
+
+static void refused(struct refusals *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refused(struct refusals *r, const char *fmt, ...)
+{
+	if (r->armed) {
+		r->count++;
+		return;
+	}
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut message is still a useful one */
+	va_end(ap);
+	log_warning("%s", msg);
+	struct timeval tv = {REFUSAL_WINDOW_S, 0};
+	if (event_add(&r->ev, &tv) == 0)
+		r->armed = true;
+}
+
+/* Outcomes are written in batches, one UPDATE in flight at a time, so a burst of requests
+ * costs a few statements and never crowds the claims out of the listener's queue. */
+static void flush_outcomes(struct tdb *db);
+
+static void outcome_done(void *arg, const PGresult *res)
+{
+	struct tdb *db = arg;
+	char err[512];
+	db->outcome_inflight = false;
+	if (res && PQresultStatus(res) != PGRES_COMMAND_OK && log_complain(&db->t->claim_complaint))
+		log_warning("manual trigger: cannot record the requests' outcomes: %s",
+		            pgconn_result_error(res, err, sizeof(err)));
+	flush_outcomes(db);
+}
+
+/* Append S to the array literal being built in B as one quoted element. */
+static void array_add(FILE *b, bool first, const char *s)
+{
+	fputs(first ? "\"" : ",\"", b);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', b);
+		fputc(*s, b);
+	}
+	fputc('"', b);
+}
+
+static void flush_outcomes(struct tdb *db)
+{
+	static const char sql[] =
+	    "UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
+	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id";
+	if (db->outcome_inflight || db->n_outcomes == 0)
+		return;
+	char *ids = NULL, *texts = NULL;
+	size_t ids_len = 0, texts_len = 0;
+	FILE *bi = open_memstream(&ids, &ids_len), *bt = open_memstream(&texts, &texts_len);
+	if (bi && bt) {
+		fputc('{', bi);
+		fputc('{', bt);
+		for (size_t i = 0; i < db->n_outcomes; i++) {
+			array_add(bi, i == 0, db->outcomes[i].id);
+			array_add(bt, i == 0, db->outcomes[i].text);
+		}
+		fputc('}', bi);
+		fputc('}', bt);
+	}
+	bool ok = bi && bt;
+	if (bi && fclose(bi) != 0)
+		ok = false;
+	if (bt && fclose(bt) != 0)
+		ok = false;
+	const char *p[] = {ids, texts};
+	int rc = ok ? notify_query(db->n, sql, p, 2, outcome_done, db) : -ENOMEM;
+	free(ids);
+	free(texts);
+	if (rc == 0) {
+		db->outcome_inflight = true;
+		for (size_t i = 0; i < db->n_outcomes; i++)
+			free(db->outcomes[i].text);
+		db->n_outcomes = 0;
+	}
+	/* otherwise they wait for the next claim's answer or the next connect */
+}
+
+static void record_outcome(struct tdb *db, const char *id, const char *outcome)
+{
+	if (db->n_outcomes == db->cap_outcomes) {
+		size_t cap = db->cap_outcomes ? db->cap_outcomes * 2 : 64;
+		struct outcome *o =
+		    cap <= MAX_OUTCOMES ? realloc(db->outcomes, cap * sizeof(*o)) : NULL;
+		if (!o) {
+			log_warning(
+			    "manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
+			    db->n_outcomes, outcome);
+			return;
+		}
+		db->outcomes = o;
+		db->cap_outcomes = cap;
+	}
+	struct outcome *o = &db->outcomes[db->n_outcomes];
+	snprintf(o->id, sizeof(o->id), "%s", id); /* ids are at most 19 digits */
+	o->text = strdup(outcome);
+	if (o->text)
+		db->n_outcomes++;
+	flush_outcomes(db);
+}
+
+/* One claimed request (strings valid during the call only). */
+static void serve_request(struct tdb *db, const char *id, const char *job, bool force,
+                          const char *who, bool expired)
+{
+	struct triggers *t = db->t;
+	char outcome[160];
+	if (expired) {
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: it waited "
+		        "more than %s for pgcrond",
+		        job, who, id, REQUEST_EXPIRY);
+		snprintf(outcome, sizeof(outcome), "refused: waited more than %s for pgcrond",
+		         REQUEST_EXPIRY);
+		record_outcome(db, id, outcome);
+		return;
+	}
+	int rc = sched_trigger_check(t->s, job, force);
+	if (rc == 0) {
+		/* logged before the run's own lines */
+		log_notice("manual run of %s requested by %s (request %s%s)", job, who, id,
+		           force ? ", forced" : "");
+		rc = sched_trigger(t->s, job, "manual", force);
+	}
+	switch (rc) {
+	case 0:
+		record_outcome(db, id, "started");
+		return;
+	case -ENOENT:
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: no such job "
+		        "is configured",
+		        job, who, id);
+		record_outcome(db, id, "refused: no such job is configured");
+		return;
+	case -EPERM:
+		refused(&t->refused,
+		        "manual run of %.64s requested by %.64s (request %s) refused: the job is "
+		        "disabled (pgcrond trigger --force, or pgcrond.trigger(job, true), runs it "
+		        "anyway)",
+		        job, who, id);
+		record_outcome(db, id, "refused: the job is disabled; force runs it anyway");
+		return;
+	default:
+		snprintf(outcome, sizeof(outcome), "refused: %s", strerror(-rc));
+		log_warning("manual run of %s requested by %s (request %s): %s", job, who, id,
+		            outcome);
+		record_outcome(db, id, outcome);
+		return;
+	}
+}
+
+static void sweep(struct tdb *db);
+
+static void claimed(struct tdb *db, const PGresult *res, bool by_id)
+{
+	char err[512];
+	if (!res)
+		return;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		/* most likely pgcrond install has not created schema version 2 yet */
+		if (log_complain(&db->t->claim_complaint))
+			log_warning("manual triggers on database %s: cannot claim requests: %s "
+			            "(pgcrond install creates pgcrond.trigger_request)",
+			            db->name, pgconn_result_error(res, err, sizeof(err)));
+		return;
+	}
+	if (log_complaint_reset(&db->t->claim_complaint))
+		log_notice("manual triggers on database %s work again", db->name);
+	int n = PQntuples(res);
+	if (by_id && n == 0)
+		refused(&db->t->unfounded,
+		        "a notification on %s named no unclaimed request (it did not come "
+		        "from pgcrond.trigger(), or another instance took it); ignored",
+		        PGCROND_TRIGGER_CHANNEL);
+	for (int i = 0; i < n; i++)
+		serve_request(db, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		              PQgetvalue(res, i, 2)[0] == 't', PQgetvalue(res, i, 3),
+		              PQgetvalue(res, i, 4)[0] == 't');
+	if (!by_id && n >= SWEEP_BATCH)
+		db->sweep_wanted = true;
+	if (db->sweep_wanted)
+		sweep(db);
+}
+
+static void claimed_one(void *arg, const PGresult *res)
+{
+	struct tdb *db = arg;
+	db->claims_queued--;
+	claimed(db, res, true);
+}
+
+static void claimed_all(void *arg, const PGresult *res)
+{
+	claimed(arg, res, false);
+}
+
+static void sweep(struct tdb *db)
+{
+	const char *p[] = {db->t->instance};
+	db->sweep_wanted = notify_query(db->n, claim_all_sql, p, 1, claimed_all, db) == -EAGAIN;
+}
+
+/* A notification on pgcrond_trigger: its payload should be a request id. */
+static void trigger_note(struct tdb *db, const char *payload)
+{
+	size_t len = strlen(payload);
+	if (len == 0 || len > 18 || strspn(payload, "0123456789") != len) {
+		refused(&db->t->unfounded,
+		        "a notification on %s is not a request id (manual runs are asked for "
+		        "with pgcrond.trigger()); ignored",
+		        PGCROND_TRIGGER_CHANNEL);
+		return;
+	}
+	const char *p[] = {payload, db->t->instance};
+	/* a flood: one sweep after the queued claims takes whatever is real */
+	if (db->claims_queued >= MAX_CLAIMS_QUEUED) {
+		db->sweep_wanted = true;
+		return;
+	}
+	int rc = notify_query(db->n, claim_one_sql, p, 2, claimed_one, db);
+	if (rc == 0)
+		db->claims_queued++;
+	else if (rc == -EAGAIN)
+		db->sweep_wanted = true;
+}
+
 /* ---- per database --------------------------------------------------------------------- */
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -175,12 +489,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 	struct tdb *db = arg;
 	struct triggers *t = db->t;
 	if (db->trigger_channel && strcmp(channel, PGCROND_TRIGGER_CHANNEL) == 0) {
-		/* `pgcrond trigger JOB`: the payload is the job's name */
-		int rc = sched_trigger(t->s, payload, "manual");
-		if (rc == -ENOENT)
-			log_warning("pgcrond trigger: no job named \"%.64s\"", payload);
-		else if (rc < 0)
-			log_warning("pgcrond trigger %.64s: %s", payload, strerror(-rc));
+		trigger_note(db, payload);
 		return;
 	}
 	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
@@ -191,17 +500,47 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listening(void *arg, bool first)
 {
 	struct tdb *db = arg;
+	struct triggers *t = db->t;
+	/* a new session: what was queued on the old one is gone */
+	db->claims_queued = 0;
+	db->outcome_inflight = false;
+	/* requests made while nobody listened, and outcomes not yet written */
+	if (db->trigger_channel) {
+		sweep(db);
+		flush_outcomes(db);
+	}
 	if (first)
 		return;
-	for (struct tjob *tj = db->t->jobs; tj; tj = tj->next) {
+	size_t n = 0;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
+		n++;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	if (!names) {
+		log_error("listener on database %s: out of memory; the catch-up runs are skipped",
+		          db->name);
+		return;
+	}
+	n = 0;
+	for (struct tjob *tj = t->jobs; tj; tj = tj->next) {
 		if (strcmp(tj->database, db->name) != 0)
 			continue;
 		log_job(LOG_LVL_WARNING, tj->name,
 		        "the listener on database %s reconnected; notifications on %s may have been "
 		        "missed, so the job runs once",
 		        db->name, tj->channel);
-		tjob_run(tj, true);
+		/* a full refresh serves what was gathered too */
+		size_t np = 0;
+		bool overflowed = false;
+		free_payloads(debounce_take(&tj->deb, &np, &overflowed), np);
+		tjob_disarm(tj);
+		sched_notify_pending(t->s, tj->name, false);
+		names[n++] = tj->name;
 	}
+	/* in graph order: a downstream runs after its upstream, in the same graph run */
+	int rc = sched_notify_catchup(t->s, names, n);
+	if (rc < 0 && rc != -ESHUTDOWN)
+		log_warning("listener on database %s: catch-up runs: %s", db->name, strerror(-rc));
+	free(names);
 }
 
 static void tdb_free(struct tdb **dbp)
@@ -210,6 +549,9 @@ static void tdb_free(struct tdb **dbp)
 	if (!db)
 		return;
 	notify_free(&db->n);
+	for (size_t i = 0; i < db->n_outcomes; i++)
+		free(db->outcomes[i].text);
+	free(db->outcomes);
 	free(db->name);
 	free(db->conninfo);
 	free(db);
@@ -376,13 +718,23 @@ int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
 	return 0;
 }
 
-int triggers_new(struct event_base *base, struct sched *s, struct triggers **out)
+int triggers_new(struct event_base *base, struct sched *s, const char *instance,
+                 struct triggers **out)
 {
 	struct triggers *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	t->instance = strdup(instance);
+	if (!t->instance) {
+		free(t);
+		return -ENOMEM;
+	}
 	t->base = base;
 	t->s = s;
+	refusals_init(&t->refused, base, "manual trigger request(s) refused",
+	              "; each one's outcome is in pgcrond.trigger_request");
+	refusals_init(&t->unfounded, base, "notification(s) on " PGCROND_TRIGGER_CHANNEL " ignored",
+	              "; they named no request (manual runs are asked for with pgcrond.trigger())");
 	*out = t;
 	return 0;
 }
@@ -402,6 +754,9 @@ void triggers_free(struct triggers **tp)
 		t->dbs = db->next;
 		tdb_free(&db);
 	}
+	refusals_free(&t->refused);
+	refusals_free(&t->unfounded);
+	free(t->instance);
 	free(t);
 	*tp = NULL;
 }

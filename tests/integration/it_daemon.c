@@ -396,7 +396,8 @@ START_TEST(sigterm_lets_runs_finish_then_cancels)
 }
 END_TEST
 
-START_TEST(notify_triggers_a_manual_run)
+/* `pgcrond trigger JOB` as the daemon's own role (it owns pgcrond.trigger()) runs the job. */
+START_TEST(cli_trigger_runs_the_job)
 {
 	struct itest_env e;
 	env_setup(&e, "trigger", NULL);
@@ -404,16 +405,15 @@ START_TEST(notify_triggers_a_manual_run)
 	              "job = { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
 	              "  command = \"INSERT INTO ticks (job) VALUES ('yearly')\"; };\n");
 	itest_env_start(&e);
-	itest_sleep(1); /* the LISTEN connection is made asynchronously */
-	bool ran = false;
-	for (int i = 0; i < 10 && !ran; i++) {
-		itest_exec(e.db, "NOTIFY pgcrond_trigger, 'yearly'");
-		ran = itest_env_wait(&e, 1, "SELECT count(*) >= 1 FROM ticks WHERE job = 'yearly'");
-	}
-	ck_assert_msg(ran, "trigger did not run the job:\n%s", itest_read_file(e.log));
+	int status;
+	char *out = itest_cli(&status, "trigger", "-c", e.conf, "yearly", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "request 1"), "%d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks WHERE job = 'yearly'"),
+	              "trigger did not run the job:\n%s", itest_read_file(e.log));
 	ck_assert(itest_env_wait(
 	    &e, 5,
-	    "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = 'yearly' "
+	    "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'yearly' "
 	    "AND trigger = 'manual' AND status = 'succeeded'"));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
@@ -498,7 +498,7 @@ int main(void)
 	tcase_add_test(tc, crash_then_restart_closes_orphan_once);
 	tcase_add_test(tc, refused_connection_records_libpq_error);
 	tcase_add_test(tc, sigterm_lets_runs_finish_then_cancels);
-	tcase_add_test(tc, notify_triggers_a_manual_run);
+	tcase_add_test(tc, cli_trigger_runs_the_job);
 	tcase_add_test(tc, long_multibyte_command_is_recorded);
 	tcase_add_test(tc, second_sigterm_cancels_at_once);
 	suite_add_tcase(s, tc);

@@ -194,7 +194,7 @@ START_TEST(install_is_idempotent)
 
 	char *out = itest_cli(&status, "install", "-c", conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);
-	ck_assert_msg(strstr(out, "created (version 1)") && strstr(out, "2 added"), "%s", out);
+	ck_assert_msg(strstr(out, "created (version 2)") && strstr(out, "2 added"), "%s", out);
 	free(out);
 
 	PGconn *c = itest_connect(ci);
@@ -203,7 +203,7 @@ START_TEST(install_is_idempotent)
 	                    " FROM pgcrond.job");
 	out = itest_cli(&status, "install", "-c", conf, NULL);
 	ck_assert_msg(status == 0, "second install: %s", out);
-	ck_assert_msg(strstr(out, "up to date (version 1)") && strstr(out, "0 added, 0 changed") &&
+	ck_assert_msg(strstr(out, "up to date (version 2)") && strstr(out, "0 added, 0 changed") &&
 	                  strstr(out, "2 unchanged"),
 	              "%s", out);
 	ck_assert_msg(!strstr(out, "NOTICE") && !strstr(out, "WARNING"), "raised: %s", out);
@@ -221,8 +221,8 @@ START_TEST(install_is_idempotent)
 	char err[1024];
 	int from, to;
 	ck_assert_int_eq(hist_install_begin(c2, hist_sql_dir(), &from, &to, err, sizeof(err)), 0);
-	ck_assert_int_eq(from, 1);
-	ck_assert_int_eq(to, 1);
+	ck_assert_int_eq(from, 2);
+	ck_assert_int_eq(to, 2);
 	/* while one installer holds the transaction, another cannot take the lock */
 	assert_scalar(c, "SELECT pg_try_advisory_xact_lock(31638874210922084)", "f");
 	itest_exec(c2, "COMMIT");
@@ -800,11 +800,11 @@ START_TEST(history_and_trigger_commands)
 	ck_assert_msg(status == 0 && strstr(out, "--failed"), "%s", out);
 	free(out);
 
-	/* trigger: a NOTIFY the daemon would receive */
+	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive */
 	PGconn *l = itest_connect(ci);
 	itest_exec(l, "LISTEN " PGCROND_TRIGGER_CHANNEL);
 	out = itest_cli(&status, "trigger", "-c", conf, "job-b", NULL);
-	ck_assert_msg(status == 0, "%s", out);
+	ck_assert_msg(status == 0 && strstr(out, "request 1 "), "%s", out);
 	free(out);
 	PGnotify *n = NULL;
 	for (int i = 0; i < 100 && !n; i++) {
@@ -815,8 +815,12 @@ START_TEST(history_and_trigger_commands)
 	}
 	ck_assert_msg(n != NULL, "no notification");
 	ck_assert_str_eq(n->relname, PGCROND_TRIGGER_CHANNEL);
-	ck_assert_str_eq(n->extra, "job-b");
+	ck_assert_str_eq(n->extra, "1");
 	PQfreemem(n);
+	itest_assert_scalar(l,
+	                    "SELECT job_name || ' ' || force || ' ' || (claimed_at IS NULL) "
+	                    "FROM pgcrond.trigger_request WHERE id = 1",
+	                    "job-b false true");
 	out = itest_cli(&status, "trigger", "-c", conf, "no-such-job", NULL);
 	ck_assert_msg(status == 64 && strstr(out, "no-such-job"), "%d %s", status, out);
 	free(out);

@@ -26,11 +26,13 @@ static void listen_setup(struct itest_env *e, const char *tag, const char *debou
 	              " listen = \"ev_channel\"; debounce = \"%s\"; max_delay = \"%s\"; };\n",
 	              debounce, max_delay);
 	itest_env_start(e);
-	/* the LISTEN is in place once the listener's backend is idle after it */
+	/* the LISTEN is in place once the listener's backend is idle after it, or after the
+	 * claim of manual trigger requests that follows it */
 	ck_assert_msg(itest_env_wait(e, 10,
 	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
 	                             "application_name = 'pgcrond listener' AND state = 'idle' "
-	                             "AND query LIKE '%%ev_channel%%'"),
+	                             "AND datname = current_database() AND (query LIKE "
+	                             "'%%ev_channel%%' OR query LIKE '%%trigger_request%%')"),
 	              "the daemon does not listen:\n%s", itest_read_file(e->log));
 }
 
@@ -123,7 +125,8 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 	/* and it listens again */
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle'"));
+	                         "application_name = 'pgcrond listener' AND state = 'idle' "
+	                         "AND datname = current_database()"));
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'after')");
 	ck_assert(itest_env_wait(
 	    &e, 10, "SELECT count(*) = 1 FROM payload_runs WHERE payloads = '{after}'"));
@@ -156,7 +159,8 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 	itest_env_start(&e);
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle'"));
+	                         "application_name = 'pgcrond listener' AND state = 'idle' "
+	                         "AND datname = current_database()"));
 	itest_exec(e.db, "SELECT pg_notify('shared', 'x')");
 	ck_assert_msg(
 	    itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM order_log WHERE what = 'down'"),
@@ -171,6 +175,91 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 }
 END_TEST
 
+/* Issue 9, item 3: a SIGHUP with nothing changed keeps the listening session (same backend)
+ * and starts no run; with a changed channel set the session is kept too (LISTEN in place). */
+START_TEST(reload_keeps_listener_and_starts_no_run)
+{
+	struct itest_env e;
+	listen_setup(&e, "reload", "200ms", "5s");
+	const char *pid_sql = "SELECT pid FROM pg_stat_activity WHERE application_name = "
+	                      "'pgcrond listener' AND datname = current_database()";
+	long long pid = itest_env_count(&e, "%s", pid_sql);
+	for (int i = 1; i <= 3; i++) {
+		kill(e.pid, SIGHUP);
+		ck_assert(itest_wait_log(e.log, "configuration reloaded", 10));
+	}
+	itest_sleep(2);
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM payload_runs") == 0,
+	              "a reload started a run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
+	ck_assert_int_eq(itest_env_count(&e, "%s", pid_sql), pid);
+	/* a second channel: listened on in place, on the same backend, and still no run */
+	itest_env_job(&e, "20-other.conf",
+	              "job = { name = \"other\"; plugin = \"payloads\"; database = \"app\";"
+	              " listen = \"other_channel\"; debounce = \"200ms\"; };\n");
+	kill(e.pid, SIGHUP);
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name "
+	                         "= 'pgcrond listener' AND query LIKE '%%other_channel%%' AND "
+	                         "state = 'idle' AND datname = current_database()"));
+	ck_assert_int_eq(itest_env_count(&e, "%s", pid_sql), pid);
+	itest_sleep(1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
+	/* both channels work */
+	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'a'), pg_notify('other_channel', 'b')");
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 2 FROM payload_runs"),
+	              "not listening after the reload:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Issue 9, item 3: after a real listener reconnect, the catch-up runs of an upstream and its
+ * downstream (both listening) keep the graph: the downstream starts after the upstream's run
+ * ended, in the same graph run. */
+START_TEST(reconnect_catchup_keeps_graph_order)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "reconnect-graph", "it_listen_graph");
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "  { name = \"down\"; command = \"SELECT 1\"; after = [ \"up\" ];\n"
+	    "    listen = \"ch_down\"; debounce = \"200ms\"; },\n"
+	    "  { name = \"down2\"; command = \"SELECT 2\"; after = [ \"up\" ];\n"
+	    "    schedule = \"0 0 1 1 *\"; listen = \"ch_up\"; debounce = \"200ms\"; },\n"
+	    "  { name = \"up\"; command = \"SELECT pg_sleep(0.5)\"; schedule = \"0 0 1 1 *\";\n"
+	    "    listen = \"ch_up\"; debounce = \"200ms\"; }\n"
+	    ");\n");
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                         "application_name = 'pgcrond listener' AND state = 'idle' "
+	                         "AND datname = current_database()"));
+	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	                 "WHERE application_name = 'pgcrond listener' "
+	                 "AND datname = current_database()");
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details WHERE "
+	                             "status = 'succeeded'"),
+	              "no catch-up runs:\n%s", itest_read_file(e.log));
+	itest_sleep(1.5); /* nothing more may come */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 3);
+	ck_assert_msg(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details d "
+	                        "JOIN pgcrond.job_run_details u ON u.job_name = 'up' "
+	                        "WHERE d.job_name IN ('down', 'down2') "
+	                        "AND d.start_time >= u.end_time "
+	                        "AND d.graph_run = u.graph_run") == 2,
+	    "downstreams not after their upstream in its graph run:\n%s",
+	    itest_scalar(e.db, "SELECT string_agg(job_name || ' ' || trigger || ' ' || start_time "
+	                       "|| '..' || end_time || ' ' || graph_run, E'\\n') FROM "
+	                       "pgcrond.job_run_details"));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("listen");
@@ -180,6 +269,8 @@ int main(void)
 	tcase_add_test(tc, steady_stream_runs_every_max_delay);
 	tcase_add_test(tc, killed_listener_reconnects_and_runs_once);
 	tcase_add_test(tc, shared_channel_downstream_waits_for_upstream);
+	tcase_add_test(tc, reload_keeps_listener_and_starts_no_run);
+	tcase_add_test(tc, reconnect_catchup_keeps_graph_order);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

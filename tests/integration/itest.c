@@ -429,10 +429,19 @@ void itest_env_init(struct itest_env *e, const char *tag, const char *dbname)
 void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname)
 {
 	itest_env_init(e, tag, dbname);
-	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/pgcrond--1.sql");
-	ck_assert_msg(sql[0], "no sql/pgcrond--1.sql");
-	itest_exec(e->db, sql);
-	free(sql);
+	/* every schema step, as pgcrond install applies them */
+	for (int v = 1;; v++) {
+		char path[256];
+		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
+		char *sql = itest_read_file(path);
+		bool found = sql[0] != '\0';
+		ck_assert_msg(found || v > 1, "no sql/pgcrond--1.sql");
+		if (found)
+			itest_exec(e->db, sql);
+		free(sql);
+		if (!found)
+			break;
+	}
 	itest_exec(e->db, "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
 	                  "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC;"
 	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
