@@ -58,14 +58,7 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 
 /* ---- spelling suggestions ---------------------------------------------------------- */
 
-/* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length. */
-struct suggester {
-	const char *word;
-	const char *best;
-	int best_d;
-};
-
-void config_suggest(struct suggester *sg, const char *cand);
+/* struct suggester and config_suggest() are in config.h: the plugin validator uses them. */
 
 /* ---- key tables -------------------------------------------------------------------- */
 
