@@ -81,7 +81,9 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 		 before);
 	itest_assert_scalar(c, sql,
 			    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
-			 "cannot be refreshed CONCURRENTLY / 55000");
+			    "cannot be refreshed CONCURRENTLY HINT: create a unique index on plain columns "
+			    "without a WHERE clause (pgcrond install creates the plugin's own); pgcrond "
+			    "never falls back to a blocking refresh / 55000");
 
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
@@ -134,6 +136,65 @@ START_TEST(sql_view_job_through_the_daemon)
 }
 END_TEST
 
+/* What a new user reads when a view job fails: a view that was never installed says to run
+ * `pgcrond install`, and a unique_key that is not unique shows the server's DETAIL (which
+ * key is duplicated), in the history row and in the log. */
+START_TEST(view_failures_say_why)
+{
+	struct itest_env e;
+	plugin_env(&e, "view-failures", "it_view_failures", "sql_view", "views",
+	           "jobs = ( {\n"
+	           "\tname = \"refresh-gone\";\n"
+	           "\tplugin = \"sql_view\";\n"
+	           "\tschedule = \"* * * * * *\";\n"
+	           "\tview = \"public.mv_gone\";\n"
+	           "\tquery = \"SELECT customer FROM orders GROUP BY customer\";\n"
+	           "\tunique_key = \"customer\";\n"
+	           "}, {\n"
+	           "\tname = \"refresh-dup\";\n"
+	           "\tplugin = \"sql_view\";\n"
+	           "\tschedule = \"* * * * * *\";\n"
+	           "\tview = \"public.mv_dup\";\n"
+	           "\tquery = \"SELECT 1 AS parity, customer FROM orders\";\n"
+	           "\tunique_key = \"parity\";\n"
+	           "} );\n");
+	PGconn *c = e.db;
+	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
+	              "INSERT INTO orders (customer) SELECT 'c' || g FROM generate_series(1, 4) g");
+	install(&e);
+	/* as if the job had been added after the last install */
+	itest_exec(c, "DROP MATERIALIZED VIEW public.mv_gone");
+
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'refresh-gone' AND status = 'failed'",
+	                             15),
+	              "no failed run:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(c,
+	                    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
+	                    "WHERE job_name = 'refresh-gone' AND status = 'failed' LIMIT 1",
+	                    "42P01 relation \"public.mv_gone\" does not exist HINT: pgcrond install "
+	                    "creates the job's objects; run pgcrond install with this configuration");
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'refresh-dup' AND status = 'failed'",
+	                             15),
+	              "no failed run:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(c,
+	                    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
+	                    "WHERE job_name = 'refresh-dup' AND status = 'failed' LIMIT 1",
+	                    "23505 could not create unique index \"mv_dup_pgcrond_key\" DETAIL: "
+	                    "Key (parity)=(1) is duplicated.");
+	ck_assert_msg(itest_wait_log(e.log, "DETAIL: Key (parity)=(1) is duplicated.", 5), "%s",
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "HINT: pgcrond install creates the job's objects", 5),
+	              "%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_job");
@@ -141,6 +202,7 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, example_plugin_refreshes_concurrently_and_guards);
 	tcase_add_test(tc, sql_view_job_through_the_daemon);
+	tcase_add_test(tc, view_failures_say_why);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
