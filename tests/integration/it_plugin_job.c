@@ -195,6 +195,102 @@ START_TEST(view_failures_say_why)
 }
 END_TEST
 
+/* e->ci with its port replaced by 1, where no server listens. */
+static char *dead_conninfo(const struct itest_env *e)
+{
+	size_t len = strlen(e->ci) + 16;
+	char *out = malloc(len);
+	const char *p = strstr(e->ci, "port=");
+	ck_assert_ptr_nonnull(out);
+	ck_assert_ptr_nonnull(p);
+	const char *end = p + 5;
+	while (*end >= '0' && *end <= '9')
+		end++;
+	snprintf(out, len, "%.*sport=1%s", (int)(p - e->ci), e->ci, end);
+	return out;
+}
+
+/* `pgcrond install` goes on past a job whose DDL fails, names every failed job at its
+ * FILE:LINE, and its exit status says what failed: 73 when the server refused a job's DDL,
+ * 69 only when a database cannot be reached. A second install that changes nothing says so
+ * in one line. */
+START_TEST(install_goes_on_and_says_where)
+{
+	struct itest_env e;
+	int status;
+	plugin_env(&e, "install-failures", "it_install_failures", "sql_view", "views",
+	           "jobs = ( {\n"                                               /* line 1 */
+	           "\tname = \"bad-col\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	           "\tview = \"public.mv_bad\"; unique_key = \"customer\";\n"
+	           "\tquery = \"SELECT customer, nope FROM orders\";\n"
+	           "}, {\n"                                                     /* line 5 */
+	           "\tname = \"good\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	           "\tview = \"public.mv_good\"; unique_key = \"customer\";\n"
+	           "\tquery = \"SELECT customer, count(*) AS n FROM orders GROUP BY 1\";\n"
+	           "} );\n");
+	PGconn *c = e.db;
+	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL)");
+
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 73, "status %d: %s", status, out);
+	ck_assert_msg(strstr(out, "conf.d/10-views.conf:1: job \"bad-col\": cannot create its "
+	                          "objects in database \"app\": column \"nope\" does not exist "
+	                          "(SQLSTATE 42703)"),
+	              "%s", out);
+	free(out);
+	/* the job after it was installed all the same */
+	itest_assert_scalar(c, "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                       "to_regclass('public.mv_good')",
+	                    "1");
+
+	/* a job in a database that cannot be reached: 69, and the others still install */
+	char *dead = dead_conninfo(&e);
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\nplugin_dir = \"%s/plugins\";\nconf_dir = "
+	                 "\"conf.d\";\nstate_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; }; down = { conninfo = \"%s\"; "
+	                 "}; };\nhistory = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, dead);
+	free(dead);
+	itest_env_job(&e, "20-far.conf",
+	              "job = { name = \"far\"; plugin = \"sql_view\"; database = \"down\"; schedule = \"@daily\";\n"
+	              "\tview = \"public.mv_far\"; unique_key = \"a\"; query = \"SELECT 1 AS a\"; "
+	              "};\n");
+	itest_exec(c, "DROP MATERIALIZED VIEW public.mv_good");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 69, "status %d: %s", status, out);
+	ck_assert_msg(strstr(out, "conf.d/20-far.conf:1: job \"far\": not installed: database "
+	                          "\"down\" cannot be reached"),
+	              "%s", out);
+	ck_assert_msg(strstr(out, "conf.d/10-views.conf:1: job \"bad-col\""), "%s", out);
+	free(out);
+	itest_assert_scalar(c, "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                       "to_regclass('public.mv_good')",
+	                    "1");
+
+	/* fixed: installs, then a second install is one line */
+	itest_env_main(&e, NULL);
+	itest_env_job(&e, "20-far.conf", "# moved away\n");
+	itest_env_job(&e, "10-views.conf",
+	              "job = { name = \"good\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	              "\tview = \"public.mv_good\"; unique_key = \"customer\";\n"
+	              "\tquery = \"SELECT customer, count(*) AS n FROM orders GROUP BY 1\"; };\n");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "status %d: %s", status, out);
+	free(out);
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "status %d: %s", status, out);
+	ck_assert_msg(strncmp(out, "pgcrond install: nothing to change: schema pgcrond is up to "
+	                           "date (version ",
+	                      70) == 0 &&
+	                  strstr(out, "; jobs: 0 added, 0 changed, 0 removed, 1 unchanged\n") &&
+	                  strchr(out, '\n') == out + strlen(out) - 1,
+	              "not one line: %s", out);
+	free(out);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_job");
@@ -203,6 +299,7 @@ int main(void)
 	tcase_add_test(tc, example_plugin_refreshes_concurrently_and_guards);
 	tcase_add_test(tc, sql_view_job_through_the_daemon);
 	tcase_add_test(tc, view_failures_say_why);
+	tcase_add_test(tc, install_goes_on_and_says_where);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
