@@ -285,8 +285,9 @@ START_TEST(alerts_say_things_once)
 	char *path = itest_env_path(&e, "state/alerts.txt");
 
 	/* remove "leaving" while its run is in flight */
-	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                                     "query = 'SELECT pg_sleep(6)' AND state = 'active'"),
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                             "query = 'SELECT pg_sleep(6)' AND state = 'active'"),
 	              "the long run never started:\n%s", itest_read_file(e.log));
 	char *job_file = itest_env_path(&e, "conf.d/30-leaving.conf");
 	ck_assert_int_eq(unlink(job_file), 0);
@@ -294,15 +295,17 @@ START_TEST(alerts_say_things_once)
 	kill(e.pid, SIGHUP);
 	ck_assert(itest_wait_log(e.log, "reload: removed job \"leaving\"", 5));
 	/* its run ends (6 s) well after its old warn_duration (4 s) */
-	ck_assert(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
-	                                 "job_name = 'leaving' AND end_time IS NOT NULL"));
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
+	                         "job_name = 'leaving' AND end_time IS NOT NULL"));
 	itest_sleep(0.5);
 	ck_assert_msg(itest_wait_log(stdin_path, "\"kind\":\"failed\",\"job\":\"broken\"", 5),
 	              "no JSON on stdin:\n%s\n%s", itest_read_file(stdin_path),
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 
-	char *a = itest_read_file(path), *log = itest_read_file(e.log), *in = itest_read_file(stdin_path);
+	char *a = itest_read_file(path), *log = itest_read_file(e.log),
+	     *in = itest_read_file(stdin_path);
 	/* stdin and the environment carry the same alert */
 	ck_assert_msg(strstr(a, "alert failed broken division by zero (SQLSTATE 22012)"), "%s", a);
 	ck_assert_msg(strncmp(in, "{\"event\":\"alert\",", 17) == 0, "stdin: %s", in);

@@ -228,8 +228,9 @@ START_TEST(reload_valid_and_invalid)
 	/* the log says what changed, not only how many jobs there are */
 	ck_assert_msg(itest_wait_log(e.log, "reload: added job \"b\"", 2), "%s",
 	              itest_read_file(e.log));
-	ck_assert(itest_wait_log(e.log, "configuration reloaded: 2 job(s); 1 added, 0 changed, "
-	                                "0 removed",
+	ck_assert(itest_wait_log(e.log,
+	                         "configuration reloaded: 2 job(s); 1 added, 0 changed, "
+	                         "0 removed",
 	                         2));
 
 	/* an invalid one: refused, with file and line, and the old jobs keep running */

@@ -79,11 +79,12 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
 		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
 		 before);
-	itest_assert_scalar(c, sql,
-			    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
-			    "cannot be refreshed CONCURRENTLY HINT: create a unique index on plain columns "
-			    "without a WHERE clause (pgcrond install creates the plugin's own); pgcrond "
-			    "never falls back to a blocking refresh / 55000");
+	itest_assert_scalar(
+	    c, sql,
+	    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
+	    "cannot be refreshed CONCURRENTLY HINT: create a unique index on plain columns "
+	    "without a WHERE clause (pgcrond install creates the plugin's own); pgcrond "
+	    "never falls back to a blocking refresh / 55000");
 
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
@@ -171,11 +172,12 @@ START_TEST(view_failures_say_why)
 	                             "job_name = 'refresh-gone' AND status = 'failed'",
 	                             15),
 	              "no failed run:\n%s", itest_read_file(e.log));
-	itest_assert_scalar(c,
-	                    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
-	                    "WHERE job_name = 'refresh-gone' AND status = 'failed' LIMIT 1",
-	                    "42P01 relation \"public.mv_gone\" does not exist HINT: pgcrond install "
-	                    "creates the job's objects; run pgcrond install with this configuration");
+	itest_assert_scalar(
+	    c,
+	    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
+	    "WHERE job_name = 'refresh-gone' AND status = 'failed' LIMIT 1",
+	    "42P01 relation \"public.mv_gone\" does not exist HINT: pgcrond install "
+	    "creates the job's objects; run pgcrond install with this configuration");
 	ck_assert_msg(itest_wait_sql(c,
 	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
 	                             "job_name = 'refresh-dup' AND status = 'failed'",
@@ -219,11 +221,11 @@ START_TEST(install_goes_on_and_says_where)
 	struct itest_env e;
 	int status;
 	plugin_env(&e, "install-failures", "it_install_failures", "sql_view", "views",
-	           "jobs = ( {\n"                                               /* line 1 */
+	           "jobs = ( {\n" /* line 1 */
 	           "\tname = \"bad-col\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
 	           "\tview = \"public.mv_bad\"; unique_key = \"customer\";\n"
 	           "\tquery = \"SELECT customer, nope FROM orders\";\n"
-	           "}, {\n"                                                     /* line 5 */
+	           "}, {\n" /* line 5 */
 	           "\tname = \"good\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
 	           "\tview = \"public.mv_good\"; unique_key = \"customer\";\n"
 	           "\tquery = \"SELECT customer, count(*) AS n FROM orders GROUP BY 1\";\n"
@@ -239,8 +241,9 @@ START_TEST(install_goes_on_and_says_where)
 	              "%s", out);
 	free(out);
 	/* the job after it was installed all the same */
-	itest_assert_scalar(c, "SELECT count(*)::text FROM pg_class WHERE oid = "
-	                       "to_regclass('public.mv_good')",
+	itest_assert_scalar(c,
+	                    "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                    "to_regclass('public.mv_good')",
 	                    "1");
 
 	/* a job in a database that cannot be reached: 69, and the others still install */
@@ -253,7 +256,8 @@ START_TEST(install_goes_on_and_says_where)
 	                 e.dir, e.dir, e.ci, dead);
 	free(dead);
 	itest_env_job(&e, "20-far.conf",
-	              "job = { name = \"far\"; plugin = \"sql_view\"; database = \"down\"; schedule = \"@daily\";\n"
+	              "job = { name = \"far\"; plugin = \"sql_view\"; database = \"down\"; "
+	              "schedule = \"@daily\";\n"
 	              "\tview = \"public.mv_far\"; unique_key = \"a\"; query = \"SELECT 1 AS a\"; "
 	              "};\n");
 	itest_exec(c, "DROP MATERIALIZED VIEW public.mv_good");
@@ -264,8 +268,9 @@ START_TEST(install_goes_on_and_says_where)
 	              "%s", out);
 	ck_assert_msg(strstr(out, "conf.d/10-views.conf:1: job \"bad-col\""), "%s", out);
 	free(out);
-	itest_assert_scalar(c, "SELECT count(*)::text FROM pg_class WHERE oid = "
-	                       "to_regclass('public.mv_good')",
+	itest_assert_scalar(c,
+	                    "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                    "to_regclass('public.mv_good')",
 	                    "1");
 
 	/* fixed: installs, then a second install is one line */
@@ -280,8 +285,9 @@ START_TEST(install_goes_on_and_says_where)
 	free(out);
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "status %d: %s", status, out);
-	ck_assert_msg(strncmp(out, "pgcrond install: nothing to change: schema pgcrond is up to "
-	                           "date (version ",
+	ck_assert_msg(strncmp(out,
+	                      "pgcrond install: nothing to change: schema pgcrond is up to "
+	                      "date (version ",
 	                      70) == 0 &&
 	                  strstr(out, "; jobs: 0 added, 0 changed, 0 removed, 1 unchanged\n") &&
 	                  strchr(out, '\n') == out + strlen(out) - 1,
