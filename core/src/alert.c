@@ -377,8 +377,40 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		sink_failed(a, s, "cannot send the request");
 }
 
-/* Run the command through /bin/sh with the alert in the environment. Double fork, so the
- * daemon never has to reap it; alarm() survives exec and bounds how long it may run. */
+/* Give the command the alert JSON on its standard input, as pgcrond.conf(5) says. A helper
+ * process writes it, so a command that never reads cannot block anything: the helper dies
+ * with SIGPIPE when the command exits, or by the same alarm. */
+static void stdin_from(const char *json, unsigned timeout_s)
+{
+	int fd[2];
+	if (pipe(fd) < 0)
+		return; /* the environment still carries the JSON */
+	pid_t w = fork();
+	if (w == 0) {
+		close(fd[0]);
+		signal(SIGPIPE, SIG_DFL);
+		alarm(timeout_s);
+		size_t len = strlen(json), off = 0;
+		while (off < len) {
+			ssize_t n = write(fd[1], json + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		(void)!write(fd[1], "\n", 1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (w > 0)
+		dup2(fd[0], STDIN_FILENO);
+	close(fd[0]);
+}
+
+/* Run the command through /bin/sh with the alert JSON on its standard input and the alert in
+ * the environment. Double fork, so the daemon never has to reap it; alarm() survives exec and
+ * bounds how long it may run. */
 static void send_exec(struct alerter *a, struct sink *s, enum alert_action action,
 		      enum alert_kind kind, const char *job, const char *message, const char *json)
 {
@@ -398,6 +430,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 		setenv("PGCROND_ALERT_INSTANCE", a->instance, 1);
 		setenv("PGCROND_ALERT_JSON", json, 1);
 		signal(SIGPIPE, SIG_DFL);
+		stdin_from(json, (unsigned)((s->timeout_ms + 999) / 1000));
 		alarm((unsigned)((s->timeout_ms + 999) / 1000));
 		execl("/bin/sh", "sh", "-c", s->command, (char *)NULL);
 		_exit(127);

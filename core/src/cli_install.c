@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,50 +256,115 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	return rc;
 }
 
+/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
+ * its SQLSTATE. */
+static const char *ddl_error(PGresult *r, char *buf, size_t len)
+{
+	char why[1024];
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	pgconn_result_error(r, why, sizeof(why));
+	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
+	         state ? ")" : "");
+	return buf;
+}
+
+static bool failed(PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+}
+
+/* A job whose objects were not installed, at its FILE:LINE so the operator can find it. */
+static void job_failed(const struct conf_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void job_failed(const struct conf_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s:%d: job \"%s\": ", job->file, job->line, job->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 /* The objects of one job of a plugin with per-job DDL (ABI 1.1 job_install, e.g.
- * sql_view's view and its unique index), statement by statement, values as parameters. */
+ * sql_view's view and its unique index), statement by statement, values as parameters.
+ * EX_OK, EX_CONFIG (the plugin could not build them) or EX_CANTCREAT (the server refused). */
 static int install_job_objects(PGconn *conn, const struct plugin *p, const struct conf_job *job,
                                const char *dbname)
 {
 	struct pgc_run *run = NULL;
-	char err[512], what[512];
+	char err[1536];
 	int rc = EX_OK;
 
 	if (plugin_build_install(p, job, &run, err, sizeof(err)) != 0) {
-		fprintf(stderr, "pgcrond install: job %s (plugin %s): %s\n", job->name, p->name, err);
+		job_failed(job, "%s", err);
 		return EX_CONFIG;
 	}
-	snprintf(what, sizeof(what), "job %s in database \"%s\"", job->name, dbname);
 	for (size_t i = 0; run && i < run->n_stmts && rc == EX_OK; i++) {
 		const struct plugin_stmt *st = &run->stmts[i];
 		PGresult *r = PQexecParams(conn, st->sql, st->n_params, NULL,
 		                           (const char *const *)st->params, NULL, NULL, 0);
-		if (!exec_ok(r, what))
-			rc = EX_UNAVAILABLE;
+		if (failed(r)) {
+			job_failed(job, "cannot create its objects in database \"%s\": %s", dbname,
+			           ddl_error(r, err, sizeof(err)));
+			rc = EX_CANTCREAT;
+		}
 		PQclear(r);
 	}
-	if (rc == EX_OK && run && run->n_stmts)
-		printf("pgcrond install: %s: objects installed\n", what);
 	plugin_run_free(&run);
 	return rc;
 }
 
-/* Each configured plugin's install SQL, in every database its jobs use. */
+/* Catalog rows that DDL adds (relations, functions, types, schemas; not temporary ones),
+ * so an install can say whether it created anything without each plugin saying so. */
+static long long catalog_size(PGconn *conn)
+{
+	PGresult *r = PQexec(
+	    conn, "SELECT (SELECT count(*) FROM pg_catalog.pg_class WHERE relpersistence <> 't')"
+	          " + (SELECT count(*) FROM pg_catalog.pg_proc)"
+	          " + (SELECT count(*) FROM pg_catalog.pg_type)"
+	          " + (SELECT count(*) FROM pg_catalog.pg_namespace"
+	          "    WHERE nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE "
+	          "'pg\\_toast\\_temp\\_%')");
+	long long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
+	PQclear(r);
+	return n;
+}
+
+/* The worst of two outcomes: an unreachable database first (run again when it is back),
+ * then a plugin's refusal (fix the config), then refused DDL. */
+static int worse(int a, int b)
+{
+	static const int order[] = {EX_UNAVAILABLE, EX_SOFTWARE, EX_CONFIG, EX_CANTCREAT, EX_OK};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (a == order[i] || b == order[i])
+			return order[i];
+	return a;
+}
+
+enum db_state { DB_UNTOUCHED, DB_OPEN, DB_UNREACHABLE, DB_NO_GUARD };
+
+/* Each configured plugin's install SQL, in every database its jobs use. A failure is
+ * reported at the FILE:LINE of every job it leaves without its objects, and the install goes
+ * on with the others, so one pass shows every problem. */
 static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg)
 {
 	const struct plugin **order = calloc(cfg->n_jobs + 1, sizeof(*order));
 	PGconn **conns = calloc(cfg->n_databases + 1, sizeof(*conns));
+	enum db_state *state = calloc(cfg->n_databases + 1, sizeof(*state));
+	long long *before = calloc(cfg->n_databases + 1, sizeof(*before));
+	char err[1536];
 	int rc = EX_OK;
 
-	if (!order || !conns) {
-		free(order);
-		free(conns);
-		return EX_SOFTWARE;
+	if (!order || !conns || !state || !before) {
+		rc = EX_SOFTWARE;
+		goto out;
 	}
 	size_t n = plugin_order(cfg, reg, order);
-	for (size_t i = 0; i < n && rc == EX_OK; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct plugin *p = order[i];
-		for (size_t d = 0; d < cfg->n_databases && rc == EX_OK; d++) {
+		for (size_t d = 0; d < cfg->n_databases; d++) {
 			const struct conf_database *db = &cfg->databases[d];
 			bool used = false;
 			for (size_t j = 0; j < cfg->n_jobs; j++)
@@ -308,44 +374,77 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 				        strcmp(cfg->jobs[j].database, db->name) == 0;
 			if (!used)
 				continue;
-			if (!conns[d]) {
-				char err[1024];
+			if (state[d] == DB_UNTOUCHED) {
 				conns[d] = pgconn_connect_blocking(db->conninfo, "pgcrond install",
 				                                   err, sizeof(err));
 				if (!conns[d]) {
 					fprintf(stderr, "pgcrond install: database \"%s\": %s\n",
 					        db->name, err);
-					rc = EX_UNAVAILABLE;
-					break;
-				}
-				/* Idempotent DDL says "already exists, skipping" on every run
-				 * after the first: keep a re-install quiet. */
-				PQclear(PQexec(conns[d], "SET client_min_messages = warning"));
-				if (install_refresh_guard(conns[d], db->name) != 0) {
-					rc = EX_UNAVAILABLE;
-					break;
+					state[d] = DB_UNREACHABLE;
+				} else {
+					/* Idempotent DDL says "already exists, skipping" on every
+					 * run after the first: keep a re-install quiet. */
+					PQclear(
+					    PQexec(conns[d], "SET client_min_messages = warning"));
+					before[d] = catalog_size(conns[d]);
+					state[d] = install_refresh_guard(conns[d], db->name) == 0
+					               ? DB_OPEN
+					               : DB_NO_GUARD;
 				}
 			}
-			char what[512];
-			snprintf(what, sizeof(what), "plugin %s in database \"%s\"", p->name,
-			         db->name);
-			if (p->decl.install_sql) {
+			const char *plugin_err = NULL;
+			if (state[d] == DB_OPEN && p->decl.install_sql) {
 				PGresult *r = PQexec(conns[d], p->decl.install_sql);
-				if (exec_ok(r, what))
-					printf("pgcrond install: %s: objects installed\n", what);
-				else
-					rc = EX_UNAVAILABLE;
+				if (failed(r))
+					plugin_err = ddl_error(r, err, sizeof(err));
 				PQclear(r);
 			}
-			for (size_t j = 0; j < cfg->n_jobs && rc == EX_OK; j++)
-				if (cfg->jobs[j].plugin && strcmp(cfg->jobs[j].plugin, p->name) == 0 &&
-				    strcmp(cfg->jobs[j].database, db->name) == 0)
-					rc = install_job_objects(conns[d], p, &cfg->jobs[j], db->name);
+			for (size_t j = 0; j < cfg->n_jobs; j++) {
+				const struct conf_job *job = &cfg->jobs[j];
+				if (!job->plugin || strcmp(job->plugin, p->name) != 0 ||
+				    !job->database || strcmp(job->database, db->name) != 0)
+					continue;
+				if (state[d] == DB_UNREACHABLE) {
+					job_failed(
+					    job, "not installed: database \"%s\" cannot be reached",
+					    db->name);
+					rc = worse(rc, EX_UNAVAILABLE);
+				} else if (state[d] == DB_NO_GUARD) {
+					job_failed(
+					    job,
+					    "not installed: the refresh guard could not be created "
+					    "in database \"%s\" (see above)",
+					    db->name);
+					rc = worse(rc, EX_CANTCREAT);
+				} else if (plugin_err) {
+					job_failed(
+					    job,
+					    "plugin \"%s\" cannot create its objects in database "
+					    "\"%s\": %s",
+					    p->name, db->name, plugin_err);
+					rc = worse(rc, EX_CANTCREAT);
+				} else {
+					rc = worse(rc,
+					           install_job_objects(conns[d], p, job, db->name));
+				}
+			}
 		}
 	}
-	for (size_t d = 0; d < cfg->n_databases; d++)
+	/* Quiet when nothing was missing: a second install prints no line of its own here. */
+	for (size_t d = 0; d < cfg->n_databases; d++) {
+		long long after = state[d] == DB_UNTOUCHED || state[d] == DB_UNREACHABLE
+		                      ? -1
+		                      : catalog_size(conns[d]);
+		if (after >= 0 && before[d] >= 0 && after != before[d])
+			printf("pgcrond install: plugins' objects created in database \"%s\"\n",
+			       cfg->databases[d].name);
+	}
+out:
+	for (size_t d = 0; conns && d < cfg->n_databases; d++)
 		PQfinish(conns[d]);
 	free(conns);
+	free(state);
+	free(before);
 	free(order);
 	return rc;
 }
@@ -397,7 +496,13 @@ int cli_install(int argc, char **argv)
 	}
 	PQclear(r);
 
-	if (from == to)
+	if (from == to && counts.added + counts.changed + counts.removed == 0)
+		/* a second install changed nothing and says so in one line */
+		printf(
+		    "pgcrond install: nothing to change: schema pgcrond is up to date (version "
+		    "%d) in database \"%s\"; jobs: 0 added, 0 changed, 0 removed, %d unchanged\n",
+		    to, cfg->history_database, counts.unchanged);
+	else if (from == to)
 		printf("pgcrond install: schema pgcrond is up to date (version %d) in database "
 		       "\"%s\"\n",
 		       to, cfg->history_database);
@@ -408,9 +513,10 @@ int cli_install(int argc, char **argv)
 		printf("pgcrond install: schema pgcrond upgraded from version %d to %d in database "
 		       "\"%s\"\n",
 		       from, to, cfg->history_database);
-	printf("pgcrond install: jobs: %d added, %d changed, %d removed (kept, disabled), "
-	       "%d unchanged\n",
-	       counts.added, counts.changed, counts.removed, counts.unchanged);
+	if (from != to || counts.added + counts.changed + counts.removed != 0)
+		printf("pgcrond install: jobs: %d added, %d changed, %d removed (kept, disabled), "
+		       "%d unchanged\n",
+		       counts.added, counts.changed, counts.removed, counts.unchanged);
 
 	rc = install_plugins(cfg, reg);
 out:

@@ -144,8 +144,20 @@ void config_free(struct pgc_config **cfg);
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
 
-/* The standard job key closest to KEY (at most 2 edits away), or NULL: for the plugin
- * validator, to say "did you mean" about a plugin job's unknown setting. */
+/* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length.
+ * Start with {word, NULL, 99}, offer candidates, read best (NULL: nothing close). */
+struct suggester {
+	const char *word;
+	const char *best;
+	int best_d;
+};
+
+void config_suggest(struct suggester *sg, const char *cand);
+/* Offer every standard job key to SG: the plugin validator suggests from the standard keys
+ * and the plugin's own settings alike, since a plugin job's typo may be of either. */
+void config_suggest_job_keys(struct suggester *sg);
+
+/* The standard job key closest to KEY (at most 2 edits away), or NULL. */
 const char *config_closest_job_key(const char *key);
 /* A job name is 1-63 of [A-Za-z0-9_.-]. */
 bool config_valid_job_name(const char *name);

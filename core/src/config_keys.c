@@ -307,6 +307,12 @@ const char *config_closest_key(const struct key_spec *keys, const char *word)
 	return sg.best;
 }
 
+void config_suggest_job_keys(struct suggester *sg)
+{
+	for (const struct key_spec *k = config_job_keys; k->name; k++)
+		config_suggest(sg, k->name);
+}
+
 const char *config_closest_job_key(const char *key)
 {
 	return config_closest_key(config_job_keys, key);

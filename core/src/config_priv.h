@@ -86,14 +86,7 @@ void config_source_free(struct loader *L);
 
 /* ---- spelling suggestions ---------------------------------------------------------- */
 
-/* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length. */
-struct suggester {
-	const char *word;
-	const char *best;
-	int best_d;
-};
-
-void config_suggest(struct suggester *sg, const char *cand);
+/* struct suggester and config_suggest() are in config.h: the plugin validator uses them. */
 
 /* ---- key tables -------------------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "config_diff.h"
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
@@ -107,6 +108,28 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
+/* Which jobs a reload added, changed (and in what) and removed, so the operator sees that the
+ * edit they meant arrived; a long list is cut, the counts are always complete. */
+static void log_reload_diff(const struct pgc_config *old, const struct pgc_config *new_cfg)
+{
+	enum { MAX_LINES = 50 };
+	struct config_diff diff = {0};
+
+	if (config_diff_jobs(old, new_cfg, &diff) < 0) {
+		log_notice("configuration reloaded: %zu job(s) (out of memory listing the changes)",
+		           new_cfg->n_jobs);
+		goto out;
+	}
+	for (size_t i = 0; i < diff.n && i < MAX_LINES; i++)
+		log_notice("reload: %s", diff.lines[i]);
+	if (diff.n > MAX_LINES)
+		log_notice("reload: ... and %zu more job change(s)", diff.n - MAX_LINES);
+	log_notice("configuration reloaded: %zu job(s); %zu added, %zu changed, %zu removed",
+	           new_cfg->n_jobs, diff.added, diff.changed, diff.removed);
+out:
+	config_diff_free(&diff);
+}
+
 static void reload(struct daemon *d)
 {
 	struct diag_list dl = {0};
@@ -139,6 +162,7 @@ static void reload(struct daemon *d)
 	}
 	apply_log_level(cfg);
 	alert_reconfigure(d->alerts, cfg);
+	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
 	plugin_registry_free(&d->plugins);
@@ -149,7 +173,6 @@ static void reload(struct daemon *d)
 	cfg = NULL;
 	plugins = NULL;
 	tz = NULL;
-	log_notice("configuration reloaded: %zu job(s)", d->cfg->n_jobs);
 out:
 	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 	sdnotify_ready();

@@ -486,10 +486,11 @@ error:
 	if (r->failed)
 		return; /* the first error is the one to report */
 	r->failed = true;
-	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	char text[4096];
 	free(r->message);
-	r->message = one_line(primary ? primary : PQresultErrorMessage(res));
+	/* with the server's DETAIL and HINT: which key is duplicated, what to do */
+	r->message = one_line(pgconn_result_error(res, text, sizeof(text)));
 	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
 	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
 	    !r->internal && strstr(r->message ? r->message : "", "statement timeout"))

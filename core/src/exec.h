@@ -36,7 +36,7 @@ struct exec_outcome {
 	bool ok;
 	bool timed_out;       /* the run's timeout expired */
 	bool cancelled;       /* exec_cancel() stopped it (message says why) */
-	const char *message;  /* return_message: "INSERT 0 1", "1 row", the error's primary text */
+	const char *message;  /* return_message: "INSERT 0 1", "1 row", the error, DETAIL, HINT */
 	const char *sqlstate; /* NULL on success; "57014" for timeouts and cancels, "08001" when
 	                       * no connection could be made, "08006" when it was lost */
 	int backend_pid;      /* 0 if never connected */

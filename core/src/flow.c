@@ -231,7 +231,9 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 static void stale_arm(struct job *j)
 {
 	stale_disarm(j);
-	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || j->s->draining)
+	/* a disabled job is not expected to run, so it cannot be stale */
+	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || !j->enabled ||
+	    j->s->draining)
 		return;
 	int64_t now = sched_wall_us();
 	/* no success known (here or in the history): counted from when pgcrond started */
@@ -277,7 +279,7 @@ int flow_apply(struct sched *s, const struct pgc_config *cfg, const struct plugi
 		return rc;
 
 	for (struct job *j = s->jobs; j; j = j->next) {
-		int64_t want = j->conf && !j->removed ? j->conf->max_staleness_ms : 0;
+		int64_t want = j->conf && !j->removed && j->enabled ? j->conf->max_staleness_ms : 0;
 		if (want <= 0)
 			stale_disarm(j);
 		else if (!j->stale_armed || j->stale_ms != want)
@@ -427,8 +429,9 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	}
 	int after = c && c->alert_after > 1 ? c->alert_after : 1;
 	if (after <= 1) {
-		/* cut on a character: a notify sink's NOTIFY refuses a broken one */
-		text_format(msg, sizeof(msg), "failed%s: %s%s%s%s", r->attempt > 1 ? " after retries" : "",
+		/* the kind already says "failed": the message says why, once; cut on a character
+		 * (a notify sink's NOTIFY refuses a broken one) */
+		text_format(msg, sizeof(msg), "%s%s%s%s%s", r->attempt > 1 ? "after retries: " : "",
 		         o->message ? o->message : "", o->sqlstate ? " (SQLSTATE " : "",
 		         o->sqlstate ? o->sqlstate : "", o->sqlstate ? ")" : "");
 		condition(j, ALERT_FAILED, true, msg);
@@ -467,6 +470,9 @@ void flow_slow_cb(evutil_socket_t fd, short what, void *arg)
 	struct run *r = arg;
 	char d[32], msg[160];
 	r->slow_armed = false;
+	/* a job removed while it ran has no warn_duration any more, and nobody to alert about */
+	if (!r->job->conf || r->job->removed)
+		return;
 	r->slow_alerted = true;
 	duration_format(r->job->conf ? r->job->conf->warn_duration_ms : 0, d, sizeof(d));
 	snprintf(msg, sizeof(msg), "running for more than %s (warn_duration); still running", d);
@@ -543,7 +549,7 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = j->s;
 	char d[32], age[32], msg[256];
 	j->stale_armed = false;
-	if (!j->conf || j->conf->max_staleness_ms <= 0 || s->draining)
+	if (!j->conf || j->conf->max_staleness_ms <= 0 || !j->enabled || j->removed || s->draining)
 		return;
 	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
 	if (j->last_success_us) {

@@ -46,6 +46,9 @@ const char *pgconn_scrub(const char *msg, const char *conninfo, char *buf, size_
 /* Whether libpq's parser accepts CONNINFO (key=value pairs or a URI). Its error message is
  * discarded: it may quote the password. */
 bool pgconn_conninfo_parses(const char *conninfo);
+/* A failed result's error as one line into BUF: the primary message, then " DETAIL: ..."
+ * and " HINT: ..." when the server sent them (no "ERROR:" prefix, no LINE/caret lines).
+ * Returns BUF. */
 const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
 
 /* Capped exponential backoff with jitter for the ATTEMPT-th consecutive failure (0 for the

@@ -1,5 +1,6 @@
 #include "plugin.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -595,6 +596,66 @@ const struct pgc_api *plugin_api(void)
 
 /* ---- loading ------------------------------------------------------------------------ */
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* What a missing plugin's message offers instead: "did you mean "x"? plugin_dir holds: a, b"
+ * (sorted), or "plugin_dir holds no plugins". Only names that could be loaded are listed. */
+static void list_plugin_files(const char *dir, const char *want, char *out, size_t outlen)
+{
+	char *names[64];
+	size_t n = 0, o = 0;
+	struct suggester sg = {want, NULL, 99};
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int w;
+
+	snprintf(out, outlen, "plugin_dir holds no plugins");
+	if (!d)
+		return;
+	while ((e = readdir(d)) && n < sizeof(names) / sizeof(names[0])) {
+		size_t len = strlen(e->d_name);
+		if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+			continue;
+		char *nm = strndup(e->d_name, len - 3);
+		if (!nm)
+			break;
+		if (!name_is_valid(nm)) {
+			free(nm);
+			continue;
+		}
+		names[n++] = nm;
+	}
+	closedir(d);
+	if (n == 0)
+		return;
+	qsort(names, n, sizeof(names[0]), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		config_suggest(&sg, names[i]);
+	if (sg.best)
+		w = snprintf(out, outlen, "did you mean \"%s\"? plugin_dir holds: ", sg.best);
+	else
+		w = snprintf(out, outlen, "plugin_dir holds: ");
+	if (w < 0 || (size_t)w >= outlen)
+		goto out;
+	o = (size_t)w;
+	for (size_t i = 0; i < n; i++) {
+		w = snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", names[i]);
+		if (w < 0 || (size_t)w >= outlen - o) {
+			/* too many to list: end with an ellipsis where it was cut */
+			if (outlen > 4)
+				memcpy(out + outlen - 4, "...", 4);
+			goto out;
+		}
+		o += (size_t)w;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+}
+
 /* The file is only as trustworthy as whoever can replace it: the directory and the file, and
  * the directories above them (trust.h), must be owned by root or by us and writable by nobody
  * else. Then nobody else can swap the file between these checks and dlopen(), so checking by
@@ -634,12 +695,14 @@ static int check_files(const char *dir, const char *name, const char *path, char
 
 	if (lstat(path, &st) < 0) {
 		int e = errno;
-		if (e == ENOENT)
+		if (e == ENOENT) {
+			char have[512];
+			list_plugin_files(dir, name, have, sizeof(have));
 			set_err(err, errlen,
-			        "plugin \"%s\": %s does not exist; install the plugin "
+			        "plugin \"%s\": %s does not exist; %s; install the plugin "
 			        "there, or check the plugin name and plugin_dir",
-			        name, path);
-		else
+			        name, path, have);
+		} else
 			set_err(err, errlen, "plugin \"%s\": cannot read %s: %s", name, path,
 			        strerror(e));
 		return -e;
@@ -1224,8 +1287,17 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 		const struct pgc_setting_decl *d = find_decl(p, js->key);
 		if (!d) {
 			char known[512];
+			struct suggester sg = {js->key, NULL, 99};
+			for (size_t k = 0; k < p->n_settings; k++)
+				config_suggest(&sg, p->decl.settings[k].name);
+			config_suggest_job_keys(&sg);
 			list_settings(p, known, sizeof(known));
-			if (p->n_settings)
+			if (sg.best)
+				diag_add(dl, job->file, line,
+				         "job \"%s\": plugin \"%s\" has no setting "
+				         "\"%s\"; did you mean \"%s\"?",
+				         job->name, p->name, js->key, sg.best);
+			else if (p->n_settings)
 				diag_add(dl, job->file, line,
 				         "job \"%s\": plugin \"%s\" has no setting "
 				         "\"%s\"; its settings are: %s",
@@ -1294,7 +1366,9 @@ int plugin_check_config(const struct pgc_config *cfg, struct plugin_registry **o
 			return rc;
 		}
 		if (rc < 0) {
-			diag_add(dl, job->file, job->line, "job \"%s\": %s", job->name, err);
+			/* the plugin = line is where the mistake is, not the job's first line */
+			diag_add(dl, job->file, job->plugin_line > 0 ? job->plugin_line : job->line,
+			         "job \"%s\": %s", job->name, err);
 			bad = true;
 			continue;
 		}

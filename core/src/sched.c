@@ -389,15 +389,32 @@ static void on_pid(void *arg, int pid)
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
+/* A plugin job's relation or schema that does not exist was never installed (or was dropped):
+ * the server's message alone leaves a new user guessing, so say what creates it. */
+static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
+                                     size_t len)
+{
+	if (o->ok || !r->job->plugin || !o->sqlstate || !o->message ||
+	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
+	    strstr(o->message, " HINT: "))
+		return o->message;
+	int n = snprintf(buf, len,
+	                 "%s HINT: pgcrond install creates the job's objects; run pgcrond install "
+	                 "with this configuration",
+	                 o->message);
+	return n < 0 || (size_t)n >= len ? o->message : buf;
+}
+
 static void on_done(void *arg, const struct exec_outcome *o)
 {
 	struct run *r = arg;
+	char msg[4352];
 	r->er = NULL;
 	struct flow_outcome fo = {
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,
 	    .cancelled = o->cancelled,
-	    .message = o->message,
+	    .message = with_install_hint(r, o, msg, sizeof(msg)),
 	    .sqlstate = o->sqlstate,
 	};
 	run_end(r, &fo);

@@ -255,6 +255,74 @@ START_TEST(stale_after_restart_counts_from_history)
 }
 END_TEST
 
+/* What an operator reads: the exec sink gets the JSON on its standard input (and in
+ * PGCROND_ALERT_JSON), a log line says "failed" once, a disabled job raises no stale alert, and
+ * a job removed while it runs raises no slow alert ("more than 0s"). */
+START_TEST(alerts_say_things_once)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "once", DB);
+	itest_env_main(&e,
+	               "alerts = ( { sink = \"log\"; }, { sink = \"exec\"; command = "
+	               "\"cat >> %s/state/stdin.txt; echo \\\"$PGCROND_ALERT_EVENT "
+	               "$PGCROND_ALERT_KIND $PGCROND_ALERT_JOB $PGCROND_ALERT_MESSAGE\\\" >> "
+	               "%s/state/alerts.txt\"; } );\n",
+	               e.dir, e.dir);
+	itest_env_job(&e, "10-broken.conf",
+	              "job = { name = \"broken\"; database = \"app\"; schedule = \"* * * * * *\";"
+	              " command = \"SELECT 1 / 0\"; };\n");
+	itest_env_job(&e, "20-off.conf",
+	              "job = { name = \"off\"; database = \"app\"; schedule = \"* * * * * *\";"
+	              " command = \"SELECT 1\"; enabled = false; max_staleness = \"1s\"; };\n");
+	char sched[64];
+	itest_schedule_soon(sched, sizeof(sched), 2);
+	itest_env_job(&e, "30-leaving.conf",
+	              "job = { name = \"leaving\"; database = \"app\"; schedule = \"%s\";"
+	              " command = \"SELECT pg_sleep(6)\"; warn_duration = \"4s\"; };\n",
+	              sched);
+	itest_env_start(&e);
+	char *stdin_path = itest_env_path(&e, "state/stdin.txt");
+	char *path = itest_env_path(&e, "state/alerts.txt");
+
+	/* remove "leaving" while its run is in flight */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                             "query = 'SELECT pg_sleep(6)' AND state = 'active'"),
+	              "the long run never started:\n%s", itest_read_file(e.log));
+	char *job_file = itest_env_path(&e, "conf.d/30-leaving.conf");
+	ck_assert_int_eq(unlink(job_file), 0);
+	free(job_file);
+	kill(e.pid, SIGHUP);
+	ck_assert(itest_wait_log(e.log, "reload: removed job \"leaving\"", 5));
+	/* its run ends (6 s) well after its old warn_duration (4 s) */
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
+	                         "job_name = 'leaving' AND end_time IS NOT NULL"));
+	itest_sleep(0.5);
+	ck_assert_msg(itest_wait_log(stdin_path, "\"kind\":\"failed\",\"job\":\"broken\"", 5),
+	              "no JSON on stdin:\n%s\n%s", itest_read_file(stdin_path),
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+
+	char *a = itest_read_file(path), *log = itest_read_file(e.log),
+	     *in = itest_read_file(stdin_path);
+	/* stdin and the environment carry the same alert */
+	ck_assert_msg(strstr(a, "alert failed broken division by zero (SQLSTATE 22012)"), "%s", a);
+	ck_assert_msg(strncmp(in, "{\"event\":\"alert\",", 17) == 0, "stdin: %s", in);
+	/* each thing once */
+	ck_assert_msg(strstr(log, "ALERT failed: division by zero (SQLSTATE 22012)"), "%s", log);
+	ck_assert_msg(!strstr(log, "failed: failed"), "%s", log);
+	ck_assert_msg(lines_with(a, " off") == 0, "a disabled job alerted:\n%s", a);
+	ck_assert_msg(lines_with(a, "leaving") == 0, "a removed job alerted:\n%s", a);
+	free(a);
+	free(log);
+	free(in);
+	free(path);
+	free(stdin_path);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alerts");
@@ -264,6 +332,7 @@ int main(void)
 	tcase_add_test(tc, stale_alerts_once_and_recovers_once);
 	tcase_add_test(tc, slow_run_alerts_while_running);
 	tcase_add_test(tc, stale_after_restart_counts_from_history);
+	tcase_add_test(tc, alerts_say_things_once);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -225,7 +225,13 @@ START_TEST(reload_valid_and_invalid)
 	kill(e.pid, SIGHUP);
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM ticks WHERE job = 'b'"),
 	              "new job did not run:\n%s", itest_read_file(e.log));
-	ck_assert(itest_wait_log(e.log, "configuration reloaded", 2));
+	/* the log says what changed, not only how many jobs there are */
+	ck_assert_msg(itest_wait_log(e.log, "reload: added job \"b\"", 2), "%s",
+	              itest_read_file(e.log));
+	ck_assert(itest_wait_log(e.log,
+	                         "configuration reloaded: 2 job(s); 1 added, 0 changed, "
+	                         "0 removed",
+	                         2));
 
 	/* an invalid one: refused, with file and line, and the old jobs keep running */
 	itest_env_job(

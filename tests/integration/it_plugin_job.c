@@ -79,9 +79,12 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
 		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
 		 before);
-	itest_assert_scalar(c, sql,
-			    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
-			 "cannot be refreshed CONCURRENTLY / 55000");
+	itest_assert_scalar(
+	    c, sql,
+	    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
+	    "cannot be refreshed CONCURRENTLY HINT: create a unique index on plain columns "
+	    "without a WHERE clause (pgcrond install creates the plugin's own); pgcrond "
+	    "never falls back to a blocking refresh / 55000");
 
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
@@ -134,6 +137,166 @@ START_TEST(sql_view_job_through_the_daemon)
 }
 END_TEST
 
+/* What a new user reads when a view job fails: a view that was never installed says to run
+ * `pgcrond install`, and a unique_key that is not unique shows the server's DETAIL (which
+ * key is duplicated), in the history row and in the log. */
+START_TEST(view_failures_say_why)
+{
+	struct itest_env e;
+	plugin_env(&e, "view-failures", "it_view_failures", "sql_view", "views",
+	           "jobs = ( {\n"
+	           "\tname = \"refresh-gone\";\n"
+	           "\tplugin = \"sql_view\";\n"
+	           "\tschedule = \"* * * * * *\";\n"
+	           "\tview = \"public.mv_gone\";\n"
+	           "\tquery = \"SELECT customer FROM orders GROUP BY customer\";\n"
+	           "\tunique_key = \"customer\";\n"
+	           "}, {\n"
+	           "\tname = \"refresh-dup\";\n"
+	           "\tplugin = \"sql_view\";\n"
+	           "\tschedule = \"* * * * * *\";\n"
+	           "\tview = \"public.mv_dup\";\n"
+	           "\tquery = \"SELECT 1 AS parity, customer FROM orders\";\n"
+	           "\tunique_key = \"parity\";\n"
+	           "} );\n");
+	PGconn *c = e.db;
+	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
+	              "INSERT INTO orders (customer) SELECT 'c' || g FROM generate_series(1, 4) g");
+	install(&e);
+	/* as if the job had been added after the last install */
+	itest_exec(c, "DROP MATERIALIZED VIEW public.mv_gone");
+
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'refresh-gone' AND status = 'failed'",
+	                             15),
+	              "no failed run:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(
+	    c,
+	    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
+	    "WHERE job_name = 'refresh-gone' AND status = 'failed' LIMIT 1",
+	    "42P01 relation \"public.mv_gone\" does not exist HINT: pgcrond install "
+	    "creates the job's objects; run pgcrond install with this configuration");
+	ck_assert_msg(itest_wait_sql(c,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'refresh-dup' AND status = 'failed'",
+	                             15),
+	              "no failed run:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(c,
+	                    "SELECT sqlstate || ' ' || return_message FROM pgcrond.job_run_details "
+	                    "WHERE job_name = 'refresh-dup' AND status = 'failed' LIMIT 1",
+	                    "23505 could not create unique index \"mv_dup_pgcrond_key\" DETAIL: "
+	                    "Key (parity)=(1) is duplicated.");
+	ck_assert_msg(itest_wait_log(e.log, "DETAIL: Key (parity)=(1) is duplicated.", 5), "%s",
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "HINT: pgcrond install creates the job's objects", 5),
+	              "%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* e->ci with its port replaced by 1, where no server listens. */
+static char *dead_conninfo(const struct itest_env *e)
+{
+	size_t len = strlen(e->ci) + 16;
+	char *out = malloc(len);
+	const char *p = strstr(e->ci, "port=");
+	ck_assert_ptr_nonnull(out);
+	ck_assert_ptr_nonnull(p);
+	const char *end = p + 5;
+	while (*end >= '0' && *end <= '9')
+		end++;
+	snprintf(out, len, "%.*sport=1%s", (int)(p - e->ci), e->ci, end);
+	return out;
+}
+
+/* `pgcrond install` goes on past a job whose DDL fails, names every failed job at its
+ * FILE:LINE, and its exit status says what failed: 73 when the server refused a job's DDL,
+ * 69 only when a database cannot be reached. A second install that changes nothing says so
+ * in one line. */
+START_TEST(install_goes_on_and_says_where)
+{
+	struct itest_env e;
+	int status;
+	plugin_env(&e, "install-failures", "it_install_failures", "sql_view", "views",
+	           "jobs = ( {\n" /* line 1 */
+	           "\tname = \"bad-col\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	           "\tview = \"public.mv_bad\"; unique_key = \"customer\";\n"
+	           "\tquery = \"SELECT customer, nope FROM orders\";\n"
+	           "}, {\n" /* line 5 */
+	           "\tname = \"good\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	           "\tview = \"public.mv_good\"; unique_key = \"customer\";\n"
+	           "\tquery = \"SELECT customer, count(*) AS n FROM orders GROUP BY 1\";\n"
+	           "} );\n");
+	PGconn *c = e.db;
+	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL)");
+
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 73, "status %d: %s", status, out);
+	ck_assert_msg(strstr(out, "conf.d/10-views.conf:1: job \"bad-col\": cannot create its "
+	                          "objects in database \"app\": column \"nope\" does not exist "
+	                          "(SQLSTATE 42703)"),
+	              "%s", out);
+	free(out);
+	/* the job after it was installed all the same */
+	itest_assert_scalar(c,
+	                    "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                    "to_regclass('public.mv_good')",
+	                    "1");
+
+	/* a job in a database that cannot be reached: 69, and the others still install */
+	char *dead = dead_conninfo(&e);
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\nplugin_dir = \"%s/plugins\";\nconf_dir = "
+	                 "\"conf.d\";\nstate_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; }; down = { conninfo = \"%s\"; "
+	                 "}; };\nhistory = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, dead);
+	free(dead);
+	itest_env_job(&e, "20-far.conf",
+	              "job = { name = \"far\"; plugin = \"sql_view\"; database = \"down\"; "
+	              "schedule = \"@daily\";\n"
+	              "\tview = \"public.mv_far\"; unique_key = \"a\"; query = \"SELECT 1 AS a\"; "
+	              "};\n");
+	itest_exec(c, "DROP MATERIALIZED VIEW public.mv_good");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 69, "status %d: %s", status, out);
+	ck_assert_msg(strstr(out, "conf.d/20-far.conf:1: job \"far\": not installed: database "
+	                          "\"down\" cannot be reached"),
+	              "%s", out);
+	ck_assert_msg(strstr(out, "conf.d/10-views.conf:1: job \"bad-col\""), "%s", out);
+	free(out);
+	itest_assert_scalar(c,
+	                    "SELECT count(*)::text FROM pg_class WHERE oid = "
+	                    "to_regclass('public.mv_good')",
+	                    "1");
+
+	/* fixed: installs, then a second install is one line */
+	itest_env_main(&e, NULL);
+	itest_env_job(&e, "20-far.conf", "# moved away\n");
+	itest_env_job(&e, "10-views.conf",
+	              "job = { name = \"good\"; plugin = \"sql_view\"; schedule = \"@daily\";\n"
+	              "\tview = \"public.mv_good\"; unique_key = \"customer\";\n"
+	              "\tquery = \"SELECT customer, count(*) AS n FROM orders GROUP BY 1\"; };\n");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "status %d: %s", status, out);
+	free(out);
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "status %d: %s", status, out);
+	ck_assert_msg(strncmp(out,
+	                      "pgcrond install: nothing to change: schema pgcrond is up to "
+	                      "date (version ",
+	                      70) == 0 &&
+	                  strstr(out, "; jobs: 0 added, 0 changed, 0 removed, 1 unchanged\n") &&
+	                  strchr(out, '\n') == out + strlen(out) - 1,
+	              "not one line: %s", out);
+	free(out);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_job");
@@ -141,6 +304,8 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, example_plugin_refreshes_concurrently_and_guards);
 	tcase_add_test(tc, sql_view_job_through_the_daemon);
+	tcase_add_test(tc, view_failures_say_why);
+	tcase_add_test(tc, install_goes_on_and_says_where);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -540,9 +540,17 @@ END_TEST
 
 START_TEST(test_missing)
 {
-	expect_refusal("nothere", -ENOENT,
-	               "plugin \"nothere\": @/nothere.so does not exist; install the plugin there, "
-	               "or check the plugin name and plugin_dir");
+	expect_refusal(
+	    "nothere", -ENOENT,
+	    "plugin \"nothere\": @/nothere.so does not exist; plugin_dir holds no "
+	    "plugins; install the plugin there, or check the plugin name and plugin_dir");
+	/* the plugins that do exist are listed, sorted, with the closest name suggested */
+	install_test_plugin("probe");
+	install_test_plugin("no_settings");
+	expect_refusal("prob", -ENOENT,
+	               "plugin \"prob\": @/prob.so does not exist; did you mean \"probe\"? "
+	               "plugin_dir holds: no_settings, probe; install the plugin there, or check "
+	               "the plugin name and plugin_dir");
 
 	const struct plugin *p;
 	char err[1024];
@@ -720,6 +728,7 @@ START_TEST(test_check_config)
 	                              {.key = "lock_timeout", .value = "250ms", .line = 53}};
 	struct conf_setting s_chan[] = {{.key = "notify_channel", .value = "", .line = 62}};
 	struct conf_setting s_other[] = {{.key = "anything", .value = "1", .line = 72}};
+	struct conf_setting s_core_typo[] = {{.key = "retrys", .value = "3", .line = 122}};
 	struct conf_job jobs[] = {
 	    {.name = "j1",
 	     .plugin = "example",
@@ -769,7 +778,12 @@ START_TEST(test_check_config)
 	     .n_settings = 1,
 	     .file = "conf.d/10.conf",
 	     .line = 60},
-	    {.name = "j8", .plugin = "nothere", .file = "conf.d/30.conf", .line = 80},
+	    /* reported at its plugin = line */
+	    {.name = "j8",
+	     .plugin = "nothere",
+	     .file = "conf.d/30.conf",
+	     .line = 80,
+	     .plugin_line = 82},
 	    {.name = "j9", .plugin = "nothere", .file = "conf.d/30.conf", .line = 90},
 	    {.name = "j10", .command = "SELECT 1", .file = "conf.d/40.conf", .line = 100},
 	    {.name = "j11", .plugin = "name_mismatch", .file = "conf.d/40.conf", .line = 110},
@@ -779,6 +793,12 @@ START_TEST(test_check_config)
 	     .n_settings = 1,
 	     .file = "conf.d/40.conf",
 	     .line = 70},
+	    {.name = "j13",
+	     .plugin = "no_settings",
+	     .settings = s_core_typo,
+	     .n_settings = 1,
+	     .file = "conf.d/40.conf",
+	     .line = 120},
 	};
 	struct pgc_config cfg = {.file = "pgcrond.conf",
 	                         .plugin_dir = dir,
@@ -798,8 +818,8 @@ START_TEST(test_check_config)
 	dump_diags(&dl);
 	ck_assert(
 	    has_diag(&dl, "conf.d/10.conf", 5,
-	             "job \"j1\": plugin \"example\" has no setting \"analyse\"; its settings "
-	             "are: analyze, notify_channel"));
+	             "job \"j1\": plugin \"example\" has no setting \"analyse\"; did you mean "
+	             "\"analyze\"?"));
 	ck_assert(
 	    has_diag(&dl, "conf.d/10.conf", 12,
 	             "job \"j2\": setting \"analyze\": \"maybe\" is not a boolean; write true "
@@ -826,10 +846,11 @@ START_TEST(test_check_config)
 	ck_assert(has_diag(&dl, "conf.d/10.conf", 62,
 	                   "job \"j7\": setting \"notify_channel\": must be 1 to 63 bytes long"));
 	snprintf(msg, sizeof(msg),
-	         "job \"j8\": plugin \"nothere\": %s/nothere.so does not exist; install the plugin "
-	         "there, or check the plugin name and plugin_dir",
+	         "job \"j8\": plugin \"nothere\": %s/nothere.so does not exist; plugin_dir holds: "
+	         "example, name_mismatch, no_settings, probe; install the plugin there, or check "
+	         "the plugin name and plugin_dir",
 	         dir);
-	ck_assert(has_diag(&dl, "conf.d/30.conf", 80, msg));
+	ck_assert(has_diag(&dl, "conf.d/30.conf", 82, msg));
 	msg[6] = '9'; /* the same failure, reported again for the other job naming it */
 	ck_assert(has_diag(&dl, "conf.d/30.conf", 90, msg));
 	snprintf(
@@ -843,7 +864,11 @@ START_TEST(test_check_config)
 	    has_diag(&dl, "conf.d/40.conf", 72,
 	             "job \"j12\": plugin \"no_settings\" has no setting \"anything\"; it takes "
 	             "no settings"));
-	ck_assert_uint_eq(dl.n, 11); /* j6 and j10 are fine */
+	/* a standard key's typo in a plugin job is suggested like in a command job */
+	ck_assert(has_diag(&dl, "conf.d/40.conf", 122,
+	                   "job \"j13\": plugin \"no_settings\" has no setting \"retrys\"; did "
+	                   "you mean \"retries\"?"));
+	ck_assert_uint_eq(dl.n, 12); /* j6 and j10 are fine */
 
 	ck_assert_ptr_nonnull(plugin_registry_find(reg, "example"));
 	ck_assert_ptr_nonnull(plugin_registry_find(reg, "probe"));

@@ -274,6 +274,19 @@ START_TEST(test_required)
 	ck_assert_str_eq(check_text(&d), "conf.d/30-x.conf:18: job \"refresh-x\": plugin "
 	                                 "\"sql_view\" has no setting \"indexes\"; its settings "
 	                                 "are: view, query, unique_key, analyze");
+
+	/* a typo of one of the plugin's settings, or of a standard job key, gets "did you
+	 * mean" from both lists alike */
+	job_init(&d, "public.mv_x", "SELECT 1 AS a", NULL);
+	job_set(&d, "unique_keys", "a", 17);
+	ck_assert_str_eq(check_text(&d),
+	                 "conf.d/30-x.conf:17: job \"refresh-x\": plugin \"sql_view\" has no "
+	                 "setting \"unique_keys\"; did you mean \"unique_key\"?");
+	job_init(&d, "public.mv_x", "SELECT 1 AS a", "a");
+	job_set(&d, "schedul", "* * * * *", 11);
+	ck_assert_str_eq(check_text(&d),
+	                 "conf.d/30-x.conf:11: job \"refresh-x\": plugin \"sql_view\" has no "
+	                 "setting \"schedul\"; did you mean \"schedule\"?");
 }
 END_TEST
 

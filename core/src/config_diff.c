@@ -1,0 +1,244 @@
+/* The jobs a reload adds, removes and changes, said in the words of the job files: an operator
+ * who sent SIGHUP reads in the log whether the daemon saw the edit they meant. */
+#include "config_diff.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool str_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool after_eq(const struct conf_job *a, const struct conf_job *b)
+{
+	if (a->n_after != b->n_after)
+		return false;
+	for (size_t i = 0; i < a->n_after; i++)
+		if (!str_eq(a->after[i], b->after[i]))
+			return false;
+	return true;
+}
+
+static const struct conf_setting *find_setting(const struct conf_job *j, const char *key)
+{
+	for (size_t i = 0; i < j->n_settings; i++)
+		if (strcmp(j->settings[i].key, key) == 0)
+			return &j->settings[i];
+	return NULL;
+}
+
+/* A growing line; on truncation the line ends with "..." and further appends are dropped. */
+struct line {
+	char buf[1024];
+	size_t len;
+	bool full;
+};
+
+static void put(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (l->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(l->buf) - l->len) {
+		memcpy(l->buf + sizeof(l->buf) - 4, "...", 4);
+		l->len = sizeof(l->buf) - 1;
+		l->full = true;
+		return;
+	}
+	l->len += (size_t)n;
+}
+
+/* One changed key: its name, and for short values that say what happened, old -> new. */
+static void key(struct line *l, bool *first, const char *name)
+{
+	put(l, "%s%s", *first ? ": " : ", ", name);
+	*first = false;
+}
+
+static void key_str(struct line *l, bool *first, const char *name, const char *a, const char *b)
+{
+	key(l, first, name);
+	put(l, " %s%s%s -> %s%s%s", a ? "\"" : "", a ? a : "(none)", a ? "\"" : "", b ? "\"" : "",
+	    b ? b : "(none)", b ? "\"" : "");
+}
+
+static void key_ms(struct line *l, bool *first, const char *name, int64_t a, int64_t b)
+{
+	char fa[32], fb[32];
+
+	duration_format(a, fa, sizeof(fa));
+	duration_format(b, fb, sizeof(fb));
+	key(l, first, name);
+	put(l, " %s -> %s", a ? fa : "(none)", b ? fb : "(none)");
+}
+
+/* The keys that differ between A and B, as ": k1, k2 ..." appended to L; false if none. */
+static bool describe_change(const struct conf_job *a, const struct conf_job *b, struct line *l)
+{
+	bool first = true;
+
+	if (!str_eq(a->plugin, b->plugin))
+		key_str(l, &first, "plugin", a->plugin, b->plugin);
+	/* SQL can be long and is not for the log: say only that it changed */
+	if (!str_eq(a->command, b->command))
+		key(l, &first, "command");
+	if (!str_eq(a->database, b->database))
+		key_str(l, &first, "database", a->database, b->database);
+	if (!str_eq(a->schedule, b->schedule))
+		key_str(l, &first, "schedule", a->schedule, b->schedule);
+	if (!after_eq(a, b))
+		key(l, &first, "after");
+	if (a->enabled != b->enabled)
+		key_str(l, &first, "enabled", a->enabled ? "true" : "false",
+		        b->enabled ? "true" : "false");
+	if (a->timeout_ms != b->timeout_ms)
+		key_ms(l, &first, "timeout", a->timeout_ms, b->timeout_ms);
+	if (a->overlap != b->overlap)
+		key(l, &first, "overlap");
+	if (a->retries != b->retries)
+		key(l, &first, "retries");
+	if (a->retry_delay_ms != b->retry_delay_ms)
+		key(l, &first, "retry_delay");
+	if (a->retry_backoff != b->retry_backoff)
+		key(l, &first, "retry_backoff");
+	if (a->retry_max_delay_ms != b->retry_max_delay_ms)
+		key(l, &first, "retry_max_delay");
+	if (a->retry_on_timeout != b->retry_on_timeout)
+		key(l, &first, "retry_on_timeout");
+	if (a->retry_on != b->retry_on)
+		key(l, &first, "retry_on");
+	if (a->catchup != b->catchup)
+		key(l, &first, "catchup");
+	if (!str_eq(a->listen, b->listen))
+		key_str(l, &first, "listen", a->listen, b->listen);
+	if (a->debounce_ms != b->debounce_ms)
+		key(l, &first, "debounce");
+	if (a->max_delay_ms != b->max_delay_ms)
+		key(l, &first, "max_delay");
+	if (a->alert_after != b->alert_after)
+		key(l, &first, "alert_after");
+	if (a->max_staleness_ms != b->max_staleness_ms)
+		key_ms(l, &first, "max_staleness", a->max_staleness_ms, b->max_staleness_ms);
+	if (a->warn_duration_ms != b->warn_duration_ms)
+		key_ms(l, &first, "warn_duration", a->warn_duration_ms, b->warn_duration_ms);
+	/* a plugin's settings by name only: a query or a value may be long */
+	for (size_t i = 0; i < b->n_settings; i++) {
+		const struct conf_setting *o = find_setting(a, b->settings[i].key);
+		if (!o || !str_eq(o->value, b->settings[i].value)) {
+			key(l, &first, "setting ");
+			put(l, "\"%s\"", b->settings[i].key);
+		}
+	}
+	for (size_t i = 0; i < a->n_settings; i++) {
+		if (!find_setting(b, a->settings[i].key)) {
+			key(l, &first, "setting ");
+			put(l, "\"%s\"", a->settings[i].key);
+		}
+	}
+	return !first;
+}
+
+static int add_line(struct config_diff *d, const struct line *l)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char **lines = realloc(d->lines, cap * sizeof(*lines));
+		if (!lines)
+			return -ENOMEM;
+		d->lines = lines;
+		d->cap = cap;
+	}
+	if (!(d->lines[d->n] = strdup(l->buf)))
+		return -ENOMEM;
+	d->n++;
+	return 0;
+}
+
+static int cmp_job(const void *x, const void *y)
+{
+	const struct conf_job *a = *(const struct conf_job *const *)x;
+	const struct conf_job *b = *(const struct conf_job *const *)y;
+	return strcmp(a->name, b->name);
+}
+
+/* CFG's jobs sorted by name, so a reload of 10,000 jobs is not 10,000 linear searches. */
+static const struct conf_job **sorted_jobs(const struct pgc_config *cfg)
+{
+	const struct conf_job **v = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		v[i] = &cfg->jobs[i];
+	qsort(v, cfg->n_jobs, sizeof(*v), cmp_job);
+	return v;
+}
+
+static const struct conf_job *lookup(const struct conf_job **v, size_t n, const char *name)
+{
+	struct conf_job k = {.name = (char *)name};
+	const struct conf_job *kp = &k;
+	const struct conf_job **hit = bsearch(&kp, v, n, sizeof(*v), cmp_job);
+	return hit ? *hit : NULL;
+}
+
+int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_cfg,
+                     struct config_diff *out)
+{
+	const struct conf_job **old_v = sorted_jobs(old), **new_v = sorted_jobs(new_cfg);
+	int rc = -ENOMEM;
+
+	if (!old_v || !new_v)
+		goto out;
+	for (size_t i = 0; i < new_cfg->n_jobs; i++) {
+		const struct conf_job *b = &new_cfg->jobs[i];
+		const struct conf_job *a = lookup(old_v, old->n_jobs, b->name);
+		struct line l = {.len = 0};
+		if (!a) {
+			put(&l, "added job \"%s\"", b->name);
+			out->added++;
+		} else {
+			put(&l, "changed job \"%s\"", b->name);
+			if (!describe_change(a, b, &l))
+				continue;
+			out->changed++;
+		}
+		if (add_line(out, &l) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < old->n_jobs; i++) {
+		const struct conf_job *a = &old->jobs[i];
+		struct line l = {.len = 0};
+		if (lookup(new_v, new_cfg->n_jobs, a->name))
+			continue;
+		put(&l, "removed job \"%s\"", a->name);
+		out->removed++;
+		if (add_line(out, &l) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(old_v);
+	free(new_v);
+	return rc;
+}
+
+void config_diff_free(struct config_diff *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->lines[i]);
+	free(d->lines);
+	memset(d, 0, sizeof(*d));
+}
