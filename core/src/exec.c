@@ -487,10 +487,18 @@ error:
 		return; /* the first error is the one to report */
 	r->failed = true;
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	char text[4096];
+	/* the whole message, with the server's DETAIL and HINT (which key is duplicated, what
+	 * to do); sized to fit, since the history row keeps it all */
+	const char *fields[] = {PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+	                        PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+	                        PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+	size_t need = 64 + strlen(PQresultErrorMessage(res));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		need += fields[i] ? strlen(fields[i]) : 0;
+	char *text = malloc(need);
 	free(r->message);
-	/* with the server's DETAIL and HINT: which key is duplicated, what to do */
-	r->message = one_line(pgconn_result_error(res, text, sizeof(text)));
+	r->message = text ? one_line(pgconn_result_error(res, text, need)) : NULL;
+	free(text);
 	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
 	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
 	    !r->internal && strstr(r->message ? r->message : "", "statement timeout"))
