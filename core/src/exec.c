@@ -1,7 +1,9 @@
 /* The executor: per-database pools of async libpq connections on the daemon's event_base.
  *
  * A connection is CONNECTING (PQconnectPoll driven by socket events), IDLE (in its pool,
- * watched for EV_READ so that a server-side close is noticed), or BUSY with one run. A run
+ * watched for EV_READ so that a server-side close is noticed), BUSY with one run, or
+ * RESETTING: after every run, before it is idle again, its session goes back to the
+ * connection's defaults (conn_reset), so that no run sees what an earlier one left. A run
  * waits in its pool's queue until a connection is free; pools open connections on demand up
  * to their size and back off exponentially after a failed attempt. Nothing here blocks:
  * cancelling a statement is a query on another connection (pg_cancel_backend), never
@@ -34,7 +36,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 
-enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY };
+enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
 struct conn {
 	struct pool *pool;
@@ -47,6 +49,8 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
+	bool rolling_back;    /* RESETTING: the ROLLBACK before the DISCARD ALL is in flight */
+	struct pgconn_notices notices; /* the server's notices, logged for the run's job */
 	struct conn *prev, *next;
 };
 
@@ -107,6 +111,7 @@ struct exec_run {
 	bool failed;
 	char *message;
 	char sqlstate[6];
+	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
 	struct exec_run *wprev, *wnext; /* pool wait queue */
 	struct exec_run *aprev, *anext; /* exec's list of all runs */
 };
@@ -350,7 +355,10 @@ static int conn_open(struct pool *p)
 		free(c);
 		return -ENOMEM;
 	}
-	PQsetNoticeProcessor(c->pg, NULL, NULL);
+	char label[96];
+	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
+	pgconn_notices_init(&c->notices, label, PGCONN_NOTICES_PER_RUN, 0);
+	pgconn_log_notices(c->pg, &c->notices);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -366,18 +374,103 @@ static int conn_open(struct pool *p)
 	return 0;
 }
 
-/* A run is done with C: back to the pool if it is clean, closed otherwise. */
+/* Send the next step of C's reset: ROLLBACK if a transaction is still open, then DISCARD
+ * ALL. Returns false if the connection cannot be reset (it is then closed by the caller). */
+static bool conn_reset_send(struct conn *c)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+		c->rolling_back = true;
+		if (!PQsendQuery(c->pg, "ROLLBACK"))
+			return false;
+	} else if (ts == PQTRANS_IDLE) {
+		c->rolling_back = false;
+		if (!PQsendQuery(c->pg, "DISCARD ALL"))
+			return false;
+	} else {
+		return false; /* active or unknown: nothing sane to reuse */
+	}
+	int f = PQflush(c->pg);
+	if (f < 0)
+		return false;
+	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	return true;
+}
+
+/* Put C's session back to the connection's defaults before any other run may use it:
+ * DISCARD ALL resets the role (SET SESSION AUTHORIZATION DEFAULT), every setting to its
+ * value at connection start (so pgcrond's own settings belong in the startup parameters,
+ * never in a SET), temp tables, prepared statements, cursors, advisory locks and LISTENs.
+ * It runs when a run ends, so the next run does not wait for it unless the pool is full.
+ * The connection is idle again only if every step succeeded; otherwise it is closed. */
+static void conn_reset(struct conn *c)
+{
+	c->state = CONN_RESETTING;
+	c->timeout_ms = -1; /* statement_timeout is back to its default, whatever that is */
+	if (!conn_reset_send(c))
+		conn_close(&c);
+}
+
+/* Read the answers to the reset's statements (conn_cb, RESETTING). */
+static void conn_reset_read(struct conn *c, short what)
+{
+	struct pool *p = c->pool;
+
+	if (what & EV_WRITE) {
+		int f = PQflush(c->pg);
+		if (f < 0)
+			goto fail;
+		conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	}
+	if (!(what & EV_READ))
+		return;
+	if (!PQconsumeInput(c->pg))
+		goto fail;
+	bool ok = true;
+	while (!PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			if (!ok)
+				goto fail;
+			if (c->rolling_back) {
+				if (!conn_reset_send(c))
+					goto fail;
+				return;
+			}
+			c->state = CONN_IDLE;
+			conn_watch(c, EV_READ);
+			pool_dispatch(p);
+			return;
+		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			char buf[256];
+			log_warning("database %s: could not reset a connection after a run (%s); "
+			            "closing it",
+			            p->name, pgconn_result_error(res, buf, sizeof(buf)));
+			ok = false;
+		}
+		PQclear(res);
+	}
+	return;
+fail:
+	conn_close(&c);
+	pool_dispatch(p);
+}
+
+/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
 static void conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
 	c->run = NULL;
+	pgconn_notices_flush(&c->notices); /* "N further notices suppressed" for the run's job */
+	c->notices.job = NULL;
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
-	    PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE ||
+	    PQstatus(c->pg) != CONNECTION_OK ||
 	    p->n_conns - p->n_connecting > (size_t)p->size) {
 		conn_close(&c);
 	} else {
-		c->state = CONN_IDLE;
-		conn_watch(c, EV_READ);
+		conn_reset(c);
 	}
 	pool_dispatch(p);
 }
@@ -419,6 +512,8 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	c->state = CONN_BUSY;
 	c->run = r;
 	r->pid = PQbackendPID(c->pg);
+	pgconn_notices_flush(&c->notices); /* what came while idle is not the job's */
+	c->notices.job = r->name;
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
@@ -436,6 +531,37 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	run_next_step(r);
 }
 
+/* The run's last statement is done (or it failed): a transaction it left open is never
+ * committed for it. pg_cron's fresh connection would have rolled it back at disconnect, so
+ * the run failed whatever its statements said; the reset rolls it back. */
+static void run_finish(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+
+	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg) {
+		const char *why = "the run left a transaction open (no COMMIT); its work was "
+		                  "rolled back";
+		if (!r->failed) {
+			free(r->message);
+			r->message = strdup(why);
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "25001");
+		} else {
+			/* keep the error that aborted the transaction first, and say what became
+			 * of the transaction */
+			char *m = NULL;
+			if (asprintf(&m, "%s; %s", r->message ? r->message : "", why) >= 0) {
+				free(r->message);
+				r->message = m;
+			}
+		}
+		r->failed = true;
+	}
+	r->conn = NULL;
+	conn_release(c, false);
+	run_complete(r);
+}
+
 /* Send statement r->cur, or finish the run when there is none left. */
 static void run_next_step(struct exec_run *r)
 {
@@ -443,9 +569,7 @@ static void run_next_step(struct exec_run *r)
 	if (r->cur >= r->n_stmts || r->cancel_msg) {
 		if (r->cancel_msg)
 			r->failed = true;
-		r->conn = NULL;
-		conn_release(c, false);
-		run_complete(r);
+		run_finish(r);
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
@@ -581,18 +705,14 @@ static bool run_read(struct exec_run *r)
 			if (r->setting_timeout) {
 				r->setting_timeout = false;
 				if (r->failed) {
-					r->conn = NULL;
-					conn_release(c, false);
-					run_complete(r);
+					run_finish(r);
 					return true;
 				}
 				run_next_step(r);
 				return true;
 			}
 			if (r->failed) {
-				r->conn = NULL;
-				conn_release(c, false);
-				run_complete(r);
+				run_finish(r);
 				return true;
 			}
 			r->cur++;
@@ -632,6 +752,9 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 			PQfreemem(n);
 		return;
 	}
+	case CONN_RESETTING:
+		conn_reset_read(c, what);
+		return;
 	case CONN_BUSY:
 		break;
 	}
@@ -787,6 +910,7 @@ static void run_free(struct exec_run **rp)
 	free(r->stmts);
 	free(r->cancel_msg);
 	free(r->message);
+	free(r->name);
 	free(r);
 	*rp = NULL;
 }
@@ -883,6 +1007,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	 * client-side timer alone */
 	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld",
 	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
+	if (spec->name && !(r->name = strdup(spec->name)))
+		goto out;
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
