@@ -49,7 +49,8 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
-	bool rolling_back;    /* RESETTING: the ROLLBACK before the DISCARD ALL is in flight */
+	size_t reset_step;    /* RESETTING: the statement of reset_sql being answered */
+	bool reset_failed;    /* RESETTING: a step failed; the connection will be closed */
 	struct pgconn_notices notices; /* the server's notices, logged for the run's job */
 	struct conn *prev, *next;
 };
@@ -374,23 +375,42 @@ static int conn_open(struct pool *p)
 	return 0;
 }
 
-/* Send the next step of C's reset: ROLLBACK if a transaction is still open, then DISCARD
- * ALL. Returns false if the connection cannot be reset (it is then closed by the caller). */
+/* The reset, as one pipeline (one round trip), each statement in its own implicit
+ * transaction (a Sync after each: DISCARD ALL refuses to run inside a transaction block or
+ * after another statement of the same pipeline):
+ *  - ROLLBACK, if the run left a transaction open or aborted;
+ *  - statement_timeout = 0 first, because a run may have left it tiny ('1ms'): a timeout
+ *    that expires while DISCARD ALL works is left pending by the server and cancels the
+ *    next statement, which would be the next run's;
+ *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
+ *    value at connection start (so pgcrond's own settings belong in the startup
+ *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
+ *    locks and LISTENs;
+ *  - the default statement_timeout it restored, so that a run whose timeout is the default
+ *    needs no set_config() of its own. */
+static const char *const reset_sql[] = {
+    "ROLLBACK",
+    "SET statement_timeout = 0",
+    "DISCARD ALL",
+    "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'",
+};
+#define RESET_STEPS (sizeof(reset_sql) / sizeof(reset_sql[0]))
+
+/* Send the reset's pipeline. Returns false if it could not be sent. */
 static bool conn_reset_send(struct conn *c)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
 
-	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
-		c->rolling_back = true;
-		if (!PQsendQuery(c->pg, "ROLLBACK"))
-			return false;
-	} else if (ts == PQTRANS_IDLE) {
-		c->rolling_back = false;
-		if (!PQsendQuery(c->pg, "DISCARD ALL"))
-			return false;
-	} else {
+	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
 		return false; /* active or unknown: nothing sane to reuse */
-	}
+	if (!PQenterPipelineMode(c->pg))
+		return false;
+	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
+	c->reset_failed = false;
+	for (size_t i = c->reset_step; i < RESET_STEPS; i++)
+		if (!PQsendQueryParams(c->pg, reset_sql[i], 0, NULL, NULL, NULL, NULL, 0) ||
+		    !PQpipelineSync(c->pg))
+			return false;
 	int f = PQflush(c->pg);
 	if (f < 0)
 		return false;
@@ -398,21 +418,46 @@ static bool conn_reset_send(struct conn *c)
 	return true;
 }
 
-/* Put C's session back to the connection's defaults before any other run may use it:
- * DISCARD ALL resets the role (SET SESSION AUTHORIZATION DEFAULT), every setting to its
- * value at connection start (so pgcrond's own settings belong in the startup parameters,
- * never in a SET), temp tables, prepared statements, cursors, advisory locks and LISTENs.
- * It runs when a run ends, so the next run does not wait for it unless the pool is full.
- * The connection is idle again only if every step succeeded; otherwise it is closed. */
+/* Put C's session back to the connection's defaults before any other run may use it (see
+ * reset_sql). It runs when a run ends, so the next run does not wait for it unless the pool
+ * is full. The connection is idle again only if every step succeeded; otherwise it is
+ * closed. */
 static void conn_reset(struct conn *c)
 {
 	c->state = CONN_RESETTING;
-	c->timeout_ms = -1; /* statement_timeout is back to its default, whatever that is */
+	c->timeout_ms = -1;
 	if (!conn_reset_send(c))
 		conn_close(&c);
 }
 
-/* Read the answers to the reset's statements (conn_cb, RESETTING). */
+/* One result of the reset's pipeline: the statement's, or the Sync that ends it. */
+static void conn_reset_result(struct conn *c, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char buf[256];
+
+	if (st == PGRES_PIPELINE_SYNC) {
+		c->reset_step++;
+		return;
+	}
+	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
+		char *end = NULL;
+		long long ms = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), &end, 10) : -1;
+		if (end && *end == '\0' && ms >= 0)
+			c->timeout_ms = ms;
+		return;
+	}
+	if (st == PGRES_COMMAND_OK)
+		return;
+	if (!c->reset_failed)
+		log_warning("database %s: could not reset a connection after a run (%s: %s); "
+		            "closing it",
+		            c->pool->name, reset_sql[c->reset_step],
+		            pgconn_result_error(res, buf, sizeof(buf)));
+	c->reset_failed = true;
+}
+
+/* Read the answers to the reset (conn_cb, RESETTING). */
 static void conn_reset_read(struct conn *c, short what)
 {
 	struct pool *p = c->pool;
@@ -427,31 +472,28 @@ static void conn_reset_read(struct conn *c, short what)
 		return;
 	if (!PQconsumeInput(c->pg))
 		goto fail;
-	bool ok = true;
-	while (!PQisBusy(c->pg)) {
+	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
+	 * all. */
+	int nulls = 0;
+	while (c->reset_step < RESET_STEPS && !PQisBusy(c->pg)) {
 		PGresult *res = PQgetResult(c->pg);
 		if (!res) {
-			if (!ok)
-				goto fail;
-			if (c->rolling_back) {
-				if (!conn_reset_send(c))
-					goto fail;
-				return;
-			}
-			c->state = CONN_IDLE;
-			conn_watch(c, EV_READ);
-			pool_dispatch(p);
-			return;
+			if (++nulls > 1)
+				break; /* nothing more has arrived: wait for the socket */
+			continue;
 		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			char buf[256];
-			log_warning("database %s: could not reset a connection after a run (%s); "
-			            "closing it",
-			            p->name, pgconn_result_error(res, buf, sizeof(buf)));
-			ok = false;
-		}
+		nulls = 0;
+		conn_reset_result(c, res);
 		PQclear(res);
 	}
+	if (c->reset_step < RESET_STEPS)
+		return; /* more to come */
+	if (c->reset_failed || !PQexitPipelineMode(c->pg) ||
+	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		goto fail;
+	c->state = CONN_IDLE;
+	conn_watch(c, EV_READ);
+	pool_dispatch(p);
 	return;
 fail:
 	conn_close(&c);
