@@ -592,7 +592,8 @@ static void run_finish(struct exec_run *r)
 			/* keep the error that aborted the transaction first, and say what became
 			 * of the transaction */
 			char *m = NULL;
-			if (asprintf(&m, "%s; %s", r->message ? r->message : "", why) >= 0) {
+			if (asprintf(&m, "%s; the transaction it left open was rolled back",
+			             r->message ? r->message : "") >= 0) {
 				free(r->message);
 				r->message = m;
 			}

@@ -208,7 +208,7 @@ START_TEST(notices_are_logged_safely)
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
 	                             " WHERE job_name IN ('noisy', 'forger') AND status <> 'running'"),
-	              "the runs did not end:\n%s", itest_read_file(e.log));
+	              "the runs did not end:\n%.3000s", itest_read_file(e.log));
 	/* the daemon goes on serving */
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details t"
@@ -217,7 +217,7 @@ START_TEST(notices_are_logged_safely)
 	                             " WHERE job_name = 'noisy')"),
 	              "tick stopped running");
 	ck_assert_msg(itest_wait_log(e.log, "further server notices suppressed", 5),
-	              "no suppression count:\n%s", itest_read_file(e.log));
+	              "no suppression count:\n%.3000s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	assert_history(&e, "noisy", "status", "succeeded");
 
@@ -229,7 +229,7 @@ START_TEST(notices_are_logged_safely)
 	ck_assert_msg(strstr(log, "noisy: 19980 further server notices suppressed"),
 	              "no suppression count:\n%.3000s", log);
 	/* no line starts with the forged prefix; the notice is one line, escaped */
-	ck_assert_msg(!strstr(log, "\n2026-01-01T00:00:00.000Z"), "forged line:\n%s", log);
+	ck_assert_msg(!strstr(log, "\n2026-01-01T00:00:00.000Z"), "forged line:\n%.3000s", log);
 	ck_assert_msg(strstr(log, "warning: forger: server WARNING: hello\\n2026-01-01T00:00:00.000Z "
 	                          "error: FORGED\\r\\x1b[2J\n"),
 	              "forger's notice not found as one escaped line:\n%.3000s", log);
