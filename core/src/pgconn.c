@@ -251,8 +251,8 @@ void pgconn_notices_flush(struct pgconn_notices *n)
 
 	if (n->suppressed > 0)
 		log_msg(LOG_LVL_WARNING, n->job,
-		        "%s%s%lu further server notices suppressed (at most %u are logged %s)", prefix,
-		        *prefix ? ": " : "", n->suppressed, n->limit,
+		        "%s%s%lu further server notices suppressed (at most %u are logged %s)",
+		        prefix, *prefix ? ": " : "", n->suppressed, n->limit,
 		        n->window_ms > 0 ? "per minute" : "per run");
 	n->logged = 0;
 	n->suppressed = 0;

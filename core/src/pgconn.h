@@ -59,16 +59,16 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
  * suppressed" is logged when the window ends: at pgconn_notices_flush() (the end of a run)
  * or, with WINDOW_MS > 0, at the first notice after the window's time has passed. */
 struct pgconn_notices {
-	const char *job;   /* log context: the job whose run has the connection; not owned */
-	char label[96];    /* otherwise what the connection is ("listener on database app") */
+	const char *job; /* log context: the job whose run has the connection; not owned */
+	char label[96];  /* otherwise what the connection is ("listener on database app") */
 	unsigned limit;
 	int64_t window_ms; /* 0: the window ends only at pgconn_notices_flush() */
 	unsigned logged;   /* in the current window */
 	unsigned long suppressed;
 	int64_t window_start_ms; /* monotonic */
 };
-#define PGCONN_NOTICES_PER_RUN 20     /* a run's notices logged before suppression */
-#define PGCONN_NOTICES_PER_MIN 20     /* a connection's outside runs, per minute */
+#define PGCONN_NOTICES_PER_RUN 20 /* a run's notices logged before suppression */
+#define PGCONN_NOTICES_PER_MIN 20 /* a connection's outside runs, per minute */
 void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,
                          int64_t window_ms);
 /* Install N as CONN's notice receiver (PQsetNoticeReceiver). */

@@ -33,14 +33,14 @@ static char *history(struct itest_env *e, const char *job, const char *column)
 	return itest_scalar(e->db, sql);
 }
 
-#define assert_history(e, job, column, expected)                                               \
-	do {                                                                                   \
-		char *v_ = history((e), (job), (column));                                      \
-		char *m_ = history((e), (job), "return_message");                              \
-		ck_assert_msg(v_ && strcmp(v_, (expected)) == 0, "%s %s: %s, expected %s (%s)", \
-		              (job), (column), v_ ? v_ : "NULL", (expected), m_ ? m_ : "");    \
-		free(v_);                                                                      \
-		free(m_);                                                                      \
+#define assert_history(e, job, column, expected)                                                   \
+	do {                                                                                       \
+		char *v_ = history((e), (job), (column));                                          \
+		char *m_ = history((e), (job), "return_message");                                  \
+		ck_assert_msg(v_ &&strcmp(v_, (expected)) == 0, "%s %s: %s, expected %s (%s)",     \
+		              (job), (column), v_ ? v_ : "NULL", (expected), m_ ? m_ : "");        \
+		free(v_);                                                                          \
+		free(m_);                                                                          \
 	} while (0)
 
 /* A run that changes everything a session can hold; the next run on the same connection
@@ -125,7 +125,8 @@ START_TEST(open_transaction_fails)
 
 	itest_env_setup(&e, "session-txn", "it_session_txn");
 	main_conf_pool1(&e);
-	itest_exec(e.db, "CREATE TABLE public.t (x int); CREATE TABLE public.pids (job text, pid int)");
+	itest_exec(e.db,
+	           "CREATE TABLE public.t (x int); CREATE TABLE public.pids (job text, pid int)");
 	itest_schedule_soon(t1, sizeof(t1), 2);
 	itest_schedule_soon(t2, sizeof(t2), 3);
 	itest_schedule_soon(t3, sizeof(t3), 4);
@@ -199,16 +200,18 @@ START_TEST(notices_are_logged_safely)
 	    " END$$\"; },\n"
 	    "{ name = \"forger\"; database = \"app\"; schedule = \"%s\";"
 	    "  command = \"DO $$BEGIN RAISE WARNING '%%', 'hello' || chr(10) ||"
-	    " '2026-01-01T00:00:00.000Z error: FORGED' || chr(13) || chr(27) || '[2J'; END$$\"; },\n"
+	    " '2026-01-01T00:00:00.000Z error: FORGED' || chr(13) || chr(27) || '[2J'; END$$\"; "
+	    "},\n"
 	    "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";"
 	    "  command = \"SELECT 1\"; }\n"
 	    ");\n",
 	    t1, t2);
 	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
-	                             " WHERE job_name IN ('noisy', 'forger') AND status <> 'running'"),
-	              "the runs did not end:\n%.3000s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details"
+	                   " WHERE job_name IN ('noisy', 'forger') AND status <> 'running'"),
+	    "the runs did not end:\n%.3000s", itest_read_file(e.log));
 	/* the daemon goes on serving */
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details t"
@@ -224,14 +227,15 @@ START_TEST(notices_are_logged_safely)
 	char *log = itest_read_file(e.log);
 	int noise = lines_with(log, "server NOTICE: noise ");
 	ck_assert_msg(noise >= 1 && noise <= 50, "%d notice lines logged", noise);
-	ck_assert_msg(strstr(log, "noisy: server NOTICE: noise 1\n"), "no job name or level:\n%.2000s",
-	              log);
+	ck_assert_msg(strstr(log, "noisy: server NOTICE: noise 1\n"),
+	              "no job name or level:\n%.2000s", log);
 	ck_assert_msg(strstr(log, "noisy: 19980 further server notices suppressed"),
 	              "no suppression count:\n%.3000s", log);
 	/* no line starts with the forged prefix; the notice is one line, escaped */
 	ck_assert_msg(!strstr(log, "\n2026-01-01T00:00:00.000Z"), "forged line:\n%.3000s", log);
-	ck_assert_msg(strstr(log, "warning: forger: server WARNING: hello\\n2026-01-01T00:00:00.000Z "
-	                          "error: FORGED\\r\\x1b[2J\n"),
+	ck_assert_msg(strstr(log,
+	                     "warning: forger: server WARNING: hello\\n2026-01-01T00:00:00.000Z "
+	                     "error: FORGED\\r\\x1b[2J\n"),
 	              "forger's notice not found as one escaped line:\n%.3000s", log);
 	ck_assert_msg(!strchr(log, '\x1b'), "an escape character reached the log");
 	free(log);
