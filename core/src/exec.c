@@ -49,11 +49,16 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
-	size_t reset_step;    /* RESETTING: the statement of reset_sql being answered */
-	bool reset_failed;    /* RESETTING: a step failed; the connection will be closed */
-	int64_t reset_timeout_ms;      /* RESETTING: the statement_timeout it sets, -1 = SHOW it */
-	struct pgconn_notices notices; /* the server's notices, logged for the run's job */
 	struct conn *prev, *next;
+	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
+	 * answered, whether a step failed (then it is closed), and the statement_timeout its
+	 * last step sets (-1: it SHOWs the default instead) */
+	size_t reset_step;
+	int reset_syncs;
+	bool reset_failed;
+	int64_t reset_timeout_ms;
+	/* the server's notices, logged for the job whose run has the connection */
+	struct pgconn_notices notices;
 };
 
 struct pool {
@@ -376,57 +381,59 @@ static int conn_open(struct pool *p)
 	return 0;
 }
 
-/* The reset, as one pipeline (one round trip), each statement in its own implicit
- * transaction (a Sync after each: DISCARD ALL refuses to run inside a transaction block or
- * after another statement of the same pipeline):
+/* The reset, as one pipeline (one round trip) of two implicit transactions (two Syncs):
  *  - ROLLBACK, if the run left a transaction open or aborted;
- *  - statement_timeout = 0 first, because a run may have left it tiny ('1ms'): a timeout
- *    that expires while DISCARD ALL works is left pending by the server and cancels the
- *    next statement, which would be the next run's;
+ *  - statement_timeout = 0, because a run may have left it tiny ('1ms'): a timeout that
+ *    expires while DISCARD ALL works is left pending by the server and cancels the next
+ *    statement, which would be the next run's;
+ *  - Sync: DISCARD ALL refuses to run after another statement of the same pipeline;
  *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
  *    value at connection start (so pgcrond's own settings belong in the startup
  *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
- *    locks and LISTENs;
+ *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
  *  - the statement_timeout of the run first in the pool's queue (the one most likely to
  *    get this connection next), or else SHOW the default that DISCARD ALL restored: either
- *    way a run whose timeout matches needs no set_config() round trip of its own. */
+ *    way a run whose timeout matches needs no set_config() round trip of its own;
+ *  - Sync. */
 static const char *const reset_sql[] = {
     "ROLLBACK",                  /* only if a transaction is open or aborted */
-    "SET statement_timeout = 0", /* defuse a tiny timeout before the longer step */
+    "SET statement_timeout = 0", /* then a Sync */
     "DISCARD ALL",
     "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
 };
 #define RESET_STEPS (sizeof(reset_sql) / sizeof(reset_sql[0]))
+#define SET_TIMEOUT_SQL "SELECT pg_catalog.set_config('statement_timeout', $1, false)"
+#define RESET_SYNCS 2
 
 /* Send the reset's pipeline. Returns false if it could not be sent. */
 static bool conn_reset_send(struct conn *c)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	const struct exec_run *next = c->pool->wait_head;
+	const char *params[1] = {NULL};
+	bool ok = true;
 
 	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
 		return false; /* active or unknown: nothing sane to reuse */
 	if (!PQenterPipelineMode(c->pg))
 		return false;
 	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
+	c->reset_syncs = 0;
 	c->reset_failed = false;
-	for (size_t i = c->reset_step; i < RESET_STEPS - 1; i++)
-		if (!PQsendQueryParams(c->pg, reset_sql[i], 0, NULL, NULL, NULL, NULL, 0) ||
-		    !PQpipelineSync(c->pg))
-			return false;
-	const struct exec_run *next = c->pool->wait_head;
-	int sent;
 	c->reset_timeout_ms = -1;
+	if (c->reset_step == 0)
+		ok = PQsendQueryParams(c->pg, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
+	ok = ok && PQsendQueryParams(c->pg, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
+	     PQpipelineSync(c->pg) &&
+	     PQsendQueryParams(c->pg, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
 	if (next && !next->internal && next->timeout_ms >= 0) {
-		const char *params[1] = {next->timeout_text};
+		params[0] = next->timeout_text;
 		c->reset_timeout_ms = next->timeout_ms;
-		sent = PQsendQueryParams(
-		    c->pg, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1, NULL,
-		    params, NULL, NULL, 0);
+		ok = ok && PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL, 0);
 	} else {
-		sent = PQsendQueryParams(c->pg, reset_sql[RESET_STEPS - 1], 0, NULL, NULL, NULL,
-		                         NULL, 0);
+		ok = ok && PQsendQueryParams(c->pg, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
 	}
-	if (!sent || !PQpipelineSync(c->pg))
+	if (!ok || !PQpipelineSync(c->pg))
 		return false;
 	int f = PQflush(c->pg);
 	if (f < 0)
@@ -467,14 +474,14 @@ static int64_t show_timeout_ms(const char *v)
 	return -1;
 }
 
-/* One result of the reset's pipeline: the statement's, or the Sync that ends it. */
+/* One result of the reset's pipeline: the statement's, or a Sync. */
 static void conn_reset_result(struct conn *c, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
 	char buf[256];
 
 	if (st == PGRES_PIPELINE_SYNC) {
-		c->reset_step++;
+		c->reset_syncs++;
 		return;
 	}
 	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
@@ -489,7 +496,8 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 	if (!c->reset_failed)
 		log_warning("database %s: could not reset a connection after a run (%s: %s); "
 		            "closing it",
-		            c->pool->name, reset_sql[c->reset_step],
+		            c->pool->name,
+		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
 		            pgconn_result_error(res, buf, sizeof(buf)));
 	c->reset_failed = true;
 }
@@ -512,9 +520,11 @@ static void conn_reset_read(struct conn *c, short what)
 	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
 	 * all. */
 	int nulls = 0;
-	while (c->reset_step < RESET_STEPS && !PQisBusy(c->pg)) {
+	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->pg)) {
 		PGresult *res = PQgetResult(c->pg);
 		if (!res) {
+			/* the end of one statement's results */
+			c->reset_step++;
 			if (++nulls > 1)
 				break; /* nothing more has arrived: wait for the socket */
 			continue;
@@ -523,7 +533,7 @@ static void conn_reset_read(struct conn *c, short what)
 		conn_reset_result(c, res);
 		PQclear(res);
 	}
-	if (c->reset_step < RESET_STEPS)
+	if (c->reset_syncs < RESET_SYNCS)
 		return; /* more to come */
 	if (c->reset_failed || !PQexitPipelineMode(c->pg) ||
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
@@ -599,9 +609,7 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	if (!r->internal && r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) {
 		const char *params[1] = {r->timeout_text};
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(
-		        c->pg, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1,
-		        NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL, 0) ||
 		    !run_flush(r))
 			run_conn_lost(r);
 		return;
