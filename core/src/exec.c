@@ -429,7 +429,8 @@ static bool conn_reset_send(struct conn *c)
 	if (next && !next->internal && next->timeout_ms >= 0) {
 		params[0] = next->timeout_text;
 		c->reset_timeout_ms = next->timeout_ms;
-		ok = ok && PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL, 0);
+		ok = ok && PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL,
+		                             0);
 	} else {
 		ok = ok && PQsendQueryParams(c->pg, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
 	}
