@@ -524,10 +524,9 @@ static void conn_reset_read(struct conn *c, short what)
 	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->pg)) {
 		PGresult *res = PQgetResult(c->pg);
 		if (!res) {
-			/* the end of one statement's results */
-			c->reset_step++;
-			if (++nulls > 1)
+			if (nulls++ > 0)
 				break; /* nothing more has arrived: wait for the socket */
+			c->reset_step++; /* the end of one statement's results */
 			continue;
 		}
 		nulls = 0;
