@@ -429,8 +429,9 @@ static bool conn_reset_send(struct conn *c)
 	if (next && !next->internal && next->timeout_ms >= 0) {
 		params[0] = next->timeout_text;
 		c->reset_timeout_ms = next->timeout_ms;
-		ok = ok && PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL,
-		                             0);
+		if (ok)
+			ok = PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL,
+			                       0);
 	} else {
 		ok = ok && PQsendQueryParams(c->pg, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
 	}
@@ -524,9 +525,11 @@ static void conn_reset_read(struct conn *c, short what)
 	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->pg)) {
 		PGresult *res = PQgetResult(c->pg);
 		if (!res) {
+			/* the end of one statement's results; a second NULL: nothing more has
+			 * arrived, wait for the socket */
 			if (nulls++ > 0)
-				break; /* nothing more has arrived: wait for the socket */
-			c->reset_step++; /* the end of one statement's results */
+				break;
+			c->reset_step++;
 			continue;
 		}
 		nulls = 0;
