@@ -16,11 +16,6 @@
 #define MAX_LIMIT 100000
 #define MESSAGE_WIDTH 60
 
-static void notice_to_stderr(void *arg, const char *msg)
-{
-	fprintf(stderr, "%s", msg); /* libpq's text: "NOTICE:  ...\n" */
-}
-
 int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
                   struct pg_conn **conn)
 {
@@ -56,7 +51,6 @@ int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cf
 		config_free(cfg);
 		return EX_UNAVAILABLE;
 	}
-	PQsetNoticeProcessor(*conn, notice_to_stderr, NULL);
 	return EX_OK;
 }
 

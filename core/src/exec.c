@@ -1,7 +1,9 @@
 /* The executor: per-database pools of async libpq connections on the daemon's event_base.
  *
  * A connection is CONNECTING (PQconnectPoll driven by socket events), IDLE (in its pool,
- * watched for EV_READ so that a server-side close is noticed), or BUSY with one run. A run
+ * watched for EV_READ so that a server-side close is noticed), BUSY with one run, or
+ * RESETTING: after every run, before it is idle again, its session goes back to the
+ * connection's defaults (conn_reset), so that no run sees what an earlier one left. A run
  * waits in its pool's queue until a connection is free; pools open connections on demand up
  * to their size and back off exponentially after a failed attempt. Nothing here blocks:
  * cancelling a statement is a query on another connection (pg_cancel_backend), never
@@ -34,7 +36,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 
-enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY };
+enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
 struct conn {
 	struct pool *pool;
@@ -48,6 +50,15 @@ struct conn {
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
 	struct conn *prev, *next;
+	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
+	 * answered, whether a step failed (then it is closed), and the statement_timeout its
+	 * last step sets (-1: it SHOWs the default instead) */
+	size_t reset_step;
+	int reset_syncs;
+	bool reset_failed;
+	int64_t reset_timeout_ms;
+	/* the server's notices, logged for the job whose run has the connection */
+	struct pgconn_notices notices;
 };
 
 struct pool {
@@ -107,6 +118,7 @@ struct exec_run {
 	bool failed;
 	char *message;
 	char sqlstate[6];
+	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
 	struct exec_run *wprev, *wnext; /* pool wait queue */
 	struct exec_run *aprev, *anext; /* exec's list of all runs */
 };
@@ -350,7 +362,10 @@ static int conn_open(struct pool *p)
 		free(c);
 		return -ENOMEM;
 	}
-	PQsetNoticeProcessor(c->pg, NULL, NULL);
+	char label[96];
+	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
+	pgconn_notices_init(&c->notices, label, PGCONN_NOTICES_PER_RUN, 0);
+	pgconn_log_notices(c->pg, &c->notices);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -366,18 +381,187 @@ static int conn_open(struct pool *p)
 	return 0;
 }
 
-/* A run is done with C: back to the pool if it is clean, closed otherwise. */
+/* The reset, as one pipeline (one round trip) of two implicit transactions (two Syncs):
+ *  - ROLLBACK, if the run left a transaction open or aborted;
+ *  - statement_timeout = 0, because a run may have left it tiny ('1ms'): a timeout that
+ *    expires while DISCARD ALL works is left pending by the server and cancels the next
+ *    statement, which would be the next run's;
+ *  - Sync: DISCARD ALL refuses to run after another statement of the same pipeline;
+ *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
+ *    value at connection start (so pgcrond's own settings belong in the startup
+ *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
+ *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
+ *  - the statement_timeout of the run first in the pool's queue (the one most likely to
+ *    get this connection next), or else SHOW the default that DISCARD ALL restored: either
+ *    way a run whose timeout matches needs no set_config() round trip of its own;
+ *  - Sync. */
+static const char *const reset_sql[] = {
+    "ROLLBACK",                  /* only if a transaction is open or aborted */
+    "SET statement_timeout = 0", /* then a Sync */
+    "DISCARD ALL",
+    "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
+};
+#define RESET_STEPS (sizeof(reset_sql) / sizeof(reset_sql[0]))
+#define SET_TIMEOUT_SQL "SELECT pg_catalog.set_config('statement_timeout', $1, false)"
+#define RESET_SYNCS 2
+
+/* Send the reset's pipeline. Returns false if it could not be sent. */
+static bool conn_reset_send(struct conn *c)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	const struct exec_run *next = c->pool->wait_head;
+	const char *params[1] = {NULL};
+	bool ok = true;
+
+	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
+		return false; /* active or unknown: nothing sane to reuse */
+	if (!PQenterPipelineMode(c->pg))
+		return false;
+	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
+	c->reset_syncs = 0;
+	c->reset_failed = false;
+	c->reset_timeout_ms = -1;
+	if (c->reset_step == 0)
+		ok = PQsendQueryParams(c->pg, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
+	ok = ok && PQsendQueryParams(c->pg, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
+	     PQpipelineSync(c->pg) &&
+	     PQsendQueryParams(c->pg, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
+	if (next && !next->internal && next->timeout_ms >= 0) {
+		params[0] = next->timeout_text;
+		c->reset_timeout_ms = next->timeout_ms;
+		if (ok)
+			ok = PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL,
+			                       0);
+	} else {
+		ok = ok && PQsendQueryParams(c->pg, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
+	}
+	if (!ok || !PQpipelineSync(c->pg))
+		return false;
+	int f = PQflush(c->pg);
+	if (f < 0)
+		return false;
+	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	return true;
+}
+
+/* Put C's session back to the connection's defaults before any other run may use it (see
+ * reset_sql). It runs when a run ends, so the next run does not wait for it unless the pool
+ * is full. The connection is idle again only if every step succeeded; otherwise it is
+ * closed. */
+static void conn_reset(struct conn *c)
+{
+	c->state = CONN_RESETTING;
+	c->timeout_ms = -1;
+	if (!conn_reset_send(c))
+		conn_close(&c);
+}
+
+/* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
+ * if it reads otherwise (then the next run sets its timeout anyway). */
+static int64_t show_timeout_ms(const char *v)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"", 1},        {"ms", 1},      {"s", 1000},
+	             {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
+	char *end = NULL;
+	long long n = strtoll(v, &end, 10);
+
+	if (end == v || n < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0)
+			return (int64_t)n * units[i].ms;
+	return -1;
+}
+
+/* One result of the reset's pipeline: the statement's, or a Sync. */
+static void conn_reset_result(struct conn *c, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char buf[256];
+
+	if (st == PGRES_PIPELINE_SYNC) {
+		c->reset_syncs++;
+		return;
+	}
+	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
+		if (c->reset_timeout_ms >= 0)
+			c->timeout_ms = c->reset_timeout_ms;
+		else if (PQntuples(res) == 1)
+			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
+		return;
+	}
+	if (st == PGRES_COMMAND_OK)
+		return;
+	if (!c->reset_failed)
+		log_warning("database %s: could not reset a connection after a run (%s: %s); "
+		            "closing it",
+		            c->pool->name,
+		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
+		            pgconn_result_error(res, buf, sizeof(buf)));
+	c->reset_failed = true;
+}
+
+/* Read the answers to the reset (conn_cb, RESETTING). */
+static void conn_reset_read(struct conn *c, short what)
+{
+	struct pool *p = c->pool;
+
+	if (what & EV_WRITE) {
+		int f = PQflush(c->pg);
+		if (f < 0)
+			goto fail;
+		conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	}
+	if (!(what & EV_READ))
+		return;
+	if (!PQconsumeInput(c->pg))
+		goto fail;
+	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
+	 * all. */
+	int nulls = 0;
+	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			/* the end of one statement's results; a second NULL: nothing more has
+			 * arrived, wait for the socket */
+			if (nulls++ > 0)
+				break;
+			c->reset_step++;
+			continue;
+		}
+		nulls = 0;
+		conn_reset_result(c, res);
+		PQclear(res);
+	}
+	if (c->reset_syncs < RESET_SYNCS)
+		return; /* more to come */
+	if (c->reset_failed || !PQexitPipelineMode(c->pg) ||
+	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		goto fail;
+	c->state = CONN_IDLE;
+	conn_watch(c, EV_READ);
+	pool_dispatch(p);
+	return;
+fail:
+	conn_close(&c);
+	pool_dispatch(p);
+}
+
+/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
 static void conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
 	c->run = NULL;
+	pgconn_notices_flush(&c->notices); /* "N further notices suppressed" for the run's job */
+	c->notices.job = NULL;
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
-	    PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE ||
-	    p->n_conns - p->n_connecting > (size_t)p->size) {
+	    PQstatus(c->pg) != CONNECTION_OK || p->n_conns - p->n_connecting > (size_t)p->size) {
 		conn_close(&c);
 	} else {
-		c->state = CONN_IDLE;
-		conn_watch(c, EV_READ);
+		conn_reset(c);
 	}
 	pool_dispatch(p);
 }
@@ -419,6 +603,8 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	c->state = CONN_BUSY;
 	c->run = r;
 	r->pid = PQbackendPID(c->pg);
+	pgconn_notices_flush(&c->notices); /* what came while idle is not the job's */
+	c->notices.job = r->name;
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
@@ -426,14 +612,44 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	if (!r->internal && r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) {
 		const char *params[1] = {r->timeout_text};
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(
-		        c->pg, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1,
-		        NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL, 0) ||
 		    !run_flush(r))
 			run_conn_lost(r);
 		return;
 	}
 	run_next_step(r);
+}
+
+/* The run's last statement is done (or it failed): a transaction it left open is never
+ * committed for it. pg_cron's fresh connection would have rolled it back at disconnect, so
+ * the run failed whatever its statements said; the reset rolls it back. */
+static void run_finish(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+
+	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg) {
+		const char *why = "the run left a transaction open (no COMMIT); its work was "
+		                  "rolled back";
+		if (!r->failed) {
+			free(r->message);
+			r->message = strdup(why);
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "25001");
+		} else {
+			/* keep the error that aborted the transaction first, and say what became
+			 * of the transaction */
+			char *m = NULL;
+			if (asprintf(&m, "%s; the transaction it left open was rolled back",
+			             r->message ? r->message : "") >= 0) {
+				free(r->message);
+				r->message = m;
+			}
+		}
+		r->failed = true;
+	}
+	r->conn = NULL;
+	conn_release(c, false);
+	run_complete(r);
 }
 
 /* Send statement r->cur, or finish the run when there is none left. */
@@ -443,9 +659,7 @@ static void run_next_step(struct exec_run *r)
 	if (r->cur >= r->n_stmts || r->cancel_msg) {
 		if (r->cancel_msg)
 			r->failed = true;
-		r->conn = NULL;
-		conn_release(c, false);
-		run_complete(r);
+		run_finish(r);
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
@@ -590,18 +804,14 @@ static bool run_read(struct exec_run *r)
 			if (r->setting_timeout) {
 				r->setting_timeout = false;
 				if (r->failed) {
-					r->conn = NULL;
-					conn_release(c, false);
-					run_complete(r);
+					run_finish(r);
 					return true;
 				}
 				run_next_step(r);
 				return true;
 			}
 			if (r->failed) {
-				r->conn = NULL;
-				conn_release(c, false);
-				run_complete(r);
+				run_finish(r);
 				return true;
 			}
 			r->cur++;
@@ -641,6 +851,9 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 			PQfreemem(n);
 		return;
 	}
+	case CONN_RESETTING:
+		conn_reset_read(c, what);
+		return;
 	case CONN_BUSY:
 		break;
 	}
@@ -796,6 +1009,7 @@ static void run_free(struct exec_run **rp)
 	free(r->stmts);
 	free(r->cancel_msg);
 	free(r->message);
+	free(r->name);
 	free(r);
 	*rp = NULL;
 }
@@ -892,6 +1106,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	 * client-side timer alone */
 	snprintf(r->timeout_text, sizeof(r->timeout_text), "%lld",
 	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
+	if (spec->name && !(r->name = strdup(spec->name)))
+		goto out;
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;

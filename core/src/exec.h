@@ -31,7 +31,9 @@ struct exec_stmt {
 	bool simple;
 };
 
-/* How a run ended. Strings are valid during the on_done callback only. */
+/* How a run ended. Strings are valid during the on_done callback only. A run that leaves a
+ * transaction open (or aborted) fails: its work is rolled back, and the connection's
+ * session is reset (DISCARD ALL) before it serves another run. */
 struct exec_outcome {
 	bool ok;
 	bool timed_out;       /* the run's timeout expired */
@@ -45,6 +47,8 @@ struct exec_outcome {
 
 struct exec_run_spec {
 	const char *database;          /* a database given to exec_set_database() */
+	const char *name;              /* the job, named in the log lines of its server notices
+	                                * (copied); NULL for the daemon's own statements */
 	const struct exec_stmt *stmts; /* copied */
 	size_t n_stmts;
 	int64_t timeout_ms; /* 0 = none; covers the wait for a connection too */

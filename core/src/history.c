@@ -162,6 +162,7 @@ struct hist {
 	bool sock_added;
 	struct event sock_ev, retry_ev, deadline_ev, purge_ev, fsync_ev, linger_ev;
 	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
+	struct pgconn_notices notices;
 
 	struct hist_line *head, *tail;
 	size_t q_n;
@@ -695,14 +696,12 @@ static void conn_start(struct hist *h)
 		conn_failed(h, why);
 		return;
 	}
+	if (h->notices.limit == 0)
+		pgconn_notices_init(&h->notices, "history database", PGCONN_NOTICES_PER_MIN, 60000);
+	pgconn_log_notices(h->conn, &h->notices);
 	h->cs = CS_CONNECTING;
 	watch(h, EV_WRITE);
 	arm(&h->deadline_ev, CONNECT_TIMEOUT_MS);
-}
-
-static void notice_debug(void *arg, const char *msg)
-{
-	log_debug("history: server says: %s", msg);
 }
 
 static void connected(struct hist *h)
@@ -712,7 +711,6 @@ static void connected(struct hist *h)
 		conn_failed_libpq(h);
 		return;
 	}
-	PQsetNoticeProcessor(h->conn, notice_debug, h);
 	h->cs = CS_READY;
 	h->failures = 0;
 	h->st.connects++;

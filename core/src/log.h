@@ -28,6 +28,14 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 /* With a job (or plugin) name: "job refresh-x: <message>". */
 #define log_job(level, job, ...) log_msg((level), (job), __VA_ARGS__)
 
+/* Copy IN to OUT as text that stays on one log line and cannot pass for another: newline,
+ * carriage return and tab become \n \r \t, every other control character (C0 and DEL)
+ * \xHH, and a backslash \\, so an escaped sequence is never mistaken for one the
+ * sender wrote. Other bytes (UTF-8 text) pass unchanged. Cuts only between whole
+ * characters or escapes. Always NUL-terminates (if OUTLEN > 0); returns 0, or -ENOSPC if
+ * IN was cut short. For text that does not come from the daemon itself (server notices). */
+int log_escape(const char *in, char *out, unsigned long outlen);
+
 /* Rate limiting for repeating errors (a lost connection): returns true when the caller
  * should log now. The first occurrence logs; later ones at most once per interval, which
  * doubles up to a day (collectd's c_complain). log_complaint_reset() when the condition

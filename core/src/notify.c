@@ -45,6 +45,7 @@ struct notify {
 	size_t n_queries;
 	PGresult *result; /* the in-flight query's result so far */
 	struct log_complaint complaint;
+	struct pgconn_notices notices;
 };
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
@@ -325,6 +326,12 @@ static void start_connect(evutil_socket_t fd, short what, void *arg)
 		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 		return;
 	}
+	if (n->notices.limit == 0) {
+		char label[96];
+		snprintf(label, sizeof(label), "listener on database %s", n->name);
+		pgconn_notices_init(&n->notices, label, PGCONN_NOTICES_PER_MIN, 60000);
+	}
+	pgconn_log_notices(n->conn, &n->notices);
 	n->state = ST_CONNECTING;
 	/* libpq: after PQconnectStart, wait for the socket to be writable before polling */
 	wait_io(n, EV_WRITE);

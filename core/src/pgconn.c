@@ -227,9 +227,15 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 	const char *vals[] = {conninfo, application_name, "UTF8", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char why[512], safe[512];
+	/* one state for all of a command's connections: a CLI command is short-lived */
+	static struct pgconn_notices cli_notices;
 
-	if (c && PQstatus(c) == CONNECTION_OK)
+	if (c && PQstatus(c) == CONNECTION_OK) {
+		if (cli_notices.limit == 0)
+			pgconn_notices_init(&cli_notices, NULL, PGCONN_NOTICES_PER_MIN, 60000);
+		pgconn_log_notices(c, &cli_notices);
 		return c;
+	}
 	if (!pgconn_conninfo_parses(conninfo)) {
 		/* neither the string nor libpq's parse error can be shown: both may hold the
 		 * password */
@@ -244,6 +250,95 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 	}
 	PQfinish(c);
 	return NULL;
+}
+
+/* ---- notices ------------------------------------------------------------------------- */
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,
+                         int64_t window_ms)
+{
+	*n = (struct pgconn_notices){
+	    .limit = limit,
+	    .window_ms = window_ms,
+	    .window_start_ms = monotonic_ms(),
+	};
+	/* a label cut short still says what the connection is */
+	snprintf(n->label, sizeof(n->label), "%s", label ? label : "");
+}
+
+void pgconn_notices_flush(struct pgconn_notices *n)
+{
+	const char *prefix = n->job ? "" : n->label;
+
+	if (n->suppressed > 0)
+		log_msg(LOG_LVL_WARNING, n->job,
+		        "%s%s%lu further server notices suppressed (at most %u are logged %s)",
+		        prefix, *prefix ? ": " : "", n->suppressed, n->limit,
+		        n->window_ms > 0 ? "per minute" : "per run");
+	n->logged = 0;
+	n->suppressed = 0;
+	n->window_start_ms = monotonic_ms();
+}
+
+static enum log_level notice_level(const char *severity)
+{
+	if (!severity)
+		return LOG_LVL_NOTICE;
+	if (strcmp(severity, "WARNING") == 0)
+		return LOG_LVL_WARNING;
+	if (strcmp(severity, "INFO") == 0 || strcmp(severity, "LOG") == 0)
+		return LOG_LVL_INFO;
+	if (strncmp(severity, "DEBUG", 5) == 0)
+		return LOG_LVL_DEBUG;
+	return LOG_LVL_NOTICE;
+}
+
+static void notice_receiver(void *arg, const PGresult *res)
+{
+	struct pgconn_notices *n = arg;
+
+	if (n->window_ms > 0 && monotonic_ms() - n->window_start_ms >= n->window_ms)
+		pgconn_notices_flush(n);
+	if (n->logged >= n->limit) {
+		/* counted only: a job raising notices in a loop must not flood the log or slow
+		 * the loop down */
+		n->suppressed++;
+		return;
+	}
+	n->logged++;
+
+	/* the severity not localized (so the level does not depend on lc_messages), as the
+	 * server or libpq itself ("NOTICE") sent it */
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	const char *prefix = n->job ? "" : n->label;
+	char s[32], msg[1024], det[512], hin[256];
+
+	if (!sev)
+		sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	/* Everything the server sent is escaped: a notice is text a job chose, and must not
+	 * be able to end the line and write a log line of its own. */
+	log_escape(sev ? sev : "NOTICE", s, sizeof(s));
+	log_escape(primary ? primary : PQresultErrorMessage(res), msg, sizeof(msg));
+	log_escape(detail ? detail : "", det, sizeof(det));
+	log_escape(hint ? hint : "", hin, sizeof(hin));
+	log_msg(notice_level(sev), n->job, "%s%sserver %s: %s%s%s%s%s", prefix, *prefix ? ": " : "",
+	        s, msg, det[0] ? " DETAIL: " : "", det, hin[0] ? " HINT: " : "", hin);
+}
+
+void pgconn_log_notices(PGconn *conn, struct pgconn_notices *n)
+{
+	if (conn)
+		PQsetNoticeReceiver(conn, notice_receiver, n);
 }
 
 int64_t pgconn_backoff_ms(unsigned attempt, int64_t min_ms, int64_t max_ms)

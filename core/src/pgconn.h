@@ -51,6 +51,34 @@ bool pgconn_conninfo_parses(const char *conninfo);
  * Returns BUF. */
 const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
 
+/* Server notices (RAISE NOTICE/WARNING, "relation exists, skipping") and libpq's own
+ * warnings go through the logger, never raw to stderr: with level, the job name when one is
+ * known, control characters escaped (log_escape), and rate-limited. libpq's default notice
+ * receiver prints to stderr, and PQsetNoticeProcessor(conn, NULL, NULL) does NOT turn it off
+ * (libpq ignores a NULL processor), so every connection needs pgconn_log_notices().
+ *
+ * The state belongs to the connection's owner and must outlive the PGconn. At most LIMIT
+ * notices are logged per window; the rest are counted, and "N further server notices
+ * suppressed" is logged when the window ends: at pgconn_notices_flush() (the end of a run)
+ * or, with WINDOW_MS > 0, at the first notice after the window's time has passed. */
+struct pgconn_notices {
+	const char *job; /* log context: the job whose run has the connection; not owned */
+	char label[96];  /* otherwise what the connection is ("listener on database app") */
+	unsigned limit;
+	int64_t window_ms; /* 0: the window ends only at pgconn_notices_flush() */
+	unsigned logged;   /* in the current window */
+	unsigned long suppressed;
+	int64_t window_start_ms; /* monotonic */
+};
+#define PGCONN_NOTICES_PER_RUN 20 /* a run's notices logged before suppression */
+#define PGCONN_NOTICES_PER_MIN 20 /* a connection's outside runs, per minute */
+void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,
+                         int64_t window_ms);
+/* Install N as CONN's notice receiver (PQsetNoticeReceiver). */
+void pgconn_log_notices(PGconn *conn, struct pgconn_notices *n);
+/* End the window: log how many notices were suppressed, if any, and start a new one. */
+void pgconn_notices_flush(struct pgconn_notices *n);
+
 /* Capped exponential backoff with jitter for the ATTEMPT-th consecutive failure (0 for the
  * first): a delay in [d/2, d] where d = min(MAX_MS, MIN_MS * 2^ATTEMPT), so reconnecting
  * clients do not stampede a database that just came back. */

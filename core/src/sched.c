@@ -548,6 +548,7 @@ static void run_begin(struct run *r)
 
 	struct exec_run_spec spec = {
 	    .database = j->database,
+	    .name = j->name,
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,

@@ -2,6 +2,7 @@
  * scrubbing of libpq's error text (pgconn.c). No database: libpq fails these connection
  * strings before it touches the network, or only reaches for a socket that is not there. */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,48 @@ START_TEST(test_connect_blocking_fails)
 }
 END_TEST
 
+/* Text from the server (a job's RAISE NOTICE) stays on one log line and cannot pass for a
+ * line of the daemon's own. */
+static const struct {
+	const char *in, *out;
+} escape[] = {
+    {"plain text", "plain text"},
+    {"one\n2026-01-01T00:00:00.000Z error: FORGED", "one\\n2026-01-01T00:00:00.000Z error: FORGED"},
+    {"cr\rtab\tesc\x1b[31mdel\x7f", "cr\\rtab\\tesc\\x1b[31mdel\\x7f"},
+    /* a backslash is doubled, so "\\n" written by the job is not an escaped newline */
+    {"a\\nb", "a\\\\nb"},
+    {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"},
+    {"", ""},
+};
+
+START_TEST(test_escape)
+{
+	char out[256];
+
+	ck_assert_int_eq(log_escape(escape[_i].in, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, escape[_i].out);
+	ck_assert_ptr_null(strchr(out, '\n'));
+}
+END_TEST
+
+START_TEST(test_escape_truncated)
+{
+	char out[8];
+
+	/* cut between whole characters and whole escapes, never inside one */
+	ck_assert_int_eq(log_escape("abcdef\n", out, sizeof(out)), -ENOSPC);
+	ck_assert_str_eq(out, "abcdef");
+	ck_assert_int_eq(log_escape("abcdef\xc3\xa9", out, sizeof(out)), -ENOSPC);
+	ck_assert_str_eq(out, "abcdef");
+	ck_assert_int_eq(log_escape("abc\x01", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "abc\\x01");
+	ck_assert_int_eq(log_escape("abcd\x01", out, sizeof(out)), -ENOSPC);
+	ck_assert_str_eq(out, "abcd");
+	ck_assert_int_eq(log_escape(NULL, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -180,6 +223,10 @@ int main(void)
 	tcase_add_test(tc, test_scrub_truncated);
 	tcase_add_test(tc, test_error_safe_libpq);
 	tcase_add_test(tc, test_connect_blocking_fails);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("escape");
+	tcase_add_loop_test(tc, test_escape, 0, (int)(sizeof(escape) / sizeof(escape[0])));
+	tcase_add_test(tc, test_escape_truncated);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

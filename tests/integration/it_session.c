@@ -1,0 +1,260 @@
+/* Each run starts from a clean session, and a job cannot flood or forge the daemon's log
+ * (issue 9, items 1 and 5). With pool = 1 every run of the database shares one connection,
+ * so whatever a run leaves in its session would be seen by the next one: the tests record
+ * pg_backend_pid() to show that the runs really did share it. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+/* pgcrond.conf as itest_env_main writes it, with pool = 1. */
+static void main_conf_pool1(const struct itest_env *e)
+{
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 1; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, e->ci);
+}
+
+static char *history(struct itest_env *e, const char *job, const char *column)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s FROM pgcrond.job_run_details WHERE job_name = '%s' ORDER BY runid "
+	         "LIMIT 1",
+	         column, job);
+	return itest_scalar(e->db, sql);
+}
+
+#define assert_history(e, job, column, expected)                                                   \
+	do {                                                                                       \
+		char *v_ = history((e), (job), (column));                                          \
+		char *m_ = history((e), (job), "return_message");                                  \
+		ck_assert_msg(v_ &&strcmp(v_, (expected)) == 0, "%s %s: %s, expected %s (%s)",     \
+		              (job), (column), v_ ? v_ : "NULL", (expected), m_ ? m_ : "");        \
+		free(v_);                                                                          \
+		free(m_);                                                                          \
+	} while (0)
+
+/* A run that changes everything a session can hold; the next run on the same connection
+ * sees none of it. */
+START_TEST(leaks_are_reset)
+{
+	struct itest_env e;
+	char when[32];
+
+	itest_env_setup(&e, "session-leaks", "it_session_leaks");
+	main_conf_pool1(&e);
+	itest_exec(e.db, "CREATE TABLE public.pids (job text, pid int);"
+	                 "CREATE TABLE public.seen (who text, search_path text, timeout text,"
+	                 " prepared bigint, temp_tables bigint, advisory bigint, listening bigint,"
+	                 " pid int)");
+	/* statement_timeout comes last: from PostgreSQL 13 on it applies to each statement of
+	 * the string, and 1 ms would stop the others on a loaded machine */
+	itest_schedule_soon(when, sizeof(when), 2);
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "{ name = \"dirty\"; database = \"app\"; schedule = \"%s\";"
+	    "  command = \"INSERT INTO public.pids VALUES ('dirty', pg_backend_pid());"
+	    " CREATE TEMP TABLE leak_tmp (x int); PREPARE leak_stmt AS SELECT 1;"
+	    " SELECT pg_advisory_lock(4242); LISTEN leak_channel; SET search_path = nowhere;"
+	    " SET ROLE pg_monitor; SET statement_timeout = '1ms'\"; },\n"
+	    "{ name = \"check\"; database = \"app\"; after = [ \"dirty\" ];"
+	    "  command = \"INSERT INTO public.seen SELECT current_user,"
+	    " current_setting('search_path'), current_setting('statement_timeout'),"
+	    " (SELECT count(*) FROM pg_prepared_statements),"
+	    " (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),"
+	    " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+	    "   AND pid = pg_backend_pid()),"
+	    " (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()\"; }\n"
+	    ");\n",
+	    when);
+	char *user = itest_scalar(e.db, "SELECT current_user");
+	char *path = itest_scalar(e.db, "SELECT current_setting('search_path')");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'check' AND status <> 'running'"),
+	              "check did not run:\n%s", itest_read_file(e.log));
+	assert_history(&e, "dirty", "status", "succeeded");
+	assert_history(&e, "check", "status", "succeeded");
+	/* the same connection served both runs */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.pids p JOIN public.seen"
+	                                     " s USING (pid)"),
+	                 1);
+	char *who = itest_scalar(e.db, "SELECT who FROM public.seen");
+	ck_assert_str_eq(who, user);
+	char *sp = itest_scalar(e.db, "SELECT search_path FROM public.seen");
+	ck_assert_str_eq(sp, path);
+	itest_assert_scalar(e.db, "SELECT timeout FROM public.seen", "0");
+	itest_assert_scalar(e.db, "SELECT prepared FROM public.seen", "0");
+	itest_assert_scalar(e.db, "SELECT temp_tables FROM public.seen", "0");
+	itest_assert_scalar(e.db, "SELECT advisory FROM public.seen", "0");
+	itest_assert_scalar(e.db, "SELECT listening FROM public.seen", "0");
+	/* and from another session: the lock is free, the daemon's backend is back to the
+	 * connection's role */
+	itest_assert_scalar(e.db, "SELECT pg_try_advisory_lock(4242)", "t");
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT usename = current_user FROM pg_stat_activity WHERE pid = (SELECT pid FROM "
+	         "public.seen)");
+	itest_assert_scalar(e.db, sql, "t");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	free(who);
+	free(sp);
+	free(user);
+	free(path);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A run that leaves its transaction open (or aborted) failed: its work is rolled back, and
+ * the connection serves the next run. */
+START_TEST(open_transaction_fails)
+{
+	struct itest_env e;
+	char t1[32], t2[32], t3[32];
+
+	itest_env_setup(&e, "session-txn", "it_session_txn");
+	main_conf_pool1(&e);
+	itest_exec(e.db,
+	           "CREATE TABLE public.t (x int); CREATE TABLE public.pids (job text, pid int)");
+	itest_schedule_soon(t1, sizeof(t1), 2);
+	itest_schedule_soon(t2, sizeof(t2), 3);
+	itest_schedule_soon(t3, sizeof(t3), 4);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "{ name = \"open\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"BEGIN; INSERT INTO public.t VALUES (1)\"; },\n"
+	              "{ name = \"aborted\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"BEGIN; INSERT INTO public.t VALUES (2); SELECT 1/0\"; },\n"
+	              "{ name = \"next\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"INSERT INTO public.pids VALUES ('next', pg_backend_pid());"
+	              " INSERT INTO public.t VALUES (3)\"; }\n"
+	              ");\n",
+	              t1, t2, t3);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details"
+	                             " WHERE status <> 'running'"),
+	              "the runs did not end:\n%s", itest_read_file(e.log));
+	assert_history(&e, "open", "status", "failed");
+	assert_history(&e, "aborted", "status", "failed");
+	assert_history(&e, "next", "status", "succeeded");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE"
+	                                     " job_name = 'open' AND return_message LIKE"
+	                                     " '%%transaction open%%rolled back%%'"),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE"
+	                                     " job_name = 'aborted' AND return_message LIKE"
+	                                     " 'division by zero%%rolled back%%'"),
+	                 1);
+	/* only the last run's row is there */
+	itest_assert_scalar(e.db, "SELECT string_agg(x::text, ',') FROM public.t", "3");
+	/* on the same connection as the failed ones */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(DISTINCT job_pid) FROM"
+	                                     " pgcrond.job_run_details"),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.pids p JOIN"
+	                                     " pgcrond.job_run_details d ON d.job_pid = p.pid"
+	                                     " WHERE d.job_name = 'open'"),
+	                 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Lines of TEXT that contain NEEDLE. */
+static int lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* 20,000 notices from one run give a bounded number of log lines and a count of the rest;
+ * a notice holding a newline and a fake log prefix stays on its own line, escaped. */
+START_TEST(notices_are_logged_safely)
+{
+	struct itest_env e;
+	char t1[32], t2[32];
+
+	itest_env_setup(&e, "session-notices", "it_session_notices");
+	itest_env_main(&e, NULL);
+	itest_schedule_soon(t1, sizeof(t1), 2);
+	itest_schedule_soon(t2, sizeof(t2), 3);
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "{ name = \"noisy\"; database = \"app\"; schedule = \"%s\";"
+	    "  command = \"DO $$BEGIN FOR i IN 1..20000 LOOP RAISE NOTICE 'noise %%', i; END LOOP;"
+	    " END$$\"; },\n"
+	    "{ name = \"forger\"; database = \"app\"; schedule = \"%s\";"
+	    "  command = \"DO $$BEGIN RAISE WARNING '%%', 'hello' || chr(10) ||"
+	    " '2026-01-01T00:00:00.000Z error: FORGED' || chr(13) || chr(27) || '[2J'; END$$\"; "
+	    "},\n"
+	    "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    "  command = \"SELECT 1\"; }\n"
+	    ");\n",
+	    t1, t2);
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details"
+	                   " WHERE job_name IN ('noisy', 'forger') AND status <> 'running'"),
+	    "the runs did not end:\n%.3000s", itest_read_file(e.log));
+	/* the daemon goes on serving */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details t"
+	                             " WHERE job_name = 'tick' AND status = 'succeeded' AND"
+	                             " start_time > (SELECT end_time FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'noisy')"),
+	              "tick stopped running");
+	ck_assert_msg(itest_wait_log(e.log, "further server notices suppressed", 5),
+	              "no suppression count:\n%.3000s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	assert_history(&e, "noisy", "status", "succeeded");
+
+	char *log = itest_read_file(e.log);
+	int noise = lines_with(log, "server NOTICE: noise ");
+	ck_assert_msg(noise >= 1 && noise <= 50, "%d notice lines logged", noise);
+	ck_assert_msg(strstr(log, "noisy: server NOTICE: noise 1\n"),
+	              "no job name or level:\n%.2000s", log);
+	ck_assert_msg(strstr(log, "noisy: 19980 further server notices suppressed"),
+	              "no suppression count:\n%.3000s", log);
+	/* no line starts with the forged prefix; the notice is one line, escaped */
+	ck_assert_msg(!strstr(log, "\n2026-01-01T00:00:00.000Z"), "forged line:\n%.3000s", log);
+	ck_assert_msg(strstr(log,
+	                     "warning: forger: server WARNING: hello\\n2026-01-01T00:00:00.000Z "
+	                     "error: FORGED\\r\\x1b[2J\n"),
+	              "forger's notice not found as one escaped line:\n%.3000s", log);
+	ck_assert_msg(!strchr(log, '\x1b'), "an escape character reached the log");
+	free(log);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("session");
+	TCase *tc = tcase_create("session");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, leaks_are_reset);
+	tcase_add_test(tc, open_transaction_fails);
+	tcase_add_test(tc, notices_are_logged_safely);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
