@@ -1104,6 +1104,7 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 	cfg->max_running = 32;
 	cfg->shutdown_grace_ms = 30000;
 	cfg->alert_repeat_ms = 3600000;
+	cfg->connection_check_ms = 30000;
 
 	const char *slash = strrchr(path, '/');
 	if (slash == path)

@@ -127,6 +127,9 @@ struct pgc_config {
 	struct conf_alert_sink *alerts;
 	size_t n_alerts;
 	int64_t alert_repeat_ms; /* default 1h */
+	/* a connect, a session reset, an idle connection's check: each answered within this, or
+	 * the connection is replaced; default 30s */
+	int64_t connection_check_ms;
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */

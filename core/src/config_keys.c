@@ -230,6 +230,8 @@ const struct key_spec config_main_keys[] = {
 	{"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
 	{"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
 	{"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+	/* min: seconds */
+	{"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
 	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -448,6 +450,11 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		}
 		if (duration_parse(config_setting_get_string(s), &ms, err, sizeof(err)) < 0) {
 			config_report_at(L, s, file, "%s: %s", k->name, err);
+			return false;
+		}
+		if (k->min > 0 && ms < (int64_t)k->min * 1000) {
+			config_report_at(L, s, file, "%s \"%s\" is too short; use at least \"%ds\"",
+			                 k->name, config_setting_get_string(s), k->min);
 			return false;
 		}
 		memcpy(field, &ms, sizeof(ms));

@@ -77,6 +77,7 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 	if (!names)
 		return -ENOMEM;
 	int rc = 0;
+	exec_set_connection_check(ex, cfg->connection_check_ms);
 	for (size_t i = 0; i < cfg->n_databases && rc == 0; i++) {
 		const struct conf_database *db = &cfg->databases[i];
 		names[i] = db->name;

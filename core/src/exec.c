@@ -35,6 +35,9 @@
 /* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+/* The connection check's default (exec_set_connection_check): a connect, a session reset
+ * and an idle connection's liveness check must each be answered within it. */
+#define CONNECTION_CHECK_DEFAULT_MS 30000
 
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
@@ -59,6 +62,9 @@ struct conn {
 	int64_t reset_timeout_ms;
 	/* the server's notices, logged for the job whose run has the connection */
 	struct pgconn_notices notices;
+	/* conn_timer: the deadline of a connect or reset, or when an idle one is checked */
+	struct event check_ev;
+	bool check_set;
 };
 
 struct pool {
@@ -130,6 +136,7 @@ struct exec {
 	size_t n_runs;
 	void (*on_reachable)(void *arg, const char *database);
 	void *reachable_arg;
+	int64_t check_ms; /* exec_set_connection_check() */
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -138,6 +145,7 @@ static void run_complete(struct exec_run *r);
 static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_reset(struct conn *c);
 
 static int64_t now_us(void)
 {
@@ -222,6 +230,8 @@ static void conn_close(struct conn **cp)
 	struct pool *p = c->pool;
 	if (c->watching)
 		event_del(&c->ev);
+	if (c->check_set)
+		event_del(&c->check_ev);
 	if (c->state == CONN_CONNECTING)
 		p->n_connecting--;
 	if (c->prev)
@@ -275,6 +285,31 @@ static void wait_remove(struct exec_run *r)
 	p->n_waiting--;
 }
 
+/* C's one timer (none when MS <= 0): the deadline of the connect or session reset under
+ * way, or, while C is idle, when to check that it still answers. */
+static void conn_timer(struct conn *c, int64_t ms)
+{
+	if (c->check_set)
+		event_del(&c->check_ev);
+	c->check_set = false;
+	if (ms <= 0)
+		return;
+	struct timeval tv = ms_tv(ms);
+	if (event_add(&c->check_ev, &tv) == 0)
+		c->check_set = true;
+}
+
+/* An idle connection is checked, and a reset must be answered, within half the connection
+ * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
+ * a failover without a reset) is replaced within one connection check. TCP keepalives alone
+ * cannot see a peer whose kernel still answers them. */
+static int64_t conn_idle_check_ms(const struct conn *c)
+{
+	return c->pool->ex->check_ms / 2;
+}
+
+static void check_cb(evutil_socket_t fd, short what, void *arg);
+
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
@@ -284,10 +319,10 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 
 /* A connection attempt failed: the runs waiting on it fail with libpq's own words, and the
  * pool backs off before the next attempt. */
-static void conn_connect_failed(struct conn *c)
+static void conn_connect_failed(struct conn *c, const char *why)
 {
 	struct pool *p = c->pool;
-	char *err = conn_error(c->pg, c->pool->conninfo);
+	char *err = why ? strdup(why) : conn_error(c->pg, c->pool->conninfo);
 	conn_close(&c);
 	p->failures++;
 	free(p->last_error);
@@ -312,8 +347,9 @@ static void conn_connected(struct conn *c)
 	struct pool *p = c->pool;
 	c->state = CONN_IDLE;
 	p->n_connecting--;
+	conn_timer(c, conn_idle_check_ms(c));
 	if (PQsetnonblocking(c->pg, 1) != 0) {
-		conn_connect_failed(c);
+		conn_connect_failed(c, NULL);
 		return;
 	}
 	bool back = p->failures > 0 || p->probing;
@@ -343,7 +379,7 @@ static void conn_poll(struct conn *c)
 		conn_connected(c);
 		break;
 	default:
-		conn_connect_failed(c);
+		conn_connect_failed(c, NULL);
 		break;
 	}
 }
@@ -362,6 +398,9 @@ static int conn_open(struct pool *p)
 		free(c);
 		return -ENOMEM;
 	}
+	/* libpq leaves the deadline of a non-blocking connect to its caller */
+	evtimer_assign(&c->check_ev, p->ex->base, check_cb, c);
+	conn_timer(c, p->ex->check_ms);
 	char label[96];
 	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
 	pgconn_notices_init(&c->notices, label, PGCONN_NOTICES_PER_RUN, 0);
@@ -373,7 +412,7 @@ static int conn_open(struct pool *p)
 	p->n_conns++;
 	p->n_connecting++;
 	if (err < 0 || PQstatus(c->pg) == CONNECTION_BAD) {
-		conn_connect_failed(c);
+		conn_connect_failed(c, NULL);
 		return 0;
 	}
 	/* libpq: behave as if PQconnectPoll had returned PGRES_POLLING_WRITING. */
@@ -452,6 +491,7 @@ static void conn_reset(struct conn *c)
 {
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
+	conn_timer(c, conn_idle_check_ms(c));
 	if (!conn_reset_send(c))
 		conn_close(&c);
 }
@@ -542,6 +582,7 @@ static void conn_reset_read(struct conn *c, short what)
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
 		goto fail;
 	c->state = CONN_IDLE;
+	conn_timer(c, conn_idle_check_ms(c));
 	conn_watch(c, EV_READ);
 	pool_dispatch(p);
 	return;
@@ -551,6 +592,35 @@ fail:
 }
 
 /* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
+static void check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct pool *p = c->pool;
+	char why[160];
+
+	c->check_set = false;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		snprintf(why, sizeof(why), "could not connect within %lld ms (connection_check)",
+		         (long long)p->ex->check_ms);
+		conn_connect_failed(c, why);
+		return;
+	case CONN_RESETTING:
+		log_warning("database %s: a connection did not answer within %lld ms; closing it "
+		            "(it will be replaced when a run needs it)",
+		            p->name, (long long)conn_idle_check_ms(c));
+		conn_close(&c);
+		pool_dispatch(p);
+		return;
+	case CONN_IDLE:
+		/* the liveness check: a reset is a round trip with a deadline, and harmless */
+		conn_reset(c);
+		return;
+	case CONN_BUSY:
+		return;
+	}
+}
+
 static void conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
@@ -602,6 +672,7 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	r->conn = c;
 	c->state = CONN_BUSY;
 	c->run = r;
+	conn_timer(c, 0); /* a busy connection answers to its run's timeout instead */
 	r->pid = PQbackendPID(c->pg);
 	pgconn_notices_flush(&c->notices); /* what came while idle is not the job's */
 	c->notices.job = r->name;
@@ -1293,6 +1364,7 @@ int exec_new(struct event_base *base, struct exec **out)
 	if (!ex)
 		return -ENOMEM;
 	ex->base = base;
+	ex->check_ms = CONNECTION_CHECK_DEFAULT_MS;
 	*out = ex;
 	return 0;
 }
@@ -1322,6 +1394,11 @@ void exec_free(struct exec **exp)
 	}
 	free(ex);
 	*exp = NULL;
+}
+
+void exec_set_connection_check(struct exec *ex, int64_t ms)
+{
+	ex->check_ms = ms > 0 ? ms : CONNECTION_CHECK_DEFAULT_MS;
 }
 
 size_t exec_connections(const struct exec *ex)

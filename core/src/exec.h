@@ -81,6 +81,11 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
  * the loop). A run already being cancelled keeps its first message. */
 void exec_cancel(struct exec_run *run, const char *message);
 
+/* A connect, a session reset and an idle connection's liveness check must each be answered
+ * within MS (an idle connection is checked every MS / 2); a connection that is not is closed
+ * and replaced. Default 30 s; MS <= 0 restores it. */
+void exec_set_connection_check(struct exec *ex, int64_t ms);
+
 /* FN(ARG, DATABASE) is called from the loop when a connection to DATABASE succeeds after
  * failed attempts, or after exec_probe(): the database is reachable again (catch-up). */
 void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database),

@@ -16,14 +16,27 @@
  * only ever hold UTF-8. As a startup parameter, not a SET: a session reset (DISCARD ALL)
  * returns to startup values, so it keeps this one. It comes after "dbname" so that a
  * client_encoding in the operator's conninfo cannot turn it off. */
-#define CONN_KEYS {"dbname", "fallback_application_name", "client_encoding", NULL}
+#define CONN_KEYS                                                                                  \
+	{                                                                                          \
+		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",        \
+		    "tcp_user_timeout", "dbname", "fallback_application_name", "client_encoding",  \
+		    NULL                                                                           \
+	}
+/* TCP keepalives on, and sent data unacknowledged for 30 s ends the connection, so a peer
+ * that vanished (a host down, a NAT that forgot the connection) is noticed in about 25 s,
+ * not the kernel's two hours. They come before "dbname", so the operator's conninfo may set
+ * its own (unix sockets ignore them). */
+#define CONN_VALS(conninfo, application_name)                                                      \
+	{                                                                                          \
+		"1", "10", "5", "3", "30000", (conninfo), (application_name), "UTF8", NULL         \
+	}
 
 int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
 {
 	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI). Keywords after it
 	 * override it: client_encoding is always UTF8 (see conn_keys). */
 	const char *keys[] = CONN_KEYS;
-	const char *vals[] = {conninfo, application_name, "UTF8", NULL};
+	const char *vals[] = CONN_VALS(conninfo, application_name);
 	PGconn *c = PQconnectStartParams(keys, vals, 1);
 
 	*out = c;
@@ -224,7 +237,7 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
                                 size_t errlen)
 {
 	const char *keys[] = CONN_KEYS;
-	const char *vals[] = {conninfo, application_name, "UTF8", NULL};
+	const char *vals[] = CONN_VALS(conninfo, application_name);
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char why[512], safe[512];
 	/* one state for all of a command's connections: a CLI command is short-lived */
@@ -239,10 +252,11 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 	if (!pgconn_conninfo_parses(conninfo)) {
 		/* neither the string nor libpq's parse error can be shown: both may hold the
 		 * password */
-		snprintf(err, errlen,
-		         "cannot connect: libpq cannot parse the connection string; check its syntax "
-		         "(neither the string nor libpq's message is shown because they may quote the "
-		         "password)");
+		snprintf(
+		    err, errlen,
+		    "cannot connect: libpq cannot parse the connection string; check its syntax "
+		    "(neither the string nor libpq's message is shown because they may quote the "
+		    "password)");
 	} else {
 		pgconn_error_safe(c, conninfo, why, sizeof(why));
 		log_redact_conninfo(conninfo, safe, sizeof(safe));

@@ -543,6 +543,9 @@ static const struct {
 	 "bad/plugin-setting-overflow/conf.d/10-job.conf:6: plugin setting window_days = "
 	 "99999999999999999999 is out of range; use a number from -9223372036854775808 to "
 	 "9223372036854775807"},
+	{"bad/connection-check-short/pgcrond.conf",
+	 "bad/connection-check-short/pgcrond.conf:4: connection_check \"500ms\" is too short; use "
+	 "at least \"2s\""},
 	{"bad/schedule-overflow/pgcrond.conf",
 	 "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
 	 "5000000000 is out of range 1-2147483647 (column 3)"},

@@ -1,0 +1,274 @@
+/* Connections that go silent (issue 10). A relay on 127.0.0.1 stands between the daemon and
+ * the sandbox server, as a NAT or a firewall would: on SIGUSR1 it stops forwarding the
+ * connections it holds, without closing them (a NAT that forgot them), while new connections
+ * still go through; on SIGUSR2 it also stops forwarding new ones (a host that accepts and
+ * never answers). The daemon must notice within `connection_check` and go on with new
+ * connections, losing no run and leaving none `running`. */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define MAX_PAIRS 64
+
+static volatile sig_atomic_t freeze_held, hold_new;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	freeze_held = 1;
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	hold_new = 1;
+}
+
+/* One relayed connection: the daemon's side, the server's side (-1 while held), and whether
+ * it is frozen (kept open, never read or written again). */
+struct pair {
+	int a, b;
+	bool frozen;
+};
+
+static void pass(struct pair *p, int from, int to)
+{
+	char buf[16384];
+	ssize_t n = read(from, buf, sizeof(buf));
+	if (n <= 0) {
+		close(p->a);
+		if (p->b >= 0)
+			close(p->b);
+		p->a = p->b = -1;
+		return;
+	}
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, buf + off, (size_t)(n - off));
+		if (w <= 0)
+			return;
+		off += w;
+	}
+}
+
+/* The relay's process: forward LISTENER's connections to the unix socket PATH. */
+static void relay_main(int listener, const char *path)
+{
+	struct pair pairs[MAX_PAIRS];
+	size_t n = 0;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		if (freeze_held) {
+			for (size_t i = 0; i < n; i++)
+				pairs[i].frozen = true;
+			freeze_held = 0;
+		}
+		struct pollfd pfd[1 + 2 * MAX_PAIRS];
+		struct pair *owner[1 + 2 * MAX_PAIRS];
+		size_t k = 0;
+		pfd[k++] = (struct pollfd){.fd = listener, .events = POLLIN};
+		for (size_t i = 0; i < n; i++) {
+			if (pairs[i].frozen || pairs[i].a < 0 || pairs[i].b < 0)
+				continue;
+			owner[k] = &pairs[i];
+			pfd[k++] = (struct pollfd){.fd = pairs[i].a, .events = POLLIN};
+			owner[k] = &pairs[i];
+			pfd[k++] = (struct pollfd){.fd = pairs[i].b, .events = POLLIN};
+		}
+		if (poll(pfd, k, 200) < 0)
+			continue; /* EINTR: a signal changed the mode */
+		if ((pfd[0].revents & POLLIN) && n < MAX_PAIRS) {
+			int a = accept(listener, NULL, NULL);
+			if (a >= 0) {
+				int b = -1;
+				if (!hold_new) {
+					struct sockaddr_un sa = {.sun_family = AF_UNIX};
+					if (strlen(path) >= sizeof(sa.sun_path))
+						_exit(1);
+					memcpy(sa.sun_path, path, strlen(path) + 1);
+					b = socket(AF_UNIX, SOCK_STREAM, 0);
+					if (b >= 0 &&
+					    connect(b, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+						close(b);
+						b = -1;
+						close(a);
+						a = -1;
+					}
+				}
+				if (a >= 0)
+					pairs[n++] = (struct pair){a, b, false};
+			}
+		}
+		for (size_t i = 1; i < k; i++) {
+			struct pair *p = owner[i];
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) || p->a < 0 || p->frozen)
+				continue;
+			if (pfd[i].fd == p->a)
+				pass(p, p->a, p->b);
+			else if (pfd[i].fd == p->b)
+				pass(p, p->b, p->a);
+		}
+	}
+}
+
+/* Start the relay in front of the sandbox whose conninfo is CI; returns its pid and sets
+ * *PORT. */
+static pid_t relay_start(const char *ci, int *port)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(ci, &err);
+	ck_assert_msg(opts != NULL, "%s", err ? err : "conninfo");
+	const char *host = NULL, *pgport = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			pgport = o->val;
+	}
+	ck_assert(host && pgport);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, pgport);
+	PQconninfoFree(opts);
+
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(l, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(l, 64), 0);
+	socklen_t len = sizeof(sa);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	/* before the fork, so that a signal sent at once never finds the default action */
+	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		relay_main(l, path);
+		_exit(0);
+	}
+	close(l);
+	return pid;
+}
+
+static void relay_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The daemon's main file: history on the unix socket ("app"), the job's database "far"
+ * through the relay, a short connection check. */
+static void write_main(const struct itest_env *e, const char *dbname, int port)
+{
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "connection_check = \"4s\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
+	                 "dbname=%s\"; pool = 1; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, e->ci, port, dbname);
+}
+
+START_TEST(silent_idle_connection_is_replaced)
+{
+	struct itest_env e;
+	int port;
+
+	itest_env_setup(&e, "conn_silent", "it_conn_silent");
+	pid_t relay = relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	write_main(&e, "it_conn_silent", port);
+	/* every 10 s: the relay goes silent right after a run, and the connection check (4 s)
+	 * must find it before the next fire */
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
+	              "        timeout = \"60s\"; command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 25,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "the job does not run through the relay:\n%s", itest_read_file(e.log));
+	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	kill(relay, SIGUSR1); /* the connection the job used is now silent */
+
+	/* the next fire runs on a new connection, well before the job's 60 s timeout */
+	ck_assert_msg(itest_env_wait(&e, 16, "SELECT count(*) > %lld FROM ticks", before),
+	              "no run after the connection went silent:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "did not answer within", 1), "%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'tick' AND status <> 'succeeded' "
+	                                     "AND status <> 'running'"),
+	                 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE status = 'running'"),
+	                 0);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(connect_that_never_answers_fails_within_the_check)
+{
+	struct itest_env e;
+	int port;
+
+	itest_env_setup(&e, "conn_hold", "it_conn_hold");
+	pid_t relay = relay_start(e.ci, &port);
+	kill(relay, SIGUSR2); /* accepts, never answers */
+	write_main(&e, "it_conn_hold", port);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
+	              "        timeout = \"60s\"; command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 25,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'failed' AND "
+	                             "return_message LIKE 'could not connect within 4000 ms%%' "
+	                             "AND sqlstate = '08001'"),
+	              "a connect that never completes was not given up:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *tc = tcase_create("conn");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, silent_idle_connection_is_replaced);
+	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
