@@ -317,8 +317,8 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	pool_dispatch(p);
 }
 
-/* A connection attempt failed: the runs waiting on it fail with libpq's own words, and the
- * pool backs off before the next attempt. */
+/* A connection attempt failed (WHY, or libpq's own words): the pool backs off before the
+ * next attempt, and if it has no connection left, the runs waiting on it fail. */
 static void conn_connect_failed(struct conn *c, const char *why)
 {
 	struct pool *p = c->pool;
@@ -328,7 +328,10 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	free(p->last_error);
 	p->last_error = err;
 	pool_log_failure(p, err ? err : "out of memory");
-	if (p->n_connecting == 0) {
+	/* While the pool holds live connections (the server refused one more: 53300, or a
+	 * connection limit), waiting runs wait for one of them, within their timeout, instead
+	 * of failing: the database is there. They fail when no connection is left. */
+	if (p->n_connecting == 0 && p->n_conns == 0) {
 		while (p->wait_head) {
 			struct exec_run *r = p->wait_head;
 			wait_remove(r);

@@ -255,6 +255,54 @@ START_TEST(connect_that_never_answers_fails_within_the_check)
 }
 END_TEST
 
+/* The server refuses more connections than the role's CONNECTION LIMIT (53300) while the
+ * pool holds two: the runs due at once wait for those two instead of failing. */
+START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_limit", "it_conn_limit");
+	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_conn_limited LOGIN; "
+	                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+	itest_exec(e.db, "ALTER ROLE it_conn_limited CONNECTION LIMIT 2");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  limited = { conninfo = \"%s user=it_conn_limited\"; pool = 4; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, e.ci);
+	char when[32];
+	itest_schedule_soon(when, sizeof(when), 3);
+	for (int i = 0; i < 8; i++) {
+		char file[32];
+		snprintf(file, sizeof(file), "1%d-sleep.conf", i);
+		itest_env_job(&e, file,
+		              "job = { name = \"sleep%d\"; database = \"limited\"; "
+		              "schedule = \"%s\"; timeout = \"60s\"; retries = 0;\n"
+		              "        command = \"SELECT pg_sleep(0.5)\"; };\n",
+		              i, when);
+	}
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 8 FROM pgcrond.job_run_details "
+	                             "WHERE job_name LIKE 'sleep%%' AND status <> 'running'"),
+	              "the runs did not end:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                  "WHERE job_name LIKE 'sleep%%' AND status = 'succeeded'") == 8,
+	              "runs failed although the pool held connections:\n%s",
+	              itest_read_file(e.log));
+	/* the server did refuse: the daemon logged it */
+	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1), "%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conn");
@@ -265,6 +313,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, silent_idle_connection_is_replaced);
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
+	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
