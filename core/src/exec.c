@@ -949,6 +949,14 @@ broken:
 
 /* ---- pools ---------------------------------------------------------------------------- */
 
+/* Whatever the server sent an idle connection (a FATAL before it closed, EOF) is read now,
+ * without blocking: false if the connection is gone. */
+static bool conn_still_open(struct conn *c)
+{
+	return PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK &&
+	       PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
 static void pool_dispatch(struct pool *p)
 {
 	/* A probe opens one connection when nothing else would (exec_probe). */
@@ -967,6 +975,12 @@ static void pool_dispatch(struct pool *p)
 				idle = c;
 				break;
 			}
+		}
+		if (idle && !conn_still_open(idle)) {
+			/* it died while idle and its event is still on its way: replace it before
+			 * it serves a run, so no run fails for what happened before it began */
+			conn_close(&idle);
+			continue;
 		}
 		if (idle) {
 			wait_remove(r);

@@ -303,6 +303,39 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 }
 END_TEST
 
+/* The server ends idle pooled connections (pg_terminate_backend, idle_session_timeout, a
+ * restart of a pooler): the next runs go on new connections and none fails for it. */
+START_TEST(idle_connection_killed_by_the_server_fails_no_run)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_kill", "it_conn_kill");
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	itest_env_main(&e, NULL);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; schedule = \"* * * * * *\"; retries = 0;\n"
+	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) >= 2 FROM ticks"));
+	/* kill every idle connection of the daemon to this database, ten times over */
+	for (int i = 0; i < 10; i++) {
+		itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+		                 "AND application_name LIKE 'pgcrond%' AND state = 'idle' "
+		                 "AND query NOT ILIKE '%LISTEN%'");
+		itest_sleep(0.35);
+	}
+	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) >= %lld + 2 FROM ticks", before));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                  "WHERE job_name = 'tick' AND status <> 'succeeded'") == 0,
+	              "a run failed for a connection that died while idle:\n%s",
+	              itest_read_file(e.log));
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conn");
@@ -314,6 +347,7 @@ int main(void)
 	tcase_add_test(tc, silent_idle_connection_is_replaced);
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
 	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
+	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
