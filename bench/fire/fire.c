@@ -9,7 +9,8 @@
  * against history rows recorded, and how far the history trails while busy.
  *
  *   scripts/pg-sandbox run -- build/bench/fire/bench_fire [N ...]
- *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N) */
+ *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
+ *   job database's pool) */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +30,14 @@
 #define DB "bench_fire"
 
 static char db_ci[1200];
+
+/* The job database's pool (FIRE_POOL, default 8): how many runs may be on the server at once. */
+static int fire_pool(void)
+{
+	const char *v = getenv("FIRE_POOL");
+	int n = v ? atoi(v) : 0;
+	return n >= 1 && n <= 1000 ? n : 8;
+}
 
 /* utime + stime in clock ticks, and VmRSS in kB, from /proc. */
 static long long cpu_ticks(pid_t pid)
@@ -102,9 +111,9 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	        "state_dir = \"%s/%s\";\nlog_level = \"warning\";\nmax_running = 64;\n"
 	        "shutdown_grace = \"5s\";\n"
-	        "databases = { bench = { conninfo = \"%s\"; pool = 8; }; };\n"
+	        "databases = { bench = { conninfo = \"%s\"; pool = %d; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, dir, state, db_ci);
+	        dir, dir, state, db_ci, fire_pool());
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
 	f = fopen(path, "w");
