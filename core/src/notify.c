@@ -33,6 +33,10 @@ struct notify {
 	struct event io;    /* on PQsocket while connected or connecting */
 	struct event retry; /* reconnect timer */
 	struct event kick;  /* the next command, started from the loop, never a caller's stack */
+	/* the watchdog: the deadline of the connect or command under way, or, while idle, when
+	 * to ask the server whether it is still there (notify_set_connection_check) */
+	struct event check;
+	int64_t check_ms;
 	bool io_added;
 	unsigned failures;
 	unsigned connects;
@@ -96,8 +100,19 @@ static void drop_queries(struct notify *n)
 	}
 }
 
+/* Arm the watchdog for MS (none if MS <= 0). */
+static void watchdog(struct notify *n, int64_t ms)
+{
+	evtimer_del(&n->check);
+	if (ms <= 0)
+		return;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(&n->check, &tv);
+}
+
 static void schedule_reconnect(struct notify *n, const char *why)
 {
+	watchdog(n, 0);
 	drop_io(n);
 	drop_queries(n);
 	if (n->conn) {
@@ -164,6 +179,7 @@ static void send_listens(struct notify *n, bool connect)
 	free(sql);
 	n->dirty = false;
 	n->state = ST_LISTENING_SENT;
+	watchdog(n, n->check_ms / 2);
 	n->connect_batch = connect;
 	/* the batch is tiny: flush may still need a writable socket */
 	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
@@ -190,6 +206,7 @@ static void send_query(struct notify *n)
 		return;
 	}
 	n->state = ST_QUERY_SENT;
+	watchdog(n, n->check_ms / 2);
 	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
 }
 
@@ -281,9 +298,40 @@ static void on_readable(struct notify *n)
 	}
 	if (!n->conn)
 		return;
+	if (ended && n->state == ST_IDLE)
+		watchdog(n, n->check_ms / 2); /* quiet from here: check on it in a while */
 	deliver(n);
 	if (PQstatus(n->conn) == CONNECTION_BAD)
 		schedule_reconnect(n, "the server closed the connection");
+}
+
+/* The watchdog fired. Idle: ask the server (a query with a deadline; a listener hears
+ * nothing when nothing is notified, and a connection a NAT forgot is quiet too). Otherwise
+ * the connect or command under way got no answer in time: reconnect, which runs the
+ * listening jobs once, since notifications may have been missed. */
+static void check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct notify *n = arg;
+	char why[128];
+
+	switch (n->state) {
+	case ST_IDLE:
+		if (!n->queries && notify_query(n, "SELECT 1", NULL, 0, NULL, NULL) < 0)
+			watchdog(n, n->check_ms / 2);
+		return;
+	case ST_WAITING:
+		return;
+	default:
+		snprintf(why, sizeof(why), "no answer within %lld ms (connection_check)",
+		         (long long)(n->state == ST_CONNECTING ? n->check_ms : n->check_ms / 2));
+		schedule_reconnect(n, why);
+		return;
+	}
+}
+
+void notify_set_connection_check(struct notify *n, int64_t ms)
+{
+	n->check_ms = ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS;
 }
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
@@ -333,6 +381,7 @@ static void start_connect(evutil_socket_t fd, short what, void *arg)
 	}
 	pgconn_log_notices(n->conn, &n->notices);
 	n->state = ST_CONNECTING;
+	watchdog(n, n->check_ms); /* libpq leaves a non-blocking connect's deadline to us */
 	/* libpq: after PQconnectStart, wait for the socket to be writable before polling */
 	wait_io(n, EV_WRITE);
 }
@@ -353,6 +402,8 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 	}
 	evtimer_assign(&n->retry, base, start_connect, n);
 	evtimer_assign(&n->kick, base, kick_cb, n);
+	evtimer_assign(&n->check, base, check_cb, n);
+	n->check_ms = NOTIFY_CHECK_DEFAULT_MS;
 	struct timeval now = {0, 0};
 	evtimer_add(&n->retry, &now);
 	*out = n;
@@ -378,6 +429,7 @@ void notify_free(struct notify **np)
 	if (n->base) {
 		evtimer_del(&n->retry);
 		evtimer_del(&n->kick);
+		evtimer_del(&n->check);
 	}
 	if (n->conn)
 		PQfinish(n->conn);

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct notify;
@@ -47,6 +48,12 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 typedef void (*notify_result_fn)(void *arg, const PGresult *res);
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg) __attribute__((warn_unused_result));
+
+/* A connect must complete within MS, and a command (LISTEN, a query) be answered within
+ * MS / 2; an idle connection is asked every MS / 2 whether it is still there. Otherwise the
+ * listener reconnects. Default NOTIFY_CHECK_DEFAULT_MS; MS <= 0 restores it. */
+#define NOTIFY_CHECK_DEFAULT_MS 30000
+void notify_set_connection_check(struct notify *n, int64_t ms);
 
 bool notify_is_listening(const struct notify *n);
 /* How many times the connection was (re)established; for tests and status. */

@@ -255,6 +255,55 @@ START_TEST(connect_that_never_answers_fails_within_the_check)
 }
 END_TEST
 
+/* NOTIFY until a run with trigger "notify" starts after AFTER (a timestamptz literal). */
+static bool notify_until_run(struct itest_env *e, const char *after, double timeout_s)
+{
+	double end = itest_now() + timeout_s;
+	while (itest_now() < end) {
+		itest_exec(e->db, "NOTIFY it_ping");
+		if (itest_env_wait(e, 1,
+		                   "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
+		                   "job_name = 'on_ping' AND trigger = 'notify' AND status = "
+		                   "'succeeded' AND start_time > '%s'",
+		                   after))
+			return true;
+	}
+	return false;
+}
+
+/* The listener's connection goes silent: it is replaced within the connection check and
+ * notifications start runs again. */
+START_TEST(silent_listener_is_replaced)
+{
+	struct itest_env e;
+	int port;
+
+	itest_env_setup(&e, "conn_listen", "it_conn_listen");
+	pid_t relay = relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE pings (at timestamptz DEFAULT clock_timestamp())");
+	write_main(&e, "it_conn_listen", port);
+	itest_env_job(&e, "10-ping.conf",
+	              "job = { name = \"on_ping\"; database = \"far\"; listen = \"it_ping\";\n"
+	              "        debounce = \"1s\"; max_delay = \"2s\"; timeout = \"3s\";\n"
+	              "        command = \"INSERT INTO pings DEFAULT VALUES\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(notify_until_run(&e, "-infinity", 20), "no notify run through the relay:\n%s",
+	              itest_read_file(e.log));
+	char *frozen = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	kill(relay, SIGUSR1); /* the listener's connection (and the pool's) are now silent */
+	ck_assert_msg(itest_wait_log(e.log, "listener on database far lost", 10), "%s",
+	              itest_read_file(e.log));
+	/* a run sent into the silent pool connection before its check ends with its timeout */
+	ck_assert_msg(notify_until_run(&e, frozen, 40),
+	              "notifications start no run after the listener went silent:\n%s",
+	              itest_read_file(e.log));
+	free(frozen);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The server refuses more connections than the role's CONNECTION LIMIT (53300) while the
  * pool holds two: the runs due at once wait for those two instead of failing. */
 START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
@@ -348,6 +397,7 @@ int main(void)
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
 	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
+	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
