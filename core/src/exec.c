@@ -106,6 +106,7 @@ struct exec_run {
 	size_t cur;           /* statement being executed */
 	bool setting_timeout; /* the set_config() step is in flight */
 	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
+	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	int64_t timeout_ms;
 	int64_t start_us;
@@ -740,6 +741,11 @@ static void run_next_step(struct exec_run *r)
 	int sent = s->simple ? PQsendQuery(c->pg, s->sql)
 	                     : PQsendQueryParams(c->pg, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);
+	/* Rows arrive one at a time and are counted, never held: a job that returns 300 MB
+	 * costs the daemon one row's memory. */
+	r->rows = 0;
+	if (sent)
+		PQsetSingleRowMode(c->pg);
 	if (!sent || !run_flush(r))
 		run_conn_lost(r);
 }
@@ -757,13 +763,19 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 		return;
 	}
 	switch (st) {
+	case PGRES_SINGLE_TUPLE:
+		r->rows++;
+		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
 	case PGRES_EMPTY_QUERY:
 		if (r->failed)
 			return;
-		exec_format_success(st == PGRES_TUPLES_OK, (long)PQntuples(res), PQcmdStatus(res),
-		                    buf, sizeof(buf));
+		/* in single-row mode the set ends with an empty TUPLES_OK; the next set starts
+		 * counting afresh */
+		exec_format_success(st == PGRES_TUPLES_OK, r->rows + (long)PQntuples(res),
+		                    PQcmdStatus(res), buf, sizeof(buf));
+		r->rows = 0;
 		free(r->message);
 		r->message = strdup(buf);
 		return;
