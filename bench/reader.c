@@ -66,7 +66,7 @@ struct reader *reader_start(const char *conninfo, const char *sql, long max_samp
 	if (r == MAP_FAILED)
 		return NULL;
 	r->cap = max_samples;
-	fflush(NULL); /* nothing buffered twice */
+	fflush(NULL);       /* nothing buffered twice */
 	pid_t pid = fork(); /* not into r->pid: the child shares r and would write 0 there */
 	if (pid < 0) {
 		int e = errno;

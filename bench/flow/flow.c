@@ -41,14 +41,15 @@ static void write_config(const char *dir)
 	f = fopen(path, "w");
 	if (!f)
 		bench_die("write", path);
-	fprintf(f, "jobs = (\n"
-	           "  { name = \"up\"; database = \"bench\"; listen = \"flow_go\"; debounce = \"1ms\";"
-	           " max_delay = \"1ms\";\n"
-	           "    command = \"INSERT INTO up_done VALUES (clock_timestamp())\"; },\n"
-	           "  { name = \"down\"; database = \"bench\"; after = [\"up\"];\n"
-	           "    command = \"INSERT INTO down_start VALUES (clock_timestamp()); "
-	           "SELECT pg_notify('flow_go', '')\"; }\n"
-	           ");\n");
+	fprintf(f,
+	        "jobs = (\n"
+	        "  { name = \"up\"; database = \"bench\"; listen = \"flow_go\"; debounce = \"1ms\";"
+	        " max_delay = \"1ms\";\n"
+	        "    command = \"INSERT INTO up_done VALUES (clock_timestamp())\"; },\n"
+	        "  { name = \"down\"; database = \"bench\"; after = [\"up\"];\n"
+	        "    command = \"INSERT INTO down_start VALUES (clock_timestamp()); "
+	        "SELECT pg_notify('flow_go', '')\"; }\n"
+	        ");\n");
 	fclose(f);
 }
 
@@ -73,8 +74,9 @@ static void round_once(PGconn *c, const char *dir, int samples, double *p50, dou
 	pid_t pid = bench_daemon_start(conf, log);
 	/* wait for the listener, then start the loop */
 	for (int i = 0; i < 100; i++) {
-		if (scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-		              "'pgcrond listener' AND state = 'idle' AND query LIKE '%flow_go%'") > 0)
+		if (scalar(c,
+		           "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+		           "'pgcrond listener' AND state = 'idle' AND query LIKE '%flow_go%'") > 0)
 			break;
 		bench_sleep(0.1);
 	}
@@ -111,7 +113,8 @@ int main(int argc, char **argv)
 	const char *sandbox = getenv("PGCROND_SANDBOX");
 	if (!sandbox) {
 		fprintf(stderr,
-		        "bench_flow: run it in a sandbox: scripts/pg-sandbox run -- %s [SAMPLES [ROUNDS]]\n",
+		        "bench_flow: run it in a sandbox: scripts/pg-sandbox run -- %s [SAMPLES "
+		        "[ROUNDS]]\n",
 		        argv[0]);
 		return 0;
 	}

@@ -18,11 +18,11 @@
 #include "log.h"
 
 static const char *const kind_names[ALERT_KIND_COUNT] = {
-	[ALERT_FAILED] = "failed",
-	[ALERT_CONSECUTIVE] = "consecutive_failures",
-	[ALERT_STALE] = "stale",
-	[ALERT_SLOW] = "slow",
-	[ALERT_UPSTREAM_FAILED] = "upstream_failed",
+    [ALERT_FAILED] = "failed",
+    [ALERT_CONSECUTIVE] = "consecutive_failures",
+    [ALERT_STALE] = "stale",
+    [ALERT_SLOW] = "slow",
+    [ALERT_UPSTREAM_FAILED] = "upstream_failed",
 };
 
 const char *alert_kind_name(enum alert_kind kind)
@@ -59,11 +59,21 @@ size_t alert_json_escape(const char *in, char *out, size_t outlen)
 	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
 		const char *rep = NULL;
 		switch (*p) {
-		case '"': rep = "\\\""; break;
-		case '\\': rep = "\\\\"; break;
-		case '\n': rep = "\\n"; break;
-		case '\r': rep = "\\r"; break;
-		case '\t': rep = "\\t"; break;
+		case '"':
+			rep = "\\\"";
+			break;
+		case '\\':
+			rep = "\\\\";
+			break;
+		case '\n':
+			rep = "\\n";
+			break;
+		case '\r':
+			rep = "\\r";
+			break;
+		case '\t':
+			rep = "\\t";
+			break;
 		default:
 			if (*p < 0x20) {
 				snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
@@ -107,10 +117,12 @@ static char *esc(const char *s)
 }
 
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
-		 const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
+                 const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
 {
-	static const char *const events[] = {[ALERT_NONE] = "none", [ALERT_FIRE] = "alert",
-					     [ALERT_REPEAT] = "repeat", [ALERT_RECOVER] = "recovered"};
+	static const char *const events[] = {[ALERT_NONE] = "none",
+	                                     [ALERT_FIRE] = "alert",
+	                                     [ALERT_REPEAT] = "repeat",
+	                                     [ALERT_RECOVER] = "recovered"};
 	char now[32], since[32];
 	char *ej = esc(job), *em = esc(message), *ei = esc(instance);
 	char *out = NULL;
@@ -119,9 +131,9 @@ char *alert_json(enum alert_action action, enum alert_kind kind, const char *job
 	iso_ms(since_ms, since, sizeof(since));
 	if (ej && em && ei &&
 	    asprintf(&out,
-		     "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
-		     "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
-		     events[action], alert_kind_name(kind), ej, em, now, since, ei) < 0)
+	             "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
+	             "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
+	             events[action], alert_kind_name(kind), ej, em, now, since, ei) < 0)
 		out = NULL;
 	free(ej);
 	free(em);
@@ -144,8 +156,8 @@ struct sink {
 	char shown[300]; /* the webhook URL for log lines: scheme://host[:port] only, since
 	                  * userinfo, path and query may hold the hook's secret */
 	int64_t timeout_ms;
-	struct evhttp_uri *uri;           /* webhook */
-	struct evhttp_connection *conn;   /* webhook: one per sink, reconnects by itself */
+	struct evhttp_uri *uri;         /* webhook */
+	struct evhttp_connection *conn; /* webhook: one per sink, reconnects by itself */
 	struct alerter *owner;
 	struct log_complaint complaint;
 };
@@ -192,7 +204,10 @@ static void free_sinks(struct alerter *a)
 	a->n_sinks = 0;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
 
 static int open_webhook(struct alerter *a, struct sink *s)
 {
@@ -202,10 +217,11 @@ static int open_webhook(struct alerter *a, struct sink *s)
 	if (!a->dns)
 		a->dns = evdns_base_new(a->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	s->conn = evhttp_connection_base_new(a->base, a->dns, evhttp_uri_get_host(s->uri),
-					     (unsigned short)(port > 0 ? port : 80));
+	                                     (unsigned short)(port > 0 ? port : 80));
 	if (!s->conn)
 		return -ENOMEM;
-	struct timeval tv = {(time_t)(s->timeout_ms / 1000), (suseconds_t)(s->timeout_ms % 1000) * 1000};
+	struct timeval tv = {(time_t)(s->timeout_ms / 1000),
+	                     (suseconds_t)(s->timeout_ms % 1000) * 1000};
 	struct timeval retry = {1, 0};
 	evhttp_connection_set_timeout_tv(s->conn, &tv);
 	evhttp_connection_set_retries(s->conn, 2);
@@ -239,11 +255,13 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 			s->type = SINK_WEBHOOK;
 			s->uri = c->url ? evhttp_uri_parse(c->url) : NULL;
 			if (!s->uri || !evhttp_uri_get_host(s->uri) ||
-			    strcmp(evhttp_uri_get_scheme(s->uri) ? evhttp_uri_get_scheme(s->uri) : "",
-				   "http") != 0) {
-				log_error("%s:%d: webhook url is not an http:// URL; alerts to it are "
-					  "disabled",
-					  c->file ? c->file : "?", c->line);
+			    strcmp(evhttp_uri_get_scheme(s->uri) ? evhttp_uri_get_scheme(s->uri)
+			                                         : "",
+			           "http") != 0) {
+				log_error(
+				    "%s:%d: webhook url is not an http:// URL; alerts to it are "
+				    "disabled",
+				    c->file ? c->file : "?", c->line);
 				if (s->uri)
 					evhttp_uri_free(s->uri);
 				s->uri = NULL;
@@ -263,21 +281,21 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 			if (port > 0)
 				snprintf(portbuf, sizeof(portbuf), ":%d", port);
 			snprintf(s->shown, sizeof(s->shown), "http://%s%s/...",
-				 evhttp_uri_get_host(s->uri), portbuf);
+			         evhttp_uri_get_host(s->uri), portbuf);
 		}
 		s->command = dup_or_null(c->command);
 		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
 		s->owner = a;
 		if (s->type == SINK_WEBHOOK && open_webhook(a, s) != 0)
 			log_error("%s:%d: cannot set up webhook %s; alerts to it are disabled",
-				  c->file ? c->file : "?", c->line, s->shown);
+			          c->file ? c->file : "?", c->line, s->shown);
 		a->n_sinks++;
 	}
 	return 0;
 }
 
 int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
-	       alert_notify_fn notify, void *notify_arg, struct alerter **out)
+               alert_notify_fn notify, void *notify_arg, struct alerter **out)
 {
 	struct alerter *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -322,14 +340,20 @@ void alert_close(struct alerter **ap)
 	*ap = NULL;
 }
 
-struct alert_stats alert_get_stats(const struct alerter *a) { return a->stats; }
+struct alert_stats alert_get_stats(const struct alerter *a)
+{
+	return a->stats;
+}
 
 static void sink_failed(struct alerter *a, struct sink *s, const char *what)
 {
 	a->stats.failed_sinks++;
 	if (log_complain(&s->complaint))
 		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
-			    s->type == SINK_WEBHOOK ? s->shown : s->command ? s->command : "?", what);
+		            s->type == SINK_WEBHOOK ? s->shown
+		            : s->command            ? s->command
+		                                    : "?",
+		            what);
 }
 
 /* Completion of one POST. The connection is the sink's own and outlives requests. */
@@ -366,7 +390,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 	const char *query = evhttp_uri_get_query(s->uri);
 	char target[2048];
 	int r = snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/",
-			 query ? "?" : "", query ? query : "");
+	                 query ? "?" : "", query ? query : "");
 	if (r < 0 || (size_t)r >= sizeof(target)) {
 		evhttp_request_free(req);
 		sink_failed(a, s, "URL too long");
@@ -412,7 +436,7 @@ static void stdin_from(const char *json, unsigned timeout_s)
  * the environment. Double fork, so the daemon never has to reap it; alarm() survives exec and
  * bounds how long it may run. */
 static void send_exec(struct alerter *a, struct sink *s, enum alert_action action,
-		      enum alert_kind kind, const char *job, const char *message, const char *json)
+                      enum alert_kind kind, const char *job, const char *message, const char *json)
 {
 	static const char *const events[] = {"none", "alert", "repeat", "recovered"};
 	pid_t pid = fork();
@@ -441,7 +465,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 }
 
 static void dispatch(struct alerter *a, enum alert_action action, enum alert_kind kind,
-		     const char *job, const char *message, int64_t since_ms)
+                     const char *job, const char *message, int64_t since_ms)
 {
 	int64_t now = now_ms();
 	char *json = alert_json(action, kind, job, message, now, since_ms, a->instance);
@@ -453,8 +477,8 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 		switch (s->type) {
 		case SINK_LOG:
 			log_msg(action == ALERT_RECOVER ? LOG_LVL_NOTICE : LOG_LVL_ERROR, job,
-				"%s %s: %s", action == ALERT_RECOVER ? "recovered from" : "ALERT",
-				alert_kind_name(kind), message ? message : "");
+			        "%s %s: %s", action == ALERT_RECOVER ? "recovered from" : "ALERT",
+			        alert_kind_name(kind), message ? message : "");
 			break;
 		case SINK_NOTIFY:
 			if (a->notify)
@@ -540,7 +564,7 @@ static struct condition *find_condition(struct alerter *a, enum alert_kind kind,
 }
 
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
-		     const char *message)
+                     const char *message)
 {
 	struct condition *c = find_condition(a, kind, job, active);
 	if (!c)

@@ -47,7 +47,7 @@ enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms,
  * {"event":"alert"|"repeat"|"recovered","kind":"failed","job":"x","message":"...",
  *  "time":"2026-11-21T20:00:00Z","instance":"host","since":"..."} */
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
-		 const char *message, int64_t now_ms, int64_t since_ms, const char *instance);
+                 const char *message, int64_t now_ms, int64_t since_ms, const char *instance);
 
 /* JSON string escaping into OUT (always NUL-terminated); returns the length it needed. */
 size_t alert_json_escape(const char *in, char *out, size_t outlen);
@@ -56,13 +56,13 @@ size_t alert_json_escape(const char *in, char *out, size_t outlen);
 
 /* Called for a notify sink: run SELECT pg_notify(CHANNEL, JSON) in DATABASE. */
 typedef void (*alert_notify_fn)(void *arg, const char *database, const char *channel,
-				const char *json);
+                                const char *json);
 
 struct alerter;
 
 int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
-	       alert_notify_fn notify, void *notify_arg, struct alerter **out)
-	__attribute__((warn_unused_result));
+               alert_notify_fn notify, void *notify_arg, struct alerter **out)
+    __attribute__((warn_unused_result));
 /* A new config (reload): sinks and repeat interval change; condition states are kept. */
 void alert_reconfigure(struct alerter *a, const struct pgc_config *cfg);
 void alert_close(struct alerter **a);
@@ -70,7 +70,7 @@ void alert_close(struct alerter **a);
 /* Report the current truth of condition (KIND, JOB); sends to every sink if alert_step says
  * so. MESSAGE says what happened and, where possible, what to do. */
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
-		     const char *message);
+                     const char *message);
 /* A one-shot event (a final failure, an upstream_failed): alert now, no recovery. */
 void alert_event(struct alerter *a, enum alert_kind kind, const char *job, const char *message);
 

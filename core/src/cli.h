@@ -23,6 +23,7 @@ int cli_graph(int argc, char **argv);
  * after a message on stderr. */
 #define CLI_HELP (-1)
 int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
-			  int min_args, int max_args, int *first_arg) __attribute__((warn_unused_result));
+                          int min_args, int max_args, int *first_arg)
+    __attribute__((warn_unused_result));
 
 #endif

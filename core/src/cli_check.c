@@ -11,17 +11,17 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: pgcrond check [-c FILE]\n\n"
-		"Check the configuration: syntax, keys, durations, schedules, databases, job names,\n"
-		"plugins and their settings. Prints every problem as FILE:LINE: message and exits\n"
-		"with 78 if there is any, else prints a summary and exits with 0.\n\n"
-		"Options:\n"
-		"  -c, --config FILE  the main configuration file (default %s)\n"
-		"  -h, --help         show this help\n",
-		PGCROND_DEFAULT_CONF);
+	fprintf(
+	    out,
+	    "Usage: pgcrond check [-c FILE]\n\n"
+	    "Check the configuration: syntax, keys, durations, schedules, databases, job names,\n"
+	    "plugins and their settings. Prints every problem as FILE:LINE: message and exits\n"
+	    "with 78 if there is any, else prints a summary and exits with 0.\n\n"
+	    "Options:\n"
+	    "  -c, --config FILE  the main configuration file (default %s)\n"
+	    "  -h, --help         show this help\n",
+	    PGCROND_DEFAULT_CONF);
 }
-
 
 int cli_check(int argc, char **argv)
 {
@@ -55,12 +55,15 @@ int cli_check(int argc, char **argv)
 
 	if (dl.n) {
 		diag_print(&dl, stderr);
-		fprintf(stderr, "%s: %zu problem%s found; pgcrond would not start with this configuration\n",
-			path, dl.n, dl.n == 1 ? "" : "s");
+		fprintf(
+		    stderr,
+		    "%s: %zu problem%s found; pgcrond would not start with this configuration\n",
+		    path, dl.n, dl.n == 1 ? "" : "s");
 		rc = EX_CONFIG;
 	} else {
 		printf("%s: %zu job%s, %zu database%s: OK\n", path, cfg->n_jobs,
-		       cfg->n_jobs == 1 ? "" : "s", cfg->n_databases, cfg->n_databases == 1 ? "" : "s");
+		       cfg->n_jobs == 1 ? "" : "s", cfg->n_databases,
+		       cfg->n_databases == 1 ? "" : "s");
 		rc = EX_OK;
 	}
 	plugin_registry_free(&plugins);

@@ -13,15 +13,16 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: pgcrond graph [-c FILE]\n\n"
-		"Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
-		"status of its last run (read from the history database when it is reachable), one\n"
-		"edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
-		"  -c, --config FILE  the configuration (default %s)\n"
-		"  -h, --help         this help\n\n"
-		"Example: pgcrond graph | dot -Tsvg > jobs.svg\n",
-		PGCROND_DEFAULT_CONF);
+	fprintf(
+	    out,
+	    "Usage: pgcrond graph [-c FILE]\n\n"
+	    "Print the job graph in Graphviz DOT: one node per job with its schedule and the\n"
+	    "status of its last run (read from the history database when it is reachable), one\n"
+	    "edge per dependency (`after`, or dashed where a plugin reads another's view).\n\n"
+	    "  -c, --config FILE  the configuration (default %s)\n"
+	    "  -h, --help         this help\n\n"
+	    "Example: pgcrond graph | dot -Tsvg > jobs.svg\n",
+	    PGCROND_DEFAULT_CONF);
 }
 
 /* Last status per job from the history table; a database that cannot be reached only
@@ -29,7 +30,7 @@ static void usage(FILE *out)
 static void last_statuses(const struct pgc_config *cfg, char **status)
 {
 	const struct conf_database *db =
-		cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
 	char err[512];
 	if (!db)
 		return;
@@ -39,10 +40,10 @@ static void last_statuses(const struct pgc_config *cfg, char **status)
 		return;
 	}
 	PGresult *r = PQexec(c, "SELECT DISTINCT ON (job_name) job_name, status "
-				"FROM pgcrond.job_run_details ORDER BY job_name, start_time DESC");
+	                        "FROM pgcrond.job_run_details ORDER BY job_name, start_time DESC");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "pgcrond graph: last statuses unavailable: %s\n",
-			pgconn_result_error(r, err, sizeof(err)));
+		        pgconn_result_error(r, err, sizeof(err)));
 	} else {
 		for (int row = 0; row < PQntuples(r); row++)
 			for (size_t i = 0; i < cfg->n_jobs; i++)
@@ -85,9 +86,13 @@ int cli_graph(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
-		const char *what = j->schedule ? j->schedule : j->listen ? "on notify" : "after upstreams";
-		if (asprintf(&labels[i], "%s%s%s%s", what, j->listen && j->schedule ? " / notify " : "",
-			     j->listen && j->schedule ? j->listen : "", j->enabled ? "" : " (disabled)") < 0)
+		const char *what = j->schedule ? j->schedule
+		                   : j->listen ? "on notify"
+		                               : "after upstreams";
+		if (asprintf(&labels[i], "%s%s%s%s", what,
+		             j->listen && j->schedule ? " / notify " : "",
+		             j->listen && j->schedule ? j->listen : "",
+		             j->enabled ? "" : " (disabled)") < 0)
 			labels[i] = NULL;
 	}
 	last_statuses(cfg, status);

@@ -10,21 +10,20 @@
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
 
-static const char *const headings[N_COLS] = {"NAME", "KIND", "SCHEDULE", "AFTER", "LISTEN",
-					     "NEXT (UTC)"};
+static const char *const headings[N_COLS] = {"NAME",  "KIND",   "SCHEDULE",
+                                             "AFTER", "LISTEN", "NEXT (UTC)"};
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: pgcrond list [-c FILE]\n\n"
-		"List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
-		"runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
-		"Options:\n"
-		"  -c, --config FILE  the main configuration file (default %s)\n"
-		"  -h, --help         show this help\n",
-		PGCROND_DEFAULT_CONF);
+	        "Usage: pgcrond list [-c FILE]\n\n"
+	        "List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
+	        "runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -h, --help         show this help\n",
+	        PGCROND_DEFAULT_CONF);
 }
-
 
 /* "a,b,c" or "-" */
 static void join_after(const struct conf_job *j, char *out, size_t outlen)
@@ -41,7 +40,7 @@ static void join_after(const struct conf_job *j, char *out, size_t outlen)
 }
 
 static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now,
-		      char *out, size_t outlen)
+                      char *out, size_t outlen)
 {
 	snprintf(out, outlen, "-");
 	if (!j->enabled) {

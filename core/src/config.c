@@ -27,7 +27,7 @@
 #define MSG_MAX 1024
 
 static void report(struct loader *L, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void report(struct loader *L, const char *file, int line, const char *fmt, ...)
 {
@@ -42,7 +42,7 @@ static void report(struct loader *L, const char *file, int line, const char *fmt
 }
 
 void config_report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
-		      const char *fmt, ...)
+                      const char *fmt, ...)
 {
 	char msg[MSG_MAX];
 	va_list ap;
@@ -105,7 +105,6 @@ static bool grow(struct loader *L, void **items, size_t n, size_t *cap, size_t s
 	return true;
 }
 
-
 /* ---- libconfig files --------------------------------------------------------------- */
 
 static void remember_file(struct loader *L, const char *path)
@@ -153,10 +152,11 @@ static bool read_file(struct loader *L, config_t *cf, const char *path, const ch
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX) {
 		/* libconfig's parser is quadratic in places: a huge file would hold the loop */
-		report(L, path, 0,
-		       "the file is %lld bytes, more than the %d bytes (1 MiB) a configuration file "
-		       "may have; split it into several files in conf_dir",
-		       (long long)st.st_size, CONFIG_FILE_MAX);
+		report(
+		    L, path, 0,
+		    "the file is %lld bytes, more than the %d bytes (1 MiB) a configuration file "
+		    "may have; split it into several files in conf_dir",
+		    (long long)st.st_size, CONFIG_FILE_MAX);
 		fclose(f);
 		return false;
 	}
@@ -174,24 +174,29 @@ static bool read_file(struct loader *L, config_t *cf, const char *path, const ch
 	if (strcmp(text, "syntax error") == 0 && last > 0 && eline > last)
 		/* libconfig places an error at the end of the file past the last line */
 		report(L, efile, last,
-		       "the file ends too early; a brace, bracket, parenthesis or quote opened above is "
+		       "the file ends too early; a brace, bracket, parenthesis or quote opened "
+		       "above is "
 		       "not closed");
 	else if (strcmp(text, "syntax error") == 0)
 		report(L, efile, eline,
-		       "syntax error; check this line and the one before for a missing \";\" or \"=\", "
+		       "syntax error; check this line and the one before for a missing \";\" or "
+		       "\"=\", "
 		       "an unclosed quote, bracket or brace, or a name with characters other than "
 		       "letters, digits, \"_\" and \"-\"");
 	else if (strcmp(text, "duplicate setting name") == 0)
 		report(L, efile, eline,
-		       "this setting appears twice in the same group; keep one (for several jobs in one "
+		       "this setting appears twice in the same group; keep one (for several jobs "
+		       "in one "
 		       "file write jobs = ( { ... }, { ... } );)");
 	else if (strcmp(text, "mismatched element type in array") == 0)
-		report(L, efile, eline,
-		       "an array [ ... ] holds values of different types; give every element the same "
-		       "type, like [ \"a\", \"b\" ]");
+		report(
+		    L, efile, eline,
+		    "an array [ ... ] holds values of different types; give every element the same "
+		    "type, like [ \"a\", \"b\" ]");
 	else if (strcmp(text, "cannot open include file") == 0)
 		report(L, efile, eline,
-		       "cannot open the @include file; give its path relative to %s or an absolute path",
+		       "cannot open the @include file; give its path relative to %s or an absolute "
+		       "path",
 		       include_dir && *include_dir ? include_dir : ".");
 	else if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
 		report(L, efile, eline, "cannot read the file; check the path and its permissions");
@@ -249,29 +254,33 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 	int n;
 
 	if (!config_setting_is_group(s)) {
-		config_report_at(L, s, file,
-			  "databases must be a group like databases = { analytics = { conninfo = "
-			  "\"service=analytics\"; }; };");
+		config_report_at(
+		    L, s, file,
+		    "databases must be a group like databases = { analytics = { conninfo = "
+		    "\"service=analytics\"; }; };");
 		return;
 	}
 	n = config_setting_length(s);
 	if (n == 0)
-		config_report_at(L, s, file,
-			  "databases is empty; define at least one, like databases = { analytics = { "
-			  "conninfo = \"service=analytics\"; }; };");
+		config_report_at(
+		    L, s, file,
+		    "databases is empty; define at least one, like databases = { analytics = { "
+		    "conninfo = \"service=analytics\"; }; };");
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *name = config_setting_name(m);
 		char where[128];
 
 		if (!config_setting_is_group(m)) {
-			config_report_at(L, m, file,
-				  "database \"%s\" must be a group like %s = { conninfo = \"dbname=%s\"; "
-				  "pool = 4; };",
-				  name, name, name);
+			config_report_at(
+			    L, m, file,
+			    "database \"%s\" must be a group like %s = { conninfo = \"dbname=%s\"; "
+			    "pool = 4; };",
+			    name, name, name);
 			continue;
 		}
-		if (!grow(L, (void **)&cfg->databases, cfg->n_databases, &cap, sizeof(*cfg->databases)))
+		if (!grow(L, (void **)&cfg->databases, cfg->n_databases, &cap,
+		          sizeof(*cfg->databases)))
 			return;
 		struct conf_database *db = &cfg->databases[cfg->n_databases++];
 		memset(db, 0, sizeof(*db));
@@ -281,37 +290,43 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 		db->line = setting_line(m);
 		snprintf(where, sizeof(where), " in database \"%s\"", name);
 		config_parse_group(L, m, file, config_database_keys, db, where,
-			    "a database takes conninfo and pool");
+		                   "a database takes conninfo and pool");
 
 		const config_setting_t *ci = config_setting_get_member(m, "conninfo");
 		if (!ci) {
 			config_report_at(L, m, file,
-				  "database \"%s\" has no conninfo; add conninfo = \"host=... dbname=...\" "
-				  "(or \"service=NAME\" from pg_service.conf)",
-				  name);
+			                 "database \"%s\" has no conninfo; add conninfo = "
+			                 "\"host=... dbname=...\" "
+			                 "(or \"service=NAME\" from pg_service.conf)",
+			                 name);
 		} else if (db->conninfo) {
 			const char *problem = conninfo_problem(db->conninfo);
 			if (problem && strcasestr(db->conninfo, "password")) {
 				/* a malformed string may hide a password no parser can find */
-				config_report_at(L, ci, file,
-					  "conninfo of database \"%s\" %s; write key=value pairs like "
-					  "\"host=db1 dbname=analytics\", or a URI like "
-					  "\"postgresql://db1/analytics\"",
-					  name, problem);
+				config_report_at(
+				    L, ci, file,
+				    "conninfo of database \"%s\" %s; write key=value pairs like "
+				    "\"host=db1 dbname=analytics\", or a URI like "
+				    "\"postgresql://db1/analytics\"",
+				    name, problem);
 			} else if (problem) {
 				/* no password anywhere in it: the string itself helps most */
-				config_report_at(L, ci, file,
-					  "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
-					  "dbname=analytics\", or a URI like \"postgresql://db1/analytics\"",
-					  db->conninfo, problem);
+				config_report_at(
+				    L, ci, file,
+				    "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
+				    "dbname=analytics\", or a URI like "
+				    "\"postgresql://db1/analytics\"",
+				    db->conninfo, problem);
 			} else if (!pgconn_conninfo_parses(db->conninfo)) {
 				/* what libpq would refuse at every connect, URIs included; libpq's
 				 * message is not shown because it may quote the password */
 				config_report_at(L, ci, file,
-					  "conninfo of database \"%s\" cannot be parsed by libpq; check its "
-					  "syntax (the parser's message is not shown because it may quote the "
-					  "password)",
-					  name);
+				                 "conninfo of database \"%s\" cannot be parsed by "
+				                 "libpq; check its "
+				                 "syntax (the parser's message is not shown "
+				                 "because it may quote the "
+				                 "password)",
+				                 name);
 			}
 		}
 	}
@@ -320,16 +335,17 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
 {
 	if (!config_setting_is_group(s)) {
-		config_report_at(L, s, file,
-			  "history must be a group like history = { database = \"analytics\"; retain = "
-			  "\"30d\"; };");
+		config_report_at(
+		    L, s, file,
+		    "history must be a group like history = { database = \"analytics\"; retain = "
+		    "\"30d\"; };");
 		return;
 	}
 	const config_setting_t *db = config_setting_get_member(s, "database");
 	if (db)
 		L->history_db_line = setting_line(db);
 	config_parse_group(L, s, file, config_history_keys, L->cfg, " in history",
-		    "history takes database and retain");
+	                   "history takes database and retain");
 }
 
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
@@ -339,9 +355,10 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 	int n;
 
 	if (!config_setting_is_list(s)) {
-		config_report_at(L, s, file,
-			  "alerts must be a list like alerts = ( { sink = \"log\"; }, { sink = "
-			  "\"webhook\"; url = \"https://...\"; } );");
+		config_report_at(
+		    L, s, file,
+		    "alerts must be a list like alerts = ( { sink = \"log\"; }, { sink = "
+		    "\"webhook\"; url = \"https://...\"; } );");
 		return;
 	}
 	n = config_setting_length(s);
@@ -350,7 +367,7 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 
 		if (!config_setting_is_group(m)) {
 			config_report_at(L, m, file,
-				  "each alert must be a group like { sink = \"log\"; }");
+			                 "each alert must be a group like { sink = \"log\"; }");
 			continue;
 		}
 		if (!grow(L, (void **)&cfg->alerts, cfg->n_alerts, &cap, sizeof(*cfg->alerts)))
@@ -360,12 +377,14 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 		a->timeout_ms = 10000;
 		a->file = config_dup_str(L, setting_file(m, file));
 		a->line = setting_line(m);
-		config_parse_group(L, m, file, config_sink_keys, a, " in alert",
-			    "an alert takes sink, database, channel, url, command and timeout");
+		config_parse_group(
+		    L, m, file, config_sink_keys, a, " in alert",
+		    "an alert takes sink, database, channel, url, command and timeout");
 		if (!config_setting_get_member(m, "sink")) {
-			config_report_at(L, m, file,
-				  "alert has no sink; add sink = \"log\", \"notify\", \"webhook\" or "
-				  "\"exec\"");
+			config_report_at(
+			    L, m, file,
+			    "alert has no sink; add sink = \"log\", \"notify\", \"webhook\" or "
+			    "\"exec\"");
 			continue;
 		}
 		if (!a->sink)
@@ -376,10 +395,10 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 			const char *sink;
 			const char *keys[4];
 		} uses[] = {
-			{"log", {NULL}},
-			{"notify", {"database", "channel", NULL}},
-			{"webhook", {"url", "timeout", NULL}},
-			{"exec", {"command", "timeout", NULL}},
+		    {"log", {NULL}},
+		    {"notify", {"database", "channel", NULL}},
+		    {"webhook", {"url", "timeout", NULL}},
+		    {"exec", {"command", "timeout", NULL}},
 		};
 		for (size_t u = 0; u < sizeof(uses) / sizeof(uses[0]); u++) {
 			if (strcmp(uses[u].sink, a->sink) != 0)
@@ -388,36 +407,45 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 			for (int j = 0; j < nm; j++) {
 				const config_setting_t *k = config_setting_get_elem(m, (unsigned)j);
 				const char *kn = config_setting_name(k);
-				bool used = strcmp(kn, "sink") == 0 || !config_find_key(config_sink_keys, kn);
+				bool used = strcmp(kn, "sink") == 0 ||
+				            !config_find_key(config_sink_keys, kn);
 				for (size_t x = 0; uses[u].keys[x]; x++)
 					used |= strcmp(kn, uses[u].keys[x]) == 0;
 				if (!used)
-					config_report_at(L, k, file, "%s is not used by a \"%s\" sink; remove it", kn,
-						  a->sink);
+					config_report_at(
+					    L, k, file,
+					    "%s is not used by a \"%s\" sink; remove it", kn,
+					    a->sink);
 			}
 		}
 		if (strcmp(a->sink, "webhook") == 0) {
 			if (!config_setting_get_member(m, "url"))
-				config_report_at(L, m, file,
-					  "webhook alert has no url; add url = \"http://...\"");
+				config_report_at(
+				    L, m, file,
+				    "webhook alert has no url; add url = \"http://...\"");
 			else if (a->url && strncasecmp(a->url, "https://", 8) == 0)
-				config_report_at(L, config_setting_get_member(m, "url"), file,
-					  "webhook url must be http://; pgcrond does not speak TLS to "
-					  "webhooks: point it at a local relay");
+				config_report_at(
+				    L, config_setting_get_member(m, "url"), file,
+				    "webhook url must be http://; pgcrond does not speak TLS to "
+				    "webhooks: point it at a local relay");
 			else if (a->url && strncmp(a->url, "http://", 7) != 0)
-				config_report_at(L, config_setting_get_member(m, "url"), file,
-					  "url \"%s\" is not an http:// URL; write the full URL", a->url);
-		} else if (strcmp(a->sink, "exec") == 0 && !config_setting_get_member(m, "command")) {
-			config_report_at(L, m, file,
-				  "exec alert has no command; add command = \"/path/to/program\"");
+				config_report_at(
+				    L, config_setting_get_member(m, "url"), file,
+				    "url \"%s\" is not an http:// URL; write the full URL", a->url);
+		} else if (strcmp(a->sink, "exec") == 0 &&
+		           !config_setting_get_member(m, "command")) {
+			config_report_at(
+			    L, m, file,
+			    "exec alert has no command; add command = \"/path/to/program\"");
 		} else if (strcmp(a->sink, "notify") == 0) {
 			if (!config_setting_get_member(m, "channel"))
 				a->channel = config_dup_str(L, "pgcrond_alerts");
 			else if (a->channel && strlen(a->channel) > CHANNEL_MAX)
 				config_report_at(L, config_setting_get_member(m, "channel"), file,
-					  "channel is longer than %d bytes; PostgreSQL would truncate it, "
-					  "use a shorter name",
-					  CHANNEL_MAX);
+				                 "channel is longer than %d bytes; PostgreSQL "
+				                 "would truncate it, "
+				                 "use a shorter name",
+				                 CHANNEL_MAX);
 		}
 	}
 }
@@ -442,17 +470,20 @@ static void parse_main(struct loader *L, const config_setting_t *root, const cha
 			config_apply_key(L, m, k, L->cfg, file);
 		} else if (strcmp(name, "job") == 0 || strcmp(name, "jobs") == 0) {
 			config_report_at(L, m, file,
-				  "jobs belong in the *.conf files of conf_dir, not in the main file; move "
-				  "this %s there",
-				  name);
+			                 "jobs belong in the *.conf files of conf_dir, not in the "
+			                 "main file; move "
+			                 "this %s there",
+			                 name);
 		} else if (is_job_key(name) && !config_closest_key(config_main_keys, name)) {
-			config_report_at(L, m, file,
-				  "\"%s\" is a job setting; put it inside a job = { ... }; in a file of "
-				  "conf_dir",
-				  name);
+			config_report_at(
+			    L, m, file,
+			    "\"%s\" is a job setting; put it inside a job = { ... }; in a file of "
+			    "conf_dir",
+			    name);
 		} else {
-			config_report_unknown(L, m, file, config_main_keys, "",
-				       "remove it (pgcrond.conf(5) lists the daemon settings)");
+			config_report_unknown(
+			    L, m, file, config_main_keys, "",
+			    "remove it (pgcrond.conf(5) lists the daemon settings)");
 		}
 	}
 }
@@ -470,7 +501,8 @@ static void database_names(const struct pgc_config *cfg, char *out, size_t outle
 
 	out[0] = '\0';
 	for (size_t i = 0; i < cfg->n_databases; i++) {
-		int w = snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", cfg->databases[i].name);
+		int w =
+		    snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", cfg->databases[i].name);
 		if (w < 0 || (size_t)w >= outlen - o)
 			return;
 		o += (size_t)w;
@@ -479,7 +511,7 @@ static void database_names(const struct pgc_config *cfg, char *out, size_t outle
 
 /* Report DBNAME (used by WHAT at FILE:LINE) if no database has that name. */
 static void check_database(struct loader *L, const char *file, int line, const char *what,
-			   const char *dbname)
+                           const char *dbname)
 {
 	struct suggester sg = {dbname, NULL, 99};
 	char names[256];
@@ -489,23 +521,25 @@ static void check_database(struct loader *L, const char *file, int line, const c
 	for (size_t i = 0; i < L->cfg->n_databases; i++)
 		config_suggest(&sg, L->cfg->databases[i].name);
 	if (sg.best) {
-		report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?", what, dbname,
-		       sg.best);
+		report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?", what,
+		       dbname, sg.best);
 	} else if (L->cfg->n_databases) {
 		database_names(L->cfg, names, sizeof(names));
 		report(L, file, line,
-		       "%s: unknown database \"%s\"; use one of %s, or define it under databases in %s",
+		       "%s: unknown database \"%s\"; use one of %s, or define it under databases "
+		       "in %s",
 		       what, dbname, names, L->cfg->file);
 	} else {
-		report(L, file, line, "%s: unknown database \"%s\"; define it under databases in %s",
-		       what, dbname, L->cfg->file);
+		report(L, file, line,
+		       "%s: unknown database \"%s\"; define it under databases in %s", what, dbname,
+		       L->cfg->file);
 	}
 }
 
 /* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as
  * "refusing WHAT: why". Returns 0, -ENOENT (nothing reported) or -EPERM. */
 static int check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
-			 const char *file, int line)
+                         const char *file, int line)
 {
 	char why[1024];
 	int rc = trust_check(path, is_dir, L->self, why, sizeof(why));
@@ -530,10 +564,11 @@ static void check_dirs(struct loader *L)
 	if (cfg->state_dir) {
 		int line = main_line(L, "state_dir");
 		if (stat(cfg->state_dir, &st) < 0)
-			report(L, cfg->file, line,
-			       "state_dir \"%s\" cannot be used: %s; create it, owned by the user "
-			       "pgcrond runs as with mode 0700 (the package does), or set state_dir",
-			       cfg->state_dir, strerror(errno));
+			report(
+			    L, cfg->file, line,
+			    "state_dir \"%s\" cannot be used: %s; create it, owned by the user "
+			    "pgcrond runs as with mode 0700 (the package does), or set state_dir",
+			    cfg->state_dir, strerror(errno));
 		else if (!S_ISDIR(st.st_mode))
 			report(L, cfg->file, line,
 			       "state_dir \"%s\" is not a directory; set state_dir to a directory "
@@ -544,7 +579,7 @@ static void check_dirs(struct loader *L)
 	}
 	if (cfg->plugin_dir)
 		check_trusted(L, cfg->plugin_dir, true, "plugin_dir", cfg->file,
-			      main_line(L, "plugin_dir"));
+		              main_line(L, "plugin_dir"));
 }
 
 /* Defaults that depend on the rest of the main file, and checks spanning settings. */
@@ -581,7 +616,8 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 			cfg->tz = NULL;
 			if (rc == -ENOENT)
 				report(L, file, main_line(L, "timezone"),
-				       "unknown timezone \"%s\"; use a name from the tz database like \"UTC\" "
+				       "unknown timezone \"%s\"; use a name from the tz database "
+				       "like \"UTC\" "
 				       "or \"Europe/Berlin\"",
 				       cfg->timezone);
 			else
@@ -652,8 +688,7 @@ static void job_free_fields(struct conf_job *j)
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
-static char *setting_text(struct loader *L, const config_setting_t *s, const char *file,
-			  bool *bad)
+static char *setting_text(struct loader *L, const config_setting_t *s, const char *file, bool *bad)
 {
 	char buf[64];
 	long long v;
@@ -661,7 +696,7 @@ static char *setting_text(struct loader *L, const config_setting_t *s, const cha
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_STRING:
 		if (!config_check_utf8(L, s, file, config_setting_name(s),
-				       config_setting_get_string(s))) {
+		                       config_setting_get_string(s))) {
 			*bad = true;
 			return NULL;
 		}
@@ -673,10 +708,12 @@ static char *setting_text(struct loader *L, const config_setting_t *s, const cha
 			snprintf(buf, sizeof(buf), "%lld", v);
 			break;
 		case -ERANGE:
-			config_report_at(L, s, file,
-				  "plugin setting %s = %s is out of range; use a number from %lld to "
-				  "%lld",
-				  config_setting_name(s), buf, (long long)INT64_MIN, (long long)INT64_MAX);
+			config_report_at(
+			    L, s, file,
+			    "plugin setting %s = %s is out of range; use a number from %lld to "
+			    "%lld",
+			    config_setting_name(s), buf, (long long)INT64_MIN,
+			    (long long)INT64_MAX);
 			*bad = true;
 			return NULL;
 		default:
@@ -693,7 +730,8 @@ static char *setting_text(struct loader *L, const config_setting_t *s, const cha
 		if (strtod(buf, NULL) != v)
 			snprintf(buf, sizeof(buf), "%.17g", v);
 		size_t len = strlen(buf);
-		if (!strpbrk(buf, ".eEn") && len + 2 < sizeof(buf)) /* keep it a float: 2.0, not 2 */
+		if (!strpbrk(buf, ".eEn") &&
+		    len + 2 < sizeof(buf)) /* keep it a float: 2.0, not 2 */
 			memcpy(buf + len, ".0", 3);
 		return config_dup_str(L, buf);
 	}
@@ -705,7 +743,7 @@ static char *setting_text(struct loader *L, const config_setting_t *s, const cha
 }
 
 static void add_setting(struct loader *L, struct conf_job *j, const config_setting_t *m,
-			const char *file, size_t *cap)
+                        const char *file, size_t *cap)
 {
 	bool bad = false;
 	char *v = setting_text(L, m, file, &bad);
@@ -713,9 +751,10 @@ static void add_setting(struct loader *L, struct conf_job *j, const config_setti
 	if (!v) {
 		if (!L->oom && !bad)
 			config_report_at(L, m, file,
-				  "plugin setting %s must be a string, number or true/false, not a list or "
-				  "group",
-				  config_setting_name(m));
+			                 "plugin setting %s must be a string, number or "
+			                 "true/false, not a list or "
+			                 "group",
+			                 config_setting_name(m));
 		return;
 	}
 	if (!grow(L, (void **)&j->settings, j->n_settings, cap, sizeof(*j->settings))) {
@@ -788,17 +827,19 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 				char shown[81];
 				text_escape_ctl(j.name, shown, sizeof(shown));
 				config_report_at(L, m, file,
-					  "job name \"%s\" may only contain letters, digits, \"_\", \".\" and "
-					  "\"-\", at most %d of them; rename it",
-					  shown, JOB_NAME_MAX);
+				                 "job name \"%s\" may only contain letters, "
+				                 "digits, \"_\", \".\" and "
+				                 "\"-\", at most %d of them; rename it",
+				                 shown, JOB_NAME_MAX);
 			}
 		} else if (plugin) {
 			/* the plugin validates its own settings once it is loaded */
 			add_setting(L, &j, m, file, &settings_cap);
 		} else {
-			config_report_unknown(L, m, file, config_job_keys, where,
-				       "a plain SQL job takes only the standard keys (pgcrond.conf(5) lists "
-				       "them); plugin settings need plugin = \"NAME\"");
+			config_report_unknown(
+			    L, m, file, config_job_keys, where,
+			    "a plain SQL job takes only the standard keys (pgcrond.conf(5) lists "
+			    "them); plugin settings need plugin = \"NAME\"");
 		}
 	}
 	if (plugin)
@@ -809,23 +850,27 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 
 	if (!name)
 		report(L, file, line,
-		       "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" and \"-\"");
+		       "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" "
+		       "and \"-\"");
 
 	const config_setting_t *command = config_setting_get_member(s, "command");
 	if (plugin && command)
-		report(L, file, line,
-		       "%s has both plugin and command; keep plugin for a view plugin or command for "
-		       "plain SQL",
-		       who);
+		report(
+		    L, file, line,
+		    "%s has both plugin and command; keep plugin for a view plugin or command for "
+		    "plain SQL",
+		    who);
 	else if (!plugin && !command)
-		report(L, file, line,
-		       "%s has neither plugin nor command; add plugin = \"NAME\" or command = \"SQL\"",
-		       who);
+		report(
+		    L, file, line,
+		    "%s has neither plugin nor command; add plugin = \"NAME\" or command = \"SQL\"",
+		    who);
 	if (j.plugin && !valid_plugin_name(j.plugin))
-		config_report_at(L, plugin, file,
-			  "plugin \"%.80s\" is not a plugin name; use the file name of a .so in "
-			  "plugin_dir without the extension, like \"weakness_patterns\"",
-			  j.plugin);
+		config_report_at(
+		    L, plugin, file,
+		    "plugin \"%.80s\" is not a plugin name; use the file name of a .so in "
+		    "plugin_dir without the extension, like \"weakness_patterns\"",
+		    j.plugin);
 
 	const config_setting_t *schedule = config_setting_get_member(s, "schedule");
 	if (j.schedule) {
@@ -833,41 +878,46 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 		if (cron_parse(j.schedule, &j.cron, err, sizeof(err)) < 0) {
 			config_report_at(L, schedule, file, "schedule %s", err);
 		} else if (!cron_can_fire(&j.cron)) {
-			config_report_at(L, schedule, file,
-				  "schedule \"%s\" never fires (that day does not exist in that month); "
-				  "fix the day and month fields",
-				  j.schedule);
+			config_report_at(
+			    L, schedule, file,
+			    "schedule \"%s\" never fires (that day does not exist in that month); "
+			    "fix the day and month fields",
+			    j.schedule);
 		}
 	}
 
 	const config_setting_t *listen = config_setting_get_member(s, "listen");
 	if (j.listen && strlen(j.listen) > CHANNEL_MAX)
-		config_report_at(L, listen, file,
-			  "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
-			  "shorter name",
-			  CHANNEL_MAX);
+		config_report_at(
+		    L, listen, file,
+		    "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
+		    "shorter name",
+		    CHANNEL_MAX);
 	if (!listen) {
 		const char *keys[] = {"debounce", "max_delay"};
 		for (size_t i = 0; i < 2; i++) {
 			const config_setting_t *m = config_setting_get_member(s, keys[i]);
 			if (m)
-				config_report_at(L, m, file,
-					  "%s only applies to notifications; add listen = \"CHANNEL\" or "
-					  "remove %s",
-					  keys[i], keys[i]);
+				config_report_at(
+				    L, m, file,
+				    "%s only applies to notifications; add listen = \"CHANNEL\" or "
+				    "remove %s",
+				    keys[i], keys[i]);
 		}
 	} else if (config_setting_get_member(s, "max_delay") && j.max_delay_ms < j.debounce_ms) {
 		config_report_at(L, config_setting_get_member(s, "max_delay"), file,
-			  "max_delay must not be shorter than debounce; raise max_delay or lower debounce");
+		                 "max_delay must not be shorter than debounce; raise max_delay or "
+		                 "lower debounce");
 	} else if (j.max_delay_ms < j.debounce_ms) {
 		j.max_delay_ms = j.debounce_ms; /* only debounce was raised: the cap follows it */
 	}
 	if (j.retry_max_delay_ms < j.retry_delay_ms) {
 		const config_setting_t *m = config_setting_get_member(s, "retry_max_delay");
 		if (m)
-			config_report_at(L, m, file,
-				  "retry_max_delay must not be shorter than retry_delay; raise "
-				  "retry_max_delay or lower retry_delay");
+			config_report_at(
+			    L, m, file,
+			    "retry_max_delay must not be shorter than retry_delay; raise "
+			    "retry_max_delay or lower retry_delay");
 		else
 			j.retry_max_delay_ms = j.retry_delay_ms;
 	}
@@ -877,7 +927,8 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	 * cause, so do not pile a second message on top. */
 	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before)
 		report(L, file, line,
-		       "%s would never run; add schedule, after or listen, or set enabled = false", who);
+		       "%s would never run; add schedule, after or listen, or set enabled = false",
+		       who);
 
 	const config_setting_t *database = config_setting_get_member(s, "database");
 	if (j.database)
@@ -892,7 +943,8 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	if (prev)
 		report(L, file, line, "job \"%s\" is already defined at %s:%d; rename one of them",
 		       j.name, prev->file, prev->line);
-	if (!j.name || prev || !grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
+	if (!j.name || prev ||
+	    !grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
 		job_free_fields(&j);
 		return;
 	}
@@ -900,7 +952,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 }
 
 static const char *const daemon_keys_hint =
-	"is a daemon setting; it belongs in the main file, not in a job file";
+    "is a daemon setting; it belongs in the main file, not in a job file";
 
 static void load_job_file(struct loader *L, const char *path)
 {
@@ -918,15 +970,18 @@ static void load_job_file(struct loader *L, const char *path)
 			if (config_setting_is_group(m))
 				parse_job(L, m, path);
 			else
-				config_report_at(L, m, path,
-					  "job must be a group like job = { name = \"...\"; ... }; for several "
-					  "jobs in one file write jobs = ( { ... }, { ... } );");
+				config_report_at(
+				    L, m, path,
+				    "job must be a group like job = { name = \"...\"; ... }; for "
+				    "several "
+				    "jobs in one file write jobs = ( { ... }, { ... } );");
 		} else if (strcmp(name, "jobs") == 0) {
 			int nj = config_setting_length(m);
 			if (!config_setting_is_list(m)) {
 				config_report_at(L, m, path,
-					  "jobs must be a list of groups like jobs = ( { name = \"a\"; ... }, "
-					  "{ name = \"b\"; ... } );");
+				                 "jobs must be a list of groups like jobs = ( { "
+				                 "name = \"a\"; ... }, "
+				                 "{ name = \"b\"; ... } );");
 				continue;
 			}
 			for (int k = 0; k < nj; k++) {
@@ -935,22 +990,25 @@ static void load_job_file(struct loader *L, const char *path)
 					parse_job(L, e, path);
 				else
 					config_report_at(L, e, path,
-						  "each element of jobs must be a group { name = \"...\"; ... }");
+					                 "each element of jobs must be a group { "
+					                 "name = \"...\"; ... }");
 			}
 		} else if (config_find_key(config_main_keys, name)) {
 			config_report_at(L, m, path, "\"%s\" %s", name, daemon_keys_hint);
 		} else if (is_job_key(name)) {
 			config_report_at(L, m, path,
-				  "\"%s\" is outside any job; put the job's settings inside job = { ... };",
-				  name);
+			                 "\"%s\" is outside any job; put the job's settings inside "
+			                 "job = { ... };",
+			                 name);
 		} else {
 			static const struct key_spec top[] = {
-				{"job", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
-				{"jobs", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
-				{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+			    {"job", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
+			    {"jobs", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
+			    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 			};
-			config_report_unknown(L, m, path, top, " in a job file",
-				       "a job file holds job = { ... }; or jobs = ( { ... }, ... );");
+			config_report_unknown(
+			    L, m, path, top, " in a job file",
+			    "a job file holds job = { ... }; or jobs = ( { ... }, ... );");
 		}
 	}
 	config_destroy(&cf);
@@ -980,12 +1038,13 @@ static void load_conf_dir(struct loader *L)
 	if (!cfg->conf_dir)
 		return;
 	if (check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
-			  main_line(L, "conf_dir")) == -EPERM)
+	                  main_line(L, "conf_dir")) == -EPERM)
 		return; /* its files are not read: anybody could have put them there */
 	d = opendir(cfg->conf_dir);
 	if (!d) {
 		report(L, cfg->file, main_line(L, "conf_dir"),
-		       "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the directory "
+		       "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the "
+		       "directory "
 		       "of the job files",
 		       cfg->conf_dir, strerror(errno));
 		return;
@@ -1009,11 +1068,12 @@ static void load_conf_dir(struct loader *L)
 		if (!path)
 			break;
 		if (stat(path, &st) < 0) {
-			report(L, path, 0, "cannot read the file: %s; fix or remove it", strerror(errno));
+			report(L, path, 0, "cannot read the file: %s; fix or remove it",
+			       strerror(errno));
 		} else if (S_ISREG(st.st_mode) &&
-			   !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
-			     st.st_ino == L->main_st.st_ino) &&
-			   check_trusted(L, path, false, "this file", path, 0) == 0) {
+		           !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
+		             st.st_ino == L->main_st.st_ino) &&
+		           check_trusted(L, path, false, "this file", path, 0) == 0) {
 			load_job_file(L, path);
 		}
 		free(path);
@@ -1038,11 +1098,13 @@ static void check_jobs(struct loader *L)
 				config_suggest(&sg, cfg->jobs[k].name);
 			if (sg.best)
 				report(L, j->file, j->after_line,
-				       "job \"%s\" runs after unknown job \"%s\"; did you mean \"%s\"?", j->name,
-				       j->after[a], sg.best);
+				       "job \"%s\" runs after unknown job \"%s\"; did you mean "
+				       "\"%s\"?",
+				       j->name, j->after[a], sg.best);
 			else
 				report(L, j->file, j->after_line,
-				       "job \"%s\" runs after unknown job \"%s\"; define that job or fix the "
+				       "job \"%s\" runs after unknown job \"%s\"; define that job "
+				       "or fix the "
 				       "name",
 				       j->name, j->after[a]);
 		}

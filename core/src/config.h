@@ -26,7 +26,7 @@ struct diag_list {
 };
 
 void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Print each as "FILE:LINE: message\n" (or "FILE: message", or "message"). */
 void diag_print(const struct diag_list *dl, void *stdio_file);
 void diag_clear(struct diag_list *dl);
@@ -38,7 +38,7 @@ void diag_clear(struct diag_list *dl);
 /* Parse into milliseconds; -EINVAL with a message in ERR for anything else, also for more
  * than DURATION_MAX_MS. */
 int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Format for people: "30s", "5m", "1h30m". */
 void duration_format(int64_t ms, char *out, size_t outlen);
 
@@ -72,21 +72,21 @@ struct conf_job {
 	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
 	char **after;   /* upstream job names */
 	size_t n_after;
-	bool enabled;             /* default true */
-	int64_t timeout_ms;       /* 0 = none */
+	bool enabled;                /* default true */
+	int64_t timeout_ms;          /* 0 = none */
 	enum overlap_policy overlap; /* default skip */
 	/* retries (issue: jobs that behave) */
-	int retries;              /* default 0 */
-	int64_t retry_delay_ms;   /* default 30s */
-	double retry_backoff;     /* factor, default 2.0 */
-	int64_t retry_max_delay_ms; /* default 10m */
-	bool retry_on_timeout;    /* default false */
-	enum retry_on retry_on;   /* default transient */
+	int retries;                 /* default 0 */
+	int64_t retry_delay_ms;      /* default 30s */
+	double retry_backoff;        /* factor, default 2.0 */
+	int64_t retry_max_delay_ms;  /* default 10m */
+	bool retry_on_timeout;       /* default false */
+	enum retry_on retry_on;      /* default transient */
 	enum catchup_policy catchup; /* default once */
 	/* LISTEN/NOTIFY triggers */
-	char *listen;             /* channel or NULL */
-	int64_t debounce_ms;      /* default 5s */
-	int64_t max_delay_ms;     /* default 60s */
+	char *listen;         /* channel or NULL */
+	int64_t debounce_ms;  /* default 5s */
+	int64_t max_delay_ms; /* default 60s */
 	/* alerts */
 	int alert_after;          /* consecutive failures, default 1 */
 	int64_t max_staleness_ms; /* 0 = no staleness alert */
@@ -96,7 +96,8 @@ struct conf_job {
 	size_t n_settings;
 	char *file; /* where the job = { } group starts */
 	int line;
-	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none */
+	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
+	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
 };
 
@@ -120,7 +121,7 @@ struct pgc_config {
 	char *log_level;  /* default "info" */
 	struct conf_database *databases;
 	size_t n_databases;
-	char *history_database; /* history.database; default: the only database if just one */
+	char *history_database;    /* history.database; default: the only database if just one */
 	int64_t history_retain_ms; /* history.retain, default 30d */
 	int max_running;           /* default 32 */
 	int64_t shutdown_grace_ms; /* default 30s */
@@ -141,7 +142,7 @@ struct pgc_config {
  * databases, plugin/command exclusivity, unknown "after" names. It does not load plugins:
  * plugin names and plugin settings are checked by the caller against the loaded plugins. */
 int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void config_free(struct pgc_config **cfg);
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);

@@ -29,7 +29,8 @@ static int edit_distance(const char *a, const char *b)
 		d[0][j] = (int)j;
 	for (size_t i = 1; i <= la; i++) {
 		for (size_t j = 1; j <= lb; j++) {
-			int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			int cost =
+			    tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
 			int v = d[i - 1][j] + 1;
 			if (d[i][j - 1] + 1 < v)
 				v = d[i][j - 1] + 1;
@@ -134,8 +135,7 @@ int config_int_source(struct loader *L, const config_setting_t *s, long long *v,
 	const char *file = config_setting_source_file(s), *name = config_setting_name(s);
 	int line = setting_line(s);
 
-	if (!file || !name || line < 1 || !load_source(L, file) ||
-	    (size_t)line > L->n_src_lines)
+	if (!file || !name || line < 1 || !load_source(L, file) || (size_t)line > L->n_src_lines)
 		return -ENOENT;
 	size_t nl = strlen(name);
 	const char *buf = L->src_buf, *end = buf + L->src_len;
@@ -143,7 +143,8 @@ int config_int_source(struct loader *L, const config_setting_t *s, long long *v,
 	const char *from = buf + L->src_lines[line - 1];
 	for (const char *p = from; p && p + nl < end && p < from + 4096;
 	     p = memchr(p + 1, name[0], (size_t)(end - p - 1))) {
-		if (strncmp(p, name, nl) != 0 || (p > buf && ident_char(p[-1])) || ident_char(p[nl]))
+		if (strncmp(p, name, nl) != 0 || (p > buf && ident_char(p[-1])) ||
+		    ident_char(p[nl]))
 			continue;
 		const char *q = p + nl;
 		while (q < end && isspace((unsigned char)*q))
@@ -192,8 +193,9 @@ static bool int_value(struct loader *L, const config_setting_t *s, const char *f
 	*v = type == CONFIG_TYPE_INT64 ? config_setting_get_int64(s) : config_setting_get_int(s);
 	int rc = config_int_source(L, s, &src, text, sizeof(text));
 	if (rc == -ERANGE) {
-		config_report_at(L, s, file, "%s %s is out of range; use a number from %lld to %lld",
-		                 key, text, lo, hi);
+		config_report_at(L, s, file,
+		                 "%s %s is out of range; use a number from %lld to %lld", key, text,
+		                 lo, hi);
 		return false;
 	}
 	if (rc == 0)
@@ -219,77 +221,77 @@ _Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
 
 #define CFG(field) offsetof(struct pgc_config, field)
 const struct key_spec config_main_keys[] = {
-	{"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
-	{"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
-	{"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
-	{"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
-	{"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
-	{"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
-	{"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
-	{"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
-	{"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
-	{"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
-	{"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
-	/* min: seconds */
-	{"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
+    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
+    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
+    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
+    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
+    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
+    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
+    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+    /* min: seconds */
+    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 _Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
-		       sizeof(((struct loader *)0)->main_line) / sizeof(int),
-	       "loader.main_line[] too small");
+                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
+               "loader.main_line[] too small");
 
 #define DB(field) offsetof(struct conf_database, field)
 const struct key_spec config_database_keys[] = {
-	{"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
-	{"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+    {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
+    {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 #define HIST(field) offsetof(struct pgc_config, field)
 const struct key_spec config_history_keys[] = {
-	{"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
-	{"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+    {"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
+    {"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 #define SINK(field) offsetof(struct conf_alert_sink, field)
 const struct key_spec config_sink_keys[] = {
-	{"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
-	{"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
-	{"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
-	{"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
-	{"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
-	{"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+    {"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
+    {"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
+    {"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
+    {"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
+    {"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
+    {"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 #define JOB(field) offsetof(struct conf_job, field)
 const struct key_spec config_job_keys[] = {
-	{"name", K_STRING, JOB(name), "\"refresh-lane-distributions\"", NULL, 0, false, NULL},
-	{"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
-	{"command", K_STRING, JOB(command), "\"REFRESH MATERIALIZED VIEW CONCURRENTLY my_view\"", NULL, 0,
-	 false, NULL},
-	{"database", K_STRING, JOB(database), "\"analytics\"", NULL, 0, false, NULL},
-	{"schedule", K_STRING, JOB(schedule), "\"*/30 * * * *\"", NULL, 0, false, NULL},
-	{"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
-	{"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
-	{"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
-	{"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
-	{"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
-	{"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},
-	{"retry_backoff", K_FLOAT, JOB(retry_backoff), "2.0", NULL, 1, false, NULL},
-	{"retry_max_delay", K_DURATION, JOB(retry_max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
-	{"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
-	{"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
-	{"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
-	{"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
-	{"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
-	{"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
-	{"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
-	{"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
-	{"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
-	{NULL, 0, 0, NULL, NULL, 0, false, NULL},
+    {"name", K_STRING, JOB(name), "\"refresh-lane-distributions\"", NULL, 0, false, NULL},
+    {"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
+    {"command", K_STRING, JOB(command), "\"REFRESH MATERIALIZED VIEW CONCURRENTLY my_view\"", NULL,
+     0, false, NULL},
+    {"database", K_STRING, JOB(database), "\"analytics\"", NULL, 0, false, NULL},
+    {"schedule", K_STRING, JOB(schedule), "\"*/30 * * * *\"", NULL, 0, false, NULL},
+    {"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
+    {"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
+    {"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
+    {"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
+    {"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
+    {"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"retry_backoff", K_FLOAT, JOB(retry_backoff), "2.0", NULL, 1, false, NULL},
+    {"retry_max_delay", K_DURATION, JOB(retry_max_delay_ms), "\"10m\"", NULL, 0, false, NULL},
+    {"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
+    {"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
+    {"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
+    {"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
+    {"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
+    {"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
+    {"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
+    {"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
+    {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name)
@@ -355,7 +357,7 @@ static bool is_blank(const char *s)
 /* Check and store one setting S described by K into the struct at BASE. Returns false
  * (after reporting) when the value is unusable. */
 bool config_apply_key(struct loader *L, const config_setting_t *s, const struct key_spec *k,
-		      void *base, const char *file)
+                      void *base, const char *file)
 {
 	char *field = (char *)base + k->off;
 	int type = config_setting_type(s);
@@ -364,14 +366,16 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 	case K_STRING:
 	case K_CHOICE: {
 		if (type != CONFIG_TYPE_STRING) {
-			config_report_at(L, s, file, "%s must be a string like %s", k->name, k->example);
+			config_report_at(L, s, file, "%s must be a string like %s", k->name,
+			                 k->example);
 			return false;
 		}
 		const char *v = config_setting_get_string(s);
 		if (!config_check_utf8(L, s, file, k->name, v))
 			return false;
 		if (!k->allow_empty && is_blank(v)) {
-			config_report_at(L, s, file, "%s is empty; write a value like %s", k->name, k->example);
+			config_report_at(L, s, file, "%s is empty; write a value like %s", k->name,
+			                 k->example);
 			return false;
 		}
 		if (k->type == K_CHOICE) {
@@ -382,8 +386,9 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			if (!k->values[i]) {
 				char vals[256];
 				list_values(k->values, vals, sizeof(vals));
-				config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v,
-					  vals);
+				config_report_at(L, s, file,
+				                 "%s \"%s\" is not valid; use one of %s", k->name,
+				                 v, vals);
 				return false;
 			}
 		}
@@ -396,7 +401,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		char vals[256];
 		list_values(k->values, vals, sizeof(vals));
 		if (type != CONFIG_TYPE_STRING) {
-			config_report_at(L, s, file, "%s must be a string, one of %s", k->name, vals);
+			config_report_at(L, s, file, "%s must be a string, one of %s", k->name,
+			                 vals);
 			return false;
 		}
 		const char *v = config_setting_get_string(s);
@@ -408,23 +414,27 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 				return true;
 			}
 		}
-		config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v, vals);
+		config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v,
+		                 vals);
 		return false;
 	}
 	case K_INT: {
 		long long v;
 		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
-			config_report_at(L, s, file, "%s must be a whole number like %s", k->name, k->example);
+			config_report_at(L, s, file, "%s must be a whole number like %s", k->name,
+			                 k->example);
 			return false;
 		}
 		if (!int_value(L, s, file, k->name, k->min, CONFIG_INT_MAX, &v))
 			return false;
 		if (v < k->min) {
-			config_report_at(L, s, file, "%s must be at least %d, not %lld", k->name, k->min, v);
+			config_report_at(L, s, file, "%s must be at least %d, not %lld", k->name,
+			                 k->min, v);
 			return false;
 		}
 		if (v > CONFIG_INT_MAX) {
-			config_report_at(L, s, file, "%s %lld is out of range; use a number from %d to %d",
+			config_report_at(L, s, file,
+			                 "%s %lld is out of range; use a number from %d to %d",
 			                 k->name, v, k->min, CONFIG_INT_MAX);
 			return false;
 		}
@@ -434,7 +444,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 	}
 	case K_BOOL: {
 		if (type != CONFIG_TYPE_BOOL) {
-			config_report_at(L, s, file, "%s must be true or false, without quotes", k->name);
+			config_report_at(L, s, file, "%s must be true or false, without quotes",
+			                 k->name);
 			return false;
 		}
 		bool b = config_setting_get_bool(s) != 0;
@@ -445,7 +456,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		char err[256];
 		int64_t ms;
 		if (type != CONFIG_TYPE_STRING) {
-			config_report_at(L, s, file, "%s must be a string duration like %s", k->name, k->example);
+			config_report_at(L, s, file, "%s must be a string duration like %s",
+			                 k->name, k->example);
 			return false;
 		}
 		if (duration_parse(config_setting_get_string(s), &ms, err, sizeof(err)) < 0) {
@@ -470,11 +482,13 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 				return false;
 			v = (double)iv;
 		} else {
-			config_report_at(L, s, file, "%s must be a number like %s", k->name, k->example);
+			config_report_at(L, s, file, "%s must be a number like %s", k->name,
+			                 k->example);
 			return false;
 		}
 		if (!(v >= k->min) || v > 1000) { /* also catches NaN */
-			config_report_at(L, s, file, "%s must be between %d and 1000, not %g", k->name, k->min, v);
+			config_report_at(L, s, file, "%s must be between %d and 1000, not %g",
+			                 k->name, k->min, v);
 			return false;
 		}
 		memcpy(field, &v, sizeof(v));
@@ -487,12 +501,13 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		bool ok = true;
 
 		_Static_assert(offsetof(struct conf_job, n_after) ==
-				       offsetof(struct conf_job, after) + sizeof(char **),
-			       "n_after follows after");
+		                   offsetof(struct conf_job, after) + sizeof(char **),
+		               "n_after follows after");
 		if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) ||
-		    (n > 0 && config_setting_type(config_setting_get_elem(s, 0)) != CONFIG_TYPE_STRING)) {
-			config_report_at(L, s, file, "%s must be an array of job names like %s", k->name,
-				  k->example);
+		    (n > 0 &&
+		     config_setting_type(config_setting_get_elem(s, 0)) != CONFIG_TYPE_STRING)) {
+			config_report_at(L, s, file, "%s must be an array of job names like %s",
+			                 k->name, k->example);
 			return false;
 		}
 		*dst = calloc(n ? (size_t)n : 1, sizeof(char *));
@@ -504,8 +519,9 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-				config_report_at(L, e, file, "%s must be an array of job names like %s", k->name,
-					  k->example);
+				config_report_at(L, e, file,
+				                 "%s must be an array of job names like %s",
+				                 k->name, k->example);
 				ok = false;
 				continue;
 			}
@@ -518,7 +534,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			for (size_t j = 0; j < *count; j++)
 				dup |= strcmp((*dst)[j], v) == 0;
 			if (dup) {
-				config_report_at(L, e, file, "%s lists \"%s\" twice; remove one", k->name, v);
+				config_report_at(L, e, file, "%s lists \"%s\" twice; remove one",
+				                 k->name, v);
 				ok = false;
 				continue;
 			}
@@ -535,20 +552,22 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 
 /* Report a key not in KEYS, suggesting the closest one. WHERE is "" or " in job \"x\"". */
 void config_report_unknown(struct loader *L, const config_setting_t *s, const char *file,
-			   const struct key_spec *keys, const char *where, const char *hint)
+                           const struct key_spec *keys, const char *where, const char *hint)
 {
 	const char *name = config_setting_name(s);
 	const char *best = config_closest_key(keys, name);
 
 	if (best)
-		config_report_at(L, s, file, "unknown key \"%s\"%s; did you mean \"%s\"?", name, where, best);
+		config_report_at(L, s, file, "unknown key \"%s\"%s; did you mean \"%s\"?", name,
+		                 where, best);
 	else
 		config_report_at(L, s, file, "unknown key \"%s\"%s; %s", name, where, hint);
 }
 
 /* Walk group S: known keys into BASE, others reported. */
 void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
-			const struct key_spec *keys, void *base, const char *where, const char *hint)
+                        const struct key_spec *keys, void *base, const char *where,
+                        const char *hint)
 {
 	int n = config_setting_length(s);
 

@@ -319,8 +319,8 @@ static int parse_element(const struct parser *ps, const struct field_spec *f, co
 				return fail(ps, st, "step must be at least 1");
 			/* a step past any int is a typo, not a wish for "the start alone" */
 			if (v > INT_MAX)
-				return fail(ps, st, "step %.*s is out of range 1-%d", (int)(s - st), st,
-				            INT_MAX);
+				return fail(ps, st, "step %.*s is out of range 1-%d", (int)(s - st),
+				            st, INT_MAX);
 			/* A step beyond the range is valid: it selects the start alone. */
 			step = v > 1000 ? 1000 : (int)v;
 		} else if (s < end && is_alpha(*s)) {

@@ -16,12 +16,13 @@ enum cron_kind {
 };
 
 /* flags */
-#define CRON_DOM_STAR  0x01 /* day-of-month field starts with '*' */
-#define CRON_DOW_STAR  0x02 /* day-of-week field starts with '*' */
-#define CRON_LAST_DOM  0x04 /* day-of-month is '$': the last day of the month */
-#define CRON_SECONDS   0x08 /* six-field form: the seconds field was given */
-#define CRON_WILDCARD  0x10 /* minute or hour field starts with '*': follows the wall clock
-                             * across DST changes instead of the fixed-time rule */
+#define CRON_DOM_STAR 0x01 /* day-of-month field starts with '*' */
+#define CRON_DOW_STAR 0x02 /* day-of-week field starts with '*' */
+#define CRON_LAST_DOM 0x04 /* day-of-month is '$': the last day of the month */
+#define CRON_SECONDS 0x08  /* six-field form: the seconds field was given */
+#define CRON_WILDCARD                                                                              \
+	0x10 /* minute or hour field starts with '*': follows the wall clock                       \
+	      * across DST changes instead of the fixed-time rule */
 
 /* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
@@ -43,7 +44,7 @@ typedef struct cron_expr {
  * ERR may be NULL; a message longer than ERRLEN is cut and ends in "...".
  * Macros are matched in any case (@Daily); "N second" is accepted like "N seconds". */
 int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* A time zone (the daemon's "timezone"). Opaque; one per zone, shared read-only. */
 typedef struct cron_tz cron_tz;
@@ -54,7 +55,7 @@ typedef struct cron_tz cron_tz;
  * -EINVAL for a file that is not a usable TZif (e.g. leap-second "right/" zones); -ENOMEM.
  * ERR gets a message in every error case. Free with cron_tz_free(), which sets *TZ to NULL. */
 int cron_tz_open(const char *name, cron_tz **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void cron_tz_free(cron_tz **tz);
 
 /* The zone's name as given to cron_tz_open(); "UTC" for a NULL TZ. */
@@ -89,7 +90,7 @@ bool cron_can_fire(const cron_expr *e);
  * offsets as Z, +01, +0100 or +01:00, 'T' or one space between date and time, seconds
  * optional; or "@SECONDS" (Unix seconds). Returns 0, or -EINVAL with a message in ERR. */
 int cron_time_parse(const char *text, int64_t *out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Format T as UTC ISO-8601, "2028-02-29T00:00:00Z". Returns 0, or -ENOSPC if BUF is too
  * small (CRON_TIME_BUFSZ is always enough). */

@@ -235,8 +235,8 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 {
 	struct daemon *d = arg;
 	const char *params[2] = {channel, json};
-	struct exec_stmt st = {.sql = "SELECT pg_catalog.pg_notify($1, $2)", .params = params,
-	                       .n_params = 2};
+	struct exec_stmt st = {
+	    .sql = "SELECT pg_catalog.pg_notify($1, $2)", .params = params, .n_params = 2};
 	struct exec_run_spec spec = {
 	    .database = database ? database : d->cfg->history_database,
 	    .stmts = &st,

@@ -36,10 +36,10 @@ enum { WHITE, GREY, BLACK };
 struct walk {
 	struct dag *g;
 	unsigned char *colour;
-	size_t *stack;       /* nodes on the current DFS path */
-	size_t *stack_edge;  /* edge index taken from stack[k] to stack[k+1] */
+	size_t *stack;      /* nodes on the current DFS path */
+	size_t *stack_edge; /* edge index taken from stack[k] to stack[k+1] */
 	size_t depth;
-	size_t *post;        /* post-order */
+	size_t *post; /* post-order */
 	size_t n_post;
 	struct diag_list *dl;
 	int cycles;
@@ -53,7 +53,8 @@ static void report_cycle(struct walk *w, size_t from_depth, size_t closing_edge)
 
 	text[0] = '\0';
 	for (size_t k = from_depth; k < w->depth; k++) {
-		int r = snprintf(text + len, sizeof(text) - len, "%s -> ", w->g->names[w->stack[k]]);
+		int r =
+		    snprintf(text + len, sizeof(text) - len, "%s -> ", w->g->names[w->stack[k]]);
 		if (r < 0 || (size_t)r >= sizeof(text) - len)
 			break; /* a very long cycle is still named by its first jobs */
 		len += (size_t)r;
@@ -61,7 +62,8 @@ static void report_cycle(struct walk *w, size_t from_depth, size_t closing_edge)
 	if (len < sizeof(text))
 		snprintf(text + len, sizeof(text) - len, "%s", w->g->names[w->stack[from_depth]]);
 	diag_add(w->dl, at->file, at->line,
-		 "jobs depend on each other in a cycle: %s; remove one of these dependencies", text);
+	         "jobs depend on each other in a cycle: %s; remove one of these dependencies",
+	         text);
 	w->cycles++;
 }
 
@@ -89,7 +91,7 @@ static void visit(struct walk *w, size_t v)
 }
 
 int dag_build(struct dag *g, size_t n, const char *const *names, const struct dag_edge *edges,
-	      size_t n_edges, struct diag_list *dl)
+              size_t n_edges, struct diag_list *dl)
 {
 	struct walk w = {0};
 	int ret = -ENOMEM;
@@ -214,7 +216,7 @@ static const char *status_colour(const char *st)
 }
 
 void dag_write_dot(const struct dag *g, FILE *out, const char *const *labels,
-		   const char *const *status)
+                   const char *const *status)
 {
 	fputs("digraph pgcrond {\n\trankdir=LR;\n\tnode [shape=box, style=\"rounded,filled\"];\n",
 	      out);

@@ -17,15 +17,16 @@ struct dag_edge {
 	size_t to;        /* downstream job index */
 	const char *file; /* where the edge was declared (for messages), may be NULL */
 	int line;
-	const char *why;  /* NULL for `after`, or e.g. "plugin weakness_patterns reads lane_distribution" */
+	const char
+	    *why; /* NULL for `after`, or e.g. "plugin weakness_patterns reads lane_distribution" */
 };
 
 struct dag {
-	size_t n;               /* nodes */
+	size_t n; /* nodes */
 	const char *const *names;
 	struct dag_edge *edges; /* copied, sorted by (from, to) */
 	size_t n_edges;
-	size_t *order;          /* a topological order (upstreams first), valid after dag_build */
+	size_t *order; /* a topological order (upstreams first), valid after dag_build */
 };
 
 /* Build the graph over N named nodes. Duplicate edges are merged. Every cycle is reported in
@@ -33,7 +34,7 @@ struct dag {
  * these dependencies" (FILE:LINE of an edge on the cycle). Returns 0, -EINVAL if there is a
  * cycle (the graph is then unusable), or -ENOMEM. NAMES must outlive the dag. */
 int dag_build(struct dag *g, size_t n, const char *const *names, const struct dag_edge *edges,
-	      size_t n_edges, struct diag_list *dl) __attribute__((warn_unused_result));
+              size_t n_edges, struct diag_list *dl) __attribute__((warn_unused_result));
 void dag_free(struct dag *g);
 
 /* The upstreams / downstreams of node I: writes up to MAX indexes, returns how many exist. */
@@ -45,6 +46,6 @@ bool dag_has_upstreams(const struct dag *g, size_t i);
  * schedule and last status; STATUS[i] (may be NULL) colours the node: "succeeded" green,
  * "failed"/"upstream_failed" red, "running" blue, anything else grey. */
 void dag_write_dot(const struct dag *g, FILE *out, const char *const *labels,
-		   const char *const *status);
+                   const char *const *status);
 
 #endif

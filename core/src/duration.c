@@ -15,13 +15,9 @@ static const struct {
 	const char *name;
 	int64_t ms;
 } units[] = {
-	/* largest first: duration_format walks this table, and the parser requires the
-	 * units of "1h30m" in this order */
-	{"d", 86400000},
-	{"h", 3600000},
-	{"m", 60000},
-	{"s", 1000},
-	{"ms", 1},
+    /* largest first: duration_format walks this table, and the parser requires the
+     * units of "1h30m" in this order */
+    {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1},
 };
 #define N_UNITS (sizeof(units) / sizeof(units[0]))
 
@@ -44,7 +40,8 @@ static int unit_at(const char *p, size_t *len)
 	return best;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -78,15 +75,17 @@ int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
 		for (; isdigit((unsigned char)*p); p++) {
 			if (amount > (INT64_MAX - 9) / 10)
 				return fail(err, errlen,
-					    "\"%s\" is too large to count in milliseconds; use a smaller amount",
-					    text);
+				            "\"%s\" is too large to count in milliseconds; use a "
+				            "smaller amount",
+				            text);
 			amount = amount * 10 + (*p - '0');
 		}
 		if (*p == '.' || *p == ',')
-			return fail(err, errlen,
-				    "\"%s\" has a fraction; use whole numbers and a smaller unit, like "
-				    "\"1h30m\" or \"1500ms\"",
-				    text);
+			return fail(
+			    err, errlen,
+			    "\"%s\" has a fraction; use whole numbers and a smaller unit, like "
+			    "\"1h30m\" or \"1500ms\"",
+			    text);
 		if (!*p)
 			return fail(err, errlen, "\"%s\" has no unit; " DURATION_HINT, text);
 		size_t len;
@@ -94,20 +93,24 @@ int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
 		if (u < 0) {
 			if (isalpha((unsigned char)*p))
 				return fail(err, errlen,
-					    "\"%s\" has an unknown unit; use ms, s, m, h or d, like \"30s\", "
-					    "\"5m\", \"2h\", \"7d\"",
-					    text);
+				            "\"%s\" has an unknown unit; use ms, s, m, h or d, "
+				            "like \"30s\", "
+				            "\"5m\", \"2h\", \"7d\"",
+				            text);
 			return fail(err, errlen, "\"%s\" is not a duration; " DURATION_HINT, text);
 		}
 		if (u <= last_unit)
-			return fail(err, errlen,
-				    "\"%s\" repeats a unit or puts a smaller one first; write the larger "
-				    "unit first, each once, like \"1h30m\"",
-				    text);
+			return fail(
+			    err, errlen,
+			    "\"%s\" repeats a unit or puts a smaller one first; write the larger "
+			    "unit first, each once, like \"1h30m\"",
+			    text);
 		last_unit = u;
 		if (amount > INT64_MAX / units[u].ms || total > INT64_MAX - amount * units[u].ms)
-			return fail(err, errlen,
-				    "\"%s\" is too large to count in milliseconds; use a smaller amount", text);
+			return fail(
+			    err, errlen,
+			    "\"%s\" is too large to count in milliseconds; use a smaller amount",
+			    text);
 		total += amount * units[u].ms;
 		p += len;
 	}
@@ -116,7 +119,7 @@ int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
 	/* a ceiling that keeps every "instant + duration" sum far from overflowing */
 	if (total > DURATION_MAX_MS)
 		return fail(err, errlen, "\"%s\" is longer than 100 years; use a shorter duration",
-			    text);
+		            text);
 	*ms = total;
 	return 0;
 }
@@ -147,7 +150,8 @@ void duration_format(int64_t ms, char *out, size_t outlen)
 		rest -= n * (uint64_t)units[i].ms;
 		if (o >= outlen)
 			break;
-		int w = snprintf(out + o, outlen - o, "%llu%s", (unsigned long long)n, units[i].name);
+		int w =
+		    snprintf(out + o, outlen - o, "%llu%s", (unsigned long long)n, units[i].name);
 		if (w < 0 || (size_t)w >= outlen - o) {
 			out[o] = '\0'; /* no half components: "1h", not "1h3" */
 			break;

@@ -1445,8 +1445,7 @@ size_t exec_active_runs(const struct exec *ex)
 
 /* ---- reachability --------------------------------------------------------------------- */
 
-void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database),
-                           void *arg)
+void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database), void *arg)
 {
 	ex->on_reachable = fn;
 	ex->reachable_arg = arg;

@@ -88,8 +88,7 @@ void exec_set_connection_check(struct exec *ex, int64_t ms);
 
 /* FN(ARG, DATABASE) is called from the loop when a connection to DATABASE succeeds after
  * failed attempts, or after exec_probe(): the database is reachable again (catch-up). */
-void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database),
-                           void *arg);
+void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *database), void *arg);
 /* Keep trying to connect to DATABASE (with the pool's backoff) even if no run waits, until
  * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
 int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));

@@ -432,12 +432,12 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 		/* the kind already says "failed": the message says why, once; cut on a character
 		 * (a notify sink's NOTIFY refuses a broken one) */
 		text_format(msg, sizeof(msg), "%s%s%s%s%s", r->attempt > 1 ? "after retries: " : "",
-		         o->message ? o->message : "", o->sqlstate ? " (SQLSTATE " : "",
-		         o->sqlstate ? o->sqlstate : "", o->sqlstate ? ")" : "");
+		            o->message ? o->message : "", o->sqlstate ? " (SQLSTATE " : "",
+		            o->sqlstate ? o->sqlstate : "", o->sqlstate ? ")" : "");
 		condition(j, ALERT_FAILED, true, msg);
 	} else if (j->consecutive >= after) {
-		text_format(msg, sizeof(msg), "failed %d times in a row; last error: %s", j->consecutive,
-		         o->message ? o->message : "");
+		text_format(msg, sizeof(msg), "failed %d times in a row; last error: %s",
+		            j->consecutive, o->message ? o->message : "");
 		condition(j, ALERT_CONSECUTIVE, true, msg);
 	} else {
 		log_job(LOG_LVL_INFO, j->name, "failure %d of %d before alerting (alert_after)",
@@ -556,10 +556,13 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 		/* whole seconds: "1h2s", not "1h2s13ms" */
 		duration_format((sched_wall_us() - j->last_success_us) / 1000000 * 1000, age,
 		                sizeof(age));
-		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)", age, d);
+		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)",
+		         age, d);
 	} else {
-		snprintf(msg, sizeof(msg), "no success recorded, and pgcrond started longer "
-		                           "than max_staleness (%s) ago", d);
+		snprintf(msg, sizeof(msg),
+		         "no success recorded, and pgcrond started longer "
+		         "than max_staleness (%s) ago",
+		         d);
 	}
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
@@ -581,7 +584,8 @@ static bool catchup_wanted(const struct job *j)
 static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 {
 	if (j->active) {
-		log_job(LOG_LVL_INFO, j->name, "%s; the run in progress stands for the catch-up", why);
+		log_job(LOG_LVL_INFO, j->name, "%s; the run in progress stands for the catch-up",
+		        why);
 		return;
 	}
 	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);

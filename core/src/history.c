@@ -106,11 +106,11 @@ static const char sql_orphans[] =
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
  * and the end of its last success, where its staleness counts from. */
 static const char sql_last_fires[] =
-	"SELECT job_name,"
-	" extract(epoch FROM max(scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"
-	"   AND trigger IN ('schedule', 'catchup')))::bigint,"
-	" (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
-	" FROM pgcrond.job_run_details GROUP BY job_name";
+    "SELECT job_name,"
+    " extract(epoch FROM max(scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"
+    "   AND trigger IN ('schedule', 'catchup')))::bigint,"
+    " (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
+    " FROM pgcrond.job_run_details GROUP BY job_name";
 static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid = ANY (ARRAY("
                                 " SELECT ctid FROM pgcrond.job_run_details"
                                 "  WHERE start_time < now() - $1::bigint * interval '1 millisecond'"
@@ -507,18 +507,20 @@ static int spill_open(struct hist *h, const char *state_dir)
 		return -ENOMEM;
 	/* Never through a symbolic link, and only our own plain file: whoever could plant a
 	 * link here would have us append to (and truncate) a file of theirs choosing. */
-	h->spill_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-	                   0600);
+	h->spill_fd =
+	    open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (h->spill_fd < 0) {
 		int e = errno;
 		if (e == ELOOP)
-			log_error("history: refusing spill file %s: it is a symbolic link; remove it "
-			          "(pgcrond creates the file itself)",
-			          path);
+			log_error(
+			    "history: refusing spill file %s: it is a symbolic link; remove it "
+			    "(pgcrond creates the file itself)",
+			    path);
 		else
-			log_error("history: cannot open spill file %s: %s (is state_dir writable by "
-			          "the daemon's user?)",
-			          path, strerror(e));
+			log_error(
+			    "history: cannot open spill file %s: %s (is state_dir writable by "
+			    "the daemon's user?)",
+			    path, strerror(e));
 		return -e;
 	}
 	struct stat st;
@@ -1141,9 +1143,10 @@ static void read_results(struct hist *h)
 		ExecStatusType s = PQresultStatus(r);
 		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
 			for (int i = 0; i < PQntuples(r); i++)
-				h->last_fires_fn(h->last_fires_arg, PQgetvalue(r, i, 0),
-				                 PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
-				                 PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
+				h->last_fires_fn(
+				    h->last_fires_arg, PQgetvalue(r, i, 0),
+				    PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
+				    PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
 		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
 		} else if (!h->op_failed) {

@@ -14,7 +14,7 @@ struct edges {
 };
 
 static int add_edge(struct edges *e, size_t from, size_t to, const struct conf_job *j, int line,
-		    const char *why)
+                    const char *why)
 {
 	if (e->n == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 16;
@@ -38,7 +38,7 @@ static long job_index(const struct pgc_config *cfg, const char *name)
 
 /* Edges for "job I's plugin reads plugin R": from every job running R. */
 static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_config *cfg,
-			  size_t i, const char *reads)
+                          size_t i, const char *reads)
 {
 	const struct conf_job *j = &cfg->jobs[i];
 	for (size_t k = 0; k < cfg->n_jobs; k++) {
@@ -57,7 +57,7 @@ static int add_read_edges(struct jobgraph *g, struct edges *e, const struct pgc_
 }
 
 int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *reg,
-		   struct jobgraph *g, struct diag_list *dl)
+                   struct jobgraph *g, struct diag_list *dl)
 {
 	struct edges e = {0};
 	int ret = -ENOMEM;
@@ -76,7 +76,8 @@ int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *r
 			if (up >= 0 && add_edge(&e, (size_t)up, i, j, j->after_line, NULL) != 0)
 				goto out;
 		}
-		const struct plugin *p = reg && j->plugin ? plugin_registry_find(reg, j->plugin) : NULL;
+		const struct plugin *p =
+		    reg && j->plugin ? plugin_registry_find(reg, j->plugin) : NULL;
 		if (!p || !p->decl.reads)
 			continue;
 		for (const char *const *r = p->decl.reads; *r; r++)

@@ -22,7 +22,7 @@ struct jobgraph {
  * are left to the config check. Cycles go into DL with the cycle named. Returns 0, -EINVAL
  * (a cycle; G is then empty) or -ENOMEM. */
 int jobgraph_build(const struct pgc_config *cfg, const struct plugin_registry *reg,
-		   struct jobgraph *g, struct diag_list *dl) __attribute__((warn_unused_result));
+                   struct jobgraph *g, struct diag_list *dl) __attribute__((warn_unused_result));
 void jobgraph_free(struct jobgraph *g);
 
 #endif

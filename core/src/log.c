@@ -17,8 +17,8 @@ static enum log_level min_level = LOG_LVL_INFO;
 static bool to_journal;
 
 static const char *const level_names[] = {
-	[LOG_LVL_ERROR] = "error", [LOG_LVL_WARNING] = "warning", [LOG_LVL_NOTICE] = "notice",
-	[LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
+    [LOG_LVL_ERROR] = "error", [LOG_LVL_WARNING] = "warning", [LOG_LVL_NOTICE] = "notice",
+    [LOG_LVL_INFO] = "info",   [LOG_LVL_DEBUG] = "debug",
 };
 
 void log_init(enum log_level level)
@@ -29,8 +29,14 @@ void log_init(enum log_level level)
 	to_journal = getenv("JOURNAL_STREAM") != NULL;
 }
 
-void log_set_level(enum log_level level) { min_level = level; }
-enum log_level log_get_level(void) { return min_level; }
+void log_set_level(enum log_level level)
+{
+	min_level = level;
+}
+enum log_level log_get_level(void)
+{
+	return min_level;
+}
 
 bool log_level_parse(const char *name, enum log_level *out)
 {
@@ -74,10 +80,10 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (context)
 		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", stamp, ts.tv_nsec / 1000000,
-			level_names[level], context, msg);
+		        level_names[level], context, msg);
 	else
-		fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000, level_names[level],
-			msg);
+		fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000,
+		        level_names[level], msg);
 }
 
 int log_escape(const char *in, char *out, unsigned long outlen)

@@ -8,7 +8,13 @@
  * timestamp otherwise. The job or plugin name is added through log_set_context() by the
  * core, so messages do not repeat it. */
 
-enum log_level { LOG_LVL_ERROR = 3, LOG_LVL_WARNING = 4, LOG_LVL_NOTICE = 5, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+enum log_level {
+	LOG_LVL_ERROR = 3,
+	LOG_LVL_WARNING = 4,
+	LOG_LVL_NOTICE = 5,
+	LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7
+};
 
 void log_init(enum log_level min_level);
 void log_set_level(enum log_level min_level);
@@ -17,13 +23,13 @@ enum log_level log_get_level(void);
 bool log_level_parse(const char *name, enum log_level *out);
 
 void log_msg(enum log_level level, const char *context, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define log_error(...)   log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LVL_WARNING, NULL, __VA_ARGS__)
-#define log_notice(...)  log_msg(LOG_LVL_NOTICE, NULL, __VA_ARGS__)
-#define log_info(...)    log_msg(LOG_LVL_INFO, NULL, __VA_ARGS__)
-#define log_debug(...)   log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LVL_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, NULL, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
 
 /* With a job (or plugin) name: "job refresh-x: <message>". */
 #define log_job(level, job, ...) log_msg((level), (job), __VA_ARGS__)

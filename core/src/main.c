@@ -9,25 +9,26 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *summary;
 } commands[] = {
-	{"run", cli_run, "run the daemon in the foreground"},
-	{"check", cli_check, "validate the configuration, plugins, schedules and job graph"},
-	{"next", cli_next, "print the next fire times of a cron expression"},
-	{"list", cli_list, "list the configured jobs and their next fire"},
-	{"install", cli_install, "create or upgrade the pgcrond schema and the plugins' objects"},
-	{"trigger", cli_trigger, "ask the running daemon to run a job now"},
-	{"history", cli_history, "show recent runs from the history table"},
-	{"graph", cli_graph, "print the job graph in Graphviz DOT"},
+    {"run", cli_run, "run the daemon in the foreground"},
+    {"check", cli_check, "validate the configuration, plugins, schedules and job graph"},
+    {"next", cli_next, "print the next fire times of a cron expression"},
+    {"list", cli_list, "list the configured jobs and their next fire"},
+    {"install", cli_install, "create or upgrade the pgcrond schema and the plugins' objects"},
+    {"trigger", cli_trigger, "ask the running daemon to run a job now"},
+    {"history", cli_history, "show recent runs from the history table"},
+    {"graph", cli_graph, "print the job graph in Graphviz DOT"},
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out, "pgcrond %s: a scheduler for PostgreSQL jobs and materialized views.\n\n"
-		     "Usage: pgcrond COMMAND [OPTIONS]\n\nCommands:\n",
-		PGCROND_VERSION);
+	fprintf(out,
+	        "pgcrond %s: a scheduler for PostgreSQL jobs and materialized views.\n\n"
+	        "Usage: pgcrond COMMAND [OPTIONS]\n\nCommands:\n",
+	        PGCROND_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nRun 'pgcrond COMMAND --help' for a command's options. "
-		     "See pgcrond(8) and pgcrond.conf(5).\n");
+	             "See pgcrond(8) and pgcrond.conf(5).\n");
 }
 
 int main(int argc, char **argv)
@@ -49,6 +50,6 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "pgcrond: unknown command \"%s\"; run 'pgcrond --help' for the list\n",
-		argv[1]);
+	        argv[1]);
 	return EX_USAGE;
 }

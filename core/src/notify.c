@@ -136,22 +136,22 @@ static void send_listens(struct notify *n, bool connect)
 	char *sql = malloc(cap);
 	bool ok = sql != NULL;
 
-#define APPEND(s)                                                              \
-	do {                                                                   \
-		size_t l_ = strlen(s);                                         \
-		if (ok && len + l_ + 1 > cap) {                                \
-			while (len + l_ + 1 > cap)                             \
-				cap *= 2;                                      \
-			char *g_ = realloc(sql, cap);                          \
-			if (!g_)                                               \
-				ok = false;                                    \
-			else                                                   \
-				sql = g_;                                      \
-		}                                                              \
-		if (ok) {                                                      \
-			memcpy(sql + len, s, l_ + 1);                          \
-			len += l_;                                             \
-		}                                                              \
+#define APPEND(s)                                                                                  \
+	do {                                                                                       \
+		size_t l_ = strlen(s);                                                             \
+		if (ok && len + l_ + 1 > cap) {                                                    \
+			while (len + l_ + 1 > cap)                                                 \
+				cap *= 2;                                                          \
+			char *g_ = realloc(sql, cap);                                              \
+			if (!g_)                                                                   \
+				ok = false;                                                        \
+			else                                                                       \
+				sql = g_;                                                          \
+		}                                                                                  \
+		if (ok) {                                                                          \
+			memcpy(sql + len, s, l_ + 1);                                              \
+			len += l_;                                                                 \
+		}                                                                                  \
 	} while (0)
 
 	if (ok)
@@ -349,13 +349,15 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 			return;
 		case PGRES_POLLING_OK:
 			if (PQsetnonblocking(n->conn, 1) != 0) {
-				schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
+				schedule_reconnect(
+				    n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 				return;
 			}
 			send_listens(n, true);
 			return;
 		default:
-			schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
+			schedule_reconnect(
+			    n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
 			return;
 		}
 	}
@@ -387,7 +389,7 @@ static void start_connect(evutil_socket_t fd, short what, void *arg)
 }
 
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
-	       const struct notify_callbacks *cb, struct notify **out)
+               const struct notify_callbacks *cb, struct notify **out)
 {
 	struct notify *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -521,4 +523,7 @@ bool notify_is_listening(const struct notify *n)
 	return n->state == ST_IDLE || n->state == ST_QUERY_SENT ||
 	       (n->state == ST_LISTENING_SENT && !n->connect_batch);
 }
-unsigned notify_connects(const struct notify *n) { return n->connects; }
+unsigned notify_connects(const struct notify *n)
+{
+	return n->connects;
+}

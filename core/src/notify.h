@@ -27,15 +27,15 @@ struct notify_callbacks {
 /* NAME (the configured database key) is used in log lines; CONNINFO is never logged
  * unredacted. The connection starts at once. */
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
-	       const struct notify_callbacks *cb, struct notify **out)
-	__attribute__((warn_unused_result));
+               const struct notify_callbacks *cb, struct notify **out)
+    __attribute__((warn_unused_result));
 void notify_free(struct notify **n);
 
 /* The channels to listen on. The same set (in any order) changes nothing; another set is
  * changed in place on the same session (UNLISTEN * and the LISTENs in one batch), which is
  * not a reconnect: on_listening is not called. Names are quoted as identifiers. */
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* A query on the listening session, for the owner's small bookkeeping (manual trigger
  * claims): SQL with N_PARAMS text PARAMS (copied; NULL = SQL NULL), sent when the session

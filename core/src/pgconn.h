@@ -34,8 +34,8 @@ const char *pgconn_error(const PGconn *conn, char *buf, size_t len);
  * CONNINFO its message is withheld entirely (PGCONN_MESSAGE_WITHHELD), since a parse error
  * quotes the string. CONNINFO NULL means no conninfo is known (same as pgconn_error()).
  * Returns BUF. */
-#define PGCONN_MESSAGE_WITHHELD                                                              \
-	"libpq could not use the connection string; the message is not shown because it may "  \
+#define PGCONN_MESSAGE_WITHHELD                                                                    \
+	"libpq could not use the connection string; the message is not shown because it may "      \
 	"quote the password"
 const char *pgconn_error_safe(const PGconn *conn, const char *conninfo, char *buf, size_t len);
 

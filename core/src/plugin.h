@@ -61,7 +61,7 @@ struct plugin_registry {
 		char *name;
 		char *message;
 		int rc; /* what plugin_load() returned */
-	} *failures;
+	} * failures;
 	size_t n_failures, cap_failures;
 };
 

@@ -445,7 +445,7 @@ static int build_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_
  * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
  * same connection, with the view's name as a parameter. Returns the number of guards. */
 static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-			      char *err, size_t errlen)
+                              char *err, size_t errlen)
 {
 	static const char guard_sql[] = "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)";
 	const struct plugin *p =
@@ -458,11 +458,13 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < n_rels; i++) {
-		if (rels[i].kind != PGC_RELATION_MATVIEW || !(rels[i].flags & PGC_RELATION_CONCURRENT))
+		if (rels[i].kind != PGC_RELATION_MATVIEW ||
+		    !(rels[i].flags & PGC_RELATION_CONCURRENT))
 			continue;
 		/* never refresh without the guard: a view it cannot cover fails the run */
 		if (n == MAX_GUARDS) {
-			snprintf(err, errlen, "more than %d views refreshed CONCURRENTLY in one job",
+			snprintf(err, errlen,
+			         "more than %d views refreshed CONCURRENTLY in one job",
 			         MAX_GUARDS);
 			n = -1;
 			break;
@@ -508,8 +510,9 @@ static void run_begin(struct run *r)
 			build_failed = true;
 		} else {
 			/* nothing to do is a success without statements, guards included */
-			long gl = pr->n_stmts ? concurrent_guards(j, guard_names, stmts, err, sizeof(err))
-			                      : 0;
+			long gl = pr->n_stmts
+			              ? concurrent_guards(j, guard_names, stmts, err, sizeof(err))
+			              : 0;
 			size_t g = gl > 0 ? (size_t)gl : 0;
 			if (gl < 0)
 				build_failed = true;
@@ -538,8 +541,8 @@ static void run_begin(struct run *r)
 		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
 		        when, r->attempt);
 	} else if (r->n_payloads) {
-		log_job(LOG_LVL_INFO, j->name, "started (%s, %zu payload(s), attempt %d)", r->trigger,
-		        r->n_payloads, r->attempt);
+		log_job(LOG_LVL_INFO, j->name, "started (%s, %zu payload(s), attempt %d)",
+		        r->trigger, r->n_payloads, r->attempt);
 	} else {
 		log_job(LOG_LVL_INFO, j->name, "started (%s, attempt %d)", r->trigger, r->attempt);
 	}
@@ -1043,7 +1046,8 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	r->payloads = payloads;
 	r->n_payloads = n;
 	if (j->active) {
-		log_job(LOG_LVL_DEBUG, j->name, "notified while busy; runs when the current run ends");
+		log_job(LOG_LVL_DEBUG, j->name,
+		        "notified while busy; runs when the current run ends");
 		j->notify_wait = r;
 		return 0;
 	}
@@ -1147,7 +1151,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	s->drained_arg = arg;
 	if (s->draining && s->n_running > 0) {
 		/* a second call (another SIGTERM) shortens the grace period already running */
-		struct timeval tv = {(time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000 * 1000)};
+		struct timeval tv = {(time_t)(grace_ms / 1000),
+		                     (suseconds_t)(grace_ms % 1000 * 1000)};
 		event_add(&s->grace_ev, &tv);
 	}
 	if (!s->draining) {

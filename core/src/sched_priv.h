@@ -58,8 +58,8 @@ struct job {
 	struct event stale_ev; /* armed at last success + max_staleness */
 	bool stale_armed;
 	int64_t last_success_us;
-	int64_t stale_ms;      /* max_staleness the timer was armed with */
-	bool owed_catchup;     /* its database was unreachable across a fire */
+	int64_t stale_ms;        /* max_staleness the timer was armed with */
+	bool owed_catchup;       /* its database was unreachable across a fire */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
@@ -77,8 +77,8 @@ struct run {
 	uint64_t hist_key;
 	int64_t start_us;
 	struct exec_run *er;
-	char *graph_run;  /* shared by the runs one upstream run caused; NULL */
-	char **payloads;  /* notification payloads for the plugin */
+	char *graph_run; /* shared by the runs one upstream run caused; NULL */
+	char **payloads; /* notification payloads for the plugin */
 	size_t n_payloads;
 	struct event slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;

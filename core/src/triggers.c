@@ -34,9 +34,9 @@ struct tdb {
 	char *name;
 	char *conninfo;
 	struct notify *n;
-	bool trigger_channel; /* the history database: pgcrond_trigger */
-	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
-	int claims_queued;    /* by-id claims on the listener's queue */
+	bool trigger_channel;     /* the history database: pgcrond_trigger */
+	bool sweep_wanted;        /* claim every unclaimed request once the queue has room */
+	int claims_queued;        /* by-id claims on the listener's queue */
 	struct outcome *outcomes; /* outcomes not yet sent */
 	size_t n_outcomes, cap_outcomes;
 	bool outcome_inflight;
@@ -157,7 +157,8 @@ static void tjob_run(struct tjob *tj, bool full)
 	sched_notify_pending(tj->t->s, tj->name, false);
 	int rc = sched_notify_run(tj->t->s, tj->name, p, n);
 	if (rc < 0 && rc != -ESHUTDOWN)
-		log_job(LOG_LVL_WARNING, tj->name, "cannot run for notifications: %s", strerror(-rc));
+		log_job(LOG_LVL_WARNING, tj->name, "cannot run for notifications: %s",
+		        strerror(-rc));
 }
 
 static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -186,17 +187,19 @@ static void tjob_note(struct tjob *tj, const char *payload)
 		break;
 	case DEBOUNCE_OVERSIZED:
 		if (log_complain(&tj->complaint))
-			log_job(LOG_LVL_WARNING, tj->name,
-			        "notification on %s: payload of %zu bytes is longer than %d; dropped "
-			        "(the run still happens)",
-			        tj->channel, strlen(payload), DEBOUNCE_MAX_PAYLOAD);
+			log_job(
+			    LOG_LVL_WARNING, tj->name,
+			    "notification on %s: payload of %zu bytes is longer than %d; dropped "
+			    "(the run still happens)",
+			    tj->channel, strlen(payload), DEBOUNCE_MAX_PAYLOAD);
 		break;
 	case DEBOUNCE_MALFORMED:
 		if (log_complain(&tj->complaint))
-			log_job(LOG_LVL_WARNING, tj->name,
-			        "notification on %s: payload is not UTF-8 text; dropped (the run still "
-			        "happens)",
-			        tj->channel);
+			log_job(
+			    LOG_LVL_WARNING, tj->name,
+			    "notification on %s: payload is not UTF-8 text; dropped (the run still "
+			    "happens)",
+			    tj->channel);
 		break;
 	}
 	tjob_arm(tj);
@@ -524,10 +527,11 @@ static void on_listening(void *arg, bool first)
 	for (struct tjob *tj = t->jobs; tj; tj = tj->next) {
 		if (strcmp(tj->database, db->name) != 0)
 			continue;
-		log_job(LOG_LVL_WARNING, tj->name,
-		        "the listener on database %s reconnected; notifications on %s may have been "
-		        "missed, so the job runs once",
-		        db->name, tj->channel);
+		log_job(
+		    LOG_LVL_WARNING, tj->name,
+		    "the listener on database %s reconnected; notifications on %s may have been "
+		    "missed, so the job runs once",
+		    db->name, tj->channel);
 		/* a full refresh serves what was gathered too */
 		size_t np = 0;
 		bool overflowed = false;

@@ -121,7 +121,8 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	                        "FROM pgcrond.job_run_details WHERE job_name = 'broken')"),
 	    3);
 	char *log = itest_read_file(e.log);
-	ck_assert_msg(strstr(log, "http://127.0.0.1:1/..."), "the dead sink is not reported:\n%s", log);
+	ck_assert_msg(strstr(log, "http://127.0.0.1:1/..."), "the dead sink is not reported:\n%s",
+	              log);
 	/* a hook's path and query may hold its secret: never logged */
 	ck_assert_msg(!strstr(log, "/down"), "the webhook's path is in the log:\n%s", log);
 	free(log);
@@ -198,8 +199,9 @@ START_TEST(slow_run_alerts_while_running)
 	itest_env_start(&e);
 	char *path = itest_env_path(&e, "state/alerts.txt");
 	/* the alert comes while the statement still runs */
-	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                             "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
 	              "the slow run never started:\n%s", itest_read_file(e.log));
 	itest_wait_log(path, "alert slow slowpoke", 5);
 	char *a = itest_read_file(path);
@@ -210,8 +212,9 @@ START_TEST(slow_run_alerts_while_running)
 	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
 	                 1);
 	/* the run is not cut short: it succeeds */
-	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
-	                                 "job_name = 'slowpoke' AND status = 'succeeded'"));
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
+	                         "job_name = 'slowpoke' AND status = 'succeeded'"));
 	itest_sleep(0.5);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	a = itest_read_file(path);
@@ -228,16 +231,16 @@ START_TEST(stale_after_restart_counts_from_history)
 {
 	struct itest_env e;
 	itest_env_setup(&e, "stale-restart", DB);
-	itest_env_main(
-	    &e,
-	    "alerts = ( { sink = \"exec\"; command = "
-	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB "
-	    "$PGCROND_ALERT_MESSAGE\\\" >> %s/state/alerts.txt\"; } );\n",
-	    e.dir);
-	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, trigger, "
-	                 "start_time, end_time, instance, run_key) VALUES ('old-view', 'succeeded', "
-	                 "'schedule', now() - interval '61 minutes', now() - interval '60 minutes', "
-	                 "'an-earlier-host', 'k1')");
+	itest_env_main(&e,
+	               "alerts = ( { sink = \"exec\"; command = "
+	               "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB "
+	               "$PGCROND_ALERT_MESSAGE\\\" >> %s/state/alerts.txt\"; } );\n",
+	               e.dir);
+	itest_exec(e.db,
+	           "INSERT INTO pgcrond.job_run_details (job_name, status, trigger, "
+	           "start_time, end_time, instance, run_key) VALUES ('old-view', 'succeeded', "
+	           "'schedule', now() - interval '61 minutes', now() - interval '60 minutes', "
+	           "'an-earlier-host', 'k1')");
 	itest_env_job(&e, "10-old.conf",
 	              "job = { name = \"old-view\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
 	              " command = \"SELECT 1\"; max_staleness = \"30s\"; catchup = \"skip\"; };\n");

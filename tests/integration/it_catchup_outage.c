@@ -25,38 +25,41 @@ START_TEST(unreachable_database_catches_up_once)
 	time_t now = time(NULL);
 	int a = (int)((now + 4) % 60), b = (int)((now + 8) % 60);
 	itest_write_file(e.conf,
-			 "plugin_dir = \"%s/plugins\";\n"
-			 "state_dir = \"%s/state\";\n"
-			 "databases = {\n"
-			 "  app = { conninfo = \"%s\"; };\n"
-			 "  remote = { conninfo = \"%s\"; };\n"
-			 "};\n"
-			 "history = { database = \"app\"; };\n",
-			 e.dir, e.dir, e.ci, remote_ci);
-	itest_env_job(&e, "10-tick.conf",
-		      "job = { name = \"tick\"; database = \"remote\"; schedule = \"%d,%d * * * * *\";\n"
-		      "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n",
-		      a < b ? a : b, a < b ? b : a);
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; };\n"
+	                 "  remote = { conninfo = \"%s\"; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, remote_ci);
+	itest_env_job(
+	    &e, "10-tick.conf",
+	    "job = { name = \"tick\"; database = \"remote\"; schedule = \"%d,%d * * * * *\";\n"
+	    "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n",
+	    a < b ? a : b, a < b ? b : a);
 	itest_env_start(&e);
 	PQfinish(remote);
 	/* the job's database goes away before both fires and comes back after them */
 	itest_sandbox2("pause");
 	itest_sleep(11);
-	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
-					    "WHERE job_name = 'tick' AND status = 'failed' "
-					    "AND sqlstate LIKE '08%%'"),
-		      "no failed fire recorded while the database was down:\n%s",
-		      itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'failed' "
+	                             "AND sqlstate LIKE '08%%'"),
+	              "no failed fire recorded while the database was down:\n%s",
+	              itest_read_file(e.log));
 	itest_sandbox2("resume");
-	ck_assert_msg(itest_env_wait(&e, 45, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-					     "WHERE job_name = 'tick' AND trigger = 'catchup' "
-					     "AND status = 'succeeded'"),
-		      "no catch-up run:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 45,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND trigger = 'catchup' "
+	                             "AND status = 'succeeded'"),
+	              "no catch-up run:\n%s", itest_read_file(e.log));
 	itest_sleep(3);
 	/* once, not a burst of replays */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-					     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
-			 1);
+	                                     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
+	                 1);
 	remote = itest_connect(remote_ci);
 	ck_assert_int_eq(itest_scalar_ll(remote, "SELECT count(*) FROM ticks"), 1);
 	PQfinish(remote);

@@ -113,7 +113,8 @@ static void relay_main(int listener, const char *path)
 		}
 		for (size_t i = 1; i < k; i++) {
 			struct pair *p = owner[i];
-			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) || p->a < 0 || p->frozen)
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) || p->a < 0 ||
+			    p->frozen)
 				continue;
 			if (pfd[i].fd == p->a)
 				pass(p, p->a, p->b);
@@ -200,9 +201,10 @@ START_TEST(silent_idle_connection_is_replaced)
 	write_main(&e, "it_conn_silent", port);
 	/* every 10 s: the relay goes silent right after a run, and the connection check (4 s)
 	 * must find it before the next fire */
-	itest_env_job(&e, "10-tick.conf",
-	              "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
-	              "        timeout = \"60s\"; command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_job(
+	    &e, "10-tick.conf",
+	    "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
+	    "        timeout = \"60s\"; command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
 	itest_env_start(&e);
 	ck_assert_msg(itest_env_wait(&e, 25,
 	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
@@ -238,9 +240,10 @@ START_TEST(connect_that_never_answers_fails_within_the_check)
 	pid_t relay = relay_start(e.ci, &port);
 	kill(relay, SIGUSR2); /* accepts, never answers */
 	write_main(&e, "it_conn_hold", port);
-	itest_env_job(&e, "10-tick.conf",
-	              "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
-	              "        timeout = \"60s\"; command = \"SELECT 1\"; };\n");
+	itest_env_job(
+	    &e, "10-tick.conf",
+	    "job = { name = \"tick\"; database = \"far\"; schedule = \"*/10 * * * * *\";\n"
+	    "        timeout = \"60s\"; command = \"SELECT 1\"; };\n");
 	itest_env_start(&e);
 	ck_assert_msg(itest_env_wait(&e, 25,
 	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
@@ -341,12 +344,13 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 	                             "SELECT count(*) = 8 FROM pgcrond.job_run_details "
 	                             "WHERE job_name LIKE 'sleep%%' AND status <> 'running'"),
 	              "the runs did not end:\n%s", itest_read_file(e.log));
-	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                  "WHERE job_name LIKE 'sleep%%' AND status = 'succeeded'") == 8,
-	              "runs failed although the pool held connections:\n%s",
-	              itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name LIKE 'sleep%%' AND status = 'succeeded'") == 8,
+	    "runs failed although the pool held connections:\n%s", itest_read_file(e.log));
 	/* the server did refuse: the daemon logged it */
-	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1), "%s", itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1), "%s",
+	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_env_teardown(&e);
 }

@@ -15,8 +15,8 @@
 #define DB "it_copy"
 
 /* Every second: one row, so that a stalled loop shows as late or missing fires. */
-#define TICK_JOB                                                                           \
-	"{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; "                  \
+#define TICK_JOB                                                                                   \
+	"{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; "                      \
 	"command = \"INSERT INTO ticks DEFAULT VALUES\"; }"
 
 /* The tick job ran at every fire since it started, each within a second of its time. */

@@ -444,10 +444,12 @@ START_TEST(long_multibyte_command_is_recorded)
 	              "  command = \"%s\"; };\n",
 	              cmd);
 	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
-	                                     "WHERE job_name = 'long' AND status = 'succeeded'"),
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'long' AND status = 'succeeded'"),
 	              "no history row for the long command:\n%s", itest_read_file(e.log));
-	ck_assert_int_ge(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE length(job) = 700"), 1);
+	ck_assert_int_ge(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE length(job) = 700"),
+	                 1);
 	/* what history keeps is the start of the command, whole characters only */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
 	                                     "job_name = 'long' AND octet_length(command) >= 1023"),
@@ -472,8 +474,9 @@ START_TEST(second_sigterm_cancels_at_once)
 	              "  command = \"SELECT pg_sleep(60)\"; };\n",
 	              when);
 	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                                     "WHERE status = 'running' AND job_pid IS NOT NULL"),
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                             "WHERE status = 'running' AND job_pid IS NOT NULL"),
 	              "the run did not start:\n%s", itest_read_file(e.log));
 	kill(e.pid, SIGTERM);
 	ck_assert(itest_wait_log(e.log, "shutting down", 5));

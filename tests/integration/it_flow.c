@@ -21,8 +21,9 @@ START_TEST(diamond_runs_in_order_with_one_graph_run)
 	itest_exec(e.db, "CREATE TABLE steps (job text, started timestamptz, ended timestamptz)");
 	itest_schedule_soon(when, sizeof(when), 3);
 	/* each step records its own start and end, so the order is checked from the inside */
-#define STEP(name) "INSERT INTO steps VALUES ('" name "', clock_timestamp()); SELECT pg_sleep(0.3); " \
-                   "UPDATE steps SET ended = clock_timestamp() WHERE job = '" name "'"
+#define STEP(name)                                                                                 \
+	"INSERT INTO steps VALUES ('" name "', clock_timestamp()); SELECT pg_sleep(0.3); "         \
+	"UPDATE steps SET ended = clock_timestamp() WHERE job = '" name "'"
 	itest_env_job(
 	    &e, "10-diamond.conf",
 	    "jobs = (\n{ name = \"a\"; database = \"app\"; schedule = \"%s\"; command = \"%s\"; "

@@ -22,7 +22,8 @@ START_TEST(history_outage_loses_nothing)
 	char *hist_ci = itest_sandbox2_start(e.dir);
 
 	PGconn *app = e.db;
-	itest_exec(app, "CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
+	itest_exec(app, "CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL "
+	                "DEFAULT clock_timestamp())");
 
 	itest_write_file(e.conf,
 	                 "plugin_dir = \"%s\";\n"
@@ -65,9 +66,9 @@ START_TEST(history_outage_loses_nothing)
 	hist = itest_connect(hist_ci);
 	char sql[512];
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) >= %lld FROM pgcrond.job_run_details WHERE job_name = 'tick' "
-		 "AND status = 'succeeded'",
-		 ticks_before + during);
+	         "SELECT count(*) >= %lld FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	         "AND status = 'succeeded'",
+	         ticks_before + during);
 	ck_assert_msg(itest_wait_sql(hist, sql, 60), "backlog not written:\n%s",
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
@@ -75,15 +76,15 @@ START_TEST(history_outage_loses_nothing)
 	/* every run is there exactly once: one succeeded row per tick, no duplicate fires */
 	long long ticks = itest_scalar_ll(app, "SELECT count(*) FROM ticks");
 	long long rows = itest_scalar_ll(hist, "SELECT count(*) FROM pgcrond.job_run_details "
-					      "WHERE job_name = 'tick' AND status = 'succeeded'");
+	                                       "WHERE job_name = 'tick' AND status = 'succeeded'");
 	long long fires = itest_scalar_ll(hist, "SELECT count(DISTINCT scheduled_time) FROM "
-					       "pgcrond.job_run_details WHERE job_name = 'tick' "
-					       "AND status = 'succeeded'");
+	                                        "pgcrond.job_run_details WHERE job_name = 'tick' "
+	                                        "AND status = 'succeeded'");
 	ck_assert_int_eq(rows, ticks);
 	ck_assert_int_eq(fires, ticks);
 	ck_assert_int_eq(itest_scalar_ll(hist, "SELECT count(*) FROM pgcrond.job_run_details "
-					      "WHERE status = 'running'"),
-			 0);
+	                                       "WHERE status = 'running'"),
+	                 0);
 	PQfinish(hist);
 	free(hist_ci);
 	itest_env_teardown(&e);

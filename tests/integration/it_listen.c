@@ -142,8 +142,9 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 {
 	struct itest_env e;
 	itest_env_setup(&e, "shared", "it_listen_shared");
-	itest_exec(e.db, "CREATE TABLE order_log (what text, at timestamptz DEFAULT clock_timestamp());"
-	                 "GRANT ALL ON order_log TO PUBLIC");
+	itest_exec(e.db,
+	           "CREATE TABLE order_log (what text, at timestamptz DEFAULT clock_timestamp());"
+	           "GRANT ALL ON order_log TO PUBLIC");
 	/* the downstream comes first in the file, so its debounce timer is the first due */
 	itest_env_job(
 	    &e, "10-jobs.conf",

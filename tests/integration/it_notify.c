@@ -78,9 +78,11 @@ START_TEST(notifications_and_reconnect)
 	ck_assert_str_eq(s.last_payload, "after-other");
 
 	/* kill the listening backend: the listener comes back and says so */
-	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-					    "WHERE application_name = 'pgcrond listener' AND datname = 'it_notify'"),
-			 1);
+	ck_assert_int_eq(
+	    itest_scalar_ll(
+	        c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+	           "WHERE application_name = 'pgcrond listener' AND datname = 'it_notify'"),
+	    1);
 	ck_assert_msg(loop_until(base, &s.listening, 2, 15), "did not reconnect");
 	ck_assert_int_eq(s.first, 1);
 	ck_assert_uint_eq(notify_connects(n), 2);

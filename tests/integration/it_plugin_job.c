@@ -45,11 +45,12 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 	install(&e);
 
 	PGconn *c = e.db;
-	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
-			       "WHERE oid = 'public.pgcrond_example_mv'::regclass",
-			    "false");
+	itest_assert_scalar(c,
+	                    "SELECT relispopulated::text FROM pg_class "
+	                    "WHERE oid = 'public.pgcrond_example_mv'::regclass",
+	                    "false");
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) SELECT 'k' || (g % 5) "
-		      "FROM generate_series(1, 100) g");
+	              "FROM generate_series(1, 100) g");
 
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_sql(c,
@@ -60,25 +61,28 @@ START_TEST(example_plugin_refreshes_concurrently_and_guards)
 	/* populated by the guard's first plain refresh, then kept fresh concurrently */
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(events) FROM pgcrond_example_mv"), 100);
 	itest_exec(c, "INSERT INTO pgcrond_example_events(kind) VALUES ('new')");
-	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM pgcrond_example_mv WHERE kind = 'new')", 10));
-	itest_assert_scalar(c, "SELECT command FROM pgcrond.job_run_details "
-			       "WHERE job_name = 'refresh-example' ORDER BY runid DESC LIMIT 1",
-			    "plugin example: REFRESH MATERIALIZED VIEW CONCURRENTLY "
-			 "\"public\".\"pgcrond_example_mv\"");
+	ck_assert(itest_wait_sql(
+	    c, "SELECT EXISTS (SELECT 1 FROM pgcrond_example_mv WHERE kind = 'new')", 10));
+	itest_assert_scalar(c,
+	                    "SELECT command FROM pgcrond.job_run_details "
+	                    "WHERE job_name = 'refresh-example' ORDER BY runid DESC LIMIT 1",
+	                    "plugin example: REFRESH MATERIALIZED VIEW CONCURRENTLY "
+	                    "\"public\".\"pgcrond_example_mv\"");
 
 	/* without its unique index the view is refused, never refreshed blocking */
 	itest_exec(c, "DROP INDEX pgcrond_example_mv_kind");
-	long long before = itest_scalar_ll(c, "SELECT coalesce(max(runid), 0) FROM pgcrond.job_run_details");
+	long long before =
+	    itest_scalar_ll(c, "SELECT coalesce(max(runid), 0) FROM pgcrond.job_run_details");
 	char sql[512];
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE runid > %lld "
-		 "AND status = 'failed' AND end_time IS NOT NULL",
-		 before);
+	         "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE runid > %lld "
+	         "AND status = 'failed' AND end_time IS NOT NULL",
+	         before);
 	ck_assert_msg(itest_wait_sql(c, sql, 10), "no failed run:\n%s", itest_read_file(e.log));
 	snprintf(sql, sizeof(sql),
-		 "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
-		 "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
-		 before);
+	         "SELECT return_message || ' / ' || sqlstate FROM pgcrond.job_run_details "
+	         "WHERE runid > %lld AND status = 'failed' ORDER BY runid LIMIT 1",
+	         before);
 	itest_assert_scalar(
 	    c, sql,
 	    "materialized view public.pgcrond_example_mv has no usable unique index, so it "
@@ -108,12 +112,14 @@ START_TEST(sql_view_job_through_the_daemon)
 	    "\tunique_key = \"customer\";\n"
 	    "};\n");
 	PGconn *c = e.db;
-	itest_exec(c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
-		      "INSERT INTO orders (customer) SELECT 'c' || (g % 3) FROM generate_series(1, 30) g");
+	itest_exec(
+	    c, "CREATE TABLE orders (id serial, customer text NOT NULL);"
+	       "INSERT INTO orders (customer) SELECT 'c' || (g % 3) FROM generate_series(1, 30) g");
 	install(&e);
-	itest_assert_scalar(c, "SELECT relispopulated::text FROM pg_class "
-			       "WHERE oid = 'public.mv_order_totals'::regclass",
-			    "false");
+	itest_assert_scalar(c,
+	                    "SELECT relispopulated::text FROM pg_class "
+	                    "WHERE oid = 'public.mv_order_totals'::regclass",
+	                    "false");
 
 	itest_env_start(&e);
 	ck_assert_msg(
@@ -124,7 +130,8 @@ START_TEST(sql_view_job_through_the_daemon)
 	    "no successful runs:\n%s", itest_read_file(e.log));
 	itest_assert_scalar(c, "SELECT sum(orders)::text FROM mv_order_totals", "30");
 	itest_exec(c, "INSERT INTO orders (customer) VALUES ('new')");
-	ck_assert(itest_wait_sql(c, "SELECT EXISTS (SELECT 1 FROM mv_order_totals WHERE customer = 'new')", 10));
+	ck_assert(itest_wait_sql(
+	    c, "SELECT EXISTS (SELECT 1 FROM mv_order_totals WHERE customer = 'new')", 10));
 	/* the guard protects it too: no unique index, no refresh */
 	itest_exec(c, "DROP INDEX mv_order_totals_pgcrond_key");
 	ck_assert_msg(itest_wait_sql(c,

@@ -9,7 +9,8 @@
 START_TEST(sandbox_is_postgresql_15)
 {
 	PGconn *c = itest_connect(itest_conninfo());
-	long long v = itest_scalar_ll(c, "SELECT current_setting('server_version_num')::int / 10000");
+	long long v =
+	    itest_scalar_ll(c, "SELECT current_setting('server_version_num')::int / 10000");
 	ck_assert_int_eq(v, 15);
 	PQfinish(c);
 }
@@ -24,7 +25,8 @@ START_TEST(fresh_database_is_empty)
 	free(ci);
 	ci = itest_fresh_db("it_sandbox");
 	c = itest_connect(ci);
-	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pg_class WHERE relname = 't'"), 0);
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pg_class WHERE relname = 't'"),
+	                 0);
 	PQfinish(c);
 	free(ci);
 }

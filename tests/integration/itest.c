@@ -22,7 +22,8 @@ const char *itest_conninfo(void)
 	if (conninfo_buf[0])
 		return conninfo_buf;
 	const char *dir = getenv("PGCROND_SANDBOX");
-	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set: run integration tests through ctest");
+	ck_assert_msg(dir != NULL,
+	              "PGCROND_SANDBOX is not set: run integration tests through ctest");
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/conninfo", dir);
 	FILE *f = fopen(path, "r");
@@ -64,7 +65,11 @@ PGconn *itest_connect(const char *conninfo)
 	return c;
 }
 
-static void quiet_notice(void *arg, const char *msg) { (void)arg; (void)msg; }
+static void quiet_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
 
 void itest_exec(PGconn *c, const char *sql)
 {
@@ -72,7 +77,7 @@ void itest_exec(PGconn *c, const char *sql)
 	PGresult *r = PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
 	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-		      PQresultErrorMessage(r));
+	              PQresultErrorMessage(r));
 	PQclear(r);
 }
 
@@ -97,14 +102,14 @@ long long itest_scalar_ll(PGconn *c, const char *sql)
 }
 
 void itest_assert_scalar_at(const char *file, int line, PGconn *c, const char *sql,
-			    const char *expected)
+                            const char *expected)
 {
 	char *v = itest_scalar(c, sql);
 	const char *got = v ? v : "NULL";
 	bool same = strcmp(got, expected) == 0;
 	char msg[2048];
 	snprintf(msg, sizeof(msg), "%s:%d: %s\n  got:      %s\n  expected: %s", file, line, sql,
-		 got, expected);
+	         got, expected);
 	free(v);
 	ck_assert_msg(same, "%s", msg);
 }
@@ -154,7 +159,8 @@ void itest_chown_user(const char *path)
 		return;
 	struct passwd *pw = getpwnam(itest_user());
 	ck_assert_msg(pw != NULL, "user %s missing (scripts/pg-sandbox creates it)", itest_user());
-	ck_assert_msg(chown(path, pw->pw_uid, pw->pw_gid) == 0, "chown %s: %s", path, strerror(errno));
+	ck_assert_msg(chown(path, pw->pw_uid, pw->pw_gid) == 0, "chown %s: %s", path,
+	              strerror(errno));
 }
 
 char *itest_tmpdir(const char *tag)
@@ -502,7 +508,8 @@ static char sandbox2_dir[1024];
 static void sandbox2_stop_at_exit(void)
 {
 	char cmd[1200];
-	snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX_SCRIPT, sandbox2_dir);
+	snprintf(cmd, sizeof(cmd), "%s stop --dir %s >/dev/null 2>&1", SANDBOX_SCRIPT,
+	         sandbox2_dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "itest: could not stop the second sandbox at %s\n", sandbox2_dir);
 }
@@ -515,7 +522,7 @@ char *itest_sandbox2_start(const char *dir)
 	atexit(sandbox2_stop_at_exit);
 	snprintf(path, sizeof(path), "%s/pg2.conninfo", dir);
 	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s", SANDBOX_SCRIPT,
-		 sandbox2_dir, (int)getpid(), path);
+	         sandbox2_dir, (int)getpid(), path);
 	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox: %s", cmd);
 	char *ci = itest_read_file(path);
 	ci[strcspn(ci, "\n")] = '\0';

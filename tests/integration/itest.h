@@ -23,9 +23,10 @@ void itest_exec(PGconn *c, const char *sql);
 char *itest_scalar(PGconn *c, const char *sql);
 long long itest_scalar_ll(PGconn *c, const char *sql);
 /* Assert that SQL's first value is EXPECTED ("NULL" matches SQL NULL or no row). */
-#define itest_assert_scalar(c, sql, expected) itest_assert_scalar_at(__FILE__, __LINE__, (c), (sql), (expected))
+#define itest_assert_scalar(c, sql, expected)                                                      \
+	itest_assert_scalar_at(__FILE__, __LINE__, (c), (sql), (expected))
 void itest_assert_scalar_at(const char *file, int line, PGconn *c, const char *sql,
-			    const char *expected);
+                            const char *expected);
 /* Poll SQL (returning one boolean) every 50 ms until true or TIMEOUT_S; returns the last
  * value. Polling is fine in a test; the daemon itself never polls. */
 bool itest_wait_sql(PGconn *c, const char *sql, double timeout_s);

@@ -42,12 +42,13 @@ END_TEST
 START_TEST(json_is_escaped)
 {
 	char *j = alert_json(ALERT_FIRE, ALERT_FAILED, "refresh-x",
-			     "relation \"mv\" does not exist\nhint:\ttab \\ \x01", 1795219200000,
-			     1795219200000, "host1");
-	ck_assert_str_eq(j, "{\"event\":\"alert\",\"kind\":\"failed\",\"job\":\"refresh-x\","
-			    "\"message\":\"relation \\\"mv\\\" does not exist\\nhint:\\ttab \\\\ \\u0001\","
-			    "\"time\":\"2026-11-21T00:00:00Z\",\"since\":\"2026-11-21T00:00:00Z\","
-			    "\"instance\":\"host1\"}");
+	                     "relation \"mv\" does not exist\nhint:\ttab \\ \x01", 1795219200000,
+	                     1795219200000, "host1");
+	ck_assert_str_eq(
+	    j, "{\"event\":\"alert\",\"kind\":\"failed\",\"job\":\"refresh-x\","
+	       "\"message\":\"relation \\\"mv\\\" does not exist\\nhint:\\ttab \\\\ \\u0001\","
+	       "\"time\":\"2026-11-21T00:00:00Z\",\"since\":\"2026-11-21T00:00:00Z\","
+	       "\"instance\":\"host1\"}");
 	free(j);
 	j = alert_json(ALERT_RECOVER, ALERT_STALE, "v", "", 0, 0, "");
 	ck_assert(strstr(j, "\"event\":\"recovered\",\"kind\":\"stale\"") != NULL);
@@ -127,9 +128,10 @@ START_TEST(webhook_receives_json)
 	run_loop_for(base, 0.5);
 	ck_assert_int_eq(got.count, 1);
 	ck_assert_str_eq(got.ctype, "application/json");
-	ck_assert_msg(strstr(got.body, "\"event\":\"alert\",\"kind\":\"stale\",\"job\":\"lane\","
-				       "\"message\":\"mv_lane_score_distribution is 2h old\"") != NULL,
-		      "%s", got.body);
+	ck_assert_msg(strstr(got.body,
+	                     "\"event\":\"alert\",\"kind\":\"stale\",\"job\":\"lane\","
+	                     "\"message\":\"mv_lane_score_distribution is 2h old\"") != NULL,
+	              "%s", got.body);
 	alert_condition(a, ALERT_STALE, "lane", false, "fresh again");
 	run_loop_for(base, 0.5);
 	ck_assert_int_eq(got.count, 2);
@@ -143,13 +145,17 @@ START_TEST(webhook_receives_json)
 END_TEST
 
 static int ticks;
-static void tick(evutil_socket_t fd, short what, void *arg) { ticks++; }
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	ticks++;
+}
 
 START_TEST(webhook_down_does_not_disturb)
 {
 	struct event_base *base = event_base_new();
 	/* port 9 on loopback: nothing listens, the connection is refused */
-	struct conf_alert_sink sink = {.sink = "webhook", .url = "http://127.0.0.1:9/x", .timeout_ms = 500};
+	struct conf_alert_sink sink = {
+	    .sink = "webhook", .url = "http://127.0.0.1:9/x", .timeout_ms = 500};
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
 	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
@@ -175,9 +181,9 @@ START_TEST(exec_gets_environment)
 	char cmd[1200], out[64];
 	snprintf(out, sizeof(out), "%s/out", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "printf '%%s|%%s|%%s|%%s' \"$PGCROND_ALERT_EVENT\" \"$PGCROND_ALERT_KIND\" "
-		 "\"$PGCROND_ALERT_JOB\" \"$PGCROND_ALERT_MESSAGE\" > %s.tmp && mv %s.tmp %s",
-		 out, out, out);
+	         "printf '%%s|%%s|%%s|%%s' \"$PGCROND_ALERT_EVENT\" \"$PGCROND_ALERT_KIND\" "
+	         "\"$PGCROND_ALERT_JOB\" \"$PGCROND_ALERT_MESSAGE\" > %s.tmp && mv %s.tmp %s",
+	         out, out, out);
 	struct event_base *base = event_base_new();
 	struct conf_alert_sink sink = {.sink = "exec", .command = cmd, .timeout_ms = 5000};
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
@@ -215,8 +221,9 @@ static void on_notify(void *arg, const char *database, const char *channel, cons
 START_TEST(notify_goes_through_callback)
 {
 	struct event_base *base = event_base_new();
-	struct conf_alert_sink sinks[] = {{.sink = "log"},
-					  {.sink = "notify", .database = "analytics", .channel = "pgcrond_alerts"}};
+	struct conf_alert_sink sinks[] = {
+	    {.sink = "log"},
+	    {.sink = "notify", .database = "analytics", .channel = "pgcrond_alerts"}};
 	struct pgc_config *cfg = config_with_sinks(sinks, 2);
 	struct alerter *a;
 	notified = 0;

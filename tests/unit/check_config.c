@@ -67,17 +67,17 @@ static const struct {
 	const char *text;
 	int64_t ms;
 } good_durations[] = {
-	{"0s", 0},
-	{"250ms", 250},
-	{"30s", 30000},
-	{"5m", 300000},
-	{"2h", 7200000},
-	{"7d", 604800000},
-	{"1h30m", 5400000},
-	{"1d2h3m4s5ms", 93784005},
-	{"90s", 90000},
-	{"+5m", 300000},
-	{"36500d", 36500LL * 86400000}, /* the longest accepted: 100 years */
+    {"0s", 0},
+    {"250ms", 250},
+    {"30s", 30000},
+    {"5m", 300000},
+    {"2h", 7200000},
+    {"7d", 604800000},
+    {"1h30m", 5400000},
+    {"1d2h3m4s5ms", 93784005},
+    {"90s", 90000},
+    {"+5m", 300000},
+    {"36500d", 36500LL * 86400000}, /* the longest accepted: 100 years */
 };
 
 START_TEST(test_duration_parse_good)
@@ -86,7 +86,7 @@ START_TEST(test_duration_parse_good)
 	char err[256] = "";
 
 	ck_assert_msg(duration_parse(good_durations[_i].text, &ms, err, sizeof(err)) == 0, "%s: %s",
-		      good_durations[_i].text, err);
+	              good_durations[_i].text, err);
 	ck_assert_int_eq(ms, good_durations[_i].ms);
 }
 END_TEST
@@ -95,29 +95,33 @@ static const struct {
 	const char *text;
 	const char *err;
 } bad_durations[] = {
-	{"", "an empty string is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"10 minutes",
-	 "\"10 minutes\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"30", "\"30\" has no unit; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"-5m", "\"-5m\" is negative; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"1.5h", "\"1.5h\" has a fraction; use whole numbers and a smaller unit, like \"1h30m\" or \"1500ms\""},
-	{"3w", "\"3w\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"5mins", "\"5mins\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"30m1h",
-	 "\"30m1h\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
-	 "like \"1h30m\""},
-	{"5m5m",
-	 "\"5m5m\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
-	 "like \"1h30m\""},
-	{"106751991168d", "\"106751991168d\" is too large to count in milliseconds; use a smaller amount"},
-	{"36501d", "\"36501d\" is longer than 100 years; use a shorter duration"},
-	{"9223372036854775s",
-	 "\"9223372036854775s\" is longer than 100 years; use a shorter duration"},
-	{"99999999999999999999s",
-	 "\"99999999999999999999s\" is too large to count in milliseconds; use a smaller amount"},
-	{"m", "\"m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{" 5m", "\" 5m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
-	{"+", "\"+\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"",
+     "an empty string is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"10 minutes",
+     "\"10 minutes\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"30", "\"30\" has no unit; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"-5m", "\"-5m\" is negative; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"1.5h",
+     "\"1.5h\" has a fraction; use whole numbers and a smaller unit, like \"1h30m\" or \"1500ms\""},
+    {"3w",
+     "\"3w\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"5mins",
+     "\"5mins\" has an unknown unit; use ms, s, m, h or d, like \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"30m1h", "\"30m1h\" repeats a unit or puts a smaller one first; write the larger unit first, "
+              "each once, "
+              "like \"1h30m\""},
+    {"5m5m",
+     "\"5m5m\" repeats a unit or puts a smaller one first; write the larger unit first, each once, "
+     "like \"1h30m\""},
+    {"106751991168d",
+     "\"106751991168d\" is too large to count in milliseconds; use a smaller amount"},
+    {"36501d", "\"36501d\" is longer than 100 years; use a shorter duration"},
+    {"9223372036854775s", "\"9223372036854775s\" is longer than 100 years; use a shorter duration"},
+    {"99999999999999999999s",
+     "\"99999999999999999999s\" is too large to count in milliseconds; use a smaller amount"},
+    {"m", "\"m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {" 5m", "\" 5m\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
+    {"+", "\"+\" is not a duration; use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""},
 };
 
 START_TEST(test_duration_parse_bad)
@@ -137,9 +141,15 @@ START_TEST(test_duration_format)
 		int64_t ms;
 		const char *text;
 	} cases[] = {
-		{0, "0s"},           {250, "250ms"},         {30000, "30s"},   {300000, "5m"},
-		{5400000, "1h30m"},  {604800000, "7d"},      {90061001, "1d1h1m1s1ms"},
-		{-30000, "-30s"},    {INT64_MIN, "-106751991167d7h12m55s808ms"},
+	    {0, "0s"},
+	    {250, "250ms"},
+	    {30000, "30s"},
+	    {300000, "5m"},
+	    {5400000, "1h30m"},
+	    {604800000, "7d"},
+	    {90061001, "1d1h1m1s1ms"},
+	    {-30000, "-30s"},
+	    {INT64_MIN, "-106751991167d7h12m55s808ms"},
 	};
 	char buf[64], small[4];
 
@@ -261,7 +271,8 @@ START_TEST(test_good_full)
 	ck_assert_uint_eq(j->n_settings, 0);
 
 	j = config_job(cfg, "purge.old_rows");
-	ck_assert_str_eq(j->command, "DELETE FROM events WHERE created < now() - interval '90 days'");
+	ck_assert_str_eq(j->command,
+	                 "DELETE FROM events WHERE created < now() - interval '90 days'");
 	ck_assert_int_eq(j->cron.kind, CRON_CALENDAR);
 
 	j = config_job(cfg, "manual_backfill");
@@ -342,8 +353,7 @@ START_TEST(test_shipped_config)
 
 	for (size_t i = 0; i < dl.n; i++) {
 		const struct diag *d = &dl.items[i];
-		if (d->file && strcmp(d->file, path) == 0)
-		{
+		if (d->file && strcmp(d->file, path) == 0) {
 			const char *ok = "conf_dir \"/etc/pgcrond/conf.d\" cannot be read";
 			const char *ok2 = "state_dir \"/var/lib/pgcrond\" cannot be used";
 			ck_assert_msg(strncmp(d->message, ok, strlen(ok)) == 0 ||
@@ -371,204 +381,213 @@ START_TEST(test_helpers)
 	ck_assert(!config_valid_job_name(""));
 	ck_assert(!config_valid_job_name("a b"));
 	ck_assert(!config_valid_job_name("x/y"));
-	ck_assert(config_valid_job_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	ck_assert(!config_valid_job_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	ck_assert(config_valid_job_name(
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	ck_assert(!config_valid_job_name(
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 }
 END_TEST
 
 /* ---- bad configs: one problem each --------------------------------------------------- */
 
 #define HINT "use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""
-#define SYNTAX                                                                                   \
-	"syntax error; check this line and the one before for a missing \";\" or \"=\", an unclosed " \
-	"quote, bracket or brace, or a name with characters other than letters, digits, \"_\" and "  \
+#define SYNTAX                                                                                     \
+	"syntax error; check this line and the one before for a missing \";\" or \"=\", an "       \
+	"unclosed "                                                                                \
+	"quote, bracket or brace, or a name with characters other than letters, digits, \"_\" "    \
+	"and "                                                                                     \
 	"\"-\""
 
 static const struct {
 	const char *path;
 	const char *expect;
 } bad[] = {
-	/* the main file */
-	{"bad/does-not-exist.conf",
-	 "bad/does-not-exist.conf: cannot read the file: No such file or directory; check the path and "
-	 "its permissions"},
-	{"bad/syntax-main/pgcrond.conf", "bad/syntax-main/pgcrond.conf:4: " SYNTAX},
-	{"bad/unknown-key-main/pgcrond.conf",
-	 "bad/unknown-key-main/pgcrond.conf:3: unknown key \"timezon\"; did you mean \"timezone\"?"},
-	{"bad/unknown-key-main-nosuggest/pgcrond.conf",
-	 "bad/unknown-key-main-nosuggest/pgcrond.conf:3: unknown key \"frobnicate\"; remove it "
-	 "(pgcrond.conf(5) lists the daemon settings)"},
-	{"bad/bad-timezone/pgcrond.conf",
-	 "bad/bad-timezone/pgcrond.conf:3: unknown timezone \"Mars/Olympus_Mons\"; use a name from the "
-	 "tz database like \"UTC\" or \"Europe/Berlin\""},
-	{"bad/max-running/pgcrond.conf",
-	 "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0"},
-	{"bad/pool-zero/pgcrond.conf", "bad/pool-zero/pgcrond.conf:5: pool must be at least 1, not 0"},
-	{"bad/no-conninfo/pgcrond.conf",
-	 "bad/no-conninfo/pgcrond.conf:3: database \"analytics\" has no conninfo; add conninfo = "
-	 "\"host=... dbname=...\" (or \"service=NAME\" from pg_service.conf)"},
-	{"bad/bad-conninfo/pgcrond.conf",
-	 "bad/bad-conninfo/pgcrond.conf:3: conninfo \"analytics\" is not a connection string; write "
-	 "key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
-	 "\"postgresql://db1/analytics\""},
-	{"bad/password-conninfo/pgcrond.conf", /* the password is never echoed */
-	 "bad/password-conninfo/pgcrond.conf:3: conninfo of database \"analytics\" is not a connection "
-	 "string; write key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
-	 "\"postgresql://db1/analytics\""},
-	/* libpq's parse errors quote the string: the password would be in them */
-	{"bad/uri-bad-percent/pgcrond.conf",
-	 "bad/uri-bad-percent/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
-	 "libpq; check its syntax (the parser's message is not shown because it may quote the "
-	 "password)"},
-	{"bad/uri-bad-ipv6/pgcrond.conf",
-	 "bad/uri-bad-ipv6/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
-	 "libpq; check its syntax (the parser's message is not shown because it may quote the "
-	 "password)"},
-	{"bad/unknown-conninfo-key/pgcrond.conf",
-	 "bad/unknown-conninfo-key/pgcrond.conf:3: conninfo of database \"analytics\" cannot be "
-	 "parsed by libpq; check its syntax (the parser's message is not shown because it may quote "
-	 "the password)"},
-	{"bad/history-ambiguous/pgcrond.conf",
-	 "bad/history-ambiguous/pgcrond.conf: history.database is not set and there are 2 databases; "
-	 "add history = { database = \"NAME\"; }; naming one of analytics, reporting"},
-	{"bad/history-unknown-db/pgcrond.conf",
-	 "bad/history-unknown-db/pgcrond.conf:4: history: unknown database \"analytcs\"; did you mean "
-	 "\"analytics\"?"},
-	{"bad/bad-log-level/pgcrond.conf",
-	 "bad/bad-log-level/pgcrond.conf:3: log_level \"verbose\" is not valid; use one of \"error\", "
-	 "\"warning\", \"notice\", \"info\", \"debug\""},
-	{"bad/bad-alert-sink/pgcrond.conf",
-	 "bad/bad-alert-sink/pgcrond.conf:5: sink \"email\" is not valid; use one of \"log\", "
-	 "\"notify\", \"webhook\", \"exec\""},
-	{"bad/webhook-no-url/pgcrond.conf",
-	 "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"http://...\""},
-	{"bad/webhook-https/pgcrond.conf",
-	 "bad/webhook-https/pgcrond.conf:4: webhook url must be http://; pgcrond does not speak TLS to "
-	 "webhooks: point it at a local relay"},
-	{"bad/conf-dir-missing/pgcrond.conf",
-	 "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be read: "
-	 "No such file or directory; create it or set conf_dir to the directory of the job files"},
-	{"bad/shutdown-grace-type/pgcrond.conf",
-	 "bad/shutdown-grace-type/pgcrond.conf:3: shutdown_grace must be a string duration like \"30s\""},
-	{"bad/job-in-main/pgcrond.conf",
-	 "bad/job-in-main/pgcrond.conf:3: jobs belong in the *.conf files of conf_dir, not in the main "
-	 "file; move this job there"},
-	{"bad/no-databases/pgcrond.conf",
-	 "bad/no-databases/pgcrond.conf: no databases are defined; add databases = { analytics = { "
-	 "conninfo = \"service=analytics\"; }; };"},
-	/* job files */
-	{"bad/syntax-job/pgcrond.conf",
-	 "bad/syntax-job/conf.d/10-job.conf:5: the file ends too early; a brace, bracket, parenthesis "
-	 "or quote opened above is not closed"},
-	{"bad/unknown-key-job/pgcrond.conf",
-	 "bad/unknown-key-job/conf.d/10-job.conf:5: unknown key \"schedul\" in job \"x\"; did you mean "
-	 "\"schedule\"?"},
-	{"bad/unknown-key-sql/pgcrond.conf",
-	 "bad/unknown-key-sql/conf.d/10-job.conf:6: unknown key \"colour\" in job \"x\"; a plain SQL "
-	 "job takes only the standard keys (pgcrond.conf(5) lists them); plugin settings need plugin = "
-	 "\"NAME\""},
-	{"bad/wrong-type/pgcrond.conf",
-	 "bad/wrong-type/conf.d/10-job.conf:6: timeout must be a string duration like \"10m\""},
-	{"bad/bad-duration/pgcrond.conf",
-	 "bad/bad-duration/conf.d/10-job.conf:6: timeout: \"10 minutes\" is not a duration; " HINT},
-	{"bad/missing-name/pgcrond.conf",
-	 "bad/missing-name/conf.d/10-job.conf:2: job has no name; add name = \"...\" using letters, "
-	 "digits, \"_\", \".\" and \"-\""},
-	{"bad/duplicate-name/pgcrond.conf",
-	 "bad/duplicate-name/conf.d/20-b.conf:3: job \"x\" is already defined at "
-	 "bad/duplicate-name/conf.d/10-a.conf:2; rename one of them"},
-	{"bad/unknown-database/pgcrond.conf",
-	 "bad/unknown-database/conf.d/10-job.conf:5: job \"x\": unknown database \"analytcs\"; did you "
-	 "mean \"analytics\"?"},
-	{"bad/plugin-and-command/pgcrond.conf",
-	 "bad/plugin-and-command/conf.d/10-job.conf:2: job \"x\" has both plugin and command; keep "
-	 "plugin for a view plugin or command for plain SQL"},
-	{"bad/neither-plugin-nor-command/pgcrond.conf",
-	 "bad/neither-plugin-nor-command/conf.d/10-job.conf:2: job \"x\" has neither plugin nor command; "
-	 "add plugin = \"NAME\" or command = \"SQL\""},
-	{"bad/unknown-after/pgcrond.conf",
-	 "bad/unknown-after/conf.d/10-job.conf:11: job \"second\" runs after unknown job \"frist\"; did "
-	 "you mean \"first\"?"},
-	{"bad/bad-overlap/pgcrond.conf",
-	 "bad/bad-overlap/conf.d/10-job.conf:6: overlap \"wait\" is not valid; use one of \"skip\", "
-	 "\"queue\", \"replace\""},
-	{"bad/bad-name/pgcrond.conf",
-	 "bad/bad-name/conf.d/10-job.conf:3: job name \"refresh views\" may only contain letters, "
-	 "digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
-	{"bad/long-name/pgcrond.conf",
-	 "bad/long-name/conf.d/10-job.conf:3: job name "
-	 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" may only contain "
-	 "letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
-	{"bad/empty-command/pgcrond.conf",
-	 "bad/empty-command/conf.d/10-job.conf:4: command is empty; write a value like \"REFRESH "
-	 "MATERIALIZED VIEW CONCURRENTLY my_view\""},
-	{"bad/never-runs/pgcrond.conf",
-	 "bad/never-runs/conf.d/10-job.conf:2: job \"x\" would never run; add schedule, after or "
-	 "listen, or set enabled = false"},
-	{"bad/never-fires/pgcrond.conf",
-	 "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
-	 "exist in that month); fix the day and month fields"},
-	{"bad/duplicate-key/pgcrond.conf",
-	 "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep one "
-	 "(for several jobs in one file write jobs = ( { ... }, { ... } );)"},
-	{"bad/daemon-key-in-job-file/pgcrond.conf",
-	 "bad/daemon-key-in-job-file/conf.d/10-job.conf:2: \"timezone\" is a daemon setting; it belongs "
-	 "in the main file, not in a job file"},
-	{"bad/debounce-without-listen/pgcrond.conf",
-	 "bad/debounce-without-listen/conf.d/10-job.conf:6: debounce only applies to notifications; add "
-	 "listen = \"CHANNEL\" or remove debounce"},
-	{"bad/retry-backoff/pgcrond.conf",
-	 "bad/retry-backoff/conf.d/10-job.conf:7: retry_backoff must be between 1 and 1000, not 0.5"},
-	{"bad/enabled-string/pgcrond.conf",
-	 "bad/enabled-string/conf.d/10-job.conf:6: enabled must be true or false, without quotes"},
-	{"bad/after-string/pgcrond.conf", /* and no "would never run" on top */
-	 "bad/after-string/conf.d/10-job.conf:5: after must be an array of job names like [ "
-	 "\"refresh-lane-distributions\" ]"},
-	{"bad/retries-negative/pgcrond.conf",
-	 "bad/retries-negative/conf.d/10-job.conf:6: retries must be at least 0, not -1"},
-	{"bad/plugin-setting-group/pgcrond.conf",
-	 "bad/plugin-setting-group/conf.d/10-job.conf:6: plugin setting window must be a string, number "
-	 "or true/false, not a list or group"},
-	{"bad/jobs-not-list/pgcrond.conf",
-	 "bad/jobs-not-list/conf.d/10-job.conf:2: jobs must be a list of groups like jobs = ( { name = "
-	 "\"a\"; ... }, { name = \"b\"; ... } );"},
-	/* numbers as written, refused with their range rather than wrapped by libconfig */
-	{"bad/retries-overflow/pgcrond.conf",
-	 "bad/retries-overflow/conf.d/10-job.conf:6: retries 99999999999 is out of range; use a "
-	 "number from 0 to 1000000000"},
-	{"bad/alert-after-wraps/pgcrond.conf",
-	 "bad/alert-after-wraps/conf.d/10-job.conf:2: alert_after 4294967298 is out of range; use a "
-	 "number from 1 to 1000000000"},
-	{"bad/plugin-setting-overflow/pgcrond.conf",
-	 "bad/plugin-setting-overflow/conf.d/10-job.conf:6: plugin setting window_days = "
-	 "99999999999999999999 is out of range; use a number from -9223372036854775808 to "
-	 "9223372036854775807"},
-	{"bad/connection-check-short/pgcrond.conf",
-	 "bad/connection-check-short/pgcrond.conf:4: connection_check \"500ms\" is too short; use "
-	 "at least \"2s\""},
-	{"bad/schedule-overflow/pgcrond.conf",
-	 "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
-	 "5000000000 is out of range 1-2147483647 (column 3)"},
-	/* control characters shown escaped, never raw */
-	{"bad/control-name/pgcrond.conf",
-	 "bad/control-name/conf.d/10-job.conf:3: job name \"ok\\n2026-01-01 error: FORGED\" may "
-	 "only contain letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
-	{"bad/invalid-utf8/pgcrond.conf",
-	 "bad/invalid-utf8/conf.d/10-job.conf:4: command is not valid UTF-8 (byte 0xe9 at offset "
-	 "11); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
-	{"bad/invalid-utf8-after/pgcrond.conf",
-	 "bad/invalid-utf8-after/conf.d/10-job.conf:4: after is not valid UTF-8 (byte 0xff at "
-	 "offset 0); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
-	{"bad/empty-databases/pgcrond.conf",
-	 "bad/empty-databases/pgcrond.conf:2: databases is empty; define at least one, like "
-	 "databases = { analytics = { conninfo = \"service=analytics\"; }; };"},
-	{"bad/state-dir-missing/pgcrond.conf",
-	 "bad/state-dir-missing/pgcrond.conf:3: state_dir \"bad/state-dir-missing/no-such-dir\" "
-	 "cannot be used: No such file or directory; create it, owned by the user pgcrond runs as "
-	 "with mode 0700 (the package does), or set state_dir"},
-	{"bad/bad-plugin-name/pgcrond.conf",
-	 "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
-	 "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},
+    /* the main file */
+    {"bad/does-not-exist.conf",
+     "bad/does-not-exist.conf: cannot read the file: No such file or directory; check the path and "
+     "its permissions"},
+    {"bad/syntax-main/pgcrond.conf", "bad/syntax-main/pgcrond.conf:4: " SYNTAX},
+    {"bad/unknown-key-main/pgcrond.conf",
+     "bad/unknown-key-main/pgcrond.conf:3: unknown key \"timezon\"; did you mean \"timezone\"?"},
+    {"bad/unknown-key-main-nosuggest/pgcrond.conf",
+     "bad/unknown-key-main-nosuggest/pgcrond.conf:3: unknown key \"frobnicate\"; remove it "
+     "(pgcrond.conf(5) lists the daemon settings)"},
+    {"bad/bad-timezone/pgcrond.conf",
+     "bad/bad-timezone/pgcrond.conf:3: unknown timezone \"Mars/Olympus_Mons\"; use a name from the "
+     "tz database like \"UTC\" or \"Europe/Berlin\""},
+    {"bad/max-running/pgcrond.conf",
+     "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0"},
+    {"bad/pool-zero/pgcrond.conf", "bad/pool-zero/pgcrond.conf:5: pool must be at least 1, not 0"},
+    {"bad/no-conninfo/pgcrond.conf",
+     "bad/no-conninfo/pgcrond.conf:3: database \"analytics\" has no conninfo; add conninfo = "
+     "\"host=... dbname=...\" (or \"service=NAME\" from pg_service.conf)"},
+    {"bad/bad-conninfo/pgcrond.conf",
+     "bad/bad-conninfo/pgcrond.conf:3: conninfo \"analytics\" is not a connection string; write "
+     "key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
+     "\"postgresql://db1/analytics\""},
+    {"bad/password-conninfo/pgcrond.conf", /* the password is never echoed */
+     "bad/password-conninfo/pgcrond.conf:3: conninfo of database \"analytics\" is not a connection "
+     "string; write key=value pairs like \"host=db1 dbname=analytics\", or a URI like "
+     "\"postgresql://db1/analytics\""},
+    /* libpq's parse errors quote the string: the password would be in them */
+    {"bad/uri-bad-percent/pgcrond.conf",
+     "bad/uri-bad-percent/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
+     "libpq; check its syntax (the parser's message is not shown because it may quote the "
+     "password)"},
+    {"bad/uri-bad-ipv6/pgcrond.conf",
+     "bad/uri-bad-ipv6/pgcrond.conf:3: conninfo of database \"analytics\" cannot be parsed by "
+     "libpq; check its syntax (the parser's message is not shown because it may quote the "
+     "password)"},
+    {"bad/unknown-conninfo-key/pgcrond.conf",
+     "bad/unknown-conninfo-key/pgcrond.conf:3: conninfo of database \"analytics\" cannot be "
+     "parsed by libpq; check its syntax (the parser's message is not shown because it may quote "
+     "the password)"},
+    {"bad/history-ambiguous/pgcrond.conf",
+     "bad/history-ambiguous/pgcrond.conf: history.database is not set and there are 2 databases; "
+     "add history = { database = \"NAME\"; }; naming one of analytics, reporting"},
+    {"bad/history-unknown-db/pgcrond.conf",
+     "bad/history-unknown-db/pgcrond.conf:4: history: unknown database \"analytcs\"; did you mean "
+     "\"analytics\"?"},
+    {"bad/bad-log-level/pgcrond.conf",
+     "bad/bad-log-level/pgcrond.conf:3: log_level \"verbose\" is not valid; use one of \"error\", "
+     "\"warning\", \"notice\", \"info\", \"debug\""},
+    {"bad/bad-alert-sink/pgcrond.conf",
+     "bad/bad-alert-sink/pgcrond.conf:5: sink \"email\" is not valid; use one of \"log\", "
+     "\"notify\", \"webhook\", \"exec\""},
+    {"bad/webhook-no-url/pgcrond.conf",
+     "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"http://...\""},
+    {"bad/webhook-https/pgcrond.conf",
+     "bad/webhook-https/pgcrond.conf:4: webhook url must be http://; pgcrond does not speak TLS to "
+     "webhooks: point it at a local relay"},
+    {"bad/conf-dir-missing/pgcrond.conf",
+     "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be "
+     "read: "
+     "No such file or directory; create it or set conf_dir to the directory of the job files"},
+    {"bad/shutdown-grace-type/pgcrond.conf",
+     "bad/shutdown-grace-type/pgcrond.conf:3: shutdown_grace must be a string duration like "
+     "\"30s\""},
+    {"bad/job-in-main/pgcrond.conf",
+     "bad/job-in-main/pgcrond.conf:3: jobs belong in the *.conf files of conf_dir, not in the main "
+     "file; move this job there"},
+    {"bad/no-databases/pgcrond.conf",
+     "bad/no-databases/pgcrond.conf: no databases are defined; add databases = { analytics = { "
+     "conninfo = \"service=analytics\"; }; };"},
+    /* job files */
+    {"bad/syntax-job/pgcrond.conf",
+     "bad/syntax-job/conf.d/10-job.conf:5: the file ends too early; a brace, bracket, parenthesis "
+     "or quote opened above is not closed"},
+    {"bad/unknown-key-job/pgcrond.conf",
+     "bad/unknown-key-job/conf.d/10-job.conf:5: unknown key \"schedul\" in job \"x\"; did you mean "
+     "\"schedule\"?"},
+    {"bad/unknown-key-sql/pgcrond.conf",
+     "bad/unknown-key-sql/conf.d/10-job.conf:6: unknown key \"colour\" in job \"x\"; a plain SQL "
+     "job takes only the standard keys (pgcrond.conf(5) lists them); plugin settings need plugin = "
+     "\"NAME\""},
+    {"bad/wrong-type/pgcrond.conf",
+     "bad/wrong-type/conf.d/10-job.conf:6: timeout must be a string duration like \"10m\""},
+    {"bad/bad-duration/pgcrond.conf",
+     "bad/bad-duration/conf.d/10-job.conf:6: timeout: \"10 minutes\" is not a duration; " HINT},
+    {"bad/missing-name/pgcrond.conf",
+     "bad/missing-name/conf.d/10-job.conf:2: job has no name; add name = \"...\" using letters, "
+     "digits, \"_\", \".\" and \"-\""},
+    {"bad/duplicate-name/pgcrond.conf",
+     "bad/duplicate-name/conf.d/20-b.conf:3: job \"x\" is already defined at "
+     "bad/duplicate-name/conf.d/10-a.conf:2; rename one of them"},
+    {"bad/unknown-database/pgcrond.conf",
+     "bad/unknown-database/conf.d/10-job.conf:5: job \"x\": unknown database \"analytcs\"; did you "
+     "mean \"analytics\"?"},
+    {"bad/plugin-and-command/pgcrond.conf",
+     "bad/plugin-and-command/conf.d/10-job.conf:2: job \"x\" has both plugin and command; keep "
+     "plugin for a view plugin or command for plain SQL"},
+    {"bad/neither-plugin-nor-command/pgcrond.conf",
+     "bad/neither-plugin-nor-command/conf.d/10-job.conf:2: job \"x\" has neither plugin nor "
+     "command; "
+     "add plugin = \"NAME\" or command = \"SQL\""},
+    {"bad/unknown-after/pgcrond.conf", "bad/unknown-after/conf.d/10-job.conf:11: job \"second\" "
+                                       "runs after unknown job \"frist\"; did "
+                                       "you mean \"first\"?"},
+    {"bad/bad-overlap/pgcrond.conf",
+     "bad/bad-overlap/conf.d/10-job.conf:6: overlap \"wait\" is not valid; use one of \"skip\", "
+     "\"queue\", \"replace\""},
+    {"bad/bad-name/pgcrond.conf",
+     "bad/bad-name/conf.d/10-job.conf:3: job name \"refresh views\" may only contain letters, "
+     "digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+    {"bad/long-name/pgcrond.conf",
+     "bad/long-name/conf.d/10-job.conf:3: job name "
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" may only contain "
+     "letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+    {"bad/empty-command/pgcrond.conf",
+     "bad/empty-command/conf.d/10-job.conf:4: command is empty; write a value like \"REFRESH "
+     "MATERIALIZED VIEW CONCURRENTLY my_view\""},
+    {"bad/never-runs/pgcrond.conf",
+     "bad/never-runs/conf.d/10-job.conf:2: job \"x\" would never run; add schedule, after or "
+     "listen, or set enabled = false"},
+    {"bad/never-fires/pgcrond.conf",
+     "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
+     "exist in that month); fix the day and month fields"},
+    {"bad/duplicate-key/pgcrond.conf",
+     "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep "
+     "one "
+     "(for several jobs in one file write jobs = ( { ... }, { ... } );)"},
+    {"bad/daemon-key-in-job-file/pgcrond.conf", "bad/daemon-key-in-job-file/conf.d/10-job.conf:2: "
+                                                "\"timezone\" is a daemon setting; it belongs "
+                                                "in the main file, not in a job file"},
+    {"bad/debounce-without-listen/pgcrond.conf",
+     "bad/debounce-without-listen/conf.d/10-job.conf:6: debounce only applies to notifications; "
+     "add "
+     "listen = \"CHANNEL\" or remove debounce"},
+    {"bad/retry-backoff/pgcrond.conf",
+     "bad/retry-backoff/conf.d/10-job.conf:7: retry_backoff must be between 1 and 1000, not 0.5"},
+    {"bad/enabled-string/pgcrond.conf",
+     "bad/enabled-string/conf.d/10-job.conf:6: enabled must be true or false, without quotes"},
+    {"bad/after-string/pgcrond.conf", /* and no "would never run" on top */
+     "bad/after-string/conf.d/10-job.conf:5: after must be an array of job names like [ "
+     "\"refresh-lane-distributions\" ]"},
+    {"bad/retries-negative/pgcrond.conf",
+     "bad/retries-negative/conf.d/10-job.conf:6: retries must be at least 0, not -1"},
+    {"bad/plugin-setting-group/pgcrond.conf", "bad/plugin-setting-group/conf.d/10-job.conf:6: "
+                                              "plugin setting window must be a string, number "
+                                              "or true/false, not a list or group"},
+    {"bad/jobs-not-list/pgcrond.conf",
+     "bad/jobs-not-list/conf.d/10-job.conf:2: jobs must be a list of groups like jobs = ( { name = "
+     "\"a\"; ... }, { name = \"b\"; ... } );"},
+    /* numbers as written, refused with their range rather than wrapped by libconfig */
+    {"bad/retries-overflow/pgcrond.conf",
+     "bad/retries-overflow/conf.d/10-job.conf:6: retries 99999999999 is out of range; use a "
+     "number from 0 to 1000000000"},
+    {"bad/alert-after-wraps/pgcrond.conf",
+     "bad/alert-after-wraps/conf.d/10-job.conf:2: alert_after 4294967298 is out of range; use a "
+     "number from 1 to 1000000000"},
+    {"bad/plugin-setting-overflow/pgcrond.conf",
+     "bad/plugin-setting-overflow/conf.d/10-job.conf:6: plugin setting window_days = "
+     "99999999999999999999 is out of range; use a number from -9223372036854775808 to "
+     "9223372036854775807"},
+    {"bad/connection-check-short/pgcrond.conf",
+     "bad/connection-check-short/pgcrond.conf:4: connection_check \"500ms\" is too short; use "
+     "at least \"2s\""},
+    {"bad/schedule-overflow/pgcrond.conf",
+     "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
+     "5000000000 is out of range 1-2147483647 (column 3)"},
+    /* control characters shown escaped, never raw */
+    {"bad/control-name/pgcrond.conf",
+     "bad/control-name/conf.d/10-job.conf:3: job name \"ok\\n2026-01-01 error: FORGED\" may "
+     "only contain letters, digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
+    {"bad/invalid-utf8/pgcrond.conf",
+     "bad/invalid-utf8/conf.d/10-job.conf:4: command is not valid UTF-8 (byte 0xe9 at offset "
+     "11); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+    {"bad/invalid-utf8-after/pgcrond.conf",
+     "bad/invalid-utf8-after/conf.d/10-job.conf:4: after is not valid UTF-8 (byte 0xff at "
+     "offset 0); save the file as UTF-8 (PostgreSQL and the run history accept nothing else)"},
+    {"bad/empty-databases/pgcrond.conf",
+     "bad/empty-databases/pgcrond.conf:2: databases is empty; define at least one, like "
+     "databases = { analytics = { conninfo = \"service=analytics\"; }; };"},
+    {"bad/state-dir-missing/pgcrond.conf",
+     "bad/state-dir-missing/pgcrond.conf:3: state_dir \"bad/state-dir-missing/no-such-dir\" "
+     "cannot be used: No such file or directory; create it, owned by the user pgcrond runs as "
+     "with mode 0700 (the package does), or set state_dir"},
+    {"bad/bad-plugin-name/pgcrond.conf",
+     "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
+     "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},
 };
 
 START_TEST(test_bad_config)
@@ -579,8 +598,10 @@ END_TEST
 
 /* Whatever is wrong with a conninfo holding a password, no problem reported shows it. */
 static const char *const secret_configs[] = {
-	"bad/password-conninfo/pgcrond.conf", "bad/uri-bad-percent/pgcrond.conf",
-	"bad/uri-bad-ipv6/pgcrond.conf",      "bad/unknown-conninfo-key/pgcrond.conf",
+    "bad/password-conninfo/pgcrond.conf",
+    "bad/uri-bad-percent/pgcrond.conf",
+    "bad/uri-bad-ipv6/pgcrond.conf",
+    "bad/unknown-conninfo-key/pgcrond.conf",
 };
 
 START_TEST(test_bad_conninfo_no_password)
@@ -620,12 +641,14 @@ START_TEST(test_setting_outside_job)
 
 	ck_assert_int_eq(config_load("bad/setting-outside-job/pgcrond.conf", &cfg, &dl), -EINVAL);
 	ck_assert_uint_eq(dl.n, 2);
-	ck_assert_str_eq(diag_text(&dl.items[0]),
-			 "bad/setting-outside-job/conf.d/10-job.conf:2: \"name\" is outside any job; put "
-			 "the job's settings inside job = { ... };");
-	ck_assert_str_eq(diag_text(&dl.items[1]),
-			 "bad/setting-outside-job/conf.d/10-job.conf:3: \"command\" is outside any job; put "
-			 "the job's settings inside job = { ... };");
+	ck_assert_str_eq(
+	    diag_text(&dl.items[0]),
+	    "bad/setting-outside-job/conf.d/10-job.conf:2: \"name\" is outside any job; put "
+	    "the job's settings inside job = { ... };");
+	ck_assert_str_eq(
+	    diag_text(&dl.items[1]),
+	    "bad/setting-outside-job/conf.d/10-job.conf:3: \"command\" is outside any job; put "
+	    "the job's settings inside job = { ... };");
 	diag_clear(&dl);
 }
 END_TEST
@@ -641,19 +664,21 @@ START_TEST(test_bad_multi)
 	ck_assert_int_eq(cron_parse("*/0 * * * *", &e, err, sizeof(err)), -EINVAL);
 	snprintf(sched, sizeof(sched), "bad/multi/conf.d/30-weakness.conf:5: schedule %s", err);
 	const char *expect[] = {
-		"bad/multi/pgcrond.conf:3: max_running must be at least 1, not 0",
-		"bad/multi/pgcrond.conf:7: retain: \"30 days\" is not a duration; " HINT,
-		"bad/multi/pgcrond.conf:8: unknown key \"log_levle\"; did you mean \"log_level\"?",
-		"bad/multi/conf.d/20-broken.conf:6: " SYNTAX,
-		sched,
-		"bad/multi/conf.d/30-weakness.conf:6: job \"weakness\" runs after unknown job \"lane\"; "
-		"did you mean \"lanes\"?",
-		"bad/multi/conf.d/30-weakness.conf:8: retries must be a whole number like 3",
-		"bad/multi/conf.d/30-weakness.conf:10: job \"lanes\" is already defined at "
-		"bad/multi/conf.d/10-lanes.conf:2; rename one of them",
-		"bad/multi/conf.d/30-weakness.conf:14: timeout must be a string duration like \"10m\"",
-		"bad/multi/conf.d/30-weakness.conf:15: job \"lanes\": unknown database \"reporting\"; use "
-		"one of analytics, or define it under databases in bad/multi/pgcrond.conf",
+	    "bad/multi/pgcrond.conf:3: max_running must be at least 1, not 0",
+	    "bad/multi/pgcrond.conf:7: retain: \"30 days\" is not a duration; " HINT,
+	    "bad/multi/pgcrond.conf:8: unknown key \"log_levle\"; did you mean \"log_level\"?",
+	    "bad/multi/conf.d/20-broken.conf:6: " SYNTAX,
+	    sched,
+	    "bad/multi/conf.d/30-weakness.conf:6: job \"weakness\" runs after unknown job "
+	    "\"lane\"; "
+	    "did you mean \"lanes\"?",
+	    "bad/multi/conf.d/30-weakness.conf:8: retries must be a whole number like 3",
+	    "bad/multi/conf.d/30-weakness.conf:10: job \"lanes\" is already defined at "
+	    "bad/multi/conf.d/10-lanes.conf:2; rename one of them",
+	    "bad/multi/conf.d/30-weakness.conf:14: timeout must be a string duration like \"10m\"",
+	    "bad/multi/conf.d/30-weakness.conf:15: job \"lanes\": unknown database \"reporting\"; "
+	    "use "
+	    "one of analytics, or define it under databases in bad/multi/pgcrond.conf",
 	};
 	size_t n = sizeof(expect) / sizeof(expect[0]);
 
@@ -677,7 +702,7 @@ START_TEST(test_appends_to_caller_diags)
 	ck_assert_uint_eq(dl.n, 2);
 	ck_assert_str_eq(diag_text(&dl.items[0]), "zzz:99: earlier");
 	ck_assert_str_eq(diag_text(&dl.items[1]),
-			 "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0");
+	                 "bad/max-running/pgcrond.conf:3: max_running must be at least 1, not 0");
 	diag_clear(&dl);
 	ck_assert_uint_eq(dl.n, 0);
 }
@@ -720,7 +745,8 @@ static void make_tree(void)
 	           "conf_dir = \"conf.d\";\n",
 	           0644);
 	write_text(at("/conf.d/10-a.conf"),
-	           "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"@daily\"; };\n", 0644);
+	           "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"@daily\"; };\n",
+	           0644);
 }
 
 static void remove_tree(void)
@@ -892,9 +918,9 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("duration");
 	tcase_add_loop_test(tc, test_duration_parse_good, 0,
-			    (int)(sizeof(good_durations) / sizeof(good_durations[0])));
+	                    (int)(sizeof(good_durations) / sizeof(good_durations[0])));
 	tcase_add_loop_test(tc, test_duration_parse_bad, 0,
-			    (int)(sizeof(bad_durations) / sizeof(bad_durations[0])));
+	                    (int)(sizeof(bad_durations) / sizeof(bad_durations[0])));
 	tcase_add_test(tc, test_duration_format);
 	suite_add_tcase(s, tc);
 

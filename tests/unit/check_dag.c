@@ -22,8 +22,10 @@ static size_t pos(const struct dag *g, size_t node)
 START_TEST(diamond_is_ordered)
 {
 	/* a -> b, a -> c, b -> d, c -> d */
-	struct dag_edge e[] = {{0, 1, "f.conf", 1, NULL}, {0, 2, "f.conf", 2, NULL},
-			       {1, 3, "f.conf", 3, NULL}, {2, 3, "f.conf", 4, NULL}};
+	struct dag_edge e[] = {{0, 1, "f.conf", 1, NULL},
+	                       {0, 2, "f.conf", 2, NULL},
+	                       {1, 3, "f.conf", 3, NULL},
+	                       {2, 3, "f.conf", 4, NULL}};
 	struct diag_list dl = {0};
 	struct dag g;
 	ck_assert_int_eq(dag_build(&g, 4, names, e, 4, &dl), 0);
@@ -48,14 +50,15 @@ START_TEST(cycle_is_named)
 {
 	/* a -> b -> c -> a, d alone */
 	struct dag_edge e[] = {{0, 1, "conf.d/10-a.conf", 4, NULL},
-			       {1, 2, "conf.d/20-b.conf", 5, NULL},
-			       {2, 0, "conf.d/30-c.conf", 6, NULL}};
+	                       {1, 2, "conf.d/20-b.conf", 5, NULL},
+	                       {2, 0, "conf.d/30-c.conf", 6, NULL}};
 	struct diag_list dl = {0};
 	struct dag g;
 	ck_assert_int_eq(dag_build(&g, 4, names, e, 3, &dl), -EINVAL);
 	ck_assert_uint_eq(dl.n, 1);
-	ck_assert_str_eq(dl.items[0].message, "jobs depend on each other in a cycle: a -> b -> c -> a; "
-					      "remove one of these dependencies");
+	ck_assert_str_eq(dl.items[0].message,
+	                 "jobs depend on each other in a cycle: a -> b -> c -> a; "
+	                 "remove one of these dependencies");
 	ck_assert_str_eq(dl.items[0].file, "conf.d/30-c.conf");
 	ck_assert_int_eq(dl.items[0].line, 6);
 	diag_clear(&dl);
@@ -70,7 +73,7 @@ START_TEST(self_dependency_is_a_cycle)
 	ck_assert_int_eq(dag_build(&g, 2, names, e, 1, &dl), -EINVAL);
 	ck_assert_uint_eq(dl.n, 1);
 	ck_assert_str_eq(dl.items[0].message, "jobs depend on each other in a cycle: b -> b; "
-					      "remove one of these dependencies");
+	                                      "remove one of these dependencies");
 	diag_clear(&dl);
 }
 END_TEST
@@ -78,8 +81,8 @@ END_TEST
 START_TEST(two_cycles_both_reported)
 {
 	/* a <-> b and c <-> d */
-	struct dag_edge e[] = {{0, 1, "f", 1, NULL}, {1, 0, "f", 2, NULL}, {2, 3, "f", 3, NULL},
-			       {3, 2, "f", 4, NULL}};
+	struct dag_edge e[] = {
+	    {0, 1, "f", 1, NULL}, {1, 0, "f", 2, NULL}, {2, 3, "f", 3, NULL}, {3, 2, "f", 4, NULL}};
 	struct diag_list dl = {0};
 	struct dag g;
 	ck_assert_int_eq(dag_build(&g, 4, names, e, 4, &dl), -EINVAL);
@@ -124,10 +127,15 @@ START_TEST(dot_output)
 	dag_write_dot(&g, f, labels, status);
 	fclose(f);
 	ck_assert_msg(strncmp(buf, "digraph pgcrond {", 17) == 0, "%s", buf);
-	ck_assert_msg(strstr(buf, "\"a\" [label=\"a\\n*/10 * * * *\\nsucceeded\", fillcolor=palegreen];") != NULL, "%s", buf);
+	ck_assert_msg(
+	    strstr(buf, "\"a\" [label=\"a\\n*/10 * * * *\\nsucceeded\", fillcolor=palegreen];") !=
+	        NULL,
+	    "%s", buf);
 	ck_assert_msg(strstr(buf, "\"b\" [label=\"b\", fillcolor=lightpink];") != NULL, "%s", buf);
 	ck_assert_msg(strstr(buf, "\"a\" -> \"b\";") != NULL, "%s", buf);
-	ck_assert_msg(strstr(buf, "\"b\" -> \"c\" [style=dashed, tooltip=\"plugin c reads b\"];") != NULL, "%s", buf);
+	ck_assert_msg(strstr(buf, "\"b\" -> \"c\" [style=dashed, tooltip=\"plugin c reads b\"];") !=
+	                  NULL,
+	              "%s", buf);
 	ck_assert(buf[len - 2] == '}');
 	free(buf);
 	dag_free(&g);

@@ -88,7 +88,8 @@ START_TEST(untrusted_payloads)
 	ck_assert_int_eq(debounce_note(&d, 3, "overlong \xc0\xaf"), DEBOUNCE_MALFORMED);
 	ck_assert_int_eq(debounce_note(&d, 4, "surrogate \xed\xa0\x80"), DEBOUNCE_MALFORMED);
 	ck_assert_int_eq(debounce_note(&d, 5, "truncated \xe2\x82"), DEBOUNCE_MALFORMED);
-	ck_assert_int_eq(debounce_note(&d, 6, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), DEBOUNCE_KEPT);
+	ck_assert_int_eq(debounce_note(&d, 6, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+	                 DEBOUNCE_KEPT);
 	ck_assert_int_eq(debounce_note(&d, 7, "'; DROP TABLE x; --"), DEBOUNCE_KEPT);
 	/* dropped payloads still count as notifications: the run happens */
 	ck_assert_int_eq(debounce_due(&d), 507);

@@ -42,7 +42,8 @@ START_TEST(catchup_nothing_missed)
 	                               at("2026-01-01T10:29:59Z"), &missed) == CRON_NEVER);
 	ck_assert_int_eq(missed, 0);
 	/* never served (a new job): nothing to catch up */
-	ck_assert(flow_catchup_instant(&e, NULL, 0, at("2026-01-01T10:29:59Z"), NULL) == CRON_NEVER);
+	ck_assert(flow_catchup_instant(&e, NULL, 0, at("2026-01-01T10:29:59Z"), NULL) ==
+	          CRON_NEVER);
 }
 END_TEST
 
@@ -79,7 +80,8 @@ START_TEST(catchup_seconds_and_long_outages)
 	ck_assert_int_gt(missed, 0);
 	/* @reboot never catches up */
 	e = expr("@reboot");
-	ck_assert(flow_catchup_instant(&e, NULL, 1, at("2026-01-01T00:00:00Z"), NULL) == CRON_NEVER);
+	ck_assert(flow_catchup_instant(&e, NULL, 1, at("2026-01-01T00:00:00Z"), NULL) ==
+	          CRON_NEVER);
 }
 END_TEST
 

@@ -20,8 +20,8 @@ START_TEST(cycle_named_with_file_and_line)
 	ck_assert_uint_eq(dl.n, 1);
 	ck_assert_str_eq(dl.items[0].file, "bad/cycle/conf.d/10-jobs.conf");
 	ck_assert_int_eq(dl.items[0].line, 7);
-	ck_assert_str_eq(dl.items[0].message,
-			 "jobs depend on each other in a cycle: a -> b -> c -> a; remove one of these dependencies");
+	ck_assert_str_eq(dl.items[0].message, "jobs depend on each other in a cycle: a -> b -> c "
+	                                      "-> a; remove one of these dependencies");
 	diag_clear(&dl);
 	config_free(&cfg);
 }

@@ -10,17 +10,17 @@ static const struct {
 	const char *sqlstate;
 	bool transient;
 } states[] = {
-	{"08006", true},  {"08001", true},  {"08P01", true},  {"40001", true},  {"40P01", true},
-	{"55P03", true},  {"57P01", true},  {"53100", true},  {"53200", true},  {"53300", true},
-	{"42P01", false}, {"42601", false}, {"42501", false}, {"23505", false}, {"22012", false},
-	{"57014", false}, {"40002", false}, {"55000", false}, {"57P02", false}, {NULL, false},
-	{"", false},      {"0800", false},
+    {"08006", true},  {"08001", true},  {"08P01", true},  {"40001", true},  {"40P01", true},
+    {"55P03", true},  {"57P01", true},  {"53100", true},  {"53200", true},  {"53300", true},
+    {"42P01", false}, {"42601", false}, {"42501", false}, {"23505", false}, {"22012", false},
+    {"57014", false}, {"40002", false}, {"55000", false}, {"57P02", false}, {NULL, false},
+    {"", false},      {"0800", false},
 };
 
 START_TEST(transient_states)
 {
 	ck_assert_msg(retry_is_transient(states[_i].sqlstate, false, false) == states[_i].transient,
-		      "%s", states[_i].sqlstate ? states[_i].sqlstate : "(null)");
+	              "%s", states[_i].sqlstate ? states[_i].sqlstate : "(null)");
 }
 END_TEST
 
