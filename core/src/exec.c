@@ -223,6 +223,17 @@ static void conn_watch(struct conn *c, short what)
 		c->watching = what;
 }
 
+/* Send what libpq holds for C; then wait for the answer, and for a writable socket if some
+ * of it is still to go. False if the connection broke. */
+static bool conn_flush(struct conn *c)
+{
+	int f = PQflush(c->pg);
+	if (f < 0)
+		return false;
+	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+	return true;
+}
+
 static void conn_close(struct conn **cp)
 {
 	struct conn *c = *cp;
@@ -480,11 +491,7 @@ static bool conn_reset_send(struct conn *c)
 	}
 	if (!ok || !PQpipelineSync(c->pg))
 		return false;
-	int f = PQflush(c->pg);
-	if (f < 0)
-		return false;
-	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
-	return true;
+	return conn_flush(c);
 }
 
 /* Put C's session back to the connection's defaults before any other run may use it (see
@@ -657,17 +664,7 @@ static void run_conn_lost(struct exec_run *r)
  * flush it all. Returns false when the connection is broken. */
 static bool run_flush(struct exec_run *r)
 {
-	struct conn *c = r->conn;
-	switch (PQflush(c->pg)) {
-	case 0:
-		conn_watch(c, EV_READ);
-		return true;
-	case 1:
-		conn_watch(c, EV_READ | EV_WRITE);
-		return true;
-	default:
-		return false;
-	}
+	return conn_flush(r->conn);
 }
 
 static void run_start_on(struct exec_run *r, struct conn *c)
@@ -859,11 +856,7 @@ static bool run_start_copy(struct exec_run *r, ExecStatusType st)
 	/* End the COPY with an error; the server then answers and the connection is reusable. */
 	if (PQputCopyEnd(c->pg, why) != 1)
 		return false;
-	int f = PQflush(c->pg);
-	if (f < 0)
-		return false;
-	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
-	return true;
+	return conn_flush(c);
 }
 
 /* Read what the server sent; returns false if the connection broke. Returns to the loop
