@@ -1029,7 +1029,8 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 			for (size_t i = 0; i < n; i++)
 				free(payloads[i]);
 		} else {
-			memcpy(all + r->n_payloads, payloads, n * sizeof(*all));
+			if (n > 0) /* a full run after a reconnect brings none (PAYLOADS NULL) */
+				memcpy(all + r->n_payloads, payloads, n * sizeof(*all));
 			r->payloads = all;
 			r->n_payloads += n;
 		}
