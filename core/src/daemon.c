@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
@@ -23,6 +24,7 @@
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "status.h"
 #include "triggers.h"
 
 struct daemon {
@@ -39,6 +41,7 @@ struct daemon {
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
+	struct status_src status; /* the live state's sources (status.h) */
 };
 
 /* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
@@ -219,6 +222,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	shutdown_begin(d, (int)sig);
 }
 
+static int64_t wall_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	sdnotify_watchdog();
@@ -334,6 +344,12 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
+	d.status = (struct status_src){.sched = d.sched,
+	                               .ex = d.ex,
+	                               .hist = d.hist,
+	                               .triggers = &d.triggers,
+	                               .instance = d.instance,
+	                               .started_us = wall_now_us()};
 	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {

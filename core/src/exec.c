@@ -1431,6 +1431,33 @@ size_t exec_connections(const struct exec *ex)
 	return n;
 }
 
+size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max)
+{
+	size_t n = 0;
+	for (const struct pool *p = ex->pools; p; p = p->next) {
+		if (p->removed)
+			continue;
+		if (n < max) {
+			struct exec_db_stats *st = &out[n];
+			*st = (struct exec_db_stats){.name = p->name,
+			                             .pool = p->size,
+			                             .connecting = p->n_connecting,
+			                             .waiting = p->n_waiting,
+			                             .failures = p->failures,
+			                             .last_error = p->last_error};
+			for (const struct conn *c = p->conns; c; c = c->next) {
+				if (c->state == CONN_CONNECTING)
+					continue;
+				st->open++;
+				st->idle += c->state == CONN_IDLE;
+				st->busy += c->state == CONN_BUSY;
+			}
+		}
+		n++;
+	}
+	return n;
+}
+
 size_t exec_active_runs(const struct exec *ex)
 {
 	return ex->n_runs;

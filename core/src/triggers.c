@@ -625,6 +625,24 @@ static int tdb_channels(struct triggers *t, struct tdb *db)
 
 /* ---- configuration -------------------------------------------------------------------- */
 
+bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_payloads,
+                          int64_t *due_us)
+{
+	const struct tjob *tj = NULL;
+	for (const struct tjob *x = t ? t->jobs : NULL; x && !tj; x = x->next)
+		if (strcmp(x->name, name) == 0)
+			tj = x;
+	int64_t due = tj ? debounce_due(&tj->deb) : -1;
+	if (due < 0)
+		return false;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	*n_payloads = tj->deb.n;
+	*due_us = (wall_ms + (due - mono_ms())) * 1000;
+	return true;
+}
+
 static struct tjob *tjob_find(struct triggers *t, const char *name)
 {
 	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
