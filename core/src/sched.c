@@ -1384,6 +1384,11 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	check_drained(s);
 }
 
+const struct pgc_config *sched_config(const struct sched *s)
+{
+	return s->cfg;
+}
+
 size_t sched_running(const struct sched *s)
 {
 	return s->n_running;

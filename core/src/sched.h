@@ -115,6 +115,9 @@ void sched_check_clock(struct sched *s);
  * timers still run on libevent's monotonic clock. */
 void sched_set_wall_clock(int64_t (*now_us)(void));
 
+/* The configuration last given to sched_apply() (NULL before). */
+const struct pgc_config *sched_config(const struct sched *s);
+
 /* Runs started and not finished / fires waiting for a max_running slot. */
 size_t sched_running(const struct sched *s);
 size_t sched_queued(const struct sched *s);
