@@ -91,8 +91,8 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
 	}
 	if (ctl_socket_path(cfg->state_dir, path, sizeof(path)) < 0) {
-		fprintf(stderr, "pgcrond %s: state_dir %s is too long for a unix socket path\n", cmd,
-		        cfg->state_dir);
+		fprintf(stderr, "pgcrond %s: state_dir %s is too long for a unix socket path\n",
+		        cmd, cfg->state_dir);
 		rc = EX_CONFIG;
 		goto out;
 	}
@@ -104,11 +104,12 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 		if (quiet_absent && (e == ENOENT || e == ECONNREFUSED)) {
 			rc = EX_UNAVAILABLE;
 		} else if (e == EACCES || e == EPERM) {
-			fprintf(stderr,
-			        "pgcrond %s: %s: permission denied; the control socket is for the "
-			        "daemon's user and group (add yourself to its group, or use sudo -u "
-			        "pgcrond)\n",
-			        cmd, path);
+			fprintf(
+			    stderr,
+			    "pgcrond %s: %s: permission denied; the control socket is for the "
+			    "daemon's user and group (add yourself to its group, or use sudo -u "
+			    "pgcrond)\n",
+			    cmd, path);
 			rc = EXIT_NOPERM;
 		} else {
 			fprintf(stderr,
@@ -215,21 +216,23 @@ static void print_daemon(const json_t *st)
 	if (*jstr(h, "database"))
 		printf("history: database %s, %s, %lld record(s) waiting, spool %lld bytes\n",
 		       jstr(h, "database"),
-		       json_is_true(json_object_get(h, "connected")) ? "connected" : "NOT connected",
+		       json_is_true(json_object_get(h, "connected")) ? "connected"
+		                                                     : "NOT connected",
 		       (long long)json_integer_value(json_object_get(h, "pending")),
 		       (long long)json_integer_value(json_object_get(h, "spool_bytes")));
 	json_array_foreach(json_object_get(st, "databases"), i, v)
 	{
-		printf("database %s: %lld open (%lld busy, %lld idle), %lld connecting, %lld run(s) "
-		       "waiting, pool %lld, %s%s\n",
-		       jstr(v, "name"), (long long)json_integer_value(json_object_get(v, "open")),
-		       (long long)json_integer_value(json_object_get(v, "busy")),
-		       (long long)json_integer_value(json_object_get(v, "idle")),
-		       (long long)json_integer_value(json_object_get(v, "connecting")),
-		       (long long)json_integer_value(json_object_get(v, "waiting")),
-		       (long long)json_integer_value(json_object_get(v, "pool")),
-		       json_is_true(json_object_get(v, "reachable")) ? "reachable" : "UNREACHABLE: ",
-		       json_is_true(json_object_get(v, "reachable")) ? "" : jstr(v, "last_error"));
+		printf(
+		    "database %s: %lld open (%lld busy, %lld idle), %lld connecting, %lld run(s) "
+		    "waiting, pool %lld, %s%s\n",
+		    jstr(v, "name"), (long long)json_integer_value(json_object_get(v, "open")),
+		    (long long)json_integer_value(json_object_get(v, "busy")),
+		    (long long)json_integer_value(json_object_get(v, "idle")),
+		    (long long)json_integer_value(json_object_get(v, "connecting")),
+		    (long long)json_integer_value(json_object_get(v, "waiting")),
+		    (long long)json_integer_value(json_object_get(v, "pool")),
+		    json_is_true(json_object_get(v, "reachable")) ? "reachable" : "UNREACHABLE: ",
+		    json_is_true(json_object_get(v, "reachable")) ? "" : jstr(v, "last_error"));
 	}
 	json_array_foreach(json_object_get(st, "plugins"), i, v)
 	    printf("plugin %s %s (%s)\n", jstr(v, "name"), jstr(v, "version"), jstr(v, "path"));
@@ -292,10 +295,12 @@ static void print_jobs_table(const json_t *st)
 	{
 		snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
 		describe_state(j, now, cells[i][1], 256);
-		snprintf(cells[i][2], 256, "%s", *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
+		snprintf(cells[i][2], 256, "%s",
+		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 		const json_t *last = json_object_get(j, "last_result");
 		if (last)
-			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"), jstr(last, "ended_at"));
+			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
+			         jstr(last, "ended_at"));
 		else
 			snprintf(cells[i][3], 256, "-");
 		if (json_object_get(j, "age_s"))
@@ -338,17 +343,20 @@ static void print_job(const json_t *j, double now)
 	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
 	printf("paused:       %s\n", json_is_true(json_object_get(j, "paused")) ? "yes" : "no");
 	if ((o = json_object_get(j, "running")))
-		printf("running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
-		       jstr(o, "since"), jstr(o, "database"),
-		       (long long)json_integer_value(json_object_get(o, "backend_pid")),
-		       jstr(o, "trigger"), (long long)json_integer_value(json_object_get(o, "attempt")));
+		printf(
+		    "running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
+		    jstr(o, "since"), jstr(o, "database"),
+		    (long long)json_integer_value(json_object_get(o, "backend_pid")),
+		    jstr(o, "trigger"),
+		    (long long)json_integer_value(json_object_get(o, "attempt")));
 	if ((o = json_object_get(j, "retry")))
 		printf("retry:        attempt %lld at %s\n",
 		       (long long)json_integer_value(json_object_get(o, "attempt")),
 		       *jstr(o, "next_try") ? jstr(o, "next_try") : "when resumed");
 	if ((o = json_object_get(j, "debounce")))
 		printf("debounce:     %lld payload(s), runs at %s\n",
-		       (long long)json_integer_value(json_object_get(o, "payloads")), jstr(o, "due"));
+		       (long long)json_integer_value(json_object_get(o, "payloads")),
+		       jstr(o, "due"));
 	printf("next fire:    %s\n", *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 	if (*jstr(j, "next_scheduled"))
 		printf("next in schedule: %s\n", jstr(j, "next_scheduled"));
@@ -425,22 +433,25 @@ int cli_status(int argc, char **argv)
 			fprintf(stderr, "pgcrond status: %s needs a value\n", argv[optind - 1]);
 			return EX_USAGE;
 		default:
-			fprintf(stderr,
-			        "pgcrond status: unknown option \"%s\"; see pgcrond status --help\n",
-			        argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "pgcrond status: unknown option \"%s\"; see pgcrond status --help\n",
+			    argv[optind - 1]);
 			return EX_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
-		fprintf(stderr, "pgcrond status: give at most one job; see pgcrond status --help\n");
+		fprintf(stderr,
+		        "pgcrond status: give at most one job; see pgcrond status --help\n");
 		return EX_USAGE;
 	}
 	if (argc - optind == 1) {
 		if (!config_valid_job_name(argv[optind])) {
-			fprintf(stderr,
-			        "pgcrond status: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . "
-			        "-)\n",
-			        argv[optind]);
+			fprintf(
+			    stderr,
+			    "pgcrond status: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . "
+			    "-)\n",
+			    argv[optind]);
 			return EX_USAGE;
 		}
 		snprintf(rq.job, sizeof(rq.job), "%s", argv[optind]);
@@ -499,7 +510,8 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 		return rc == CLI_HELP ? EX_OK : rc;
 	struct ctl_request rq = {.cmd = cmd};
 	if (!config_valid_job_name(argv[first])) {
-		fprintf(stderr, "pgcrond %s: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
+		fprintf(stderr,
+		        "pgcrond %s: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
 		        name, argv[first]);
 		return EX_USAGE;
 	}

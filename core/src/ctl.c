@@ -42,11 +42,13 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 
 	*out = (struct ctl_request){0};
 	if (!o) {
-		snprintf(err, errlen, "bad request: not JSON (%s at column %d)", je.text, je.column);
+		snprintf(err, errlen, "bad request: not JSON (%s at column %d)", je.text,
+		         je.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(o)) {
-		snprintf(err, errlen, "bad request: expected a JSON object like {\"cmd\":\"status\"}");
+		snprintf(err, errlen,
+		         "bad request: expected a JSON object like {\"cmd\":\"status\"}");
 		goto out;
 	}
 	const char *cmd = json_string_value(json_object_get(o, "cmd"));
@@ -59,9 +61,10 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 		if (strcmp(cmd, cmd_names[i]) == 0)
 			break;
 	if (i == sizeof(cmd_names) / sizeof(cmd_names[0])) {
-		snprintf(err, errlen,
-		         "bad request: unknown cmd \"%.64s\" (known: status, pause, resume, trigger)",
-		         cmd);
+		snprintf(
+		    err, errlen,
+		    "bad request: unknown cmd \"%.64s\" (known: status, pause, resume, trigger)",
+		    cmd);
 		goto out;
 	}
 	out->cmd = (enum ctl_cmd)i;
@@ -81,7 +84,8 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 		} else if (strcmp(key, "force") == 0 || strcmp(key, "wait") == 0) {
 			if (!json_is_boolean(v) || out->cmd != CTL_TRIGGER) {
 				snprintf(err, errlen,
-				         "bad request: \"%s\" is a boolean of cmd \"trigger\" only", key);
+				         "bad request: \"%s\" is a boolean of cmd \"trigger\" only",
+				         key);
 				goto out;
 			}
 			*(key[0] == 'f' ? &out->force : &out->wait) = json_is_true(v);
@@ -181,7 +185,8 @@ int ctl_load_paused(const char *state_dir, char ***names, size_t *n)
 static int save_paused(const char *state_dir, const char *const *names, size_t n)
 {
 	char path[4096], tmp[4112];
-	if (snprintf(path, sizeof(path), "%s/%s", state_dir, CTL_PAUSED_FILE) >= (int)sizeof(path) ||
+	if (snprintf(path, sizeof(path), "%s/%s", state_dir, CTL_PAUSED_FILE) >=
+	        (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -305,13 +310,13 @@ static void registry_update(struct ctl *c)
 	if (!text)
 		return;
 	const char *params[] = {text};
-	struct exec_stmt st = {
-	    .sql = "UPDATE pgcrond.job SET paused = (jobname = ANY (ARRAY(SELECT "
-	           "jsonb_array_elements_text($1::jsonb))))"
-	           " WHERE paused IS DISTINCT FROM (jobname = ANY (ARRAY(SELECT "
-	           "jsonb_array_elements_text($1::jsonb))))",
-	    .params = params,
-	    .n_params = 1};
+	struct exec_stmt st = {.sql =
+	                           "UPDATE pgcrond.job SET paused = (jobname = ANY (ARRAY(SELECT "
+	                           "jsonb_array_elements_text($1::jsonb))))"
+	                           " WHERE paused IS DISTINCT FROM (jobname = ANY (ARRAY(SELECT "
+	                           "jsonb_array_elements_text($1::jsonb))))",
+	                       .params = params,
+	                       .n_params = 1};
 	struct exec_run_spec spec = {.database = cfg->history_database,
 	                             .stmts = &st,
 	                             .n_stmts = 1,
@@ -335,7 +340,8 @@ static void do_status(struct client *cl, const struct ctl_request *rq)
 	json_t *st = status_snapshot(cl->c->src, rq->job[0] ? rq->job : NULL);
 	if (!st && errno == ENOENT) {
 		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs", rq->job);
+		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
+		            rq->job);
 		return;
 	}
 	if (!st) {
@@ -352,12 +358,13 @@ static void do_pause(struct client *cl, const struct ctl_request *rq)
 	int rc = pause ? sched_pause(c->src->sched, rq->job) : sched_resume(c->src->sched, rq->job);
 	if (rc == -ENOENT) {
 		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs", rq->job);
+		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
+		            rq->job);
 		return;
 	}
 	if (rc == -EALREADY) {
-		reply(cl, json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused", pause,
-		                    "changed", 0));
+		reply(cl, json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused",
+		                    pause, "changed", 0));
 		return;
 	}
 	if (rc < 0) {
@@ -371,12 +378,13 @@ static void do_pause(struct client *cl, const struct ctl_request *rq)
 	if (src < 0) {
 		snprintf(warn, sizeof(warn),
 		         "%s at once, but not saved in %s/%s (%s): a restart forgets it",
-		         pause ? "paused" : "resumed", c->state_dir, CTL_PAUSED_FILE, strerror(-src));
+		         pause ? "paused" : "resumed", c->state_dir, CTL_PAUSED_FILE,
+		         strerror(-src));
 		log_warning("%s: %s", rq->job, warn);
 	}
 	registry_update(c);
-	json_t *o =
-	    json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused", pause, "changed", 1);
+	json_t *o = json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused", pause,
+	                      "changed", 1);
 	if (o && warn[0])
 		json_object_set_new(o, "warning", json_string(warn));
 	reply(cl, o);
@@ -402,7 +410,8 @@ static void waiter_done(struct sched_waiter *w, const struct sched_result *res)
 	/* requests that came behind it, from the loop: this runs inside the scheduler's
 	 * bookkeeping of the run, which must not be re-entered */
 	bufferevent_enable(cl->bev, EV_READ);
-	bufferevent_trigger(cl->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	bufferevent_trigger(cl->bev, EV_READ,
+	                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void do_trigger(struct client *cl, const struct ctl_request *rq)
@@ -425,19 +434,22 @@ static void do_trigger(struct client *cl, const struct ctl_request *rq)
 	}
 	if (rc == 0) {
 		if (!rq->wait)
-			reply(cl, json_pack("{s:b, s:s, s:b}", "ok", 1, "job", rq->job, "started", 1));
+			reply(cl,
+			      json_pack("{s:b, s:s, s:b}", "ok", 1, "job", rq->job, "started", 1));
 		return;
 	}
 	switch (rc) {
 	case -ENOENT:
 		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs", rq->job);
+		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
+		            rq->job);
 		break;
 	case -EPERM:
-		reply_error(cl, "disabled",
-		            "job \"%s\" is disabled (enabled = false); 'pgcrond trigger --force %s' "
-		            "runs it anyway",
-		            rq->job, rq->job);
+		reply_error(
+		    cl, "disabled",
+		    "job \"%s\" is disabled (enabled = false); 'pgcrond trigger --force %s' "
+		    "runs it anyway",
+		    rq->job, rq->job);
 		break;
 	case -ESHUTDOWN:
 		reply_error(cl, "shutting_down", "pgcrond is shutting down; no new run starts");
@@ -467,7 +479,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		struct ctl_request rq;
 		if (len > CTL_MAX_LINE) {
-			reply_error(cl, "bad_request", "bad request: a request line is at most %d bytes",
+			reply_error(cl, "bad_request",
+			            "bad request: a request line is at most %d bytes",
 			            CTL_MAX_LINE);
 		} else if (ctl_parse_request(line, len, &rq, err, sizeof(err)) < 0) {
 			reply_error(cl, "bad_request", "%s", err);
@@ -499,8 +512,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		client_free(cl);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
 	struct ctl *c = arg;
 	struct client *cl = calloc(1, sizeof(*cl));
