@@ -29,6 +29,14 @@ struct ctl_request;
 struct json_t;
 int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
                  bool quiet_absent, struct json_t **answer) __attribute__((warn_unused_result));
+/* history --run ID (cli_history_run.c): one run whole, as key: value lines or JSON; and the
+ * --json form of the history table (every column of R by name). Return exit codes. */
+struct pg_result;
+struct pg_conn;
+int cli_history_show_run(const char *cmd, struct pg_conn *conn, const char *tz, const char *id,
+                         bool json);
+int cli_history_print_json(const struct pg_result *r);
+
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
 

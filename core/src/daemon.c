@@ -122,6 +122,14 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 	return rc;
 }
 
+/* Which code runs the plugin jobs: each plugin's version and file. */
+static void log_plugins(const struct plugin_registry *reg)
+{
+	for (size_t i = 0; reg && i < reg->n_plugins; i++)
+		log_info("plugin %s %s (%s)", reg->plugins[i]->name, reg->plugins[i]->version,
+		         reg->plugins[i]->path);
+}
+
 static void apply_log_level(const struct pgc_config *cfg)
 {
 	enum log_level lvl;
@@ -195,6 +203,7 @@ static void reload(struct daemon *d)
 		goto out;
 	}
 	apply_log_level(cfg);
+	log_plugins(plugins);
 	alert_reconfigure(d->alerts, cfg);
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
@@ -409,6 +418,7 @@ int daemon_main(const char *config_path)
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
 	           d.cfg->n_jobs, enabled, d.cfg->max_running);
 	/* the line `systemctl status pgcrond` shows */
+	log_plugins(d.plugins);
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
 

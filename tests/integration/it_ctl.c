@@ -81,17 +81,17 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	json_t *st = status_json(&e, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "version")), PGCROND_VERSION);
 	ck_assert_int_eq(json_array_size(json_object_get(st, "jobs")), 3);
-	ck_assert_str_eq(
-	    json_string_value(json_object_get(json_array_get(json_object_get(st, "databases"), 0),
-	                                      "name")),
-	    "app");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(st, "databases"), 0), "name")),
+	                 "app");
 	ck_assert(json_is_true(json_object_get(json_object_get(st, "history"), "connected")) ||
 	          json_is_false(json_object_get(json_object_get(st, "history"), "connected")));
 	json_t *y = job_of(st, "yearly");
 	ck_assert_str_eq(json_string_value(json_object_get(y, "state")), "idle");
-	ck_assert_msg(strncmp(json_string_value(json_object_get(y, "next_fire")), "20", 2) == 0 &&
-	                  strstr(json_string_value(json_object_get(y, "next_fire")), "-01-01T00:00:00Z"),
-	              "next_fire of yearly: %s", json_string_value(json_object_get(y, "next_fire")));
+	ck_assert_msg(
+	    strncmp(json_string_value(json_object_get(y, "next_fire")), "20", 2) == 0 &&
+	        strstr(json_string_value(json_object_get(y, "next_fire")), "-01-01T00:00:00Z"),
+	    "next_fire of yearly: %s", json_string_value(json_object_get(y, "next_fire")));
 	json_decref(st);
 
 	/* a run under way: status names its backend, which pg_stat_activity shows as the job */
@@ -99,11 +99,11 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert_msg(status == 0 && strstr(out, "the daemon started slow"), "trigger: %d %s",
 	              status, out);
 	free(out);
-	ck_assert_msg(itest_env_wait(&e, 5,
-	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                             "application_name = 'pgcrond: slow' AND query LIKE '%%pg_sleep%%'"),
-	              "no backend with application_name 'pgcrond: slow':\n%s",
-	              itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 5,
+	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                   "application_name = 'pgcrond: slow' AND query LIKE '%%pg_sleep%%'"),
+	    "no backend with application_name 'pgcrond: slow':\n%s", itest_read_file(e.log));
 	long long pid = itest_env_count(
 	    &e, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcrond: slow'");
 	st = status_json(&e, "slow");
@@ -124,9 +124,10 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert_msg(status == 1 && strstr(out, "skipped") && strstr(out, "overlap = skip"),
 	              "trigger --wait on a busy job: %d %s", status, out);
 	free(out);
-	ck_assert(itest_env_wait(&e, 5,
-	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
-	                         "'slow' AND status = 'succeeded'"));
+	ck_assert(
+	    itest_env_wait(&e, 5,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
+	                   "'slow' AND status = 'succeeded'"));
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "slow succeeded"), "trigger --wait: %d %s", status,
 	              out);
@@ -135,12 +136,13 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert_msg(status == 1 && strstr(out, "division by zero") && strstr(out, "22012"),
 	              "trigger --wait on a failing job: %d %s", status, out);
 	free(out);
-	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "--timeout", "1s", "slow", NULL);
+	out =
+	    itest_cli(&status, "trigger", "-c", e.conf, "--wait", "--timeout", "1s", "slow", NULL);
 	ck_assert_msg(status == 75 && strstr(out, "goes on"), "--timeout: %d %s", status, out);
 	free(out);
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "nosuch", NULL);
-	ck_assert_msg(status == 64 && strstr(out, "no job \"nosuch\""), "unknown job: %d %s", status,
-	              out);
+	ck_assert_msg(status == 64 && strstr(out, "no job \"nosuch\""), "unknown job: %d %s",
+	              status, out);
 	free(out);
 
 	/* the last result, whole */
@@ -238,9 +240,9 @@ START_TEST(pause_resume_persist_and_catch_up)
 	free(out);
 	itest_sleep(0.3); /* a run started just before the pause may still be writing */
 	long long n0 = itest_env_count(&e, "SELECT count(*) FROM ticks");
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT paused FROM pgcrond.job WHERE jobname = 'tick'"),
-	              "pgcrond.job.paused not recorded:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT paused FROM pgcrond.job WHERE jobname = 'tick'"),
+	    "pgcrond.job.paused not recorded:\n%s", itest_read_file(e.log));
 	json_t *st = status_json(&e, "tick");
 	ck_assert_str_eq(json_string_value(json_object_get(job_of(st, "tick"), "state")), "paused");
 	ck_assert(json_is_true(json_object_get(job_of(st, "tick"), "paused")));
@@ -281,15 +283,114 @@ START_TEST(pause_resume_persist_and_catch_up)
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE trigger = 'catchup'"),
 	                 1);
-	ck_assert(itest_env_wait(&e, 10, "SELECT NOT paused FROM pgcrond.job WHERE jobname = 'tick'"));
+	ck_assert(
+	    itest_env_wait(&e, 10, "SELECT NOT paused FROM pgcrond.job WHERE jobname = 'tick'"));
 	out = itest_cli(&status, "resume", "-c", e.conf, "tick", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "was not paused"), "resume again: %d %s", status,
 	              out);
 	free(out);
 	out = itest_cli(&status, "pause", "-c", e.conf, "nosuch", NULL);
-	ck_assert_msg(status == 64 && strstr(out, "no job \"nosuch\""), "pause nosuch: %d %s", status,
+	ck_assert_msg(status == 64 && strstr(out, "no job \"nosuch\""), "pause nosuch: %d %s",
+	              status, out);
+	free(out);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* `list`, the log and status name each plugin's version; a .so replaced on disk is logged
+ * at reload; `history --run` shows a failed run whole (DETAIL, HINT, SQLSTATE ...). */
+START_TEST(plugin_versions_and_history_run)
+{
+	struct itest_env e;
+	int status;
+	char *out, path[512];
+
+	itest_env_init(&e, "ctl-plugins", DB);
+	snprintf(path, sizeof(path), "%s/example.so", PLUGIN_BUILD_DIR);
+	itest_env_plugin(&e, path, "example");
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "  { name = \"view\"; plugin = \"example\"; schedule = \"0 0 1 1 *\"; },\n"
+	    "  { name = \"boom\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	    "    command = \"DO $$ BEGIN RAISE EXCEPTION 'boom at %%', 42 USING DETAIL = "
+	    "'the whole detail', HINT = 'the hint to follow', ERRCODE = 'P0001'; END $$\"; }\n"
+	    ");\n");
+	install(&e);
+	out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "plugin example 1.0.0"), "list: %d %s", status,
 	              out);
 	free(out);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "plugin example 1.0.0", 2),
+	              "no plugin version logged:\n%s", itest_read_file(e.log));
+	json_t *st = status_json(&e, NULL);
+	json_t *p0 = json_array_get(json_object_get(st, "plugins"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(p0, "name")), "example");
+	ck_assert_str_eq(json_string_value(json_object_get(p0, "version")), "1.0.0");
+	json_decref(st);
+
+	/* a failed run, whole */
+	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "boom", NULL);
+	ck_assert_msg(status == 1 && strstr(out, "boom at 42"), "trigger --wait boom: %d %s",
+	              status, out);
+	free(out);
+	ck_assert(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
+	                   "'boom' AND status = 'failed'"));
+	long long id = itest_env_count(
+	    &e, "SELECT runid FROM pgcrond.job_run_details WHERE job_name = 'boom'");
+	char ids[32];
+	snprintf(ids, sizeof(ids), "%lld", id);
+	out = itest_cli(&status, "history", "-c", e.conf, "--run", ids, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "message        boom at 42") &&
+	                  strstr(out, "DETAIL         the whole detail") &&
+	                  strstr(out, "HINT           the hint to follow") &&
+	                  strstr(out, "SQLSTATE       P0001") && strstr(out, "instance ") &&
+	                  strstr(out, "trigger        manual") && strstr(out, "attempt        1"),
+	              "history --run: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--run", ids, "--json", NULL);
+	json_t *run = json_loads(out, 0, NULL);
+	ck_assert_msg(status == 0 && run, "history --run --json: %d %s", status, out);
+	ck_assert_str_eq(json_string_value(json_object_get(run, "sqlstate")), "P0001");
+	ck_assert_int_eq(json_integer_value(json_object_get(run, "attempt")), 1);
+	ck_assert(
+	    strstr(json_string_value(json_object_get(run, "return_message")), "HINT: the hint"));
+	json_decref(run);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--since", "1h", "--json", NULL);
+	json_t *arr = json_loads(out, 0, NULL);
+	ck_assert_msg(status == 0 && json_array_size(arr) == 1, "history --since 1h --json: %d %s",
+	              status, out);
+	json_decref(arr);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--since", "2999-01-01", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "no runs recorded"),
+	              "history --since future: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--since", "yesterdayish", NULL);
+	ck_assert_msg(status == 64 && strstr(out, "neither a duration"), "--since bogus: %d %s",
+	              status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--run", "999999", NULL);
+	ck_assert_msg(status == 65 && strstr(out, "no run 999999"), "--run unknown: %d %s", status,
+	              out);
+	free(out);
+
+	/* a package upgrade replaces the .so: the reload says it needs a restart */
+	char *tmp = itest_env_path(&e, "plugins/example.so.new");
+	char *dst = itest_env_path(&e, "plugins/example.so");
+	itest_copy_file(path, tmp, 0755);
+	ck_assert(rename(tmp, dst) == 0);
+	kill(e.pid, SIGHUP);
+	ck_assert_msg(itest_wait_log(e.log, "was replaced on disk", 5) &&
+	                  itest_wait_log(e.log, "restart pgcrond to load it", 1),
+	              "a replaced plugin was not logged:\n%s", itest_read_file(e.log));
+	free(tmp);
+	free(dst);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }
@@ -303,6 +404,7 @@ int main(void)
 	tcase_add_test(tc, status_trigger_wait_and_no_daemon);
 	tcase_add_test(tc, trigger_through_the_database);
 	tcase_add_test(tc, pause_resume_persist_and_catch_up);
+	tcase_add_test(tc, plugin_versions_and_history_run);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
