@@ -13,8 +13,8 @@
 /* Columns whose text is a number in JSON. */
 static bool numeric_column(const char *name)
 {
-	static const char *const nums[] = {"runid", "jobid", "attempt", "job_pid", "duration_ms",
-	                                   "round"};
+	static const char *const nums[] = {"runid",   "jobid",       "attempt",
+	                                   "job_pid", "duration_ms", "round"};
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
 		if (strcmp(name, nums[i]) == 0)
 			return true;
@@ -40,7 +40,8 @@ static json_t *row_json(const PGresult *r, int row)
 		else if (!(v = json_string(PQgetvalue(r, row, c))))
 			v = json_stringn_nocheck(PQgetvalue(r, row, c),
 			                         (size_t)PQgetlength(r, row, c));
-		if (v && json_is_real(v) && json_real_value(v) == (double)(json_int_t)json_real_value(v)) {
+		if (v && json_is_real(v) &&
+		    json_real_value(v) == (double)(json_int_t)json_real_value(v)) {
 			json_int_t i = (json_int_t)json_real_value(v);
 			json_decref(v);
 			v = json_integer(i);
@@ -92,23 +93,12 @@ static void split_message(char *msg, const char **detail, const char **hint)
 int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const char *id, bool json)
 {
 	static const char *const labels[][2] = {
-	    {"runid", "run"},
-	    {"job_name", "job"},
-	    {"status", "status"},
-	    {"trigger", "trigger"},
-	    {"attempt", "attempt"},
-	    {"scheduled", "scheduled"},
-	    {"started", "started"},
-	    {"ended", "ended"},
-	    {"duration_ms", "duration (ms)"},
-	    {"database", "database"},
-	    {"username", "user"},
-	    {"job_pid", "backend pid"},
-	    {"instance", "instance"},
-	    {"graph_run", "graph run"},
-	    {"jobid", "jobid"},
-	    {"sqlstate", "SQLSTATE"},
-	    {"command", "command"},
+	    {"runid", "run"},         {"job_name", "job"},        {"status", "status"},
+	    {"trigger", "trigger"},   {"attempt", "attempt"},     {"scheduled", "scheduled"},
+	    {"started", "started"},   {"ended", "ended"},         {"duration_ms", "duration (ms)"},
+	    {"database", "database"}, {"username", "user"},       {"job_pid", "backend pid"},
+	    {"instance", "instance"}, {"graph_run", "graph run"}, {"jobid", "jobid"},
+	    {"sqlstate", "SQLSTATE"}, {"command", "command"},
 	};
 	const char *params[] = {id, tz};
 	PGresult *r = PQexecParams(
