@@ -232,6 +232,7 @@ struct client {
 	struct sched_waiter w;   /* a trigger --wait under way */
 	bool waiting;
 	bool closing; /* close once the answer is written */
+	char who[96]; /* the peer, for the log: "alice (uid 1000)" */
 	struct client *prev, *next;
 };
 
@@ -356,6 +357,9 @@ static void do_pause(struct client *cl, const struct ctl_request *rq)
 	struct ctl *c = cl->c;
 	bool pause = rq->cmd == CTL_PAUSE;
 	int rc = pause ? sched_pause(c->src->sched, rq->job) : sched_resume(c->src->sched, rq->job);
+	if (rc == 0)
+		log_notice("%s of %s requested on the control socket by %s",
+		           pause ? "pause" : "resume", rq->job, cl->who);
 	if (rc == -ENOENT) {
 		reply_error(cl, "no_such_job",
 		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
@@ -419,8 +423,8 @@ static void do_trigger(struct client *cl, const struct ctl_request *rq)
 	struct sched *s = cl->c->src->sched;
 	int rc = sched_trigger_check(s, rq->job, rq->force);
 	if (rc == 0)
-		log_notice("manual run of %s requested on the control socket%s", rq->job,
-		           rq->force ? " (forced)" : "");
+		log_notice("manual run of %s requested on the control socket by %s%s", rq->job,
+		           cl->who, rq->force ? " (forced)" : "");
 	if (rc < 0) {
 		/* answered below */
 	} else if (rq->wait) {
@@ -531,6 +535,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		c->clients->prev = cl;
 	c->clients = cl;
 	c->n_clients++;
+	/* who connected, as the kernel says (no user name: an NSS lookup may block the loop) */
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	snprintf(cl->who, sizeof(cl->who), "an unknown peer");
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		snprintf(cl->who, sizeof(cl->who), "uid %u (pid %d)", (unsigned)cred.uid,
+		         (int)cred.pid);
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, cl);
 	bufferevent_setwatermark(bev, EV_READ, 0, CTL_MAX_LINE * 2);
 	if (c->n_clients > MAX_CLIENTS) {

@@ -22,18 +22,16 @@ START_TEST(valid_requests)
 	ck_assert_int_eq(parse("{\"cmd\":\"status\"}", &rq, err, sizeof(err)), 0);
 	ck_assert_int_eq(rq.cmd, CTL_STATUS);
 	ck_assert_str_eq(rq.job, "");
-	ck_assert_int_eq(parse("{\"cmd\":\"status\",\"job\":\"refresh-lanes.v2\"}", &rq, err,
-	                       sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    parse("{\"cmd\":\"status\",\"job\":\"refresh-lanes.v2\"}", &rq, err, sizeof(err)), 0);
 	ck_assert_str_eq(rq.job, "refresh-lanes.v2");
 	ck_assert_int_eq(parse(" {\"job\":\"a_b\", \"cmd\":\"pause\"} ", &rq, err, sizeof(err)), 0);
 	ck_assert_int_eq(rq.cmd, CTL_PAUSE);
 	ck_assert_int_eq(parse("{\"cmd\":\"resume\",\"job\":\"x\"}", &rq, err, sizeof(err)), 0);
 	ck_assert_int_eq(rq.cmd, CTL_RESUME);
-	ck_assert_int_eq(
-	    parse("{\"cmd\":\"trigger\",\"job\":\"x\",\"wait\":true,\"force\":false}", &rq, err,
-	          sizeof(err)),
-	    0);
+	ck_assert_int_eq(parse("{\"cmd\":\"trigger\",\"job\":\"x\",\"wait\":true,\"force\":false}",
+	                       &rq, err, sizeof(err)),
+	                 0);
 	ck_assert_int_eq(rq.cmd, CTL_TRIGGER);
 	ck_assert(rq.wait);
 	ck_assert(!rq.force);
