@@ -288,6 +288,12 @@ static void reply_error(struct client *cl, const char *code, const char *fmt, ..
 static void registry_done(void *arg, const struct exec_outcome *o)
 {
 	struct ctl *c = arg;
+	const char *const *names;
+	/* a schema before step 5 has no column to record in; that matters only once a job is
+	 * paused */
+	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "42703") == 0 &&
+	    sched_paused_names(c->src->sched, &names) == 0)
+		return;
 	if (!o->ok && log_complain(&c->registry_complaint))
 		log_warning("cannot record the paused jobs in pgcrond.job: %s (pgcrond install "
 		            "brings the history database's schema up to date)",
