@@ -4,12 +4,16 @@
  * stops a job's runs at once and across a restart, `resume` serves what came due by the
  * catch-up policy, and every command exits 69 when no daemon answers. */
 #include <check.h>
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -58,6 +62,34 @@ static json_t *job_of(json_t *st, const char *name)
 	return NULL;
 }
 
+/* One raw exchange on the daemon's socket as a tool like `nc -U -N` would do it: send LINE,
+ * shut down the sending side, read until the daemon closes. Malloc'd. */
+static char *raw_exchange(struct itest_env *e, const char *line)
+{
+	char *path = itest_env_path(e, "state/pgcrond.sock");
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	ck_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s", path);
+	ck_assert(write(fd, line, strlen(line)) == (ssize_t)strlen(line));
+	shutdown(fd, SHUT_WR);
+	char *buf = calloc(1, 1 << 16);
+	size_t len = 0;
+	ssize_t r;
+	while (len < (1 << 16) - 1) {
+		r = read(fd, buf + len, (1 << 16) - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue; /* the test's own children exiting */
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	free(path);
+	return buf;
+}
+
 START_TEST(status_trigger_wait_and_no_daemon)
 {
 	struct itest_env e;
@@ -88,6 +120,16 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert(S_ISSOCK(sb.st_mode));
 	ck_assert_int_eq(sb.st_mode & 0777, 0660);
 	free(sock);
+
+	/* the protocol as a plain tool speaks it: answers in order, errors that say why */
+	out = raw_exchange(&e, "{\"cmd\":\"status\",\"job\":\"yearly\"}\n{\"cmd\":\"stop\"}\n"
+	                       "{\"cmd\":\"pause\"}\n");
+	ck_assert_msg(strncmp(out, "{\"ok\":true,\"status\":{", 21) == 0 &&
+	                  strstr(out, "\n{\"ok\":false,\"code\":\"bad_request\",\"error\":\"bad "
+	                              "request: unknown cmd \\\"stop\\\"") &&
+	                  strstr(out, "needs \\\"job\\\"\"}\n"),
+	              "raw exchange: %s", out);
+	free(out);
 
 	/* the daemon's part */
 	json_t *st = status_json(&e, NULL);
