@@ -444,6 +444,9 @@ START_TEST(plugin_versions_and_history_run)
 	ck_assert_msg(status == 0 && run, "history --run --json: %d %s", status, out);
 	ck_assert_str_eq(json_string_value(json_object_get(run, "sqlstate")), "P0001");
 	ck_assert_int_eq(json_integer_value(json_object_get(run, "attempt")), 1);
+	ck_assert_msg(strlen(json_string_value(json_object_get(run, "start_time"))) == 27 &&
+	                  json_string_value(json_object_get(run, "start_time"))[26] == 'Z',
+	              "start_time: %s", json_string_value(json_object_get(run, "start_time")));
 	ck_assert(
 	    strstr(json_string_value(json_object_get(run, "return_message")), "HINT: the hint"));
 	json_decref(run);
