@@ -486,6 +486,56 @@ START_TEST(plugin_versions_and_history_run)
 }
 END_TEST
 
+/* The control channel needs no database: with the only database (and so the history)
+ * unreachable, status answers and says so, and pause works. */
+START_TEST(works_while_the_database_is_down)
+{
+	struct itest_env e;
+	int status;
+	char *out;
+
+	itest_env_init(&e, "ctl-down", DB);
+	char *text = itest_read_file(e.conf);
+	char *ci = strstr(text, e.ci);
+	ck_assert(ci != NULL);
+	*ci = '\0';
+	itest_write_file(e.conf, "%shost=/nonexistent port=1 dbname=gone%s", text,
+	                 ci + strlen(e.ci));
+	free(text);
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"nightly\"; database = \"app\"; schedule = \"0 3 * * *\";\n"
+	              "        command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	json_t *st = NULL;
+	for (int i = 0; i < 50; i++) { /* until the first connect attempt has failed */
+		st = status_json(&e, NULL);
+		json_t *db = json_array_get(json_object_get(st, "databases"), 0);
+		if (json_is_false(json_object_get(db, "reachable")))
+			break;
+		json_decref(st);
+		st = NULL;
+		itest_sleep(0.1);
+	}
+	ck_assert_msg(st != NULL, "the database never showed as unreachable:\n%s",
+	              itest_read_file(e.log));
+	json_t *db = json_array_get(json_object_get(st, "databases"), 0);
+	ck_assert(strstr(json_string_value(json_object_get(db, "last_error")), "/nonexistent"));
+	ck_assert(json_is_false(json_object_get(json_object_get(st, "history"), "connected")));
+	ck_assert_str_eq(json_string_value(json_object_get(job_of(st, "nightly"), "state")),
+	                 "idle");
+	json_decref(st);
+	out = itest_cli(&status, "status", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "UNREACHABLE") && strstr(out, "NOT connected"),
+	              "status: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "pause", "-c", e.conf, "nightly", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "paused nightly"), "pause: %d %s", status, out);
+	free(out);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ctl");
@@ -495,6 +545,7 @@ int main(void)
 	tcase_add_test(tc, trigger_through_the_database);
 	tcase_add_test(tc, pause_resume_persist_and_catch_up);
 	tcase_add_test(tc, plugin_versions_and_history_run);
+	tcase_add_test(tc, works_while_the_database_is_down);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
