@@ -253,8 +253,10 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	out = itest_cli(&status, "pause", "-c", e.conf, "slow", NULL);
 	ck_assert_int_eq(status, 69);
 	free(out);
-	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
-	ck_assert_msg(status == 69, "trigger --wait without a daemon: %d %s", status, out);
+	out =
+	    itest_cli(&status, "trigger", "-c", e.conf, "--wait", "--timeout", "1s", "slow", NULL);
+	ck_assert_msg(status == 69 && strstr(out, "no daemon answered"),
+	              "trigger --wait without a daemon: %d %s", status, out);
 	free(out);
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--timeout", "1s", "slow", NULL);
 	ck_assert_msg(status == 69 && strstr(out, "no daemon answered"),
@@ -275,8 +277,12 @@ START_TEST(trigger_through_the_database)
 	itest_env_init(&e, "ctl-remote", DB);
 	itest_exec(e.db, "CREATE TABLE ticks (job text)");
 	itest_env_job(&e, "10-jobs.conf",
-	              "job = { name = \"once\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "        command = \"INSERT INTO ticks VALUES ('once')\"; };\n");
+	              "jobs = (\n"
+	              "  { name = \"once\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"INSERT INTO ticks VALUES ('once')\"; },\n"
+	              "  { name = \"bad\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT 1/0\"; }\n"
+	              ");\n");
 	install(&e);
 	itest_env_start(&e);
 	ck_assert(itest_env_wait(&e, 10,
@@ -298,6 +304,16 @@ START_TEST(trigger_through_the_database)
 	              "trigger through the database: %d %s", status, out);
 	free(out);
 	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks"));
+	/* --wait from there: the daemon announces the run's end */
+	out = itest_cli(&status, "trigger", "-c", other, "--wait", "once", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "once succeeded: INSERT 0 1"),
+	              "trigger --wait through the database: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "trigger", "-c", other, "--wait", "--timeout", "20s", "bad", NULL);
+	ck_assert_msg(status == 1 && strstr(out, "bad failed 22012: division by zero"),
+	              "trigger --wait through the database, failing: %d %s", status, out);
+	free(out);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), 2);
 	free(other);
 	free(main_text);
 	free(dir);
