@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
 #include "config.h"
 #include "config_diff.h"
+#include "ctl.h"
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
@@ -23,6 +25,7 @@
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "status.h"
 #include "triggers.h"
 
 struct daemon {
@@ -39,7 +42,37 @@ struct daemon {
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
+	struct status_src status; /* the live state's sources (status.h) */
+	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 };
+
+/* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
+static int load_paused(struct daemon *d)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc = ctl_load_paused(d->cfg->state_dir, &names, &n);
+	if (rc < 0) {
+		log_error("cannot read the paused jobs from %s/%s: %s; no job is paused",
+		          d->cfg->state_dir, CTL_PAUSED_FILE, strerror(-rc));
+		return rc == -ENOMEM ? rc : 0;
+	}
+	rc = sched_set_paused(d->sched, (const char *const *)names, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		log_notice("job %s is paused ('pgcrond resume %s' resumes it)", names[i], names[i]);
+	ctl_names_free(&names, n);
+	return rc;
+}
+
+static void open_ctl(struct daemon *d)
+{
+	char err[512];
+	if (ctl_open(d->base, d->cfg->state_dir, &d->status, &d->ctl, err, sizeof(err)) < 0)
+		log_error(
+		    "no control socket (pgcrond status, pause, resume and trigger --wait will "
+		    "not reach this daemon): %s",
+		    err);
+}
 
 /* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
 static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
@@ -87,6 +120,14 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 		exec_retain_databases(ex, names, cfg->n_databases);
 	free(names);
 	return rc;
+}
+
+/* Which code runs the plugin jobs: each plugin's version and file. */
+static void log_plugins(const struct plugin_registry *reg)
+{
+	for (size_t i = 0; reg && i < reg->n_plugins; i++)
+		log_info("plugin %s %s (%s)", reg->plugins[i]->name, reg->plugins[i]->version,
+		         reg->plugins[i]->path);
 }
 
 static void apply_log_level(const struct pgc_config *cfg)
@@ -162,6 +203,7 @@ static void reload(struct daemon *d)
 		goto out;
 	}
 	apply_log_level(cfg);
+	log_plugins(plugins);
 	alert_reconfigure(d->alerts, cfg);
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
@@ -217,6 +259,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	shutdown_begin(d, (int)sig);
+}
+
+static int64_t wall_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -334,7 +383,13 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
-	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
+	d.status = (struct status_src){.sched = d.sched,
+	                               .ex = d.ex,
+	                               .hist = d.hist,
+	                               .triggers = &d.triggers,
+	                               .instance = d.instance,
+	                               .started_us = wall_now_us()};
+	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
@@ -348,6 +403,8 @@ int daemon_main(const char *config_path)
 		log_error("cannot install the signal handlers");
 		goto out;
 	}
+	open_ctl(&d);
+	ctl_sync_registry(d.ctl);
 	uint64_t wd = sdnotify_watchdog_usec();
 	if (wd > 0) {
 		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
@@ -361,6 +418,7 @@ int daemon_main(const char *config_path)
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
 	           d.cfg->n_jobs, enabled, d.cfg->max_running);
 	/* the line `systemctl status pgcrond` shows */
+	log_plugins(d.plugins);
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
 
@@ -382,7 +440,8 @@ out:
 			event_del(&d.watchdog);
 	}
 	triggers_free(&d.triggers);
-	sched_free(&d.sched);
+	sched_free(&d.sched); /* answers the runs waited for on the control socket */
+	ctl_free(&d.ctl);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);
 	exec_free(&d.ex);

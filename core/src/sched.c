@@ -187,8 +187,8 @@ static void job_disarm(struct job *j)
 static void job_arm(struct job *j)
 {
 	job_disarm(j);
-	if (j->next_fire == CRON_NEVER || j->s->draining)
-		return;
+	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
+		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
 	int64_t delay = j->next_fire * 1000000 - wall_us();
 	if (delay < 0)
 		delay = 0;
@@ -237,6 +237,7 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 void sched_record(struct run *r, const char *status, const char *message)
 {
 	struct sched *s = r->job->s;
+	sched_run_answer(r, status, message, NULL);
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, wall_us());
 		hist_record(s->hist, &hr, status, message);
@@ -273,6 +274,8 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		event_del(&r->slow_ev);
+	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
+	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
@@ -288,6 +291,7 @@ static void job_free(struct job **jp)
 		return;
 	job_disarm(j);
 	flow_job_free(j);
+	free(j->last_message);
 	free(j->name);
 	free(j->command);
 	free(j->plugin);
@@ -337,6 +341,38 @@ void sched_run_admit(struct run *r)
 	        s->max_running);
 }
 
+/* The job's last result, for status. */
+static void note_result(struct run *r, bool ok, const char *message, const char *sqlstate,
+                        int64_t end_us)
+{
+	struct job *j = r->job;
+	snprintf(j->last_status, sizeof(j->last_status), "%s", ok ? HIST_SUCCEEDED : HIST_FAILED);
+	free(j->last_message);
+	j->last_message = message ? strdup(message) : NULL;
+	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", r->trigger);
+	j->last_start_us = r->start_us;
+	j->last_end_us = end_us;
+	j->last_attempt = r->attempt;
+}
+
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
+{
+	struct sched_waiter *w = r->waiter;
+	if (!w)
+		return;
+	r->waiter = NULL;
+	struct sched_result res = {
+	    .job = r->job->name,
+	    .status = status,
+	    .message = message ? message : "",
+	    .sqlstate = sqlstate,
+	    .attempt = r->attempt,
+	    .duration_us = r->started ? wall_us() - r->start_us : 0,
+	};
+	w->done(w, &res);
+}
+
 static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
@@ -359,10 +395,15 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	s->n_running--;
 	j->active = NULL;
-	/* retries, the graph, alerts: may make a retry the job's active run */
+	note_result(r, ok, message, sqlstate, end);
+	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
+	 * to it) */
 	flow_run_end(r, o, end);
+	sched_run_answer(r, ok ? HIST_SUCCEEDED : HIST_FAILED, message, sqlstate);
 	sched_run_free(&r);
-	if (!j->active && j->notify_wait && !s->draining) {
+	if (j->paused) {
+		/* what waits for it starts on sched_resume() */
+	} else if (!j->active && j->notify_wait && !s->draining) {
 		/* notifications gathered while it ran: never skipped, they carry payloads */
 		struct run *p = j->notify_wait;
 		j->notify_wait = NULL;
@@ -384,6 +425,7 @@ static void on_pid(void *arg, int pid)
 {
 	struct run *r = arg;
 	struct sched *s = r->job->s;
+	r->backend_pid = pid;
 	if (s->hist)
 		hist_set_pid(s->hist, r->hist_key, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
@@ -622,6 +664,16 @@ void sched_fire_run(struct run *r)
 		sched_run_free(&r);
 		return;
 	}
+	/* paused: held (payloads dropped: the run on resume is a full one); a manual run is
+	 * an operator's explicit request and goes on */
+	if (j->paused && strcmp(r->trigger, "manual") != 0) {
+		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
+		        r->trigger);
+		j->paused_owed = true;
+		sched_run_answer(r, HIST_SKIPPED, "the job is paused", NULL);
+		sched_run_free(&r);
+		return;
+	}
 	/* a scheduled job whose upstream is running waits for it */
 	if (flow_park(r))
 		return;
@@ -769,7 +821,7 @@ static void clock_check(struct sched *s)
 	struct job *next;
 	for (struct job *j = s->jobs; j; j = next) {
 		next = j->next;
-		if (!job_schedulable(j) || j->next_fire == CRON_NEVER)
+		if (!job_schedulable(j) || j->next_fire == CRON_NEVER || j->paused)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, now, cause);
@@ -944,6 +996,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			}
 			j->s = s;
 			j->next_fire = CRON_NEVER;
+			j->paused = sched_is_paused(s, cj->name);
 			flow_job_init(j);
 			evtimer_assign(&j->timer, s->base, job_timer_cb, j);
 			j->next = s->jobs;
@@ -1118,6 +1171,38 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger, bool f
 	return 0;
 }
 
+/* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
+
+void sched_job_disarm(struct job *j)
+{
+	job_disarm(j);
+}
+
+void sched_job_arm(struct job *j)
+{
+	job_arm(j);
+}
+
+bool sched_job_schedulable(const struct job *j)
+{
+	return job_schedulable(j);
+}
+
+void sched_job_schedule(struct job *j, int64_t prev)
+{
+	job_schedule(j, prev);
+}
+
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	job_fire(j, scheduled_us, trigger);
+}
+
+void sched_admit_queued(struct sched *s)
+{
+	admit_queued(s);
+}
+
 /* ---- shutdown ------------------------------------------------------------------------- */
 
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
@@ -1193,6 +1278,11 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	check_drained(s);
 }
 
+const struct pgc_config *sched_config(const struct sched *s)
+{
+	return s->cfg;
+}
+
 size_t sched_running(const struct sched *s)
 {
 	return s->n_running;
@@ -1250,6 +1340,9 @@ void sched_free(struct sched **sp)
 		sched_run_free(&j->active);
 		job_free(&j);
 	}
+	for (size_t i = 0; i < s->n_paused; i++)
+		free(s->paused[i]);
+	free(s->paused);
 	free(s->index);
 	free(s);
 	*sp = NULL;
