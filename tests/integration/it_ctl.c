@@ -201,9 +201,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	                   "'flaky' AND status = 'failed'"));
 
 	/* notifications being debounced: their count and when the run is due */
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name "
-	                         "= 'pgcrond listener' AND state = 'idle'"));
+	ck_assert(itest_env_listening(&e, 10));
 	itest_exec(e.db, "SELECT pg_notify('it_ctl_ch', 'a'), pg_notify('it_ctl_ch', 'b')");
 	json_t *deb = NULL;
 	for (int i = 0; i < 50 && !deb; i++) {
@@ -285,10 +283,7 @@ START_TEST(trigger_through_the_database)
 	              ");\n");
 	install(&e);
 	itest_env_start(&e);
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle' "
-	                         "AND datname = current_database()"));
+	ck_assert(itest_env_listening(&e, 10));
 	/* another host: the same configuration with a state_dir holding no socket */
 	char *other = itest_env_path(&e, "other.conf");
 	char *main_text = itest_read_file(e.conf);

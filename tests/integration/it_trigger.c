@@ -54,11 +54,8 @@ static char *sqlstate_of(PGconn *c, const char *sql)
 
 static void wait_listening(struct itest_env *e)
 {
-	ck_assert_msg(itest_env_wait(e, 10,
-	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                             "application_name = 'pgcrond listener' AND state = 'idle' "
-	                             "AND datname = current_database()"),
-	              "the daemon does not listen:\n%s", itest_read_file(e->log));
+	ck_assert_msg(itest_env_listening(e, 10), "the daemon does not listen:\n%s",
+	              itest_read_file(e->log));
 }
 
 START_TEST(unauthorized_role_starts_no_run)
