@@ -685,6 +685,8 @@ static void job_free_fields(struct conf_job *j)
 	}
 	free(j->settings);
 	free(j->file);
+	free(j->username);
+	free(j->sql_database);
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
@@ -1271,4 +1273,15 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
 			return &cfg->jobs[i];
 	return NULL;
+}
+
+/* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
+{
+	parse_job(L, s, origin);
+}
+
+void config_job_free_fields(struct conf_job *j)
+{
+	job_free_fields(j);
 }

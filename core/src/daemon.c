@@ -23,12 +23,15 @@
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "sqljobs.h"
 #include "triggers.h"
 
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
-	struct pgc_config *cfg;
+	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
+	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
+	struct sqljobs *sql;      /* NULL without a history database */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
 	struct exec *ex;
@@ -41,12 +44,21 @@ struct daemon {
 	bool stopping;
 };
 
-/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
-static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
-                    cron_tz **tz, struct diag_list *dl)
+static void log_diags(const struct diag_list *dl);
+
+/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
+ * problem is logged and left out; on failure every other problem is in DL. */
+static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
+                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
 {
 	char err[256];
-	int rc = config_load(path, cfg, dl);
+	struct diag_list sdl = {0};
+	int rc = sqljobs_merge(sql, files, cfg, &sdl);
+	if (sdl.n) {
+		log_error("%zu job(s) made in SQL are not run:", sdl.n);
+		log_diags(&sdl);
+	}
+	diag_clear(&sdl);
 	if (rc < 0)
 		return rc;
 	rc = plugin_check_config(*cfg, plugins, dl);
@@ -67,6 +79,20 @@ static int load_all(const char *path, struct pgc_config **cfg, struct plugin_reg
 fail:
 	plugin_registry_free(plugins);
 	config_free(cfg);
+	return rc;
+}
+
+/* Load PATH into *FILES and build the configuration in force from it (see build()). */
+static int load_all(const char *path, const struct sqljobs *sql, struct pgc_config **files,
+                    struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
+                    struct diag_list *dl)
+{
+	int rc = config_load(path, files, dl);
+	if (rc < 0)
+		return rc;
+	rc = build(*files, sql, cfg, plugins, tz, dl);
+	if (rc < 0)
+		config_free(files);
 	return rc;
 }
 
@@ -131,20 +157,10 @@ out:
 	config_diff_free(&diff);
 }
 
-static void reload(struct daemon *d)
+/* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
+static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
+                           struct plugin_registry *plugins, cron_tz *tz)
 {
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
-	struct plugin_registry *plugins = NULL;
-	cron_tz *tz = NULL;
-
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	if (load_all(d->config_path, &cfg, &plugins, &tz, &dl) < 0) {
-		log_error("reload failed; keeping the previous configuration");
-		log_diags(&dl);
-		goto out;
-	}
 	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
 	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
 		log_warning(
@@ -159,7 +175,12 @@ static void reload(struct daemon *d)
 		cfg = NULL; /* leaked on purpose: possibly in use */
 		plugins = NULL;
 		tz = NULL;
+		config_free(&files);
 		goto out;
+	}
+	if (files) {
+		config_free(&d->files);
+		d->files = files;
 	}
 	apply_log_level(cfg);
 	alert_reconfigure(d->alerts, cfg);
@@ -175,11 +196,49 @@ static void reload(struct daemon *d)
 	plugins = NULL;
 	tz = NULL;
 out:
-	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
-	sdnotify_ready();
 	plugin_registry_free(&plugins);
 	cron_tz_free(&tz);
 	config_free(&cfg);
+}
+
+static void reload(struct daemon *d)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *files = NULL, *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (load_all(d->config_path, d->sql, &files, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("reload failed; keeping the previous configuration");
+		log_diags(&dl);
+	} else {
+		install_config(d, files, cfg, plugins, tz);
+	}
+	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
+	sdnotify_ready();
+	diag_clear(&dl);
+}
+
+/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
+static void sql_changed(void *arg)
+{
+	struct daemon *d = arg;
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	if (d->stopping)
+		return;
+	log_info("jobs made in SQL changed; applying them");
+	if (build(d->files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("the jobs made in SQL cannot be applied; keeping the previous ones");
+		log_diags(&dl);
+	} else {
+		install_config(d, NULL, cfg, plugins, tz);
+	}
 	diag_clear(&dl);
 }
 
@@ -305,7 +364,7 @@ int daemon_main(const char *config_path)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
-	if (load_all(config_path, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
+	if (load_all(config_path, NULL, &d.files, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
 		diag_print(&dl, stderr);
 		diag_clear(&dl);
 		return EX_CONFIG;
@@ -334,6 +393,12 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
+	const struct conf_database *hdb =
+	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
+	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {
+		log_error("cannot listen for jobs made in SQL: out of memory");
+		goto out;
+	}
 	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
@@ -382,6 +447,7 @@ out:
 			event_del(&d.watchdog);
 	}
 	triggers_free(&d.triggers);
+	sqljobs_free(&d.sql);
 	sched_free(&d.sched);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);
@@ -391,5 +457,6 @@ out:
 	plugin_registry_free(&d.plugins);
 	cron_tz_free(&d.tz);
 	config_free(&d.cfg);
+	config_free(&d.files);
 	return status;
 }

@@ -223,7 +223,9 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 	const struct job *j = r->job;
 	return (struct hist_run){
 	    .job_name = j->name,
-	    .database = j->database,
+	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
+	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
+	    .username = j->conf ? j->conf->username : NULL,
 	    .command = j->command ? j->command : j->plugin,
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,

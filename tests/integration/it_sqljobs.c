@@ -1,0 +1,145 @@
+/* Jobs made in SQL (issue 11) against a real PostgreSQL: pgcrond install provides pg_cron's
+ * API (cron.schedule, cron.unschedule, cron.job, cron.job_run_details) where the database
+ * has no cron schema; an application role with only USAGE ON SCHEMA cron schedules a job
+ * that the running daemon picks up at commit, without a reload, and runs logged in as that
+ * role; the role sees only its own jobs and runs, and stops the job with cron.unschedule. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define DB "it_sqljobs"
+#define APP "it_sqljobs_app"
+#define OTHER "it_sqljobs_other"
+
+static PGconn *role_conn(const struct itest_env *e, const char *role)
+{
+	char ci[1024];
+	snprintf(ci, sizeof(ci), "%s user=%s", e->ci, role);
+	return itest_connect(ci);
+}
+
+/* The error SQL fails with on C (primary message), or "" if it succeeds. */
+static char *error_of(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char *out = strdup(m ? m : "");
+	PQclear(r);
+	return out;
+}
+
+static void setup(struct itest_env *e)
+{
+	itest_env_init(e, "sqljobs", DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	const char *roles[] = {APP, OTHER};
+	for (int i = 0; i < 2; i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
+		PQclear(PQexec(e->db, sql));
+		snprintf(sql, sizeof(sql),
+		         "CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA cron TO %s;"
+		         "GRANT USAGE ON SCHEMA public TO %s",
+		         roles[i], roles[i], roles[i]);
+		itest_exec(e->db, sql);
+	}
+	itest_exec(e->db, "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
+	                  " cur text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());"
+	                  "GRANT INSERT, SELECT ON ticks TO PUBLIC");
+}
+
+START_TEST(app_role_schedules_runs_and_unschedules)
+{
+	struct itest_env e;
+	setup(&e);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10),
+	              "the daemon did not read the SQL jobs:\n%s", itest_read_file(e.log));
+	PGconn *app = role_conn(&e, APP), *other = role_conn(&e, OTHER);
+
+	/* a job of another role, which APP must not see */
+	itest_assert_scalar(other,
+	                    "SELECT cron.schedule('other-tick', '1 seconds',"
+	                    " $$INSERT INTO ticks (job) VALUES ('other')$$) > 0",
+	                    "t");
+	double t0 = itest_now();
+	char *id = itest_scalar(app, "SELECT cron.schedule('app-tick', '1 seconds',"
+	                             " $$INSERT INTO ticks (job) VALUES ('app')$$)");
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) > 0 FROM ticks WHERE job = 'app'"),
+	              "the SQL job did not run:\n%s", itest_read_file(e.log));
+	fprintf(stderr, "it_sqljobs: commit of cron.schedule to first run: %.2f s\n",
+	        itest_now() - t0);
+	/* it ran logged in as its owner, not as the daemon's role */
+	itest_assert_scalar(e.db, "SELECT string_agg(DISTINCT who || '/' || cur, ',') FROM ticks "
+	                          "WHERE job = 'app'",
+	                    APP "/" APP);
+	itest_assert_scalar(e.db, "SELECT string_agg(DISTINCT who, ',') FROM ticks "
+	                          "WHERE job = 'other'",
+	                    OTHER);
+
+	/* APP sees only its own job and its own runs, with pg_cron's columns */
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT jobid || ' ' || jobname || ' ' || username || ' ' || database || ' ' "
+	         "|| active FROM cron.job");
+	char want[256];
+	snprintf(want, sizeof(want), "%s app-tick " APP " " DB " true", id);
+	itest_assert_scalar(app, sql, want);
+	ck_assert_msg(itest_wait_sql(app,
+	                             "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                             "status = 'succeeded'",
+	                             10),
+	              "no finished run in cron.job_run_details");
+	itest_assert_scalar(app,
+	                    "SELECT string_agg(DISTINCT username || ' ' || database, ',')"
+	                    " FROM cron.job_run_details",
+	                    APP " " DB);
+	/* nor can it change or remove another role's job */
+	char *err = error_of(app, "SELECT cron.unschedule('other-tick')");
+	ck_assert_str_eq(err, "could not find valid entry for job 'other-tick'");
+	free(err);
+	err = error_of(app, "SELECT cron.schedule('x', '*/0 * * * *', 'SELECT 1')");
+	ck_assert_str_eq(err, "invalid schedule: */0 * * * *");
+	free(err);
+	err = error_of(app, "SELECT cron.alter_job(1, active := false)");
+	ck_assert_str_eq(err, "permission denied for function alter_job");
+	free(err);
+
+	/* unscheduled at commit: no run starts after the daemon applied it */
+	itest_assert_scalar(app, "SELECT cron.unschedule('app-tick')", "t");
+	ck_assert_msg(itest_wait_log(e.log, "removed", 5), "the removal was not applied:\n%s",
+	              itest_read_file(e.log));
+	itest_sleep(0.5); /* a run started just before the removal ends */
+	long long n = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'");
+	itest_sleep(2.5);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'"), n);
+	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+
+	PQfinish(app);
+	PQfinish(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sqljobs");
+	TCase *tc = tcase_create("api");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, app_role_schedules_runs_and_unschedules);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
