@@ -89,6 +89,7 @@ AS $fn$
 DECLARE
 	id bigint;
 BEGIN
+	PERFORM pgcrond.check_schedule($1); -- before a jobid is drawn, as pg_cron
 	INSERT INTO cron.job (schedule, command) VALUES ($1, $2) RETURNING jobid INTO id;
 	RETURN id;
 END
@@ -103,9 +104,10 @@ AS $fn$
 DECLARE
 	id bigint;
 BEGIN
-	IF $1 IS NULL THEN RAISE EXCEPTION 'job_name can not be NULL'; END IF;
-	IF $2 IS NULL THEN RAISE EXCEPTION 'schedule can not be NULL'; END IF;
-	IF $3 IS NULL THEN RAISE EXCEPTION 'command can not be NULL'; END IF;
+	IF $1 IS NULL THEN RAISE EXCEPTION 'job_name can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	IF $2 IS NULL THEN RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	IF $3 IS NULL THEN RAISE EXCEPTION 'command can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	PERFORM pgcrond.check_schedule($2);
 	INSERT INTO cron.job AS j (schedule, command, jobname) VALUES ($2, $3, $1)
 	ON CONFLICT ON CONSTRAINT jobname_username_uniq DO UPDATE
 	   SET schedule = EXCLUDED.schedule, command = EXCLUDED.command, database = EXCLUDED.database
@@ -126,29 +128,30 @@ DECLARE
 	id bigint;
 	login boolean;
 BEGIN
-	IF $1 IS NULL THEN RAISE EXCEPTION 'job_name can not be NULL'; END IF;
-	IF $2 IS NULL THEN RAISE EXCEPTION 'schedule can not be NULL'; END IF;
-	IF $3 IS NULL THEN RAISE EXCEPTION 'command can not be NULL'; END IF;
+	IF $1 IS NULL THEN RAISE EXCEPTION 'job_name can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	IF $2 IS NULL THEN RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	IF $3 IS NULL THEN RAISE EXCEPTION 'command can not be NULL' USING ERRCODE = 'internal_error'; END IF;
+	PERFORM pgcrond.check_schedule($2);
 	IF $5 IS NOT NULL AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-		RAISE EXCEPTION 'must be superuser to create a job for another role';
+		RAISE EXCEPTION 'must be superuser to create a job for another role' USING ERRCODE = 'internal_error';
 	END IF;
 	-- pg_cron's checks: the role exists and may log in, the database exists and the role
 	-- may connect to it
 	IF $5 IS NOT NULL THEN
 		SELECT rolcanlogin INTO login FROM pg_roles WHERE rolname = $5;
 		IF NOT FOUND THEN
-			RAISE EXCEPTION 'role "%" does not exist', $5;
+			RAISE EXCEPTION 'role "%" does not exist', $5 USING ERRCODE = 'internal_error';
 		ELSIF NOT login THEN
 			RAISE EXCEPTION 'role "%" can not log in', $5
-				USING DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
+				USING ERRCODE = 'internal_error', DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
 		END IF;
 	END IF;
 	IF coalesce($4, current_database()) IS NOT NULL THEN
 		IF NOT EXISTS (SELECT FROM pg_database WHERE datname = $4) THEN
-			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = 'undefined_database';
+			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = '3D000';
 		END IF;
 		IF NOT has_database_privilege(coalesce($5, current_user::text), $4, 'CONNECT') THEN
-			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4;
+			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4 USING ERRCODE = 'internal_error';
 		END IF;
 	END IF;
 	INSERT INTO cron.job AS j (schedule, command, database, username, active, jobname)
@@ -172,8 +175,10 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
 	DELETE FROM cron.job WHERE jobid = $1;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'could not find valid entry for job %', $1;
+	IF NOT FOUND AND pgcrond.cron_job_exists($1) THEN
+		RAISE EXCEPTION 'permission denied for table job' USING ERRCODE = 'insufficient_privilege';
+	ELSIF NOT FOUND THEN
+		RAISE EXCEPTION 'could not find valid entry for job %', $1 USING ERRCODE = 'internal_error';
 	END IF;
 	RETURN true;
 END
@@ -189,7 +194,7 @@ AS $fn$
 BEGIN
 	DELETE FROM cron.job WHERE jobname = $1 AND username = current_user;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'could not find valid entry for job ''%''', $1;
+		RAISE EXCEPTION 'could not find valid entry for job ''%''', $1 USING ERRCODE = 'internal_error';
 	END IF;
 	RETURN true;
 END
@@ -207,32 +212,35 @@ DECLARE
 	su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
 	login boolean;
 BEGIN
-	IF $1 IS NULL THEN RAISE EXCEPTION 'job_id can not be NULL'; END IF;
+	IF $1 IS NULL THEN RAISE EXCEPTION 'job_id can not be NULL' USING ERRCODE = 'internal_error'; END IF;
 	IF $5 IS NOT NULL AND NOT su THEN
-		RAISE EXCEPTION 'must be superuser to alter username';
+		RAISE EXCEPTION 'must be superuser to alter username' USING ERRCODE = 'internal_error';
 	END IF;
 	-- pg_cron's checks: the role exists and may log in, the database exists and the role
 	-- may connect to it
 	IF $5 IS NOT NULL THEN
 		SELECT rolcanlogin INTO login FROM pg_roles WHERE rolname = $5;
 		IF NOT FOUND THEN
-			RAISE EXCEPTION 'role "%" does not exist', $5;
+			RAISE EXCEPTION 'role "%" does not exist', $5 USING ERRCODE = 'internal_error';
 		ELSIF NOT login THEN
 			RAISE EXCEPTION 'role "%" can not log in', $5
-				USING DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
+				USING ERRCODE = 'internal_error', DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
 		END IF;
 	END IF;
 	IF $4 IS NOT NULL THEN
 		IF NOT EXISTS (SELECT FROM pg_database WHERE datname = $4) THEN
-			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = 'undefined_database';
+			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = '3D000';
 		END IF;
 		IF NOT has_database_privilege(coalesce($5, current_user::text), $4, 'CONNECT') THEN
-			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4;
+			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4 USING ERRCODE = 'internal_error';
 		END IF;
+	END IF;
+	IF $2 IS NOT NULL THEN
+		PERFORM pgcrond.check_schedule($2);
 	END IF;
 	IF num_nonnulls($2, $3, $4, $5, $6) = 0 THEN
 		RAISE EXCEPTION 'no updates specified'
-			USING HINT = 'You must specify at least one job attribute to change when calling alter_job';
+			USING ERRCODE = 'internal_error', HINT = 'You must specify at least one job attribute to change when calling alter_job';
 	END IF;
 	UPDATE cron.job j
 	   SET schedule = coalesce($2, j.schedule), command = coalesce($3, j.command),
@@ -240,7 +248,7 @@ BEGIN
 	       active = coalesce($6, j.active)
 	 WHERE j.jobid = $1 AND (su OR j.username = current_user);
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'Job % does not exist or you don''t own it', $1;
+		RAISE EXCEPTION 'Job % does not exist or you don''t own it', $1 USING ERRCODE = 'internal_error';
 	END IF;
 END
 $fn$;

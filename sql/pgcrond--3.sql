@@ -128,6 +128,38 @@ END
 $fn$;
 COMMENT ON FUNCTION pgcrond.schedule_problem(text) IS 'what is wrong with a cron schedule, or NULL when pgcrond accepts it';
 
+-- pg_cron's error for a schedule it cannot use, raised when the schedule is written.
+CREATE OR REPLACE FUNCTION pgcrond.check_schedule(schedule text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	problem text := pgcrond.schedule_problem($1);
+BEGIN
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'invalid schedule: %', $1
+			USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
+			      HINT = 'Use cron format (e.g. 5 4 * * *), or interval format ''[1-59] seconds''';
+	END IF;
+END
+$fn$;
+
+-- The cron.* functions run as their caller and check schedules with the functions above, so
+-- every role may reach them; the tables of this schema stay closed (no grants on them).
+GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;
+
+-- Whether cron.job holds JOBID at all, whoever owns it: pg_cron's unschedule tells "not
+-- yours" (permission denied) from "no such job", and so does pgcrond's.
+CREATE OR REPLACE FUNCTION pgcrond.cron_job_exists(jobid bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN RETURN EXISTS (SELECT FROM cron.job j WHERE j.jobid = $1); END $fn$;
+
 -- A job name the daemon can carry: 1-63 of letters, digits, "_", "." and "-" (as in job files).
 CREATE OR REPLACE FUNCTION pgcrond.valid_job_name(name text)
 RETURNS boolean
@@ -213,12 +245,7 @@ BEGIN
 		RETURN OLD;
 	END IF;
 	IF TG_OP = 'INSERT' OR NEW.schedule IS DISTINCT FROM OLD.schedule THEN
-		problem := pgcrond.schedule_problem(NEW.schedule);
-		IF problem IS NOT NULL THEN
-			RAISE EXCEPTION 'invalid schedule: %', NEW.schedule
-				USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
-				      HINT = 'Use cron format (e.g. 5 4 * * *), or interval format ''[1-59] seconds''';
-		END IF;
+		PERFORM pgcrond.check_schedule(NEW.schedule); -- a row written without the functions
 	END IF;
 	IF NEW.jobname IS NOT NULL AND NOT pgcrond.valid_job_name(NEW.jobname) THEN
 		RAISE EXCEPTION 'job name "%" may only contain letters, digits, "_", "." and "-", at most 63 of them', NEW.jobname

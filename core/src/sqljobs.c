@@ -62,9 +62,10 @@ static void on_rows(void *arg, const PGresult *res)
 	sj->reading = false;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (log_complain(&sj->complaint))
-			log_error("cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
-			          "install to bring the schema to version 3",
-			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+			log_error(
+			    "cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
+			    "install to bring the schema to version 3",
+			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 		return;
 	}
 	int n = PQntuples(res);
@@ -160,7 +161,8 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	}
 	sj->changed = changed;
 	sj->arg = arg;
-	struct notify_callbacks cb = {.on_notify = on_notify, .on_listening = on_listening, .arg = sj};
+	struct notify_callbacks cb = {
+	    .on_notify = on_notify, .on_listening = on_listening, .arg = sj};
 	/* a name of its own in pg_stat_activity, beside the job listeners' */
 	char *ci = rebuild(conninfo, NULL, NULL, "pgcrond sql jobs", true);
 	int rc = ci ? notify_new(base, history_name, ci, &cb, &sj->n) : -ENOMEM;
@@ -382,10 +384,11 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 		if (!base)
 			base = hist;
 		if (!base) {
-			diag_add(dl, origin, 0,
-			         "database \"%s\" is not configured and there is no history database "
-			         "to reach its server through; add it under databases",
-			         r->database);
+			diag_add(
+			    dl, origin, 0,
+			    "database \"%s\" is not configured and there is no history database "
+			    "to reach its server through; add it under databases",
+			    r->database);
 			continue;
 		}
 		char *key = pool_key(r->database, r->username);
@@ -396,13 +399,15 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 			free(ci);
 			free(text);
 			if (!ci && key && text) {
-				diag_add(dl, origin, 0, "the conninfo of database \"%s\" does not parse",
+				diag_add(dl, origin, 0,
+				         "the conninfo of database \"%s\" does not parse",
 				         base->name);
 				continue;
 			}
 			goto out;
 		}
-		dbs[n_dbs++] = (struct config_sql_db){.name = key, .conninfo = ci, .pool = SQL_POOL};
+		dbs[n_dbs++] =
+		    (struct config_sql_db){.name = key, .conninfo = ci, .pool = SQL_POOL};
 		jobs[n_jobs++] = (struct config_sql_job){.origin = origins[i],
 		                                         .text = text,
 		                                         .username = r->username,

@@ -42,8 +42,7 @@ static void setup(struct itest_env *e)
 	const char *roles[] = {APP, OTHER};
 	for (int i = 0; i < 2; i++) {
 		char sql[512];
-		snprintf(sql, sizeof(sql),
-		         "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
+		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
 		PQclear(PQexec(e->db, sql));
 		snprintf(sql, sizeof(sql),
 		         "CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA cron TO %s;"
@@ -51,9 +50,10 @@ static void setup(struct itest_env *e)
 		         roles[i], roles[i], roles[i]);
 		itest_exec(e->db, sql);
 	}
-	itest_exec(e->db, "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
-	                  " cur text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());"
-	                  "GRANT INSERT, SELECT ON ticks TO PUBLIC");
+	itest_exec(e->db,
+	           "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
+	           " cur text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());"
+	           "GRANT INSERT, SELECT ON ticks TO PUBLIC");
 }
 
 START_TEST(app_role_schedules_runs_and_unschedules)
@@ -78,11 +78,13 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	fprintf(stderr, "it_sqljobs: commit of cron.schedule to first run: %.2f s\n",
 	        itest_now() - t0);
 	/* it ran logged in as its owner, not as the daemon's role */
-	itest_assert_scalar(e.db, "SELECT string_agg(DISTINCT who || '/' || cur, ',') FROM ticks "
-	                          "WHERE job = 'app'",
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT who || '/' || cur, ',') FROM ticks "
+	                    "WHERE job = 'app'",
 	                    APP "/" APP);
-	itest_assert_scalar(e.db, "SELECT string_agg(DISTINCT who, ',') FROM ticks "
-	                          "WHERE job = 'other'",
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT who, ',') FROM ticks "
+	                    "WHERE job = 'other'",
 	                    OTHER);
 
 	/* APP sees only its own job and its own runs, with pg_cron's columns */
