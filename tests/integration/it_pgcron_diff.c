@@ -38,14 +38,13 @@ static char *outcome(PGconn *c, const char *sql)
 	char buf[1200];
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
 		snprintf(buf, sizeof(buf), "ok: %s",
-		         PQntuples(r) == 0 ? "(none)"
+		         PQntuples(r) == 0      ? "(none)"
 		         : PQgetisnull(r, 0, 0) ? "NULL"
-		                               : PQgetvalue(r, 0, 0));
+		                                : PQgetvalue(r, 0, 0));
 	else if (PQresultStatus(r) == PGRES_COMMAND_OK)
 		snprintf(buf, sizeof(buf), "ok");
 	else
-		snprintf(buf, sizeof(buf), "error %s: %s",
-		         PQresultErrorField(r, PG_DIAG_SQLSTATE),
+		snprintf(buf, sizeof(buf), "error %s: %s", PQresultErrorField(r, PG_DIAG_SQLSTATE),
 		         PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 	PQclear(r);
 	return strdup(buf);
@@ -104,13 +103,13 @@ static const struct step {
     {"app", "SELECT cron.alter_job(2, username := '" APP2 "')"},
     {"app", "SELECT cron.alter_job(5, command := 'SELECT 6')"},
     {"app", "SELECT cron.schedule_in_database('elsewhere', '0 1 * * *', 'SELECT 7', 'postgres')"},
-    {"app", "SELECT cron.schedule_in_database('as-other', '0 1 * * *', 'SELECT 7', '" DB "', '" APP2
-            "')"},
+    {"app",
+     "SELECT cron.schedule_in_database('as-other', '0 1 * * *', 'SELECT 7', '" DB "', '" APP2 "')"},
     {"app", "SELECT cron.schedule_in_database('nodb', '0 1 * * *', 'SELECT 7', 'no_such_db')"},
     {"su", "SELECT cron.schedule_in_database('for-app2', '0 2 * * *', 'SELECT 8', '" DB "', '" APP2
            "') > 0"},
-    {"su", "SELECT cron.schedule_in_database('nologin', '0 2 * * *', 'SELECT 8', '" DB "', '" NOLOGIN
-           "')"},
+    {"su", "SELECT cron.schedule_in_database('nologin', '0 2 * * *', 'SELECT 8', '" DB
+           "', '" NOLOGIN "')"},
     {"su", "SELECT cron.schedule_in_database('noone', '0 2 * * *', 'SELECT 8', '" DB
            "', 'no_such_role')"},
     {"su", "SELECT cron.alter_job(2, command := 'SELECT 9')"},
@@ -184,8 +183,10 @@ START_TEST(same_calls_same_outcomes)
 	    " 'cron.schedule_in_database(text,text,text,text,text,boolean)']) f",
 	};
 	for (size_t i = 0; i < sizeof(catalog) / sizeof(catalog[0]); i++) {
-		char *a = itest_scalar(pgcron.su, catalog[i]), *b = itest_scalar(ours.su, catalog[i]);
-		ck_assert_msg(strcmp(a, b) == 0, "%s\npg_cron:\n%s\npgcrond:\n%s", catalog[i], a, b);
+		char *a = itest_scalar(pgcron.su, catalog[i]),
+		     *b = itest_scalar(ours.su, catalog[i]);
+		ck_assert_msg(strcmp(a, b) == 0, "%s\npg_cron:\n%s\npgcrond:\n%s", catalog[i], a,
+		              b);
 		free(a);
 		free(b);
 	}
@@ -194,8 +195,8 @@ START_TEST(same_calls_same_outcomes)
 		const struct step *st = &steps[i];
 		char *a = outcome(conn_of(&pgcron, st->role), st->sql);
 		char *b = outcome(conn_of(&ours, st->role), st->sql);
-		ck_assert_msg(strcmp(a, b) == 0, "step %zu (%s) %s\npg_cron: %s\npgcrond: %s", i + 1,
-		              st->role, st->sql, a, b);
+		ck_assert_msg(strcmp(a, b) == 0, "step %zu (%s) %s\npg_cron: %s\npgcrond: %s",
+		              i + 1, st->role, st->sql, a, b);
 		free(a);
 		free(b);
 		/* and the rows, as each role sees them */
@@ -203,9 +204,10 @@ START_TEST(same_calls_same_outcomes)
 		for (int w = 0; w < 3; w++) {
 			char *ja = jobs_seen(conn_of(&pgcron, who[w]));
 			char *jb = jobs_seen(conn_of(&ours, who[w]));
-			ck_assert_msg(strcmp(ja, jb) == 0,
-			              "after step %zu (%s) %s, cron.job as %s:\npg_cron:\n%s\npgcrond:\n%s",
-			              i + 1, st->role, st->sql, who[w], ja, jb);
+			ck_assert_msg(
+			    strcmp(ja, jb) == 0,
+			    "after step %zu (%s) %s, cron.job as %s:\npg_cron:\n%s\npgcrond:\n%s",
+			    i + 1, st->role, st->sql, who[w], ja, jb);
 			free(ja);
 			free(jb);
 		}

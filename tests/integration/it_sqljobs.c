@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cron.h"
 #include "itest.h"
 
 #define DB "it_sqljobs"
@@ -132,12 +133,117 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 }
 END_TEST
 
+/* The schedules cron.schedule accepts are exactly those `pgcrond next` (cron_parse) accepts:
+ * a corpus of hand-picked expressions and a few thousand built from valid and broken fields. */
+START_TEST(sql_validator_agrees_with_cron_parse)
+{
+	static const char *const special[] = {
+	    "",
+	    " ",
+	    "\t",
+	    "@daily",
+	    "@DAILY",
+	    "@restart",
+	    "@reboot",
+	    "@yearly",
+	    "@annually",
+	    "@monthly",
+	    "@weekly",
+	    "@midnight",
+	    "@hourly",
+	    "@foo",
+	    "@daily x",
+	    "@",
+	    "1 seconds",
+	    "59 seconds",
+	    "60 seconds",
+	    "0 seconds",
+	    "10seconds",
+	    "5 second",
+	    "5 Seconds",
+	    "x seconds",
+	    "5 minutes",
+	    "1",
+	    "* * * *",
+	    "* * * * * * *",
+	    "0 0 $ * *",
+	    "0 0 $ 2 *",
+	    "0 0 1,$ * *",
+	    "*/30 * * * * *",
+	    " 0  3\t* * * ",
+	    "0 0 30 2 *",
+	    "5/15 * * * *",
+	    "1-5/ * * * *",
+	    "*/2147483648 * * * *",
+	    "*/2147483647 * * * *",
+	    "0 0 1 January *",
+	    "0 0 * * Sunday",
+	    "0 0 * jan-dec sun-sat",
+	    "0 0 * * 0-7",
+	    "0 0 * * 8",
+	};
+	static const char *const pool[] = {
+	    "*",      "*/5",     "*/0",     "0",   "59",      "60",  "1-5", "5-1",     "1-5/2",
+	    "5/15",   "jan",     "JAN-mar", "sun", "mon-fri", "7",   "8",   "$",       "1,2,3",
+	    "1,,2",   "a",       "*/",      "-1",  "1-",      "0x1", "*-5", "30",      "12",
+	    "13",     "23",      "24",      "31",  "32",      "1,",  ",1",  "0-59/15", "sat-sun",
+	    "*/1000", "Feb,Aug", "1-31",    "00",  "007",
+	};
+	struct itest_env e;
+	itest_env_init(&e, "sqljobs-corpus", DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+
+	size_t npool = sizeof(pool) / sizeof(pool[0]),
+	       nspecial = sizeof(special) / sizeof(special[0]);
+	unsigned long long seed = 11, accepted = 0, total = 0;
+	for (size_t i = 0; i < nspecial + 3000; i++) {
+		char expr[256];
+		if (i < nspecial) {
+			snprintf(expr, sizeof(expr), "%s", special[i]);
+		} else {
+			int fields = 5 + (int)(i % 2), o = 0;
+			for (int f = 0; f < fields; f++) {
+				seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+				/* mostly valid-looking fields, so whole expressions pass often */
+				size_t pick = (seed >> 33) % (npool * 2);
+				const char *tok =
+				    pick >= npool ? (f == 2 ? "1-5" : "*") : pool[pick];
+				o += snprintf(expr + o, sizeof(expr) - (size_t)o, "%s%s",
+				              f ? " " : "", tok);
+			}
+		}
+		cron_expr ce;
+		bool c_ok = cron_parse(expr, &ce, NULL, 0) == 0;
+		const char *p[] = {expr};
+		PGresult *r = PQexecParams(e.db, "SELECT pgcrond.schedule_problem($1)", 1, NULL, p,
+		                           NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		bool sql_ok = PQgetisnull(r, 0, 0);
+		ck_assert_msg(c_ok == sql_ok,
+		              "\"%s\": pgcrond next %s it, cron.schedule %s it (%s)", expr,
+		              c_ok ? "accepts" : "refuses", sql_ok ? "accepts" : "refuses",
+		              sql_ok ? "" : PQgetvalue(r, 0, 0));
+		PQclear(r);
+		accepted += c_ok;
+		total++;
+	}
+	/* the corpus exercises both sides */
+	ck_assert_msg(accepted > total / 10 && accepted < total * 9 / 10, "%llu of %llu accepted",
+	              accepted, total);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sqljobs");
 	TCase *tc = tcase_create("api");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, app_role_schedules_runs_and_unschedules);
+	tcase_add_test(tc, sql_validator_agrees_with_cron_parse);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
