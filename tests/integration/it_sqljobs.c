@@ -83,6 +83,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	                    "SELECT string_agg(DISTINCT who || '/' || cur, ',') FROM ticks "
 	                    "WHERE job = 'app'",
 	                    APP "/" APP);
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) > 0 FROM ticks WHERE job = 'other'"));
 	itest_assert_scalar(e.db,
 	                    "SELECT string_agg(DISTINCT who, ',') FROM ticks "
 	                    "WHERE job = 'other'",
