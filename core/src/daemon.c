@@ -216,6 +216,7 @@ static void reload(struct daemon *d)
 	} else {
 		install_config(d, files, cfg, plugins, tz);
 	}
+	sqljobs_refresh(d->sql);
 	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 	sdnotify_ready();
 	diag_clear(&dl);

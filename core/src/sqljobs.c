@@ -21,6 +21,7 @@
 struct sql_row {
 	char *jobid, *name, *schedule, *command, *database, *username, *options;
 	bool enabled;
+	bool can_login; /* the owner has LOGIN */
 };
 
 struct sqljobs {
@@ -71,7 +72,7 @@ static void on_rows(void *arg, const PGresult *res)
 	int n = PQntuples(res);
 	size_t len = 1;
 	for (int i = 0; i < n; i++)
-		for (int c = 0; c < 8; c++)
+		for (int c = 0; c < 9; c++)
 			len += (size_t)PQgetlength(res, i, c) + 2;
 	char *all = malloc(len), *o = all;
 	struct sql_row *rows = calloc((size_t)n + 1, sizeof(*rows));
@@ -83,7 +84,7 @@ static void on_rows(void *arg, const PGresult *res)
 	}
 	bool oom = false;
 	for (int i = 0; i < n; i++) {
-		for (int c = 0; c < 8; c++) {
+		for (int c = 0; c < 9; c++) {
 			size_t l = (size_t)PQgetlength(res, i, c);
 			memcpy(o, PQgetvalue(res, i, c), l);
 			o += l;
@@ -97,6 +98,7 @@ static void on_rows(void *arg, const PGresult *res)
 			if (!PQgetisnull(res, i, c) && !(*f[c] = strdup(PQgetvalue(res, i, c))))
 				oom = true;
 		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
+		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
 	}
 	*o = '\0';
 	if (oom) {
@@ -122,8 +124,10 @@ static void on_rows(void *arg, const PGresult *res)
 static void read_jobs(struct sqljobs *sj)
 {
 	static const char sql[] =
-	    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled"
-	    "  FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
+	    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled,"
+	    "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
+	    "                  WHERE r.rolname = j.username), false)"
+	    "  FROM pgcrond.job j WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
 	if (sj->reading) {
 		sj->again = true; /* a change committed while the last read was under way */
 		return;
@@ -131,6 +135,15 @@ static void read_jobs(struct sqljobs *sj)
 	if (notify_query(sj->n, sql, NULL, 0, on_rows, sj) == 0)
 		sj->reading = true;
 	/* otherwise the connection is down: on_listening reads again once it is back */
+}
+
+void sqljobs_refresh(struct sqljobs *sj)
+{
+	if (sj) {
+		free(sj->last); /* whatever is read now is applied */
+		sj->last = NULL;
+		read_jobs(sj);
+	}
 }
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -376,6 +389,16 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 			goto out;
 		if (!r->database || !r->username) {
 			diag_add(dl, origin, 0, "no database or owner; the job is not run");
+			continue;
+		}
+		if (r->enabled && !r->can_login) {
+			/* pg_cron's rule: a job runs logged in as its owner */
+			diag_add(
+			    dl, origin, 0,
+			    "job \"%s\" is not run: its owner, role \"%s\", cannot log in; "
+			    "ALTER ROLE ... LOGIN, and let this host authenticate it (pg_hba.conf, "
+			    ".pgpass or a client certificate), or unschedule the job",
+			    r->name ? r->name : "?", r->username);
 			continue;
 		}
 		/* a configured entry of that name, else the history database's server */

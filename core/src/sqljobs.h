@@ -26,6 +26,9 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
                 void (*changed)(void *arg), void *arg, struct sqljobs **out)
     __attribute__((warn_unused_result));
 void sqljobs_free(struct sqljobs **sj);
+/* Read the SQL jobs again (SIGHUP: an owner given LOGIN since, say); CHANGED follows if they
+ * differ. */
+void sqljobs_refresh(struct sqljobs *sj);
 
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job
  * with a problem is left out and its problem added to DL (as "cron.job jobid N: ..."). 0 or

@@ -33,9 +33,8 @@ static char *error_of(PGconn *c, const char *sql)
 	return out;
 }
 
-static void setup(struct itest_env *e)
+static void setup_roles(struct itest_env *e)
 {
-	itest_env_init(e, "sqljobs", DB);
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
 	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
@@ -51,6 +50,12 @@ static void setup(struct itest_env *e)
 		         roles[i], roles[i], roles[i]);
 		itest_exec(e->db, sql);
 	}
+}
+
+static void setup(struct itest_env *e)
+{
+	itest_env_init(e, "sqljobs", DB);
+	setup_roles(e);
 	itest_exec(e->db,
 	           "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
 	           " cur text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());"
@@ -129,6 +134,65 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 
 	PQfinish(app);
 	PQfinish(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Beside file jobs: a SQL job cannot take a file job's name; a superuser's
+ * schedule_in_database runs a job in another database of the server, as its owner; a job
+ * whose owner cannot log in is not run, and the log says what to configure. */
+START_TEST(file_jobs_other_database_and_nologin)
+{
+	struct itest_env e;
+	itest_env_init(&e, "sqljobs-more", DB);
+	itest_env_job(
+	    &e, "10-file.conf",
+	    "job = { name = \"file-job\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; };\n");
+	setup_roles(&e);
+	char *other_ci = itest_fresh_db(DB "_other");
+	PGconn *other = itest_connect(other_ci);
+	itest_exec(other, "CREATE TABLE ticks (job text, who text DEFAULT session_user);"
+	                  "GRANT INSERT ON ticks TO PUBLIC");
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	PGconn *app = role_conn(&e, APP);
+
+	char *err = error_of(app, "SELECT cron.schedule('file-job', '* * * * *', 'SELECT 2')");
+	ck_assert_msg(strstr(err, "job \"file-job\" is defined in ") &&
+	                  strstr(err, "10-file.conf:1; edit it there"),
+	              "%s", err);
+	free(err);
+	/* listed in cron.job for the daemon's role, not for APP */
+	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job WHERE jobname = 'file-job'", "1");
+	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+
+	itest_exec(e.db,
+	           "SELECT cron.schedule_in_database('elsewhere', '1 seconds',"
+	           " $$INSERT INTO ticks (job) VALUES ('elsewhere')$$, '" DB "_other', '" APP "')");
+	ck_assert_msg(itest_wait_sql(other, "SELECT count(*) > 0 FROM ticks", 10),
+	              "the job did not run in the other database:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(other, "SELECT string_agg(DISTINCT who, ',') FROM ticks", APP);
+	ck_assert(itest_wait_sql(app, "SELECT count(*) > 0 FROM cron.job_run_details", 10));
+	itest_assert_scalar(app,
+	                    "SELECT string_agg(DISTINCT database, ',') FROM cron.job_run_details",
+	                    DB "_other");
+
+	/* the owner loses LOGIN: at the next read the job is left out, and the log says why */
+	itest_exec(e.db, "ALTER ROLE " OTHER " NOLOGIN");
+	itest_exec(e.db, "SELECT cron.schedule_in_database('nologin', '1 seconds', 'SELECT 1', '" DB
+	                 "', '" APP "')");
+	itest_exec(e.db, "UPDATE cron.job SET username = '" OTHER "' WHERE jobname = 'nologin'");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "its owner, role \"" OTHER "\", cannot log in; ALTER ROLE ... "
+	                             "LOGIN",
+	                             5),
+	              "%s", itest_read_file(e.log));
+	itest_exec(e.db, "ALTER ROLE " OTHER " LOGIN");
+
+	PQfinish(app);
+	PQfinish(other);
+	free(other_ci);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_env_teardown(&e);
 }
@@ -245,6 +309,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, app_role_schedules_runs_and_unschedules);
 	tcase_add_test(tc, sql_validator_agrees_with_cron_parse);
+	tcase_add_test(tc, file_jobs_other_database_and_nologin);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
