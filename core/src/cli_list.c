@@ -47,13 +47,14 @@ static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, in
 		snprintf(out, outlen, "disabled");
 		return;
 	}
-	if (!j->schedule || !cfg->tz)
+	const cron_tz *tz = j->tz ? j->tz : cfg->tz; /* the job's own zone, if it has one */
+	if (!j->schedule || !tz)
 		return;
 	if (j->cron.kind == CRON_REBOOT) {
 		snprintf(out, outlen, "at startup");
 		return;
 	}
-	int64_t t = cron_next(&j->cron, cfg->tz, now);
+	int64_t t = cron_next(&j->cron, tz, now);
 	if (t == CRON_NEVER)
 		return;
 	time_t tt = (time_t)t;

@@ -687,6 +687,9 @@ static void job_free_fields(struct conf_job *j)
 	free(j->file);
 	free(j->username);
 	free(j->sql_database);
+	free(j->timezone);
+	if (j->tz)
+		cron_tz_free(&j->tz);
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
@@ -885,6 +888,22 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 			    "schedule \"%s\" never fires (that day does not exist in that month); "
 			    "fix the day and month fields",
 			    j.schedule);
+		}
+	}
+
+	if (j.timezone) {
+		/* the job's own zone: its schedule's times are read in it (DST rules as for the
+		 * daemon's timezone) */
+		char err[256];
+		int rc = cron_tz_open(j.timezone, &j.tz, err, sizeof(err));
+		if (rc < 0) {
+			j.tz = NULL;
+			config_report_at(L, config_setting_get_member(s, "timezone"), file,
+			                 rc == -ENOENT
+			                     ? "unknown timezone \"%s\"; use a name from the tz "
+			                       "database like \"UTC\" or \"Europe/Berlin\""
+			                     : "timezone \"%s\": cannot be used",
+			                 j.timezone);
 		}
 	}
 

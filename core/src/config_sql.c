@@ -29,6 +29,10 @@ static void copy_job(const struct conf_job *src, struct conf_job *dst, bool *oom
 	dst->listen = dup_or(src->listen, oom);
 	dst->file = dup_or(src->file, oom);
 	dst->username = dup_or(src->username, oom);
+	dst->timezone = dup_or(src->timezone, oom);
+	dst->tz = NULL;
+	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
+		*oom = true; /* it opened when the files were read */
 	dst->sql_database = dup_or(src->sql_database, oom);
 	dst->after = src->n_after ? calloc(src->n_after, sizeof(*dst->after)) : NULL;
 	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
