@@ -241,6 +241,7 @@ BEGIN
 		END IF;
 		UPDATE pgcrond.job SET enabled = false, removed_at = now(), updated_at = now()
 		 WHERE jobid = OLD.jobid AND source = 'sql';
+		DELETE FROM pgcrond.job_options WHERE jobid = OLD.jobid;
 		PERFORM pg_notify('pgcrond_jobs', OLD.jobid::text);
 		RETURN OLD;
 	END IF;
@@ -321,5 +322,176 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION pgcrond.sync_file_jobs() FROM PUBLIC;
+
+-- ---- pgcrond.schedule(): everything a job file can say, from SQL --------------------------
+
+-- What is wrong with OPTIONS (the job-file settings of a SQL job, as a JSON object), or NULL.
+-- The daemon checks the job again as `pgcrond check` checks a job file, and logs a refusal
+-- with check's message; this catches what can be caught while the caller waits.
+CREATE OR REPLACE FUNCTION pgcrond.options_problem(options jsonb)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	kv record;
+	kinds constant jsonb := '{"timeout": "duration", "overlap": ["skip", "queue", "replace"],
+		"retries": "count", "retry_delay": "duration", "retry_backoff": "factor",
+		"retry_max_delay": "duration", "retry_on_timeout": "boolean",
+		"retry_on": ["transient", "any"], "catchup": ["skip", "once"], "after": "names",
+		"listen": "channel", "debounce": "duration", "max_delay": "duration",
+		"alert_after": "positive", "max_staleness": "duration", "warn_duration": "duration",
+		"timezone": "zone"}';
+	kind jsonb;
+BEGIN
+	IF $1 IS NULL OR jsonb_typeof($1) <> 'object' THEN
+		RETURN 'options must be a JSON object like {"retries": 3, "timeout": "10m"}';
+	END IF;
+	FOR kv IN SELECT * FROM jsonb_each($1) LOOP
+		kind := kinds -> kv.key;
+		IF kind IS NULL THEN
+			RETURN format('unknown option "%s"%s', kv.key,
+			              CASE WHEN kv.key IN ('name', 'command', 'schedule', 'database', 'enabled', 'plugin')
+			                   THEN '; it is an argument of the function, not an option'
+			                   ELSE '; the options are ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(kinds) k) END);
+		ELSIF jsonb_typeof(kind) = 'array' THEN
+			IF jsonb_typeof(kv.value) <> 'string' OR NOT kind ? (kv.value #>> '{}') THEN
+				RETURN format('%s must be one of %s, not %s', kv.key,
+				              (SELECT string_agg(v, ', ') FROM jsonb_array_elements_text(kind) v), kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'duration' THEN
+			IF jsonb_typeof(kv.value) <> 'string' OR (kv.value #>> '{}') !~ '^\s*([0-9]+\s*(ms|s|m|h|d)\s*)+$' THEN
+				RETURN format('%s must be a duration like "30s", "5m", "2h" or "7d", not %s', kv.key, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' IN ('count', 'positive') THEN
+			IF jsonb_typeof(kv.value) <> 'number' OR (kv.value #>> '{}') !~ '^[0-9]+$'
+			   OR (kv.value #>> '{}')::numeric > 1000000000
+			   OR (kind #>> '{}' = 'positive' AND (kv.value #>> '{}')::numeric < 1) THEN
+				RETURN format('%s must be a whole number%s, not %s', kv.key,
+				              CASE WHEN kind #>> '{}' = 'positive' THEN ' of at least 1' ELSE '' END, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'factor' THEN
+			IF jsonb_typeof(kv.value) <> 'number' OR (kv.value #>> '{}')::numeric < 1 THEN
+				RETURN format('%s must be a number of at least 1, not %s', kv.key, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'boolean' THEN
+			IF jsonb_typeof(kv.value) <> 'boolean' THEN
+				RETURN format('%s must be true or false, not %s', kv.key, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'names' THEN
+			IF jsonb_typeof(kv.value) <> 'array' OR EXISTS (
+				SELECT FROM jsonb_array_elements(kv.value) e
+				 WHERE jsonb_typeof(e) <> 'string' OR NOT pgcrond.valid_job_name(e #>> '{}')) THEN
+				RETURN format('%s must be an array of job names like ["refresh-a"], not %s', kv.key, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'channel' THEN
+			IF jsonb_typeof(kv.value) <> 'string' OR octet_length(kv.value #>> '{}') NOT BETWEEN 1 AND 63 THEN
+				RETURN format('%s must be a channel name of 1 to 63 bytes, not %s', kv.key, kv.value);
+			END IF;
+		ELSIF kind #>> '{}' = 'zone' THEN
+			IF jsonb_typeof(kv.value) <> 'string'
+			   OR NOT EXISTS (SELECT FROM pg_timezone_names WHERE name = kv.value #>> '{}') THEN
+				RETURN format('unknown timezone %s; use a name from the tz database like "UTC" or "Europe/Berlin"', kv.value);
+			END IF;
+		END IF;
+	END LOOP;
+	IF ($1 ? 'debounce' OR $1 ? 'max_delay') AND NOT $1 ? 'listen' THEN
+		RETURN 'debounce and max_delay only apply to notifications; add "listen" or remove them';
+	END IF;
+	RETURN NULL;
+END
+$fn$;
+
+-- A SQL job's options, written by pgcrond.schedule() as the caller: row-level security keeps a
+-- role to its own rows, and the trigger takes options only for a job of the same role.
+CREATE TABLE IF NOT EXISTS pgcrond.job_options (
+	jobid    bigint PRIMARY KEY,
+	username text NOT NULL DEFAULT current_user,
+	options  jsonb NOT NULL
+);
+COMMENT ON TABLE pgcrond.job_options IS 'the job-file settings of SQL jobs, as given to pgcrond.schedule()';
+ALTER TABLE pgcrond.job_options ENABLE ROW LEVEL SECURITY;
+DO $do$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_policies WHERE schemaname = 'pgcrond' AND tablename = 'job_options') THEN
+		CREATE POLICY job_options_policy ON pgcrond.job_options USING (username = current_user);
+	END IF;
+END
+$do$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON pgcrond.job_options TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgcrond.job_options_sync()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	problem text;
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		UPDATE pgcrond.job SET options = '{}', updated_at = now() WHERE jobid = OLD.jobid AND source = 'sql';
+		PERFORM pg_notify('pgcrond_jobs', OLD.jobid::text);
+		RETURN OLD;
+	END IF;
+	-- row-level security held NEW.username to the writing role: the job must be that role's
+	IF NOT EXISTS (SELECT FROM pgcrond.job j
+	                WHERE j.jobid = NEW.jobid AND j.source = 'sql' AND j.removed_at IS NULL
+	                  AND j.username = NEW.username) THEN
+		RAISE EXCEPTION 'could not find valid entry for job %', NEW.jobid USING ERRCODE = 'internal_error';
+	END IF;
+	problem := pgcrond.options_problem(NEW.options);
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'invalid options: %', problem USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE pgcrond.job SET options = NEW.options, updated_at = now() WHERE jobid = NEW.jobid;
+	PERFORM pg_notify('pgcrond_jobs', NEW.jobid::text);
+	RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION pgcrond.job_options_sync() FROM PUBLIC;
+DO $do$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'job_options_sync'
+	                                        AND tgrelid = 'pgcrond.job_options'::regclass) THEN
+		CREATE TRIGGER job_options_sync AFTER INSERT OR UPDATE OR DELETE ON pgcrond.job_options
+			FOR EACH ROW EXECUTE FUNCTION pgcrond.job_options_sync();
+	END IF;
+END
+$do$;
+
+-- pgcrond's own cron.schedule: a SQL job with everything a job file can say about it, e.g.
+--   SELECT pgcrond.schedule('rollup', '*/5 * * * *', 'CALL rollup()',
+--                           '{"retries": 3, "retry_delay": "30s", "timeout": "2m",
+--                             "timezone": "Europe/Berlin"}');
+-- Same name and role: updated in place (same jobid), options replaced. DATABASE: as
+-- cron.schedule_in_database (an admin grants it). Runs as the caller.
+CREATE OR REPLACE FUNCTION pgcrond.schedule(job_name text, schedule text, command text,
+                                            options jsonb DEFAULT '{}', database text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	id bigint;
+	problem text := pgcrond.options_problem(coalesce($4, '{}'));
+BEGIN
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'invalid options: %', problem
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'options are the settings of a job file (pgcrond.conf(5)), as a JSON object';
+	END IF;
+	IF $5 IS NULL THEN
+		id := cron.schedule($1, $2, $3);
+	ELSE
+		id := cron.schedule_in_database($1, $2, $3, $5);
+	END IF;
+	INSERT INTO pgcrond.job_options AS o (jobid, options) VALUES (id, coalesce($4, '{}'))
+	ON CONFLICT (jobid) DO UPDATE SET options = EXCLUDED.options;
+	RETURN id;
+END
+$fn$;
+COMMENT ON FUNCTION pgcrond.schedule(text, text, text, jsonb, text) IS 'schedule a job with pgcrond''s settings (retries, timeout, overlap, timezone ...); returns its jobid';
 
 INSERT INTO pgcrond.schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;

@@ -101,6 +101,58 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	return c;
 }
 
+/* SQL jobs start at index FIRST. One that runs after a job that does not exist, or that
+ * sits on a cycle (only SQL jobs can make one: file jobs are checked without them), is left
+ * out with a message, so one role's job cannot keep the others from being applied. */
+static void drop_bad_after(struct loader *L, size_t first)
+{
+	struct pgc_config *cfg = L->cfg;
+	bool changed = true;
+
+	while (changed) {
+		changed = false;
+		for (size_t i = first; i < cfg->n_jobs && !changed; i++) {
+			struct conf_job *j = &cfg->jobs[i];
+			const char *bad = NULL;
+			for (size_t a = 0; a < j->n_after && !bad; a++)
+				if (!config_job(cfg, j->after[a]))
+					bad = j->after[a];
+			/* a cycle: following the first upstream that is a SQL job comes back here
+			 */
+			bool cycle = false;
+			const struct conf_job *k = j;
+			for (size_t steps = 0; !bad && k && steps <= cfg->n_jobs; steps++) {
+				const struct conf_job *next = NULL;
+				for (size_t a = 0; a < k->n_after && !next; a++) {
+					const struct conf_job *u = config_job(cfg, k->after[a]);
+					if (u && (size_t)(u - cfg->jobs) >= first)
+						next = u;
+				}
+				if (next == j)
+					cycle = true;
+				k = cycle ? NULL : next;
+			}
+			if (!bad && !cycle)
+				continue;
+			const char *origin = j->file; /* "cron.job jobid N" */
+			if (bad)
+				diag_add(L->dl, origin, 0,
+				         "job \"%s\" runs after unknown job \"%s\"; it is not run",
+				         j->name, bad);
+			else
+				diag_add(L->dl, origin, 0,
+				         "job \"%s\" runs after itself through other jobs (a "
+				         "cycle); it is "
+				         "not run",
+				         j->name);
+			config_job_free_fields(j);
+			memmove(j, j + 1, (cfg->n_jobs - i - 1) * sizeof(*j));
+			cfg->n_jobs--;
+			changed = true;
+		}
+	}
+}
+
 int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql_db *dbs,
                          size_t n_dbs, const struct config_sql_job *jobs, size_t n_jobs,
                          struct pgc_config **out, struct diag_list *dl)
@@ -149,6 +201,8 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 		}
 		config_destroy(&cf);
 	}
+	if (!L.oom)
+		drop_bad_after(&L, files->n_jobs);
 	config_source_free(&L);
 	if (L.oom) {
 		config_free(&cfg);

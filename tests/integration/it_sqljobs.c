@@ -198,6 +198,61 @@ START_TEST(file_jobs_other_database_and_nologin)
 }
 END_TEST
 
+/* pgcrond.schedule(): a job file's settings from SQL. Bad options are refused at the call;
+ * good ones take effect (a timeout cancels the run); a job the daemon refuses (after a job
+ * that does not exist) is logged and left out, and the others are applied all the same. */
+START_TEST(native_schedule_with_options)
+{
+	struct itest_env e;
+	setup(&e);
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	PGconn *app = role_conn(&e, APP);
+
+	char *err = error_of(app, "SELECT pgcrond.schedule('x', '* * * * *', 'SELECT 1',"
+	                          " '{\"retrys\": 3}')");
+	ck_assert_msg(
+	    strstr(err, "invalid options: unknown option \"retrys\"; the options are after, ") ==
+	        err,
+	    "%s", err);
+	free(err);
+	err = error_of(app, "SELECT pgcrond.schedule('x', '* * * * *', 'SELECT 1',"
+	                    " '{\"timezone\": \"Mars/Base\"}')");
+	ck_assert_str_eq(err,
+	                 "invalid options: unknown timezone \"Mars/Base\"; use a name from the "
+	                 "tz database like \"UTC\" or \"Europe/Berlin\"");
+	free(err);
+
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('orphan', '1 seconds', 'SELECT 1',"
+	                    " '{\"after\": [\"no-such-job\"]}') > 0",
+	                    "t");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('slow', '2 seconds', 'SELECT pg_sleep(5)',"
+	                    " '{\"timeout\": \"1s\", \"timezone\": \"Asia/Tokyo\"}') > 0",
+	                    "t");
+	ck_assert_msg(
+	    itest_wait_sql(app,
+	                   "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                   "status = 'failed' AND return_message LIKE 'timed out after 1s%'",
+	                   10),
+	    "the timeout did not apply:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_wait_log(e.log,
+	                   "job \"orphan\" runs after unknown job \"no-such-job\"; it is not "
+	                   "run",
+	                   5),
+	    "%s", itest_read_file(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT options->>'timezone' FROM pgcrond.job WHERE jobname = 'slow'",
+	                    "Asia/Tokyo");
+
+	PQfinish(app);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The schedules cron.schedule accepts are exactly those `pgcrond next` (cron_parse) accepts:
  * a corpus of hand-picked expressions and a few thousand built from valid and broken fields. */
 START_TEST(sql_validator_agrees_with_cron_parse)
@@ -310,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, app_role_schedules_runs_and_unschedules);
 	tcase_add_test(tc, sql_validator_agrees_with_cron_parse);
 	tcase_add_test(tc, file_jobs_other_database_and_nologin);
+	tcase_add_test(tc, native_schedule_with_options);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
