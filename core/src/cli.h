@@ -15,6 +15,7 @@ int cli_install(int argc, char **argv);
 int cli_trigger(int argc, char **argv);
 int cli_history(int argc, char **argv);
 int cli_graph(int argc, char **argv);
+int cli_import(int argc, char **argv);
 
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments

@@ -75,6 +75,20 @@ static int parse_args(int argc, char **argv, const char **conf, bool *force, con
 	return 0;
 }
 
+/* Whether JOB is a job made in SQL (pgcrond.job, source sql); *ENABLED says if it is active. */
+static bool sql_job_enabled(PGconn *conn, const char *job, bool *enabled)
+{
+	const char *p[] = {job};
+	PGresult *r = PQexecParams(conn,
+	                           "SELECT enabled FROM pgcrond.job WHERE jobname = $1"
+	                           " AND source = 'sql' AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	*enabled = found && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return found;
+}
+
 int cli_trigger(int argc, char **argv)
 {
 	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL;
@@ -82,6 +96,7 @@ int cli_trigger(int argc, char **argv)
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
 	int rc;
+	bool sql_enabled = false;
 
 	rc = parse_args(argc, argv, &conf, &force, &job);
 	if (rc)
@@ -91,7 +106,9 @@ int cli_trigger(int argc, char **argv)
 	if (rc != EX_OK)
 		return rc;
 	const struct conf_job *j = config_job(cfg, job);
-	if (!j) {
+	if (!j && sql_job_enabled(conn, job, &sql_enabled)) {
+		/* a job made in SQL (cron.schedule): the daemon has it too */
+	} else if (!j) {
 		fprintf(stderr,
 		        "pgcrond trigger: no job \"%s\" in %s and its conf.d; "
 		        "'pgcrond list' shows the configured jobs\n",
@@ -99,7 +116,7 @@ int cli_trigger(int argc, char **argv)
 		rc = EX_USAGE;
 		goto out;
 	}
-	if (!j->enabled && !force) {
+	if ((j ? !j->enabled : !sql_enabled) && !force) {
 		fprintf(stderr,
 		        "pgcrond trigger: job \"%s\" is disabled (enabled = false); "
 		        "'pgcrond trigger --force %s' runs it anyway\n",
@@ -136,8 +153,8 @@ int cli_trigger(int argc, char **argv)
 		printf(
 		    "asked the daemon to run \"%s\" now%s (request %s in pgcrond.trigger_request "
 		    "on database \"%s\")\n",
-		    job, !j->enabled ? ", even though it is disabled" : "", PQgetvalue(r, 0, 0),
-		    cfg->history_database);
+		    job, (j ? !j->enabled : !sql_enabled) ? ", even though it is disabled" : "",
+		    PQgetvalue(r, 0, 0), cfg->history_database);
 	}
 	PQclear(r);
 out:

@@ -17,6 +17,7 @@ static const struct {
     {"trigger", cli_trigger, "ask the running daemon to run a job now"},
     {"history", cli_history, "show recent runs from the history table"},
     {"graph", cli_graph, "print the job graph in Graphviz DOT"},
+    {"import", cli_import, "move the jobs of a pg_cron installation into pgcrond"},
 };
 
 static void usage(FILE *out)
