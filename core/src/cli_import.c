@@ -22,9 +22,9 @@
 struct src_job {
 	char *jobid, *schedule, *command, *database, *username, *jobname;
 	bool active;
-	char name[64];     /* pgcrond's name */
-	char sched[256];   /* the schedule as pgcrond reads it with pg_cron's meaning */
-	bool refused;      /* pgcrond cannot read its schedule */
+	char name[64];   /* pgcrond's name */
+	char sched[256]; /* the schedule as pgcrond reads it with pg_cron's meaning */
+	bool refused;    /* pgcrond cannot read its schedule */
 };
 
 static void usage(FILE *out)
@@ -83,8 +83,8 @@ static void pick_name(struct src_job *j)
 	size_t o = 0;
 	for (const char *p = j->jobname; *p && o < sizeof(base) - 1; p++) {
 		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		          c == '_' || c == '.' || c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 		base[o++] = ok ? c : '-';
 	}
 	base[o] = '\0';
@@ -116,19 +116,21 @@ static void translate(struct src_job *j)
 	}
 	if (*s != '@' && fields > 5 && end5) {
 		snprintf(j->sched, sizeof(j->sched), "%.*s", (int)(end5 - s), s);
-		fprintf(stderr,
-		        "pgcrond import: warning: pg_cron job %s (\"%s\"): schedule \"%s\" has more "
-		        "than five fields; pg_cron ignores the rest and so does the import: \"%s\" "
-		        "(pgcrond would read a sixth field as seconds first)\n",
-		        j->jobid, j->name, j->schedule, j->sched);
+		fprintf(
+		    stderr,
+		    "pgcrond import: warning: pg_cron job %s (\"%s\"): schedule \"%s\" has more "
+		    "than five fields; pg_cron ignores the rest and so does the import: \"%s\" "
+		    "(pgcrond would read a sixth field as seconds first)\n",
+		    j->jobid, j->name, j->schedule, j->sched);
 	} else {
 		snprintf(j->sched, sizeof(j->sched), "%s", j->schedule);
 	}
 	if (strncmp(s, "@yearly", 7) == 0 || strncmp(s, "@annually", 9) == 0)
-		fprintf(stderr,
-		        "pgcrond import: warning: pg_cron job %s (\"%s\"): %s never fired in pg_cron; "
-		        "in pgcrond it runs at midnight on January 1\n",
-		        j->jobid, j->name, j->schedule);
+		fprintf(
+		    stderr,
+		    "pgcrond import: warning: pg_cron job %s (\"%s\"): %s never fired in pg_cron; "
+		    "in pgcrond it runs at midnight on January 1\n",
+		    j->jobid, j->name, j->schedule);
 	if (cron_parse(j->sched, &e, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgcrond import: pg_cron job %s (\"%s\"): schedule %s\n", j->jobid,
 		        j->name, err);
@@ -143,10 +145,11 @@ static int read_source(PGconn *src, struct src_job **out, int *n)
 	char why[1024];
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(stderr,
-		        "pgcrond import: cannot read cron.job on the source: %s; is pg_cron installed "
-		        "in that database?\n",
-		        pgconn_result_error(r, why, sizeof(why)));
+		fprintf(
+		    stderr,
+		    "pgcrond import: cannot read cron.job on the source: %s; is pg_cron installed "
+		    "in that database?\n",
+		    pgconn_result_error(r, why, sizeof(why)));
 		PQclear(r);
 		return EX_UNAVAILABLE;
 	}
@@ -178,8 +181,10 @@ static int clashes(PGconn *dst, struct src_job *jobs, int n)
 		for (int k = 0; k < i; k++)
 			if (strcmp(jobs[i].name, jobs[k].name) == 0) {
 				fprintf(stderr,
-				        "pgcrond import: pg_cron jobs %s and %s would both be named \"%s\"; "
-				        "rename one in pg_cron (cron.alter_job cannot, so unschedule and "
+				        "pgcrond import: pg_cron jobs %s and %s would both be "
+				        "named \"%s\"; "
+				        "rename one in pg_cron (cron.alter_job cannot, so "
+				        "unschedule and "
 				        "schedule it again)\n",
 				        jobs[k].jobid, jobs[i].jobid, jobs[i].name);
 				bad++;
@@ -193,11 +198,13 @@ static int clashes(PGconn *dst, struct src_job *jobs, int n)
 		                           1, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			bool file = strcmp(PQgetvalue(r, 0, 0), "file") == 0;
-			fprintf(stderr,
-			        "pgcrond import: pg_cron job %s: the name \"%s\" is taken by %s %s; "
-			        "rename or remove one of them, then import again\n",
-			        jobs[i].jobid, jobs[i].name,
-			        file ? "the job file job at" : "a SQL job of role", PQgetvalue(r, 0, 1));
+			fprintf(
+			    stderr,
+			    "pgcrond import: pg_cron job %s: the name \"%s\" is taken by %s %s; "
+			    "rename or remove one of them, then import again\n",
+			    jobs[i].jobid, jobs[i].name,
+			    file ? "the job file job at" : "a SQL job of role",
+			    PQgetvalue(r, 0, 1));
 			bad++;
 		}
 		PQclear(r);
@@ -214,32 +221,39 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 		struct src_job *j = &jobs[i];
 		/* the owner and database must exist here to run the job */
 		const char *p1[] = {j->username, j->database};
-		r = PQexecParams(dst,
-		                 "SELECT coalesce((SELECT rolcanlogin FROM pg_roles WHERE rolname = $1),"
-		                 " false), EXISTS (SELECT FROM pg_database WHERE datname = $2)",
-		                 2, NULL, p1, NULL, NULL, 0);
+		r = PQexecParams(
+		    dst,
+		    "SELECT coalesce((SELECT rolcanlogin FROM pg_roles WHERE rolname = $1),"
+		    " false), EXISTS (SELECT FROM pg_database WHERE datname = $2)",
+		    2, NULL, p1, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 			if (PQgetvalue(r, 0, 0)[0] != 't')
-				fprintf(stderr,
-				        "pgcrond import: warning: job \"%s\": its owner, role \"%s\", "
-				        "cannot log in on pgcrond's server; it will not run until it can\n",
-				        j->name, j->username);
+				fprintf(
+				    stderr,
+				    "pgcrond import: warning: job \"%s\": its owner, role \"%s\", "
+				    "cannot log in on pgcrond's server; it will not run until it "
+				    "can\n",
+				    j->name, j->username);
 			if (PQgetvalue(r, 0, 1)[0] != 't')
-				fprintf(stderr,
-				        "pgcrond import: warning: job \"%s\": database \"%s\" does not exist "
-				        "on the history database's server; add a databases entry named "
-				        "\"%s\" for it\n",
-				        j->name, j->database, j->database);
+				fprintf(
+				    stderr,
+				    "pgcrond import: warning: job \"%s\": database \"%s\" does not "
+				    "exist "
+				    "on the history database's server; add a databases entry named "
+				    "\"%s\" for it\n",
+				    j->name, j->database, j->database);
 		}
 		PQclear(r);
-		const char *p[] = {j->sched, j->command, j->database, j->username,
-		                   j->active ? "true" : "false", j->name};
+		const char *p[] = {
+		    j->sched, j->command, j->database, j->username, j->active ? "true" : "false",
+		    j->name};
 		/* as the table's owner: row-level security lets the row keep its owner, and the
 		 * triggers check and mirror it as for cron.schedule */
-		r = PQexecParams(dst,
-		                 "INSERT INTO cron.job (schedule, command, database, username, active,"
-		                 " jobname) VALUES ($1, $2, $3, $4, $5::boolean, $6) RETURNING jobid",
-		                 6, NULL, p, NULL, NULL, 0);
+		r = PQexecParams(
+		    dst,
+		    "INSERT INTO cron.job (schedule, command, database, username, active,"
+		    " jobname) VALUES ($1, $2, $3, $4, $5::boolean, $6) RETURNING jobid",
+		    6, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			fprintf(stderr, "pgcrond import: job \"%s\": %s\n", j->name,
 			        pgconn_result_error(r, why, sizeof(why)));
@@ -248,8 +262,9 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 			return EX_DATAERR;
 		}
 		printf("%s \"%s\" (pg_cron job %s) as jobid %s: %s, owner %s, database %s%s\n",
-		       dry_run ? "would import" : "imported", j->name, j->jobid, PQgetvalue(r, 0, 0),
-		       j->sched, j->username, j->database, j->active ? "" : ", inactive");
+		       dry_run ? "would import" : "imported", j->name, j->jobid,
+		       PQgetvalue(r, 0, 0), j->sched, j->username, j->database,
+		       j->active ? "" : ", inactive");
 		PQclear(r);
 	}
 	r = PQexec(dst, dry_run ? "ROLLBACK" : "COMMIT");
@@ -268,8 +283,9 @@ static int import_files(const char *dir, struct src_job *jobs, int n, bool dry_r
 		return EX_USAGE;
 	struct stat st;
 	if (!dry_run && stat(path, &st) == 0) {
-		fprintf(stderr, "pgcrond import: %s exists; move it away or import into another "
-		                "directory\n",
+		fprintf(stderr,
+		        "pgcrond import: %s exists; move it away or import into another "
+		        "directory\n",
 		        path);
 		return EX_CANTCREAT;
 	}
@@ -312,13 +328,15 @@ static int disable_source(PGconn *src, struct src_job *jobs, int n)
 		if (!jobs[i].active)
 			continue;
 		const char *p[] = {jobs[i].jobid};
-		PGresult *r = PQexecParams(src, "UPDATE cron.job SET active = false WHERE jobid = $1",
-		                           1, NULL, p, NULL, NULL, 0);
+		PGresult *r =
+		    PQexecParams(src, "UPDATE cron.job SET active = false WHERE jobid = $1", 1,
+		                 NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			fprintf(stderr,
-			        "pgcrond import: cannot set pg_cron job %s inactive: %s; set it with "
-			        "SELECT cron.alter_job(%s, active := false)\n",
-			        jobs[i].jobid, pgconn_result_error(r, why, sizeof(why)), jobs[i].jobid);
+			fprintf(
+			    stderr,
+			    "pgcrond import: cannot set pg_cron job %s inactive: %s; set it with "
+			    "SELECT cron.alter_job(%s, active := false)\n",
+			    jobs[i].jobid, pgconn_result_error(r, why, sizeof(why)), jobs[i].jobid);
 			PQclear(r);
 			return EX_UNAVAILABLE;
 		}
@@ -331,9 +349,12 @@ static int disable_source(PGconn *src, struct src_job *jobs, int n)
 int cli_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"from", required_argument, NULL, 'f'},  {"dry-run", no_argument, NULL, 'n'},
-	    {"to-files", required_argument, NULL, 't'}, {"disable-source", no_argument, NULL, 'd'},
-	    {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"to-files", required_argument, NULL, 't'},
+	    {"disable-source", no_argument, NULL, 'd'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *from = NULL, *to_files = NULL, *conf = PGCROND_DEFAULT_CONF;
@@ -370,16 +391,19 @@ int cli_import(int argc, char **argv)
 			fprintf(stderr, "pgcrond import: %s needs a value\n", argv[optind - 1]);
 			return EX_USAGE;
 		default:
-			fprintf(stderr, "pgcrond import: unknown option \"%s\"; see pgcrond import --help\n",
-			        argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "pgcrond import: unknown option \"%s\"; see pgcrond import --help\n",
+			    argv[optind - 1]);
 			return EX_USAGE;
 		}
 	}
 	if (!from || optind < argc) {
-		fprintf(stderr, optind < argc ? "pgcrond import: unexpected argument \"%s\"; see "
-		                                "pgcrond import --help\n"
-		                              : "pgcrond import: --from CONNINFO is needed%s; see "
-		                                "pgcrond import --help\n",
+		fprintf(stderr,
+		        optind < argc ? "pgcrond import: unexpected argument \"%s\"; see "
+		                        "pgcrond import --help\n"
+		                      : "pgcrond import: --from CONNINFO is needed%s; see "
+		                        "pgcrond import --help\n",
 		        optind < argc ? argv[optind] : "");
 		return EX_USAGE;
 	}
@@ -396,15 +420,17 @@ int cli_import(int argc, char **argv)
 		rc = hist_cli_open("import", conf, &cfg, &dst);
 		if (rc != EX_OK)
 			goto out;
-		PGresult *r = PQexec(dst, "SELECT to_regclass('pgcrond.job_options') IS NOT NULL AND"
-		                          " EXISTS (SELECT FROM pg_trigger WHERE tgname ="
-		                          " 'cron_job_sync')");
+		PGresult *r =
+		    PQexec(dst, "SELECT to_regclass('pgcrond.job_options') IS NOT NULL AND"
+		                " EXISTS (SELECT FROM pg_trigger WHERE tgname ="
+		                " 'cron_job_sync')");
 		bool ready = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
 		PQclear(r);
 		if (!ready) {
-			fprintf(stderr,
-			        "pgcrond import: the history database has no pgcrond cron.job (schema 3): "
-			        "run pgcrond install first (it needs no cron schema of pg_cron's there)\n");
+			fprintf(stderr, "pgcrond import: the history database has no pgcrond "
+			                "cron.job (schema 3): "
+			                "run pgcrond install first (it needs no cron schema of "
+			                "pg_cron's there)\n");
 			rc = EX_CONFIG;
 			goto out;
 		}
@@ -421,7 +447,8 @@ int cli_import(int argc, char **argv)
 		printf("no jobs in the source's cron.job; nothing to import\n");
 		goto out;
 	}
-	rc = to_files ? import_files(to_files, jobs, n, dry_run) : import_sql(dst, jobs, n, dry_run);
+	rc =
+	    to_files ? import_files(to_files, jobs, n, dry_run) : import_sql(dst, jobs, n, dry_run);
 	if (rc == EX_OK && disable && !dry_run)
 		rc = disable_source(src, jobs, n);
 	else if (rc == EX_OK && disable)

@@ -81,31 +81,35 @@ START_TEST(import_moves_a_pg_cron_installation)
 	              "%d %s", status, out);
 	free(out);
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job WHERE source = 'sql'", "0");
-	itest_assert_scalar(su, "SELECT bool_and(active) FROM cron.job WHERE jobname <> 'off'", "t");
+	itest_assert_scalar(su, "SELECT bool_and(active) FROM cron.job WHERE jobname <> 'off'",
+	                    "t");
 
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--disable-source", NULL);
 	ck_assert_msg(status == 0, "%d %s", status, out);
 	/* meanings that differ are said */
-	ck_assert_msg(strstr(out, "schedule \"0 0 1 * * ignored\" has more than five fields; pg_cron "
-	                          "ignores the rest and so does the import: \"0 0 1 * *\""),
+	ck_assert_msg(strstr(out,
+	                     "schedule \"0 0 1 * * ignored\" has more than five fields; pg_cron "
+	                     "ignores the rest and so does the import: \"0 0 1 * *\""),
 	              "%s", out);
 	ck_assert_msg(strstr(out, "@yearly never fired in pg_cron"), "%s", out);
 	free(out);
-	itest_assert_scalar(e.db,
-	                    "SELECT string_agg(format('%s|%s|%s|%s|%s', jobname, schedule, username,"
-	                    " database, active), E'\\n' ORDER BY jobid) FROM cron.job",
-	                    "nightly-a|0 3 * * *|" A "|" DB "|t\n"
-	                    "pg_cron-2|*/5 * * * *|" A "|" DB "|t\n"
-	                    "my-job-3|0 0 1 * *|" A "|" DB "|t\n"
-	                    "yearly-b|@yearly|" B "|" DB "|t\n"
-	                    "off|0 4 * * *|" B "|" DB "|f");
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT string_agg(format('%s|%s|%s|%s|%s', jobname, schedule, username,"
+	    " database, active), E'\\n' ORDER BY jobid) FROM cron.job",
+	    "nightly-a|0 3 * * *|" A "|" DB "|t\n"
+	    "pg_cron-2|*/5 * * * *|" A "|" DB "|t\n"
+	    "my-job-3|0 0 1 * *|" A "|" DB "|t\n"
+	    "yearly-b|@yearly|" B "|" DB "|t\n"
+	    "off|0 4 * * *|" B "|" DB "|f");
 	/* ... and pg_cron's are off */
 	itest_assert_scalar(su, "SELECT bool_or(active) FROM cron.job", "f");
 
 	/* a second import clashes and changes nothing */
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, NULL);
-	ck_assert_msg(status == 65 && strstr(out, "the name \"nightly-a\" is taken by a SQL job of "
-	                                          "role " A) &&
+	ck_assert_msg(status == 65 &&
+	                  strstr(out, "the name \"nightly-a\" is taken by a SQL job of "
+	                              "role " A) &&
 	                  strstr(out, "nothing imported"),
 	              "%d %s", status, out);
 	free(out);
