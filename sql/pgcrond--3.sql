@@ -323,6 +323,47 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION pgcrond.sync_file_jobs() FROM PUBLIC;
 
+-- The file jobs as the daemon loaded them (after a start or a reload), as a JSON array of
+-- {name, plugin, command, schedule, database, after, listen, enabled, max_staleness_ms,
+-- defined_at}: recorded in pgcrond.job and cron.job as `pgcrond install` records them, so the
+-- registry follows every reload. A name a SQL job holds stays the SQL job's (the daemon leaves
+-- the file job out of nothing; `pgcrond install` reports the clash).
+CREATE OR REPLACE FUNCTION pgcrond.record_file_jobs(jobs jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database, after,
+	                              listen, enabled, max_staleness, defined_at)
+	SELECT x.name, CASE WHEN x.plugin IS NULL THEN 'sql' ELSE 'plugin' END, x.plugin,
+	       x.command, x.schedule, x.database,
+	       ARRAY(SELECT jsonb_array_elements_text(coalesce(x.after, '[]'))), x.listen,
+	       x.enabled, nullif(x.max_staleness_ms, 0) * interval '1 millisecond', x.defined_at
+	  FROM jsonb_to_recordset($1) AS x(name text, plugin text, command text, schedule text,
+	                                   database text, after jsonb, listen text, enabled boolean,
+	                                   max_staleness_ms bigint, defined_at text)
+	ON CONFLICT (jobname) DO UPDATE
+	   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,
+	       schedule = EXCLUDED.schedule, database = EXCLUDED.database, after = EXCLUDED.after,
+	       listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,
+	       max_staleness = EXCLUDED.max_staleness, defined_at = EXCLUDED.defined_at,
+	       updated_at = now(), removed_at = NULL
+	 WHERE j.source = 'file'
+	   AND (j.kind, j.plugin, j.command, j.schedule, j.database, j.after, j.listen, j.enabled,
+	        j.max_staleness, j.defined_at, j.removed_at)
+	       IS DISTINCT FROM
+	       (EXCLUDED.kind, EXCLUDED.plugin, EXCLUDED.command, EXCLUDED.schedule,
+	        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,
+	        EXCLUDED.max_staleness, EXCLUDED.defined_at, EXCLUDED.removed_at);
+	UPDATE pgcrond.job SET enabled = false, removed_at = now(), updated_at = now()
+	 WHERE removed_at IS NULL AND source = 'file'
+	   AND jobname NOT IN (SELECT e ->> 'name' FROM jsonb_array_elements($1) e);
+	PERFORM pgcrond.sync_file_jobs();
+END
+$fn$;
+REVOKE ALL ON FUNCTION pgcrond.record_file_jobs(jsonb) FROM PUBLIC;
+
 -- ---- pgcrond.schedule(): everything a job file can say, from SQL --------------------------
 
 -- What is wrong with OPTIONS (the job-file settings of a SQL job, as a JSON object), or NULL.

@@ -110,8 +110,8 @@ int main(int argc, char **argv)
 	}
 	printf("bench_sqljobs: commit of cron.schedule('1 seconds') to first run, %d runs:\n"
 	       "  p50 %.3f s, p99 %.3f s, min %.3f s, max %.3f s (load average %.2f)\n",
-	       runs, percentile(lat, runs, 0.5), percentile(lat, runs, 0.99), lat[0],
-	       lat[runs - 1], load[0]);
+	       runs, percentile(lat, runs, 0.5), percentile(lat, runs, 0.99), lat[0], lat[runs - 1],
+	       load[0]);
 	PQfinish(app);
 	PQfinish(c);
 	free(lat);

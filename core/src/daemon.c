@@ -181,6 +181,7 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	if (files) {
 		config_free(&d->files);
 		d->files = files;
+		sqljobs_record_files(d->sql, files); /* the registry follows the reload */
 	}
 	apply_log_level(cfg);
 	alert_reconfigure(d->alerts, cfg);
@@ -400,6 +401,7 @@ int daemon_main(const char *config_path)
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		goto out;
 	}
+	sqljobs_record_files(d.sql, d.files);
 	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {

@@ -29,7 +29,8 @@ struct sqljobs {
 	char *conninfo;
 	struct sql_row *rows;
 	size_t n_rows;
-	char *last; /* the rows last read, as one string, to see whether anything changed */
+	char *last;       /* the rows last read, as one string, to see whether anything changed */
+	char *files_json; /* the file jobs to record in the registry (pgcrond.record_file_jobs) */
 	bool reading, again;
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
@@ -52,6 +53,7 @@ static void rows_free(struct sql_row *rows, size_t n)
 }
 
 static void read_jobs(struct sqljobs *sj);
+static void send_files(struct sqljobs *sj);
 static char *rebuild(const char *conninfo, const char *dbname, const char *user,
                      const char *application_name, bool keep_password);
 
@@ -146,6 +148,94 @@ void sqljobs_refresh(struct sqljobs *sj)
 	}
 }
 
+static void on_recorded(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	char why[512];
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		log_complaint_reset(&sj->complaint);
+		return;
+	}
+	if (log_complain(&sj->complaint))
+		log_error("cannot record the file jobs in pgcrond.job: %s; pgcrond install does it "
+		          "too",
+		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+}
+
+static void send_files(struct sqljobs *sj)
+{
+	const char *p[] = {sj->files_json};
+	if (sj->files_json)
+		(void)!notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::jsonb)", p, 1,
+		                    on_recorded, sj); /* down: sent again once connected */
+}
+
+/* S as a JSON string into F. */
+static void json_str(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!sj || !(f = open_memstream(&buf, &len)))
+		return;
+	fputc('[', f);
+	for (size_t i = 0; i < files->n_jobs; i++) {
+		const struct conf_job *j = &files->jobs[i];
+		const char *db = j->database ? j->database : files->history_database;
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, j->name);
+		fputs(",\"plugin\":", f);
+		json_str(f, j->plugin);
+		fputs(",\"command\":", f);
+		json_str(f, j->command);
+		fputs(",\"schedule\":", f);
+		json_str(f, j->schedule);
+		fputs(",\"database\":", f);
+		json_str(f, db ? db : "");
+		fputs(",\"listen\":", f);
+		json_str(f, j->listen);
+		fputs(",\"after\":[", f);
+		for (size_t a = 0; a < j->n_after; a++) {
+			if (a)
+				fputc(',', f);
+			json_str(f, j->after[a]);
+		}
+		fprintf(f, "],\"enabled\":%s,\"max_staleness_ms\":%lld,\"defined_at\":",
+		        j->enabled ? "true" : "false", (long long)j->max_staleness_ms);
+		char at[4200];
+		snprintf(at, sizeof(at), "%s:%d", j->file ? j->file : "", j->line);
+		json_str(f, at);
+		fputc('}', f);
+	}
+	fputc(']', f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return;
+	}
+	free(sj->files_json);
+	sj->files_json = buf;
+	send_files(sj);
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	(void)channel;
@@ -159,6 +249,7 @@ static void on_listening(void *arg, bool first)
 	(void)first;
 	sj->reading = false; /* a query queued on a lost connection was dropped */
 	read_jobs(sj);
+	send_files(sj);
 }
 
 int sqljobs_new(struct event_base *base, const char *history_name, const char *conninfo,
@@ -198,6 +289,7 @@ void sqljobs_free(struct sqljobs **psj)
 	notify_free(&sj->n);
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
+	free(sj->files_json);
 	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;

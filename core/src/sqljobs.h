@@ -30,6 +30,10 @@ void sqljobs_free(struct sqljobs **sj);
  * differ. */
 void sqljobs_refresh(struct sqljobs *sj);
 
+/* Record FILES' jobs in the registry (pgcrond.job, cron.job) as `pgcrond install` does, now
+ * and after every reconnect until the next call: the registry follows every reload. */
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
+
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job
  * with a problem is left out and its problem added to DL (as "cron.job jobid N: ..."). 0 or
  * -ENOMEM. SJ may be NULL (no history database): a plain copy. */

@@ -166,6 +166,18 @@ START_TEST(file_jobs_other_database_and_nologin)
 	/* listed in cron.job for the daemon's role, not for APP */
 	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job WHERE jobname = 'file-job'", "1");
 	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+	/* a reload's file jobs reach the registry without pgcrond install */
+	itest_env_job(
+	    &e, "20-two.conf",
+	    "job = { name = \"file-two\"; schedule = \"@daily\"; command = \"SELECT 2\"; };\n");
+	kill(e.pid, SIGHUP);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job j JOIN cron.job c USING "
+	                             "(jobid) WHERE j.jobname = 'file-two' AND j.source = 'file'"
+	                             " AND j.defined_at LIKE '%%/20-two.conf:1'"),
+	              "the reloaded file job is not in the registry:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.view_status WHERE job_name = 'file-two'", "1");
 
 	itest_exec(e.db,
 	           "SELECT cron.schedule_in_database('elsewhere', '1 seconds',"
