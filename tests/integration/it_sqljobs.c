@@ -101,6 +101,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	         "|| active FROM cron.job");
 	char want[256];
 	snprintf(want, sizeof(want), "%s app-tick " APP " " DB " true", id);
+	free(id);
 	itest_assert_scalar(app, sql, want);
 	ck_assert_msg(itest_wait_sql(app,
 	                             "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
