@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "pgconn.h"
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
 
@@ -18,7 +19,9 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: pgcrond list [-c FILE]\n\n"
 	        "List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
-	        "runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
+	        "runs after, the channel it listens on, and its next scheduled run in UTC. Jobs\n"
+	        "made in SQL (cron.schedule) follow, read from the history database when it can\n"
+	        "be reached (kind \"sql, role NAME\").\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",
@@ -71,6 +74,33 @@ static void print_row(const char *const *row, const int *width)
 	printf("%s\n", row[N_COLS - 1]);
 }
 
+/* The jobs made in SQL, as rows of the history database (NULL when it cannot be reached, with
+ * a note on stderr: the file jobs are listed all the same). */
+static PGresult *sql_jobs(const struct pgc_config *cfg)
+{
+	const struct conf_database *db =
+	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	char err[512];
+	if (!db)
+		return NULL;
+	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond list", err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "pgcrond list: jobs made in SQL not listed: %s\n", err);
+		return NULL;
+	}
+	PGresult *r = PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
+	                        "SELECT jsonb_array_elements_text(options->'after')), ','),"
+	                        " options->>'listen', enabled, options->>'timezone'"
+	                        " FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
+	                        " ORDER BY jobname");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		r = NULL; /* no schema version 3 yet: no SQL jobs */
+	}
+	PQfinish(c);
+	return r;
+}
+
 int cli_list(int argc, char **argv)
 {
 	const char *path;
@@ -92,19 +122,50 @@ int cli_list(int argc, char **argv)
 		return EX_CONFIG;
 	}
 
-	size_t n = cfg->n_jobs;
+	PGresult *sql = sql_jobs(cfg);
+	size_t nf = cfg->n_jobs, n = nf + (sql ? (size_t)PQntuples(sql) : 0);
 	char(*cells)[N_COLS][256] = calloc(n ? n : 1, sizeof(*cells));
 	if (!cells) {
 		fprintf(stderr, "pgcrond list: out of memory\n");
 		config_free(&cfg);
 		diag_clear(&dl);
+		PQclear(sql);
 		return EX_OSERR;
 	}
 	int width[N_COLS];
 	int64_t now = (int64_t)time(NULL);
 	for (int c = 0; c < N_COLS; c++)
 		width[c] = (int)strlen(headings[c]);
+	for (size_t i = nf; i < n; i++) {
+		/* a SQL job: the same columns, its next fire from its schedule and zone */
+		int k = (int)(i - nf);
+		struct conf_job j = {.schedule = PQgetvalue(sql, k, 2),
+		                     .enabled = PQgetvalue(sql, k, 5)[0] == 't'};
+		cron_tz *own = NULL;
+		if (!PQgetisnull(sql, k, 6) &&
+		    cron_tz_open(PQgetvalue(sql, k, 6), &own, NULL, 0) == 0)
+			j.tz = own;
+		snprintf(cells[i][COL_NAME], 256, "%s", PQgetvalue(sql, k, 0));
+		snprintf(cells[i][COL_KIND], 256, "sql, role %s", PQgetvalue(sql, k, 1));
+		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j.schedule);
+		snprintf(cells[i][COL_AFTER], 256, "%s",
+		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
+		snprintf(cells[i][COL_LISTEN], 256, "%s",
+		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
+		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
+			next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
+		else
+			snprintf(cells[i][COL_NEXT], 256, "-");
+		if (own)
+			cron_tz_free(&own);
+	}
 	for (size_t i = 0; i < n; i++) {
+		if (i >= nf) {
+			for (int c = 0; c < N_COLS; c++)
+				if ((int)strlen(cells[i][c]) > width[c])
+					width[c] = (int)strlen(cells[i][c]);
+			continue;
+		}
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
 		if (j->plugin)
@@ -127,6 +188,7 @@ int cli_list(int argc, char **argv)
 		print_row(row, width);
 	}
 	free(cells);
+	PQclear(sql);
 	config_free(&cfg);
 	diag_clear(&dl);
 	return EX_OK;

@@ -94,6 +94,18 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	                    "WHERE job = 'other'",
 	                    OTHER);
 
+	/* pgcrond list shows it beside the file jobs */
+	int status;
+	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	char *line = strstr(out, "\napp-tick ");
+	char *eol = line ? strchr(line + 1, '\n') : NULL;
+	if (eol)
+		*eol = '\0';
+	ck_assert_msg(status == 0 && line && strstr(line, " sql, role " APP " ") &&
+	                  strstr(line, " 1 seconds "),
+	              "%d %s", status, out);
+	free(out);
+
 	/* APP sees only its own job and its own runs, with pg_cron's columns */
 	char sql[512];
 	snprintf(sql, sizeof(sql),
