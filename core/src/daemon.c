@@ -32,6 +32,7 @@ struct daemon {
 	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
 	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
 	struct sqljobs *sql;      /* NULL without a history database */
+	bool sql_started;         /* the SQL jobs' @reboot runs were started */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
 	struct exec *ex;
@@ -241,6 +242,15 @@ static void sql_changed(void *arg)
 	} else {
 		install_config(d, NULL, cfg, plugins, tz);
 	}
+	/* The first read after the start: SQL jobs on @reboot (@restart) run now, as pg_cron
+	 * runs them when it starts (file jobs' ran when the files were applied). */
+	for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
+		const struct conf_job *j = &d->cfg->jobs[i];
+		if (j->username && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT &&
+		    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+			log_warning("job \"%s\" (@reboot) could not be started", j->name);
+	}
+	d->sql_started = true;
 	diag_clear(&dl);
 }
 

@@ -66,10 +66,19 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 {
 	struct itest_env e;
 	setup(&e);
+	PGconn *app = role_conn(&e, APP), *other = role_conn(&e, OTHER);
+	/* made before the daemon starts: runs once when it starts, as in pg_cron */
+	itest_assert_scalar(app,
+	                    "SELECT cron.schedule('at-start', '@restart',"
+	                    " $$INSERT INTO ticks (job) VALUES ('at-start')$$) > 0",
+	                    "t");
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10),
 	              "the daemon did not read the SQL jobs:\n%s", itest_read_file(e.log));
-	PGconn *app = role_conn(&e, APP), *other = role_conn(&e, OTHER);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks WHERE job = 'at-start'"),
+	    "the @restart job did not run at start:\n%s", itest_read_file(e.log));
+	itest_exec(app, "SELECT cron.unschedule('at-start')");
 
 	/* a job of another role, which APP must not see */
 	itest_assert_scalar(other,
