@@ -189,12 +189,28 @@ AS $fn$
 DECLARE
 	may boolean := has_function_privilege('cron.schedule_in_database(text,text,text,text,text,boolean)', 'EXECUTE')
 	               OR has_function_privilege('cron.alter_job(bigint,text,text,text,text,boolean)', 'EXECUTE');
+	seq text;
+	drawn bigint;
 BEGIN
 	IF current_setting('pgcrond.file_sync', true) = 'on' THEN
 		RETURN NEW;
 	END IF;
 	IF TG_OP = 'UPDATE' AND NEW.jobid IS DISTINCT FROM OLD.jobid THEN
 		RAISE EXCEPTION 'the jobid of a job cannot change' USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	-- jobids come from the sequence: a role that writes its own (a future one, or one of an
+	-- old job's history) gets the next one instead; the table's owner may (pgcrond import)
+	IF TG_OP = 'INSERT' AND NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER')
+	   AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		seq := pg_get_serial_sequence('pgcrond.job', 'jobid');
+		BEGIN
+			drawn := currval(seq);
+		EXCEPTION WHEN object_not_in_prerequisite_state THEN
+			drawn := NULL;
+		END;
+		IF NEW.jobid IS DISTINCT FROM drawn THEN
+			NEW.jobid := nextval(seq);
+		END IF;
 	END IF;
 	IF NOT may AND NEW.database IS DISTINCT FROM current_database()
 	   AND (TG_OP = 'INSERT' OR NEW.database IS DISTINCT FROM OLD.database) THEN

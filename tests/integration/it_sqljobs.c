@@ -140,6 +140,13 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	err = error_of(app, "SELECT cron.schedule('x', '*/0 * * * *', 'SELECT 1')");
 	ck_assert_str_eq(err, "invalid schedule: */0 * * * *");
 	free(err);
+	/* a row written directly gets its jobid from the sequence, whatever it says */
+	itest_assert_scalar(app,
+	                    "WITH r AS (INSERT INTO cron.job (jobid, schedule, command, jobname)"
+	                    " VALUES (999999, '@daily', 'SELECT 1', 'direct') RETURNING jobid)"
+	                    " SELECT jobid < 999999 FROM r",
+	                    "t");
+	itest_exec(app, "SELECT cron.unschedule('direct')");
 	err = error_of(app, "SELECT cron.alter_job(1, active := false)");
 	ck_assert_str_eq(err, "permission denied for function alter_job");
 	free(err);
