@@ -57,20 +57,10 @@ static void send_files(struct sqljobs *sj);
 static char *rebuild(const char *conninfo, const char *dbname, const char *user,
                      const char *application_name, bool keep_password);
 
-static void on_rows(void *arg, const PGresult *res)
+/* RES's rows (the query of read_jobs) into *ROWS, and all of them as one string into *ALL
+ * (to see whether anything changed). 0 or -ENOMEM. */
+static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_out, char **all_out)
 {
-	struct sqljobs *sj = arg;
-	char why[512];
-
-	sj->reading = false;
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (log_complain(&sj->complaint))
-			log_error(
-			    "cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
-			    "install to bring the schema to version 3",
-			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
-		return;
-	}
 	int n = PQntuples(res);
 	size_t len = 1;
 	for (int i = 0; i < n; i++)
@@ -81,8 +71,7 @@ static void on_rows(void *arg, const PGresult *res)
 	if (!all || !rows) {
 		free(all);
 		free(rows);
-		log_error("out of memory reading the jobs made in SQL");
-		return;
+		return -ENOMEM;
 	}
 	bool oom = false;
 	for (int i = 0; i < n; i++) {
@@ -106,6 +95,31 @@ static void on_rows(void *arg, const PGresult *res)
 	if (oom) {
 		rows_free(rows, (size_t)n);
 		free(all);
+		return -ENOMEM;
+	}
+	*rows_out = rows;
+	*n_out = (size_t)n;
+	*all_out = all;
+	return 0;
+}
+
+static void on_rows(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	struct sql_row *rows;
+	size_t n;
+	char why[512], *all;
+
+	sj->reading = false;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (log_complain(&sj->complaint))
+			log_error(
+			    "cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
+			    "install to bring the schema to version 3",
+			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+		return;
+	}
+	if (parse_rows(res, &rows, &n, &all) < 0) {
 		log_error("out of memory reading the jobs made in SQL");
 		return;
 	}
@@ -113,7 +127,7 @@ static void on_rows(void *arg, const PGresult *res)
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
 	sj->rows = rows;
-	sj->n_rows = (size_t)n;
+	sj->n_rows = n;
 	sj->last = all;
 	if (sj->again) {
 		sj->again = false;
@@ -123,18 +137,19 @@ static void on_rows(void *arg, const PGresult *res)
 		sj->changed(sj->arg);
 }
 
+static const char rows_sql[] =
+    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled,"
+    "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
+    "                  WHERE r.rolname = j.username), false)"
+    "  FROM pgcrond.job j WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
+
 static void read_jobs(struct sqljobs *sj)
 {
-	static const char sql[] =
-	    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled,"
-	    "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
-	    "                  WHERE r.rolname = j.username), false)"
-	    "  FROM pgcrond.job j WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
 	if (sj->reading) {
 		sj->again = true; /* a change committed while the last read was under way */
 		return;
 	}
-	if (notify_query(sj->n, sql, NULL, 0, on_rows, sj) == 0)
+	if (notify_query(sj->n, rows_sql, NULL, 0, on_rows, sj) == 0)
 		sj->reading = true;
 	/* otherwise the connection is down: on_listening reads again once it is back */
 }
@@ -541,5 +556,23 @@ out:
 	free(dbs);
 	free(jobs);
 	free(origins);
+	return rc;
+}
+
+int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
+                       struct diag_list *dl)
+{
+	struct sqljobs tmp = {0};
+	char *all = NULL;
+	PGresult *r = PQexec(conn, rows_sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		rc = parse_rows(r, &tmp.rows, &tmp.n_rows, &all);
+	PQclear(r); /* no schema version 3: no SQL jobs */
+	if (rc == 0)
+		rc = sqljobs_merge(&tmp, files, out, dl);
+	rows_free(tmp.rows, tmp.n_rows);
+	free(all);
 	return rc;
 }

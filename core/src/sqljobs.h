@@ -13,6 +13,7 @@
  * replaced and any password dropped: the owner authenticates by the operator's .pgpass,
  * pg_hba.conf or certificates, never with the daemon's password. */
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 struct diag_list;
@@ -39,6 +40,11 @@ void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
  * -ENOMEM. SJ may be NULL (no history database): a plain copy. */
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl) __attribute__((warn_unused_result));
+
+/* sqljobs_merge() with the SQL jobs read now, blocking, on CONN (a CLI command's
+ * connection to the history database); without schema version 3 there are none. */
+int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
+                       struct diag_list *dl) __attribute__((warn_unused_result));
 
 /* CONNINFO with dbname DBNAME and user USER (each when not NULL) and no password, as a new
  * key='value' string; NULL if CONNINFO does not parse or on ENOMEM. Exposed for unit tests. */

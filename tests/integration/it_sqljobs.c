@@ -115,6 +115,10 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	              "%d %s", status, out);
 	free(out);
 
+	out = itest_cli(&status, "graph", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "\"app-tick\""), "%d %s", status, out);
+	free(out);
+
 	/* APP sees only its own job and its own runs, with pg_cron's columns */
 	char sql[512];
 	snprintf(sql, sizeof(sql),
