@@ -396,6 +396,18 @@ static void on_pid(void *arg, int pid)
 static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
                                      size_t len)
 {
+	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
+	const char *owner = r->job->conf ? r->job->conf->username : NULL;
+	if (!o->ok && owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
+		int n =
+		    snprintf(buf, len,
+		             "%s HINT: this job runs logged in as its owner, role \"%s\": give it "
+		             "LOGIN and CONNECT on the database, and let this host authenticate it "
+		             "(pg_hba.conf, a .pgpass entry in pgcrond's home, or a client "
+		             "certificate)",
+		             o->message, owner);
+		return n < 0 || (size_t)n >= len ? o->message : buf;
+	}
 	if (o->ok || !r->job->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))

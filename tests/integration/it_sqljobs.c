@@ -223,6 +223,21 @@ START_TEST(file_jobs_other_database_and_nologin)
 	                    "SELECT string_agg(DISTINCT database, ',') FROM cron.job_run_details",
 	                    DB "_other");
 
+	/* an owner who may not connect: the run fails saying what to configure */
+	itest_exec(e.db,
+	           "SELECT cron.schedule_in_database('locked-out', '1 seconds', 'SELECT 1', '" DB
+	           "_other', '" OTHER "')");
+	itest_exec(e.db, "REVOKE CONNECT ON DATABASE " DB "_other FROM PUBLIC");
+	ck_assert_msg(
+	    itest_env_wait(&e, 15,
+	                   "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                   "status = 'failed' AND username = '" OTHER "' AND return_message "
+	                   "LIKE '%%HINT: this job runs logged in as its owner, role \"" OTHER
+	                   "\": give it LOGIN and CONNECT on the database%%'"),
+	    "%s", itest_read_file(e.log));
+	itest_exec(e.db,
+	           "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'locked-out'");
+
 	/* the owner loses LOGIN: at the next read the job is left out, and the log says why */
 	itest_exec(e.db, "ALTER ROLE " OTHER " NOLOGIN");
 	itest_exec(e.db, "SELECT cron.schedule_in_database('nologin', '1 seconds', 'SELECT 1', '" DB
