@@ -8,12 +8,13 @@
 -- Applied by every `pgcrond install` after the schema steps. It does nothing when a "cron"
 -- schema exists that pgcrond did not create (pg_cron is installed, or someone else owns the
 -- name); everything else is idempotent, so a second install changes nothing. To move to
--- pg_cron later: `pgcrond import` in reverse is not provided; DROP SCHEMA cron CASCADE;
--- CREATE EXTENSION pg_cron; and schedule the jobs there.
+-- pg_cron later (there is no import in that direction): save the jobs of cron.job, DROP
+-- SCHEMA cron CASCADE; CREATE EXTENSION pg_cron; and schedule them there.
 --
--- The functions are SECURITY INVOKER, like pg_cron's C functions they check the caller
--- (current_user) themselves; the rows they write pass cron.job's row-level security, so a
--- role can only ever write jobs of its own (superusers and the table's owner: any).
+-- The functions are SECURITY INVOKER: like pg_cron's C functions they check the caller
+-- (current_user) themselves, and the rows they write pass cron.job's row-level security, so
+-- a role can only ever write jobs of its own (superusers and the table's owner: any). A
+-- SECURITY DEFINER function could not tell who called it (current_user is its owner there).
 DO $compat$
 DECLARE
 	ours constant text := 'pgcrond: pg_cron compatibility views';
