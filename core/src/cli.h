@@ -39,6 +39,7 @@ int cli_history_print_json(const struct pg_result *r);
 
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
+int cli_import(int argc, char **argv);
 
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments

@@ -232,12 +232,28 @@ static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char 
 	}
 }
 
+/* Whether JOB is a job made in SQL (pgcrond.job, source sql); *ENABLED says if it is
+ * active. */
+static bool sql_job_enabled(PGconn *conn, const char *job, bool *enabled)
+{
+	const char *p[] = {job};
+	PGresult *r = PQexecParams(conn,
+	                           "SELECT enabled FROM pgcrond.job WHERE jobname = $1"
+	                           " AND source = 'sql' AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	*enabled = found && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return found;
+}
+
 int cli_trigger(int argc, char **argv)
 {
 	struct trigger_args a = {.conf = PGCROND_DEFAULT_CONF, .timeout_ms = -1};
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
 	int rc;
+	bool sql_enabled = false;
 
 	rc = parse_args(argc, argv, &a);
 	if (rc)
@@ -252,7 +268,9 @@ int cli_trigger(int argc, char **argv)
 	if (rc != EX_OK)
 		return rc;
 	const struct conf_job *j = config_job(cfg, job);
-	if (!j) {
+	if (!j && sql_job_enabled(conn, job, &sql_enabled)) {
+		/* a job made in SQL (cron.schedule): the daemon has it too */
+	} else if (!j) {
 		fprintf(stderr,
 		        "pgcrond trigger: no job \"%s\" in %s and its conf.d; "
 		        "'pgcrond list' shows the configured jobs\n",
@@ -260,7 +278,7 @@ int cli_trigger(int argc, char **argv)
 		rc = EX_USAGE;
 		goto out;
 	}
-	if (!j->enabled && !force) {
+	if ((j ? !j->enabled : !sql_enabled) && !force) {
 		fprintf(stderr,
 		        "pgcrond trigger: job \"%s\" is disabled (enabled = false); "
 		        "'pgcrond trigger --force %s' runs it anyway\n",
@@ -280,15 +298,18 @@ int cli_trigger(int argc, char **argv)
 		pgconn_result_error(r, why, sizeof(why));
 		if (state && strcmp(state, "42501") == 0) {
 			fprintf(stderr,
-			        "pgcrond trigger: %s\nrole \"%s\" may not ask for manual runs; a "
-			        "superuser or the owner of the pgcrond schema can allow it: GRANT "
+			        "pgcrond trigger: %s\nrole \"%s\" may not ask for manual "
+			        "runs; a "
+			        "superuser or the owner of the pgcrond schema can allow "
+			        "it: GRANT "
 			        "pgcrond_operator TO \"%s\";\n",
 			        why, PQuser(conn), PQuser(conn));
 			rc = EXIT_NOPERM;
 		} else if (state && (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0)) {
 			fprintf(stderr,
 			        "pgcrond trigger: %s\nthe history database \"%s\" has no "
-			        "pgcrond.trigger(): run 'pgcrond install' to upgrade its schema\n",
+			        "pgcrond.trigger(): run 'pgcrond install' to upgrade its "
+			        "schema\n",
 			        why, cfg->history_database);
 			rc = EX_UNAVAILABLE;
 		} else {
@@ -309,11 +330,11 @@ int cli_trigger(int argc, char **argv)
 			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, outcome,
 			                  sizeof(outcome));
 			if (w == -ETIMEDOUT) {
-				fprintf(
-				    stderr,
-				    "pgcrond trigger: %s had not ended after --timeout; it goes on "
-				    "(request %s)\n",
-				    job, PQgetvalue(r, 0, 0));
+				fprintf(stderr,
+				        "pgcrond trigger: %s had not ended after "
+				        "--timeout; it goes on "
+				        "(request %s)\n",
+				        job, PQgetvalue(r, 0, 0));
 				rc = EX_TEMPFAIL;
 				goto done;
 			}
@@ -322,9 +343,12 @@ int cli_trigger(int argc, char **argv)
 			rc = print_finished(job, outcome + 9);
 		} else if (w == 0 && (strcmp(outcome, "started") == 0 ||
 		                      strncmp(outcome, "finished ", 9) == 0)) {
-			printf("the daemon started %s%s (request %s in pgcrond.trigger_request on "
+			printf("the daemon started %s%s (request %s in "
+			       "pgcrond.trigger_request on "
 			       "database \"%s\")\n",
-			       job, !j->enabled ? ", even though it is disabled" : "",
+			       job,
+			       (j ? !j->enabled : !sql_enabled) ? ", even though it is disabled"
+			                                        : "",
 			       PQgetvalue(r, 0, 0), cfg->history_database);
 			rc = EX_OK;
 		} else if (w == 0) {
@@ -332,12 +356,13 @@ int cli_trigger(int argc, char **argv)
 			        PQgetvalue(r, 0, 0));
 			rc = 1;
 		} else {
-			fprintf(
-			    stderr,
-			    "pgcrond trigger: no daemon answered within %lld ms; request %s stays "
-			    "in pgcrond.trigger_request on database \"%s\" and is served if a "
-			    "daemon starts within an hour\n",
-			    (long long)wait, PQgetvalue(r, 0, 0), cfg->history_database);
+			fprintf(stderr,
+			        "pgcrond trigger: no daemon answered within %lld ms; "
+			        "request %s stays "
+			        "in pgcrond.trigger_request on database \"%s\" and is "
+			        "served if a "
+			        "daemon starts within an hour\n",
+			        (long long)wait, PQgetvalue(r, 0, 0), cfg->history_database);
 			rc = EX_UNAVAILABLE;
 		}
 	}

@@ -685,6 +685,11 @@ static void job_free_fields(struct conf_job *j)
 	}
 	free(j->settings);
 	free(j->file);
+	free(j->username);
+	free(j->sql_database);
+	free(j->timezone);
+	if (j->tz)
+		cron_tz_free(&j->tz);
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
@@ -883,6 +888,22 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 			    "schedule \"%s\" never fires (that day does not exist in that month); "
 			    "fix the day and month fields",
 			    j.schedule);
+		}
+	}
+
+	if (j.timezone) {
+		/* the job's own zone: its schedule's times are read in it (DST rules as for the
+		 * daemon's timezone) */
+		char err[256];
+		int rc = cron_tz_open(j.timezone, &j.tz, err, sizeof(err));
+		if (rc < 0) {
+			j.tz = NULL;
+			config_report_at(L, config_setting_get_member(s, "timezone"), file,
+			                 rc == -ENOENT
+			                     ? "unknown timezone \"%s\"; use a name from the tz "
+			                       "database like \"UTC\" or \"Europe/Berlin\""
+			                     : "timezone \"%s\": cannot be used",
+			                 j.timezone);
 		}
 	}
 
@@ -1271,4 +1292,15 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
 			return &cfg->jobs[i];
 	return NULL;
+}
+
+/* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
+{
+	parse_job(L, s, origin);
+}
+
+void config_job_free_fields(struct conf_job *j)
+{
+	job_free_fields(j);
 }

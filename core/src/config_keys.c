@@ -291,6 +291,7 @@ const struct key_spec config_job_keys[] = {
     {"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
     {"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
     {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
+    {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 

@@ -136,4 +136,9 @@ void config_parse_group(struct loader *L, const config_setting_t *s, const char 
                         const struct key_spec *keys, void *base, const char *where,
                         const char *hint);
 
+/* One job = { ... } group S (config.c's parse_job), reported at ORIGIN when S has no file;
+ * and the release of a job's fields. For config_sql.c. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin);
+void config_job_free_fields(struct conf_job *j);
+
 #endif

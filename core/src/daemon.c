@@ -26,12 +26,16 @@
 #include "sched.h"
 #include "sdnotify.h"
 #include "status.h"
+#include "sqljobs.h"
 #include "triggers.h"
 
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
-	struct pgc_config *cfg;
+	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
+	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
+	struct sqljobs *sql;      /* NULL without a history database */
+	bool sql_started;         /* the SQL jobs' @reboot runs were started */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
 	struct exec *ex;
@@ -74,12 +78,21 @@ static void open_ctl(struct daemon *d)
 		    err);
 }
 
-/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
-static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
-                    cron_tz **tz, struct diag_list *dl)
+static void log_diags(const struct diag_list *dl);
+
+/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
+ * problem is logged and left out; on failure every other problem is in DL. */
+static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
+                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
 {
 	char err[256];
-	int rc = config_load(path, cfg, dl);
+	struct diag_list sdl = {0};
+	int rc = sqljobs_merge(sql, files, cfg, &sdl);
+	if (sdl.n) {
+		log_error("%zu job(s) made in SQL are not run:", sdl.n);
+		log_diags(&sdl);
+	}
+	diag_clear(&sdl);
 	if (rc < 0)
 		return rc;
 	rc = plugin_check_config(*cfg, plugins, dl);
@@ -100,6 +113,20 @@ static int load_all(const char *path, struct pgc_config **cfg, struct plugin_reg
 fail:
 	plugin_registry_free(plugins);
 	config_free(cfg);
+	return rc;
+}
+
+/* Load PATH into *FILES and build the configuration in force from it (see build()). */
+static int load_all(const char *path, const struct sqljobs *sql, struct pgc_config **files,
+                    struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
+                    struct diag_list *dl)
+{
+	int rc = config_load(path, files, dl);
+	if (rc < 0)
+		return rc;
+	rc = build(*files, sql, cfg, plugins, tz, dl);
+	if (rc < 0)
+		config_free(files);
 	return rc;
 }
 
@@ -172,20 +199,10 @@ out:
 	config_diff_free(&diff);
 }
 
-static void reload(struct daemon *d)
+/* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
+static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
+                           struct plugin_registry *plugins, cron_tz *tz)
 {
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
-	struct plugin_registry *plugins = NULL;
-	cron_tz *tz = NULL;
-
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	if (load_all(d->config_path, &cfg, &plugins, &tz, &dl) < 0) {
-		log_error("reload failed; keeping the previous configuration");
-		log_diags(&dl);
-		goto out;
-	}
 	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
 	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
 		log_warning(
@@ -200,7 +217,13 @@ static void reload(struct daemon *d)
 		cfg = NULL; /* leaked on purpose: possibly in use */
 		plugins = NULL;
 		tz = NULL;
+		config_free(&files);
 		goto out;
+	}
+	if (files) {
+		config_free(&d->files);
+		d->files = files;
+		sqljobs_record_files(d->sql, files); /* the registry follows the reload */
 	}
 	apply_log_level(cfg);
 	log_plugins(plugins);
@@ -217,11 +240,59 @@ static void reload(struct daemon *d)
 	plugins = NULL;
 	tz = NULL;
 out:
-	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
-	sdnotify_ready();
 	plugin_registry_free(&plugins);
 	cron_tz_free(&tz);
 	config_free(&cfg);
+}
+
+static void reload(struct daemon *d)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *files = NULL, *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (load_all(d->config_path, d->sql, &files, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("reload failed; keeping the previous configuration");
+		log_diags(&dl);
+	} else {
+		install_config(d, files, cfg, plugins, tz);
+	}
+	sqljobs_refresh(d->sql);
+	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
+	sdnotify_ready();
+	diag_clear(&dl);
+}
+
+/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
+static void sql_changed(void *arg)
+{
+	struct daemon *d = arg;
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	if (d->stopping)
+		return;
+	log_info("jobs made in SQL changed; applying them");
+	if (build(d->files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("the jobs made in SQL cannot be applied; keeping the previous ones");
+		log_diags(&dl);
+	} else {
+		install_config(d, NULL, cfg, plugins, tz);
+	}
+	/* The first read after the start: SQL jobs on @reboot (@restart) run now, as pg_cron
+	 * runs them when it starts (file jobs' ran when the files were applied). */
+	for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
+		const struct conf_job *j = &d->cfg->jobs[i];
+		if (j->username && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT &&
+		    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+			log_warning("job \"%s\" (@reboot) could not be started", j->name);
+	}
+	d->sql_started = true;
 	diag_clear(&dl);
 }
 
@@ -354,7 +425,7 @@ int daemon_main(const char *config_path)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
-	if (load_all(config_path, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
+	if (load_all(config_path, NULL, &d.files, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
 		diag_print(&dl, stderr);
 		diag_clear(&dl);
 		return EX_CONFIG;
@@ -389,6 +460,13 @@ int daemon_main(const char *config_path)
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
 	                               .started_us = wall_now_us()};
+	const struct conf_database *hdb =
+	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
+	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {
+		log_error("cannot listen for jobs made in SQL: out of memory");
+		goto out;
+	}
+	sqljobs_record_files(d.sql, d.files);
 	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
@@ -442,6 +520,7 @@ out:
 	triggers_free(&d.triggers);
 	sched_free(&d.sched); /* answers the runs waited for on the control socket */
 	ctl_free(&d.ctl);
+	sqljobs_free(&d.sql);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);
 	exec_free(&d.ex);
@@ -450,5 +529,6 @@ out:
 	plugin_registry_free(&d.plugins);
 	cron_tz_free(&d.tz);
 	config_free(&d.cfg);
+	config_free(&d.files);
 	return status;
 }

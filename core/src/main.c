@@ -20,6 +20,7 @@ static const struct {
     {"resume", cli_resume, "let a paused job run again"},
     {"history", cli_history, "show recent runs from the history table"},
     {"graph", cli_graph, "print the job graph in Graphviz DOT"},
+    {"import", cli_import, "move the jobs of a pg_cron installation into pgcrond"},
 };
 
 static void usage(FILE *out)

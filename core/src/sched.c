@@ -212,7 +212,7 @@ static void job_schedule(struct job *j, int64_t prev)
 		job_disarm(j);
 		return;
 	}
-	j->next_fire = sched_next_fire(&j->cron, j->s->tz, prev, wall_us() / 1000000);
+	j->next_fire = sched_next_fire(&j->cron, sched_job_tz(j), prev, wall_us() / 1000000);
 	job_arm(j);
 }
 
@@ -223,7 +223,9 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 	const struct job *j = r->job;
 	return (struct hist_run){
 	    .job_name = j->name,
-	    .database = j->database,
+	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
+	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
+	    .username = j->conf ? j->conf->username : NULL,
 	    .command = j->command ? j->command : j->plugin,
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
@@ -436,6 +438,18 @@ static void on_pid(void *arg, int pid)
 static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
                                      size_t len)
 {
+	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
+	const char *owner = r->job->conf ? r->job->conf->username : NULL;
+	if (!o->ok && owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
+		int n =
+		    snprintf(buf, len,
+		             "%s HINT: this job runs logged in as its owner, role \"%s\": give it "
+		             "LOGIN and CONNECT on the database, and let this host authenticate it "
+		             "(pg_hba.conf, a .pgpass entry in pgcrond's home, or a client "
+		             "certificate)",
+		             o->message, owner);
+		return n < 0 || (size_t)n >= len ? o->message : buf;
+	}
 	if (o->ok || !r->job->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))
@@ -743,10 +757,10 @@ static void fmt_iso(int64_t t, char *out, size_t outlen)
  * log line counts them: a job never runs more than once for a batch of missed fires. */
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
-	struct sched *s = j->s;
 	int64_t first = j->next_fire;
 	long later = 0;
-	int64_t latest = flow_catchup_instant(&j->cron, s->tz, first, now_us / 1000000, &later);
+	int64_t latest =
+	    flow_catchup_instant(&j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -760,7 +774,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed = flow_catchup_instant(&j->cron, s->tz, first, latest - 1, NULL);
+		last_missed =
+		    flow_catchup_instant(&j->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -953,13 +968,21 @@ struct job *sched_job_find(struct sched *s, const char *name)
 	return NULL;
 }
 
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
+}
+
 static int job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg,
                       bool *reschedule)
 {
 	const char *db = cj->database ? cj->database : cfg->history_database;
+	const char *old_tz = j->conf ? j->conf->timezone : NULL;
 	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
 	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
-	                     j->enabled != cj->enabled;
+	                     j->enabled != cj->enabled ||
+	                     (old_tz == NULL) != (cj->timezone == NULL) ||
+	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
 	if (set_str(&j->command, cj->command) < 0 || set_str(&j->plugin, cj->plugin) < 0 ||
 	    set_str(&j->database, db ? db : "") < 0 || set_str(&j->schedule, cj->schedule) < 0)
 		return -ENOMEM;

@@ -136,6 +136,8 @@ struct sched {
 
 /* sched.c */
 int64_t sched_wall_us(void);
+/* The zone a job's schedule is read in: its own timezone, else the daemon's. */
+const cron_tz *sched_job_tz(const struct job *j);
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */

@@ -244,6 +244,29 @@ static void h_stop(struct harness *h)
 	unlink(h->log);
 }
 
+/* A job with a timezone of its own reads its schedule there (the daemon's zone is UTC); a
+ * reload that changes only the job's zone moves its next fire. */
+START_TEST(job_timezone_is_its_own)
+{
+	struct harness h;
+	h_start(&h, "0 9 * * *", CATCHUP_ONCE, at("2026-07-01T00:00:00Z") * 1000000);
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
+	struct conf_job j2 = h.job;
+	j2.timezone = "Europe/Berlin";
+	ck_assert_int_eq(cron_tz_open(j2.timezone, &j2.tz, NULL, 0), 0);
+	struct pgc_config c2 = h.cfg;
+	c2.jobs = &j2;
+	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
+	/* 09:00 in Berlin's summer time is 07:00 UTC */
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T07:00:00Z"));
+	/* and back to the daemon's zone */
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
+	cron_tz_free(&j2.tz);
+	h_stop(&h);
+}
+END_TEST
+
 START_TEST(backward_step_wildcard_goes_on_at_the_new_time)
 {
 	struct harness h;
@@ -481,6 +504,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("clock");
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, job_timezone_is_its_own);
 	tcase_add_test(tc, backward_step_wildcard_goes_on_at_the_new_time);
 	tcase_add_test(tc, backward_step_interval_goes_on);
 	tcase_add_test(tc, backward_step_fixed_time_not_served_twice);
