@@ -115,6 +115,11 @@ void sched_check_clock(struct sched *s);
  * timers still run on libevent's monotonic clock. */
 void sched_set_wall_clock(int64_t (*now_us)(void));
 
+/* Each recorded run is counted in M (metrics.h; may be NULL: none), borrowed until
+ * sched_free(). */
+struct metrics;
+void sched_set_metrics(struct sched *s, struct metrics *m);
+
 /* Runs started and not finished / fires waiting for a max_running slot. */
 size_t sched_running(const struct sched *s);
 size_t sched_queued(const struct sched *s);
