@@ -26,8 +26,7 @@
 const struct key_spec config_http_keys[] = {
     {"listen", K_STRING, HTTP(listen), "\"127.0.0.1:9187\"", NULL, 0, false, NULL},
     {"allow_remote", K_BOOL, HTTP(allow_remote), "true", NULL, 0, false, NULL},
-    {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false,
-     NULL},
+    {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -96,14 +95,19 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	struct conf_http *h = &L->cfg->http;
 
 	if (!config_setting_is_group(s)) {
-		config_report_at(L, s, file,
-		                 "http must be a group like http = { listen = \"127.0.0.1:9187\"; };");
+		config_report_at(
+		    L, s, file,
+		    "http must be a group like http = { listen = \"127.0.0.1:9187\"; };");
 		return;
 	}
 	h->file = config_dup_str(L, setting_file(s, file));
 	h->line = setting_line(s);
+	size_t before = L->n_errors;
 	config_parse_group(L, s, file, config_http_keys, L->cfg, " in http",
 	                   "http takes listen, allow_remote and token_file (pgcrond.conf(5))");
+	/* a misspelt or mistyped key is the one thing to fix: no follow-up messages */
+	if (L->n_errors != before)
+		return;
 	const config_setting_t *ls = config_setting_get_member(s, "listen");
 	const config_setting_t *ts = config_setting_get_member(s, "token_file");
 	h->token_line = ts ? setting_line(ts) : 0;
@@ -113,8 +117,6 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 		       "group to serve nothing)");
 		return;
 	}
-	if (!h->listen)
-		return; /* its type was reported */
 	char host[64];
 	int rc = config_http_split(h->listen, host, sizeof(host), &h->port);
 	if (rc == -ERANGE) {
@@ -123,11 +125,12 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 		return;
 	}
 	if (rc == -EADDRNOTAVAIL) {
-		config_report_at(L, ls, file,
-		                 "http listen \"%s\": \"%s\" is not a numeric IP address; write "
-		                 "one like \"127.0.0.1:9187\" or \"[::1]:9187\" (host names are not "
-		                 "resolved)",
-		                 h->listen, host);
+		config_report_at(
+		    L, ls, file,
+		    "http listen \"%s\": \"%s\" is not a numeric IP address; write "
+		    "one like \"127.0.0.1:9187\" or \"[::1]:9187\" (host names are not "
+		    "resolved)",
+		    h->listen, host);
 		return;
 	}
 	if (rc < 0) {
@@ -139,19 +142,21 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	}
 	h->host = config_dup_str(L, host);
 	if (!config_http_loopback(host) && !h->allow_remote) {
-		config_report_at(L, ls, file,
-		                 "http listen \"%s\" is not a loopback address, so other hosts could "
-		                 "reach the status page and metrics; add allow_remote = true and "
-		                 "token_file = \"FILE\" to serve them with a bearer token, or listen "
-		                 "on 127.0.0.1",
-		                 h->listen);
+		config_report_at(
+		    L, ls, file,
+		    "http listen \"%s\" is not a loopback address, so other hosts could "
+		    "reach the status page and metrics; add allow_remote = true and "
+		    "token_file = \"FILE\" to serve them with a bearer token, or listen "
+		    "on 127.0.0.1",
+		    h->listen);
 		return;
 	}
 	if (h->allow_remote && !h->token_file)
-		report(L, h->file, h->line,
-		       "http: allow_remote = true needs token_file = \"FILE\", a file holding the "
-		       "bearer token clients must send (make one with: openssl rand -hex 32 > FILE; "
-		       "chmod 600 FILE)");
+		report(
+		    L, h->file, h->line,
+		    "http: allow_remote = true needs token_file = \"FILE\", a file holding the "
+		    "bearer token clients must send (make one with: openssl rand -hex 32 > FILE; "
+		    "chmod 600 FILE)");
 }
 
 /* Read the token of at most TOKEN_MAX bytes; trailing blanks and newlines are not part of
@@ -219,10 +224,11 @@ void config_http_finish(struct loader *L)
 	}
 	int rc = trust_check(tf, false, L->self, why, sizeof(why));
 	if (rc == -ENOENT) {
-		report(L, file, line,
-		       "token_file \"%s\" does not exist; create it with: openssl rand -hex 32 > %s; "
-		       "chmod 600 %s",
-		       tf, tf, tf);
+		report(
+		    L, file, line,
+		    "token_file \"%s\" does not exist; create it with: openssl rand -hex 32 > %s; "
+		    "chmod 600 %s",
+		    tf, tf, tf);
 		return;
 	}
 	if (rc < 0) {
@@ -235,8 +241,8 @@ void config_http_finish(struct loader *L)
 	}
 	if (st.st_mode & 077) {
 		report(L, file, line,
-		       "token_file \"%s\" can be read by others (mode %04o); run chmod 600 %s",
-		       tf, (unsigned)(st.st_mode & 07777), tf);
+		       "token_file \"%s\" can be read by others (mode %04o); run chmod 600 %s", tf,
+		       (unsigned)(st.st_mode & 07777), tf);
 		return;
 	}
 	char *tok = NULL;
@@ -246,8 +252,9 @@ void config_http_finish(struct loader *L)
 		return;
 	}
 	if (rc == -EFBIG) {
-		report(L, file, line, "token_file \"%s\" is longer than %d bytes; put one token in it",
-		       tf, TOKEN_MAX);
+		report(L, file, line,
+		       "token_file \"%s\" is longer than %d bytes; put one token in it", tf,
+		       TOKEN_MAX);
 		return;
 	}
 	if (rc < 0) {

@@ -104,7 +104,8 @@ static bool authorized(struct http *h, struct evhttp_request *req)
 {
 	const char *auth =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 && same_secret(auth + 7, h->token);
+	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
+	       same_secret(auth + 7, h->token);
 }
 
 static void refuse(struct http *h, struct evhttp_request *req, bool control)
@@ -118,14 +119,16 @@ static void refuse(struct http *h, struct evhttp_request *req, bool control)
 		log_warning("http: refused a request from %s without a valid bearer token",
 		            peer ? peer : "?");
 	if (control && !h->token) {
-		reply_error(req, 403, "Forbidden",
-		            "control requests need http.token_file in pgcrond.conf and that token in "
-		            "an Authorization: Bearer header");
+		reply_error(
+		    req, 403, "Forbidden",
+		    "control requests need http.token_file in pgcrond.conf and that token in "
+		    "an Authorization: Bearer header");
 		return;
 	}
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "WWW-Authenticate", "Bearer realm=\"pgcrond\"");
-	reply_error(req, 401, "Unauthorized", "send the token of http.token_file as Authorization: Bearer TOKEN");
+	reply_error(req, 401, "Unauthorized",
+	            "send the token of http.token_file as Authorization: Bearer TOKEN");
 }
 
 /* ---- /metrics, /status.json ------------------------------------------------------------ */
@@ -163,7 +166,8 @@ static int render_metrics(struct http *h, const json_t *st, FILE *f)
 		    .paused = json_is_true(json_object_get(j, "paused")),
 		    .running = is(j, "state", "running"),
 		    .queued = is(j, "state", "queued"),
-		    .next_fire = json_object_get(j, "next_fire_unix") ? num(j, "next_fire_unix") : -1,
+		    .next_fire =
+		        json_object_get(j, "next_fire_unix") ? num(j, "next_fire_unix") : -1,
 		    .last_success = num(j, "last_success_unix"),
 		    .max_staleness_s = num(j, "max_staleness_s"),
 		    .stale = json_is_true(json_object_get(j, "stale")),
@@ -221,7 +225,8 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 	if (rc == 0)
 		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, len);
 	else
-		reply_error(req, 500, "Internal Server Error", "out of memory rendering the metrics");
+		reply_error(req, 500, "Internal Server Error",
+		            "out of memory rendering the metrics");
 	free(text);
 	json_decref(st);
 }
@@ -300,10 +305,11 @@ static void serve_page(struct http *h, struct evhttp_request *req)
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
 	/* nothing from elsewhere: the page is one file */
-	evhttp_add_header(hdr, "Content-Security-Policy",
-	                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-	                  "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-	                  "frame-ancestors 'none'");
+	evhttp_add_header(
+	    hdr, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+	    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+	    "frame-ancestors 'none'");
 	evhttp_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
 }
@@ -374,7 +380,8 @@ static void serve_trigger(struct http *h, struct evhttp_request *req, const char
 	int rc = sched_trigger(h->src.status->sched, name, "manual", false);
 	if (rc == 0) {
 		log_job(LOG_LVL_NOTICE, name, "triggered over HTTP");
-		reply_json(req, 202, "Accepted", json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
+		reply_json(req, 202, "Accepted",
+		           json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
 		return;
 	}
 	if (rc == -ENOENT) {
@@ -427,7 +434,8 @@ static void route(struct evhttp_request *req, void *arg)
 			serve_trigger(h, req, name);
 			return;
 		}
-		reply_error(req, 404, "Not Found", "POST /jobs/NAME/trigger is the one control request");
+		reply_error(req, 404, "Not Found",
+		            "POST /jobs/NAME/trigger is the one control request");
 		return;
 	}
 	if (!get) {
@@ -521,10 +529,11 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	socklen_t sl = sizeof(ss);
 	if (getsockname(evhttp_bound_socket_get_fd(h->bound), (struct sockaddr *)&ss, &sl) == 0)
 		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-		                                          : ((struct sockaddr_in *)&ss)->sin_port);
+		                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	const char *v6 = strchr(c->host, ':') ? "[" : "";
-	log_notice("http: listening on http://%s%s%s:%d/ (%s)", v6, c->host, *v6 ? "]" : "", h->port,
-	           h->token ? "bearer token required" : "no token: loopback only, no control requests");
+	log_notice(
+	    "http: listening on http://%s%s%s:%d/ (%s)", v6, c->host, *v6 ? "]" : "", h->port,
+	    h->token ? "bearer token required" : "no token: loopback only, no control requests");
 	*out = h;
 	return 0;
 fail:

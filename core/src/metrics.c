@@ -12,7 +12,7 @@
 
 /* Run durations: from a quick refresh to the hour-long rebuild of a large view. */
 const double metrics_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                           2.5,   5,    10,    30,   60,  300,  900,  3600};
+                                           2.5,   5,    10,    30,   60,  300,  900, 3600};
 const size_t metrics_n_duration_buckets =
     sizeof(metrics_duration_buckets) / sizeof(metrics_duration_buckets[0]);
 /* Firing lateness: a healthy daemon starts within milliseconds of the instant. */
@@ -330,7 +330,8 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 	     "1 when the job's last success is older than its max_staleness.");
 	for (size_t i = 0; i < nj; i++)
 		if (live->jobs[i].max_staleness_s > 0)
-			sample(out, "pgcrond_job_stale", "job", live->jobs[i].name, live->jobs[i].stale);
+			sample(out, "pgcrond_job_stale", "job", live->jobs[i].name,
+			       live->jobs[i].stale);
 
 	head(out, "pgcrond_database_connections", "gauge",
 	     "Open connections of each database's pool, by state.");
@@ -343,8 +344,8 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 		          {"idle", d->idle},
 		          {"busy", d->busy},
 		          /* open and neither idle nor busy: its session is being reset */
-		          {"resetting", d->open - (d->open < d->idle + d->busy ? d->open
-		                                                               : d->idle + d->busy)}};
+		          {"resetting",
+		           d->open - (d->open < d->idle + d->busy ? d->open : d->idle + d->busy)}};
 		for (size_t s = 0; s < sizeof(st) / sizeof(st[0]); s++) {
 			fputs("pgcrond_database_connections{database=\"", out);
 			put_label(out, d->name);

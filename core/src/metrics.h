@@ -45,18 +45,18 @@ struct metrics_job_live {
 	bool enabled;
 	bool paused;
 	bool running;
-	bool queued;               /* its fire waits for a max_running slot */
-	double next_fire;          /* Unix seconds, < 0 when none */
-	double last_success;       /* Unix seconds, 0 if none known (also from earlier runs) */
-	double max_staleness_s;    /* 0: none configured */
-	bool stale;                /* the last success is older than max_staleness */
+	bool queued;            /* its fire waits for a max_running slot */
+	double next_fire;       /* Unix seconds, < 0 when none */
+	double last_success;    /* Unix seconds, 0 if none known (also from earlier runs) */
+	double max_staleness_s; /* 0: none configured */
+	bool stale;             /* the last success is older than max_staleness */
 };
 struct metrics_db_live {
 	const char *name;
 	int pool;
-	size_t connecting, idle, busy, open;      /* connections by state; open counts all
-	                                           * but connecting */
-	size_t waiting;                           /* runs waiting for a connection */
+	size_t connecting, idle, busy, open; /* connections by state; open counts all
+	                                      * but connecting */
+	size_t waiting;                      /* runs waiting for a connection */
 };
 struct metrics_live {
 	const char *version;

@@ -162,7 +162,8 @@ static void check_conventions(const json_t *parsed)
 	{
 		const char *name = json_string_value(json_object_get(f, "name"));
 		const char *type = json_string_value(json_object_get(f, "type"));
-		ck_assert_msg(strncmp(name, "pgcrond_", 8) == 0, "%s lacks the pgcrond_ prefix", name);
+		ck_assert_msg(strncmp(name, "pgcrond_", 8) == 0, "%s lacks the pgcrond_ prefix",
+		              name);
 		ck_assert_msg(!strstr(name, "_ms") && !strstr(name, "millis"),
 		              "%s: use seconds, not milliseconds", name);
 		ck_assert_msg(strcmp(type, "untyped") != 0 && strcmp(type, "unknown") != 0,
@@ -173,7 +174,8 @@ static void check_conventions(const json_t *parsed)
 			size_t n = strlen(sn);
 			bool total = n > 6 && strcmp(sn + n - 6, "_total") == 0;
 			ck_assert_msg(total == (strcmp(type, "counter") == 0),
-			              "%s: _total is for counters and every counter (type %s)", sn, type);
+			              "%s: _total is for counters and every counter (type %s)", sn,
+			              type);
 		}
 		if (strcmp(type, "histogram") != 0)
 			continue;
@@ -192,14 +194,15 @@ static void check_conventions(const json_t *parsed)
 			}
 			if (strstr(sn, "_bucket")) {
 				ck_assert_msg(le, "%s without le", sn);
-				ck_assert_msg(v >= prev, "%s{le=%s}: buckets must be cumulative", sn, le);
+				ck_assert_msg(v >= prev, "%s{le=%s}: buckets must be cumulative",
+				              sn, le);
 				prev = v;
 				if (strcmp(le, "+Inf") == 0)
 					last = v;
 			} else if (strstr(sn, "_count")) {
 				count = v;
-				ck_assert_msg(count == last, "%s: _count %g != +Inf bucket %g", name, count,
-				              last);
+				ck_assert_msg(count == last, "%s: _count %g != +Inf bucket %g",
+				              name, count, last);
 			}
 		}
 		ck_assert_msg(count >= 0, "%s has no _count", name);
@@ -262,12 +265,13 @@ START_TEST(metrics_match_history_and_page_renders)
 	int port = logged_port(e.log);
 
 	/* a few successes and failures, then the schedules stop so the counts hold still */
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) FILTER (WHERE job_name = 'ok-job' AND status = "
-	                             "'succeeded') >= 3 AND count(*) FILTER (WHERE job_name = "
-	                             "'bad-job' AND status = 'failed') >= 2 FROM "
-	                             "pgcrond.job_run_details"),
-	              "no runs:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) FILTER (WHERE job_name = 'ok-job' AND status = "
+	                   "'succeeded') >= 3 AND count(*) FILTER (WHERE job_name = "
+	                   "'bad-job' AND status = 'failed') >= 2 FROM "
+	                   "pgcrond.job_run_details"),
+	    "no runs:\n%s", itest_read_file(e.log));
 	write_jobs(&e, false);
 	kill(e.pid, SIGHUP);
 	ck_assert(itest_wait_log(e.log, "configuration reloaded", 10));
@@ -302,8 +306,8 @@ START_TEST(metrics_match_history_and_page_renders)
 	long long ran[4] = {0};
 	for (size_t j = 0; j < 4; j++) {
 		for (size_t s = 0; s < 4; s++) {
-			double v = value(m, "pgcrond_job_runs", "pgcrond_job_runs_total", "job", jobs[j],
-			                 "status", statuses[s]);
+			double v = value(m, "pgcrond_job_runs", "pgcrond_job_runs_total", "job",
+			                 jobs[j], "status", statuses[s]);
 			long long want = db_count(&e, jobs[j], statuses[s]);
 			ck_assert_msg(v == (double)want, "%s %s: metrics %g, history %lld", jobs[j],
 			              statuses[s], v, want);
@@ -311,26 +315,30 @@ START_TEST(metrics_match_history_and_page_renders)
 				ran[j] += want;
 		}
 		/* every run that ran is in the duration histogram */
-		double c = value(m, "pgcrond_job_run_duration_seconds",
-		                 "pgcrond_job_run_duration_seconds_count", "job", jobs[j], NULL, NULL);
+		double c =
+		    value(m, "pgcrond_job_run_duration_seconds",
+		          "pgcrond_job_run_duration_seconds_count", "job", jobs[j], NULL, NULL);
 		ck_assert_msg(c == (double)ran[j], "%s: %g durations for %lld runs", jobs[j], c,
 		              ran[j]);
 	}
-	ck_assert_int_ge(ran[2], 3);                                 /* after-ok ran after ok-job */
+	ck_assert_int_ge(ran[2], 3); /* after-ok ran after ok-job */
 	ck_assert_int_ge(db_count(&e, "report", "upstream_failed"), 1); /* bad-job failed */
 	/* lateness: each scheduled first attempt, and none for the graph's downstreams */
-	long long sched_ok = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                         "WHERE job_name = 'ok-job' AND trigger = 'schedule' "
-	                                         "AND attempt = 1 AND status = 'succeeded'");
+	long long sched_ok =
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name = 'ok-job' AND trigger = 'schedule' "
+	                        "AND attempt = 1 AND status = 'succeeded'");
 	ck_assert(value(m, "pgcrond_job_lateness_seconds", "pgcrond_job_lateness_seconds_count",
 	                "job", "ok-job", NULL, NULL) == (double)sched_ok);
 	ck_assert(value(m, "pgcrond_job_lateness_seconds", "pgcrond_job_lateness_seconds_count",
 	                "job", "after-ok", NULL, NULL) == 0);
 	/* the last success and failure, to the millisecond the history has them */
-	double ls = value(m, "pgcrond_job_last_success_timestamp_seconds",
-	                  "pgcrond_job_last_success_timestamp_seconds", "job", "ok-job", NULL, NULL);
-	double lf = value(m, "pgcrond_job_last_failure_timestamp_seconds",
-	                  "pgcrond_job_last_failure_timestamp_seconds", "job", "bad-job", NULL, NULL);
+	double ls =
+	    value(m, "pgcrond_job_last_success_timestamp_seconds",
+	          "pgcrond_job_last_success_timestamp_seconds", "job", "ok-job", NULL, NULL);
+	double lf =
+	    value(m, "pgcrond_job_last_failure_timestamp_seconds",
+	          "pgcrond_job_last_failure_timestamp_seconds", "job", "bad-job", NULL, NULL);
 	char *db_ls = itest_scalar(e.db, "SELECT extract(epoch FROM max(end_time)) FROM "
 	                                 "pgcrond.job_run_details WHERE job_name = 'ok-job' AND "
 	                                 "status = 'succeeded'");
@@ -404,13 +412,14 @@ START_TEST(health_follows_the_history_database)
 	struct itest_env e;
 	itest_env_init(&e, "http-health", "it_http_health");
 	char *hist_ci = itest_sandbox2_start(e.dir);
-	itest_write_file(e.conf,
-	                 "plugin_dir = \"%s\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; }; hist = { conninfo = \"%s\"; }; };\n"
-	                 "history = { database = \"hist\"; };\n"
-	                 "http = { listen = \"127.0.0.1:0\"; };\n",
-	                 e.dir, e.dir, e.ci, hist_ci);
+	itest_write_file(
+	    e.conf,
+	    "plugin_dir = \"%s\";\n"
+	    "state_dir = \"%s/state\";\n"
+	    "databases = { app = { conninfo = \"%s\"; }; hist = { conninfo = \"%s\"; }; };\n"
+	    "history = { database = \"hist\"; };\n"
+	    "http = { listen = \"127.0.0.1:0\"; };\n",
+	    e.dir, e.dir, e.ci, hist_ci);
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);
@@ -493,9 +502,8 @@ START_TEST(token_guards_remote_and_control)
 	itest_write_file(tf, "%s\n", token);
 	chmod(tf, 0600);
 	itest_chown_user(tf);
-	itest_env_main(&e,
-	               "http = { listen = \"0.0.0.0:0\"; allow_remote = true; token_file = "
-	               "\"http.token\"; };\n");
+	itest_env_main(&e, "http = { listen = \"0.0.0.0:0\"; allow_remote = true; token_file = "
+	                   "\"http.token\"; };\n");
 	itest_env_job(&e, "10-j.conf",
 	              "job = { name = \"manual-only\"; schedule = \"0 0 1 1 *\";\n"
 	              "        command = \"SELECT 42\"; };\n");
@@ -524,9 +532,10 @@ START_TEST(token_guards_remote_and_control)
 	r = http_req("127.0.0.1", port, "POST", "/jobs/manual-only/trigger", token);
 	ck_assert_msg(r.code == 202, "%d %s", r.code, r.body);
 	resp_free(&r);
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
-	                         "'manual-only' AND trigger = 'manual' AND status = 'succeeded'"));
+	ck_assert(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
+	                   "'manual-only' AND trigger = 'manual' AND status = 'succeeded'"));
 	r = http_req("127.0.0.1", port, "POST", "/jobs/no-such-job/trigger", token);
 	ck_assert_int_eq(r.code, 404);
 	resp_free(&r);
@@ -547,8 +556,9 @@ START_TEST(no_control_without_token)
 	struct itest_env e;
 	itest_env_setup(&e, "http-notoken", "it_http_notoken");
 	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
-	itest_env_job(&e, "10-j.conf",
-	              "job = { name = \"j\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; };\n");
+	itest_env_job(
+	    &e, "10-j.conf",
+	    "job = { name = \"j\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; };\n");
 	itest_env_start(&e);
 	int port = logged_port(e.log);
 	struct resp r = http_req("127.0.0.1", port, "POST", "/jobs/j/trigger", NULL);
