@@ -110,6 +110,9 @@ static json_t *parse_json(const char *text)
 static json_t *prom_parse(const char *dir, const char *text)
 {
 	char in[1024], out[1024], errf[1024], cmd[4096];
+	ck_assert_msg(system(PYTHON " -c 'import prometheus_client' 2>/dev/null") == 0,
+	              "the Prometheus parser is missing: scripts/setup installs it (Debian package "
+	              "python3-prometheus-client)");
 	snprintf(in, sizeof(in), "%s/metrics.txt", dir);
 	snprintf(out, sizeof(out), "%s/metrics.json", dir);
 	snprintf(errf, sizeof(errf), "%s/metrics.err", dir);
@@ -216,6 +219,8 @@ static void check_conventions(const json_t *parsed)
 static char *chromium(const char *dir, const char *args, const char *url)
 {
 	char cmd[4096], out[1024], errf[1024];
+	ck_assert_msg(access(CHROMIUM, X_OK) == 0,
+	              CHROMIUM " is missing: scripts/setup installs it (Debian package chromium)");
 	snprintf(out, sizeof(out), "%s/chromium.out", dir);
 	snprintf(errf, sizeof(errf), "%s/chromium.err", dir);
 	snprintf(cmd, sizeof(cmd),
@@ -240,11 +245,13 @@ static void write_jobs(const struct itest_env *e, bool enabled)
 	              "   command = \"SELECT 1\"; max_staleness = \"1h\"; },\n"
 	              " { name = \"bad-job\"; schedule = \"*/2 * * * * *\"; enabled = %s;\n"
 	              "   command = \"SELECT 1/0\"; },\n"
+	              " { name = \"slow-job\"; schedule = \"*/2 * * * * *\"; enabled = %s;\n"
+	              "   command = \"SELECT pg_sleep(2.5)\"; },\n"
 	              " { name = \"after-ok\"; after = [ \"ok-job\" ]; command = \"SELECT 2\"; },\n"
 	              " { name = \"report\"; after = [ \"after-ok\", \"bad-job\" ];\n"
 	              "   command = \"SELECT 3\"; }\n"
 	              ");\n",
-	              en, en);
+	              en, en, en);
 }
 
 static long long db_count(struct itest_env *e, const char *job, const char *status)
@@ -269,9 +276,28 @@ START_TEST(metrics_match_history_and_page_renders)
 	    itest_env_wait(&e, 20,
 	                   "SELECT count(*) FILTER (WHERE job_name = 'ok-job' AND status = "
 	                   "'succeeded') >= 3 AND count(*) FILTER (WHERE job_name = "
-	                   "'bad-job' AND status = 'failed') >= 2 FROM "
+	                   "'bad-job' AND status = 'failed') >= 2 AND count(*) FILTER (WHERE "
+	                   "job_name = 'slow-job' AND status = 'skipped') >= 1 FROM "
 	                   "pgcrond.job_run_details"),
 	    "no runs:\n%s", itest_read_file(e.log));
+	/* a screenshot while the jobs run (the README's, with PGCROND_SCREENSHOT=FILE) */
+	char shot[1100], arg[1200], url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	const char *keep = getenv("PGCROND_SCREENSHOT");
+	snprintf(shot, sizeof(shot), "%s/status-page.png", e.dir);
+	snprintf(arg, sizeof(arg), "--screenshot=%s", shot);
+	free(chromium(e.dir, arg, url));
+	struct stat sb;
+	ck_assert_msg(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
+	char *png = itest_read_file(shot);
+	ck_assert_msg(memcmp(png, "\x89PNG", 4) == 0, "the screenshot is not a PNG");
+	free(png);
+	if (keep && *keep) {
+		char cmd[2400];
+		snprintf(cmd, sizeof(cmd), "cp %s '%s'", shot, keep);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+
 	write_jobs(&e, false);
 	kill(e.pid, SIGHUP);
 	ck_assert(itest_wait_log(e.log, "configuration reloaded", 10));
@@ -301,10 +327,10 @@ START_TEST(metrics_match_history_and_page_renders)
 	check_conventions(m);
 
 	/* counters against the history table */
-	const char *jobs[] = {"ok-job", "bad-job", "after-ok", "report"};
+	const char *jobs[] = {"ok-job", "bad-job", "slow-job", "after-ok", "report"};
 	const char *statuses[] = {"succeeded", "failed", "skipped", "upstream_failed"};
-	long long ran[4] = {0};
-	for (size_t j = 0; j < 4; j++) {
+	long long ran[5] = {0};
+	for (size_t j = 0; j < 5; j++) {
 		for (size_t s = 0; s < 4; s++) {
 			double v = value(m, "pgcrond_job_runs", "pgcrond_job_runs_total", "job",
 			                 jobs[j], "status", statuses[s]);
@@ -321,7 +347,8 @@ START_TEST(metrics_match_history_and_page_renders)
 		ck_assert_msg(c == (double)ran[j], "%s: %g durations for %lld runs", jobs[j], c,
 		              ran[j]);
 	}
-	ck_assert_int_ge(ran[2], 3); /* after-ok ran after ok-job */
+	ck_assert_int_ge(db_count(&e, "slow-job", "skipped"), 1); /* overlap = skip */
+	ck_assert_int_ge(ran[3], 3);                              /* after-ok ran after ok-job */
 	ck_assert_int_ge(db_count(&e, "report", "upstream_failed"), 1); /* bad-job failed */
 	/* lateness: each scheduled first attempt, and none for the graph's downstreams */
 	long long sched_ok =
@@ -374,8 +401,6 @@ START_TEST(metrics_match_history_and_page_renders)
 	resp_free(&r);
 
 	/* the page in a real browser: jobs with their states, the graph, the failure's text */
-	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	char *dom = chromium(e.dir, "--dump-dom", url);
 	ck_assert_msg(strstr(dom, "id=\"job-ok-job\" data-state=\"disabled\""), "%s", dom);
 	ck_assert_msg(strstr(dom, "id=\"job-after-ok\" data-state=\"idle\""), "%s", dom);
@@ -386,22 +411,6 @@ START_TEST(metrics_match_history_and_page_renders)
 	ck_assert_msg(strstr(dom, "<pre>division by zero</pre>"), "no failure text: %s", dom);
 	ck_assert_msg(strstr(dom, "History database app: connected"), "%s", dom);
 	free(dom);
-	char shot[1100], arg[1200];
-	const char *keep = getenv("PGCROND_SCREENSHOT");
-	snprintf(shot, sizeof(shot), "%s/status-page.png", e.dir);
-	snprintf(arg, sizeof(arg), "--screenshot=%s", shot);
-	free(chromium(e.dir, arg, url));
-	struct stat sb;
-	ck_assert_msg(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
-	char *png = itest_read_file(shot);
-	ck_assert_msg(memcmp(png, "\x89PNG", 4) == 0, "the screenshot is not a PNG");
-	free(png);
-	if (keep && *keep) {
-		char cmd[2400];
-		snprintf(cmd, sizeof(cmd), "cp %s '%s'", shot, keep);
-		ck_assert_int_eq(system(cmd), 0);
-	}
-
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
 }

@@ -125,15 +125,17 @@ START_TEST(test_token_file_problems)
 	                 "(mode 0666); run chmod go-w http.token");
 
 	write_file("http.token", "short\n", 0600);
-	ck_assert_str_eq(one_problem(),
-	                 "pgcrond.conf:6: token_file \"http.token\" must hold one token of at least 16 "
-	                 "printable characters without spaces (make one with: openssl rand -hex 32 > "
-	                 "http.token)");
+	ck_assert_str_eq(
+	    one_problem(),
+	    "pgcrond.conf:6: token_file \"http.token\" must hold one token of at least 16 "
+	    "printable characters without spaces (make one with: openssl rand -hex 32 > "
+	    "http.token)");
 	write_file("http.token", "two words are not one token\n", 0600);
-	ck_assert_str_eq(one_problem(),
-	                 "pgcrond.conf:6: token_file \"http.token\" must hold one token of at least 16 "
-	                 "printable characters without spaces (make one with: openssl rand -hex 32 > "
-	                 "http.token)");
+	ck_assert_str_eq(
+	    one_problem(),
+	    "pgcrond.conf:6: token_file \"http.token\" must hold one token of at least 16 "
+	    "printable characters without spaces (make one with: openssl rand -hex 32 > "
+	    "http.token)");
 	unlink("http.token");
 }
 END_TEST
