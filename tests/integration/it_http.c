@@ -381,10 +381,18 @@ START_TEST(metrics_match_history_and_page_renders)
 	          0);
 	ck_assert(value(m, "pgcrond_job_max_staleness_seconds", "pgcrond_job_max_staleness_seconds",
 	                "job", "ok-job", NULL, NULL) == 3600);
-	ck_assert(value(m, "pgcrond_database_connections", "pgcrond_database_connections",
-	                "database", "app", "state", "busy") == 0);
-	ck_assert(value(m, "pgcrond_database_connections", "pgcrond_database_connections",
-	                "database", "app", "state", "idle") >= 1);
+	/* the pool by state: every state present, and the runs left connections open */
+	double open = 0;
+	const char *states[] = {"connecting", "idle", "busy", "resetting"};
+	for (size_t i = 0; i < 4; i++) {
+		double v = value(m, "pgcrond_database_connections", "pgcrond_database_connections",
+		                 "database", "app", "state", states[i]);
+		ck_assert_msg(v >= 0, "no connections{state=%s}", states[i]);
+		open += i ? v : 0;
+	}
+	ck_assert_msg(open >= 1 && open <= 4, "%g connections open in a pool of 4", open);
+	ck_assert(value(m, "pgcrond_database_pool_size", "pgcrond_database_pool_size", "database",
+	                "app", NULL, NULL) == 4);
 	ck_assert(value(m, "pgcrond_history_spool_records", "pgcrond_history_spool_records", NULL,
 	                NULL, NULL, NULL) == 0);
 	ck_assert(value(m, "pgcrond_build_info", "pgcrond_build_info", "version", PGCROND_VERSION,
