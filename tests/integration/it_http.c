@@ -374,6 +374,8 @@ START_TEST(metrics_match_history_and_page_renders)
 	                                 "status = 'failed'");
 	ck_assert_msg(fabs(ls - atof(db_ls)) < 0.01, "last success %f vs %s", ls, db_ls);
 	ck_assert_msg(fabs(lf - atof(db_lf)) < 0.01, "last failure %f vs %s", lf, db_lf);
+	free(db_ls);
+	free(db_lf);
 	/* live gauges: nothing runs now; the pool and the spool as they are */
 	ck_assert(value(m, "pgcrond_job_running", "pgcrond_job_running", "job", "ok-job", NULL,
 	                NULL) == 0);
@@ -467,6 +469,7 @@ START_TEST(health_follows_the_history_database)
 	ck_assert_msg(r.code == 200, "%d %s", r.code, r.body);
 	resp_free(&r);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	free(hist_ci);
 	itest_env_teardown(&e);
 }
 END_TEST

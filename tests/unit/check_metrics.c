@@ -29,18 +29,24 @@ START_TEST(test_counts_and_histograms)
 	struct metrics *m;
 	ck_assert_int_eq(metrics_new(&m), 0);
 	/* 0.1 s exactly falls in le="0.1"; 2 s in le="2.5"; 7200 s only in +Inf */
-	metrics_run_end(m, &(struct metrics_run){"a", "succeeded", 100000, 1000, 10000000, NULL, NULL});
-	metrics_run_end(m, &(struct metrics_run){"a", "succeeded", 2000000, 20000, 20000000, NULL, NULL});
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "succeeded", 100000, 1000, 10000000, NULL, NULL});
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "succeeded", 2000000, 20000, 20000000, NULL, NULL});
 	metrics_run_end(m, &(struct metrics_run){"a", "failed", 7200000000LL, -1, 30000000,
 	                                         "division by zero", "22012"});
 	metrics_run_end(m, &(struct metrics_run){"a", "skipped", -1, -1, 40000000, NULL, NULL});
-	metrics_run_end(m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL});
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL});
 	struct metrics_job_live jobs[] = {
 	    {.name = "a", .enabled = true, .next_fire = 1700000000, .last_success = 20.5},
-	    {.name = "never-ran", .enabled = true, .next_fire = -1, .max_staleness_s = 60,
+	    {.name = "never-ran",
+	     .enabled = true,
+	     .next_fire = -1,
+	     .max_staleness_s = 60,
 	     .stale = true}};
-	struct metrics_live live = {.version = "1.2.3", .start_time = 5, .max_running = 32,
-	                            .jobs = jobs, .n_jobs = 2};
+	struct metrics_live live = {
+	    .version = "1.2.3", .start_time = 5, .max_running = 32, .jobs = jobs, .n_jobs = 2};
 	char *t = render(m, &live);
 
 	has(t, "# TYPE pgcrond_job_runs_total counter\n");
@@ -82,10 +88,10 @@ START_TEST(test_label_escaping)
 {
 	struct metrics *m;
 	ck_assert_int_eq(metrics_new(&m), 0);
-	struct metrics_db_live dbs[] = {{.name = "we\"ird\\db\n", .pool = 2, .idle = 1, .busy = 1,
-	                                 .open = 3}};
-	struct metrics_live live = {.version = "x", .dbs = dbs, .n_dbs = 1, .have_history = true,
-	                            .spool_records = 7};
+	struct metrics_db_live dbs[] = {
+	    {.name = "we\"ird\\db\n", .pool = 2, .idle = 1, .busy = 1, .open = 3}};
+	struct metrics_live live = {
+	    .version = "x", .dbs = dbs, .n_dbs = 1, .have_history = true, .spool_records = 7};
 	char *t = render(m, &live);
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"busy\"} 1\n");
 	/* open, neither idle nor busy: resetting */
