@@ -421,6 +421,14 @@ START_TEST(metrics_match_history_and_page_renders)
 	ck_assert_msg(strstr(dom, "<pre>division by zero</pre>"), "no failure text: %s", dom);
 	ck_assert_msg(strstr(dom, "History database app: connected"), "%s", dom);
 	free(dom);
+	/* it refreshes itself: 7.5 s on (virtual time), the data is from the refresh at 5 s */
+	dom = chromium(e.dir, "--virtual-time-budget=7500 --dump-dom", url);
+	char *age = strstr(dom, "id=\"age\">");
+	ck_assert_msg(age, "%s", dom);
+	int old = -1;
+	ck_assert_msg(sscanf(age, "id=\"age\">data %ds old", &old) == 1 && old < 5,
+	              "the page did not refresh: %.80s", age);
+	free(dom);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
 }
