@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "plugin.h"
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
 
@@ -17,8 +18,9 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: pgcrond list [-c FILE]\n\n"
-	        "List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
-	        "runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
+	        "List the configured jobs: name, kind (plugin NAME VERSION, or sql), schedule,\n"
+	        "the jobs it runs after, the channel it listens on, and its next run in UTC as\n"
+	        "the files say ('pgcrond status' shows the running daemon's view).\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",
@@ -101,13 +103,25 @@ int cli_list(int argc, char **argv)
 	}
 	int width[N_COLS];
 	int64_t now = (int64_t)time(NULL);
+	/* each plugin's version, as the file on disk says now (NULL: none could be loaded) */
+	struct plugin_registry *reg = NULL;
+	if (plugin_registry_new(cfg->plugin_dir, &reg) < 0)
+		reg = NULL;
 	for (int c = 0; c < N_COLS; c++)
 		width[c] = (int)strlen(headings[c]);
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
-		if (j->plugin)
-			snprintf(cells[i][COL_KIND], 256, "plugin %s", j->plugin);
+		const struct plugin *p = NULL;
+		char perr[256];
+		if (j->plugin && reg &&
+		    plugin_registry_get(reg, j->plugin, &p, perr, sizeof(perr)) < 0)
+			p = NULL;
+		if (j->plugin && p)
+			snprintf(cells[i][COL_KIND], 256, "plugin %s %s", j->plugin, p->version);
+		else if (j->plugin)
+			snprintf(cells[i][COL_KIND], 256, "plugin %s (not loadable: pgcrond check)",
+			         j->plugin);
 		else
 			snprintf(cells[i][COL_KIND], 256, "sql");
 		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j->schedule ? j->schedule : "-");
@@ -126,6 +140,7 @@ int cli_list(int argc, char **argv)
 		print_row(row, width);
 	}
 	free(cells);
+	plugin_registry_free(&reg);
 	config_free(&cfg);
 	diag_clear(&dl);
 	return EX_OK;

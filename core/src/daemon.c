@@ -16,6 +16,7 @@
 #include "alert.h"
 #include "config.h"
 #include "config_diff.h"
+#include "ctl.h"
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
@@ -44,9 +45,38 @@ struct daemon {
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
 	struct status_src status; /* the live state's sources (status.h) */
+	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 	struct metrics *metrics;
 	struct http *http; /* NULL: no http group */
 };
+
+/* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
+static int load_paused(struct daemon *d)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc = ctl_load_paused(d->cfg->state_dir, &names, &n);
+	if (rc < 0) {
+		log_error("cannot read the paused jobs from %s/%s: %s; no job is paused",
+		          d->cfg->state_dir, CTL_PAUSED_FILE, strerror(-rc));
+		return rc == -ENOMEM ? rc : 0;
+	}
+	rc = sched_set_paused(d->sched, (const char *const *)names, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		log_notice("job %s is paused ('pgcrond resume %s' resumes it)", names[i], names[i]);
+	ctl_names_free(&names, n);
+	return rc;
+}
+
+static void open_ctl(struct daemon *d)
+{
+	char err[512];
+	if (ctl_open(d->base, d->cfg->state_dir, &d->status, &d->ctl, err, sizeof(err)) < 0)
+		log_error(
+		    "no control socket (pgcrond status, pause, resume and trigger --wait will "
+		    "not reach this daemon): %s",
+		    err);
+}
 
 /* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
 static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
@@ -94,6 +124,14 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 		exec_retain_databases(ex, names, cfg->n_databases);
 	free(names);
 	return rc;
+}
+
+/* Which code runs the plugin jobs: each plugin's version and file. */
+static void log_plugins(const struct plugin_registry *reg)
+{
+	for (size_t i = 0; reg && i < reg->n_plugins; i++)
+		log_info("plugin %s %s (%s)", reg->plugins[i]->name, reg->plugins[i]->version,
+		         reg->plugins[i]->path);
 }
 
 static void apply_log_level(const struct pgc_config *cfg)
@@ -169,6 +207,7 @@ static void reload(struct daemon *d)
 		goto out;
 	}
 	apply_log_level(cfg);
+	log_plugins(plugins);
 	alert_reconfigure(d->alerts, cfg);
 	http_apply(d->http, cfg);
 	log_reload_diff(d->cfg, cfg);
@@ -376,7 +415,7 @@ int daemon_main(const char *config_path)
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
 	                               .started_us = wall_now_us()};
-	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
+	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
@@ -392,6 +431,8 @@ int daemon_main(const char *config_path)
 		log_error("cannot install the signal handlers");
 		goto out;
 	}
+	open_ctl(&d);
+	ctl_sync_registry(d.ctl);
 	uint64_t wd = sdnotify_watchdog_usec();
 	if (wd > 0) {
 		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
@@ -405,6 +446,7 @@ int daemon_main(const char *config_path)
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
 	           d.cfg->n_jobs, enabled, d.cfg->max_running);
 	/* the line `systemctl status pgcrond` shows */
+	log_plugins(d.plugins);
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
 
@@ -427,7 +469,8 @@ out:
 	}
 	triggers_free(&d.triggers);
 	http_free(&d.http);
-	sched_free(&d.sched);
+	sched_free(&d.sched); /* answers the runs waited for on the control socket */
+	ctl_free(&d.ctl);
 	metrics_free(&d.metrics);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);

@@ -1303,28 +1303,36 @@ int sched_resume(struct sched *s, const char *name)
 		sched_run_admit(p);
 		served = true;
 	}
-	if (job_schedulable(j) && j->next_fire != CRON_NEVER) {
-		if (j->next_fire * 1000000 <= now) {
-			/* fires that came due while paused: the catch-up policy decides */
-			job_due(j, now, "the job was paused");
-			served = true;
-		} else {
-			job_arm(j);
-		}
+	/* Fires that came due while paused (the timer's, or held ones: catch-up, upstream,
+	 * notifications) are handled once, by the catch-up policy, like fires missed while
+	 * the daemon was down. */
+	bool due =
+	    job_schedulable(j) && j->next_fire != CRON_NEVER && j->next_fire * 1000000 <= now;
+	bool owed = j->paused_owed || due;
+	j->paused_owed = false;
+	int64_t latest = now / 1000000;
+	if (due) {
+		int64_t l =
+		    flow_catchup_instant(&j->cron, s->tz, j->next_fire, now / 1000000, NULL);
+		latest = l == CRON_NEVER ? j->next_fire : l;
+		j->last_fire = latest;
+		job_schedule(j, latest);
+	} else {
+		job_arm(j);
 	}
-	if (j->paused_owed) {
-		j->paused_owed = false;
-		if (served) {
-			/* the run above stands for the held ones */
-		} else if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+	if (owed && !served) {
+		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 			log_job(LOG_LVL_NOTICE, j->name,
-			        "runs once for the fires held while paused (catchup = once)");
-			job_fire(j, now / 1000000 * 1000000, "catchup");
+			        "fires came due while paused; running once (catchup = once)");
+			job_fire(j, latest * 1000000, "catchup");
 		} else {
-			struct run *r = sched_run_new(j, now / 1000000 * 1000000, "catchup");
+			log_job(LOG_LVL_NOTICE, j->name,
+			        "fires came due while paused; none runs (catchup = skip)");
+			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
 			if (r) {
 				sched_record(r, HIST_SKIPPED,
-				             "fires held while the job was paused; catchup = skip");
+				             "fires came due while the job was paused; "
+				             "catchup = skip");
 				sched_run_free(&r);
 			}
 		}
@@ -1406,6 +1414,11 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		}
 	}
 	check_drained(s);
+}
+
+const struct pgc_config *sched_config(const struct sched *s)
+{
+	return s->cfg;
 }
 
 size_t sched_running(const struct sched *s)

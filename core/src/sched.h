@@ -119,6 +119,8 @@ void sched_set_wall_clock(int64_t (*now_us)(void));
  * sched_free(). */
 struct metrics;
 void sched_set_metrics(struct sched *s, struct metrics *m);
+/* The configuration last given to sched_apply() (NULL before). */
+const struct pgc_config *sched_config(const struct sched *s);
 
 /* Runs started and not finished / fires waiting for a max_running slot. */
 size_t sched_running(const struct sched *s);

@@ -280,7 +280,7 @@ static void outcome_done(void *arg, const PGresult *res)
 	struct tdb *db = arg;
 	char err[512];
 	db->outcome_inflight = false;
-	if (res && PQresultStatus(res) != PGRES_COMMAND_OK && log_complain(&db->t->claim_complaint))
+	if (res && PQresultStatus(res) != PGRES_TUPLES_OK && log_complain(&db->t->claim_complaint))
 		log_warning("manual trigger: cannot record the requests' outcomes: %s",
 		            pgconn_result_error(res, err, sizeof(err)));
 	flush_outcomes(db);
@@ -300,9 +300,14 @@ static void array_add(FILE *b, bool first, const char *s)
 
 static void flush_outcomes(struct tdb *db)
 {
+	/* each outcome is also announced on PGCROND_TRIGGER_OUTCOME_CHANNEL, for the
+	 * `pgcrond trigger` waiting for it */
 	static const char sql[] =
-	    "UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
-	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id";
+	    "WITH u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
+	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id"
+	    "  RETURNING t.id, t.outcome)"
+	    " SELECT count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"
+	    "  u.id || ' ' || u.outcome)) FROM u";
 	if (db->outcome_inflight || db->n_outcomes == 0)
 		return;
 	char *ids = NULL, *texts = NULL;
