@@ -568,9 +568,28 @@ START_TEST(token_guards_remote_and_control)
 	ck_assert_int_eq(r.code, 404);
 	resp_free(&r);
 
+	/* a new token takes effect at a reload; the old one stops working */
+	const char *token2 = "another-t0ken-9d8c7b6a5f4e3d2c";
+	itest_write_file(tf, "%s\n", token2); /* mode 0644 */
+	kill(e.pid, SIGHUP);
+	ck_assert(itest_wait_log(e.log, "can be read by others (mode 0644)", 10));
+	r = http_req("127.0.0.1", port, "GET", "/status.json", token); /* the old one stays */
+	ck_assert_int_eq(r.code, 200);
+	resp_free(&r);
+	chmod(tf, 0600);
+	kill(e.pid, SIGHUP);
+	ck_assert(itest_wait_log(e.log, "configuration reloaded", 10));
+	r = http_req("127.0.0.1", port, "GET", "/status.json", token);
+	ck_assert_int_eq(r.code, 401);
+	resp_free(&r);
+	r = http_req("127.0.0.1", port, "GET", "/status.json", token2);
+	ck_assert_int_eq(r.code, 200);
+	resp_free(&r);
+
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	char *log = itest_read_file(e.log);
-	ck_assert_msg(!strstr(log, token), "the token is in the log:\n%s", log);
+	ck_assert_msg(!strstr(log, token) && !strstr(log, token2), "a token is in the log:\n%s",
+	              log);
 	ck_assert_msg(strstr(log, "refused a request"), "refusals are logged:\n%s", log);
 	free(log);
 	free(tf);
