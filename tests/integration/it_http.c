@@ -504,6 +504,17 @@ START_TEST(health_503_when_history_is_silent)
 	                 e.dir, e.dir, e.ci, ntohs(sa.sin_port));
 	itest_env_start(&e);
 	int port = logged_port(e.log);
+	/* a client that leaves before its answer: the answer later goes nowhere, harmlessly */
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in da = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&da, sizeof(da)), 0);
+	static const char req[] = "GET /health HTTP/1.0\r\n\r\n";
+	ck_assert_int_eq(write(c, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	itest_sleep(0.2);
+	close(c);
+	itest_sleep(2.5); /* past the check's deadline */
 	double t0 = itest_now();
 	struct resp r = get(port, "/health");
 	double took = itest_now() - t0;
@@ -622,6 +633,31 @@ START_TEST(no_control_without_token)
 }
 END_TEST
 
+/* A port that cannot be bound stops the daemon at start, saying which and why. */
+START_TEST(port_in_use_stops_the_start)
+{
+	struct itest_env e;
+	itest_env_init(&e, "http-busy", "it_http_busy");
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(ls, 1), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:%d\"; };\n", ntohs(sa.sin_port));
+	e.pid = itest_daemon_start(e.conf, e.log);
+	int st = itest_env_stop(&e, 0, 10); /* waits for it to exit by itself */
+	char *log = itest_read_file(e.log);
+	char want[128];
+	snprintf(want, sizeof(want), "http: cannot listen on 127.0.0.1:%d: Address already in use",
+	         ntohs(sa.sin_port));
+	ck_assert_msg(st == 69 && strstr(log, want), "exit %d:\n%s", st, log);
+	free(log);
+	close(ls);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("http");
@@ -632,6 +668,7 @@ int main(void)
 	tcase_add_test(tc, health_503_when_history_is_silent);
 	tcase_add_test(tc, token_guards_remote_and_control);
 	tcase_add_test(tc, no_control_without_token);
+	tcase_add_test(tc, port_in_use_stops_the_start);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
