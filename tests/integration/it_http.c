@@ -633,6 +633,34 @@ START_TEST(no_control_without_token)
 }
 END_TEST
 
+/* While the daemon drains its runs after SIGTERM, a load balancer must stop sending work. */
+START_TEST(health_503_while_stopping)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "http-stop", "it_http_stop");
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	itest_env_job(&e, "10-j.conf",
+	              "job = { name = \"long\"; schedule = \"* * * * * *\";\n"
+	              "        command = \"SELECT pg_sleep(3)\"; };\n");
+	itest_env_start(&e);
+	int port = logged_port(e.log);
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE status = "
+	                         "'running'"));
+	struct resp r = get(port, "/health");
+	ck_assert_msg(r.code == 200, "%d %s", r.code, r.body);
+	resp_free(&r);
+	kill(e.pid, SIGTERM);
+	ck_assert(itest_wait_log(e.log, "shutting down", 5));
+	r = get(port, "/health");
+	ck_assert_msg(r.code == 503 && strstr(r.body, "\"reason\":\"pgcrond is shutting down\""),
+	              "%d %s", r.code, r.body);
+	resp_free(&r);
+	ck_assert_int_eq(itest_env_stop(&e, 0, 10), 0); /* the run finishes, then it exits */
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A port that cannot be bound stops the daemon at start, saying which and why. */
 START_TEST(port_in_use_stops_the_start)
 {
@@ -668,6 +696,7 @@ int main(void)
 	tcase_add_test(tc, health_503_when_history_is_silent);
 	tcase_add_test(tc, token_guards_remote_and_control);
 	tcase_add_test(tc, no_control_without_token);
+	tcase_add_test(tc, health_503_while_stopping);
 	tcase_add_test(tc, port_in_use_stops_the_start);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
