@@ -1195,150 +1195,36 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger, bool f
 	return 0;
 }
 
-int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sched_waiter *w)
+/* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
+
+void sched_job_disarm(struct job *j)
 {
-	int rc = sched_trigger_check(s, name, force);
-	if (rc < 0)
-		return rc;
-	struct run *r = sched_run_new(sched_job_find(s, name), 0, "manual");
-	if (!r)
-		return -ENOMEM;
-	r->waiter = w;
-	sched_fire_run(r);
-	return 0;
+	job_disarm(j);
 }
 
-/* ---- pause and resume ----------------------------------------------------------------- */
-
-bool sched_is_paused(const struct sched *s, const char *name)
+void sched_job_arm(struct job *j)
 {
-	for (size_t i = 0; i < s->n_paused; i++)
-		if (strcmp(s->paused[i], name) == 0)
-			return true;
-	return false;
+	job_arm(j);
 }
 
-size_t sched_paused_names(const struct sched *s, const char *const **names)
+bool sched_job_schedulable(const struct job *j)
 {
-	*names = (const char *const *)s->paused;
-	return s->n_paused;
+	return job_schedulable(j);
 }
 
-static int paused_add(struct sched *s, const char *name)
+void sched_job_schedule(struct job *j, int64_t prev)
 {
-	if (sched_is_paused(s, name))
-		return 0;
-	char **p = realloc(s->paused, (s->n_paused + 1) * sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	s->paused = p;
-	if (!(p[s->n_paused] = strdup(name)))
-		return -ENOMEM;
-	s->n_paused++;
-	return 0;
+	job_schedule(j, prev);
 }
 
-int sched_set_paused(struct sched *s, const char *const *names, size_t n)
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
-	for (size_t i = 0; i < n; i++) {
-		int rc = paused_add(s, names[i]);
-		if (rc < 0)
-			return rc;
-		struct job *j = sched_job_find(s, names[i]);
-		if (j) {
-			j->paused = true;
-			job_disarm(j);
-		}
-	}
-	return 0;
+	job_fire(j, scheduled_us, trigger);
 }
 
-int sched_pause(struct sched *s, const char *name)
+void sched_admit_queued(struct sched *s)
 {
-	struct job *j = sched_job_find(s, name);
-	if (!j || j->removed)
-		return -ENOENT;
-	if (j->paused)
-		return -EALREADY;
-	if (paused_add(s, name) < 0)
-		return -ENOMEM;
-	j->paused = true;
-	job_disarm(j); /* next_fire stays: resume serves what came due meanwhile */
-	log_job(LOG_LVL_NOTICE, j->name, "paused; a run under way goes on, no new run starts");
-	return 0;
-}
-
-int sched_resume(struct sched *s, const char *name)
-{
-	struct job *j = sched_job_find(s, name);
-	if (!j || j->removed)
-		return -ENOENT;
-	if (!j->paused)
-		return -EALREADY;
-	for (size_t i = 0; i < s->n_paused; i++) {
-		if (strcmp(s->paused[i], name) == 0) {
-			free(s->paused[i]);
-			s->paused[i] = s->paused[--s->n_paused];
-			break;
-		}
-	}
-	j->paused = false;
-	log_job(LOG_LVL_NOTICE, j->name, "resumed");
-	if (s->draining)
-		return 0;
-	int64_t now = wall_us();
-	bool served = false;
-	struct run *a = j->active;
-	if (a && a->retry_wait && !j->retry_armed) {
-		/* its retry came due while paused */
-		a->retry_wait = false;
-		j->active = NULL;
-		a->queue_at_us = now;
-		sched_run_admit(a);
-		served = true;
-	} else if (!a && (j->notify_wait || j->pending)) {
-		struct run **w = j->notify_wait ? &j->notify_wait : &j->pending;
-		struct run *p = *w;
-		*w = NULL;
-		sched_run_admit(p);
-		served = true;
-	}
-	/* Fires that came due while paused (the timer's, or held ones: catch-up, upstream,
-	 * notifications) are handled once, by the catch-up policy, like fires missed while
-	 * the daemon was down. */
-	bool due =
-	    job_schedulable(j) && j->next_fire != CRON_NEVER && j->next_fire * 1000000 <= now;
-	bool owed = j->paused_owed || due;
-	j->paused_owed = false;
-	int64_t latest = now / 1000000;
-	if (due) {
-		int64_t l =
-		    flow_catchup_instant(&j->cron, s->tz, j->next_fire, now / 1000000, NULL);
-		latest = l == CRON_NEVER ? j->next_fire : l;
-		j->last_fire = latest;
-		job_schedule(j, latest);
-	} else {
-		job_arm(j);
-	}
-	if (owed && !served) {
-		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
-			log_job(LOG_LVL_NOTICE, j->name,
-			        "fires came due while paused; running once (catchup = once)");
-			job_fire(j, latest * 1000000, "catchup");
-		} else {
-			log_job(LOG_LVL_NOTICE, j->name,
-			        "fires came due while paused; none runs (catchup = skip)");
-			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
-			if (r) {
-				sched_record(r, HIST_SKIPPED,
-				             "fires came due while the job was paused; "
-				             "catchup = skip");
-				sched_run_free(&r);
-			}
-		}
-	}
 	admit_queued(s);
-	return 0;
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */

@@ -3,7 +3,8 @@
 
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
  * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
- * and read (never written) by status.c for the live state; other modules use sched.h. */
+ * by sched_pause.c (pause, resume, waited-for runs), and read (never written) by status.c for
+ * the live state; other modules use sched.h. */
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -146,5 +147,12 @@ void sched_record(struct run *r, const char *status, const char *message);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* The timer helpers of sched.c, for sched_pause.c. */
+void sched_job_disarm(struct job *j);
+void sched_job_arm(struct job *j);
+bool sched_job_schedulable(const struct job *j);
+void sched_job_schedule(struct job *j, int64_t prev);
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
+void sched_admit_queued(struct sched *s);
 
 #endif

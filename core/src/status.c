@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "plugin.h"
 #include "sched.h"
 #include "sched_priv.h"
+#include "text.h"
 #include "triggers.h"
 
 /* Databases shown at most (a configuration has a handful). */
@@ -47,10 +49,24 @@ static int put_str(json_t *o, const char *key, const char *v)
 {
 	if (!v)
 		return 0;
-	/* json_string refuses invalid UTF-8; a message from the server could be cut mid-way */
 	json_t *s = json_string(v);
-	if (!s)
-		s = json_stringn_nocheck(v, strlen(v));
+	if (!s) {
+		/* not UTF-8 (a server in another encoding): each bad byte becomes '?', so the
+		 * document stays valid JSON */
+		size_t len = strlen(v), at = 0;
+		char *copy = strdup(v);
+		if (!copy)
+			return -1;
+		while (at < len) {
+			size_t bad = at + text_utf8_invalid_at(copy + at, len - at);
+			if (bad >= len)
+				break;
+			copy[bad] = '?';
+			at = bad + 1;
+		}
+		s = json_string(copy);
+		free(copy);
+	}
 	return json_object_set_new(o, key, s);
 }
 

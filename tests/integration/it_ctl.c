@@ -72,15 +72,27 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	              "  { name = \"broken\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
 	              "    command = \"SELECT 1/0\"; },\n"
 	              "  { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "    command = \"SELECT 1\"; }\n"
+	              "    command = \"SELECT 1\"; },\n"
+	              "  { name = \"flaky\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT 1/0\"; retries = 1; retry_delay = \"1s\";\n"
+	              "    retry_on = \"any\"; },\n"
+	              "  { name = \"heard\"; database = \"app\"; listen = \"it_ctl_ch\";\n"
+	              "    debounce = \"30s\"; max_delay = \"60s\"; command = \"SELECT 1\"; }\n"
 	              ");\n");
 	install(&e);
 	itest_env_start(&e);
+	/* the socket: the daemon's user and group only */
+	char *sock = itest_env_path(&e, "state/pgcrond.sock");
+	struct stat sb;
+	ck_assert_int_eq(stat(sock, &sb), 0);
+	ck_assert(S_ISSOCK(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 0777, 0660);
+	free(sock);
 
 	/* the daemon's part */
 	json_t *st = status_json(&e, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "version")), PGCROND_VERSION);
-	ck_assert_int_eq(json_array_size(json_object_get(st, "jobs")), 3);
+	ck_assert_int_eq(json_array_size(json_object_get(st, "jobs")), 5);
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_array_get(json_object_get(st, "databases"), 0), "name")),
 	                 "app");
@@ -136,6 +148,38 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert_msg(status == 1 && strstr(out, "division by zero") && strstr(out, "22012"),
 	              "trigger --wait on a failing job: %d %s", status, out);
 	free(out);
+	/* --wait hears the final attempt, after the retry */
+	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "flaky", NULL);
+	ck_assert_msg(status == 1 && strstr(out, "flaky failed") && strstr(out, "(attempt 2)"),
+	              "trigger --wait on a retried job: %d %s", status, out);
+	free(out);
+	ck_assert(
+	    itest_env_wait(&e, 5,
+	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name = "
+	                   "'flaky' AND status = 'failed'"));
+
+	/* notifications being debounced: their count and when the run is due */
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name "
+	                         "= 'pgcrond listener' AND state = 'idle'"));
+	itest_exec(e.db, "SELECT pg_notify('it_ctl_ch', 'a'), pg_notify('it_ctl_ch', 'b')");
+	json_t *deb = NULL;
+	for (int i = 0; i < 50 && !deb; i++) {
+		st = status_json(&e, "heard");
+		json_t *d = json_object_get(job_of(st, "heard"), "debounce");
+		if (d && json_integer_value(json_object_get(d, "payloads")) == 2)
+			deb = json_incref(job_of(st, "heard"));
+		json_decref(st);
+		if (!deb)
+			itest_sleep(0.1);
+	}
+	ck_assert_msg(deb != NULL, "no debouncing state:\n%s", itest_read_file(e.log));
+	ck_assert_str_eq(json_string_value(json_object_get(deb, "state")), "debouncing");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(deb, "next_fire")),
+	    json_string_value(json_object_get(json_object_get(deb, "debounce"), "due")));
+	json_decref(deb);
+
 	out =
 	    itest_cli(&status, "trigger", "-c", e.conf, "--wait", "--timeout", "1s", "slow", NULL);
 	ck_assert_msg(status == 75 && strstr(out, "goes on"), "--timeout: %d %s", status, out);
@@ -254,8 +298,9 @@ START_TEST(pause_resume_persist_and_catch_up)
 	itest_sleep(2);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), n0);
 
-	/* a restart keeps it paused */
-	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	/* a restart keeps it paused, also after a crash (the socket file left behind is
+	 * replaced) */
+	ck_assert_int_eq(itest_env_stop(&e, SIGKILL, 10), 128 + SIGKILL);
 	char *paused = itest_env_path(&e, "state/paused");
 	char *text = itest_read_file(paused);
 	ck_assert_str_eq(text, "tick\n");

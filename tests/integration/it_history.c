@@ -800,11 +800,14 @@ START_TEST(history_and_trigger_commands)
 	ck_assert_msg(status == 0 && strstr(out, "--failed"), "%s", out);
 	free(out);
 
-	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive */
+	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive; no
+	 * daemon runs, so nothing answers it: 69, not a claimed success (issue 13) */
 	PGconn *l = itest_connect(ci);
 	itest_exec(l, "LISTEN " PGCROND_TRIGGER_CHANNEL);
-	out = itest_cli(&status, "trigger", "-c", conf, "job-b", NULL);
-	ck_assert_msg(status == 0 && strstr(out, "request 1 "), "%s", out);
+	out = itest_cli(&status, "trigger", "-c", conf, "--timeout", "1s", "job-b", NULL);
+	ck_assert_msg(status == 69 && strstr(out, "request 1 ") &&
+	                  strstr(out, "no daemon answered"),
+	              "%d %s", status, out);
 	free(out);
 	PGnotify *n = NULL;
 	for (int i = 0; i < 100 && !n; i++) {
