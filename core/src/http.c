@@ -271,11 +271,15 @@ static void serve_status(struct http *h, struct evhttp_request *req)
 /* The page with the status document inlined where it holds the marker, so it shows
  * everything at its first paint (and in a browser that runs no more than its load event);
  * it then refreshes itself from /status.json. */
-static void serve_page(struct http *h, struct evhttp_request *req)
+static void serve_page(struct http *h, struct evhttp_request *req, bool with_state)
 {
 	static const char marker[] = "/*STATUS*/null";
-	json_t *st = status_doc(h);
-	char *doc = st ? json_dumps(st, JSON_COMPACT) : NULL;
+	json_t *st = with_state ? status_doc(h) : NULL;
+	char *doc = st ? json_dumps(st, JSON_COMPACT) : strdup("null");
+	if (with_state && !st) {
+		free(doc);
+		doc = NULL;
+	}
 	const char *at = memmem(http_page_html, http_page_html_len, marker, sizeof(marker) - 1);
 	struct evbuffer *buf = evbuffer_new();
 	json_decref(st);
@@ -442,14 +446,20 @@ static void route(struct evhttp_request *req, void *arg)
 		reply_error(req, 405, "Method Not Allowed", "use GET");
 		return;
 	}
+	bool page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
 	if (h->token && !authorized(h, req)) {
-		refuse(h, req, false);
+		/* A browser cannot send the header with a page it opens: the page comes without
+		 * any state, asks for the token and sends it with its requests for the state. */
+		if (page)
+			serve_page(h, req, false);
+		else
+			refuse(h, req, false);
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0)
 		serve_metrics(h, req);
-	else if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
-		serve_page(h, req);
+	else if (page)
+		serve_page(h, req, true);
 	else if (strcmp(path, "/status.json") == 0)
 		serve_status(h, req);
 	else

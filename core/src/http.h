@@ -10,7 +10,8 @@
  *   GET /status.json  what the page shows
  *   POST /jobs/NAME/trigger   run NAME now; only with the bearer token
  * With http.token_file set, every request but /health must carry "Authorization: Bearer
- * TOKEN"; control requests (POST) need it always, so without token_file there are none. */
+ * TOKEN" (/ without it is the page without state, which asks for the token); control
+ * requests (POST) need it always, so without token_file there are none. */
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -562,6 +562,20 @@ START_TEST(token_guards_remote_and_control)
 	r = get(port, "/health"); /* for load balancers, without the token */
 	ck_assert_int_eq(r.code, 200);
 	resp_free(&r);
+	/* the page without the token: no state in it; in a browser it asks for the token */
+	r = get(port, "/");
+	ck_assert_int_eq(r.code, 200);
+	ck_assert_msg(!strstr(r.body, "manual-only"), "state without the token");
+	resp_free(&r);
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	char *dom = chromium(e.dir, "--virtual-time-budget=2000 --dump-dom", url);
+	ck_assert_msg(strstr(dom, "<form id=\"login\">"), "no token form shown: %s", dom);
+	ck_assert_msg(!strstr(dom, "manual-only"), "%s", dom);
+	free(dom);
+	r = http_req("127.0.0.1", port, "GET", "/", token); /* with it: the state inlined */
+	ck_assert_msg(r.code == 200 && strstr(r.body, "manual-only"), "%d", r.code);
+	resp_free(&r);
 
 	/* control: only with the token, and then the run happens */
 	r = http_req("127.0.0.1", port, "POST", "/jobs/manual-only/trigger", NULL);
