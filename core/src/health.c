@@ -266,12 +266,9 @@ void health_free(struct health **hp)
 	if (!h)
 		return;
 	drop_conn(h);
+	if (h->waiters)
+		answer(h, false, "pgcrond is shutting down");
 	event_del(&h->deadline);
-	while (h->waiters) {
-		struct waiter *n = h->waiters->next;
-		free(h->waiters);
-		h->waiters = n;
-	}
 	free(h->conninfo);
 	free(h);
 	*hp = NULL;

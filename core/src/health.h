@@ -20,7 +20,7 @@ struct health;
 /* CONNINFO (copied) of the history database. */
 int health_new(struct event_base *base, const char *conninfo, struct health **out)
     __attribute__((warn_unused_result));
-/* Checks under way are dropped without their callbacks. */
+/* Checks under way are answered "no" (pgcrond is shutting down) first. */
 void health_free(struct health **h);
 
 /* FN(ARG, OK, WHY) once: WHY says what went wrong when not OK (never a password), else "".
