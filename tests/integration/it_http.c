@@ -254,6 +254,25 @@ static void write_jobs(const struct itest_env *e, bool enabled)
 	              en, en, en);
 }
 
+/* Job NAME's state is "running", for less than half a second (the status document). */
+static bool job_just_started(int port, const char *name)
+{
+	struct resp r = get(port, "/status.json");
+	json_t *st = parse_json(r.body), *j;
+	size_t i;
+	bool yes = false;
+	json_array_foreach(json_object_get(st, "jobs"), i, j)
+	{
+		const char *n = json_string_value(json_object_get(j, "name"));
+		const json_t *run = json_object_get(j, "running");
+		if (n && strcmp(n, name) == 0 && run)
+			yes = json_number_value(json_object_get(run, "elapsed_s")) < 0.5;
+	}
+	json_decref(st);
+	resp_free(&r);
+	return yes;
+}
+
 static long long db_count(struct itest_env *e, const char *job, const char *status)
 {
 	return itest_env_count(e,
@@ -280,7 +299,10 @@ START_TEST(metrics_match_history_and_page_renders)
 	                   "job_name = 'slow-job' AND status = 'skipped') >= 1 FROM "
 	                   "pgcrond.job_run_details"),
 	    "no runs:\n%s", itest_read_file(e.log));
-	/* a screenshot while the jobs run (the README's, with PGCROND_SCREENSHOT=FILE) */
+	/* a screenshot while the jobs run (the README's, with PGCROND_SCREENSHOT=FILE), taken
+	 * when slow-job has just started, so a running job is in it */
+	for (int i = 0; i < 50 && !job_just_started(port, "slow-job"); i++)
+		itest_sleep(0.05);
 	char shot[1100], arg[1200], url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	const char *keep = getenv("PGCROND_SCREENSHOT");
