@@ -244,7 +244,9 @@ static void write_jobs(const struct itest_env *e, bool enabled)
 	              " { name = \"ok-job\"; schedule = \"* * * * * *\"; enabled = %s;\n"
 	              "   command = \"SELECT 1\"; max_staleness = \"1h\"; },\n"
 	              " { name = \"bad-job\"; schedule = \"*/2 * * * * *\"; enabled = %s;\n"
-	              "   command = \"SELECT 1/0\"; },\n"
+	              "   command = \"DO $$ BEGIN RAISE EXCEPTION 'could not refresh %%: %%', "
+	              "'weakness_patterns', rtrim(repeat('source rows are late; ', 8)) USING "
+	              "DETAIL = 'the lag is 3 hours', HINT = 'check the loader'; END $$\"; },\n"
 	              " { name = \"slow-job\"; schedule = \"*/2 * * * * *\"; enabled = %s;\n"
 	              "   command = \"SELECT pg_sleep(2.5)\"; },\n"
 	              " { name = \"after-ok\"; after = [ \"ok-job\" ]; command = \"SELECT 2\"; },\n"
@@ -440,7 +442,14 @@ START_TEST(metrics_match_history_and_page_renders)
 	ck_assert_msg(strstr(dom, "data-job=\"report\""), "no report node: %s", dom);
 	ck_assert_msg(strstr(dom, "data-from=\"after-ok\" data-to=\"report\""), "no edge: %s", dom);
 	ck_assert_msg(strstr(dom, "data-from=\"bad-job\" data-to=\"report\""), "no edge: %s", dom);
-	ck_assert_msg(strstr(dom, "<pre>division by zero</pre>"), "no failure text: %s", dom);
+	/* the whole text, with DETAIL and HINT */
+	char whole[400] = "<pre>could not refresh weakness_patterns:";
+	for (int i = 0; i < 8; i++)
+		snprintf(whole + strlen(whole), sizeof(whole) - strlen(whole),
+		         " source rows are late;");
+	snprintf(whole + strlen(whole), sizeof(whole) - strlen(whole),
+	         " DETAIL: the lag is 3 hours HINT: check the loader</pre>");
+	ck_assert_msg(strstr(dom, whole), "no whole failure text: %s", dom);
 	ck_assert_msg(strstr(dom, "History database app: connected"), "%s", dom);
 	free(dom);
 	/* it refreshes itself: 7.5 s on (virtual time), the data is from the refresh at 5 s */
