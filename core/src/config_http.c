@@ -156,7 +156,7 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 		    L, h->file, h->line,
 		    "http: allow_remote = true needs token_file = \"FILE\", a file holding the "
 		    "bearer token clients must send (make one with: openssl rand -hex 32 > FILE; "
-		    "chmod 600 FILE)");
+		    "chmod 600 FILE; chown it to the user pgcrond runs as)");
 }
 
 /* Read the token of at most TOKEN_MAX bytes; trailing blanks and newlines are not part of
@@ -227,7 +227,7 @@ void config_http_finish(struct loader *L)
 		report(
 		    L, file, line,
 		    "token_file \"%s\" does not exist; create it with: openssl rand -hex 32 > %s; "
-		    "chmod 600 %s",
+		    "chmod 600 %s; chown it to the user pgcrond runs as",
 		    tf, tf, tf);
 		return;
 	}

@@ -93,7 +93,7 @@ static const struct {
     {"http = {\n  listen = \"[::]:9187\";\n  allow_remote = true;\n};\n",
      "pgcrond.conf:3: http: allow_remote = true needs token_file = \"FILE\", a file holding "
      "the bearer token clients must send (make one with: openssl rand -hex 32 > FILE; chmod "
-     "600 FILE)"},
+     "600 FILE; chown it to the user pgcrond runs as)"},
     {"http = {\n  listen = \"10.0.0.5:9187\";\n  allow_remote = \"yes\";\n};\n",
      "pgcrond.conf:5: allow_remote must be true or false, without quotes"},
 };
@@ -113,7 +113,7 @@ START_TEST(test_token_file_problems)
 	write_main(REMOTE "  token_file = \"http.token\";\n};\n");
 	ck_assert_str_eq(one_problem(), "pgcrond.conf:6: token_file \"http.token\" does not exist; "
 	                                "create it with: openssl rand -hex 32 > http.token; chmod "
-	                                "600 http.token");
+	                                "600 http.token; chown it to the user pgcrond runs as");
 
 	write_file("http.token", "0123456789abcdef0123456789abcdef\n", 0644);
 	ck_assert_str_eq(one_problem(), "pgcrond.conf:6: token_file \"http.token\" can be read by "
