@@ -15,6 +15,9 @@
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 100000
 #define MESSAGE_WIDTH 60
+/* A timestamptz column as UTC ISO 8601 text named as the column, for --json. */
+#define UTC_TEXT(col)                                                                              \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
 
 int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
                   struct pg_conn **conn)
@@ -274,15 +277,17 @@ int cli_history(int argc, char **argv)
 	    "       round(duration_ms::numeric, 1), return_message,"
 	    /* the rest only for --json */
 	    "       sqlstate, instance, graph_run, database, job_pid, username, command,"
-	    "       start_time, end_time, scheduled_time"
-	    "  FROM pgcrond.job_run_details"
-	    " WHERE ($1::text IS NULL OR job_name = $1)"
-	    "   AND ($5::bigint IS NULL OR start_time >= now() - $5::bigint * interval '1 ms')"
-	    "   AND ($6::text IS NULL OR start_time >= $6::timestamptz)"
-	    "   AND (NOT $2::boolean"
-	    "        OR (status <> 'succeeded' AND status IN ('failed', 'upstream_failed')))"
-	    " ORDER BY start_time DESC NULLS LAST, runid DESC"
-	    " LIMIT $3::integer",
+	    "       " UTC_TEXT("start_time") ", " UTC_TEXT("end_time") ", " UTC_TEXT(
+	        "scheduled_time") "  FROM pgcrond.job_run_details"
+	                          " WHERE ($1::text IS NULL OR job_name = $1)"
+	                          "   AND ($5::bigint IS NULL OR start_time >= now() - $5::bigint "
+	                          "* interval '1 ms')"
+	                          "   AND ($6::text IS NULL OR start_time >= $6::timestamptz)"
+	                          "   AND (NOT $2::boolean"
+	                          "        OR (status <> 'succeeded' AND status IN ('failed', "
+	                          "'upstream_failed')))"
+	                          " ORDER BY start_time DESC NULLS LAST, runid DESC"
+	                          " LIMIT $3::integer",
 	    6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

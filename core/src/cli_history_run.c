@@ -109,7 +109,12 @@ int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const ch
 	    "       to_char(end_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS.MS') AS ended,"
 	    "       round(duration_ms::numeric, 1) AS duration_ms, database, username, job_pid,"
 	    "       instance, graph_run, jobid, sqlstate, command, return_message,"
-	    "       start_time, end_time, scheduled_time"
+	    "       to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+	    "         AS start_time,"
+	    "       to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+	    "         AS end_time,"
+	    "       to_char(scheduled_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    "         AS scheduled_time"
 	    "  FROM pgcrond.job_run_details WHERE runid = $1::bigint",
 	    2, NULL, params, NULL, NULL, 0);
 	int rc = EX_OK;

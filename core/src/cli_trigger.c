@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,13 +36,13 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: pgcrond trigger [-c FILE] [--force] [--wait [--timeout D]] JOB\n\n"
 	        "Ask the running daemon to run JOB now, outside its schedule (also a paused\n"
-	        "job). On the daemon's host the request goes over its control socket\n"
-	        "(<state_dir>/%s, for the daemon's user and group). Elsewhere it goes through\n"
-	        "pgcrond.trigger(JOB) in the history database, which records who asked and\n"
-	        "which only the daemon's role and members of pgcrond_operator may execute\n"
-	        "(GRANT pgcrond_operator TO alice;); the command then waits up to --timeout\n"
-	        "(default 10s) for a daemon to take the request. The run shows in 'pgcrond\n"
-	        "history' with trigger \"manual\".\n\n"
+	        "job). On the daemon's host the request goes over its control socket,\n"
+	        "<state_dir>/%s, open to the daemon's user and group.\n"
+	        "Elsewhere it goes through pgcrond.trigger(JOB) in the history database, which\n"
+	        "records who asked and which only the daemon's role and members of\n"
+	        "pgcrond_operator may execute (GRANT pgcrond_operator TO alice;); the command\n"
+	        "then waits up to --timeout (default 10s) for a daemon to take the request.\n"
+	        "The run shows in 'pgcrond history' with trigger \"manual\".\n\n"
 	        "Exit status: 0 the run started (with --wait: it succeeded); 1 it failed,\n"
 	        "was skipped or refused (the message is printed); 69 no daemon answered (a\n"
 	        "request left in the database is still served if a daemon starts within an\n"
@@ -49,8 +50,9 @@ static void usage(FILE *out)
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -f, --force        run JOB even if it is disabled\n"
-	        "  -w, --wait         wait for the run (and its retries) to end; needs the\n"
-	        "                     daemon's control socket, so run it on the daemon's host\n"
+	        "  -w, --wait         wait for the run (and its retries) to end; from another\n"
+	        "                     host, for the daemon's announcement of it (a daemon that\n"
+	        "                     stops meanwhile makes none: give --timeout)\n"
 	        "  -t, --timeout D    give up waiting after D (\"30s\", \"5m\"); default: no\n"
 	        "                     limit with --wait, 10s without\n"
 	        "  -h, --help         show this help\n",
@@ -153,16 +155,28 @@ static int print_result(const char *job, const json_t *res)
 	return 1;
 }
 
+/* The daemon's announcement of a run's end, "STATUS[ SQLSTATE]: message": 0 succeeded, 1
+ * anything else. */
+static int print_finished(const char *job, const char *text)
+{
+	if (strncmp(text, "succeeded: ", 11) == 0) {
+		printf("%s succeeded: %s\n", job, text + 11);
+		return 0;
+	}
+	fprintf(stderr, "pgcrond trigger: %s %s\n", job, text);
+	return 1;
+}
+
 /* Over the local control socket. Returns an exit code, or -1 when no daemon listens there
- * (and not WAIT: the caller goes on to the database). */
+ * (the caller goes on to the database). */
 static int trigger_local(const struct trigger_args *a)
 {
 	struct ctl_request rq = {.cmd = CTL_TRIGGER, .force = a->force, .wait = a->wait};
 	json_t *ans = NULL;
 	snprintf(rq.job, sizeof(rq.job), "%s", a->job);
 	int timeout = a->wait ? (int)a->timeout_ms : ANSWER_DEFAULT_MS;
-	int rc = cli_ctl_call("trigger", a->conf, &rq, timeout, !a->wait, &ans);
-	if (rc == EX_UNAVAILABLE && !ans && !a->wait)
+	int rc = cli_ctl_call("trigger", a->conf, &rq, timeout, true, &ans);
+	if (rc == EX_UNAVAILABLE && !ans)
 		return -1;
 	if (rc == EX_TEMPFAIL) {
 		if (a->wait)
@@ -210,7 +224,7 @@ static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char 
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
-		int r = poll(&p, 1, (int)left);
+		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r < 0 && errno != EINTR)
 			return -EIO;
 		if (r > 0 && !PQconsumeInput(conn))
@@ -282,10 +296,32 @@ int cli_trigger(int argc, char **argv)
 			rc = EX_UNAVAILABLE;
 		}
 	} else {
-		char outcome[256];
-		int64_t wait = a.timeout_ms >= 0 ? a.timeout_ms : ANSWER_DEFAULT_MS;
+		char outcome[8000];
+		int64_t wait = a.timeout_ms >= 0 && (!a.wait || a.timeout_ms < ANSWER_DEFAULT_MS)
+		                   ? a.timeout_ms
+		                   : ANSWER_DEFAULT_MS;
+		int64_t t0 = mono_ms();
 		int w = await_outcome(conn, PQgetvalue(r, 0, 0), wait, outcome, sizeof(outcome));
-		if (w == 0 && strcmp(outcome, "started") == 0) {
+		if (w == 0 && a.wait && strcmp(outcome, "started") == 0) {
+			/* then its end, which the daemon announces too */
+			int64_t left =
+			    a.timeout_ms < 0 ? INT64_MAX / 2 : a.timeout_ms - (mono_ms() - t0);
+			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, outcome,
+			                  sizeof(outcome));
+			if (w == -ETIMEDOUT) {
+				fprintf(
+				    stderr,
+				    "pgcrond trigger: %s had not ended after --timeout; it goes on "
+				    "(request %s)\n",
+				    job, PQgetvalue(r, 0, 0));
+				rc = EX_TEMPFAIL;
+				goto done;
+			}
+		}
+		if (w == 0 && a.wait && strncmp(outcome, "finished ", 9) == 0) {
+			rc = print_finished(job, outcome + 9);
+		} else if (w == 0 && (strcmp(outcome, "started") == 0 ||
+		                      strncmp(outcome, "finished ", 9) == 0)) {
 			printf("the daemon started %s%s (request %s in pgcrond.trigger_request on "
 			       "database \"%s\")\n",
 			       job, !j->enabled ? ", even though it is disabled" : "",
@@ -305,6 +341,7 @@ int cli_trigger(int argc, char **argv)
 			rc = EX_UNAVAILABLE;
 		}
 	}
+done:
 	PQclear(r);
 out:
 	PQfinish(conn);

@@ -518,8 +518,16 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *cl = arg;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		client_free(cl);
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* a client that only shut down its sending side still gets its answers */
+	if (!(what & BEV_EVENT_ERROR) &&
+	    (cl->waiting || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
+		cl->closing = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	client_free(cl);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,

@@ -4,12 +4,16 @@
  * stops a job's runs at once and across a restart, `resume` serves what came due by the
  * catch-up policy, and every command exits 69 when no daemon answers. */
 #include <check.h>
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -58,6 +62,34 @@ static json_t *job_of(json_t *st, const char *name)
 	return NULL;
 }
 
+/* One raw exchange on the daemon's socket as a tool like `nc -U -N` would do it: send LINE,
+ * shut down the sending side, read until the daemon closes. Malloc'd. */
+static char *raw_exchange(struct itest_env *e, const char *line)
+{
+	char *path = itest_env_path(e, "state/pgcrond.sock");
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	ck_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s", path);
+	ck_assert(write(fd, line, strlen(line)) == (ssize_t)strlen(line));
+	shutdown(fd, SHUT_WR);
+	char *buf = calloc(1, 1 << 16);
+	size_t len = 0;
+	ssize_t r;
+	while (len < (1 << 16) - 1) {
+		r = read(fd, buf + len, (1 << 16) - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue; /* the test's own children exiting */
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	free(path);
+	return buf;
+}
+
 START_TEST(status_trigger_wait_and_no_daemon)
 {
 	struct itest_env e;
@@ -88,6 +120,16 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	ck_assert(S_ISSOCK(sb.st_mode));
 	ck_assert_int_eq(sb.st_mode & 0777, 0660);
 	free(sock);
+
+	/* the protocol as a plain tool speaks it: answers in order, errors that say why */
+	out = raw_exchange(&e, "{\"cmd\":\"status\",\"job\":\"yearly\"}\n{\"cmd\":\"stop\"}\n"
+	                       "{\"cmd\":\"pause\"}\n");
+	ck_assert_msg(strncmp(out, "{\"ok\":true,\"status\":{", 21) == 0 &&
+	                  strstr(out, "\n{\"ok\":false,\"code\":\"bad_request\",\"error\":\"bad "
+	                              "request: unknown cmd \\\"stop\\\"") &&
+	                  strstr(out, "needs \\\"job\\\"\"}\n"),
+	              "raw exchange: %s", out);
+	free(out);
 
 	/* the daemon's part */
 	json_t *st = status_json(&e, NULL);
@@ -211,8 +253,10 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	out = itest_cli(&status, "pause", "-c", e.conf, "slow", NULL);
 	ck_assert_int_eq(status, 69);
 	free(out);
-	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
-	ck_assert_msg(status == 69, "trigger --wait without a daemon: %d %s", status, out);
+	out =
+	    itest_cli(&status, "trigger", "-c", e.conf, "--wait", "--timeout", "1s", "slow", NULL);
+	ck_assert_msg(status == 69 && strstr(out, "no daemon answered"),
+	              "trigger --wait without a daemon: %d %s", status, out);
 	free(out);
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--timeout", "1s", "slow", NULL);
 	ck_assert_msg(status == 69 && strstr(out, "no daemon answered"),
@@ -233,8 +277,12 @@ START_TEST(trigger_through_the_database)
 	itest_env_init(&e, "ctl-remote", DB);
 	itest_exec(e.db, "CREATE TABLE ticks (job text)");
 	itest_env_job(&e, "10-jobs.conf",
-	              "job = { name = \"once\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "        command = \"INSERT INTO ticks VALUES ('once')\"; };\n");
+	              "jobs = (\n"
+	              "  { name = \"once\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"INSERT INTO ticks VALUES ('once')\"; },\n"
+	              "  { name = \"bad\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT 1/0\"; }\n"
+	              ");\n");
 	install(&e);
 	itest_env_start(&e);
 	ck_assert(itest_env_wait(&e, 10,
@@ -256,6 +304,16 @@ START_TEST(trigger_through_the_database)
 	              "trigger through the database: %d %s", status, out);
 	free(out);
 	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks"));
+	/* --wait from there: the daemon announces the run's end */
+	out = itest_cli(&status, "trigger", "-c", other, "--wait", "once", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "once succeeded: INSERT 0 1"),
+	              "trigger --wait through the database: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "trigger", "-c", other, "--wait", "--timeout", "20s", "bad", NULL);
+	ck_assert_msg(status == 1 && strstr(out, "bad failed 22012: division by zero"),
+	              "trigger --wait through the database, failing: %d %s", status, out);
+	free(out);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), 2);
 	free(other);
 	free(main_text);
 	free(dir);
@@ -402,6 +460,9 @@ START_TEST(plugin_versions_and_history_run)
 	ck_assert_msg(status == 0 && run, "history --run --json: %d %s", status, out);
 	ck_assert_str_eq(json_string_value(json_object_get(run, "sqlstate")), "P0001");
 	ck_assert_int_eq(json_integer_value(json_object_get(run, "attempt")), 1);
+	ck_assert_msg(strlen(json_string_value(json_object_get(run, "start_time"))) == 27 &&
+	                  json_string_value(json_object_get(run, "start_time"))[26] == 'Z',
+	              "start_time: %s", json_string_value(json_object_get(run, "start_time")));
 	ck_assert(
 	    strstr(json_string_value(json_object_get(run, "return_message")), "HINT: the hint"));
 	json_decref(run);
@@ -441,6 +502,56 @@ START_TEST(plugin_versions_and_history_run)
 }
 END_TEST
 
+/* The control channel needs no database: with the only database (and so the history)
+ * unreachable, status answers and says so, and pause works. */
+START_TEST(works_while_the_database_is_down)
+{
+	struct itest_env e;
+	int status;
+	char *out;
+
+	itest_env_init(&e, "ctl-down", DB);
+	char *text = itest_read_file(e.conf);
+	char *ci = strstr(text, e.ci);
+	ck_assert(ci != NULL);
+	*ci = '\0';
+	itest_write_file(e.conf, "%shost=/nonexistent port=1 dbname=gone%s", text,
+	                 ci + strlen(e.ci));
+	free(text);
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"nightly\"; database = \"app\"; schedule = \"0 3 * * *\";\n"
+	              "        command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	json_t *st = NULL;
+	for (int i = 0; i < 50; i++) { /* until the first connect attempt has failed */
+		st = status_json(&e, NULL);
+		json_t *db = json_array_get(json_object_get(st, "databases"), 0);
+		if (json_is_false(json_object_get(db, "reachable")))
+			break;
+		json_decref(st);
+		st = NULL;
+		itest_sleep(0.1);
+	}
+	ck_assert_msg(st != NULL, "the database never showed as unreachable:\n%s",
+	              itest_read_file(e.log));
+	json_t *db = json_array_get(json_object_get(st, "databases"), 0);
+	ck_assert(strstr(json_string_value(json_object_get(db, "last_error")), "/nonexistent"));
+	ck_assert(json_is_false(json_object_get(json_object_get(st, "history"), "connected")));
+	ck_assert_str_eq(json_string_value(json_object_get(job_of(st, "nightly"), "state")),
+	                 "idle");
+	json_decref(st);
+	out = itest_cli(&status, "status", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "UNREACHABLE") && strstr(out, "NOT connected"),
+	              "status: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "pause", "-c", e.conf, "nightly", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "paused nightly"), "pause: %d %s", status, out);
+	free(out);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ctl");
@@ -450,6 +561,7 @@ int main(void)
 	tcase_add_test(tc, trigger_through_the_database);
 	tcase_add_test(tc, pause_resume_persist_and_catch_up);
 	tcase_add_test(tc, plugin_versions_and_history_run);
+	tcase_add_test(tc, works_while_the_database_is_down);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
