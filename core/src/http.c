@@ -478,9 +478,13 @@ void http_apply(struct http *h, const struct pgc_config *cfg)
 	if (!h)
 		return;
 	const struct conf_http *c = &cfg->http;
-	if (!c->listen || strcmp(c->listen, h->listen) != 0)
-		log_warning("http.listen changed; the listener stays on %s until pgcrond restarts",
+	if (!c->listen || strcmp(c->listen, h->listen) != 0) {
+		/* the token too: a listener on another host's reach never loses its token */
+		log_warning("http changed; the listener stays on %s as it was until pgcrond "
+		            "restarts",
 		            h->listen);
+		return;
+	}
 	char *tok = c->token ? strdup(c->token) : NULL;
 	if (c->token && !tok) {
 		log_error("http: out of memory; the bearer token is unchanged");

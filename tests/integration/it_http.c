@@ -654,6 +654,13 @@ START_TEST(token_guards_remote_and_control)
 	r = http_req("127.0.0.1", port, "GET", "/status.json", token2);
 	ck_assert_int_eq(r.code, 200);
 	resp_free(&r);
+	/* the http group removed by a reload: the listener stays as it was, token and all */
+	itest_env_main(&e, NULL);
+	kill(e.pid, SIGHUP);
+	ck_assert(itest_wait_log(e.log, "http changed; the listener stays on 0.0.0.0:0", 10));
+	r = get(port, "/status.json");
+	ck_assert_int_eq(r.code, 401);
+	resp_free(&r);
 
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	char *log = itest_read_file(e.log);
