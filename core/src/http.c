@@ -475,9 +475,13 @@ int http_port(const struct http *h)
 
 void http_apply(struct http *h, const struct pgc_config *cfg)
 {
-	if (!h)
-		return;
 	const struct conf_http *c = &cfg->http;
+	if (!h) {
+		if (c->listen)
+			log_warning(
+			    "http.listen is set; the listener starts when pgcrond restarts");
+		return;
+	}
 	if (!c->listen || strcmp(c->listen, h->listen) != 0) {
 		/* the token too: a listener on another host's reach never loses its token */
 		log_warning("http changed; the listener stays on %s as it was until pgcrond "

@@ -34,8 +34,8 @@ struct http_sources {
  * -errno when the address cannot be bound (logged with the address). */
 int http_open(struct event_base *base, const struct pgc_config *cfg, const struct http_sources *src,
               struct http **out) __attribute__((warn_unused_result));
-/* A reload: the token and max_running follow CFG; a changed listen address is logged and
- * applies at the next start. */
+/* A reload: the token follows CFG; an http group added, changed or removed is logged and
+ * applies at the next start (H NULL: there is no listener yet). */
 void http_apply(struct http *h, const struct pgc_config *cfg);
 /* Shutting down: /health answers 503. */
 void http_set_stopping(struct http *h);
