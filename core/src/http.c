@@ -292,15 +292,16 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 	}
 	size_t pre = (size_t)(at - http_page_html);
 	evbuffer_add(buf, http_page_html, pre);
-	/* inside <script>, "</" could end it: JSON allows "<\/" for it */
-	for (const char *p = doc, *lt; *p; p = lt + 2) {
-		lt = strstr(p, "</");
+	/* inside <script>, "</script" ends it and "<!--" changes how it is read: every "<"
+	 * (only ever inside a JSON string) goes in as \u003c */
+	for (const char *p = doc, *lt; *p; p = lt + 1) {
+		lt = strchr(p, '<');
 		if (!lt) {
 			evbuffer_add(buf, p, strlen(p));
 			break;
 		}
 		evbuffer_add(buf, p, (size_t)(lt - p));
-		evbuffer_add(buf, "<\\/", 3);
+		evbuffer_add(buf, "\\u003c", 6);
 	}
 	evbuffer_add(buf, at + sizeof(marker) - 1, http_page_html_len - pre - (sizeof(marker) - 1));
 	free(doc);

@@ -681,9 +681,22 @@ START_TEST(no_control_without_token)
 	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
 	itest_env_job(
 	    &e, "10-j.conf",
-	    "job = { name = \"j\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; };\n");
+	    "jobs = ( { name = \"j\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; },\n"
+	    "  { name = \"markup\"; schedule = \"@reboot\"; command = \"DO $$ BEGIN RAISE "
+	    "EXCEPTION 'markup <!-- <script> <b>x</b>'; END $$\"; } );\n");
 	itest_env_start(&e);
 	int port = logged_port(e.log);
+	/* a message that looks like markup is shown as text, and the page around it intact */
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name "
+	                         "= 'markup' AND status = 'failed'"));
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	char *dom = chromium(e.dir, "--dump-dom", url);
+	ck_assert_msg(strstr(dom, "<pre>markup &lt;!-- &lt;script&gt; &lt;b&gt;x&lt;/b&gt;</pre>"),
+	              "%s", dom);
+	ck_assert_msg(strstr(dom, "History database app: connected"), "%s", dom);
+	free(dom);
 	struct resp r = http_req("127.0.0.1", port, "POST", "/jobs/j/trigger", NULL);
 	ck_assert_int_eq(r.code, 403);
 	ck_assert_msg(strstr(r.body, "token_file"), "%s", r.body);
@@ -692,7 +705,9 @@ START_TEST(no_control_without_token)
 	ck_assert_int_eq(r.code, 404);
 	resp_free(&r);
 	itest_sleep(0.5);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "job_name = 'j'"),
+	                 0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
 }
