@@ -1214,6 +1214,7 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 		    S_ISDIR(st.st_mode))
 			L.self = st.st_uid;
 		check_dirs(&L);
+		config_http_finish(&L);
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (check_trusted(&L, path, false, "this file", path, 0) == 0) {
@@ -1269,6 +1270,7 @@ void config_free(struct pgc_config **pcfg)
 		free(a->file);
 	}
 	free(cfg->alerts);
+	config_http_free(&cfg->http);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		job_free_fields(&cfg->jobs[i]);
 	free(cfg->jobs);

@@ -117,6 +117,18 @@ struct conf_alert_sink {
 	int line;
 };
 
+/* http = { ... }: the HTTP listener (http.c); listen NULL when there is none. */
+struct conf_http {
+	char *listen;      /* "ADDRESS:PORT" as written */
+	char *host;        /* its numeric address */
+	int port;          /* 0: any free port (the daemon logs which) */
+	bool allow_remote; /* a non-loopback address was asked for explicitly */
+	char *token_file;  /* absolute, or relative to the main file's directory */
+	char *token;       /* the token read from it; never logged */
+	char *file;        /* where the group is */
+	int line, token_line;
+};
+
 struct pgc_config {
 	char *file;       /* the main file */
 	char *timezone;   /* default "UTC" */
@@ -136,6 +148,7 @@ struct pgc_config {
 	/* a connect, a session reset, an idle connection's check: each answered within this, or
 	 * the connection is replaced; default 30s */
 	int64_t connection_check_ms;
+	struct conf_http http;
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
@@ -152,6 +165,14 @@ void config_free(struct pgc_config **cfg);
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+
+/* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
+ * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
+ * numeric address: names are never resolved). */
+int config_http_split(const char *listen, char *host, size_t hostlen, int *port)
+    __attribute__((warn_unused_result));
+/* HOST (numeric) is 127.0.0.0/8 or ::1. */
+bool config_http_loopback(const char *host);
 
 /* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length.
  * Start with {word, NULL, 99}, offer candidates, read best (NULL: nothing close). */

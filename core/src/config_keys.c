@@ -234,6 +234,7 @@ const struct key_spec config_main_keys[] = {
     {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
     /* min: seconds */
     {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 

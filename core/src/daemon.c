@@ -20,8 +20,10 @@
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
+#include "http.h"
 #include "jobgraph.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
@@ -48,6 +50,8 @@ struct daemon {
 	bool stopping;
 	struct status_src status; /* the live state's sources (status.h) */
 	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
+	struct metrics *metrics;
+	struct http *http; /* NULL: no http group */
 };
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
@@ -228,6 +232,7 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	apply_log_level(cfg);
 	log_plugins(plugins);
 	alert_reconfigure(d->alerts, cfg);
+	http_apply(d->http, cfg);
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
@@ -316,6 +321,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	sdnotify_stopping();
 	log_notice("%s: shutting down; no new runs start", name);
 	triggers_free(&d->triggers);
+	http_set_stopping(d->http);
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
 }
 
@@ -389,6 +395,21 @@ static int open_history(struct daemon *d)
 	return 0;
 }
 
+/* The HTTP listener, when pgcrond.conf has an http group; its /health asks the history
+ * database. */
+static int open_http(struct daemon *d)
+{
+	const char *hname = d->cfg->history_database;
+	const struct conf_database *db = hname ? config_database(d->cfg, hname) : NULL;
+	struct http_sources src = {
+	    .status = &d->status,
+	    .metrics = d->metrics,
+	    .history_conninfo = db && d->hist ? db->conninfo : NULL,
+	    .history_database = db && d->hist ? hname : NULL,
+	};
+	return http_open(d->base, d->cfg, &src, &d->http);
+}
+
 /* Two priorities: the executor's connections (EXEC_IO_PRIORITY) before everything else,
  * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks. Without
  * this, a thousand job timers due in the same second all ran before the results of the
@@ -454,6 +475,11 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
+	if (metrics_new(&d.metrics) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	sched_set_metrics(d.sched, d.metrics);
 	d.status = (struct status_src){.sched = d.sched,
 	                               .ex = d.ex,
 	                               .hist = d.hist,
@@ -473,6 +499,8 @@ int daemon_main(const char *config_path)
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}
+	if (open_http(&d) < 0)
+		goto out;
 	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
 	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
 	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
@@ -518,9 +546,11 @@ out:
 			event_del(&d.watchdog);
 	}
 	triggers_free(&d.triggers);
+	http_free(&d.http);
 	sched_free(&d.sched); /* answers the runs waited for on the control socket */
 	ctl_free(&d.ctl);
 	sqljobs_free(&d.sql);
+	metrics_free(&d.metrics);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);
 	exec_free(&d.ex);

@@ -22,6 +22,7 @@
 #include "flow.h"
 #include "history.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "sched_priv.h"
 #include "text.h"
@@ -239,11 +240,19 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 void sched_record(struct run *r, const char *status, const char *message)
 {
 	struct sched *s = r->job->s;
+	int64_t now = wall_us();
 	sched_run_answer(r, status, message, NULL);
 	if (s->hist) {
-		struct hist_run hr = job_hist_run(r, wall_us());
+		struct hist_run hr = job_hist_run(r, now);
 		hist_record(s->hist, &hr, status, message);
 	}
+	struct metrics_run mr = {.job = r->job->name,
+	                         .status = status,
+	                         .duration_us = -1,
+	                         .lateness_us = -1,
+	                         .end_us = now,
+	                         .message = message};
+	metrics_run_end(s->metrics, &mr);
 }
 
 /* ... and a log line. */
@@ -386,6 +395,16 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	if (s->hist)
 		hist_finish(s->hist, r->hist_key, ok ? HIST_SUCCEEDED : HIST_FAILED, message,
 		            sqlstate, end);
+	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
+	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
+	struct metrics_run mr = {.job = j->name,
+	                         .status = ok ? HIST_SUCCEEDED : HIST_FAILED,
+	                         .duration_us = end - r->start_us,
+	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,
+	                         .end_us = end,
+	                         .message = message,
+	                         .sqlstate = sqlstate};
+	metrics_run_end(s->metrics, &mr);
 	long long ms = (long long)((end - r->start_us) / 1000);
 	if (ok)
 		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
@@ -1072,6 +1091,11 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 	}
 	admit_queued(s); /* max_running may have grown */
 	return 0;
+}
+
+void sched_set_metrics(struct sched *s, struct metrics *m)
+{
+	s->metrics = m;
 }
 
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)

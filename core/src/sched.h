@@ -115,6 +115,10 @@ void sched_check_clock(struct sched *s);
  * timers still run on libevent's monotonic clock. */
 void sched_set_wall_clock(int64_t (*now_us)(void));
 
+/* Each recorded run is counted in M (metrics.h; may be NULL: none), borrowed until
+ * sched_free(). */
+struct metrics;
+void sched_set_metrics(struct sched *s, struct metrics *m);
 /* The configuration last given to sched_apply() (NULL before). */
 const struct pgc_config *sched_config(const struct sched *s);
 

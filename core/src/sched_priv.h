@@ -104,6 +104,7 @@ struct sched {
 	struct exec *ex;
 	struct hist *hist;
 	struct alerter *alerts;
+	struct metrics *metrics; /* may be NULL (sched_set_metrics) */
 	char instance[128];
 	const struct pgc_config *cfg;
 	const cron_tz *tz;
