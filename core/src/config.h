@@ -129,6 +129,8 @@ struct conf_http {
 	int line, token_line;
 };
 
+/* Every string or array a config points to is its own: config_free frees it, and clone() in
+ * config_sql.c copies it (a field added here must be added there too). */
 struct pgc_config {
 	char *file;       /* the main file */
 	char *timezone;   /* default "UTC" */

@@ -67,6 +67,11 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->state_dir = dup_or(src->state_dir, &oom);
 	c->log_level = dup_or(src->log_level, &oom);
 	c->history_database = dup_or(src->history_database, &oom);
+	c->http.listen = dup_or(src->http.listen, &oom);
+	c->http.host = dup_or(src->http.host, &oom);
+	c->http.token_file = dup_or(src->http.token_file, &oom);
+	c->http.token = dup_or(src->http.token, &oom);
+	c->http.file = dup_or(src->http.file, &oom);
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
