@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hist_batch.h"
 #include "hist_part.h"
 #include "log.h"
 #include "pgconn.h"
@@ -68,6 +69,9 @@
 #define N_RECORD 16
 #define N_PID 3
 #define N_FINISH 6
+/* The same with the run's start last, so the row's day partition is named (schema 6) */
+#define K_PID2 "P2"
+#define K_FINISH2 "F2"
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */
@@ -182,6 +186,10 @@ struct hist {
 	bool ensured;                     /* partitions ensured on this connection */
 	bool head_part_tried;             /* the head line's day partition was created once */
 	struct hist_part *part;           /* partition maintenance and retention (hist_part.c) */
+	bool set_ok;                      /* schema 6: batches as set-based statements */
+	bool set_batch;                   /* ... the batch in flight is one */
+	bool line_mode;                   /* ... the next batch goes line by line */
+	struct hist_keymap starts;        /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	bool purge_pending;
@@ -834,10 +842,12 @@ static int send_line(struct hist *h, const struct hist_line *l, const char **why
 	} else if (n == N_RECORD && strcmp(kind, K_RECORD) == 0) {
 		sql = h->stmt_insert;
 		np = N_RECORD;
-	} else if (n == N_PID && strcmp(kind, K_PID) == 0) {
+	} else if ((n == N_PID && strcmp(kind, K_PID) == 0) ||
+	           (n == N_PID + 1 && strcmp(kind, K_PID2) == 0)) {
 		sql = h->stmt_pid;
 		np = N_PID;
-	} else if (n == N_FINISH && strcmp(kind, K_FINISH) == 0) {
+	} else if ((n == N_FINISH && strcmp(kind, K_FINISH) == 0) ||
+	           (n == N_FINISH + 1 && strcmp(kind, K_FINISH2) == 0)) {
 		sql = h->stmt_finish;
 		np = N_FINISH;
 	}
@@ -880,6 +890,29 @@ static void send_prepare(struct hist *h)
 	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
 }
 
+/* The batch as set-based statements (hist_batch.c): sets h->set_batch and *N (lines) if it
+ * went out; returns -1 if the connection failed. */
+static int send_set(struct hist *h, size_t cap, size_t *n)
+{
+	const char *lines[BATCH_MAX];
+	size_t lens[BATCH_MAX], k = 0;
+
+	for (const struct hist_line *l = h->head; l && k < cap && k < BATCH_MAX; l = l->next, k++) {
+		lines[k] = l->text;
+		lens[k] = l->len;
+	}
+	int r = hist_batch_send(h->conn, lines, lens, k);
+	if (r < 0) {
+		conn_failed_libpq(h);
+		return -1;
+	}
+	if (r > 0) {
+		h->set_batch = true;
+		*n = k;
+	}
+	return 0;
+}
+
 /* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
  * line was unusable and dropped (try the next), -1 if the connection failed. */
 static int send_batch(struct hist *h)
@@ -892,7 +925,10 @@ static int send_batch(struct hist *h)
 		conn_failed_libpq(h);
 		return -1;
 	}
-	for (const struct hist_line *l = h->head; l && n < cap; l = l->next, n++) {
+	h->set_batch = false;
+	if (h->set_ok && !h->line_mode && send_set(h, cap, &n) < 0)
+		return -1;
+	for (const struct hist_line *l = h->head; !h->set_batch && l && n < cap; l = l->next, n++) {
 		int r = send_line(h, l, &why);
 		if (r < 0) {
 			conn_failed_libpq(h);
@@ -1027,11 +1063,20 @@ static void op_done(struct hist *h)
 	}
 	if (op == OP_ENSURE || op == OP_PARTITION) {
 		/* a failure (schema older than 6) is the maintenance thread's to report */
+		if (op == OP_ENSURE)
+			h->set_ok = !h->op_failed;
 		h->ensured = true;
 		kick(h);
 		return;
 	}
 	char day[16];
+	if (op == OP_BATCH && h->set_batch && !worth_retrying(h->op_sqlstate)) {
+		/* a line the database refuses: line by line finds it (and a day without a
+		 * partition) */
+		h->line_mode = true;
+		kick(h);
+		return;
+	}
 	if (op == OP_BATCH && strcmp(h->op_sqlstate, "23514") == 0 &&
 	    (h->batch_failed == 0 || h->batch_n == 1) && !h->head_part_tried &&
 	    line_day(h->head, day, sizeof(day))) {
@@ -1051,6 +1096,8 @@ static void op_done(struct hist *h)
 			h->prepared = true;
 			break;
 		case OP_BATCH:
+			if (!h->set_batch)
+				h->line_mode = false;
 			for (size_t i = 0; i < h->batch_n; i++) {
 				h->st.written++;
 				pop(h);
@@ -1400,6 +1447,7 @@ void hist_close(struct hist **hp)
 	}
 	if (h->spill_fd >= 0)
 		close(h->spill_fd);
+	hist_keymap_free(&h->starts);
 	free(h->spill_path);
 	free(h->conninfo);
 	free(h->instance);
@@ -1443,8 +1491,13 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	if (!h || !run)
 		return 0;
 	uint64_t k = ++h->next_key;
+	struct hist_run r = *run;
+	if (!r.start_us)
+		r.start_us = now_us();
+	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
+		log_error("history: out of memory: the end of a run will update without its day");
 	run_key(h, k, key, sizeof(key));
-	run_fields(h, run, key, sched, start, attempt, f);
+	run_fields(h, &r, key, sched, start, attempt, f);
 	emit(h, K_START, f, N_START);
 	return k;
 }
@@ -1456,8 +1509,11 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 	if (!h || !k)
 		return;
 	run_key(h, k, key, sizeof(key));
-	const char *f[N_PID] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid)};
-	emit(h, K_PID, f, N_PID);
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
+	                            num(startbuf, sizeof(startbuf), start_us)};
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
 }
 
 void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
@@ -1468,10 +1524,14 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	if (!h || !k)
 		return;
 	run_key(h, k, key, sizeof(key));
-	const char *f[N_FINISH] = {
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	hist_keymap_del(&h->starts, k);
+	const char *f[N_FINISH + 1] = {
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : now_us())};
-	emit(h, K_FINISH, f, N_FINISH);
+	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
 void hist_record(struct hist *h, const struct hist_run *run, const char *status,

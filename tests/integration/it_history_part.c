@@ -1,7 +1,8 @@
 /* The partitioned history (sql/pgcrond--6.sql, hist_part.c) against a real PostgreSQL:
  * "pgcrond install" migrates a version-2 history with its rows, runids, grants and the
  * views over it; the retention drops whole days and does not hold up the writer while it
- * waits for a reader; a replayed spill file adds no duplicate rows. */
+ * waits for a reader; a replayed spill file adds no duplicate rows; a short run is one row
+ * written once. */
 #include <check.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -109,23 +110,26 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	itest_exec(c, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname ="
 	              " 'it_part_reader') THEN CREATE ROLE it_part_reader; END IF; END $$");
 	itest_exec(c, "GRANT SELECT ON pgcrond.job_run_details TO it_part_reader");
-	char *before = itest_scalar(c, "SELECT md5(string_agg(format('%s %s %s %s %s', runid,"
-	                               " job_name, status, start_time, run_key), ',' ORDER BY runid))"
-	                               " FROM pgcrond.job_run_details");
+	char *before =
+	    itest_scalar(c, "SELECT md5(string_agg(format('%s %s %s %s %s', runid,"
+	                    " job_name, status, start_time, run_key), ',' ORDER BY runid))"
+	                    " FROM pgcrond.job_run_details");
 	long long max_runid = itest_scalar_ll(c, "SELECT max(runid) FROM pgcrond.job_run_details");
 
 	install_from(ci, hist_sql_dir(), 2, 6);
 
-	itest_assert_scalar(c, "SELECT relkind FROM pg_class WHERE oid ="
-	                       " 'pgcrond.job_run_details'::regclass",
+	itest_assert_scalar(c,
+	                    "SELECT relkind FROM pg_class WHERE oid ="
+	                    " 'pgcrond.job_run_details'::regclass",
 	                    "p");
-	char *after = itest_scalar(c, "SELECT md5(string_agg(format('%s %s %s %s %s', runid,"
-	                              " job_name, status, start_time, run_key), ',' ORDER BY runid))"
-	                              " FROM pgcrond.job_run_details");
+	char *after =
+	    itest_scalar(c, "SELECT md5(string_agg(format('%s %s %s %s %s', runid,"
+	                    " job_name, status, start_time, run_key), ',' ORDER BY runid))"
+	                    " FROM pgcrond.job_run_details");
 	ck_assert_str_eq(before, after);
 	/* every row sits in its day's partition; the next runid follows the old ones */
-	ck_assert_int_ge(itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.history_partition_list()"),
-	                 5 + 3);
+	ck_assert_int_ge(
+	    itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.history_partition_list()"), 5 + 3);
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.job_run_details d"
 	                                    " JOIN pgcrond.history_partition_list() p"
 	                                    "   ON d.tableoid = format('%I.%I', p.schema_name,"
@@ -142,12 +146,14 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM cron.job_run_details"), 401);
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(runs) FROM public.daily"), 401);
 	itest_exec(c, "SELECT * FROM pgcrond.view_status");
-	itest_assert_scalar(c, "SELECT has_table_privilege('it_part_reader',"
-	                       " 'pgcrond.job_run_details', 'SELECT')",
+	itest_assert_scalar(c,
+	                    "SELECT has_table_privilege('it_part_reader',"
+	                    " 'pgcrond.job_run_details', 'SELECT')",
 	                    "t");
 	/* the writer's key holds the partition key */
-	itest_assert_scalar(c, "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-	                       " WHERE conname = 'job_run_details_client_key'",
+	itest_assert_scalar(c,
+	                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+	                    " WHERE conname = 'job_run_details_client_key'",
 	                    "UNIQUE (instance, run_key, start_time)");
 	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pg_class WHERE relname ="
 	                                    " 'job_run_details_v1'"),
@@ -168,8 +174,10 @@ START_TEST(retention_drops_whole_days_without_holding_up_the_writer)
 	char *ci = itest_fresh_db("it_part_retain");
 	install_from(ci, hist_sql_dir(), 0, 6);
 	PGconn *c = itest_connect(ci);
-	itest_exec(c, "SELECT pgcrond.history_partition_create((now() - interval '40 days')::date)");
-	itest_exec(c, "SELECT pgcrond.history_partition_create((now() - interval '29 days')::date)");
+	itest_exec(c,
+	           "SELECT pgcrond.history_partition_create((now() - interval '40 days')::date)");
+	itest_exec(c,
+	           "SELECT pgcrond.history_partition_create((now() - interval '29 days')::date)");
 	itest_exec(c, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time, instance,"
 	              " run_key) SELECT 'old', 'succeeded', date_trunc('day', now() - interval"
 	              " '40 days') + i * interval '1 second', 'h', 'k' || i"
@@ -187,10 +195,11 @@ START_TEST(retention_drops_whole_days_without_holding_up_the_writer)
 	itest_exec(reader, "SELECT count(*) FROM pgcrond.job_run_details");
 
 	struct hist *h = open_hist(ci, NULL, 30LL * 86400 * 1000);
-	ck_assert(itest_wait_sql(c,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name ="
-	                         " 'pgcrond retention' AND wait_event_type = 'Lock'",
-	                         20));
+	ck_assert(
+	    itest_wait_sql(c,
+	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name ="
+	                   " 'pgcrond retention' AND wait_event_type = 'Lock'",
+	                   20));
 	struct hist_run run = {.job_name = "during",
 	                       .database = "analytics",
 	                       .command = "SELECT 1",
@@ -288,6 +297,58 @@ START_TEST(replayed_records_do_not_duplicate_rows)
 }
 END_TEST
 
+/* A run that ends before its start is written costs one complete row, no UPDATE; a run that
+ * outlasts its batch is completed by an UPDATE of its own day's row. */
+START_TEST(short_runs_are_written_once)
+{
+	char *ci = itest_fresh_db("it_part_once");
+	install_from(ci, hist_sql_dir(), 0, 6);
+	PGconn *c = itest_connect(ci);
+	struct hist *h = open_hist(ci, NULL, 0);
+	struct hist_run run = {.job_name = "short",
+	                       .database = "analytics",
+	                       .command = "SELECT 1",
+	                       .trigger = "schedule",
+	                       .attempt = 1};
+	for (int i = 0; i < 150; i++) { /* 450 lines: one batch */
+		uint64_t k = hist_start(h, &run);
+		hist_set_pid(h, k, 1000 + i);
+		hist_finish(h, k, i % 10 ? HIST_SUCCEEDED : HIST_FAILED, "done", NULL, 0);
+	}
+	run.job_name = "long";
+	uint64_t long_key = hist_start(h, &run);
+	ck_assert(drive_until(all_written, h, 20));
+	hist_set_pid(h, long_key, 77);
+	hist_finish(h, long_key, HIST_SUCCEEDED, "done late", NULL, 0);
+	ck_assert(drive_until(all_written, h, 20));
+	hist_close(&h);
+
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                    " WHERE job_name = 'short' AND job_pid >= 1000"
+	                                    " AND end_time IS NOT NULL AND duration_ms >= 0"),
+	                 150);
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                    " WHERE job_name = 'short' AND status = 'failed'"),
+	                 15);
+	itest_assert_scalar(c,
+	                    "SELECT format('%s %s %s', status, job_pid, return_message)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'long'",
+	                    "succeeded 77 done late");
+	/* the server's counters: 151 rows inserted, the long run's row updated once */
+	ck_assert(itest_wait_sql(c,
+	                         "SELECT sum(n_tup_ins) >= 151 FROM pg_stat_user_tables"
+	                         " WHERE schemaname = 'pgcrond'"
+	                         "   AND relname LIKE 'job_run_details_p%'",
+	                         20));
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT sum(n_tup_upd) FROM pg_stat_user_tables"
+	                                    " WHERE schemaname = 'pgcrond'"
+	                                    "   AND relname LIKE 'job_run_details_p%'"),
+	                 1);
+	PQfinish(c);
+	free(ci);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("history_part");
@@ -297,6 +358,7 @@ int main(void)
 	tcase_add_test(tc, install_migrates_a_version_2_history_with_its_rows);
 	tcase_add_test(tc, retention_drops_whole_days_without_holding_up_the_writer);
 	tcase_add_test(tc, replayed_records_do_not_duplicate_rows);
+	tcase_add_test(tc, short_runs_are_written_once);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
