@@ -49,29 +49,31 @@ int main(void)
 	double t0 = bench_now();
 	for (long d = days; d >= 1; d--) {
 		snprintf(sql, sizeof(sql),
-		         "SELECT pgcrond.history_partition_create((now() AT TIME ZONE 'UTC')::date - %ld)",
+		         "SELECT pgcrond.history_partition_create((now() AT TIME ZONE 'UTC')::date "
+		         "- %ld)",
 		         d);
 		bench_exec(c, sql);
-		snprintf(sql, sizeof(sql),
-		         "INSERT INTO pgcrond.job_run_details (jobid, database, command, status,"
-		         " return_message, start_time, end_time, job_name, trigger, scheduled_time,"
-		         " duration_ms, instance, run_key, boot_id)"
-		         " SELECT i %% 1000, 'app', 'SELECT 1', 'succeeded', 'SELECT 1', t, t +"
-		         " interval '2 ms', 'job-' || (i %% 1000), 'schedule', date_trunc('second', t),"
-		         " 2, 'bench', 'd%ld.' || i, 'd%ld'"
-		         "  FROM generate_series(1, %ld) i,"
-		         "  LATERAL (SELECT ((now() AT TIME ZONE 'UTC')::date - %ld)::timestamp"
-		         "           AT TIME ZONE 'UTC' + i * (interval '86399 s' / %ld)) s(t)",
-		         d, d, per_day, d, per_day);
+		snprintf(
+		    sql, sizeof(sql),
+		    "INSERT INTO pgcrond.job_run_details (jobid, database, command, status,"
+		    " return_message, start_time, end_time, job_name, trigger, scheduled_time,"
+		    " duration_ms, instance, run_key, boot_id)"
+		    " SELECT i %% 1000, 'app', 'SELECT 1', 'succeeded', 'SELECT 1', t, t +"
+		    " interval '2 ms', 'job-' || (i %% 1000), 'schedule', date_trunc('second', t),"
+		    " 2, 'bench', 'd%ld.' || i, 'd%ld'"
+		    "  FROM generate_series(1, %ld) i,"
+		    "  LATERAL (SELECT ((now() AT TIME ZONE 'UTC')::date - %ld)::timestamp"
+		    "           AT TIME ZONE 'UTC' + i * (interval '86399 s' / %ld)) s(t)",
+		    d, d, per_day, d, per_day);
 		bench_exec(c, sql);
 		printf("filled day -%ld: %ld rows (%.0f s so far)\n", d, per_day, bench_now() - t0);
 		fflush(stdout);
 	}
 	bench_exec(c, "VACUUM ANALYZE pgcrond.job_run_details");
 	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM pgcrond.job_run_details),"
-	              " pg_size_pretty((SELECT sum(pg_total_relation_size(format('%I.%I',"
-	              " schema_name, partition_name)::regclass))"
-	              " FROM pgcrond.history_partition_list())::bigint)");
+	                        " pg_size_pretty((SELECT sum(pg_total_relation_size(format('%I.%I',"
+	                        " schema_name, partition_name)::regclass))"
+	                        " FROM pgcrond.history_partition_list())::bigint)");
 	printf("history: %s rows, %s with indexes, filled in %.0f s\n", PQgetvalue(r, 0, 0),
 	       PQgetvalue(r, 0, 1), bench_now() - t0);
 	PQclear(r);

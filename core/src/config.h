@@ -134,6 +134,9 @@ struct pgc_config {
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
+	/* jobs by name, for config_job() (built by config_load; NULL: searched in order, as in
+	 * a config put together by hand) */
+	struct config_job_index *job_index;
 };
 
 /* Load PATH and its conf.d. Returns 0 and *OUT on success; on any problem returns -EINVAL,

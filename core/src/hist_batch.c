@@ -88,7 +88,17 @@ enum ins_col {
 	I_PID,
 	I_N
 };
-enum upd_col { U_INSTANCE, U_RUN_KEY, U_START_US, U_STATUS, U_MESSAGE, U_SQLSTATE, U_END_US, U_PID, U_N };
+enum upd_col {
+	U_INSTANCE,
+	U_RUN_KEY,
+	U_START_US,
+	U_STATUS,
+	U_MESSAGE,
+	U_SQLSTATE,
+	U_END_US,
+	U_PID,
+	U_N
+};
 
 static const char sql_ins[] =
     "INSERT INTO pgcrond.job_run_details AS d"
@@ -169,7 +179,8 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 		memcpy(copies[i], lines[i], lens[i]);
 		copies[i][lens[i]] = '\0';
 		int nf = hist_spool_decode(copies[i], lens[i], &kind, f, HIST_SPOOL_MAX_FIELDS);
-		bool start = nf == 12 && !strcmp(kind, "S1"), record = nf == 16 && !strcmp(kind, "R1");
+		bool start = nf == 12 && !strcmp(kind, "S1"),
+		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
 		if (!(start || record || pid || fin) || !f[F_INSTANCE] || !f[F_RUN_KEY]) {
 			rc = 0; /* an older kind or a damaged line: line by line */
@@ -223,8 +234,8 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			rc = 0;
 			goto out;
 		}
-		const int map[U_N] = {I_INSTANCE, I_RUN_KEY, I_START_US, I_STATUS,
-		                      I_MESSAGE,  I_SQLSTATE, I_END_US,  I_PID};
+		const int map[U_N] = {I_INSTANCE, I_RUN_KEY,  I_START_US, I_STATUS,
+		                      I_MESSAGE,  I_SQLSTATE, I_END_US,   I_PID};
 		for (int c = 0; c < U_N; c++)
 			arr_add(&ua[c], r->f[map[c]]);
 		nupd++;
