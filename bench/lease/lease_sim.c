@@ -161,7 +161,8 @@ int main(int argc, char **argv)
 		for (long j = 0; j < jobs; j++)
 			doubles += runs_of_fire[j] > 1;
 		for (int i = 0; i < total_inst; i++)
-			b_claim_stmts += claimed_any[i]; /* one multi-row INSERT per instance and second */
+			b_claim_stmts +=
+			    claimed_any[i]; /* one multi-row INSERT per instance and second */
 	}
 
 	double secs = SECONDS;

@@ -1203,6 +1203,12 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 			check_jobs(&L);
 		}
 	}
+	/* the array grew by doubling: give back the unused tail (8 MB at 100,000 jobs) */
+	if (cfg->n_jobs && cfg->n_jobs < L.jobs_cap) {
+		struct conf_job *jobs = realloc(cfg->jobs, cfg->n_jobs * sizeof(*cfg->jobs));
+		if (jobs)
+			cfg->jobs = jobs;
+	}
 	config_source_free(&L);
 	sort_diags(&L);
 
