@@ -98,7 +98,8 @@ int main(int argc, char **argv)
 	int seconds = argc > 2 ? atoi(argv[2]) : 10;
 	char ci[1200];
 	if (!sandbox) {
-		fprintf(stderr, "bench_histwrite: run it in a sandbox: scripts/pg-sandbox run -- %s\n",
+		fprintf(stderr,
+		        "bench_histwrite: run it in a sandbox: scripts/pg-sandbox run -- %s\n",
 		        argv[0]);
 		return 0;
 	}

@@ -122,7 +122,8 @@ int main(int argc, char **argv)
 	if (runs < 1 || runs > MAX_RUNS)
 		runs = 3;
 	if (!sandbox) {
-		fprintf(stderr, "bench_scale: run it in a sandbox: scripts/pg-sandbox run -- %s [N ...]\n",
+		fprintf(stderr,
+		        "bench_scale: run it in a sandbox: scripts/pg-sandbox run -- %s [N ...]\n",
 		        argv[0]);
 		return 0;
 	}
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
 		load[0] = load[1] = load[2] = -1;
 	printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1], load[2],
 	       sysconf(_SC_NPROCESSORS_ONLN));
+	fflush(stdout); /* before any fork */
 	int ns[16] = {10000, 100000}, nn = 2;
 	if (argc > 1) {
 		nn = 0;
