@@ -21,6 +21,7 @@
 #include "jobgraph.h"
 #include "log.h"
 #include "plugin.h"
+#include "reload.h"
 #include "sched.h"
 #include "sdnotify.h"
 #include "triggers.h"
@@ -39,17 +40,17 @@ struct daemon {
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
+	struct conf_loader *loader; /* SIGHUP's parse, off the loop (reload.h) */
+	bool reload_again;          /* a SIGHUP came during a reload */
 };
 
-/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
-static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
-                    cron_tz **tz, struct diag_list *dl)
+/* For a loaded *CFG: load its plugins, check the job graph and open its zone. On failure
+ * every problem is in DL and *CFG is freed. */
+static int load_rest(struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
+                     struct diag_list *dl)
 {
 	char err[256];
-	int rc = config_load(path, cfg, dl);
-	if (rc < 0)
-		return rc;
-	rc = plugin_check_config(*cfg, plugins, dl);
+	int rc = plugin_check_config(*cfg, plugins, dl);
 	if (rc < 0)
 		goto fail;
 	/* the job graph must be acyclic (the cycle is named in DL) */
@@ -68,6 +69,14 @@ fail:
 	plugin_registry_free(plugins);
 	config_free(cfg);
 	return rc;
+}
+
+/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
+static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
+                    cron_tz **tz, struct diag_list *dl)
+{
+	int rc = config_load(path, cfg, dl);
+	return rc < 0 ? rc : load_rest(cfg, plugins, tz, dl);
 }
 
 /* Hand the databases of CFG to the executor (adds, updates, and forgets removed ones). */
@@ -131,16 +140,24 @@ out:
 	config_diff_free(&diff);
 }
 
-static void reload(struct daemon *d)
+static void reload_begin(struct daemon *d);
+
+/* The parse is done (on the loader's thread, or here if no thread could be started): the
+ * rest of the load and the swap run on the loop. Takes CFG and DL's contents. */
+static void reloaded(void *arg, int rc, struct pgc_config *cfg, struct diag_list *dlp)
 {
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
+	struct daemon *d = arg;
+	struct diag_list dl = *dlp;
 	struct plugin_registry *plugins = NULL;
 	cron_tz *tz = NULL;
 
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	if (load_all(d->config_path, &cfg, &plugins, &tz, &dl) < 0) {
+	memset(dlp, 0, sizeof(*dlp));
+	if (d->stopping) {
+		config_free(&cfg);
+		diag_clear(&dl);
+		return;
+	}
+	if (rc < 0 || load_rest(&cfg, &plugins, &tz, &dl) < 0) {
 		log_error("reload failed; keeping the previous configuration");
 		log_diags(&dl);
 		goto out;
@@ -181,6 +198,30 @@ out:
 	cron_tz_free(&tz);
 	config_free(&cfg);
 	diag_clear(&dl);
+	if (d->reload_again && !d->stopping) {
+		d->reload_again = false;
+		reload_begin(d);
+	}
+}
+
+static void reload_begin(struct daemon *d)
+{
+	int rc = d->loader ? conf_loader_start(d->loader, d->config_path) : -ENOSYS;
+
+	if (rc == -EBUSY) {
+		log_notice("SIGHUP: a reload is in progress; reloading again after it");
+		d->reload_again = true;
+		return;
+	}
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (rc == 0)
+		return; /* reloaded() comes through the loop */
+	/* no thread: parse here, on the loop */
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	rc = config_load(d->config_path, &cfg, &dl);
+	reloaded(d, rc, cfg, &dl);
 }
 
 static void drained(void *arg)
@@ -213,7 +254,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (d->stopping)
 			log_notice("SIGHUP ignored: shutting down");
 		else
-			reload(d);
+			reload_begin(d);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
@@ -340,6 +381,8 @@ int daemon_main(const char *config_path)
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}
+	if (conf_loader_new(d.base, reloaded, &d, &d.loader) < 0)
+		log_warning("reloads will parse the configuration on the event loop (no pipe)");
 	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
 	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
 	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
@@ -381,6 +424,7 @@ out:
 		if (event_initialized(&d.watchdog))
 			event_del(&d.watchdog);
 	}
+	conf_loader_free(&d.loader);
 	triggers_free(&d.triggers);
 	sched_free(&d.sched);
 	alert_close(&d.alerts);
