@@ -15,12 +15,11 @@ struct conf_loader;
  * callee's to keep or free), the problems in DL (the callee clears it). */
 typedef void (*conf_loaded_fn)(void *arg, int rc, struct pgc_config *cfg, struct diag_list *dl);
 
-int conf_loader_new(struct event_base *base, conf_loaded_fn fn, void *arg,
-                    struct conf_loader **out) __attribute__((warn_unused_result));
+int conf_loader_new(struct event_base *base, conf_loaded_fn fn, void *arg, struct conf_loader **out)
+    __attribute__((warn_unused_result));
 /* Start loading PATH (kept by the caller until FN is called). -EBUSY while a load is in
  * progress, another negative errno if no thread could be started. */
-int conf_loader_start(struct conf_loader *l, const char *path)
-    __attribute__((warn_unused_result));
+int conf_loader_start(struct conf_loader *l, const char *path) __attribute__((warn_unused_result));
 /* Waits for a load in progress (its result is dropped), then frees. */
 void conf_loader_free(struct conf_loader **l);
 
