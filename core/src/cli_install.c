@@ -130,40 +130,76 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 
 	if (!names)
 		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_jobs && rc == 0; i++) {
-		const struct conf_job *job = &cfg->jobs[i];
-		char staleness[24];
-		char *after = array_literal(job->after, job->n_after);
-		char *rel =
-		    job->plugin ? relations_of(plugin_registry_find(reg, job->plugin), job) : NULL;
-
-		names[i] = job->name;
-		snprintf(staleness, sizeof(staleness), "%lld", (long long)job->max_staleness_ms);
-		const char *p[] = {job->name,
-		                   job->plugin ? "plugin" : "sql",
-		                   job->plugin,
-		                   job->command,
-		                   job->schedule,
-		                   job->database,
-		                   after ? after : "{}",
-		                   job->listen,
-		                   job->enabled ? "true" : "false",
-		                   job->max_staleness_ms > 0 ? staleness : NULL,
-		                   rel};
-		PGresult *r = PQexecParams(conn, upsert, 11, NULL, p, NULL, NULL, 0);
-		char what[300];
-		snprintf(what, sizeof(what), "recording job \"%s\"", job->name);
-		if (!exec_ok(r, what))
+	/* Pipelined, CHUNK statements per round trip: one at a time, 100,000 jobs took 34 s of
+	 * round trips. Small chunks, so the answers never fill the socket while we still send. */
+	enum { CHUNK = 200 };
+	for (size_t first = 0; first < cfg->n_jobs && rc == 0; first += CHUNK) {
+		size_t last = first + CHUNK < cfg->n_jobs ? first + CHUNK : cfg->n_jobs;
+		if (!PQenterPipelineMode(conn)) {
+			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
+			        PQerrorMessage(conn));
 			rc = -EIO;
-		else if (PQntuples(r) == 0)
-			n->unchanged++;
-		else if (PQgetvalue(r, 0, 0)[0] == 't')
-			n->added++;
-		else
-			n->changed++;
-		PQclear(r);
-		free(after);
-		free(rel);
+			break;
+		}
+		for (size_t i = first; i < last && rc == 0; i++) {
+			const struct conf_job *job = &cfg->jobs[i];
+			char staleness[24];
+			char *after = array_literal(job->after, job->n_after);
+			char *rel = job->plugin
+			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
+			                : NULL;
+
+			names[i] = job->name;
+			snprintf(staleness, sizeof(staleness), "%lld",
+			         (long long)job->max_staleness_ms);
+			const char *p[] = {job->name,
+			                   job->plugin ? "plugin" : "sql",
+			                   job->plugin,
+			                   job->command,
+			                   job->schedule,
+			                   job->database,
+			                   after ? after : "{}",
+			                   job->listen,
+			                   job->enabled ? "true" : "false",
+			                   job->max_staleness_ms > 0 ? staleness : NULL,
+			                   rel};
+			if (!PQsendQueryParams(conn, upsert, 11, NULL, p, NULL, NULL, 0))
+				rc = -EIO;
+			free(after);
+			free(rel);
+		}
+		if (rc == 0 && !PQpipelineSync(conn))
+			rc = -EIO;
+		if (rc < 0) {
+			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
+			        PQerrorMessage(conn));
+			break;
+		}
+		/* each statement's result and its NULL, then the sync's */
+		for (size_t i = first; i < last; i++) {
+			PGresult *r = PQgetResult(conn);
+			char what[300];
+			snprintf(what, sizeof(what), "recording job \"%s\"", cfg->jobs[i].name);
+			if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+				; /* after the error already reported */
+			else if (!exec_ok(r, what))
+				rc = -EIO;
+			else if (PQntuples(r) == 0)
+				n->unchanged++;
+			else if (PQgetvalue(r, 0, 0)[0] == 't')
+				n->added++;
+			else
+				n->changed++;
+			PQclear(r);
+			PQclear(PQgetResult(conn)); /* the NULL ending the statement */
+		}
+		PGresult *sync = PQgetResult(conn);
+		PQclear(sync);
+		if (!PQexitPipelineMode(conn) && rc == 0) {
+			fprintf(stderr, "pgcrond install: recording the jobs: %s\n",
+			        PQerrorMessage(conn));
+			rc = -EIO;
+		}
 	}
 	if (rc == 0) {
 		/* Jobs gone from the config keep their row, disabled: their history rows keep a
