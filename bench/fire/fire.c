@@ -11,6 +11,7 @@
  *   scripts/pg-sandbox run -- build/bench/fire/bench_fire [N ...]
  *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
  *   job database's pool) */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -115,18 +116,34 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
 	        dir, dir, state, db_ci, fire_pool());
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
-	f = fopen(path, "w");
-	if (!f)
-		bench_die("write", path);
-	fprintf(f, "jobs = (\n");
-	for (int i = 0; i < n; i++)
-		fprintf(f,
-		        "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";\n"
-		        "    command = \"INSERT INTO ticks VALUES (statement_timestamp())\"; }%s\n",
-		        i, schedule, i + 1 < n ? "," : "");
-	fprintf(f, ");\n");
-	fclose(f);
+	/* files of 1,000 jobs (a configuration file may hold at most 1 MiB), none left over
+	 * from a larger N */
+	snprintf(path, sizeof(path), "%s/conf.d", dir);
+	DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char old[1024];
+		if (strncmp(e->d_name, "jobs-", 5) == 0 &&
+		    snprintf(old, sizeof(old), "%s/conf.d/%s", dir, e->d_name) < (int)sizeof(old))
+			unlink(old);
+	}
+	if (d)
+		closedir(d);
+	for (int first = 0; first < n; first += 1000) {
+		int last = first + 1000 < n ? first + 1000 : n;
+		snprintf(path, sizeof(path), "%s/conf.d/jobs-%06d.conf", dir, first);
+		f = fopen(path, "w");
+		if (!f)
+			bench_die("write", path);
+		fprintf(f, "jobs = (\n");
+		for (int i = first; i < last; i++)
+			fprintf(f,
+			        "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";\n"
+			        "    command = \"INSERT INTO ticks VALUES "
+			        "(statement_timestamp())\"; }%s\n",
+			        i, schedule, i + 1 < last ? "," : "");
+		fprintf(f, ");\n");
+		fclose(f);
+	}
 }
 
 /* One measured window of a busy daemon: from t0 to t1 (server clock), and its CPU. */

@@ -59,7 +59,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	if (oom)
 		return NULL;
 	*c = *src;
-	c->tz = NULL; /* the daemon opens its zone from c->timezone; never shared */
+	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
+	c->job_index = NULL; /* built for the copy once its jobs are final */
 	c->file = dup_or(src->file, &oom);
 	c->timezone = dup_or(src->timezone, &oom);
 	c->plugin_dir = dup_or(src->plugin_dir, &oom);
@@ -213,6 +214,7 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 		config_free(&cfg);
 		return -ENOMEM;
 	}
+	config_index_jobs(cfg); /* jobs were appended and left out above */
 	*out = cfg;
 	return 0;
 }
