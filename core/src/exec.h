@@ -6,8 +6,9 @@
  * PQflush, PQconsumeInput/PQisBusy/PQgetResult). A run is a list of statements executed in
  * order on one connection; it ends with one outcome (succeeded or failed, with pg_cron's
  * return_message and the SQLSTATE). Timeouts and cancellation stop the backend for real:
- * pg_cancel_backend() from another connection, then pg_terminate_backend() if the
- * statement does not stop within a few seconds. See DESIGN.md "Execution". */
+ * a cancel request with the connection's own cancel key (cancel.c, off the loop), again if
+ * the statement has not stopped within a few seconds, then the connection is dropped. See
+ * DESIGN.md "Execution". */
 
 #include <stdbool.h>
 #include <stddef.h>
