@@ -38,7 +38,7 @@ struct cancel {
 	int n_threads;
 	bool stopping;
 	struct cancel_req *todo_head, *todo_tail; /* queued, oldest first */
-	struct cancel_req *done_list;              /* sent, callbacks still to run */
+	struct cancel_req *done_list;             /* sent, callbacks still to run */
 	int pipe_rd, pipe_wr;
 	struct event pipe_ev;
 	bool pipe_added;
@@ -139,7 +139,8 @@ static int cancel_start(struct cancel *cq)
 			return -errno;
 		cq->pipe_rd = fds[0];
 		cq->pipe_wr = fds[1];
-		event_assign(&cq->pipe_ev, cq->base, cq->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, cq);
+		event_assign(&cq->pipe_ev, cq->base, cq->pipe_rd, EV_READ | EV_PERSIST, pipe_cb,
+		             cq);
 		if (event_add(&cq->pipe_ev, NULL) < 0)
 			return -EIO;
 		cq->pipe_added = true;

@@ -31,8 +31,7 @@ void cancel_free(struct cancel **cq);
  * key. Returns the request, or NULL if it could not be queued (out of memory, or PG has no
  * cancel key); then DONE is never called. */
 struct cancel_req *cancel_send(struct cancel *cq, PGconn *pg,
-                               void (*done)(void *arg, bool ok, const char *message),
-                               void *arg);
+                               void (*done)(void *arg, bool ok, const char *message), void *arg);
 
 /* The owner of REQ goes away: its DONE is not called. REQ may have completed already (its
  * DONE not yet run); NULL is a no-op. REQ itself is freed by the worker. */

@@ -266,6 +266,7 @@ static int open_history(struct daemon *d)
 		          strerror(-rc));
 		return rc;
 	}
+	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
 	return 0;
 }
 

@@ -43,8 +43,12 @@
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
 #define DEF_CLOSE_GRACE_MS 5000
 #define DEF_RETRY_MIN_MS 1000
-#define DEF_RETRY_MAX_MS 30000
-#define CONNECT_TIMEOUT_MS 10000
+/* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
+ * its database, and one attempt every few seconds costs a down server nothing. */
+#define DEF_RETRY_MAX_MS 4000
+/* The default connection check (hist_set_connection_check): a connect, a batch and an
+ * idle connection's SELECT 1 must each be answered within it. */
+#define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
 #define FSYNC_DELAY_MS 200
 #define APP_NAME "pgcrond history"
@@ -124,7 +128,7 @@ struct hist_line {
 };
 
 enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
-enum hist_op { OP_NONE, OP_PREPARE, OP_BATCH, OP_ORPHANS, OP_LAST_FIRES, OP_PURGE };
+enum hist_op { OP_NONE, OP_PREPARE, OP_BATCH, OP_ORPHANS, OP_LAST_FIRES, OP_PURGE, OP_CHECK };
 
 struct hist {
 	struct event_base *base;
@@ -161,6 +165,11 @@ struct hist {
 	short watch_what;
 	bool sock_added;
 	struct event sock_ev, retry_ev, deadline_ev, purge_ev, fsync_ev, linger_ev;
+	/* the connection check: while idle, a SELECT 1 every check_ms / 2 that must be
+	 * answered within check_ms / 2, so a connection that went silent (a NAT that forgot
+	 * it, a failover without a reset) is replaced within check_ms */
+	struct event idle_ev;
+	int64_t check_ms;
 	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
 	struct pgconn_notices notices;
 
@@ -186,6 +195,20 @@ struct hist {
 
 static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void kick(struct hist *h);
+static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
+                      const char *const *params);
+
+/* How long statement OP may go unanswered before the connection is given up: the
+ * connection check for the record batches and the check itself (a few hundred small
+ * statements), longer for the purge and the catch-up reads, which scan the table. */
+static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
+{
+	if (op == OP_BATCH || op == OP_PREPARE)
+		return h->check_ms;
+	if (op == OP_CHECK)
+		return h->check_ms / 2;
+	return h->check_ms > QUERY_TIMEOUT_MS ? h->check_ms : QUERY_TIMEOUT_MS;
+}
 
 /* ---- spill line format ---------------------------------------------------------------- */
 
@@ -655,6 +678,7 @@ static void drop_conn(struct hist *h)
 		h->sock_added = false;
 	}
 	evtimer_del(&h->deadline_ev);
+	evtimer_del(&h->idle_ev);
 	PQfinish(h->conn);
 	h->conn = NULL;
 	h->cs = CS_DOWN;
@@ -703,7 +727,7 @@ static void conn_start(struct hist *h)
 	pgconn_log_notices(h->conn, &h->notices);
 	h->cs = CS_CONNECTING;
 	watch(h, EV_WRITE);
-	arm(&h->deadline_ev, CONNECT_TIMEOUT_MS);
+	arm(&h->deadline_ev, h->check_ms);
 }
 
 static void connected(struct hist *h)
@@ -725,6 +749,7 @@ static void connected(struct hist *h)
 	h->purge_pending = h->retain_ms > 0 && !h->closing;
 	h->purge_run_rows = 0;
 	watch(h, EV_READ);
+	arm(&h->idle_ev, h->check_ms / 2);
 	kick(h);
 }
 
@@ -762,10 +787,34 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->cs == CS_CONNECTING)
-		conn_failed(h, "no answer within 10 s while connecting");
-	else if (h->cs == CS_READY && h->op != OP_NONE)
-		conn_failed(h, "no answer within 60 s; reconnecting");
+	char why[128];
+
+	if (h->cs == CS_CONNECTING) {
+		snprintf(why, sizeof(why),
+		         "no answer within %lld ms while connecting (connection_check)",
+		         (long long)h->check_ms);
+		conn_failed(h, why);
+	} else if (h->cs == CS_READY && h->op != OP_NONE) {
+		snprintf(why, sizeof(why), "no answer within %lld ms; reconnecting",
+		         (long long)stmt_deadline_ms(h, h->op));
+		conn_failed(h, why);
+	}
+}
+
+/* The connection check's timer: a connection with nothing to do is asked whether it still
+ * answers; one busy with a statement is watched by that statement's deadline. */
+static void on_idle_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->cs != CS_READY)
+		return;
+	if (h->op != OP_NONE) {
+		arm(&h->idle_ev, h->check_ms / 2);
+		return;
+	}
+	if (send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL))
+		arm(&h->idle_ev, h->check_ms / 2);
 }
 
 static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
@@ -793,7 +842,7 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 	h->op_failed = false;
 	h->op_rows = 0;
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -864,7 +913,7 @@ static void send_prepare(struct hist *h)
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
 	h->batch_n = h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -913,7 +962,7 @@ static int send_batch(struct hist *h)
 	h->batch_n = n;
 	h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -1036,10 +1085,16 @@ static void op_done(struct hist *h)
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
 			h->last_fires_fn = NULL;
 			break;
+		case OP_CHECK:
 		case OP_NONE:
 			break;
 		}
 		kick(h);
+		return;
+	}
+
+	if (op == OP_CHECK) {
+		conn_failed(h, h->op_err);
 		return;
 	}
 
@@ -1234,6 +1289,8 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	         (long)getpid());
 	evtimer_assign(&h->retry_ev, base, on_retry, h);
 	evtimer_assign(&h->deadline_ev, base, on_deadline, h);
+	evtimer_assign(&h->idle_ev, base, on_idle_check, h);
+	h->check_ms = DEF_CHECK_MS;
 	evtimer_assign(&h->fsync_ev, base, on_fsync, h);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
@@ -1255,6 +1312,13 @@ fail:
 	free(h->instance);
 	free(h);
 	return rc;
+}
+
+void hist_set_connection_check(struct hist *h, int64_t ms)
+{
+	h->check_ms = ms > 0 ? ms : DEF_CHECK_MS;
+	if (h->cs == CS_READY)
+		arm(&h->idle_ev, h->check_ms / 2);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)
@@ -1348,6 +1412,7 @@ void hist_close(struct hist **hp)
 		           hist_pending(h), h->spill_path ? h->spill_path : "memory and are lost");
 	drop_conn(h);
 	evtimer_del(&h->retry_ev);
+	evtimer_del(&h->idle_ev);
 	evtimer_del(&h->fsync_ev);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);

@@ -73,10 +73,15 @@ struct hist_tuning {
 	int purge_batch;           /* rows per purge DELETE [1000] */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s] */
-	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 30 s] */
+	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 4 s] */
 	int64_t retry_max_ms;
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
+
+/* The configuration's connection_check (ms; <= 0: the default, 30 s): a connect and a batch
+ * of records must be answered within it, and an idle connection is asked (SELECT 1) every
+ * half of it and must answer within the other half; otherwise it is replaced. */
+void hist_set_connection_check(struct hist *h, int64_t ms);
 
 /* Counters for tests and the status endpoint. */
 struct hist_stats {

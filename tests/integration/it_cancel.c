@@ -32,11 +32,12 @@ START_TEST(timeout_cancels_through_the_key)
 	/* The job turns the server's statement_timeout off, so only the daemon's own timer
 	 * stops it; the comment marks its backend in pg_stat_activity. */
 	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-jobs.conf",
-	              "job = { name = \"sleeper\"; database = \"lim\"; schedule = \"%s\";"
-	              "  timeout = \"1s\";"
-	              "  command = \"SET statement_timeout = 0; SELECT pg_sleep(60) /* it_cancel */\"; };\n",
-	              when);
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "job = { name = \"sleeper\"; database = \"lim\"; schedule = \"%s\";"
+	    "  timeout = \"1s\";"
+	    "  command = \"SET statement_timeout = 0; SELECT pg_sleep(60) /* it_cancel */\"; };\n",
+	    when);
 	/* another session of the same database, busy with its own statement */
 	PGconn *other = itest_connect(e.ci);
 	ck_assert(PQsendQuery(other, "SELECT pg_sleep(8) /* it_cancel_other */"));
