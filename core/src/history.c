@@ -123,6 +123,8 @@ static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid 
 struct hist_line {
 	struct hist_line *next;
 	off_t end_off; /* spill file offset just past this line */
+	bool spilled;  /* it is in the spill file (else in memory only: the file could not
+	                * take it, and it goes there as soon as the file can) */
 	size_t len;    /* without the '\n' */
 	char text[];
 };
@@ -184,6 +186,14 @@ struct hist {
 	off_t acked_off;    /* lines before this offset are acknowledged */
 	off_t leftover_off; /* lines before this offset came from an earlier process */
 	bool dirty;         /* appended since the last fdatasync */
+	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
+	bool punch_unsupported;
+	/* The lines the spill file could not take (full, or its disk is): the tail of the
+	 * memory queue from mem_first on. No later line goes to the file before them, so the
+	 * file keeps the order; each enqueue tries to spill them first. */
+	struct hist_line *mem_first;
+	size_t mem_only_n;
+	uint64_t lost_unreported; /* records lost since the last summary line */
 
 	bool orphans_done;
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
@@ -422,6 +432,32 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 	kick(arg);
 }
 
+/* While records flow, the acknowledged lines at the start of the spill file give their
+ * disk space back (a hole punched up to the last whole block before the first unwritten
+ * line), so a small state_dir holds as many unwritten records as it has room for, though
+ * the file is emptied only when nothing waits. spill_open skips the hole. */
+#define PUNCH_MIN_BYTES (64 * 1024)
+static void spill_punch(struct hist *h)
+{
+	if (h->spill_fd < 0 || h->punch_unsupported ||
+	    h->acked_off - h->punched_off < PUNCH_MIN_BYTES)
+		return;
+	/* strictly before acked_off: what follows the hole always starts with the rest of an
+	 * acknowledged line, which spill_open skips */
+	off_t end = (h->acked_off - 1) / 4096 * 4096;
+	if (end <= h->punched_off)
+		return;
+	if (fallocate(h->spill_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end) != 0) {
+		if (errno == EOPNOTSUPP || errno == ENOSYS)
+			h->punch_unsupported = true;
+		else if (log_complain(&h->spill_complaint))
+			log_error("history: cannot free the written records' space in %s: %s",
+			          h->spill_path, strerror(errno));
+		return;
+	}
+	h->punched_off = end;
+}
+
 /* Nothing is waiting any more: start the file afresh. */
 static void spill_reset(struct hist *h)
 {
@@ -430,7 +466,7 @@ static void spill_reset(struct hist *h)
 			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
 		return; /* keep the offsets: the lines are still there and acknowledged */
 	}
-	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = 0;
+	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = h->punched_off = 0;
 	h->dirty = false;
 }
 
@@ -442,6 +478,7 @@ static int push(struct hist *h, const char *text, size_t len, off_t end_off)
 		return -ENOMEM;
 	l->next = NULL;
 	l->end_off = end_off;
+	l->spilled = true;
 	l->len = len;
 	memcpy(l->text, text, len);
 	l->text[len] = '\0';
@@ -464,11 +501,17 @@ static void pop(struct hist *h)
 	if (!h->head)
 		h->tail = NULL;
 	h->q_n--;
+	if (l == h->mem_first)
+		h->mem_first = l->next;
+	if (!l->spilled && h->spill_fd >= 0 && h->mem_only_n > 0)
+		h->mem_only_n--;
 	if (l->end_off > h->acked_off)
 		h->acked_off = l->end_off;
 	free(l);
 	if (!h->head && h->unloaded_n == 0)
 		spill_reset(h);
+	else
+		spill_punch(h);
 }
 
 /* Bring the next lines that wait only in the file into memory. */
@@ -568,9 +611,12 @@ static int spill_open(struct hist *h, const char *state_dir)
 	}
 
 	char buf[65536];
-	off_t off = 0, whole = 0;
+	off_t off = 0, whole = 0, first = 0;
 	uint64_t lines = 0;
 	ssize_t n;
+	/* 0: at the start; 1: in a punched hole (NUL bytes, spill_punch) or the acknowledged
+	 * line's rest after it; 2: in the records */
+	int part = 0;
 	while ((n = pread(h->spill_fd, buf, sizeof(buf), off)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
@@ -580,8 +626,14 @@ static int spill_open(struct hist *h, const char *state_dir)
 			return -e;
 		}
 		for (ssize_t i = 0; i < n; i++) {
+			if (part == 0)
+				part = buf[i] == '\0' ? 1 : 2;
 			if (buf[i] == '\n') {
-				lines++;
+				if (part == 2)
+					lines++;
+				else
+					first = off + i + 1;
+				part = 2;
 				whole = off + i + 1;
 			}
 		}
@@ -597,6 +649,7 @@ static int spill_open(struct hist *h, const char *state_dir)
 		}
 	}
 	h->spill_size = h->leftover_off = whole;
+	h->loaded_off = h->acked_off = h->punched_off = first;
 	h->unloaded_n = lines;
 	if (lines > 0)
 		log_notice("history: %" PRIu64 " run records from an earlier run wait in %s", lines,
@@ -604,47 +657,99 @@ static int spill_open(struct hist *h, const char *state_dir)
 	return 0;
 }
 
+/* Append one line (LEN bytes, with its '\n') to the spill file. The cap counts only the
+ * records not yet acknowledged (acknowledged ones give their space back, spill_punch);
+ * AT_CLOSE ignores it, so that SIGTERM puts every unwritten record on disk if the disk
+ * takes it. 0 or -errno (-EFBIG: over the cap). */
+static int spill_write(struct hist *h, const char *text, size_t len, bool at_close)
+{
+	if (!at_close && h->spill_size - h->acked_off + (off_t)len > h->tun.spill_max_bytes) {
+		if (log_complain(&h->spill_complaint))
+			log_error(
+			    "history: spill file %s holds %lld bytes of unwritten run records, "
+			    "its cap: run records wait in memory only until the history "
+			    "database is back, and are lost if pgcrond stops first",
+			    h->spill_path, (long long)(h->spill_size - h->acked_off));
+		return -EFBIG;
+	}
+	int r = write_all(h->spill_fd, text, len);
+	if (r < 0) {
+		if (log_complain(&h->spill_complaint))
+			log_error(
+			    "history: cannot append to %s: %s; run records wait in memory only "
+			    "until the history database is back, and are lost if pgcrond stops "
+			    "first",
+			    h->spill_path, strerror(-r));
+		/* cut a partial line so the next one starts clean */
+		if (ftruncate(h->spill_fd, h->spill_size) != 0)
+			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
+		return r;
+	}
+	h->spill_size += (off_t)len;
+	h->dirty = true;
+	if (!evtimer_pending(&h->fsync_ev, NULL))
+		arm(&h->fsync_ev, FSYNC_DELAY_MS);
+	return 0;
+}
+
+/* Move the lines that wait in memory only into the spill file, oldest first, as far as it
+ * takes them. */
+static void spill_catch_up(struct hist *h, bool at_close)
+{
+	while (h->mem_first && h->spill_fd >= 0) {
+		struct hist_line *l = h->mem_first;
+		l->text[l->len] = '\n';
+		int r = spill_write(h, l->text, l->len + 1, at_close);
+		l->text[l->len] = '\0';
+		if (r < 0)
+			return;
+		l->spilled = true;
+		l->end_off = h->spill_size;
+		h->loaded_off = h->spill_size; /* no line waits in the file alone meanwhile */
+		h->mem_first = l->next;
+		h->mem_only_n--;
+	}
+}
+
+/* Say exactly how many records were lost since the last time it was said. */
+static void report_lost(struct hist *h)
+{
+	if (h->lost_unreported == 0)
+		return;
+	log_error("history: %" PRIu64 " run records were lost: neither %s nor memory "
+	          "(memory_limit %zu records) could take them",
+	          h->lost_unreported, spill_where(h), h->tun.memory_limit);
+	h->lost_unreported = 0;
+}
+
 /* Accept one record: file first (durable across a crash), then the memory queue when it
- * keeps the order, else the file alone. Takes LINE (with its '\n'). */
+ * keeps the order, else the file alone. A record the file cannot take waits in memory
+ * only; one that neither can take is lost, counted and logged. Takes LINE (with its
+ * '\n'). */
 static void enqueue(struct hist *h, char *line, size_t len)
 {
 	bool in_file = false;
 
 	if (h->spill_fd >= 0) {
-		if (h->spill_size + (off_t)len > h->tun.spill_max_bytes) {
-			h->st.dropped++;
-			if (log_complain(&h->spill_complaint))
-				log_error(
-				    "history: spill file %s is full (%lld bytes) while the history "
-				    "database is unreachable: run records are being lost",
-				    h->spill_path, (long long)h->spill_size);
-			free(line);
-			return;
-		}
-		int r = write_all(h->spill_fd, line, len);
-		if (r == 0) {
-			h->spill_size += (off_t)len;
-			in_file = true;
-			h->dirty = true;
-			if (!evtimer_pending(&h->fsync_ev, NULL))
-				arm(&h->fsync_ev, FSYNC_DELAY_MS);
-		} else {
-			if (log_complain(&h->spill_complaint))
-				log_error("history: cannot append to %s: %s", h->spill_path,
-				          strerror(-r));
-			/* cut a partial line so the next one starts clean */
-			if (ftruncate(h->spill_fd, h->spill_size) != 0)
-				log_error("history: truncate %s: %s", h->spill_path,
-				          strerror(errno));
-		}
+		spill_catch_up(h, false);
+		in_file = !h->mem_first && spill_write(h, line, len, false) == 0;
 	}
 	if (h->unloaded_n == 0 && h->q_n < h->tun.memory_limit &&
 	    push(h, line, len - 1, h->spill_size) == 0) {
 		h->loaded_off = h->spill_size;
+		h->tail->spilled = in_file;
+		if (!in_file && h->spill_fd >= 0) {
+			if (!h->mem_first)
+				h->mem_first = h->tail;
+			h->mem_only_n++;
+		}
+		report_lost(h);
 	} else if (in_file) {
 		h->unloaded_n++;
+		report_lost(h);
 	} else {
 		h->st.dropped++;
+		h->lost_unreported++;
 		if (log_complain(&h->spill_complaint))
 			log_error(
 			    "history: %zu run records wait in memory and none can be spilled: "
@@ -1406,10 +1511,27 @@ void hist_close(struct hist **hp)
 	h->purge_pending = false;
 	if (h->cs == CS_READY)
 		flush_for_close(h);
+	/* every record still in memory only goes to the spill file now, if the disk takes it;
+	 * the count of those it does not is exact */
+	spill_catch_up(h, true);
 	spill_sync(h);
-	if (hist_pending(h) > 0)
-		log_notice("history: %" PRIu64 " run records not yet written wait in %s",
-		           hist_pending(h), h->spill_path ? h->spill_path : "memory and are lost");
+	report_lost(h);
+	if (h->spill_path) {
+		uint64_t in_file = hist_pending(h) - h->mem_only_n;
+		if (in_file > 0)
+			log_notice("history: %" PRIu64 " run records not yet written wait in %s",
+			           in_file, h->spill_path);
+		if (h->mem_only_n > 0)
+			log_error("history: %zu run records not yet written could not be put in %s "
+			          "and are lost",
+			          h->mem_only_n, h->spill_path);
+		h->st.dropped += h->mem_only_n;
+	} else if (hist_pending(h) > 0) {
+		log_notice("history: %" PRIu64
+		           " run records not yet written wait in memory and are "
+		           "lost (no state_dir)",
+		           hist_pending(h));
+	}
 	drop_conn(h);
 	evtimer_del(&h->retry_ev);
 	evtimer_del(&h->idle_ev);
