@@ -152,7 +152,8 @@ START_TEST(tiny_state_dir_and_history_outage)
 	long long in_file = count_lines(path);
 	long long said = number_before(log, " run records not yet written wait in");
 	long long lost = number_before(log, " run records not yet written could not be put in");
-	ck_assert_msg(said == in_file, "the log says %lld records wait in the spill file, which holds %lld:\n%s",
+	ck_assert_msg(said == in_file,
+	              "the log says %lld records wait in the spill file, which holds %lld:\n%s",
 	              said, in_file, tail(log));
 	ck_assert_msg(in_file > 0 && lost > 0,
 	              "expected records both in the full spill file and lost (%lld, %lld):\n%s",
@@ -164,7 +165,8 @@ START_TEST(tiny_state_dir_and_history_outage)
 	/* 3. the next daemon writes what the file holds: one row per start it holds */
 	itest_sandbox2("resume");
 	hist = itest_connect(hist_ci);
-	long long rows_before = itest_scalar_ll(hist, "SELECT count(*) FROM pgcrond.job_run_details");
+	long long rows_before =
+	    itest_scalar_ll(hist, "SELECT count(*) FROM pgcrond.job_run_details");
 	itest_write_file(e.conf,
 	                 "plugin_dir = \"%s\";\n"
 	                 "state_dir = \"%s/state\";\n"
