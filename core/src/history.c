@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bgwork.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -187,6 +189,11 @@ struct hist {
 	off_t leftover_off; /* lines before this offset came from an earlier process */
 	bool dirty;         /* appended since the last fdatasync */
 	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
+	/* fdatasync runs on a worker thread (bgwork): a slow disk never stalls the loop */
+	struct bgwork *bg;
+	struct bgwork_job sync_job;
+	bool sync_busy;
+	int sync_fd, sync_errno;
 	bool punch_unsupported;
 	/* The lines the spill file could not take (full, or its disk is): the tail of the
 	 * memory queue from mem_first on. No later line goes to the file before them, so the
@@ -422,9 +429,44 @@ static void spill_sync(struct hist *h)
 	h->dirty = false;
 }
 
+static void sync_work(struct bgwork_job *job)
+{
+	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
+	h->sync_errno = fdatasync(h->sync_fd) == 0 ? 0 : errno;
+}
+
+static void sync_done(struct bgwork_job *job, bool ran)
+{
+	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
+	h->sync_busy = false;
+	if (ran && h->sync_errno && log_complain(&h->spill_complaint))
+		log_error("history: fdatasync %s: %s", h->spill_path, strerror(h->sync_errno));
+	/* appended while it ran: another round */
+	if (h->dirty && !h->closing && !evtimer_pending(&h->fsync_ev, NULL))
+		arm(&h->fsync_ev, FSYNC_DELAY_MS);
+}
+
+/* spill_sync() on the worker thread; one at a time (what is appended meanwhile is synced
+ * by the next). */
+static void spill_sync_async(struct hist *h)
+{
+	if (h->spill_fd < 0 || !h->dirty || h->sync_busy)
+		return;
+	h->sync_fd = h->spill_fd;
+	h->sync_job.work = sync_work;
+	h->sync_job.done = sync_done;
+	h->dirty = false;
+	h->sync_busy = true;
+	if (!h->bg || bgwork_submit(h->bg, &h->sync_job) < 0) {
+		h->sync_busy = false;
+		h->dirty = true;
+		spill_sync(h); /* no worker: on the loop rather than not at all */
+	}
+}
+
 static void on_fsync(evutil_socket_t fd, short what, void *arg)
 {
-	spill_sync(arg);
+	spill_sync_async(arg);
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)
@@ -798,7 +840,7 @@ static void conn_failed(struct hist *h, const char *why)
 	bool was_ready = h->cs == CS_READY;
 
 	drop_conn(h);
-	spill_sync(h); /* what waits now may wait long: make it durable */
+	spill_sync_async(h); /* what waits now may wait long: make it durable */
 	if (log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
@@ -1403,6 +1445,9 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		rc = spill_open(h, state_dir);
 		if (rc < 0)
 			goto fail;
+		rc = bgwork_new(base, 1, &h->bg);
+		if (rc < 0)
+			goto fail;
 	}
 	if (retain_ms > 0)
 		arm(&h->purge_ev, h->tun.purge_interval_ms);
@@ -1511,6 +1556,8 @@ void hist_close(struct hist **hp)
 	h->purge_pending = false;
 	if (h->cs == CS_READY)
 		flush_for_close(h);
+	/* the fdatasync under way ends first (the file is synced once more below) */
+	bgwork_free(&h->bg);
 	/* every record still in memory only goes to the spill file now, if the disk takes it;
 	 * the count of those it does not is exact */
 	spill_catch_up(h, true);
