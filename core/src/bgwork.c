@@ -92,7 +92,9 @@ int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
 	if (!w)
 		return -ENOMEM;
 	w->base = base;
-	w->want_threads = threads < 1 ? 1 : threads > BGWORK_MAX_THREADS ? BGWORK_MAX_THREADS : threads;
+	w->want_threads = threads < 1 ? 1 : threads;
+	if (w->want_threads > BGWORK_MAX_THREADS)
+		w->want_threads = BGWORK_MAX_THREADS;
 	w->pipe_rd = w->pipe_wr = -1;
 	if (mtx_init(&w->mu, mtx_plain) != thrd_success) {
 		free(w);

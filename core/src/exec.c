@@ -140,6 +140,11 @@ struct exec {
 	void *reachable_arg;
 	int64_t check_ms; /* exec_set_connection_check() */
 	struct cancel *cancel;
+	size_t n_waiting; /* runs waiting for a connection, all pools */
+	/* exec_set_drained_cb(): told, from the loop, when no run waits any more */
+	void (*on_drained)(void *arg);
+	void *drained_arg;
+	struct event drained_ev;
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -149,6 +154,7 @@ static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_reset(struct conn *c);
+static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static int64_t now_us(void)
 {
@@ -297,6 +303,8 @@ static void wait_remove(struct exec_run *r)
 		p->wait_tail = r->wprev;
 	r->wprev = r->wnext = NULL;
 	p->n_waiting--;
+	if (--p->ex->n_waiting == 0 && p->ex->on_drained)
+		event_active(&p->ex->drained_ev, 0, 0);
 }
 
 /* C's one timer (none when MS <= 0): the deadline of the connect or session reset under
@@ -1322,6 +1330,7 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		p->wait_head = r;
 	p->wait_tail = r;
 	p->n_waiting++;
+	ex->n_waiting++;
 	*out = r;
 	pool_dispatch(p);
 	return 0;
@@ -1342,6 +1351,7 @@ int exec_new(struct event_base *base, struct exec **out)
 		return -ENOMEM;
 	ex->base = base;
 	ex->check_ms = CONNECTION_CHECK_DEFAULT_MS;
+	event_assign(&ex->drained_ev, base, -1, 0, drained_cb, ex);
 	int err = cancel_new(base, &ex->cancel);
 	if (err < 0) {
 		free(ex);
@@ -1375,6 +1385,7 @@ void exec_free(struct exec **exp)
 		free(p);
 	}
 	cancel_free(&ex->cancel);
+	event_del(&ex->drained_ev);
 	free(ex);
 	*exp = NULL;
 }
@@ -1395,6 +1406,24 @@ size_t exec_connections(const struct exec *ex)
 size_t exec_active_runs(const struct exec *ex)
 {
 	return ex->n_runs;
+}
+
+size_t exec_waiting_runs(const struct exec *ex)
+{
+	return ex->n_waiting;
+}
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec *ex = arg;
+	if (ex->on_drained && ex->n_waiting == 0)
+		ex->on_drained(ex->drained_arg);
+}
+
+void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg)
+{
+	ex->on_drained = fn;
+	ex->drained_arg = arg;
 }
 
 /* ---- reachability --------------------------------------------------------------------- */

@@ -60,6 +60,10 @@
  * batches, instead of history statements competing with the jobs' own (it is already in
  * the spill file, so the wait risks nothing). */
 #define LINGER_MS 100
+/* While the executor still has runs waiting for a connection (many jobs due at the same
+ * instant), records wait too, until hist_wake() or for DEFER_MAX_MS at most: history
+ * statements on the jobs' server would make the waiting runs later (hist_set_busy_fn). */
+#define DEFER_MAX_MS 1000
 
 /* Record kinds in the spill file; the digit is the layout's version. */
 #define K_START                                                                                    \
@@ -174,6 +178,9 @@ struct hist {
 	 * it, a failover without a reset) is replaced within check_ms */
 	struct event idle_ev;
 	int64_t check_ms;
+	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
+	void *busy_arg;
+	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
 	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
 	struct pgconn_notices notices;
 
@@ -1164,6 +1171,20 @@ static void kick(struct hist *h)
 			send_prepare(h);
 			return;
 		}
+		/* held back while runs wait; once held DEFER_MAX_MS, records flow until no run
+		 * waits, so a saturated executor never starves the history */
+		if (h->head && h->busy_fn && !h->closing && h->busy_fn(h->busy_arg)) {
+			int64_t now = mono_ms();
+			if (!h->defer_since_ms)
+				h->defer_since_ms = now;
+			if (now - h->defer_since_ms < DEFER_MAX_MS) {
+				evtimer_del(&h->linger_ev);
+				arm(&h->linger_ev, DEFER_MAX_MS - (now - h->defer_since_ms));
+				return;
+			}
+		} else {
+			h->defer_since_ms = 0;
+		}
 		if (h->head) {
 			if (send_batch(h) != 0)
 				return;
@@ -1462,6 +1483,20 @@ fail:
 	free(h->instance);
 	free(h);
 	return rc;
+}
+
+void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg)
+{
+	h->busy_fn = fn;
+	h->busy_arg = arg;
+}
+
+void hist_wake(struct hist *h)
+{
+	if (h && h->defer_since_ms) {
+		evtimer_del(&h->linger_ev);
+		kick(h);
+	}
 }
 
 void hist_set_connection_check(struct hist *h, int64_t ms)
