@@ -29,22 +29,24 @@ START_TEST(history_waits_for_the_runs_due_with_it)
 	                 "  hist = { conninfo = \"%s\"; pool = 1; }; };\n"
 	                 "history = { database = \"hist\"; };\n",
 	                 e.dir, e.dir, e.ci, e.ci);
-	itest_exec(e.db,
-	           "CREATE TABLE public.starts (job text, at timestamptz);"
-	           "CREATE TABLE public.arrivals (at timestamptz);"
-	           "CREATE FUNCTION public.arrived() RETURNS trigger LANGUAGE plpgsql AS"
-	           " $$BEGIN INSERT INTO public.arrivals VALUES (clock_timestamp()); RETURN NEW; END$$;"
-	           "CREATE TRIGGER arrived BEFORE INSERT ON pgcrond.job_run_details"
-	           " FOR EACH ROW EXECUTE FUNCTION public.arrived()");
+	itest_exec(
+	    e.db,
+	    "CREATE TABLE public.starts (job text, at timestamptz);"
+	    "CREATE TABLE public.arrivals (at timestamptz);"
+	    "CREATE FUNCTION public.arrived() RETURNS trigger LANGUAGE plpgsql AS"
+	    " $$BEGIN INSERT INTO public.arrivals VALUES (clock_timestamp()); RETURN NEW; END$$;"
+	    "CREATE TRIGGER arrived BEFORE INSERT ON pgcrond.job_run_details"
+	    " FOR EACH ROW EXECUTE FUNCTION public.arrived()");
 	itest_schedule_soon(when, sizeof(when), 2);
 	char jobs[4096] = "jobs = (\n";
 	for (int i = 0; i < JOBS; i++) {
 		size_t used = strlen(jobs);
-		snprintf(jobs + used, sizeof(jobs) - used,
-		         "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\";"
-		         "  command = \"INSERT INTO public.starts VALUES ('j%d', statement_timestamp());"
-		         " SELECT pg_sleep(0.08)\"; }%s\n",
-		         i, when, i, i + 1 < JOBS ? "," : "");
+		snprintf(
+		    jobs + used, sizeof(jobs) - used,
+		    "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\";"
+		    "  command = \"INSERT INTO public.starts VALUES ('j%d', statement_timestamp());"
+		    " SELECT pg_sleep(0.08)\"; }%s\n",
+		    i, when, i, i + 1 < JOBS ? "," : "");
 	}
 	itest_env_job(&e, "10-jobs.conf", "%s);\n", jobs);
 	itest_env_start(&e);
@@ -58,12 +60,12 @@ START_TEST(history_waits_for_the_runs_due_with_it)
 	char *order = itest_scalar(
 	    e.db, "SELECT round(extract(epoch FROM (SELECT min(at) FROM public.arrivals)"
 	          " - (SELECT max(at) FROM public.starts)) * 1000)::text");
-	ck_assert_msg(itest_env_count(&e,
-	                              "SELECT count(*) FROM public.arrivals WHERE at <"
-	                              " (SELECT max(at) FROM public.starts) - interval '10 ms'") == 0,
-	              "history rows were inserted while runs due with them still waited (the first "
-	              "%s ms after the last run's start)",
-	              order ? order : "?");
+	ck_assert_msg(
+	    itest_env_count(&e, "SELECT count(*) FROM public.arrivals WHERE at <"
+	                        " (SELECT max(at) FROM public.starts) - interval '10 ms'") == 0,
+	    "history rows were inserted while runs due with them still waited (the first "
+	    "%s ms after the last run's start)",
+	    order ? order : "?");
 	free(order);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
