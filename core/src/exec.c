@@ -23,6 +23,7 @@
 
 #include "cancel.h"
 #include "config.h"
+#include "duration.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -269,7 +270,7 @@ static void conn_close(struct conn **cp)
 static void pool_log_failure(struct pool *p, const char *err)
 {
 	char redacted[1024];
-	log_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
+	pgconn_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
 	if (log_complain(&p->complaint))
 		log_warning("database %s (%s): cannot connect: %s; retrying with backoff", p->name,
 		            redacted, err);

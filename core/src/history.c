@@ -1451,7 +1451,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		rc = -ENOMEM;
 		goto fail;
 	}
-	log_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
+	pgconn_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
 	/* Unique per process, so rows of this process are told from a dead one's. */
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)now_us(),
 	         (long)getpid());

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "alert.h"
+#include "duration.h"
 #include "exec.h"
 #include "flow.h"
 #include "history.h"
