@@ -250,10 +250,10 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 		            spec.database ? spec.database : "(none)");
 }
 
-/* The history holds its records back while runs wait for a connection. */
-static bool runs_waiting(void *ex)
+/* The history holds its records back while runs are under way or waiting. */
+static bool runs_under_way(void *ex)
 {
-	return exec_waiting_runs(ex) > 0;
+	return exec_active_runs(ex) > 0;
 }
 
 static void wake_history(void *hist)
@@ -278,7 +278,7 @@ static int open_history(struct daemon *d)
 		return rc;
 	}
 	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
-	hist_set_busy_fn(d->hist, runs_waiting, d->ex);
+	hist_set_busy_fn(d->hist, runs_under_way, d->ex);
 	exec_set_drained_cb(d->ex, wake_history, d->hist);
 	return 0;
 }

@@ -141,8 +141,7 @@ struct exec {
 	void *reachable_arg;
 	int64_t check_ms; /* exec_set_connection_check() */
 	struct cancel *cancel;
-	size_t n_waiting; /* runs waiting for a connection, all pools */
-	/* exec_set_drained_cb(): told, from the loop, when no run waits any more */
+	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
 	void (*on_drained)(void *arg);
 	void *drained_arg;
 	struct event drained_ev;
@@ -304,8 +303,6 @@ static void wait_remove(struct exec_run *r)
 		p->wait_tail = r->wprev;
 	r->wprev = r->wnext = NULL;
 	p->n_waiting--;
-	if (--p->ex->n_waiting == 0 && p->ex->on_drained)
-		event_active(&p->ex->drained_ev, 0, 0);
 }
 
 /* C's one timer (none when MS <= 0): the deadline of the connect or session reset under
@@ -1138,8 +1135,10 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 		r->anext->aprev = r->aprev;
 	ex->n_runs--;
 	if (r->on_done)
-		r->on_done(r->arg, &o);
+		r->on_done(r->arg, &o); /* may submit more runs */
 	run_free(&r);
+	if (ex->n_runs == 0 && ex->on_drained)
+		event_active(&ex->drained_ev, 0, 0);
 }
 
 /* The run has ended (its connection already released): report it from the loop. */
@@ -1331,7 +1330,6 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		p->wait_head = r;
 	p->wait_tail = r;
 	p->n_waiting++;
-	ex->n_waiting++;
 	*out = r;
 	pool_dispatch(p);
 	return 0;
@@ -1409,15 +1407,10 @@ size_t exec_active_runs(const struct exec *ex)
 	return ex->n_runs;
 }
 
-size_t exec_waiting_runs(const struct exec *ex)
-{
-	return ex->n_waiting;
-}
-
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec *ex = arg;
-	if (ex->on_drained && ex->n_waiting == 0)
+	if (ex->on_drained && ex->n_runs == 0)
 		ex->on_drained(ex->drained_arg);
 }
 

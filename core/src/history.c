@@ -60,9 +60,9 @@
  * batches, instead of history statements competing with the jobs' own (it is already in
  * the spill file, so the wait risks nothing). */
 #define LINGER_MS 100
-/* While the executor still has runs waiting for a connection (many jobs due at the same
- * instant), records wait too, until hist_wake() or for DEFER_MAX_MS at most: history
- * statements on the jobs' server would make the waiting runs later (hist_set_busy_fn). */
+/* While the executor has runs under way (many jobs due at the same instant), records wait,
+ * until hist_wake() or for DEFER_MAX_MS at most: history statements on the jobs' server
+ * would make those runs later (hist_set_busy_fn). */
 #define DEFER_MAX_MS 1000
 
 /* Record kinds in the spill file; the digit is the layout's version. */
@@ -1171,8 +1171,8 @@ static void kick(struct hist *h)
 			send_prepare(h);
 			return;
 		}
-		/* held back while runs wait; once held DEFER_MAX_MS, records flow until no run
-		 * waits, so a saturated executor never starves the history */
+		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
+		 * the executor is idle, so a busy executor never starves the history */
 		if (h->head && h->busy_fn && !h->closing && h->busy_fn(h->busy_arg)) {
 			int64_t now = mono_ms();
 			if (!h->defer_since_ms)

@@ -83,11 +83,12 @@ void hist_tune(struct hist *h, const struct hist_tuning *t);
  * half of it and must answer within the other half; otherwise it is replaced. */
 void hist_set_connection_check(struct hist *h, int64_t ms);
 
-/* FN(ARG) says whether runs wait for a connection (exec_waiting_runs): while it does, record
- * batches are held back, at most 1 s, so that history statements do not compete with runs
- * due at the same instant on the same server. NULL: never held back. */
+/* FN(ARG) says whether runs are under way (exec_active_runs): while they are, record
+ * batches are held back, at most 1 s (then they go on until FN says no), so that history
+ * statements do not compete with runs due at the same instant on the same server. NULL:
+ * never held back. */
 void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg);
-/* No run waits any more (exec_set_drained_cb): records held back go now. */
+/* No run is under way any more (exec_set_drained_cb): records held back go now. */
 void hist_wake(struct hist *h);
 
 /* Counters for tests and the status endpoint. */

@@ -1,8 +1,8 @@
 /* Runs due at the same instant go first, their history after (issue 10, §3: the history's
  * `running` rows competed with the runs' own statements at the due instant). Ten jobs fire
  * in the same second on a pool of one connection, each running 80 ms, so the last waits
- * about 0.7 s for the connection; the history rows of that second are inserted only once no
- * run waits any more, not while they queue. A trigger on the history table records when
+ * about 0.7 s for the connection; the history rows of that second are inserted only once the
+ * runs are over, not while they queue. A trigger on the history table records when
  * each row arrived. */
 #include <check.h>
 #include <signal.h>
