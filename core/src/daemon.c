@@ -162,6 +162,8 @@ static void reload(struct daemon *d)
 		goto out;
 	}
 	apply_log_level(cfg);
+	if (d->hist)
+		hist_set_connection_check(d->hist, cfg->connection_check_ms);
 	alert_reconfigure(d->alerts, cfg);
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
