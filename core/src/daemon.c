@@ -248,6 +248,8 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	}
 	apply_log_level(cfg);
 	log_plugins(plugins);
+	if (d->hist)
+		hist_set_connection_check(d->hist, cfg->connection_check_ms);
 	alert_reconfigure(d->alerts, cfg);
 	http_apply(d->http, cfg);
 	log_reload_diff(d->cfg, cfg, files == NULL);
@@ -429,6 +431,17 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 		            spec.database ? spec.database : "(none)");
 }
 
+/* The history holds its records back while runs are under way or waiting. */
+static bool runs_under_way(void *ex)
+{
+	return exec_active_runs(ex) > 0;
+}
+
+static void wake_history(void *hist)
+{
+	hist_wake(hist);
+}
+
 static int open_history(struct daemon *d)
 {
 	const struct conf_database *db =
@@ -445,6 +458,9 @@ static int open_history(struct daemon *d)
 		          strerror(-rc));
 		return rc;
 	}
+	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
+	hist_set_busy_fn(d->hist, runs_under_way, d->ex);
+	exec_set_drained_cb(d->ex, wake_history, d->hist);
 	return 0;
 }
 
