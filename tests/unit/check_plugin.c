@@ -462,7 +462,8 @@ START_TEST(test_no_build_run)
 	install_test_plugin("no_build_run");
 	expect_refusal("no_build_run", -ENOEXEC,
 	               "plugin \"no_build_run\" (@/no_build_run.so): declaration has no build_run "
-	               "callback; every plugin must say what a run executes");
+	               "callback and no materialized view for the default run (run_refresh) to "
+	               "refresh; every plugin must say what a run executes");
 }
 END_TEST
 
