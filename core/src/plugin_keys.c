@@ -15,13 +15,18 @@
 /* Payloads are quoted in the fallback message up to this many bytes. */
 #define QUOTE_MAX 80
 
-void plugin_keys_free(struct pgc_run *run)
+static void keys_free(struct pgc_run *run)
 {
 	for (size_t i = 0; i < run->n_keys; i++)
 		free(run->keys[i]);
 	free(run->keys);
 	run->keys = NULL;
 	run->n_keys = 0;
+}
+
+void plugin_keys_free(struct pgc_run *run)
+{
+	keys_free(run);
 	free(run->full_reason);
 	run->full_reason = NULL;
 }
@@ -33,7 +38,8 @@ static int cmp_key(const void *a, const void *b)
 
 /* The run falls back to recomputing everything: remember why and log it, once per run (a
  * plugin asking twice, e.g. for two tables, does not log twice). */
-static int full_run(struct pgc_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int full_run(struct pgc_run *run, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int full_run(struct pgc_run *run, const char *fmt, ...)
 {
 	char msg[512];
@@ -44,8 +50,9 @@ static int full_run(struct pgc_run *run, const char *fmt, ...)
 	va_end(ap);
 	if (!run->full_reason) {
 		run->full_reason = strdup(msg);
-		plugin_api()->log(PGC_LOG_NOTICE, "refreshing everything, not only the notified "
-		                                  "partitions: %s",
+		plugin_api()->log(PGC_LOG_NOTICE,
+		                  "refreshing everything, not only the notified "
+		                  "partitions: %s",
 		                  msg);
 	}
 	return 0;
@@ -107,7 +114,7 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 {
 	*keys = NULL;
 	*n_keys = 0;
-	plugin_keys_free(run);
+	keys_free(run); /* the reason stays: it is logged once per run */
 	if (n_payloads == 0 || !field || !*field)
 		return 0; /* not triggered by notifications: everything, silently */
 	if (max_keys == 0)
@@ -119,7 +126,8 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 	if (!got)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_payloads; i++) {
-		char *k = payload_key(run, payloads[i] ? payloads[i] : "", i, n_payloads, field, &oom);
+		char *k =
+		    payload_key(run, payloads[i] ? payloads[i] : "", i, n_payloads, field, &oom);
 		if (!k)
 			break;
 		got[n_got++] = k;
