@@ -1,11 +1,12 @@
-/* Per-challenge refresh of lane_distribution and weakness_patterns, as a property: random
+/* Per-partition refresh of the seed 002 plugins (lane_distribution, weakness_patterns and
+ * time_to_first_win per challenge, agent_progress per agent), as a property: random
  * batches of changes to public.submissions (newly scored, re-scored, moved out of scored, a
  * new lane appearing in a challenge, deleted), each batch one transaction that announces
  * every submission it touched the seed's way (one pg_notify on submission_scored per
  * submission, with submission_id, challenge_id and agent_id). The test receives the
  * notifications on its own LISTEN, hands them to each plugin's build_run() as the daemon
  * does, runs the statements, and then checks that each table equals its reference query run
- * afresh, that the run replaced only the notified challenges (the other rows are untouched,
+ * afresh, that the run replaced only the notified partitions (the other rows are untouched,
  * same ctid), and that a batch with a malformed payload made a full run saying why.
  *
  * The seed of the random choices is printed; PGCROND_PROPERTY_SEED replays one, and
@@ -26,16 +27,21 @@
 static const struct table {
 	const char *plugin;
 	const char *relation;
+	const char *key;   /* the partition key: a payload field and the table's column */
 	const char *order; /* its unique key, for a stable ctid digest */
 } tables[] = {
-    {"lane_distribution", "public.mv_lane_score_distribution", "challenge_id, lane_key"},
-    {"weakness_patterns", "public.mv_weakness_patterns", "agent_id, challenge_id, lane_key"},
+    {"lane_distribution", "public.mv_lane_score_distribution", "challenge_id",
+     "challenge_id, lane_key"},
+    {"weakness_patterns", "public.mv_weakness_patterns", "challenge_id",
+     "agent_id, challenge_id, lane_key"},
+    {"agent_progress", "public.mv_agent_progress", "agent_id", "agent_id, challenge_id, week"},
+    {"time_to_first_win", "public.mv_time_to_first_win", "challenge_id", "challenge_id"},
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* Announce each row a change returns, as seed 002 does. */
 #define ANNOUNCE                                                                                   \
-	" RETURNING pg_notify('submission_scored', json_build_object('submission_id', u.id, "    \
+	" RETURNING pg_notify('submission_scored', json_build_object('submission_id', u.id, "      \
 	"'challenge_id', u.challenge_id, 'agent_id', u.agent_id)::text)"
 /* New lane scores for a submission of challenge row c: each lane 0..100, two decimals. */
 #define NEW_SCORES                                                                                 \
@@ -53,10 +59,9 @@ static const struct change {
      "UPDATE public.submissions u SET status = 'scored', scored_at = now(), "
      "final_lane_scores = " NEW_SCORES " FROM public.challenges c WHERE c.id = u.challenge_id "
      "AND u.id = " PICK("status <> 'scored'") ANNOUNCE},
-    {"re-scored",
-     "UPDATE public.submissions u SET final_lane_scores = " NEW_SCORES
-     " FROM public.challenges c WHERE c.id = u.challenge_id AND u.id = " PICK(
-         "status = 'scored'") ANNOUNCE},
+    {"re-scored", "UPDATE public.submissions u SET final_lane_scores = " NEW_SCORES
+                  " FROM public.challenges c WHERE c.id = u.challenge_id AND u.id = " PICK(
+                      "status = 'scored'") ANNOUNCE},
     {"moved out of scored", "UPDATE public.submissions u SET status = 'failed' WHERE id = " PICK(
                                 "status = 'scored'") ANNOUNCE},
     {"new lane in a challenge",
@@ -94,15 +99,15 @@ static void exec_param(PGconn *c, const char *sql, const char *param)
 	PQclear(r);
 }
 
-/* Digest of the ctids of the rows of T outside the challenges KEYS (a PostgreSQL array
+/* Digest of the ctids of the rows of T outside the partitions KEYS (a PostgreSQL array
  * literal): a row rewritten gets a new ctid. */
 static char *untouched_digest(PGconn *c, const struct table *t, const char *keys)
 {
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 	         "SELECT md5(coalesce(string_agg(ctid::text, ',' ORDER BY %s), '')) FROM %s "
-	         "WHERE challenge_id <> ALL ($1::uuid[])",
-	         t->order, t->relation);
+	         "WHERE %s <> ALL ($1::uuid[])",
+	         t->order, t->relation, t->key);
 	const char *params[] = {keys};
 	PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
 	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
@@ -177,14 +182,16 @@ START_TEST(test_random_batches)
 	const struct plugin *plugins[N_TABLES];
 	char err[1024], *dir = itest_tmpdir("incremental"), path[600], from[600];
 
-	fprintf(stderr, "it_incremental: seed %u (PGCROND_PROPERTY_SEED=%u replays it), %d batches\n",
-	        seed, seed, batches);
+	fprintf(stderr,
+	        "it_incremental: seed %u (PGCROND_PROPERTY_SEED=%u replays it), %d batches\n", seed,
+	        seed, batches);
 	srand(seed);
 	for (size_t i = 0; i < N_TABLES; i++) {
 		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, tables[i].plugin);
 		snprintf(path, sizeof(path), "%s/%s.so", dir, tables[i].plugin);
 		itest_copy_file(from, path, 0644);
-		ck_assert_msg(plugin_load(dir, tables[i].plugin, &plugins[i], err, sizeof(err)) == 0,
+		ck_assert_msg(plugin_load(dir, tables[i].plugin, &plugins[i], err, sizeof(err)) ==
+		                  0,
 		              "%s", err);
 	}
 
@@ -215,11 +222,12 @@ START_TEST(test_random_batches)
 			char r[16];
 			snprintf(r, sizeof(r), "%d", rand() % 1000000);
 			exec_param(c, ch->sql, r);
-			snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s", k ? ", " : "",
-			         ch->name);
+			snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s",
+			         k ? ", " : "", ch->name);
 		}
 		if (malformed)
-			itest_exec(c, "SELECT pg_notify('submission_scored', '{\"bulk_load\": true}')");
+			itest_exec(
+			    c, "SELECT pg_notify('submission_scored', '{\"bulk_load\": true}')");
 		itest_exec(c, "COMMIT");
 
 		/* the payloads the batch announced (a change that found nothing announced none) */
@@ -235,16 +243,19 @@ START_TEST(test_random_batches)
 		}
 		if (n_payloads == 0)
 			continue;
-		char *keys;
-		{
-			/* the challenges the payloads name, as the plugins should find them */
+		char *keys[2]; /* challenge_id, agent_id */
+		for (int f = 0; f < 2; f++) {
+			/* the partitions the payloads name, as the plugins should find them */
 			size_t cap = 64;
 			for (size_t i = 0; i < n_payloads; i++)
 				cap += strlen(payloads[i]) + 8;
 			char *sql = malloc(cap);
 			ck_assert_ptr_nonnull(sql);
-			strcpy(sql, "SELECT coalesce(array_agg(DISTINCT p->>'challenge_id') FILTER (WHERE "
-			            "p ? 'challenge_id'), '{}')::text FROM jsonb_array_elements($1) p");
+			snprintf(
+			    sql, cap,
+			    "SELECT coalesce(array_agg(DISTINCT p->>'%s') FILTER (WHERE p ? '%s'), "
+			    "'{}')::text FROM jsonb_array_elements($1) p",
+			    f ? "agent_id" : "challenge_id", f ? "agent_id" : "challenge_id");
 			char *arr = malloc(cap);
 			ck_assert_ptr_nonnull(arr);
 			strcpy(arr, "[");
@@ -255,35 +266,40 @@ START_TEST(test_random_batches)
 			strcat(arr, "]");
 			const char *params[] = {arr};
 			PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
-			ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
-			keys = strdup(PQgetvalue(r, 0, 0));
+			ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s",
+			              PQerrorMessage(c));
+			keys[f] = strdup(PQgetvalue(r, 0, 0));
 			PQclear(r);
 			free(sql);
 			free(arr);
 		}
 
 		for (size_t i = 0; i < N_TABLES; i++) {
-			char *before = untouched_digest(c, &tables[i], keys);
+			const char *tkeys = keys[strcmp(tables[i].key, "agent_id") == 0];
+			char *before = untouched_digest(c, &tables[i], tkeys);
 			bool partial;
 			char *reason = run_with(c, plugins[i], payloads, n_payloads, &partial);
 			if (malformed) {
-				ck_assert_msg(!partial, "batch %d (%s): a malformed payload, yet a partial run",
-				              b, what);
+				ck_assert_msg(
+				    !partial,
+				    "batch %d (%s): a malformed payload, yet a partial run", b,
+				    what);
 				ck_assert_ptr_nonnull(reason);
 				char expect[128];
-				snprintf(expect, sizeof(expect), "payload %zu of %zu has no \"challenge_id\": ",
-				         n_payloads, n_payloads);
-				ck_assert_msg(strncmp(reason, expect, strlen(expect)) == 0, "reason: %s",
-				              reason);
+				snprintf(expect, sizeof(expect),
+				         "payload %zu of %zu has no \"%s\": ", n_payloads,
+				         n_payloads, tables[i].key);
+				ck_assert_msg(strncmp(reason, expect, strlen(expect)) == 0,
+				              "reason: %s", reason);
 			} else {
 				ck_assert_msg(partial, "batch %d (%s): a full run: %s", b, what,
 				              reason ? reason : "");
 				ck_assert_ptr_null(reason);
-				char *after = untouched_digest(c, &tables[i], keys);
+				char *after = untouched_digest(c, &tables[i], tkeys);
 				ck_assert_msg(strcmp(before, after) == 0,
-				              "seed %u, batch %d (%s): %s rows outside the challenges %s "
-				              "were rewritten",
-				              seed, b, what, tables[i].relation, keys);
+				              "seed %u, batch %d (%s): %s rows outside the "
+				              "partitions %s were rewritten",
+				              seed, b, what, tables[i].relation, tkeys);
 				free(after);
 			}
 			partial ? partial_runs++ : full_runs++;
@@ -295,9 +311,11 @@ START_TEST(test_random_batches)
 		for (size_t i = 0; i < n_payloads; i++)
 			free(payloads[i]);
 		free(payloads);
-		free(keys);
+		free(keys[0]);
+		free(keys[1]);
 	}
-	fprintf(stderr, "it_incremental: %d partial runs, %d full runs, all equal to the references\n",
+	fprintf(stderr,
+	        "it_incremental: %d partial runs, %d full runs, all equal to the references\n",
 	        partial_runs, full_runs);
 	ck_assert_int_gt(partial_runs, 0);
 	PQfinish(c);

@@ -367,39 +367,43 @@ START_TEST(test_missing_unique_index)
 	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);
 	free(out);
-	const struct plugin *p = env_plugin(&e, "agent_progress");
+	const struct plugin *p = env_plugin(&e, "chat_telemetry");
 	run_ok(e.c, p);
 
-	char *idx = itest_scalar(e.c, "SELECT indexrelid::regclass::text FROM pg_index "
-	                              "WHERE indrelid = 'public.mv_agent_progress'::regclass "
-	                              "AND indisunique");
+	char *idx =
+	    itest_scalar(e.c, "SELECT indexrelid::regclass::text FROM pg_index "
+	                      "WHERE indrelid = 'public.chat_telemetry_domain_summary'::regclass "
+	                      "AND indisunique");
 	ck_assert_ptr_nonnull(idx);
 	char sql[256];
 	snprintf(sql, sizeof(sql), "DROP INDEX %s", idx);
 	itest_exec(e.c, sql);
 	const char *node_sql = "SELECT relfilenode FROM pg_class "
-	                       "WHERE oid = 'public.mv_agent_progress'::regclass";
+	                       "WHERE oid = 'public.chat_telemetry_domain_summary'::regclass";
 	long long node = itest_scalar_ll(e.c, node_sql);
 
 	/* refused by the guard, with its SQLSTATE and message; the run stops there */
 	char *fail = run_plugin(e.c, p);
 	ck_assert_ptr_nonnull(fail);
-	ck_assert_str_eq(fail, "55000 materialized view public.mv_agent_progress has no usable "
-	                       "unique index, so it cannot be refreshed CONCURRENTLY");
+	ck_assert_str_eq(
+	    fail, "55000 materialized view public.chat_telemetry_domain_summary has no usable "
+	          "unique index, so it cannot be refreshed CONCURRENTLY");
 	free(fail);
 	/* no blocking refresh happened: a plain REFRESH writes a new heap (relfilenode) */
 	ck_assert_int_eq(itest_scalar_ll(e.c, node_sql), node);
 
 	/* a partial unique index is no better */
-	itest_exec(e.c, "CREATE UNIQUE INDEX mv_agent_progress_partial ON public.mv_agent_progress "
-	                "(agent_id, challenge_id, week) WHERE week IS NOT NULL");
+	itest_exec(e.c, "CREATE UNIQUE INDEX chat_telemetry_domain_summary_partial ON "
+	                "public.chat_telemetry_domain_summary "
+	                "(domain) WHERE domain IS NOT NULL");
 	fail = run_plugin(e.c, p);
 	ck_assert_ptr_nonnull(fail);
-	ck_assert_str_eq(fail, "55000 materialized view public.mv_agent_progress has no usable "
-	                       "unique index, so it cannot be refreshed CONCURRENTLY");
+	ck_assert_str_eq(
+	    fail, "55000 materialized view public.chat_telemetry_domain_summary has no usable "
+	          "unique index, so it cannot be refreshed CONCURRENTLY");
 	free(fail);
 	ck_assert_int_eq(itest_scalar_ll(e.c, node_sql), node);
-	itest_exec(e.c, "DROP INDEX public.mv_agent_progress_partial");
+	itest_exec(e.c, "DROP INDEX public.chat_telemetry_domain_summary_partial");
 
 	/* pgcrond install puts the plugin's index back, and the job runs again */
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
