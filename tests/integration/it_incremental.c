@@ -324,12 +324,101 @@ START_TEST(test_random_batches)
 }
 END_TEST
 
+/* An earlier install's materialized views become the tables, through each plugin's install
+ * DDL (what `pgcrond install` runs), keeping their names, unique indexes and rows; an object
+ * of the operator's that depends on a view stops the migration with a message saying what to
+ * do. The old views are stood in for by views of the reference queries, with the dependency
+ * of mv_weakness_patterns on mv_lane_score_distribution. */
+START_TEST(test_migrate_matviews)
+{
+	const struct plugin *plugins[N_TABLES];
+	char err[1024], *dir = itest_tmpdir("incremental-migrate"), path[600], from[600];
+
+	for (size_t i = 0; i < N_TABLES; i++) {
+		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, tables[i].plugin);
+		snprintf(path, sizeof(path), "%s/%s.so", dir, tables[i].plugin);
+		itest_copy_file(from, path, 0644);
+		ck_assert_msg(plugin_load(dir, tables[i].plugin, &plugins[i], err, sizeof(err)) ==
+		                  0,
+		              "%s", err);
+	}
+	char *ci = itest_fresh_db("pgcrond_it_incremental_migrate");
+	PGconn *c = itest_connect(ci);
+	PQsetNoticeProcessor(c, quiet, NULL);
+	exec_file(c, REPO_DIR "/sql/demo/schema.sql");
+	exec_file(c, REPO_DIR "/sql/demo/generate.sql");
+	itest_exec(c, "SELECT count(*) FROM pgcrond_demo.generate(3000, 30, 4)");
+	for (size_t i = 0; i < N_TABLES; i++) {
+		snprintf(path, sizeof(path), "%s/plugins/%s/reference.sql", REPO_DIR,
+		         tables[i].plugin);
+		char *ref = itest_read_file(path);
+		size_t cap = strlen(ref) + 512;
+		char *sql = malloc(cap);
+		ck_assert_ptr_nonnull(sql);
+		snprintf(sql, cap, "CREATE MATERIALIZED VIEW %s AS SELECT * FROM (\n%s\n) r%s",
+		         tables[i].relation, ref,
+		         i == 1
+		             ? "\nWHERE EXISTS (SELECT 1 FROM public.mv_lane_score_distribution d "
+		               "WHERE d.challenge_id = r.challenge_id)"
+		             : "");
+		itest_exec(c, sql);
+		free(sql);
+		free(ref);
+	}
+	itest_exec(c,
+	           "CREATE UNIQUE INDEX idx_mv_lane_dist_pk ON public.mv_lane_score_distribution "
+	           "(challenge_id, lane_key)");
+	itest_exec(c, "CREATE VIEW public.my_progress AS SELECT * FROM public.mv_agent_progress");
+
+	/* lane_distribution first, as install orders it: it drops weakness's view, which reads
+	 * its own; agent_progress's view has a dependent view of the operator's */
+	itest_exec(c, plugins[0]->decl.install_sql);
+	itest_exec(c, plugins[1]->decl.install_sql);
+	PGresult *r = PQexec(c, plugins[2]->decl.install_sql);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+	                 "cannot turn materialized view public.mv_agent_progress into a table: "
+	                 "other objects depend on it");
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT),
+	                 "drop them (DROP MATERIALIZED VIEW ... CASCADE lists them), run pgcrond "
+	                 "install again, then create them again");
+	PQclear(r);
+	ck_assert_int_eq(itest_scalar_ll(c,
+	                                 "SELECT count(*) FROM pg_class WHERE oid = "
+	                                 "'public.mv_agent_progress'::regclass AND relkind = 'm'"),
+	                 1);
+	itest_exec(c, "DROP VIEW public.my_progress");
+	itest_exec(c, plugins[2]->decl.install_sql);
+	itest_exec(c, plugins[3]->decl.install_sql);
+
+	for (size_t i = 0; i < N_TABLES; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+		         "SELECT relkind::text FROM pg_class WHERE oid = '%s'::regclass",
+		         tables[i].relation);
+		char *kind = itest_scalar(c, sql);
+		ck_assert_msg(strcmp(kind, "r") == 0, "%s is of kind %s", tables[i].relation, kind);
+		free(kind);
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass AND indisunique",
+		    tables[i].relation);
+		ck_assert_int_eq(itest_scalar_ll(c, sql), 1);
+		expect_reference(c, &tables[i], 0, 0);
+	}
+	PQfinish(c);
+	free(ci);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("incremental");
 	TCase *tc = tcase_create("incremental");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_random_batches);
+	tcase_add_test(tc, test_migrate_matviews);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
