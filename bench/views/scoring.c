@@ -2,8 +2,9 @@
  * Generates SUBMISSIONS (default 1,000,000) submissions, installs lane_distribution and
  * weakness_patterns, and runs the daemon with their jobs as conf.d ships them (listen on
  * submission_scored, debounce 5 s, max_delay 60 s, weakness after lanes; the schedules are
- * left out, so that only notified runs are measured). A scorer moves pending submissions to
- * 'scored' at SCORING_RATE per second (default 20), one transaction each, so the demo's trigger
+ * yearly, so that only notified runs are measured: a job with `after` and no schedule would
+ * also run, without payloads, after each run of its upstream). A scorer moves pending submissions
+ * to 'scored' at SCORING_RATE per second (default 20), one transaction each, so the demo's trigger
  * announces each one, for SCORING_SECONDS (default 180) per window, in four windows:
  *   scenario "all": the demo's scorer (pgcrond_demo.score_pending(1): the oldest pending
  *     submission, whatever its challenge: all challenges change all the time);
@@ -143,10 +144,12 @@ static void write_config(const char *dir, const char *state, int max_partitions)
 	fprintf(f,
 	        "jobs = (\n"
 	        "  { name = \"refresh-lane-distributions\"; plugin = \"lane_distribution\";\n"
-	        "    database = \"analytics\"; listen = \"submission_scored\"; debounce = \"5s\";\n"
+	        "    database = \"analytics\"; schedule = \"@yearly\";\n"
+	        "    listen = \"submission_scored\"; debounce = \"5s\";\n"
 	        "    max_delay = \"60s\"; timeout = \"10m\"; max_partitions = %d; },\n"
 	        "  { name = \"refresh-weakness-patterns\"; plugin = \"weakness_patterns\";\n"
-	        "    database = \"analytics\"; after = [ \"refresh-lane-distributions\" ];\n"
+	        "    database = \"analytics\"; schedule = \"@yearly\";\n"
+	        "    after = [ \"refresh-lane-distributions\" ];\n"
 	        "    listen = \"submission_scored\"; debounce = \"5s\"; max_delay = \"60s\";\n"
 	        "    timeout = \"10m\"; max_partitions = %d; }\n"
 	        ");\n",
