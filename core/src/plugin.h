@@ -143,8 +143,8 @@ const struct pgc_api *plugin_api(void);
 
 /* ABI 1.2's payload_keys() and run_replace() (plugin_keys.c); see pgcrond/plugin.h. */
 int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t n_payloads,
-                        const char *field, size_t max_keys, const char *const **keys,
-                        size_t *n_keys);
+                        const char *field, unsigned flags, size_t max_keys,
+                        const char *const **keys, size_t *n_keys);
 int plugin_run_replace(struct pgc_run *run, const char *relation, const char *key_column,
                        const char *select_sql, const char *const *keys, size_t n_keys);
 /* Free what payload_keys() left in RUN (called by plugin_run_free()). */

@@ -2,6 +2,7 @@
  * run into the partitions (challenge ids, agent ids) it must recompute, or decides that the
  * run recomputes everything and says why; run_replace() writes the one transaction that
  * replaces those partitions' rows. Kept out of plugin.c, which loads and checks plugins. */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -62,9 +63,13 @@ static int full_run(struct pgc_run *run, const char *fmt, ...)
 static void quote_payload(const char *payload, char *out, size_t outlen)
 {
 	char head[QUOTE_MAX + 1];
-	size_t n = strlen(payload);
+	size_t n = strlen(payload), cut = n;
 
-	snprintf(head, sizeof(head), "%s", payload);
+	if (cut > QUOTE_MAX) /* cut before a character, never inside one (UTF-8) */
+		for (cut = QUOTE_MAX; cut > 0 && ((unsigned char)payload[cut] & 0xC0) == 0x80;)
+			cut--;
+	memcpy(head, payload, cut);
+	head[cut] = '\0';
 	if (log_escape(head, out, outlen) < 0 || n > QUOTE_MAX) {
 		size_t len = strlen(out);
 		if (len + 4 < outlen)
@@ -72,9 +77,37 @@ static void quote_payload(const char *payload, char *out, size_t outlen)
 	}
 }
 
+/* Whether K has the form FLAGS ask for (see PGC_KEY_* in pgcrond/plugin.h). */
+static bool key_has_form(const char *k, unsigned flags)
+{
+	if (flags & PGC_KEY_INT) {
+		k += *k == '-';
+		if (!*k)
+			return false;
+		for (; *k; k++)
+			if (*k < '0' || *k > '9')
+				return false;
+		return true;
+	}
+	if (flags & PGC_KEY_UUID) {
+		size_t len = strlen(k), digits = 0;
+		bool dashed = len == 36;
+		if (len != 36 && len != 32)
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			bool dash_here = dashed && (i == 8 || i == 13 || i == 18 || i == 23);
+			if (dash_here ? k[i] != '-' : !isxdigit((unsigned char)k[i]))
+				return false;
+			digits += !dash_here;
+		}
+		return digits == 32;
+	}
+	return true;
+}
+
 /* The key of one payload as text, or NULL after full_run() said why there is none. */
 static char *payload_key(struct pgc_run *run, const char *payload, size_t i, size_t n,
-                         const char *field, bool *oom)
+                         const char *field, unsigned flags, bool *oom)
 {
 	char quoted[QUOTE_MAX * 4 + 8];
 	json_error_t jerr;
@@ -93,27 +126,35 @@ static char *payload_key(struct pgc_run *run, const char *payload, size_t i, siz
 	else if (!v)
 		full_run(run, "payload %zu of %zu has no \"%s\": '%s'", i + 1, n, field, quoted);
 	else if (json_is_string(v) && json_string_length(v) > 0 &&
-	         strlen(json_string_value(v)) == json_string_length(v))
+	         strlen(json_string_value(v)) == json_string_length(v) &&
+	         key_has_form(json_string_value(v), flags))
 		*oom = !(key = strdup(json_string_value(v)));
-	else if (json_is_integer(v)) {
+	else if (json_is_integer(v) && !(flags & PGC_KEY_UUID)) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		*oom = !(key = strdup(buf));
 	} else
-		full_run(run,
-		         "payload %zu of %zu has a \"%s\" that is not a non-empty string or an "
-		         "integer: '%s'",
-		         i + 1, n, field, quoted);
+		full_run(run, "payload %zu of %zu has a \"%s\" that is not %s: '%s'", i + 1, n,
+		         field,
+		         flags & PGC_KEY_UUID  ? "a uuid"
+		         : flags & PGC_KEY_INT ? "an integer"
+		                               : "a non-empty string or an integer",
+		         quoted);
 	json_decref(root);
 	return key;
 }
 
 int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t n_payloads,
-                        const char *field, size_t max_keys, const char *const **keys,
-                        size_t *n_keys)
+                        const char *field, unsigned flags, size_t max_keys,
+                        const char *const **keys, size_t *n_keys)
 {
 	*keys = NULL;
 	*n_keys = 0;
+	if ((flags & ~(PGC_KEY_UUID | PGC_KEY_INT)) || flags == (PGC_KEY_UUID | PGC_KEY_INT)) {
+		plugin_api()->run_error(run, "payload_keys() was given flags 0x%x (a plugin bug)",
+		                        flags);
+		return -EINVAL;
+	}
 	keys_free(run); /* the reason stays: it is logged once per run */
 	if (n_payloads == 0 || !field || !*field)
 		return 0; /* not triggered by notifications: everything, silently */
@@ -126,8 +167,8 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 	if (!got)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_payloads; i++) {
-		char *k =
-		    payload_key(run, payloads[i] ? payloads[i] : "", i, n_payloads, field, &oom);
+		char *k = payload_key(run, payloads[i] ? payloads[i] : "", i, n_payloads, field,
+		                      flags, &oom);
 		if (!k)
 			break;
 		got[n_got++] = k;

@@ -46,7 +46,7 @@ static int build_run(const struct pgc_settings *s, const char *const *payloads, 
 	const char *const *keys;
 	size_t n_keys;
 	int rc =
-	    api->payload_keys(run, payloads, n_payloads, "challenge_id",
+	    api->payload_keys(run, payloads, n_payloads, "challenge_id", PGC_KEY_UUID,
 	                      (size_t)api->setting_int(s, "max_partitions", 100), &keys, &n_keys);
 	if (rc < 0)
 		return rc;

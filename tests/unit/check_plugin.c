@@ -442,18 +442,23 @@ START_TEST(test_partial_runs)
 
 	/* the seed's payloads: their distinct challenges, sorted, as one array parameter */
 	const char *const seed[] = {
-	    "{\"submission_id\" : 7, \"challenge_id\" : \"c2\", \"agent_id\" : \"a1\"}",
-	    "{\"submission_id\":8,\"challenge_id\":\"c1\",\"agent_id\":\"a1\"}",
-	    "{\"submission_id\":9,\"challenge_id\":\"c2\",\"agent_id\":\"a2\"}",
-	    "{\"challenge_id\":\"we\\\"ird\\\\\"}",
-	    "{\"challenge_id\":42}",
+	    "{\"submission_id\" : 7, \"challenge_id\" : \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\", "
+	    "\"agent_id\" : "
+	    "\"a1\"}",
+	    "{\"submission_id\":8,\"challenge_id\":\"11111111-2222-3333-4444-555555555555\","
+	    "\"agent_id\":\"a1\"}",
+	    "{\"submission_id\":9,\"challenge_id\":\"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\","
+	    "\"agent_id\":\"a2\"}",
+	    "{\"challenge_id\":\"0123456789ABCDEF0123456789abcdef\"}",
 	};
-	run = lane_run(p, seed, 5, "");
+	run = lane_run(p, seed, 4, "");
 	ck_assert_uint_eq(run->n_stmts, 4);
 	ck_assert_str_eq(run->stmts[1].sql, "DELETE FROM \"public\".\"mv_lane_score_distribution\" "
 	                                    "WHERE \"challenge_id\" = ANY ($1)");
 	ck_assert_int_eq(run->stmts[1].n_params, 1);
-	ck_assert_str_eq(run->stmts[1].params[0], "{\"42\",\"c1\",\"c2\",\"we\\\"ird\\\\\"}");
+	ck_assert_str_eq(run->stmts[1].params[0],
+	                 "{\"0123456789ABCDEF0123456789abcdef\",\"11111111-2222-3333-4444-"
+	                 "555555555555\",\"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"}");
 	ck_assert_str_eq(run->stmts[2].sql,
 	                 "INSERT INTO \"public\".\"mv_lane_score_distribution\" SELECT * FROM "
 	                 "public.mv_lane_score_distribution_rows($1)");
@@ -483,21 +488,24 @@ START_TEST(test_partial_runs)
 	                 "\"submissions\": 1000000}'");
 	plugin_run_free(&run);
 
-	const char *const typed[] = {"{\"challenge_id\": 1.5}", "{\"challenge_id\": \"\"}"};
-	run = lane_run(p, typed, 2, "");
-	expect_full(run, "payload 1 of 2 has a \"challenge_id\" that is not a non-empty string or "
-	                 "an integer: '{\"challenge_id\": 1.5}'");
-	plugin_run_free(&run);
-	run = lane_run(p, typed + 1, 1, "");
-	expect_full(run, "payload 1 of 1 has a \"challenge_id\" that is not a non-empty string or "
-	                 "an integer: '{\"challenge_id\": \"\"}'");
-	plugin_run_free(&run);
+	/* the key column is a uuid: anything else would fail the run, so it makes a full one */
+	const char *const typed[] = {"{\"challenge_id\": 1.5}", "{\"challenge_id\": 42}",
+	                             "{\"challenge_id\": \"11111111-2222-3333-4444-55555555555\"}"};
+	for (size_t i = 0; i < 3; i++) {
+		char expect[256];
+		snprintf(expect, sizeof(expect),
+		         "payload 1 of 1 has a \"challenge_id\" that is not a uuid: '%s'",
+		         typed[i]);
+		run = lane_run(p, typed + i, 1, "");
+		expect_full(run, expect);
+		plugin_run_free(&run);
+	}
 
-	run = lane_run(p, seed, 5, "3");
-	expect_full(run, "the 5 payloads name 4 distinct \"challenge_id\" values, more than "
-	                 "max_partitions = 3");
+	run = lane_run(p, seed, 4, "2");
+	expect_full(run, "the 4 payloads name 3 distinct \"challenge_id\" values, more than "
+	                 "max_partitions = 2");
 	plugin_run_free(&run);
-	run = lane_run(p, seed, 5, "4");
+	run = lane_run(p, seed, 4, "3");
 	ck_assert_int_eq(run->stmts[1].n_params, 1);
 	plugin_run_free(&run);
 	run = lane_run(p, seed, 1, "0");
@@ -513,6 +521,44 @@ START_TEST(test_partial_runs)
 	ck_assert_msg(strstr(run->full_reason, "has no \"challenge_id\": '{\"x\":\\n\"000") &&
 	                  strstr(run->full_reason, "000...'") && strlen(run->full_reason) < 160,
 	              "%s", run->full_reason);
+	plugin_run_free(&run);
+}
+END_TEST
+
+/* The entries on their own: keys of any text, escaped in the array literal; integers. */
+START_TEST(test_partial_api)
+{
+	const struct pgc_api *api = plugin_api();
+	struct pgc_run *run = calloc(1, sizeof(*run));
+	const char *const payloads[] = {"{\"k\":\"we\\\"ird\\\\\"}", "{\"k\":42}", "{\"k\":\"-7\"}",
+	                                "{\"k\":\"c1\"}"};
+	const char *const *keys;
+	size_t n_keys;
+
+	ck_assert_ptr_nonnull(run);
+	ck_assert_int_eq(api->payload_keys(run, payloads, 4, "k", 0, 10, &keys, &n_keys), 1);
+	ck_assert_uint_eq(n_keys, 4);
+	ck_assert_int_eq(api->run_replace(run, "s.t", "k", "SELECT * FROM s.f($1)", keys, n_keys),
+	                 0);
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_str_eq(run->stmts[1].sql, "DELETE FROM \"s\".\"t\" WHERE \"k\" = ANY ($1)");
+	ck_assert_str_eq(run->stmts[1].params[0], "{\"-7\",\"42\",\"c1\",\"we\\\"ird\\\\\"}");
+	ck_assert_str_eq(run->stmts[2].sql, "INSERT INTO \"s\".\"t\" SELECT * FROM s.f($1)");
+	/* integers: a JSON number or a string of digits */
+	ck_assert_int_eq(
+	    api->payload_keys(run, payloads + 1, 2, "k", PGC_KEY_INT, 10, &keys, &n_keys), 1);
+	ck_assert_uint_eq(n_keys, 2);
+	ck_assert_int_eq(
+	    api->payload_keys(run, payloads + 3, 1, "k", PGC_KEY_INT, 10, &keys, &n_keys), 0);
+	ck_assert_str_eq(run->full_reason, "payload 1 of 1 has a \"k\" that is not an integer: "
+	                                   "'{\"k\":\"c1\"}'");
+	/* mistakes of the plugin's */
+	ck_assert_int_eq(api->payload_keys(run, payloads, 1, "k", 0x10, 10, &keys, &n_keys),
+	                 -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "a.b.c", "k", "SELECT 1", NULL, 0), -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "t", "", "SELECT 1", NULL, 0), -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "t", "k", "", NULL, 0), -EINVAL);
+	ck_assert_str_eq(run->error, "payload_keys() was given flags 0x10 (a plugin bug)");
 	plugin_run_free(&run);
 }
 END_TEST
@@ -534,8 +580,8 @@ START_TEST(test_partial_fallback_logged_once)
 	ck_assert(saved >= 0 && fd >= 0);
 	dup2(fd, 2);
 	close(fd);
-	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 10, &keys, &n_keys), 0);
-	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 10, &keys, &n_keys), 0);
+	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 0, 10, &keys, &n_keys), 0);
+	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 0, 10, &keys, &n_keys), 0);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -1125,6 +1171,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_seed_plugin_run);
 	tcase_add_test(tc, test_partial_runs);
 	tcase_add_test(tc, test_partial_fallback_logged_once);
+	tcase_add_test(tc, test_partial_api);
 	tcase_add_test(tc, test_no_magic);
 	tcase_add_test(tc, test_abi_major);
 	tcase_add_test(tc, test_abi_minor);

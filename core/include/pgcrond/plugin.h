@@ -245,19 +245,24 @@ struct pgc_api {
 	 * partitioned by a key (a challenge, an agent) and can recompute one partition alone.
 	 * Reads FIELD of each of the N_PAYLOADS payloads build_run() got, each a JSON object
 	 * such as {"submission_id":7,"challenge_id":"9f..","agent_id":"1c.."}; FIELD's value must
-	 * be a non-empty string or an integer. The distinct values, sorted, go to *KEYS
-	 * (N_KEYS of them), owned by RUN and valid until the core frees it (after build_run()).
+	 * be a non-empty string or an integer, and with FLAGS PGC_KEY_UUID a uuid
+	 * (8-4-4-4-12 hex digits, or 32 without dashes), with PGC_KEY_INT an integer (a JSON
+	 * number, or a string of digits with an optional '-'): what the key column's type accepts,
+	 * so that a bad key makes a full run rather than a failed one. The distinct values, sorted,
+	 * go to *KEYS (N_KEYS of them), owned by RUN and valid until the core frees it (after
+	 * build_run()).
 	 *
 	 * Returns 1 when *KEYS names the partitions to recompute. Returns 0 when the run must
 	 * recompute everything instead: there are no payloads (a scheduled, upstream-triggered
 	 * or manual run), or a payload is not a JSON object, lacks FIELD or has it of another
-	 * type, or the payloads name more than MAX_KEYS distinct values (MAX_KEYS 0: always
-	 * everything). In those last cases the core logs the reason once per run (at notice
-	 * level), naming the first offending payload. Returns -ENOMEM. Pure, no I/O.
+	 * type (or not of the form FLAGS ask), or the payloads name more than MAX_KEYS distinct
+	 * values (MAX_KEYS 0: always everything). In those last cases the core logs the reason once
+	 * per run (at notice level), naming the first offending payload. Returns -ENOMEM, or
+	 * -EINVAL for unknown FLAGS (recorded as run_error() would). Pure, no I/O.
 	 */
 	int (*payload_keys)(struct pgc_run *run, const char *const *payloads, size_t n_payloads,
-	                    const char *field, size_t max_keys, const char *const **keys,
-	                    size_t *n_keys);
+	                    const char *field, unsigned flags, size_t max_keys,
+	                    const char *const **keys, size_t *n_keys);
 
 	/*
 	 * Append the replacement of some (or all) rows of a table the plugin fills, as one
@@ -282,6 +287,10 @@ struct pgc_api {
 	int (*run_replace)(struct pgc_run *run, const char *relation, const char *key_column,
 	                   const char *select_sql, const char *const *keys, size_t n_keys);
 };
+
+/* Flags of pgc_api.payload_keys(): the form every key must have. */
+#define PGC_KEY_UUID 0x1u /* a uuid: 8-4-4-4-12 hex digits, or 32 without dashes */
+#define PGC_KEY_INT 0x2u  /* a whole number: optional '-', then digits */
 
 /* Flags of pgc_api.run_refresh(). */
 #define PGC_REFRESH_CONCURRENTLY 0x1u /* REFRESH ... CONCURRENTLY even if not declared so */

@@ -77,8 +77,8 @@ static int build_run(const struct pgc_settings *s, const char *const *payloads, 
 	/* The table, per challenge (ABI 1.2): the "challenge_id" of each payload, such as
 	 * {"bout_id":7,"challenge_id":"9f.."}. rc 1: those challenges only; rc 0: all of them (a
 	 * scheduled run, or a payload without one, or more than 50: the core logs why). */
-	rc = api->payload_keys(run, payloads, n_payloads, "challenge_id", 50, &challenges,
-	                       &n_challenges);
+	rc = api->payload_keys(run, payloads, n_payloads, "challenge_id", PGC_KEY_UUID, 50,
+	                       &challenges, &n_challenges);
 	if (rc < 0)
 		return rc;
 	/* One transaction: DELETE those challenges' rows, INSERT them recomputed. The keys go
