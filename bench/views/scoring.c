@@ -328,7 +328,9 @@ int main(int argc, char **argv)
 	const char *focused =
 	    "UPDATE public.submissions SET status = 'judging' WHERE id = (SELECT id FROM "
 	    "public.submissions WHERE status = 'scored' AND challenge_id IN (SELECT id FROM "
-	    "public.challenges ORDER BY slug LIMIT 3) ORDER BY random() LIMIT 1); "
+	    "public.challenges ORDER BY slug LIMIT 3) AND id >= (SELECT (random() * "
+	    "max(id))::bigint "
+	    "FROM public.submissions) ORDER BY id LIMIT 1); "
 	    "WITH picked AS (SELECT s.id, c.lanes FROM public.submissions s "
 	    "JOIN public.challenges c ON c.id = s.challenge_id "
 	    "WHERE s.status IN ('pending', 'judging') AND s.challenge_id IN "
