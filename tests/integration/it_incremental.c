@@ -12,6 +12,7 @@
  * The seed of the random choices is printed; PGCROND_PROPERTY_SEED replays one, and
  * PGCROND_PROPERTY_BATCHES runs more batches than the default (60). */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,100 @@ START_TEST(test_migrate_matviews)
 }
 END_TEST
 
+/* Through the daemon: the demo's trigger announces scored submissions of one challenge on
+ * submission_scored, the listening job's run replaces that challenge's rows only (the other
+ * challenges' rows keep their ctid) and the table equals its reference; a payload without
+ * the key makes the next run replace every row, and the log says why. */
+START_TEST(test_daemon_notified_runs)
+{
+	struct itest_env e;
+	const struct table *lanes = &tables[0];
+
+	itest_env_setup(&e, "incremental-daemon", "it_incremental_daemon");
+	PQsetNoticeProcessor(e.db, quiet, NULL);
+	exec_file(e.db, REPO_DIR "/sql/demo/schema.sql");
+	exec_file(e.db, REPO_DIR "/sql/demo/generate.sql");
+	itest_exec(e.db, "SELECT count(*) FROM pgcrond_demo.generate(3000, 30, 4)");
+	exec_file(e.db, REPO_DIR "/plugins/lane_distribution/lane_distribution.sql");
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/lane_distribution.so", "lane_distribution");
+	itest_env_job(
+	    &e, "10-lanes.conf",
+	    "job = { name = \"lanes\"; plugin = \"lane_distribution\"; database = \"app\";"
+	    " schedule = \"@yearly\"; listen = \"submission_scored\";"
+	    " debounce = \"300ms\"; max_delay = \"2s\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                   "application_name = 'pgcrond listener' AND state = 'idle' "
+	                   "AND datname = current_database() AND (query LIKE "
+	                   "'%%submission_scored%%' OR query LIKE '%%trigger_request%%')"),
+	    "the daemon does not listen:\n%s", itest_read_file(e.log));
+	/* a run the listener's first connection may start settles first */
+	itest_sleep(1.5);
+	long long runs = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'lanes' AND status = 'succeeded'");
+
+	/* five submissions of one challenge judged again and scored: five notifications */
+	char *ch = itest_scalar(e.db, "SELECT challenge_id::text FROM public.submissions "
+	                              "ORDER BY id LIMIT 1");
+	char keys[80];
+	snprintf(keys, sizeof(keys), "{%s}", ch);
+	char *before = untouched_digest(e.db, lanes, keys);
+	const char *params[] = {ch};
+	PGresult *r = PQexecParams(e.db,
+	                           "UPDATE public.submissions SET status = 'judging' WHERE id IN "
+	                           "(SELECT id FROM public.submissions WHERE challenge_id = $1 "
+	                           "AND status = 'scored' ORDER BY id LIMIT 5)",
+	                           1, NULL, params, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexecParams(e.db,
+	                 "UPDATE public.submissions SET status = 'scored', final_lane_scores = "
+	                 "(SELECT jsonb_object_agg(l, 99.5) FROM public.challenges c, "
+	                 "unnest(c.lanes) l WHERE c.id = challenge_id) "
+	                 "WHERE status = 'judging' AND challenge_id = $1",
+	                 1, NULL, params, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = %lld FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'lanes' AND status = 'succeeded'",
+	                             runs + 1),
+	              "no run after the notifications:\n%s", itest_read_file(e.log));
+	expect_reference(e.db, lanes, 0, 1);
+	char *after = untouched_digest(e.db, lanes, keys);
+	ck_assert_msg(
+	    strcmp(before, after) == 0,
+	    "the notified run rewrote rows of challenges it was not told about: runs %s\n%s",
+	    itest_scalar(e.db, "SELECT string_agg(trigger || ' ' || status, ', ' ORDER "
+	                       "BY runid) FROM pgcrond.job_run_details"),
+	    itest_read_file(e.log));
+	free(after);
+
+	/* a payload without the key: everything, and the reason in the log */
+	itest_exec(e.db, "SELECT pg_notify('submission_scored', '{\"bulk_load\": true}')");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "job lanes (plugin lane_distribution): refreshing everything, "
+	                             "not only the notified partitions: payload 1 of 1 has no "
+	                             "\"challenge_id\": '{\"bulk_load\": true}'",
+	                             20),
+	              "%s", itest_read_file(e.log));
+	ck_assert(itest_env_wait(&e, 20,
+	                         "SELECT count(*) = %lld FROM pgcrond.job_run_details WHERE "
+	                         "job_name = 'lanes' AND status = 'succeeded'",
+	                         runs + 2));
+	after = untouched_digest(e.db, lanes, keys);
+	ck_assert_msg(strcmp(before, after) != 0, "the full run left the other challenges' rows");
+	expect_reference(e.db, lanes, 0, 2);
+	free(after);
+	free(before);
+	free(ch);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("incremental");
@@ -419,6 +514,7 @@ int main(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_random_batches);
 	tcase_add_test(tc, test_migrate_matviews);
+	tcase_add_test(tc, test_daemon_notified_runs);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
