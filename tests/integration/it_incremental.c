@@ -507,6 +507,75 @@ START_TEST(test_daemon_notified_runs)
 }
 END_TEST
 
+/* Continuous scoring: notifications every 100 ms, so the lane job always has another run
+ * coming. The weakness job, which listens too and runs after it, must still run after each
+ * lane run, not wait for a quiet moment that never comes (it was starved: parked behind an
+ * upstream that always had notifications pending). */
+START_TEST(test_daemon_downstream_under_continuous_scoring)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "incremental-continuous", "it_incremental_continuous");
+	PQsetNoticeProcessor(e.db, quiet, NULL);
+	exec_file(e.db, REPO_DIR "/sql/demo/schema.sql");
+	exec_file(e.db, REPO_DIR "/sql/demo/generate.sql");
+	itest_exec(e.db, "SELECT count(*) FROM pgcrond_demo.generate(2000, 20, 4)");
+	exec_file(e.db, REPO_DIR "/plugins/lane_distribution/lane_distribution.sql");
+	exec_file(e.db, REPO_DIR "/plugins/weakness_patterns/weakness_patterns.sql");
+	/* each lane run takes over a second, as at a million submissions: notifications keep
+	 * coming while it runs */
+	itest_exec(e.db, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+	                 "$$ BEGIN PERFORM pg_sleep(1.2); RETURN NULL; END $$");
+	itest_exec(e.db, "CREATE TRIGGER slow AFTER INSERT ON public.mv_lane_score_distribution "
+	                 "FOR EACH STATEMENT EXECUTE FUNCTION slow()");
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/lane_distribution.so", "lane_distribution");
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/weakness_patterns.so", "weakness_patterns");
+	itest_env_job(&e, "10-views.conf",
+	              "jobs = (\n"
+	              " { name = \"lanes\"; plugin = \"lane_distribution\"; database = \"app\";"
+	              "   schedule = \"@yearly\"; listen = \"submission_scored\";"
+	              "   debounce = \"500ms\"; max_delay = \"1500ms\"; },\n"
+	              " { name = \"weakness\"; plugin = \"weakness_patterns\"; database = \"app\";"
+	              "   schedule = \"@yearly\"; after = [ \"lanes\" ];"
+	              "   listen = \"submission_scored\"; debounce = \"500ms\";"
+	              "   max_delay = \"1500ms\"; }\n"
+	              ");\n");
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
+	                   "application_name = 'pgcrond listener' AND state = 'idle' "
+	                   "AND datname = current_database() AND (query LIKE "
+	                   "'%%submission_scored%%' OR query LIKE '%%trigger_request%%')"),
+	    "the daemon does not listen:\n%s", itest_read_file(e.log));
+
+	char *payload = itest_scalar(
+	    e.db, "SELECT json_build_object('submission_id', id, 'challenge_id', challenge_id, "
+	          "'agent_id', agent_id)::text FROM public.submissions ORDER BY id LIMIT 1");
+	const char *params[] = {payload};
+	double t0 = itest_now();
+	while (itest_now() - t0 < 8) {
+		PGresult *r = PQexecParams(e.db, "SELECT pg_notify('submission_scored', $1)", 1,
+		                           NULL, params, NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		PQclear(r);
+		itest_sleep(0.1);
+	}
+	long long lanes = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                      "WHERE job_name = 'lanes' AND status = 'succeeded'");
+	long long weak =
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name = 'weakness' AND status = 'succeeded'");
+	ck_assert_msg(lanes >= 2 && weak >= 1,
+	              "during 8 s of notifications the lane job ran %lld times, the weakness job "
+	              "%lld:\n%s",
+	              lanes, weak, itest_read_file(e.log));
+	free(payload);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("incremental");
@@ -515,6 +584,7 @@ int main(void)
 	tcase_add_test(tc, test_random_batches);
 	tcase_add_test(tc, test_migrate_matviews);
 	tcase_add_test(tc, test_daemon_notified_runs);
+	tcase_add_test(tc, test_daemon_downstream_under_continuous_scoring);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
