@@ -1,18 +1,20 @@
 /* bench_views: what the seed view plugins cost. Starts its own pg-sandbox, loads the demo
  * schema, and for each size (default 100,000 then 1,000,000 submissions) generates the data,
- * populates every view, then prints per view:
- *   - the time of REFRESH MATERIALIZED VIEW CONCURRENTLY (the statements the plugin's run
- *     gives, after the core's guard), median and min..max over VIEWS_RUNS runs (default 3),
- *     each after a few pending submissions were scored, so there is a difference to apply;
- *   - the latency of a reader querying the view (SELECT count(*)) on its own connection, in
- *     a child process, idle and while one more concurrent refresh of the view runs:
- *     p50 / p99 / max, and how many reads overlapped the refresh.
- * and, for comparison, one plain (blocking) REFRESH. Prints figures; never fails on time.
+ * makes every relation complete, then prints for each table a plugin keeps per partition
+ * (ABI 1.2), median and min..max over VIEWS_RUNS runs (default 3), each after 20 submissions
+ * of the largest challenge were scored:
+ *   - before: REFRESH MATERIALIZED VIEW CONCURRENTLY of a materialized view of the same
+ *     query, what each run cost when the relations were materialized views;
+ *   - a full run (scheduled: every row replaced, one transaction);
+ *   - a one-challenge run (notified: one payload per scored submission, naming its
+ *     challenge and agent) for the challenge of median size and for the largest, the
+ *     speed-up of the full run over each, and whether the table after the median one's
+ *     equals the table a full run gives (identical rows).
+ * Prints figures; never fails on time.
  *
  *   build/bench/views/bench_views [SUBMISSIONS ...]     (VIEWS_RUNS=N runs per size) */
 #include <errno.h>
 #include <libpq-fe.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +24,9 @@
 #include "common.h"
 #include "config.h"
 #include "plugin.h"
-#include "reader.h"
 
 #define DB "bench_views"
-#define MAX_VIEWS 16
 #define MAX_RUNS 20
-#define MAX_SAMPLES 500000
 
 static const char *const plugin_names[] = {
     "lane_distribution", "weakness_patterns", "agent_progress",
@@ -116,15 +115,6 @@ static void load_plugins(const struct plugin **out)
 	}
 }
 
-/* One statement of a run: what it refreshes, for the report. */
-struct stmt_view {
-	const struct plugin *plugin;
-	char view[160]; /* the relation the statement names, as written after the keywords */
-	char *sql;
-	char **params;
-	int n_params;
-};
-
 /* The guard for each CONCURRENT relation of P (as the core runs it before every run). */
 static void run_guards(PGconn *c, const struct plugin *p)
 {
@@ -164,45 +154,111 @@ static double exec_stmt(PGconn *c, const char *sql, char **params, int n_params)
 	return t;
 }
 
-/* ---- the reader ----------------------------------------------------------------------- */
-
-/* One more concurrent refresh of ST's view (guard first), with a reader on the view:
- * idle for 0.5 s before, then during the refresh. */
-static void measure_readers(PGconn *c, const struct stmt_view *st, struct reader_latency *idle,
-                            struct reader_latency *during, double *refresh_ms)
+/* One run of plugin P with PAYLOADS, as the daemon executes it (guards, then the
+ * statements in order). Returns its wall time in ms; *PARTIAL says whether it replaced only
+ * some partitions. */
+static double run_plugin(PGconn *c, const struct plugin *p, char **payloads, size_t n_payloads,
+                         bool *partial)
 {
-	char sql[256];
-	struct reader *r;
+	struct conf_job job = {.name = "bench", .plugin = p->name, .line = 1};
+	struct pgc_run *run;
+	char err[1024];
 
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", st->view);
-	r = reader_start(db_ci, sql, MAX_SAMPLES);
-	if (!r)
-		bench_die("cannot start a reader", strerror(errno));
-	reader_wait(r, 0, 10);
-	double idle_from = bench_now();
-	bench_sleep(0.5);
-	run_guards(c, st->plugin);
+	if (plugin_build_run(p, &job, (const char *const *)payloads, n_payloads, &run, err,
+	                     sizeof(err)) < 0)
+		bench_die("build_run", err);
 	double t0 = bench_now();
-	exec_stmt(c, st->sql, st->params, st->n_params);
-	double t1 = bench_now();
-	if (reader_stop(r) != 0)
-		bench_die("the reader failed", r->error);
-	if (atomic_load(&r->failed))
-		fprintf(stderr, "bench_views: reader on %s: %s\n", st->view, r->error);
-	if (reader_latency(r, idle_from, t0, false, idle) < 0 ||
-	    reader_latency(r, t0, t1, true, during) < 0)
+	run_guards(c, p);
+	for (size_t i = 0; i < run->n_stmts; i++)
+		exec_stmt(c, run->stmts[i].sql, run->stmts[i].params, run->stmts[i].n_params);
+	double t = (bench_now() - t0) * 1e3;
+	if (partial)
+		*partial = run->n_stmts > 1 && run->stmts[1].n_params == 1;
+	plugin_run_free(&run);
+	return t;
+}
+
+/* ---- the plugins that keep tables per partition --------------------------------------- */
+
+/* Each table, its unique key (for the materialized view of the same query that stands for
+ * the plugins before ABI 1.2) and the payload field of its partitions. */
+static const struct keyed {
+	const char *plugin;
+	const char *table;
+	const char *unique_key;
+	const char *field;
+} keyed[] = {
+    {"lane_distribution", "public.mv_lane_score_distribution", "challenge_id, lane_key",
+     "challenge_id"},
+    {"weakness_patterns", "public.mv_weakness_patterns", "agent_id, challenge_id, lane_key",
+     "challenge_id"},
+    {"agent_progress", "public.mv_agent_progress", "agent_id, challenge_id, week", "agent_id"},
+    {"time_to_first_win", "public.mv_time_to_first_win", "challenge_id", "challenge_id"},
+};
+#define N_KEYED (sizeof(keyed) / sizeof(keyed[0]))
+
+/* Score (again) SCORED submissions of challenge CH, announced as the demo's trigger does:
+ * returns the payloads (malloc'd) and their number in *N. */
+static char **score_challenge(PGconn *c, const char *ch, int scored, size_t *n)
+{
+	char k[16];
+	snprintf(k, sizeof(k), "%d", scored);
+	const char *params[] = {ch, k};
+	PGresult *r = PQexecParams(
+	    c,
+	    "WITH picked AS (SELECT id FROM public.submissions WHERE challenge_id = $1 "
+	    "ORDER BY random() LIMIT $2::int) "
+	    "UPDATE public.submissions u SET status = 'scored', scored_at = now(), "
+	    "final_lane_scores = (SELECT jsonb_object_agg(l, round((random() * 100)::numeric, 2)) "
+	    "FROM unnest(ch.lanes) l), composite_score = round((random() * 100)::numeric, 3) "
+	    "FROM public.challenges ch, picked WHERE u.id = picked.id AND ch.id = u.challenge_id "
+	    "RETURNING json_build_object('submission_id', u.id, 'challenge_id', u.challenge_id, "
+	    "'agent_id', u.agent_id)::text",
+	    2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die("scoring", PQresultErrorMessage(r));
+	*n = (size_t)PQntuples(r);
+	char **out = calloc(*n ? *n : 1, sizeof(*out));
+	if (!out)
 		bench_die("out of memory", NULL);
-	*refresh_ms = (t1 - t0) * 1e3;
-	reader_free(&r);
+	for (size_t i = 0; i < *n; i++)
+		if (!(out[i] = strdup(PQgetvalue(r, (int)i, 0))))
+			bench_die("out of memory", NULL);
+	PQclear(r);
+	return out;
+}
+
+static void free_payloads(char **p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(p[i]);
+	free(p);
+}
+
+static long long scalar_ll(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die(sql, PQresultErrorMessage(r));
+	long long v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
 }
 
 /* ---- one size ------------------------------------------------------------------------- */
 
+static const struct plugin *find_plugin(const struct plugin **plugins, const char *name)
+{
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		if (strcmp(plugins[i]->name, name) == 0)
+			return plugins[i];
+	bench_die("no plugin", name);
+	return NULL;
+}
+
 static void bench_size(PGconn *c, const struct plugin **plugins, long submissions, int runs)
 {
-	struct stmt_view views[MAX_VIEWS];
-	size_t n_views = 0;
-	char sql[256], err[1024];
+	char sql[1024];
 	double t0;
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond_demo.generate(%ld)", submissions);
@@ -211,79 +267,106 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 	printf("\n== %ld submissions (generated in %.1f s)\n", submissions, bench_now() - t0);
 	bench_exec(c, "ANALYZE");
 
-	/* The statements of each plugin's run, one REFRESH per view. */
-	for (size_t i = 0; i < N_PLUGINS; i++) {
-		struct conf_job job = {.name = "bench", .plugin = plugins[i]->name, .line = 1};
-		struct pgc_run *run;
-		if (plugin_build_run(plugins[i], &job, NULL, 0, &run, err, sizeof(err)) < 0)
-			bench_die("build_run", err);
-		for (size_t j = 0; j < run->n_stmts && n_views < MAX_VIEWS; j++) {
-			struct stmt_view *v = &views[n_views++];
-			const char *name = strrchr(run->stmts[j].sql, ' ');
-			v->plugin = plugins[i];
-			snprintf(v->view, sizeof(v->view), "%s",
-			         name ? name + 1 : run->stmts[j].sql);
-			/* the run is freed below: keep the statement */
-			v->sql = strdup(run->stmts[j].sql);
-			v->n_params = run->stmts[j].n_params;
-			v->params =
-			    v->n_params ? calloc((size_t)v->n_params, sizeof(char *)) : NULL;
-			if (!v->sql || (v->n_params && !v->params))
-				bench_die("out of memory", NULL);
-			for (int k = 0; k < v->n_params; k++)
-				if (run->stmts[j].params[k] &&
-				    !(v->params[k] = strdup(run->stmts[j].params[k])))
-					bench_die("out of memory", NULL);
-		}
-		plugin_run_free(&run);
-	}
+	/* the challenge of median size (a typical one-challenge run) and the largest (the
+	 * slowest one) */
+	PGresult *r = PQexec(c, "SELECT challenge_id::text, count(*) FROM public.submissions "
+	                        "GROUP BY 1 ORDER BY 2, 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+		bench_die("no challenge", PQresultErrorMessage(r));
+	int n_ch = PQntuples(r);
+	char ch[64], big[64];
+	snprintf(ch, sizeof(ch), "%s", PQgetvalue(r, n_ch / 2, 0));
+	snprintf(big, sizeof(big), "%s", PQgetvalue(r, n_ch - 1, 0));
+	printf("one-challenge runs: 20 submissions of one challenge scored, one payload each; "
+	       "challenge %s has %s submissions (median of %d challenges), the largest %s\n",
+	       ch, PQgetvalue(r, n_ch / 2, 1), n_ch, PQgetvalue(r, n_ch - 1, 1));
+	PQclear(r);
 
-	/* First refresh of everything, in dependency order: the guard populates (a plain
-	 * refresh), then the run's concurrent refresh. */
-	printf("%-42s %10s %22s %8s   %s\n", "view", "rows", "concurrent ms med (min..max)",
-	       "plain ms", "reader ms: idle p50 | during refresh: reads p50 p99 max");
-	double plain[MAX_VIEWS] = {0};
-	for (size_t i = 0; i < n_views; i++) {
-		/* a plain (blocking) refresh: populates, and is the figure to compare with */
-		snprintf(sql, sizeof(sql), "REFRESH MATERIALIZED VIEW %s", views[i].view);
-		plain[i] = exec_stmt(c, sql, NULL, 0) * 1e3;
-		exec_stmt(c, views[i].sql, views[i].params, views[i].n_params);
-	}
+	/* every relation complete first, in dependency order */
+	for (size_t i = 0; i < N_PLUGINS; i++)
+		run_plugin(c, plugins[i], NULL, 0, NULL);
 
-	double times[MAX_VIEWS][MAX_RUNS];
-	for (int r = 0; r < runs; r++) {
-		/* a little new data, as between two scheduled runs */
-		bench_exec(c, "SELECT pgcrond_demo.score_pending(200)");
-		for (size_t i = 0; i < n_views; i++) {
-			run_guards(c, views[i].plugin);
-			times[i][r] =
-			    exec_stmt(c, views[i].sql, views[i].params, views[i].n_params) * 1e3;
+	printf("%-36s %9s %22s %22s %22s %8s %22s %8s %s\n", "relation", "rows",
+	       "before: matview ms", "full run ms", "median challenge ms", "speed-up",
+	       "largest challenge ms", "speed-up", "partial = full");
+	for (size_t k = 0; k < N_KEYED; k++) {
+		const struct keyed *kd = &keyed[k];
+		const struct plugin *p = find_plugin(plugins, kd->plugin);
+		double before[MAX_RUNS], full[MAX_RUNS], part[MAX_RUNS], part_big[MAX_RUNS];
+
+		/* before ABI 1.2: a materialized view of the same query, refreshed CONCURRENTLY */
+		snprintf(sql, sizeof(sql),
+		         "DROP MATERIALIZED VIEW IF EXISTS bench_old; "
+		         "CREATE MATERIALIZED VIEW bench_old AS SELECT * FROM %s_rows(NULL); "
+		         "CREATE UNIQUE INDEX ON bench_old (%s)",
+		         kd->table, kd->unique_key);
+		bench_exec(c, sql);
+		for (int i = 0; i < runs; i++) {
+			size_t n = 0;
+			free_payloads(score_challenge(c, ch, 20, &n), n);
+			before[i] = exec_stmt(c, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_old",
+			                      NULL, 0) *
+			            1e3;
+			full[i] = run_plugin(c, p, NULL, 0, NULL);
 		}
-	}
-	for (size_t i = 0; i < n_views; i++) {
-		struct reader_latency idle, during;
-		double refresh_ms;
-		qsort(times[i], (size_t)runs, sizeof(double), bench_cmp_double);
-		measure_readers(c, &views[i], &idle, &during, &refresh_ms);
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", views[i].view);
-		PGresult *res = PQexec(c, sql);
-		const char *rows =
-		    PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "?";
-		char spread[64];
-		snprintf(spread, sizeof(spread), "%.0f (%.0f..%.0f)", times[i][runs / 2],
-		         times[i][0], times[i][runs - 1]);
-		printf(
-		    "%-42s %10s %22s %8.0f   %6.2f | %5ld %6.2f %6.2f %7.2f  (refresh %.0f ms)\n",
-		    views[i].view, rows, spread, plain[i], idle.p50, during.n, during.p50,
-		    during.p99, during.max, refresh_ms);
+		bench_exec(c, "DROP MATERIALIZED VIEW bench_old");
+
+		for (int i = 0; i < runs; i++) {
+			size_t n = 0;
+			char **payloads = score_challenge(c, big, 20, &n);
+			if (strcmp(kd->plugin, "weakness_patterns") == 0)
+				run_plugin(c, find_plugin(plugins, "lane_distribution"), payloads,
+				           n, NULL);
+			part_big[i] = run_plugin(c, p, payloads, n, NULL);
+			free_payloads(payloads, n);
+		}
+		long long differ = 0;
+		for (int i = 0; i < runs; i++) {
+			size_t n = 0;
+			bool partial;
+			char **payloads = score_challenge(c, ch, 20, &n);
+			/* the upstream's partition first, as the job graph orders it */
+			if (strcmp(kd->plugin, "weakness_patterns") == 0)
+				run_plugin(c, find_plugin(plugins, "lane_distribution"), payloads,
+				           n, NULL);
+			part[i] = run_plugin(c, p, payloads, n, &partial);
+			if (!partial)
+				bench_die("the notified run was not partial", kd->plugin);
+			free_payloads(payloads, n);
+			/* identical rows: the partial run's table against a full run's */
+			snprintf(sql, sizeof(sql),
+			         "DROP TABLE IF EXISTS bench_partial; "
+			         "CREATE TEMP TABLE bench_partial AS SELECT * FROM %s",
+			         kd->table);
+			bench_exec(c, sql);
+			run_plugin(c, p, NULL, 0, NULL);
+			snprintf(sql, sizeof(sql),
+			         "SELECT (SELECT count(*) FROM (TABLE bench_partial EXCEPT ALL "
+			         "TABLE %s) "
+			         "a) + (SELECT count(*) FROM (TABLE %s EXCEPT ALL TABLE "
+			         "bench_partial) b)",
+			         kd->table, kd->table);
+			differ += scalar_ll(c, sql);
+		}
+		qsort(before, (size_t)runs, sizeof(double), bench_cmp_double);
+		qsort(full, (size_t)runs, sizeof(double), bench_cmp_double);
+		qsort(part, (size_t)runs, sizeof(double), bench_cmp_double);
+		qsort(part_big, (size_t)runs, sizeof(double), bench_cmp_double);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", kd->table);
+		long long rows = scalar_ll(c, sql);
+		char b[64], f[64], pt[64], pb[64];
+		snprintf(pb, sizeof(pb), "%.1f (%.1f..%.1f)", part_big[runs / 2], part_big[0],
+		         part_big[runs - 1]);
+		snprintf(b, sizeof(b), "%.0f (%.0f..%.0f)", before[runs / 2], before[0],
+		         before[runs - 1]);
+		snprintf(f, sizeof(f), "%.0f (%.0f..%.0f)", full[runs / 2], full[0],
+		         full[runs - 1]);
+		snprintf(pt, sizeof(pt), "%.1f (%.1f..%.1f)", part[runs / 2], part[0],
+		         part[runs - 1]);
+		printf("%-36s %9lld %22s %22s %22s %7.1fx %22s %7.1fx %s\n", kd->table, rows, b, f,
+		       pt, full[runs / 2] / part[runs / 2], pb, full[runs / 2] / part_big[runs / 2],
+		       differ ? "NO: rows differ" : "identical rows");
 		fflush(stdout);
-		PQclear(res);
-	}
-	for (size_t i = 0; i < n_views; i++) {
-		for (int k = 0; k < views[i].n_params; k++)
-			free(views[i].params[k]);
-		free(views[i].params);
-		free(views[i].sql);
 	}
 }
 

@@ -110,6 +110,14 @@ static bool job_ready(const struct job *j)
 	return true;
 }
 
+static bool active_upstream(const struct job *j)
+{
+	for (size_t i = 0; i < j->n_ups; i++)
+		if (j->ups[i]->active)
+			return true;
+	return false;
+}
+
 static const struct job *busy_upstream(const struct job *j)
 {
 	for (size_t i = 0; i < j->n_ups; i++)
@@ -359,7 +367,10 @@ void flow_job_idle(struct job *j)
 	}
 	for (size_t i = 0; i < j->n_downs; i++) {
 		struct job *d = j->downs[i];
-		if (d->parked && !busy_upstream(d)) {
+		/* The parked run waited for the upstream runs due when it fired; one that merely
+		 * has notifications pending again does not hold it back, or a downstream of a job
+		 * notified without pause would never run. */
+		if (d->parked && !active_upstream(d)) {
 			struct run *r = d->parked;
 			d->parked = NULL;
 			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");

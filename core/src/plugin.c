@@ -588,6 +588,8 @@ static const struct pgc_api core_api = {
     .run_error = api_run_error,
     .job_name = api_job_name,
     .run_refresh = api_run_refresh,
+    .payload_keys = plugin_payload_keys,
+    .run_replace = plugin_run_replace,
 };
 
 const struct pgc_api *plugin_api(void)
@@ -813,10 +815,15 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 	memcpy(&p->decl, d, d->size);
 	d = &p->decl;
 
-	if (!d->build_run) {
+	/* Without build_run a run is run_refresh(NULL): that needs a view to refresh. */
+	bool has_view = d->job_relation != NULL;
+	for (size_t i = 0; d->relations && d->relations[i].name; i++)
+		has_view = has_view || d->relations[i].kind == PGC_RELATION_MATVIEW;
+	if (!d->build_run && !has_view) {
 		set_err(err, errlen,
-		        "plugin \"%s\" (%s): declaration has no build_run callback; "
-		        "every plugin must say what a run executes",
+		        "plugin \"%s\" (%s): declaration has no build_run callback and no "
+		        "materialized view for the default run (run_refresh) to refresh; every "
+		        "plugin must say what a run executes",
 		        p->name, p->path);
 		return -ENOEXEC;
 	}
@@ -1424,6 +1431,7 @@ void plugin_run_free(struct pgc_run **run)
 	}
 	free(r->stmts);
 	free(r->error);
+	plugin_keys_free(r);
 	free(r);
 	*run = NULL;
 }
@@ -1448,7 +1456,9 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 	run->plugin = p;
 	run->job = job;
 	set_context(p, job);
-	if (!install)
+	if (!install && !p->decl.build_run)
+		rc = api_run_refresh(run, NULL, 0); /* a plugin that only refreshes (ABI 1.2) */
+	else if (!install)
 		rc = p->decl.build_run(&s, n_payloads ? payloads : no_payloads, n_payloads, run);
 	else if (p->decl.job_install)
 		rc = p->decl.job_install(&s, run);

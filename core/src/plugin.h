@@ -56,6 +56,11 @@ struct pgc_run {
 	 * outside plugin_build_run()/plugin_build_install() (tests). */
 	const struct plugin *plugin;
 	const struct conf_job *job;
+	/* payload_keys() (plugin_keys.c): the keys it handed out, owned by the run, and the
+	 * reason it last chose a full run (logged once per run), or NULL */
+	char **keys;
+	size_t n_keys;
+	char *full_reason;
 };
 
 /* The distinct plugins one configuration names, loaded once each. Load failures are
@@ -142,5 +147,14 @@ int plugin_quote_qualified(const char *name, char *out, size_t outlen)
 
 /* The table handed to plugins (exposed for tests). */
 const struct pgc_api *plugin_api(void);
+
+/* ABI 1.2's payload_keys() and run_replace() (plugin_keys.c); see pgcrond/plugin.h. */
+int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t n_payloads,
+                        const char *field, unsigned flags, size_t max_keys,
+                        const char *const **keys, size_t *n_keys);
+int plugin_run_replace(struct pgc_run *run, const char *relation, const char *key_column,
+                       const char *select_sql, const char *const *keys, size_t n_keys);
+/* Free what payload_keys() left in RUN (called by plugin_run_free()). */
+void plugin_keys_free(struct pgc_run *run);
 
 #endif

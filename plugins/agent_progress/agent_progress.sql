@@ -12,16 +12,63 @@
 --
 -- composite_score may be numeric, double precision, real or integer in production schemas:
 -- each value is read as numeric (a double as its 15 significant digits, a real as 6), so
--- the means are exact and do not depend on row order, and the view's columns are numeric
--- whatever the table's type.
+-- the means are exact and do not depend on row order, and the columns are numeric whatever
+-- the table's type.
 --
--- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
--- a second run, no change to an existing view). Refreshed CONCURRENTLY using the unique
--- index on (agent_id, challenge_id, week).
+-- A table the plugin fills, not a materialized view (the mv_ name is kept for readers): an
+-- agent's rows depend on that agent's submissions only, so a run triggered by
+-- submission_scored notifications replaces only the rows of the agents they name (their
+-- "agent_id"), in one transaction (pgc_api.run_replace); any other run replaces every row
+-- the same way. Readers never wait and never see an agent half updated. The rows come from
+-- public.mv_agent_progress_rows(agent_ids), every row for NULL.
+--
+-- Installed by `pgcrond install`, in one DO block, creating only what is missing (the
+-- function is replaced as it is; no NOTICE). An earlier install's materialized view is
+-- replaced by the table, filled at once, so it is complete before the first (partial) run.
 DO $install$
+DECLARE
+	created boolean := false;
 BEGIN
+	IF (SELECT relkind = 'm' FROM pg_class WHERE oid = to_regclass('public.mv_agent_progress'))
+	THEN
+		BEGIN
+			DROP MATERIALIZED VIEW public.mv_agent_progress;
+		EXCEPTION WHEN dependent_objects_still_exist THEN
+			RAISE EXCEPTION 'cannot turn materialized view public.mv_agent_progress into a '
+			                'table: other objects depend on it'
+			      USING HINT = 'drop them (DROP MATERIALIZED VIEW ... CASCADE lists them), run '
+			                   'pgcrond install again, then create them again';
+		END;
+	END IF;
+
 	IF to_regclass('public.mv_agent_progress') IS NULL THEN
-		CREATE MATERIALIZED VIEW public.mv_agent_progress AS
+		CREATE TABLE public.mv_agent_progress (
+			agent_id              uuid NOT NULL,
+			challenge_id          uuid NOT NULL,
+			week                  timestamp NOT NULL,
+			submission_count      bigint,
+			avg_composite_score   numeric,
+			best_composite_score  numeric,
+			worst_composite_score numeric,
+			wow_composite_delta   numeric
+		);
+		created := true;
+		COMMENT ON TABLE public.mv_agent_progress IS
+			'Per agent, challenge and UTC week: scored submissions with a composite score and '
+			'their mean, best, worst; kept by pgcrond plugin agent_progress (a table it fills, '
+			'per agent)';
+		COMMENT ON COLUMN public.mv_agent_progress.week IS
+			'Monday 00:00 UTC starting the week (timestamp without time zone)';
+		COMMENT ON COLUMN public.mv_agent_progress.wow_composite_delta IS
+			'avg_composite_score minus that of the agent''s previous week with submissions on '
+			'this challenge; NULL for the first';
+	END IF;
+
+	-- The rows of the given agents (all for NULL); inlined by the planner, so a partial run
+	-- reads only those agents' submissions (index submissions_agent_challenge_created_idx).
+	CREATE OR REPLACE FUNCTION public.mv_agent_progress_rows(agent_ids uuid[])
+	RETURNS SETOF public.mv_agent_progress
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.agent_id,
 		       s.challenge_id,
 		       date_trunc('week', s.created_at AT TIME ZONE 'UTC') AS week,
@@ -37,22 +84,17 @@ BEGIN
 		FROM public.submissions s
 		WHERE s.status = 'scored'
 		  AND s.composite_score IS NOT NULL
+		  AND (agent_ids IS NULL OR s.agent_id = ANY (agent_ids))
 		GROUP BY s.agent_id, s.challenge_id, date_trunc('week', s.created_at AT TIME ZONE 'UTC')
-		WITH NO DATA;
+	$rows$;
 
-		COMMENT ON MATERIALIZED VIEW public.mv_agent_progress IS
-			'Per agent, challenge and UTC week: scored submissions with a composite score and '
-			'their mean, best, worst; kept by pgcrond plugin agent_progress';
-		COMMENT ON COLUMN public.mv_agent_progress.week IS
-			'Monday 00:00 UTC starting the week (timestamp without time zone)';
-		COMMENT ON COLUMN public.mv_agent_progress.wow_composite_delta IS
-			'avg_composite_score minus that of the agent''s previous week with submissions on '
-			'this challenge; NULL for the first';
-	END IF;
-
+	-- The view's unique index, under its name; it also serves the partial runs' DELETE.
 	IF to_regclass('public.idx_mv_progress_pk') IS NULL THEN
 		CREATE UNIQUE INDEX idx_mv_progress_pk
 			ON public.mv_agent_progress (agent_id, challenge_id, week);
+	END IF;
+	IF created THEN
+		INSERT INTO public.mv_agent_progress SELECT * FROM public.mv_agent_progress_rows(NULL);
 	END IF;
 END
 $install$;

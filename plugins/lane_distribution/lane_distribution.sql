@@ -13,15 +13,79 @@
 --     forget it).
 -- Scores are read as numeric, so means and spreads are exact and do not depend on row order.
 --
--- Installed by `pgcrond install`: one DO block, so it runs as one statement, and it creates
--- only what is missing after checking the catalog, so a second run changes nothing and raises
--- no NOTICE. It does not alter an existing view: a changed definition needs the old view
--- dropped first. The view starts unpopulated; pgcrond gives it one plain refresh, then
--- refreshes it CONCURRENTLY using the unique index on (challenge_id, lane_key).
+-- A table the plugin fills, not a materialized view (despite the mv_ name readers know), so
+-- that a run triggered by submission_scored notifications recomputes only the challenges
+-- they name: the plugin deletes those challenges' rows and inserts them recomputed, in one
+-- transaction (pgc_api.run_replace), and a scheduled run replaces every row the same way.
+-- Readers never wait and never see a challenge half updated. The rows come from
+-- public.mv_lane_score_distribution_rows(challenge_ids): those challenges' rows, or every
+-- row for NULL. The unique index on (challenge_id, lane_key) is kept from the view.
+--
+-- Installed by `pgcrond install`, in one DO block (one statement, one transaction), creating
+-- only what is missing (a second run changes nothing but the function, replaced as it is,
+-- and raises no NOTICE). Migration: an earlier install's materialized view is replaced by
+-- the table holding the same rows (plugin weakness_patterns' materialized view, which reads
+-- it, is dropped first; that plugin's install, run next, recreates it as a table). A new
+-- table is filled at once, so it is complete before the first (partial) run.
 DO $install$
+DECLARE
+	was_view boolean := (SELECT relkind = 'm' FROM pg_class
+	                     WHERE oid = to_regclass('public.mv_lane_score_distribution'));
+	created boolean := false;
 BEGIN
+	IF was_view THEN
+		IF (SELECT relkind = 'm' FROM pg_class
+		    WHERE oid = to_regclass('public.mv_weakness_patterns')) THEN
+			DROP MATERIALIZED VIEW public.mv_weakness_patterns;
+		END IF;
+		BEGIN
+			DROP MATERIALIZED VIEW public.mv_lane_score_distribution;
+		EXCEPTION WHEN dependent_objects_still_exist THEN
+			RAISE EXCEPTION 'cannot turn materialized view public.mv_lane_score_distribution '
+			                'into a table: other objects depend on it'
+			      USING HINT = 'drop them (DROP MATERIALIZED VIEW ... CASCADE lists them), run '
+			                   'pgcrond install again, then create them again';
+		END;
+	END IF;
+
 	IF to_regclass('public.mv_lane_score_distribution') IS NULL THEN
-		CREATE MATERIALIZED VIEW public.mv_lane_score_distribution AS
+		CREATE TABLE public.mv_lane_score_distribution (
+			challenge_id       uuid NOT NULL,
+			lane_key           text NOT NULL,
+			sample_count       bigint,
+			mean_score         numeric,
+			stddev_score       numeric,
+			min_score          numeric,
+			max_score          numeric,
+			p10                numeric,
+			p25                numeric,
+			p50                numeric,
+			p75                numeric,
+			p90                numeric,
+			last_submission_at timestamptz
+		);
+		created := true;
+		COMMENT ON TABLE public.mv_lane_score_distribution IS
+			'Lane score distribution per challenge and lane over scored submissions (at least 5 '
+			'scores); kept by pgcrond plugin lane_distribution (a table it fills, per challenge)';
+		COMMENT ON COLUMN public.mv_lane_score_distribution.lane_key IS
+			'A key of submissions.final_lane_scores';
+		COMMENT ON COLUMN public.mv_lane_score_distribution.sample_count IS
+			'Numeric scores of this lane in scored submissions of this challenge (>= 5)';
+		COMMENT ON COLUMN public.mv_lane_score_distribution.stddev_score IS
+			'Sample standard deviation';
+		COMMENT ON COLUMN public.mv_lane_score_distribution.p10 IS
+			'Percentiles p10..p90: continuous (interpolated), within this challenge only';
+		COMMENT ON COLUMN public.mv_lane_score_distribution.last_submission_at IS
+			'created_at of the newest submission counted';
+	END IF;
+
+	-- The rows of the given challenges (all of them for NULL). A set-returning SQL function
+	-- the planner inlines, so a partial run reads only those challenges' submissions
+	-- (index submissions_challenge_created_idx).
+	CREATE OR REPLACE FUNCTION public.mv_lane_score_distribution_rows(challenge_ids uuid[])
+	RETURNS SETOF public.mv_lane_score_distribution
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.challenge_id,
 		       ls.lane_key,
 		       count(*) AS sample_count,
@@ -48,30 +112,19 @@ BEGIN
 		) ls
 		WHERE s.status = 'scored'
 		  AND jsonb_typeof(s.final_lane_scores) = 'object'
+		  AND (challenge_ids IS NULL OR s.challenge_id = ANY (challenge_ids))
 		GROUP BY s.challenge_id, ls.lane_key
 		HAVING count(*) >= 5
-		WITH NO DATA;
+	$rows$;
 
-		COMMENT ON MATERIALIZED VIEW public.mv_lane_score_distribution IS
-			'Lane score distribution per challenge and lane over scored submissions (at least 5 '
-			'scores); kept by pgcrond plugin lane_distribution';
-		COMMENT ON COLUMN public.mv_lane_score_distribution.lane_key IS
-			'A key of submissions.final_lane_scores';
-		COMMENT ON COLUMN public.mv_lane_score_distribution.sample_count IS
-			'Numeric scores of this lane in scored submissions of this challenge (>= 5)';
-		COMMENT ON COLUMN public.mv_lane_score_distribution.stddev_score IS
-			'Sample standard deviation';
-		COMMENT ON COLUMN public.mv_lane_score_distribution.p10 IS
-			'Percentiles p10..p90: continuous (interpolated), within this challenge only';
-		COMMENT ON COLUMN public.mv_lane_score_distribution.last_submission_at IS
-			'created_at of the newest submission counted';
-	END IF;
-
-	-- What REFRESH ... CONCURRENTLY matches rows on: unique, no WHERE, plain columns that
-	-- are never NULL (challenge_id is NOT NULL, jsonb_each never yields a NULL key).
+	-- The view's unique index, under its name: readers' plans and the key of a partition.
 	IF to_regclass('public.idx_mv_lane_dist_pk') IS NULL THEN
 		CREATE UNIQUE INDEX idx_mv_lane_dist_pk
 			ON public.mv_lane_score_distribution (challenge_id, lane_key);
+	END IF;
+	IF created THEN
+		INSERT INTO public.mv_lane_score_distribution
+			SELECT * FROM public.mv_lane_score_distribution_rows(NULL);
 	END IF;
 END
 $install$;

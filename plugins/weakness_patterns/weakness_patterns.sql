@@ -15,14 +15,70 @@
 --   * lanes whose challenge distribution has fewer than 5 scores have no row (the join with
 --     mv_lane_score_distribution, which holds only those with at least 5).
 --
--- Installed by `pgcrond install`: one DO block, creating only what is missing (no NOTICE on
--- a second run, no change to an existing view). Needs mv_lane_score_distribution to exist,
--- so plugin lane_distribution installs first. Refreshed CONCURRENTLY using the unique index
--- on (agent_id, challenge_id, lane_key).
+-- A table the plugin fills, not a materialized view (the mv_ name is kept for readers), so a
+-- run triggered by submission_scored notifications recomputes only the challenges they name
+-- (a challenge's percentiles move every agent's category in it, so the challenge is the
+-- partition): it deletes their rows and inserts them recomputed, in one transaction
+-- (pgc_api.run_replace); a scheduled run replaces every row the same way. Readers never wait
+-- and never see a challenge half updated. The rows come from
+-- public.mv_weakness_patterns_rows(challenge_ids), every row for NULL.
+--
+-- Installed by `pgcrond install`, in one DO block, creating only what is missing (the
+-- function is replaced as it is; no NOTICE). Needs mv_lane_score_distribution, so plugin
+-- lane_distribution installs first; its install drops an earlier install's materialized
+-- view of ours, which this one then recreates as a table, filled at once.
 DO $install$
+DECLARE
+	created boolean := false;
 BEGIN
+	IF (SELECT relkind = 'm' FROM pg_class WHERE oid = to_regclass('public.mv_weakness_patterns'))
+	THEN
+		BEGIN
+			DROP MATERIALIZED VIEW public.mv_weakness_patterns;
+		EXCEPTION WHEN dependent_objects_still_exist THEN
+			RAISE EXCEPTION 'cannot turn materialized view public.mv_weakness_patterns into a '
+			                'table: other objects depend on it'
+			      USING HINT = 'drop them (DROP MATERIALIZED VIEW ... CASCADE lists them), run '
+			                   'pgcrond install again, then create them again';
+		END;
+	END IF;
+
 	IF to_regclass('public.mv_weakness_patterns') IS NULL THEN
-		CREATE MATERIALIZED VIEW public.mv_weakness_patterns AS
+		CREATE TABLE public.mv_weakness_patterns (
+			agent_id             uuid NOT NULL,
+			challenge_id         uuid NOT NULL,
+			lane_key             text NOT NULL,
+			attempt_count        bigint,
+			avg_score            numeric,
+			min_score            numeric,
+			max_score            numeric,
+			score_trend_slope    numeric,
+			performance_category text,
+			challenge_p25        numeric,
+			challenge_p50        numeric,
+			challenge_p75        numeric
+		);
+		created := true;
+		COMMENT ON TABLE public.mv_weakness_patterns IS
+			'Per agent, challenge and lane (2+ scores): mean, range, trend and category against '
+			'the challenge distribution; kept by pgcrond plugin weakness_patterns (a table it '
+			'fills, per challenge)';
+		COMMENT ON COLUMN public.mv_weakness_patterns.attempt_count IS
+			'Numeric scores of this lane in the agent''s scored submissions to this challenge (>= '
+			'2)';
+		COMMENT ON COLUMN public.mv_weakness_patterns.score_trend_slope IS
+			'Least-squares slope of the lane score over created_at, points per second (positive: '
+			'improving); NULL if all at one instant';
+		COMMENT ON COLUMN public.mv_weakness_patterns.performance_category IS
+			'persistent_weakness (< challenge p25), below_median (< p50), consistent_strength (> '
+			'p75), else average';
+	END IF;
+
+	-- The rows of the given challenges (all for NULL); inlined by the planner, so a partial
+	-- run reads only those challenges' submissions and distribution rows.
+	CREATE OR REPLACE FUNCTION public.mv_weakness_patterns_rows(challenge_ids uuid[])
+	RETURNS SETOF public.mv_weakness_patterns
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		WITH agent_lane_history AS (
 			SELECT s.agent_id,
 			       s.challenge_id,
@@ -34,6 +90,7 @@ BEGIN
 			WHERE s.status = 'scored'
 			  AND jsonb_typeof(s.final_lane_scores) = 'object'
 			  AND jsonb_typeof(e.value) = 'number'
+			  AND (challenge_ids IS NULL OR s.challenge_id = ANY (challenge_ids))
 		),
 		agent_lane_stats AS (
 			SELECT agent_id,
@@ -70,21 +127,8 @@ BEGIN
 		FROM agent_lane_stats als
 		JOIN public.mv_lane_score_distribution dist
 		  ON dist.challenge_id = als.challenge_id AND dist.lane_key = als.lane_key
-		WITH NO DATA;
-
-		COMMENT ON MATERIALIZED VIEW public.mv_weakness_patterns IS
-			'Per agent, challenge and lane (2+ scores): mean, range, trend and category against '
-			'the challenge distribution; kept by pgcrond plugin weakness_patterns';
-		COMMENT ON COLUMN public.mv_weakness_patterns.attempt_count IS
-			'Numeric scores of this lane in the agent''s scored submissions to this challenge (>= '
-			'2)';
-		COMMENT ON COLUMN public.mv_weakness_patterns.score_trend_slope IS
-			'Least-squares slope of the lane score over created_at, points per second (positive: '
-			'improving); NULL if all at one instant';
-		COMMENT ON COLUMN public.mv_weakness_patterns.performance_category IS
-			'persistent_weakness (< challenge p25), below_median (< p50), consistent_strength (> '
-			'p75), else average';
-	END IF;
+		WHERE challenge_ids IS NULL OR dist.challenge_id = ANY (challenge_ids)
+	$rows$;
 
 	IF to_regclass('public.idx_mv_weakness_pk') IS NULL THEN
 		CREATE UNIQUE INDEX idx_mv_weakness_pk
@@ -94,6 +138,13 @@ BEGIN
 	IF to_regclass('public.idx_mv_weakness_category') IS NULL THEN
 		CREATE INDEX idx_mv_weakness_category
 			ON public.mv_weakness_patterns (performance_category, challenge_id);
+	END IF;
+	-- Partial runs delete by challenge.
+	IF to_regclass('public.idx_mv_weakness_challenge') IS NULL THEN
+		CREATE INDEX idx_mv_weakness_challenge ON public.mv_weakness_patterns (challenge_id);
+	END IF;
+	IF created THEN
+		INSERT INTO public.mv_weakness_patterns SELECT * FROM public.mv_weakness_patterns_rows(NULL);
 	END IF;
 END
 $install$;

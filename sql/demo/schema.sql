@@ -64,6 +64,10 @@ CREATE INDEX IF NOT EXISTS submissions_agent_challenge_created_idx
 CREATE INDEX IF NOT EXISTS submissions_challenge_created_idx
 	ON public.submissions (challenge_id, created_at);
 CREATE INDEX IF NOT EXISTS submissions_bout_idx ON public.submissions (bout_id);
+-- The judges' queue: pgcrond_demo.score_pending() takes the oldest pending or judging
+-- submissions; without this it reads every submission per call (0.2 s at 1M).
+CREATE INDEX IF NOT EXISTS submissions_queue_idx ON public.submissions (created_at, id)
+	WHERE status IN ('pending', 'judging');
 
 -- The outcome of a bout: one row per decided bout. winner_agent_id is NULL for a draw.
 CREATE TABLE IF NOT EXISTS public.bout_results (

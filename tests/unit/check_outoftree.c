@@ -123,10 +123,11 @@ START_TEST(test_build_and_load)
 	ck_assert_int_eq(chmod(dst, 0644), 0);
 
 	ck_assert_msg(plugin_load(plugin_dir, "top_agents", &p, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_str_eq(p->version, "1.0.0");
+	ck_assert_str_eq(p->version, "1.1.0");
 	ck_assert_uint_eq(p->abi_minor, PGC_PLUGIN_ABI_MINOR);
-	ck_assert_uint_eq(p->n_relations, 1);
+	ck_assert_uint_eq(p->n_relations, 2);
 	ck_assert_str_eq(p->decl.relations[0].name, "public.mv_top_agents");
+	ck_assert_str_eq(p->decl.relations[1].name, "public.top_agents_by_challenge");
 	ck_assert_uint_eq(p->decl.relations[0].flags, PGC_RELATION_CONCURRENT);
 	ck_assert_ptr_nonnull(strstr(p->decl.install_sql, "CREATE UNIQUE INDEX IF NOT EXISTS "
 	                                                  "mv_top_agents_agent_id"));
@@ -141,9 +142,31 @@ START_TEST(test_build_and_load)
 	                       .file = "conf.d/50-top-agents.conf",
 	                       .line = 2};
 	ck_assert_int_eq(plugin_build_run(p, &job, NULL, 0, &run, err, sizeof(err)), 0);
-	ck_assert_uint_eq(run->n_stmts, 1);
+	ck_assert_uint_eq(run->n_stmts, 5);
 	ck_assert_str_eq(run->stmts[0].sql,
 	                 "REFRESH MATERIALIZED VIEW CONCURRENTLY \"public\".\"mv_top_agents\"");
+	/* a scheduled run: every challenge's rows */
+	ck_assert_str_eq(run->stmts[1].sql, "BEGIN");
+	ck_assert_str_eq(run->stmts[2].sql, "DELETE FROM \"public\".\"top_agents_by_challenge\"");
+	ck_assert_str_eq(run->stmts[3].sql,
+	                 "INSERT INTO \"public\".\"top_agents_by_challenge\" "
+	                 "SELECT * FROM public.top_agents_by_challenge_rows($1)");
+	ck_assert_ptr_null(run->stmts[3].params[0]);
+	ck_assert_str_eq(run->stmts[4].sql, "COMMIT");
+	plugin_run_free(&run);
+
+	/* a notified run: the challenges the payloads name */
+	const char *const payloads[] = {
+	    "{\"bout_id\": 7, \"challenge_id\": \"99999999-0000-0000-0000-000000000000\"}",
+	    "{\"bout_id\": 8, \"challenge_id\": \"11111111-0000-0000-0000-000000000000\"}"};
+	ck_assert_int_eq(plugin_build_run(p, &job, payloads, 2, &run, err, sizeof(err)), 0);
+	ck_assert_uint_eq(run->n_stmts, 5);
+	ck_assert_str_eq(run->stmts[2].sql, "DELETE FROM \"public\".\"top_agents_by_challenge\" "
+	                                    "WHERE \"challenge_id\" = ANY ($1)");
+	const char *both = "{\"11111111-0000-0000-0000-000000000000\","
+	                   "\"99999999-0000-0000-0000-000000000000\"}";
+	ck_assert_str_eq(run->stmts[2].params[0], both);
+	ck_assert_str_eq(run->stmts[3].params[0], both);
 	plugin_run_free(&run);
 
 	/* its check_settings() speaks through `pgcrond check` with FILE:LINE */
@@ -161,11 +184,11 @@ START_TEST(test_build_and_load)
 	settings[0].value = "top_agents_changed";
 	ck_assert_int_eq(plugin_check_job(p, &job, &dl), 0);
 	ck_assert_int_eq(plugin_build_run(p, &job, NULL, 0, &run, err, sizeof(err)), 0);
-	ck_assert_uint_eq(run->n_stmts, 2);
-	ck_assert_str_eq(run->stmts[1].sql, "SELECT pg_catalog.pg_notify($1, $2)");
-	ck_assert_int_eq(run->stmts[1].n_params, 2);
-	ck_assert_str_eq(run->stmts[1].params[0], "top_agents_changed");
-	ck_assert_str_eq(run->stmts[1].params[1], "public.mv_top_agents");
+	ck_assert_uint_eq(run->n_stmts, 6);
+	ck_assert_str_eq(run->stmts[5].sql, "SELECT pg_catalog.pg_notify($1, $2)");
+	ck_assert_int_eq(run->stmts[5].n_params, 2);
+	ck_assert_str_eq(run->stmts[5].params[0], "top_agents_changed");
+	ck_assert_str_eq(run->stmts[5].params[1], "public.mv_top_agents");
 	plugin_run_free(&run);
 }
 END_TEST

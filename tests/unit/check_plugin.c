@@ -388,6 +388,223 @@ START_TEST(test_seed_plugin_run)
 }
 END_TEST
 
+/* ---- payload_keys() and run_replace() (ABI 1.2), through lane_distribution ------------ */
+
+/* A run of lane_distribution with PAYLOADS and max_partitions MAX ("" = default). */
+static struct pgc_run *lane_run(const struct plugin *p, const char *const *payloads, size_t n,
+                                const char *max)
+{
+	struct conf_setting settings[] = {
+	    {.key = "max_partitions", .value = (char *)max, .line = 3}};
+	struct conf_job job = {.name = "lanes",
+	                       .plugin = "lane_distribution",
+	                       .file = "conf.d/10-l.conf",
+	                       .line = 1,
+	                       .settings = settings,
+	                       .n_settings = *max ? 1 : 0};
+	struct pgc_run *run;
+	char err[1024];
+
+	ck_assert_msg(plugin_build_run(p, &job, payloads, n, &run, err, sizeof(err)) == 0, "%s",
+	              err);
+	return run;
+}
+
+/* The statements of a full run (every row replaced) and the reason it is one. */
+static void expect_full(struct pgc_run *run, const char *reason)
+{
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_str_eq(run->stmts[0].sql, "BEGIN");
+	ck_assert_str_eq(run->stmts[1].sql,
+	                 "DELETE FROM \"public\".\"mv_lane_score_distribution\"");
+	ck_assert_int_eq(run->stmts[1].n_params, 0);
+	ck_assert_int_eq(run->stmts[2].n_params, 1);
+	ck_assert_ptr_null(run->stmts[2].params[0]); /* $1 NULL: every challenge */
+	ck_assert_str_eq(run->stmts[3].sql, "COMMIT");
+	if (reason)
+		ck_assert_str_eq(run->full_reason, reason);
+	else
+		ck_assert_ptr_null(run->full_reason);
+}
+
+START_TEST(test_partial_runs)
+{
+	const struct plugin *p;
+	struct pgc_run *run;
+	char err[1024];
+
+	install_as(PLUGIN_BUILD_DIR "/lane_distribution.so", "lane_distribution", 0755);
+	ck_assert_msg(plugin_load(dir, "lane_distribution", &p, err, sizeof(err)) == 0, "%s", err);
+
+	/* scheduled: everything, silently */
+	run = lane_run(p, NULL, 0, "");
+	expect_full(run, NULL);
+	plugin_run_free(&run);
+
+	/* the seed's payloads: their distinct challenges, sorted, as one array parameter */
+	const char *const seed[] = {
+	    "{\"submission_id\" : 7, \"challenge_id\" : \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\", "
+	    "\"agent_id\" : "
+	    "\"a1\"}",
+	    "{\"submission_id\":8,\"challenge_id\":\"11111111-2222-3333-4444-555555555555\","
+	    "\"agent_id\":\"a1\"}",
+	    "{\"submission_id\":9,\"challenge_id\":\"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\","
+	    "\"agent_id\":\"a2\"}",
+	    "{\"challenge_id\":\"0123456789ABCDEF0123456789abcdef\"}",
+	};
+	run = lane_run(p, seed, 4, "");
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_str_eq(run->stmts[1].sql, "DELETE FROM \"public\".\"mv_lane_score_distribution\" "
+	                                    "WHERE \"challenge_id\" = ANY ($1)");
+	ck_assert_int_eq(run->stmts[1].n_params, 1);
+	ck_assert_str_eq(run->stmts[1].params[0],
+	                 "{\"0123456789ABCDEF0123456789abcdef\",\"11111111-2222-3333-4444-"
+	                 "555555555555\",\"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"}");
+	ck_assert_str_eq(run->stmts[2].sql,
+	                 "INSERT INTO \"public\".\"mv_lane_score_distribution\" SELECT * FROM "
+	                 "public.mv_lane_score_distribution_rows($1)");
+	ck_assert_str_eq(run->stmts[2].params[0], run->stmts[1].params[0]);
+	ck_assert_ptr_null(run->full_reason);
+	plugin_run_free(&run);
+
+	/* the fallbacks, each with its reason */
+	const char *const not_json[] = {seed[0], "not json"};
+	run = lane_run(p, not_json, 2, "");
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_int_eq(run->stmts[1].n_params, 0);
+	ck_assert_ptr_nonnull(run->full_reason);
+	ck_assert_msg(strncmp(run->full_reason, "payload 2 of 2 is not JSON (", 28) == 0 &&
+	                  strstr(run->full_reason, "): 'not json'"),
+	              "%s", run->full_reason);
+	plugin_run_free(&run);
+
+	const char *const array[] = {"[1, 2]"};
+	run = lane_run(p, array, 1, "");
+	expect_full(run, "payload 1 of 1 is not a JSON object: '[1, 2]'");
+	plugin_run_free(&run);
+
+	const char *const bulk[] = {seed[0], "{\"bulk_load\": true, \"submissions\": 1000000}"};
+	run = lane_run(p, bulk, 2, "");
+	expect_full(run, "payload 2 of 2 has no \"challenge_id\": '{\"bulk_load\": true, "
+	                 "\"submissions\": 1000000}'");
+	plugin_run_free(&run);
+
+	/* the key column is a uuid: anything else would fail the run, so it makes a full one */
+	const char *const typed[] = {"{\"challenge_id\": 1.5}", "{\"challenge_id\": 42}",
+	                             "{\"challenge_id\": \"11111111-2222-3333-4444-55555555555\"}"};
+	for (size_t i = 0; i < 3; i++) {
+		char expect[256];
+		snprintf(expect, sizeof(expect),
+		         "payload 1 of 1 has a \"challenge_id\" that is not a uuid: '%s'",
+		         typed[i]);
+		run = lane_run(p, typed + i, 1, "");
+		expect_full(run, expect);
+		plugin_run_free(&run);
+	}
+
+	run = lane_run(p, seed, 4, "2");
+	expect_full(run, "the 4 payloads name 3 distinct \"challenge_id\" values, more than "
+	                 "max_partitions = 2");
+	plugin_run_free(&run);
+	run = lane_run(p, seed, 4, "3");
+	ck_assert_int_eq(run->stmts[1].n_params, 1);
+	plugin_run_free(&run);
+	run = lane_run(p, seed, 1, "0");
+	expect_full(run, "the job allows no partial refresh (max_partitions = 0)");
+	plugin_run_free(&run);
+
+	/* a long payload is quoted cut short, and control characters escaped */
+	char long_payload[300];
+	snprintf(long_payload, sizeof(long_payload), "{\"x\":\n\"%0200d\"}", 0);
+	const char *const longp[] = {long_payload};
+	run = lane_run(p, longp, 1, "");
+	ck_assert_ptr_nonnull(run->full_reason);
+	ck_assert_msg(strstr(run->full_reason, "has no \"challenge_id\": '{\"x\":\\n\"000") &&
+	                  strstr(run->full_reason, "000...'") && strlen(run->full_reason) < 160,
+	              "%s", run->full_reason);
+	plugin_run_free(&run);
+}
+END_TEST
+
+/* The entries on their own: keys of any text, escaped in the array literal; integers. */
+START_TEST(test_partial_api)
+{
+	const struct pgc_api *api = plugin_api();
+	struct pgc_run *run = calloc(1, sizeof(*run));
+	const char *const payloads[] = {"{\"k\":\"we\\\"ird\\\\\"}", "{\"k\":42}", "{\"k\":\"-7\"}",
+	                                "{\"k\":\"c1\"}"};
+	const char *const *keys;
+	size_t n_keys;
+
+	ck_assert_ptr_nonnull(run);
+	ck_assert_int_eq(api->payload_keys(run, payloads, 4, "k", 0, 10, &keys, &n_keys), 1);
+	ck_assert_uint_eq(n_keys, 4);
+	ck_assert_int_eq(api->run_replace(run, "s.t", "k", "SELECT * FROM s.f($1)", keys, n_keys),
+	                 0);
+	ck_assert_uint_eq(run->n_stmts, 4);
+	ck_assert_str_eq(run->stmts[1].sql, "DELETE FROM \"s\".\"t\" WHERE \"k\" = ANY ($1)");
+	ck_assert_str_eq(run->stmts[1].params[0], "{\"-7\",\"42\",\"c1\",\"we\\\"ird\\\\\"}");
+	ck_assert_str_eq(run->stmts[2].sql, "INSERT INTO \"s\".\"t\" SELECT * FROM s.f($1)");
+	/* integers: a JSON number or a string of digits */
+	ck_assert_int_eq(
+	    api->payload_keys(run, payloads + 1, 2, "k", PGC_KEY_INT, 10, &keys, &n_keys), 1);
+	ck_assert_uint_eq(n_keys, 2);
+	ck_assert_int_eq(
+	    api->payload_keys(run, payloads + 3, 1, "k", PGC_KEY_INT, 10, &keys, &n_keys), 0);
+	ck_assert_str_eq(run->full_reason, "payload 1 of 1 has a \"k\" that is not an integer: "
+	                                   "'{\"k\":\"c1\"}'");
+	/* mistakes of the plugin's */
+	ck_assert_int_eq(api->payload_keys(run, payloads, 1, "k", 0x10, 10, &keys, &n_keys),
+	                 -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "a.b.c", "k", "SELECT 1", NULL, 0), -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "t", "", "SELECT 1", NULL, 0), -EINVAL);
+	ck_assert_int_eq(api->run_replace(run, "t", "k", "", NULL, 0), -EINVAL);
+	ck_assert_str_eq(run->error, "payload_keys() was given flags 0x10 (a plugin bug)");
+	plugin_run_free(&run);
+}
+END_TEST
+
+/* The reason is logged once per run, however often the plugin asks. */
+START_TEST(test_partial_fallback_logged_once)
+{
+	const struct pgc_api *api = plugin_api();
+	struct pgc_run *run = calloc(1, sizeof(*run));
+	const char *const bad[] = {"{\"agent_id\":\"a\"}"};
+	const char *const *keys;
+	size_t n_keys;
+	char path[512];
+
+	ck_assert_ptr_nonnull(run);
+	snprintf(path, sizeof(path), "%s/log.txt", dir);
+	fflush(stderr);
+	int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 0, 10, &keys, &n_keys), 0);
+	ck_assert_int_eq(api->payload_keys(run, bad, 1, "challenge_id", 0, 10, &keys, &n_keys), 0);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	plugin_run_free(&run);
+
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	char line[1024];
+	int lines = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		ck_assert_msg(strstr(line,
+		                     "refreshing everything, not only the notified partitions: "
+		                     "payload 1 of 1 has no \"challenge_id\": "
+		                     "'{\"agent_id\":\"a\"}'"),
+		              "%s", line);
+	}
+	fclose(f);
+	ck_assert_int_eq(lines, 1);
+}
+END_TEST
+
 /* ---- plugins broken on purpose ------------------------------------------------------ */
 
 START_TEST(test_no_magic)
@@ -463,7 +680,8 @@ START_TEST(test_no_build_run)
 	install_test_plugin("no_build_run");
 	expect_refusal("no_build_run", -ENOEXEC,
 	               "plugin \"no_build_run\" (@/no_build_run.so): declaration has no build_run "
-	               "callback; every plugin must say what a run executes");
+	               "callback and no materialized view for the default run (run_refresh) to "
+	               "refresh; every plugin must say what a run executes");
 }
 END_TEST
 
@@ -952,6 +1170,9 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_run_refresh);
 	tcase_add_test(tc, test_run_refresh_direct);
 	tcase_add_test(tc, test_seed_plugin_run);
+	tcase_add_test(tc, test_partial_runs);
+	tcase_add_test(tc, test_partial_fallback_logged_once);
+	tcase_add_test(tc, test_partial_api);
 	tcase_add_test(tc, test_no_magic);
 	tcase_add_test(tc, test_abi_major);
 	tcase_add_test(tc, test_abi_minor);

@@ -41,7 +41,7 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define PGC_PLUGIN_ABI_MAJOR 1
-#define PGC_PLUGIN_ABI_MINOR 1
+#define PGC_PLUGIN_ABI_MINOR 2
 
 /* Names of the two exported entry points, for the loader's dlsym(). */
 #define PGC_PLUGIN_MAGIC_SYMBOL "pgcrond_plugin_magic"
@@ -237,7 +237,60 @@ struct pgc_api {
 	 * build_run() and job_install(); pure, like them.
 	 */
 	int (*run_refresh)(struct pgc_run *run, const char *relation, unsigned flags);
+
+	/* -- ABI 1.2 -- */
+
+	/*
+	 * The partitions a notification-triggered run names, for a plugin that keeps a table
+	 * partitioned by a key (a challenge, an agent) and can recompute one partition alone.
+	 * Reads FIELD of each of the N_PAYLOADS payloads build_run() got, each a JSON object
+	 * such as {"submission_id":7,"challenge_id":"9f..","agent_id":"1c.."}; FIELD's value must
+	 * be a non-empty string or an integer, and with FLAGS PGC_KEY_UUID a uuid
+	 * (8-4-4-4-12 hex digits, or 32 without dashes), with PGC_KEY_INT an integer (a JSON
+	 * number, or a string of digits with an optional '-'): what the key column's type accepts,
+	 * so that a bad key makes a full run rather than a failed one. The distinct values, sorted,
+	 * go to *KEYS (N_KEYS of them), owned by RUN and valid until the core frees it (after
+	 * build_run()).
+	 *
+	 * Returns 1 when *KEYS names the partitions to recompute. Returns 0 when the run must
+	 * recompute everything instead: there are no payloads (a scheduled, upstream-triggered
+	 * or manual run), or a payload is not a JSON object, lacks FIELD or has it of another
+	 * type (or not of the form FLAGS ask), or the payloads name more than MAX_KEYS distinct
+	 * values (MAX_KEYS 0: always everything). In those last cases the core logs the reason once
+	 * per run (at notice level), naming the first offending payload. Returns -ENOMEM, or
+	 * -EINVAL for unknown FLAGS (recorded as run_error() would). Pure, no I/O.
+	 */
+	int (*payload_keys)(struct pgc_run *run, const char *const *payloads, size_t n_payloads,
+	                    const char *field, unsigned flags, size_t max_keys,
+	                    const char *const **keys, size_t *n_keys);
+
+	/*
+	 * Append the replacement of some (or all) rows of a table the plugin fills, as one
+	 * transaction, so readers never wait for it and see the rows of a partition either all
+	 * old or all new:
+	 *   BEGIN
+	 *   DELETE FROM "schema"."table" WHERE "key_column" = ANY ($1)   -- or every row
+	 *   INSERT INTO "schema"."table" <SELECT_SQL>                      -- with $1 the same
+	 *   COMMIT
+	 * RELATION: the table ("schema.table" or "table"), quoted by the core. KEY_COLUMN: the
+	 * column the partitions are keyed on, quoted by the core. SELECT_SQL: one SELECT (or
+	 * VALUES, or TABLE) giving the table's rows in its column order; it reads the keys as
+	 * parameter $1, an array of the key column's type holding KEYS, or SQL NULL when every
+	 * row is replaced, and must then return every row: write its filter as
+	 * `($1 IS NULL OR challenge_id = ANY ($1))` (casts as the key's type needs), or call a
+	 * set-returning SQL function that does. KEYS (N_KEYS of them) are passed as one array
+	 * parameter, never pasted into SQL; NULL (N_KEYS 0) replaces every row.
+	 * The core writes the BEGIN and COMMIT: do not wrap the call in your own.
+	 * Returns 0; -EINVAL for an invalid name or an empty SELECT_SQL; -ENAMETOOLONG; -ENOMEM.
+	 * Each failure also records its reason, as run_error() would. Pure, no I/O.
+	 */
+	int (*run_replace)(struct pgc_run *run, const char *relation, const char *key_column,
+	                   const char *select_sql, const char *const *keys, size_t n_keys);
 };
+
+/* Flags of pgc_api.payload_keys(): the form every key must have. */
+#define PGC_KEY_UUID 0x1u /* a uuid: 8-4-4-4-12 hex digits, or 32 without dashes */
+#define PGC_KEY_INT 0x2u  /* a whole number: optional '-', then digits */
 
 /* Flags of pgc_api.run_refresh(). */
 #define PGC_REFRESH_CONCURRENTLY 0x1u /* REFRESH ... CONCURRENTLY even if not declared so */
@@ -330,11 +383,14 @@ struct pgc_plugin {
 	int (*check_settings)(const struct pgc_settings *s);
 
 	/*
-	 * Required: the statements of one run of a job, given its settings and the notification
-	 * payloads that triggered it. Adds statements with api->run_add() / api->run_add_param().
-	 *   S: the job's settings (api->setting_*).
-	 *   PAYLOADS: the NOTIFY payloads received on the job's `listen` channel since the last
-	 *     run (debounced), oldest first, N_PAYLOADS of them; N_PAYLOADS is 0 for scheduled,
+	 * The statements of one run of a job, given its settings and the notification
+	 * payloads that triggered it. A core of ABI 1.2 or later accepts NULL from a plugin
+	 * that declares a materialized view (or sets job_relation): each run is then
+	 * api->run_refresh(run, NULL, 0), every materialized view of the job refreshed; a
+	 * plugin meant to load into a 1.0 or 1.1 core must set it. Adds statements with
+	 * api->run_add() / api->run_add_param(). S: the job's settings (api->setting_*). PAYLOADS:
+	 * the NOTIFY payloads received on the job's `listen` channel since the last run
+	 * (debounced), oldest first, N_PAYLOADS of them; N_PAYLOADS is 0 for scheduled,
 	 *     upstream-triggered and manual runs. Owned by the core, valid during the call.
 	 *   RUN: where the statements go.
 	 * Returns 0 on success (adding no statement means "nothing to do": the run succeeds

@@ -1,6 +1,8 @@
 /* top_agents: a pgcrond view plugin, the worked example of docs/writing-a-plugin.md.
  * It keeps public.mv_top_agents (agents ranked by bouts won) fresh with
- * REFRESH MATERIALIZED VIEW CONCURRENTLY and can NOTIFY a channel when it is done. */
+ * REFRESH MATERIALIZED VIEW CONCURRENTLY, and public.top_agents_by_challenge (wins per
+ * challenge), a table it refills only for the challenges notifications name; and can NOTIFY a
+ * channel when it is done. */
 
 #include <errno.h>
 #include <string.h>
@@ -8,15 +10,18 @@
 #include <pgcrond/plugin.h>
 
 #define VIEW "public.mv_top_agents"
+#define TABLE "public.top_agents_by_challenge"
 
-PGCROND_PLUGIN_MAGIC("top_agents", "1.0.0");
+PGCROND_PLUGIN_MAGIC("top_agents", "1.1.0");
 
 /* The core's function table: the only way to reach pgcrond. */
 static const struct pgc_api *api;
 
 /* Run by `pgcrond install`, again on every upgrade: it must be idempotent. The view starts
  * empty (WITH NO DATA): pgcrond populates it once before the first concurrent refresh. The
- * unique index is what REFRESH ... CONCURRENTLY needs. */
+ * unique index is what REFRESH ... CONCURRENTLY needs. The table's rows come from a function
+ * of the challenges to recompute (all of them for NULL), which the planner inlines; an empty
+ * table is filled at once, so a run that recomputes a few challenges finds the rest there. */
 static const char install_sql[] =
     "CREATE MATERIALIZED VIEW IF NOT EXISTS " VIEW " AS\n"
     "SELECT r.winner_agent_id AS agent_id,\n"
@@ -27,7 +32,20 @@ static const char install_sql[] =
     "WHERE r.winner_agent_id IS NOT NULL\n"
     "GROUP BY r.winner_agent_id\n"
     "WITH NO DATA;\n"
-    "CREATE UNIQUE INDEX IF NOT EXISTS mv_top_agents_agent_id ON " VIEW " (agent_id);\n";
+    "CREATE UNIQUE INDEX IF NOT EXISTS mv_top_agents_agent_id ON " VIEW " (agent_id);\n"
+    "CREATE TABLE IF NOT EXISTS " TABLE " (\n"
+    "    challenge_id uuid NOT NULL, agent_id uuid NOT NULL,\n"
+    "    wins bigint NOT NULL, last_win_at timestamptz NOT NULL,\n"
+    "    PRIMARY KEY (challenge_id, agent_id));\n"
+    "CREATE OR REPLACE FUNCTION " TABLE "_rows(challenge_ids uuid[])\n"
+    "RETURNS SETOF " TABLE " LANGUAGE sql STABLE AS $$\n"
+    "    SELECT b.challenge_id, r.winner_agent_id, count(*), max(r.decided_at)\n"
+    "    FROM public.bout_results r JOIN public.bouts b ON b.id = r.bout_id\n"
+    "    WHERE r.winner_agent_id IS NOT NULL\n"
+    "      AND (challenge_ids IS NULL OR b.challenge_id = ANY (challenge_ids))\n"
+    "    GROUP BY b.challenge_id, r.winner_agent_id $$;\n"
+    "INSERT INTO " TABLE " SELECT * FROM " TABLE "_rows(NULL)\n"
+    "WHERE NOT EXISTS (SELECT 1 FROM " TABLE ");\n";
 
 /* Checks beyond the declared types, when the configuration is loaded: `pgcrond check`
  * prints what setting_error() reports as FILE:LINE. */
@@ -46,15 +64,27 @@ static int check_settings(const struct pgc_settings *s)
 static int build_run(const struct pgc_settings *s, const char *const *payloads, size_t n_payloads,
                      struct pgc_run *run)
 {
+	const char *const *challenges;
+	size_t n_challenges;
 	int rc;
 
-	(void)payloads; /* a notification only says "something changed" */
-	if (n_payloads)
-		api->log(PGC_LOG_DEBUG, "%zu notification(s) since the last run", n_payloads);
-
 	/* REFRESH MATERIALIZED VIEW CONCURRENTLY "public"."mv_top_agents": the core quotes the
-	 * name, and refreshes a view declared PGC_RELATION_CONCURRENT only concurrently. */
+	 * name, and refreshes a view declared PGC_RELATION_CONCURRENT only concurrently. The
+	 * ranking is over all agents: a notification cannot narrow it. */
 	if ((rc = api->run_refresh(run, VIEW, 0)) < 0)
+		return rc;
+
+	/* The table, per challenge (ABI 1.2): the "challenge_id" of each payload, such as
+	 * {"bout_id":7,"challenge_id":"9f.."}. rc 1: those challenges only; rc 0: all of them (a
+	 * scheduled run, or a payload without one, or more than 50: the core logs why). */
+	rc = api->payload_keys(run, payloads, n_payloads, "challenge_id", PGC_KEY_UUID, 50,
+	                       &challenges, &n_challenges);
+	if (rc < 0)
+		return rc;
+	/* One transaction: DELETE those challenges' rows, INSERT them recomputed. The keys go
+	 * in as the array parameter $1, NULL for all. */
+	if ((rc = api->run_replace(run, TABLE, "challenge_id", "SELECT * FROM " TABLE "_rows($1)",
+	                           rc ? challenges : NULL, rc ? n_challenges : 0)) < 0)
 		return rc;
 
 	/* Values only ever as parameters. */
@@ -74,6 +104,7 @@ static const struct pgc_plugin plugin = {
     .relations =
         (const struct pgc_relation_decl[]){
             {VIEW, PGC_RELATION_MATVIEW, PGC_RELATION_CONCURRENT},
+            {TABLE, PGC_RELATION_TABLE, 0},
             {NULL, 0, 0},
         },
     .install_sql = install_sql,
@@ -81,7 +112,7 @@ static const struct pgc_plugin plugin = {
     .settings =
         (const struct pgc_setting_decl[]){
             {"notify_channel", PGC_SETTING_STRING, NULL,
-             "after refreshing, NOTIFY this channel with the view's name as payload"},
+             "after the run, NOTIFY this channel with the view's name as payload"},
             {NULL, 0, NULL, NULL},
         },
     .check_settings = check_settings,
