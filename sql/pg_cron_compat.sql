@@ -118,6 +118,36 @@ END
 $fn$;
 COMMENT ON FUNCTION cron.schedule(text, text, text) IS 'schedule a pg_cron job';
 
+-- pg_cron's checks of a job's role and database, with its messages: ROLE (NULL: the caller)
+-- exists and may log in; with CHECK_DB, DATABASE exists and the role may connect to it.
+CREATE OR REPLACE FUNCTION pgcrond.check_job_target(role text, database text, check_db boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	login boolean;
+BEGIN
+	IF role IS NOT NULL THEN
+		SELECT rolcanlogin INTO login FROM pg_roles WHERE rolname = role;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'role "%" does not exist', role USING ERRCODE = 'internal_error';
+		ELSIF NOT login THEN
+			RAISE EXCEPTION 'role "%" can not log in', role
+				USING ERRCODE = 'internal_error', DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
+		END IF;
+	END IF;
+	IF check_db THEN
+		IF NOT EXISTS (SELECT FROM pg_database WHERE datname = database) THEN
+			RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = '3D000';
+		END IF;
+		IF NOT has_database_privilege(coalesce(role, current_user::text), database, 'CONNECT') THEN
+			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce(role, current_user::text), database USING ERRCODE = 'internal_error';
+		END IF;
+	END IF;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION cron.schedule_in_database(job_name text, schedule text, command text,
                                                      database text, username text DEFAULT NULL,
                                                      active boolean DEFAULT true)
@@ -127,7 +157,6 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	id bigint;
-	login boolean;
 BEGIN
 	IF $1 IS NULL THEN RAISE EXCEPTION 'job_name can not be NULL' USING ERRCODE = 'internal_error'; END IF;
 	IF $2 IS NULL THEN RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error'; END IF;
@@ -136,25 +165,7 @@ BEGIN
 	IF $5 IS NOT NULL AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
 		RAISE EXCEPTION 'must be superuser to create a job for another role' USING ERRCODE = 'internal_error';
 	END IF;
-	-- pg_cron's checks: the role exists and may log in, the database exists and the role
-	-- may connect to it
-	IF $5 IS NOT NULL THEN
-		SELECT rolcanlogin INTO login FROM pg_roles WHERE rolname = $5;
-		IF NOT FOUND THEN
-			RAISE EXCEPTION 'role "%" does not exist', $5 USING ERRCODE = 'internal_error';
-		ELSIF NOT login THEN
-			RAISE EXCEPTION 'role "%" can not log in', $5
-				USING ERRCODE = 'internal_error', DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
-		END IF;
-	END IF;
-	IF coalesce($4, current_database()) IS NOT NULL THEN
-		IF NOT EXISTS (SELECT FROM pg_database WHERE datname = $4) THEN
-			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = '3D000';
-		END IF;
-		IF NOT has_database_privilege(coalesce($5, current_user::text), $4, 'CONNECT') THEN
-			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4 USING ERRCODE = 'internal_error';
-		END IF;
-	END IF;
+	PERFORM pgcrond.check_job_target($5, $4, true);
 	INSERT INTO cron.job AS j (schedule, command, database, username, active, jobname)
 	VALUES ($2, $3, coalesce($4, current_database()), coalesce($5, current_user::text),
 	        coalesce($6, true), $1)
@@ -211,31 +222,12 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	su boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
-	login boolean;
 BEGIN
 	IF $1 IS NULL THEN RAISE EXCEPTION 'job_id can not be NULL' USING ERRCODE = 'internal_error'; END IF;
 	IF $5 IS NOT NULL AND NOT su THEN
 		RAISE EXCEPTION 'must be superuser to alter username' USING ERRCODE = 'internal_error';
 	END IF;
-	-- pg_cron's checks: the role exists and may log in, the database exists and the role
-	-- may connect to it
-	IF $5 IS NOT NULL THEN
-		SELECT rolcanlogin INTO login FROM pg_roles WHERE rolname = $5;
-		IF NOT FOUND THEN
-			RAISE EXCEPTION 'role "%" does not exist', $5 USING ERRCODE = 'internal_error';
-		ELSIF NOT login THEN
-			RAISE EXCEPTION 'role "%" can not log in', $5
-				USING ERRCODE = 'internal_error', DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
-		END IF;
-	END IF;
-	IF $4 IS NOT NULL THEN
-		IF NOT EXISTS (SELECT FROM pg_database WHERE datname = $4) THEN
-			RAISE EXCEPTION 'database "%" does not exist', $4 USING ERRCODE = '3D000';
-		END IF;
-		IF NOT has_database_privilege(coalesce($5, current_user::text), $4, 'CONNECT') THEN
-			RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce($5, current_user::text), $4 USING ERRCODE = 'internal_error';
-		END IF;
-	END IF;
+	PERFORM pgcrond.check_job_target($5, $4, $4 IS NOT NULL);
 	IF $2 IS NOT NULL THEN
 		PERFORM pgcrond.check_schedule($2);
 	END IF;
