@@ -58,11 +58,13 @@ BEGIN
 		-- (row-level security and the triggers check each one)
 		GRANT SELECT, INSERT, UPDATE, DELETE ON cron.job TO PUBLIC;
 		EXECUTE format('GRANT USAGE ON SEQUENCE %s TO PUBLIC', seq);
-		CREATE TRIGGER cron_job_guard BEFORE INSERT OR UPDATE ON cron.job
-			FOR EACH ROW EXECUTE FUNCTION pgcrond.cron_job_guard();
 		CREATE TRIGGER cron_job_sync AFTER INSERT OR UPDATE OR DELETE ON cron.job
 			FOR EACH ROW EXECUTE FUNCTION pgcrond.cron_job_sync();
 	END IF;
+	-- made again each time: the guard also sees deletes (it once saw inserts and updates only)
+	DROP TRIGGER IF EXISTS cron_job_guard ON cron.job;
+	CREATE TRIGGER cron_job_guard BEFORE INSERT OR UPDATE OR DELETE ON cron.job
+		FOR EACH ROW EXECUTE FUNCTION pgcrond.cron_job_guard();
 
 	-- pg_cron's columns; a role sees the runs of its own jobs (superusers and the owner of
 	-- the history: all), and may delete them, as pg_cron allows

@@ -192,8 +192,19 @@ DECLARE
 	seq text;
 	drawn bigint;
 BEGIN
+	-- pgcrond.sync_file_jobs() (pgcrond install) writes the file jobs' rows with this set; it
+	-- skips every check here and in cron_job_sync, so only the table's owner and superusers
+	-- may use it (any role can SET a custom setting)
 	IF current_setting('pgcrond.file_sync', true) = 'on' THEN
-		RETURN NEW;
+		IF pg_has_role((SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER')
+		   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+			RETURN coalesce(NEW, OLD);
+		END IF;
+		RAISE EXCEPTION 'pgcrond.file_sync is reserved for pgcrond install'
+			USING ERRCODE = 'insufficient_privilege', HINT = 'RESET pgcrond.file_sync';
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		RETURN OLD;
 	END IF;
 	IF TG_OP = 'UPDATE' AND NEW.jobid IS DISTINCT FROM OLD.jobid THEN
 		RAISE EXCEPTION 'the jobid of a job cannot change' USING ERRCODE = 'insufficient_privilege';

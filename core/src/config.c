@@ -1334,6 +1334,8 @@ static void index_add(struct pgc_config *cfg, size_t i)
 		return;
 	if (!ix || (ix->n + 1) * 2 > ix->cap) {
 		size_t cap = ix ? ix->cap * 2 : 1024;
+		while (cap < (i + 1) * 2) /* a first index built over many jobs at once */
+			cap *= 2;
 		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(size_t));
 		free(ix);
 		cfg->job_index = nx;

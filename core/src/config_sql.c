@@ -107,6 +107,41 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	return c;
 }
 
+/* Whether following the upstreams of J (those at index FIRST or later: the SQL jobs) leads
+ * back to J: a depth-first walk that visits each job once. */
+static bool reaches(const struct pgc_config *cfg, size_t first, const struct conf_job *j)
+{
+	size_t n = cfg->n_jobs - first, sp = 0;
+	size_t *stack = malloc((n + 1) * sizeof(*stack));
+	bool *seen = calloc(n + 1, sizeof(*seen));
+	bool found = false;
+
+	if (!stack || !seen) {
+		free(stack);
+		free(seen);
+		return false; /* out of memory: jobgraph_build still refuses a cycle */
+	}
+	stack[sp++] = (size_t)(j - cfg->jobs);
+	while (sp && !found) {
+		const struct conf_job *k = &cfg->jobs[stack[--sp]];
+		for (size_t a = 0; a < k->n_after && !found; a++) {
+			const struct conf_job *u = config_job(cfg, k->after[a]);
+			if (!u || (size_t)(u - cfg->jobs) < first)
+				continue;
+			size_t ui = (size_t)(u - cfg->jobs);
+			if (u == j)
+				found = true;
+			else if (!seen[ui - first]) {
+				seen[ui - first] = true;
+				stack[sp++] = ui;
+			}
+		}
+	}
+	free(stack);
+	free(seen);
+	return found;
+}
+
 /* SQL jobs start at index FIRST. One that runs after a job that does not exist, or that
  * sits on a cycle (only SQL jobs can make one: file jobs are checked without them), is left
  * out with a message, so one role's job cannot keep the others from being applied. */
@@ -123,21 +158,10 @@ static void drop_bad_after(struct loader *L, size_t first)
 			for (size_t a = 0; a < j->n_after && !bad; a++)
 				if (!config_job(cfg, j->after[a]))
 					bad = j->after[a];
-			/* a cycle: following the first upstream that is a SQL job comes back here
-			 */
-			bool cycle = false;
-			const struct conf_job *k = j;
-			for (size_t steps = 0; !bad && k && steps <= cfg->n_jobs; steps++) {
-				const struct conf_job *next = NULL;
-				for (size_t a = 0; a < k->n_after && !next; a++) {
-					const struct conf_job *u = config_job(cfg, k->after[a]);
-					if (u && (size_t)(u - cfg->jobs) >= first)
-						next = u;
-				}
-				if (next == j)
-					cycle = true;
-				k = cycle ? NULL : next;
-			}
+			/* a cycle through SQL jobs: a walk over all their SQL upstreams comes back
+			 * here (file jobs were checked without them, so a cycle has a SQL job on
+			 * every step) */
+			bool cycle = !bad && reaches(cfg, first, j);
 			if (!bad && !cycle)
 				continue;
 			const char *origin = j->file; /* "cron.job jobid N" */

@@ -307,6 +307,26 @@ START_TEST(native_schedule_with_options)
 	                    "SELECT options->>'timezone' FROM pgcrond.job WHERE jobname = 'slow'",
 	                    "Asia/Tokyo");
 
+	/* the setting pgcrond install writes the file jobs' rows with skips the checks: any
+	 * role may SET it, only the table's owner may use it */
+	const char *bypass[] = {"INSERT INTO cron.job (jobid, schedule, command) VALUES (999999, "
+	                        "'* * * * *', 'SELECT 1')",
+	                        "UPDATE cron.job SET database = 'postgres' WHERE jobname = 'slow'",
+	                        "DELETE FROM cron.job WHERE jobname = 'slow'"};
+	for (size_t i = 0; i < sizeof(bypass) / sizeof(*bypass); i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql), "SET pgcrond.file_sync = 'on'; %s", bypass[i]);
+		err = error_of(app, sql);
+		ck_assert_msg(strcmp(err, "pgcrond.file_sync is reserved for pgcrond install") == 0,
+		              "%s: %s", bypass[i], err);
+		free(err);
+		itest_exec(app, "RESET pgcrond.file_sync");
+	}
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM cron.job WHERE jobname = 'slow' AND database = "
+	                    "current_database()",
+	                    "1");
+
 	PQfinish(app);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_env_teardown(&e);

@@ -2,6 +2,7 @@
  * (owner and database replaced, the daemon's password never offered) and the merge of SQL
  * jobs into a loaded configuration (a bad job is left out alone, with check's message). */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,83 @@ static struct conf_job file_job(const char *name)
 	                         .file = "conf.d/10.conf",
 	                         .line = 1};
 }
+
+/* A cycle whose way back goes through an upstream other than the first (A after B and C,
+ * C after A): found and left out, not handed to the job graph (which would refuse the whole
+ * configuration, for every role, at every change and reload). */
+START_TEST(merge_finds_a_cycle_through_any_upstream)
+{
+	struct conf_database db = {.name = "app", .conninfo = "dbname=app", .pool = 4};
+	struct pgc_config files = {.file = "pgcrond.conf",
+	                           .timezone = "UTC",
+	                           .databases = &db,
+	                           .n_databases = 1,
+	                           .history_database = "app"};
+	struct config_sql_db sdb = {.name = "app/alice", .conninfo = "dbname=app user=alice"};
+	struct config_sql_job jobs[] = {
+	    {"cron.job jobid 1",
+	     "job = { name = \"B\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/alice\"; };",
+	     "alice", "app"},
+	    {"cron.job jobid 2",
+	     "job = { name = \"A\"; command = \"SELECT 1\"; database = \"app/alice\"; "
+	     "after = [\"B\", \"C\"]; };",
+	     "alice", "app"},
+	    {"cron.job jobid 3",
+	     "job = { name = \"C\"; command = \"SELECT 1\"; database = \"app/alice\"; "
+	     "after = [\"A\"]; };",
+	     "alice", "app"},
+	};
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_with_sql_jobs(&files, &sdb, 1, jobs, 3, &cfg, &dl), 0);
+	/* A or C goes (whichever is looked at first), then the other runs after a missing job */
+	ck_assert_uint_eq(cfg->n_jobs, 1);
+	ck_assert_str_eq(cfg->jobs[0].name, "B");
+	ck_assert_uint_eq(dl.n, 2);
+	ck_assert_msg(strstr(dl.items[0].message, "(a cycle); it is not run"), "%s",
+	              dl.items[0].message);
+	diag_clear(&dl);
+	config_free(&cfg);
+}
+END_TEST
+
+/* Many file jobs and one SQL job: the copy's index of names grows past its first size. */
+START_TEST(merge_with_many_file_jobs)
+{
+	enum { N = 3000 };
+	struct conf_database db = {.name = "app", .conninfo = "dbname=app", .pool = 4};
+	struct conf_job *fj = calloc(N, sizeof(*fj));
+	char(*names)[16] = calloc(N, sizeof(*names));
+	ck_assert(fj && names);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%d", i);
+		fj[i] = file_job(names[i]);
+	}
+	struct pgc_config files = {.file = "pgcrond.conf",
+	                           .timezone = "UTC",
+	                           .databases = &db,
+	                           .n_databases = 1,
+	                           .history_database = "app",
+	                           .jobs = fj,
+	                           .n_jobs = N};
+	struct config_sql_db sdb = {.name = "app/alice", .conninfo = "dbname=app user=alice"};
+	struct config_sql_job job = {"cron.job jobid 1",
+	                             "job = { name = \"s\"; command = \"SELECT 1\"; "
+	                             "database = \"app/alice\"; after = [\"f2999\"]; };",
+	                             "alice", "app"};
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_with_sql_jobs(&files, &sdb, 1, &job, 1, &cfg, &dl), 0);
+	ck_assert_uint_eq(dl.n, 0);
+	ck_assert_uint_eq(cfg->n_jobs, N + 1);
+	ck_assert_ptr_eq(config_job(cfg, "s"), &cfg->jobs[N]);
+	ck_assert_ptr_eq(config_job(cfg, "f1234"), &cfg->jobs[1234]);
+	config_free(&cfg);
+	free(fj);
+	free(names);
+}
+END_TEST
 
 START_TEST(merge_leaves_out_only_the_bad_jobs)
 {
@@ -132,6 +210,8 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, conninfo_logs_in_as_the_owner);
 	tcase_add_test(tc, merge_leaves_out_only_the_bad_jobs);
+	tcase_add_test(tc, merge_finds_a_cycle_through_any_upstream);
+	tcase_add_test(tc, merge_with_many_file_jobs);
 	tcase_add_test(tc, quote_is_a_libconfig_string);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
