@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "cluster.h"
 #include "config.h"
 #include "config_diff.h"
 #include "cron.h"
@@ -36,9 +37,11 @@ struct daemon {
 	struct sched *sched;
 	struct triggers *triggers;
 	struct alerter *alerts;
+	struct cluster *cluster;
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
+	bool refused; /* another live instance has our name: exit EX_CONFIG */
 };
 
 /* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
@@ -206,6 +209,51 @@ static void shutdown_begin(struct daemon *d, int sig)
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
 }
 
+/* ---- several instances (cluster.h) ---- */
+
+static void cluster_refused(void *arg, const char *message)
+{
+	struct daemon *d = arg;
+	log_error("%s", message);
+	d->refused = true;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	triggers_free(&d->triggers);
+	/* nothing ran: every run waits for a claim, and none was granted */
+	sched_drain(d->sched, 0, drained, d);
+}
+
+static void cluster_identity(void *arg)
+{
+	struct daemon *d = arg;
+	hist_hold_orphans(d->hist, false);
+}
+
+static void cluster_orphan(void *arg, const struct cluster_orphan *o)
+{
+	struct daemon *d = arg;
+	sched_takeover(d->sched, o);
+}
+
+static int open_cluster(struct daemon *d)
+{
+	const struct conf_database *db =
+	    d->cfg->history_database ? config_database(d->cfg, d->cfg->history_database) : NULL;
+	if (!db || !d->hist)
+		return 0;
+	struct cluster_hooks hooks = {.refused = cluster_refused,
+	                              .identity = cluster_identity,
+	                              .orphan = cluster_orphan,
+	                              .arg = d};
+	hist_hold_orphans(d->hist, true);
+	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
+	                      &d->cluster);
+	if (rc < 0)
+		log_error("cannot coordinate with other instances: %s", strerror(-rc));
+	return rc;
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -323,10 +371,12 @@ int daemon_main(const char *config_path)
 		log_error("out of memory");
 		goto out;
 	}
-	if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
+	if (d.cfg->instance)
+		snprintf(d.instance, sizeof(d.instance), "%s", d.cfg->instance);
+	else if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
 		snprintf(d.instance, sizeof(d.instance), "pgcrond");
 	d.instance[sizeof(d.instance) - 1] = '\0';
-	if (open_history(&d) < 0)
+	if (open_history(&d) < 0 || open_cluster(&d) < 0)
 		goto out;
 	if (alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
 	    sched_new(d.base, d.ex, d.hist, &d.sched) < 0) {
@@ -334,6 +384,7 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
+	sched_set_cluster(d.sched, d.cluster);
 	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
@@ -358,8 +409,8 @@ int daemon_main(const char *config_path)
 	size_t enabled = 0;
 	for (size_t i = 0; i < d.cfg->n_jobs; i++)
 		enabled += d.cfg->jobs[i].enabled;
-	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
-	           d.cfg->n_jobs, enabled, d.cfg->max_running);
+	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d, instance %s",
+	           PGCROND_VERSION, d.cfg->n_jobs, enabled, d.cfg->max_running, d.instance);
 	/* the line `systemctl status pgcrond` shows */
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
@@ -368,7 +419,7 @@ int daemon_main(const char *config_path)
 		log_error("the event loop failed");
 		goto out;
 	}
-	status = EX_OK;
+	status = d.refused ? EX_CONFIG : EX_OK;
 	log_notice("pgcrond stopped");
 out:
 	if (d.base) {
@@ -382,6 +433,7 @@ out:
 			event_del(&d.watchdog);
 	}
 	triggers_free(&d.triggers);
+	cluster_close(&d.cluster); /* first: no claim answer may reach a freed run */
 	sched_free(&d.sched);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);

@@ -177,6 +177,7 @@ struct hist {
 	bool dirty;         /* appended since the last fdatasync */
 
 	bool orphans_done;
+	bool orphans_held; /* hist_hold_orphans(): not before the instance's name is ours */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	bool purge_pending;
@@ -954,7 +955,7 @@ static void send_purge(struct hist *h)
 static void kick(struct hist *h)
 {
 	while (h->cs == CS_READY && h->op == OP_NONE && !h->blocked) {
-		if (!h->orphans_done && h->acked_off >= h->leftover_off) {
+		if (!h->orphans_done && !h->orphans_held && h->acked_off >= h->leftover_off) {
 			send_orphans(h);
 			return;
 		}
@@ -1255,6 +1256,20 @@ fail:
 	free(h->instance);
 	free(h);
 	return rc;
+}
+
+void hist_hold_orphans(struct hist *h, bool hold)
+{
+	if (!h)
+		return;
+	h->orphans_held = hold;
+	if (!hold)
+		kick(h);
+}
+
+const char *hist_boot_id(const struct hist *h)
+{
+	return h->boot_id;
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)

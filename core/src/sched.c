@@ -18,11 +18,13 @@
 #include <time.h>
 
 #include "alert.h"
+#include "cluster.h"
 #include "exec.h"
 #include "flow.h"
 #include "history.h"
 #include "log.h"
 #include "plugin.h"
+#include "retry.h"
 #include "sched_priv.h"
 #include "text.h"
 
@@ -40,6 +42,7 @@
 
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void run_begin(struct run *r);
+static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
 
 static int64_t real_wall_us(void)
@@ -362,6 +365,13 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* retries, the graph, alerts: may make a retry the job's active run */
 	flow_run_end(r, o, end);
 	sched_run_free(&r);
+	after_run(j);
+}
+
+/* J's active run is over (ended, or not run at all): what waited for it goes next. */
+static void after_run(struct job *j)
+{
+	struct sched *s = j->s;
 	if (!j->active && j->notify_wait && !s->draining) {
 		/* notifications gathered while it ran: never skipped, they carry payloads */
 		struct run *p = j->notify_wait;
@@ -481,6 +491,54 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 	return n;
 }
 
+/* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
+static void on_claim(void *arg, enum cluster_verdict v, const char *why)
+{
+	struct run *r = arg;
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	r->claiming = false;
+	s->n_running--;
+	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
+		r->claimed = true;
+		run_begin(r);
+		return;
+	}
+	if (s->draining)
+		record_skipped(r, "pgcrond was shutting down");
+	else if (v == CLUSTER_REFUSED)
+		record_skipped(r, why);
+	else
+		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
+	j->active = NULL;
+	sched_run_free(&r);
+	after_run(j);
+}
+
+/* Ask for R's claim; true if R now waits for it (holding a run slot, as its job's active
+ * run), false if it needs none and may start. */
+static bool claim(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	char key[600];
+	int64_t window = 0;
+	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
+	r->claimed = true;
+	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
+	                     sizeof(key), &window) <= 0)
+		return false;
+	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory claiming the fire; running unclaimed");
+		return false;
+	}
+	r->claimed = false;
+	r->claiming = true;
+	s->n_running++;
+	return true;
+}
+
 static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
@@ -494,6 +552,8 @@ static void run_begin(struct run *r)
 	size_t n_stmts = 1;
 	bool build_failed = false;
 
+	if (s->cluster && !r->claimed && claim(r))
+		return;
 	r->started = true;
 	r->start_us = wall_us();
 	s->n_running++;
@@ -593,7 +653,9 @@ static void admit_queued(struct sched *s)
 static void describe_active(const struct run *a, char *out, size_t outlen)
 {
 	char when[16];
-	if (a->started) {
+	if (a->claiming) {
+		snprintf(out, outlen, "previous fire still being claimed");
+	} else if (a->started) {
 		fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
 	} else if (a->retry_wait) {
@@ -654,7 +716,7 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
-		if (!j->active->started) {
+		if (!j->active->started && !j->active->claiming) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
@@ -1005,6 +1067,43 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 }
 
 /* Notifications are never skipped: while the job is busy they gather in one waiting run. */
+void sched_set_cluster(struct sched *s, struct cluster *c)
+{
+	s->cluster = c;
+}
+
+void sched_takeover(struct sched *s, const struct cluster_orphan *o)
+{
+	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
+	if (!j || !j->conf || j->removed) {
+		log_info("cluster: instance %s died running job %s, which is not configured here; "
+		         "not retried here",
+		         o->dead, o->job_name);
+		return;
+	}
+	/* the dead instance's connection broke: as transient as a failure gets */
+	if (!retry_should(j->conf, o->attempt, "08006", false)) {
+		log_job(
+		    LOG_LVL_NOTICE, j->name,
+		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
+		    o->dead, o->attempt, j->conf->retries);
+		return;
+	}
+	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
+	if (!r)
+		return;
+	r->attempt = o->attempt + 1;
+	r->waited = true;
+	if (o->graph_run && !(r->graph_run = strdup(o->graph_run))) {
+		sched_run_free(&r);
+		return;
+	}
+	log_job(LOG_LVL_NOTICE, j->name,
+	        "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
+	        o->dead, o->attempt, r->attempt, j->conf->retries + 1);
+	sched_fire_run(r);
+}
+
 void sched_notify_pending(struct sched *s, const char *name, bool pending)
 {
 	struct job *j = sched_job_find(s, name);
