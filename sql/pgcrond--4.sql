@@ -27,7 +27,9 @@ COMMENT ON COLUMN pgcrond.instance.stop_note IS 'how it stopped: a clean stop, o
 --   g:<graph run>         a downstream run in a graph run
 --   n                     the job's notification turn (claimed_at moves on; see below)
 --   b:<boot id>           an @reboot run (every instance start has its own)
--- and a retry appends /a<attempt>. For "n" a claim succeeds when no other instance took
+-- and a retry appends /a<attempt>. A fire already claimed by the same instance (an earlier
+-- process of it, or a run that failed because its database was down) may be claimed
+-- again by it, for the catch-up of that instant. For "n" a claim succeeds when no other instance took
 -- the turn within the job's window (ON CONFLICT DO UPDATE ... WHERE), so one burst of
 -- notifications, seen by every instance, is one run in the whole cluster.
 CREATE TABLE IF NOT EXISTS pgcrond.fire_claim (

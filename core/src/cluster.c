@@ -37,7 +37,8 @@
 #define STOP_GRACE_MS 2000
 
 static const char sql_lock[] =
-    "SELECT r, CASE WHEN r THEN NULL ELSE pg_try_advisory_lock(" CLUSTER_LOCK_SQL("$1") ") END"
+    "SELECT r, CASE WHEN r THEN NULL"
+    " ELSE pg_try_advisory_lock(hashtextextended('pgcrond instance ' || $1, 0)) END"
     " FROM pg_is_in_recovery() AS r";
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
@@ -72,16 +73,16 @@ static const char sql_reap[] =
     "          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     "            AND l.database = (SELECT oid FROM pg_catalog.pg_database"
     "                               WHERE datname = current_database())"
-    "            AND ((l.classid::bigint << 32) | l.objid::bigint) = " CLUSTER_LOCK_SQL("i.name")
-    "))"
+    "            AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "                = hashtextextended('pgcrond instance ' || i.name, 0)))"
     "  RETURNING i.name, i.last_seen),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
     "     SET status = 'failed', end_time = now(),"
     "         duration_ms = extract(epoch FROM now() - d.start_time) * 1000,"
-    "         return_message = format('instance %s died (last seen %s); run closed by instance %s',"
-    "           dead.name, to_char(dead.last_seen AT TIME ZONE 'UTC',"
-    "           'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "         return_message = format('instance %s died (last seen %s); "
+    "run closed by instance %s', dead.name,"
+    "           to_char(dead.last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
     "    FROM dead"
     "   WHERE d.instance = dead.name AND d.status IN ('starting', 'running')"
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
@@ -89,14 +90,20 @@ static const char sql_reap[] =
     " SELECT name, NULL, NULL, NULL, NULL, NULL,"
     "  to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM dead"
     " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL FROM closed";
-/* The fires waiting, as two parallel arrays: one statement for all of them. */
+/* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
+ * claimed by this instance (another process of it) is ours again: a fire claimed by a
+ * process that died before running it, or whose run failed when its database was down, is
+ * served by the catch-up of the same instant. */
 static const char sql_claim[] =
-    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
-    " SELECT u.j, u.k, $3, $4 FROM unnest($1::text[], $2::text[]) AS u(j, k)"
+    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " SELECT u.j, u.k, $3, $4"
+    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
     /* every instance inserts the same fires in the same order: a claim may wait for
      * another instance's claim of the same fire, never deadlock with it */
     " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
-    " ON CONFLICT (job_name, fire_key) DO NOTHING"
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET boot_id = EXCLUDED.boot_id, claimed_at = now()"
+    " WHERE c.instance = EXCLUDED.instance"
     " RETURNING job_name, fire_key";
 /* A turn: ours if nobody else took it within the window. */
 static const char sql_turn[] =
@@ -114,7 +121,8 @@ static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY
 static const char sql_stop[] =
     "WITH s AS (UPDATE pgcrond.instance SET stopped_at = now(), stop_note = 'stopped'"
     "  WHERE name = $1 AND boot_id = $2 RETURNING 1)"
-    " SELECT pg_advisory_unlock(" CLUSTER_LOCK_SQL("$1") "), (SELECT count(*) FROM s)";
+    " SELECT pg_advisory_unlock(hashtextextended('pgcrond instance ' || $1, 0)),"
+    " (SELECT count(*) FROM s)";
 
 struct claim {
 	struct claim *next;
@@ -229,8 +237,9 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 		return CLUSTER_REFUSED;
 	}
 	if (c->in_recovery) {
-		snprintf(why, len, "the history database is in recovery (a standby): no run "
-		                   "starts until a primary is reached");
+		snprintf(why, len,
+		         "the history database is in recovery (a standby): no run "
+		         "starts until a primary is reached");
 		return CLUSTER_REFUSED;
 	}
 	if (c->schema_missing) {
@@ -289,7 +298,8 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 			c->st.refused++;
 			break;
 		}
-		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) &&
+		/* a standby was reported when it was found (lock_done) */
+		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
 		    log_complain(&c->offline_complaint))
 			log_warning("cluster: %s", why);
 		q->fn(q->arg, v, why);
@@ -514,7 +524,8 @@ static void conn_start(struct cluster *c)
 		return;
 	}
 	if (c->notices.limit == 0)
-		pgconn_notices_init(&c->notices, "cluster connection", PGCONN_NOTICES_PER_MIN, 60000);
+		pgconn_notices_init(&c->notices, "cluster connection", PGCONN_NOTICES_PER_MIN,
+		                    60000);
 	pgconn_log_notices(c->conn, &c->notices);
 	c->cs = CS_CONNECTING;
 	watch(c, EV_WRITE);
@@ -569,12 +580,13 @@ static void lock_done(struct cluster *c)
 		return;
 	}
 	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
-		if (!c->in_recovery || log_complain(&c->recovery_complaint))
-			log_warning("cluster: history database %s is in recovery (a hot standby): no "
-			            "run starts and no history is written until it is promoted or the "
-			            "conninfo reaches a primary (target_session_attrs=read-write); "
-			            "checking every %d s",
-			            c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
+		if (log_complain(&c->recovery_complaint))
+			log_warning(
+			    "cluster: history database %s is in recovery (a hot standby): no "
+			    "run starts and no history is written until it is promoted or the "
+			    "conninfo reaches a primary (target_session_attrs=read-write); "
+			    "checking every %d s",
+			    c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
 		c->in_recovery = true;
 		c->st.in_recovery = true;
 		conn_failed(c, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
@@ -624,20 +636,22 @@ static void holder_done(struct cluster *c)
 	if (!have || seen != c->holder_seen_us) {
 		char msg[1024];
 		if (have)
-			snprintf(msg, sizeof(msg),
-			         "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
-			         "heartbeat %s) against history database %s; give this one its own "
-			         "name with instance = \"...\" in pgcrond.conf (and its own "
-			         "state_dir), or stop the other",
-			         c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-			         PQgetvalue(r, 0, 4), c->safe_conninfo);
+			snprintf(
+			    msg, sizeof(msg),
+			    "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
+			    "heartbeat %s) against history database %s; give this one its own "
+			    "name with instance = \"...\" in pgcrond.conf (and its own "
+			    "state_dir), or stop the other",
+			    c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+			    PQgetvalue(r, 0, 4), c->safe_conninfo);
 		else
-			snprintf(msg, sizeof(msg),
-			         "another pgcrond is running as instance \"%s\" against history "
-			         "database %s (it holds the instance's lock); give this one its own "
-			         "name with instance = \"...\" in pgcrond.conf (and its own "
-			         "state_dir), or stop the other",
-			         c->instance, c->safe_conninfo);
+			snprintf(
+			    msg, sizeof(msg),
+			    "another pgcrond is running as instance \"%s\" against history "
+			    "database %s (it holds the instance's lock); give this one its own "
+			    "name with instance = \"...\" in pgcrond.conf (and its own "
+			    "state_dir), or stop the other",
+			    c->instance, c->safe_conninfo);
 		c->refused = true;
 		answer(c, is_overdue, v_offline);
 		if (c->hooks.refused)
@@ -658,8 +672,9 @@ static void beat_done(struct cluster *c)
 	if (c->op_failed) {
 		if (strcmp(c->op_sqlstate, "42P01") == 0) {
 			if (log_complain(&c->schema_complaint))
-				log_warning("cluster: pgcrond.instance does not exist: instances are not "
-				            "coordinated; run 'pgcrond install' to upgrade the schema");
+				log_warning(
+				    "cluster: pgcrond.instance does not exist: instances are not "
+				    "coordinated; run 'pgcrond install' to upgrade the schema");
 			c->schema_missing = true;
 		} else {
 			log_warning("cluster: heartbeat failed: %s", c->op_err);
@@ -697,16 +712,19 @@ static void reap_done(struct cluster *c)
 		if (PQgetisnull(r, i, 1)) {
 			size_t closed = 0;
 			for (int k = 0; k < PQntuples(r); k++)
-				closed += !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
+				closed +=
+				    !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
 			c->st.dead_found++;
 			if (closed)
-				log_warning("cluster: instance \"%s\" died (last seen %s); closed its %zu "
-				            "running run(s) as failed",
-				            name, PQgetvalue(r, i, 6), closed);
+				log_warning(
+				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
+				    "running run(s) as failed",
+				    name, PQgetvalue(r, i, 6), closed);
 			else
-				log_notice("cluster: instance \"%s\" died (last seen %s); it left no "
-				           "running run",
-				           name, PQgetvalue(r, i, 6));
+				log_notice(
+				    "cluster: instance \"%s\" died (last seen %s); it left no "
+				    "running run",
+				    name, PQgetvalue(r, i, 6));
 			continue;
 		}
 		struct cluster_orphan o = {
@@ -727,14 +745,15 @@ static void claim_done(struct cluster *c, enum op op)
 	const PGresult *r = c->res;
 	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
 		if (log_complain(&c->schema_complaint))
-			log_warning("cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
-			            "run 'pgcrond install' to upgrade the schema");
+			log_warning(
+			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
+			    "run 'pgcrond install' to upgrade the schema");
 		c->schema_missing = true;
 	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
 		c->in_recovery = true;
-	} else if (c->op_failed && (strcmp(c->op_sqlstate, "40P01") == 0 ||
-	                            strcmp(c->op_sqlstate, "40001") == 0) &&
+	} else if (c->op_failed &&
+	           (strcmp(c->op_sqlstate, "40P01") == 0 || strcmp(c->op_sqlstate, "40001") == 0) &&
 	           c->claim_retries++ < 3) {
 		/* send the same claims again: nothing of the failed statement stayed */
 		log_debug("cluster: claim statement retried: %s", c->op_err);
@@ -1030,8 +1049,8 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
 	*out = c->st;
 }
 
-int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run,
-                     int attempt, int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
 {
 	int n;
 	*window_ms = 0;
@@ -1045,7 +1064,8 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
 		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
 		n = snprintf(out, len, "n");
 	} else
-		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry */
+		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry
+		           */
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	if (attempt > 1) {

@@ -87,8 +87,8 @@ void cluster_claim_forget(struct cluster *c, void *arg);
  * (notifications; DEBOUNCE_MS is the job's debounce). Returns 1, 0 when the run needs no
  * claim (a manual run is claimed by its request id, an @reboot run belongs to its start, a
  * retry of those is made by the instance that ran them), or -ENOSPC. Pure. */
-int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run,
-                     int attempt, int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
     __attribute__((warn_unused_result));
 
 /* For status and tests. */
@@ -106,8 +106,8 @@ struct cluster_stats {
 };
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
 
-/* The advisory lock key of instance NAME as PostgreSQL computes it, in SQL text: the same
- * expression everywhere, so tests and operators can look it up in pg_locks. */
-#define CLUSTER_LOCK_SQL(name_expr) "hashtextextended('pgcrond instance ' || " name_expr ", 0)"
+/* The advisory lock of instance NAME is pg_advisory_lock(hashtextextended('pgcrond instance '
+ * || NAME, 0)) in the history database: pg_locks shows it as locktype advisory, objsubid 1,
+ * classid and objid the key's high and low 32 bits. */
 
 #endif

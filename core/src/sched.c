@@ -506,8 +506,8 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	}
 	if (s->draining)
 		record_skipped(r, "pgcrond was shutting down");
-	else if (v == CLUSTER_REFUSED)
-		record_skipped(r, why);
+	else if (v == CLUSTER_REFUSED) /* the cluster logs why, rate-limited */
+		sched_record(r, HIST_SKIPPED, why);
 	else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
 	j->active = NULL;

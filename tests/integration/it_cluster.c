@@ -88,11 +88,12 @@ static void inst_free(struct inst *in)
 /* The instance holds its name once its heartbeat row exists. */
 static void wait_live(struct itest_env *e, const struct inst *in)
 {
-	ck_assert_msg(itest_env_wait(e, 15,
-	                             "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
-	                             " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
-	                             in->name),
-	              "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
 }
 
 START_TEST(same_name_refused_and_runs_kept)
@@ -100,8 +101,9 @@ START_TEST(same_name_refused_and_runs_kept)
 	struct itest_env e;
 	struct inst a, b;
 	cluster_db(&e, "cl-same");
-	const char *jobs = "job = { name = \"slow\"; command = \"SELECT pg_sleep(25)\";"
-	                   " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
+	const char *jobs =
+	    "job = { name = \"slow\"; command = \"SELECT pg_sleep(25)\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
 	inst_init(&a, &e, "alpha", jobs);
 	inst_init(&b, &e, "alpha", jobs);
 	inst_start(&a);
@@ -179,21 +181,32 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	struct inst *alive = dead == &a ? &b : &a;
 	double t0 = itest_now();
 	inst_stop(dead, SIGKILL);
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'slow' AND attempt = 1 AND status = 'failed'"
-	                             " AND return_message LIKE 'instance %s died (last seen %%)%%"
-	                             "closed by instance %s'",
-	                             dead->name, alive->name),
-	              "the dead run was not closed within 30 s:\n%s", itest_read_file(alive->log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'slow' AND attempt = 1 AND status = 'failed'"
+	                   " AND return_message LIKE 'instance %s died (last seen %%)%%"
+	                   "closed by instance %s'",
+	                   dead->name, alive->name),
+	    "the dead run was not closed within 30 s:\n%s", itest_read_file(alive->log));
 	ck_assert_msg(itest_now() - t0 <= 30.0, "closed after %.1f s", itest_now() - t0);
 	/* the survivor retries it, as the job's retry policy says */
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'slow' AND attempt = 2 AND trigger = 'retry'"
-	                             " AND instance = '%s' AND status = 'succeeded'",
-	                             alive->name),
-	              "no retry by the survivor:\n%s", itest_read_file(alive->log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'slow' AND attempt = 2 AND trigger = 'retry'"
+	                   " AND instance = '%s' AND status = 'succeeded'",
+	                   alive->name),
+	    "no retry by the survivor:\n%s", itest_read_file(alive->log));
+	/* pgcrond history shows which instance ran what */
+	int st;
+	char *out = itest_cli(&st, "history", "-c", alive->conf, "slow", NULL);
+	ck_assert_msg(st == 0 && strstr(out, "INSTANCE"), "history:\n%s", out);
+	char want_dead[64], want_alive[64];
+	snprintf(want_dead, sizeof(want_dead), "  %s  ", dead->name);
+	snprintf(want_alive, sizeof(want_alive), "  %s  ", alive->name);
+	ck_assert_msg(strstr(out, want_dead) && strstr(out, want_alive), "history:\n%s", out);
+	free(out);
 	free(runner);
 	inst_stop(alive, SIGTERM);
 	inst_free(&a);
@@ -219,7 +232,8 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
 	    "{ name = \"j2\"; command = \"INSERT INTO ran (job) VALUES ('j2')\";"
 	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
-	    "{ name = \"j3\"; command = \"SELECT pg_sleep(0.2); INSERT INTO ran (job) VALUES ('j3')\";"
+	    "{ name = \"j3\"; command = \"SELECT pg_sleep(0.2); INSERT INTO ran (job) VALUES "
+	    "('j3')\";"
 	    " database = \"app\"; schedule = \"* * * * * *\"; } );\n";
 	const char *names[] = {"n1", "n2", "n3"};
 	for (int i = 0; i < 3; i++) {
@@ -240,7 +254,8 @@ START_TEST(three_instances_every_fire_once_across_kills)
 		inst_start(&in[victim]);
 		victim = (victim + 1) % 3;
 	}
-	char *to = itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
 	itest_sleep(4);
 	for (int i = 0; i < 3; i++)
 		inst_stop(&in[i], SIGTERM);
@@ -258,9 +273,10 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	         " AND scheduled_time BETWEEN '%s' AND '%s'",
 	         from, to);
 	long long served = itest_scalar_ll(e.db, sql);
-	snprintf(sql, sizeof(sql),
-	         "SELECT 3 * (extract(epoch FROM '%s'::timestamptz - '%s'::timestamptz)::bigint + 1)",
-	         to, from);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT 3 * (extract(epoch FROM '%s'::timestamptz - '%s'::timestamptz)::bigint + 1)",
+	    to, from);
 	long long expected = itest_scalar_ll(e.db, sql);
 	fprintf(stderr, "it_cluster: %d kills, %lld of %lld fires served (%.2f%%)\n", kills, served,
 	        expected, 100.0 * (double)served / (double)expected);
@@ -275,7 +291,8 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	long long ran = itest_scalar_ll(e.db, "SELECT count(*) FROM ran WHERE job = 'j1'");
 	long long ok = itest_scalar_ll(e.db, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                     " WHERE job_name = 'j1' AND status = 'succeeded'");
-	ck_assert_msg(ran >= ok && ran - ok <= kills, "j1: %lld statements, %lld successes", ran, ok);
+	ck_assert_msg(ran >= ok && ran - ok <= kills, "j1: %lld statements, %lld successes", ran,
+	              ok);
 	free(from);
 	free(to);
 	for (int i = 0; i < 3; i++)
@@ -292,8 +309,9 @@ START_TEST(notification_burst_is_one_run)
 	cluster_db(&e, "cl-notify");
 	itest_exec(e.db, "CREATE TABLE notified (at timestamptz DEFAULT clock_timestamp());"
 	                 "GRANT ALL ON notified TO PUBLIC");
-	const char *jobs = "job = { name = \"ev\"; command = \"INSERT INTO notified DEFAULT VALUES\";"
-	                   " database = \"app\"; listen = \"burst\"; debounce = \"300ms\"; };\n";
+	const char *jobs =
+	    "job = { name = \"ev\"; command = \"INSERT INTO notified DEFAULT VALUES\";"
+	    " database = \"app\"; listen = \"burst\"; debounce = \"300ms\"; };\n";
 	const char *names[] = {"l1", "l2", "l3"};
 	for (int i = 0; i < 3; i++) {
 		inst_init(&in[i], &e, names[i], jobs);

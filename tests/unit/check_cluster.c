@@ -67,9 +67,9 @@ START_TEST(too_small_a_buffer)
 {
 	char a[8];
 	int64_t w;
-	ck_assert_int_eq(cluster_fire_key("schedule", 1763850000000000LL, NULL, 1, 0, a, sizeof(a),
-	                                  &w),
-	                 -ENOSPC);
+	ck_assert_int_eq(
+	    cluster_fire_key("schedule", 1763850000000000LL, NULL, 1, 0, a, sizeof(a), &w),
+	    -ENOSPC);
 }
 END_TEST
 
