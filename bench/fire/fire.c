@@ -10,7 +10,8 @@
  *
  *   scripts/pg-sandbox run -- build/bench/fire/bench_fire [N ...]
  *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
- *   job database's pool) */
+ *   job database's pool; FIRE_INSTANCES=1: instances running the same jobs on the same
+ *   database, each fire claimed by one of them (README "Running several instances")) */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,6 +31,14 @@
 #define DB "bench_fire"
 
 static char db_ci[1200];
+
+/* FIRE_INSTANCES (default 1, at most 8): daemons with the same jobs, in DIR/i0, DIR/i1 ... */
+static int fire_instances(void)
+{
+	const char *v = getenv("FIRE_INSTANCES");
+	int n = v ? atoi(v) : 0;
+	return n >= 1 && n <= 8 ? n : 1;
+}
 
 /* The job database's pool (FIRE_POOL, default 8): how many runs may be on the server at once. */
 static int fire_pool(void)
@@ -100,7 +109,8 @@ static long spooled_records(const char *dir, const char *state)
 	return n;
 }
 
-static void write_config(const char *dir, const char *state, int n, const char *schedule)
+static void write_config(const char *dir, const char *state, int n, const char *schedule,
+                         const char *instance)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
@@ -108,12 +118,13 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	if (!f)
 		bench_die("write", path);
 	fprintf(f,
+	        "instance = \"%s\";\n"
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
-	        "state_dir = \"%s/%s\";\nlog_level = \"warning\";\nmax_running = 64;\n"
+	        "state_dir = \"%s/%s\";\nlog_level = \"notice\";\nmax_running = 64;\n"
 	        "shutdown_grace = \"5s\";\n"
 	        "databases = { bench = { conninfo = \"%s\"; pool = %d; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, dir, state, db_ci, fire_pool());
+	        instance, dir, dir, state, db_ci, fire_pool());
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
 	f = fopen(path, "w");
@@ -167,42 +178,63 @@ static long long count_of(PGconn *c, const char *sql)
 	return n;
 }
 
+/* DIR/i<K>, with its conf.d, for instance K. */
+static void instance_dir(const char *dir, int k, char *out, size_t len)
+{
+	char path[600];
+	snprintf(out, len, "%s/i%d", dir, k);
+	if (mkdir(out, 0755) != 0 && errno != EEXIST)
+		bench_die("mkdir", out);
+	snprintf(path, sizeof(path), "%s/conf.d", out);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		bench_die("mkdir", path);
+}
+
 static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	char conf[512], log[512], sql[768], buf[6][96];
+	char conf[512], log[8][512], sql[768], buf[6][96], idir[8][512], name[16];
 	struct window w[64];
 	double v[6][64];
 	long hz = sysconf(_SC_CLK_TCK);
+	int k = fire_instances();
+	pid_t pid[8];
 
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon-%d.log", dir, n);
-	bench_exec(c, "TRUNCATE ticks, pgcrond.job_run_details");
+	bench_exec(c, "TRUNCATE ticks, pgcrond.job_run_details, pgcrond.fire_claim");
 	char state[64];
 	snprintf(state, sizeof(state), "state-busy-%d", n);
-	make_state_dir(dir, state);
-	write_config(dir, state, n, "* * * * * *");
-	pid_t pid = bench_daemon_start(conf, log);
+	for (int i = 0; i < k; i++) {
+		instance_dir(dir, i, idir[i], sizeof(idir[i]));
+		make_state_dir(idir[i], state);
+		snprintf(name, sizeof(name), "bench%d", i);
+		write_config(idir[i], state, n, "* * * * * *", name);
+		snprintf(conf, sizeof(conf), "%s/pgcrond.conf", idir[i]);
+		snprintf(log[i], sizeof(log[i]), "%s/daemon-%d.log", idir[i], n);
+		pid[i] = bench_daemon_start(conf, log[i]);
+	}
 	bench_sleep(3 + n / 5000.0); /* warm-up: config, connections, the first fires */
 	for (int i = 0; i < windows; i++) {
 		server_now(c, w[i].t0, sizeof(w[i].t0));
-		long long cpu0 = cpu_ticks(pid);
+		long long cpu0 = 0, cpu1 = 0;
+		for (int j = 0; j < k; j++)
+			cpu0 += cpu_ticks(pid[j]);
 		double m0 = bench_now();
 		bench_sleep(seconds);
-		long long cpu1 = cpu_ticks(pid);
+		for (int j = 0; j < k; j++)
+			cpu1 += cpu_ticks(pid[j]);
 		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
 	}
-	long rss = rss_kb(pid);
+	long rss = rss_kb(pid[0]);
 	/* How far the history trails the runs while busy: statements executed so far minus
 	 * runs whose row is complete. */
 	long long ticks_now = count_of(c, "SELECT count(*) FROM ticks");
 	long long done_now = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                 " WHERE status IN ('succeeded', 'failed')");
 	double t_stop = bench_now();
-	bench_daemon_stop(pid); /* flushes what history still holds, within its grace */
+	for (int i = 0; i < k; i++)
+		bench_daemon_stop(pid[i]); /* flushes what history still holds, within its grace */
 	double stop_s = bench_now() - t_stop;
-
 	for (int i = 0; i < windows; i++) {
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*), "
@@ -227,9 +259,11 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
 	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
 	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
-	printf("N=%-6d busy, %d windows of %.0f s, median (min-max):\n", n, windows, seconds);
+	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max):\n", n, k,
+	       windows, seconds);
 	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
-	printf("  runs/s %s (expected %d)  daemon CPU %% %s  RSS %ld kB\n", buf[3], n, buf[4], rss);
+	printf("  runs/s %s (expected %d)  daemon CPU %% %s (all instances)  RSS %ld kB\n", buf[3],
+	       n, buf[4], rss);
 
 	/* Every statement executed should have its history row, complete. */
 	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM ticks),"
@@ -249,6 +283,20 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	       "%.1f s; records left in the spill file: %ld\n",
 	       ticks_now - done_now, stop_s, spooled_records(dir, state));
 	PQclear(r);
+	/* exactly once: no fire with two successful runs, and how the claims went */
+	printf("  fires run twice: %lld; claims taken: %lld\n",
+	       count_of(c, "SELECT count(*) FROM (SELECT job_name, scheduled_time"
+	                   " FROM pgcrond.job_run_details WHERE status = 'succeeded'"
+	                   " GROUP BY 1, 2 HAVING count(*) > 1) d"),
+	       count_of(c, "SELECT count(*) FROM pgcrond.fire_claim"));
+	for (int i = 0; i < k; i++) {
+		char *text = bench_slurp(log[i]), *line = text ? strstr(text, "cluster: ") : NULL;
+		while (line && !strstr(line, " claims ("))
+			line = strstr(line + 1, "cluster: ");
+		if (line)
+			printf("  instance bench%d: %.*s\n", i, (int)strcspn(line, "\n"), line);
+		free(text);
+	}
 	fflush(stdout);
 }
 
@@ -265,7 +313,7 @@ static void idle(const char *dir, int n, int windows)
 	char state[64];
 	snprintf(state, sizeof(state), "state-idle-%d", n);
 	make_state_dir(dir, state);
-	write_config(dir, state, n, "0 0 1 1 *");
+	write_config(dir, state, n, "0 0 1 1 *", "bench-idle");
 	pid_t pid = bench_daemon_start(conf, log);
 	bench_sleep(5); /* past the start-up work (config, plugins, history) */
 	long long start_cpu = cpu_ticks(pid);
@@ -305,6 +353,8 @@ int main(int argc, char **argv)
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	bench_exec(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
 	bench_exec(c, "GRANT ALL ON ticks TO PUBLIC");
+	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--4.sql"); /* claims */
+	bench_exec(c, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 
 	char path[1024], dir[] = "/tmp/bench-fire-XXXXXX";
 	if (!mkdtemp(dir))

@@ -170,6 +170,8 @@ struct cluster {
 	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
 	bool holder_looked;
 	bool closing, stop_done;
+	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
+	int64_t claim_rtt_us;   /* summed over the claim statements answered */
 	unsigned claim_retries; /* consecutive deadlock / serialization retries */
 
 	struct claim *head, *tail;
@@ -185,6 +187,13 @@ struct cluster {
 static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void kick(struct cluster *c);
 static void conn_start(struct cluster *c);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t mono_ms(void)
 {
@@ -804,6 +813,7 @@ static void op_done(struct cluster *c)
 		break;
 	case OP_CLAIM:
 	case OP_TURN:
+		c->claim_rtt_us += mono_us() - c->claim_sent_us;
 		claim_done(c, op);
 		break;
 	case OP_PURGE:
@@ -935,6 +945,7 @@ static void kick(struct cluster *c)
 		return;
 	}
 	if (has_unsent(c) && !c->schema_missing) {
+		c->claim_sent_us = mono_us();
 		send_claims(c);
 		return;
 	}
@@ -1007,6 +1018,12 @@ void cluster_close(struct cluster **cp)
 	if (!c)
 		return;
 	c->closing = true;
+	if (c->st.statements)
+		log_notice("cluster: %" PRIu64 " claims (%" PRIu64 " ours, %" PRIu64
+		           " another instance's) in %" PRIu64
+		           " statements, %.2f ms each on average",
+		           c->st.claims, c->st.granted, c->st.taken, c->st.statements,
+		           (double)c->claim_rtt_us / 1000.0 / (double)c->st.statements);
 	event_del(&c->beat_ev);
 	event_del(&c->flush_ev);
 	event_del(&c->retry_ev);
