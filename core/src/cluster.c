@@ -87,9 +87,20 @@ static const char sql_reap[] =
     "   WHERE d.instance = dead.name AND d.status IN ('starting', 'running')"
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
     "   (extract(epoch FROM d.scheduled_time) * 1000000)::bigint AS sched, d.attempt)"
+    /* a host that went silent may still hold its session, and with it the locks of the
+     * jobs it was running: end it, so the cluster does not wait for TCP to notice */
+    " , term AS ("
+    "  SELECT d.name, pg_terminate_backend(l.pid) AS t FROM dead d"
+    "   JOIN pg_catalog.pg_locks l ON l.locktype = 'advisory' AND l.granted"
+    "    AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                                          WHERE datname = current_database())"
+    "    AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "        = hashtextextended('pgcrond instance ' || d.name, 0))"
     " SELECT name, NULL, NULL, NULL, NULL, NULL,"
-    "  to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM dead"
-    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL FROM closed";
+    "  to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    "  (SELECT count(*) FROM term WHERE term.name = dead.name AND term.t) FROM dead"
+    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL"
+    " FROM closed";
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
  * process that died before running it, or whose run failed when its database was down, is
@@ -104,7 +115,10 @@ static const char sql_claim[] =
     " ON CONFLICT (job_name, fire_key) DO UPDATE"
     "   SET boot_id = EXCLUDED.boot_id, claimed_at = now()"
     " WHERE c.instance = EXCLUDED.instance"
-    " RETURNING job_name, fire_key";
+    /* the job's lock, held while its run runs: a run of the job on another instance (which
+     * holds it) makes this fire a skip (overlap across instances) */
+    " RETURNING job_name, fire_key,"
+    "  pg_try_advisory_lock(hashtextextended('pgcrond job ' || job_name, 0))";
 /* A turn: ours if nobody else took it within the window. */
 static const char sql_turn[] =
     "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
@@ -113,7 +127,11 @@ static const char sql_turn[] =
     "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, claimed_at = now()"
     " WHERE c.instance = EXCLUDED.instance"
     "    OR c.claimed_at < now() - $5::bigint * interval '1 millisecond'"
-    " RETURNING 1";
+    " RETURNING 1, pg_try_advisory_lock(hashtextextended('pgcrond job ' || $1, 0))";
+/* The jobs whose runs ended: their locks go. */
+static const char sql_unlock[] =
+    "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0))"
+    " FROM unnest($1::text[]) AS j";
 static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
                                 " SELECT ctid FROM pgcrond.fire_claim"
                                 "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
@@ -133,10 +151,22 @@ struct claim {
 	void *arg;
 	bool sent;
 	bool granted;
+	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
 };
 
 enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
-enum op { OP_NONE, OP_LOCK, OP_HOLDER, OP_BEAT, OP_REAP, OP_CLAIM, OP_TURN, OP_PURGE, OP_STOP };
+enum op {
+	OP_NONE,
+	OP_LOCK,
+	OP_HOLDER,
+	OP_BEAT,
+	OP_REAP,
+	OP_CLAIM,
+	OP_TURN,
+	OP_UNLOCK,
+	OP_PURGE,
+	OP_STOP
+};
 
 struct cluster {
 	struct event_base *base;
@@ -175,6 +205,9 @@ struct cluster {
 	unsigned claim_retries; /* consecutive deadlock / serialization retries */
 
 	struct claim *head, *tail;
+	/* jobs whose locks to release (their runs ended), and how many are in flight */
+	char **unlock;
+	size_t n_unlock, cap_unlock, unlock_sent;
 	size_t peers_live;
 	char peers[512];
 
@@ -298,6 +331,7 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 			c->st.granted++;
 			break;
 		case CLUSTER_TAKEN:
+		case CLUSTER_BUSY:
 			c->st.taken++;
 			break;
 		case CLUSTER_UNCLAIMED:
@@ -334,6 +368,10 @@ static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *
 }
 static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
 {
+	if (q->granted && q->busy) {
+		snprintf(why, len, "a run of the job is still running on another instance");
+		return CLUSTER_BUSY;
+	}
 	if (q->granted)
 		return CLUSTER_GRANTED;
 	if (c->op_failed)
@@ -441,6 +479,10 @@ static void drop_conn(struct cluster *c)
 	c->cs = CS_DOWN;
 	c->op = OP_NONE;
 	c->locked = false;
+	/* the session's locks went with it */
+	for (size_t i = 0; i < c->n_unlock; i++)
+		free(c->unlock[i]);
+	c->n_unlock = c->unlock_sent = 0;
 	c->st.connected = false;
 }
 
@@ -724,6 +766,11 @@ static void reap_done(struct cluster *c)
 				closed +=
 				    !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
 			c->st.dead_found++;
+			if (val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
+				log_warning(
+				    "cluster: instance \"%s\" sent no heartbeat since %s but its "
+				    "session was still open: ended it",
+				    name, PQgetvalue(r, i, 6));
 			if (closed)
 				log_warning(
 				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
@@ -775,8 +822,10 @@ static void claim_done(struct cluster *c, enum op op)
 	}
 	c->claim_retries = 0;
 	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
-		if (q->sent)
+		if (q->sent) {
 			q->granted = r && !c->op_failed && PQntuples(r) == 1;
+			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
+		}
 	for (int i = 0; op == OP_CLAIM && r && !c->op_failed && i < PQntuples(r); i++) {
 		const char *job = PQgetvalue(r, i, 0);
 		const char *key = PQgetvalue(r, i, 1);
@@ -784,6 +833,7 @@ static void claim_done(struct cluster *c, enum op op)
 			if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
 			    strcmp(q->key, key) == 0) {
 				q->granted = true;
+				q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
 				break;
 			}
 	}
@@ -815,6 +865,16 @@ static void op_done(struct cluster *c)
 	case OP_TURN:
 		c->claim_rtt_us += mono_us() - c->claim_sent_us;
 		claim_done(c, op);
+		break;
+	case OP_UNLOCK:
+		/* sent or not, they are done: a failed unlock leaves a lock this session drops
+		 * at its end at the latest */
+		for (size_t i = 0; i < c->unlock_sent; i++)
+			free(c->unlock[i]);
+		memmove(c->unlock, c->unlock + c->unlock_sent,
+		        (c->n_unlock - c->unlock_sent) * sizeof(*c->unlock));
+		c->n_unlock -= c->unlock_sent;
+		c->unlock_sent = 0;
 		break;
 	case OP_PURGE:
 		if (c->op_failed && strcmp(c->op_sqlstate, "42P01") != 0)
@@ -949,6 +1009,28 @@ static void kick(struct cluster *c)
 		send_claims(c);
 		return;
 	}
+	if (c->n_unlock > 0 && !c->schema_missing) {
+		struct claim *tmp = NULL, **tt = &tmp;
+		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
+		/* the array literal takes claims: borrow the names */
+		struct claim *items = calloc(n, sizeof(*items));
+		if (items) {
+			for (size_t i = 0; i < n; i++) {
+				items[i].job = c->unlock[i];
+				*tt = &items[i];
+				tt = &items[i].next;
+			}
+			char *jobs = array_literal(tmp, n, false);
+			free(items);
+			if (jobs) {
+				const char *p[] = {jobs};
+				c->unlock_sent = n;
+				send_stmt(c, OP_UNLOCK, sql_unlock, 1, p);
+				free(jobs);
+				return;
+			}
+		}
+	}
 	if (c->beat_due) {
 		c->beat_due = false;
 		char pid[24];
@@ -1054,11 +1136,31 @@ void cluster_close(struct cluster **cp)
 	}
 	drop_conn(c);
 	event_del(&c->deadline_ev);
+	free(c->unlock);
 	free(c->conninfo);
 	free(c->instance);
 	free(c->boot_id);
 	free(c);
 	*cp = NULL;
+}
+
+void cluster_release(struct cluster *c, const char *job)
+{
+	if (!c || c->cs != CS_READY || !c->locked)
+		return; /* no session, no lock */
+	if (c->n_unlock == c->cap_unlock) {
+		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
+		char **u = realloc(c->unlock, cap * sizeof(*u));
+		if (!u)
+			return; /* the lock stays until the session ends */
+		c->unlock = u;
+		c->cap_unlock = cap;
+	}
+	char *name = strdup(job);
+	if (!name)
+		return;
+	c->unlock[c->n_unlock++] = name;
+	kick(c);
 }
 
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)

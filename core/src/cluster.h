@@ -40,6 +40,8 @@ enum cluster_verdict {
 	                    * the schema has no claims yet): run it, as a lone instance does */
 	CLUSTER_REFUSED,   /* no claim could be made and running unclaimed could run it twice
 	                    * (other instances were live), or the server is in recovery: skip */
+	CLUSTER_BUSY,      /* the fire is ours, but a run of the job is still running on another
+	                    * instance (it holds the job's lock): the overlap policy skips it */
 };
 
 /* A running row of a dead instance, closed by this one. Strings are borrowed for the call. */
@@ -80,6 +82,9 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
+/* A GRANTED claim took the job's lock (on this instance's session): release it when the
+ * run ends. */
+void cluster_release(struct cluster *c, const char *job);
 /* Forget every waiting claim of ARG: FN is not called for them. */
 void cluster_claim_forget(struct cluster *c, void *arg);
 

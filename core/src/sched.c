@@ -362,6 +362,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	s->n_running--;
 	j->active = NULL;
+	if (r->job_locked)
+		cluster_release(s->cluster, j->name);
 	/* retries, the graph, alerts: may make a retry the job's active run */
 	flow_run_end(r, o, end);
 	sched_run_free(&r);
@@ -491,6 +493,11 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 	return n;
 }
 
+static const char *overlap_name(enum overlap_policy o)
+{
+	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
+}
+
 /* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
 static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 {
@@ -499,16 +506,24 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	struct sched *s = j->s;
 	r->claiming = false;
 	s->n_running--;
+	if (v == CLUSTER_GRANTED)
+		r->job_locked = true; /* released at its end, or below if it does not start */
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		r->claimed = true;
 		run_begin(r);
 		return;
 	}
+	if (r->job_locked)
+		cluster_release(s->cluster, j->name);
+	char msg[300];
 	if (s->draining)
 		record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) /* the cluster logs why, rate-limited */
 		sched_record(r, HIST_SKIPPED, why);
-	else
+	else if (v == CLUSTER_BUSY) {
+		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
+		record_skipped(r, msg);
+	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
 	j->active = NULL;
 	sched_run_free(&r);

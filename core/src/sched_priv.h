@@ -75,6 +75,7 @@ struct run {
 	bool retry_wait; /* waiting for the job's retry timer */
 	bool claiming;   /* waiting for its claim (cluster.h); holds a run slot */
 	bool claimed;    /* claimed, or needs no claim */
+	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
 	bool waited;     /* already waited for its upstreams */
 	uint64_t hist_key;
 	int64_t start_us;

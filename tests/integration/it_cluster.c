@@ -1,7 +1,7 @@
 /* Several instances on one history database (issue 12; cluster.h, README "Running several
  * instances"): every fire runs once in the whole cluster, across SIGKILLs; a second live
  * instance of the same name refuses to start; a dead instance's runs are closed by a
- * survivor; a notification burst is one run. The SIGKILL rotation runs ~40 s by default and
+ * survivor; a notification burst is one run. The SIGKILL rotation runs ~30 s by default and
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
 #include <check.h>
 #include <signal.h>
@@ -162,7 +162,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	itest_schedule_soon(sched, sizeof(sched), 3);
 	char jobs[512];
 	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"slow\"; command = \"SELECT pg_sleep(8)\"; database = \"app\";"
+	         "job = { name = \"slow\"; command = \"SELECT pg_sleep(4)\"; database = \"app\";"
 	         " schedule = \"%s\"; retries = 1; retry_delay = \"1s\"; };\n",
 	         sched);
 	inst_init(&a, &e, "one", jobs);
@@ -215,13 +215,53 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 }
 END_TEST
 
+/* overlap = skip holds across instances: a run on one instance makes the others skip. */
+START_TEST(overlap_skip_across_instances)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-overlap");
+	const char *jobs =
+	    "job = { name = \"long\"; command = \"SELECT pg_sleep(2.5)\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
+	inst_init(&a, &e, "ov1", jobs);
+	inst_init(&b, &e, "ov2", jobs);
+	inst_start(&a);
+	inst_start(&b);
+	wait_live(&e, &a);
+	wait_live(&e, &b);
+	itest_sleep(7);
+	inst_stop(&a, SIGTERM);
+	inst_stop(&b, SIGTERM);
+	/* no two runs of the job overlapped in time, whichever instance ran them */
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT count(*) FROM pgcrond.job_run_details x"
+	    " JOIN pgcrond.job_run_details y ON x.runid < y.runid"
+	    " AND x.status = 'succeeded' AND y.status = 'succeeded'"
+	    " AND tstzrange(x.start_time, x.end_time) && tstzrange(y.start_time, y.end_time)",
+	    "0");
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE status = 'succeeded'") >= 2,
+	              "the job hardly ran:\n%s", itest_read_file(a.log));
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE status = 'skipped' AND return_message ="
+	                                  " 'a run of the job is still running on another instance;"
+	                                  " overlap = skip'") >= 1,
+	              "no skip for a run on the other instance");
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
 START_TEST(three_instances_every_fire_once_across_kills)
 {
 	struct itest_env e;
 	struct inst in[3];
 	const char *soak = getenv("PGCROND_SOAK");
-	double run_s = 40;
+	double run_s = 30;
 	if (soak && strcmp(soak, "1") == 0)
 		run_s = getenv("PGCROND_SOAK_S") ? atof(getenv("PGCROND_SOAK_S")) : 180;
 	cluster_db(&e, "cl-three");
@@ -353,6 +393,7 @@ int main(void)
 	    {"same_name", same_name_refused_and_runs_kept},
 	    {"dead", survivor_closes_dead_runs_and_retries},
 	    {"notify", notification_burst_is_one_run},
+	    {"overlap", overlap_skip_across_instances},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -31,10 +31,12 @@ static int as_user(const char *cmd)
 static void standby_stop_at_exit(void)
 {
 	char cmd[1400];
-	snprintf(cmd, sizeof(cmd), PGBIN "/pg_ctl -D %s/data -m immediate -w -t 30 stop >/dev/null 2>&1",
+	snprintf(cmd, sizeof(cmd),
+	         PGBIN "/pg_ctl -D %s/data -m immediate -w -t 30 stop >/dev/null 2>&1",
 	         standby_dir);
 	if (as_user(cmd) != 0)
-		fprintf(stderr, "it_failover: the standby at %s was not running at exit\n", standby_dir);
+		fprintf(stderr, "it_failover: the standby at %s was not running at exit\n",
+		        standby_dir);
 }
 
 static void write_conf(const char *path, const char *dir, const char *name, const char *ci)
@@ -87,7 +89,8 @@ START_TEST(promoted_standby_takes_over)
 	snprintf(standby_dir, sizeof(standby_dir), "%s/sb", dir);
 	snprintf(ssock, sizeof(ssock), "%s/sock", standby_dir);
 	snprintf(cmd, sizeof(cmd),
-	         "mkdir -p %s/sock && chmod 700 %s && " PGBIN "/pg_basebackup -h %s -p %d -U postgres"
+	         "mkdir -p %s/sock && chmod 700 %s && " PGBIN
+	         "/pg_basebackup -h %s -p %d -U postgres"
 	         " -D %s/data -R -X stream -c fast >/dev/null 2>&1",
 	         standby_dir, standby_dir, psock, port, standby_dir);
 	ck_assert_msg(mkdir(standby_dir, 0700) == 0, "mkdir %s", standby_dir);
@@ -130,8 +133,9 @@ START_TEST(promoted_standby_takes_over)
 	write_conf(confb, db, "fo-b", sci);
 	pid_t a = itest_daemon_start(confa, loga);
 	pid_t b = itest_daemon_start(confb, logb);
-	ck_assert_msg(itest_wait_sql(p, "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
-	                                " WHERE status = 'succeeded' AND instance = 'fo-a'",
+	ck_assert_msg(itest_wait_sql(p,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded' AND instance = 'fo-a'",
 	                             10),
 	              "A runs nothing on the primary:\n%s", itest_read_file(loga));
 	/* B sees a standby: it waits, and says so once */
@@ -153,23 +157,27 @@ START_TEST(promoted_standby_takes_over)
 	ck_assert_msg(as_user(cmd) == 0, "promote failed");
 	itest_assert_scalar(s, "SELECT pg_is_in_recovery()", "f");
 	/* both go on against the new primary, without a restart: B within 10 s */
-	ck_assert_msg(itest_wait_sql(s, "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
-	                                " WHERE status = 'succeeded' AND instance = 'fo-b'",
+	ck_assert_msg(itest_wait_sql(s,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded' AND instance = 'fo-b'",
 	                             10),
 	              "B did not start within 10 s of the promotion:\n%s", itest_read_file(logb));
-	fprintf(stderr, "it_failover: B's first run %.1f s after the promotion\n", itest_now() - t0);
-	ck_assert_msg(itest_wait_sql(s, "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
-	                                " WHERE status = 'succeeded' AND instance = 'fo-a'"
-	                                " AND start_time > now() - interval '5 s'",
+	fprintf(stderr, "it_failover: B's first run %.1f s after the promotion\n",
+	        itest_now() - t0);
+	ck_assert_msg(itest_wait_sql(s,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded' AND instance = 'fo-a'"
+	                             " AND start_time > now() - interval '5 s'",
 	                             30),
 	              "A does not run on the new primary:\n%s", itest_read_file(loga));
 	itest_sleep(2);
 	/* nothing ran while its server was a standby, and no fire ran twice */
 	itest_assert_scalar(s, "SELECT count(*) FROM ticks WHERE standby", "0");
-	itest_assert_scalar(s,
-	                    "SELECT count(*) FROM (SELECT scheduled_time FROM pgcrond.job_run_details"
-	                    " WHERE status = 'succeeded' GROUP BY 1 HAVING count(*) > 1) d",
-	                    "0");
+	itest_assert_scalar(
+	    s,
+	    "SELECT count(*) FROM (SELECT scheduled_time FROM pgcrond.job_run_details"
+	    " WHERE status = 'succeeded' GROUP BY 1 HAVING count(*) > 1) d",
+	    "0");
 	ck_assert_int_eq(itest_daemon_stop(a, SIGTERM, 20), 0);
 	ck_assert_int_eq(itest_daemon_stop(b, SIGTERM, 20), 0);
 	PQfinish(s);
