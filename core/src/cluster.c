@@ -14,6 +14,7 @@
 #include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,7 +325,7 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 	while (mine) {
 		struct claim *q = mine;
 		mine = q->next;
-		char why[512] = "";
+		char why[1400] = "";
 		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
 		switch (v) {
 		case CLUSTER_GRANTED:
@@ -1004,11 +1005,9 @@ static void kick(struct cluster *c)
 		}
 		return;
 	}
-	if (has_unsent(c) && !c->schema_missing) {
-		c->claim_sent_us = mono_us();
-		send_claims(c);
-		return;
-	}
+	/* Claims come last: they are many, and a heartbeat that waited behind them would make
+	 * this instance look dead. First the locks of runs that ended: another instance's next
+	 * fire waits for them. */
 	if (c->n_unlock > 0 && !c->schema_missing) {
 		struct claim *tmp = NULL, **tt = &tmp;
 		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
@@ -1051,6 +1050,11 @@ static void kick(struct cluster *c)
 		c->purge_due = false;
 		c->last_purge_ms = mono_ms();
 		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
+		return;
+	}
+	if (has_unsent(c) && !c->schema_missing) {
+		c->claim_sent_us = mono_us();
+		send_claims(c);
 		return;
 	}
 }
@@ -1117,21 +1121,18 @@ void cluster_close(struct cluster **cp)
 	}
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
-	 * the daemon is exiting (a plain poll: the loop no longer runs) */
+	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
 	if (c->cs == CS_READY && c->locked) {
-		PQsetnonblocking(c->conn, 0);
+		kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until = mono_ms() + STOP_GRACE_MS;
-		while (c->op != OP_NONE && mono_ms() < until && c->conn) {
-			if (!PQconsumeInput(c->conn))
+		while (c->conn && c->cs == CS_READY && !c->stop_done) {
+			int64_t left = until - mono_ms();
+			if (left <= 0 || PQflush(c->conn) < 0)
 				break;
-			read_results(c);
-			if (c->op != OP_NONE)
-				usleep(10000);
-		}
-		if (c->op == OP_NONE && c->conn) {
-			const char *p[] = {c->instance, c->boot_id};
-			PGresult *r = PQexecParams(c->conn, sql_stop, 2, NULL, p, NULL, NULL, 0);
-			PQclear(r);
+			struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->conn))
+				break;
+			read_results(c); /* may drop the connection */
 		}
 	}
 	drop_conn(c);
