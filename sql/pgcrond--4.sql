@@ -44,4 +44,14 @@ COMMENT ON TABLE pgcrond.fire_claim IS 'which instance runs which fire: one row 
 -- the purge of old claims
 CREATE INDEX IF NOT EXISTS fire_claim_claimed_at_idx ON pgcrond.fire_claim (claimed_at);
 
+-- Which jobs each instance defines, with a hash of the definition: instances whose
+-- definitions of a job differ (a rolling config change) say so in their logs.
+CREATE TABLE IF NOT EXISTS pgcrond.instance_job (
+	instance text NOT NULL,
+	job_name text NOT NULL,
+	def_hash text NOT NULL,
+	CONSTRAINT instance_job_pkey PRIMARY KEY (instance, job_name)
+);
+COMMENT ON TABLE pgcrond.instance_job IS 'the jobs each pgcrond instance defines, as a hash of each definition';
+
 INSERT INTO pgcrond.schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;

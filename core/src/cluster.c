@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -133,6 +134,20 @@ static const char sql_turn[] =
 static const char sql_unlock[] =
     "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0))"
     " FROM unnest($1::text[]) AS j";
+/* This instance's jobs and their definitions' hashes; answers the jobs some other live
+ * instance defines differently, with those instances. */
+static const char sql_jobs[] =
+    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
+    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
+    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
+    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+    "  SELECT $1, j, h FROM mine"
+    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
+    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
+    " FROM pgcrond.instance_job o"
+    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
+    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
+    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
 static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
                                 " SELECT ctid FROM pgcrond.fire_claim"
                                 "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
@@ -165,6 +180,7 @@ enum op {
 	OP_CLAIM,
 	OP_TURN,
 	OP_UNLOCK,
+	OP_JOBS,
 	OP_PURGE,
 	OP_STOP
 };
@@ -206,6 +222,10 @@ struct cluster {
 	unsigned claim_retries; /* consecutive deadlock / serialization retries */
 
 	struct claim *head, *tail;
+	/* the configured jobs as text[] literals (names, hashes), sent after each connect and
+	 * each cluster_set_jobs */
+	char *jobs_names, *jobs_hashes;
+	bool jobs_due;
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
@@ -665,6 +685,7 @@ static void lock_done(struct cluster *c)
 		log_debug("cluster: instance \"%s\" holds its name on %s", c->instance,
 		          c->safe_conninfo);
 	c->beat_due = c->reap_due = true;
+	c->jobs_due = true;
 	if (c->hooks.identity)
 		c->hooks.identity(c->hooks.arg);
 }
@@ -844,6 +865,21 @@ static void claim_done(struct cluster *c, enum op op)
 		conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 
+static void jobs_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed) {
+		if (strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot publish this instance's jobs: %s", c->op_err);
+		return;
+	}
+	for (int i = 0; r && i < PQntuples(r); i++)
+		log_warning("cluster: job %s is defined differently on instance(s) %s (a rolling "
+		            "configuration change?); each fire runs with the definition of the "
+		            "instance that claims it",
+		            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
 static void op_done(struct cluster *c)
 {
 	enum op op = c->op;
@@ -876,6 +912,9 @@ static void op_done(struct cluster *c)
 		        (c->n_unlock - c->unlock_sent) * sizeof(*c->unlock));
 		c->n_unlock -= c->unlock_sent;
 		c->unlock_sent = 0;
+		break;
+	case OP_JOBS:
+		jobs_done(c);
 		break;
 	case OP_PURGE:
 		if (c->op_failed && strcmp(c->op_sqlstate, "42P01") != 0)
@@ -1052,6 +1091,12 @@ static void kick(struct cluster *c)
 		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
 		return;
 	}
+	if (c->jobs_due && c->jobs_names && !c->schema_missing) {
+		c->jobs_due = false;
+		const char *p[] = {c->instance, c->jobs_names, c->jobs_hashes};
+		send_stmt(c, OP_JOBS, sql_jobs, 3, p);
+		return;
+	}
 	if (has_unsent(c) && !c->schema_missing) {
 		c->claim_sent_us = mono_us();
 		send_claims(c);
@@ -1138,11 +1183,80 @@ void cluster_close(struct cluster **cp)
 	drop_conn(c);
 	event_del(&c->deadline_ev);
 	free(c->unlock);
+	free(c->jobs_names);
+	free(c->jobs_hashes);
 	free(c->conninfo);
 	free(c->instance);
 	free(c->boot_id);
 	free(c);
 	*cp = NULL;
+}
+
+/* 64-bit FNV-1a, continued from H over S and a separator. */
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (const char *p = s ? s : "\x01"; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff;
+	return h * 1099511628211ULL;
+}
+
+void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
+{
+	char num[96];
+	uint64_t h = 14695981039346656037ULL;
+	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		h = fnv(h, text[i]);
+	for (size_t i = 0; i < j->n_after; i++)
+		h = fnv(h, j->after[i]);
+	for (size_t i = 0; i < j->n_settings; i++) {
+		h = fnv(h, j->settings[i].key);
+		h = fnv(h, j->settings[i].value);
+	}
+	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
+	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
+	h = fnv(h, num);
+	snprintf(out, len, "%016" PRIx64, h);
+}
+
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
+{
+	if (!c)
+		return 0;
+	size_t n = cfg->n_jobs;
+	struct claim *items = calloc(n ? n : 1, sizeof(*items));
+	char(*hashes)[24] = calloc(n ? n : 1, sizeof(*hashes));
+	char *names = NULL, *hl = NULL;
+	int rc = -ENOMEM;
+	if (!items || !hashes)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		cluster_job_hash(&cfg->jobs[i], hashes[i], sizeof(hashes[i]));
+		items[i].job = cfg->jobs[i].name;
+		items[i].key = hashes[i];
+		items[i].next = i + 1 < n ? &items[i + 1] : NULL;
+	}
+	names = array_literal(n ? items : NULL, n, false);
+	hl = array_literal(n ? items : NULL, n, true);
+	if (!names || !hl)
+		goto out;
+	free(c->jobs_names);
+	free(c->jobs_hashes);
+	c->jobs_names = names;
+	c->jobs_hashes = hl;
+	names = hl = NULL;
+	c->jobs_due = true;
+	kick(c);
+	rc = 0;
+out:
+	free(names);
+	free(hl);
+	free(items);
+	free(hashes);
+	return rc;
 }
 
 void cluster_release(struct cluster *c, const char *job)

@@ -96,6 +96,15 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
                      int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
     __attribute__((warn_unused_result));
 
+/* The jobs this instance defines (CFG's; called at start and after each reload): they are
+ * published in pgcrond.instance_job with a hash of each definition, and a job that another
+ * live instance defines differently is logged (a rolling config change). 0 or -ENOMEM. */
+struct pgc_config;
+struct conf_job;
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg);
+/* A hash of job J's definition, as 16 hex digits into OUT (LEN >= 17). Pure. */
+void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
+
 /* For status and tests. */
 struct cluster_stats {
 	bool connected;      /* and the name's lock is held */

@@ -166,6 +166,8 @@ static void reload(struct daemon *d)
 	}
 	apply_log_level(cfg);
 	alert_reconfigure(d->alerts, cfg);
+	if (cluster_set_jobs(d->cluster, cfg) < 0)
+		log_warning("cluster: out of memory publishing the jobs");
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
@@ -249,6 +251,8 @@ static int open_cluster(struct daemon *d)
 	hist_hold_orphans(d->hist, true);
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
 	                      &d->cluster);
+	if (rc == 0)
+		rc = cluster_set_jobs(d->cluster, d->cfg);
 	if (rc < 0)
 		log_error("cannot coordinate with other instances: %s", strerror(-rc));
 	return rc;

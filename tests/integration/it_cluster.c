@@ -255,6 +255,36 @@ START_TEST(overlap_skip_across_instances)
 }
 END_TEST
 
+/* A job two instances define differently (a rolling config change) is logged by both. */
+START_TEST(different_definitions_are_logged)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-defs");
+	inst_init(&a, &e, "d1",
+	          "job = { name = \"nightly\"; command = \"SELECT 1\"; database = \"app\";"
+	          " schedule = \"0 3 * * *\"; };\n");
+	inst_init(&b, &e, "d2",
+	          "job = { name = \"nightly\"; command = \"SELECT 2\"; database = \"app\";"
+	          " schedule = \"0 3 * * *\"; };\n");
+	inst_start(&a);
+	wait_live(&e, &a);
+	inst_start(&b);
+	ck_assert_msg(
+	    itest_wait_log(b.log, "job nightly is defined differently on instance(s) d1", 15),
+	    "d2 did not say so:\n%s", itest_read_file(b.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(DISTINCT def_hash) FROM pgcrond.instance_job"
+	                    " WHERE job_name = 'nightly'",
+	                    "2");
+	inst_stop(&a, SIGTERM);
+	inst_stop(&b, SIGTERM);
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
 START_TEST(three_instances_every_fire_once_across_kills)
 {
@@ -394,6 +424,7 @@ int main(void)
 	    {"dead", survivor_closes_dead_runs_and_retries},
 	    {"notify", notification_burst_is_one_run},
 	    {"overlap", overlap_skip_across_instances},
+	    {"definitions", different_definitions_are_logged},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "config.h"
 
 static int key(const char *trigger, int64_t sched_us, const char *graph, int attempt,
                int64_t debounce_ms, char *out, int64_t *window)
@@ -73,6 +74,32 @@ START_TEST(too_small_a_buffer)
 }
 END_TEST
 
+START_TEST(definition_hash_tells_definitions_apart)
+{
+	struct conf_job a = {
+	    .name = "j", .command = "SELECT 1", .database = "app", .schedule = "* * * * *"};
+	struct conf_job b = a;
+	char ha[24], hb[24];
+	cluster_job_hash(&a, ha, sizeof(ha));
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_eq(ha, hb);
+	ck_assert_int_eq(strlen(ha), 16);
+	b.command = "SELECT 2";
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+	b = a;
+	b.retries = 3;
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+	/* a command moved into the plugin field is another definition */
+	b = a;
+	b.command = NULL;
+	b.plugin = "SELECT 1";
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -82,6 +109,7 @@ int main(void)
 	tcase_add_test(tc, notifications_claim_a_turn);
 	tcase_add_test(tc, manual_and_reboot_need_no_claim);
 	tcase_add_test(tc, too_small_a_buffer);
+	tcase_add_test(tc, definition_hash_tells_definitions_apart);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
