@@ -4,6 +4,7 @@
 /* The subcommands of the pgcrond binary. Each takes argc/argv starting at the subcommand's
  * name (argv[0] = "next") and returns a sysexits code. main.c only dispatches. */
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <sysexits.h> /* EX_OK 0, EX_USAGE 64, EX_DATAERR 65, EX_UNAVAILABLE 69, EX_CONFIG 78 */
 
@@ -15,6 +16,30 @@ int cli_install(int argc, char **argv);
 int cli_trigger(int argc, char **argv);
 int cli_history(int argc, char **argv);
 int cli_graph(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_pause(int argc, char **argv);
+int cli_resume(int argc, char **argv);
+
+/* The client side of the daemon's control socket (ctl.h), in cli_status.c: load CONF for its
+ * state_dir, send RQ, wait up to TIMEOUT_MS (< 0: no limit) for the answer. Returns 0 with
+ * *ANSWER (json_decref it); EX_TEMPFAIL on timeout (nothing printed); or a sysexits code
+ * after a message prefixed "pgcrond CMD: " (69: no daemon answers; QUIET_ABSENT: no message
+ * when there is no socket or nobody listens on it). */
+struct ctl_request;
+struct json_t;
+int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
+                 bool quiet_absent, struct json_t **answer) __attribute__((warn_unused_result));
+/* history --run ID (cli_history_run.c): one run whole, as key: value lines or JSON; and the
+ * --json form of the history table (every column of R by name). Return exit codes. */
+struct pg_result;
+struct pg_conn;
+int cli_history_show_run(const char *cmd, struct pg_conn *conn, const char *tz, const char *id,
+                         bool json);
+int cli_history_print_json(const struct pg_result *r);
+
+/* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
+int cli_ctl_error(const char *cmd, const struct json_t *answer);
+int cli_import(int argc, char **argv);
 
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments

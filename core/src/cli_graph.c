@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "plugin.h"
+#include "sqljobs.h"
 
 static void usage(FILE *out)
 {
@@ -54,6 +55,28 @@ static void last_statuses(const struct pgc_config *cfg, char **status)
 	PQfinish(c);
 }
 
+/* The jobs made in SQL joined to *CFG when the history database can be reached; a job of
+ * them with a problem is left out, the problem in DL. */
+static void with_sql_jobs(struct pgc_config **cfg, struct diag_list *dl)
+{
+	const struct conf_database *db =
+	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
+	struct pgc_config *merged = NULL;
+	char err[512];
+	if (!db)
+		return;
+	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond graph", err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "pgcrond graph: jobs made in SQL not shown: %s\n", err);
+		return;
+	}
+	if (sqljobs_merge_from(c, *cfg, &merged, dl) == 0) {
+		config_free(cfg);
+		*cfg = merged;
+	}
+	PQfinish(c);
+}
+
 int cli_graph(int argc, char **argv)
 {
 	const char *conf;
@@ -70,6 +93,7 @@ int cli_graph(int argc, char **argv)
 
 	if (config_load(conf, &cfg, &dl) != 0)
 		goto out;
+	with_sql_jobs(&cfg, &dl);
 	if (plugin_check_config(cfg, &reg, &dl) != 0)
 		goto out;
 	if (jobgraph_build(cfg, reg, &g, &dl) != 0)

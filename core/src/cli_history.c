@@ -15,6 +15,9 @@
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 100000
 #define MESSAGE_WIDTH 60
+/* A timestamptz column as UTC ISO 8601 text named as the column, for --json. */
+#define UTC_TEXT(col)                                                                              \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
 
 int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
                   struct pg_conn **conn)
@@ -57,13 +60,22 @@ int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cf
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: pgcrond history [-c FILE] [JOB] [--failed] [--limit N]\n\n"
+	        "Usage: pgcrond history [-c FILE] [JOB] [--failed] [--limit N] [--since WHEN] "
+	        "[--json]\n"
+	        "       pgcrond history [-c FILE] --run ID [--json]\n\n"
 	        "Show the most recent runs, newest first, from pgcrond.job_run_details in the\n"
-	        "history database: all jobs, or only JOB. Times are in the configured timezone.\n\n"
+	        "history database: all jobs, or only JOB. Times are in the configured timezone.\n"
+	        "The table cuts long messages; --run shows one run whole: its message, the\n"
+	        "server's DETAIL and HINT, SQLSTATE, command, graph run, attempt and instance.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -f, --failed       only failed runs (failed, upstream_failed)\n"
 	        "  -n, --limit N      at most N runs (default %d)\n"
+	        "  -s, --since WHEN   only runs started since WHEN: a duration back from now\n"
+	        "                     (\"2h\", \"7d\") or a time PostgreSQL reads (\"2026-11-22\n"
+	        "                     10:00\", in the configured timezone)\n"
+	        "  -r, --run ID       the run whose RUNID is ID, whole\n"
+	        "  -j, --json         JSON instead of a table (every column, times in UTC)\n"
 	        "  -h, --help         show this help\n",
 	        PGCROND_DEFAULT_CONF, DEFAULT_LIMIT);
 }
@@ -163,23 +175,40 @@ static int print_table(PGresult *r, const char *tz)
 int cli_history(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"failed", no_argument, NULL, 'f'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"failed", no_argument, NULL, 'f'},
+	    {"limit", required_argument, NULL, 'n'},  {"since", required_argument, NULL, 's'},
+	    {"run", required_argument, NULL, 'r'},    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL;
-	bool failed = false;
+	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL, *since = NULL, *run_id = NULL;
+	bool failed = false, json = false;
 	long limit = DEFAULT_LIMIT;
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
 	int opt, rc;
 	char *end;
 
+	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:fn:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:fn:s:r:jh", opts, NULL)) != -1) {
 		switch (opt) {
+		case 's':
+			since = optarg;
+			break;
+		case 'r':
+			run_id = optarg;
+			if (strspn(optarg, "0123456789") != strlen(optarg) || !*optarg ||
+			    strlen(optarg) > 18) {
+				fprintf(stderr,
+				        "pgcrond history: --run \"%s\": give a run id (the RUNID "
+				        "column)\n",
+				        optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'j':
+			json = true;
+			break;
 		case 'c':
 			conf = optarg;
 			break;
@@ -219,39 +248,80 @@ int cli_history(int argc, char **argv)
 		return EX_USAGE;
 	}
 
+	char since_ms[24] = "", err[256];
+	int64_t ms;
+	if (since && duration_parse(since, &ms, err, sizeof(err)) == 0)
+		snprintf(since_ms, sizeof(since_ms), "%lld", (long long)ms);
+	if (run_id && (job || failed || since)) {
+		fprintf(stderr,
+		        "pgcrond history: --run shows one run; it takes no JOB, --failed or "
+		        "--since\n");
+		return EX_USAGE;
+	}
+
 	rc = hist_cli_open("history", conf, &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
+	if (run_id) {
+		rc = cli_history_show_run("history", conn, cfg->timezone ? cfg->timezone : "UTC",
+		                          run_id, json);
+		PQfinish(conn);
+		config_free(&cfg);
+		return rc;
+	}
 
 	char limit_text[24];
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
-	const char *params[] = {job, failed ? "true" : "false", limit_text, tz};
+	const char *params[] = {
+	    job, failed ? "true" : "false",     limit_text,
+	    tz,  since_ms[0] ? since_ms : NULL, since && !since_ms[0] ? since : NULL};
+	/* --since TIME without a zone is in the configured timezone */
+	const char *tzp[] = {tz};
+	PQclear(PQexecParams(conn, "SELECT pg_catalog.set_config('TimeZone', $1, false)", 1, NULL,
+	                     tzp, NULL, NULL, 0));
 	/* The failure filter repeats the partial index's predicate so the planner uses it. */
 	PGresult *r = PQexecParams(
 	    conn,
 	    "SELECT runid, job_name, status, trigger, attempt, instance,"
 	    "       to_char(start_time AT TIME ZONE $4, 'YYYY-MM-DD HH24:MI:SS'),"
-	    "       round(duration_ms::numeric, 1), return_message"
-	    "  FROM pgcrond.job_run_details"
-	    " WHERE ($1::text IS NULL OR job_name = $1)"
-	    "   AND (NOT $2::boolean"
-	    "        OR (status <> 'succeeded' AND status IN ('failed', 'upstream_failed')))"
-	    " ORDER BY start_time DESC NULLS LAST, runid DESC"
-	    " LIMIT $3::integer",
-	    4, NULL, params, NULL, NULL, 0);
+	    "       round(duration_ms::numeric, 1), return_message,"
+	    /* the rest only for --json */
+	    "       sqlstate, instance, graph_run, database, job_pid, username, command,"
+	    "       " UTC_TEXT("start_time") ", " UTC_TEXT("end_time") ", " UTC_TEXT(
+	        "scheduled_time") "  FROM pgcrond.job_run_details"
+	                          " WHERE ($1::text IS NULL OR job_name = $1)"
+	                          "   AND ($5::bigint IS NULL OR start_time >= now() - $5::bigint "
+	                          "* interval '1 ms')"
+	                          "   AND ($6::text IS NULL OR start_time >= $6::timestamptz)"
+	                          "   AND (NOT $2::boolean"
+	                          "        OR (status <> 'succeeded' AND status IN ('failed', "
+	                          "'upstream_failed')))"
+	                          " ORDER BY start_time DESC NULLS LAST, runid DESC"
+	                          " LIMIT $3::integer",
+	    6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		char why[512];
 		pgconn_result_error(r, why, sizeof(why));
-		if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
+		if (state && since && strncmp(state, "22", 2) == 0) {
+			fprintf(stderr,
+			        "pgcrond history: --since \"%s\" is neither a duration (\"2h\", "
+			        "\"7d\") "
+			        "nor a time (\"2026-11-22 10:00\"): %s\n",
+			        since, why);
+			rc = EX_USAGE;
+		} else if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
 			fprintf(stderr,
 			        "pgcrond history: %s: the history table does not exist yet; "
 			        "run 'pgcrond install'\n",
 			        why);
 		else
 			fprintf(stderr, "pgcrond history: %s\n", why);
-		rc = EX_UNAVAILABLE;
+		if (rc != EX_USAGE)
+			rc = EX_UNAVAILABLE;
+	} else if (json) {
+		rc = cli_history_print_json(r);
 	} else if (PQntuples(r) == 0) {
 		if (job && !config_job(cfg, job))
 			printf("no runs of \"%s\" recorded, and no such job is configured\n", job);

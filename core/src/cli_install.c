@@ -103,27 +103,51 @@ struct job_counts {
 	int added, changed, unchanged, removed;
 };
 
+/* Whether a job made in SQL (cron.schedule) holds JOB's name; says so if it does. Names are
+ * unique across file and SQL jobs. */
+static bool sql_job_holds(PGconn *conn, const struct conf_job *job)
+{
+	const char *p[] = {job->name};
+	PGresult *r = PQexecParams(conn,
+	                           "SELECT username, jobid FROM pgcrond.job"
+	                           " WHERE jobname = $1 AND source = 'sql' AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	bool held = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	if (held)
+		fprintf(
+		    stderr,
+		    "%s:%d: job \"%s\": the name is taken by a job role \"%s\" scheduled in SQL "
+		    "(cron.job jobid %s); rename this job, or remove that one with "
+		    "cron.unschedule\n",
+		    job->file, job->line, job->name, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return held;
+}
+
 /* Mirror the configured jobs into pgcrond.job, inside the install transaction. */
 static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct plugin_registry *reg,
                      struct job_counts *n)
 {
 	static const char upsert[] =
 	    "INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database,"
-	    "  after, listen, enabled, max_staleness, relation)"
+	    "  after, listen, enabled, max_staleness, relation, defined_at)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::boolean,"
-	    "  $10::bigint * interval '1 millisecond', $11)"
+	    "  $10::bigint * interval '1 millisecond', $11, $12)"
 	    " ON CONFLICT (jobname) DO UPDATE"
 	    "   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,"
 	    "       schedule = EXCLUDED.schedule, database = EXCLUDED.database,"
 	    "       after = EXCLUDED.after, listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,"
 	    "       max_staleness = EXCLUDED.max_staleness, relation = EXCLUDED.relation,"
-	    "       updated_at = now(), removed_at = NULL"
-	    " WHERE (j.kind, j.plugin, j.command, j.schedule, j.database, j.after, j.listen,"
-	    "        j.enabled, j.max_staleness, j.relation, j.removed_at)"
+	    "       defined_at = EXCLUDED.defined_at, updated_at = now(), removed_at = NULL"
+	    /* a job made in SQL (cron.schedule) keeps its row: the clash is reported below */
+	    " WHERE j.source = 'file' AND (j.kind, j.plugin, j.command, j.schedule, j.database, "
+	    "j.after, j.listen,"
+	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at)"
 	    "       IS DISTINCT FROM"
 	    "       (EXCLUDED.kind, EXCLUDED.plugin, EXCLUDED.command, EXCLUDED.schedule,"
 	    "        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,"
-	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at)"
+	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at,"
+	    "        EXCLUDED.defined_at)"
 	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
 	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
 	int rc = 0;
@@ -132,13 +156,14 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_jobs && rc == 0; i++) {
 		const struct conf_job *job = &cfg->jobs[i];
-		char staleness[24];
+		char staleness[24], at[4200];
 		char *after = array_literal(job->after, job->n_after);
 		char *rel =
 		    job->plugin ? relations_of(plugin_registry_find(reg, job->plugin), job) : NULL;
 
 		names[i] = job->name;
 		snprintf(staleness, sizeof(staleness), "%lld", (long long)job->max_staleness_ms);
+		snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
 		const char *p[] = {job->name,
 		                   job->plugin ? "plugin" : "sql",
 		                   job->plugin,
@@ -149,12 +174,15 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		                   job->listen,
 		                   job->enabled ? "true" : "false",
 		                   job->max_staleness_ms > 0 ? staleness : NULL,
-		                   rel};
-		PGresult *r = PQexecParams(conn, upsert, 11, NULL, p, NULL, NULL, 0);
+		                   rel,
+		                   at};
+		PGresult *r = PQexecParams(conn, upsert, 12, NULL, p, NULL, NULL, 0);
 		char what[300];
 		snprintf(what, sizeof(what), "recording job \"%s\"", job->name);
 		if (!exec_ok(r, what))
 			rc = -EIO;
+		else if (PQntuples(r) == 0 && sql_job_holds(conn, job))
+			rc = -EEXIST;
 		else if (PQntuples(r) == 0)
 			n->unchanged++;
 		else if (PQgetvalue(r, 0, 0)[0] == 't')
@@ -174,7 +202,8 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		    PQexecParams(conn,
 		                 "UPDATE pgcrond.job"
 		                 "   SET enabled = false, removed_at = now(), updated_at = now()"
-		                 " WHERE removed_at IS NULL AND jobname <> ALL ($1::text[])",
+		                 " WHERE removed_at IS NULL AND source = 'file'"
+		                 "   AND jobname <> ALL ($1::text[])",
 		                 1, NULL, p, NULL, NULL, 0);
 		if (!all || !exec_ok(r, "marking removed jobs"))
 			rc = all ? -EIO : -ENOMEM;
@@ -182,6 +211,13 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			n->removed = atoi(PQcmdTuples(r));
 		PQclear(r);
 		free(all);
+	}
+	if (rc == 0) {
+		/* and into cron.job, which lists every job as pg_cron's does */
+		PGresult *r = PQexec(conn, "SELECT pgcrond.sync_file_jobs()");
+		if (!exec_ok(r, "listing the file jobs in cron.job"))
+			rc = -EIO;
+		PQclear(r);
 	}
 	free(names);
 	return rc;
@@ -491,7 +527,7 @@ int cli_install(int argc, char **argv)
 		if (src == -ENOMEM)
 			fprintf(stderr, "pgcrond install: out of memory\n");
 		PQclear(r);
-		rc = EX_UNAVAILABLE;
+		rc = src == -EEXIST ? EX_CONFIG : EX_UNAVAILABLE;
 		goto out;
 	}
 	PQclear(r);

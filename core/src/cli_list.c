@@ -7,6 +7,8 @@
 
 #include "cli.h"
 #include "config.h"
+#include "plugin.h"
+#include "pgconn.h"
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
 
@@ -17,8 +19,11 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: pgcrond list [-c FILE]\n\n"
-	        "List the configured jobs: name, kind (plugin NAME or sql), schedule, the jobs it\n"
-	        "runs after, the channel it listens on, and its next scheduled run in UTC.\n\n"
+	        "List the configured jobs: name, kind (plugin NAME VERSION, or sql), schedule,\n"
+	        "the jobs it runs after, the channel it listens on, and its next run in UTC as\n"
+	        "the files say ('pgcrond status' shows the running daemon's view). Jobs made in\n"
+	        "SQL (cron.schedule) follow, read from the history database when it can be\n"
+	        "reached (kind \"sql, role NAME\").\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",
@@ -47,13 +52,14 @@ static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, in
 		snprintf(out, outlen, "disabled");
 		return;
 	}
-	if (!j->schedule || !cfg->tz)
+	const cron_tz *tz = j->tz ? j->tz : cfg->tz; /* the job's own zone, if it has one */
+	if (!j->schedule || !tz)
 		return;
 	if (j->cron.kind == CRON_REBOOT) {
 		snprintf(out, outlen, "at startup");
 		return;
 	}
-	int64_t t = cron_next(&j->cron, cfg->tz, now);
+	int64_t t = cron_next(&j->cron, tz, now);
 	if (t == CRON_NEVER)
 		return;
 	time_t tt = (time_t)t;
@@ -68,6 +74,33 @@ static void print_row(const char *const *row, const int *width)
 	for (int c = 0; c + 1 < N_COLS; c++)
 		printf("%-*s  ", width[c], row[c]);
 	printf("%s\n", row[N_COLS - 1]);
+}
+
+/* The jobs made in SQL, as rows of the history database (NULL when it cannot be reached, with
+ * a note on stderr: the file jobs are listed all the same). */
+static PGresult *sql_jobs(const struct pgc_config *cfg)
+{
+	const struct conf_database *db =
+	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	char err[512];
+	if (!db)
+		return NULL;
+	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond list", err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "pgcrond list: jobs made in SQL not listed: %s\n", err);
+		return NULL;
+	}
+	PGresult *r = PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
+	                        "SELECT jsonb_array_elements_text(options->'after')), ','),"
+	                        " options->>'listen', enabled, options->>'timezone'"
+	                        " FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
+	                        " ORDER BY jobname");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		r = NULL; /* no schema version 3 yet: no SQL jobs */
+	}
+	PQfinish(c);
+	return r;
 }
 
 int cli_list(int argc, char **argv)
@@ -91,23 +124,66 @@ int cli_list(int argc, char **argv)
 		return EX_CONFIG;
 	}
 
-	size_t n = cfg->n_jobs;
+	PGresult *sql = sql_jobs(cfg);
+	size_t nf = cfg->n_jobs, n = nf + (sql ? (size_t)PQntuples(sql) : 0);
 	char(*cells)[N_COLS][256] = calloc(n ? n : 1, sizeof(*cells));
 	if (!cells) {
 		fprintf(stderr, "pgcrond list: out of memory\n");
 		config_free(&cfg);
 		diag_clear(&dl);
+		PQclear(sql);
 		return EX_OSERR;
 	}
 	int width[N_COLS];
 	int64_t now = (int64_t)time(NULL);
+	/* each plugin's version, as the file on disk says now (NULL: none could be loaded) */
+	struct plugin_registry *reg = NULL;
+	if (plugin_registry_new(cfg->plugin_dir, &reg) < 0)
+		reg = NULL;
 	for (int c = 0; c < N_COLS; c++)
 		width[c] = (int)strlen(headings[c]);
+	for (size_t i = nf; i < n; i++) {
+		/* a SQL job: the same columns, its next fire from its schedule and zone */
+		int k = (int)(i - nf);
+		struct conf_job j = {.schedule = PQgetvalue(sql, k, 2),
+		                     .enabled = PQgetvalue(sql, k, 5)[0] == 't'};
+		cron_tz *own = NULL;
+		if (!PQgetisnull(sql, k, 6) &&
+		    cron_tz_open(PQgetvalue(sql, k, 6), &own, NULL, 0) == 0)
+			j.tz = own;
+		snprintf(cells[i][COL_NAME], 256, "%s", PQgetvalue(sql, k, 0));
+		snprintf(cells[i][COL_KIND], 256, "sql, role %s", PQgetvalue(sql, k, 1));
+		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j.schedule);
+		snprintf(cells[i][COL_AFTER], 256, "%s",
+		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
+		snprintf(cells[i][COL_LISTEN], 256, "%s",
+		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
+		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
+			next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
+		else
+			snprintf(cells[i][COL_NEXT], 256, "-");
+		if (own)
+			cron_tz_free(&own);
+	}
 	for (size_t i = 0; i < n; i++) {
+		if (i >= nf) {
+			for (int c = 0; c < N_COLS; c++)
+				if ((int)strlen(cells[i][c]) > width[c])
+					width[c] = (int)strlen(cells[i][c]);
+			continue;
+		}
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
-		if (j->plugin)
-			snprintf(cells[i][COL_KIND], 256, "plugin %s", j->plugin);
+		const struct plugin *p = NULL;
+		char perr[256];
+		if (j->plugin && reg &&
+		    plugin_registry_get(reg, j->plugin, &p, perr, sizeof(perr)) < 0)
+			p = NULL;
+		if (j->plugin && p)
+			snprintf(cells[i][COL_KIND], 256, "plugin %s %s", j->plugin, p->version);
+		else if (j->plugin)
+			snprintf(cells[i][COL_KIND], 256, "plugin %s (not loadable: pgcrond check)",
+			         j->plugin);
 		else
 			snprintf(cells[i][COL_KIND], 256, "sql");
 		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j->schedule ? j->schedule : "-");
@@ -126,6 +202,8 @@ int cli_list(int argc, char **argv)
 		print_row(row, width);
 	}
 	free(cells);
+	plugin_registry_free(&reg);
+	PQclear(sql);
 	config_free(&cfg);
 	diag_clear(&dl);
 	return EX_OK;

@@ -31,7 +31,7 @@ static void usage(FILE *out)
 	        "  names jan-dec, sun-sat; 0 and 7 are Sunday; $ as day-of-month is the last day.\n"
 	        "  If day-of-month or day-of-week starts with *, a day must match both, else\n"
 	        "  either (Vixie cron).\n"
-	        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot\n"
+	        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot (@restart)\n"
 	        "  N seconds (1-59): every N seconds\n"
 	        "\n"
 	        "Exit status: 0 ok (\"never\" for an expression that never fires), 64 bad option,\n"

@@ -1,18 +1,32 @@
-/* pgcrond trigger [--force] JOB: ask the running daemon to run JOB now. The request is a row
- * that pgcrond.trigger() writes in the history database (who asked is recorded there), and
- * a NOTIFY with its id wakes the daemon, which claims the row and runs the job. PostgreSQL
- * decides who may ask: the daemon's role, which owns the function, and the members of
- * pgcrond_operator. It works from any host that reaches that database. */
+/* pgcrond trigger [--force] [--wait [--timeout D]] JOB: ask the running daemon to run JOB
+ * now. On the daemon's host it goes through the control socket (ctl.h), whose file
+ * permissions decide who may ask; --wait then waits for the run's outcome. Without a local
+ * daemon, the request is a row that pgcrond.trigger() writes in the history database (who
+ * asked is recorded there), and a NOTIFY with its id wakes the daemon, which claims the row
+ * and runs the job. PostgreSQL decides who may ask: the daemon's role, which owns the
+ * function, and the members of pgcrond_operator. It works from any host that reaches that
+ * database; the command waits for the daemon's announcement of the outcome, so it never
+ * claims a success nobody answered. */
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "config.h"
+#include "ctl.h"
 #include "history.h"
 #include "pgconn.h"
+
+/* How long plain trigger waits for a daemon to answer a request made in the database. */
+#define ANSWER_DEFAULT_MS 10000
 
 /* EX_NOPERM: the database refused the role (sysexits has nothing closer) */
 #define EXIT_NOPERM 77
@@ -20,38 +34,67 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: pgcrond trigger [-c FILE] [--force] JOB\n\n"
-	        "Ask the running daemon to run JOB now, outside its schedule. The request goes\n"
-	        "through pgcrond.trigger(JOB) in the history database, which records who asked\n"
-	        "and which only the daemon's role and members of pgcrond_operator may execute\n"
-	        "(GRANT pgcrond_operator TO alice;). The run shows in 'pgcrond history' with\n"
-	        "trigger \"manual\"; the daemon's answer is in pgcrond.trigger_request. A request\n"
-	        "made while no daemon runs is served when one starts (within an hour).\n\n"
+	        "Usage: pgcrond trigger [-c FILE] [--force] [--wait [--timeout D]] JOB\n\n"
+	        "Ask the running daemon to run JOB now, outside its schedule (also a paused\n"
+	        "job). On the daemon's host the request goes over its control socket,\n"
+	        "<state_dir>/%s, open to the daemon's user and group.\n"
+	        "Elsewhere it goes through pgcrond.trigger(JOB) in the history database, which\n"
+	        "records who asked and which only the daemon's role and members of\n"
+	        "pgcrond_operator may execute (GRANT pgcrond_operator TO alice;); the command\n"
+	        "then waits up to --timeout (default 10s) for a daemon to take the request.\n"
+	        "The run shows in 'pgcrond history' with trigger \"manual\".\n\n"
+	        "Exit status: 0 the run started (with --wait: it succeeded); 1 it failed,\n"
+	        "was skipped or refused (the message is printed); 69 no daemon answered (a\n"
+	        "request left in the database is still served if a daemon starts within an\n"
+	        "hour); 75 --wait's timeout passed before the run ended (it goes on).\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -f, --force        run JOB even if it is disabled\n"
+	        "  -w, --wait         wait for the run (and its retries) to end; from another\n"
+	        "                     host, for the daemon's announcement of it (a daemon that\n"
+	        "                     stops meanwhile makes none: give --timeout)\n"
+	        "  -t, --timeout D    give up waiting after D (\"30s\", \"5m\"); default: no\n"
+	        "                     limit with --wait, 10s without\n"
 	        "  -h, --help         show this help\n",
-	        PGCROND_DEFAULT_CONF);
+	        CTL_SOCKET_NAME, PGCROND_DEFAULT_CONF);
 }
 
-static int parse_args(int argc, char **argv, const char **conf, bool *force, const char **job)
+struct trigger_args {
+	const char *conf, *job;
+	bool force, wait;
+	int64_t timeout_ms; /* -1: the default */
+};
+
+static int parse_args(int argc, char **argv, struct trigger_args *a)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"force", no_argument, NULL, 'f'},
+	    {"wait", no_argument, NULL, 'w'},         {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
+	char err[256];
 	int opt;
 
+	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:fh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:fwt:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			*conf = optarg;
+			a->conf = optarg;
 			break;
 		case 'f':
-			*force = true;
+			a->force = true;
+			break;
+		case 'w':
+			a->wait = true;
+			break;
+		case 't':
+			if (duration_parse(optarg, &a->timeout_ms, err, sizeof(err)) < 0 ||
+			    a->timeout_ms > INT32_MAX) {
+				fprintf(stderr, "pgcrond trigger: --timeout \"%s\": %s\n", optarg,
+				        a->timeout_ms > INT32_MAX ? "at most 24 days" : err);
+				return EX_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -71,27 +114,163 @@ static int parse_args(int argc, char **argv, const char **conf, bool *force, con
 		fprintf(stderr, "pgcrond trigger: give one job name; see pgcrond trigger --help\n");
 		return EX_USAGE;
 	}
-	*job = argv[optind];
+	a->job = argv[optind];
+	if (!config_valid_job_name(a->job)) {
+		fprintf(
+		    stderr,
+		    "pgcrond trigger: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
+		    a->job);
+		return EX_USAGE;
+	}
 	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The daemon's answer to --wait: 0 succeeded, 1 anything else. */
+static int print_result(const char *job, const json_t *res)
+{
+	const char *status = json_string_value(json_object_get(res, "status"));
+	const char *msg = json_string_value(json_object_get(res, "message"));
+	const char *state = json_string_value(json_object_get(res, "sqlstate"));
+	long long ms = (long long)json_integer_value(json_object_get(res, "duration_ms"));
+	long long attempt = (long long)json_integer_value(json_object_get(res, "attempt"));
+	if (status && strcmp(status, "succeeded") == 0) {
+		printf("%s succeeded in %lld ms (attempt %lld): %s\n", job, ms, attempt,
+		       msg ? msg : "");
+		return 0;
+	}
+	fprintf(stderr, "pgcrond trigger: %s %s", job, status ? status : "ended");
+	if (status && strcmp(status, "failed") == 0)
+		fprintf(stderr, " after %lld ms (attempt %lld)", ms, attempt);
+	fprintf(stderr, ": %s", msg ? msg : "");
+	if (state)
+		fprintf(stderr, " (SQLSTATE %s)", state);
+	fprintf(stderr, "\n");
+	return 1;
+}
+
+/* The daemon's announcement of a run's end, "STATUS[ SQLSTATE]: message": 0 succeeded, 1
+ * anything else. */
+static int print_finished(const char *job, const char *text)
+{
+	if (strncmp(text, "succeeded: ", 11) == 0) {
+		printf("%s succeeded: %s\n", job, text + 11);
+		return 0;
+	}
+	fprintf(stderr, "pgcrond trigger: %s %s\n", job, text);
+	return 1;
+}
+
+/* Over the local control socket. Returns an exit code, or -1 when no daemon listens there
+ * (the caller goes on to the database). */
+static int trigger_local(const struct trigger_args *a)
+{
+	struct ctl_request rq = {.cmd = CTL_TRIGGER, .force = a->force, .wait = a->wait};
+	json_t *ans = NULL;
+	snprintf(rq.job, sizeof(rq.job), "%s", a->job);
+	int timeout = a->wait ? (int)a->timeout_ms : ANSWER_DEFAULT_MS;
+	int rc = cli_ctl_call("trigger", a->conf, &rq, timeout, true, &ans);
+	if (rc == EX_UNAVAILABLE && !ans)
+		return -1;
+	if (rc == EX_TEMPFAIL) {
+		if (a->wait)
+			fprintf(stderr,
+			        "pgcrond trigger: %s had not ended after --timeout; it goes on "
+			        "('pgcrond status %s' shows it)\n",
+			        a->job, a->job);
+		else
+			fprintf(stderr, "pgcrond trigger: the daemon did not answer within %d s\n",
+			        ANSWER_DEFAULT_MS / 1000);
+		return a->wait ? EX_TEMPFAIL : EX_UNAVAILABLE;
+	}
+	if (rc)
+		return rc;
+	if (!json_is_true(json_object_get(ans, "ok"))) {
+		rc = cli_ctl_error("trigger", ans);
+	} else if (a->wait) {
+		rc = print_result(a->job, json_object_get(ans, "result"));
+	} else {
+		printf("the daemon started %s%s\n", a->job, a->force ? " (forced)" : "");
+		rc = EX_OK;
+	}
+	json_decref(ans);
+	return rc;
+}
+
+/* After pgcrond.trigger() returned request ID: wait for a daemon's announcement of its
+ * outcome (on a socket, no polling of the table). 0 with OUTCOME, or -ETIMEDOUT, -EIO. */
+static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char *outcome,
+                         size_t len)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	size_t idlen = strlen(id);
+	for (;;) {
+		PGnotify *n;
+		while ((n = PQnotifies(conn)) != NULL) {
+			bool mine = strncmp(n->extra, id, idlen) == 0 && n->extra[idlen] == ' ';
+			if (mine)
+				snprintf(outcome, len, "%s", n->extra + idlen + 1);
+			PQfreemem(n);
+			if (mine)
+				return 0;
+		}
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r < 0 && errno != EINTR)
+			return -EIO;
+		if (r > 0 && !PQconsumeInput(conn))
+			return -EIO;
+	}
+}
+
+/* Whether JOB is a job made in SQL (pgcrond.job, source sql); *ENABLED says if it is
+ * active. */
+static bool sql_job_enabled(PGconn *conn, const char *job, bool *enabled)
+{
+	const char *p[] = {job};
+	PGresult *r = PQexecParams(conn,
+	                           "SELECT enabled FROM pgcrond.job WHERE jobname = $1"
+	                           " AND source = 'sql' AND removed_at IS NULL",
+	                           1, NULL, p, NULL, NULL, 0);
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	*enabled = found && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return found;
 }
 
 int cli_trigger(int argc, char **argv)
 {
-	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL;
-	bool force = false;
+	struct trigger_args a = {.conf = PGCROND_DEFAULT_CONF, .timeout_ms = -1};
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
 	int rc;
+	bool sql_enabled = false;
 
-	rc = parse_args(argc, argv, &conf, &force, &job);
+	rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
+	rc = trigger_local(&a);
+	if (rc >= 0)
+		return rc;
+	const char *conf = a.conf, *job = a.job;
+	bool force = a.force;
 
 	rc = hist_cli_open("trigger", conf, &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	const struct conf_job *j = config_job(cfg, job);
-	if (!j) {
+	if (!j && sql_job_enabled(conn, job, &sql_enabled)) {
+		/* a job made in SQL (cron.schedule): the daemon has it too */
+	} else if (!j) {
 		fprintf(stderr,
 		        "pgcrond trigger: no job \"%s\" in %s and its conf.d; "
 		        "'pgcrond list' shows the configured jobs\n",
@@ -99,7 +278,7 @@ int cli_trigger(int argc, char **argv)
 		rc = EX_USAGE;
 		goto out;
 	}
-	if (!j->enabled && !force) {
+	if ((j ? !j->enabled : !sql_enabled) && !force) {
 		fprintf(stderr,
 		        "pgcrond trigger: job \"%s\" is disabled (enabled = false); "
 		        "'pgcrond trigger --force %s' runs it anyway\n",
@@ -109,23 +288,28 @@ int cli_trigger(int argc, char **argv)
 	}
 
 	const char *params[] = {job, force ? "true" : "false"};
-	PGresult *r = PQexecParams(conn, "SELECT pgcrond.trigger($1, $2::boolean)", 2, NULL, params,
-	                           NULL, NULL, 0);
+	PGresult *r = PQexec(conn, "LISTEN " PGCROND_TRIGGER_OUTCOME_CHANNEL);
+	PQclear(r);
+	r = PQexecParams(conn, "SELECT pgcrond.trigger($1, $2::boolean)", 2, NULL, params, NULL,
+	                 NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		char why[512];
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		pgconn_result_error(r, why, sizeof(why));
 		if (state && strcmp(state, "42501") == 0) {
 			fprintf(stderr,
-			        "pgcrond trigger: %s\nrole \"%s\" may not ask for manual runs; a "
-			        "superuser or the owner of the pgcrond schema can allow it: GRANT "
+			        "pgcrond trigger: %s\nrole \"%s\" may not ask for manual "
+			        "runs; a "
+			        "superuser or the owner of the pgcrond schema can allow "
+			        "it: GRANT "
 			        "pgcrond_operator TO \"%s\";\n",
 			        why, PQuser(conn), PQuser(conn));
 			rc = EXIT_NOPERM;
 		} else if (state && (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0)) {
 			fprintf(stderr,
 			        "pgcrond trigger: %s\nthe history database \"%s\" has no "
-			        "pgcrond.trigger(): run 'pgcrond install' to upgrade its schema\n",
+			        "pgcrond.trigger(): run 'pgcrond install' to upgrade its "
+			        "schema\n",
 			        why, cfg->history_database);
 			rc = EX_UNAVAILABLE;
 		} else {
@@ -133,12 +317,56 @@ int cli_trigger(int argc, char **argv)
 			rc = EX_UNAVAILABLE;
 		}
 	} else {
-		printf(
-		    "asked the daemon to run \"%s\" now%s (request %s in pgcrond.trigger_request "
-		    "on database \"%s\")\n",
-		    job, !j->enabled ? ", even though it is disabled" : "", PQgetvalue(r, 0, 0),
-		    cfg->history_database);
+		char outcome[8000];
+		int64_t wait = a.timeout_ms >= 0 && (!a.wait || a.timeout_ms < ANSWER_DEFAULT_MS)
+		                   ? a.timeout_ms
+		                   : ANSWER_DEFAULT_MS;
+		int64_t t0 = mono_ms();
+		int w = await_outcome(conn, PQgetvalue(r, 0, 0), wait, outcome, sizeof(outcome));
+		if (w == 0 && a.wait && strcmp(outcome, "started") == 0) {
+			/* then its end, which the daemon announces too */
+			int64_t left =
+			    a.timeout_ms < 0 ? INT64_MAX / 2 : a.timeout_ms - (mono_ms() - t0);
+			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, outcome,
+			                  sizeof(outcome));
+			if (w == -ETIMEDOUT) {
+				fprintf(stderr,
+				        "pgcrond trigger: %s had not ended after "
+				        "--timeout; it goes on "
+				        "(request %s)\n",
+				        job, PQgetvalue(r, 0, 0));
+				rc = EX_TEMPFAIL;
+				goto done;
+			}
+		}
+		if (w == 0 && a.wait && strncmp(outcome, "finished ", 9) == 0) {
+			rc = print_finished(job, outcome + 9);
+		} else if (w == 0 && (strcmp(outcome, "started") == 0 ||
+		                      strncmp(outcome, "finished ", 9) == 0)) {
+			printf("the daemon started %s%s (request %s in "
+			       "pgcrond.trigger_request on "
+			       "database \"%s\")\n",
+			       job,
+			       (j ? !j->enabled : !sql_enabled) ? ", even though it is disabled"
+			                                        : "",
+			       PQgetvalue(r, 0, 0), cfg->history_database);
+			rc = EX_OK;
+		} else if (w == 0) {
+			fprintf(stderr, "pgcrond trigger: the daemon %s (request %s)\n", outcome,
+			        PQgetvalue(r, 0, 0));
+			rc = 1;
+		} else {
+			fprintf(stderr,
+			        "pgcrond trigger: no daemon answered within %lld ms; "
+			        "request %s stays "
+			        "in pgcrond.trigger_request on database \"%s\" and is "
+			        "served if a "
+			        "daemon starts within an hour\n",
+			        (long long)wait, PQgetvalue(r, 0, 0), cfg->history_database);
+			rc = EX_UNAVAILABLE;
+		}
 	}
+done:
 	PQclear(r);
 out:
 	PQfinish(conn);

@@ -704,6 +704,11 @@ static void job_free_fields(struct conf_job *j)
 	}
 	free(j->settings);
 	free(j->file);
+	free(j->username);
+	free(j->sql_database);
+	free(j->timezone);
+	if (j->tz)
+		cron_tz_free(&j->tz);
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
@@ -902,6 +907,22 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 			    "schedule \"%s\" never fires (that day does not exist in that month); "
 			    "fix the day and month fields",
 			    j.schedule);
+		}
+	}
+
+	if (j.timezone) {
+		/* the job's own zone: its schedule's times are read in it (DST rules as for the
+		 * daemon's timezone) */
+		char err[256];
+		int rc = cron_tz_open(j.timezone, &j.tz, err, sizeof(err));
+		if (rc < 0) {
+			j.tz = NULL;
+			config_report_at(L, config_setting_get_member(s, "timezone"), file,
+			                 rc == -ENOENT
+			                     ? "unknown timezone \"%s\"; use a name from the tz "
+			                       "database like \"UTC\" or \"Europe/Berlin\""
+			                     : "timezone \"%s\": cannot be used",
+			                 j.timezone);
 		}
 	}
 
@@ -1212,6 +1233,7 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 		    S_ISDIR(st.st_mode))
 			L.self = st.st_uid;
 		check_dirs(&L);
+		config_http_finish(&L);
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (check_trusted(&L, path, false, "this file", path, 0) == 0) {
@@ -1268,6 +1290,7 @@ void config_free(struct pgc_config **pcfg)
 		free(a->file);
 	}
 	free(cfg->alerts);
+	config_http_free(&cfg->http);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		job_free_fields(&cfg->jobs[i]);
 	free(cfg->jobs);
@@ -1291,4 +1314,15 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
 			return &cfg->jobs[i];
 	return NULL;
+}
+
+/* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
+{
+	parse_job(L, s, origin);
+}
+
+void config_job_free_fields(struct conf_job *j)
+{
+	job_free_fields(j);
 }

@@ -99,6 +99,11 @@ struct conf_job {
 	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
 	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
+	char *timezone;  /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;     /* TIMEZONE opened, owned by the job; NULL: the daemon's */
+	/* jobs made in SQL (config_sql.h); NULL for file jobs */
+	char *username;     /* the owner, whom the run logs in as */
+	char *sql_database; /* the database's real name (database is the pool's key) */
 };
 
 struct conf_alert_sink {
@@ -110,6 +115,18 @@ struct conf_alert_sink {
 	int64_t timeout_ms;
 	char *file;
 	int line;
+};
+
+/* http = { ... }: the HTTP listener (http.c); listen NULL when there is none. */
+struct conf_http {
+	char *listen;      /* "ADDRESS:PORT" as written */
+	char *host;        /* its numeric address */
+	int port;          /* 0: any free port (the daemon logs which) */
+	bool allow_remote; /* a non-loopback address was asked for explicitly */
+	char *token_file;  /* absolute, or relative to the main file's directory */
+	char *token;       /* the token read from it; never logged */
+	char *file;        /* where the group is */
+	int line, token_line;
 };
 
 struct pgc_config {
@@ -134,6 +151,7 @@ struct pgc_config {
 	/* this daemon's name among instances sharing a history database; NULL: the host
 	 * name (cluster.h) */
 	char *instance;
+	struct conf_http http;
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
@@ -152,6 +170,14 @@ void config_free(struct pgc_config **cfg);
 bool config_instance_name_ok(const char *name);
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+
+/* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
+ * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
+ * numeric address: names are never resolved). */
+int config_http_split(const char *listen, char *host, size_t hostlen, int *port)
+    __attribute__((warn_unused_result));
+/* HOST (numeric) is 127.0.0.0/8 or ::1. */
+bool config_http_loopback(const char *host);
 
 /* The candidate closest to WORD so far: at most 2 edits and fewer than WORD's length.
  * Start with {word, NULL, 99}, offer candidates, read best (NULL: nothing close). */

@@ -236,6 +236,7 @@ const struct key_spec config_main_keys[] = {
     /* default: the host name; see README "Running several instances" */
     {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
     {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -293,6 +294,7 @@ const struct key_spec config_job_keys[] = {
     {"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
     {"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
     {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
+    {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 

@@ -69,6 +69,10 @@ char *config_dup_str(struct loader *L, const char *s);
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
+/* config_http.c: the http group; then, once L->self is known, its token file. */
+void config_parse_http(struct loader *L, const config_setting_t *s, const char *file);
+void config_http_finish(struct loader *L);
+void config_http_free(struct conf_http *h);
 
 /* Check that V, the string value of S (KEY, for the message), is valid UTF-8: PostgreSQL
  * refuses anything else, so a job with such a command could never record a run. Reports
@@ -119,6 +123,7 @@ extern const struct key_spec config_database_keys[]; /* into struct conf_databas
 extern const struct key_spec config_history_keys[];  /* into struct pgc_config */
 extern const struct key_spec config_sink_keys[];     /* into struct conf_alert_sink */
 extern const struct key_spec config_job_keys[];      /* into struct conf_job */
+extern const struct key_spec config_http_keys[];     /* into struct pgc_config */
 
 /* The entry of KEYS named NAME, or NULL. */
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);
@@ -135,5 +140,10 @@ void config_report_unknown(struct loader *L, const config_setting_t *s, const ch
 void config_parse_group(struct loader *L, const config_setting_t *s, const char *file,
                         const struct key_spec *keys, void *base, const char *where,
                         const char *hint);
+
+/* One job = { ... } group S (config.c's parse_job), reported at ORIGIN when S has no file;
+ * and the release of a job's fields. For config_sql.c. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin);
+void config_job_free_fields(struct conf_job *j);
 
 #endif

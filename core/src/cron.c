@@ -109,14 +109,15 @@ static const struct field_spec {
     [F_DOW] = {"day-of-week", 0, 7, day_names, 7, 0, "sun-sat or 0-7"},
 };
 
-/* The macros, as the five fields they stand for; NULL for @reboot. */
+/* The macros, as the five fields they stand for; NULL for @reboot (and pg_cron's alias of it,
+ * @restart). */
 static const struct {
 	const char *name;
 	const char *fields;
 } macros[] = {
     {"yearly", "0 0 1 1 *"}, {"annually", "0 0 1 1 *"}, {"monthly", "0 0 1 * *"},
     {"weekly", "0 0 * * 0"}, {"daily", "0 0 * * *"},    {"midnight", "0 0 * * *"},
-    {"hourly", "0 * * * *"}, {"reboot", NULL},
+    {"hourly", "0 * * * *"}, {"reboot", NULL},          {"restart", NULL},
 };
 
 struct parser {
@@ -435,7 +436,7 @@ static int parse_macro(const struct parser *ps, const struct token *tok, int nto
 	}
 	return fail(ps, tok[0].s,
 	            "unknown macro \"%.*s\"; expected @yearly, @annually, @monthly, @weekly, "
-	            "@daily, @midnight, @hourly or @reboot",
+	            "@daily, @midnight, @hourly, @reboot or @restart",
 	            (int)(len + 1), tok[0].s);
 }
 

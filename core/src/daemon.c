@@ -10,26 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
 #include "cluster.h"
 #include "config.h"
 #include "config_diff.h"
+#include "ctl.h"
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
+#include "http.h"
 #include "jobgraph.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "status.h"
+#include "sqljobs.h"
 #include "triggers.h"
 
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
-	struct pgc_config *cfg;
+	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
+	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
+	struct sqljobs *sql;      /* NULL without a history database */
+	bool sql_started;         /* the SQL jobs' @reboot runs were started */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
 	struct exec *ex;
@@ -41,15 +50,56 @@ struct daemon {
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
-	bool refused; /* another live instance has our name: exit EX_CONFIG */
+	bool refused;             /* another live instance has our name: exit EX_CONFIG */
+	struct status_src status; /* the live state's sources (status.h) */
+	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
+	struct metrics *metrics;
+	struct http *http; /* NULL: no http group */
 };
 
-/* Load PATH and its plugins, and open its zone. On failure every problem is in DL. */
-static int load_all(const char *path, struct pgc_config **cfg, struct plugin_registry **plugins,
-                    cron_tz **tz, struct diag_list *dl)
+/* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
+static int load_paused(struct daemon *d)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc = ctl_load_paused(d->cfg->state_dir, &names, &n);
+	if (rc < 0) {
+		log_error("cannot read the paused jobs from %s/%s: %s; no job is paused",
+		          d->cfg->state_dir, CTL_PAUSED_FILE, strerror(-rc));
+		return rc == -ENOMEM ? rc : 0;
+	}
+	rc = sched_set_paused(d->sched, (const char *const *)names, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		log_notice("job %s is paused ('pgcrond resume %s' resumes it)", names[i], names[i]);
+	ctl_names_free(&names, n);
+	return rc;
+}
+
+static void open_ctl(struct daemon *d)
+{
+	char err[512];
+	if (ctl_open(d->base, d->cfg->state_dir, &d->status, &d->ctl, err, sizeof(err)) < 0)
+		log_error(
+		    "no control socket (pgcrond status, pause, resume and trigger --wait will "
+		    "not reach this daemon): %s",
+		    err);
+}
+
+static void log_diags(const struct diag_list *dl);
+
+/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
+ * problem is logged and left out; on failure every other problem is in DL. */
+static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
+                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
 {
 	char err[256];
-	int rc = config_load(path, cfg, dl);
+	struct diag_list sdl = {0};
+	int rc = sqljobs_merge(sql, files, cfg, &sdl);
+	if (sdl.n) {
+		log_error("%zu job(s) made in SQL are not run:", sdl.n);
+		log_diags(&sdl);
+	}
+	diag_clear(&sdl);
 	if (rc < 0)
 		return rc;
 	rc = plugin_check_config(*cfg, plugins, dl);
@@ -73,6 +123,20 @@ fail:
 	return rc;
 }
 
+/* Load PATH into *FILES and build the configuration in force from it (see build()). */
+static int load_all(const char *path, const struct sqljobs *sql, struct pgc_config **files,
+                    struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
+                    struct diag_list *dl)
+{
+	int rc = config_load(path, files, dl);
+	if (rc < 0)
+		return rc;
+	rc = build(*files, sql, cfg, plugins, tz, dl);
+	if (rc < 0)
+		config_free(files);
+	return rc;
+}
+
 /* Hand the databases of CFG to the executor (adds, updates, and forgets removed ones). */
 static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 {
@@ -90,6 +154,14 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 		exec_retain_databases(ex, names, cfg->n_databases);
 	free(names);
 	return rc;
+}
+
+/* Which code runs the plugin jobs: each plugin's version and file. */
+static void log_plugins(const struct plugin_registry *reg)
+{
+	for (size_t i = 0; reg && i < reg->n_plugins; i++)
+		log_info("plugin %s %s (%s)", reg->plugins[i]->name, reg->plugins[i]->version,
+		         reg->plugins[i]->path);
 }
 
 static void apply_log_level(const struct pgc_config *cfg)
@@ -134,20 +206,10 @@ out:
 	config_diff_free(&diff);
 }
 
-static void reload(struct daemon *d)
+/* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
+static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
+                           struct plugin_registry *plugins, cron_tz *tz)
 {
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
-	struct plugin_registry *plugins = NULL;
-	cron_tz *tz = NULL;
-
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	if (load_all(d->config_path, &cfg, &plugins, &tz, &dl) < 0) {
-		log_error("reload failed; keeping the previous configuration");
-		log_diags(&dl);
-		goto out;
-	}
 	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
 	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
 		log_warning(
@@ -162,12 +224,20 @@ static void reload(struct daemon *d)
 		cfg = NULL; /* leaked on purpose: possibly in use */
 		plugins = NULL;
 		tz = NULL;
+		config_free(&files);
 		goto out;
 	}
+	if (files) {
+		config_free(&d->files);
+		d->files = files;
+		sqljobs_record_files(d->sql, files); /* the registry follows the reload */
+	}
 	apply_log_level(cfg);
+	log_plugins(plugins);
 	alert_reconfigure(d->alerts, cfg);
 	if (cluster_set_jobs(d->cluster, cfg) < 0)
 		log_warning("cluster: out of memory publishing the jobs");
+	http_apply(d->http, cfg);
 	log_reload_diff(d->cfg, cfg);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
@@ -180,11 +250,59 @@ static void reload(struct daemon *d)
 	plugins = NULL;
 	tz = NULL;
 out:
-	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
-	sdnotify_ready();
 	plugin_registry_free(&plugins);
 	cron_tz_free(&tz);
 	config_free(&cfg);
+}
+
+static void reload(struct daemon *d)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *files = NULL, *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (load_all(d->config_path, d->sql, &files, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("reload failed; keeping the previous configuration");
+		log_diags(&dl);
+	} else {
+		install_config(d, files, cfg, plugins, tz);
+	}
+	sqljobs_refresh(d->sql);
+	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
+	sdnotify_ready();
+	diag_clear(&dl);
+}
+
+/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
+static void sql_changed(void *arg)
+{
+	struct daemon *d = arg;
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	struct plugin_registry *plugins = NULL;
+	cron_tz *tz = NULL;
+
+	if (d->stopping)
+		return;
+	log_info("jobs made in SQL changed; applying them");
+	if (build(d->files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
+		log_error("the jobs made in SQL cannot be applied; keeping the previous ones");
+		log_diags(&dl);
+	} else {
+		install_config(d, NULL, cfg, plugins, tz);
+	}
+	/* The first read after the start: SQL jobs on @reboot (@restart) run now, as pg_cron
+	 * runs them when it starts (file jobs' ran when the files were applied). */
+	for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
+		const struct conf_job *j = &d->cfg->jobs[i];
+		if (j->username && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT &&
+		    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+			log_warning("job \"%s\" (@reboot) could not be started", j->name);
+	}
+	d->sql_started = true;
 	diag_clear(&dl);
 }
 
@@ -208,6 +326,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	sdnotify_stopping();
 	log_notice("%s: shutting down; no new runs start", name);
 	triggers_free(&d->triggers);
+	http_set_stopping(d->http);
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
 }
 
@@ -271,6 +390,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	shutdown_begin(d, (int)sig);
 }
 
+static int64_t wall_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	sdnotify_watchdog();
@@ -321,6 +447,21 @@ static int open_history(struct daemon *d)
 	return 0;
 }
 
+/* The HTTP listener, when pgcrond.conf has an http group; its /health asks the history
+ * database. */
+static int open_http(struct daemon *d)
+{
+	const char *hname = d->cfg->history_database;
+	const struct conf_database *db = hname ? config_database(d->cfg, hname) : NULL;
+	struct http_sources src = {
+	    .status = &d->status,
+	    .metrics = d->metrics,
+	    .history_conninfo = db && d->hist ? db->conninfo : NULL,
+	    .history_database = db && d->hist ? hname : NULL,
+	};
+	return http_open(d->base, d->cfg, &src, &d->http);
+}
+
 /* Two priorities: the executor's connections (EXEC_IO_PRIORITY) before everything else,
  * and the loop goes back to the sockets after every DISPATCH_MAX other callbacks. Without
  * this, a thousand job timers due in the same second all ran before the results of the
@@ -357,7 +498,7 @@ int daemon_main(const char *config_path)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
-	if (load_all(config_path, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
+	if (load_all(config_path, NULL, &d.files, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
 		diag_print(&dl, stderr);
 		diag_clear(&dl);
 		return EX_CONFIG;
@@ -389,12 +530,32 @@ int daemon_main(const char *config_path)
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
 	sched_set_cluster(d.sched, d.cluster);
-	if (sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
+	if (metrics_new(&d.metrics) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	sched_set_metrics(d.sched, d.metrics);
+	d.status = (struct status_src){.sched = d.sched,
+	                               .ex = d.ex,
+	                               .hist = d.hist,
+	                               .triggers = &d.triggers,
+	                               .instance = d.instance,
+	                               .started_us = wall_now_us()};
+	const struct conf_database *hdb =
+	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
+	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {
+		log_error("cannot listen for jobs made in SQL: out of memory");
+		goto out;
+	}
+	sqljobs_record_files(d.sql, d.files);
+	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}
+	if (open_http(&d) < 0)
+		goto out;
 	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
 	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
 	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
@@ -403,6 +564,8 @@ int daemon_main(const char *config_path)
 		log_error("cannot install the signal handlers");
 		goto out;
 	}
+	open_ctl(&d);
+	ctl_sync_registry(d.ctl);
 	uint64_t wd = sdnotify_watchdog_usec();
 	if (wd > 0) {
 		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
@@ -416,6 +579,7 @@ int daemon_main(const char *config_path)
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d, instance %s",
 	           PGCROND_VERSION, d.cfg->n_jobs, enabled, d.cfg->max_running, d.instance);
 	/* the line `systemctl status pgcrond` shows */
+	log_plugins(d.plugins);
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
 	sdnotify_ready();
 
@@ -437,8 +601,12 @@ out:
 			event_del(&d.watchdog);
 	}
 	triggers_free(&d.triggers);
-	cluster_close(&d.cluster); /* first: no claim answer may reach a freed run */
-	sched_free(&d.sched);
+	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
+	http_free(&d.http);
+	sched_free(&d.sched); /* answers the runs waited for on the control socket */
+	ctl_free(&d.ctl);
+	sqljobs_free(&d.sql);
+	metrics_free(&d.metrics);
 	alert_close(&d.alerts);
 	hist_close(&d.hist);
 	exec_free(&d.ex);
@@ -447,5 +615,6 @@ out:
 	plugin_registry_free(&d.plugins);
 	cron_tz_free(&d.tz);
 	config_free(&d.cfg);
+	config_free(&d.files);
 	return status;
 }

@@ -51,6 +51,7 @@ struct conn {
 	struct exec_run *run; /* when BUSY */
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
+	char app_name[80];    /* application_name a run set on it; "" = the startup one */
 	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
 	struct conn *prev, *next;
 	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
@@ -108,6 +109,7 @@ struct exec_run {
 	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
+	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
 	int64_t timeout_ms;
 	int64_t start_us;
 	struct conn *conn;
@@ -457,6 +459,11 @@ static const char *const reset_sql[] = {
 };
 #define RESET_STEPS (sizeof(reset_sql) / sizeof(reset_sql[0]))
 #define SET_TIMEOUT_SQL "SELECT pg_catalog.set_config('statement_timeout', $1, false)"
+/* ... with the job's name, so pg_stat_activity shows which job a backend runs: in the same
+ * round trip as the timeout, which a reset connection often needs anyway */
+#define SET_RUN_SQL                                                                                \
+	"SELECT pg_catalog.set_config('statement_timeout', $1, false), "                           \
+	"pg_catalog.set_config('application_name', $2, false)"
 #define RESET_SYNCS 2
 
 /* Send the reset's pipeline. Returns false if it could not be sent. */
@@ -502,6 +509,7 @@ static void conn_reset(struct conn *c)
 {
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
+	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
 	conn_timer(c, conn_idle_check_ms(c));
 	if (!conn_reset_send(c))
 		conn_close(&c);
@@ -681,10 +689,12 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
 	r->setting_timeout = false;
-	if (!r->internal && r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) {
-		const char *params[1] = {r->timeout_text};
+	bool app = !r->internal && r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
+	if (!r->internal && ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app)) {
+		const char *params[2] = {r->timeout_text, r->app_name};
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->pg, app ? SET_RUN_SQL : SET_TIMEOUT_SQL, app ? 2 : 1,
+		                       NULL, params, NULL, NULL, 0) ||
 		    !run_flush(r))
 			run_conn_lost(r);
 		return;
@@ -753,9 +763,10 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 	char buf[256];
 
 	if (r->setting_timeout) {
-		if (st == PGRES_TUPLES_OK)
+		if (st == PGRES_TUPLES_OK) {
 			r->conn->timeout_ms = r->timeout_ms;
-		else if (!r->failed)
+			snprintf(r->conn->app_name, sizeof(r->conn->app_name), "%s", r->app_name);
+		} else if (!r->failed)
 			goto error;
 		return;
 	}
@@ -1201,6 +1212,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
 	if (spec->name && !(r->name = strdup(spec->name)))
 		goto out;
+	if (spec->name) /* the server cuts it at 63 bytes */
+		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
@@ -1428,6 +1441,33 @@ size_t exec_connections(const struct exec *ex)
 	size_t n = 0;
 	for (const struct pool *p = ex->pools; p; p = p->next)
 		n += p->n_conns;
+	return n;
+}
+
+size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max)
+{
+	size_t n = 0;
+	for (const struct pool *p = ex->pools; p; p = p->next) {
+		if (p->removed)
+			continue;
+		if (n < max) {
+			struct exec_db_stats *st = &out[n];
+			*st = (struct exec_db_stats){.name = p->name,
+			                             .pool = p->size,
+			                             .connecting = p->n_connecting,
+			                             .waiting = p->n_waiting,
+			                             .failures = p->failures,
+			                             .last_error = p->last_error};
+			for (const struct conn *c = p->conns; c; c = c->next) {
+				if (c->state == CONN_CONNECTING)
+					continue;
+				st->open++;
+				st->idle += c->state == CONN_IDLE;
+				st->busy += c->state == CONN_BUSY;
+			}
+		}
+		n++;
+	}
 	return n;
 }
 

@@ -97,6 +97,21 @@ int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused
 size_t exec_connections(const struct exec *ex);
 size_t exec_active_runs(const struct exec *ex);
 
+/* One database's pool as it is now, for status and metrics. */
+struct exec_db_stats {
+	const char *name;       /* borrowed until the next reload */
+	int pool;               /* the configured cap */
+	size_t open;            /* connections open (idle + busy + resetting) */
+	size_t idle, busy;      /* of those: waiting for a run / running one */
+	size_t connecting;      /* connects under way */
+	size_t waiting;         /* runs waiting for a connection */
+	int failures;           /* consecutive failed connects (0: reachable or not tried) */
+	const char *last_error; /* the last connect's error, NULL if none; borrowed */
+};
+/* Fill OUT with up to MAX databases (configuration order not kept); returns how many there
+ * are in all. */
+size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max);
+
 /* return_message for a successful result, as pg_cron writes it: the command tag for
  * commands ("INSERT 0 1"), "N row"/"N rows" for queries. Pure; exposed for unit tests. */
 void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,

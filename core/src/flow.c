@@ -510,6 +510,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			nr->retry_wait = true;
 			nr->graph_run = r->graph_run;
 			r->graph_run = NULL;
+			nr->waiter = r->waiter; /* the waiter hears the final attempt */
+			r->waiter = NULL;
 			nr->payloads = r->payloads; /* the retry serves the same notifications */
 			nr->n_payloads = r->n_payloads;
 			r->payloads = NULL;
@@ -520,6 +522,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
 			        nr->attempt, c->retries + 1);
 			j->active = nr;
+			j->retry_at_us = sched_wall_us() + delay * 1000;
 			arm_ms(&j->retry_ev, delay);
 			j->retry_armed = true;
 			return;
@@ -533,8 +536,8 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct job *j = arg;
 	j->retry_armed = false;
 	struct run *r = j->active;
-	if (!r || !r->retry_wait)
-		return;
+	if (!r || !r->retry_wait || j->paused)
+		return; /* paused: the retry waits for sched_resume() */
 	r->retry_wait = false;
 	j->active = NULL;
 	r->queue_at_us = sched_wall_us();
@@ -616,7 +619,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 		return;
 	long missed = 0;
 	int64_t now = sched_wall_us() / 1000000;
-	int64_t at = flow_catchup_instant(&j->cron, s->tz, last_fire_s, now, &missed);
+	int64_t at = flow_catchup_instant(&j->cron, sched_job_tz(j), last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
 	char why[160];

@@ -139,6 +139,9 @@ int hist_spool_decode(char *line, size_t len, const char **kind, const char **fi
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
+/* ... and the channel it announces each request's outcome on: "ID OUTCOME" ("42 started",
+ * "43 refused: ..."), so `pgcrond trigger` learns that a daemon answered. */
+#define PGCROND_TRIGGER_OUTCOME_CHANNEL "pgcrond_trigger_outcome"
 
 /* Shared by the history, install and trigger commands (cli_history.c): load CONF_PATH,
  * then connect (blocking) to its history database. Prints what went wrong prefixed with

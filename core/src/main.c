@@ -15,8 +15,12 @@ static const struct {
     {"list", cli_list, "list the configured jobs and their next fire"},
     {"install", cli_install, "create or upgrade the pgcrond schema and the plugins' objects"},
     {"trigger", cli_trigger, "ask the running daemon to run a job now"},
+    {"status", cli_status, "the running daemon's live state, per job"},
+    {"pause", cli_pause, "stop starting a job's runs (kept across restarts)"},
+    {"resume", cli_resume, "let a paused job run again"},
     {"history", cli_history, "show recent runs from the history table"},
     {"graph", cli_graph, "print the job graph in Graphviz DOT"},
+    {"import", cli_import, "move the jobs of a pg_cron installation into pgcrond"},
 };
 
 static void usage(FILE *out)

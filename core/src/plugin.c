@@ -994,6 +994,26 @@ out:
 	return rc;
 }
 
+/* A loaded plugin is never unloaded (a run may be using it), so a .so replaced on disk (a
+ * package upgrade) takes effect at restart: say so once per replacement, instead of
+ * silently running the old code. */
+static void note_replaced(struct plugin *p)
+{
+	struct stat st;
+	if (stat(p->path, &st) != 0)
+		return;
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	if ((st.st_dev == p->dev && st.st_ino == p->ino && mtime == p->mtime_ns &&
+	     st.st_size == p->size) ||
+	    mtime == p->warned_mtime_ns)
+		return;
+	p->warned_mtime_ns = mtime;
+	log_msg(LOG_LVL_WARNING, NULL,
+	        "plugin %s: %s was replaced on disk; version %s, loaded at start, keeps running: "
+	        "restart pgcrond to load it",
+	        p->name, p->path, p->version ? p->version : "?");
+}
+
 int plugin_load(const char *plugin_dir, const char *name, const struct plugin **out, char *err,
                 size_t errlen)
 {
@@ -1026,6 +1046,7 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 	for (size_t i = 0; i < n_loaded; i++) {
 		if (strcmp(loaded[i]->path, path) == 0) {
 			*out = loaded[i];
+			note_replaced(loaded[i]);
 			return 0;
 		}
 	}
@@ -1050,6 +1071,13 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 			plugin_destroy(p);
 			return 0;
 		}
+	}
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		p->dev = st.st_dev;
+		p->ino = st.st_ino;
+		p->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		p->size = st.st_size;
 	}
 	loaded[n_loaded++] = p;
 	*out = p;

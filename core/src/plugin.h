@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pgcrond/plugin.h"
 
@@ -29,6 +30,12 @@ struct plugin {
 	 * plugin built against an older minor does not know read as zero. */
 	struct pgc_plugin decl;
 	size_t n_relations, n_settings, n_reads;
+	/* the file as loaded, to notice it being replaced on disk (kept loaded until restart) */
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_ns;
+	off_t size;
+	int64_t warned_mtime_ns; /* the replacement already logged; 0 if none */
 };
 
 /* One statement of a run. */

@@ -23,6 +23,7 @@
 #include "flow.h"
 #include "history.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "retry.h"
 #include "sched_priv.h"
@@ -190,8 +191,8 @@ static void job_disarm(struct job *j)
 static void job_arm(struct job *j)
 {
 	job_disarm(j);
-	if (j->next_fire == CRON_NEVER || j->s->draining)
-		return;
+	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
+		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
 	int64_t delay = j->next_fire * 1000000 - wall_us();
 	if (delay < 0)
 		delay = 0;
@@ -215,7 +216,7 @@ static void job_schedule(struct job *j, int64_t prev)
 		job_disarm(j);
 		return;
 	}
-	j->next_fire = sched_next_fire(&j->cron, j->s->tz, prev, wall_us() / 1000000);
+	j->next_fire = sched_next_fire(&j->cron, sched_job_tz(j), prev, wall_us() / 1000000);
 	job_arm(j);
 }
 
@@ -226,7 +227,9 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 	const struct job *j = r->job;
 	return (struct hist_run){
 	    .job_name = j->name,
-	    .database = j->database,
+	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
+	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
+	    .username = j->conf ? j->conf->username : NULL,
 	    .command = j->command ? j->command : j->plugin,
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
@@ -240,10 +243,19 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 void sched_record(struct run *r, const char *status, const char *message)
 {
 	struct sched *s = r->job->s;
+	int64_t now = wall_us();
+	sched_run_answer(r, status, message, NULL);
 	if (s->hist) {
-		struct hist_run hr = job_hist_run(r, wall_us());
+		struct hist_run hr = job_hist_run(r, now);
 		hist_record(s->hist, &hr, status, message);
 	}
+	struct metrics_run mr = {.job = r->job->name,
+	                         .status = status,
+	                         .duration_us = -1,
+	                         .lateness_us = -1,
+	                         .end_us = now,
+	                         .message = message};
+	metrics_run_end(s->metrics, &mr);
 }
 
 /* ... and a log line. */
@@ -276,6 +288,8 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		event_del(&r->slow_ev);
+	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
+	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
@@ -291,6 +305,7 @@ static void job_free(struct job **jp)
 		return;
 	job_disarm(j);
 	flow_job_free(j);
+	free(j->last_message);
 	free(j->name);
 	free(j->command);
 	free(j->plugin);
@@ -340,6 +355,38 @@ void sched_run_admit(struct run *r)
 	        s->max_running);
 }
 
+/* The job's last result, for status. */
+static void note_result(struct run *r, bool ok, const char *message, const char *sqlstate,
+                        int64_t end_us)
+{
+	struct job *j = r->job;
+	snprintf(j->last_status, sizeof(j->last_status), "%s", ok ? HIST_SUCCEEDED : HIST_FAILED);
+	free(j->last_message);
+	j->last_message = message ? strdup(message) : NULL;
+	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", r->trigger);
+	j->last_start_us = r->start_us;
+	j->last_end_us = end_us;
+	j->last_attempt = r->attempt;
+}
+
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
+{
+	struct sched_waiter *w = r->waiter;
+	if (!w)
+		return;
+	r->waiter = NULL;
+	struct sched_result res = {
+	    .job = r->job->name,
+	    .status = status,
+	    .message = message ? message : "",
+	    .sqlstate = sqlstate,
+	    .attempt = r->attempt,
+	    .duration_us = r->started ? wall_us() - r->start_us : 0,
+	};
+	w->done(w, &res);
+}
+
 static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
@@ -351,6 +398,16 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	if (s->hist)
 		hist_finish(s->hist, r->hist_key, ok ? HIST_SUCCEEDED : HIST_FAILED, message,
 		            sqlstate, end);
+	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
+	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
+	struct metrics_run mr = {.job = j->name,
+	                         .status = ok ? HIST_SUCCEEDED : HIST_FAILED,
+	                         .duration_us = end - r->start_us,
+	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,
+	                         .end_us = end,
+	                         .message = message,
+	                         .sqlstate = sqlstate};
+	metrics_run_end(s->metrics, &mr);
 	long long ms = (long long)((end - r->start_us) / 1000);
 	if (ok)
 		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
@@ -364,8 +421,11 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	j->active = NULL;
 	if (r->job_locked)
 		cluster_release(s->cluster, j->name);
-	/* retries, the graph, alerts: may make a retry the job's active run */
+	note_result(r, ok, message, sqlstate, end);
+	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
+	 * to it) */
 	flow_run_end(r, o, end);
+	sched_run_answer(r, ok ? HIST_SUCCEEDED : HIST_FAILED, message, sqlstate);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -374,7 +434,9 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 static void after_run(struct job *j)
 {
 	struct sched *s = j->s;
-	if (!j->active && j->notify_wait && !s->draining) {
+	if (j->paused) {
+		/* what waits for it starts on sched_resume() */
+	} else if (!j->active && j->notify_wait && !s->draining) {
 		/* notifications gathered while it ran: never skipped, they carry payloads */
 		struct run *p = j->notify_wait;
 		j->notify_wait = NULL;
@@ -396,6 +458,7 @@ static void on_pid(void *arg, int pid)
 {
 	struct run *r = arg;
 	struct sched *s = r->job->s;
+	r->backend_pid = pid;
 	if (s->hist)
 		hist_set_pid(s->hist, r->hist_key, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
@@ -406,6 +469,18 @@ static void on_pid(void *arg, int pid)
 static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
                                      size_t len)
 {
+	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
+	const char *owner = r->job->conf ? r->job->conf->username : NULL;
+	if (!o->ok && owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
+		int n =
+		    snprintf(buf, len,
+		             "%s HINT: this job runs logged in as its owner, role \"%s\": give it "
+		             "LOGIN and CONNECT on the database, and let this host authenticate it "
+		             "(pg_hba.conf, a .pgpass entry in pgcrond's home, or a client "
+		             "certificate)",
+		             o->message, owner);
+		return n < 0 || (size_t)n >= len ? o->message : buf;
+	}
 	if (o->ok || !r->job->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))
@@ -699,6 +774,16 @@ void sched_fire_run(struct run *r)
 		sched_run_free(&r);
 		return;
 	}
+	/* paused: held (payloads dropped: the run on resume is a full one); a manual run is
+	 * an operator's explicit request and goes on */
+	if (j->paused && strcmp(r->trigger, "manual") != 0) {
+		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
+		        r->trigger);
+		j->paused_owed = true;
+		sched_run_answer(r, HIST_SKIPPED, "the job is paused", NULL);
+		sched_run_free(&r);
+		return;
+	}
 	/* a scheduled job whose upstream is running waits for it */
 	if (flow_park(r))
 		return;
@@ -768,10 +853,10 @@ static void fmt_iso(int64_t t, char *out, size_t outlen)
  * log line counts them: a job never runs more than once for a batch of missed fires. */
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
-	struct sched *s = j->s;
 	int64_t first = j->next_fire;
 	long later = 0;
-	int64_t latest = flow_catchup_instant(&j->cron, s->tz, first, now_us / 1000000, &later);
+	int64_t latest =
+	    flow_catchup_instant(&j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -785,7 +870,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed = flow_catchup_instant(&j->cron, s->tz, first, latest - 1, NULL);
+		last_missed =
+		    flow_catchup_instant(&j->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -846,7 +932,7 @@ static void clock_check(struct sched *s)
 	struct job *next;
 	for (struct job *j = s->jobs; j; j = next) {
 		next = j->next;
-		if (!job_schedulable(j) || j->next_fire == CRON_NEVER)
+		if (!job_schedulable(j) || j->next_fire == CRON_NEVER || j->paused)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, now, cause);
@@ -978,13 +1064,21 @@ struct job *sched_job_find(struct sched *s, const char *name)
 	return NULL;
 }
 
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
+}
+
 static int job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg,
                       bool *reschedule)
 {
 	const char *db = cj->database ? cj->database : cfg->history_database;
+	const char *old_tz = j->conf ? j->conf->timezone : NULL;
 	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
 	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
-	                     j->enabled != cj->enabled;
+	                     j->enabled != cj->enabled ||
+	                     (old_tz == NULL) != (cj->timezone == NULL) ||
+	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
 	if (set_str(&j->command, cj->command) < 0 || set_str(&j->plugin, cj->plugin) < 0 ||
 	    set_str(&j->database, db ? db : "") < 0 || set_str(&j->schedule, cj->schedule) < 0)
 		return -ENOMEM;
@@ -1021,6 +1115,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			}
 			j->s = s;
 			j->next_fire = CRON_NEVER;
+			j->paused = sched_is_paused(s, cj->name);
 			flow_job_init(j);
 			evtimer_assign(&j->timer, s->base, job_timer_cb, j);
 			j->next = s->jobs;
@@ -1073,6 +1168,11 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 	}
 	admit_queued(s); /* max_running may have grown */
 	return 0;
+}
+
+void sched_set_metrics(struct sched *s, struct metrics *m)
+{
+	s->metrics = m;
 }
 
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)
@@ -1232,6 +1332,38 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger, bool f
 	return 0;
 }
 
+/* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
+
+void sched_job_disarm(struct job *j)
+{
+	job_disarm(j);
+}
+
+void sched_job_arm(struct job *j)
+{
+	job_arm(j);
+}
+
+bool sched_job_schedulable(const struct job *j)
+{
+	return job_schedulable(j);
+}
+
+void sched_job_schedule(struct job *j, int64_t prev)
+{
+	job_schedule(j, prev);
+}
+
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	job_fire(j, scheduled_us, trigger);
+}
+
+void sched_admit_queued(struct sched *s)
+{
+	admit_queued(s);
+}
+
 /* ---- shutdown ------------------------------------------------------------------------- */
 
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
@@ -1307,6 +1439,11 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	check_drained(s);
 }
 
+const struct pgc_config *sched_config(const struct sched *s)
+{
+	return s->cfg;
+}
+
 size_t sched_running(const struct sched *s)
 {
 	return s->n_running;
@@ -1364,6 +1501,9 @@ void sched_free(struct sched **sp)
 		sched_run_free(&j->active);
 		job_free(&j);
 	}
+	for (size_t i = 0; i < s->n_paused; i++)
+		free(s->paused[i]);
+	free(s->paused);
 	free(s->index);
 	free(s);
 	*sp = NULL;

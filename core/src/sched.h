@@ -71,6 +71,40 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger, bool f
 int sched_trigger_check(struct sched *s, const char *name, bool force)
     __attribute__((warn_unused_result));
 
+/* ---- the control channel (ctl.h): waiting for a run, pause, resume ------------------- */
+
+/* How a run ended, for a waiter. Strings valid during the callback only. */
+struct sched_result {
+	const char *job;
+	const char *status;   /* succeeded | failed | skipped | upstream_failed | cancelled */
+	const char *message;  /* return_message or why it did not run; never NULL */
+	const char *sqlstate; /* NULL if none */
+	int attempt;          /* of the final attempt */
+	int64_t duration_us;  /* of the final attempt, 0 if it never started */
+};
+/* Embedded in its owner; DONE is called exactly once, from the loop, with the final outcome
+ * (after the retries), or with "cancelled" if the run is dropped (shutdown, sched_free). */
+struct sched_waiter {
+	void (*done)(struct sched_waiter *w, const struct sched_result *res);
+};
+/* sched_trigger(NAME, "manual", FORCE), telling W how that run ends. Same returns. */
+int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sched_waiter *w)
+    __attribute__((warn_unused_result));
+
+/* Pause job NAME: no new run starts for it (a run under way goes on; a manual trigger still
+ * runs it); it stays paused across reloads, and sched_resume() handles the fires that came
+ * due meanwhile by the job's catch-up policy (once: one catchup run; skip: one skipped
+ * row). -ENOENT no such job, -EALREADY already paused (not paused, for resume), -ENOMEM. */
+int sched_pause(struct sched *s, const char *name) __attribute__((warn_unused_result));
+int sched_resume(struct sched *s, const char *name) __attribute__((warn_unused_result));
+bool sched_is_paused(const struct sched *s, const char *name);
+/* Names to treat as paused (the saved state at start, before the first sched_apply(); jobs
+ * not configured yet are paused when they appear). 0 or -ENOMEM. */
+int sched_set_paused(struct sched *s, const char *const *names, size_t n)
+    __attribute__((warn_unused_result));
+/* The paused names (borrowed until the next pause/resume); returns their number. */
+size_t sched_paused_names(const struct sched *s, const char *const **names);
+
 /* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs
  * finish within GRACE_MS, then cancel them. DONE(ARG) is called from the loop once no run
  * is left. */
@@ -89,6 +123,13 @@ void sched_check_clock(struct sched *s);
  * it; NULL restores CLOCK_REALTIME. Set it before sched_new(). The daemon never calls this;
  * timers still run on libevent's monotonic clock. */
 void sched_set_wall_clock(int64_t (*now_us)(void));
+
+/* Each recorded run is counted in M (metrics.h; may be NULL: none), borrowed until
+ * sched_free(). */
+struct metrics;
+void sched_set_metrics(struct sched *s, struct metrics *m);
+/* The configuration last given to sched_apply() (NULL before). */
+const struct pgc_config *sched_config(const struct sched *s);
 
 /* Runs started and not finished / fires waiting for a max_running slot. */
 size_t sched_running(const struct sched *s);

@@ -3,7 +3,8 @@
 
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
  * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
- * and by nothing else: other modules use sched.h. */
+ * by sched_pause.c (pause, resume, waited-for runs), and read (never written) by status.c for
+ * the live state; other modules use sched.h. */
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -63,6 +64,18 @@ struct job {
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
 	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
+	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
+
+	/* ---- pause (sched_pause) and the last result (status.c) ---- */
+	bool paused;
+	bool paused_owed;      /* a notification or upstream fire came while paused */
+	char last_status[16];  /* "succeeded" | "failed" | "" before the first end */
+	char *last_message;    /* its return_message */
+	char last_sqlstate[6]; /* "" if none */
+	int64_t last_start_us;
+	int64_t last_end_us;
+	char last_trigger[16];
+	int last_attempt;
 };
 
 struct run {
@@ -80,8 +93,10 @@ struct run {
 	uint64_t hist_key;
 	int64_t start_us;
 	struct exec_run *er;
-	char *graph_run; /* shared by the runs one upstream run caused; NULL */
-	char **payloads; /* notification payloads for the plugin */
+	int backend_pid;             /* once connected, 0 before */
+	struct sched_waiter *waiter; /* told how the run ends (moves to its retry); NULL */
+	char *graph_run;             /* shared by the runs one upstream run caused; NULL */
+	char **payloads;             /* notification payloads for the plugin */
 	size_t n_payloads;
 	struct event slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
@@ -93,6 +108,7 @@ struct sched {
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
+	struct metrics *metrics; /* may be NULL (sched_set_metrics) */
 	char instance[128];
 	const struct pgc_config *cfg;
 	const cron_tz *tz;
@@ -117,10 +133,16 @@ struct sched {
 	struct event drained_ev;
 	void (*drained)(void *);
 	void *drained_arg;
+	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
+	 * that name is paused */
+	char **paused;
+	size_t n_paused;
 };
 
 /* sched.c */
 int64_t sched_wall_us(void);
+/* The zone a job's schedule is read in: its own timezone, else the daemon's. */
+const cron_tz *sched_job_tz(const struct job *j);
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
@@ -128,6 +150,15 @@ void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
 void sched_fire_run(struct run *r);
 void sched_record(struct run *r, const char *status, const char *message);
+/* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* The timer helpers of sched.c, for sched_pause.c. */
+void sched_job_disarm(struct job *j);
+void sched_job_arm(struct job *j);
+bool sched_job_schedulable(const struct job *j);
+void sched_job_schedule(struct job *j, int64_t prev);
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
+void sched_admit_queued(struct sched *s);
 
 #endif

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "notify.h"
 #include "pgconn.h"
 #include "sched.h"
+#include "text.h"
 
 /* What the daemon did with a request, waiting to be written to its row. */
 struct outcome {
@@ -69,6 +71,17 @@ struct refusals {
 	const char *hint;    /* appended to the count line */
 };
 
+/* A manual run asked for in the database, whose end is announced on
+ * PGCROND_TRIGGER_OUTCOME_CHANNEL ("ID finished STATUS: message") for `pgcrond trigger
+ * --wait` on another host. Freed when the scheduler tells its end; T is NULL once the
+ * triggers are gone (shutdown): then nothing is announced. */
+struct waited_run {
+	struct sched_waiter w;
+	struct triggers *t;
+	char id[24];
+	struct waited_run *prev, *next;
+};
+
 struct triggers {
 	struct event_base *base;
 	struct sched *s;
@@ -78,6 +91,7 @@ struct triggers {
 	struct refusals refused;              /* requests pgcrond.trigger() recorded */
 	struct refusals unfounded;            /* notifications that name no request */
 	struct log_complaint claim_complaint; /* claims that fail (no schema step 2 ...) */
+	struct waited_run *waits;             /* manual runs not ended yet */
 };
 
 static int64_t mono_ms(void)
@@ -280,7 +294,7 @@ static void outcome_done(void *arg, const PGresult *res)
 	struct tdb *db = arg;
 	char err[512];
 	db->outcome_inflight = false;
-	if (res && PQresultStatus(res) != PGRES_COMMAND_OK && log_complain(&db->t->claim_complaint))
+	if (res && PQresultStatus(res) != PGRES_TUPLES_OK && log_complain(&db->t->claim_complaint))
 		log_warning("manual trigger: cannot record the requests' outcomes: %s",
 		            pgconn_result_error(res, err, sizeof(err)));
 	flush_outcomes(db);
@@ -300,9 +314,14 @@ static void array_add(FILE *b, bool first, const char *s)
 
 static void flush_outcomes(struct tdb *db)
 {
+	/* each outcome is also announced on PGCROND_TRIGGER_OUTCOME_CHANNEL, for the
+	 * `pgcrond trigger` waiting for it */
 	static const char sql[] =
-	    "UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
-	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id";
+	    "WITH u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
+	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id"
+	    "  RETURNING t.id, t.outcome)"
+	    " SELECT count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"
+	    "  u.id || ' ' || u.outcome)) FROM u";
 	if (db->outcome_inflight || db->n_outcomes == 0)
 		return;
 	char *ids = NULL, *texts = NULL;
@@ -359,6 +378,48 @@ static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 	flush_outcomes(db);
 }
 
+static void announce_done(void *arg, const PGresult *res)
+{
+	struct triggers *t = arg;
+	char err[512];
+	if (res && PQresultStatus(res) != PGRES_TUPLES_OK && log_complain(&t->claim_complaint))
+		log_warning("manual trigger: cannot announce a run's end: %s",
+		            pgconn_result_error(res, err, sizeof(err)));
+}
+
+/* The end of a run asked for in the database: announced to whoever waits for it. */
+static void waited_run_done(struct sched_waiter *w, const struct sched_result *res)
+{
+	struct waited_run *wr = (struct waited_run *)((char *)w - offsetof(struct waited_run, w));
+	struct triggers *t = wr->t;
+	if (t) {
+		if (wr->prev)
+			wr->prev->next = wr->next;
+		else
+			t->waits = wr->next;
+		if (wr->next)
+			wr->next->prev = wr->prev;
+		struct tdb *db = t->dbs;
+		while (db && !db->trigger_channel)
+			db = db->next;
+		/* NOTIFY payloads stay under 8000 bytes: the message is cut on a character */
+		char payload[7600];
+		int n = snprintf(payload, sizeof(payload), "%s finished %s%s%s: %s", wr->id,
+		                 res->status, res->sqlstate ? " " : "",
+		                 res->sqlstate ? res->sqlstate : "", res->message);
+		if (n < 0 || (size_t)n >= sizeof(payload))
+			text_utf8_trim(payload);
+		const char *params[] = {PGCROND_TRIGGER_OUTCOME_CHANNEL, payload};
+		if (!db || notify_query(db->n, "SELECT pg_catalog.pg_notify($1, $2)", params, 2,
+		                        announce_done, t) < 0)
+			log_info(
+			    "manual run of %s (request %s) ended; its end could not be announced "
+			    "(the listener is reconnecting)",
+			    res->job, wr->id);
+	}
+	free(wr);
+}
+
 /* One claimed request (strings valid during the call only). */
 static void serve_request(struct tdb *db, const char *id, const char *job, bool force,
                           const char *who, bool expired)
@@ -380,7 +441,25 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 		/* logged before the run's own lines */
 		log_notice("manual run of %s requested by %s (request %s%s)", job, who, id,
 		           force ? ", forced" : "");
-		rc = sched_trigger(t->s, job, "manual", force);
+		struct waited_run *wr = calloc(1, sizeof(*wr));
+		if (wr) {
+			wr->w.done = waited_run_done;
+			wr->t = t;
+			snprintf(wr->id, sizeof(wr->id), "%s", id);
+			wr->next = t->waits;
+			if (t->waits)
+				t->waits->prev = wr;
+			t->waits = wr;
+			rc = sched_trigger_wait(t->s, job, force, &wr->w);
+			if (rc < 0) { /* not taken: no answer will come */
+				t->waits = wr->next;
+				if (t->waits)
+					t->waits->prev = NULL;
+				free(wr);
+			}
+		} else {
+			rc = sched_trigger(t->s, job, "manual", force);
+		}
 	}
 	switch (rc) {
 	case 0:
@@ -625,6 +704,24 @@ static int tdb_channels(struct triggers *t, struct tdb *db)
 
 /* ---- configuration -------------------------------------------------------------------- */
 
+bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_payloads,
+                          int64_t *due_us)
+{
+	const struct tjob *tj = NULL;
+	for (const struct tjob *x = t ? t->jobs : NULL; x && !tj; x = x->next)
+		if (strcmp(x->name, name) == 0)
+			tj = x;
+	int64_t due = tj ? debounce_due(&tj->deb) : -1;
+	if (due < 0)
+		return false;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	*n_payloads = tj->deb.n;
+	*due_us = (wall_ms + (due - mono_ms())) * 1000;
+	return true;
+}
+
 static struct tjob *tjob_find(struct triggers *t, const char *name)
 {
 	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
@@ -759,6 +856,10 @@ void triggers_free(struct triggers **tp)
 		t->dbs = db->next;
 		tdb_free(&db);
 	}
+	/* runs still going are announced no more; their waiter records are freed when the
+	 * scheduler tells their end */
+	for (struct waited_run *wr = t->waits; wr; wr = wr->next)
+		wr->t = NULL;
 	refusals_free(&t->refused);
 	refusals_free(&t->unfounded);
 	free(t->instance);

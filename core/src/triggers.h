@@ -13,6 +13,10 @@
  * jobs runs once without payloads (a full refresh): notifications sent while nobody listened are
  * gone. */
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct event_base;
 struct pgc_config;
 struct sched;
@@ -27,5 +31,10 @@ int triggers_new(struct event_base *base, struct sched *s, const char *instance,
 int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
     __attribute__((warn_unused_result));
 void triggers_free(struct triggers **t);
+
+/* Job NAME has notifications gathered and not yet handed to the scheduler (debouncing):
+ * true with their payload count and when its run is due (wall clock, Unix µs). */
+bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_payloads,
+                          int64_t *due_us);
 
 #endif

@@ -194,7 +194,7 @@ START_TEST(install_is_idempotent)
 
 	char *out = itest_cli(&status, "install", "-c", conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);
-	ck_assert_msg(strstr(out, "created (version 2)") && strstr(out, "2 added"), "%s", out);
+	ck_assert_msg(strstr(out, "created (version ") && strstr(out, "2 added"), "%s", out);
 	free(out);
 
 	PGconn *c = itest_connect(ci);
@@ -203,7 +203,7 @@ START_TEST(install_is_idempotent)
 	                    " FROM pgcrond.job");
 	out = itest_cli(&status, "install", "-c", conf, NULL);
 	ck_assert_msg(status == 0, "second install: %s", out);
-	ck_assert_msg(strstr(out, "up to date (version 2)") && strstr(out, "0 added, 0 changed") &&
+	ck_assert_msg(strstr(out, "up to date (version ") && strstr(out, "0 added, 0 changed") &&
 	                  strstr(out, "2 unchanged"),
 	              "%s", out);
 	ck_assert_msg(!strstr(out, "NOTICE") && !strstr(out, "WARNING"), "raised: %s", out);
@@ -221,8 +221,8 @@ START_TEST(install_is_idempotent)
 	char err[1024];
 	int from, to;
 	ck_assert_int_eq(hist_install_begin(c2, hist_sql_dir(), &from, &to, err, sizeof(err)), 0);
-	ck_assert_int_eq(from, 2);
-	ck_assert_int_eq(to, 2);
+	ck_assert_int_eq(from, to); /* the latest step, whichever number that is */
+	ck_assert_int_ge(to, 2);
 	/* while one installer holds the transaction, another cannot take the lock */
 	assert_scalar(c, "SELECT pg_try_advisory_xact_lock(31638874210922084)", "f");
 	itest_exec(c2, "COMMIT");
@@ -800,11 +800,14 @@ START_TEST(history_and_trigger_commands)
 	ck_assert_msg(status == 0 && strstr(out, "--failed"), "%s", out);
 	free(out);
 
-	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive */
+	/* trigger: a request row and a NOTIFY with its id, which the daemon would receive; no
+	 * daemon runs, so nothing answers it: 69, not a claimed success (issue 13) */
 	PGconn *l = itest_connect(ci);
 	itest_exec(l, "LISTEN " PGCROND_TRIGGER_CHANNEL);
-	out = itest_cli(&status, "trigger", "-c", conf, "job-b", NULL);
-	ck_assert_msg(status == 0 && strstr(out, "request 1 "), "%s", out);
+	out = itest_cli(&status, "trigger", "-c", conf, "--timeout", "1s", "job-b", NULL);
+	ck_assert_msg(status == 69 && strstr(out, "request 1 ") &&
+	                  strstr(out, "no daemon answered"),
+	              "%d %s", status, out);
 	free(out);
 	PGnotify *n = NULL;
 	for (int i = 0; i < 100 && !n; i++) {

@@ -26,14 +26,8 @@ static void listen_setup(struct itest_env *e, const char *tag, const char *debou
 	              " listen = \"ev_channel\"; debounce = \"%s\"; max_delay = \"%s\"; };\n",
 	              debounce, max_delay);
 	itest_env_start(e);
-	/* the LISTEN is in place once the listener's backend is idle after it, or after the
-	 * claim of manual trigger requests that follows it */
-	ck_assert_msg(itest_env_wait(e, 10,
-	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                             "application_name = 'pgcrond listener' AND state = 'idle' "
-	                             "AND datname = current_database() AND (query LIKE "
-	                             "'%%ev_channel%%' OR query LIKE '%%trigger_request%%')"),
-	              "the daemon does not listen:\n%s", itest_read_file(e->log));
+	ck_assert_msg(itest_env_listening(e, 10), "the daemon does not listen:\n%s",
+	              itest_read_file(e->log));
 }
 
 START_TEST(burst_makes_one_run_with_every_payload)
@@ -123,10 +117,7 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 	itest_sleep(1.5);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 1);
 	/* and it listens again */
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle' "
-	                         "AND datname = current_database()"));
+	ck_assert(itest_env_listening(&e, 10));
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'after')");
 	ck_assert(itest_env_wait(
 	    &e, 10, "SELECT count(*) = 1 FROM payload_runs WHERE payloads = '{after}'"));
@@ -158,10 +149,7 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 	    "    listen = \"shared\"; debounce = \"200ms\"; max_delay = \"5s\"; }\n"
 	    ");\n");
 	itest_env_start(&e);
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle' "
-	                         "AND datname = current_database()"));
+	ck_assert(itest_env_listening(&e, 10));
 	itest_exec(e.db, "SELECT pg_notify('shared', 'x')");
 	ck_assert_msg(
 	    itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM order_log WHERE what = 'down'"),
@@ -233,10 +221,7 @@ START_TEST(reconnect_catchup_keeps_graph_order)
 	    "    listen = \"ch_up\"; debounce = \"200ms\"; }\n"
 	    ");\n");
 	itest_env_start(&e);
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                         "application_name = 'pgcrond listener' AND state = 'idle' "
-	                         "AND datname = current_database()"));
+	ck_assert(itest_env_listening(&e, 10));
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                 "WHERE application_name = 'pgcrond listener' "
 	                 "AND datname = current_database()");

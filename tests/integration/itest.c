@@ -499,6 +499,14 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
 	return itest_scalar_ll(e->db, sql);
 }
 
+bool itest_env_listening(struct itest_env *e, double timeout_s)
+{
+	return itest_env_wait(e, timeout_s,
+	                      "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = "
+	                      "'pgcrond listener' AND state = 'idle' AND query <> '' AND "
+	                      "datname = current_database()");
+}
+
 /* ---- a second server ------------------------------------------------------------------ */
 
 #define SANDBOX_SCRIPT TEST_SOURCE_DIR "/../scripts/pg-sandbox"

@@ -110,5 +110,10 @@ bool itest_env_wait(struct itest_env *e, double timeout_s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 long long itest_env_count(struct itest_env *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Whether the daemon's listener on E's database has its LISTENs in place within TIMEOUT_S.
+ * Its backend is idle both before its first statement and after it; the first statement
+ * it sends is the LISTEN batch, so it is in place once the backend is idle with a statement
+ * behind it (the LISTEN, or a later one). */
+bool itest_env_listening(struct itest_env *e, double timeout_s);
 
 #endif

@@ -585,6 +585,9 @@ static const struct {
      "bad/state-dir-missing/pgcrond.conf:3: state_dir \"bad/state-dir-missing/no-such-dir\" "
      "cannot be used: No such file or directory; create it, owned by the user pgcrond runs as "
      "with mode 0700 (the package does), or set state_dir"},
+    {"bad/job-timezone/pgcrond.conf",
+     "bad/job-timezone/conf.d/10-job.conf:5: unknown timezone \"Europe/Atlantis\"; use a name "
+     "from the tz database like \"UTC\" or \"Europe/Berlin\""},
     {"bad/bad-plugin-name/pgcrond.conf",
      "bad/bad-plugin-name/conf.d/10-job.conf:4: plugin \"../lanes\" is not a plugin name; use the "
      "file name of a .so in plugin_dir without the extension, like \"weakness_patterns\""},

@@ -153,7 +153,7 @@ static const struct other_case {
     {"30 seconds", CRON_INTERVAL, 30}, {"1 second", CRON_INTERVAL, 1},
     {"59 SECONDS", CRON_INTERVAL, 59}, {" 5seconds ", CRON_INTERVAL, 5},
     {"10\tSecond", CRON_INTERVAL, 10}, {"@reboot", CRON_REBOOT, 0},
-    {"@REBOOT", CRON_REBOOT, 0},
+    {"@Restart", CRON_REBOOT, 0},      {"@REBOOT", CRON_REBOOT, 0},
 };
 
 START_TEST(test_parse_other)
@@ -237,7 +237,7 @@ static const struct reject_case {
     {"1-5/ * * * *",
      "\"1-5/ * * * *\": expected a number after '/' in the minute field (column 5)"},
     {"@foo", "\"@foo\": unknown macro \"@foo\"; expected @yearly, @annually, @monthly, "
-             "@weekly, @daily, @midnight, @hourly or @reboot (column 1)"},
+             "@weekly, @daily, @midnight, @hourly, @reboot or @restart (column 1)"},
     {"@daily extra",
      "\"@daily extra\": unexpected text after @daily; a macro stands alone (column 8)"},
     {"0 seconds", "\"0 seconds\": an interval must be 1 to 59 seconds, not 0; for longer "

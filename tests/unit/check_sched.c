@@ -3,6 +3,8 @@
  * wall clock (missed fires, clock steps), with no database: its runs fail at once for want
  * of one, and the log lines say what it fired. */
 #include <check.h>
+#include <errno.h>
+#include <jansson.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,6 +19,7 @@
 #include "exec.h"
 #include "log.h"
 #include "sched.h"
+#include "status.h"
 
 START_TEST(queue_orders_by_instant_then_arrival)
 {
@@ -241,6 +244,29 @@ static void h_stop(struct harness *h)
 	unlink(h->log);
 }
 
+/* A job with a timezone of its own reads its schedule there (the daemon's zone is UTC); a
+ * reload that changes only the job's zone moves its next fire. */
+START_TEST(job_timezone_is_its_own)
+{
+	struct harness h;
+	h_start(&h, "0 9 * * *", CATCHUP_ONCE, at("2026-07-01T00:00:00Z") * 1000000);
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
+	struct conf_job j2 = h.job;
+	j2.timezone = "Europe/Berlin";
+	ck_assert_int_eq(cron_tz_open(j2.timezone, &j2.tz, NULL, 0), 0);
+	struct pgc_config c2 = h.cfg;
+	c2.jobs = &j2;
+	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
+	/* 09:00 in Berlin's summer time is 07:00 UTC */
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T07:00:00Z"));
+	/* and back to the daemon's zone */
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
+	cron_tz_free(&j2.tz);
+	h_stop(&h);
+}
+END_TEST
+
 START_TEST(backward_step_wildcard_goes_on_at_the_new_time)
 {
 	struct harness h;
@@ -360,6 +386,111 @@ START_TEST(success_message_like_pg_cron)
 }
 END_TEST
 
+/* ---- pause and resume (issue 13), and the live state status.c reads -------------------- */
+
+static json_t *h_status(struct harness *h)
+{
+	struct status_src src = {
+	    .sched = h->s, .ex = h->ex, .instance = "test", .started_us = sim_wall_us()};
+	json_t *st = status_snapshot(&src, "tick");
+	ck_assert_ptr_nonnull(st);
+	return st;
+}
+
+static const char *h_job_str(json_t *st, const char *key)
+{
+	return json_string_value(
+	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), key));
+}
+
+START_TEST(pause_holds_fires_and_resume_catches_up_once)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:30Z") * 1000000);
+	json_t *st = h_status(&h);
+	ck_assert_str_eq(h_job_str(st, "state"), "idle");
+	ck_assert_str_eq(h_job_str(st, "next_fire"), "2026-11-22T10:01:00Z");
+	json_decref(st);
+
+	ck_assert_int_eq(sched_pause(h.s, "tick"), 0);
+	ck_assert_int_eq(sched_pause(h.s, "tick"), -EALREADY);
+	ck_assert_int_eq(sched_pause(h.s, "nosuch"), -ENOENT);
+	ck_assert(sched_is_paused(h.s, "tick"));
+	/* five fires pass while paused: none starts, none is reported missed yet */
+	h_step(&h, at("2026-11-22T10:05:30Z") * 1000000);
+	h_run(&h, 0.3);
+	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(h_count(&h, "missed"), 0);
+	st = h_status(&h);
+	ck_assert_str_eq(h_job_str(st, "state"), "paused");
+	ck_assert_ptr_null(h_job_str(st, "next_fire")); /* nothing fires until resume */
+	ck_assert_str_eq(h_job_str(st, "next_scheduled"), "2026-11-22T10:01:00Z");
+	json_decref(st);
+
+	ck_assert_int_eq(sched_resume(h.s, "tick"), 0);
+	ck_assert_int_eq(sched_resume(h.s, "tick"), -EALREADY);
+	h_run(&h, 0.3);
+	ck_assert_log(&h, "fires came due while paused; running once (catchup = once)");
+	ck_assert_log(&h, "started (catchup, scheduled 10:05:00Z");
+	ck_assert_int_eq(h_count(&h, "started ("), 1);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
+	st = h_status(&h);
+	ck_assert_str_eq(h_job_str(st, "next_fire"), "2026-11-22T10:06:00Z");
+	/* the run failed at once (no database here): its result is the last one */
+	json_t *last =
+	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), "last_result");
+	ck_assert_str_eq(json_string_value(json_object_get(last, "status")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(last, "trigger")), "catchup");
+	json_decref(st);
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(resume_with_catchup_skip_runs_nothing)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_SKIP, at("2026-11-22T10:00:30Z") * 1000000);
+	ck_assert_int_eq(sched_pause(h.s, "tick"), 0);
+	h_step(&h, at("2026-11-22T10:03:30Z") * 1000000);
+	ck_assert_int_eq(sched_resume(h.s, "tick"), 0);
+	h_run(&h, 0.3);
+	ck_assert_log(&h, "fires came due while paused; none runs (catchup = skip)");
+	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:04:00Z"));
+	h_stop(&h);
+}
+END_TEST
+
+/* A pause that no fire passed: resume just re-arms. A name paused before the job exists
+ * (the saved state at start) pauses it when it appears. */
+START_TEST(resume_without_due_fires_and_paused_at_start)
+{
+	struct harness h;
+	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:30Z") * 1000000);
+	ck_assert_int_eq(sched_pause(h.s, "tick"), 0);
+	ck_assert_int_eq(sched_resume(h.s, "tick"), 0);
+	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:01:00Z"));
+	h_step(&h, at("2026-11-22T10:00:59Z") * 1000000 + 700000);
+	h_run(&h, 0.6);
+	ck_assert_log(&h, "started (schedule, scheduled 10:01:00Z");
+	ck_assert_int_eq(h_count(&h, "came due while paused"), 0);
+	h_stop(&h);
+
+	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:59Z") * 1000000 + 700000);
+	sched_free(&h.s);
+	ck_assert_int_eq(sched_new(h.base, h.ex, NULL, &h.s), 0);
+	const char *names[] = {"tick"};
+	ck_assert_int_eq(sched_set_paused(h.s, names, 1), 0);
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, true), 0);
+	h_run(&h, 0.6);
+	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	const char *const *p;
+	ck_assert_uint_eq(sched_paused_names(h.s, &p), 1);
+	ck_assert_str_eq(p[0], "tick");
+	h_stop(&h);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sched");
@@ -373,12 +504,16 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("clock");
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, job_timezone_is_its_own);
 	tcase_add_test(tc, backward_step_wildcard_goes_on_at_the_new_time);
 	tcase_add_test(tc, backward_step_interval_goes_on);
 	tcase_add_test(tc, backward_step_fixed_time_not_served_twice);
 	tcase_add_test(tc, forward_step_reports_missed_fires_skip);
 	tcase_add_test(tc, forward_step_catches_up_once);
 	tcase_add_test(tc, stalled_loop_reports_missed_fires);
+	tcase_add_test(tc, pause_holds_fires_and_resume_catches_up_once);
+	tcase_add_test(tc, resume_with_catchup_skip_runs_nothing);
+	tcase_add_test(tc, resume_without_due_fires_and_paused_at_start);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("exec");
 	tcase_add_test(tc, success_message_like_pg_cron);

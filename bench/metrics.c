@@ -1,0 +1,77 @@
+/* bench_metrics: how long one /metrics scrape holds the daemon's loop, and how large it is,
+ * for N jobs that have each run (every series present). Rendering only: the live values are
+ * given, as http.c gives them from the status document. Prints figures; never fails on time.
+ *   build/bench/bench_metrics [N ...]      (default 100 1000 10000) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics.h"
+
+#define ROUNDS 5
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static int bench(int n)
+{
+	struct metrics *m;
+	struct metrics_job_live *jl = calloc((size_t)n, sizeof(*jl));
+	char(*names)[32] = calloc((size_t)n, 32);
+	double ms[ROUNDS];
+	size_t bytes = 0;
+
+	if (!jl || !names || metrics_new(&m) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		snprintf(names[i], 32, "refresh-view-%05d", i);
+		jl[i] = (struct metrics_job_live){
+		    .name = names[i], .enabled = true, .next_fire = 1.8e9, .last_success = 1.8e9};
+		metrics_run_end(
+		    m, &(struct metrics_run){names[i], "succeeded", 120000, 3000, 1, NULL, NULL});
+		metrics_run_end(
+		    m, &(struct metrics_run){names[i], "failed", 900000, 2000, 2, "boom", "XX000"});
+	}
+	struct metrics_live live = {.version = "bench", .jobs = jl, .n_jobs = (size_t)n};
+	for (int r = 0; r < ROUNDS; r++) {
+		char *text = NULL;
+		FILE *f = open_memstream(&text, &bytes);
+		double t0 = now();
+		if (!f || metrics_render(m, &live, f) < 0)
+			return -1;
+		fclose(f);
+		ms[r] = (now() - t0) * 1e3;
+		free(text);
+	}
+	qsort(ms, ROUNDS, sizeof(ms[0]), cmp);
+	printf("%6d jobs: %8.1f ms median (%.1f-%.1f over %d rounds), %.1f MB, %.0f bytes/job\n", n,
+	       ms[ROUNDS / 2], ms[0], ms[ROUNDS - 1], ROUNDS, (double)bytes / 1e6,
+	       (double)bytes / n);
+	metrics_free(&m);
+	free(jl);
+	free(names);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int defaults[] = {100, 1000, 10000};
+	int n = argc > 1 ? argc - 1 : 3;
+	for (int i = 0; i < n; i++)
+		if (bench(argc > 1 ? atoi(argv[i + 1]) : defaults[i]) < 0) {
+			fprintf(stderr, "bench_metrics: out of memory\n");
+			return 1;
+		}
+	return 0;
+}

@@ -1,0 +1,553 @@
+/* pgcrond status [JOB] [--json], pause JOB, resume JOB: talk to the running daemon over its
+ * control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "ctl.h"
+
+/* EX_NOPERM: the socket's permissions keep this user out */
+#define EXIT_NOPERM 77
+/* How long status, pause and resume wait for the answer. */
+#define ANSWER_TIMEOUT_MS 10000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one line from FD within TIMEOUT_MS (< 0: no limit) into a malloc'd string. */
+static int read_line(int fd, int timeout_ms, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+
+	for (;;) {
+		int wait = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+			wait = left > 0 ? (int)left : 0;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, wait);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			free(buf);
+			return -ETIMEDOUT;
+		}
+		if (len + 4096 + 1 > cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		ssize_t r = n < 0 ? -1 : read(fd, buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(buf);
+			return r == 0 ? -ECONNRESET : -errno;
+		}
+		len += (size_t)r;
+		char *nl = memchr(buf, '\n', len);
+		if (nl) {
+			*nl = '\0';
+			*out = buf;
+			return 0;
+		}
+	}
+}
+
+int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
+                 bool quiet_absent, json_t **answer)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	char path[128], *line = NULL, *text = NULL;
+	int fd = -1, rc;
+
+	*answer = NULL;
+	rc = config_load(conf, &cfg, &dl);
+	if (rc < 0) {
+		diag_print(&dl, stderr);
+		diag_clear(&dl);
+		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
+	}
+	if (ctl_socket_path(cfg->state_dir, path, sizeof(path)) < 0) {
+		fprintf(stderr, "pgcrond %s: state_dir %s is too long for a unix socket path\n",
+		        cmd, cfg->state_dir);
+		rc = EX_CONFIG;
+		goto out;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		if (quiet_absent && (e == ENOENT || e == ECONNREFUSED)) {
+			rc = EX_UNAVAILABLE;
+		} else if (e == EACCES || e == EPERM) {
+			fprintf(
+			    stderr,
+			    "pgcrond %s: %s: permission denied; the control socket is for the "
+			    "daemon's user and group (add yourself to its group, or use sudo -u "
+			    "pgcrond)\n",
+			    cmd, path);
+			rc = EXIT_NOPERM;
+		} else {
+			fprintf(stderr,
+			        "pgcrond %s: no pgcrond answers on %s (%s); is the daemon running "
+			        "with this configuration (state_dir = \"%s\")?\n",
+			        cmd, path, strerror(e), cfg->state_dir);
+			rc = EX_UNAVAILABLE;
+		}
+		goto out;
+	}
+	text = ctl_format_request(rq);
+	size_t len = text ? strlen(text) : 0;
+	if (!text || write(fd, text, len) != (ssize_t)len) {
+		fprintf(stderr, "pgcrond %s: cannot send the request on %s: %s\n", cmd, path,
+		        text ? strerror(errno) : "out of memory");
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	rc = read_line(fd, timeout_ms, &line);
+	if (rc == -ETIMEDOUT) {
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "pgcrond %s: the daemon closed %s without an answer (%s)\n", cmd,
+		        path, strerror(-rc));
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	json_error_t je;
+	*answer = json_loads(line, 0, &je);
+	if (!*answer || !json_is_object(*answer)) {
+		fprintf(stderr, "pgcrond %s: the daemon's answer is not JSON: %s\n", cmd, je.text);
+		json_decref(*answer);
+		*answer = NULL;
+		rc = EX_PROTOCOL;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(line);
+	free(text);
+	config_free(&cfg);
+	diag_clear(&dl);
+	return rc;
+}
+
+int cli_ctl_error(const char *cmd, const json_t *answer)
+{
+	const char *code = json_string_value(json_object_get(answer, "code"));
+	const char *err = json_string_value(json_object_get(answer, "error"));
+	fprintf(stderr, "pgcrond %s: %s\n", cmd, err ? err : "the daemon refused the request");
+	if (code && strcmp(code, "no_such_job") == 0)
+		return EX_USAGE;
+	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
+		return EX_USAGE;
+	return EX_UNAVAILABLE;
+}
+
+/* ---- printing the state ----------------------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+/* "3d4h", "2h5m", "4m10s", "12s", "0.3s" */
+static void fmt_span(double s, char *out, size_t outlen)
+{
+	long long t = (long long)s;
+	if (s < 0)
+		snprintf(out, outlen, "-");
+	else if (s < 10)
+		snprintf(out, outlen, "%.1fs", s);
+	else if (t < 60)
+		snprintf(out, outlen, "%llds", t);
+	else if (t < 3600)
+		snprintf(out, outlen, "%lldm%02llds", t / 60, t % 60);
+	else if (t < 86400)
+		snprintf(out, outlen, "%lldh%02lldm", t / 3600, t % 3600 / 60);
+	else
+		snprintf(out, outlen, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
+}
+
+static void print_daemon(const json_t *st)
+{
+	char up[32];
+	size_t i;
+	json_t *v;
+
+	fmt_span(json_number_value(json_object_get(st, "uptime_s")), up, sizeof(up));
+	printf("pgcrond %s on %s, pid %lld, up %s%s; %lld running, %lld waiting for a slot "
+	       "(max_running %lld)\n",
+	       jstr(st, "version"), jstr(st, "instance"),
+	       (long long)json_integer_value(json_object_get(st, "pid")), up,
+	       json_is_true(json_object_get(st, "draining")) ? ", shutting down" : "",
+	       (long long)json_integer_value(json_object_get(st, "running")),
+	       (long long)json_integer_value(json_object_get(st, "queued")),
+	       (long long)json_integer_value(json_object_get(st, "max_running")));
+	const json_t *h = json_object_get(st, "history");
+	if (*jstr(h, "database"))
+		printf("history: database %s, %s, %lld record(s) waiting, spool %lld bytes\n",
+		       jstr(h, "database"),
+		       json_is_true(json_object_get(h, "connected")) ? "connected"
+		                                                     : "NOT connected",
+		       (long long)json_integer_value(json_object_get(h, "pending")),
+		       (long long)json_integer_value(json_object_get(h, "spool_bytes")));
+	json_array_foreach(json_object_get(st, "databases"), i, v)
+	{
+		printf(
+		    "database %s: %lld open (%lld busy, %lld idle), %lld connecting, %lld run(s) "
+		    "waiting, pool %lld, %s%s\n",
+		    jstr(v, "name"), (long long)json_integer_value(json_object_get(v, "open")),
+		    (long long)json_integer_value(json_object_get(v, "busy")),
+		    (long long)json_integer_value(json_object_get(v, "idle")),
+		    (long long)json_integer_value(json_object_get(v, "connecting")),
+		    (long long)json_integer_value(json_object_get(v, "waiting")),
+		    (long long)json_integer_value(json_object_get(v, "pool")),
+		    json_is_true(json_object_get(v, "reachable")) ? "reachable" : "UNREACHABLE: ",
+		    json_is_true(json_object_get(v, "reachable")) ? "" : jstr(v, "last_error"));
+	}
+	json_array_foreach(json_object_get(st, "plugins"), i, v)
+	    printf("plugin %s %s (%s)\n", jstr(v, "name"), jstr(v, "version"), jstr(v, "path"));
+}
+
+/* "running 12s (pid 4242)", "retrying (attempt 2)", ... */
+static void describe_state(const json_t *j, double now, char *out, size_t outlen)
+{
+	const char *state = jstr(j, "state");
+	char span[32];
+	if (strcmp(state, "running") == 0) {
+		const json_t *r = json_object_get(j, "running");
+		fmt_span(json_number_value(json_object_get(r, "elapsed_s")), span, sizeof(span));
+		json_int_t pid = json_integer_value(json_object_get(r, "backend_pid"));
+		if (pid)
+			snprintf(out, outlen, "running %s (pid %lld)%s", span, (long long)pid,
+			         json_is_true(json_object_get(j, "paused")) ? ", paused" : "");
+		else
+			snprintf(out, outlen, "running %s (connecting)%s", span,
+			         json_is_true(json_object_get(j, "paused")) ? ", paused" : "");
+	} else if (strcmp(state, "retrying") == 0) {
+		snprintf(out, outlen, "retrying (attempt %lld)",
+		         (long long)json_integer_value(
+		             json_object_get(json_object_get(j, "retry"), "attempt")));
+	} else if (strcmp(state, "debouncing") == 0 && json_object_get(j, "debounce")) {
+		snprintf(out, outlen, "debouncing (%lld payload(s))",
+		         (long long)json_integer_value(
+		             json_object_get(json_object_get(j, "debounce"), "payloads")));
+	} else {
+		snprintf(out, outlen, "%s", state);
+	}
+	(void)now;
+}
+
+/* Padded to WIDTH, the last column not (no trailing blanks). */
+static void print_cell(bool last, int width, const char *text)
+{
+	if (last)
+		printf("%s\n", text);
+	else
+		printf("%-*s  ", width, text);
+}
+
+static void print_jobs_table(const json_t *st)
+{
+	static const char *const head[] = {"JOB", "STATE", "NEXT FIRE (UTC)", "LAST", "AGE"};
+	enum { NC = 5 };
+	const json_t *jobs = json_object_get(st, "jobs");
+	size_t n = json_array_size(jobs), i;
+	double now = json_number_value(json_object_get(st, "now_unix"));
+	char(*cells)[NC][256] = calloc(n ? n : 1, sizeof(*cells));
+	int width[NC];
+	json_t *j;
+
+	if (!cells)
+		return;
+	for (int c = 0; c < NC; c++)
+		width[c] = (int)strlen(head[c]);
+	json_array_foreach(jobs, i, j)
+	{
+		snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
+		describe_state(j, now, cells[i][1], 256);
+		snprintf(cells[i][2], 256, "%s",
+		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
+		const json_t *last = json_object_get(j, "last_result");
+		if (last)
+			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
+			         jstr(last, "ended_at"));
+		else
+			snprintf(cells[i][3], 256, "-");
+		if (json_object_get(j, "age_s"))
+			fmt_span(json_number_value(json_object_get(j, "age_s")), cells[i][4], 256);
+		else
+			snprintf(cells[i][4], 256, "-");
+		if (json_is_true(json_object_get(j, "stale"))) {
+			size_t l = strlen(cells[i][4]);
+			snprintf(cells[i][4] + l, 256 - l, " STALE");
+		}
+		for (int c = 0; c < NC; c++)
+			if ((int)strlen(cells[i][c]) > width[c])
+				width[c] = (int)strlen(cells[i][c]);
+	}
+	printf("\n");
+	for (int c = 0; c < NC; c++)
+		print_cell(c + 1 == NC, width[c], head[c]);
+	for (i = 0; i < n; i++)
+		for (int c = 0; c < NC; c++)
+			print_cell(c + 1 == NC, width[c], cells[i][c]);
+	free(cells);
+}
+
+static void print_job(const json_t *j, double now)
+{
+	char state[300], span[32];
+	const json_t *o;
+
+	describe_state(j, now, state, sizeof(state));
+	printf("job:          %s\n", jstr(j, "name"));
+	if (*jstr(j, "plugin"))
+		printf("kind:         plugin %s\n", jstr(j, "plugin"));
+	else
+		printf("kind:         sql\n");
+	printf("database:     %s\n", jstr(j, "database"));
+	printf("schedule:     %s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-");
+	if (*jstr(j, "listen"))
+		printf("listen:       %s\n", jstr(j, "listen"));
+	printf("state:        %s%s\n", state,
+	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
+	printf("paused:       %s\n", json_is_true(json_object_get(j, "paused")) ? "yes" : "no");
+	if ((o = json_object_get(j, "running")))
+		printf(
+		    "running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
+		    jstr(o, "since"), jstr(o, "database"),
+		    (long long)json_integer_value(json_object_get(o, "backend_pid")),
+		    jstr(o, "trigger"),
+		    (long long)json_integer_value(json_object_get(o, "attempt")));
+	if ((o = json_object_get(j, "retry")))
+		printf("retry:        attempt %lld at %s\n",
+		       (long long)json_integer_value(json_object_get(o, "attempt")),
+		       *jstr(o, "next_try") ? jstr(o, "next_try") : "when resumed");
+	if ((o = json_object_get(j, "debounce")))
+		printf("debounce:     %lld payload(s), runs at %s\n",
+		       (long long)json_integer_value(json_object_get(o, "payloads")),
+		       jstr(o, "due"));
+	printf("next fire:    %s\n", *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
+	if (*jstr(j, "next_scheduled"))
+		printf("next in schedule: %s\n", jstr(j, "next_scheduled"));
+	if ((o = json_object_get(j, "last_result"))) {
+		printf("last result:  %s at %s (%s, attempt %lld, %lld ms)\n", jstr(o, "status"),
+		       jstr(o, "ended_at"), jstr(o, "trigger"),
+		       (long long)json_integer_value(json_object_get(o, "attempt")),
+		       (long long)json_integer_value(json_object_get(o, "duration_ms")));
+		printf("message:      %s\n", jstr(o, "message"));
+		if (*jstr(o, "sqlstate"))
+			printf("sqlstate:     %s\n", jstr(o, "sqlstate"));
+	} else {
+		printf("last result:  - (no run since the daemon started)\n");
+	}
+	if (json_object_get(j, "age_s")) {
+		fmt_span(json_number_value(json_object_get(j, "age_s")), span, sizeof(span));
+		printf("last success: %s (%s ago)\n", jstr(j, "last_success"), span);
+	}
+	if (json_object_get(j, "max_staleness_s"))
+		printf("stale:        %s (max_staleness %llds)\n",
+		       json_is_true(json_object_get(j, "stale")) ? "YES" : "no",
+		       (long long)json_integer_value(json_object_get(j, "max_staleness_s")));
+	printf("consecutive failures: %lld\n",
+	       (long long)json_integer_value(json_object_get(j, "consecutive_failures")));
+}
+
+/* ---- the commands ----------------------------------------------------------------------- */
+
+static void status_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond status [-c FILE] [--json] [JOB]\n\n"
+	        "Ask the running daemon (over its control socket, <state_dir>/%s) for its live\n"
+	        "state: version, uptime, connections per database, runs going and waiting, the\n"
+	        "history spool, loaded plugins, and per job what it does now (running since when\n"
+	        "on which backend, queued, waiting for an upstream, debouncing, retrying, paused,\n"
+	        "idle), its next fire as the daemon holds it, its last result and staleness.\n"
+	        "With JOB, that job in full (the last message whole). Works while the databases\n"
+	        "are down. Exits 69 if no daemon answers.\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -j, --json         print the state as JSON (the document of status.h)\n"
+	        "  -h, --help         show this help\n",
+	        CTL_SOCKET_NAME, PGCROND_DEFAULT_CONF);
+}
+
+int cli_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *conf = PGCROND_DEFAULT_CONF;
+	bool as_json = false;
+	struct ctl_request rq = {.cmd = CTL_STATUS};
+	int opt;
+
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			status_usage(stdout);
+			return EX_OK;
+		case ':':
+			fprintf(stderr, "pgcrond status: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(
+			    stderr,
+			    "pgcrond status: unknown option \"%s\"; see pgcrond status --help\n",
+			    argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr,
+		        "pgcrond status: give at most one job; see pgcrond status --help\n");
+		return EX_USAGE;
+	}
+	if (argc - optind == 1) {
+		if (!config_valid_job_name(argv[optind])) {
+			fprintf(
+			    stderr,
+			    "pgcrond status: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . "
+			    "-)\n",
+			    argv[optind]);
+			return EX_USAGE;
+		}
+		snprintf(rq.job, sizeof(rq.job), "%s", argv[optind]);
+	}
+	json_t *a;
+	int rc = cli_ctl_call("status", conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
+	if (rc == EX_TEMPFAIL)
+		fprintf(stderr, "pgcrond status: the daemon did not answer within %d s\n",
+		        ANSWER_TIMEOUT_MS / 1000);
+	if (rc)
+		return rc;
+	if (!json_is_true(json_object_get(a, "ok"))) {
+		rc = cli_ctl_error("status", a);
+		json_decref(a);
+		return rc;
+	}
+	const json_t *st = json_object_get(a, "status");
+	if (as_json) {
+		json_dumpf(st, stdout, JSON_INDENT(2));
+		printf("\n");
+	} else if (rq.job[0]) {
+		print_job(json_array_get(json_object_get(st, "jobs"), 0),
+		          json_number_value(json_object_get(st, "now_unix")));
+	} else {
+		print_daemon(st);
+		print_jobs_table(st);
+	}
+	json_decref(a);
+	return EX_OK;
+}
+
+static void pause_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond pause [-c FILE] JOB\n"
+	        "       pgcrond resume [-c FILE] JOB\n\n"
+	        "pause: no new run of JOB starts, at once (a run under way finishes; 'pgcrond\n"
+	        "trigger' still runs it on demand). The daemon keeps the paused jobs in its\n"
+	        "state_dir, so a restart keeps JOB paused, records it in pgcrond.job.paused and\n"
+	        "shows it in 'pgcrond status'.\n"
+	        "resume: JOB runs again; the fires that came due while it was paused are handled\n"
+	        "by its catchup policy (once: one catch-up run; skip: one skipped history row).\n"
+	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -h, --help         show this help\n",
+	        PGCROND_DEFAULT_CONF);
+}
+
+static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
+{
+	const char *conf, *name = argv[0];
+	int first;
+	int rc = cli_parse_config_args(argc, argv, pause_usage, &conf, 1, 1, &first);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	struct ctl_request rq = {.cmd = cmd};
+	if (!config_valid_job_name(argv[first])) {
+		fprintf(stderr,
+		        "pgcrond %s: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
+		        name, argv[first]);
+		return EX_USAGE;
+	}
+	snprintf(rq.job, sizeof(rq.job), "%s", argv[first]);
+	json_t *a;
+	rc = cli_ctl_call(name, conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
+	if (rc == EX_TEMPFAIL)
+		fprintf(stderr, "pgcrond %s: the daemon did not answer within %d s\n", name,
+		        ANSWER_TIMEOUT_MS / 1000);
+	if (rc)
+		return rc;
+	if (!json_is_true(json_object_get(a, "ok"))) {
+		rc = cli_ctl_error(name, a);
+		json_decref(a);
+		return rc;
+	}
+	bool changed = json_is_true(json_object_get(a, "changed"));
+	if (cmd == CTL_PAUSE)
+		printf(changed ? "paused %s: no new run starts until 'pgcrond resume %s'\n"
+		               : "%s was already paused ('pgcrond resume %s' resumes it)\n",
+		       rq.job, rq.job);
+	else
+		printf(changed ? "resumed %s\n" : "%s was not paused\n", rq.job);
+	const char *warn = json_string_value(json_object_get(a, "warning"));
+	if (warn)
+		fprintf(stderr, "pgcrond %s: warning: %s\n", name, warn);
+	json_decref(a);
+	return EX_OK;
+}
+
+int cli_pause(int argc, char **argv)
+{
+	return pause_resume(argc, argv, CTL_PAUSE);
+}
+
+int cli_resume(int argc, char **argv)
+{
+	return pause_resume(argc, argv, CTL_RESUME);
+}

@@ -1,0 +1,251 @@
+/* Merging the jobs made in SQL into a configuration loaded from the files (config_sql.h). */
+#include "config_sql.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_priv.h"
+
+static char *dup_or(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+static void copy_job(const struct conf_job *src, struct conf_job *dst, bool *oom)
+{
+	*dst = *src;
+	dst->name = dup_or(src->name, oom);
+	dst->plugin = dup_or(src->plugin, oom);
+	dst->command = dup_or(src->command, oom);
+	dst->database = dup_or(src->database, oom);
+	dst->schedule = dup_or(src->schedule, oom);
+	dst->listen = dup_or(src->listen, oom);
+	dst->file = dup_or(src->file, oom);
+	dst->username = dup_or(src->username, oom);
+	dst->timezone = dup_or(src->timezone, oom);
+	dst->tz = NULL;
+	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
+		*oom = true; /* it opened when the files were read */
+	dst->sql_database = dup_or(src->sql_database, oom);
+	dst->after = src->n_after ? calloc(src->n_after, sizeof(*dst->after)) : NULL;
+	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
+	if ((src->n_after && !dst->after) || (src->n_settings && !dst->settings)) {
+		*oom = true;
+		dst->n_after = dst->n_settings = 0;
+		return;
+	}
+	for (size_t i = 0; i < src->n_after; i++)
+		dst->after[i] = dup_or(src->after[i], oom);
+	for (size_t i = 0; i < src->n_settings; i++) {
+		dst->settings[i] = src->settings[i];
+		dst->settings[i].key = dup_or(src->settings[i].key, oom);
+		dst->settings[i].value = dup_or(src->settings[i].value, oom);
+	}
+}
+
+/* A deep copy of SRC with room for N_DBS more databases; NULL on ENOMEM. */
+static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
+{
+	struct pgc_config *c = calloc(1, sizeof(*c));
+	bool oom = !c;
+
+	if (oom)
+		return NULL;
+	*c = *src;
+	c->tz = NULL; /* the daemon opens its zone from c->timezone; never shared */
+	c->file = dup_or(src->file, &oom);
+	c->timezone = dup_or(src->timezone, &oom);
+	c->plugin_dir = dup_or(src->plugin_dir, &oom);
+	c->conf_dir = dup_or(src->conf_dir, &oom);
+	c->state_dir = dup_or(src->state_dir, &oom);
+	c->log_level = dup_or(src->log_level, &oom);
+	c->history_database = dup_or(src->history_database, &oom);
+	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
+	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
+	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
+	c->n_databases = c->n_alerts = c->n_jobs = 0;
+	if (!c->databases || !c->alerts || !c->jobs) {
+		config_free(&c);
+		return NULL;
+	}
+	for (size_t i = 0; i < src->n_databases; i++, c->n_databases++) {
+		const struct conf_database *s = &src->databases[i];
+		struct conf_database *d = &c->databases[i];
+		*d = *s;
+		d->name = dup_or(s->name, &oom);
+		d->conninfo = dup_or(s->conninfo, &oom);
+		d->file = dup_or(s->file, &oom);
+	}
+	for (size_t i = 0; i < src->n_alerts; i++, c->n_alerts++) {
+		const struct conf_alert_sink *s = &src->alerts[i];
+		struct conf_alert_sink *d = &c->alerts[i];
+		*d = *s;
+		d->sink = dup_or(s->sink, &oom);
+		d->database = dup_or(s->database, &oom);
+		d->channel = dup_or(s->channel, &oom);
+		d->url = dup_or(s->url, &oom);
+		d->command = dup_or(s->command, &oom);
+		d->file = dup_or(s->file, &oom);
+	}
+	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
+		copy_job(&src->jobs[i], &c->jobs[i], &oom);
+	if (oom)
+		config_free(&c);
+	return c;
+}
+
+/* SQL jobs start at index FIRST. One that runs after a job that does not exist, or that
+ * sits on a cycle (only SQL jobs can make one: file jobs are checked without them), is left
+ * out with a message, so one role's job cannot keep the others from being applied. */
+static void drop_bad_after(struct loader *L, size_t first)
+{
+	struct pgc_config *cfg = L->cfg;
+	bool changed = true;
+
+	while (changed) {
+		changed = false;
+		for (size_t i = first; i < cfg->n_jobs && !changed; i++) {
+			struct conf_job *j = &cfg->jobs[i];
+			const char *bad = NULL;
+			for (size_t a = 0; a < j->n_after && !bad; a++)
+				if (!config_job(cfg, j->after[a]))
+					bad = j->after[a];
+			/* a cycle: following the first upstream that is a SQL job comes back here
+			 */
+			bool cycle = false;
+			const struct conf_job *k = j;
+			for (size_t steps = 0; !bad && k && steps <= cfg->n_jobs; steps++) {
+				const struct conf_job *next = NULL;
+				for (size_t a = 0; a < k->n_after && !next; a++) {
+					const struct conf_job *u = config_job(cfg, k->after[a]);
+					if (u && (size_t)(u - cfg->jobs) >= first)
+						next = u;
+				}
+				if (next == j)
+					cycle = true;
+				k = cycle ? NULL : next;
+			}
+			if (!bad && !cycle)
+				continue;
+			const char *origin = j->file; /* "cron.job jobid N" */
+			if (bad)
+				diag_add(L->dl, origin, 0,
+				         "job \"%s\" runs after unknown job \"%s\"; it is not run",
+				         j->name, bad);
+			else
+				diag_add(L->dl, origin, 0,
+				         "job \"%s\" runs after itself through other jobs (a "
+				         "cycle); it is "
+				         "not run",
+				         j->name);
+			config_job_free_fields(j);
+			memmove(j, j + 1, (cfg->n_jobs - i - 1) * sizeof(*j));
+			cfg->n_jobs--;
+			changed = true;
+		}
+	}
+}
+
+int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql_db *dbs,
+                         size_t n_dbs, const struct config_sql_job *jobs, size_t n_jobs,
+                         struct pgc_config **out, struct diag_list *dl)
+{
+	struct loader L;
+	struct pgc_config *cfg = clone(files, n_dbs);
+
+	*out = NULL;
+	if (!cfg)
+		return -ENOMEM;
+	memset(&L, 0, sizeof(L));
+	L.cfg = cfg;
+	L.dl = dl;
+	L.dl_start = dl->n;
+	L.jobs_cap = files->n_jobs + 1;
+	for (size_t i = 0; i < n_dbs; i++) {
+		if (config_database(cfg, dbs[i].name))
+			continue;
+		struct conf_database *d = &cfg->databases[cfg->n_databases++];
+		d->name = config_dup_str(&L, dbs[i].name);
+		d->conninfo = config_dup_str(&L, dbs[i].conninfo);
+		d->pool = dbs[i].pool > 0 ? dbs[i].pool : 2;
+	}
+	for (size_t i = 0; i < n_jobs && !L.oom; i++) {
+		config_t cf;
+		size_t errors = L.n_errors, before = cfg->n_jobs;
+
+		config_init(&cf);
+		if (!config_read_string(&cf, jobs[i].text)) {
+			diag_add(dl, jobs[i].origin, 0, "%s (line %d of its settings)",
+			         config_error_text(&cf) ? config_error_text(&cf) : "syntax error",
+			         config_error_line(&cf));
+			config_destroy(&cf);
+			continue;
+		}
+		const config_setting_t *job = config_lookup(&cf, "job");
+		if (job && config_setting_is_group(job))
+			config_parse_job(&L, job, jobs[i].origin);
+		/* a job with a problem is left out; the others run */
+		if (L.n_errors != errors && cfg->n_jobs > before) {
+			config_job_free_fields(&cfg->jobs[--cfg->n_jobs]);
+		} else if (cfg->n_jobs > before) {
+			struct conf_job *j = &cfg->jobs[cfg->n_jobs - 1];
+			j->username = config_dup_str(&L, jobs[i].username);
+			j->sql_database = config_dup_str(&L, jobs[i].sql_database);
+		}
+		config_destroy(&cf);
+	}
+	if (!L.oom)
+		drop_bad_after(&L, files->n_jobs);
+	config_source_free(&L);
+	if (L.oom) {
+		config_free(&cfg);
+		return -ENOMEM;
+	}
+	*out = cfg;
+	return 0;
+}
+
+char *config_sql_quote(const char *s)
+{
+	size_t n = 3;
+	for (const char *p = s; *p; p++)
+		n += (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? 4 : 1;
+	char *q = malloc(n), *o = q;
+	if (!q)
+		return NULL;
+	*o++ = '"';
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (c == '\t') {
+			*o++ = '\\';
+			*o++ = 't';
+		} else if (c == '\r') {
+			*o++ = '\\';
+			*o++ = 'r';
+		} else if (c < 0x20) {
+			static const char hex[] = "0123456789abcdef";
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	return q;
+}

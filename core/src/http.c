@@ -1,0 +1,579 @@
+/* The HTTP listener: evhttp on the daemon's loop, its routes, and the bearer token check.
+ * Every handler answers from what is in memory, except /health, which waits (at most
+ * HEALTH_TIMEOUT_MS) for the history database to answer a query; evhttp keeps a request
+ * whose reply is deferred alive even when its client goes away. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "sched.h"
+#include "status.h"
+
+/* The status page, made from http_page.html at build time (core/CMakeLists.txt). */
+extern const char http_page_html[];
+extern const size_t http_page_html_len;
+
+struct http {
+	struct event_base *base;
+	struct evhttp *evh;
+	struct evhttp_bound_socket *bound;
+	int port;
+	char *listen;
+	char *token; /* NULL: none configured */
+	struct http_sources src;
+	char *history_database;
+	struct health *health;
+	bool stopping;
+	struct log_complaint auth_complaint;
+};
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                  const char *body, size_t len)
+{
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = evbuffer_new();
+
+	evhttp_add_header(hdr, "Content-Type", type);
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
+	if (buf)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(req, code, reason, buf);
+	if (buf)
+		evbuffer_free(buf);
+}
+
+/* Reply with J (taken) as JSON. */
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text) {
+		reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8",
+		      "out of memory\n", 14);
+		return;
+	}
+	reply(req, code, reason, "application/json", text, strlen(text));
+	free(text);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *reason,
+                        const char *message)
+{
+	reply_json(req, code, reason, json_pack("{s:s}", "error", message));
+}
+
+/* ---- authorization ---------------------------------------------------------------------- */
+
+/* Compare without an early exit, so the time taken tells nothing of the token. */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return diff == 0;
+}
+
+static bool authorized(struct http *h, struct evhttp_request *req)
+{
+	const char *auth =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	return h->token && auth && strncmp(auth, "Bearer ", 7) == 0 &&
+	       same_secret(auth + 7, h->token);
+}
+
+static void refuse(struct http *h, struct evhttp_request *req, bool control)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	if (c)
+		evhttp_connection_get_peer(c, &peer, &port);
+	if (log_complain(&h->auth_complaint))
+		log_warning("http: refused a request from %s without a valid bearer token",
+		            peer ? peer : "?");
+	if (control && !h->token) {
+		reply_error(
+		    req, 403, "Forbidden",
+		    "control requests need http.token_file in pgcrond.conf and that token in "
+		    "an Authorization: Bearer header");
+		return;
+	}
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "WWW-Authenticate", "Bearer realm=\"pgcrond\"");
+	reply_error(req, 401, "Unauthorized",
+	            "send the token of http.token_file as Authorization: Bearer TOKEN");
+}
+
+/* ---- /metrics, /status.json ------------------------------------------------------------ */
+
+static double num(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static bool is(const json_t *o, const char *key, const char *val)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v && strcmp(v, val) == 0;
+}
+
+/* The live values come from the status document, so the page, `pgcrond status` and the
+ * metrics never disagree. */
+static int render_metrics(struct http *h, const json_t *st, FILE *f)
+{
+	const json_t *jobs = json_object_get(st, "jobs"), *dbs = json_object_get(st, "databases");
+	const json_t *hist = json_object_get(st, "history");
+	size_t nj = json_array_size(jobs), nd = json_array_size(dbs);
+	struct metrics_job_live *jl = calloc(nj ? nj : 1, sizeof(*jl));
+	struct metrics_db_live *dl = calloc(nd ? nd : 1, sizeof(*dl));
+	int rc = -ENOMEM;
+
+	if (!jl || !dl)
+		goto out;
+	for (size_t i = 0; i < nj; i++) {
+		const json_t *j = json_array_get(jobs, i);
+		jl[i] = (struct metrics_job_live){
+		    .name = json_string_value(json_object_get(j, "name")),
+		    .database = json_string_value(json_object_get(j, "database")),
+		    .enabled = json_is_true(json_object_get(j, "enabled")),
+		    .paused = json_is_true(json_object_get(j, "paused")),
+		    .running = is(j, "state", "running"),
+		    .queued = is(j, "state", "queued"),
+		    .next_fire =
+		        json_object_get(j, "next_fire_unix") ? num(j, "next_fire_unix") : -1,
+		    .last_success = num(j, "last_success_unix"),
+		    .max_staleness_s = num(j, "max_staleness_s"),
+		    .stale = json_is_true(json_object_get(j, "stale")),
+		};
+		if (!jl[i].name)
+			jl[i].name = "";
+	}
+	for (size_t i = 0; i < nd; i++) {
+		const json_t *d = json_array_get(dbs, i);
+		const char *name = json_string_value(json_object_get(d, "name"));
+		dl[i] = (struct metrics_db_live){
+		    .name = name ? name : "",
+		    .pool = (int)num(d, "pool"),
+		    .connecting = (size_t)num(d, "connecting"),
+		    .idle = (size_t)num(d, "idle"),
+		    .busy = (size_t)num(d, "busy"),
+		    .open = (size_t)num(d, "open"),
+		    .waiting = (size_t)num(d, "waiting"),
+		};
+	}
+	struct metrics_live live = {
+	    .version = PGCROND_VERSION,
+	    .start_time = num(st, "started_at_unix"),
+	    .max_running = (int)num(st, "max_running"),
+	    .jobs = jl,
+	    .n_jobs = nj,
+	    .dbs = dl,
+	    .n_dbs = nd,
+	    .have_history = json_string_value(json_object_get(hist, "database")) != NULL,
+	    .history_connected = json_is_true(json_object_get(hist, "connected")),
+	    .spool_records = (uint64_t)num(hist, "pending"),
+	    .history_written = (uint64_t)num(hist, "written"),
+	    .history_dropped = (uint64_t)num(hist, "dropped"),
+	};
+	rc = metrics_render(h->src.metrics, &live, f);
+out:
+	free(jl);
+	free(dl);
+	return rc;
+}
+
+static void serve_metrics(struct http *h, struct evhttp_request *req)
+{
+	json_t *st = status_snapshot(h->src.status, NULL);
+	char *text = NULL;
+	size_t len = 0;
+	int rc = -ENOMEM;
+
+	FILE *f = st ? open_memstream(&text, &len) : NULL;
+	if (f) {
+		rc = render_metrics(h, st, f);
+		if (fclose(f) != 0)
+			rc = -EIO;
+	}
+	if (rc == 0)
+		reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, len);
+	else
+		reply_error(req, 500, "Internal Server Error",
+		            "out of memory rendering the metrics");
+	free(text);
+	json_decref(st);
+}
+
+static void add_failure(void *arg, const char *job, int64_t end_us, const char *message,
+                        const char *sqlstate)
+{
+	json_t *arr = arg;
+	char iso[32];
+	time_t t = (time_t)(end_us / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_array_append_new(arr, json_pack("{s:s,s:s,s:f,s:s,s:s?}", "job", job, "ended_at", iso,
+	                                     "ended_at_unix", (double)end_us / 1e6, "message",
+	                                     message, "sqlstate", sqlstate));
+}
+
+/* The status document (status.h) and the last failures with their whole text. */
+static json_t *status_doc(struct http *h)
+{
+	json_t *st = status_snapshot(h->src.status, NULL);
+	json_t *arr = json_array();
+	if (!st || !arr || json_object_set_new(st, "recent_failures", arr) < 0) {
+		json_decref(st);
+		return NULL;
+	}
+	metrics_each_failure(h->src.metrics, add_failure, arr);
+	return st;
+}
+
+static void serve_status(struct http *h, struct evhttp_request *req)
+{
+	json_t *st = status_doc(h);
+	if (!st) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	reply_json(req, 200, "OK", st);
+}
+
+/* The page with the status document inlined where it holds the marker, so it shows
+ * everything at its first paint (and in a browser that runs no more than its load event);
+ * it then refreshes itself from /status.json. */
+static void serve_page(struct http *h, struct evhttp_request *req, bool with_state)
+{
+	static const char marker[] = "/*STATUS*/null";
+	json_t *st = with_state ? status_doc(h) : NULL;
+	char *doc = st ? json_dumps(st, JSON_COMPACT) : strdup("null");
+	if (with_state && !st) {
+		free(doc);
+		doc = NULL;
+	}
+	const char *at = memmem(http_page_html, http_page_html_len, marker, sizeof(marker) - 1);
+	struct evbuffer *buf = evbuffer_new();
+	json_decref(st);
+	if (!doc || !at || !buf) {
+		free(doc);
+		if (buf)
+			evbuffer_free(buf);
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	size_t pre = (size_t)(at - http_page_html);
+	evbuffer_add(buf, http_page_html, pre);
+	/* inside <script>, "</script" ends it and "<!--" changes how it is read: every "<"
+	 * (only ever inside a JSON string) goes in as \u003c */
+	for (const char *p = doc, *lt; *p; p = lt + 1) {
+		lt = strchr(p, '<');
+		if (!lt) {
+			evbuffer_add(buf, p, strlen(p));
+			break;
+		}
+		evbuffer_add(buf, p, (size_t)(lt - p));
+		evbuffer_add(buf, "\\u003c", 6);
+	}
+	evbuffer_add(buf, at + sizeof(marker) - 1, http_page_html_len - pre - (sizeof(marker) - 1));
+	free(doc);
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
+	/* nothing from elsewhere: the page is one file */
+	evhttp_add_header(
+	    hdr, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+	    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+	    "frame-ancestors 'none'");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+}
+
+/* ---- /health ------------------------------------------------------------------------------ */
+
+struct health_req {
+	struct http *h;
+	struct evhttp_request *req;
+};
+
+static void health_reply(struct http *h, struct evhttp_request *req, bool ok, const char *why)
+{
+	json_t *j = json_pack("{s:s,s:s,s:I,s:s?}", "status", ok ? "ok" : "unavailable", "version",
+	                      PGCROND_VERSION, "uptime_seconds",
+	                      (json_int_t)((wall_us() - h->src.status->started_us) / 1000000),
+	                      "history_database", h->history_database);
+	if (j && !ok)
+		json_object_set_new(j, "reason", json_string(why));
+	if (ok)
+		reply_json(req, 200, "OK", j);
+	else
+		reply_json(req, 503, "Service Unavailable", j);
+}
+
+static void health_done(void *arg, bool ok, const char *why)
+{
+	struct health_req *hr = arg;
+	struct http *h = hr->h;
+	if (h->stopping) {
+		ok = false;
+		why = "pgcrond is shutting down";
+	}
+	health_reply(h, hr->req, ok, why);
+	free(hr);
+}
+
+static void serve_health(struct http *h, struct evhttp_request *req)
+{
+	if (h->stopping) {
+		health_reply(h, req, false, "pgcrond is shutting down");
+		return;
+	}
+	if (!h->health) {
+		/* no history database: the loop answering is all there is to say */
+		health_reply(h, req, true, "");
+		return;
+	}
+	struct health_req *hr = calloc(1, sizeof(*hr));
+	if (!hr) {
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	hr->h = h;
+	hr->req = req;
+	if (health_check(h->health, health_done, hr) < 0) {
+		free(hr);
+		reply_error(req, 500, "Internal Server Error", "out of memory");
+	}
+}
+
+/* ---- control --------------------------------------------------------------------------- */
+
+/* POST /jobs/NAME/trigger */
+static void serve_trigger(struct http *h, struct evhttp_request *req, const char *name)
+{
+	char msg[256];
+	int rc = sched_trigger(h->src.status->sched, name, "manual", false);
+	if (rc == 0) {
+		log_job(LOG_LVL_NOTICE, name, "triggered over HTTP");
+		reply_json(req, 202, "Accepted",
+		           json_pack("{s:s,s:s}", "job", name, "status", "triggered"));
+		return;
+	}
+	if (rc == -ENOENT) {
+		snprintf(msg, sizeof(msg), "no job is named \"%s\"", name);
+		reply_error(req, 404, "Not Found", msg);
+	} else if (rc == -EPERM) {
+		reply_error(req, 409, "Conflict", "the job is disabled");
+	} else if (rc == -ESHUTDOWN) {
+		reply_error(req, 503, "Service Unavailable", "pgcrond is shutting down");
+	} else {
+		snprintf(msg, sizeof(msg), "cannot trigger: %s", strerror(-rc));
+		reply_error(req, 500, "Internal Server Error", msg);
+	}
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static void route(struct evhttp_request *req, void *arg)
+{
+	struct http *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+
+	if (!path || !*path)
+		path = "/";
+	if (get && strcmp(path, "/health") == 0) {
+		serve_health(h, req);
+		return;
+	}
+	if (cmd == EVHTTP_REQ_POST) {
+		static const char prefix[] = "/jobs/", suffix[] = "/trigger";
+		size_t n = strlen(path);
+		if (!authorized(h, req)) {
+			refuse(h, req, true);
+			return;
+		}
+		if (n > sizeof(prefix) - 1 + sizeof(suffix) - 1 &&
+		    strncmp(path, prefix, sizeof(prefix) - 1) == 0 &&
+		    strcmp(path + n - (sizeof(suffix) - 1), suffix) == 0) {
+			char name[128];
+			size_t nl = n - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+			if (nl >= sizeof(name)) {
+				reply_error(req, 404, "Not Found", "no such job");
+				return;
+			}
+			memcpy(name, path + sizeof(prefix) - 1, nl);
+			name[nl] = '\0';
+			serve_trigger(h, req, name);
+			return;
+		}
+		reply_error(req, 404, "Not Found",
+		            "POST /jobs/NAME/trigger is the one control request");
+		return;
+	}
+	if (!get) {
+		reply_error(req, 405, "Method Not Allowed", "use GET");
+		return;
+	}
+	bool page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
+	if (h->token && !authorized(h, req)) {
+		/* A browser cannot send the header with a page it opens: the page comes without
+		 * any state, asks for the token and sends it with its requests for the state. */
+		if (page)
+			serve_page(h, req, false);
+		else
+			refuse(h, req, false);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0)
+		serve_metrics(h, req);
+	else if (page)
+		serve_page(h, req, true);
+	else if (strcmp(path, "/status.json") == 0)
+		serve_status(h, req);
+	else
+		reply_error(req, 404, "Not Found", "try /, /status.json, /metrics or /health");
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+int http_port(const struct http *h)
+{
+	return h->port;
+}
+
+void http_apply(struct http *h, const struct pgc_config *cfg)
+{
+	const struct conf_http *c = &cfg->http;
+	if (!h) {
+		if (c->listen)
+			log_warning(
+			    "http.listen is set; the listener starts when pgcrond restarts");
+		return;
+	}
+	if (!c->listen || strcmp(c->listen, h->listen) != 0) {
+		/* the token too: a listener on another host's reach never loses its token */
+		log_warning("http changed; the listener stays on %s as it was until pgcrond "
+		            "restarts",
+		            h->listen);
+		return;
+	}
+	char *tok = c->token ? strdup(c->token) : NULL;
+	if (c->token && !tok) {
+		log_error("http: out of memory; the bearer token is unchanged");
+		return;
+	}
+	if (h->token) {
+		explicit_bzero(h->token, strlen(h->token));
+		free(h->token);
+	}
+	h->token = tok;
+}
+
+void http_set_stopping(struct http *h)
+{
+	if (h)
+		h->stopping = true;
+}
+
+int http_open(struct event_base *base, const struct pgc_config *cfg, const struct http_sources *src,
+              struct http **out)
+{
+	const struct conf_http *c = &cfg->http;
+	struct http *h;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (!c->listen)
+		return 0;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->base = base;
+	h->src = *src;
+	h->src.history_conninfo = NULL;
+	h->src.history_database = NULL;
+	if (!(h->listen = strdup(c->listen)) || !(h->evh = evhttp_new(base)))
+		goto fail;
+	if (src->history_database && !(h->history_database = strdup(src->history_database)))
+		goto fail;
+	if (src->history_conninfo && health_new(base, src->history_conninfo, &h->health) < 0)
+		goto fail;
+	http_apply(h, cfg);
+	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	evhttp_set_max_body_size(h->evh, 4096);
+	evhttp_set_max_headers_size(h->evh, 16384);
+	evhttp_set_timeout(h->evh, 30);
+	evhttp_set_gencb(h->evh, route, h);
+	h->bound = evhttp_bind_socket_with_handle(h->evh, c->host, (ev_uint16_t)c->port);
+	if (!h->bound) {
+		rc = errno ? -errno : -EADDRNOTAVAIL;
+		log_error("http: cannot listen on %s: %s; free the port or change http.listen",
+		          c->listen, strerror(-rc));
+		goto fail;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(evhttp_bound_socket_get_fd(h->bound), (struct sockaddr *)&ss, &sl) == 0)
+		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	const char *v6 = strchr(c->host, ':') ? "[" : "";
+	log_notice(
+	    "http: listening on http://%s%s%s:%d/ (%s)", v6, c->host, *v6 ? "]" : "", h->port,
+	    h->token ? "bearer token required" : "no token: loopback only, no control requests");
+	*out = h;
+	return 0;
+fail:
+	http_free(&h);
+	return rc;
+}
+
+void http_free(struct http **hp)
+{
+	struct http *h = *hp;
+	if (!h)
+		return;
+	health_free(&h->health);
+	if (h->evh)
+		evhttp_free(h->evh);
+	if (h->token) {
+		explicit_bzero(h->token, strlen(h->token));
+		free(h->token);
+	}
+	free(h->listen);
+	free(h->history_database);
+	free(h);
+	*hp = NULL;
+}

@@ -1,0 +1,47 @@
+#ifndef PGCROND_HTTP_H
+#define PGCROND_HTTP_H
+
+/* The optional HTTP listener (http = { listen = "127.0.0.1:9187"; } in pgcrond.conf),
+ * libevent's evhttp on the daemon's event_base:
+ *   GET /metrics      Prometheus text format (metrics.h)
+ *   GET /health       200 {"status":"ok",...} while the history database answers (health.h),
+ *                     503 {"status":"unavailable","reason":...} otherwise or while stopping
+ *   GET /             the status page: one self-contained HTML file (http_page.html)
+ *   GET /status.json  what the page shows
+ *   POST /jobs/NAME/trigger   run NAME now; only with the bearer token
+ * With http.token_file set, every request but /health must carry "Authorization: Bearer
+ * TOKEN" (/ without it is the page without state, which asks for the token); control
+ * requests (POST) need it always, so without token_file there are none. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct metrics;
+struct pgc_config;
+struct http;
+
+/* What the endpoints read; borrowed until http_free(). */
+struct status_src;
+struct http_sources {
+	const struct status_src *status; /* the live state (status.h) */
+	struct metrics *metrics;
+	const char *history_conninfo; /* NULL: no history database; copied */
+	const char *history_database; /* its name, for /health; copied */
+};
+
+/* Listen as CFG->http says. *OUT is NULL (and 0 returned) when CFG has no http group.
+ * -errno when the address cannot be bound (logged with the address). */
+int http_open(struct event_base *base, const struct pgc_config *cfg, const struct http_sources *src,
+              struct http **out) __attribute__((warn_unused_result));
+/* A reload: the token follows CFG; an http group added, changed or removed is logged and
+ * applies at the next start (H NULL: there is no listener yet). */
+void http_apply(struct http *h, const struct pgc_config *cfg);
+/* Shutting down: /health answers 503. */
+void http_set_stopping(struct http *h);
+void http_free(struct http **h);
+
+/* The port actually bound (listen = "...:0" picks a free one). */
+int http_port(const struct http *h);
+
+#endif

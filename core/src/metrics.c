@@ -1,0 +1,388 @@
+/* Counters for /metrics, and the Prometheus text format they are served in. Names follow
+ * Prometheus' conventions: the pgcrond_ prefix, _total on counters, base units (seconds),
+ * histograms as cumulative _bucket{le} series with _sum and _count. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Run durations: from a quick refresh to the hour-long rebuild of a large view. */
+const double metrics_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                           2.5,   5,    10,    30,   60,  300,  900, 3600};
+const size_t metrics_n_duration_buckets =
+    sizeof(metrics_duration_buckets) / sizeof(metrics_duration_buckets[0]);
+/* Firing lateness: a healthy daemon starts within milliseconds of the instant. */
+const double metrics_lateness_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25,  0.5,    1,     2.5,  5,     10,   60};
+const size_t metrics_n_lateness_buckets =
+    sizeof(metrics_lateness_buckets) / sizeof(metrics_lateness_buckets[0]);
+
+#define N_DUR (sizeof(metrics_duration_buckets) / sizeof(metrics_duration_buckets[0]))
+#define N_LATE (sizeof(metrics_lateness_buckets) / sizeof(metrics_lateness_buckets[0]))
+
+static const char *const statuses[] = {"succeeded", "failed", "skipped", "upstream_failed"};
+#define N_STATUS (sizeof(statuses) / sizeof(statuses[0]))
+
+struct histo {
+	uint64_t *buckets; /* per bound, not cumulative; the last is +Inf */
+	uint64_t count;
+	double sum;
+};
+
+struct mjob {
+	char *name;
+	uint64_t runs[N_STATUS];
+	uint64_t dur_b[N_DUR + 1], late_b[N_LATE + 1];
+	struct histo dur, late;
+	int64_t last_failure_us;
+	struct mjob *next;
+};
+
+#define N_BUCKETS 1024 /* name hash; 10,000 jobs make chains of about ten */
+
+struct failure {
+	char *job, *message;
+	char sqlstate[6];
+	int64_t end_us;
+};
+
+struct metrics {
+	struct mjob *table[N_BUCKETS];
+	struct failure failures[METRICS_FAILURES]; /* a ring; next is the oldest */
+	size_t next_failure;
+	bool complained;
+};
+
+int metrics_new(struct metrics **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void metrics_free(struct metrics **mp)
+{
+	struct metrics *m = *mp;
+	if (!m)
+		return;
+	for (size_t i = 0; i < N_BUCKETS; i++) {
+		for (struct mjob *j = m->table[i], *n; j; j = n) {
+			n = j->next;
+			free(j->name);
+			free(j);
+		}
+	}
+	for (size_t i = 0; i < METRICS_FAILURES; i++) {
+		free(m->failures[i].job);
+		free(m->failures[i].message);
+	}
+	free(m);
+	*mp = NULL;
+}
+
+static size_t hash(const char *s)
+{
+	size_t h = 5381;
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h % N_BUCKETS;
+}
+
+static struct mjob *find(const struct metrics *m, const char *name)
+{
+	for (struct mjob *j = m->table[hash(name)]; j; j = j->next)
+		if (strcmp(j->name, name) == 0)
+			return j;
+	return NULL;
+}
+
+static struct mjob *find_or_add(struct metrics *m, const char *name)
+{
+	struct mjob *j = find(m, name);
+	if (j)
+		return j;
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->name = strdup(name))) {
+		free(j);
+		return NULL;
+	}
+	j->dur.buckets = j->dur_b;
+	j->late.buckets = j->late_b;
+	size_t h = hash(name);
+	j->next = m->table[h];
+	m->table[h] = j;
+	return j;
+}
+
+static void observe(struct histo *h, const double *bounds, size_t n, double v)
+{
+	size_t i = 0;
+	while (i < n && v > bounds[i])
+		i++;
+	h->buckets[i]++;
+	h->count++;
+	h->sum += v;
+}
+
+static void keep_failure(struct metrics *m, const struct metrics_run *r)
+{
+	struct failure *f = &m->failures[m->next_failure];
+	char *job = strdup(r->job), *msg = strdup(r->message ? r->message : "");
+	if (!job || !msg) {
+		free(job);
+		free(msg);
+		return;
+	}
+	free(f->job);
+	free(f->message);
+	f->job = job;
+	f->message = msg;
+	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
+	f->end_us = r->end_us;
+	m->next_failure = (m->next_failure + 1) % METRICS_FAILURES;
+}
+
+void metrics_each_failure(const struct metrics *m,
+                          void (*fn)(void *arg, const char *job, int64_t end_us,
+                                     const char *message, const char *sqlstate),
+                          void *arg)
+{
+	for (size_t k = 1; k <= METRICS_FAILURES; k++) {
+		const struct failure *f =
+		    &m->failures[(m->next_failure + METRICS_FAILURES - k) % METRICS_FAILURES];
+		if (f->job)
+			fn(arg, f->job, f->end_us, f->message, f->sqlstate[0] ? f->sqlstate : NULL);
+	}
+}
+
+void metrics_run_end(struct metrics *m, const struct metrics_run *r)
+{
+	if (!m)
+		return;
+	struct mjob *j = find_or_add(m, r->job);
+	if (!j) {
+		if (!m->complained)
+			log_error("metrics: out of memory; some runs are not counted");
+		m->complained = true;
+		return;
+	}
+	for (size_t i = 0; i < N_STATUS; i++)
+		if (strcmp(r->status, statuses[i]) == 0)
+			j->runs[i]++;
+	if (strcmp(r->status, "failed") == 0) {
+		j->last_failure_us = r->end_us;
+		keep_failure(m, r);
+	}
+	if (r->duration_us >= 0)
+		observe(&j->dur, metrics_duration_buckets, N_DUR, (double)r->duration_us / 1e6);
+	if (r->lateness_us >= 0)
+		observe(&j->late, metrics_lateness_buckets, N_LATE, (double)r->lateness_us / 1e6);
+}
+
+/* ---- the text format ------------------------------------------------------------------ */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void put_label(FILE *out, const char *v)
+{
+	if (!strpbrk(v, "\\\"\n")) {
+		fputs(v, out); /* the usual case: job and database names have none */
+		return;
+	}
+	for (; *v; v++) {
+		if (*v == '\\')
+			fputs("\\\\", out);
+		else if (*v == '"')
+			fputs("\\\"", out);
+		else if (*v == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*v, out);
+	}
+}
+
+static void head(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* NAME{KEY="VAL"} VALUE */
+static void sample(FILE *out, const char *name, const char *key, const char *val, double v)
+{
+	fputs(name, out);
+	if (key) {
+		fprintf(out, "{%s=\"", key);
+		put_label(out, val);
+		fputs("\"}", out);
+	}
+	fprintf(out, " %.17g\n", v);
+}
+
+static void sample_u(FILE *out, const char *name, const char *key, const char *val, uint64_t v)
+{
+	fputs(name, out);
+	if (key) {
+		fprintf(out, "{%s=\"", key);
+		put_label(out, val);
+		fputs("\"}", out);
+	}
+	fprintf(out, " %" PRIu64 "\n", v);
+}
+
+static void histogram(FILE *out, const char *name, const char *job, const struct histo *h,
+                      const double *bounds, size_t n)
+{
+	static const uint64_t zero[N_DUR > N_LATE ? N_DUR + 1 : N_LATE + 1];
+	const uint64_t *b = h ? h->buckets : zero;
+	uint64_t cum = 0;
+
+	char le[N_DUR > N_LATE ? N_DUR + 1 : N_LATE + 1][24];
+	for (size_t i = 0; i < n; i++)
+		snprintf(le[i], sizeof(le[i]), "%g", bounds[i]);
+	snprintf(le[n], sizeof(le[n]), "+Inf");
+	for (size_t i = 0; i <= n; i++) {
+		cum += b[i];
+		fputs(name, out);
+		fputs("_bucket{job=\"", out);
+		put_label(out, job);
+		fprintf(out, "\",le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+	}
+	fprintf(out, "%s_sum{job=\"", name);
+	put_label(out, job);
+	fprintf(out, "\"} %.17g\n", h ? h->sum : 0.0);
+	fprintf(out, "%s_count{job=\"", name);
+	put_label(out, job);
+	fprintf(out, "\"} %" PRIu64 "\n", h ? h->count : 0);
+}
+
+int metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out)
+{
+	const size_t nj = live->n_jobs;
+
+	head(out, "pgcrond_build_info", "gauge", "The pgcrond version, as a label; always 1.");
+	fputs("pgcrond_build_info{version=\"", out);
+	put_label(out, live->version);
+	fputs("\"} 1\n", out);
+	head(out, "pgcrond_start_time_seconds", "gauge",
+	     "When this daemon started, in seconds since the epoch.");
+	sample(out, "pgcrond_start_time_seconds", NULL, NULL, live->start_time);
+	head(out, "pgcrond_max_running", "gauge", "The max_running setting: runs at once.");
+	sample(out, "pgcrond_max_running", NULL, NULL, live->max_running);
+
+	head(out, "pgcrond_job_runs_total", "counter",
+	     "Runs recorded per job by final status (one per history row) since the start.");
+	for (size_t i = 0; i < nj; i++) {
+		const struct mjob *c = find(m, live->jobs[i].name);
+		for (size_t s = 0; s < N_STATUS; s++) {
+			fputs("pgcrond_job_runs_total{job=\"", out);
+			put_label(out, live->jobs[i].name);
+			fprintf(out, "\",status=\"%s\"} %" PRIu64 "\n", statuses[s],
+			        c ? c->runs[s] : 0);
+		}
+	}
+	head(out, "pgcrond_job_run_duration_seconds", "histogram",
+	     "How long runs took, from start to end, per job.");
+	for (size_t i = 0; i < nj; i++) {
+		const struct mjob *c = find(m, live->jobs[i].name);
+		histogram(out, "pgcrond_job_run_duration_seconds", live->jobs[i].name,
+		          c ? &c->dur : NULL, metrics_duration_buckets, N_DUR);
+	}
+	head(out, "pgcrond_job_lateness_seconds", "histogram",
+	     "How late scheduled runs started after their instant (first attempts), per job.");
+	for (size_t i = 0; i < nj; i++) {
+		const struct mjob *c = find(m, live->jobs[i].name);
+		histogram(out, "pgcrond_job_lateness_seconds", live->jobs[i].name,
+		          c ? &c->late : NULL, metrics_lateness_buckets, N_LATE);
+	}
+	head(out, "pgcrond_job_last_success_timestamp_seconds", "gauge",
+	     "When the job's last successful run ended (also one before this daemon started).");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].last_success > 0)
+			sample(out, "pgcrond_job_last_success_timestamp_seconds", "job",
+			       live->jobs[i].name, live->jobs[i].last_success);
+	head(out, "pgcrond_job_last_failure_timestamp_seconds", "gauge",
+	     "When the job's last failed run ended, since this daemon started.");
+	for (size_t i = 0; i < nj; i++) {
+		const struct mjob *c = find(m, live->jobs[i].name);
+		if (c && c->last_failure_us > 0)
+			sample(out, "pgcrond_job_last_failure_timestamp_seconds", "job",
+			       live->jobs[i].name, (double)c->last_failure_us / 1e6);
+	}
+	head(out, "pgcrond_job_next_fire_timestamp_seconds", "gauge",
+	     "The job's next scheduled instant; absent when it has none.");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].next_fire >= 0)
+			sample(out, "pgcrond_job_next_fire_timestamp_seconds", "job",
+			       live->jobs[i].name, live->jobs[i].next_fire);
+	head(out, "pgcrond_job_running", "gauge", "1 while a run of the job is in progress.");
+	for (size_t i = 0; i < nj; i++)
+		sample(out, "pgcrond_job_running", "job", live->jobs[i].name,
+		       live->jobs[i].running);
+	head(out, "pgcrond_job_queued", "gauge", "1 while a fire of the job waits for a run slot.");
+	for (size_t i = 0; i < nj; i++)
+		sample(out, "pgcrond_job_queued", "job", live->jobs[i].name, live->jobs[i].queued);
+	head(out, "pgcrond_job_paused", "gauge", "1 while the job is paused (pgcrond pause).");
+	for (size_t i = 0; i < nj; i++)
+		sample(out, "pgcrond_job_paused", "job", live->jobs[i].name, live->jobs[i].paused);
+	head(out, "pgcrond_job_max_staleness_seconds", "gauge",
+	     "The job's max_staleness setting; absent when it has none.");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].max_staleness_s > 0)
+			sample(out, "pgcrond_job_max_staleness_seconds", "job", live->jobs[i].name,
+			       live->jobs[i].max_staleness_s);
+	head(out, "pgcrond_job_stale", "gauge",
+	     "1 when the job's last success is older than its max_staleness.");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].max_staleness_s > 0)
+			sample(out, "pgcrond_job_stale", "job", live->jobs[i].name,
+			       live->jobs[i].stale);
+
+	head(out, "pgcrond_database_connections", "gauge",
+	     "Open connections of each database's pool, by state.");
+	for (size_t i = 0; i < live->n_dbs; i++) {
+		const struct metrics_db_live *d = &live->dbs[i];
+		const struct {
+			const char *state;
+			size_t n;
+		} st[] = {{"connecting", d->connecting},
+		          {"idle", d->idle},
+		          {"busy", d->busy},
+		          /* open and neither idle nor busy: its session is being reset */
+		          {"resetting",
+		           d->open - (d->open < d->idle + d->busy ? d->open : d->idle + d->busy)}};
+		for (size_t s = 0; s < sizeof(st) / sizeof(st[0]); s++) {
+			fputs("pgcrond_database_connections{database=\"", out);
+			put_label(out, d->name);
+			fprintf(out, "\",state=\"%s\"} %zu\n", st[s].state, st[s].n);
+		}
+	}
+	head(out, "pgcrond_database_pool_size", "gauge", "The pool setting of each database.");
+	for (size_t i = 0; i < live->n_dbs; i++)
+		sample(out, "pgcrond_database_pool_size", "database", live->dbs[i].name,
+		       live->dbs[i].pool);
+	head(out, "pgcrond_database_waiting_runs", "gauge",
+	     "Runs waiting for a connection of each database.");
+	for (size_t i = 0; i < live->n_dbs; i++)
+		sample_u(out, "pgcrond_database_waiting_runs", "database", live->dbs[i].name,
+		         live->dbs[i].waiting);
+
+	if (live->have_history) {
+		head(out, "pgcrond_history_connected", "gauge",
+		     "1 while the history database's connection is up.");
+		sample(out, "pgcrond_history_connected", NULL, NULL, live->history_connected);
+		head(out, "pgcrond_history_spool_records", "gauge",
+		     "History records waiting to be written (in memory and in the spill file).");
+		sample_u(out, "pgcrond_history_spool_records", NULL, NULL, live->spool_records);
+		head(out, "pgcrond_history_records_written_total", "counter",
+		     "History records the database acknowledged.");
+		sample_u(out, "pgcrond_history_records_written_total", NULL, NULL,
+		         live->history_written);
+		head(out, "pgcrond_history_records_dropped_total", "counter",
+		     "History records given up (spill file full, data the database refused).");
+		sample_u(out, "pgcrond_history_records_dropped_total", NULL, NULL,
+		         live->history_dropped);
+	}
+	return ferror(out) ? -EIO : 0;
+}

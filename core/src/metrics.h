@@ -1,0 +1,84 @@
+#ifndef PGCROND_METRICS_H
+#define PGCROND_METRICS_H
+
+/* The daemon's counters for Prometheus (served by http.c at /metrics): per job, the runs by
+ * final status, the run duration and the firing lateness as histograms, and when the last
+ * failure ended. The scheduler feeds it with one call per recorded run (metrics_run_end);
+ * live values (running, queued, staleness, connections, the spool) are read at scrape time
+ * and handed to metrics_render(). Pure logic: no libevent, no libpq; times are inputs. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct metrics;
+
+int metrics_new(struct metrics **out) __attribute__((warn_unused_result));
+void metrics_free(struct metrics **m);
+
+/* One history row's worth of outcome. */
+struct metrics_run {
+	const char *job;
+	const char *status;   /* succeeded | failed | skipped | upstream_failed (history.h) */
+	int64_t duration_us;  /* start to end; < 0 for a fire that never ran */
+	int64_t lateness_us;  /* start minus the scheduled instant, for a scheduled fire's first
+	                       * attempt; < 0 otherwise */
+	int64_t end_us;       /* Unix µs */
+	const char *message;  /* return_message: kept whole for the last failures; may be NULL */
+	const char *sqlstate; /* may be NULL */
+};
+/* Count R (strings copied as needed). Out of memory loses the observation, logged once. */
+void metrics_run_end(struct metrics *m, const struct metrics_run *r);
+
+/* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. */
+#define METRICS_FAILURES 20
+void metrics_each_failure(const struct metrics *m,
+                          void (*fn)(void *arg, const char *job, int64_t end_us,
+                                     const char *message, const char *sqlstate),
+                          void *arg);
+
+/* What the scrape reads from the running daemon. */
+struct metrics_job_live {
+	const char *name;
+	const char *database;
+	bool enabled;
+	bool paused;
+	bool running;
+	bool queued;            /* its fire waits for a max_running slot */
+	double next_fire;       /* Unix seconds, < 0 when none */
+	double last_success;    /* Unix seconds, 0 if none known (also from earlier runs) */
+	double max_staleness_s; /* 0: none configured */
+	bool stale;             /* the last success is older than max_staleness */
+};
+struct metrics_db_live {
+	const char *name;
+	int pool;
+	size_t connecting, idle, busy, open; /* connections by state; open counts all
+	                                      * but connecting */
+	size_t waiting;                      /* runs waiting for a connection */
+};
+struct metrics_live {
+	const char *version;
+	double start_time; /* Unix seconds */
+	int max_running;
+	const struct metrics_job_live *jobs;
+	size_t n_jobs;
+	const struct metrics_db_live *dbs;
+	size_t n_dbs;
+	bool have_history;
+	bool history_connected;
+	uint64_t spool_records, history_written, history_dropped;
+};
+/* Write the Prometheus text exposition format (version 0.0.4) of M and LIVE to OUT.
+ * Returns 0 or -EIO when OUT failed. */
+int metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out)
+    __attribute__((warn_unused_result));
+
+/* Histogram bucket bounds (seconds), exposed for tests. */
+extern const double metrics_duration_buckets[];
+extern const size_t metrics_n_duration_buckets;
+extern const double metrics_lateness_buckets[];
+extern const size_t metrics_n_lateness_buckets;
+
+#endif

@@ -1,0 +1,158 @@
+/* Pause and resume (sched.h), and manual runs whose end a waiter hears: the scheduler's
+ * part of the control channel (ctl.h). Split from sched.c, whose timers it drives through
+ * the sched_job_* helpers of sched_priv.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+#include "history.h"
+#include "log.h"
+#include "sched.h"
+#include "sched_priv.h"
+
+int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sched_waiter *w)
+{
+	int rc = sched_trigger_check(s, name, force);
+	if (rc < 0)
+		return rc;
+	struct run *r = sched_run_new(sched_job_find(s, name), 0, "manual");
+	if (!r)
+		return -ENOMEM;
+	r->waiter = w;
+	sched_fire_run(r);
+	return 0;
+}
+
+/* ---- pause and resume ----------------------------------------------------------------- */
+
+bool sched_is_paused(const struct sched *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_paused; i++)
+		if (strcmp(s->paused[i], name) == 0)
+			return true;
+	return false;
+}
+
+size_t sched_paused_names(const struct sched *s, const char *const **names)
+{
+	*names = (const char *const *)s->paused;
+	return s->n_paused;
+}
+
+static int paused_add(struct sched *s, const char *name)
+{
+	if (sched_is_paused(s, name))
+		return 0;
+	char **p = realloc(s->paused, (s->n_paused + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->paused = p;
+	if (!(p[s->n_paused] = strdup(name)))
+		return -ENOMEM;
+	s->n_paused++;
+	return 0;
+}
+
+int sched_set_paused(struct sched *s, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = paused_add(s, names[i]);
+		if (rc < 0)
+			return rc;
+		struct job *j = sched_job_find(s, names[i]);
+		if (j) {
+			j->paused = true;
+			sched_job_disarm(j);
+		}
+	}
+	return 0;
+}
+
+int sched_pause(struct sched *s, const char *name)
+{
+	struct job *j = sched_job_find(s, name);
+	if (!j || j->removed)
+		return -ENOENT;
+	if (j->paused)
+		return -EALREADY;
+	if (paused_add(s, name) < 0)
+		return -ENOMEM;
+	j->paused = true;
+	sched_job_disarm(j); /* next_fire stays: resume serves what came due meanwhile */
+	log_job(LOG_LVL_NOTICE, j->name, "paused; a run under way goes on, no new run starts");
+	return 0;
+}
+
+int sched_resume(struct sched *s, const char *name)
+{
+	struct job *j = sched_job_find(s, name);
+	if (!j || j->removed)
+		return -ENOENT;
+	if (!j->paused)
+		return -EALREADY;
+	for (size_t i = 0; i < s->n_paused; i++) {
+		if (strcmp(s->paused[i], name) == 0) {
+			free(s->paused[i]);
+			s->paused[i] = s->paused[--s->n_paused];
+			break;
+		}
+	}
+	j->paused = false;
+	log_job(LOG_LVL_NOTICE, j->name, "resumed");
+	if (s->draining)
+		return 0;
+	int64_t now = sched_wall_us();
+	bool served = false;
+	struct run *a = j->active;
+	if (a && a->retry_wait && !j->retry_armed) {
+		/* its retry came due while paused */
+		a->retry_wait = false;
+		j->active = NULL;
+		a->queue_at_us = now;
+		sched_run_admit(a);
+		served = true;
+	} else if (!a && (j->notify_wait || j->pending)) {
+		struct run **w = j->notify_wait ? &j->notify_wait : &j->pending;
+		struct run *p = *w;
+		*w = NULL;
+		sched_run_admit(p);
+		served = true;
+	}
+	/* Fires that came due while paused (the timer's, or held ones: catch-up, upstream,
+	 * notifications) are handled once, by the catch-up policy, like fires missed while
+	 * the daemon was down. */
+	bool due =
+	    sched_job_schedulable(j) && j->next_fire != CRON_NEVER && j->next_fire * 1000000 <= now;
+	bool owed = j->paused_owed || due;
+	j->paused_owed = false;
+	int64_t latest = now / 1000000;
+	if (due) {
+		int64_t l =
+		    flow_catchup_instant(&j->cron, s->tz, j->next_fire, now / 1000000, NULL);
+		latest = l == CRON_NEVER ? j->next_fire : l;
+		j->last_fire = latest;
+		sched_job_schedule(j, latest);
+	} else {
+		sched_job_arm(j);
+	}
+	if (owed && !served) {
+		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
+			log_job(LOG_LVL_NOTICE, j->name,
+			        "fires came due while paused; running once (catchup = once)");
+			sched_job_fire(j, latest * 1000000, "catchup");
+		} else {
+			log_job(LOG_LVL_NOTICE, j->name,
+			        "fires came due while paused; none runs (catchup = skip)");
+			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
+			if (r) {
+				sched_record(r, HIST_SKIPPED,
+				             "fires came due while the job was paused; "
+				             "catchup = skip");
+				sched_run_free(&r);
+			}
+		}
+	}
+	sched_admit_queued(s);
+	return 0;
+}

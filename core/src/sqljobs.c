@@ -1,0 +1,578 @@
+/* Jobs made in SQL, picked up live (see sqljobs.h). */
+#include "sqljobs.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_sql.h"
+#include "log.h"
+#include "notify.h"
+#include "pgconn.h"
+
+#define CHANNEL "pgcrond_jobs"
+/* The pool of each (database, owner): SQL jobs are small, and one role's jobs should not
+ * take a server's connection slots. */
+#define SQL_POOL 2
+
+struct sql_row {
+	char *jobid, *name, *schedule, *command, *database, *username, *options;
+	bool enabled;
+	bool can_login; /* the owner has LOGIN */
+};
+
+struct sqljobs {
+	struct notify *n;
+	char *conninfo;
+	struct sql_row *rows;
+	size_t n_rows;
+	char *last;       /* the rows last read, as one string, to see whether anything changed */
+	char *files_json; /* the file jobs to record in the registry (pgcrond.record_file_jobs) */
+	bool reading, again;
+	struct log_complaint complaint;
+	void (*changed)(void *arg);
+	void *arg;
+};
+
+static void rows_free(struct sql_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sql_row *r = &rows[i];
+		free(r->jobid);
+		free(r->name);
+		free(r->schedule);
+		free(r->command);
+		free(r->database);
+		free(r->username);
+		free(r->options);
+	}
+	free(rows);
+}
+
+static void read_jobs(struct sqljobs *sj);
+static void send_files(struct sqljobs *sj);
+static char *rebuild(const char *conninfo, const char *dbname, const char *user,
+                     const char *application_name, bool keep_password);
+
+/* RES's rows (the query of read_jobs) into *ROWS, and all of them as one string into *ALL
+ * (to see whether anything changed). 0 or -ENOMEM. */
+static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_out, char **all_out)
+{
+	int n = PQntuples(res);
+	size_t len = 1;
+	for (int i = 0; i < n; i++)
+		for (int c = 0; c < 9; c++)
+			len += (size_t)PQgetlength(res, i, c) + 2;
+	char *all = malloc(len), *o = all;
+	struct sql_row *rows = calloc((size_t)n + 1, sizeof(*rows));
+	if (!all || !rows) {
+		free(all);
+		free(rows);
+		return -ENOMEM;
+	}
+	bool oom = false;
+	for (int i = 0; i < n; i++) {
+		for (int c = 0; c < 9; c++) {
+			size_t l = (size_t)PQgetlength(res, i, c);
+			memcpy(o, PQgetvalue(res, i, c), l);
+			o += l;
+			*o++ = PQgetisnull(res, i, c) ? '\x01' : '\x02';
+			*o++ = '\x03';
+		}
+		struct sql_row *r = &rows[i];
+		char **f[] = {&r->jobid,    &r->name,     &r->schedule, &r->command,
+		              &r->database, &r->username, &r->options};
+		for (int c = 0; c < 7; c++)
+			if (!PQgetisnull(res, i, c) && !(*f[c] = strdup(PQgetvalue(res, i, c))))
+				oom = true;
+		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
+		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
+	}
+	*o = '\0';
+	if (oom) {
+		rows_free(rows, (size_t)n);
+		free(all);
+		return -ENOMEM;
+	}
+	*rows_out = rows;
+	*n_out = (size_t)n;
+	*all_out = all;
+	return 0;
+}
+
+static void on_rows(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	struct sql_row *rows;
+	size_t n;
+	char why[512], *all;
+
+	sj->reading = false;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (log_complain(&sj->complaint))
+			log_error(
+			    "cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
+			    "install to bring the schema to version 3",
+			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+		return;
+	}
+	if (parse_rows(res, &rows, &n, &all) < 0) {
+		log_error("out of memory reading the jobs made in SQL");
+		return;
+	}
+	bool same = sj->last && strcmp(sj->last, all) == 0;
+	rows_free(sj->rows, sj->n_rows);
+	free(sj->last);
+	sj->rows = rows;
+	sj->n_rows = n;
+	sj->last = all;
+	if (sj->again) {
+		sj->again = false;
+		read_jobs(sj);
+	}
+	if (!same)
+		sj->changed(sj->arg);
+}
+
+static const char rows_sql[] =
+    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled,"
+    "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
+    "                  WHERE r.rolname = j.username), false)"
+    "  FROM pgcrond.job j WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
+
+static void read_jobs(struct sqljobs *sj)
+{
+	if (sj->reading) {
+		sj->again = true; /* a change committed while the last read was under way */
+		return;
+	}
+	if (notify_query(sj->n, rows_sql, NULL, 0, on_rows, sj) == 0)
+		sj->reading = true;
+	/* otherwise the connection is down: on_listening reads again once it is back */
+}
+
+void sqljobs_refresh(struct sqljobs *sj)
+{
+	if (sj) {
+		free(sj->last); /* whatever is read now is applied */
+		sj->last = NULL;
+		read_jobs(sj);
+	}
+}
+
+static void on_recorded(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	char why[512];
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		log_complaint_reset(&sj->complaint);
+		return;
+	}
+	if (log_complain(&sj->complaint))
+		log_error("cannot record the file jobs in pgcrond.job: %s; pgcrond install does it "
+		          "too",
+		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+}
+
+static void send_files(struct sqljobs *sj)
+{
+	const char *p[] = {sj->files_json};
+	if (sj->files_json)
+		(void)!notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::jsonb)", p, 1,
+		                    on_recorded, sj); /* down: sent again once connected */
+}
+
+/* S as a JSON string into F. */
+static void json_str(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!sj || !(f = open_memstream(&buf, &len)))
+		return;
+	fputc('[', f);
+	for (size_t i = 0; i < files->n_jobs; i++) {
+		const struct conf_job *j = &files->jobs[i];
+		const char *db = j->database ? j->database : files->history_database;
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, j->name);
+		fputs(",\"plugin\":", f);
+		json_str(f, j->plugin);
+		fputs(",\"command\":", f);
+		json_str(f, j->command);
+		fputs(",\"schedule\":", f);
+		json_str(f, j->schedule);
+		fputs(",\"database\":", f);
+		json_str(f, db ? db : "");
+		fputs(",\"listen\":", f);
+		json_str(f, j->listen);
+		fputs(",\"after\":[", f);
+		for (size_t a = 0; a < j->n_after; a++) {
+			if (a)
+				fputc(',', f);
+			json_str(f, j->after[a]);
+		}
+		fprintf(f, "],\"enabled\":%s,\"max_staleness_ms\":%lld,\"defined_at\":",
+		        j->enabled ? "true" : "false", (long long)j->max_staleness_ms);
+		char at[4200];
+		snprintf(at, sizeof(at), "%s:%d", j->file ? j->file : "", j->line);
+		json_str(f, at);
+		fputc('}', f);
+	}
+	fputc(']', f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return;
+	}
+	free(sj->files_json);
+	sj->files_json = buf;
+	send_files(sj);
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+	(void)channel;
+	(void)payload; /* untrusted, and not needed: the whole set is read again */
+	read_jobs(arg);
+}
+
+static void on_listening(void *arg, bool first)
+{
+	struct sqljobs *sj = arg;
+	(void)first;
+	sj->reading = false; /* a query queued on a lost connection was dropped */
+	read_jobs(sj);
+	send_files(sj);
+}
+
+int sqljobs_new(struct event_base *base, const char *history_name, const char *conninfo,
+                void (*changed)(void *arg), void *arg, struct sqljobs **out)
+{
+	struct sqljobs *sj = calloc(1, sizeof(*sj));
+	const char *channels[] = {CHANNEL};
+
+	*out = NULL;
+	if (!sj || !(sj->conninfo = strdup(conninfo))) {
+		free(sj);
+		return -ENOMEM;
+	}
+	sj->changed = changed;
+	sj->arg = arg;
+	struct notify_callbacks cb = {
+	    .on_notify = on_notify, .on_listening = on_listening, .arg = sj};
+	/* a name of its own in pg_stat_activity, beside the job listeners' */
+	char *ci = rebuild(conninfo, NULL, NULL, "pgcrond sql jobs", true);
+	int rc = ci ? notify_new(base, history_name, ci, &cb, &sj->n) : -ENOMEM;
+	free(ci);
+	if (rc == 0)
+		rc = notify_set_channels(sj->n, channels, 1);
+	if (rc < 0) {
+		sqljobs_free(&sj);
+		return rc;
+	}
+	*out = sj;
+	return 0;
+}
+
+void sqljobs_free(struct sqljobs **psj)
+{
+	struct sqljobs *sj = psj ? *psj : NULL;
+	if (!sj)
+		return;
+	notify_free(&sj->n);
+	rows_free(sj->rows, sj->n_rows);
+	free(sj->last);
+	free(sj->files_json);
+	free(sj->conninfo);
+	free(sj);
+	*psj = NULL;
+}
+
+/* ---- conninfo ------------------------------------------------------------------------ */
+
+static void put_value(FILE *f, const char *v)
+{
+	fputc('\'', f);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			fputc('\\', f);
+		fputc(*p, f);
+	}
+	fputc('\'', f);
+}
+
+/* CONNINFO rebuilt as key='value' pairs with the given options replaced (each when not
+ * NULL), and without its password unless KEEP_PASSWORD. */
+static char *rebuild(const char *conninfo, const char *dbname, const char *user,
+                     const char *application_name, bool keep_password)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!opts)
+		return NULL;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		PQconninfoFree(opts);
+		return NULL;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		const char *v = o->val;
+		if (strcmp(o->keyword, "password") == 0 && !keep_password)
+			continue; /* the daemon's own: never offered as the owner's */
+		if (strcmp(o->keyword, "application_name") == 0 && application_name)
+			v = application_name;
+		else if (strcmp(o->keyword, "dbname") == 0 && dbname)
+			v = dbname;
+		else if (strcmp(o->keyword, "user") == 0 && user)
+			v = user;
+		if (!v)
+			continue;
+		fprintf(f, "%s%s=", ftell(f) ? " " : "", o->keyword);
+		put_value(f, v);
+	}
+	PQconninfoFree(opts);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *user)
+{
+	return rebuild(conninfo, dbname, user, NULL, false);
+}
+
+/* ---- merging --------------------------------------------------------------------------- */
+
+/* The pool key of (DATABASE, USER): "database/user", with "/" and "%" in either written
+ * %2F and %25, so two different pairs never share a key (and so a connection). */
+static char *pool_key(const char *database, const char *user)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	for (int part = 0; part < 2; part++) {
+		for (const char *p = part ? user : database; *p; p++) {
+			if (*p == '/')
+				fputs("%2F", f);
+			else if (*p == '%')
+				fputs("%25", f);
+			else
+				fputc(*p, f);
+		}
+		if (!part)
+			fputc('/', f);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Append "key = VALUE;" for a JSON-free option text: the options column holds a JSON object
+ * whose members are already in libconfig's syntax for numbers, booleans and strings (JSON
+ * strings are libconfig strings, JSON arrays of strings are libconfig arrays). */
+static void put_options(FILE *f, const char *json)
+{
+	/* pgcrond.schedule() stores validated keys only; the text between the braces, with ':'
+	 * written as '=' and ',' as ';' outside strings, is the same settings in libconfig */
+	const char *p = json ? strchr(json, '{') : NULL;
+	bool in_str = false, key = true;
+	int depth = 0;
+	if (!p)
+		return;
+	for (p++; *p; p++) {
+		char c = *p;
+		if (in_str) {
+			if (!(key && c == '"'))
+				fputc(c, f);
+			if (c == '\\' && p[1]) {
+				fputc(*++p, f);
+			} else if (c == '"') {
+				in_str = false;
+			}
+			continue;
+		}
+		if (c == '"') {
+			in_str = true;
+			if (!key)
+				fputc(c, f);
+		} else if (c == '[') {
+			depth++;
+			fputc(c, f);
+		} else if (c == ']') {
+			depth--;
+			fputc(c, f);
+		} else if (c == ':' && depth == 0) {
+			fputs(" =", f);
+			key = false;
+		} else if (c == ',' && depth == 0) {
+			fputs(";\n", f);
+			key = true;
+		} else if (c == '}' && depth == 0) {
+			fputs(";\n", f);
+			break;
+		} else {
+			fputc(c, f);
+		}
+	}
+}
+
+static char *job_text(const struct sql_row *r, const char *pool)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	char *q[4] = {config_sql_quote(r->name ? r->name : ""),
+	              config_sql_quote(r->command ? r->command : ""),
+	              config_sql_quote(r->schedule ? r->schedule : ""), config_sql_quote(pool)};
+	bool ok = f && q[0] && q[1] && q[2] && q[3];
+	if (ok) {
+		fprintf(f, "job = {\nname = %s;\ncommand = %s;\nschedule = %s;\ndatabase = %s;\n",
+		        q[0], q[1], q[2], q[3]);
+		fprintf(f, "enabled = %s;\n", r->enabled ? "true" : "false");
+		if (r->options && strcmp(r->options, "{}") != 0)
+			put_options(f, r->options);
+		fputs("};\n", f);
+	}
+	for (int i = 0; i < 4; i++)
+		free(q[i]);
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
+                  struct diag_list *dl)
+{
+	size_t n = sj ? sj->n_rows : 0;
+	struct config_sql_db *dbs = calloc(n + 1, sizeof(*dbs));
+	struct config_sql_job *jobs = calloc(n + 1, sizeof(*jobs));
+	char **origins = calloc(n + 1, sizeof(*origins));
+	size_t n_dbs = 0, n_jobs = 0;
+	int rc = -ENOMEM;
+
+	if (!dbs || !jobs || !origins)
+		goto out;
+	const struct conf_database *hist =
+	    files->history_database ? config_database(files, files->history_database) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct sql_row *r = &sj->rows[i];
+		char origin[64];
+		snprintf(origin, sizeof(origin), "cron.job jobid %s", r->jobid ? r->jobid : "?");
+		if (!(origins[i] = strdup(origin)))
+			goto out;
+		if (!r->database || !r->username) {
+			diag_add(dl, origin, 0, "no database or owner; the job is not run");
+			continue;
+		}
+		if (r->enabled && !r->can_login) {
+			/* pg_cron's rule: a job runs logged in as its owner */
+			diag_add(
+			    dl, origin, 0,
+			    "job \"%s\" is not run: its owner, role \"%s\", cannot log in; "
+			    "ALTER ROLE ... LOGIN, and let this host authenticate it (pg_hba.conf, "
+			    ".pgpass or a client certificate), or unschedule the job",
+			    r->name ? r->name : "?", r->username);
+			continue;
+		}
+		/* a configured entry of that name, else the history database's server */
+		const struct conf_database *base = config_database(files, r->database);
+		const char *dbname = base ? NULL : r->database;
+		if (!base)
+			base = hist;
+		if (!base) {
+			diag_add(
+			    dl, origin, 0,
+			    "database \"%s\" is not configured and there is no history database "
+			    "to reach its server through; add it under databases",
+			    r->database);
+			continue;
+		}
+		char *key = pool_key(r->database, r->username);
+		char *ci = sqljobs_conninfo_as(base->conninfo, dbname, r->username);
+		char *text = key ? job_text(r, key) : NULL;
+		if (!key || !ci || !text) {
+			free(key);
+			free(ci);
+			free(text);
+			if (!ci && key && text) {
+				diag_add(dl, origin, 0,
+				         "the conninfo of database \"%s\" does not parse",
+				         base->name);
+				continue;
+			}
+			goto out;
+		}
+		dbs[n_dbs++] =
+		    (struct config_sql_db){.name = key, .conninfo = ci, .pool = SQL_POOL};
+		jobs[n_jobs++] = (struct config_sql_job){.origin = origins[i],
+		                                         .text = text,
+		                                         .username = r->username,
+		                                         .sql_database = r->database};
+	}
+	rc = config_with_sql_jobs(files, dbs, n_dbs, jobs, n_jobs, out, dl);
+out:
+	for (size_t i = 0; dbs && i < n_dbs; i++) {
+		free((char *)dbs[i].name);
+		free((char *)dbs[i].conninfo);
+	}
+	for (size_t i = 0; jobs && i < n_jobs; i++)
+		free((char *)jobs[i].text);
+	for (size_t i = 0; origins && i < n; i++)
+		free(origins[i]);
+	free(dbs);
+	free(jobs);
+	free(origins);
+	return rc;
+}
+
+int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
+                       struct diag_list *dl)
+{
+	struct sqljobs tmp = {0};
+	char *all = NULL;
+	PGresult *r = PQexec(conn, rows_sql);
+	int rc = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		rc = parse_rows(r, &tmp.rows, &tmp.n_rows, &all);
+	PQclear(r); /* no schema version 3: no SQL jobs */
+	if (rc == 0)
+		rc = sqljobs_merge(&tmp, files, out, dl);
+	rows_free(tmp.rows, tmp.n_rows);
+	free(all);
+	return rc;
+}

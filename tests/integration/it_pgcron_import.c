@@ -1,0 +1,166 @@
+/* pgcrond import (issue 11, item 3): jobs made with pg_cron's own functions on a second
+ * server that loads Debian's pg_cron move into pgcrond in one command, with their names (a
+ * stable one for unnamed jobs and names pgcrond cannot carry), owners, databases, active flags
+ * and schedules; warnings for meanings that differ; --dry-run changes nothing; a name clash
+ * refuses the import; --disable-source switches the pg_cron jobs off; the imported jobs run in
+ * pgcrond as their owners; --to-files writes a job file. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define DB "it_import"
+#define A "it_import_a"
+#define B "it_import_b"
+
+static void make_roles(PGconn *su)
+{
+	itest_exec(su, "SET client_min_messages = warning");
+	const char *r[] = {A, B};
+	for (int i = 0; i < 2; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", r[i], r[i]);
+		PQclear(PQexec(su, sql));
+		snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN", r[i]);
+		itest_exec(su, sql);
+	}
+}
+
+static PGconn *as(const char *ci, const char *role)
+{
+	char buf[1400];
+	snprintf(buf, sizeof(buf), "%.1200s user=%s", ci, role);
+	return itest_connect(buf);
+}
+
+START_TEST(import_moves_a_pg_cron_installation)
+{
+	struct itest_env e;
+	itest_env_init(&e, "import", DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	make_roles(e.db);
+	itest_exec(e.db, "CREATE TABLE ticks (job text, who text DEFAULT session_user);"
+	                 "GRANT INSERT ON ticks TO PUBLIC");
+
+	/* pg_cron's server, and its jobs made with its own functions */
+	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " DB, 1);
+	char *ci2 = itest_sandbox2_start(e.dir);
+	unsetenv("PGSANDBOX_CONF");
+	PGconn *pg2 = itest_connect(ci2);
+	itest_exec(pg2, "CREATE DATABASE " DB);
+	PQfinish(pg2);
+	char *p = strstr(ci2, "dbname=postgres");
+	ck_assert_ptr_nonnull(p);
+	char ci[1200];
+	snprintf(ci, sizeof(ci), "%.*sdbname=" DB "%.900s", (int)(p - ci2), ci2,
+	         p + strlen("dbname=postgres"));
+	PGconn *su = itest_connect(ci);
+	itest_exec(su, "CREATE EXTENSION pg_cron");
+	make_roles(su);
+	itest_exec(su, "GRANT USAGE ON SCHEMA cron TO " A ", " B);
+	PGconn *a = as(ci, A), *b = as(ci, B);
+	itest_exec(a, "SELECT cron.schedule('nightly-a', '0 3 * * *',"
+	              " $$INSERT INTO ticks (job) VALUES ('nightly-a')$$)");
+	itest_exec(a, "SELECT cron.schedule('*/5 * * * *', 'SELECT 1')");
+	itest_exec(a, "SELECT cron.schedule('my job', '0 0 1 * * ignored', 'SELECT 2')");
+	itest_exec(b, "SELECT cron.schedule('yearly-b', '@yearly', 'SELECT 3')");
+	itest_exec(su, "SELECT cron.schedule_in_database('off', '0 4 * * *', 'SELECT 4', '" DB
+	               "', '" B "', false)");
+
+	/* --dry-run: what would happen, nothing changed */
+	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--dry-run",
+	                "--disable-source", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "would import \"nightly-a\" (pg_cron job 1)") &&
+	                  strstr(out, "would set the imported jobs inactive"),
+	              "%d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job WHERE source = 'sql'", "0");
+	itest_assert_scalar(su, "SELECT bool_and(active) FROM cron.job WHERE jobname <> 'off'",
+	                    "t");
+
+	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--disable-source", NULL);
+	ck_assert_msg(status == 0, "%d %s", status, out);
+	/* meanings that differ are said */
+	ck_assert_msg(strstr(out,
+	                     "schedule \"0 0 1 * * ignored\" has more than five fields; pg_cron "
+	                     "ignores the rest and so does the import: \"0 0 1 * *\""),
+	              "%s", out);
+	ck_assert_msg(strstr(out, "@yearly never fired in pg_cron"), "%s", out);
+	free(out);
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT string_agg(format('%s|%s|%s|%s|%s', jobname, schedule, username,"
+	    " database, active), E'\\n' ORDER BY jobid) FROM cron.job",
+	    "nightly-a|0 3 * * *|" A "|" DB "|t\n"
+	    "pg_cron-2|*/5 * * * *|" A "|" DB "|t\n"
+	    "my-job-3|0 0 1 * *|" A "|" DB "|t\n"
+	    "yearly-b|@yearly|" B "|" DB "|t\n"
+	    "off|0 4 * * *|" B "|" DB "|f");
+	/* ... and pg_cron's are off */
+	itest_assert_scalar(su, "SELECT bool_or(active) FROM cron.job", "f");
+
+	/* a second import clashes and changes nothing */
+	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, NULL);
+	ck_assert_msg(status == 65 &&
+	                  strstr(out, "the name \"nightly-a\" is taken by a SQL job of "
+	                              "role " A) &&
+	                  strstr(out, "nothing imported"),
+	              "%d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job", "5");
+
+	/* the imported jobs run in pgcrond, as their owners */
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	out = itest_cli(&status, "trigger", "-c", e.conf, "nightly-a", NULL);
+	ck_assert_msg(status == 0, "%d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) > 0 FROM ticks"), "%s",
+	              itest_read_file(e.log));
+	itest_assert_scalar(e.db, "SELECT string_agg(DISTINCT job || ' ' || who, ',') FROM ticks",
+	                    "nightly-a " A);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+
+	/* --to-files: the same jobs as a job file */
+	char *dir = itest_env_path(&e, "imported");
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 777 %s", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--to-files", dir, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "wrote 5 job(s)"), "%d %s", status, out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "%s/pg_cron-import.conf", dir);
+	char *file = itest_read_file(cmd);
+	ck_assert_msg(strstr(file, "name = \"my-job-3\"; command = \"SELECT 2\";\n"
+	                           "    schedule = \"0 0 1 * *\"; database = \"" DB "\";"),
+	              "%s", file);
+	free(file);
+	free(dir);
+
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(su);
+	free(ci2);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pgcron_import");
+	TCase *tc = tcase_create("import");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, import_moves_a_pg_cron_installation);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

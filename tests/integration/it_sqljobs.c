@@ -1,0 +1,435 @@
+/* Jobs made in SQL (issue 11) against a real PostgreSQL: pgcrond install provides pg_cron's
+ * API (cron.schedule, cron.unschedule, cron.job, cron.job_run_details) where the database
+ * has no cron schema; an application role with only USAGE ON SCHEMA cron schedules a job
+ * that the running daemon picks up at commit, without a reload, and runs logged in as that
+ * role; the role sees only its own jobs and runs, and stops the job with cron.unschedule. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cron.h"
+#include "itest.h"
+
+#define DB "it_sqljobs"
+#define APP "it_sqljobs_app"
+#define OTHER "it_sqljobs_other"
+
+static PGconn *role_conn(const struct itest_env *e, const char *role)
+{
+	char ci[1024];
+	snprintf(ci, sizeof(ci), "%s user=%s", e->ci, role);
+	return itest_connect(ci);
+}
+
+/* The error SQL fails with on C (primary message), or "" if it succeeds. */
+static char *error_of(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char *out = strdup(m ? m : "");
+	PQclear(r);
+	return out;
+}
+
+static void setup_roles(struct itest_env *e)
+{
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	const char *roles[] = {APP, OTHER};
+	for (int i = 0; i < 2; i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
+		PQclear(PQexec(e->db, sql));
+		snprintf(sql, sizeof(sql),
+		         "CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA cron TO %s;"
+		         "GRANT USAGE ON SCHEMA public TO %s",
+		         roles[i], roles[i], roles[i]);
+		itest_exec(e->db, sql);
+	}
+}
+
+static void setup(struct itest_env *e)
+{
+	itest_env_init(e, "sqljobs", DB);
+	setup_roles(e);
+	itest_exec(e->db,
+	           "CREATE TABLE ticks (job text, who text DEFAULT session_user,"
+	           " cur text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());"
+	           "GRANT INSERT, SELECT ON ticks TO PUBLIC");
+}
+
+START_TEST(app_role_schedules_runs_and_unschedules)
+{
+	struct itest_env e;
+	setup(&e);
+	PGconn *app = role_conn(&e, APP), *other = role_conn(&e, OTHER);
+	/* made before the daemon starts: runs once when it starts, as in pg_cron */
+	itest_assert_scalar(app,
+	                    "SELECT cron.schedule('at-start', '@restart',"
+	                    " $$INSERT INTO ticks (job) VALUES ('at-start')$$) > 0",
+	                    "t");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10),
+	              "the daemon did not read the SQL jobs:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks WHERE job = 'at-start'"),
+	    "the @restart job did not run at start:\n%s", itest_read_file(e.log));
+	itest_exec(app, "SELECT cron.unschedule('at-start')");
+
+	/* a job of another role, which APP must not see */
+	itest_assert_scalar(other,
+	                    "SELECT cron.schedule('other-tick', '1 seconds',"
+	                    " $$INSERT INTO ticks (job) VALUES ('other')$$) > 0",
+	                    "t");
+	double t0 = itest_now();
+	char *id = itest_scalar(app, "SELECT cron.schedule('app-tick', '1 seconds',"
+	                             " $$INSERT INTO ticks (job) VALUES ('app')$$)");
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) > 0 FROM ticks WHERE job = 'app'"),
+	              "the SQL job did not run:\n%s", itest_read_file(e.log));
+	fprintf(stderr, "it_sqljobs: commit of cron.schedule to first run: %.2f s\n",
+	        itest_now() - t0);
+	/* it ran logged in as its owner, not as the daemon's role */
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT who || '/' || cur, ',') FROM ticks "
+	                    "WHERE job = 'app'",
+	                    APP "/" APP);
+	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) > 0 FROM ticks WHERE job = 'other'"));
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT who, ',') FROM ticks "
+	                    "WHERE job = 'other'",
+	                    OTHER);
+
+	/* pgcrond list shows it beside the file jobs */
+	int status;
+	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	char *line = strstr(out, "\napp-tick ");
+	char *eol = line ? strchr(line + 1, '\n') : NULL;
+	if (eol)
+		*eol = '\0';
+	ck_assert_msg(status == 0 && line && strstr(line, " sql, role " APP " ") &&
+	                  strstr(line, " 1 seconds "),
+	              "%d %s", status, out);
+	free(out);
+
+	out = itest_cli(&status, "graph", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && strstr(out, "\"app-tick\""), "%d %s", status, out);
+	free(out);
+
+	/* APP sees only its own job and its own runs, with pg_cron's columns */
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT jobid || ' ' || jobname || ' ' || username || ' ' || database || ' ' "
+	         "|| active FROM cron.job");
+	char want[256];
+	snprintf(want, sizeof(want), "%s app-tick " APP " " DB " true", id);
+	free(id);
+	itest_assert_scalar(app, sql, want);
+	ck_assert_msg(itest_wait_sql(app,
+	                             "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                             "status = 'succeeded'",
+	                             10),
+	              "no finished run in cron.job_run_details");
+	itest_assert_scalar(app,
+	                    "SELECT string_agg(DISTINCT username || ' ' || database, ',')"
+	                    " FROM cron.job_run_details",
+	                    APP " " DB);
+	/* nor can it change or remove another role's job */
+	char *err = error_of(app, "SELECT cron.unschedule('other-tick')");
+	ck_assert_str_eq(err, "could not find valid entry for job 'other-tick'");
+	free(err);
+	err = error_of(app, "SELECT cron.schedule('x', '*/0 * * * *', 'SELECT 1')");
+	ck_assert_str_eq(err, "invalid schedule: */0 * * * *");
+	free(err);
+	/* a row written directly gets its jobid from the sequence, whatever it says */
+	itest_assert_scalar(app,
+	                    "WITH r AS (INSERT INTO cron.job (jobid, schedule, command, jobname)"
+	                    " VALUES (999999, '@daily', 'SELECT 1', 'direct') RETURNING jobid)"
+	                    " SELECT jobid < 999999 FROM r",
+	                    "t");
+	itest_exec(app, "SELECT cron.unschedule('direct')");
+	err = error_of(app, "SELECT cron.alter_job(1, active := false)");
+	ck_assert_str_eq(err, "permission denied for function alter_job");
+	free(err);
+
+	/* unscheduled at commit: no run starts after the daemon applied it */
+	itest_assert_scalar(app, "SELECT cron.unschedule('app-tick')", "t");
+	ck_assert_msg(itest_wait_log(e.log, "removed", 5), "the removal was not applied:\n%s",
+	              itest_read_file(e.log));
+	itest_sleep(0.5); /* a run started just before the removal ends */
+	long long n = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'");
+	itest_sleep(2.5);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'"), n);
+	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+
+	PQfinish(app);
+	PQfinish(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Beside file jobs: a SQL job cannot take a file job's name; a superuser's
+ * schedule_in_database runs a job in another database of the server, as its owner; a job
+ * whose owner cannot log in is not run, and the log says what to configure. */
+START_TEST(file_jobs_other_database_and_nologin)
+{
+	struct itest_env e;
+	itest_env_init(&e, "sqljobs-more", DB);
+	itest_env_job(
+	    &e, "10-file.conf",
+	    "job = { name = \"file-job\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; };\n");
+	setup_roles(&e);
+	char *other_ci = itest_fresh_db(DB "_other");
+	PGconn *other = itest_connect(other_ci);
+	itest_exec(other, "CREATE TABLE ticks (job text, who text DEFAULT session_user);"
+	                  "GRANT INSERT ON ticks TO PUBLIC");
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	PGconn *app = role_conn(&e, APP);
+
+	char *err = error_of(app, "SELECT cron.schedule('file-job', '* * * * *', 'SELECT 2')");
+	ck_assert_msg(strstr(err, "job \"file-job\" is defined in ") &&
+	                  strstr(err, "10-file.conf:1; edit it there"),
+	              "%s", err);
+	free(err);
+	/* listed in cron.job for the daemon's role, not for APP */
+	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job WHERE jobname = 'file-job'", "1");
+	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+	/* a reload's file jobs reach the registry without pgcrond install */
+	itest_env_job(
+	    &e, "20-two.conf",
+	    "job = { name = \"file-two\"; schedule = \"@daily\"; command = \"SELECT 2\"; };\n");
+	kill(e.pid, SIGHUP);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job j JOIN cron.job c USING "
+	                             "(jobid) WHERE j.jobname = 'file-two' AND j.source = 'file'"
+	                             " AND j.defined_at LIKE '%%/20-two.conf:1'"),
+	              "the reloaded file job is not in the registry:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.view_status WHERE job_name = 'file-two'", "1");
+
+	itest_exec(e.db,
+	           "SELECT cron.schedule_in_database('elsewhere', '1 seconds',"
+	           " $$INSERT INTO ticks (job) VALUES ('elsewhere')$$, '" DB "_other', '" APP "')");
+	ck_assert_msg(itest_wait_sql(other, "SELECT count(*) > 0 FROM ticks", 10),
+	              "the job did not run in the other database:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(other, "SELECT string_agg(DISTINCT who, ',') FROM ticks", APP);
+	ck_assert(itest_wait_sql(app, "SELECT count(*) > 0 FROM cron.job_run_details", 10));
+	itest_assert_scalar(app,
+	                    "SELECT string_agg(DISTINCT database, ',') FROM cron.job_run_details",
+	                    DB "_other");
+
+	/* an owner who may not connect: the run fails saying what to configure */
+	itest_exec(e.db,
+	           "SELECT cron.schedule_in_database('locked-out', '1 seconds', 'SELECT 1', '" DB
+	           "_other', '" OTHER "')");
+	itest_exec(e.db, "REVOKE CONNECT ON DATABASE " DB "_other FROM PUBLIC");
+	ck_assert_msg(
+	    itest_env_wait(&e, 15,
+	                   "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                   "status = 'failed' AND username = '" OTHER "' AND return_message "
+	                   "LIKE '%%HINT: this job runs logged in as its owner, role \"" OTHER
+	                   "\": give it LOGIN and CONNECT on the database%%'"),
+	    "%s", itest_read_file(e.log));
+	itest_exec(e.db,
+	           "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'locked-out'");
+
+	/* the owner loses LOGIN: at the next read the job is left out, and the log says why */
+	itest_exec(e.db, "ALTER ROLE " OTHER " NOLOGIN");
+	itest_exec(e.db, "SELECT cron.schedule_in_database('nologin', '1 seconds', 'SELECT 1', '" DB
+	                 "', '" APP "')");
+	itest_exec(e.db, "UPDATE cron.job SET username = '" OTHER "' WHERE jobname = 'nologin'");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "its owner, role \"" OTHER "\", cannot log in; ALTER ROLE ... "
+	                             "LOGIN",
+	                             5),
+	              "%s", itest_read_file(e.log));
+	itest_exec(e.db, "ALTER ROLE " OTHER " LOGIN");
+
+	PQfinish(app);
+	PQfinish(other);
+	free(other_ci);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* pgcrond.schedule(): a job file's settings from SQL. Bad options are refused at the call;
+ * good ones take effect (a timeout cancels the run); a job the daemon refuses (after a job
+ * that does not exist) is logged and left out, and the others are applied all the same. */
+START_TEST(native_schedule_with_options)
+{
+	struct itest_env e;
+	setup(&e);
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	PGconn *app = role_conn(&e, APP);
+
+	char *err = error_of(app, "SELECT pgcrond.schedule('x', '* * * * *', 'SELECT 1',"
+	                          " '{\"retrys\": 3}')");
+	ck_assert_msg(
+	    strstr(err, "invalid options: unknown option \"retrys\"; the options are after, ") ==
+	        err,
+	    "%s", err);
+	free(err);
+	err = error_of(app, "SELECT pgcrond.schedule('x', '* * * * *', 'SELECT 1',"
+	                    " '{\"timezone\": \"Mars/Base\"}')");
+	ck_assert_str_eq(err,
+	                 "invalid options: unknown timezone \"Mars/Base\"; use a name from the "
+	                 "tz database like \"UTC\" or \"Europe/Berlin\"");
+	free(err);
+
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('orphan', '1 seconds', 'SELECT 1',"
+	                    " '{\"after\": [\"no-such-job\"]}') > 0",
+	                    "t");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('slow', '2 seconds', 'SELECT pg_sleep(5)',"
+	                    " '{\"timeout\": \"1s\", \"timezone\": \"Asia/Tokyo\"}') > 0",
+	                    "t");
+	ck_assert_msg(
+	    itest_wait_sql(app,
+	                   "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                   "status = 'failed' AND return_message LIKE 'timed out after 1s%'",
+	                   10),
+	    "the timeout did not apply:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_wait_log(e.log,
+	                   "job \"orphan\" runs after unknown job \"no-such-job\"; it is not "
+	                   "run",
+	                   5),
+	    "%s", itest_read_file(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT options->>'timezone' FROM pgcrond.job WHERE jobname = 'slow'",
+	                    "Asia/Tokyo");
+
+	PQfinish(app);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The schedules cron.schedule accepts are exactly those `pgcrond next` (cron_parse) accepts:
+ * a corpus of hand-picked expressions and a few thousand built from valid and broken fields. */
+START_TEST(sql_validator_agrees_with_cron_parse)
+{
+	static const char *const special[] = {
+	    "",
+	    " ",
+	    "\t",
+	    "@daily",
+	    "@DAILY",
+	    "@restart",
+	    "@reboot",
+	    "@yearly",
+	    "@annually",
+	    "@monthly",
+	    "@weekly",
+	    "@midnight",
+	    "@hourly",
+	    "@foo",
+	    "@daily x",
+	    "@",
+	    "1 seconds",
+	    "59 seconds",
+	    "60 seconds",
+	    "0 seconds",
+	    "10seconds",
+	    "5 second",
+	    "5 Seconds",
+	    "x seconds",
+	    "5 minutes",
+	    "1",
+	    "* * * *",
+	    "* * * * * * *",
+	    "0 0 $ * *",
+	    "0 0 $ 2 *",
+	    "0 0 1,$ * *",
+	    "*/30 * * * * *",
+	    " 0  3\t* * * ",
+	    "0 0 30 2 *",
+	    "5/15 * * * *",
+	    "1-5/ * * * *",
+	    "*/2147483648 * * * *",
+	    "*/2147483647 * * * *",
+	    "0 0 1 January *",
+	    "0 0 * * Sunday",
+	    "0 0 * jan-dec sun-sat",
+	    "0 0 * * 0-7",
+	    "0 0 * * 8",
+	};
+	static const char *const pool[] = {
+	    "*",      "*/5",     "*/0",     "0",   "59",      "60",  "1-5", "5-1",     "1-5/2",
+	    "5/15",   "jan",     "JAN-mar", "sun", "mon-fri", "7",   "8",   "$",       "1,2,3",
+	    "1,,2",   "a",       "*/",      "-1",  "1-",      "0x1", "*-5", "30",      "12",
+	    "13",     "23",      "24",      "31",  "32",      "1,",  ",1",  "0-59/15", "sat-sun",
+	    "*/1000", "Feb,Aug", "1-31",    "00",  "007",
+	};
+	struct itest_env e;
+	itest_env_init(&e, "sqljobs-corpus", DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+
+	size_t npool = sizeof(pool) / sizeof(pool[0]),
+	       nspecial = sizeof(special) / sizeof(special[0]);
+	unsigned long long seed = 11, accepted = 0, total = 0;
+	for (size_t i = 0; i < nspecial + 3000; i++) {
+		char expr[256];
+		if (i < nspecial) {
+			snprintf(expr, sizeof(expr), "%s", special[i]);
+		} else {
+			int fields = 5 + (int)(i % 2), o = 0;
+			for (int f = 0; f < fields; f++) {
+				seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+				/* mostly valid-looking fields, so whole expressions pass often */
+				size_t pick = (seed >> 33) % (npool * 2);
+				const char *tok =
+				    pick >= npool ? (f == 2 ? "1-5" : "*") : pool[pick];
+				o += snprintf(expr + o, sizeof(expr) - (size_t)o, "%s%s",
+				              f ? " " : "", tok);
+			}
+		}
+		cron_expr ce;
+		bool c_ok = cron_parse(expr, &ce, NULL, 0) == 0;
+		const char *p[] = {expr};
+		PGresult *r = PQexecParams(e.db, "SELECT pgcrond.schedule_problem($1)", 1, NULL, p,
+		                           NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		bool sql_ok = PQgetisnull(r, 0, 0);
+		ck_assert_msg(c_ok == sql_ok,
+		              "\"%s\": pgcrond next %s it, cron.schedule %s it (%s)", expr,
+		              c_ok ? "accepts" : "refuses", sql_ok ? "accepts" : "refuses",
+		              sql_ok ? "" : PQgetvalue(r, 0, 0));
+		PQclear(r);
+		accepted += c_ok;
+		total++;
+	}
+	/* the corpus exercises both sides */
+	ck_assert_msg(accepted > total / 10 && accepted < total * 9 / 10, "%llu of %llu accepted",
+	              accepted, total);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sqljobs");
+	TCase *tc = tcase_create("api");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, app_role_schedules_runs_and_unschedules);
+	tcase_add_test(tc, sql_validator_agrees_with_cron_parse);
+	tcase_add_test(tc, file_jobs_other_database_and_nologin);
+	tcase_add_test(tc, native_schedule_with_options);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

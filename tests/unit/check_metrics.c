@@ -1,0 +1,154 @@
+/* The metrics module: what metrics_run_end() counts and how metrics_render() writes it in
+ * the Prometheus text format (the integration test it_http reads a live daemon's with the
+ * reference parser; here the exact lines are checked). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static char *render(const struct metrics *m, const struct metrics_live *live)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(metrics_render(m, live, f), 0);
+	fclose(f);
+	return text;
+}
+
+static void has(const char *text, const char *line)
+{
+	ck_assert_msg(strstr(text, line), "missing \"%s\" in:\n%s", line, text);
+}
+
+START_TEST(test_counts_and_histograms)
+{
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	/* 0.1 s exactly falls in le="0.1"; 2 s in le="2.5"; 7200 s only in +Inf */
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "succeeded", 100000, 1000, 10000000, NULL, NULL});
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "succeeded", 2000000, 20000, 20000000, NULL, NULL});
+	metrics_run_end(m, &(struct metrics_run){"a", "failed", 7200000000LL, -1, 30000000,
+	                                         "division by zero", "22012"});
+	metrics_run_end(m, &(struct metrics_run){"a", "skipped", -1, -1, 40000000, NULL, NULL});
+	metrics_run_end(
+	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL});
+	struct metrics_job_live jobs[] = {
+	    {.name = "a", .enabled = true, .next_fire = 1700000000, .last_success = 20.5},
+	    {.name = "never-ran",
+	     .enabled = true,
+	     .next_fire = -1,
+	     .max_staleness_s = 60,
+	     .stale = true}};
+	struct metrics_live live = {
+	    .version = "1.2.3", .start_time = 5, .max_running = 32, .jobs = jobs, .n_jobs = 2};
+	char *t = render(m, &live);
+
+	has(t, "# TYPE pgcrond_job_runs_total counter\n");
+	has(t, "pgcrond_job_runs_total{job=\"a\",status=\"succeeded\"} 2\n");
+	has(t, "pgcrond_job_runs_total{job=\"a\",status=\"failed\"} 1\n");
+	has(t, "pgcrond_job_runs_total{job=\"a\",status=\"skipped\"} 1\n");
+	has(t, "pgcrond_job_runs_total{job=\"a\",status=\"upstream_failed\"} 1\n");
+	/* a job with no runs yet has its series at 0, not missing */
+	has(t, "pgcrond_job_runs_total{job=\"never-ran\",status=\"failed\"} 0\n");
+	has(t, "# TYPE pgcrond_job_run_duration_seconds histogram\n");
+	has(t, "pgcrond_job_run_duration_seconds_bucket{job=\"a\",le=\"0.05\"} 0\n");
+	has(t, "pgcrond_job_run_duration_seconds_bucket{job=\"a\",le=\"0.1\"} 1\n");
+	has(t, "pgcrond_job_run_duration_seconds_bucket{job=\"a\",le=\"2.5\"} 2\n");
+	has(t, "pgcrond_job_run_duration_seconds_bucket{job=\"a\",le=\"3600\"} 2\n");
+	has(t, "pgcrond_job_run_duration_seconds_bucket{job=\"a\",le=\"+Inf\"} 3\n");
+	has(t, "pgcrond_job_run_duration_seconds_sum{job=\"a\"} 7202.1000000000004\n");
+	has(t, "pgcrond_job_run_duration_seconds_count{job=\"a\"} 3\n");
+	has(t, "pgcrond_job_lateness_seconds_bucket{job=\"a\",le=\"0.001\"} 1\n");
+	has(t, "pgcrond_job_lateness_seconds_bucket{job=\"a\",le=\"0.025\"} 2\n");
+	has(t, "pgcrond_job_lateness_seconds_count{job=\"a\"} 2\n");
+	has(t, "pgcrond_job_run_duration_seconds_count{job=\"never-ran\"} 0\n");
+	has(t, "pgcrond_job_last_failure_timestamp_seconds{job=\"a\"} 30\n");
+	has(t, "pgcrond_job_last_success_timestamp_seconds{job=\"a\"} 20.5\n");
+	ck_assert(!strstr(t, "pgcrond_job_last_success_timestamp_seconds{job=\"never-ran\"}"));
+	ck_assert(!strstr(t, "pgcrond_job_next_fire_timestamp_seconds{job=\"never-ran\"}"));
+	has(t, "pgcrond_job_next_fire_timestamp_seconds{job=\"a\"} 1700000000\n");
+	has(t, "pgcrond_job_stale{job=\"never-ran\"} 1\n");
+	has(t, "pgcrond_job_max_staleness_seconds{job=\"never-ran\"} 60\n");
+	ck_assert(!strstr(t, "pgcrond_job_stale{job=\"a\"}"));
+	has(t, "pgcrond_build_info{version=\"1.2.3\"} 1\n");
+	ck_assert(!strstr(t, "pgcrond_history_")); /* no history database */
+	free(t);
+	metrics_free(&m);
+	ck_assert_ptr_null(m);
+}
+END_TEST
+
+START_TEST(test_label_escaping)
+{
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	struct metrics_db_live dbs[] = {
+	    {.name = "we\"ird\\db\n", .pool = 2, .idle = 1, .busy = 1, .open = 3}};
+	struct metrics_live live = {
+	    .version = "x", .dbs = dbs, .n_dbs = 1, .have_history = true, .spool_records = 7};
+	char *t = render(m, &live);
+	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"busy\"} 1\n");
+	/* open, neither idle nor busy: resetting */
+	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"resetting\"} "
+	       "1\n");
+	has(t, "pgcrond_history_spool_records 7\n");
+	free(t);
+	metrics_free(&m);
+}
+END_TEST
+
+struct seen {
+	char jobs[64];
+	char last_msg[64];
+	int n;
+};
+
+static void each(void *arg, const char *job, int64_t end_us, const char *message,
+                 const char *sqlstate)
+{
+	struct seen *s = arg;
+	strncat(s->jobs, job, sizeof(s->jobs) - strlen(s->jobs) - 1);
+	snprintf(s->last_msg, sizeof(s->last_msg), "%s/%s", message, sqlstate ? sqlstate : "-");
+	s->n++;
+}
+
+START_TEST(test_failures_ring)
+{
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	char name[8];
+	/* 25 failures: the newest 20 are kept, newest first */
+	for (int i = 0; i < 25; i++) {
+		snprintf(name, sizeof(name), "%c", 'a' + i);
+		metrics_run_end(m, &(struct metrics_run){name, "failed", 1, -1, i, "boom", NULL});
+	}
+	metrics_run_end(m, &(struct metrics_run){"z", "succeeded", 1, -1, 99, "ok", NULL});
+	struct seen s = {0};
+	metrics_each_failure(m, each, &s);
+	ck_assert_int_eq(s.n, METRICS_FAILURES);
+	ck_assert_str_eq(s.jobs, "yxwvutsrqponmlkjihgf");
+	ck_assert_str_eq(s.last_msg, "boom/-");
+	metrics_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc = tcase_create("metrics");
+	tcase_add_test(tc, test_counts_and_histograms);
+	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_failures_ring);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

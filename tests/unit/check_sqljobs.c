@@ -1,0 +1,142 @@
+/* Jobs made in SQL, the parts without a database: the conninfo a job's runs log in with
+ * (owner and database replaced, the daemon's password never offered) and the merge of SQL
+ * jobs into a loaded configuration (a bad job is left out alone, with check's message). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_sql.h"
+#include "sqljobs.h"
+
+START_TEST(conninfo_logs_in_as_the_owner)
+{
+	char *ci = sqljobs_conninfo_as("host=/tmp port=5433 user=pgcrond password=s3cret "
+	                               "dbname=analytics sslmode=disable",
+	                               "app db", "o'neil");
+	ck_assert_ptr_nonnull(ci);
+	ck_assert_msg(strstr(ci, "user='o\\'neil'") && strstr(ci, "dbname='app db'") &&
+	                  strstr(ci, "port='5433'") && strstr(ci, "sslmode='disable'") &&
+	                  !strstr(ci, "s3cret") && !strstr(ci, "pgcrond"),
+	              "%s", ci);
+	free(ci);
+	/* a URI too; the database kept when none is given */
+	ci = sqljobs_conninfo_as("postgresql://daemon:pw@db.example:5432/hist", NULL, "alice");
+	ck_assert_ptr_nonnull(ci);
+	ck_assert_msg(strstr(ci, "user='alice'") && strstr(ci, "dbname='hist'") &&
+	                  strstr(ci, "host='db.example'") && !strstr(ci, "pw"),
+	              "%s", ci);
+	free(ci);
+	ck_assert_ptr_null(sqljobs_conninfo_as("host='unterminated", NULL, "x"));
+}
+END_TEST
+
+static struct conf_job file_job(const char *name)
+{
+	return (struct conf_job){.name = (char *)name,
+	                         .command = "SELECT 1",
+	                         .database = "app",
+	                         .schedule = "@daily",
+	                         .enabled = true,
+	                         .file = "conf.d/10.conf",
+	                         .line = 1};
+}
+
+START_TEST(merge_leaves_out_only_the_bad_jobs)
+{
+	struct conf_database db = {.name = "app", .conninfo = "dbname=app", .pool = 4};
+	struct conf_job fj[] = {file_job("nightly")};
+	struct pgc_config files = {.file = "pgcrond.conf",
+	                           .timezone = "UTC",
+	                           .databases = &db,
+	                           .n_databases = 1,
+	                           .history_database = "app",
+	                           .jobs = fj,
+	                           .n_jobs = 1};
+	struct config_sql_db sdb = {.name = "app/alice", .conninfo = "dbname=app user=alice"};
+	struct config_sql_job jobs[] = {
+	    {"cron.job jobid 1",
+	     "job = { name = \"ok\"; command = \"SELECT 1\"; schedule = \"1 seconds\"; "
+	     "database = \"app/alice\"; retries = 2; timezone = \"Europe/Berlin\"; };",
+	     "alice", "app"},
+	    {"cron.job jobid 2",
+	     "job = { name = \"nightly\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/alice\"; };",
+	     "alice", "app"},
+	    {"cron.job jobid 3",
+	     "job = { name = \"typo\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/alice\"; retrys = 2; };",
+	     "alice", "app"},
+	    {"cron.job jobid 4",
+	     "job = { name = \"orphan\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/alice\"; after = [\"nope\"]; };",
+	     "alice", "app"},
+	    {"cron.job jobid 5",
+	     "job = { name = \"loop-a\"; command = \"SELECT 1\"; database = \"app/alice\"; "
+	     "after = [\"loop-b\"]; };",
+	     "alice", "app"},
+	    {"cron.job jobid 6",
+	     "job = { name = \"loop-b\"; command = \"SELECT 1\"; database = \"app/alice\"; "
+	     "after = [\"loop-a\"]; };",
+	     "alice", "app"},
+	    {"cron.job jobid 7",
+	     "job = { name = \"after-file\"; command = \"SELECT 1\"; database = \"app/alice\"; "
+	     "after = [\"nightly\"]; };",
+	     "alice", "app"},
+	};
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_with_sql_jobs(&files, &sdb, 1, jobs, 7, &cfg, &dl), 0);
+	ck_assert_uint_eq(cfg->n_jobs, 3);
+	ck_assert_str_eq(cfg->jobs[0].name, "nightly");
+	ck_assert_str_eq(cfg->jobs[1].name, "ok");
+	ck_assert_str_eq(cfg->jobs[1].username, "alice");
+	ck_assert_str_eq(cfg->jobs[1].sql_database, "app");
+	ck_assert_int_eq(cfg->jobs[1].retries, 2);
+	ck_assert_ptr_nonnull(cfg->jobs[1].tz);
+	ck_assert_str_eq(cfg->jobs[2].name, "after-file");
+	ck_assert_ptr_nonnull(config_database(cfg, "app/alice"));
+	/* the file config is untouched */
+	ck_assert_uint_eq(files.n_jobs, 1);
+
+	const char *want[] = {
+	    "job \"nightly\" is already defined at conf.d/10.conf:1; rename one of them",
+	    "unknown key \"retrys\" in job \"typo\"; did you mean \"retries\"?",
+	    "job \"orphan\" runs after unknown job \"nope\"; it is not run",
+	    "runs after itself through other jobs (a cycle); it is not run",
+	};
+	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		bool found = false;
+		for (size_t i = 0; i < dl.n; i++)
+			found |= strstr(dl.items[i].message, want[w]) != NULL &&
+			         strncmp(dl.items[i].file, "cron.job jobid ", 15) == 0;
+		ck_assert_msg(found, "no diagnostic \"%s\" (%zu in all; first: %s)", want[w], dl.n,
+		              dl.n ? dl.items[0].message : "");
+	}
+	diag_clear(&dl);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(quote_is_a_libconfig_string)
+{
+	char *q = config_sql_quote("a \"b\" \\ c\nd\x01");
+	ck_assert_str_eq(q, "\"a \\\"b\\\" \\\\ c\\nd\\x01\"");
+	free(q);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sqljobs");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, conninfo_logs_in_as_the_owner);
+	tcase_add_test(tc, merge_leaves_out_only_the_bad_jobs);
+	tcase_add_test(tc, quote_is_a_libconfig_string);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
