@@ -112,8 +112,13 @@ PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t
 	PQfinish(c);
 	free(base);
 	c = bench_connect(ci);
-	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--1.sql");
-	bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--2.sql"); /* manual triggers */
+	/* every schema step present, in order, as "pgcrond install" applies them (2: manual
+	 * triggers, 6: the partitioned history) */
+	for (int step = 1; step < 100; step++) {
+		snprintf(path, sizeof(path), "%s/pgcrond--%d.sql", PGCROND_SOURCE_SQL_DIR, step);
+		if (access(path, R_OK) == 0)
+			bench_exec_file(c, path);
+	}
 	return c;
 }
 

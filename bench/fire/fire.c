@@ -14,6 +14,7 @@
  *   database, each fire claimed by one of them (README "Running several instances");
  *   FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of their cost;
  *   FIRE_LOG_LEVEL=notice: the daemons' log_level) */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -130,18 +131,34 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	        instance, dir, dir, state,
 	        getenv("FIRE_LOG_LEVEL") ? getenv("FIRE_LOG_LEVEL") : "notice", db_ci, fire_pool());
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/conf.d/jobs.conf", dir);
-	f = fopen(path, "w");
-	if (!f)
-		bench_die("write", path);
-	fprintf(f, "jobs = (\n");
-	for (int i = 0; i < n; i++)
-		fprintf(f,
-		        "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";\n"
-		        "    command = \"INSERT INTO ticks VALUES (statement_timestamp())\"; }%s\n",
-		        i, schedule, i + 1 < n ? "," : "");
-	fprintf(f, ");\n");
-	fclose(f);
+	/* files of 1,000 jobs (a configuration file may hold at most 1 MiB), none left over
+	 * from a larger N */
+	snprintf(path, sizeof(path), "%s/conf.d", dir);
+	DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char old[1024];
+		if (strncmp(e->d_name, "jobs-", 5) == 0 &&
+		    snprintf(old, sizeof(old), "%s/conf.d/%s", dir, e->d_name) < (int)sizeof(old))
+			unlink(old);
+	}
+	if (d)
+		closedir(d);
+	for (int first = 0; first < n; first += 1000) {
+		int last = first + 1000 < n ? first + 1000 : n;
+		snprintf(path, sizeof(path), "%s/conf.d/jobs-%06d.conf", dir, first);
+		f = fopen(path, "w");
+		if (!f)
+			bench_die("write", path);
+		fprintf(f, "jobs = (\n");
+		for (int i = first; i < last; i++)
+			fprintf(f,
+			        "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";\n"
+			        "    command = \"INSERT INTO ticks VALUES "
+			        "(statement_timestamp())\"; }%s\n",
+			        i, schedule, i + 1 < last ? "," : "");
+		fprintf(f, ");\n");
+		fclose(f);
+	}
 }
 
 /* One measured window of a busy daemon: from t0 to t1 (server clock), and its CPU. */

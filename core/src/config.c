@@ -801,6 +801,8 @@ static bool valid_plugin_name(const char *p)
 	return true;
 }
 
+static void index_add(struct pgc_config *cfg, size_t i);
+
 static void parse_job(struct loader *L, const config_setting_t *s, const char *path)
 {
 	struct pgc_config *cfg = L->cfg;
@@ -989,6 +991,7 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 		return;
 	}
 	cfg->jobs[cfg->n_jobs++] = j;
+	index_add(cfg, cfg->n_jobs - 1);
 }
 
 static const char *const daemon_keys_hint =
@@ -1241,6 +1244,12 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 			check_jobs(&L);
 		}
 	}
+	/* the array grew by doubling: give back the unused tail (8 MB at 100,000 jobs) */
+	if (cfg->n_jobs && cfg->n_jobs < L.jobs_cap) {
+		struct conf_job *jobs = realloc(cfg->jobs, cfg->n_jobs * sizeof(*cfg->jobs));
+		if (jobs)
+			cfg->jobs = jobs;
+	}
 	config_source_free(&L);
 	sort_diags(&L);
 
@@ -1296,6 +1305,7 @@ void config_free(struct pgc_config **pcfg)
 	free(cfg->jobs);
 	if (cfg->tz)
 		cron_tz_free(&cfg->tz);
+	free(cfg->job_index);
 	free(cfg);
 	*pcfg = NULL;
 }
@@ -1308,8 +1318,77 @@ const struct conf_database *config_database(const struct pgc_config *cfg, const 
 	return NULL;
 }
 
+/* Open addressing over indexes into cfg->jobs (they stay valid when the array grows):
+ * config_job() was a linear search, and looking up every job and every "after" made loading
+ * 100,000 jobs quadratic (67 s of strcmp). */
+struct config_job_index {
+	size_t cap; /* a power of two, at least twice the jobs */
+	size_t n;
+	size_t slot[]; /* job index + 1; 0 = empty */
+};
+
+static size_t name_hash(const char *s)
+{
+	size_t x = 1469598103934665603ULL;
+	for (; *s; s++)
+		x = (x ^ (unsigned char)*s) * 1099511628211ULL;
+	return x;
+}
+
+static void index_put(struct config_job_index *ix, const struct conf_job *jobs, size_t i)
+{
+	size_t s = name_hash(jobs[i].name) & (ix->cap - 1);
+	while (ix->slot[s])
+		s = (s + 1) & (ix->cap - 1);
+	ix->slot[s] = i + 1;
+	ix->n++;
+}
+
+/* Index job I (just appended); on allocation failure the index is dropped and lookups go
+ * back to the linear search. */
+static void index_add(struct pgc_config *cfg, size_t i)
+{
+	struct config_job_index *ix = cfg->job_index;
+
+	if (!cfg->jobs[i].name)
+		return;
+	if (!ix || (ix->n + 1) * 2 > ix->cap) {
+		size_t cap = ix ? ix->cap * 2 : 1024;
+		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(size_t));
+		free(ix);
+		cfg->job_index = nx;
+		if (!nx)
+			return;
+		nx->cap = cap;
+		for (size_t k = 0; k < i; k++)
+			if (cfg->jobs[k].name)
+				index_put(nx, cfg->jobs, k);
+		ix = nx;
+	}
+	index_put(ix, cfg->jobs, i);
+}
+
+void config_index_jobs(struct pgc_config *cfg)
+{
+	free(cfg->job_index);
+	cfg->job_index = NULL;
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		index_add(cfg, i);
+}
+
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name)
 {
+	const struct config_job_index *ix = cfg->job_index;
+
+	if (ix) {
+		for (size_t s = name_hash(name) & (ix->cap - 1); ix->slot[s];
+		     s = (s + 1) & (ix->cap - 1)) {
+			const struct conf_job *j = &cfg->jobs[ix->slot[s] - 1];
+			if (strcmp(j->name, name) == 0)
+				return j;
+		}
+		return NULL;
+	}
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
 			return &cfg->jobs[i];

@@ -129,6 +129,8 @@ struct conf_http {
 	int line, token_line;
 };
 
+/* Every string or array a config points to is its own: config_free frees it, and clone() in
+ * config_sql.c copies it (a field added here must be added there too). */
 struct pgc_config {
 	char *file;       /* the main file */
 	char *timezone;   /* default "UTC" */
@@ -155,6 +157,9 @@ struct pgc_config {
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
+	/* jobs by name, for config_job() (built by config_load; NULL: searched in order, as in
+	 * a config put together by hand) */
+	struct config_job_index *job_index;
 };
 
 /* Load PATH and its conf.d. Returns 0 and *OUT on success; on any problem returns -EINVAL,
@@ -170,6 +175,9 @@ void config_free(struct pgc_config **cfg);
 bool config_instance_name_ok(const char *name);
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+/* (Re)build CFG's index of jobs by name, after its jobs array was put together or changed
+ * other than by config_load (config_sql.c's copy). */
+void config_index_jobs(struct pgc_config *cfg);
 
 /* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
  * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a

@@ -59,7 +59,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	if (oom)
 		return NULL;
 	*c = *src;
-	c->tz = NULL; /* the daemon opens its zone from c->timezone; never shared */
+	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
+	c->job_index = NULL; /* built for the copy once its jobs are final */
 	c->file = dup_or(src->file, &oom);
 	c->timezone = dup_or(src->timezone, &oom);
 	c->plugin_dir = dup_or(src->plugin_dir, &oom);
@@ -68,6 +69,11 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->instance = dup_or(src->instance, &oom);
 	c->log_level = dup_or(src->log_level, &oom);
 	c->history_database = dup_or(src->history_database, &oom);
+	c->http.listen = dup_or(src->http.listen, &oom);
+	c->http.host = dup_or(src->http.host, &oom);
+	c->http.token_file = dup_or(src->http.token_file, &oom);
+	c->http.token = dup_or(src->http.token, &oom);
+	c->http.file = dup_or(src->http.file, &oom);
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
@@ -209,6 +215,7 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 		config_free(&cfg);
 		return -ENOMEM;
 	}
+	config_index_jobs(cfg); /* jobs were appended and left out above */
 	*out = cfg;
 	return 0;
 }

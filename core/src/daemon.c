@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "reload.h"
 #include "sched.h"
 #include "sdnotify.h"
 #include "status.h"
@@ -54,7 +55,9 @@ struct daemon {
 	struct status_src status; /* the live state's sources (status.h) */
 	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 	struct metrics *metrics;
-	struct http *http; /* NULL: no http group */
+	struct http *http;          /* NULL: no http group */
+	struct conf_loader *loader; /* SIGHUP's parse, off the loop (reload.h) */
+	bool reload_again;          /* a SIGHUP came during a reload */
 };
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
@@ -87,22 +90,13 @@ static void open_ctl(struct daemon *d)
 
 static void log_diags(const struct diag_list *dl);
 
-/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
- * problem is logged and left out; on failure every other problem is in DL. */
-static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
-                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
+/* For a loaded *CFG: load its plugins, check the job graph and open its zone. On failure
+ * every problem is in DL and *CFG is freed. */
+static int load_rest(struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
+                     struct diag_list *dl)
 {
 	char err[256];
-	struct diag_list sdl = {0};
-	int rc = sqljobs_merge(sql, files, cfg, &sdl);
-	if (sdl.n) {
-		log_error("%zu job(s) made in SQL are not run:", sdl.n);
-		log_diags(&sdl);
-	}
-	diag_clear(&sdl);
-	if (rc < 0)
-		return rc;
-	rc = plugin_check_config(*cfg, plugins, dl);
+	int rc = plugin_check_config(*cfg, plugins, dl);
 	if (rc < 0)
 		goto fail;
 	/* the job graph must be acyclic (the cycle is named in DL) */
@@ -121,6 +115,21 @@ fail:
 	plugin_registry_free(plugins);
 	config_free(cfg);
 	return rc;
+}
+
+/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
+ * problem is logged and left out; on failure every other problem is in DL. */
+static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
+                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
+{
+	struct diag_list sdl = {0};
+	int rc = sqljobs_merge(sql, files, cfg, &sdl);
+	if (sdl.n) {
+		log_error("%zu job(s) made in SQL are not run:", sdl.n);
+		log_diags(&sdl);
+	}
+	diag_clear(&sdl);
+	return rc < 0 ? rc : load_rest(cfg, plugins, tz, dl);
 }
 
 /* Load PATH into *FILES and build the configuration in force from it (see build()). */
@@ -205,7 +214,6 @@ static void log_reload_diff(const struct pgc_config *old, const struct pgc_confi
 out:
 	config_diff_free(&diff);
 }
-
 /* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
 static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
                            struct plugin_registry *plugins, cron_tz *tz)
@@ -255,18 +263,29 @@ out:
 	config_free(&cfg);
 }
 
-static void reload(struct daemon *d)
+static void reload_begin(struct daemon *d);
+
+/* The parse of the files is done (on the loader's thread, or here if no thread could be
+ * started): the SQL jobs are merged in, and the rest of the load and the swap run on the loop.
+ * Takes FILES and DL's contents. */
+static void reloaded(void *arg, int rc, struct pgc_config *files, struct diag_list *dlp)
 {
-	struct diag_list dl = {0};
-	struct pgc_config *files = NULL, *cfg = NULL;
+	struct daemon *d = arg;
+	struct diag_list dl = *dlp;
+	struct pgc_config *cfg = NULL;
 	struct plugin_registry *plugins = NULL;
 	cron_tz *tz = NULL;
 
-	sdnotify_reloading();
-	log_notice("SIGHUP: reloading %s", d->config_path);
-	if (load_all(d->config_path, d->sql, &files, &cfg, &plugins, &tz, &dl) < 0) {
+	memset(dlp, 0, sizeof(*dlp));
+	if (d->stopping) {
+		config_free(&files);
+		diag_clear(&dl);
+		return;
+	}
+	if (rc < 0 || build(files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
 		log_error("reload failed; keeping the previous configuration");
 		log_diags(&dl);
+		config_free(&files);
 	} else {
 		install_config(d, files, cfg, plugins, tz);
 	}
@@ -274,8 +293,13 @@ static void reload(struct daemon *d)
 	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 	sdnotify_ready();
 	diag_clear(&dl);
+	if (d->reload_again && !d->stopping) {
+		d->reload_again = false;
+		reload_begin(d);
+	}
 }
 
+/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 /* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 static void sql_changed(void *arg)
 {
@@ -304,6 +328,26 @@ static void sql_changed(void *arg)
 	}
 	d->sql_started = true;
 	diag_clear(&dl);
+}
+
+static void reload_begin(struct daemon *d)
+{
+	int rc = d->loader ? conf_loader_start(d->loader, d->config_path) : -ENOSYS;
+
+	if (rc == -EBUSY) {
+		log_notice("SIGHUP: a reload is in progress; reloading again after it");
+		d->reload_again = true;
+		return;
+	}
+	sdnotify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	if (rc == 0)
+		return; /* reloaded() comes through the loop */
+	/* no thread: parse here, on the loop */
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	rc = config_load(d->config_path, &cfg, &dl);
+	reloaded(d, rc, cfg, &dl);
 }
 
 static void drained(void *arg)
@@ -384,7 +428,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (d->stopping)
 			log_notice("SIGHUP ignored: shutting down");
 		else
-			reload(d);
+			reload_begin(d);
 		return;
 	}
 	shutdown_begin(d, (int)sig);
@@ -556,6 +600,8 @@ int daemon_main(const char *config_path)
 	}
 	if (open_http(&d) < 0)
 		goto out;
+	if (conf_loader_new(d.base, reloaded, &d, &d.loader) < 0)
+		log_warning("reloads will parse the configuration on the event loop (no pipe)");
 	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
 	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
 	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
@@ -600,6 +646,7 @@ out:
 		if (event_initialized(&d.watchdog))
 			event_del(&d.watchdog);
 	}
+	conf_loader_free(&d.loader);
 	triggers_free(&d.triggers);
 	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
 	http_free(&d.http);

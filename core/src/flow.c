@@ -145,21 +145,30 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg);
 
 void flow_job_init(struct job *j)
 {
-	evtimer_assign(&j->retry_ev, j->s->base, retry_cb, j);
-	evtimer_assign(&j->stale_ev, j->s->base, stale_cb, j);
+	j->retry_ev = j->stale_ev = NULL; /* made at their first use: job_timer() */
+}
+
+/* A job's retry and staleness timers are made when first needed: most jobs never retry and
+ * set no max_staleness, and two events embedded in every job were 25 MB at 100,000 jobs.
+ * NULL if out of memory (the caller then does without the timer). */
+static struct event *job_timer(struct job *j, struct event **ev, event_callback_fn cb)
+{
+	if (!*ev)
+		*ev = evtimer_new(j->s->base, cb, j);
+	return *ev;
 }
 
 void flow_retry_disarm(struct job *j)
 {
 	if (j->retry_armed)
-		event_del(&j->retry_ev);
+		event_del(j->retry_ev);
 	j->retry_armed = false;
 }
 
 static void stale_disarm(struct job *j)
 {
 	if (j->stale_armed)
-		event_del(&j->stale_ev);
+		event_del(j->stale_ev);
 	j->stale_armed = false;
 }
 
@@ -172,6 +181,11 @@ void flow_job_free(struct job *j)
 {
 	flow_retry_disarm(j);
 	stale_disarm(j);
+	if (j->retry_ev)
+		event_free(j->retry_ev);
+	if (j->stale_ev)
+		event_free(j->stale_ev);
+	j->retry_ev = j->stale_ev = NULL;
 	free(j->ups);
 	free(j->downs);
 	j->ups = j->downs = NULL;
@@ -238,7 +252,10 @@ static void stale_arm(struct job *j)
 	int64_t now = sched_wall_us();
 	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last_success_us ? j->last_success_us : now;
-	arm_ms(&j->stale_ev, (base - now) / 1000 + j->conf->max_staleness_ms);
+	struct event *ev = job_timer(j, &j->stale_ev, stale_cb);
+	if (!ev)
+		return;
+	arm_ms(ev, (base - now) / 1000 + j->conf->max_staleness_ms);
 	j->stale_armed = true;
 	j->stale_ms = j->conf->max_staleness_ms;
 }
@@ -502,7 +519,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 	if (o->cancelled)
 		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
 	if (c && !s->draining && !j->removed &&
-	    retry_should(c, r->attempt, o->sqlstate, o->timed_out)) {
+	    retry_should(c, r->attempt, o->sqlstate, o->timed_out) &&
+	    job_timer(j, &j->retry_ev, retry_cb)) {
 		struct run *nr = sched_run_new(j, r->scheduled_us, "retry");
 		if (nr) {
 			nr->attempt = r->attempt + 1;
@@ -523,7 +541,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			        nr->attempt, c->retries + 1);
 			j->active = nr;
 			j->retry_at_us = sched_wall_us() + delay * 1000;
-			arm_ms(&j->retry_ev, delay);
+			arm_ms(j->retry_ev, delay);
 			j->retry_armed = true;
 			return;
 		}
@@ -570,8 +588,8 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
-	if (repeat > 0) {
-		arm_ms(&j->stale_ev, repeat);
+	if (repeat > 0 && j->stale_ev) {
+		arm_ms(j->stale_ev, repeat);
 		j->stale_armed = true;
 	}
 }

@@ -19,6 +19,7 @@
  * failed batch rolls back as a whole and is sent again (every statement is idempotent). */
 #include "history.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -34,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hist_batch.h"
+#include "hist_part.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -49,6 +52,9 @@
 #define FSYNC_DELAY_MS 200
 #define APP_NAME "pgcrond history"
 #define BATCH_MAX 512
+/* A set-based batch (hist_batch.c) is two statements whatever its size: larger batches
+ * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
+#define SET_BATCH_MAX 4096
 /* A record arriving at an idle connection waits this long for company before it is sent:
  * jobs due at the same instant then run first and their records follow in a few large
  * batches, instead of history statements competing with the jobs' own (it is already in
@@ -66,6 +72,9 @@
 #define N_RECORD 16
 #define N_PID 3
 #define N_FINISH 6
+/* The same with the run's start last, so the row's day partition is named (schema 6) */
+#define K_PID2 "P2"
+#define K_FINISH2 "F2"
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */
@@ -80,7 +89,7 @@ static const char sql_insert[] =
     "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
     "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
     "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9)"
-    " ON CONFLICT (instance, run_key) DO NOTHING";
+    " ON CONFLICT DO NOTHING"; /* the writer's key: (instance, run_key[, start_time]) */
 
 static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
                               " WHERE instance = $1 AND run_key = $2";
@@ -101,8 +110,6 @@ static const char sql_orphans[] =
     " WHERE instance = $1 AND status IN ('starting', 'running')"
     "   AND boot_id IS DISTINCT FROM $2";
 
-/* One bounded batch per statement, so the purge never holds many row locks for long;
- * ctid = ANY(ARRAY(...)) lets the planner use a TID scan. */
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
  * and the end of its last success, where its staleness counts from. */
 static const char sql_last_fires[] =
@@ -111,10 +118,12 @@ static const char sql_last_fires[] =
     "   AND trigger IN ('schedule', 'catchup')))::bigint,"
     " (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
     " FROM pgcrond.job_run_details GROUP BY job_name";
-static const char sql_purge[] = "DELETE FROM pgcrond.job_run_details WHERE ctid = ANY (ARRAY("
-                                " SELECT ctid FROM pgcrond.job_run_details"
-                                "  WHERE start_time < now() - $1::bigint * interval '1 millisecond'"
-                                "  LIMIT $2::integer))";
+/* Partitions for the records about to be written (a daemon back after days away fills the
+ * gap); a database still at schema 1-5 has no such function, which is fine. */
+static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
+/* A record of a day without a partition (a clock far off, a record kept for days): make the
+ * day's partition and send it again (the retention drops it again if it is past). */
+static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1::date)";
 
 struct hist_line {
 	struct hist_line *next;
@@ -124,7 +133,7 @@ struct hist_line {
 };
 
 enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
-enum hist_op { OP_NONE, OP_PREPARE, OP_BATCH, OP_ORPHANS, OP_LAST_FIRES, OP_PURGE };
+enum hist_op { OP_NONE, OP_PREPARE, OP_BATCH, OP_ORPHANS, OP_LAST_FIRES, OP_ENSURE, OP_PARTITION };
 
 struct hist {
 	struct event_base *base;
@@ -177,7 +186,14 @@ struct hist {
 	bool dirty;         /* appended since the last fdatasync */
 
 	bool orphans_done;
-	bool orphans_held; /* hist_hold_orphans(): not before the instance's name is ours */
+	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
+	bool ensured;              /* partitions ensured on this connection */
+	bool head_part_tried;      /* the head line's day partition was created once */
+	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
+	bool set_ok;               /* schema 6: batches as set-based statements */
+	bool set_batch;            /* ... the batch in flight is one */
+	bool line_mode;            /* ... the next batch goes line by line */
+	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	bool purge_pending;
@@ -442,6 +458,7 @@ static void pop(struct hist *h)
 	if (!h->head)
 		h->tail = NULL;
 	h->q_n--;
+	h->head_part_tried = false;
 	if (l->end_off > h->acked_off)
 		h->acked_off = l->end_off;
 	free(l);
@@ -725,6 +742,7 @@ static void connected(struct hist *h)
 		log_debug("history: connected to %s", h->safe_conninfo);
 	h->purge_pending = h->retain_ms > 0 && !h->closing;
 	h->purge_run_rows = 0;
+	h->ensured = false;
 	watch(h, EV_READ);
 	kick(h);
 }
@@ -828,10 +846,12 @@ static int send_line(struct hist *h, const struct hist_line *l, const char **why
 	} else if (n == N_RECORD && strcmp(kind, K_RECORD) == 0) {
 		sql = h->stmt_insert;
 		np = N_RECORD;
-	} else if (n == N_PID && strcmp(kind, K_PID) == 0) {
+	} else if ((n == N_PID && strcmp(kind, K_PID) == 0) ||
+	           (n == N_PID + 1 && strcmp(kind, K_PID2) == 0)) {
 		sql = h->stmt_pid;
 		np = N_PID;
-	} else if (n == N_FINISH && strcmp(kind, K_FINISH) == 0) {
+	} else if ((n == N_FINISH && strcmp(kind, K_FINISH) == 0) ||
+	           (n == N_FINISH + 1 && strcmp(kind, K_FINISH2) == 0)) {
 		sql = h->stmt_finish;
 		np = N_FINISH;
 	}
@@ -874,6 +894,36 @@ static void send_prepare(struct hist *h)
 	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
 }
 
+/* The batch as set-based statements (hist_batch.c): sets h->set_batch and *N (lines) if it
+ * went out; returns -1 if the connection failed. */
+static int send_set(struct hist *h, size_t *n)
+{
+	const char **lines = malloc(SET_BATCH_MAX * sizeof(*lines));
+	size_t *lens = malloc(SET_BATCH_MAX * sizeof(*lens)), k = 0;
+
+	if (!lines || !lens) {
+		free(lines);
+		free(lens);
+		return 0; /* line by line, then */
+	}
+	for (const struct hist_line *l = h->head; l && k < SET_BATCH_MAX; l = l->next, k++) {
+		lines[k] = l->text;
+		lens[k] = l->len;
+	}
+	int r = hist_batch_send(h->conn, lines, lens, k);
+	free(lines);
+	free(lens);
+	if (r < 0) {
+		conn_failed_libpq(h);
+		return -1;
+	}
+	if (r > 0) {
+		h->set_batch = true;
+		*n = k;
+	}
+	return 0;
+}
+
 /* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
  * line was unusable and dropped (try the next), -1 if the connection failed. */
 static int send_batch(struct hist *h)
@@ -886,7 +936,10 @@ static int send_batch(struct hist *h)
 		conn_failed_libpq(h);
 		return -1;
 	}
-	for (const struct hist_line *l = h->head; l && n < cap; l = l->next, n++) {
+	h->set_batch = false;
+	if (h->set_ok && !h->line_mode && send_set(h, &n) < 0)
+		return -1;
+	for (const struct hist_line *l = h->head; !h->set_batch && l && n < cap; l = l->next, n++) {
 		int r = send_line(h, l, &why);
 		if (r < 0) {
 			conn_failed_libpq(h);
@@ -940,21 +993,15 @@ static void send_orphans(struct hist *h)
 	send_stmt(h, OP_ORPHANS, sql_orphans, 3, p);
 }
 
-static void send_purge(struct hist *h)
-{
-	char retain[24], batch[16];
-
-	snprintf(retain, sizeof(retain), "%" PRId64, h->retain_ms);
-	snprintf(batch, sizeof(batch), "%d", h->tun.purge_batch);
-	const char *p[] = {retain, batch};
-	send_stmt(h, OP_PURGE, sql_purge, 2, p);
-}
-
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
 {
 	while (h->cs == CS_READY && h->op == OP_NONE && !h->blocked) {
+		if (!h->ensured) {
+			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
+			return;
+		}
 		if (!h->orphans_done && !h->orphans_held && h->acked_off >= h->leftover_off) {
 			send_orphans(h);
 			return;
@@ -974,10 +1021,36 @@ static void kick(struct hist *h)
 				return;
 			continue;
 		}
-		if (h->purge_pending && !h->closing)
-			send_purge(h);
+		if (h->purge_pending && !h->closing) {
+			/* retention runs on its own connection: see hist_part.h */
+			h->purge_pending = false;
+			hist_part_kick(h->part);
+		}
 		return;
 	}
+}
+
+/* The UTC day a start or complete record's row goes to (its start_time), as YYYY-MM-DD. */
+static bool line_day(const struct hist_line *l, char *day, size_t len)
+{
+	const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
+	char *buf = l ? malloc(l->len + 1) : NULL;
+	bool ok = false;
+
+	if (!buf)
+		return false;
+	memcpy(buf, l->text, l->len + 1);
+	int n = hist_spool_decode(buf, l->len, &kind, f, HIST_SPOOL_MAX_FIELDS);
+	if (((n == N_START && !strcmp(kind, K_START)) ||
+	     (n == N_RECORD && !strcmp(kind, K_RECORD))) &&
+	    f[10]) {
+		long long us = atoll(f[10]);
+		time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
+		struct tm tm;
+		ok = gmtime_r(&t, &tm) && strftime(day, len, "%Y-%m-%d", &tm) > 0;
+	}
+	free(buf);
+	return ok;
 }
 
 /* Errors the database may stop making without our help: connection trouble, a missing
@@ -999,6 +1072,32 @@ static void op_done(struct hist *h)
 		conn_failed_libpq(h);
 		return;
 	}
+	if (op == OP_ENSURE || op == OP_PARTITION) {
+		/* a failure (schema older than 6) is the maintenance thread's to report */
+		if (op == OP_ENSURE)
+			h->set_ok = !h->op_failed;
+		h->ensured = true;
+		kick(h);
+		return;
+	}
+	char day[16];
+	if (op == OP_BATCH && h->set_batch && !worth_retrying(h->op_sqlstate)) {
+		/* a line the database refuses: line by line finds it (and a day without a
+		 * partition) */
+		h->line_mode = true;
+		kick(h);
+		return;
+	}
+	if (op == OP_BATCH && strcmp(h->op_sqlstate, "23514") == 0 &&
+	    (h->batch_failed == 0 || h->batch_n == 1) && !h->head_part_tried &&
+	    line_day(h->head, day, sizeof(day))) {
+		/* no partition for the row's day, or a CHECK it violates: in the second case the
+		 * partition exists, the line fails again and is dropped below */
+		const char *p[] = {day};
+		h->head_part_tried = true;
+		send_stmt(h, OP_PARTITION, sql_partition, 1, p);
+		return;
+	}
 	if (!h->op_failed) {
 		if (log_complaint_reset(&h->write_complaint))
 			log_notice("history: run records are written again");
@@ -1008,6 +1107,8 @@ static void op_done(struct hist *h)
 			h->prepared = true;
 			break;
 		case OP_BATCH:
+			if (!h->set_batch)
+				h->line_mode = false;
 			for (size_t i = 0; i < h->batch_n; i++) {
 				h->st.written++;
 				pop(h);
@@ -1022,16 +1123,8 @@ static void op_done(struct hist *h)
 				    "running as failed",
 				    h->op_rows);
 			break;
-		case OP_PURGE:
-			h->st.purged += (uint64_t)h->op_rows;
-			h->st.purge_batches++;
-			h->purge_run_rows += h->op_rows;
-			if (h->op_rows < h->tun.purge_batch) {
-				h->purge_pending = false;
-				if (h->purge_run_rows > 0)
-					log_info("history: purged %lld runs past the retention",
-					         h->purge_run_rows);
-			}
+		case OP_ENSURE:
+		case OP_PARTITION:
 			break;
 		case OP_LAST_FIRES:
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
@@ -1044,13 +1137,6 @@ static void op_done(struct hist *h)
 		return;
 	}
 
-	if (op == OP_PURGE) {
-		h->purge_pending = false;
-		if (log_complain(&h->purge_complaint))
-			log_warning("history: purge failed: %s", h->op_err);
-		kick(h);
-		return;
-	}
 	if (op == OP_PREPARE || worth_retrying(h->op_sqlstate)) {
 		bool schema = strcmp(h->op_sqlstate, "42P01") == 0 ||
 		              strcmp(h->op_sqlstate, "3F000") == 0 ||
@@ -1245,6 +1331,10 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	}
 	if (retain_ms > 0)
 		arm(&h->purge_ev, h->tun.purge_interval_ms);
+	rc = hist_part_start(conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);
+	if (rc < 0)
+		log_error("history: cannot start the partition maintenance: %s; no retention",
+		          strerror(-rc));
 	conn_start(h);
 	*out = h;
 	return 0;
@@ -1288,6 +1378,7 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.retry_max_ms = t->retry_max_ms;
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
+		hist_part_set_interval(h->part, t->purge_interval_ms);
 		if (h->retain_ms > 0) {
 			evtimer_del(&h->purge_ev);
 			arm(&h->purge_ev, t->purge_interval_ms);
@@ -1297,7 +1388,14 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 
 void hist_get_stats(const struct hist *h, struct hist_stats *out)
 {
+	struct hist_part_stats ps;
+
+	hist_part_get_stats(h->part, &ps);
 	*out = h->st;
+	out->purged = ps.dropped_rows;
+	out->purge_batches = ps.runs;
+	out->partitions_created = ps.created;
+	out->partitions_dropped = ps.dropped;
 	out->connected = h->cs == CS_READY;
 	out->pending = hist_pending(h);
 }
@@ -1355,6 +1453,7 @@ void hist_close(struct hist **hp)
 	*hp = NULL;
 	h->closing = true;
 	h->purge_pending = false;
+	hist_part_stop(&h->part);
 	if (h->cs == CS_READY)
 		flush_for_close(h);
 	spill_sync(h);
@@ -1373,6 +1472,7 @@ void hist_close(struct hist **hp)
 	}
 	if (h->spill_fd >= 0)
 		close(h->spill_fd);
+	hist_keymap_free(&h->starts);
 	free(h->spill_path);
 	free(h->conninfo);
 	free(h->instance);
@@ -1416,8 +1516,13 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	if (!h || !run)
 		return 0;
 	uint64_t k = ++h->next_key;
+	struct hist_run r = *run;
+	if (!r.start_us)
+		r.start_us = now_us();
+	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
+		log_error("history: out of memory: the end of a run will update without its day");
 	run_key(h, k, key, sizeof(key));
-	run_fields(h, run, key, sched, start, attempt, f);
+	run_fields(h, &r, key, sched, start, attempt, f);
 	emit(h, K_START, f, N_START);
 	return k;
 }
@@ -1429,8 +1534,11 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 	if (!h || !k)
 		return;
 	run_key(h, k, key, sizeof(key));
-	const char *f[N_PID] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid)};
-	emit(h, K_PID, f, N_PID);
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
+	                            num(startbuf, sizeof(startbuf), start_us)};
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
 }
 
 void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
@@ -1441,10 +1549,14 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	if (!h || !k)
 		return;
 	run_key(h, k, key, sizeof(key));
-	const char *f[N_FINISH] = {
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	hist_keymap_del(&h->starts, k);
+	const char *f[N_FINISH + 1] = {
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : now_us())};
-	emit(h, K_FINISH, f, N_FINISH);
+	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
 void hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -1577,6 +1689,44 @@ const char *hist_sql_dir(void)
 	return PGCROND_DEFAULT_SQL_DIR;
 }
 
+/* The highest N of the pgcrond--N.sql files in DIR (0 if none). */
+static int newest_step(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int newest = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		int n, end = 0;
+		if (sscanf(e->d_name, "pgcrond--%d.sql%n", &n, &end) == 1 && end > 0 &&
+		    e->d_name[end] == '\0' && n > newest && n < 100000)
+			newest = n;
+	}
+	closedir(d);
+	return newest;
+}
+
+static bool step_applied(PGconn *c, const char *step)
+{
+	const char *p[] = {step};
+	/* (in two statements: naming a missing table would abort the transaction) */
+	PGresult *r = PQexec(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL");
+	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	           PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!yes)
+		return false;
+	r = PQexecParams(
+	    c, "SELECT EXISTS (SELECT FROM pgcrond.schema_version WHERE version = $1::integer)", 1,
+	    NULL, p, NULL, NULL, 0);
+	yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	      PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return yes;
+}
+
 int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *to, char *err,
                        size_t errlen)
 {
@@ -1610,17 +1760,24 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 	free(v);
 	v = NULL;
 
+	/* Every step up to the newest file, skipping a number with no file and a step already
+	 * recorded: step numbers are handed out to branches that merge in any order, so a
+	 * database may hold a later step before an earlier one arrives. */
 	version = current;
-	for (;;) {
+	int newest = newest_step(sql_dir);
+	for (int step = 1; step <= newest; step++) {
 		char name[64], vbuf[16];
-		snprintf(name, sizeof(name), "pgcrond--%d.sql", version + 1);
+		snprintf(vbuf, sizeof(vbuf), "%d", step);
+		if (step_applied(c, vbuf))
+			continue;
+		snprintf(name, sizeof(name), "pgcrond--%d.sql", step);
 		rc = apply_file(c, sql_dir, name, err, errlen);
 		if (rc == -ENOENT)
-			break;
+			continue;
 		if (rc < 0)
 			goto fail;
-		version++;
-		snprintf(vbuf, sizeof(vbuf), "%d", version);
+		if (step > version)
+			version = step;
 		const char *p[] = {PGCROND_VERSION, vbuf};
 		rc = run_sql(c,
 		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"

@@ -77,7 +77,7 @@ struct hist_tuning {
 	                            * wait in the spill file only */
 	int64_t spill_max_bytes;   /* spill file size at which new records are dropped, with an
 	                            * error [256 MiB] */
-	int purge_batch;           /* rows per purge DELETE [1000] */
+	int purge_batch;           /* unused since the history is partitioned (schema 6) */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s] */
 	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 30 s] */
@@ -92,9 +92,11 @@ struct hist_stats {
 	uint64_t written;        /* records acknowledged by the database */
 	uint64_t dropped;        /* records given up (spill file full, unwritable data) */
 	uint64_t orphans_closed; /* rows of a dead previous process closed as failed */
-	uint64_t purged;         /* rows deleted by the retention purge */
-	uint64_t purge_batches;  /* DELETE statements the purge ran */
+	uint64_t purged;         /* rows dropped by the retention (estimated: whole partitions) */
+	uint64_t purge_batches;  /* partition maintenance passes completed */
 	uint64_t connects;       /* successful (re)connects */
+	uint64_t partitions_created; /* history partitions created ahead (schema 6) */
+	uint64_t partitions_dropped; /* ... and dropped by the retention */
 };
 void hist_get_stats(const struct hist *h, struct hist_stats *out);
 
@@ -107,7 +109,8 @@ typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last
                                    int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
 
-/* Run the retention purge as soon as the connection is idle (normally on its timer). */
+/* Run the partition maintenance and retention now, on its own connection and thread (normally
+ * on its timer, and after each connect): hist_part.h. */
 void hist_purge_now(struct hist *h);
 
 /* Schema install, blocking: for "pgcrond install" (never on the daemon's loop). Inside one

@@ -44,19 +44,20 @@ struct job {
 	/* ---- flow.c ---- */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
-	uint64_t success_seq;  /* flow sequence number of the last success */
-	uint64_t start_seq;    /* ... of the last start */
-	uint64_t mark;         /* upstream_failed propagation visit mark */
-	bool busy_final;       /* last run ended in a final failure */
-	struct run *parked;    /* a fire waiting for a running upstream */
-	bool notify_pending;   /* notifications not yet served: a run comes within max_delay,
-	                        * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;      /* upstreams succeeded while it ran: run again after */
-	char *graph_again_id;  /* the graph-run id for that run */
-	struct event retry_ev; /* the wait before the next attempt (active->retry_wait) */
+	uint64_t success_seq;   /* flow sequence number of the last success */
+	uint64_t start_seq;     /* ... of the last start */
+	uint64_t mark;          /* upstream_failed propagation visit mark */
+	bool busy_final;        /* last run ended in a final failure */
+	struct run *parked;     /* a fire waiting for a running upstream */
+	bool notify_pending;    /* notifications not yet served: a run comes within max_delay,
+	                         * so downstreams wait for it as for a running job (triggers.c) */
+	bool graph_again;       /* upstreams succeeded while it ran: run again after */
+	char *graph_again_id;   /* the graph-run id for that run */
+	struct event *retry_ev; /* the wait before the next attempt (active->retry_wait); made
+	                         * at first use (flow.c job_timer) */
 	bool retry_armed;
-	int consecutive;       /* final failures since the last success */
-	struct event stale_ev; /* armed at last success + max_staleness */
+	int consecutive;        /* final failures since the last success */
+	struct event *stale_ev; /* armed at last success + max_staleness; made at first use */
 	bool stale_armed;
 	int64_t last_success_us;
 	int64_t stale_ms;        /* max_staleness the timer was armed with */

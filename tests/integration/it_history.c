@@ -1,6 +1,6 @@
 /* Run history against a real PostgreSQL: the schema and "pgcrond install", the rows the
  * history module writes, orphans of a dead process, the spill file while the database is
- * unreachable, reconnecting after a lost connection, the retention purge, and the
+ * unreachable, reconnecting after a lost connection, and the
  * history and trigger commands. */
 #include <check.h>
 #include <errno.h>
@@ -700,52 +700,6 @@ START_TEST(missing_schema_keeps_records)
 }
 END_TEST
 
-/* ---- purge --------------------------------------------------------------------------- */
-
-static bool purge_done(void *arg)
-{
-	struct hist_stats st;
-	hist_get_stats(arg, &st);
-	return st.connected && st.purge_batches >= 3;
-}
-
-START_TEST(purge_deletes_old_rows_in_batches)
-{
-	char *ci = itest_fresh_db("it_hist_purge");
-	install_schema(ci);
-	PGconn *c = itest_connect(ci);
-	itest_exec(c,
-	           "INSERT INTO pgcrond.job_run_details (job_name, status, start_time, instance,"
-	           " run_key) SELECT 'old', 'succeeded', now() - interval '40 days' - i * interval"
-	           " '1 second', 'h', 'k' || i FROM generate_series(1, 2500) i");
-	itest_exec(c,
-	           "INSERT INTO pgcrond.job_run_details (job_name, status, start_time, instance,"
-	           " run_key) SELECT 'new', 'succeeded', now() - interval '29 days' - i * interval"
-	           " '1 second', 'h', 'n' || i FROM generate_series(1, 10) i");
-
-	struct hist *h = NULL;
-	ck_assert_int_eq(hist_open(base, ci, NULL, INSTANCE, 30LL * 86400 * 1000, &h), 0);
-	ck_assert(drive_until(purge_done, h, 30));
-	drive_for(0.2);
-	struct hist_stats st;
-	hist_get_stats(h, &st);
-	/* 1000 + 1000 + 500: the short batch ends the purge */
-	ck_assert_int_eq(st.purge_batches, 3);
-	ck_assert_int_eq(st.purged, 2500);
-	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pgcrond.job_run_details"), 10);
-
-	/* on demand, with nothing to do: one batch, nothing deleted */
-	hist_purge_now(h);
-	drive_for(0.3);
-	hist_get_stats(h, &st);
-	ck_assert_int_eq(st.purge_batches, 4);
-	ck_assert_int_eq(st.purged, 2500);
-	hist_close(&h);
-	PQfinish(c);
-	free(ci);
-}
-END_TEST
-
 /* ---- pgcrond history / trigger ------------------------------------------------------- */
 
 START_TEST(history_and_trigger_commands)
@@ -921,7 +875,6 @@ int main(void)
 	tcase_add_test(tc, two_processes_cannot_share_a_spill_file);
 	tcase_add_test(tc, lost_connection_reconnects_and_writes_everything);
 	tcase_add_test(tc, missing_schema_keeps_records);
-	tcase_add_test(tc, purge_deletes_old_rows_in_batches);
 	tcase_add_test(tc, history_and_trigger_commands);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -200,7 +200,7 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 }
 END_TEST
 
-/* A database at schema version 1 gets step 2 from `pgcrond install`. */
+/* A database at schema version 1 gets step 2 (and the later ones) from `pgcrond install`. */
 START_TEST(install_upgrades_version_1)
 {
 	struct itest_env e;

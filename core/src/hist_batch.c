@@ -1,0 +1,368 @@
+/* Set-based history writes and the run-start map (hist_batch.h). */
+#include "hist_batch.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "history.h"
+
+/* ---- array literals ------------------------------------------------------------------ */
+
+/* One text[] parameter in the array input syntax: {"a","b",NULL}. */
+struct arr {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static void arr_put(struct arr *a, const char *s, size_t n)
+{
+	if (a->oom)
+		return;
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		while (a->len + n + 2 > cap)
+			cap *= 2;
+		char *b = realloc(a->buf, cap);
+		if (!b) {
+			a->oom = true;
+			return;
+		}
+		a->buf = b;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, s, n);
+	a->len += n;
+	a->buf[a->len] = '\0';
+}
+
+static void arr_add(struct arr *a, const char *v)
+{
+	arr_put(a, a->len ? "," : "{", 1);
+	if (!v) {
+		arr_put(a, "NULL", 4);
+		return;
+	}
+	arr_put(a, "\"", 1);
+	for (const char *p = v; *p;) {
+		size_t run = strcspn(p, "\"\\");
+		arr_put(a, p, run);
+		p += run;
+		if (*p) {
+			char esc[2] = {'\\', *p++};
+			arr_put(a, esc, 2);
+		}
+	}
+	arr_put(a, "\"", 1);
+}
+
+static const char *arr_end(struct arr *a)
+{
+	arr_put(a, a->len ? "}" : "{}", a->len ? 1 : 2);
+	return a->oom ? NULL : a->buf;
+}
+
+/* ---- the batch ----------------------------------------------------------------------- */
+
+/* Spill line kinds (history.c). */
+enum { F_INSTANCE, F_RUN_KEY }; /* first two fields of every kind */
+enum ins_col {
+	I_INSTANCE,
+	I_RUN_KEY,
+	I_BOOT_ID,
+	I_JOB_NAME,
+	I_DATABASE,
+	I_USERNAME,
+	I_COMMAND,
+	I_TRIGGER,
+	I_GRAPH_RUN,
+	I_SCHED_US,
+	I_START_US,
+	I_ATTEMPT,
+	I_STATUS,
+	I_MESSAGE,
+	I_SQLSTATE,
+	I_END_US,
+	I_PID,
+	I_N
+};
+enum upd_col {
+	U_INSTANCE,
+	U_RUN_KEY,
+	U_START_US,
+	U_STATUS,
+	U_MESSAGE,
+	U_SQLSTATE,
+	U_END_US,
+	U_PID,
+	U_N
+};
+
+static const char sql_ins[] =
+    "INSERT INTO pgcrond.job_run_details AS d"
+    " (jobid, database, username, command, status, return_message, start_time, end_time,"
+    "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
+    "  boot_id, graph_run, job_pid)"
+    " SELECT (SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = u.job_name),"
+    "  u.database, u.username, u.command, u.status, u.message,"
+    "  timestamptz 'epoch' + u.start_us * interval '1 microsecond',"
+    "  timestamptz 'epoch' + u.end_us * interval '1 microsecond',"
+    "  u.job_name, u.trigger, timestamptz 'epoch' + u.sched_us * interval '1 microsecond',"
+    "  u.attempt, (u.end_us - u.start_us) / 1000.0, u.sqlstate, u.instance, u.run_key,"
+    "  u.boot_id, u.graph_run, u.pid"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    "  $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::integer[],"
+    "  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[])"
+    "  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"
+    "  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid)"
+    /* a replay: the row is there; a start changes nothing, an end completes a running row */
+    " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
+    " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
+    "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
+    "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, d.job_pid)"
+    " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'";
+
+static const char sql_upd[] =
+    "UPDATE pgcrond.job_run_details d"
+    " SET status = coalesce(u.status, d.status),"
+    "  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"
+    "  sqlstate = CASE WHEN u.status IS NULL THEN d.sqlstate ELSE u.sqlstate END,"
+    "  end_time = coalesce(timestamptz 'epoch' + u.end_us * interval '1 microsecond',"
+    "                      d.end_time),"
+    "  duration_ms = coalesce(extract(epoch FROM (timestamptz 'epoch' + u.end_us"
+    "                * interval '1 microsecond') - d.start_time) * 1000, d.duration_ms),"
+    "  job_pid = coalesce(u.pid, d.job_pid)"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
+    "  $7::bigint[], $8::integer[])"
+    "  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"
+    " WHERE d.instance = u.instance AND d.run_key = u.run_key"
+    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'";
+
+/* A row to insert or to update, by its run. */
+struct row {
+	const char *f[I_N];
+	bool insert; /* else an update of a row an earlier batch wrote */
+};
+
+static uint32_t hash_key(const char *instance, const char *run_key)
+{
+	uint32_t x = 2166136261u;
+	for (const char *p = run_key; *p; p++)
+		x = (x ^ (unsigned char)*p) * 16777619u;
+	for (const char *p = instance; *p; p++)
+		x = (x ^ (unsigned char)*p) * 16777619u;
+	return x;
+}
+
+int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n)
+{
+	size_t slots = 16;
+	while (slots < 2 * n)
+		slots *= 2;
+	char **copies = calloc(n, sizeof(*copies));
+	struct row *rows = calloc(n, sizeof(*rows));
+	long *slot = malloc(slots * sizeof(*slot)); /* row index + 1, 0 = empty */
+	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}};
+	size_t nrows = 0, nins = 0, nupd = 0;
+	int rc = -1;
+
+	if (!copies || !rows || !slot)
+		goto out;
+	memset(slot, 0, slots * sizeof(*slot));
+	for (size_t i = 0; i < n; i++) {
+		const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
+		copies[i] = malloc(lens[i] + 1);
+		if (!copies[i])
+			goto out;
+		memcpy(copies[i], lines[i], lens[i]);
+		copies[i][lens[i]] = '\0';
+		int nf = hist_spool_decode(copies[i], lens[i], &kind, f, HIST_SPOOL_MAX_FIELDS);
+		bool start = nf == 12 && !strcmp(kind, "S1"),
+		     record = nf == 16 && !strcmp(kind, "R1");
+		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
+		if (!(start || record || pid || fin) || !f[F_INSTANCE] || !f[F_RUN_KEY]) {
+			rc = 0; /* an older kind or a damaged line: line by line */
+			goto out;
+		}
+		size_t h = hash_key(f[F_INSTANCE], f[F_RUN_KEY]) & (slots - 1);
+		while (slot[h] && (strcmp(rows[slot[h] - 1].f[I_RUN_KEY], f[F_RUN_KEY]) ||
+		                   strcmp(rows[slot[h] - 1].f[I_INSTANCE], f[F_INSTANCE])))
+			h = (h + 1) & (slots - 1);
+		struct row *r = slot[h] ? &rows[slot[h] - 1] : NULL;
+		if (start || record) {
+			if (r) {
+				rc = 0; /* the same run twice: let the line path sort it out */
+				goto out;
+			}
+			r = &rows[nrows];
+			slot[h] = (long)++nrows;
+			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
+			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
+			r->insert = true;
+			continue;
+		}
+		if (!r) {
+			r = &rows[nrows];
+			slot[h] = (long)++nrows;
+			r->f[I_INSTANCE] = f[0];
+			r->f[I_RUN_KEY] = f[1];
+		}
+		if (pid) {
+			r->f[I_PID] = f[2];
+			if (!r->insert)
+				r->f[I_START_US] = f[3];
+		} else {
+			r->f[I_STATUS] = f[2];
+			r->f[I_MESSAGE] = f[3];
+			r->f[I_SQLSTATE] = f[4];
+			r->f[I_END_US] = f[5];
+			if (!r->insert)
+				r->f[I_START_US] = f[6];
+		}
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		const struct row *r = &rows[i];
+		if (r->insert) {
+			for (int c = 0; c < I_N; c++)
+				arr_add(&ia[c], r->f[c]);
+			nins++;
+			continue;
+		}
+		if (!r->f[I_START_US]) {
+			rc = 0;
+			goto out;
+		}
+		const int map[U_N] = {I_INSTANCE, I_RUN_KEY,  I_START_US, I_STATUS,
+		                      I_MESSAGE,  I_SQLSTATE, I_END_US,   I_PID};
+		for (int c = 0; c < U_N; c++)
+			arr_add(&ua[c], r->f[map[c]]);
+		nupd++;
+	}
+	const char *ip[I_N], *up[U_N];
+	bool oom = false;
+	for (int c = 0; c < I_N; c++)
+		oom |= nins && !(ip[c] = arr_end(&ia[c]));
+	for (int c = 0; c < U_N; c++)
+		oom |= nupd && !(up[c] = arr_end(&ua[c]));
+	if (oom)
+		goto out;
+	rc = 0;
+	/* the inserts first: an update may be for a row of the same batch's transaction */
+	if (nins) {
+		if (!PQsendQueryParams(conn, sql_ins, I_N, NULL, ip, NULL, NULL, 0)) {
+			rc = -1;
+			goto out;
+		}
+		rc++;
+	}
+	if (nupd) {
+		if (!PQsendQueryParams(conn, sql_upd, U_N, NULL, up, NULL, NULL, 0)) {
+			rc = -1;
+			goto out;
+		}
+		rc++;
+	}
+out:
+	for (int c = 0; c < I_N; c++)
+		free(ia[c].buf);
+	for (int c = 0; c < U_N; c++)
+		free(ua[c].buf);
+	for (size_t i = 0; copies && i < n; i++)
+		free(copies[i]);
+	free(copies);
+	free(rows);
+	free(slot);
+	return rc;
+}
+
+/* ---- the run-start map ------------------------------------------------------------------ */
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+static int grow(struct hist_keymap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	uint64_t *keys = calloc(cap, sizeof(*keys));
+	int64_t *starts = calloc(cap, sizeof(*starts));
+
+	if (!keys || !starts) {
+		free(keys);
+		free(starts);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->keys[i])
+			continue;
+		size_t s = slot_of(m->keys[i], cap);
+		while (keys[s])
+			s = (s + 1) & (cap - 1);
+		keys[s] = m->keys[i];
+		starts[s] = m->starts[i];
+	}
+	free(m->keys);
+	free(m->starts);
+	m->keys = keys;
+	m->starts = starts;
+	m->cap = cap;
+	return 0;
+}
+
+int hist_keymap_put(struct hist_keymap *m, uint64_t key, int64_t start_us)
+{
+	if (!key)
+		return -EINVAL;
+	if ((m->n + 1) * 2 > m->cap && grow(m) != 0)
+		return -ENOMEM;
+	size_t s = slot_of(key, m->cap);
+	while (m->keys[s] && m->keys[s] != key)
+		s = (s + 1) & (m->cap - 1);
+	if (!m->keys[s])
+		m->n++;
+	m->keys[s] = key;
+	m->starts[s] = start_us;
+	return 0;
+}
+
+int64_t hist_keymap_get(const struct hist_keymap *m, uint64_t key)
+{
+	if (!m->cap || !key)
+		return 0;
+	for (size_t s = slot_of(key, m->cap); m->keys[s]; s = (s + 1) & (m->cap - 1))
+		if (m->keys[s] == key)
+			return m->starts[s];
+	return 0;
+}
+
+void hist_keymap_del(struct hist_keymap *m, uint64_t key)
+{
+	if (!m->cap || !key)
+		return;
+	size_t s = slot_of(key, m->cap);
+	while (m->keys[s] && m->keys[s] != key)
+		s = (s + 1) & (m->cap - 1);
+	if (!m->keys[s])
+		return;
+	m->keys[s] = 0;
+	m->n--;
+	/* linear probing: re-place the entries after the hole so none is cut off from its slot */
+	for (size_t t = (s + 1) & (m->cap - 1); m->keys[t]; t = (t + 1) & (m->cap - 1)) {
+		uint64_t k = m->keys[t];
+		int64_t v = m->starts[t];
+		m->keys[t] = 0;
+		m->n--;
+		if (hist_keymap_put(m, k, v) != 0)
+			break; /* cannot happen: no growth while deleting */
+	}
+}
+
+void hist_keymap_free(struct hist_keymap *m)
+{
+	free(m->keys);
+	free(m->starts);
+	memset(m, 0, sizeof(*m));
+}

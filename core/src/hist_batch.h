@@ -1,0 +1,38 @@
+#ifndef PGCROND_HIST_BATCH_H
+#define PGCROND_HIST_BATCH_H
+
+/* Set-based history writes (used by history.c). A batch of spill lines becomes at most three
+ * statements instead of one per line: one INSERT of every row (a run's start, its pid and its
+ * end merged into one complete row when they are all in the batch, so a short run costs one
+ * row written once and no UPDATE), one UPDATE of the pids and one of the ends of runs whose
+ * row was written by an earlier batch. Values travel as array parameters unnested on the
+ * server. The updates name the row's start_time, so each touches one day's partition.
+ *
+ * Needs schema 6 (the key (instance, run_key, start_time)); history.c falls back to one
+ * statement per line on an older schema and to isolate a line the database refuses.
+ *
+ * And the small map from a run's key to its start, so a run's end can name its partition. */
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Queue the batch's statements on CONN (in pipeline mode already). LINES[i] is a spill line
+ * of LENS[i] bytes without its '\n'. Returns the number of statements queued (>= 1), 0 if a
+ * line is not of the kinds the set path knows (send the batch line by line), or -1 if libpq
+ * failed (the connection's error says why) or memory ran out. */
+int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n);
+
+/* Run key -> start (Unix µs), for the runs in progress. */
+struct hist_keymap {
+	uint64_t *keys; /* 0: empty slot */
+	int64_t *starts;
+	size_t cap, n;
+};
+int hist_keymap_put(struct hist_keymap *m, uint64_t key, int64_t start_us)
+    __attribute__((warn_unused_result));
+int64_t hist_keymap_get(const struct hist_keymap *m, uint64_t key); /* 0 if absent */
+void hist_keymap_del(struct hist_keymap *m, uint64_t key);
+void hist_keymap_free(struct hist_keymap *m);
+
+#endif

@@ -1,0 +1,88 @@
+/* A SIGHUP reload parses the configuration on a thread (reload.h): the event loop goes on
+ * serving while it parses. Seen from outside: a second SIGHUP that arrives during the parse
+ * is answered at once ("a reload is in progress; reloading again after it") and leads to a
+ * second reload after the first, instead of waiting, unseen, behind it. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+static int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(second_sighup_during_a_parse_is_answered_at_once)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload", "it_reload");
+	/* 50,000 jobs (50 files): a parse of a tenth of a second at least */
+	size_t cap = 1000 * 160;
+	char *buf = malloc(cap);
+	for (int f = 0; f < 50; f++) {
+		size_t o = (size_t)snprintf(buf, cap, "jobs = (\n");
+		for (int i = 0; i < 1000; i++)
+			o += (size_t)snprintf(buf + o, cap - o,
+			                      "  { name = \"t%d-%d\"; schedule = \"0 0 1 1 *\";"
+			                      " command = \"SELECT 1\"; }%s\n",
+			                      f, i, i < 999 ? "," : "");
+		snprintf(buf + o, cap - o, ");\n");
+		char name[32];
+		snprintf(name, sizeof(name), "conf.d/%02d-jobs.conf", f);
+		char *path = itest_env_path(&e, name);
+		FILE *fp = fopen(path, "w");
+		ck_assert(fp && fputs(buf, fp) >= 0 && fclose(fp) == 0);
+		free(path);
+	}
+	free(buf);
+	itest_env_start(&e);
+	itest_env_job(&e, "99-new.conf",
+	              "job = { name = \"added-later\"; schedule = \"0 0 1 1 *\";"
+	              " command = \"SELECT 2\"; };\n");
+
+	/* the second signal once the first reload has begun (signals sent together merge) */
+	ck_assert_int_eq(kill(e.pid, SIGHUP), 0);
+	ck_assert(itest_wait_log(e.log, "SIGHUP: reloading", 20));
+	ck_assert_int_eq(kill(e.pid, SIGHUP), 0);
+	double end = itest_now() + 60;
+	char *log = NULL;
+	for (;;) {
+		free(log);
+		log = itest_read_file(e.log);
+		if (count_in(log, "configuration reloaded:") >= 2 || itest_now() > end)
+			break;
+		itest_sleep(0.05);
+	}
+	ck_assert_msg(count_in(log, "configuration reloaded:") == 2, "two reloads expected:\n%s",
+	              log);
+	ck_assert_msg(strstr(log, "SIGHUP: a reload is in progress; reloading again after it"),
+	              "the second SIGHUP waited behind the first parse:\n%s", log);
+	ck_assert_msg(strstr(log, "configuration reloaded: 50001 job(s); 1 added, 0 changed"), "%s",
+	              log);
+	ck_assert_msg(strstr(log, "configuration reloaded: 50001 job(s); 0 added, 0 changed"), "%s",
+	              log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("reload");
+	TCase *tc = tcase_create("reload");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, second_sighup_during_a_parse_is_answered_at_once);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
