@@ -10,10 +10,12 @@
  *
  *   scripts/pg-sandbox run -- build/bench/fire/bench_fire [N ...]
  *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
- *   job database's pool; FIRE_INSTANCES=1: instances running the same jobs on the same
- *   database, each fire claimed by one of them (README "Running several instances");
- *   FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of their cost;
- *   FIRE_LOG_LEVEL=notice: the daemons' log_level) */
+ *   job database's pool; FIRE_HISTORY=down: the history database is one nobody answers for,
+ *   so every record is spooled; FIRE_RELOAD=M: M more job files, one job each, none due,
+ *   and a reload (SIGHUP) in the middle of every window; FIRE_INSTANCES=1: instances running
+ *   the same jobs on the same database, each fire claimed by one of them (README "Running
+ *   several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
+ *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level) */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +115,22 @@ static long spooled_records(const char *dir, const char *state)
 	return n;
 }
 
+/* FIRE_HISTORY=down: the history database does not answer (a socket dir that does not
+ * exist), so the daemon spools every record while the jobs run. */
+static bool history_down(void)
+{
+	const char *v = getenv("FIRE_HISTORY");
+	return v && strcmp(v, "down") == 0;
+}
+
+/* FIRE_RELOAD=M: M job files to re-read in a reload during each window (0: no reload). */
+static int reload_files(void)
+{
+	const char *v = getenv("FIRE_RELOAD");
+	int n = v ? atoi(v) : 0;
+	return n >= 0 && n <= 100000 ? n : 0;
+}
+
 static void write_config(const char *dir, const char *state, int n, const char *schedule,
                          const char *instance)
 {
@@ -126,10 +144,12 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
 	        "state_dir = \"%s/%s\";\nlog_level = \"%s\";\nmax_running = 64;\n"
 	        "shutdown_grace = \"5s\";\n"
-	        "databases = { bench = { conninfo = \"%s\"; pool = %d; }; };\n"
-	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
+	        "databases = { bench = { conninfo = \"%s\"; pool = %d; };\n"
+	        "  gone = { conninfo = \"host=/nonexistent-pgcrond-bench dbname=x\"; }; };\n"
+	        "history = { database = \"%s\"; retain = \"1d\"; };\n",
 	        instance, dir, dir, state,
-	        getenv("FIRE_LOG_LEVEL") ? getenv("FIRE_LOG_LEVEL") : "notice", db_ci, fire_pool());
+	        getenv("FIRE_LOG_LEVEL") ? getenv("FIRE_LOG_LEVEL") : "notice", db_ci, fire_pool(),
+	        history_down() ? "gone" : "bench");
 	fclose(f);
 	/* files of 1,000 jobs (a configuration file may hold at most 1 MiB), none left over
 	 * from a larger N */
@@ -157,6 +177,17 @@ static void write_config(const char *dir, const char *state, int n, const char *
 			        "(statement_timestamp())\"; }%s\n",
 			        i, schedule, i + 1 < last ? "," : "");
 		fprintf(f, ");\n");
+		fclose(f);
+	}
+	for (int i = 0; i < reload_files(); i++) {
+		snprintf(path, sizeof(path), "%s/conf.d/reload-%05d.conf", dir, i);
+		f = fopen(path, "w");
+		if (!f)
+			bench_die("write", path);
+		fprintf(f,
+		        "job = { name = \"r%d\"; database = \"bench\"; schedule = \"0 0 1 1 *\";\n"
+		        "        command = \"SELECT %d\"; };\n",
+		        i, i);
 		fclose(f);
 	}
 }
@@ -242,7 +273,15 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		for (int j = 0; j < k; j++)
 			cpu0 += cpu_ticks(pid[j]);
 		double m0 = bench_now();
-		bench_sleep(seconds);
+		if (reload_files() > 0) {
+			/* a reload that re-reads every job file, mid-window */
+			bench_sleep(seconds / 2);
+			for (int j = 0; j < k; j++)
+				kill(pid[j], SIGHUP);
+			bench_sleep(seconds / 2);
+		} else {
+			bench_sleep(seconds);
+		}
 		for (int j = 0; j < k; j++)
 			cpu1 += cpu_ticks(pid[j]);
 		w[i].seconds = bench_now() - m0;
@@ -283,8 +322,11 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
 	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
 	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
-	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max):\n", n, k,
-	       windows, seconds);
+	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max)%s%s:\n", n, k,
+	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
+	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
+	if (reload_files() > 0)
+		printf("  %d more job files re-read by each reload\n", reload_files());
 	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
 	printf("  runs/s %s (expected %d)  daemon CPU %% %s (all instances)  RSS %ld kB\n", buf[3],
 	       n, buf[4], rss);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "duration.h"
 #include "history.h"
 #include "pgconn.h"
 

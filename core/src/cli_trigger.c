@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "duration.h"
 #include "ctl.h"
 #include "history.h"
 #include "pgconn.h"

@@ -1131,7 +1131,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	if (gethostname(c->host, sizeof(c->host)) != 0)
 		snprintf(c->host, sizeof(c->host), "?");
 	c->host[sizeof(c->host) - 1] = '\0';
-	log_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
+	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
 	c->last_purge_ms = mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
 	evtimer_assign(&c->retry_ev, base, on_retry, c);
 	evtimer_assign(&c->deadline_ev, base, on_deadline, c);

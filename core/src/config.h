@@ -11,36 +11,7 @@
 #include <stdint.h>
 
 #include "cron.h"
-
-/* ---- diagnostics ------------------------------------------------------------------ */
-
-struct diag {
-	char *file;    /* may be NULL for problems with no file */
-	int line;      /* 0 if unknown */
-	char *message; /* one or two sentences: what is wrong, what to do */
-};
-
-struct diag_list {
-	struct diag *items;
-	size_t n, cap;
-};
-
-void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Print each as "FILE:LINE: message\n" (or "FILE: message", or "message"). */
-void diag_print(const struct diag_list *dl, void *stdio_file);
-void diag_clear(struct diag_list *dl);
-
-/* ---- durations: "30s", "5m", "2h", "7d", also "250ms" ------------------------------ */
-
-/* The longest duration accepted: 100 years (36,500 days), in milliseconds. */
-#define DURATION_MAX_MS (36500LL * 86400 * 1000)
-/* Parse into milliseconds; -EINVAL with a message in ERR for anything else, also for more
- * than DURATION_MAX_MS. */
-int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* Format for people: "30s", "5m", "1h30m". */
-void duration_format(int64_t ms, char *out, size_t outlen);
+#include "diag.h"
 
 /* ---- the config ------------------------------------------------------------------- */
 
@@ -50,7 +21,7 @@ enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
 struct conf_database {
 	char *name;     /* key under databases = { ... } */
-	char *conninfo; /* libpq conninfo; never logged without log_redact_conninfo() */
+	char *conninfo; /* libpq conninfo; never logged without pgconn_redact_conninfo() */
 	int pool;       /* connections at most, default 4 */
 	char *file;
 	int line;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
+
 static bool str_eq(const char *a, const char *b)
 {
 	if (!a || !b)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config_priv.h"
+#include "duration.h"
 #include "text.h"
 
 /* ---- spelling suggestions ---------------------------------------------------------- */

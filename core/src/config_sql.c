@@ -155,6 +155,7 @@ static void drop_bad_after(struct loader *L, size_t first)
 			config_job_free_fields(j);
 			memmove(j, j + 1, (cfg->n_jobs - i - 1) * sizeof(*j));
 			cfg->n_jobs--;
+			config_index_jobs(cfg); /* the jobs after it moved */
 			changed = true;
 		}
 	}
@@ -201,6 +202,7 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 		/* a job with a problem is left out; the others run */
 		if (L.n_errors != errors && cfg->n_jobs > before) {
 			config_job_free_fields(&cfg->jobs[--cfg->n_jobs]);
+			config_index_jobs(cfg); /* it was indexed when appended */
 		} else if (cfg->n_jobs > before) {
 			struct conf_job *j = &cfg->jobs[cfg->n_jobs - 1];
 			j->username = config_dup_str(&L, jobs[i].username);

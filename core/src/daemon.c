@@ -195,25 +195,34 @@ static void log_diags(const struct diag_list *dl)
 
 /* Which jobs a reload added, changed (and in what) and removed, so the operator sees that the
  * edit they meant arrived; a long list is cut, the counts are always complete. */
-static void log_reload_diff(const struct pgc_config *old, const struct pgc_config *new_cfg)
+/* What changed from OLD to NEW_CFG: a line per job (up to a limit) and a summary. SQL says
+ * whether the jobs made in SQL changed (at commit) rather than the files (at a reload). */
+static void log_reload_diff(const struct pgc_config *old, const struct pgc_config *new_cfg,
+                            bool sql)
 {
 	enum { MAX_LINES = 50 };
 	struct config_diff diff = {0};
+	const char *what = sql ? "jobs made in SQL applied" : "configuration reloaded";
+	const char *prefix = sql ? "sql jobs" : "reload";
 
 	if (config_diff_jobs(old, new_cfg, &diff) < 0) {
-		log_notice("configuration reloaded: %zu job(s) (out of memory listing the changes)",
+		log_notice("%s: %zu job(s) (out of memory listing the changes)", what,
 		           new_cfg->n_jobs);
 		goto out;
 	}
 	for (size_t i = 0; i < diff.n && i < MAX_LINES; i++)
-		log_notice("reload: %s", diff.lines[i]);
+		log_notice("%s: %s", prefix, diff.lines[i]);
 	if (diff.n > MAX_LINES)
-		log_notice("reload: ... and %zu more job change(s)", diff.n - MAX_LINES);
-	log_notice("configuration reloaded: %zu job(s); %zu added, %zu changed, %zu removed",
-	           new_cfg->n_jobs, diff.added, diff.changed, diff.removed);
+		log_notice("%s: ... and %zu more job change(s)", prefix, diff.n - MAX_LINES);
+	if (sql && diff.n == 0)
+		log_info("%s: %zu job(s); nothing changed", what, new_cfg->n_jobs);
+	else
+		log_notice("%s: %zu job(s); %zu added, %zu changed, %zu removed", what,
+		           new_cfg->n_jobs, diff.added, diff.changed, diff.removed);
 out:
 	config_diff_free(&diff);
 }
+
 /* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
 static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
                            struct plugin_registry *plugins, cron_tz *tz)
@@ -242,11 +251,13 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	}
 	apply_log_level(cfg);
 	log_plugins(plugins);
+	if (d->hist)
+		hist_set_connection_check(d->hist, cfg->connection_check_ms);
 	alert_reconfigure(d->alerts, cfg);
 	if (cluster_set_jobs(d->cluster, cfg) < 0)
 		log_warning("cluster: out of memory publishing the jobs");
 	http_apply(d->http, cfg);
-	log_reload_diff(d->cfg, cfg);
+	log_reload_diff(d->cfg, cfg, files == NULL);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
 	plugin_registry_free(&d->plugins);
@@ -472,6 +483,17 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 		            spec.database ? spec.database : "(none)");
 }
 
+/* The history holds its records back while runs are under way or waiting. */
+static bool runs_under_way(void *ex)
+{
+	return exec_active_runs(ex) > 0;
+}
+
+static void wake_history(void *hist)
+{
+	hist_wake(hist);
+}
+
 static int open_history(struct daemon *d)
 {
 	const struct conf_database *db =
@@ -488,6 +510,9 @@ static int open_history(struct daemon *d)
 		          strerror(-rc));
 		return rc;
 	}
+	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
+	hist_set_busy_fn(d->hist, runs_under_way, d->ex);
+	exec_set_drained_cb(d->ex, wake_history, d->hist);
 	return 0;
 }
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "diag.h"
 
 void diag_add(struct diag_list *dl, const char *file, int line, const char *fmt, ...)
 {

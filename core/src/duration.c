@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "duration.h"
 
 #define DURATION_HINT "use a number and a unit: \"30s\", \"5m\", \"2h\", \"7d\""
 

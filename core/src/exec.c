@@ -6,8 +6,9 @@
  * connection's defaults (conn_reset), so that no run sees what an earlier one left. A run
  * waits in its pool's queue until a connection is free; pools open connections on demand up
  * to their size and back off exponentially after a failed attempt. Nothing here blocks:
- * cancelling a statement is a query on another connection (pg_cancel_backend), never
- * PQcancel(), which connects synchronously. */
+ * a statement is cancelled through its connection's cancel key by cancel.c's worker
+ * threads (PQcancel() connects synchronously), never by pid from another connection,
+ * which behind a pooler or after a failover may be another session. */
 #include "exec.h"
 
 #include <errno.h>
@@ -20,18 +21,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "cancel.h"
 #include "config.h"
+#include "duration.h"
 #include "log.h"
 #include "pgconn.h"
 
-/* After asking the backend to cancel, wait this long before terminating it, and as long
- * again before giving up on the connection altogether. */
+/* After asking the backend to cancel, wait this long before asking again (a request that
+ * reached the server between two statements of the backend is lost), and as long again
+ * before giving up on the connection altogether. */
 #define ESCALATE_MS 3000
 /* The client-side timer trails the server's statement_timeout slightly, so that the server
  * normally stops the statement itself and the connection stays usable. */
 #define CLIENT_TIMEOUT_SLACK_MS 500
-/* Control queries (cancel, terminate) get this long before they are abandoned. */
-#define CONTROL_TIMEOUT_MS 10000
 /* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -52,7 +54,7 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	char app_name[80];    /* application_name a run set on it; "" = the startup one */
-	bool tainted;         /* a cancel or terminate was aimed at it: never reuse */
+	bool tainted;         /* a cancel was aimed at it: never reuse */
 	struct conn *prev, *next;
 	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
 	 * answered, whether a step failed (then it is closed), and the statement_timeout its
@@ -101,7 +103,6 @@ struct exec_run {
 	struct exec *ex;
 	struct pool *pool;
 	enum run_state state;
-	bool internal; /* a control query: jumps the queue, may exceed the pool by one */
 	struct run_stmt *stmts;
 	size_t n_stmts;
 	size_t cur;           /* statement being executed */
@@ -120,7 +121,8 @@ struct exec_run {
 	struct event timer_ev; /* the timeout, then the cancel escalation */
 	bool timer_set;
 	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
-	int escalation;       /* 0 none, 1 cancel sent, 2 terminate sent */
+	int escalation;       /* 0 none, 1 cancel sent, 2 cancel sent again */
+	struct cancel_req *cancel_req; /* the cancel request under way (cancel.c) */
 	char *cancel_msg;
 	bool timed_out, cancelled;
 	/* the outcome being built */
@@ -140,6 +142,11 @@ struct exec {
 	void (*on_reachable)(void *arg, const char *database);
 	void *reachable_arg;
 	int64_t check_ms; /* exec_set_connection_check() */
+	struct cancel *cancel;
+	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
+	void (*on_drained)(void *arg);
+	void *drained_arg;
+	struct event drained_ev;
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -149,6 +156,7 @@ static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_reset(struct conn *c);
+static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static int64_t now_us(void)
 {
@@ -263,7 +271,7 @@ static void conn_close(struct conn **cp)
 static void pool_log_failure(struct pool *p, const char *err)
 {
 	char redacted[1024];
-	log_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
+	pgconn_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
 	if (log_complain(&p->complaint))
 		log_warning("database %s (%s): cannot connect: %s; retrying with backoff", p->name,
 		            redacted, err);
@@ -487,7 +495,7 @@ static bool conn_reset_send(struct conn *c)
 	ok = ok && PQsendQueryParams(c->pg, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 	     PQpipelineSync(c->pg) &&
 	     PQsendQueryParams(c->pg, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
-	if (next && !next->internal && next->timeout_ms >= 0) {
+	if (next && next->timeout_ms >= 0) {
 		params[0] = next->timeout_text;
 		c->reset_timeout_ms = next->timeout_ms;
 		if (ok)
@@ -689,8 +697,8 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
 	r->setting_timeout = false;
-	bool app = !r->internal && r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
-	if (!r->internal && ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app)) {
+	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
+	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app) {
 		const char *params[2] = {r->timeout_text, r->app_name};
 		r->setting_timeout = true;
 		if (!PQsendQueryParams(c->pg, app ? SET_RUN_SQL : SET_TIMEOUT_SQL, app ? 2 : 1,
@@ -809,7 +817,7 @@ error:
 	free(text);
 	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
 	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
-	    !r->internal && strstr(r->message ? r->message : "", "statement timeout"))
+	    strstr(r->message ? r->message : "", "statement timeout"))
 		r->timed_out = true;
 }
 
@@ -1005,10 +1013,8 @@ static void pool_dispatch(struct pool *p)
 		}
 		if (p->backing_off || p->removed)
 			return;
-		/* Open a connection per waiting run, up to the pool's size (plus one for control
-		 * queries, so a full pool of stuck statements can still be cancelled). */
-		size_t cap = (size_t)p->size + (r->internal ? 1 : 0);
-		if (p->n_connecting >= p->n_waiting || p->n_conns >= cap)
+		/* Open a connection per waiting run, up to the pool's size. */
+		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size)
 			return;
 		int err = conn_open(p);
 		if (err < 0) {
@@ -1104,6 +1110,7 @@ static void run_free(struct exec_run **rp)
 	if (r->timer_set)
 		event_del(&r->timer_ev);
 	event_del(&r->done_ev);
+	cancel_forget(r->cancel_req);
 	for (size_t i = 0; i < r->n_stmts; i++) {
 		free(r->stmts[i].sql);
 		for (int j = 0; j < r->stmts[i].n_params; j++)
@@ -1139,8 +1146,10 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 		r->anext->aprev = r->aprev;
 	ex->n_runs--;
 	if (r->on_done)
-		r->on_done(r->arg, &o);
+		r->on_done(r->arg, &o); /* may submit more runs */
 	run_free(&r);
+	if (ex->n_runs == 0 && ex->on_drained)
+		event_active(&ex->drained_ev, 0, 0);
 }
 
 /* The run has ended (its connection already released): report it from the loop. */
@@ -1227,70 +1236,32 @@ out:
 	return err;
 }
 
-static void control_done(void *arg, const struct exec_outcome *o)
+static void cancel_done(void *arg, bool ok, const char *message)
 {
-	if (!o->ok)
-		log_warning("could not stop a statement: %s", o->message);
+	struct exec_run *r = arg;
+	r->cancel_req = NULL;
+	if (!ok)
+		log_warning("could not send a cancel request to backend %d: %s", r->pid, message);
 }
 
-/* Ask the server to stop R's backend, with pg_cancel_backend (escalation 1) or
- * pg_terminate_backend (2), on another connection of the same pool. */
-static void run_send_control(struct exec_run *r, int level)
+/* Ask the server, through the cancel key of R's connection, to cancel R's statement. The
+ * connection is never reused: the request may arrive after the statement ended and cancel
+ * whatever the connection would run next. */
+static void run_send_cancel(struct exec_run *r)
 {
-	char pid[16];
-	snprintf(pid, sizeof(pid), "%d", r->pid);
-	const char *params[1] = {pid};
-	struct exec_stmt s = {
-	    .sql = level == 1 ? "SELECT pg_catalog.pg_cancel_backend($1::int)"
-	                      : "SELECT pg_catalog.pg_terminate_backend($1::int)",
-	    .params = params,
-	    .n_params = 1,
-	};
-	struct exec_run_spec spec = {
-	    .database = r->pool->name,
-	    .stmts = &s,
-	    .n_stmts = 1,
-	    .timeout_ms = CONTROL_TIMEOUT_MS,
-	    .on_done = control_done,
-	};
-	struct exec_run *cr;
-	if (run_alloc(r->ex, &spec, &cr) < 0) {
-		log_error("out of memory cancelling a statement");
+	if (!r->conn)
 		return;
-	}
-	cr->internal = true;
-	cr->pool = r->pool;
-	cr->state = RUN_WAITING;
-	cr->anext = r->ex->runs;
-	if (r->ex->runs)
-		r->ex->runs->aprev = cr;
-	r->ex->runs = cr;
-	r->ex->n_runs++;
-	struct timeval tv = ms_tv(CONTROL_TIMEOUT_MS);
-	/* control runs use the plain timeout path (no escalation: they are not cancelled) */
-	if (event_add(&cr->timer_ev, &tv) == 0)
-		cr->timer_set = true;
-	/* front of the queue */
-	cr->wnext = r->pool->wait_head;
-	if (r->pool->wait_head)
-		r->pool->wait_head->wprev = cr;
-	else
-		r->pool->wait_tail = cr;
-	r->pool->wait_head = cr;
-	r->pool->n_waiting++;
-	if (r->conn)
-		r->conn->tainted = true;
-	pool_dispatch(r->pool);
+	r->conn->tainted = true;
+	cancel_forget(r->cancel_req);
+	r->cancel_req = cancel_send(r->ex->cancel, r->conn->pg, cancel_done, r);
+	if (!r->cancel_req)
+		log_warning("could not queue a cancel request for backend %d", r->pid);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec_run *r = arg;
 	r->timer_set = false;
-	if (r->internal) {
-		run_stop(r, "the control query timed out", false);
-		return;
-	}
 	if (!r->cancel_msg) {
 		char d[32], buf[160];
 		duration_format(r->timeout_ms, d, sizeof(d));
@@ -1306,10 +1277,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* escalation: cancel did not stop it in time */
 	if (r->escalation == 1 && r->conn) {
-		log_warning("backend %d did not stop after pg_cancel_backend(); terminating it",
-		            r->pid);
+		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
 		r->escalation = 2;
-		run_send_control(r, 2);
+		run_send_cancel(r);
 		struct timeval tv = ms_tv(ESCALATE_MS);
 		if (event_add(&r->timer_ev, &tv) == 0)
 			r->timer_set = true;
@@ -1338,15 +1308,8 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 		run_complete(r);
 		return;
 	}
-	if (r->internal) {
-		struct conn *c = r->conn;
-		r->conn = NULL;
-		conn_release(c, true);
-		run_complete(r);
-		return;
-	}
 	r->escalation = 1;
-	run_send_control(r, 1);
+	run_send_cancel(r);
 	if (r->timer_set)
 		event_del(&r->timer_ev);
 	struct timeval tv = ms_tv(ESCALATE_MS);
@@ -1400,6 +1363,12 @@ int exec_new(struct event_base *base, struct exec **out)
 		return -ENOMEM;
 	ex->base = base;
 	ex->check_ms = CONNECTION_CHECK_DEFAULT_MS;
+	event_assign(&ex->drained_ev, base, -1, 0, drained_cb, ex);
+	int err = cancel_new(base, &ex->cancel);
+	if (err < 0) {
+		free(ex);
+		return err;
+	}
 	*out = ex;
 	return 0;
 }
@@ -1427,6 +1396,8 @@ void exec_free(struct exec **exp)
 		free(p->last_error);
 		free(p);
 	}
+	cancel_free(&ex->cancel);
+	event_del(&ex->drained_ev);
 	free(ex);
 	*exp = NULL;
 }
@@ -1474,6 +1445,19 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 size_t exec_active_runs(const struct exec *ex)
 {
 	return ex->n_runs;
+}
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec *ex = arg;
+	if (ex->on_drained && ex->n_runs == 0)
+		ex->on_drained(ex->drained_arg);
+}
+
+void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg)
+{
+	ex->on_drained = fn;
+	ex->drained_arg = arg;
 }
 
 /* ---- reachability --------------------------------------------------------------------- */

@@ -6,8 +6,9 @@
  * PQflush, PQconsumeInput/PQisBusy/PQgetResult). A run is a list of statements executed in
  * order on one connection; it ends with one outcome (succeeded or failed, with pg_cron's
  * return_message and the SQLSTATE). Timeouts and cancellation stop the backend for real:
- * pg_cancel_backend() from another connection, then pg_terminate_backend() if the
- * statement does not stop within a few seconds. See DESIGN.md "Execution". */
+ * a cancel request with the connection's own cancel key (cancel.c, off the loop), again if
+ * the statement has not stopped within a few seconds, then the connection is dropped. See
+ * DESIGN.md "Execution". */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -96,6 +97,9 @@ int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused
 /* Connections currently open / runs not yet done, for status and tests. */
 size_t exec_connections(const struct exec *ex);
 size_t exec_active_runs(const struct exec *ex);
+/* FN(ARG) is called from the loop (never from inside an exec call) when the last run has
+ * ended (exec_active_runs() is 0). NULL: not told. */
+void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg);
 
 /* One database's pool as it is now, for status and metrics. */
 struct exec_db_stats {

@@ -11,6 +11,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "duration.h"
 #include "exec.h"
 #include "history.h"
 #include "jobgraph.h"

@@ -28,9 +28,10 @@ struct hist_part {
 	mtx_t mu;
 	cnd_t cv;
 	bool stop, kicked;
+	bool busy;     /* in a pass: connecting or running statements */
+	bool orphaned; /* stopped while busy: the thread frees this when its pass ends */
 	char *conninfo;
 	int64_t retain_ms, interval_ms;
-	PGcancel *cancel; /* of the statement in flight, for hist_part_stop */
 	struct hist_part_stats st;
 	struct log_complaint complaint; /* used by the thread only */
 	struct pgconn_notices notices;  /* ditto */
@@ -57,7 +58,7 @@ static bool exec_ok(PGconn *c, PGresult *r, const char *what)
 	return false;
 }
 
-/* One statement, cancellable by hist_part_stop. */
+/* One statement, unless the daemon is stopping. */
 static PGresult *run(struct hist_part *p, PGconn *c, const char *sql, int n,
                      const char *const *params)
 {
@@ -185,14 +186,7 @@ static void one_pass(struct hist_part *p)
 		pgconn_notices_init(&p->notices, "history retention", PGCONN_NOTICES_PER_MIN,
 		                    60000);
 	pgconn_log_notices(c, &p->notices);
-	mtx_lock(&p->mu);
-	p->cancel = PQgetCancel(c);
-	mtx_unlock(&p->mu);
 	ok = pass(p, c, retain_ms);
-	mtx_lock(&p->mu);
-	PQfreeCancel(p->cancel);
-	p->cancel = NULL;
-	mtx_unlock(&p->mu);
 	PQfinish(c);
 	if (ok)
 		log_complaint_reset(&p->complaint);
@@ -203,6 +197,14 @@ out:
 	else
 		p->st.failures++;
 	mtx_unlock(&p->mu);
+}
+
+static void free_part(struct hist_part *p)
+{
+	cnd_destroy(&p->cv);
+	mtx_destroy(&p->mu);
+	free(p->conninfo);
+	free(p);
 }
 
 static int thread_main(void *arg)
@@ -229,11 +231,16 @@ static int thread_main(void *arg)
 				break;
 		}
 		p->kicked = false;
+		p->busy = true;
 		mtx_unlock(&p->mu);
 		one_pass(p);
 		mtx_lock(&p->mu);
+		p->busy = false;
 	}
+	bool orphaned = p->orphaned;
 	mtx_unlock(&p->mu);
+	if (orphaned)
+		free_part(p);
 	return 0;
 }
 
@@ -298,23 +305,27 @@ void hist_part_get_stats(struct hist_part *p, struct hist_part_stats *out)
 	mtx_unlock(&p->mu);
 }
 
+/* A pass may be stuck on a server that stopped answering (its connect_timeout may be long,
+ * and a cancel request would hang on it too): the daemon's stop does not wait for it. A busy
+ * thread is left to end its pass (or to end with the process) and frees its state itself;
+ * an idle one is joined. */
 void hist_part_stop(struct hist_part **pp)
 {
 	struct hist_part *p = *pp;
-	char err[256];
 
 	if (!p)
 		return;
 	*pp = NULL;
 	mtx_lock(&p->mu);
 	p->stop = true;
-	if (p->cancel)
-		PQcancel(p->cancel, err, sizeof(err));
+	bool busy = p->busy;
+	p->orphaned = busy;
 	cnd_signal(&p->cv);
 	mtx_unlock(&p->mu);
+	if (busy) {
+		thrd_detach(p->thread);
+		return;
+	}
 	thrd_join(p->thread, NULL);
-	cnd_destroy(&p->cv);
-	mtx_destroy(&p->mu);
-	free(p->conninfo);
-	free(p);
+	free_part(p);
 }

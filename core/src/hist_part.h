@@ -32,7 +32,8 @@ void hist_part_kick(struct hist_part *p);
 /* Change the interval between passes (takes effect after the current wait). */
 void hist_part_set_interval(struct hist_part *p, int64_t interval_ms);
 void hist_part_get_stats(struct hist_part *p, struct hist_part_stats *out);
-/* Cancel a statement in flight, join the thread, free. */
+/* Stop the thread and free: an idle thread is joined; one in a pass is left to finish it (or
+ * to end with the process) and frees its own state. */
 void hist_part_stop(struct hist_part **p);
 
 #endif

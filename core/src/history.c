@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 
 #include "hist_batch.h"
 #include "hist_part.h"
+#include "bgwork.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -46,8 +48,12 @@
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
 #define DEF_CLOSE_GRACE_MS 5000
 #define DEF_RETRY_MIN_MS 1000
-#define DEF_RETRY_MAX_MS 30000
-#define CONNECT_TIMEOUT_MS 10000
+/* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
+ * its database, and one attempt every few seconds costs a down server nothing. */
+#define DEF_RETRY_MAX_MS 4000
+/* The default connection check (hist_set_connection_check): a connect, a batch and an
+ * idle connection's SELECT 1 must each be answered within it. */
+#define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
 #define FSYNC_DELAY_MS 200
 #define APP_NAME "pgcrond history"
@@ -60,6 +66,10 @@
  * batches, instead of history statements competing with the jobs' own (it is already in
  * the spill file, so the wait risks nothing). */
 #define LINGER_MS 100
+/* While the executor has runs under way (many jobs due at the same instant), records wait,
+ * until hist_wake() or for DEFER_MAX_MS at most: history statements on the jobs' server
+ * would make those runs later (hist_set_busy_fn). */
+#define DEFER_MAX_MS 1000
 
 /* Record kinds in the spill file; the digit is the layout's version. */
 #define K_START                                                                                    \
@@ -128,12 +138,23 @@ static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1:
 struct hist_line {
 	struct hist_line *next;
 	off_t end_off; /* spill file offset just past this line */
+	bool spilled;  /* it is in the spill file (else in memory only: the file could not
+	                * take it, and it goes there as soon as the file can) */
 	size_t len;    /* without the '\n' */
 	char text[];
 };
 
 enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
-enum hist_op { OP_NONE, OP_PREPARE, OP_BATCH, OP_ORPHANS, OP_LAST_FIRES, OP_ENSURE, OP_PARTITION };
+enum hist_op {
+	OP_NONE,
+	OP_PREPARE,
+	OP_BATCH,
+	OP_ORPHANS,
+	OP_LAST_FIRES,
+	OP_ENSURE,
+	OP_PARTITION,
+	OP_CHECK
+};
 
 struct hist {
 	struct event_base *base;
@@ -170,6 +191,14 @@ struct hist {
 	short watch_what;
 	bool sock_added;
 	struct event sock_ev, retry_ev, deadline_ev, purge_ev, fsync_ev, linger_ev;
+	/* the connection check: while idle, a SELECT 1 every check_ms / 2 that must be
+	 * answered within check_ms / 2, so a connection that went silent (a NAT that forgot
+	 * it, a failover without a reset) is replaced within check_ms */
+	struct event idle_ev;
+	int64_t check_ms;
+	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
+	void *busy_arg;
+	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
 	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
 	struct pgconn_notices notices;
 
@@ -184,6 +213,19 @@ struct hist {
 	off_t acked_off;    /* lines before this offset are acknowledged */
 	off_t leftover_off; /* lines before this offset came from an earlier process */
 	bool dirty;         /* appended since the last fdatasync */
+	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
+	/* fdatasync runs on a worker thread (bgwork): a slow disk never stalls the loop */
+	struct bgwork *bg;
+	struct bgwork_job sync_job;
+	bool sync_busy;
+	int sync_fd, sync_errno;
+	bool punch_unsupported;
+	/* The lines the spill file could not take (full, or its disk is): the tail of the
+	 * memory queue from mem_first on. No later line goes to the file before them, so the
+	 * file keeps the order; each enqueue tries to spill them first. */
+	struct hist_line *mem_first;
+	size_t mem_only_n;
+	uint64_t lost_unreported; /* records lost since the last summary line */
 
 	bool orphans_done;
 	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
@@ -203,6 +245,20 @@ struct hist {
 
 static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void kick(struct hist *h);
+static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
+                      const char *const *params);
+
+/* How long statement OP may go unanswered before the connection is given up: the
+ * connection check for the record batches and the check itself (a few hundred small
+ * statements), longer for the purge and the catch-up reads, which scan the table. */
+static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
+{
+	if (op == OP_BATCH || op == OP_PREPARE)
+		return h->check_ms;
+	if (op == OP_CHECK)
+		return h->check_ms / 2;
+	return h->check_ms > QUERY_TIMEOUT_MS ? h->check_ms : QUERY_TIMEOUT_MS;
+}
 
 /* ---- spill line format ---------------------------------------------------------------- */
 
@@ -406,14 +462,75 @@ static void spill_sync(struct hist *h)
 	h->dirty = false;
 }
 
+static void sync_work(struct bgwork_job *job)
+{
+	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
+	h->sync_errno = fdatasync(h->sync_fd) == 0 ? 0 : errno;
+}
+
+static void sync_done(struct bgwork_job *job, bool ran)
+{
+	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
+	h->sync_busy = false;
+	if (ran && h->sync_errno && log_complain(&h->spill_complaint))
+		log_error("history: fdatasync %s: %s", h->spill_path, strerror(h->sync_errno));
+	/* appended while it ran: another round */
+	if (h->dirty && !h->closing && !evtimer_pending(&h->fsync_ev, NULL))
+		arm(&h->fsync_ev, FSYNC_DELAY_MS);
+}
+
+/* spill_sync() on the worker thread; one at a time (what is appended meanwhile is synced
+ * by the next). */
+static void spill_sync_async(struct hist *h)
+{
+	if (h->spill_fd < 0 || !h->dirty || h->sync_busy)
+		return;
+	h->sync_fd = h->spill_fd;
+	h->sync_job.work = sync_work;
+	h->sync_job.done = sync_done;
+	h->dirty = false;
+	h->sync_busy = true;
+	if (!h->bg || bgwork_submit(h->bg, &h->sync_job) < 0) {
+		h->sync_busy = false;
+		h->dirty = true;
+		spill_sync(h); /* no worker: on the loop rather than not at all */
+	}
+}
+
 static void on_fsync(evutil_socket_t fd, short what, void *arg)
 {
-	spill_sync(arg);
+	spill_sync_async(arg);
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
 	kick(arg);
+}
+
+/* While records flow, the acknowledged lines at the start of the spill file give their
+ * disk space back (a hole punched up to the last whole block before the first unwritten
+ * line), so a small state_dir holds as many unwritten records as it has room for, though
+ * the file is emptied only when nothing waits. spill_open skips the hole. */
+#define PUNCH_MIN_BYTES (64 * 1024)
+static void spill_punch(struct hist *h)
+{
+	if (h->spill_fd < 0 || h->punch_unsupported ||
+	    h->acked_off - h->punched_off < PUNCH_MIN_BYTES)
+		return;
+	/* strictly before acked_off: what follows the hole always starts with the rest of an
+	 * acknowledged line, which spill_open skips */
+	off_t end = (h->acked_off - 1) / 4096 * 4096;
+	if (end <= h->punched_off)
+		return;
+	if (fallocate(h->spill_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end) != 0) {
+		if (errno == EOPNOTSUPP || errno == ENOSYS)
+			h->punch_unsupported = true;
+		else if (log_complain(&h->spill_complaint))
+			log_error("history: cannot free the written records' space in %s: %s",
+			          h->spill_path, strerror(errno));
+		return;
+	}
+	h->punched_off = end;
 }
 
 /* Nothing is waiting any more: start the file afresh. */
@@ -424,7 +541,7 @@ static void spill_reset(struct hist *h)
 			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
 		return; /* keep the offsets: the lines are still there and acknowledged */
 	}
-	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = 0;
+	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = h->punched_off = 0;
 	h->dirty = false;
 }
 
@@ -436,6 +553,7 @@ static int push(struct hist *h, const char *text, size_t len, off_t end_off)
 		return -ENOMEM;
 	l->next = NULL;
 	l->end_off = end_off;
+	l->spilled = true;
 	l->len = len;
 	memcpy(l->text, text, len);
 	l->text[len] = '\0';
@@ -459,11 +577,17 @@ static void pop(struct hist *h)
 		h->tail = NULL;
 	h->q_n--;
 	h->head_part_tried = false;
+	if (l == h->mem_first)
+		h->mem_first = l->next;
+	if (!l->spilled && h->spill_fd >= 0 && h->mem_only_n > 0)
+		h->mem_only_n--;
 	if (l->end_off > h->acked_off)
 		h->acked_off = l->end_off;
 	free(l);
 	if (!h->head && h->unloaded_n == 0)
 		spill_reset(h);
+	else
+		spill_punch(h);
 }
 
 /* Bring the next lines that wait only in the file into memory. */
@@ -563,9 +687,12 @@ static int spill_open(struct hist *h, const char *state_dir)
 	}
 
 	char buf[65536];
-	off_t off = 0, whole = 0;
+	off_t off = 0, whole = 0, first = 0;
 	uint64_t lines = 0;
 	ssize_t n;
+	/* 0: at the start; 1: in a punched hole (NUL bytes, spill_punch) or the acknowledged
+	 * line's rest after it; 2: in the records */
+	int part = 0;
 	while ((n = pread(h->spill_fd, buf, sizeof(buf), off)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
@@ -575,8 +702,14 @@ static int spill_open(struct hist *h, const char *state_dir)
 			return -e;
 		}
 		for (ssize_t i = 0; i < n; i++) {
+			if (part == 0)
+				part = buf[i] == '\0' ? 1 : 2;
 			if (buf[i] == '\n') {
-				lines++;
+				if (part == 2)
+					lines++;
+				else
+					first = off + i + 1;
+				part = 2;
 				whole = off + i + 1;
 			}
 		}
@@ -592,6 +725,7 @@ static int spill_open(struct hist *h, const char *state_dir)
 		}
 	}
 	h->spill_size = h->leftover_off = whole;
+	h->loaded_off = h->acked_off = h->punched_off = first;
 	h->unloaded_n = lines;
 	if (lines > 0)
 		log_notice("history: %" PRIu64 " run records from an earlier run wait in %s", lines,
@@ -599,47 +733,99 @@ static int spill_open(struct hist *h, const char *state_dir)
 	return 0;
 }
 
+/* Append one line (LEN bytes, with its '\n') to the spill file. The cap counts only the
+ * records not yet acknowledged (acknowledged ones give their space back, spill_punch);
+ * AT_CLOSE ignores it, so that SIGTERM puts every unwritten record on disk if the disk
+ * takes it. 0 or -errno (-EFBIG: over the cap). */
+static int spill_write(struct hist *h, const char *text, size_t len, bool at_close)
+{
+	if (!at_close && h->spill_size - h->acked_off + (off_t)len > h->tun.spill_max_bytes) {
+		if (log_complain(&h->spill_complaint))
+			log_error(
+			    "history: spill file %s holds %lld bytes of unwritten run records, "
+			    "its cap: run records wait in memory only until the history "
+			    "database is back, and are lost if pgcrond stops first",
+			    h->spill_path, (long long)(h->spill_size - h->acked_off));
+		return -EFBIG;
+	}
+	int r = write_all(h->spill_fd, text, len);
+	if (r < 0) {
+		if (log_complain(&h->spill_complaint))
+			log_error(
+			    "history: cannot append to %s: %s; run records wait in memory only "
+			    "until the history database is back, and are lost if pgcrond stops "
+			    "first",
+			    h->spill_path, strerror(-r));
+		/* cut a partial line so the next one starts clean */
+		if (ftruncate(h->spill_fd, h->spill_size) != 0)
+			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
+		return r;
+	}
+	h->spill_size += (off_t)len;
+	h->dirty = true;
+	if (!evtimer_pending(&h->fsync_ev, NULL))
+		arm(&h->fsync_ev, FSYNC_DELAY_MS);
+	return 0;
+}
+
+/* Move the lines that wait in memory only into the spill file, oldest first, as far as it
+ * takes them. */
+static void spill_catch_up(struct hist *h, bool at_close)
+{
+	while (h->mem_first && h->spill_fd >= 0) {
+		struct hist_line *l = h->mem_first;
+		l->text[l->len] = '\n';
+		int r = spill_write(h, l->text, l->len + 1, at_close);
+		l->text[l->len] = '\0';
+		if (r < 0)
+			return;
+		l->spilled = true;
+		l->end_off = h->spill_size;
+		h->loaded_off = h->spill_size; /* no line waits in the file alone meanwhile */
+		h->mem_first = l->next;
+		h->mem_only_n--;
+	}
+}
+
+/* Say exactly how many records were lost since the last time it was said. */
+static void report_lost(struct hist *h)
+{
+	if (h->lost_unreported == 0)
+		return;
+	log_error("history: %" PRIu64 " run records were lost: neither %s nor memory "
+	          "(memory_limit %zu records) could take them",
+	          h->lost_unreported, spill_where(h), h->tun.memory_limit);
+	h->lost_unreported = 0;
+}
+
 /* Accept one record: file first (durable across a crash), then the memory queue when it
- * keeps the order, else the file alone. Takes LINE (with its '\n'). */
+ * keeps the order, else the file alone. A record the file cannot take waits in memory
+ * only; one that neither can take is lost, counted and logged. Takes LINE (with its
+ * '\n'). */
 static void enqueue(struct hist *h, char *line, size_t len)
 {
 	bool in_file = false;
 
 	if (h->spill_fd >= 0) {
-		if (h->spill_size + (off_t)len > h->tun.spill_max_bytes) {
-			h->st.dropped++;
-			if (log_complain(&h->spill_complaint))
-				log_error(
-				    "history: spill file %s is full (%lld bytes) while the history "
-				    "database is unreachable: run records are being lost",
-				    h->spill_path, (long long)h->spill_size);
-			free(line);
-			return;
-		}
-		int r = write_all(h->spill_fd, line, len);
-		if (r == 0) {
-			h->spill_size += (off_t)len;
-			in_file = true;
-			h->dirty = true;
-			if (!evtimer_pending(&h->fsync_ev, NULL))
-				arm(&h->fsync_ev, FSYNC_DELAY_MS);
-		} else {
-			if (log_complain(&h->spill_complaint))
-				log_error("history: cannot append to %s: %s", h->spill_path,
-				          strerror(-r));
-			/* cut a partial line so the next one starts clean */
-			if (ftruncate(h->spill_fd, h->spill_size) != 0)
-				log_error("history: truncate %s: %s", h->spill_path,
-				          strerror(errno));
-		}
+		spill_catch_up(h, false);
+		in_file = !h->mem_first && spill_write(h, line, len, false) == 0;
 	}
 	if (h->unloaded_n == 0 && h->q_n < h->tun.memory_limit &&
 	    push(h, line, len - 1, h->spill_size) == 0) {
 		h->loaded_off = h->spill_size;
+		h->tail->spilled = in_file;
+		if (!in_file && h->spill_fd >= 0) {
+			if (!h->mem_first)
+				h->mem_first = h->tail;
+			h->mem_only_n++;
+		}
+		report_lost(h);
 	} else if (in_file) {
 		h->unloaded_n++;
+		report_lost(h);
 	} else {
 		h->st.dropped++;
+		h->lost_unreported++;
 		if (log_complain(&h->spill_complaint))
 			log_error(
 			    "history: %zu run records wait in memory and none can be spilled: "
@@ -673,6 +859,7 @@ static void drop_conn(struct hist *h)
 		h->sock_added = false;
 	}
 	evtimer_del(&h->deadline_ev);
+	evtimer_del(&h->idle_ev);
 	PQfinish(h->conn);
 	h->conn = NULL;
 	h->cs = CS_DOWN;
@@ -687,7 +874,7 @@ static void conn_failed(struct hist *h, const char *why)
 	bool was_ready = h->cs == CS_READY;
 
 	drop_conn(h);
-	spill_sync(h); /* what waits now may wait long: make it durable */
+	spill_sync_async(h); /* what waits now may wait long: make it durable */
 	if (log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
@@ -721,7 +908,7 @@ static void conn_start(struct hist *h)
 	pgconn_log_notices(h->conn, &h->notices);
 	h->cs = CS_CONNECTING;
 	watch(h, EV_WRITE);
-	arm(&h->deadline_ev, CONNECT_TIMEOUT_MS);
+	arm(&h->deadline_ev, h->check_ms);
 }
 
 static void connected(struct hist *h)
@@ -744,6 +931,7 @@ static void connected(struct hist *h)
 	h->purge_run_rows = 0;
 	h->ensured = false;
 	watch(h, EV_READ);
+	arm(&h->idle_ev, h->check_ms / 2);
 	kick(h);
 }
 
@@ -781,10 +969,34 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->cs == CS_CONNECTING)
-		conn_failed(h, "no answer within 10 s while connecting");
-	else if (h->cs == CS_READY && h->op != OP_NONE)
-		conn_failed(h, "no answer within 60 s; reconnecting");
+	char why[128];
+
+	if (h->cs == CS_CONNECTING) {
+		snprintf(why, sizeof(why),
+		         "no answer within %lld ms while connecting (connection_check)",
+		         (long long)h->check_ms);
+		conn_failed(h, why);
+	} else if (h->cs == CS_READY && h->op != OP_NONE) {
+		snprintf(why, sizeof(why), "no answer within %lld ms; reconnecting",
+		         (long long)stmt_deadline_ms(h, h->op));
+		conn_failed(h, why);
+	}
+}
+
+/* The connection check's timer: a connection with nothing to do is asked whether it still
+ * answers; one busy with a statement is watched by that statement's deadline. */
+static void on_idle_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+
+	if (h->cs != CS_READY)
+		return;
+	if (h->op != OP_NONE) {
+		arm(&h->idle_ev, h->check_ms / 2);
+		return;
+	}
+	if (send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL))
+		arm(&h->idle_ev, h->check_ms / 2);
 }
 
 static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
@@ -812,7 +1024,7 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 	h->op_failed = false;
 	h->op_rows = 0;
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -885,7 +1097,7 @@ static void send_prepare(struct hist *h)
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
 	h->batch_n = h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -967,7 +1179,7 @@ static int send_batch(struct hist *h)
 	h->batch_n = n;
 	h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
 	int r = PQflush(h->conn);
 	if (r < 0) {
 		conn_failed_libpq(h);
@@ -1015,6 +1227,20 @@ static void kick(struct hist *h)
 		if (h->head && !h->prepared) {
 			send_prepare(h);
 			return;
+		}
+		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
+		 * the executor is idle, so a busy executor never starves the history */
+		if (h->head && h->busy_fn && !h->closing && h->busy_fn(h->busy_arg)) {
+			int64_t now = mono_ms();
+			if (!h->defer_since_ms)
+				h->defer_since_ms = now;
+			if (now - h->defer_since_ms < DEFER_MAX_MS) {
+				evtimer_del(&h->linger_ev);
+				arm(&h->linger_ev, DEFER_MAX_MS - (now - h->defer_since_ms));
+				return;
+			}
+		} else {
+			h->defer_since_ms = 0;
 		}
 		if (h->head) {
 			if (send_batch(h) != 0)
@@ -1130,10 +1356,16 @@ static void op_done(struct hist *h)
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
 			h->last_fires_fn = NULL;
 			break;
+		case OP_CHECK:
 		case OP_NONE:
 			break;
 		}
 		kick(h);
+		return;
+	}
+
+	if (op == OP_CHECK) {
+		conn_failed(h, h->op_err);
 		return;
 	}
 
@@ -1315,17 +1547,22 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		rc = -ENOMEM;
 		goto fail;
 	}
-	log_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
+	pgconn_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
 	/* Unique per process, so rows of this process are told from a dead one's. */
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)now_us(),
 	         (long)getpid());
 	evtimer_assign(&h->retry_ev, base, on_retry, h);
 	evtimer_assign(&h->deadline_ev, base, on_deadline, h);
+	evtimer_assign(&h->idle_ev, base, on_idle_check, h);
+	h->check_ms = DEF_CHECK_MS;
 	evtimer_assign(&h->fsync_ev, base, on_fsync, h);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
 	if (state_dir) {
 		rc = spill_open(h, state_dir);
+		if (rc < 0)
+			goto fail;
+		rc = bgwork_new(base, 1, &h->bg);
 		if (rc < 0)
 			goto fail;
 	}
@@ -1360,6 +1597,27 @@ void hist_hold_orphans(struct hist *h, bool hold)
 const char *hist_boot_id(const struct hist *h)
 {
 	return h->boot_id;
+}
+
+void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg)
+{
+	h->busy_fn = fn;
+	h->busy_arg = arg;
+}
+
+void hist_wake(struct hist *h)
+{
+	if (h && h->defer_since_ms) {
+		evtimer_del(&h->linger_ev);
+		kick(h);
+	}
+}
+
+void hist_set_connection_check(struct hist *h, int64_t ms)
+{
+	h->check_ms = ms > 0 ? ms : DEF_CHECK_MS;
+	if (h->cs == CS_READY)
+		arm(&h->idle_ev, h->check_ms / 2);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)
@@ -1456,12 +1714,32 @@ void hist_close(struct hist **hp)
 	hist_part_stop(&h->part);
 	if (h->cs == CS_READY)
 		flush_for_close(h);
+	/* the fdatasync under way ends first (the file is synced once more below) */
+	bgwork_free(&h->bg);
+	/* every record still in memory only goes to the spill file now, if the disk takes it;
+	 * the count of those it does not is exact */
+	spill_catch_up(h, true);
 	spill_sync(h);
-	if (hist_pending(h) > 0)
-		log_notice("history: %" PRIu64 " run records not yet written wait in %s",
-		           hist_pending(h), h->spill_path ? h->spill_path : "memory and are lost");
+	report_lost(h);
+	if (h->spill_path) {
+		uint64_t in_file = hist_pending(h) - h->mem_only_n;
+		if (in_file > 0)
+			log_notice("history: %" PRIu64 " run records not yet written wait in %s",
+			           in_file, h->spill_path);
+		if (h->mem_only_n > 0)
+			log_error("history: %zu run records not yet written could not be put in %s "
+			          "and are lost",
+			          h->mem_only_n, h->spill_path);
+		h->st.dropped += h->mem_only_n;
+	} else if (hist_pending(h) > 0) {
+		log_notice("history: %" PRIu64
+		           " run records not yet written wait in memory and are "
+		           "lost (no state_dir)",
+		           hist_pending(h));
+	}
 	drop_conn(h);
 	evtimer_del(&h->retry_ev);
+	evtimer_del(&h->idle_ev);
 	evtimer_del(&h->fsync_ev);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);

@@ -80,10 +80,23 @@ struct hist_tuning {
 	int purge_batch;           /* unused since the history is partitioned (schema 6) */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s] */
-	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 30 s] */
+	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 4 s] */
 	int64_t retry_max_ms;
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
+
+/* The configuration's connection_check (ms; <= 0: the default, 30 s): a connect and a batch
+ * of records must be answered within it, and an idle connection is asked (SELECT 1) every
+ * half of it and must answer within the other half; otherwise it is replaced. */
+void hist_set_connection_check(struct hist *h, int64_t ms);
+
+/* FN(ARG) says whether runs are under way (exec_active_runs): while they are, record
+ * batches are held back, at most 1 s (then they go on until FN says no), so that history
+ * statements do not compete with runs due at the same instant on the same server. NULL:
+ * never held back. */
+void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg);
+/* No run is under way any more (exec_set_drained_cb): records held back go now. */
+void hist_wake(struct hist *h);
 
 /* Counters for tests and the status endpoint. */
 struct hist_stats {

@@ -53,13 +53,4 @@ struct log_complaint {
 bool log_complain(struct log_complaint *c);
 bool log_complaint_reset(struct log_complaint *c);
 
-/* Write CONNINFO (key=value pairs or a postgresql:// URI) to OUT as libpq itself reads it:
- * the options it sets, as key=value pairs in libpq's order, values quoted where the conninfo
- * syntax needs it, and the password's value replaced by "********". A string libpq cannot
- * parse is not shown at all (a malformed string may hide a password that no parser can
- * find): OUT gets LOG_CONNINFO_NOT_SHOWN instead. Always NUL-terminates; a result longer
- * than OUTLEN is cut short, which never uncovers anything. */
-#define LOG_CONNINFO_NOT_SHOWN "(connection string not shown: libpq cannot parse it)"
-void log_redact_conninfo(const char *conninfo, char *out, unsigned long outlen);
-
 #endif

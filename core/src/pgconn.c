@@ -259,7 +259,7 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 		    "password)");
 	} else {
 		pgconn_error_safe(c, conninfo, why, sizeof(why));
-		log_redact_conninfo(conninfo, safe, sizeof(safe));
+		pgconn_redact_conninfo(conninfo, safe, sizeof(safe));
 		snprintf(err, errlen, "cannot connect to \"%s\": %s", safe, why);
 	}
 	PQfinish(c);
@@ -372,4 +372,67 @@ int64_t pgconn_backoff_ms(unsigned attempt, int64_t min_ms, int64_t max_ms)
 	if (d < 2)
 		return d;
 	return d / 2 + (int64_t)rand_r(&seed) % (d / 2 + 1);
+}
+
+/* ---- conninfo for log lines ---- */
+
+/* Appends to OUT[*O] while there is room; the caller NUL-terminates. */
+static void put_str(char *out, size_t *o, size_t outlen, const char *s)
+{
+	for (; *s && *o + 1 < outlen; s++)
+		out[(*o)++] = *s;
+}
+
+/* A value in conninfo syntax: bare unless it is empty or holds blanks, quotes or
+ * backslashes, which need '...' with \' and \\ inside. */
+static void put_value(char *out, size_t *o, size_t outlen, const char *v)
+{
+	bool quote = !*v;
+
+	for (const char *p = v; *p && !quote; p++)
+		quote = isspace((unsigned char)*p) || *p == '\'' || *p == '\\';
+	if (!quote) {
+		put_str(out, o, outlen, v);
+		return;
+	}
+	put_str(out, o, outlen, "'");
+	for (const char *p = v; *p; p++) {
+		char ch[3] = {'\\', *p, '\0'};
+		put_str(out, o, outlen, (*p == '\'' || *p == '\\') ? ch : ch + 1);
+	}
+	put_str(out, o, outlen, "'");
+}
+
+void pgconn_redact_conninfo(const char *in, char *out, unsigned long outlen)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts;
+	size_t o = 0;
+
+	if (outlen == 0)
+		return;
+	/* libpq's own parser, so whatever libpq would take as the password is what is hidden
+	 * (quoting, escapes, URIs, percent-encoded query keys). Its error message is never
+	 * used: it may quote the password. */
+	opts = in ? PQconninfoParse(in, &perr) : NULL;
+	PQfreemem(perr);
+	if (!opts) {
+		snprintf(out, outlen, "%s", PGCONN_CONNINFO_NOT_SHOWN);
+		return;
+	}
+	for (const PQconninfoOption *opt = opts; opt->keyword; opt++) {
+		if (!opt->val || !*opt->val)
+			continue;
+		if (o > 0)
+			put_str(out, &o, outlen, " ");
+		put_str(out, &o, outlen, opt->keyword);
+		put_str(out, &o, outlen, "=");
+		if (strcmp(opt->keyword, "password") == 0)
+			put_str(out, &o, outlen, "********");
+		else
+			put_value(out, &o, outlen, opt->val);
+	}
+	out[o] = '\0';
+	text_utf8_trim(out); /* cut to OUTLEN: never inside a character */
+	PQconninfoFree(opts);
 }

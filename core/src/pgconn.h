@@ -84,4 +84,13 @@ void pgconn_notices_flush(struct pgconn_notices *n);
  * clients do not stampede a database that just came back. */
 int64_t pgconn_backoff_ms(unsigned attempt, int64_t min_ms, int64_t max_ms);
 
+/* Write CONNINFO (key=value pairs or a postgresql:// URI) to OUT as libpq itself reads it:
+ * the options it sets, as key=value pairs in libpq's order, values quoted where the conninfo
+ * syntax needs it, and the password's value replaced by "********". A string libpq cannot
+ * parse is not shown at all (a malformed string may hide a password that no parser can
+ * find): OUT gets PGCONN_CONNINFO_NOT_SHOWN instead. Always NUL-terminates; a result longer
+ * than OUTLEN is cut short, which never uncovers anything. */
+#define PGCONN_CONNINFO_NOT_SHOWN "(connection string not shown: libpq cannot parse it)"
+void pgconn_redact_conninfo(const char *conninfo, char *out, unsigned long outlen);
+
 #endif

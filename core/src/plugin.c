@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 #include "log.h"
 #include "trust.h"
 

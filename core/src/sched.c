@@ -19,6 +19,7 @@
 
 #include "alert.h"
 #include "cluster.h"
+#include "duration.h"
 #include "exec.h"
 #include "flow.h"
 #include "history.h"
@@ -1095,7 +1096,10 @@ static int job_update(struct job *j, const struct conf_job *cj, const struct pgc
 int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz,
                 const struct plugin_registry *plugins, bool first)
 {
-	bool tz_changed = s->tz != tz;
+	/* A reload opens the zone again: only another zone reschedules every job. Rescheduling
+	 * from "now" after a reload that held the loop across a second boundary lost the fires
+	 * due meanwhile, without a trace. */
+	bool tz_changed = strcmp(cron_tz_name(s->tz), cron_tz_name(tz)) != 0;
 	s->cfg = cfg;
 	s->plugins = plugins;
 	s->tz = tz;

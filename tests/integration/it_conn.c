@@ -389,6 +389,71 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 }
 END_TEST
 
+/* The history writer's connection goes silent while runs keep ending (issue 10, §3): its
+ * batch gets no answer within connection_check, it reconnects, and the records of the runs
+ * meanwhile are written, once each. The jobs run on the unix socket; only the history goes
+ * through the relay. */
+START_TEST(silent_history_connection_is_replaced)
+{
+	struct itest_env e;
+	int port;
+
+	itest_env_setup(&e, "conn_hist", "it_conn_hist");
+	pid_t relay = relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "connection_check = \"4s\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
+	                 "dbname=it_conn_hist\"; pool = 1; };\n"
+	                 "};\n"
+	                 "history = { database = \"far\"; };\n",
+	                 e.dir, e.dir, e.ci, port);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "no history through the relay:\n%s", itest_read_file(e.log));
+	kill(relay, SIGUSR1); /* the history's connection is now silent */
+	itest_sleep(0.5);
+	char *frozen = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+
+	/* runs that started after it went silent get their rows within the connection check
+	 * (4 s) plus a reconnect, not after a minute */
+	ck_assert_msg(itest_env_wait(&e, 12,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded' "
+	                             "AND start_time > '%s'",
+	                             frozen),
+	              "the history did not come back after its connection went silent:\n%s",
+	              itest_read_file(e.log));
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "dbname=it_conn_hist host=127.0.0.1") &&
+	                  strstr(log, "connection lost: no answer within"),
+	              "%s", log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	/* one row per run: nothing lost, nothing doubled, nothing left running */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	                 itest_env_count(&e, "SELECT count(*) FROM ticks"));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE status = 'running'"),
+	                 0);
+	free(frozen);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conn");
@@ -403,6 +468,11 @@ int main(void)
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);
+	/* a case of its own, so that CK_RUN_CASE=history runs it alone */
+	TCase *th = tcase_create("history");
+	tcase_set_timeout(th, 120);
+	tcase_add_test(th, silent_history_connection_is_replaced);
+	suite_add_tcase(s, th);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

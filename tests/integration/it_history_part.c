@@ -73,13 +73,17 @@ static void install_from(const char *ci, const char *dir, int want_from, int wan
 static char *version2_sql_dir(void)
 {
 	char *dir = itest_tmpdir("hist-v2-sql");
-	const char *files[] = {"pgcrond--1.sql", "pgcrond--2.sql", "pg_cron_compat.sql"};
+	const char *files[] = {"pgcrond--1.sql", "pgcrond--2.sql"};
+	char from[1024], to[1024];
 	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
-		char from[1024], to[1024];
 		snprintf(from, sizeof(from), "%s/%s", hist_sql_dir(), files[i]);
 		snprintf(to, sizeof(to), "%s/%s", dir, files[i]);
 		itest_copy_file(from, to, 0644);
 	}
+	/* and the compatibility views as version 2 shipped them (today's need step 3) */
+	snprintf(from, sizeof(from), "%s/integration/data/pg_cron_compat-v2.sql", TEST_SOURCE_DIR);
+	snprintf(to, sizeof(to), "%s/pg_cron_compat.sql", dir);
+	itest_copy_file(from, to, 0644);
 	return dir;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 
 /* "FILE:LINE: message", as diag_print writes it */
 static const char *diag_text(const struct diag *d)

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,40 @@ START_TEST(spool_is_created_0600)
 }
 END_TEST
 
+/* The acknowledged lines at the start of a spill file give their disk back as a punched
+ * hole (NUL bytes up to a block boundary), followed by the rest of the acknowledged line the
+ * boundary cut: a restart counts only the whole lines after it. */
+START_TEST(spool_hole_is_skipped)
+{
+	char dir[64], path[128];
+	struct event_base *base = event_base_new();
+	struct hist *h = NULL;
+
+	state_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" HIST_SPOOL_FILE, dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	static const char hole[8192];
+	ck_assert_int_eq(write(fd, hole, sizeof(hole)), (ssize_t)sizeof(hole));
+	const char *rest = "an acknowledged line's end\n";
+	ck_assert_int_eq(write(fd, rest, strlen(rest)), (ssize_t)strlen(rest));
+	for (int i = 0; i < 2; i++) {
+		const char *f[6] = {"test", "k", "succeeded", "", "", "1"};
+		char *line;
+		size_t len;
+		ck_assert_int_eq(hist_spool_encode("F1", f, 6, &line, &len), 0);
+		ck_assert_int_eq(write(fd, line, len), (ssize_t)len);
+		free(line);
+	}
+	close(fd);
+	ck_assert_int_eq(hist_open(base, NO_SERVER, dir, "test", 0, &h), 0);
+	ck_assert_uint_eq(hist_pending(h), 2);
+	hist_close(&h);
+	event_base_free(base);
+	rm_rf(dir);
+}
+END_TEST
+
 /* history.spool -> another file (the daemon user's .pgpass, in the issue): refused, and the
  * other file is neither truncated nor written. */
 START_TEST(spool_symlink_is_refused)
@@ -184,6 +219,7 @@ int main(void)
 	tc = tcase_create("spill file");
 	tcase_add_test(tc, spool_is_created_0600);
 	tcase_add_test(tc, spool_symlink_is_refused);
+	tcase_add_test(tc, spool_hole_is_skipped);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -59,7 +59,7 @@ START_TEST(test_redact)
 {
 	char out[512];
 
-	log_redact_conninfo(redact[_i].in, out, sizeof(out));
+	pgconn_redact_conninfo(redact[_i].in, out, sizeof(out));
 	ck_assert_str_eq(out, redact[_i].out);
 	ck_assert_msg(strstr(out, "secret") == NULL && strstr(out, "ecret") == NULL,
 	              "password shown: %s", out);
@@ -73,7 +73,7 @@ START_TEST(test_redact_truncated)
 
 	for (size_t len = 1; len <= sizeof(out); len++) {
 		memset(out, 'x', sizeof(out));
-		log_redact_conninfo("user=u password=secret", out, len);
+		pgconn_redact_conninfo("user=u password=secret", out, len);
 		ck_assert_uint_lt(strlen(out), len);
 		ck_assert_ptr_null(strstr(out, "sec"));
 	}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 #include "plugin.h"
 
 #ifndef TEST_PLUGIN_DIR

@@ -1,0 +1,182 @@
+/* Worker threads for blocking calls (bgwork.h).
+ *
+ * (C11 threads, not pthread.h: that includes <sched.h>, which core/src/sched.h shadows.)
+ *
+ * The loop puts a job on the todo list; a worker takes it, runs its WORK, puts it on the
+ * done list and writes a byte to a pipe; the loop's read event on that pipe runs the DONE
+ * callbacks, oldest first. The lists are guarded by the mutex; nothing else is shared. */
+#include "bgwork.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <threads.h>
+#include <unistd.h>
+
+#define BGWORK_MAX_THREADS 4
+
+struct bgwork {
+	struct event_base *base;
+	mtx_t mu;
+	cnd_t cv;
+	thrd_t threads[BGWORK_MAX_THREADS];
+	int want_threads, n_threads;
+	bool stopping;
+	struct bgwork_job *todo_head, *todo_tail; /* oldest first */
+	struct bgwork_job *done_head, *done_tail; /* oldest first */
+	int pipe_rd, pipe_wr;
+	struct event pipe_ev;
+	bool pipe_added;
+};
+
+static int worker(void *arg)
+{
+	struct bgwork *w = arg;
+	/* signals belong to the loop's thread (libevent's evsignal) */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	mtx_lock(&w->mu);
+	for (;;) {
+		while (!w->todo_head && !w->stopping)
+			cnd_wait(&w->cv, &w->mu);
+		if (w->stopping)
+			break;
+		struct bgwork_job *j = w->todo_head;
+		w->todo_head = j->next;
+		if (!w->todo_head)
+			w->todo_tail = NULL;
+		mtx_unlock(&w->mu);
+
+		j->work(j);
+
+		mtx_lock(&w->mu);
+		j->ran = true;
+		j->next = NULL;
+		if (w->done_tail)
+			w->done_tail->next = j;
+		else
+			w->done_head = j;
+		w->done_tail = j;
+		/* a full pipe already holds a wake-up: nothing is lost */
+		ssize_t n = write(w->pipe_wr, "", 1);
+		(void)n;
+	}
+	mtx_unlock(&w->mu);
+	return 0;
+}
+
+static void pipe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bgwork *w = arg;
+	char buf[64];
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	mtx_lock(&w->mu);
+	struct bgwork_job *list = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	mtx_unlock(&w->mu);
+	while (list) {
+		struct bgwork_job *j = list;
+		list = j->next;
+		j->done(j, true); /* may free j */
+	}
+}
+
+int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
+{
+	struct bgwork *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->base = base;
+	w->want_threads = threads < 1 ? 1 : threads;
+	if (w->want_threads > BGWORK_MAX_THREADS)
+		w->want_threads = BGWORK_MAX_THREADS;
+	w->pipe_rd = w->pipe_wr = -1;
+	if (mtx_init(&w->mu, mtx_plain) != thrd_success) {
+		free(w);
+		return -ENOMEM;
+	}
+	if (cnd_init(&w->cv) != thrd_success) {
+		mtx_destroy(&w->mu);
+		free(w);
+		return -ENOMEM;
+	}
+	*out = w;
+	return 0;
+}
+
+/* The pipe and the threads, at the first job: most daemons never need them. */
+static int start(struct bgwork *w)
+{
+	if (w->pipe_rd < 0) {
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+			return -errno;
+		w->pipe_rd = fds[0];
+		w->pipe_wr = fds[1];
+		event_assign(&w->pipe_ev, w->base, w->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, w);
+		if (event_add(&w->pipe_ev, NULL) < 0)
+			return -EIO;
+		w->pipe_added = true;
+	}
+	while (w->n_threads < w->want_threads) {
+		if (thrd_create(&w->threads[w->n_threads], worker, w) != thrd_success)
+			return w->n_threads > 0 ? 0 : -EAGAIN;
+		w->n_threads++;
+	}
+	return 0;
+}
+
+int bgwork_submit(struct bgwork *w, struct bgwork_job *job)
+{
+	int err = start(w);
+	if (err < 0)
+		return err;
+	job->ran = false;
+	job->next = NULL;
+	mtx_lock(&w->mu);
+	if (w->todo_tail)
+		w->todo_tail->next = job;
+	else
+		w->todo_head = job;
+	w->todo_tail = job;
+	cnd_signal(&w->cv);
+	mtx_unlock(&w->mu);
+	return 0;
+}
+
+void bgwork_free(struct bgwork **wp)
+{
+	struct bgwork *w = *wp;
+	if (!w)
+		return;
+	*wp = NULL;
+	mtx_lock(&w->mu);
+	w->stopping = true;
+	cnd_broadcast(&w->cv);
+	mtx_unlock(&w->mu);
+	for (int i = 0; i < w->n_threads; i++)
+		thrd_join(w->threads[i], NULL);
+	/* the threads are gone: the lists are the loop's alone */
+	struct bgwork_job *lists[2] = {w->done_head, w->todo_head};
+	for (int i = 0; i < 2; i++) {
+		while (lists[i]) {
+			struct bgwork_job *j = lists[i];
+			lists[i] = j->next;
+			j->done(j, j->ran);
+		}
+	}
+	if (w->pipe_added)
+		event_del(&w->pipe_ev);
+	if (w->pipe_rd >= 0)
+		close(w->pipe_rd);
+	if (w->pipe_wr >= 0)
+		close(w->pipe_wr);
+	cnd_destroy(&w->cv);
+	mtx_destroy(&w->mu);
+	free(w);
+}

@@ -1,0 +1,36 @@
+#ifndef PGCROND_BGWORK_H
+#define PGCROND_BGWORK_H
+
+/* Blocking calls off the event loop: a few worker threads run each job's WORK, and its DONE
+ * runs later on the loop's thread (the outcome comes back through a pipe). For the calls
+ * libpq and the kernel offer only in blocking form: PQcancel() (cancel.c), fdatasync() of
+ * the spill file (history.c). A job's WORK touches only the job's own data. */
+
+#include <stdbool.h>
+
+struct event_base;
+struct bgwork;
+
+/* A job, embedded in (or allocated by) its owner, who keeps it alive until DONE has run. */
+struct bgwork_job {
+	void (*work)(struct bgwork_job *job); /* on a worker thread */
+	/* On the loop's thread, after WORK; or from bgwork_free() for a job that had not been
+	 * delivered yet, with RAN false if WORK never started. May free the job. */
+	void (*done)(struct bgwork_job *job, bool ran);
+	bool ran;                /* private */
+	struct bgwork_job *next; /* private */
+};
+
+/* THREADS workers (started with the first job) for BASE. 0 or -errno. */
+int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
+    __attribute__((warn_unused_result));
+
+/* Queue JOB: its WORK runs on a free worker, in submission order. 0, or -errno when no
+ * worker could be started (then JOB is not queued and DONE is never called). */
+int bgwork_submit(struct bgwork *w, struct bgwork_job *job) __attribute__((warn_unused_result));
+
+/* Wait for the jobs under way, call DONE for every job not yet delivered, stop the threads
+ * and free *W. */
+void bgwork_free(struct bgwork **w);
+
+#endif

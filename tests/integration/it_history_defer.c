@@ -1,0 +1,87 @@
+/* Runs due at the same instant go first, their history after (issue 10, §3: the history's
+ * `running` rows competed with the runs' own statements at the due instant). Ten jobs fire
+ * in the same second on a pool of one connection, each running 80 ms, so the last waits
+ * about 0.7 s for the connection; the history rows of that second are inserted only once the
+ * runs are over, not while they queue. A trigger on the history table records when
+ * each row arrived. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define JOBS 10
+
+START_TEST(history_waits_for_the_runs_due_with_it)
+{
+	struct itest_env e;
+	char when[32];
+
+	itest_env_setup(&e, "hist-defer", "it_hist_defer");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 1; };\n"
+	                 "  hist = { conninfo = \"%s\"; pool = 1; }; };\n"
+	                 "history = { database = \"hist\"; };\n",
+	                 e.dir, e.dir, e.ci, e.ci);
+	itest_exec(
+	    e.db,
+	    "CREATE TABLE public.starts (job text, at timestamptz);"
+	    "CREATE TABLE public.arrivals (at timestamptz);"
+	    "CREATE FUNCTION public.arrived() RETURNS trigger LANGUAGE plpgsql AS"
+	    " $$BEGIN INSERT INTO public.arrivals VALUES (clock_timestamp()); RETURN NEW; END$$;"
+	    "CREATE TRIGGER arrived BEFORE INSERT ON pgcrond.job_run_details"
+	    " FOR EACH ROW EXECUTE FUNCTION public.arrived()");
+	itest_schedule_soon(when, sizeof(when), 2);
+	char jobs[4096] = "jobs = (\n";
+	for (int i = 0; i < JOBS; i++) {
+		size_t used = strlen(jobs);
+		snprintf(
+		    jobs + used, sizeof(jobs) - used,
+		    "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\";"
+		    "  command = \"INSERT INTO public.starts VALUES ('j%d', statement_timestamp());"
+		    " SELECT pg_sleep(0.08)\"; }%s\n",
+		    i, when, i, i + 1 < JOBS ? "," : "");
+	}
+	itest_env_job(&e, "10-jobs.conf", "%s);\n", jobs);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = %d FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'",
+	                             JOBS),
+	              "the runs were not recorded:\n%s", itest_read_file(e.log));
+	/* the first history row arrived after the last run of the second had started (10 ms of
+	 * slack: the last run's statement and the history's batch leave the daemon together) */
+	char *order = itest_scalar(
+	    e.db, "SELECT round(extract(epoch FROM (SELECT min(at) FROM public.arrivals)"
+	          " - (SELECT max(at) FROM public.starts)) * 1000)::text");
+	ck_assert_msg(
+	    itest_env_count(&e, "SELECT count(*) FROM public.arrivals WHERE at <"
+	                        " (SELECT max(at) FROM public.starts) - interval '10 ms'") == 0,
+	    "history rows were inserted while runs due with them still waited (the first "
+	    "%s ms after the last run's start)",
+	    order ? order : "?");
+	free(order);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("history_defer");
+	TCase *tc = tcase_create("history_defer");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, history_waits_for_the_runs_due_with_it);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

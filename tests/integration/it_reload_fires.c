@@ -1,0 +1,92 @@
+/* A reload loses no fire (found with bench_fire's reload of 1,000 job files, issue 10 §3).
+ * A reload opened the time zone again, which rescheduled every job from "now": when parsing
+ * held the loop across a second boundary, the fires due meanwhile were dropped without a
+ * trace (a whole second of runs per reload). Here a job fires every second next to 1,000
+ * job files that are never due, and the daemon is told to reload just before six second
+ * boundaries: every second still has its one history row. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "itest.h"
+
+#define FILES 1000
+#define RELOADS 6
+
+/* Sleep until MS milliseconds before the next whole second of the wall clock. */
+static void sleep_until_before_second(int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double into = (double)ts.tv_nsec / 1e9;
+	double wait = 1.0 - into - ms / 1000.0;
+	if (wait < 0.05)
+		wait += 1.0;
+	itest_sleep(wait);
+}
+
+START_TEST(reload_loses_no_fire)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "reload-fires", "it_reload_fires");
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	itest_env_job(&e, "00-tick.conf",
+	              "job = { name = \"tick\"; schedule = \"* * * * * *\";\n"
+	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	for (int i = 0; i < FILES; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "50-idle-%04d.conf", i);
+		itest_env_job(
+		    &e, name,
+		    "job = { name = \"idle%d\"; schedule = \"0 0 1 1 *\"; command = \"SELECT "
+		    "%d\"; };\n",
+		    i, i);
+	}
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "the job does not run:\n%s", itest_read_file(e.log));
+	for (int i = 0; i < RELOADS; i++) {
+		sleep_until_before_second(20);
+		kill(e.pid, SIGHUP);
+		itest_sleep(0.6);
+	}
+	itest_sleep(2.5);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "configuration reloaded"), "no reload happened:\n%.3000s", log);
+	free(log);
+	/* one row for every second from the first fire to the last: none lost, none doubled */
+	long long span = itest_env_count(&e, "SELECT extract(epoch FROM max(scheduled_time) - "
+	                                     "min(scheduled_time))::bigint + 1 FROM "
+	                                     "pgcrond.job_run_details WHERE job_name = 'tick'");
+	long long rows = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name = 'tick'");
+	long long seconds = itest_env_count(&e, "SELECT count(DISTINCT scheduled_time) FROM "
+	                                        "pgcrond.job_run_details WHERE job_name = 'tick'");
+	ck_assert_msg(seconds == span && rows == span,
+	              "%lld seconds from the first fire to the last, %lld of them with a row, %lld "
+	              "rows",
+	              span, seconds, rows);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("reload_fires");
+	TCase *tc = tcase_create("reload_fires");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, reload_loses_no_fire);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
