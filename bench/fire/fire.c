@@ -12,7 +12,10 @@
  *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
  *   job database's pool; FIRE_HISTORY=down: the history database is one nobody answers for,
  *   so every record is spooled; FIRE_RELOAD=M: M more job files, one job each, none due,
- *   and a reload (SIGHUP) in the middle of every window) */
+ *   and a reload (SIGHUP) in the middle of every window; FIRE_INSTANCES=1: instances running
+ *   the same jobs on the same database, each fire claimed by one of them (README "Running
+ *   several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
+ *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level) */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +37,14 @@
 #define DB "bench_fire"
 
 static char db_ci[1200];
+
+/* FIRE_INSTANCES (default 1, at most 8): daemons with the same jobs, in DIR/i0, DIR/i1 ... */
+static int fire_instances(void)
+{
+	const char *v = getenv("FIRE_INSTANCES");
+	int n = v ? atoi(v) : 0;
+	return n >= 1 && n <= 8 ? n : 1;
+}
 
 /* The job database's pool (FIRE_POOL, default 8): how many runs may be on the server at once. */
 static int fire_pool(void)
@@ -120,7 +131,8 @@ static int reload_files(void)
 	return n >= 0 && n <= 100000 ? n : 0;
 }
 
-static void write_config(const char *dir, const char *state, int n, const char *schedule)
+static void write_config(const char *dir, const char *state, int n, const char *schedule,
+                         const char *instance)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
@@ -128,13 +140,16 @@ static void write_config(const char *dir, const char *state, int n, const char *
 	if (!f)
 		bench_die("write", path);
 	fprintf(f,
+	        "instance = \"%s\";\n"
 	        "timezone = \"UTC\";\nplugin_dir = \"%s\";\nconf_dir = \"conf.d\";\n"
-	        "state_dir = \"%s/%s\";\nlog_level = \"warning\";\nmax_running = 64;\n"
+	        "state_dir = \"%s/%s\";\nlog_level = \"%s\";\nmax_running = 64;\n"
 	        "shutdown_grace = \"5s\";\n"
 	        "databases = { bench = { conninfo = \"%s\"; pool = %d; };\n"
 	        "  gone = { conninfo = \"host=/nonexistent-pgcrond-bench dbname=x\"; }; };\n"
 	        "history = { database = \"%s\"; retain = \"1d\"; };\n",
-	        dir, dir, state, db_ci, fire_pool(), history_down() ? "gone" : "bench");
+	        instance, dir, dir, state,
+	        getenv("FIRE_LOG_LEVEL") ? getenv("FIRE_LOG_LEVEL") : "notice", db_ci, fire_pool(),
+	        history_down() ? "gone" : "bench");
 	fclose(f);
 	/* files of 1,000 jobs (a configuration file may hold at most 1 MiB), none left over
 	 * from a larger N */
@@ -215,49 +230,74 @@ static long long count_of(PGconn *c, const char *sql)
 	return n;
 }
 
+/* DIR/i<K>, with its conf.d, for instance K. */
+static void instance_dir(const char *dir, int k, char *out, size_t len)
+{
+	char path[600];
+	snprintf(out, len, "%s/i%d", dir, k);
+	if (mkdir(out, 0755) != 0 && errno != EEXIST)
+		bench_die("mkdir", out);
+	snprintf(path, sizeof(path), "%s/conf.d", out);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		bench_die("mkdir", path);
+}
+
 static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	char conf[512], log[512], sql[768], buf[6][96];
+	char conf[512], log[8][512], sql[768], buf[6][96], idir[8][512], name[16];
 	struct window w[64];
 	double v[6][64];
 	long hz = sysconf(_SC_CLK_TCK);
+	int k = fire_instances();
+	pid_t pid[8];
 
-	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-	snprintf(log, sizeof(log), "%s/daemon-%d.log", dir, n);
 	bench_exec(c, "TRUNCATE ticks, pgcrond.job_run_details");
+	if (count_of(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgcrond'"
+	                " AND tablename = 'fire_claim'") > 0)
+		bench_exec(c, "TRUNCATE pgcrond.fire_claim");
 	char state[64];
 	snprintf(state, sizeof(state), "state-busy-%d", n);
-	make_state_dir(dir, state);
-	write_config(dir, state, n, "* * * * * *");
-	pid_t pid = bench_daemon_start(conf, log);
+	for (int i = 0; i < k; i++) {
+		instance_dir(dir, i, idir[i], sizeof(idir[i]));
+		make_state_dir(idir[i], state);
+		snprintf(name, sizeof(name), "bench%d", i);
+		write_config(idir[i], state, n, "* * * * * *", name);
+		snprintf(conf, sizeof(conf), "%s/pgcrond.conf", idir[i]);
+		snprintf(log[i], sizeof(log[i]), "%s/daemon-%d.log", idir[i], n);
+		pid[i] = bench_daemon_start(conf, log[i]);
+	}
 	bench_sleep(3 + n / 5000.0); /* warm-up: config, connections, the first fires */
 	for (int i = 0; i < windows; i++) {
 		server_now(c, w[i].t0, sizeof(w[i].t0));
-		long long cpu0 = cpu_ticks(pid);
+		long long cpu0 = 0, cpu1 = 0;
+		for (int j = 0; j < k; j++)
+			cpu0 += cpu_ticks(pid[j]);
 		double m0 = bench_now();
 		if (reload_files() > 0) {
 			/* a reload that re-reads every job file, mid-window */
 			bench_sleep(seconds / 2);
-			kill(pid, SIGHUP);
+			for (int j = 0; j < k; j++)
+				kill(pid[j], SIGHUP);
 			bench_sleep(seconds / 2);
 		} else {
 			bench_sleep(seconds);
 		}
-		long long cpu1 = cpu_ticks(pid);
+		for (int j = 0; j < k; j++)
+			cpu1 += cpu_ticks(pid[j]);
 		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
 	}
-	long rss = rss_kb(pid);
+	long rss = rss_kb(pid[0]);
 	/* How far the history trails the runs while busy: statements executed so far minus
 	 * runs whose row is complete. */
 	long long ticks_now = count_of(c, "SELECT count(*) FROM ticks");
 	long long done_now = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                 " WHERE status IN ('succeeded', 'failed')");
 	double t_stop = bench_now();
-	bench_daemon_stop(pid); /* flushes what history still holds, within its grace */
+	for (int i = 0; i < k; i++)
+		bench_daemon_stop(pid[i]); /* flushes what history still holds, within its grace */
 	double stop_s = bench_now() - t_stop;
-
 	for (int i = 0; i < windows; i++) {
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*), "
@@ -282,13 +322,14 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
 	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
 	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
-	printf("N=%-6d busy, %d windows of %.0f s, median (min-max)%s%s:\n", n, windows, seconds,
-	       history_down() ? ", history database down (spooling)" : "",
+	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max)%s%s:\n", n, k,
+	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
 	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
 	if (reload_files() > 0)
 		printf("  %d more job files re-read by each reload\n", reload_files());
 	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
-	printf("  runs/s %s (expected %d)  daemon CPU %% %s  RSS %ld kB\n", buf[3], n, buf[4], rss);
+	printf("  runs/s %s (expected %d)  daemon CPU %% %s (all instances)  RSS %ld kB\n", buf[3],
+	       n, buf[4], rss);
 
 	/* Every statement executed should have its history row, complete. */
 	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM ticks),"
@@ -308,6 +349,28 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	       "%.1f s; records left in the spill file: %ld\n",
 	       ticks_now - done_now, stop_s, spooled_records(dir, state));
 	PQclear(r);
+	/* exactly once: no fire with two successful runs, and how the claims went */
+	bool claims = count_of(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgcrond'"
+	                          " AND tablename = 'fire_claim'") > 0;
+	printf("  fires run twice: %lld; claims taken: %lld\n",
+	       count_of(c, "SELECT count(*) FROM (SELECT job_name, scheduled_time"
+	                   " FROM pgcrond.job_run_details WHERE status = 'succeeded'"
+	                   " GROUP BY 1, 2 HAVING count(*) > 1) d"),
+	       claims ? count_of(c, "SELECT count(*) FROM pgcrond.fire_claim") : -1LL);
+	for (int i = 0; i < k; i++) {
+		/* the line "cluster: N claims (...) in M statements, X ms each" of its stop */
+		char *text = bench_slurp(log[i]), *line = text;
+		while ((line = strstr(line, "cluster: ")) != NULL) {
+			int len = (int)strcspn(line, "\n");
+			char *claims = strstr(line, " claims (");
+			if (claims && claims < line + len) {
+				printf("  instance bench%d: %.*s\n", i, len, line);
+				break;
+			}
+			line += len;
+		}
+		free(text);
+	}
 	fflush(stdout);
 }
 
@@ -324,7 +387,7 @@ static void idle(const char *dir, int n, int windows)
 	char state[64];
 	snprintf(state, sizeof(state), "state-idle-%d", n);
 	make_state_dir(dir, state);
-	write_config(dir, state, n, "0 0 1 1 *");
+	write_config(dir, state, n, "0 0 1 1 *", "bench-idle");
 	pid_t pid = bench_daemon_start(conf, log);
 	bench_sleep(5); /* past the start-up work (config, plugins, history) */
 	long long start_cpu = cpu_ticks(pid);
@@ -364,6 +427,12 @@ int main(int argc, char **argv)
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	bench_exec(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
 	bench_exec(c, "GRANT ALL ON ticks TO PUBLIC");
+	/* FIRE_NO_CLAIMS=1: without the claim table coordination is off, the baseline of what
+	 * the claims cost */
+	const char *no_claims = getenv("FIRE_NO_CLAIMS");
+	if (!no_claims || strcmp(no_claims, "1") != 0)
+		bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--4.sql");
+	bench_exec(c, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 
 	char path[1024], dir[] = "/tmp/bench-fire-XXXXXX";
 	if (!mkdtemp(dir))

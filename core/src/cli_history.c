@@ -113,10 +113,21 @@ static void shorten(const char *in, char *out, size_t width)
 	out[n] = '\0';
 }
 
-enum { C_RUNID, C_JOB, C_STATUS, C_TRIGGER, C_ATTEMPT, C_START, C_DURATION, C_MESSAGE, N_COLS };
+enum {
+	C_RUNID,
+	C_JOB,
+	C_STATUS,
+	C_TRIGGER,
+	C_ATTEMPT,
+	C_INSTANCE, /* which pgcrond ran it (several instances: README) */
+	C_START,
+	C_DURATION,
+	C_MESSAGE,
+	N_COLS
+};
 
-static const char *const headers[N_COLS] = {"RUNID",   "JOB",   "STATUS",   "TRIGGER",
-                                            "ATTEMPT", "START", "DURATION", "MESSAGE"};
+static const char *const headers[N_COLS] = {"RUNID",    "JOB",   "STATUS",   "TRIGGER", "ATTEMPT",
+                                            "INSTANCE", "START", "DURATION", "MESSAGE"};
 
 static int print_table(PGresult *r, const char *tz)
 {
@@ -273,7 +284,7 @@ int cli_history(int argc, char **argv)
 	/* The failure filter repeats the partial index's predicate so the planner uses it. */
 	PGresult *r = PQexecParams(
 	    conn,
-	    "SELECT runid, job_name, status, trigger, attempt,"
+	    "SELECT runid, job_name, status, trigger, attempt, instance,"
 	    "       to_char(start_time AT TIME ZONE $4, 'YYYY-MM-DD HH24:MI:SS'),"
 	    "       round(duration_ms::numeric, 1), return_message,"
 	    /* the rest only for --json */

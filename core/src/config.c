@@ -582,6 +582,18 @@ static void check_dirs(struct loader *L)
 		              main_line(L, "plugin_dir"));
 }
 
+bool config_instance_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 1 || n > 63)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
 /* Defaults that depend on the rest of the main file, and checks spanning settings. */
 static void finish_main(struct loader *L, const config_setting_t *root)
 {
@@ -605,6 +617,13 @@ static void finish_main(struct loader *L, const config_setting_t *root)
 		free(*dirs[i]);
 		*dirs[i] = p;
 	}
+	if (cfg->instance && !config_instance_name_ok(cfg->instance))
+		report(
+		    L, file, main_line(L, "instance"),
+		    "instance \"%s\": a name is 1 to 63 characters, letters, digits, '.', '_' or "
+		    "'-'; give each pgcrond sharing a history database its own (the host name is "
+		    "the default)",
+		    cfg->instance);
 	if (!cfg->timezone)
 		cfg->timezone = config_dup_str(L, "UTC");
 	if (!cfg->log_level)
@@ -1261,6 +1280,7 @@ void config_free(struct pgc_config **pcfg)
 	free(cfg->plugin_dir);
 	free(cfg->conf_dir);
 	free(cfg->state_dir);
+	free(cfg->instance);
 	free(cfg->log_level);
 	for (size_t i = 0; i < cfg->n_databases; i++) {
 		free(cfg->databases[i].name);

@@ -121,6 +121,9 @@ struct pgc_config {
 	/* a connect, a session reset, an idle connection's check: each answered within this, or
 	 * the connection is replaced; default 30s */
 	int64_t connection_check_ms;
+	/* this daemon's name among instances sharing a history database; NULL: the host
+	 * name (cluster.h) */
+	char *instance;
 	struct conf_http http;
 	struct conf_job *jobs;
 	size_t n_jobs;
@@ -139,6 +142,8 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
 void config_free(struct pgc_config **cfg);
 
+/* An instance name: 1 to 63 of [A-Za-z0-9._-]. */
+bool config_instance_name_ok(const char *name);
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
 /* (Re)build CFG's index of jobs by name, after its jobs array was put together or changed

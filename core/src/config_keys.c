@@ -234,6 +234,8 @@ const struct key_spec config_main_keys[] = {
     {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
     {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
     /* min: seconds */
+    /* default: the host name; see README "Running several instances" */
+    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
     {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
     {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},

@@ -66,6 +66,7 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->plugin_dir = dup_or(src->plugin_dir, &oom);
 	c->conf_dir = dup_or(src->conf_dir, &oom);
 	c->state_dir = dup_or(src->state_dir, &oom);
+	c->instance = dup_or(src->instance, &oom);
 	c->log_level = dup_or(src->log_level, &oom);
 	c->history_database = dup_or(src->history_database, &oom);
 	c->http.listen = dup_or(src->http.listen, &oom);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "cluster.h"
 #include "config.h"
 #include "config_diff.h"
 #include "ctl.h"
@@ -46,9 +47,11 @@ struct daemon {
 	struct sched *sched;
 	struct triggers *triggers;
 	struct alerter *alerts;
+	struct cluster *cluster;
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
+	bool refused;             /* another live instance has our name: exit EX_CONFIG */
 	struct status_src status; /* the live state's sources (status.h) */
 	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 	struct metrics *metrics;
@@ -251,6 +254,8 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	if (d->hist)
 		hist_set_connection_check(d->hist, cfg->connection_check_ms);
 	alert_reconfigure(d->alerts, cfg);
+	if (cluster_set_jobs(d->cluster, cfg) < 0)
+		log_warning("cluster: out of memory publishing the jobs");
 	http_apply(d->http, cfg);
 	log_reload_diff(d->cfg, cfg, files == NULL);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
@@ -378,6 +383,53 @@ static void shutdown_begin(struct daemon *d, int sig)
 	triggers_free(&d->triggers);
 	http_set_stopping(d->http);
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
+}
+
+/* ---- several instances (cluster.h) ---- */
+
+static void cluster_refused(void *arg, const char *message)
+{
+	struct daemon *d = arg;
+	log_error("%s", message);
+	d->refused = true;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	triggers_free(&d->triggers);
+	/* nothing ran: every run waits for a claim, and none was granted */
+	sched_drain(d->sched, 0, drained, d);
+}
+
+static void cluster_identity(void *arg)
+{
+	struct daemon *d = arg;
+	hist_hold_orphans(d->hist, false);
+}
+
+static void cluster_orphan(void *arg, const struct cluster_orphan *o)
+{
+	struct daemon *d = arg;
+	sched_takeover(d->sched, o);
+}
+
+static int open_cluster(struct daemon *d)
+{
+	const struct conf_database *db =
+	    d->cfg->history_database ? config_database(d->cfg, d->cfg->history_database) : NULL;
+	if (!db || !d->hist)
+		return 0;
+	struct cluster_hooks hooks = {.refused = cluster_refused,
+	                              .identity = cluster_identity,
+	                              .orphan = cluster_orphan,
+	                              .arg = d};
+	hist_hold_orphans(d->hist, true);
+	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
+	                      &d->cluster);
+	if (rc == 0)
+		rc = cluster_set_jobs(d->cluster, d->cfg);
+	if (rc < 0)
+		log_error("cannot coordinate with other instances: %s", strerror(-rc));
+	return rc;
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -533,10 +585,12 @@ int daemon_main(const char *config_path)
 		log_error("out of memory");
 		goto out;
 	}
-	if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
+	if (d.cfg->instance)
+		snprintf(d.instance, sizeof(d.instance), "%s", d.cfg->instance);
+	else if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
 		snprintf(d.instance, sizeof(d.instance), "pgcrond");
 	d.instance[sizeof(d.instance) - 1] = '\0';
-	if (open_history(&d) < 0)
+	if (open_history(&d) < 0 || open_cluster(&d) < 0)
 		goto out;
 	if (alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
 	    sched_new(d.base, d.ex, d.hist, &d.sched) < 0) {
@@ -544,6 +598,7 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
+	sched_set_cluster(d.sched, d.cluster);
 	if (metrics_new(&d.metrics) < 0) {
 		log_error("out of memory");
 		goto out;
@@ -592,8 +647,8 @@ int daemon_main(const char *config_path)
 	size_t enabled = 0;
 	for (size_t i = 0; i < d.cfg->n_jobs; i++)
 		enabled += d.cfg->jobs[i].enabled;
-	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d", PGCROND_VERSION,
-	           d.cfg->n_jobs, enabled, d.cfg->max_running);
+	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d, instance %s",
+	           PGCROND_VERSION, d.cfg->n_jobs, enabled, d.cfg->max_running, d.instance);
 	/* the line `systemctl status pgcrond` shows */
 	log_plugins(d.plugins);
 	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
@@ -603,7 +658,7 @@ int daemon_main(const char *config_path)
 		log_error("the event loop failed");
 		goto out;
 	}
-	status = EX_OK;
+	status = d.refused ? EX_CONFIG : EX_OK;
 	log_notice("pgcrond stopped");
 out:
 	if (d.base) {
@@ -618,6 +673,7 @@ out:
 	}
 	conf_loader_free(&d.loader);
 	triggers_free(&d.triggers);
+	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
 	http_free(&d.http);
 	sched_free(&d.sched); /* answers the runs waited for on the control socket */
 	ctl_free(&d.ctl);

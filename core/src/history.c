@@ -228,13 +228,14 @@ struct hist {
 	uint64_t lost_unreported; /* records lost since the last summary line */
 
 	bool orphans_done;
-	bool ensured;                     /* partitions ensured on this connection */
-	bool head_part_tried;             /* the head line's day partition was created once */
-	struct hist_part *part;           /* partition maintenance and retention (hist_part.c) */
-	bool set_ok;                      /* schema 6: batches as set-based statements */
-	bool set_batch;                   /* ... the batch in flight is one */
-	bool line_mode;                   /* ... the next batch goes line by line */
-	struct hist_keymap starts;        /* run key -> start, for the runs in progress */
+	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
+	bool ensured;              /* partitions ensured on this connection */
+	bool head_part_tried;      /* the head line's day partition was created once */
+	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
+	bool set_ok;               /* schema 6: batches as set-based statements */
+	bool set_batch;            /* ... the batch in flight is one */
+	bool line_mode;            /* ... the next batch goes line by line */
+	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	bool purge_pending;
@@ -1213,7 +1214,7 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
 		}
-		if (!h->orphans_done && h->acked_off >= h->leftover_off) {
+		if (!h->orphans_done && !h->orphans_held && h->acked_off >= h->leftover_off) {
 			send_orphans(h);
 			return;
 		}
@@ -1582,6 +1583,20 @@ fail:
 	free(h->instance);
 	free(h);
 	return rc;
+}
+
+void hist_hold_orphans(struct hist *h, bool hold)
+{
+	if (!h)
+		return;
+	h->orphans_held = hold;
+	if (!hold)
+		kick(h);
+}
+
+const char *hist_boot_id(const struct hist *h)
+{
+	return h->boot_id;
 }
 
 void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg)

@@ -41,6 +41,13 @@ struct hist_run {
 int hist_open(struct event_base *base, const char *conninfo, const char *state_dir,
               const char *instance, int64_t retain_ms, struct hist **out)
     __attribute__((warn_unused_result));
+/* Several instances (cluster.h): HOLD true keeps the rows a previous process of INSTANCE
+ * left running open until it is called with false, once the instance's name is known to
+ * be ours (a second live instance of the same name must not close the first one's runs).
+ * Call right after hist_open. */
+void hist_hold_orphans(struct hist *h, bool hold);
+/* This process's boot id (the boot_id column; unique per process). */
+const char *hist_boot_id(const struct hist *h);
 /* Flush what can be flushed within the grace period, spill the rest, disconnect. */
 void hist_close(struct hist **h);
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "alert.h"
+#include "cluster.h"
 #include "duration.h"
 #include "exec.h"
 #include "flow.h"
@@ -25,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "retry.h"
 #include "sched_priv.h"
 #include "text.h"
 
@@ -42,6 +44,7 @@
 
 static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void run_begin(struct run *r);
+static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
 
 static int64_t real_wall_us(void)
@@ -417,12 +420,21 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	s->n_running--;
 	j->active = NULL;
+	if (r->job_locked)
+		cluster_release(s->cluster, j->name);
 	note_result(r, ok, message, sqlstate, end);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
 	flow_run_end(r, o, end);
 	sched_run_answer(r, ok ? HIST_SUCCEEDED : HIST_FAILED, message, sqlstate);
 	sched_run_free(&r);
+	after_run(j);
+}
+
+/* J's active run is over (ended, or not run at all): what waited for it goes next. */
+static void after_run(struct job *j)
+{
+	struct sched *s = j->s;
 	if (j->paused) {
 		/* what waits for it starts on sched_resume() */
 	} else if (!j->active && j->notify_wait && !s->draining) {
@@ -557,6 +569,67 @@ static long concurrent_guards(const struct job *j, char names[][512], struct exe
 	return n;
 }
 
+static const char *overlap_name(enum overlap_policy o)
+{
+	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
+}
+
+/* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
+static void on_claim(void *arg, enum cluster_verdict v, const char *why)
+{
+	struct run *r = arg;
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	r->claiming = false;
+	s->n_running--;
+	if (v == CLUSTER_GRANTED)
+		r->job_locked = true; /* released at its end, or below if it does not start */
+	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
+		r->claimed = true;
+		run_begin(r);
+		return;
+	}
+	if (r->job_locked)
+		cluster_release(s->cluster, j->name);
+	char msg[300];
+	if (s->draining)
+		record_skipped(r, "pgcrond was shutting down");
+	else if (v == CLUSTER_REFUSED) /* the cluster logs why, rate-limited */
+		sched_record(r, HIST_SKIPPED, why);
+	else if (v == CLUSTER_BUSY) {
+		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
+		record_skipped(r, msg);
+	} else
+		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
+	j->active = NULL;
+	sched_run_free(&r);
+	after_run(j);
+}
+
+/* Ask for R's claim; true if R now waits for it (holding a run slot, as its job's active
+ * run), false if it needs none and may start. */
+static bool claim(struct run *r)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	char key[600];
+	int64_t window = 0;
+	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
+	r->claimed = true;
+	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
+	                     sizeof(key), &window) <= 0)
+		return false;
+	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory claiming the fire; running unclaimed");
+		return false;
+	}
+	r->claimed = false;
+	r->claiming = true;
+	s->n_running++;
+	return true;
+}
+
 static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
@@ -570,6 +643,8 @@ static void run_begin(struct run *r)
 	size_t n_stmts = 1;
 	bool build_failed = false;
 
+	if (s->cluster && !r->claimed && claim(r))
+		return;
 	r->started = true;
 	r->start_us = wall_us();
 	s->n_running++;
@@ -669,7 +744,9 @@ static void admit_queued(struct sched *s)
 static void describe_active(const struct run *a, char *out, size_t outlen)
 {
 	char when[16];
-	if (a->started) {
+	if (a->claiming) {
+		snprintf(out, outlen, "previous fire still being claimed");
+	} else if (a->started) {
 		fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
 	} else if (a->retry_wait) {
@@ -740,7 +817,7 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
-		if (!j->active->started) {
+		if (!j->active->started && !j->active->claiming) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
@@ -1109,6 +1186,43 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 }
 
 /* Notifications are never skipped: while the job is busy they gather in one waiting run. */
+void sched_set_cluster(struct sched *s, struct cluster *c)
+{
+	s->cluster = c;
+}
+
+void sched_takeover(struct sched *s, const struct cluster_orphan *o)
+{
+	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
+	if (!j || !j->conf || j->removed) {
+		log_info("cluster: instance %s died running job %s, which is not configured here; "
+		         "not retried here",
+		         o->dead, o->job_name);
+		return;
+	}
+	/* the dead instance's connection broke: as transient as a failure gets */
+	if (!retry_should(j->conf, o->attempt, "08006", false)) {
+		log_job(
+		    LOG_LVL_NOTICE, j->name,
+		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
+		    o->dead, o->attempt, j->conf->retries);
+		return;
+	}
+	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
+	if (!r)
+		return;
+	r->attempt = o->attempt + 1;
+	r->waited = true;
+	if (o->graph_run && !(r->graph_run = strdup(o->graph_run))) {
+		sched_run_free(&r);
+		return;
+	}
+	log_job(LOG_LVL_NOTICE, j->name,
+	        "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
+	        o->dead, o->attempt, r->attempt, j->conf->retries + 1);
+	sched_fire_run(r);
+}
+
 void sched_notify_pending(struct sched *s, const char *name, bool pending)
 {
 	struct job *j = sched_job_find(s, name);

@@ -39,6 +39,15 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 struct alerter;
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance);
 
+/* Several instances: every run claims its fire through C (borrowed until sched_free; NULL:
+ * none) before it starts. */
+struct cluster;
+struct cluster_orphan;
+void sched_set_cluster(struct sched *s, struct cluster *c);
+/* A dead instance's run O was closed: retry it here if the job is ours and its retry policy
+ * allows (the retry is claimed like any fire, so one survivor runs it). */
+void sched_takeover(struct sched *s, const struct cluster_orphan *o);
+
 /* Run job NAME for notifications with PAYLOADS (N of them; ownership of the strings and the
  * array passes to the scheduler, also on error). If the job is busy they wait, merged with
  * any others, until its run ends: notification runs are never skipped. -ENOENT, -ESHUTDOWN,

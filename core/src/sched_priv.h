@@ -87,6 +87,9 @@ struct run {
 	int attempt;
 	bool started;
 	bool retry_wait; /* waiting for the job's retry timer */
+	bool claiming;   /* waiting for its claim (cluster.h); holds a run slot */
+	bool claimed;    /* claimed, or needs no claim */
+	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
 	bool waited;     /* already waited for its upstreams */
 	uint64_t hist_key;
 	int64_t start_us;
@@ -105,6 +108,7 @@ struct sched {
 	struct exec *ex;
 	struct hist *hist;
 	struct alerter *alerts;
+	struct cluster *cluster; /* NULL: no coordination (no history database) */
 	struct metrics *metrics; /* may be NULL (sched_set_metrics) */
 	char instance[128];
 	const struct pgc_config *cfg;

@@ -1,0 +1,1311 @@
+/* Several instances on one history database (cluster.h, README "Running several instances").
+ *
+ * One dedicated connection, fully asynchronous on the daemon's event_base, one statement in
+ * flight at a time. Claims wait in a FIFO; whatever waits when the connection is idle goes
+ * out as ONE statement (the fires of a busy second share it), so a claim costs a fraction of
+ * a round trip. When no claim can be made (the server is down, or a standby) the verdict
+ * depends on what was known at the last contact: a lone instance runs its fires unclaimed,
+ * as before coordination existed, and its history spools; an instance that saw others live
+ * runs nothing unclaimed, since they may be running the same fires. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "pgconn.h"
+
+#define APP_NAME "pgcrond cluster"
+#define CONNECT_TIMEOUT_MS 10000
+#define QUERY_TIMEOUT_MS 10000
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 10000
+#define CLAIM_BATCH_MAX 1000
+/* The name's lock is held by someone: look again after a heartbeat has had time to move. */
+#define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
+/* Claims older than this are purged (catch-up compares with the history, not the claims). */
+#define CLAIM_KEEP_S "2 days"
+#define PURGE_INTERVAL_MS (10 * 60 * 1000)
+#define STOP_GRACE_MS 2000
+
+static const char sql_lock[] =
+    "SELECT r, CASE WHEN r THEN NULL"
+    " ELSE pg_try_advisory_lock(hashtextextended('pgcrond instance ' || $1, 0)) END"
+    " FROM pg_is_in_recovery() AS r";
+static const char sql_holder[] =
+    "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
+    " (extract(epoch FROM last_seen) * 1000000)::bigint,"
+    " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM pgcrond.instance WHERE name = $1";
+/* The heartbeat, and who else is live. */
+static const char sql_beat[] =
+    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version)"
+    "  VALUES ($1, $2, $3, $4::integer, $5)"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version"
+    "  RETURNING 1)"
+    " SELECT (SELECT count(*) FROM hb),"
+    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
+    "    AND last_seen > now() - interval '30 seconds'),"
+    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds')";
+/* Dead instances: not stopped, and either nobody holds their name's lock (the process is
+ * gone and the server knows it) or their heartbeat stopped (a host or network gone, whose
+ * session the server has not dropped yet). The UPDATE of their instance row is what makes
+ * one survivor alone close their runs: a second one finds stopped_at set. */
+static const char sql_reap[] =
+    "WITH dead AS ("
+    "  UPDATE pgcrond.instance i SET stopped_at = now(),"
+    "         stop_note = 'found dead by instance ' || $1"
+    "   WHERE i.name <> $1 AND i.stopped_at IS NULL"
+    "     AND (i.last_seen < now() - $2::bigint * interval '1 millisecond'"
+    "      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+    "          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    "            AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                               WHERE datname = current_database())"
+    "            AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "                = hashtextextended('pgcrond instance ' || i.name, 0)))"
+    "  RETURNING i.name, i.last_seen),"
+    " closed AS ("
+    "  UPDATE pgcrond.job_run_details d"
+    "     SET status = 'failed', end_time = now(),"
+    "         duration_ms = extract(epoch FROM now() - d.start_time) * 1000,"
+    "         return_message = format('instance %s died (last seen %s); "
+    "run closed by instance %s', dead.name,"
+    "           to_char(dead.last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "    FROM dead"
+    "   WHERE d.instance = dead.name AND d.status IN ('starting', 'running')"
+    "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
+    "   (extract(epoch FROM d.scheduled_time) * 1000000)::bigint AS sched, d.attempt)"
+    /* a host that went silent may still hold its session, and with it the locks of the
+     * jobs it was running: end it, so the cluster does not wait for TCP to notice */
+    " , term AS ("
+    "  SELECT d.name, pg_terminate_backend(l.pid) AS t FROM dead d"
+    "   JOIN pg_catalog.pg_locks l ON l.locktype = 'advisory' AND l.granted"
+    "    AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                                          WHERE datname = current_database())"
+    "    AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "        = hashtextextended('pgcrond instance ' || d.name, 0))"
+    " SELECT name, NULL, NULL, NULL, NULL, NULL,"
+    "  to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    "  (SELECT count(*) FROM term WHERE term.name = dead.name AND term.t) FROM dead"
+    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL"
+    " FROM closed";
+/* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
+ * claimed by this instance (another process of it) is ours again: a fire claimed by a
+ * process that died before running it, or whose run failed when its database was down, is
+ * served by the catch-up of the same instant. */
+static const char sql_claim[] =
+    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " SELECT u.j, u.k, $3, $4"
+    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
+    /* every instance inserts the same fires in the same order: a claim may wait for
+     * another instance's claim of the same fire, never deadlock with it */
+    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET boot_id = EXCLUDED.boot_id, claimed_at = now()"
+    " WHERE c.instance = EXCLUDED.instance"
+    /* the job's lock, held while its run runs: a run of the job on another instance (which
+     * holds it) makes this fire a skip (overlap across instances) */
+    " RETURNING job_name, fire_key,"
+    "  pg_try_advisory_lock(hashtextextended('pgcrond job ' || job_name, 0))";
+/* A turn: ours if nobody else took it within the window. */
+static const char sql_turn[] =
+    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, claimed_at = now()"
+    " WHERE c.instance = EXCLUDED.instance"
+    "    OR c.claimed_at < now() - $5::bigint * interval '1 millisecond'"
+    " RETURNING 1, pg_try_advisory_lock(hashtextextended('pgcrond job ' || $1, 0))";
+/* The jobs whose runs ended: their locks go. */
+static const char sql_unlock[] =
+    "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0))"
+    " FROM unnest($1::text[]) AS j";
+/* This instance's jobs and their definitions' hashes; answers the jobs some other live
+ * instance defines differently, with those instances. */
+static const char sql_jobs[] =
+    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
+    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
+    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
+    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+    "  SELECT $1, j, h FROM mine"
+    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
+    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
+    " FROM pgcrond.instance_job o"
+    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
+    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
+    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
+static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
+                                " SELECT ctid FROM pgcrond.fire_claim"
+                                "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
+                                "  AND fire_key <> 'n' LIMIT 5000))";
+static const char sql_stop[] =
+    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = now(), stop_note = 'stopped'"
+    "  WHERE name = $1 AND boot_id = $2 RETURNING 1)"
+    " SELECT pg_advisory_unlock(hashtextextended('pgcrond instance ' || $1, 0)),"
+    " (SELECT count(*) FROM s)";
+
+struct claim {
+	struct claim *next;
+	char *job, *key;
+	int64_t window_ms;
+	int64_t asked_mono_ms;
+	cluster_claim_fn fn;
+	void *arg;
+	bool sent;
+	bool granted;
+	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
+};
+
+enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
+enum op {
+	OP_NONE,
+	OP_LOCK,
+	OP_HOLDER,
+	OP_BEAT,
+	OP_REAP,
+	OP_CLAIM,
+	OP_TURN,
+	OP_UNLOCK,
+	OP_JOBS,
+	OP_PURGE,
+	OP_STOP
+};
+
+struct cluster {
+	struct event_base *base;
+	char *conninfo;
+	char safe_conninfo[512];
+	char *instance;
+	char *boot_id;
+	char host[256];
+	struct cluster_hooks hooks;
+
+	PGconn *conn;
+	enum conn_state cs;
+	enum op op;
+	PGresult *res; /* the op's first tuples result */
+	bool op_failed;
+	char op_err[512];
+	char op_sqlstate[6];
+	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
+	unsigned failures;
+	bool sock_added;
+	evutil_socket_t watch_fd;
+	short watch_what;
+	struct event sock_ev, retry_ev, deadline_ev, beat_ev, flush_ev;
+
+	bool locked;         /* the name's lock is ours on this connection */
+	bool refused;        /* another live instance has the name: we are stopping */
+	bool schema_missing; /* pgcrond.fire_claim does not exist: run unclaimed */
+	bool in_recovery;
+	bool beat_due, reap_due, purge_due;
+	int64_t last_purge_ms;
+	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
+	bool holder_looked;
+	bool closing, stop_done;
+	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
+	int64_t claim_rtt_us;   /* summed over the claim statements answered */
+	unsigned claim_retries; /* consecutive deadlock / serialization retries */
+
+	struct claim *head, *tail;
+	/* the configured jobs as text[] literals (names, hashes), sent after each connect and
+	 * each cluster_set_jobs */
+	char *jobs_names, *jobs_hashes;
+	bool jobs_due;
+	/* jobs whose locks to release (their runs ended), and how many are in flight */
+	char **unlock;
+	size_t n_unlock, cap_unlock, unlock_sent;
+	size_t peers_live;
+	char peers[512];
+
+	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
+	    offline_complaint, lock_complaint;
+	struct pgconn_notices notices;
+	struct cluster_stats st;
+};
+
+static void on_socket(evutil_socket_t fd, short what, void *arg);
+static void kick(struct cluster *c);
+static void conn_start(struct cluster *c);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+static void watch(struct cluster *c, short what)
+{
+	evutil_socket_t fd = c->conn ? PQsocket(c->conn) : -1;
+
+	if (c->sock_added && fd == c->watch_fd && what == c->watch_what)
+		return;
+	if (c->sock_added) {
+		event_del(&c->sock_ev);
+		c->sock_added = false;
+	}
+	if (fd < 0)
+		return;
+	event_assign(&c->sock_ev, c->base, fd, (short)(what | EV_PERSIST), on_socket, c);
+	if (event_add(&c->sock_ev, NULL) == 0) {
+		c->sock_added = true;
+		c->watch_fd = fd;
+		c->watch_what = what;
+	}
+}
+
+/* ---- claims ---------------------------------------------------------------------------- */
+
+static void claim_free(struct claim *q)
+{
+	free(q->job);
+	free(q->key);
+	free(q);
+}
+
+/* What a claim gets when none can be made now. */
+static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
+{
+	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
+	if (c->refused) {
+		snprintf(why, len, "another live instance has this instance's name");
+		return CLUSTER_REFUSED;
+	}
+	if (c->in_recovery) {
+		snprintf(why, len,
+		         "the history database is in recovery (a standby): no run "
+		         "starts until a primary is reached");
+		return CLUSTER_REFUSED;
+	}
+	if (c->schema_missing) {
+		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
+		return CLUSTER_UNCLAIMED;
+	}
+	if (c->peers_live > 0) {
+		snprintf(why, len,
+		         "no claim can be made (%s) and other instances were live at the last "
+		         "contact (%s): a fire runs only where it is claimed",
+		         cause, c->peers);
+		return CLUSTER_REFUSED;
+	}
+	snprintf(why, len,
+	         "no claim can be made (%s) and no other instance was live: running unclaimed",
+	         cause);
+	return CLUSTER_UNCLAIMED;
+}
+
+/* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
+ * (appended at the tail, never answered here: they are not marked). */
+static void answer(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                   enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                   size_t))
+{
+	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
+	c->tail = NULL;
+	while (*pp) {
+		struct claim *q = *pp;
+		if (which(c, q)) {
+			*pp = q->next;
+			q->next = NULL;
+			*mt = q;
+			mt = &q->next;
+		} else {
+			c->tail = q;
+			pp = &q->next;
+		}
+	}
+	while (mine) {
+		struct claim *q = mine;
+		mine = q->next;
+		char why[1400] = "";
+		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
+		switch (v) {
+		case CLUSTER_GRANTED:
+			c->st.granted++;
+			break;
+		case CLUSTER_TAKEN:
+		case CLUSTER_BUSY:
+			c->st.taken++;
+			break;
+		case CLUSTER_UNCLAIMED:
+			c->st.unclaimed++;
+			break;
+		case CLUSTER_REFUSED:
+			c->st.refused++;
+			break;
+		}
+		/* a standby was reported when it was found (lock_done) */
+		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
+		    log_complain(&c->offline_complaint))
+			log_warning("cluster: %s", why);
+		q->fn(q->arg, v, why);
+		claim_free(q);
+	}
+}
+
+static bool is_sent(struct cluster *c, const struct claim *q)
+{
+	(void)c;
+	return q->sent;
+}
+static bool is_overdue(struct cluster *c, const struct claim *q)
+{
+	/* while connecting, or connected without the name's lock, a claim waits: a connect
+	 * that fails answers it (conn_failed), and without our name nothing may run */
+	return !q->sent && (c->cs == CS_DOWN || c->in_recovery || c->refused || c->schema_missing);
+}
+static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	(void)q;
+	return offline_verdict(c, why, len);
+}
+static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	if (q->granted && q->busy) {
+		snprintf(why, len, "a run of the job is still running on another instance");
+		return CLUSTER_BUSY;
+	}
+	if (q->granted)
+		return CLUSTER_GRANTED;
+	if (c->op_failed)
+		return offline_verdict(c, why, len);
+	snprintf(why, len, "another instance claimed it");
+	return CLUSTER_TAKEN;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	answer(c, is_overdue, v_offline);
+	kick(c);
+}
+
+int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
+                  cluster_claim_fn fn, void *arg)
+{
+	struct claim *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->job = strdup(job);
+	q->key = strdup(key);
+	if (!q->job || !q->key) {
+		claim_free(q);
+		return -ENOMEM;
+	}
+	q->window_ms = window_ms;
+	q->asked_mono_ms = mono_ms();
+	q->fn = fn;
+	q->arg = arg;
+	if (c->tail)
+		c->tail->next = q;
+	else
+		c->head = q;
+	c->tail = q;
+	c->st.claims++;
+	/* answered from the loop, never from inside this call */
+	if (!evtimer_pending(&c->flush_ev, NULL))
+		arm(&c->flush_ev, 0);
+	return 0;
+}
+
+void cluster_claim_forget(struct cluster *c, void *arg)
+{
+	if (!c)
+		return;
+	struct claim **pp = &c->head;
+	c->tail = NULL;
+	while (*pp) {
+		struct claim *q = *pp;
+		if (q->arg == arg) {
+			*pp = q->next;
+			claim_free(q);
+		} else {
+			c->tail = q;
+			pp = &q->next;
+		}
+	}
+}
+
+/* A text[] literal of the claims to send, by field. */
+static char *array_literal(struct claim *from, size_t n, bool keys)
+{
+	size_t cap = 3;
+	struct claim *q = from;
+	for (size_t i = 0; i < n; i++, q = q->next)
+		cap += 3 + 2 * strlen(keys ? q->key : q->job);
+	char *b = malloc(cap), *o = b;
+	if (!b)
+		return NULL;
+	*o++ = '{';
+	q = from;
+	for (size_t i = 0; i < n; i++, q = q->next) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *p = keys ? q->key : q->job; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return b;
+}
+
+/* ---- the connection -------------------------------------------------------------------- */
+
+static void drop_conn(struct cluster *c)
+{
+	if (c->sock_added) {
+		event_del(&c->sock_ev);
+		c->sock_added = false;
+	}
+	evtimer_del(&c->deadline_ev);
+	PQclear(c->res);
+	c->res = NULL;
+	PQfinish(c->conn);
+	c->conn = NULL;
+	c->cs = CS_DOWN;
+	c->op = OP_NONE;
+	c->locked = false;
+	/* the session's locks went with it */
+	for (size_t i = 0; i < c->n_unlock; i++)
+		free(c->unlock[i]);
+	c->n_unlock = c->unlock_sent = 0;
+	c->st.connected = false;
+}
+
+static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
+{
+	bool was_ready = c->cs == CS_READY;
+	drop_conn(c);
+	if (c->closing)
+		return;
+	if (!c->in_recovery && log_complain(&c->down_complaint))
+		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
+		            was_ready ? "connection lost" : "unreachable", why);
+	/* claims in flight or waiting: their answer cannot come now */
+	answer(c, is_sent, v_offline);
+	answer(c, is_overdue, v_offline);
+	arm(&c->retry_ev,
+	    retry_ms > 0 ? retry_ms : pgconn_backoff_ms(c->failures++, RETRY_MIN_MS, RETRY_MAX_MS));
+}
+
+static void conn_failed_libpq(struct cluster *c)
+{
+	char why[512];
+	pgconn_error_safe(c->conn, c->conninfo, why, sizeof(why));
+	conn_failed(c, why, 0);
+}
+
+static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                      const char *const *params)
+{
+	if (!PQsendQueryParams(c->conn, sql, n, NULL, params, NULL, NULL, 0)) {
+		conn_failed_libpq(c);
+		return false;
+	}
+	c->op = op;
+	c->op_failed = false;
+	c->op_err[0] = c->op_sqlstate[0] = '\0';
+	arm(&c->deadline_ev, QUERY_TIMEOUT_MS);
+	int r = PQflush(c->conn);
+	if (r < 0) {
+		conn_failed_libpq(c);
+		return false;
+	}
+	watch(c, r ? EV_READ | EV_WRITE : EV_READ);
+	return true;
+}
+
+static void send_lock(struct cluster *c)
+{
+	const char *p[] = {c->instance};
+	send_stmt(c, OP_LOCK, sql_lock, 1, p);
+}
+
+static void connected(struct cluster *c)
+{
+	evtimer_del(&c->deadline_ev);
+	if (PQsetnonblocking(c->conn, 1) != 0) {
+		conn_failed_libpq(c);
+		return;
+	}
+	c->cs = CS_READY;
+	c->failures = 0;
+	watch(c, EV_READ);
+	send_lock(c);
+}
+
+static void poll_connect(struct cluster *c)
+{
+	switch (PQconnectPoll(c->conn)) {
+	case PGRES_POLLING_READING:
+		watch(c, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		watch(c, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		connected(c);
+		break;
+	default:
+		conn_failed_libpq(c);
+		break;
+	}
+}
+
+static void conn_start(struct cluster *c)
+{
+	char why[512];
+	if (pgconn_start(c->conninfo, APP_NAME, &c->conn) != 0) {
+		pgconn_error_safe(c->conn, c->conninfo, why, sizeof(why));
+		conn_failed(c, why, 0);
+		return;
+	}
+	if (c->notices.limit == 0)
+		pgconn_notices_init(&c->notices, "cluster connection", PGCONN_NOTICES_PER_MIN,
+		                    60000);
+	pgconn_log_notices(c->conn, &c->notices);
+	c->cs = CS_CONNECTING;
+	watch(c, EV_WRITE);
+	arm(&c->deadline_ev, CONNECT_TIMEOUT_MS);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->cs == CS_DOWN && !c->closing && !c->refused)
+		conn_start(c);
+	else if (c->cs == CS_READY && !c->locked && c->op == OP_NONE)
+		send_lock(c);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->cs == CS_CONNECTING)
+		conn_failed(c, "no answer within 10 s while connecting", 0);
+	else if (c->cs == CS_READY && c->op != OP_NONE)
+		conn_failed(c, "no answer within 10 s; reconnecting", 0);
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	c->beat_due = c->reap_due = true;
+	if (mono_ms() - c->last_purge_ms >= PURGE_INTERVAL_MS)
+		c->purge_due = true;
+	kick(c);
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+static const char *val(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static void lock_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed || !r || PQntuples(r) != 1) {
+		conn_failed(c, c->op_failed ? c->op_err : "no answer to the lock query", 0);
+		return;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		if (log_complain(&c->recovery_complaint))
+			log_warning(
+			    "cluster: history database %s is in recovery (a hot standby): no "
+			    "run starts and no history is written until it is promoted or the "
+			    "conninfo reaches a primary (target_session_attrs=read-write); "
+			    "checking every %d s",
+			    c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
+		c->in_recovery = true;
+		c->st.in_recovery = true;
+		conn_failed(c, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
+		return;
+	}
+	if (c->in_recovery) {
+		log_notice("cluster: history database %s is a primary now: runs resume",
+		           c->safe_conninfo);
+		log_complaint_reset(&c->recovery_complaint);
+	}
+	c->in_recovery = false;
+	c->st.in_recovery = false;
+	if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+		const char *p[] = {c->instance};
+		send_stmt(c, OP_HOLDER, sql_holder, 1, p);
+		return;
+	}
+	c->locked = true;
+	c->st.connected = true;
+	c->holder_looked = false;
+	if (log_complaint_reset(&c->down_complaint))
+		log_notice("cluster: history database %s is reachable again", c->safe_conninfo);
+	else
+		log_debug("cluster: instance \"%s\" holds its name on %s", c->instance,
+		          c->safe_conninfo);
+	c->beat_due = c->reap_due = true;
+	c->jobs_due = true;
+	if (c->hooks.identity)
+		c->hooks.identity(c->hooks.arg);
+}
+
+/* The name's lock is held by another session: a live instance of the same name (refuse) or
+ * the session of a process that died where the server has not noticed yet (wait). */
+static void holder_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	bool have = !c->op_failed && r && PQntuples(r) == 1;
+	int64_t seen = have ? atoll(PQgetvalue(r, 0, 3)) : 0;
+	if (!c->holder_looked) {
+		c->holder_looked = true;
+		c->holder_seen_us = seen;
+		log_notice("cluster: the lock of instance name \"%s\" is held by another session; "
+		           "checking in %d s whether that instance is alive",
+		           c->instance, LOCK_RECHECK_MS / 1000);
+		arm(&c->retry_ev, LOCK_RECHECK_MS);
+		return;
+	}
+	if (!have || seen != c->holder_seen_us) {
+		char msg[1024];
+		if (have)
+			snprintf(
+			    msg, sizeof(msg),
+			    "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
+			    "heartbeat %s) against history database %s; give this one its own "
+			    "name with instance = \"...\" in pgcrond.conf (and its own "
+			    "state_dir), or stop the other",
+			    c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+			    PQgetvalue(r, 0, 4), c->safe_conninfo);
+		else
+			snprintf(
+			    msg, sizeof(msg),
+			    "another pgcrond is running as instance \"%s\" against history "
+			    "database %s (it holds the instance's lock); give this one its own "
+			    "name with instance = \"...\" in pgcrond.conf (and its own "
+			    "state_dir), or stop the other",
+			    c->instance, c->safe_conninfo);
+		c->refused = true;
+		answer(c, is_overdue, v_offline);
+		if (c->hooks.refused)
+			c->hooks.refused(c->hooks.arg, msg);
+		return;
+	}
+	if (log_complain(&c->lock_complaint))
+		log_warning("cluster: the lock of instance name \"%s\" is still held but its "
+		            "heartbeat stopped at %s: a dead process whose session the server has "
+		            "not dropped yet; waiting for it",
+		            c->instance, PQgetvalue(r, 0, 4));
+	arm(&c->retry_ev, CLUSTER_RECOVERY_RETRY_MS);
+}
+
+static void beat_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed) {
+		if (strcmp(c->op_sqlstate, "42P01") == 0) {
+			if (log_complain(&c->schema_complaint))
+				log_warning(
+				    "cluster: pgcrond.instance does not exist: instances are not "
+				    "coordinated; run 'pgcrond install' to upgrade the schema");
+			c->schema_missing = true;
+		} else {
+			log_warning("cluster: heartbeat failed: %s", c->op_err);
+		}
+		return;
+	}
+	if (!r || PQntuples(r) != 1)
+		return;
+	size_t n = (size_t)atoll(PQgetvalue(r, 0, 1));
+	const char *names = val(r, 0, 2);
+	if (n != c->peers_live || strcmp(names ? names : "", c->peers) != 0) {
+		if (n)
+			log_info("cluster: instance \"%s\"; other live instances: %s", c->instance,
+			         names ? names : "");
+		else if (c->peers_live)
+			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
+	}
+	c->peers_live = n;
+	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
+	c->st.peers_live = n;
+}
+
+static void reap_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed) {
+		if (strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot look for dead instances: %s", c->op_err);
+		return;
+	}
+	if (!r)
+		return;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		if (PQgetisnull(r, i, 1)) {
+			size_t closed = 0;
+			for (int k = 0; k < PQntuples(r); k++)
+				closed +=
+				    !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
+			c->st.dead_found++;
+			if (val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
+				log_warning(
+				    "cluster: instance \"%s\" sent no heartbeat since %s but its "
+				    "session was still open: ended it",
+				    name, PQgetvalue(r, i, 6));
+			if (closed)
+				log_warning(
+				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
+				    "running run(s) as failed",
+				    name, PQgetvalue(r, i, 6), closed);
+			else
+				log_notice(
+				    "cluster: instance \"%s\" died (last seen %s); it left no "
+				    "running run",
+				    name, PQgetvalue(r, i, 6));
+			continue;
+		}
+		struct cluster_orphan o = {
+		    .job_name = PQgetvalue(r, i, 1),
+		    .trigger = val(r, i, 2),
+		    .graph_run = val(r, i, 3),
+		    .dead = name,
+		    .scheduled_us = val(r, i, 4) ? atoll(PQgetvalue(r, i, 4)) : 0,
+		    .attempt = val(r, i, 5) ? atoi(PQgetvalue(r, i, 5)) : 1,
+		};
+		if (c->hooks.orphan)
+			c->hooks.orphan(c->hooks.arg, &o);
+	}
+}
+
+static void claim_done(struct cluster *c, enum op op)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
+		if (log_complain(&c->schema_complaint))
+			log_warning(
+			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
+			    "run 'pgcrond install' to upgrade the schema");
+		c->schema_missing = true;
+	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") == 0) {
+		/* read-only: a standby, or default_transaction_read_only */
+		c->in_recovery = true;
+	} else if (c->op_failed &&
+	           (strcmp(c->op_sqlstate, "40P01") == 0 || strcmp(c->op_sqlstate, "40001") == 0) &&
+	           c->claim_retries++ < 3) {
+		/* send the same claims again: nothing of the failed statement stayed */
+		log_debug("cluster: claim statement retried: %s", c->op_err);
+		for (struct claim *q = c->head; q; q = q->next)
+			q->sent = false;
+		return;
+	} else if (c->op_failed) {
+		log_warning("cluster: a claim failed: %s (SQLSTATE %s)", c->op_err, c->op_sqlstate);
+		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", c->op_err);
+	}
+	c->claim_retries = 0;
+	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
+		if (q->sent) {
+			q->granted = r && !c->op_failed && PQntuples(r) == 1;
+			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
+		}
+	for (int i = 0; op == OP_CLAIM && r && !c->op_failed && i < PQntuples(r); i++) {
+		const char *job = PQgetvalue(r, i, 0);
+		const char *key = PQgetvalue(r, i, 1);
+		for (struct claim *q = c->head; q; q = q->next)
+			if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
+			    strcmp(q->key, key) == 0) {
+				q->granted = true;
+				q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
+				break;
+			}
+	}
+	answer(c, is_sent, v_result);
+	c->op_cause[0] = '\0';
+	if (c->in_recovery && c->op_failed)
+		conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
+}
+
+static void jobs_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed) {
+		if (strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot publish this instance's jobs: %s", c->op_err);
+		return;
+	}
+	for (int i = 0; r && i < PQntuples(r); i++)
+		log_warning("cluster: job %s is defined differently on instance(s) %s (a rolling "
+		            "configuration change?); each fire runs with the definition of the "
+		            "instance that claims it",
+		            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+static void op_done(struct cluster *c)
+{
+	enum op op = c->op;
+	c->op = OP_NONE;
+	evtimer_del(&c->deadline_ev);
+	switch (op) {
+	case OP_LOCK:
+		lock_done(c);
+		break;
+	case OP_HOLDER:
+		holder_done(c);
+		break;
+	case OP_BEAT:
+		beat_done(c);
+		break;
+	case OP_REAP:
+		reap_done(c);
+		break;
+	case OP_CLAIM:
+	case OP_TURN:
+		c->claim_rtt_us += mono_us() - c->claim_sent_us;
+		claim_done(c, op);
+		break;
+	case OP_UNLOCK:
+		/* sent or not, they are done: a failed unlock leaves a lock this session drops
+		 * at its end at the latest */
+		for (size_t i = 0; i < c->unlock_sent; i++)
+			free(c->unlock[i]);
+		memmove(c->unlock, c->unlock + c->unlock_sent,
+		        (c->n_unlock - c->unlock_sent) * sizeof(*c->unlock));
+		c->n_unlock -= c->unlock_sent;
+		c->unlock_sent = 0;
+		break;
+	case OP_JOBS:
+		jobs_done(c);
+		break;
+	case OP_PURGE:
+		if (c->op_failed && strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: purging old claims failed: %s", c->op_err);
+		break;
+	case OP_STOP:
+		c->stop_done = true;
+		break;
+	case OP_NONE:
+		break;
+	}
+	PQclear(c->res);
+	c->res = NULL;
+	if (c->conn && c->cs == CS_READY)
+		kick(c);
+}
+
+static void read_results(struct cluster *c)
+{
+	while (c->conn && c->op != OP_NONE && !PQisBusy(c->conn)) {
+		PGresult *r = PQgetResult(c->conn);
+		if (!r) {
+			op_done(c);
+			continue;
+		}
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_TUPLES_OK && !c->res && !c->op_failed) {
+			c->res = r;
+			continue;
+		}
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !c->op_failed) {
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			c->op_failed = true;
+			pgconn_result_error(r, c->op_err, sizeof(c->op_err));
+			snprintf(c->op_sqlstate, sizeof(c->op_sqlstate), "%s", state ? state : "");
+		}
+		PQclear(r);
+	}
+	if (c->conn && PQstatus(c->conn) == CONNECTION_BAD)
+		conn_failed_libpq(c);
+}
+
+static void on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	if (c->cs == CS_CONNECTING) {
+		poll_connect(c);
+		return;
+	}
+	if (c->cs != CS_READY)
+		return;
+	if (what & EV_WRITE) {
+		int r = PQflush(c->conn);
+		if (r < 0) {
+			conn_failed_libpq(c);
+			return;
+		}
+		if (r == 0)
+			watch(c, EV_READ);
+	}
+	if ((what & EV_READ) && !PQconsumeInput(c->conn)) {
+		conn_failed_libpq(c);
+		return;
+	}
+	read_results(c);
+}
+
+/* ---- what to send next ----------------------------------------------------------------- */
+
+static void send_claims(struct cluster *c)
+{
+	/* a turn goes alone: its condition is its own */
+	struct claim *first = NULL;
+	for (struct claim *q = c->head; q; q = q->next)
+		if (!q->sent) {
+			first = q;
+			break;
+		}
+	if (!first)
+		return;
+	if (first->window_ms > 0) {
+		char w[24];
+		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
+		const char *p[] = {first->job, first->key, c->instance, c->boot_id, w};
+		first->sent = true;
+		c->st.statements++;
+		send_stmt(c, OP_TURN, sql_turn, 5, p);
+		return;
+	}
+	size_t n = 0;
+	for (struct claim *q = first; q && n < CLAIM_BATCH_MAX && q->window_ms == 0; q = q->next)
+		n++;
+	char *jobs = array_literal(first, n, false), *keys = array_literal(first, n, true);
+	if (!jobs || !keys) {
+		free(jobs);
+		free(keys);
+		log_error("cluster: out of memory sending claims");
+		return;
+	}
+	struct claim *q = first;
+	for (size_t i = 0; i < n; i++, q = q->next)
+		q->sent = true;
+	const char *p[] = {jobs, keys, c->instance, c->boot_id};
+	c->st.statements++;
+	send_stmt(c, OP_CLAIM, sql_claim, 4, p);
+	free(jobs);
+	free(keys);
+}
+
+static bool has_unsent(const struct cluster *c)
+{
+	for (const struct claim *q = c->head; q; q = q->next)
+		if (!q->sent)
+			return true;
+	return false;
+}
+
+static void kick(struct cluster *c)
+{
+	if (c->cs != CS_READY || c->op != OP_NONE || !c->locked)
+		return;
+	if (c->closing) {
+		if (!c->stop_done) {
+			const char *p[] = {c->instance, c->boot_id};
+			send_stmt(c, OP_STOP, sql_stop, 2, p);
+		}
+		return;
+	}
+	/* Claims come last: they are many, and a heartbeat that waited behind them would make
+	 * this instance look dead. First the locks of runs that ended: another instance's next
+	 * fire waits for them. */
+	if (c->n_unlock > 0 && !c->schema_missing) {
+		struct claim *tmp = NULL, **tt = &tmp;
+		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
+		/* the array literal takes claims: borrow the names */
+		struct claim *items = calloc(n, sizeof(*items));
+		if (items) {
+			for (size_t i = 0; i < n; i++) {
+				items[i].job = c->unlock[i];
+				*tt = &items[i];
+				tt = &items[i].next;
+			}
+			char *jobs = array_literal(tmp, n, false);
+			free(items);
+			if (jobs) {
+				const char *p[] = {jobs};
+				c->unlock_sent = n;
+				send_stmt(c, OP_UNLOCK, sql_unlock, 1, p);
+				free(jobs);
+				return;
+			}
+		}
+	}
+	if (c->beat_due) {
+		c->beat_due = false;
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+		send_stmt(c, OP_BEAT, sql_beat, 5, p);
+		return;
+	}
+	if (c->reap_due && !c->schema_missing) {
+		c->reap_due = false;
+		char dead[24];
+		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
+		const char *p[] = {c->instance, dead};
+		send_stmt(c, OP_REAP, sql_reap, 2, p);
+		return;
+	}
+	if (c->purge_due && !c->schema_missing) {
+		c->purge_due = false;
+		c->last_purge_ms = mono_ms();
+		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
+		return;
+	}
+	if (c->jobs_due && c->jobs_names && !c->schema_missing) {
+		c->jobs_due = false;
+		const char *p[] = {c->instance, c->jobs_names, c->jobs_hashes};
+		send_stmt(c, OP_JOBS, sql_jobs, 3, p);
+		return;
+	}
+	if (has_unsent(c) && !c->schema_missing) {
+		c->claim_sent_us = mono_us();
+		send_claims(c);
+		return;
+	}
+}
+
+/* ---- lifetime -------------------------------------------------------------------------- */
+
+int cluster_open(struct event_base *base, const char *conninfo, const char *instance,
+                 const char *boot_id, const struct cluster_hooks *hooks, struct cluster **out)
+{
+	*out = NULL;
+	if (!base || !conninfo || !instance || !*instance || !boot_id)
+		return -EINVAL;
+	struct cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->base = base;
+	c->conninfo = strdup(conninfo);
+	c->instance = strdup(instance);
+	c->boot_id = strdup(boot_id);
+	if (!c->conninfo || !c->instance || !c->boot_id) {
+		free(c->conninfo);
+		free(c->instance);
+		free(c->boot_id);
+		free(c);
+		return -ENOMEM;
+	}
+	if (hooks)
+		c->hooks = *hooks;
+	if (gethostname(c->host, sizeof(c->host)) != 0)
+		snprintf(c->host, sizeof(c->host), "?");
+	c->host[sizeof(c->host) - 1] = '\0';
+	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
+	c->last_purge_ms = mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
+	evtimer_assign(&c->retry_ev, base, on_retry, c);
+	evtimer_assign(&c->deadline_ev, base, on_deadline, c);
+	evtimer_assign(&c->flush_ev, base, on_flush, c);
+	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
+	arm(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
+	conn_start(c);
+	*out = c;
+	return 0;
+}
+
+void cluster_close(struct cluster **cp)
+{
+	struct cluster *c = *cp;
+	if (!c)
+		return;
+	c->closing = true;
+	if (c->st.statements)
+		log_notice("cluster: %" PRIu64 " claims (%" PRIu64 " ours, %" PRIu64
+		           " another instance's) in %" PRIu64
+		           " statements, %.2f ms each on average",
+		           c->st.claims, c->st.granted, c->st.taken, c->st.statements,
+		           (double)c->claim_rtt_us / 1000.0 / (double)c->st.statements);
+	event_del(&c->beat_ev);
+	event_del(&c->flush_ev);
+	event_del(&c->retry_ev);
+	/* forget the claims: nobody waits for them any more */
+	while (c->head) {
+		struct claim *q = c->head;
+		c->head = q->next;
+		claim_free(q);
+	}
+	c->tail = NULL;
+	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
+	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
+	if (c->cs == CS_READY && c->locked) {
+		kick(c); /* sends the stop, or it follows the statement in flight */
+		int64_t until = mono_ms() + STOP_GRACE_MS;
+		while (c->conn && c->cs == CS_READY && !c->stop_done) {
+			int64_t left = until - mono_ms();
+			if (left <= 0 || PQflush(c->conn) < 0)
+				break;
+			struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->conn))
+				break;
+			read_results(c); /* may drop the connection */
+		}
+	}
+	drop_conn(c);
+	event_del(&c->deadline_ev);
+	free(c->unlock);
+	free(c->jobs_names);
+	free(c->jobs_hashes);
+	free(c->conninfo);
+	free(c->instance);
+	free(c->boot_id);
+	free(c);
+	*cp = NULL;
+}
+
+/* 64-bit FNV-1a, continued from H over S and a separator. */
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (const char *p = s ? s : "\x01"; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff;
+	return h * 1099511628211ULL;
+}
+
+void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
+{
+	char num[96];
+	uint64_t h = 14695981039346656037ULL;
+	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		h = fnv(h, text[i]);
+	for (size_t i = 0; i < j->n_after; i++)
+		h = fnv(h, j->after[i]);
+	for (size_t i = 0; i < j->n_settings; i++) {
+		h = fnv(h, j->settings[i].key);
+		h = fnv(h, j->settings[i].value);
+	}
+	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
+	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
+	h = fnv(h, num);
+	snprintf(out, len, "%016" PRIx64, h);
+}
+
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
+{
+	if (!c)
+		return 0;
+	size_t n = cfg->n_jobs;
+	struct claim *items = calloc(n ? n : 1, sizeof(*items));
+	char(*hashes)[24] = calloc(n ? n : 1, sizeof(*hashes));
+	char *names = NULL, *hl = NULL;
+	int rc = -ENOMEM;
+	if (!items || !hashes)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		cluster_job_hash(&cfg->jobs[i], hashes[i], sizeof(hashes[i]));
+		items[i].job = cfg->jobs[i].name;
+		items[i].key = hashes[i];
+		items[i].next = i + 1 < n ? &items[i + 1] : NULL;
+	}
+	names = array_literal(n ? items : NULL, n, false);
+	hl = array_literal(n ? items : NULL, n, true);
+	if (!names || !hl)
+		goto out;
+	free(c->jobs_names);
+	free(c->jobs_hashes);
+	c->jobs_names = names;
+	c->jobs_hashes = hl;
+	names = hl = NULL;
+	c->jobs_due = true;
+	kick(c);
+	rc = 0;
+out:
+	free(names);
+	free(hl);
+	free(items);
+	free(hashes);
+	return rc;
+}
+
+void cluster_release(struct cluster *c, const char *job)
+{
+	if (!c || c->cs != CS_READY || !c->locked)
+		return; /* no session, no lock */
+	if (c->n_unlock == c->cap_unlock) {
+		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
+		char **u = realloc(c->unlock, cap * sizeof(*u));
+		if (!u)
+			return; /* the lock stays until the session ends */
+		c->unlock = u;
+		c->cap_unlock = cap;
+	}
+	char *name = strdup(job);
+	if (!name)
+		return;
+	c->unlock[c->n_unlock++] = name;
+	kick(c);
+}
+
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+	*out = c->st;
+}
+
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+{
+	int n;
+	*window_ms = 0;
+	if (scheduled_us)
+		n = snprintf(out, len, "s:%" PRId64, scheduled_us / 1000000);
+	else if (graph_run && *graph_run)
+		n = snprintf(out, len, "g:%s", graph_run);
+	else if (trigger && strcmp(trigger, "notify") == 0 && attempt <= 1) {
+		/* instances get the same burst within milliseconds of each other; half the
+		 * debounce (at least a second) tells a burst's late claims from the next burst */
+		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
+		n = snprintf(out, len, "n");
+	} else
+		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry
+		           */
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	if (attempt > 1) {
+		int m = snprintf(out + n, len - (size_t)n, "/a%d", attempt);
+		if (m < 0 || (size_t)m >= len - (size_t)n)
+			return -ENOSPC;
+	}
+	return 1;
+}

@@ -1,0 +1,127 @@
+#ifndef PGCROND_CLUSTER_H
+#define PGCROND_CLUSTER_H
+
+/* Several pgcrond instances on one history database (DESIGN.md "Scaling past one machine";
+ * README "Running several instances"). Coordination is PostgreSQL's own, on one dedicated
+ * async connection to the history database:
+ *
+ * - identity: while it lives, an instance holds a session advisory lock on its name
+ *   (hashtextextended('pgcrond instance ' || name, 0)); a second live instance of the same
+ *   name sees the lock held and the holder's heartbeat moving, and refuses to start;
+ * - heartbeat: every CLUSTER_HEARTBEAT_MS the instance's row in pgcrond.instance;
+ * - claims: before a run starts, one row in pgcrond.fire_claim per (job, fire), taken with
+ *   INSERT ... ON CONFLICT DO NOTHING; fires due together share one statement;
+ * - liveness: an instance whose lock nobody holds any more, or whose heartbeat is older
+ *   than CLUSTER_DEAD_MS, is dead: the first survivor to see it closes its running rows
+ *   (naming it and when it was last seen) and hands them to the scheduler for retry;
+ * - recovery: a server in recovery (a standby) gets no claim, so nothing runs, and the
+ *   connection is retried every CLUSTER_RECOVERY_RETRY_MS until it reaches a primary.
+ *
+ * Never blocks the loop; every callback is called from the loop, never from inside the
+ * call that asked for it. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct cluster;
+
+#define CLUSTER_HEARTBEAT_MS 5000
+#define CLUSTER_DEAD_MS 20000
+#define CLUSTER_RECOVERY_RETRY_MS 2000
+/* Another instance counts as live for this long after its last heartbeat we saw. */
+#define CLUSTER_PEER_LIVE_MS 30000
+
+enum cluster_verdict {
+	CLUSTER_GRANTED,   /* the claim is ours: run it */
+	CLUSTER_TAKEN,     /* another instance claimed this fire: do not run it */
+	CLUSTER_UNCLAIMED, /* no claim could be made, and no other instance is known live (or
+	                    * the schema has no claims yet): run it, as a lone instance does */
+	CLUSTER_REFUSED,   /* no claim could be made and running unclaimed could run it twice
+	                    * (other instances were live), or the server is in recovery: skip */
+	CLUSTER_BUSY,      /* the fire is ours, but a run of the job is still running on another
+	                    * instance (it holds the job's lock): the overlap policy skips it */
+};
+
+/* A running row of a dead instance, closed by this one. Strings are borrowed for the call. */
+struct cluster_orphan {
+	const char *job_name;
+	const char *trigger;
+	const char *graph_run; /* NULL if none */
+	const char *dead;      /* the dead instance's name */
+	int64_t scheduled_us;  /* 0 if none */
+	int attempt;
+};
+
+struct cluster_hooks {
+	/* The instance name is held by another live instance: MESSAGE says which; the daemon
+	 * stops (exit 78). */
+	void (*refused)(void *arg, const char *message);
+	/* The name is ours (the lock is held): rows an earlier process of ours left running
+	 * may now be closed (hist_open_orphans). Called after each (re)connect. */
+	void (*identity)(void *arg);
+	/* A dead instance's running row was closed: apply the retry policy. */
+	void (*orphan)(void *arg, const struct cluster_orphan *o);
+	void *arg;
+};
+
+/* Connects at once to CONNINFO (the history database) on BASE. INSTANCE and BOOT_ID are
+ * copied. Returns 0 or a negative errno. */
+int cluster_open(struct event_base *base, const char *conninfo, const char *instance,
+                 const char *boot_id, const struct cluster_hooks *hooks, struct cluster **out)
+    __attribute__((warn_unused_result));
+/* Clean stop: marks the instance stopped (best effort, bounded), releases the name. No
+ * callback is called afterwards, also not for claims still waiting. */
+void cluster_close(struct cluster **c);
+
+typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
+/* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:
+ * a turn-claim (notifications) that succeeds when the last claim of KEY is ours or older
+ * than WINDOW_MS. FN(ARG, ...) is called once from the loop; WHY is a short reason for
+ * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
+int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
+                  cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
+/* A GRANTED claim took the job's lock (on this instance's session): release it when the
+ * run ends. */
+void cluster_release(struct cluster *c, const char *job);
+/* Forget every waiting claim of ARG: FN is not called for them. */
+void cluster_claim_forget(struct cluster *c, void *arg);
+
+/* The claim key of a run (sql/pgcrond--4.sql): into OUT, with *WINDOW_MS > 0 for a turn
+ * (notifications; DEBOUNCE_MS is the job's debounce). Returns 1, 0 when the run needs no
+ * claim (a manual run is claimed by its request id, an @reboot run belongs to its start, a
+ * retry of those is made by the instance that ran them), or -ENOSPC. Pure. */
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+    __attribute__((warn_unused_result));
+
+/* The jobs this instance defines (CFG's; called at start and after each reload): they are
+ * published in pgcrond.instance_job with a hash of each definition, and a job that another
+ * live instance defines differently is logged (a rolling config change). 0 or -ENOMEM. */
+struct pgc_config;
+struct conf_job;
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg);
+/* A hash of job J's definition, as 16 hex digits into OUT (LEN >= 17). Pure. */
+void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
+
+/* For status and tests. */
+struct cluster_stats {
+	bool connected;      /* and the name's lock is held */
+	bool in_recovery;    /* the last server reached was a standby */
+	uint64_t claims;     /* asked */
+	uint64_t granted;    /* ours */
+	uint64_t taken;      /* another instance's */
+	uint64_t statements; /* claim statements sent (claims share them) */
+	uint64_t unclaimed;  /* run without a claim */
+	uint64_t refused;    /* not run: no claim possible */
+	uint64_t dead_found; /* dead instances whose rows this one closed */
+	size_t peers_live;   /* other instances live at the last heartbeat */
+};
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
+
+/* The advisory lock of instance NAME is pg_advisory_lock(hashtextextended('pgcrond instance '
+ * || NAME, 0)) in the history database: pg_locks shows it as locktype advisory, objsubid 1,
+ * classid and objid the key's high and low 32 bits. */
+
+#endif

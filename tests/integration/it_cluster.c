@@ -1,0 +1,441 @@
+/* Several instances on one history database (issue 12; cluster.h, README "Running several
+ * instances"): every fire runs once in the whole cluster, across SIGKILLs; a second live
+ * instance of the same name refuses to start; a dead instance's runs are closed by a
+ * survivor; a notification burst is one run. The SIGKILL rotation runs ~30 s by default and
+ * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define DB "pgcrond_it_cluster"
+
+struct inst {
+	char name[32];
+	char *dir, *conf, *log;
+	pid_t pid;
+};
+
+/* The shared database: every schema step, including step 4 (applied here as well, since a
+ * branch may lack an earlier step and itest_env_setup stops at the first gap). */
+static void cluster_db(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/pgcrond--4.sql");
+	ck_assert_msg(sql[0], "no sql/pgcrond--4.sql");
+	itest_exec(e->db, sql);
+	free(sql);
+	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
+}
+
+/* Instance NAME: its own dir, state_dir and log; JOBS is its conf.d/10-jobs.conf. */
+static void inst_init(struct inst *in, const struct itest_env *e, const char *name,
+                      const char *jobs)
+{
+	memset(in, 0, sizeof(*in));
+	snprintf(in->name, sizeof(in->name), "%s", name);
+	in->dir = itest_tmpdir(name);
+	size_t n = strlen(in->dir) + 64;
+	in->conf = malloc(n);
+	in->log = malloc(n);
+	char *confd = malloc(n), *job = malloc(n);
+	ck_assert(in->conf && in->log && confd && job);
+	snprintf(in->conf, n, "%s/pgcrond.conf", in->dir);
+	snprintf(in->log, n, "%s/daemon.log", in->dir);
+	snprintf(confd, n, "%s/conf.d", in->dir);
+	snprintf(job, n, "%s/conf.d/10-jobs.conf", in->dir);
+	ck_assert(mkdir(confd, 0755) == 0);
+	itest_write_file(in->conf,
+	                 "instance = \"%s\";\n"
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 name, confd, in->dir, e->ci);
+	itest_write_file(job, "%s", jobs);
+	free(confd);
+	free(job);
+}
+
+static void inst_start(struct inst *in)
+{
+	in->pid = itest_daemon_start(in->conf, in->log);
+}
+
+static int inst_stop(struct inst *in, int sig)
+{
+	int st = in->pid ? itest_daemon_stop(in->pid, sig, 30) : 0;
+	in->pid = 0;
+	return st;
+}
+
+static void inst_free(struct inst *in)
+{
+	if (in->pid)
+		inst_stop(in, SIGKILL);
+	free(in->dir);
+	free(in->conf);
+	free(in->log);
+}
+
+/* The instance holds its name once its heartbeat row exists. */
+static void wait_live(struct itest_env *e, const struct inst *in)
+{
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
+}
+
+START_TEST(same_name_refused_and_runs_kept)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-same");
+	const char *jobs =
+	    "job = { name = \"slow\"; command = \"SELECT pg_sleep(25)\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
+	inst_init(&a, &e, "alpha", jobs);
+	inst_init(&b, &e, "alpha", jobs);
+	inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'slow' AND status = 'running'"),
+	              "no running row:\n%s", itest_read_file(a.log));
+	/* a second daemon with the same name, its own state_dir, the same database */
+	inst_start(&b);
+	int st = itest_daemon_stop(b.pid, 0, 20); /* signal 0: only wait for its exit */
+	b.pid = 0;
+	char *log = itest_read_file(b.log);
+	ck_assert_msg(st == 78, "second instance exit status %d, want 78:\n%s", st, log);
+	ck_assert_msg(strstr(log, "another pgcrond is running as instance \"alpha\""),
+	              "no clear message:\n%s", log);
+	free(log);
+	/* the first one's run was left alone, and it ran nothing twice */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'slow'"
+	                    " AND status = 'running'",
+	                    "1");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'slow'"
+	                    " AND status = 'failed'",
+	                    "0");
+	ck_assert_int_eq(inst_stop(&a, SIGKILL), 128 + SIGKILL);
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(bad_instance_name_is_a_config_error)
+{
+	struct itest_env e;
+	itest_env_init(&e, "cl-badname", DB);
+	itest_env_main(&e, "instance = \"no spaces/here\";\n");
+	int st;
+	char *out = itest_cli(&st, "check", "-c", e.conf, NULL);
+	ck_assert_msg(st == 78, "status %d:\n%s", st, out);
+	ck_assert_msg(strstr(out, "pgcrond.conf:") && strstr(out, "instance \"no spaces/here\""),
+	              "message:\n%s", out);
+	free(out);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A survivor closes a dead instance's running row within 30 s, naming it, and retries. */
+START_TEST(survivor_closes_dead_runs_and_retries)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-dead");
+	char sched[64];
+	itest_schedule_soon(sched, sizeof(sched), 3);
+	char jobs[512];
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"slow\"; command = \"SELECT pg_sleep(4)\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_delay = \"1s\"; };\n",
+	         sched);
+	inst_init(&a, &e, "one", jobs);
+	inst_init(&b, &e, "two", jobs);
+	inst_start(&a);
+	inst_start(&b);
+	wait_live(&e, &a);
+	wait_live(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'slow' AND status = 'running'"),
+	              "no running row:\n%s", itest_read_file(a.log));
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'slow' AND status = 'running'");
+	struct inst *dead = strcmp(runner, "one") == 0 ? &a : &b;
+	struct inst *alive = dead == &a ? &b : &a;
+	double t0 = itest_now();
+	inst_stop(dead, SIGKILL);
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'slow' AND attempt = 1 AND status = 'failed'"
+	                   " AND return_message LIKE 'instance %s died (last seen %%)%%"
+	                   "closed by instance %s'",
+	                   dead->name, alive->name),
+	    "the dead run was not closed within 30 s:\n%s", itest_read_file(alive->log));
+	ck_assert_msg(itest_now() - t0 <= 30.0, "closed after %.1f s", itest_now() - t0);
+	/* the survivor retries it, as the job's retry policy says */
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'slow' AND attempt = 2 AND trigger = 'retry'"
+	                   " AND instance = '%s' AND status = 'succeeded'",
+	                   alive->name),
+	    "no retry by the survivor:\n%s", itest_read_file(alive->log));
+	/* pgcrond history shows which instance ran what */
+	int st;
+	char *out = itest_cli(&st, "history", "-c", alive->conf, "slow", NULL);
+	ck_assert_msg(st == 0 && strstr(out, "INSTANCE"), "history:\n%s", out);
+	char want_dead[64], want_alive[64];
+	snprintf(want_dead, sizeof(want_dead), "  %s  ", dead->name);
+	snprintf(want_alive, sizeof(want_alive), "  %s  ", alive->name);
+	ck_assert_msg(strstr(out, want_dead) && strstr(out, want_alive), "history:\n%s", out);
+	free(out);
+	free(runner);
+	inst_stop(alive, SIGTERM);
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* overlap = skip holds across instances: a run on one instance makes the others skip. */
+START_TEST(overlap_skip_across_instances)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-overlap");
+	const char *jobs =
+	    "job = { name = \"long\"; command = \"SELECT pg_sleep(2.5)\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
+	inst_init(&a, &e, "ov1", jobs);
+	inst_init(&b, &e, "ov2", jobs);
+	inst_start(&a);
+	inst_start(&b);
+	wait_live(&e, &a);
+	wait_live(&e, &b);
+	itest_sleep(7);
+	inst_stop(&a, SIGTERM);
+	inst_stop(&b, SIGTERM);
+	/* no two runs of the job overlapped in time, whichever instance ran them */
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT count(*) FROM pgcrond.job_run_details x"
+	    " JOIN pgcrond.job_run_details y ON x.runid < y.runid"
+	    " AND x.status = 'succeeded' AND y.status = 'succeeded'"
+	    " AND tstzrange(x.start_time, x.end_time) && tstzrange(y.start_time, y.end_time)",
+	    "0");
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE status = 'succeeded'") >= 2,
+	              "the job hardly ran:\n%s", itest_read_file(a.log));
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE status = 'skipped' AND return_message ="
+	                                  " 'a run of the job is still running on another instance;"
+	                                  " overlap = skip'") >= 1,
+	              "no skip for a run on the other instance");
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A job two instances define differently (a rolling config change) is logged by both. */
+START_TEST(different_definitions_are_logged)
+{
+	struct itest_env e;
+	struct inst a, b;
+	cluster_db(&e, "cl-defs");
+	inst_init(&a, &e, "d1",
+	          "job = { name = \"nightly\"; command = \"SELECT 1\"; database = \"app\";"
+	          " schedule = \"0 3 * * *\"; };\n");
+	inst_init(&b, &e, "d2",
+	          "job = { name = \"nightly\"; command = \"SELECT 2\"; database = \"app\";"
+	          " schedule = \"0 3 * * *\"; };\n");
+	inst_start(&a);
+	wait_live(&e, &a);
+	inst_start(&b);
+	ck_assert_msg(
+	    itest_wait_log(b.log, "job nightly is defined differently on instance(s) d1", 15),
+	    "d2 did not say so:\n%s", itest_read_file(b.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(DISTINCT def_hash) FROM pgcrond.instance_job"
+	                    " WHERE job_name = 'nightly'",
+	                    "2");
+	inst_stop(&a, SIGTERM);
+	inst_stop(&b, SIGTERM);
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
+START_TEST(three_instances_every_fire_once_across_kills)
+{
+	struct itest_env e;
+	struct inst in[3];
+	const char *soak = getenv("PGCROND_SOAK");
+	double run_s = 30;
+	if (soak && strcmp(soak, "1") == 0)
+		run_s = getenv("PGCROND_SOAK_S") ? atof(getenv("PGCROND_SOAK_S")) : 180;
+	cluster_db(&e, "cl-three");
+	itest_exec(e.db, "CREATE TABLE ran (job text, at timestamptz DEFAULT clock_timestamp());"
+	                 "GRANT ALL ON ran TO PUBLIC");
+	const char *jobs =
+	    "jobs = ( { name = \"j1\"; command = \"INSERT INTO ran (job) VALUES ('j1')\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	    "{ name = \"j2\"; command = \"INSERT INTO ran (job) VALUES ('j2')\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	    "{ name = \"j3\"; command = \"SELECT pg_sleep(0.2); INSERT INTO ran (job) VALUES "
+	    "('j3')\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; } );\n";
+	const char *names[] = {"n1", "n2", "n3"};
+	for (int i = 0; i < 3; i++) {
+		inst_init(&in[i], &e, names[i], jobs);
+		inst_start(&in[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		wait_live(&e, &in[i]);
+	itest_sleep(2);
+	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
+	double t0 = itest_now();
+	int victim = 0, kills = 0;
+	while (itest_now() - t0 < run_s) {
+		itest_sleep(10);
+		inst_stop(&in[victim], SIGKILL);
+		kills++;
+		itest_sleep(0.3);
+		inst_start(&in[victim]);
+		victim = (victim + 1) % 3;
+	}
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
+	itest_sleep(4);
+	for (int i = 0; i < 3; i++)
+		inst_stop(&in[i], SIGTERM);
+	char sql[1024];
+	/* zero fires run twice among successful runs */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM (SELECT job_name, scheduled_time"
+	                    " FROM pgcrond.job_run_details WHERE status = 'succeeded'"
+	                    " GROUP BY 1, 2 HAVING count(*) > 1) d",
+	                    "0");
+	/* at least 99% of the fires in the window were served (a run started) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT (job_name, scheduled_time)) FROM pgcrond.job_run_details"
+	         " WHERE status IN ('succeeded', 'failed', 'running')"
+	         " AND scheduled_time BETWEEN '%s' AND '%s'",
+	         from, to);
+	long long served = itest_scalar_ll(e.db, sql);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT 3 * (extract(epoch FROM '%s'::timestamptz - '%s'::timestamptz)::bigint + 1)",
+	    to, from);
+	long long expected = itest_scalar_ll(e.db, sql);
+	fprintf(stderr, "it_cluster: %d kills, %lld of %lld fires served (%.2f%%)\n", kills, served,
+	        expected, 100.0 * (double)served / (double)expected);
+	ck_assert_msg(served * 100 >= expected * 99, "%lld of %lld fires served", served, expected);
+	/* nothing left running once all stopped */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE status IN ('running', 'starting')",
+	                    "0");
+	/* every statement that succeeded has its row: as many j1 inserts as j1 successes, give
+	 * or take the runs a kill interrupted after their commit */
+	long long ran = itest_scalar_ll(e.db, "SELECT count(*) FROM ran WHERE job = 'j1'");
+	long long ok = itest_scalar_ll(e.db, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'j1' AND status = 'succeeded'");
+	ck_assert_msg(ran >= ok && ran - ok <= kills, "j1: %lld statements, %lld successes", ran,
+	              ok);
+	free(from);
+	free(to);
+	for (int i = 0; i < 3; i++)
+		inst_free(&in[i]);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* One burst of notifications, seen by three instances: one run in the whole cluster. */
+START_TEST(notification_burst_is_one_run)
+{
+	struct itest_env e;
+	struct inst in[3];
+	cluster_db(&e, "cl-notify");
+	itest_exec(e.db, "CREATE TABLE notified (at timestamptz DEFAULT clock_timestamp());"
+	                 "GRANT ALL ON notified TO PUBLIC");
+	const char *jobs =
+	    "job = { name = \"ev\"; command = \"INSERT INTO notified DEFAULT VALUES\";"
+	    " database = \"app\"; listen = \"burst\"; debounce = \"300ms\"; };\n";
+	const char *names[] = {"l1", "l2", "l3"};
+	for (int i = 0; i < 3; i++) {
+		inst_init(&in[i], &e, names[i], jobs);
+		inst_start(&in[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		wait_live(&e, &in[i]);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 3 FROM pg_stat_activity WHERE"
+	                             " application_name = 'pgcrond listener' AND state = 'idle'"
+	                             " AND datname = current_database()"),
+	              "not every instance listens");
+	itest_sleep(1.5); /* the runs a listener's first connect owes are over */
+	long long before = itest_scalar_ll(e.db, "SELECT count(*) FROM notified");
+	for (int burst = 0; burst < 2; burst++) {
+		for (int i = 0; i < 20; i++)
+			itest_exec(e.db, "NOTIFY burst, 'x'");
+		itest_sleep(3);
+	}
+	long long runs = itest_scalar_ll(e.db, "SELECT count(*) FROM notified") - before;
+	ck_assert_msg(runs == 2, "2 bursts made %lld runs in the cluster", runs);
+	for (int i = 0; i < 3; i++)
+		inst_stop(&in[i], SIGTERM);
+	for (int i = 0; i < 3; i++)
+		inst_free(&in[i]);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cluster");
+	/* one case per test, so CK_RUN_CASE=<name> runs one */
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"config", bad_instance_name_is_a_config_error},
+	    {"same_name", same_name_refused_and_runs_kept},
+	    {"dead", survivor_closes_dead_runs_and_retries},
+	    {"notify", notification_burst_is_one_run},
+	    {"overlap", overlap_skip_across_instances},
+	    {"definitions", different_definitions_are_logged},
+	    {"kills", three_instances_every_fire_once_across_kills},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 600);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,119 @@
+/* Claim keys (cluster_fire_key): which runs claim what, so that two instances serving the
+ * same fire compute the same key and different fires never share one. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "config.h"
+
+static int key(const char *trigger, int64_t sched_us, const char *graph, int attempt,
+               int64_t debounce_ms, char *out, int64_t *window)
+{
+	return cluster_fire_key(trigger, sched_us, graph, attempt, debounce_ms, out, 128, window);
+}
+
+START_TEST(scheduled_and_catchup_share_the_fire)
+{
+	char a[128], b[128];
+	int64_t w;
+	ck_assert_int_eq(key("schedule", 1763850000000000LL, NULL, 1, 0, a, &w), 1);
+	ck_assert_str_eq(a, "s:1763850000");
+	ck_assert_int_eq(w, 0);
+	/* the catch-up of the same instant is the same fire: only one of them runs */
+	ck_assert_int_eq(key("catchup", 1763850000000000LL, NULL, 1, 0, b, &w), 1);
+	ck_assert_str_eq(a, b);
+	/* a retry is its own claim, per attempt */
+	ck_assert_int_eq(key("retry", 1763850000000000LL, NULL, 2, 0, b, &w), 1);
+	ck_assert_str_eq(b, "s:1763850000/a2");
+}
+END_TEST
+
+START_TEST(downstream_runs_claim_their_graph_run)
+{
+	char a[128];
+	int64_t w;
+	ck_assert_int_eq(key("upstream", 0, "n1-1763850000000000-load", 1, 0, a, &w), 1);
+	ck_assert_str_eq(a, "g:n1-1763850000000000-load");
+	ck_assert_int_eq(key("retry", 0, "n1-1763850000000000-load", 3, 0, a, &w), 1);
+	ck_assert_str_eq(a, "g:n1-1763850000000000-load/a3");
+}
+END_TEST
+
+START_TEST(notifications_claim_a_turn)
+{
+	char a[128];
+	int64_t w;
+	ck_assert_int_eq(key("notify", 0, NULL, 1, 5000, a, &w), 1);
+	ck_assert_str_eq(a, "n");
+	ck_assert_int_eq(w, 2500);
+	ck_assert_int_eq(key("notify", 0, NULL, 1, 200, a, &w), 1);
+	ck_assert_int_eq(w, 1000); /* at least a second */
+}
+END_TEST
+
+START_TEST(manual_and_reboot_need_no_claim)
+{
+	char a[128];
+	int64_t w;
+	ck_assert_int_eq(key("manual", 0, NULL, 1, 0, a, &w), 0);
+	ck_assert_int_eq(key("reboot", 0, NULL, 1, 0, a, &w), 0);
+	ck_assert_int_eq(key("retry", 0, NULL, 2, 0, a, &w), 0);
+}
+END_TEST
+
+START_TEST(too_small_a_buffer)
+{
+	char a[8];
+	int64_t w;
+	ck_assert_int_eq(
+	    cluster_fire_key("schedule", 1763850000000000LL, NULL, 1, 0, a, sizeof(a), &w),
+	    -ENOSPC);
+}
+END_TEST
+
+START_TEST(definition_hash_tells_definitions_apart)
+{
+	struct conf_job a = {
+	    .name = "j", .command = "SELECT 1", .database = "app", .schedule = "* * * * *"};
+	struct conf_job b = a;
+	char ha[24], hb[24];
+	cluster_job_hash(&a, ha, sizeof(ha));
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_eq(ha, hb);
+	ck_assert_int_eq(strlen(ha), 16);
+	b.command = "SELECT 2";
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+	b = a;
+	b.retries = 3;
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+	/* a command moved into the plugin field is another definition */
+	b = a;
+	b.command = NULL;
+	b.plugin = "SELECT 1";
+	cluster_job_hash(&b, hb, sizeof(hb));
+	ck_assert_str_ne(ha, hb);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tc = tcase_create("keys");
+	tcase_add_test(tc, scheduled_and_catchup_share_the_fire);
+	tcase_add_test(tc, downstream_runs_claim_their_graph_run);
+	tcase_add_test(tc, notifications_claim_a_turn);
+	tcase_add_test(tc, manual_and_reboot_need_no_claim);
+	tcase_add_test(tc, too_small_a_buffer);
+	tcase_add_test(tc, definition_hash_tells_definitions_apart);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
