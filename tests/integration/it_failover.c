@@ -102,6 +102,13 @@ START_TEST(promoted_standby_takes_over)
 	               " -o \"-c unix_socket_directories=%s -c hot_standby=on\" start >/dev/null",
 	         standby_dir, standby_dir, ssock);
 	ck_assert_msg(as_user(cmd) == 0, "the standby did not start: %s", cmd);
+	/* and stopped when this process ends however it ends (a timeout's SIGKILL runs no
+	 * atexit handler), the way pg-sandbox's watcher stops a sandbox */
+	snprintf(cmd, sizeof(cmd),
+	         "setsid nohup sh -c \"tail --pid=%ld -f /dev/null; " PGBIN
+	         "/pg_ctl -D %s/data -m immediate -w -t 30 stop\" >/dev/null 2>&1 </dev/null &",
+	         (long)getpid(), standby_dir);
+	ck_assert_msg(as_user(cmd) == 0, "no watcher for the standby: %s", cmd);
 	char sci[1400];
 	snprintf(sci, sizeof(sci), "host=%s port=%d user=postgres dbname=postgres", ssock, port);
 	PGconn *s = itest_connect(sci);
