@@ -26,8 +26,9 @@
 #include "pgconn.h"
 
 #define APP_NAME "pgcrond cluster"
-#define CONNECT_TIMEOUT_MS 10000
-#define QUERY_TIMEOUT_MS 10000
+/* a connect or a statement answered within this, or the connection is replaced; the
+ * configuration's connection_check once cluster_set_jobs has seen it */
+#define CHECK_DEFAULT_MS 10000
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 10000
 #define CLAIM_BATCH_MAX 1000
@@ -38,9 +39,22 @@
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define STOP_GRACE_MS 2000
 
+/* A session of this very process that still holds the name's lock (its application_name
+ * carries our boot id, $2) is one whose connection went silent: the server has not noticed
+ * yet, and would keep the lock for as long as TCP takes. End it first (waiting up to 5 s for
+ * it to go), then take the lock. */
 static const char sql_lock[] =
     "SELECT r, CASE WHEN r THEN NULL"
-    " ELSE pg_try_advisory_lock(hashtextextended('pgcrond instance ' || $1, 0)) END"
+    " ELSE (SELECT count(pg_catalog.pg_terminate_backend(l.pid, 5000))"
+    "        FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+    "       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    "         AND l.pid <> pg_catalog.pg_backend_pid()"
+    "         AND a.application_name = '" APP_NAME " ' || $2"
+    "         AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                            WHERE datname = current_database())"
+    "         AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "             = hashtextextended('pgcrond instance ' || $1, 0)) >= 0"
+    "  AND pg_try_advisory_lock(hashtextextended('pgcrond instance ' || $1, 0)) END"
     " FROM pg_is_in_recovery() AS r";
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
@@ -207,6 +221,7 @@ struct cluster {
 	evutil_socket_t watch_fd;
 	short watch_what;
 	struct event sock_ev, retry_ev, deadline_ev, beat_ev, flush_ev;
+	int64_t check_ms; /* see CHECK_DEFAULT_MS */
 
 	bool locked;         /* the name's lock is ours on this connection */
 	bool refused;        /* another live instance has the name: we are stopping */
@@ -540,7 +555,7 @@ static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 	c->op = op;
 	c->op_failed = false;
 	c->op_err[0] = c->op_sqlstate[0] = '\0';
-	arm(&c->deadline_ev, QUERY_TIMEOUT_MS);
+	arm(&c->deadline_ev, c->check_ms);
 	int r = PQflush(c->conn);
 	if (r < 0) {
 		conn_failed_libpq(c);
@@ -552,8 +567,8 @@ static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 
 static void send_lock(struct cluster *c)
 {
-	const char *p[] = {c->instance};
-	send_stmt(c, OP_LOCK, sql_lock, 1, p);
+	const char *p[] = {c->instance, c->boot_id};
+	send_stmt(c, OP_LOCK, sql_lock, 2, p);
 }
 
 static void connected(struct cluster *c)
@@ -590,7 +605,9 @@ static void poll_connect(struct cluster *c)
 static void conn_start(struct cluster *c)
 {
 	char why[512];
-	if (pgconn_start(c->conninfo, APP_NAME, &c->conn) != 0) {
+	char app[96];
+	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
+	if (pgconn_start(c->conninfo, app, &c->conn) != 0) {
 		pgconn_error_safe(c->conn, c->conninfo, why, sizeof(why));
 		conn_failed(c, why, 0);
 		return;
@@ -601,7 +618,7 @@ static void conn_start(struct cluster *c)
 	pgconn_log_notices(c->conn, &c->notices);
 	c->cs = CS_CONNECTING;
 	watch(c, EV_WRITE);
-	arm(&c->deadline_ev, CONNECT_TIMEOUT_MS);
+	arm(&c->deadline_ev, c->check_ms);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -620,10 +637,16 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct cluster *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->cs == CS_CONNECTING)
-		conn_failed(c, "no answer within 10 s while connecting", 0);
-	else if (c->cs == CS_READY && c->op != OP_NONE)
-		conn_failed(c, "no answer within 10 s; reconnecting", 0);
+	char why[96];
+	if (c->cs == CS_CONNECTING) {
+		snprintf(why, sizeof(why), "no answer within %" PRId64 " ms while connecting",
+		         c->check_ms);
+		conn_failed(c, why, 0);
+	} else if (c->cs == CS_READY && c->op != OP_NONE) {
+		snprintf(why, sizeof(why), "no answer within %" PRId64 " ms; reconnecting",
+		         c->check_ms);
+		conn_failed(c, why, 0);
+	}
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -1119,6 +1142,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
 	c->boot_id = strdup(boot_id);
+	c->check_ms = CHECK_DEFAULT_MS;
 	if (!c->conninfo || !c->instance || !c->boot_id) {
 		free(c->conninfo);
 		free(c->instance);
@@ -1226,6 +1250,8 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 {
 	if (!c)
 		return 0;
+	if (cfg->connection_check_ms > 0)
+		c->check_ms = cfg->connection_check_ms;
 	size_t n = cfg->n_jobs;
 	struct claim *items = calloc(n ? n : 1, sizeof(*items));
 	char(*hashes)[24] = calloc(n ? n : 1, sizeof(*hashes));

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <threads.h> /* not pthread.h: it includes <sched.h>, which core/src/sched.h shadows */
 #include <stdbool.h>
 #include <stdio.h>
@@ -199,8 +200,13 @@ out:
 	mtx_unlock(&p->mu);
 }
 
+/* The last stopped pass still under way (see hist_part_stop). */
+static struct hist_part *_Atomic orphan;
+
 static void free_part(struct hist_part *p)
 {
+	struct hist_part *self = p;
+	atomic_compare_exchange_strong(&orphan, &self, NULL);
 	cnd_destroy(&p->cv);
 	mtx_destroy(&p->mu);
 	free(p->conninfo);
@@ -323,6 +329,8 @@ void hist_part_stop(struct hist_part **pp)
 	cnd_signal(&p->cv);
 	mtx_unlock(&p->mu);
 	if (busy) {
+		/* kept reachable: the process may end before the thread does */
+		orphan = p;
 		thrd_detach(p->thread);
 		return;
 	}
