@@ -151,6 +151,7 @@ static char *dup_or_null(const char *s)
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg);
 static void stale_cb(evutil_socket_t fd, short what, void *arg);
+static void drop_deferred(struct job *j, const char *why);
 
 void flow_job_init(struct job *j)
 {
@@ -201,6 +202,7 @@ void flow_job_free(struct job *j)
 	j->n_ups = j->n_downs = 0;
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
+	drop_deferred(j, NULL);
 	free(j->graph_again_id);
 	j->graph_again_id = NULL;
 }
@@ -337,22 +339,81 @@ bool flow_park(struct run *r)
 	return true;
 }
 
-/* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN. */
+/* Queue R for the scheduler (flow_deferred_cb). */
+static void defer_fire(struct run *r)
+{
+	struct sched *s = r->job->s;
+	r->defer_next = NULL;
+	if (s->flow_tail)
+		s->flow_tail->defer_next = r;
+	else
+		s->flow_head = r;
+	s->flow_tail = r;
+	event_active(&s->flow_ev, 0, 0);
+}
+
+/* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN: queued,
+ * and decided when its turn comes (D may be busy by then). */
 static void fire_downstream(struct job *d, const char *graph_run)
 {
-	if (d->active) {
-		/* it runs now with older data: run once more when it ends */
-		d->graph_again = true;
-		free(d->graph_again_id);
-		d->graph_again_id = dup_or_null(graph_run);
-		return;
-	}
 	struct run *r = sched_run_new(d, 0, "upstream");
 	if (!r)
 		return;
 	r->waited = true;
 	r->graph_run = dup_or_null(graph_run);
-	sched_fire_run(r);
+	defer_fire(r);
+}
+
+void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct run *r;
+	while ((r = s->flow_head) != NULL) {
+		s->flow_head = r->defer_next;
+		if (!s->flow_head)
+			s->flow_tail = NULL;
+		r->defer_next = NULL;
+		struct job *d = r->job;
+		if (d->active && strcmp(r->trigger, "upstream") == 0) {
+			/* it runs now with older data: run once more when it ends */
+			d->graph_again = true;
+			free(d->graph_again_id);
+			d->graph_again_id = r->graph_run;
+			r->graph_run = NULL;
+			sched_run_free(&r);
+			continue;
+		}
+		sched_fire_run(r);
+	}
+}
+
+/* Take J's queued fires out of the queue; with WHY, each gets a skipped row saying so. */
+static void drop_deferred(struct job *j, const char *why)
+{
+	struct sched *s = j->s;
+	struct run **p = &s->flow_head, *prev = NULL;
+	while (*p) {
+		struct run *r = *p;
+		if (r->job != j) {
+			prev = r;
+			p = &r->defer_next;
+			continue;
+		}
+		*p = r->defer_next;
+		if (s->flow_tail == r)
+			s->flow_tail = prev;
+		r->defer_next = NULL;
+		if (why) {
+			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
+			sched_record(r, HIST_SKIPPED, why);
+		}
+		sched_run_free(&r);
+	}
+}
+
+void flow_job_removed(struct job *j, const char *why)
+{
+	drop_deferred(j, why);
 }
 
 void flow_job_idle(struct job *j)
@@ -374,7 +435,7 @@ void flow_job_idle(struct job *j)
 			struct run *r = d->parked;
 			d->parked = NULL;
 			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
-			sched_fire_run(r);
+			defer_fire(r);
 		}
 	}
 }

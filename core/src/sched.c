@@ -211,6 +211,7 @@ void sched_run_free(struct run **rp)
 		free(r->payloads[i]);
 	free(r->payloads);
 	free(r->graph_run);
+	free(r->start_error);
 	free(r);
 	*rp = NULL;
 }
@@ -546,6 +547,37 @@ static bool claim(struct run *r)
 	return true;
 }
 
+/* R (started, counted running) could not be handed to the executor: it ends from the loop
+ * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end(). */
+static void end_later(struct run *r, const char *err)
+{
+	struct sched *s = r->job->s;
+	r->start_error = strdup(err);
+	r->defer_next = NULL;
+	if (s->ended_tail)
+		s->ended_tail->defer_next = r;
+	else
+		s->ended_head = r;
+	s->ended_tail = r;
+	event_active(&s->ended_ev, 0, 0);
+}
+
+static void ended_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct run *r;
+	while ((r = s->ended_head) != NULL) {
+		s->ended_head = r->defer_next;
+		if (!s->ended_head)
+			s->ended_tail = NULL;
+		r->defer_next = NULL;
+		struct flow_outcome fo = {.ok = false,
+		                          .message = r->start_error ? r->start_error
+		                                                    : "cannot start the run"};
+		run_end(r, &fo);
+	}
+}
+
 static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
@@ -633,9 +665,8 @@ static void run_begin(struct run *r)
 		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 	if (rc == 0)
 		goto out;
-fail:;
-	struct flow_outcome fo = {.ok = false, .message = err};
-	run_end(r, &fo);
+fail:
+	end_later(r, err);
 out:
 	if (stmts != &one)
 		free(stmts);
@@ -644,17 +675,12 @@ out:
 
 static void admit_queued(struct sched *s)
 {
-	/* run_begin() can end a run at once (and so call back here): one loop is enough. */
-	if (s->admitting)
-		return;
-	s->admitting = true;
 	while (!s->draining && s->n_running < (size_t)s->max_running) {
 		struct run *r = sched_queue_pop(&s->queue);
 		if (!r)
 			break;
 		run_begin(r);
 	}
-	s->admitting = false;
 }
 
 static void describe_active(const struct run *a, char *out, size_t outlen)
@@ -1069,6 +1095,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 				sched_run_free(waiting[w]);
 			}
 		}
+		flow_job_removed(j, why);
 		if (j->active && !j->active->started) {
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
@@ -1243,6 +1270,8 @@ int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct s
 	event_assign(&s->clock_ev, base, -1, EV_PERSIST, clock_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
+	event_assign(&s->ended_ev, base, -1, 0, ended_cb, s);
+	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
 	s->clock_offset_us = wall_us() - mono_us();
 	struct timeval tv = {CLOCK_CHECK_MS / 1000, (CLOCK_CHECK_MS % 1000) * 1000};
 	if (event_add(&s->clock_ev, &tv) < 0) {
@@ -1261,6 +1290,8 @@ void sched_free(struct sched **sp)
 	event_del(&s->clock_ev);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
+	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
+	event_del(&s->flow_ev);
 	struct run *r;
 	while ((r = sched_queue_pop(&s->queue)) != NULL) {
 		r->job->active = NULL;

@@ -156,4 +156,3 @@ int sched_trigger(struct sched *s, const char *name, const char *trigger, bool f
 	sched_job_fire(j, 0, trigger);
 	return 0;
 }
-

@@ -101,6 +101,8 @@ struct run {
 	size_t n_payloads;
 	struct event slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
+	struct run *defer_next; /* in a queue the loop drains: flow's fires, failed starts */
+	char *start_error;      /* why it could not start (ended from the loop); NULL */
 };
 
 struct sched {
@@ -128,7 +130,14 @@ struct sched {
 	struct event clock_ev;
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
 	bool draining;
-	bool admitting;
+	/* Runs that could not start, ended from the loop (never inside the call that started
+	 * them, as the executor ends runs) */
+	struct event ended_ev;
+	struct run *ended_head, *ended_tail;
+	/* flow.c's follow-up fires (downstream runs, parked runs released), handed to the
+	 * scheduler from the loop: a run's end never starts another run inside it */
+	struct event flow_ev;
+	struct run *flow_head, *flow_tail;
 	bool catchup_asked;
 	struct event grace_ev;
 	struct event drained_ev;

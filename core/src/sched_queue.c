@@ -86,4 +86,3 @@ void sched_queue_clear(struct sched_queue *q)
 	q->items = NULL;
 	q->n = q->cap = 0;
 }
-
