@@ -71,7 +71,7 @@ void flow_retry_disarm(struct job *j);
 /* exec's reachable callback: DATABASE answers again (ARG is the sched). */
 void flow_db_reachable(void *arg, const char *database);
 /* A run's warn_duration timer (ARG is the run). */
-void flow_slow_cb(evutil_socket_t fd, short what, void *arg);
+void flow_slow_cb(void *arg);
 
 /* ---- pure parts, exposed for unit tests ---------------------------------------------- */
 
