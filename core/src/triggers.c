@@ -713,9 +713,7 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 	int64_t due = tj ? debounce_due(&tj->deb) : -1;
 	if (due < 0)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t wall_ms = clock_wall_ms();
 	*n_payloads = tj->deb.n;
 	*due_us = (wall_ms + (due - mono_ms())) * 1000;
 	return true;

@@ -162,7 +162,9 @@ static void h_end(struct harness *h, size_t n, bool ok, const char *sqlstate)
 	r->ended = true;
 	struct exec_outcome o = {.ok = ok,
 	                         .cancelled = r->cancel[0] != '\0',
-	                         .message = ok ? "SELECT 1" : r->cancel[0] ? r->cancel : "boom",
+	                         .message = ok             ? "SELECT 1"
+	                                    : r->cancel[0] ? r->cancel
+	                                                   : "boom",
 	                         .sqlstate = ok ? NULL : sqlstate};
 	r->on_done(r->arg, &o);
 }
@@ -250,7 +252,8 @@ START_TEST(overlap_skip)
 	h_advance(&h, 60); /* 00:02:00, still running */
 	ck_assert_str_eq(h_starts(&h), "a@30");
 	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
-	ck_assert_log(&h, "skipped: previous run still running (started 00:01:00Z); overlap = skip");
+	ck_assert_log(&h,
+	              "skipped: previous run still running (started 00:01:00Z); overlap = skip");
 	h_end(&h, 0, true, NULL);
 	h_advance(&h, 60);
 	ck_assert_str_eq(h_starts(&h), "a@30 a@150");
