@@ -3,8 +3,12 @@
 
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
  * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
- * by sched_pause.c (pause, resume, waited-for runs), and read (never written) by status.c for
- * the live state; other modules use sched.h. */
+ * by sched_pause.c (pause, resume, waited-for runs) and sched_input.c (notifications,
+ * triggers, takeover), and read (never written) by status.c for the live state; other
+ * modules use sched.h. sched.c calls flow.c at a run's start and end; the runs a run's end
+ * causes (downstreams, fires that waited for it) flow.c hands back through the loop (struct
+ * sched's flow queue), and a run that cannot start ends from the loop too: no call chain
+ * goes from a run's end into another run's start and back. */
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
