@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cancel.h"
+#include "clock.h"
 #include "config.h"
 #include "duration.h"
 #include "log.h"
@@ -160,9 +161,7 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static int64_t now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_wall_us();
 }
 
 static struct timeval ms_tv(int64_t ms)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "pgconn.h"
 
 enum hstate { H_DOWN, H_CONNECTING, H_IDLE, H_QUERY };
@@ -34,13 +35,6 @@ struct health {
 	char why[512];
 	struct pgconn_notices notices;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
 
@@ -72,7 +66,7 @@ static void answer(struct health *h, bool ok, const char *why)
 	event_del(&h->deadline);
 	h->ok = ok;
 	snprintf(h->why, sizeof(h->why), "%s", ok ? "" : why);
-	h->answered_ms = mono_ms();
+	h->answered_ms = clock_mono_ms();
 	struct waiter *w = h->waiters;
 	h->waiters = NULL;
 	while (w) {
@@ -225,7 +219,7 @@ static void start(struct health *h)
 
 int health_check(struct health *h, health_fn fn, void *arg)
 {
-	if (h->answered_ms && !h->waiters && mono_ms() - h->answered_ms < HEALTH_REUSE_MS) {
+	if (h->answered_ms && !h->waiters && clock_mono_ms() - h->answered_ms < HEALTH_REUSE_MS) {
 		fn(arg, h->ok, h->why);
 		return 0;
 	}

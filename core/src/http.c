@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "bgwork.h"
+#include "clock.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -50,13 +51,6 @@ struct http {
 
 /* Scrapes rendering at once; a scraper asking for more is told to come back. */
 #define SCRAPES_MAX 4
-
-static int64_t wall_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
@@ -399,7 +393,7 @@ static void health_reply(struct http *h, struct evhttp_request *req, bool ok, co
 {
 	json_t *j = json_pack("{s:s,s:s,s:I,s:s?}", "status", ok ? "ok" : "unavailable", "version",
 	                      PGCROND_VERSION, "uptime_seconds",
-	                      (json_int_t)((wall_us() - h->src.status->started_us) / 1000000),
+	                      (json_int_t)((clock_wall_us() - h->src.status->started_us) / 1000000),
 	                      "history_database", h->history_database);
 	if (j && !ok)
 		json_object_set_new(j, "reason", json_string(why));

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "text.h"
 
@@ -270,9 +271,7 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 
 static int64_t monotonic_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "debounce.h"
 #include "history.h"
@@ -96,9 +97,7 @@ struct triggers {
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 static void free_payloads(char **p, size_t n)
@@ -705,9 +704,7 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 	int64_t due = tj ? debounce_due(&tj->deb) : -1;
 	if (due < 0)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t wall_ms = clock_wall_ms();
 	*n_payloads = tj->deb.n;
 	*due_us = (wall_ms + (due - mono_ms())) * 1000;
 	return true;
