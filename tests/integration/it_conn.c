@@ -171,9 +171,9 @@ static void relay_stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The daemon's main file: history on the unix socket ("app"), the job's database "far"
- * through the relay, a short connection check. */
-static void write_main(const struct itest_env *e, const char *dbname, int port)
+/* The daemon's main file: history on the unix socket ("app"), a short connection check, and
+ * the databases DBS (libconfig lines). */
+static void write_conf(const struct itest_env *e, const char *dbs)
 {
 	itest_write_file(e->conf,
 	                 "timezone = \"UTC\";\n"
@@ -183,11 +183,21 @@ static void write_main(const struct itest_env *e, const char *dbname, int port)
 	                 "connection_check = \"4s\";\n"
 	                 "databases = {\n"
 	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
-	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
-	                 "dbname=%s\"; pool = 1; };\n"
+	                 "%s"
 	                 "};\n"
 	                 "history = { database = \"app\"; };\n",
-	                 e->dir, e->dir, e->ci, port, dbname);
+	                 e->dir, e->dir, e->ci, dbs);
+}
+
+/* ... with the job's database "far" through the relay. */
+static void write_main(const struct itest_env *e, const char *dbname, int port)
+{
+	char dbs[256];
+	snprintf(dbs, sizeof(dbs),
+	         "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres dbname=%s\"; "
+	         "pool = 1; };\n",
+	         port, dbname);
+	write_conf(e, dbs);
 }
 
 START_TEST(silent_idle_connection_is_replaced)
@@ -454,6 +464,61 @@ START_TEST(silent_history_connection_is_replaced)
 }
 END_TEST
 
+/* Host names are resolved by the daemon (evdns, off the loop) and handed to libpq as
+ * addresses: a conninfo naming localhost works, a name that does not resolve is skipped in a
+ * multi-host list, and when no name resolves the run fails at once with the resolver's
+ * words, while the other jobs keep running. */
+START_TEST(host_names_are_resolved)
+{
+	struct itest_env e;
+	int port;
+	char dbs[512];
+
+	itest_env_setup(&e, "conn_dns", "it_conn_dns");
+	pid_t relay = relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (db text, at timestamptz DEFAULT clock_timestamp())");
+	snprintf(dbs, sizeof(dbs),
+	         "  named = { conninfo = \"host=localhost port=%d user=postgres "
+	         "dbname=it_conn_dns\"; };\n"
+	         "  second = { conninfo = \"host=no-such-host.invalid,localhost port=%d "
+	         "user=postgres dbname=it_conn_dns\"; };\n"
+	         "  nowhere = { conninfo = \"host=no-such-host.invalid port=5432 "
+	         "user=postgres dbname=it_conn_dns\"; };\n",
+	         port, port);
+	write_conf(&e, dbs);
+	itest_env_job(
+	    &e, "10-named.conf",
+	    "job = { name = \"named\"; database = \"named\"; schedule = \"* * * * * *\";\n"
+	    "        retries = 0; command = \"INSERT INTO ticks VALUES ('named')\"; };\n");
+	itest_env_job(
+	    &e, "20-second.conf",
+	    "job = { name = \"second\"; database = \"second\"; schedule = \"* * * * * *\";\n"
+	    "        retries = 0; command = \"INSERT INTO ticks VALUES ('second')\"; };\n");
+	itest_env_job(&e, "30-nowhere.conf",
+	              "job = { name = \"nowhere\"; database = \"nowhere\"; "
+	              "schedule = \"* * * * * *\";\n"
+	              "        retries = 0; command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(DISTINCT db) = 2 FROM ticks"),
+	              "no run through a conninfo naming localhost:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'nowhere' AND status = 'failed' "
+	                             "AND sqlstate = '08001' AND return_message LIKE "
+	                             "'could not translate host name \"no-such-host.invalid\" "
+	                             "to address: %%'"),
+	              "a host name that does not resolve gave no clear error:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name IN ('named', 'second') "
+	                                     "AND status NOT IN ('succeeded', 'running')"),
+	                 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conn");
@@ -468,6 +533,10 @@ int main(void)
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);
+	TCase *td = tcase_create("dns");
+	tcase_set_timeout(td, 60);
+	tcase_add_test(td, host_names_are_resolved);
+	suite_add_tcase(s, td);
 	/* a case of its own, so that CK_RUN_CASE=history runs it alone */
 	TCase *th = tcase_create("history");
 	tcase_set_timeout(th, 120);
