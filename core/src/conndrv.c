@@ -284,6 +284,14 @@ static bool dns_start(struct conndrv *d)
 	                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!r->base)
 		goto fallback;
+	/* the lookup gives up, with its own words, within half the connect's deadline, even
+	 * when no nameserver answers at all (resolv.conf's default: 5 s, 2 attempts) */
+	char timeout[32];
+	int64_t per_try = d->check_ms / 4 > 100 ? d->check_ms / 4 : 100;
+	snprintf(timeout, sizeof(timeout), "%lld.%03lld", (long long)(per_try / 1000),
+	         (long long)(per_try % 1000));
+	evdns_base_set_option(r->base, "timeout:", timeout);
+	evdns_base_set_option(r->base, "attempts:", "2");
 	evtimer_assign(&r->next_ev, d->base, on_dns_next, d);
 	free(hosts);
 	free(ports);
