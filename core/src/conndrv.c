@@ -200,11 +200,15 @@ static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (r->rc != 0) {
+	if (r->rc == EVUTIL_EAI_AGAIN || r->rc == EVUTIL_EAI_FAIL)
+		snprintf(r->why, sizeof(r->why),
+		         "could not translate host name \"%s\" to address: no answer from the "
+		         "nameservers of /etc/resolv.conf (%s)",
+		         r->hosts[r->i], evutil_gai_strerror(r->rc));
+	else if (r->rc != 0)
 		snprintf(r->why, sizeof(r->why),
 		         "could not translate host name \"%s\" to address: %s", r->hosts[r->i],
 		         evutil_gai_strerror(r->rc));
-	}
 	for (struct evutil_addrinfo *a = r->res; a && n < DNS_MAX_ADDRS; a = a->ai_next) {
 		char text[INET6_ADDRSTRLEN];
 		const void *in =
