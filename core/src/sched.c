@@ -1,6 +1,7 @@
 /* The scheduler: job timers, overlap policies, the max_running queue, run bookkeeping.
  *
- * Each job owns one timer (event_assign'ed into struct job), armed for its next instant as
+ * Each job owns one timer (a firetimer in struct job, all of them behind one libevent timer:
+ * firetimer.h), armed for its next instant as
  * a relative delay computed from the wall clock. libevent measures delays on the monotonic
  * clock, so a timer that wakes before its instant (wall clock stepped back) is simply
  * re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
@@ -42,7 +43,7 @@
  * job's catch-up policy decides (README "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 
-static void job_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void job_timer_cb(struct firetimer *t, void *arg);
 static void run_begin(struct run *r);
 static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
@@ -184,7 +185,7 @@ int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int
 static void job_disarm(struct job *j)
 {
 	if (j->armed)
-		event_del(&j->timer);
+		firetimer_del(j->s->timers, &j->timer);
 	j->armed = false;
 }
 
@@ -197,8 +198,7 @@ static void job_arm(struct job *j)
 	int64_t delay = j->next_fire * 1000000 - wall_us();
 	if (delay < 0)
 		delay = 0;
-	struct timeval tv = {(time_t)(delay / 1000000), (suseconds_t)(delay % 1000000)};
-	if (event_add(&j->timer, &tv) == 0)
+	if (firetimer_add(j->s->timers, &j->timer, delay) == 0)
 		j->armed = true;
 	else
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
@@ -950,9 +950,10 @@ void sched_check_clock(struct sched *s)
 	clock_check(s);
 }
 
-static void job_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void job_timer_cb(struct firetimer *t, void *arg)
 {
-	struct job *j = arg;
+	struct job *j = (struct job *)((char *)t - offsetof(struct job, timer));
+	(void)arg;
 	j->armed = false;
 	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
 	clock_check(j->s);
@@ -1121,7 +1122,6 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			j->next_fire = CRON_NEVER;
 			j->paused = sched_is_paused(s, cj->name);
 			flow_job_init(j);
-			evtimer_assign(&j->timer, s->base, job_timer_cb, j);
 			j->next = s->jobs;
 			if (s->jobs)
 				s->jobs->prev = j;
@@ -1475,7 +1475,12 @@ int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct s
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	s->clock_offset_us = wall_us() - mono_us();
 	struct timeval tv = {CLOCK_CHECK_MS / 1000, (CLOCK_CHECK_MS % 1000) * 1000};
+	if (firetimer_set_new(base, job_timer_cb, s, &s->timers) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (event_add(&s->clock_ev, &tv) < 0) {
+		firetimer_set_free(&s->timers);
 		free(s);
 		return -EIO;
 	}
@@ -1509,6 +1514,7 @@ void sched_free(struct sched **sp)
 		free(s->paused[i]);
 	free(s->paused);
 	free(s->index);
+	firetimer_set_free(&s->timers);
 	free(s);
 	*sp = NULL;
 }

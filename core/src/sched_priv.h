@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "cron.h"
+#include "firetimer.h"
 #include "sched.h"
 
 struct alerter;
@@ -32,7 +33,7 @@ struct job {
 	bool removed;                /* gone from the config; freed when its run ends */
 	bool seen;                   /* during sched_apply */
 	const struct conf_job *conf; /* NULL once removed */
-	struct event timer;
+	struct firetimer timer;      /* in the sched's set (firetimer.h), not a libevent event */
 	bool armed;
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
@@ -125,6 +126,7 @@ struct sched {
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;
+	struct firetimer_set *timers; /* every job's next fire, behind one libevent timer */
 	struct event clock_ev;
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
 	bool draining;
