@@ -19,8 +19,9 @@ static void write_jobs(const struct itest_env *e, int from, int to)
 	ck_assert(f != NULL);
 	fprintf(f, "jobs = (\n");
 	for (int i = from; i < to; i++)
-		fprintf(f, "  { name = \"tenant-%d\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
-		           " command = \"SELECT %d\"; }%s\n",
+		fprintf(f,
+		        "  { name = \"tenant-%d\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+		        " command = \"SELECT %d\"; }%s\n",
 		        i, i, i + 1 < to ? "," : "");
 	fprintf(f, ");\n");
 	fclose(f);
@@ -50,10 +51,11 @@ START_TEST(file_jobs_are_recorded_in_parts)
 	/* a reload without tenant-0: retired, the others stay */
 	write_jobs(&e, 1, N);
 	kill(e.pid, SIGHUP);
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT removed_at IS NOT NULL AND NOT enabled FROM pgcrond.job"
-	                             " WHERE jobname = 'tenant-0'"),
-	              "the removed job is not retired:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT removed_at IS NOT NULL AND NOT enabled FROM pgcrond.job"
+	                   " WHERE jobname = 'tenant-0'"),
+	    "the removed job is not retired:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job"
 	                                     " WHERE source = 'file' AND removed_at IS NULL"),
 	                 N - 1);
@@ -61,10 +63,11 @@ START_TEST(file_jobs_are_recorded_in_parts)
 
 	/* the last part of a sequence whose first parts went to another session (the connection
 	 * dropped): its names are not all the jobs, so nothing is retired */
-	itest_exec(e.db, "SELECT pgcrond.record_file_jobs_part("
-	                 " '[{\"name\": \"tenant-1\", \"command\": \"SELECT 1\","
-	                 "   \"schedule\": \"0 0 1 1 *\", \"database\": \"app\", \"enabled\": true}]',"
-	                 " false, true, 4499)");
+	itest_exec(e.db,
+	           "SELECT pgcrond.record_file_jobs_part("
+	           " '[{\"name\": \"tenant-1\", \"command\": \"SELECT 1\","
+	           "   \"schedule\": \"0 0 1 1 *\", \"database\": \"app\", \"enabled\": true}]',"
+	           " false, true, 4499)");
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job"
 	                                     " WHERE source = 'file' AND removed_at IS NULL"),
 	                 N - 1);
