@@ -1269,12 +1269,24 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 	return 0;
 }
 
+struct pgc_config *config_ref(const struct pgc_config *cfg)
+{
+	struct pgc_config *c = (struct pgc_config *)cfg; /* only the count changes */
+	c->extra_refs++;
+	return c;
+}
+
 void config_free(struct pgc_config **pcfg)
 {
 	struct pgc_config *cfg = pcfg ? *pcfg : NULL;
 
 	if (!cfg)
 		return;
+	if (cfg->extra_refs > 0) {
+		cfg->extra_refs--;
+		*pcfg = NULL;
+		return;
+	}
 	free(cfg->file);
 	free(cfg->timezone);
 	free(cfg->plugin_dir);

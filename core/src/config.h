@@ -131,6 +131,9 @@ struct pgc_config {
 	/* jobs by name, for config_job() (built by config_load; NULL: searched in order, as in
 	 * a config put together by hand) */
 	struct config_job_index *job_index;
+	/* owners beyond the first (config_ref): the configuration in force is the files' one
+	 * itself when no job is made in SQL, rather than a copy of 100,000 jobs */
+	unsigned extra_refs;
 };
 
 /* Load PATH and its conf.d. Returns 0 and *OUT on success; on any problem returns -EINVAL,
@@ -140,7 +143,10 @@ struct pgc_config {
  * plugin names and plugin settings are checked by the caller against the loaded plugins. */
 int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
+/* Drops *CFG (one owner of it: freed with the last) and sets it to NULL. */
 void config_free(struct pgc_config **cfg);
+/* CFG with one more owner (each frees it with config_free). On the event loop only. */
+struct pgc_config *config_ref(const struct pgc_config *cfg);
 
 /* An instance name: 1 to 63 of [A-Za-z0-9._-]. */
 bool config_instance_name_ok(const char *name);

@@ -61,6 +61,7 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	*c = *src;
 	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
 	c->job_index = NULL; /* built for the copy once its jobs are final */
+	c->extra_refs = 0;
 	c->file = dup_or(src->file, &oom);
 	c->timezone = dup_or(src->timezone, &oom);
 	c->plugin_dir = dup_or(src->plugin_dir, &oom);
@@ -190,6 +191,11 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
                          struct pgc_config **out, struct diag_list *dl)
 {
 	struct loader L;
+
+	if (n_dbs == 0 && n_jobs == 0) {
+		*out = config_ref(files); /* nothing to add: no copy of every job */
+		return 0;
+	}
 	struct pgc_config *cfg = clone(files, n_dbs);
 
 	*out = NULL;

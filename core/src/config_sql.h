@@ -28,7 +28,8 @@ struct config_sql_job {
 
 /* A new configuration: a copy of FILES plus DBS and the valid ones of JOBS. A job with a
  * problem (a bad setting, a name a file job already has) is left out and its problems are
- * added to DL; the others are merged. 0, or -ENOMEM. */
+ * added to DL; the others are merged. With nothing to add it is FILES itself, with one more
+ * owner (config_ref): config_free it all the same, and change neither. 0, or -ENOMEM. */
 int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql_db *dbs,
                          size_t n_dbs, const struct config_sql_job *jobs, size_t n_jobs,
                          struct pgc_config **out, struct diag_list *dl)

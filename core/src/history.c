@@ -38,6 +38,7 @@
 
 #include "hist_batch.h"
 #include "hist_part.h"
+#include "hist_startup.h"
 #include "bgwork.h"
 #include "conndrv.h"
 #include "log.h"
@@ -113,22 +114,7 @@ static const char sql_finish[] =
     "                     * interval '1 microsecond') - start_time) * 1000"
     " WHERE instance = $1 AND run_key = $2";
 
-/* Rows a previous process of this instance left running: any boot but ours. */
-static const char sql_orphans[] =
-    "UPDATE pgcrond.job_run_details"
-    "   SET status = 'failed', return_message = $3, end_time = now(),"
-    "       duration_ms = extract(epoch FROM now() - start_time) * 1000"
-    " WHERE instance = $1 AND status IN ('starting', 'running')"
-    "   AND boot_id IS DISTINCT FROM $2";
-
-/* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
- * and the end of its last success, where its staleness counts from. */
-static const char sql_last_fires[] =
-    "SELECT job_name,"
-    " extract(epoch FROM max(scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"
-    "   AND trigger IN ('schedule', 'catchup')))::bigint,"
-    " (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
-    " FROM pgcrond.job_run_details GROUP BY job_name";
+/* The orphans and last-fires reads: hist_startup.c. */
 /* Partitions for the records about to be written (a daemon back after days away fills the
  * gap); a database still at schema 1-5 has no such function, which is fine. */
 static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
@@ -1091,8 +1077,11 @@ static void send_orphans(struct hist *h)
 		snprintf(msg, sizeof(msg),
 		         "pgcrond process ended while this run was in progress "
 		         "(closed at restart)");
-	const char *p[] = {h->instance, h->boot_id, msg};
-	send_stmt(h, OP_ORPHANS, sql_orphans, 3, p);
+	char floor[40];
+	if (hist_startup_floor(now_us(), h->retain_ms, floor, sizeof(floor)) < 0)
+		snprintf(floor, sizeof(floor), "-infinity");
+	const char *p[] = {h->instance, h->boot_id, msg, floor};
+	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 4, p);
 }
 
 /* Start the next statement if the connection is idle: the orphans of an earlier process
@@ -1109,7 +1098,11 @@ static void kick(struct hist *h)
 			return;
 		}
 		if (h->orphans_done && h->last_fires_fn) {
-			send_stmt(h, OP_LAST_FIRES, sql_last_fires, 0, NULL);
+			char floor[40];
+			if (hist_startup_floor(now_us(), h->retain_ms, floor, sizeof(floor)) < 0)
+				snprintf(floor, sizeof(floor), "-infinity");
+			const char *p[] = {floor};
+			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return;
 		}
 		if (!h->head && h->unloaded_n > 0)

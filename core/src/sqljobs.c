@@ -29,8 +29,14 @@ struct sqljobs {
 	char *conninfo;
 	struct sql_row *rows;
 	size_t n_rows;
-	char *last;       /* the rows last read, as one string, to see whether anything changed */
-	char *files_json; /* the file jobs to record in the registry (pgcrond.record_file_jobs) */
+	char *last; /* the rows last read, as one string, to see whether anything changed */
+	/* the file jobs to record in the registry: borrowed (sqljobs_record_files), sent in
+	 * parts of REC_PART jobs, one part in flight at a time (pgcrond--8.sql) */
+	const struct pgc_config *files;
+	size_t rec_next, rec_end; /* the part in flight: jobs [rec_next, rec_end) */
+	bool rec_busy;            /* a part is in flight */
+	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
+	bool rec_whole;           /* a schema before step 8: all jobs in one statement */
 	bool reading, again;
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
@@ -163,27 +169,10 @@ void sqljobs_refresh(struct sqljobs *sj)
 	}
 }
 
-static void on_recorded(void *arg, const PGresult *res)
-{
-	struct sqljobs *sj = arg;
-	char why[512];
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-		log_complaint_reset(&sj->complaint);
-		return;
-	}
-	if (log_complain(&sj->complaint))
-		log_error("cannot record the file jobs in pgcrond.job: %s; pgcrond install does it "
-		          "too",
-		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
-}
-
-static void send_files(struct sqljobs *sj)
-{
-	const char *p[] = {sj->files_json};
-	if (sj->files_json)
-		(void)!notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::jsonb)", p, 1,
-		                    on_recorded, sj); /* down: sent again once connected */
-}
+/* Jobs per part: about 220 bytes of JSON each, so a part is about 450 kB; libpq keeps a
+ * send buffer as large as the largest statement sent for as long as the connection lives
+ * (22 MB and a 33 MB buffer for 100,000 jobs in one statement). */
+#define REC_PART 2000
 
 /* S as a JSON string into F. */
 static void json_str(FILE *f, const char *s)
@@ -204,19 +193,20 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+/* FILES' jobs [FROM, TO) as the JSON array pgcrond.record_file_jobs takes; NULL on ENOMEM. */
+static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	FILE *f = open_memstream(&buf, &len);
 
-	if (!sj || !(f = open_memstream(&buf, &len)))
-		return;
+	if (!f)
+		return NULL;
 	fputc('[', f);
-	for (size_t i = 0; i < files->n_jobs; i++) {
+	for (size_t i = from; i < to; i++) {
 		const struct conf_job *j = &files->jobs[i];
 		const char *db = j->database ? j->database : files->history_database;
-		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		fputs(i > from ? ",{\"name\":" : "{\"name\":", f);
 		json_str(f, j->name);
 		fputs(",\"plugin\":", f);
 		json_str(f, j->plugin);
@@ -244,10 +234,94 @@ void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
 	fputc(']', f);
 	if (fclose(f) != 0) {
 		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static void on_recorded(void *arg, const PGresult *res);
+
+/* Send the part of the file jobs from sj->rec_next (or all of them, on an old schema). */
+static void send_part(struct sqljobs *sj)
+{
+	size_t n = sj->files->n_jobs;
+	size_t end = sj->rec_whole || n - sj->rec_next <= REC_PART ? n : sj->rec_next + REC_PART;
+	char *json = files_json(sj->files, sj->rec_whole ? 0 : sj->rec_next, end);
+	char total[24];
+	int rc;
+
+	if (!json) {
+		log_error("cannot record the file jobs in pgcrond.job: out of memory");
 		return;
 	}
-	free(sj->files_json);
-	sj->files_json = buf;
+	snprintf(total, sizeof(total), "%zu", n);
+	if (sj->rec_whole) {
+		const char *p[] = {json};
+		rc = notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::jsonb)", p, 1,
+		                  on_recorded, sj);
+	} else {
+		const char *p[] = {json, sj->rec_next == 0 ? "true" : "false",
+		                   end == n ? "true" : "false", total};
+		rc = notify_query(sj->n,
+		                  "SELECT pgcrond.record_file_jobs_part($1::jsonb, $2::boolean,"
+		                  " $3::boolean, $4::integer)",
+		                  p, 4, on_recorded, sj);
+	}
+	free(json);
+	sj->rec_busy = rc == 0; /* down: on_listening sends them again once connected */
+	sj->rec_end = end;
+}
+
+static void send_files(struct sqljobs *sj)
+{
+	if (!sj->files)
+		return;
+	if (sj->rec_busy) {
+		sj->rec_restart = true; /* after the part in flight */
+		return;
+	}
+	sj->rec_next = 0;
+	sj->rec_restart = false;
+	send_part(sj);
+}
+
+static void on_recorded(void *arg, const PGresult *res)
+{
+	struct sqljobs *sj = arg;
+	char why[512];
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	sj->rec_busy = false;
+	if (!ok && !sj->rec_whole && state && strcmp(state, "42883") == 0) {
+		sj->rec_whole = true; /* no record_file_jobs_part: a schema before step 8 */
+		send_files(sj);
+		return;
+	}
+	if (sj->rec_restart) {
+		send_files(sj);
+		return;
+	}
+	if (!ok) {
+		if (log_complain(&sj->complaint))
+			log_error("cannot record the file jobs in pgcrond.job: %s; pgcrond install "
+			          "does it too",
+			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+		return;
+	}
+	if (!sj->rec_whole && sj->rec_end < sj->files->n_jobs) {
+		sj->rec_next = sj->rec_end;
+		send_part(sj);
+		return;
+	}
+	log_complaint_reset(&sj->complaint);
+}
+
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+{
+	if (!sj)
+		return;
+	sj->files = files;
 	send_files(sj);
 }
 
@@ -263,6 +337,7 @@ static void on_listening(void *arg, bool first)
 	struct sqljobs *sj = arg;
 	(void)first;
 	sj->reading = false; /* a query queued on a lost connection was dropped */
+	sj->rec_busy = false;
 	read_jobs(sj);
 	send_files(sj);
 }
@@ -304,7 +379,6 @@ void sqljobs_free(struct sqljobs **psj)
 	notify_free(&sj->n);
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
-	free(sj->files_json);
 	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;

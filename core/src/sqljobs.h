@@ -32,7 +32,9 @@ void sqljobs_free(struct sqljobs **sj);
 void sqljobs_refresh(struct sqljobs *sj);
 
 /* Record FILES' jobs in the registry (pgcrond.job, cron.job) as `pgcrond install` does, now
- * and after every reconnect until the next call: the registry follows every reload. */
+ * and after every reconnect until the next call: the registry follows every reload. FILES is
+ * borrowed: it must live until the next call or sqljobs_free (the parts are made from it as
+ * they are sent, pgcrond--8.sql). */
 void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
 
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job

@@ -116,6 +116,32 @@ START_TEST(test_copy_for_render)
 }
 END_TEST
 
+/* More jobs than the name table's first size (it grows): each keeps its own counts. */
+START_TEST(test_many_jobs_keep_their_counts)
+{
+	enum { N = 5000 };
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	char names[N][16];
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < N; i++) {
+			snprintf(names[i], sizeof(names[i]), "t%d", i);
+			if (round == 0 || i % 2 == 0)
+				metrics_run_end(m,
+				                &(struct metrics_run){names[i], "succeeded", 1000,
+				                                      -1, 10000000, NULL, NULL});
+		}
+	struct metrics_job_live jobs[] = {{.name = "t0", .enabled = true, .next_fire = -1},
+	                                  {.name = "t4999", .enabled = true, .next_fire = -1}};
+	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 2};
+	char *t = render(m, &live);
+	has(t, "pgcrond_job_runs_total{job=\"t0\",status=\"succeeded\"} 2\n");
+	has(t, "pgcrond_job_runs_total{job=\"t4999\",status=\"succeeded\"} 1\n");
+	free(t);
+	metrics_free(&m);
+}
+END_TEST
+
 START_TEST(test_label_escaping)
 {
 	struct metrics *m;
@@ -177,6 +203,7 @@ int main(void)
 	tcase_add_test(tc, test_counts_and_histograms);
 	tcase_add_test(tc, test_copy_for_render);
 	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_many_jobs_keep_their_counts);
 	tcase_add_test(tc, test_failures_ring);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

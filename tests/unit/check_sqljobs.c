@@ -83,6 +83,25 @@ START_TEST(merge_finds_a_cycle_through_any_upstream)
 }
 END_TEST
 
+/* No SQL job: the configuration in force is the files' one itself, not a copy of every job;
+ * each owner frees it, and it goes with the last. */
+START_TEST(merge_without_sql_jobs_shares_the_files)
+{
+	struct pgc_config *files = calloc(1, sizeof(*files));
+	ck_assert(files != NULL);
+	files->file = strdup("pgcrond.conf");
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_with_sql_jobs(files, NULL, 0, NULL, 0, &cfg, &dl), 0);
+	ck_assert_ptr_eq(cfg, files);
+	config_free(&files); /* cfg still owns it (ASan: no use after free below) */
+	ck_assert_ptr_null(files);
+	ck_assert_str_eq(cfg->file, "pgcrond.conf");
+	config_free(&cfg);
+	ck_assert_ptr_null(cfg);
+}
+END_TEST
+
 /* Many file jobs and one SQL job: the copy's index of names grows past its first size. */
 START_TEST(merge_with_many_file_jobs)
 {
@@ -212,6 +231,7 @@ int main(void)
 	tcase_add_test(tc, merge_leaves_out_only_the_bad_jobs);
 	tcase_add_test(tc, merge_finds_a_cycle_through_any_upstream);
 	tcase_add_test(tc, merge_with_many_file_jobs);
+	tcase_add_test(tc, merge_without_sql_jobs_shares_the_files);
 	tcase_add_test(tc, quote_is_a_libconfig_string);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -1,0 +1,2 @@
+INSERT INTO ticks VALUES (statement_timestamp());
+DISCARD ALL;

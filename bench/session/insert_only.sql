@@ -1,0 +1,1 @@
+INSERT INTO ticks VALUES (statement_timestamp());
