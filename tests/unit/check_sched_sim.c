@@ -559,6 +559,95 @@ START_TEST(max_running_queue_and_failed_starts)
 }
 END_TEST
 
+/* overlap = replace with a fire still waiting for a max_running slot: the newer fire takes
+ * its place, and the older one gets a skipped row. */
+START_TEST(overlap_replace_before_start)
+{
+	struct harness h;
+	h_init(&h);
+	h.cfg.max_running = 1;
+	h_job(&h, "long", "0 * * * *");
+	h_job(&h, "a", "* * * * *")->overlap = OVERLAP_REPLACE;
+	h_start(&h);
+	ck_assert_int_eq(sched_trigger(h.s, "long", "manual", false), 0);
+	h_advance(&h, 90); /* a's fires at 30 and 90 wait for the slot */
+	ck_assert_str_eq(h_starts(&h), "long@0");
+	ck_assert_uint_eq(sched_queued(h.s), 1);
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
+	ck_assert_log(&h, "superseded by a newer fire before it started; overlap = replace");
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "long@0 a@90");
+	ck_assert_log(&h, "started (schedule, scheduled 00:02:00Z, attempt 1)");
+	h_stop(&h);
+}
+END_TEST
+
+static char **payloads(const char *a, const char *b)
+{
+	char **p = calloc(2, sizeof(*p));
+	ck_assert_ptr_nonnull(p);
+	p[0] = strdup(a);
+	p[1] = b ? strdup(b) : NULL;
+	return p;
+}
+
+/* Notifications are never skipped: those that come while the job runs are served by one
+ * run after it, with all their payloads. */
+START_TEST(notifications_while_busy_run_once_after)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "n", NULL);
+	h_start(&h);
+	ck_assert_int_eq(sched_notify_run(h.s, "n", payloads("1", NULL), 1), 0);
+	h_advance(&h, 1);
+	ck_assert_str_eq(h_starts(&h), "n@0");
+	ck_assert_int_eq(sched_notify_run(h.s, "n", payloads("2", "3"), 2), 0);
+	ck_assert_int_eq(sched_notify_run(h.s, "n", payloads("4", NULL), 1), 0);
+	h_advance(&h, 1);
+	ck_assert_uint_eq(h.n_runs, 1);
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "n@0 n@2");
+	ck_assert_log(&h, "started (notify, 3 payload(s), attempt 1)");
+	ck_assert_int_eq(h_count(&h, "n", "skipped"), 0);
+	h_stop(&h);
+}
+END_TEST
+
+static void drained(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Shutdown: fires not started get a skipped row at once, the running run finishes, then
+ * the scheduler says it is drained; no timer fires meanwhile. */
+START_TEST(drain_skips_waiting_fires_and_waits_for_the_run)
+{
+	struct harness h;
+	h_init(&h);
+	h.cfg.max_running = 1;
+	h_job(&h, "a", "* * * * *");
+	h_job(&h, "b", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	bool done = false;
+	sched_drain(h.s, 60000, drained, &done);
+	ck_assert_int_eq(h_count(&h, "b", "skipped"), 1);
+	ck_assert_log(&h, "skipped: pgcrond was shutting down");
+	h_advance(&h, 120);
+	ck_assert(!done);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	ck_assert(done);
+	ck_assert_int_eq(h_count(&h, "a", "succeeded"), 1);
+	h_stop(&h);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sched_sim");
@@ -566,6 +655,8 @@ int main(void)
 	tcase_add_test(tc, overlap_skip);
 	tcase_add_test(tc, overlap_queue);
 	tcase_add_test(tc, overlap_replace);
+	tcase_add_test(tc, overlap_replace_before_start);
+	tcase_add_test(tc, notifications_while_busy_run_once_after);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("retry");
 	tcase_add_test(tc, retry_transient_then_success);
@@ -584,6 +675,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("max_running");
 	tcase_add_test(tc, max_running_queue_and_failed_starts);
+	tcase_add_test(tc, drain_skips_waiting_fires_and_waits_for_the_run);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
