@@ -101,7 +101,7 @@ struct hist_spool {
 
 static void pump(struct hist_spool *s);
 
-#define OWNER(job, field) ((struct hist_spool *)((char *)(job) - offsetof(struct hist_spool, field)))
+#define OWNER(job, field) ((struct hist_spool *)((char *)(job)-offsetof(struct hist_spool, field)))
 
 static void arm_ms(struct event *ev, int64_t ms)
 {
@@ -351,8 +351,8 @@ static void op_work(struct bgwork_job *job)
 		s->op_write_rc = -ECANCELED; /* the offsets the lines were given are wrong */
 		goto out;
 	}
-	if (s->op_punch > 0 && fallocate(s->op_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	                                 0, s->op_punch) != 0)
+	if (s->op_punch > 0 &&
+	    fallocate(s->op_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, s->op_punch) != 0)
 		s->op_punch_rc = -errno;
 	if (s->op_len > 0) {
 		s->op_write_rc = write_all(s->op_fd, s->op_buf, s->op_len);
@@ -426,7 +426,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 	if (s->op_reset) {
 		if (s->op_reset_rc < 0) {
 			if (ran && log_complain(&s->complaint))
-				log_error("history: truncate %s: %s", s->path, strerror(-s->op_reset_rc));
+				log_error("history: truncate %s: %s", s->path,
+				          strerror(-s->op_reset_rc));
 			/* the file still holds what it held, all of it acknowledged */
 			s->acked_off = s->op_prev[0];
 			s->loaded_off = s->op_prev[1];
@@ -443,8 +444,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 		else if (s->op_punch_rc == -EOPNOTSUPP || s->op_punch_rc == -ENOSYS)
 			s->punch_unsupported = true;
 		else if (log_complain(&s->complaint))
-			log_error("history: cannot free the written records' space in %s: %s", s->path,
-			          strerror(-s->op_punch_rc));
+			log_error("history: cannot free the written records' space in %s: %s",
+			          s->path, strerror(-s->op_punch_rc));
 	}
 	bool failed = s->op_reset_rc < 0 || (s->op_len > 0 && s->op_write_rc < 0);
 	if (s->op_len > 0 && !failed) {
@@ -502,18 +503,20 @@ static void pump(struct hist_spool *s)
 	size_t bytes = 0, mem_bytes = 0, ov_n = 0, max_lines = s->at_close ? 1 : SIZE_MAX, n = 0;
 	bool full = false;
 	struct hist_spool_line *l;
-	for (l = s->mem_first; l && n < max_lines && !full; l = l->next, n++) {
-		if (!room(s, start + (off_t)bytes, acked, l->len + 1))
+	for (l = s->mem_first; l && n < max_lines; l = l->next, n++) {
+		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
 			full = true;
-		else
-			bytes += l->len + 1;
+			break;
+		}
+		bytes += l->len + 1;
 	}
 	mem_bytes = bytes;
-	for (l = s->ov_head; l && n < max_lines && !full; l = l->next, n++, ov_n++) {
-		if (!room(s, start + (off_t)bytes, acked, l->len + 1))
+	for (l = full ? NULL : s->ov_head; l && n < max_lines; l = l->next, n++, ov_n++) {
+		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
 			full = true;
-		else
-			bytes += l->len + 1;
+			break;
+		}
+		bytes += l->len + 1;
 	}
 	if (full)
 		complain_full(s, start + (off_t)bytes - acked);
@@ -628,7 +631,8 @@ static void load_done(struct bgwork_job *job, bool ran)
 	}
 	if (s->load_rc < 0 || s->load_got < s->load_want) {
 		if (s->load_rc < 0)
-			log_error("history: cannot read %s: %s; %" PRIu64 " run records in it are lost",
+			log_error("history: cannot read %s: %s; %" PRIu64
+			          " run records in it are lost",
 			          s->path, strerror(-s->load_rc), s->unloaded_n);
 		else
 			log_error("history: %s ends early; %" PRIu64 " run records in it are lost",
@@ -661,12 +665,47 @@ static void load(struct hist_spool *s)
 
 /* ---- the FIFO ------------------------------------------------------------------------- */
 
+static void push_mem(struct hist_spool *s, struct hist_spool_line *l)
+{
+	l->spilled = false;
+	l->end_off = s->size; /* acknowledging it acknowledges all the file holds so far */
+	if (s->tail)
+		s->tail->next = l;
+	else
+		s->head = l;
+	s->tail = l;
+	s->q_n++;
+	if (s->fd >= 0) {
+		if (!s->mem_first)
+			s->mem_first = l;
+		s->mem_only_n++;
+	}
+}
+
+/* Lines waiting for the file alone move to memory once it has room and nothing waits in
+ * the file before them (the database is back and took what memory held): they are sent
+ * without waiting for a disk that may be full. */
+static void promote(struct hist_spool *s)
+{
+	while (s->ov_head && !s->ov_head->writing && s->unloaded_n == 0 &&
+	       s->q_n < s->memory_limit) {
+		struct hist_spool_line *l = s->ov_head;
+		s->ov_head = l->next;
+		if (!s->ov_head)
+			s->ov_tail = NULL;
+		s->ov_n--;
+		s->ov_bytes -= l->len + 1;
+		l->next = NULL;
+		push_mem(s, l);
+	}
+}
+
 void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 {
 	struct hist_spool_line *l = len > 0 ? line_new(line, len - 1, s->size) : NULL;
 	/* where the file would end once everything on its way is in */
-	off_t planned = (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) +
-	                (off_t)s->unwritten_bytes;
+	off_t planned =
+	    (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) + (off_t)s->unwritten_bytes;
 	off_t acked = s->acked_off < planned ? s->acked_off : planned;
 
 	free(line);
@@ -675,22 +714,14 @@ void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 		log_error("history: out of memory: a run record is lost");
 		return;
 	}
+	promote(s);
 	if (s->unloaded_n == 0 && s->ov_n == 0 && s->q_n < s->memory_limit) {
-		l->spilled = false;
-		if (s->tail)
-			s->tail->next = l;
-		else
-			s->head = l;
-		s->tail = l;
-		s->q_n++;
-		if (s->fd >= 0) {
-			if (!s->mem_first)
-				s->mem_first = l;
-			s->mem_only_n++;
+		push_mem(s, l);
+		if (s->fd >= 0)
 			s->unwritten_bytes += len;
-		}
 		report_lost(s);
-	} else if (s->fd >= 0 && s->ov_bytes + len <= OV_MAX_BYTES && room(s, planned, acked, len)) {
+	} else if (s->fd >= 0 && s->ov_bytes + len <= OV_MAX_BYTES &&
+	           room(s, planned, acked, len)) {
 		/* memory is full: the file alone, once the lines before it are there */
 		l->spilled = false;
 		if (s->ov_tail)
@@ -706,15 +737,17 @@ void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 		free(l);
 		lose(s, 1);
 		if (log_complain(&s->complaint))
-			log_error("history: %zu run records wait in memory and none can be spilled: "
-			          "run records are being lost",
-			          s->q_n + s->ov_n);
+			log_error(
+			    "history: %zu run records wait in memory and none can be spilled: "
+			    "run records are being lost",
+			    s->q_n + s->ov_n);
 	}
 	pump(s);
 }
 
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 {
+	promote(s);
 	if (!s->head && s->unloaded_n > 0)
 		load(s);
 	return s->head;
@@ -917,7 +950,8 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 		rc = file_open(s, state_dir);
 		if (rc < 0)
 			goto fail;
-		rc = bgwork_new(base, 1, &s->bg); /* one thread: the file operations keep their order */
+		rc = bgwork_new(base, 1,
+		                &s->bg); /* one thread: the file operations keep their order */
 		if (rc < 0)
 			goto fail;
 	}
@@ -969,13 +1003,15 @@ void hist_spool_close(struct hist_spool **sp)
 			log_notice("history: %" PRIu64 " run records not yet written wait in %s",
 			           in_file, s->path);
 		if (left > 0)
-			log_error("history: %" PRIu64 " run records not yet written could not be put "
+			log_error("history: %" PRIu64
+			          " run records not yet written could not be put "
 			          "in %s and are lost",
 			          left, s->path);
 	} else if (hist_spool_pending(s) > 0) {
-		log_notice("history: %" PRIu64
-		           " run records not yet written wait in memory and are lost (no state_dir)",
-		           hist_spool_pending(s));
+		log_notice(
+		    "history: %" PRIu64
+		    " run records not yet written wait in memory and are lost (no state_dir)",
+		    hist_spool_pending(s));
 	}
 	spool_free(s);
 }
