@@ -39,6 +39,10 @@
  * appended them: normally for one append's time; this much while the disk does not answer,
  * after which further records are lost (counted and logged). */
 #define OV_MAX_BYTES (16 << 20)
+/* A record is appended this long after it is accepted at most: the records of the runs
+ * started together (a burst of due jobs) go in one append, one wake-up of the writer,
+ * instead of one each while the runs are being dispatched. */
+#define APPEND_DELAY_MS 10
 
 struct hist_spool {
 	struct event_base *base;
@@ -67,7 +71,7 @@ struct hist_spool {
 	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
-	struct event fsync_ev;
+	struct event fsync_ev, append_ev;
 
 	struct bgwork *bg;
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
@@ -208,6 +212,8 @@ void hist_spool_sync(struct hist_spool *s)
 	s->sync_busy = true;
 	run_job(s, &s->sync_job);
 }
+
+static void on_append(evutil_socket_t fd, short what, void *arg);
 
 static void on_fsync(evutil_socket_t fd, short what, void *arg)
 {
@@ -465,7 +471,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 		return;
 	if (wake && s->ready)
 		s->ready(s->ready_arg); /* lines wait in the file alone: read them back */
-	pump(s);
+	if ((s->mem_first || s->ov_head) && !evtimer_pending(&s->append_ev, NULL))
+		arm_ms(&s->append_ev, APPEND_DELAY_MS); /* the lines accepted meanwhile, and more */
 }
 
 /* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes
@@ -668,7 +675,10 @@ static void load(struct hist_spool *s)
 static void push_mem(struct hist_spool *s, struct hist_spool_line *l)
 {
 	l->spilled = false;
-	l->end_off = s->size; /* acknowledging it acknowledges all the file holds so far */
+	/* acknowledging it acknowledges all the file holds so far (counted from 0 when the
+	 * file is being emptied: never more than it holds, or an unacknowledged line written
+	 * after the truncation would count as acknowledged) */
+	l->end_off = s->op_busy && s->op_reset ? 0 : s->size;
 	if (s->tail)
 		s->tail->next = l;
 	else
@@ -742,7 +752,15 @@ void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 			    "run records are being lost",
 			    s->q_n + s->ov_n);
 	}
-	pump(s);
+	if (s->fd >= 0 && !s->op_busy && !evtimer_pending(&s->append_ev, NULL))
+		arm_ms(&s->append_ev, APPEND_DELAY_MS);
+}
+
+static void on_append(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
 }
 
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
@@ -919,8 +937,10 @@ static int file_open(struct hist_spool *s, const char *state_dir)
 static void spool_free(struct hist_spool *s)
 {
 	bgwork_free(&s->bg);
-	if (s->base)
+	if (s->base) {
 		evtimer_del(&s->fsync_ev);
+		evtimer_del(&s->append_ev);
+	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
 	free(s->op_buf);
@@ -957,6 +977,7 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
+	evtimer_assign(&s->append_ev, base, on_append, s);
 	*out = s;
 	return 0;
 fail:
@@ -983,6 +1004,7 @@ void hist_spool_close(struct hist_spool **sp)
 	*sp = NULL;
 	hist_spool_stop_writer(s);
 	evtimer_del(&s->fsync_ev);
+	evtimer_del(&s->append_ev);
 	/* every record still in memory only goes to the spill file now, one by one as long as
 	 * the disk takes them, whatever the cap: the count of those it does not is exact */
 	s->at_close = true;

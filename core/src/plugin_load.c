@@ -162,20 +162,21 @@ static int check_files(const char *dir, const char *name, const char *path, char
 	if (stat(dir, &st) < 0) {
 		int e = errno;
 		if (e == ENOENT)
-			plugin_set_err(err, errlen,
-			        "plugin \"%s\": plugin_dir %s does not exist; create it or set "
-			        "plugin_dir in pgcrond.conf",
-			        name, dir);
+			plugin_set_err(
+			    err, errlen,
+			    "plugin \"%s\": plugin_dir %s does not exist; create it or set "
+			    "plugin_dir in pgcrond.conf",
+			    name, dir);
 		else
-			plugin_set_err(err, errlen, "plugin \"%s\": cannot read plugin_dir %s: %s", name,
-			        dir, strerror(e));
+			plugin_set_err(err, errlen, "plugin \"%s\": cannot read plugin_dir %s: %s",
+			               name, dir, strerror(e));
 		return -e;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\": plugin_dir %s is not a directory; set plugin_dir "
-		        "in pgcrond.conf to the directory holding the plugins",
-		        name, dir);
+		               "plugin \"%s\": plugin_dir %s is not a directory; set plugin_dir "
+		               "in pgcrond.conf to the directory holding the plugins",
+		               name, dir);
 		return -ENOTDIR;
 	}
 	rc = trust_check(dir, true, geteuid(), why, sizeof(why));
@@ -190,12 +191,12 @@ static int check_files(const char *dir, const char *name, const char *path, char
 			char have[512];
 			list_plugin_files(dir, name, have, sizeof(have));
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\": %s does not exist; %s; install the plugin "
-			        "there, or check the plugin name and plugin_dir",
-			        name, path, have);
+			               "plugin \"%s\": %s does not exist; %s; install the plugin "
+			               "there, or check the plugin name and plugin_dir",
+			               name, path, have);
 		} else
 			plugin_set_err(err, errlen, "plugin \"%s\": cannot read %s: %s", name, path,
-			        strerror(e));
+			               strerror(e));
 		return -e;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -208,9 +209,9 @@ static int check_files(const char *dir, const char *name, const char *path, char
 	}
 	if (!S_ISREG(st.st_mode)) {
 		plugin_set_err(err, errlen,
-		        "refusing plugin \"%s\": %s is not a regular file; install the "
-		        "plugin's .so file there",
-		        name, path);
+		               "refusing plugin \"%s\": %s is not a regular file; install the "
+		               "plugin's .so file there",
+		               name, path);
 		return -EPERM;
 	}
 	rc = trust_check(path, false, geteuid(), why, sizeof(why));
@@ -230,32 +231,32 @@ static int check_magic(const struct pgc_plugin_magic *m, const char *name, const
 
 	if (!m) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): " PGC_PLUGIN_MAGIC_SYMBOL "() returned "
-		        "no magic block; %s",
-		        name, path, rebuild);
+		               "plugin \"%s\" (%s): " PGC_PLUGIN_MAGIC_SYMBOL "() returned "
+		               "no magic block; %s",
+		               name, path, rebuild);
 		return -ENOEXEC;
 	}
 	if (m->size != sizeof(struct pgc_plugin_magic)) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): magic block size is %zu bytes but this "
-		        "pgcrond expects %zu; %s",
-		        name, path, m->size, sizeof(struct pgc_plugin_magic), rebuild);
+		               "plugin \"%s\" (%s): magic block size is %zu bytes but this "
+		               "pgcrond expects %zu; %s",
+		               name, path, m->size, sizeof(struct pgc_plugin_magic), rebuild);
 		return -ENOEXEC;
 	}
 	if (m->abi_major != PGC_PLUGIN_ABI_MAJOR) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): ABI major version is %u but this pgcrond "
-		        "speaks %u; %s",
-		        name, path, (unsigned)m->abi_major, (unsigned)PGC_PLUGIN_ABI_MAJOR,
-		        rebuild);
+		               "plugin \"%s\" (%s): ABI major version is %u but this pgcrond "
+		               "speaks %u; %s",
+		               name, path, (unsigned)m->abi_major, (unsigned)PGC_PLUGIN_ABI_MAJOR,
+		               rebuild);
 		return -ENOEXEC;
 	}
 	if (m->abi_minor > PGC_PLUGIN_ABI_MINOR) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): ABI minor version is %u but this pgcrond "
-		        "speaks %u.%u at most; upgrade pgcrond, or %s",
-		        name, path, (unsigned)m->abi_minor, (unsigned)PGC_PLUGIN_ABI_MAJOR,
-		        (unsigned)PGC_PLUGIN_ABI_MINOR, rebuild);
+		               "plugin \"%s\" (%s): ABI minor version is %u but this pgcrond "
+		               "speaks %u.%u at most; upgrade pgcrond, or %s",
+		               name, path, (unsigned)m->abi_minor, (unsigned)PGC_PLUGIN_ABI_MAJOR,
+		               (unsigned)PGC_PLUGIN_ABI_MINOR, rebuild);
 		return -ENOEXEC;
 	}
 	if (!m->name || strcmp(m->name, name) != 0) {
@@ -268,9 +269,9 @@ static int check_magic(const struct pgc_plugin_magic *m, const char *name, const
 	}
 	if (!m->version) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): magic block version is missing; give one "
-		        "in PGCROND_PLUGIN_MAGIC()",
-		        name, path);
+		               "plugin \"%s\" (%s): magic block version is missing; give one "
+		               "in PGCROND_PLUGIN_MAGIC()",
+		               name, path);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -285,18 +286,19 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 
 	if (!d) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() returned no "
-		        "declaration; set *decl to the plugin's struct pgc_plugin",
-		        p->name, p->path);
+		               "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() returned no "
+		               "declaration; set *decl to the plugin's struct pgc_plugin",
+		               p->name, p->path);
 		return -ENOEXEC;
 	}
 	if (d->size < min_size || d->size > sizeof(struct pgc_plugin)) {
-		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): declaration size is %zu bytes but this "
-		        "pgcrond expects %zu; set .size = sizeof(struct pgc_plugin) and rebuild "
-		        "against "
-		        "this pgcrond's plugin.h",
-		        p->name, p->path, d->size, sizeof(struct pgc_plugin));
+		plugin_set_err(
+		    err, errlen,
+		    "plugin \"%s\" (%s): declaration size is %zu bytes but this "
+		    "pgcrond expects %zu; set .size = sizeof(struct pgc_plugin) and rebuild "
+		    "against "
+		    "this pgcrond's plugin.h",
+		    p->name, p->path, d->size, sizeof(struct pgc_plugin));
 		return -ENOEXEC;
 	}
 	memset(&p->decl, 0, sizeof(p->decl));
@@ -308,11 +310,12 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 	for (size_t i = 0; d->relations && d->relations[i].name; i++)
 		has_view = has_view || d->relations[i].kind == PGC_RELATION_MATVIEW;
 	if (!d->build_run && !has_view) {
-		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): declaration has no build_run callback and no "
-		        "materialized view for the default run (run_refresh) to refresh; every "
-		        "plugin must say what a run executes",
-		        p->name, p->path);
+		plugin_set_err(
+		    err, errlen,
+		    "plugin \"%s\" (%s): declaration has no build_run callback and no "
+		    "materialized view for the default run (run_refresh) to refresh; every "
+		    "plugin must say what a run executes",
+		    p->name, p->path);
 		return -ENOEXEC;
 	}
 	for (p->n_relations = 0; d->relations && d->relations[p->n_relations].name;
@@ -321,25 +324,25 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 		if (!strchr(r->name, '.') ||
 		    plugin_quote_qualified(r->name, buf, sizeof(buf)) < 0) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): relation \"%s\" is not a "
-			        "schema-qualified name; declare it as \"schema.relation\"",
-			        p->name, p->path, r->name);
+			               "plugin \"%s\" (%s): relation \"%s\" is not a "
+			               "schema-qualified name; declare it as \"schema.relation\"",
+			               p->name, p->path, r->name);
 			return -ENOEXEC;
 		}
 		if (r->kind != PGC_RELATION_MATVIEW && r->kind != PGC_RELATION_TABLE) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): relation \"%s\" has unknown kind %d; "
-			        "use PGC_RELATION_MATVIEW or PGC_RELATION_TABLE",
-			        p->name, p->path, r->name, r->kind);
+			               "plugin \"%s\" (%s): relation \"%s\" has unknown kind %d; "
+			               "use PGC_RELATION_MATVIEW or PGC_RELATION_TABLE",
+			               p->name, p->path, r->name, r->kind);
 			return -ENOEXEC;
 		}
 		if ((r->flags & ~PGC_RELATION_CONCURRENT) ||
 		    ((r->flags & PGC_RELATION_CONCURRENT) && r->kind != PGC_RELATION_MATVIEW)) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): relation \"%s\" has flags 0x%x this "
-			        "pgcrond does not accept; only a materialized view can be "
-			        "PGC_RELATION_CONCURRENT",
-			        p->name, p->path, r->name, r->flags);
+			               "plugin \"%s\" (%s): relation \"%s\" has flags 0x%x this "
+			               "pgcrond does not accept; only a materialized view can be "
+			               "PGC_RELATION_CONCURRENT",
+			               p->name, p->path, r->name, r->flags);
 			return -ENOEXEC;
 		}
 	}
@@ -347,18 +350,18 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 	 * declare none statically; plugin_check_job() validates the per-job one. */
 	if (p->n_relations == 0 && !d->job_relation) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): declares no relation; list the relations "
-		        "it maintains in .relations",
-		        p->name, p->path);
+		               "plugin \"%s\" (%s): declares no relation; list the relations "
+		               "it maintains in .relations",
+		               p->name, p->path);
 		return -ENOEXEC;
 	}
 	for (p->n_reads = 0; d->reads && d->reads[p->n_reads]; p->n_reads++) {
 		const char *r = d->reads[p->n_reads];
 		if (!name_is_valid(r) || strcmp(r, p->name) == 0) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): .reads names \"%s\", which is not "
-			        "another plugin's name",
-			        p->name, p->path, r);
+			               "plugin \"%s\" (%s): .reads names \"%s\", which is not "
+			               "another plugin's name",
+			               p->name, p->path, r);
 			return -ENOEXEC;
 		}
 	}
@@ -366,39 +369,39 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 		const struct pgc_setting_decl *s = &d->settings[p->n_settings];
 		if (!setting_name_is_valid(s->name)) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): setting name \"%s\" is not valid; "
-			        "use lower-case letters, digits and '_'",
-			        p->name, p->path, s->name);
+			               "plugin \"%s\" (%s): setting name \"%s\" is not valid; "
+			               "use lower-case letters, digits and '_'",
+			               p->name, p->path, s->name);
 			return -ENOEXEC;
 		}
 		if (is_core_job_key(s->name)) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): setting \"%s\" has the name of a job "
-			        "key pgcrond keeps for itself; rename the setting",
-			        p->name, p->path, s->name);
+			               "plugin \"%s\" (%s): setting \"%s\" has the name of a job "
+			               "key pgcrond keeps for itself; rename the setting",
+			               p->name, p->path, s->name);
 			return -ENOEXEC;
 		}
 		for (size_t j = 0; j < p->n_settings; j++) {
 			if (strcmp(d->settings[j].name, s->name) == 0) {
 				plugin_set_err(err, errlen,
-				        "plugin \"%s\" (%s): setting \"%s\" is declared "
-				        "twice",
-				        p->name, p->path, s->name);
+				               "plugin \"%s\" (%s): setting \"%s\" is declared "
+				               "twice",
+				               p->name, p->path, s->name);
 				return -ENOEXEC;
 			}
 		}
 		if (s->type < PGC_SETTING_STRING || s->type > PGC_SETTING_DURATION) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): setting \"%s\" has unknown type %d", p->name,
-			        p->path, s->name, s->type);
+			               "plugin \"%s\" (%s): setting \"%s\" has unknown type %d",
+			               p->name, p->path, s->name, s->type);
 			return -ENOEXEC;
 		}
 		if (s->default_value &&
 		    plugin_check_value(s->type, s->default_value, buf, sizeof(buf)) < 0) {
 			plugin_set_err(err, errlen,
-			        "plugin \"%s\" (%s): the default of setting \"%s\" is "
-			        "invalid: %s",
-			        p->name, p->path, s->name, buf);
+			               "plugin \"%s\" (%s): the default of setting \"%s\" is "
+			               "invalid: %s",
+			               p->name, p->path, s->name, buf);
 			return -ENOEXEC;
 		}
 	}
@@ -438,7 +441,7 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	if (!p->handle) {
 		const char *why = dlerror();
 		plugin_set_err(err, errlen, "plugin \"%s\": cannot load %s: %s", name, path,
-		        why ? why : "unknown dlopen error");
+		               why ? why : "unknown dlopen error");
 		rc = -ENOEXEC;
 		goto out;
 	}
@@ -448,10 +451,10 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	memcpy(&magic, &sym, sizeof(magic));
 	if (!magic) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): no " PGC_PLUGIN_MAGIC_SYMBOL "() found; it "
-		        "is not a pgcrond plugin, or it lacks PGCROND_PLUGIN_MAGIC() from "
-		        "pgcrond/plugin.h",
-		        name, path);
+		               "plugin \"%s\" (%s): no " PGC_PLUGIN_MAGIC_SYMBOL "() found; it "
+		               "is not a pgcrond plugin, or it lacks PGCROND_PLUGIN_MAGIC() from "
+		               "pgcrond/plugin.h",
+		               name, path);
 		rc = -ENOEXEC;
 		goto out;
 	}
@@ -464,9 +467,9 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	memcpy(&init, &sym, sizeof(init));
 	if (!init) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\" (%s): no " PGC_PLUGIN_INIT_SYMBOL "() found; "
-		        "every plugin defines it (see pgcrond/plugin.h)",
-		        name, path);
+		               "plugin \"%s\" (%s): no " PGC_PLUGIN_INIT_SYMBOL "() found; "
+		               "every plugin defines it (see pgcrond/plugin.h)",
+		               name, path);
 		rc = -ENOEXEC;
 		goto out;
 	}
@@ -474,8 +477,9 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	rc = init(plugin_api(), &decl);
 	plugin_clear_context();
 	if (rc < 0) {
-		plugin_set_err(err, errlen, "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() failed: %s",
-		        name, path, strerror(-rc));
+		plugin_set_err(err, errlen,
+		               "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() failed: %s", name,
+		               path, strerror(-rc));
 		rc = -ENOEXEC;
 		goto out;
 	}
@@ -518,23 +522,24 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 
 	*out = NULL;
 	if (!name_is_valid(name)) {
-		plugin_set_err(err, errlen,
-		        "refusing plugin \"%s\": a plugin name may hold only letters, "
-		        "digits, '_' and '-'; use the name of the plugin's file without \".so\"",
-		        name ? name : "");
+		plugin_set_err(
+		    err, errlen,
+		    "refusing plugin \"%s\": a plugin name may hold only letters, "
+		    "digits, '_' and '-'; use the name of the plugin's file without \".so\"",
+		    name ? name : "");
 		return -EINVAL;
 	}
 	if (!plugin_dir || !*plugin_dir) {
 		plugin_set_err(err, errlen,
-		        "plugin \"%s\": plugin_dir is empty; set plugin_dir in "
-		        "pgcrond.conf",
-		        name);
+		               "plugin \"%s\": plugin_dir is empty; set plugin_dir in "
+		               "pgcrond.conf",
+		               name);
 		return -EINVAL;
 	}
 	n = snprintf(path, sizeof(path), "%s/%s.so", plugin_dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		plugin_set_err(err, errlen, "plugin \"%s\": the path %s/%s.so is too long", name,
-		        plugin_dir, name);
+		               plugin_dir, name);
 		return -ENAMETOOLONG;
 	}
 	if ((rc = check_files(plugin_dir, name, path, err, errlen)) < 0)
