@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "hist_spool.h"
 #include "history.h"
 #include "log.h"
 

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "config.h"
 #include "history.h"
+#include "hist_install.h"
 #include "pgconn.h"
 #include "plugin.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "history.h"
+#include "hist_spool.h"
 
 /* ---- array literals ------------------------------------------------------------------ */
 

@@ -1,14 +1,13 @@
 /* Run history (history.h, DESIGN.md "Run history").
  *
  * Every record hist_*() accepts (a run's start, its backend pid, its end, a complete row)
- * becomes one line appended to the spill file before anything else, so a crash, a kill -9
- * or a database outage loses nothing. The memory queue caches the file's not yet
- * acknowledged lines, in order and bounded; a line leaves it when the database has
- * acknowledged its statement, and the file is truncated whenever nothing is left. So the
- * spill file and the queue are one FIFO, and replaying what an earlier process left is the
- * same sender working through older lines. Every statement is idempotent on the writer's
- * key (instance, run_key): resending a line whose answer was lost with the connection is
- * harmless.
+ * becomes one line of the spool (hist_spool.c): appended to the spill file by its writer
+ * thread (within one append's time, so a database outage or a kill -9 loses nothing once
+ * it is there) and kept in the memory queue, in order and bounded. A line leaves the spool
+ * when the database has acknowledged its statement, and the file is emptied whenever
+ * nothing is left; replaying what an earlier process left is the same sender working
+ * through older lines. Every statement is idempotent on the writer's key (instance,
+ * run_key): resending a line whose answer was lost with the connection is harmless.
  *
  * One dedicated connection, fully asynchronous on the daemon's event_base; reconnects with
  * capped exponential backoff and jitter. Records go out in batches: up to BATCH_MAX queued
@@ -38,8 +37,9 @@
 
 #include "hist_batch.h"
 #include "hist_part.h"
+#include "hist_spool.h"
 #include "hist_startup.h"
-#include "bgwork.h"
+#include "clock.h"
 #include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
@@ -57,7 +57,6 @@
  * idle connection's SELECT 1 must each be answered within it. */
 #define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
-#define FSYNC_DELAY_MS 200
 #define APP_NAME "pgcrond history"
 #define BATCH_MAX 512
 /* A set-based batch (hist_batch.c) is two statements whatever its size: larger batches
@@ -122,15 +121,6 @@ static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
  * day's partition and send it again (the retention drops it again if it is past). */
 static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1::date)";
 
-struct hist_line {
-	struct hist_line *next;
-	off_t end_off; /* spill file offset just past this line */
-	bool spilled;  /* it is in the spill file (else in memory only: the file could not
-	                * take it, and it goes there as soon as the file can) */
-	size_t len;    /* without the '\n' */
-	char text[];
-};
-
 enum hist_op {
 	OP_NONE,
 	OP_PREPARE,
@@ -171,36 +161,13 @@ struct hist {
 	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
 	bool blocked; /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
-	struct event purge_ev, fsync_ev, linger_ev;
+	struct event purge_ev, linger_ev;
 	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
 	void *busy_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
-	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
+	struct log_complaint down_complaint, write_complaint, purge_complaint;
 
-	struct hist_line *head, *tail;
-	size_t q_n;
-	uint64_t unloaded_n; /* lines in the spill file not (yet) in memory */
-
-	char *spill_path; /* NULL: no state_dir, memory only */
-	int spill_fd;
-	off_t spill_size;   /* bytes of whole lines in the file */
-	off_t loaded_off;   /* lines before this offset are in memory or acknowledged */
-	off_t acked_off;    /* lines before this offset are acknowledged */
-	off_t leftover_off; /* lines before this offset came from an earlier process */
-	bool dirty;         /* appended since the last fdatasync */
-	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
-	/* fdatasync runs on a worker thread (bgwork): a slow disk never stalls the loop */
-	struct bgwork *bg;
-	struct bgwork_job sync_job;
-	bool sync_busy;
-	int sync_fd, sync_errno;
-	bool punch_unsupported;
-	/* The lines the spill file could not take (full, or its disk is): the tail of the
-	 * memory queue from mem_first on. No later line goes to the file before them, so the
-	 * file keeps the order; each enqueue tries to spill them first. */
-	struct hist_line *mem_first;
-	size_t mem_only_n;
-	uint64_t lost_unreported; /* records lost since the last summary line */
+	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
 
 	bool orphans_done;
 	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
@@ -236,143 +203,7 @@ static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
 	return check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS;
 }
 
-/* ---- spill line format ---------------------------------------------------------------- */
-
-/* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
-static uint32_t fnv1a(const char *p, size_t n)
-{
-	uint32_t x = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= (unsigned char)p[i];
-		x *= 16777619u;
-	}
-	return x;
-}
-
-int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
-{
-	size_t cap = strlen(kind) + 16, o = 0;
-
-	for (int i = 0; i < n; i++)
-		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
-	char *b = malloc(cap);
-	if (!b)
-		return -ENOMEM;
-	for (const char *k = kind; *k; k++)
-		b[o++] = *k;
-	for (int i = 0; i < n; i++) {
-		b[o++] = '\t';
-		if (!fields[i]) {
-			b[o++] = '\\';
-			b[o++] = 'N';
-			continue;
-		}
-		for (const char *p = fields[i]; *p; p++) {
-			char esc = *p == '\\'   ? '\\'
-			           : *p == '\t' ? 't'
-			           : *p == '\n' ? 'n'
-			           : *p == '\r' ? 'r'
-			                        : 0;
-			if (esc) {
-				b[o++] = '\\';
-				b[o++] = esc;
-			} else {
-				b[o++] = *p;
-			}
-		}
-	}
-	int w = snprintf(b + o, cap - o, "\t#%08" PRIx32 "\n", fnv1a(b, o));
-	if (w < 0 || (size_t)w >= cap - o) {
-		free(b);
-		return -EOVERFLOW; /* cannot happen: cap reserves room for the trailer */
-	}
-	*line = b;
-	*len = o + (size_t)w;
-	return 0;
-}
-
-int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
-{
-	const size_t trailer = 10; /* "\t#" and 8 hex digits */
-	uint32_t want = 0;
-
-	if (len < trailer + 1)
-		return -EBADMSG;
-	char *t = line + len - trailer;
-	if (t[0] != '\t' || t[1] != '#')
-		return -EBADMSG;
-	for (int i = 2; i < 10; i++) {
-		char c = t[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-		if (d < 0)
-			return -EBADMSG;
-		want = want << 4 | (uint32_t)d;
-	}
-	if (fnv1a(line, len - trailer) != want)
-		return -EBADMSG;
-
-	char *r = line, *end = t;
-	*end = '\0';
-	*kind = r;
-	while (r < end && *r != '\t')
-		r++;
-	int n = 0;
-	while (r < end) {
-		*r++ = '\0'; /* the tab ending the previous token */
-		if (n == max)
-			return -E2BIG;
-		if (r[0] == '\\' && r[1] == 'N' && (r + 2 == end || r[2] == '\t')) {
-			fields[n++] = NULL;
-			r += 2;
-			continue;
-		}
-		char *w = r;
-		fields[n++] = w;
-		while (r < end && *r != '\t') {
-			if (*r != '\\') {
-				*w++ = *r++;
-				continue;
-			}
-			switch (r + 1 < end ? r[1] : 0) {
-			case '\\':
-				*w++ = '\\';
-				break;
-			case 't':
-				*w++ = '\t';
-				break;
-			case 'n':
-				*w++ = '\n';
-				break;
-			case 'r':
-				*w++ = '\r';
-				break;
-			default:
-				return -EBADMSG;
-			}
-			r += 2;
-		}
-		if (w < r)
-			*w = '\0'; /* else r is at the next tab or the end, both made NUL */
-	}
-	return n;
-}
-
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void arm(struct event *ev, int64_t ms)
 {
@@ -380,80 +211,9 @@ static void arm(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-static const char *spill_where(const struct hist *h)
-{
-	return h->spill_path ? h->spill_path : "memory";
-}
-
 uint64_t hist_pending(const struct hist *h)
 {
-	return h ? (uint64_t)h->q_n + h->unloaded_n : 0;
-}
-
-/* ---- the spill file ---------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static void spill_sync(struct hist *h)
-{
-	if (h->spill_fd < 0 || !h->dirty)
-		return;
-	if (fdatasync(h->spill_fd) != 0 && log_complain(&h->spill_complaint))
-		log_error("history: fdatasync %s: %s", h->spill_path, strerror(errno));
-	h->dirty = false;
-}
-
-static void sync_work(struct bgwork_job *job)
-{
-	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
-	h->sync_errno = fdatasync(h->sync_fd) == 0 ? 0 : errno;
-}
-
-static void sync_done(struct bgwork_job *job, bool ran)
-{
-	struct hist *h = (struct hist *)((char *)job - offsetof(struct hist, sync_job));
-	h->sync_busy = false;
-	if (ran && h->sync_errno && log_complain(&h->spill_complaint))
-		log_error("history: fdatasync %s: %s", h->spill_path, strerror(h->sync_errno));
-	/* appended while it ran: another round */
-	if (h->dirty && !h->closing && !evtimer_pending(&h->fsync_ev, NULL))
-		arm(&h->fsync_ev, FSYNC_DELAY_MS);
-}
-
-/* spill_sync() on the worker thread; one at a time (what is appended meanwhile is synced
- * by the next). */
-static void spill_sync_async(struct hist *h)
-{
-	if (h->spill_fd < 0 || !h->dirty || h->sync_busy)
-		return;
-	h->sync_fd = h->spill_fd;
-	h->sync_job.work = sync_work;
-	h->sync_job.done = sync_done;
-	h->dirty = false;
-	h->sync_busy = true;
-	if (!h->bg || bgwork_submit(h->bg, &h->sync_job) < 0) {
-		h->sync_busy = false;
-		h->dirty = true;
-		spill_sync(h); /* no worker: on the loop rather than not at all */
-	}
-}
-
-static void on_fsync(evutil_socket_t fd, short what, void *arg)
-{
-	spill_sync_async(arg);
+	return h ? hist_spool_pending(h->spool) : 0;
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)
@@ -461,336 +221,22 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 	kick(arg);
 }
 
-/* While records flow, the acknowledged lines at the start of the spill file give their
- * disk space back (a hole punched up to the last whole block before the first unwritten
- * line), so a small state_dir holds as many unwritten records as it has room for, though
- * the file is emptied only when nothing waits. spill_open skips the hole. */
-#define PUNCH_MIN_BYTES (64 * 1024)
-static void spill_punch(struct hist *h)
+/* Lines came back from the spill file (hist_spool_set_ready_fn). */
+static void on_spool_ready(void *arg)
 {
-	if (h->spill_fd < 0 || h->punch_unsupported ||
-	    h->acked_off - h->punched_off < PUNCH_MIN_BYTES)
-		return;
-	/* strictly before acked_off: what follows the hole always starts with the rest of an
-	 * acknowledged line, which spill_open skips */
-	off_t end = (h->acked_off - 1) / 4096 * 4096;
-	if (end <= h->punched_off)
-		return;
-	if (fallocate(h->spill_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, end) != 0) {
-		if (errno == EOPNOTSUPP || errno == ENOSYS)
-			h->punch_unsupported = true;
-		else if (log_complain(&h->spill_complaint))
-			log_error("history: cannot free the written records' space in %s: %s",
-			          h->spill_path, strerror(errno));
-		return;
-	}
-	h->punched_off = end;
+	struct hist *h = arg;
+	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL))
+		kick(h);
 }
 
-/* Nothing is waiting any more: start the file afresh. */
-static void spill_reset(struct hist *h)
-{
-	if (h->spill_fd >= 0 && h->spill_size > 0 && ftruncate(h->spill_fd, 0) != 0) {
-		if (log_complain(&h->spill_complaint))
-			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
-		return; /* keep the offsets: the lines are still there and acknowledged */
-	}
-	h->spill_size = h->loaded_off = h->acked_off = h->leftover_off = h->punched_off = 0;
-	h->dirty = false;
-}
-
-static int push(struct hist *h, const char *text, size_t len, off_t end_off)
-{
-	struct hist_line *l = malloc(sizeof(*l) + len + 1);
-
-	if (!l)
-		return -ENOMEM;
-	l->next = NULL;
-	l->end_off = end_off;
-	l->spilled = true;
-	l->len = len;
-	memcpy(l->text, text, len);
-	l->text[len] = '\0';
-	if (h->tail)
-		h->tail->next = l;
-	else
-		h->head = l;
-	h->tail = l;
-	h->q_n++;
-	return 0;
-}
-
+/* The head line is acknowledged. */
 static void pop(struct hist *h)
 {
-	struct hist_line *l = h->head;
-
-	if (!l)
-		return;
-	h->head = l->next;
-	if (!h->head)
-		h->tail = NULL;
-	h->q_n--;
 	h->head_part_tried = false;
-	if (l == h->mem_first)
-		h->mem_first = l->next;
-	if (!l->spilled && h->spill_fd >= 0 && h->mem_only_n > 0)
-		h->mem_only_n--;
-	if (l->end_off > h->acked_off)
-		h->acked_off = l->end_off;
-	free(l);
-	if (!h->head && h->unloaded_n == 0)
-		spill_reset(h);
-	else
-		spill_punch(h);
+	hist_spool_pop(h->spool);
 }
 
-/* Bring the next lines that wait only in the file into memory. */
-static void spill_load(struct hist *h)
-{
-	int fd = open(h->spill_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-	char *buf = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	off_t off = h->loaded_off;
-
-	if (fd >= 0 && !f)
-		close(fd);
-
-	if (!f || fseeko(f, off, SEEK_SET) != 0) {
-		log_error("history: cannot read %s: %s; %" PRIu64 " run records in it are lost",
-		          h->spill_path, strerror(errno), h->unloaded_n);
-		goto lost;
-	}
-	while (h->unloaded_n > 0 && h->q_n < h->tun.memory_limit &&
-	       (n = getline(&buf, &cap, f)) > 0) {
-		off += n;
-		if (buf[n - 1] != '\n' || push(h, buf, (size_t)n - 1, off) != 0)
-			break;
-		h->unloaded_n--;
-	}
-	h->loaded_off = off;
-	if (h->unloaded_n > 0 && h->q_n < h->tun.memory_limit) {
-		log_error("history: %s ends early; %" PRIu64 " run records in it are lost",
-		          h->spill_path, h->unloaded_n);
-		goto lost;
-	}
-	free(buf);
-	fclose(f);
-	return;
-lost:
-	h->st.dropped += h->unloaded_n;
-	h->unloaded_n = 0;
-	h->loaded_off = h->spill_size;
-	free(buf);
-	if (f)
-		fclose(f);
-	if (!h->head)
-		spill_reset(h);
-}
-
-/* Open and lock the spill file, count what an earlier process left, and cut a line torn
- * by a crash in the middle of a write. */
-static int spill_open(struct hist *h, const char *state_dir)
-{
-	char path[4096];
-	int w = snprintf(path, sizeof(path), "%s/%s", state_dir, HIST_SPOOL_FILE);
-
-	if (w < 0 || (size_t)w >= sizeof(path))
-		return -ENAMETOOLONG;
-	h->spill_path = strdup(path);
-	if (!h->spill_path)
-		return -ENOMEM;
-	/* Never through a symbolic link, and only our own plain file: whoever could plant a
-	 * link here would have us append to (and truncate) a file of theirs choosing. */
-	h->spill_fd =
-	    open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-	if (h->spill_fd < 0) {
-		int e = errno;
-		if (e == ELOOP)
-			log_error(
-			    "history: refusing spill file %s: it is a symbolic link; remove it "
-			    "(pgcrond creates the file itself)",
-			    path);
-		else
-			log_error(
-			    "history: cannot open spill file %s: %s (is state_dir writable by "
-			    "the daemon's user?)",
-			    path, strerror(e));
-		return -e;
-	}
-	struct stat st;
-	if (fstat(h->spill_fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    st.st_nlink != 1) {
-		log_error("history: refusing spill file %s: not a plain file of the daemon's user "
-		          "with a single link; remove it (pgcrond creates the file itself)",
-		          path);
-		return -EPERM;
-	}
-	if ((st.st_mode & 0077) && fchmod(h->spill_fd, 0600) != 0) {
-		int e = errno;
-		log_error("history: chmod 0600 %s: %s", path, strerror(e));
-		return -e;
-	}
-	if (flock(h->spill_fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		log_error("history: spill file %s is locked by another process: two daemons must "
-		          "not share a state_dir",
-		          path);
-		return e == EWOULDBLOCK ? -EBUSY : -e;
-	}
-
-	char buf[65536];
-	off_t off = 0, whole = 0, first = 0;
-	uint64_t lines = 0;
-	ssize_t n;
-	/* 0: at the start; 1: in a punched hole (NUL bytes, spill_punch) or the acknowledged
-	 * line's rest after it; 2: in the records */
-	int part = 0;
-	while ((n = pread(h->spill_fd, buf, sizeof(buf), off)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			log_error("history: cannot read %s: %s", path, strerror(e));
-			return -e;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (part == 0)
-				part = buf[i] == '\0' ? 1 : 2;
-			if (buf[i] == '\n') {
-				if (part == 2)
-					lines++;
-				else
-					first = off + i + 1;
-				part = 2;
-				whole = off + i + 1;
-			}
-		}
-		off += n;
-	}
-	if (off > whole) {
-		log_warning("history: %s: discarding %lld bytes of a record torn by a crash", path,
-		            (long long)(off - whole));
-		if (ftruncate(h->spill_fd, whole) != 0) {
-			int e = errno;
-			log_error("history: truncate %s: %s", path, strerror(e));
-			return -e;
-		}
-	}
-	h->spill_size = h->leftover_off = whole;
-	h->loaded_off = h->acked_off = h->punched_off = first;
-	h->unloaded_n = lines;
-	if (lines > 0)
-		log_notice("history: %" PRIu64 " run records from an earlier run wait in %s", lines,
-		           path);
-	return 0;
-}
-
-/* Append one line (LEN bytes, with its '\n') to the spill file. The cap counts only the
- * records not yet acknowledged (acknowledged ones give their space back, spill_punch);
- * AT_CLOSE ignores it, so that SIGTERM puts every unwritten record on disk if the disk
- * takes it. 0 or -errno (-EFBIG: over the cap). */
-static int spill_write(struct hist *h, const char *text, size_t len, bool at_close)
-{
-	if (!at_close && h->spill_size - h->acked_off + (off_t)len > h->tun.spill_max_bytes) {
-		if (log_complain(&h->spill_complaint))
-			log_error(
-			    "history: spill file %s holds %lld bytes of unwritten run records, "
-			    "its cap: run records wait in memory only until the history "
-			    "database is back, and are lost if pgcrond stops first",
-			    h->spill_path, (long long)(h->spill_size - h->acked_off));
-		return -EFBIG;
-	}
-	int r = write_all(h->spill_fd, text, len);
-	if (r < 0) {
-		if (log_complain(&h->spill_complaint))
-			log_error(
-			    "history: cannot append to %s: %s; run records wait in memory only "
-			    "until the history database is back, and are lost if pgcrond stops "
-			    "first",
-			    h->spill_path, strerror(-r));
-		/* cut a partial line so the next one starts clean */
-		if (ftruncate(h->spill_fd, h->spill_size) != 0)
-			log_error("history: truncate %s: %s", h->spill_path, strerror(errno));
-		return r;
-	}
-	h->spill_size += (off_t)len;
-	h->dirty = true;
-	if (!evtimer_pending(&h->fsync_ev, NULL))
-		arm(&h->fsync_ev, FSYNC_DELAY_MS);
-	return 0;
-}
-
-/* Move the lines that wait in memory only into the spill file, oldest first, as far as it
- * takes them. */
-static void spill_catch_up(struct hist *h, bool at_close)
-{
-	while (h->mem_first && h->spill_fd >= 0) {
-		struct hist_line *l = h->mem_first;
-		l->text[l->len] = '\n';
-		int r = spill_write(h, l->text, l->len + 1, at_close);
-		l->text[l->len] = '\0';
-		if (r < 0)
-			return;
-		l->spilled = true;
-		l->end_off = h->spill_size;
-		h->loaded_off = h->spill_size; /* no line waits in the file alone meanwhile */
-		h->mem_first = l->next;
-		h->mem_only_n--;
-	}
-}
-
-/* Say exactly how many records were lost since the last time it was said. */
-static void report_lost(struct hist *h)
-{
-	if (h->lost_unreported == 0)
-		return;
-	log_error("history: %" PRIu64 " run records were lost: neither %s nor memory "
-	          "(memory_limit %zu records) could take them",
-	          h->lost_unreported, spill_where(h), h->tun.memory_limit);
-	h->lost_unreported = 0;
-}
-
-/* Accept one record: file first (durable across a crash), then the memory queue when it
- * keeps the order, else the file alone. A record the file cannot take waits in memory
- * only; one that neither can take is lost, counted and logged. Takes LINE (with its
- * '\n'). */
-static void enqueue(struct hist *h, char *line, size_t len)
-{
-	bool in_file = false;
-
-	if (h->spill_fd >= 0) {
-		spill_catch_up(h, false);
-		in_file = !h->mem_first && spill_write(h, line, len, false) == 0;
-	}
-	if (h->unloaded_n == 0 && h->q_n < h->tun.memory_limit &&
-	    push(h, line, len - 1, h->spill_size) == 0) {
-		h->loaded_off = h->spill_size;
-		h->tail->spilled = in_file;
-		if (!in_file && h->spill_fd >= 0) {
-			if (!h->mem_first)
-				h->mem_first = h->tail;
-			h->mem_only_n++;
-		}
-		report_lost(h);
-	} else if (in_file) {
-		h->unloaded_n++;
-		report_lost(h);
-	} else {
-		h->st.dropped++;
-		h->lost_unreported++;
-		if (log_complain(&h->spill_complaint))
-			log_error(
-			    "history: %zu run records wait in memory and none can be spilled: "
-			    "run records are being lost",
-			    h->q_n);
-	}
-	free(line);
-	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL))
-		arm(&h->linger_ev, LINGER_MS);
-}
-
+/* Accept one record: into the spool (hist_spool.c), then a short wait for company. */
 static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
 	char *line;
@@ -801,7 +247,9 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 		log_error("history: out of memory: a run record is lost");
 		return;
 	}
-	enqueue(h, line, len);
+	hist_spool_put(h->spool, line, len);
+	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL))
+		arm(&h->linger_ev, LINGER_MS);
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
@@ -821,13 +269,13 @@ static void on_conn_failed(void *arg, const char *why, bool was_ready)
 	struct hist *h = arg;
 
 	drop_conn(h);
-	spill_sync_async(h); /* what waits now may wait long: make it durable */
+	hist_spool_sync(h->spool); /* what waits now may wait long: make it durable */
 	if (log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
 		            "written when it is back",
 		            h->safe_conninfo, was_ready ? "connection lost" : "unreachable", why,
-		            hist_pending(h), spill_where(h));
+		            hist_pending(h), hist_spool_where(h->spool));
 	if (!h->closing)
 		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
 }
@@ -918,7 +366,7 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 
 /* Queue line L's statement on the pipeline. Returns 1 if it went out, 0 if the line is
  * unusable (*WHY says how), -1 if the connection failed. */
-static int send_line(struct hist *h, const struct hist_line *l, const char **why)
+static int send_line(struct hist *h, const struct hist_spool_line *l, const char **why)
 {
 	const char *kind, *f[HIST_SPOOL_MAX_FIELDS], *p[N_RECORD];
 	const char *sql = NULL;
@@ -996,7 +444,8 @@ static int send_set(struct hist *h, size_t *n)
 		free(lens);
 		return 0; /* line by line, then */
 	}
-	for (const struct hist_line *l = h->head; l && k < SET_BATCH_MAX; l = l->next, k++) {
+	for (const struct hist_spool_line *l = hist_spool_head(h->spool); l && k < SET_BATCH_MAX;
+	     l = l->next, k++) {
 		lines[k] = l->text;
 		lens[k] = l->len;
 	}
@@ -1029,7 +478,8 @@ static int send_batch(struct hist *h)
 	h->set_batch = false;
 	if (h->set_ok && !h->line_mode && send_set(h, &n) < 0)
 		return -1;
-	for (const struct hist_line *l = h->head; !h->set_batch && l && n < cap; l = l->next, n++) {
+	for (const struct hist_spool_line *l = hist_spool_head(h->spool);
+	     !h->set_batch && l && n < cap; l = l->next, n++) {
 		int r = send_line(h, l, &why);
 		if (r < 0) {
 			conn_failed_libpq(h);
@@ -1040,8 +490,8 @@ static int send_batch(struct hist *h)
 	}
 	if (n == 0) {
 		PQexitPipelineMode(h->drv.conn);
-		log_error("history: discarding an unreadable record in %s (%s)", spill_where(h),
-		          why);
+		log_error("history: discarding an unreadable record in %s (%s)",
+		          hist_spool_where(h->spool), why);
 		h->st.dropped++;
 		pop(h);
 		return 0;
@@ -1078,7 +528,7 @@ static void send_orphans(struct hist *h)
 		         "pgcrond process ended while this run was in progress "
 		         "(closed at restart)");
 	char floor[40];
-	if (hist_startup_floor(now_us(), h->retain_ms, floor, sizeof(floor)) < 0)
+	if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)) < 0)
 		snprintf(floor, sizeof(floor), "-infinity");
 	const char *p[] = {h->instance, h->boot_id, msg, floor};
 	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 4, p);
@@ -1093,28 +543,28 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
 		}
-		if (!h->orphans_done && !h->orphans_held && h->acked_off >= h->leftover_off) {
+		if (!h->orphans_done && !h->orphans_held && hist_spool_leftovers_done(h->spool)) {
 			send_orphans(h);
 			return;
 		}
 		if (h->orphans_done && h->last_fires_fn) {
 			char floor[40];
-			if (hist_startup_floor(now_us(), h->retain_ms, floor, sizeof(floor)) < 0)
+			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
+			                       sizeof(floor)) < 0)
 				snprintf(floor, sizeof(floor), "-infinity");
 			const char *p[] = {floor};
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return;
 		}
-		if (!h->head && h->unloaded_n > 0)
-			spill_load(h);
-		if (h->head && !h->prepared) {
+		if (hist_spool_head(h->spool) && !h->prepared) {
 			send_prepare(h);
 			return;
 		}
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
 		 * the executor is idle, so a busy executor never starves the history */
-		if (h->head && h->busy_fn && !h->closing && h->busy_fn(h->busy_arg)) {
-			int64_t now = mono_ms();
+		if (hist_spool_head(h->spool) && h->busy_fn && !h->closing &&
+		    h->busy_fn(h->busy_arg)) {
+			int64_t now = clock_mono_ms();
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
 			if (now - h->defer_since_ms < DEFER_MAX_MS) {
@@ -1125,7 +575,7 @@ static void kick(struct hist *h)
 		} else {
 			h->defer_since_ms = 0;
 		}
-		if (h->head) {
+		if (hist_spool_head(h->spool)) {
 			if (send_batch(h) != 0)
 				return;
 			continue;
@@ -1140,7 +590,7 @@ static void kick(struct hist *h)
 }
 
 /* The UTC day a start or complete record's row goes to (its start_time), as YYYY-MM-DD. */
-static bool line_day(const struct hist_line *l, char *day, size_t len)
+static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 {
 	const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
 	char *buf = l ? malloc(l->len + 1) : NULL;
@@ -1199,7 +649,7 @@ static void op_done(struct hist *h)
 	}
 	if (op == OP_BATCH && strcmp(h->op_sqlstate, "23514") == 0 &&
 	    (h->batch_failed == 0 || h->batch_n == 1) && !h->head_part_tried &&
-	    line_day(h->head, day, sizeof(day))) {
+	    line_day(hist_spool_head(h->spool), day, sizeof(day))) {
 		/* no partition for the row's day, or a CHECK it violates: in the second case the
 		 * partition exists, the line fails again and is dropped below */
 		const char *p[] = {day};
@@ -1262,7 +712,7 @@ static void op_done(struct hist *h)
 			    " wait in %s, retrying",
 			    h->op_err, h->op_sqlstate,
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
-			    hist_pending(h), spill_where(h));
+			    hist_pending(h), hist_spool_where(h->spool));
 		h->blocked = true;
 		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
 		return;
@@ -1402,7 +852,6 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	if (!h)
 		return -ENOMEM;
 	h->base = base;
-	h->spill_fd = -1;
 	h->retain_ms = retain_ms;
 	h->tun = (struct hist_tuning){DEF_MEMORY_LIMIT,      DEF_SPILL_MAX_BYTES, DEF_PURGE_BATCH,
 	                              DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,  DEF_RETRY_MIN_MS,
@@ -1415,22 +864,18 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	}
 	pgconn_redact_conninfo(conninfo, h->safe_conninfo, sizeof(h->safe_conninfo));
 	/* Unique per process, so rows of this process are told from a dead one's. */
-	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)now_us(),
+	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)clock_wall_us(),
 	         (long)getpid());
 	conndrv_init(&h->drv, base, &conn_ops, h, "history database", PGCONN_NOTICES_PER_MIN, 60000,
 	             DEF_CHECK_MS);
 	conndrv_set_backoff(&h->drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
-	evtimer_assign(&h->fsync_ev, base, on_fsync, h);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
-	if (state_dir) {
-		rc = spill_open(h, state_dir);
-		if (rc < 0)
-			goto fail;
-		rc = bgwork_new(base, 1, &h->bg);
-		if (rc < 0)
-			goto fail;
-	}
+	rc = hist_spool_open(base, state_dir, &h->spool);
+	if (rc < 0)
+		goto fail;
+	hist_spool_set_limits(h->spool, h->tun.memory_limit, h->tun.spill_max_bytes);
+	hist_spool_set_ready_fn(h->spool, on_spool_ready, h);
 	if (retain_ms > 0)
 		arm(&h->purge_ev, h->tun.purge_interval_ms);
 	rc = hist_part_start(conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);
@@ -1441,9 +886,6 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	*out = h;
 	return 0;
 fail:
-	if (h->spill_fd >= 0)
-		close(h->spill_fd);
-	free(h->spill_path);
 	free(h->conninfo);
 	free(h->instance);
 	free(h);
@@ -1489,6 +931,7 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.memory_limit = t->memory_limit;
 	if (t->spill_max_bytes)
 		h->tun.spill_max_bytes = t->spill_max_bytes;
+	hist_spool_set_limits(h->spool, h->tun.memory_limit, h->tun.spill_max_bytes);
 	if (t->purge_batch > 0)
 		h->tun.purge_batch = t->purge_batch;
 	if (t->close_grace_ms)
@@ -1520,6 +963,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	out->partitions_dropped = ps.dropped;
 	out->connected = h->drv.state == CONNDRV_READY;
 	out->pending = hist_pending(h);
+	out->dropped += hist_spool_dropped(h->spool);
 }
 
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
@@ -1544,13 +988,13 @@ void hist_purge_now(struct hist *h)
  * until everything is written or the grace period is over. */
 static void flush_for_close(struct hist *h)
 {
-	int64_t deadline = mono_ms() + h->tun.close_grace_ms;
+	int64_t deadline = clock_mono_ms() + h->tun.close_grace_ms;
 
 	h->blocked = false;
 	kick(h);
 	while (h->drv.state == CONNDRV_READY && !h->blocked &&
-	       (h->op != OP_NONE || h->head || h->unloaded_n > 0)) {
-		int64_t left = deadline - mono_ms();
+	       (h->op != OP_NONE || hist_pending(h) > 0)) {
+		int64_t left = deadline - clock_mono_ms();
 		if (left <= 0)
 			break;
 		struct pollfd p = {
@@ -1577,44 +1021,18 @@ void hist_close(struct hist **hp)
 	h->closing = true;
 	h->purge_pending = false;
 	hist_part_stop(&h->part);
+	/* the file operation under way ends; from here on the spool reads and writes inline
+	 * (the loop serves nothing any more) */
+	hist_spool_stop_writer(h->spool);
 	if (h->drv.state == CONNDRV_READY)
 		flush_for_close(h);
-	/* the fdatasync under way ends first (the file is synced once more below) */
-	bgwork_free(&h->bg);
 	/* every record still in memory only goes to the spill file now, if the disk takes it;
 	 * the count of those it does not is exact */
-	spill_catch_up(h, true);
-	spill_sync(h);
-	report_lost(h);
-	if (h->spill_path) {
-		uint64_t in_file = hist_pending(h) - h->mem_only_n;
-		if (in_file > 0)
-			log_notice("history: %" PRIu64 " run records not yet written wait in %s",
-			           in_file, h->spill_path);
-		if (h->mem_only_n > 0)
-			log_error("history: %zu run records not yet written could not be put in %s "
-			          "and are lost",
-			          h->mem_only_n, h->spill_path);
-		h->st.dropped += h->mem_only_n;
-	} else if (hist_pending(h) > 0) {
-		log_notice("history: %" PRIu64
-		           " run records not yet written wait in memory and are "
-		           "lost (no state_dir)",
-		           hist_pending(h));
-	}
+	hist_spool_close(&h->spool);
 	drop_conn(h);
-	evtimer_del(&h->fsync_ev);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);
-	while (h->head) {
-		struct hist_line *l = h->head;
-		h->head = l->next;
-		free(l);
-	}
-	if (h->spill_fd >= 0)
-		close(h->spill_fd);
 	hist_keymap_free(&h->starts);
-	free(h->spill_path);
 	free(h->conninfo);
 	free(h->instance);
 	free(h);
@@ -1645,7 +1063,7 @@ static void run_fields(const struct hist *h, const struct hist_run *run, const c
 	f[7] = run->trigger;
 	f[8] = run->graph_run;
 	f[9] = run->scheduled_us ? num(sched, 24, run->scheduled_us) : NULL;
-	f[10] = num(start, 24, run->start_us ? run->start_us : now_us());
+	f[10] = num(start, 24, run->start_us ? run->start_us : clock_wall_us());
 	f[11] = num(attempt, 24, run->attempt > 0 ? run->attempt : 1);
 }
 
@@ -1659,7 +1077,7 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	uint64_t k = ++h->next_key;
 	struct hist_run r = *run;
 	if (!r.start_us)
-		r.start_us = now_us();
+		r.start_us = clock_wall_us();
 	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
 		log_error("history: out of memory: the end of a run will update without its day");
 	run_key(h, k, key, sizeof(key));
@@ -1695,7 +1113,7 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	hist_keymap_del(&h->starts, k);
 	const char *f[N_FINISH + 1] = {
 	    h->instance, key,      status ? status : HIST_FAILED,
-	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : now_us())};
+	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
 	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
@@ -1715,234 +1133,4 @@ void hist_record(struct hist *h, const struct hist_run *run, const char *status,
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
 	emit(h, K_RECORD, f, N_RECORD);
-}
-
-/* ---- schema install (blocking; "pgcrond install" only) ----------------------------- */
-
-/* 'pgcrond' in ASCII: the advisory lock two installers serialize on. */
-#define INSTALL_LOCK_KEY "31638874210922084"
-
-static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
-{
-	ExecStatusType s = PQresultStatus(r);
-	char why[512];
-
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return 0;
-	if (r)
-		pgconn_result_error(r, why, sizeof(why));
-	else
-		pgconn_error(c, why, sizeof(why));
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	snprintf(err, errlen, "%s: %s%s%s%s", what, why, state ? " (SQLSTATE " : "",
-	         state ? state : "", state ? ")" : "");
-	return -EIO;
-}
-
-static int run_sql(PGconn *c, const char *sql, int n, const char *const *params, char **value,
-                   const char *what, char *err, size_t errlen)
-{
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	int rc = exec_ok(c, r, what, err, errlen);
-
-	if (rc == 0 && value) {
-		*value = NULL;
-		if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-			*value = strdup(PQgetvalue(r, 0, 0));
-			if (!*value)
-				rc = -ENOMEM;
-		}
-	}
-	PQclear(r);
-	return rc;
-}
-
-static char *read_text_file(const char *path, int *err)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0, got;
-
-	if (!f) {
-		*err = -errno;
-		return NULL;
-	}
-	do {
-		if (cap - n < 4096) {
-			char *nb = realloc(buf, cap ? cap * 2 : 16384);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				*err = -ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-			cap = cap ? cap * 2 : 16384;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-	} while (got > 0);
-	if (ferror(f)) {
-		*err = -EIO;
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*err = 0;
-	return buf;
-}
-
-/* Apply one SQL file as a whole (a simple-query string may hold many statements). A
- * missing file is -ENOENT without a message. */
-static int apply_file(PGconn *c, const char *dir, const char *name, char *err, size_t errlen)
-{
-	char path[4096];
-	int rc, w = snprintf(path, sizeof(path), "%s/%s", dir, name);
-
-	if (w < 0 || (size_t)w >= sizeof(path)) {
-		snprintf(err, errlen, "%s/%s: path too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	char *sql = read_text_file(path, &rc);
-	if (!sql) {
-		if (rc != -ENOENT)
-			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	PGresult *r = PQexec(c, sql);
-	rc = exec_ok(c, r, path, err, errlen);
-	PQclear(r);
-	free(sql);
-	return rc;
-}
-
-const char *hist_sql_dir(void)
-{
-	const char *env = getenv("PGCROND_SQL_DIR");
-	struct stat st;
-
-	if (env && *env)
-		return env;
-	if (stat(PGCROND_SOURCE_SQL_DIR, &st) == 0 && S_ISDIR(st.st_mode))
-		return PGCROND_SOURCE_SQL_DIR;
-	return PGCROND_DEFAULT_SQL_DIR;
-}
-
-/* The highest N of the pgcrond--N.sql files in DIR (0 if none). */
-static int newest_step(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int newest = 0;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		int n, end = 0;
-		if (sscanf(e->d_name, "pgcrond--%d.sql%n", &n, &end) == 1 && end > 0 &&
-		    e->d_name[end] == '\0' && n > newest && n < 100000)
-			newest = n;
-	}
-	closedir(d);
-	return newest;
-}
-
-static bool step_applied(PGconn *c, const char *step)
-{
-	const char *p[] = {step};
-	/* (in two statements: naming a missing table would abort the transaction) */
-	PGresult *r = PQexec(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL");
-	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	           PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
-	if (!yes)
-		return false;
-	r = PQexecParams(
-	    c, "SELECT EXISTS (SELECT FROM pgcrond.schema_version WHERE version = $1::integer)", 1,
-	    NULL, p, NULL, NULL, 0);
-	yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	      PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
-	return yes;
-}
-
-int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *to, char *err,
-                       size_t errlen)
-{
-	const char *lock[] = {INSTALL_LOCK_KEY};
-	char *v = NULL;
-	int rc, current = 0, version;
-
-	*from = *to = 0;
-	rc = run_sql(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
-	if (rc < 0)
-		return rc;
-	/* Wait for a concurrent installer rather than race it: once it commits, this one
-	 * finds the schema current and changes nothing. */
-	rc = run_sql(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, NULL, "advisory lock",
-	             err, errlen);
-	if (rc < 0)
-		goto fail;
-	rc = run_sql(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL", 0, NULL, &v,
-	             "reading the schema version", err, errlen);
-	if (rc < 0)
-		goto fail;
-	if (v && v[0] == 't') {
-		free(v);
-		v = NULL;
-		rc = run_sql(c, "SELECT coalesce(max(version), 0) FROM pgcrond.schema_version", 0,
-		             NULL, &v, "reading the schema version", err, errlen);
-		if (rc < 0)
-			goto fail;
-		current = v ? atoi(v) : 0;
-	}
-	free(v);
-	v = NULL;
-
-	/* Every step up to the newest file, skipping a number with no file and a step already
-	 * recorded: step numbers are handed out to branches that merge in any order, so a
-	 * database may hold a later step before an earlier one arrives. */
-	version = current;
-	int newest = newest_step(sql_dir);
-	for (int step = 1; step <= newest; step++) {
-		char name[64], vbuf[16];
-		snprintf(vbuf, sizeof(vbuf), "%d", step);
-		if (step_applied(c, vbuf))
-			continue;
-		snprintf(name, sizeof(name), "pgcrond--%d.sql", step);
-		rc = apply_file(c, sql_dir, name, err, errlen);
-		if (rc == -ENOENT)
-			continue;
-		if (rc < 0)
-			goto fail;
-		if (step > version)
-			version = step;
-		const char *p[] = {PGCROND_VERSION, vbuf};
-		rc = run_sql(c,
-		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
-		             " WHERE version = $2::integer",
-		             2, p, NULL, "recording the version", err, errlen);
-		if (rc < 0)
-			goto fail;
-	}
-	if (version == 0) {
-		snprintf(err, errlen,
-		         "no schema files (pgcrond--1.sql) in %s; set PGCROND_SQL_DIR "
-		         "to the directory holding them",
-		         sql_dir);
-		rc = -ENOENT;
-		goto fail;
-	}
-	rc = apply_file(c, sql_dir, "pg_cron_compat.sql", err, errlen);
-	if (rc < 0 && rc != -ENOENT)
-		goto fail;
-	*from = current;
-	*to = version;
-	return 0;
-fail:
-	free(v);
-	PQclear(PQexec(c, "ROLLBACK"));
-	return rc;
 }

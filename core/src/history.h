@@ -68,9 +68,6 @@ uint64_t hist_pending(const struct hist *h);
 
 /* ---- additions (history engineer) --------------------------------------------------- */
 
-/* The spill file under state_dir. */
-#define HIST_SPOOL_FILE "history.spool"
-
 /* Limits; a zero field keeps the default (in brackets). */
 struct hist_tuning {
 	size_t memory_limit;       /* records kept in memory while waiting [10000]; the rest
@@ -126,32 +123,6 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
  * on its timer, and after each connect): hist_part.h. */
 void hist_purge_now(struct hist *h);
 
-/* Schema install, blocking: for "pgcrond install" (never on the daemon's loop). Inside one
- * transaction holding an advisory lock, brings pgcrond's schema to the newest version
- * found in SQL_DIR (pgcrond--N.sql files, each the step from N-1 to N), then applies
- * pg_cron_compat.sql. *FROM and *TO get the versions before and after (equal: nothing was
- * changed). CONN must not be in a transaction. Returns 0, or a negative errno with a
- * message in ERR. On success the transaction is still open: the caller adds its own
- * statements (the job registry) and COMMITs, or ROLLBACKs on error. */
-struct pg_conn; /* libpq's PGconn */
-int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
-                       size_t errlen) __attribute__((warn_unused_result));
-/* The directory of the schema SQL: $PGCROND_SQL_DIR, else the source tree's sql/ if it
- * exists (running from a build tree), else the installed one. */
-const char *hist_sql_dir(void);
-
-/* Spill file lines (exposed for the unit tests): a kind, then NULL-able text fields,
- * tab-separated with \\ \t \n \r escaped and NULL as \N, then a checksum, then '\n'.
- * encode returns a malloc'd line in *LINE (with its '\n') and its length, or -ENOMEM;
- * decode works in place on LINE (without the '\n'), pointing KIND and FIELDS into it, and
- * returns the number of fields, or -EBADMSG for a torn or corrupt line, -E2BIG for more
- * than MAX fields. */
-#define HIST_SPOOL_MAX_FIELDS 24
-int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
-    __attribute__((warn_unused_result));
-int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
-    __attribute__((warn_unused_result));
-
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
@@ -164,6 +135,7 @@ int hist_spool_decode(char *line, size_t len, const char **kind, const char **fi
  * "pgcrond CMD: " and returns a sysexits code: 0 with *CFG and *CONN set, EX_CONFIG (78)
  * for configuration problems, EX_UNAVAILABLE (69) if the database is unreachable. */
 struct pgc_config;
+struct pg_conn; /* libpq's PGconn */
 int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
                   struct pg_conn **conn) __attribute__((warn_unused_result));
 

@@ -15,6 +15,7 @@
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
+#include "hist_spool.h"
 #include "plugin.h"
 #include "sched.h"
 #include "sched_priv.h"

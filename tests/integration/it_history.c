@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "history.h"
+#include "hist_install.h"
+#include "hist_spool.h"
 #include "itest.h"
 
 #define INSTANCE "it-host"
@@ -144,6 +146,19 @@ static int count_lines(const char *path)
 		n += *p == '\n';
 	free(text);
 	return n;
+}
+
+/* The spill file holds N lines (its writes run on the writer thread: the loop delivers
+ * their outcome). */
+struct lines_want {
+	const char *path;
+	int n;
+};
+
+static bool spool_has(void *arg)
+{
+	const struct lines_want *w = arg;
+	return count_lines(w->path) == w->n;
 }
 
 static void setup(void)
@@ -386,7 +401,7 @@ START_TEST(start_and_finish_make_one_row)
 
 	/* nothing left behind: the spill file is empty once all is written */
 	char *spool = spool_path(dir);
-	ck_assert_int_eq(count_lines(spool), 0);
+	ck_assert(drive_until(spool_has, &(struct lines_want){spool, 0}, 5));
 	hist_close(&h);
 	ck_assert(h == NULL);
 	free(spool);
@@ -537,7 +552,7 @@ START_TEST(spill_file_keeps_runs_until_the_database_is_back)
 	hist_get_stats(h, &st);
 	ck_assert(!st.connected);
 	ck_assert_int_eq(hist_pending(h), 2 * N_SPILL);
-	ck_assert_int_eq(count_lines(spool), 2 * N_SPILL);
+	ck_assert(drive_until(spool_has, &(struct lines_want){spool, 2 * N_SPILL}, 5));
 	hist_close(&h);
 	ck_assert_int_eq(count_lines(spool), 2 * N_SPILL);
 	char *saved = itest_read_file(spool);
@@ -562,7 +577,7 @@ START_TEST(spill_file_keeps_runs_until_the_database_is_back)
 	                       " (ORDER BY start_time) AS prev FROM pgcrond.job_run_details) s"
 	                       " WHERE prev > runid"),
 	    0);
-	ck_assert_int_eq(count_lines(spool), 0);
+	ck_assert(drive_until(spool_has, &(struct lines_want){spool, 0}, 5));
 	hist_close(&h);
 
 	/* replaying the same records again (a crash before the file was truncated) changes

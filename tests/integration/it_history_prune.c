@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "hist_startup.h"
+#include "hist_install.h"
 #include "history.h"
 #include "itest.h"
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "history.h"
+#include "hist_spool.h"
 
 static int roundtrip(const char *kind, const char *const *in, int n, const char **out, char **keep)
 {

@@ -1,0 +1,242 @@
+/* The schema installer (hist_install.h): "pgcrond install" brings the history database's
+ * schema to the newest step, blocking, on the CLI's own connection. */
+#include "hist_install.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pgconn.h"
+
+/* 'pgcrond' in ASCII: the advisory lock two installers serialize on. */
+#define INSTALL_LOCK_KEY "31638874210922084"
+
+static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
+{
+	ExecStatusType s = PQresultStatus(r);
+	char why[512];
+
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return 0;
+	if (r)
+		pgconn_result_error(r, why, sizeof(why));
+	else
+		pgconn_error(c, why, sizeof(why));
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(err, errlen, "%s: %s%s%s%s", what, why, state ? " (SQLSTATE " : "",
+	         state ? state : "", state ? ")" : "");
+	return -EIO;
+}
+
+static int run_sql(PGconn *c, const char *sql, int n, const char *const *params, char **value,
+                   const char *what, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	int rc = exec_ok(c, r, what, err, errlen);
+
+	if (rc == 0 && value) {
+		*value = NULL;
+		if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+			*value = strdup(PQgetvalue(r, 0, 0));
+			if (!*value)
+				rc = -ENOMEM;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static char *read_text_file(const char *path, int *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, got;
+
+	if (!f) {
+		*err = -errno;
+		return NULL;
+	}
+	do {
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap ? cap * 2 : 16384);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				*err = -ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 16384;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0);
+	if (ferror(f)) {
+		*err = -EIO;
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*err = 0;
+	return buf;
+}
+
+/* Apply one SQL file as a whole (a simple-query string may hold many statements). A
+ * missing file is -ENOENT without a message. */
+static int apply_file(PGconn *c, const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[4096];
+	int rc, w = snprintf(path, sizeof(path), "%s/%s", dir, name);
+
+	if (w < 0 || (size_t)w >= sizeof(path)) {
+		snprintf(err, errlen, "%s/%s: path too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	char *sql = read_text_file(path, &rc);
+	if (!sql) {
+		if (rc != -ENOENT)
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	PGresult *r = PQexec(c, sql);
+	rc = exec_ok(c, r, path, err, errlen);
+	PQclear(r);
+	free(sql);
+	return rc;
+}
+
+const char *hist_sql_dir(void)
+{
+	const char *env = getenv("PGCROND_SQL_DIR");
+	struct stat st;
+
+	if (env && *env)
+		return env;
+	if (stat(PGCROND_SOURCE_SQL_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+		return PGCROND_SOURCE_SQL_DIR;
+	return PGCROND_DEFAULT_SQL_DIR;
+}
+
+/* The highest N of the pgcrond--N.sql files in DIR (0 if none). */
+static int newest_step(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int newest = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		int n, end = 0;
+		if (sscanf(e->d_name, "pgcrond--%d.sql%n", &n, &end) == 1 && end > 0 &&
+		    e->d_name[end] == '\0' && n > newest && n < 100000)
+			newest = n;
+	}
+	closedir(d);
+	return newest;
+}
+
+static bool step_applied(PGconn *c, const char *step)
+{
+	const char *p[] = {step};
+	/* (in two statements: naming a missing table would abort the transaction) */
+	PGresult *r = PQexec(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL");
+	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	           PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!yes)
+		return false;
+	r = PQexecParams(
+	    c, "SELECT EXISTS (SELECT FROM pgcrond.schema_version WHERE version = $1::integer)", 1,
+	    NULL, p, NULL, NULL, 0);
+	yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	      PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return yes;
+}
+
+int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *to, char *err,
+                       size_t errlen)
+{
+	const char *lock[] = {INSTALL_LOCK_KEY};
+	char *v = NULL;
+	int rc, current = 0, version;
+
+	*from = *to = 0;
+	rc = run_sql(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Wait for a concurrent installer rather than race it: once it commits, this one
+	 * finds the schema current and changes nothing. */
+	rc = run_sql(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, NULL, "advisory lock",
+	             err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = run_sql(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL", 0, NULL, &v,
+	             "reading the schema version", err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (v && v[0] == 't') {
+		free(v);
+		v = NULL;
+		rc = run_sql(c, "SELECT coalesce(max(version), 0) FROM pgcrond.schema_version", 0,
+		             NULL, &v, "reading the schema version", err, errlen);
+		if (rc < 0)
+			goto fail;
+		current = v ? atoi(v) : 0;
+	}
+	free(v);
+	v = NULL;
+
+	/* Every step up to the newest file, skipping a number with no file and a step already
+	 * recorded: step numbers are handed out to branches that merge in any order, so a
+	 * database may hold a later step before an earlier one arrives. */
+	version = current;
+	int newest = newest_step(sql_dir);
+	for (int step = 1; step <= newest; step++) {
+		char name[64], vbuf[16];
+		snprintf(vbuf, sizeof(vbuf), "%d", step);
+		if (step_applied(c, vbuf))
+			continue;
+		snprintf(name, sizeof(name), "pgcrond--%d.sql", step);
+		rc = apply_file(c, sql_dir, name, err, errlen);
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0)
+			goto fail;
+		if (step > version)
+			version = step;
+		const char *p[] = {PGCROND_VERSION, vbuf};
+		rc = run_sql(c,
+		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
+		             " WHERE version = $2::integer",
+		             2, p, NULL, "recording the version", err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
+	if (version == 0) {
+		snprintf(err, errlen,
+		         "no schema files (pgcrond--1.sql) in %s; set PGCROND_SQL_DIR "
+		         "to the directory holding them",
+		         sql_dir);
+		rc = -ENOENT;
+		goto fail;
+	}
+	rc = apply_file(c, sql_dir, "pg_cron_compat.sql", err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		goto fail;
+	*from = current;
+	*to = version;
+	return 0;
+fail:
+	free(v);
+	PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}

@@ -1,0 +1,23 @@
+#ifndef PGCROND_HIST_INSTALL_H
+#define PGCROND_HIST_INSTALL_H
+
+/* The schema installer of "pgcrond install" (cli_install.c): blocking libpq calls, never on
+ * the daemon's loop, so it lives apart from the asynchronous history writer (history.c). */
+
+#include <stddef.h>
+
+/* Schema install, blocking: for "pgcrond install" (never on the daemon's loop). Inside one
+ * transaction holding an advisory lock, brings pgcrond's schema to the newest version
+ * found in SQL_DIR (pgcrond--N.sql files, each the step from N-1 to N), then applies
+ * pg_cron_compat.sql. *FROM and *TO get the versions before and after (equal: nothing was
+ * changed). CONN must not be in a transaction. Returns 0, or a negative errno with a
+ * message in ERR. On success the transaction is still open: the caller adds its own
+ * statements (the job registry) and COMMITs, or ROLLBACKs on error. */
+struct pg_conn; /* libpq's PGconn */
+int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+/* The directory of the schema SQL: $PGCROND_SQL_DIR, else the source tree's sql/ if it
+ * exists (running from a build tree), else the installed one. */
+const char *hist_sql_dir(void);
+
+#endif

@@ -1,0 +1,1040 @@
+/* The history's spool (hist_spool.h): the unacknowledged run records as one FIFO, in
+ * memory (bounded) and in the spill file.
+ *
+ * A record goes to the file first where it can (durable across a crash), and to memory as
+ * well while memory keeps the order; records behind a full memory wait in the file alone
+ * and are read back when memory has room. The loop never touches the disk: appends, the
+ * reads back, fdatasync, the truncation when nothing waits any more and the hole punched
+ * under acknowledged records all run on one writer thread (bgwork), in submission order,
+ * and at most one append is under way: the lines queued meanwhile go in the next one, so a
+ * slow disk means larger appends, not a slower loop. The loop keeps the bookkeeping: which
+ * lines are in the file, their offsets, the cap (which counts only unacknowledged bytes),
+ * and the exact count of records lost. */
+#include "hist_spool.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <threads.h>
+#include <unistd.h>
+
+#include "bgwork.h"
+#include "log.h"
+
+#define FSYNC_DELAY_MS 200
+/* While records flow, the acknowledged lines at the start of the spill file give their
+ * disk space back (a hole punched up to the last whole block before the first unwritten
+ * line), so a small state_dir holds as many unwritten records as it has room for, though
+ * the file is emptied only when nothing waits. hist_spool_open skips the hole. */
+#define PUNCH_MIN_BYTES (64 * 1024)
+/* Records for the file alone (memory_limit reached) wait in memory until the writer has
+ * appended them: normally for one append's time; this much while the disk does not answer,
+ * after which further records are lost (counted and logged). */
+#define OV_MAX_BYTES (16 << 20)
+/* A record is appended once the loop iteration that accepted it is over: the records of the
+ * runs started together (a burst of due jobs) go in one append, one wake-up of the writer.
+ * No longer: until then a kill -9 loses the record, and its run's statement may already be
+ * on its way to the server (the lead measured no lateness gain from waiting 10 ms). */
+#define APPEND_DELAY_MS 0
+
+struct hist_spool {
+	struct event_base *base;
+	size_t memory_limit;
+	int64_t max_bytes;
+	void (*ready)(void *arg);
+	void *ready_arg;
+	struct log_complaint complaint;
+
+	/* memory: head..tail; from mem_first on, lines not (yet) in the file */
+	struct hist_spool_line *head, *tail, *mem_first;
+	size_t q_n, mem_only_n;
+	/* lines for the file alone, behind the memory ones, on their way to it */
+	struct hist_spool_line *ov_head, *ov_tail;
+	size_t ov_n, ov_bytes;
+	size_t unwritten_bytes; /* of the lines not in the file and not being written */
+	uint64_t unloaded_n;    /* lines in the file not (yet) in memory */
+	uint64_t dropped, lost_unreported;
+
+	char *path; /* NULL: memory only */
+	int fd;
+	off_t size;         /* bytes of whole lines in the file */
+	off_t loaded_off;   /* lines before this offset are in memory or acknowledged */
+	off_t acked_off;    /* lines before this offset are acknowledged */
+	off_t leftover_off; /* lines before this offset came from an earlier process */
+	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
+	bool dirty;         /* appended since the last fdatasync */
+	bool punch_unsupported;
+	struct event fsync_ev, append_ev;
+
+	struct bgwork *bg;
+	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
+	bool inline_mode; /* no writer thread any more: file operations run on the caller */
+	bool at_close;    /* hist_spool_close(): the cap no longer applies, one line at a time */
+	mtx_t hold;       /* hist_spool_test_hold() */
+
+	/* the file operation under way: [truncate to 0 | punch], then append */
+	struct bgwork_job op_job;
+	bool op_busy, op_reset;
+	int op_fd;
+	off_t op_punch, op_start;
+	off_t op_prev[4]; /* a truncation's offsets before it, for its failure */
+	char *op_buf;
+	size_t op_len, op_mem_bytes, op_ov_n;
+	int op_reset_rc, op_punch_rc, op_write_rc;
+
+	/* reading lines back from the file */
+	struct bgwork_job load_job;
+	bool load_busy;
+	char *load_path;
+	off_t load_off, load_end;
+	uint64_t load_want, load_got;
+	struct hist_spool_line *load_head, *load_tail;
+	int load_rc;
+
+	struct bgwork_job sync_job;
+	bool sync_busy;
+	int sync_fd, sync_errno;
+};
+
+static void pump(struct hist_spool *s);
+
+#define OWNER(job, field) ((struct hist_spool *)((char *)(job)-offsetof(struct hist_spool, field)))
+
+static void arm_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+static struct hist_spool_line *line_new(const char *text, size_t len, off_t end_off)
+{
+	struct hist_spool_line *l = malloc(sizeof(*l) + len + 1);
+
+	if (!l)
+		return NULL;
+	l->next = NULL;
+	l->end_off = end_off;
+	l->spilled = true;
+	l->writing = false;
+	l->len = len;
+	memcpy(l->text, text, len);
+	l->text[len] = '\0';
+	return l;
+}
+
+static void free_lines(struct hist_spool_line *l)
+{
+	while (l) {
+		struct hist_spool_line *n = l->next;
+		free(l);
+		l = n;
+	}
+}
+
+/* Run JOB on the writer thread, or here once there is none (shutdown, or it could not be
+ * started). */
+static void run_job(struct hist_spool *s, struct bgwork_job *job)
+{
+	if (!s->inline_mode && s->bg && bgwork_submit(s->bg, job) == 0)
+		return;
+	job->work(job);
+	job->done(job, true);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Say exactly how many records were lost since the last time it was said. */
+static void report_lost(struct hist_spool *s)
+{
+	if (s->lost_unreported == 0)
+		return;
+	log_error("history: %" PRIu64 " run records were lost: neither %s nor memory "
+	          "(memory_limit %zu records) could take them",
+	          s->lost_unreported, hist_spool_where(s), s->memory_limit);
+	s->lost_unreported = 0;
+}
+
+static void lose(struct hist_spool *s, uint64_t n)
+{
+	s->dropped += n;
+	s->lost_unreported += n;
+}
+
+/* ---- fdatasync ------------------------------------------------------------------------ */
+
+static void sync_work(struct bgwork_job *job)
+{
+	struct hist_spool *s = OWNER(job, sync_job);
+	mtx_lock(&s->hold);
+	s->sync_errno = fdatasync(s->sync_fd) == 0 ? 0 : errno;
+	mtx_unlock(&s->hold);
+}
+
+static void sync_done(struct bgwork_job *job, bool ran)
+{
+	struct hist_spool *s = OWNER(job, sync_job);
+	s->sync_busy = false;
+	if (ran && s->sync_errno && log_complain(&s->complaint))
+		log_error("history: fdatasync %s: %s", s->path, strerror(s->sync_errno));
+	/* appended while it ran: another round */
+	if (s->dirty && !s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
+		arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+}
+
+void hist_spool_sync(struct hist_spool *s)
+{
+	if (s->fd < 0 || !s->dirty || s->sync_busy)
+		return;
+	s->sync_fd = s->fd;
+	s->sync_job.work = sync_work;
+	s->sync_job.done = sync_done;
+	s->dirty = false;
+	s->sync_busy = true;
+	run_job(s, &s->sync_job);
+}
+
+static void on_append(evutil_socket_t fd, short what, void *arg);
+
+static void on_fsync(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	hist_spool_sync(arg);
+}
+
+/* ---- the line format --------------------------------------------------------------------- */
+
+/* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
+static uint32_t fnv1a(const char *p, size_t n)
+{
+	uint32_t x = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= (unsigned char)p[i];
+		x *= 16777619u;
+	}
+	return x;
+}
+
+int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+{
+	size_t cap = strlen(kind) + 16, o = 0;
+
+	for (int i = 0; i < n; i++)
+		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
+	char *b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (const char *k = kind; *k; k++)
+		b[o++] = *k;
+	for (int i = 0; i < n; i++) {
+		b[o++] = '\t';
+		if (!fields[i]) {
+			b[o++] = '\\';
+			b[o++] = 'N';
+			continue;
+		}
+		for (const char *p = fields[i]; *p; p++) {
+			char esc = *p == '\\'   ? '\\'
+			           : *p == '\t' ? 't'
+			           : *p == '\n' ? 'n'
+			           : *p == '\r' ? 'r'
+			                        : 0;
+			if (esc) {
+				b[o++] = '\\';
+				b[o++] = esc;
+			} else {
+				b[o++] = *p;
+			}
+		}
+	}
+	int w = snprintf(b + o, cap - o, "\t#%08" PRIx32 "\n", fnv1a(b, o));
+	if (w < 0 || (size_t)w >= cap - o) {
+		free(b);
+		return -EOVERFLOW; /* cannot happen: cap reserves room for the trailer */
+	}
+	*line = b;
+	*len = o + (size_t)w;
+	return 0;
+}
+
+int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
+{
+	const size_t trailer = 10; /* "\t#" and 8 hex digits */
+	uint32_t want = 0;
+
+	if (len < trailer + 1)
+		return -EBADMSG;
+	char *t = line + len - trailer;
+	if (t[0] != '\t' || t[1] != '#')
+		return -EBADMSG;
+	for (int i = 2; i < 10; i++) {
+		char c = t[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -EBADMSG;
+		want = want << 4 | (uint32_t)d;
+	}
+	if (fnv1a(line, len - trailer) != want)
+		return -EBADMSG;
+
+	char *r = line, *end = t;
+	*end = '\0';
+	*kind = r;
+	while (r < end && *r != '\t')
+		r++;
+	int n = 0;
+	while (r < end) {
+		*r++ = '\0'; /* the tab ending the previous token */
+		if (n == max)
+			return -E2BIG;
+		if (r[0] == '\\' && r[1] == 'N' && (r + 2 == end || r[2] == '\t')) {
+			fields[n++] = NULL;
+			r += 2;
+			continue;
+		}
+		char *w = r;
+		fields[n++] = w;
+		while (r < end && *r != '\t') {
+			if (*r != '\\') {
+				*w++ = *r++;
+				continue;
+			}
+			switch (r + 1 < end ? r[1] : 0) {
+			case '\\':
+				*w++ = '\\';
+				break;
+			case 't':
+				*w++ = '\t';
+				break;
+			case 'n':
+				*w++ = '\n';
+				break;
+			case 'r':
+				*w++ = '\r';
+				break;
+			default:
+				return -EBADMSG;
+			}
+			r += 2;
+		}
+		if (w < r)
+			*w = '\0'; /* else r is at the next tab or the end, both made NUL */
+	}
+	return n;
+}
+
+/* ---- appends, truncation, hole punching ------------------------------------------------ */
+
+static void op_work(struct bgwork_job *job)
+{
+	struct hist_spool *s = OWNER(job, op_job);
+
+	mtx_lock(&s->hold);
+	s->op_reset_rc = s->op_punch_rc = s->op_write_rc = 0;
+	if (s->op_reset && ftruncate(s->op_fd, 0) != 0) {
+		s->op_reset_rc = -errno;
+		s->op_write_rc = -ECANCELED; /* the offsets the lines were given are wrong */
+		goto out;
+	}
+	if (s->op_punch > 0 &&
+	    fallocate(s->op_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, s->op_punch) != 0)
+		s->op_punch_rc = -errno;
+	if (s->op_len > 0) {
+		s->op_write_rc = write_all(s->op_fd, s->op_buf, s->op_len);
+		/* cut a partial line so the next one starts clean */
+		if (s->op_write_rc < 0 && ftruncate(s->op_fd, s->op_start) != 0)
+			s->op_write_rc = -EIO;
+	}
+out:
+	mtx_unlock(&s->hold);
+}
+
+/* The lines of a failed or abandoned append wait for the next one (the next put or pop
+ * starts it: a disk that refuses is not retried in a loop). */
+static void op_undo(struct hist_spool *s)
+{
+	for (struct hist_spool_line *l = s->mem_first; l && l->writing; l = l->next) {
+		l->writing = false;
+		l->end_off = s->size;
+		s->unwritten_bytes += l->len + 1;
+	}
+	struct hist_spool_line *l = s->ov_head;
+	for (size_t i = 0; i < s->op_ov_n && l; i++, l = l->next) {
+		l->writing = false;
+		s->unwritten_bytes += l->len + 1;
+	}
+	/* an acknowledged line of the append acknowledged everything in the file */
+	if (s->acked_off > s->size)
+		s->acked_off = s->size;
+}
+
+static void op_written(struct hist_spool *s)
+{
+	s->size = s->op_start + (off_t)s->op_len;
+	s->dirty = true;
+	if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
+		arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+	while (s->mem_first && s->mem_first->writing) {
+		struct hist_spool_line *l = s->mem_first;
+		l->writing = false;
+		l->spilled = true;
+		s->mem_first = l->next;
+		s->mem_only_n--;
+	}
+	/* no line waits in the file alone before these */
+	if (s->unloaded_n == 0)
+		s->loaded_off = s->op_start + (off_t)s->op_mem_bytes;
+	for (size_t i = 0; i < s->op_ov_n; i++) {
+		struct hist_spool_line *l = s->ov_head;
+		s->ov_head = l->next;
+		if (!s->ov_head)
+			s->ov_tail = NULL;
+		s->ov_n--;
+		s->ov_bytes -= l->len + 1;
+		free(l);
+	}
+	s->unloaded_n += s->op_ov_n;
+	report_lost(s);
+}
+
+static void op_done(struct bgwork_job *job, bool ran)
+{
+	struct hist_spool *s = OWNER(job, op_job);
+
+	s->op_busy = false;
+	free(s->op_buf);
+	s->op_buf = NULL;
+	if (!ran) {
+		s->op_reset_rc = -ECANCELED;
+		s->op_write_rc = -ECANCELED;
+	}
+	if (s->op_reset) {
+		if (s->op_reset_rc < 0) {
+			if (ran && log_complain(&s->complaint))
+				log_error("history: truncate %s: %s", s->path,
+				          strerror(-s->op_reset_rc));
+			/* the file still holds what it held, all of it acknowledged */
+			s->acked_off = s->op_prev[0];
+			s->loaded_off = s->op_prev[1];
+			s->leftover_off = s->op_prev[2];
+			s->punched_off = s->op_prev[3];
+		} else {
+			s->size = 0;
+			s->dirty = false;
+		}
+	}
+	if (s->op_punch > 0 && ran) {
+		if (s->op_punch_rc == 0)
+			s->punched_off = s->op_punch;
+		else if (s->op_punch_rc == -EOPNOTSUPP || s->op_punch_rc == -ENOSYS)
+			s->punch_unsupported = true;
+		else if (log_complain(&s->complaint))
+			log_error("history: cannot free the written records' space in %s: %s",
+			          s->path, strerror(-s->op_punch_rc));
+	}
+	bool failed = s->op_reset_rc < 0 || (s->op_len > 0 && s->op_write_rc < 0);
+	if (s->op_len > 0 && !failed) {
+		op_written(s);
+	} else if (s->op_len > 0) {
+		if (s->op_write_rc != -ECANCELED && log_complain(&s->complaint))
+			log_error(
+			    "history: cannot append to %s: %s; run records wait in memory only "
+			    "until the history database is back, and are lost if pgcrond stops "
+			    "first",
+			    s->path, strerror(-s->op_write_rc));
+		op_undo(s);
+	}
+	bool wake = s->op_ov_n > 0 && !failed && !s->head;
+	s->op_ov_n = 0;
+	if (s->inline_mode || s->stopping || failed)
+		return;
+	if (wake && s->ready)
+		s->ready(s->ready_arg); /* lines wait in the file alone: read them back */
+	if ((s->mem_first || s->ov_head) && !evtimer_pending(&s->append_ev, NULL))
+		arm_ms(&s->append_ev, APPEND_DELAY_MS); /* the lines accepted meanwhile, and more */
+}
+
+/* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes
+ * counted from ACKED. */
+static bool room(const struct hist_spool *s, off_t at, off_t acked, size_t bytes)
+{
+	return s->at_close || at - acked + (off_t)bytes <= s->max_bytes;
+}
+
+static void complain_full(struct hist_spool *s, off_t unacked)
+{
+	if (log_complain(&s->complaint))
+		log_error("history: spill file %s holds %lld bytes of unwritten run records, "
+		          "its cap: run records wait in memory only until the history "
+		          "database is back, and are lost if pgcrond stops first",
+		          s->path, (long long)unacked);
+}
+
+/* Start the next file operation, if there is one and none is under way: empty the file when
+ * all it holds is acknowledged, give the acknowledged lines' space back, and append every
+ * line waiting for the file, in order, as far as the cap allows (at close, one line). */
+static void pump(struct hist_spool *s)
+{
+	if (s->fd < 0 || s->op_busy)
+		return;
+	bool reset = s->size > 0 && s->unloaded_n == 0 && !s->load_busy && s->acked_off >= s->size;
+	off_t start = reset ? 0 : s->size, acked = reset ? 0 : s->acked_off, punch = 0;
+	if (!reset && !s->punch_unsupported && acked - s->punched_off >= PUNCH_MIN_BYTES) {
+		/* strictly before acked_off: what follows the hole always starts with the rest
+		 * of an acknowledged line, which hist_spool_open skips */
+		off_t end = (acked - 1) / 4096 * 4096;
+		if (end > s->punched_off)
+			punch = end;
+	}
+	size_t bytes = 0, mem_bytes = 0, ov_n = 0, max_lines = s->at_close ? 1 : SIZE_MAX, n = 0;
+	bool full = false;
+	struct hist_spool_line *l;
+	for (l = s->mem_first; l && n < max_lines; l = l->next, n++) {
+		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
+			full = true;
+			break;
+		}
+		bytes += l->len + 1;
+	}
+	mem_bytes = bytes;
+	for (l = full ? NULL : s->ov_head; l && n < max_lines; l = l->next, n++, ov_n++) {
+		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
+			full = true;
+			break;
+		}
+		bytes += l->len + 1;
+	}
+	if (full)
+		complain_full(s, start + (off_t)bytes - acked);
+	if (!reset && punch == 0 && bytes == 0)
+		return;
+	char *buf = bytes ? malloc(bytes) : NULL;
+	if (bytes && !buf)
+		return; /* the next put or pop tries again */
+	size_t o = 0;
+	for (l = s->mem_first; o < mem_bytes; l = l->next) {
+		memcpy(buf + o, l->text, l->len);
+		buf[o + l->len] = '\n';
+		o += l->len + 1;
+		l->writing = true;
+		l->end_off = start + (off_t)o;
+	}
+	l = s->ov_head;
+	for (size_t i = 0; i < ov_n; i++, l = l->next) {
+		memcpy(buf + o, l->text, l->len);
+		buf[o + l->len] = '\n';
+		o += l->len + 1;
+		l->writing = true;
+	}
+	s->unwritten_bytes -= bytes;
+	if (reset) {
+		/* the lines appended after the truncation count from 0 at once: a line acknowledged
+		 * before the truncation has happened must not count against the old file */
+		s->op_prev[0] = s->acked_off;
+		s->op_prev[1] = s->loaded_off;
+		s->op_prev[2] = s->leftover_off;
+		s->op_prev[3] = s->punched_off;
+		s->acked_off = s->loaded_off = s->leftover_off = s->punched_off = 0;
+	}
+	s->op_busy = true;
+	s->op_reset = reset;
+	s->op_fd = s->fd;
+	s->op_punch = punch;
+	s->op_start = start;
+	s->op_buf = buf;
+	s->op_len = bytes;
+	s->op_mem_bytes = mem_bytes;
+	s->op_ov_n = ov_n;
+	s->op_job.work = op_work;
+	s->op_job.done = op_done;
+	run_job(s, &s->op_job);
+}
+
+/* ---- reading lines back ---------------------------------------------------------------- */
+
+static void load_work(struct bgwork_job *job)
+{
+	struct hist_spool *s = OWNER(job, load_job);
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	off_t off = s->load_off;
+
+	mtx_lock(&s->hold);
+	s->load_rc = 0;
+	s->load_got = 0;
+	int fd = open(s->load_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (fd >= 0 && !f)
+		close(fd);
+	if (!f || fseeko(f, off, SEEK_SET) != 0) {
+		s->load_rc = errno ? -errno : -EIO;
+		goto out;
+	}
+	while (s->load_got < s->load_want && (n = getline(&buf, &cap, f)) > 0) {
+		if (buf[n - 1] != '\n')
+			break;
+		struct hist_spool_line *l = line_new(buf, (size_t)n - 1, off + n);
+		if (!l)
+			break;
+		off += n;
+		if (s->load_tail)
+			s->load_tail->next = l;
+		else
+			s->load_head = l;
+		s->load_tail = l;
+		s->load_got++;
+	}
+out:
+	s->load_end = off;
+	free(buf);
+	if (f)
+		fclose(f);
+	mtx_unlock(&s->hold);
+}
+
+static void load_done(struct bgwork_job *job, bool ran)
+{
+	struct hist_spool *s = OWNER(job, load_job);
+	struct hist_spool_line *list = s->load_head;
+
+	s->load_busy = false;
+	s->load_head = s->load_tail = NULL;
+	if (!ran) {
+		free_lines(list);
+		return;
+	}
+	if (list) {
+		if (s->tail)
+			s->tail->next = list;
+		else
+			s->head = list;
+		for (s->tail = list; s->tail->next; s->tail = s->tail->next)
+			;
+		s->q_n += s->load_got;
+		s->unloaded_n -= s->load_got;
+		s->loaded_off = s->load_end;
+	}
+	if (s->load_rc < 0 || s->load_got < s->load_want) {
+		if (s->load_rc < 0)
+			log_error("history: cannot read %s: %s; %" PRIu64
+			          " run records in it are lost",
+			          s->path, strerror(-s->load_rc), s->unloaded_n);
+		else
+			log_error("history: %s ends early; %" PRIu64 " run records in it are lost",
+			          s->path, s->unloaded_n);
+		s->dropped += s->unloaded_n;
+		s->unloaded_n = 0;
+		s->loaded_off = s->size;
+	}
+	if (s->inline_mode || s->stopping)
+		return;
+	if (s->ready)
+		s->ready(s->ready_arg);
+	pump(s);
+}
+
+static void load(struct hist_spool *s)
+{
+	if (s->load_busy || s->unloaded_n == 0 || s->q_n >= s->memory_limit)
+		return;
+	s->load_busy = true;
+	s->load_path = s->path;
+	s->load_off = s->loaded_off;
+	s->load_want = s->memory_limit - s->q_n;
+	if (s->load_want > s->unloaded_n)
+		s->load_want = s->unloaded_n;
+	s->load_job.work = load_work;
+	s->load_job.done = load_done;
+	run_job(s, &s->load_job);
+}
+
+/* ---- the FIFO ------------------------------------------------------------------------- */
+
+static void push_mem(struct hist_spool *s, struct hist_spool_line *l)
+{
+	l->spilled = false;
+	/* acknowledging it acknowledges all the file holds so far (counted from 0 when the
+	 * file is being emptied: never more than it holds, or an unacknowledged line written
+	 * after the truncation would count as acknowledged) */
+	l->end_off = s->op_busy && s->op_reset ? 0 : s->size;
+	if (s->tail)
+		s->tail->next = l;
+	else
+		s->head = l;
+	s->tail = l;
+	s->q_n++;
+	if (s->fd >= 0) {
+		if (!s->mem_first)
+			s->mem_first = l;
+		s->mem_only_n++;
+	}
+}
+
+/* Lines waiting for the file alone move to memory once it has room and nothing waits in
+ * the file before them (the database is back and took what memory held): they are sent
+ * without waiting for a disk that may be full. */
+static void promote(struct hist_spool *s)
+{
+	while (s->ov_head && !s->ov_head->writing && s->unloaded_n == 0 &&
+	       s->q_n < s->memory_limit) {
+		struct hist_spool_line *l = s->ov_head;
+		s->ov_head = l->next;
+		if (!s->ov_head)
+			s->ov_tail = NULL;
+		s->ov_n--;
+		s->ov_bytes -= l->len + 1;
+		l->next = NULL;
+		push_mem(s, l);
+	}
+}
+
+void hist_spool_put(struct hist_spool *s, char *line, size_t len)
+{
+	struct hist_spool_line *l = len > 0 ? line_new(line, len - 1, s->size) : NULL;
+	/* where the file would end once everything on its way is in */
+	off_t planned =
+	    (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) + (off_t)s->unwritten_bytes;
+	off_t acked = s->acked_off < planned ? s->acked_off : planned;
+
+	free(line);
+	if (!l) {
+		s->dropped++;
+		log_error("history: out of memory: a run record is lost");
+		return;
+	}
+	promote(s);
+	if (s->unloaded_n == 0 && s->ov_n == 0 && s->q_n < s->memory_limit) {
+		push_mem(s, l);
+		if (s->fd >= 0)
+			s->unwritten_bytes += len;
+		report_lost(s);
+	} else if (s->fd >= 0 && s->ov_bytes + len <= OV_MAX_BYTES &&
+	           room(s, planned, acked, len)) {
+		/* memory is full: the file alone, once the lines before it are there */
+		l->spilled = false;
+		if (s->ov_tail)
+			s->ov_tail->next = l;
+		else
+			s->ov_head = l;
+		s->ov_tail = l;
+		s->ov_n++;
+		s->ov_bytes += len;
+		s->unwritten_bytes += len;
+		report_lost(s);
+	} else {
+		free(l);
+		lose(s, 1);
+		if (log_complain(&s->complaint))
+			log_error(
+			    "history: %zu run records wait in memory and none can be spilled: "
+			    "run records are being lost",
+			    s->q_n + s->ov_n);
+	}
+	if (s->fd >= 0 && !s->op_busy && !evtimer_pending(&s->append_ev, NULL))
+		arm_ms(&s->append_ev, APPEND_DELAY_MS);
+}
+
+static void on_append(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
+{
+	promote(s);
+	if (!s->head && s->unloaded_n > 0)
+		load(s);
+	return s->head;
+}
+
+void hist_spool_pop(struct hist_spool *s)
+{
+	struct hist_spool_line *l = s->head;
+
+	if (!l)
+		return;
+	s->head = l->next;
+	if (!s->head)
+		s->tail = NULL;
+	s->q_n--;
+	if (l == s->mem_first)
+		s->mem_first = l->next;
+	if (!l->spilled && s->fd >= 0) {
+		s->mem_only_n--;
+		if (!l->writing)
+			s->unwritten_bytes -= l->len + 1;
+	}
+	if (l->end_off > s->acked_off)
+		s->acked_off = l->end_off;
+	free(l);
+	if (!s->stopping || s->inline_mode)
+		pump(s); /* empty the file, or give the acknowledged lines' space back */
+}
+
+uint64_t hist_spool_pending(const struct hist_spool *s)
+{
+	return s ? (uint64_t)s->q_n + s->ov_n + s->unloaded_n : 0;
+}
+
+uint64_t hist_spool_dropped(const struct hist_spool *s)
+{
+	return s ? s->dropped : 0;
+}
+
+bool hist_spool_leftovers_done(const struct hist_spool *s)
+{
+	return s->acked_off >= s->leftover_off;
+}
+
+const char *hist_spool_where(const struct hist_spool *s)
+{
+	return s->path ? s->path : "memory";
+}
+
+void hist_spool_set_limits(struct hist_spool *s, size_t memory_limit, int64_t max_bytes)
+{
+	s->memory_limit = memory_limit;
+	s->max_bytes = max_bytes;
+}
+
+void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), void *arg)
+{
+	s->ready = ready;
+	s->ready_arg = arg;
+}
+
+void hist_spool_test_hold(struct hist_spool *s, bool held)
+{
+	if (held)
+		mtx_lock(&s->hold);
+	else
+		mtx_unlock(&s->hold);
+}
+
+/* ---- open and close ------------------------------------------------------------------- */
+
+/* Open and lock the spill file, count what an earlier process left, and cut a line torn
+ * by a crash in the middle of a write. */
+static int file_open(struct hist_spool *s, const char *state_dir)
+{
+	char path[4096];
+	int w = snprintf(path, sizeof(path), "%s/%s", state_dir, HIST_SPOOL_FILE);
+
+	if (w < 0 || (size_t)w >= sizeof(path))
+		return -ENAMETOOLONG;
+	s->path = strdup(path);
+	if (!s->path)
+		return -ENOMEM;
+	/* Never through a symbolic link, and only our own plain file: whoever could plant a
+	 * link here would have us append to (and truncate) a file of theirs choosing. */
+	s->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (s->fd < 0) {
+		int e = errno;
+		if (e == ELOOP)
+			log_error(
+			    "history: refusing spill file %s: it is a symbolic link; remove it "
+			    "(pgcrond creates the file itself)",
+			    path);
+		else
+			log_error(
+			    "history: cannot open spill file %s: %s (is state_dir writable by "
+			    "the daemon's user?)",
+			    path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != 1) {
+		log_error("history: refusing spill file %s: not a plain file of the daemon's user "
+		          "with a single link; remove it (pgcrond creates the file itself)",
+		          path);
+		return -EPERM;
+	}
+	if ((st.st_mode & 0077) && fchmod(s->fd, 0600) != 0) {
+		int e = errno;
+		log_error("history: chmod 0600 %s: %s", path, strerror(e));
+		return -e;
+	}
+	if (flock(s->fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		log_error("history: spill file %s is locked by another process: two daemons must "
+		          "not share a state_dir",
+		          path);
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+
+	char buf[65536];
+	off_t off = 0, whole = 0, first = 0;
+	uint64_t lines = 0;
+	ssize_t n;
+	/* 0: at the start; 1: in a punched hole (NUL bytes, pump) or the acknowledged line's
+	 * rest after it; 2: in the records */
+	int part = 0;
+	while ((n = pread(s->fd, buf, sizeof(buf), off)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			log_error("history: cannot read %s: %s", path, strerror(e));
+			return -e;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (part == 0)
+				part = buf[i] == '\0' ? 1 : 2;
+			if (buf[i] == '\n') {
+				if (part == 2)
+					lines++;
+				else
+					first = off + i + 1;
+				part = 2;
+				whole = off + i + 1;
+			}
+		}
+		off += n;
+	}
+	if (off > whole) {
+		log_warning("history: %s: discarding %lld bytes of a record torn by a crash", path,
+		            (long long)(off - whole));
+		if (ftruncate(s->fd, whole) != 0) {
+			int e = errno;
+			log_error("history: truncate %s: %s", path, strerror(e));
+			return -e;
+		}
+	}
+	s->size = s->leftover_off = whole;
+	s->loaded_off = s->acked_off = s->punched_off = first;
+	s->unloaded_n = lines;
+	if (lines > 0)
+		log_notice("history: %" PRIu64 " run records from an earlier run wait in %s", lines,
+		           path);
+	return 0;
+}
+
+static void spool_free(struct hist_spool *s)
+{
+	bgwork_free(&s->bg);
+	if (s->base) {
+		evtimer_del(&s->fsync_ev);
+		evtimer_del(&s->append_ev);
+	}
+	free_lines(s->head);
+	free_lines(s->ov_head);
+	free(s->op_buf);
+	if (s->fd >= 0)
+		close(s->fd);
+	mtx_destroy(&s->hold);
+	free(s->path);
+	free(s);
+}
+
+int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_spool **out)
+{
+	struct hist_spool *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->memory_limit = 10000;
+	s->max_bytes = 256LL << 20;
+	if (mtx_init(&s->hold, mtx_plain) != thrd_success) {
+		free(s);
+		return -ENOMEM;
+	}
+	if (state_dir) {
+		rc = file_open(s, state_dir);
+		if (rc < 0)
+			goto fail;
+		rc = bgwork_new(base, 1,
+		                &s->bg); /* one thread: the file operations keep their order */
+		if (rc < 0)
+			goto fail;
+	}
+	s->base = base;
+	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
+	evtimer_assign(&s->append_ev, base, on_append, s);
+	*out = s;
+	return 0;
+fail:
+	spool_free(s);
+	return rc;
+}
+
+void hist_spool_stop_writer(struct hist_spool *s)
+{
+	if (!s || s->inline_mode)
+		return;
+	s->stopping = true;
+	bgwork_free(&s->bg); /* the operation under way ends; the ones not started come back */
+	s->inline_mode = true;
+	s->stopping = false;
+}
+
+void hist_spool_close(struct hist_spool **sp)
+{
+	struct hist_spool *s = *sp;
+
+	if (!s)
+		return;
+	*sp = NULL;
+	hist_spool_stop_writer(s);
+	evtimer_del(&s->fsync_ev);
+	evtimer_del(&s->append_ev);
+	/* every record still in memory only goes to the spill file now, one by one as long as
+	 * the disk takes them, whatever the cap: the count of those it does not is exact */
+	s->at_close = true;
+	pump(s); /* a truncation or a hole that is due, and the first line */
+	while (s->fd >= 0 && (s->mem_first || s->ov_head)) {
+		size_t before = s->mem_only_n + s->ov_n;
+		pump(s);
+		if (s->mem_only_n + s->ov_n >= before)
+			break;
+	}
+	if (s->fd >= 0 && s->dirty && fdatasync(s->fd) != 0)
+		log_error("history: fdatasync %s: %s", s->path, strerror(errno));
+	report_lost(s);
+	uint64_t left = s->mem_only_n + s->ov_n;
+	if (s->path) {
+		uint64_t in_file = hist_spool_pending(s) - left;
+		if (in_file > 0)
+			log_notice("history: %" PRIu64 " run records not yet written wait in %s",
+			           in_file, s->path);
+		if (left > 0)
+			log_error("history: %" PRIu64
+			          " run records not yet written could not be put "
+			          "in %s and are lost",
+			          left, s->path);
+	} else if (hist_spool_pending(s) > 0) {
+		log_notice(
+		    "history: %" PRIu64
+		    " run records not yet written wait in memory and are lost (no state_dir)",
+		    hist_spool_pending(s));
+	}
+	spool_free(s);
+}
