@@ -42,7 +42,7 @@
 /* A record is appended once the loop iteration that accepted it is over: the records of the
  * runs started together (a burst of due jobs) go in one append, one wake-up of the writer.
  * No longer: until then a kill -9 loses the record, and its run's statement may already be
- * on its way to the server (the lead measured no lateness gain from waiting 10 ms). */
+ * on its way to the server (bench_fire showed no clear lateness gain from waiting 10 ms). */
 #define APPEND_DELAY_MS 0
 
 struct hist_spool {
