@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 
@@ -177,13 +178,6 @@ struct alerter {
 	size_t n_buckets, n_conditions;
 	struct alert_stats stats;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void free_sinks(struct alerter *a)
 {
@@ -467,7 +461,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 static void dispatch(struct alerter *a, enum alert_action action, enum alert_kind kind,
                      const char *job, const char *message, int64_t since_ms)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	char *json = alert_json(action, kind, job, message, now, since_ms, a->instance);
 	if (!json)
 		return;
@@ -569,12 +563,12 @@ void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, b
 	struct condition *c = find_condition(a, kind, job, active);
 	if (!c)
 		return;
-	enum alert_action act = alert_step(&c->st, active, now_ms(), a->repeat_ms);
+	enum alert_action act = alert_step(&c->st, active, clock_wall_ms(), a->repeat_ms);
 	if (act != ALERT_NONE)
 		dispatch(a, act, kind, job, message, c->st.since_ms);
 }
 
 void alert_event(struct alerter *a, enum alert_kind kind, const char *job, const char *message)
 {
-	dispatch(a, ALERT_FIRE, kind, job, message, now_ms());
+	dispatch(a, ALERT_FIRE, kind, job, message, clock_wall_ms());
 }

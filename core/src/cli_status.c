@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "ctl.h"
 
@@ -22,24 +23,17 @@
 /* How long status, pause and resume wait for the answer. */
 #define ANSWER_TIMEOUT_MS 10000
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read one line from FD within TIMEOUT_MS (< 0: no limit) into a malloc'd string. */
 static int read_line(int fd, int timeout_ms, char **out)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+	int64_t deadline = timeout_ms >= 0 ? clock_mono_ms() + timeout_ms : -1;
 
 	for (;;) {
 		int wait = -1;
 		if (deadline >= 0) {
-			int64_t left = deadline - mono_ms();
+			int64_t left = deadline - clock_mono_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 		struct pollfd p = {.fd = fd, .events = POLLIN};

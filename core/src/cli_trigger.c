@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "duration.h"
 #include "ctl.h"
@@ -126,13 +127,6 @@ static int parse_args(int argc, char **argv, struct trigger_args *a)
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The daemon's answer to --wait: 0 succeeded, 1 anything else. */
 static int print_result(const char *job, const json_t *res)
 {
@@ -209,7 +203,7 @@ static int trigger_local(const struct trigger_args *a)
 static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char *outcome,
                          size_t len)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 	size_t idlen = strlen(id);
 	for (;;) {
 		PGnotify *n;
@@ -221,7 +215,7 @@ static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char 
 			if (mine)
 				return 0;
 		}
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - clock_mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
@@ -322,12 +316,12 @@ int cli_trigger(int argc, char **argv)
 		int64_t wait = a.timeout_ms >= 0 && (!a.wait || a.timeout_ms < ANSWER_DEFAULT_MS)
 		                   ? a.timeout_ms
 		                   : ANSWER_DEFAULT_MS;
-		int64_t t0 = mono_ms();
+		int64_t t0 = clock_mono_ms();
 		int w = await_outcome(conn, PQgetvalue(r, 0, 0), wait, outcome, sizeof(outcome));
 		if (w == 0 && a.wait && strcmp(outcome, "started") == 0) {
 			/* then its end, which the daemon announces too */
-			int64_t left =
-			    a.timeout_ms < 0 ? INT64_MAX / 2 : a.timeout_ms - (mono_ms() - t0);
+			int64_t left = a.timeout_ms < 0 ? INT64_MAX / 2
+			                                : a.timeout_ms - (clock_mono_ms() - t0);
 			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, outcome,
 			                  sizeof(outcome));
 			if (w == -ETIMEDOUT) {

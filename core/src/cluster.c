@@ -21,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
+#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -184,7 +186,6 @@ struct claim {
 	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
 };
 
-enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
 enum op {
 	OP_NONE,
 	OP_LOCK,
@@ -208,20 +209,15 @@ struct cluster {
 	char host[256];
 	struct cluster_hooks hooks;
 
-	PGconn *conn;
-	enum conn_state cs;
+	struct conndrv drv;    /* the connection (conndrv.h) */
+	int64_t next_retry_ms; /* conn_failed's: when to reconnect, 0 = the backoff */
 	enum op op;
 	PGresult *res; /* the op's first tuples result */
 	bool op_failed;
 	char op_err[512];
 	char op_sqlstate[6];
 	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
-	unsigned failures;
-	bool sock_added;
-	evutil_socket_t watch_fd;
-	short watch_what;
-	struct event sock_ev, retry_ev, deadline_ev, beat_ev, flush_ev;
-	int64_t check_ms; /* see CHECK_DEFAULT_MS */
+	struct event beat_ev, flush_ev;
 
 	bool locked;         /* the name's lock is ours on this connection */
 	bool refused;        /* another live instance has the name: we are stopping */
@@ -249,52 +245,26 @@ struct cluster {
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
 	    offline_complaint, lock_complaint;
-	struct pgconn_notices notices;
 	struct cluster_stats st;
 };
 
-static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void kick(struct cluster *c);
 static void conn_start(struct cluster *c);
 
 static int64_t mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_mono_us();
 }
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 static void arm(struct event *ev, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(ev, &tv);
-}
-
-static void watch(struct cluster *c, short what)
-{
-	evutil_socket_t fd = c->conn ? PQsocket(c->conn) : -1;
-
-	if (c->sock_added && fd == c->watch_fd && what == c->watch_what)
-		return;
-	if (c->sock_added) {
-		event_del(&c->sock_ev);
-		c->sock_added = false;
-	}
-	if (fd < 0)
-		return;
-	event_assign(&c->sock_ev, c->base, fd, (short)(what | EV_PERSIST), on_socket, c);
-	if (event_add(&c->sock_ev, NULL) == 0) {
-		c->sock_added = true;
-		c->watch_fd = fd;
-		c->watch_what = what;
-	}
 }
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -395,7 +365,8 @@ static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (conn_failed), and without our name nothing may run */
-	return !q->sent && (c->cs == CS_DOWN || c->in_recovery || c->refused || c->schema_missing);
+	return !q->sent &&
+	       (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused || c->schema_missing);
 }
 static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
@@ -503,16 +474,9 @@ static char *array_literal(struct claim *from, size_t n, bool keys)
 
 static void drop_conn(struct cluster *c)
 {
-	if (c->sock_added) {
-		event_del(&c->sock_ev);
-		c->sock_added = false;
-	}
-	evtimer_del(&c->deadline_ev);
+	conndrv_close(&c->drv);
 	PQclear(c->res);
 	c->res = NULL;
-	PQfinish(c->conn);
-	c->conn = NULL;
-	c->cs = CS_DOWN;
 	c->op = OP_NONE;
 	c->locked = false;
 	/* the session's locks went with it */
@@ -522,9 +486,13 @@ static void drop_conn(struct cluster *c)
 	c->st.connected = false;
 }
 
-static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
+/* The driver's failed(): the connection is gone. */
+static void on_conn_failed(void *arg, const char *why, bool was_ready)
 {
-	bool was_ready = c->cs == CS_READY;
+	struct cluster *c = arg;
+	int64_t retry_ms = c->next_retry_ms;
+
+	c->next_retry_ms = 0;
 	drop_conn(c);
 	if (c->closing)
 		return;
@@ -534,34 +502,32 @@ static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
 	/* claims in flight or waiting: their answer cannot come now */
 	answer(c, is_sent, v_offline);
 	answer(c, is_overdue, v_offline);
-	arm(&c->retry_ev,
-	    retry_ms > 0 ? retry_ms : pgconn_backoff_ms(c->failures++, RETRY_MIN_MS, RETRY_MAX_MS));
+	conndrv_retry(&c->drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
+}
+
+/* Give the connection up for WHY (libpq's error if NULL), reconnecting after RETRY_MS (the
+ * backoff if 0). */
+static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
+{
+	c->next_retry_ms = retry_ms;
+	conndrv_fail(&c->drv, why);
 }
 
 static void conn_failed_libpq(struct cluster *c)
 {
-	char why[512];
-	pgconn_error_safe(c->conn, c->conninfo, why, sizeof(why));
-	conn_failed(c, why, 0);
+	conn_failed(c, NULL, 0);
 }
 
 static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                       const char *const *params)
 {
-	if (!PQsendQueryParams(c->conn, sql, n, NULL, params, NULL, NULL, 0)) {
-		conn_failed_libpq(c);
-		return false;
-	}
 	c->op = op;
 	c->op_failed = false;
 	c->op_err[0] = c->op_sqlstate[0] = '\0';
-	arm(&c->deadline_ev, c->check_ms);
-	int r = PQflush(c->conn);
-	if (r < 0) {
+	if (!conndrv_send(&c->drv, sql, n, params, c->drv.check_ms)) {
 		conn_failed_libpq(c);
 		return false;
 	}
-	watch(c, r ? EV_READ | EV_WRITE : EV_READ);
 	return true;
 }
 
@@ -571,82 +537,29 @@ static void send_lock(struct cluster *c)
 	send_stmt(c, OP_LOCK, sql_lock, 2, p);
 }
 
-static void connected(struct cluster *c)
+static void on_connected(void *arg)
 {
-	evtimer_del(&c->deadline_ev);
-	if (PQsetnonblocking(c->conn, 1) != 0) {
-		conn_failed_libpq(c);
-		return;
-	}
-	c->cs = CS_READY;
-	c->failures = 0;
-	watch(c, EV_READ);
-	send_lock(c);
-}
+	struct cluster *c = arg;
 
-static void poll_connect(struct cluster *c)
-{
-	switch (PQconnectPoll(c->conn)) {
-	case PGRES_POLLING_READING:
-		watch(c, EV_READ);
-		break;
-	case PGRES_POLLING_WRITING:
-		watch(c, EV_WRITE);
-		break;
-	case PGRES_POLLING_OK:
-		connected(c);
-		break;
-	default:
-		conn_failed_libpq(c);
-		break;
-	}
+	conndrv_succeeded(&c->drv);
+	send_lock(c);
 }
 
 static void conn_start(struct cluster *c)
 {
-	char why[512];
 	char app[96];
 	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
-	if (pgconn_start(c->conninfo, app, &c->conn) != 0) {
-		pgconn_error_safe(c->conn, c->conninfo, why, sizeof(why));
-		conn_failed(c, why, 0);
-		return;
-	}
-	if (c->notices.limit == 0)
-		pgconn_notices_init(&c->notices, "cluster connection", PGCONN_NOTICES_PER_MIN,
-		                    60000);
-	pgconn_log_notices(c->conn, &c->notices);
-	c->cs = CS_CONNECTING;
-	watch(c, EV_WRITE);
-	arm(&c->deadline_ev, c->check_ms);
+	(void)conndrv_connect(&c->drv, c->conninfo, app);
 }
 
-static void on_retry(evutil_socket_t fd, short what, void *arg)
+/* The driver's retry timer: reconnect, or try the lock again. */
+static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	(void)fd;
-	(void)what;
-	if (c->cs == CS_DOWN && !c->closing && !c->refused)
+	if (c->drv.state == CONNDRV_DOWN && !c->closing && !c->refused)
 		conn_start(c);
-	else if (c->cs == CS_READY && !c->locked && c->op == OP_NONE)
+	else if (c->drv.state == CONNDRV_READY && !c->locked && c->op == OP_NONE)
 		send_lock(c);
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct cluster *c = arg;
-	(void)fd;
-	(void)what;
-	char why[96];
-	if (c->cs == CS_CONNECTING) {
-		snprintf(why, sizeof(why), "no answer within %" PRId64 " ms while connecting",
-		         c->check_ms);
-		conn_failed(c, why, 0);
-	} else if (c->cs == CS_READY && c->op != OP_NONE) {
-		snprintf(why, sizeof(why), "no answer within %" PRId64 " ms; reconnecting",
-		         c->check_ms);
-		conn_failed(c, why, 0);
-	}
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -726,7 +639,7 @@ static void holder_done(struct cluster *c)
 		log_notice("cluster: the lock of instance name \"%s\" is held by another session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
-		arm(&c->retry_ev, LOCK_RECHECK_MS);
+		conndrv_retry(&c->drv, LOCK_RECHECK_MS);
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
@@ -759,7 +672,7 @@ static void holder_done(struct cluster *c)
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
-	arm(&c->retry_ev, CLUSTER_RECOVERY_RETRY_MS);
+	conndrv_retry(&c->drv, CLUSTER_RECOVERY_RETRY_MS);
 }
 
 static void beat_done(struct cluster *c)
@@ -907,7 +820,7 @@ static void op_done(struct cluster *c)
 {
 	enum op op = c->op;
 	c->op = OP_NONE;
-	evtimer_del(&c->deadline_ev);
+	conndrv_idle(&c->drv);
 	switch (op) {
 	case OP_LOCK:
 		lock_done(c);
@@ -951,14 +864,17 @@ static void op_done(struct cluster *c)
 	}
 	PQclear(c->res);
 	c->res = NULL;
-	if (c->conn && c->cs == CS_READY)
+	if (c->drv.conn && c->drv.state == CONNDRV_READY)
 		kick(c);
 }
 
-static void read_results(struct cluster *c)
+/* The driver's readable(): the answers to the statement in flight. */
+static void read_results(void *arg)
 {
-	while (c->conn && c->op != OP_NONE && !PQisBusy(c->conn)) {
-		PGresult *r = PQgetResult(c->conn);
+	struct cluster *c = arg;
+
+	while (c->drv.conn && c->op != OP_NONE && !PQisBusy(c->drv.conn)) {
+		PGresult *r = PQgetResult(c->drv.conn);
 		if (!r) {
 			op_done(c);
 			continue;
@@ -976,35 +892,16 @@ static void read_results(struct cluster *c)
 		}
 		PQclear(r);
 	}
-	if (c->conn && PQstatus(c->conn) == CONNECTION_BAD)
+	if (c->drv.conn && PQstatus(c->drv.conn) == CONNECTION_BAD)
 		conn_failed_libpq(c);
 }
 
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	struct cluster *c = arg;
-	(void)fd;
-	if (c->cs == CS_CONNECTING) {
-		poll_connect(c);
-		return;
-	}
-	if (c->cs != CS_READY)
-		return;
-	if (what & EV_WRITE) {
-		int r = PQflush(c->conn);
-		if (r < 0) {
-			conn_failed_libpq(c);
-			return;
-		}
-		if (r == 0)
-			watch(c, EV_READ);
-	}
-	if ((what & EV_READ) && !PQconsumeInput(c->conn)) {
-		conn_failed_libpq(c);
-		return;
-	}
-	read_results(c);
-}
+static const struct conndrv_ops conn_ops = {
+    .connected = on_connected,
+    .readable = read_results,
+    .failed = on_conn_failed,
+    .retry = on_retry,
+};
 
 /* ---- what to send next ----------------------------------------------------------------- */
 
@@ -1058,7 +955,7 @@ static bool has_unsent(const struct cluster *c)
 
 static void kick(struct cluster *c)
 {
-	if (c->cs != CS_READY || c->op != OP_NONE || !c->locked)
+	if (c->drv.state != CONNDRV_READY || c->op != OP_NONE || !c->locked)
 		return;
 	if (c->closing) {
 		if (!c->stop_done) {
@@ -1142,7 +1039,6 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
 	c->boot_id = strdup(boot_id);
-	c->check_ms = CHECK_DEFAULT_MS;
 	if (!c->conninfo || !c->instance || !c->boot_id) {
 		free(c->conninfo);
 		free(c->instance);
@@ -1157,8 +1053,9 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->host[sizeof(c->host) - 1] = '\0';
 	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
 	c->last_purge_ms = mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
-	evtimer_assign(&c->retry_ev, base, on_retry, c);
-	evtimer_assign(&c->deadline_ev, base, on_deadline, c);
+	conndrv_init(&c->drv, base, &conn_ops, c, "cluster connection", PGCONN_NOTICES_PER_MIN,
+	             60000, CHECK_DEFAULT_MS);
+	conndrv_set_backoff(&c->drv, RETRY_MIN_MS, RETRY_MAX_MS);
 	evtimer_assign(&c->flush_ev, base, on_flush, c);
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
 	arm(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
@@ -1181,7 +1078,7 @@ void cluster_close(struct cluster **cp)
 		           (double)c->claim_rtt_us / 1000.0 / (double)c->st.statements);
 	event_del(&c->beat_ev);
 	event_del(&c->flush_ev);
-	event_del(&c->retry_ev);
+	conndrv_cancel_retry(&c->drv);
 	/* forget the claims: nobody waits for them any more */
 	while (c->head) {
 		struct claim *q = c->head;
@@ -1191,21 +1088,20 @@ void cluster_close(struct cluster **cp)
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
-	if (c->cs == CS_READY && c->locked) {
+	if (c->drv.state == CONNDRV_READY && c->locked) {
 		kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until = mono_ms() + STOP_GRACE_MS;
-		while (c->conn && c->cs == CS_READY && !c->stop_done) {
+		while (c->drv.conn && c->drv.state == CONNDRV_READY && !c->stop_done) {
 			int64_t left = until - mono_ms();
-			if (left <= 0 || PQflush(c->conn) < 0)
+			if (left <= 0 || PQflush(c->drv.conn) < 0)
 				break;
-			struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->conn))
+			struct pollfd pfd = {.fd = PQsocket(c->drv.conn), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->drv.conn))
 				break;
 			read_results(c); /* may drop the connection */
 		}
 	}
 	drop_conn(c);
-	event_del(&c->deadline_ev);
 	free(c->unlock);
 	free(c->jobs_names);
 	free(c->jobs_hashes);
@@ -1250,8 +1146,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 {
 	if (!c)
 		return 0;
-	if (cfg->connection_check_ms > 0)
-		c->check_ms = cfg->connection_check_ms;
+	conndrv_set_check(&c->drv, cfg->connection_check_ms);
 	size_t n = cfg->n_jobs;
 	struct claim *items = calloc(n ? n : 1, sizeof(*items));
 	char(*hashes)[24] = calloc(n ? n : 1, sizeof(*hashes));
@@ -1287,7 +1182,7 @@ out:
 
 void cluster_release(struct cluster *c, const char *job)
 {
-	if (!c || c->cs != CS_READY || !c->locked)
+	if (!c || c->drv.state != CONNDRV_READY || !c->locked)
 		return; /* no session, no lock */
 	if (c->n_unlock == c->cap_unlock) {
 		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;

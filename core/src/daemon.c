@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "clock.h"
 #include "cluster.h"
 #include "config.h"
 #include "config_diff.h"
@@ -449,9 +450,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static int64_t wall_now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_wall_us();
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)

@@ -1,7 +1,8 @@
 /* The executor: per-database pools of async libpq connections on the daemon's event_base.
  *
- * A connection is CONNECTING (PQconnectPoll driven by socket events), IDLE (in its pool,
- * watched for EV_READ so that a server-side close is noticed), BUSY with one run, or
+ * Each connection is driven by conndrv.c (connect, deadlines, socket, liveness check); here
+ * it is CONNECTING, IDLE (in its pool, watched for EV_READ so that a server-side close is
+ * noticed), BUSY with one run, or
  * RESETTING: after every run, before it is idle again, its session goes back to the
  * connection's defaults (conn_reset), so that no run sees what an earlier one left. A run
  * waits in its pool's queue until a connection is free; pools open connections on demand up
@@ -22,7 +23,9 @@
 #include <time.h>
 
 #include "cancel.h"
+#include "clock.h"
 #include "config.h"
+#include "conndrv.h"
 #include "duration.h"
 #include "log.h"
 #include "pgconn.h"
@@ -45,10 +48,9 @@ enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
 struct conn {
 	struct pool *pool;
-	PGconn *pg;
-	struct event ev;
-	short watching; /* the flags ev is added with, 0 = not added */
-	int fd;
+	/* the connection (conndrv.h): the connect's deadline, the reset's, and while idle the
+	 * connection check; its notices are logged for the job whose run has it */
+	struct conndrv drv;
 	enum conn_state state;
 	struct exec_run *run; /* when BUSY */
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
@@ -63,11 +65,6 @@ struct conn {
 	int reset_syncs;
 	bool reset_failed;
 	int64_t reset_timeout_ms;
-	/* the server's notices, logged for the job whose run has the connection */
-	struct pgconn_notices notices;
-	/* conn_timer: the deadline of a connect or reset, or when an idle one is checked */
-	struct event check_ev;
-	bool check_set;
 };
 
 struct pool {
@@ -149,7 +146,6 @@ struct exec {
 	struct event drained_ev;
 };
 
-static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void pool_dispatch(struct pool *p);
 static void run_complete(struct exec_run *r);
 static void run_next_step(struct exec_run *r);
@@ -160,9 +156,7 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static int64_t now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_wall_us();
 }
 
 static struct timeval ms_tv(int64_t ms)
@@ -216,32 +210,11 @@ static char *conn_error(const PGconn *pg, const char *conninfo)
 	return strdup(pgconn_error_safe(pg, conninfo, buf, sizeof(buf)));
 }
 
-static void conn_watch(struct conn *c, short what)
-{
-	int fd = PQsocket(c->pg);
-	if (c->watching == what && c->fd == fd)
-		return;
-	if (c->watching)
-		event_del(&c->ev);
-	c->watching = 0;
-	c->fd = fd;
-	if (!what || fd < 0)
-		return;
-	event_assign(&c->ev, c->pool->ex->base, fd, (short)(what | EV_PERSIST), conn_cb, c);
-	event_priority_set(&c->ev, EXEC_IO_PRIORITY);
-	if (event_add(&c->ev, NULL) == 0)
-		c->watching = what;
-}
-
 /* Send what libpq holds for C; then wait for the answer, and for a writable socket if some
  * of it is still to go. False if the connection broke. */
 static bool conn_flush(struct conn *c)
 {
-	int f = PQflush(c->pg);
-	if (f < 0)
-		return false;
-	conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
-	return true;
+	return conndrv_flush(&c->drv);
 }
 
 static void conn_close(struct conn **cp)
@@ -250,10 +223,7 @@ static void conn_close(struct conn **cp)
 	if (!c)
 		return;
 	struct pool *p = c->pool;
-	if (c->watching)
-		event_del(&c->ev);
-	if (c->check_set)
-		event_del(&c->check_ev);
+	conndrv_close(&c->drv);
 	if (c->state == CONN_CONNECTING)
 		p->n_connecting--;
 	if (c->prev)
@@ -263,7 +233,6 @@ static void conn_close(struct conn **cp)
 	if (c->next)
 		c->next->prev = c->prev;
 	p->n_conns--;
-	PQfinish(c->pg);
 	free(c);
 	*cp = NULL;
 }
@@ -307,20 +276,6 @@ static void wait_remove(struct exec_run *r)
 	p->n_waiting--;
 }
 
-/* C's one timer (none when MS <= 0): the deadline of the connect or session reset under
- * way, or, while C is idle, when to check that it still answers. */
-static void conn_timer(struct conn *c, int64_t ms)
-{
-	if (c->check_set)
-		event_del(&c->check_ev);
-	c->check_set = false;
-	if (ms <= 0)
-		return;
-	struct timeval tv = ms_tv(ms);
-	if (event_add(&c->check_ev, &tv) == 0)
-		c->check_set = true;
-}
-
 /* An idle connection is checked, and a reset must be answered, within half the connection
  * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
  * a failover without a reset) is replaced within one connection check. TCP keepalives alone
@@ -329,8 +284,6 @@ static int64_t conn_idle_check_ms(const struct conn *c)
 {
 	return c->pool->ex->check_ms / 2;
 }
-
-static void check_cb(evutil_socket_t fd, short what, void *arg);
 
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -344,7 +297,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_connect_failed(struct conn *c, const char *why)
 {
 	struct pool *p = c->pool;
-	char *err = why ? strdup(why) : conn_error(c->pg, c->pool->conninfo);
+	char *err = strdup(why);
 	conn_close(&c);
 	p->failures++;
 	free(p->last_error);
@@ -367,16 +320,13 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	event_add(&p->backoff_ev, &tv);
 }
 
-static void conn_connected(struct conn *c)
+/* The driver's connected(). */
+static void on_conn_connected(void *arg)
 {
+	struct conn *c = arg;
 	struct pool *p = c->pool;
 	c->state = CONN_IDLE;
 	p->n_connecting--;
-	conn_timer(c, conn_idle_check_ms(c));
-	if (PQsetnonblocking(c->pg, 1) != 0) {
-		conn_connect_failed(c, NULL);
-		return;
-	}
 	bool back = p->failures > 0 || p->probing;
 	if (p->failures > 0) {
 		p->failures = 0;
@@ -384,30 +334,22 @@ static void conn_connected(struct conn *c)
 			log_notice("database %s: reconnected", p->name);
 	}
 	p->probing = false;
-	conn_watch(c, EV_READ);
 	pool_dispatch(p);
 	/* Last: the owner may submit runs from the callback, which dispatch on their own. */
 	if (back && p->ex->on_reachable)
 		p->ex->on_reachable(p->ex->reachable_arg, p->name);
 }
 
-static void conn_poll(struct conn *c)
-{
-	switch (PQconnectPoll(c->pg)) {
-	case PGRES_POLLING_READING:
-		conn_watch(c, EV_READ);
-		break;
-	case PGRES_POLLING_WRITING:
-		conn_watch(c, EV_WRITE);
-		break;
-	case PGRES_POLLING_OK:
-		conn_connected(c);
-		break;
-	default:
-		conn_connect_failed(c, NULL);
-		break;
-	}
-}
+static void on_conn_failed(void *arg, const char *why, bool was_ready);
+static void on_conn_readable(void *arg);
+static void on_conn_check(void *arg);
+
+static const struct conndrv_ops conn_ops = {
+    .connected = on_conn_connected,
+    .readable = on_conn_readable,
+    .failed = on_conn_failed,
+    .check = on_conn_check,
+};
 
 static int conn_open(struct pool *p)
 {
@@ -418,30 +360,19 @@ static int conn_open(struct pool *p)
 	c->generation = p->generation;
 	c->timeout_ms = -1;
 	c->state = CONN_CONNECTING;
-	int err = pgconn_start(p->conninfo, "pgcrond", &c->pg);
-	if (!c->pg) {
-		free(c);
-		return -ENOMEM;
-	}
-	/* libpq leaves the deadline of a non-blocking connect to its caller */
-	evtimer_assign(&c->check_ev, p->ex->base, check_cb, c);
-	conn_timer(c, p->ex->check_ms);
 	char label[96];
 	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
-	pgconn_notices_init(&c->notices, label, PGCONN_NOTICES_PER_RUN, 0);
-	pgconn_log_notices(c->pg, &c->notices);
+	conndrv_init(&c->drv, p->ex->base, &conn_ops, c, label, PGCONN_NOTICES_PER_RUN, 0,
+	             p->ex->check_ms);
+	conndrv_set_priority(&c->drv, EXEC_IO_PRIORITY);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
 	p->n_conns++;
 	p->n_connecting++;
-	if (err < 0 || PQstatus(c->pg) == CONNECTION_BAD) {
-		conn_connect_failed(c, NULL);
-		return 0;
-	}
-	/* libpq: behave as if PQconnectPoll had returned PGRES_POLLING_WRITING. */
-	conn_watch(c, EV_WRITE);
+	/* a connect refused at once has been failed (conn_connect_failed) already */
+	(void)conndrv_connect(&c->drv, p->conninfo, "pgcrond");
 	return 0;
 }
 
@@ -477,34 +408,35 @@ static const char *const reset_sql[] = {
 /* Send the reset's pipeline. Returns false if it could not be sent. */
 static bool conn_reset_send(struct conn *c)
 {
-	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	const struct exec_run *next = c->pool->wait_head;
 	const char *params[1] = {NULL};
 	bool ok = true;
 
 	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
 		return false; /* active or unknown: nothing sane to reuse */
-	if (!PQenterPipelineMode(c->pg))
+	if (!PQenterPipelineMode(c->drv.conn))
 		return false;
 	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
 	c->reset_syncs = 0;
 	c->reset_failed = false;
 	c->reset_timeout_ms = -1;
 	if (c->reset_step == 0)
-		ok = PQsendQueryParams(c->pg, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
-	ok = ok && PQsendQueryParams(c->pg, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
-	     PQpipelineSync(c->pg) &&
-	     PQsendQueryParams(c->pg, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
+		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
+	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
+	     PQpipelineSync(c->drv.conn) &&
+	     PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
 	if (next && next->timeout_ms >= 0) {
 		params[0] = next->timeout_text;
 		c->reset_timeout_ms = next->timeout_ms;
 		if (ok)
-			ok = PQsendQueryParams(c->pg, SET_TIMEOUT_SQL, 1, NULL, params, NULL, NULL,
-			                       0);
+			ok = PQsendQueryParams(c->drv.conn, SET_TIMEOUT_SQL, 1, NULL, params, NULL,
+			                       NULL, 0);
 	} else {
-		ok = ok && PQsendQueryParams(c->pg, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
+		ok = ok &&
+		     PQsendQueryParams(c->drv.conn, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
 	}
-	if (!ok || !PQpipelineSync(c->pg))
+	if (!ok || !PQpipelineSync(c->drv.conn))
 		return false;
 	return conn_flush(c);
 }
@@ -518,7 +450,7 @@ static void conn_reset(struct conn *c)
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
-	conn_timer(c, conn_idle_check_ms(c));
+	conndrv_busy(&c->drv, conn_idle_check_ms(c));
 	if (!conn_reset_send(c))
 		conn_close(&c);
 }
@@ -571,26 +503,16 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 	c->reset_failed = true;
 }
 
-/* Read the answers to the reset (conn_cb, RESETTING). */
-static void conn_reset_read(struct conn *c, short what)
+/* Read the answers to the reset (on_conn_readable, RESETTING). */
+static void conn_reset_read(struct conn *c)
 {
 	struct pool *p = c->pool;
 
-	if (what & EV_WRITE) {
-		int f = PQflush(c->pg);
-		if (f < 0)
-			goto fail;
-		conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
-	}
-	if (!(what & EV_READ))
-		return;
-	if (!PQconsumeInput(c->pg))
-		goto fail;
 	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
 	 * all. */
 	int nulls = 0;
-	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
+	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->drv.conn)) {
+		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
 			/* the end of one statement's results; a second NULL: nothing more has
 			 * arrived, wait for the socket */
@@ -605,12 +527,11 @@ static void conn_reset_read(struct conn *c, short what)
 	}
 	if (c->reset_syncs < RESET_SYNCS)
 		return; /* more to come */
-	if (c->reset_failed || !PQexitPipelineMode(c->pg) ||
-	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
 		goto fail;
 	c->state = CONN_IDLE;
-	conn_timer(c, conn_idle_check_ms(c));
-	conn_watch(c, EV_READ);
+	conndrv_idle(&c->drv);
 	pool_dispatch(p);
 	return;
 fail:
@@ -618,44 +539,26 @@ fail:
 	pool_dispatch(p);
 }
 
-/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
-static void check_cb(evutil_socket_t fd, short what, void *arg)
+/* The driver's check(): the liveness check of an idle connection is a reset, a round trip
+ * with a deadline, and harmless. */
+static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
-	struct pool *p = c->pool;
-	char why[160];
-
-	c->check_set = false;
-	switch (c->state) {
-	case CONN_CONNECTING:
-		snprintf(why, sizeof(why), "could not connect within %lld ms (connection_check)",
-		         (long long)p->ex->check_ms);
-		conn_connect_failed(c, why);
-		return;
-	case CONN_RESETTING:
-		log_warning("database %s: a connection did not answer within %lld ms; closing it "
-		            "(it will be replaced when a run needs it)",
-		            p->name, (long long)conn_idle_check_ms(c));
-		conn_close(&c);
-		pool_dispatch(p);
-		return;
-	case CONN_IDLE:
-		/* the liveness check: a reset is a round trip with a deadline, and harmless */
+	if (c->state == CONN_IDLE)
 		conn_reset(c);
-		return;
-	case CONN_BUSY:
-		return;
-	}
 }
 
+/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
 static void conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
 	c->run = NULL;
-	pgconn_notices_flush(&c->notices); /* "N further notices suppressed" for the run's job */
-	c->notices.job = NULL;
+	pgconn_notices_flush(
+	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
+	c->drv.notices.job = NULL;
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
-	    PQstatus(c->pg) != CONNECTION_OK || p->n_conns - p->n_connecting > (size_t)p->size) {
+	    PQstatus(c->drv.conn) != CONNECTION_OK ||
+	    p->n_conns - p->n_connecting > (size_t)p->size) {
 		conn_close(&c);
 	} else {
 		conn_reset(c);
@@ -665,11 +568,12 @@ static void conn_release(struct conn *c, bool broken)
 
 /* ---- running statements --------------------------------------------------------------- */
 
-/* The run's connection broke: discard it and fail the run with libpq's reason. */
-static void run_conn_lost(struct exec_run *r)
+/* The run's connection broke: discard it and fail the run with WHY (libpq's reason if
+ * NULL). */
+static void run_conn_lost(struct exec_run *r, const char *why)
 {
 	struct conn *c = r->conn;
-	char *err = conn_error(c->pg, c->pool->conninfo);
+	char *err = why ? strdup(why) : conn_error(c->drv.conn, c->pool->conninfo);
 	r->conn = NULL;
 	conn_release(c, true);
 	run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
@@ -689,10 +593,10 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	r->conn = c;
 	c->state = CONN_BUSY;
 	c->run = r;
-	conn_timer(c, 0); /* a busy connection answers to its run's timeout instead */
-	r->pid = PQbackendPID(c->pg);
-	pgconn_notices_flush(&c->notices); /* what came while idle is not the job's */
-	c->notices.job = r->name;
+	conndrv_busy(&c->drv, 0); /* a busy connection answers to its run's timeout instead */
+	r->pid = PQbackendPID(c->drv.conn);
+	pgconn_notices_flush(&c->drv.notices); /* what came while idle is not the job's */
+	c->drv.notices.job = r->name;
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
@@ -701,10 +605,10 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app) {
 		const char *params[2] = {r->timeout_text, r->app_name};
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(c->pg, app ? SET_RUN_SQL : SET_TIMEOUT_SQL, app ? 2 : 1,
-		                       NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
+		                       app ? 2 : 1, NULL, params, NULL, NULL, 0) ||
 		    !run_flush(r))
-			run_conn_lost(r);
+			run_conn_lost(r, NULL);
 		return;
 	}
 	run_next_step(r);
@@ -716,7 +620,7 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 static void run_finish(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 
 	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg) {
 		const char *why = "the run left a transaction open (no COMMIT); its work was "
@@ -753,16 +657,16 @@ static void run_next_step(struct exec_run *r)
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
-	int sent = s->simple ? PQsendQuery(c->pg, s->sql)
-	                     : PQsendQueryParams(c->pg, s->sql, s->n_params, NULL,
+	int sent = s->simple ? PQsendQuery(c->drv.conn, s->sql)
+	                     : PQsendQueryParams(c->drv.conn, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);
 	/* Rows arrive one at a time and are counted, never held: a job that returns 300 MB
 	 * costs the daemon one row's memory. */
 	r->rows = 0;
 	if (sent)
-		PQsetSingleRowMode(c->pg);
+		PQsetSingleRowMode(c->drv.conn);
 	if (!sent || !run_flush(r))
-		run_conn_lost(r);
+		run_conn_lost(r, NULL);
 }
 
 static void run_take_result(struct exec_run *r, PGresult *res)
@@ -828,7 +732,7 @@ static int run_drain_copy(struct exec_run *r)
 {
 	for (;;) {
 		char *data = NULL;
-		int n = PQgetCopyData(r->conn->pg, &data, 1);
+		int n = PQgetCopyData(r->conn->drv.conn, &data, 1);
 		if (n > 0) {
 			PQfreemem(data);
 			continue;
@@ -873,7 +777,7 @@ static bool run_start_copy(struct exec_run *r, ExecStatusType st)
 	if (st != PGRES_COPY_IN)
 		return false; /* a replication stream has no clean end: close the connection */
 	/* End the COPY with an error; the server then answers and the connection is reusable. */
-	if (PQputCopyEnd(c->pg, why) != 1)
+	if (PQputCopyEnd(c->drv.conn, why) != 1)
 		return false;
 	return conn_flush(c);
 }
@@ -884,8 +788,6 @@ static bool run_start_copy(struct exec_run *r, ExecStatusType st)
 static bool run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	if (!PQconsumeInput(c->pg))
-		return false;
 	for (;;) {
 		if (r->copy_out) {
 			int d = run_drain_copy(r);
@@ -894,9 +796,9 @@ static bool run_read(struct exec_run *r)
 			if (d == 0)
 				return true; /* more rows to come: wait for EV_READ */
 		}
-		if (PQisBusy(c->pg))
+		if (PQisBusy(c->drv.conn))
 			return true;
-		PGresult *res = PQgetResult(c->pg);
+		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
 			/* the statement is complete */
 			if (r->setting_timeout) {
@@ -925,50 +827,66 @@ static bool run_read(struct exec_run *r)
 		}
 		run_take_result(r, res);
 		PQclear(res);
-		if (PQstatus(c->pg) == CONNECTION_BAD)
+		if (PQstatus(c->drv.conn) == CONNECTION_BAD)
 			return false;
 	}
 }
 
-static void conn_cb(evutil_socket_t fd, short what, void *arg)
+/* The driver's readable(): what the server sent was read in. */
+static void on_conn_readable(void *arg)
 {
 	struct conn *c = arg;
 
 	switch (c->state) {
 	case CONN_CONNECTING:
-		conn_poll(c);
 		return;
 	case CONN_IDLE: {
 		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
-		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+		if (PQstatus(c->drv.conn) != CONNECTION_OK) {
 			conn_close(&c);
 			return;
 		}
 		PGnotify *n;
-		while ((n = PQnotifies(c->pg)) != NULL)
+		while ((n = PQnotifies(c->drv.conn)) != NULL)
 			PQfreemem(n);
 		return;
 	}
 	case CONN_RESETTING:
-		conn_reset_read(c, what);
+		conn_reset_read(c);
 		return;
 	case CONN_BUSY:
-		break;
+		if (!run_read(c->run))
+			run_conn_lost(c->run, NULL);
+		return;
 	}
-	struct exec_run *r = c->run;
-	if (what & EV_WRITE) {
-		int f = PQflush(c->pg);
-		if (f < 0)
-			goto broken;
-		conn_watch(c, f == 0 ? EV_READ : (short)(EV_READ | EV_WRITE));
+}
+
+/* The driver's failed(): the connection is gone (already closed). */
+static void on_conn_failed(void *arg, const char *why, bool was_ready)
+{
+	struct conn *c = arg;
+	struct pool *p = c->pool;
+	(void)was_ready;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_connect_failed(c, why);
+		return;
+	case CONN_IDLE:
+		conn_close(&c);
+		return;
+	case CONN_RESETTING:
+		if (c->drv.timed_out)
+			log_warning("database %s: a connection did not answer within %lld ms; "
+			            "closing it (it will be replaced when a run needs it)",
+			            p->name, (long long)conn_idle_check_ms(c));
+		conn_close(&c);
+		pool_dispatch(p);
+		return;
+	case CONN_BUSY:
+		run_conn_lost(c->run, why);
+		return;
 	}
-	if (what & EV_READ) {
-		if (!run_read(r))
-			goto broken;
-	}
-	return;
-broken:
-	run_conn_lost(r);
 }
 
 /* ---- pools ---------------------------------------------------------------------------- */
@@ -977,8 +895,8 @@ broken:
  * without blocking: false if the connection is gone. */
 static bool conn_still_open(struct conn *c)
 {
-	return PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK &&
-	       PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+	return PQconsumeInput(c->drv.conn) && PQstatus(c->drv.conn) == CONNECTION_OK &&
+	       PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE;
 }
 
 static void pool_dispatch(struct pool *p)
@@ -1253,7 +1171,7 @@ static void run_send_cancel(struct exec_run *r)
 		return;
 	r->conn->tainted = true;
 	cancel_forget(r->cancel_req);
-	r->cancel_req = cancel_send(r->ex->cancel, r->conn->pg, cancel_done, r);
+	r->cancel_req = cancel_send(r->ex->cancel, r->conn->drv.conn, cancel_done, r);
 	if (!r->cancel_req)
 		log_warning("could not queue a cancel request for backend %d", r->pid);
 }
@@ -1405,6 +1323,9 @@ void exec_free(struct exec **exp)
 void exec_set_connection_check(struct exec *ex, int64_t ms)
 {
 	ex->check_ms = ms > 0 ? ms : CONNECTION_CHECK_DEFAULT_MS;
+	for (struct pool *p = ex->pools; p; p = p->next)
+		for (struct conn *c = p->conns; c; c = c->next)
+			conndrv_set_check(&c->drv, ex->check_ms);
 }
 
 size_t exec_connections(const struct exec *ex)

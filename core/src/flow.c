@@ -12,7 +12,6 @@
 #include "alert.h"
 #include "config.h"
 #include "duration.h"
-#include "exec.h"
 #include "history.h"
 #include "jobgraph.h"
 #include "log.h"
@@ -81,12 +80,10 @@ bool flow_fanin_ready(const uint64_t *up_success_seq, size_t n, uint64_t start_s
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void arm_ms(struct event *ev, int64_t ms)
+static void arm_ms(struct sched *s, struct clock_timer *t, int64_t ms)
 {
-	if (ms < 0)
-		ms = 0;
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	event_add(ev, &tv);
+	if (clock_arm(s->clock, t, ms * 1000) < 0)
+		log_error("out of memory arming a timer");
 }
 
 static void condition(struct job *j, enum alert_kind kind, bool active, const char *message)
@@ -149,8 +146,9 @@ static char *dup_or_null(const char *s)
 
 /* ---- job lifetime --------------------------------------------------------------------- */
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg);
-static void stale_cb(evutil_socket_t fd, short what, void *arg);
+static void retry_cb(void *arg);
+static void stale_cb(void *arg);
+static void drop_deferred(struct job *j, const char *why);
 
 void flow_job_init(struct job *j)
 {
@@ -160,24 +158,24 @@ void flow_job_init(struct job *j)
 /* A job's retry and staleness timers are made when first needed: most jobs never retry and
  * set no max_staleness, and two events embedded in every job were 25 MB at 100,000 jobs.
  * NULL if out of memory (the caller then does without the timer). */
-static struct event *job_timer(struct job *j, struct event **ev, event_callback_fn cb)
+static struct clock_timer *job_timer(struct job *j, struct clock_timer **ev, void (*cb)(void *))
 {
-	if (!*ev)
-		*ev = evtimer_new(j->s->base, cb, j);
+	if (!*ev && (*ev = malloc(sizeof(**ev))) != NULL)
+		clock_timer_init(*ev, cb, j);
 	return *ev;
 }
 
 void flow_retry_disarm(struct job *j)
 {
 	if (j->retry_armed)
-		event_del(j->retry_ev);
+		clock_disarm(j->s->clock, j->retry_ev);
 	j->retry_armed = false;
 }
 
 static void stale_disarm(struct job *j)
 {
 	if (j->stale_armed)
-		event_del(j->stale_ev);
+		clock_disarm(j->s->clock, j->stale_ev);
 	j->stale_armed = false;
 }
 
@@ -190,10 +188,8 @@ void flow_job_free(struct job *j)
 {
 	flow_retry_disarm(j);
 	stale_disarm(j);
-	if (j->retry_ev)
-		event_free(j->retry_ev);
-	if (j->stale_ev)
-		event_free(j->stale_ev);
+	free(j->retry_ev);
+	free(j->stale_ev);
 	j->retry_ev = j->stale_ev = NULL;
 	free(j->ups);
 	free(j->downs);
@@ -201,6 +197,7 @@ void flow_job_free(struct job *j)
 	j->n_ups = j->n_downs = 0;
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
+	drop_deferred(j, NULL);
 	free(j->graph_again_id);
 	j->graph_again_id = NULL;
 }
@@ -258,13 +255,13 @@ static void stale_arm(struct job *j)
 	if (!j->conf || j->conf->max_staleness_ms <= 0 || j->removed || !j->enabled ||
 	    j->s->draining)
 		return;
-	int64_t now = sched_wall_us();
+	int64_t now = sched_now_us(j->s);
 	/* no success known (here or in the history): counted from when pgcrond started */
 	int64_t base = j->last_success_us ? j->last_success_us : now;
-	struct event *ev = job_timer(j, &j->stale_ev, stale_cb);
+	struct clock_timer *ev = job_timer(j, &j->stale_ev, stale_cb);
 	if (!ev)
 		return;
-	arm_ms(ev, (base - now) / 1000 + j->conf->max_staleness_ms);
+	arm_ms(j->s, ev, (base - now) / 1000 + j->conf->max_staleness_ms);
 	j->stale_armed = true;
 	j->stale_ms = j->conf->max_staleness_ms;
 }
@@ -337,22 +334,81 @@ bool flow_park(struct run *r)
 	return true;
 }
 
-/* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN. */
+/* Queue R for the scheduler (flow_deferred_cb). */
+static void defer_fire(struct run *r)
+{
+	struct sched *s = r->job->s;
+	r->defer_next = NULL;
+	if (s->flow_tail)
+		s->flow_tail->defer_next = r;
+	else
+		s->flow_head = r;
+	s->flow_tail = r;
+	event_active(&s->flow_ev, 0, 0);
+}
+
+/* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN: queued,
+ * and decided when its turn comes (D may be busy by then). */
 static void fire_downstream(struct job *d, const char *graph_run)
 {
-	if (d->active) {
-		/* it runs now with older data: run once more when it ends */
-		d->graph_again = true;
-		free(d->graph_again_id);
-		d->graph_again_id = dup_or_null(graph_run);
-		return;
-	}
 	struct run *r = sched_run_new(d, 0, "upstream");
 	if (!r)
 		return;
 	r->waited = true;
 	r->graph_run = dup_or_null(graph_run);
-	sched_fire_run(r);
+	defer_fire(r);
+}
+
+void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct run *r;
+	while ((r = s->flow_head) != NULL) {
+		s->flow_head = r->defer_next;
+		if (!s->flow_head)
+			s->flow_tail = NULL;
+		r->defer_next = NULL;
+		struct job *d = r->job;
+		if (d->active && strcmp(r->trigger, "upstream") == 0) {
+			/* it runs now with older data: run once more when it ends */
+			d->graph_again = true;
+			free(d->graph_again_id);
+			d->graph_again_id = r->graph_run;
+			r->graph_run = NULL;
+			sched_run_free(&r);
+			continue;
+		}
+		sched_fire_run(r);
+	}
+}
+
+/* Take J's queued fires out of the queue; with WHY, each gets a skipped row saying so. */
+static void drop_deferred(struct job *j, const char *why)
+{
+	struct sched *s = j->s;
+	struct run **p = &s->flow_head, *prev = NULL;
+	while (*p) {
+		struct run *r = *p;
+		if (r->job != j) {
+			prev = r;
+			p = &r->defer_next;
+			continue;
+		}
+		*p = r->defer_next;
+		if (s->flow_tail == r)
+			s->flow_tail = prev;
+		r->defer_next = NULL;
+		if (why) {
+			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
+			sched_record(r, HIST_SKIPPED, why);
+		}
+		sched_run_free(&r);
+	}
+}
+
+void flow_job_removed(struct job *j, const char *why)
+{
+	drop_deferred(j, why);
 }
 
 void flow_job_idle(struct job *j)
@@ -374,7 +430,7 @@ void flow_job_idle(struct job *j)
 			struct run *r = d->parked;
 			d->parked = NULL;
 			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
-			sched_fire_run(r);
+			defer_fire(r);
 		}
 	}
 }
@@ -453,7 +509,7 @@ static void on_final_failure(struct run *r, const struct flow_outcome *o)
 	    j->schedule && !s->draining) {
 		/* the database did not answer: run once when it does (catch-up) */
 		j->owed_catchup = true;
-		if (exec_probe(s->ex, j->database) < 0)
+		if (s->ex.probe(s->ex.ctx, j->database) < 0)
 			j->owed_catchup = false;
 	}
 	int after = c && c->alert_after > 1 ? c->alert_after : 1;
@@ -489,12 +545,12 @@ void flow_run_begin(struct run *r)
 			r->graph_run = strdup(id);
 	}
 	if (j->conf && j->conf->warn_duration_ms > 0) {
-		arm_ms(&r->slow_ev, j->conf->warn_duration_ms);
+		arm_ms(s, &r->slow_ev, j->conf->warn_duration_ms);
 		r->slow_armed = true;
 	}
 }
 
-void flow_slow_cb(evutil_socket_t fd, short what, void *arg)
+void flow_slow_cb(void *arg)
 {
 	struct run *r = arg;
 	char d[32], msg[160];
@@ -515,7 +571,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 	const struct conf_job *c = j->conf;
 
 	if (r->slow_armed) {
-		event_del(&r->slow_ev);
+		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
 	if (r->slow_alerted) {
@@ -552,8 +608,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
 			        nr->attempt, c->retries + 1);
 			j->active = nr;
-			j->retry_at_us = sched_wall_us() + delay * 1000;
-			arm_ms(j->retry_ev, delay);
+			j->retry_at_us = sched_now_us(s) + delay * 1000;
+			arm_ms(s, j->retry_ev, delay);
 			j->retry_armed = true;
 			return;
 		}
@@ -561,7 +617,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 	on_final_failure(r, o);
 }
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
+static void retry_cb(void *arg)
 {
 	struct job *j = arg;
 	j->retry_armed = false;
@@ -570,13 +626,13 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 		return; /* paused: the retry waits for sched_resume() */
 	r->retry_wait = false;
 	j->active = NULL;
-	r->queue_at_us = sched_wall_us();
+	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);
 }
 
 /* ---- staleness ------------------------------------------------------------------------ */
 
-static void stale_cb(evutil_socket_t fd, short what, void *arg)
+static void stale_cb(void *arg)
 {
 	struct job *j = arg;
 	struct sched *s = j->s;
@@ -587,7 +643,7 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
 	if (j->last_success_us) {
 		/* whole seconds: "1h2s", not "1h2s13ms" */
-		duration_format((sched_wall_us() - j->last_success_us) / 1000000 * 1000, age,
+		duration_format((sched_now_us(s) - j->last_success_us) / 1000000 * 1000, age,
 		                sizeof(age));
 		snprintf(msg, sizeof(msg), "last success %s ago, older than max_staleness (%s)",
 		         age, d);
@@ -601,7 +657,7 @@ static void stale_cb(evutil_socket_t fd, short what, void *arg)
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
 	if (repeat > 0 && j->stale_ev) {
-		arm_ms(j->stale_ev, repeat);
+		arm_ms(s, j->stale_ev, repeat);
 		j->stale_armed = true;
 	}
 }
@@ -648,7 +704,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	if (j->last_fire > last_fire_s)
 		return;
 	long missed = 0;
-	int64_t now = sched_wall_us() / 1000000;
+	int64_t now = sched_now_us(s) / 1000000;
 	int64_t at = flow_catchup_instant(&j->cron, sched_job_tz(j), last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
@@ -670,6 +726,6 @@ void flow_db_reachable(void *arg, const char *database)
 		char why[160];
 		snprintf(why, sizeof(why), "database %s is reachable again after failed fires",
 		         database);
-		fire_catchup(j, j->last_fire > 0 ? j->last_fire : sched_wall_us() / 1000000, why);
+		fire_catchup(j, j->last_fire > 0 ? j->last_fire : sched_now_us(s) / 1000000, why);
 	}
 }

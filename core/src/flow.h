@@ -53,18 +53,25 @@ bool flow_park(struct run *r);
 void flow_run_begin(struct run *r);
 /* R ended as O at END_US (the job's active run is already cleared): success bookkeeping and
  * downstream runs, or a retry (which becomes the job's active run), or a final failure
- * (alerts, upstream_failed downstream, catch-up once the database is back). */
+ * (alerts, upstream_failed downstream, catch-up once the database is back). Downstream
+ * runs are queued and handed to the scheduler from the loop (flow_deferred_cb), never from
+ * inside this call: a run's end does not start another run. */
 void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us);
 /* J has no run left after one ended: a run owed to its upstreams, and fires of its
- * downstreams that waited for it. */
+ * downstreams that waited for it (queued, as above). */
 void flow_job_idle(struct job *j);
+/* The loop's turn for the queued fires, in the order they were queued (ARG is the sched).
+ * A downstream run whose job is busy by then becomes a run once more after it. */
+void flow_deferred_cb(evutil_socket_t fd, short what, void *arg);
+/* J was removed from the configuration: its queued fires get a skipped row saying WHY. */
+void flow_job_removed(struct job *j, const char *why);
 /* Stop J's retry timer (its retry-waiting run is being dropped by the caller). */
 void flow_retry_disarm(struct job *j);
 
 /* exec's reachable callback: DATABASE answers again (ARG is the sched). */
 void flow_db_reachable(void *arg, const char *database);
 /* A run's warn_duration timer (ARG is the run). */
-void flow_slow_cb(evutil_socket_t fd, short what, void *arg);
+void flow_slow_cb(void *arg);
 
 /* ---- pure parts, exposed for unit tests ---------------------------------------------- */
 

@@ -10,8 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "conndrv.h"
 #include "pgconn.h"
 
+/* H_IDLE and H_QUERY: the driver's connection is READY */
 enum hstate { H_DOWN, H_CONNECTING, H_IDLE, H_QUERY };
 
 struct waiter {
@@ -23,46 +26,19 @@ struct waiter {
 struct health {
 	struct event_base *base;
 	char *conninfo;
-	PGconn *conn;
+	struct conndrv drv; /* the kept connection (conndrv.h) */
 	enum hstate st;
-	struct event io, deadline;
-	bool io_added;
+	struct event deadline; /* of the whole check, connect included */
 	bool retried; /* the kept connection failed once in this check: a new one was tried */
 	struct waiter *waiters;
 	int64_t answered_ms; /* monotonic, 0: never */
 	bool ok;
 	char why[512];
-	struct pgconn_notices notices;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
-static void watch(struct health *h, short what)
-{
-	if (h->io_added)
-		event_del(&h->io);
-	h->io_added = false;
-	if (!h->conn || PQsocket(h->conn) < 0)
-		return;
-	event_assign(&h->io, h->base, PQsocket(h->conn), what, on_io, h);
-	h->io_added = event_add(&h->io, NULL) == 0;
-}
 
 static void drop_conn(struct health *h)
 {
-	if (h->io_added)
-		event_del(&h->io);
-	h->io_added = false;
-	if (h->conn)
-		PQfinish(h->conn);
-	h->conn = NULL;
+	conndrv_close(&h->drv);
 	h->st = H_DOWN;
 }
 
@@ -72,7 +48,7 @@ static void answer(struct health *h, bool ok, const char *why)
 	event_del(&h->deadline);
 	h->ok = ok;
 	snprintf(h->why, sizeof(h->why), "%s", ok ? "" : why);
-	h->answered_ms = mono_ms();
+	h->answered_ms = clock_mono_ms();
 	struct waiter *w = h->waiters;
 	h->waiters = NULL;
 	while (w) {
@@ -99,13 +75,18 @@ static void failed(struct health *h, const char *why)
 	answer(h, false, why);
 }
 
-static void failed_libpq(struct health *h, bool connecting)
+/* The driver's failed(). A kept connection closed while no check is under way is only
+ * dropped: the next check connects again. */
+static void on_failed(void *arg, const char *why, bool was_ready)
 {
-	char why[512], msg[600];
-	if (connecting)
-		pgconn_error_safe(h->conn, h->conninfo, why, sizeof(why));
-	else
-		pgconn_error(h->conn, why, sizeof(why));
+	struct health *h = arg;
+	char msg[600];
+	(void)was_ready;
+
+	if (!h->waiters) {
+		drop_conn(h);
+		return;
+	}
 	snprintf(msg, sizeof(msg), "history database: %s", why);
 	failed(h, msg);
 }
@@ -113,54 +94,26 @@ static void failed_libpq(struct health *h, bool connecting)
 static void send_query(struct health *h)
 {
 	h->st = H_QUERY;
-	if (!PQsendQuery(h->conn, "SELECT 1")) {
-		failed_libpq(h, false);
-		return;
-	}
-	int f = PQflush(h->conn);
-	if (f < 0) {
-		failed_libpq(h, false);
-		return;
-	}
-	watch(h, f ? EV_READ | EV_WRITE : EV_READ);
+	if (!conndrv_send(&h->drv, "SELECT 1", 0, NULL, 0)) /* the check's deadline covers it */
+		conndrv_fail(&h->drv, NULL);
 }
 
-static void poll_connect(struct health *h)
+static void on_connected(void *arg)
 {
-	switch (PQconnectPoll(h->conn)) {
-	case PGRES_POLLING_READING:
-		watch(h, EV_READ);
-		break;
-	case PGRES_POLLING_WRITING:
-		watch(h, EV_WRITE);
-		break;
-	case PGRES_POLLING_OK:
-		if (PQsetnonblocking(h->conn, 1) != 0) {
-			failed_libpq(h, false);
-			return;
-		}
-		send_query(h);
-		break;
-	default:
-		failed_libpq(h, true);
-		break;
-	}
+	send_query(arg);
 }
 
-static void read_result(struct health *h)
+/* The driver's readable(). */
+static void on_readable(void *arg)
 {
-	if (!PQconsumeInput(h->conn)) {
-		failed_libpq(h, false);
+	struct health *h = arg;
+
+	if (h->st != H_QUERY || PQisBusy(h->drv.conn))
 		return;
-	}
-	if (PQisBusy(h->conn)) {
-		watch(h, EV_READ);
-		return;
-	}
 	PGresult *res;
 	bool ok = false;
 	char why[600] = "history database: SELECT 1 returned nothing", err[512];
-	while ((res = PQgetResult(h->conn)) != NULL) {
+	while ((res = PQgetResult(h->drv.conn)) != NULL) {
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
 			ok = true;
 		else
@@ -169,33 +122,15 @@ static void read_result(struct health *h)
 		PQclear(res);
 	}
 	h->st = H_IDLE;
-	watch(h, 0);
+	conndrv_idle(&h->drv);
 	answer(h, ok, why);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
-{
-	struct health *h = arg;
-	h->io_added = false;
-	if (h->st == H_CONNECTING) {
-		poll_connect(h);
-		return;
-	}
-	if (h->st != H_QUERY)
-		return;
-	if (what & EV_WRITE) {
-		int f = PQflush(h->conn);
-		if (f < 0) {
-			failed_libpq(h, false);
-			return;
-		}
-		if (f > 0) {
-			watch(h, EV_READ | EV_WRITE);
-			return;
-		}
-	}
-	read_result(h);
-}
+static const struct conndrv_ops conn_ops = {
+    .connected = on_connected,
+    .readable = on_readable,
+    .failed = on_failed,
+};
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -214,18 +149,13 @@ static void start(struct health *h)
 		send_query(h);
 		return;
 	}
-	if (pgconn_start(h->conninfo, "pgcrond health", &h->conn) != 0) {
-		failed_libpq(h, true);
-		return;
-	}
-	pgconn_log_notices(h->conn, &h->notices);
 	h->st = H_CONNECTING;
-	watch(h, EV_WRITE);
+	(void)conndrv_connect(&h->drv, h->conninfo, "pgcrond health");
 }
 
 int health_check(struct health *h, health_fn fn, void *arg)
 {
-	if (h->answered_ms && !h->waiters && mono_ms() - h->answered_ms < HEALTH_REUSE_MS) {
+	if (h->answered_ms && !h->waiters && clock_mono_ms() - h->answered_ms < HEALTH_REUSE_MS) {
 		fn(arg, h->ok, h->why);
 		return 0;
 	}
@@ -255,7 +185,9 @@ int health_new(struct event_base *base, const char *conninfo, struct health **ou
 	}
 	h->base = base;
 	evtimer_assign(&h->deadline, base, on_deadline, h);
-	pgconn_notices_init(&h->notices, "health check", PGCONN_NOTICES_PER_MIN, 60000);
+	/* the check's own deadline (on_deadline) answers first, with its message */
+	conndrv_init(&h->drv, base, &conn_ops, h, "health check", PGCONN_NOTICES_PER_MIN, 60000,
+	             2 * HEALTH_TIMEOUT_MS);
 	*out = h;
 	return 0;
 }

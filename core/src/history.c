@@ -40,6 +40,7 @@
 #include "hist_part.h"
 #include "hist_startup.h"
 #include "bgwork.h"
+#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -130,7 +131,6 @@ struct hist_line {
 	char text[];
 };
 
-enum conn_state { CS_DOWN, CS_CONNECTING, CS_READY };
 enum hist_op {
 	OP_NONE,
 	OP_PREPARE,
@@ -152,11 +152,10 @@ struct hist {
 	uint64_t next_key;
 	struct hist_tuning tun;
 
-	PGconn *conn;
-	enum conn_state cs;
-	enum hist_op op;   /* the statement in flight */
-	bool op_failed;    /* one of its results was an error */
-	long long op_rows; /* rows it affected */
+	struct conndrv drv; /* the connection (conndrv.h) */
+	enum hist_op op;    /* the statement in flight */
+	bool op_failed;     /* one of its results was an error */
+	long long op_rows;  /* rows it affected */
 	char op_err[512];
 	char op_sqlstate[6];
 	size_t batch_n;      /* OP_BATCH: lines sent, from the head */
@@ -170,23 +169,13 @@ struct hist {
 	bool prepared;
 	unsigned prepare_seq;
 	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
-	bool blocked; /* a write error: wait for retry_ev before sending again */
+	bool blocked; /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
-	unsigned failures; /* consecutive connect or write failures, for the backoff */
-	evutil_socket_t watch_fd;
-	short watch_what;
-	bool sock_added;
-	struct event sock_ev, retry_ev, deadline_ev, purge_ev, fsync_ev, linger_ev;
-	/* the connection check: while idle, a SELECT 1 every check_ms / 2 that must be
-	 * answered within check_ms / 2, so a connection that went silent (a NAT that forgot
-	 * it, a failover without a reset) is replaced within check_ms */
-	struct event idle_ev;
-	int64_t check_ms;
+	struct event purge_ev, fsync_ev, linger_ev;
 	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
 	void *busy_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
 	struct log_complaint down_complaint, write_complaint, spill_complaint, purge_complaint;
-	struct pgconn_notices notices;
 
 	struct hist_line *head, *tail;
 	size_t q_n;
@@ -229,7 +218,6 @@ struct hist {
 	struct hist_stats st;
 };
 
-static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void kick(struct hist *h);
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params);
@@ -239,11 +227,13 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
  * statements), longer for the purge and the catch-up reads, which scan the table. */
 static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
 {
+	int64_t check_ms = h->drv.check_ms;
+
 	if (op == OP_BATCH || op == OP_PREPARE)
-		return h->check_ms;
+		return check_ms;
 	if (op == OP_CHECK)
-		return h->check_ms / 2;
-	return h->check_ms > QUERY_TIMEOUT_MS ? h->check_ms : QUERY_TIMEOUT_MS;
+		return check_ms / 2;
+	return check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS;
 }
 
 /* ---- spill line format ---------------------------------------------------------------- */
@@ -388,28 +378,6 @@ static void arm(struct event *ev, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(ev, &tv);
-}
-
-/* Watch the connection's socket for WHAT; the socket can change while connecting (libpq
- * tries each address in turn), so re-assign whenever it differs. */
-static void watch(struct hist *h, short what)
-{
-	evutil_socket_t fd = h->conn ? PQsocket(h->conn) : -1;
-
-	if (h->sock_added && fd == h->watch_fd && what == h->watch_what)
-		return;
-	if (h->sock_added) {
-		event_del(&h->sock_ev);
-		h->sock_added = false;
-	}
-	if (fd < 0)
-		return;
-	event_assign(&h->sock_ev, h->base, fd, (short)(what | EV_PERSIST), on_socket, h);
-	if (event_add(&h->sock_ev, NULL) == 0) {
-		h->sock_added = true;
-		h->watch_fd = fd;
-		h->watch_what = what;
-	}
 }
 
 static const char *spill_where(const struct hist *h)
@@ -838,26 +806,19 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 
 /* ---- the connection ---------------------------------------------------------------- */
 
+/* The statement state that dies with a connection. */
 static void drop_conn(struct hist *h)
 {
-	if (h->sock_added) {
-		event_del(&h->sock_ev);
-		h->sock_added = false;
-	}
-	evtimer_del(&h->deadline_ev);
-	evtimer_del(&h->idle_ev);
-	PQfinish(h->conn);
-	h->conn = NULL;
-	h->cs = CS_DOWN;
+	conndrv_close(&h->drv);
 	h->op = OP_NONE;
 	h->blocked = false;
 	h->prepared = false;
 }
 
-/* WHY must not point into the connection (it is freed here). */
-static void conn_failed(struct hist *h, const char *why)
+/* The driver's failed(): the connection is gone. */
+static void on_conn_failed(void *arg, const char *why, bool was_ready)
 {
-	bool was_ready = h->cs == CS_READY;
+	struct hist *h = arg;
 
 	drop_conn(h);
 	spill_sync_async(h); /* what waits now may wait long: make it durable */
@@ -868,44 +829,29 @@ static void conn_failed(struct hist *h, const char *why)
 		            h->safe_conninfo, was_ready ? "connection lost" : "unreachable", why,
 		            hist_pending(h), spill_where(h));
 	if (!h->closing)
-		arm(&h->retry_ev,
-		    pgconn_backoff_ms(h->failures++, h->tun.retry_min_ms, h->tun.retry_max_ms));
+		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
+}
+
+static void conn_failed(struct hist *h, const char *why)
+{
+	conndrv_fail(&h->drv, why);
 }
 
 static void conn_failed_libpq(struct hist *h)
 {
-	char why[512];
-
-	pgconn_error_safe(h->conn, h->conninfo, why, sizeof(why));
-	conn_failed(h, why);
+	conndrv_fail(&h->drv, NULL);
 }
 
 static void conn_start(struct hist *h)
 {
-	char why[512];
-
-	if (pgconn_start(h->conninfo, APP_NAME, &h->conn) != 0) {
-		pgconn_error_safe(h->conn, h->conninfo, why, sizeof(why));
-		conn_failed(h, why);
-		return;
-	}
-	if (h->notices.limit == 0)
-		pgconn_notices_init(&h->notices, "history database", PGCONN_NOTICES_PER_MIN, 60000);
-	pgconn_log_notices(h->conn, &h->notices);
-	h->cs = CS_CONNECTING;
-	watch(h, EV_WRITE);
-	arm(&h->deadline_ev, h->check_ms);
+	(void)conndrv_connect(&h->drv, h->conninfo, APP_NAME);
 }
 
-static void connected(struct hist *h)
+static void on_connected(void *arg)
 {
-	evtimer_del(&h->deadline_ev);
-	if (PQsetnonblocking(h->conn, 1) != 0) {
-		conn_failed_libpq(h);
-		return;
-	}
-	h->cs = CS_READY;
-	h->failures = 0;
+	struct hist *h = arg;
+
+	conndrv_succeeded(&h->drv);
 	h->st.connects++;
 	if (log_complaint_reset(&h->down_complaint))
 		log_notice("history database %s is reachable again; writing %" PRIu64
@@ -916,34 +862,15 @@ static void connected(struct hist *h)
 	h->purge_pending = h->retain_ms > 0 && !h->closing;
 	h->purge_run_rows = 0;
 	h->ensured = false;
-	watch(h, EV_READ);
-	arm(&h->idle_ev, h->check_ms / 2);
 	kick(h);
 }
 
-static void poll_connect(struct hist *h)
-{
-	switch (PQconnectPoll(h->conn)) {
-	case PGRES_POLLING_READING:
-		watch(h, EV_READ);
-		break;
-	case PGRES_POLLING_WRITING:
-		watch(h, EV_WRITE);
-		break;
-	case PGRES_POLLING_OK:
-		connected(h);
-		break;
-	default:
-		conn_failed_libpq(h);
-		break;
-	}
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
+/* The driver's retry timer: reconnect, or send again after a write error. */
+static void on_retry(void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->cs == CS_DOWN) {
+	if (h->drv.state == CONNDRV_DOWN) {
 		conn_start(h);
 		return;
 	}
@@ -951,38 +878,14 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	kick(h);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+/* The connection check: a connection with nothing to do is asked whether it still answers
+ * (one busy with a statement is watched by that statement's deadline). */
+static void on_idle_check(void *arg)
 {
 	struct hist *h = arg;
 
-	char why[128];
-
-	if (h->cs == CS_CONNECTING) {
-		snprintf(why, sizeof(why),
-		         "no answer within %lld ms while connecting (connection_check)",
-		         (long long)h->check_ms);
-		conn_failed(h, why);
-	} else if (h->cs == CS_READY && h->op != OP_NONE) {
-		snprintf(why, sizeof(why), "no answer within %lld ms; reconnecting",
-		         (long long)stmt_deadline_ms(h, h->op));
-		conn_failed(h, why);
-	}
-}
-
-/* The connection check's timer: a connection with nothing to do is asked whether it still
- * answers; one busy with a statement is watched by that statement's deadline. */
-static void on_idle_check(evutil_socket_t fd, short what, void *arg)
-{
-	struct hist *h = arg;
-
-	if (h->cs != CS_READY)
-		return;
-	if (h->op != OP_NONE) {
-		arm(&h->idle_ev, h->check_ms / 2);
-		return;
-	}
-	if (send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL))
-		arm(&h->idle_ev, h->check_ms / 2);
+	if (h->op == OP_NONE)
+		send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL);
 }
 
 static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
@@ -1002,21 +905,14 @@ static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params)
 {
-	if (!PQsendQueryParams(h->conn, sql, n, NULL, params, NULL, NULL, 0)) {
-		conn_failed_libpq(h);
-		return false;
-	}
 	h->op = op;
 	h->op_failed = false;
 	h->op_rows = 0;
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
-	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
-	int r = PQflush(h->conn);
-	if (r < 0) {
+	if (!conndrv_send(&h->drv, sql, n, params, stmt_deadline_ms(h, op))) {
 		conn_failed_libpq(h);
 		return false;
 	}
-	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
 	return true;
 }
 
@@ -1054,7 +950,7 @@ static int send_line(struct hist *h, const struct hist_line *l, const char **why
 		np = N_FINISH;
 	}
 	if (sql)
-		rc = PQsendQueryPrepared(h->conn, sql, np, params, NULL, NULL, 0) ? 1 : -1;
+		rc = PQsendQueryPrepared(h->drv.conn, sql, np, params, NULL, NULL, 0) ? 1 : -1;
 	else
 		*why = n < 0 ? "damaged" : "unknown kind";
 	free(buf);
@@ -1069,11 +965,11 @@ static void send_prepare(struct hist *h)
 	snprintf(h->stmt_insert, sizeof(h->stmt_insert), "pgcrond_ins_%u", seq);
 	snprintf(h->stmt_pid, sizeof(h->stmt_pid), "pgcrond_pid_%u", seq);
 	snprintf(h->stmt_finish, sizeof(h->stmt_finish), "pgcrond_fin_%u", seq);
-	if (!PQenterPipelineMode(h->conn) ||
-	    !PQsendPrepare(h->conn, h->stmt_insert, sql_insert, N_RECORD, NULL) ||
-	    !PQsendPrepare(h->conn, h->stmt_pid, sql_pid, N_PID, NULL) ||
-	    !PQsendPrepare(h->conn, h->stmt_finish, sql_finish, N_FINISH, NULL) ||
-	    !PQpipelineSync(h->conn)) {
+	if (!PQenterPipelineMode(h->drv.conn) ||
+	    !PQsendPrepare(h->drv.conn, h->stmt_insert, sql_insert, N_RECORD, NULL) ||
+	    !PQsendPrepare(h->drv.conn, h->stmt_pid, sql_pid, N_PID, NULL) ||
+	    !PQsendPrepare(h->drv.conn, h->stmt_finish, sql_finish, N_FINISH, NULL) ||
+	    !PQpipelineSync(h->drv.conn)) {
 		conn_failed_libpq(h);
 		return;
 	}
@@ -1083,13 +979,9 @@ static void send_prepare(struct hist *h)
 	h->op_err[0] = h->op_sqlstate[0] = '\0';
 	h->batch_n = h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
-	int r = PQflush(h->conn);
-	if (r < 0) {
+	conndrv_busy(&h->drv, stmt_deadline_ms(h, h->op));
+	if (!conndrv_flush(&h->drv))
 		conn_failed_libpq(h);
-		return;
-	}
-	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
 }
 
 /* The batch as set-based statements (hist_batch.c): sets h->set_batch and *N (lines) if it
@@ -1108,7 +1000,7 @@ static int send_set(struct hist *h, size_t *n)
 		lines[k] = l->text;
 		lens[k] = l->len;
 	}
-	int r = hist_batch_send(h->conn, lines, lens, k);
+	int r = hist_batch_send(h->drv.conn, lines, lens, k);
 	free(lines);
 	free(lens);
 	if (r < 0) {
@@ -1130,7 +1022,7 @@ static int send_batch(struct hist *h)
 	const char *why = "";
 
 	h->batch_cap = 0;
-	if (!PQenterPipelineMode(h->conn)) {
+	if (!PQenterPipelineMode(h->drv.conn)) {
 		conn_failed_libpq(h);
 		return -1;
 	}
@@ -1147,14 +1039,14 @@ static int send_batch(struct hist *h)
 			break; /* an unusable line ends the batch; at the head it is dropped */
 	}
 	if (n == 0) {
-		PQexitPipelineMode(h->conn);
+		PQexitPipelineMode(h->drv.conn);
 		log_error("history: discarding an unreadable record in %s (%s)", spill_where(h),
 		          why);
 		h->st.dropped++;
 		pop(h);
 		return 0;
 	}
-	if (!PQpipelineSync(h->conn)) {
+	if (!PQpipelineSync(h->drv.conn)) {
 		conn_failed_libpq(h);
 		return -1;
 	}
@@ -1165,13 +1057,11 @@ static int send_batch(struct hist *h)
 	h->batch_n = n;
 	h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	arm(&h->deadline_ev, stmt_deadline_ms(h, h->op));
-	int r = PQflush(h->conn);
-	if (r < 0) {
+	conndrv_busy(&h->drv, stmt_deadline_ms(h, h->op));
+	if (!conndrv_flush(&h->drv)) {
 		conn_failed_libpq(h);
 		return -1;
 	}
-	watch(h, r ? EV_READ | EV_WRITE : EV_READ);
 	return 1;
 }
 
@@ -1198,7 +1088,7 @@ static void send_orphans(struct hist *h)
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
 {
-	while (h->cs == CS_READY && h->op == OP_NONE && !h->blocked) {
+	while (h->drv.state == CONNDRV_READY && h->op == OP_NONE && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
@@ -1285,9 +1175,9 @@ static void op_done(struct hist *h)
 {
 	enum hist_op op = h->op;
 
-	evtimer_del(&h->deadline_ev);
+	conndrv_idle(&h->drv);
 	h->op = OP_NONE;
-	if (PQstatus(h->conn) == CONNECTION_BAD) {
+	if (PQstatus(h->drv.conn) == CONNECTION_BAD) {
 		conn_failed_libpq(h);
 		return;
 	}
@@ -1320,7 +1210,7 @@ static void op_done(struct hist *h)
 	if (!h->op_failed) {
 		if (log_complaint_reset(&h->write_complaint))
 			log_notice("history: run records are written again");
-		h->failures = 0;
+		conndrv_succeeded(&h->drv);
 		switch (op) {
 		case OP_PREPARE:
 			h->prepared = true;
@@ -1374,8 +1264,7 @@ static void op_done(struct hist *h)
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 			    hist_pending(h), spill_where(h));
 		h->blocked = true;
-		arm(&h->retry_ev,
-		    pgconn_backoff_ms(h->failures++, h->tun.retry_min_ms, h->tun.retry_max_ms));
+		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
 		return;
 	}
 	if (op == OP_LAST_FIRES) {
@@ -1410,7 +1299,7 @@ static void batch_result(struct hist *h, PGresult *r)
 			return;
 		}
 		/* the NULL after the sync: the connection is idle */
-		if (!PQexitPipelineMode(h->conn)) {
+		if (!PQexitPipelineMode(h->drv.conn)) {
 			conn_failed(h, "cannot leave pipeline mode");
 			return;
 		}
@@ -1420,7 +1309,7 @@ static void batch_result(struct hist *h, PGresult *r)
 	switch (PQresultStatus(r)) {
 	case PGRES_PIPELINE_SYNC:
 		h->batch_synced = true;
-		if (PQexitPipelineMode(h->conn))
+		if (PQexitPipelineMode(h->drv.conn))
 			op_done(h);
 		return;
 	case PGRES_COMMAND_OK:
@@ -1439,10 +1328,13 @@ static void batch_result(struct hist *h, PGresult *r)
 	}
 }
 
-static void read_results(struct hist *h)
+/* The driver's readable(): the answers to the statement in flight. */
+static void read_results(void *arg)
 {
-	while (h->conn && h->op != OP_NONE && !PQisBusy(h->conn)) {
-		PGresult *r = PQgetResult(h->conn);
+	struct hist *h = arg;
+
+	while (h->drv.conn && h->op != OP_NONE && !PQisBusy(h->drv.conn)) {
+		PGresult *r = PQgetResult(h->drv.conn);
 		if (h->op == OP_BATCH || h->op == OP_PREPARE) {
 			batch_result(h, r); /* may end the batch and send the next */
 			PQclear(r);
@@ -1469,36 +1361,17 @@ static void read_results(struct hist *h)
 		}
 		PQclear(r);
 	}
-	if (h->conn && PQstatus(h->conn) == CONNECTION_BAD)
+	if (h->drv.conn && PQstatus(h->drv.conn) == CONNECTION_BAD)
 		conn_failed_libpq(h);
 }
 
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	struct hist *h = arg;
-
-	if (h->cs == CS_CONNECTING) {
-		poll_connect(h);
-		return;
-	}
-	if (h->cs != CS_READY)
-		return;
-	if (what & EV_WRITE) {
-		int r = PQflush(h->conn);
-		if (r < 0) {
-			conn_failed_libpq(h);
-			return;
-		}
-		if (r == 0)
-			watch(h, EV_READ);
-	}
-	/* Also while idle: that is how a server that went away is noticed at once. */
-	if ((what & EV_READ) && !PQconsumeInput(h->conn)) {
-		conn_failed_libpq(h);
-		return;
-	}
-	read_results(h);
-}
+static const struct conndrv_ops conn_ops = {
+    .connected = on_connected,
+    .readable = read_results,
+    .failed = on_conn_failed,
+    .check = on_idle_check,
+    .retry = on_retry,
+};
 
 /* ---- public API -------------------------------------------------------------------- */
 
@@ -1544,10 +1417,9 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	/* Unique per process, so rows of this process are told from a dead one's. */
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)now_us(),
 	         (long)getpid());
-	evtimer_assign(&h->retry_ev, base, on_retry, h);
-	evtimer_assign(&h->deadline_ev, base, on_deadline, h);
-	evtimer_assign(&h->idle_ev, base, on_idle_check, h);
-	h->check_ms = DEF_CHECK_MS;
+	conndrv_init(&h->drv, base, &conn_ops, h, "history database", PGCONN_NOTICES_PER_MIN, 60000,
+	             DEF_CHECK_MS);
+	conndrv_set_backoff(&h->drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	evtimer_assign(&h->fsync_ev, base, on_fsync, h);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
@@ -1608,9 +1480,7 @@ void hist_wake(struct hist *h)
 
 void hist_set_connection_check(struct hist *h, int64_t ms)
 {
-	h->check_ms = ms > 0 ? ms : DEF_CHECK_MS;
-	if (h->cs == CS_READY)
-		arm(&h->idle_ev, h->check_ms / 2);
+	conndrv_set_check(&h->drv, ms > 0 ? ms : DEF_CHECK_MS);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)
@@ -1627,6 +1497,7 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.retry_min_ms = t->retry_min_ms;
 	if (t->retry_max_ms)
 		h->tun.retry_max_ms = t->retry_max_ms;
+	conndrv_set_backoff(&h->drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
 		hist_part_set_interval(h->part, t->purge_interval_ms);
@@ -1647,7 +1518,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	out->purge_batches = ps.runs;
 	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
-	out->connected = h->cs == CS_READY;
+	out->connected = h->drv.state == CONNDRV_READY;
 	out->pending = hist_pending(h);
 }
 
@@ -1677,13 +1548,14 @@ static void flush_for_close(struct hist *h)
 
 	h->blocked = false;
 	kick(h);
-	while (h->cs == CS_READY && !h->blocked &&
+	while (h->drv.state == CONNDRV_READY && !h->blocked &&
 	       (h->op != OP_NONE || h->head || h->unloaded_n > 0)) {
 		int64_t left = deadline - mono_ms();
 		if (left <= 0)
 			break;
-		struct pollfd p = {PQsocket(h->conn),
-		                   (short)(POLLIN | ((h->watch_what & EV_WRITE) ? POLLOUT : 0)), 0};
+		struct pollfd p = {
+		    PQsocket(h->drv.conn),
+		    (short)(POLLIN | ((conndrv_watching(&h->drv) & EV_WRITE) ? POLLOUT : 0)), 0};
 		int r = poll(&p, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -1691,7 +1563,7 @@ static void flush_for_close(struct hist *h)
 			break;
 		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
-		on_socket(p.fd, what, h);
+		conndrv_serve(&h->drv, what);
 	}
 }
 
@@ -1705,7 +1577,7 @@ void hist_close(struct hist **hp)
 	h->closing = true;
 	h->purge_pending = false;
 	hist_part_stop(&h->part);
-	if (h->cs == CS_READY)
+	if (h->drv.state == CONNDRV_READY)
 		flush_for_close(h);
 	/* the fdatasync under way ends first (the file is synced once more below) */
 	bgwork_free(&h->bg);
@@ -1731,8 +1603,6 @@ void hist_close(struct hist **hp)
 		           hist_pending(h));
 	}
 	drop_conn(h);
-	evtimer_del(&h->retry_ev);
-	evtimer_del(&h->idle_ev);
 	evtimer_del(&h->fsync_ev);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "text.h"
 
 static enum log_level min_level = LOG_LVL_INFO;
@@ -124,9 +125,7 @@ int log_escape(const char *in, char *out, unsigned long outlen)
 
 static double monotonic_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock_mono_us() / 1e6;
 }
 
 bool log_complain(struct log_complaint *c)

@@ -95,6 +95,41 @@ void metrics_free(struct metrics **mp)
 	*mp = NULL;
 }
 
+int metrics_copy_counters(const struct metrics *m, struct metrics **out)
+{
+	struct metrics *c = calloc(1, sizeof(*c));
+	if (c && !(c->table = calloc(m->n_buckets, sizeof(*c->table)))) {
+		free(c);
+		c = NULL;
+	}
+	if (!c)
+		return -ENOMEM;
+	c->n_buckets = m->n_buckets;
+	c->n_jobs = m->n_jobs;
+	for (size_t i = 0; i < m->n_buckets; i++) {
+		struct mjob **tail = &c->table[i];
+		for (const struct mjob *j = m->table[i]; j; j = j->next) {
+			struct mjob *k = malloc(sizeof(*k));
+			if (!k || !(k->name = strdup(j->name))) {
+				free(k);
+				metrics_free(&c);
+				return -ENOMEM;
+			}
+			memcpy(k->runs, j->runs, sizeof(k->runs));
+			memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
+			memcpy(k->late_b, j->late_b, sizeof(k->late_b));
+			k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
+			k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
+			k->last_failure_us = j->last_failure_us;
+			k->next = NULL;
+			*tail = k;
+			tail = &k->next;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
 static size_t hash(const char *s, size_t n_buckets)
 {
 	size_t h = 5381;

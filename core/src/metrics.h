@@ -16,6 +16,10 @@ struct metrics;
 
 int metrics_new(struct metrics **out) __attribute__((warn_unused_result));
 void metrics_free(struct metrics **m);
+/* A copy of M's per-job counters (not its last failures) in *OUT, for rendering on another
+ * thread while M goes on counting. 0 or -ENOMEM. */
+int metrics_copy_counters(const struct metrics *m, struct metrics **out)
+    __attribute__((warn_unused_result));
 
 /* One history row's worth of outcome. */
 struct metrics_run {

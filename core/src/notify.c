@@ -4,9 +4,11 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -28,17 +30,11 @@ struct notify {
 	char *name;
 	char *conninfo;
 	struct notify_callbacks cb;
-	PGconn *conn;
+	/* the connection (conndrv.h): its deadlines, and while idle the connection check that
+	 * asks the server whether it is still there (notify_set_connection_check) */
+	struct conndrv drv;
 	enum state state;
-	struct event io;    /* on PQsocket while connected or connecting */
-	struct event retry; /* reconnect timer */
-	struct event kick;  /* the next command, started from the loop, never a caller's stack */
-	/* the watchdog: the deadline of the connect or command under way, or, while idle, when
-	 * to ask the server whether it is still there (notify_set_connection_check) */
-	struct event check;
-	int64_t check_ms;
-	bool io_added;
-	unsigned failures;
+	struct event kick; /* the next command, started from the loop, never a caller's stack */
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
@@ -49,26 +45,7 @@ struct notify {
 	size_t n_queries;
 	PGresult *result; /* the in-flight query's result so far */
 	struct log_complaint complaint;
-	struct pgconn_notices notices;
 };
-
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
-static void drop_io(struct notify *n)
-{
-	if (n->io_added) {
-		event_del(&n->io);
-		n->io_added = false;
-	}
-}
-
-static void wait_io(struct notify *n, short what)
-{
-	drop_io(n);
-	event_assign(&n->io, n->base, PQsocket(n->conn), what, on_io, n);
-	event_add(&n->io, NULL);
-	n->io_added = true;
-}
 
 static void query_free(struct nquery **qp)
 {
@@ -100,32 +77,22 @@ static void drop_queries(struct notify *n)
 	}
 }
 
-/* Arm the watchdog for MS (none if MS <= 0). */
-static void watchdog(struct notify *n, int64_t ms)
+/* The driver's failed(): the connection is gone; reconnect after the backoff. */
+static void on_conn_failed(void *arg, const char *why, bool was_ready)
 {
-	evtimer_del(&n->check);
-	if (ms <= 0)
-		return;
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(&n->check, &tv);
+	struct notify *n = arg;
+	(void)was_ready;
+
+	drop_queries(n);
+	n->state = ST_WAITING;
+	if (log_complain(&n->complaint))
+		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
+	conndrv_retry(&n->drv, CONNDRV_BACKOFF);
 }
 
 static void schedule_reconnect(struct notify *n, const char *why)
 {
-	watchdog(n, 0);
-	drop_io(n);
-	drop_queries(n);
-	if (n->conn) {
-		PQfinish(n->conn);
-		n->conn = NULL;
-	}
-	n->state = ST_WAITING;
-	if (log_complain(&n->complaint))
-		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
-	int64_t ms = pgconn_backoff_ms(n->failures, 500, 30000);
-	n->failures++;
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(&n->retry, &tv);
+	conndrv_fail(&n->drv, why);
 }
 
 /* One batch of LISTEN/UNLISTEN: UNLISTEN * then LISTEN each wanted channel, so the set on the
@@ -158,7 +125,7 @@ static void send_listens(struct notify *n, bool connect)
 		sql[0] = '\0';
 	APPEND("UNLISTEN *;");
 	for (size_t i = 0; i < n->n_channels && ok; i++) {
-		char *q = PQescapeIdentifier(n->conn, n->channels[i], strlen(n->channels[i]));
+		char *q = PQescapeIdentifier(n->drv.conn, n->channels[i], strlen(n->channels[i]));
 		if (!q) {
 			ok = false;
 			break;
@@ -169,26 +136,24 @@ static void send_listens(struct notify *n, bool connect)
 		PQfreemem(q);
 	}
 #undef APPEND
-	if (!ok || !PQsendQuery(n->conn, sql)) {
+	if (!ok || !PQsendQuery(n->drv.conn, sql)) {
 		free(sql);
-		char err[512];
-		schedule_reconnect(n, ok ? pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err))
-		                         : "out of memory");
+		schedule_reconnect(n, ok ? NULL : "out of memory");
 		return;
 	}
 	free(sql);
 	n->dirty = false;
 	n->state = ST_LISTENING_SENT;
-	watchdog(n, n->check_ms / 2);
 	n->connect_batch = connect;
-	/* the batch is tiny: flush may still need a writable socket */
-	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
+	conndrv_busy(&n->drv, n->drv.check_ms / 2);
+	if (!conndrv_flush(&n->drv))
+		schedule_reconnect(n, NULL);
 }
 
 static void deliver(struct notify *n)
 {
 	PGnotify *nf;
-	while ((nf = PQnotifies(n->conn)) != NULL) {
+	while ((nf = PQnotifies(n->drv.conn)) != NULL) {
 		if (n->cb.on_notify)
 			n->cb.on_notify(n->cb.arg, nf->relname, nf->extra ? nf->extra : "");
 		PQfreemem(nf);
@@ -198,16 +163,11 @@ static void deliver(struct notify *n)
 static void send_query(struct notify *n)
 {
 	struct nquery *q = n->queries;
-	char err[512];
 
-	if (!PQsendQueryParams(n->conn, q->sql, q->n_params, NULL, (const char *const *)q->params,
-	                       NULL, NULL, 0)) {
-		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
-		return;
-	}
 	n->state = ST_QUERY_SENT;
-	watchdog(n, n->check_ms / 2);
-	wait_io(n, PQflush(n->conn) == 1 ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
+	if (!conndrv_send(&n->drv, q->sql, q->n_params, (const char *const *)q->params,
+	                  n->drv.check_ms / 2))
+		schedule_reconnect(n, NULL);
 }
 
 /* Idle: bring the channels up to date first, then the next query. */
@@ -241,17 +201,15 @@ static void query_done(struct notify *n, PGresult *res)
 	query_free(&q);
 }
 
-static void on_readable(struct notify *n)
+/* The driver's readable(): answers, and notifications. */
+static void on_readable(void *arg)
 {
+	struct notify *n = arg;
 	char err[512];
 
-	if (!PQconsumeInput(n->conn)) {
-		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
-		return;
-	}
 	bool ended = false;
-	while (!PQisBusy(n->conn)) {
-		PGresult *r = PQgetResult(n->conn);
+	while (!PQisBusy(n->drv.conn)) {
+		PGresult *r = PQgetResult(n->drv.conn);
 		if (!r) {
 			ended = true;
 			break;
@@ -287,7 +245,7 @@ static void on_readable(struct notify *n)
 		if (connect) {
 			bool first = n->connects == 0;
 			n->connects++;
-			n->failures = 0;
+			conndrv_succeeded(&n->drv);
 			if (log_complaint_reset(&n->complaint))
 				log_notice("listener on database %s is back", n->name);
 			/* the owner may change channels or queue queries from here, not free us */
@@ -296,97 +254,55 @@ static void on_readable(struct notify *n)
 		}
 		next_command(n);
 	}
-	if (!n->conn)
+	if (!n->drv.conn)
 		return;
 	if (ended && n->state == ST_IDLE)
-		watchdog(n, n->check_ms / 2); /* quiet from here: check on it in a while */
+		conndrv_idle(&n->drv); /* quiet from here: check on it in a while */
 	deliver(n);
-	if (PQstatus(n->conn) == CONNECTION_BAD)
+	if (PQstatus(n->drv.conn) == CONNECTION_BAD)
 		schedule_reconnect(n, "the server closed the connection");
 }
 
-/* The watchdog fired. Idle: ask the server (a query with a deadline; a listener hears
- * nothing when nothing is notified, and a connection a NAT forgot is quiet too). Otherwise
- * the connect or command under way got no answer in time: reconnect, which runs the
- * listening jobs once, since notifications may have been missed. */
-static void check_cb(evutil_socket_t fd, short what, void *arg)
+/* The connection check, while idle: ask the server (a query with a deadline; a listener
+ * hears nothing when nothing is notified, and a connection a NAT forgot is quiet too). A
+ * connect or command that gets no answer in time fails the connection (the driver), and
+ * the reconnect runs the listening jobs once, since notifications may have been missed. */
+static void on_check(void *arg)
 {
 	struct notify *n = arg;
-	char why[128];
 
-	switch (n->state) {
-	case ST_IDLE:
-		if (!n->queries && notify_query(n, "SELECT 1", NULL, 0, NULL, NULL) < 0)
-			watchdog(n, n->check_ms / 2);
-		return;
-	case ST_WAITING:
-		return;
-	default:
-		snprintf(why, sizeof(why), "no answer within %lld ms (connection_check)",
-		         (long long)(n->state == ST_CONNECTING ? n->check_ms : n->check_ms / 2));
-		schedule_reconnect(n, why);
-		return;
-	}
+	/* a query that cannot be queued is tried again at the next check */
+	if (n->state == ST_IDLE && !n->queries &&
+	    notify_query(n, "SELECT 1", NULL, 0, NULL, NULL) < 0)
+		log_debug("listener on database %s: the connection check waits", n->name);
 }
 
 void notify_set_connection_check(struct notify *n, int64_t ms)
 {
-	n->check_ms = ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS;
+	conndrv_set_check(&n->drv, ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void on_connected(void *arg)
 {
-	struct notify *n = arg;
-	char err[512];
-
-	if (n->state == ST_CONNECTING) {
-		switch (PQconnectPoll(n->conn)) {
-		case PGRES_POLLING_READING:
-			wait_io(n, EV_READ);
-			return;
-		case PGRES_POLLING_WRITING:
-			wait_io(n, EV_WRITE);
-			return;
-		case PGRES_POLLING_OK:
-			if (PQsetnonblocking(n->conn, 1) != 0) {
-				schedule_reconnect(
-				    n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
-				return;
-			}
-			send_listens(n, true);
-			return;
-		default:
-			schedule_reconnect(
-			    n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
-			return;
-		}
-	}
-	if ((what & EV_WRITE) && PQflush(n->conn) == 0 && n->io_added)
-		wait_io(n, EV_READ | EV_PERSIST);
-	if (what & EV_READ)
-		on_readable(n);
+	send_listens(arg, true);
 }
 
-static void start_connect(evutil_socket_t fd, short what, void *arg)
+/* The driver's retry timer (and the first connect). */
+static void start_connect(void *arg)
 {
 	struct notify *n = arg;
-	char err[512];
 
-	if (pgconn_start(n->conninfo, "pgcrond listener", &n->conn) != 0) {
-		schedule_reconnect(n, pgconn_error_safe(n->conn, n->conninfo, err, sizeof(err)));
-		return;
-	}
-	if (n->notices.limit == 0) {
-		char label[96];
-		snprintf(label, sizeof(label), "listener on database %s", n->name);
-		pgconn_notices_init(&n->notices, label, PGCONN_NOTICES_PER_MIN, 60000);
-	}
-	pgconn_log_notices(n->conn, &n->notices);
 	n->state = ST_CONNECTING;
-	watchdog(n, n->check_ms); /* libpq leaves a non-blocking connect's deadline to us */
-	/* libpq: after PQconnectStart, wait for the socket to be writable before polling */
-	wait_io(n, EV_WRITE);
+	(void)conndrv_connect(&n->drv, n->conninfo, "pgcrond listener");
 }
+
+static const struct conndrv_ops conn_ops = {
+    .connected = on_connected,
+    .readable = on_readable,
+    .failed = on_conn_failed,
+    .check = on_check,
+    .retry = start_connect,
+};
 
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
                const struct notify_callbacks *cb, struct notify **out)
@@ -394,20 +310,20 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 	struct notify *n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	n->base = base;
 	n->name = strdup(name);
 	n->conninfo = strdup(conninfo);
 	n->cb = *cb;
 	if (!n->name || !n->conninfo) {
-		notify_free(&n);
+		notify_free(&n); /* no base yet: no events to remove */
 		return -ENOMEM;
 	}
-	evtimer_assign(&n->retry, base, start_connect, n);
+	n->base = base;
+	char label[96];
+	snprintf(label, sizeof(label), "listener on database %s", n->name);
+	conndrv_init(&n->drv, base, &conn_ops, n, label, PGCONN_NOTICES_PER_MIN, 60000,
+	             NOTIFY_CHECK_DEFAULT_MS);
 	evtimer_assign(&n->kick, base, kick_cb, n);
-	evtimer_assign(&n->check, base, check_cb, n);
-	n->check_ms = NOTIFY_CHECK_DEFAULT_MS;
-	struct timeval now = {0, 0};
-	evtimer_add(&n->retry, &now);
+	conndrv_retry(&n->drv, 0); /* from the loop, not the caller's stack */
 	*out = n;
 	return 0;
 }
@@ -426,15 +342,11 @@ void notify_free(struct notify **np)
 	struct notify *n = *np;
 	if (!n)
 		return;
-	drop_io(n);
 	drop_queries(n);
 	if (n->base) {
-		evtimer_del(&n->retry);
+		conndrv_close(&n->drv);
 		evtimer_del(&n->kick);
-		evtimer_del(&n->check);
 	}
-	if (n->conn)
-		PQfinish(n->conn);
 	free_channels(n);
 	free(n->name);
 	free(n->conninfo);

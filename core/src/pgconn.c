@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "text.h"
 
@@ -33,10 +34,32 @@
 
 int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
 {
+	return pgconn_start_at(conninfo, application_name, NULL, NULL, NULL, out);
+}
+
+int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
+                    const char *hostaddr, const char *port, PGconn **out)
+{
 	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI). Keywords after it
-	 * override it: client_encoding is always UTF8 (see conn_keys). */
-	const char *keys[] = CONN_KEYS;
-	const char *vals[] = CONN_VALS(conninfo, application_name);
+	 * override it: client_encoding is always UTF8 (see conn_keys), and the addresses
+	 * resolved for the conninfo's hosts replace its own lists. */
+	const char *ck[] = CONN_KEYS;
+	const char *cv[] = CONN_VALS(conninfo, application_name);
+	const char *keys[sizeof(ck) / sizeof(ck[0]) + 3], *vals[sizeof(ck) / sizeof(ck[0]) + 3];
+	size_t n = 0;
+
+	for (; ck[n]; n++) {
+		keys[n] = ck[n];
+		vals[n] = cv[n];
+	}
+	const char *extra_k[] = {"host", "hostaddr", "port"};
+	const char *extra_v[] = {host, hostaddr, port};
+	for (size_t i = 0; i < 3; i++)
+		if (extra_v[i]) {
+			keys[n] = extra_k[i];
+			vals[n++] = extra_v[i];
+		}
+	keys[n] = vals[n] = NULL;
 	PGconn *c = PQconnectStartParams(keys, vals, 1);
 
 	*out = c;
@@ -270,9 +293,7 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 
 static int64_t monotonic_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,

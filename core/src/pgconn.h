@@ -17,6 +17,13 @@
 int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
     __attribute__((warn_unused_result));
 
+/* pgconn_start() with the conninfo's "host", "hostaddr" and "port" lists replaced by HOST,
+ * HOSTADDR and PORT where not NULL (conndrv.c hands over the addresses it resolved, keeping
+ * the host names for TLS and .pgpass). */
+int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
+                    const char *hostaddr, const char *port, PGconn **out)
+    __attribute__((warn_unused_result));
+
 /* Blocking connect for the CLI commands. Returns the connection, or NULL with a one-line
  * message in ERR that names the (redacted) conninfo and never shows its password. */
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,

@@ -1,10 +1,9 @@
 /* The scheduler: job timers, overlap policies, the max_running queue, run bookkeeping.
  *
- * Each job owns one timer (a firetimer in struct job, all of them behind one libevent timer:
- * firetimer.h), armed for its next instant as
- * a relative delay computed from the wall clock. libevent measures delays on the monotonic
- * clock, so a timer that wakes before its instant (wall clock stepped back) is simply
- * re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
+ * Each job owns one timer (a clock_timer in struct job, on the scheduler's clock: clock.h),
+ * armed for its next instant as a relative delay computed from the wall clock. Delays run on
+ * the monotonic clock, so a timer that wakes before its instant (wall clock stepped back) is
+ * simply re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
  * suspended) serves the fires it missed by the job's catch-up policy, never silently. Steps
  * of the wall clock are noticed at every wake-up and every few seconds by comparing it with
  * the monotonic clock; they are handled as cronie does (see clock_check). */
@@ -43,24 +42,17 @@
  * job's catch-up policy decides (README "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
 
-static void job_timer_cb(struct firetimer *t, void *arg);
+static void job_timer_cb(void *arg);
 static void run_begin(struct run *r);
 static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
 
-static int64_t real_wall_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* The wall clock every scheduling decision reads: the real one, or a test's. */
-static int64_t (*wall_clock)(void) = real_wall_us;
+/* The wall clock the real clock of sched_new() reads: the real one, or a test's. */
+static int64_t (*wall_clock)(void) = clock_wall_us;
 
 void sched_set_wall_clock(int64_t (*now_us)(void))
 {
-	wall_clock = now_us ? now_us : real_wall_us;
+	wall_clock = now_us ? now_us : clock_wall_us;
 }
 
 int64_t sched_wall_us(void)
@@ -68,16 +60,9 @@ int64_t sched_wall_us(void)
 	return wall_clock();
 }
 
-static int64_t wall_us(void)
+int64_t sched_now_us(const struct sched *s)
 {
-	return wall_clock();
-}
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return clock_now_us(s->clock);
 }
 
 static void fmt_hms(int64_t us, char *out, size_t outlen)
@@ -89,90 +74,6 @@ static void fmt_hms(int64_t us, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
-/* ---- the queue ------------------------------------------------------------------------ */
-
-static bool q_less(const struct sched_qitem *a, const struct sched_qitem *b)
-{
-	return a->at_us < b->at_us || (a->at_us == b->at_us && a->seq < b->seq);
-}
-
-static void q_swap(struct sched_queue *q, size_t i, size_t j)
-{
-	struct sched_qitem t = q->items[i];
-	q->items[i] = q->items[j];
-	q->items[j] = t;
-}
-
-static void q_up(struct sched_queue *q, size_t i)
-{
-	while (i > 0 && q_less(&q->items[i], &q->items[(i - 1) / 2])) {
-		q_swap(q, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void q_down(struct sched_queue *q, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < q->n && q_less(&q->items[l], &q->items[m]))
-			m = l;
-		if (r < q->n && q_less(&q->items[r], &q->items[m]))
-			m = r;
-		if (m == i)
-			return;
-		q_swap(q, i, m);
-		i = m;
-	}
-}
-
-int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
-{
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 16;
-		struct sched_qitem *items = realloc(q->items, cap * sizeof(*items));
-		if (!items)
-			return -ENOMEM;
-		q->items = items;
-		q->cap = cap;
-	}
-	q->items[q->n] = (struct sched_qitem){at_us, seq, data};
-	q_up(q, q->n++);
-	return 0;
-}
-
-void *sched_queue_pop(struct sched_queue *q)
-{
-	if (q->n == 0)
-		return NULL;
-	void *data = q->items[0].data;
-	q->items[0] = q->items[--q->n];
-	q_down(q, 0);
-	return data;
-}
-
-bool sched_queue_remove(struct sched_queue *q, void *data)
-{
-	for (size_t i = 0; i < q->n; i++) {
-		if (q->items[i].data != data)
-			continue;
-		q->items[i] = q->items[--q->n];
-		if (i < q->n) {
-			q_down(q, i);
-			q_up(q, i);
-		}
-		return true;
-	}
-	return false;
-}
-
-void sched_queue_clear(struct sched_queue *q)
-{
-	free(q->items);
-	q->items = NULL;
-	q->n = q->cap = 0;
-}
-
 /* ---- timers --------------------------------------------------------------------------- */
 
 int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now)
@@ -182,11 +83,10 @@ int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int
 	return cron_next(e, tz, prev > now ? prev : now);
 }
 
+/* The one pair that arms and disarms a job's timer. */
 static void job_disarm(struct job *j)
 {
-	if (j->armed)
-		firetimer_del(j->s->timers, &j->timer);
-	j->armed = false;
+	clock_disarm(j->s->clock, &j->timer);
 }
 
 /* Arm the timer for j->next_fire, from the wall clock as it is now. */
@@ -195,12 +95,8 @@ static void job_arm(struct job *j)
 	job_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
-	int64_t delay = j->next_fire * 1000000 - wall_us();
-	if (delay < 0)
-		delay = 0;
-	if (firetimer_add(j->s->timers, &j->timer, delay) == 0)
-		j->armed = true;
-	else
+	int64_t delay = j->next_fire * 1000000 - clock_now_us(j->s->clock);
+	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
 }
 
@@ -217,7 +113,8 @@ static void job_schedule(struct job *j, int64_t prev)
 		job_disarm(j);
 		return;
 	}
-	j->next_fire = sched_next_fire(&j->cron, sched_job_tz(j), prev, wall_us() / 1000000);
+	j->next_fire =
+	    sched_next_fire(&j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
 	job_arm(j);
 }
 
@@ -244,7 +141,7 @@ static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 void sched_record(struct run *r, const char *status, const char *message)
 {
 	struct sched *s = r->job->s;
-	int64_t now = wall_us();
+	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, now);
@@ -275,10 +172,10 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	}
 	r->job = j;
 	r->scheduled_us = scheduled_us;
-	r->queue_at_us = scheduled_us ? scheduled_us : wall_us();
+	r->queue_at_us = scheduled_us ? scheduled_us : sched_now_us(j->s);
 	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
 	r->attempt = 1;
-	evtimer_assign(&r->slow_ev, j->s->base, flow_slow_cb, r);
+	clock_timer_init(&r->slow_ev, flow_slow_cb, r);
 	return r;
 }
 
@@ -288,13 +185,14 @@ void sched_run_free(struct run **rp)
 	if (!r)
 		return;
 	if (r->slow_armed)
-		event_del(&r->slow_ev);
+		clock_disarm(r->job->s->clock, &r->slow_ev);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
 	free(r->graph_run);
+	free(r->start_error);
 	free(r);
 	*rp = NULL;
 }
@@ -383,7 +281,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us = r->started ? wall_us() - r->start_us : 0,
+	    .duration_us = r->started ? sched_now_us(r->job->s) - r->start_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -392,7 +290,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	int64_t end = wall_us();
+	int64_t end = sched_now_us(s);
 	bool ok = o->ok;
 	const char *message = o->message, *sqlstate = o->sqlstate;
 
@@ -630,6 +528,37 @@ static bool claim(struct run *r)
 	return true;
 }
 
+/* R (started, counted running) could not be handed to the executor: it ends from the loop
+ * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end(). */
+static void end_later(struct run *r, const char *err)
+{
+	struct sched *s = r->job->s;
+	r->start_error = strdup(err);
+	r->defer_next = NULL;
+	if (s->ended_tail)
+		s->ended_tail->defer_next = r;
+	else
+		s->ended_head = r;
+	s->ended_tail = r;
+	event_active(&s->ended_ev, 0, 0);
+}
+
+static void ended_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct run *r;
+	while ((r = s->ended_head) != NULL) {
+		s->ended_head = r->defer_next;
+		if (!s->ended_head)
+			s->ended_tail = NULL;
+		r->defer_next = NULL;
+		struct flow_outcome fo = {.ok = false,
+		                          .message = r->start_error ? r->start_error
+		                                                    : "cannot start the run"};
+		run_end(r, &fo);
+	}
+}
+
 static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
@@ -646,7 +575,7 @@ static void run_begin(struct run *r)
 	if (s->cluster && !r->claimed && claim(r))
 		return;
 	r->started = true;
-	r->start_us = wall_us();
+	r->start_us = sched_now_us(s);
 	s->n_running++;
 	flow_run_begin(r);
 
@@ -710,16 +639,15 @@ static void run_begin(struct run *r)
 	    .on_done = on_done,
 	    .arg = r,
 	};
-	int rc = exec_submit(s->ex, &spec, &r->er); /* copies the statements */
+	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
 	if (rc == -ENOENT)
 		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
 	else if (rc < 0)
 		snprintf(err, sizeof(err), "cannot start the run: %s", strerror(-rc));
 	if (rc == 0)
 		goto out;
-fail:;
-	struct flow_outcome fo = {.ok = false, .message = err};
-	run_end(r, &fo);
+fail:
+	end_later(r, err);
 out:
 	if (stmts != &one)
 		free(stmts);
@@ -728,17 +656,12 @@ out:
 
 static void admit_queued(struct sched *s)
 {
-	/* run_begin() can end a run at once (and so call back here): one loop is enough. */
-	if (s->admitting)
-		return;
-	s->admitting = true;
 	while (!s->draining && s->n_running < (size_t)s->max_running) {
 		struct run *r = sched_queue_pop(&s->queue);
 		if (!r)
 			break;
 		run_begin(r);
 	}
-	s->admitting = false;
 }
 
 static void describe_active(const struct run *a, char *out, size_t outlen)
@@ -832,8 +755,8 @@ void sched_fire_run(struct run *r)
 		if (j->active->er) {
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
 			        what);
-			exec_cancel(j->active->er,
-			            "cancelled: replaced by a newer run (overlap = replace)");
+			s->ex.cancel(s->ex.ctx, j->active->er,
+			             "cancelled: replaced by a newer run (overlap = replace)");
 		}
 		return;
 	}
@@ -917,8 +840,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
  * (cronie's rules). */
 static void clock_check(struct sched *s)
 {
-	int64_t now = wall_us();
-	int64_t offset = now - mono_us();
+	int64_t now = sched_now_us(s);
+	int64_t offset = now - clock_mono_now_us(s->clock);
 	int64_t step = offset - s->clock_offset_us;
 	s->clock_offset_us = offset;
 	if (s->draining || (step < CLOCK_JUMP_US && step > -CLOCK_JUMP_US))
@@ -950,16 +873,15 @@ void sched_check_clock(struct sched *s)
 	clock_check(s);
 }
 
-static void job_timer_cb(struct firetimer *t, void *arg)
+static void job_timer_cb(void *arg)
 {
-	struct job *j = (struct job *)((char *)t - offsetof(struct job, timer));
-	(void)arg;
-	j->armed = false;
+	struct job *j = arg;
 	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
 	clock_check(j->s);
-	if (j->armed || !job_schedulable(j) || j->next_fire == CRON_NEVER || j->s->draining)
+	if (clock_armed(&j->timer) || !job_schedulable(j) || j->next_fire == CRON_NEVER ||
+	    j->s->draining)
 		return;
-	int64_t now = wall_us();
+	int64_t now = sched_now_us(j->s);
 	/* Woken early (timer granularity): wait the rest. */
 	if (now < j->next_fire * 1000000) {
 		job_arm(j);
@@ -968,9 +890,12 @@ static void job_timer_cb(struct firetimer *t, void *arg)
 	job_due(j, now, NULL);
 }
 
-static void clock_cb(evutil_socket_t fd, short what, void *arg)
+static void clock_cb(void *arg)
 {
-	clock_check(arg);
+	struct sched *s = arg;
+	clock_check(s);
+	if (!s->draining && clock_arm(s->clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0)
+		log_error("cannot arm the clock check; steps are noticed at job wake-ups only");
 }
 
 int64_t sched_job_next(struct sched *s, const char *name)
@@ -1122,6 +1047,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 			j->next_fire = CRON_NEVER;
 			j->paused = sched_is_paused(s, cj->name);
 			flow_job_init(j);
+			clock_timer_init(&j->timer, job_timer_cb, j);
 			j->next = s->jobs;
 			if (s->jobs)
 				s->jobs->prev = j;
@@ -1153,6 +1079,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 				sched_run_free(waiting[w]);
 			}
 		}
+		flow_job_removed(j, why);
 		if (j->active && !j->active->started) {
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
@@ -1168,7 +1095,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 	if (first) {
 		for (struct job *j = s->jobs; j; j = j->next)
 			if (j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
-				job_fire(j, wall_us() / 1000000 * 1000000, "reboot");
+				job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
 	}
 	admit_queued(s); /* max_running may have grown */
 	return 0;
@@ -1185,155 +1112,9 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
 }
 
-/* Notifications are never skipped: while the job is busy they gather in one waiting run. */
 void sched_set_cluster(struct sched *s, struct cluster *c)
 {
 	s->cluster = c;
-}
-
-void sched_takeover(struct sched *s, const struct cluster_orphan *o)
-{
-	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
-	if (!j || !j->conf || j->removed) {
-		log_info("cluster: instance %s died running job %s, which is not configured here; "
-		         "not retried here",
-		         o->dead, o->job_name);
-		return;
-	}
-	/* the dead instance's connection broke: as transient as a failure gets */
-	if (!retry_should(j->conf, o->attempt, "08006", false)) {
-		log_job(
-		    LOG_LVL_NOTICE, j->name,
-		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
-		    o->dead, o->attempt, j->conf->retries);
-		return;
-	}
-	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
-	if (!r)
-		return;
-	r->attempt = o->attempt + 1;
-	r->waited = true;
-	if (o->graph_run && !(r->graph_run = strdup(o->graph_run))) {
-		sched_run_free(&r);
-		return;
-	}
-	log_job(LOG_LVL_NOTICE, j->name,
-	        "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
-	        o->dead, o->attempt, r->attempt, j->conf->retries + 1);
-	sched_fire_run(r);
-}
-
-void sched_notify_pending(struct sched *s, const char *name, bool pending)
-{
-	struct job *j = sched_job_find(s, name);
-	if (j)
-		j->notify_pending = pending;
-}
-
-int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n)
-{
-	struct job *j = s->draining ? NULL : sched_job_find(s, name);
-	if (!j) {
-		for (size_t i = 0; i < n; i++)
-			free(payloads[i]);
-		free(payloads);
-		return s->draining ? -ESHUTDOWN : -ENOENT;
-	}
-	struct run *r = j->notify_wait;
-	if (r) {
-		char **all = realloc(r->payloads, (r->n_payloads + n + 1) * sizeof(*all));
-		if (!all) {
-			log_job(LOG_LVL_ERROR, j->name, "out of memory; %zu payload(s) dropped", n);
-			for (size_t i = 0; i < n; i++)
-				free(payloads[i]);
-		} else {
-			if (n > 0) /* a full run after a reconnect brings none (PAYLOADS NULL) */
-				memcpy(all + r->n_payloads, payloads, n * sizeof(*all));
-			r->payloads = all;
-			r->n_payloads += n;
-		}
-		free(payloads);
-		return 0;
-	}
-	r = sched_run_new(j, 0, "notify");
-	if (!r) {
-		for (size_t i = 0; i < n; i++)
-			free(payloads[i]);
-		free(payloads);
-		return -ENOMEM;
-	}
-	r->payloads = payloads;
-	r->n_payloads = n;
-	if (j->active) {
-		log_job(LOG_LVL_DEBUG, j->name,
-		        "notified while busy; runs when the current run ends");
-		j->notify_wait = r;
-		return 0;
-	}
-	sched_fire_run(r);
-	return 0;
-}
-
-static bool upstream_in(const struct job *j, struct job *const *set, size_t n)
-{
-	for (size_t i = 0; i < j->n_ups; i++)
-		for (size_t k = 0; k < n; k++)
-			if (j->ups[i] == set[k])
-				return true;
-	return false;
-}
-
-int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
-{
-	if (s->draining)
-		return -ESHUTDOWN;
-	struct job **set = calloc(n ? n : 1, sizeof(*set));
-	if (!set)
-		return -ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = sched_job_find(s, names[i]);
-		if (j && !j->removed)
-			set[k++] = j;
-	}
-	/* decided for the whole set before anything starts: a run starting first must not make
-	 * its downstream look like a root */
-	for (size_t i = 0; i < k; i++)
-		set[i]->reconnect_owed = upstream_in(set[i], set, k);
-	int rc = 0;
-	for (size_t i = 0; i < k; i++) {
-		struct job *j = set[i];
-		if (j->reconnect_owed) {
-			log_job(LOG_LVL_INFO, j->name,
-			        "runs after its upstream jobs' catch-up runs");
-			continue;
-		}
-		int r = sched_notify_run(s, j->name, NULL, 0);
-		if (r < 0 && rc == 0)
-			rc = r;
-	}
-	free(set);
-	return rc;
-}
-
-int sched_trigger_check(struct sched *s, const char *name, bool force)
-{
-	if (s->draining)
-		return -ESHUTDOWN;
-	struct job *j = sched_job_find(s, name);
-	if (!j || j->removed)
-		return -ENOENT;
-	return !j->enabled && !force ? -EPERM : 0;
-}
-
-int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
-{
-	int rc = sched_trigger_check(s, name, force);
-	if (rc < 0)
-		return rc;
-	struct job *j = sched_job_find(s, name);
-	job_fire(j, 0, trigger);
-	return 0;
 }
 
 /* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
@@ -1393,7 +1174,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active && j->active->er)
-			exec_cancel(j->active->er, msg);
+			s->ex.cancel(s->ex.ctx, j->active->er, msg);
 }
 
 void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)
@@ -1408,7 +1189,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	}
 	if (!s->draining) {
 		s->draining = true;
-		event_del(&s->clock_ev);
+		clock_disarm(s->clock, &s->clock_ev);
 		const char *why = "pgcrond was shutting down";
 		for (struct job *j = s->jobs; j; j = j->next) {
 			job_disarm(j);
@@ -1459,33 +1240,67 @@ size_t sched_queued(const struct sched *s)
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
-int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
+static int real_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	return exec_submit(ctx, spec, out);
+}
+
+static void real_cancel(void *ctx, struct exec_run *run, const char *message)
+{
+	exec_cancel(run, message);
+}
+
+static int real_probe(void *ctx, const char *database)
+{
+	return exec_probe(ctx, database);
+}
+
+int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
+                   struct hist *h, struct sched **out)
 {
 	struct sched *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->base = base;
-	s->ex = ex;
+	s->clock = clock;
+	s->ex = *ex;
 	s->hist = h;
 	s->max_running = 32;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
-	exec_set_reachable_cb(ex, flow_db_reachable, s);
-	event_assign(&s->clock_ev, base, -1, EV_PERSIST, clock_cb, s);
+	clock_timer_init(&s->clock_ev, clock_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
-	s->clock_offset_us = wall_us() - mono_us();
-	struct timeval tv = {CLOCK_CHECK_MS / 1000, (CLOCK_CHECK_MS % 1000) * 1000};
-	if (firetimer_set_new(base, job_timer_cb, s, &s->timers) < 0) {
+	event_assign(&s->ended_ev, base, -1, 0, ended_cb, s);
+	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
+	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
+	if (clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
 		free(s);
 		return -ENOMEM;
 	}
-	if (event_add(&s->clock_ev, &tv) < 0) {
-		firetimer_set_free(&s->timers);
-		free(s);
-		return -EIO;
-	}
 	*out = s;
 	return 0;
+}
+
+int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
+{
+	const struct sched_executor real = {
+	    .submit = real_submit, .cancel = real_cancel, .probe = real_probe, .ctx = ex};
+	struct clock *c;
+	int rc = clock_new(base, wall_clock, &c);
+	if (rc < 0)
+		return rc;
+	if ((rc = sched_new_with(base, c, &real, h, out)) < 0) {
+		clock_free(&c);
+		return rc;
+	}
+	(*out)->own_clock = true;
+	exec_set_reachable_cb(ex, flow_db_reachable, *out);
+	return 0;
+}
+
+void sched_db_reachable(struct sched *s, const char *database)
+{
+	flow_db_reachable(s, database);
 }
 
 void sched_free(struct sched **sp)
@@ -1493,9 +1308,11 @@ void sched_free(struct sched **sp)
 	struct sched *s = *sp;
 	if (!s)
 		return;
-	event_del(&s->clock_ev);
+	clock_disarm(s->clock, &s->clock_ev);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
+	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
+	event_del(&s->flow_ev);
 	struct run *r;
 	while ((r = sched_queue_pop(&s->queue)) != NULL) {
 		r->job->active = NULL;
@@ -1514,7 +1331,8 @@ void sched_free(struct sched **sp)
 		free(s->paused[i]);
 	free(s->paused);
 	free(s->index);
-	firetimer_set_free(&s->timers);
+	if (s->own_clock)
+		clock_free(&s->clock);
 	free(s);
 	*sp = NULL;
 }

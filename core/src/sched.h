@@ -1,10 +1,11 @@
 #ifndef PGCROND_SCHED_H
 #define PGCROND_SCHED_H
 
-/* The scheduler: one libevent timer per job, armed at the job's next instant (cron_next),
- * the overlap policy per job (skip | queue | replace), the global max_running cap with a
- * queue ordered by scheduled instant, and the bookkeeping of each run (history row, log
- * line). Runs are carried out by the executor (exec.h). See DESIGN.md "Execution". */
+/* The scheduler: one timer per job on its clock (clock.h), armed at the job's next instant
+ * (cron_next), the overlap policy per job (skip | queue | replace), the global max_running
+ * cap with a queue ordered by scheduled instant, and the bookkeeping of each run (history
+ * row, log line). Runs are carried out by the executor (exec.h, or a test's: struct
+ * sched_executor). See DESIGN.md "Execution". */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +23,29 @@ struct plugin_registry;
 /* EX runs the statements; H records runs (may be NULL: nothing is recorded). */
 int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
     __attribute__((warn_unused_result));
+/* The executor the scheduler hands runs to: exec.h's (sched_new), or a unit test's. */
+struct exec_run;
+struct exec_run_spec;
+struct sched_executor {
+	/* Start a run, as exec_submit(): SPEC is copied; SPEC->on_done is called exactly once,
+	 * from the loop, never from inside submit or cancel. 0 with *OUT, -ENOENT (no such
+	 * database), -ENOMEM. */
+	int (*submit)(void *ctx, const struct exec_run_spec *spec, struct exec_run **out);
+	/* Stop RUN, as exec_cancel(): it ends through its on_done, cancelled, with MESSAGE. */
+	void (*cancel)(void *ctx, struct exec_run *run, const char *message);
+	/* Watch DATABASE until it answers again, then call sched_db_reachable(), as
+	 * exec_probe(). 0 or a negative errno. */
+	int (*probe)(void *ctx, const char *database);
+	void *ctx;
+};
+/* sched_new() with the clock CLOCK (borrowed until sched_free(): clock.h, real or
+ * simulated) and the executor EX (copied; its ctx borrowed). */
+struct clock;
+int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
+                   struct hist *h, struct sched **out) __attribute__((warn_unused_result));
+/* DATABASE answers again after failed runs (the executor's probe): jobs owed a catch-up run
+ * get it. sched_new() wires this to exec.h itself. */
+void sched_db_reachable(struct sched *s, const char *database);
 /* Stops every timer; runs still going are forgotten (drain first). */
 void sched_free(struct sched **s);
 

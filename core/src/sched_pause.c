@@ -102,7 +102,7 @@ int sched_resume(struct sched *s, const char *name)
 	log_job(LOG_LVL_NOTICE, j->name, "resumed");
 	if (s->draining)
 		return 0;
-	int64_t now = sched_wall_us();
+	int64_t now = sched_now_us(s);
 	bool served = false;
 	struct run *a = j->active;
 	if (a && a->retry_wait && !j->retry_armed) {

@@ -3,17 +3,21 @@
 
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
  * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
- * by sched_pause.c (pause, resume, waited-for runs), and read (never written) by status.c for
- * the live state; other modules use sched.h. */
+ * by sched_pause.c (pause, resume, waited-for runs) and sched_input.c (notifications,
+ * triggers, takeover), and read (never written) by status.c for the live state; other
+ * modules use sched.h. sched.c calls flow.c at a run's start and end; the runs a run's end
+ * causes (downstreams, fires that waited for it) flow.c hands back through the loop (struct
+ * sched's flow queue), and a run that cannot start ends from the loop too: no call chain
+ * goes from a run's end into another run's start and back. */
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "config.h"
 #include "cron.h"
-#include "firetimer.h"
 #include "sched.h"
 
 struct alerter;
@@ -33,9 +37,8 @@ struct job {
 	bool removed;                /* gone from the config; freed when its run ends */
 	bool seen;                   /* during sched_apply */
 	const struct conf_job *conf; /* NULL once removed */
-	struct firetimer timer;      /* in the sched's set (firetimer.h), not a libevent event */
-	bool armed;
-	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
+	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
+	int64_t next_fire;           /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
@@ -45,20 +48,21 @@ struct job {
 	/* ---- flow.c ---- */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
-	uint64_t success_seq;   /* flow sequence number of the last success */
-	uint64_t start_seq;     /* ... of the last start */
-	uint64_t mark;          /* upstream_failed propagation visit mark */
-	bool busy_final;        /* last run ended in a final failure */
-	struct run *parked;     /* a fire waiting for a running upstream */
-	bool notify_pending;    /* notifications not yet served: a run comes within max_delay,
-	                         * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;       /* upstreams succeeded while it ran: run again after */
-	char *graph_again_id;   /* the graph-run id for that run */
-	struct event *retry_ev; /* the wait before the next attempt (active->retry_wait); made
-	                         * at first use (flow.c job_timer) */
+	uint64_t success_seq;         /* flow sequence number of the last success */
+	uint64_t start_seq;           /* ... of the last start */
+	uint64_t mark;                /* upstream_failed propagation visit mark */
+	bool busy_final;              /* last run ended in a final failure */
+	struct run *parked;           /* a fire waiting for a running upstream */
+	bool notify_pending;          /* notifications not yet served: a run comes within max_delay,
+	                               * so downstreams wait for it as for a running job (triggers.c) */
+	bool graph_again;             /* upstreams succeeded while it ran: run again after */
+	char *graph_again_id;         /* the graph-run id for that run */
+	struct clock_timer *retry_ev; /* the wait before the next attempt (active->retry_wait);
+	                               * made at first use (flow.c job_timer) */
 	bool retry_armed;
-	int consecutive;        /* final failures since the last success */
-	struct event *stale_ev; /* armed at last success + max_staleness; made at first use */
+	int consecutive;              /* final failures since the last success */
+	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
+	                               * use */
 	bool stale_armed;
 	int64_t last_success_us;
 	int64_t stale_ms;        /* max_staleness the timer was armed with */
@@ -100,13 +104,17 @@ struct run {
 	char *graph_run;             /* shared by the runs one upstream run caused; NULL */
 	char **payloads;             /* notification payloads for the plugin */
 	size_t n_payloads;
-	struct event slow_ev; /* warn_duration */
+	struct clock_timer slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
+	struct run *defer_next; /* in a queue the loop drains: flow's fires, failed starts */
+	char *start_error;      /* why it could not start (ended from the loop); NULL */
 };
 
 struct sched {
 	struct event_base *base;
-	struct exec *ex;
+	struct clock *clock; /* every reading and timer of the scheduler and flow.c */
+	bool own_clock;
+	struct sched_executor ex; /* exec.h's, or a test's */
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
@@ -126,11 +134,17 @@ struct sched {
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;
-	struct firetimer_set *timers; /* every job's next fire, behind one libevent timer */
-	struct event clock_ev;
+	struct clock_timer clock_ev;
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
 	bool draining;
-	bool admitting;
+	/* Runs that could not start, ended from the loop (never inside the call that started
+	 * them, as the executor ends runs) */
+	struct event ended_ev;
+	struct run *ended_head, *ended_tail;
+	/* flow.c's follow-up fires (downstream runs, parked runs released), handed to the
+	 * scheduler from the loop: a run's end never starts another run inside it */
+	struct event flow_ev;
+	struct run *flow_head, *flow_tail;
 	bool catchup_asked;
 	struct event grace_ev;
 	struct event drained_ev;
@@ -144,6 +158,8 @@ struct sched {
 
 /* sched.c */
 int64_t sched_wall_us(void);
+/* The scheduler's wall clock (Unix microseconds). */
+int64_t sched_now_us(const struct sched *s);
 /* The zone a job's schedule is read in: its own timezone, else the daemon's. */
 const cron_tz *sched_job_tz(const struct job *j);
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "debounce.h"
 #include "history.h"
@@ -96,9 +97,7 @@ struct triggers {
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 static void free_payloads(char **p, size_t n)
@@ -378,15 +377,6 @@ static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 	flush_outcomes(db);
 }
 
-static void announce_done(void *arg, const PGresult *res)
-{
-	struct triggers *t = arg;
-	char err[512];
-	if (res && PQresultStatus(res) != PGRES_TUPLES_OK && log_complain(&t->claim_complaint))
-		log_warning("manual trigger: cannot announce a run's end: %s",
-		            pgconn_result_error(res, err, sizeof(err)));
-}
-
 /* The end of a run asked for in the database: announced to whoever waits for it. */
 static void waited_run_done(struct sched_waiter *w, const struct sched_result *res)
 {
@@ -403,19 +393,19 @@ static void waited_run_done(struct sched_waiter *w, const struct sched_result *r
 		while (db && !db->trigger_channel)
 			db = db->next;
 		/* NOTIFY payloads stay under 8000 bytes: the message is cut on a character */
-		char payload[7600];
-		int n = snprintf(payload, sizeof(payload), "%s finished %s%s%s: %s", wr->id,
-		                 res->status, res->sqlstate ? " " : "",
-		                 res->sqlstate ? res->sqlstate : "", res->message);
-		if (n < 0 || (size_t)n >= sizeof(payload))
-			text_utf8_trim(payload);
-		const char *params[] = {PGCROND_TRIGGER_OUTCOME_CHANNEL, payload};
-		if (!db || notify_query(db->n, "SELECT pg_catalog.pg_notify($1, $2)", params, 2,
-		                        announce_done, t) < 0)
-			log_info(
-			    "manual run of %s (request %s) ended; its end could not be announced "
-			    "(the listener is reconnecting)",
-			    res->job, wr->id);
+		char outcome[7600];
+		int n = snprintf(outcome, sizeof(outcome), "finished %s%s%s: %s", res->status,
+		                 res->sqlstate ? " " : "", res->sqlstate ? res->sqlstate : "",
+		                 res->message);
+		if (n < 0 || (size_t)n >= sizeof(outcome))
+			text_utf8_trim(outcome);
+		/* written to the request's row and announced, like its start; kept for the next
+		 * connect while the listener is away */
+		if (db)
+			record_outcome(db, wr->id, outcome);
+		else
+			log_info("manual run of %s (request %s) ended; no listener to announce it",
+			         res->job, wr->id);
 	}
 	free(wr);
 }
@@ -714,9 +704,7 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 	int64_t due = tj ? debounce_due(&tj->deb) : -1;
 	if (due < 0)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t wall_ms = clock_wall_ms();
 	*n_payloads = tj->deb.n;
 	*due_us = (wall_ms + (due - mono_ms())) * 1000;
 	return true;

@@ -4,15 +4,20 @@
  * still go through; on SIGUSR2 it also stops forwarding new ones (a host that accepts and
  * never answers). The daemon must notice within `connection_check` and go on with new
  * connections, losing no run and leaving none `running`. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <linux/sched.h> /* CLONE_NEWNS (<sched.h> is core/src/sched.h here) */
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -171,9 +176,9 @@ static void relay_stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The daemon's main file: history on the unix socket ("app"), the job's database "far"
- * through the relay, a short connection check. */
-static void write_main(const struct itest_env *e, const char *dbname, int port)
+/* The daemon's main file: history on the unix socket ("app"), a short connection check, and
+ * the databases DBS (libconfig lines). */
+static void write_conf(const struct itest_env *e, const char *dbs)
 {
 	itest_write_file(e->conf,
 	                 "timezone = \"UTC\";\n"
@@ -183,11 +188,21 @@ static void write_main(const struct itest_env *e, const char *dbname, int port)
 	                 "connection_check = \"4s\";\n"
 	                 "databases = {\n"
 	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
-	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
-	                 "dbname=%s\"; pool = 1; };\n"
+	                 "%s"
 	                 "};\n"
 	                 "history = { database = \"app\"; };\n",
-	                 e->dir, e->dir, e->ci, port, dbname);
+	                 e->dir, e->dir, e->ci, dbs);
+}
+
+/* ... with the job's database "far" through the relay. */
+static void write_main(const struct itest_env *e, const char *dbname, int port)
+{
+	char dbs[256];
+	snprintf(dbs, sizeof(dbs),
+	         "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres dbname=%s\"; "
+	         "pool = 1; };\n",
+	         port, dbname);
+	write_conf(e, dbs);
 }
 
 START_TEST(silent_idle_connection_is_replaced)
@@ -454,6 +469,128 @@ START_TEST(silent_history_connection_is_replaced)
 }
 END_TEST
 
+/* Host names are resolved by the daemon (evdns, off the loop) and handed to libpq as
+ * addresses: a conninfo naming localhost works, a name that does not resolve is skipped in a
+ * multi-host list, and when no name resolves the run fails at once with the resolver's
+ * words, while the other jobs keep running. */
+START_TEST(host_names_are_resolved)
+{
+	struct itest_env e;
+	int port;
+	char dbs[512];
+
+	itest_env_setup(&e, "conn_dns", "it_conn_dns");
+	pid_t relay = relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (db text, at timestamptz DEFAULT clock_timestamp())");
+	snprintf(dbs, sizeof(dbs),
+	         "  named = { conninfo = \"host=localhost port=%d user=postgres "
+	         "dbname=it_conn_dns\"; };\n"
+	         "  second = { conninfo = \"host=no-such-host.invalid,localhost port=%d "
+	         "user=postgres dbname=it_conn_dns\"; };\n"
+	         "  nowhere = { conninfo = \"host=no-such-host.invalid port=5432 "
+	         "user=postgres dbname=it_conn_dns\"; };\n",
+	         port, port);
+	write_conf(&e, dbs);
+	itest_env_job(
+	    &e, "10-named.conf",
+	    "job = { name = \"named\"; database = \"named\"; schedule = \"* * * * * *\";\n"
+	    "        retries = 0; command = \"INSERT INTO ticks VALUES ('named')\"; };\n");
+	itest_env_job(
+	    &e, "20-second.conf",
+	    "job = { name = \"second\"; database = \"second\"; schedule = \"* * * * * *\";\n"
+	    "        retries = 0; command = \"INSERT INTO ticks VALUES ('second')\"; };\n");
+	itest_env_job(&e, "30-nowhere.conf",
+	              "job = { name = \"nowhere\"; database = \"nowhere\"; "
+	              "schedule = \"* * * * * *\";\n"
+	              "        retries = 0; command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(DISTINCT db) = 2 FROM ticks"),
+	              "no run through a conninfo naming localhost:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'nowhere' AND status = 'failed' "
+	                             "AND sqlstate = '08001' AND return_message LIKE "
+	                             "'could not translate host name \"no-such-host.invalid\" "
+	                             "to address: %%'"),
+	              "a host name that does not resolve gave no clear error:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE job_name IN ('named', 'second') "
+	                                     "AND status NOT IN ('succeeded', 'running')"),
+	                 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* In the daemon's child, before it drops root: a mount namespace of its own, in which the
+ * file ARG stands for /etc/resolv.conf. */
+static void bind_resolv_conf(void *arg)
+{
+	const char *path = arg;
+	if (syscall(SYS_unshare, CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0) {
+		fprintf(stderr, "it_conn: cannot put %s over /etc/resolv.conf: %s\n", path,
+		        strerror(errno));
+		_exit(127);
+	}
+}
+
+/* The nameserver takes the queries and never answers (a resolver down, a firewall that drops
+ * DNS). libpq would wait for it in getaddrinfo(), holding up the whole daemon for the
+ * resolver's timeout at every connect; the daemon's own lookup waits off the loop and gives
+ * up within the connection check, so the other jobs run on time meanwhile. */
+START_TEST(silent_nameserver_holds_up_nothing)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_ns", "it_conn_ns");
+	int ns = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+	ck_assert_int_eq(inet_pton(AF_INET, "127.83.0.1", &a.sin_addr), 1);
+	ck_assert_msg(ns >= 0 && bind(ns, (struct sockaddr *)&a, sizeof(a)) == 0,
+	              "cannot bind 127.83.0.1:53 (the test runs as root): %s", strerror(errno));
+	char *resolv = itest_env_path(&e, "resolv.conf");
+	itest_write_file(resolv, "nameserver 127.83.0.1\noptions timeout:5 attempts:1\n");
+	ck_assert_int_eq(chmod(resolv, 0644), 0);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	write_conf(&e, "  slow = { conninfo = \"host=slow-dns.example port=5432 user=postgres "
+	               "dbname=it_conn_ns\"; };\n");
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; schedule = \"* * * * * *\"; retries = 0;\n"
+	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_job(&e, "20-slow.conf",
+	              "job = { name = \"slow\"; database = \"slow\"; schedule = \"* * * * * *\";\n"
+	              "        retries = 0; command = \"SELECT 1\"; };\n");
+	e.pid = itest_daemon_start_with(e.conf, e.log, bind_resolv_conf, resolv);
+	ck_assert_msg(itest_wait_log(e.log, "started:", 10), "%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'slow' AND status = 'failed' "
+	                             "AND return_message LIKE 'could not translate host name "
+	                             "\"slow-dns.example\" to address: no answer from the "
+	                             "nameservers of /etc/resolv.conf%%'"),
+	              "a lookup with no answer gave no clear error:\n%s", itest_read_file(e.log));
+	/* meanwhile the lookups go on: the ticks of the next 6 s all start on time */
+	char *from = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	itest_sleep(6);
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT count(*) >= 4 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND scheduled_time > '%s' "
+	                             "AND scheduled_time < '%s'::timestamptz + interval '6 s' "
+	                             "AND start_time < scheduled_time + interval '1.5 s'",
+	                             from, from),
+	              "ticks were held up while a lookup waited:\n%s", itest_read_file(e.log));
+	free(from);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	close(ns);
+	free(resolv);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conn");
@@ -468,6 +605,11 @@ int main(void)
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);
+	TCase *td = tcase_create("dns");
+	tcase_set_timeout(td, 60);
+	tcase_add_test(td, host_names_are_resolved);
+	tcase_add_test(td, silent_nameserver_holds_up_nothing);
+	suite_add_tcase(s, td);
 	/* a case of its own, so that CK_RUN_CASE=history runs it alone */
 	TCase *th = tcase_create("history");
 	tcase_set_timeout(th, 120);

@@ -248,6 +248,12 @@ static void track_running(pid_t old, pid_t new)
 
 pid_t itest_daemon_start(const char *conf, const char *log)
 {
+	return itest_daemon_start_with(conf, log, NULL, NULL);
+}
+
+pid_t itest_daemon_start_with(const char *conf, const char *log, void (*in_child)(void *),
+                              void *arg)
+{
 	pid_t pid = fork();
 	ck_assert(pid >= 0);
 	if (pid == 0) {
@@ -257,6 +263,8 @@ pid_t itest_daemon_start(const char *conf, const char *log)
 			dup2(fd, 2);
 			close(fd);
 		}
+		if (in_child)
+			in_child(arg);
 		drop_privileges();
 		execl(PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", PGCROND_BIN, strerror(errno));

@@ -47,6 +47,10 @@ void itest_copy_file(const char *from, const char *to, mode_t mode);
  * stopped with itest_daemon_stop (a failed assertion ends the test first) is killed when
  * the test process exits. */
 pid_t itest_daemon_start(const char *conf, const char *log);
+/* ... calling IN_CHILD(ARG) in the child before it drops root and execs the daemon (a
+ * namespace, a bind mount); on failure it writes why to the log and _exit()s. */
+pid_t itest_daemon_start_with(const char *conf, const char *log, void (*in_child)(void *),
+                              void *arg);
 /* Send SIG, wait up to TIMEOUT_S for exit; returns the exit status as from waitpid's
  * WEXITSTATUS, 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
 int itest_daemon_stop(pid_t pid, int sig, double timeout_s);

@@ -84,6 +84,38 @@ START_TEST(test_counts_and_histograms)
 }
 END_TEST
 
+/* The scrape renders a copy on a worker thread while the loop goes on counting: the copy
+ * renders as the original did, and runs counted afterwards do not show in it. */
+START_TEST(test_copy_for_render)
+{
+	struct metrics *m, *c;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	char name[16][8];
+	struct metrics_job_live jobs[16];
+	for (int i = 0; i < 16; i++) {
+		snprintf(name[i], sizeof(name[i]), "j%d", i);
+		jobs[i] = (struct metrics_job_live){.name = name[i], .next_fire = -1};
+		for (int k = 0; k <= i; k++)
+			metrics_run_end(
+			    m, &(struct metrics_run){name[i], k % 3 ? "succeeded" : "failed",
+			                             1000 * k, 10 * k, 1000000, "x", NULL});
+	}
+	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 16};
+	char *before = render(m, &live);
+	ck_assert_int_eq(metrics_copy_counters(m, &c), 0);
+	metrics_run_end(m, &(struct metrics_run){"j3", "succeeded", 5, 5, 2000000, NULL, NULL});
+	char *copied = render(c, &live), *after = render(m, &live);
+	ck_assert_str_eq(copied, before);
+	has(before, "pgcrond_job_runs_total{job=\"j3\",status=\"succeeded\"} 2\n");
+	has(after, "pgcrond_job_runs_total{job=\"j3\",status=\"succeeded\"} 3\n");
+	metrics_free(&c);
+	metrics_free(&m);
+	free(before);
+	free(copied);
+	free(after);
+}
+END_TEST
+
 /* More jobs than the name table's first size (it grows): each keeps its own counts. */
 START_TEST(test_many_jobs_keep_their_counts)
 {
@@ -169,6 +201,7 @@ int main(void)
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("metrics");
 	tcase_add_test(tc, test_counts_and_histograms);
+	tcase_add_test(tc, test_copy_for_render);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_many_jobs_keep_their_counts);
 	tcase_add_test(tc, test_failures_ring);

@@ -1,0 +1,630 @@
+/* One asynchronous libpq connection (conndrv.h). */
+#include "conndrv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define DEF_RETRY_MIN_MS 500
+#define DEF_RETRY_MAX_MS 30000
+
+/* Addresses tried per host name: libpq tries them in turn, as it would its own. */
+#define DNS_MAX_ADDRS 8
+
+static void on_socket(evutil_socket_t fd, short what, void *arg);
+static void fail(struct conndrv *d, const char *why, bool timed_out);
+static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr, const char *port);
+
+/* ---- host names, resolved off the loop's back -----------------------------------------
+ *
+ * libpq resolves a host name with getaddrinfo(), which blocks, even in PQconnectPoll. So the
+ * names of the conninfo's "host" list are resolved here with evdns first, one after the
+ * other, and libpq gets the same list with each name repeated once per address, "hostaddr"
+ * listing those addresses: it then connects without a lookup, and still uses the name for
+ * TLS (SNI, verify-full) and .pgpass. Socket directories and numeric addresses are passed
+ * through as they are; a conninfo that sets "hostaddr" itself is left alone. */
+
+struct conndrv_dns {
+	struct evdns_base *base;
+	struct evdns_getaddrinfo_request *req;
+	struct event next_ev; /* the answer is taken up from the loop, never inside evdns */
+	char **hosts, **ports;
+	size_t n_hosts, n_ports, i;
+	int rc; /* the answer to hosts[i] */
+	struct evutil_addrinfo *res;
+	/* the lists being built for libpq */
+	char *out_host, *out_addr, *out_port;
+	size_t n_out;
+	char why[256]; /* the last name that could not be resolved */
+};
+
+static void split_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* A comma-separated libpq list into *OUT (empty entries kept). */
+static int split(const char *list, char ***out, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = list; *p; p++)
+		cap += *p == ',';
+	char **v = calloc(cap, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	for (const char *p = list;; k++) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		v[k] = strndup(p, len);
+		if (!v[k]) {
+			split_free(v, k);
+			return -ENOMEM;
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	*out = v;
+	*n = k + 1;
+	return 0;
+}
+
+static bool is_name(const char *h)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return *h && *h != '/' && *h != '@' && inet_pton(AF_INET, h, buf) != 1 &&
+	       inet_pton(AF_INET6, h, buf) != 1;
+}
+
+static int append(char **list, const char *item)
+{
+	size_t old = *list ? strlen(*list) : 0, add = strlen(item);
+	char *n = realloc(*list, old + add + 2);
+	if (!n)
+		return -ENOMEM;
+	if (*list)
+		n[old++] = ',';
+	memcpy(n + old, item, add + 1);
+	*list = n;
+	return 0;
+}
+
+static int add_entry(struct conndrv_dns *r, const char *host, const char *addr)
+{
+	const char *port = r->n_ports == 1 ? r->ports[0] : r->i < r->n_ports ? r->ports[r->i] : "";
+	if (append(&r->out_host, host) < 0 || append(&r->out_addr, addr) < 0 ||
+	    (r->n_ports > 1 && append(&r->out_port, port) < 0))
+		return -ENOMEM;
+	r->n_out++;
+	return 0;
+}
+
+static void dns_free(struct conndrv *d)
+{
+	struct conndrv_dns *r = d->dns;
+	if (!r)
+		return;
+	d->dns = NULL;
+	if (r->req)
+		evdns_getaddrinfo_cancel(r->req); /* its callback sees EVUTIL_EAI_CANCEL */
+	event_del(&r->next_ev);
+	if (r->res)
+		evutil_freeaddrinfo(r->res);
+	if (r->base)
+		evdns_base_free(r->base, 0);
+	split_free(r->hosts, r->n_hosts);
+	split_free(r->ports, r->n_ports);
+	free(r->out_host);
+	free(r->out_addr);
+	free(r->out_port);
+	free(r);
+}
+
+/* The conninfo's host list when one of its entries is a name to resolve; NULL otherwise
+ * (malloc'd). */
+static char *names_to_resolve(const char *conninfo, char **ports)
+{
+	char *err = NULL, *host = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	bool hostaddr = false;
+
+	*ports = NULL;
+	PQfreemem(err); /* libpq reports it at the connect; it may quote the password */
+	if (!opts)
+		return NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = strdup(o->val);
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = true;
+		else if (strcmp(o->keyword, "port") == 0)
+			*ports = strdup(o->val);
+	}
+	PQconninfoFree(opts);
+	if (!host && getenv("PGHOST") && *getenv("PGHOST"))
+		host = strdup(getenv("PGHOST")); /* what libpq would use */
+	bool names = false;
+	for (char *p = host; p && *p && !names;) {
+		char *e = strchr(p, ',');
+		if (e)
+			*e = '\0';
+		names = is_name(p);
+		if (!e)
+			break;
+		*e = ',';
+		p = e + 1;
+	}
+	if (hostaddr || !names) {
+		free(host);
+		free(*ports);
+		*ports = NULL;
+		return NULL;
+	}
+	return host;
+}
+
+static void dns_next(struct conndrv *d);
+
+static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
+{
+	struct conndrv *d = arg;
+
+	if (rc == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return; /* D is closing */
+	}
+	d->dns->req = NULL;
+	d->dns->rc = rc;
+	d->dns->res = res;
+	event_active(&d->dns->next_ev, EV_TIMEOUT, 0);
+}
+
+/* The answer for hosts[i] (from the loop): its addresses join the lists. */
+static void on_dns_next(evutil_socket_t fd, short what, void *arg)
+{
+	struct conndrv *d = arg;
+	struct conndrv_dns *r = d->dns;
+	int n = 0;
+	(void)fd;
+	(void)what;
+
+	if (r->rc == EVUTIL_EAI_AGAIN || r->rc == EVUTIL_EAI_FAIL)
+		snprintf(r->why, sizeof(r->why),
+		         "could not translate host name \"%s\" to address: no answer from the "
+		         "nameservers of /etc/resolv.conf (%s)",
+		         r->hosts[r->i], evutil_gai_strerror(r->rc));
+	else if (r->rc != 0)
+		snprintf(r->why, sizeof(r->why),
+		         "could not translate host name \"%s\" to address: %s", r->hosts[r->i],
+		         evutil_gai_strerror(r->rc));
+	for (struct evutil_addrinfo *a = r->res; a && n < DNS_MAX_ADDRS; a = a->ai_next) {
+		char text[INET6_ADDRSTRLEN];
+		const void *in =
+		    a->ai_family == AF_INET
+		        ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+		        : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+		    !evutil_inet_ntop(a->ai_family, in, text, sizeof(text)))
+			continue;
+		if (add_entry(r, r->hosts[r->i], text) < 0) {
+			fail(d, "out of memory resolving the host names", false);
+			return;
+		}
+		n++;
+	}
+	if (r->res) {
+		evutil_freeaddrinfo(r->res);
+		r->res = NULL;
+	}
+	r->i++;
+	dns_next(d);
+}
+
+/* Resolve the next name of the list, or, at its end, connect to what was found. */
+static void dns_next(struct conndrv *d)
+{
+	struct conndrv_dns *r = d->dns;
+
+	for (; r->i < r->n_hosts; r->i++) {
+		if (is_name(r->hosts[r->i])) {
+			struct evutil_addrinfo hints;
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_family = AF_UNSPEC;
+			hints.ai_socktype = SOCK_STREAM;
+			hints.ai_protocol = IPPROTO_TCP;
+			/* may answer at once (the hosts file): on_dns_answer defers either way */
+			r->req = evdns_getaddrinfo(r->base, r->hosts[r->i], NULL, &hints,
+			                           on_dns_answer, d);
+			return;
+		}
+		/* a socket directory or an address: libpq needs no lookup for it */
+		if (add_entry(r, r->hosts[r->i], "") < 0) {
+			fail(d, "out of memory resolving the host names", false);
+			return;
+		}
+	}
+	if (r->n_out == 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", r->why);
+		fail(d, why, false);
+		return;
+	}
+	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
+	r->out_host = r->out_addr = r->out_port = NULL;
+	dns_free(d);
+	(void)start_libpq(d, host, addr, port);
+	free(host);
+	free(addr);
+	free(port);
+}
+
+/* Start resolving the conninfo's host names, if it has any: true if under way. */
+static bool dns_start(struct conndrv *d)
+{
+	char *ports = NULL, *hosts = names_to_resolve(d->conninfo, &ports);
+	struct conndrv_dns *r = NULL;
+
+	if (!hosts)
+		return false;
+	r = calloc(1, sizeof(*r));
+	if (!r || split(hosts, &r->hosts, &r->n_hosts) < 0 ||
+	    (ports && split(ports, &r->ports, &r->n_ports) < 0))
+		goto fallback;
+	/* the nameservers of resolv.conf and the hosts file, read now, so a change is seen at
+	 * the next connect; inactive between requests, so it keeps no event on the loop */
+	r->base = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!r->base)
+		goto fallback;
+	/* the lookup gives up, with its own words, within half the connect's deadline, even
+	 * when no nameserver answers at all (resolv.conf's default: 5 s, 2 attempts) */
+	char timeout[32];
+	int64_t per_try = d->check_ms / 4 > 100 ? d->check_ms / 4 : 100;
+	snprintf(timeout, sizeof(timeout), "%lld.%03lld", (long long)(per_try / 1000),
+	         (long long)(per_try % 1000));
+	evdns_base_set_option(r->base, "timeout:", timeout);
+	evdns_base_set_option(r->base, "attempts:", "2");
+	evtimer_assign(&r->next_ev, d->base, on_dns_next, d);
+	free(hosts);
+	free(ports);
+	d->dns = r;
+	dns_next(d);
+	return true;
+fallback:
+	/* libpq resolves the names itself (blocking) rather than not at all */
+	log_debug("cannot set up the host name resolver; libpq resolves the names");
+	if (r) {
+		d->dns = r;
+		dns_free(d);
+	}
+	free(hosts);
+	free(ports);
+	return false;
+}
+
+/* ---- the connection -------------------------------------------------------------------- */
+
+static void arm(struct conndrv *d, struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	if (ev == &d->timer_ev)
+		d->timer_ms = ms;
+	evtimer_add(ev, &tv);
+}
+
+/* Watch the socket for WHAT. The socket can change while connecting (libpq tries each
+ * address of a multi-host conninfo in turn, each on a new socket): re-assign whenever it
+ * differs. */
+static void watch(struct conndrv *d, short what)
+{
+	evutil_socket_t fd = d->conn ? PQsocket(d->conn) : -1;
+
+	if (d->sock_added && fd == d->watch_fd && what == d->watch_what)
+		return;
+	if (d->sock_added) {
+		event_del(&d->sock_ev);
+		d->sock_added = false;
+	}
+	if (fd < 0 || !what)
+		return;
+	event_assign(&d->sock_ev, d->base, fd, (short)(what | EV_PERSIST), on_socket, d);
+	if (d->priority >= 0)
+		event_priority_set(&d->sock_ev, d->priority);
+	if (event_add(&d->sock_ev, NULL) == 0) {
+		d->sock_added = true;
+		d->watch_fd = fd;
+		d->watch_what = what;
+	}
+}
+
+/* Idle: the next liveness check in connection check / 2, so a silent connection is found
+ * out (the check's own deadline is the other half) within one connection check. */
+static void arm_idle(struct conndrv *d)
+{
+	evtimer_del(&d->timer_ev);
+	if (d->state == CONNDRV_READY && !d->busy && d->ops->check)
+		arm(d, &d->timer_ev, d->check_ms / 2);
+}
+
+static void drop(struct conndrv *d)
+{
+	if (d->sock_added) {
+		event_del(&d->sock_ev);
+		d->sock_added = false;
+	}
+	evtimer_del(&d->timer_ev);
+	dns_free(d);
+	PQfinish(d->conn);
+	d->conn = NULL;
+	d->state = CONNDRV_DOWN;
+	d->busy = false;
+}
+
+static void fail(struct conndrv *d, const char *why, bool timed_out)
+{
+	char buf[512];
+	bool was_ready = d->state == CONNDRV_READY;
+
+	if (!why)
+		pgconn_error_safe(d->conn, d->conninfo, buf, sizeof(buf));
+	else
+		snprintf(buf, sizeof(buf), "%s", why); /* WHY may point into the connection */
+	drop(d);
+	d->timed_out = timed_out;
+	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
+}
+
+void conndrv_fail(struct conndrv *d, const char *why)
+{
+	fail(d, why, false);
+}
+
+static void connected(struct conndrv *d)
+{
+	evtimer_del(&d->timer_ev);
+	if (PQsetnonblocking(d->conn, 1) != 0) {
+		conndrv_fail(d, NULL);
+		return;
+	}
+	d->state = CONNDRV_READY;
+	d->busy = false;
+	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
+	arm_idle(d);
+	d->ops->connected(d->arg);
+}
+
+static void poll_connect(struct conndrv *d)
+{
+	switch (PQconnectPoll(d->conn)) {
+	case PGRES_POLLING_READING:
+		watch(d, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		watch(d, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		connected(d);
+		break;
+	default:
+		conndrv_fail(d, NULL);
+		break;
+	}
+}
+
+void conndrv_serve(struct conndrv *d, short what)
+{
+	if (d->state == CONNDRV_CONNECTING) {
+		poll_connect(d);
+		return;
+	}
+	if (d->state != CONNDRV_READY)
+		return;
+	if (what & EV_WRITE) {
+		int r = PQflush(d->conn);
+		if (r < 0) {
+			conndrv_fail(d, NULL);
+			return;
+		}
+		if (r == 0)
+			watch(d, EV_READ);
+	}
+	if (!(what & EV_READ))
+		return;
+	if (!PQconsumeInput(d->conn)) {
+		conndrv_fail(d, NULL);
+		return;
+	}
+	d->ops->readable(d->arg); /* last: it may free D */
+}
+
+static void on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	conndrv_serve(arg, what);
+}
+
+/* The one timer: the connect's deadline, the deadline of the statement in flight, or, while
+ * idle, the liveness check. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conndrv *d = arg;
+	char why[128];
+	(void)fd;
+	(void)what;
+
+	if (d->state == CONNDRV_CONNECTING) {
+		/* libpq leaves a non-blocking connect's deadline to its caller */
+		snprintf(why, sizeof(why), "could not connect within %lld ms (connection_check)",
+		         (long long)d->timer_ms);
+		fail(d, why, true);
+	} else if (d->state == CONNDRV_READY && d->busy) {
+		snprintf(why, sizeof(why), "no answer within %lld ms (connection_check)",
+		         (long long)d->timer_ms);
+		fail(d, why, true);
+	} else if (d->state == CONNDRV_READY && d->ops->check) {
+		/* armed again first: the check may send nothing, or fail and free D */
+		arm_idle(d);
+		d->ops->check(d->arg);
+	}
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct conndrv *d = arg;
+	(void)fd;
+	(void)what;
+
+	if (d->ops->retry)
+		d->ops->retry(d->arg);
+	else if (d->conninfo)
+		(void)conndrv_connect(d, d->conninfo, d->app_name);
+}
+
+void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
+                  void *arg, const char *label, unsigned limit, int64_t window_ms, int64_t check_ms)
+{
+	memset(d, 0, sizeof(*d));
+	d->base = base;
+	d->ops = ops;
+	d->arg = arg;
+	d->priority = -1;
+	d->watch_fd = -1;
+	d->check_ms = check_ms;
+	d->retry_min_ms = DEF_RETRY_MIN_MS;
+	d->retry_max_ms = DEF_RETRY_MAX_MS;
+	pgconn_notices_init(&d->notices, label, limit, window_ms);
+	evtimer_assign(&d->timer_ev, base, on_timer, d);
+	evtimer_assign(&d->retry_ev, base, on_retry, d);
+}
+
+void conndrv_set_priority(struct conndrv *d, int priority)
+{
+	d->priority = priority;
+}
+
+void conndrv_set_check(struct conndrv *d, int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	d->check_ms = ms;
+	if (d->state == CONNDRV_READY && !d->busy)
+		arm_idle(d);
+}
+
+void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms)
+{
+	if (min_ms > 0)
+		d->retry_min_ms = min_ms;
+	if (max_ms > 0)
+		d->retry_max_ms = max_ms;
+}
+
+/* Hand the conninfo to libpq, with the resolved lists (NULL: as it is). Returns 0, or
+ * -ECONNREFUSED after failed() was called (D may be gone). */
+static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr, const char *port)
+{
+	char why[512];
+
+	if (pgconn_start_at(d->conninfo, d->app_name, host, hostaddr, port, &d->conn) != 0) {
+		if (!d->conn)
+			fail(d, "out of memory", false);
+		else
+			fail(d, pgconn_error_safe(d->conn, d->conninfo, why, sizeof(why)), false);
+		return -ECONNREFUSED;
+	}
+	pgconn_log_notices(d->conn, &d->notices);
+	/* libpq: after PQconnectStart, wait for the socket to be writable before polling */
+	watch(d, EV_WRITE);
+	return 0;
+}
+
+int conndrv_connect(struct conndrv *d, const char *conninfo, const char *application_name)
+{
+	drop(d);
+	evtimer_del(&d->retry_ev);
+	d->conninfo = conninfo;
+	if (application_name != d->app_name)
+		snprintf(d->app_name, sizeof(d->app_name), "%s", application_name);
+	d->state = CONNDRV_CONNECTING;
+	/* one deadline for the lookup and the connect */
+	arm(d, &d->timer_ev, d->check_ms);
+	if (dns_start(d))
+		return 0;
+	return start_libpq(d, NULL, NULL, NULL);
+}
+
+void conndrv_close(struct conndrv *d)
+{
+	drop(d);
+	evtimer_del(&d->retry_ev);
+}
+
+void conndrv_cancel_retry(struct conndrv *d)
+{
+	evtimer_del(&d->retry_ev);
+}
+
+int64_t conndrv_backoff_ms(struct conndrv *d)
+{
+	return pgconn_backoff_ms(d->failures++, d->retry_min_ms, d->retry_max_ms);
+}
+
+void conndrv_retry(struct conndrv *d, int64_t ms)
+{
+	evtimer_del(&d->retry_ev);
+	arm(d, &d->retry_ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
+}
+
+void conndrv_succeeded(struct conndrv *d)
+{
+	d->failures = 0;
+}
+
+void conndrv_busy(struct conndrv *d, int64_t deadline_ms)
+{
+	d->busy = true;
+	evtimer_del(&d->timer_ev);
+	if (deadline_ms > 0)
+		arm(d, &d->timer_ev, deadline_ms);
+}
+
+void conndrv_idle(struct conndrv *d)
+{
+	d->busy = false;
+	arm_idle(d);
+}
+
+bool conndrv_flush(struct conndrv *d)
+{
+	int r = PQflush(d->conn);
+	if (r < 0)
+		return false;
+	watch(d, r ? EV_READ | EV_WRITE : EV_READ);
+	return true;
+}
+
+bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *params,
+                  int64_t deadline_ms)
+{
+	if (!PQsendQueryParams(d->conn, sql, n, NULL, params, NULL, NULL, 0))
+		return false;
+	conndrv_busy(d, deadline_ms);
+	return conndrv_flush(d);
+}
+
+short conndrv_watching(const struct conndrv *d)
+{
+	return d->sock_added ? d->watch_what : 0;
+}

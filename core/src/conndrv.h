@@ -1,0 +1,145 @@
+#ifndef PGCROND_CONNDRV_H
+#define PGCROND_CONNDRV_H
+
+/* One asynchronous libpq connection on the daemon's event_base: the part every module that
+ * talks to PostgreSQL needs (the executor's pooled connections, the history writer, the
+ * listeners, the cluster's coordination connection), written once.
+ *
+ * The driver owns the PGconn and its life: the host names of the conninfo resolved with
+ * libevent's evdns (libpq would resolve them with a blocking getaddrinfo()) and handed to
+ * libpq as "hostaddr", the non-blocking connect (pgconn_start_at: TCP keepalives,
+ * client_encoding and application_name) under a deadline that covers both, the socket watch
+ * (re-assigned when libpq moves to another address or socket), writing out what libpq holds,
+ * reading what the server sends, the deadline of a statement in flight, the liveness check
+ * of an idle connection, and the reconnect timer with its backoff and jitter. The owner
+ * says what to send and reads its own results; it hears back through three callbacks.
+ *
+ * States: DOWN (no connection), CONNECTING, READY. A READY connection is busy from
+ * conndrv_busy()/conndrv_send() until conndrv_idle(): while busy the statement's deadline
+ * runs (none if 0); while idle, every connection check / 2 the owner's check callback is
+ * asked to send a round trip (a connection a NAT or firewall forgot is silent, and TCP
+ * keepalives alone cannot see a peer whose kernel still answers them).
+ *
+ * Callbacks are called from the loop (socket and timer events) or, for failures, from the
+ * driver call that found them (conndrv_connect, conndrv_fail). When failed() is called the
+ * connection is already closed and every event of the driver but the reconnect timer is
+ * removed: the owner may free the memory holding the driver from any callback, as long as it
+ * calls conndrv_close() first, and the driver never touches itself after a callback. */
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgconn.h"
+
+/* CONNECTING includes resolving the host names (conn is NULL meanwhile). */
+enum conndrv_state { CONNDRV_DOWN, CONNDRV_CONNECTING, CONNDRV_READY };
+
+struct conndrv_dns; /* a resolution under way (conndrv.c) */
+
+struct conndrv_ops {
+	/* The connect completed; the connection is non-blocking and idle. Required. */
+	void (*connected)(void *arg);
+	/* What the server sent was read in (PQconsumeInput succeeded): read the results with
+	 * PQisBusy/PQgetResult, the notifications with PQnotifies. Required. */
+	void (*readable)(void *arg);
+	/* The connection failed, or its deadline passed; WHY says how (safe to log: the
+	 * conninfo's password is scrubbed). WAS_READY: it had been connected. The connection is
+	 * gone (state DOWN). Required. */
+	void (*failed)(void *arg, const char *why, bool was_ready);
+	/* Idle for connection check / 2: send a round trip (conndrv_send with a deadline), or
+	 * nothing (the timer is armed again). NULL: idle connections are not checked. */
+	void (*check)(void *arg);
+	/* The reconnect timer (conndrv_retry) fired. NULL: reconnect (conndrv_connect with the
+	 * last conninfo and application name). */
+	void (*retry)(void *arg);
+};
+
+struct conndrv {
+	/* read-only for the owner */
+	PGconn *conn;
+	enum conndrv_state state;
+	bool busy;
+	unsigned failures;             /* consecutive, for the backoff; conndrv_succeeded() */
+	bool timed_out;                /* in failed(): the failure was a deadline that passed */
+	struct pgconn_notices notices; /* the server's notices; .job may be set by the owner */
+	int64_t check_ms;              /* the connection check: connect deadline, idle check * 2 */
+
+	/* private */
+	struct event_base *base;
+	const struct conndrv_ops *ops;
+	void *arg;
+	const char *conninfo; /* the last conndrv_connect's; not owned */
+	char app_name[96];
+	int priority; /* of the socket event; -1: the base's default */
+	int64_t retry_min_ms, retry_max_ms;
+	struct event sock_ev, timer_ev, retry_ev;
+	bool sock_added;
+	evutil_socket_t watch_fd;
+	short watch_what;
+	int64_t timer_ms; /* what the timer was armed with, for the message */
+	struct conndrv_dns *dns;
+};
+
+/* Set D up (no connection yet). LABEL names the connection in the notices' log lines
+ * ("history database"); LIMIT and WINDOW_MS as pgconn_notices_init(). The connection check
+ * defaults to CHECK_MS, the backoff to 0.5 s doubling to 30 s. */
+void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
+                  void *arg, const char *label, unsigned limit, int64_t window_ms,
+                  int64_t check_ms);
+/* Socket events at PRIORITY (event_priority_set) instead of the base's default. */
+void conndrv_set_priority(struct conndrv *d, int priority);
+/* The connection check (MS > 0); an idle connection's next check follows it at once. */
+void conndrv_set_check(struct conndrv *d, int64_t ms);
+void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms);
+
+/* Close what is open and start connecting to CONNINFO (which must outlive the connection)
+ * as APPLICATION_NAME (libpq's fallback: the conninfo's own wins). connected() or failed()
+ * follows; failed() may be called before this returns, out of memory included. Returns 0
+ * if the connect is under way, -ECONNREFUSED after failed() was called (then D may be gone:
+ * do not touch it). */
+int conndrv_connect(struct conndrv *d, const char *conninfo, const char *application_name);
+
+/* Close the connection and remove every event of D, without a callback. D may then be
+ * freed or connected again. */
+void conndrv_close(struct conndrv *d);
+
+/* Close the connection and call failed(): WHY, or libpq's error (scrubbed) when NULL. */
+void conndrv_fail(struct conndrv *d, const char *why);
+
+/* Arm the reconnect timer: after MS (0: at the loop's next turn), or after the backoff (a
+ * jittered delay growing with each consecutive failure) when MS is CONNDRV_BACKOFF. */
+#define CONNDRV_BACKOFF (-1)
+void conndrv_retry(struct conndrv *d, int64_t ms);
+/* Disarm the reconnect timer. */
+void conndrv_cancel_retry(struct conndrv *d);
+/* The next backoff delay (counts a failure). */
+int64_t conndrv_backoff_ms(struct conndrv *d);
+/* The connection is good (the owner's judgement: connected, or its first statement
+ * worked): the backoff starts over. */
+void conndrv_succeeded(struct conndrv *d);
+
+/* A statement is in flight from now on: no idle check; the connection fails if nothing
+ * completes it (conndrv_idle) within DEADLINE_MS (none if <= 0). */
+void conndrv_busy(struct conndrv *d, int64_t deadline_ms);
+/* The statement in flight completed: the idle check's timer runs again. */
+void conndrv_idle(struct conndrv *d);
+
+/* Write out what libpq holds, and watch for the answer (and for a writable socket while
+ * some is left). False if the connection broke: nothing is called, the owner decides
+ * (usually conndrv_fail(d, NULL)). */
+bool conndrv_flush(struct conndrv *d) __attribute__((warn_unused_result));
+/* PQsendQueryParams (text parameters, text results), then conndrv_busy(DEADLINE_MS) and
+ * conndrv_flush. False if it could not be sent: nothing is called, as conndrv_flush. */
+bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *params,
+                  int64_t deadline_ms) __attribute__((warn_unused_result));
+
+/* Serve the socket once, as if EV_READ/EV_WRITE had fired: for a caller that waits on
+ * PQsocket() itself (a blocking flush at shutdown, with the loop no longer running). */
+void conndrv_serve(struct conndrv *d, short what);
+/* The events the socket is watched for (EV_READ, EV_WRITE), 0 if none. */
+short conndrv_watching(const struct conndrv *d);
+
+#endif

@@ -1,0 +1,158 @@
+/* What makes a job fire besides its timer: notifications (triggers.c), a listener's
+ * catch-up after a reconnect, manual triggers (ctl.c) and a dead instance's runs taken over
+ * (cluster.c). Split from sched.c; it goes through the scheduler's inside (sched_priv.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "log.h"
+#include "retry.h"
+#include "sched.h"
+#include "sched_priv.h"
+
+void sched_takeover(struct sched *s, const struct cluster_orphan *o)
+{
+	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
+	if (!j || !j->conf || j->removed) {
+		log_info("cluster: instance %s died running job %s, which is not configured here; "
+		         "not retried here",
+		         o->dead, o->job_name);
+		return;
+	}
+	/* the dead instance's connection broke: as transient as a failure gets */
+	if (!retry_should(j->conf, o->attempt, "08006", false)) {
+		log_job(
+		    LOG_LVL_NOTICE, j->name,
+		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
+		    o->dead, o->attempt, j->conf->retries);
+		return;
+	}
+	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
+	if (!r)
+		return;
+	r->attempt = o->attempt + 1;
+	r->waited = true;
+	if (o->graph_run && !(r->graph_run = strdup(o->graph_run))) {
+		sched_run_free(&r);
+		return;
+	}
+	log_job(LOG_LVL_NOTICE, j->name,
+	        "instance %s died while running it (attempt %d); retrying here (attempt %d of %d)",
+	        o->dead, o->attempt, r->attempt, j->conf->retries + 1);
+	sched_fire_run(r);
+}
+
+void sched_notify_pending(struct sched *s, const char *name, bool pending)
+{
+	struct job *j = sched_job_find(s, name);
+	if (j)
+		j->notify_pending = pending;
+}
+
+/* Notifications are never skipped: while the job is busy they gather in one waiting run. */
+int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t n)
+{
+	struct job *j = s->draining ? NULL : sched_job_find(s, name);
+	if (!j) {
+		for (size_t i = 0; i < n; i++)
+			free(payloads[i]);
+		free(payloads);
+		return s->draining ? -ESHUTDOWN : -ENOENT;
+	}
+	struct run *r = j->notify_wait;
+	if (r) {
+		char **all = realloc(r->payloads, (r->n_payloads + n + 1) * sizeof(*all));
+		if (!all) {
+			log_job(LOG_LVL_ERROR, j->name, "out of memory; %zu payload(s) dropped", n);
+			for (size_t i = 0; i < n; i++)
+				free(payloads[i]);
+		} else {
+			if (n > 0) /* a full run after a reconnect brings none (PAYLOADS NULL) */
+				memcpy(all + r->n_payloads, payloads, n * sizeof(*all));
+			r->payloads = all;
+			r->n_payloads += n;
+		}
+		free(payloads);
+		return 0;
+	}
+	r = sched_run_new(j, 0, "notify");
+	if (!r) {
+		for (size_t i = 0; i < n; i++)
+			free(payloads[i]);
+		free(payloads);
+		return -ENOMEM;
+	}
+	r->payloads = payloads;
+	r->n_payloads = n;
+	if (j->active) {
+		log_job(LOG_LVL_DEBUG, j->name,
+		        "notified while busy; runs when the current run ends");
+		j->notify_wait = r;
+		return 0;
+	}
+	sched_fire_run(r);
+	return 0;
+}
+
+static bool upstream_in(const struct job *j, struct job *const *set, size_t n)
+{
+	for (size_t i = 0; i < j->n_ups; i++)
+		for (size_t k = 0; k < n; k++)
+			if (j->ups[i] == set[k])
+				return true;
+	return false;
+}
+
+int sched_notify_catchup(struct sched *s, const char *const *names, size_t n)
+{
+	if (s->draining)
+		return -ESHUTDOWN;
+	struct job **set = calloc(n ? n : 1, sizeof(*set));
+	if (!set)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = sched_job_find(s, names[i]);
+		if (j && !j->removed)
+			set[k++] = j;
+	}
+	/* decided for the whole set before anything starts: a run starting first must not make
+	 * its downstream look like a root */
+	for (size_t i = 0; i < k; i++)
+		set[i]->reconnect_owed = upstream_in(set[i], set, k);
+	int rc = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct job *j = set[i];
+		if (j->reconnect_owed) {
+			log_job(LOG_LVL_INFO, j->name,
+			        "runs after its upstream jobs' catch-up runs");
+			continue;
+		}
+		int r = sched_notify_run(s, j->name, NULL, 0);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	free(set);
+	return rc;
+}
+
+int sched_trigger_check(struct sched *s, const char *name, bool force)
+{
+	if (s->draining)
+		return -ESHUTDOWN;
+	struct job *j = sched_job_find(s, name);
+	if (!j || j->removed)
+		return -ENOENT;
+	return !j->enabled && !force ? -EPERM : 0;
+}
+
+int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
+{
+	int rc = sched_trigger_check(s, name, force);
+	if (rc < 0)
+		return rc;
+	struct job *j = sched_job_find(s, name);
+	sched_job_fire(j, 0, trigger);
+	return 0;
+}

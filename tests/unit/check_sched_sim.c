@@ -1,0 +1,593 @@
+/* The scheduler in simulated time (clock.h's simulated clock) with a fake executor, no
+ * PostgreSQL: overlap (skip, queue, replace), retries, catch-up, the job graph and the
+ * max_running queue, each seen as a user sees it: which runs start, when, and how each fire
+ * is counted (pgcrond_job_runs_total by status, as /metrics shows it), plus the log line. */
+#include <check.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "cron.h"
+#include "exec.h"
+#include "log.h"
+#include "metrics.h"
+#include "sched.h"
+
+/* ---- the fake executor: records each run it is given; the test ends them --------------- */
+
+struct fake_run {
+	char job[64];
+	int64_t at_s; /* simulated seconds since the test began */
+	void (*on_done)(void *arg, const struct exec_outcome *o);
+	void *arg;
+	bool ended;
+	char cancel[256]; /* "" unless the scheduler asked to cancel it */
+};
+
+struct harness {
+	struct event_base *base;
+	struct clock *clock;
+	struct sched *s;
+	struct metrics *m;
+	struct pgc_config cfg;
+	struct conf_job jobs[8];
+	char *after[8][4];
+	int64_t t0_us;
+	struct fake_run runs[64];
+	size_t n_runs;
+	int probes;
+	char log[64];
+	int saved_stderr;
+};
+
+static int fake_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	struct harness *h = ctx;
+	if (strcmp(spec->database, "missing") == 0)
+		return -ENOENT;
+	ck_assert_uint_lt(h->n_runs, 64);
+	struct fake_run *r = &h->runs[h->n_runs++];
+	snprintf(r->job, sizeof(r->job), "%s", spec->name);
+	r->at_s = (clock_now_us(h->clock) - h->t0_us) / 1000000;
+	r->on_done = spec->on_done;
+	r->arg = spec->arg;
+	*out = (struct exec_run *)r;
+	return 0;
+}
+
+static void fake_cancel(void *ctx, struct exec_run *run, const char *message)
+{
+	struct fake_run *r = (struct fake_run *)run;
+	snprintf(r->cancel, sizeof(r->cancel), "%s", message);
+}
+
+static int fake_probe(void *ctx, const char *database)
+{
+	struct harness *h = ctx;
+	h->probes++;
+	return 0;
+}
+
+static const cron_tz *utc(void)
+{
+	static cron_tz *tz;
+	if (!tz)
+		ck_assert_int_eq(cron_tz_open("UTC", &tz, NULL, 0), 0);
+	return tz;
+}
+
+/* 2026-11-22T00:00:30Z: the first minute boundary is 30 s away. */
+#define T0 1795305630LL
+
+static void h_init(struct harness *h)
+{
+	memset(h, 0, sizeof(*h));
+	snprintf(h->log, sizeof(h->log), "/tmp/check_sched_sim.XXXXXX");
+	int fd = mkstemp(h->log);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	h->saved_stderr = dup(2);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	log_init(LOG_LVL_INFO);
+	h->t0_us = T0 * 1000000;
+	h->base = event_base_new();
+	ck_assert_ptr_nonnull(h->base);
+	ck_assert_int_eq(clock_new_sim(h->t0_us, &h->clock), 0);
+	ck_assert_int_eq(metrics_new(&h->m), 0);
+	h->cfg = (struct pgc_config){.max_running = 8, .jobs = h->jobs, .alert_repeat_ms = 3600000};
+}
+
+/* Add job NAME (SCHEDULE may be NULL) to the configuration; returned for the test to set
+ * its policies before h_start(). */
+static struct conf_job *h_job(struct harness *h, const char *name, const char *schedule)
+{
+	struct conf_job *j = &h->jobs[h->cfg.n_jobs++];
+	*j = (struct conf_job){.name = (char *)name,
+	                       .command = "SELECT 1",
+	                       .database = "db",
+	                       .schedule = (char *)schedule,
+	                       .enabled = true,
+	                       .overlap = OVERLAP_SKIP,
+	                       .catchup = CATCHUP_ONCE,
+	                       .retry_delay_ms = 10000,
+	                       .retry_backoff = 2.0,
+	                       .retry_max_delay_ms = 600000,
+	                       .alert_after = 1};
+	if (schedule)
+		ck_assert_int_eq(cron_parse(schedule, &j->cron, NULL, 0), 0);
+	return j;
+}
+
+static void h_after(struct harness *h, struct conf_job *j, const char *up)
+{
+	size_t i = (size_t)(j - h->jobs);
+	h->after[i][j->n_after++] = (char *)up;
+	j->after = h->after[i];
+}
+
+static void h_start(struct harness *h)
+{
+	const struct sched_executor fx = {
+	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = h};
+	ck_assert_int_eq(sched_new_with(h->base, h->clock, &fx, NULL, &h->s), 0);
+	sched_set_metrics(h->s, h->m);
+	ck_assert_int_eq(sched_apply(h->s, &h->cfg, utc(), NULL, true), 0);
+}
+
+/* Let SECONDS of simulated time pass (timers and deferred work run in order). */
+static void h_advance(struct harness *h, double seconds)
+{
+	clock_sim_advance(h->clock, (int64_t)(seconds * 1e6), h->base);
+}
+
+/* The Nth run (0-based) the executor was given. */
+static struct fake_run *h_run(struct harness *h, size_t n)
+{
+	ck_assert_msg(n < h->n_runs, "run %zu asked for; %zu started", n, h->n_runs);
+	return &h->runs[n];
+}
+
+/* End run N as the executor would (from the loop): OK, or failed with SQLSTATE. */
+static void h_end(struct harness *h, size_t n, bool ok, const char *sqlstate)
+{
+	struct fake_run *r = h_run(h, n);
+	ck_assert(!r->ended);
+	r->ended = true;
+	struct exec_outcome o = {.ok = ok,
+	                         .cancelled = r->cancel[0] != '\0',
+	                         .message = ok             ? "SELECT 1"
+	                                    : r->cancel[0] ? r->cancel
+	                                                   : "boom",
+	                         .sqlstate = ok ? NULL : sqlstate};
+	r->on_done(r->arg, &o);
+}
+
+/* Runs started so far, as "job@seconds job@seconds". */
+static const char *h_starts(struct harness *h)
+{
+	static char buf[1024];
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < h->n_runs; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s@%lld", i ? " " : "",
+		                        h->runs[i].job, (long long)h->runs[i].at_s);
+	return buf;
+}
+
+/* pgcrond_job_runs_total{job=JOB,status=STATUS}, as /metrics shows it (0 if absent). */
+static long h_count(struct harness *h, const char *job, const char *status)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	struct metrics_job_live lj = {.name = job, .database = "db", .enabled = true};
+	struct metrics_live live = {.version = "test", .jobs = &lj, .n_jobs = 1};
+	ck_assert_int_eq(metrics_render(h->m, &live, f), 0);
+	fclose(f);
+	char key[160];
+	snprintf(key, sizeof(key), "pgcrond_job_runs_total{job=\"%s\",status=\"%s\"} ", job,
+	         status);
+	const char *p = strstr(text, key);
+	long n = p ? strtol(p + strlen(key), NULL, 10) : 0;
+	free(text);
+	return n;
+}
+
+static char *h_log(const struct harness *h)
+{
+	FILE *f = fopen(h->log, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t cap = 1 << 16;
+	char *buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+#define ck_assert_log(h, needle)                                                                   \
+	do {                                                                                       \
+		fflush(stderr);                                                                    \
+		char *log_ = h_log(h);                                                             \
+		ck_assert_msg(strstr(log_, (needle)) != NULL, "log lacks \"%s\":\n%s", (needle),   \
+		              log_);                                                               \
+		free(log_);                                                                        \
+	} while (0)
+
+static void h_stop(struct harness *h)
+{
+	sched_free(&h->s);
+	clock_free(&h->clock);
+	metrics_free(&h->m);
+	event_base_free(h->base);
+	fflush(stderr);
+	dup2(h->saved_stderr, 2);
+	close(h->saved_stderr);
+	unlink(h->log);
+}
+
+/* ---- overlap ------------------------------------------------------------------------------ */
+
+/* overlap = skip: a fire while the run goes on gets a skipped row; the next fire after it
+ * ends runs. */
+START_TEST(overlap_skip)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 29);
+	ck_assert_str_eq(h_starts(&h), "");
+	h_advance(&h, 1);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 60); /* 00:02:00, still running */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
+	ck_assert_log(&h,
+	              "skipped: previous run still running (started 00:01:00Z); overlap = skip");
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 60);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@150");
+	ck_assert_int_eq(h_count(&h, "a", "succeeded"), 1);
+	h_stop(&h);
+}
+END_TEST
+
+/* overlap = queue: one fire waits behind the run and starts the moment it ends; a second
+ * one while one waits is skipped. */
+START_TEST(overlap_queue)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *")->overlap = OVERLAP_QUEUE;
+	h_start(&h);
+	h_advance(&h, 30 + 60 + 60 + 15); /* fires at 30, 90 (queued), 150 (skipped); now 165 */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
+	ck_assert_log(&h, "and another run is already queued; overlap = queue");
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@165");
+	ck_assert_log(&h, "started (schedule, scheduled 00:02:00Z, attempt 1)");
+	h_stop(&h);
+}
+END_TEST
+
+/* overlap = replace: the running run is cancelled, and the newer fire runs once it has
+ * stopped (a cancel is not a failure: no retry, no failed alert). */
+START_TEST(overlap_replace)
+{
+	struct harness h;
+	h_init(&h);
+	struct conf_job *a = h_job(&h, "a", "* * * * *");
+	a->overlap = OVERLAP_REPLACE;
+	a->retries = 3;
+	h_start(&h);
+	h_advance(&h, 90);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	ck_assert_str_eq(h_run(&h, 0)->cancel,
+	                 "cancelled: replaced by a newer run (overlap = replace)");
+	h_advance(&h, 2);
+	h_end(&h, 0, false, "57014");
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@92");
+	ck_assert_log(&h, "started (schedule, scheduled 00:02:00Z, attempt 1)");
+	ck_assert_int_eq(h_count(&h, "a", "failed"), 1);
+	h_stop(&h);
+}
+END_TEST
+
+/* ---- retries ----------------------------------------------------------------------------- */
+
+/* A transient failure is retried after retry_delay (jittered by at most 10%), growing by
+ * retry_backoff; the third attempt succeeds. Each attempt is a row. */
+START_TEST(retry_transient_then_success)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "0 * * * *")->retries = 2;
+	h_start(&h);
+	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@0");
+	h_end(&h, 0, false, "08006");
+	h_advance(&h, 8.9);
+	ck_assert_uint_eq(h.n_runs, 1);
+	h_advance(&h, 2.2); /* 11.1 s: 10 s +- 10% */
+	ck_assert_uint_eq(h.n_runs, 2);
+	ck_assert_log(&h, "started (retry, attempt 2)");
+	h_end(&h, 1, false, "40001");
+	h_advance(&h, 17.9); /* 20 s +- 10% after the second attempt ended */
+	ck_assert_uint_eq(h.n_runs, 2);
+	h_advance(&h, 4.2);
+	ck_assert_uint_eq(h.n_runs, 3);
+	ck_assert_log(&h, "started (retry, attempt 3)");
+	h_end(&h, 2, true, NULL);
+	ck_assert_int_eq(h_count(&h, "a", "failed"), 2);
+	ck_assert_int_eq(h_count(&h, "a", "succeeded"), 1);
+	h_stop(&h);
+}
+END_TEST
+
+/* A failure that is not transient is final at once; so is the last attempt. */
+START_TEST(retry_not_for_permanent_errors)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "0 * * * *")->retries = 2;
+	h_start(&h);
+	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	h_advance(&h, 0);
+	h_end(&h, 0, false, "42P01");
+	h_advance(&h, 600);
+	ck_assert_str_eq(h_starts(&h), "a@0");
+	ck_assert_int_eq(h_count(&h, "a", "failed"), 1);
+	h_stop(&h);
+}
+END_TEST
+
+/* A fire of a job waiting to retry is subject to its overlap policy (skip). */
+START_TEST(retry_wait_counts_as_busy)
+{
+	struct harness h;
+	h_init(&h);
+	struct conf_job *a = h_job(&h, "a", "* * * * *");
+	a->retries = 1;
+	a->retry_delay_ms = 50000;
+	a->retry_max_delay_ms = 50000;
+	h_start(&h);
+	h_advance(&h, 30);
+	h_end(&h, 0, false, "08006"); /* retry in 45..50 s: after the next fire at 90 */
+	h_advance(&h, 40);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 0);
+	h_advance(&h, 20); /* 90: the retry is due at 75..80 and runs; the fire is skipped */
+	ck_assert_uint_eq(h.n_runs, 2);
+	ck_assert_int_ge(h_run(&h, 1)->at_s, 75);
+	ck_assert_int_le(h_run(&h, 1)->at_s, 80);
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
+	ck_assert_log(&h, "skipped: previous run still running");
+	h_stop(&h);
+}
+END_TEST
+
+/* ---- catch-up ---------------------------------------------------------------------------- */
+
+/* The system was suspended for five minutes: catchup = once runs once for the latest fire,
+ * within the clock check's 5 s, and says how many were missed. */
+START_TEST(catchup_once_after_a_suspend)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 1);
+	clock_sim_step(h.clock, (T0 + 301) * 1000000); /* 00:05:31 */
+	h_advance(&h, 5);
+	ck_assert_uint_eq(h.n_runs, 1);
+	ck_assert_log(&h, "5 fires from 2026-11-22T00:01:00Z to 2026-11-22T00:05:00Z missed");
+	ck_assert_log(&h, "started (catchup, scheduled 00:05:00Z, attempt 1)");
+	h_stop(&h);
+}
+END_TEST
+
+START_TEST(catchup_skip_after_a_suspend)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *")->catchup = CATCHUP_SKIP;
+	h_start(&h);
+	h_advance(&h, 1);
+	clock_sim_step(h.clock, (T0 + 301) * 1000000);
+	h_advance(&h, 5);
+	ck_assert_uint_eq(h.n_runs, 0);
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 1);
+	h_advance(&h, 25); /* 00:06:00 comes on time */
+	ck_assert_uint_eq(h.n_runs, 1);
+	h_stop(&h);
+}
+END_TEST
+
+/* Its database refused a connection: once it answers again, one catch-up run. */
+START_TEST(catchup_when_the_database_is_back)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "0 * * * *");
+	h_start(&h);
+	ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+	h_advance(&h, 0);
+	h_end(&h, 0, false, "08001");
+	ck_assert_int_eq(h.probes, 1);
+	h_advance(&h, 120);
+	ck_assert_uint_eq(h.n_runs, 1);
+	sched_db_reachable(h.s, "db");
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@0 a@120");
+	ck_assert_log(&h, "database db is reachable again after failed fires; running once");
+	h_stop(&h);
+}
+END_TEST
+
+/* ---- the graph --------------------------------------------------------------------------- */
+
+/* a -> b -> c: each downstream starts after its upstream succeeded, from the loop (never
+ * inside the upstream's end); a final failure gives the rest upstream_failed rows. */
+START_TEST(graph_in_order_from_the_loop)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_after(&h, h_job(&h, "b", NULL), "a");
+	h_after(&h, h_job(&h, "c", NULL), "b");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 5);
+	h_end(&h, 0, true, NULL);
+	/* the end returned before b started: follow-up work goes through the loop */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 b@35");
+	ck_assert_log(&h, "started (upstream, attempt 1)");
+	h_advance(&h, 5);
+	h_end(&h, 1, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 b@35 c@40");
+	h_end(&h, 2, true, NULL);
+
+	h_advance(&h, 50); /* 00:02:00 */
+	ck_assert_str_eq(h_starts(&h), "a@30 b@35 c@40 a@90");
+	h_end(&h, 3, false, "42P01");
+	h_advance(&h, 0);
+	ck_assert_uint_eq(h.n_runs, 4);
+	ck_assert_int_eq(h_count(&h, "b", "upstream_failed"), 1);
+	ck_assert_int_eq(h_count(&h, "c", "upstream_failed"), 1);
+	ck_assert_log(&h, "not run: upstream job a failed (via b)");
+	h_stop(&h);
+}
+END_TEST
+
+/* A downstream still running when its upstream succeeds again runs once more after it, not
+ * twice at once; fan-in waits for every upstream. */
+START_TEST(graph_busy_downstream_runs_again_and_fanin)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_job(&h, "x", "* * * * *");
+	struct conf_job *b = h_job(&h, "b", NULL);
+	h_after(&h, b, "a");
+	h_after(&h, b, "x");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30 x@30");
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 1);
+	ck_assert_uint_eq(h.n_runs, 2); /* x has not succeeded yet */
+	h_end(&h, 1, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 x@30 b@31");
+	/* b runs long; a and x succeed again meanwhile */
+	h_advance(&h, 59);
+	ck_assert_str_eq(h_starts(&h), "a@30 x@30 b@31 a@90 x@90");
+	h_end(&h, 3, true, NULL);
+	h_end(&h, 4, true, NULL);
+	h_advance(&h, 10);
+	ck_assert_uint_eq(h.n_runs, 5);
+	h_end(&h, 2, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 x@30 b@31 a@90 x@90 b@100");
+	h_stop(&h);
+}
+END_TEST
+
+/* A scheduled job whose upstream is running waits for it, then runs. */
+START_TEST(graph_scheduled_waits_for_running_upstream)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_after(&h, h_job(&h, "d", "* * * * *"), "a");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	ck_assert_log(&h, "waiting for upstream job a to finish");
+	h_advance(&h, 3);
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 d@33");
+	h_stop(&h);
+}
+END_TEST
+
+/* ---- max_running ------------------------------------------------------------------------- */
+
+/* With max_running = 1, fires due together run one after the other, in order; a run that
+ * cannot start (its database is unknown) fails from the loop and frees its slot. */
+START_TEST(max_running_queue_and_failed_starts)
+{
+	struct harness h;
+	h_init(&h);
+	h.cfg.max_running = 1;
+	h_job(&h, "a", "* * * * *");
+	h_job(&h, "bad", "* * * * *")->database = "missing";
+	h_job(&h, "c", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_uint_eq(h.n_runs, 1);
+	ck_assert_uint_eq(sched_queued(h.s), 2);
+	h_advance(&h, 2);
+	h_end(&h, 0, true, NULL);
+	h_advance(&h, 0);
+	/* bad failed at once, and the next one got the slot */
+	ck_assert_int_eq(h_count(&h, "bad", "failed"), 1);
+	ck_assert_log(&h, "failed after 0 ms: database \"missing\" is not configured");
+	ck_assert_uint_eq(h.n_runs, 2);
+	ck_assert_uint_eq(sched_queued(h.s), 0);
+	ck_assert_uint_eq(sched_running(h.s), 1);
+	h_stop(&h);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sched_sim");
+	TCase *tc = tcase_create("overlap");
+	tcase_add_test(tc, overlap_skip);
+	tcase_add_test(tc, overlap_queue);
+	tcase_add_test(tc, overlap_replace);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("retry");
+	tcase_add_test(tc, retry_transient_then_success);
+	tcase_add_test(tc, retry_not_for_permanent_errors);
+	tcase_add_test(tc, retry_wait_counts_as_busy);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("catchup");
+	tcase_add_test(tc, catchup_once_after_a_suspend);
+	tcase_add_test(tc, catchup_skip_after_a_suspend);
+	tcase_add_test(tc, catchup_when_the_database_is_back);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("graph");
+	tcase_add_test(tc, graph_in_order_from_the_loop);
+	tcase_add_test(tc, graph_busy_downstream_runs_again_and_fanin);
+	tcase_add_test(tc, graph_scheduled_waits_for_running_upstream);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("max_running");
+	tcase_add_test(tc, max_running_queue_and_failed_starts);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
