@@ -703,7 +703,7 @@ static void job_free_fields(struct conf_job *j)
 		free(j->settings[i].value);
 	}
 	free(j->settings);
-	free(j->file);
+	/* j->file belongs to the config (config_own_file) */
 	free(j->username);
 	free(j->sql_database);
 	free(j->timezone);
@@ -824,7 +824,9 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	j.debounce_ms = 5000;
 	j.max_delay_ms = 60000;
 	j.alert_after = 1;
-	j.file = config_dup_str(L, file);
+	j.file = file ? config_own_file(L->cfg, file) : NULL;
+	if (file && !j.file)
+		L->oom = true;
 	j.line = line;
 
 	/* the name first, so every message about this job can name it */
@@ -1269,6 +1271,25 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 	return 0;
 }
 
+char *config_own_file(struct pgc_config *cfg, const char *path)
+{
+	/* the jobs of a file come one after the other: look back a few files only */
+	for (size_t i = cfg->n_job_files, k = 0; i > 0 && k < 8; i--, k++)
+		if (strcmp(cfg->job_files[i - 1], path) == 0)
+			return cfg->job_files[i - 1];
+	size_t n = cfg->n_job_files;
+	char **f = cfg->job_files;
+	if (n < 8 ? n == 0 : (n & (n - 1)) == 0) { /* full: 0, 8, 16, 32 ... (doubled) */
+		f = realloc(f, (n < 8 ? 8 : 2 * n) * sizeof(*f));
+		if (!f)
+			return NULL;
+		cfg->job_files = f;
+	}
+	if (!(f[cfg->n_job_files] = strdup(path)))
+		return NULL;
+	return f[cfg->n_job_files++];
+}
+
 struct pgc_config *config_ref(const struct pgc_config *cfg)
 {
 	struct pgc_config *c = (struct pgc_config *)cfg; /* only the count changes */
@@ -1315,6 +1336,9 @@ void config_free(struct pgc_config **pcfg)
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		job_free_fields(&cfg->jobs[i]);
 	free(cfg->jobs);
+	for (size_t i = 0; i < cfg->n_job_files; i++)
+		free(cfg->job_files[i]);
+	free(cfg->job_files);
 	if (cfg->tz)
 		cron_tz_free(&cfg->tz);
 	free(cfg->job_index);

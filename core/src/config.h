@@ -131,6 +131,10 @@ struct pgc_config {
 	/* jobs by name, for config_job() (built by config_load; NULL: searched in order, as in
 	 * a config put together by hand) */
 	struct config_job_index *job_index;
+	/* the paths of the job files, one copy each: conf_job.file points here (config_own_file;
+	 * 100,000 jobs in 100 files kept 100,000 copies) */
+	char **job_files;
+	size_t n_job_files;
 	/* owners beyond the first (config_ref): the configuration in force is the files' one
 	 * itself when no job is made in SQL, rather than a copy of 100,000 jobs */
 	unsigned extra_refs;
@@ -145,6 +149,8 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
 /* Drops *CFG (one owner of it: freed with the last) and sets it to NULL. */
 void config_free(struct pgc_config **cfg);
+/* PATH as a job's file in CFG: CFG's one copy of it, made at the first use; NULL on ENOMEM. */
+char *config_own_file(struct pgc_config *cfg, const char *path);
 /* CFG with one more owner (each frees it with config_free). On the event loop only. */
 struct pgc_config *config_ref(const struct pgc_config *cfg);
 

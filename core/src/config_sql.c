@@ -18,7 +18,8 @@ static char *dup_or(const char *s, bool *oom)
 	return d;
 }
 
-static void copy_job(const struct conf_job *src, struct conf_job *dst, bool *oom)
+static void copy_job(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
+                     bool *oom)
 {
 	*dst = *src;
 	dst->name = dup_or(src->name, oom);
@@ -27,7 +28,9 @@ static void copy_job(const struct conf_job *src, struct conf_job *dst, bool *oom
 	dst->database = dup_or(src->database, oom);
 	dst->schedule = dup_or(src->schedule, oom);
 	dst->listen = dup_or(src->listen, oom);
-	dst->file = dup_or(src->file, oom);
+	dst->file = src->file ? config_own_file(c, src->file) : NULL;
+	if (src->file && !dst->file)
+		*oom = true;
 	dst->username = dup_or(src->username, oom);
 	dst->timezone = dup_or(src->timezone, oom);
 	dst->tz = NULL;
@@ -62,6 +65,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
 	c->job_index = NULL; /* built for the copy once its jobs are final */
 	c->extra_refs = 0;
+	c->job_files = NULL; /* its own copies (copy_job) */
+	c->n_job_files = 0;
 	c->file = dup_or(src->file, &oom);
 	c->timezone = dup_or(src->timezone, &oom);
 	c->plugin_dir = dup_or(src->plugin_dir, &oom);
@@ -103,7 +108,7 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		d->file = dup_or(s->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
-		copy_job(&src->jobs[i], &c->jobs[i], &oom);
+		copy_job(c, &src->jobs[i], &c->jobs[i], &oom);
 	if (oom)
 		config_free(&c);
 	return c;

@@ -224,6 +224,10 @@ START_TEST(test_good_full)
 	ck_assert_str_eq(cfg->jobs[1].name, "refresh-weakness-patterns");
 	ck_assert_str_eq(cfg->jobs[2].name, "purge.old_rows");
 	ck_assert_str_eq(cfg->jobs[3].name, "manual_backfill");
+	/* the jobs of one file share one copy of its path (100,000 jobs kept 100,000) */
+	ck_assert_str_eq(cfg->jobs[1].file, "good/full/jobs.d/20-multi.conf");
+	ck_assert_ptr_eq(cfg->jobs[1].file, cfg->jobs[2].file);
+	ck_assert_ptr_ne(cfg->jobs[0].file, cfg->jobs[1].file);
 
 	j = config_job(cfg, "refresh-lane-distributions");
 	ck_assert_ptr_eq(j, &cfg->jobs[0]);
