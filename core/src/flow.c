@@ -345,6 +345,7 @@ static void fire_downstream(struct job *d, const char *graph_run)
 		d->graph_again = true;
 		free(d->graph_again_id);
 		d->graph_again_id = dup_or_null(graph_run);
+		sched_job_owes(d, graph_run);
 		return;
 	}
 	struct run *r = sched_run_new(d, 0, "upstream");
@@ -359,6 +360,7 @@ void flow_job_idle(struct job *j)
 {
 	if (j->graph_again) {
 		j->graph_again = false;
+		sched_job_owes_not(j);
 		char *id = j->graph_again_id;
 		j->graph_again_id = NULL;
 		if (job_ready(j))
@@ -482,6 +484,7 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
+	sched_work_gone(r); /* started: nothing pending to take over any more */
 	j->start_seq = ++s->flow_seq;
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
@@ -555,6 +558,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			j->retry_at_us = sched_wall_us() + delay * 1000;
 			arm_ms(j->retry_ev, delay);
 			j->retry_armed = true;
+			sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
 			return;
 		}
 	}

@@ -289,6 +289,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		event_del(&r->slow_ev);
+	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
@@ -589,6 +590,8 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 		run_begin(r);
 		return;
 	}
+	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
+		return; /* it runs once that run ends (overlap queue or replace) */
 	if (r->job_locked)
 		cluster_release(s->cluster, j->name);
 	char msg[300];
@@ -746,6 +749,8 @@ static void describe_active(const struct run *a, char *out, size_t outlen)
 	char when[16];
 	if (a->claiming) {
 		snprintf(out, outlen, "previous fire still being claimed");
+	} else if (a->cluster_wait) {
+		snprintf(out, outlen, "previous fire waiting for a run on another instance");
 	} else if (a->started) {
 		fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
@@ -781,6 +786,8 @@ void sched_fire_run(struct run *r)
 		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
 		        r->trigger);
 		j->paused_owed = true;
+		if (strcmp(r->trigger, "upstream") == 0)
+			sched_job_owes(j, r->graph_run); /* a survivor runs it if we die */
 		sched_run_answer(r, HIST_SKIPPED, "the job is paused", NULL);
 		sched_run_free(&r);
 		return;
@@ -1253,6 +1260,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 			r->n_payloads += n;
 		}
 		free(payloads);
+		sched_work_note(r, "notify", 0);
 		return 0;
 	}
 	r = sched_run_new(j, 0, "notify");
@@ -1268,6 +1276,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 		log_job(LOG_LVL_DEBUG, j->name,
 		        "notified while busy; runs when the current run ends");
 		j->notify_wait = r;
+		sched_work_note(r, "notify", 0);
 		return 0;
 	}
 	sched_fire_run(r);
@@ -1420,7 +1429,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 					sched_run_free(waiting[w]);
 				}
 			}
-			if (j->active && j->active->retry_wait) {
+			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
 				flow_retry_disarm(j);
 				record_skipped(j->active, why);
 				sched_run_free(&j->active);
