@@ -494,7 +494,10 @@ static void pause_usage(FILE *out)
 	        "shows it in 'pgcrond status'.\n"
 	        "resume: JOB runs again; the fires that came due while it was paused are handled\n"
 	        "by its catchup policy (once: one catch-up run; skip: one skipped history row).\n"
-	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n\n"
+	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n"
+	        "Several instances sharing a history database (schema version 7) pause and\n"
+	        "resume JOB together (pgcrond.job_pause); while that database is unreachable\n"
+	        "the change acts on this instance and reaches the others when it is back.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",
