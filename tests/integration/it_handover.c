@@ -316,6 +316,60 @@ START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 }
 END_TEST
 
+/* Notifications an instance gathered while the job ran there are run by the survivor when
+ * that instance dies. Each instance listens on its own channel here, so only the one that
+ * dies ever saw them. */
+START_TEST(dead_instance_notifications_run_on_survivor)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-notify");
+	inst_init(&a, &e, "na",
+	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	          " listen = \"ch_a\"; debounce = \"200ms\"; };\n");
+	inst_init(&b, &e, "nb",
+	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	          " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
+	                             " application_name = 'pgcrond listener' AND state = 'idle'"
+	                             " AND datname = current_database()"),
+	              "not every instance listens");
+	/* the runs a listener's first connect owes are over */
+	itest_sleep(1);
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
+	                         " WHERE status IN ('starting', 'running')"));
+	long long before = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                       " WHERE instance = 'nb'");
+	itest_exec(e.db, "NOTIFY ch_a, 'first'");
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE instance = 'na' AND status = 'running'"),
+	              "no run on na:\n%s", itest_read_file(a.log));
+	/* gathered while the job runs */
+	itest_exec(e.db, "NOTIFY ch_a, 'second'");
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE instance = 'na' AND kind = 'notify' AND payloads = '{second}'");
+	itest_daemon_stop(a.pid, SIGKILL, 10);
+	a.pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = %lld + 1 FROM pgcrond.job_run_details"
+	                             " WHERE instance = 'nb' AND trigger = 'notify'",
+	                             before),
+	              "the survivor did not run the gathered notifications:\n%s",
+	              itest_read_file(b.log));
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -327,6 +381,7 @@ int main(void)
 	    {"replace", replace_cancels_the_other_instance_run},
 	    {"retry", dead_instance_retry_runs_on_survivor},
 	    {"pause", pause_is_shared_and_owed_downstream_is_taken_over},
+	    {"notify", dead_instance_notifications_run_on_survivor},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
