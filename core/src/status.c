@@ -90,6 +90,8 @@ static const char *job_state(const struct job *j, bool debouncing)
 		return "paused";
 	if (a && a->retry_wait)
 		return "retrying";
+	if (a && a->cluster_wait)
+		return "waiting_instance"; /* for its run on another instance (overlap) */
 	if (a)
 		return "queued";
 	if (j->parked)

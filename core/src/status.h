@@ -19,8 +19,8 @@
  *     "jobs": [ {
  *        "name", "kind" ("sql" | "plugin"), "plugin", "database", "schedule", "after": [],
  *        "listen", "enabled", "paused",
- *        "state": "running" | "queued" | "waiting_upstream" | "debouncing" | "retrying"
- *                 | "paused" | "disabled" | "idle",
+ *        "state": "running" | "queued" | "waiting_instance" | "waiting_upstream"
+ *                 | "debouncing" | "retrying" | "paused" | "disabled" | "idle",
  *        "running":   { "since", "elapsed_s", "database", "backend_pid", "trigger",
  *                       "attempt" },                          -- while a run is under way
  *        "retry":     { "attempt", "next_try" },             -- waiting to retry

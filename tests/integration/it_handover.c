@@ -118,6 +118,21 @@ START_TEST(queue_waits_for_the_other_instance)
 	inst_init(&b, &e, "qb", jb);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
+	/* while qa runs it, qb's status says its fire waits for that */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'q' AND status = 'running'"),
+	              "no run:\n%s", itest_read_file(a.log));
+	int st;
+	char *out = NULL;
+	double t0 = itest_now();
+	do {
+		free(out);
+		out = itest_cli(&st, "status", "-c", b.conf, "q", NULL);
+	} while (!strstr(out, "state:        waiting_instance") && itest_now() - t0 < 3 &&
+	         (itest_sleep(0.1), 1));
+	ck_assert_msg(strstr(out, "state:        waiting_instance"), "status of qb:\n%s", out);
+	free(out);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'q' AND status = 'succeeded'"),
