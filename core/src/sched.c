@@ -355,6 +355,8 @@ void sched_run_admit(struct run *r)
 	}
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
+	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
+		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
 /* The job's last result, for status. */

@@ -385,6 +385,68 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 }
 END_TEST
 
+/* A downstream run waiting for a run slot (max_running) on an instance that dies runs on
+ * the survivor. */
+START_TEST(dead_instance_queued_downstream_runs_on_survivor)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-queued");
+	int s0 = second_soon(9);
+	char s_up[32], s_busy[32], ja[768];
+	at_second(s_up, sizeof(s_up), s0);
+	at_second(s_busy, sizeof(s_busy), s0 + 1);
+	/* on da: up runs at s0 and holds the only slot; busy comes due a second later and
+	 * waits for it; when up ends, down queues behind busy */
+	snprintf(ja, sizeof(ja),
+	         "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
+	         " database = \"app\"; schedule = \"%s\"; },\n"
+	         "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	         " schedule = \"%s\"; },\n"
+	         "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	         " after = [ \"up\" ]; } );\n",
+	         s_up, s_busy);
+	inst_init(&a, &e, "da", ja);
+	inst_init(&b, &e, "db",
+	          "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
+	          " database = \"app\"; schedule = \"0 0 1 1 *\"; },\n"
+	          "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	          " schedule = \"0 0 1 1 *\"; },\n"
+	          "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	          " after = [ \"up\" ]; } );\n");
+	char *main_a = itest_read_file(a.conf);
+	itest_write_file(a.conf, "%smax_running = 1;\n", main_a);
+	free(main_a);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "busy did not start:\n%s", itest_read_file(a.log));
+	/* down waits on da for the slot busy holds */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'down'",
+	                    "0");
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE instance = 'da' AND job_name = 'down'");
+	itest_daemon_stop(a.pid, SIGKILL, 10);
+	a.pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'down' AND instance = 'db'"
+	                             " AND status = 'succeeded'"),
+	              "the queued downstream did not run on the survivor:\n%s",
+	              itest_read_file(b.log));
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -397,6 +459,7 @@ int main(void)
 	    {"retry", dead_instance_retry_runs_on_survivor},
 	    {"pause", pause_is_shared_and_owed_downstream_is_taken_over},
 	    {"notify", dead_instance_notifications_run_on_survivor},
+	    {"queued", dead_instance_queued_downstream_runs_on_survivor},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
