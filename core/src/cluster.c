@@ -243,6 +243,10 @@ struct cluster {
 	bool schema_missing; /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
+	/* After a reconnect (the database restarted or failed over) every instance's lock is
+	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
+	int64_t reap_after_ms;
+	bool ever_locked;
 	int64_t last_purge_ms;
 	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
 	bool holder_looked;
@@ -744,6 +748,9 @@ static void lock_done(struct cluster *c)
 	c->beat_due = c->reap_due = true;
 	c->jobs_due = true;
 	c->listen_due = c->hooks.notified != NULL;
+	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
+		c->reap_after_ms = mono_ms() + CLUSTER_DEAD_MS;
+	c->ever_locked = true;
 	if (c->hooks.identity)
 		c->hooks.identity(c->hooks.arg);
 }
@@ -1165,7 +1172,7 @@ static void kick(struct cluster *c)
 		send_stmt(c, OP_BEAT, sql_beat, 5, p);
 		return;
 	}
-	if (c->reap_due && !c->schema_missing) {
+	if (c->reap_due && !c->schema_missing && mono_ms() >= c->reap_after_ms) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);

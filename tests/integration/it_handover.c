@@ -14,6 +14,8 @@
 #include "itest.h"
 
 #define DB "pgcrond_it_handover"
+/* A heartbeat and a reap after the database's return (cluster.h: every 5 s). */
+#define CLUSTER_WAIT_S 6
 
 struct inst {
 	char name[32];
@@ -447,6 +449,95 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 }
 END_TEST
 
+/* A pause made while the history database is down acts on its instance at once (the
+ * state_dir copy) and reaches the other instances when the database is back. */
+START_TEST(pause_while_database_down_reaches_others_later)
+{
+	struct itest_env e;
+	struct inst a, b;
+	itest_env_init(&e, "ho-down", DB);
+	char *hist_ci = itest_sandbox2_start(e.dir);
+	const char *jobs = "job = { name = \"j\"; command = \"SELECT 1\"; database = \"app\";"
+	                   " schedule = \"0 0 1 1 *\"; };\n";
+	inst_init(&a, &e, "wa", jobs);
+	inst_init(&b, &e, "wb", jobs);
+	/* the history (and coordination) on the second server */
+	struct inst *both[] = {&a, &b};
+	for (int i = 0; i < 2; i++) {
+		char *m = itest_read_file(both[i]->conf);
+		char *dbs = strstr(m, "databases = {");
+		ck_assert(dbs);
+		*dbs = '\0';
+		itest_write_file(both[i]->conf,
+		                 "%sdatabases = { app = { conninfo = \"%s\"; };"
+		                 " hist = { conninfo = \"%s\"; }; };\n"
+		                 "history = { database = \"hist\"; };\n",
+		                 m, e.ci, hist_ci);
+		free(m);
+	}
+	int st;
+	char *out = itest_cli(&st, "install", "-c", a.conf, NULL);
+	ck_assert_msg(st == 0, "install: %s", out);
+	free(out);
+	PQfinish(e.db);
+	e.db = itest_connect(hist_ci); /* itest_env_wait asks the history database */
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	PQfinish(e.db);
+	e.db = NULL;
+
+	itest_sandbox2("pause");
+	out = itest_cli(&st, "pause", "-c", a.conf, "j", NULL);
+	ck_assert_msg(st == 0, "pause: %s", out);
+	free(out);
+	out = itest_cli(&st, "status", "-c", a.conf, "j", NULL);
+	ck_assert_msg(strstr(out, "paused:       yes"), "not paused on wa:\n%s", out);
+	free(out);
+	out = itest_cli(&st, "status", "-c", b.conf, "j", NULL);
+	ck_assert_msg(strstr(out, "paused:       no"), "wb cannot know yet:\n%s", out);
+	free(out);
+
+	/* wa is slow to come back (stopped): wb reconnects first and finds wa's lock gone
+	 * with the server's restart; wa is not dead for that */
+	kill(a.pid, SIGSTOP);
+	itest_sandbox2("resume");
+	itest_sleep(3);
+	kill(a.pid, SIGCONT);
+	double t0 = itest_now();
+	for (;;) {
+		out = itest_cli(&st, "status", "-c", b.conf, "j", NULL);
+		if (strstr(out, "paused:       yes") || itest_now() - t0 > 25)
+			break;
+		free(out);
+		itest_sleep(0.3);
+	}
+	ck_assert_msg(strstr(out, "paused:       yes"),
+	              "wb did not follow once the database was back:\n%s\n%s", out,
+	              itest_read_file(b.log));
+	free(out);
+	/* wb did not take wa for dead (it would have taken over its work) */
+	itest_sleep(CLUSTER_WAIT_S);
+	char *logs[] = {itest_read_file(a.log), itest_read_file(b.log)};
+	for (int i = 0; i < 2; i++) {
+		ck_assert_msg(!strstr(logs[i], " died (last seen"),
+		              "a live instance found dead:\n%s", logs[i]);
+		free(logs[i]);
+	}
+	e.db = itest_connect(hist_ci);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job_name || '/' || paused_by, ',')"
+	                    " FROM pgcrond.job_pause",
+	                    "j/wa");
+	itest_daemon_stop(a.pid, SIGTERM, 30);
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	a.pid = b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	free(hist_ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -460,6 +551,7 @@ int main(void)
 	    {"pause", pause_is_shared_and_owed_downstream_is_taken_over},
 	    {"notify", dead_instance_notifications_run_on_survivor},
 	    {"queued", dead_instance_queued_downstream_runs_on_survivor},
+	    {"down", pause_while_database_down_reaches_others_later},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
