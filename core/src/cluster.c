@@ -169,11 +169,12 @@ static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY
                                 " SELECT ctid FROM pgcrond.fire_claim"
                                 "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
                                 "  AND fire_key <> 'n' LIMIT 5000))";
+/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c). */
 static const char sql_stop[] =
     "WITH s AS (UPDATE pgcrond.instance SET stopped_at = now(), stop_note = 'stopped'"
     "  WHERE name = $1 AND boot_id = $2 RETURNING 1)"
     " SELECT pg_advisory_unlock(hashtextextended('pgcrond instance ' || $1, 0)),"
-    " (SELECT count(*) FROM s)";
+    " (SELECT count(*) FROM s), pg_notify('" CLUSTER_CHANNEL "', 'stopped ' || $1 || ' ' || $2)";
 
 struct claim {
 	struct claim *next;

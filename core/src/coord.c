@@ -40,6 +40,11 @@ static const char sql_take[] =
     " RETURNING job_name, kind, graph_run,"
     "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
     "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
+static const char sql_take_boot[] =
+    "DELETE FROM pgcrond.pending_work WHERE instance = $1 AND boot_id = $2"
+    " RETURNING job_name, kind, graph_run,"
+    "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
+    "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
 /* The instances whose sessions hold job $1's lock (cluster.c takes it for a run): ask them
  * to cancel that run, and wake them. */
 static const char sql_cancel[] =
@@ -232,6 +237,21 @@ static void take(struct coord *co, const char *instance, const char *boot_id)
 	submit(co, "cannot take over pending work", sql_take, 2, p, take_done);
 }
 
+/* "NAME BOOT" stopped cleanly: what it left is ours to run (only that process's rows: a
+ * next process of it may be writing its own already). */
+static void stopped(struct coord *co, const char *who)
+{
+	char name[128];
+	const char *sp = strchr(who, ' ');
+	if (!sp || (size_t)(sp - who) >= sizeof(name))
+		return;
+	snprintf(name, sizeof(name), "%.*s", (int)(sp - who), who);
+	if (strcmp(name, cluster_instance(co->c)) == 0)
+		return;
+	const char *p[] = {name, sp + 1};
+	submit(co, "cannot take over pending work", sql_take_boot, 2, p, take_done);
+}
+
 /* ---- overlap across instances ---------------------------------------------------------- */
 
 static void cancel_sent(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -386,6 +406,8 @@ void coord_notified(struct coord *co, const char *payload)
 		return;
 	if (strncmp(payload, "end ", 4) == 0)
 		sched_cluster_ended(co->s, payload + 4);
+	else if (strncmp(payload, "stopped ", 8) == 0)
+		stopped(co, payload + 8);
 	else if (strcmp(payload, "pause") == 0)
 		read_paused(co);
 	else if (strncmp(payload, "cancel ", 7) == 0 &&

@@ -1427,20 +1427,21 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
 				if (*waiting[w]) {
-					record_skipped(*waiting[w], why);
+					record_skipped(*waiting[w],
+					               sched_work_keep(*waiting[w], why));
 					sched_run_free(waiting[w]);
 				}
 			}
 			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
 				flow_retry_disarm(j);
-				record_skipped(j->active, why);
+				record_skipped(j->active, sched_work_keep(j->active, why));
 				sched_run_free(&j->active);
 			}
 		}
 		struct run *r;
 		while ((r = sched_queue_pop(&s->queue)) != NULL) {
 			r->job->active = NULL;
-			record_skipped(r, why);
+			record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
 		}
 		if (s->n_running > 0) {

@@ -183,3 +183,12 @@ bool sched_cluster_busy(struct run *r, const char *why)
 		coord_cancel_other(j->s->coord, j->name);
 	return true;
 }
+
+const char *sched_work_keep(struct run *r, const char *why)
+{
+	if (!r->noted[0] || !r->job->s->coord)
+		return why;
+	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
+	return "pgcrond was shutting down; handed over to the other instances (or its next "
+	       "start) in pgcrond.pending_work";
+}

@@ -164,6 +164,9 @@ void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 void sched_work_gone(struct run *r);
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
+/* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
+ * instance or this one's next start (coord.h); returns the message to record. */
+const char *sched_work_keep(struct run *r, const char *why);
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);

@@ -538,6 +538,58 @@ START_TEST(pause_while_database_down_reaches_others_later)
 }
 END_TEST
 
+/* A clean stop (SIGTERM) hands the retry it had scheduled to the other instance. */
+START_TEST(clean_stop_hands_retry_over)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-stop");
+	char s[32], jobs[512];
+	at_second(s, sizeof(s), second_soon(7));
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
+	         s);
+	inst_init(&a, &e, "sa", jobs);
+	inst_init(&b, &e, "sb", jobs);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
+	    "no failed first attempt:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE job_name = 'flaky' AND kind = 'retry'");
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'flaky' AND attempt = 1");
+	ck_assert(runner);
+	struct inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
+	struct inst *other = stopped == &a ? &b : &a;
+	ck_assert_int_eq(itest_daemon_stop(stopped->pid, SIGTERM, 30), 0);
+	stopped->pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'flaky' AND attempt = 2"
+	                             " AND trigger = 'retry' AND instance = '%s'"
+	                             " AND status <> 'skipped'",
+	                             other->name),
+	              "the other instance did not run the retry:\n%s\n%s",
+	              itest_read_file(stopped->log), itest_read_file(other->log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'"
+	                    " AND return_message LIKE 'pgcrond was shutting down; handed over%'",
+	                    "1");
+	free(runner);
+	itest_daemon_stop(other->pid, SIGTERM, 30);
+	other->pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -552,6 +604,7 @@ int main(void)
 	    {"notify", dead_instance_notifications_run_on_survivor},
 	    {"queued", dead_instance_queued_downstream_runs_on_survivor},
 	    {"down", pause_while_database_down_reaches_others_later},
+	    {"stop", clean_stop_hands_retry_over},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
