@@ -4,6 +4,7 @@
  * waits for a reader; a replayed spill file adds no duplicate rows; a short run is one row
  * written once. */
 #include <check.h>
+#include <dirent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,23 @@ static bool dropped_one(void *arg)
 	struct hist_stats st;
 	hist_get_stats(arg, &st);
 	return st.partitions_dropped >= 1;
+}
+
+/* The newest schema step in DIR (the latest pgcrond--N.sql): what an install reaches. */
+static int newest_step(const char *dir)
+{
+	int newest = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		int n, end = 0;
+		if (sscanf(de->d_name, "pgcrond--%d.sql%n", &n, &end) == 1 && end > 0 &&
+		    de->d_name[end] == '\0' && n > newest)
+			newest = n;
+	}
+	if (d)
+		closedir(d);
+	return newest;
 }
 
 /* Install the schema from DIR (steps up to whichever files it holds). */
@@ -120,7 +138,7 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	                    " FROM pgcrond.job_run_details");
 	long long max_runid = itest_scalar_ll(c, "SELECT max(runid) FROM pgcrond.job_run_details");
 
-	install_from(ci, hist_sql_dir(), 2, 6);
+	install_from(ci, hist_sql_dir(), 2, newest_step(hist_sql_dir()));
 
 	itest_assert_scalar(c,
 	                    "SELECT relkind FROM pg_class WHERE oid ="
@@ -164,7 +182,7 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	                 0);
 
 	/* a second install changes nothing */
-	install_from(ci, hist_sql_dir(), 6, 6);
+	install_from(ci, hist_sql_dir(), newest_step(hist_sql_dir()), newest_step(hist_sql_dir()));
 	PQfinish(c);
 	free(before);
 	free(after);
@@ -176,7 +194,7 @@ END_TEST
 START_TEST(retention_drops_whole_days_without_holding_up_the_writer)
 {
 	char *ci = itest_fresh_db("it_part_retain");
-	install_from(ci, hist_sql_dir(), 0, 6);
+	install_from(ci, hist_sql_dir(), 0, newest_step(hist_sql_dir()));
 	PGconn *c = itest_connect(ci);
 	itest_exec(c,
 	           "SELECT pgcrond.history_partition_create((now() - interval '40 days')::date)");
@@ -254,7 +272,7 @@ END_TEST
 START_TEST(replayed_records_do_not_duplicate_rows)
 {
 	char *ci = itest_fresh_db("it_part_replay");
-	install_from(ci, hist_sql_dir(), 0, 6);
+	install_from(ci, hist_sql_dir(), 0, newest_step(hist_sql_dir()));
 	char *dir1 = itest_tmpdir("part-replay1");
 	char *dir2 = itest_tmpdir("part-replay2");
 	char state1[1024], state2[1024], spool1[1100], spool2[1100];
@@ -306,7 +324,7 @@ END_TEST
 START_TEST(short_runs_are_written_once)
 {
 	char *ci = itest_fresh_db("it_part_once");
-	install_from(ci, hist_sql_dir(), 0, 6);
+	install_from(ci, hist_sql_dir(), 0, newest_step(hist_sql_dir()));
 	PGconn *c = itest_connect(ci);
 	struct hist *h = open_hist(ci, NULL, 0);
 	struct hist_run run = {.job_name = "short",
