@@ -220,6 +220,15 @@ static void print_daemon(const json_t *st)
 		                                                     : "NOT connected",
 		       (long long)json_integer_value(json_object_get(h, "pending")),
 		       (long long)json_integer_value(json_object_get(h, "spool_bytes")));
+	const json_t *cl = json_object_get(st, "cluster");
+	if (cl)
+		printf("cluster: instance %s, %s%s, %s%s\n", jstr(st, "instance"),
+		       json_is_true(json_object_get(cl, "connected")) ? "coordinating"
+		                                                      : "NOT coordinating",
+		       json_is_true(json_object_get(cl, "in_recovery")) ? " (server in recovery)"
+		                                                        : "",
+		       *jstr(cl, "peers") ? "other live instances: " : "no other live instance",
+		       jstr(cl, "peers"));
 	json_array_foreach(json_object_get(st, "databases"), i, v)
 	{
 		printf(

@@ -1473,3 +1473,8 @@ const char *cluster_boot_id(const struct cluster *c)
 {
 	return c->boot_id;
 }
+
+const char *cluster_peers(const struct cluster *c)
+{
+	return c->peers;
+}

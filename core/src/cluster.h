@@ -127,6 +127,8 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
                    cluster_result_fn fn, void *arg) __attribute__((warn_unused_result));
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
+/* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */
+const char *cluster_peers(const struct cluster *c);
 /* This instance's name and boot id (borrowed). */
 const char *cluster_instance(const struct cluster *c);
 const char *cluster_boot_id(const struct cluster *c);

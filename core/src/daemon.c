@@ -638,6 +638,7 @@ int daemon_main(const char *config_path)
 	                               .hist = d.hist,
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
+	                               .cluster = d.cluster,
 	                               .started_us = wall_now_us()};
 	const struct conf_database *hdb =
 	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;

@@ -153,6 +153,11 @@ START_TEST(queue_waits_for_the_other_instance)
 	                    "t");
 	itest_assert_scalar(
 	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'", "0");
+	/* status says which instance this is and which others are live */
+	out = itest_cli(&st, "status", "-c", a.conf, NULL);
+	ck_assert_msg(strstr(out, "cluster: instance qa, coordinating, other live instances: qb"),
+	              "status of qa:\n%s", out);
+	free(out);
 	itest_daemon_stop(a.pid, SIGTERM, 30);
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	a.pid = b.pid = 0;
