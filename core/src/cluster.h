@@ -14,6 +14,8 @@
  * - liveness: an instance whose lock nobody holds any more, or whose heartbeat is older
  *   than CLUSTER_DEAD_MS, is dead: the first survivor to see it closes its running rows
  *   (naming it and when it was last seen) and hands them to the scheduler for retry;
+ *   after a reconnect of its own (the server restarted or failed over: every lock went with
+ *   it) an instance judges no other for CLUSTER_DEAD_MS, time for them to come back;
  * - recovery: a server in recovery (a standby) gets no claim, so nothing runs, and the
  *   connection is retried every CLUSTER_RECOVERY_RETRY_MS until it reaches a primary.
  *
