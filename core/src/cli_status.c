@@ -214,6 +214,15 @@ static void print_daemon(const json_t *st)
 		                                                     : "NOT connected",
 		       (long long)json_integer_value(json_object_get(h, "pending")),
 		       (long long)json_integer_value(json_object_get(h, "spool_bytes")));
+	const json_t *cl = json_object_get(st, "cluster");
+	if (cl)
+		printf("cluster: instance %s, %s%s, %s%s\n", jstr(st, "instance"),
+		       json_is_true(json_object_get(cl, "connected")) ? "coordinating"
+		                                                      : "NOT coordinating",
+		       json_is_true(json_object_get(cl, "in_recovery")) ? " (server in recovery)"
+		                                                        : "",
+		       *jstr(cl, "peers") ? "other live instances: " : "no other live instance",
+		       jstr(cl, "peers"));
 	json_array_foreach(json_object_get(st, "databases"), i, v)
 	{
 		printf(
@@ -488,7 +497,10 @@ static void pause_usage(FILE *out)
 	        "shows it in 'pgcrond status'.\n"
 	        "resume: JOB runs again; the fires that came due while it was paused are handled\n"
 	        "by its catchup policy (once: one catch-up run; skip: one skipped history row).\n"
-	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n\n"
+	        "Both go through the daemon's control socket; exit 69 if no daemon answers.\n"
+	        "Several instances sharing a history database (schema version 7) pause and\n"
+	        "resume JOB together (pgcrond.job_pause); while that database is unreachable\n"
+	        "the change acts on this instance and reaches the others when it is back.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",

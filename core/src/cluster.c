@@ -146,10 +146,13 @@ static const char sql_turn[] =
     " WHERE c.instance = EXCLUDED.instance"
     "    OR c.claimed_at < now() - $5::bigint * interval '1 millisecond'"
     " RETURNING 1, pg_try_advisory_lock(hashtextextended('pgcrond job ' || $1, 0))";
-/* The jobs whose runs ended: their locks go. */
+/* The jobs whose runs ended: their locks go. A run of a job in $2 (overlap queue or replace,
+ * or a listen job) may wait on another instance for this one's end: say it ended (coord.c). */
 static const char sql_unlock[] =
-    "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0))"
+    "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0)),"
+    " CASE WHEN j = ANY ($2::text[]) THEN pg_notify('" CLUSTER_CHANNEL "', 'end ' || j) END"
     " FROM unnest($1::text[]) AS j";
+static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
 /* This instance's jobs and their definitions' hashes; answers the jobs some other live
  * instance defines differently, with those instances. */
 static const char sql_jobs[] =
@@ -168,11 +171,12 @@ static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY
                                 " SELECT ctid FROM pgcrond.fire_claim"
                                 "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
                                 "  AND fire_key <> 'n' LIMIT 5000))";
+/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c). */
 static const char sql_stop[] =
     "WITH s AS (UPDATE pgcrond.instance SET stopped_at = now(), stop_note = 'stopped'"
     "  WHERE name = $1 AND boot_id = $2 RETURNING 1)"
     " SELECT pg_advisory_unlock(hashtextextended('pgcrond instance ' || $1, 0)),"
-    " (SELECT count(*) FROM s)";
+    " (SELECT count(*) FROM s), pg_notify('" CLUSTER_CHANNEL "', 'stopped ' || $1 || ' ' || $2)";
 
 struct claim {
 	struct claim *next;
@@ -186,6 +190,16 @@ struct claim {
 	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
 };
 
+/* A statement of another module (cluster_submit). */
+struct task {
+	struct task *next;
+	const char *sql;
+	int n;
+	char **params;
+	cluster_result_fn fn;
+	void *arg;
+};
+
 enum op {
 	OP_NONE,
 	OP_LOCK,
@@ -197,7 +211,9 @@ enum op {
 	OP_UNLOCK,
 	OP_JOBS,
 	OP_PURGE,
-	OP_STOP
+	OP_STOP,
+	OP_LISTEN,
+	OP_TASK
 };
 
 struct cluster {
@@ -223,7 +239,11 @@ struct cluster {
 	bool refused;        /* another live instance has the name: we are stopping */
 	bool schema_missing; /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
-	bool beat_due, reap_due, purge_due;
+	bool beat_due, reap_due, purge_due, listen_due;
+	/* After a reconnect (the database restarted or failed over) every instance's lock is
+	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
+	int64_t reap_after_ms;
+	bool ever_locked;
 	int64_t last_purge_ms;
 	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
 	bool holder_looked;
@@ -240,6 +260,8 @@ struct cluster {
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
+	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
+	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
 	size_t peers_live;
 	char peers[512];
 
@@ -472,6 +494,14 @@ static char *array_literal(struct claim *from, size_t n, bool keys)
 
 /* ---- the connection -------------------------------------------------------------------- */
 
+static void task_free(struct task *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free(t->params[i]);
+	free(t->params);
+	free(t);
+}
+
 static void drop_conn(struct cluster *c)
 {
 	conndrv_close(&c->drv);
@@ -484,6 +514,15 @@ static void drop_conn(struct cluster *c)
 		free(c->unlock[i]);
 	c->n_unlock = c->unlock_sent = 0;
 	c->st.connected = false;
+	/* statements of other modules: their answer cannot come now */
+	while (c->task_head) {
+		struct task *t = c->task_head;
+		c->task_head = t->next;
+		if (!c->closing)
+			t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
+		task_free(t);
+	}
+	c->task_tail = NULL;
 }
 
 /* The driver's failed(): the connection is gone. */
@@ -622,6 +661,10 @@ static void lock_done(struct cluster *c)
 		          c->safe_conninfo);
 	c->beat_due = c->reap_due = true;
 	c->jobs_due = true;
+	c->listen_due = c->hooks.notified != NULL;
+	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
+		c->reap_after_ms = mono_ms() + CLUSTER_DEAD_MS;
+	c->ever_locked = true;
 	if (c->hooks.identity)
 		c->hooks.identity(c->hooks.arg);
 }
@@ -752,6 +795,9 @@ static void reap_done(struct cluster *c)
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);
 	}
+	for (int i = 0; c->hooks.reaped && i < PQntuples(r); i++)
+		if (PQgetisnull(r, i, 1))
+			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
 }
 
 static void claim_done(struct cluster *c, enum op op)
@@ -859,6 +905,21 @@ static void op_done(struct cluster *c)
 	case OP_STOP:
 		c->stop_done = true;
 		break;
+	case OP_LISTEN:
+		if (c->op_failed)
+			log_warning("cluster: cannot listen for other instances: %s", c->op_err);
+		break;
+	case OP_TASK:
+		if (c->task_head) {
+			struct task *t = c->task_head;
+			c->task_head = t->next;
+			if (!c->task_head)
+				c->task_tail = NULL;
+			t->fn(t->arg, c->op_failed ? NULL : c->res, c->op_failed ? c->op_err : "",
+			      c->op_failed ? c->op_sqlstate : "");
+			task_free(t);
+		}
+		break;
 	case OP_NONE:
 		break;
 	}
@@ -891,6 +952,13 @@ static void read_results(void *arg)
 			snprintf(c->op_sqlstate, sizeof(c->op_sqlstate), "%s", state ? state : "");
 		}
 		PQclear(r);
+	}
+	/* wake-ups from other instances (coord.c), between statements */
+	PGnotify *nt;
+	while (c->drv.conn && (nt = PQnotifies(c->drv.conn)) != NULL) {
+		if (c->hooks.notified && !c->closing)
+			c->hooks.notified(c->hooks.arg, nt->extra);
+		PQfreemem(nt);
 	}
 	if (c->drv.conn && PQstatus(c->drv.conn) == CONNECTION_BAD)
 		conn_failed_libpq(c);
@@ -981,13 +1049,18 @@ static void kick(struct cluster *c)
 			char *jobs = array_literal(tmp, n, false);
 			free(items);
 			if (jobs) {
-				const char *p[] = {jobs};
+				const char *p[] = {jobs, c->announce ? c->announce : "{}"};
 				c->unlock_sent = n;
-				send_stmt(c, OP_UNLOCK, sql_unlock, 1, p);
+				send_stmt(c, OP_UNLOCK, sql_unlock, 2, p);
 				free(jobs);
 				return;
 			}
 		}
+	}
+	if (c->listen_due) {
+		c->listen_due = false;
+		send_stmt(c, OP_LISTEN, sql_listen, 0, NULL);
+		return;
 	}
 	if (c->beat_due) {
 		c->beat_due = false;
@@ -997,7 +1070,7 @@ static void kick(struct cluster *c)
 		send_stmt(c, OP_BEAT, sql_beat, 5, p);
 		return;
 	}
-	if (c->reap_due && !c->schema_missing) {
+	if (c->reap_due && !c->schema_missing && mono_ms() >= c->reap_after_ms) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
@@ -1015,6 +1088,11 @@ static void kick(struct cluster *c)
 		c->jobs_due = false;
 		const char *p[] = {c->instance, c->jobs_names, c->jobs_hashes};
 		send_stmt(c, OP_JOBS, sql_jobs, 3, p);
+		return;
+	}
+	if (c->task_head) {
+		struct task *t = c->task_head;
+		send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
 		return;
 	}
 	if (has_unsent(c) && !c->schema_missing) {
@@ -1103,6 +1181,7 @@ void cluster_close(struct cluster **cp)
 	}
 	drop_conn(c);
 	free(c->unlock);
+	free(c->announce);
 	free(c->jobs_names);
 	free(c->jobs_hashes);
 	free(c->conninfo);
@@ -1164,6 +1243,21 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 	hl = array_literal(n ? items : NULL, n, true);
 	if (!names || !hl)
 		goto out;
+	/* the jobs whose runs another instance may wait for (sql_unlock, coord.c) */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen) {
+			items[k].job = cfg->jobs[i].name;
+			items[k].next = NULL;
+			if (k)
+				items[k - 1].next = &items[k];
+			k++;
+		}
+	char *ann = array_literal(k ? items : NULL, k, false);
+	if (!ann)
+		goto out;
+	free(c->announce);
+	c->announce = ann;
 	free(c->jobs_names);
 	free(c->jobs_hashes);
 	c->jobs_names = names;
@@ -1229,4 +1323,53 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
 			return -ENOSPC;
 	}
 	return 1;
+}
+
+int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
+                   cluster_result_fn fn, void *arg)
+{
+	if (!cluster_ready(c))
+		return -ENOTCONN;
+	struct task *t = calloc(1, sizeof(*t));
+	if (!t || !(t->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*t->params)))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->sql = sql;
+	t->fn = fn;
+	t->arg = arg;
+	for (; t->n < n; t->n++)
+		if (params[t->n] && !(t->params[t->n] = strdup(params[t->n]))) {
+			task_free(t);
+			return -ENOMEM;
+		}
+	if (c->task_tail)
+		c->task_tail->next = t;
+	else
+		c->task_head = t;
+	c->task_tail = t;
+	/* sent from the loop (the flush timer kicks), never from inside this call */
+	if (!evtimer_pending(&c->flush_ev, NULL))
+		arm(&c->flush_ev, 0);
+	return 0;
+}
+
+bool cluster_ready(const struct cluster *c)
+{
+	return c && c->drv.state == CONNDRV_READY && c->locked && !c->closing && !c->refused;
+}
+
+const char *cluster_instance(const struct cluster *c)
+{
+	return c->instance;
+}
+
+const char *cluster_boot_id(const struct cluster *c)
+{
+	return c->boot_id;
+}
+
+const char *cluster_peers(const struct cluster *c)
+{
+	return c->peers;
 }

@@ -14,6 +14,8 @@
  * - liveness: an instance whose lock nobody holds any more, or whose heartbeat is older
  *   than CLUSTER_DEAD_MS, is dead: the first survivor to see it closes its running rows
  *   (naming it and when it was last seen) and hands them to the scheduler for retry;
+ *   after a reconnect of its own (the server restarted or failed over: every lock went with
+ *   it) an instance judges no other for CLUSTER_DEAD_MS, time for them to come back;
  * - recovery: a server in recovery (a standby) gets no claim, so nothing runs, and the
  *   connection is retried every CLUSTER_RECOVERY_RETRY_MS until it reaches a primary.
  *
@@ -63,8 +65,18 @@ struct cluster_hooks {
 	void (*identity)(void *arg);
 	/* A dead instance's running row was closed: apply the retry policy. */
 	void (*orphan)(void *arg, const struct cluster_orphan *o);
+	/* Instance NAME was found dead by this one (after its orphans): its pending work is
+	 * this instance's to take over (coord.h). May be NULL. */
+	void (*reaped)(void *arg, const char *name);
+	/* A notification on channel CLUSTER_CHANNEL (LISTENed after each connect): PAYLOAD is
+	 * a hint only, never an instruction (coord.h reads the rows it points at). May be
+	 * NULL. */
+	void (*notified)(void *arg, const char *payload);
 	void *arg;
 };
+
+/* The channel instances wake each other on (coord.h). */
+#define CLUSTER_CHANNEL "pgcrond_cluster"
 
 /* Connects at once to CONNINFO (the history database) on BASE. INSTANCE and BOOT_ID are
  * copied. Returns 0 or a negative errno. */
@@ -104,6 +116,24 @@ struct conf_job;
 int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg);
 /* A hash of job J's definition, as 16 hex digits into OUT (LEN >= 17). Pure. */
 void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
+
+/* A statement of another module (coord.c) on the coordination connection, after the
+ * heartbeat and before the claims. FN(ARG, RES, ERR, SQLSTATE) is called once from the loop:
+ * RES the tuples (NULL on failure; borrowed), ERR and SQLSTATE the failure ("" if none).
+ * SQL must be a string that outlives the call (a literal); PARAMS are copied. Returns 0,
+ * -ENOTCONN when the connection is not ready (FN is then not called), or -ENOMEM. */
+struct pg_result;
+typedef void (*cluster_result_fn)(void *arg, const struct pg_result *res, const char *err,
+                                  const char *sqlstate);
+int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
+                   cluster_result_fn fn, void *arg) __attribute__((warn_unused_result));
+/* Whether the connection is up with the name's lock held (statements can be submitted). */
+bool cluster_ready(const struct cluster *c);
+/* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */
+const char *cluster_peers(const struct cluster *c);
+/* This instance's name and boot id (borrowed). */
+const char *cluster_instance(const struct cluster *c);
+const char *cluster_boot_id(const struct cluster *c);
 
 /* For status and tests. */
 struct cluster_stats {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "coord.h"
 #include "exec.h"
 #include "log.h"
 #include "sched.h"
@@ -342,6 +343,19 @@ void ctl_sync_registry(struct ctl *c)
 		registry_update(c);
 }
 
+void ctl_paused_changed(struct ctl *c)
+{
+	if (!c)
+		return;
+	const char *const *names;
+	size_t n = sched_paused_names(c->src->sched, &names);
+	int rc = save_paused(c->state_dir, names, n);
+	if (rc < 0)
+		log_warning("cannot save the paused jobs in %s/%s: %s", c->state_dir,
+		            CTL_PAUSED_FILE, strerror(-rc));
+	registry_update(c);
+}
+
 static void do_status(struct client *cl, const struct ctl_request *rq)
 {
 	json_t *st = status_snapshot(cl->c->src, rq->job[0] ? rq->job : NULL);
@@ -385,6 +399,12 @@ static void do_pause(struct client *cl, const struct ctl_request *rq)
 	size_t n = sched_paused_names(c->src->sched, &names);
 	int src = save_paused(c->state_dir, names, n);
 	char warn[512] = "";
+	/* several instances: every one follows (coord.h); while the history database is
+	 * away, this one alone until it is back */
+	if (coord_pause(sched_coord(c->src->sched), rq->job, pause) == -ENOTCONN)
+		log_notice("%s: %s on this instance; the other instances follow once the history "
+		           "database is reachable again",
+		           rq->job, pause ? "paused" : "resumed");
 	if (src < 0) {
 		snprintf(warn, sizeof(warn),
 		         "%s at once, but not saved in %s/%s (%s): a restart forgets it",

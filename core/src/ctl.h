@@ -64,6 +64,9 @@ int ctl_open(struct event_base *base, const char *state_dir, const struct status
 /* Record every paused job in the registry (pgcrond.job.paused) of the history database: at
  * start, once the schedule is applied. Pause and resume record their job themselves. */
 void ctl_sync_registry(struct ctl *c);
+/* The paused set changed through another instance (coord.h): save it in state_dir and the
+ * registry. */
+void ctl_paused_changed(struct ctl *c);
 /* Close the socket (and remove its file) and every client. Call after sched_free(): runs
  * waited for are answered until then. */
 void ctl_free(struct ctl **c);

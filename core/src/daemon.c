@@ -17,6 +17,7 @@
 #include "alert.h"
 #include "clock.h"
 #include "cluster.h"
+#include "coord.h"
 #include "config.h"
 #include "config_diff.h"
 #include "ctl.h"
@@ -50,6 +51,7 @@ struct daemon {
 	struct triggers *triggers;
 	struct alerter *alerts;
 	struct cluster *cluster;
+	struct coord *coord; /* pending work, overlap and pauses across instances (coord.h) */
 	char instance[128];
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
@@ -407,12 +409,31 @@ static void cluster_identity(void *arg)
 {
 	struct daemon *d = arg;
 	hist_hold_orphans(d->hist, false);
+	coord_identity(d->coord);
 }
 
 static void cluster_orphan(void *arg, const struct cluster_orphan *o)
 {
 	struct daemon *d = arg;
 	sched_takeover(d->sched, o);
+}
+
+static void cluster_reaped(void *arg, const char *name)
+{
+	struct daemon *d = arg;
+	coord_reaped(d->coord, name);
+}
+
+static void cluster_notified(void *arg, const char *payload)
+{
+	struct daemon *d = arg;
+	coord_notified(d->coord, payload);
+}
+
+static void cluster_paused_changed(void *arg)
+{
+	struct daemon *d = arg;
+	ctl_paused_changed(d->ctl);
 }
 
 static int open_cluster(struct daemon *d)
@@ -424,6 +445,8 @@ static int open_cluster(struct daemon *d)
 	struct cluster_hooks hooks = {.refused = cluster_refused,
 	                              .identity = cluster_identity,
 	                              .orphan = cluster_orphan,
+	                              .reaped = cluster_reaped,
+	                              .notified = cluster_notified,
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
@@ -600,6 +623,12 @@ int daemon_main(const char *config_path)
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
 	sched_set_cluster(d.sched, d.cluster);
+	struct coord_hooks ch = {.paused_changed = cluster_paused_changed, .arg = &d};
+	if (d.cluster && coord_open(d.cluster, d.sched, &ch, &d.coord) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	sched_set_coord(d.sched, d.coord);
 	if (metrics_new(&d.metrics) < 0) {
 		log_error("out of memory");
 		goto out;
@@ -610,6 +639,7 @@ int daemon_main(const char *config_path)
 	                               .hist = d.hist,
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
+	                               .cluster = d.cluster,
 	                               .started_us = wall_now_us()};
 	const struct conf_database *hdb =
 	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
@@ -675,7 +705,10 @@ out:
 	}
 	conf_loader_free(&d.loader);
 	triggers_free(&d.triggers);
+	if (d.sched)
+		sched_set_coord(d.sched, NULL); /* runs freed below write no pending work */
 	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
+	coord_free(&d.coord);
 	http_free(&d.http);
 	sched_free(&d.sched); /* answers the runs waited for on the control socket */
 	ctl_free(&d.ctl);

@@ -375,6 +375,7 @@ void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
 			free(d->graph_again_id);
 			d->graph_again_id = r->graph_run;
 			r->graph_run = NULL;
+			sched_job_owes(d, d->graph_again_id); /* a survivor runs it if we die */
 			sched_run_free(&r);
 			continue;
 		}
@@ -415,6 +416,7 @@ void flow_job_idle(struct job *j)
 {
 	if (j->graph_again) {
 		j->graph_again = false;
+		sched_job_owes_not(j);
 		char *id = j->graph_again_id;
 		j->graph_again_id = NULL;
 		if (job_ready(j))
@@ -538,6 +540,7 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
+	sched_work_gone(r); /* started: nothing pending to take over any more */
 	j->start_seq = ++s->flow_seq;
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
@@ -611,6 +614,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			j->retry_at_us = sched_now_us(s) + delay * 1000;
 			arm_ms(s, j->retry_ev, delay);
 			j->retry_armed = true;
+			sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
 			return;
 		}
 	}

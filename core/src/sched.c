@@ -186,6 +186,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
+	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
@@ -252,6 +253,8 @@ void sched_run_admit(struct run *r)
 	}
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
+	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
+		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
 /* The job's last result, for status. */
@@ -487,6 +490,8 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 		run_begin(r);
 		return;
 	}
+	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
+		return; /* it runs once that run ends (overlap queue or replace) */
 	if (r->job_locked)
 		cluster_release(s->cluster, j->name);
 	char msg[300];
@@ -669,6 +674,8 @@ static void describe_active(const struct run *a, char *out, size_t outlen)
 	char when[16];
 	if (a->claiming) {
 		snprintf(out, outlen, "previous fire still being claimed");
+	} else if (a->cluster_wait) {
+		snprintf(out, outlen, "previous fire waiting for a run on another instance");
 	} else if (a->started) {
 		fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
@@ -704,6 +711,8 @@ void sched_fire_run(struct run *r)
 		log_job(LOG_LVL_INFO, j->name, "paused: a %s fire is held until it is resumed",
 		        r->trigger);
 		j->paused_owed = true;
+		if (strcmp(r->trigger, "upstream") == 0)
+			sched_job_owes(j, r->graph_run); /* a survivor runs it if we die */
 		sched_run_answer(r, HIST_SKIPPED, "the job is paused", NULL);
 		sched_run_free(&r);
 		return;
@@ -1197,20 +1206,21 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
 				if (*waiting[w]) {
-					record_skipped(*waiting[w], why);
+					record_skipped(*waiting[w],
+					               sched_work_keep(*waiting[w], why));
 					sched_run_free(waiting[w]);
 				}
 			}
-			if (j->active && j->active->retry_wait) {
+			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
 				flow_retry_disarm(j);
-				record_skipped(j->active, why);
+				record_skipped(j->active, sched_work_keep(j->active, why));
 				sched_run_free(&j->active);
 			}
 		}
 		struct run *r;
 		while ((r = sched_queue_pop(&s->queue)) != NULL) {
 			r->job->active = NULL;
-			record_skipped(r, why);
+			record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
 		}
 		if (s->n_running > 0) {

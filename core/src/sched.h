@@ -72,6 +72,24 @@ void sched_set_cluster(struct sched *s, struct cluster *c);
  * allows (the retry is claimed like any fire, so one survivor runs it). */
 void sched_takeover(struct sched *s, const struct cluster_orphan *o);
 
+/* Several instances, beyond the claims (coord.h; sched_cluster.c). CO is borrowed until
+ * sched_free (NULL: none). */
+struct coord;
+struct coord_work;
+void sched_set_coord(struct sched *s, struct coord *co);
+struct coord *sched_coord(const struct sched *s);
+/* Pending work W of a dead instance (or of an earlier process of this one): run it here. */
+void sched_take_work(struct sched *s, const struct coord_work *w);
+/* A run of JOB on another instance ended (NULL: any may have, the holder died or this
+ * instance reconnected): a run of it waiting for that (overlap queue or replace) tries
+ * again. */
+void sched_cluster_ended(struct sched *s, const char *job);
+/* Instance BY replaces JOB's run here (overlap = replace): cancel it. */
+void sched_cluster_cancel(struct sched *s, const char *job, const char *by);
+/* The cluster's paused set is NAMES (N): pause and resume to match. True if anything
+ * changed here. */
+bool sched_follow_paused(struct sched *s, const char *const *names, size_t n);
+
 /* Run job NAME for notifications with PAYLOADS (N of them; ownership of the strings and the
  * array passes to the scheduler, also on error). If the job is busy they wait, merged with
  * any others, until its run ends: notification runs are never skipped. -ENOENT, -ESHUTDOWN,

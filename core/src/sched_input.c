@@ -74,6 +74,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 			r->n_payloads += n;
 		}
 		free(payloads);
+		sched_work_note(r, "notify", 0);
 		return 0;
 	}
 	r = sched_run_new(j, 0, "notify");
@@ -89,6 +90,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 		log_job(LOG_LVL_DEBUG, j->name,
 		        "notified while busy; runs when the current run ends");
 		j->notify_wait = r;
+		sched_work_note(r, "notify", 0);
 		return 0;
 	}
 	sched_fire_run(r);

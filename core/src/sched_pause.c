@@ -126,6 +126,7 @@ int sched_resume(struct sched *s, const char *name)
 	    sched_job_schedulable(j) && j->next_fire != CRON_NEVER && j->next_fire * 1000000 <= now;
 	bool owed = j->paused_owed || due;
 	j->paused_owed = false;
+	sched_job_owes_not(j);
 	int64_t latest = now / 1000000;
 	if (due) {
 		int64_t l =
@@ -155,4 +156,50 @@ int sched_resume(struct sched *s, const char *name)
 	}
 	sched_admit_queued(s);
 	return 0;
+}
+
+static bool name_in(const char *name, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)
+{
+	bool changed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (sched_is_paused(s, names[i]))
+			continue;
+		struct job *j = sched_job_find(s, names[i]);
+		if (j && !j->removed) {
+			if (sched_pause(s, names[i]) == 0) {
+				log_job(LOG_LVL_NOTICE, names[i], "paused on every instance");
+				changed = true;
+			}
+		} else if (sched_set_paused(s, &names[i], 1) == 0) {
+			changed = true; /* paused when it appears here */
+		}
+	}
+	for (size_t i = 0; i < s->n_paused;) {
+		if (name_in(s->paused[i], names, n)) {
+			i++;
+			continue;
+		}
+		struct job *j = sched_job_find(s, s->paused[i]);
+		changed = true;
+		if (j && !j->removed && j->paused) {
+			char *name = strdup(s->paused[i]);
+			int rc = name ? sched_resume(s, name) : -ENOMEM;
+			if (rc == 0)
+				log_job(LOG_LVL_NOTICE, name, "resumed on every instance");
+			free(name);
+			if (rc == 0)
+				continue; /* sched_resume took it out of the list */
+		}
+		free(s->paused[i]);
+		s->paused[i] = s->paused[--s->n_paused];
+	}
+	return changed;
 }

@@ -71,6 +71,7 @@ struct job {
 	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
 	                          * upstreams' catch-up runs, in their graph run */
 	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
+	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
 	bool paused;
@@ -91,11 +92,13 @@ struct run {
 	char trigger[16];
 	int attempt;
 	bool started;
-	bool retry_wait; /* waiting for the job's retry timer */
-	bool claiming;   /* waiting for its claim (cluster.h); holds a run slot */
-	bool claimed;    /* claimed, or needs no claim */
-	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
-	bool waited;     /* already waited for its upstreams */
+	bool retry_wait;   /* waiting for the job's retry timer */
+	bool claiming;     /* waiting for its claim (cluster.h); holds a run slot */
+	bool claimed;      /* claimed, or needs no claim */
+	bool job_locked;   /* holds the job's cluster lock (overlap across instances) */
+	bool waited;       /* already waited for its upstreams */
+	bool cluster_wait; /* its job's run on another instance must end first (coord.h) */
+	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
 	struct exec_run *er;
@@ -118,6 +121,7 @@ struct sched {
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
+	struct coord *coord;     /* NULL: none (coord.h) */
 	struct metrics *metrics; /* may be NULL (sched_set_metrics) */
 	char instance[128];
 	const struct pgc_config *cfg;
@@ -172,6 +176,18 @@ void sched_record(struct run *r, const char *status, const char *message);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
 struct job *sched_job_find(struct sched *s, const char *name);
+/* sched_cluster.c: R waits as pending work of KIND, due at DUE_US (0: now) / R started or
+ * is dropped; job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer. */
+void sched_work_note(struct run *r, const char *kind, int64_t due_us);
+void sched_work_gone(struct run *r);
+void sched_job_owes(struct job *j, const char *graph_run);
+void sched_job_owes_not(struct job *j);
+/* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
+ * instance or this one's next start (coord.h); returns the message to record. */
+const char *sched_work_keep(struct run *r, const char *why);
+/* R's claim found its job running on another instance (WHY): true if R waits for that
+ * run's end (overlap queue or replace, or notifications, which are never skipped). */
+bool sched_cluster_busy(struct run *r, const char *why);
 /* The timer helpers of sched.c, for sched_pause.c. */
 void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j);

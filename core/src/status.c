@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
@@ -91,6 +92,8 @@ static const char *job_state(const struct job *j, bool debouncing)
 		return "paused";
 	if (a && a->retry_wait)
 		return "retrying";
+	if (a && a->cluster_wait)
+		return "waiting_instance"; /* for its run on another instance (overlap) */
 	if (a)
 		return "queued";
 	if (j->parked)
@@ -341,6 +344,20 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 	rc |= json_object_set_new(o, "plugins", plugins);
 	if (!dbs || !hist || !plugins || rc != 0)
 		goto fail;
+	if (src->cluster) {
+		/* which instance this is among those sharing the history database */
+		struct cluster_stats cs;
+		cluster_get_stats(src->cluster, &cs);
+		json_t *cl = json_object();
+		if (!cl || json_object_set_new(o, "cluster", cl) < 0)
+			goto fail;
+		rc |= put_bool(cl, "connected", cs.connected);
+		rc |= put_bool(cl, "in_recovery", cs.in_recovery);
+		rc |= put_int(cl, "peers_live", (json_int_t)cs.peers_live);
+		rc |= put_str(cl, "peers", cluster_peers(src->cluster));
+		if (rc != 0)
+			goto fail;
+	}
 	if (jobs_json(src, jobs, job_or_null, now) < 0)
 		goto fail;
 	if (json_object_set_new(o, "jobs", jobs) < 0) {

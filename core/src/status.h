@@ -16,11 +16,13 @@
  *     "history":   { "database", "connected", "pending" (records not yet written),
  *                    "spool_bytes", "written", "dropped" },
  *     "plugins":   [ { "name", "version", "path", "abi_minor" } ],
+ *     "cluster":   { "connected", "in_recovery", "peers_live", "peers" }, -- with a history
+ *                                                    database: the other live instances
  *     "jobs": [ {
  *        "name", "kind" ("sql" | "plugin"), "plugin", "database", "schedule", "after": [],
  *        "listen", "enabled", "paused",
- *        "state": "running" | "queued" | "waiting_upstream" | "debouncing" | "retrying"
- *                 | "paused" | "disabled" | "idle",
+ *        "state": "running" | "queued" | "waiting_instance" | "waiting_upstream"
+ *                 | "debouncing" | "retrying" | "paused" | "disabled" | "idle",
  *        "running":   { "since", "elapsed_s", "database", "backend_pid", "trigger",
  *                       "attempt" },                          -- while a run is under way
  *        "retry":     { "attempt", "next_try" },             -- waiting to retry
@@ -43,6 +45,7 @@ struct sched;
 struct exec;
 struct hist;
 struct triggers;
+struct cluster;
 
 /* Where the state comes from; owned by the daemon, which keeps it current (the pointers
  * may change across a shutdown: triggers becomes NULL). Everything borrowed. */
@@ -52,7 +55,8 @@ struct status_src {
 	struct hist *hist;          /* NULL: no history database */
 	struct triggers **triggers; /* points to the daemon's pointer, which may be NULL */
 	const char *instance;
-	int64_t started_us; /* Unix µs */
+	struct cluster *cluster; /* NULL: not coordinated with other instances (cluster.h) */
+	int64_t started_us;      /* Unix µs */
 };
 
 /* The whole state, or with JOB_OR_NULL only that job in "jobs" (the daemon part is always

@@ -4,6 +4,7 @@
  * waits for a reader; a replayed spill file adds no duplicate rows; a short run is one row
  * written once. */
 #include <check.h>
+#include <dirent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,416 @@
+/* Pending work, overlap and the paused set across instances (coord.h; sql/pgcrond--7.sql).
+ *
+ * Every statement goes through cluster_submit, so it shares the coordination connection,
+ * its deadlines and its reconnects; nothing here has a connection or a timer of its own.
+ * Statements are sent only while the connection holds the instance's name: a survivor can
+ * only take over what was written, and a pause made while the database is away is kept in
+ * the list of changes to send and reaches the table at the next connect. */
+#include "coord.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "log.h"
+#include "sched.h"
+
+static const char sql_note[] =
+    "INSERT INTO pgcrond.pending_work AS w (instance, boot_id, job_name, kind, graph_run,"
+    " scheduled_time, attempt, due_at, payloads)"
+    " VALUES ($1, $2, $3, $4, $5,"
+    "  CASE WHEN $6::bigint > 0 THEN to_timestamp($6::bigint / 1000000.0) END, $7::integer,"
+    "  CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000000.0) ELSE now() END,"
+    "  CASE WHEN $9::jsonb IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text($9::jsonb))"
+    "  END)"
+    " ON CONFLICT (instance, job_name, kind) DO UPDATE SET boot_id = EXCLUDED.boot_id,"
+    "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
+    "  attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, payloads = EXCLUDED.payloads,"
+    "  noted_at = now()";
+static const char sql_done[] = "DELETE FROM pgcrond.pending_work"
+                               " WHERE instance = $1 AND job_name = $2 AND kind = $3";
+/* The work of instance $1 written by a process other than boot $2 (a dead one). The DELETE
+ * hands each row to one taker. */
+static const char sql_take[] =
+    "DELETE FROM pgcrond.pending_work WHERE instance = $1 AND boot_id <> $2"
+    " RETURNING job_name, kind, graph_run,"
+    "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
+    "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
+static const char sql_take_boot[] =
+    "DELETE FROM pgcrond.pending_work WHERE instance = $1 AND boot_id = $2"
+    " RETURNING job_name, kind, graph_run,"
+    "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
+    "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
+/* The instances whose sessions hold job $1's lock (cluster.c takes it for a run): ask them
+ * to cancel that run, and wake them. */
+static const char sql_cancel[] =
+    "WITH h AS (SELECT DISTINCT i.name FROM pg_catalog.pg_locks l"
+    "  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+    "  JOIN pgcrond.instance i ON a.application_name = 'pgcrond cluster ' || i.boot_id"
+    "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    "    AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+    "                       WHERE datname = current_database())"
+    "    AND ((l.classid::bigint << 32) | l.objid::bigint)"
+    "        = hashtextextended('pgcrond job ' || $1, 0)"
+    "    AND i.name <> $2),"
+    " ins AS (INSERT INTO pgcrond.cancel_request AS r (instance, job_name, requested_by)"
+    "  SELECT name, $1, $2 FROM h"
+    "  ON CONFLICT (instance, job_name) DO UPDATE"
+    "   SET requested_by = EXCLUDED.requested_by, requested_at = now()"
+    "  RETURNING instance)"
+    " SELECT instance, pg_notify('" CLUSTER_CHANNEL "', 'cancel ' || instance) FROM ins";
+/* This instance's cancel requests; one older than a minute is stale (its run is over). */
+static const char sql_cancels[] =
+    "DELETE FROM pgcrond.cancel_request WHERE instance = $1"
+    " RETURNING job_name, requested_by, requested_at > now() - interval '1 minute'";
+static const char sql_pause[] =
+    "WITH p AS (INSERT INTO pgcrond.job_pause (job_name, paused_by)"
+    "  SELECT $1, $2 WHERE $3::boolean ON CONFLICT (job_name) DO NOTHING RETURNING 1),"
+    " r AS (DELETE FROM pgcrond.job_pause WHERE NOT $3::boolean AND job_name = $1"
+    "  RETURNING 1)"
+    " SELECT pg_notify('" CLUSTER_CHANNEL "', 'pause')"
+    "  WHERE EXISTS (SELECT FROM p) OR EXISTS (SELECT FROM r)";
+static const char sql_paused[] = "SELECT job_name FROM pgcrond.job_pause ORDER BY 1";
+
+/* A pause or resume not yet in pgcrond.job_pause. */
+struct change {
+	struct change *next;
+	char *job;
+	bool pause;
+	bool sent;
+};
+
+struct coord {
+	struct cluster *c;
+	struct sched *s;
+	struct coord_hooks hooks;
+	struct change *changes;
+	bool schema_missing; /* step 7 is not installed: said once, nothing sent */
+	struct log_complaint complaint;
+};
+
+int coord_open(struct cluster *c, struct sched *s, const struct coord_hooks *hooks,
+               struct coord **out)
+{
+	struct coord *co = calloc(1, sizeof(*co));
+	if (!co)
+		return -ENOMEM;
+	co->c = c;
+	co->s = s;
+	if (hooks)
+		co->hooks = *hooks;
+	*out = co;
+	return 0;
+}
+
+void coord_free(struct coord **cop)
+{
+	struct coord *co = *cop;
+	if (!co)
+		return;
+	while (co->changes) {
+		struct change *ch = co->changes;
+		co->changes = ch->next;
+		free(ch->job);
+		free(ch);
+	}
+	free(co);
+	*cop = NULL;
+}
+
+/* A failed statement: the schema without step 7 is said once; others are logged. */
+static bool failed(struct coord *co, const char *what, const char *err, const char *sqlstate)
+{
+	if (!err || !*err)
+		return false;
+	if (strcmp(sqlstate, "42P01") == 0) {
+		if (!co->schema_missing)
+			log_warning(
+			    "cluster: %s: the history database's pgcrond schema is older than "
+			    "step 7 (%s); run 'pgcrond install' so that instances hand work "
+			    "over and share pauses",
+			    what, err);
+		co->schema_missing = true;
+	} else if (strcmp(sqlstate, "08006") != 0 && log_complain(&co->complaint)) {
+		log_warning("cluster: %s: %s", what, err);
+	}
+	return true;
+}
+
+static void submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
+                   cluster_result_fn fn)
+{
+	if (co->schema_missing || !cluster_ready(co->c))
+		return;
+	int rc = cluster_submit(co->c, sql, n, p, fn, co);
+	if (rc < 0 && rc != -ENOTCONN)
+		log_warning("cluster: %s: %s", what, strerror(-rc));
+}
+
+/* ---- pending work ---------------------------------------------------------------------- */
+
+static void note_done(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	(void)res;
+	failed(arg, "cannot record pending work", err, sqlstate);
+}
+
+void coord_note(struct coord *co, const struct coord_work *w)
+{
+	if (!co)
+		return;
+	char sched[24], attempt[16], due[24];
+	char *payloads = NULL;
+	snprintf(sched, sizeof(sched), "%" PRId64, w->scheduled_us);
+	snprintf(attempt, sizeof(attempt), "%d", w->attempt > 0 ? w->attempt : 1);
+	snprintf(due, sizeof(due), "%" PRId64, w->due_us);
+	if (w->n_payloads) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && i < w->n_payloads; i++)
+			json_array_append_new(a, json_string(w->payloads[i]));
+		payloads = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+	}
+	const char *p[] = {cluster_instance(co->c),
+	                   cluster_boot_id(co->c),
+	                   w->job,
+	                   w->kind,
+	                   w->graph_run,
+	                   sched,
+	                   attempt,
+	                   due,
+	                   payloads};
+	submit(co, "cannot record pending work", sql_note, 9, p, note_done);
+	free(payloads);
+}
+
+void coord_done(struct coord *co, const char *job, const char *kind)
+{
+	if (!co)
+		return;
+	const char *p[] = {cluster_instance(co->c), job, kind};
+	submit(co, "cannot record pending work", sql_done, 3, p, note_done);
+}
+
+static void take_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	struct coord *co = arg;
+	if (failed(co, "cannot take over pending work", err, sqlstate) || !r)
+		return;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct coord_work w = {
+		    .job = PQgetvalue(r, i, 0),
+		    .kind = PQgetvalue(r, i, 1),
+		    .graph_run = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
+		    .scheduled_us = PQgetisnull(r, i, 3) ? 0 : atoll(PQgetvalue(r, i, 3)),
+		    .attempt = atoi(PQgetvalue(r, i, 4)),
+		    .due_us = atoll(PQgetvalue(r, i, 5)),
+		};
+		char **payloads = NULL;
+		size_t n = 0;
+		json_t *a = PQgetisnull(r, i, 6) ? NULL : json_loads(PQgetvalue(r, i, 6), 0, NULL);
+		if (json_is_array(a) && json_array_size(a) > 0 &&
+		    (payloads = calloc(json_array_size(a), sizeof(*payloads)))) {
+			for (size_t k = 0; k < json_array_size(a); k++) {
+				const char *v = json_string_value(json_array_get(a, k));
+				if (v && (payloads[n] = strdup(v)))
+					n++;
+			}
+		}
+		json_decref(a);
+		w.payloads = payloads;
+		w.n_payloads = n;
+		sched_take_work(co->s, &w);
+		for (size_t k = 0; k < n; k++)
+			free(payloads[k]);
+		free(payloads);
+	}
+}
+
+static void take(struct coord *co, const char *instance, const char *boot_id)
+{
+	const char *p[] = {instance, boot_id};
+	submit(co, "cannot take over pending work", sql_take, 2, p, take_done);
+}
+
+/* "NAME BOOT" stopped cleanly: what it left is ours to run (only that process's rows: a
+ * next process of it may be writing its own already). */
+static void stopped(struct coord *co, const char *who)
+{
+	char name[128];
+	const char *sp = strchr(who, ' ');
+	if (!sp || (size_t)(sp - who) >= sizeof(name))
+		return;
+	snprintf(name, sizeof(name), "%.*s", (int)(sp - who), who);
+	if (strcmp(name, cluster_instance(co->c)) == 0)
+		return;
+	const char *p[] = {name, sp + 1};
+	submit(co, "cannot take over pending work", sql_take_boot, 2, p, take_done);
+}
+
+/* ---- overlap across instances ---------------------------------------------------------- */
+
+static void cancel_sent(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	struct coord *co = arg;
+	if (failed(co, "cannot ask another instance to cancel its run", err, sqlstate) || !r)
+		return;
+	for (int i = 0; i < PQntuples(r); i++)
+		log_info("cluster: asked instance \"%s\" to cancel its run (overlap = replace)",
+		         PQgetvalue(r, i, 0));
+}
+
+void coord_cancel_other(struct coord *co, const char *job)
+{
+	if (!co)
+		return;
+	const char *p[] = {job, cluster_instance(co->c)};
+	submit(co, "cannot ask another instance to cancel its run", sql_cancel, 2, p, cancel_sent);
+}
+
+static void cancels_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	struct coord *co = arg;
+	if (failed(co, "cannot read cancel requests", err, sqlstate) || !r)
+		return;
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, 2), "t") == 0)
+			sched_cluster_cancel(co->s, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+static void read_cancels(struct coord *co)
+{
+	const char *p[] = {cluster_instance(co->c)};
+	submit(co, "cannot read cancel requests", sql_cancels, 1, p, cancels_done);
+}
+
+/* ---- the paused set -------------------------------------------------------------------- */
+
+static void paused_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	struct coord *co = arg;
+	if (failed(co, "cannot read the paused jobs", err, sqlstate) || !r)
+		return;
+	size_t n = (size_t)PQntuples(r), extra = 0;
+	for (struct change *ch = co->changes; ch; ch = ch->next)
+		extra++;
+	const char **names = calloc(n + extra + 1, sizeof(*names));
+	if (!names)
+		return;
+	for (size_t i = 0; i < n; i++)
+		names[i] = PQgetvalue(r, (int)i, 0);
+	/* a change of ours not yet in the table stays as this instance made it */
+	for (struct change *ch = co->changes; ch; ch = ch->next) {
+		size_t k = 0;
+		while (k < n && strcmp(names[k], ch->job) != 0)
+			k++;
+		if (ch->pause && k == n)
+			names[n++] = ch->job;
+		else if (!ch->pause && k < n)
+			names[k] = names[--n];
+	}
+	if (sched_follow_paused(co->s, names, n) && co->hooks.paused_changed)
+		co->hooks.paused_changed(co->hooks.arg);
+	free(names);
+}
+
+static void read_paused(struct coord *co)
+{
+	submit(co, "cannot read the paused jobs", sql_paused, 0, NULL, paused_done);
+}
+
+static void change_sent(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	struct coord *co = arg;
+	(void)r;
+	/* the oldest change sent is the one answered (statements are answered in order) */
+	struct change **pp = &co->changes;
+	while (*pp && !(*pp)->sent)
+		pp = &(*pp)->next;
+	struct change *ch = *pp;
+	if (!ch)
+		return;
+	if (failed(co, "cannot share a pause or resume with the other instances", err, sqlstate)) {
+		ch->sent = false; /* sent again at the next connect */
+		return;
+	}
+	*pp = ch->next;
+	free(ch->job);
+	free(ch);
+}
+
+static void send_changes(struct coord *co)
+{
+	for (struct change *ch = co->changes; ch; ch = ch->next) {
+		if (ch->sent || co->schema_missing || !cluster_ready(co->c))
+			continue;
+		const char *p[] = {ch->job, cluster_instance(co->c), ch->pause ? "true" : "false"};
+		if (cluster_submit(co->c, sql_pause, 3, p, change_sent, co) == 0)
+			ch->sent = true;
+	}
+}
+
+int coord_pause(struct coord *co, const char *job, bool pause)
+{
+	if (!co)
+		return 0;
+	struct change *ch = calloc(1, sizeof(*ch)), **tail = &co->changes;
+	if (!ch || !(ch->job = strdup(job))) {
+		free(ch);
+		return -ENOMEM;
+	}
+	ch->pause = pause;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = ch;
+	if (co->schema_missing)
+		return 0; /* no table: this instance alone, as before step 7 */
+	send_changes(co);
+	return ch->sent ? 0 : -ENOTCONN;
+}
+
+/* ---- the connection's events ----------------------------------------------------------- */
+
+void coord_identity(struct coord *co)
+{
+	if (!co)
+		return;
+	co->schema_missing = false; /* 'pgcrond install' may have run meanwhile */
+	for (struct change *ch = co->changes; ch; ch = ch->next)
+		ch->sent = false;
+	/* what an earlier process of this instance left: ours to run */
+	take(co, cluster_instance(co->c), cluster_boot_id(co->c));
+	send_changes(co);
+	read_paused(co);
+	read_cancels(co);
+	/* a run waiting for another instance's end may have missed it while we were away */
+	sched_cluster_ended(co->s, NULL);
+}
+
+void coord_reaped(struct coord *co, const char *dead)
+{
+	if (!co)
+		return;
+	take(co, dead, "");
+	/* its session, and with it the locks of its runs, is gone: no end will be announced */
+	sched_cluster_ended(co->s, NULL);
+}
+
+void coord_notified(struct coord *co, const char *payload)
+{
+	if (!co || !payload)
+		return;
+	if (strncmp(payload, "end ", 4) == 0)
+		sched_cluster_ended(co->s, payload + 4);
+	else if (strncmp(payload, "stopped ", 8) == 0)
+		stopped(co, payload + 8);
+	else if (strcmp(payload, "pause") == 0)
+		read_paused(co);
+	else if (strncmp(payload, "cancel ", 7) == 0 &&
+	         strcmp(payload + 7, cluster_instance(co->c)) == 0)
+		read_cancels(co);
+}

@@ -1,0 +1,74 @@
+#ifndef PGCROND_COORD_H
+#define PGCROND_COORD_H
+
+/* What instances sharing a history database hand each other beyond the claims of cluster.h
+ * (README "Running several instances"; sql/pgcrond--7.sql), on cluster.h's connection:
+ *
+ * - pending work: a retry waiting for its delay, a downstream run due on this instance,
+ *   notifications gathered while the job ran are written to pgcrond.pending_work while they
+ *   wait; the survivor that finds this instance dead (or this instance's next process)
+ *   deletes the rows and runs them, so each is taken over once;
+ * - overlap across instances: a queued or replacing run that found the job's lock held on
+ *   another instance waits for the NOTIFY that instance sends when its run ends (or for the
+ *   holder's death); replace first files a row in pgcrond.cancel_request and wakes the
+ *   holder, which cancels its own run with its own cancel key;
+ * - the paused set: pgcrond.job_pause holds the jobs paused on every instance; a change
+ *   wakes the others, which follow. While the database is unreachable pause and resume act
+ *   on this instance alone (kept in state_dir) and reach the table when it is back.
+ *
+ * A NOTIFY on CLUSTER_CHANNEL is a wake-up only: what is done is read from the rows, which
+ * PostgreSQL's grants protect. Never blocks the loop. Without step 7 of the schema each
+ * part says once that 'pgcrond install' is needed and the instance works as before. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cluster;
+struct sched;
+struct coord;
+
+/* One piece of pending work. Strings are borrowed for the call. */
+struct coord_work {
+	const char *job;
+	const char *kind;      /* "retry" | "upstream" | "notify" */
+	const char *graph_run; /* NULL if none */
+	int64_t scheduled_us;  /* 0 if none */
+	int attempt;
+	int64_t due_us; /* wall clock; 0: now */
+	char *const *payloads;
+	size_t n_payloads;
+};
+
+struct coord_hooks {
+	/* The paused set changed through another instance (sched's set was updated): keep the
+	 * local copy (state_dir) in step. May be NULL. */
+	void (*paused_changed)(void *arg);
+	void *arg;
+};
+
+/* On cluster C for scheduler S. Returns 0 or -ENOMEM. */
+int coord_open(struct cluster *c, struct sched *s, const struct coord_hooks *hooks,
+               struct coord **out) __attribute__((warn_unused_result));
+void coord_free(struct coord **co);
+
+/* cluster.h's hooks, forwarded by the daemon: the name is ours again (after a connect), an
+ * instance was found dead, a wake-up came. */
+void coord_identity(struct coord *co);
+void coord_reaped(struct coord *co, const char *dead);
+void coord_notified(struct coord *co, const char *payload);
+
+/* Pending work W is due on this instance / was started or dropped (JOB, KIND). Best effort:
+ * without a connection nothing is written (a survivor could not take it over anyway). */
+void coord_note(struct coord *co, const struct coord_work *w);
+void coord_done(struct coord *co, const char *job, const char *kind);
+
+/* A run of JOB waits for the run of it on another instance (overlap = replace): ask that
+ * instance to cancel it. */
+void coord_cancel_other(struct coord *co, const char *job);
+
+/* JOB was paused (PAUSE) or resumed on this instance: the cluster follows. 0, or -ENOTCONN
+ * when the database is unreachable (sent when it is back). */
+int coord_pause(struct coord *co, const char *job, bool pause);
+
+#endif

@@ -1,0 +1,625 @@
+/* What instances hand each other beyond the claims (issue 12; coord.h, sql/pgcrond--7.sql,
+ * README "Running several instances"): overlap = queue and replace across instances, the
+ * retry a dead instance had scheduled, a downstream run it owed, and the paused set shared
+ * by every instance. Two instances with their own names and state_dirs on one database. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define DB "pgcrond_it_handover"
+/* A heartbeat and a reap after the database's return (cluster.h: every 5 s). */
+#define CLUSTER_WAIT_S 6
+
+struct inst {
+	char name[32];
+	char *dir, *conf, *log;
+	pid_t pid;
+};
+
+static void handover_db(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	itest_assert_scalar(e->db, "SELECT to_regclass('pgcrond.pending_work') IS NOT NULL", "t");
+	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
+}
+
+/* Instance NAME: its own dir, state_dir and log; JOBS is its conf.d/10-jobs.conf. */
+static void inst_init(struct inst *in, const struct itest_env *e, const char *name,
+                      const char *jobs)
+{
+	memset(in, 0, sizeof(*in));
+	snprintf(in->name, sizeof(in->name), "%s", name);
+	in->dir = itest_tmpdir(name);
+	size_t n = strlen(in->dir) + 64;
+	in->conf = malloc(n);
+	in->log = malloc(n);
+	char *confd = malloc(n), *job = malloc(n);
+	ck_assert(in->conf && in->log && confd && job);
+	snprintf(in->conf, n, "%s/pgcrond.conf", in->dir);
+	snprintf(in->log, n, "%s/daemon.log", in->dir);
+	snprintf(confd, n, "%s/conf.d", in->dir);
+	snprintf(job, n, "%s/conf.d/10-jobs.conf", in->dir);
+	ck_assert(mkdir(confd, 0755) == 0);
+	itest_write_file(in->conf,
+	                 "instance = \"%s\";\n"
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 name, confd, in->dir, e->ci);
+	itest_write_file(job, "%s", jobs);
+	free(confd);
+	free(job);
+}
+
+static void inst_free(struct inst *in)
+{
+	if (in->pid)
+		itest_daemon_stop(in->pid, SIGKILL, 30);
+	free(in->dir);
+	free(in->conf);
+	free(in->log);
+}
+
+/* Start it; it holds its name once its heartbeat row exists and it listens for the others
+ * once its coordination session is idle after the LISTEN. */
+static void inst_up(struct itest_env *e, struct inst *in)
+{
+	in->pid = itest_daemon_start(in->conf, in->log);
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
+	ck_assert_msg(itest_wait_log(in->log, "started:", 15), "no start:\n%s",
+	              itest_read_file(in->log));
+}
+
+/* The six-field schedule of the second AT of every minute. */
+static void at_second(char *out, size_t len, int at)
+{
+	snprintf(out, len, "%d * * * * *", ((at % 60) + 60) % 60);
+}
+
+static int second_soon(int ahead)
+{
+	return (int)((time(NULL) + ahead) % 60);
+}
+
+/* overlap = queue: a fire that finds the job running on the other instance waits for that
+ * run's end (announced by a NOTIFY), then runs; before, it was skipped. */
+START_TEST(queue_waits_for_the_other_instance)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-queue");
+	int s0 = second_soon(9);
+	char sa[32], sb[32], ja[256], jb[256];
+	at_second(sa, sizeof(sa), s0);
+	at_second(sb, sizeof(sb), s0 + 1);
+	/* one instance fires it a second after the other: the second fire meets the first run */
+	snprintf(ja, sizeof(ja),
+	         "job = { name = \"q\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
+	         sa);
+	snprintf(jb, sizeof(jb),
+	         "job = { name = \"q\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
+	         sb);
+	inst_init(&a, &e, "qa", ja);
+	inst_init(&b, &e, "qb", jb);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	/* while qa runs it, qb's status says its fire waits for that */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'q' AND status = 'running'"),
+	              "no run:\n%s", itest_read_file(a.log));
+	int st;
+	char *out = NULL;
+	double t0 = itest_now();
+	do {
+		free(out);
+		out = itest_cli(&st, "status", "-c", b.conf, "q", NULL);
+	} while (!strstr(out, "state:        waiting_instance") && itest_now() - t0 < 3 &&
+	         (itest_sleep(0.1), 1));
+	ck_assert_msg(strstr(out, "state:        waiting_instance"), "status of qb:\n%s", out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'q' AND status = 'succeeded'"),
+	              "two runs did not succeed:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(instance, ',' ORDER BY start_time)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'q'",
+	                    "qa,qb");
+	/* the second started after the first ended, on its own instance */
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT start_time FROM pgcrond.job_run_details"
+	                    "         WHERE instance = 'qb' AND job_name = 'q')"
+	                    "    >= (SELECT end_time FROM pgcrond.job_run_details"
+	                    "         WHERE instance = 'qa' AND job_name = 'q')",
+	                    "t");
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'", "0");
+	/* status says which instance this is and which others are live */
+	out = itest_cli(&st, "status", "-c", a.conf, NULL);
+	ck_assert_msg(strstr(out, "cluster: instance qa, coordinating, other live instances: qb"),
+	              "status of qa:\n%s", out);
+	free(out);
+	itest_daemon_stop(a.pid, SIGTERM, 30);
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	a.pid = b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* overlap = replace: the newer fire on one instance has the other instance cancel its run
+ * (through a request row it reads and its own cancel key), then runs. */
+START_TEST(replace_cancels_the_other_instance_run)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-replace");
+	int s0 = second_soon(9);
+	char sa[32], sb[32], ja[256], jb[256];
+	at_second(sa, sizeof(sa), s0);
+	at_second(sb, sizeof(sb), s0 + 2);
+	snprintf(ja, sizeof(ja),
+	         "job = { name = \"r\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
+	         sa);
+	snprintf(jb, sizeof(jb),
+	         "job = { name = \"r\"; command = \"SELECT pg_sleep(1)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
+	         sb);
+	inst_init(&a, &e, "ra", ja);
+	inst_init(&b, &e, "rb", jb);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 25,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'r' AND instance = 'rb'"
+	                             " AND status = 'succeeded'"),
+	              "the replacing run did not run:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT return_message FROM pgcrond.job_run_details"
+	    " WHERE job_name = 'r' AND instance = 'ra'",
+	    "cancelled: replaced by a newer run on instance rb (overlap = replace)");
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT start_time FROM pgcrond.job_run_details"
+	                    "         WHERE instance = 'rb' AND job_name = 'r')"
+	                    "    >= (SELECT end_time FROM pgcrond.job_run_details"
+	                    "         WHERE instance = 'ra' AND job_name = 'r')",
+	                    "t");
+	/* the request was consumed by the instance it named */
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.cancel_request", "0");
+	itest_daemon_stop(a.pid, SIGTERM, 30);
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	a.pid = b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A retry scheduled on an instance that then dies runs on the survivor. */
+START_TEST(dead_instance_retry_runs_on_survivor)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-retry");
+	char s[32], jobs[512];
+	at_second(s, sizeof(s), second_soon(8));
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"15s\"; };\n",
+	         s);
+	inst_init(&a, &e, "ta", jobs);
+	inst_init(&b, &e, "tb", jobs);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
+	    "no failed first attempt:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	/* its retry is written down as pending (not asserted here: the user's check is below) */
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE job_name = 'flaky' AND kind = 'retry' AND attempt = 2");
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'flaky' AND attempt = 1");
+	ck_assert(runner);
+	struct inst *dead = strcmp(runner, "ta") == 0 ? &a : &b;
+	struct inst *alive = dead == &a ? &b : &a;
+	itest_daemon_stop(dead->pid, SIGKILL, 10);
+	dead->pid = 0;
+	/* well before the dead one's 15 s delay would have ended: taken over at once */
+	ck_assert_msg(itest_env_wait(&e, 12,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'flaky' AND attempt = 2"
+	                             " AND trigger = 'retry' AND instance = '%s'",
+	                             alive->name),
+	              "the survivor did not run the retry:\n%s", itest_read_file(alive->log));
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.pending_work", "0");
+	ck_assert_msg(itest_wait_log(alive->log, "taking over a retry run a dead instance owed", 1),
+	              "no log line:\n%s", itest_read_file(alive->log));
+	free(runner);
+	itest_daemon_stop(alive->pid, SIGTERM, 30);
+	alive->pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* pgcrond pause on one instance pauses the job on every instance; a downstream run an
+ * instance owed when it died (its upstream ran there, it was held by the pause) runs on the
+ * survivor when the job is resumed there. */
+START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-pause");
+	const char *jobs = "jobs = ( { name = \"up\"; command = \"SELECT 1\"; database = \"app\";"
+	                   " schedule = \"0 0 1 1 *\"; },\n"
+	                   "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	                   " after = [ \"up\" ]; } );\n";
+	inst_init(&a, &e, "pa", jobs);
+	inst_init(&b, &e, "pb", jobs);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	int st;
+	char *out = itest_cli(&st, "pause", "-c", a.conf, "down", NULL);
+	ck_assert_msg(st == 0, "pause: %s", out);
+	free(out);
+	/* the other instance follows */
+	double t0 = itest_now();
+	for (;;) {
+		out = itest_cli(&st, "status", "-c", b.conf, "down", NULL);
+		if (strstr(out, "paused:       yes") || itest_now() - t0 > 10)
+			break;
+		free(out);
+		itest_sleep(0.2);
+	}
+	ck_assert_msg(strstr(out, "paused:       yes"), "not paused on the other instance:\n%s\n%s",
+	              out, itest_read_file(b.log));
+	free(out);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job_name || '/' || paused_by, ',')"
+	                    " FROM pgcrond.job_pause",
+	                    "down/pa");
+	/* its upstream runs on pa: the downstream run is held there, and written down */
+	out = itest_cli(&st, "trigger", "-c", a.conf, "--wait", "up", NULL);
+	ck_assert_msg(st == 0, "trigger: %s", out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	                             " WHERE instance = 'pa' AND job_name = 'down'"
+	                             " AND kind = 'upstream'"),
+	              "no owed downstream written:\n%s", itest_read_file(a.log));
+	itest_daemon_stop(a.pid, SIGKILL, 10);
+	a.pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 0 FROM pgcrond.pending_work"
+	                             " WHERE instance = 'pa'"),
+	              "not taken over:\n%s", itest_read_file(b.log));
+	out = itest_cli(&st, "resume", "-c", b.conf, "down", NULL);
+	ck_assert_msg(st == 0, "resume: %s", out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'down' AND instance = 'pb'"
+	                             " AND status = 'succeeded'"),
+	              "the owed downstream did not run on the survivor:\n%s",
+	              itest_read_file(b.log));
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_pause", "0");
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Notifications an instance gathered while the job ran there are run by the survivor when
+ * that instance dies. Each instance listens on its own channel here, so only the one that
+ * dies ever saw them. */
+START_TEST(dead_instance_notifications_run_on_survivor)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-notify");
+	inst_init(&a, &e, "na",
+	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	          " listen = \"ch_a\"; debounce = \"200ms\"; };\n");
+	inst_init(&b, &e, "nb",
+	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	          " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
+	                             " application_name = 'pgcrond listener' AND state = 'idle'"
+	                             " AND datname = current_database()"),
+	              "not every instance listens");
+	/* the runs a listener's first connect owes are over */
+	itest_sleep(1);
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
+	                         " WHERE status IN ('starting', 'running')"));
+	long long before = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                       " WHERE instance = 'nb'");
+	itest_exec(e.db, "NOTIFY ch_a, 'first'");
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE instance = 'na' AND status = 'running'"),
+	              "no run on na:\n%s", itest_read_file(a.log));
+	/* gathered while the job runs */
+	itest_exec(e.db, "NOTIFY ch_a, 'second'");
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE instance = 'na' AND kind = 'notify' AND payloads = '{second}'");
+	itest_daemon_stop(a.pid, SIGKILL, 10);
+	a.pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = %lld + 1 FROM pgcrond.job_run_details"
+	                             " WHERE instance = 'nb' AND trigger = 'notify'",
+	                             before),
+	              "the survivor did not run the gathered notifications:\n%s",
+	              itest_read_file(b.log));
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A downstream run waiting for a run slot (max_running) on an instance that dies runs on
+ * the survivor. */
+START_TEST(dead_instance_queued_downstream_runs_on_survivor)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-queued");
+	int s0 = second_soon(9);
+	char s_up[32], s_busy[32], ja[768];
+	at_second(s_up, sizeof(s_up), s0);
+	at_second(s_busy, sizeof(s_busy), s0 + 1);
+	/* on da: up runs at s0 and holds the only slot; busy comes due a second later and
+	 * waits for it; when up ends, down queues behind busy */
+	snprintf(ja, sizeof(ja),
+	         "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
+	         " database = \"app\"; schedule = \"%s\"; },\n"
+	         "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	         " schedule = \"%s\"; },\n"
+	         "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	         " after = [ \"up\" ]; } );\n",
+	         s_up, s_busy);
+	inst_init(&a, &e, "da", ja);
+	inst_init(&b, &e, "db",
+	          "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
+	          " database = \"app\"; schedule = \"0 0 1 1 *\"; },\n"
+	          "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	          " schedule = \"0 0 1 1 *\"; },\n"
+	          "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	          " after = [ \"up\" ]; } );\n");
+	char *main_a = itest_read_file(a.conf);
+	itest_write_file(a.conf, "%smax_running = 1;\n", main_a);
+	free(main_a);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "busy did not start:\n%s", itest_read_file(a.log));
+	/* down waits on da for the slot busy holds */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'down'",
+	                    "0");
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE instance = 'da' AND job_name = 'down'");
+	itest_daemon_stop(a.pid, SIGKILL, 10);
+	a.pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'down' AND instance = 'db'"
+	                             " AND status = 'succeeded'"),
+	              "the queued downstream did not run on the survivor:\n%s",
+	              itest_read_file(b.log));
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A pause made while the history database is down acts on its instance at once (the
+ * state_dir copy) and reaches the other instances when the database is back. */
+START_TEST(pause_while_database_down_reaches_others_later)
+{
+	struct itest_env e;
+	struct inst a, b;
+	itest_env_init(&e, "ho-down", DB);
+	char *hist_ci = itest_sandbox2_start(e.dir);
+	const char *jobs = "job = { name = \"j\"; command = \"SELECT 1\"; database = \"app\";"
+	                   " schedule = \"0 0 1 1 *\"; };\n";
+	inst_init(&a, &e, "wa", jobs);
+	inst_init(&b, &e, "wb", jobs);
+	/* the history (and coordination) on the second server */
+	struct inst *both[] = {&a, &b};
+	for (int i = 0; i < 2; i++) {
+		char *m = itest_read_file(both[i]->conf);
+		char *dbs = strstr(m, "databases = {");
+		ck_assert(dbs);
+		*dbs = '\0';
+		itest_write_file(both[i]->conf,
+		                 "%sdatabases = { app = { conninfo = \"%s\"; };"
+		                 " hist = { conninfo = \"%s\"; }; };\n"
+		                 "history = { database = \"hist\"; };\n",
+		                 m, e.ci, hist_ci);
+		free(m);
+	}
+	int st;
+	char *out = itest_cli(&st, "install", "-c", a.conf, NULL);
+	ck_assert_msg(st == 0, "install: %s", out);
+	free(out);
+	PQfinish(e.db);
+	e.db = itest_connect(hist_ci); /* itest_env_wait asks the history database */
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	PQfinish(e.db);
+	e.db = NULL;
+
+	itest_sandbox2("pause");
+	out = itest_cli(&st, "pause", "-c", a.conf, "j", NULL);
+	ck_assert_msg(st == 0, "pause: %s", out);
+	free(out);
+	out = itest_cli(&st, "status", "-c", a.conf, "j", NULL);
+	ck_assert_msg(strstr(out, "paused:       yes"), "not paused on wa:\n%s", out);
+	free(out);
+	out = itest_cli(&st, "status", "-c", b.conf, "j", NULL);
+	ck_assert_msg(strstr(out, "paused:       no"), "wb cannot know yet:\n%s", out);
+	free(out);
+
+	/* wa is slow to come back (stopped): wb reconnects first and finds wa's lock gone
+	 * with the server's restart; wa is not dead for that */
+	kill(a.pid, SIGSTOP);
+	itest_sandbox2("resume");
+	itest_sleep(3);
+	kill(a.pid, SIGCONT);
+	double t0 = itest_now();
+	for (;;) {
+		out = itest_cli(&st, "status", "-c", b.conf, "j", NULL);
+		if (strstr(out, "paused:       yes") || itest_now() - t0 > 25)
+			break;
+		free(out);
+		itest_sleep(0.3);
+	}
+	ck_assert_msg(strstr(out, "paused:       yes"),
+	              "wb did not follow once the database was back:\n%s\n%s", out,
+	              itest_read_file(b.log));
+	free(out);
+	/* wb did not take wa for dead (it would have taken over its work) */
+	itest_sleep(CLUSTER_WAIT_S);
+	char *logs[] = {itest_read_file(a.log), itest_read_file(b.log)};
+	for (int i = 0; i < 2; i++) {
+		ck_assert_msg(!strstr(logs[i], " died (last seen"),
+		              "a live instance found dead:\n%s", logs[i]);
+		free(logs[i]);
+	}
+	e.db = itest_connect(hist_ci);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job_name || '/' || paused_by, ',')"
+	                    " FROM pgcrond.job_pause",
+	                    "j/wa");
+	itest_daemon_stop(a.pid, SIGTERM, 30);
+	itest_daemon_stop(b.pid, SIGTERM, 30);
+	a.pid = b.pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	free(hist_ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A clean stop (SIGTERM) hands the retry it had scheduled to the other instance. */
+START_TEST(clean_stop_hands_retry_over)
+{
+	struct itest_env e;
+	struct inst a, b;
+	handover_db(&e, "ho-stop");
+	char s[32], jobs[512];
+	at_second(s, sizeof(s), second_soon(7));
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
+	         s);
+	inst_init(&a, &e, "sa", jobs);
+	inst_init(&b, &e, "sb", jobs);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
+	    "no failed first attempt:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	itest_env_wait(&e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE job_name = 'flaky' AND kind = 'retry'");
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'flaky' AND attempt = 1");
+	ck_assert(runner);
+	struct inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
+	struct inst *other = stopped == &a ? &b : &a;
+	ck_assert_int_eq(itest_daemon_stop(stopped->pid, SIGTERM, 30), 0);
+	stopped->pid = 0;
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'flaky' AND attempt = 2"
+	                             " AND trigger = 'retry' AND instance = '%s'"
+	                             " AND status <> 'skipped'",
+	                             other->name),
+	              "the other instance did not run the retry:\n%s\n%s",
+	              itest_read_file(stopped->log), itest_read_file(other->log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'"
+	                    " AND return_message LIKE 'pgcrond was shutting down; handed over%'",
+	                    "1");
+	free(runner);
+	itest_daemon_stop(other->pid, SIGTERM, 30);
+	other->pid = 0;
+	inst_free(&a);
+	inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("handover");
+	struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"queue", queue_waits_for_the_other_instance},
+	    {"replace", replace_cancels_the_other_instance_run},
+	    {"retry", dead_instance_retry_runs_on_survivor},
+	    {"pause", pause_is_shared_and_owed_downstream_is_taken_over},
+	    {"notify", dead_instance_notifications_run_on_survivor},
+	    {"queued", dead_instance_queued_downstream_runs_on_survivor},
+	    {"down", pause_while_database_down_reaches_others_later},
+	    {"stop", clean_stop_hands_retry_over},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
