@@ -153,7 +153,10 @@ pid_t bench_daemon_start(const char *conf, const char *log)
 			if (!pw || setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
 				_exit(127);
 		}
-		execl(PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
+		/* BENCH_PGCROND: another build of the daemon, to compare two builds back to back
+		 * on the same machine and load */
+		const char *bin = getenv("BENCH_PGCROND");
+		execl(bin && *bin ? bin : PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
 		_exit(127);
 	}
 	return pid;

@@ -15,7 +15,8 @@
  *   and a reload (SIGHUP) in the middle of every window; FIRE_INSTANCES=1: instances running
  *   the same jobs on the same database, each fire claimed by one of them (README "Running
  *   several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
- *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level) */
+ *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level; BENCH_PGCROND=PATH: run that
+ *   pgcrond binary instead of this build's, to compare two builds back to back) */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -123,6 +123,9 @@ static void set_event(struct clock *c)
 	int64_t delay = c->heap[0]->due_us - clock_mono_us();
 	if (delay < 0)
 		delay = 0;
+	/* libevent adds the delay to the time its loop iteration began: from now instead, so a
+	 * timer armed late in a busy iteration does not wake early and wait again */
+	event_base_update_cache_time(event_get_base(&c->ev));
 	struct timeval tv = {(time_t)(delay / 1000000), (suseconds_t)(delay % 1000000)};
 	event_add(&c->ev, &tv);
 }

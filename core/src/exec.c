@@ -65,6 +65,10 @@ struct conn {
 	int reset_syncs;
 	bool reset_failed;
 	int64_t reset_timeout_ms;
+	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
+	/* RESETTING: the run first in the queue when the reset was sent, which the reset
+	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
+	struct exec_run *next_run;
 };
 
 struct pool {
@@ -128,6 +132,7 @@ struct exec_run {
 	char sqlstate[6];
 	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
 	struct exec_run *wprev, *wnext; /* pool wait queue */
+	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
 	struct exec_run *aprev, *anext; /* exec's list of all runs */
 };
 
@@ -147,6 +152,8 @@ struct exec {
 };
 
 static void pool_dispatch(struct pool *p);
+static void conn_unreserve(struct conn *c);
+static void run_start_on(struct exec_run *r, struct conn *c);
 static void run_complete(struct exec_run *r);
 static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
@@ -223,6 +230,7 @@ static void conn_close(struct conn **cp)
 	if (!c)
 		return;
 	struct pool *p = c->pool;
+	conn_unreserve(c);
 	conndrv_close(&c->drv);
 	if (c->state == CONN_CONNECTING)
 		p->n_connecting--;
@@ -274,6 +282,26 @@ static void wait_remove(struct exec_run *r)
 		p->wait_tail = r->wprev;
 	r->wprev = r->wnext = NULL;
 	p->n_waiting--;
+}
+
+/* A run reserved by a connection that will not serve it after all goes back to the head of
+ * the queue, where it was. */
+static void conn_unreserve(struct conn *c)
+{
+	struct exec_run *r = c->next_run;
+	struct pool *p = c->pool;
+	if (!r)
+		return;
+	c->next_run = NULL;
+	r->reserved = NULL;
+	r->wprev = NULL;
+	r->wnext = p->wait_head;
+	if (p->wait_head)
+		p->wait_head->wprev = r;
+	else
+		p->wait_tail = r;
+	p->wait_head = r;
+	p->n_waiting++;
 }
 
 /* An idle connection is checked, and a reset must be answered, within half the connection
@@ -386,9 +414,11 @@ static int conn_open(struct pool *p)
  *    value at connection start (so pgcrond's own settings belong in the startup
  *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
  *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
- *  - the statement_timeout of the run first in the pool's queue (the one most likely to
- *    get this connection next), or else SHOW the default that DISCARD ALL restored: either
- *    way a run whose timeout matches needs no set_config() round trip of its own;
+ *  - the statement_timeout and application_name of the run first in the pool's queue,
+ *    which this connection serves as soon as the reset is answered (conn->next_run), or
+ *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
+ *    match needs no set_config() round trip of its own, so a run on a reused connection
+ *    costs two round trips (the reset and its statement), not three;
  *  - Sync. */
 static const char *const reset_sql[] = {
     "ROLLBACK",                  /* only if a transaction is open or aborted */
@@ -409,8 +439,8 @@ static const char *const reset_sql[] = {
 static bool conn_reset_send(struct conn *c)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
-	const struct exec_run *next = c->pool->wait_head;
-	const char *params[1] = {NULL};
+	struct exec_run *next = c->pool->wait_head;
+	const char *params[2] = {NULL, NULL};
 	bool ok = true;
 
 	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
@@ -421,17 +451,29 @@ static bool conn_reset_send(struct conn *c)
 	c->reset_syncs = 0;
 	c->reset_failed = false;
 	c->reset_timeout_ms = -1;
+	c->reset_app[0] = '\0';
+	if (next) {
+		/* it is this connection's: no round trip of its own to set its timeout and
+		 * name, and none to wait for a connection another run took meanwhile */
+		wait_remove(next);
+		c->next_run = next;
+		next->reserved = c;
+	}
 	if (c->reset_step == 0)
 		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 	     PQpipelineSync(c->drv.conn) &&
 	     PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
 	if (next && next->timeout_ms >= 0) {
+		bool app = next->app_name[0] != '\0';
 		params[0] = next->timeout_text;
+		params[1] = next->app_name;
 		c->reset_timeout_ms = next->timeout_ms;
+		if (app)
+			snprintf(c->reset_app, sizeof(c->reset_app), "%s", next->app_name);
 		if (ok)
-			ok = PQsendQueryParams(c->drv.conn, SET_TIMEOUT_SQL, 1, NULL, params, NULL,
-			                       NULL, 0);
+			ok = PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
+			                       app ? 2 : 1, NULL, params, NULL, NULL, 0);
 	} else {
 		ok = ok &&
 		     PQsendQueryParams(c->drv.conn, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
@@ -451,8 +493,11 @@ static void conn_reset(struct conn *c)
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
 	conndrv_busy(&c->drv, conn_idle_check_ms(c));
-	if (!conn_reset_send(c))
-		conn_close(&c);
+	if (!conn_reset_send(c)) {
+		struct pool *p = c->pool;
+		conn_close(&c); /* the run it reserved waits again */
+		pool_dispatch(p);
+	}
 }
 
 /* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
@@ -486,9 +531,10 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		return;
 	}
 	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
-		if (c->reset_timeout_ms >= 0)
+		if (c->reset_timeout_ms >= 0) {
 			c->timeout_ms = c->reset_timeout_ms;
-		else if (PQntuples(res) == 1)
+			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset_app);
+		} else if (PQntuples(res) == 1)
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
 		return;
 	}
@@ -532,6 +578,12 @@ static void conn_reset_read(struct conn *c)
 		goto fail;
 	c->state = CONN_IDLE;
 	conndrv_idle(&c->drv);
+	if (c->next_run) {
+		struct exec_run *r = c->next_run;
+		c->next_run = NULL;
+		r->reserved = NULL;
+		run_start_on(r, c);
+	}
 	pool_dispatch(p);
 	return;
 fail:
@@ -1222,7 +1274,12 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	r->timed_out = timed_out;
 	r->cancelled = !timed_out;
 	if (r->state == RUN_WAITING) {
-		wait_remove(r);
+		if (r->reserved) {
+			r->reserved->next_run = NULL; /* its reset goes on; the connection stays */
+			r->reserved = NULL;
+		} else {
+			wait_remove(r);
+		}
 		run_complete(r);
 		return;
 	}
@@ -1296,6 +1353,9 @@ void exec_free(struct exec **exp)
 	struct exec *ex = *exp;
 	if (!ex)
 		return;
+	for (struct pool *p = ex->pools; p; p = p->next)
+		for (struct conn *c = p->conns; c; c = c->next)
+			c->next_run = NULL; /* freed below with every run */
 	while (ex->runs) {
 		struct exec_run *r = ex->runs;
 		ex->runs = r->anext;

@@ -230,17 +230,32 @@ static void job_unlink_free(struct job *j)
 	job_free(&j);
 }
 
+/* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
+static void run_unlock(struct run *r)
+{
+	if (r->job_locked)
+		cluster_release(r->job->s->cluster, r->job->name);
+	r->job_locked = false;
+}
+
 static void check_drained(struct sched *s)
 {
-	if (s->draining && s->n_running == 0 && s->queue.n == 0 && s->drained)
+	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
 		event_active(&s->drained_ev, 0, 0);
 }
 
-/* Make R the job's active run: start it or wait for a max_running slot. */
+static bool claim(struct run *r);
+
+/* Make R the job's active run: claim it (several instances), then start it or wait for a
+ * max_running slot. The claim comes first, without a slot, so that the fires due together
+ * are claimed in one statement however many of them wait for a slot, and a run that gets a
+ * slot starts at once. */
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
 	r->job->active = r;
+	if (s->cluster && !r->claimed && !r->claiming && claim(r))
+		return; /* on_claim() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
 		return;
@@ -321,8 +336,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	s->n_running--;
 	j->active = NULL;
-	if (r->job_locked)
-		cluster_release(s->cluster, j->name);
+	run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
@@ -482,18 +496,17 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	r->claiming = false;
-	s->n_running--;
+	s->n_claiming--;
 	if (v == CLUSTER_GRANTED)
 		r->job_locked = true; /* released at its end, or below if it does not start */
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		r->claimed = true;
-		run_begin(r);
+		sched_run_admit(r);
 		return;
 	}
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
-	if (r->job_locked)
-		cluster_release(s->cluster, j->name);
+	run_unlock(r);
 	char msg[300];
 	if (s->draining)
 		record_skipped(r, "pgcrond was shutting down");
@@ -509,8 +522,8 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	after_run(j);
 }
 
-/* Ask for R's claim; true if R now waits for it (holding a run slot, as its job's active
- * run), false if it needs none and may start. */
+/* Ask for R's claim; true if R now waits for it (as its job's active run), false if it needs
+ * none and may start. */
 static bool claim(struct run *r)
 {
 	struct job *j = r->job;
@@ -529,7 +542,7 @@ static bool claim(struct run *r)
 	}
 	r->claimed = false;
 	r->claiming = true;
-	s->n_running++;
+	s->n_claiming++;
 	return true;
 }
 
@@ -753,6 +766,7 @@ void sched_fire_run(struct run *r)
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
+			run_unlock(j->active); /* a queued run was claimed */
 			record_skipped(j->active, "superseded by a newer fire before it started; "
 			                          "overlap = replace");
 			sched_run_free(&j->active);
@@ -1092,6 +1106,11 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		if (j->active && !j->active->started) {
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
+			if (j->active->claiming) { /* its answer must not reach a freed run */
+				cluster_claim_forget(s->cluster, j->active);
+				s->n_claiming--;
+			}
+			run_unlock(j->active);
 			record_skipped(j->active, why);
 			sched_run_free(&j->active);
 		}
@@ -1220,6 +1239,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		struct run *r;
 		while ((r = sched_queue_pop(&s->queue)) != NULL) {
 			r->job->active = NULL;
+			run_unlock(r);
 			record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
 		}

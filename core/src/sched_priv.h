@@ -93,7 +93,7 @@ struct run {
 	int attempt;
 	bool started;
 	bool retry_wait;   /* waiting for the job's retry timer */
-	bool claiming;     /* waiting for its claim (cluster.h); holds a run slot */
+	bool claiming;     /* waiting for its claim (cluster.h), before it waits for a slot */
 	bool claimed;      /* claimed, or needs no claim */
 	bool job_locked;   /* holds the job's cluster lock (overlap across instances) */
 	bool waited;       /* already waited for its upstreams */
@@ -135,6 +135,7 @@ struct sched {
 	size_t n_buckets, n_jobs;
 	int max_running;
 	size_t n_running;
+	size_t n_claiming; /* fires waiting for their claim (they hold no run slot) */
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;

@@ -285,6 +285,61 @@ START_TEST(different_definitions_are_logged)
 }
 END_TEST
 
+/* The fires due together are claimed together, those waiting for a run slot (max_running)
+ * too: one claim statement a second for twelve jobs, where claiming each fire only once it
+ * had a slot took a statement for about every run that ended. Each fire still runs once. */
+START_TEST(fires_waiting_for_a_slot_are_claimed_together)
+{
+	struct itest_env e;
+	struct inst a;
+	char jobs[4096] = "jobs = (\n";
+	cluster_db(&e, "cl-batch");
+	for (int i = 0; i < 12; i++) {
+		size_t n = strlen(jobs);
+		snprintf(jobs + n, sizeof(jobs) - n,
+		         "  { name = \"b%d\"; command = \"SELECT 1\"; database = \"app\";"
+		         " schedule = \"* * * * * *\"; }%s\n",
+		         i, i < 11 ? "," : "");
+	}
+	strcat(jobs, ");\n");
+	inst_init(&a, &e, "batch1", jobs);
+	itest_write_file(a.conf,
+	                 "instance = \"batch1\";\n"
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/conf.d\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "max_running = 2;\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 1; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 a.dir, a.dir, e.ci);
+	inst_start(&a);
+	wait_live(&e, &a);
+	itest_sleep(4);
+	inst_stop(&a, SIGTERM);
+	/* "cluster: N claims (N ours, 0 another instance's) in M statements, ..." at its stop */
+	char *log = itest_read_file(a.log);
+	const char *line = strstr(log, "cluster: ");
+	unsigned long claims = 0, statements = 0;
+	while (line && sscanf(line, "cluster: %lu claims (%*[^)]) in %lu statements", &claims,
+	                      &statements) != 2)
+		line = strstr(line + 1, "cluster: ");
+	ck_assert_msg(claims >= 24, "too few claims (%lu): %.300s", claims, line ? line : log);
+	ck_assert_msg(statements * 4 <= claims,
+	              "%lu claims took %lu statements: fires waiting for a slot were claimed one "
+	              "by one",
+	              claims, statements);
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM (SELECT job_name, scheduled_time"
+	                    " FROM pgcrond.job_run_details WHERE status = 'succeeded'"
+	                    " GROUP BY 1, 2 HAVING count(*) > 1) d",
+	                    "0");
+	free(log);
+	inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
 START_TEST(three_instances_every_fire_once_across_kills)
 {
@@ -425,6 +480,7 @@ int main(void)
 	    {"notify", notification_burst_is_one_run},
 	    {"overlap", overlap_skip_across_instances},
 	    {"definitions", different_definitions_are_logged},
+	    {"batch", fires_waiting_for_a_slot_are_claimed_together},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
