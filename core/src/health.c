@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "conndrv.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* H_IDLE and H_QUERY: the driver's connection is READY */
 enum hstate { H_DOWN, H_CONNECTING, H_IDLE, H_QUERY };
@@ -47,7 +48,7 @@ static void answer(struct health *h, bool ok, const char *why)
 {
 	event_del(&h->deadline);
 	h->ok = ok;
-	snprintf(h->why, sizeof(h->why), "%s", ok ? "" : why);
+	text_copy(h->why, sizeof(h->why), ok ? "" : why); /* cut on a character if long */
 	h->answered_ms = clock_mono_ms();
 	struct waiter *w = h->waiters;
 	h->waiters = NULL;
