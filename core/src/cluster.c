@@ -279,16 +279,6 @@ struct cluster {
 static void kick(struct cluster *c);
 static void conn_start(struct cluster *c);
 
-static int64_t mono_us(void)
-{
-	return clock_mono_us();
-}
-
-static int64_t mono_ms(void)
-{
-	return clock_mono_ms();
-}
-
 static void arm(struct event *ev, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -437,7 +427,7 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
 		return -ENOMEM;
 	}
 	q->window_ms = window_ms;
-	q->asked_mono_ms = mono_ms();
+	q->asked_mono_ms = clock_mono_ms();
 	q->fn = fn;
 	q->arg = arg;
 	if (c->tail)
@@ -613,7 +603,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->beat_due = c->reap_due = true;
-	if (mono_ms() - c->last_purge_ms >= PURGE_INTERVAL_MS)
+	if (clock_mono_ms() - c->last_purge_ms >= PURGE_INTERVAL_MS)
 		c->purge_due = true;
 	kick(c);
 }
@@ -669,7 +659,7 @@ static void lock_done(struct cluster *c)
 	c->jobs_due = true;
 	c->listen_due = c->hooks.notified != NULL;
 	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
-		c->reap_after_ms = mono_ms() + CLUSTER_DEAD_MS;
+		c->reap_after_ms = clock_mono_ms() + CLUSTER_DEAD_MS;
 	c->ever_locked = true;
 	if (c->hooks.identity)
 		c->hooks.identity(c->hooks.arg);
@@ -892,7 +882,7 @@ static void op_done(struct cluster *c)
 		break;
 	case OP_CLAIM:
 	case OP_TURN:
-		c->claim_rtt_us += mono_us() - c->claim_sent_us;
+		c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
 		claim_done(c, op);
 		break;
 	case OP_UNLOCK:
@@ -1082,7 +1072,7 @@ static void kick(struct cluster *c)
 		send_stmt(c, OP_BEAT, sql_beat, 5, p);
 		return;
 	}
-	if (c->reap_due && !c->schema_missing && mono_ms() >= c->reap_after_ms) {
+	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
@@ -1092,7 +1082,7 @@ static void kick(struct cluster *c)
 	}
 	if (c->purge_due && !c->schema_missing) {
 		c->purge_due = false;
-		c->last_purge_ms = mono_ms();
+		c->last_purge_ms = clock_mono_ms();
 		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
 		return;
 	}
@@ -1108,7 +1098,7 @@ static void kick(struct cluster *c)
 		return;
 	}
 	if (has_unsent(c) && !c->schema_missing) {
-		c->claim_sent_us = mono_us();
+		c->claim_sent_us = clock_mono_us();
 		send_claims(c);
 		return;
 	}
@@ -1142,7 +1132,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 		snprintf(c->host, sizeof(c->host), "?");
 	c->host[sizeof(c->host) - 1] = '\0';
 	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
-	c->last_purge_ms = mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
+	c->last_purge_ms = clock_mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
 	conndrv_init(&c->drv, base, &conn_ops, c, "cluster connection", PGCONN_NOTICES_PER_MIN,
 	             60000, CHECK_DEFAULT_MS);
 	conndrv_set_backoff(&c->drv, RETRY_MIN_MS, RETRY_MAX_MS);
@@ -1180,9 +1170,9 @@ void cluster_close(struct cluster **cp)
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
 	if (c->drv.state == CONNDRV_READY && c->locked) {
 		kick(c); /* sends the stop, or it follows the statement in flight */
-		int64_t until = mono_ms() + STOP_GRACE_MS;
+		int64_t until = clock_mono_ms() + STOP_GRACE_MS;
 		while (c->drv.conn && c->drv.state == CONNDRV_READY && !c->stop_done) {
-			int64_t left = until - mono_ms();
+			int64_t left = until - clock_mono_ms();
 			if (left <= 0 || PQflush(c->drv.conn) < 0)
 				break;
 			struct pollfd pfd = {.fd = PQsocket(c->drv.conn), .events = POLLIN};

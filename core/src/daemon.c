@@ -471,11 +471,6 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	shutdown_begin(d, (int)sig);
 }
 
-static int64_t wall_now_us(void)
-{
-	return clock_wall_us();
-}
-
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	sdnotify_watchdog();
@@ -644,7 +639,7 @@ int daemon_main(const char *config_path)
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
 	                               .cluster = d.cluster,
-	                               .started_us = wall_now_us()};
+	                               .started_us = clock_wall_us()};
 	const struct conf_database *hdb =
 	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
 	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {

@@ -161,11 +161,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_reset(struct conn *c);
 static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
-static int64_t now_us(void)
-{
-	return clock_wall_us();
-}
-
 static struct timeval ms_tv(int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -1106,7 +1101,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	    .message = r->message ? r->message : "",
 	    .sqlstate = r->failed ? r->sqlstate : NULL,
 	    .backend_pid = r->pid,
-	    .duration_us = now_us() - r->start_us,
+	    .duration_us = clock_wall_us() - r->start_us,
 	};
 	if (r->aprev)
 		r->aprev->anext = r->anext;
@@ -1196,7 +1191,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
-	r->start_us = now_us();
+	r->start_us = clock_wall_us();
 	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r);
 	evtimer_assign(&r->timer_ev, ex->base, timer_cb, r);
 	*out = r;

@@ -291,18 +291,13 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 
 /* ---- notices ------------------------------------------------------------------------- */
 
-static int64_t monotonic_ms(void)
-{
-	return clock_mono_ms();
-}
-
 void pgconn_notices_init(struct pgconn_notices *n, const char *label, unsigned limit,
                          int64_t window_ms)
 {
 	*n = (struct pgconn_notices){
 	    .limit = limit,
 	    .window_ms = window_ms,
-	    .window_start_ms = monotonic_ms(),
+	    .window_start_ms = clock_mono_ms(),
 	};
 	/* a label cut short still says what the connection is */
 	snprintf(n->label, sizeof(n->label), "%s", label ? label : "");
@@ -319,7 +314,7 @@ void pgconn_notices_flush(struct pgconn_notices *n)
 		        n->window_ms > 0 ? "per minute" : "per run");
 	n->logged = 0;
 	n->suppressed = 0;
-	n->window_start_ms = monotonic_ms();
+	n->window_start_ms = clock_mono_ms();
 }
 
 static enum log_level notice_level(const char *severity)
@@ -339,7 +334,7 @@ static void notice_receiver(void *arg, const PGresult *res)
 {
 	struct pgconn_notices *n = arg;
 
-	if (n->window_ms > 0 && monotonic_ms() - n->window_start_ms >= n->window_ms)
+	if (n->window_ms > 0 && clock_mono_ms() - n->window_start_ms >= n->window_ms)
 		pgconn_notices_flush(n);
 	if (n->logged >= n->limit) {
 		/* counted only: a job raising notices in a loop must not flood the log or slow

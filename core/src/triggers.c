@@ -95,11 +95,6 @@ struct triggers {
 	struct waited_run *waits;             /* manual runs not ended yet */
 };
 
-static int64_t mono_ms(void)
-{
-	return clock_mono_ms();
-}
-
 static void free_payloads(char **p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -139,7 +134,7 @@ static void tjob_arm(struct tjob *tj)
 	tjob_disarm(tj);
 	if (due < 0)
 		return;
-	int64_t ms = due - mono_ms();
+	int64_t ms = due - clock_mono_ms();
 	if (ms < 0)
 		ms = 0;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -181,7 +176,7 @@ static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t due = debounce_due(&tj->deb);
 	if (due < 0)
 		return;
-	if (mono_ms() < due) {
+	if (clock_mono_ms() < due) {
 		tjob_arm(tj); /* woken early */
 		return;
 	}
@@ -194,7 +189,7 @@ static void tjob_note(struct tjob *tj, const char *payload)
 	 * notification that reaches both does not start the downstream on stale data */
 	if (tj->deb.first_ms < 0)
 		sched_notify_pending(tj->t->s, tj->name, true);
-	switch (debounce_note(&tj->deb, mono_ms(), payload)) {
+	switch (debounce_note(&tj->deb, clock_mono_ms(), payload)) {
 	case DEBOUNCE_KEPT:
 	case DEBOUNCE_NOTED:
 		break;
@@ -706,7 +701,7 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 		return false;
 	int64_t wall_ms = clock_wall_ms();
 	*n_payloads = tj->deb.n;
-	*due_us = (wall_ms + (due - mono_ms())) * 1000;
+	*due_us = (wall_ms + (due - clock_mono_ms())) * 1000;
 	return true;
 }
 
