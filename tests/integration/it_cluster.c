@@ -15,12 +15,6 @@
 
 #define DB "pgcrond_it_cluster"
 
-struct inst {
-	char name[32];
-	char *dir, *conf, *log;
-	pid_t pid;
-};
-
 /* The shared database: every schema step, including step 4 (applied here as well, since a
  * branch may lack an earlier step and itest_env_setup stops at the first gap). */
 static void cluster_db(struct itest_env *e, const char *tag)
@@ -33,60 +27,8 @@ static void cluster_db(struct itest_env *e, const char *tag)
 	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 }
 
-/* Instance NAME: its own dir, state_dir and log; JOBS is its conf.d/10-jobs.conf. */
-static void inst_init(struct inst *in, const struct itest_env *e, const char *name,
-                      const char *jobs)
-{
-	memset(in, 0, sizeof(*in));
-	snprintf(in->name, sizeof(in->name), "%s", name);
-	in->dir = itest_tmpdir(name);
-	size_t n = strlen(in->dir) + 64;
-	in->conf = malloc(n);
-	in->log = malloc(n);
-	char *confd = malloc(n), *job = malloc(n);
-	ck_assert(in->conf && in->log && confd && job);
-	snprintf(in->conf, n, "%s/pgcrond.conf", in->dir);
-	snprintf(in->log, n, "%s/daemon.log", in->dir);
-	snprintf(confd, n, "%s/conf.d", in->dir);
-	snprintf(job, n, "%s/conf.d/10-jobs.conf", in->dir);
-	ck_assert(mkdir(confd, 0755) == 0);
-	itest_write_file(in->conf,
-	                 "instance = \"%s\";\n"
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 name, confd, in->dir, e->ci);
-	itest_write_file(job, "%s", jobs);
-	free(confd);
-	free(job);
-}
-
-static void inst_start(struct inst *in)
-{
-	in->pid = itest_daemon_start(in->conf, in->log);
-}
-
-static int inst_stop(struct inst *in, int sig)
-{
-	int st = in->pid ? itest_daemon_stop(in->pid, sig, 30) : 0;
-	in->pid = 0;
-	return st;
-}
-
-static void inst_free(struct inst *in)
-{
-	if (in->pid)
-		inst_stop(in, SIGKILL);
-	free(in->dir);
-	free(in->conf);
-	free(in->log);
-}
-
 /* The instance holds its name once its heartbeat row exists. */
-static void wait_live(struct itest_env *e, const struct inst *in)
+static void wait_live(struct itest_env *e, const struct itest_inst *in)
 {
 	ck_assert_msg(
 	    itest_env_wait(e, 15,
@@ -99,21 +41,21 @@ static void wait_live(struct itest_env *e, const struct inst *in)
 START_TEST(same_name_refused_and_runs_kept)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	cluster_db(&e, "cl-same");
 	const char *jobs =
 	    "job = { name = \"slow\"; command = \"SELECT pg_sleep(25)\";"
 	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
-	inst_init(&a, &e, "alpha", jobs);
-	inst_init(&b, &e, "alpha", jobs);
-	inst_start(&a);
+	itest_inst_init(&a, &e, "alpha", jobs);
+	itest_inst_init(&b, &e, "alpha", jobs);
+	itest_inst_start(&a);
 	wait_live(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'slow' AND status = 'running'"),
 	              "no running row:\n%s", itest_read_file(a.log));
 	/* a second daemon with the same name, its own state_dir, the same database */
-	inst_start(&b);
+	itest_inst_start(&b);
 	int st = itest_daemon_stop(b.pid, 0, 20); /* signal 0: only wait for its exit */
 	b.pid = 0;
 	char *log = itest_read_file(b.log);
@@ -130,9 +72,9 @@ START_TEST(same_name_refused_and_runs_kept)
 	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'slow'"
 	                    " AND status = 'failed'",
 	                    "0");
-	ck_assert_int_eq(inst_stop(&a, SIGKILL), 128 + SIGKILL);
-	inst_free(&a);
-	inst_free(&b);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGKILL), 128 + SIGKILL);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -156,7 +98,7 @@ END_TEST
 START_TEST(survivor_closes_dead_runs_and_retries)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	cluster_db(&e, "cl-dead");
 	char sched[64];
 	itest_schedule_soon(sched, sizeof(sched), 3);
@@ -165,10 +107,10 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	         "job = { name = \"slow\"; command = \"SELECT pg_sleep(4)\"; database = \"app\";"
 	         " schedule = \"%s\"; retries = 1; retry_delay = \"1s\"; };\n",
 	         sched);
-	inst_init(&a, &e, "one", jobs);
-	inst_init(&b, &e, "two", jobs);
-	inst_start(&a);
-	inst_start(&b);
+	itest_inst_init(&a, &e, "one", jobs);
+	itest_inst_init(&b, &e, "two", jobs);
+	itest_inst_start(&a);
+	itest_inst_start(&b);
 	wait_live(&e, &a);
 	wait_live(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 10,
@@ -177,10 +119,10 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	              "no running row:\n%s", itest_read_file(a.log));
 	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
 	                                  " WHERE job_name = 'slow' AND status = 'running'");
-	struct inst *dead = strcmp(runner, "one") == 0 ? &a : &b;
-	struct inst *alive = dead == &a ? &b : &a;
+	struct itest_inst *dead = strcmp(runner, "one") == 0 ? &a : &b;
+	struct itest_inst *alive = dead == &a ? &b : &a;
 	double t0 = itest_now();
-	inst_stop(dead, SIGKILL);
+	itest_inst_stop(dead, SIGKILL);
 	ck_assert_msg(
 	    itest_env_wait(&e, 30,
 	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -208,9 +150,9 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	ck_assert_msg(strstr(out, want_dead) && strstr(out, want_alive), "history:\n%s", out);
 	free(out);
 	free(runner);
-	inst_stop(alive, SIGTERM);
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_stop(alive, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -219,20 +161,20 @@ END_TEST
 START_TEST(overlap_skip_across_instances)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	cluster_db(&e, "cl-overlap");
 	const char *jobs =
 	    "job = { name = \"long\"; command = \"SELECT pg_sleep(2.5)\";"
 	    " database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\"; };\n";
-	inst_init(&a, &e, "ov1", jobs);
-	inst_init(&b, &e, "ov2", jobs);
-	inst_start(&a);
-	inst_start(&b);
+	itest_inst_init(&a, &e, "ov1", jobs);
+	itest_inst_init(&b, &e, "ov2", jobs);
+	itest_inst_start(&a);
+	itest_inst_start(&b);
 	wait_live(&e, &a);
 	wait_live(&e, &b);
 	itest_sleep(7);
-	inst_stop(&a, SIGTERM);
-	inst_stop(&b, SIGTERM);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
 	/* no two runs of the job overlapped in time, whichever instance ran them */
 	itest_assert_scalar(
 	    e.db,
@@ -249,8 +191,8 @@ START_TEST(overlap_skip_across_instances)
 	                                  " 'a run of the job is still running on another instance;"
 	                                  " overlap = skip'") >= 1,
 	              "no skip for a run on the other instance");
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -259,17 +201,17 @@ END_TEST
 START_TEST(different_definitions_are_logged)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	cluster_db(&e, "cl-defs");
-	inst_init(&a, &e, "d1",
-	          "job = { name = \"nightly\"; command = \"SELECT 1\"; database = \"app\";"
-	          " schedule = \"0 3 * * *\"; };\n");
-	inst_init(&b, &e, "d2",
-	          "job = { name = \"nightly\"; command = \"SELECT 2\"; database = \"app\";"
-	          " schedule = \"0 3 * * *\"; };\n");
-	inst_start(&a);
+	itest_inst_init(&a, &e, "d1",
+	                "job = { name = \"nightly\"; command = \"SELECT 1\"; database = \"app\";"
+	                " schedule = \"0 3 * * *\"; };\n");
+	itest_inst_init(&b, &e, "d2",
+	                "job = { name = \"nightly\"; command = \"SELECT 2\"; database = \"app\";"
+	                " schedule = \"0 3 * * *\"; };\n");
+	itest_inst_start(&a);
 	wait_live(&e, &a);
-	inst_start(&b);
+	itest_inst_start(&b);
 	ck_assert_msg(
 	    itest_wait_log(b.log, "job nightly is defined differently on instance(s) d1", 15),
 	    "d2 did not say so:\n%s", itest_read_file(b.log));
@@ -277,10 +219,10 @@ START_TEST(different_definitions_are_logged)
 	                    "SELECT count(DISTINCT def_hash) FROM pgcrond.instance_job"
 	                    " WHERE job_name = 'nightly'",
 	                    "2");
-	inst_stop(&a, SIGTERM);
-	inst_stop(&b, SIGTERM);
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -291,7 +233,7 @@ END_TEST
 START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 {
 	struct itest_env e;
-	struct inst a;
+	struct itest_inst a;
 	char jobs[4096] = "jobs = (\n";
 	cluster_db(&e, "cl-batch");
 	for (int i = 0; i < 12; i++) {
@@ -302,7 +244,7 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 		         i, i < 11 ? "," : "");
 	}
 	strcat(jobs, ");\n");
-	inst_init(&a, &e, "batch1", jobs);
+	itest_inst_init(&a, &e, "batch1", jobs);
 	itest_write_file(a.conf,
 	                 "instance = \"batch1\";\n"
 	                 "timezone = \"UTC\";\n"
@@ -313,10 +255,10 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	                 "databases = { app = { conninfo = \"%s\"; pool = 1; }; };\n"
 	                 "history = { database = \"app\"; };\n",
 	                 a.dir, a.dir, e.ci);
-	inst_start(&a);
+	itest_inst_start(&a);
 	wait_live(&e, &a);
 	itest_sleep(4);
-	inst_stop(&a, SIGTERM);
+	itest_inst_stop(&a, SIGTERM);
 	/* "cluster: N claims (N ours, 0 another instance's) in M statements, ..." at its stop */
 	char *log = itest_read_file(a.log);
 	const char *line = strstr(log, "cluster: ");
@@ -335,7 +277,7 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	                    " GROUP BY 1, 2 HAVING count(*) > 1) d",
 	                    "0");
 	free(log);
-	inst_free(&a);
+	itest_inst_free(&a);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -344,7 +286,7 @@ END_TEST
 START_TEST(three_instances_every_fire_once_across_kills)
 {
 	struct itest_env e;
-	struct inst in[3];
+	struct itest_inst in[3];
 	const char *soak = getenv("PGCROND_SOAK");
 	double run_s = 30;
 	if (soak && strcmp(soak, "1") == 0)
@@ -362,8 +304,8 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	    " database = \"app\"; schedule = \"* * * * * *\"; } );\n";
 	const char *names[] = {"n1", "n2", "n3"};
 	for (int i = 0; i < 3; i++) {
-		inst_init(&in[i], &e, names[i], jobs);
-		inst_start(&in[i]);
+		itest_inst_init(&in[i], &e, names[i], jobs);
+		itest_inst_start(&in[i]);
 	}
 	for (int i = 0; i < 3; i++)
 		wait_live(&e, &in[i]);
@@ -373,17 +315,17 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	int victim = 0, kills = 0;
 	while (itest_now() - t0 < run_s) {
 		itest_sleep(10);
-		inst_stop(&in[victim], SIGKILL);
+		itest_inst_stop(&in[victim], SIGKILL);
 		kills++;
 		itest_sleep(0.3);
-		inst_start(&in[victim]);
+		itest_inst_start(&in[victim]);
 		victim = (victim + 1) % 3;
 	}
 	char *to =
 	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
 	itest_sleep(4);
 	for (int i = 0; i < 3; i++)
-		inst_stop(&in[i], SIGTERM);
+		itest_inst_stop(&in[i], SIGTERM);
 	char sql[1024];
 	/* zero fires run twice among successful runs */
 	itest_assert_scalar(e.db,
@@ -421,7 +363,7 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	free(from);
 	free(to);
 	for (int i = 0; i < 3; i++)
-		inst_free(&in[i]);
+		itest_inst_free(&in[i]);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -430,7 +372,7 @@ END_TEST
 START_TEST(notification_burst_is_one_run)
 {
 	struct itest_env e;
-	struct inst in[3];
+	struct itest_inst in[3];
 	cluster_db(&e, "cl-notify");
 	itest_exec(e.db, "CREATE TABLE notified (at timestamptz DEFAULT clock_timestamp());"
 	                 "GRANT ALL ON notified TO PUBLIC");
@@ -439,8 +381,8 @@ START_TEST(notification_burst_is_one_run)
 	    " database = \"app\"; listen = \"burst\"; debounce = \"300ms\"; };\n";
 	const char *names[] = {"l1", "l2", "l3"};
 	for (int i = 0; i < 3; i++) {
-		inst_init(&in[i], &e, names[i], jobs);
-		inst_start(&in[i]);
+		itest_inst_init(&in[i], &e, names[i], jobs);
+		itest_inst_start(&in[i]);
 	}
 	for (int i = 0; i < 3; i++)
 		wait_live(&e, &in[i]);
@@ -459,9 +401,9 @@ START_TEST(notification_burst_is_one_run)
 	long long runs = itest_scalar_ll(e.db, "SELECT count(*) FROM notified") - before;
 	ck_assert_msg(runs == 2, "2 bursts made %lld runs in the cluster", runs);
 	for (int i = 0; i < 3; i++)
-		inst_stop(&in[i], SIGTERM);
+		itest_inst_stop(&in[i], SIGTERM);
 	for (int i = 0; i < 3; i++)
-		inst_free(&in[i]);
+		itest_inst_free(&in[i]);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -17,12 +17,6 @@
 /* A heartbeat and a reap after the database's return (cluster.h: every 5 s). */
 #define CLUSTER_WAIT_S 6
 
-struct inst {
-	char name[32];
-	char *dir, *conf, *log;
-	pid_t pid;
-};
-
 static void handover_db(struct itest_env *e, const char *tag)
 {
 	itest_env_setup(e, tag, DB);
@@ -30,49 +24,9 @@ static void handover_db(struct itest_env *e, const char *tag)
 	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 }
 
-/* Instance NAME: its own dir, state_dir and log; JOBS is its conf.d/10-jobs.conf. */
-static void inst_init(struct inst *in, const struct itest_env *e, const char *name,
-                      const char *jobs)
-{
-	memset(in, 0, sizeof(*in));
-	snprintf(in->name, sizeof(in->name), "%s", name);
-	in->dir = itest_tmpdir(name);
-	size_t n = strlen(in->dir) + 64;
-	in->conf = malloc(n);
-	in->log = malloc(n);
-	char *confd = malloc(n), *job = malloc(n);
-	ck_assert(in->conf && in->log && confd && job);
-	snprintf(in->conf, n, "%s/pgcrond.conf", in->dir);
-	snprintf(in->log, n, "%s/daemon.log", in->dir);
-	snprintf(confd, n, "%s/conf.d", in->dir);
-	snprintf(job, n, "%s/conf.d/10-jobs.conf", in->dir);
-	ck_assert(mkdir(confd, 0755) == 0);
-	itest_write_file(in->conf,
-	                 "instance = \"%s\";\n"
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 name, confd, in->dir, e->ci);
-	itest_write_file(job, "%s", jobs);
-	free(confd);
-	free(job);
-}
-
-static void inst_free(struct inst *in)
-{
-	if (in->pid)
-		itest_daemon_stop(in->pid, SIGKILL, 30);
-	free(in->dir);
-	free(in->conf);
-	free(in->log);
-}
-
 /* Start it; it holds its name once its heartbeat row exists and it listens for the others
  * once its coordination session is idle after the LISTEN. */
-static void inst_up(struct itest_env *e, struct inst *in)
+static void inst_up(struct itest_env *e, struct itest_inst *in)
 {
 	in->pid = itest_daemon_start(in->conf, in->log);
 	ck_assert_msg(
@@ -101,7 +55,7 @@ static int second_soon(int ahead)
 START_TEST(queue_waits_for_the_other_instance)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-queue");
 	int s0 = second_soon(9);
 	char sa[32], sb[32], ja[256], jb[256];
@@ -116,8 +70,8 @@ START_TEST(queue_waits_for_the_other_instance)
 	         "job = { name = \"q\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
 	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
 	         sb);
-	inst_init(&a, &e, "qa", ja);
-	inst_init(&b, &e, "qb", jb);
+	itest_inst_init(&a, &e, "qa", ja);
+	itest_inst_init(&b, &e, "qb", jb);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	/* while qa runs it, qb's status says its fire waits for that */
@@ -161,8 +115,8 @@ START_TEST(queue_waits_for_the_other_instance)
 	itest_daemon_stop(a.pid, SIGTERM, 30);
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	a.pid = b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -172,7 +126,7 @@ END_TEST
 START_TEST(replace_cancels_the_other_instance_run)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-replace");
 	int s0 = second_soon(9);
 	char sa[32], sb[32], ja[256], jb[256];
@@ -186,8 +140,8 @@ START_TEST(replace_cancels_the_other_instance_run)
 	         "job = { name = \"r\"; command = \"SELECT pg_sleep(1)\"; database = \"app\";"
 	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
 	         sb);
-	inst_init(&a, &e, "ra", ja);
-	inst_init(&b, &e, "rb", jb);
+	itest_inst_init(&a, &e, "ra", ja);
+	itest_inst_init(&b, &e, "rb", jb);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 25,
@@ -212,8 +166,8 @@ START_TEST(replace_cancels_the_other_instance_run)
 	itest_daemon_stop(a.pid, SIGTERM, 30);
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	a.pid = b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -222,7 +176,7 @@ END_TEST
 START_TEST(dead_instance_retry_runs_on_survivor)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-retry");
 	char s[32], jobs[512];
 	at_second(s, sizeof(s), second_soon(8));
@@ -230,8 +184,8 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
 	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"15s\"; };\n",
 	         s);
-	inst_init(&a, &e, "ta", jobs);
-	inst_init(&b, &e, "tb", jobs);
+	itest_inst_init(&a, &e, "ta", jobs);
+	itest_inst_init(&b, &e, "tb", jobs);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	ck_assert_msg(
@@ -246,8 +200,8 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
 	                                  " WHERE job_name = 'flaky' AND attempt = 1");
 	ck_assert(runner);
-	struct inst *dead = strcmp(runner, "ta") == 0 ? &a : &b;
-	struct inst *alive = dead == &a ? &b : &a;
+	struct itest_inst *dead = strcmp(runner, "ta") == 0 ? &a : &b;
+	struct itest_inst *alive = dead == &a ? &b : &a;
 	itest_daemon_stop(dead->pid, SIGKILL, 10);
 	dead->pid = 0;
 	/* well before the dead one's 15 s delay would have ended: taken over at once */
@@ -263,8 +217,8 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	free(runner);
 	itest_daemon_stop(alive->pid, SIGTERM, 30);
 	alive->pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -275,14 +229,14 @@ END_TEST
 START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-pause");
 	const char *jobs = "jobs = ( { name = \"up\"; command = \"SELECT 1\"; database = \"app\";"
 	                   " schedule = \"0 0 1 1 *\"; },\n"
 	                   "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
 	                   " after = [ \"up\" ]; } );\n";
-	inst_init(&a, &e, "pa", jobs);
-	inst_init(&b, &e, "pb", jobs);
+	itest_inst_init(&a, &e, "pa", jobs);
+	itest_inst_init(&b, &e, "pb", jobs);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	int st;
@@ -332,8 +286,8 @@ START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_pause", "0");
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -344,14 +298,16 @@ END_TEST
 START_TEST(dead_instance_notifications_run_on_survivor)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-notify");
-	inst_init(&a, &e, "na",
-	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
-	          " listen = \"ch_a\"; debounce = \"200ms\"; };\n");
-	inst_init(&b, &e, "nb",
-	          "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
-	          " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
+	itest_inst_init(
+	    &a, &e, "na",
+	    "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	    " listen = \"ch_a\"; debounce = \"200ms\"; };\n");
+	itest_inst_init(
+	    &b, &e, "nb",
+	    "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	    " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 15,
@@ -386,8 +342,8 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 	              itest_read_file(b.log));
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -397,7 +353,7 @@ END_TEST
 START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-queued");
 	int s0 = second_soon(9);
 	char s_up[32], s_busy[32], ja[768];
@@ -413,14 +369,15 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 	         "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
 	         " after = [ \"up\" ]; } );\n",
 	         s_up, s_busy);
-	inst_init(&a, &e, "da", ja);
-	inst_init(&b, &e, "db",
-	          "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
-	          " database = \"app\"; schedule = \"0 0 1 1 *\"; },\n"
-	          "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
-	          " schedule = \"0 0 1 1 *\"; },\n"
-	          "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
-	          " after = [ \"up\" ]; } );\n");
+	itest_inst_init(&a, &e, "da", ja);
+	itest_inst_init(
+	    &b, &e, "db",
+	    "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
+	    " database = \"app\"; schedule = \"0 0 1 1 *\"; },\n"
+	    "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
+	    " schedule = \"0 0 1 1 *\"; },\n"
+	    "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
+	    " after = [ \"up\" ]; } );\n");
 	char *main_a = itest_read_file(a.conf);
 	itest_write_file(a.conf, "%smax_running = 1;\n", main_a);
 	free(main_a);
@@ -448,8 +405,8 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 	              itest_read_file(b.log));
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -459,15 +416,15 @@ END_TEST
 START_TEST(pause_while_database_down_reaches_others_later)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	itest_env_init(&e, "ho-down", DB);
 	char *hist_ci = itest_sandbox2_start(e.dir);
 	const char *jobs = "job = { name = \"j\"; command = \"SELECT 1\"; database = \"app\";"
 	                   " schedule = \"0 0 1 1 *\"; };\n";
-	inst_init(&a, &e, "wa", jobs);
-	inst_init(&b, &e, "wb", jobs);
+	itest_inst_init(&a, &e, "wa", jobs);
+	itest_inst_init(&b, &e, "wb", jobs);
 	/* the history (and coordination) on the second server */
-	struct inst *both[] = {&a, &b};
+	struct itest_inst *both[] = {&a, &b};
 	for (int i = 0; i < 2; i++) {
 		char *m = itest_read_file(both[i]->conf);
 		char *dbs = strstr(m, "databases = {");
@@ -536,8 +493,8 @@ START_TEST(pause_while_database_down_reaches_others_later)
 	itest_daemon_stop(a.pid, SIGTERM, 30);
 	itest_daemon_stop(b.pid, SIGTERM, 30);
 	a.pid = b.pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	free(hist_ci);
 	itest_env_teardown(&e);
 }
@@ -547,7 +504,7 @@ END_TEST
 START_TEST(clean_stop_hands_retry_over)
 {
 	struct itest_env e;
-	struct inst a, b;
+	struct itest_inst a, b;
 	handover_db(&e, "ho-stop");
 	char s[32], jobs[512];
 	at_second(s, sizeof(s), second_soon(7));
@@ -555,8 +512,8 @@ START_TEST(clean_stop_hands_retry_over)
 	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
 	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
 	         s);
-	inst_init(&a, &e, "sa", jobs);
-	inst_init(&b, &e, "sb", jobs);
+	itest_inst_init(&a, &e, "sa", jobs);
+	itest_inst_init(&b, &e, "sb", jobs);
 	inst_up(&e, &a);
 	inst_up(&e, &b);
 	ck_assert_msg(
@@ -570,8 +527,8 @@ START_TEST(clean_stop_hands_retry_over)
 	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
 	                                  " WHERE job_name = 'flaky' AND attempt = 1");
 	ck_assert(runner);
-	struct inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
-	struct inst *other = stopped == &a ? &b : &a;
+	struct itest_inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
+	struct itest_inst *other = stopped == &a ? &b : &a;
 	ck_assert_int_eq(itest_daemon_stop(stopped->pid, SIGTERM, 30), 0);
 	stopped->pid = 0;
 	ck_assert_msg(itest_env_wait(&e, 10,
@@ -589,8 +546,8 @@ START_TEST(clean_stop_hands_retry_over)
 	free(runner);
 	itest_daemon_stop(other->pid, SIGTERM, 30);
 	other->pid = 0;
-	inst_free(&a);
-	inst_free(&b);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -551,3 +551,53 @@ void itest_sandbox2(const char *what)
 	snprintf(cmd, sizeof(cmd), "%s %s --dir %s", SANDBOX_SCRIPT, what, sandbox2_dir);
 	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
 }
+
+void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const char *name,
+                     const char *jobs)
+{
+	memset(in, 0, sizeof(*in));
+	snprintf(in->name, sizeof(in->name), "%s", name);
+	in->dir = itest_tmpdir(name);
+	size_t n = strlen(in->dir) + 64;
+	in->conf = malloc(n);
+	in->log = malloc(n);
+	char *confd = malloc(n), *job = malloc(n);
+	ck_assert(in->conf && in->log && confd && job);
+	snprintf(in->conf, n, "%s/pgcrond.conf", in->dir);
+	snprintf(in->log, n, "%s/daemon.log", in->dir);
+	snprintf(confd, n, "%s/conf.d", in->dir);
+	snprintf(job, n, "%s/conf.d/10-jobs.conf", in->dir);
+	ck_assert(mkdir(confd, 0755) == 0);
+	itest_write_file(in->conf,
+	                 "instance = \"%s\";\n"
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 name, confd, in->dir, e->ci);
+	itest_write_file(job, "%s", jobs);
+	free(confd);
+	free(job);
+}
+
+void itest_inst_start(struct itest_inst *in)
+{
+	in->pid = itest_daemon_start(in->conf, in->log);
+}
+
+int itest_inst_stop(struct itest_inst *in, int sig)
+{
+	int st = in->pid ? itest_daemon_stop(in->pid, sig, 30) : 0;
+	in->pid = 0;
+	return st;
+}
+
+void itest_inst_free(struct itest_inst *in)
+{
+	itest_inst_stop(in, SIGKILL);
+	free(in->dir);
+	free(in->conf);
+	free(in->log);
+}

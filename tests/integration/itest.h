@@ -120,4 +120,19 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
  * behind it (the LISTEN, or a later one). */
 bool itest_env_listening(struct itest_env *e, double timeout_s);
 
+/* One of several daemons sharing E's database (several instances): its own dir, state_dir
+ * and log, instance NAME, JOBS as its conf.d/10-jobs.conf, pool 4, history in "app". */
+struct itest_inst {
+	char name[32];
+	char *dir, *conf, *log;
+	pid_t pid;
+};
+void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const char *name,
+                     const char *jobs);
+void itest_inst_start(struct itest_inst *in);
+/* Stop it with SIG (waits up to 30 s); its exit status as itest_daemon_stop's. */
+int itest_inst_stop(struct itest_inst *in, int sig);
+/* Kill it if it runs, and free. */
+void itest_inst_free(struct itest_inst *in);
+
 #endif
