@@ -390,6 +390,19 @@ static void op_undo(struct hist_spool *s)
 		s->acked_off = s->size;
 }
 
+/* Take the oldest line of the overflow (the lines the writer has not appended yet). */
+static struct hist_spool_line *ov_pop(struct hist_spool *s)
+{
+	struct hist_spool_line *l = s->ov_head;
+	s->ov_head = l->next;
+	if (!s->ov_head)
+		s->ov_tail = NULL;
+	s->ov_n--;
+	s->ov_bytes -= l->len + 1;
+	l->next = NULL;
+	return l;
+}
+
 static void op_written(struct hist_spool *s)
 {
 	s->size = s->op_start + (off_t)s->op_len;
@@ -407,13 +420,7 @@ static void op_written(struct hist_spool *s)
 	if (s->unloaded_n == 0)
 		s->loaded_off = s->op_start + (off_t)s->op_mem_bytes;
 	for (size_t i = 0; i < s->op_ov_n; i++) {
-		struct hist_spool_line *l = s->ov_head;
-		s->ov_head = l->next;
-		if (!s->ov_head)
-			s->ov_tail = NULL;
-		s->ov_n--;
-		s->ov_bytes -= l->len + 1;
-		free(l);
+		free(ov_pop(s));
 	}
 	s->unloaded_n += s->op_ov_n;
 	report_lost(s);
@@ -700,14 +707,7 @@ static void promote(struct hist_spool *s)
 {
 	while (s->ov_head && !s->ov_head->writing && s->unloaded_n == 0 &&
 	       s->q_n < s->memory_limit) {
-		struct hist_spool_line *l = s->ov_head;
-		s->ov_head = l->next;
-		if (!s->ov_head)
-			s->ov_tail = NULL;
-		s->ov_n--;
-		s->ov_bytes -= l->len + 1;
-		l->next = NULL;
-		push_mem(s, l);
+		push_mem(s, ov_pop(s));
 	}
 }
 
