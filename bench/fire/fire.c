@@ -100,19 +100,22 @@ static void make_state_dir(const char *dir, const char *state)
 	bench_chown_user(path);
 }
 
-/* Lines in the history spill file: records not yet written when the daemon stopped. */
+/* Lines in the instances' history spill files (DIR/i<K>/STATE): records not yet written
+ * when the daemons stopped. */
 static long spooled_records(const char *dir, const char *state)
 {
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s/history.spool", dir, state);
-	FILE *f = fopen(path, "r");
 	long n = 0;
-	int ch;
-	if (!f)
-		return 0;
-	while ((ch = getc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
+	for (int k = 0; k < fire_instances(); k++) {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/i%d/%s/history.spool", dir, k, state);
+		FILE *f = fopen(path, "r");
+		int ch;
+		if (!f)
+			continue;
+		while ((ch = getc(f)) != EOF)
+			n += ch == '\n';
+		fclose(f);
+	}
 	return n;
 }
 
