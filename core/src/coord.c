@@ -400,11 +400,47 @@ void coord_reaped(struct coord *co, const char *dead)
 	sched_cluster_ended(co->s, NULL);
 }
 
+/* "graph ok|start INSTANCE\nJOB" (names hold no control characters) */
+static const char sql_graph[] = "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', $1)";
+
+static void graph_sent(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	(void)res;
+	failed(arg, "cannot tell the other instances of a graph job's run", err, sqlstate);
+}
+
+void coord_graph(struct coord *co, const char *job, bool started)
+{
+	if (!co)
+		return;
+	char payload[512];
+	int n = snprintf(payload, sizeof(payload), "graph %s %s\n%s", started ? "start" : "ok",
+	                 cluster_instance(co->c), job);
+	if (n < 0 || (size_t)n >= sizeof(payload))
+		return; /* a name too long for a payload: counted on this instance only */
+	const char *p[] = {payload};
+	submit(co, "graph", sql_graph, 1, p, graph_sent);
+}
+
+static void graph_told(struct coord *co, const char *what)
+{
+	bool started = strncmp(what, "start ", 6) == 0;
+	if (!started && strncmp(what, "ok ", 3) != 0)
+		return;
+	const char *inst = what + (started ? 6 : 3), *nl = strchr(inst, '\n');
+	const char *self = cluster_instance(co->c);
+	if (!nl || ((size_t)(nl - inst) == strlen(self) && strncmp(inst, self, strlen(self)) == 0))
+		return; /* our own, counted when it happened */
+	sched_cluster_graph(co->s, nl + 1, started);
+}
+
 void coord_notified(struct coord *co, const char *payload)
 {
 	if (!co || !payload)
 		return;
-	if (strncmp(payload, "end ", 4) == 0)
+	if (strncmp(payload, "graph ", 6) == 0)
+		graph_told(co, payload + 6);
+	else if (strncmp(payload, "end ", 4) == 0)
 		sched_cluster_ended(co->s, payload + 4);
 	else if (strncmp(payload, "stopped ", 8) == 0)
 		stopped(co, payload + 8);

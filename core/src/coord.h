@@ -67,6 +67,12 @@ void coord_done(struct coord *co, const char *job, const char *kind);
  * instance to cancel it. */
 void coord_cancel_other(struct coord *co, const char *job);
 
+/* Fan-in across instances: a run of graph job JOB started (STARTED) or succeeded here. The
+ * other instances count it in their downstreams' readiness (sched_cluster_graph) without
+ * starting anything on it, so a downstream with several upstreams runs on the instance that
+ * ended the last of them, once. Best effort: unsent while the connection is down. */
+void coord_graph(struct coord *co, const char *job, bool started);
+
 /* JOB was paused (PAUSE) or resumed on this instance: the cluster follows. 0, or -ENOTCONN
  * when the database is unreachable (sent when it is back). */
 int coord_pause(struct coord *co, const char *job, bool pause);

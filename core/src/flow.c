@@ -11,6 +11,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "coord.h"
 #include "duration.h"
 #include "history.h"
 #include "jobgraph.h"
@@ -475,6 +476,11 @@ static void on_success(struct run *r, int64_t end_us)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	j->success_seq = ++s->flow_seq;
+	for (size_t i = 0; i < j->n_downs; i++)
+		if (j->downs[i]->n_ups > 1) { /* a fan-in's other upstreams may run elsewhere */
+			coord_graph(s->coord, j->name, false);
+			break;
+		}
 	j->busy_final = false;
 	j->owed_catchup = false;
 	j->consecutive = 0;
@@ -542,6 +548,8 @@ void flow_run_begin(struct run *r)
 	struct sched *s = j->s;
 	sched_work_gone(r); /* started: nothing pending to take over any more */
 	j->start_seq = ++s->flow_seq;
+	if (j->n_ups > 1)
+		coord_graph(s->coord, j->name, true);
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {
 		char id[320];
 		if (flow_graph_run_id(id, sizeof(id), s->instance, r->start_us, j->name) == 0)

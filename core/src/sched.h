@@ -84,6 +84,9 @@ void sched_take_work(struct sched *s, const struct coord_work *w);
  * instance reconnected): a run of it waiting for that (overlap queue or replace) tries
  * again. */
 void sched_cluster_ended(struct sched *s, const char *job);
+/* Another instance started (STARTED) or ended with success a run of graph job JOB: its
+ * downstreams' readiness here counts it (nothing starts on it). */
+void sched_cluster_graph(struct sched *s, const char *job, bool started);
 /* Instance BY replaces JOB's run here (overlap = replace): cancel it. */
 void sched_cluster_cancel(struct sched *s, const char *job, const char *by);
 /* The cluster's paused set is NAMES (N): pause and resume to match. True if anything

@@ -149,6 +149,17 @@ void sched_cluster_ended(struct sched *s, const char *job)
 		ended(j);
 }
 
+void sched_cluster_graph(struct sched *s, const char *job, bool started)
+{
+	struct job *j = sched_job_find(s, job);
+	if (!j || j->removed)
+		return;
+	if (started)
+		j->start_seq = ++s->flow_seq;
+	else
+		j->success_seq = ++s->flow_seq;
+}
+
 void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 {
 	struct job *j = sched_job_find(s, job);

@@ -408,6 +408,77 @@ START_TEST(notification_burst_is_one_run)
 }
 END_TEST
 
+/* A downstream with two upstreams whose fires different instances serve (fan-in across
+ * instances): each upstream's start and success is told to the other instances, so the
+ * downstream runs once per round on the instance that ended the last upstream. Before, an
+ * instance counted only the successes it saw itself, and the downstream ran only in the rounds
+ * where one instance happened to serve both upstreams. */
+START_TEST(fan_in_across_instances)
+{
+	struct itest_env e;
+	struct itest_inst in[3];
+	cluster_db(&e, "cl-fanin");
+	/* u1 on even seconds, u2 on odd ones: their fires are claimed apart, by any instance */
+	const char *jobs = "jobs = (\n"
+	                   "{ name = \"u1\"; database = \"app\"; schedule = \"*/2 * * * * *\"; "
+	                   "command = \"SELECT 1\"; },\n"
+	                   "{ name = \"u2\"; database = \"app\"; schedule = \"1-59/2 * * * * *\"; "
+	                   "command = \"SELECT 2\"; },\n"
+	                   "{ name = \"d\"; database = \"app\"; after = [\"u1\", \"u2\"]; command "
+	                   "= \"SELECT 3\"; }\n"
+	                   ");\n";
+	const char *names[] = {"fa", "fb", "fc"};
+	for (int i = 0; i < 3; i++) {
+		itest_inst_init(&in[i], &e, names[i], jobs);
+		itest_inst_start(&in[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		wait_live(&e, &in[i]);
+	itest_sleep(18);
+	for (int i = 0; i < 3; i++)
+		itest_inst_stop(&in[i], SIGTERM);
+	long long n1 = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'u1' AND status = 'succeeded'");
+	long long n2 = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'u2' AND status = 'succeeded'");
+	long long rounds = n1 < n2 ? n1 : n2;
+	long long d = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'd' AND status = 'succeeded'");
+	/* each run of d comes after a success of both upstreams since the run of d before it */
+	long long early = itest_env_count(
+	    &e, "WITH d AS (SELECT start_time, lag(start_time, 1, '-infinity') OVER (ORDER BY"
+	        "  start_time) AS prev FROM pgcrond.job_run_details WHERE job_name = 'd')"
+	        " SELECT count(*) FROM d WHERE EXISTS (SELECT FROM unnest(ARRAY['u1', 'u2']) u(j)"
+	        "  WHERE NOT EXISTS (SELECT FROM pgcrond.job_run_details r WHERE r.job_name = u.j"
+	        "   AND r.status = 'succeeded' AND r.end_time > d.prev"
+	        "   AND r.end_time <= d.start_time))");
+	/* the runs of d whose two upstreams' latest successes came from different instances */
+	long long split = itest_env_count(
+	    &e, "SELECT count(*) FROM pgcrond.job_run_details d WHERE d.job_name = 'd' AND"
+	        " (SELECT instance FROM pgcrond.job_run_details r WHERE r.job_name = 'u1' AND"
+	        "  r.status = 'succeeded' AND r.end_time <= d.start_time ORDER BY r.end_time DESC"
+	        "  LIMIT 1) IS DISTINCT FROM"
+	        " (SELECT instance FROM pgcrond.job_run_details r WHERE r.job_name = 'u2' AND"
+	        "  r.status = 'succeeded' AND r.end_time <= d.start_time ORDER BY r.end_time DESC"
+	        "  LIMIT 1)");
+	char *runs = itest_scalar(
+	    e.db, "SELECT string_agg(job_name || ' ' || instance || ' ' || status || ' ' ||"
+	          " to_char(start_time, 'SS.MS'), E'\\n' ORDER BY start_time)"
+	          " FROM pgcrond.job_run_details");
+	ck_assert_msg(rounds >= 6, "only %lld rounds:\n%s", rounds, runs);
+	ck_assert_msg(split >= 1, "no run of d had its upstreams on different instances:\n%s",
+	              runs);
+	/* once per round: none missed (the stop may cut the last), none early or twice */
+	ck_assert_msg(d >= rounds - 1 && d <= rounds && early == 0,
+	              "d ran %lld times for %lld rounds, %lld of them without both upstreams:\n%s",
+	              d, rounds, early, runs);
+	free(runs);
+	for (int i = 0; i < 3; i++)
+		itest_inst_free(&in[i]);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -424,6 +495,7 @@ int main(void)
 	    {"definitions", different_definitions_are_logged},
 	    {"batch", fires_waiting_for_a_slot_are_claimed_together},
 	    {"kills", three_instances_every_fire_once_across_kills},
+	    {"fanin", fan_in_across_instances},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
