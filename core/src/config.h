@@ -188,4 +188,8 @@ const char *config_closest_job_key(const char *key);
 /* A job name is 1-63 of [A-Za-z0-9_.-]. */
 bool config_valid_job_name(const char *name);
 
+/* Whether NAME is a job key the configuration keeps for itself (struct conf_job): a plugin
+ * setting with that name would never reach the plugin. */
+bool config_is_job_key(const char *name);
+
 #endif

@@ -585,3 +585,8 @@ void config_parse_group(struct loader *L, const config_setting_t *s, const char 
 			config_report_unknown(L, m, file, keys, where, hint);
 	}
 }
+
+bool config_is_job_key(const char *name)
+{
+	return config_find_key(config_job_keys, name) != NULL;
+}

@@ -20,35 +20,6 @@
 #include "plugin_priv.h"
 #include "trust.h"
 
-/* Job keys the config module keeps for itself (config.h, struct conf_job): a plugin setting
- * with one of these names would never reach the plugin, so a declaration using one is
- * refused. Keep in step with config.c's job keys. */
-static const char *const core_job_keys[] = {
-    "name",
-    "plugin",
-    "command",
-    "database",
-    "schedule",
-    "after",
-    "enabled",
-    "timeout",
-    "overlap",
-    "retries",
-    "retry_delay",
-    "retry_backoff",
-    "retry_max_delay",
-    "retry_on_timeout",
-    "retry_on",
-    "catchup",
-    "listen",
-    "debounce",
-    "max_delay",
-    "alert_after",
-    "max_staleness",
-    "warn_duration",
-    NULL,
-};
-
 /* Every plugin loaded by this process, never unloaded (see plugin.h). The daemon calls the
  * loader from its one thread only. */
 static struct plugin **loaded;
@@ -75,14 +46,6 @@ static bool setting_name_is_valid(const char *name)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
 			return false;
 	return true;
-}
-
-static bool is_core_job_key(const char *name)
-{
-	for (size_t i = 0; core_job_keys[i]; i++)
-		if (strcmp(core_job_keys[i], name) == 0)
-			return true;
-	return false;
 }
 
 /* ---- loading ------------------------------------------------------------------------ */
@@ -374,7 +337,7 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 			               p->name, p->path, s->name);
 			return -ENOEXEC;
 		}
-		if (is_core_job_key(s->name)) {
+		if (config_is_job_key(s->name)) {
 			plugin_set_err(err, errlen,
 			               "plugin \"%s\" (%s): setting \"%s\" has the name of a job "
 			               "key pgcrond keeps for itself; rename the setting",

@@ -28,7 +28,7 @@ static void handover_db(struct itest_env *e, const char *tag)
  * once its coordination session is idle after the LISTEN. */
 static void inst_up(struct itest_env *e, struct itest_inst *in)
 {
-	in->pid = itest_daemon_start(in->conf, in->log);
+	itest_inst_start(in);
 	ck_assert_msg(
 	    itest_env_wait(e, 15,
 	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
@@ -112,9 +112,8 @@ START_TEST(queue_waits_for_the_other_instance)
 	ck_assert_msg(strstr(out, "cluster: instance qa, coordinating, other live instances: qb"),
 	              "status of qa:\n%s", out);
 	free(out);
-	itest_daemon_stop(a.pid, SIGTERM, 30);
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	a.pid = b.pid = 0;
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -163,9 +162,8 @@ START_TEST(replace_cancels_the_other_instance_run)
 	                    "t");
 	/* the request was consumed by the instance it named */
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.cancel_request", "0");
-	itest_daemon_stop(a.pid, SIGTERM, 30);
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	a.pid = b.pid = 0;
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -202,8 +200,7 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	ck_assert(runner);
 	struct itest_inst *dead = strcmp(runner, "ta") == 0 ? &a : &b;
 	struct itest_inst *alive = dead == &a ? &b : &a;
-	itest_daemon_stop(dead->pid, SIGKILL, 10);
-	dead->pid = 0;
+	itest_inst_stop(dead, SIGKILL);
 	/* well before the dead one's 15 s delay would have ended: taken over at once */
 	ck_assert_msg(itest_env_wait(&e, 12,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -215,8 +212,7 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	ck_assert_msg(itest_wait_log(alive->log, "taking over a retry run a dead instance owed", 1),
 	              "no log line:\n%s", itest_read_file(alive->log));
 	free(runner);
-	itest_daemon_stop(alive->pid, SIGTERM, 30);
-	alive->pid = 0;
+	itest_inst_stop(alive, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -268,8 +264,7 @@ START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 	                             " WHERE instance = 'pa' AND job_name = 'down'"
 	                             " AND kind = 'upstream'"),
 	              "no owed downstream written:\n%s", itest_read_file(a.log));
-	itest_daemon_stop(a.pid, SIGKILL, 10);
-	a.pid = 0;
+	itest_inst_stop(&a, SIGKILL);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 0 FROM pgcrond.pending_work"
 	                             " WHERE instance = 'pa'"),
@@ -284,8 +279,7 @@ START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 	              "the owed downstream did not run on the survivor:\n%s",
 	              itest_read_file(b.log));
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_pause", "0");
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	b.pid = 0;
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -332,16 +326,14 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 	itest_env_wait(&e, 5,
 	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
 	               " WHERE instance = 'na' AND kind = 'notify' AND payloads = '{second}'");
-	itest_daemon_stop(a.pid, SIGKILL, 10);
-	a.pid = 0;
+	itest_inst_stop(&a, SIGKILL);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = %lld + 1 FROM pgcrond.job_run_details"
 	                             " WHERE instance = 'nb' AND trigger = 'notify'",
 	                             before),
 	              "the survivor did not run the gathered notifications:\n%s",
 	              itest_read_file(b.log));
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	b.pid = 0;
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -395,16 +387,14 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 	itest_env_wait(&e, 5,
 	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
 	               " WHERE instance = 'da' AND job_name = 'down'");
-	itest_daemon_stop(a.pid, SIGKILL, 10);
-	a.pid = 0;
+	itest_inst_stop(&a, SIGKILL);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'down' AND instance = 'db'"
 	                             " AND status = 'succeeded'"),
 	              "the queued downstream did not run on the survivor:\n%s",
 	              itest_read_file(b.log));
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	b.pid = 0;
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
@@ -490,9 +480,8 @@ START_TEST(pause_while_database_down_reaches_others_later)
 	                    "SELECT string_agg(job_name || '/' || paused_by, ',')"
 	                    " FROM pgcrond.job_pause",
 	                    "j/wa");
-	itest_daemon_stop(a.pid, SIGTERM, 30);
-	itest_daemon_stop(b.pid, SIGTERM, 30);
-	a.pid = b.pid = 0;
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	free(hist_ci);
@@ -529,8 +518,7 @@ START_TEST(clean_stop_hands_retry_over)
 	ck_assert(runner);
 	struct itest_inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
 	struct itest_inst *other = stopped == &a ? &b : &a;
-	ck_assert_int_eq(itest_daemon_stop(stopped->pid, SIGTERM, 30), 0);
-	stopped->pid = 0;
+	ck_assert_int_eq(itest_inst_stop(stopped, SIGTERM), 0);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'flaky' AND attempt = 2"
@@ -544,8 +532,7 @@ START_TEST(clean_stop_hands_retry_over)
 	                    " AND return_message LIKE 'pgcrond was shutting down; handed over%'",
 	                    "1");
 	free(runner);
-	itest_daemon_stop(other->pid, SIGTERM, 30);
-	other->pid = 0;
+	itest_inst_stop(other, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);

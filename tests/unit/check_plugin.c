@@ -666,6 +666,16 @@ START_TEST(test_name_mismatch)
 }
 END_TEST
 
+/* Every job key counts, the newest included (it was a list of its own, and missed it). */
+START_TEST(test_core_key_setting)
+{
+	install_test_plugin("core_key");
+	expect_refusal("core_key", -ENOEXEC,
+	               "plugin \"core_key\" (@/core_key.so): setting \"timezone\" has the name of "
+	               "a job key pgcrond keeps for itself; rename the setting");
+}
+END_TEST
+
 START_TEST(test_init_fails)
 {
 	install_test_plugin("init_fails");
@@ -1179,6 +1189,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_abi_1_0_plugin);
 	tcase_add_test(tc, test_magic_size);
 	tcase_add_test(tc, test_name_mismatch);
+	tcase_add_test(tc, test_core_key_setting);
 	tcase_add_test(tc, test_init_fails);
 	tcase_add_test(tc, test_no_build_run);
 	tcase_add_test(tc, test_not_a_shared_object);
