@@ -400,6 +400,31 @@ START_TEST(catchup_once_after_a_suspend)
 }
 END_TEST
 
+/* A job paused over its instant and resumed: the missed fire is the one of the job's own
+ * timezone (09:00 in Tokyo is 00:00Z), not of the daemon's (UTC). */
+START_TEST(resume_catches_up_in_the_jobs_timezone)
+{
+	struct harness h;
+	h_init(&h);
+	cron_tz *tokyo;
+	ck_assert_int_eq(cron_tz_open("Asia/Tokyo", &tokyo, NULL, 0), 0);
+	struct conf_job *j = h_job(&h, "a", "0 9 * * *");
+	j->timezone = "Asia/Tokyo";
+	j->tz = tokyo;
+	h_start(&h);
+	ck_assert_int_eq(sched_pause(h.s, "a"), 0);
+	clock_sim_step(h.clock, (T0 + 86400 + 36000) * 1000000); /* the next day, 10:00:30Z */
+	h_advance(&h, 1);
+	ck_assert_uint_eq(h.n_runs, 0);
+	ck_assert_int_eq(sched_resume(h.s, "a"), 0);
+	h_advance(&h, 1);
+	ck_assert_uint_eq(h.n_runs, 1);
+	ck_assert_log(&h, "started (catchup, scheduled 00:00:00Z, attempt 1)");
+	h_stop(&h);
+	cron_tz_free(&tokyo);
+}
+END_TEST
+
 START_TEST(catchup_skip_after_a_suspend)
 {
 	struct harness h;
@@ -665,6 +690,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("catchup");
 	tcase_add_test(tc, catchup_once_after_a_suspend);
+	tcase_add_test(tc, resume_catches_up_in_the_jobs_timezone);
 	tcase_add_test(tc, catchup_skip_after_a_suspend);
 	tcase_add_test(tc, catchup_when_the_database_is_back);
 	suite_add_tcase(s, tc);
