@@ -165,7 +165,7 @@ struct hist {
 	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
 	void *busy_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
-	struct log_complaint down_complaint, write_complaint, purge_complaint;
+	struct log_complaint down_complaint, write_complaint;
 
 	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
 
@@ -181,7 +181,6 @@ struct hist {
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	bool purge_pending;
-	long long purge_run_rows;
 	struct hist_stats st;
 };
 
@@ -308,7 +307,6 @@ static void on_connected(void *arg)
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
 	h->purge_pending = h->retain_ms > 0 && !h->closing;
-	h->purge_run_rows = 0;
 	h->ensured = false;
 	kick(h);
 }
@@ -340,10 +338,8 @@ static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->retain_ms > 0 && !h->purge_pending) {
+	if (h->retain_ms > 0)
 		h->purge_pending = true;
-		h->purge_run_rows = 0;
-	}
 	kick(h);
 }
 
@@ -977,10 +973,7 @@ void hist_purge_now(struct hist *h)
 {
 	if (h->retain_ms <= 0)
 		return;
-	if (!h->purge_pending) {
-		h->purge_pending = true;
-		h->purge_run_rows = 0;
-	}
+	h->purge_pending = true;
 	kick(h);
 }
 

@@ -32,11 +32,6 @@
 		"1", "10", "5", "3", "30000", (conninfo), (application_name), "UTF8", NULL         \
 	}
 
-int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
-{
-	return pgconn_start_at(conninfo, application_name, NULL, NULL, NULL, out);
-}
-
 int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
                     const char *hostaddr, const char *port, PGconn **out)
 {

@@ -11,15 +11,12 @@
 
 /* Start a non-blocking connection (PQconnectStartParams with the conninfo expanded and
  * APPLICATION_NAME as fallback_application_name, so a conninfo's own application_name
- * wins). On success *OUT is the connection to drive with PQconnectPoll, waiting first for
- * the socket to become writable. Returns 0, -ENOMEM, or -ECONNREFUSED when libpq failed at
- * once (the message is in PQerrorMessage(*OUT); the caller still PQfinish()es it). */
-int pgconn_start(const char *conninfo, const char *application_name, PGconn **out)
-    __attribute__((warn_unused_result));
-
-/* pgconn_start() with the conninfo's "host", "hostaddr" and "port" lists replaced by HOST,
- * HOSTADDR and PORT where not NULL (conndrv.c hands over the addresses it resolved, keeping
- * the host names for TLS and .pgpass). */
+ * wins), with the conninfo's "host", "hostaddr" and "port" lists replaced by HOST, HOSTADDR
+ * and PORT where not NULL (conndrv.c hands over the addresses it resolved, keeping the host
+ * names for TLS and .pgpass). On success *OUT is the connection to drive with PQconnectPoll,
+ * waiting first for the socket to become writable. Returns 0, -ENOMEM, or -ECONNREFUSED when
+ * libpq failed at once (the message is in PQerrorMessage(*OUT); the caller still
+ * PQfinish()es it). */
 int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
                     const char *hostaddr, const char *port, PGconn **out)
     __attribute__((warn_unused_result));
