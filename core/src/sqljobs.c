@@ -162,11 +162,10 @@ static void read_jobs(struct sqljobs *sj)
 
 void sqljobs_refresh(struct sqljobs *sj)
 {
-	if (sj) {
-		free(sj->last); /* whatever is read now is applied */
-		sj->last = NULL;
+	/* the reload that calls this has just merged the rows as they stand: only rows that
+	 * differ call for another merge (it cost a whole second build on every SIGHUP) */
+	if (sj)
 		read_jobs(sj);
-	}
 }
 
 /* Jobs per part: about 220 bytes of JSON each, so a part is about 450 kB; libpq keeps a
