@@ -613,6 +613,13 @@ int daemon_main(const char *config_path)
 	else if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
 		snprintf(d.instance, sizeof(d.instance), "pgcrond");
 	d.instance[sizeof(d.instance) - 1] = '\0';
+	if (!config_instance_name_ok(d.instance)) { /* the host name, as the default */
+		log_error("%s: the host name \"%s\" cannot name this instance (1 to 63 characters, "
+		          "letters, digits, '.', '_' or '-'); set instance = \"NAME\"; in it",
+		          d.cfg->file, d.instance);
+		status = EX_CONFIG;
+		goto out;
+	}
 	if (open_history(&d) < 0 || open_cluster(&d) < 0)
 		goto out;
 	if (alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||

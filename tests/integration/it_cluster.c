@@ -4,11 +4,14 @@
  * survivor; a notification burst is one run. The SIGKILL rotation runs ~30 s by default and
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
 #include <check.h>
+#include <errno.h>
+#include <linux/sched.h> /* CLONE_NEWUTS (<sched.h> is core/src/sched.h here) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -87,9 +90,46 @@ START_TEST(bad_instance_name_is_a_config_error)
 	int st;
 	char *out = itest_cli(&st, "check", "-c", e.conf, NULL);
 	ck_assert_msg(st == 78, "status %d:\n%s", st, out);
-	ck_assert_msg(strstr(out, "pgcrond.conf:") && strstr(out, "instance \"no spaces/here\""),
+	ck_assert_msg(strstr(out, "pgcrond.conf:") &&
+	                  strstr(out, "instance \"no spaces/here\": a name is 1 to 63 characters, "
+	                              "letters, digits, '.', '_' or '-'; give each pgcrond sharing "
+	                              "a history database its own"),
 	              "message:\n%s", out);
 	free(out);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* In the daemon's child, before it drops root: a host name of its own, too long to name an
+ * instance (64 characters, which Linux allows). */
+static void long_host_name(void *arg)
+{
+	(void)arg;
+	char name[65];
+	memset(name, 'h', 64);
+	name[64] = '\0';
+	if (syscall(SYS_unshare, CLONE_NEWUTS) != 0 || sethostname(name, 64) != 0) {
+		fprintf(stderr, "it_cluster: cannot set a host name: %s\n", strerror(errno));
+		_exit(127);
+	}
+}
+
+/* The default name, the host name, is checked like a written one: refused with what to do. */
+START_TEST(host_name_that_cannot_name_an_instance)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "cl-hostname", DB);
+	e.pid = itest_daemon_start_with(e.conf, e.log, long_host_name, NULL);
+	ck_assert_msg(itest_wait_log(e.log, "cannot name this instance", 10), "%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_daemon_stop(e.pid, SIGTERM, 10), 78);
+	e.pid = 0;
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "pgcrond.conf: the host name \"hhhh") &&
+	                  strstr(log, "cannot name this instance (1 to 63 characters, letters, "
+	                              "digits, '.', '_' or '-'); set instance = \"NAME\"; in it"),
+	              "%s", log);
+	free(log);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -488,6 +528,7 @@ int main(void)
 		const TTest *test;
 	} cases[] = {
 	    {"config", bad_instance_name_is_a_config_error},
+	    {"hostname", host_name_that_cannot_name_an_instance},
 	    {"same_name", same_name_refused_and_runs_kept},
 	    {"dead", survivor_closes_dead_runs_and_retries},
 	    {"notify", notification_burst_is_one_run},
