@@ -237,6 +237,11 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 		    "history.database changed; the history keeps using \"%s\" until pgcrond "
 		    "restarts",
 		    old_h ? old_h : "(none)");
+	const char *old_i = d->cfg->instance, *new_i = cfg->instance;
+	if ((old_i == NULL) != (new_i == NULL) || (old_i && strcmp(old_i, new_i) != 0))
+		log_warning("instance changed; this daemon stays instance \"%s\" until pgcrond "
+		            "restarts",
+		            d->instance);
 	if (apply_databases(d->ex, cfg) < 0 || sched_apply(d->sched, cfg, tz, plugins, false) < 0 ||
 	    triggers_apply(d->triggers, cfg) < 0) {
 		/* Out of memory half-way: the scheduler may already point into the new config, so

@@ -76,12 +76,34 @@ START_TEST(second_sighup_during_a_parse_is_answered_at_once)
 }
 END_TEST
 
+/* A reload cannot rename the running instance (its name is its identity among the others):
+ * it says so, and the daemon keeps its name. */
+START_TEST(instance_changed_by_a_reload_is_logged)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_inst", "it_reload_inst");
+	itest_env_main(&e, "instance = \"first\";\n");
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "instance first", 20));
+	itest_env_main(&e, "instance = \"second\";\n");
+	ck_assert_int_eq(kill(e.pid, SIGHUP), 0);
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "instance changed; this daemon stays instance \"first\" "
+	                             "until pgcrond restarts",
+	                             20),
+	              "%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reload");
 	TCase *tc = tcase_create("reload");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, second_sighup_during_a_parse_is_answered_at_once);
+	tcase_add_test(tc, instance_changed_by_a_reload_is_logged);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
