@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "bgwork.h"
 #include "clock.h"
 #include "config.h"
+#include "cron.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -301,11 +301,9 @@ static void add_failure(void *arg, const char *job, int64_t end_us, const char *
                         const char *sqlstate)
 {
 	json_t *arr = arg;
-	char iso[32];
-	time_t t = (time_t)(end_us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char iso[CRON_TIME_BUFSZ];
+	if (cron_time_format(end_us / 1000000, iso, sizeof(iso)) < 0)
+		iso[0] = '\0';
 	json_array_append_new(arr, json_pack("{s:s,s:s,s:f,s:s,s:s?}", "job", job, "ended_at", iso,
 	                                     "ended_at_unix", (double)end_us / 1e6, "message",
 	                                     message, "sqlstate", sqlstate));
