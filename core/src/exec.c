@@ -29,6 +29,7 @@
 #include "duration.h"
 #include "log.h"
 #include "pgconn.h"
+#include "sqlscan.h"
 
 /* After asking the backend to cancel, wait this long before asking again (a request that
  * reached the server between two statements of the backend is lost), and as long again
@@ -69,6 +70,9 @@ struct conn {
 	/* RESETTING: the run first in the queue when the reset was sent, which the reset
 	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
 	struct exec_run *next_run;
+	/* BUSY: c->run's first statement went out in the pipeline of the reset, or of its
+	 * set_config() (conn_carry): the answers before it are read first (conn_reset_read) */
+	bool carrying;
 };
 
 struct pool {
@@ -98,6 +102,7 @@ struct run_stmt {
 	char **params;
 	int n_params;
 	bool simple;
+	bool carry; /* may share a pipeline with what precedes it (sqlscan_pipeline_safe) */
 };
 
 struct exec_run {
@@ -109,6 +114,8 @@ struct exec_run {
 	size_t cur;           /* statement being executed */
 	bool setting_timeout; /* the set_config() step is in flight */
 	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
+	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
+	bool sync_due;        /* ... and they are all read */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
@@ -158,7 +165,9 @@ static void run_complete(struct exec_run *r);
 static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_reset(struct conn *c);
+static void conn_reset(struct conn *c, bool carry);
+static void run_conn_lost(struct exec_run *r, const char *why);
+static bool run_read(struct exec_run *r);
 static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct timeval ms_tv(int64_t ms)
@@ -279,16 +288,11 @@ static void wait_remove(struct exec_run *r)
 	p->n_waiting--;
 }
 
-/* A run reserved by a connection that will not serve it after all goes back to the head of
- * the queue, where it was. */
-static void conn_unreserve(struct conn *c)
+/* A run reserved by a connection that will not serve it after all (conn_unreserve), or whose
+ * statement the server skipped (run_unsend), goes back to the head of the queue, where it
+ * was. */
+static void wait_push_front(struct pool *p, struct exec_run *r)
 {
-	struct exec_run *r = c->next_run;
-	struct pool *p = c->pool;
-	if (!r)
-		return;
-	c->next_run = NULL;
-	r->reserved = NULL;
 	r->wprev = NULL;
 	r->wnext = p->wait_head;
 	if (p->wait_head)
@@ -297,6 +301,16 @@ static void conn_unreserve(struct conn *c)
 		p->wait_tail = r;
 	p->wait_head = r;
 	p->n_waiting++;
+}
+
+static void conn_unreserve(struct conn *c)
+{
+	struct exec_run *r = c->next_run;
+	if (!r)
+		return;
+	c->next_run = NULL;
+	r->reserved = NULL;
+	wait_push_front(c->pool, r);
 }
 
 /* An idle connection is checked, and a reset must be answered, within half the connection
@@ -412,8 +426,12 @@ static int conn_open(struct pool *p)
  *  - the statement_timeout and application_name of the run first in the pool's queue,
  *    which this connection serves as soon as the reset is answered (conn->next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
- *    match needs no set_config() round trip of its own, so a run on a reused connection
- *    costs two round trips (the reset and its statement), not three;
+ *    match needs no set_config() round trip of its own;
+ *  - that run's statement itself, when it may follow other statements in one implicit
+ *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
+ *    or several statements): it runs only if DISCARD ALL and the set_config() succeeded,
+ *    since the server skips the rest of a pipeline's part after an error (run_unsend). A
+ *    run on a reused connection then costs one round trip, not two;
  *  - Sync. */
 static const char *const reset_sql[] = {
     "ROLLBACK",                  /* only if a transaction is open or aborted */
@@ -430,8 +448,36 @@ static const char *const reset_sql[] = {
 	"pg_catalog.set_config('application_name', $2, false)"
 #define RESET_SYNCS 2
 
-/* Send the reset's pipeline. Returns false if it could not be sent. */
-static bool conn_reset_send(struct conn *c)
+static void run_attach(struct exec_run *r, struct conn *c);
+
+/* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
+ * give C to R: the answers before it are read first (conn_reset_read). False if libpq could
+ * not take it (then nothing of it was sent). */
+static bool conn_carry(struct conn *c, struct exec_run *r)
+{
+	const struct run_stmt *st = &r->stmts[0];
+	if (!PQsendQueryParams(c->drv.conn, st->sql, st->n_params, NULL,
+	                       (const char *const *)st->params, NULL, NULL, 0))
+		return false;
+	if (c->next_run == r) {
+		c->next_run = NULL;
+		r->reserved = NULL;
+	}
+	if (r->conn != c)
+		run_attach(r, c);
+	c->carrying = true;
+	r->in_pipeline = true;
+	return true;
+}
+
+static bool run_may_carry(const struct exec_run *r)
+{
+	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg;
+}
+
+/* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
+ * if it could not be sent. */
+static bool conn_reset_send(struct conn *c, bool carry)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	struct exec_run *next = c->pool->wait_head;
@@ -469,6 +515,8 @@ static bool conn_reset_send(struct conn *c)
 		if (ok)
 			ok = PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
 			                       app ? 2 : 1, NULL, params, NULL, NULL, 0);
+		if (ok && carry && run_may_carry(next))
+			ok = conn_carry(c, next);
 	} else {
 		ok = ok &&
 		     PQsendQueryParams(c->drv.conn, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
@@ -479,17 +527,22 @@ static bool conn_reset_send(struct conn *c)
 }
 
 /* Put C's session back to the connection's defaults before any other run may use it (see
- * reset_sql). It runs when a run ends, so the next run does not wait for it unless the pool
- * is full. The connection is idle again only if every step succeeded; otherwise it is
- * closed. */
-static void conn_reset(struct conn *c)
+ * reset_sql). It runs when a run ends (CARRY: the next run's statement may go with it), so
+ * the next run does not wait for it unless the pool is full. The connection is idle again
+ * only if every step succeeded; otherwise it is closed. */
+static void conn_reset(struct conn *c, bool carry)
 {
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
 	conndrv_busy(&c->drv, conn_idle_check_ms(c));
-	if (!conn_reset_send(c)) {
+	if (!conn_reset_send(c, carry)) {
 		struct pool *p = c->pool;
+		if (c->run) {
+			/* its statement was in what could not be sent: maybe the server has it */
+			run_conn_lost(c->run, NULL);
+			return;
+		}
 		conn_close(&c); /* the run it reserved waits again */
 		pool_dispatch(p);
 	}
@@ -525,6 +578,8 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		c->reset_syncs++;
 		return;
 	}
+	if (c->reset_step >= RESET_STEPS)
+		return; /* a carried statement's, which run_read takes */
 	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
 		if (c->reset_timeout_ms >= 0) {
 			c->timeout_ms = c->reset_timeout_ms;
@@ -544,7 +599,24 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 	c->reset_failed = true;
 }
 
-/* Read the answers to the reset (on_conn_readable, RESETTING). */
+/* The answers before a carried statement are read: its own are the run's. If a step
+ * before it failed in its part of the pipeline, the server skipped it (run_read sees
+ * PGRES_PIPELINE_ABORTED, and run_unsend puts the run back in the queue); a step of the
+ * part before (the ROLLBACK) does not stop it, and it ran after a DISCARD ALL that
+ * succeeded, but the connection is not reused. */
+static void conn_carry_handover(struct conn *c)
+{
+	struct exec_run *r = c->run;
+	c->carrying = false;
+	if (c->reset_failed)
+		c->tainted = true;
+	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
+	if (!run_read(r))
+		run_conn_lost(r, NULL);
+}
+
+/* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
+ * statement). */
 static void conn_reset_read(struct conn *c)
 {
 	struct pool *p = c->pool;
@@ -552,7 +624,13 @@ static void conn_reset_read(struct conn *c)
 	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
 	 * all. */
 	int nulls = 0;
-	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->drv.conn)) {
+	for (;;) {
+		if (c->carrying && c->reset_step >= RESET_STEPS) {
+			conn_carry_handover(c);
+			return;
+		}
+		if (c->reset_syncs >= RESET_SYNCS || PQisBusy(c->drv.conn))
+			break;
 		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
 			/* the end of one statement's results; a second NULL: nothing more has
@@ -592,7 +670,7 @@ static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
 	if (c->state == CONN_IDLE)
-		conn_reset(c);
+		conn_reset(c, false);
 }
 
 /* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
@@ -608,7 +686,7 @@ static void conn_release(struct conn *c, bool broken)
 	    p->n_conns - p->n_connecting > (size_t)p->size) {
 		conn_close(&c);
 	} else {
-		conn_reset(c);
+		conn_reset(c, true);
 	}
 	pool_dispatch(p);
 }
@@ -634,7 +712,8 @@ static bool run_flush(struct exec_run *r)
 	return conn_flush(r->conn);
 }
 
-static void run_start_on(struct exec_run *r, struct conn *c)
+/* C is R's from now on. */
+static void run_attach(struct exec_run *r, struct conn *c)
 {
 	r->state = RUN_ACTIVE;
 	r->conn = c;
@@ -647,18 +726,48 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
+	r->rows = 0;
 	r->setting_timeout = false;
+}
+
+/* R's first statement on its connection, after a set_config() of its timeout and name if
+ * the session's differ: in one pipeline (one round trip) when the statement may follow
+ * another (conn_carry), else one after the other. */
+static void run_send_first(struct exec_run *r)
+{
+	struct conn *c = r->conn;
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
 	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app) {
 		const char *params[2] = {r->timeout_text, r->app_name};
+		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
+		if (run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
+			/* read as the last step of a reset whose first part is answered */
+			c->reset_step = RESET_STEPS - 1;
+			c->reset_syncs = RESET_SYNCS - 1;
+			c->reset_failed = false;
+			c->reset_timeout_ms = r->timeout_ms;
+			snprintf(c->reset_app, sizeof(c->reset_app), "%s",
+			         app ? r->app_name : c->app_name);
+			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
+			                       NULL, 0) ||
+			    !conn_carry(c, r) || !PQpipelineSync(c->drv.conn) || !run_flush(r))
+				run_conn_lost(r, NULL);
+			return;
+		}
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
-		                       app ? 2 : 1, NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
+		                       0) ||
 		    !run_flush(r))
 			run_conn_lost(r, NULL);
 		return;
 	}
 	run_next_step(r);
+}
+
+static void run_start_on(struct exec_run *r, struct conn *c)
+{
+	run_attach(r, c);
+	run_send_first(r);
 }
 
 /* The run's last statement is done (or it failed): a transaction it left open is never
@@ -829,6 +938,67 @@ static bool run_start_copy(struct exec_run *r, ExecStatusType st)
 	return conn_flush(c);
 }
 
+/* The server skipped R's carried statement, because a step of the reset before it failed:
+ * it never ran, so it waits for another connection (or ends, if it was stopped meanwhile),
+ * and this one, whose reset failed, is closed. */
+static void run_unsend(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	struct pool *p = c->pool;
+	c->run = NULL;
+	r->conn = NULL;
+	r->in_pipeline = r->sync_due = false;
+	conn_close(&c);
+	if (r->cancel_msg) {
+		run_complete(r);
+	} else {
+		r->state = RUN_WAITING;
+		wait_push_front(p, r);
+	}
+	pool_dispatch(p);
+}
+
+/* A carried statement failed with a syntax error, which is also how the server refuses
+ * several statements in one (what sqlscan could not see): nothing of it ran, and the
+ * set_config() before it was rolled back with it. Send it again, as written. */
+static bool run_uncarry(struct exec_run *r)
+{
+	struct run_stmt *st = &r->stmts[0];
+	if (r->cur != 0 || !st->carry || !r->failed || strcmp(r->sqlstate, "42601") != 0 ||
+	    r->cancel_msg)
+		return false;
+	st->carry = false;
+	r->failed = false;
+	free(r->message);
+	r->message = NULL;
+	r->sqlstate[0] = '\0';
+	r->conn->timeout_ms = -1;
+	r->conn->app_name[0] = '\0';
+	run_send_first(r);
+	return true;
+}
+
+/* R's statement r->cur has all its answers. */
+static void run_stmt_done(struct exec_run *r)
+{
+	if (r->setting_timeout) {
+		r->setting_timeout = false;
+		if (r->failed) {
+			run_finish(r);
+			return;
+		}
+		run_next_step(r);
+		return;
+	}
+	if (r->failed) {
+		if (!run_uncarry(r))
+			run_finish(r);
+		return;
+	}
+	r->cur++;
+	run_next_step(r);
+}
+
 /* Read what the server sent; returns false if the connection broke. Returns to the loop
  * whenever libpq needs more input: PQisBusy() is false during a COPY, so the COPY state is
  * handled first and waits for EV_READ on its own. */
@@ -847,25 +1017,29 @@ static bool run_read(struct exec_run *r)
 			return true;
 		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
-			/* the statement is complete */
-			if (r->setting_timeout) {
-				r->setting_timeout = false;
-				if (r->failed) {
-					run_finish(r);
-					return true;
-				}
-				run_next_step(r);
-				return true;
+			/* the statement is complete; in a pipeline, once its Sync is read too */
+			if (r->in_pipeline) {
+				r->sync_due = true;
+				continue;
 			}
-			if (r->failed) {
-				run_finish(r);
-				return true;
-			}
-			r->cur++;
-			run_next_step(r);
+			run_stmt_done(r);
 			return true;
 		}
 		ExecStatusType st = PQresultStatus(res);
+		if (r->in_pipeline && (st == PGRES_PIPELINE_ABORTED || st == PGRES_PIPELINE_SYNC)) {
+			PQclear(res);
+			if (st == PGRES_PIPELINE_ABORTED) {
+				run_unsend(r);
+				return true;
+			}
+			if (!r->sync_due)
+				return false; /* a Sync before the statement's end: not ours */
+			r->in_pipeline = r->sync_due = false;
+			if (!PQexitPipelineMode(c->drv.conn))
+				return false;
+			run_stmt_done(r);
+			return true;
+		}
 		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
 			PQclear(res);
 			if (!run_start_copy(r, st))
@@ -902,7 +1076,9 @@ static void on_conn_readable(void *arg)
 		conn_reset_read(c);
 		return;
 	case CONN_BUSY:
-		if (!run_read(c->run))
+		if (c->carrying)
+			conn_reset_read(c);
+		else if (!run_read(c->run))
 			run_conn_lost(c->run, NULL);
 		return;
 	}
@@ -1166,6 +1342,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		d->sql = strdup(s->sql);
 		if (!d->sql)
 			goto out;
+		d->carry = i == 0 && sqlscan_pipeline_safe(d->sql);
 		if (s->n_params > 0) {
 			d->params = calloc((size_t)s->n_params, sizeof(char *));
 			if (!d->params)
