@@ -95,7 +95,8 @@ static void job_arm(struct job *j)
 	job_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
-	int64_t delay = j->next_fire * 1000000 - clock_now_us(j->s->clock);
+	int64_t now = clock_now_us(j->s->clock);
+	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
 }
@@ -111,10 +112,12 @@ static void job_schedule(struct job *j, int64_t prev)
 	if (!job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
 		job_disarm(j);
+		sched_preclaim_stale(j);
 		return;
 	}
 	j->next_fire =
 	    sched_next_fire(&j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
+	sched_preclaim_stale(j);
 	job_arm(j);
 }
 
@@ -204,6 +207,7 @@ static void job_free(struct job **jp)
 	if (!j)
 		return;
 	job_disarm(j);
+	sched_preclaim_drop(j);
 	flow_job_free(j);
 	free(j->last_message);
 	free(j->name);
@@ -492,7 +496,11 @@ static const char *overlap_name(enum overlap_policy o)
 /* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
 static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 {
-	struct run *r = arg;
+	sched_claim_answer(arg, v, why);
+}
+
+void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
+{
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	r->claiming = false;
@@ -531,6 +539,9 @@ static bool claim(struct run *r)
 	char key[600];
 	int64_t window = 0;
 	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
+	bool waits;
+	if (sched_preclaim_take(r, &waits))
+		return waits; /* claimed before its instant, or about to be */
 	r->claimed = true;
 	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
 	                     sizeof(key), &window) <= 0)
@@ -905,12 +916,15 @@ static void job_timer_cb(void *arg)
 	    j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
-	/* Woken early (timer granularity): wait the rest. */
+	/* Woken early: to claim the fire first (several instances), or by the timer's
+	 * granularity. Wait the rest. */
 	if (now < j->next_fire * 1000000) {
+		sched_preclaim_ask(j);
 		job_arm(j);
 		return;
 	}
 	job_due(j, now, NULL);
+	sched_preclaim_settle(j); /* a fire skipped or held keeps no claim */
 }
 
 static void clock_cb(void *arg)
@@ -1150,6 +1164,7 @@ void sched_set_cluster(struct sched *s, struct cluster *c)
 void sched_job_disarm(struct job *j)
 {
 	job_disarm(j);
+	sched_preclaim_drop(j); /* paused: the fire may not come */
 }
 
 void sched_job_arm(struct job *j)

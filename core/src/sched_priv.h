@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "cron.h"
 #include "sched.h"
@@ -43,7 +44,8 @@ struct job {
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
-	struct job *hnext; /* in its bucket of the sched's name index */
+	struct job *hnext;    /* in its bucket of the sched's name index */
+	struct preclaim *pre; /* the claim of next_fire, made before it (sched_preclaim.c) */
 
 	/* ---- flow.c ---- */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
@@ -189,6 +191,29 @@ const char *sched_work_keep(struct run *r, const char *why);
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
+/* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
+void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
+/* sched_preclaim.c: with several instances, a scheduled fire is claimed PRECLAIM_LEAD_US
+ * before its instant, so that its run starts at the instant instead of a round trip (and
+ * the claims of a busy second) after it. */
+#define PRECLAIM_LEAD_US 100000
+/* How much earlier than j->next_fire J's timer wakes, at NOW_US: PRECLAIM_LEAD_US while its
+ * fire is still to be claimed and that moment has not come, else 0. */
+int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
+/* J's timer woke before j->next_fire: claim that fire now if it is not claimed yet. */
+void sched_preclaim_ask(struct job *j);
+/* R is about to be claimed: true if its fire was claimed before and R need not ask (R
+ * starts: r->claimed and r->job_locked are set), or waits for that claim's answer
+ * (r->claiming is set); false if R must ask for its claim itself. */
+bool sched_preclaim_take(struct run *r, bool *waits);
+/* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
+ * given back (its job lock released). */
+void sched_preclaim_settle(struct job *j);
+/* J's next_fire moved (a new schedule, a clock step, disabled): a claim made for an instant
+ * still to come that is no longer its next is given back. */
+void sched_preclaim_stale(struct job *j);
+/* J goes: its claim made in advance is forgotten, and its lock released. */
+void sched_preclaim_drop(struct job *j);
 /* The timer helpers of sched.c, for sched_pause.c. */
 void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j);
