@@ -445,6 +445,7 @@ static void run_next_step(struct exec_run *r)
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
+	c->guard_reset = true;
 	int sent = s->simple ? PQsendQuery(c->drv.conn, s->sql)
 	                     : PQsendQueryParams(c->drv.conn, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);

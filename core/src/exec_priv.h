@@ -43,6 +43,9 @@ struct conn {
 	/* BUSY: c->run's first statement went out in the pipeline of the reset, or of its
 	 * set_config() (conn_carry): the answers before it are read first (conn_reset_read) */
 	bool carrying;
+	/* a statement of a run went out on its own (not carried): it may have left any setting,
+	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
+	bool guard_reset;
 };
 
 struct pool {

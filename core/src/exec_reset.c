@@ -7,11 +7,16 @@
 #include "exec_priv.h"
 #include "pgconn.h"
 
-/* The reset, as one pipeline (one round trip) of two implicit transactions (two Syncs):
+/* The reset, as one pipeline (one round trip):
  *  - ROLLBACK, if the run left a transaction open or aborted;
- *  - statement_timeout = 0, because a run may have left it tiny ('1ms'): a timeout that
+ *  - statement_timeout = 0, if the run may have left it tiny ('1ms'): a timeout that
  *    expires while DISCARD ALL works is left pending by the server and cancels the next
- *    statement, which would be the next run's;
+ *    statement. A run whose statements all went with a reset set only its own timeout
+ *    (one carried SELECT, INSERT ...), so when that is 0 or at least RESET_GUARD_MS, this
+ *    step and its Sync are left out: one implicit transaction instead of two. Should such
+ *    a statement have set a tiny timeout all the same, what the timeout cancels is in the
+ *    same part of the pipeline (DISCARD ALL, the set_config(), the carried statement) and
+ *    the reset fails: the connection is replaced and the carried run waits for another;
  *  - Sync: DISCARD ALL refuses to run after another statement of the same pipeline;
  *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
  *    value at connection start (so pgcrond's own settings belong in the startup
@@ -33,6 +38,8 @@ static const char *const reset_sql[] = {
     "DISCARD ALL",
     "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
 };
+/* A statement_timeout under this, left by a run, is set to 0 before DISCARD ALL. */
+#define RESET_GUARD_MS 1000
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
 
 /* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
@@ -62,7 +69,7 @@ bool exec_run_may_carry(const struct exec_run *r)
 
 /* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
  * if it could not be sent. */
-static bool conn_reset_send(struct conn *c, bool carry)
+static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	struct exec_run *next = c->pool->wait_head;
@@ -73,8 +80,9 @@ static bool conn_reset_send(struct conn *c, bool carry)
 		return false; /* active or unknown: nothing sane to reuse */
 	if (!PQenterPipelineMode(c->drv.conn))
 		return false;
-	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
-	c->reset_syncs = 0;
+	guard = guard || ts != PQTRANS_IDLE;
+	c->reset_step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
+	c->reset_syncs = guard ? 0 : RESET_SYNCS - 1;
 	c->reset_failed = false;
 	c->reset_timeout_ms = -1;
 	c->reset_app[0] = '\0';
@@ -87,9 +95,11 @@ static bool conn_reset_send(struct conn *c, bool carry)
 	}
 	if (c->reset_step == 0)
 		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
-	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
-	     PQpipelineSync(c->drv.conn) &&
-	     PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
+	if (guard)
+		ok = ok &&
+		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
+		     PQpipelineSync(c->drv.conn);
+	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
 	if (next && next->timeout_ms >= 0) {
 		bool app = next->app_name[0] != '\0';
 		params[0] = next->timeout_text;
@@ -117,11 +127,15 @@ static bool conn_reset_send(struct conn *c, bool carry)
  * only if every step succeeded; otherwise it is closed. */
 void exec_conn_reset(struct conn *c, bool carry)
 {
+	/* the timeout the session has now, if only pgcrond set it */
+	bool guard = c->guard_reset || c->timeout_ms < 0 ||
+	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS);
+	c->guard_reset = false;
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
 	conndrv_busy(&c->drv, exec_conn_idle_check_ms(c));
-	if (!conn_reset_send(c, carry)) {
+	if (!conn_reset_send(c, carry, guard)) {
 		struct pool *p = c->pool;
 		if (c->run) {
 			/* its statement was in what could not be sent: maybe the server has it */
