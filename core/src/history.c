@@ -557,9 +557,12 @@ static void kick(struct hist *h)
 			return;
 		}
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
-		 * the executor is idle, so a busy executor never starves the history */
+		 * the executor is idle, so a busy executor never starves the history. A full
+		 * batch is never held: under a steady load the executor drains for a moment
+		 * every second, which started the wait over, so the history sent one batch a
+		 * second and fell behind by seconds (bench_fire 15000) */
 		if (hist_spool_head(h->spool) && h->busy_fn && !h->closing &&
-		    h->busy_fn(h->busy_arg)) {
+		    hist_spool_pending(h->spool) < SET_BATCH_MAX && h->busy_fn(h->busy_arg)) {
 			int64_t now = clock_mono_ms();
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
