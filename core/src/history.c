@@ -177,6 +177,8 @@ struct hist {
 	bool set_ok;               /* schema 6: batches as set-based statements */
 	bool set_batch;            /* ... the batch in flight is one */
 	bool line_mode;            /* ... the next batch goes line by line */
+	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
+	                            * in the table: the insert needs no conflict check) */
 	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
@@ -445,7 +447,7 @@ static int send_set(struct hist *h, size_t *n)
 		lines[k] = l->text;
 		lens[k] = l->len;
 	}
-	int r = hist_batch_send(h->drv.conn, lines, lens, k);
+	int r = hist_batch_send(h->drv.conn, lines, lens, k, !h->head_fresh);
 	free(lines);
 	free(lens);
 	if (r < 0) {
@@ -474,6 +476,7 @@ static int send_batch(struct hist *h)
 	h->set_batch = false;
 	if (h->set_ok && !h->line_mode && send_set(h, &n) < 0)
 		return -1;
+	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
 	for (const struct hist_spool_line *l = hist_spool_head(h->spool);
 	     !h->set_batch && l && n < cap; l = l->next, n++) {
 		int r = send_line(h, l, &why);
@@ -671,6 +674,8 @@ static void op_done(struct hist *h)
 				h->st.written++;
 				pop(h);
 			}
+			/* what follows was never sent, unless an earlier process left it */
+			h->head_fresh = hist_spool_leftovers_done(h->spool);
 			break;
 		case OP_ORPHANS:
 			h->orphans_done = true;
