@@ -169,7 +169,11 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 	size_t slots = 16;
 	while (slots < 2 * n)
 		slots *= 2;
-	char **copies = calloc(n, sizeof(*copies));
+	/* the lines are decoded in place, in one copy of them all (not one allocation each) */
+	size_t total = n;
+	for (size_t i = 0; i < n; i++)
+		total += lens[i];
+	char *copies = malloc(total ? total : 1);
 	struct row *rows = calloc(n, sizeof(*rows));
 	long *slot = malloc(slots * sizeof(*slot)); /* row index + 1, 0 = empty */
 	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}};
@@ -179,14 +183,12 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 	if (!copies || !rows || !slot)
 		goto out;
 	memset(slot, 0, slots * sizeof(*slot));
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, o = 0; i < n; o += lens[i] + 1, i++) {
 		const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
-		copies[i] = malloc(lens[i] + 1);
-		if (!copies[i])
-			goto out;
-		memcpy(copies[i], lines[i], lens[i]);
-		copies[i][lens[i]] = '\0';
-		int nf = hist_spool_decode(copies[i], lens[i], &kind, f, HIST_SPOOL_MAX_FIELDS);
+		char *copy = copies + o;
+		memcpy(copy, lines[i], lens[i]);
+		copy[lens[i]] = '\0';
+		int nf = hist_spool_decode(copy, lens[i], &kind, f, HIST_SPOOL_MAX_FIELDS);
 		bool start = nf == 12 && !strcmp(kind, "S1"),
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
@@ -278,8 +280,6 @@ out:
 		free(ia[c].buf);
 	for (int c = 0; c < U_N; c++)
 		free(ua[c].buf);
-	for (size_t i = 0; copies && i < n; i++)
-		free(copies[i]);
 	free(copies);
 	free(rows);
 	free(slot);
