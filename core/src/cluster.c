@@ -820,6 +820,59 @@ static void reap_done(struct cluster *c)
 
 static bool has_unsent(const struct cluster *c);
 
+static uint64_t fnv(uint64_t h, const char *s);
+
+static size_t claim_slot(const char *job, const char *key, size_t mask)
+{
+	return (size_t)fnv(fnv(14695981039346656037ULL, job), key) & mask;
+}
+
+/* The rows of a claim statement (R) granted these claims: matched through a table of the
+ * claims sent, not each row against the whole queue (that was quadratic in the fires of an
+ * instant: a tenth of the daemon's CPU at 15,000 jobs a second). A fire asked for twice in
+ * one statement is granted once (the statement's DISTINCT), as before. */
+static void claim_match(struct cluster *c, const PGresult *r)
+{
+	size_t n = 0, cap = 16;
+	for (struct claim *q = c->head; q; q = q->next)
+		n += q->sent && !q->granted;
+	while (cap < 2 * n)
+		cap *= 2;
+	struct claim **tab = calloc(cap, sizeof(*tab));
+	for (struct claim *q = c->head; tab && q; q = q->next) {
+		if (!q->sent || q->granted)
+			continue;
+		size_t h = claim_slot(q->job, q->key, cap - 1);
+		while (tab[h])
+			h = (h + 1) & (cap - 1);
+		tab[h] = q;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *job = PQgetvalue(r, i, 0);
+		const char *key = PQgetvalue(r, i, 1);
+		struct claim *q = NULL;
+		if (tab) {
+			for (size_t h = claim_slot(job, key, cap - 1); tab[h];
+			     h = (h + 1) & (cap - 1))
+				if (!tab[h]->granted && strcmp(tab[h]->job, job) == 0 &&
+				    strcmp(tab[h]->key, key) == 0) {
+					q = tab[h];
+					break;
+				}
+		} else { /* out of memory: the long way */
+			for (q = c->head; q; q = q->next)
+				if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
+				    strcmp(q->key, key) == 0)
+					break;
+		}
+		if (q) {
+			q->granted = true;
+			q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
+		}
+	}
+	free(tab);
+}
+
 static void claim_done(struct cluster *c, enum op op)
 {
 	const PGresult *r = c->res;
@@ -850,17 +903,8 @@ static void claim_done(struct cluster *c, enum op op)
 			q->granted = r && !c->op_failed && PQntuples(r) == 1;
 			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
 		}
-	for (int i = 0; op == OP_CLAIM && r && !c->op_failed && i < PQntuples(r); i++) {
-		const char *job = PQgetvalue(r, i, 0);
-		const char *key = PQgetvalue(r, i, 1);
-		for (struct claim *q = c->head; q; q = q->next)
-			if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
-			    strcmp(q->key, key) == 0) {
-				q->granted = true;
-				q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
-				break;
-			}
-	}
+	if (op == OP_CLAIM && r && !c->op_failed)
+		claim_match(c, r);
 	answer(c, is_sent, v_result);
 	if (!has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
