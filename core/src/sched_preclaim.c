@@ -9,8 +9,10 @@
  * Only a granted claim is used: an answer that the fire is another instance's, or that the
  * job runs on another instance, or that no claim could be made, may no longer hold at the
  * instant, so the run asks again then, as it would have without this. A granted claim
- * holds the job's cluster lock (cluster.h); a fire that no run takes (the job was paused,
- * removed, or its previous run still runs and the fire is skipped) gives it back. The cost
+ * holds the job's cluster lock (cluster.h); a fire that no run takes (the job was paused
+ * or removed, or its previous run ended late) gives it back. A job whose run is under way
+ * when its timer wakes is not claimed early: its overlap policy decides the fire at the
+ * instant, and only a fire that runs is claimed, as before. The cost
  * is a window: an instance that dies in the PRECLAIM_LEAD_US before an instant it claimed
  * leaves that fire unserved, as one that dies between a claim and its run's start does. */
 #include <stdlib.h>
@@ -100,6 +102,10 @@ void sched_preclaim_ask(struct job *j)
 	if (j->pre && j->pre->waiter)
 		return; /* an earlier fire's run still waits for its answer */
 	pre_free(j);
+	/* A run of the job still under way decides the fire at its instant (overlap): it is
+	 * claimed then, if it runs at all, as without this */
+	if (j->active)
+		return;
 	if (cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key, sizeof(key),
 	                     &window) <= 0)
 		return;
