@@ -206,11 +206,8 @@ static void job_free(struct job **jp)
 	job_disarm(j);
 	flow_job_free(j);
 	free(j->last_message);
-	free(j->name);
-	free(j->command);
-	free(j->plugin);
-	free(j->database);
-	free(j->schedule);
+	if (j->own_strs)
+		free((char *)j->name); /* the block of them all (job_own_strs) */
 	free(j);
 	*jp = NULL;
 }
@@ -929,16 +926,36 @@ int64_t sched_job_next(struct sched *s, const char *name)
 
 /* ---- config --------------------------------------------------------------------------- */
 
-static int set_str(char **dst, const char *src)
+/* J is removed: the configuration its strings point into goes after this reload, while a
+ * run of J may go on. They are copied into one block, the name first (job_free frees it). */
+static void job_own_strs(struct job *j)
 {
-	if (*dst && src && strcmp(*dst, src) == 0)
-		return 0;
-	char *copy = NULL;
-	if (src && !(copy = strdup(src)))
-		return -ENOMEM;
-	free(*dst);
-	*dst = copy;
-	return 0;
+	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		len += *f[i] ? strlen(*f[i]) + 1 : 0;
+	char *block = malloc(len);
+	if (!block) {
+		/* Its run ends without them. The name changes: out of the index first (and
+		 * counted back in, for the later removal that will not find it there). */
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory copying the removed job's definition");
+		index_remove(j->s, j);
+		j->s->n_jobs++;
+		j->name = "?";
+		j->command = j->plugin = j->schedule = NULL;
+		j->database = "";
+		return;
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!*f[i])
+			continue;
+		size_t n = strlen(*f[i]) + 1;
+		memcpy(block, *f[i], n);
+		*f[i] = block;
+		block += n;
+	}
+	j->own_strs = true;
 }
 
 /* FNV-1a */
@@ -1029,9 +1046,12 @@ static int job_update(struct job *j, const struct conf_job *cj, const struct pgc
 	                     j->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->timezone == NULL) ||
 	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
-	if (set_str(&j->command, cj->command) < 0 || set_str(&j->plugin, cj->plugin) < 0 ||
-	    set_str(&j->database, db ? db : "") < 0 || set_str(&j->schedule, cj->schedule) < 0)
-		return -ENOMEM;
+	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
+	j->name = cj->name;
+	j->command = cj->command;
+	j->plugin = cj->plugin;
+	j->database = db ? db : "";
+	j->schedule = cj->schedule;
 	if (cj->schedule)
 		j->cron = cj->cron;
 	j->timeout_ms = cj->timeout_ms;
@@ -1062,10 +1082,9 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		bool fresh = false, reschedule = false;
 		if (!j) {
 			j = calloc(1, sizeof(*j));
-			if (!j || !(j->name = strdup(cj->name))) {
-				free(j);
+			if (!j)
 				return -ENOMEM;
-			}
+			j->name = cj->name;
 			j->s = s;
 			j->next_fire = CRON_NEVER;
 			j->paused = sched_is_paused(s, cj->name);
@@ -1093,6 +1112,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
 		j->removed = true;
 		j->conf = NULL;
+		job_own_strs(j);
 		job_disarm(j);
 		const char *why = "the job was removed from the configuration";
 		struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
