@@ -684,7 +684,7 @@ static void stale_cb(void *arg)
 static bool catchup_wanted(const struct job *j)
 {
 	return j->conf && j->conf->catchup == CATCHUP_ONCE && j->enabled && !j->removed &&
-	       j->schedule && j->cron.kind != CRON_REBOOT && !j->s->draining;
+	       j->schedule && j->cron->kind != CRON_REBOOT && !j->s->draining;
 }
 
 static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
@@ -722,7 +722,7 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;
-	int64_t at = flow_catchup_instant(&j->cron, sched_job_tz(j), last_fire_s, now, &missed);
+	int64_t at = flow_catchup_instant(j->cron, sched_job_tz(j), last_fire_s, now, &missed);
 	if (at == CRON_NEVER)
 		return;
 	char why[160];

@@ -102,7 +102,7 @@ static void job_arm(struct job *j)
 
 static bool job_schedulable(const struct job *j)
 {
-	return j->enabled && !j->removed && j->schedule && j->cron.kind != CRON_REBOOT;
+	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
 }
 
 /* Compute the next instant from now (after PREV) and arm it. */
@@ -114,7 +114,7 @@ static void job_schedule(struct job *j, int64_t prev)
 		return;
 	}
 	j->next_fire =
-	    sched_next_fire(&j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
+	    sched_next_fire(j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
 	job_arm(j);
 }
 
@@ -800,7 +800,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	int64_t first = j->next_fire;
 	long later = 0;
 	int64_t latest =
-	    flow_catchup_instant(&j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
+	    flow_catchup_instant(j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -815,7 +815,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	int64_t last_missed = latest;
 	if (latest_on_time) {
 		last_missed =
-		    flow_catchup_instant(&j->cron, sched_job_tz(j), first, latest - 1, NULL);
+		    flow_catchup_instant(j->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -880,8 +880,8 @@ static void clock_check(struct sched *s)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, now, cause);
-		else if (step < 0 && (far_back || (j->cron.flags & CRON_WILDCARD) ||
-		                      j->cron.kind == CRON_INTERVAL))
+		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
+		                      j->cron->kind == CRON_INTERVAL))
 			job_schedule(j, 0);
 		else
 			job_arm(j);
@@ -925,6 +925,8 @@ int64_t sched_job_next(struct sched *s, const char *name)
 }
 
 /* ---- config --------------------------------------------------------------------------- */
+
+static const cron_expr no_cron;
 
 /* J is removed: the configuration its strings point into goes after this reload, while a
  * run of J may go on. They are copied into one block, the name first (job_free frees it). */
@@ -1052,8 +1054,7 @@ static int job_update(struct job *j, const struct conf_job *cj, const struct pgc
 	j->plugin = cj->plugin;
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;
-	if (cj->schedule)
-		j->cron = cj->cron;
+	j->cron = &cj->cron; /* valid when cj->schedule is set */
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->enabled = cj->enabled;
@@ -1113,6 +1114,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		j->removed = true;
 		j->conf = NULL;
 		job_own_strs(j);
+		j->cron = &no_cron; /* never read: a removed job is not scheduled */
 		job_disarm(j);
 		const char *why = "the job was removed from the configuration";
 		struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
@@ -1142,7 +1144,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		return -ENOMEM;
 	if (first) {
 		for (struct job *j = s->jobs; j; j = j->next)
-			if (j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
+			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
 				job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
 	}
 	admit_queued(s); /* max_running may have grown */

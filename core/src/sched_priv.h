@@ -33,7 +33,7 @@ struct job {
 	const char *plugin;
 	const char *database;
 	const char *schedule;
-	cron_expr cron;
+	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
 	bool enabled;
