@@ -34,6 +34,7 @@
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 10000
 #define CLAIM_BATCH_MAX 1000
+#define JOBS_PART 2000 /* jobs per statement publishing them (sql_jobs) */
 /* The first claim statement of a burst carries at most this many fires, each next one four
  * times as many (up to CLAIM_BATCH_MAX): the first runs start after a short statement, and
  * the rest are claimed while they run. One statement for 1,000 fires took 10 to 15 ms on a
@@ -164,11 +165,16 @@ static const char sql_unlock[] =
     " CASE WHEN j = ANY ($2::text[]) THEN pg_notify('" CLUSTER_CHANNEL "', 'end ' || j) END"
     " FROM unnest($1::text[]) AS j";
 static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
-/* This instance's jobs and their definitions' hashes; answers the jobs some other live
- * instance defines differently, with those instances. */
+/* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
+ * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
+ * the jobs some other live instance defines differently, with those instances. 100,000 jobs
+ * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
+ * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
 static const char sql_jobs[] =
     "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
     " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
+    "  AND ($4::text IS NULL OR o.job_name COLLATE \"C\" >= $4)"
+    "  AND ($5::text IS NULL OR o.job_name COLLATE \"C\" < $5)"
     "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
     " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
     "  SELECT $1, j, h FROM mine"
@@ -267,9 +273,12 @@ struct cluster {
 	unsigned claim_retries; /* consecutive deadlock / serialization retries */
 
 	struct claim *head, *tail;
-	/* the configured jobs as text[] literals (names, hashes), sent after each connect and
-	 * each cluster_set_jobs */
-	char *jobs_names, *jobs_hashes;
+	/* the configured jobs, sent in parts by name after each connect and each
+	 * cluster_set_jobs: the configuration (a reference of ours), its jobs by name (byte
+	 * order), the next to send */
+	struct pgc_config *jobs_cfg;
+	const struct conf_job **jobs_sorted;
+	size_t jobs_next;
 	bool jobs_due;
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
@@ -679,6 +688,7 @@ static void lock_done(struct cluster *c)
 		          c->safe_conninfo);
 	c->beat_due = c->reap_due = true;
 	c->jobs_due = true;
+	c->jobs_next = 0;
 	c->listen_due = c->hooks.notified != NULL;
 	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
 		c->reap_after_ms = clock_mono_ms() + CLUSTER_DEAD_MS;
@@ -919,6 +929,7 @@ static void jobs_done(struct cluster *c)
 	if (c->op_failed) {
 		if (strcmp(c->op_sqlstate, "42P01") != 0)
 			log_warning("cluster: cannot publish this instance's jobs: %s", c->op_err);
+		c->jobs_due = false; /* the rest of the parts waits for the next connect or set */
 		return;
 	}
 	for (int i = 0; r && i < PQntuples(r); i++)
@@ -1082,6 +1093,42 @@ static void send_claims(struct cluster *c)
 	free(keys);
 }
 
+/* The next part of the jobs (sql_jobs), made now from the configuration. */
+static void send_jobs_part(struct cluster *c)
+{
+	size_t n = c->jobs_cfg->n_jobs, first = c->jobs_next < n ? c->jobs_next : n;
+	size_t end = n - first > JOBS_PART ? first + JOBS_PART : n, k = end - first;
+	struct claim *items = calloc(k ? k : 1, sizeof(*items));
+	char(*hashes)[24] = calloc(k ? k : 1, sizeof(*hashes));
+	char *names = NULL, *hl = NULL;
+	if (items && hashes) {
+		for (size_t i = 0; i < k; i++) {
+			const struct conf_job *j = c->jobs_sorted[first + i];
+			cluster_job_hash(j, hashes[i], sizeof(hashes[i]));
+			items[i].job = j->name;
+			items[i].key = hashes[i];
+			items[i].next = i + 1 < k ? &items[i + 1] : NULL;
+		}
+		names = array_literal(k ? items : NULL, k, false);
+		hl = array_literal(k ? items : NULL, k, true);
+	}
+	if (names && hl) {
+		const char *p[] = {c->instance, names, hl,
+		                   first > 0 ? c->jobs_sorted[first]->name : NULL,
+		                   end < n ? c->jobs_sorted[end]->name : NULL};
+		c->jobs_next = end;
+		c->jobs_due = end < n;
+		send_stmt(c, OP_JOBS, sql_jobs, 5, p);
+	} else {
+		log_warning("cluster: out of memory publishing the jobs");
+		c->jobs_due = false;
+	}
+	free(names);
+	free(hl);
+	free(items);
+	free(hashes);
+}
+
 static bool has_unsent(const struct cluster *c)
 {
 	for (const struct claim *q = c->head; q; q = q->next)
@@ -1156,10 +1203,8 @@ static void kick(struct cluster *c)
 		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
 		return;
 	}
-	if (c->jobs_due && c->jobs_names && !c->schema_missing) {
-		c->jobs_due = false;
-		const char *p[] = {c->instance, c->jobs_names, c->jobs_hashes};
-		send_stmt(c, OP_JOBS, sql_jobs, 3, p);
+	if (c->jobs_due && c->jobs_cfg && !c->schema_missing) {
+		send_jobs_part(c);
 		return;
 	}
 	if (c->task_head) {
@@ -1256,8 +1301,8 @@ void cluster_close(struct cluster **cp)
 	drop_conn(c);
 	free(c->unlock);
 	free(c->announce);
-	free(c->jobs_names);
-	free(c->jobs_hashes);
+	free(c->jobs_sorted);
+	config_free(&c->jobs_cfg);
 	free(c->conninfo);
 	free(c->instance);
 	free(c->boot_id);
@@ -1295,28 +1340,27 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
 	snprintf(out, len, "%016" PRIx64, h);
 }
 
+static int by_name(const void *a, const void *b)
+{
+	const struct conf_job *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
 int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 {
 	if (!c)
 		return 0;
 	conndrv_set_check(&c->drv, cfg->connection_check_ms);
 	size_t n = cfg->n_jobs;
+	const struct conf_job **sorted = calloc(n ? n : 1, sizeof(*sorted));
 	struct claim *items = calloc(n ? n : 1, sizeof(*items));
-	char(*hashes)[24] = calloc(n ? n : 1, sizeof(*hashes));
-	char *names = NULL, *hl = NULL;
 	int rc = -ENOMEM;
-	if (!items || !hashes)
+	if (!sorted || !items)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		cluster_job_hash(&cfg->jobs[i], hashes[i], sizeof(hashes[i]));
-		items[i].job = cfg->jobs[i].name;
-		items[i].key = hashes[i];
-		items[i].next = i + 1 < n ? &items[i + 1] : NULL;
-	}
-	names = array_literal(n ? items : NULL, n, false);
-	hl = array_literal(n ? items : NULL, n, true);
-	if (!names || !hl)
-		goto out;
+	/* in byte order, as the parts' ranges are read (COLLATE "C") */
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &cfg->jobs[i];
+	qsort(sorted, n, sizeof(*sorted), by_name);
 	/* the jobs whose runs another instance may wait for (sql_unlock, coord.c) */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
@@ -1332,19 +1376,18 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 		goto out;
 	free(c->announce);
 	c->announce = ann;
-	free(c->jobs_names);
-	free(c->jobs_hashes);
-	c->jobs_names = names;
-	c->jobs_hashes = hl;
-	names = hl = NULL;
+	free(c->jobs_sorted);
+	c->jobs_sorted = sorted;
+	sorted = NULL;
+	config_free(&c->jobs_cfg); /* our reference: the caller has its own */
+	c->jobs_cfg = config_ref(cfg);
+	c->jobs_next = 0;
 	c->jobs_due = true;
 	kick(c);
 	rc = 0;
 out:
-	free(names);
-	free(hl);
+	free(sorted);
 	free(items);
-	free(hashes);
 	return rc;
 }
 

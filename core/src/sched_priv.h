@@ -26,17 +26,21 @@ struct run;
 
 struct job {
 	struct sched *s;
-	char *name;
-	char *command;
-	char *plugin;
-	char *database;
-	char *schedule;
-	cron_expr cron;
+	/* The configuration's strings (conf's, or the config's history database), not copies:
+	 * 100,000 jobs kept 400,000 of them twice. A removed job, whose configuration goes,
+	 * gets copies of its own (own_strs). */
+	const char *name;
+	const char *command;
+	const char *plugin;
+	const char *database;
+	const char *schedule;
+	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
 	bool enabled;
 	bool removed;                /* gone from the config; freed when its run ends */
 	bool seen;                   /* during sched_apply */
+	bool own_strs;               /* name ... schedule are the job's own (removed) */
 	const struct conf_job *conf; /* NULL once removed */
 	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
 	int64_t next_fire;           /* Unix seconds or CRON_NEVER */
@@ -48,43 +52,44 @@ struct job {
 	struct preclaim *pre; /* the claim of next_fire, made before it (sched_preclaim.c) */
 
 	/* ---- flow.c ---- */
+	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
 	uint64_t success_seq;         /* flow sequence number of the last success */
 	uint64_t start_seq;           /* ... of the last start */
 	uint64_t mark;                /* upstream_failed propagation visit mark */
-	bool busy_final;              /* last run ended in a final failure */
 	struct run *parked;           /* a fire waiting for a running upstream */
-	bool notify_pending;          /* notifications not yet served: a run comes within max_delay,
-	                               * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;             /* upstreams succeeded while it ran: run again after */
 	char *graph_again_id;         /* the graph-run id for that run */
 	struct clock_timer *retry_ev; /* the wait before the next attempt (active->retry_wait);
 	                               * made at first use (flow.c job_timer) */
-	bool retry_armed;
-	int consecutive;              /* final failures since the last success */
 	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
 	                               * use */
-	bool stale_armed;
 	int64_t last_success_us;
 	int64_t stale_ms;        /* max_staleness the timer was armed with */
-	bool owed_catchup;       /* its database was unreachable across a fire */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
-	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
-	                          * upstreams' catch-up runs, in their graph run */
 	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
-	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
+	int consecutive;         /* final failures since the last success */
+	bool busy_final;         /* last run ended in a final failure */
+	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
+	                          * so downstreams wait for it as for a running job (triggers.c) */
+	bool graph_again;        /* upstreams succeeded while it ran: run again after */
+	bool retry_armed;
+	bool stale_armed;
+	bool owed_catchup;   /* its database was unreachable across a fire */
+	bool reconnect_owed; /* a listener reconnect owes it a run, which comes after its
+	                      * upstreams' catch-up runs, in their graph run */
+	bool up_noted;       /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
+	int last_attempt;
+	char *last_message; /* its return_message */
+	int64_t last_start_us;
+	int64_t last_end_us;
 	bool paused;
 	bool paused_owed;      /* a notification or upstream fire came while paused */
 	char last_status[16];  /* "succeeded" | "failed" | "" before the first end */
-	char *last_message;    /* its return_message */
 	char last_sqlstate[6]; /* "" if none */
-	int64_t last_start_us;
-	int64_t last_end_us;
 	char last_trigger[16];
-	int last_attempt;
 };
 
 struct run {
