@@ -282,6 +282,40 @@ START_TEST(native_schedule_with_options)
 	                 "invalid options: unknown timezone \"Mars/Base\"; use a name from the "
 	                 "tz database like \"UTC\" or \"Europe/Berlin\"");
 	free(err);
+	/* what the daemon's job files refuse is refused here too, not left out later */
+	static const struct {
+		const char *options, *message;
+	} refused[] = {
+	    {"{\"timeout\": \"5 m\"}",
+	     "timeout must be a duration like \"30s\", \"5m\", \"2h\" or \"7d\", not \"5 m\": "
+	     "write "
+	     "whole numbers with a unit (ms, s, m, h or d) and no spaces"},
+	    {"{\"retry_delay\": \"30m1h\"}",
+	     "retry_delay must be a duration like \"30s\", \"5m\", \"2h\" or \"7d\", not "
+	     "\"30m1h\": "
+	     "write the larger unit first, each once, like \"1h30m\""},
+	    {"{\"max_staleness\": \"36501d\"}",
+	     "max_staleness must be a duration like \"30s\", \"5m\", \"2h\" or \"7d\", not "
+	     "\"36501d\": at most 100 years (\"36500d\")"},
+	    {"{\"retry_backoff\": 1001}",
+	     "retry_backoff must be a number from 1 to 1000, not 1001"},
+	    {"{\"retries\": 1000000001}",
+	     "retries must be a whole number from 0 to 1000000000, not 1000000001"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char sql[512], want[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT pgcrond.schedule('x', '* * * * *', 'SELECT 1', '%s')",
+		         refused[i].options);
+		snprintf(want, sizeof(want), "invalid options: %s", refused[i].message);
+		err = error_of(app, sql);
+		ck_assert_str_eq(err, want);
+		free(err);
+	}
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('fine', '@yearly', 'SELECT 1',"
+	                    " '{\"timeout\": \"1h30m\", \"retry_backoff\": 1000}') > 0",
+	                    "t");
 
 	itest_assert_scalar(app,
 	                    "SELECT pgcrond.schedule('orphan', '1 seconds', 'SELECT 1',"
@@ -326,6 +360,9 @@ START_TEST(native_schedule_with_options)
 	                    "SELECT count(*) FROM cron.job WHERE jobname = 'slow' AND database = "
 	                    "current_database()",
 	                    "1");
+	/* and what the call took, the daemon took too */
+	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"fine\"", 5), "%s",
+	              itest_read_file(e.log));
 
 	PQfinish(app);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
