@@ -370,6 +370,37 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	return 0;
 }
 
+int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
+{
+	*out = NULL;
+	if (!sj)
+		return 0;
+	struct sqljobs *c = calloc(1, sizeof(*c));
+	if (!c || !(c->rows = calloc(sj->n_rows + 1, sizeof(*c->rows)))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->n_rows = sj->n_rows;
+	for (size_t i = 0; i < sj->n_rows; i++) {
+		const struct sql_row *r = &sj->rows[i];
+		struct sql_row *o = &c->rows[i];
+		char *const from[] = {r->jobid,    r->name,     r->schedule, r->command,
+		                      r->database, r->username, r->options};
+		char **to[] = {&o->jobid,    &o->name,     &o->schedule, &o->command,
+		               &o->database, &o->username, &o->options};
+		for (size_t f = 0; f < sizeof(to) / sizeof(to[0]); f++) {
+			if (from[f] && !(*to[f] = strdup(from[f]))) {
+				sqljobs_free(&c);
+				return -ENOMEM;
+			}
+		}
+		o->enabled = r->enabled;
+		o->can_login = r->can_login;
+	}
+	*out = c;
+	return 0;
+}
+
 void sqljobs_free(struct sqljobs **psj)
 {
 	struct sqljobs *sj = psj ? *psj : NULL;

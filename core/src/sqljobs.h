@@ -43,6 +43,11 @@ void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl) __attribute__((warn_unused_result));
 
+/* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop
+ * reads them again: *OUT (NULL when SJ is NULL) goes to sqljobs_merge and sqljobs_free. 0 or
+ * -ENOMEM. */
+int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
+    __attribute__((warn_unused_result));
 /* sqljobs_merge() with the SQL jobs read now, blocking, on CONN (a CLI command's
  * connection to the history database); without schema version 3 there are none. */
 int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
