@@ -205,7 +205,9 @@ static void install_config(struct daemon *d, struct reload_result *r)
 	if (files) {
 		config_free(&d->files);
 		d->files = files;
-		sqljobs_record_files(d->sql, files); /* the registry follows the reload */
+		/* the registry follows the reload */
+		sqljobs_record_files_made(d->sql, files, r->first_part);
+		r->first_part = NULL;
 	}
 	apply_log_level(cfg);
 	log_plugins(plugins);

@@ -60,8 +60,9 @@ static void check_plugins(struct reload_result *res)
 }
 
 /* Step 3 (background): the job graph must be acyclic (the cycle is named in DL); open the
- * zone; list what changed from OLD. */
-static void graph_zone_diff(struct reload_result *res, const struct pgc_config *old)
+ * zone; list what changed from OLD; with a REGISTRY (a history database, so SQL jobs), make
+ * its first part of the files read. */
+static void graph_zone_diff(struct reload_result *res, const struct pgc_config *old, bool registry)
 {
 	char err[256];
 	struct jobgraph g = {0};
@@ -77,6 +78,8 @@ static void graph_zone_diff(struct reload_result *res, const struct pgc_config *
 	}
 	if (old)
 		res->diff_rc = config_diff_jobs(old, res->cfg, &res->diff);
+	if (res->files && registry)
+		res->first_part = sqljobs_first_part(res->files);
 }
 
 /* After a failed step: nothing of the new configuration is kept but the problems. */
@@ -88,6 +91,8 @@ static void drop_built(struct reload_result *res)
 	cron_tz_free(&res->tz);
 	config_free(&res->cfg);
 	config_diff_free(&res->diff);
+	free(res->first_part);
+	res->first_part = NULL;
 }
 
 int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
@@ -98,7 +103,7 @@ int reload_build(const char *path, const struct pgc_config *files, const struct 
 	if (res->rc == 0)
 		check_plugins(res);
 	if (res->rc == 0)
-		graph_zone_diff(res, old);
+		graph_zone_diff(res, old, sql != NULL);
 	drop_built(res);
 	return res->rc;
 }
@@ -112,6 +117,7 @@ void reload_result_clear(struct reload_result *res)
 	diag_clear(&res->dl);
 	diag_clear(&res->sql_dl);
 	config_diff_free(&res->diff);
+	free(res->first_part);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -124,7 +130,7 @@ static void step_work(struct bgwork_job *job)
 	if (l->step == 1)
 		parse_merge(&l->res, l->path, l->files, l->sql);
 	else
-		graph_zone_diff(&l->res, l->old);
+		graph_zone_diff(&l->res, l->old, l->sql != NULL);
 }
 
 /* The build is over: hand the result over, and be ready for the next build (FN may start
@@ -158,7 +164,7 @@ static void step_done(struct bgwork_job *job, bool ran)
 			l->step = 2;
 			if (bgwork_submit(l->bg, &l->job) == 0)
 				return;
-			graph_zone_diff(&l->res, l->old); /* no worker: here, then */
+			graph_zone_diff(&l->res, l->old, l->sql != NULL); /* no worker: here */
 		}
 	}
 	deliver(l);

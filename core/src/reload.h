@@ -34,6 +34,7 @@ struct reload_result {
 	struct diag_list sql_dl;         /* the jobs made in SQL left out (failed or not) */
 	struct config_diff diff;         /* the jobs changed from the old configuration to CFG */
 	int diff_rc;                     /* 0, or -ENOMEM: DIFF is incomplete */
+	char *first_part;                /* FILES' first registry part (sqljobs_first_part) */
 	double loop_ms;                  /* how long the build held the loop (the plugins) */
 };
 

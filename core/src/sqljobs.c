@@ -37,6 +37,7 @@ struct sqljobs {
 	bool rec_busy;            /* a part is in flight */
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_whole;           /* a schema before step 8: all jobs in one statement */
+	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
 	bool reading, again;
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
@@ -245,7 +246,15 @@ static void send_part(struct sqljobs *sj)
 {
 	size_t n = sj->files->n_jobs;
 	size_t end = sj->rec_whole || n - sj->rec_next <= REC_PART ? n : sj->rec_next + REC_PART;
-	char *json = files_json(sj->files, sj->rec_whole ? 0 : sj->rec_next, end);
+	size_t from = sj->rec_whole ? 0 : sj->rec_next;
+	char *json = NULL;
+
+	if (sj->first && from == 0 && end == (n <= REC_PART ? n : REC_PART)) {
+		json = sj->first; /* made ahead for this very part */
+		sj->first = NULL;
+	} else {
+		json = files_json(sj->files, from, end);
+	}
 	char total[24];
 	int rc;
 
@@ -316,12 +325,26 @@ static void on_recorded(void *arg, const PGresult *res)
 	log_complaint_reset(&sj->complaint);
 }
 
-void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+char *sqljobs_first_part(const struct pgc_config *files)
 {
-	if (!sj)
+	return files_json(files, 0, files->n_jobs <= REC_PART ? files->n_jobs : REC_PART);
+}
+
+void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first)
+{
+	if (!sj) {
+		free(first);
 		return;
+	}
+	free(sj->first);
+	sj->first = first;
 	sj->files = files;
 	send_files(sj);
+}
+
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+{
+	sqljobs_record_files_made(sj, files, NULL);
 }
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -409,6 +432,7 @@ void sqljobs_free(struct sqljobs **psj)
 	notify_free(&sj->n);
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
+	free(sj->first);
 	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;
