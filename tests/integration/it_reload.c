@@ -46,8 +46,8 @@ START_TEST(second_sighup_during_a_parse_is_answered_at_once)
 	              "job = { name = \"added-later\"; schedule = \"0 0 1 1 *\";"
 	              " command = \"SELECT 2\"; };\n");
 
-	/* the start's read of the jobs made in SQL is applied on the loop first: a signal sent
-	 * meanwhile would only be seen after it */
+	/* the start's read of the jobs made in SQL is built and applied first: a signal sent
+	 * meanwhile would wait behind that build */
 	ck_assert(itest_wait_log(e.log, "jobs made in SQL applied", 20));
 	/* the second signal once the first reload has begun (signals sent together merge) */
 	ck_assert_int_eq(kill(e.pid, SIGHUP), 0);
