@@ -221,6 +221,8 @@ struct window {
 	char t0[64], t1[64];
 	double seconds, cpu_pct;
 	double runs_s, p50, p99, max;
+	double lag_ms;                    /* the history's lag at the window's end */
+	double hist_rows_s, hist_cpu_pct; /* history rows written, its backends' CPU */
 };
 
 static void server_now(PGconn *c, char *out, size_t len)
@@ -254,6 +256,19 @@ static long long count_of(PGconn *c, const char *sql)
 	return n;
 }
 
+/* The CPU ticks of the history writers' backends (application_name "pgcrond history"),
+ * read from /proc: the server runs on this machine. */
+static long long history_backend_ticks(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity"
+	                        " WHERE application_name = 'pgcrond history'");
+	long long t = 0;
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+		t += cpu_ticks((pid_t)atoi(PQgetvalue(r, i, 0)));
+	PQclear(r);
+	return t;
+}
+
 /* DIR/i<K>, with its conf.d, for instance K. */
 static void instance_dir(const char *dir, int k, char *out, size_t len)
 {
@@ -268,9 +283,9 @@ static void instance_dir(const char *dir, int k, char *out, size_t len)
 
 static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	char conf[600], log[8][600], sql[768], buf[6][96], idir[8][512], name[16];
+	char conf[600], log[8][600], sql[768], buf[8][96], idir[8][512], name[16];
 	struct window w[64];
-	double v[6][64];
+	double v[8][64];
 	long hz = sysconf(_SC_CLK_TCK);
 	int k = fire_instances();
 	pid_t pid[8];
@@ -294,6 +309,8 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	for (int i = 0; i < windows; i++) {
 		server_now(c, w[i].t0, sizeof(w[i].t0));
 		long long cpu0 = 0, cpu1 = 0;
+		long long rows0 = count_of(c, "SELECT count(*) FROM pgcrond.job_run_details");
+		long long hcpu0 = history_backend_ticks(c);
 		for (int j = 0; j < k; j++)
 			cpu0 += cpu_ticks(pid[j]);
 		double m0 = bench_now();
@@ -318,6 +335,20 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		w[i].seconds = bench_now() - m0;
 		server_now(c, w[i].t1, sizeof(w[i].t1));
 		w[i].cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)hz / w[i].seconds;
+		w[i].hist_cpu_pct =
+		    100.0 * (double)(history_backend_ticks(c) - hcpu0) / (double)hz / w[i].seconds;
+		w[i].hist_rows_s =
+		    (double)(count_of(c, "SELECT count(*) FROM pgcrond.job_run_details") - rows0) /
+		    w[i].seconds;
+		/* how far behind the history is at the window's end: the records go out in the
+		 * order the runs ended, so the newest end recorded is where the writer is */
+		PGresult *r = PQexec(c, "SELECT coalesce(extract(epoch FROM clock_timestamp() -"
+		                        " max(end_time)) * 1000, -1) FROM pgcrond.job_run_details"
+		                        " WHERE status IN ('succeeded', 'failed')");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			bench_die("history lag", PQresultErrorMessage(r));
+		w[i].lag_ms = atof(PQgetvalue(r, 0, 0));
+		PQclear(r);
 	}
 	long rss = rss_kb(pid[0]);
 	/* How far the history trails the runs while busy: statements executed so far minus
@@ -346,6 +377,9 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		v[2][i] = atof(PQgetvalue(r, 0, 3));
 		v[3][i] = atof(PQgetvalue(r, 0, 0)) / w[i].seconds;
 		v[4][i] = w[i].cpu_pct;
+		v[5][i] = w[i].lag_ms;
+		v[6][i] = w[i].hist_rows_s;
+		v[7][i] = w[i].hist_cpu_pct;
 		PQclear(r);
 	}
 	spread(v[0], windows, 1, buf[0], sizeof(buf[0]));
@@ -353,6 +387,9 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
 	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
 	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
+	spread(v[5], windows, 0, buf[5], sizeof(buf[5]));
+	spread(v[6], windows, 0, buf[6], sizeof(buf[6]));
+	spread(v[7], windows, 1, buf[7], sizeof(buf[7]));
 	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max)%s%s:\n", n, k,
 	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
 	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
@@ -364,6 +401,9 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
 	printf("  runs/s %s (expected %d)  daemon CPU %% %s (all instances)  RSS %ld kB\n", buf[3],
 	       n, buf[4], rss);
+	printf("  history lag ms at each window's end (now minus the newest end recorded) %s\n",
+	       buf[5]);
+	printf("  history rows written/s %s; the history backend's CPU %% %s\n", buf[6], buf[7]);
 
 	/* Every statement executed should have its history row, complete. */
 	PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM ticks),"
@@ -462,10 +502,11 @@ int main(int argc, char **argv)
 	bench_exec(c, "CREATE UNLOGGED TABLE ticks (at timestamptz)");
 	bench_exec(c, "GRANT ALL ON ticks TO PUBLIC");
 	/* FIRE_NO_CLAIMS=1: without the claim table coordination is off, the baseline of what
-	 * the claims cost */
+	 * the claims cost. bench_fresh_db applied every schema step, step 4's claim table too,
+	 * so it is dropped here (applying step 4 only when claims were wanted did nothing). */
 	const char *no_claims = getenv("FIRE_NO_CLAIMS");
-	if (!no_claims || strcmp(no_claims, "1") != 0)
-		bench_exec_file(c, PGCROND_SOURCE_SQL_DIR "/pgcrond--4.sql");
+	if (no_claims && strcmp(no_claims, "1") == 0)
+		bench_exec(c, "DROP TABLE IF EXISTS pgcrond.fire_claim");
 	bench_exec(c, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 
 	char path[1024], dir[] = "/tmp/bench-fire-XXXXXX";

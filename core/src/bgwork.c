@@ -61,9 +61,15 @@ static int worker(void *arg)
 		else
 			w->done_head = j;
 		w->done_tail = j;
-		/* a full pipe already holds a wake-up: nothing is lost */
+		/* the wake-up is written outside the lock: the loop, taking it to submit or to
+		 * collect, no longer sleeps on the mutex for this system call (a context switch
+		 * each time, hundreds a second while the history spools at 15,000 runs/s). A
+		 * loop that collected J already reads one byte too many: harmless. A full pipe
+		 * already holds a wake-up: nothing is lost. */
+		mtx_unlock(&w->mu);
 		ssize_t n = write(w->pipe_wr, "", 1);
 		(void)n;
+		mtx_lock(&w->mu);
 	}
 	mtx_unlock(&w->mu);
 	return 0;
@@ -144,8 +150,9 @@ int bgwork_submit(struct bgwork *w, struct bgwork_job *job)
 	else
 		w->todo_head = job;
 	w->todo_tail = job;
-	cnd_signal(&w->cv);
 	mtx_unlock(&w->mu);
+	/* after the unlock: the woken worker does not find the mutex still held */
+	cnd_signal(&w->cv);
 	return 0;
 }
 

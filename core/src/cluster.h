@@ -109,8 +109,10 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
     __attribute__((warn_unused_result));
 
 /* The jobs this instance defines (CFG's; called at start and after each reload): they are
- * published in pgcrond.instance_job with a hash of each definition, and a job that another
- * live instance defines differently is logged (a rolling config change). 0 or -ENOMEM. */
+ * published in pgcrond.instance_job with a hash of each definition, in parts made as they
+ * are sent, and a job that another live instance defines differently is logged (a rolling
+ * config change). CFG is kept (config_ref) until the next call or cluster_close. 0 or
+ * -ENOMEM. On the event loop. */
 struct pgc_config;
 struct conf_job;
 int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg);

@@ -4,13 +4,14 @@
  * it is CONNECTING, IDLE (in its pool, watched for EV_READ so that a server-side close is
  * noticed), BUSY with one run, or
  * RESETTING: after every run, before it is idle again, its session goes back to the
- * connection's defaults (conn_reset), so that no run sees what an earlier one left. A run
+ * connection's defaults (exec_conn_reset), so that no run sees what an earlier one left. A run
  * waits in its pool's queue until a connection is free; pools open connections on demand up
  * to their size and back off exponentially after a failed attempt. Nothing here blocks:
  * a statement is cancelled through its connection's cancel key by cancel.c's worker
  * threads (PQcancel() connects synchronously), never by pid from another connection,
  * which behind a pooler or after a failover may be another session. */
 #include "exec.h"
+#include "exec_priv.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +30,7 @@
 #include "duration.h"
 #include "log.h"
 #include "pgconn.h"
+#include "sqlscan.h"
 
 /* After asking the backend to cancel, wait this long before asking again (a request that
  * reached the server between two statements of the backend is lost), and as long again
@@ -44,121 +46,11 @@
  * and an idle connection's liveness check must each be answered within it. */
 #define CONNECTION_CHECK_DEFAULT_MS 30000
 
-enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
-
-struct conn {
-	struct pool *pool;
-	/* the connection (conndrv.h): the connect's deadline, the reset's, and while idle the
-	 * connection check; its notices are logged for the job whose run has it */
-	struct conndrv drv;
-	enum conn_state state;
-	struct exec_run *run; /* when BUSY */
-	unsigned generation;  /* the pool's conninfo generation it was opened with */
-	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
-	char app_name[80];    /* application_name a run set on it; "" = the startup one */
-	bool tainted;         /* a cancel was aimed at it: never reuse */
-	struct conn *prev, *next;
-	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
-	 * answered, whether a step failed (then it is closed), and the statement_timeout its
-	 * last step sets (-1: it SHOWs the default instead) */
-	size_t reset_step;
-	int reset_syncs;
-	bool reset_failed;
-	int64_t reset_timeout_ms;
-	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
-	/* RESETTING: the run first in the queue when the reset was sent, which the reset
-	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
-	struct exec_run *next_run;
-};
-
-struct pool {
-	struct exec *ex;
-	char *name;
-	char *conninfo;
-	int size;
-	unsigned generation;
-	struct conn *conns;
-	size_t n_conns, n_connecting;
-	struct exec_run *wait_head, *wait_tail;
-	size_t n_waiting;
-	int failures;
-	bool backing_off;
-	struct event backoff_ev;
-	char *last_error;
-	struct log_complaint complaint;
-	bool removed;
-	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
-	struct pool *next;
-};
-
-enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
-
-struct run_stmt {
-	char *sql;
-	char **params;
-	int n_params;
-	bool simple;
-};
-
-struct exec_run {
-	struct exec *ex;
-	struct pool *pool;
-	enum run_state state;
-	struct run_stmt *stmts;
-	size_t n_stmts;
-	size_t cur;           /* statement being executed */
-	bool setting_timeout; /* the set_config() step is in flight */
-	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
-	long rows;            /* rows of the current result set, read one at a time */
-	char timeout_text[32];
-	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
-	int64_t timeout_ms;
-	int64_t start_us;
-	struct conn *conn;
-	int pid;
-	void (*on_pid)(void *, int);
-	void (*on_done)(void *, const struct exec_outcome *);
-	void *arg;
-	struct event timer_ev; /* the timeout, then the cancel escalation */
-	bool timer_set;
-	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
-	int escalation;       /* 0 none, 1 cancel sent, 2 cancel sent again */
-	struct cancel_req *cancel_req; /* the cancel request under way (cancel.c) */
-	char *cancel_msg;
-	bool timed_out, cancelled;
-	/* the outcome being built */
-	bool failed;
-	char *message;
-	char sqlstate[6];
-	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
-	struct exec_run *wprev, *wnext; /* pool wait queue */
-	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
-	struct exec_run *aprev, *anext; /* exec's list of all runs */
-};
-
-struct exec {
-	struct event_base *base;
-	struct pool *pools;
-	struct exec_run *runs;
-	size_t n_runs;
-	void (*on_reachable)(void *arg, const char *database);
-	void *reachable_arg;
-	int64_t check_ms; /* exec_set_connection_check() */
-	struct cancel *cancel;
-	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
-	void (*on_drained)(void *arg);
-	void *drained_arg;
-	struct event drained_ev;
-};
-
-static void pool_dispatch(struct pool *p);
 static void conn_unreserve(struct conn *c);
-static void run_start_on(struct exec_run *r, struct conn *c);
 static void run_complete(struct exec_run *r);
 static void run_next_step(struct exec_run *r);
 static void run_stop(struct exec_run *r, const char *message, bool timed_out);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_reset(struct conn *c);
 static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct timeval ms_tv(int64_t ms)
@@ -214,12 +106,12 @@ static char *conn_error(const PGconn *pg, const char *conninfo)
 
 /* Send what libpq holds for C; then wait for the answer, and for a writable socket if some
  * of it is still to go. False if the connection broke. */
-static bool conn_flush(struct conn *c)
+bool exec_conn_flush(struct conn *c)
 {
 	return conndrv_flush(&c->drv);
 }
 
-static void conn_close(struct conn **cp)
+void exec_conn_close(struct conn **cp)
 {
 	struct conn *c = *cp;
 	if (!c)
@@ -264,7 +156,7 @@ static void run_fail(struct exec_run *r, const char *message, const char *sqlsta
 	run_complete(r);
 }
 
-static void wait_remove(struct exec_run *r)
+void exec_wait_remove(struct exec_run *r)
 {
 	struct pool *p = r->pool;
 	if (r->wprev)
@@ -279,16 +171,11 @@ static void wait_remove(struct exec_run *r)
 	p->n_waiting--;
 }
 
-/* A run reserved by a connection that will not serve it after all goes back to the head of
- * the queue, where it was. */
-static void conn_unreserve(struct conn *c)
+/* A run reserved by a connection that will not serve it after all (conn_unreserve), or whose
+ * statement the server skipped (run_unsend), goes back to the head of the queue, where it
+ * was. */
+static void wait_push_front(struct pool *p, struct exec_run *r)
 {
-	struct exec_run *r = c->next_run;
-	struct pool *p = c->pool;
-	if (!r)
-		return;
-	c->next_run = NULL;
-	r->reserved = NULL;
 	r->wprev = NULL;
 	r->wnext = p->wait_head;
 	if (p->wait_head)
@@ -299,11 +186,21 @@ static void conn_unreserve(struct conn *c)
 	p->n_waiting++;
 }
 
+static void conn_unreserve(struct conn *c)
+{
+	struct exec_run *r = c->next_run;
+	if (!r)
+		return;
+	c->next_run = NULL;
+	r->reserved = NULL;
+	wait_push_front(c->pool, r);
+}
+
 /* An idle connection is checked, and a reset must be answered, within half the connection
  * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
  * a failover without a reset) is replaced within one connection check. TCP keepalives alone
  * cannot see a peer whose kernel still answers them. */
-static int64_t conn_idle_check_ms(const struct conn *c)
+int64_t exec_conn_idle_check_ms(const struct conn *c)
 {
 	return c->pool->ex->check_ms / 2;
 }
@@ -312,7 +209,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
 	p->backing_off = false;
-	pool_dispatch(p);
+	exec_pool_dispatch(p);
 }
 
 /* A connection attempt failed (WHY, or libpq's own words): the pool backs off before the
@@ -321,7 +218,7 @@ static void conn_connect_failed(struct conn *c, const char *why)
 {
 	struct pool *p = c->pool;
 	char *err = strdup(why);
-	conn_close(&c);
+	exec_conn_close(&c);
 	p->failures++;
 	free(p->last_error);
 	p->last_error = err;
@@ -332,7 +229,7 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	if (p->n_connecting == 0 && p->n_conns == 0) {
 		while (p->wait_head) {
 			struct exec_run *r = p->wait_head;
-			wait_remove(r);
+			exec_wait_remove(r);
 			run_fail(r, err ? err : "could not connect", "08001");
 		}
 	}
@@ -357,7 +254,7 @@ static void on_conn_connected(void *arg)
 			log_notice("database %s: reconnected", p->name);
 	}
 	p->probing = false;
-	pool_dispatch(p);
+	exec_pool_dispatch(p);
 	/* Last: the owner may submit runs from the callback, which dispatch on their own. */
 	if (back && p->ex->on_reachable)
 		p->ex->on_reachable(p->ex->reachable_arg, p->name);
@@ -399,200 +296,13 @@ static int conn_open(struct pool *p)
 	return 0;
 }
 
-/* The reset, as one pipeline (one round trip) of two implicit transactions (two Syncs):
- *  - ROLLBACK, if the run left a transaction open or aborted;
- *  - statement_timeout = 0, because a run may have left it tiny ('1ms'): a timeout that
- *    expires while DISCARD ALL works is left pending by the server and cancels the next
- *    statement, which would be the next run's;
- *  - Sync: DISCARD ALL refuses to run after another statement of the same pipeline;
- *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
- *    value at connection start (so pgcrond's own settings belong in the startup
- *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
- *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
- *  - the statement_timeout and application_name of the run first in the pool's queue,
- *    which this connection serves as soon as the reset is answered (conn->next_run), or
- *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
- *    match needs no set_config() round trip of its own, so a run on a reused connection
- *    costs two round trips (the reset and its statement), not three;
- *  - Sync. */
-static const char *const reset_sql[] = {
-    "ROLLBACK",                  /* only if a transaction is open or aborted */
-    "SET statement_timeout = 0", /* then a Sync */
-    "DISCARD ALL",
-    "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
-};
-#define RESET_STEPS (sizeof(reset_sql) / sizeof(reset_sql[0]))
-#define SET_TIMEOUT_SQL "SELECT pg_catalog.set_config('statement_timeout', $1, false)"
-/* ... with the job's name, so pg_stat_activity shows which job a backend runs: in the same
- * round trip as the timeout, which a reset connection often needs anyway */
-#define SET_RUN_SQL                                                                                \
-	"SELECT pg_catalog.set_config('statement_timeout', $1, false), "                           \
-	"pg_catalog.set_config('application_name', $2, false)"
-#define RESET_SYNCS 2
-
-/* Send the reset's pipeline. Returns false if it could not be sent. */
-static bool conn_reset_send(struct conn *c)
-{
-	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
-	struct exec_run *next = c->pool->wait_head;
-	const char *params[2] = {NULL, NULL};
-	bool ok = true;
-
-	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
-		return false; /* active or unknown: nothing sane to reuse */
-	if (!PQenterPipelineMode(c->drv.conn))
-		return false;
-	c->reset_step = ts == PQTRANS_IDLE ? 1 : 0;
-	c->reset_syncs = 0;
-	c->reset_failed = false;
-	c->reset_timeout_ms = -1;
-	c->reset_app[0] = '\0';
-	if (next) {
-		/* it is this connection's: no round trip of its own to set its timeout and
-		 * name, and none to wait for a connection another run took meanwhile */
-		wait_remove(next);
-		c->next_run = next;
-		next->reserved = c;
-	}
-	if (c->reset_step == 0)
-		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
-	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
-	     PQpipelineSync(c->drv.conn) &&
-	     PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
-	if (next && next->timeout_ms >= 0) {
-		bool app = next->app_name[0] != '\0';
-		params[0] = next->timeout_text;
-		params[1] = next->app_name;
-		c->reset_timeout_ms = next->timeout_ms;
-		if (app)
-			snprintf(c->reset_app, sizeof(c->reset_app), "%s", next->app_name);
-		if (ok)
-			ok = PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
-			                       app ? 2 : 1, NULL, params, NULL, NULL, 0);
-	} else {
-		ok = ok &&
-		     PQsendQueryParams(c->drv.conn, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
-	}
-	if (!ok || !PQpipelineSync(c->drv.conn))
-		return false;
-	return conn_flush(c);
-}
-
-/* Put C's session back to the connection's defaults before any other run may use it (see
- * reset_sql). It runs when a run ends, so the next run does not wait for it unless the pool
- * is full. The connection is idle again only if every step succeeded; otherwise it is
- * closed. */
-static void conn_reset(struct conn *c)
-{
-	c->state = CONN_RESETTING;
-	c->timeout_ms = -1;
-	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
-	conndrv_busy(&c->drv, conn_idle_check_ms(c));
-	if (!conn_reset_send(c)) {
-		struct pool *p = c->pool;
-		conn_close(&c); /* the run it reserved waits again */
-		pool_dispatch(p);
-	}
-}
-
-/* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
- * if it reads otherwise (then the next run sets its timeout anyway). */
-static int64_t show_timeout_ms(const char *v)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = {{"", 1},        {"ms", 1},      {"s", 1000},
-	             {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
-	char *end = NULL;
-	long long n = strtoll(v, &end, 10);
-
-	if (end == v || n < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0)
-			return (int64_t)n * units[i].ms;
-	return -1;
-}
-
-/* One result of the reset's pipeline: the statement's, or a Sync. */
-static void conn_reset_result(struct conn *c, PGresult *res)
-{
-	ExecStatusType st = PQresultStatus(res);
-	char buf[256];
-
-	if (st == PGRES_PIPELINE_SYNC) {
-		c->reset_syncs++;
-		return;
-	}
-	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
-		if (c->reset_timeout_ms >= 0) {
-			c->timeout_ms = c->reset_timeout_ms;
-			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset_app);
-		} else if (PQntuples(res) == 1)
-			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
-		return;
-	}
-	if (st == PGRES_COMMAND_OK)
-		return;
-	if (!c->reset_failed)
-		log_warning("database %s: could not reset a connection after a run (%s: %s); "
-		            "closing it",
-		            c->pool->name,
-		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
-		            pgconn_result_error(res, buf, sizeof(buf)));
-	c->reset_failed = true;
-}
-
-/* Read the answers to the reset (on_conn_readable, RESETTING). */
-static void conn_reset_read(struct conn *c)
-{
-	struct pool *p = c->pool;
-
-	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
-	 * all. */
-	int nulls = 0;
-	while (c->reset_syncs < RESET_SYNCS && !PQisBusy(c->drv.conn)) {
-		PGresult *res = PQgetResult(c->drv.conn);
-		if (!res) {
-			/* the end of one statement's results; a second NULL: nothing more has
-			 * arrived, wait for the socket */
-			if (nulls++ > 0)
-				break;
-			c->reset_step++;
-			continue;
-		}
-		nulls = 0;
-		conn_reset_result(c, res);
-		PQclear(res);
-	}
-	if (c->reset_syncs < RESET_SYNCS)
-		return; /* more to come */
-	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
-	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
-		goto fail;
-	c->state = CONN_IDLE;
-	conndrv_idle(&c->drv);
-	if (c->next_run) {
-		struct exec_run *r = c->next_run;
-		c->next_run = NULL;
-		r->reserved = NULL;
-		run_start_on(r, c);
-	}
-	pool_dispatch(p);
-	return;
-fail:
-	conn_close(&c);
-	pool_dispatch(p);
-}
-
 /* The driver's check(): the liveness check of an idle connection is a reset, a round trip
  * with a deadline, and harmless. */
 static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
 	if (c->state == CONN_IDLE)
-		conn_reset(c);
+		exec_conn_reset(c, false);
 }
 
 /* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
@@ -606,18 +316,18 @@ static void conn_release(struct conn *c, bool broken)
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
 	    PQstatus(c->drv.conn) != CONNECTION_OK ||
 	    p->n_conns - p->n_connecting > (size_t)p->size) {
-		conn_close(&c);
+		exec_conn_close(&c);
 	} else {
-		conn_reset(c);
+		exec_conn_reset(c, true);
 	}
-	pool_dispatch(p);
+	exec_pool_dispatch(p);
 }
 
 /* ---- running statements --------------------------------------------------------------- */
 
 /* The run's connection broke: discard it and fail the run with WHY (libpq's reason if
  * NULL). */
-static void run_conn_lost(struct exec_run *r, const char *why)
+void exec_run_conn_lost(struct exec_run *r, const char *why)
 {
 	struct conn *c = r->conn;
 	char *err = why ? strdup(why) : conn_error(c->drv.conn, c->pool->conninfo);
@@ -631,10 +341,11 @@ static void run_conn_lost(struct exec_run *r, const char *why)
  * flush it all. Returns false when the connection is broken. */
 static bool run_flush(struct exec_run *r)
 {
-	return conn_flush(r->conn);
+	return exec_conn_flush(r->conn);
 }
 
-static void run_start_on(struct exec_run *r, struct conn *c)
+/* C is R's from now on. */
+void exec_run_attach(struct exec_run *r, struct conn *c)
 {
 	r->state = RUN_ACTIVE;
 	r->conn = c;
@@ -647,18 +358,48 @@ static void run_start_on(struct exec_run *r, struct conn *c)
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
+	r->rows = 0;
 	r->setting_timeout = false;
+}
+
+/* R's first statement on its connection, after a set_config() of its timeout and name if
+ * the session's differ: in one pipeline (one round trip) when the statement may follow
+ * another (exec_conn_carry), else one after the other. */
+static void run_send_first(struct exec_run *r)
+{
+	struct conn *c = r->conn;
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
 	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app) {
 		const char *params[2] = {r->timeout_text, r->app_name};
+		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
+		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
+			/* read as the last step of a reset whose first part is answered */
+			c->reset_step = RESET_STEPS - 1;
+			c->reset_syncs = RESET_SYNCS - 1;
+			c->reset_failed = false;
+			c->reset_timeout_ms = r->timeout_ms;
+			snprintf(c->reset_app, sizeof(c->reset_app), "%s",
+			         app ? r->app_name : c->app_name);
+			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
+			                       NULL, 0) ||
+			    !exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn) || !run_flush(r))
+				exec_run_conn_lost(r, NULL);
+			return;
+		}
 		r->setting_timeout = true;
-		if (!PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
-		                       app ? 2 : 1, NULL, params, NULL, NULL, 0) ||
+		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
+		                       0) ||
 		    !run_flush(r))
-			run_conn_lost(r, NULL);
+			exec_run_conn_lost(r, NULL);
 		return;
 	}
 	run_next_step(r);
+}
+
+void exec_run_start_on(struct exec_run *r, struct conn *c)
+{
+	exec_run_attach(r, c);
+	run_send_first(r);
 }
 
 /* The run's last statement is done (or it failed): a transaction it left open is never
@@ -704,6 +445,7 @@ static void run_next_step(struct exec_run *r)
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
+	c->guard_reset = true;
 	int sent = s->simple ? PQsendQuery(c->drv.conn, s->sql)
 	                     : PQsendQueryParams(c->drv.conn, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);
@@ -713,7 +455,7 @@ static void run_next_step(struct exec_run *r)
 	if (sent)
 		PQsetSingleRowMode(c->drv.conn);
 	if (!sent || !run_flush(r))
-		run_conn_lost(r, NULL);
+		exec_run_conn_lost(r, NULL);
 }
 
 static void run_take_result(struct exec_run *r, PGresult *res)
@@ -794,7 +536,7 @@ static int run_drain_copy(struct exec_run *r)
 	}
 }
 
-/* A statement entered a COPY state (ST). COPY TO STDOUT is drained by run_read; COPY FROM
+/* A statement entered a COPY state (ST). COPY TO STDOUT is drained by exec_run_read; COPY FROM
  * STDIN and COPY BOTH need a client that sends data, which a job does not have: the run
  * fails with that reason. Returns false if the connection must be dropped. */
 static bool run_start_copy(struct exec_run *r, ExecStatusType st)
@@ -826,13 +568,74 @@ static bool run_start_copy(struct exec_run *r, ExecStatusType st)
 	/* End the COPY with an error; the server then answers and the connection is reusable. */
 	if (PQputCopyEnd(c->drv.conn, why) != 1)
 		return false;
-	return conn_flush(c);
+	return exec_conn_flush(c);
+}
+
+/* The server skipped R's carried statement, because a step of the reset before it failed:
+ * it never ran, so it waits for another connection (or ends, if it was stopped meanwhile),
+ * and this one, whose reset failed, is closed. */
+static void run_unsend(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	struct pool *p = c->pool;
+	c->run = NULL;
+	r->conn = NULL;
+	r->in_pipeline = r->sync_due = false;
+	exec_conn_close(&c);
+	if (r->cancel_msg) {
+		run_complete(r);
+	} else {
+		r->state = RUN_WAITING;
+		wait_push_front(p, r);
+	}
+	exec_pool_dispatch(p);
+}
+
+/* A carried statement failed with a syntax error, which is also how the server refuses
+ * several statements in one (what sqlscan could not see): nothing of it ran, and the
+ * set_config() before it was rolled back with it. Send it again, as written. */
+static bool run_uncarry(struct exec_run *r)
+{
+	struct run_stmt *st = &r->stmts[0];
+	if (r->cur != 0 || !st->carry || !r->failed || strcmp(r->sqlstate, "42601") != 0 ||
+	    r->cancel_msg)
+		return false;
+	st->carry = false;
+	r->failed = false;
+	free(r->message);
+	r->message = NULL;
+	r->sqlstate[0] = '\0';
+	r->conn->timeout_ms = -1;
+	r->conn->app_name[0] = '\0';
+	run_send_first(r);
+	return true;
+}
+
+/* R's statement r->cur has all its answers. */
+static void run_stmt_done(struct exec_run *r)
+{
+	if (r->setting_timeout) {
+		r->setting_timeout = false;
+		if (r->failed) {
+			run_finish(r);
+			return;
+		}
+		run_next_step(r);
+		return;
+	}
+	if (r->failed) {
+		if (!run_uncarry(r))
+			run_finish(r);
+		return;
+	}
+	r->cur++;
+	run_next_step(r);
 }
 
 /* Read what the server sent; returns false if the connection broke. Returns to the loop
  * whenever libpq needs more input: PQisBusy() is false during a COPY, so the COPY state is
  * handled first and waits for EV_READ on its own. */
-static bool run_read(struct exec_run *r)
+bool exec_run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
 	for (;;) {
@@ -847,25 +650,29 @@ static bool run_read(struct exec_run *r)
 			return true;
 		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
-			/* the statement is complete */
-			if (r->setting_timeout) {
-				r->setting_timeout = false;
-				if (r->failed) {
-					run_finish(r);
-					return true;
-				}
-				run_next_step(r);
-				return true;
+			/* the statement is complete; in a pipeline, once its Sync is read too */
+			if (r->in_pipeline) {
+				r->sync_due = true;
+				continue;
 			}
-			if (r->failed) {
-				run_finish(r);
-				return true;
-			}
-			r->cur++;
-			run_next_step(r);
+			run_stmt_done(r);
 			return true;
 		}
 		ExecStatusType st = PQresultStatus(res);
+		if (r->in_pipeline && (st == PGRES_PIPELINE_ABORTED || st == PGRES_PIPELINE_SYNC)) {
+			PQclear(res);
+			if (st == PGRES_PIPELINE_ABORTED) {
+				run_unsend(r);
+				return true;
+			}
+			if (!r->sync_due)
+				return false; /* a Sync before the statement's end: not ours */
+			r->in_pipeline = r->sync_due = false;
+			if (!PQexitPipelineMode(c->drv.conn))
+				return false;
+			run_stmt_done(r);
+			return true;
+		}
 		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
 			PQclear(res);
 			if (!run_start_copy(r, st))
@@ -890,7 +697,7 @@ static void on_conn_readable(void *arg)
 	case CONN_IDLE: {
 		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
 		if (PQstatus(c->drv.conn) != CONNECTION_OK) {
-			conn_close(&c);
+			exec_conn_close(&c);
 			return;
 		}
 		PGnotify *n;
@@ -899,11 +706,13 @@ static void on_conn_readable(void *arg)
 		return;
 	}
 	case CONN_RESETTING:
-		conn_reset_read(c);
+		exec_conn_reset_read(c);
 		return;
 	case CONN_BUSY:
-		if (!run_read(c->run))
-			run_conn_lost(c->run, NULL);
+		if (c->carrying)
+			exec_conn_reset_read(c);
+		else if (!exec_run_read(c->run))
+			exec_run_conn_lost(c->run, NULL);
 		return;
 	}
 }
@@ -920,18 +729,18 @@ static void on_conn_failed(void *arg, const char *why, bool was_ready)
 		conn_connect_failed(c, why);
 		return;
 	case CONN_IDLE:
-		conn_close(&c);
+		exec_conn_close(&c);
 		return;
 	case CONN_RESETTING:
 		if (c->drv.timed_out)
 			log_warning("database %s: a connection did not answer within %lld ms; "
 			            "closing it (it will be replaced when a run needs it)",
-			            p->name, (long long)conn_idle_check_ms(c));
-		conn_close(&c);
-		pool_dispatch(p);
+			            p->name, (long long)exec_conn_idle_check_ms(c));
+		exec_conn_close(&c);
+		exec_pool_dispatch(p);
 		return;
 	case CONN_BUSY:
-		run_conn_lost(c->run, why);
+		exec_run_conn_lost(c->run, why);
 		return;
 	}
 }
@@ -946,7 +755,7 @@ static bool conn_still_open(struct conn *c)
 	       PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE;
 }
 
-static void pool_dispatch(struct pool *p)
+void exec_pool_dispatch(struct pool *p)
 {
 	/* A probe opens one connection when nothing else would (exec_probe). */
 	if (p->probing && !p->wait_head && !p->backing_off && !p->removed && p->n_connecting == 0 &&
@@ -968,12 +777,12 @@ static void pool_dispatch(struct pool *p)
 		if (idle && !conn_still_open(idle)) {
 			/* it died while idle and its event is still on its way: replace it before
 			 * it serves a run, so no run fails for what happened before it began */
-			conn_close(&idle);
+			exec_conn_close(&idle);
 			continue;
 		}
 		if (idle) {
-			wait_remove(r);
-			run_start_on(r, idle);
+			exec_wait_remove(r);
+			exec_run_start_on(r, idle);
 			continue;
 		}
 		if (p->backing_off || p->removed)
@@ -983,7 +792,7 @@ static void pool_dispatch(struct pool *p)
 			return;
 		int err = conn_open(p);
 		if (err < 0) {
-			wait_remove(r);
+			exec_wait_remove(r);
 			run_fail(r, "out of memory opening a connection", "53200");
 		}
 	}
@@ -1003,7 +812,7 @@ static void pool_close_idle(struct pool *p)
 	for (; c; c = next) {
 		next = c->next;
 		if (c->state != CONN_BUSY)
-			conn_close(&c);
+			exec_conn_close(&c);
 	}
 }
 
@@ -1023,7 +832,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 		}
 		p->size = pool > 0 ? pool : 1;
 		p->removed = false;
-		pool_dispatch(p);
+		exec_pool_dispatch(p);
 		return 0;
 	}
 	p = calloc(1, sizeof(*p));
@@ -1057,7 +866,7 @@ void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 			pool_close_idle(p);
 			while (p->wait_head) {
 				struct exec_run *r = p->wait_head;
-				wait_remove(r);
+				exec_wait_remove(r);
 				run_fail(r, "the database was removed from the configuration",
 				         "08003");
 			}
@@ -1166,6 +975,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		d->sql = strdup(s->sql);
 		if (!d->sql)
 			goto out;
+		d->carry = i == 0 && sqlscan_pipeline_safe(d->sql);
 		if (s->n_params > 0) {
 			d->params = calloc((size_t)s->n_params, sizeof(char *));
 			if (!d->params)
@@ -1273,7 +1083,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 			r->reserved->next_run = NULL; /* its reset goes on; the connection stays */
 			r->reserved = NULL;
 		} else {
-			wait_remove(r);
+			exec_wait_remove(r);
 		}
 		run_complete(r);
 		return;
@@ -1314,7 +1124,7 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	p->wait_tail = r;
 	p->n_waiting++;
 	*out = r;
-	pool_dispatch(p);
+	exec_pool_dispatch(p);
 	return 0;
 }
 
@@ -1361,7 +1171,7 @@ void exec_free(struct exec **exp)
 		ex->pools = p->next;
 		while (p->conns) {
 			struct conn *c = p->conns;
-			conn_close(&c);
+			exec_conn_close(&c);
 		}
 		event_del(&p->backoff_ev);
 		free(p->name);
@@ -1450,6 +1260,6 @@ int exec_probe(struct exec *ex, const char *database)
 	if (!p || p->removed)
 		return -ENOENT;
 	p->probing = true;
-	pool_dispatch(p);
+	exec_pool_dispatch(p);
 	return 0;
 }

@@ -14,14 +14,18 @@
  * And the small map from a run's key to its start, so a run's end can name its partition. */
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Queue the batch's statements on CONN (in pipeline mode already). LINES[i] is a spill line
- * of LENS[i] bytes without its '\n'. Returns the number of statements queued (>= 1), 0 if a
+ * of LENS[i] bytes without its '\n'. REPLAY: some line may have been sent before (its rows
+ * may be there: the insert skips or completes them); false only when none was, and then a
+ * row already there fails the batch. Returns the number of statements queued (>= 1), 0 if a
  * line is not of the kinds the set path knows (send the batch line by line), or -1 if libpq
  * failed (the connection's error says why) or memory ran out. */
-int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n);
+int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
+                    bool replay);
 
 /* Run key -> start (Unix µs), for the runs in progress. */
 struct hist_keymap {

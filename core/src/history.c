@@ -177,6 +177,8 @@ struct hist {
 	bool set_ok;               /* schema 6: batches as set-based statements */
 	bool set_batch;            /* ... the batch in flight is one */
 	bool line_mode;            /* ... the next batch goes line by line */
+	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
+	                            * in the table: the insert needs no conflict check) */
 	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
@@ -445,7 +447,7 @@ static int send_set(struct hist *h, size_t *n)
 		lines[k] = l->text;
 		lens[k] = l->len;
 	}
-	int r = hist_batch_send(h->drv.conn, lines, lens, k);
+	int r = hist_batch_send(h->drv.conn, lines, lens, k, !h->head_fresh);
 	free(lines);
 	free(lens);
 	if (r < 0) {
@@ -474,6 +476,7 @@ static int send_batch(struct hist *h)
 	h->set_batch = false;
 	if (h->set_ok && !h->line_mode && send_set(h, &n) < 0)
 		return -1;
+	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
 	for (const struct hist_spool_line *l = hist_spool_head(h->spool);
 	     !h->set_batch && l && n < cap; l = l->next, n++) {
 		int r = send_line(h, l, &why);
@@ -557,9 +560,12 @@ static void kick(struct hist *h)
 			return;
 		}
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
-		 * the executor is idle, so a busy executor never starves the history */
+		 * the executor is idle, so a busy executor never starves the history. A full
+		 * batch is never held: under a steady load the executor drains for a moment
+		 * every second, which started the wait over, so the history sent one batch a
+		 * second and fell behind by seconds (bench_fire 15000) */
 		if (hist_spool_head(h->spool) && h->busy_fn && !h->closing &&
-		    h->busy_fn(h->busy_arg)) {
+		    hist_spool_pending(h->spool) < SET_BATCH_MAX && h->busy_fn(h->busy_arg)) {
 			int64_t now = clock_mono_ms();
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
@@ -668,6 +674,8 @@ static void op_done(struct hist *h)
 				h->st.written++;
 				pop(h);
 			}
+			/* what follows was never sent, unless an earlier process left it */
+			h->head_fresh = hist_spool_leftovers_done(h->spool);
 			break;
 		case OP_ORPHANS:
 			h->orphans_done = true;

@@ -95,14 +95,15 @@ static void job_arm(struct job *j)
 	job_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
-	int64_t delay = j->next_fire * 1000000 - clock_now_us(j->s->clock);
+	int64_t now = clock_now_us(j->s->clock);
+	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
 }
 
 static bool job_schedulable(const struct job *j)
 {
-	return j->enabled && !j->removed && j->schedule && j->cron.kind != CRON_REBOOT;
+	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
 }
 
 /* Compute the next instant from now (after PREV) and arm it. */
@@ -111,10 +112,12 @@ static void job_schedule(struct job *j, int64_t prev)
 	if (!job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
 		job_disarm(j);
+		sched_preclaim_stale(j);
 		return;
 	}
 	j->next_fire =
-	    sched_next_fire(&j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
+	    sched_next_fire(j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
+	sched_preclaim_stale(j);
 	job_arm(j);
 }
 
@@ -204,13 +207,11 @@ static void job_free(struct job **jp)
 	if (!j)
 		return;
 	job_disarm(j);
+	sched_preclaim_drop(j);
 	flow_job_free(j);
 	free(j->last_message);
-	free(j->name);
-	free(j->command);
-	free(j->plugin);
-	free(j->database);
-	free(j->schedule);
+	if (j->own_strs)
+		free((char *)j->name); /* the block of them all (job_own_strs) */
 	free(j);
 	*jp = NULL;
 }
@@ -492,7 +493,11 @@ static const char *overlap_name(enum overlap_policy o)
 /* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
 static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 {
-	struct run *r = arg;
+	sched_claim_answer(arg, v, why);
+}
+
+void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
+{
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	r->claiming = false;
@@ -531,6 +536,9 @@ static bool claim(struct run *r)
 	char key[600];
 	int64_t window = 0;
 	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
+	bool waits;
+	if (sched_preclaim_take(r, &waits))
+		return waits; /* claimed before its instant, or about to be */
 	r->claimed = true;
 	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
 	                     sizeof(key), &window) <= 0)
@@ -803,7 +811,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	int64_t first = j->next_fire;
 	long later = 0;
 	int64_t latest =
-	    flow_catchup_instant(&j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
+	    flow_catchup_instant(j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -818,7 +826,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	int64_t last_missed = latest;
 	if (latest_on_time) {
 		last_missed =
-		    flow_catchup_instant(&j->cron, sched_job_tz(j), first, latest - 1, NULL);
+		    flow_catchup_instant(j->cron, sched_job_tz(j), first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}
@@ -883,8 +891,8 @@ static void clock_check(struct sched *s)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, now, cause);
-		else if (step < 0 && (far_back || (j->cron.flags & CRON_WILDCARD) ||
-		                      j->cron.kind == CRON_INTERVAL))
+		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
+		                      j->cron->kind == CRON_INTERVAL))
 			job_schedule(j, 0);
 		else
 			job_arm(j);
@@ -905,12 +913,15 @@ static void job_timer_cb(void *arg)
 	    j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
-	/* Woken early (timer granularity): wait the rest. */
+	/* Woken early: to claim the fire first (several instances), or by the timer's
+	 * granularity. Wait the rest. */
 	if (now < j->next_fire * 1000000) {
+		sched_preclaim_ask(j);
 		job_arm(j);
 		return;
 	}
 	job_due(j, now, NULL);
+	sched_preclaim_settle(j); /* a fire skipped or held keeps no claim */
 }
 
 static void clock_cb(void *arg)
@@ -929,16 +940,38 @@ int64_t sched_job_next(struct sched *s, const char *name)
 
 /* ---- config --------------------------------------------------------------------------- */
 
-static int set_str(char **dst, const char *src)
+static const cron_expr no_cron;
+
+/* J is removed: the configuration its strings point into goes after this reload, while a
+ * run of J may go on. They are copied into one block, the name first (job_free frees it). */
+static void job_own_strs(struct job *j)
 {
-	if (*dst && src && strcmp(*dst, src) == 0)
-		return 0;
-	char *copy = NULL;
-	if (src && !(copy = strdup(src)))
-		return -ENOMEM;
-	free(*dst);
-	*dst = copy;
-	return 0;
+	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		len += *f[i] ? strlen(*f[i]) + 1 : 0;
+	char *block = malloc(len);
+	if (!block) {
+		/* Its run ends without them. The name changes: out of the index first (and
+		 * counted back in, for the later removal that will not find it there). */
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory copying the removed job's definition");
+		index_remove(j->s, j);
+		j->s->n_jobs++;
+		j->name = "?";
+		j->command = j->plugin = j->schedule = NULL;
+		j->database = "";
+		return;
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!*f[i])
+			continue;
+		size_t n = strlen(*f[i]) + 1;
+		memcpy(block, *f[i], n);
+		*f[i] = block;
+		block += n;
+	}
+	j->own_strs = true;
 }
 
 /* FNV-1a */
@@ -1029,11 +1062,13 @@ static int job_update(struct job *j, const struct conf_job *cj, const struct pgc
 	                     j->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->timezone == NULL) ||
 	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
-	if (set_str(&j->command, cj->command) < 0 || set_str(&j->plugin, cj->plugin) < 0 ||
-	    set_str(&j->database, db ? db : "") < 0 || set_str(&j->schedule, cj->schedule) < 0)
-		return -ENOMEM;
-	if (cj->schedule)
-		j->cron = cj->cron;
+	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
+	j->name = cj->name;
+	j->command = cj->command;
+	j->plugin = cj->plugin;
+	j->database = db ? db : "";
+	j->schedule = cj->schedule;
+	j->cron = &cj->cron; /* valid when cj->schedule is set */
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->enabled = cj->enabled;
@@ -1062,10 +1097,9 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		bool fresh = false, reschedule = false;
 		if (!j) {
 			j = calloc(1, sizeof(*j));
-			if (!j || !(j->name = strdup(cj->name))) {
-				free(j);
+			if (!j)
 				return -ENOMEM;
-			}
+			j->name = cj->name;
 			j->s = s;
 			j->next_fire = CRON_NEVER;
 			j->paused = sched_is_paused(s, cj->name);
@@ -1093,6 +1127,8 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
 		j->removed = true;
 		j->conf = NULL;
+		job_own_strs(j);
+		j->cron = &no_cron; /* never read: a removed job is not scheduled */
 		job_disarm(j);
 		const char *why = "the job was removed from the configuration";
 		struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
@@ -1122,7 +1158,7 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
 		return -ENOMEM;
 	if (first) {
 		for (struct job *j = s->jobs; j; j = j->next)
-			if (j->enabled && j->schedule && j->cron.kind == CRON_REBOOT)
+			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
 				job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
 	}
 	admit_queued(s); /* max_running may have grown */
@@ -1150,6 +1186,7 @@ void sched_set_cluster(struct sched *s, struct cluster *c)
 void sched_job_disarm(struct job *j)
 {
 	job_disarm(j);
+	sched_preclaim_drop(j); /* paused: the fire may not come */
 }
 
 void sched_job_arm(struct job *j)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "cron.h"
 #include "sched.h"
@@ -25,17 +26,21 @@ struct run;
 
 struct job {
 	struct sched *s;
-	char *name;
-	char *command;
-	char *plugin;
-	char *database;
-	char *schedule;
-	cron_expr cron;
+	/* The configuration's strings (conf's, or the config's history database), not copies:
+	 * 100,000 jobs kept 400,000 of them twice. A removed job, whose configuration goes,
+	 * gets copies of its own (own_strs). */
+	const char *name;
+	const char *command;
+	const char *plugin;
+	const char *database;
+	const char *schedule;
+	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
 	bool enabled;
 	bool removed;                /* gone from the config; freed when its run ends */
 	bool seen;                   /* during sched_apply */
+	bool own_strs;               /* name ... schedule are the job's own (removed) */
 	const struct conf_job *conf; /* NULL once removed */
 	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
 	int64_t next_fire;           /* Unix seconds or CRON_NEVER */
@@ -43,46 +48,48 @@ struct job {
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
-	struct job *hnext; /* in its bucket of the sched's name index */
+	struct job *hnext;    /* in its bucket of the sched's name index */
+	struct preclaim *pre; /* the claim of next_fire, made before it (sched_preclaim.c) */
 
 	/* ---- flow.c ---- */
+	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
 	uint64_t success_seq;         /* flow sequence number of the last success */
 	uint64_t start_seq;           /* ... of the last start */
 	uint64_t mark;                /* upstream_failed propagation visit mark */
-	bool busy_final;              /* last run ended in a final failure */
 	struct run *parked;           /* a fire waiting for a running upstream */
-	bool notify_pending;          /* notifications not yet served: a run comes within max_delay,
-	                               * so downstreams wait for it as for a running job (triggers.c) */
-	bool graph_again;             /* upstreams succeeded while it ran: run again after */
 	char *graph_again_id;         /* the graph-run id for that run */
 	struct clock_timer *retry_ev; /* the wait before the next attempt (active->retry_wait);
 	                               * made at first use (flow.c job_timer) */
-	bool retry_armed;
-	int consecutive;              /* final failures since the last success */
 	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
 	                               * use */
-	bool stale_armed;
 	int64_t last_success_us;
 	int64_t stale_ms;        /* max_staleness the timer was armed with */
-	bool owed_catchup;       /* its database was unreachable across a fire */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
-	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
-	                          * upstreams' catch-up runs, in their graph run */
 	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
-	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
+	int consecutive;         /* final failures since the last success */
+	bool busy_final;         /* last run ended in a final failure */
+	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
+	                          * so downstreams wait for it as for a running job (triggers.c) */
+	bool graph_again;        /* upstreams succeeded while it ran: run again after */
+	bool retry_armed;
+	bool stale_armed;
+	bool owed_catchup;   /* its database was unreachable across a fire */
+	bool reconnect_owed; /* a listener reconnect owes it a run, which comes after its
+	                      * upstreams' catch-up runs, in their graph run */
+	bool up_noted;       /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
+	int last_attempt;
+	char *last_message; /* its return_message */
+	int64_t last_start_us;
+	int64_t last_end_us;
 	bool paused;
 	bool paused_owed;      /* a notification or upstream fire came while paused */
 	char last_status[16];  /* "succeeded" | "failed" | "" before the first end */
-	char *last_message;    /* its return_message */
 	char last_sqlstate[6]; /* "" if none */
-	int64_t last_start_us;
-	int64_t last_end_us;
 	char last_trigger[16];
-	int last_attempt;
 };
 
 struct run {
@@ -189,6 +196,29 @@ const char *sched_work_keep(struct run *r, const char *why);
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
+/* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
+void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
+/* sched_preclaim.c: with several instances, a scheduled fire is claimed PRECLAIM_LEAD_US
+ * before its instant, so that its run starts at the instant instead of a round trip (and
+ * the claims of a busy second) after it. */
+#define PRECLAIM_LEAD_US 100000
+/* How much earlier than j->next_fire J's timer wakes, at NOW_US: PRECLAIM_LEAD_US while its
+ * fire is still to be claimed and that moment has not come, else 0. */
+int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
+/* J's timer woke before j->next_fire: claim that fire now if it is not claimed yet. */
+void sched_preclaim_ask(struct job *j);
+/* R is about to be claimed: true if its fire was claimed before and R need not ask (R
+ * starts: r->claimed and r->job_locked are set), or waits for that claim's answer
+ * (r->claiming is set); false if R must ask for its claim itself. */
+bool sched_preclaim_take(struct run *r, bool *waits);
+/* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
+ * given back (its job lock released). */
+void sched_preclaim_settle(struct job *j);
+/* J's next_fire moved (a new schedule, a clock step, disabled): a claim made for an instant
+ * still to come that is no longer its next is given back. */
+void sched_preclaim_stale(struct job *j);
+/* J goes: its claim made in advance is forgotten, and its lock released. */
+void sched_preclaim_drop(struct job *j);
 /* The timer helpers of sched.c, for sched_pause.c. */
 void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j);

@@ -267,6 +267,89 @@ START_TEST(different_definitions_are_logged)
 }
 END_TEST
 
+/* 4,500 jobs, written out of name order, CFG_KEEP(i) of them kept: the configuration text. */
+#define PARTS_N 4500
+static char *parts_jobs(bool (*keep)(int), const char *extra)
+{
+	size_t cap = PARTS_N * 120 + 256, len = 0;
+	char *t = malloc(cap);
+	ck_assert_ptr_nonnull(t);
+	len += (size_t)snprintf(t + len, cap - len, "jobs = (\n");
+	bool first = true;
+	for (int k = 0; k < PARTS_N; k++) {
+		int i = (int)((k * 7919L) % PARTS_N); /* 7919 is prime: every i once */
+		if (!keep(i))
+			continue;
+		len += (size_t)snprintf(t + len, cap - len,
+		                        "%s  { name = \"t-%04d\"; command = \"SELECT %d\";"
+		                        " database = \"app\"; schedule = \"0 3 1 1 *\"; }\n",
+		                        first ? "" : ",", i, i);
+		first = false;
+	}
+	len += (size_t)snprintf(t + len, cap - len, "%s);\n", extra);
+	return t;
+}
+
+static bool keep_all(int i)
+{
+	(void)i;
+	return true;
+}
+
+static bool keep_not_third(int i)
+{
+	return i % 3 != 0;
+}
+
+/* The jobs are published in parts of 2,000 by name (JOBS_PART in cluster.c): all of them,
+ * and each part retires this instance's rows in its range that it does not name: rows left
+ * from before (before, between and after the parts), and the jobs a reload removed. */
+START_TEST(jobs_published_in_parts)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	cluster_db(&e, "cl-parts");
+	itest_exec(e.db, "INSERT INTO pgcrond.instance_job VALUES ('p1', 'a-old', 'x'),"
+	                 " ('p1', 't-2500a', 'x'), ('p1', 'z-old', 'x'), ('p2', 'z-old', 'x')");
+	char *jobs = parts_jobs(keep_all, "");
+	itest_inst_init(&a, &e, "p1", jobs);
+	free(jobs);
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = %d AND count(*) FILTER (WHERE job_name"
+	                             " !~ '^t-[0-9]{4}$') = 0 FROM pgcrond.instance_job"
+	                             " WHERE instance = 'p1'",
+	                             PARTS_N),
+	              "p1's jobs were not published as they are:\n%s", itest_read_file(a.log));
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.instance_job WHERE instance = 'p2'",
+	                    "1");
+
+	/* a reload removes every third job and adds one after them all */
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/conf.d/10-jobs.conf", a.dir);
+	jobs = parts_jobs(keep_not_third,
+	                  ",\n  { name = \"u-new\"; command = \"SELECT 1\"; database = \"app\";"
+	                  " schedule = \"0 3 1 1 *\"; }\n");
+	itest_write_file(path, "%s", jobs);
+	free(jobs);
+	kill(a.pid, SIGHUP);
+	ck_assert_msg(itest_wait_log(a.log, "configuration reloaded", 30), "no reload:\n%s",
+	              itest_read_file(a.log));
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = %d AND count(*) FILTER (WHERE job_name ="
+	                             " 'u-new') = 1 AND count(*) FILTER (WHERE job_name ~ '^t-'"
+	                             " AND substr(job_name, 3)::int %% 3 = 0) = 0"
+	                             " FROM pgcrond.instance_job WHERE instance = 'p1'",
+	                             PARTS_N - PARTS_N / 3 + 1),
+	              "p1's jobs after the reload are not its configuration's:\n%s",
+	              itest_read_file(a.log));
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The fires due together are claimed together, those waiting for a run slot (max_running)
  * too: one claim statement a second for twelve jobs, where claiming each fire only once it
  * had a slot took a statement for about every run that ended. Each fire still runs once. */
@@ -311,6 +394,13 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	              "%lu claims took %lu statements: fires waiting for a slot were claimed one "
 	              "by one",
 	              claims, statements);
+	/* and claimed before their instant, so that the runs start at it: all but the fires of
+	 * the first second after the start (and a few a busy machine delays) */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FILTER (WHERE claimed_at <"
+	                    " to_timestamp(split_part(fire_key, ':', 2)::bigint)) * 2 > count(*)"
+	                    " FROM pgcrond.fire_claim WHERE fire_key LIKE 's:%'",
+	                    "t");
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM (SELECT job_name, scheduled_time"
 	                    " FROM pgcrond.job_run_details WHERE status = 'succeeded'"
@@ -534,6 +624,7 @@ int main(void)
 	    {"notify", notification_burst_is_one_run},
 	    {"overlap", overlap_skip_across_instances},
 	    {"definitions", different_definitions_are_logged},
+	    {"parts", jobs_published_in_parts},
 	    {"batch", fires_waiting_for_a_slot_are_claimed_together},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	    {"fanin", fan_in_across_instances},

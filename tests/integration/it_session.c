@@ -172,6 +172,63 @@ START_TEST(open_transaction_fails)
 }
 END_TEST
 
+/* A run's statement travels with the reset (or the set_config) before it when it may follow
+ * other statements, and goes alone when it may not: VACUUM, several statements, and a
+ * command the scan misreads (here, because the database reads backslashes in plain strings
+ * as escapes, so the server sees two statements where the scan saw one: it is sent again as
+ * written). Each succeeds, on one connection, and its rows are counted. */
+START_TEST(statements_with_the_reset)
+{
+	struct itest_env e;
+	char t1[32], t2[32], t3[32], t4[32];
+
+	itest_env_setup(&e, "session-carry", "it_session_carry");
+	main_conf_pool1(&e);
+	itest_exec(e.db, "CREATE TABLE public.t (x int); CREATE TABLE public.pids (pid int);"
+	                 "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET"
+	                 " standard_conforming_strings = off', current_database()); END$$");
+	itest_schedule_soon(t1, sizeof(t1), 2);
+	itest_schedule_soon(t2, sizeof(t2), 3);
+	itest_schedule_soon(t3, sizeof(t3), 4);
+	itest_schedule_soon(t4, sizeof(t4), 5);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "{ name = \"rows\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"SELECT g FROM generate_series(1, 5) AS g\"; },\n"
+	              "{ name = \"legacy\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"INSERT INTO public.t VALUES (length('a\\\\'b'));"
+	              " INSERT INTO public.t VALUES (2) --'\"; },\n"
+	              "{ name = \"vacuum\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"VACUUM public.t\"; },\n"
+	              "{ name = \"pid\"; database = \"app\"; schedule = \"%s\";"
+	              "  command = \"INSERT INTO public.pids VALUES (pg_backend_pid())\"; }\n"
+	              ");\n",
+	              t1, t2, t3, t4);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 4 FROM pgcrond.job_run_details"
+	                             " WHERE status <> 'running'"),
+	              "the runs did not end:\n%s", itest_read_file(e.log));
+	assert_history(&e, "rows", "status", "succeeded");
+	assert_history(&e, "rows", "return_message", "5 rows");
+	assert_history(&e, "legacy", "status", "succeeded");
+	assert_history(&e, "vacuum", "status", "succeeded");
+	assert_history(&e, "pid", "status", "succeeded");
+	/* both statements of "legacy" ran, once each */
+	itest_assert_scalar(e.db, "SELECT string_agg(x::text, ',' ORDER BY x) FROM public.t",
+	                    "2,3");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(DISTINCT job_pid) FROM"
+	                                     " pgcrond.job_run_details"),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.pids p JOIN"
+	                                     " pgcrond.job_run_details d ON d.job_pid = p.pid"
+	                                     " WHERE d.job_name = 'rows'"),
+	                 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Lines of TEXT that contain NEEDLE. */
 static int lines_with(const char *text, const char *needle)
 {
@@ -250,6 +307,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, leaks_are_reset);
 	tcase_add_test(tc, open_transaction_fails);
+	tcase_add_test(tc, statements_with_the_reset);
 	tcase_add_test(tc, notices_are_logged_safely);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

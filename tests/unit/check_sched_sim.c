@@ -235,6 +235,80 @@ static void h_stop(struct harness *h)
 	unlink(h->log);
 }
 
+/* ---- reloads ------------------------------------------------------------------------------ */
+
+/* A configuration of one job whose strings are its own (freed by cfg_free, as config_free
+ * frees a loaded one's): NAME on "* * * * *". */
+static void cfg_one(struct pgc_config *c, struct conf_job *j, const char *name)
+{
+	*j = (struct conf_job){.name = strdup(name),
+	                       .command = strdup("SELECT 1"),
+	                       .database = strdup("db"),
+	                       .schedule = strdup("* * * * *"),
+	                       .enabled = true,
+	                       .overlap = OVERLAP_SKIP,
+	                       .catchup = CATCHUP_ONCE,
+	                       .alert_after = 1};
+	ck_assert_int_eq(cron_parse(j->schedule, &j->cron, NULL, 0), 0);
+	*c = (struct pgc_config){
+	    .max_running = 8, .jobs = j, .n_jobs = 1, .alert_repeat_ms = 3600000};
+}
+
+/* Overwritten, then freed: a scheduler that still read them would see "xxx" (or ASan
+ * would stop it). */
+static void cfg_free(struct pgc_config *c)
+{
+	for (size_t i = 0; i < c->n_jobs; i++) {
+		char *f[] = {c->jobs[i].name, c->jobs[i].command, c->jobs[i].database,
+		             c->jobs[i].schedule};
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+			memset(f[k], 'x', strlen(f[k]));
+			free(f[k]);
+		}
+	}
+	c->n_jobs = 0;
+}
+
+/* The scheduler points at the configuration's strings (no copies at 100,000 jobs): a job
+ * kept by a reload, and a job removed by one while it runs, are still named when their
+ * runs end after the old configuration is gone. */
+START_TEST(runs_outlive_their_configuration)
+{
+	struct harness h;
+	h_init(&h);
+	struct pgc_config c1, c2, c3 = {.max_running = 8, .alert_repeat_ms = 3600000};
+	struct conf_job j1, j2;
+	cfg_one(&c1, &j1, "tenant-a");
+	cfg_one(&c2, &j2, "tenant-a");
+	const struct sched_executor fx = {
+	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = &h};
+	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
+	sched_set_metrics(h.s, h.m);
+	ck_assert_int_eq(sched_apply(h.s, &c1, utc(), NULL, true), 0);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "tenant-a@30");
+
+	/* kept: the same job in a new configuration, the old one freed */
+	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
+	cfg_free(&c1);
+	h_end(&h, 0, true, NULL);
+	ck_assert_int_eq(h_count(&h, "tenant-a", "succeeded"), 1);
+	h_advance(&h, 60);
+	ck_assert_str_eq(h_starts(&h), "tenant-a@30 tenant-a@90");
+
+	/* removed while it runs: the run ends after its configuration is gone */
+	ck_assert_int_eq(sched_apply(h.s, &c3, utc(), NULL, false), 0);
+	cfg_free(&c2);
+	h_end(&h, 1, false, "42P01");
+	ck_assert_int_eq(h_count(&h, "tenant-a", "failed"), 1);
+	ck_assert_log(&h, "tenant-a: removed from the configuration");
+	ck_assert_log(&h, "tenant-a: failed after");
+	h_advance(&h, 120);
+	ck_assert_str_eq(h_starts(&h), "tenant-a@30 tenant-a@90");
+	h_stop(&h);
+}
+END_TEST
+
 /* ---- overlap ------------------------------------------------------------------------------ */
 
 /* overlap = skip: a fire while the run goes on gets a skipped row; the next fire after it
@@ -678,6 +752,7 @@ int main(void)
 	Suite *s = suite_create("sched_sim");
 	TCase *tc = tcase_create("overlap");
 	tcase_add_test(tc, overlap_skip);
+	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, overlap_queue);
 	tcase_add_test(tc, overlap_replace);
 	tcase_add_test(tc, overlap_replace_before_start);

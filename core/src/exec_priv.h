@@ -1,0 +1,161 @@
+#ifndef PGCROND_EXEC_PRIV_H
+#define PGCROND_EXEC_PRIV_H
+
+/* The executor's insides, shared by exec.c (pools, connections, runs) and exec_reset.c (the
+ * session reset between runs, and the run statement that may travel with it). Nothing
+ * outside these two files includes this. */
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conndrv.h"
+#include "exec.h"
+#include "log.h"
+
+enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
+
+struct conn {
+	struct pool *pool;
+	/* the connection (conndrv.h): the connect's deadline, the reset's, and while idle the
+	 * connection check; its notices are logged for the job whose run has it */
+	struct conndrv drv;
+	enum conn_state state;
+	struct exec_run *run; /* when BUSY */
+	unsigned generation;  /* the pool's conninfo generation it was opened with */
+	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
+	char app_name[80];    /* application_name a run set on it; "" = the startup one */
+	bool tainted;         /* a cancel was aimed at it: never reuse */
+	struct conn *prev, *next;
+	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
+	 * answered, whether a step failed (then it is closed), and the statement_timeout its
+	 * last step sets (-1: it SHOWs the default instead) */
+	size_t reset_step;
+	int reset_syncs;
+	bool reset_failed;
+	int64_t reset_timeout_ms;
+	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
+	/* RESETTING: the run first in the queue when the reset was sent, which the reset
+	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
+	struct exec_run *next_run;
+	/* BUSY: c->run's first statement went out in the pipeline of the reset, or of its
+	 * set_config() (conn_carry): the answers before it are read first (conn_reset_read) */
+	bool carrying;
+	/* a statement of a run went out on its own (not carried): it may have left any setting,
+	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
+	bool guard_reset;
+};
+
+struct pool {
+	struct exec *ex;
+	char *name;
+	char *conninfo;
+	int size;
+	unsigned generation;
+	struct conn *conns;
+	size_t n_conns, n_connecting;
+	struct exec_run *wait_head, *wait_tail;
+	size_t n_waiting;
+	int failures;
+	bool backing_off;
+	struct event backoff_ev;
+	char *last_error;
+	struct log_complaint complaint;
+	bool removed;
+	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
+	struct pool *next;
+};
+
+enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
+
+struct run_stmt {
+	char *sql;
+	char **params;
+	int n_params;
+	bool simple;
+	bool carry; /* may share a pipeline with what precedes it (sqlscan_pipeline_safe) */
+};
+
+struct exec_run {
+	struct exec *ex;
+	struct pool *pool;
+	enum run_state state;
+	struct run_stmt *stmts;
+	size_t n_stmts;
+	size_t cur;           /* statement being executed */
+	bool setting_timeout; /* the set_config() step is in flight */
+	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
+	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
+	bool sync_due;        /* ... and they are all read */
+	long rows;            /* rows of the current result set, read one at a time */
+	char timeout_text[32];
+	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
+	int64_t timeout_ms;
+	int64_t start_us;
+	struct conn *conn;
+	int pid;
+	void (*on_pid)(void *, int);
+	void (*on_done)(void *, const struct exec_outcome *);
+	void *arg;
+	struct event timer_ev; /* the timeout, then the cancel escalation */
+	bool timer_set;
+	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
+	int escalation;       /* 0 none, 1 cancel sent, 2 cancel sent again */
+	struct cancel_req *cancel_req; /* the cancel request under way (cancel.c) */
+	char *cancel_msg;
+	bool timed_out, cancelled;
+	/* the outcome being built */
+	bool failed;
+	char *message;
+	char sqlstate[6];
+	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
+	struct exec_run *wprev, *wnext; /* pool wait queue */
+	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
+	struct exec_run *aprev, *anext; /* exec's list of all runs */
+};
+
+struct exec {
+	struct event_base *base;
+	struct pool *pools;
+	struct exec_run *runs;
+	size_t n_runs;
+	void (*on_reachable)(void *arg, const char *database);
+	void *reachable_arg;
+	int64_t check_ms; /* exec_set_connection_check() */
+	struct cancel *cancel;
+	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
+	void (*on_drained)(void *arg);
+	void *drained_arg;
+	struct event drained_ev;
+};
+
+/* the steps of exec_reset.c's reset_sql, the last of which sets the next run's settings */
+#define RESET_STEPS 4
+#define SET_TIMEOUT_SQL "SELECT pg_catalog.set_config('statement_timeout', $1, false)"
+/* ... with the job's name, so pg_stat_activity shows which job a backend runs: in the same
+ * round trip as the timeout, which a reset connection often needs anyway */
+#define SET_RUN_SQL                                                                                \
+	"SELECT pg_catalog.set_config('statement_timeout', $1, false), "                           \
+	"pg_catalog.set_config('application_name', $2, false)"
+#define RESET_SYNCS 2
+
+/* exec.c */
+bool exec_conn_flush(struct conn *c);
+void exec_conn_close(struct conn **cp);
+int64_t exec_conn_idle_check_ms(const struct conn *c);
+void exec_wait_remove(struct exec_run *r);
+void exec_pool_dispatch(struct pool *p);
+void exec_run_attach(struct exec_run *r, struct conn *c);
+void exec_run_start_on(struct exec_run *r, struct conn *c);
+bool exec_run_read(struct exec_run *r);
+void exec_run_conn_lost(struct exec_run *r, const char *why);
+
+/* exec_reset.c */
+void exec_conn_reset(struct conn *c, bool carry);
+void exec_conn_reset_read(struct conn *c);
+bool exec_run_may_carry(const struct exec_run *r);
+bool exec_conn_carry(struct conn *c, struct exec_run *r);
+
+#endif

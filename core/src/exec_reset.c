@@ -1,0 +1,264 @@
+/* The session reset between two runs on a pooled connection, and the next run's statement
+ * that may travel in the same pipeline (exec_priv.h; exec.c has the rest of the executor). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec_priv.h"
+#include "pgconn.h"
+
+/* The reset, as one pipeline (one round trip):
+ *  - ROLLBACK, if the run left a transaction open or aborted;
+ *  - statement_timeout = 0, if the run may have left it tiny ('1ms'): a timeout that
+ *    expires while DISCARD ALL works is left pending by the server and cancels the next
+ *    statement. A run whose statements all went with a reset set only its own timeout
+ *    (one carried SELECT, INSERT ...), so when that is 0 or at least RESET_GUARD_MS, this
+ *    step and its Sync are left out: one implicit transaction instead of two. Should such
+ *    a statement have set a tiny timeout all the same, what the timeout cancels is in the
+ *    same part of the pipeline (DISCARD ALL, the set_config(), the carried statement) and
+ *    the reset fails: the connection is replaced and the carried run waits for another;
+ *  - Sync: DISCARD ALL refuses to run after another statement of the same pipeline;
+ *  - DISCARD ALL: the role (SET SESSION AUTHORIZATION DEFAULT), every setting back to its
+ *    value at connection start (so pgcrond's own settings belong in the startup
+ *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
+ *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
+ *  - the statement_timeout and application_name of the run first in the pool's queue,
+ *    which this connection serves as soon as the reset is answered (conn->next_run), or
+ *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
+ *    match needs no set_config() round trip of its own;
+ *  - that run's statement itself, when it may follow other statements in one implicit
+ *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
+ *    or several statements): it runs only if DISCARD ALL and the set_config() succeeded,
+ *    since the server skips the rest of a pipeline's part after an error (run_unsend). A
+ *    run on a reused connection then costs one round trip, not two;
+ *  - Sync. */
+static const char *const reset_sql[] = {
+    "ROLLBACK",                  /* only if a transaction is open or aborted */
+    "SET statement_timeout = 0", /* then a Sync */
+    "DISCARD ALL",
+    "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
+};
+/* A statement_timeout under this, left by a run, is set to 0 before DISCARD ALL. */
+#define RESET_GUARD_MS 1000
+_Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
+
+/* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
+ * give C to R: the answers before it are read first (exec_conn_reset_read). False if libpq could
+ * not take it (then nothing of it was sent). */
+bool exec_conn_carry(struct conn *c, struct exec_run *r)
+{
+	const struct run_stmt *st = &r->stmts[0];
+	if (!PQsendQueryParams(c->drv.conn, st->sql, st->n_params, NULL,
+	                       (const char *const *)st->params, NULL, NULL, 0))
+		return false;
+	if (c->next_run == r) {
+		c->next_run = NULL;
+		r->reserved = NULL;
+	}
+	if (r->conn != c)
+		exec_run_attach(r, c);
+	c->carrying = true;
+	r->in_pipeline = true;
+	return true;
+}
+
+bool exec_run_may_carry(const struct exec_run *r)
+{
+	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg;
+}
+
+/* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
+ * if it could not be sent. */
+static bool conn_reset_send(struct conn *c, bool carry, bool guard)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
+	struct exec_run *next = c->pool->wait_head;
+	const char *params[2] = {NULL, NULL};
+	bool ok = true;
+
+	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
+		return false; /* active or unknown: nothing sane to reuse */
+	if (!PQenterPipelineMode(c->drv.conn))
+		return false;
+	guard = guard || ts != PQTRANS_IDLE;
+	c->reset_step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
+	c->reset_syncs = guard ? 0 : RESET_SYNCS - 1;
+	c->reset_failed = false;
+	c->reset_timeout_ms = -1;
+	c->reset_app[0] = '\0';
+	if (next) {
+		/* it is this connection's: no round trip of its own to set its timeout and
+		 * name, and none to wait for a connection another run took meanwhile */
+		exec_wait_remove(next);
+		c->next_run = next;
+		next->reserved = c;
+	}
+	if (c->reset_step == 0)
+		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
+	if (guard)
+		ok = ok &&
+		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
+		     PQpipelineSync(c->drv.conn);
+	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
+	if (next && next->timeout_ms >= 0) {
+		bool app = next->app_name[0] != '\0';
+		params[0] = next->timeout_text;
+		params[1] = next->app_name;
+		c->reset_timeout_ms = next->timeout_ms;
+		if (app)
+			snprintf(c->reset_app, sizeof(c->reset_app), "%s", next->app_name);
+		if (ok)
+			ok = PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
+			                       app ? 2 : 1, NULL, params, NULL, NULL, 0);
+		if (ok && carry && exec_run_may_carry(next))
+			ok = exec_conn_carry(c, next);
+	} else {
+		ok = ok &&
+		     PQsendQueryParams(c->drv.conn, reset_sql[3], 0, NULL, NULL, NULL, NULL, 0);
+	}
+	if (!ok || !PQpipelineSync(c->drv.conn))
+		return false;
+	return exec_conn_flush(c);
+}
+
+/* Put C's session back to the connection's defaults before any other run may use it (see
+ * reset_sql). It runs when a run ends (CARRY: the next run's statement may go with it), so
+ * the next run does not wait for it unless the pool is full. The connection is idle again
+ * only if every step succeeded; otherwise it is closed. */
+void exec_conn_reset(struct conn *c, bool carry)
+{
+	/* the timeout the session has now, if only pgcrond set it */
+	bool guard = c->guard_reset || c->timeout_ms < 0 ||
+	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS);
+	c->guard_reset = false;
+	c->state = CONN_RESETTING;
+	c->timeout_ms = -1;
+	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
+	conndrv_busy(&c->drv, exec_conn_idle_check_ms(c));
+	if (!conn_reset_send(c, carry, guard)) {
+		struct pool *p = c->pool;
+		if (c->run) {
+			/* its statement was in what could not be sent: maybe the server has it */
+			exec_run_conn_lost(c->run, NULL);
+			return;
+		}
+		exec_conn_close(&c); /* the run it reserved waits again */
+		exec_pool_dispatch(p);
+	}
+}
+
+/* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
+ * if it reads otherwise (then the next run sets its timeout anyway). */
+static int64_t show_timeout_ms(const char *v)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"", 1},        {"ms", 1},      {"s", 1000},
+	             {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
+	char *end = NULL;
+	long long n = strtoll(v, &end, 10);
+
+	if (end == v || n < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0)
+			return (int64_t)n * units[i].ms;
+	return -1;
+}
+
+/* One result of the reset's pipeline: the statement's, or a Sync. */
+static void conn_reset_result(struct conn *c, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char buf[256];
+
+	if (st == PGRES_PIPELINE_SYNC) {
+		c->reset_syncs++;
+		return;
+	}
+	if (c->reset_step >= RESET_STEPS)
+		return; /* a carried statement's, which exec_run_read takes */
+	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
+		if (c->reset_timeout_ms >= 0) {
+			c->timeout_ms = c->reset_timeout_ms;
+			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset_app);
+		} else if (PQntuples(res) == 1)
+			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
+		return;
+	}
+	if (st == PGRES_COMMAND_OK)
+		return;
+	if (!c->reset_failed)
+		log_warning("database %s: could not reset a connection after a run (%s: %s); "
+		            "closing it",
+		            c->pool->name,
+		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
+		            pgconn_result_error(res, buf, sizeof(buf)));
+	c->reset_failed = true;
+}
+
+/* The answers before a carried statement are read: its own are the run's. If a step
+ * before it failed in its part of the pipeline, the server skipped it (exec_run_read sees
+ * PGRES_PIPELINE_ABORTED, and run_unsend puts the run back in the queue); a step of the
+ * part before (the ROLLBACK) does not stop it, and it ran after a DISCARD ALL that
+ * succeeded, but the connection is not reused. */
+static void conn_carry_handover(struct conn *c)
+{
+	struct exec_run *r = c->run;
+	c->carrying = false;
+	if (c->reset_failed)
+		c->tainted = true;
+	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
+	if (!exec_run_read(r))
+		exec_run_conn_lost(r, NULL);
+}
+
+/* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
+ * statement). */
+void exec_conn_reset_read(struct conn *c)
+{
+	struct pool *p = c->pool;
+
+	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
+	 * all. */
+	int nulls = 0;
+	for (;;) {
+		if (c->carrying && c->reset_step >= RESET_STEPS) {
+			conn_carry_handover(c);
+			return;
+		}
+		if (c->reset_syncs >= RESET_SYNCS || PQisBusy(c->drv.conn))
+			break;
+		PGresult *res = PQgetResult(c->drv.conn);
+		if (!res) {
+			/* the end of one statement's results; a second NULL: nothing more has
+			 * arrived, wait for the socket */
+			if (nulls++ > 0)
+				break;
+			c->reset_step++;
+			continue;
+		}
+		nulls = 0;
+		conn_reset_result(c, res);
+		PQclear(res);
+	}
+	if (c->reset_syncs < RESET_SYNCS)
+		return; /* more to come */
+	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
+		goto fail;
+	c->state = CONN_IDLE;
+	conndrv_idle(&c->drv);
+	if (c->next_run) {
+		struct exec_run *r = c->next_run;
+		c->next_run = NULL;
+		r->reserved = NULL;
+		exec_run_start_on(r, c);
+	}
+	exec_pool_dispatch(p);
+	return;
+fail:
+	exec_conn_close(&c);
+	exec_pool_dispatch(p);
+}

@@ -1,0 +1,171 @@
+/* Fires claimed before their instant (sched_priv.h, cluster.h).
+ *
+ * With several instances every scheduled fire is claimed before it runs. Claimed at its
+ * instant, a fire waited a round trip to the history database, and the fires of a busy
+ * second waited for the claims of the fires before them (one statement of 1,000 claims
+ * took 10 to 15 ms on a 2-core machine). So a job's timer wakes PRECLAIM_LEAD_US before
+ * the instant and asks for the claim then; at the instant the run finds it made.
+ *
+ * Only a granted claim is used: an answer that the fire is another instance's, or that the
+ * job runs on another instance, or that no claim could be made, may no longer hold at the
+ * instant, so the run asks again then, as it would have without this. A granted claim
+ * holds the job's cluster lock (cluster.h); a fire that no run takes (the job was paused
+ * or removed, or its previous run ended late) gives it back. A job whose run is under way
+ * when its timer wakes is not claimed early: its overlap policy decides the fire at the
+ * instant, and only a fire that runs is claimed, as before. The cost
+ * is a window: an instance that dies in the PRECLAIM_LEAD_US before an instant it claimed
+ * leaves that fire unserved, as one that dies between a claim and its run's start does. */
+#include <stdlib.h>
+
+#include "sched_priv.h"
+
+enum pre_state { PRE_ASKED, PRE_GRANTED, PRE_OTHER };
+
+struct preclaim {
+	struct job *job;
+	int64_t instant; /* Unix seconds: the fire claimed */
+	enum pre_state state;
+	struct run *waiter; /* the fire's run, waiting for the answer; NULL */
+};
+
+int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
+{
+	/* once the early wake-up is due, the timer waits for the instant itself: whatever the
+	 * claim's fate, J wakes early once per fire */
+	if (!j->s->cluster || (j->pre && j->pre->instant == j->next_fire) ||
+	    j->next_fire * 1000000 - PRECLAIM_LEAD_US <= now_us)
+		return 0;
+	return PRECLAIM_LEAD_US;
+}
+
+/* The job lock a granted claim took goes back. */
+static void pre_free(struct job *j)
+{
+	struct preclaim *p = j->pre;
+	if (!p)
+		return;
+	if (p->state == PRE_ASKED)
+		cluster_claim_forget(j->s->cluster, p);
+	else if (p->state == PRE_GRANTED)
+		cluster_release(j->s->cluster, j->name);
+	free(p);
+	j->pre = NULL;
+}
+
+/* Is a run of J still to take the claim of INSTANT (queued behind J's running run, or
+ * parked until an upstream ends)? */
+static bool pre_wanted(const struct job *j, int64_t instant)
+{
+	const struct run *later[] = {j->pending, j->parked, j->active};
+	if (j->last_fire < instant)
+		return true; /* not fired yet */
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+		if (later[i] && !later[i]->claimed && !later[i]->claiming &&
+		    later[i]->scheduled_us == instant * 1000000)
+			return true;
+	return false;
+}
+
+static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
+{
+	struct preclaim *p = arg;
+	struct job *j = p->job;
+	struct run *r = p->waiter;
+
+	p->state = v == CLUSTER_GRANTED ? PRE_GRANTED : PRE_OTHER;
+	if (r) {
+		/* the run came first and waits: the answer is its own, or it asks again */
+		p->waiter = NULL;
+		if (v == CLUSTER_GRANTED) {
+			p->state = PRE_OTHER; /* the lock is the run's now */
+			sched_claim_answer(r, v, why);
+		} else {
+			r->claiming = false;
+			j->s->n_claiming--;
+			sched_run_admit(r);
+		}
+		return;
+	}
+	if (!pre_wanted(j, p->instant))
+		pre_free(j);
+}
+
+void sched_preclaim_ask(struct job *j)
+{
+	struct sched *s = j->s;
+	char key[64];
+	int64_t window = 0;
+
+	if (!s->cluster || j->next_fire == CRON_NEVER ||
+	    (j->pre && j->pre->instant == j->next_fire))
+		return;
+	if (j->pre && j->pre->waiter)
+		return; /* an earlier fire's run still waits for its answer */
+	pre_free(j);
+	/* A run of the job still under way decides the fire at its instant (overlap): it is
+	 * claimed then, if it runs at all, as without this */
+	if (j->active)
+		return;
+	if (cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key, sizeof(key),
+	                     &window) <= 0)
+		return;
+	struct preclaim *p = calloc(1, sizeof(*p));
+	if (!p)
+		return; /* it is claimed at its instant */
+	p->job = j;
+	p->instant = j->next_fire;
+	p->state = PRE_ASKED;
+	if (cluster_claim(s->cluster, j->name, key, 0, on_preclaim, p) < 0) {
+		free(p);
+		return;
+	}
+	j->pre = p;
+}
+
+bool sched_preclaim_take(struct run *r, bool *waits)
+{
+	struct job *j = r->job;
+	struct preclaim *p = j->pre;
+
+	*waits = false;
+	if (!p || r->attempt > 1 || r->scheduled_us != p->instant * 1000000 || p->waiter)
+		return false;
+	switch (p->state) {
+	case PRE_ASKED:
+		p->waiter = r;
+		r->claiming = true;
+		j->s->n_claiming++;
+		*waits = true;
+		return true;
+	case PRE_GRANTED:
+		p->state = PRE_OTHER; /* the lock is R's now */
+		pre_free(j);
+		r->claimed = true;
+		r->job_locked = true;
+		return true;
+	case PRE_OTHER:
+		break;
+	}
+	pre_free(j);
+	return false;
+}
+
+void sched_preclaim_settle(struct job *j)
+{
+	if (j->pre && j->pre->state != PRE_ASKED && !pre_wanted(j, j->pre->instant))
+		pre_free(j);
+}
+
+void sched_preclaim_stale(struct job *j)
+{
+	struct preclaim *p = j->pre;
+	if (p && !p->waiter && p->instant > j->last_fire && p->instant != j->next_fire)
+		pre_free(j);
+}
+
+void sched_preclaim_drop(struct job *j)
+{
+	if (j->pre)
+		j->pre->waiter = NULL;
+	pre_free(j);
+}
