@@ -12,9 +12,10 @@
  *   (FIRE_SECONDS=5: length of a busy window; FIRE_WINDOWS=3: windows per N; FIRE_POOL=8: the
  *   job database's pool; FIRE_HISTORY=down: the history database is one nobody answers for,
  *   so every record is spooled; FIRE_RELOAD=M: M more job files, one job each, none due,
- *   and a reload (SIGHUP) in the middle of every window; FIRE_INSTANCES=1: instances running
- *   the same jobs on the same database, each fire claimed by one of them (README "Running
- *   several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
+ *   and a reload (SIGHUP) in the middle of every window; FIRE_RELOAD_PHASE=MS: that SIGHUP
+ *   at MS ms into a wall-clock second (950: the parse ends as the fires are due); FIRE_INSTANCES=1:
+ * instances running the same jobs on the same database, each fire claimed by one of them (README
+ * "Running several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
  *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level; BENCH_PGCROND=PATH: run that
  *   pgcrond binary instead of this build's, to compare two builds back to back) */
 #include <dirent.h>
@@ -125,6 +126,25 @@ static bool history_down(void)
 {
 	const char *v = getenv("FIRE_HISTORY");
 	return v && strcmp(v, "down") == 0;
+}
+
+/* FIRE_RELOAD_PHASE=MS: the reload's SIGHUP goes MS milliseconds into a wall-clock second
+ * (950: the parse ends about when the next second's fires are due, the worst moment); unset
+ * or negative: half-way through the window, wherever in its second that falls. */
+static int reload_phase_ms(void)
+{
+	const char *v = getenv("FIRE_RELOAD_PHASE");
+	int ms = v && *v ? atoi(v) : -1;
+	return ms < 1000 ? ms : -1;
+}
+
+/* Sleep until PHASE ms into the next wall-clock second (the fires' seconds). */
+static void sleep_to_phase(int phase)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double into = (double)ts.tv_nsec / 1e9, want = phase / 1000.0;
+	bench_sleep(want > into ? want - into : 1.0 - into + want);
 }
 
 /* FIRE_RELOAD=M: M job files to re-read in a reload during each window (0: no reload). */
@@ -296,10 +316,17 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		double m0 = bench_now();
 		if (reload_files() > 0) {
 			/* a reload that re-reads every job file, mid-window */
-			bench_sleep(seconds / 2);
+			double half = bench_now();
+			/* half-way (to the phase asked for, within the second before) */
+			bench_sleep(seconds / 2 > 1 ? seconds / 2 - 1 : 0);
+			if (reload_phase_ms() >= 0)
+				sleep_to_phase(reload_phase_ms());
+			else
+				bench_sleep(seconds / 2 > 1 ? 1 : seconds / 2);
 			for (int j = 0; j < k; j++)
 				kill(pid[j], SIGHUP);
-			bench_sleep(seconds / 2);
+			double left = seconds - (bench_now() - half);
+			bench_sleep(left > 0 ? left : 0);
 		} else {
 			bench_sleep(seconds);
 		}
@@ -367,7 +394,10 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
 	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
 	if (reload_files() > 0)
-		printf("  %d more job files re-read by each reload\n", reload_files());
+		printf("  %d more job files re-read by each reload%s\n", reload_files(),
+		       reload_phase_ms() >= 0
+		           ? ", its SIGHUP sent at FIRE_RELOAD_PHASE ms into a second"
+		           : "");
 	printf("  lateness ms  p50 %s  p99 %s  max %s\n", buf[0], buf[1], buf[2]);
 	printf("  runs/s %s (expected %d)  daemon CPU %% %s (all instances)  RSS %ld kB\n", buf[3],
 	       n, buf[4], rss);

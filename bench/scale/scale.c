@@ -5,7 +5,8 @@
  * median (min-max) over RUNS runs. Never fails on time.
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
- *   (SCALE_RUNS=3) */
+ *   (SCALE_RUNS=3; SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the time a
+ *   reload holds the loop; BENCH_PGCROND=PATH: that pgcrond binary instead of this build's) */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -32,10 +33,10 @@ static void write_config(const char *dir, int n)
 		bench_die("write", path);
 	fprintf(f,
 	        "timezone = \"UTC\";\nconf_dir = \"conf.d\";\nstate_dir = \"%s/state\";\n"
-	        "log_level = \"notice\";\n"
+	        "log_level = \"%s\";\n"
 	        "databases = { bench = { conninfo = \"%s\"; pool = 8; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, db_ci);
+	        dir, getenv("SCALE_LOG_LEVEL") ? getenv("SCALE_LOG_LEVEL") : "notice", db_ci);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);

@@ -59,9 +59,11 @@ struct daemon {
 	struct status_src status; /* the live state's sources (status.h) */
 	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 	struct metrics *metrics;
-	struct http *http;          /* NULL: no http group */
-	struct conf_loader *loader; /* SIGHUP's parse, off the loop (reload.h) */
-	bool reload_again;          /* a SIGHUP came during a reload */
+	struct http *http;       /* NULL: no http group */
+	struct reloader *loader; /* new configurations, built off the loop (reload.h) */
+	bool building_sql;       /* the build under way merges the SQL jobs only */
+	bool reload_again;       /* a SIGHUP came during a build */
+	bool sql_again;          /* the SQL jobs changed during a build */
 };
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
@@ -93,62 +95,6 @@ static void open_ctl(struct daemon *d)
 }
 
 static void log_diags(const struct diag_list *dl);
-
-/* For a loaded *CFG: load its plugins, check the job graph and open its zone. On failure
- * every problem is in DL and *CFG is freed. */
-static int load_rest(struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
-                     struct diag_list *dl)
-{
-	char err[256];
-	int rc = plugin_check_config(*cfg, plugins, dl);
-	if (rc < 0)
-		goto fail;
-	/* the job graph must be acyclic (the cycle is named in DL) */
-	struct jobgraph g = {0};
-	rc = jobgraph_build(*cfg, *plugins, &g, dl);
-	jobgraph_free(&g);
-	if (rc < 0)
-		goto fail;
-	rc = cron_tz_open((*cfg)->timezone, tz, err, sizeof(err));
-	if (rc < 0) {
-		diag_add(dl, (*cfg)->file, 0, "timezone: %s", err);
-		goto fail;
-	}
-	return 0;
-fail:
-	plugin_registry_free(plugins);
-	config_free(cfg);
-	return rc;
-}
-
-/* FILES with the SQL jobs merged in, its plugins loaded and its zone open. A SQL job with a
- * problem is logged and left out; on failure every other problem is in DL. */
-static int build(const struct pgc_config *files, const struct sqljobs *sql, struct pgc_config **cfg,
-                 struct plugin_registry **plugins, cron_tz **tz, struct diag_list *dl)
-{
-	struct diag_list sdl = {0};
-	int rc = sqljobs_merge(sql, files, cfg, &sdl);
-	if (sdl.n) {
-		log_error("%zu job(s) made in SQL are not run:", sdl.n);
-		log_diags(&sdl);
-	}
-	diag_clear(&sdl);
-	return rc < 0 ? rc : load_rest(cfg, plugins, tz, dl);
-}
-
-/* Load PATH into *FILES and build the configuration in force from it (see build()). */
-static int load_all(const char *path, const struct sqljobs *sql, struct pgc_config **files,
-                    struct pgc_config **cfg, struct plugin_registry **plugins, cron_tz **tz,
-                    struct diag_list *dl)
-{
-	int rc = config_load(path, files, dl);
-	if (rc < 0)
-		return rc;
-	rc = build(*files, sql, cfg, plugins, tz, dl);
-	if (rc < 0)
-		config_free(files);
-	return rc;
-}
 
 /* Hand the databases of CFG to the executor (adds, updates, and forgets removed ones). */
 static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
@@ -199,38 +145,41 @@ static void log_diags(const struct diag_list *dl)
 
 /* Which jobs a reload added, changed (and in what) and removed, so the operator sees that the
  * edit they meant arrived; a long list is cut, the counts are always complete. */
-/* What changed from OLD to NEW_CFG: a line per job (up to a limit) and a summary. SQL says
- * whether the jobs made in SQL changed (at commit) rather than the files (at a reload). */
-static void log_reload_diff(const struct pgc_config *old, const struct pgc_config *new_cfg,
-                            bool sql)
+/* What changed to NEW_CFG, as the build listed it (DIFF_RC < 0: out of memory listing): a
+ * line per job (up to a limit) and a summary. SQL says whether the jobs made in SQL changed
+ * (at commit) rather than the files (at a reload). */
+static void log_reload_diff(const struct config_diff *diff, int diff_rc,
+                            const struct pgc_config *new_cfg, bool sql)
 {
 	enum { MAX_LINES = 50 };
-	struct config_diff diff = {0};
 	const char *what = sql ? "jobs made in SQL applied" : "configuration reloaded";
 	const char *prefix = sql ? "sql jobs" : "reload";
 
-	if (config_diff_jobs(old, new_cfg, &diff) < 0) {
+	if (diff_rc < 0) {
 		log_notice("%s: %zu job(s) (out of memory listing the changes)", what,
 		           new_cfg->n_jobs);
-		goto out;
+		return;
 	}
-	for (size_t i = 0; i < diff.n && i < MAX_LINES; i++)
-		log_notice("%s: %s", prefix, diff.lines[i]);
-	if (diff.n > MAX_LINES)
-		log_notice("%s: ... and %zu more job change(s)", prefix, diff.n - MAX_LINES);
-	if (sql && diff.n == 0)
+	for (size_t i = 0; i < diff->n && i < MAX_LINES; i++)
+		log_notice("%s: %s", prefix, diff->lines[i]);
+	if (diff->n > MAX_LINES)
+		log_notice("%s: ... and %zu more job change(s)", prefix, diff->n - MAX_LINES);
+	if (sql && diff->n == 0)
 		log_info("%s: %zu job(s); nothing changed", what, new_cfg->n_jobs);
 	else
 		log_notice("%s: %zu job(s); %zu added, %zu changed, %zu removed", what,
-		           new_cfg->n_jobs, diff.added, diff.changed, diff.removed);
-out:
-	config_diff_free(&diff);
+		           new_cfg->n_jobs, diff->added, diff->changed, diff->removed);
 }
 
-/* Put CFG (with its PLUGINS and TZ, all taken over) in force; FILES too when not NULL. */
-static void install_config(struct daemon *d, struct pgc_config *files, struct pgc_config *cfg,
-                           struct plugin_registry *plugins, cron_tz *tz)
+/* Put the built configuration in force (its FILES too, after a reload), taking it out of R. */
+static void install_config(struct daemon *d, struct reload_result *r)
 {
+	struct pgc_config *files = r->files, *cfg = r->cfg;
+	struct plugin_registry *plugins = r->plugins;
+	cron_tz *tz = r->tz;
+	r->files = r->cfg = NULL;
+	r->plugins = NULL;
+	r->tz = NULL;
 	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
 	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
 		log_warning(
@@ -256,7 +205,9 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	if (files) {
 		config_free(&d->files);
 		d->files = files;
-		sqljobs_record_files(d->sql, files); /* the registry follows the reload */
+		/* the registry follows the reload */
+		sqljobs_record_files_made(d->sql, files, r->first_part);
+		r->first_part = NULL;
 	}
 	apply_log_level(cfg);
 	log_plugins(plugins);
@@ -266,7 +217,7 @@ static void install_config(struct daemon *d, struct pgc_config *files, struct pg
 	if (cluster_set_jobs(d->cluster, cfg) < 0)
 		log_warning("cluster: out of memory publishing the jobs");
 	http_apply(d->http, cfg);
-	log_reload_diff(d->cfg, cfg, files == NULL);
+	log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
 	/* Swap: the scheduler copied what running runs need, so the old config can go. */
 	config_free(&d->cfg);
 	plugin_registry_free(&d->plugins);
@@ -285,90 +236,101 @@ out:
 }
 
 static void reload_begin(struct daemon *d);
+static void sql_changed(void *arg);
 
-/* The parse of the files is done (on the loader's thread, or here if no thread could be
- * started): the SQL jobs are merged in, and the rest of the load and the swap run on the loop.
- * Takes FILES and DL's contents. */
-static void reloaded(void *arg, int rc, struct pgc_config *files, struct diag_list *dlp)
+/* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
+static void built(void *arg, struct reload_result *r)
 {
 	struct daemon *d = arg;
-	struct diag_list dl = *dlp;
-	struct pgc_config *cfg = NULL;
-	struct plugin_registry *plugins = NULL;
-	cron_tz *tz = NULL;
+	bool sql = d->building_sql;
+	double t0 = clock_mono_us() / 1000.0;
 
-	memset(dlp, 0, sizeof(*dlp));
-	if (d->stopping) {
-		config_free(&files);
-		diag_clear(&dl);
+	if (d->stopping)
 		return;
+	if (r->sql_dl.n) {
+		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
+		log_diags(&r->sql_dl);
 	}
-	if (rc < 0 || build(files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
-		log_error("reload failed; keeping the previous configuration");
-		log_diags(&dl);
-		config_free(&files);
+	if (r->rc < 0) {
+		if (sql)
+			log_error(
+			    "the jobs made in SQL cannot be applied; keeping the previous ones");
+		else
+			log_error("reload failed; keeping the previous configuration");
+		log_diags(&r->dl);
 	} else {
-		install_config(d, files, cfg, plugins, tz);
+		install_config(d, r);
 	}
-	sqljobs_refresh(d->sql);
-	sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
-	sdnotify_ready();
-	diag_clear(&dl);
+	if (sql) {
+		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
+		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
+		for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
+			const struct conf_job *j = &d->cfg->jobs[i];
+			if (j->username && j->enabled && j->schedule &&
+			    j->cron.kind == CRON_REBOOT &&
+			    sched_trigger(d->sched, j->name, "reboot", false) < 0)
+				log_warning("job \"%s\" (@reboot) could not be started", j->name);
+		}
+		d->sql_started = true;
+	} else {
+		sqljobs_refresh(d->sql);
+		sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
+		sdnotify_ready();
+	}
+	/* how long the loop was held: the plugins' checks, then this swap (README "Benchmarks") */
+	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap",
+	          sql ? "sql jobs" : "reload", r->loop_ms, clock_mono_us() / 1000.0 - t0);
 	if (d->reload_again && !d->stopping) {
 		d->reload_again = false;
+		d->sql_again = false; /* the reload merges the SQL jobs as they are now */
 		reload_begin(d);
+	} else if (d->sql_again && !d->stopping) {
+		d->sql_again = false;
+		sql_changed(d);
 	}
 }
 
-/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 /* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 static void sql_changed(void *arg)
 {
 	struct daemon *d = arg;
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
-	struct plugin_registry *plugins = NULL;
-	cron_tz *tz = NULL;
 
 	if (d->stopping)
 		return;
+	if (d->loader && reloader_busy(d->loader)) {
+		d->sql_again = true; /* after the build under way, with the rows as they are then */
+		return;
+	}
 	log_info("jobs made in SQL changed; applying them");
-	if (build(d->files, d->sql, &cfg, &plugins, &tz, &dl) < 0) {
-		log_error("the jobs made in SQL cannot be applied; keeping the previous ones");
-		log_diags(&dl);
-	} else {
-		install_config(d, NULL, cfg, plugins, tz);
-	}
-	/* The first read after the start: SQL jobs on @reboot (@restart) run now, as pg_cron
-	 * runs them when it starts (file jobs' ran when the files were applied). */
-	for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
-		const struct conf_job *j = &d->cfg->jobs[i];
-		if (j->username && j->enabled && j->schedule && j->cron.kind == CRON_REBOOT &&
-		    sched_trigger(d->sched, j->name, "reboot", false) < 0)
-			log_warning("job \"%s\" (@reboot) could not be started", j->name);
-	}
-	d->sql_started = true;
-	diag_clear(&dl);
+	d->building_sql = true;
+	int rc = d->loader ? reloader_start(d->loader, NULL, d->files, d->sql, d->cfg) : -ENOSYS;
+	if (rc == 0)
+		return; /* built() comes through the loop */
+	struct reload_result r;
+	reload_build(NULL, d->files, d->sql, d->cfg, &r);
+	built(d, &r);
+	reload_result_clear(&r);
 }
 
 static void reload_begin(struct daemon *d)
 {
-	int rc = d->loader ? conf_loader_start(d->loader, d->config_path) : -ENOSYS;
-
-	if (rc == -EBUSY) {
+	if (d->loader && reloader_busy(d->loader)) {
 		log_notice("SIGHUP: a reload is in progress; reloading again after it");
 		d->reload_again = true;
 		return;
 	}
 	sdnotify_reloading();
 	log_notice("SIGHUP: reloading %s", d->config_path);
+	d->building_sql = false;
+	int rc =
+	    d->loader ? reloader_start(d->loader, d->config_path, NULL, d->sql, d->cfg) : -ENOSYS;
 	if (rc == 0)
-		return; /* reloaded() comes through the loop */
-	/* no thread: parse here, on the loop */
-	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
-	rc = config_load(d->config_path, &cfg, &dl);
-	reloaded(d, rc, cfg, &dl);
+		return; /* built() comes through the loop */
+	/* no background job: build here, on the loop */
+	struct reload_result r;
+	reload_build(d->config_path, NULL, d->sql, d->cfg, &r);
+	built(d, &r);
+	reload_result_clear(&r);
 }
 
 static void drained(void *arg)
@@ -585,7 +547,6 @@ static struct event_base *new_base(void)
 int daemon_main(const char *config_path)
 {
 	struct daemon d = {.config_path = config_path};
-	struct diag_list dl = {0};
 	int status = EX_UNAVAILABLE;
 
 	/* any root identity: a real uid of root could regain effective root */
@@ -595,11 +556,20 @@ int daemon_main(const char *config_path)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
-	if (load_all(config_path, NULL, &d.files, &d.cfg, &d.plugins, &d.tz, &dl) < 0) {
-		diag_print(&dl, stderr);
-		diag_clear(&dl);
+	struct reload_result first;
+	if (reload_build(config_path, NULL, NULL, NULL, &first) < 0) {
+		diag_print(&first.dl, stderr);
+		reload_result_clear(&first);
 		return EX_CONFIG;
 	}
+	d.files = first.files;
+	d.cfg = first.cfg;
+	d.plugins = first.plugins;
+	d.tz = first.tz;
+	first.files = first.cfg = NULL;
+	first.plugins = NULL;
+	first.tz = NULL;
+	reload_result_clear(&first);
 	apply_log_level(d.cfg);
 	/* A write to a closed socket must be an error return, not death. */
 	signal(SIGPIPE, SIG_IGN);
@@ -667,8 +637,9 @@ int daemon_main(const char *config_path)
 	}
 	if (open_http(&d) < 0)
 		goto out;
-	if (conf_loader_new(d.base, reloaded, &d, &d.loader) < 0)
-		log_warning("reloads will parse the configuration on the event loop (no pipe)");
+	if (reloader_new(d.base, built, &d, &d.loader) < 0)
+		log_warning(
+		    "reloads will build the configuration on the event loop (out of memory)");
 	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
 	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
 	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
@@ -714,7 +685,7 @@ out:
 		if (event_initialized(&d.watchdog))
 			event_del(&d.watchdog);
 	}
-	conf_loader_free(&d.loader);
+	reloader_free(&d.loader);
 	triggers_free(&d.triggers);
 	if (d.sched)
 		sched_set_coord(d.sched, NULL); /* runs freed below write no pending work */

@@ -1,114 +1,232 @@
-/* Configuration loads off the event loop (reload.h): one thread per load, its end reported
- * by a byte on a pipe that the loop watches (libevent is not set up for threads, so no
- * event_active() from the thread). */
+/* Configurations built off the event loop (reload.h), in three steps: the parse and the merge
+ * with the SQL jobs on a background job, the plugins on the loop, then the job graph, the zone
+ * and the diff on a background job again. Each background step touches only the build's own
+ * data and what reload.h says stays put meanwhile; nothing is logged from it (the loop logs
+ * the result). */
 #include "reload.h"
 
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
-#include <fcntl.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h> /* not pthread.h: it includes <sched.h>, which core/src/sched.h shadows */
-#include <unistd.h>
+#include <time.h>
 
-struct conf_loader {
-	conf_loaded_fn fn;
+#include "bgwork.h"
+#include "jobgraph.h"
+#include "plugin.h"
+#include "sqljobs.h"
+
+struct reloader {
+	struct bgwork_job job; /* first: the step under way */
+	struct bgwork *bg;
+	reload_done_fn fn;
 	void *arg;
-	int pipe_fd[2];
-	struct event ev;
-	bool busy;
-	thrd_t thread;
-	/* written by the thread, read on the loop after the join */
+	bool busy, freeing;
+	int step; /* the background step under way: 1 or 2 */
+	/* the build's input, as reloader_start was given it (SQL is a copy) */
 	const char *path;
-	int rc;
-	struct pgc_config *cfg;
-	struct diag_list dl;
+	const struct pgc_config *files, *old;
+	struct sqljobs *sql;
+	struct reload_result res;
 };
 
-static int load_thread(void *arg)
+static double now_ms(void)
 {
-	struct conf_loader *l = arg;
-	char byte = 1;
-
-	l->rc = config_load(l->path, &l->cfg, &l->dl);
-	while (write(l->pipe_fd[1], &byte, 1) < 0 && errno == EINTR)
-		;
-	return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void on_done(evutil_socket_t fd, short what, void *arg)
+/* Step 1 (background): read the files if asked, merge the SQL jobs in. */
+static void parse_merge(struct reload_result *res, const char *path, const struct pgc_config *files,
+                        const struct sqljobs *sql)
 {
-	struct conf_loader *l = arg;
-	char buf[16];
+	if (path) {
+		res->rc = config_load(path, &res->files, &res->dl);
+		if (res->rc < 0)
+			return;
+		files = res->files;
+	}
+	/* a merge without SQL jobs takes a reference on FILES: the build's own, or the files in
+	 * force, which the loop neither refs nor frees until this build is delivered */
+	res->rc = sqljobs_merge(sql, files, &res->cfg, &res->sql_dl);
+}
 
-	while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
-		;
-	if (!l->busy)
+/* Step 2 (the loop): load the plugins and let them check their jobs. */
+static void check_plugins(struct reload_result *res)
+{
+	double t0 = now_ms();
+	res->rc = plugin_check_config(res->cfg, &res->plugins, &res->dl);
+	res->loop_ms += now_ms() - t0;
+}
+
+/* Step 3 (background): the job graph must be acyclic (the cycle is named in DL); open the
+ * zone; list what changed from OLD; with a REGISTRY (a history database, so SQL jobs), make
+ * its first part of the files read. */
+static void graph_zone_diff(struct reload_result *res, const struct pgc_config *old, bool registry)
+{
+	char err[256];
+	struct jobgraph g = {0};
+
+	res->rc = jobgraph_build(res->cfg, res->plugins, &g, &res->dl);
+	jobgraph_free(&g);
+	if (res->rc < 0)
 		return;
-	thrd_join(l->thread, NULL);
-	l->busy = false;
-	struct pgc_config *cfg = l->cfg;
-	struct diag_list dl = l->dl;
-	l->cfg = NULL;
-	memset(&l->dl, 0, sizeof(l->dl));
-	l->fn(l->arg, l->rc, cfg, &dl); /* may start the next load */
+	res->rc = cron_tz_open(res->cfg->timezone, &res->tz, err, sizeof(err));
+	if (res->rc < 0) {
+		diag_add(&res->dl, res->cfg->file, 0, "timezone: %s", err);
+		return;
+	}
+	if (old)
+		res->diff_rc = config_diff_jobs(old, res->cfg, &res->diff);
+	if (res->files && registry)
+		res->first_part = sqljobs_first_part(res->files);
 }
 
-int conf_loader_new(struct event_base *base, conf_loaded_fn fn, void *arg, struct conf_loader **out)
+/* After a failed step: nothing of the new configuration is kept but the problems. */
+static void drop_built(struct reload_result *res)
 {
-	struct conf_loader *l = calloc(1, sizeof(*l));
+	if (res->rc >= 0)
+		return;
+	plugin_registry_free(&res->plugins);
+	cron_tz_free(&res->tz);
+	config_free(&res->cfg);
+	config_diff_free(&res->diff);
+	free(res->first_part);
+	res->first_part = NULL;
+}
+
+int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
+                 const struct pgc_config *old, struct reload_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	parse_merge(res, path, files, sql);
+	if (res->rc == 0)
+		check_plugins(res);
+	if (res->rc == 0)
+		graph_zone_diff(res, old, sql != NULL);
+	drop_built(res);
+	return res->rc;
+}
+
+void reload_result_clear(struct reload_result *res)
+{
+	plugin_registry_free(&res->plugins);
+	cron_tz_free(&res->tz);
+	config_free(&res->cfg);
+	config_free(&res->files);
+	diag_clear(&res->dl);
+	diag_clear(&res->sql_dl);
+	config_diff_free(&res->diff);
+	free(res->first_part);
+	memset(res, 0, sizeof(*res));
+}
+
+/* ---- the background steps ------------------------------------------------------------ */
+
+static void step_work(struct bgwork_job *job)
+{
+	struct reloader *l = (struct reloader *)job;
+
+	if (l->step == 1)
+		parse_merge(&l->res, l->path, l->files, l->sql);
+	else
+		graph_zone_diff(&l->res, l->old, l->sql != NULL);
+}
+
+/* The build is over: hand the result over, and be ready for the next build (FN may start
+ * it). */
+static void deliver(struct reloader *l)
+{
+	struct reload_result res = l->res;
+
+	drop_built(&res);
+	memset(&l->res, 0, sizeof(l->res));
+	sqljobs_free(&l->sql);
+	l->busy = false;
+	l->fn(l->arg, &res);
+	reload_result_clear(&res);
+}
+
+static void step_done(struct bgwork_job *job, bool ran)
+{
+	struct reloader *l = (struct reloader *)job;
+
+	if (l->freeing)
+		return; /* reloader_free drops the result */
+	if (!ran) {     /* only bgwork_free leaves a step unrun, and that is reloader_free's */
+		l->res.rc = -ECANCELED;
+		deliver(l);
+		return;
+	}
+	if (l->step == 1 && l->res.rc == 0) {
+		check_plugins(&l->res);
+		if (l->res.rc == 0) {
+			l->step = 2;
+			if (bgwork_submit(l->bg, &l->job) == 0)
+				return;
+			graph_zone_diff(&l->res, l->old, l->sql != NULL); /* no worker: here */
+		}
+	}
+	deliver(l);
+}
+
+int reloader_new(struct event_base *base, reload_done_fn fn, void *arg, struct reloader **out)
+{
+	struct reloader *l = calloc(1, sizeof(*l));
 
 	*out = NULL;
 	if (!l)
 		return -ENOMEM;
-	if (pipe2(l->pipe_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
-		int e = errno;
+	int rc = bgwork_new(base, 1, &l->bg);
+	if (rc < 0) {
 		free(l);
-		return -e;
+		return rc;
 	}
 	l->fn = fn;
 	l->arg = arg;
-	event_assign(&l->ev, base, l->pipe_fd[0], EV_READ | EV_PERSIST, on_done, l);
-	if (event_add(&l->ev, NULL) != 0) {
-		close(l->pipe_fd[0]);
-		close(l->pipe_fd[1]);
-		free(l);
-		return -ENOMEM;
-	}
+	l->job.work = step_work;
+	l->job.done = step_done;
 	*out = l;
 	return 0;
 }
 
-int conf_loader_start(struct conf_loader *l, const char *path)
+bool reloader_busy(const struct reloader *l)
+{
+	return l->busy;
+}
+
+int reloader_start(struct reloader *l, const char *path, const struct pgc_config *files,
+                   const struct sqljobs *sql, const struct pgc_config *old)
 {
 	if (l->busy)
 		return -EBUSY;
+	int rc = sqljobs_copy(sql, &l->sql);
+	if (rc < 0)
+		return rc;
+	memset(&l->res, 0, sizeof(l->res));
 	l->path = path;
-	l->rc = 0;
-	l->cfg = NULL;
-	memset(&l->dl, 0, sizeof(l->dl));
-	if (thrd_create(&l->thread, load_thread, l) != thrd_success)
-		return -EAGAIN;
+	l->files = files;
+	l->old = old;
+	l->step = 1;
 	l->busy = true;
+	if (bgwork_submit(l->bg, &l->job) == 0)
+		return 0;
+	/* no worker: the whole build here, on the loop, as before there were threads */
+	reload_build(path, files, l->sql, old, &l->res);
+	deliver(l);
 	return 0;
 }
 
-void conf_loader_free(struct conf_loader **lp)
+void reloader_free(struct reloader **lp)
 {
-	struct conf_loader *l = *lp;
+	struct reloader *l = *lp;
 
 	if (!l)
 		return;
 	*lp = NULL;
-	if (l->busy) {
-		thrd_join(l->thread, NULL);
-		config_free(&l->cfg);
-		diag_clear(&l->dl);
-	}
-	event_del(&l->ev);
-	close(l->pipe_fd[0]);
-	close(l->pipe_fd[1]);
+	l->freeing = true;
+	bgwork_free(&l->bg); /* waits for a step under way */
+	reload_result_clear(&l->res);
+	sqljobs_free(&l->sql);
 	free(l);
 }

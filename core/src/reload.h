@@ -1,26 +1,63 @@
 #ifndef PGCROND_RELOAD_H
 #define PGCROND_RELOAD_H
 
-/* A SIGHUP reload parses the configuration on a thread and hands the new config back
- * through the event loop, so fires due while 100,000 jobs are read (0.5 s and more) are not
- * held up. Only config_load() runs on the thread: it touches no state of the running daemon
- * (plugins, which the core calls from one thread only, are checked back on the loop). */
+/* A new configuration is built off the event loop, so fires due meanwhile are not held up:
+ * at a SIGHUP (the files parsed again, the jobs made in SQL merged in) and when the jobs made
+ * in SQL change (merged again with the files in force). The parse, the merge, the job graph,
+ * the zone and the diff against the configuration in force run on a background job
+ * (bgwork.h); the loop only swaps the result in. One step stays on the loop, between the two
+ * background parts: loading the plugins and their checks of the jobs' settings, because the
+ * core calls a plugin from one thread only (plugin.h).
+ *
+ * What a build reads (the files in force, the configuration in force, the SQL jobs, copied at
+ * the start) must not change or be freed on the loop until its result is delivered: the daemon
+ * installs a configuration only from a delivered result, and starts one build at a time. */
 
 #include "config.h"
+#include "config_diff.h"
+#include "cron.h"
 
 struct event_base;
-struct conf_loader;
+struct plugin_registry;
+struct sqljobs;
+struct reloader;
 
-/* Called on the loop when a load ends: RC and CFG as config_load() returns them (CFG is the
- * callee's to keep or free), the problems in DL (the callee clears it). */
-typedef void (*conf_loaded_fn)(void *arg, int rc, struct pgc_config *cfg, struct diag_list *dl);
+/* What a build made. The receiver takes what it keeps (and sets it to NULL); the rest is
+ * freed by reload_result_clear. */
+struct reload_result {
+	int rc;                          /* 0, or negative: the build failed, the reasons in DL */
+	struct pgc_config *files;        /* the files read (a reload; NULL for a merge only) */
+	struct pgc_config *cfg;          /* the configuration to put in force */
+	struct plugin_registry *plugins; /* its plugins, loaded */
+	cron_tz *tz;                     /* its zone, open */
+	struct diag_list dl;             /* why the build failed */
+	struct diag_list sql_dl;         /* the jobs made in SQL left out (failed or not) */
+	struct config_diff diff;         /* the jobs changed from the old configuration to CFG */
+	int diff_rc;                     /* 0, or -ENOMEM: DIFF is incomplete */
+	char *first_part;                /* FILES' first registry part (sqljobs_first_part) */
+	double loop_ms;                  /* how long the build held the loop (the plugins) */
+};
 
-int conf_loader_new(struct event_base *base, conf_loaded_fn fn, void *arg, struct conf_loader **out)
+/* Called on the loop when a build ends; the result as described above. */
+typedef void (*reload_done_fn)(void *arg, struct reload_result *res);
+
+int reloader_new(struct event_base *base, reload_done_fn fn, void *arg, struct reloader **out)
     __attribute__((warn_unused_result));
-/* Start loading PATH (kept by the caller until FN is called). -EBUSY while a load is in
- * progress, another negative errno if no thread could be started. */
-int conf_loader_start(struct conf_loader *l, const char *path) __attribute__((warn_unused_result));
-/* Waits for a load in progress (its result is dropped), then frees. */
-void conf_loader_free(struct conf_loader **l);
+/* Start a build: the files read from PATH, or FILES when PATH is NULL (borrowed), merged with
+ * the jobs made in SQL as SQL holds them now (SQL may be NULL), compared with OLD (borrowed;
+ * NULL: no diff). PATH, FILES and OLD must stay as they are until FN is called. -EBUSY while a
+ * build is under way, -ENOMEM; when no background job can be started, the build runs here
+ * and FN is called before this returns. */
+int reloader_start(struct reloader *l, const char *path, const struct pgc_config *files,
+                   const struct sqljobs *sql, const struct pgc_config *old)
+    __attribute__((warn_unused_result));
+bool reloader_busy(const struct reloader *l);
+/* Waits for a build under way (its result is dropped, FN is not called), then frees. */
+void reloader_free(struct reloader **l);
+
+/* The same build, all on the calling thread (the daemon's start). Returns RES->rc. */
+int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
+                 const struct pgc_config *old, struct reload_result *res);
+void reload_result_clear(struct reload_result *res);
 
 #endif

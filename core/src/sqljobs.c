@@ -37,6 +37,7 @@ struct sqljobs {
 	bool rec_busy;            /* a part is in flight */
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_whole;           /* a schema before step 8: all jobs in one statement */
+	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
 	bool reading, again;
 	struct log_complaint complaint;
 	void (*changed)(void *arg);
@@ -245,7 +246,15 @@ static void send_part(struct sqljobs *sj)
 {
 	size_t n = sj->files->n_jobs;
 	size_t end = sj->rec_whole || n - sj->rec_next <= REC_PART ? n : sj->rec_next + REC_PART;
-	char *json = files_json(sj->files, sj->rec_whole ? 0 : sj->rec_next, end);
+	size_t from = sj->rec_whole ? 0 : sj->rec_next;
+	char *json = NULL;
+
+	if (sj->first && from == 0 && end == (n <= REC_PART ? n : REC_PART)) {
+		json = sj->first; /* made ahead for this very part */
+		sj->first = NULL;
+	} else {
+		json = files_json(sj->files, from, end);
+	}
 	char total[24];
 	int rc;
 
@@ -316,12 +325,26 @@ static void on_recorded(void *arg, const PGresult *res)
 	log_complaint_reset(&sj->complaint);
 }
 
-void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+char *sqljobs_first_part(const struct pgc_config *files)
 {
-	if (!sj)
+	return files_json(files, 0, files->n_jobs <= REC_PART ? files->n_jobs : REC_PART);
+}
+
+void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first)
+{
+	if (!sj) {
+		free(first);
 		return;
+	}
+	free(sj->first);
+	sj->first = first;
 	sj->files = files;
 	send_files(sj);
+}
+
+void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
+{
+	sqljobs_record_files_made(sj, files, NULL);
 }
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -370,6 +393,37 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	return 0;
 }
 
+int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
+{
+	*out = NULL;
+	if (!sj)
+		return 0;
+	struct sqljobs *c = calloc(1, sizeof(*c));
+	if (!c || !(c->rows = calloc(sj->n_rows + 1, sizeof(*c->rows)))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->n_rows = sj->n_rows;
+	for (size_t i = 0; i < sj->n_rows; i++) {
+		const struct sql_row *r = &sj->rows[i];
+		struct sql_row *o = &c->rows[i];
+		char *const from[] = {r->jobid,    r->name,     r->schedule, r->command,
+		                      r->database, r->username, r->options};
+		char **to[] = {&o->jobid,    &o->name,     &o->schedule, &o->command,
+		               &o->database, &o->username, &o->options};
+		for (size_t f = 0; f < sizeof(to) / sizeof(to[0]); f++) {
+			if (from[f] && !(*to[f] = strdup(from[f]))) {
+				sqljobs_free(&c);
+				return -ENOMEM;
+			}
+		}
+		o->enabled = r->enabled;
+		o->can_login = r->can_login;
+	}
+	*out = c;
+	return 0;
+}
+
 void sqljobs_free(struct sqljobs **psj)
 {
 	struct sqljobs *sj = psj ? *psj : NULL;
@@ -378,6 +432,7 @@ void sqljobs_free(struct sqljobs **psj)
 	notify_free(&sj->n);
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
+	free(sj->first);
 	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;

@@ -36,6 +36,12 @@ void sqljobs_refresh(struct sqljobs *sj);
  * borrowed: it must live until the next call or sqljobs_free (the parts are made from it as
  * they are sent, pgcrond--8.sql). */
 void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
+/* The first part of FILES' jobs as the registry is sent it, made on another thread (reload.h:
+ * 2,000 jobs' JSON is milliseconds of the loop); NULL on ENOMEM. */
+char *sqljobs_first_part(const struct pgc_config *files);
+/* sqljobs_record_files, with the first part FIRST (NULL, or sqljobs_first_part(FILES): taken)
+ * made already. */
+void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first);
 
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job
  * with a problem is left out and its problem added to DL (as "cron.job jobid N: ..."). 0 or
@@ -43,6 +49,11 @@ void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl) __attribute__((warn_unused_result));
 
+/* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop
+ * reads them again: *OUT (NULL when SJ is NULL) goes to sqljobs_merge and sqljobs_free. 0 or
+ * -ENOMEM. */
+int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
+    __attribute__((warn_unused_result));
 /* sqljobs_merge() with the SQL jobs read now, blocking, on CONN (a CLI command's
  * connection to the history database); without schema version 3 there are none. */
 int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
