@@ -253,6 +253,7 @@ struct cluster {
 	struct event beat_ev, flush_ev;
 	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
+	bool unlock_due;         /* unlock_ev fired: send them */
 
 	bool locked;         /* the name's lock is ours on this connection */
 	bool refused;        /* another live instance has the name: we are stopping */
@@ -311,9 +312,12 @@ static void unlock_gather(struct cluster *c)
 
 static void on_unlock_due(evutil_socket_t fd, short what, void *arg)
 {
+	struct cluster *c = arg;
 	(void)fd;
 	(void)what;
-	kick(arg);
+	/* due, whatever the two clocks say (libevent's timer runs on its cached time) */
+	c->unlock_due = true;
+	kick(c);
 }
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -400,7 +404,10 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
 		    log_complain(&c->offline_complaint))
 			log_warning("cluster: %s", why);
-		q->fn(q->arg, v, why);
+		if (q->fn)
+			q->fn(q->arg, v, why);
+		else if (v == CLUSTER_GRANTED)
+			cluster_release(c, q->job); /* forgotten after it was sent: its lock goes */
 		claim_free(q);
 	}
 }
@@ -481,7 +488,14 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 	c->tail = NULL;
 	while (*pp) {
 		struct claim *q = *pp;
-		if (q->arg == arg) {
+		if (q->arg == arg && q->fn && q->sent) {
+			/* its statement is on its way: the answer must still give back the job lock
+			 * a grant takes (answer), so it stays, unowned */
+			q->fn = NULL;
+			q->arg = NULL;
+			c->tail = q;
+			pp = &q->next;
+		} else if (q->arg == arg && q->fn) {
 			*pp = q->next;
 			claim_free(q);
 		} else {
@@ -1153,7 +1167,7 @@ static void kick(struct cluster *c)
 	 * fire waits for them; but not in the middle of a burst of claims, whose runs wait for
 	 * their claims now (claim_cap). */
 	if (c->n_unlock > 0 && !c->schema_missing && !(c->claim_cap && has_unsent(c)) &&
-	    (c->n_unlock >= UNLOCK_GATHER_MAX ||
+	    (c->unlock_due || c->n_unlock >= UNLOCK_GATHER_MAX ||
 	     clock_mono_ms() - c->unlock_since_ms >= UNLOCK_GATHER_MS)) {
 		struct claim *tmp = NULL, **tt = &tmp;
 		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
@@ -1170,6 +1184,7 @@ static void kick(struct cluster *c)
 			if (jobs) {
 				const char *p[] = {jobs, c->announce ? c->announce : "{}"};
 				c->unlock_sent = n;
+				c->unlock_due = false;
 				send_stmt(c, OP_UNLOCK, sql_unlock, 2, p);
 				free(jobs);
 				return;

@@ -687,8 +687,10 @@ out:
 	}
 	reloader_free(&d.loader);
 	triggers_free(&d.triggers);
-	if (d.sched)
-		sched_set_coord(d.sched, NULL); /* runs freed below write no pending work */
+	if (d.sched) {
+		sched_set_coord(d.sched, NULL);   /* runs freed below write no pending work */
+		sched_set_cluster(d.sched, NULL); /* nor touch the cluster closed below */
+	}
 	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
 	coord_free(&d.coord);
 	http_free(&d.http);

@@ -509,6 +509,8 @@ error:
 	r->message = text ? one_line(pgconn_result_error(res, text, need)) : NULL;
 	free(text);
 	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
+	const char *where = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+	r->parse_refused = where && strcmp(where, "exec_parse_message") == 0;
 	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
 	    strstr(r->message ? r->message : "", "statement timeout"))
 		r->timed_out = true;
@@ -591,14 +593,15 @@ static void run_unsend(struct exec_run *r)
 	exec_pool_dispatch(p);
 }
 
-/* A carried statement failed with a syntax error, which is also how the server refuses
- * several statements in one (what sqlscan could not see): nothing of it ran, and the
- * set_config() before it was rolled back with it. Send it again, as written. */
+/* The server refused a carried statement at its Parse, as it refuses several statements in
+ * one (what sqlscan could not see), before anything of it ran (a syntax error raised while
+ * it runs, by a function's dynamic SQL, is the run's own); the set_config() before it was
+ * rolled back with it. Send it again, as written. */
 static bool run_uncarry(struct exec_run *r)
 {
 	struct run_stmt *st = &r->stmts[0];
-	if (r->cur != 0 || !st->carry || !r->failed || strcmp(r->sqlstate, "42601") != 0 ||
-	    r->cancel_msg)
+	if (r->cur != 0 || !st->carry || !r->failed || !r->parse_refused ||
+	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
 		return false;
 	st->carry = false;
 	r->failed = false;
@@ -668,6 +671,11 @@ bool exec_run_read(struct exec_run *r)
 			if (!r->sync_due)
 				return false; /* a Sync before the statement's end: not ours */
 			r->in_pipeline = r->sync_due = false;
+			if (r->failed) {
+				/* its error rolled back the set_config() of its part */
+				c->timeout_ms = -1;
+				c->app_name[0] = '\0';
+			}
 			if (!PQexitPipelineMode(c->drv.conn))
 				return false;
 			run_stmt_done(r);

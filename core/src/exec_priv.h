@@ -88,6 +88,7 @@ struct exec_run {
 	bool setting_timeout; /* the set_config() step is in flight */
 	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
 	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
+	bool parse_refused;   /* its error came from the server's Parse: nothing of it ran */
 	bool sync_due;        /* ... and they are all read */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];

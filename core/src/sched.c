@@ -1186,7 +1186,10 @@ void sched_set_cluster(struct sched *s, struct cluster *c)
 void sched_job_disarm(struct job *j)
 {
 	job_disarm(j);
-	sched_preclaim_drop(j); /* paused: the fire may not come */
+	/* paused: the fire may not come; but a fire already at its instant waits for the
+	 * claim's answer, and goes on as a run under way does */
+	if (!j->pre || !sched_preclaim_waited(j))
+		sched_preclaim_drop(j);
 }
 
 void sched_job_arm(struct job *j)
@@ -1258,6 +1261,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		const char *why = "pgcrond was shutting down";
 		for (struct job *j = s->jobs; j; j = j->next) {
 			job_disarm(j);
+			sched_preclaim_give_back(j);
 			flow_job_drain(j);
 			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {

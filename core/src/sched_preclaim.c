@@ -12,10 +12,13 @@
  * holds the job's cluster lock (cluster.h); a fire that no run takes (the job was paused
  * or removed, or its previous run ended late) gives it back. A job whose run is under way
  * when its timer wakes is not claimed early: its overlap policy decides the fire at the
- * instant, and only a fire that runs is claimed, as before. The cost
+ * instant, and only a fire that runs is claimed, as before. A stop gives back what it claimed
+ * for instants it will not serve (the rows deleted), so another instance claims them. The cost
  * is a window: an instance that dies in the PRECLAIM_LEAD_US before an instant it claimed
  * leaves that fire unserved, as one that dies between a claim and its run's start does. */
 #include <stdlib.h>
+
+#include "log.h"
 
 #include "sched_priv.h"
 
@@ -161,6 +164,46 @@ void sched_preclaim_stale(struct job *j)
 	struct preclaim *p = j->pre;
 	if (p && !p->waiter && p->instant > j->last_fire && p->instant != j->next_fire)
 		pre_free(j);
+}
+
+static void on_given_back(void *arg, const struct pg_result *res, const char *err,
+                          const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err && *err)
+		log_warning("cluster: could not give back a fire claimed before its instant: %s",
+		            err);
+}
+
+void sched_preclaim_give_back(struct job *j)
+{
+	struct preclaim *p = j->pre;
+	struct cluster *c = j->s->cluster;
+	char key[64];
+	int64_t window = 0;
+
+	if (!p || p->waiter)
+		return;
+	if (p->state != PRE_OTHER && cluster_ready(c) &&
+	    cluster_fire_key("schedule", p->instant * 1000000, NULL, 1, 0, key, sizeof(key),
+	                     &window) > 0) {
+		/* after the claim's own statement, on the same connection: the row goes */
+		const char *params[] = {j->name, key, cluster_instance(c)};
+		if (cluster_submit(c,
+		                   "DELETE FROM pgcrond.fire_claim WHERE job_name = $1"
+		                   " AND fire_key = $2 AND instance = $3",
+		                   3, params, on_given_back, NULL) < 0)
+			log_job(LOG_LVL_WARNING, j->name,
+			        "cannot give back the fire claimed before its instant");
+	}
+	pre_free(j);
+}
+
+bool sched_preclaim_waited(const struct job *j)
+{
+	return j->pre && j->pre->waiter;
 }
 
 void sched_preclaim_drop(struct job *j)
