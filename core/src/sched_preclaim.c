@@ -41,6 +41,13 @@ int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
 	return PRECLAIM_LEAD_US;
 }
 
+/* The claim key of a scheduled fire at INSTANT (Unix seconds) into KEY. */
+static bool pre_key(int64_t instant, char *key, size_t len)
+{
+	int64_t window = 0;
+	return cluster_fire_key("schedule", instant * 1000000, NULL, 1, 0, key, len, &window) > 0;
+}
+
 /* The job lock a granted claim took goes back. */
 static void pre_free(struct job *j)
 {
@@ -97,7 +104,6 @@ void sched_preclaim_ask(struct job *j)
 {
 	struct sched *s = j->s;
 	char key[64];
-	int64_t window = 0;
 
 	if (!s->cluster || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->instant == j->next_fire))
@@ -109,8 +115,7 @@ void sched_preclaim_ask(struct job *j)
 	 * claimed then, if it runs at all, as without this */
 	if (j->active)
 		return;
-	if (cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key, sizeof(key),
-	                     &window) <= 0)
+	if (!pre_key(j->next_fire, key, sizeof(key)))
 		return;
 	struct preclaim *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -182,13 +187,10 @@ void sched_preclaim_give_back(struct job *j)
 	struct preclaim *p = j->pre;
 	struct cluster *c = j->s->cluster;
 	char key[64];
-	int64_t window = 0;
 
 	if (!p || p->waiter)
 		return;
-	if (p->state != PRE_OTHER && cluster_ready(c) &&
-	    cluster_fire_key("schedule", p->instant * 1000000, NULL, 1, 0, key, sizeof(key),
-	                     &window) > 0) {
+	if (p->state != PRE_OTHER && cluster_ready(c) && pre_key(p->instant, key, sizeof(key))) {
 		/* after the claim's own statement, on the same connection: the row goes */
 		const char *params[] = {j->name, key, cluster_instance(c)};
 		if (cluster_submit(c,

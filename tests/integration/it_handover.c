@@ -50,6 +50,40 @@ static int second_soon(int ahead)
 	return (int)((time(NULL) + ahead) % 60);
 }
 
+/* Instances NA and NB on one database, job "flaky" failing once AHEAD seconds from now with
+ * one retry after DELAY: once its first attempt failed and its retry is pending, *RAN is the
+ * instance that ran it and *OTHER the other one. */
+static void flaky_on_two(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                         const char *na, const char *nb, int ahead, const char *delay,
+                         struct itest_inst **ran, struct itest_inst **other)
+{
+	char s[32], jobs[512];
+	at_second(s, sizeof(s), second_soon(ahead));
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"%s\"; };\n",
+	         s, delay);
+	itest_inst_init(a, e, na, jobs);
+	itest_inst_init(b, e, nb, jobs);
+	inst_up(e, a);
+	inst_up(e, b);
+	ck_assert_msg(
+	    itest_env_wait(e, 20,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
+	    "no failed first attempt:\n%s\n%s", itest_read_file(a->log), itest_read_file(b->log));
+	/* its retry is written down as pending (not asserted here: the user's check follows) */
+	itest_env_wait(e, 5,
+	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	               " WHERE job_name = 'flaky' AND kind = 'retry' AND attempt = 2");
+	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'flaky' AND attempt = 1");
+	ck_assert(runner);
+	*ran = strcmp(runner, na) == 0 ? a : b;
+	*other = *ran == a ? b : a;
+	free(runner);
+}
+
 /* overlap = queue: a fire that finds the job running on the other instance waits for that
  * run's end (announced by a NOTIFY), then runs; before, it was skipped. */
 START_TEST(queue_waits_for_the_other_instance)
@@ -176,30 +210,8 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	struct itest_env e;
 	struct itest_inst a, b;
 	handover_db(&e, "ho-retry");
-	char s[32], jobs[512];
-	at_second(s, sizeof(s), second_soon(8));
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
-	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"15s\"; };\n",
-	         s);
-	itest_inst_init(&a, &e, "ta", jobs);
-	itest_inst_init(&b, &e, "tb", jobs);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
-	ck_assert_msg(
-	    itest_env_wait(&e, 20,
-	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
-	    "no failed first attempt:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
-	/* its retry is written down as pending (not asserted here: the user's check is below) */
-	itest_env_wait(&e, 5,
-	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
-	               " WHERE job_name = 'flaky' AND kind = 'retry' AND attempt = 2");
-	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
-	                                  " WHERE job_name = 'flaky' AND attempt = 1");
-	ck_assert(runner);
-	struct itest_inst *dead = strcmp(runner, "ta") == 0 ? &a : &b;
-	struct itest_inst *alive = dead == &a ? &b : &a;
+	struct itest_inst *dead, *alive;
+	flaky_on_two(&e, &a, &b, "ta", "tb", 8, "15s", &dead, &alive);
 	itest_inst_stop(dead, SIGKILL);
 	/* well before the dead one's 15 s delay would have ended: taken over at once */
 	ck_assert_msg(itest_env_wait(&e, 12,
@@ -211,7 +223,6 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.pending_work", "0");
 	ck_assert_msg(itest_wait_log(alive->log, "taking over a retry run a dead instance owed", 1),
 	              "no log line:\n%s", itest_read_file(alive->log));
-	free(runner);
 	itest_inst_stop(alive, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
@@ -495,29 +506,8 @@ START_TEST(clean_stop_hands_retry_over)
 	struct itest_env e;
 	struct itest_inst a, b;
 	handover_db(&e, "ho-stop");
-	char s[32], jobs[512];
-	at_second(s, sizeof(s), second_soon(7));
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
-	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
-	         s);
-	itest_inst_init(&a, &e, "sa", jobs);
-	itest_inst_init(&b, &e, "sb", jobs);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
-	ck_assert_msg(
-	    itest_env_wait(&e, 20,
-	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                   " WHERE job_name = 'flaky' AND attempt = 1 AND status = 'failed'"),
-	    "no failed first attempt:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
-	itest_env_wait(&e, 5,
-	               "SELECT count(*) = 1 FROM pgcrond.pending_work"
-	               " WHERE job_name = 'flaky' AND kind = 'retry'");
-	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
-	                                  " WHERE job_name = 'flaky' AND attempt = 1");
-	ck_assert(runner);
-	struct itest_inst *stopped = strcmp(runner, "sa") == 0 ? &a : &b;
-	struct itest_inst *other = stopped == &a ? &b : &a;
+	struct itest_inst *stopped, *other;
+	flaky_on_two(&e, &a, &b, "sa", "sb", 7, "60s", &stopped, &other);
 	ck_assert_int_eq(itest_inst_stop(stopped, SIGTERM), 0);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -531,7 +521,6 @@ START_TEST(clean_stop_hands_retry_over)
 	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'"
 	                    " AND return_message LIKE 'pgcrond was shutting down; handed over%'",
 	                    "1");
-	free(runner);
 	itest_inst_stop(other, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
