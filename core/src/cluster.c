@@ -1156,6 +1156,13 @@ static void kick(struct cluster *c)
 	if (c->drv.state != CONNDRV_READY || c->op != OP_NONE || !c->locked)
 		return;
 	if (c->closing) {
+		/* statements asked for before the stop go first (a stop's give-back of the fires it
+		 * claimed early, sched_preclaim.c), within the stop's grace */
+		if (c->task_head) {
+			struct task *t = c->task_head;
+			send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+			return;
+		}
 		if (!c->stop_done) {
 			const char *p[] = {c->instance, c->boot_id};
 			send_stmt(c, OP_STOP, sql_stop, 2, p);

@@ -1259,9 +1259,9 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		s->draining = true;
 		clock_disarm(s->clock, &s->clock_ev);
 		const char *why = "pgcrond was shutting down";
+		sched_preclaim_give_back(s);
 		for (struct job *j = s->jobs; j; j = j->next) {
 			job_disarm(j);
-			sched_preclaim_give_back(j);
 			flow_job_drain(j);
 			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {

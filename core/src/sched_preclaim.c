@@ -182,25 +182,31 @@ static void on_given_back(void *arg, const struct pg_result *res, const char *er
 		            err);
 }
 
-void sched_preclaim_give_back(struct job *j)
+void sched_preclaim_give_back(struct sched *s)
 {
-	struct preclaim *p = j->pre;
-	struct cluster *c = j->s->cluster;
-	char key[64];
+	struct cluster *c = s->cluster;
+	bool any = false;
 
-	if (!p || p->waiter)
-		return;
-	if (p->state != PRE_OTHER && cluster_ready(c) && pre_key(p->instant, key, sizeof(key))) {
-		/* after the claim's own statement, on the same connection: the row goes */
-		const char *params[] = {j->name, key, cluster_instance(c)};
-		if (cluster_submit(c,
-		                   "DELETE FROM pgcrond.fire_claim WHERE job_name = $1"
-		                   " AND fire_key = $2 AND instance = $3",
-		                   3, params, on_given_back, NULL) < 0)
-			log_job(LOG_LVL_WARNING, j->name,
-			        "cannot give back the fire claimed before its instant");
+	for (struct job *j = s->jobs; j; j = j->next) {
+		if (!j->pre || j->pre->waiter)
+			continue;
+		any = any || j->pre->state != PRE_OTHER;
+		pre_free(j);
 	}
-	pre_free(j);
+	if (!any || !cluster_ready(c))
+		return;
+	/* One statement for them all, after the claims' own on the same connection: this
+	 * process's claims of instants still to come were all made early (a fire is otherwise
+	 * claimed at or after its instant), and the recent ones are found by claimed_at's
+	 * index. */
+	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
+	if (cluster_submit(c,
+	                   "DELETE FROM pgcrond.fire_claim WHERE instance = $1 AND boot_id = $2"
+	                   " AND claimed_at > now() - interval '1 minute'"
+	                   " AND fire_key ~ '^s:[0-9]+$'"
+	                   " AND substr(fire_key, 3)::bigint > extract(epoch FROM now())",
+	                   2, params, on_given_back, NULL) < 0)
+		log_warning("cluster: cannot give back the fires claimed before their instant");
 }
 
 bool sched_preclaim_waited(const struct job *j)

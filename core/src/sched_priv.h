@@ -217,9 +217,10 @@ void sched_preclaim_settle(struct job *j);
 /* J's next_fire moved (a new schedule, a clock step, disabled): a claim made for an instant
  * still to come that is no longer its next is given back. */
 void sched_preclaim_stale(struct job *j);
-/* Shutdown: a fire of J claimed in advance that will not run here is given back (its row
- * deleted, its lock released), so another instance may claim it at its instant. */
-void sched_preclaim_give_back(struct job *j);
+/* Shutdown: the fires claimed in advance that will not run here are given back (their rows
+ * deleted in one statement, their locks released), so another instance may claim them at
+ * their instant. */
+void sched_preclaim_give_back(struct sched *s);
 /* A run of J waits for J's claim made in advance. */
 bool sched_preclaim_waited(const struct job *j);
 /* J goes: its claim made in advance is forgotten, and its lock released. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -412,6 +413,61 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 }
 END_TEST
 
+/* An instance stopped just before an instant gives back the fires it claimed for it: the
+ * other instance runs every one of them. */
+START_TEST(stop_gives_back_early_claims)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	char jobs[2048] = "jobs = (\n";
+	cluster_db(&e, "cl-giveback");
+	for (int i = 0; i < 8; i++) {
+		size_t n = strlen(jobs);
+		snprintf(jobs + n, sizeof(jobs) - n,
+		         "  { name = \"g%d\"; command = \"SELECT 1\"; database = \"app\";"
+		         " schedule = \"* * * * * *\"; }%s\n",
+		         i, i < 7 ? "," : "");
+	}
+	strcat(jobs, ");\n");
+	itest_inst_init(&a, &e, "gb1", jobs);
+	itest_inst_init(&b, &e, "gb2", jobs);
+	itest_inst_start(&a);
+	itest_inst_start(&b);
+	wait_live(&e, &a);
+	wait_live(&e, &b);
+	itest_sleep(2);
+	/* 40 ms before a whole second: both have claimed its fires (100 ms ahead) */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double frac = (double)ts.tv_nsec / 1e9;
+	itest_sleep(frac < 0.96 ? 0.96 - frac : 1.96 - frac);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long instant = (long long)ts.tv_sec + 1;
+	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	itest_sleep(2.5);
+	itest_inst_stop(&a, SIGTERM);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT job_name) FROM pgcrond.job_run_details"
+	         " WHERE scheduled_time = to_timestamp(%lld) AND status = 'succeeded'",
+	         instant);
+	long long ran = itest_scalar_ll(e.db, sql);
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(job_name || ' ' || instance, ', ' ORDER BY job_name)"
+	         " FROM pgcrond.fire_claim WHERE fire_key = 's:%lld'",
+	         instant);
+	char *claims = itest_scalar(e.db, sql);
+	ck_assert_msg(ran == 8,
+	              "%lld of 8 fires of the instant after the stop ran (claims: %.400s)", ran,
+	              claims ? claims : "none");
+	free(claims);
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
 START_TEST(three_instances_every_fire_once_across_kills)
 {
@@ -628,6 +684,7 @@ int main(void)
 	    {"batch", fires_waiting_for_a_slot_are_claimed_together},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	    {"fanin", fan_in_across_instances},
+	    {"giveback", stop_gives_back_early_claims},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
