@@ -46,6 +46,10 @@
  * much longer than its run, a wait another instance sees like a round trip's. */
 #define UNLOCK_GATHER_MS 20
 #define UNLOCK_GATHER_MAX 256
+/* While runs are under way (the busy hook), the locks wait up to UNLOCK_HOLD_MS (or until
+ * CLAIM_BATCH_MAX are due): in a burst the unlock statements took the CPU of the server
+ * the runs still to start needed. Well before the next fire of an every-second job. */
+#define UNLOCK_HOLD_MS 250
 /* The name's lock is held by someone: look again after a heartbeat has had time to move. */
 #define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
 /* Claims older than this are purged (catch-up compares with the history, not the claims). */
@@ -318,6 +322,27 @@ static void on_unlock_due(evutil_socket_t fd, short what, void *arg)
 	/* due, whatever the two clocks say (libevent's timer runs on its cached time) */
 	c->unlock_due = true;
 	kick(c);
+}
+
+/* Whether the unsent unlocks wait for the runs under way (UNLOCK_HOLD_MS); if so, they go
+ * when the hold ends or cluster_wake() comes. */
+static bool unlock_held(struct cluster *c)
+{
+	if (c->closing || !c->hooks.busy || c->n_unlock >= CLAIM_BATCH_MAX ||
+	    !c->hooks.busy(c->hooks.arg))
+		return false;
+	int64_t held = clock_mono_ms() - c->unlock_since_ms;
+	if (held >= UNLOCK_HOLD_MS)
+		return false;
+	evtimer_del(&c->unlock_ev);
+	arm(&c->unlock_ev, UNLOCK_HOLD_MS - held);
+	return true;
+}
+
+void cluster_wake(struct cluster *c)
+{
+	if (c && c->n_unlock > 0)
+		kick(c);
 }
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -1175,7 +1200,8 @@ static void kick(struct cluster *c)
 	 * their claims now (claim_cap). */
 	if (c->n_unlock > 0 && !c->schema_missing && !(c->claim_cap && has_unsent(c)) &&
 	    (c->unlock_due || c->n_unlock >= UNLOCK_GATHER_MAX ||
-	     clock_mono_ms() - c->unlock_since_ms >= UNLOCK_GATHER_MS)) {
+	     clock_mono_ms() - c->unlock_since_ms >= UNLOCK_GATHER_MS) &&
+	    !unlock_held(c)) {
 		struct claim *tmp = NULL, **tt = &tmp;
 		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
 		/* the array literal takes claims: borrow the names */

@@ -72,6 +72,10 @@ struct cluster_hooks {
 	 * a hint only, never an instruction (coord.h reads the rows it points at). May be
 	 * NULL. */
 	void (*notified)(void *arg, const char *payload);
+	/* Runs are under way on the jobs' connections: the locks of runs that ended may wait
+	 * (up to a quarter second), so that their statement does not take the server's CPU from
+	 * the runs of a burst. Call cluster_wake() when they are done. May be NULL. */
+	bool (*busy)(void *arg);
 	void *arg;
 };
 
@@ -151,6 +155,9 @@ struct cluster_stats {
 	size_t peers_live;   /* other instances live at the last heartbeat */
 };
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
+
+/* The runs the busy hook waited for are done: send what waited for them. */
+void cluster_wake(struct cluster *c);
 
 /* The advisory lock of instance NAME is pg_advisory_lock(hashtextextended('pgcrond instance '
  * || NAME, 0)) in the history database: pg_locks shows it as locktype advisory, objsubid 1,

@@ -403,6 +403,13 @@ static void cluster_paused_changed(void *arg)
 	ctl_paused_changed(d->ctl);
 }
 
+/* Runs are under way: the cluster's unlocks may wait for them (cluster.h). */
+static bool cluster_busy(void *arg)
+{
+	struct daemon *d = arg;
+	return exec_active_runs(d->ex) > 0;
+}
+
 static int open_cluster(struct daemon *d)
 {
 	const struct conf_database *db =
@@ -414,6 +421,7 @@ static int open_cluster(struct daemon *d)
 	                              .orphan = cluster_orphan,
 	                              .reaped = cluster_reaped,
 	                              .notified = cluster_notified,
+	                              .busy = cluster_busy,
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
@@ -475,9 +483,12 @@ static bool runs_under_way(void *ex)
 	return exec_active_runs(ex) > 0;
 }
 
-static void wake_history(void *hist)
+/* The executor has no run under way: what the history and the cluster held back goes. */
+static void runs_drained(void *arg)
 {
-	hist_wake(hist);
+	struct daemon *d = arg;
+	hist_wake(d->hist);
+	cluster_wake(d->cluster);
 }
 
 static int open_history(struct daemon *d)
@@ -498,7 +509,7 @@ static int open_history(struct daemon *d)
 	}
 	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
 	hist_set_busy_fn(d->hist, runs_under_way, d->ex);
-	exec_set_drained_cb(d->ex, wake_history, d->hist);
+	exec_set_drained_cb(d->ex, runs_drained, d);
 	return 0;
 }
 

@@ -279,6 +279,7 @@ static int conn_open(struct pool *p)
 	c->pool = p;
 	c->generation = p->generation;
 	c->timeout_ms = -1;
+	c->default_timeout_ms = -1;
 	c->state = CONN_CONNECTING;
 	char label[96];
 	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
@@ -375,6 +376,7 @@ static void run_send_first(struct exec_run *r)
 		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
 			/* read as the last step of a reset whose first part is answered */
 			c->reset_step = RESET_STEPS - 1;
+			c->reset_no_set = false;
 			c->reset_syncs = RESET_SYNCS - 1;
 			c->reset_failed = false;
 			c->reset_timeout_ms = r->timeout_ms;
@@ -1004,7 +1006,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	         (long long)(r->timeout_ms > INT_MAX ? 0 : r->timeout_ms));
 	if (spec->name && !(r->name = strdup(spec->name)))
 		goto out;
-	if (spec->name) /* the server cuts it at 63 bytes */
+	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
 		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
 	r->on_pid = spec->on_pid;
 	r->on_done = spec->on_done;

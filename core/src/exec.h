@@ -53,6 +53,9 @@ struct exec_run_spec {
 	const struct exec_stmt *stmts; /* copied */
 	size_t n_stmts;
 	int64_t timeout_ms; /* 0 = none; covers the wait for a connection too */
+	/* application_name 'pgcrond: NAME' for the run, so pg_stat_activity shows it; false:
+	 * the startup 'pgcrond' (a set_config() less, when the timeout is the default too) */
+	bool name_backend;
 	/* Called once the run has a connection, with its backend pid (job_pid). May be NULL. */
 	void (*on_pid)(void *arg, int pid);
 	/* Called exactly once, from the event loop (never from inside exec_submit() or

@@ -26,8 +26,11 @@ struct conn {
 	struct exec_run *run; /* when BUSY */
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
-	char app_name[80];    /* application_name a run set on it; "" = the startup one */
-	bool tainted;         /* a cancel was aimed at it: never reuse */
+	/* the statement_timeout DISCARD ALL restores (the role's, database's or server's
+	 * default), as the last SHOW read it; -1 = unknown */
+	int64_t default_timeout_ms;
+	char app_name[80]; /* application_name a run set on it; "" = the startup one */
+	bool tainted;      /* a cancel was aimed at it: never reuse */
 	struct conn *prev, *next;
 	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
 	 * answered, whether a step failed (then it is closed), and the statement_timeout its
@@ -37,6 +40,7 @@ struct conn {
 	bool reset_failed;
 	int64_t reset_timeout_ms;
 	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
+	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores */
 	/* RESETTING: the run first in the queue when the reset was sent, which the reset
 	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
 	struct exec_run *next_run;

@@ -25,7 +25,8 @@
  *  - the statement_timeout and application_name of the run first in the pool's queue,
  *    which this connection serves as soon as the reset is answered (conn->next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
- *    match needs no set_config() round trip of its own;
+ *    match needs no set_config() round trip of its own. Nothing, when that run wants what
+ *    DISCARD ALL restores: the default timeout the last SHOW read, and no name;
  *  - that run's statement itself, when it may follow other statements in one implicit
  *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
  *    or several statements): it runs only if DISCARD ALL and the set_config() succeeded,
@@ -100,7 +101,14 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 		     PQpipelineSync(c->drv.conn);
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
-	if (next && next->timeout_ms >= 0) {
+	c->reset_no_set = next && next->timeout_ms >= 0 && !next->app_name[0] &&
+	                  c->default_timeout_ms >= 0 && next->timeout_ms == c->default_timeout_ms;
+	if (c->reset_no_set) {
+		/* what DISCARD ALL restores is what the run wants: no set_config() (a statement
+		 * per run, a quarter of the pool's throughput when many runs are due at once) */
+		if (ok && carry && exec_run_may_carry(next))
+			ok = exec_conn_carry(c, next);
+	} else if (next && next->timeout_ms >= 0) {
 		bool app = next->app_name[0] != '\0';
 		params[0] = next->timeout_text;
 		params[1] = next->app_name;
@@ -183,8 +191,10 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		if (c->reset_timeout_ms >= 0) {
 			c->timeout_ms = c->reset_timeout_ms;
 			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset_app);
-		} else if (PQntuples(res) == 1)
+		} else if (PQntuples(res) == 1) {
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
+			c->default_timeout_ms = c->timeout_ms;
+		}
 		return;
 	}
 	if (st == PGRES_COMMAND_OK)
@@ -237,6 +247,12 @@ void exec_conn_reset_read(struct conn *c)
 			if (nulls++ > 0)
 				break;
 			c->reset_step++;
+			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
+				/* no set_config() was sent: the session has the defaults */
+				c->timeout_ms = c->default_timeout_ms;
+				c->app_name[0] = '\0';
+				c->reset_step++;
+			}
 			continue;
 		}
 		nulls = 0;

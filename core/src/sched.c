@@ -41,6 +41,10 @@
 /* A fire served within this long after its instant is on time; later, it was missed and the
  * job's catch-up policy decides (README "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
+/* A job whose last run held its connection this long (or that has not run since the start)
+ * has its runs named in pg_stat_activity ('pgcrond: JOB'); a shorter run would hardly be
+ * seen there, and naming it costs a statement per run (exec.h: name_backend). */
+#define NAMED_RUN_US 1000000
 
 static void job_timer_cb(void *arg);
 static void run_begin(struct run *r);
@@ -286,6 +290,8 @@ static void note_result(struct run *r, bool ok, const char *message, const char 
 	j->last_start_us = r->start_us;
 	j->last_end_us = end_us;
 	j->last_attempt = r->attempt;
+	int64_t busy_ms = r->backend_at_us ? (sched_now_us(j->s) - r->backend_at_us) / 1000 : 0;
+	j->last_backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
 
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
@@ -376,6 +382,7 @@ static void on_pid(void *arg, int pid)
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
+	r->backend_at_us = sched_now_us(s);
 	if (s->hist)
 		hist_set_pid(s->hist, r->hist_key, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
@@ -643,7 +650,8 @@ static void run_begin(struct run *r)
 		r->hist_key = hist_start(s->hist, &hr);
 	}
 	if (r->scheduled_us) {
-		fmt_hms(r->scheduled_us, when, sizeof(when));
+		if (log_get_level() >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+			fmt_hms(r->scheduled_us, when, sizeof(when));
 		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
 		        when, r->attempt);
 	} else if (r->n_payloads) {
@@ -661,6 +669,7 @@ static void run_begin(struct run *r)
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,
+	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_US / 1000,
 	    .on_pid = on_pid,
 	    .on_done = on_done,
 	    .arg = r,

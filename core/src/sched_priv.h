@@ -82,7 +82,8 @@ struct job {
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
 	int last_attempt;
-	char *last_message; /* its return_message */
+	int32_t last_backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_US) */
+	char *last_message;      /* its return_message */
 	int64_t last_start_us;
 	int64_t last_end_us;
 	bool paused;
@@ -110,6 +111,7 @@ struct run {
 	int64_t start_us;
 	struct exec_run *er;
 	int backend_pid;             /* once connected, 0 before */
+	int64_t backend_at_us;       /* when it got the connection (sched_now_us), 0 before */
 	struct sched_waiter *waiter; /* told how the run ends (moves to its retry); NULL */
 	char *graph_run;             /* shared by the runs one upstream run caused; NULL */
 	char **payloads;             /* notification payloads for the plugin */

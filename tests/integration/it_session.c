@@ -229,6 +229,70 @@ START_TEST(statements_with_the_reset)
 }
 END_TEST
 
+/* A run's statement_timeout and application_name are set only when they differ from what
+ * DISCARD ALL restores (the database's default here is 7 s): a job without a timeout still
+ * gets none, one of 5 s its 5 s, one of 7 s the default. A job's first run is named
+ * 'pgcrond: JOB' in pg_stat_activity; later runs only if the last took a second or more. */
+START_TEST(settings_only_when_needed)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "session-settings", "it_session_settings");
+	main_conf_pool1(&e);
+	itest_exec(e.db, "CREATE TABLE public.seen (job text, timeout text, app text,"
+	                 " at timestamptz DEFAULT clock_timestamp());"
+	                 "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET"
+	                 " statement_timeout = ''7s''', current_database()); END$$");
+#define SEEN(job)                                                                                  \
+	"INSERT INTO public.seen VALUES ('" job "', current_setting('statement_timeout'),"         \
+	" current_setting('application_name'))"
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    "{ name = \"none\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    "  command = \"" SEEN(
+	        "none") "\"; },\n"
+	                "{ name = \"five\"; database = \"app\"; schedule = \"* * * * * *\";"
+	                "  timeout = \"5s\"; command = \"" SEEN(
+	                    "five") "\"; },\n"
+	                            "{ name = \"seven\"; database = \"app\"; schedule = \"* * * * "
+	                            "* *\";"
+	                            "  timeout = \"7s\"; command = \"" SEEN(
+	                                "seven") "\"; },\n"
+	                                         "{ name = \"slow\"; database = \"app\"; schedule "
+	                                         "= \"*/2 * * * * *\";"
+	                                         "  command = \"SELECT pg_sleep(1.1); " SEEN(
+	                                             "slow") "\"; }\n"
+	                                                     ");\n");
+#undef SEEN
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) >= 4 FROM (SELECT job FROM public.seen"
+	                             " GROUP BY job HAVING count(*) >= 3) j"),
+	              "the jobs did not run three times each:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	/* every run had its own timeout, whatever the run before it on the connection set */
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT job || '=' || timeout, ',') FROM"
+	                    " public.seen",
+	                    "five=5s,none=0,seven=7s,slow=0");
+	/* the first run of each job is named; the later runs of the quick ones are not, those
+	 * of the job that takes over a second are */
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job || ':' || app, ',' ORDER BY job) FROM"
+	                    " (SELECT DISTINCT ON (job) job, app FROM public.seen"
+	                    "  ORDER BY job, at) f",
+	                    "five:pgcrond: five,none:pgcrond: none,seven:pgcrond: seven,"
+	                    "slow:pgcrond: slow");
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT job || ':' || app, ',') FROM"
+	                    " (SELECT job, app, row_number() OVER (PARTITION BY job ORDER BY at)"
+	                    "  AS n FROM public.seen) r WHERE n > 1",
+	                    "five:pgcrond,none:pgcrond,seven:pgcrond,slow:pgcrond: slow");
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Lines of TEXT that contain NEEDLE. */
 static int lines_with(const char *text, const char *needle)
 {
@@ -308,6 +372,7 @@ int main(void)
 	tcase_add_test(tc, leaks_are_reset);
 	tcase_add_test(tc, open_transaction_fails);
 	tcase_add_test(tc, statements_with_the_reset);
+	tcase_add_test(tc, settings_only_when_needed);
 	tcase_add_test(tc, notices_are_logged_safely);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
