@@ -1372,17 +1372,32 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
 {
 	if (!c)
 		return 0;
-	conndrv_set_check(&c->drv, cfg->connection_check_ms);
 	size_t n = cfg->n_jobs;
 	const struct conf_job **sorted = calloc(n ? n : 1, sizeof(*sorted));
-	struct claim *items = calloc(n ? n : 1, sizeof(*items));
-	int rc = -ENOMEM;
-	if (!sorted || !items)
-		goto out;
+	if (!sorted)
+		return -ENOMEM;
 	/* in byte order, as the parts' ranges are read (COLLATE "C") */
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = &cfg->jobs[i];
 	qsort(sorted, n, sizeof(*sorted), by_name);
+	return cluster_set_jobs_sorted(c, cfg, &sorted);
+}
+
+int cluster_set_jobs_sorted(struct cluster *c, const struct pgc_config *cfg,
+                            const struct conf_job ***sortedp)
+{
+	const struct conf_job **sorted = *sortedp;
+	*sortedp = NULL;
+	if (!c) {
+		free(sorted);
+		return 0;
+	}
+	conndrv_set_check(&c->drv, cfg->connection_check_ms);
+	size_t n = cfg->n_jobs;
+	struct claim *items = calloc(n ? n : 1, sizeof(*items));
+	int rc = -ENOMEM;
+	if (!sorted || !items)
+		goto out;
 	/* the jobs whose runs another instance may wait for (sql_unlock, coord.c) */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
