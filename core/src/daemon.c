@@ -275,7 +275,7 @@ static void install_end(struct daemon *d)
 /* What follows a build put in force (or refused; SQL: the jobs made in SQL). PLUGINS_MS and
  * SWAP: how long the loop was held, for the debug line. */
 static void after_install(struct daemon *d, bool sql, double plugins_ms,
-                          const struct sched_apply_stats *swap)
+                          const struct sched_apply_stats *swap, int64_t first_us, int64_t last_us)
 {
 	if (sql) {
 		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
@@ -296,9 +296,9 @@ static void after_install(struct daemon *d, bool sql, double plugins_ms,
 	/* how long the loop was held: the plugins' checks, then this swap, a slice of the jobs
 	 * a turn (README "Benchmarks") */
 	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap, in %u "
-	          "turn(s) of at most %.2f ms and %zu job(s)",
+	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
 	          sql ? "sql jobs" : "reload", plugins_ms, swap->total_us / 1000.0, swap->turns,
-	          swap->longest_us / 1000.0, swap->most_jobs);
+	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
 	if (d->reload_again && !d->stopping) {
 		d->reload_again = false;
 		d->sql_again = false; /* the reload merges the SQL jobs as they are now */
@@ -339,8 +339,9 @@ static void installed(void *arg, int rc)
 	if (d->stopping)
 		return;
 	struct sched_apply_stats st;
-	swap_stats(d->sched, d->swap_begin_us, clock_mono_us() - t0, &st);
-	after_install(d, sql, plugins_ms, &st);
+	int64_t last_us = clock_mono_us() - t0;
+	swap_stats(d->sched, d->swap_begin_us, last_us, &st);
+	after_install(d, sql, plugins_ms, &st, d->swap_begin_us, last_us);
 }
 
 /* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
@@ -374,7 +375,7 @@ static void built(void *arg, struct reload_result *r)
 	}
 	struct sched_apply_stats st = {.turns = 1, .total_us = clock_mono_us() - t0};
 	st.longest_us = st.total_us;
-	after_install(d, sql, r->loop_ms, &st);
+	after_install(d, sql, r->loop_ms, &st, st.total_us, 0);
 }
 
 /* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
