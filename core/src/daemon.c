@@ -294,7 +294,7 @@ static void after_install(struct daemon *d, bool sql, double plugins_ms,
 		sdnotify_ready();
 	}
 	/* how long the loop was held: the plugins' checks, then this swap, a slice of the jobs
-	 * a turn (README "Benchmarks") */
+	 * a turn (bench_scale reads it; docs/scaling.md) */
 	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap, in %u "
 	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
 	          sql ? "sql jobs" : "reload", plugins_ms, swap->total_us / 1000.0, swap->turns,

@@ -3,8 +3,8 @@
  * Every scheduled job points into the configuration in force (its strings, its compiled
  * schedule, its conf_job), so a reload must visit every job: at 100,000 jobs that held the
  * loop about 100 ms in one turn, and the fires due meanwhile were that late. The apply goes
- * in slices instead, one per loop turn, about 2 ms each (APPLY_SLICE_US), through these
- * phases:
+ * in slices instead, one per loop turn, 2 ms or 8,192 jobs at most (APPLY_SLICE_*), through
+ * these phases:
  *
  *   update  each job of the new configuration: found by name (or made), pointed at its new
  *           entry, rescheduled if its schedule, enabled or zone changed, its staleness timer
@@ -33,7 +33,7 @@
 
 /* How long one turn goes on, and how many jobs it takes at most: about 300 ns a job (a
  * cache miss or three), so some 6,000 jobs in 2 ms. Fires due meanwhile are that much late
- * at most (README "Benchmarks"). */
+ * at most (docs/scaling.md "A reload without delaying due fires"). */
 #define APPLY_SLICE_US 2000
 #define APPLY_SLICE_JOBS 8192
 /* The clock is read every this many jobs. */
