@@ -1375,29 +1375,21 @@ static int by_name(const void *a, const void *b)
 	return strcmp((*x)->name, (*y)->name);
 }
 
-int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg)
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
+                     const struct conf_job ***sortedp)
 {
-	if (!c)
-		return 0;
-	size_t n = cfg->n_jobs;
-	const struct conf_job **sorted = calloc(n ? n : 1, sizeof(*sorted));
-	if (!sorted)
-		return -ENOMEM;
-	/* in byte order, as the parts' ranges are read (COLLATE "C") */
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = &cfg->jobs[i];
-	qsort(sorted, n, sizeof(*sorted), by_name);
-	return cluster_set_jobs_sorted(c, cfg, &sorted);
-}
-
-int cluster_set_jobs_sorted(struct cluster *c, const struct pgc_config *cfg,
-                            const struct conf_job ***sortedp)
-{
-	const struct conf_job **sorted = *sortedp;
-	*sortedp = NULL;
+	const struct conf_job **sorted = sortedp ? *sortedp : NULL;
+	if (sortedp)
+		*sortedp = NULL;
 	if (!c) {
 		free(sorted);
 		return 0;
+	}
+	if (!sorted && (sorted = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*sorted)))) {
+		/* in byte order, as the parts' ranges are read (COLLATE "C") */
+		for (size_t i = 0; i < cfg->n_jobs; i++)
+			sorted[i] = &cfg->jobs[i];
+		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
 	conndrv_set_check(&c->drv, cfg->connection_check_ms);
 	size_t n = cfg->n_jobs, m = 0;

@@ -255,8 +255,7 @@ static void install_end(struct daemon *d)
 			hist_set_connection_check(d->hist, cfg->connection_check_ms);
 		alert_reconfigure(d->alerts, cfg);
 		/* the names sorted off the loop (config_diff.h) */
-		if ((r->diff.by_name ? cluster_set_jobs_sorted(d->cluster, cfg, &r->diff.by_name)
-		                     : cluster_set_jobs(d->cluster, cfg)) < 0)
+		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
 			log_warning("cluster: out of memory publishing the jobs");
 		http_apply(d->http, cfg);
 		log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
@@ -507,7 +506,7 @@ static int open_cluster(struct daemon *d)
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
 	                      &d->cluster);
 	if (rc == 0)
-		rc = cluster_set_jobs(d->cluster, d->cfg);
+		rc = cluster_set_jobs(d->cluster, d->cfg, NULL);
 	if (rc < 0)
 		log_error("cannot coordinate with other instances: %s", strerror(-rc));
 	return rc;
