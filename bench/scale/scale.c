@@ -1,12 +1,23 @@
 /* bench_scale: the daemon with many jobs (files of 1,000 jobs on yearly schedules, so none
  * is due): how long `pgcrond check` and `pgcrond list` take, how long the daemon takes from
  * exec to its "started" line, how long a SIGHUP reload takes (signal to its "configuration
- * reloaded" line), and the daemon's RSS after start and after the reload. Each figure is the
- * median (min-max) over RUNS runs. Never fails on time.
+ * reloaded" line), and the daemon's RSS after start and after the reloads. Each figure is the
+ * median (min-max) over RUNS runs (the reloads: over every reload of every run).
+ *
+ * Whether a reload delays the fires due meanwhile: TICKS more jobs run every second (an
+ * INSERT of statement_timestamp() into bench_scale_tick; lateness is that minus the whole
+ * second it was scheduled for), and each run reloads RELOADS times. After the first, each
+ * SIGHUP is timed so that a second begins about 50 ms before the reload's end (the end of
+ * the swap, where the loop is busy with the jobs), from how long the reload before took.
+ * Printed: the lateness of the fires scheduled between a SIGHUP and its "reloaded" line (the
+ * worst of each reload, then median (min-max) over the reloads), the same for fires outside
+ * any reload, and with log_level debug the longest the loop was held by a reload (the
+ * daemon's "reload: the loop spent ..." line). Never fails on time.
  *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
- *   (SCALE_RUNS=3; SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the time a
- *   reload holds the loop; BENCH_PGCROND=PATH: that pgcrond binary instead of this build's) */
+ *   (SCALE_RUNS=3; SCALE_RELOADS=4: reloads per run; SCALE_TICKS=4; SCALE_LOG_LEVEL=notice:
+ *   the daemon's log_level, debug for the time a reload holds the loop; BENCH_PGCROND=PATH:
+ *   that pgcrond binary instead of this build's) */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -15,14 +26,49 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 
 #define DB "bench_scale"
 #define MAX_RUNS 16
+#define MAX_RELOADS 16
 
 static char db_ci[1200];
+
+static int env_int(const char *name, int dflt, int lo, int hi)
+{
+	const char *v = getenv(name);
+	int n = v ? atoi(v) : dflt;
+	return n >= lo && n <= hi ? n : dflt;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* TICKS jobs every second, in a file of their own. */
+static void write_ticks(const char *dir, int ticks)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/conf.d/ticks.conf", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		bench_die("write", path);
+	fprintf(f, "jobs = (\n");
+	for (int i = 0; i < ticks; i++)
+		fprintf(f,
+		        "  { name = \"tick-%d\"; database = \"bench\"; schedule = \"* * * * * *\";"
+		        " command = \"INSERT INTO bench_scale_tick VALUES ('tick-%d', "
+		        "statement_timestamp())\"; }%s\n",
+		        i, i, i + 1 < ticks ? "," : "");
+	fprintf(f, ");\n");
+	fclose(f);
+}
 
 static void write_config(const char *dir, int n)
 {
@@ -75,23 +121,82 @@ static double time_cmd(const char *conf, const char *sub)
 	return bench_now() - t;
 }
 
-/* Wait until LOG holds NEEDLE (at most 120 s); returns the seconds waited. */
-static double wait_log(const char *log, const char *needle, double t0)
+/* Wait until LOG holds NEEDLE COUNT times (at most 120 s); returns the seconds waited. */
+static double wait_log_n(const char *log, const char *needle, int count, double t0)
 {
 	for (;;) {
 		FILE *f = fopen(log, "r");
 		char line[4096];
-		bool found = false;
+		int found = 0;
 		while (f && fgets(line, sizeof(line), f))
-			found |= strstr(line, needle) != NULL;
+			found += strstr(line, needle) != NULL;
 		if (f)
 			fclose(f);
-		if (found)
+		if (found >= count)
 			return bench_now() - t0;
 		if (bench_now() - t0 > 120)
 			bench_die("no log line", needle);
 		bench_sleep(0.005); /* a benchmark may poll; the daemon never does */
 	}
+}
+
+static double wait_log(const char *log, const char *needle, double t0)
+{
+	return wait_log_n(log, needle, 1, t0);
+}
+
+/* The longest the loop was held by each reload in LOG (log_level debug), into V (at most
+ * MAX); returns how many. A build before the swap went in slices logged only the swap's
+ * total: one turn. */
+static int read_holds(const char *log, double *v, int max)
+{
+	FILE *f = fopen(log, "r");
+	char line[4096];
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f) && n < max) {
+		const char *p = strstr(line, "reload: the loop spent ");
+		double plugins, swap, longest;
+		unsigned turns;
+		if (!p)
+			continue;
+		int k = sscanf(p,
+		               "reload: the loop spent %lf ms on the plugins and %lf ms on the "
+		               "swap, in %u turn(s) of at most %lf ms",
+		               &plugins, &swap, &turns, &longest);
+		if (k == 4)
+			v[n++] = longest > plugins ? longest : plugins;
+		else if (k >= 2)
+			v[n++] = swap > plugins ? swap : plugins;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* The worst lateness (ms) of the ticks' fires scheduled in [FROM, TO) (wall seconds); -1 if
+ * none. N counts them, WANT the fires of TICKS jobs due then. */
+static double worst_late(PGconn *c, double from, double to, int ticks, long *n, long *want)
+{
+	for (long long s = (long long)from + 1; (double)s < to; s++)
+		*want += ticks;
+	if ((double)(long long)from == from)
+		*want += ticks;
+	char a[64], b[64];
+	snprintf(a, sizeof(a), "%.6f", from);
+	snprintf(b, sizeof(b), "%.6f", to);
+	const char *params[] = {a, b};
+	PGresult *r = PQexecParams(
+	    c,
+	    "SELECT count(*), coalesce(max(extract(epoch FROM at - date_trunc('second', at)) * "
+	    "1000), -1) FROM bench_scale_tick WHERE date_trunc('second', at) >= "
+	    "to_timestamp($1::float8) AND date_trunc('second', at) < to_timestamp($2::float8)",
+	    2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die("lateness", PQerrorMessage(c));
+	*n += atol(PQgetvalue(r, 0, 0));
+	double v = atof(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return v;
 }
 
 static long rss_kb(pid_t pid)
@@ -129,6 +234,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
+	int reloads = env_int("SCALE_RELOADS", 4, 1, MAX_RELOADS);
+	int ticks = env_int("SCALE_TICKS", 4, 0, 100);
+	bench_exec(c, "CREATE TABLE bench_scale_tick (job text, at timestamptz)");
 	double load[3] = {0};
 	if (getloadavg(load, 3) < 0)
 		load[0] = load[1] = load[2] = -1;
@@ -151,9 +259,14 @@ int main(int argc, char **argv)
 		mkdir(state, 0700);
 		bench_chown_user(state);
 		write_config(dir, n);
+		write_ticks(dir, ticks);
 		snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
-		double check[MAX_RUNS], list[MAX_RUNS], start[MAX_RUNS], reload[MAX_RUNS];
+		double check[MAX_RUNS], list[MAX_RUNS], start[MAX_RUNS];
+		double reload[MAX_RUNS * MAX_RELOADS], late_in[MAX_RUNS * MAX_RELOADS];
+		double hold[MAX_RUNS * MAX_RELOADS], late_out[MAX_RUNS];
 		double rss0[MAX_RUNS], rss1[MAX_RUNS];
+		int n_reload = 0, n_in = 0, n_hold = 0, n_out = 0;
+		long fires_in = 0, fires_out = 0, want_in = 0, want_out = 0;
 		for (int r = 0; r < runs; r++) {
 			check[r] = time_cmd(conf, "check");
 			list[r] = time_cmd(conf, "list");
@@ -163,21 +276,53 @@ int main(int argc, char **argv)
 			start[r] = wait_log(log, "started:", t0);
 			bench_sleep(2);
 			rss0[r] = (double)rss_kb(pid);
-			t0 = bench_now();
-			kill(pid, SIGHUP);
-			reload[r] = wait_log(log, "configuration reloaded", t0);
-			bench_sleep(1);
+			/* the ticks' fires of a quiet second, as the baseline */
+			double q0 = wall_now();
+			bench_sleep(3);
+			double q1 = wall_now(), prev = 0;
+			for (int k = 0; k < reloads; k++) {
+				if (k > 0) {
+					/* a second boundary 50 ms before the end of this reload */
+					double now = wall_now(), at = now + 0.3 + prev - 0.05;
+					double boundary = (double)(long long)at + 1;
+					bench_sleep(boundary - (prev - 0.05) - now);
+				}
+				double w0 = wall_now();
+				t0 = bench_now();
+				kill(pid, SIGHUP);
+				prev = wait_log_n(log, "configuration reloaded", k + 1, t0);
+				double w1 = wall_now();
+				reload[n_reload++] = prev;
+				bench_sleep(1.2); /* the rows of the reload's fires are in */
+				double v = worst_late(c, w0, w1, ticks, &fires_in, &want_in);
+				if (v >= 0)
+					late_in[n_in++] = v;
+			}
+			double v = worst_late(c, q0, q1, ticks, &fires_out, &want_out);
+			if (v >= 0)
+				late_out[n_out++] = v;
 			rss1[r] = (double)rss_kb(pid);
 			bench_daemon_stop(pid);
+			n_hold += read_holds(log, hold + n_hold, MAX_RUNS * MAX_RELOADS - n_hold);
 		}
 		printf("N=%d jobs in %d files, %d runs, median (min-max):\n", n, (n + 999) / 1000,
 		       runs);
 		report("pgcrond check", check, runs, "s", 1);
 		report("pgcrond list", list, runs, "s", 1);
 		report("daemon exec to started", start, runs, "s", 1);
-		report("SIGHUP to reloaded", reload, runs, "s", 1);
+		report("SIGHUP to reloaded", reload, n_reload, "s", 1);
 		report("RSS after start", rss0, runs, "MB", 1.0 / 1024);
-		report("RSS after a reload", rss1, runs, "MB", 1.0 / 1024);
+		report("RSS after the reloads", rss1, runs, "MB", 1.0 / 1024);
+		if (n_in)
+			report("fires during a reload, late", late_in, n_in, "ms", 1);
+		if (n_out)
+			report("fires in a quiet 3 s, late", late_out, n_out, "ms", 1);
+		printf(
+		    "  (the worst of each window's fires; reloads: %ld of %ld fires ran, %d of %d "
+		    "windows had one; quiet: %ld of %ld fires ran)\n",
+		    fires_in, want_in, n_in, n_reload, fires_out, want_out);
+		if (n_hold)
+			report("longest loop hold, reload", hold, n_hold, "ms", 1);
 		printf("  logs and configs: %s\n", dir);
 		fflush(stdout);
 	}

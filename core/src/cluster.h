@@ -119,7 +119,10 @@ int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *grap
  * -ENOMEM. On the event loop. */
 struct pgc_config;
 struct conf_job;
-int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg);
+/* SORTED: NULL, or CFG's jobs already sorted by name (strcmp), as config_diff.h gives them
+ * off the loop, taken (*SORTED set to NULL, also on error; *SORTED NULL: sorted here). */
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
+                     const struct conf_job ***sorted);
 /* A hash of job J's definition, as 16 hex digits into OUT (LEN >= 17). Pure. */
 void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
 

@@ -220,16 +220,28 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		if (add_line(out, &l) < 0)
 			goto out;
 	}
+	size_t cap_gone = 0;
 	for (size_t i = 0; i < old->n_jobs; i++) {
 		const struct conf_job *a = &old->jobs[i];
 		struct line l = {.len = 0};
 		if (lookup(new_v, new_cfg->n_jobs, a->name))
 			continue;
+		if (out->removed == cap_gone) {
+			size_t cap = cap_gone ? 2 * cap_gone : 16;
+			size_t *g = realloc(out->gone, cap * sizeof(*g));
+			if (!g)
+				goto out;
+			out->gone = g;
+			cap_gone = cap;
+		}
+		out->gone[out->removed] = i;
 		put(&l, "removed job \"%s\"", a->name);
 		out->removed++;
 		if (add_line(out, &l) < 0)
 			goto out;
 	}
+	out->by_name = new_v;
+	new_v = NULL;
 	rc = 0;
 out:
 	free(old_v);
@@ -242,5 +254,7 @@ void config_diff_free(struct config_diff *d)
 	for (size_t i = 0; i < d->n; i++)
 		free(d->lines[i]);
 	free(d->lines);
+	free(d->gone);
+	free((void *)d->by_name);
 	memset(d, 0, sizeof(*d));
 }

@@ -14,6 +14,10 @@ struct config_diff {
 	               * timeout, setting "view" */
 	size_t n, cap;
 	size_t added, changed, removed;
+	size_t *gone; /* the removed jobs' indexes in the old config (REMOVED of them) */
+	/* the new config's jobs in byte order of their names (strcmp), for whoever wants them
+	 * sorted: config_diff_free frees it unless taken (set to NULL) */
+	const struct conf_job **by_name;
 };
 
 /* Compare the jobs of OLD and NEW into OUT (which the caller zeroes). 0 or -ENOMEM; on error

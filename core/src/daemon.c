@@ -64,6 +64,10 @@ struct daemon {
 	bool building_sql;       /* the build under way merges the SQL jobs only */
 	bool reload_again;       /* a SIGHUP came during a build */
 	bool sql_again;          /* the SQL jobs changed during a build */
+	/* a built configuration being put in force, the jobs a slice a turn (install_begin) */
+	struct reload_result swap;
+	bool swapping, swap_sql;
+	int64_t swap_begin_us; /* how long its first turn held the loop */
 };
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
@@ -171,96 +175,107 @@ static void log_reload_diff(const struct config_diff *diff, int diff_rc,
 		           new_cfg->n_jobs, diff->added, diff->changed, diff->removed);
 }
 
-/* Put the built configuration in force (its FILES too, after a reload), taking it out of R. */
-static void install_config(struct daemon *d, struct reload_result *r)
+static void reload_begin(struct daemon *d);
+static void sql_changed(void *arg);
+static void installed(void *arg, int rc);
+
+/* Out of memory half-way: the scheduler may already point into the new configuration, so it
+ * is kept alive (leaked) rather than freed under it. */
+static void swap_failed(struct daemon *d)
 {
-	struct pgc_config *files = r->files, *cfg = r->cfg;
-	struct plugin_registry *plugins = r->plugins;
-	cron_tz *tz = r->tz;
-	r->files = r->cfg = NULL;
-	r->plugins = NULL;
-	r->tz = NULL;
-	const char *old_h = d->cfg->history_database, *new_h = cfg->history_database;
+	log_error("reload failed: out of memory; restart pgcrond");
+	d->swap.cfg = NULL; /* leaked on purpose: possibly in use */
+	d->swap.plugins = NULL;
+	d->swap.tz = NULL;
+	reload_result_clear(&d->swap);
+}
+
+/* Put the built configuration R in force (its FILES too, after a reload), taking it out of
+ * R: what applies to the whole configuration now, the jobs in slices of a loop turn
+ * (sched_apply_start), then installed(). False if it ended here. */
+static bool install_begin(struct daemon *d, struct reload_result *r)
+{
+	const char *old_h = d->cfg->history_database, *new_h = r->cfg->history_database;
 	if ((old_h == NULL) != (new_h == NULL) || (old_h && strcmp(old_h, new_h) != 0))
 		log_warning(
 		    "history.database changed; the history keeps using \"%s\" until pgcrond "
 		    "restarts",
 		    old_h ? old_h : "(none)");
-	const char *old_i = d->cfg->instance, *new_i = cfg->instance;
+	const char *old_i = d->cfg->instance, *new_i = r->cfg->instance;
 	if ((old_i == NULL) != (new_i == NULL) || (old_i && strcmp(old_i, new_i) != 0))
 		log_warning("instance changed; this daemon stays instance \"%s\" until pgcrond "
 		            "restarts",
 		            d->instance);
-	if (apply_databases(d->ex, cfg) < 0 || sched_apply(d->sched, cfg, tz, plugins, false) < 0 ||
-	    triggers_apply(d->triggers, cfg) < 0) {
-		/* Out of memory half-way: the scheduler may already point into the new config, so
-		 * keep both alive rather than free what it uses. */
-		log_error("reload failed: out of memory; restart pgcrond");
-		cfg = NULL; /* leaked on purpose: possibly in use */
-		plugins = NULL;
-		tz = NULL;
-		config_free(&files);
-		goto out;
+	d->swap = *r;
+	memset(r, 0, sizeof(*r));
+	struct sched_apply_in in = {.cfg = d->swap.cfg,
+	                            .tz = d->swap.tz,
+	                            .plugins = d->swap.plugins,
+	                            .graph = &d->swap.graph,
+	                            .old = d->cfg,
+	                            .gone = d->swap.diff_rc == 0 ? d->swap.diff.gone : NULL,
+	                            .n_gone = d->swap.diff.removed};
+	if (apply_databases(d->ex, d->swap.cfg) < 0 ||
+	    sched_apply_start(d->sched, &in, installed, d) < 0) {
+		swap_failed(d);
+		return false;
 	}
+	d->swapping = true;
+	return true;
+}
+
+/* The configuration being put in force is (DONE after the slices of the jobs). */
+static void install_end(struct daemon *d)
+{
+	struct reload_result *r = &d->swap;
+	struct pgc_config *files = r->files, *cfg = r->cfg;
+	struct plugin_registry *plugins = r->plugins;
+	cron_tz *tz = r->tz;
+
+	if (!d->stopping && d->triggers && triggers_apply(d->triggers, cfg) < 0) {
+		swap_failed(d);
+		return;
+	}
+	r->files = r->cfg = NULL;
+	r->plugins = NULL;
+	r->tz = NULL;
+	struct pgc_config *old_files = NULL, *old_cfg = d->cfg;
 	if (files) {
-		config_free(&d->files);
+		old_files = d->files;
 		d->files = files;
 		/* the registry follows the reload */
 		sqljobs_record_files_made(d->sql, files, r->first_part);
 		r->first_part = NULL;
 	}
-	apply_log_level(cfg);
-	log_plugins(plugins);
-	if (d->hist)
-		hist_set_connection_check(d->hist, cfg->connection_check_ms);
-	alert_reconfigure(d->alerts, cfg);
-	if (cluster_set_jobs(d->cluster, cfg) < 0)
-		log_warning("cluster: out of memory publishing the jobs");
-	http_apply(d->http, cfg);
-	log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
-	/* Swap: the scheduler copied what running runs need, so the old config can go. */
-	config_free(&d->cfg);
+	d->cfg = cfg;
+	if (!d->stopping) {
+		apply_log_level(cfg);
+		log_plugins(plugins);
+		if (d->hist)
+			hist_set_connection_check(d->hist, cfg->connection_check_ms);
+		alert_reconfigure(d->alerts, cfg);
+		/* the names sorted off the loop (config_diff.h) */
+		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
+			log_warning("cluster: out of memory publishing the jobs");
+		http_apply(d->http, cfg);
+		log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
+	}
+	/* Swap: the scheduler copied what running runs need, so the old config can go, freed
+	 * off the loop with its pages given back (100,000 jobs: 26 MB) */
+	reloader_dispose(d->loader, &old_files);
+	reloader_dispose(d->loader, &old_cfg);
 	plugin_registry_free(&d->plugins);
 	cron_tz_free(&d->tz);
-	d->cfg = cfg;
 	d->plugins = plugins;
 	d->tz = tz;
-	cfg = NULL;
-	plugins = NULL;
-	tz = NULL;
-	malloc_trim(0); /* the old configuration's pages go back (100,000 jobs: 26 MB) */
-out:
-	plugin_registry_free(&plugins);
-	cron_tz_free(&tz);
-	config_free(&cfg);
+	reload_result_clear(r);
 }
 
-static void reload_begin(struct daemon *d);
-static void sql_changed(void *arg);
-
-/* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
-static void built(void *arg, struct reload_result *r)
+/* What follows a build put in force (or refused; SQL: the jobs made in SQL). PLUGINS_MS and
+ * SWAP: how long the loop was held, for the debug line. */
+static void after_install(struct daemon *d, bool sql, double plugins_ms,
+                          const struct sched_apply_stats *swap, int64_t first_us, int64_t last_us)
 {
-	struct daemon *d = arg;
-	bool sql = d->building_sql;
-	double t0 = clock_mono_us() / 1000.0;
-
-	if (d->stopping)
-		return;
-	if (r->sql_dl.n) {
-		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
-		log_diags(&r->sql_dl);
-	}
-	if (r->rc < 0) {
-		if (sql)
-			log_error(
-			    "the jobs made in SQL cannot be applied; keeping the previous ones");
-		else
-			log_error("reload failed; keeping the previous configuration");
-		log_diags(&r->dl);
-	} else {
-		install_config(d, r);
-	}
 	if (sql) {
 		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
 		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
@@ -277,9 +292,12 @@ static void built(void *arg, struct reload_result *r)
 		sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 		sdnotify_ready();
 	}
-	/* how long the loop was held: the plugins' checks, then this swap (README "Benchmarks") */
-	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap",
-	          sql ? "sql jobs" : "reload", r->loop_ms, clock_mono_us() / 1000.0 - t0);
+	/* how long the loop was held: the plugins' checks, then this swap, a slice of the jobs
+	 * a turn (bench_scale reads it; docs/scaling.md) */
+	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap, in %u "
+	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
+	          sql ? "sql jobs" : "reload", plugins_ms, swap->total_us / 1000.0, swap->turns,
+	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
 	if (d->reload_again && !d->stopping) {
 		d->reload_again = false;
 		d->sql_again = false; /* the reload merges the SQL jobs as they are now */
@@ -290,6 +308,75 @@ static void built(void *arg, struct reload_result *r)
 	}
 }
 
+/* The turns that held the loop for a swap: the first (BEGIN_US), the scheduler's slices, the
+ * last (END_US). */
+static void swap_stats(const struct sched *s, int64_t begin_us, int64_t end_us,
+                       struct sched_apply_stats *out)
+{
+	sched_apply_stats(s, out);
+	out->turns += 2;
+	out->total_us += begin_us + end_us;
+	if (begin_us > out->longest_us)
+		out->longest_us = begin_us;
+	if (end_us > out->longest_us)
+		out->longest_us = end_us;
+}
+
+/* The scheduler has every job on the new configuration (sched.h): the rest of the swap. */
+static void installed(void *arg, int rc)
+{
+	struct daemon *d = arg;
+	int64_t t0 = clock_mono_us();
+	bool sql = d->swap_sql;
+	double plugins_ms = d->swap.loop_ms;
+
+	d->swapping = false;
+	if (rc < 0)
+		swap_failed(d);
+	else
+		install_end(d);
+	if (d->stopping)
+		return;
+	struct sched_apply_stats st;
+	int64_t last_us = clock_mono_us() - t0;
+	swap_stats(d->sched, d->swap_begin_us, last_us, &st);
+	after_install(d, sql, plugins_ms, &st, d->swap_begin_us, last_us);
+}
+
+/* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
+static void built(void *arg, struct reload_result *r)
+{
+	struct daemon *d = arg;
+	bool sql = d->building_sql;
+	int64_t t0 = clock_mono_us();
+
+	if (d->stopping)
+		return;
+	if (r->sql_dl.n) {
+		log_error("%zu job(s) made in SQL are not run:", r->sql_dl.n);
+		log_diags(&r->sql_dl);
+	}
+	if (r->rc < 0) {
+		if (sql)
+			log_error(
+			    "the jobs made in SQL cannot be applied; keeping the previous ones");
+		else
+			log_error("reload failed; keeping the previous configuration");
+		log_diags(&r->dl);
+	} else {
+		double plugins_ms = r->loop_ms;
+		d->swap_sql = sql;
+		if (install_begin(d, r)) {
+			d->swap_begin_us = clock_mono_us() - t0;
+			return; /* installed() goes on */
+		}
+		r->loop_ms = plugins_ms;
+	}
+	struct sched_apply_stats st = {.turns = 1, .total_us = clock_mono_us() - t0};
+	st.longest_us = st.total_us;
+	after_install(d, sql, r->loop_ms, &st, st.total_us, 0);
+}
+
 /* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 static void sql_changed(void *arg)
 {
@@ -297,7 +384,7 @@ static void sql_changed(void *arg)
 
 	if (d->stopping)
 		return;
-	if (d->loader && reloader_busy(d->loader)) {
+	if ((d->loader && reloader_busy(d->loader)) || d->swapping) {
 		d->sql_again = true; /* after the build under way, with the rows as they are then */
 		return;
 	}
@@ -314,7 +401,7 @@ static void sql_changed(void *arg)
 
 static void reload_begin(struct daemon *d)
 {
-	if (d->loader && reloader_busy(d->loader)) {
+	if ((d->loader && reloader_busy(d->loader)) || d->swapping) {
 		log_notice("SIGHUP: a reload is in progress; reloading again after it");
 		d->reload_again = true;
 		return;
@@ -427,7 +514,7 @@ static int open_cluster(struct daemon *d)
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
 	                      &d->cluster);
 	if (rc == 0)
-		rc = cluster_set_jobs(d->cluster, d->cfg);
+		rc = cluster_set_jobs(d->cluster, d->cfg, NULL);
 	if (rc < 0)
 		log_error("cannot coordinate with other instances: %s", strerror(-rc));
 	return rc;
@@ -705,7 +792,8 @@ out:
 	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
 	coord_free(&d.coord);
 	http_free(&d.http);
-	sched_free(&d.sched); /* answers the runs waited for on the control socket */
+	sched_free(&d.sched);         /* answers the runs waited for on the control socket */
+	reload_result_clear(&d.swap); /* a swap the stop cut short: nothing points into it now */
 	ctl_free(&d.ctl);
 	sqljobs_free(&d.sql);
 	metrics_free(&d.metrics);

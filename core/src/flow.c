@@ -272,53 +272,35 @@ static void stale_arm(struct job *j)
 	j->stale_ms = j->conf->max_staleness_ms;
 }
 
-int flow_apply(struct sched *s, const struct pgc_config *cfg, const struct plugin_registry *plugins,
-               bool first)
+void flow_job_unlink(struct job *j)
 {
-	struct jobgraph g = {0};
-	struct diag_list dl = {0};
-	int rc = jobgraph_build(cfg, plugins, &g, &dl);
-	if (rc == -ENOMEM) {
-		diag_clear(&dl);
-		return rc;
-	}
-	for (size_t i = 0; i < dl.n; i++)
-		log_error("%s:%d: %s", dl.items[i].file ? dl.items[i].file : "?", dl.items[i].line,
-		          dl.items[i].message);
-	diag_clear(&dl);
+	free(j->ups);
+	free(j->downs);
+	j->ups = j->downs = NULL;
+	j->n_ups = j->n_downs = 0;
+}
 
-	for (struct job *j = s->jobs; j; j = j->next) {
-		free(j->ups);
-		free(j->downs);
-		j->ups = j->downs = NULL;
-		j->n_ups = j->n_downs = 0;
-	}
-	if (rc == 0) {
-		for (size_t i = 0; i < cfg->n_jobs && rc == 0; i++) {
-			struct job *j = sched_job_find(s, cfg->jobs[i].name);
-			if (j)
-				rc = set_edges(s, j, &g.dag, i);
-		}
-	} else {
-		log_error("the job graph has a cycle; jobs run without their dependencies");
-		rc = 0;
-	}
-	jobgraph_free(&g);
-	if (rc < 0)
-		return rc;
+int flow_job_edges(struct job *j, const struct dag *g, size_t i)
+{
+	flow_job_unlink(j);
+	return g ? set_edges(j->s, j, g, i) : 0;
+}
 
-	for (struct job *j = s->jobs; j; j = j->next) {
-		int64_t want = j->conf && !j->removed && j->enabled ? j->conf->max_staleness_ms : 0;
-		if (want <= 0)
-			stale_disarm(j);
-		else if (!j->stale_armed || j->stale_ms != want)
-			stale_arm(j);
-	}
+void flow_job_applied(struct job *j)
+{
+	int64_t want = j->conf && !j->removed && j->enabled ? j->conf->max_staleness_ms : 0;
+	if (want <= 0)
+		stale_disarm(j);
+	else if (!j->stale_armed || j->stale_ms != want)
+		stale_arm(j);
+}
+
+void flow_applied(struct sched *s, bool first)
+{
 	if (first && s->hist && !s->catchup_asked) {
 		s->catchup_asked = true;
 		hist_request_last_fires(s->hist, last_fires_cb, s);
 	}
-	return 0;
 }
 
 bool flow_park(struct run *r)
@@ -416,6 +398,8 @@ static void drop_deferred(struct job *j, const char *why)
 void flow_job_removed(struct job *j, const char *why)
 {
 	drop_deferred(j, why);
+	stale_disarm(j);
+	flow_job_unlink(j);
 }
 
 void flow_job_idle(struct job *j)

@@ -41,10 +41,17 @@ void flow_job_free(struct job *j);
 /* Shutdown: stop the job's staleness timer. */
 void flow_job_drain(struct job *j);
 
-/* After a (re)load: the job graph of CFG, staleness timers; on FIRST, ask the history for
- * the last served fires (catch-up). 0 or -ENOMEM. */
-int flow_apply(struct sched *s, const struct pgc_config *cfg, const struct plugin_registry *plugins,
-               bool first) __attribute__((warn_unused_result));
+/* A (re)load, job by job (sched_apply.c). J's edges are those of node I of G (NULL: none),
+ * its graph neighbours found by name among the jobs scheduled: 0 or -ENOMEM (then it has
+ * none). Unlink: J has no edge. Applied: J's staleness timer follows its configuration. */
+struct dag;
+int flow_job_edges(struct job *j, const struct dag *g, size_t i)
+    __attribute__((warn_unused_result));
+void flow_job_unlink(struct job *j);
+void flow_job_applied(struct job *j);
+/* Every job of a (re)load is in place; on FIRST, ask the history for the last served fires
+ * (catch-up). */
+void flow_applied(struct sched *s, bool first);
 
 /* A fire about to be admitted: if an upstream of its job is busy, keep it until the
  * upstreams are done and return true (R is taken). */
@@ -63,7 +70,8 @@ void flow_job_idle(struct job *j);
 /* The loop's turn for the queued fires, in the order they were queued (ARG is the sched).
  * A downstream run whose job is busy by then becomes a run once more after it. */
 void flow_deferred_cb(evutil_socket_t fd, short what, void *arg);
-/* J was removed from the configuration: its queued fires get a skipped row saying WHY. */
+/* J was removed from the configuration: its queued fires get a skipped row saying WHY; its
+ * staleness timer and edges go. */
 void flow_job_removed(struct job *j, const char *why);
 /* Stop J's retry timer (its retry-waiting run is being dropped by the caller). */
 void flow_retry_disarm(struct job *j);

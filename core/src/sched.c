@@ -1061,117 +1061,56 @@ const cron_tz *sched_job_tz(const struct job *j)
 	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
 }
 
-static int job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg,
-                      bool *reschedule)
+struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
 {
-	const char *db = cj->database ? cj->database : cfg->history_database;
-	const char *old_tz = j->conf ? j->conf->timezone : NULL;
-	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
-	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
-	                     j->enabled != cj->enabled ||
-	                     (old_tz == NULL) != (cj->timezone == NULL) ||
-	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
-	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
 	j->name = cj->name;
-	j->command = cj->command;
-	j->plugin = cj->plugin;
-	j->database = db ? db : "";
-	j->schedule = cj->schedule;
-	j->cron = &cj->cron; /* valid when cj->schedule is set */
-	j->timeout_ms = cj->timeout_ms;
-	j->overlap = cj->overlap;
-	j->enabled = cj->enabled;
-	j->conf = cj;
-	*reschedule = sched_changed;
-	return 0;
+	j->s = s;
+	j->next_fire = CRON_NEVER;
+	j->paused = sched_is_paused(s, cj->name);
+	flow_job_init(j);
+	clock_timer_init(&j->timer, job_timer_cb, j);
+	j->next = s->jobs;
+	if (s->jobs)
+		s->jobs->prev = j;
+	s->jobs = j;
+	index_add(s, j);
+	return j;
 }
 
-int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz,
-                const struct plugin_registry *plugins, bool first)
+void sched_job_retire(struct job *j)
 {
-	/* A reload opens the zone again: only another zone reschedules every job. Rescheduling
-	 * from "now" after a reload that held the loop across a second boundary lost the fires
-	 * due meanwhile, without a trace. */
-	bool tz_changed = strcmp(cron_tz_name(s->tz), cron_tz_name(tz)) != 0;
-	s->cfg = cfg;
-	s->plugins = plugins;
-	s->tz = tz;
-	s->max_running = cfg->max_running > 0 ? cfg->max_running : 1;
-	for (struct job *j = s->jobs; j; j = j->next)
-		j->seen = false;
-
-	for (size_t i = 0; i < cfg->n_jobs; i++) {
-		const struct conf_job *cj = &cfg->jobs[i];
-		struct job *j = sched_job_find(s, cj->name);
-		bool fresh = false, reschedule = false;
-		if (!j) {
-			j = calloc(1, sizeof(*j));
-			if (!j)
-				return -ENOMEM;
-			j->name = cj->name;
-			j->s = s;
-			j->next_fire = CRON_NEVER;
-			j->paused = sched_is_paused(s, cj->name);
-			flow_job_init(j);
-			clock_timer_init(&j->timer, job_timer_cb, j);
-			j->next = s->jobs;
-			if (s->jobs)
-				s->jobs->prev = j;
-			s->jobs = j;
-			index_add(s, j);
-			fresh = true;
+	struct sched *s = j->s;
+	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
+	j->removed = true;
+	j->conf = NULL;
+	job_own_strs(j);
+	j->cron = &no_cron; /* never read: a removed job is not scheduled */
+	job_disarm(j);
+	const char *why = "the job was removed from the configuration";
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		if (*waiting[w]) {
+			record_skipped(*waiting[w], why);
+			sched_run_free(waiting[w]);
 		}
-		j->seen = true;
-		if (job_update(j, cj, cfg, &reschedule) < 0)
-			return -ENOMEM;
-		if (fresh || reschedule || tz_changed)
-			job_schedule(j, 0);
 	}
-
-	struct job *next;
-	for (struct job *j = s->jobs; j; j = next) {
-		next = j->next;
-		if (j->seen || j->removed)
-			continue;
-		log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
-		j->removed = true;
-		j->conf = NULL;
-		job_own_strs(j);
-		j->cron = &no_cron; /* never read: a removed job is not scheduled */
-		job_disarm(j);
-		const char *why = "the job was removed from the configuration";
-		struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-		for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-			if (*waiting[w]) {
-				record_skipped(*waiting[w], why);
-				sched_run_free(waiting[w]);
-			}
+	flow_job_removed(j, why);
+	if (j->active && !j->active->started) {
+		sched_queue_remove(&s->queue, j->active);
+		flow_retry_disarm(j);
+		if (j->active->claiming) { /* its answer must not reach a freed run */
+			cluster_claim_forget(s->cluster, j->active);
+			s->n_claiming--;
 		}
-		flow_job_removed(j, why);
-		if (j->active && !j->active->started) {
-			sched_queue_remove(&s->queue, j->active);
-			flow_retry_disarm(j);
-			if (j->active->claiming) { /* its answer must not reach a freed run */
-				cluster_claim_forget(s->cluster, j->active);
-				s->n_claiming--;
-			}
-			run_unlock(j->active);
-			record_skipped(j->active, why);
-			sched_run_free(&j->active);
-		}
-		if (!j->active)
-			job_unlink_free(j);
+		run_unlock(j->active);
+		record_skipped(j->active, why);
+		sched_run_free(&j->active);
 	}
-	/* the graph, staleness timers, catch-up: with every job of CFG known */
-	if (flow_apply(s, cfg, plugins, first) < 0)
-		return -ENOMEM;
-	if (first) {
-		for (struct job *j = s->jobs; j; j = j->next)
-			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
-				job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
-	}
-	admit_queued(s); /* max_running may have grown */
-	return 0;
+	if (!j->active)
+		job_unlink_free(j);
 }
 
 void sched_set_metrics(struct sched *s, struct metrics *m)
@@ -1265,6 +1204,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		event_add(&s->grace_ev, &tv);
 	}
 	if (!s->draining) {
+		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
 		s->draining = true;
 		clock_disarm(s->clock, &s->clock_ev);
 		const char *why = "pgcrond was shutting down";
@@ -1388,6 +1328,7 @@ void sched_free(struct sched **sp)
 	struct sched *s = *sp;
 	if (!s)
 		return;
+	sched_apply_clear(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);

@@ -58,6 +58,42 @@ int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz
                 const struct plugin_registry *plugins, bool first)
     __attribute__((warn_unused_result));
 
+/* The same, in slices from the loop, so that fires due meanwhile are not held up: at 100,000
+ * jobs every job must be pointed at the new configuration (about 100 ms in one turn). Each
+ * loop turn takes up to 8,192 jobs or 2 ms of them, then timers and connections go. Until
+ * DONE(ARG, RC) is called (from the loop, in a turn of its own; RC 0 or -ENOMEM), a job not
+ * reached yet runs on its old configuration, so the previous configuration must stay alive
+ * (and IN's GONE and the tz and plugins of both). A job added shows up when it is reached.
+ * What a reload built beside the configuration is used rather than made again on the loop. */
+struct jobgraph;
+struct sched_apply_in {
+	const struct pgc_config *cfg;
+	const cron_tz *tz;
+	const struct plugin_registry *plugins; /* may be NULL */
+	struct jobgraph *graph; /* CFG's job graph (jobgraph.h), taken (zeroed); NULL: made */
+	/* the jobs of OLD (the configuration in force) that CFG no longer has, by index
+	 * (config_diff.h); NULL, or OLD not the one in force: every job of it is looked up */
+	const struct pgc_config *old;
+	const size_t *gone;
+	size_t n_gone;
+	bool first;
+};
+int sched_apply_start(struct sched *s, const struct sched_apply_in *in,
+                      void (*done)(void *arg, int rc), void *arg)
+    __attribute__((warn_unused_result));
+/* An apply started by sched_apply_start() has not called DONE yet. */
+bool sched_applying(const struct sched *s);
+/* How the last apply held the loop (README "Benchmarks"). */
+struct sched_apply_stats {
+	unsigned turns;     /* loop turns it took */
+	size_t most_jobs;   /* the most jobs (or edges) one turn went through */
+	int64_t longest_us; /* the longest turn */
+	int64_t total_us;   /* all turns */
+};
+void sched_apply_stats(const struct sched *s, struct sched_apply_stats *out);
+/* Test hook: at most N jobs a turn (0: the default, 8,192; a turn also ends after 2 ms). */
+void sched_set_apply_slice(struct sched *s, size_t n);
+
 /* Alerts go to ALERTS (may be NULL: none); INSTANCE names this daemon in graph-run ids.
  * Both borrowed until sched_free(). */
 struct alerter;

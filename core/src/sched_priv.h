@@ -19,10 +19,36 @@
 #include "cluster.h"
 #include "config.h"
 #include "cron.h"
+#include "jobgraph.h"
 #include "sched.h"
 
 struct alerter;
 struct run;
+
+/* A configuration being put in force, a slice of jobs per loop turn (sched_apply.c). */
+struct sched_apply_state {
+	int phase;                    /* what is being done; 0: no apply */
+	size_t pos;                   /* the next item of the phase */
+	const struct pgc_config *old; /* in force before: its jobs not kept go */
+	const size_t *gone;           /* OLD's jobs not in the new one (NULL: look) */
+	size_t n_gone;
+	struct jobgraph graph;     /* the new configuration's */
+	bool graph_ok;             /* GRAPH is usable (no cycle, no error) */
+	unsigned char *has_edges;  /* per job of the new configuration */
+	struct job **edged;        /* jobs whose edges are set again */
+	size_t n_edged, cap_edged; /* (out of memory: all jobs are) */
+	bool edged_all;
+	bool first, tz_changed;
+	bool unlink;    /* jobs may have edges to drop (the last graph had edges) */
+	bool had_edges; /* this apply's graph has edges */
+	bool parity;    /* the value of job.seen that means "visited by this apply" */
+	int rc;
+	size_t slice;          /* jobs per turn at most (a test's); 0: by time */
+	struct clock_timer ev; /* the next turn */
+	void (*done)(void *arg, int rc);
+	void *done_arg;
+	struct sched_apply_stats st;
+};
 
 struct job {
 	struct sched *s;
@@ -39,7 +65,7 @@ struct job {
 	enum overlap_policy overlap;
 	bool enabled;
 	bool removed;                /* gone from the config; freed when its run ends */
-	bool seen;                   /* during sched_apply */
+	bool seen;                   /* == s->ap.parity: the apply under way has visited it */
 	bool own_strs;               /* name ... schedule are the job's own (removed) */
 	const struct conf_job *conf; /* NULL once removed */
 	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
@@ -164,6 +190,7 @@ struct sched {
 	struct event drained_ev;
 	void (*drained)(void *);
 	void *drained_arg;
+	struct sched_apply_state ap; /* sched_apply.c */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;
@@ -234,5 +261,13 @@ bool sched_job_schedulable(const struct job *j);
 void sched_job_schedule(struct job *j, int64_t prev);
 void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_admit_queued(struct sched *s);
+/* For sched_apply.c: a new job of configuration entry CJ, linked and indexed (NULL: out of
+ * memory); J is gone from the configuration: stop it, record its waiting fires as skipped,
+ * free it unless a run of it goes on. */
+struct job *sched_job_add(struct sched *s, const struct conf_job *cj);
+void sched_job_retire(struct job *j);
+/* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
+void sched_apply_finish(struct sched *s);
+void sched_apply_clear(struct sched *s);
 
 #endif

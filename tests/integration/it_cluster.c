@@ -302,7 +302,7 @@ static bool keep_not_third(int i)
 	return i % 3 != 0;
 }
 
-/* The jobs are published in parts of 2,000 by name (JOBS_PART in cluster.c): all of them,
+/* The jobs are published in parts of 500 by name (JOBS_PART in cluster.c): all of them,
  * and each part retires this instance's rows in its range that it does not name: rows left
  * from before (before, between and after the parts), and the jobs a reload removed. */
 START_TEST(jobs_published_in_parts)
@@ -345,6 +345,47 @@ START_TEST(jobs_published_in_parts)
 	                             PARTS_N - PARTS_N / 3 + 1),
 	              "p1's jobs after the reload are not its configuration's:\n%s",
 	              itest_read_file(a.log));
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The claims of fires due take turns with the parts of the jobs published after a start (or
+ * a reload): at 100,000 jobs the parts took 3 s, and every fire of that time waited behind
+ * them (skipped: "previous fire still being claimed"). The first part is held up by a lock
+ * while a job's fires wait for their claims; once it is released, the claims go before the
+ * parts still to send (statements on one connection run in turn: their transaction ids say
+ * in which order). Before, every part went first. */
+START_TEST(claims_go_between_the_jobs_parts)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	cluster_db(&e, "cl-turns");
+	char *jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
+	                                  " database = \"app\"; schedule = \"* * * * * *\"; }\n");
+	itest_exec(e.db, "BEGIN");
+	itest_exec(e.db, "LOCK TABLE pgcrond.instance_job IN SHARE MODE");
+	itest_inst_init(&a, &e, "turns1", jobs);
+	free(jobs);
+	itest_inst_start(&a);
+	itest_sleep(3); /* the tick's fires wait for their claims */
+	itest_exec(e.db, "COMMIT");
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = %d FROM pgcrond.instance_job"
+	                             " WHERE instance = 'turns1'",
+	                             PARTS_N + 1),
+	              "the jobs were not published:\n%s", itest_read_file(a.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.fire_claim"
+	                             " WHERE instance = 'turns1' AND job_name = 'tick'"),
+	              "no claim of the tick:\n%s", itest_read_file(a.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT min(xmin::text::bigint) FROM pgcrond.fire_claim"
+	                    "  WHERE instance = 'turns1' AND job_name = 'tick')"
+	                    " < (SELECT max(xmin::text::bigint) FROM pgcrond.instance_job"
+	                    "  WHERE instance = 'turns1')",
+	                    "t");
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_free(&a);
 	itest_env_teardown(&e);
@@ -681,6 +722,7 @@ int main(void)
 	    {"overlap", overlap_skip_across_instances},
 	    {"definitions", different_definitions_are_logged},
 	    {"parts", jobs_published_in_parts},
+	    {"turns", claims_go_between_the_jobs_parts},
 	    {"batch", fires_waiting_for_a_slot_are_claimed_together},
 	    {"kills", three_instances_every_fire_once_across_kills},
 	    {"fanin", fan_in_across_instances},

@@ -309,6 +309,181 @@ START_TEST(runs_outlive_their_configuration)
 }
 END_TEST
 
+/* ---- an apply in slices --------------------------------------------------------------------- */
+
+/* A configuration whose strings are its own (cfg_free_all overwrites and frees them): JOBS of
+ * "name schedule [after]" ("-" for no schedule), each job on overlap = queue. */
+static void cfg_make(struct pgc_config *c, const char *const *jobs, size_t n)
+{
+	struct conf_job *v = calloc(n, sizeof(*v));
+	ck_assert_ptr_nonnull(v);
+	for (size_t i = 0; i < n; i++) {
+		char name[64], sched[64] = "", after[64] = "";
+		int k = sscanf(jobs[i], "%63s %63[^|]|%63s", name, sched, after);
+		ck_assert_int_ge(k, 2);
+		size_t sl = strlen(sched);
+		while (sl && sched[sl - 1] == ' ')
+			sched[--sl] = '\0';
+		v[i] = (struct conf_job){.name = strdup(name),
+		                         .command = strdup("SELECT 1"),
+		                         .database = strdup("db"),
+		                         .schedule = strcmp(sched, "-") ? strdup(sched) : NULL,
+		                         .enabled = true,
+		                         .overlap = OVERLAP_QUEUE,
+		                         .catchup = CATCHUP_ONCE,
+		                         .alert_after = 1};
+		if (v[i].schedule)
+			ck_assert_int_eq(cron_parse(v[i].schedule, &v[i].cron, NULL, 0), 0);
+		if (k == 3) {
+			v[i].after = calloc(1, sizeof(char *));
+			v[i].after[0] = strdup(after);
+			v[i].n_after = 1;
+		}
+	}
+	*c = (struct pgc_config){
+	    .max_running = 8, .jobs = v, .n_jobs = n, .alert_repeat_ms = 3600000};
+}
+
+static void cfg_free_all(struct pgc_config *c)
+{
+	for (size_t i = 0; i < c->n_jobs; i++) {
+		struct conf_job *j = &c->jobs[i];
+		char *f[] = {j->name, j->command, j->database, j->schedule,
+		             j->n_after ? j->after[0] : NULL};
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+			if (f[k]) {
+				memset(f[k], 'x', strlen(f[k]));
+				free(f[k]);
+			}
+		}
+		free(j->after);
+	}
+	memset(c->jobs, 0x55, c->n_jobs * sizeof(*c->jobs));
+	free(c->jobs);
+	c->n_jobs = 0;
+}
+
+/* What the loop sees between two slices of the apply (a timer of its own, due at once each
+ * time, runs between the apply's turns). */
+struct probe {
+	struct harness *h;
+	struct clock_timer t;
+	int turns;           /* probes while the apply went on */
+	bool triggered;      /* keep-150 was started, before the apply reached it */
+	bool new_seen_early; /* job "new" was scheduled at the first probe */
+	bool done;
+	int rc;
+};
+
+static void probe_cb(void *arg)
+{
+	struct probe *p = arg;
+	if (!sched_applying(p->h->s))
+		return;
+	if (p->turns++ == 0) {
+		p->new_seen_early = sched_job_next(p->h->s, "new") != CRON_NEVER;
+		/* not reached yet: it runs on its definition in the old configuration */
+		ck_assert_int_eq(sched_trigger(p->h->s, "keep-150", "manual", false), 0);
+		p->triggered = true;
+	}
+	ck_assert_int_eq(clock_arm(p->h->clock, &p->t, 0), 0);
+}
+
+static void applied(void *arg, int rc)
+{
+	struct probe *p = arg;
+	p->done = true;
+	p->rc = rc;
+}
+
+/* A reload of many jobs is applied a slice of jobs per loop turn, the loop serving what is
+ * due in between (at 100,000 jobs, one turn held it about 100 ms): a job not reached yet
+ * runs on its old definition, which stays alive until the apply is done; once done, a
+ * changed job is rescheduled, an added one scheduled, a removed one gone (its waiting fire
+ * recorded as skipped, its running run ending under its name), every kept job points into
+ * the new configuration only (the old one is overwritten and freed: ASan, and the names
+ * counted below, would show a pointer into it), and the job graph is the new one. */
+START_TEST(a_big_apply_goes_in_slices)
+{
+	struct harness h;
+	h_init(&h);
+	enum { KEEP = 200 };
+	const char *v1[KEEP + 6], *v2[KEEP + 5];
+	char keep[KEEP][64];
+	for (int i = 0; i < KEEP; i++) {
+		snprintf(keep[i], sizeof(keep[i]), "keep-%d 0 0 1 1 *", i);
+		v1[i] = v2[i] = keep[i];
+	}
+	const char *more1[] = {"chg 0 0 1 1 *", "gone * * * * *",    "up 0 0 1 1 *",
+	                       "down -|up",     "gone-up 0 0 1 1 *", "gone-down -|gone-up"};
+	const char *more2[] = {"chg * * * * *", "new * * * * *", "up 0 0 1 1 *", "down -|up",
+	                       "down2 -|up"};
+	memcpy(v1 + KEEP, more1, sizeof(more1));
+	memcpy(v2 + KEEP, more2, sizeof(more2));
+	struct pgc_config c1, c2;
+	cfg_make(&c1, v1, KEEP + 6);
+	cfg_make(&c2, v2, KEEP + 5);
+	const struct sched_executor fx = {
+	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = &h};
+	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
+	sched_set_metrics(h.s, h.m);
+	ck_assert_int_eq(sched_apply(h.s, &c1, utc(), NULL, true), 0);
+	h_advance(&h, 90); /* "gone" runs at 00:01:00; its 00:02:00 fire waits (overlap = queue) */
+	ck_assert_str_eq(h_starts(&h), "gone@30");
+
+	sched_set_apply_slice(h.s, 20);
+	struct probe p = {.h = &h};
+	struct sched_apply_in in = {.cfg = &c2, .tz = utc(), .old = &c1};
+	ck_assert_int_eq(sched_apply_start(h.s, &in, applied, &p), 0);
+	/* nothing of it ran inside the call: the loop's turns do it */
+	ck_assert(sched_applying(h.s));
+	ck_assert_int_eq(sched_job_next(h.s, "new"), CRON_NEVER);
+	clock_timer_init(&p.t, probe_cb, &p);
+	ck_assert_int_eq(clock_arm(h.clock, &p.t, 0), 0);
+	h_advance(&h, 0);
+	ck_assert(p.done);
+	ck_assert_int_eq(p.rc, 0);
+	ck_assert(!sched_applying(h.s));
+	ck_assert(p.triggered);
+	ck_assert(!p.new_seen_early);
+	struct sched_apply_stats st;
+	sched_apply_stats(h.s, &st);
+	ck_assert_uint_le(st.most_jobs, 20);
+	ck_assert_uint_ge(st.turns, (KEEP + 5) / 20);
+	ck_assert_int_ge(p.turns, (KEEP + 5) / 20 - 1);
+	ck_assert_str_eq(h_starts(&h), "gone@30 keep-150@90");
+	ck_assert_ptr_eq(sched_config(h.s), &c2);
+
+	/* the old configuration goes, as the daemon frees it after DONE */
+	cfg_free_all(&c1);
+	ck_assert_int_eq(h_count(&h, "gone", "skipped"), 1);
+	ck_assert_log(&h, "gone: removed from the configuration");
+	ck_assert_log(&h, "gone: skipped: the job was removed from the configuration");
+	h_end(&h, 0, true, NULL); /* gone's run, after its configuration was freed */
+	h_end(&h, 1, true, NULL); /* keep-150's, started on the old one */
+	ck_assert_int_eq(h_count(&h, "gone", "succeeded"), 1);
+	ck_assert_int_eq(h_count(&h, "keep-150", "succeeded"), 1);
+	ck_assert_int_eq(sched_job_next(h.s, "gone"), CRON_NEVER);
+	ck_assert_int_eq(sched_job_next(h.s, "gone-up"), CRON_NEVER);
+	ck_assert_int_eq(sched_job_next(h.s, "chg"), T0 - 30 + 180);
+	ck_assert_int_eq(sched_job_next(h.s, "new"), T0 - 30 + 180);
+	ck_assert_int_eq(sched_job_next(h.s, "keep-7"), 1798761600); /* 2027-01-01 */
+
+	/* the new graph: up -> down, down2 */
+	ck_assert_int_eq(sched_trigger(h.s, "up", "manual", false), 0);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "gone@30 keep-150@90 up@90");
+	h_end(&h, 2, true, NULL);
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "gone@30 keep-150@90 up@90 down@90 down2@90");
+	h_advance(&h, 60); /* 00:03:00: chg and new */
+	ck_assert_str_eq(h_starts(&h),
+	                 "gone@30 keep-150@90 up@90 down@90 down2@90 chg@150 new@150");
+	h_stop(&h);
+	cfg_free_all(&c2);
+}
+END_TEST
+
 /* ---- overlap ------------------------------------------------------------------------------ */
 
 /* overlap = skip: a fire while the run goes on gets a skipped row; the next fire after it
@@ -753,6 +928,7 @@ int main(void)
 	TCase *tc = tcase_create("overlap");
 	tcase_add_test(tc, overlap_skip);
 	tcase_add_test(tc, runs_outlive_their_configuration);
+	tcase_add_test(tc, a_big_apply_goes_in_slices);
 	tcase_add_test(tc, overlap_queue);
 	tcase_add_test(tc, overlap_replace);
 	tcase_add_test(tc, overlap_replace_before_start);

@@ -1,0 +1,401 @@
+/* Putting a configuration in force (sched.h: sched_apply, sched_apply_start).
+ *
+ * Every scheduled job points into the configuration in force (its strings, its compiled
+ * schedule, its conf_job), so a reload must visit every job: at 100,000 jobs that held the
+ * loop about 100 ms in one turn, and the fires due meanwhile were that late. The apply goes
+ * in slices instead, one per loop turn, 2 ms or 8,192 jobs at most (APPLY_SLICE_*), through
+ * these phases:
+ *
+ *   update  each job of the new configuration: found by name (or made), pointed at its new
+ *           entry, rescheduled if its schedule, enabled or zone changed, its staleness timer
+ *           set; jobs with graph edges (before or after) are noted;
+ *   edges   the noted jobs get their edges from the new graph (built off the loop);
+ *   unlink  the jobs the new configuration no longer has lose their edges;
+ *   retire  ... and go: their waiting fires are recorded as skipped, a run of theirs goes on
+ *           (with copies of their strings).
+ *
+ * Between two slices the loop serves timers and connections. A job not reached yet still
+ * points into the old configuration, which the caller keeps alive until DONE, so its fire
+ * runs as before the reload. Nothing is freed that a job reached later points to: a job
+ * leaves only in "retire", after every kept job's edges were set from the new graph and the
+ * leaving jobs' edges were dropped. A job is "visited" when its seen flag equals the
+ * apply's parity, which flips at each apply: no pass clears the flags. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "flow.h"
+#include "jobgraph.h"
+#include "log.h"
+#include "plugin.h"
+#include "sched_priv.h"
+
+/* How long one turn goes on, and how many jobs it takes at most: about 300 ns a job (a
+ * cache miss or three), so some 6,000 jobs in 2 ms. Fires due meanwhile are that much late
+ * at most (docs/scaling.md "A reload without delaying due fires"). */
+#define APPLY_SLICE_US 2000
+#define APPLY_SLICE_JOBS 8192
+/* The clock is read every this many jobs. */
+#define APPLY_CHECK_EVERY 32
+
+enum phase { AP_NONE, AP_UPDATE, AP_EDGES, AP_UNLINK, AP_RETIRE, AP_DONE };
+
+static void apply_turn(void *arg);
+
+/* Point J at its entry CJ of CFG; true if its next instant must be computed again. */
+static bool job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg)
+{
+	const char *db = cj->database ? cj->database : cfg->history_database;
+	const char *old_tz = j->conf ? j->conf->timezone : NULL;
+	bool sched_changed = (j->schedule == NULL) != (cj->schedule == NULL) ||
+	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
+	                     j->enabled != cj->enabled ||
+	                     (old_tz == NULL) != (cj->timezone == NULL) ||
+	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
+	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
+	j->name = cj->name;
+	j->command = cj->command;
+	j->plugin = cj->plugin;
+	j->database = db ? db : "";
+	j->schedule = cj->schedule;
+	j->cron = &cj->cron; /* valid when cj->schedule is set */
+	j->timeout_ms = cj->timeout_ms;
+	j->overlap = cj->overlap;
+	j->enabled = cj->enabled;
+	j->conf = cj;
+	return sched_changed;
+}
+
+static void note_edged(struct sched_apply_state *ap, struct job *j)
+{
+	if (ap->edged_all)
+		return;
+	if (ap->n_edged == ap->cap_edged) {
+		size_t cap = ap->cap_edged ? 2 * ap->cap_edged : 64;
+		struct job **v = realloc(ap->edged, cap * sizeof(*v));
+		if (!v) {
+			ap->edged_all = true; /* the edges phase goes through every job instead */
+			return;
+		}
+		ap->edged = v;
+		ap->cap_edged = cap;
+	}
+	ap->edged[ap->n_edged++] = j;
+}
+
+static void update_one(struct sched *s, size_t i)
+{
+	struct sched_apply_state *ap = &s->ap;
+	const struct conf_job *cj = &s->cfg->jobs[i];
+	struct job *j = sched_job_find(s, cj->name);
+	bool fresh = false;
+
+	if (j && j->seen == ap->parity)
+		return; /* a second job of that name (the configuration's check refuses it) */
+	if (!j) {
+		if (!(j = sched_job_add(s, cj))) {
+			ap->rc = -ENOMEM;
+			return;
+		}
+		fresh = true;
+	}
+	j->seen = ap->parity;
+	bool reschedule = job_update(j, cj, s->cfg);
+	if (fresh || reschedule || ap->tz_changed)
+		sched_job_schedule(j, 0);
+	flow_job_applied(j);
+	if (j->n_ups || j->n_downs || (ap->has_edges && ap->has_edges[i]))
+		note_edged(ap, j);
+}
+
+static void edges_one(struct sched *s, struct job *j)
+{
+	struct sched_apply_state *ap = &s->ap;
+	size_t i = (size_t)(j->conf - s->cfg->jobs);
+	if (flow_job_edges(j, ap->graph_ok ? &ap->graph.dag : NULL, i) < 0)
+		ap->rc = -ENOMEM;
+}
+
+/* The job of the old configuration's entry K, if the new one does not have it. */
+static struct job *leaving(struct sched *s, size_t k)
+{
+	struct sched_apply_state *ap = &s->ap;
+	struct job *j = sched_job_find(s, ap->old->jobs[k].name);
+	return j && j->seen != ap->parity ? j : NULL;
+}
+
+/* How many items the phase has. */
+static size_t phase_len(const struct sched *s)
+{
+	const struct sched_apply_state *ap = &s->ap;
+	switch (ap->phase) {
+	case AP_UPDATE:
+		return s->cfg->n_jobs;
+	case AP_EDGES:
+		return ap->edged_all ? s->cfg->n_jobs : ap->n_edged;
+	case AP_UNLINK:
+		if (!ap->unlink)
+			return 0;
+		/* fall through */
+	case AP_RETIRE:
+		return !ap->old ? 0 : ap->gone ? ap->n_gone : ap->old->n_jobs;
+	default:
+		return 0;
+	}
+}
+
+static void do_item(struct sched *s, size_t pos)
+{
+	struct sched_apply_state *ap = &s->ap;
+	struct job *j;
+	switch (ap->phase) {
+	case AP_UPDATE:
+		update_one(s, pos);
+		break;
+	case AP_EDGES:
+		j = ap->edged_all ? sched_job_find(s, s->cfg->jobs[pos].name) : ap->edged[pos];
+		if (j)
+			edges_one(s, j);
+		break;
+	case AP_UNLINK:
+	case AP_RETIRE:
+		j = leaving(s, ap->gone ? ap->gone[pos] : pos);
+		if (j && ap->phase == AP_UNLINK)
+			flow_job_unlink(j);
+		else if (j)
+			sched_job_retire(j);
+		break;
+	}
+}
+
+/* Every job is in place: what comes once per apply. */
+static void finish(struct sched *s)
+{
+	struct sched_apply_state *ap = &s->ap;
+	flow_applied(s, ap->first);
+	if (ap->first) {
+		for (struct job *j = s->jobs; j; j = j->next)
+			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
+				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
+	}
+	sched_admit_queued(s); /* max_running may have grown */
+	jobgraph_free(&ap->graph);
+	free(ap->has_edges);
+	free(ap->edged);
+	ap->has_edges = NULL;
+	ap->edged = NULL;
+	ap->n_edged = ap->cap_edged = 0;
+	ap->edged_all = false;
+	ap->old = NULL;
+	ap->gone = NULL;
+	ap->phase = AP_DONE;
+}
+
+/* Go through the phases: a slice of them (SLICED), or to the end. */
+static void run_phases(struct sched *s, bool sliced)
+{
+	struct sched_apply_state *ap = &s->ap;
+	int64_t t0 = clock_mono_us();
+	size_t done = 0, slice = ap->slice ? ap->slice : APPLY_SLICE_JOBS;
+
+	while (ap->phase != AP_DONE) {
+		size_t n = phase_len(s);
+		while (ap->pos < n) {
+			if (sliced && done > 0 &&
+			    (done >= slice || (done % APPLY_CHECK_EVERY == 0 &&
+			                       clock_mono_us() - t0 >= APPLY_SLICE_US)))
+				goto out;
+			do_item(s, ap->pos++);
+			done++;
+		}
+		ap->pos = 0;
+		if (ap->phase == AP_RETIRE)
+			finish(s);
+		else
+			ap->phase++;
+	}
+out:
+	if (done > ap->st.most_jobs)
+		ap->st.most_jobs = done;
+}
+
+static void account(struct sched_apply_state *ap, int64_t t0)
+{
+	int64_t us = clock_mono_us() - t0;
+	ap->st.turns++;
+	ap->st.total_us += us;
+	if (us > ap->st.longest_us)
+		ap->st.longest_us = us;
+}
+
+/* The apply is over: tell the caller. */
+static void deliver(struct sched *s)
+{
+	struct sched_apply_state *ap = &s->ap;
+	void (*done)(void *, int) = ap->done;
+	clock_disarm(s->clock, &ap->ev);
+	ap->phase = AP_NONE;
+	ap->done = NULL;
+	if (done)
+		done(ap->done_arg, ap->rc);
+}
+
+static void apply_turn(void *arg)
+{
+	struct sched *s = arg;
+	struct sched_apply_state *ap = &s->ap;
+	int64_t t0 = clock_mono_us();
+
+	if (ap->phase == AP_NONE)
+		return;
+	if (ap->phase == AP_DONE) {
+		deliver(s); /* the turn after the last slice: the caller's part, on its own */
+		return;
+	}
+	run_phases(s, true);
+	if (clock_arm(s->clock, &ap->ev, 0) < 0) {
+		run_phases(s, false); /* no timer: the rest in this turn */
+		account(ap, t0);
+		apply_turn(s);
+		return;
+	}
+	account(ap, t0);
+}
+
+/* The first turn of an apply: the configuration-wide part, the job graph. */
+static void begin(struct sched *s, const struct sched_apply_in *in)
+{
+	struct sched_apply_state *ap = &s->ap;
+	const struct pgc_config *cfg = in->cfg;
+
+	sched_apply_finish(s); /* one at a time */
+	if (ap->phase == AP_DONE)
+		deliver(s); /* its DONE was still to come: now, before this apply's */
+	ap->rc = 0;
+	ap->st = (struct sched_apply_stats){0};
+	ap->first = in->first;
+	/* A reload opens the zone again: only another zone reschedules every job.
+	 * Rescheduling from "now" after a reload that held the loop across a second boundary
+	 * lost the fires due meanwhile, without a trace. */
+	ap->tz_changed = strcmp(cron_tz_name(s->tz), cron_tz_name(in->tz)) != 0;
+	ap->old = s->cfg;
+	ap->gone = in->gone && in->old && in->old == s->cfg ? in->gone : NULL;
+	ap->n_gone = ap->gone ? in->n_gone : 0;
+	ap->parity = !ap->parity;
+	s->cfg = cfg;
+	s->plugins = in->plugins;
+	s->tz = in->tz;
+	s->max_running = cfg->max_running > 0 ? cfg->max_running : 1;
+
+	if (in->graph) {
+		ap->graph = *in->graph;
+		memset(in->graph, 0, sizeof(*in->graph));
+		ap->graph_ok = true;
+	} else {
+		struct diag_list dl = {0};
+		int rc = jobgraph_build(cfg, in->plugins, &ap->graph, &dl);
+		for (size_t i = 0; i < dl.n; i++)
+			log_error("%s:%d: %s", dl.items[i].file ? dl.items[i].file : "?",
+			          dl.items[i].line, dl.items[i].message);
+		diag_clear(&dl);
+		if (rc == -ENOMEM)
+			ap->rc = rc;
+		else if (rc < 0)
+			log_error("the job graph has a cycle; jobs run without their dependencies");
+		ap->graph_ok = rc == 0;
+	}
+	if (ap->graph_ok && ap->graph.dag.n_edges) {
+		ap->has_edges = calloc(cfg->n_jobs ? cfg->n_jobs : 1, 1);
+		if (!ap->has_edges) {
+			ap->edged_all = true;
+		} else {
+			for (size_t e = 0; e < ap->graph.dag.n_edges; e++) {
+				const struct dag_edge *ed = &ap->graph.dag.edges[e];
+				ap->has_edges[ed->from] = ap->has_edges[ed->to] = 1;
+			}
+		}
+	}
+	/* edges exist only where an apply's graph had some: without, no job loses any */
+	ap->unlink = ap->had_edges;
+	ap->had_edges = ap->graph_ok && ap->graph.dag.n_edges > 0;
+	if (!clock_armed(&ap->ev))
+		clock_timer_init(&ap->ev, apply_turn, s);
+	ap->pos = 0;
+	ap->phase = AP_UPDATE;
+	sched_admit_queued(s); /* max_running may have grown */
+}
+
+int sched_apply_start(struct sched *s, const struct sched_apply_in *in,
+                      void (*done)(void *arg, int rc), void *arg)
+{
+	struct sched_apply_state *ap = &s->ap;
+
+	/* (this turn is the caller's: it is not counted in the stats) */
+	begin(s, in);
+	ap->done = done;
+	ap->done_arg = arg;
+	if (clock_arm(s->clock, &ap->ev, 0) < 0) {
+		run_phases(s, false);
+		ap->phase = AP_NONE;
+		ap->done = NULL;
+		return ap->rc < 0 ? ap->rc : -ENOMEM;
+	}
+	return 0;
+}
+
+int sched_apply(struct sched *s, const struct pgc_config *cfg, const cron_tz *tz,
+                const struct plugin_registry *plugins, bool first)
+{
+	struct sched_apply_state *ap = &s->ap;
+	struct sched_apply_in in = {.cfg = cfg, .tz = tz, .plugins = plugins, .first = first};
+	int64_t t0 = clock_mono_us();
+
+	begin(s, &in);
+	run_phases(s, false);
+	ap->phase = AP_NONE;
+	account(ap, t0);
+	return ap->rc;
+}
+
+void sched_apply_finish(struct sched *s)
+{
+	struct sched_apply_state *ap = &s->ap;
+	if (ap->phase == AP_NONE || ap->phase == AP_DONE)
+		return;
+	int64_t t0 = clock_mono_us();
+	run_phases(s, false);
+	account(ap, t0);
+	/* DONE comes in a turn of its own, as it would have */
+	if (clock_arm(s->clock, &ap->ev, 0) < 0)
+		log_error("out of memory arming a timer; the reload's end is not logged");
+}
+
+void sched_apply_clear(struct sched *s)
+{
+	struct sched_apply_state *ap = &s->ap;
+	clock_disarm(s->clock, &ap->ev);
+	jobgraph_free(&ap->graph);
+	free(ap->has_edges);
+	free(ap->edged);
+	ap->has_edges = NULL;
+	ap->edged = NULL;
+	ap->n_edged = ap->cap_edged = 0;
+	ap->phase = AP_NONE;
+	ap->done = NULL;
+}
+
+bool sched_applying(const struct sched *s)
+{
+	return s->ap.phase != AP_NONE;
+}
+
+void sched_apply_stats(const struct sched *s, struct sched_apply_stats *out)
+{
+	*out = s->ap.st;
+}
+
+void sched_set_apply_slice(struct sched *s, size_t n)
+{
+	s->ap.slice = n;
+}
