@@ -654,6 +654,12 @@ int daemon_main(const char *config_path)
 		return DAEMON_EXIT_ROOT;
 	}
 	log_init(LOG_LVL_INFO);
+	/* One malloc arena for the loop and the background jobs: a reload's configuration is
+	 * built on the background thread and freed there later, and with an arena per thread
+	 * each reload left both arenas holding a configuration's worth of pages (100,000 jobs:
+	 * 96 MB after the start, 114 MB after four reloads; 94 MB with one arena, bench_scale).
+	 * Allocations are short, so the threads hardly wait for each other. */
+	(void)mallopt(M_ARENA_MAX, 1);
 	struct reload_result first;
 	if (reload_build(config_path, NULL, NULL, NULL, &first) < 0) {
 		diag_print(&first.dl, stderr);
