@@ -46,10 +46,11 @@
  * much longer than its run, a wait another instance sees like a round trip's. */
 #define UNLOCK_GATHER_MS 20
 #define UNLOCK_GATHER_MAX 256
-/* While runs are under way (the busy hook), the locks wait up to UNLOCK_HOLD_MS (or until
- * CLAIM_BATCH_MAX are due): in a burst the unlock statements took the CPU of the server
- * the runs still to start needed. Well before the next fire of an every-second job. */
-#define UNLOCK_HOLD_MS 250
+/* While runs wait for connections (the busy hook: a burst), the locks wait up to
+ * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements took the CPU of
+ * the server the runs still to start needed. Short, since another instance's claim of the
+ * job's next fire finds the job busy until its lock is back. */
+#define UNLOCK_HOLD_MS 60
 /* The name's lock is held by someone: look again after a heartbeat has had time to move. */
 #define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
 /* Claims older than this are purged (catch-up compares with the history, not the claims). */

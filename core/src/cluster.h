@@ -72,9 +72,9 @@ struct cluster_hooks {
 	 * a hint only, never an instruction (coord.h reads the rows it points at). May be
 	 * NULL. */
 	void (*notified)(void *arg, const char *payload);
-	/* Runs are under way on the jobs' connections: the locks of runs that ended may wait
-	 * (up to a quarter second), so that their statement does not take the server's CPU from
-	 * the runs of a burst. Call cluster_wake() when they are done. May be NULL. */
+	/* Runs wait for the jobs' connections (a burst): the locks of runs that ended may wait
+	 * (60 ms at most), so that their statement does not take the server's CPU from the runs
+	 * still to start. cluster_wake() sends them sooner. May be NULL. */
 	bool (*busy)(void *arg);
 	void *arg;
 };

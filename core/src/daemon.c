@@ -490,11 +490,11 @@ static void cluster_paused_changed(void *arg)
 	ctl_paused_changed(d->ctl);
 }
 
-/* Runs are under way: the cluster's unlocks may wait for them (cluster.h). */
+/* Runs wait for connections: the cluster's unlocks may wait for them (cluster.h). */
 static bool cluster_busy(void *arg)
 {
 	struct daemon *d = arg;
-	return exec_active_runs(d->ex) > 0;
+	return exec_waiting_runs(d->ex) > 0;
 }
 
 static int open_cluster(struct daemon *d)

@@ -1243,6 +1243,14 @@ size_t exec_active_runs(const struct exec *ex)
 	return ex->n_runs;
 }
 
+size_t exec_waiting_runs(const struct exec *ex)
+{
+	size_t n = 0;
+	for (const struct pool *p = ex->pools; p; p = p->next)
+		n += p->n_waiting;
+	return n;
+}
+
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec *ex = arg;

@@ -100,6 +100,8 @@ int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused
 /* Connections currently open / runs not yet done, for status and tests. */
 size_t exec_connections(const struct exec *ex);
 size_t exec_active_runs(const struct exec *ex);
+/* Runs waiting for a connection, in every pool. */
+size_t exec_waiting_runs(const struct exec *ex);
 /* FN(ARG) is called from the loop (never from inside an exec call) when the last run has
  * ended (exec_active_runs() is 0). NULL: not told. */
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg);

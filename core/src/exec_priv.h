@@ -27,8 +27,9 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	/* the statement_timeout DISCARD ALL restores (the role's, database's or server's
-	 * default), as the last SHOW read it; -1 = unknown */
+	 * default), as the SHOW at default_at_ms read it; -1 = unknown */
 	int64_t default_timeout_ms;
+	int64_t default_at_ms;
 	char app_name[80]; /* application_name a run set on it; "" = the startup one */
 	bool tainted;      /* a cancel was aimed at it: never reuse */
 	struct conn *prev, *next;

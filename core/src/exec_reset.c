@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "exec_priv.h"
 #include "pgconn.h"
 
@@ -26,7 +27,8 @@
  *    which this connection serves as soon as the reset is answered (conn->next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
  *    match needs no set_config() round trip of its own. Nothing, when that run wants what
- *    DISCARD ALL restores: the default timeout the last SHOW read, and no name;
+ *    DISCARD ALL restores: the default timeout a SHOW read in the last DEFAULT_TRUST_MS,
+ *    and no name;
  *  - that run's statement itself, when it may follow other statements in one implicit
  *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
  *    or several statements): it runs only if DISCARD ALL and the set_config() succeeded,
@@ -39,6 +41,10 @@ static const char *const reset_sql[] = {
     "DISCARD ALL",
     "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
 };
+/* The default statement_timeout a SHOW read is trusted this long: a server reload may change
+ * it (postgresql.conf), and a pool never idle would not SHOW it again. After that, runs set
+ * their timeout until the connection's next idle reset reads it anew. */
+#define DEFAULT_TRUST_MS 10000
 /* A statement_timeout under this, left by a run, is set to 0 before DISCARD ALL. */
 #define RESET_GUARD_MS 1000
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
@@ -101,6 +107,8 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 		     PQpipelineSync(c->drv.conn);
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
+	if (c->default_timeout_ms >= 0 && clock_mono_ms() - c->default_at_ms >= DEFAULT_TRUST_MS)
+		c->default_timeout_ms = -1;
 	c->reset_no_set = next && next->timeout_ms >= 0 && !next->app_name[0] &&
 	                  c->default_timeout_ms >= 0 && next->timeout_ms == c->default_timeout_ms;
 	if (c->reset_no_set) {
@@ -194,6 +202,7 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		} else if (PQntuples(res) == 1) {
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
 			c->default_timeout_ms = c->timeout_ms;
+			c->default_at_ms = clock_mono_ms();
 		}
 		return;
 	}
