@@ -44,7 +44,7 @@
 /* A job whose last run held its connection this long (or that has not run since the start)
  * has its runs named in pg_stat_activity ('pgcrond: JOB'); a shorter run would hardly be
  * seen there, and naming it costs a statement per run (exec.h: name_backend). */
-#define NAMED_RUN_US 1000000
+#define NAMED_RUN_MS 1000
 
 static void job_timer_cb(void *arg);
 static void run_begin(struct run *r);
@@ -669,7 +669,7 @@ static void run_begin(struct run *r)
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,
-	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_US / 1000,
+	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
 	    .on_pid = on_pid,
 	    .on_done = on_done,
 	    .arg = r,

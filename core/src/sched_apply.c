@@ -169,6 +169,17 @@ static void do_item(struct sched *s, size_t pos)
 	}
 }
 
+/* What the apply built to work with: the new graph and the lists of jobs with edges. */
+static void free_work(struct sched_apply_state *ap)
+{
+	jobgraph_free(&ap->graph);
+	free(ap->has_edges);
+	free(ap->edged);
+	ap->has_edges = NULL;
+	ap->edged = NULL;
+	ap->n_edged = ap->cap_edged = 0;
+}
+
 /* Every job is in place: what comes once per apply. */
 static void finish(struct sched *s)
 {
@@ -180,12 +191,7 @@ static void finish(struct sched *s)
 				sched_job_fire(j, sched_now_us(s) / 1000000 * 1000000, "reboot");
 	}
 	sched_admit_queued(s); /* max_running may have grown */
-	jobgraph_free(&ap->graph);
-	free(ap->has_edges);
-	free(ap->edged);
-	ap->has_edges = NULL;
-	ap->edged = NULL;
-	ap->n_edged = ap->cap_edged = 0;
+	free_work(ap);
 	ap->edged_all = false;
 	ap->old = NULL;
 	ap->gone = NULL;
@@ -375,12 +381,7 @@ void sched_apply_clear(struct sched *s)
 {
 	struct sched_apply_state *ap = &s->ap;
 	clock_disarm(s->clock, &ap->ev);
-	jobgraph_free(&ap->graph);
-	free(ap->has_edges);
-	free(ap->edged);
-	ap->has_edges = NULL;
-	ap->edged = NULL;
-	ap->n_edged = ap->cap_edged = 0;
+	free_work(ap);
 	ap->phase = AP_NONE;
 	ap->done = NULL;
 }

@@ -108,7 +108,7 @@ struct job {
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
 	int last_attempt;
-	int32_t last_backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_US) */
+	int32_t last_backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
 	char *last_message;      /* its return_message */
 	int64_t last_start_us;
 	int64_t last_end_us;
