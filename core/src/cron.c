@@ -582,20 +582,6 @@ static int64_t next_local(const cron_expr *e, int64_t l)
 
 /* ---- errors ---- */
 
-void cron_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	int n = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		err[0] = '\0';
-	else if ((size_t)n >= errlen && errlen > 4)
-		memcpy(err + errlen - 4, "...", 4);
-}
-
 /* ---- the next fire time ---- */
 
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)

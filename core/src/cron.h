@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cron_tz.h"
+
 enum cron_kind {
 	CRON_CALENDAR, /* fields matched against the wall clock */
 	CRON_INTERVAL, /* "N seconds": N seconds after the previous start */
@@ -45,25 +47,6 @@ typedef struct cron_expr {
  * Macros are matched in any case (@Daily); "N second" is accepted like "N seconds". */
 int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-
-/* A time zone (the daemon's "timezone"). Opaque; one per zone, shared read-only. */
-typedef struct cron_tz cron_tz;
-
-/* Open zone NAME ("UTC", "Europe/Berlin"): its TZif file under $TZDIR, else
- * /usr/share/zoneinfo, is read once (versions 1-4, with the POSIX TZ footer for instants
- * past the table). "UTC" needs no file. Returns 0; -ENOENT for an unknown or malformed name;
- * -EINVAL for a file that is not a usable TZif (e.g. leap-second "right/" zones); -ENOMEM.
- * ERR gets a message in every error case. Free with cron_tz_free(), which sets *TZ to NULL. */
-int cron_tz_open(const char *name, cron_tz **out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-void cron_tz_free(cron_tz **tz);
-
-/* The zone's name as given to cron_tz_open(); "UTC" for a NULL TZ. */
-const char *cron_tz_name(const cron_tz *tz);
-
-/* The zone's UTC offset at instant T, in seconds east of Greenwich (+3600 for CET). A NULL
- * TZ is UTC. */
-int32_t cron_tz_offset(const cron_tz *tz, int64_t t);
 
 #define CRON_NEVER INT64_MIN
 

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "history.h"
 #include "hist_spool.h"
 
 /* ---- array literals ------------------------------------------------------------------ */
