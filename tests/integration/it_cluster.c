@@ -121,9 +121,9 @@ START_TEST(host_name_that_cannot_name_an_instance)
 	struct itest_env e;
 	itest_env_setup(&e, "cl-hostname", DB);
 	e.pid = itest_daemon_start_with(e.conf, e.log, long_host_name, NULL);
-	ck_assert_msg(itest_wait_log(e.log, "cannot name this instance", 10), "%s",
-	              itest_read_file(e.log));
-	ck_assert_int_eq(itest_daemon_stop(e.pid, SIGTERM, 10), 78);
+	/* the daemon exits by itself: a SIGTERM sent once the line is logged could reach it
+	 * before that exit and be reported as 143 */
+	ck_assert_int_eq(itest_daemon_wait_exit(e.pid, 20), 78);
 	e.pid = 0;
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(strstr(log, "pgcrond.conf: the host name \"hhhh") &&

@@ -278,7 +278,8 @@ int itest_daemon_stop(pid_t pid, int sig, double timeout_s)
 {
 	int status;
 	track_running(pid, 0);
-	kill(pid, sig);
+	if (sig)
+		kill(pid, sig);
 	double end = itest_now() + timeout_s;
 	while (itest_now() < end) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
@@ -289,6 +290,11 @@ int itest_daemon_stop(pid_t pid, int sig, double timeout_s)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	return -1;
+}
+
+int itest_daemon_wait_exit(pid_t pid, double timeout_s)
+{
+	return itest_daemon_stop(pid, 0, timeout_s);
 }
 
 void itest_copy_file(const char *from, const char *to, mode_t mode)

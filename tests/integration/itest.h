@@ -51,9 +51,11 @@ pid_t itest_daemon_start(const char *conf, const char *log);
  * namespace, a bind mount); on failure it writes why to the log and _exit()s. */
 pid_t itest_daemon_start_with(const char *conf, const char *log, void (*in_child)(void *),
                               void *arg);
-/* Send SIG, wait up to TIMEOUT_S for exit; returns the exit status as from waitpid's
- * WEXITSTATUS, 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
+/* Send SIG (none if 0), wait up to TIMEOUT_S for exit; returns the exit status as from
+ * waitpid's WEXITSTATUS, 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
 int itest_daemon_stop(pid_t pid, int sig, double timeout_s);
+/* Wait up to TIMEOUT_S for PID to exit by itself (no signal sent), as itest_daemon_stop(). */
+int itest_daemon_wait_exit(pid_t pid, double timeout_s);
 /* Wait until LOG contains NEEDLE; true if it did within TIMEOUT_S. */
 bool itest_wait_log(const char *log, const char *needle, double timeout_s);
 
