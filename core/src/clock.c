@@ -235,6 +235,11 @@ void clock_sim_step(struct clock *c, int64_t wall_us)
 	c->sim_offset_us = wall_us - c->sim_mono_us;
 }
 
+void clock_sim_stall(struct clock *c, int64_t us)
+{
+	c->sim_mono_us += us > 0 ? us : 0;
+}
+
 static void run_ready(struct event_base *base)
 {
 	while (base && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0)

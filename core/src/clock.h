@@ -67,6 +67,9 @@ int64_t clock_mono_now_us(const struct clock *c);
 /* Simulated clocks only. The wall clock jumps to WALL_US while the monotonic clock (and so
  * every armed timer) stays: what an NTP step or a suspend looks like. */
 void clock_sim_step(struct clock *c, int64_t wall_us);
+/* Let US microseconds pass without a loop turn (a stalled loop): no timer fires; those
+ * that came due fire late, at the next clock_sim_advance(). */
+void clock_sim_stall(struct clock *c, int64_t us);
 /* Let US microseconds pass: each timer due meanwhile fires at its instant, in order, and
  * after each (and before the first) BASE's ready events run (work deferred through
  * event_active), until none is left. BASE may be NULL. */

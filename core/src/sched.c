@@ -51,19 +51,6 @@ static void run_begin(struct run *r);
 static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
 
-/* The wall clock the real clock of sched_new() reads: the real one, or a test's. */
-static int64_t (*wall_clock)(void) = clock_wall_us;
-
-void sched_set_wall_clock(int64_t (*now_us)(void))
-{
-	wall_clock = now_us ? now_us : clock_wall_us;
-}
-
-int64_t sched_wall_us(void)
-{
-	return wall_clock();
-}
-
 int64_t sched_now_us(const struct sched *s)
 {
 	return clock_now_us(s->clock);
@@ -1301,12 +1288,17 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	return 0;
 }
 
+struct sched_executor sched_exec_executor(struct exec *ex)
+{
+	return (struct sched_executor){
+	    .submit = real_submit, .cancel = real_cancel, .probe = real_probe, .ctx = ex};
+}
+
 int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
 {
-	const struct sched_executor real = {
-	    .submit = real_submit, .cancel = real_cancel, .probe = real_probe, .ctx = ex};
+	const struct sched_executor real = sched_exec_executor(ex);
 	struct clock *c;
-	int rc = clock_new(base, wall_clock, &c);
+	int rc = clock_new(base, NULL, &c);
 	if (rc < 0)
 		return rc;
 	if ((rc = sched_new_with(base, c, &real, h, out)) < 0) {

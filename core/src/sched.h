@@ -38,6 +38,8 @@ struct sched_executor {
 	int (*probe)(void *ctx, const char *database);
 	void *ctx;
 };
+/* exec.h's executor EX as a sched_executor (what sched_new() uses). */
+struct sched_executor sched_exec_executor(struct exec *ex);
 /* sched_new() with the clock CLOCK (borrowed until sched_free(): clock.h, real or
  * simulated) and the executor EX (copied; its ctx borrowed). */
 struct clock;
@@ -199,11 +201,6 @@ int64_t sched_job_next(struct sched *s, const char *name);
  * missed fires (catch-up policy, a log line, a skipped row); back, wildcard and "N seconds"
  * jobs go on from the new time and fixed-time jobs wait for their next instant. */
 void sched_check_clock(struct sched *s);
-
-/* Test hook: the wall clock (Unix microseconds) the scheduler reads, so unit tests can step
- * it; NULL restores CLOCK_REALTIME. Set it before sched_new(). The daemon never calls this;
- * timers still run on libevent's monotonic clock. */
-void sched_set_wall_clock(int64_t (*now_us)(void));
 
 /* Each recorded run is counted in M (metrics.h; may be NULL: none), borrowed until
  * sched_free(). */

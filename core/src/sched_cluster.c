@@ -131,7 +131,7 @@ static void ended(struct job *j)
 	r->cluster_wait = false;
 	j->active = NULL;
 	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
-	r->queue_at_us = sched_wall_us();
+	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);
 }
 

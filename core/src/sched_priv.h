@@ -198,7 +198,6 @@ struct sched {
 };
 
 /* sched.c */
-int64_t sched_wall_us(void);
 /* The scheduler's wall clock (Unix microseconds). */
 int64_t sched_now_us(const struct sched *s);
 /* The zone a job's schedule is read in: its own timezone, else the daemon's. */

@@ -26,11 +26,6 @@
 /* Databases shown at most (a configuration has a handful). */
 #define MAX_DATABASES 256
 
-static int64_t wall_now_us(void)
-{
-	return sched_wall_us();
-}
-
 /* KEY = "2026-11-22T10:00:01Z" and KEY_unix = seconds (with the fraction). */
 static int put_time(json_t *o, const char *key, int64_t us)
 {
@@ -314,7 +309,7 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 {
 	struct sched *s = src->sched;
 	const struct pgc_config *cfg = s->cfg;
-	int64_t now = wall_now_us();
+	int64_t now = sched_now_us(src->sched);
 	int rc = 0;
 
 	if (job_or_null) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
@@ -108,28 +109,10 @@ START_TEST(next_fire_interval_and_reboot)
 }
 END_TEST
 
-/* ---- the scheduler on a simulated wall clock --------------------------------------------
- * The simulated wall clock runs at the speed of the monotonic clock (libevent's timers keep
- * real time) from an instant the test sets; setting it again is a clock step. */
-
-static int64_t sim_offset_us;
-
-static int64_t mono_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t sim_wall_us(void)
-{
-	return mono_now_us() + sim_offset_us;
-}
-
-static void sim_set(int64_t wall_us)
-{
-	sim_offset_us = wall_us - mono_now_us();
-}
+/* ---- the scheduler on a simulated clock (clock.h) ----------------------------------------
+ * Time moves only when the test says: h_run lets it pass with the loop turning, h_step steps
+ * the wall clock (NTP, a suspend), h_stall lets it pass with the loop held. The runs go to
+ * the real executor, which has no database "nowhere": each fails at once, from the loop. */
 
 static int64_t at(const char *iso)
 {
@@ -140,6 +123,7 @@ static int64_t at(const char *iso)
 
 struct harness {
 	struct event_base *base;
+	struct clock *clock;
 	struct exec *ex;
 	struct sched *s;
 	struct pgc_config cfg;
@@ -147,6 +131,13 @@ struct harness {
 	char log[64];
 	int saved_stderr;
 };
+
+/* A scheduler on the harness's clock and executor. */
+static void h_sched(struct harness *h)
+{
+	const struct sched_executor ex = sched_exec_executor(h->ex);
+	ck_assert_int_eq(sched_new_with(h->base, h->clock, &ex, NULL, &h->s), 0);
+}
 
 /* One job "tick" with SCHEDULE and CATCHUP, the clock set to START_US; stderr (the log) goes
  * to a file. */
@@ -163,12 +154,11 @@ static void h_start(struct harness *h, const char *schedule, enum catchup_policy
 	close(fd);
 	log_init(LOG_LVL_INFO);
 
-	sim_set(start_us);
-	sched_set_wall_clock(sim_wall_us);
 	h->base = event_base_new();
 	ck_assert_ptr_nonnull(h->base);
+	ck_assert_int_eq(clock_new_sim(start_us, &h->clock), 0);
 	ck_assert_int_eq(exec_new(h->base, &h->ex), 0);
-	ck_assert_int_eq(sched_new(h->base, h->ex, NULL, &h->s), 0);
+	h_sched(h);
 	h->job = (struct conf_job){.name = "tick",
 	                           .command = "SELECT 1",
 	                           .database = "nowhere",
@@ -181,18 +171,23 @@ static void h_start(struct harness *h, const char *schedule, enum catchup_policy
 	ck_assert_int_eq(sched_apply(h->s, &h->cfg, utc(), NULL, true), 0);
 }
 
+/* Let SECONDS pass, the loop turning (timers and deferred work run in order). */
 static void h_run(struct harness *h, double seconds)
 {
-	struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
-	event_base_loopexit(h->base, &tv);
-	event_base_dispatch(h->base);
+	clock_sim_advance(h->clock, (int64_t)(seconds * 1e6), h->base);
 }
 
-/* Step the simulated clock to WALL_US; the scheduler notices at its next wake-up. */
+/* Step the simulated wall clock to WALL_US; the scheduler notices at its next wake-up. */
 static void h_step(struct harness *h, int64_t wall_us)
 {
-	sim_set(wall_us);
+	clock_sim_step(h->clock, wall_us);
 	sched_check_clock(h->s);
+}
+
+/* Let SECONDS pass with the loop held: timers due meanwhile fire late, at the next h_run. */
+static void h_stall(struct harness *h, double seconds)
+{
+	clock_sim_stall(h->clock, (int64_t)(seconds * 1e6));
 }
 
 static int64_t h_next(struct harness *h)
@@ -236,8 +231,8 @@ static void h_stop(struct harness *h)
 {
 	sched_free(&h->s);
 	exec_free(&h->ex);
+	clock_free(&h->clock);
 	event_base_free(h->base);
-	sched_set_wall_clock(NULL);
 	fflush(stderr);
 	dup2(h->saved_stderr, 2);
 	close(h->saved_stderr);
@@ -295,7 +290,7 @@ START_TEST(backward_step_interval_goes_on)
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:00:02Z"));
 	h_run(&h, 2.6);
 	ck_assert_log(&h, "scheduled 10:00:02Z");
-	h_step(&h, sim_wall_us() - 2 * 3600 * INT64_C(1000000));
+	h_step(&h, clock_now_us(h.clock) - 2 * 3600 * INT64_C(1000000));
 	/* two seconds from the new time, not from the old one */
 	ck_assert_int_le(h_next(&h), at("2026-11-22T08:00:06Z"));
 	h_run(&h, 2.6);
@@ -358,7 +353,7 @@ START_TEST(stalled_loop_reports_missed_fires)
 	struct harness h;
 	h_start(&h, "* * * * * *", CATCHUP_SKIP, at("2026-11-22T10:00:00Z") * 1000000 + 500000);
 	/* the loop does not run for 3.2 s: the fires at :01 and :02 cannot be served */
-	usleep(3200000);
+	h_stall(&h, 3.2);
 	h_run(&h, 0.3);
 	ck_assert_log(&h, "fires from 2026-11-22T10:00:01Z to");
 	ck_assert_log(&h, "missed (the timer woke ");
@@ -391,7 +386,7 @@ END_TEST
 static json_t *h_status(struct harness *h)
 {
 	struct status_src src = {
-	    .sched = h->s, .ex = h->ex, .instance = "test", .started_us = sim_wall_us()};
+	    .sched = h->s, .ex = h->ex, .instance = "test", .started_us = clock_now_us(h->clock)};
 	json_t *st = status_snapshot(&src, "tick");
 	ck_assert_ptr_nonnull(st);
 	return st;
@@ -478,7 +473,7 @@ START_TEST(resume_without_due_fires_and_paused_at_start)
 
 	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:59Z") * 1000000 + 700000);
 	sched_free(&h.s);
-	ck_assert_int_eq(sched_new(h.base, h.ex, NULL, &h.s), 0);
+	h_sched(&h);
 	const char *names[] = {"tick"};
 	ck_assert_int_eq(sched_set_paused(h.s, names, 1), 0);
 	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, true), 0);
