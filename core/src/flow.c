@@ -602,7 +602,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			nr->n_payloads = r->n_payloads;
 			r->payloads = NULL;
 			r->n_payloads = 0;
-			int64_t delay = retry_delay_ms(c, r->attempt, arc4random());
+			int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));
 			char d[32];
 			duration_format(delay, d, sizeof(d));
 			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,

@@ -1100,6 +1100,17 @@ void sched_job_retire(struct job *j)
 		job_unlink_free(j);
 }
 
+static uint32_t system_random(void *arg)
+{
+	return arc4random();
+}
+
+void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
+{
+	s->random = random ? random : system_random;
+	s->random_arg = arg;
+}
+
 void sched_set_metrics(struct sched *s, struct metrics *m)
 {
 	s->metrics = m;
@@ -1273,6 +1284,7 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->ex = *ex;
 	s->hist = h;
 	s->max_running = 32;
+	s->random = system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, clock_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);

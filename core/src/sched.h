@@ -206,6 +206,11 @@ void sched_check_clock(struct sched *s);
  * sched_free(). */
 struct metrics;
 void sched_set_metrics(struct sched *s, struct metrics *m);
+
+/* The random numbers the scheduler draws (retry jitter, retry.h), uniform over
+ * 0..UINT32_MAX: RANDOM(ARG), or arc4random() when RANDOM is NULL (the default). Time and
+ * randomness are inputs, so a simulation can pin both. */
+void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg);
 /* The configuration last given to sched_apply() (NULL before). */
 const struct pgc_config *sched_config(const struct sched *s);
 

@@ -155,9 +155,11 @@ struct sched {
 	struct sched_executor ex; /* exec.h's, or a test's */
 	struct hist *hist;
 	struct alerter *alerts;
-	struct cluster *cluster; /* NULL: no coordination (no history database) */
-	struct coord *coord;     /* NULL: none (coord.h) */
-	struct metrics *metrics; /* may be NULL (sched_set_metrics) */
+	struct cluster *cluster;       /* NULL: no coordination (no history database) */
+	struct coord *coord;           /* NULL: none (coord.h) */
+	struct metrics *metrics;       /* may be NULL (sched_set_metrics) */
+	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random) */
+	void *random_arg;
 	char instance[128];
 	const struct pgc_config *cfg;
 	const cron_tz *tz;

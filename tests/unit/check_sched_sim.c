@@ -42,6 +42,7 @@ struct harness {
 	struct fake_run runs[64];
 	size_t n_runs;
 	int probes;
+	uint32_t random; /* every random number the scheduler draws */
 	char log[64];
 	int saved_stderr;
 };
@@ -65,6 +66,11 @@ static void fake_cancel(void *ctx, struct exec_run *run, const char *message)
 {
 	struct fake_run *r = (struct fake_run *)run;
 	snprintf(r->cancel, sizeof(r->cancel), "%s", message);
+}
+
+static uint32_t fake_random(void *arg)
+{
+	return ((struct harness *)arg)->random;
 }
 
 static int fake_probe(void *ctx, const char *database)
@@ -138,6 +144,7 @@ static void h_start(struct harness *h)
 	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = h};
 	ck_assert_int_eq(sched_new_with(h->base, h->clock, &fx, NULL, &h->s), 0);
 	sched_set_metrics(h->s, h->m);
+	sched_set_random(h->s, fake_random, h);
 	ck_assert_int_eq(sched_apply(h->s, &h->cfg, utc(), NULL, true), 0);
 }
 
@@ -587,6 +594,30 @@ START_TEST(retry_transient_then_success)
 }
 END_TEST
 
+/* The jitter is drawn from the scheduler's random source: at its lowest a 10 s delay is
+ * 9 s, at its highest 11 s, to the millisecond. */
+START_TEST(retry_jitter_comes_from_the_random_source)
+{
+	const uint32_t draws[] = {0, UINT32_MAX};
+	const double delays[] = {9.0, 11.0};
+	for (int i = 0; i < 2; i++) {
+		struct harness h;
+		h_init(&h);
+		h.random = draws[i];
+		h_job(&h, "a", "0 * * * *")->retries = 1;
+		h_start(&h);
+		ck_assert_int_eq(sched_trigger(h.s, "a", "manual", false), 0);
+		h_advance(&h, 0);
+		h_end(&h, 0, false, "08006");
+		h_advance(&h, delays[i] - 0.001);
+		ck_assert_uint_eq(h.n_runs, 1);
+		h_advance(&h, 0.001);
+		ck_assert_uint_eq(h.n_runs, 2);
+		h_stop(&h);
+	}
+}
+END_TEST
+
 /* A failure that is not transient is final at once; so is the last attempt. */
 START_TEST(retry_not_for_permanent_errors)
 {
@@ -936,6 +967,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("retry");
 	tcase_add_test(tc, retry_transient_then_success);
+	tcase_add_test(tc, retry_jitter_comes_from_the_random_source);
 	tcase_add_test(tc, retry_not_for_permanent_errors);
 	tcase_add_test(tc, retry_wait_counts_as_busy);
 	suite_add_tcase(s, tc);
