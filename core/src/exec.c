@@ -1203,14 +1203,6 @@ void exec_set_connection_check(struct exec *ex, int64_t ms)
 			conndrv_set_check(&c->drv, ex->check_ms);
 }
 
-size_t exec_connections(const struct exec *ex)
-{
-	size_t n = 0;
-	for (const struct pool *p = ex->pools; p; p = p->next)
-		n += p->n_conns;
-	return n;
-}
-
 size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max)
 {
 	size_t n = 0;

@@ -97,8 +97,6 @@ void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *da
  * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
 int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));
 
-/* Connections currently open / runs not yet done, for status and tests. */
-size_t exec_connections(const struct exec *ex);
 size_t exec_active_runs(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);

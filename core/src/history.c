@@ -977,14 +977,6 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
 	kick(h);
 }
 
-void hist_purge_now(struct hist *h)
-{
-	if (h->retain_ms <= 0)
-		return;
-	h->purge_pending = true;
-	kick(h);
-}
-
 /* Drive only this connection (not the daemon's loop: other modules are shutting down)
  * until everything is written or the grace period is over. */
 static void flush_for_close(struct hist *h)

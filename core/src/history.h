@@ -119,10 +119,6 @@ typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last
                                    int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
 
-/* Run the partition maintenance and retention now, on its own connection and thread (normally
- * on its timer, and after each connect): hist_part.h. */
-void hist_purge_now(struct hist *h);
-
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"

@@ -533,11 +533,6 @@ static void route(struct evhttp_request *req, void *arg)
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
-int http_port(const struct http *h)
-{
-	return h->port;
-}
-
 void http_apply(struct http *h, const struct pgc_config *cfg)
 {
 	const struct conf_http *c = &cfg->http;

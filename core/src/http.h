@@ -41,7 +41,4 @@ void http_apply(struct http *h, const struct pgc_config *cfg);
 void http_set_stopping(struct http *h);
 void http_free(struct http **h);
 
-/* The port actually bound (listen = "...:0" picks a free one). */
-int http_port(const struct http *h);
-
 #endif
