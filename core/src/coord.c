@@ -17,7 +17,6 @@
 
 #include "cluster.h"
 #include "log.h"
-#include "sched.h"
 
 static const char sql_note[] =
     "INSERT INTO pgcrond.pending_work AS w (instance, boot_id, job_name, kind, graph_run,"
@@ -86,23 +85,19 @@ struct change {
 
 struct coord {
 	struct cluster *c;
-	struct sched *s;
 	struct coord_hooks hooks;
 	struct change *changes;
 	bool schema_missing; /* step 7 is not installed: said once, nothing sent */
 	struct log_complaint complaint;
 };
 
-int coord_open(struct cluster *c, struct sched *s, const struct coord_hooks *hooks,
-               struct coord **out)
+int coord_open(struct cluster *c, const struct coord_hooks *hooks, struct coord **out)
 {
 	struct coord *co = calloc(1, sizeof(*co));
 	if (!co)
 		return -ENOMEM;
 	co->c = c;
-	co->s = s;
-	if (hooks)
-		co->hooks = *hooks;
+	co->hooks = *hooks;
 	*out = co;
 	return 0;
 }
@@ -224,7 +219,7 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 		json_decref(a);
 		w.payloads = payloads;
 		w.n_payloads = n;
-		sched_take_work(co->s, &w);
+		co->hooks.take_work(co->hooks.arg, &w);
 		for (size_t k = 0; k < n; k++)
 			free(payloads[k]);
 		free(payloads);
@@ -279,7 +274,7 @@ static void cancels_done(void *arg, const PGresult *r, const char *err, const ch
 		return;
 	for (int i = 0; i < PQntuples(r); i++)
 		if (strcmp(PQgetvalue(r, i, 2), "t") == 0)
-			sched_cluster_cancel(co->s, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+			co->hooks.cancel(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
 
 static void read_cancels(struct coord *co)
@@ -313,7 +308,7 @@ static void paused_done(void *arg, const PGresult *r, const char *err, const cha
 		else if (!ch->pause && k < n)
 			names[k] = names[--n];
 	}
-	if (sched_follow_paused(co->s, names, n) && co->hooks.paused_changed)
+	if (co->hooks.follow_paused(co->hooks.arg, names, n) && co->hooks.paused_changed)
 		co->hooks.paused_changed(co->hooks.arg);
 	free(names);
 }
@@ -388,7 +383,7 @@ void coord_identity(struct coord *co)
 	read_paused(co);
 	read_cancels(co);
 	/* a run waiting for another instance's end may have missed it while we were away */
-	sched_cluster_ended(co->s, NULL);
+	co->hooks.ended(co->hooks.arg, NULL);
 }
 
 void coord_reaped(struct coord *co, const char *dead)
@@ -397,7 +392,7 @@ void coord_reaped(struct coord *co, const char *dead)
 		return;
 	take(co, dead, "");
 	/* its session, and with it the locks of its runs, is gone: no end will be announced */
-	sched_cluster_ended(co->s, NULL);
+	co->hooks.ended(co->hooks.arg, NULL);
 }
 
 /* "graph ok|start INSTANCE\nJOB" (names hold no control characters) */
@@ -431,7 +426,7 @@ static void graph_told(struct coord *co, const char *what)
 	const char *self = cluster_instance(co->c);
 	if (!nl || ((size_t)(nl - inst) == strlen(self) && strncmp(inst, self, strlen(self)) == 0))
 		return; /* our own, counted when it happened */
-	sched_cluster_graph(co->s, nl + 1, started);
+	co->hooks.graph(co->hooks.arg, nl + 1, started);
 }
 
 void coord_notified(struct coord *co, const char *payload)
@@ -441,7 +436,7 @@ void coord_notified(struct coord *co, const char *payload)
 	if (strncmp(payload, "graph ", 6) == 0)
 		graph_told(co, payload + 6);
 	else if (strncmp(payload, "end ", 4) == 0)
-		sched_cluster_ended(co->s, payload + 4);
+		co->hooks.ended(co->hooks.arg, payload + 4);
 	else if (strncmp(payload, "stopped ", 8) == 0)
 		stopped(co, payload + 8);
 	else if (strcmp(payload, "pause") == 0)

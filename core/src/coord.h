@@ -25,7 +25,6 @@
 #include <stdint.h>
 
 struct cluster;
-struct sched;
 struct coord;
 
 /* One piece of pending work. Strings are borrowed for the call. */
@@ -40,16 +39,32 @@ struct coord_work {
 	size_t n_payloads;
 };
 
+/* What coord asks of the scheduler above it, and tells the daemon; wired in daemon.c (coord
+ * knows no scheduler: it sits below sched/). Each is called from the loop with ARG. */
 struct coord_hooks {
-	/* The paused set changed through another instance (sched's set was updated): keep the
-	 * local copy (state_dir) in step. May be NULL. */
+	/* Pending work W of a dead instance (or of an earlier process of this one): run it
+	 * here (sched_take_work). */
+	void (*take_work)(void *arg, const struct coord_work *w);
+	/* A run of JOB on another instance ended; NULL: any may have (sched_cluster_ended). */
+	void (*ended)(void *arg, const char *job);
+	/* Another instance started (STARTED) or ended with success a run of graph job JOB
+	 * (sched_cluster_graph). */
+	void (*graph)(void *arg, const char *job, bool started);
+	/* Instance BY replaces JOB's run here: cancel it (sched_cluster_cancel). */
+	void (*cancel)(void *arg, const char *job, const char *by);
+	/* The cluster's paused set is NAMES (N): follow it; true if anything changed here
+	 * (sched_follow_paused). */
+	bool (*follow_paused)(void *arg, const char *const *names, size_t n);
+	/* The paused set changed through another instance (the scheduler's set was updated):
+	 * keep the local copy (state_dir) in step. May be NULL. */
 	void (*paused_changed)(void *arg);
 	void *arg;
 };
 
-/* On cluster C for scheduler S. Returns 0 or -ENOMEM. */
-int coord_open(struct cluster *c, struct sched *s, const struct coord_hooks *hooks,
-               struct coord **out) __attribute__((warn_unused_result));
+/* On cluster C with HOOKS (copied; every hook but paused_changed is required). Returns 0 or
+ * -ENOMEM. */
+int coord_open(struct cluster *c, const struct coord_hooks *hooks, struct coord **out)
+    __attribute__((warn_unused_result));
 void coord_free(struct coord **co);
 
 /* cluster.h's hooks, forwarded by the daemon: the name is ours again (after a connect), an

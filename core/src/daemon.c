@@ -484,6 +484,32 @@ static void cluster_notified(void *arg, const char *payload)
 	coord_notified(d->coord, payload);
 }
 
+/* coord's hooks: what it asks of the scheduler (coord.h) */
+static void hook_take_work(void *arg, const struct coord_work *w)
+{
+	sched_take_work(((struct daemon *)arg)->sched, w);
+}
+
+static void hook_ended(void *arg, const char *job)
+{
+	sched_cluster_ended(((struct daemon *)arg)->sched, job);
+}
+
+static void hook_graph(void *arg, const char *job, bool started)
+{
+	sched_cluster_graph(((struct daemon *)arg)->sched, job, started);
+}
+
+static void hook_cancel(void *arg, const char *job, const char *by)
+{
+	sched_cluster_cancel(((struct daemon *)arg)->sched, job, by);
+}
+
+static bool hook_follow_paused(void *arg, const char *const *names, size_t n)
+{
+	return sched_follow_paused(((struct daemon *)arg)->sched, names, n);
+}
+
 static void cluster_paused_changed(void *arg)
 {
 	struct daemon *d = arg;
@@ -708,8 +734,14 @@ int daemon_main(const char *config_path)
 	}
 	sched_set_context(d.sched, d.alerts, d.instance);
 	sched_set_cluster(d.sched, d.cluster);
-	struct coord_hooks ch = {.paused_changed = cluster_paused_changed, .arg = &d};
-	if (d.cluster && coord_open(d.cluster, d.sched, &ch, &d.coord) < 0) {
+	struct coord_hooks ch = {.take_work = hook_take_work,
+	                         .ended = hook_ended,
+	                         .graph = hook_graph,
+	                         .cancel = hook_cancel,
+	                         .follow_paused = hook_follow_paused,
+	                         .paused_changed = cluster_paused_changed,
+	                         .arg = &d};
+	if (d.cluster && coord_open(d.cluster, &ch, &d.coord) < 0) {
 		log_error("out of memory");
 		goto out;
 	}

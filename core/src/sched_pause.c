@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flow.h"
+#include "sched_flow_priv.h"
 #include "history.h"
 #include "log.h"
 #include "sched.h"

@@ -2,11 +2,11 @@
 #define PGCROND_SCHED_PRIV_H
 
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
- * bookkeeping) and flow.c (the job graph at run time, retries, catch-up, alert conditions),
+ * bookkeeping) and sched_flow.c (the job graph at run time, retries, catch-up, alert conditions),
  * by sched_pause.c (pause, resume, waited-for runs) and sched_input.c (notifications,
  * triggers, takeover), and read (never written) by status.c for the live state; other
- * modules use sched.h. sched.c calls flow.c at a run's start and end; the runs a run's end
- * causes (downstreams, fires that waited for it) flow.c hands back through the loop (struct
+ * modules use sched.h. sched.c calls sched_flow.c at a run's start and end; the runs a run's end
+ * causes (downstreams, fires that waited for it) sched_flow.c hands back through the loop (struct
  * sched's flow queue), and a run that cannot start ends from the loop too: no call chain
  * goes from a run's end into another run's start and back. */
 
@@ -77,7 +77,7 @@ struct job {
 	struct job *hnext;    /* in its bucket of the sched's name index */
 	struct preclaim *pre; /* the claim of next_fire, made before it (sched_preclaim.c) */
 
-	/* ---- flow.c ---- */
+	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
 	struct job **ups, **downs; /* the job graph (upstreams / downstreams) */
 	size_t n_ups, n_downs;
@@ -87,7 +87,7 @@ struct job {
 	struct run *parked;           /* a fire waiting for a running upstream */
 	char *graph_again_id;         /* the graph-run id for that run */
 	struct clock_timer *retry_ev; /* the wait before the next attempt (active->retry_wait);
-	                               * made at first use (flow.c job_timer) */
+	                               * made at first use (sched_flow.c job_timer) */
 	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
 	                               * use */
 	int64_t last_success_us;
@@ -150,7 +150,7 @@ struct run {
 
 struct sched {
 	struct event_base *base;
-	struct clock *clock; /* every reading and timer of the scheduler and flow.c */
+	struct clock *clock; /* every reading and timer of the scheduler and sched_flow.c */
 	bool own_clock;
 	struct sched_executor ex; /* exec.h's, or a test's */
 	struct hist *hist;
@@ -183,7 +183,7 @@ struct sched {
 	 * them, as the executor ends runs) */
 	struct event ended_ev;
 	struct run *ended_head, *ended_tail;
-	/* flow.c's follow-up fires (downstream runs, parked runs released), handed to the
+	/* sched_flow.c's follow-up fires (downstream runs, parked runs released), handed to the
 	 * scheduler from the loop: a run's end never starts another run inside it */
 	struct event flow_ev;
 	struct run *flow_head, *flow_tail;

@@ -1,11 +1,11 @@
-/* The pure parts of flow.c: graph-run ids, the catch-up decision, fan-in readiness. */
+/* The pure parts of sched_flow.c: graph-run ids, the catch-up decision, fan-in readiness. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cron.h"
-#include "flow.h"
+#include "sched_flow_priv.h"
 
 static cron_expr expr(const char *text)
 {

@@ -1,7 +1,7 @@
 /* Jobs between and after their runs: the job graph at run time, retries, catch-up and the
- * alert conditions (see flow.h). Everything here runs in the loop, driven by run ends and
+ * alert conditions (sched_flow_priv.h). Everything here runs in the loop, driven by run ends and
  * timers; nothing polls. */
-#include "flow.h"
+#include "sched_flow_priv.h"
 
 #include <errno.h>
 #include <event2/event.h>

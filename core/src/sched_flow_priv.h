@@ -1,5 +1,5 @@
-#ifndef PGCROND_FLOW_H
-#define PGCROND_FLOW_H
+#ifndef PGCROND_SCHED_FLOW_PRIV_H
+#define PGCROND_SCHED_FLOW_PRIV_H
 
 /* The behaviour of jobs between and after their runs (issue "jobs that behave"), the part of
  * the scheduler that sched.c hands each run's start and end to:
