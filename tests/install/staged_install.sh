@@ -42,6 +42,17 @@ grep -q "^conf_dir = \"$prefix/etc/pgcrond/conf.d\";" "$stage$prefix/etc/pgcrond
 grep -q "^plugin_dir = \"$prefix/lib[a-z0-9_-]*/pgcrond/plugins\";" "$stage$prefix/etc/pgcrond/pgcrond.conf" ||
   fail "pgcrond.conf: $(grep plugin_dir "$stage$prefix/etc/pgcrond/pgcrond.conf")"
 
+# the documentation the man pages, pgcrond.conf and the unit point at: installed, and named
+# at its installed place
+for f in README.md configuration.md install.md operations.md security.md sql-api.md; do
+  [ -f "$stage$prefix/share/doc/pgcrond/$f" ] || fail "$prefix/share/doc/pgcrond/$f is missing"
+done
+grep -q "^# $prefix/share/doc/pgcrond/configuration.md" "$stage$prefix/etc/pgcrond/pgcrond.conf" ||
+  fail "pgcrond.conf does not name $prefix/share/doc/pgcrond/configuration.md: $(grep -n doc "$stage$prefix/etc/pgcrond/pgcrond.conf")"
+grep -q "^Documentation=.* file:$prefix/share/doc/pgcrond/operations.md\$" \
+  "$stage$prefix/lib/systemd/system/pgcrond.service" ||
+  fail "unit: $(grep Documentation "$stage$prefix/lib/systemd/system/pgcrond.service")"
+
 # the .pc, read through the staged tree as a cross build would
 export PKG_CONFIG_PATH=$stage$prefix/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
 [ "$(pkg-config --variable=prefix pgcrond-plugin)" = "$stage$prefix" ] ||
