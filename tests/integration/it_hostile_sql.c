@@ -283,6 +283,85 @@ START_TEST(planted_overloads_daemon_and_install)
 }
 END_TEST
 
+/* Names nobody can squat (issue 23 item 10): a role cannot take the name cron-job-N that
+ * the unnamed job with jobid N will have, an unnamed job whose name is held anyway (a row
+ * from before the rule) gets another, and a SQL job holding the name of a job file's new
+ * job no longer stops `pgcrond install`: the file job takes its name, the SQL job is moved
+ * aside, named after its owner in the warning, and both run. */
+START_TEST(names_cannot_be_squatted)
+{
+	struct itest_env e;
+	setup(&e);
+	free(install(&e, 0));
+	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " MALLORY ", " APP);
+	PGconn *m = role_conn(&e, MALLORY), *app = role_conn(&e, APP);
+
+	/* a name of the unnamed jobs to come */
+	char sql[512];
+	long long next = itest_scalar_ll(e.db, "SELECT last_value FROM pgcrond.job_jobid_seq");
+	snprintf(sql, sizeof(sql), "SELECT cron.schedule('cron-job-%lld', '0 0 1 1 *', 'SELECT 1')",
+	         next + 5);
+	PGresult *r = PQexec(m, sql);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char want[128];
+	snprintf(want, sizeof(want), "job name \"cron-job-%lld\" is reserved for the unnamed job",
+	         next + 5);
+	ck_assert_msg(msg && strstr(msg, want), "%s", msg ? msg : "(no error)");
+	PQclear(r);
+	/* a squatter from before the rule: the unnamed job is named around it */
+	itest_exec(e.db, "INSERT INTO pgcrond.job (jobid, jobname, kind, command, schedule,"
+	                 " database, enabled, source, username)"
+	                 " SELECT 999999, 'cron-job-' || (s.last_value + 1), 'sql', 'SELECT 1',"
+	                 " '0 0 1 1 *', '" DB "', false, 'sql', '" MALLORY "'"
+	                 " FROM pgcrond.job_jobid_seq s");
+	char *id = itest_scalar(app, "SELECT cron.schedule('0 0 1 1 *', 'SELECT 2')");
+	char q[256], name[64];
+	snprintf(q, sizeof(q), "SELECT jobname FROM pgcrond.job WHERE jobid = %s", id);
+	snprintf(name, sizeof(name), "cron-job-%s.1", id);
+	itest_assert_scalar(e.db, q, name);
+	free(id);
+
+	/* mallory takes the name of a job the operator adds to a file later */
+	itest_exec(m, "SELECT cron.schedule('nightly-report', '1 seconds',"
+	              " $$INSERT INTO public.ticks (job) VALUES ('mallory')$$)");
+	itest_env_job(&e, "10-file.conf",
+	              "job = { name = \"nightly-report\"; database = \"app\"; schedule = \"1 "
+	              "seconds\"; command = \"INSERT INTO public.ticks (job) VALUES ('file')\"; "
+	              "};\n");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	id = itest_scalar(e.db, "SELECT jobid FROM cron.job WHERE username = '" MALLORY "'"
+	                        " AND jobname = 'nightly-report'");
+	char line[512];
+	snprintf(line, sizeof(line),
+	         "10-file.conf:1: warning: job \"nightly-report\": the name was held by a job that "
+	         "role \"" MALLORY "\" scheduled in SQL (cron.job jobid %s); job files own their "
+	         "names, so that job now runs as \"nightly-report.sql-%s\"",
+	         id, id);
+	ck_assert_msg(status == 0 && strstr(out, line), "install: %d %s\nwanted: %s", status, out,
+	              line);
+	free(out);
+	snprintf(line, sizeof(line), "file nightly-report, sql nightly-report.sql-%s", id);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(source || ' ' || jobname, ', ' ORDER BY source)"
+	                    " FROM pgcrond.job WHERE jobname LIKE 'nightly-report%'",
+	                    line);
+	/* her changes to it go on without taking the name back */
+	itest_exec(m, "SELECT cron.schedule('nightly-report', '2 seconds',"
+	              " $$INSERT INTO public.ticks (job) VALUES ('mallory')$$)");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(DISTINCT job) = 2 FROM public.ticks"
+	                             " WHERE job IN ('file', 'mallory')"),
+	              "both jobs did not run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	free(id);
+	PQfinish(app);
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hostile_sql");
@@ -290,6 +369,7 @@ int main(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, override_function_types);
 	tcase_add_test(tc, planted_overloads_daemon_and_install);
+	tcase_add_test(tc, names_cannot_be_squatted);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
