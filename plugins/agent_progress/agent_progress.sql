@@ -68,9 +68,7 @@ BEGIN
 	-- reads only those agents' submissions (index submissions_agent_challenge_created_idx).
 	CREATE OR REPLACE FUNCTION public.mv_agent_progress_rows(agent_ids uuid[])
 	RETURNS SETOF public.mv_agent_progress
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp -- run by the daemon's role: nothing planted in public
-	AS $rows$
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.agent_id,
 		       s.challenge_id,
 		       date_trunc('week', s.created_at AT TIME ZONE 'UTC') AS week,

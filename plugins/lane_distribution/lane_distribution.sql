@@ -85,9 +85,7 @@ BEGIN
 	-- (index submissions_challenge_created_idx).
 	CREATE OR REPLACE FUNCTION public.mv_lane_score_distribution_rows(challenge_ids uuid[])
 	RETURNS SETOF public.mv_lane_score_distribution
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp -- run by the daemon's role: nothing planted in public
-	AS $rows$
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.challenge_id,
 		       ls.lane_key,
 		       count(*) AS sample_count,

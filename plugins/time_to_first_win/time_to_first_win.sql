@@ -57,9 +57,7 @@ BEGIN
 	-- The rows of the given challenges (all for NULL); inlined by the planner.
 	CREATE OR REPLACE FUNCTION public.mv_time_to_first_win_rows(challenge_ids uuid[])
 	RETURNS SETOF public.mv_time_to_first_win
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp -- run by the daemon's role: nothing planted in public
-	AS $rows$
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		WITH first_submissions AS (
 			SELECT agent_id, challenge_id, min(created_at) AS first_at
 			FROM public.submissions

@@ -78,9 +78,7 @@ BEGIN
 	-- run reads only those challenges' submissions and distribution rows.
 	CREATE OR REPLACE FUNCTION public.mv_weakness_patterns_rows(challenge_ids uuid[])
 	RETURNS SETOF public.mv_weakness_patterns
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp -- run by the daemon's role: nothing planted in public
-	AS $rows$
+	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		WITH agent_lane_history AS (
 			SELECT s.agent_id,
 			       s.challenge_id,
