@@ -18,10 +18,12 @@ BEGIN
 				USING ERRCODE = 'insufficient_privilege',
 				      HINT = 'as a superuser: CREATE ROLE pgcrond_operator NOLOGIN; then run pgcrond install again';
 		END;
+		-- only on the role made here: commenting on a role needs CREATEROLE, which an
+		-- installer need not have once a superuser made the role (docs/security.md)
+		COMMENT ON ROLE pgcrond_operator IS 'may ask pgcrond for manual runs: SELECT pgcrond.trigger(job)';
 	END IF;
 END
 $do$;
-COMMENT ON ROLE pgcrond_operator IS 'may ask pgcrond for manual runs: SELECT pgcrond.trigger(job)';
 
 CREATE TABLE IF NOT EXISTS pgcrond.trigger_request (
 	id           bigserial PRIMARY KEY,

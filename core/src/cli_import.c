@@ -40,7 +40,8 @@ static void usage(FILE *out)
 	        "warning. A name that is already taken refuses the import: nothing is changed.\n\n"
 	        "Options:\n"
 	        "  --from CONNINFO    the pg_cron server's database holding cron.job (connect as\n"
-	        "                     a superuser there to see every role's jobs)\n"
+	        "                     a superuser there to see every role's jobs); without a\n"
+	        "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
 	        "  --dry-run          print what would be done, change nothing\n"
 	        "  --to-files DIR     write DIR/pg_cron-import.conf instead (file jobs run as\n"
 	        "                     pgcrond's own role, not as their pg_cron owner)\n"
@@ -51,6 +52,20 @@ static void usage(FILE *out)
 	        "Exit status: 0 imported, 64 bad usage, 65 a name clash or a schedule pgcrond\n"
 	        "cannot read, 69 a database is unreachable, 78 configuration error.\n",
 	        PGCROND_DEFAULT_CONF);
+}
+
+/* Whether CONNINFO (key=value pairs or a URI) sets a password. */
+static bool conninfo_has_password(const char *conninfo)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+	bool has = false;
+
+	PQfreemem(perr);
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		has |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
+	PQconninfoFree(opts);
+	return has;
 }
 
 static void jobs_free(struct src_job *jobs, int n)
@@ -408,6 +423,16 @@ int cli_import(int argc, char **argv)
 		return EX_USAGE;
 	}
 
+	if (conninfo_has_password(from)) {
+		/* refused before anything is done: the argument is already in the process list,
+		 * but it need not stay there for a whole import */
+		fprintf(stderr,
+		        "pgcrond import: --from holds a password, which every local user can read "
+		        "in the process list (/proc/PID/cmdline); remove it and give the password "
+		        "through PGPASSWORD, a password file (~/.pgpass, or PGPASSFILE) or a "
+		        "service (--from 'service=NAME', see pg_service.conf)\n");
+		return EX_USAGE;
+	}
 	src = pgconn_connect_blocking(from, "pgcrond import", err, sizeof(err));
 	if (!src) {
 		fprintf(stderr, "pgcrond import: the pg_cron server: %s\n", err);

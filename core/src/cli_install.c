@@ -100,35 +100,76 @@ static bool exec_ok(PGresult *r, const char *what)
 	return false;
 }
 
+static bool sqlstate_is(const PGresult *r, const char *state)
+{
+	const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return s && strcmp(s, state) == 0;
+}
+
+/* The exit code for a failed install step (RC a negative errno): 69 only when the database
+ * went away; 77 when the server refused for want of a privilege (SQLSTATE 42501, with what to
+ * grant); 73 for any other refusal. */
+static int install_exit(PGconn *conn, int rc)
+{
+	if (rc == -ENOTCONN || PQstatus(conn) == CONNECTION_BAD)
+		return EX_UNAVAILABLE;
+	if (rc == -ENOENT)
+		return EX_CONFIG; /* no schema files: PGCROND_SQL_DIR */
+	if (rc == -EACCES) {
+		fprintf(
+		    stderr,
+		    "pgcrond install: role \"%s\" lacks a privilege that install needs; a "
+		    "superuser grants it once (CREATE ROLE pgcrond_operator NOLOGIN; GRANT "
+		    "CREATE ON DATABASE %s TO \"%s\"; in each job database also GRANT CREATE ON "
+		    "SCHEMA public), then run pgcrond install again as that role; see "
+		    "\"Installing with the least privilege\" in pgcrond(8) and docs/security.md\n",
+		    PQuser(conn), PQdb(conn), PQuser(conn));
+		return EX_NOPERM;
+	}
+	return EX_CANTCREAT;
+}
+
 struct job_counts {
 	int added, changed, unchanged, removed;
 };
 
-/* Which of the NAMES of CFG's jobs a job made in SQL (cron.schedule) already holds; each is
- * reported at its FILE:LINE. Names are unique across file and SQL jobs. Returns how many, or
- * -EIO. */
-static int sql_jobs_hold(PGconn *conn, const struct pgc_config *cfg, const char *names)
+/* Job files own their names: a job made in SQL (cron.schedule) that holds one of NAMES (CFG's
+ * jobs) is moved aside to NAME.sql-JOBID, where it goes on running as its owner, and the
+ * operator is told whose it is at the job's FILE:LINE. (It was the install that failed, so
+ * any role could stop every install by taking a name before the job file did.) Returns how
+ * many were moved, or -EIO. */
+static int displace_sql_jobs(PGconn *conn, const struct pgc_config *cfg, const char *names)
 {
 	const char *p[] = {names};
-	PGresult *r = PQexecParams(conn,
-	                           "SELECT jobname, username, jobid FROM pgcrond.job"
-	                           " WHERE jobname = ANY ($1::text[]) AND source = 'sql'"
-	                           "   AND removed_at IS NULL ORDER BY jobname",
-	                           1, NULL, p, NULL, NULL, 0);
-	if (!exec_ok(r, "looking for names taken by jobs made in SQL")) {
+	PGresult *r = PQexecParams(
+	    conn,
+	    "WITH held AS (SELECT jobid, jobname FROM pgcrond.job"
+	    "  WHERE jobname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])"
+	    "    AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL FOR UPDATE),"
+	    " moved AS (UPDATE pgcrond.job j"
+	    "   SET jobname = pg_catalog.left(j.jobname, 40) OPERATOR(pg_catalog.||) '.sql-'"
+	    "       OPERATOR(pg_catalog.||) j.jobid, updated_at = pg_catalog.now()"
+	    "   FROM held WHERE j.jobid OPERATOR(pg_catalog.=) held.jobid"
+	    "   RETURNING held.jobname AS was, j.username, j.jobid, j.jobname)"
+	    " SELECT was, username, jobid, jobname,"
+	    "        pg_catalog.pg_notify('pgcrond_jobs', jobid::pg_catalog.text)"
+	    "   FROM moved ORDER BY was",
+	    1, NULL, p, NULL, NULL, 0);
+	if (!exec_ok(r, "moving aside jobs made in SQL that hold a job file's name")) {
 		PQclear(r);
 		return -EIO;
 	}
 	int n = PQntuples(r);
 	for (int i = 0; i < n; i++) {
 		const struct conf_job *job = config_job(cfg, PQgetvalue(r, i, 0));
-		fprintf(
-		    stderr,
-		    "%s:%d: job \"%s\": the name is taken by a job role \"%s\" scheduled in SQL "
-		    "(cron.job jobid %s); rename this job, or remove that one with "
-		    "cron.unschedule\n",
-		    job ? job->file : cfg->file, job ? job->line : 0, PQgetvalue(r, i, 0),
-		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+		fprintf(stderr,
+		        "%s:%d: warning: job \"%s\": the name was held by a job that role \"%s\" "
+		        "scheduled in SQL (cron.job jobid %s); job files own their names, so that "
+		        "job now runs as \"%s\" (it keeps its name in cron.job; tell its owner, or "
+		        "remove it with cron.unschedule(%s))\n",
+		        job ? job->file : cfg->file, job ? job->line : 0, PQgetvalue(r, i, 0),
+		        PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+		        PQgetvalue(r, i, 2));
 	}
 	PQclear(r);
 	return n;
@@ -160,10 +201,22 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	    "        EXCLUDED.defined_at)"
 	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
 	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
+	char *all = NULL;
 	int rc = 0;
 
 	if (!names)
 		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		names[i] = cfg->jobs[i].name;
+	if (!(all = array_literal(names, cfg->n_jobs))) {
+		free(names);
+		return -ENOMEM;
+	}
+	if (displace_sql_jobs(conn, cfg, all) < 0) {
+		free(all);
+		free(names);
+		return -EIO;
+	}
 	/* Pipelined, CHUNK statements per round trip: one at a time, 100,000 jobs took 34 s of
 	 * round trips. Small chunks, so the answers never fill the socket while we still send. */
 	enum { CHUNK = 200 };
@@ -183,7 +236,6 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
 			                : NULL;
 
-			names[i] = job->name;
 			snprintf(staleness, sizeof(staleness), "%lld",
 			         (long long)job->max_staleness_ms);
 			snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
@@ -221,7 +273,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			else if (!exec_ok(r, what))
 				rc = -EIO;
 			else if (PQntuples(r) == 0)
-				n->unchanged++; /* or held by a SQL job: sql_jobs_hold() below */
+				n->unchanged++;
 			else if (PQgetvalue(r, 0, 0)[0] == 't')
 				n->added++;
 			else
@@ -240,13 +292,6 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	if (rc == 0) {
 		/* Jobs gone from the config keep their row, disabled: their history rows keep a
 		 * jobid that resolves, and configuring the job again revives the same jobid. */
-		char *all = array_literal(names, cfg->n_jobs);
-		int held = all ? sql_jobs_hold(conn, cfg, all) : -ENOMEM;
-		if (held != 0) {
-			free(all);
-			free(names);
-			return held < 0 ? held : -EEXIST;
-		}
 		const char *p[] = {all};
 		PGresult *r =
 		    PQexecParams(conn,
@@ -255,12 +300,11 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		                 " WHERE removed_at IS NULL AND source = 'file'"
 		                 "   AND jobname <> ALL ($1::text[])",
 		                 1, NULL, p, NULL, NULL, 0);
-		if (!all || !exec_ok(r, "marking removed jobs"))
-			rc = all ? -EIO : -ENOMEM;
+		if (!exec_ok(r, "marking removed jobs"))
+			rc = -EIO;
 		else
 			n->removed = atoi(PQcmdTuples(r));
 		PQclear(r);
-		free(all);
 	}
 	if (rc == 0) {
 		/* and into cron.job, which lists every job as pg_cron's does */
@@ -269,6 +313,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			rc = -EIO;
 		PQclear(r);
 	}
+	free(all);
 	free(names);
 	return rc;
 }
@@ -438,12 +483,13 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 {
 	const struct plugin **order = calloc(cfg->n_jobs + 1, sizeof(*order));
 	PGconn **conns = calloc(cfg->n_databases + 1, sizeof(*conns));
+	PGconn **job_conns = calloc(cfg->n_databases + 1, sizeof(*job_conns));
 	enum db_state *state = calloc(cfg->n_databases + 1, sizeof(*state));
 	long long *before = calloc(cfg->n_databases + 1, sizeof(*before));
 	char err[1536];
 	int rc = EX_OK;
 
-	if (!order || !conns || !state || !before) {
+	if (!order || !conns || !job_conns || !state || !before) {
 		rc = EX_SOFTWARE;
 		goto out;
 	}
@@ -510,8 +556,24 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					    p->name, db->name, plugin_err);
 					rc = worse(rc, EX_CANTCREAT);
 				} else {
-					rc = worse(rc,
-					           install_job_objects(conns[d], p, job, db->name));
+					/* a job's own DDL (sql_view's query, as the operator
+					 * wrote it) resolves names as the job's runs do, not on
+					 * the pinned path of pgcrond's own statements */
+					if (!job_conns[d])
+						job_conns[d] = pgconn_connect_blocking_job(
+						    db->conninfo, "pgcrond install", err,
+						    sizeof(err));
+					if (!job_conns[d]) {
+						job_failed(job,
+						           "not installed: database \"%s\": %s",
+						           db->name, err);
+						rc = worse(rc, EX_UNAVAILABLE);
+						continue;
+					}
+					PQclear(PQexec(job_conns[d],
+					               "SET client_min_messages = warning"));
+					rc = worse(rc, install_job_objects(job_conns[d], p, job,
+					                                   db->name));
 				}
 			}
 		}
@@ -528,7 +590,10 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 out:
 	for (size_t d = 0; conns && d < cfg->n_databases; d++)
 		PQfinish(conns[d]);
+	for (size_t d = 0; job_conns && d < cfg->n_databases; d++)
+		PQfinish(job_conns[d]);
 	free(conns);
+	free(job_conns);
 	free(state);
 	free(before);
 	free(order);
@@ -566,9 +631,10 @@ int cli_install(int argc, char **argv)
 	}
 
 	const char *sql_dir = hist_sql_dir();
-	if (hist_install_begin(conn, sql_dir, &from, &to, err, sizeof(err)) != 0) {
+	int hrc = hist_install_begin(conn, sql_dir, &from, &to, err, sizeof(err));
+	if (hrc != 0) {
 		fprintf(stderr, "pgcrond install: %s\n", err);
-		rc = EX_UNAVAILABLE;
+		rc = install_exit(conn, hrc);
 		goto out;
 	}
 	int src = sync_jobs(conn, cfg, reg, &counts);
@@ -576,8 +642,10 @@ int cli_install(int argc, char **argv)
 	if (src != 0 || !exec_ok(r, "COMMIT")) {
 		if (src == -ENOMEM)
 			fprintf(stderr, "pgcrond install: out of memory\n");
+		if (src == 0)
+			src = sqlstate_is(r, "42501") ? -EACCES : -EIO;
 		PQclear(r);
-		rc = src == -EEXIST ? EX_CONFIG : EX_UNAVAILABLE;
+		rc = src == -ENOMEM ? EX_SOFTWARE : install_exit(conn, src);
 		goto out;
 	}
 	PQclear(r);

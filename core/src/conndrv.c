@@ -509,6 +509,11 @@ void conndrv_init(struct conndrv *d, struct event_base *base, const struct connd
 	evtimer_assign(&d->retry_ev, base, on_retry, d);
 }
 
+void conndrv_set_job_session(struct conndrv *d)
+{
+	d->job_session = true;
+}
+
 void conndrv_set_priority(struct conndrv *d, int priority)
 {
 	d->priority = priority;
@@ -537,7 +542,8 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 {
 	char why[512];
 
-	if (pgconn_start_at(d->conninfo, d->app_name, host, hostaddr, port, &d->conn) != 0) {
+	if (pgconn_start_at(d->conninfo, d->app_name, !d->job_session, host, hostaddr, port,
+	                    &d->conn) != 0) {
 		if (!d->conn)
 			fail(d, "out of memory", false);
 		else

@@ -73,7 +73,8 @@ struct conndrv {
 	void *arg;
 	const char *conninfo; /* the last conndrv_connect's; not owned */
 	char app_name[96];
-	int priority; /* of the socket event; -1: the base's default */
+	int priority;     /* of the socket event; -1: the base's default */
+	bool job_session; /* search_path left as the server gives it (conndrv_set_job_session) */
 	int64_t retry_min_ms, retry_max_ms;
 	struct event sock_ev, timer_ev, retry_ev;
 	bool sock_added;
@@ -89,6 +90,10 @@ struct conndrv {
 void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
                   void *arg, const char *label, unsigned limit, int64_t window_ms,
                   int64_t check_ms);
+/* The connection serves jobs: its search_path is the user's, not pinned to pg_catalog,
+ * pg_temp as every other connection's is (pgconn.h, PGCONN_PINNED_OPTION), so every
+ * statement pgcrond itself sends on it must be schema-qualified, operators included. */
+void conndrv_set_job_session(struct conndrv *d);
 /* Socket events at PRIORITY (event_priority_set) instead of the base's default. */
 void conndrv_set_priority(struct conndrv *d, int priority);
 /* The connection check (MS > 0); an idle connection's next check follows it at once. */

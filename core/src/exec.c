@@ -286,6 +286,7 @@ static int conn_open(struct pool *p)
 	conndrv_init(&c->drv, p->ex->base, &conn_ops, c, label, PGCONN_NOTICES_PER_RUN, 0,
 	             p->ex->check_ms);
 	conndrv_set_priority(&c->drv, EXEC_IO_PRIORITY);
+	conndrv_set_job_session(&c->drv); /* a job's session keeps the user's search_path */
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;

@@ -13,6 +13,10 @@
 
 #include "pgconn.h"
 
+/* The path of the install's transaction (SET LOCAL): as the connection's startup option,
+ * restated before each file. */
+#define PIN_PATH_SQL "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
+
 /* 'pgcrond' in ASCII: the advisory lock two installers serialize on. */
 #define INSTALL_LOCK_KEY "31638874210922084"
 
@@ -30,6 +34,11 @@ static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t e
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(err, errlen, "%s: %s%s%s%s", what, why, state ? " (SQLSTATE " : "",
 	         state ? state : "", state ? ")" : "");
+	if (PQstatus(c) == CONNECTION_BAD)
+		return -ENOTCONN;
+	/* class 42501 insufficient_privilege: a grant is missing, not a database away */
+	if (state && strcmp(state, "42501") == 0)
+		return -EACCES;
 	return -EIO;
 }
 
@@ -105,9 +114,17 @@ static int apply_file(PGconn *c, const char *dir, const char *name, char *err, s
 			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
-	PGresult *r = PQexec(c, sql);
+	/* Each file starts on the pinned path (the connection's own, pgconn.h), whatever the
+	 * file before it may have set: a name in it never resolves through a schema other
+	 * roles can write (CVE-2018-1058), and what it creates binds to pg_catalog's objects. */
+	PGresult *r = PQexec(c, PIN_PATH_SQL);
 	rc = exec_ok(c, r, path, err, errlen);
 	PQclear(r);
+	if (rc == 0) {
+		r = PQexec(c, sql);
+		rc = exec_ok(c, r, path, err, errlen);
+		PQclear(r);
+	}
 	free(sql);
 	return rc;
 }
@@ -147,15 +164,17 @@ static bool step_applied(PGconn *c, const char *step)
 {
 	const char *p[] = {step};
 	/* (in two statements: naming a missing table would abort the transaction) */
-	PGresult *r = PQexec(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL");
+	PGresult *r =
+	    PQexec(c, "SELECT pg_catalog.to_regclass('pgcrond.schema_version') IS NOT NULL");
 	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	           PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (!yes)
 		return false;
-	r = PQexecParams(
-	    c, "SELECT EXISTS (SELECT FROM pgcrond.schema_version WHERE version = $1::integer)", 1,
-	    NULL, p, NULL, NULL, 0);
+	r = PQexecParams(c,
+	                 "SELECT EXISTS (SELECT FROM pgcrond.schema_version"
+	                 " WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int4)",
+	                 1, NULL, p, NULL, NULL, 0);
 	yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	      PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
@@ -175,19 +194,23 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		return rc;
 	/* Wait for a concurrent installer rather than race it: once it commits, this one
 	 * finds the schema current and changes nothing. */
-	rc = run_sql(c, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, NULL, "advisory lock",
-	             err, errlen);
+	rc = run_sql(c, PIN_PATH_SQL, 0, NULL, NULL, "pinning search_path", err, errlen);
 	if (rc < 0)
 		goto fail;
-	rc = run_sql(c, "SELECT to_regclass('pgcrond.schema_version') IS NOT NULL", 0, NULL, &v,
-	             "reading the schema version", err, errlen);
+	rc = run_sql(c, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
+	             NULL, "advisory lock", err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = run_sql(c, "SELECT pg_catalog.to_regclass('pgcrond.schema_version') IS NOT NULL", 0,
+	             NULL, &v, "reading the schema version", err, errlen);
 	if (rc < 0)
 		goto fail;
 	if (v && v[0] == 't') {
 		free(v);
 		v = NULL;
-		rc = run_sql(c, "SELECT coalesce(max(version), 0) FROM pgcrond.schema_version", 0,
-		             NULL, &v, "reading the schema version", err, errlen);
+		rc = run_sql(
+		    c, "SELECT coalesce(pg_catalog.max(version), 0) FROM pgcrond.schema_version", 0,
+		    NULL, &v, "reading the schema version", err, errlen);
 		if (rc < 0)
 			goto fail;
 		current = v ? atoi(v) : 0;
@@ -216,7 +239,7 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		const char *p[] = {PGCROND_VERSION, vbuf};
 		rc = run_sql(c,
 		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
-		             " WHERE version = $2::integer",
+		             " WHERE version OPERATOR(pg_catalog.=) $2::pg_catalog.int4",
 		             2, p, NULL, "recording the version", err, errlen);
 		if (rc < 0)
 			goto fail;

@@ -11,8 +11,11 @@
  * found in SQL_DIR (pgcrond--N.sql files, each the step from N-1 to N), then applies
  * pg_cron_compat.sql. *FROM and *TO get the versions before and after (equal: nothing was
  * changed). CONN must not be in a transaction. Returns 0, or a negative errno with a
- * message in ERR. On success the transaction is still open: the caller adds its own
- * statements (the job registry) and COMMITs, or ROLLBACKs on error. */
+ * message in ERR: -EACCES when the server refused for want of a privilege (SQLSTATE
+ * 42501), -ENOTCONN when the connection was lost, -ENOENT without schema files, -EIO for
+ * any other refusal. Every statement runs with search_path pinned to pg_catalog, pg_temp. On
+ * success the transaction is still open: the caller adds its own statements (the job registry) and
+ * COMMITs, or ROLLBACKs on error. */
 struct pg_conn; /* libpq's PGconn */
 int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
                        size_t errlen) __attribute__((warn_unused_result));

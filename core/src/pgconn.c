@@ -32,30 +32,72 @@
 		"1", "10", "5", "3", "30000", (conninfo), (application_name), "UTF8", NULL         \
 	}
 
-int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
-                    const char *hostaddr, const char *port, PGconn **out)
+/* The "options" of pgcrond's own connections: the conninfo's own (or PGOPTIONS when it sets
+ * none, which libpq would have used) followed by the pinned search_path, which wins since
+ * the server applies "-c" settings in order. malloc'd; NULL when out of memory. */
+char *pgconn_pinned_options(const char *conninfo)
 {
-	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI). Keywords after it
-	 * override it: client_encoding is always UTF8 (see conn_keys), and the addresses
-	 * resolved for the conninfo's hosts replace its own lists. */
+	char *perr = NULL;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
+	const char *own = NULL;
+	char *out = NULL;
+
+	PQfreemem(perr);
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+			own = o->val;
+	if (!own)
+		own = getenv("PGOPTIONS");
+	if (asprintf(&out, "%s%s%s", own && *own ? own : "", own && *own ? " " : "",
+	             PGCONN_PINNED_OPTION) < 0)
+		out = NULL;
+	PQconninfoFree(opts);
+	return out;
+}
+
+/* The keywords and values of a connection to CONNINFO: CONN_KEYS, then (PINNED) the
+ * merged "options", then the resolved address lists. KEYS and VALS have room for
+ * CONN_KEYS + 4 entries. */
+static void conn_params(const char *conninfo, const char *application_name, const char *options,
+                        const char *host, const char *hostaddr, const char *port, const char **keys,
+                        const char **vals)
+{
 	const char *ck[] = CONN_KEYS;
 	const char *cv[] = CONN_VALS(conninfo, application_name);
-	const char *keys[sizeof(ck) / sizeof(ck[0]) + 3], *vals[sizeof(ck) / sizeof(ck[0]) + 3];
 	size_t n = 0;
 
 	for (; ck[n]; n++) {
 		keys[n] = ck[n];
 		vals[n] = cv[n];
 	}
-	const char *extra_k[] = {"host", "hostaddr", "port"};
-	const char *extra_v[] = {host, hostaddr, port};
-	for (size_t i = 0; i < 3; i++)
+	const char *extra_k[] = {"options", "host", "hostaddr", "port"};
+	const char *extra_v[] = {options, host, hostaddr, port};
+	for (size_t i = 0; i < 4; i++)
 		if (extra_v[i]) {
 			keys[n] = extra_k[i];
 			vals[n++] = extra_v[i];
 		}
 	keys[n] = vals[n] = NULL;
+}
+
+#define N_CONN_PARAMS (sizeof((const char *[])CONN_KEYS) / sizeof(const char *) + 4)
+
+int pgconn_start_at(const char *conninfo, const char *application_name, bool pinned,
+                    const char *host, const char *hostaddr, const char *port, PGconn **out)
+{
+	/* expand_dbname = 1: "dbname" carries the whole conninfo (or URI). Keywords after it
+	 * override it: client_encoding is always UTF8 (see conn_keys), the options of
+	 * pgcrond's own connections pin search_path, and the addresses resolved for the
+	 * conninfo's hosts replace its own lists. */
+	const char *keys[N_CONN_PARAMS], *vals[N_CONN_PARAMS];
+	char *options = NULL;
+
+	*out = NULL;
+	if (pinned && !(options = pgconn_pinned_options(conninfo)))
+		return -ENOMEM;
+	conn_params(conninfo, application_name, options, host, hostaddr, port, keys, vals);
 	PGconn *c = PQconnectStartParams(keys, vals, 1);
+	free(options); /* libpq copied it */
 
 	*out = c;
 	if (!c)
@@ -251,13 +293,20 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 	return buf;
 }
 
-PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
-                                size_t errlen)
+static PGconn *connect_blocking(const char *conninfo, const char *application_name, bool pinned,
+                                char *err, size_t errlen)
 {
-	const char *keys[] = CONN_KEYS;
-	const char *vals[] = CONN_VALS(conninfo, application_name);
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const char *keys[N_CONN_PARAMS], *vals[N_CONN_PARAMS];
+	char *options = pinned ? pgconn_pinned_options(conninfo) : NULL;
 	char why[512], safe[512];
+
+	if (pinned && !options) {
+		snprintf(err, errlen, "cannot connect: out of memory");
+		return NULL;
+	}
+	conn_params(conninfo, application_name, options, NULL, NULL, NULL, keys, vals);
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	/* one state for all of a command's connections: a CLI command is short-lived */
 	static struct pgconn_notices cli_notices;
 
@@ -282,6 +331,19 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 	}
 	PQfinish(c);
 	return NULL;
+}
+
+PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
+                                size_t errlen)
+{
+	/* a CLI command's connections are pgcrond's own: search_path pinned */
+	return connect_blocking(conninfo, application_name, true, err, errlen);
+}
+
+PGconn *pgconn_connect_blocking_job(const char *conninfo, const char *application_name, char *err,
+                                    size_t errlen)
+{
+	return connect_blocking(conninfo, application_name, false, err, errlen);
 }
 
 /* ---- notices ------------------------------------------------------------------------- */

@@ -17,14 +17,31 @@
  * waiting first for the socket to become writable. Returns 0, -ENOMEM, or -ECONNREFUSED when
  * libpq failed at once (the message is in PQerrorMessage(*OUT); the caller still
  * PQfinish()es it). */
-int pgconn_start_at(const char *conninfo, const char *application_name, const char *host,
-                    const char *hostaddr, const char *port, PGconn **out)
+int pgconn_start_at(const char *conninfo, const char *application_name, bool pinned,
+                    const char *host, const char *hostaddr, const char *port, PGconn **out)
     __attribute__((warn_unused_result));
 
-/* Blocking connect for the CLI commands. Returns the connection, or NULL with a one-line
- * message in ERR that names the (redacted) conninfo and never shows its password. */
+/* pgcrond's own connections (history, cluster, listeners, the SQL jobs' reader, health,
+ * every CLI command; PINNED above) resolve no name through a schema other roles can write:
+ * their search_path is pinned at connect time, as a startup option, so nothing runs before
+ * it and DISCARD ALL/RESET ALL return to it. A job's connection is not pinned: the job's
+ * own search_path stays the user's, and what pgcrond adds there is schema-qualified. */
+#define PGCONN_PINNED_OPTION "-c search_path=pg_catalog,pg_temp"
+/* The "options" value of a pinned connection to CONNINFO: the conninfo's own options (or
+ * PGOPTIONS when it sets none), then PGCONN_PINNED_OPTION, which wins. An "options" set in
+ * a service file is replaced (libpq reads the service file only for keys not given): put it
+ * in the conninfo instead. malloc'd; NULL when out of memory. */
+char *pgconn_pinned_options(const char *conninfo);
+
+/* Blocking connect for the CLI commands (search_path pinned). Returns the connection, or NULL with
+ * a one-line message in ERR that names the (redacted) conninfo and never shows its password. */
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
                                 size_t errlen);
+/* The same, with the server's search_path (not pinned): for statements an operator wrote
+ * for a job (a sql_view job's query in its CREATE MATERIALIZED VIEW), which resolve names
+ * as the job's runs do. */
+PGconn *pgconn_connect_blocking_job(const char *conninfo, const char *application_name, char *err,
+                                    size_t errlen);
 
 /* The connection's or the result's error as one line (newlines folded, trailing blanks
  * trimmed) in BUF; returns BUF. Only for errors on an established connection: while

@@ -260,7 +260,8 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 	if ((rc = api->run_add(run, "BEGIN")) < 0)
 		goto out;
 	if (arr) {
-		if (asprintf(&sql, "DELETE FROM %s WHERE %s = ANY ($1)", rel, col) < 0) {
+		if (asprintf(&sql, "DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY ($1)", rel,
+		             col) < 0) {
 			sql = NULL;
 			rc = -ENOMEM;
 			goto out;

@@ -445,7 +445,8 @@ static int build_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_
 static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
                               char *err, size_t errlen)
 {
-	static const char guard_sql[] = "SELECT pgcrond.prepare_concurrent_refresh($1::regclass)";
+	static const char guard_sql[] =
+	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
 	const struct plugin *p =
 	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
 	struct pgc_relation_decl *rels = NULL;

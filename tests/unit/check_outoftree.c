@@ -161,8 +161,9 @@ START_TEST(test_build_and_load)
 	    "{\"bout_id\": 8, \"challenge_id\": \"11111111-0000-0000-0000-000000000000\"}"};
 	ck_assert_int_eq(plugin_build_run(p, &job, payloads, 2, &run, err, sizeof(err)), 0);
 	ck_assert_uint_eq(run->n_stmts, 5);
-	ck_assert_str_eq(run->stmts[2].sql, "DELETE FROM \"public\".\"top_agents_by_challenge\" "
-	                                    "WHERE \"challenge_id\" = ANY ($1)");
+	ck_assert_str_eq(run->stmts[2].sql,
+	                 "DELETE FROM \"public\".\"top_agents_by_challenge\" "
+	                 "WHERE \"challenge_id\" OPERATOR(pg_catalog.=) ANY ($1)");
 	const char *both = "{\"11111111-0000-0000-0000-000000000000\","
 	                   "\"99999999-0000-0000-0000-000000000000\"}";
 	ck_assert_str_eq(run->stmts[2].params[0], both);

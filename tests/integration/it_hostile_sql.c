@@ -1,0 +1,379 @@
+/* Planted objects (issue 23, finding 1; the pattern of CVE-2018-1058). A role, mallory, that
+ * may create objects in schema public (GRANT CREATE ON SCHEMA public TO PUBLIC, the default
+ * before PostgreSQL 15) plants better-matching stand-ins for what pgcrond calls: functions
+ * of the same name and signature, overloads that match a literal better, types named like
+ * one-argument functions (a call with a literal is then a cast to her type, as in pg_cron's
+ * regression case "Override function"), implicit casts and "=" operators. Each stand-in
+ * notes its call in a sequence (not rolled back with a failing transaction) and a table, and
+ * tries to rewrite the other roles' jobs. Then the superuser runs `pgcrond install` twice and
+ * the daemon runs file and SQL jobs: none of her objects may ever be called by pgcrond, and
+ * no other role's job may change. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define DB "it_hostile"
+#define MALLORY "it_hostile_mallory"
+#define APP "it_hostile_app"
+
+static PGconn *role_conn(const struct itest_env *e, const char *role)
+{
+	char ci[1024];
+	snprintf(ci, sizeof(ci), "%s user=%s", e->ci, role);
+	return itest_connect(ci);
+}
+
+/* The roles, mallory's record of calls, and what every stand-in does: note the call (the
+ * sequence survives a rollback), then try to rewrite every other role's SQL job. */
+static PGconn *setup(struct itest_env *e)
+{
+	itest_env_init(e, "hostile", DB);
+	/* the test's own statements never resolve through public */
+	itest_exec(e->db, "SET search_path = pg_catalog, pg_temp");
+	const char *roles[] = {MALLORY, APP};
+	for (int i = 0; i < 2; i++) {
+		char sql[512];
+		snprintf(
+		    sql, sizeof(sql),
+		    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+		    "EXECUTE 'DROP OWNED BY %s CASCADE'; EXECUTE 'DROP ROLE %s'; END IF; END $$",
+		    roles[i], roles[i], roles[i]);
+		itest_exec(e->db, sql);
+		snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN", roles[i]);
+		itest_exec(e->db, sql);
+	}
+	itest_exec(e->db, "GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC;"
+	                  "CREATE TABLE public.ticks (job text, at timestamptz"
+	                  " DEFAULT pg_catalog.clock_timestamp());"
+	                  "GRANT INSERT, SELECT ON public.ticks TO PUBLIC");
+	PGconn *m = role_conn(e, MALLORY);
+	itest_exec(m,
+	           "SET search_path = pg_catalog, pg_temp;"
+	           "CREATE SEQUENCE public.mallory_seq;"
+	           "CREATE TABLE public.mallory_calls (fn text, by_role name DEFAULT current_user);"
+	           "GRANT USAGE, SELECT, UPDATE ON SEQUENCE public.mallory_seq TO PUBLIC;"
+	           "GRANT INSERT, SELECT ON public.mallory_calls TO PUBLIC;"
+	           "CREATE FUNCTION public.mallory_note(fn text) RETURNS boolean"
+	           " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	           "  PERFORM pg_catalog.nextval('public.mallory_seq');"
+	           "  INSERT INTO public.mallory_calls (fn) VALUES (fn);"
+	           "  BEGIN"
+	           "   UPDATE pgcrond.job SET command = 'SELECT ''pwned'''"
+	           "    WHERE username IS DISTINCT FROM '" MALLORY "';"
+	           "   UPDATE cron.job SET command = 'SELECT ''pwned'''"
+	           "    WHERE username IS DISTINCT FROM '" MALLORY "';"
+	           "  EXCEPTION WHEN OTHERS THEN NULL; END;"
+	           "  RETURN true; END $f$");
+	return m;
+}
+
+/* Stand-ins with pg_catalog's own signatures (they win where the path names public before
+ * pg_catalog) and overloads that match a literal better (they win whenever the path holds
+ * public), each delegating to pg_catalog's after noting the call. */
+static void plant_functions(PGconn *m)
+{
+	static const char *const fns[][3] = {
+	    /* name, arguments, result */
+	    {"now", "", "timestamptz"},
+	    {"clock_timestamp", "", "timestamptz"},
+	    {"statement_timestamp", "", "timestamptz"},
+	    {"hashtextextended", "a text, b bigint", "bigint"},
+	    {"set_config", "a text, b text, c boolean", "text"},
+	    {"current_setting", "a text", "text"},
+	    {"current_setting", "a text, b boolean", "text"},
+	    {"to_regclass", "a text", "regclass"},
+	    {"pg_notify", "a text, b text", "void"},
+	    {"pg_try_advisory_lock", "a bigint", "boolean"},
+	    {"pg_advisory_lock", "a bigint", "void"},
+	    {"pg_advisory_unlock", "a bigint", "boolean"},
+	    {"pg_advisory_xact_lock", "a bigint", "void"},
+	    {"pg_try_advisory_xact_lock", "a bigint", "boolean"},
+	    {"pg_backend_pid", "", "integer"},
+	    {"pg_is_in_recovery", "", "boolean"},
+	    {"pg_get_serial_sequence", "a text, b text", "text"},
+	    {"has_function_privilege", "a text, b text", "boolean"},
+	    {"lower", "a text", "text"},
+	};
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		char args[128] = "", sql[1024];
+		const char *names[] = {"a", "b", "c"};
+		int n = 0;
+		for (const char *p = fns[i][1]; *p; p++)
+			n += *p == ',';
+		n += fns[i][1][0] != '\0';
+		for (int k = 0; k < n; k++)
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), "%s%s",
+			         k ? ", " : "", names[k]);
+		bool is_void = strcmp(fns[i][2], "void") == 0;
+		snprintf(sql, sizeof(sql),
+		         "CREATE FUNCTION public.%s(%s) RETURNS %s LANGUAGE plpgsql"
+		         " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+		         " PERFORM public.mallory_note('%s(%s)'); %s pg_catalog.%s(%s); %s END $f$",
+		         fns[i][0], fns[i][1], fns[i][2], fns[i][0], fns[i][1],
+		         is_void ? "PERFORM" : "RETURN", fns[i][0], args, is_void ? "RETURN;" : "");
+		itest_exec(m, sql);
+	}
+	itest_exec(
+	    m,
+	    /* better matches for a literal: an integer where pg_catalog's takes a bigint (the
+	     * daemon's lock keys in the issue), and a varchar overload */
+	    "CREATE FUNCTION public.hashtextextended(a text, b integer) RETURNS bigint"
+	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	    " PERFORM public.mallory_note('hashtextextended(text, integer)');"
+	    " RETURN pg_catalog.hashtextextended(a, b); END $f$;"
+	    "CREATE FUNCTION public.pg_try_advisory_lock(a integer) RETURNS boolean"
+	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	    " PERFORM public.mallory_note('pg_try_advisory_lock(integer)');"
+	    " RETURN pg_catalog.pg_try_advisory_lock(a); END $f$;"
+	    "CREATE FUNCTION public.pg_notify(a varchar, b varchar) RETURNS void"
+	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	    " PERFORM public.mallory_note('pg_notify(varchar, varchar)');"
+	    " PERFORM pg_catalog.pg_notify(a, b); END $f$;"
+	    /* "=" for text and for bigint */
+	    "CREATE FUNCTION public.mallory_texteq(a text, b text) RETURNS boolean"
+	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	    " PERFORM public.mallory_note('= (text, text)'); RETURN pg_catalog.texteq(a, b);"
+	    " END $f$;"
+	    "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text,"
+	    " FUNCTION = public.mallory_texteq);"
+	    "CREATE FUNCTION public.mallory_int8eq(a bigint, b bigint) RETURNS boolean"
+	    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	    " PERFORM public.mallory_note('= (bigint, bigint)'); RETURN pg_catalog.int8eq(a, b);"
+	    " END $f$;"
+	    "CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = bigint,"
+	    " FUNCTION = public.mallory_int8eq)");
+}
+
+/* pg_cron's "Override function", reproduced: a type named like a function called with one
+ * literal turns the call into a cast to that type, whatever pg_catalog holds. An enum
+ * current_setting with an implicit cast to text (her function runs on the cast), and a
+ * domain to_regclass whose CHECK runs her function on every value. */
+static void plant_types(PGconn *m)
+{
+	itest_exec(m, "CREATE TYPE public.current_setting AS ENUM"
+	              " ('search_path', 'pgcrond.file_sync', 'server_version_num', 'TimeZone');"
+	              "CREATE FUNCTION public.mallory_cs(public.current_setting) RETURNS text"
+	              " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	              " PERFORM public.mallory_note('cast current_setting to text');"
+	              " RETURN pg_catalog.current_setting($1::text); END $f$;"
+	              "CREATE CAST (public.current_setting AS text)"
+	              " WITH FUNCTION public.mallory_cs(public.current_setting) AS IMPLICIT;"
+	              "CREATE DOMAIN public.to_regclass AS text"
+	              " CHECK (public.mallory_note('domain to_regclass'));"
+	              "CREATE DOMAIN public.regclass AS text"
+	              " CHECK (public.mallory_note('domain regclass'))");
+}
+
+/* What mallory's stand-ins recorded, one line per call: "" when none ran. */
+static char *calls(const struct itest_env *e)
+{
+	char *n = itest_scalar(e->db, "SELECT CASE WHEN is_called THEN last_value END"
+	                              " FROM public.mallory_seq");
+	char *list = itest_scalar(e->db, "SELECT pg_catalog.string_agg(DISTINCT fn || ' as ' ||"
+	                                 " by_role, '; ') FROM public.mallory_calls");
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s", n ? n : "", n ? " calls: " : "", list ? list : "") < 0)
+		out = NULL;
+	free(n);
+	free(list);
+	return out;
+}
+
+static void assert_no_calls(const struct itest_env *e, const char *when)
+{
+	char *c = calls(e);
+	ck_assert_msg(c && c[0] == '\0', "%s: mallory's planted objects ran: %s\n%s", when, c,
+	              itest_read_file(e->log));
+	free(c);
+}
+
+static char *install(const struct itest_env *e, int want)
+{
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == want, "pgcrond install: %d, wanted %d: %s", status, want, out);
+	return out;
+}
+
+/* pg_cron's case, on the default search_path ("$user", public): pg_catalog comes first, yet
+ * a literal argument makes the call a cast to her type. The superuser installs and
+ * installs again (the issue: an install that changed nothing ran a planted cast 142 times). */
+START_TEST(override_function_types)
+{
+	struct itest_env e;
+	setup(&e);
+	PGconn *m = role_conn(&e, MALLORY);
+	plant_types(m);
+	itest_env_job(&e, "10-file.conf",
+	              "job = { name = \"file-tick\"; database = \"app\"; schedule = \"1 seconds\";"
+	              " command = \"INSERT INTO public.ticks (job) VALUES ('file')\"; };\n");
+	free(install(&e, 0));
+	assert_no_calls(&e, "first install");
+	char *out = install(&e, 0);
+	ck_assert_msg(strstr(out, "nothing to change"), "%s", out);
+	free(out);
+	assert_no_calls(&e, "second install");
+
+	/* the daemon's own connections: history, listener, SQL jobs' reader */
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 2 FROM public.ticks"
+	                             " WHERE job OPERATOR(pg_catalog.=) 'file'"),
+	              "the file job did not run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	assert_no_calls(&e, "daemon");
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Mallory owns the database and, after the superuser installed, puts public before
+ * pg_catalog on its path (ALTER DATABASE SET search_path): every unqualified name any
+ * session resolves is hers. The application role schedules jobs (named and unnamed), the
+ * daemon runs them and a file job, the superuser installs again: nothing of hers runs in
+ * pgcrond's statements, and no job's command changes. */
+START_TEST(planted_overloads_daemon_and_install)
+{
+	struct itest_env e;
+	setup(&e);
+	itest_exec(e.db, "ALTER DATABASE " DB " OWNER TO " MALLORY);
+	itest_env_job(&e, "10-file.conf",
+	              "job = { name = \"file-tick\"; database = \"app\"; schedule = \"1 seconds\";"
+	              " command = \"INSERT INTO public.ticks (job) VALUES ('file')\"; };\n");
+	free(install(&e, 0));
+	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " APP);
+
+	/* what she plants after the install: the daemon's statements, then a re-install */
+	PGconn *m = role_conn(&e, MALLORY);
+	plant_functions(m);
+	itest_exec(m, "ALTER DATABASE " DB " SET search_path = public, pg_catalog");
+	PGconn *app = role_conn(&e, APP);
+	itest_exec(app, "SET search_path = pg_catalog, pg_temp;"
+	                "SELECT cron.schedule('app-tick', '1 seconds',"
+	                " $$INSERT INTO public.ticks (job) VALUES ('app')$$);"
+	                "SELECT cron.schedule('1 seconds',"
+	                " $$INSERT INTO public.ticks (job) VALUES ('app-unnamed')$$)");
+	assert_no_calls(&e, "cron.schedule");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(DISTINCT job) = 3 FROM public.ticks"),
+	              "the jobs did not run:\n%s", itest_read_file(e.log));
+	/* a changed SQL job is read again */
+	itest_exec(app, "SELECT cron.schedule('app-tick', '2 seconds',"
+	                " $$INSERT INTO public.ticks (job) VALUES ('app')$$)");
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	assert_no_calls(&e, "daemon");
+
+	char *out = install(&e, 0);
+	ck_assert_msg(strstr(out, "nothing to change"), "%s", out);
+	free(out);
+	assert_no_calls(&e, "install again");
+	itest_assert_scalar(e.db,
+	                    "SELECT pg_catalog.count(*) FROM pgcrond.job"
+	                    " WHERE command OPERATOR(pg_catalog.~~) '%pwned%'",
+	                    "0");
+	PQfinish(app);
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Names nobody can squat (issue 23 item 10): a role cannot take the name cron-job-N that
+ * the unnamed job with jobid N will have, an unnamed job whose name is held anyway (a row
+ * from before the rule) gets another, and a SQL job holding the name of a job file's new
+ * job no longer stops `pgcrond install`: the file job takes its name, the SQL job is moved
+ * aside, named after its owner in the warning, and both run. */
+START_TEST(names_cannot_be_squatted)
+{
+	struct itest_env e;
+	setup(&e);
+	free(install(&e, 0));
+	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " MALLORY ", " APP);
+	PGconn *m = role_conn(&e, MALLORY), *app = role_conn(&e, APP);
+
+	/* a name of the unnamed jobs to come */
+	char sql[512];
+	long long next = itest_scalar_ll(e.db, "SELECT last_value FROM pgcrond.job_jobid_seq");
+	snprintf(sql, sizeof(sql), "SELECT cron.schedule('cron-job-%lld', '0 0 1 1 *', 'SELECT 1')",
+	         next + 5);
+	PGresult *r = PQexec(m, sql);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char want[128];
+	snprintf(want, sizeof(want), "job name \"cron-job-%lld\" is reserved for the unnamed job",
+	         next + 5);
+	ck_assert_msg(msg && strstr(msg, want), "%s", msg ? msg : "(no error)");
+	PQclear(r);
+	/* a squatter from before the rule: the unnamed job is named around it */
+	itest_exec(e.db, "INSERT INTO pgcrond.job (jobid, jobname, kind, command, schedule,"
+	                 " database, enabled, source, username)"
+	                 " SELECT 999999, 'cron-job-' || (s.last_value + 1), 'sql', 'SELECT 1',"
+	                 " '0 0 1 1 *', '" DB "', false, 'sql', '" MALLORY "'"
+	                 " FROM pgcrond.job_jobid_seq s");
+	char *id = itest_scalar(app, "SELECT cron.schedule('0 0 1 1 *', 'SELECT 2')");
+	char q[256], name[64];
+	snprintf(q, sizeof(q), "SELECT jobname FROM pgcrond.job WHERE jobid = %s", id);
+	snprintf(name, sizeof(name), "cron-job-%s.1", id);
+	itest_assert_scalar(e.db, q, name);
+	free(id);
+
+	/* mallory takes the name of a job the operator adds to a file later */
+	itest_exec(m, "SELECT cron.schedule('nightly-report', '1 seconds',"
+	              " $$INSERT INTO public.ticks (job) VALUES ('mallory')$$)");
+	itest_env_job(&e, "10-file.conf",
+	              "job = { name = \"nightly-report\"; database = \"app\"; schedule = \"1 "
+	              "seconds\"; command = \"INSERT INTO public.ticks (job) VALUES ('file')\"; "
+	              "};\n");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	id = itest_scalar(e.db, "SELECT jobid FROM cron.job WHERE username = '" MALLORY "'"
+	                        " AND jobname = 'nightly-report'");
+	char line[512];
+	snprintf(line, sizeof(line),
+	         "10-file.conf:1: warning: job \"nightly-report\": the name was held by a job that "
+	         "role \"" MALLORY "\" scheduled in SQL (cron.job jobid %s); job files own their "
+	         "names, so that job now runs as \"nightly-report.sql-%s\"",
+	         id, id);
+	ck_assert_msg(status == 0 && strstr(out, line), "install: %d %s\nwanted: %s", status, out,
+	              line);
+	free(out);
+	snprintf(line, sizeof(line), "file nightly-report, sql nightly-report.sql-%s", id);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(source || ' ' || jobname, ', ' ORDER BY source)"
+	                    " FROM pgcrond.job WHERE jobname LIKE 'nightly-report%'",
+	                    line);
+	/* her changes to it go on without taking the name back */
+	itest_exec(m, "SELECT cron.schedule('nightly-report', '2 seconds',"
+	              " $$INSERT INTO public.ticks (job) VALUES ('mallory')$$)");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(DISTINCT job) = 2 FROM public.ticks"
+	                             " WHERE job IN ('file', 'mallory')"),
+	              "both jobs did not run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	free(id);
+	PQfinish(app);
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hostile_sql");
+	TCase *tc = tcase_create("planted");
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, override_function_types);
+	tcase_add_test(tc, planted_overloads_daemon_and_install);
+	tcase_add_test(tc, names_cannot_be_squatted);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
