@@ -198,22 +198,58 @@ static int trigger_local(const struct trigger_args *a)
 	return rc;
 }
 
-/* After pgcrond.trigger() returned request ID: wait for a daemon's announcement of its
- * outcome (on a socket, no polling of the table). 0 with OUTCOME, or -ETIMEDOUT, -EIO. */
-static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, char *outcome,
-                         size_t len)
+/* Request ID's outcome as the daemon recorded it in pgcrond.trigger_request (read with
+ * pgcrond.trigger_outcome(), sql/pgcrond--11.sql): 1 with OUTCOME, 0 while there is none,
+ * -EPROTO when it cannot be read (said on stderr). */
+static int read_outcome(PGconn *conn, const char *id, char *outcome, size_t len)
+{
+	const char *p[] = {id};
+	PGresult *r = PQexecParams(conn, "SELECT pgcrond.trigger_outcome($1::pg_catalog.int8)", 1,
+	                           NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		char why[512];
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		pgconn_result_error(r, why, sizeof(why));
+		fprintf(stderr, "pgcrond trigger: cannot read the outcome of request %s: %s%s\n",
+		        id, why,
+		        state && strcmp(state, "42883") == 0
+		            ? "\nthe history database's pgcrond schema is older than this "
+		              "pgcrond: run 'pgcrond install'"
+		            : "");
+		rc = -EPROTO;
+	} else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		snprintf(outcome, len, "%s", PQgetvalue(r, 0, 0));
+		rc = 1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* After pgcrond.trigger() returned request ID: wait for its outcome (on a socket, no
+ * polling of the table). A notification on the outcome channel only wakes us: anyone may
+ * send one, so the outcome is read from the request's row, which only the daemon writes.
+ * PAST: an outcome already seen ("started"), waited past. 0 with OUTCOME, or -ETIMEDOUT,
+ * -EIO, -EPROTO. */
+static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, const char *past,
+                         char *outcome, size_t len)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
-	size_t idlen = strlen(id);
+	bool look = true; /* the outcome may be there before any notification */
 	for (;;) {
 		PGnotify *n;
 		while ((n = PQnotifies(conn)) != NULL) {
-			bool mine = strncmp(n->extra, id, idlen) == 0 && n->extra[idlen] == ' ';
-			if (mine)
-				snprintf(outcome, len, "%s", n->extra + idlen + 1);
+			look = true;
 			PQfreemem(n);
-			if (mine)
+		}
+		if (look) {
+			look = false;
+			int rc = read_outcome(conn, id, outcome, len);
+			if (rc < 0)
+				return rc;
+			if (rc == 1 && (!past || strcmp(outcome, past) != 0))
 				return 0;
+			continue; /* the read may have brought notifications */
 		}
 		int64_t left = deadline - clock_mono_ms();
 		if (left <= 0)
@@ -317,13 +353,14 @@ int cli_trigger(int argc, char **argv)
 		                   ? a.timeout_ms
 		                   : ANSWER_DEFAULT_MS;
 		int64_t t0 = clock_mono_ms();
-		int w = await_outcome(conn, PQgetvalue(r, 0, 0), wait, outcome, sizeof(outcome));
+		int w =
+		    await_outcome(conn, PQgetvalue(r, 0, 0), wait, NULL, outcome, sizeof(outcome));
 		if (w == 0 && a.wait && strcmp(outcome, "started") == 0) {
 			/* then its end, which the daemon announces too */
 			int64_t left = a.timeout_ms < 0 ? INT64_MAX / 2
 			                                : a.timeout_ms - (clock_mono_ms() - t0);
-			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, outcome,
-			                  sizeof(outcome));
+			w = await_outcome(conn, PQgetvalue(r, 0, 0), left > 0 ? left : 0, "started",
+			                  outcome, sizeof(outcome));
 			if (w == -ETIMEDOUT) {
 				fprintf(stderr,
 				        "pgcrond trigger: %s had not ended after "
@@ -334,7 +371,9 @@ int cli_trigger(int argc, char **argv)
 				goto done;
 			}
 		}
-		if (w == 0 && a.wait && strncmp(outcome, "finished ", 9) == 0) {
+		if (w == -EPROTO) {
+			rc = EX_UNAVAILABLE; /* said */
+		} else if (w == 0 && a.wait && strncmp(outcome, "finished ", 9) == 0) {
 			rc = print_finished(job, outcome + 9);
 		} else if (w == 0 && (strcmp(outcome, "started") == 0 ||
 		                      strncmp(outcome, "finished ", 9) == 0)) {

@@ -51,30 +51,52 @@
  * the server the runs still to start needed. Short, since another instance's claim of the
  * job's next fire finds the job busy until its lock is back. */
 #define UNLOCK_HOLD_MS 60
-/* The name's lock is held by someone: look again after a heartbeat has had time to move. */
+/* The name is held by another session: look again after a heartbeat has had time to move. */
 #define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
 /* Claims older than this are purged (catch-up compares with the history, not the claims). */
 #define CLAIM_KEEP_S "2 days"
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define STOP_GRACE_MS 2000
+/* The schema lacks step 11: look again this often (after 'pgcrond install'). */
+#define SCHEMA_RETRY_MS 10000
 
-/* A session of this very process that still holds the name's lock (its application_name
- * carries our boot id, $2) is one whose connection went silent: the server has not noticed
- * yet, and would keep the lock for as long as TCP takes. End it first (waiting up to 5 s for
- * it to go), then take the lock. */
+/* The instance's name (docs/security.md "Locks and notifications"): its row in
+ * pgcrond.instance records the session that holds it (backend pid and start, as
+ * pg_stat_activity shows them), and an instance is live while that session exists. The name
+ * is ours when the row is our own process's (boot id $2: an earlier session of this process
+ * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
+ * session it records is gone, or when there is no row. No advisory lock: any role may take
+ * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
+ * when the name is ours, (false, false) when another live session holds it; on a standby the
+ * INSERT fails (25006). */
 static const char sql_lock[] =
-    "SELECT r, CASE WHEN r THEN NULL"
-    " ELSE (SELECT count(pg_catalog.pg_terminate_backend(l.pid, 5000))"
-    "        FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
-    "       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-    "         AND l.pid <> pg_catalog.pg_backend_pid()"
-    "         AND a.application_name = '" APP_NAME " ' || $2"
-    "         AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-    "                            WHERE datname = current_database())"
-    "         AND ((l.classid::bigint << 32) | l.objid::bigint)"
-    "             = hashtextextended('pgcrond instance ' || $1, 0)) >= 0"
-    "  AND pg_try_advisory_lock(hashtextextended('pgcrond instance ' || $1, 0)) END"
-    " FROM pg_is_in_recovery() AS r";
+    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
+    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
+    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
+    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
+    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
+    " ins AS (INSERT INTO pgcrond.instance AS i"
+    "   (name, boot_id, host, pid, version, backend_pid, backend_start)"
+    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start"
+    "   FROM me"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
+    "   stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+    "    THEN i.started_at ELSE pg_catalog.now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
+    "   backend_start = EXCLUDED.backend_start"
+    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
+    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "     AND (a.backend_start IS NULL"
+    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
+    "  RETURNING 1)"
+    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
+    "  (SELECT n FROM old)";
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
     " (extract(epoch FROM last_seen) * 1000000)::bigint,"
@@ -94,81 +116,125 @@ static const char sql_beat[] =
     "    AND last_seen > now() - interval '30 seconds'),"
     "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
     "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds')";
-/* Dead instances: not stopped, and either nobody holds their name's lock (the process is
- * gone and the server knows it) or their heartbeat stopped (a host or network gone, whose
- * session the server has not dropped yet). The UPDATE of their instance row is what makes
- * one survivor alone close their runs: a second one finds stopped_at set. */
+/* Dead instances: not stopped, and either the session their row records is gone (the
+ * process is gone and the server knows it) or their heartbeat stopped (a host or network
+ * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
+ * what makes one survivor alone close their runs: a second one finds stopped_at set. Their
+ * job locks (pgcrond.job_lock) go with them. A row without a recorded session (written
+ * before schema step 11) is judged by its heartbeat alone. */
 static const char sql_reap[] =
     "WITH dead AS ("
-    "  UPDATE pgcrond.instance i SET stopped_at = now(),"
-    "         stop_note = 'found dead by instance ' || $1"
-    "   WHERE i.name <> $1 AND i.stopped_at IS NULL"
-    "     AND (i.last_seen < now() - $2::bigint * interval '1 millisecond'"
-    "      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
-    "          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-    "            AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-    "                               WHERE datname = current_database())"
-    "            AND ((l.classid::bigint << 32) | l.objid::bigint)"
-    "                = hashtextextended('pgcrond instance ' || i.name, 0)))"
-    "  RETURNING i.name, i.last_seen),"
+    "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
+    "         stop_note = 'found dead by instance ' OPERATOR(pg_catalog.||) $1"
+    "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL"
+    "     AND (i.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "          ($2::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    "      OR (i.backend_pid IS NOT NULL AND NOT EXISTS (SELECT"
+    "          FROM pg_catalog.pg_stat_activity a"
+    "          WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "            AND (a.backend_start IS NULL"
+    "             OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))))"
+    "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
-    "     SET status = 'failed', end_time = now(),"
-    "         duration_ms = extract(epoch FROM now() - d.start_time) * 1000,"
-    "         return_message = format('instance %s died (last seen %s); "
+    "     SET status = 'failed', end_time = pg_catalog.now(),"
+    "         duration_ms = pg_catalog.date_part('epoch', pg_catalog.now()"
+    "           OPERATOR(pg_catalog.-) d.start_time) OPERATOR(pg_catalog.*) 1000,"
+    "         return_message = pg_catalog.format('instance %s died (last seen %s); "
     "run closed by instance %s', dead.name,"
-    "           to_char(dead.last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
+    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
     "    FROM dead"
-    "   WHERE d.instance = dead.name AND d.status IN ('starting', 'running')"
+    "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
+    "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
-    "   (extract(epoch FROM d.scheduled_time) * 1000000)::bigint AS sched, d.attempt)"
-    /* a host that went silent may still hold its session, and with it the locks of the
-     * jobs it was running: end it, so the cluster does not wait for TCP to notice */
+    "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
+    "    ::pg_catalog.int8 AS sched, d.attempt)"
+    /* the job locks of its runs: the runs are closed */
+    " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
+    "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
+    /* a host that went silent may still hold its session: end it, so it writes nothing
+     * more as this instance (by pid and backend start, so a reused pid is never hit) */
     " , term AS ("
-    "  SELECT d.name, pg_terminate_backend(l.pid) AS t FROM dead d"
-    "   JOIN pg_catalog.pg_locks l ON l.locktype = 'advisory' AND l.granted"
-    "    AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-    "                                          WHERE datname = current_database())"
-    "    AND ((l.classid::bigint << 32) | l.objid::bigint)"
-    "        = hashtextextended('pgcrond instance ' || d.name, 0))"
+    "  SELECT d.name, pg_catalog.pg_terminate_backend(a.pid) AS t FROM dead d"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.backend_pid"
+    "    AND a.backend_start OPERATOR(pg_catalog.=) d.backend_start)"
     " SELECT name, NULL, NULL, NULL, NULL, NULL,"
-    "  to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    "  (SELECT count(*) FROM term WHERE term.name = dead.name AND term.t) FROM dead"
-    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL"
+    "  pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    "  (SELECT pg_catalog.count(*) FROM term"
+    "    WHERE term.name OPERATOR(pg_catalog.=) dead.name AND term.t),"
+    "  (SELECT pg_catalog.count(*) FROM unlocked)"
+    " FROM dead"
+    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL, NULL"
     " FROM closed";
+/* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
+ * (job, instance, boot id, holds) become ours unless another live instance holds them. A
+ * row of a dead or restarted instance (its boot id is not the live one) holds nothing. */
+#define SQL_JOB_LOCK "INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds)"
+#define SQL_JOB_LOCK_CONFLICT                                                                      \
+	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE"                                       \
+	"   WHEN l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
+	"    AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"                                \
+	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END,"           \
+	"  instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()" \
+	" WHERE (l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
+	"   AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id)"                                \
+	"  OR NOT EXISTS (SELECT FROM pgcrond.instance i"                                          \
+	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
+	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"             \
+	" RETURNING l.job_name"
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
  * process that died before running it, or whose run failed when its database was down, is
  * served by the catch-up of the same instant. */
 static const char sql_claim[] =
-    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
     " SELECT u.j, u.k, $3, $4"
     " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
     /* every instance inserts the same fires in the same order: a claim may wait for
      * another instance's claim of the same fire, never deadlock with it */
     " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
     " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET boot_id = EXCLUDED.boot_id, claimed_at = now()"
-    " WHERE c.instance = EXCLUDED.instance"
-    /* the job's lock, held while its run runs: a run of the job on another instance (which
-     * holds it) makes this fire a skip (overlap across instances) */
-    " RETURNING job_name, fire_key,"
-    "  pg_try_advisory_lock(hashtextextended('pgcrond job ' || job_name, 0))";
+    "   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    " RETURNING c.job_name, c.fire_key),"
+    " n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"
+    "  GROUP BY c.job_name),"
+    /* the job's lock, held while its run runs: a run of the job on another live instance
+     * (which holds it) makes this fire a skip (overlap across instances) */
+    " l AS (" SQL_JOB_LOCK " SELECT n.job_name, $3, $4, n.k FROM n"
+    "  ORDER BY n.job_name COLLATE \"C\"" SQL_JOB_LOCK_CONFLICT ")"
+    " SELECT c.job_name, c.fire_key,"
+    "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
 /* A turn: ours if nobody else took it within the window. */
 static const char sql_turn[] =
-    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
     " VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, claimed_at = now()"
-    " WHERE c.instance = EXCLUDED.instance"
-    "    OR c.claimed_at < now() - $5::bigint * interval '1 millisecond'"
-    " RETURNING 1, pg_try_advisory_lock(hashtextextended('pgcrond job ' || $1, 0))";
-/* The jobs whose runs ended: their locks go. A run of a job in $2 (overlap queue or replace,
- * or a listen job) may wait on another instance for this one's end: say it ended (coord.c). */
+    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"
+    "   claimed_at = pg_catalog.now()"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    "    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    " RETURNING 1),"
+    " l AS (" SQL_JOB_LOCK " SELECT $1, $3, $4, 1 FROM c" SQL_JOB_LOCK_CONFLICT ")"
+    " SELECT 1, EXISTS (SELECT FROM l) FROM c";
+/* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
+ * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
+ * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
 static const char sql_unlock[] =
-    "SELECT pg_advisory_unlock(hashtextextended('pgcrond job ' || j, 0)),"
-    " CASE WHEN j = ANY ($2::text[]) THEN pg_notify('" CLUSTER_CHANNEL "', 'end ' || j) END"
-    " FROM unnest($1::text[]) AS j";
+    "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
+    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
+    " dl AS (DELETE FROM pgcrond.job_lock l USING u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
+    "  RETURNING l.job_name),"
+    " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
+    "  RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
+    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
 static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
 /* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
  * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
@@ -193,12 +259,15 @@ static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY
                                 " SELECT ctid FROM pgcrond.fire_claim"
                                 "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
                                 "  AND fire_key <> 'n' LIMIT 5000))";
-/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c). */
+/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
+ * NOTIFY only wakes them, they read which instances stopped). Its job locks go. */
 static const char sql_stop[] =
-    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = now(), stop_note = 'stopped'"
-    "  WHERE name = $1 AND boot_id = $2 RETURNING 1)"
-    " SELECT pg_advisory_unlock(hashtextextended('pgcrond instance ' || $1, 0)),"
-    " (SELECT count(*) FROM s), pg_notify('" CLUSTER_CHANNEL "', 'stopped ' || $1 || ' ' || $2)";
+    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = pg_catalog.now(), stop_note = 'stopped'"
+    "  WHERE name OPERATOR(pg_catalog.=) $1 AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1),"
+    " l AS (DELETE FROM pgcrond.job_lock WHERE instance OPERATOR(pg_catalog.=) $1"
+    "  AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM s), pg_catalog.pg_notify('" CLUSTER_CHANNEL
+    "', 'stopped')";
 
 struct claim {
 	struct claim *next;
@@ -262,6 +331,7 @@ struct cluster {
 
 	bool locked;         /* the name's lock is ours on this connection */
 	bool refused;        /* another live instance has the name: we are stopping */
+	bool schema_old;     /* the schema lacks step 11: nothing is claimed */
 	bool schema_missing; /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
@@ -362,6 +432,12 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
 	if (c->refused) {
 		snprintf(why, len, "another live instance has this instance's name");
+		return CLUSTER_REFUSED;
+	}
+	if (c->schema_old) {
+		snprintf(why, len,
+		         "the history database's pgcrond schema is older than this pgcrond: run "
+		         "'pgcrond install'");
 		return CLUSTER_REFUSED;
 	}
 	if (c->in_recovery) {
@@ -577,10 +653,9 @@ static void drop_conn(struct cluster *c)
 	c->res = NULL;
 	c->op = OP_NONE;
 	c->locked = false;
-	/* the session's locks went with it */
-	for (size_t i = 0; i < c->n_unlock; i++)
-		free(c->unlock[i]);
-	c->n_unlock = c->unlock_sent = 0;
+	/* the job locks are rows (sql/pgcrond--11.sql): they stay, and the unlocks still due
+	 * (also those whose statement got no answer) go after the reconnect */
+	c->unlock_sent = 0;
 	c->st.connected = false;
 	/* statements of other modules: their answer cannot come now */
 	while (c->task_head) {
@@ -640,8 +715,10 @@ static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 
 static void send_lock(struct cluster *c)
 {
-	const char *p[] = {c->instance, c->boot_id};
-	send_stmt(c, OP_LOCK, sql_lock, 2, p);
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+	send_stmt(c, OP_LOCK, sql_lock, 5, p);
 }
 
 static void on_connected(void *arg)
@@ -690,11 +767,30 @@ static const char *val(const PGresult *r, int row, int col)
 static void lock_done(struct cluster *c)
 {
 	const PGresult *r = c->res;
-	if (c->op_failed || !r || PQntuples(r) != 1) {
-		conn_failed(c, c->op_failed ? c->op_err : "no answer to the lock query", 0);
+	bool legacy = false;
+	if (c->op_failed && strcmp(c->op_sqlstate, "42703") == 0) {
+		/* pgcrond.instance without step 11's columns: no name can be held safely */
+		if (log_complain(&c->schema_complaint))
+			log_warning(
+			    "cluster: the history database's pgcrond schema is older than this "
+			    "pgcrond (%s): no run starts until 'pgcrond install' has upgraded "
+			    "it; checking every %d s",
+			    c->op_err, SCHEMA_RETRY_MS / 1000);
+		c->schema_old = true;
+		conn_failed(c, "the pgcrond schema needs 'pgcrond install'", SCHEMA_RETRY_MS);
 		return;
 	}
-	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+	c->schema_old = false;
+	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
+		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
+	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") != 0) {
+		conn_failed(c, c->op_err, 0);
+		return;
+	} else if (!c->op_failed && (!r || PQntuples(r) != 1)) {
+		conn_failed(c, "no answer to the lock query", 0);
+		return;
+	}
+	if (c->op_failed && !legacy) { /* read-only: a standby */
 		if (log_complain(&c->recovery_complaint))
 			log_warning(
 			    "cluster: history database %s is in recovery (a hot standby): no "
@@ -714,7 +810,7 @@ static void lock_done(struct cluster *c)
 	}
 	c->in_recovery = false;
 	c->st.in_recovery = false;
-	if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+	if (!legacy && strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
 		const char *p[] = {c->instance};
 		send_stmt(c, OP_HOLDER, sql_holder, 1, p);
 		return;
@@ -748,7 +844,7 @@ static void holder_done(struct cluster *c)
 	if (!c->holder_looked) {
 		c->holder_looked = true;
 		c->holder_seen_us = seen;
-		log_notice("cluster: the lock of instance name \"%s\" is held by another session; "
+		log_notice("cluster: instance name \"%s\" is held by another live session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
 		conndrv_retry(&c->drv, LOCK_RECHECK_MS);
@@ -780,7 +876,7 @@ static void holder_done(struct cluster *c)
 		return;
 	}
 	if (log_complain(&c->lock_complaint))
-		log_warning("cluster: the lock of instance name \"%s\" is still held but its "
+		log_warning("cluster: instance name \"%s\" is still held by a session but its "
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
@@ -1217,10 +1313,11 @@ static void kick(struct cluster *c)
 			char *jobs = array_literal(tmp, n, false);
 			free(items);
 			if (jobs) {
-				const char *p[] = {jobs, c->announce ? c->announce : "{}"};
+				const char *p[] = {jobs, c->announce ? c->announce : "{}",
+				                   c->instance, c->boot_id};
 				c->unlock_sent = n;
 				c->unlock_due = false;
-				send_stmt(c, OP_UNLOCK, sql_unlock, 2, p);
+				send_stmt(c, OP_UNLOCK, sql_unlock, 4, p);
 				free(jobs);
 				return;
 			}
@@ -1459,13 +1556,13 @@ out:
 
 void cluster_release(struct cluster *c, const char *job)
 {
-	if (!c || c->drv.state != CONNDRV_READY || !c->locked)
-		return; /* no session, no lock */
+	if (!c || c->schema_missing)
+		return; /* no lock was taken */
 	if (c->n_unlock == c->cap_unlock) {
 		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
 		char **u = realloc(c->unlock, cap * sizeof(*u));
 		if (!u)
-			return; /* the lock stays until the session ends */
+			return; /* the row stays until this process ends (then it holds nothing) */
 		c->unlock = u;
 		c->cap_unlock = cap;
 	}

@@ -5,13 +5,16 @@
  * README "Running several instances"). Coordination is PostgreSQL's own, on one dedicated
  * async connection to the history database:
  *
- * - identity: while it lives, an instance holds a session advisory lock on its name
- *   (hashtextextended('pgcrond instance ' || name, 0)); a second live instance of the same
- *   name sees the lock held and the holder's heartbeat moving, and refuses to start;
+ * - identity: its row in pgcrond.instance records the session that holds its name (backend
+ *   pid and start); a second live instance of the same name sees that session alive and the
+ *   heartbeat moving, and refuses to start. No advisory lock: any role may take one
+ *   (docs/security.md "Locks and notifications");
  * - heartbeat: every CLUSTER_HEARTBEAT_MS the instance's row in pgcrond.instance;
  * - claims: before a run starts, one row in pgcrond.fire_claim per (job, fire), taken with
  *   INSERT ... ON CONFLICT DO NOTHING; fires due together share one statement;
- * - liveness: an instance whose lock nobody holds any more, or whose heartbeat is older
+ * - overlap: a granted claim also takes the job's row in pgcrond.job_lock, held until the
+ *   run ends (cluster_release); a dead or restarted instance's rows hold nothing;
+ * - liveness: an instance whose recorded session is gone, or whose heartbeat is older
  *   than CLUSTER_DEAD_MS, is dead: the first survivor to see it closes its running rows
  *   (naming it and when it was last seen) and hands them to the scheduler for retry;
  *   after a reconnect of its own (the server restarted or failed over: every lock went with
@@ -98,8 +101,8 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
-/* A GRANTED claim took the job's lock (on this instance's session): release it when the
- * run ends. */
+/* A GRANTED claim took the job's lock (its row in pgcrond.job_lock): release it when the
+ * run ends (sent after a reconnect if the connection is down meanwhile). */
 void cluster_release(struct cluster *c, const char *job);
 /* Forget every waiting claim of ARG: FN is not called for them. */
 void cluster_claim_forget(struct cluster *c, void *arg);
@@ -161,9 +164,5 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
 
 /* The runs the busy hook waited for are done: send what waited for them. */
 void cluster_wake(struct cluster *c);
-
-/* The advisory lock of instance NAME is pg_advisory_lock(hashtextextended('pgcrond instance '
- * || NAME, 0)) in the history database: pg_locks shows it as locktype advisory, objsubid 1,
- * classid and objid the key's high and low 32 bits. */
 
 #endif

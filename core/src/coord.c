@@ -39,29 +39,34 @@ static const char sql_take[] =
     " RETURNING job_name, kind, graph_run,"
     "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
     "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
-static const char sql_take_boot[] =
-    "DELETE FROM pgcrond.pending_work WHERE instance = $1 AND boot_id = $2"
-    " RETURNING job_name, kind, graph_run,"
-    "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
-    "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
-/* The instances whose sessions hold job $1's lock (cluster.c takes it for a run): ask them
- * to cancel that run, and wake them. */
+/* The work of instances that stopped (a clean stop's NOTIFY only wakes us: which instances
+ * stopped is read from their rows, which only pgcrond's roles write). The DELETE hands each
+ * row to one taker. */
+static const char sql_take_stopped[] =
+    "DELETE FROM pgcrond.pending_work w USING pgcrond.instance i"
+    " WHERE i.name OPERATOR(pg_catalog.=) w.instance AND i.stopped_at IS NOT NULL"
+    "  AND i.name OPERATOR(pg_catalog.<>) $1"
+    " RETURNING w.job_name, w.kind, w.graph_run,"
+    "  (pg_catalog.date_part('epoch', w.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
+    "   ::pg_catalog.int8,"
+    "  w.attempt,"
+    "  (pg_catalog.date_part('epoch', w.due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
+    "  pg_catalog.array_to_json(w.payloads)::text";
+/* The live instances that hold job $1's lock (cluster.c takes it for a run): ask them to
+ * cancel that run, and wake them. */
 static const char sql_cancel[] =
-    "WITH h AS (SELECT DISTINCT i.name FROM pg_catalog.pg_locks l"
-    "  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
-    "  JOIN pgcrond.instance i ON a.application_name = 'pgcrond cluster ' || i.boot_id"
-    "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-    "    AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-    "                       WHERE datname = current_database())"
-    "    AND ((l.classid::bigint << 32) | l.objid::bigint)"
-    "        = hashtextextended('pgcrond job ' || $1, 0)"
-    "    AND i.name <> $2),"
+    "WITH h AS (SELECT DISTINCT l.instance AS name FROM pgcrond.job_lock l"
+    "  JOIN pgcrond.instance i ON i.name OPERATOR(pg_catalog.=) l.instance"
+    "   AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) $1 AND l.instance OPERATOR(pg_catalog.<>) $2),"
     " ins AS (INSERT INTO pgcrond.cancel_request AS r (instance, job_name, requested_by)"
     "  SELECT name, $1, $2 FROM h"
     "  ON CONFLICT (instance, job_name) DO UPDATE"
-    "   SET requested_by = EXCLUDED.requested_by, requested_at = now()"
+    "   SET requested_by = EXCLUDED.requested_by, requested_at = pg_catalog.now()"
     "  RETURNING instance)"
-    " SELECT instance, pg_notify('" CLUSTER_CHANNEL "', 'cancel ' || instance) FROM ins";
+    " SELECT instance, pg_catalog.pg_notify('" CLUSTER_CHANNEL
+    "', 'cancel ' OPERATOR(pg_catalog.||)"
+    "  instance) FROM ins";
 /* This instance's cancel requests; one older than a minute is stale (its run is over). */
 static const char sql_cancels[] =
     "DELETE FROM pgcrond.cancel_request WHERE instance = $1"
@@ -232,19 +237,12 @@ static void take(struct coord *co, const char *instance, const char *boot_id)
 	submit(co, "cannot take over pending work", sql_take, 2, p, take_done);
 }
 
-/* "NAME BOOT" stopped cleanly: what it left is ours to run (only that process's rows: a
- * next process of it may be writing its own already). */
-static void stopped(struct coord *co, const char *who)
+/* Some instance stopped cleanly (a wake-up: the payload names nothing we trust): what the
+ * stopped instances left is ours to run. */
+static void stopped(struct coord *co)
 {
-	char name[128];
-	const char *sp = strchr(who, ' ');
-	if (!sp || (size_t)(sp - who) >= sizeof(name))
-		return;
-	snprintf(name, sizeof(name), "%.*s", (int)(sp - who), who);
-	if (strcmp(name, cluster_instance(co->c)) == 0)
-		return;
-	const char *p[] = {name, sp + 1};
-	submit(co, "cannot take over pending work", sql_take_boot, 2, p, take_done);
+	const char *p[] = {cluster_instance(co->c)};
+	submit(co, "cannot take over pending work", sql_take_stopped, 1, p, take_done);
 }
 
 /* ---- overlap across instances ---------------------------------------------------------- */
@@ -368,6 +366,8 @@ int coord_pause(struct coord *co, const char *job, bool pause)
 	return ch->sent ? 0 : -ENOTCONN;
 }
 
+static void read_graph(struct coord *co);
+
 /* ---- the connection's events ----------------------------------------------------------- */
 
 void coord_identity(struct coord *co)
@@ -379,6 +379,7 @@ void coord_identity(struct coord *co)
 		ch->sent = false;
 	/* what an earlier process of this instance left: ours to run */
 	take(co, cluster_instance(co->c), cluster_boot_id(co->c));
+	read_graph(co); /* and drops what was addressed to an earlier process */
 	send_changes(co);
 	read_paused(co);
 	read_cancels(co);
@@ -395,8 +396,25 @@ void coord_reaped(struct coord *co, const char *dead)
 	co->hooks.ended(co->hooks.arg, NULL);
 }
 
-/* "graph ok|start INSTANCE\nJOB" (names hold no control characters) */
-static const char sql_graph[] = "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', $1)";
+/* A run of a graph job started or succeeded here: a row for each other live instance (at
+ * its boot), which reads and deletes its rows when the NOTIFY wakes it. Anyone may send the
+ * NOTIFY; only pgcrond's roles may write the rows (sql/pgcrond--11.sql). */
+static const char sql_graph[] =
+    "WITH e AS (INSERT INTO pgcrond.graph_event"
+    "  (recipient, recipient_boot, sender, job_name, started)"
+    "  SELECT i.name, i.boot_id, $1, $2, $3::pg_catalog.bool FROM pgcrond.instance i"
+    "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'graph')"
+    "  WHERE EXISTS (SELECT FROM e)";
+/* This instance's graph events, oldest first; those addressed to an earlier process of it
+ * (another boot) are dropped, and so are any a day old (their recipient never came back). */
+static const char sql_graph_read[] =
+    "WITH d AS (DELETE FROM pgcrond.graph_event WHERE recipient OPERATOR(pg_catalog.=) $1"
+    "  RETURNING id, recipient_boot, job_name, started),"
+    " old AS (DELETE FROM pgcrond.graph_event WHERE noted_at OPERATOR(pg_catalog.<)"
+    "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day'))"
+    " SELECT job_name, started FROM d WHERE recipient_boot OPERATOR(pg_catalog.=) $2"
+    " ORDER BY id";
 
 static void graph_sent(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
@@ -408,37 +426,42 @@ void coord_graph(struct coord *co, const char *job, bool started)
 {
 	if (!co)
 		return;
-	char payload[512];
-	int n = snprintf(payload, sizeof(payload), "graph %s %s\n%s", started ? "start" : "ok",
-	                 cluster_instance(co->c), job);
-	if (n < 0 || (size_t)n >= sizeof(payload))
-		return; /* a name too long for a payload: counted on this instance only */
-	const char *p[] = {payload};
-	submit(co, "graph", sql_graph, 1, p, graph_sent);
+	const char *p[] = {cluster_instance(co->c), job, started ? "true" : "false"};
+	submit(co, "graph", sql_graph, 3, p, graph_sent);
 }
 
-static void graph_told(struct coord *co, const char *what)
+static void graph_read(void *arg, const PGresult *r, const char *err, const char *sqlstate)
 {
-	bool started = strncmp(what, "start ", 6) == 0;
-	if (!started && strncmp(what, "ok ", 3) != 0)
+	struct coord *co = arg;
+	if (failed(co, "cannot read the other instances' graph runs", err, sqlstate) || !r)
 		return;
-	const char *inst = what + (started ? 6 : 3), *nl = strchr(inst, '\n');
-	const char *self = cluster_instance(co->c);
-	if (!nl || ((size_t)(nl - inst) == strlen(self) && strncmp(inst, self, strlen(self)) == 0))
-		return; /* our own, counted when it happened */
-	co->hooks.graph(co->hooks.arg, nl + 1, started);
+	for (int i = 0; i < PQntuples(r); i++)
+		co->hooks.graph(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)[0] == 't');
+}
+
+static void read_graph(struct coord *co)
+{
+	const char *p[] = {cluster_instance(co->c), cluster_boot_id(co->c)};
+	submit(co, "cannot read the other instances' graph runs", sql_graph_read, 2, p, graph_read);
 }
 
 void coord_notified(struct coord *co, const char *payload)
 {
 	if (!co || !payload)
 		return;
-	if (strncmp(payload, "graph ", 6) == 0)
-		graph_told(co, payload + 6);
+	/* wake-ups only: each reads the rows it is about, never takes a fact from PAYLOAD */
+	if (strcmp(payload, "graph") == 0)
+		read_graph(co);
 	else if (strncmp(payload, "end ", 4) == 0)
+<<<<<<< HEAD
 		co->hooks.ended(co->hooks.arg, payload + 4);
 	else if (strncmp(payload, "stopped ", 8) == 0)
 		stopped(co, payload + 8);
+=======
+		co->hooks.ended(co->hooks.arg, payload + 4); /* claims again: the row decides */
+	else if (strcmp(payload, "stopped") == 0)
+		stopped(co);
+>>>>>>> cluster
 	else if (strcmp(payload, "pause") == 0)
 		read_paused(co);
 	else if (strncmp(payload, "cancel ", 7) == 0 &&

@@ -123,7 +123,8 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
  * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
 /* ... and the channel it announces each request's outcome on: "ID OUTCOME" ("42 started",
- * "43 refused: ..."), so `pgcrond trigger` learns that a daemon answered. */
+ * "43 refused: ..."), a wake-up only: anyone may NOTIFY it, so `pgcrond trigger` reads the
+ * outcome from the request's row (pgcrond.trigger_outcome, sql/pgcrond--11.sql). */
 #define PGCROND_TRIGGER_OUTCOME_CHANNEL "pgcrond_trigger_outcome"
 
 /* Shared by the history, install and trigger commands (cli_history.c): load CONF_PATH,

@@ -1,0 +1,315 @@
+/* The shared database is hostile ground (issue 23, items 2 and 3; docs/security.md "Locks and
+ * notifications"): a role without any grant (mallory) takes every advisory lock the daemon
+ * took and queues for them across a restart, and forges the notifications that carried facts
+ * (a graph upstream's success, a manual trigger's outcome, a clean stop's hand-over). None of
+ * it decides whether or how a job runs. Run one case with CK_RUN_CASE=<name>. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define DB "pgcrond_it_hostile"
+#define MALLORY "it_mallory"
+
+/* The schema as `pgcrond install` leaves it: the pgcrond tables granted to nobody (itest's
+ * setup grants them to PUBLIC for the other suites), and a login role with no grant. */
+static void hostile_db(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	itest_exec(e->db, "REVOKE ALL ON ALL TABLES IN SCHEMA pgcrond FROM PUBLIC;"
+	                  "REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgcrond FROM PUBLIC;"
+	                  "CREATE TABLE IF NOT EXISTS public.ticks (job text, at timestamptz"
+	                  " DEFAULT clock_timestamp());"
+	                  "GRANT ALL ON public.ticks TO PUBLIC");
+	itest_exec(e->db, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" MALLORY
+	                  "') THEN CREATE ROLE " MALLORY " LOGIN; END IF; END $$");
+}
+
+static PGconn *mallory(const struct itest_env *e)
+{
+	char ci[1024];
+	snprintf(ci, sizeof(ci), "%s user=" MALLORY, e->ci);
+	PGconn *c = itest_connect(ci);
+	/* she has no grant on the pgcrond tables */
+	PGresult *r = PQexec(c, "SELECT count(*) FROM pgcrond.instance");
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "mallory may read pgcrond.instance");
+	PQclear(r);
+	return c;
+}
+
+static void up(struct itest_env *e, struct itest_inst *in)
+{
+	itest_inst_start(in);
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
+	ck_assert_msg(itest_wait_log(in->log, "started:", 15), "no start:\n%s",
+	              itest_read_file(in->log));
+}
+
+/* NOTIFY CHANNEL, PAYLOAD from mallory, N times, every 100 ms. */
+static void forge(PGconn *m, const char *channel, const char *payload, int n)
+{
+	const char *p[] = {channel, payload};
+	for (int i = 0; i < n; i++) {
+		PGresult *r =
+		    PQexecParams(m, "SELECT pg_notify($1, $2)", 2, NULL, p, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "NOTIFY: %s",
+		              PQerrorMessage(m));
+		PQclear(r);
+		itest_sleep(0.1);
+	}
+}
+
+/* Item 2: every advisory lock key the daemon held (seen in pg_locks), and the keys of its
+ * instance name and its jobs as main computed them, taken or queued for by mallory, one
+ * session per key, across a restart of the daemon. Its fires go on. */
+START_TEST(held_locks_stop_no_fire)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	hostile_db(&e, "hl-locks");
+	const char *jobs =
+	    "jobs = (\n"
+	    "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    "  command = \"INSERT INTO ticks (job) VALUES ('tick')\"; },\n"
+	    "{ name = \"slow\"; database = \"app\"; schedule = \"* * * * * *\"; overlap = \"skip\";"
+	    "  command = \"INSERT INTO ticks (job) VALUES ('slow'); SELECT pg_sleep(2.5)\"; }\n"
+	    ");\n";
+	itest_inst_init(&a, &e, "ha", jobs);
+	up(&e, &a);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 1 FROM ticks WHERE job = 'slow'"),
+	              "slow did not run:\n%s", itest_read_file(a.log));
+
+	/* the keys: what the daemon's sessions hold now, and the predictable ones of main */
+	PGresult *keys = PQexec(
+	    e.db, "SELECT DISTINCT k FROM ("
+	          " SELECT (l.classid::bigint << 32) | l.objid::bigint AS k FROM pg_locks l"
+	          "  JOIN pg_stat_activity s ON s.pid = l.pid"
+	          "  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+	          "   AND s.application_name LIKE 'pgcrond%'"
+	          " UNION ALL SELECT hashtextextended(t, 0) FROM unnest(ARRAY["
+	          "  'pgcrond instance ha', 'pgcrond job tick', 'pgcrond job slow']) AS t) x");
+	ck_assert(PQresultStatus(keys) == PGRES_TUPLES_OK);
+	int n = PQntuples(keys);
+	ck_assert_int_ge(n, 3);
+	PGconn **m = calloc((size_t)n, sizeof(*m));
+	for (int i = 0; i < n; i++) {
+		m[i] = mallory(&e);
+		const char *p[] = {PQgetvalue(keys, i, 0)};
+		/* granted at once if free, else queued: held when the daemon lets go */
+		ck_assert(PQsendQueryParams(m[i], "SELECT pg_advisory_lock($1::bigint)", 1, NULL, p,
+		                            NULL, NULL, 0));
+	}
+	PQclear(keys);
+
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	itest_sleep(0.5);
+	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) >= 3 FROM pg_locks l JOIN pg_roles r ON true"
+	                    " JOIN pg_stat_activity s ON s.pid = l.pid AND s.usesysid = r.oid"
+	                    " WHERE l.locktype = 'advisory' AND l.granted"
+	                    " AND r.rolname = '" MALLORY "'",
+	                    "t");
+	itest_inst_start(&a);
+	ck_assert_msg(itest_wait_log(a.log, "started:", 15), "no start:\n%s",
+	              itest_read_file(a.log));
+	itest_sleep(8);
+	long long after = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'");
+	long long busy = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'skipped'"
+	                                     " AND return_message LIKE '%%another instance%%'");
+	long long slow = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'slow' AND status = 'succeeded'");
+	char *log = itest_read_file(a.log);
+	/* what a user checks: the every-second job kept running, nothing was skipped for a
+	 * run "on another instance" that does not exist */
+	ck_assert_msg(after - before >= 5 && busy == 0 && slow >= 2,
+	              "after mallory took the locks: %lld runs of tick in 8 s, %lld skipped as "
+	              "running on another instance, %lld runs of slow:\n%s",
+	              after - before, busy, slow, log);
+	ck_assert_msg(!strstr(log, "held by another session") &&
+	                  !strstr(log, "previous fire still being claimed"),
+	              "the daemon waited for mallory's lock:\n%s", log);
+	free(log);
+	itest_inst_stop(&a, SIGTERM);
+	for (int i = 0; i < n; i++)
+		PQfinish(m[i]);
+	free(m);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Item 3: "graph ok evil\nup-a" from mallory: a downstream of up-a and up-b runs only after
+ * both ran (up-a never does). */
+START_TEST(forged_graph_success_runs_nothing)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	hostile_db(&e, "hl-graph");
+	const char *jobs =
+	    "jobs = (\n"
+	    "{ name = \"up-a\"; database = \"app\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; },\n"
+	    "{ name = \"up-b\"; database = \"app\"; schedule = \"*/2 * * * * *\";"
+	    "  command = \"SELECT 2\"; },\n"
+	    "{ name = \"down\"; database = \"app\"; after = [\"up-a\", \"up-b\"];"
+	    "  command = \"INSERT INTO ticks (job) VALUES ('down')\"; }\n"
+	    ");\n";
+	itest_inst_init(&a, &e, "ga", jobs);
+	up(&e, &a);
+	PGconn *m = mallory(&e);
+	forge(m, "pgcrond_cluster", "graph ok evil\nup-a", 10);
+	forge(m, "pgcrond_cluster", "graph", 5);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'up-b' AND status = 'succeeded'"),
+	              "up-b did not run:\n%s", itest_read_file(a.log));
+	itest_sleep(1.5);
+	long long down = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'down'");
+	ck_assert_msg(down == 0, "down ran %lld times, though up-a never ran:\n%s", down,
+	              itest_read_file(a.log));
+	PQfinish(m);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Item 3: 'ID finished succeeded: ok' from mallory while `pgcrond trigger --wait` waits (from
+ * a host without the daemon's control socket): it reports the run's real outcome. */
+START_TEST(forged_trigger_outcome_is_not_believed)
+{
+	struct itest_env e;
+	struct itest_inst a, cli;
+	hostile_db(&e, "hl-trigger");
+	const char *jobs = "job = { name = \"boom\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	                   " command = \"DO $$ BEGIN PERFORM pg_sleep(2); RAISE EXCEPTION 'boom';"
+	                   " END $$\"; };\n";
+	itest_inst_init(&a, &e, "ta", jobs);
+	itest_inst_init(&cli, &e, "tcli", jobs); /* its own state_dir: no control socket */
+	up(&e, &a);
+	long long next = itest_scalar_ll(e.db, "SELECT coalesce(max(id), 0) + 1"
+	                                       " FROM pgcrond.trigger_request");
+	pid_t child = fork();
+	ck_assert(child >= 0);
+	if (child == 0) {
+		PGconn *m = mallory(&e);
+		char payload[64];
+		for (int i = 0; i < 40; i++) {
+			for (long long id = next; id < next + 3; id++) {
+				snprintf(payload, sizeof(payload), "%lld finished succeeded: ok", id);
+				PQclear(PQexecParams(m, "SELECT pg_notify('pgcrond_trigger_outcome', $1)",
+				                     1, NULL, (const char *const[]){payload}, NULL,
+				                     NULL, 0));
+			}
+			itest_sleep(0.1);
+		}
+		PQfinish(m);
+		_exit(0);
+	}
+	int status;
+	char *out = itest_cli(&status, "trigger", "-c", cli.conf, "--wait", "--timeout", "30s",
+	                      "boom", NULL);
+	int cst;
+	waitpid(child, &cst, 0);
+	ck_assert_msg(status == 1 && strstr(out, "boom failed") && !strstr(out, "succeeded"),
+	              "pgcrond trigger --wait believed mallory: exit %d:\n%s\n%s", status, out,
+	              itest_read_file(a.log));
+	free(out);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&cli);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The six-field schedule of the second AHEAD seconds from now, every minute. */
+static void second_soon(char *out, size_t len, int ahead)
+{
+	snprintf(out, len, "%d * * * * *", (int)((time(NULL) + ahead) % 60));
+}
+
+/* Item 3: 'stopped NAME BOOT' from mallory, naming a live instance with a retry pending: the
+ * other instance takes nothing over (the retry runs where and when it is due). */
+START_TEST(forged_stop_hands_nothing_over)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	hostile_db(&e, "hl-stop");
+	char s[32], jobs[512];
+	second_soon(s, sizeof(s), 7);
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
+	         s);
+	itest_inst_init(&a, &e, "sa", jobs);
+	itest_inst_init(&b, &e, "sb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),
+	              "no pending retry:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	/* the boot id mallory reads in pg_stat_activity.application_name */
+	char *who = itest_scalar(e.db, "SELECT w.instance || ' ' || i.boot_id"
+	                               " FROM pgcrond.pending_work w"
+	                               " JOIN pgcrond.instance i ON i.name = w.instance");
+	ck_assert(who);
+	char payload[256];
+	snprintf(payload, sizeof(payload), "stopped %s", who);
+	PGconn *m = mallory(&e);
+	forge(m, "pgcrond_cluster", payload, 5);
+	forge(m, "pgcrond_cluster", "stopped", 5);
+	itest_sleep(2);
+	long long pending = itest_env_count(&e, "SELECT count(*) FROM pgcrond.pending_work"
+	                                        " WHERE job_name = 'flaky' AND kind = 'retry'");
+	long long retried = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                        " WHERE job_name = 'flaky' AND attempt = 2");
+	ck_assert_msg(pending == 1 && retried == 0,
+	              "after a forged stop of %s: %lld pending retries, %lld retry runs:\n%s\n%s",
+	              who, pending, retried, itest_read_file(a.log), itest_read_file(b.log));
+	free(who);
+	PQfinish(m);
+	itest_inst_stop(&a, SIGKILL);
+	itest_inst_stop(&b, SIGKILL);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hostile_locks");
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"locks", held_locks_stop_no_fire},
+	    {"graph", forged_graph_success_runs_nothing},
+	    {"trigger", forged_trigger_outcome_is_not_believed},
+	    {"stopped", forged_stop_hands_nothing_over},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
