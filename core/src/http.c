@@ -309,7 +309,24 @@ static void add_failure(void *arg, const char *job, int64_t end_us, const char *
 	                                     message, "sqlstate", sqlstate));
 }
 
-/* The status document (status.h) and the last failures with their whole text. */
+/* Without a token every local user reads the listener, while row-level security hides
+ * other roles' runs from them in SQL: they get states and counts, not the text of a failure
+ * (a job's last message, the recent failures' messages, a database's last connection error),
+ * which may carry data. */
+static void redact(json_t *st)
+{
+	size_t i;
+	json_t *o;
+	json_object_set_new(st, "redacted", json_true());
+	json_array_foreach(json_object_get(st, "jobs"), i, o)
+	    json_object_del(json_object_get(o, "last_result"), "message");
+	json_array_foreach(json_object_get(st, "recent_failures"), i, o)
+	    json_object_del(o, "message");
+	json_array_foreach(json_object_get(st, "databases"), i, o) json_object_del(o, "last_error");
+}
+
+/* The status document (status.h) and the last failures: with their whole text when a
+ * token guards the listener (and so was sent), redacted otherwise. */
 static json_t *status_doc(struct http *h)
 {
 	json_t *st = status_snapshot(h->src.status, NULL);
@@ -319,6 +336,8 @@ static json_t *status_doc(struct http *h)
 		return NULL;
 	}
 	metrics_each_failure(h->src.metrics, add_failure, arr);
+	if (!h->token)
+		redact(st);
 	return st;
 }
 
