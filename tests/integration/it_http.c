@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -799,6 +801,93 @@ START_TEST(port_in_use_stops_the_start)
 }
 END_TEST
 
+/* The daemon as a service unit with a tight descriptor limit would run it. */
+static void limit_fds(void *arg)
+{
+	(void)arg;
+	struct rlimit rl = {256, 256};
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		_exit(70);
+}
+
+/* Lines of LOG holding NEEDLE. */
+static int log_lines_with(const char *log, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(log, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* A local user opens many more connections than the listener serves and sends nothing on
+ * them (issue 23, item 4): with 256 descriptors the daemon used to run out, loop on accept()
+ * at full CPU writing a log line each time, and its runs failed with "Too many open files".
+ * Now the listener holds at most max_connections, the rest wait in the kernel's backlog;
+ * runs go on, the log says it once, and /health answers once the clients let go. */
+START_TEST(slow_clients_cannot_starve_the_jobs)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "http-slow", "it_http_slow");
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; timeout = \"3s\"; };\n");
+	itest_env_job(&e, "10-j.conf",
+	              "job = { name = \"tick\"; schedule = \"* * * * * *\";\n"
+	              "        command = \"SELECT 1\"; };\n");
+	e.pid = itest_daemon_start_with(e.conf, e.log, limit_fds, NULL);
+	ck_assert_msg(itest_wait_log(e.log, "started:", 10), "%s", itest_read_file(e.log));
+	int port = logged_port(e.log);
+
+	enum { N = 400 };
+	static int fds[N];
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (int i = 0; i < N; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(fds[i], 0);
+		int rc = connect(fds[i], (struct sockaddr *)&sa, sizeof(sa));
+		ck_assert_msg(rc == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+		/* half a request line, never finished */
+		if (rc == 0)
+			(void)!write(fds[i], "GET /status.json HTTP/1.1\r\n", 27);
+	}
+	/* the jobs go on while the connections are held */
+	long long before = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                       "WHERE job_name = 'tick' AND status = 'succeeded'");
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= %lld FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'",
+	                             before + 3),
+	              "the jobs stopped:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                                     "WHERE status = 'failed'"),
+	                 0);
+	ck_assert_msg(
+	    itest_wait_log(e.log, "connections open, the most http.max_connections allows", 5),
+	    "%s", itest_read_file(e.log));
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	/* the listener serves again (the held ones time out or were closed) */
+	struct resp r = {0};
+	double until = itest_now() + 20;
+	for (;;) {
+		r = get(port, "/health");
+		if (r.code == 200 || itest_now() > until)
+			break;
+		resp_free(&r);
+		itest_sleep(0.2);
+	}
+	ck_assert_msg(r.code == 200, "%d %s", r.code, r.body);
+	resp_free(&r);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(!strstr(log, "Too many open files"), "%s", log);
+	ck_assert_msg(log_lines_with(log, "http:") <= 4 && strlen(log) < 20000,
+	              "the log is flooded (%zu bytes):\n%.4000s", strlen(log), log);
+	free(log);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("http");
@@ -811,6 +900,7 @@ int main(void)
 	tcase_add_test(tc, no_control_without_token);
 	tcase_add_test(tc, health_503_while_stopping);
 	tcase_add_test(tc, port_in_use_stops_the_start);
+	tcase_add_test(tc, slow_clients_cannot_starve_the_jobs);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
