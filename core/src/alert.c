@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "text.h"
 
 static const char *const kind_names[ALERT_KIND_COUNT] = {
     [ALERT_FAILED] = "failed",
@@ -444,7 +445,11 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 		setenv("PGCROND_ALERT_EVENT", events[action], 1);
 		setenv("PGCROND_ALERT_KIND", alert_kind_name(kind), 1);
 		setenv("PGCROND_ALERT_JOB", job ? job : "", 1);
-		setenv("PGCROND_ALERT_MESSAGE", message ? message : "", 1);
+		/* a script may echo it to a terminal or a mail: controls escaped (text.h); the
+		 * JSON has the exact text */
+		char *safe = text_escape_dup(message, TEXT_KEEP_NEWLINES);
+		setenv("PGCROND_ALERT_MESSAGE", safe ? safe : "", 1);
+		free(safe);
 		setenv("PGCROND_ALERT_INSTANCE", a->instance, 1);
 		setenv("PGCROND_ALERT_JSON", json, 1);
 		signal(SIGPIPE, SIG_DFL);

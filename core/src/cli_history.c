@@ -12,6 +12,7 @@
 #include "duration.h"
 #include "history.h"
 #include "pgconn.h"
+#include "text.h"
 
 #define DEFAULT_LIMIT 20
 #define MAX_LIMIT 100000
@@ -97,12 +98,18 @@ static void format_duration(const char *ms_text, char *out, size_t len)
 }
 
 /* One line, at most WIDTH bytes, cut on a UTF-8 character boundary, "..." if cut. */
-static void shorten(const char *in, char *out, size_t width)
+static void shorten(const char *raw, char *out, size_t width)
 {
+	/* the text a job or a server chose, on one line, its controls escaped (text.h) */
+	char *in = text_escape_dup(raw, TEXT_FOLD_NEWLINES);
+	if (!in) {
+		snprintf(out, width + 1, "(out of memory)");
+		return;
+	}
 	size_t n = 0, len = strlen(in);
 
 	for (; in[n] && n < width; n++)
-		out[n] = (in[n] == '\n' || in[n] == '\r' || in[n] == '\t') ? ' ' : in[n];
+		out[n] = in[n];
 	if (len > width) {
 		n = width - 3;
 		while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
@@ -111,6 +118,7 @@ static void shorten(const char *in, char *out, size_t width)
 		n += 3;
 	}
 	out[n] = '\0';
+	free(in);
 }
 
 enum {

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* Columns whose text is a number in JSON. */
 static bool numeric_column(const char *name)
@@ -72,6 +73,15 @@ int cli_history_print_json(const PGresult *r)
 	printf("\n");
 	json_decref(arr);
 	return EX_OK;
+}
+
+/* LABEL and VALUE, text a job or a server chose, its control characters escaped (text.h):
+ * an error raised with ESC ]52 must not reach the reader's terminal as a command. */
+static void print_field(const char *label, const char *value)
+{
+	char *safe = text_escape_dup(value, TEXT_KEEP_NEWLINES);
+	printf("%-14s %s\n", label, safe ? safe : "(out of memory)");
+	free(safe);
 }
 
 /* The server's DETAIL and HINT follow the message on its line (pgconn.c): split them out
@@ -147,7 +157,7 @@ int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const ch
 			int c = PQfnumber(r, labels[i][0]);
 			if (c < 0 || PQgetisnull(r, 0, c))
 				continue;
-			printf("%-14s %s\n", labels[i][1], PQgetvalue(r, 0, c));
+			print_field(labels[i][1], PQgetvalue(r, 0, c));
 		}
 		printf("%-14s %s\n", "timezone", tz);
 		int c = PQfnumber(r, "return_message");
@@ -155,11 +165,11 @@ int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const ch
 		if (msg) {
 			const char *detail, *hint;
 			split_message(msg, &detail, &hint);
-			printf("%-14s %s\n", "message", msg);
+			print_field("message", msg);
 			if (detail)
-				printf("%-14s %s\n", "DETAIL", detail);
+				print_field("DETAIL", detail);
 			if (hint)
-				printf("%-14s %s\n", "HINT", hint);
+				print_field("HINT", hint);
 			free(msg);
 		}
 	}

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "ctl.h"
+#include "text.h"
 
 /* EX_NOPERM: the socket's permissions keep this user out */
 #define EXIT_NOPERM 77
@@ -166,6 +167,41 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 }
 
 /* ---- printing the state ----------------------------------------------------------------- */
+
+/* Every string of the document as it will be printed: a failure's text, a database's last
+ * error are text a job or a server chose, and their control characters must not reach the
+ * terminal (text.h). The JSON form needs nothing: JSON escapes them. */
+static void escape_strings(json_t *v)
+{
+	size_t i;
+	const char *k;
+	json_t *x;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+		{
+			if (json_is_string(x)) {
+				char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
+				if (e)
+					json_string_set(x, e);
+				free(e);
+			} else {
+				escape_strings(x);
+			}
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+		{
+			if (json_is_string(x)) {
+				char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
+				if (e)
+					json_string_set(x, e);
+				free(e);
+			} else {
+				escape_strings(x);
+			}
+		}
+	}
+}
 
 static const char *jstr(const json_t *o, const char *key)
 {
@@ -471,7 +507,9 @@ int cli_status(int argc, char **argv)
 		json_decref(a);
 		return rc;
 	}
-	const json_t *st = json_object_get(a, "status");
+	json_t *st = json_object_get(a, "status");
+	if (!as_json)
+		escape_strings(st);
 	if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));
 		printf("\n");

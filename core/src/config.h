@@ -91,13 +91,15 @@ struct conf_alert_sink {
 
 /* http = { ... }: the HTTP listener (http.c); listen NULL when there is none. */
 struct conf_http {
-	char *listen;      /* "ADDRESS:PORT" as written */
-	char *host;        /* its numeric address */
-	int port;          /* 0: any free port (the daemon logs which) */
-	bool allow_remote; /* a non-loopback address was asked for explicitly */
-	char *token_file;  /* absolute, or relative to the main file's directory */
-	char *token;       /* the token read from it; never logged */
-	char *file;        /* where the group is */
+	char *listen;        /* "ADDRESS:PORT" as written */
+	char *host;          /* its numeric address */
+	int port;            /* 0: any free port (the daemon logs which) */
+	bool allow_remote;   /* a non-loopback address was asked for explicitly */
+	char *token_file;    /* absolute, or relative to the main file's directory */
+	char *token;         /* the token read from it; never logged */
+	int max_connections; /* open connections at most; 0: the default (http.c) */
+	int64_t timeout_ms;  /* a request's read/write and a connection's idle time; 0: default */
+	char *file;          /* where the group is */
 	int line, token_line;
 };
 

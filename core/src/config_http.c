@@ -27,6 +27,8 @@ const struct key_spec config_http_keys[] = {
     {"listen", K_STRING, HTTP(listen), "\"127.0.0.1:9187\"", NULL, 0, false, NULL},
     {"allow_remote", K_BOOL, HTTP(allow_remote), "true", NULL, 0, false, NULL},
     {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false, NULL},
+    {"max_connections", K_INT, HTTP(max_connections), "64", NULL, 1, false, NULL},
+    {"timeout", K_DURATION, HTTP(timeout_ms), "\"10s\"", NULL, 1, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -103,8 +105,10 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	h->file = config_dup_str(L, setting_file(s, file));
 	h->line = setting_line(s);
 	size_t before = L->n_errors;
-	config_parse_group(L, s, file, config_http_keys, L->cfg, " in http",
-	                   "http takes listen, allow_remote and token_file (pgcrond.conf(5))");
+	config_parse_group(
+	    L, s, file, config_http_keys, L->cfg, " in http",
+	    "http takes listen, allow_remote, token_file, max_connections and timeout "
+	    "(pgcrond.conf(5))");
 	/* a misspelt or mistyped key is the one thing to fix: no follow-up messages */
 	if (L->n_errors != before)
 		return;

@@ -7,14 +7,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "bgwork.h"
@@ -47,7 +51,24 @@ struct http {
 	 * about 140 ms of formatting that would otherwise delay every fire due meanwhile */
 	struct bgwork *bg;
 	int scrapes; /* under way */
+	/* Open connections, so that local users cannot take the daemon's descriptors: at
+	 * max_conns the listener stops accepting (the kernel's backlog holds the rest); an
+	 * accept() that fails (EMFILE) stops it for ACCEPT_BACKOFF_MS instead of a busy loop. */
+	struct evconnlistener *lev;
+	int n_conns, max_conns;
+	struct conn *conns;      /* adopted connections (a list, to free at the end) */
+	struct conn *pending;    /* accepted, adopted by adopt_cb once evhttp has set them up */
+	struct event adopt_ev;   /* activated for the pending */
+	struct event backoff_ev; /* re-enables the listener after a failed accept */
+	bool events_ready, backing_off, at_cap;
+	struct log_complaint accept_complaint, cap_complaint;
 };
+
+/* The connection cap without http.max_connections, and the timeout without http.timeout. */
+#define HTTP_MAX_CONNS_DEFAULT 64
+#define HTTP_TIMEOUT_MS_DEFAULT 10000
+/* After a failed accept() (out of descriptors), the listener rests this long. */
+#define ACCEPT_BACKOFF_MS 500
 
 /* Scrapes rendering at once; a scraper asking for more is told to come back. */
 #define SCRAPES_MAX 4
@@ -309,7 +330,24 @@ static void add_failure(void *arg, const char *job, int64_t end_us, const char *
 	                                     message, "sqlstate", sqlstate));
 }
 
-/* The status document (status.h) and the last failures with their whole text. */
+/* Without a token every local user reads the listener, while row-level security hides
+ * other roles' runs from them in SQL: they get states and counts, not the text of a failure
+ * (a job's last message, the recent failures' messages, a database's last connection error),
+ * which may carry data. */
+static void redact(json_t *st)
+{
+	size_t i;
+	json_t *o;
+	json_object_set_new(st, "redacted", json_true());
+	json_array_foreach(json_object_get(st, "jobs"), i, o)
+	    json_object_del(json_object_get(o, "last_result"), "message");
+	json_array_foreach(json_object_get(st, "recent_failures"), i, o)
+	    json_object_del(o, "message");
+	json_array_foreach(json_object_get(st, "databases"), i, o) json_object_del(o, "last_error");
+}
+
+/* The status document (status.h) and the last failures: with their whole text when a
+ * token guards the listener (and so was sent), redacted otherwise. */
 static json_t *status_doc(struct http *h)
 {
 	json_t *st = status_snapshot(h->src.status, NULL);
@@ -319,6 +357,8 @@ static json_t *status_doc(struct http *h)
 		return NULL;
 	}
 	metrics_each_failure(h->src.metrics, add_failure, arr);
+	if (!h->token)
+		redact(st);
 	return st;
 }
 
@@ -531,6 +571,156 @@ static void route(struct evhttp_request *req, void *arg)
 		reply_error(req, 404, "Not Found", "try /, /status.json, /metrics or /health");
 }
 
+/* ---- connections ----------------------------------------------------------------------- */
+
+/* libevent 2.1 (Debian 12) has no evhttp_set_max_connections and hands no accepted socket to
+ * the application: each new connection is seen through the bufferevent evhttp asks us for
+ * (evhttp_set_bevcb), and once evhttp has set it up (its callbacks' argument is then the
+ * connection), adopted with a close callback that counts it out. */
+struct conn {
+	struct conn *next, *prev;
+	struct http *h;
+	struct bufferevent *bev;         /* pending: referenced until adopted */
+	struct evhttp_connection *evcon; /* adopted */
+};
+
+static void unlink_conn(struct conn **head, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static void link_conn(struct conn **head, struct conn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+/* Accept again when neither the cap nor a back-off holds the listener. */
+static void listener_update(struct http *h)
+{
+	bool cap = h->n_conns >= h->max_conns;
+	if (cap && !h->at_cap && log_complain(&h->cap_complaint))
+		log_warning("http: %d connections open, the most http.max_connections allows; "
+		            "new ones wait until one closes (a client holding connections open?)",
+		            h->n_conns);
+	h->at_cap = cap;
+	if (!h->lev)
+		return;
+	if (cap || h->backing_off)
+		evconnlistener_disable(h->lev);
+	else
+		evconnlistener_enable(h->lev);
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+	struct http *h = c->h;
+	(void)evcon;
+	unlink_conn(&h->conns, c);
+	free(c);
+	h->n_conns--;
+	listener_update(h);
+}
+
+static void adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *h = arg;
+	(void)fd;
+	(void)what;
+	while (h->pending) {
+		struct conn *c = h->pending;
+		void *cbarg = NULL;
+		unlink_conn(&h->pending, c);
+		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+		bufferevent_decref(c->bev);
+		c->bev = NULL;
+		if (!cbarg) {
+			/* evhttp gave it up already (out of memory): freed, callbacks cleared */
+			free(c);
+			h->n_conns--;
+			continue;
+		}
+		c->evcon = cbarg;
+		link_conn(&h->conns, c);
+		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+	}
+	listener_update(h);
+}
+
+/* evhttp's request for a bufferevent for a connection it just accepted. */
+static struct bufferevent *new_conn(struct event_base *base, void *arg)
+{
+	struct http *h = arg;
+	struct conn *c = calloc(1, sizeof(*c));
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c || !bev) {
+		free(c);
+		return bev; /* evhttp manages it (or makes its own): not counted, not capped */
+	}
+	c->h = h;
+	c->bev = bev;
+	bufferevent_incref(bev); /* until adopted: evhttp may free it first */
+	link_conn(&h->pending, c);
+	h->n_conns++;
+	event_active(&h->adopt_ev, EV_TIMEOUT, 1);
+	if (h->n_conns >= h->max_conns && h->lev)
+		evconnlistener_disable(h->lev); /* no further accept in this round */
+	return bev;
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *h = arg;
+	(void)fd;
+	(void)what;
+	h->backing_off = false;
+	listener_update(h);
+}
+
+/* accept() failed with something other than EAGAIN/EINTR: out of descriptors, most often.
+ * libevent would log and retry at once, in a loop; rest the listener instead. */
+static void accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct http *h = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	(void)lev;
+	if (log_complain(&h->accept_complaint))
+		log_error("http: cannot accept a connection: %s (%d HTTP connections open); the "
+		          "listener pauses %d ms after each failure (this is logged at most once a "
+		          "minute, less often while it lasts)",
+		          strerror(err), h->n_conns, ACCEPT_BACKOFF_MS);
+	h->backing_off = true;
+	listener_update(h);
+	struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+	evtimer_add(&h->backoff_ev, &tv);
+}
+
+/* The descriptors the daemon may open: the soft limit raised to the hard one, so that job
+ * connections have room; HTTP gets a quarter at most. */
+static int descriptor_room(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = old;
+	}
+	return rl.rlim_cur > 1 << 20 ? 1 << 20 : (int)rl.rlim_cur;
+}
+
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 void http_apply(struct http *h, const struct pgc_config *cfg)
@@ -567,6 +757,11 @@ void http_set_stopping(struct http *h)
 		h->stopping = true;
 }
 
+int http_raise_fd_limit(void)
+{
+	return descriptor_room();
+}
+
 int http_open(struct event_base *base, const struct pgc_config *cfg, const struct http_sources *src,
               struct http **out)
 {
@@ -594,8 +789,23 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_max_body_size(h->evh, 4096);
 	evhttp_set_max_headers_size(h->evh, 16384);
-	evhttp_set_timeout(h->evh, 30);
+	/* a client that sends its request slowly, or keeps an idle connection, is dropped */
+	int64_t tms = c->timeout_ms > 0 ? c->timeout_ms : HTTP_TIMEOUT_MS_DEFAULT;
+	struct timeval tv = {(time_t)(tms / 1000), (suseconds_t)(tms % 1000 * 1000)};
+	evhttp_set_timeout_tv(h->evh, &tv);
 	evhttp_set_gencb(h->evh, route, h);
+	int room = descriptor_room() / 4;
+	h->max_conns = c->max_connections > 0 ? c->max_connections : HTTP_MAX_CONNS_DEFAULT;
+	if (h->max_conns > room) {
+		log_warning("http: max_connections %d leaves too few descriptors for the jobs' "
+		            "connections (the limit is %d); serving at most %d",
+		            h->max_conns, room * 4, room > 0 ? room : 1);
+		h->max_conns = room > 0 ? room : 1;
+	}
+	event_assign(&h->adopt_ev, base, -1, 0, adopt_cb, h);
+	evtimer_assign(&h->backoff_ev, base, backoff_cb, h);
+	h->events_ready = true;
+	evhttp_set_bevcb(h->evh, new_conn, h);
 	h->bound = evhttp_bind_socket_with_handle(h->evh, c->host, (ev_uint16_t)c->port);
 	if (!h->bound) {
 		rc = errno ? -errno : -EADDRNOTAVAIL;
@@ -603,6 +813,8 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		          c->listen, strerror(-rc));
 		goto fail;
 	}
+	h->lev = evhttp_bound_socket_get_listener(h->bound);
+	evconnlistener_set_error_cb(h->lev, accept_error);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (getsockname(evhttp_bound_socket_get_fd(h->bound), (struct sockaddr *)&ss, &sl) == 0)
@@ -626,8 +838,20 @@ void http_free(struct http **hp)
 		return;
 	health_free(&h->health);
 	bgwork_free(&h->bg); /* scrapes under way are answered first */
-	if (h->evh)
-		evhttp_free(h->evh);
+	if (h->evh) {
+		h->lev = NULL;
+		if (h->events_ready) {
+			event_del(&h->adopt_ev);
+			event_del(&h->backoff_ev);
+			adopt_cb(-1, 0, h); /* so that every connection has its close callback */
+		}
+		evhttp_free(h->evh); /* closes them: conn_closed frees each */
+	}
+	while (h->conns) {
+		struct conn *c = h->conns;
+		unlink_conn(&h->conns, c);
+		free(c);
+	}
 	if (h->token) {
 		explicit_bzero(h->token, strlen(h->token));
 		free(h->token);

@@ -39,6 +39,10 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 void http_apply(struct http *h, const struct pgc_config *cfg);
 /* Shutting down: /health answers 503. */
 void http_set_stopping(struct http *h);
+/* Raise the soft limit on open descriptors to the hard one (at start, before any pool opens),
+ * so that job connections have room; the listener keeps its connections to a quarter of it.
+ * Returns the limit in force. */
+int http_raise_fd_limit(void);
 void http_free(struct http **h);
 
 #endif

@@ -59,16 +59,29 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	/* a truncated log line is still a log line, cut on a whole character */
 	text_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* One event, one line: fold newlines coming from PostgreSQL error messages. */
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
+	/* One event, one line: fold newlines coming from PostgreSQL error messages; and no
+	 * control character (a job's RAISE EXCEPTION E'\x1b]52;...') reaches the terminal or
+	 * journal reading the log raw (text.h). */
+	char safe[sizeof(msg) * 6];
+	bool plain = true;
+	for (char *p = msg; *p; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
+		else if ((unsigned char)*p < 0x20 || *p == 0x7f || (unsigned char)*p == 0xc2)
+			plain = false;
+	}
+	if (!plain) {
+		char *e = text_escape_dup(msg, TEXT_FOLD_NEWLINES);
+		text_copy(safe, sizeof(safe), e ? e : "(a message that could not be escaped)");
+		free(e);
+	}
+	const char *line = plain ? msg : safe;
 
 	if (to_journal) {
 		if (context)
-			fprintf(stderr, "<%d>%s: %s\n", (int)level, context, msg);
+			fprintf(stderr, "<%d>%s: %s\n", (int)level, context, line);
 		else
-			fprintf(stderr, "<%d>%s\n", (int)level, msg);
+			fprintf(stderr, "<%d>%s\n", (int)level, line);
 		return;
 	}
 	struct timespec ts;
@@ -79,10 +92,10 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (context)
 		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		        level_names[level], context, msg);
+		        level_names[level], context, line);
 	else
 		fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000,
-		        level_names[level], msg);
+		        level_names[level], line);
 }
 
 int log_escape(const char *in, char *out, unsigned long outlen)

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence starting at S (at most LEN bytes available), or 0
@@ -142,32 +143,74 @@ bool text_copy(char *dst, size_t dstlen, const char *src)
 	return n < len;
 }
 
+/* What stands for the character at P (AVAIL bytes on) in FLAGS' mode: written to REP (at
+ * most 7 bytes, its length returned), *USED set to the bytes it covers. */
+static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, char rep[8],
+                          size_t *used)
+{
+	*used = 1;
+	if (*p == '\n' || *p == '\t' || *p == '\r') {
+		if (flags & TEXT_FOLD_NEWLINES) {
+			rep[0] = ' ';
+			return 1;
+		}
+		if ((flags & TEXT_KEEP_NEWLINES) && *p != '\r') {
+			rep[0] = (char)*p;
+			return 1;
+		}
+		rep[0] = '\\';
+		rep[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+		return 2;
+	}
+	if (*p < 0x20 || *p == 0x7f)
+		return (size_t)snprintf(rep, 8, "\\x%02x", *p); /* 4 bytes */
+	/* C1 controls (U+0080..U+009F, 0xc2 0x80..0x9f in UTF-8): CSI and OSC on terminals
+	 * that take them in 8 bits */
+	if (*p == 0xc2 && avail >= 2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+		*used = 2;
+		return (size_t)snprintf(rep, 8, "\\u%04x", p[1]); /* 6 bytes */
+	}
+	rep[0] = (char)*p;
+	return 1;
+}
+
 char *text_escape_ctl(const char *s, char *out, size_t outlen)
 {
 	size_t o = 0;
 
 	if (outlen == 0)
 		return out;
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t len = strlen((const char *)p);
+	for (size_t i = 0; i < len;) {
 		char rep[8];
-		size_t rl;
-		if (*p == '\n' || *p == '\t' || *p == '\r') {
-			rep[0] = '\\';
-			rep[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
-			rl = 2;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			snprintf(rep, sizeof(rep), "\\x%02x", *p); /* fits: 4 bytes */
-			rl = 4;
-		} else {
-			rep[0] = (char)*p;
-			rl = 1;
-		}
+		size_t used, rl = escape_unit(p + i, len - i, 0, rep, &used);
 		if (o + rl >= outlen)
 			break;
 		memcpy(out + o, rep, rl);
 		o += rl;
+		i += used;
 	}
 	out[o] = '\0';
 	text_utf8_trim(out);
+	return out;
+}
+
+char *text_escape_dup(const char *s, unsigned flags)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t len = strlen((const char *)p), o = 0;
+	char *out = malloc(len * 6 + 1); /* 6: the longest escape, for one byte at least */
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		char rep[8];
+		size_t used, rl = escape_unit(p + i, len - i, flags, rep, &used);
+		memcpy(out + o, rep, rl);
+		o += rl;
+		i += used;
+	}
+	out[o] = '\0';
 	return out;
 }

@@ -39,9 +39,23 @@ size_t text_utf8_invalid_at(const char *s, size_t len);
 /* True when S (NUL-terminated) is valid UTF-8. */
 bool text_utf8_valid(const char *s);
 
-/* A copy of S for a message, with control characters (and DEL) written as \n, \t or \xNN,
- * so that a value quoted in a diagnostic or log line cannot break or forge it. Cut on a
- * character boundary to fit OUTLEN. Returns OUT. */
+/* Text from elsewhere (a server's error or notice, a job's command, a name in a file) made
+ * safe to print on a terminal or in a log line, the one way every place that prints such
+ * text does it: C0 control characters and DEL written as \n, \t, \r or \xNN, C1 controls
+ * (U+0080..U+009F, CSI and OSC in 8 bits) as \uNNNN; nothing else changes, so a message
+ * without control characters reads as it was. ESC ]52 (OSC 52) could otherwise set the
+ * reader's clipboard, and a newline forge a log line. */
+
+/* A copy in OUT (OUTLEN bytes), all controls escaped, cut on a character boundary to fit.
+ * Returns OUT. */
 char *text_escape_ctl(const char *s, char *out, size_t outlen);
+
+/* Modes of text_escape_dup. */
+#define TEXT_KEEP_NEWLINES 1u /* newlines and tabs stay (text printed over several lines) */
+#define TEXT_FOLD_NEWLINES 2u /* newlines, carriage returns and tabs become spaces (one line) */
+
+/* A whole copy, malloc'd (NULL: out of memory), escaped as above in mode FLAGS (0: every
+ * control escaped). S may be NULL (""). */
+char *text_escape_dup(const char *s, unsigned flags) __attribute__((warn_unused_result));
 
 #endif

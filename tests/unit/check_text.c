@@ -120,6 +120,30 @@ START_TEST(test_escape_ctl)
 }
 END_TEST
 
+/* One function for every place that prints server text: C0, DEL and C1 (CSI, OSC in 8 bits)
+ * escaped, in three modes; other UTF-8 untouched. */
+START_TEST(test_escape_dup)
+{
+	char *e = text_escape_dup("x\x1b]52;c;QQ==\x07 \xc2\x9b"
+	                          "31m\xc2\xa0" E2 "\n\ty\r",
+	                          0);
+	ck_assert_str_eq(e, "x\\x1b]52;c;QQ==\\x07 \\u009b31m\xc2\xa0" E2 "\\n\\ty\\r");
+	free(e);
+	e = text_escape_dup("a\nb\tc\rd\x1b", TEXT_KEEP_NEWLINES);
+	ck_assert_str_eq(e, "a\nb\tc\\rd\\x1b");
+	free(e);
+	e = text_escape_dup("a\nb\tc\rd\x1b", TEXT_FOLD_NEWLINES);
+	ck_assert_str_eq(e, "a b c d\\x1b");
+	free(e);
+	e = text_escape_dup(NULL, 0);
+	ck_assert_str_eq(e, "");
+	free(e);
+	e = text_escape_dup("\xc2", 0); /* a lone lead byte at the end: kept, not read past */
+	ck_assert_str_eq(e, "\xc2");
+	free(e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("text");
@@ -132,6 +156,7 @@ int main(void)
 	tcase_add_test(tc, test_trim);
 	tcase_add_test(tc, test_valid);
 	tcase_add_test(tc, test_escape_ctl);
+	tcase_add_test(tc, test_escape_dup);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
