@@ -803,6 +803,36 @@ static bool valid_plugin_name(const char *p)
 
 static void index_add(struct pgc_config *cfg, size_t i);
 
+/* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
+ * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
+ * schedule, after or listen ("schedul"), the typo is the error to show, as in a SQL job, not
+ * "would never run". Returns whether one was reported. */
+static bool report_trigger_typo(struct loader *L, const config_setting_t *s, const char *file,
+                                const char *where)
+{
+	static const char *const triggers[] = {"schedule", "after", "listen"};
+	bool found = false;
+	int n = config_setting_length(s);
+
+	if (!config_setting_get_member(s, "plugin"))
+		return false;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(m);
+		if (config_find_key(config_job_keys, key))
+			continue;
+		const char *best = config_closest_key(config_job_keys, key);
+		for (size_t t = 0; best && t < sizeof(triggers) / sizeof(triggers[0]); t++)
+			if (strcmp(best, triggers[t]) == 0) {
+				config_report_at(L, m, file,
+				                 "unknown key \"%s\"%s; did you mean \"%s\"?", key,
+				                 where, best);
+				found = true;
+			}
+	}
+	return found;
+}
+
 static void parse_job(struct loader *L, const config_setting_t *s, const char *path)
 {
 	struct pgc_config *cfg = L->cfg;
@@ -969,7 +999,8 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	/* A disabled job without triggers is fine: pgcrond trigger can still run it. When
 	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
 	 * cause, so do not pile a second message on top. */
-	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before)
+	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before &&
+	    !report_trigger_typo(L, s, file, where))
 		report(L, file, line,
 		       "%s would never run; add schedule, after or listen, or set enabled = false",
 		       who);
