@@ -41,6 +41,21 @@ int cli_history_print_json(const struct pg_result *r);
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
 int cli_import(int argc, char **argv);
 
+/* Load CONF for a command that must work while a job file is broken (config_load_partial):
+ * errors in the main file are printed (prefixed "pgcrond CMD: " when they name no file) and
+ * returned as an exit code (EX_CONFIG, EX_OSERR); otherwise 0 with *CFG, and *SKIPPED the
+ * left-out job files as one "a.conf, b.conf" string (NULL: none; free it). */
+struct pgc_config;
+int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
+    __attribute__((warn_unused_result));
+/* The one warning line about SKIPPED (from cli_load_config; nothing when NULL) on stderr,
+ * ending with CONSEQUENCE, what the command does about it. */
+void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
+                      const char *consequence);
+#define CLI_SKIP_DAEMON                                                                            \
+	"the running daemon keeps the configuration it last loaded, which may differ from the "    \
+	"files"
+
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments
  * must number MIN_ARGS..MAX_ARGS; the first is argv[*FIRST_ARG] (FIRST_ARG may be NULL).

@@ -1,8 +1,54 @@
-/* What the subcommands share: the -c/--config and -h/--help options. */
+/* What the subcommands share: the -c/--config and -h/--help options, and loading the
+ * configuration for the commands that must work while a job file is broken. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "diag.h"
+
+int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
+{
+	struct diag_list dl = {0};
+	char **files = NULL;
+	size_t n = 0, len = 1;
+	int rc;
+
+	*skipped = NULL;
+	rc = config_load_partial(conf, cfg, &dl, &files, &n);
+	if (rc < 0) {
+		diag_print(&dl, stderr);
+		if (!dl.n)
+			fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, conf, strerror(-rc));
+		diag_clear(&dl);
+		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
+	}
+	diag_clear(&dl);
+	for (size_t i = 0; i < n; i++)
+		len += strlen(files[i]) + 2;
+	if (n && (*skipped = malloc(len))) {
+		size_t o = 0;
+		for (size_t i = 0; i < n; i++)
+			o += (size_t)snprintf(*skipped + o, len - o, "%s%s", i ? ", " : "",
+			                      files[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	return 0;
+}
+
+void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
+                      const char *consequence)
+{
+	if (!skipped)
+		return;
+	fprintf(stderr, "pgcrond %s: warning: %s %s errors (pgcrond check -c %s lists them); %s\n",
+	        cmd, skipped, strchr(skipped, ',') ? "have" : "has", conf, consequence);
+}
 
 int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
                           int min_args, int max_args, int *first_arg)

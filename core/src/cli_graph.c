@@ -91,8 +91,14 @@ int cli_graph(int argc, char **argv)
 	struct jobgraph g;
 	int ret = EX_CONFIG;
 
-	if (config_load(conf, &cfg, &dl) != 0)
+	char *skipped = NULL;
+	ret = cli_load_config("graph", conf, &cfg, &skipped);
+	if (ret)
 		goto out;
+	ret = EX_CONFIG;
+	cli_warn_skipped("graph", conf, skipped,
+	                 "their jobs are not in the graph (the running daemon may still run them)");
+	free(skipped);
 	with_sql_jobs(&cfg, &dl);
 	if (plugin_check_config(cfg, &reg, &dl) != 0)
 		goto out;

@@ -21,8 +21,9 @@
 #define UTC_TEXT(col)                                                                              \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
 
-int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
-                  struct pg_conn **conn)
+/* CONSEQUENCE NULL: every file must load (install, import). */
+static int open_history(const char *cmd, const char *conf_path, const char *consequence,
+                        struct pgc_config **cfg, struct pg_conn **conn)
 {
 	struct diag_list dl = {0};
 	char err[1024];
@@ -30,15 +31,25 @@ int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cf
 
 	*cfg = NULL;
 	*conn = NULL;
-	rc = config_load(conf_path, cfg, &dl);
-	if (rc < 0) {
-		diag_print(&dl, stderr);
-		if (!dl.n)
-			fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, conf_path, strerror(-rc));
+	if (consequence) {
+		char *skipped = NULL;
+		rc = cli_load_config(cmd, conf_path, cfg, &skipped);
+		if (rc)
+			return rc;
+		cli_warn_skipped(cmd, conf_path, skipped, consequence);
+		free(skipped);
+	} else {
+		rc = config_load(conf_path, cfg, &dl);
+		if (rc < 0) {
+			diag_print(&dl, stderr);
+			if (!dl.n)
+				fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, conf_path,
+				        strerror(-rc));
+			diag_clear(&dl);
+			return EX_CONFIG;
+		}
 		diag_clear(&dl);
-		return EX_CONFIG;
 	}
-	diag_clear(&dl);
 	const struct conf_database *db =
 	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
 	if (!db) {
@@ -57,6 +68,18 @@ int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cf
 		return EX_UNAVAILABLE;
 	}
 	return EX_OK;
+}
+
+int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
+                  struct pg_conn **conn)
+{
+	return open_history(cmd, conf_path, NULL, cfg, conn);
+}
+
+int hist_cli_open_partial(const char *cmd, const char *conf_path, const char *consequence,
+                          struct pgc_config **cfg, struct pg_conn **conn)
+{
+	return open_history(cmd, conf_path, consequence, cfg, conn);
 }
 
 static void usage(FILE *out)
@@ -268,7 +291,10 @@ int cli_history(int argc, char **argv)
 		return EX_USAGE;
 	}
 
-	rc = hist_cli_open("history", conf, &cfg, &conn);
+	rc = hist_cli_open_partial("history", conf,
+	                           "the history is read all the same; the running daemon may "
+	                           "run other jobs than the files say",
+	                           &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	if (run_id) {

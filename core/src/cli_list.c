@@ -112,17 +112,14 @@ int cli_list(int argc, char **argv)
 
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
-	rc = config_load(path, &cfg, &dl);
-	if (rc == -ENOMEM) {
-		fprintf(stderr, "pgcrond list: out of memory\n");
-		diag_clear(&dl);
-		return EX_OSERR;
-	}
-	if (rc < 0) {
-		diag_print(&dl, stderr);
-		diag_clear(&dl);
-		return EX_CONFIG;
-	}
+	char *skipped = NULL;
+	rc = cli_load_config("list", path, &cfg, &skipped);
+	if (rc)
+		return rc;
+	/* what loads is listed; the broken files are named, their jobs are not */
+	cli_warn_skipped("list", path, skipped,
+	                 "their jobs are not listed (the running daemon may still run them)");
+	free(skipped);
 
 	PGresult *sql = sql_jobs(cfg);
 	size_t nf = cfg->n_jobs, n = nf + (sql ? (size_t)PQntuples(sql) : 0);

@@ -75,16 +75,14 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 {
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
-	char path[128], *line = NULL, *text = NULL;
+	char path[128], *line = NULL, *text = NULL, *skipped = NULL;
 	int fd = -1, rc;
 
 	*answer = NULL;
-	rc = config_load(conf, &cfg, &dl);
-	if (rc < 0) {
-		diag_print(&dl, stderr);
-		diag_clear(&dl);
-		return rc == -ENOMEM ? EX_OSERR : EX_CONFIG;
-	}
+	/* only state_dir is needed: a broken job file must not lock the operator out */
+	rc = cli_load_config(cmd, conf, &cfg, &skipped);
+	if (rc)
+		return rc;
 	if (ctl_socket_path(cfg->state_dir, path, sizeof(path)) < 0) {
 		fprintf(stderr, "pgcrond %s: state_dir %s is too long for a unix socket path\n",
 		        cmd, cfg->state_dir);
@@ -115,6 +113,7 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 		}
 		goto out;
 	}
+	cli_warn_skipped(cmd, conf, skipped, CLI_SKIP_DAEMON);
 	text = ctl_format_request(rq);
 	size_t len = text ? strlen(text) : 0;
 	if (!text || write(fd, text, len) != (ssize_t)len) {
@@ -149,6 +148,7 @@ out:
 		close(fd);
 	free(line);
 	free(text);
+	free(skipped);
 	config_free(&cfg);
 	diag_clear(&dl);
 	return rc;

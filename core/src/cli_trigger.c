@@ -295,7 +295,8 @@ int cli_trigger(int argc, char **argv)
 	const char *conf = a.conf, *job = a.job;
 	bool force = a.force;
 
-	rc = hist_cli_open("trigger", conf, &cfg, &conn);
+	rc = hist_cli_open_partial("trigger", conf, "the jobs in them cannot be triggered", &cfg,
+	                           &conn);
 	if (rc != EX_OK)
 		return rc;
 	const struct conf_job *j = config_job(cfg, job);

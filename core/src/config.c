@@ -803,6 +803,36 @@ static bool valid_plugin_name(const char *p)
 
 static void index_add(struct pgc_config *cfg, size_t i);
 
+/* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
+ * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
+ * schedule, after or listen ("schedul"), the typo is the error to show, as in a SQL job, not
+ * "would never run". Returns whether one was reported. */
+static bool report_trigger_typo(struct loader *L, const config_setting_t *s, const char *file,
+                                const char *where)
+{
+	static const char *const triggers[] = {"schedule", "after", "listen"};
+	bool found = false;
+	int n = config_setting_length(s);
+
+	if (!config_setting_get_member(s, "plugin"))
+		return false;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(m);
+		if (config_find_key(config_job_keys, key))
+			continue;
+		const char *best = config_closest_key(config_job_keys, key);
+		for (size_t t = 0; best && t < sizeof(triggers) / sizeof(triggers[0]); t++)
+			if (strcmp(best, triggers[t]) == 0) {
+				config_report_at(L, m, file,
+				                 "unknown key \"%s\"%s; did you mean \"%s\"?", key,
+				                 where, best);
+				found = true;
+			}
+	}
+	return found;
+}
+
 static void parse_job(struct loader *L, const config_setting_t *s, const char *path)
 {
 	struct pgc_config *cfg = L->cfg;
@@ -969,7 +999,8 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 	/* A disabled job without triggers is fine: pgcrond trigger can still run it. When
 	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
 	 * cause, so do not pile a second message on top. */
-	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before)
+	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before &&
+	    !report_trigger_typo(L, s, file, where))
 		report(L, file, line,
 		       "%s would never run; add schedule, after or listen, or set enabled = false",
 		       who);
@@ -1070,6 +1101,32 @@ static bool has_conf_suffix(const char *name)
 	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
 }
 
+static bool is_skipped(const struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_skip; i++)
+		if (strcmp(L->skip[i], path) == 0)
+			return true;
+	return false;
+}
+
+/* Remember that job file PATH has errors (config_load_partial leaves it out next time). */
+static void blame(struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_blamed; i++)
+		if (strcmp(L->blamed[i], path) == 0)
+			return;
+	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
+	if (!b) {
+		L->oom = true;
+		return;
+	}
+	L->blamed = b;
+	if (!(b[L->n_blamed] = strdup(path)))
+		L->oom = true;
+	else
+		L->n_blamed++;
+}
+
 /* Every *.conf in conf_dir, in strcmp order; not subdirectories (conf.d/examples/), not
  * dotfiles, and not the main file itself when conf_dir is its directory. */
 static void load_conf_dir(struct loader *L)
@@ -1109,9 +1166,14 @@ static void load_conf_dir(struct loader *L)
 	for (size_t i = 0; i < n; i++) {
 		char *path = join_path(L, cfg->conf_dir, names[i]);
 		struct stat st;
+		size_t errors_before = L->n_errors;
 
 		if (!path)
 			break;
+		if (is_skipped(L, path)) {
+			free(path);
+			continue;
+		}
 		if (stat(path, &st) < 0) {
 			report(L, path, 0, "cannot read the file: %s; fix or remove it",
 			       strerror(errno));
@@ -1121,6 +1183,8 @@ static void load_conf_dir(struct loader *L)
 		           check_trusted(L, path, false, "this file", path, 0) == 0) {
 			load_job_file(L, path);
 		}
+		if (L->n_errors > errors_before)
+			blame(L, path);
 		free(path);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1191,7 +1255,10 @@ static void sort_diags(struct loader *L)
 
 /* ---- the API ----------------------------------------------------------------------- */
 
-int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
+/* config_load, leaving out the job files in SKIP; *BLAMED gets the job files with errors
+ * (the caller frees them) and *MAIN_BAD whether any error is outside them. */
+static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_config **out,
+                struct diag_list *dl, char ***blamed, size_t *n_blamed, bool *main_bad)
 {
 	struct loader L;
 	struct pgc_config *cfg;
@@ -1200,6 +1267,8 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 
 	*out = NULL;
 	memset(&L, 0, sizeof(L));
+	L.skip = skip;
+	L.n_skip = n_skip;
 	L.dl = dl;
 	L.dl_start = dl->n;
 	cfg = calloc(1, sizeof(*cfg));
@@ -1242,9 +1311,26 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (check_trusted(&L, path, false, "this file", path, 0) == 0) {
+			L.main_bad = L.n_errors > 0;
+			size_t errors_before = L.n_errors, blamed_before;
 			load_conf_dir(&L);
+			blamed_before = L.n_blamed;
+			if (L.n_errors > errors_before && blamed_before == 0)
+				L.main_bad = true; /* conf_dir itself: unreadable, untrusted */
+			size_t d0 = dl->n;
 			check_jobs(&L);
+			/* a job running after a job of a left-out file: its own file goes too */
+			for (size_t i = d0; i < dl->n; i++) {
+				if (dl->items[i].file && strcmp(dl->items[i].file, path) != 0)
+					blame(&L, dl->items[i].file);
+				else
+					L.main_bad = true;
+			}
+		} else {
+			L.main_bad = true;
 		}
+	} else {
+		L.main_bad = true;
 	}
 	/* the array grew by doubling: give back the unused tail (8 MB at 100,000 jobs) */
 	if (cfg->n_jobs && cfg->n_jobs < L.jobs_cap) {
@@ -1263,11 +1349,77 @@ int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 		free(L.files[i]);
 	free(L.files);
 	free(L.main_dir);
+	if (blamed) {
+		*blamed = L.blamed;
+		*n_blamed = L.n_blamed;
+		*main_bad = L.main_bad;
+	} else {
+		for (size_t i = 0; i < L.n_blamed; i++)
+			free(L.blamed[i]);
+		free(L.blamed);
+	}
 	if (rc < 0) {
 		config_free(&cfg);
 		return rc;
 	}
 	*out = cfg;
+	return 0;
+}
+
+int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
+{
+	return load(path, NULL, 0, out, dl, NULL, NULL, NULL);
+}
+
+int config_load_partial(const char *path, struct pgc_config **out, struct diag_list *dl,
+                        char ***skipped, size_t *n_skipped)
+{
+	char **skip = NULL;
+	size_t n_skip = 0;
+	int rc;
+
+	*skipped = NULL;
+	*n_skipped = 0;
+	for (;;) {
+		char **blamed = NULL;
+		size_t n_blamed = 0, dl_start = dl->n;
+		bool main_bad = false;
+
+		rc = load(path, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
+		if (rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0) {
+			for (size_t i = 0; i < n_blamed; i++)
+				free(blamed[i]);
+			free(blamed);
+			break;
+		}
+		/* leave the blamed files out and try again: their diagnostics are not the
+		 * caller's business unless nothing loads at all */
+		char **grown = realloc(skip, (n_skip + n_blamed) * sizeof(*skip));
+		if (!grown) {
+			for (size_t i = 0; i < n_blamed; i++)
+				free(blamed[i]);
+			free(blamed);
+			rc = -ENOMEM;
+			break;
+		}
+		skip = grown;
+		memcpy(skip + n_skip, blamed, n_blamed * sizeof(*skip));
+		n_skip += n_blamed;
+		free(blamed);
+		while (dl->n > dl_start) {
+			struct diag *d = &dl->items[--dl->n];
+			free(d->file);
+			free(d->message);
+		}
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < n_skip; i++)
+			free(skip[i]);
+		free(skip);
+		return rc;
+	}
+	*skipped = skip;
+	*n_skipped = n_skip;
 	return 0;
 }
 

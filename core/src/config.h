@@ -150,6 +150,13 @@ struct pgc_config {
  * plugin names and plugin settings are checked by the caller against the loaded plugins. */
 int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
+/* Like config_load, for the commands that must work while a job file is broken (status,
+ * pause, resume, trigger, history, list, graph): a job file with errors is left out, with
+ * the files whose jobs depend on its jobs, and the rest loads. Returns 0 with *OUT and the
+ * left-out files in *SKIPPED (N_SKIPPED of them; free each and the array); or, when the main
+ * file or conf_dir itself has errors, what config_load returns, with those errors in DL. */
+int config_load_partial(const char *path, struct pgc_config **out, struct diag_list *dl,
+                        char ***skipped, size_t *n_skipped) __attribute__((warn_unused_result));
 /* Drops *CFG (one owner of it: freed with the last) and sets it to NULL. */
 void config_free(struct pgc_config **cfg);
 /* PATH as a job's file in CFG: CFG's one copy of it, made at the first use; NULL on ENOMEM. */

@@ -45,6 +45,13 @@ struct loader {
 	size_t src_len;
 	size_t *src_lines; /* offset of each line's start; src_lines[0] is line 1 */
 	size_t n_src_lines;
+	/* config_load_partial(): job files left out (paths as conf_dir/NAME), and the job
+	 * files this load found errors in (blamed), each a copy owned by the loader */
+	char *const *skip;
+	size_t n_skip;
+	char **blamed;
+	size_t n_blamed;
+	bool main_bad; /* an error no job file can be blamed for */
 };
 
 /* The file a setting came from: libconfig knows it even inside @include files. */

@@ -135,5 +135,11 @@ struct pgc_config;
 struct pg_conn; /* libpq's PGconn */
 int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
                   struct pg_conn **conn) __attribute__((warn_unused_result));
+/* The same for the commands that must work while a job file is broken (history, trigger
+ * without a daemon): job files with errors are left out, with one warning line on stderr
+ * that ends with CONSEQUENCE. */
+int hist_cli_open_partial(const char *cmd, const char *conf_path, const char *consequence,
+                          struct pgc_config **cfg, struct pg_conn **conn)
+    __attribute__((warn_unused_result));
 
 #endif

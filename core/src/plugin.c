@@ -767,7 +767,12 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 				config_suggest(&sg, p->decl.settings[k].name);
 			config_suggest_job_keys(&sg);
 			list_settings(p, known, sizeof(known));
-			if (sg.best)
+			if (sg.best && config_is_job_key(sg.best) && !find_decl(p, sg.best))
+				/* a misspelt core key: the message a SQL job gets for it */
+				diag_add(dl, job->file, line,
+				         "unknown key \"%s\" in job \"%s\"; did you mean \"%s\"?",
+				         js->key, job->name, sg.best);
+			else if (sg.best)
 				diag_add(dl, job->file, line,
 				         "job \"%s\": plugin \"%s\" has no setting "
 				         "\"%s\"; did you mean \"%s\"?",

@@ -484,6 +484,9 @@ static const struct {
     {"bad/unknown-key-job/pgcrond.conf",
      "bad/unknown-key-job/conf.d/10-job.conf:5: unknown key \"schedul\" in job \"x\"; did you mean "
      "\"schedule\"?"},
+    {"bad/unknown-key-plugin-job/pgcrond.conf",
+     "bad/unknown-key-plugin-job/conf.d/10-job.conf:5: unknown key \"schedul\" in job \"x\"; did "
+     "you mean \"schedule\"?"},
     {"bad/unknown-key-sql/pgcrond.conf",
      "bad/unknown-key-sql/conf.d/10-job.conf:6: unknown key \"colour\" in job \"x\"; a plain SQL "
      "job takes only the standard keys (pgcrond.conf(5) lists them); plugin settings need plugin = "

@@ -1095,10 +1095,9 @@ START_TEST(test_check_config)
 	    has_diag(&dl, "conf.d/40.conf", 72,
 	             "job \"j12\": plugin \"no_settings\" has no setting \"anything\"; it takes "
 	             "no settings"));
-	/* a standard key's typo in a plugin job is suggested like in a command job */
+	/* a standard key's typo in a plugin job gets the message it gets in a command job */
 	ck_assert(has_diag(&dl, "conf.d/40.conf", 122,
-	                   "job \"j13\": plugin \"no_settings\" has no setting \"retrys\"; did "
-	                   "you mean \"retries\"?"));
+	                   "unknown key \"retrys\" in job \"j13\"; did you mean \"retries\"?"));
 	ck_assert_uint_eq(dl.n, 12); /* j6 and j10 are fine */
 
 	ck_assert_ptr_nonnull(plugin_registry_find(reg, "example"));

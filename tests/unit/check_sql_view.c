@@ -285,8 +285,8 @@ START_TEST(test_required)
 	job_init(&d, "public.mv_x", "SELECT 1 AS a", "a");
 	job_set(&d, "schedul", "* * * * *", 11);
 	ck_assert_str_eq(check_text(&d),
-	                 "conf.d/30-x.conf:11: job \"refresh-x\": plugin \"sql_view\" has no "
-	                 "setting \"schedul\"; did you mean \"schedule\"?");
+	                 "conf.d/30-x.conf:11: unknown key \"schedul\" in job \"refresh-x\"; did "
+	                 "you mean \"schedule\"?");
 }
 END_TEST
 
