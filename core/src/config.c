@@ -697,6 +697,9 @@ static void job_free_fields(struct conf_job *j)
 	for (size_t i = 0; i < j->n_after; i++)
 		free(j->after[i]);
 	free(j->after);
+	for (size_t i = 0; i < j->n_sources; i++)
+		free(j->sources[i]);
+	free(j->sources);
 	free(j->listen);
 	for (size_t i = 0; i < j->n_settings; i++) {
 		free(j->settings[i].key);
@@ -805,12 +808,12 @@ static void index_add(struct pgc_config *cfg, size_t i);
 
 /* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
  * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
- * schedule, after or listen ("schedul"), the typo is the error to show, as in a SQL job, not
+ * schedule, after, listen or freshness ("schedul"), the typo is the error to show, as in a SQL job, not
  * "would never run". Returns whether one was reported. */
 static bool report_trigger_typo(struct loader *L, const config_setting_t *s, const char *file,
                                 const char *where)
 {
-	static const char *const triggers[] = {"schedule", "after", "listen"};
+	static const char *const triggers[] = {"schedule", "after", "listen", "freshness"};
 	bool found = false;
 	int n = config_setting_length(s);
 
@@ -831,6 +834,80 @@ static bool report_trigger_typo(struct loader *L, const config_setting_t *s, con
 			}
 	}
 	return found;
+}
+
+/* One part of a relation name: an identifier as PostgreSQL reads it unquoted (folded to
+ * lower case, so only lower case is accepted: "Foo" would silently become foo), or a quoted
+ * one without quotes inside. Returns the length taken, 0 if none. */
+static size_t ident_len(const char *p)
+{
+	size_t n = 0;
+
+	if (p[0] == '"') {
+		for (n = 1; p[n] && p[n] != '"'; n++)
+			;
+		return p[n] == '"' && n > 1 ? n + 1 : 0;
+	}
+	if (!((p[0] >= 'a' && p[0] <= 'z') || p[0] == '_'))
+		return 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_' ||
+	       p[n] == '$')
+		n++;
+	return n;
+}
+
+bool config_valid_source(const char *name)
+{
+	size_t a = ident_len(name);
+	if (a == 0 || name[a] != '.')
+		return false;
+	size_t b = ident_len(name + a + 1);
+	return b > 0 && name[a + 1 + b] == '\0' && a + 1 + b <= 2 * 64 + 5;
+}
+
+/* freshness and sources (docs/freshness.md): the SLA is a whole second or more, every
+ * source is "schema.table" (resolved by the daemon with no search_path another role could
+ * write), and a SQL job with an SLA says what it reads. */
+static void check_freshness(struct loader *L, const config_setting_t *s, const char *file,
+                            const char *who, struct conf_job *j)
+{
+	const config_setting_t *fresh = config_setting_get_member(s, "freshness");
+	const config_setting_t *srcs = config_setting_get_member(s, "sources");
+
+	if (fresh)
+		j->freshness_line = setting_line(fresh);
+	if (fresh && j->freshness_ms < 1000)
+		config_report_at(L, fresh, file,
+		                 "freshness must be at least \"1s\"; the daemon cannot promise a "
+		                 "relation fresher than that");
+	if (srcs && (config_setting_type(srcs) == CONFIG_TYPE_ARRAY ||
+	             config_setting_type(srcs) == CONFIG_TYPE_LIST)) {
+		for (int i = 0; i < config_setting_length(srcs); i++) {
+			const config_setting_t *e = config_setting_get_elem(srcs, (unsigned)i);
+			const char *v = config_setting_get_string(e);
+			if (!v || config_valid_source(v))
+				continue;
+			char shown[81];
+			text_escape_ctl(v, shown, sizeof(shown));
+			config_report_at(
+			    L, e, file,
+			    "source \"%s\" is not a schema-qualified table name; write "
+			    "it as \"schema.table\" in lower case (or a quoted part "
+			    "like \"public.\\\"Orders\\\"\"), e.g. \"public.submissions\"",
+			    shown);
+		}
+	}
+	if (srcs && !fresh)
+		config_report_at(
+		    L, srcs, file,
+		    "sources are read only for freshness; add freshness = \"15m\" "
+		    "(the longest the relation may lag its sources) or remove sources");
+	if (fresh && j->command && j->n_sources == 0 && j->n_after == 0 && !srcs)
+		config_report_at(L, fresh, file,
+		                 "%s has freshness but does not say what it reads; add sources = "
+		                 "[ \"schema.table\", ... ] (the tables its command reads) or "
+		                 "after = [ ... ] (the jobs whose relations it reads)",
+		                 who);
 }
 
 static void parse_job(struct loader *L, const config_setting_t *s, const char *path)
@@ -996,13 +1073,16 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 			j.retry_max_delay_ms = j.retry_delay_ms;
 	}
 
+	check_freshness(L, s, file, who, &j);
+
 	/* A disabled job without triggers is fine: pgcrond trigger can still run it. When
 	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
 	 * cause, so do not pile a second message on top. */
-	if (j.enabled && !schedule && !listen && j.n_after == 0 && L->n_errors == errors_before &&
-	    !report_trigger_typo(L, s, file, where))
+	if (j.enabled && !schedule && !listen && j.n_after == 0 && j.freshness_ms == 0 &&
+	    L->n_errors == errors_before && !report_trigger_typo(L, s, file, where))
 		report(L, file, line,
-		       "%s would never run; add schedule, after or listen, or set enabled = false",
+		       "%s would never run; add schedule, after, listen or freshness, or set "
+		       "enabled = false",
 		       who);
 
 	const config_setting_t *database = config_setting_get_member(s, "database");

@@ -63,6 +63,13 @@ struct conf_job {
 	/* alerts (and alert_after above) */
 	int64_t max_staleness_ms; /* 0 = no staleness alert */
 	int64_t warn_duration_ms; /* 0 = none */
+	/* freshness (docs/freshness.md): the promise that the job's relation reflects every change
+	 * to its sources older than this; 0 = none */
+	int64_t freshness_ms;
+	/* the tables it reads, schema-qualified ("public.submissions"), beside a plugin's own
+	 * (struct pgc_plugin.sources); freshness watches them */
+	char **sources;
+	size_t n_sources;
 	/* the plugin's own settings: every key not listed above, in file order */
 	struct conf_setting *settings;
 	size_t n_settings;
@@ -71,8 +78,9 @@ struct conf_job {
 	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
 	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
-	char *timezone;  /* the job's own zone for its schedule; NULL: the daemon's */
-	cron_tz *tz;     /* TIMEZONE opened, owned by the job; NULL: the daemon's */
+	int freshness_line; /* line of freshness = "...", for the plugin validator; 0 if none */
+	char *timezone;     /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;        /* TIMEZONE opened, owned by the job; NULL: the daemon's */
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
 	char *username;     /* the owner, whom the run logs in as */
 	char *sql_database; /* the database's real name (database is the pool's key) */
@@ -195,6 +203,8 @@ void config_suggest_job_keys(struct suggester *sg);
 
 /* The standard job key closest to KEY (at most 2 edits away), or NULL. */
 const char *config_closest_job_key(const char *key);
+/* A source of freshness: "schema.table", each part a lower-case identifier or a quoted one. */
+bool config_valid_source(const char *name);
 /* A job name is 1-63 of [A-Za-z0-9_.-]. */
 bool config_valid_job_name(const char *name);
 

@@ -136,6 +136,13 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_ms(l, &first, "max_staleness", a->max_staleness_ms, b->max_staleness_ms);
 	if (a->warn_duration_ms != b->warn_duration_ms)
 		key_ms(l, &first, "warn_duration", a->warn_duration_ms, b->warn_duration_ms);
+	if (a->freshness_ms != b->freshness_ms)
+		key_ms(l, &first, "freshness", a->freshness_ms, b->freshness_ms);
+	bool same_sources = a->n_sources == b->n_sources;
+	for (size_t i = 0; same_sources && i < a->n_sources; i++)
+		same_sources = strcmp(a->sources[i], b->sources[i]) == 0;
+	if (!same_sources)
+		key(l, &first, "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
 	for (size_t i = 0; i < b->n_settings; i++) {
 		const struct conf_setting *o = find_setting(a, b->settings[i].key);

@@ -294,6 +294,8 @@ const struct key_spec config_job_keys[] = {
     {"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
     {"alert_after", K_INT, JOB(alert_after), "3", NULL, 1, false, NULL},
     {"max_staleness", K_DURATION, JOB(max_staleness_ms), "\"1h\"", NULL, 0, false, NULL},
+    {"freshness", K_DURATION, JOB(freshness_ms), "\"15m\"", NULL, 0, false, NULL},
+    {"sources", K_NAMES, JOB(sources), "[ \"public.submissions\" ]", NULL, 0, false, NULL},
     {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
     {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
@@ -508,11 +510,15 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		_Static_assert(offsetof(struct conf_job, n_after) ==
 		                   offsetof(struct conf_job, after) + sizeof(char **),
 		               "n_after follows after");
+		_Static_assert(offsetof(struct conf_job, n_sources) ==
+		                   offsetof(struct conf_job, sources) + sizeof(char **),
+		               "n_sources follows sources");
+		const char *what = strcmp(k->name, "sources") == 0 ? "table names" : "job names";
 		if ((type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) ||
 		    (n > 0 &&
 		     config_setting_type(config_setting_get_elem(s, 0)) != CONFIG_TYPE_STRING)) {
-			config_report_at(L, s, file, "%s must be an array of job names like %s",
-			                 k->name, k->example);
+			config_report_at(L, s, file, "%s must be an array of %s like %s", k->name,
+			                 what, k->example);
 			return false;
 		}
 		*dst = calloc(n ? (size_t)n : 1, sizeof(char *));
@@ -524,9 +530,8 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-				config_report_at(L, e, file,
-				                 "%s must be an array of job names like %s",
-				                 k->name, k->example);
+				config_report_at(L, e, file, "%s must be an array of %s like %s",
+				                 k->name, what, k->example);
 				ok = false;
 				continue;
 			}

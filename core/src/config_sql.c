@@ -46,6 +46,13 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 	}
 	for (size_t i = 0; i < src->n_after; i++)
 		dst->after[i] = dup_or(src->after[i], oom);
+	dst->sources = src->n_sources ? calloc(src->n_sources, sizeof(*dst->sources)) : NULL;
+	if (src->n_sources && !dst->sources) {
+		*oom = true;
+		dst->n_sources = 0;
+	}
+	for (size_t i = 0; i < dst->n_sources; i++)
+		dst->sources[i] = dup_or(src->sources[i], oom);
 	for (size_t i = 0; i < src->n_settings; i++) {
 		dst->settings[i] = src->settings[i];
 		dst->settings[i].key = dup_or(src->settings[i].key, oom);

@@ -328,6 +328,16 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 			return -ENOEXEC;
 		}
 	}
+	for (size_t i = 0; d->sources && d->sources[i]; i++) {
+		if (!config_valid_source(d->sources[i])) {
+			plugin_set_err(
+			    err, errlen,
+			    "plugin \"%s\" (%s): .sources names \"%s\", which is not a "
+			    "schema-qualified table name; declare it as \"schema.table\"",
+			    p->name, p->path, d->sources[i]);
+			return -ENOEXEC;
+		}
+	}
 	for (p->n_settings = 0; d->settings && d->settings[p->n_settings].name; p->n_settings++) {
 		const struct pgc_setting_decl *s = &d->settings[p->n_settings];
 		if (!setting_name_is_valid(s->name)) {

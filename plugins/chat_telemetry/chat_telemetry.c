@@ -19,11 +19,15 @@ static const struct pgc_relation_decl relations[] = {
 /* No build_run: each run is the core's default, run_refresh(run, NULL, 0): each view, in
  * declaration order, REFRESH ... CONCURRENTLY (the core checked the unique index and
  * populated a never-populated view first, so readers are never blocked). */
+/* the tables it reads, watched by a job with freshness (ABI 1.3) */
+static const char *const sources[] = {"public.chat_telemetry", NULL};
+
 static const struct pgc_plugin plugin = {
     .size = sizeof(struct pgc_plugin),
     .description = "chat telemetry summaries per domain and per model (seed 004)",
     .relations = relations,
     .install_sql = chat_telemetry_sql,
+    .sources = sources,
 };
 
 int pgcrond_plugin_init(const struct pgc_api *core, const struct pgc_plugin **decl)

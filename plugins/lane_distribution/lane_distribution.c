@@ -54,6 +54,9 @@ static int build_run(const struct pgc_settings *s, const char *const *payloads, 
 	                        rc ? keys : NULL, rc ? n_keys : 0);
 }
 
+/* the tables it reads, watched by a job with freshness (ABI 1.3) */
+static const char *const sources[] = {"public.submissions", NULL};
+
 static const struct pgc_plugin plugin = {
     .size = sizeof(struct pgc_plugin),
     .description = "lane score percentiles per challenge (seed 002)",
@@ -62,6 +65,7 @@ static const struct pgc_plugin plugin = {
     .settings = settings,
     .check_settings = check_settings,
     .build_run = build_run,
+    .sources = sources,
 };
 
 int pgcrond_plugin_init(const struct pgc_api *core, const struct pgc_plugin **decl)

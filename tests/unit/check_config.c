@@ -528,8 +528,26 @@ static const struct {
      "bad/empty-command/conf.d/10-job.conf:4: command is empty; write a value like \"REFRESH "
      "MATERIALIZED VIEW CONCURRENTLY my_view\""},
     {"bad/never-runs/pgcrond.conf",
-     "bad/never-runs/conf.d/10-job.conf:2: job \"x\" would never run; add schedule, after or "
-     "listen, or set enabled = false"},
+     "bad/never-runs/conf.d/10-job.conf:2: job \"x\" would never run; add schedule, after, "
+     "listen or freshness, or set enabled = false"},
+    /* freshness and its sources (docs/freshness.md) */
+    {"bad/freshness-short/pgcrond.conf",
+     "bad/freshness-short/conf.d/10-job.conf:5: freshness must be at least \"1s\"; the daemon "
+     "cannot promise a relation fresher than that"},
+    {"bad/freshness-no-sources/pgcrond.conf",
+     "bad/freshness-no-sources/conf.d/10-job.conf:4: job \"x\" has freshness but does not say "
+     "what it reads; add sources = [ \"schema.table\", ... ] (the tables its command reads) or "
+     "after = [ ... ] (the jobs whose relations it reads)"},
+    {"bad/source-unqualified/pgcrond.conf",
+     "bad/source-unqualified/conf.d/10-job.conf:6: source \"submissions\" is not a "
+     "schema-qualified table name; write it as \"schema.table\" in lower case (or a quoted part "
+     "like \"public.\\\"Orders\\\"\"), e.g. \"public.submissions\""},
+    {"bad/sources-without-freshness/pgcrond.conf",
+     "bad/sources-without-freshness/conf.d/10-job.conf:5: sources are read only for freshness; "
+     "add freshness = \"15m\" (the longest the relation may lag its sources) or remove sources"},
+    {"bad/sources-not-array/pgcrond.conf",
+     "bad/sources-not-array/conf.d/10-job.conf:5: sources must be an array of table names like [ "
+     "\"public.submissions\" ]"},
     {"bad/never-fires/pgcrond.conf",
      "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
      "exist in that month); fix the day and month fields"},

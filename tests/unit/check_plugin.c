@@ -697,6 +697,16 @@ START_TEST(test_no_build_run)
 }
 END_TEST
 
+START_TEST(test_bad_source)
+{
+	install_test_plugin("bad_source");
+	expect_refusal(
+	    "bad_source", -ENOEXEC,
+	    "plugin \"bad_source\" (@/bad_source.so): .sources names \"submissions\", "
+	    "which is not a schema-qualified table name; declare it as \"schema.table\"");
+}
+END_TEST
+
 START_TEST(test_not_a_shared_object)
 {
 	char path[512];
@@ -1193,6 +1203,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_core_key_setting);
 	tcase_add_test(tc, test_init_fails);
 	tcase_add_test(tc, test_no_build_run);
+	tcase_add_test(tc, test_bad_source);
 	tcase_add_test(tc, test_not_a_shared_object);
 	suite_add_tcase(s, tc);
 

@@ -41,7 +41,7 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define PGC_PLUGIN_ABI_MAJOR 1
-#define PGC_PLUGIN_ABI_MINOR 2
+#define PGC_PLUGIN_ABI_MINOR 3
 
 /* Names of the two exported entry points, for the loader's dlsym(). */
 #define PGC_PLUGIN_MAGIC_SYMBOL "pgcrond_plugin_magic"
@@ -427,6 +427,20 @@ struct pgc_plugin {
 	 * NULL if install_sql is all the plugin needs.
 	 */
 	int (*job_install)(const struct pgc_settings *s, struct pgc_run *run);
+
+	/* -- ABI 1.3 -- (a plugin built against 1.0-1.2 has no such field: the core reads NULL) */
+
+	/*
+	 * The tables its relations read, other than relations of plugins named in `reads`
+	 * (those are edges of the job graph), ending with NULL; NULL for none. Each is
+	 * schema-qualified, as the catalog spells it unquoted ("public.submissions"; a part
+	 * with upper case or punctuation in double quotes: "public.\"Orders\""). A job with
+	 * `freshness` watches them (and any `sources` its job file adds) for changes and runs
+	 * when they changed, not when they did not (docs/freshness.md). `pgcrond install`
+	 * puts a change-counting trigger on each. Static storage, like the rest of the
+	 * declaration. The loader refuses a name that is not schema-qualified.
+	 */
+	const char *const *sources;
 };
 
 /* ---- the entry points a plugin exports ----------------------------------------------------- */
