@@ -27,11 +27,12 @@ static void write_jobs(const struct itest_env *e, const char *schedule)
 	char jobs[8192] = "jobs = (\n";
 	for (int i = 0; i < JOBS; i++) {
 		size_t used = strlen(jobs);
-		snprintf(jobs + used, sizeof(jobs) - used,
-		         "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\"; catchup = \"skip\";"
-		         "  command = \"INSERT INTO public.ticks VALUES ('j%d', clock_timestamp())\"; "
-		         "}%s\n",
-		         i, schedule, i, i + 1 < JOBS ? "," : "");
+		snprintf(
+		    jobs + used, sizeof(jobs) - used,
+		    "{ name = \"j%d\"; database = \"app\"; schedule = \"%s\"; catchup = \"skip\";"
+		    "  command = \"INSERT INTO public.ticks VALUES ('j%d', clock_timestamp())\"; "
+		    "}%s\n",
+		    i, schedule, i, i + 1 < JOBS ? "," : "");
 	}
 	itest_env_job(e, "10-jobs.conf", "%s);\n", jobs);
 }
@@ -56,10 +57,10 @@ START_TEST(stop_spools_pending_history_fast)
 	PGconn *locker = itest_connect(e.ci);
 	itest_exec(locker, "BEGIN; LOCK TABLE pgcrond.job_run_details IN SHARE MODE");
 	long long before = itest_env_count(&e, "SELECT count(*) FROM public.ticks");
-	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= %lld FROM public.ticks",
-	                             before + 3 * JOBS),
-	              "the jobs stopped running while the history was locked:\n%s",
-	              tail(itest_read_file(e.log)));
+	ck_assert_msg(
+	    itest_env_wait(&e, 20, "SELECT count(*) >= %lld FROM public.ticks", before + 3 * JOBS),
+	    "the jobs stopped running while the history was locked:\n%s",
+	    tail(itest_read_file(e.log)));
 
 	double t0 = itest_now();
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
@@ -70,7 +71,8 @@ START_TEST(stop_spools_pending_history_fast)
 	              "written goes to the spill file):\n%s",
 	              took, tail(log));
 	ck_assert_msg(strstr(log, "run records not yet written wait in"),
-	              "the stop did not say how many records wait in the spill file:\n%s", tail(log));
+	              "the stop did not say how many records wait in the spill file:\n%s",
+	              tail(log));
 	free(log);
 	PQfinish(locker); /* the lock goes with its session */
 
