@@ -808,8 +808,8 @@ static void index_add(struct pgc_config *cfg, size_t i);
 
 /* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
  * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
- * schedule, after, listen or freshness ("schedul"), the typo is the error to show, as in a SQL job, not
- * "would never run". Returns whether one was reported. */
+ * schedule, after, listen or freshness ("schedul"), the typo is the error to show, as in a SQL job,
+ * not "would never run". Returns whether one was reported. */
 static bool report_trigger_typo(struct loader *L, const config_setting_t *s, const char *file,
                                 const char *where)
 {

@@ -453,15 +453,9 @@ void coord_notified(struct coord *co, const char *payload)
 	if (strcmp(payload, "graph") == 0)
 		read_graph(co);
 	else if (strncmp(payload, "end ", 4) == 0)
-<<<<<<< HEAD
-		co->hooks.ended(co->hooks.arg, payload + 4);
-	else if (strncmp(payload, "stopped ", 8) == 0)
-		stopped(co, payload + 8);
-=======
 		co->hooks.ended(co->hooks.arg, payload + 4); /* claims again: the row decides */
 	else if (strcmp(payload, "stopped") == 0)
 		stopped(co);
->>>>>>> cluster
 	else if (strcmp(payload, "pause") == 0)
 		read_paused(co);
 	else if (strncmp(payload, "cancel ", 7) == 0 &&
