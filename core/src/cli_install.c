@@ -381,7 +381,7 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	fclose(mem);
 	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
 	PGresult *r = PQexec(conn, sql);
-	int rc = exec_ok(r, what) ? 0 : -EIO;
+	int rc = exec_ok(r, what) ? 0 : sqlstate_is(r, "42501") ? -EACCES : -EIO;
 	PQclear(r);
 	free(sql);
 	return rc;
@@ -439,7 +439,7 @@ static int install_job_objects(PGconn *conn, const struct plugin *p, const struc
 		if (failed(r)) {
 			job_failed(job, "cannot create its objects in database \"%s\": %s", dbname,
 			           ddl_error(r, err, sizeof(err)));
-			rc = EX_CANTCREAT;
+			rc = sqlstate_is(r, "42501") ? EX_NOPERM : EX_CANTCREAT;
 		}
 		PQclear(r);
 	}
@@ -464,17 +464,19 @@ static long long catalog_size(PGconn *conn)
 }
 
 /* The worst of two outcomes: an unreachable database first (run again when it is back),
- * then a plugin's refusal (fix the config), then refused DDL. */
+ * then a plugin's refusal (fix the config), then a missing privilege (77), then refused
+ * DDL. */
 static int worse(int a, int b)
 {
-	static const int order[] = {EX_UNAVAILABLE, EX_SOFTWARE, EX_CONFIG, EX_CANTCREAT, EX_OK};
+	static const int order[] = {EX_UNAVAILABLE, EX_SOFTWARE,  EX_CONFIG,
+	                            EX_NOPERM,      EX_CANTCREAT, EX_OK};
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if (a == order[i] || b == order[i])
 			return order[i];
 	return a;
 }
 
-enum db_state { DB_UNTOUCHED, DB_OPEN, DB_UNREACHABLE, DB_NO_GUARD };
+enum db_state { DB_UNTOUCHED, DB_OPEN, DB_UNREACHABLE, DB_NO_GUARD, DB_NO_GUARD_PRIV };
 
 /* Each configured plugin's install SQL, in every database its jobs use. A failure is
  * reported at the FILE:LINE of every job it leaves without its objects, and the install goes
@@ -519,16 +521,20 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					PQclear(
 					    PQexec(conns[d], "SET client_min_messages = warning"));
 					before[d] = catalog_size(conns[d]);
-					state[d] = install_refresh_guard(conns[d], db->name) == 0
-					               ? DB_OPEN
-					               : DB_NO_GUARD;
+					int grc = install_refresh_guard(conns[d], db->name);
+					state[d] = grc == 0         ? DB_OPEN
+					           : grc == -EACCES ? DB_NO_GUARD_PRIV
+					                            : DB_NO_GUARD;
 				}
 			}
 			const char *plugin_err = NULL;
+			int plugin_rc = EX_CANTCREAT;
 			if (state[d] == DB_OPEN && p->decl.install_sql) {
 				PGresult *r = PQexec(conns[d], p->decl.install_sql);
 				if (failed(r))
 					plugin_err = ddl_error(r, err, sizeof(err));
+				if (sqlstate_is(r, "42501"))
+					plugin_rc = EX_NOPERM;
 				PQclear(r);
 			}
 			for (size_t j = 0; j < cfg->n_jobs; j++) {
@@ -541,20 +547,22 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					    job, "not installed: database \"%s\" cannot be reached",
 					    db->name);
 					rc = worse(rc, EX_UNAVAILABLE);
-				} else if (state[d] == DB_NO_GUARD) {
+				} else if (state[d] == DB_NO_GUARD ||
+				           state[d] == DB_NO_GUARD_PRIV) {
 					job_failed(
 					    job,
 					    "not installed: the refresh guard could not be created "
 					    "in database \"%s\" (see above)",
 					    db->name);
-					rc = worse(rc, EX_CANTCREAT);
+					rc = worse(rc, state[d] == DB_NO_GUARD_PRIV ? EX_NOPERM
+					                                            : EX_CANTCREAT);
 				} else if (plugin_err) {
 					job_failed(
 					    job,
 					    "plugin \"%s\" cannot create its objects in database "
 					    "\"%s\": %s",
 					    p->name, db->name, plugin_err);
-					rc = worse(rc, EX_CANTCREAT);
+					rc = worse(rc, plugin_rc);
 				} else {
 					/* a job's own DDL (sql_view's query, as the operator
 					 * wrote it) resolves names as the job's runs do, not on

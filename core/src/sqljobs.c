@@ -12,6 +12,7 @@
 #include "log.h"
 #include "notify.h"
 #include "pgconn.h"
+#include "text.h"
 
 #define CHANNEL "pgcrond_jobs"
 /* The pool of each (database, owner): SQL jobs are small, and one role's jobs should not
@@ -618,8 +619,14 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 	    files->history_database ? config_database(files, files->history_database) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		const struct sql_row *r = &sj->rows[i];
-		char origin[64];
-		snprintf(origin, sizeof(origin), "cron.job jobid %s", r->jobid ? r->jobid : "?");
+		char origin[160];
+		/* the owner too: a job refused for a clash (a job file's name) is someone's */
+		if (r->username)
+			text_format(origin, sizeof(origin), "cron.job jobid %s (role \"%s\")",
+			            r->jobid ? r->jobid : "?", r->username);
+		else
+			snprintf(origin, sizeof(origin), "cron.job jobid %s",
+			         r->jobid ? r->jobid : "?");
 		if (!(origins[i] = strdup(origin)))
 			goto out;
 		if (!r->database || !r->username) {

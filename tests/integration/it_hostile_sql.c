@@ -328,6 +328,20 @@ START_TEST(names_cannot_be_squatted)
 	              "job = { name = \"nightly-report\"; database = \"app\"; schedule = \"1 "
 	              "seconds\"; command = \"INSERT INTO public.ticks (job) VALUES ('file')\"; "
 	              "};\n");
+	/* the daemon, before the install: the file job runs, the SQL job is left out with a
+	 * line naming its owner */
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "(role \"" MALLORY "\"):1: job \"nightly-report\" is "
+	                             "already defined at ",
+	                             15),
+	              "%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM public.ticks"
+	                             " WHERE job = 'file'"),
+	              "the file job did not run:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	id = itest_scalar(e.db, "SELECT jobid FROM cron.job WHERE username = '" MALLORY "'"

@@ -22,7 +22,8 @@ static const char superuser_block[] =
     "    CREATE ROLE pgcrond_operator NOLOGIN;\n"
     "  END IF;\n"
     "END $$;\n"
-    "GRANT CREATE ON DATABASE " DB " TO " DAEMON ";\n";
+    "GRANT CREATE ON DATABASE " DB " TO " DAEMON ";\n"
+    "ALTER ROLE " DAEMON " SET search_path = pg_catalog, \"$user\", public;\n";
 
 START_TEST(non_superuser_installs_after_the_documented_grants)
 {
@@ -44,6 +45,12 @@ START_TEST(non_superuser_installs_after_the_documented_grants)
 	itest_env_job(&e, "10-tick.conf",
 	              "job = { name = \"tick\"; database = \"app\"; schedule = \"1 seconds\";"
 	              " command = \"INSERT INTO public.ticks (job) VALUES ('tick')\"; };\n");
+	/* a plugin job whose objects go into schema public */
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/sql_view.so", "sql_view");
+	itest_env_job(&e, "20-view.conf",
+	              "job = { name = \"priv-view\"; plugin = \"sql_view\"; database = \"app\";"
+	              " schedule = \"@daily\"; view = \"public.mv_priv\"; unique_key = \"a\";"
+	              " query = \"SELECT 1 AS a\"; };\n");
 
 	/* without the grants: a privilege error, not "unreachable", and what to do */
 	int status;
@@ -61,9 +68,19 @@ START_TEST(non_superuser_installs_after_the_documented_grants)
 	itest_assert_scalar(
 	    e.db, "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = '" DAEMON "'",
 	    "f");
+	/* without the grant on schema public the plugin job's objects are refused (77) */
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 77, "install without CREATE on public: %d: %s", status, out);
+	ck_assert_msg(strstr(out, "schema pgcrond created") &&
+	                  strstr(out,
+	                         "20-view.conf:1: job \"priv-view\": cannot create its objects "
+	                         "in database \"app\": permission denied for schema public"),
+	              "%s", out);
+	free(out);
+	itest_exec(e.db, "GRANT CREATE ON SCHEMA public TO " DAEMON);
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "install as " DAEMON ": %d: %s", status, out);
-	ck_assert_msg(strstr(out, "schema pgcrond created"), "%s", out);
+	ck_assert_msg(strstr(out, "plugins' objects created"), "%s", out);
 	free(out);
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0 && strstr(out, "nothing to change"), "%d: %s", status, out);

@@ -211,6 +211,38 @@ START_TEST(test_escape_truncated)
 }
 END_TEST
 
+/* pgcrond's own connections: the conninfo's options (or PGOPTIONS), then the pinned path,
+ * which the server applies last and so wins. */
+START_TEST(test_pinned_options)
+{
+	static const struct {
+		const char *conninfo, *env, *want;
+	} cases[] = {
+	    {"dbname=app", NULL, PGCONN_PINNED_OPTION},
+	    {"dbname=app options='-c statement_timeout=5s'", NULL,
+	     "-c statement_timeout=5s " PGCONN_PINNED_OPTION},
+	    {"postgresql:///app?options=-c%20search_path%3Dpublic", NULL,
+	     "-c search_path=public " PGCONN_PINNED_OPTION},
+	    {"dbname=app", "-c work_mem=64MB", "-c work_mem=64MB " PGCONN_PINNED_OPTION},
+	    /* the conninfo's own options win over PGOPTIONS, as in libpq */
+	    {"dbname=app options=-cgeqo=off", "-c work_mem=64MB",
+	     "-cgeqo=off " PGCONN_PINNED_OPTION},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].env)
+			setenv("PGOPTIONS", cases[i].env, 1);
+		else
+			unsetenv("PGOPTIONS");
+		char *got = pgconn_pinned_options(cases[i].conninfo);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_str_eq(got, cases[i].want);
+		free(got);
+	}
+	unsetenv("PGOPTIONS");
+	ck_assert_str_eq(PGCONN_PINNED_OPTION, "-c search_path=pg_catalog,pg_temp");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -223,6 +255,7 @@ int main(void)
 	tcase_add_test(tc, test_scrub_truncated);
 	tcase_add_test(tc, test_error_safe_libpq);
 	tcase_add_test(tc, test_connect_blocking_fails);
+	tcase_add_test(tc, test_pinned_options);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("escape");
 	tcase_add_loop_test(tc, test_escape, 0, (int)(sizeof(escape) / sizeof(escape[0])));
