@@ -66,6 +66,7 @@ bool exec_conn_carry(struct conn *c, struct exec_run *r)
 		exec_run_attach(r, c);
 	c->carrying = true;
 	r->in_pipeline = true;
+	r->carried = true;
 	return true;
 }
 
@@ -274,6 +275,7 @@ void exec_conn_reset_read(struct conn *c)
 	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
 		goto fail;
 	c->state = CONN_IDLE;
+	c->idle_at_ms = clock_mono_ms();
 	conndrv_idle(&c->drv);
 	if (c->next_run) {
 		struct exec_run *r = c->next_run;
