@@ -107,7 +107,7 @@ struct exec_run {
 	int64_t start_us;
 	int64_t attach_us;  /* when it got its connection (clock_wall_us), 0 before */
 	int64_t connect_us; /* the connect of that connection, if opened while it waited */
-	bool carried;       /* its statement went with a reset (exec_conn_carry) */
+	bool carried;       /* it waited for a run's end on its connection, whose reset it is */
 	struct conn *conn;
 	int pid;
 	void (*on_pid)(void *, int);

@@ -66,7 +66,6 @@ bool exec_conn_carry(struct conn *c, struct exec_run *r)
 		exec_run_attach(r, c);
 	c->carrying = true;
 	r->in_pipeline = true;
-	r->carried = true;
 	return true;
 }
 
@@ -100,6 +99,7 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 		exec_wait_remove(next);
 		c->next_run = next;
 		next->reserved = c;
+		next->carried = true; /* it waited for the run before it on C */
 	}
 	if (c->reset_step == 0)
 		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
