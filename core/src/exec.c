@@ -45,6 +45,10 @@
 /* The connection check's default (exec_set_connection_check): a connect, a session reset
  * and an idle connection's liveness check must each be answered within it. */
 #define CONNECTION_CHECK_DEFAULT_MS 30000
+/* exec_warm() resets an idle connection before a burst when it has not been used for this
+ * long: a backend idle for seconds answers its first statement slower, and the default
+ * statement_timeout a reset reads is trusted for 10 s (exec_reset.c) */
+#define WARM_IDLE_MS 5000
 
 static void conn_unreserve(struct conn *c);
 static void run_complete(struct exec_run *r);
@@ -246,6 +250,8 @@ static void on_conn_connected(void *arg)
 	struct conn *c = arg;
 	struct pool *p = c->pool;
 	c->state = CONN_IDLE;
+	c->connected_us = clock_wall_us();
+	c->idle_at_ms = clock_mono_ms();
 	p->n_connecting--;
 	bool back = p->failures > 0 || p->probing;
 	if (p->failures > 0) {
@@ -281,6 +287,7 @@ static int conn_open(struct pool *p)
 	c->timeout_ms = -1;
 	c->default_timeout_ms = -1;
 	c->state = CONN_CONNECTING;
+	c->open_us = clock_wall_us();
 	char label[96];
 	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
 	conndrv_init(&c->drv, p->ex->base, &conn_ops, c, label, PGCONN_NOTICES_PER_RUN, 0,
@@ -351,6 +358,10 @@ void exec_run_attach(struct exec_run *r, struct conn *c)
 {
 	r->state = RUN_ACTIVE;
 	r->conn = c;
+	r->attach_us = clock_wall_us();
+	/* a connection opened while the run waited: the connect was part of its wait */
+	if (c->runs_served++ == 0 && c->open_us >= r->start_us)
+		r->connect_us = c->connected_us - c->open_us;
 	c->state = CONN_BUSY;
 	c->run = r;
 	conndrv_busy(&c->drv, 0); /* a busy connection answers to its run's timeout instead */
@@ -817,6 +828,25 @@ static struct pool *pool_find(struct exec *ex, const char *name)
 	return NULL;
 }
 
+void exec_warm(struct exec *ex, const char *database, size_t n)
+{
+	struct pool *p = pool_find(ex, database);
+	if (!p || p->removed || p->failures > 0 || p->backing_off)
+		return;
+	size_t want = n < (size_t)p->size ? n : (size_t)p->size;
+	int64_t now = clock_mono_ms();
+	for (struct conn *c = p->conns, *next; c; c = next) {
+		next = c->next; /* a reset that cannot be sent closes C */
+		if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
+		    now - c->idle_at_ms >= WARM_IDLE_MS)
+			exec_conn_reset(c, false);
+	}
+	/* a connect refused at once backs the pool off (conn_connect_failed) */
+	while (p->n_conns < want && p->failures == 0 && !p->backing_off)
+		if (conn_open(p) < 0)
+			break;
+}
+
 static void pool_close_idle(struct pool *p)
 {
 	struct conn *c = p->conns, *next;
@@ -922,6 +952,9 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	    .sqlstate = r->failed ? r->sqlstate : NULL,
 	    .backend_pid = r->pid,
 	    .duration_us = clock_wall_us() - r->start_us,
+	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
+	    .connect_us = r->connect_us,
+	    .carried = r->carried,
 	};
 	if (r->aprev)
 		r->aprev->anext = r->anext;

@@ -44,6 +44,14 @@ struct exec_outcome {
 	                       * no connection could be made, "08006" when it was lost */
 	int backend_pid;      /* 0 if never connected */
 	int64_t duration_us;  /* from exec_submit() to the end */
+	/* where the time went (the log's per-run stages, docs/lateness.md): from exec_submit()
+	 * until the run had a connection (0 if it never had one); of that, the connect of a
+	 * connection opened while it waited (0: it found one open); CARRIED: it waited for
+	 * another run's end on its connection, and the reset after that run prepared it (its
+	 * statement in the same pipeline when it may follow other statements) */
+	int64_t wait_us;
+	int64_t connect_us;
+	bool carried;
 };
 
 struct exec_run_spec {
@@ -97,6 +105,13 @@ void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *da
  * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
 int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));
 
+/* A burst of N runs on DATABASE is due soon (sched_warm.c): open connections up to N (at
+ * most the pool's size), and send a reset down each idle one unused for a while (a round
+ * trip that wakes its backend and reads the session's defaults again, so a run after it
+ * needs no set_config() of its own), so the burst finds them ready instead of connecting
+ * and resetting at its instant. Nothing while the database fails to answer (its runs
+ * reconnect, with backoff, as before). */
+void exec_warm(struct exec *ex, const char *database, size_t n);
 size_t exec_active_runs(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);

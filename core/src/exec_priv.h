@@ -51,6 +51,11 @@ struct conn {
 	/* a statement of a run went out on its own (not carried): it may have left any setting,
 	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
 	bool guard_reset;
+	/* for the runs' stages (exec_outcome) and exec_warm(): when the connect began and ended
+	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_ms) */
+	int64_t open_us, connected_us;
+	unsigned runs_served;
+	int64_t idle_at_ms;
 };
 
 struct pool {
@@ -100,6 +105,9 @@ struct exec_run {
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
 	int64_t timeout_ms;
 	int64_t start_us;
+	int64_t attach_us;  /* when it got its connection (clock_wall_us), 0 before */
+	int64_t connect_us; /* the connect of that connection, if opened while it waited */
+	bool carried;       /* it waited for a run's end on its connection, whose reset it is */
 	struct conn *conn;
 	int pid;
 	void (*on_pid)(void *, int);

@@ -99,6 +99,7 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 		exec_wait_remove(next);
 		c->next_run = next;
 		next->reserved = c;
+		next->carried = true; /* it waited for the run before it on C */
 	}
 	if (c->reset_step == 0)
 		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
@@ -274,6 +275,7 @@ void exec_conn_reset_read(struct conn *c)
 	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
 		goto fail;
 	c->state = CONN_IDLE;
+	c->idle_at_ms = clock_mono_ms();
 	conndrv_idle(&c->drv);
 	if (c->next_run) {
 		struct exec_run *r = c->next_run;

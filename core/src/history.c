@@ -48,11 +48,15 @@
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
 #define DEF_PURGE_BATCH 1000
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
-/* A stop writes what it can in this long, then leaves the rest in the spill file (where every
- * record is already, or goes at close), for the next start to write: at 15,000 runs a
- * second the history trailed by tens of thousands of records and a stop that tried to write
- * them took 5 s more (bench_fire; it_stop_spool: a locked history table). */
-#define DEF_CLOSE_GRACE_MS 1000
+#define DEF_CLOSE_GRACE_MS 5000
+/* A stop writes what is pending within the close grace, but only while the database keeps up:
+ * it leaves the rest in the spill file (where every record is already, or goes at close) for
+ * the next start once no batch was acknowledged for CLOSE_STALL_MS, or after CLOSE_STALL_MS
+ * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trailed
+ * by tens of thousands of records and a stop spent its whole grace trying to write them
+ * (bench_fire 15000; it_stop_spool: a locked history table). */
+#define CLOSE_STALL_MS 1000
+#define CLOSE_BACKLOG_MAX 5000
 #define DEF_RETRY_MIN_MS 1000
 /* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
  * its database, and one attempt every few seconds costs a down server nothing. */
@@ -985,13 +989,24 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
  * until everything is written or the grace period is over. */
 static void flush_for_close(struct hist *h)
 {
-	int64_t deadline = clock_mono_ms() + h->tun.close_grace_ms;
+	int64_t start = clock_mono_ms(), deadline = start + h->tun.close_grace_ms;
+	int64_t progress_at = start;
+	uint64_t written = h->st.written;
 
+	if (hist_pending(h) > CLOSE_BACKLOG_MAX && deadline > start + CLOSE_STALL_MS)
+		deadline = start + CLOSE_STALL_MS;
 	h->blocked = false;
 	kick(h);
 	while (h->drv.state == CONNDRV_READY && !h->blocked &&
 	       (h->op != OP_NONE || hist_pending(h) > 0)) {
-		int64_t left = deadline - clock_mono_ms();
+		int64_t now = clock_mono_ms();
+		if (h->st.written != written) {
+			written = h->st.written;
+			progress_at = now;
+		}
+		int64_t left = deadline - now;
+		if (progress_at + CLOSE_STALL_MS - now < left)
+			left = progress_at + CLOSE_STALL_MS - now;
 		if (left <= 0)
 			break;
 		struct pollfd p = {

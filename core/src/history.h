@@ -76,7 +76,9 @@ struct hist_tuning {
 	                            * error [256 MiB] */
 	int purge_batch;           /* unused since the history is partitioned (schema 6) */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
-	int64_t close_grace_ms;    /* hist_close's wait for pending writes [1 s] */
+	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
+	                            * stops after 1 s without progress, or after 1 s when
+	                            * more than 5,000 records wait */
 	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 4 s] */
 	int64_t retry_max_ms;
 };

@@ -90,6 +90,8 @@ static void job_arm(struct job *j)
 	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
+	else
+		sched_warm_note(j->s, j->next_fire);
 }
 
 static bool job_schedulable(const struct job *j)
@@ -166,7 +168,8 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	}
 	r->job = j;
 	r->scheduled_us = scheduled_us;
-	r->queue_at_us = scheduled_us ? scheduled_us : sched_now_us(j->s);
+	r->fired_us = sched_now_us(j->s);
+	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
 	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
 	r->attempt = 1;
 	clock_timer_init(&r->slow_ev, flow_slow_cb, r);
@@ -403,11 +406,33 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 	return n < 0 || (size_t)n >= len ? o->message : buf;
 }
 
+/* Where a scheduled run's lateness went, at log level debug (docs/lateness.md; bench/side
+ * reads these lines): in ms after its instant, when its fire was taken (the timer), when it
+ * was handed to the executor (after its claim, with several instances, and a run slot), when
+ * it had a connection and when it ended; of the wait for the connection, the connect of one
+ * opened for it; carried: it waited for another run to end on its connection, and its
+ * statement went with that connection's reset. */
+static void log_stages(const struct run *r, const struct exec_outcome *o)
+{
+	if (!r->scheduled_us || log_get_level() < LOG_LVL_DEBUG)
+		return;
+	const struct sched *s = r->job->s;
+	int64_t at = r->scheduled_us;
+	log_job(LOG_LVL_DEBUG, r->job->name,
+	        "stages: fired=%.3f started=%.3f connected=%.3f done=%.3f connect=%.3f "
+	        "carried=%d (ms after the instant)",
+	        (double)(r->fired_us - at) / 1000.0, (double)(r->start_us - at) / 1000.0,
+	        o->wait_us ? (double)(r->start_us + o->wait_us - at) / 1000.0 : -1.0,
+	        (double)(sched_now_us(s) - at) / 1000.0, (double)o->connect_us / 1000.0,
+	        o->carried);
+}
+
 static void on_done(void *arg, const struct exec_outcome *o)
 {
 	struct run *r = arg;
 	char msg[4352];
 	r->er = NULL;
+	log_stages(r, o);
 	struct flow_outcome fo = {
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,
@@ -1206,6 +1231,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
 		s->draining = true;
 		clock_disarm(s->clock, &s->clock_ev);
+		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
 		sched_preclaim_give_back(s);
 		for (struct job *j = s->jobs; j; j = j->next) {
@@ -1274,6 +1300,11 @@ static int real_probe(void *ctx, const char *database)
 	return exec_probe(ctx, database);
 }
 
+static void real_warm(void *ctx, const char *database, size_t n)
+{
+	exec_warm(ctx, database, n);
+}
+
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
                    struct hist *h, struct sched **out)
 {
@@ -1288,6 +1319,7 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->random = system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, clock_cb, s);
+	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, ended_cb, s);
@@ -1303,8 +1335,11 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 
 struct sched_executor sched_exec_executor(struct exec *ex)
 {
-	return (struct sched_executor){
-	    .submit = real_submit, .cancel = real_cancel, .probe = real_probe, .ctx = ex};
+	return (struct sched_executor){.submit = real_submit,
+	                               .cancel = real_cancel,
+	                               .probe = real_probe,
+	                               .warm = real_warm,
+	                               .ctx = ex};
 }
 
 int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
@@ -1335,6 +1370,7 @@ void sched_free(struct sched **sp)
 		return;
 	sched_apply_clear(s);
 	clock_disarm(s->clock, &s->clock_ev);
+	sched_warm_stop(s);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
 	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */

@@ -36,6 +36,9 @@ struct sched_executor {
 	/* Watch DATABASE until it answers again, then call sched_db_reachable(), as
 	 * exec_probe(). 0 or a negative errno. */
 	int (*probe)(void *ctx, const char *database);
+	/* N runs on DATABASE are due in a moment: make its connections ready, as exec_warm().
+	 * May be NULL (nothing is warmed). */
+	void (*warm)(void *ctx, const char *database, size_t n);
 	void *ctx;
 };
 /* exec.h's executor EX as a sched_executor (what sched_new() uses). */

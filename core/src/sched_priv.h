@@ -138,6 +138,7 @@ struct run {
 	struct exec_run *er;
 	int backend_pid;             /* once connected, 0 before */
 	int64_t backend_at_us;       /* when it got the connection (sched_now_us), 0 before */
+	int64_t fired_us;            /* when its fire was taken (sched_now_us): its stages */
 	struct sched_waiter *waiter; /* told how the run ends (moves to its retry); NULL */
 	char *graph_run;             /* shared by the runs one upstream run caused; NULL */
 	char **payloads;             /* notification payloads for the plugin */
@@ -177,6 +178,12 @@ struct sched {
 	uint64_t seq;
 	uint64_t flow_seq;
 	struct clock_timer clock_ev;
+	/* sched_warm.c: the timer that warms the pool before the instant WARM_FOR (Unix s, 0:
+	 * none armed); the last instant warmed; whether the start-up's warm-up was armed, and
+	 * whether it is the one armed now */
+	struct clock_timer warm_ev;
+	int64_t warm_for, warm_done;
+	bool warm_started, warm_startup;
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
 	bool draining;
 	/* Runs that could not start, ended from the loop (never inside the call that started
@@ -228,6 +235,11 @@ const char *sched_work_keep(struct run *r, const char *why);
 bool sched_cluster_busy(struct run *r, const char *why);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
+/* sched_warm.c: a job's timer is armed for INSTANT (Unix s): the pool is warmed before it
+ * (exec_warm) / the warm-up timer's callback / no more warm-ups (a stop) */
+void sched_warm_note(struct sched *s, int64_t instant);
+void sched_warm_cb(void *arg);
+void sched_warm_stop(struct sched *s);
 /* sched_preclaim.c: with several instances, a scheduled fire is claimed PRECLAIM_LEAD_US
  * before its instant, so that its run starts at the instant instead of a round trip (and
  * the claims of a busy second) after it. */

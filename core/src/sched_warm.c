@@ -1,0 +1,100 @@
+/* The pool made ready before a known burst (sched_priv.h, exec_warm()).
+ *
+ * Most jobs fire every minute or every hour, so their runs meet a pool that has been idle:
+ * measured side by side (bench/side, docs/lateness.md), a minute's burst of 100 runs was 4-5
+ * times later than the same burst every second, and the first minute after a start, whose
+ * runs opened the pool's connections at the instant, twice as late again. The instants are
+ * known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
+ * each instant, for each database, how many jobs fire then; the executor opens connections
+ * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
+ * the connects and the resets happen before the instant, as the claims of sched_preclaim.c
+ * do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at once
+ * (the first instant again at its lead). One timer for the whole scheduler: it is armed for the
+ * earliest instant a job's timer is armed for (job_arm tells it), and when it fires it finds the
+ * next one in one pass over the jobs. */
+#include <string.h>
+
+#include "sched_priv.h"
+
+/* As much as a connect and a reset take on a loaded machine, and little enough that the
+ * backends the resets woke are still warm at the instant. */
+#define WARM_LEAD_US 500000
+/* The start-up's warm-up counts the jobs due in this many seconds: the first minute's runs
+ * find their connections open, whichever second of it they fire in. */
+#define WARM_STARTUP_S 90
+/* Databases counted per instant; jobs of more databases than this are not warmed. */
+#define WARM_MAX_DBS 64
+
+struct warm_db {
+	const char *db;
+	size_t n;
+};
+
+/* Arm the timer for INSTANT (Unix seconds), at its lead, or at once for the first. */
+static void warm_arm(struct sched *s, int64_t instant)
+{
+	int64_t delay = instant * 1000000 - WARM_LEAD_US - sched_now_us(s);
+	if (!s->warm_started) {
+		s->warm_started = s->warm_startup = true;
+		delay = 0; /* the start-up's connects, not the instant's */
+	}
+	clock_disarm(s->clock, &s->warm_ev);
+	s->warm_for = instant;
+	if (clock_arm(s->clock, &s->warm_ev, delay > 0 ? delay : 0) < 0)
+		s->warm_for = 0; /* the runs connect at their instant, as without this */
+}
+
+void sched_warm_note(struct sched *s, int64_t instant)
+{
+	if (!s->ex.warm || s->draining || instant == CRON_NEVER || instant <= s->warm_done ||
+	    (s->warm_for && s->warm_for <= instant))
+		return;
+	warm_arm(s, instant);
+}
+
+void sched_warm_stop(struct sched *s)
+{
+	clock_disarm(s->clock, &s->warm_ev);
+	s->warm_for = 0;
+}
+
+void sched_warm_cb(void *arg)
+{
+	struct sched *s = arg;
+	int64_t instant = s->warm_for, next = CRON_NEVER, now = sched_now_us(s);
+	struct warm_db dbs[WARM_MAX_DBS];
+	size_t n_dbs = 0;
+
+	s->warm_for = 0;
+	if (s->draining || !instant)
+		return;
+	bool startup = s->warm_startup;
+	s->warm_startup = false;
+	int64_t until = startup ? now / 1000000 + WARM_STARTUP_S : instant;
+	for (struct job *j = s->jobs; j; j = j->next) {
+		if (!j->database || !clock_armed(&j->timer) || j->next_fire == CRON_NEVER)
+			continue;
+		if (j->next_fire > instant && (next == CRON_NEVER || j->next_fire < next))
+			next = j->next_fire;
+		if (j->next_fire < instant || j->next_fire > until)
+			continue;
+		size_t i = 0;
+		while (i < n_dbs && strcmp(dbs[i].db, j->database) != 0)
+			i++;
+		if (i == n_dbs) {
+			if (n_dbs == WARM_MAX_DBS)
+				continue;
+			dbs[n_dbs++] = (struct warm_db){j->database, 0};
+		}
+		dbs[i].n++;
+	}
+	for (size_t i = 0; i < n_dbs; i++)
+		s->ex.warm(s->ex.ctx, dbs[i].db, dbs[i].n);
+	if (startup && instant * 1000000 - WARM_LEAD_US > now) {
+		warm_arm(s, instant); /* the first instant's own, at its lead */
+		return;
+	}
+	s->warm_done = instant;
+	if (next != CRON_NEVER)
+		warm_arm(s, next);
+}
