@@ -135,6 +135,19 @@ static const char sql_reap[] =
     "            AND (a.backend_start IS NULL"
     "             OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))))"
     "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
+    /* the fence: the backends of its runs (by pid, the run's application name and a start
+     * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
+     * for them to go, so that a run's transaction cannot commit after its retry starts */
+    " fence AS ("
+    "  SELECT d.instance, d.run_key,"
+    "   pg_catalog.pg_terminate_backend(a.pid, 3000) AS gone"
+    "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
+    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
+    "     d.job_name)"
+    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
+    "     interval '10 seconds')"
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
     "     SET status = 'failed', end_time = pg_catalog.now(),"
@@ -147,6 +160,9 @@ static const char sql_reap[] =
     "    FROM dead"
     "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
     "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    /* a backend that did not go in time: its run stays open, never retried (docs/faults.md) */
+    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.instance OPERATOR(pg_catalog.=) d.instance"
+    "      AND f.run_key OPERATOR(pg_catalog.=) d.run_key AND NOT f.gone)"
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
     "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
     "    ::pg_catalog.int8 AS sched, d.attempt)"

@@ -27,8 +27,9 @@ static void hostile_db(struct itest_env *e, const char *tag)
 	                  "CREATE TABLE IF NOT EXISTS public.ticks (job text, at timestamptz"
 	                  " DEFAULT clock_timestamp());"
 	                  "GRANT ALL ON public.ticks TO PUBLIC");
-	itest_exec(e->db, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" MALLORY
-	                  "') THEN CREATE ROLE " MALLORY " LOGIN; END IF; END $$");
+	itest_exec(e->db,
+	           "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" MALLORY
+	           "') THEN CREATE ROLE " MALLORY " LOGIN; END IF; END $$");
 }
 
 static PGconn *mallory(const struct itest_env *e)
@@ -158,14 +159,14 @@ START_TEST(forged_graph_success_runs_nothing)
 	struct itest_env e;
 	struct itest_inst a;
 	hostile_db(&e, "hl-graph");
-	const char *jobs =
-	    "jobs = (\n"
-	    "{ name = \"up-a\"; database = \"app\"; schedule = \"0 0 1 1 *\"; command = \"SELECT 1\"; },\n"
-	    "{ name = \"up-b\"; database = \"app\"; schedule = \"*/2 * * * * *\";"
-	    "  command = \"SELECT 2\"; },\n"
-	    "{ name = \"down\"; database = \"app\"; after = [\"up-a\", \"up-b\"];"
-	    "  command = \"INSERT INTO ticks (job) VALUES ('down')\"; }\n"
-	    ");\n";
+	const char *jobs = "jobs = (\n"
+	                   "{ name = \"up-a\"; database = \"app\"; schedule = \"0 0 1 1 *\"; "
+	                   "command = \"SELECT 1\"; },\n"
+	                   "{ name = \"up-b\"; database = \"app\"; schedule = \"*/2 * * * * *\";"
+	                   "  command = \"SELECT 2\"; },\n"
+	                   "{ name = \"down\"; database = \"app\"; after = [\"up-a\", \"up-b\"];"
+	                   "  command = \"INSERT INTO ticks (job) VALUES ('down')\"; }\n"
+	                   ");\n";
 	itest_inst_init(&a, &e, "ga", jobs);
 	up(&e, &a);
 	PGconn *m = mallory(&e);
@@ -208,10 +209,11 @@ START_TEST(forged_trigger_outcome_is_not_believed)
 		char payload[64];
 		for (int i = 0; i < 40; i++) {
 			for (long long id = next; id < next + 3; id++) {
-				snprintf(payload, sizeof(payload), "%lld finished succeeded: ok", id);
-				PQclear(PQexecParams(m, "SELECT pg_notify('pgcrond_trigger_outcome', $1)",
-				                     1, NULL, (const char *const[]){payload}, NULL,
-				                     NULL, 0));
+				snprintf(payload, sizeof(payload), "%lld finished succeeded: ok",
+				         id);
+				PQclear(PQexecParams(
+				    m, "SELECT pg_notify('pgcrond_trigger_outcome', $1)", 1, NULL,
+				    (const char *const[]){payload}, NULL, NULL, 0));
 			}
 			itest_sleep(0.1);
 		}
