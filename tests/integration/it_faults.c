@@ -26,14 +26,16 @@ static void up(struct itest_env *e, struct itest_inst *in)
 	              itest_read_file(in->log));
 }
 
-/* A SIGSTOPped instance's run of 40 s is in flight when the survivor finds it dead: the
- * survivor ends the run's backend (its transaction rolls back) before it retries, so the
- * job's work is done once, by the retry, and the history says so. */
-START_TEST(stopped_instance_run_is_fenced_before_retry)
+/* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 20 s
+ * of silence; SIGKILL: its session is gone at once, but the run's backend, busy in its
+ * statement, would commit at its end): the survivor ends the run's backend (its transaction
+ * rolls back) before it retries, so the job's work is done once, by the retry, and the
+ * history says so. */
+static void in_flight_run_is_fenced_before_retry(int sig)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	itest_env_setup(&e, "ft-stop", DB);
+	itest_env_setup(&e, sig == SIGSTOP ? "ft-stop" : "ft-kill", DB);
 	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
 	                 "GRANT ALL ON public.execs TO PUBLIC");
 	/* once an hour: at the minute and second 8 s from now */
@@ -41,11 +43,12 @@ START_TEST(stopped_instance_run_is_fenced_before_retry)
 	struct tm tm;
 	gmtime_r(&at, &tm);
 	char jobs[512];
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
-	         " command = \"INSERT INTO execs (pid) VALUES (pg_backend_pid());"
-	         " SELECT pg_sleep(40)\"; retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n",
-	         tm.tm_sec, tm.tm_min);
+	snprintf(
+	    jobs, sizeof(jobs),
+	    "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
+	    " command = \"INSERT INTO execs (pid) VALUES (pg_backend_pid());"
+	    " SELECT pg_sleep(40)\"; retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n",
+	    tm.tm_sec, tm.tm_min);
 	itest_inst_init(&a, &e, "fa", jobs);
 	itest_inst_init(&b, &e, "fb", jobs);
 	up(&e, &a);
@@ -59,8 +62,8 @@ START_TEST(stopped_instance_run_is_fenced_before_retry)
 	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
 	                                  " WHERE job_name = 'long' AND status = 'running'");
 	struct itest_inst *x = strcmp(runner, "fa") == 0 ? &a : &b, *y = x == &a ? &b : &a;
-	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
-	/* found dead after 20 s of silence, its run retried at once (40 s) */
+	ck_assert_int_eq(kill(x->pid, sig), 0);
+	/* found dead (after 20 s of silence for SIGSTOP), its run retried at once (40 s) */
 	bool done = itest_env_wait(&e, 100,
 	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                           " WHERE job_name = 'long' AND attempt = 2"
@@ -93,6 +96,17 @@ START_TEST(stopped_instance_run_is_fenced_before_retry)
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
 }
+
+START_TEST(sigstop_in_flight)
+{
+	in_flight_run_is_fenced_before_retry(SIGSTOP);
+}
+END_TEST
+
+START_TEST(sigkill_in_flight)
+{
+	in_flight_run_is_fenced_before_retry(SIGKILL);
+}
 END_TEST
 
 int main(void)
@@ -102,7 +116,8 @@ int main(void)
 		const char *name;
 		const TTest *test;
 	} cases[] = {
-	    {"sigstop", stopped_instance_run_is_fenced_before_retry},
+	    {"sigstop", sigstop_in_flight},
+	    {"sigkill", sigkill_in_flight},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
