@@ -109,6 +109,42 @@ START_TEST(sigkill_in_flight)
 }
 END_TEST
 
+/* The database is the clock: `pgcrond status` shows this host's offset from the history
+ * database's clock (measured at each heartbeat; claims stop beyond CLUSTER_MAX_OFFSET_MS). */
+START_TEST(status_shows_the_clock_offset)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	itest_env_setup(&e, "ft-clock", DB);
+	itest_inst_init(&a, &e, "ca",
+	                "job = { name = \"t\"; database = \"app\"; schedule = \"* * * * * *\";"
+	                " command = \"SELECT 1\"; };\n");
+	up(&e, &a);
+	int status = -1;
+	char *out = NULL;
+	for (int i = 0; i < 40; i++) { /* the first heartbeat's answer */
+		free(out);
+		out = itest_cli(&status, "status", "-c", a.conf, NULL);
+		if (strstr(out, "clock offset"))
+			break;
+		itest_sleep(0.25);
+	}
+	const char *line = strstr(out, "cluster: clock offset ");
+	long long ms = line ? atoll(line + strlen("cluster: clock offset ")) : 99999;
+	ck_assert_msg(status == 0 && line && strstr(line, " ms from the history database's") &&
+	                  llabs(ms) < 1000,
+	              "pgcrond status: %d\n%s", status, out);
+	/* and the fires went on: a host in step claims */
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                         " WHERE job_name = 't' AND status = 'succeeded'"));
+	free(out);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("faults");
@@ -118,6 +154,7 @@ int main(void)
 	} cases[] = {
 	    {"sigstop", sigstop_in_flight},
 	    {"sigkill", sigkill_in_flight},
+	    {"clock", status_shows_the_clock_offset},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
