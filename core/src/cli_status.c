@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cluster.h"
 #include "clock.h"
 #include "config.h"
 #include "ctl.h"
@@ -259,6 +260,11 @@ static void print_daemon(const json_t *st)
 		                                                        : "",
 		       *jstr(cl, "peers") ? "other live instances: " : "no other live instance",
 		       jstr(cl, "peers"));
+	if (cl && json_is_integer(json_object_get(cl, "clock_offset_ms")))
+		printf("cluster: clock offset %+lld ms from the history database's (claims stop "
+		       "beyond %d ms)\n",
+		       (long long)json_integer_value(json_object_get(cl, "clock_offset_ms")),
+		       CLUSTER_MAX_OFFSET_MS);
 	json_array_foreach(json_object_get(st, "databases"), i, v)
 	{
 		printf(

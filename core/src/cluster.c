@@ -115,7 +115,10 @@ static const char sql_beat[] =
     "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
     "    AND last_seen > now() - interval '30 seconds'),"
     "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
-    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds')";
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
+    /* the database's clock, for this host's offset from it (cluster_clock_offset) */
+    "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
+    "   1000000)::pg_catalog.int8";
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
@@ -135,6 +138,19 @@ static const char sql_reap[] =
     "            AND (a.backend_start IS NULL"
     "             OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))))"
     "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
+    /* the fence: the backends of its runs (by pid, the run's application name and a start
+     * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
+     * for them to go, so that a run's transaction cannot commit after its retry starts */
+    " fence AS ("
+    "  SELECT d.instance, d.run_key,"
+    "   pg_catalog.pg_terminate_backend(a.pid, 3000) AS gone"
+    "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
+    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
+    "     d.job_name)"
+    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
+    "     interval '10 seconds')"
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
     "     SET status = 'failed', end_time = pg_catalog.now(),"
@@ -147,6 +163,9 @@ static const char sql_reap[] =
     "    FROM dead"
     "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
     "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    /* a backend that did not go in time: its run stays open, never retried (docs/faults.md) */
+    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.instance OPERATOR(pg_catalog.=) d.instance"
+    "      AND f.run_key OPERATOR(pg_catalog.=) d.run_key AND NOT f.gone)"
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
     "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
     "    ::pg_catalog.int8 AS sched, d.attempt)"
@@ -329,10 +348,12 @@ struct cluster {
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
 	bool unlock_due;         /* unlock_ev fired: send them */
 
-	bool locked;         /* the name's lock is ours on this connection */
-	bool refused;        /* another live instance has the name: we are stopping */
-	bool schema_old;     /* the schema lacks step 11: nothing is claimed */
-	bool schema_missing; /* pgcrond.fire_claim does not exist: run unclaimed */
+	bool locked;     /* the name's lock is ours on this connection */
+	bool refused;    /* another live instance has the name: we are stopping */
+	bool schema_old; /* the schema lacks step 11: nothing is claimed */
+	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
+	int64_t beat_wall_us, beat_mono_us; /* when the heartbeat in flight was sent */
+	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
@@ -434,6 +455,13 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 		snprintf(why, len, "another live instance has this instance's name");
 		return CLUSTER_REFUSED;
 	}
+	if (c->skewed) {
+		snprintf(why, len,
+		         "this host's clock is %+" PRId64 " ms off the history database's (at most "
+		         "%d ms allowed): no claim until it is in step (check NTP)",
+		         c->st.clock_offset_ms, CLUSTER_MAX_OFFSET_MS);
+		return CLUSTER_REFUSED;
+	}
 	if (c->schema_old) {
 		snprintf(why, len,
 		         "the history database's pgcrond schema is older than this pgcrond: run "
@@ -524,8 +552,8 @@ static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (conn_failed), and without our name nothing may run */
-	return !q->sent &&
-	       (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused || c->schema_missing);
+	return !q->sent && (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
+	                    c->schema_missing || c->skewed);
 }
 static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
@@ -912,6 +940,24 @@ static void beat_done(struct cluster *c)
 	c->peers_live = n;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
 	c->st.peers_live = n;
+	if (PQnfields(r) > 3 && val(r, 0, 3)) {
+		int64_t off_us = 0, rtt_us = clock_mono_us() - c->beat_mono_us;
+		bool skewed = cluster_clock_offset(c->beat_wall_us, rtt_us,
+		                                   atoll(PQgetvalue(r, 0, 3)), &off_us);
+		c->st.clock_offset_ms = off_us / 1000;
+		c->st.clock_offset_known = true;
+		if (skewed && !c->skewed)
+			log_error("cluster: this host's clock is %+" PRId64 " ms off the history "
+			          "database's (round trip %" PRId64
+			          " ms; at most %d ms allowed): this "
+			          "instance claims no fire until it is in step (check NTP)",
+			          c->st.clock_offset_ms, rtt_us / 1000, CLUSTER_MAX_OFFSET_MS);
+		else if (!skewed && c->skewed)
+			log_notice("cluster: this host's clock is in step with the history "
+			           "database's again (%+" PRId64 " ms): claims resume",
+			           c->st.clock_offset_ms);
+		c->skewed = skewed;
+	}
 }
 
 static void reap_done(struct cluster *c)
@@ -1333,6 +1379,8 @@ static void kick(struct cluster *c)
 		char pid[24];
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+		c->beat_wall_us = clock_wall_us();
+		c->beat_mono_us = clock_mono_us();
 		send_stmt(c, OP_BEAT, sql_beat, 5, p);
 		return;
 	}
@@ -1578,6 +1626,17 @@ void cluster_release(struct cluster *c, const char *job)
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
 {
 	*out = c->st;
+}
+
+bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	/* the database read its clock somewhere within the round trip: the middle is the best
+	 * guess, and off by at most half of it */
+	*offset_us = db_us - (sent_wall_us + rtt_us / 2);
+	int64_t mag = *offset_us < 0 ? -*offset_us : *offset_us;
+	return mag - rtt_us / 2 > (int64_t)CLUSTER_MAX_OFFSET_MS * 1000;
 }
 
 int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,

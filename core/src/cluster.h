@@ -35,6 +35,10 @@ struct cluster;
 #define CLUSTER_HEARTBEAT_MS 5000
 #define CLUSTER_DEAD_MS 20000
 #define CLUSTER_RECOVERY_RETRY_MS 2000
+/* This host's clock may be this far off the history database's (measured at each heartbeat)
+ * before the instance claims nothing: an instance ahead would win every claim and run fires
+ * early by its offset. */
+#define CLUSTER_MAX_OFFSET_MS 1000
 /* Another instance counts as live for this long after its last heartbeat we saw. */
 #define CLUSTER_PEER_LIVE_MS 30000
 
@@ -159,8 +163,16 @@ struct cluster_stats {
 	uint64_t refused;    /* not run: no claim possible */
 	uint64_t dead_found; /* dead instances whose rows this one closed */
 	size_t peers_live;   /* other instances live at the last heartbeat */
+	bool clock_offset_known;
+	int64_t clock_offset_ms; /* the database's clock minus this host's, at the last beat */
 };
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
+
+/* This host's clock offset from the database's: a statement sent at SENT_WALL_US (this
+ * host's wall clock) answered after RTT_US with the database's clock DB_US. Sets *OFFSET_US
+ * (database minus host); true when it is more than CLUSTER_MAX_OFFSET_MS off even allowing
+ * for the round trip. Pure. */
+bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us);
 
 /* The runs the busy hook waited for are done: send what waited for them. */
 void cluster_wake(struct cluster *c);

@@ -133,15 +133,17 @@ START_TEST(held_locks_stop_no_fire)
 	long long slow = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                     " WHERE job_name = 'slow' AND status = 'succeeded'");
 	char *log = itest_read_file(a.log);
+	/* the end of the log (Check's messages are bounded) */
+	const char *tail = strlen(log) > 3000 ? log + strlen(log) - 3000 : log;
 	/* what a user checks: the every-second job kept running, nothing was skipped for a
 	 * run "on another instance" that does not exist */
 	ck_assert_msg(after - before >= 5 && busy == 0 && slow >= 2,
 	              "after mallory took the locks: %lld runs of tick in 8 s, %lld skipped as "
 	              "running on another instance, %lld runs of slow:\n%s",
-	              after - before, busy, slow, log);
+	              after - before, busy, slow, tail);
 	ck_assert_msg(!strstr(log, "held by another session") &&
 	                  !strstr(log, "previous fire still being claimed"),
-	              "the daemon waited for mallory's lock:\n%s", log);
+	              "the daemon waited for mallory's lock:\n%s", tail);
 	free(log);
 	itest_inst_stop(&a, SIGTERM);
 	for (int i = 0; i < n; i++)

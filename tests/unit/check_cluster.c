@@ -74,6 +74,25 @@ START_TEST(too_small_a_buffer)
 }
 END_TEST
 
+/* The database is the clock: an offset is judged allowing for half the round trip. */
+START_TEST(clock_offset_from_the_database)
+{
+	int64_t off;
+	/* sent at 1,000 s, answered after 20 ms, the database read 1,000.010 s: in step */
+	ck_assert(!cluster_clock_offset(1000000000LL, 20000, 1000010000LL, &off));
+	ck_assert_int_eq(off, 0);
+	/* this host 3 s ahead (issue 24: it ran every job 3 s early) */
+	ck_assert(cluster_clock_offset(1003000000LL, 20000, 1000010000LL, &off));
+	ck_assert_int_eq(off, -3000000);
+	/* 1.5 s behind, but a round trip of 2 s could explain all but 0.5 s of it: not judged */
+	ck_assert(!cluster_clock_offset(1000000000LL, 2000000, 1002500000LL, &off));
+	ck_assert_int_eq(off, 1500000);
+	/* just past the bound, and just within */
+	ck_assert(cluster_clock_offset(0, 0, (CLUSTER_MAX_OFFSET_MS + 1) * 1000LL, &off));
+	ck_assert(!cluster_clock_offset(0, 0, CLUSTER_MAX_OFFSET_MS * 1000LL, &off));
+}
+END_TEST
+
 START_TEST(definition_hash_tells_definitions_apart)
 {
 	struct conf_job a = {
@@ -109,6 +128,7 @@ int main(void)
 	tcase_add_test(tc, notifications_claim_a_turn);
 	tcase_add_test(tc, manual_and_reboot_need_no_claim);
 	tcase_add_test(tc, too_small_a_buffer);
+	tcase_add_test(tc, clock_offset_from_the_database);
 	tcase_add_test(tc, definition_hash_tells_definitions_apart);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
