@@ -108,7 +108,13 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	ck_assert_msg(strstr(got, "\"kind\":\"failed\""), "%s", got);
 	ck_assert_msg(strstr(got, "division by zero"), "%s", got);
 	free(got);
-	itest_sleep(4);
+	/* three fires of the tick after the failure have run (the dead sink's 1 s timeout
+	 * within them) */
+	itest_env_wait(&e, 15,
+	               "SELECT count(*) >= 3 FROM pgcrond.job_run_details WHERE job_name = 'tick'"
+	               " AND end_time IS NOT NULL AND scheduled_time > (SELECT start_time"
+	               " FROM pgcrond.job_run_details WHERE job_name = 'broken')");
+	itest_wait_log(e.log, "http://127.0.0.1:1/...", 5); /* and the dead sink is reported */
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	/* the dead webhook did not hold up the every-second job */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "

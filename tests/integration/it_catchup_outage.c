@@ -55,7 +55,7 @@ START_TEST(unreachable_database_catches_up_once)
 	                             "WHERE job_name = 'tick' AND trigger = 'catchup' "
 	                             "AND status = 'succeeded'"),
 	              "no catch-up run:\n%s", itest_read_file(e.log));
-	itest_sleep(3);
+	itest_sleep(3); /* a window for a replay to show */
 	/* once, not a burst of replays */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND trigger = 'catchup'"),

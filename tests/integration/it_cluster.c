@@ -213,7 +213,12 @@ START_TEST(overlap_skip_across_instances)
 	itest_inst_start(&b);
 	wait_live(&e, &a);
 	wait_live(&e, &b);
-	itest_sleep(7);
+	/* until two runs succeeded and a fire was skipped for a run on the other instance */
+	itest_env_wait(&e, 30,
+	               "SELECT count(*) FILTER (WHERE status = 'succeeded') >= 2 AND count(*)"
+	               " FILTER (WHERE status = 'skipped' AND return_message = 'a run of the job is"
+	               " still running on another instance; overlap = skip') >= 1"
+	               " FROM pgcrond.job_run_details");
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
 	/* no two runs of the job overlapped in time, whichever instance ran them */
@@ -369,7 +374,10 @@ START_TEST(claims_go_between_the_jobs_parts)
 	itest_inst_init(&a, &e, "turns1", jobs);
 	free(jobs);
 	itest_inst_start(&a);
-	itest_sleep(3); /* the tick's fires wait for their claims */
+	/* the tick's fires wait for their claims, queued behind the part the lock holds up: the
+	 * next fire finds its claim still pending */
+	ck_assert_msg(itest_wait_log(a.log, "tick: skipped: previous fire still being claimed", 15),
+	              "the tick's claims do not wait:\n%s", itest_read_file(a.log));
 	itest_exec(e.db, "COMMIT");
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = %d FROM pgcrond.instance_job"
@@ -422,7 +430,9 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	                 a.dir, a.dir, e.ci);
 	itest_inst_start(&a);
 	wait_live(&e, &a);
-	itest_sleep(4);
+	/* about four seconds' fires claimed */
+	itest_env_wait(&e, 15,
+	               "SELECT count(*) >= 44 FROM pgcrond.fire_claim WHERE instance = 'batch1'");
 	itest_inst_stop(&a, SIGTERM);
 	/* "cluster: N claims (N ours, 0 another instance's) in M statements, ..." at its stop */
 	char *log = itest_read_file(a.log);
@@ -476,7 +486,12 @@ START_TEST(stop_gives_back_early_claims)
 	itest_inst_start(&b);
 	wait_live(&e, &a);
 	wait_live(&e, &b);
-	itest_sleep(2);
+	/* both claim fires ahead of their instants */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(DISTINCT instance) = 2 FROM pgcrond.fire_claim"
+	                             " WHERE instance IN ('gb1', 'gb2')"),
+	              "not both instances claim:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
 	/* 40 ms before a whole second: both have claimed its fires (100 ms ahead) */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -485,13 +500,14 @@ START_TEST(stop_gives_back_early_claims)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	long long instant = (long long)ts.tv_sec + 1;
 	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
-	itest_sleep(2.5);
-	itest_inst_stop(&a, SIGTERM);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT job_name) FROM pgcrond.job_run_details"
 	         " WHERE scheduled_time = to_timestamp(%lld) AND status = 'succeeded'",
 	         instant);
+	/* the instant's eight runs, within the 2.5 s the test always gave them */
+	itest_env_wait(&e, 2.5, "SELECT (%s) = 8", sql);
+	itest_inst_stop(&a, SIGTERM);
 	long long ran = itest_scalar_ll(e.db, sql);
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(job_name || ' ' || instance, ', ' ORDER BY job_name)"
@@ -536,24 +552,36 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	}
 	for (int i = 0; i < 3; i++)
 		wait_live(&e, &in[i]);
-	itest_sleep(2);
+	/* the cluster serves every job of a second before the window opens */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded' GROUP BY scheduled_time"
+	                             " HAVING count(DISTINCT job_name) = 3)"),
+	              "the three jobs do not run:\n%s", itest_read_file(in[0].log));
 	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
 	double t0 = itest_now();
 	int victim = 0, kills = 0;
 	while (itest_now() - t0 < run_s) {
-		itest_sleep(10);
+		itest_sleep(10); /* the rotation's period: a time by design */
 		itest_inst_stop(&in[victim], SIGKILL);
 		kills++;
-		itest_sleep(0.3);
+		itest_sleep(0.3); /* down for a moment, by design */
 		itest_inst_start(&in[victim]);
 		victim = (victim + 1) % 3;
 	}
 	char *to =
 	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
-	itest_sleep(4);
+	char sql[1024];
+	/* until every fire of the window is served, 4 s at most (what the test always gave) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT (job_name, scheduled_time)) = 3 * (extract(epoch FROM"
+	         " '%s'::timestamptz - '%s'::timestamptz)::bigint + 1) FROM pgcrond.job_run_details"
+	         " WHERE status IN ('succeeded', 'failed', 'running')"
+	         " AND scheduled_time BETWEEN '%s' AND '%s'",
+	         to, from, from, to);
+	itest_wait_sql(e.db, sql, 4);
 	for (int i = 0; i < 3; i++)
 		itest_inst_stop(&in[i], SIGTERM);
-	char sql[1024];
 	/* zero fires run twice among successful runs */
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM (SELECT job_name, scheduled_time"
@@ -616,14 +644,19 @@ START_TEST(notification_burst_is_one_run)
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 3 FROM pg_stat_activity WHERE"
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
-	                             " AND datname = current_database()"),
-	              "not every instance listens");
-	itest_sleep(1.5); /* the runs a listener's first connect owes are over */
+	                             " AND query <> '' AND datname = current_database()"),
+	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
+	                         " WHERE status IN ('starting', 'running')"));
 	long long before = itest_scalar_ll(e.db, "SELECT count(*) FROM notified");
 	for (int burst = 0; burst < 2; burst++) {
 		for (int i = 0; i < 20; i++)
 			itest_exec(e.db, "NOTIFY burst, 'x'");
-		itest_sleep(3);
+		itest_env_wait(&e, 10, "SELECT count(*) >= %lld FROM notified", before + burst + 1);
+		/* a time window: a second run of the burst (another instance's) would show by now
+		 */
+		itest_sleep(1.5);
 	}
 	long long runs = itest_scalar_ll(e.db, "SELECT count(*) FROM notified") - before;
 	ck_assert_msg(runs == 2, "2 bursts made %lld runs in the cluster", runs);
@@ -661,7 +694,17 @@ START_TEST(fan_in_across_instances)
 	}
 	for (int i = 0; i < 3; i++)
 		wait_live(&e, &in[i]);
-	itest_sleep(18);
+	/* six rounds, one of them with its upstreams on different instances */
+	itest_env_wait(
+	    &e, 45,
+	    "SELECT (SELECT least(count(*) FILTER (WHERE job_name = 'u1'), count(*) FILTER"
+	    "  (WHERE job_name = 'u2')) >= 6 FROM pgcrond.job_run_details WHERE status ="
+	    "  'succeeded') AND EXISTS (SELECT FROM pgcrond.job_run_details d WHERE d.job_name ="
+	    "  'd' AND (SELECT instance FROM pgcrond.job_run_details r WHERE r.job_name = 'u1'"
+	    "  AND r.status = 'succeeded' AND r.end_time <= d.start_time ORDER BY r.end_time"
+	    "  DESC LIMIT 1) IS DISTINCT FROM (SELECT instance FROM pgcrond.job_run_details r"
+	    "  WHERE r.job_name = 'u2' AND r.status = 'succeeded' AND r.end_time <= d.start_time"
+	    "  ORDER BY r.end_time DESC LIMIT 1))");
 	for (int i = 0; i < 3; i++)
 		itest_inst_stop(&in[i], SIGTERM);
 	long long n1 = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"

@@ -348,7 +348,7 @@ START_TEST(pause_resume_persist_and_catch_up)
 	ck_assert_msg(status == 0 && strstr(out, "already paused"), "pause again: %d %s", status,
 	              out);
 	free(out);
-	itest_sleep(2);
+	itest_sleep(2); /* a window: a paused job does not run */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), n0);
 
 	/* a restart keeps it paused, also after a crash (the socket file left behind is
@@ -361,7 +361,7 @@ START_TEST(pause_resume_persist_and_catch_up)
 	free(paused);
 	itest_env_start(&e);
 	ck_assert(itest_wait_log(e.log, "job tick is paused", 2));
-	itest_sleep(1.5);
+	itest_sleep(1.5); /* a window: nor after the restart */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), n0);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE trigger = 'catchup'"),

@@ -281,7 +281,7 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
 	        "AND status = 'failed' AND return_message <> ''"),
 	    "orphan row not closed:\n%s", itest_read_file(e.log));
-	itest_sleep(2);
+	itest_sleep(2); /* a window: the closed orphan is not run again */
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	ck_assert_int_eq(
 	    itest_env_count(&e,

@@ -181,7 +181,7 @@ START_TEST(promoted_standby_takes_over)
 	                             " AND start_time > now() - interval '5 s'",
 	                             30),
 	              "A does not run on the new primary:\n%s", itest_read_file(loga));
-	itest_sleep(2);
+	itest_sleep(2); /* a window for a fire run twice to show */
 	/* nothing ran while its server was a standby, and no fire ran twice */
 	itest_assert_scalar(s, "SELECT count(*) FROM ticks WHERE standby", "0");
 	itest_assert_scalar(

@@ -224,10 +224,12 @@ START_TEST(stopped_across_fires_catches_up_once)
 	              "tick never ran:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_exec(e.db, "CREATE TABLE stopped AS SELECT clock_timestamp() AS at");
-	itest_sleep(7);
-	/* restart a second after a fire (at multiples of 3 s), so the catch-up is decided
-	 * before the next regular fire, which would otherwise stand for it */
-	while (time(NULL) % 3 != 1)
+	/* restart a second after the second fire (at multiples of 3 s) since the stop, so the
+	 * catch-up is decided before the next regular fire, which would otherwise stand for it
+	 * (a wait for the wall clock: the schedule's instants; before, 7 s and then the next
+	 * such second) */
+	time_t second_fire = (time(NULL) / 3 + 2) * 3;
+	while (time(NULL) < second_fire + 1)
 		itest_sleep(0.05);
 	itest_exec(e.db, "CREATE TABLE restarted AS SELECT clock_timestamp() AS at");
 	itest_env_start(&e);

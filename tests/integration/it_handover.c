@@ -318,10 +318,8 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
-	                             " AND datname = current_database()"),
-	              "not every instance listens");
-	/* the runs a listener's first connect owes are over */
-	itest_sleep(1);
+	                             " AND query <> '' AND datname = current_database()"),
+	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
 	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
 	                         " WHERE status IN ('starting', 'running')"));
@@ -412,6 +410,24 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 }
 END_TEST
 
+/* LOG (a path) has the cluster's "history database ... is reachable again". */
+static bool cluster_back(void *log)
+{
+	char *text = itest_read_file(log);
+	bool back = false;
+	for (char *l = strstr(text, "cluster: history database "); l && !back;
+	     l = strstr(l + 1, "cluster: history database ")) {
+		char *end = strchr(l, '\n');
+		if (end)
+			*end = '\0';
+		back = strstr(l, " is reachable again") != NULL;
+		if (end)
+			*end = '\n';
+	}
+	free(text);
+	return back;
+}
+
 /* A pause made while the history database is down acts on its instance at once (the
  * state_dir copy) and reaches the other instances when the database is back. */
 START_TEST(pause_while_database_down_reaches_others_later)
@@ -464,7 +480,8 @@ START_TEST(pause_while_database_down_reaches_others_later)
 	 * with the server's restart; wa is not dead for that */
 	kill(a.pid, SIGSTOP);
 	itest_sandbox2("resume");
-	itest_sleep(3);
+	ck_assert_msg(itest_wait_until(cluster_back, b.log, 30), "wb did not reconnect:\n%s",
+	              itest_read_file(b.log));
 	kill(a.pid, SIGCONT);
 	double t0 = itest_now();
 	for (;;) {

@@ -12,6 +12,21 @@
 
 #include "itest.h"
 
+/* 15 ticks since BEFORE on APP and a spill file that is not empty. */
+struct outage_wait {
+	PGconn *app;
+	long long before;
+	const char *spool;
+};
+
+static bool outage_seen(void *arg)
+{
+	struct outage_wait *w = arg;
+	struct stat st;
+	return itest_scalar_ll(w->app, "SELECT count(*) FROM ticks") - w->before >= 15 &&
+	       stat(w->spool, &st) == 0 && st.st_size > 0;
+}
+
 START_TEST(history_outage_loses_nothing)
 {
 	struct itest_env e;
@@ -54,7 +69,10 @@ START_TEST(history_outage_loses_nothing)
 	/* 20 s without the history database; the job keeps running on app */
 	long long ticks_before = itest_scalar_ll(app, "SELECT count(*) FROM ticks");
 	itest_sandbox2("pause");
-	itest_sleep(20);
+	/* until 15 ticks and a spill, within the 20 s the test gives them */
+	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);
+	struct outage_wait w = {app, ticks_before, path};
+	itest_wait_until(outage_seen, &w, 20);
 	long long during = itest_scalar_ll(app, "SELECT count(*) FROM ticks") - ticks_before;
 	ck_assert_msg(during >= 15, "the job should keep running: %lld ticks in 20 s", during);
 	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);

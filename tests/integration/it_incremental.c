@@ -442,8 +442,11 @@ START_TEST(test_daemon_notified_runs)
 	                   "AND datname = current_database() AND (query LIKE "
 	                   "'%%submission_scored%%' OR query LIKE '%%trigger_request%%')"),
 	    "the daemon does not listen:\n%s", itest_read_file(e.log));
-	/* a run the listener's first connection may start settles first */
-	itest_sleep(1.5);
+	/* a run the listener's first connection may start settles first (none should start:
+	 * README, "The first connect does not run anything") */
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
+	                         " WHERE status IN ('starting', 'running')"));
 	long long runs = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'lanes' AND status = 'succeeded'");
 

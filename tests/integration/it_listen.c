@@ -107,14 +107,14 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 {
 	struct itest_env e;
 	listen_setup(&e, "reconnect", "200ms", "5s");
-	itest_sleep(1);
+	itest_sleep(1); /* a window: the first connect must start no run */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                 "WHERE application_name = 'pgcrond listener'");
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM payload_runs WHERE n = 0"),
 	              "no run after the reconnect:\n%s", itest_read_file(e.log));
 	ck_assert(itest_wait_log(e.log, "may have been missed", 5));
-	itest_sleep(1.5);
+	itest_sleep(1.5); /* a window: one run after the reconnect, not two */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 1);
 	/* and it listens again */
 	ck_assert(itest_env_listening(&e, 10));
@@ -177,7 +177,7 @@ START_TEST(reload_keeps_listener_and_starts_no_run)
 		kill(e.pid, SIGHUP);
 		ck_assert(itest_wait_log(e.log, "configuration reloaded", 10));
 	}
-	itest_sleep(2);
+	itest_sleep(2); /* a window: a reload must start no run */
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM payload_runs") == 0,
 	              "a reload started a run:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
@@ -192,7 +192,7 @@ START_TEST(reload_keeps_listener_and_starts_no_run)
 	                         "= 'pgcrond listener' AND query LIKE '%%other_channel%%' AND "
 	                         "state = 'idle' AND datname = current_database()"));
 	ck_assert_int_eq(itest_env_count(&e, "%s", pid_sql), pid);
-	itest_sleep(1);
+	itest_sleep(1); /* a window: nor listening on a new channel */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
 	/* both channels work */
 	itest_exec(e.db, "SELECT pg_notify('ev_channel', 'a'), pg_notify('other_channel', 'b')");

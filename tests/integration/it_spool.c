@@ -128,8 +128,7 @@ START_TEST(tiny_state_dir_and_history_outage)
 	                         20));
 	PQfinish(hist);
 	itest_sandbox2("pause");
-	itest_sleep(12);
-	ck_assert_msg(itest_wait_log(e.log, "No space left on device", 1),
+	ck_assert_msg(itest_wait_log(e.log, "No space left on device", 13),
 	              "the tmpfs never filled up:\n%s", tail(itest_read_file(e.log)));
 	itest_sandbox2("resume");
 	hist = itest_connect(hist_ci);

@@ -161,7 +161,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	              itest_read_file(e.log));
 	itest_sleep(0.5); /* a run started just before the removal ends */
 	long long n = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'");
-	itest_sleep(2.5);
+	itest_sleep(2.5); /* a window: no run after the removal */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'"), n);
 	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
 

@@ -77,7 +77,7 @@ START_TEST(unauthorized_role_starts_no_run)
 	st = sqlstate_of(alice, "INSERT INTO pgcrond.trigger_request (job_name) VALUES ('yearly')");
 	ck_assert_str_eq(st, "42501");
 	free(st);
-	itest_sleep(2);
+	itest_sleep(2); /* a window: a refused request starts no run */
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM ticks") == 0,
 	              "an unauthorized role started a run:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
@@ -185,7 +185,7 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 	                             "SELECT count(*) = 2000 FROM pgcrond.trigger_request WHERE "
 	                             "outcome = 'refused: no such job is configured'"),
 	              "the requests were not all answered:\n%s", itest_read_file(e.log));
-	itest_sleep(1);
+	itest_sleep(1); /* a window for more log lines to show */
 	char *log = itest_read_file(e.log);
 	int lines = count_lines(log, "refused") + count_lines(log, "ignored");
 	ck_assert_msg(lines >= 1 && lines <= 6, "%d log lines about refused requests:\n%.2000s",

@@ -147,6 +147,17 @@ bool itest_wait_sql(PGconn *c, const char *sql, double timeout_s)
 	}
 }
 
+bool itest_wait_until(bool (*cond)(void *), void *arg, double timeout_s)
+{
+	double end = itest_now() + timeout_s;
+	for (;;) {
+		bool ok = cond(arg);
+		if (ok || itest_now() > end)
+			return ok;
+		itest_sleep(0.05);
+	}
+}
+
 const char *itest_user(void)
 {
 	const char *u = getenv("PGSANDBOX_USER");

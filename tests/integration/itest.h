@@ -31,6 +31,11 @@ void itest_assert_scalar_at(const char *file, int line, PGconn *c, const char *s
  * value. Polling is fine in a test; the daemon itself never polls. */
 bool itest_wait_sql(PGconn *c, const char *sql, double timeout_s);
 
+/* Call COND(ARG) every 50 ms until it returns true or TIMEOUT_S passed; returns its last
+ * value. For conditions neither SQL nor a log line shows (a file, a count read some other
+ * way); the deadline only bounds a failure, success returns at once. */
+bool itest_wait_until(bool (*cond)(void *), void *arg, double timeout_s);
+
 /* The unprivileged user the sandbox and the daemon run as. */
 const char *itest_user(void);
 /* A new temp dir, mode 0755, owned by root (so plugin-directory checks pass) but whose
