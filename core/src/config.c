@@ -1279,6 +1279,16 @@ static void check_jobs(struct loader *L)
 				       j->name, j->after[a]);
 		}
 		/* cycles, self-references included, are the DAG's to report (dag.c) */
+		size_t max = cfg->max_command_size > 0 ? (size_t)cfg->max_command_size
+		                                       : CONFIG_MAX_COMMAND_SIZE;
+		size_t len = j->command ? strlen(j->command) : 0;
+		if (len > max)
+			report(
+			    L, j->file, j->line,
+			    "job \"%s\": the command is %zu bytes, more than max_command_size (%zu "
+			    "bytes); keep the SQL in a function or procedure and call it from the "
+			    "job, or raise max_command_size in %s",
+			    j->name, len, max, cfg->file);
 	}
 }
 
