@@ -86,6 +86,31 @@ out:
 	return s;
 }
 
+static bool exec_ok(PGresult *r, const char *what);
+
+/* pgcrond.conf's bounds into pgcrond.setting, where cron.schedule enforces them (step 12);
+ * the step that makes the table ships with this build. */
+static int write_limits(PGconn *conn, const struct pgc_config *cfg)
+{
+	char size[24], jobs[24];
+	snprintf(size, sizeof(size), "%d",
+	         cfg->max_command_size > 0 ? cfg->max_command_size : CONFIG_MAX_COMMAND_SIZE);
+	snprintf(jobs, sizeof(jobs), "%d",
+	         cfg->max_jobs_per_role > 0 ? cfg->max_jobs_per_role : CONFIG_MAX_JOBS_PER_ROLE);
+	const char *p[] = {size, jobs};
+	PGresult *r =
+	    PQexecParams(conn,
+	                 "INSERT INTO pgcrond.setting (name, value)"
+	                 " SELECT n, v FROM (VALUES ('max_command_size', $1::bigint),"
+	                 "                          ('max_jobs_per_role', $2::bigint)) AS x (n, v)"
+	                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+	                 "  WHERE pgcrond.setting.value OPERATOR(pg_catalog.<>) EXCLUDED.value",
+	                 2, NULL, p, NULL, NULL, 0);
+	bool ok = exec_ok(r, "writing max_command_size and max_jobs_per_role");
+	PQclear(r);
+	return ok ? 0 : -EIO;
+}
+
 static bool exec_ok(PGresult *r, const char *what)
 {
 	ExecStatusType s = PQresultStatus(r);
@@ -645,7 +670,9 @@ int cli_install(int argc, char **argv)
 		rc = install_exit(conn, hrc);
 		goto out;
 	}
-	int src = sync_jobs(conn, cfg, reg, &counts);
+	int src = write_limits(conn, cfg);
+	if (src == 0)
+		src = sync_jobs(conn, cfg, reg, &counts);
 	PGresult *r = PQexec(conn, src == 0 ? "COMMIT" : "ROLLBACK");
 	if (src != 0 || !exec_ok(r, "COMMIT")) {
 		if (src == -ENOMEM)

@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,32 +139,147 @@ static int count_lines(const char *path)
 }
 
 /* Read PATH into CF; on failure report why, in words, and return false. */
-static bool read_file(struct loader *L, config_t *cf, const char *path, const char *include_dir)
+/* The text of the file open on FD (at most CONFIG_FILE_MAX bytes: libconfig's parser is
+ * quadratic in places, a huge file would hold the loop), NUL-terminated, malloc'd; NULL after
+ * reporting at PATH. Closes FD. */
+static char *slurp(struct loader *L, int fd, const char *path)
 {
-	FILE *f;
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	ssize_t r = 0;
 
-	remember_file(L, path);
-	/* libconfig says only "file I/O error"; ask the system for the reason first */
-	f = fopen(path, "r");
-	if (!f) {
-		report(L, path, 0, "cannot read the file: %s; check the path and its permissions",
-		       strerror(errno));
-		return false;
+	if (!buf) {
+		L->oom = true;
+		close(fd);
+		return NULL;
 	}
-	struct stat st;
-	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > CONFIG_FILE_MAX) {
-		/* libconfig's parser is quadratic in places: a huge file would hold the loop */
+	while (n <= CONFIG_FILE_MAX) {
+		if (n + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				L->oom = true;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	int e = errno;
+	close(fd);
+	if (L->oom || r < 0) {
+		if (r < 0)
+			report(L, path, 0,
+			       "cannot read the file: %s; check the path and its permissions",
+			       strerror(e));
+		free(buf);
+		return NULL;
+	}
+	if (n > CONFIG_FILE_MAX) {
+		struct stat st;
+		long long size = stat(path, &st) == 0 ? (long long)st.st_size : (long long)n;
 		report(
 		    L, path, 0,
 		    "the file is %lld bytes, more than the %d bytes (1 MiB) a configuration file "
 		    "may have; split it into several files in conf_dir",
-		    (long long)st.st_size, CONFIG_FILE_MAX);
-		fclose(f);
+		    size, CONFIG_FILE_MAX);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* libconfig (1.5 in Debian 12: no config_set_include_func) opens @include files itself, by
+ * path. Each one, and each one they include, must pass the trust check first; once every
+ * directory and link on the way is trusted, nobody else can swap what libconfig opens. TEXT
+ * is FILE's; returns false after reporting at the @include's FILE:LINE. */
+static bool includes_trusted(struct loader *L, const char *text, const char *file,
+                             const char *include_dir, int depth)
+{
+	int line = 1;
+	bool ok = true;
+
+	for (const char *p = text; *p; line++) {
+		const char *eol = strchr(p, '\n');
+		const char *q = p + strspn(p, " \t");
+		if (strncmp(q, "@include", 8) == 0 && (q[8] == ' ' || q[8] == '\t')) {
+			q += 8;
+			q += strspn(q, " \t");
+			const char *endq = *q == '"' ? strchr(q + 1, '"') : NULL;
+			if (endq && (!eol || endq < eol)) {
+				char name[PATH_MAX], full[PATH_MAX * 2], why[1024];
+				size_t nl = (size_t)(endq - q - 1);
+				if (nl >= sizeof(name))
+					nl = sizeof(name) - 1;
+				memcpy(name, q + 1, nl);
+				name[nl] = '\0';
+				const char *dir = include_dir && *include_dir ? include_dir : ".";
+				text_format(full, sizeof(full), "%s%s%s", name[0] == '/' ? "" : dir,
+				            name[0] == '/' ? "" : "/", name);
+				int fd = -1;
+				int rc = trust_open(full, false, L->self, &fd, why, sizeof(why));
+				if (rc == -ENOENT) {
+					/* libconfig reports it ("cannot open the @include file") */
+				} else if (rc < 0) {
+					char shown[PATH_MAX + 8];
+					text_escape_ctl(name, shown, sizeof(shown));
+					report(L, file, line, "refusing @include \"%s\": %s", shown,
+					       why);
+					ok = false;
+				} else if (fd >= 0 && depth < 10) {
+					char *sub = slurp(L, fd, full);
+					fd = -1;
+					if (!sub ||
+					    !includes_trusted(L, sub, full, include_dir, depth + 1))
+						ok = false;
+					free(sub);
+				}
+				if (fd >= 0)
+					close(fd);
+			}
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return ok;
+}
+
+/* Read PATH into CF, after its @include files passed the trust check. FD >= 0: the file as
+ * trust_open checked it, whose text is scanned for them. */
+static bool read_file(struct loader *L, config_t *cf, const char *path, const char *include_dir,
+                      int fd)
+{
+	remember_file(L, path);
+	if (fd < 0) {
+		/* libconfig says only "file I/O error"; ask the system for the reason first */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			report(L, path, 0,
+			       "cannot read the file: %s; check the path and its permissions",
+			       strerror(errno));
+			return false;
+		}
+	}
+	char *body = slurp(L, fd, path);
+	if (!body)
+		return false;
+	if (!includes_trusted(L, body, path, include_dir, 0)) {
+		free(body);
 		return false;
 	}
-	fclose(f);
 	config_init(cf);
 	config_set_include_dir(cf, include_dir && *include_dir ? include_dir : ".");
+	free(body);
+	/* by path, for libconfig's file names in settings and errors: the path was walked on
+	 * descriptors and every directory and link on it is trusted, so only root or pgcrond's
+	 * user could have changed what it names since */
 	if (config_read_file(cf, path))
 		return true;
 
@@ -1110,11 +1227,11 @@ static void parse_job(struct loader *L, const config_setting_t *s, const char *p
 static const char *const daemon_keys_hint =
     "is a daemon setting; it belongs in the main file, not in a job file";
 
-static void load_job_file(struct loader *L, const char *path)
+static void load_job_file(struct loader *L, const char *path, int fd)
 {
 	config_t cf;
 
-	if (!read_file(L, &cf, path, L->cfg->conf_dir))
+	if (!read_file(L, &cf, path, L->cfg->conf_dir, fd))
 		return;
 	const config_setting_t *root = config_root_setting(&cf);
 	int n = config_setting_length(root);
@@ -1259,9 +1376,17 @@ static void load_conf_dir(struct loader *L)
 			       strerror(errno));
 		} else if (S_ISREG(st.st_mode) &&
 		           !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
-		             st.st_ino == L->main_st.st_ino) &&
-		           check_trusted(L, path, false, "this file", path, 0) == 0) {
-			load_job_file(L, path);
+		             st.st_ino == L->main_st.st_ino)) {
+			/* checked and read on one descriptor: what was checked is what is read */
+			char why[1024];
+			int fd = -1;
+			int rc = trust_open(path, false, L->self, &fd, why, sizeof(why));
+			if (rc < 0 && rc != -ENOENT)
+				report(L, path, 0, "refusing this file: %s", why);
+			else if (rc == 0 && fd < 0)
+				report(L, path, 0, "cannot read the file: not a regular file");
+			else if (rc == 0)
+				load_job_file(L, path, fd);
 		}
 		if (L->n_errors > errors_before)
 			blame(L, path);
@@ -1298,6 +1423,16 @@ static void check_jobs(struct loader *L)
 				       j->name, j->after[a]);
 		}
 		/* cycles, self-references included, are the DAG's to report (dag.c) */
+		size_t max = cfg->max_command_size > 0 ? (size_t)cfg->max_command_size
+		                                       : CONFIG_MAX_COMMAND_SIZE;
+		size_t len = j->command ? strlen(j->command) : 0;
+		if (len > max)
+			report(
+			    L, j->file, j->line,
+			    "job \"%s\": the command is %zu bytes, more than max_command_size (%zu "
+			    "bytes); keep the SQL in a function or procedure and call it from the "
+			    "job, or raise max_command_size in %s",
+			    j->name, len, max, cfg->file);
 	}
 }
 
@@ -1374,7 +1509,7 @@ static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_c
 	L.have_main_st = stat(path, &L.main_st) == 0;
 
 	L.self = geteuid();
-	if (!L.oom && read_file(&L, &cf, path, L.main_dir)) {
+	if (!L.oom && read_file(&L, &cf, path, L.main_dir, -1)) {
 		const config_setting_t *root = config_root_setting(&cf);
 		parse_main(&L, root, path);
 		finish_main(&L, root);

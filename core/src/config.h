@@ -98,6 +98,13 @@ struct conf_alert_sink {
 };
 
 /* http = { ... }: the HTTP listener (http.c); listen NULL when there is none. */
+/* Bounds on what a role may hand the daemon (issue 23): a command's size, enforced by
+ * cron.schedule and pgcrond.schedule (pgcrond install writes the values into
+ * pgcrond.setting), by `pgcrond check` for file jobs and when the daemon reads SQL jobs; and
+ * the number of SQL jobs of one role. */
+#define CONFIG_MAX_COMMAND_SIZE (1024 * 1024)
+#define CONFIG_MAX_JOBS_PER_ROLE 1000
+
 struct conf_http {
 	char *listen;        /* "ADDRESS:PORT" as written */
 	char *host;          /* its numeric address */
@@ -125,6 +132,8 @@ struct pgc_config {
 	char *history_database;    /* history.database; default: the only database if just one */
 	int64_t history_retain_ms; /* history.retain, default 30d */
 	int max_running;           /* default 32 */
+	int max_command_size;      /* bytes a job's command may have; 0: CONFIG_MAX_COMMAND_SIZE */
+	int max_jobs_per_role;     /* jobs made in SQL per role; 0: CONFIG_MAX_JOBS_PER_ROLE */
 	int64_t shutdown_grace_ms; /* default 30s */
 	struct conf_alert_sink *alerts;
 	size_t n_alerts;

@@ -230,6 +230,8 @@ const struct key_spec config_main_keys[] = {
     {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
     {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
     {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
+    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
     {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
     {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
     {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},

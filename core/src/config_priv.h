@@ -34,7 +34,7 @@ struct loader {
 	char **files; /* every file read, in order: ranks diagnostics for sorting */
 	size_t n_files;
 	/* lines of main-file settings, for messages about them found later (0: absent) */
-	int main_line[16];
+	int main_line[24];
 	int history_db_line;
 	size_t jobs_cap;
 	/* the user the files must belong to (root or this one): the daemon's, see config.c */

@@ -61,6 +61,7 @@ static void rows_free(struct sql_row *rows, size_t n)
 }
 
 static void read_jobs(struct sqljobs *sj);
+static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
 static char *rebuild(const char *conninfo, const char *dbname, const char *user,
                      const char *application_name, bool keep_password);
@@ -132,6 +133,25 @@ static void on_rows(void *arg, const PGresult *res)
 		return;
 	}
 	bool same = sj->last && strcmp(sj->last, all) == 0;
+	/* rows whose command was too long to fetch: left out, said once per change */
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *len = PQgetvalue(res, (int)i, 9);
+		if (!rows[i].command && !PQgetisnull(res, (int)i, 9)) {
+			if (!same)
+				log_error(
+				    "job \"%s\" of role \"%s\" is not loaded: its command is %s "
+				    "bytes, more than max_command_size (%lld bytes); its owner "
+				    "should schedule a call of a function instead",
+				    rows[i].name ? rows[i].name : "?",
+				    rows[i].username ? rows[i].username : "?", len,
+				    max_command(sj));
+			rows_free(&rows[i], 1);
+			continue;
+		}
+		rows[kept++] = rows[i];
+	}
+	n = kept;
 	rows_free(sj->rows, sj->n_rows);
 	free(sj->last);
 	sj->rows = rows;
@@ -145,11 +165,24 @@ static void on_rows(void *arg, const PGresult *res)
 		sj->changed(sj->arg);
 }
 
+/* A command longer than max_command_size is not even fetched (a row written before the
+ * limit, or past it by the table's owner): 256 MB held the loop 9.8 s. */
 static const char rows_sql[] =
-    "SELECT jobid, jobname, schedule, command, database, username, options::text, enabled,"
+    "SELECT jobid, jobname, schedule,"
+    "       CASE WHEN pg_catalog.octet_length(command) OPERATOR(pg_catalog.>) $1::bigint"
+    "            THEN NULL ELSE command END,"
+    "       database, username, options::text, enabled,"
     "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
-    "                  WHERE r.rolname = j.username), false)"
-    "  FROM pgcrond.job j WHERE source = 'sql' AND removed_at IS NULL ORDER BY jobid";
+    "                  WHERE r.rolname OPERATOR(pg_catalog.=) j.username), false),"
+    "       pg_catalog.octet_length(command)"
+    "  FROM pgcrond.job j WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
+    " ORDER BY jobid";
+
+static long long max_command(const struct sqljobs *sj)
+{
+	return sj->files && sj->files->max_command_size > 0 ? sj->files->max_command_size
+	                                                    : CONFIG_MAX_COMMAND_SIZE;
+}
 
 static void read_jobs(struct sqljobs *sj)
 {
@@ -157,7 +190,10 @@ static void read_jobs(struct sqljobs *sj)
 		sj->again = true; /* a change committed while the last read was under way */
 		return;
 	}
-	if (notify_query(sj->n, rows_sql, NULL, 0, on_rows, sj) == 0)
+	char limit[24];
+	snprintf(limit, sizeof(limit), "%lld", max_command(sj));
+	const char *p[] = {limit};
+	if (notify_query(sj->n, rows_sql, p, 1, on_rows, sj) == 0)
 		sj->reading = true;
 	/* otherwise the connection is down: on_listening reads again once it is back */
 }
@@ -697,9 +733,11 @@ out:
 int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_config **out,
                        struct diag_list *dl)
 {
-	struct sqljobs tmp = {0};
-	char *all = NULL;
-	PGresult *r = PQexec(conn, rows_sql);
+	struct sqljobs tmp = {.files = files};
+	char *all = NULL, limit[24];
+	snprintf(limit, sizeof(limit), "%lld", max_command(&tmp));
+	const char *p[] = {limit};
+	PGresult *r = PQexecParams(conn, rows_sql, 1, NULL, p, NULL, NULL, 0);
 	int rc = 0;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)

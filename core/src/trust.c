@@ -2,11 +2,13 @@
 #include "trust.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "text.h"
 
@@ -39,100 +41,246 @@ static int check_one(const struct stat *st, const char *shown, const char *chmod
 	return -EPERM;
 }
 
-/* Every directory from DIR (absolute, resolved) up to /, the first one STRICT_FIRST. */
-static int check_chain(const char *dir, bool strict_first, const char *below, uid_t self, char *err,
-                       size_t errlen)
-{
-	char cur[PATH_MAX], shown[PATH_MAX + 64];
-	struct stat st;
-	bool strict = strict_first;
+/* The path is walked one name at a time from /, each name opened (O_PATH, O_NOFOLLOW) below
+ * the descriptor of the directory already checked, and each checked on its descriptor
+ * (fstat): a directory or link others could swap between a check and a use is refused, and
+ * so no check can be raced. Every directory passed is checked (a root-owned sticky one may
+ * be writable by all), the one holding the target or a symbolic link strictly; a link's
+ * target is walked the same way, as many links as the kernel would follow. */
+#define MAX_LINKS 40
+#define MAX_DEPTH 256
 
-	if (text_format(cur, sizeof(cur), "%s", dir) >= (int)sizeof(cur))
-		return -ENAMETOOLONG;
-	for (;;) {
-		if (stat(cur, &st) < 0) {
-			int e = errno;
-			text_format(err, errlen, "cannot examine directory %s above %s: %s", cur,
-			            below, strerror(e));
-			return -e;
-		}
-		text_format(shown, sizeof(shown), "directory %s above %s", cur, below);
-		int rc = check_one(&st, shown, cur, strict, self, err, errlen);
-		if (rc < 0)
-			return rc;
-		strict = false;
-		if (strcmp(cur, "/") == 0)
-			return 0;
-		char *slash = strrchr(cur, '/');
-		if (slash == cur)
-			slash[1] = '\0'; /* "/etc" -> "/" */
-		else
-			*slash = '\0';
-	}
+struct walk {
+	int fds[MAX_DEPTH]; /* the directories from / down */
+	char paths[MAX_DEPTH][PATH_MAX];
+	int depth; /* fds[depth - 1] is the current directory */
+};
+
+static void walk_reset(struct walk *w)
+{
+	while (w->depth > 1)
+		close(w->fds[--w->depth]);
 }
 
-/* The resolved directory holding PATH (which need not be resolvable itself: a link). */
-static int parent_of(const char *path, char *out)
+static void walk_free(struct walk *w)
 {
-	char tmp[PATH_MAX];
-	const char *slash = strrchr(path, '/');
+	while (w->depth > 0)
+		close(w->fds[--w->depth]);
+}
 
-	if (!slash)
-		return realpath(".", out) ? 0 : -errno;
-	if (slash == path)
-		return realpath("/", out) ? 0 : -errno;
-	if ((size_t)(slash - path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	memcpy(tmp, path, (size_t)(slash - path));
-	tmp[slash - path] = '\0';
-	return realpath(tmp, out) ? 0 : -errno;
+static int check_fd(int fd, const char *shown, const char *chmod_path, bool strict, uid_t self,
+                    char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		text_format(err, errlen, "cannot examine %s: %s", shown, strerror(e));
+		return -e;
+	}
+	return check_one(&st, shown, chmod_path, strict, self, err, errlen);
+}
+
+/* Check the directory the walk is in strictly: it holds the target or a link. */
+static int check_holder(struct walk *w, const char *path, uid_t self, char *err, size_t errlen)
+{
+	char shown[PATH_MAX + 64];
+	const char *dir = w->paths[w->depth - 1];
+	text_format(shown, sizeof(shown), "directory %s above %s", dir, path);
+	return check_fd(w->fds[w->depth - 1], shown, dir, true, self, err, errlen);
+}
+
+int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, size_t errlen)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	char *rest = malloc(PATH_MAX * 2), *tmp = malloc(PATH_MAX * 2);
+	int rc = 0, links = 0;
+
+	*out = -1;
+	if (errlen)
+		err[0] = '\0';
+	if (!w || !rest || !tmp) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (path[0] == '/') {
+		rc =
+		    text_format(rest, PATH_MAX * 2, "%s", path) >= PATH_MAX * 2 ? -ENAMETOOLONG : 0;
+	} else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			rc = -errno;
+		else if (text_format(rest, PATH_MAX * 2, "%s/%s", cwd, path) >= PATH_MAX * 2)
+			rc = -ENAMETOOLONG;
+	}
+	if (rc < 0) {
+		text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	w->fds[0] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (w->fds[0] < 0) {
+		rc = -errno;
+		text_format(err, errlen, "cannot examine /: %s", strerror(-rc));
+		goto out;
+	}
+	strcpy(w->paths[0], "/");
+	w->depth = 1;
+	char shown0[PATH_MAX + 64];
+	text_format(shown0, sizeof(shown0), "directory / above %s", path);
+	if ((rc = check_fd(w->fds[0], shown0, "/", false, self, err, errlen)) < 0)
+		goto out;
+
+	for (;;) {
+		/* the next name of REST */
+		char *p = rest;
+		while (*p == '/')
+			p++;
+		if (!*p) {
+			/* the path ends in a directory (or is "/") */
+			if (!is_dir) {
+				rc = -EISDIR;
+				text_format(err, errlen, "%s is a directory", path);
+				goto out;
+			}
+			char shown[PATH_MAX + 16];
+			text_format(shown, sizeof(shown), "directory %s", path);
+			if ((rc = check_fd(w->fds[w->depth - 1], shown, path, true, self, err,
+			                   errlen)) < 0)
+				goto out;
+			goto out;
+		}
+		char *end = strchr(p, '/');
+		size_t nl = end ? (size_t)(end - p) : strlen(p);
+		char name[NAME_MAX + 1];
+		if (nl > NAME_MAX) {
+			rc = -ENAMETOOLONG;
+			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
+			goto out;
+		}
+		memcpy(name, p, nl);
+		name[nl] = '\0';
+		memmove(rest, p + nl, strlen(p + nl) + 1);
+		bool last = rest[strspn(rest, "/")] == '\0';
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			if (w->depth > 1)
+				close(w->fds[--w->depth]);
+			continue;
+		}
+		int fd = openat(w->fds[w->depth - 1], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			if (rc != -ENOENT)
+				text_format(err, errlen, "cannot examine %s: %s", path,
+				            strerror(-rc));
+			goto out;
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0) {
+			rc = -errno;
+			close(fd);
+			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
+			goto out;
+		}
+		char here[PATH_MAX];
+		const char *up = w->paths[w->depth - 1];
+		text_format(here, sizeof(here), "%s%s%s", up, strcmp(up, "/") ? "/" : "", name);
+		if (S_ISLNK(st.st_mode)) {
+			/* whoever can write where a link is can replace it */
+			if ((rc = check_holder(w, path, self, err, errlen)) < 0) {
+				close(fd);
+				goto out;
+			}
+			char target[PATH_MAX];
+			ssize_t tl = readlinkat(fd, "", target, sizeof(target) - 1);
+			close(fd);
+			if (tl < 0 || ++links > MAX_LINKS) {
+				rc = tl < 0 ? -errno : -ELOOP;
+				text_format(err, errlen, "cannot resolve %s: %s", path,
+				            strerror(-rc));
+				goto out;
+			}
+			target[tl] = '\0';
+			if (text_format(tmp, PATH_MAX * 2, "%s/%s", target, rest) >= PATH_MAX * 2) {
+				rc = -ENAMETOOLONG;
+				text_format(err, errlen, "cannot resolve %s: %s", path,
+				            strerror(-rc));
+				goto out;
+			}
+			memcpy(rest, tmp, strlen(tmp) + 1);
+			if (target[0] == '/')
+				walk_reset(w);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode) && !(last && !is_dir)) {
+			if (w->depth >= MAX_DEPTH) {
+				close(fd);
+				rc = -ELOOP;
+				text_format(err, errlen, "cannot resolve %s: %s", path,
+				            strerror(-rc));
+				goto out;
+			}
+			char shown[PATH_MAX * 2 + 32];
+			text_format(shown, sizeof(shown), "directory %s above %s", here, path);
+			if (!last &&
+			    (rc = check_one(&st, shown, here, false, self, err, errlen)) < 0) {
+				close(fd);
+				goto out;
+			}
+			w->fds[w->depth] = fd;
+			text_copy(w->paths[w->depth], PATH_MAX, here);
+			w->depth++;
+			continue;
+		}
+		/* the target, in the directory the walk is in */
+		if (!last || (is_dir && !S_ISDIR(st.st_mode))) {
+			close(fd);
+			rc = -ENOTDIR;
+			text_format(err, errlen, "cannot examine %s: %s", path, strerror(-rc));
+			goto out;
+		}
+		char shown[PATH_MAX + 16];
+		text_format(shown, sizeof(shown), "%s", path);
+		rc = check_one(&st, shown, path, true, self, err, errlen);
+		if (rc == 0)
+			rc = check_holder(w, path, self, err, errlen);
+		if (rc < 0) {
+			close(fd);
+			goto out;
+		}
+		/* readable, as it was checked: the directory holding it is trusted, so
+		 * nobody else can have swapped the name since */
+		int rfd = S_ISREG(st.st_mode)
+		              ? openat(w->fds[w->depth - 1], name,
+		                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+		              : -1;
+		struct stat rst;
+		close(fd);
+		if (rfd >= 0 &&
+		    (fstat(rfd, &rst) < 0 || rst.st_dev != st.st_dev || rst.st_ino != st.st_ino)) {
+			close(rfd);
+			rc = -EAGAIN;
+			text_format(err, errlen, "%s changed while it was checked; try again",
+			            path);
+			goto out;
+		}
+		*out = rfd;
+		goto out;
+	}
+out:
+	if (w)
+		walk_free(w);
+	free(w);
+	free(rest);
+	free(tmp);
+	return rc;
 }
 
 int trust_check(const char *path, bool is_dir, uid_t self, char *err, size_t errlen)
 {
-	char real[PATH_MAX], shown[PATH_MAX + 16], dir[PATH_MAX];
-	struct stat st, lst;
-	int rc;
-
-	if (errlen)
-		err[0] = '\0';
-	if (lstat(path, &lst) < 0 || stat(path, &st) < 0) {
-		int e = errno;
-		if (e == ENOENT)
-			return -ENOENT;
-		text_format(err, errlen, "cannot examine %s: %s", path, strerror(e));
-		return -e;
-	}
-	text_format(shown, sizeof(shown), "%s%s", is_dir ? "directory " : "", path);
-	rc = check_one(&st, shown, path, true, self, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (!realpath(path, real)) {
-		int e = errno;
-		text_format(err, errlen, "cannot resolve %s: %s", path, strerror(e));
-		return -e;
-	}
-	/* the directories above where it really is; a file's own directory strictly */
-	if (strcmp(real, "/") != 0) {
-		rc = parent_of(real, dir);
-		if (rc < 0)
-			text_format(err, errlen, "cannot resolve the directory of %s: %s", path,
-			            strerror(-rc));
-		else
-			rc = check_chain(dir, !is_dir, path, self, err, errlen);
-		if (rc < 0)
-			return rc;
-	}
-	/* a symbolic link can be replaced by whoever can write where the link is */
-	if (S_ISLNK(lst.st_mode)) {
-		rc = parent_of(path, dir);
-		if (rc < 0)
-			text_format(err, errlen, "cannot resolve the directory of %s: %s", path,
-			            strerror(-rc));
-		else
-			rc = check_chain(dir, true, path, self, err, errlen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	int fd = -1;
+	int rc = trust_open(path, is_dir, self, &fd, err, errlen);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }

@@ -27,4 +27,12 @@
 int trust_check(const char *path, bool is_dir, uid_t self, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* trust_check, walking PATH one name at a time from / on descriptors (each directory and
+ * symbolic link checked on what was opened, every link of a chain, so the check cannot be
+ * raced by swapping a name); trust_check is this without *OUT. On success *OUT is a
+ * descriptor open for reading on the file that was checked (O_NONBLOCK, O_CLOEXEC; the
+ * caller closes it), or -1 when PATH is a directory or not a regular file. */
+int trust_open(const char *path, bool is_dir, uid_t self, int *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif

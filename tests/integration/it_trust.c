@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -71,6 +72,71 @@ START_TEST(reload_refuses_an_untrusted_conf_dir)
 }
 END_TEST
 
+/* The side doors (issue 23, item 8): an @include of a file in a directory anybody can write,
+ * and a symbolic link chain whose middle link sits in such a directory; `pgcrond check` names
+ * the file, the line and the chmod to run, and the daemon does not start on them. */
+START_TEST(include_and_link_chain_are_checked)
+{
+	struct itest_env e;
+	int status;
+
+	itest_env_setup(&e, "trust-include", DB);
+	char *open_dir = itest_env_path(&e, "x"), *inc = itest_env_path(&e, "x/inc.conf");
+	ck_assert_int_eq(mkdir(open_dir, 0777), 0);
+	ck_assert_int_eq(chmod(open_dir, 0777), 0);
+	itest_write_file(inc,
+	                 "job = { name = \"planted\"; schedule = \"@daily\"; command = \"SELECT "
+	                 "1\"; };\n");
+	itest_env_job(&e, "10-a.conf", "@include \"../x/inc.conf\"\n");
+	char *job = itest_env_path(&e, "conf.d/10-a.conf");
+	char expect[2048];
+	snprintf(expect, sizeof(expect),
+	         "%s:1: refusing @include \"../x/inc.conf\": directory %s above %s/conf.d/../x/"
+	         "inc.conf is writable by others (mode 0777); run chmod go-w %s",
+	         job, open_dir, e.dir, open_dir);
+	char *out = itest_cli(&status, "check", "-c", e.conf, NULL);
+	ck_assert_msg(status == 78 && strstr(out, expect), "%d %s\nwanted: %s", status, out,
+	              expect);
+	free(out);
+
+	/* conf.d/10-a.conf -> x/mid -> real/a.conf: the middle link is in x */
+	char *real = itest_env_path(&e, "real"), *target = itest_env_path(&e, "real/a.conf");
+	char *mid = itest_env_path(&e, "x/mid");
+	ck_assert_int_eq(mkdir(real, 0755), 0);
+	itest_write_file(target, "job = { name = \"a\"; schedule = \"@daily\"; command = \"SELECT "
+	                         "1\"; };\n");
+	ck_assert_int_eq(unlink(job), 0);
+	ck_assert_int_eq(symlink(target, mid), 0);
+	ck_assert_int_eq(symlink(mid, job), 0);
+	snprintf(expect, sizeof(expect),
+	         "%s: refusing this file: directory %s above %s is writable by others (mode 0777); "
+	         "run chmod go-w %s",
+	         job, open_dir, job, open_dir);
+	out = itest_cli(&status, "check", "-c", e.conf, NULL);
+	ck_assert_msg(status == 78 && strstr(out, expect), "%d %s\nwanted: %s", status, out,
+	              expect);
+	free(out);
+	pid_t pid = itest_daemon_start(e.conf, e.log);
+	ck_assert_int_eq(itest_daemon_stop(pid, 0, 20), 78);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, expect), "%s", log);
+	free(log);
+
+	/* the same chain through trusted directories only loads */
+	ck_assert_int_eq(chmod(open_dir, 0755), 0);
+	out = itest_cli(&status, "check", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "%d %s", status, out);
+	free(out);
+	free(open_dir);
+	free(inc);
+	free(job);
+	free(real);
+	free(target);
+	free(mid);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trust");
@@ -81,6 +147,7 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, check_and_run_refuse_a_job_file_others_can_write);
 	tcase_add_test(tc, reload_refuses_an_untrusted_conf_dir);
+	tcase_add_test(tc, include_and_link_chain_are_checked);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

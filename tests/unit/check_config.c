@@ -924,6 +924,59 @@ START_TEST(test_link_into_writable_dir)
 }
 END_TEST
 
+/* Every link of a chain is as safe as the directory it sits in (issue 23, item 8): a link in
+ * conf.d to a link in a directory anybody can write, pointing at a trusted file, is refused
+ * (the check looked at the first link's directory and the last target's only). */
+START_TEST(test_link_chain_through_writable_dir)
+{
+	make_tree();
+	ck_assert_int_eq(mkdir(at("/open"), 0777), 0);
+	ck_assert_int_eq(chmod(at("/open"), 0777), 0);
+	ck_assert_int_eq(mkdir(at("/real"), 0755), 0);
+	ck_assert_int_eq(rename(at("/conf.d/10-a.conf"), at("/real/a.conf")), 0);
+	ck_assert_int_eq(symlink(at("/real/a.conf"), at("/open/mid")), 0);
+	ck_assert_int_eq(symlink(at("/open/mid"), at("/conf.d/10-a.conf")), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/10-a.conf: refusing this file: directory @/open above "
+	                 "@/conf.d/10-a.conf is writable by others (mode 0777); run chmod go-w "
+	                 "@/open\n");
+	/* a relative link whose middle hop is trusted passes */
+	ck_assert_int_eq(unlink(at("/conf.d/10-a.conf")), 0);
+	ck_assert_int_eq(symlink("../real/a.conf", at("/conf.d/10-a.conf")), 0);
+	ck_assert_str_eq(tree_problems(), "");
+	remove_tree();
+}
+END_TEST
+
+/* An @include'd file passes the same check as the file including it (issue 23, item 8). */
+START_TEST(test_include_untrusted)
+{
+	make_tree();
+	ck_assert_int_eq(mkdir(at("/open"), 0777), 0);
+	ck_assert_int_eq(chmod(at("/open"), 0777), 0);
+	write_text(at("/open/inc.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 2\"; schedule = \"@daily\"; };\n",
+	           0644);
+	write_text(at("/conf.d/20-b.conf"), "# b\n  @include \"../open/inc.conf\"\n", 0644);
+	ck_assert_str_eq(
+	    tree_problems(),
+	    "@/conf.d/20-b.conf:2: refusing @include \"../open/inc.conf\": directory "
+	    "@/open above @/conf.d/../open/inc.conf is writable by others (mode 0777); "
+	    "run chmod go-w @/open\n");
+	/* the file itself writable by others, in a trusted directory */
+	ck_assert_int_eq(chmod(at("/open"), 0755), 0);
+	ck_assert_int_eq(chmod(at("/open/inc.conf"), 0666), 0);
+	ck_assert_str_eq(tree_problems(),
+	                 "@/conf.d/20-b.conf:2: refusing @include \"../open/inc.conf\": "
+	                 "@/conf.d/../open/inc.conf is writable by others (mode 0666); run chmod "
+	                 "go-w @/conf.d/../open/inc.conf\n");
+	/* trusted: it loads */
+	ck_assert_int_eq(chmod(at("/open/inc.conf"), 0644), 0);
+	ck_assert_str_eq(tree_problems(), "");
+	remove_tree();
+}
+END_TEST
+
 START_TEST(test_size_cap)
 {
 	make_tree();
@@ -980,6 +1033,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_owned_by_another_user);
 	tcase_add_test(tc, test_state_dir_writable_by_others);
 	tcase_add_test(tc, test_link_into_writable_dir);
+	tcase_add_test(tc, test_link_chain_through_writable_dir);
+	tcase_add_test(tc, test_include_untrusted);
 	tcase_add_test(tc, test_size_cap);
 	suite_add_tcase(s, tc);
 	return s;
