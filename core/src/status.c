@@ -230,8 +230,12 @@ static json_t *databases_json(const struct status_src *src)
 		rc |= put_int(o, "busy", (json_int_t)st[i].busy);
 		rc |= put_int(o, "connecting", (json_int_t)st[i].connecting);
 		rc |= put_int(o, "waiting", (json_int_t)st[i].waiting);
-		rc |= put_bool(o, "reachable", st[i].failures == 0);
-		if (st[i].failures)
+		/* true, false, or null: not known yet (nothing connected to its server) */
+		if (st[i].reachable < 0)
+			rc |= json_object_set_new(o, "reachable", json_null());
+		else
+			rc |= put_bool(o, "reachable", st[i].reachable == 1);
+		if (st[i].reachable == 0 && st[i].last_error)
 			rc |= put_str(o, "last_error", st[i].last_error);
 		rc |= json_array_append_new(arr, o);
 	}
