@@ -130,6 +130,17 @@ static json_t *job_json(const struct status_src *src, const struct job *j, int64
 	rc |= put_bool(o, "enabled", j->enabled);
 	rc |= put_bool(o, "paused", j->paused);
 	rc |= put_str(o, "state", job_state(j, debouncing));
+	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
+	 * settings an operator asks about first */
+	if (c) {
+		static const char *const overlaps[] = {"skip", "queue", "replace"};
+		rc |= put_str(o, "owner", c->username);
+		rc |= put_int(o, "retries", c->retries);
+		if (c->timeout_ms > 0)
+			rc |= put_int(o, "timeout_ms", c->timeout_ms);
+		rc |=
+		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
+	}
 
 	const struct run *a = j->active;
 	int64_t next = INT64_MAX;
