@@ -276,8 +276,10 @@ static void print_daemon(const json_t *st)
 		    (long long)json_integer_value(json_object_get(v, "connecting")),
 		    (long long)json_integer_value(json_object_get(v, "waiting")),
 		    (long long)json_integer_value(json_object_get(v, "pool")),
-		    json_is_true(json_object_get(v, "reachable")) ? "reachable" : "UNREACHABLE: ",
-		    json_is_true(json_object_get(v, "reachable")) ? "" : jstr(v, "last_error"));
+		    json_is_true(json_object_get(v, "reachable"))    ? "reachable"
+		    : json_is_false(json_object_get(v, "reachable")) ? "UNREACHABLE: "
+		                                                     : "not connected yet",
+		    json_is_false(json_object_get(v, "reachable")) ? jstr(v, "last_error") : "");
 	}
 	json_array_foreach(json_object_get(st, "plugins"), i, v)
 	    printf("plugin %s %s (%s)\n", jstr(v, "name"), jstr(v, "version"), jstr(v, "path"));

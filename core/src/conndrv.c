@@ -21,6 +21,145 @@ static void on_socket(evutil_socket_t fd, short what, void *arg);
 static void fail(struct conndrv *d, const char *why, bool timed_out);
 static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr, const char *port);
 
+/* ---- servers (conndrv.h) ----------------------------------------------------------------- */
+
+static struct conndrv_waiter *waiters; /* loop thread only */
+
+/* The last word on each server; few servers, so a small table, the oldest entry reused. */
+#define SERVER_STATES 32
+static struct server_state {
+	struct event_base *base;
+	char server[CONNDRV_SERVER_KEY];
+	int up;        /* 1 up, 0 down */
+	char why[512]; /* as long as a failure's message (fail()), so never cut */
+	uint64_t seq;  /* for reuse: the least recently told */
+} server_states[SERVER_STATES];
+static uint64_t server_seq;
+
+void conndrv_server_key(const char *conninfo, char *out, size_t outlen)
+{
+	const char *host = "", *hostaddr = "", *port = "", *service = "";
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	if (!opts) {
+		snprintf(out, outlen, "%s", "");
+		return;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "service") == 0)
+			service = o->val;
+	}
+	snprintf(out, outlen, "host=%s hostaddr=%s port=%s service=%s", host, hostaddr, port,
+	         service);
+	PQconninfoFree(opts);
+}
+
+void conndrv_unwait_server(struct conndrv_waiter *w)
+{
+	if (!w->linked)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	w->linked = false;
+}
+
+void conndrv_wait_server(struct conndrv_waiter *w, struct event_base *base, const char *server,
+                         void (*wake)(void *arg), void *arg)
+{
+	conndrv_unwait_server(w);
+	w->base = base;
+	w->server = server;
+	w->wake = wake;
+	w->arg = arg;
+	w->prev = NULL;
+	w->next = waiters;
+	if (waiters)
+		waiters->prev = w;
+	waiters = w;
+	w->linked = true;
+}
+
+static struct server_state *server_state_find(struct event_base *base, const char *server,
+                                              bool make)
+{
+	struct server_state *oldest = &server_states[0];
+	for (size_t i = 0; i < SERVER_STATES; i++) {
+		struct server_state *st = &server_states[i];
+		if (st->base == base && strcmp(st->server, server) == 0)
+			return st;
+		if (st->seq < oldest->seq)
+			oldest = st;
+	}
+	if (!make)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->base = base;
+	snprintf(oldest->server, sizeof(oldest->server), "%s", server);
+	return oldest;
+}
+
+static void server_tell(struct event_base *base, const char *server, int up, const char *why)
+{
+	struct server_state *st = server_state_find(base, server, true);
+	st->up = up;
+	snprintf(st->why, sizeof(st->why), "%s", why ? why : "");
+	st->seq = ++server_seq;
+}
+
+void conndrv_server_up(struct event_base *base, const char *server)
+{
+	server_tell(base, server, 1, NULL);
+	/* WAKE only arms timers, so the list does not change under the walk but for W itself */
+	struct conndrv_waiter *next;
+	for (struct conndrv_waiter *w = waiters; w; w = next) {
+		next = w->next;
+		if (w->base != base || strcmp(w->server, server) != 0)
+			continue;
+		conndrv_unwait_server(w);
+		w->wake(w->arg);
+	}
+}
+
+void conndrv_server_down(struct event_base *base, const char *server, const char *why)
+{
+	server_tell(base, server, 0, why);
+}
+
+int conndrv_server_state(struct event_base *base, const char *server, const char **why)
+{
+	struct server_state *st = server_state_find(base, server, false);
+	if (!st)
+		return -1;
+	if (why)
+		*why = st->why;
+	return st->up;
+}
+
+bool conndrv_server_answered(const char *why)
+{
+	return strstr(why, "FATAL:") && !strstr(why, "the database system is");
+}
+
+/* The driver's own wait: its backoff ends at once. */
+static void wake_retry(void *arg)
+{
+	struct conndrv *d = arg;
+	if (evtimer_pending(&d->retry_ev, NULL))
+		conndrv_retry(d, 0);
+}
+
 /* ---- host names, resolved off the loop's back -----------------------------------------
  *
  * libpq resolves a host name with getaddrinfo(), which blocks, even in PQconnectPoll. So the
@@ -383,6 +522,9 @@ static void fail(struct conndrv *d, const char *why, bool timed_out)
 		snprintf(buf, sizeof(buf), "%s", why); /* WHY may point into the connection */
 	drop(d);
 	d->timed_out = timed_out;
+	d->answered = !was_ready && conndrv_server_answered(buf);
+	if (!was_ready && !d->answered)
+		conndrv_server_down(d->base, d->server, buf);
 	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
 }
 
@@ -402,6 +544,7 @@ static void connected(struct conndrv *d)
 	d->busy = false;
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
 	arm_idle(d);
+	conndrv_server_up(d->base, d->server); /* the others waiting for it try again now */
 	d->ops->connected(d->arg);
 }
 
@@ -486,6 +629,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
+	conndrv_unwait_server(&d->wait);
 	if (d->ops->retry)
 		d->ops->retry(d->arg);
 	else if (d->conninfo)
@@ -560,6 +704,8 @@ int conndrv_connect(struct conndrv *d, const char *conninfo, const char *applica
 {
 	drop(d);
 	evtimer_del(&d->retry_ev);
+	conndrv_unwait_server(&d->wait);
+	conndrv_server_key(conninfo, d->server, sizeof(d->server));
 	d->conninfo = conninfo;
 	if (application_name != d->app_name)
 		snprintf(d->app_name, sizeof(d->app_name), "%s", application_name);
@@ -575,11 +721,13 @@ void conndrv_close(struct conndrv *d)
 {
 	drop(d);
 	evtimer_del(&d->retry_ev);
+	conndrv_unwait_server(&d->wait);
 }
 
 void conndrv_cancel_retry(struct conndrv *d)
 {
 	evtimer_del(&d->retry_ev);
+	conndrv_unwait_server(&d->wait);
 }
 
 int64_t conndrv_backoff_ms(struct conndrv *d)
@@ -590,7 +738,12 @@ int64_t conndrv_backoff_ms(struct conndrv *d)
 void conndrv_retry(struct conndrv *d, int64_t ms)
 {
 	evtimer_del(&d->retry_ev);
+	conndrv_unwait_server(&d->wait);
 	arm(d, &d->retry_ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
+	/* a backoff ends when another connection finds the server back; not one after the
+	 * server's own refusal, which another connection's success says nothing about */
+	if (ms < 0 && d->server[0] && !d->answered)
+		conndrv_wait_server(&d->wait, d->base, d->server, wake_retry, d);
 }
 
 void conndrv_succeeded(struct conndrv *d)

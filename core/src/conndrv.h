@@ -39,6 +39,44 @@ enum conndrv_state { CONNDRV_DOWN, CONNDRV_CONNECTING, CONNDRV_READY };
 
 struct conndrv_dns; /* a resolution under way (conndrv.c) */
 
+/* ---- servers: a connection that comes back wakes the others waiting for the same server
+ *
+ * Every connection to one server (the same host, hostaddr, port and service lists in the
+ * conninfo; dbname and user do not count) backs off on its own after failures. When any
+ * connection to the server succeeds, the server is back: every waiter on it (a driver in
+ * its CONNDRV_BACKOFF wait, an executor pool's backoff) is woken at once, at the loop's next
+ * turn, instead of sleeping out its backoff. The last word on each server (up, or down with
+ * why) is kept for status reports. Loop thread only. */
+#define CONNDRV_SERVER_KEY 320
+/* The server CONNINFO connects to, as a key ("" if it cannot be parsed). */
+void conndrv_server_key(const char *conninfo, char *out, size_t outlen);
+
+struct conndrv_waiter {
+	struct conndrv_waiter *prev, *next; /* private */
+	bool linked;                        /* private */
+	struct event_base *base;
+	const char *server; /* borrowed: outlives the wait */
+	void (*wake)(void *arg);
+	void *arg;
+};
+/* W waits for SERVER (borrowed) on BASE: WAKE(ARG) is called once when a connection to it
+ * succeeds. WAKE must only arm timers (it runs inside another connection's callback). A
+ * waiter already waiting is moved. */
+void conndrv_wait_server(struct conndrv_waiter *w, struct event_base *base, const char *server,
+                         void (*wake)(void *arg), void *arg);
+/* W stops waiting (a no-op if it was not). */
+void conndrv_unwait_server(struct conndrv_waiter *w);
+/* A connection to SERVER succeeded (wakes its waiters) / a connect to it failed with WHY. */
+void conndrv_server_up(struct event_base *base, const char *server);
+void conndrv_server_down(struct event_base *base, const char *server, const char *why);
+/* WHY, a failed connect's message, is the server's own refusal (a role that may not log in,
+ * a database that does not exist: "FATAL: ..."), not a server away or unable to take
+ * connections now ("the database system is starting up"). */
+bool conndrv_server_answered(const char *why);
+/* The last word on SERVER: 1 up, 0 down (*WHY, borrowed until the next word, if WHY not
+ * NULL), -1 not known. */
+int conndrv_server_state(struct event_base *base, const char *server, const char **why);
+
 struct conndrv_ops {
 	/* The connect completed; the connection is non-blocking and idle. Required. */
 	void (*connected)(void *arg);
@@ -82,6 +120,9 @@ struct conndrv {
 	short watch_what;
 	int64_t timer_ms; /* what the timer was armed with, for the message */
 	struct conndrv_dns *dns;
+	char server[CONNDRV_SERVER_KEY]; /* conndrv_server_key of the conninfo */
+	struct conndrv_waiter wait;      /* armed while the retry timer is a backoff */
+	bool answered;                   /* the last failure: conndrv_server_answered() */
 };
 
 /* Set D up (no connection yet). LABEL names the connection in the notices' log lines

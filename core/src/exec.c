@@ -212,8 +212,19 @@ int64_t exec_conn_idle_check_ms(const struct conn *c)
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
+	conndrv_unwait_server(&p->wait);
 	p->backing_off = false;
 	exec_pool_dispatch(p);
+}
+
+/* Another connection to the pool's server succeeded: the backoff ends at the loop's next
+ * turn (conndrv_wait_server: only a timer is armed here). */
+static void backoff_wake(void *arg)
+{
+	struct pool *p = arg;
+	struct timeval now = {0, 0};
+	if (p->backing_off)
+		event_add(&p->backoff_ev, &now);
 }
 
 /* A connection attempt failed (WHY, or libpq's own words): the pool backs off before the
@@ -242,6 +253,10 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	struct timeval tv = ms_tv(delay);
 	p->backing_off = true;
 	event_add(&p->backoff_ev, &tv);
+	/* another connection to the server succeeding ends the backoff, unless the server
+	 * itself refused this one (a role that may not log in) */
+	if (!conndrv_server_answered(err ? err : ""))
+		conndrv_wait_server(&p->wait, p->ex->base, p->server, backoff_wake, p);
 }
 
 /* The driver's connected(). */
@@ -253,6 +268,7 @@ static void on_conn_connected(void *arg)
 	c->connected_us = clock_wall_us();
 	c->idle_at_ms = clock_mono_ms();
 	p->n_connecting--;
+	p->connected_once = true;
 	bool back = p->failures > 0 || p->probing;
 	if (p->failures > 0) {
 		p->failures = 0;
@@ -867,6 +883,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 				return -ENOMEM;
 			free(p->conninfo);
 			p->conninfo = ci;
+			conndrv_server_key(ci, p->server, sizeof(p->server));
 			p->generation++;
 			p->failures = 0;
 			pool_close_idle(p);
@@ -889,6 +906,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 		return -ENOMEM;
 	}
 	p->size = pool > 0 ? pool : 1;
+	conndrv_server_key(p->conninfo, p->server, sizeof(p->server));
 	evtimer_assign(&p->backoff_ev, ex->base, backoff_cb, p);
 	p->next = ex->pools;
 	ex->pools = p;
@@ -1218,6 +1236,7 @@ void exec_free(struct exec **exp)
 			exec_conn_close(&c);
 		}
 		event_del(&p->backoff_ev);
+		conndrv_unwait_server(&p->wait);
 		free(p->name);
 		free(p->conninfo);
 		free(p->last_error);
@@ -1258,6 +1277,19 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 				st->idle += c->state == CONN_IDLE;
 				st->busy += c->state == CONN_BUSY;
 			}
+			/* Not this pool's own word alone: another role's pool, or the history
+			 * connection, may have found the server gone (or back) since. */
+			const char *why = NULL;
+			int server = conndrv_server_state(ex->base, p->server, &why);
+			if (st->open > 0)
+				st->reachable = 1;
+			else if (p->failures > 0)
+				st->reachable = 0;
+			else if (server == 0) {
+				st->reachable = 0;
+				st->last_error = why;
+			} else
+				st->reachable = server == 1 || p->connected_once ? 1 : -1;
 		}
 		n++;
 	}

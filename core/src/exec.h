@@ -127,8 +127,11 @@ struct exec_db_stats {
 	size_t idle, busy;      /* of those: waiting for a run / running one */
 	size_t connecting;      /* connects under way */
 	size_t waiting;         /* runs waiting for a connection */
-	int failures;           /* consecutive failed connects (0: reachable or not tried) */
-	const char *last_error; /* the last connect's error, NULL if none; borrowed */
+	int failures;           /* consecutive failed connects of this pool */
+	int reachable;          /* 1 yes (a connection is open, or the server's last word from
+	                         * any connection to it was a success), 0 no (this pool failed,
+	                         * or a connect to its server failed since), -1 not known yet */
+	const char *last_error; /* why not reachable, NULL if none; borrowed */
 };
 /* Fill OUT with up to MAX databases (configuration order not kept); returns how many there
  * are in all. */

@@ -71,6 +71,10 @@ struct pool {
 	int failures;
 	bool backing_off;
 	struct event backoff_ev;
+	char server[CONNDRV_SERVER_KEY]; /* conndrv_server_key(conninfo) */
+	struct conndrv_waiter wait;      /* while backing off: another connection to the server
+	                                  * succeeding ends the backoff (conndrv.h) */
+	bool connected_once;             /* a connect of this pool has succeeded */
 	char *last_error;
 	struct log_complaint complaint;
 	bool removed;

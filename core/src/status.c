@@ -125,6 +125,17 @@ static json_t *job_json(const struct status_src *src, const struct job *j, int64
 	rc |= put_bool(o, "enabled", j->enabled);
 	rc |= put_bool(o, "paused", j->paused);
 	rc |= put_str(o, "state", job_state(j, debouncing));
+	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
+	 * settings an operator asks about first */
+	if (c) {
+		static const char *const overlaps[] = {"skip", "queue", "replace"};
+		rc |= put_str(o, "owner", c->username);
+		rc |= put_int(o, "retries", c->retries);
+		if (c->timeout_ms > 0)
+			rc |= put_int(o, "timeout_ms", c->timeout_ms);
+		rc |=
+		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
+	}
 
 	const struct run *a = j->active;
 	int64_t next = INT64_MAX;
@@ -225,8 +236,12 @@ static json_t *databases_json(const struct status_src *src)
 		rc |= put_int(o, "busy", (json_int_t)st[i].busy);
 		rc |= put_int(o, "connecting", (json_int_t)st[i].connecting);
 		rc |= put_int(o, "waiting", (json_int_t)st[i].waiting);
-		rc |= put_bool(o, "reachable", st[i].failures == 0);
-		if (st[i].failures)
+		/* true, false, or null: not known yet (nothing connected to its server) */
+		if (st[i].reachable < 0)
+			rc |= json_object_set_new(o, "reachable", json_null());
+		else
+			rc |= put_bool(o, "reachable", st[i].reachable == 1);
+		if (st[i].reachable == 0 && st[i].last_error)
 			rc |= put_str(o, "last_error", st[i].last_error);
 		rc |= json_array_append_new(arr, o);
 	}

@@ -469,6 +469,18 @@ START_TEST(metrics_match_history_and_page_renders)
 	              "%d %s", r.code, r.body);
 	resp_free(&r);
 	ck_assert_msg(strstr(dom, "History database app: connected"), "%s", dom);
+	/* nothing is down: no banner; each job's owner and settings; a view's age only for
+	 * the jobs that maintain a view (ok-job is a command with max_staleness); times
+	 * absolute, with their zone */
+	ck_assert_msg(strstr(dom, "<div id=\"banner\" role=\"alert\" hidden=\"\"></div>"),
+	              "a banner while nothing is down: %s", dom);
+	ck_assert_msg(strstr(dom,
+	                     "<td class=\"settings\">pgcrond's role · 0 retries · no timeout · "
+	                     "overlap skip</td>"),
+	              "no owner and settings: %s", dom);
+	ck_assert_msg(strstr(dom, "<td class=\"view-age\"><span class=\"muted\"></span></td>"),
+	              "a view age for a job that maintains no view: %s", dom);
+	ck_assert_msg(strstr(dom, " UTC</span>"), "no absolute time with its zone: %s", dom);
 	free(dom);
 	/* it refreshes itself: 7.5 s on (virtual time), the data is from the refresh at 5 s */
 	dom = chromium(e.dir, "--virtual-time-budget=7500 --dump-dom", url);
