@@ -22,6 +22,7 @@
 #include "duration.h"
 #include "exec.h"
 #include "flow.h"
+#include "fresh.h"
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
@@ -212,6 +213,7 @@ static void job_free(struct job **jp)
 		return;
 	job_disarm(j);
 	sched_preclaim_drop(j);
+	fresh_job_free(j);
 	flow_job_free(j);
 	free(j->last_message);
 	if (j->own_strs)
@@ -1206,6 +1208,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	if (!s->draining) {
 		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
 		s->draining = true;
+		fresh_stop(s);
 		clock_disarm(s->clock, &s->clock_ev);
 		const char *why = "pgcrond was shutting down";
 		sched_preclaim_give_back(s);
@@ -1329,6 +1332,7 @@ void sched_free(struct sched **sp)
 	if (!s)
 		return;
 	sched_apply_clear(s);
+	fresh_stop(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);

@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "flow.h"
+#include "fresh.h"
 #include "jobgraph.h"
 #include "log.h"
 #include "plugin.h"
@@ -185,6 +186,7 @@ static void finish(struct sched *s)
 {
 	struct sched_apply_state *ap = &s->ap;
 	flow_applied(s, ap->first);
+	fresh_applied(s);
 	if (ap->first) {
 		for (struct job *j = s->jobs; j; j = j->next)
 			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)
