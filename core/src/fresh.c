@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alert.h"
 #include "clock.h"
 #include "config.h"
 #include "duration.h"
@@ -168,12 +169,35 @@ static void fmt_time(int64_t us, char *out, size_t len)
 
 static bool can_run(const struct job *j)
 {
-	return j->conf && j->enabled && !j->removed && !j->paused && !j->active &&
-	       !j->s->draining;
+	return j->conf && j->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
+}
+
+/* Seed 000's alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
+ * check and each run's end; recovery is told when the lag is back under. */
+static void lag_alerts(struct fresh_job *f)
+{
+	struct job *j = f->j;
+	if (!j->s->alerts || !j->conf)
+		return;
+	struct fresh_view v;
+	fresh_view(j, sched_now_us(j->s), &v);
+	char sla[32], lag[32], msg[160];
+	duration_format(v.sla_ms, sla, sizeof(sla));
+	duration_format(v.lag_us / 1000000 * 1000, lag, sizeof(lag));
+	bool on = j->enabled && !j->paused && !j->removed;
+	bool over = on && v.lag_us > v.sla_ms * 1000;
+	bool over2 = on && v.lag_us > 2 * v.sla_ms * 1000;
+	snprintf(msg, sizeof(msg), "freshness lag %s, over its SLA (%s)", lag, sla);
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->name, over,
+	                over ? msg : "freshness lag back under its SLA");
+	snprintf(msg, sizeof(msg), "freshness lag %s, over twice its SLA (%s)", lag, sla);
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->name, over2,
+	                over2 ? msg : "freshness lag back under twice its SLA");
 }
 
 static void plan(struct fresh_job *f)
 {
+	lag_alerts(f);
 	struct job *j = f->j;
 	struct sched *s = j->s;
 	int64_t now = sched_now_us(s);
@@ -275,7 +299,8 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 		/* not known what the relation reflects (a start, a reload, a fallback): as if
 		 * everything changed when the daemon started watching */
 		if (!f->change_since_us)
-			f->change_since_us = f->created_us < d->sent_at_us ? f->created_us : d->sent_at_us;
+			f->change_since_us =
+			    f->created_us < d->sent_at_us ? f->created_us : d->sent_at_us;
 	} else if (sum != f->reflected_n) {
 		/* counted after the previous check's snapshot, or after this one's if none */
 		if (!f->change_since_us)
@@ -329,9 +354,9 @@ static void check_done(void *arg, const struct exec_outcome *o)
 /* The change counters of every source of the database, in one statement. Names are
  * schema-qualified (config_valid_source), so to_regclass resolves none through a
  * search_path; every function and operator is qualified. A source that is not a table
- * (nor a partitioned one: views have no statement triggers), lacks the trigger on itself or one of its
- * partitions, or whose trigger is disabled, is a problem: the counters would miss its
- * changes. */
+ * (nor a partitioned one: views have no statement triggers), lacks the trigger on itself or one of
+ * its partitions, or whose trigger is disabled, is a problem: the counters would miss its changes.
+ */
 static const char check_sql[] =
     "SELECT u.ord::pg_catalog.int4,"
     " COALESCE((SELECT pg_catalog.sum(c.n) FROM pgcrond.source_change c"
@@ -546,19 +571,22 @@ void fresh_applied(struct sched *s)
 			/* nothing to watch: its upstreams' successes are its changes (after); with
 			 * no upstream either, it can only run every period */
 			if (j->n_ups == 0 && !j->fresh->fallback) {
-				j->fresh->fallback = strdup("no sources declared (neither its plugin nor "
-				                            "sources = [ ... ] names a table)");
-				log_job(LOG_LVL_WARNING, j->name,
-				        "cannot tell whether its sources changed (%s); it runs once "
-				        "every freshness period",
-				        j->fresh->fallback);
+				j->fresh->fallback =
+				    strdup("no sources declared (neither its plugin nor "
+				           "sources = [ ... ] names a table)");
+				log_job(
+				    LOG_LVL_WARNING, j->name,
+				    "cannot tell whether its sources changed (%s); it runs once "
+				    "every freshness period",
+				    j->fresh->fallback);
 			}
 			plan(j->fresh);
 			continue;
 		}
 		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
-			log_job(LOG_LVL_ERROR, j->name, "out of memory; its sources are not watched");
+			log_job(LOG_LVL_ERROR, j->name,
+			        "out of memory; its sources are not watched");
 	}
 	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
 		d->param = array_param(d->sources, d->n_sources);
