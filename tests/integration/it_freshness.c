@@ -96,7 +96,8 @@ START_TEST(random_writes_within_sla_quiet_minute_no_runs)
 	itest_sleep(6); /* a change counted just after the last refresh started: one more run */
 	long long before = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
 	itest_sleep(60);
-	long long quiet_runs = itest_env_count(&e, "SELECT count(*) FROM public.refreshed") - before;
+	long long quiet_runs =
+	    itest_env_count(&e, "SELECT count(*) FROM public.refreshed") - before;
 	ck_assert_msg(quiet_runs == 0, "%lld runs in a quiet minute", quiet_runs);
 	long long skipped = itest_env_count(
 	    &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'view'"
@@ -128,9 +129,9 @@ START_TEST(upstream_source_refreshes_downstream_within_its_sla)
 	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
 	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n");
 	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
+	    "no first refresh:\n%s", itest_read_file(e.log));
 	itest_sleep(6);
 	for (int i = 0; i < 3; i++) {
 		itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
@@ -156,11 +157,12 @@ START_TEST(unreadable_source_falls_back_logged_once)
 {
 	struct itest_env e;
 	env(&e, "fresh-fallback");
-	itest_env_job(&e, "10-view.conf",
-	              "job = { name = \"blind\"; database = \"app\"; freshness = \"2s\";\n"
-	              "  sources = [ \"public.nosuch\" ];\n"
-	              "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('blind', 0)\";"
-	              " };\n");
+	itest_env_job(
+	    &e, "10-view.conf",
+	    "job = { name = \"blind\"; database = \"app\"; freshness = \"2s\";\n"
+	    "  sources = [ \"public.nosuch\" ];\n"
+	    "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('blind', 0)\";"
+	    " };\n");
 	itest_env_start(&e);
 	/* every period (2 s) even though nothing is written */
 	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= 4 FROM public.refreshed"),
