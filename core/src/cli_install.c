@@ -140,24 +140,27 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 {
 	static const char upsert[] =
 	    "INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database,"
-	    "  after, listen, enabled, max_staleness, relation, defined_at)"
+	    "  after, listen, enabled, max_staleness, relation, defined_at, freshness)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::boolean,"
-	    "  $10::bigint * interval '1 millisecond', $11, $12)"
+	    "  $10::bigint * interval '1 millisecond', $11, $12,"
+	    "  $13::bigint * interval '1 millisecond')"
 	    " ON CONFLICT (jobname) DO UPDATE"
 	    "   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,"
 	    "       schedule = EXCLUDED.schedule, database = EXCLUDED.database,"
 	    "       after = EXCLUDED.after, listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,"
 	    "       max_staleness = EXCLUDED.max_staleness, relation = EXCLUDED.relation,"
-	    "       defined_at = EXCLUDED.defined_at, updated_at = now(), removed_at = NULL"
+	    "       defined_at = EXCLUDED.defined_at, freshness = EXCLUDED.freshness,"
+	    "       updated_at = now(), removed_at = NULL"
 	    /* a job made in SQL (cron.schedule) keeps its row: the clash is reported below */
 	    " WHERE j.source = 'file' AND (j.kind, j.plugin, j.command, j.schedule, j.database, "
 	    "j.after, j.listen,"
-	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at)"
+	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at,"
+	    "        j.freshness)"
 	    "       IS DISTINCT FROM"
 	    "       (EXCLUDED.kind, EXCLUDED.plugin, EXCLUDED.command, EXCLUDED.schedule,"
 	    "        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,"
 	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at,"
-	    "        EXCLUDED.defined_at)"
+	    "        EXCLUDED.defined_at, EXCLUDED.freshness)"
 	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
 	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
 	int rc = 0;
@@ -177,7 +180,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		}
 		for (size_t i = first; i < last && rc == 0; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
-			char staleness[24], at[4200];
+			char staleness[24], fresh[24], at[4200];
 			char *after = array_literal(job->after, job->n_after);
 			char *rel = job->plugin
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
@@ -186,6 +189,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			names[i] = job->name;
 			snprintf(staleness, sizeof(staleness), "%lld",
 			         (long long)job->max_staleness_ms);
+			snprintf(fresh, sizeof(fresh), "%lld", (long long)job->freshness_ms);
 			snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
 			const char *p[] = {job->name,
 			                   job->plugin ? "plugin" : "sql",
@@ -198,8 +202,9 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                   job->enabled ? "true" : "false",
 			                   job->max_staleness_ms > 0 ? staleness : NULL,
 			                   rel,
-			                   at};
-			if (!PQsendQueryParams(conn, upsert, 12, NULL, p, NULL, NULL, 0))
+			                   at,
+			                   job->freshness_ms > 0 ? fresh : NULL};
+			if (!PQsendQueryParams(conn, upsert, 13, NULL, p, NULL, NULL, 0))
 				rc = -EIO;
 			free(after);
 			free(rel);
