@@ -41,9 +41,9 @@ struct sim {
 	struct pgc_config cfg;
 	struct conf_job job;
 	char *sources[1];
-	int64_t counter;   /* statements that wrote the source, committed */
-	bool unreadable;   /* the check reports a problem for the source */
-	int64_t run_us;    /* how long a run takes */
+	int64_t counter; /* statements that wrote the source, committed */
+	bool unreadable; /* the check reports a problem for the source */
+	int64_t run_us;  /* how long a run takes */
 	struct sub subs[MAX_RUNS * 8];
 	size_t n_subs;
 	int saved_stderr;
