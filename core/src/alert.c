@@ -25,6 +25,8 @@ static const char *const kind_names[ALERT_KIND_COUNT] = {
     [ALERT_STALE] = "stale",
     [ALERT_SLOW] = "slow",
     [ALERT_UPSTREAM_FAILED] = "upstream_failed",
+    [ALERT_FRESHNESS_LAG] = "freshness_lag",
+    [ALERT_FRESHNESS_LAG_2X] = "freshness_lag_2x",
 };
 
 const char *alert_kind_name(enum alert_kind kind)

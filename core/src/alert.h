@@ -20,11 +20,13 @@ struct event_base;
 struct pgc_config;
 
 enum alert_kind {
-	ALERT_FAILED,          /* a run failed for good (no retry left) */
-	ALERT_CONSECUTIVE,     /* alert_after consecutive failures */
-	ALERT_STALE,           /* a maintained view older than max_staleness */
-	ALERT_SLOW,            /* a run longer than warn_duration */
-	ALERT_UPSTREAM_FAILED, /* not run because an upstream failed */
+	ALERT_FAILED,           /* a run failed for good (no retry left) */
+	ALERT_CONSECUTIVE,      /* alert_after consecutive failures */
+	ALERT_STALE,            /* a maintained view older than max_staleness */
+	ALERT_SLOW,             /* a run longer than warn_duration */
+	ALERT_UPSTREAM_FAILED,  /* not run because an upstream failed */
+	ALERT_FRESHNESS_LAG,    /* freshness lag over the SLA (a warning) */
+	ALERT_FRESHNESS_LAG_2X, /* freshness lag over twice the SLA (seed 000's "lag > 2x SLA") */
 	ALERT_KIND_COUNT
 };
 

@@ -206,24 +206,27 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 {
 	static const char upsert[] =
 	    "INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database,"
-	    "  after, listen, enabled, max_staleness, relation, defined_at)"
+	    "  after, listen, enabled, max_staleness, relation, defined_at, freshness)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::boolean,"
-	    "  $10::bigint * interval '1 millisecond', $11, $12)"
+	    "  $10::bigint * interval '1 millisecond', $11, $12,"
+	    "  $13::bigint * interval '1 millisecond')"
 	    " ON CONFLICT (jobname) DO UPDATE"
 	    "   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,"
 	    "       schedule = EXCLUDED.schedule, database = EXCLUDED.database,"
 	    "       after = EXCLUDED.after, listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,"
 	    "       max_staleness = EXCLUDED.max_staleness, relation = EXCLUDED.relation,"
-	    "       defined_at = EXCLUDED.defined_at, updated_at = now(), removed_at = NULL"
+	    "       defined_at = EXCLUDED.defined_at, freshness = EXCLUDED.freshness,"
+	    "       updated_at = now(), removed_at = NULL"
 	    /* a job made in SQL (cron.schedule) keeps its row: the clash is reported below */
 	    " WHERE j.source = 'file' AND (j.kind, j.plugin, j.command, j.schedule, j.database, "
 	    "j.after, j.listen,"
-	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at)"
+	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at,"
+	    "        j.freshness)"
 	    "       IS DISTINCT FROM"
 	    "       (EXCLUDED.kind, EXCLUDED.plugin, EXCLUDED.command, EXCLUDED.schedule,"
 	    "        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,"
 	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at,"
-	    "        EXCLUDED.defined_at)"
+	    "        EXCLUDED.defined_at, EXCLUDED.freshness)"
 	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
 	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
 	char *all = NULL;
@@ -255,7 +258,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		}
 		for (size_t i = first; i < last && rc == 0; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
-			char staleness[24], at[4200];
+			char staleness[24], fresh[24], at[4200];
 			char *after = array_literal(job->after, job->n_after);
 			char *rel = job->plugin
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
@@ -263,6 +266,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 
 			snprintf(staleness, sizeof(staleness), "%lld",
 			         (long long)job->max_staleness_ms);
+			snprintf(fresh, sizeof(fresh), "%lld", (long long)job->freshness_ms);
 			snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
 			const char *p[] = {job->name,
 			                   job->plugin ? "plugin" : "sql",
@@ -275,8 +279,9 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			                   job->enabled ? "true" : "false",
 			                   job->max_staleness_ms > 0 ? staleness : NULL,
 			                   rel,
-			                   at};
-			if (!PQsendQueryParams(conn, upsert, 12, NULL, p, NULL, NULL, 0))
+			                   at,
+			                   job->freshness_ms > 0 ? fresh : NULL};
+			if (!PQsendQueryParams(conn, upsert, 13, NULL, p, NULL, NULL, 0))
 				rc = -EIO;
 			free(after);
 			free(rel);
@@ -380,12 +385,11 @@ static size_t plugin_order(const struct pgc_config *cfg, const struct plugin_reg
 	return n;
 }
 
-/* sql/refresh.sql: the CONCURRENTLY guard the core calls before a plugin's concurrent
- * refresh, in every database plugin jobs run in. */
-static int install_refresh_guard(PGconn *conn, const char *dbname)
+/* One file of the SQL directory, run as one simple-protocol query in CONN. */
+static int run_sql_file(PGconn *conn, const char *file, const char *what)
 {
-	char path[4096], what[512];
-	int n = snprintf(path, sizeof(path), "%s/refresh.sql", hist_sql_dir());
+	char path[4096];
+	int n = snprintf(path, sizeof(path), "%s/%s", hist_sql_dir(), file);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
 	FILE *f = fopen(path, "r");
@@ -404,12 +408,20 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	if (!mem)
 		return -ENOMEM;
 	fclose(mem);
-	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
 	PGresult *r = PQexec(conn, sql);
 	int rc = exec_ok(r, what) ? 0 : sqlstate_is(r, "42501") ? -EACCES : -EIO;
 	PQclear(r);
 	free(sql);
 	return rc;
+}
+
+/* sql/refresh.sql: the CONCURRENTLY guard the core calls before a plugin's concurrent
+ * refresh, in every database plugin jobs run in. */
+static int install_refresh_guard(PGconn *conn, const char *dbname)
+{
+	char what[512];
+	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
+	return run_sql_file(conn, "refresh.sql", what);
 }
 
 /* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
@@ -633,6 +645,90 @@ out:
 	return rc;
 }
 
+/* The sources of JOB that freshness watches: its plugin's (ABI 1.3) and its file's. */
+static size_t freshness_sources(const struct plugin_registry *reg, const struct conf_job *job,
+                                const char **out, size_t max)
+{
+	size_t n = 0;
+	const struct plugin *p = job->plugin ? plugin_registry_find(reg, job->plugin) : NULL;
+	for (size_t i = 0; p && p->decl.sources && p->decl.sources[i] && n < max; i++)
+		out[n++] = p->decl.sources[i];
+	for (size_t i = 0; i < job->n_sources && n < max; i++)
+		out[n++] = job->sources[i];
+	return n;
+}
+
+/* sql/freshness.sql and a change-counting trigger on every source of the jobs with
+ * freshness, in each of their databases (docs/freshness.md). A source that cannot be
+ * watched is reported at the FILE:LINE of each job reading it; the daemon would make that
+ * job fall back to running every period. */
+static int install_freshness(const struct pgc_config *cfg, const struct plugin_registry *reg)
+{
+	char err[1536], what[512];
+	int rc = EX_OK;
+
+	for (size_t d = 0; d < cfg->n_databases; d++) {
+		const struct conf_database *db = &cfg->databases[d];
+		PGconn *conn = NULL;
+		bool broken = false;
+		for (size_t j = 0; j < cfg->n_jobs; j++) {
+			const struct conf_job *job = &cfg->jobs[j];
+			const char *srcs[64];
+			if (job->freshness_ms <= 0 || !job->database ||
+			    strcmp(job->database, db->name) != 0)
+				continue;
+			size_t n = freshness_sources(reg, job, srcs, 64);
+			if (n == 0)
+				continue;
+			if (!conn && !broken) {
+				conn = pgconn_connect_blocking(db->conninfo, "pgcrond install", err,
+				                               sizeof(err));
+				if (conn) {
+					PQclear(PQexec(conn, "SET client_min_messages = warning"));
+					snprintf(what, sizeof(what),
+					         "freshness counters in database \"%s\"", db->name);
+					broken = run_sql_file(conn, "freshness.sql", what) != 0;
+				} else {
+					fprintf(stderr, "pgcrond install: database \"%s\": %s\n",
+					        db->name, err);
+					broken = true;
+				}
+			}
+			if (broken) {
+				job_failed(job,
+				           "freshness: its sources are not watched in database "
+				           "\"%s\" (see above)",
+				           db->name);
+				rc = worse(rc, conn ? EX_CANTCREAT : EX_UNAVAILABLE);
+				continue;
+			}
+			for (size_t i = 0; i < n; i++) {
+				const char *p[] = {srcs[i]};
+				PGresult *r = PQexecParams(
+				    conn, "SELECT pgcrond.watch_source($1::pg_catalog.regclass)", 1,
+				    NULL, p, NULL, NULL, 0);
+				if (failed(r)) {
+					job_failed(
+					    job,
+					    "freshness: cannot watch source %s in database "
+					    "\"%s\": %s; until it can, the job runs once every "
+					    "freshness period",
+					    srcs[i], db->name, ddl_error(r, err, sizeof(err)));
+					rc = worse(rc, EX_CANTCREAT);
+				} else if (atoi(PQgetvalue(r, 0, 0)) > 0) {
+					printf(
+					    "pgcrond install: freshness: watching %s in database "
+					    "\"%s\"\n",
+					    srcs[i], db->name);
+				}
+				PQclear(r);
+			}
+		}
+		PQfinish(conn);
+	}
+	return rc;
+}
+
 int cli_install(int argc, char **argv)
 {
 	const char *conf;
@@ -708,6 +804,7 @@ int cli_install(int argc, char **argv)
 		       counts.added, counts.changed, counts.removed, counts.unchanged);
 
 	rc = install_plugins(cfg, reg);
+	rc = worse(rc, install_freshness(cfg, reg));
 out:
 	diag_clear(&dl);
 	plugin_registry_free(&reg);

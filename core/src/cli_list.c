@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "duration.h"
 #include "plugin.h"
 #include "pgconn.h"
 
@@ -183,7 +184,16 @@ int cli_list(int argc, char **argv)
 			         j->plugin);
 		else
 			snprintf(cells[i][COL_KIND], 256, "sql");
-		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j->schedule ? j->schedule : "-");
+		if (j->freshness_ms > 0) {
+			/* freshness: the SLA, beside the schedule if it has one */
+			char d[32];
+			duration_format(j->freshness_ms, d, sizeof(d));
+			snprintf(cells[i][COL_SCHEDULE], 256, "%s%sfreshness %s",
+			         j->schedule ? j->schedule : "", j->schedule ? ", " : "", d);
+		} else {
+			snprintf(cells[i][COL_SCHEDULE], 256, "%s",
+			         j->schedule ? j->schedule : "-");
+		}
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);

@@ -358,6 +358,11 @@ static void print_jobs_table(const json_t *st)
 			size_t l = strlen(cells[i][4]);
 			snprintf(cells[i][4] + l, 256 - l, " STALE");
 		}
+		const json_t *fr = json_object_get(j, "freshness");
+		if (json_is_true(json_object_get(fr, "over_sla"))) {
+			size_t l = strlen(cells[i][4]);
+			snprintf(cells[i][4] + l, 256 - l, " LAG>SLA");
+		}
 		for (int c = 0; c < NC; c++)
 			if ((int)strlen(cells[i][c]) > width[c])
 				width[c] = (int)strlen(cells[i][c]);
@@ -426,6 +431,21 @@ static void print_job(const json_t *j, double now)
 		printf("stale:        %s (max_staleness %llds)\n",
 		       json_is_true(json_object_get(j, "stale")) ? "YES" : "no",
 		       (long long)json_integer_value(json_object_get(j, "max_staleness_s")));
+	const json_t *fr = json_object_get(j, "freshness");
+	if (fr) {
+		char lag[64];
+		fmt_span(json_number_value(json_object_get(fr, "lag_s")), lag, sizeof(lag));
+		printf("freshness:    SLA %llds, lag %s%s",
+		       (long long)json_integer_value(json_object_get(fr, "sla_s")), lag,
+		       json_is_true(json_object_get(fr, "over_sla")) ? " (OVER the SLA)" : "");
+		if (*jstr(fr, "changed_since"))
+			printf(", sources changed since %s", jstr(fr, "changed_since"));
+		if (*jstr(fr, "next_run"))
+			printf(", next run %s", jstr(fr, "next_run"));
+		printf("\n");
+		if (*jstr(fr, "fallback"))
+			printf("              runs every period: %s\n", jstr(fr, "fallback"));
+	}
 	printf("consecutive failures: %lld\n",
 	       (long long)json_integer_value(json_object_get(j, "consecutive_failures")));
 }

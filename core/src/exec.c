@@ -504,6 +504,13 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 	switch (st) {
 	case PGRES_SINGLE_TUPLE:
 		r->rows++;
+		if (r->on_row && !r->failed) {
+			const char *vals[16];
+			int nf = PQnfields(res) < 16 ? PQnfields(res) : 16;
+			for (int i = 0; i < nf; i++)
+				vals[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+			r->on_row(r->arg, nf, vals);
+		}
 		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
@@ -1061,6 +1068,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
 		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
 	r->on_pid = spec->on_pid;
+	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
 	r->start_us = clock_wall_us();

@@ -66,6 +66,11 @@ struct exec_run_spec {
 	bool name_backend;
 	/* Called once the run has a connection, with its backend pid (job_pid). May be NULL. */
 	void (*on_pid)(void *arg, int pid);
+	/* Called for each row the statements return, from the event loop, with its N_FIELDS
+	 * values as text (NULL for SQL NULL), valid during the call only; must not call back
+	 * into the executor. NULL: rows are counted and dropped (a job's). For the daemon's own
+	 * small queries (freshness's change counters). */
+	void (*on_row)(void *arg, int n_fields, const char *const *values);
 	/* Called exactly once, from the event loop (never from inside exec_submit() or
 	 * exec_cancel()); the run is freed right after it returns. */
 	void (*on_done)(void *arg, const struct exec_outcome *o);

@@ -115,6 +115,7 @@ struct exec_run {
 	struct conn *conn;
 	int pid;
 	void (*on_pid)(void *, int);
+	void (*on_row)(void *arg, int n_fields, const char *const *values);
 	void (*on_done)(void *, const struct exec_outcome *);
 	void *arg;
 	struct event timer_ev; /* the timeout, then the cancel escalation */

@@ -200,6 +200,8 @@ static int render_metrics(const struct metrics *m, const json_t *st, FILE *f)
 		    .last_success = num(j, "last_success_unix"),
 		    .max_staleness_s = num(j, "max_staleness_s"),
 		    .stale = json_is_true(json_object_get(j, "stale")),
+		    .freshness_s = num(json_object_get(j, "freshness"), "sla_s"),
+		    .freshness_lag_s = num(json_object_get(j, "freshness"), "lag_s"),
 		};
 		if (!jl[i].name)
 			jl[i].name = "";

@@ -407,6 +407,20 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 			sample(out, "pgcrond_job_stale", "job", live->jobs[i].name,
 			       live->jobs[i].stale);
 
+	head(out, "pgcrond_job_freshness_seconds", "gauge",
+	     "The job's freshness SLA; absent when it has none.");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].freshness_s > 0)
+			sample(out, "pgcrond_job_freshness_seconds", "job", live->jobs[i].name,
+			       live->jobs[i].freshness_s);
+	head(out, "pgcrond_job_freshness_lag_seconds", "gauge",
+	     "Age of the oldest change to the job's sources its relation does not reflect yet "
+	     "(0: up to date); absent without freshness.");
+	for (size_t i = 0; i < nj; i++)
+		if (live->jobs[i].freshness_s > 0)
+			sample(out, "pgcrond_job_freshness_lag_seconds", "job", live->jobs[i].name,
+			       live->jobs[i].freshness_lag_s);
+
 	head(out, "pgcrond_database_connections", "gauge",
 	     "Open connections of each database's pool, by state.");
 	for (size_t i = 0; i < live->n_dbs; i++) {

@@ -54,6 +54,8 @@ struct metrics_job_live {
 	double last_success;    /* Unix seconds, 0 if none known (also from earlier runs) */
 	double max_staleness_s; /* 0: none configured */
 	bool stale;             /* the last success is older than max_staleness */
+	double freshness_s;     /* its freshness SLA; 0: none */
+	double freshness_lag_s; /* the age of the oldest change not reflected */
 };
 struct metrics_db_live {
 	const char *name;

@@ -21,6 +21,7 @@
 #include "cluster.h"
 #include "duration.h"
 #include "exec.h"
+#include "fresh.h"
 #include "sched_flow_priv.h"
 #include "history.h"
 #include "log.h"
@@ -202,6 +203,7 @@ static void job_free(struct job **jp)
 		return;
 	job_disarm(j);
 	sched_preclaim_drop(j);
+	fresh_job_free(j);
 	flow_job_free(j);
 	free(j->last_message);
 	if (j->own_strs)
@@ -1230,6 +1232,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	if (!s->draining) {
 		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
 		s->draining = true;
+		fresh_stop(s);
 		clock_disarm(s->clock, &s->clock_ev);
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
@@ -1369,6 +1372,7 @@ void sched_free(struct sched **sp)
 	if (!s)
 		return;
 	sched_apply_clear(s);
+	fresh_stop(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	sched_warm_stop(s);
 	event_del(&s->grace_ev);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fresh.h"
 #include "sched_flow_priv.h"
 #include "jobgraph.h"
 #include "log.h"
@@ -185,6 +186,7 @@ static void finish(struct sched *s)
 {
 	struct sched_apply_state *ap = &s->ap;
 	flow_applied(s, ap->first);
+	fresh_applied(s);
 	if (ap->first) {
 		for (struct job *j = s->jobs; j; j = j->next)
 			if (j->enabled && j->schedule && j->cron->kind == CRON_REBOOT)

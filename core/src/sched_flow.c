@@ -13,6 +13,7 @@
 #include "config.h"
 #include "coord.h"
 #include "duration.h"
+#include "fresh.h"
 #include "history.h"
 #include "jobgraph.h"
 #include "log.h"
@@ -536,6 +537,7 @@ void flow_run_begin(struct run *r)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_work_gone(r); /* started: nothing pending to take over any more */
+	fresh_run_begin(r);
 	j->start_seq = ++s->flow_seq;
 	if (j->n_ups > 1)
 		coord_graph(s->coord, j->name, true);
@@ -574,6 +576,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
+	fresh_run_end(r, o->ok, end_us);
 	if (r->slow_alerted) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "finished after %lld s",
@@ -641,6 +644,17 @@ static void stale_cb(void *arg)
 	j->stale_armed = false;
 	if (!j->conf || j->conf->max_staleness_ms <= 0 || !j->enabled || j->removed || s->draining)
 		return;
+	/* freshness: sources seen unchanged since the last success count as one */
+	struct fresh_view fv;
+	int64_t now = sched_now_us(s);
+	fresh_view(j, now, &fv);
+	if (fv.fresh_as_of_us > j->last_success_us &&
+	    now - fv.fresh_as_of_us < j->conf->max_staleness_ms * 1000) {
+		arm_ms(s, j->stale_ev,
+		       (fv.fresh_as_of_us - now) / 1000 + j->conf->max_staleness_ms);
+		j->stale_armed = true;
+		return;
+	}
 	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
 	if (j->last_success_us) {
 		/* whole seconds: "1h2s", not "1h2s13ms" */

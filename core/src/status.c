@@ -15,6 +15,7 @@
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
+#include "fresh.h"
 #include "history.h"
 #include "hist_spool.h"
 #include "plugin.h"
@@ -100,9 +101,32 @@ static const char *job_state(const struct job *j, bool debouncing)
 	return "idle";
 }
 
+/* freshness (fresh.h): the SLA, the lag against it, the next run it plans, or why it runs
+ * every period instead. */
+static int fresh_json(json_t *o, const struct fresh_view *fv)
+{
+	json_t *sub = json_object();
+	int rc = 0;
+	if (!sub)
+		return -1;
+	rc |= put_int(sub, "sla_s", fv->sla_ms / 1000);
+	rc |= json_object_set_new(sub, "lag_s", json_real((double)fv->lag_us / 1e6));
+	rc |= put_bool(sub, "over_sla", fv->lag_us > fv->sla_ms * 1000);
+	if (fv->changed_since_us)
+		rc |= put_time(sub, "changed_since", fv->changed_since_us);
+	if (fv->next_run_us)
+		rc |= put_time(sub, "next_run", fv->next_run_us);
+	if (fv->fallback)
+		rc |= put_str(sub, "fallback", fv->fallback);
+	rc |= json_object_set_new(o, "freshness", sub);
+	return rc;
+}
+
 static json_t *job_json(const struct status_src *src, const struct job *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
+	struct fresh_view fv;
+	fresh_view(j, now, &fv);
 	json_t *o = json_object(), *sub;
 	size_t n_payloads = 0;
 	int64_t deb_due = 0;
@@ -205,10 +229,14 @@ static json_t *job_json(const struct status_src *src, const struct job *j, int64
 		rc |= put_int(o, "max_staleness_s", max_stale / 1000);
 		/* never succeeded counts as stale only once the daemon has run that long */
 		int64_t base = j->last_success_us ? j->last_success_us : src->started_us;
+		if (fv.fresh_as_of_us > base)
+			base = fv.fresh_as_of_us; /* sources seen unchanged since: still fresh */
 		rc |= put_bool(o, "stale", now - base > max_stale * 1000);
 	} else {
 		rc |= put_bool(o, "stale", false);
 	}
+	if (fv.on)
+		rc |= fresh_json(o, &fv);
 	rc |= put_int(o, "consecutive_failures", j->consecutive);
 	if (rc == 0)
 		return o;

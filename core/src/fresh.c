@@ -1,0 +1,691 @@
+/* Freshness against schedules (fresh.h, docs/freshness.md). */
+#include "fresh.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alert.h"
+#include "clock.h"
+#include "config.h"
+#include "duration.h"
+#include "exec.h"
+#include "log.h"
+#include "plugin.h"
+#include "sched_priv.h"
+
+/* ---- the decision ------------------------------------------------------------------- */
+
+int64_t fresh_check_every_us(int64_t sla_us)
+{
+	int64_t e = sla_us / 4;
+	if (e < 250000)
+		e = 250000;
+	if (e > 300000000)
+		e = 300000000;
+	return e;
+}
+
+int64_t fresh_sla_for_downstream(int64_t down_sla_us, int64_t down_run_us)
+{
+	int64_t sla = down_sla_us - 2 * down_run_us;
+	return sla > down_sla_us / 4 ? sla : down_sla_us / 4;
+}
+
+int64_t fresh_plan(const struct fresh_plan_in *in)
+{
+	/* a run not measured yet is guessed at a tenth of the SLA */
+	int64_t run = in->est_run_us > 0 ? in->est_run_us : in->sla_us / 10;
+	int64_t lead = 2 * run + in->sla_us / 10;
+	if (lead > in->sla_us)
+		lead = in->sla_us;
+	if (in->fallback)
+		return in->last_start_us ? in->last_start_us + in->sla_us - lead : in->now_us;
+	if (!in->change_since_us)
+		return INT64_MAX;
+	return in->change_since_us + in->sla_us - lead;
+}
+
+/* Arm T in US (a failure is out of memory in the timer heap: logged, the next check or
+ * run end plans again). */
+static void arm(struct clock *c, struct clock_timer *t, int64_t us)
+{
+	if (clock_arm(c, t, us < 0 ? 0 : us) < 0)
+		log_msg(LOG_LVL_ERROR, NULL, "freshness: out of memory arming a timer");
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+#define DURATIONS 4
+#define MAX_SOURCES 64 /* per job */
+
+struct fresh_job {
+	struct job *j;
+	int64_t sla_us;
+	struct clock_timer ev; /* the planned run, or a plan made again from the loop */
+	int64_t planned_us;
+	int64_t created_us;
+	/* the last check: its counter sum, when it was sent */
+	bool have_seen;
+	int64_t seen_n, seen_at_us;
+	/* the counter sum the relation reflects (the last success started from it) */
+	bool reflected_known;
+	int64_t reflected_n;
+	/* the run under way started from this sum, read at RUN_AT_US */
+	bool run_known;
+	int64_t run_n, run_at_us, run_start_us, run_since_us, run_up_us;
+	int64_t change_since_us; /* oldest change of its sources not reflected (lower bound) */
+	int64_t up_since_us;     /* an upstream succeeded after its last start, 0: none */
+	int64_t fresh_as_of_us;
+	int64_t last_ok_start_us;
+	int64_t last_row_us; /* the last "sources unchanged" skipped row */
+	int64_t dur_us[DURATIONS];
+	unsigned dur_pos;
+	char *fallback; /* why it runs every period; NULL while its sources can be read */
+};
+
+struct fresh_db {
+	struct fresh_db *next;
+	struct sched *s; /* NULL: orphaned by a reload or a stop, freed when its check ends */
+	char *name;
+	char **sources;
+	size_t n_sources;
+	char *param; /* the text[] of SOURCES */
+	char **jobs; /* names; looked up again at each answer (jobs come and go) */
+	size_t n_jobs;
+	size_t **job_src; /* per job, indexes into SOURCES */
+	size_t *job_nsrc;
+	int64_t every_us;
+	struct clock_timer ev;
+	bool inflight;
+	int64_t sent_at_us;
+	int64_t *got_n;
+	char **problem;
+	bool *got;
+};
+
+static void db_free(struct fresh_db *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n_sources; i++) {
+		free(d->sources[i]);
+		if (d->problem)
+			free(d->problem[i]);
+	}
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		free(d->jobs[i]);
+		free(d->job_src[i]);
+	}
+	free(d->sources);
+	free(d->problem);
+	free(d->got_n);
+	free(d->got);
+	free(d->param);
+	free(d->jobs);
+	free(d->job_src);
+	free(d->job_nsrc);
+	free(d->name);
+	free(d);
+}
+
+static int64_t est_run(const struct fresh_job *f)
+{
+	int64_t m = 0;
+	for (unsigned i = 0; i < DURATIONS; i++)
+		if (f->dur_us[i] > m)
+			m = f->dur_us[i];
+	return m;
+}
+
+/* The SLA J must keep: its own, or less so that its downstreams with freshness keep
+ * theirs after it (DEPTH bounds the walk). */
+static int64_t sla_in_force(const struct job *j, int depth)
+{
+	int64_t sla = j->fresh ? j->fresh->sla_us : INT64_MAX;
+	if (depth > 8)
+		return sla;
+	for (size_t i = 0; i < j->n_downs; i++) {
+		const struct job *d = j->downs[i];
+		int64_t ds = sla_in_force(d, depth + 1);
+		if (ds == INT64_MAX)
+			continue;
+		ds = fresh_sla_for_downstream(ds, d->fresh ? est_run(d->fresh) : 0);
+		if (ds < sla)
+			sla = ds;
+	}
+	return sla;
+}
+
+static void fmt_time(int64_t us, char *out, size_t len)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || strftime(out, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "%lld", (long long)t);
+}
+
+static bool can_run(const struct job *j)
+{
+	return j->conf && j->enabled && !j->removed && !j->paused && !j->active && !j->s->draining;
+}
+
+/* Seed 000's alerts: the lag over the SLA (warning), over twice the SLA. Judged at each
+ * check and each run's end; recovery is told when the lag is back under. */
+static void lag_alerts(struct fresh_job *f)
+{
+	struct job *j = f->j;
+	if (!j->s->alerts || !j->conf)
+		return;
+	struct fresh_view v;
+	fresh_view(j, sched_now_us(j->s), &v);
+	char sla[32], lag[32], msg[160];
+	duration_format(v.sla_ms, sla, sizeof(sla));
+	duration_format(v.lag_us / 1000000 * 1000, lag, sizeof(lag));
+	bool on = j->enabled && !j->paused && !j->removed;
+	bool over = on && v.lag_us > v.sla_ms * 1000;
+	bool over2 = on && v.lag_us > 2 * v.sla_ms * 1000;
+	snprintf(msg, sizeof(msg), "freshness lag %s, over its SLA (%s)", lag, sla);
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG, j->name, over,
+	                over ? msg : "freshness lag back under its SLA");
+	snprintf(msg, sizeof(msg), "freshness lag %s, over twice its SLA (%s)", lag, sla);
+	alert_condition(j->s->alerts, ALERT_FRESHNESS_LAG_2X, j->name, over2,
+	                over2 ? msg : "freshness lag back under twice its SLA");
+}
+
+static void plan(struct fresh_job *f)
+{
+	lag_alerts(f);
+	struct job *j = f->j;
+	struct sched *s = j->s;
+	int64_t now = sched_now_us(s);
+	int64_t since = f->change_since_us;
+	struct fresh_plan_in in = {
+	    .now_us = now,
+	    .sla_us = sla_in_force(j, 0),
+	    .change_since_us = since,
+	    .est_run_us = est_run(f),
+	    .fallback = f->fallback != NULL,
+	    .last_start_us = f->last_ok_start_us,
+	};
+	int64_t at = fresh_plan(&in);
+	clock_disarm(s->clock, &f->ev);
+	f->planned_us = at == INT64_MAX ? 0 : at;
+	if (at == INT64_MAX || s->draining || !j->conf)
+		return;
+	if (at <= now) {
+		if (!can_run(j))
+			return; /* its run's end plans again; a pause's resume runs what is owed */
+		f->planned_us = 0;
+		sched_job_fire(j, 0, "freshness");
+		return;
+	}
+	arm(s->clock, &f->ev, at - now);
+}
+
+static void plan_cb(void *arg)
+{
+	plan(arg);
+}
+
+/* A skipped row at most once a freshness period (and a minute): the history shows the job
+ * is watched, without a row per check. */
+static void quiet_row(struct fresh_job *f, int64_t now)
+{
+	struct job *j = f->j;
+	int64_t every = f->sla_us > 60000000 ? f->sla_us : 60000000;
+	int64_t last = f->last_row_us > f->last_ok_start_us ? f->last_row_us : f->last_ok_start_us;
+	if (!last)
+		last = f->created_us;
+	if (now - last < every || !j->enabled || j->paused || j->removed)
+		return;
+	struct run *r = sched_run_new(j, now, "freshness");
+	if (!r)
+		return;
+	char t[40], msg[96];
+	fmt_time(f->last_ok_start_us ? f->last_ok_start_us : f->created_us, t, sizeof(t));
+	snprintf(msg, sizeof(msg), "sources unchanged since %s", t);
+	sched_record(r, "skipped", msg);
+	sched_run_free(&r);
+	f->last_row_us = now;
+}
+
+/* One job's sources as the check of database D found them (sent at D->sent_at_us). */
+static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
+{
+	struct job *j = f->j;
+	int64_t sum = 0, now = sched_now_us(j->s);
+	const char *why = NULL, *which = NULL;
+
+	for (size_t i = 0; i < d->job_nsrc[k]; i++) {
+		size_t x = d->job_src[k][i];
+		if (!d->got[x] || d->problem[x]) {
+			why = d->got[x] ? d->problem[x] : "the check returned no answer for it";
+			which = d->sources[x];
+			break;
+		}
+		sum += d->got_n[x];
+	}
+	if (why) {
+		char buf[1024];
+		snprintf(buf, sizeof(buf), "source %s: %s", which, why);
+		if (!f->fallback || strcmp(f->fallback, buf) != 0) {
+			log_job(LOG_LVL_WARNING, j->name,
+			        "cannot tell whether its sources changed (%s); it runs once every "
+			        "freshness period until they can be read",
+			        buf);
+			free(f->fallback);
+			f->fallback = strdup(buf);
+		}
+		f->have_seen = false;
+		f->reflected_known = false;
+		f->fresh_as_of_us = 0;
+		plan(f);
+		return;
+	}
+	if (f->fallback) {
+		log_job(LOG_LVL_NOTICE, j->name,
+		        "its sources can be read again; it runs when they change");
+		free(f->fallback);
+		f->fallback = NULL;
+	}
+	int64_t prev_at = f->have_seen ? f->seen_at_us : 0;
+	f->have_seen = true;
+	f->seen_n = sum;
+	f->seen_at_us = d->sent_at_us;
+	if (!f->reflected_known) {
+		/* not known what the relation reflects (a start, a reload, a fallback): as if
+		 * everything changed when the daemon started watching */
+		if (!f->change_since_us)
+			f->change_since_us =
+			    f->created_us < d->sent_at_us ? f->created_us : d->sent_at_us;
+	} else if (sum != f->reflected_n) {
+		/* counted after the previous check's snapshot, or after this one's if none */
+		if (!f->change_since_us)
+			f->change_since_us = prev_at ? prev_at : d->sent_at_us;
+	} else {
+		f->change_since_us = 0;
+		if (!f->up_since_us && !j->active)
+			f->fresh_as_of_us = d->sent_at_us;
+		quiet_row(f, now);
+	}
+	plan(f);
+}
+
+static void check_row(void *arg, int n, const char *const *v)
+{
+	struct fresh_db *d = arg;
+	if (!d->s || n < 3 || !v[0])
+		return;
+	long long ord = atoll(v[0]);
+	if (ord < 1 || (size_t)ord > d->n_sources)
+		return;
+	size_t x = (size_t)ord - 1;
+	d->got[x] = true;
+	d->got_n[x] = v[1] ? atoll(v[1]) : 0;
+	free(d->problem[x]);
+	d->problem[x] = v[2] ? strdup(v[2]) : NULL;
+}
+
+static void check_done(void *arg, const struct exec_outcome *o)
+{
+	struct fresh_db *d = arg;
+	d->inflight = false;
+	if (!d->s) {
+		db_free(d);
+		return;
+	}
+	if (!o->ok) {
+		for (size_t i = 0; i < d->n_sources; i++) {
+			d->got[i] = true;
+			free(d->problem[i]);
+			d->problem[i] = strdup(o->message ? o->message : "the check failed");
+		}
+	}
+	for (size_t k = 0; k < d->n_jobs; k++) {
+		struct job *j = sched_job_find(d->s, d->jobs[k]);
+		if (j && j->fresh && !j->removed)
+			job_answer(d, k, j->fresh);
+	}
+}
+
+/* The change counters of every source of the database, in one statement. Names are
+ * schema-qualified (config_valid_source), so to_regclass resolves none through a
+ * search_path; every function and operator is qualified. A source that is not a table
+ * (nor a partitioned one: views have no statement triggers), lacks the trigger on itself or one of
+ * its partitions, or whose trigger is disabled, is a problem: the counters would miss its changes.
+ */
+static const char check_sql[] =
+    "SELECT u.ord::pg_catalog.int4,"
+    " COALESCE((SELECT pg_catalog.sum(c.n) FROM pgcrond.source_change c"
+    "  WHERE c.relid OPERATOR(pg_catalog.=) ANY (t.rels)), 0)::pg_catalog.int8,"
+    " CASE WHEN r.rel IS NULL THEN 'does not exist, or the daemon''s role cannot see it'"
+    "  WHEN t.rels IS NULL THEN 'is not a table (a view has no change trigger: name the tables"
+    " it reads, or the job that maintains it in after)'"
+    "  WHEN t.unwatched IS NOT NULL THEN pg_catalog.concat('has no enabled pgcrond trigger on ',"
+    "   t.unwatched, '; run pgcrond install')"
+    " END"
+    " FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(name, ord)"
+    " CROSS JOIN LATERAL (SELECT pg_catalog.to_regclass(u.name) AS rel) r"
+    " CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(p.relid::pg_catalog.oid) AS rels,"
+    "  pg_catalog.min(CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g"
+    "   WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid"
+    "   AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_changed'::pg_catalog.name"
+    "   AND g.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.\"char\")"
+    "   THEN p.relid::pg_catalog.text END) AS unwatched"
+    "  FROM (SELECT c.oid AS relid FROM pg_catalog.pg_class c"
+    "   WHERE c.oid OPERATOR(pg_catalog.=) r.rel"
+    "   AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
+    "   UNION SELECT p.relid FROM pg_catalog.pg_partition_tree(r.rel) p) p) t";
+
+static void check_cb(void *arg)
+{
+	struct fresh_db *d = arg;
+	struct sched *s = d->s;
+	if (!s || s->draining)
+		return;
+	arm(s->clock, &d->ev, d->every_us);
+	if (d->inflight)
+		return; /* the pool is busy: that answer comes first */
+	const char *params[] = {d->param};
+	struct exec_stmt st = {.sql = check_sql, .params = params, .n_params = 1};
+	int64_t timeout = d->every_us / 1000 * 4;
+	struct exec_run_spec spec = {
+	    .database = d->name,
+	    .stmts = &st,
+	    .n_stmts = 1,
+	    .timeout_ms = timeout < 10000 ? 10000 : timeout,
+	    .on_row = check_row,
+	    .on_done = check_done,
+	    .arg = d,
+	};
+	struct exec_run *er = NULL;
+	for (size_t i = 0; i < d->n_sources; i++)
+		d->got[i] = false;
+	d->sent_at_us = sched_now_us(s);
+	if (s->ex.submit(s->ex.ctx, &spec, &er) == 0)
+		d->inflight = true;
+}
+
+/* ---- building: jobs and databases ------------------------------------------------------ */
+
+static void job_state(struct job *j, int64_t now)
+{
+	const struct conf_job *c = j->conf;
+	if (!c || c->freshness_ms <= 0) {
+		fresh_job_free(j);
+		return;
+	}
+	if (!j->fresh) {
+		struct fresh_job *f = calloc(1, sizeof(*f));
+		if (!f)
+			return;
+		f->j = j;
+		f->created_us = now;
+		clock_timer_init(&f->ev, plan_cb, f);
+		j->fresh = f;
+	}
+	j->fresh->sla_us = c->freshness_ms * 1000;
+}
+
+/* J's sources: its plugin's (ABI 1.3) then its file's, each once; returns how many. */
+static size_t job_sources(const struct job *j, const char **out)
+{
+	size_t n = 0;
+	const struct plugin *p =
+	    j->plugin && j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
+	const char *const *ps = p ? p->decl.sources : NULL;
+	for (size_t i = 0; ps && ps[i] && n < MAX_SOURCES; i++)
+		out[n++] = ps[i];
+	for (size_t i = 0; i < j->conf->n_sources && n < MAX_SOURCES; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < n; k++)
+			dup |= strcmp(out[k], j->conf->sources[i]) == 0;
+		if (!dup)
+			out[n++] = j->conf->sources[i];
+	}
+	return n;
+}
+
+static char *array_param(char **items, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 3 + 2 * strlen(items[i]);
+	char *s = malloc(cap), *o = s;
+	if (!s)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *p = items[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return s;
+}
+
+static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const char *name)
+{
+	for (struct fresh_db *d = *list; d; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	struct fresh_db *d = calloc(1, sizeof(*d));
+	if (!d || !(d->name = strdup(name))) {
+		free(d);
+		return NULL;
+	}
+	d->s = s;
+	d->every_us = INT64_MAX;
+	clock_timer_init(&d->ev, check_cb, d);
+	d->next = *list;
+	*list = d;
+	return d;
+}
+
+static bool db_add_job(struct fresh_db *d, const struct job *j, const char **srcs, size_t n)
+{
+	char **jobs = realloc(d->jobs, (d->n_jobs + 1) * sizeof(*jobs));
+	if (!jobs)
+		return false;
+	d->jobs = jobs;
+	size_t **js = realloc(d->job_src, (d->n_jobs + 1) * sizeof(*js));
+	if (!js)
+		return false;
+	d->job_src = js;
+	size_t *jn = realloc(d->job_nsrc, (d->n_jobs + 1) * sizeof(*jn));
+	if (!jn)
+		return false;
+	d->job_nsrc = jn;
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	char *name = strdup(j->name);
+	if (!idx || !name) {
+		free(idx);
+		free(name);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t x = 0;
+		while (x < d->n_sources && strcmp(d->sources[x], srcs[i]) != 0)
+			x++;
+		if (x == d->n_sources) {
+			char **ns = realloc(d->sources, (d->n_sources + 1) * sizeof(*ns));
+			if (!ns || !(ns[d->n_sources] = strdup(srcs[i]))) {
+				if (ns)
+					d->sources = ns;
+				free(idx);
+				free(name);
+				return false;
+			}
+			d->sources = ns;
+			d->n_sources++;
+		}
+		idx[i] = x;
+	}
+	d->jobs[d->n_jobs] = name;
+	d->job_src[d->n_jobs] = idx;
+	d->job_nsrc[d->n_jobs] = n;
+	d->n_jobs++;
+	int64_t every = fresh_check_every_us(j->fresh->sla_us);
+	if (every < d->every_us)
+		d->every_us = every;
+	return true;
+}
+
+static void drop_dbs(struct sched *s)
+{
+	struct fresh_db *d = s->fresh_dbs;
+	s->fresh_dbs = NULL;
+	while (d) {
+		struct fresh_db *next = d->next;
+		clock_disarm(s->clock, &d->ev);
+		d->next = NULL;
+		if (d->inflight)
+			d->s = NULL; /* freed by its check's end */
+		else
+			db_free(d);
+		d = next;
+	}
+}
+
+void fresh_applied(struct sched *s)
+{
+	int64_t now = sched_now_us(s);
+	drop_dbs(s);
+	for (struct job *j = s->jobs; j; j = j->next) {
+		job_state(j, now);
+		if (!j->fresh || j->removed)
+			continue;
+		const char *srcs[MAX_SOURCES];
+		size_t n = job_sources(j, srcs);
+		if (n == 0) {
+			/* nothing to watch: its upstreams' successes are its changes (after); with
+			 * no upstream either, it can only run every period */
+			if (j->n_ups == 0 && !j->fresh->fallback) {
+				j->fresh->fallback =
+				    strdup("no sources declared (neither its plugin nor "
+				           "sources = [ ... ] names a table)");
+				log_job(
+				    LOG_LVL_WARNING, j->name,
+				    "cannot tell whether its sources changed (%s); it runs once "
+				    "every freshness period",
+				    j->fresh->fallback);
+			}
+			plan(j->fresh);
+			continue;
+		}
+		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
+		if (!d || !db_add_job(d, j, srcs, n))
+			log_job(LOG_LVL_ERROR, j->name,
+			        "out of memory; its sources are not watched");
+	}
+	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
+		d->param = array_param(d->sources, d->n_sources);
+		d->got_n = calloc(d->n_sources + 1, sizeof(*d->got_n));
+		d->got = calloc(d->n_sources + 1, sizeof(*d->got));
+		d->problem = calloc(d->n_sources + 1, sizeof(*d->problem));
+		if (!d->param || !d->got_n || !d->got || !d->problem || d->n_jobs == 0)
+			continue;
+		arm(s->clock, &d->ev, 0); /* the first check now */
+	}
+}
+
+void fresh_job_free(struct job *j)
+{
+	struct fresh_job *f = j->fresh;
+	if (!f)
+		return;
+	clock_disarm(j->s->clock, &f->ev);
+	free(f->fallback);
+	free(f);
+	j->fresh = NULL;
+}
+
+void fresh_stop(struct sched *s)
+{
+	drop_dbs(s);
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (j->fresh)
+			clock_disarm(s->clock, &j->fresh->ev);
+}
+
+void fresh_run_begin(struct run *r)
+{
+	struct fresh_job *f = r->job->fresh;
+	if (!f)
+		return;
+	clock_disarm(r->job->s->clock, &f->ev);
+	f->run_known = f->have_seen && !f->fallback;
+	f->run_n = f->seen_n;
+	f->run_at_us = f->seen_at_us;
+	f->run_start_us = r->start_us;
+	f->run_since_us = f->change_since_us;
+	f->run_up_us = f->up_since_us;
+	f->up_since_us = 0;
+}
+
+void fresh_run_end(struct run *r, bool ok, int64_t end_us)
+{
+	struct job *j = r->job;
+	struct fresh_job *f = j->fresh;
+	if (f && ok) {
+		f->dur_us[f->dur_pos++ % DURATIONS] = end_us - f->run_start_us;
+		f->last_ok_start_us = f->run_start_us;
+		f->reflected_known = f->run_known;
+		f->reflected_n = f->run_n;
+		if (!f->run_known)
+			f->change_since_us = f->run_start_us; /* reflects what it started from */
+		else if (f->seen_n != f->run_n)
+			f->change_since_us = f->run_at_us; /* counted after its starting check */
+		else
+			f->change_since_us = 0;
+		f->fresh_as_of_us = f->change_since_us ? 0 : f->run_start_us;
+	} else if (f) {
+		if (f->run_up_us && (!f->up_since_us || f->run_up_us < f->up_since_us))
+			f->up_since_us = f->run_up_us;
+	}
+	/* an upstream's success is a change of its downstreams' sources, as old as the
+	 * oldest change it reflected */
+	if (ok) {
+		int64_t since = f && f->run_since_us ? f->run_since_us : r->start_us;
+		for (size_t i = 0; i < j->n_downs; i++) {
+			struct fresh_job *df = j->downs[i]->fresh;
+			if (df && (!df->up_since_us || since < df->up_since_us))
+				df->up_since_us = since;
+			if (df)
+				df->fresh_as_of_us = 0;
+		}
+	}
+	if (f && !j->s->draining)
+		arm(j->s->clock, &f->ev, 0); /* planned from the loop */
+}
+
+void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out)
+{
+	memset(out, 0, sizeof(*out));
+	const struct fresh_job *f = j->fresh;
+	if (!f)
+		return;
+	out->on = true;
+	out->sla_ms = f->sla_us / 1000;
+	int64_t since = f->change_since_us;
+	if (f->up_since_us && (!since || f->up_since_us < since))
+		since = f->up_since_us;
+	if (f->fallback) {
+		since = f->last_ok_start_us ? f->last_ok_start_us : f->created_us;
+		out->fallback = f->fallback;
+	}
+	out->changed_since_us = since;
+	out->lag_us = since && now_us > since ? now_us - since : 0;
+	out->fresh_as_of_us = f->fresh_as_of_us;
+	out->next_run_us = f->planned_us;
+}

@@ -1,0 +1,196 @@
+/* Freshness against a real PostgreSQL (docs/freshness.md): a job with freshness = "5s"
+ * whose source is written at random moments reflects every write within its SLA plus one
+ * refresh's duration, and runs not at all in a quiet minute; a write to an upstream's source
+ * reaches the downstream within the downstream's SLA; a source that cannot be read makes the
+ * job run every period, logged once with the reason.
+ *
+ * The "view" is a table the job's command appends to: each refresh records the highest
+ * write id it saw (its snapshot) and clock_timestamp(), so the test reads what each refresh
+ * reflected and when, and compares it with each write's clock_timestamp() taken in the
+ * write's own transaction (autocommit: it commits right after). */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+#define DB "it_freshness"
+
+static void env(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	itest_exec(e->db, "CREATE TABLE public.src (id bigserial PRIMARY KEY,"
+	                  " tw timestamptz NOT NULL DEFAULT clock_timestamp());"
+	                  "CREATE TABLE public.refreshed (job text, upto bigint,"
+	                  " at timestamptz DEFAULT clock_timestamp());"
+	                  "GRANT ALL ON public.src, public.refreshed TO PUBLIC;"
+	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO PUBLIC");
+	/* what `pgcrond install` puts in the job's database */
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/freshness.sql");
+	ck_assert_msg(sql[0], "sql/freshness.sql is missing");
+	itest_exec(e->db, sql);
+	free(sql);
+	itest_exec(e->db, "SELECT pgcrond.watch_source('public.src');"
+	                  "GRANT SELECT ON pgcrond.source_change TO PUBLIC");
+}
+
+/* The worst lateness of the refreshes of JOB: for every write, the first refresh that
+ * reflects it, less the write's time, in seconds; -1 if a write is not reflected yet. */
+static double worst_lag(struct itest_env *e, const char *job)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT COALESCE(max(EXTRACT(epoch FROM COALESCE("
+	         "  (SELECT min(r.at) FROM public.refreshed r WHERE r.job = '%s'"
+	         "    AND r.upto >= s.id), 'infinity') - s.tw)), 0) FROM public.src s",
+	         job);
+	char *v = itest_scalar(e->db, sql);
+	double lag = strcmp(v, "Infinity") == 0 ? -1 : atof(v);
+	free(v);
+	return lag;
+}
+
+START_TEST(random_writes_within_sla_quiet_minute_no_runs)
+{
+	struct itest_env e;
+	env(&e, "fresh-sla");
+	itest_env_job(&e, "10-view.conf",
+	              "job = { name = \"view\"; database = \"app\"; freshness = \"5s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'view',"
+	              " COALESCE(max(id), 0) FROM public.src\"; };\n");
+	itest_env_start(&e);
+	/* its first run: nothing is known of the view when the daemon starts */
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+
+	/* writes at random moments over 25 s, alone or in bursts */
+	srandom(42);
+	double end = itest_now() + 25;
+	int writes = 0;
+	while (itest_now() < end) {
+		int burst = 1 + (int)(random() % 3);
+		for (int i = 0; i < burst; i++, writes++)
+			itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+		itest_sleep((double)(random() % 3000) / 1000.0);
+	}
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT (SELECT max(upto) FROM public.refreshed) ="
+	                             " (SELECT max(id) FROM public.src)"),
+	              "the last write was never reflected:\n%s", itest_read_file(e.log));
+	double lag = worst_lag(&e, "view");
+	double longest =
+	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
+	                                "pgcrond.job_run_details WHERE job_name = 'view'") /
+	    1000.0;
+	ck_assert_msg(lag >= 0 && lag <= 5.0 + longest,
+	              "a write waited %.3f s for a refresh (SLA 5 s, longest refresh %.3f s)", lag,
+	              longest);
+	/* gathered: fewer refreshes than writes */
+	long long runs = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
+	ck_assert_msg(runs < writes, "%lld refreshes for %d writes", runs, writes);
+
+	/* a quiet minute: no write, no run; at most one "sources unchanged" row */
+	itest_sleep(6); /* a change counted just after the last refresh started: one more run */
+	long long before = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
+	itest_sleep(60);
+	long long quiet_runs =
+	    itest_env_count(&e, "SELECT count(*) FROM public.refreshed") - before;
+	ck_assert_msg(quiet_runs == 0, "%lld runs in a quiet minute", quiet_runs);
+	long long skipped = itest_env_count(
+	    &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'view'"
+	        " AND status = 'skipped' AND return_message LIKE 'sources unchanged since %%'"
+	        " AND start_time > now() - interval '61 seconds'");
+	ck_assert_msg(skipped <= 2, "%lld skipped rows in a quiet minute", skipped);
+	/* the status says fresh: no lag */
+	int st;
+	char *out = itest_cli(&st, "status", "-c", e.conf, "--json", NULL);
+	ck_assert_msg(strstr(out, "\"lag_s\": 0") || strstr(out, "\"lag_s\":0"),
+	              "status shows a lag after a quiet minute:\n%s", out);
+	free(out);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(upstream_source_refreshes_downstream_within_its_sla)
+{
+	struct itest_env e;
+	env(&e, "fresh-up");
+	itest_env_job(&e, "10-views.conf",
+	              "jobs = ( { name = \"up\"; database = \"app\"; freshness = \"4s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'up',"
+	              " COALESCE(max(id), 0) FROM public.src\"; },\n"
+	              " { name = \"down\"; database = \"app\"; freshness = \"6s\";\n"
+	              "  after = [ \"up\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
+	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n");
+	itest_env_start(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
+	    "no first refresh:\n%s", itest_read_file(e.log));
+	itest_sleep(6);
+	for (int i = 0; i < 3; i++) {
+		itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+		itest_sleep(1.5);
+	}
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT (SELECT max(upto) FROM public.refreshed WHERE job ="
+	                             " 'down') = (SELECT max(id) FROM public.src)"),
+	              "the downstream never reflected the writes:\n%s", itest_read_file(e.log));
+	double longest =
+	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
+	                                "pgcrond.job_run_details WHERE job_name = 'down'") /
+	    1000.0;
+	double lag = worst_lag(&e, "down");
+	ck_assert_msg(lag >= 0 && lag <= 6.0 + longest,
+	              "the downstream reflected a write after %.3f s (its SLA 6 s)", lag);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+START_TEST(unreadable_source_falls_back_logged_once)
+{
+	struct itest_env e;
+	env(&e, "fresh-fallback");
+	itest_env_job(
+	    &e, "10-view.conf",
+	    "job = { name = \"blind\"; database = \"app\"; freshness = \"2s\";\n"
+	    "  sources = [ \"public.nosuch\" ];\n"
+	    "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('blind', 0)\";"
+	    " };\n");
+	itest_env_start(&e);
+	/* every period (2 s) even though nothing is written */
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= 4 FROM public.refreshed"),
+	              "it did not run every period:\n%s", itest_read_file(e.log));
+	char *log = itest_read_file(e.log);
+	const char *needle = "cannot tell whether its sources changed (source public.nosuch: "
+	                     "does not exist";
+	char *first = strstr(log, needle);
+	ck_assert_msg(first, "no reason logged:\n%s", log);
+	ck_assert_msg(!strstr(first + 1, needle), "the reason was logged more than once:\n%s", log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("freshness");
+	TCase *tc = tcase_create("freshness");
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, random_writes_within_sla_quiet_minute_no_runs);
+	tcase_add_test(tc, upstream_source_refreshes_downstream_within_its_sla);
+	tcase_add_test(tc, unreadable_source_falls_back_logged_once);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
