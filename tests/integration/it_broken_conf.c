@@ -30,18 +30,21 @@ START_TEST(commands_work_with_a_broken_job_file)
 	char *out;
 
 	itest_env_init(&e, "broken-conf", DB);
-	itest_env_job(&e, "10-a.conf",
-	              "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"0 0 1 1 *\"; };\n");
-	itest_env_job(&e, "20-b.conf",
-	              "job = { name = \"b\"; command = \"SELECT 2\"; schedule = \"0 0 1 1 *\"; };\n");
+	itest_env_job(
+	    &e, "10-a.conf",
+	    "job = { name = \"a\"; command = \"SELECT 1\"; schedule = \"0 0 1 1 *\"; };\n");
+	itest_env_job(
+	    &e, "20-b.conf",
+	    "job = { name = \"b\"; command = \"SELECT 2\"; schedule = \"0 0 1 1 *\"; };\n");
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
 	free(out);
 	itest_env_start(&e);
 
 	/* the typo: the daemon would refuse a reload and keep what it runs */
-	itest_env_job(&e, "20-b.conf",
-	              "job = { name = \"b\"; command = \"SELECT 2\"; schedul = \"0 0 1 1 *\"; };\n");
+	itest_env_job(
+	    &e, "20-b.conf",
+	    "job = { name = \"b\"; command = \"SELECT 2\"; schedul = \"0 0 1 1 *\"; };\n");
 	out = itest_cli(&status, "check", "-c", e.conf, NULL);
 	ck_assert_msg(status == 78 && strstr(out, "unknown key \"schedul\""), "check: %d %s",
 	              status, out);
@@ -59,7 +62,8 @@ START_TEST(commands_work_with_a_broken_job_file)
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "b", NULL);
 	expect_ok_and_warned(&e, "trigger", status, out);
 	out = itest_cli(&status, "history", "-c", e.conf, NULL);
-	ck_assert_msg(strstr(out, " b ") && strstr(out, "succeeded"), "history lacks the run of b: %s", out);
+	ck_assert_msg(strstr(out, " b ") && strstr(out, "succeeded"),
+	              "history lacks the run of b: %s", out);
 	expect_ok_and_warned(&e, "history", status, out);
 
 	/* list and graph: what loads, and the broken file named */
