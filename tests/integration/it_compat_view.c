@@ -19,19 +19,20 @@ START_TEST(failed_runs_and_bypassrls_as_pg_cron)
 	char *out;
 
 	itest_env_init(&e, "compat-view", DB);
-	itest_env_job(&e, "10-jobs.conf",
-	              "jobs = ( { name = \"dz\"; command = \"SELECT 1/0\"; enabled = false; },\n"
-	              "{ name = \"raise\"; command = \"DO $$BEGIN RAISE EXCEPTION USING "
-	              "MESSAGE = 'boom', DETAIL = 'det', HINT = 'hi'; END$$\"; enabled = false; },\n"
-	              "{ name = \"ok\"; command = \"SELECT 1\"; enabled = false; } );\n");
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = ( { name = \"dz\"; command = \"SELECT 1/0\"; enabled = false; },\n"
+	    "{ name = \"raise\"; command = \"DO $$BEGIN RAISE EXCEPTION USING "
+	    "MESSAGE = 'boom', DETAIL = 'det', HINT = 'hi'; END$$\"; enabled = false; },\n"
+	    "{ name = \"ok\"; command = \"SELECT 1\"; enabled = false; } );\n");
 	out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
 	free(out);
 	itest_env_start(&e);
 	const char *jobs[] = {"dz", "raise", "ok"};
 	for (int i = 0; i < 3; i++) {
-		out = itest_cli(&status, "trigger", "-c", e.conf, "--force", "--wait", jobs[i],
-		                 NULL);
+		out =
+		    itest_cli(&status, "trigger", "-c", e.conf, "--force", "--wait", jobs[i], NULL);
 		ck_assert_msg(status == (i < 2 ? 1 : 0), "trigger %s: %d %s", jobs[i], status, out);
 		free(out);
 	}
