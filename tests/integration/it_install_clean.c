@@ -39,7 +39,7 @@ START_TEST(fresh_install_with_the_shipped_conf)
 	}
 	closedir(d);
 	const char *plugins[] = {"lane_distribution", "weakness_patterns", "agent_progress",
-	                         "time_to_first_win", "chat_telemetry", "sql_view"};
+	                         "time_to_first_win", "chat_telemetry",    "sql_view"};
 	for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
 		char so[512];
 		snprintf(so, sizeof(so), "%s/%s.so", PLUGIN_BUILD_DIR, plugins[i]);
@@ -68,8 +68,7 @@ START_TEST(never_created_what_was_not)
 
 	/* a seed view job turned on in a database without the seed tables */
 	itest_env_init(&e, "install-refused", DB);
-	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/lane_distribution.so",
-	                 "lane_distribution");
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/lane_distribution.so", "lane_distribution");
 	itest_env_job(&e, "10-lanes.conf",
 	              "job = { name = \"lanes\"; plugin = \"lane_distribution\"; database = "
 	              "\"app\"; schedule = \"*/10 * * * *\"; };\n");
