@@ -66,14 +66,31 @@ BEGIN
 	CREATE TRIGGER cron_job_guard BEFORE INSERT OR UPDATE OR DELETE ON cron.job
 		FOR EACH ROW EXECUTE FUNCTION pgcrond.cron_job_guard();
 
-	-- pg_cron's columns; a role sees the runs of its own jobs (superusers and the owner of
-	-- the history: all), and may delete them, as pg_cron allows
+	-- pg_cron's columns; a role sees the runs of its own jobs (superusers, roles with
+	-- BYPASSRLS and the owner of the history: all, as pg_cron's row-level security lets
+	-- them), and may delete them, as pg_cron allows. A failed run's message reads as
+	-- pg_cron writes it, libpq's whole error text: "ERROR:  division by zero" and a newline,
+	-- the server's DETAIL and HINT each on a line of its own (pgcrond.job_run_details keeps
+	-- the bare message and its SQLSTATE). pg_cron's CONTEXT lines are not kept. A run that
+	-- never had a backend (no job_pid: it could not connect) keeps pgcrond's message, where
+	-- pg_cron writes "connection failed".
 	CREATE OR REPLACE VIEW cron.job_run_details WITH (security_barrier) AS
 	SELECT jobid, runid, job_pid, database, username, command, status,
-	       return_message, start_time, end_time
+	       CASE WHEN status OPERATOR(pg_catalog.=) 'failed' AND sqlstate IS NOT NULL
+	                 AND job_pid IS NOT NULL AND return_message IS NOT NULL
+	            THEN (CASE WHEN sqlstate OPERATOR(pg_catalog.~~) '57P0_' THEN 'FATAL:  '
+	                       ELSE 'ERROR:  ' END)
+	                 OPERATOR(pg_catalog.||)
+	                 pg_catalog.replace(pg_catalog.replace(return_message,
+	                                                       ' DETAIL: ', E'\nDETAIL:  '),
+	                                    ' HINT: ', E'\nHINT:  ')
+	                 OPERATOR(pg_catalog.||) E'\n'
+	            ELSE return_message END AS return_message,
+	       start_time, end_time
 	  FROM pgcrond.job_run_details
 	 WHERE username OPERATOR(pg_catalog.=) current_user
-	    OR (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user)
+	    OR (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles
+	         WHERE rolname OPERATOR(pg_catalog.=) current_user)
 	    OR pg_catalog.pg_has_role(current_user,
 	                              (SELECT relowner FROM pg_catalog.pg_class
 	                                WHERE oid OPERATOR(pg_catalog.=) 'pgcrond.job_run_details'::pg_catalog.regclass),

@@ -227,11 +227,52 @@ static int clashes(PGconn *dst, struct src_job *jobs, int n)
 	return bad;
 }
 
+/* The jobid the next job drawn from pgcrond.job's sequence gets, without drawing it (a
+ * sequence is not rolled back: a dry run that drew would move the real run's ids). 0 if
+ * it cannot be read. */
+static long long next_jobid(PGconn *dst)
+{
+	PGresult *r = PQexec(
+	    dst, "SELECT coalesce(pg_catalog.pg_sequence_last_value(q.seqrelid) OPERATOR("
+	         "pg_catalog.+) q.seqincrement, q.seqstart) FROM pg_catalog.pg_sequence q"
+	         " WHERE q.seqrelid OPERATOR(pg_catalog.=) pg_catalog.pg_get_serial_sequence("
+	         "'pgcrond.job', 'jobid')::pg_catalog.regclass");
+	long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+	                  ? atoll(PQgetvalue(r, 0, 0))
+	                  : 0;
+	PQclear(r);
+	return v;
+}
+
+/* Whether ROLE can log in to DATABASE on the server of DST's conninfo, tried for real (LOGIN,
+ * CONNECT, pg_hba.conf, a password file): the way the job's runs will connect. Says why not
+ * in WHY. */
+static bool owner_can_log_in(PGconn *dst, const char *role, const char *database, char *why,
+                             size_t whylen)
+{
+	const char *keys[] = {"host", "port", "user", "dbname", "application_name", NULL};
+	const char *vals[] = {PQhost(dst), PQport(dst), role, database, "pgcrond import", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 0);
+	bool ok = PQstatus(c) == CONNECTION_OK;
+	if (!ok) {
+		const char *m = PQerrorMessage(c);
+		snprintf(why, whylen, "%s", m);
+		size_t l = strlen(why);
+		while (l && (why[l - 1] == '\n' || why[l - 1] == ' '))
+			why[--l] = '\0';
+	}
+	PQfinish(c);
+	return ok;
+}
+
 static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 {
 	char why[1024];
 	PGresult *r = PQexec(dst, "BEGIN");
 	PQclear(r);
+	/* the ids a dry run prints are those the real run will draw, in the same order (as
+	 * long as nobody schedules a job in between) */
+	long long next = dry_run ? next_jobid(dst) : 0;
 	for (int i = 0; i < n; i++) {
 		struct src_job *j = &jobs[i];
 		/* the owner and database must exist here to run the job */
@@ -259,6 +300,23 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 				    j->name, j->database, j->database);
 		}
 		PQclear(r);
+		/* the owner's login, tried as its runs will: one that cannot log in would see
+		 * every run fail with 08001 */
+		if (!owner_can_log_in(dst, j->username, j->database, why, sizeof(why)))
+			fprintf(
+			    stderr,
+			    "pgcrond import: warning: job \"%s\": its owner, role \"%s\", cannot "
+			    "log in to database \"%s\" (%s); its runs will fail until it can "
+			    "(ALTER ROLE ... LOGIN, GRANT CONNECT, pg_hba.conf, a password file)\n",
+			    j->name, j->username, j->database, why);
+		if (dry_run) {
+			/* nothing drawn from the sequence: see next_jobid() */
+			printf("would import \"%s\" (pg_cron job %s) as jobid %lld: %s, owner %s, "
+			       "database %s%s\n",
+			       j->name, j->jobid, next ? next + i : 0LL, j->sched, j->username,
+			       j->database, j->active ? "" : ", inactive");
+			continue;
+		}
 		const char *p[] = {
 		    j->sched, j->command, j->database, j->username, j->active ? "true" : "false",
 		    j->name};

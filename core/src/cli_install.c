@@ -525,10 +525,13 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 	PGconn **job_conns = calloc(cfg->n_databases + 1, sizeof(*job_conns));
 	enum db_state *state = calloc(cfg->n_databases + 1, sizeof(*state));
 	long long *before = calloc(cfg->n_databases + 1, sizeof(*before));
+	/* per database, the jobs whose objects could not be made, and those that were */
+	size_t *n_failed = calloc(cfg->n_databases + 1, sizeof(*n_failed));
+	size_t *n_done = calloc(cfg->n_databases + 1, sizeof(*n_done));
 	char err[1536];
 	int rc = EX_OK;
 
-	if (!order || !conns || !job_conns || !state || !before) {
+	if (!order || !conns || !job_conns || !state || !before || !n_failed || !n_done) {
 		rc = EX_SOFTWARE;
 		goto out;
 	}
@@ -613,13 +616,18 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 						           "not installed: database \"%s\": %s",
 						           db->name, err);
 						rc = worse(rc, EX_UNAVAILABLE);
+						n_failed[d]++;
 						continue;
 					}
 					PQclear(PQexec(job_conns[d],
 					               "SET client_min_messages = warning"));
-					rc = worse(rc, install_job_objects(job_conns[d], p, job,
-					                                   db->name));
+					int jrc = install_job_objects(job_conns[d], p, job, db->name);
+					rc = worse(rc, jrc);
+					n_done[d] += jrc == EX_OK;
+					n_failed[d] += jrc != EX_OK;
+					continue;
 				}
+				n_failed[d]++;
 			}
 		}
 	}
@@ -628,9 +636,14 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 		long long after = state[d] == DB_UNTOUCHED || state[d] == DB_UNREACHABLE
 		                      ? -1
 		                      : catalog_size(conns[d]);
-		if (after >= 0 && before[d] >= 0 && after != before[d])
+		/* "created" only for what was: with a job refused, say how many were not */
+		if (after >= 0 && before[d] >= 0 && after != before[d] && n_failed[d] == 0)
 			printf("pgcrond install: plugins' objects created in database \"%s\"\n",
 			       cfg->databases[d].name);
+		else if (after >= 0 && before[d] >= 0 && after != before[d] && n_done[d] > 0)
+			printf("pgcrond install: plugins' objects created in database \"%s\" for "
+			       "%zu of %zu jobs; the others are listed above\n",
+			       cfg->databases[d].name, n_done[d], n_done[d] + n_failed[d]);
 	}
 out:
 	for (size_t d = 0; conns && d < cfg->n_databases; d++)
@@ -641,6 +654,8 @@ out:
 	free(job_conns);
 	free(state);
 	free(before);
+	free(n_failed);
+	free(n_done);
 	free(order);
 	return rc;
 }

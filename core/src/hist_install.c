@@ -192,6 +192,12 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 	rc = run_sql(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
 	if (rc < 0)
 		return rc;
+	/* The steps are idempotent DDL: "already exists, skipping" and "does not exist,
+	 * skipping" notices are no news to the operator. Warnings and errors still show. */
+	rc = run_sql(c, "SET LOCAL client_min_messages = warning", 0, NULL, NULL,
+	             "client_min_messages", err, errlen);
+	if (rc < 0)
+		goto fail;
 	/* Wait for a concurrent installer rather than race it: once it commits, this one
 	 * finds the schema current and changes nothing. */
 	rc = run_sql(c, PIN_PATH_SQL, 0, NULL, NULL, "pinning search_path", err, errlen);

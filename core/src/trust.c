@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,20 @@ static int check_one(const struct stat *st, const char *shown, const char *chmod
                      uid_t self, char *err, size_t errlen)
 {
 	if (!owner_ok(st->st_uid, self)) {
+		/* Run by the wrong user (import as postgres, state_dir the pgcrond user's), the
+		 * cure is to run as the owner: chown root of a directory the daemon writes would
+		 * break it. So that comes first; chown root only for what root should own. */
+		const struct passwd *pw = getpwuid(st->st_uid);
+		char who[96];
+		if (pw)
+			text_format(who, sizeof(who), "%s", pw->pw_name);
+		else
+			text_format(who, sizeof(who), "#%u", (unsigned)st->st_uid);
 		text_format(err, errlen,
 		            "%s is owned by uid %u, neither root nor the user pgcrond runs as (uid "
-		            "%u); run chown root %s",
-		            shown, (unsigned)st->st_uid, (unsigned)self, chmod_path);
+		            "%u); run pgcrond as its owner (sudo -u %s pgcrond ...), or, if only "
+		            "root should change it, chown root %s",
+		            shown, (unsigned)st->st_uid, (unsigned)self, who, chmod_path);
 		return -EPERM;
 	}
 	if (!(st->st_mode & (S_IWGRP | S_IWOTH)))

@@ -36,6 +36,20 @@ static PGconn *as(const char *ci, const char *role)
 	return itest_connect(buf);
 }
 
+/* The "as jobid N" of each line of OUT, space-separated. */
+static void jobids_of(const char *out, char *ids, size_t len)
+{
+	size_t o = 0;
+	ids[0] = '\0';
+	for (const char *p = strstr(out, " as jobid "); p; p = strstr(p + 1, " as jobid ")) {
+		long long id = atoll(p + strlen(" as jobid "));
+		int w = snprintf(ids + o, len - o, "%s%lld", o ? " " : "", id);
+		if (w < 0 || (size_t)w >= len - o)
+			break;
+		o += (size_t)w;
+	}
+}
+
 START_TEST(import_moves_a_pg_cron_installation)
 {
 	struct itest_env e;
@@ -73,12 +87,21 @@ START_TEST(import_moves_a_pg_cron_installation)
 	itest_exec(su, "SELECT cron.schedule_in_database('off', '0 4 * * *', 'SELECT 4', '" DB
 	               "', '" B "', false)");
 
-	/* --dry-run: what would happen, nothing changed */
+	/* --dry-run: what would happen, nothing changed; an owner who cannot log in to
+	 * pgcrond's server is named (tried for real, as the job's runs will connect) */
+	itest_exec(e.db, "ALTER ROLE " B " NOLOGIN");
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--dry-run",
 	                "--disable-source", NULL);
+	itest_exec(e.db, "ALTER ROLE " B " LOGIN");
 	ck_assert_msg(status == 0 && strstr(out, "would import \"nightly-a\" (pg_cron job 1)") &&
 	                  strstr(out, "would set the imported jobs inactive"),
 	              "%d %s", status, out);
+	ck_assert_msg(strstr(out, "job \"yearly-b\": its owner, role \"" B "\", cannot log in to "
+	                          "database \"" DB "\""),
+	              "the dry run does not report the owner without LOGIN: %s", out);
+	ck_assert_msg(!strstr(out, "role \"" A "\", cannot log in"), "%s", out);
+	char dry_ids[256];
+	jobids_of(out, dry_ids, sizeof(dry_ids));
 	free(out);
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job WHERE source = 'sql'", "0");
 	itest_assert_scalar(su, "SELECT bool_and(active) FROM cron.job WHERE jobname <> 'off'",
@@ -86,6 +109,11 @@ START_TEST(import_moves_a_pg_cron_installation)
 
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--disable-source", NULL);
 	ck_assert_msg(status == 0, "%d %s", status, out);
+	/* the dry run printed the ids the real run gives */
+	char real_ids[256];
+	jobids_of(out, real_ids, sizeof(real_ids));
+	ck_assert_msg(real_ids[0], "no ids in: %s", out);
+	ck_assert_str_eq(dry_ids, real_ids);
 	/* meanings that differ are said */
 	ck_assert_msg(strstr(out,
 	                     "schedule \"0 0 1 * * ignored\" has more than five fields; pg_cron "

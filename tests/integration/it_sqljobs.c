@@ -325,12 +325,12 @@ START_TEST(native_schedule_with_options)
 	                    "SELECT pgcrond.schedule('slow', '2 seconds', 'SELECT pg_sleep(5)',"
 	                    " '{\"timeout\": \"1s\", \"timezone\": \"Asia/Tokyo\"}') > 0",
 	                    "t");
-	ck_assert_msg(
-	    itest_wait_sql(app,
-	                   "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
-	                   "status = 'failed' AND return_message LIKE 'timed out after 1s%'",
-	                   10),
-	    "the timeout did not apply:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_wait_sql(
+	                  app,
+	                  "SELECT count(*) > 0 FROM cron.job_run_details WHERE "
+	                  "status = 'failed' AND return_message LIKE 'ERROR:  timed out after 1s%'",
+	                  10),
+	              "the timeout did not apply:\n%s", itest_read_file(e.log));
 	ck_assert_msg(
 	    itest_wait_log(e.log,
 	                   "job \"orphan\" runs after unknown job \"no-such-job\"; it is not "

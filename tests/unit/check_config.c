@@ -882,16 +882,19 @@ START_TEST(test_owned_by_another_user)
 	make_tree();
 	/* tests run as root: nobody (65534) is another, non-root user */
 	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 65534, 65534), 0);
-	ck_assert_str_eq(tree_problems(),
-	                 "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is owned by "
-	                 "uid 65534, neither root nor the user pgcrond runs as (uid 0); run chown "
-	                 "root @/conf.d/10-a.conf\n");
+	ck_assert_str_eq(
+	    tree_problems(),
+	    "@/conf.d/10-a.conf: refusing this file: @/conf.d/10-a.conf is owned by "
+	    "uid 65534, neither root nor the user pgcrond runs as (uid 0); run pgcrond "
+	    "as its owner (sudo -u nobody pgcrond ...), or, if only root should "
+	    "change it, chown root @/conf.d/10-a.conf\n");
 	ck_assert_int_eq(chown(at("/conf.d/10-a.conf"), 0, 0), 0);
 	ck_assert_int_eq(chown(at("/conf.d"), 65534, 65534), 0);
 	ck_assert_str_eq(tree_problems(),
 	                 "@/pgcrond.conf:3: refusing conf_dir: directory @/conf.d is owned by uid "
-	                 "65534, neither root nor the user pgcrond runs as (uid 0); run chown root "
-	                 "@/conf.d\n");
+	                 "65534, neither root nor the user pgcrond runs as (uid 0); run pgcrond as "
+	                 "its owner (sudo -u nobody pgcrond ...), or, if only root should change "
+	                 "it, chown root @/conf.d\n");
 	remove_tree();
 }
 END_TEST

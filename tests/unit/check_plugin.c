@@ -839,13 +839,17 @@ START_TEST(test_foreign_owner)
 	ck_assert_int_eq(chown(path, 12345, 12345), 0);
 	snprintf(expect, sizeof(expect),
 	         "refusing plugin \"example\": @/example.so is owned by uid 12345, neither root "
-	         "nor the user pgcrond runs as (uid 0); run chown root @/example.so");
+	         "nor the user pgcrond runs as (uid 0); run pgcrond as its owner (sudo -u "
+	         "#12345 pgcrond ...), or, if only root should change it, chown root "
+	         "@/example.so");
 	expect_refusal("example", -EPERM, expect);
 	ck_assert_int_eq(chown(path, 0, 0), 0);
 	ck_assert_int_eq(chown(dir, 12345, 12345), 0);
 	expect_refusal("example", -EPERM,
 	               "refusing plugin \"example\": directory @ is owned by uid 12345, neither "
-	               "root nor the user pgcrond runs as (uid 0); run chown root @");
+	               "root nor the user pgcrond runs as (uid 0); run pgcrond as its owner "
+	               "(sudo -u #12345 pgcrond ...), or, if only root should change it, "
+	               "chown root @");
 }
 END_TEST
 
