@@ -621,7 +621,8 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					}
 					PQclear(PQexec(job_conns[d],
 					               "SET client_min_messages = warning"));
-					int jrc = install_job_objects(job_conns[d], p, job, db->name);
+					int jrc =
+					    install_job_objects(job_conns[d], p, job, db->name);
 					rc = worse(rc, jrc);
 					n_done[d] += jrc == EX_OK;
 					n_failed[d] += jrc != EX_OK;
