@@ -21,7 +21,7 @@
 #include "cluster.h"
 #include "duration.h"
 #include "exec.h"
-#include "fresh.h"
+#include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
 #include "history.h"
 #include "log.h"

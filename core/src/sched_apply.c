@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "fresh.h"
+#include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
 #include "jobgraph.h"
 #include "log.h"

@@ -13,7 +13,7 @@
 #include "config.h"
 #include "coord.h"
 #include "duration.h"
-#include "fresh.h"
+#include "sched_fresh_priv.h"
 #include "history.h"
 #include "jobgraph.h"
 #include "log.h"

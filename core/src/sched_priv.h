@@ -93,7 +93,7 @@ struct job {
 	int64_t last_success_us;
 	int64_t stale_ms;        /* max_staleness the timer was armed with */
 	struct run *notify_wait; /* a notification run waiting for the active run to end */
-	struct fresh_job *fresh; /* fresh.c: NULL for a job without freshness */
+	struct fresh_job *fresh; /* sched_fresh.c: NULL for a job without freshness */
 	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
 	int consecutive;         /* final failures since the last success */
 	bool busy_final;         /* last run ended in a final failure */
@@ -201,7 +201,7 @@ struct sched {
 	void (*drained)(void *);
 	void *drained_arg;
 	struct sched_apply_state ap; /* sched_apply.c */
-	struct fresh_db *fresh_dbs;  /* fresh.c: one change check per database */
+	struct fresh_db *fresh_dbs;  /* sched_fresh.c: one change check per database */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;

@@ -15,7 +15,7 @@
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
-#include "fresh.h"
+#include "sched_fresh_priv.h"
 #include "history.h"
 #include "hist_spool.h"
 #include "plugin.h"
@@ -101,8 +101,8 @@ static const char *job_state(const struct job *j, bool debouncing)
 	return "idle";
 }
 
-/* freshness (fresh.h): the SLA, the lag against it, the next run it plans, or why it runs
- * every period instead. */
+/* freshness (sched_fresh_priv.h): the SLA, the lag against it, the next run it plans, or why it
+ * runs every period instead. */
 static int fresh_json(json_t *o, const struct fresh_view *fv)
 {
 	json_t *sub = json_object();

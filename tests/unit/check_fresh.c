@@ -1,5 +1,5 @@
-/* Freshness (fresh.h) in simulated time: the real scheduler with a fake executor that answers
- * the change checks from a simulated counter and ends runs after a set duration, no
+/* Freshness (sched_fresh_priv.h) in simulated time: the real scheduler with a fake executor that
+ * answers the change checks from a simulated counter and ends runs after a set duration, no
  * PostgreSQL. What a user would check: every write is reflected by a run that ends within
  * the SLA (plus the run's duration) of the write, writes are gathered (fewer runs than
  * writes), a quiet period costs no run, and an unreadable source runs every period. Plus the
@@ -16,7 +16,7 @@
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
-#include "fresh.h"
+#include "sched_fresh_priv.h"
 #include "log.h"
 #include "sched.h"
 

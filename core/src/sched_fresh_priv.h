@@ -1,5 +1,5 @@
-#ifndef PGCROND_FRESH_H
-#define PGCROND_FRESH_H
+#ifndef PGCROND_SCHED_FRESH_PRIV_H
+#define PGCROND_SCHED_FRESH_PRIV_H
 
 /* Freshness against schedules (docs/freshness.md): a job with `freshness` runs when the
  * tables it reads changed, early enough that its relation never lags a change by more than

@@ -1,5 +1,5 @@
-/* Freshness against schedules (fresh.h, docs/freshness.md). */
-#include "fresh.h"
+/* Freshness against schedules (sched_fresh_priv.h, docs/freshness.md). */
+#include "sched_fresh_priv.h"
 
 #include <errno.h>
 #include <stdio.h>
