@@ -71,7 +71,7 @@ START_TEST(promoted_standby_takes_over)
 	ck_assert_msg(as_user(cmd) == 0, "%s", cmd);
 	PGconn *p = itest_connect(primary);
 	itest_exec(p, "SET client_min_messages = warning");
-	for (int v = 1; v <= 6; v++) {
+	for (int v = 1; v < 100; v++) { /* every step, as pgcrond install applies them */
 		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
 		char *sql = itest_read_file(path);
 		if (sql[0])

@@ -1,4 +1,4 @@
--- pgcrond schema, step 14: freshness (docs/freshness.md). pgcrond.job records each job's
+-- pgcrond schema, step 13: freshness (docs/freshness.md). pgcrond.job records each job's
 -- freshness SLA (written by `pgcrond install` from the job files), and pgcrond.view_status
 -- shows it beside the staleness: a job whose sources were seen unchanged ("skipped" rows
 -- "sources unchanged since ...", written at most once a freshness period) is as fresh as
@@ -64,4 +64,4 @@ COMMENT ON VIEW pgcrond.view_status IS
 	'per job: last success, age, staleness against max_staleness (sources seen unchanged '
 	'count as fresh), freshness SLA';
 
-INSERT INTO pgcrond.schema_version (version) VALUES (14) ON CONFLICT DO NOTHING;
+INSERT INTO pgcrond.schema_version (version) VALUES (13) ON CONFLICT DO NOTHING;
