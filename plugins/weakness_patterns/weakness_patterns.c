@@ -53,9 +53,10 @@ static int build_run(const struct pgc_settings *s, const char *const *payloads, 
 	                      (size_t)api->setting_int(s, "max_partitions", 100), &keys, &n_keys);
 	if (rc < 0)
 		return rc;
-	return api->run_replace(run, "public.mv_weakness_patterns", "challenge_id",
-	                        "SELECT * FROM public.mv_weakness_patterns_rows($1)",
-	                        rc ? keys : NULL, rc ? n_keys : 0);
+	return api->run_replace(
+	    run, "public.mv_weakness_patterns", "challenge_id",
+	    "SELECT * FROM public.mv_weakness_patterns_rows($1::pg_catalog.uuid[])",
+	    rc ? keys : NULL, rc ? n_keys : 0);
 }
 
 /* the tables it reads, watched by a job with freshness (ABI 1.3) */
