@@ -66,26 +66,34 @@ BEGIN
 
 	-- The rows of the given agents (all for NULL); inlined by the planner, so a partial run
 	-- reads only those agents' submissions (index submissions_agent_challenge_created_idx).
-	CREATE OR REPLACE FUNCTION public.mv_agent_progress_rows(agent_ids uuid[])
+	-- No SET search_path (it would stop the inlining): every name in the body is qualified,
+	-- so nothing resolves through the job session's path (docs/writing-a-plugin.md).
+	CREATE OR REPLACE FUNCTION public.mv_agent_progress_rows(agent_ids pg_catalog.uuid[])
 	RETURNS SETOF public.mv_agent_progress
 	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.agent_id,
 		       s.challenge_id,
-		       date_trunc('week', s.created_at AT TIME ZONE 'UTC') AS week,
-		       count(*) AS submission_count,
-		       round(avg(s.composite_score::numeric), 3) AS avg_composite_score,
-		       round(max(s.composite_score::numeric), 3) AS best_composite_score,
-		       round(min(s.composite_score::numeric), 3) AS worst_composite_score,
-		       round(avg(s.composite_score::numeric)
-		             - lag(avg(s.composite_score::numeric)) OVER (
-		                   PARTITION BY s.agent_id, s.challenge_id
-		                   ORDER BY date_trunc('week', s.created_at AT TIME ZONE 'UTC')), 3)
-		           AS wow_composite_delta
+		       pg_catalog.date_trunc('week', s.created_at AT TIME ZONE 'UTC') AS week,
+		       pg_catalog.count(*) AS submission_count,
+		       pg_catalog.round(pg_catalog.avg(s.composite_score::pg_catalog.numeric), 3)
+		           AS avg_composite_score,
+		       pg_catalog.round(pg_catalog.max(s.composite_score::pg_catalog.numeric), 3)
+		           AS best_composite_score,
+		       pg_catalog.round(pg_catalog.min(s.composite_score::pg_catalog.numeric), 3)
+		           AS worst_composite_score,
+		       pg_catalog.round(pg_catalog.avg(s.composite_score::pg_catalog.numeric)
+		                        OPERATOR(pg_catalog.-)
+		                        pg_catalog.lag(pg_catalog.avg(s.composite_score::pg_catalog.numeric))
+		                            OVER (PARTITION BY s.agent_id, s.challenge_id
+		                                  ORDER BY pg_catalog.date_trunc('week', s.created_at
+		                                                                 AT TIME ZONE 'UTC')),
+		                        3) AS wow_composite_delta
 		FROM public.submissions s
-		WHERE s.status = 'scored'
+		WHERE s.status OPERATOR(pg_catalog.=) 'scored'
 		  AND s.composite_score IS NOT NULL
-		  AND (agent_ids IS NULL OR s.agent_id = ANY (agent_ids))
-		GROUP BY s.agent_id, s.challenge_id, date_trunc('week', s.created_at AT TIME ZONE 'UTC')
+		  AND (agent_ids IS NULL OR s.agent_id OPERATOR(pg_catalog.=) ANY (agent_ids))
+		GROUP BY s.agent_id, s.challenge_id,
+		         pg_catalog.date_trunc('week', s.created_at AT TIME ZONE 'UTC')
 	$rows$;
 
 	-- The view's unique index, under its name; it also serves the partial runs' DELETE.

@@ -82,39 +82,50 @@ BEGIN
 
 	-- The rows of the given challenges (all of them for NULL). A set-returning SQL function
 	-- the planner inlines, so a partial run reads only those challenges' submissions
-	-- (index submissions_challenge_created_idx).
-	CREATE OR REPLACE FUNCTION public.mv_lane_score_distribution_rows(challenge_ids uuid[])
+	-- (index submissions_challenge_created_idx). Inlining rules out a SET search_path clause,
+	-- so the body resolves its names through the path of the job's session, which a
+	-- database's owner may set to put public first and where other roles may plant objects:
+	-- every function, operator, type and relation in it is qualified (see
+	-- docs/writing-a-plugin.md, "Names in a row function").
+	CREATE OR REPLACE FUNCTION public.mv_lane_score_distribution_rows(
+		challenge_ids pg_catalog.uuid[])
 	RETURNS SETOF public.mv_lane_score_distribution
 	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		SELECT s.challenge_id,
 		       ls.lane_key,
-		       count(*) AS sample_count,
-		       round(avg(ls.lane_score), 3) AS mean_score,
-		       round(stddev_samp(ls.lane_score), 3) AS stddev_score,
-		       round(min(ls.lane_score), 3) AS min_score,
-		       round(max(ls.lane_score), 3) AS max_score,
-		       round((percentile_cont(0.10) WITHIN GROUP (ORDER BY ls.lane_score::float8))::numeric,
-		             3) AS p10,
-		       round((percentile_cont(0.25) WITHIN GROUP (ORDER BY ls.lane_score::float8))::numeric,
-		             3) AS p25,
-		       round((percentile_cont(0.50) WITHIN GROUP (ORDER BY ls.lane_score::float8))::numeric,
-		             3) AS p50,
-		       round((percentile_cont(0.75) WITHIN GROUP (ORDER BY ls.lane_score::float8))::numeric,
-		             3) AS p75,
-		       round((percentile_cont(0.90) WITHIN GROUP (ORDER BY ls.lane_score::float8))::numeric,
-		             3) AS p90,
-		       max(s.created_at) AS last_submission_at
+		       pg_catalog.count(*) AS sample_count,
+		       pg_catalog.round(pg_catalog.avg(ls.lane_score), 3) AS mean_score,
+		       pg_catalog.round(pg_catalog.stddev_samp(ls.lane_score), 3) AS stddev_score,
+		       pg_catalog.round(pg_catalog.min(ls.lane_score), 3) AS min_score,
+		       pg_catalog.round(pg_catalog.max(ls.lane_score), 3) AS max_score,
+		       pg_catalog.round((pg_catalog.percentile_cont(0.10) WITHIN GROUP (
+		                            ORDER BY ls.lane_score::pg_catalog.float8))::pg_catalog.numeric,
+		                        3) AS p10,
+		       pg_catalog.round((pg_catalog.percentile_cont(0.25) WITHIN GROUP (
+		                            ORDER BY ls.lane_score::pg_catalog.float8))::pg_catalog.numeric,
+		                        3) AS p25,
+		       pg_catalog.round((pg_catalog.percentile_cont(0.50) WITHIN GROUP (
+		                            ORDER BY ls.lane_score::pg_catalog.float8))::pg_catalog.numeric,
+		                        3) AS p50,
+		       pg_catalog.round((pg_catalog.percentile_cont(0.75) WITHIN GROUP (
+		                            ORDER BY ls.lane_score::pg_catalog.float8))::pg_catalog.numeric,
+		                        3) AS p75,
+		       pg_catalog.round((pg_catalog.percentile_cont(0.90) WITHIN GROUP (
+		                            ORDER BY ls.lane_score::pg_catalog.float8))::pg_catalog.numeric,
+		                        3) AS p90,
+		       pg_catalog.max(s.created_at) AS last_submission_at
 		FROM public.submissions s
 		CROSS JOIN LATERAL (
-			SELECT e.key AS lane_key, e.value::numeric AS lane_score
-			FROM jsonb_each(s.final_lane_scores) e
-			WHERE jsonb_typeof(e.value) = 'number'
+			SELECT e.key AS lane_key, e.value::pg_catalog.numeric AS lane_score
+			FROM pg_catalog.jsonb_each(s.final_lane_scores) e
+			WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'number'
 		) ls
-		WHERE s.status = 'scored'
-		  AND jsonb_typeof(s.final_lane_scores) = 'object'
-		  AND (challenge_ids IS NULL OR s.challenge_id = ANY (challenge_ids))
+		WHERE s.status OPERATOR(pg_catalog.=) 'scored'
+		  AND pg_catalog.jsonb_typeof(s.final_lane_scores) OPERATOR(pg_catalog.=) 'object'
+		  AND (challenge_ids IS NULL
+		       OR s.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids))
 		GROUP BY s.challenge_id, ls.lane_key
-		HAVING count(*) >= 5
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) 5
 	$rows$;
 
 	-- The view's unique index, under its name: readers' plans and the key of a partition.

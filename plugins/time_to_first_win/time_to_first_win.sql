@@ -54,34 +54,44 @@ BEGIN
 			'days, one decimal';
 	END IF;
 
-	-- The rows of the given challenges (all for NULL); inlined by the planner.
-	CREATE OR REPLACE FUNCTION public.mv_time_to_first_win_rows(challenge_ids uuid[])
+	-- The rows of the given challenges (all for NULL); inlined by the planner. No SET
+	-- search_path (it would stop the inlining): every name in the body is qualified, so
+	-- nothing resolves through the job session's path (docs/writing-a-plugin.md).
+	CREATE OR REPLACE FUNCTION public.mv_time_to_first_win_rows(challenge_ids pg_catalog.uuid[])
 	RETURNS SETOF public.mv_time_to_first_win
 	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		WITH first_submissions AS (
-			SELECT agent_id, challenge_id, min(created_at) AS first_at
+			SELECT agent_id, challenge_id, pg_catalog.min(created_at) AS first_at
 			FROM public.submissions
-			WHERE status = 'scored'
-			  AND (challenge_ids IS NULL OR challenge_id = ANY (challenge_ids))
+			WHERE status OPERATOR(pg_catalog.=) 'scored'
+			  AND (challenge_ids IS NULL
+			       OR challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids))
 			GROUP BY agent_id, challenge_id
 		),
 		first_wins AS (
-			SELECT s.agent_id, s.challenge_id, min(s.created_at) AS first_win_at
+			SELECT s.agent_id, s.challenge_id, pg_catalog.min(s.created_at) AS first_win_at
 			FROM public.submissions s
 			JOIN public.bout_results br
-			  ON br.bout_id = s.bout_id AND br.winner_agent_id = s.agent_id
-			WHERE s.status = 'scored'
-			  AND (challenge_ids IS NULL OR s.challenge_id = ANY (challenge_ids))
+			  ON br.bout_id OPERATOR(pg_catalog.=) s.bout_id
+			 AND br.winner_agent_id OPERATOR(pg_catalog.=) s.agent_id
+			WHERE s.status OPERATOR(pg_catalog.=) 'scored'
+			  AND (challenge_ids IS NULL
+			       OR s.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids))
 			GROUP BY s.agent_id, s.challenge_id
 		)
 		SELECT fs.challenge_id,
-		       count(*) AS agents_with_win,
-		       round(avg(extract(epoch FROM fw.first_win_at - fs.first_at) / 86400), 1)
-		           AS avg_days_to_first_win
+		       pg_catalog.count(*) AS agents_with_win,
+		       pg_catalog.round(pg_catalog.avg(
+		                            extract(epoch FROM (fw.first_win_at
+		                                                OPERATOR(pg_catalog.-) fs.first_at))
+		                            OPERATOR(pg_catalog./) 86400),
+		                        1) AS avg_days_to_first_win
 		FROM first_submissions fs
-		JOIN first_wins fw ON fw.agent_id = fs.agent_id AND fw.challenge_id = fs.challenge_id
+		JOIN first_wins fw
+		  ON fw.agent_id OPERATOR(pg_catalog.=) fs.agent_id
+		 AND fw.challenge_id OPERATOR(pg_catalog.=) fs.challenge_id
 		GROUP BY fs.challenge_id
-		HAVING count(*) >= 5
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) 5
 	$rows$;
 
 	IF to_regclass('public.idx_mv_ttfw_pk') IS NULL THEN

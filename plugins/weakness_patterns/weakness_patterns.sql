@@ -75,37 +75,42 @@ BEGIN
 	END IF;
 
 	-- The rows of the given challenges (all for NULL); inlined by the planner, so a partial
-	-- run reads only those challenges' submissions and distribution rows.
-	CREATE OR REPLACE FUNCTION public.mv_weakness_patterns_rows(challenge_ids uuid[])
+	-- run reads only those challenges' submissions and distribution rows. No SET search_path
+	-- (it would stop the inlining): every name in the body is qualified, so nothing resolves
+	-- through the job session's path (docs/writing-a-plugin.md).
+	CREATE OR REPLACE FUNCTION public.mv_weakness_patterns_rows(challenge_ids pg_catalog.uuid[])
 	RETURNS SETOF public.mv_weakness_patterns
 	LANGUAGE sql STABLE PARALLEL SAFE AS $rows$
 		WITH agent_lane_history AS (
 			SELECT s.agent_id,
 			       s.challenge_id,
 			       e.key AS lane_key,
-			       e.value::numeric AS lane_score,
+			       e.value::pg_catalog.numeric AS lane_score,
 			       s.created_at
 			FROM public.submissions s
-			CROSS JOIN LATERAL jsonb_each(s.final_lane_scores) e
-			WHERE s.status = 'scored'
-			  AND jsonb_typeof(s.final_lane_scores) = 'object'
-			  AND jsonb_typeof(e.value) = 'number'
-			  AND (challenge_ids IS NULL OR s.challenge_id = ANY (challenge_ids))
+			CROSS JOIN LATERAL pg_catalog.jsonb_each(s.final_lane_scores) e
+			WHERE s.status OPERATOR(pg_catalog.=) 'scored'
+			  AND pg_catalog.jsonb_typeof(s.final_lane_scores) OPERATOR(pg_catalog.=) 'object'
+			  AND pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'number'
+			  AND (challenge_ids IS NULL
+			       OR s.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids))
 		),
 		agent_lane_stats AS (
 			SELECT agent_id,
 			       challenge_id,
 			       lane_key,
-			       count(*) AS attempt_count,
-			       round(avg(lane_score), 3) AS avg_score,
-			       round(min(lane_score), 3) AS min_score,
-			       round(max(lane_score), 3) AS max_score,
-			       round(regr_slope(lane_score::float8,
-			                        extract(epoch FROM created_at)::float8)::numeric, 8)
-			           AS score_trend_slope
+			       pg_catalog.count(*) AS attempt_count,
+			       pg_catalog.round(pg_catalog.avg(lane_score), 3) AS avg_score,
+			       pg_catalog.round(pg_catalog.min(lane_score), 3) AS min_score,
+			       pg_catalog.round(pg_catalog.max(lane_score), 3) AS max_score,
+			       pg_catalog.round(
+			           pg_catalog.regr_slope(lane_score::pg_catalog.float8,
+			                                 extract(epoch FROM created_at)::pg_catalog.float8)
+			               ::pg_catalog.numeric,
+			           8) AS score_trend_slope
 			FROM agent_lane_history
 			GROUP BY agent_id, challenge_id, lane_key
-			HAVING count(*) >= 2
+			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) 2
 		)
 		SELECT als.agent_id,
 		       als.challenge_id,
@@ -116,9 +121,9 @@ BEGIN
 		       als.max_score,
 		       als.score_trend_slope,
 		       CASE
-		           WHEN als.avg_score < dist.p25 THEN 'persistent_weakness'
-		           WHEN als.avg_score < dist.p50 THEN 'below_median'
-		           WHEN als.avg_score > dist.p75 THEN 'consistent_strength'
+		           WHEN als.avg_score OPERATOR(pg_catalog.<) dist.p25 THEN 'persistent_weakness'
+		           WHEN als.avg_score OPERATOR(pg_catalog.<) dist.p50 THEN 'below_median'
+		           WHEN als.avg_score OPERATOR(pg_catalog.>) dist.p75 THEN 'consistent_strength'
 		           ELSE 'average'
 		       END AS performance_category,
 		       dist.p25 AS challenge_p25,
@@ -126,8 +131,10 @@ BEGIN
 		       dist.p75 AS challenge_p75
 		FROM agent_lane_stats als
 		JOIN public.mv_lane_score_distribution dist
-		  ON dist.challenge_id = als.challenge_id AND dist.lane_key = als.lane_key
-		WHERE challenge_ids IS NULL OR dist.challenge_id = ANY (challenge_ids)
+		  ON dist.challenge_id OPERATOR(pg_catalog.=) als.challenge_id
+		 AND dist.lane_key OPERATOR(pg_catalog.=) als.lane_key
+		WHERE challenge_ids IS NULL
+		   OR dist.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids)
 	$rows$;
 
 	IF to_regclass('public.idx_mv_weakness_pk') IS NULL THEN

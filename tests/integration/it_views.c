@@ -180,7 +180,17 @@ static char *failure(const PGresult *r)
 /* One run of plugin P on connection C, as the daemon executes it: the guard for each
  * CONCURRENT view (sched.c's concurrent_guards), then the plugin's statements. Returns
  * NULL, or the first error as "SQLSTATE message" (malloc'd). */
+static char *run_plugin_with(PGconn *c, const struct plugin *p, const char *const *payloads,
+                             size_t n_payloads);
+
 static char *run_plugin(PGconn *c, const struct plugin *p)
+{
+	return run_plugin_with(c, p, NULL, 0);
+}
+
+/* ... a run notified with PAYLOADS (a partial run, for a plugin that keeps a table). */
+static char *run_plugin_with(PGconn *c, const struct plugin *p, const char *const *payloads,
+                             size_t n_payloads)
 {
 	struct conf_job job = {.name = "it-views", .plugin = p->name, .line = 1};
 	struct pgc_relation_decl *rels;
@@ -207,7 +217,8 @@ static char *run_plugin(PGconn *c, const struct plugin *p)
 	}
 	plugin_relations_free(&rels);
 
-	ck_assert_msg(plugin_build_run(p, &job, NULL, 0, &run, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(plugin_build_run(p, &job, payloads, n_payloads, &run, err, sizeof(err)) == 0,
+	              "%s", err);
 	ck_assert_uint_ge(run->n_stmts, 1);
 	/* Inside the test's own transaction (to share its now()), that transaction stands in
 	 * for the one a run_replace() run opens and commits. */
@@ -414,6 +425,233 @@ START_TEST(test_missing_unique_index)
 	ck_assert_int_eq(itest_scalar_ll(e.c, sql), 1);
 	run_ok(e.c, p);
 	free(idx);
+	env_free(&e);
+}
+END_TEST
+
+/* ---- planted objects (issue 23, finding 1) ------------------------------------------- */
+
+/* The row functions of the plugins that keep tables (public.mv_*_rows) have no SET
+ * search_path, so that the planner inlines them (a partial run reads one challenge through
+ * its index): their bodies resolve names through the job session's path. A role, mallory,
+ * that may create objects in public (GRANT CREATE ON SCHEMA public TO PUBLIC, the default
+ * before PostgreSQL 15) plants stand-ins for what those bodies and the runs call: functions
+ * and an aggregate with pg_catalog's signatures, "=", ">=", "<" and "/" operators (the last
+ * a better match than pg_catalog's numeric / numeric for numeric / 86400), a domain float8
+ * whose CHECK runs on every value cast to it, and overloads of each row function that an
+ * untyped parameter matches better. Each notes its call in a sequence (never rolled back).
+ * The database's path is set to public, pg_catalog, and each plugin runs, full and
+ * partial: none of her objects may run, the tables equal their references, and the row
+ * functions are still inlined. */
+#define MALLORY "it_views_mallory"
+
+static const char *const plants =
+    "SET search_path = pg_catalog, pg_temp;"
+    "CREATE SEQUENCE public.mallory_seq;"
+    "CREATE TABLE public.mallory_calls (fn text);"
+    "GRANT USAGE, SELECT, UPDATE ON SEQUENCE public.mallory_seq TO PUBLIC;"
+    "GRANT INSERT, SELECT ON public.mallory_calls TO PUBLIC;"
+    "CREATE FUNCTION public.mallory_note(fn text) RETURNS boolean"
+    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    "  PERFORM pg_catalog.nextval('public.mallory_seq');"
+    "  INSERT INTO public.mallory_calls (fn) VALUES (fn); RETURN true; END $f$;"
+    /* functions and an aggregate with pg_catalog's signatures */
+    "CREATE FUNCTION public.round(v numeric, d integer) RETURNS numeric LANGUAGE plpgsql"
+    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('round(numeric, integer)');"
+    " RETURN pg_catalog.round(v, d); END $f$;"
+    "CREATE FUNCTION public.jsonb_typeof(j jsonb) RETURNS text LANGUAGE plpgsql"
+    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('jsonb_typeof(jsonb)');"
+    " RETURN pg_catalog.jsonb_typeof(j); END $f$;"
+    "CREATE FUNCTION public.jsonb_each(j jsonb, OUT key text, OUT value jsonb)"
+    " RETURNS SETOF record LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$"
+    " BEGIN PERFORM public.mallory_note('jsonb_each(jsonb)');"
+    " RETURN QUERY SELECT * FROM pg_catalog.jsonb_each(j); END $f$;"
+    "CREATE FUNCTION public.date_trunc(f text, t timestamp) RETURNS timestamp"
+    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('date_trunc(text, timestamp)');"
+    " RETURN pg_catalog.date_trunc(f, t); END $f$;"
+    "CREATE FUNCTION public.mallory_count(n bigint) RETURNS bigint LANGUAGE plpgsql"
+    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('count(*)'); RETURN n OPERATOR(pg_catalog.+) 1; END $f$;"
+    "CREATE AGGREGATE public.count(*) (SFUNC = public.mallory_count, STYPE = bigint,"
+    " INITCOND = '0');"
+    /* operators */
+    "CREATE FUNCTION public.mallory_texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql"
+    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('= (text, text)'); RETURN pg_catalog.texteq(a, b); END $f$;"
+    "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text,"
+    " FUNCTION = public.mallory_texteq);"
+    "CREATE FUNCTION public.mallory_uuideq(a uuid, b uuid) RETURNS boolean LANGUAGE plpgsql"
+    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('= (uuid, uuid)'); RETURN pg_catalog.uuid_eq(a, b); END $f$;"
+    "CREATE OPERATOR public.= (LEFTARG = uuid, RIGHTARG = uuid,"
+    " FUNCTION = public.mallory_uuideq);"
+    "CREATE FUNCTION public.mallory_int84ge(a bigint, b integer) RETURNS boolean"
+    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('>= (bigint, integer)');"
+    " RETURN pg_catalog.int84ge(a, b); END $f$;"
+    "CREATE OPERATOR public.>= (LEFTARG = bigint, RIGHTARG = integer,"
+    " FUNCTION = public.mallory_int84ge);"
+    "CREATE FUNCTION public.mallory_numlt(a numeric, b numeric) RETURNS boolean"
+    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('< (numeric, numeric)');"
+    " RETURN pg_catalog.numeric_lt(a, b); END $f$;"
+    "CREATE OPERATOR public.< (LEFTARG = numeric, RIGHTARG = numeric,"
+    " FUNCTION = public.mallory_numlt);"
+    "CREATE FUNCTION public.mallory_numdiv(a numeric, b integer) RETURNS numeric"
+    " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+    " PERFORM public.mallory_note('/ (numeric, integer)');"
+    " RETURN pg_catalog.numeric_div(a, b); END $f$;"
+    "CREATE OPERATOR public./ (LEFTARG = numeric, RIGHTARG = integer,"
+    " FUNCTION = public.mallory_numdiv);"
+    /* a type named like one the bodies cast to */
+    "CREATE DOMAIN public.float8 AS pg_catalog.float8"
+    " CHECK (public.mallory_note('cast to domain float8'))";
+
+/* An overload of row function FN taking text, which an untyped $1 matches better than its
+ * uuid[]: it notes the call and returns the real rows. */
+static void plant_overload(PGconn *m, const char *fn, const char *table)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "CREATE FUNCTION public.%s(keys text) RETURNS SETOF public.%s LANGUAGE plpgsql"
+	         " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	         " PERFORM public.mallory_note('%s(text)');"
+	         " RETURN QUERY SELECT * FROM public.%s(keys::pg_catalog.uuid[]); END $f$",
+	         fn, table, fn, fn);
+	itest_exec(m, sql);
+}
+
+/* Mallory's record: "" when none of her objects ran, else "N calls: what ran". */
+static char *planted_calls(PGconn *c)
+{
+	char *n = itest_scalar(c, "SELECT CASE WHEN is_called THEN last_value END"
+	                          " FROM public.mallory_seq");
+	char *list = itest_scalar(c, "SELECT pg_catalog.string_agg(DISTINCT fn, '; ')"
+	                             " FROM public.mallory_calls");
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s", n ? n : "", n ? " calls: " : "", list ? list : "") < 0)
+		out = NULL;
+	ck_assert_ptr_nonnull(out);
+	free(n);
+	free(list);
+	return out;
+}
+
+/* The plan of the INSERT's SELECT of a partial run of FN: the function inlined, so no
+ * "Function Scan" on it. */
+static void expect_inlined(PGconn *c, const char *fn, const char *key)
+{
+	char sql[512], keys[128];
+	snprintf(sql, sizeof(sql),
+	         "EXPLAIN (COSTS OFF) SELECT * FROM public.%s($1::pg_catalog.uuid[])", fn);
+	snprintf(keys, sizeof(keys), "{%s}", key);
+	const char *params[] = {keys};
+	PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+	char plan[8192] = "";
+	for (int i = 0; i < PQntuples(r); i++)
+		snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s\n",
+		         PQgetvalue(r, i, 0));
+	PQclear(r);
+	char scan[128];
+	snprintf(scan, sizeof(scan), "Function Scan on %s", fn);
+	ck_assert_msg(!strstr(plan, scan) && strstr(plan, "submissions"), "%s is not inlined:\n%s",
+	              fn, plan);
+}
+
+START_TEST(test_planted_objects)
+{
+	static const struct {
+		const char *plugin, *fn, *table;
+	} rows[] = {
+	    {"lane_distribution", "mv_lane_score_distribution_rows", "mv_lane_score_distribution"},
+	    {"weakness_patterns", "mv_weakness_patterns_rows", "mv_weakness_patterns"},
+	    {"agent_progress", "mv_agent_progress_rows", "mv_agent_progress"},
+	    {"time_to_first_win", "mv_time_to_first_win_rows", "mv_time_to_first_win"},
+	};
+	struct env e;
+	int status;
+	char sql[1024];
+
+	env_init(&e, "planted", 3000);
+	/* the test's own statements never resolve through public */
+	itest_exec(e.c, "SET search_path = pg_catalog, pg_temp");
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %s", out);
+	free(out);
+	itest_exec(e.c, "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '" MALLORY
+	                "') THEN EXECUTE 'DROP OWNED BY " MALLORY " CASCADE';"
+	                " EXECUTE 'DROP ROLE " MALLORY "'; END IF; END $$;"
+	                "CREATE ROLE " MALLORY " LOGIN;"
+	                "GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC");
+	snprintf(sql, sizeof(sql), "%s user=" MALLORY, e.ci);
+	PGconn *m = itest_connect(sql);
+	itest_exec(m, plants);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		plant_overload(m, rows[i].fn, rows[i].table);
+
+	/* the database's path puts public first: the job's session resolves through it */
+	char *db = itest_scalar(e.c, "SELECT pg_catalog.current_database()");
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET search_path = public, pg_catalog",
+	         db);
+	itest_exec(e.c, sql);
+	free(db);
+	PGconn *job = itest_connect(e.ci);
+	PQsetNoticeProcessor(job, quiet, NULL);
+	itest_assert_scalar(job, "SHOW search_path", "public, pg_catalog");
+	/* her objects are live on that path: an unqualified "=" calls hers */
+	itest_scalar(job, "SELECT pg_catalog.count(*) FROM public.submissions"
+	                  " WHERE status = 'scored'");
+	char *c = planted_calls(e.c);
+	ck_assert_msg(strstr(c, "= (text, text)"), "the planted operator did not run: %s", c);
+	free(c);
+	itest_exec(m, "SELECT pg_catalog.setval('public.mallory_seq', 1, false);"
+	              "TRUNCATE public.mallory_calls");
+
+	/* a partial run names one scored submission's challenge and agent */
+	char *challenge = itest_scalar(e.c, "SELECT challenge_id FROM public.submissions"
+	                                    " WHERE status OPERATOR(pg_catalog.=) 'scored'"
+	                                    " ORDER BY id LIMIT 1");
+	snprintf(sql, sizeof(sql),
+	         "SELECT agent_id FROM public.submissions WHERE challenge_id"
+	         " OPERATOR(pg_catalog.=) '%s' ORDER BY id LIMIT 1",
+	         challenge);
+	char *agent = itest_scalar(e.c, sql);
+	char payload[256];
+	snprintf(payload, sizeof(payload), "{\"challenge_id\": \"%s\", \"agent_id\": \"%s\"}",
+	         challenge, agent);
+	const char *const payloads[] = {payload};
+	ck_assert_int_gt(itest_scalar_ll(e.c, "SELECT pgcrond_demo.score_pending(300)"), 0);
+	for (size_t i = 0; i < N_PLUGINS; i++) {
+		char *fail = run_plugin(job, e.plugins[i]);
+		ck_assert_msg(!fail, "plugin %s: %s", plugin_names[i], fail);
+		if (strcmp(plugin_names[i], "chat_telemetry") == 0)
+			continue;
+		fail = run_plugin_with(job, e.plugins[i], payloads, 1);
+		ck_assert_msg(!fail, "plugin %s, partial run: %s", plugin_names[i], fail);
+	}
+	c = planted_calls(e.c);
+	ck_assert_msg(c[0] == '\0', "the plugins' runs called mallory's objects: %s", c);
+	free(c);
+	for (size_t i = 0; i < N_VIEWS; i++)
+		if (strcmp(view_refs[i].plugin, "chat_telemetry") != 0)
+			expect_matches_reference(e.c, &view_refs[i]);
+
+	/* still inlined on that path (EXPLAIN of a partial run's SELECT) */
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		expect_inlined(job, rows[i].fn,
+		               strcmp(rows[i].plugin, "agent_progress") == 0 ? agent : challenge);
+	c = planted_calls(e.c);
+	ck_assert_msg(c[0] == '\0', "planning called mallory's objects: %s", c);
+	free(c);
+
+	free(challenge);
+	free(agent);
+	PQfinish(job);
+	PQfinish(m);
 	env_free(&e);
 }
 END_TEST
@@ -640,6 +878,11 @@ int main(void)
 	tcase_add_test(tc, test_missing_unique_index);
 	tcase_add_test(tc, test_readers_during_concurrent_refresh);
 	suite_add_tcase(s, tc);
+	/* its own case, so CK_RUN_CASE=planted runs it alone */
+	TCase *planted = tcase_create("planted");
+	tcase_set_timeout(planted, 200);
+	tcase_add_test(planted, test_planted_objects);
+	suite_add_tcase(s, planted);
 	/* its own case, so CK_RUN_CASE=types runs only the variants */
 	TCase *types = tcase_create("types");
 	tcase_set_timeout(types, 200);

@@ -463,7 +463,7 @@ START_TEST(test_partial_runs)
 	                 "555555555555\",\"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"}");
 	ck_assert_str_eq(run->stmts[2].sql,
 	                 "INSERT INTO \"public\".\"mv_lane_score_distribution\" SELECT * FROM "
-	                 "public.mv_lane_score_distribution_rows($1)");
+	                 "public.mv_lane_score_distribution_rows($1::pg_catalog.uuid[])");
 	ck_assert_str_eq(run->stmts[2].params[0], run->stmts[1].params[0]);
 	ck_assert_ptr_null(run->full_reason);
 	plugin_run_free(&run);
