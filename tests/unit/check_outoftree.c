@@ -131,6 +131,15 @@ START_TEST(test_build_and_load)
 	ck_assert_uint_eq(p->decl.relations[0].flags, PGC_RELATION_CONCURRENT);
 	ck_assert_ptr_nonnull(strstr(p->decl.install_sql, "CREATE UNIQUE INDEX IF NOT EXISTS "
 	                                                  "mv_top_agents_agent_id"));
+	/* the row function's body resolves nothing through the job's search_path, and install
+	 * passes it a typed NULL (docs/writing-a-plugin.md, "Names in a row function") */
+	ck_assert_ptr_nonnull(
+	    strstr(p->decl.install_sql, "_rows(challenge_ids pg_catalog.uuid[])"));
+	ck_assert_ptr_nonnull(strstr(p->decl.install_sql, "pg_catalog.count(*)"));
+	ck_assert_ptr_nonnull(strstr(p->decl.install_sql, "b.id OPERATOR(pg_catalog.=) r.bout_id"));
+	ck_assert_ptr_nonnull(strstr(p->decl.install_sql,
+	                             "b.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids)"));
+	ck_assert_ptr_nonnull(strstr(p->decl.install_sql, "_rows(NULL::pg_catalog.uuid[])"));
 	/* hidden visibility: nothing but the two entry points is exported */
 	ck_assert_ptr_nonnull(dlsym(p->handle, PGC_PLUGIN_INIT_SYMBOL));
 	ck_assert_ptr_null(dlsym(p->handle, "build_run"));
@@ -148,9 +157,10 @@ START_TEST(test_build_and_load)
 	/* a scheduled run: every challenge's rows */
 	ck_assert_str_eq(run->stmts[1].sql, "BEGIN");
 	ck_assert_str_eq(run->stmts[2].sql, "DELETE FROM \"public\".\"top_agents_by_challenge\"");
-	ck_assert_str_eq(run->stmts[3].sql,
-	                 "INSERT INTO \"public\".\"top_agents_by_challenge\" "
-	                 "SELECT * FROM public.top_agents_by_challenge_rows($1)");
+	ck_assert_str_eq(
+	    run->stmts[3].sql,
+	    "INSERT INTO \"public\".\"top_agents_by_challenge\" "
+	    "SELECT * FROM public.top_agents_by_challenge_rows($1::pg_catalog.uuid[])");
 	ck_assert_ptr_null(run->stmts[3].params[0]);
 	ck_assert_str_eq(run->stmts[4].sql, "COMMIT");
 	plugin_run_free(&run);

@@ -269,17 +269,23 @@ struct pgc_api {
 	 * transaction, so readers never wait for it and see the rows of a partition either all
 	 * old or all new:
 	 *   BEGIN
-	 *   DELETE FROM "schema"."table" WHERE "key_column" = ANY ($1)   -- or every row
-	 *   INSERT INTO "schema"."table" <SELECT_SQL>                      -- with $1 the same
+	 *   DELETE FROM "schema"."table" WHERE "key_column" OPERATOR(pg_catalog.=) ANY ($1)
+	 *                                                           -- or every row (no WHERE)
+	 *   INSERT INTO "schema"."table" <SELECT_SQL>               -- with $1 the same
 	 *   COMMIT
 	 * RELATION: the table ("schema.table" or "table"), quoted by the core. KEY_COLUMN: the
 	 * column the partitions are keyed on, quoted by the core. SELECT_SQL: one SELECT (or
 	 * VALUES, or TABLE) giving the table's rows in its column order; it reads the keys as
 	 * parameter $1, an array of the key column's type holding KEYS, or SQL NULL when every
 	 * row is replaced, and must then return every row: write its filter as
-	 * `($1 IS NULL OR challenge_id = ANY ($1))` (casts as the key's type needs), or call a
-	 * set-returning SQL function that does. KEYS (N_KEYS of them) are passed as one array
-	 * parameter, never pasted into SQL; NULL (N_KEYS 0) replaces every row.
+	 * `($1 IS NULL OR challenge_id OPERATOR(pg_catalog.=) ANY ($1))` (casts as the key's type
+	 * needs), or call a set-returning SQL function that does, with $1 cast to its argument's
+	 * type (`public.t_rows($1::pg_catalog.uuid[])`: an untyped $1 would match another role's
+	 * overload t_rows(text) better). SELECT_SQL runs with the job's search_path, which other
+	 * roles may have planted objects in: qualify every name in it, and in such a function's
+	 * body (pg_catalog.count, OPERATOR(pg_catalog.=), ::pg_catalog.float8). KEYS (N_KEYS of
+	 * them) are passed as one array parameter, never pasted into SQL; NULL (N_KEYS 0)
+	 * replaces every row.
 	 * The core writes the BEGIN and COMMIT: do not wrap the call in your own.
 	 * Returns 0; -EINVAL for an invalid name or an empty SELECT_SQL; -ENAMETOOLONG; -ENOMEM.
 	 * Each failure also records its reason, as run_error() would. Pure, no I/O.

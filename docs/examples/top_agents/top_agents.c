@@ -21,7 +21,10 @@ static const struct pgc_api *api;
  * empty (WITH NO DATA): pgcrond populates it once before the first concurrent refresh. The
  * unique index is what REFRESH ... CONCURRENTLY needs. The table's rows come from a function
  * of the challenges to recompute (all of them for NULL), which the planner inlines; an empty
- * table is filled at once, so a run that recomputes a few challenges finds the rest there. */
+ * table is filled at once, so a run that recomputes a few challenges finds the rest there.
+ * Install pins search_path to pg_catalog, but the function's body is parsed again in each
+ * run, with the job's search_path, where other roles may have planted a count() or an `=`:
+ * every name in it is qualified. NULL is cast, or an overload _rows(text) would match it. */
 static const char install_sql[] =
     "CREATE MATERIALIZED VIEW IF NOT EXISTS " VIEW " AS\n"
     "SELECT r.winner_agent_id AS agent_id,\n"
@@ -37,14 +40,17 @@ static const char install_sql[] =
     "    challenge_id uuid NOT NULL, agent_id uuid NOT NULL,\n"
     "    wins bigint NOT NULL, last_win_at timestamptz NOT NULL,\n"
     "    PRIMARY KEY (challenge_id, agent_id));\n"
-    "CREATE OR REPLACE FUNCTION " TABLE "_rows(challenge_ids uuid[])\n"
+    "CREATE OR REPLACE FUNCTION " TABLE "_rows(challenge_ids pg_catalog.uuid[])\n"
     "RETURNS SETOF " TABLE " LANGUAGE sql STABLE AS $$\n"
-    "    SELECT b.challenge_id, r.winner_agent_id, count(*), max(r.decided_at)\n"
-    "    FROM public.bout_results r JOIN public.bouts b ON b.id = r.bout_id\n"
+    "    SELECT b.challenge_id, r.winner_agent_id,\n"
+    "           pg_catalog.count(*), pg_catalog.max(r.decided_at)\n"
+    "    FROM public.bout_results r\n"
+    "    JOIN public.bouts b ON b.id OPERATOR(pg_catalog.=) r.bout_id\n"
     "    WHERE r.winner_agent_id IS NOT NULL\n"
-    "      AND (challenge_ids IS NULL OR b.challenge_id = ANY (challenge_ids))\n"
+    "      AND (challenge_ids IS NULL\n"
+    "           OR b.challenge_id OPERATOR(pg_catalog.=) ANY (challenge_ids))\n"
     "    GROUP BY b.challenge_id, r.winner_agent_id $$;\n"
-    "INSERT INTO " TABLE " SELECT * FROM " TABLE "_rows(NULL)\n"
+    "INSERT INTO " TABLE " SELECT * FROM " TABLE "_rows(NULL::pg_catalog.uuid[])\n"
     "WHERE NOT EXISTS (SELECT 1 FROM " TABLE ");\n";
 
 /* Checks beyond the declared types, when the configuration is loaded: `pgcrond check`
@@ -82,8 +88,10 @@ static int build_run(const struct pgc_settings *s, const char *const *payloads, 
 	if (rc < 0)
 		return rc;
 	/* One transaction: DELETE those challenges' rows, INSERT them recomputed. The keys go
-	 * in as the array parameter $1, NULL for all. */
-	if ((rc = api->run_replace(run, TABLE, "challenge_id", "SELECT * FROM " TABLE "_rows($1)",
+	 * in as the array parameter $1, NULL for all, cast to the function's argument type: an
+	 * untyped $1 would match an overload _rows(text) another role may create better. */
+	if ((rc = api->run_replace(run, TABLE, "challenge_id",
+	                           "SELECT * FROM " TABLE "_rows($1::pg_catalog.uuid[])",
 	                           rc ? challenges : NULL, rc ? n_challenges : 0)) < 0)
 		return rc;
 
