@@ -8,7 +8,7 @@
 -- Applied by every `pgcrond install` after the schema steps. It does nothing when a "cron"
 -- schema exists that pgcrond did not create (pg_cron is installed, or someone else owns the
 -- name); everything else is idempotent, so a second install changes nothing. To move to
--- pg_cron later (there is no import in that direction): save the jobs of cron.job, DROP
+-- pg_cron later: pgcrond uninstall --restore-pg-cron (docs/migrating.md). Or by hand: save the jobs of cron.job, DROP
 -- SCHEMA cron CASCADE; CREATE EXTENSION pg_cron; and schedule them there.
 --
 -- The functions are SECURITY INVOKER: like pg_cron's C functions they check the caller

@@ -40,6 +40,7 @@ int cli_history_print_json(const struct pg_result *r);
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
 int cli_import(int argc, char **argv);
+int cli_uninstall(int argc, char **argv);
 
 /* Load CONF for a command that must work while a job file is broken (config_load_partial):
  * errors in the main file are printed (prefixed "pgcrond CMD: " when they name no file) and

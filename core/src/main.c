@@ -21,6 +21,7 @@ static const struct {
     {"history", cli_history, "show recent runs from the history table"},
     {"graph", cli_graph, "print the job graph in Graphviz DOT"},
     {"import", cli_import, "move the jobs of a pg_cron installation into pgcrond"},
+    {"uninstall", cli_uninstall, "remove what install made (optionally back to pg_cron)"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,476 @@
+/* pgcrond uninstall: remove what `pgcrond install` made in the history database (the
+ * pgcrond schema, pgcrond's own "cron" compatibility schema, the role pgcrond_operator when
+ * install made it and nothing else needs it), optionally keeping the run history and handing
+ * the jobs made in SQL back to a real pg_cron's cron.job, active again. Refused while a
+ * daemon is live. Prints each thing it does (or would do, with --dry-run). */
+#include <getopt.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "ctl.h"
+#include "history.h"
+#include "pgconn.h"
+
+/* What install writes on the role it creates (sql/pgcrond--2.sql) and on its cron schema
+ * (sql/pg_cron_compat.sql): how uninstall tells them from objects someone else made. */
+#define OPERATOR_COMMENT "may ask pgcrond for manual runs: SELECT pgcrond.trigger(job)"
+#define CRON_COMMENT "pgcrond: pg_cron compatibility views"
+/* 'pgcrond' in ASCII, as hist_install.c: uninstall and install never overlap. */
+#define INSTALL_LOCK_KEY "31638874210922084"
+#define HISTORY_SCHEMA "pgcrond_history"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond uninstall [-c FILE] [--keep-history]\n"
+	        "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
+	        "Remove what pgcrond install made in the history database: the schema pgcrond\n"
+	        "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
+	        "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, and the role\n"
+	        "pgcrond_operator when install created it and nothing else depends on it.\n"
+	        "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
+	        "objects in the job databases stay.\n\n"
+	        "Options:\n"
+	        "  --keep-history     keep the run history: pgcrond.job_run_details moves to\n"
+	        "                     " HISTORY_SCHEMA ".job_run_details, with its rows\n"
+	        "  --restore-pg-cron  first hand the jobs made in SQL back to pg_cron: each\n"
+	        "                     becomes active again in pg_cron's cron.job (the job of the\n"
+	        "                     same name and owner, as pgcrond import --disable-source left\n"
+	        "                     it; a job pg_cron lacks is scheduled there)\n"
+	        "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
+	        "                     superuser there); needed by --restore-pg-cron\n"
+	        "  --dry-run          print what would be done, change nothing\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -h, --help         show this help\n\n"
+	        "Exit status: 0 done (or nothing to remove), 64 bad usage, 65 pg_cron refused a\n"
+	        "job, 69 a database is unreachable, 73 the server refused a change, 75 a daemon\n"
+	        "is live (stop it first), 77 a privilege is missing, 78 configuration error.\n",
+	        PGCROND_DEFAULT_CONF);
+}
+
+/* The exit code for a failed statement R on CONN, after printing WHAT and the error. */
+static int fail(PGconn *conn, PGresult *r, const char *what)
+{
+	char why[1024];
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	fprintf(stderr, "pgcrond uninstall: %s: %s%s%s%s\n", what,
+	        r ? pgconn_result_error(r, why, sizeof(why)) : PQerrorMessage(conn),
+	        state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return EX_UNAVAILABLE;
+	if (state && strcmp(state, "42501") == 0) {
+		fprintf(stderr,
+		        "pgcrond uninstall: run it as the role that ran pgcrond install (the "
+		        "owner of the schemas), or as a superuser\n");
+		return EX_NOPERM;
+	}
+	return EX_CANTCREAT;
+}
+
+static bool ok(const PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+	return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+/* Run SQL (N parameters P); 0, or the exit code after a message naming WHAT. *OUT gets the
+ * result when OUT is not NULL (PQclear it). */
+static int q(PGconn *c, const char *sql, int n, const char *const *p, const char *what,
+             PGresult **out)
+{
+	/* without parameters, the simple protocol: SQL may hold several statements */
+	PGresult *r = n ? PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0) : PQexec(c, sql);
+	if (!ok(r)) {
+		int rc = fail(c, r, what);
+		PQclear(r);
+		return rc;
+	}
+	if (out)
+		*out = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
+/* A daemon answering on the control socket of CONF: EX_TEMPFAIL after saying so, 0 when
+ * none answers, or the exit code of another problem (its message printed). */
+static int socket_live(const char *conf)
+{
+	struct ctl_request rq = {.cmd = CTL_STATUS};
+	json_t *a = NULL;
+	int rc = cli_ctl_call("uninstall", conf, &rq, 5000, true, &a);
+	json_decref(a);
+	if (rc == EX_UNAVAILABLE)
+		return 0; /* no socket, nobody listening */
+	if (rc == 0 || rc == EX_TEMPFAIL) {
+		fprintf(stderr, "pgcrond uninstall: a pgcrond daemon is running with this "
+		                "configuration (its control socket answers); stop it first "
+		                "(systemctl stop pgcrond), then run uninstall again\n");
+		return EX_TEMPFAIL;
+	}
+	return rc;
+}
+
+/* The SQL jobs of the history database handed back to pg_cron on TO. Returns 0 or an exit
+ * code. The pg_cron side commits only when COMMIT_IT. */
+static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **pgcron)
+{
+	char err[1024];
+	PGresult *jobs = NULL;
+	int rc;
+
+	*pgcron = pgconn_connect_blocking(to, "pgcrond uninstall", err, sizeof(err));
+	if (!*pgcron) {
+		fprintf(stderr, "pgcrond uninstall: the pg_cron server (--to): %s\n", err);
+		return EX_UNAVAILABLE;
+	}
+	PGconn *pc = *pgcron;
+	PGresult *r = PQexec(pc, "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension"
+	                         " WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')");
+	if (!ok(r))
+		return fail(pc, r, "the pg_cron server (--to)");
+	bool has = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!has) {
+		fprintf(stderr,
+		        "pgcrond uninstall: database \"%s\" given by --to has no pg_cron extension; "
+		        "give the database of cron.database_name where pg_cron is installed\n",
+		        PQdb(pc));
+		return EX_CONFIG;
+	}
+	rc = q(hist,
+	       "SELECT pg_catalog.coalesce(cron_jobname, jobname), schedule, command, database,"
+	       "       username, enabled::pg_catalog.text, jobid"
+	       "  FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
+	       " ORDER BY jobid",
+	       0, NULL, "reading the jobs made in SQL", &jobs);
+	if (rc)
+		return rc;
+	rc = q(pc, "BEGIN", 0, NULL, "BEGIN on the pg_cron server", NULL);
+	for (int i = 0; rc == 0 && i < PQntuples(jobs); i++) {
+		const char *name = PQgetvalue(jobs, i, 0), *user = PQgetvalue(jobs, i, 4);
+		bool active = PQgetvalue(jobs, i, 5)[0] == 't';
+		const char *state = active ? "active" : "inactive";
+		const char *find[] = {name, user};
+		char what[300];
+		snprintf(what, sizeof(what), "handing job \"%s\" back to pg_cron", name);
+		/* the job import left there: same name and owner, or the unnamed job that import
+		 * named pg_cron-JOBID */
+		rc = q(pc,
+		       "SELECT jobid FROM cron.job WHERE username OPERATOR(pg_catalog.=) $2"
+		       "   AND (jobname OPERATOR(pg_catalog.=) $1"
+		       "        OR (jobname IS NULL AND 'pg_cron-' OPERATOR(pg_catalog.||)"
+		       "            jobid::pg_catalog.text OPERATOR(pg_catalog.=) $1))"
+		       " ORDER BY jobname IS NULL LIMIT 1",
+		       2, find, what, &r);
+		if (rc)
+			break;
+		if (PQntuples(r) == 1) {
+			const char *p[] = {PQgetvalue(r, 0, 0), active ? "true" : "false"};
+			rc = q(pc, "UPDATE cron.job SET active = $2::boolean WHERE jobid = $1::bigint",
+			       2, p, what, NULL);
+			if (rc == 0)
+				printf("%s job \"%s\" to pg_cron (pg_cron job %s, owner %s), %s\n",
+				       dry_run ? "would hand back" : "handed back", name,
+				       PQgetvalue(r, 0, 0), user, state);
+		} else {
+			const char *p[] = {name,
+			                   PQgetvalue(jobs, i, 1),
+			                   PQgetvalue(jobs, i, 2),
+			                   PQgetvalue(jobs, i, 3),
+			                   user,
+			                   active ? "true" : "false"};
+			PGresult *s = PQexecParams(pc,
+			                           "SELECT cron.schedule_in_database($1, $2, $3, $4,"
+			                           " $5, $6::boolean)",
+			                           6, NULL, p, NULL, NULL, 0);
+			if (!ok(s)) {
+				rc = fail(pc, s, what);
+				if (rc == EX_CANTCREAT)
+					rc = EX_DATAERR; /* pg_cron refused the job itself */
+				fprintf(stderr,
+				        "pgcrond uninstall: nothing was handed back and nothing "
+				        "removed\n");
+			} else {
+				printf("%s job \"%s\" to pg_cron (scheduled there as job %s, owner "
+				       "%s, schedule %s), %s\n",
+				       dry_run ? "would hand back" : "handed back", name,
+				       PQgetvalue(s, 0, 0), user, PQgetvalue(jobs, i, 1), state);
+			}
+			PQclear(s);
+		}
+		PQclear(r);
+	}
+	if (rc == 0 && PQntuples(jobs) == 0)
+		printf("no jobs made in SQL to hand back to pg_cron\n");
+	PQclear(jobs);
+	if (rc == 0 && !dry_run)
+		rc = q(pc, "COMMIT", 0, NULL, "COMMIT on the pg_cron server", NULL);
+	else
+		PQclear(PQexec(pc, "ROLLBACK"));
+	return rc;
+}
+
+/* The history database's side, in HIST's open transaction. */
+static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
+{
+	const char *would = dry_run ? "would drop" : "dropped";
+	PGresult *r = NULL;
+	int rc;
+
+	/* pgcrond's cron schema: the comment install wrote, and no pg_cron extension */
+	rc = q(hist,
+	       "SELECT (SELECT pg_catalog.count(*) FROM pgcrond.job"
+	       "         WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL)"
+	       "  FROM pg_catalog.pg_namespace n"
+	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'cron'"
+	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
+	       "'" CRON_COMMENT "'"
+	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
+	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')",
+	       0, NULL, "looking for pgcrond's cron schema", &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) == 1) {
+		char n[24];
+		snprintf(n, sizeof(n), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		rc = q(hist, "DROP SCHEMA cron CASCADE", 0, NULL, "dropping schema cron", NULL);
+		if (rc)
+			return rc;
+		printf("%s schema cron (pgcrond's pg_cron compatibility: cron.job, "
+		       "cron.job_run_details, cron.schedule ...) with the %s job(s) made in SQL\n",
+		       would, n);
+	} else {
+		PQclear(r);
+	}
+
+	if (keep_history) {
+		rc = q(hist,
+		       "SELECT pg_catalog.to_regnamespace('" HISTORY_SCHEMA "') IS NOT NULL,"
+		       "       (SELECT pg_catalog.count(*) FROM pgcrond.job_run_details)",
+		       0, NULL, "reading the run history", &r);
+		if (rc)
+			return rc;
+		bool taken = PQgetvalue(r, 0, 0)[0] == 't';
+		char runs[24];
+		snprintf(runs, sizeof(runs), "%s", PQgetvalue(r, 0, 1));
+		PQclear(r);
+		if (taken) {
+			fprintf(stderr,
+			        "pgcrond uninstall: --keep-history: schema " HISTORY_SCHEMA
+			        " exists (the history of an earlier uninstall?); rename or drop it "
+			        "(ALTER SCHEMA " HISTORY_SCHEMA " RENAME TO ...), then run uninstall "
+			        "again; nothing was removed\n");
+			return EX_CANTCREAT;
+		}
+		/* the table and its day partitions, with the sequences their columns own */
+		rc = q(hist,
+		       "CREATE SCHEMA " HISTORY_SCHEMA ";"
+		       " COMMENT ON SCHEMA " HISTORY_SCHEMA " IS"
+		       "  'the run history pgcrond uninstall --keep-history kept';"
+		       " DO $m$ DECLARE t regclass; BEGIN"
+		       "  FOR t IN SELECT p.relid FROM pg_catalog.pg_partition_tree("
+		       "              'pgcrond.job_run_details'::pg_catalog.regclass) p"
+		       "            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid"
+		       "           WHERE c.relnamespace OPERATOR(pg_catalog.=)"
+		       "                 'pgcrond'::pg_catalog.regnamespace"
+		       "             AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')"
+		       "  LOOP"
+		       "   EXECUTE pg_catalog.format('ALTER TABLE %s SET SCHEMA " HISTORY_SCHEMA "',"
+		       "                             t);"
+		       "  END LOOP;"
+		       " END $m$",
+		       0, NULL, "moving the run history to schema " HISTORY_SCHEMA, NULL);
+		if (rc)
+			return rc;
+		printf("%s pgcrond.job_run_details (%s runs) to " HISTORY_SCHEMA
+		       ".job_run_details\n",
+		       dry_run ? "would move" : "moved", runs);
+	}
+
+	rc = q(hist,
+	       "SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend d"
+	       " WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+	       "   AND d.refobjid OPERATOR(pg_catalog.=) 'pgcrond'::pg_catalog.regnamespace",
+	       0, NULL, "counting the objects of schema pgcrond", &r);
+	if (rc)
+		return rc;
+	char objs[24];
+	snprintf(objs, sizeof(objs), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	rc = q(hist, "DROP SCHEMA pgcrond CASCADE", 0, NULL, "dropping schema pgcrond", NULL);
+	if (rc)
+		return rc;
+	printf("%s schema pgcrond (%s objects: the job registry, %sthe coordination tables, "
+	       "functions and views; with them their grants)\n",
+	       would, objs, keep_history ? "" : "the run history, ");
+
+	/* the role, when install made it: nothing left to depend on it in any database (the
+	 * server refuses otherwise, and then it stays) */
+	rc = q(hist,
+	       "SELECT pg_catalog.shobj_description(oid, 'pg_authid') OPERATOR(pg_catalog.=) "
+	       "'" OPERATOR_COMMENT "'"
+	       "  FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'pgcrond_operator'",
+	       0, NULL, "looking for role pgcrond_operator", &r);
+	if (rc)
+		return rc;
+	bool ours = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+	bool exists = PQntuples(r) == 1;
+	PQclear(r);
+	if (!ours) {
+		if (exists)
+			printf("kept role pgcrond_operator: pgcrond install did not create it\n");
+		return 0;
+	}
+	rc = q(hist, "SAVEPOINT role", 0, NULL, "SAVEPOINT", NULL);
+	if (rc)
+		return rc;
+	r = PQexec(hist, "DROP ROLE pgcrond_operator");
+	if (ok(r)) {
+		printf("%s role pgcrond_operator (its members lose it)\n", would);
+		PQclear(r);
+		return q(hist, "RELEASE SAVEPOINT role", 0, NULL, "RELEASE SAVEPOINT", NULL);
+	}
+	char why[1024];
+	printf("kept role pgcrond_operator: %s\n", pgconn_result_error(r, why, sizeof(why)));
+	PQclear(r);
+	return q(hist, "ROLLBACK TO SAVEPOINT role", 0, NULL, "ROLLBACK TO SAVEPOINT", NULL);
+}
+
+int cli_uninstall(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"keep-history", no_argument, NULL, 'k'},
+	    {"restore-pg-cron", no_argument, NULL, 'r'},
+	    {"to", required_argument, NULL, 't'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *conf = PGCROND_DEFAULT_CONF, *to = NULL;
+	bool keep = false, restore = false, dry_run = false;
+	struct pgc_config *cfg = NULL;
+	PGconn *hist = NULL, *pgcron = NULL;
+	PGresult *r = NULL;
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'k':
+			keep = true;
+			break;
+		case 'r':
+			restore = true;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'n':
+			dry_run = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case ':':
+			fprintf(stderr, "pgcrond uninstall: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(stderr,
+			        "pgcrond uninstall: unknown option \"%s\"; see pgcrond uninstall "
+			        "--help\n",
+			        argv[optind - 1]);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+		        "pgcrond uninstall: unexpected argument \"%s\"; see pgcrond uninstall "
+		        "--help\n",
+		        argv[optind]);
+		return EX_USAGE;
+	}
+	if (restore != (to != NULL)) {
+		fprintf(stderr, restore ? "pgcrond uninstall: --restore-pg-cron needs --to CONNINFO, "
+		                          "the database where pg_cron is installed\n"
+		                        : "pgcrond uninstall: --to is only for --restore-pg-cron\n");
+		return EX_USAGE;
+	}
+
+	rc = socket_live(conf);
+	if (rc)
+		return rc;
+	rc = hist_cli_open("uninstall", conf, &cfg, &hist);
+	if (rc)
+		return rc;
+	const char *lock[] = {INSTALL_LOCK_KEY};
+	rc = q(hist, "BEGIN", 0, NULL, "BEGIN", NULL);
+	if (rc == 0)
+		rc = q(hist, "SET LOCAL client_min_messages = warning", 0, NULL,
+		       "client_min_messages", NULL);
+	if (rc == 0)
+		rc = q(hist, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
+		       "advisory lock", NULL);
+	if (rc == 0)
+		rc = q(hist, "SELECT pg_catalog.to_regclass('pgcrond.job') IS NOT NULL", 0, NULL,
+		       "looking for schema pgcrond", &r);
+	if (rc)
+		goto out;
+	bool installed = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!installed) {
+		printf("nothing to uninstall: no pgcrond schema in database \"%s\"\n",
+		       cfg->history_database);
+		goto out;
+	}
+	/* another host's daemon (or one with another state_dir): its coordination session,
+	 * recorded in its instance row, is alive (sql/pgcrond--11.sql) */
+	rc = q(hist,
+	       "SELECT pg_catalog.string_agg(i.name, ', ' ORDER BY i.name)"
+	       "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
+	       "    ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+	       "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start",
+	       0, NULL, "looking for live instances", &r);
+	if (rc)
+		goto out;
+	if (!PQgetisnull(r, 0, 0)) {
+		fprintf(stderr,
+		        "pgcrond uninstall: pgcrond is running on database \"%s\" (live instance: "
+		        "%s); stop every daemon first, then run uninstall again\n",
+		        cfg->history_database, PQgetvalue(r, 0, 0));
+		PQclear(r);
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
+	PQclear(r);
+	if (restore && (rc = restore_pg_cron(hist, to, dry_run, &pgcron)) != 0)
+		goto out;
+	rc = drop_objects(hist, keep, dry_run);
+	if (rc == 0 && !dry_run)
+		rc = q(hist, "COMMIT", 0, NULL, "COMMIT", NULL);
+	if (rc == 0 && !dry_run)
+		printf("pgcrond uninstall: done in database \"%s\"; the job files, %s and the "
+		       "plugins' objects in the job databases are left as they were\n",
+		       cfg->history_database, conf);
+	else if (rc == 0)
+		printf("pgcrond uninstall: dry run, nothing changed\n");
+out:
+	if (hist && PQtransactionStatus(hist) != PQTRANS_IDLE)
+		PQclear(PQexec(hist, "ROLLBACK"));
+	PQfinish(pgcron);
+	PQfinish(hist);
+	config_free(&cfg);
+	return rc;
+}
