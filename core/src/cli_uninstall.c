@@ -27,31 +27,32 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "Usage: pgcrond uninstall [-c FILE] [--keep-history]\n"
-	        "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
-	        "Remove what pgcrond install made in the history database: the schema pgcrond\n"
-	        "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
-	        "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, and the role\n"
-	        "pgcrond_operator when install created it and nothing else depends on it.\n"
-	        "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
-	        "objects in the job databases stay.\n\n"
-	        "Options:\n"
-	        "  --keep-history     keep the run history: pgcrond.job_run_details moves to\n"
-	        "                     " HISTORY_SCHEMA ".job_run_details, with its rows\n"
-	        "  --restore-pg-cron  first hand the jobs made in SQL back to pg_cron: each\n"
-	        "                     becomes active again in pg_cron's cron.job (the job of the\n"
-	        "                     same name and owner, as pgcrond import --disable-source left\n"
-	        "                     it; a job pg_cron lacks is scheduled there)\n"
-	        "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
-	        "                     superuser there); needed by --restore-pg-cron\n"
-	        "  --dry-run          print what would be done, change nothing\n"
-	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -h, --help         show this help\n\n"
-	        "Exit status: 0 done (or nothing to remove), 64 bad usage, 65 pg_cron refused a\n"
-	        "job, 69 a database is unreachable, 73 the server refused a change, 75 a daemon\n"
-	        "is live (stop it first), 77 a privilege is missing, 78 configuration error.\n",
-	        PGCROND_DEFAULT_CONF);
+	fprintf(
+	    out,
+	    "Usage: pgcrond uninstall [-c FILE] [--keep-history]\n"
+	    "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
+	    "Remove what pgcrond install made in the history database: the schema pgcrond\n"
+	    "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
+	    "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, and the role\n"
+	    "pgcrond_operator when install created it and nothing else depends on it.\n"
+	    "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
+	    "objects in the job databases stay.\n\n"
+	    "Options:\n"
+	    "  --keep-history     keep the run history: pgcrond.job_run_details moves to\n"
+	    "                     " HISTORY_SCHEMA ".job_run_details, with its rows\n"
+	    "  --restore-pg-cron  first hand the jobs made in SQL back to pg_cron: each\n"
+	    "                     becomes active again in pg_cron's cron.job (the job of the\n"
+	    "                     same name and owner, as pgcrond import --disable-source left\n"
+	    "                     it; a job pg_cron lacks is scheduled there)\n"
+	    "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
+	    "                     superuser there); needed by --restore-pg-cron\n"
+	    "  --dry-run          print what would be done, change nothing\n"
+	    "  -c, --config FILE  the main configuration file (default %s)\n"
+	    "  -h, --help         show this help\n\n"
+	    "Exit status: 0 done (or nothing to remove), 64 bad usage, 65 pg_cron refused a\n"
+	    "job, 69 a database is unreachable, 73 the server refused a change, 75 a daemon\n"
+	    "is live (stop it first), 77 a privilege is missing, 78 configuration error.\n",
+	    PGCROND_DEFAULT_CONF);
 }
 
 /* The exit code for a failed statement R on CONN, after printing WHAT and the error. */
@@ -138,10 +139,11 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 	bool has = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (!has) {
-		fprintf(stderr,
-		        "pgcrond uninstall: database \"%s\" given by --to has no pg_cron extension; "
-		        "give the database of cron.database_name where pg_cron is installed\n",
-		        PQdb(pc));
+		fprintf(
+		    stderr,
+		    "pgcrond uninstall: database \"%s\" given by --to has no pg_cron extension; "
+		    "give the database of cron.database_name where pg_cron is installed\n",
+		    PQdb(pc));
 		return EX_CONFIG;
 	}
 	rc = q(hist,
@@ -173,7 +175,8 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 			break;
 		if (PQntuples(r) == 1) {
 			const char *p[] = {PQgetvalue(r, 0, 0), active ? "true" : "false"};
-			rc = q(pc, "UPDATE cron.job SET active = $2::boolean WHERE jobid = $1::bigint",
+			rc = q(pc,
+			       "UPDATE cron.job SET active = $2::boolean WHERE jobid = $1::bigint",
 			       2, p, what, NULL);
 			if (rc == 0)
 				printf("%s job \"%s\" to pg_cron (pg_cron job %s, owner %s), %s\n",
@@ -186,10 +189,11 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 			                   PQgetvalue(jobs, i, 3),
 			                   user,
 			                   active ? "true" : "false"};
-			PGresult *s = PQexecParams(pc,
-			                           "SELECT cron.schedule_in_database($1, $2, $3, $4,"
-			                           " $5, $6::boolean)",
-			                           6, NULL, p, NULL, NULL, 0);
+			PGresult *s =
+			    PQexecParams(pc,
+			                 "SELECT cron.schedule_in_database($1, $2, $3, $4,"
+			                 " $5, $6::boolean)",
+			                 6, NULL, p, NULL, NULL, 0);
 			if (!ok(s)) {
 				rc = fail(pc, s, what);
 				if (rc == EX_CANTCREAT)
@@ -266,28 +270,30 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 			fprintf(stderr,
 			        "pgcrond uninstall: --keep-history: schema " HISTORY_SCHEMA
 			        " exists (the history of an earlier uninstall?); rename or drop it "
-			        "(ALTER SCHEMA " HISTORY_SCHEMA " RENAME TO ...), then run uninstall "
+			        "(ALTER SCHEMA " HISTORY_SCHEMA
+			        " RENAME TO ...), then run uninstall "
 			        "again; nothing was removed\n");
 			return EX_CANTCREAT;
 		}
 		/* the table and its day partitions, with the sequences their columns own */
-		rc = q(hist,
-		       "CREATE SCHEMA " HISTORY_SCHEMA ";"
-		       " COMMENT ON SCHEMA " HISTORY_SCHEMA " IS"
-		       "  'the run history pgcrond uninstall --keep-history kept';"
-		       " DO $m$ DECLARE t regclass; BEGIN"
-		       "  FOR t IN SELECT p.relid FROM pg_catalog.pg_partition_tree("
-		       "              'pgcrond.job_run_details'::pg_catalog.regclass) p"
-		       "            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid"
-		       "           WHERE c.relnamespace OPERATOR(pg_catalog.=)"
-		       "                 'pgcrond'::pg_catalog.regnamespace"
-		       "             AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')"
-		       "  LOOP"
-		       "   EXECUTE pg_catalog.format('ALTER TABLE %s SET SCHEMA " HISTORY_SCHEMA "',"
-		       "                             t);"
-		       "  END LOOP;"
-		       " END $m$",
-		       0, NULL, "moving the run history to schema " HISTORY_SCHEMA, NULL);
+		rc = q(
+		    hist,
+		    "CREATE SCHEMA " HISTORY_SCHEMA ";"
+		    " COMMENT ON SCHEMA " HISTORY_SCHEMA " IS"
+		    "  'the run history pgcrond uninstall --keep-history kept';"
+		    " DO $m$ DECLARE t regclass; BEGIN"
+		    "  FOR t IN SELECT p.relid FROM pg_catalog.pg_partition_tree("
+		    "              'pgcrond.job_run_details'::pg_catalog.regclass) p"
+		    "            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid"
+		    "           WHERE c.relnamespace OPERATOR(pg_catalog.=)"
+		    "                 'pgcrond'::pg_catalog.regnamespace"
+		    "             AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')"
+		    "  LOOP"
+		    "   EXECUTE pg_catalog.format('ALTER TABLE %s SET SCHEMA " HISTORY_SCHEMA "',"
+		    "                             t);"
+		    "  END LOOP;"
+		    " END $m$",
+		    0, NULL, "moving the run history to schema " HISTORY_SCHEMA, NULL);
 		if (rc)
 			return rc;
 		printf("%s pgcrond.job_run_details (%s runs) to " HISTORY_SCHEMA
@@ -297,7 +303,8 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 
 	rc = q(hist,
 	       "SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend d"
-	       " WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass"
+	       " WHERE d.refclassid OPERATOR(pg_catalog.=) "
+	       "'pg_catalog.pg_namespace'::pg_catalog.regclass"
 	       "   AND d.refobjid OPERATOR(pg_catalog.=) 'pgcrond'::pg_catalog.regnamespace",
 	       0, NULL, "counting the objects of schema pgcrond", &r);
 	if (rc)
@@ -403,9 +410,10 @@ int cli_uninstall(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (restore != (to != NULL)) {
-		fprintf(stderr, restore ? "pgcrond uninstall: --restore-pg-cron needs --to CONNINFO, "
-		                          "the database where pg_cron is installed\n"
-		                        : "pgcrond uninstall: --to is only for --restore-pg-cron\n");
+		fprintf(stderr, restore
+		                    ? "pgcrond uninstall: --restore-pg-cron needs --to CONNINFO, "
+		                      "the database where pg_cron is installed\n"
+		                    : "pgcrond uninstall: --to is only for --restore-pg-cron\n");
 		return EX_USAGE;
 	}
 
@@ -421,8 +429,8 @@ int cli_uninstall(int argc, char **argv)
 		rc = q(hist, "SET LOCAL client_min_messages = warning", 0, NULL,
 		       "client_min_messages", NULL);
 	if (rc == 0)
-		rc = q(hist, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
-		       "advisory lock", NULL);
+		rc = q(hist, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1,
+		       lock, "advisory lock", NULL);
 	if (rc == 0)
 		rc = q(hist, "SELECT pg_catalog.to_regclass('pgcrond.job') IS NOT NULL", 0, NULL,
 		       "looking for schema pgcrond", &r);
