@@ -61,6 +61,10 @@ START_TEST(commands_work_with_a_broken_job_file)
 	/* the daemon still runs b, the job of the broken file, as it last loaded it */
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "b", NULL);
 	expect_ok_and_warned(&e, "trigger", status, out);
+	/* the run's row is written after the run ends (the history is not on its path) */
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                         " WHERE job_name = 'b' AND status = 'succeeded'"));
 	out = itest_cli(&status, "history", "-c", e.conf, NULL);
 	ck_assert_msg(strstr(out, " b ") && strstr(out, "succeeded"),
 	              "history lacks the run of b: %s", out);
