@@ -1500,6 +1500,8 @@ void cluster_close(struct cluster **cp)
 		}
 	}
 	drop_conn(c);
+	for (size_t i = 0; i < c->n_unlock; i++)
+		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
 	free(c->unlock);
 	free(c->announce);
 	free(c->jobs_sorted);
