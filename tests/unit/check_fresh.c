@@ -37,6 +37,7 @@ struct sub {
 struct sim {
 	struct event_base *base;
 	struct clock *clock;
+	cron_tz *tz; /* the scheduler borrows it until sched_free() */
 	struct sched *s;
 	struct pgc_config cfg;
 	struct conf_job job;
@@ -110,15 +111,15 @@ static void sim_init(struct sim *m, int64_t sla_ms, int64_t run_ms)
 	m->cfg = (struct pgc_config){.max_running = 8, .jobs = &m->job, .n_jobs = 1};
 	const struct sched_executor fx = {
 	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = m};
-	cron_tz *tz = NULL;
-	ck_assert_int_eq(cron_tz_open("UTC", &tz, NULL, 0), 0);
+	ck_assert_int_eq(cron_tz_open("UTC", &m->tz, NULL, 0), 0);
 	ck_assert_int_eq(sched_new_with(m->base, m->clock, &fx, NULL, &m->s), 0);
-	ck_assert_int_eq(sched_apply(m->s, &m->cfg, tz, NULL, true), 0);
+	ck_assert_int_eq(sched_apply(m->s, &m->cfg, m->tz, NULL, true), 0);
 }
 
 static void sim_free(struct sim *m)
 {
 	sched_free(&m->s);
+	cron_tz_free(&m->tz);
 	clock_free(&m->clock);
 	event_base_free(m->base);
 	fflush(stderr);
