@@ -45,18 +45,21 @@ struct sqljobs {
 	void *arg;
 };
 
+static void row_clear(struct sql_row *r)
+{
+	free(r->jobid);
+	free(r->name);
+	free(r->schedule);
+	free(r->command);
+	free(r->database);
+	free(r->username);
+	free(r->options);
+}
+
 static void rows_free(struct sql_row *rows, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct sql_row *r = &rows[i];
-		free(r->jobid);
-		free(r->name);
-		free(r->schedule);
-		free(r->command);
-		free(r->database);
-		free(r->username);
-		free(r->options);
-	}
+	for (size_t i = 0; i < n; i++)
+		row_clear(&rows[i]);
 	free(rows);
 }
 
@@ -146,7 +149,7 @@ static void on_rows(void *arg, const PGresult *res)
 				    rows[i].name ? rows[i].name : "?",
 				    rows[i].username ? rows[i].username : "?", len,
 				    max_command(sj));
-			rows_free(&rows[i], 1);
+			row_clear(&rows[i]);
 			continue;
 		}
 		rows[kept++] = rows[i];

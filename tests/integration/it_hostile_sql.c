@@ -205,7 +205,7 @@ static char *install(const struct itest_env *e, int want)
 START_TEST(override_function_types)
 {
 	struct itest_env e;
-	setup(&e);
+	PQfinish(setup(&e));
 	PGconn *m = role_conn(&e, MALLORY);
 	plant_types(m);
 	itest_env_job(&e, "10-file.conf",
@@ -239,7 +239,7 @@ END_TEST
 START_TEST(planted_overloads_daemon_and_install)
 {
 	struct itest_env e;
-	setup(&e);
+	PQfinish(setup(&e));
 	itest_exec(e.db, "ALTER DATABASE " DB " OWNER TO " MALLORY);
 	itest_env_job(&e, "10-file.conf",
 	              "job = { name = \"file-tick\"; database = \"app\"; schedule = \"1 seconds\";"
@@ -291,7 +291,7 @@ END_TEST
 START_TEST(names_cannot_be_squatted)
 {
 	struct itest_env e;
-	setup(&e);
+	PQfinish(setup(&e));
 	free(install(&e, 0));
 	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " MALLORY ", " APP);
 	PGconn *m = role_conn(&e, MALLORY), *app = role_conn(&e, APP);

@@ -603,8 +603,8 @@ START_TEST(test_planted_objects)
 	PQsetNoticeProcessor(job, quiet, NULL);
 	itest_assert_scalar(job, "SHOW search_path", "public, pg_catalog");
 	/* her objects are live on that path: an unqualified "=" calls hers */
-	itest_scalar(job, "SELECT pg_catalog.count(*) FROM public.submissions"
-	                  " WHERE status = 'scored'");
+	free(itest_scalar(job, "SELECT pg_catalog.count(*) FROM public.submissions"
+	                       " WHERE status = 'scored'"));
 	char *c = planted_calls(e.c);
 	ck_assert_msg(strstr(c, "= (text, text)"), "the planted operator did not run: %s", c);
 	free(c);

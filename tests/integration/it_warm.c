@@ -57,8 +57,10 @@ START_TEST(connections_open_at_start_up)
 	              "the daemon did not open the connections of the first minute's runs at "
 	              "start-up:\n%s",
 	              tail(itest_read_file(e.log)));
-	ck_assert_msg(!strstr(itest_read_file(e.log), "m1: started"),
+	char *early = itest_read_file(e.log);
+	ck_assert_msg(!strstr(early, "m1: started"),
 	              "the minute's runs started before the connections were counted");
+	free(early);
 	free(jobs_ci);
 	/* the every-second job's runs log their stages */
 	ck_assert_msg(itest_wait_log(e.log, "stages: fired=", 10),
