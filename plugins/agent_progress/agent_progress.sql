@@ -102,7 +102,7 @@ BEGIN
 			ON public.mv_agent_progress (agent_id, challenge_id, week);
 	END IF;
 	IF created THEN
-		INSERT INTO public.mv_agent_progress SELECT * FROM public.mv_agent_progress_rows(NULL);
+		INSERT INTO public.mv_agent_progress SELECT * FROM public.mv_agent_progress_rows(NULL::pg_catalog.uuid[]);
 	END IF;
 END
 $install$;

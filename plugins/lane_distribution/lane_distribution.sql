@@ -135,7 +135,7 @@ BEGIN
 	END IF;
 	IF created THEN
 		INSERT INTO public.mv_lane_score_distribution
-			SELECT * FROM public.mv_lane_score_distribution_rows(NULL);
+			SELECT * FROM public.mv_lane_score_distribution_rows(NULL::pg_catalog.uuid[]);
 	END IF;
 END
 $install$;

@@ -99,7 +99,7 @@ BEGIN
 	END IF;
 	IF created THEN
 		INSERT INTO public.mv_time_to_first_win
-			SELECT * FROM public.mv_time_to_first_win_rows(NULL);
+			SELECT * FROM public.mv_time_to_first_win_rows(NULL::pg_catalog.uuid[]);
 	END IF;
 END
 $install$;

@@ -151,7 +151,7 @@ BEGIN
 		CREATE INDEX idx_mv_weakness_challenge ON public.mv_weakness_patterns (challenge_id);
 	END IF;
 	IF created THEN
-		INSERT INTO public.mv_weakness_patterns SELECT * FROM public.mv_weakness_patterns_rows(NULL);
+		INSERT INTO public.mv_weakness_patterns SELECT * FROM public.mv_weakness_patterns_rows(NULL::pg_catalog.uuid[]);
 	END IF;
 END
 $install$;

@@ -648,6 +648,35 @@ START_TEST(test_planted_objects)
 	ck_assert_msg(c[0] == '\0', "planning called mallory's objects: %s", c);
 	free(c);
 
+	/* The install fills a view it creates by calling its rows function with a NULL: she
+	 * plants an overload on text (a bare NULL would prefer it) that does not depend on the
+	 * table, the view is dropped, and the superuser installs again. */
+	char *cols = itest_scalar(
+	    e.c, "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname::text) OPERATOR("
+	         "pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.format_type(atttypid,"
+	         " atttypmod), ', ' ORDER BY attnum) FROM pg_catalog.pg_attribute WHERE attrelid"
+	         " OPERATOR(pg_catalog.=) 'public.mv_agent_progress'::pg_catalog.regclass"
+	         " AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped");
+	itest_exec(e.c, "DROP TABLE public.mv_agent_progress CASCADE");
+	char fn_sql[4096];
+	snprintf(fn_sql, sizeof(fn_sql),
+	         "CREATE FUNCTION public.mv_agent_progress_rows(keys text) RETURNS TABLE (%s)"
+	         " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	         " PERFORM public.mallory_note('mv_agent_progress_rows(text) at install');"
+	         " END $f$",
+	         cols);
+	free(cols);
+	itest_exec(m, fn_sql);
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install after the view was dropped: %s", out);
+	free(out);
+	c = planted_calls(e.c);
+	ck_assert_msg(c[0] == '\0', "the install called mallory's objects as the superuser: %s", c);
+	free(c);
+	ck_assert_int_gt(itest_scalar_ll(e.c, "SELECT pg_catalog.count(*) FROM"
+	                                      " public.mv_agent_progress"),
+	                 0);
+
 	free(challenge);
 	free(agent);
 	PQfinish(job);
