@@ -698,7 +698,8 @@ static void op_done(struct hist *h)
 		case OP_PARTITION:
 			break;
 		case OP_LAST_FIRES:
-			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
+			if (h->last_fires_fn) /* the end of the answer */
+				h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 			h->last_fires_fn = NULL;
 			break;
 		case OP_CHECK:
@@ -731,7 +732,8 @@ static void op_done(struct hist *h)
 	}
 	if (op == OP_LAST_FIRES) {
 		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
-		h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
+		if (h->last_fires_fn)
+			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
@@ -807,7 +809,8 @@ static void read_results(void *arg)
 			continue; /* op_done may have sent the next statement */
 		}
 		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
+		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed &&
+		    h->last_fires_fn) {
 			for (int i = 0; i < PQntuples(r); i++)
 				h->last_fires_fn(
 				    h->last_fires_arg, PQgetvalue(r, i, 0),
@@ -976,6 +979,12 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	out->connected = h->drv.state == CONNDRV_READY;
 	out->pending = hist_pending(h);
 	out->dropped += hist_spool_dropped(h->spool);
+}
+
+void hist_forget_asker(struct hist *h)
+{
+	if (h)
+		h->last_fires_fn = NULL;
 }
 
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)

@@ -120,6 +120,9 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out);
 typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last_fire_s,
                                    int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
+/* The asker goes away: a last-fires read it asked for is no longer answered, also when the
+ * answer arrives while hist_close() flushes. */
+void hist_forget_asker(struct hist *h);
 
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */

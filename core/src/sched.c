@@ -1397,6 +1397,7 @@ void sched_free(struct sched **sp)
 		free(s->paused[i]);
 	free(s->paused);
 	free(s->index);
+	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)
 		clock_free(&s->clock);
 	free(s);
