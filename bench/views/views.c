@@ -297,7 +297,8 @@ static void bench_size(PGconn *c, const struct plugin **plugins, long submission
 		/* before ABI 1.2: a materialized view of the same query, refreshed CONCURRENTLY */
 		snprintf(sql, sizeof(sql),
 		         "DROP MATERIALIZED VIEW IF EXISTS bench_old; "
-		         "CREATE MATERIALIZED VIEW bench_old AS SELECT * FROM %s_rows(NULL); "
+		         "CREATE MATERIALIZED VIEW bench_old AS SELECT * FROM "
+		         "%s_rows(NULL::pg_catalog.uuid[]); "
 		         "CREATE UNIQUE INDEX ON bench_old (%s)",
 		         kd->table, kd->unique_key);
 		bench_exec(c, sql);
