@@ -27,98 +27,62 @@
 #include "log.h"
 #include "pgconn.h"
 
-#define APP_NAME "pgcrond cluster"
-/* a connect or a statement answered within this, or the connection is replaced; the
- * configuration's connection_check once cluster_set_jobs has seen it */
-#define CHECK_DEFAULT_MS 10000
-#define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 10000
-#define CLAIM_BATCH_MAX 1000
-#define JOBS_PART 500 /* jobs per statement publishing them (sql_jobs) */
-/* The first claim statement of a burst carries at most this many fires, each next one four
- * times as many (up to CLAIM_BATCH_MAX): the first runs start after a short statement, and
- * the rest are claimed while they run. One statement for 1,000 fires took 10 to 15 ms on a
- * busy 2-core machine, and every run of the second waited for it (bench_fire). */
-#define CLAIM_FIRST 16
-/* The locks of runs that ended go back in one statement every UNLOCK_GATHER_MS (or once
- * UNLOCK_GATHER_MAX are due): sent as each run ended, a burst's 1,000 runs made about a
- * hundred statements that competed with the runs still to start. A job's lock is held that
- * much longer than its run, a wait another instance sees like a round trip's. */
-#define UNLOCK_GATHER_MS 20
-#define UNLOCK_GATHER_MAX 256
-/* While runs wait for connections (the busy hook: a burst), the locks wait up to
- * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements took the CPU of
- * the server the runs still to start needed. Short, since another instance's claim of the
- * job's next fire finds the job busy until its lock is back. */
-#define UNLOCK_HOLD_MS 60
-/* The name is held by another session: look again after a heartbeat has had time to move. */
-#define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
-/* Claims older than this are purged (catch-up compares with the history, not the claims). */
-#define CLAIM_KEEP_S "2 days"
-#define PURGE_INTERVAL_MS (10 * 60 * 1000)
-#define STOP_GRACE_MS 2000
-/* The schema lacks step 11: look again this often (after 'pgcrond install'). */
-#define SCHEMA_RETRY_MS 10000
+#include "cluster_priv.h"
 
-/* The instance's name (docs/security.md "Locks and notifications"): its row in
- * pgcrond.instance records the session that holds it (backend pid and start, as
- * pg_stat_activity shows them), and an instance is live while that session exists. The name
- * is ours when the row is our own process's (boot id $2: an earlier session of this process
- * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
- * session it records is gone, or when there is no row. No advisory lock: any role may take
- * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
- * when the name is ours, (false, false) when another live session holds it; on a standby the
- * INSERT fails (25006). */
-static const char sql_lock[] =
-    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
-    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
-    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
-    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
-    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
-    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
-    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
-    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
-    " ins AS (INSERT INTO pgcrond.instance AS i"
-    "   (name, boot_id, host, pid, version, backend_pid, backend_start)"
-    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start"
-    "   FROM me"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
-    "   stop_note = NULL,"
-    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-    "    THEN i.started_at ELSE pg_catalog.now() END,"
-    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
-    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
-    "   backend_start = EXCLUDED.backend_start"
-    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
-    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
-    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
-    "     AND (a.backend_start IS NULL"
-    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
+/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
+ * NOTIFY only wakes them, they read which instances stopped). Its job locks go. */
+static const char sql_stop[] =
+    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = pg_catalog.now(), stop_note = 'stopped'"
+    "  WHERE name OPERATOR(pg_catalog.=) $1 AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1),"
+    " l AS (DELETE FROM pgcrond.job_lock WHERE instance OPERATOR(pg_catalog.=) $1"
+    "  AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM s), pg_catalog.pg_notify('" CLUSTER_CHANNEL
+    "', 'stopped')";
+
+static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
+                                " SELECT ctid FROM pgcrond.fire_claim"
+                                "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
+                                "  AND fire_key <> 'n' LIMIT 5000))";
+
+/* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
+ * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
+ * the jobs some other live instance defines differently, with those instances. 100,000 jobs
+ * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
+ * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
+static const char sql_jobs[] =
+    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
+    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
+    "  AND ($4::text IS NULL OR o.job_name COLLATE \"C\" >= $4)"
+    "  AND ($5::text IS NULL OR o.job_name COLLATE \"C\" < $5)"
+    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
+    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+    "  SELECT $1, j, h FROM mine"
+    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
+    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
+    " FROM pgcrond.instance_job o"
+    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
+    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
+    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
+
+static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
+
+/* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
+ * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
+ * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
+static const char sql_unlock[] =
+    "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
+    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
+    " dl AS (DELETE FROM pgcrond.job_lock l USING u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
+    "  RETURNING l.job_name),"
+    " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
     "  RETURNING 1)"
-    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old)";
-static const char sql_holder[] =
-    "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
-    " (extract(epoch FROM last_seen) * 1000000)::bigint,"
-    " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    " FROM pgcrond.instance WHERE name = $1";
-/* The heartbeat, and who else is live. */
-static const char sql_beat[] =
-    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version)"
-    "  VALUES ($1, $2, $3, $4::integer, $5)"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
-    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
-    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
-    "   version = EXCLUDED.version"
-    "  RETURNING 1)"
-    " SELECT (SELECT count(*) FROM hb),"
-    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
-    "    AND last_seen > now() - interval '30 seconds'),"
-    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
-    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
-    /* the database's clock, for this host's offset from it (cluster_clock_offset) */
-    "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
-    "   1000000)::pg_catalog.int8";
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
+    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
+
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
@@ -186,215 +150,66 @@ static const char sql_reap[] =
     " FROM dead"
     " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL, NULL"
     " FROM closed";
-/* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
- * (job, instance, boot id, holds) become ours unless another live instance holds them. A
- * row of a dead or restarted instance (its boot id is not the live one) holds nothing. */
-#define SQL_JOB_LOCK "INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds)"
-#define SQL_JOB_LOCK_CONFLICT                                                                      \
-	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE"                                       \
-	"   WHEN l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
-	"    AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"                                \
-	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END,"           \
-	"  instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()" \
-	" WHERE (l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
-	"   AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id)"                                \
-	"  OR NOT EXISTS (SELECT FROM pgcrond.instance i"                                          \
-	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
-	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"             \
-	" RETURNING l.job_name"
-/* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
- * claimed by this instance (another process of it) is ours again: a fire claimed by a
- * process that died before running it, or whose run failed when its database was down, is
- * served by the catch-up of the same instant. */
-static const char sql_claim[] =
-    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
-    " SELECT u.j, u.k, $3, $4"
-    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
-    /* every instance inserts the same fires in the same order: a claim may wait for
-     * another instance's claim of the same fire, never deadlock with it */
-    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
-    " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"
-    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
-    " RETURNING c.job_name, c.fire_key),"
-    " n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"
-    "  GROUP BY c.job_name),"
-    /* the job's lock, held while its run runs: a run of the job on another live instance
-     * (which holds it) makes this fire a skip (overlap across instances) */
-    " l AS (" SQL_JOB_LOCK " SELECT n.job_name, $3, $4, n.k FROM n"
-    "  ORDER BY n.job_name COLLATE \"C\"" SQL_JOB_LOCK_CONFLICT ")"
-    " SELECT c.job_name, c.fire_key,"
-    "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
-/* A turn: ours if nobody else took it within the window. */
-static const char sql_turn[] =
-    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
-    " VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"
-    "   claimed_at = pg_catalog.now()"
-    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
-    "    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
-    " RETURNING 1),"
-    " l AS (" SQL_JOB_LOCK " SELECT $1, $3, $4, 1 FROM c" SQL_JOB_LOCK_CONFLICT ")"
-    " SELECT 1, EXISTS (SELECT FROM l) FROM c";
-/* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
- * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
- * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
-static const char sql_unlock[] =
-    "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
-    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
-    " dl AS (DELETE FROM pgcrond.job_lock l USING u"
-    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
-    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
-    "  RETURNING l.job_name),"
-    " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
-    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
-    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
+
+/* The heartbeat, and who else is live. */
+static const char sql_beat[] =
+    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version)"
+    "  VALUES ($1, $2, $3, $4::integer, $5)"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version"
     "  RETURNING 1)"
-    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
-    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
-static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
-/* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
- * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
- * the jobs some other live instance defines differently, with those instances. 100,000 jobs
- * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
- * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
-static const char sql_jobs[] =
-    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
-    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
-    "  AND ($4::text IS NULL OR o.job_name COLLATE \"C\" >= $4)"
-    "  AND ($5::text IS NULL OR o.job_name COLLATE \"C\" < $5)"
-    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
-    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
-    "  SELECT $1, j, h FROM mine"
-    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
-    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
-    " FROM pgcrond.instance_job o"
-    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
-    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
-    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
-static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
-                                " SELECT ctid FROM pgcrond.fire_claim"
-                                "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
-                                "  AND fire_key <> 'n' LIMIT 5000))";
-/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
- * NOTIFY only wakes them, they read which instances stopped). Its job locks go. */
-static const char sql_stop[] =
-    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = pg_catalog.now(), stop_note = 'stopped'"
-    "  WHERE name OPERATOR(pg_catalog.=) $1 AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1),"
-    " l AS (DELETE FROM pgcrond.job_lock WHERE instance OPERATOR(pg_catalog.=) $1"
-    "  AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1)"
-    " SELECT (SELECT pg_catalog.count(*) FROM s), pg_catalog.pg_notify('" CLUSTER_CHANNEL
-    "', 'stopped')";
+    " SELECT (SELECT count(*) FROM hb),"
+    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
+    "    AND last_seen > now() - interval '30 seconds'),"
+    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
+    /* the database's clock, for this host's offset from it (cluster_clock_offset) */
+    "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
+    "   1000000)::pg_catalog.int8";
 
-struct claim {
-	struct claim *next;
-	char *job, *key;
-	int64_t window_ms;
-	int64_t asked_mono_ms;
-	cluster_claim_fn fn;
-	void *arg;
-	bool sent;
-	bool granted;
-	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
-};
+/* The instance's name (docs/security.md "Locks and notifications"): its row in
+ * pgcrond.instance records the session that holds it (backend pid and start, as
+ * pg_stat_activity shows them), and an instance is live while that session exists. The name
+ * is ours when the row is our own process's (boot id $2: an earlier session of this process
+ * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
+ * session it records is gone, or when there is no row. No advisory lock: any role may take
+ * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
+ * when the name is ours, (false, false) when another live session holds it; on a standby the
+ * INSERT fails (25006). */
+static const char sql_lock[] =
+    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
+    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
+    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
+    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
+    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
+    " ins AS (INSERT INTO pgcrond.instance AS i"
+    "   (name, boot_id, host, pid, version, backend_pid, backend_start)"
+    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start"
+    "   FROM me"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
+    "   stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+    "    THEN i.started_at ELSE pg_catalog.now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
+    "   backend_start = EXCLUDED.backend_start"
+    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
+    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "     AND (a.backend_start IS NULL"
+    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
+    "  RETURNING 1)"
+    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
+    "  (SELECT n FROM old)";
 
-/* A statement of another module (cluster_submit). */
-struct task {
-	struct task *next;
-	const char *sql;
-	int n;
-	char **params;
-	cluster_result_fn fn;
-	void *arg;
-};
-
-enum op {
-	OP_NONE,
-	OP_LOCK,
-	OP_HOLDER,
-	OP_BEAT,
-	OP_REAP,
-	OP_CLAIM,
-	OP_TURN,
-	OP_UNLOCK,
-	OP_JOBS,
-	OP_PURGE,
-	OP_STOP,
-	OP_LISTEN,
-	OP_TASK
-};
-
-struct cluster {
-	struct event_base *base;
-	char *conninfo;
-	char safe_conninfo[512];
-	char *instance;
-	char *boot_id;
-	char host[256];
-	struct cluster_hooks hooks;
-
-	struct conndrv drv;    /* the connection (conndrv.h) */
-	int64_t next_retry_ms; /* conn_failed's: when to reconnect, 0 = the backoff */
-	enum op op;
-	PGresult *res; /* the op's first tuples result */
-	bool op_failed;
-	char op_err[512];
-	char op_sqlstate[6];
-	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
-	struct event beat_ev, flush_ev;
-	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
-	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
-	bool unlock_due;         /* unlock_ev fired: send them */
-
-	bool locked;     /* the name's lock is ours on this connection */
-	bool refused;    /* another live instance has the name: we are stopping */
-	bool schema_old; /* the schema lacks step 11: nothing is claimed */
-	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
-	int64_t beat_wall_us, beat_mono_us; /* when the heartbeat in flight was sent */
-	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
-	bool in_recovery;
-	bool beat_due, reap_due, purge_due, listen_due;
-	/* After a reconnect (the database restarted or failed over) every instance's lock is
-	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
-	int64_t reap_after_ms;
-	bool ever_locked;
-	int64_t last_purge_ms;
-	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
-	bool holder_looked;
-	bool closing, stop_done;
-	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
-	size_t claim_cap;       /* fires the next claim statement may carry; 0: a burst's first */
-	int64_t claim_rtt_us;   /* summed over the claim statements answered */
-	unsigned claim_retries; /* consecutive deadlock / serialization retries */
-
-	struct claim *head, *tail;
-	/* the configured jobs, sent in parts by name after each connect and each
-	 * cluster_set_jobs: the configuration (a reference of ours), its jobs by name (byte
-	 * order), the next to send */
-	struct pgc_config *jobs_cfg;
-	const struct conf_job **jobs_sorted;
-	size_t jobs_next;
-	bool jobs_due;
-	bool claims_went; /* the last of claims and parts sent was claims: a part goes next */
-	/* jobs whose locks to release (their runs ended), and how many are in flight */
-	char **unlock;
-	size_t n_unlock, cap_unlock, unlock_sent;
-	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
-	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
-	size_t peers_live;
-	char peers[512];
-
-	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
-	    offline_complaint, lock_complaint;
-	struct cluster_stats st;
-};
-
-static void kick(struct cluster *c);
 static void conn_start(struct cluster *c);
 
-static void arm(struct event *ev, int64_t ms)
+void cluster_arm_ms(struct event *ev, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(ev, &tv);
@@ -404,7 +219,7 @@ static void arm(struct event *ev, int64_t ms)
 static void unlock_gather(struct cluster *c)
 {
 	c->unlock_since_ms = clock_mono_ms();
-	arm(&c->unlock_ev, UNLOCK_GATHER_MS);
+	cluster_arm_ms(&c->unlock_ev, UNLOCK_GATHER_MS);
 }
 
 static void on_unlock_due(evutil_socket_t fd, short what, void *arg)
@@ -414,7 +229,7 @@ static void on_unlock_due(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* due, whatever the two clocks say (libevent's timer runs on its cached time) */
 	c->unlock_due = true;
-	kick(c);
+	cluster_kick(c);
 }
 
 /* Whether the unsent unlocks wait for the runs under way (UNLOCK_HOLD_MS); if so, they go
@@ -428,240 +243,14 @@ static bool unlock_held(struct cluster *c)
 	if (held >= UNLOCK_HOLD_MS)
 		return false;
 	evtimer_del(&c->unlock_ev);
-	arm(&c->unlock_ev, UNLOCK_HOLD_MS - held);
+	cluster_arm_ms(&c->unlock_ev, UNLOCK_HOLD_MS - held);
 	return true;
 }
 
 void cluster_wake(struct cluster *c)
 {
 	if (c && c->n_unlock > 0)
-		kick(c);
-}
-
-/* ---- claims ---------------------------------------------------------------------------- */
-
-static void claim_free(struct claim *q)
-{
-	free(q->job);
-	free(q->key);
-	free(q);
-}
-
-/* What a claim gets when none can be made now. */
-static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
-{
-	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
-	if (c->refused) {
-		snprintf(why, len, "another live instance has this instance's name");
-		return CLUSTER_REFUSED;
-	}
-	if (c->skewed) {
-		snprintf(why, len,
-		         "this host's clock is %+" PRId64 " ms off the history database's (at most "
-		         "%d ms allowed): no claim until it is in step (check NTP)",
-		         c->st.clock_offset_ms, CLUSTER_MAX_OFFSET_MS);
-		return CLUSTER_REFUSED;
-	}
-	if (c->schema_old) {
-		snprintf(why, len,
-		         "the history database's pgcrond schema is older than this pgcrond: run "
-		         "'pgcrond install'");
-		return CLUSTER_REFUSED;
-	}
-	if (c->in_recovery) {
-		snprintf(why, len,
-		         "the history database is in recovery (a standby): no run "
-		         "starts until a primary is reached");
-		return CLUSTER_REFUSED;
-	}
-	if (c->schema_missing) {
-		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
-		return CLUSTER_UNCLAIMED;
-	}
-	if (c->peers_live > 0) {
-		snprintf(why, len,
-		         "no claim can be made (%s) and other instances were live at the last "
-		         "contact (%s): a fire runs only where it is claimed",
-		         cause, c->peers);
-		return CLUSTER_REFUSED;
-	}
-	snprintf(why, len,
-	         "no claim can be made (%s) and no other instance was live: running unclaimed",
-	         cause);
-	return CLUSTER_UNCLAIMED;
-}
-
-/* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
- * (appended at the tail, never answered here: they are not marked). */
-static void answer(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                   enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                   size_t))
-{
-	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
-	c->tail = NULL;
-	while (*pp) {
-		struct claim *q = *pp;
-		if (which(c, q)) {
-			*pp = q->next;
-			q->next = NULL;
-			*mt = q;
-			mt = &q->next;
-		} else {
-			c->tail = q;
-			pp = &q->next;
-		}
-	}
-	while (mine) {
-		struct claim *q = mine;
-		mine = q->next;
-		char why[1400] = "";
-		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
-		switch (v) {
-		case CLUSTER_GRANTED:
-			c->st.granted++;
-			break;
-		case CLUSTER_TAKEN:
-		case CLUSTER_BUSY:
-			c->st.taken++;
-			break;
-		case CLUSTER_UNCLAIMED:
-			c->st.unclaimed++;
-			break;
-		case CLUSTER_REFUSED:
-			c->st.refused++;
-			break;
-		}
-		/* a standby was reported when it was found (lock_done) */
-		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
-		    log_complain(&c->offline_complaint))
-			log_warning("cluster: %s", why);
-		if (q->fn)
-			q->fn(q->arg, v, why);
-		else if (v == CLUSTER_GRANTED)
-			cluster_release(c, q->job); /* forgotten after it was sent: its lock goes */
-		claim_free(q);
-	}
-}
-
-static bool is_sent(struct cluster *c, const struct claim *q)
-{
-	(void)c;
-	return q->sent;
-}
-static bool is_overdue(struct cluster *c, const struct claim *q)
-{
-	/* while connecting, or connected without the name's lock, a claim waits: a connect
-	 * that fails answers it (conn_failed), and without our name nothing may run */
-	return !q->sent && (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
-	                    c->schema_missing || c->skewed);
-}
-static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
-{
-	(void)q;
-	return offline_verdict(c, why, len);
-}
-static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
-{
-	if (q->granted && q->busy) {
-		snprintf(why, len, "a run of the job is still running on another instance");
-		return CLUSTER_BUSY;
-	}
-	if (q->granted)
-		return CLUSTER_GRANTED;
-	if (c->op_failed)
-		return offline_verdict(c, why, len);
-	snprintf(why, len, "another instance claimed it");
-	return CLUSTER_TAKEN;
-}
-
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	struct cluster *c = arg;
-	(void)fd;
-	(void)what;
-	answer(c, is_overdue, v_offline);
-	kick(c);
-}
-
-int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
-                  cluster_claim_fn fn, void *arg)
-{
-	struct claim *q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	q->job = strdup(job);
-	q->key = strdup(key);
-	if (!q->job || !q->key) {
-		claim_free(q);
-		return -ENOMEM;
-	}
-	q->window_ms = window_ms;
-	q->asked_mono_ms = clock_mono_ms();
-	q->fn = fn;
-	q->arg = arg;
-	if (c->tail)
-		c->tail->next = q;
-	else
-		c->head = q;
-	c->tail = q;
-	c->st.claims++;
-	/* answered from the loop, never from inside this call */
-	if (!evtimer_pending(&c->flush_ev, NULL))
-		arm(&c->flush_ev, 0);
-	return 0;
-}
-
-void cluster_claim_forget(struct cluster *c, void *arg)
-{
-	if (!c)
-		return;
-	struct claim **pp = &c->head;
-	c->tail = NULL;
-	while (*pp) {
-		struct claim *q = *pp;
-		if (q->arg == arg && q->fn && q->sent) {
-			/* its statement is on its way: the answer must still give back the job lock
-			 * a grant takes (answer), so it stays, unowned */
-			q->fn = NULL;
-			q->arg = NULL;
-			c->tail = q;
-			pp = &q->next;
-		} else if (q->arg == arg && q->fn) {
-			*pp = q->next;
-			claim_free(q);
-		} else {
-			c->tail = q;
-			pp = &q->next;
-		}
-	}
-}
-
-/* A text[] literal of the claims to send, by field. */
-static char *array_literal(struct claim *from, size_t n, bool keys)
-{
-	size_t cap = 3;
-	struct claim *q = from;
-	for (size_t i = 0; i < n; i++, q = q->next)
-		cap += 3 + 2 * strlen(keys ? q->key : q->job);
-	char *b = malloc(cap), *o = b;
-	if (!b)
-		return NULL;
-	*o++ = '{';
-	q = from;
-	for (size_t i = 0; i < n; i++, q = q->next) {
-		if (i)
-			*o++ = ',';
-		*o++ = '"';
-		for (const char *p = keys ? q->key : q->job; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				*o++ = '\\';
-			*o++ = *p;
-		}
-		*o++ = '"';
-	}
-	*o++ = '}';
-	*o = '\0';
-	return b;
+		cluster_kick(c);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */
@@ -710,14 +299,14 @@ static void on_conn_failed(void *arg, const char *why, bool was_ready)
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	/* claims in flight or waiting: their answer cannot come now */
-	answer(c, is_sent, v_offline);
-	answer(c, is_overdue, v_offline);
+	cluster_answer_claims(c, cluster_is_sent, cluster_v_offline);
+	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
 	conndrv_retry(&c->drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
 
 /* Give the connection up for WHY (libpq's error if NULL), reconnecting after RETRY_MS (the
  * backoff if 0). */
-static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
+void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
 {
 	c->next_retry_ms = retry_ms;
 	conndrv_fail(&c->drv, why);
@@ -725,11 +314,11 @@ static void conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
 
 static void conn_failed_libpq(struct cluster *c)
 {
-	conn_failed(c, NULL, 0);
+	cluster_conn_failed(c, NULL, 0);
 }
 
-static bool send_stmt(struct cluster *c, enum op op, const char *sql, int n,
-                      const char *const *params)
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params)
 {
 	c->op = op;
 	c->op_failed = false;
@@ -746,7 +335,7 @@ static void send_lock(struct cluster *c)
 	char pid[24];
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
-	send_stmt(c, OP_LOCK, sql_lock, 5, p);
+	cluster_send_stmt(c, OP_LOCK, sql_lock, 5, p);
 }
 
 static void on_connected(void *arg)
@@ -782,328 +371,14 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	c->beat_due = c->reap_due = true;
 	if (clock_mono_ms() - c->last_purge_ms >= PURGE_INTERVAL_MS)
 		c->purge_due = true;
-	kick(c);
+	cluster_kick(c);
 }
 
 /* ---- results --------------------------------------------------------------------------- */
 
-static const char *val(const PGresult *r, int row, int col)
+const char *cluster_res_val(const PGresult *r, int row, int col)
 {
 	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
-}
-
-static void lock_done(struct cluster *c)
-{
-	const PGresult *r = c->res;
-	bool legacy = false;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42703") == 0) {
-		/* pgcrond.instance without step 11's columns: no name can be held safely */
-		if (log_complain(&c->schema_complaint))
-			log_warning(
-			    "cluster: the history database's pgcrond schema is older than this "
-			    "pgcrond (%s): no run starts until 'pgcrond install' has upgraded "
-			    "it; checking every %d s",
-			    c->op_err, SCHEMA_RETRY_MS / 1000);
-		c->schema_old = true;
-		conn_failed(c, "the pgcrond schema needs 'pgcrond install'", SCHEMA_RETRY_MS);
-		return;
-	}
-	c->schema_old = false;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
-		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
-	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") != 0) {
-		conn_failed(c, c->op_err, 0);
-		return;
-	} else if (!c->op_failed && (!r || PQntuples(r) != 1)) {
-		conn_failed(c, "no answer to the lock query", 0);
-		return;
-	}
-	if (c->op_failed && !legacy) { /* read-only: a standby */
-		if (log_complain(&c->recovery_complaint))
-			log_warning(
-			    "cluster: history database %s is in recovery (a hot standby): no "
-			    "run starts and no history is written until it is promoted or the "
-			    "conninfo reaches a primary (target_session_attrs=read-write); "
-			    "checking every %d s",
-			    c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
-		c->in_recovery = true;
-		c->st.in_recovery = true;
-		conn_failed(c, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
-		return;
-	}
-	if (c->in_recovery) {
-		log_notice("cluster: history database %s is a primary now: runs resume",
-		           c->safe_conninfo);
-		log_complaint_reset(&c->recovery_complaint);
-	}
-	c->in_recovery = false;
-	c->st.in_recovery = false;
-	if (!legacy && strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
-		const char *p[] = {c->instance};
-		send_stmt(c, OP_HOLDER, sql_holder, 1, p);
-		return;
-	}
-	c->locked = true;
-	c->st.connected = true;
-	c->holder_looked = false;
-	if (log_complaint_reset(&c->down_complaint))
-		log_notice("cluster: history database %s is reachable again", c->safe_conninfo);
-	else
-		log_debug("cluster: instance \"%s\" holds its name on %s", c->instance,
-		          c->safe_conninfo);
-	c->beat_due = c->reap_due = true;
-	c->jobs_due = true;
-	c->jobs_next = 0;
-	c->listen_due = c->hooks.notified != NULL;
-	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
-		c->reap_after_ms = clock_mono_ms() + CLUSTER_DEAD_MS;
-	c->ever_locked = true;
-	if (c->hooks.identity)
-		c->hooks.identity(c->hooks.arg);
-}
-
-/* The name's lock is held by another session: a live instance of the same name (refuse) or
- * the session of a process that died where the server has not noticed yet (wait). */
-static void holder_done(struct cluster *c)
-{
-	const PGresult *r = c->res;
-	bool have = !c->op_failed && r && PQntuples(r) == 1;
-	int64_t seen = have ? atoll(PQgetvalue(r, 0, 3)) : 0;
-	if (!c->holder_looked) {
-		c->holder_looked = true;
-		c->holder_seen_us = seen;
-		log_notice("cluster: instance name \"%s\" is held by another live session; "
-		           "checking in %d s whether that instance is alive",
-		           c->instance, LOCK_RECHECK_MS / 1000);
-		conndrv_retry(&c->drv, LOCK_RECHECK_MS);
-		return;
-	}
-	if (!have || seen != c->holder_seen_us) {
-		char msg[1024];
-		if (have)
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
-			    "heartbeat %s) against history database %s; give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-			    PQgetvalue(r, 0, 4), c->safe_conninfo);
-		else
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" against history "
-			    "database %s (it holds the instance's lock); give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, c->safe_conninfo);
-		c->refused = true;
-		answer(c, is_overdue, v_offline);
-		if (c->hooks.refused)
-			c->hooks.refused(c->hooks.arg, msg);
-		return;
-	}
-	if (log_complain(&c->lock_complaint))
-		log_warning("cluster: instance name \"%s\" is still held by a session but its "
-		            "heartbeat stopped at %s: a dead process whose session the server has "
-		            "not dropped yet; waiting for it",
-		            c->instance, PQgetvalue(r, 0, 4));
-	conndrv_retry(&c->drv, CLUSTER_RECOVERY_RETRY_MS);
-}
-
-static void beat_done(struct cluster *c)
-{
-	const PGresult *r = c->res;
-	if (c->op_failed) {
-		if (strcmp(c->op_sqlstate, "42P01") == 0) {
-			if (log_complain(&c->schema_complaint))
-				log_warning(
-				    "cluster: pgcrond.instance does not exist: instances are not "
-				    "coordinated; run 'pgcrond install' to upgrade the schema");
-			c->schema_missing = true;
-		} else {
-			log_warning("cluster: heartbeat failed: %s", c->op_err);
-		}
-		return;
-	}
-	if (!r || PQntuples(r) != 1)
-		return;
-	size_t n = (size_t)atoll(PQgetvalue(r, 0, 1));
-	const char *names = val(r, 0, 2);
-	if (n != c->peers_live || strcmp(names ? names : "", c->peers) != 0) {
-		if (n)
-			log_info("cluster: instance \"%s\"; other live instances: %s", c->instance,
-			         names ? names : "");
-		else if (c->peers_live)
-			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
-	}
-	c->peers_live = n;
-	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
-	c->st.peers_live = n;
-	if (PQnfields(r) > 3 && val(r, 0, 3)) {
-		int64_t off_us = 0, rtt_us = clock_mono_us() - c->beat_mono_us;
-		bool skewed = cluster_clock_offset(c->beat_wall_us, rtt_us,
-		                                   atoll(PQgetvalue(r, 0, 3)), &off_us);
-		c->st.clock_offset_ms = off_us / 1000;
-		c->st.clock_offset_known = true;
-		if (skewed && !c->skewed)
-			log_error("cluster: this host's clock is %+" PRId64 " ms off the history "
-			          "database's (round trip %" PRId64
-			          " ms; at most %d ms allowed): this "
-			          "instance claims no fire until it is in step (check NTP)",
-			          c->st.clock_offset_ms, rtt_us / 1000, CLUSTER_MAX_OFFSET_MS);
-		else if (!skewed && c->skewed)
-			log_notice("cluster: this host's clock is in step with the history "
-			           "database's again (%+" PRId64 " ms): claims resume",
-			           c->st.clock_offset_ms);
-		c->skewed = skewed;
-	}
-}
-
-static void reap_done(struct cluster *c)
-{
-	const PGresult *r = c->res;
-	if (c->op_failed) {
-		if (strcmp(c->op_sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot look for dead instances: %s", c->op_err);
-		return;
-	}
-	if (!r)
-		return;
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *name = PQgetvalue(r, i, 0);
-		if (PQgetisnull(r, i, 1)) {
-			size_t closed = 0;
-			for (int k = 0; k < PQntuples(r); k++)
-				closed +=
-				    !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
-			c->st.dead_found++;
-			if (val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
-				log_warning(
-				    "cluster: instance \"%s\" sent no heartbeat since %s but its "
-				    "session was still open: ended it",
-				    name, PQgetvalue(r, i, 6));
-			if (closed)
-				log_warning(
-				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
-				    "running run(s) as failed",
-				    name, PQgetvalue(r, i, 6), closed);
-			else
-				log_notice(
-				    "cluster: instance \"%s\" died (last seen %s); it left no "
-				    "running run",
-				    name, PQgetvalue(r, i, 6));
-			continue;
-		}
-		struct cluster_orphan o = {
-		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = val(r, i, 2),
-		    .graph_run = val(r, i, 3),
-		    .dead = name,
-		    .scheduled_us = val(r, i, 4) ? atoll(PQgetvalue(r, i, 4)) : 0,
-		    .attempt = val(r, i, 5) ? atoi(PQgetvalue(r, i, 5)) : 1,
-		};
-		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
-	}
-	for (int i = 0; c->hooks.reaped && i < PQntuples(r); i++)
-		if (PQgetisnull(r, i, 1))
-			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
-}
-
-static bool has_unsent(const struct cluster *c);
-
-static uint64_t fnv(uint64_t h, const char *s);
-
-static size_t claim_slot(const char *job, const char *key, size_t mask)
-{
-	return (size_t)fnv(fnv(14695981039346656037ULL, job), key) & mask;
-}
-
-/* The rows of a claim statement (R) granted these claims: matched through a table of the
- * claims sent, not each row against the whole queue (that was quadratic in the fires of an
- * instant: a tenth of the daemon's CPU at 15,000 jobs a second). A fire asked for twice in
- * one statement is granted once (the statement's DISTINCT), as before. */
-static void claim_match(struct cluster *c, const PGresult *r)
-{
-	size_t n = 0, cap = 16;
-	for (struct claim *q = c->head; q; q = q->next)
-		n += q->sent && !q->granted;
-	while (cap < 2 * n)
-		cap *= 2;
-	struct claim **tab = calloc(cap, sizeof(*tab));
-	for (struct claim *q = c->head; tab && q; q = q->next) {
-		if (!q->sent || q->granted)
-			continue;
-		size_t h = claim_slot(q->job, q->key, cap - 1);
-		while (tab[h])
-			h = (h + 1) & (cap - 1);
-		tab[h] = q;
-	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *job = PQgetvalue(r, i, 0);
-		const char *key = PQgetvalue(r, i, 1);
-		struct claim *q = NULL;
-		if (tab) {
-			for (size_t h = claim_slot(job, key, cap - 1); tab[h];
-			     h = (h + 1) & (cap - 1))
-				if (!tab[h]->granted && strcmp(tab[h]->job, job) == 0 &&
-				    strcmp(tab[h]->key, key) == 0) {
-					q = tab[h];
-					break;
-				}
-		} else { /* out of memory: the long way */
-			for (q = c->head; q; q = q->next)
-				if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
-				    strcmp(q->key, key) == 0)
-					break;
-		}
-		if (q) {
-			q->granted = true;
-			q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
-		}
-	}
-	free(tab);
-}
-
-static void claim_done(struct cluster *c, enum op op)
-{
-	const PGresult *r = c->res;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
-		if (log_complain(&c->schema_complaint))
-			log_warning(
-			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
-			    "run 'pgcrond install' to upgrade the schema");
-		c->schema_missing = true;
-	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") == 0) {
-		/* read-only: a standby, or default_transaction_read_only */
-		c->in_recovery = true;
-	} else if (c->op_failed &&
-	           (strcmp(c->op_sqlstate, "40P01") == 0 || strcmp(c->op_sqlstate, "40001") == 0) &&
-	           c->claim_retries++ < 3) {
-		/* send the same claims again: nothing of the failed statement stayed */
-		log_debug("cluster: claim statement retried: %s", c->op_err);
-		for (struct claim *q = c->head; q; q = q->next)
-			q->sent = false;
-		return;
-	} else if (c->op_failed) {
-		log_warning("cluster: a claim failed: %s (SQLSTATE %s)", c->op_err, c->op_sqlstate);
-		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", c->op_err);
-	}
-	c->claim_retries = 0;
-	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
-		if (q->sent) {
-			q->granted = r && !c->op_failed && PQntuples(r) == 1;
-			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
-		}
-	if (op == OP_CLAIM && r && !c->op_failed)
-		claim_match(c, r);
-	answer(c, is_sent, v_result);
-	if (!has_unsent(c))
-		c->claim_cap = 0; /* the burst is over */
-	c->op_cause[0] = '\0';
-	if (c->in_recovery && c->op_failed)
-		conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 
 static void jobs_done(struct cluster *c)
@@ -1129,21 +404,21 @@ static void op_done(struct cluster *c)
 	conndrv_idle(&c->drv);
 	switch (op) {
 	case OP_LOCK:
-		lock_done(c);
+		cluster_lock_done(c);
 		break;
 	case OP_HOLDER:
-		holder_done(c);
+		cluster_holder_done(c);
 		break;
 	case OP_BEAT:
-		beat_done(c);
+		cluster_beat_done(c);
 		break;
 	case OP_REAP:
-		reap_done(c);
+		cluster_reap_done(c);
 		break;
 	case OP_CLAIM:
 	case OP_TURN:
 		c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
-		claim_done(c, op);
+		cluster_claim_done(c, op);
 		break;
 	case OP_UNLOCK:
 		/* sent or not, they are done: a failed unlock leaves a lock this session drops
@@ -1188,7 +463,7 @@ static void op_done(struct cluster *c)
 	PQclear(c->res);
 	c->res = NULL;
 	if (c->drv.conn && c->drv.state == CONNDRV_READY)
-		kick(c);
+		cluster_kick(c);
 }
 
 /* The driver's readable(): the answers to the statement in flight. */
@@ -1235,47 +510,6 @@ static const struct conndrv_ops conn_ops = {
 
 /* ---- what to send next ----------------------------------------------------------------- */
 
-static void send_claims(struct cluster *c)
-{
-	/* a turn goes alone: its condition is its own */
-	struct claim *first = NULL;
-	for (struct claim *q = c->head; q; q = q->next)
-		if (!q->sent) {
-			first = q;
-			break;
-		}
-	if (!first)
-		return;
-	if (first->window_ms > 0) {
-		char w[24];
-		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
-		const char *p[] = {first->job, first->key, c->instance, c->boot_id, w};
-		first->sent = true;
-		c->st.statements++;
-		send_stmt(c, OP_TURN, sql_turn, 5, p);
-		return;
-	}
-	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
-	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = q->next)
-		n++;
-	c->claim_cap = cap * 4 < CLAIM_BATCH_MAX ? cap * 4 : CLAIM_BATCH_MAX;
-	char *jobs = array_literal(first, n, false), *keys = array_literal(first, n, true);
-	if (!jobs || !keys) {
-		free(jobs);
-		free(keys);
-		log_error("cluster: out of memory sending claims");
-		return;
-	}
-	struct claim *q = first;
-	for (size_t i = 0; i < n; i++, q = q->next)
-		q->sent = true;
-	const char *p[] = {jobs, keys, c->instance, c->boot_id};
-	c->st.statements++;
-	send_stmt(c, OP_CLAIM, sql_claim, 4, p);
-	free(jobs);
-	free(keys);
-}
-
 /* The next part of the jobs (sql_jobs), made now from the configuration. */
 static void send_jobs_part(struct cluster *c)
 {
@@ -1292,8 +526,8 @@ static void send_jobs_part(struct cluster *c)
 			items[i].key = hashes[i];
 			items[i].next = i + 1 < k ? &items[i + 1] : NULL;
 		}
-		names = array_literal(k ? items : NULL, k, false);
-		hl = array_literal(k ? items : NULL, k, true);
+		names = cluster_array_literal(k ? items : NULL, k, false);
+		hl = cluster_array_literal(k ? items : NULL, k, true);
 	}
 	if (names && hl) {
 		const char *p[] = {c->instance, names, hl,
@@ -1301,7 +535,7 @@ static void send_jobs_part(struct cluster *c)
 		                   end < n ? c->jobs_sorted[end]->name : NULL};
 		c->jobs_next = end;
 		c->jobs_due = end < n;
-		send_stmt(c, OP_JOBS, sql_jobs, 5, p);
+		cluster_send_stmt(c, OP_JOBS, sql_jobs, 5, p);
 	} else {
 		log_warning("cluster: out of memory publishing the jobs");
 		c->jobs_due = false;
@@ -1312,7 +546,7 @@ static void send_jobs_part(struct cluster *c)
 	free(hashes);
 }
 
-static bool has_unsent(const struct cluster *c)
+bool cluster_has_unsent(const struct cluster *c)
 {
 	for (const struct claim *q = c->head; q; q = q->next)
 		if (!q->sent)
@@ -1320,7 +554,7 @@ static bool has_unsent(const struct cluster *c)
 	return false;
 }
 
-static void kick(struct cluster *c)
+void cluster_kick(struct cluster *c)
 {
 	if (c->drv.state != CONNDRV_READY || c->op != OP_NONE || !c->locked)
 		return;
@@ -1329,12 +563,12 @@ static void kick(struct cluster *c)
 		 * claimed early, sched_preclaim.c), within the stop's grace */
 		if (c->task_head) {
 			struct task *t = c->task_head;
-			send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+			cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
 			return;
 		}
 		if (!c->stop_done) {
 			const char *p[] = {c->instance, c->boot_id};
-			send_stmt(c, OP_STOP, sql_stop, 2, p);
+			cluster_send_stmt(c, OP_STOP, sql_stop, 2, p);
 		}
 		return;
 	}
@@ -1342,7 +576,7 @@ static void kick(struct cluster *c)
 	 * this instance look dead. First the locks of runs that ended: another instance's next
 	 * fire waits for them; but not in the middle of a burst of claims, whose runs wait for
 	 * their claims now (claim_cap). */
-	if (c->n_unlock > 0 && !c->schema_missing && !(c->claim_cap && has_unsent(c)) &&
+	if (c->n_unlock > 0 && !c->schema_missing && !(c->claim_cap && cluster_has_unsent(c)) &&
 	    (c->unlock_due || c->n_unlock >= UNLOCK_GATHER_MAX ||
 	     clock_mono_ms() - c->unlock_since_ms >= UNLOCK_GATHER_MS) &&
 	    !unlock_held(c)) {
@@ -1356,14 +590,14 @@ static void kick(struct cluster *c)
 				*tt = &items[i];
 				tt = &items[i].next;
 			}
-			char *jobs = array_literal(tmp, n, false);
+			char *jobs = cluster_array_literal(tmp, n, false);
 			free(items);
 			if (jobs) {
 				const char *p[] = {jobs, c->announce ? c->announce : "{}",
 				                   c->instance, c->boot_id};
 				c->unlock_sent = n;
 				c->unlock_due = false;
-				send_stmt(c, OP_UNLOCK, sql_unlock, 4, p);
+				cluster_send_stmt(c, OP_UNLOCK, sql_unlock, 4, p);
 				free(jobs);
 				return;
 			}
@@ -1371,7 +605,7 @@ static void kick(struct cluster *c)
 	}
 	if (c->listen_due) {
 		c->listen_due = false;
-		send_stmt(c, OP_LISTEN, sql_listen, 0, NULL);
+		cluster_send_stmt(c, OP_LISTEN, sql_listen, 0, NULL);
 		return;
 	}
 	if (c->beat_due) {
@@ -1381,7 +615,7 @@ static void kick(struct cluster *c)
 		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
 		c->beat_wall_us = clock_wall_us();
 		c->beat_mono_us = clock_mono_us();
-		send_stmt(c, OP_BEAT, sql_beat, 5, p);
+		cluster_send_stmt(c, OP_BEAT, sql_beat, 5, p);
 		return;
 	}
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms) {
@@ -1389,33 +623,33 @@ static void kick(struct cluster *c)
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
 		const char *p[] = {c->instance, dead};
-		send_stmt(c, OP_REAP, sql_reap, 2, p);
+		cluster_send_stmt(c, OP_REAP, sql_reap, 2, p);
 		return;
 	}
 	if (c->purge_due && !c->schema_missing) {
 		c->purge_due = false;
 		c->last_purge_ms = clock_mono_ms();
-		send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
+		cluster_send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
 		return;
 	}
 	/* The parts of the jobs published after a start or a reload take turns with the claims
 	 * of fires due: at 100,000 jobs the 50 parts took 3 s, and every fire waited behind
 	 * them (bench_scale, "fires during a reload"). */
 	if (c->jobs_due && c->jobs_cfg && !c->schema_missing &&
-	    (!has_unsent(c) || c->claims_went)) {
+	    (!cluster_has_unsent(c) || c->claims_went)) {
 		c->claims_went = false;
 		send_jobs_part(c);
 		return;
 	}
 	if (c->task_head) {
 		struct task *t = c->task_head;
-		send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+		cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
 		return;
 	}
-	if (has_unsent(c) && !c->schema_missing) {
+	if (cluster_has_unsent(c) && !c->schema_missing) {
 		c->claim_sent_us = clock_mono_us();
 		c->claims_went = true;
-		send_claims(c);
+		cluster_send_claims(c);
 		return;
 	}
 }
@@ -1452,10 +686,10 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	conndrv_init(&c->drv, base, &conn_ops, c, "cluster connection", PGCONN_NOTICES_PER_MIN,
 	             60000, CHECK_DEFAULT_MS);
 	conndrv_set_backoff(&c->drv, RETRY_MIN_MS, RETRY_MAX_MS);
-	evtimer_assign(&c->flush_ev, base, on_flush, c);
+	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
-	arm(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
+	cluster_arm_ms(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
 	conn_start(c);
 	*out = c;
 	return 0;
@@ -1481,13 +715,13 @@ void cluster_close(struct cluster **cp)
 	while (c->head) {
 		struct claim *q = c->head;
 		c->head = q->next;
-		claim_free(q);
+		cluster_claim_free(q);
 	}
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
 	if (c->drv.state == CONNDRV_READY && c->locked) {
-		kick(c); /* sends the stop, or it follows the statement in flight */
+		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until = clock_mono_ms() + STOP_GRACE_MS;
 		while (c->drv.conn && c->drv.state == CONNDRV_READY && !c->stop_done) {
 			int64_t left = until - clock_mono_ms();
@@ -1514,7 +748,7 @@ void cluster_close(struct cluster **cp)
 }
 
 /* 64-bit FNV-1a, continued from H over S and a separator. */
-static uint64_t fnv(uint64_t h, const char *s)
+uint64_t cluster_fnv(uint64_t h, const char *s)
 {
 	for (const char *p = s ? s : "\x01"; *p; p++) {
 		h ^= (unsigned char)*p;
@@ -1530,16 +764,16 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
 	uint64_t h = 14695981039346656037ULL;
 	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		h = fnv(h, text[i]);
+		h = cluster_fnv(h, text[i]);
 	for (size_t i = 0; i < j->n_after; i++)
-		h = fnv(h, j->after[i]);
+		h = cluster_fnv(h, j->after[i]);
 	for (size_t i = 0; i < j->n_settings; i++) {
-		h = fnv(h, j->settings[i].key);
-		h = fnv(h, j->settings[i].value);
+		h = cluster_fnv(h, j->settings[i].key);
+		h = cluster_fnv(h, j->settings[i].value);
 	}
 	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
 	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
-	h = fnv(h, num);
+	h = cluster_fnv(h, num);
 	snprintf(out, len, "%016" PRIx64, h);
 }
 
@@ -1584,7 +818,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 				items[k - 1].next = &items[k];
 			k++;
 		}
-	char *ann = array_literal(k ? items : NULL, k, false);
+	char *ann = cluster_array_literal(k ? items : NULL, k, false);
 	if (!ann)
 		goto out;
 	free(c->announce);
@@ -1596,7 +830,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 	c->jobs_cfg = config_ref(cfg);
 	c->jobs_next = 0;
 	c->jobs_due = true;
-	kick(c);
+	cluster_kick(c);
 	rc = 0;
 out:
 	free(sorted);
@@ -1622,7 +856,7 @@ void cluster_release(struct cluster *c, const char *job)
 	c->unlock[c->n_unlock++] = name;
 	if (c->n_unlock - c->unlock_sent == 1)
 		unlock_gather(c);
-	kick(c);
+	cluster_kick(c);
 }
 
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
@@ -1693,7 +927,7 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 	c->task_tail = t;
 	/* sent from the loop (the flush timer kicks), never from inside this call */
 	if (!evtimer_pending(&c->flush_ev, NULL))
-		arm(&c->flush_ev, 0);
+		cluster_arm_ms(&c->flush_ev, 0);
 	return 0;
 }
 
