@@ -113,8 +113,8 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 /* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
  * (appended at the tail, never answered here: they are not marked). */
 void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                   enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                   size_t))
+                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                           size_t))
 {
 	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
 	c->tail = NULL;
@@ -398,7 +398,8 @@ void cluster_send_claims(struct cluster *c)
 	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = q->next)
 		n++;
 	c->claim_cap = cap * 4 < CLAIM_BATCH_MAX ? cap * 4 : CLAIM_BATCH_MAX;
-	char *jobs = cluster_array_literal(first, n, false), *keys = cluster_array_literal(first, n, true);
+	char *jobs = cluster_array_literal(first, n, false),
+	     *keys = cluster_array_literal(first, n, true);
 	if (!jobs || !keys) {
 		free(jobs);
 		free(keys);

@@ -38,7 +38,8 @@ void cluster_lock_done(struct cluster *c)
 			    "it; checking every %d s",
 			    c->op_err, SCHEMA_RETRY_MS / 1000);
 		c->schema_old = true;
-		cluster_conn_failed(c, "the pgcrond schema needs 'pgcrond install'", SCHEMA_RETRY_MS);
+		cluster_conn_failed(c, "the pgcrond schema needs 'pgcrond install'",
+		                    SCHEMA_RETRY_MS);
 		return;
 	}
 	c->schema_old = false;

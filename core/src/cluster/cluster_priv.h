@@ -174,12 +174,15 @@ struct cluster {
 void cluster_kick(struct cluster *c);
 void cluster_arm_ms(struct event *ev, int64_t ms);
 const char *cluster_res_val(const PGresult *r, int row, int col);
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *), enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *, size_t));
+void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                           size_t));
 void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms);
 bool cluster_is_sent(struct cluster *c, const struct claim *q);
 enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
 bool cluster_is_overdue(struct cluster *c, const struct claim *q);
-bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n, const char *const *params);
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params);
 bool cluster_has_unsent(const struct cluster *c);
 uint64_t cluster_fnv(uint64_t h, const char *s);
 void cluster_lock_done(struct cluster *c);
@@ -191,6 +194,5 @@ char *cluster_array_literal(struct claim *from, size_t n, bool keys);
 void cluster_send_claims(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
-
 
 #endif

@@ -143,7 +143,6 @@ static bool valid_plugin_name(const char *p)
 	return true;
 }
 
-
 /* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
  * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
  * schedule, after, listen or freshness ("schedul"), the typo is the error to show, as in a SQL job,
@@ -322,9 +321,10 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		j.after_line = setting_line(after);
 
 	if (!name)
-		config_report(L, file, line,
-		       "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" "
-		       "and \"-\"");
+		config_report(
+		    L, file, line,
+		    "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" "
+		    "and \"-\"");
 
 	const config_setting_t *command = config_setting_get_member(s, "command");
 	if (plugin && command)
@@ -418,10 +418,11 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 	 * cause, so do not pile a second message on top. */
 	if (j.enabled && !schedule && !listen && j.n_after == 0 && j.freshness_ms == 0 &&
 	    L->n_errors == errors_before && !report_trigger_typo(L, s, file, where))
-		config_report(L, file, line,
-		       "%s would never run; add schedule, after, listen or freshness, or set "
-		       "enabled = false",
-		       who);
+		config_report(
+		    L, file, line,
+		    "%s would never run; add schedule, after, listen or freshness, or set "
+		    "enabled = false",
+		    who);
 
 	const config_setting_t *database = config_setting_get_member(s, "database");
 	if (j.database)
@@ -434,8 +435,9 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 	 * otherwise get a second, misleading error. */
 	const struct conf_job *prev = j.name ? config_job(cfg, j.name) : NULL;
 	if (prev)
-		config_report(L, file, line, "job \"%s\" is already defined at %s:%d; rename one of them",
-		       j.name, prev->file, prev->line);
+		config_report(L, file, line,
+		              "job \"%s\" is already defined at %s:%d; rename one of them", j.name,
+		              prev->file, prev->line);
 	if (!j.name || prev ||
 	    !config_grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
 		config_job_fields_free(&j);
@@ -558,15 +560,16 @@ void config_load_conf_dir(struct loader *L)
 	if (!cfg->conf_dir)
 		return;
 	if (config_check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
-	                  config_main_line(L, "conf_dir")) == -EPERM)
+	                         config_main_line(L, "conf_dir")) == -EPERM)
 		return; /* its files are not read: anybody could have put them there */
 	d = opendir(cfg->conf_dir);
 	if (!d) {
-		config_report(L, cfg->file, config_main_line(L, "conf_dir"),
-		       "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the "
-		       "directory "
-		       "of the job files",
-		       cfg->conf_dir, strerror(errno));
+		config_report(
+		    L, cfg->file, config_main_line(L, "conf_dir"),
+		    "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the "
+		    "directory "
+		    "of the job files",
+		    cfg->conf_dir, strerror(errno));
 		return;
 	}
 	while ((de = readdir(d))) {
@@ -594,7 +597,7 @@ void config_load_conf_dir(struct loader *L)
 		}
 		if (stat(path, &st) < 0) {
 			config_report(L, path, 0, "cannot read the file: %s; fix or remove it",
-			       strerror(errno));
+			              strerror(errno));
 		} else if (S_ISREG(st.st_mode) &&
 		           !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
 		             st.st_ino == L->main_st.st_ino)) {
@@ -605,7 +608,8 @@ void config_load_conf_dir(struct loader *L)
 			if (rc < 0 && rc != -ENOENT)
 				config_report(L, path, 0, "refusing this file: %s", why);
 			else if (rc == 0 && fd < 0)
-				config_report(L, path, 0, "cannot read the file: not a regular file");
+				config_report(L, path, 0,
+				              "cannot read the file: not a regular file");
 			else if (rc == 0)
 				load_job_file(L, path, fd);
 		}
@@ -632,16 +636,18 @@ void config_check_jobs(struct loader *L)
 			for (size_t k = 0; k < cfg->n_jobs; k++)
 				config_suggest(&sg, cfg->jobs[k].name);
 			if (sg.best)
-				config_report(L, j->file, j->after_line,
-				       "job \"%s\" runs after unknown job \"%s\"; did you mean "
-				       "\"%s\"?",
-				       j->name, j->after[a], sg.best);
+				config_report(
+				    L, j->file, j->after_line,
+				    "job \"%s\" runs after unknown job \"%s\"; did you mean "
+				    "\"%s\"?",
+				    j->name, j->after[a], sg.best);
 			else
-				config_report(L, j->file, j->after_line,
-				       "job \"%s\" runs after unknown job \"%s\"; define that job "
-				       "or fix the "
-				       "name",
-				       j->name, j->after[a]);
+				config_report(
+				    L, j->file, j->after_line,
+				    "job \"%s\" runs after unknown job \"%s\"; define that job "
+				    "or fix the "
+				    "name",
+				    j->name, j->after[a]);
 		}
 		/* cycles, self-references included, are the DAG's to report (dag.c) */
 		size_t max = cfg->max_command_size > 0 ? (size_t)cfg->max_command_size

@@ -98,7 +98,7 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 			continue;
 		}
 		if (!config_grow(L, (void **)&cfg->databases, cfg->n_databases, &cap,
-		          sizeof(*cfg->databases)))
+		                 sizeof(*cfg->databases)))
 			return;
 		struct conf_database *db = &cfg->databases[cfg->n_databases++];
 		memset(db, 0, sizeof(*db));
@@ -188,7 +188,8 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 			                 "each alert must be a group like { sink = \"log\"; }");
 			continue;
 		}
-		if (!config_grow(L, (void **)&cfg->alerts, cfg->n_alerts, &cap, sizeof(*cfg->alerts)))
+		if (!config_grow(L, (void **)&cfg->alerts, cfg->n_alerts, &cap,
+		                 sizeof(*cfg->alerts)))
 			return;
 		struct conf_alert_sink *a = &cfg->alerts[cfg->n_alerts++];
 		memset(a, 0, sizeof(*a));
@@ -333,18 +334,19 @@ void config_check_database(struct loader *L, const char *file, int line, const c
 	for (size_t i = 0; i < L->cfg->n_databases; i++)
 		config_suggest(&sg, L->cfg->databases[i].name);
 	if (sg.best) {
-		config_report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?", what,
-		       dbname, sg.best);
+		config_report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?",
+		              what, dbname, sg.best);
 	} else if (L->cfg->n_databases) {
 		database_names(L->cfg, names, sizeof(names));
-		config_report(L, file, line,
-		       "%s: unknown database \"%s\"; use one of %s, or define it under databases "
-		       "in %s",
-		       what, dbname, names, L->cfg->file);
+		config_report(
+		    L, file, line,
+		    "%s: unknown database \"%s\"; use one of %s, or define it under databases "
+		    "in %s",
+		    what, dbname, names, L->cfg->file);
 	} else {
 		config_report(L, file, line,
-		       "%s: unknown database \"%s\"; define it under databases in %s", what, dbname,
-		       L->cfg->file);
+		              "%s: unknown database \"%s\"; define it under databases in %s", what,
+		              dbname, L->cfg->file);
 	}
 }
 
@@ -382,16 +384,17 @@ void config_check_dirs(struct loader *L)
 			    "pgcrond runs as with mode 0700 (the package does), or set state_dir",
 			    cfg->state_dir, strerror(errno));
 		else if (!S_ISDIR(st.st_mode))
-			config_report(L, cfg->file, line,
-			       "state_dir \"%s\" is not a directory; set state_dir to a directory "
-			       "owned by the user pgcrond runs as",
-			       cfg->state_dir);
+			config_report(
+			    L, cfg->file, line,
+			    "state_dir \"%s\" is not a directory; set state_dir to a directory "
+			    "owned by the user pgcrond runs as",
+			    cfg->state_dir);
 		else
 			config_check_trusted(L, cfg->state_dir, true, "state_dir", cfg->file, line);
 	}
 	if (cfg->plugin_dir)
 		config_check_trusted(L, cfg->plugin_dir, true, "plugin_dir", cfg->file,
-		              config_main_line(L, "plugin_dir"));
+		                     config_main_line(L, "plugin_dir"));
 }
 
 bool config_instance_name_ok(const char *name)
@@ -446,32 +449,36 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		if (rc < 0) {
 			cfg->tz = NULL;
 			if (rc == -ENOENT)
-				config_report(L, file, config_main_line(L, "timezone"),
-				       "unknown timezone \"%s\"; use a name from the tz database "
-				       "like \"UTC\" "
-				       "or \"Europe/Berlin\"",
-				       cfg->timezone);
+				config_report(
+				    L, file, config_main_line(L, "timezone"),
+				    "unknown timezone \"%s\"; use a name from the tz database "
+				    "like \"UTC\" "
+				    "or \"Europe/Berlin\"",
+				    cfg->timezone);
 			else
-				config_report(L, file, config_main_line(L, "timezone"), "timezone \"%s\": %s",
-				       cfg->timezone, err);
+				config_report(L, file, config_main_line(L, "timezone"),
+				              "timezone \"%s\": %s", cfg->timezone, err);
 		}
 	}
 
 	if (!config_setting_get_member(root, "databases"))
-		config_report(L, file, 0,
-		       "no databases are defined; add databases = { analytics = { conninfo = "
-		       "\"service=analytics\"; }; };");
+		config_report(
+		    L, file, 0,
+		    "no databases are defined; add databases = { analytics = { conninfo = "
+		    "\"service=analytics\"; }; };");
 	if (cfg->history_database) {
-		config_check_database(L, file, L->history_db_line, "history", cfg->history_database);
+		config_check_database(L, file, L->history_db_line, "history",
+		                      cfg->history_database);
 	} else if (cfg->n_databases == 1) {
 		cfg->history_database = config_dup_str(L, cfg->databases[0].name);
 	} else if (cfg->n_databases > 1) {
 		char names[256];
 		database_names(cfg, names, sizeof(names));
-		config_report(L, file, config_main_line(L, "history"),
-		       "history.database is not set and there are %zu databases; add history = { "
-		       "database = \"NAME\"; }; naming one of %s",
-		       cfg->n_databases, names);
+		config_report(
+		    L, file, config_main_line(L, "history"),
+		    "history.database is not set and there are %zu databases; add history = { "
+		    "database = \"NAME\"; }; naming one of %s",
+		    cfg->n_databases, names);
 	}
 
 	if (!config_setting_get_member(root, "alerts")) {

@@ -424,7 +424,7 @@ void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 				struct exec_run *r = p->wait_head;
 				exec_wait_remove(r);
 				exec_run_fail(r, "the database was removed from the configuration",
-				         "08003");
+				              "08003");
 			}
 		}
 	}

@@ -70,8 +70,6 @@
 #define K_PID2 "P2"
 #define K_FINISH2 "F2"
 
-
-
 /* The orphans and last-fires reads: hist_startup.c. */
 
 enum hist_op {
@@ -141,6 +139,5 @@ struct hist {
 
 /* shared by history.c and history_record.c */
 void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n);
-
 
 #endif

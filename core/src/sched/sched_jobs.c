@@ -269,7 +269,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
 				if (*waiting[w]) {
 					sched_record_skipped(*waiting[w],
-					               sched_work_keep(*waiting[w], why));
+					                     sched_work_keep(*waiting[w], why));
 					sched_run_free(waiting[w]);
 				}
 			}
