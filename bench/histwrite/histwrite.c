@@ -1,4 +1,4 @@
-/* bench_histwrite: how many run records per second the history writer (core/src/history.c)
+/* bench_histwrite: how many run records per second the history writer (core/src/history/history.c)
  * puts into PostgreSQL, on its own: no jobs run, so the server only serves the history. For
  * RATE runs a second during SECONDS s, every 100 ms a tenth of them start, report their
  * pid and end (three records each, as a short job makes), with the daemon's spill file and

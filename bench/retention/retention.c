@@ -1,5 +1,5 @@
 /* bench_retention: the history retention on a large history (sql/pgcrond--6.sql,
- * core/src/hist_part.c). Fills DAYS past days of ROWS_PER_DAY rows each (default 10 x 1
+ * core/src/history/hist_part.c). Fills DAYS past days of ROWS_PER_DAY rows each (default 10 x 1
  * million = 10 million rows), then runs the daemon's retention pass PASSES times, each with
  * a retention one day shorter, so each pass drops one whole day. Prints the time of each pass
  * (connect, ensure the days ahead, detach CONCURRENTLY, drop), and how long a writer

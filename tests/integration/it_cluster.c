@@ -5,7 +5,7 @@
  * for PGCROND_SOAK_S seconds (default 180) with PGCROND_SOAK=1. */
 #include <check.h>
 #include <errno.h>
-#include <linux/sched.h> /* CLONE_NEWUTS (<sched.h> is core/src/sched.h here) */
+#include <linux/sched.h> /* CLONE_NEWUTS (<sched.h> is core/src/sched/sched.h here) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

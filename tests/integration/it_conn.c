@@ -7,7 +7,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <linux/sched.h> /* CLONE_NEWNS (<sched.h> is core/src/sched.h here) */
+#include <linux/sched.h> /* CLONE_NEWNS (<sched.h> is core/src/sched/sched.h here) */
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>

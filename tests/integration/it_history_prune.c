@@ -1,5 +1,5 @@
-/* The history's start-up reads at scale (core/src/hist_startup.c, sql/pgcrond--8.sql) against
- * a real PostgreSQL: the orphans update and the last-fires lookup skip the partitions past
+/* The history's start-up reads at scale (core/src/history/hist_startup.c, sql/pgcrond--8.sql)
+ * against a real PostgreSQL: the orphans update and the last-fires lookup skip the partitions past
  * `retain` (pruned when the statement is planned) and the orphans are found through the
  * partial index of rows in progress instead of reading every row; and they still close the
  * rows an earlier process left running. The plans are checked with EXPLAIN of the very

@@ -1,4 +1,4 @@
-/* Unit tests for core/src/cron.c and "pgcrond next" (core/src/cli_next.c).
+/* Unit tests for core/src/cron/cron.c and "pgcrond next" (core/src/cli/cli_next.c).
  *
  * Every expected instant below was worked out by hand from the calendar and checked outside
  * this code: weekdays and leap years with GNU date, DST transitions with zdump -v (the UTC

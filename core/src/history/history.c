@@ -44,56 +44,23 @@
 #include "log.h"
 #include "pgconn.h"
 
-#define DEF_MEMORY_LIMIT 10000
-#define DEF_SPILL_MAX_BYTES (256LL << 20)
-#define DEF_PURGE_BATCH 1000
-#define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
-#define DEF_CLOSE_GRACE_MS 5000
-/* A stop writes what is pending within the close grace, but only while the database keeps up:
- * it leaves the rest in the spill file (where every record is already, or goes at close) for
- * the next start once no batch was acknowledged for CLOSE_STALL_MS, or after CLOSE_STALL_MS
- * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trailed
- * by tens of thousands of records and a stop spent its whole grace trying to write them
- * (bench_fire 15000; it_stop_spool: a locked history table). */
-#define CLOSE_STALL_MS 1000
-#define CLOSE_BACKLOG_MAX 5000
-#define DEF_RETRY_MIN_MS 1000
-/* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
- * its database, and one attempt every few seconds costs a down server nothing. */
-#define DEF_RETRY_MAX_MS 4000
-/* The default connection check (hist_set_connection_check): a connect, a batch and an
- * idle connection's SELECT 1 must each be answered within it. */
-#define DEF_CHECK_MS 30000
-#define QUERY_TIMEOUT_MS 60000
-#define APP_NAME "pgcrond history"
-#define BATCH_MAX 512
-/* A set-based batch (hist_batch.c) is two statements whatever its size: larger batches
- * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
-#define SET_BATCH_MAX 4096
-/* A record arriving at an idle connection waits this long for company before it is sent:
- * jobs due at the same instant then run first and their records follow in a few large
- * batches, instead of history statements competing with the jobs' own (it is already in
- * the spill file, so the wait risks nothing). */
-#define LINGER_MS 100
-/* While the executor has runs under way (many jobs due at the same instant), records wait,
- * until hist_wake() or for DEFER_MAX_MS at most: history statements on the jobs' server
- * would make those runs later (hist_set_busy_fn). */
-#define DEFER_MAX_MS 1000
+#include "history_priv.h"
 
-/* Record kinds in the spill file; the digit is the layout's version. */
-#define K_START                                                                                    \
-	"S1"          /* instance run_key boot_id job_name database username command trigger       \
-	               * graph_run scheduled_us start_us attempt */
-#define K_RECORD "R1" /* K_START's fields, then status message sqlstate end_us */
-#define K_PID "P1"    /* instance run_key pid */
-#define K_FINISH "F1" /* instance run_key status message sqlstate end_us */
-#define N_START 12
-#define N_RECORD 16
-#define N_PID 3
-#define N_FINISH 6
-/* The same with the run's start last, so the row's day partition is named (schema 6) */
-#define K_PID2 "P2"
-#define K_FINISH2 "F2"
+/* A record of a day without a partition (a clock far off, a record kept for days): make the
+ * day's partition and send it again (the retention drops it again if it is past). */
+static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1::date)";
+
+/* Partitions for the records about to be written (a daemon back after days away fills the
+ * gap); a database still at schema 1-5 has no such function, which is fine. */
+static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
+
+static const char sql_finish[] =
+    "UPDATE pgcrond.job_run_details"
+    "   SET status = $3, return_message = $4, sqlstate = $5,"
+    "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
+    "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
+    "                     * interval '1 microsecond') - start_time) * 1000"
+    " WHERE instance = $1 AND run_key = $2";
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */
@@ -112,87 +79,6 @@ static const char sql_insert[] =
 
 static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
                               " WHERE instance = $1 AND run_key = $2";
-
-static const char sql_finish[] =
-    "UPDATE pgcrond.job_run_details"
-    "   SET status = $3, return_message = $4, sqlstate = $5,"
-    "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
-    "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
-    "                     * interval '1 microsecond') - start_time) * 1000"
-    " WHERE instance = $1 AND run_key = $2";
-
-/* The orphans and last-fires reads: hist_startup.c. */
-/* Partitions for the records about to be written (a daemon back after days away fills the
- * gap); a database still at schema 1-5 has no such function, which is fine. */
-static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
-/* A record of a day without a partition (a clock far off, a record kept for days): make the
- * day's partition and send it again (the retention drops it again if it is past). */
-static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1::date)";
-
-enum hist_op {
-	OP_NONE,
-	OP_PREPARE,
-	OP_BATCH,
-	OP_ORPHANS,
-	OP_LAST_FIRES,
-	OP_ENSURE,
-	OP_PARTITION,
-	OP_CHECK
-};
-
-struct hist {
-	struct event_base *base;
-	char *conninfo;
-	char safe_conninfo[512]; /* redacted, for log lines */
-	char *instance;
-	char boot_id[64];
-	int64_t retain_ms;
-	uint64_t next_key;
-	struct hist_tuning tun;
-
-	struct conndrv drv; /* the connection (conndrv.h) */
-	enum hist_op op;    /* the statement in flight */
-	bool op_failed;     /* one of its results was an error */
-	long long op_rows;  /* rows it affected */
-	char op_err[512];
-	char op_sqlstate[6];
-	size_t batch_n;      /* OP_BATCH: lines sent, from the head */
-	size_t batch_ended;  /* ... statements whose results are complete */
-	size_t batch_failed; /* ... index of the statement that failed */
-	bool batch_synced;   /* ... its sync point has been reached */
-	size_t batch_cap;    /* > 0: the next batch stops before a line known to fail */
-	/* The record statements are prepared once per connection, so that a record costs its
-	 * execution only, not a parse and plan as well; the names carry an attempt number, so
-	 * a failed attempt's leftovers never collide with the next. */
-	bool prepared;
-	unsigned prepare_seq;
-	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
-	bool blocked; /* a write error: wait for the driver's retry timer before sending */
-	bool closing;
-	struct event purge_ev, linger_ev;
-	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
-	void *busy_arg;
-	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
-	struct log_complaint down_complaint, write_complaint;
-
-	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
-
-	bool orphans_done;
-	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
-	bool ensured;              /* partitions ensured on this connection */
-	bool head_part_tried;      /* the head line's day partition was created once */
-	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
-	bool set_ok;               /* schema 6: batches as set-based statements */
-	bool set_batch;            /* ... the batch in flight is one */
-	bool line_mode;            /* ... the next batch goes line by line */
-	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
-	                            * in the table: the insert needs no conflict check) */
-	struct hist_keymap starts; /* run key -> start, for the runs in progress */
-	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
-	void *last_fires_arg;
-	bool purge_pending;
-	struct hist_stats st;
-};
 
 static void kick(struct hist *h);
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
@@ -246,7 +132,7 @@ static void pop(struct hist *h)
 }
 
 /* Accept one record: into the spool (hist_spool.c), then a short wait for company. */
-static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
+void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
 	char *line;
 	size_t len;
@@ -1057,101 +943,4 @@ void hist_close(struct hist **hp)
 	free(h->conninfo);
 	free(h->instance);
 	free(h);
-}
-
-static void run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
-}
-
-static const char *num(char *buf, size_t len, int64_t v)
-{
-	snprintf(buf, len, "%" PRId64, v);
-	return buf;
-}
-
-/* The fields a start and a complete row share (N_START of them). */
-static void run_fields(const struct hist *h, const struct hist_run *run, const char *key,
-                       char *sched, char *start, char *attempt, const char **f)
-{
-	f[0] = h->instance;
-	f[1] = key;
-	f[2] = h->boot_id;
-	f[3] = run->job_name ? run->job_name : "";
-	f[4] = run->database;
-	f[5] = run->username;
-	f[6] = run->command;
-	f[7] = run->trigger;
-	f[8] = run->graph_run;
-	f[9] = run->scheduled_us ? num(sched, 24, run->scheduled_us) : NULL;
-	f[10] = num(start, 24, run->start_us ? run->start_us : clock_wall_us());
-	f[11] = num(attempt, 24, run->attempt > 0 ? run->attempt : 1);
-}
-
-uint64_t hist_start(struct hist *h, const struct hist_run *run)
-{
-	char key[96], sched[24], start[24], attempt[24];
-	const char *f[N_START];
-
-	if (!h || !run)
-		return 0;
-	uint64_t k = ++h->next_key;
-	struct hist_run r = *run;
-	if (!r.start_us)
-		r.start_us = clock_wall_us();
-	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
-		log_error("history: out of memory: the end of a run will update without its day");
-	run_key(h, k, key, sizeof(key));
-	run_fields(h, &r, key, sched, start, attempt, f);
-	emit(h, K_START, f, N_START);
-	return k;
-}
-
-void hist_set_pid(struct hist *h, uint64_t k, int pid)
-{
-	char key[96], pidbuf[24];
-
-	if (!h || !k)
-		return;
-	run_key(h, k, key, sizeof(key));
-	char startbuf[24];
-	int64_t start_us = hist_keymap_get(&h->starts, k);
-	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
-	                            num(startbuf, sizeof(startbuf), start_us)};
-	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
-}
-
-void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
-                 const char *sqlstate, int64_t end_us)
-{
-	char key[96], end[24];
-
-	if (!h || !k)
-		return;
-	run_key(h, k, key, sizeof(key));
-	char startbuf[24];
-	int64_t start_us = hist_keymap_get(&h->starts, k);
-	hist_keymap_del(&h->starts, k);
-	const char *f[N_FINISH + 1] = {
-	    h->instance, key,      status ? status : HIST_FAILED,
-	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
-	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
-	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
-}
-
-void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-                 const char *message)
-{
-	char key[96], sched[24], start[24], attempt[24];
-	const char *f[N_RECORD];
-
-	if (!h || !run)
-		return;
-	run_key(h, ++h->next_key, key, sizeof(key));
-	run_fields(h, run, key, sched, start, attempt, f);
-	f[12] = status ? status : HIST_FAILED;
-	f[13] = message;
-	f[14] = NULL;
-	f[15] = f[10]; /* it never ran: it ended when it started */
-	emit(h, K_RECORD, f, N_RECORD);
 }

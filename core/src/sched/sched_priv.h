@@ -4,7 +4,7 @@
 /* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
  * bookkeeping) and sched_flow.c (the job graph at run time, retries, catch-up, alert conditions),
  * by sched_pause.c (pause, resume, waited-for runs) and sched_input.c (notifications,
- * triggers, takeover), and read (never written) by status.c for the live state; other
+ * triggers, takeover), and read (never written) by sched_view.c for the status; other
  * modules use sched.h. sched.c calls sched_flow.c at a run's start and end; the runs a run's end
  * causes (downstreams, fires that waited for it) sched_flow.c hands back through the loop (struct
  * sched's flow queue), and a run that cannot start ends from the loop too: no call chain
@@ -21,6 +21,11 @@
 #include "cron.h"
 #include "jobgraph.h"
 #include "sched.h"
+
+/* How often the wall clock is compared with the monotonic clock when no timer wakes, and
+ * the step that counts as a jump. */
+#define CLOCK_CHECK_MS 5000
+#define CLOCK_JUMP_US 1000000
 
 struct alerter;
 struct run;
@@ -281,6 +286,20 @@ void sched_admit_queued(struct sched *s);
  * free it unless a run of it goes on. */
 struct job *sched_job_add(struct sched *s, const struct conf_job *cj);
 void sched_job_retire(struct job *j);
+/* Shared by sched.c (timers, runs) and sched_jobs.c (the job index, lifetime). */
+void sched_timer_disarm(struct job *j);
+void sched_job_free(struct job **jp);
+void sched_job_timer_cb(void *arg);
+void sched_job_unlink_free(struct job *j);
+void sched_record_skipped(struct run *r, const char *message);
+void sched_run_unlock(struct run *r);
+void sched_check_drained(struct sched *s);
+void sched_clock_cb(void *arg);
+void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
+uint32_t sched_system_random(void *arg);
+void sched_index_remove(struct sched *s, struct job *j);
+void sched_job_own_strs(struct job *j);
+
 /* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);

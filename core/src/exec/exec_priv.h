@@ -171,6 +171,21 @@ void exec_run_start_on(struct exec_run *r, struct conn *c);
 bool exec_run_read(struct exec_run *r);
 void exec_run_conn_lost(struct exec_run *r, const char *why);
 
+/* shared by exec.c (runs) and exec_pool.c (connections, pools) */
+struct timeval exec_ms_tv(int64_t ms);
+void exec_on_conn_failed(void *arg, const char *why, bool was_ready);
+void exec_on_conn_readable(void *arg);
+void exec_run_complete(struct exec_run *r);
+void exec_run_free(struct exec_run **rp);
+void exec_run_unsend(struct exec_run *r);
+void exec_conn_connect_failed(struct conn *c, const char *why);
+char *exec_conn_error(const PGconn *pg, const char *conninfo);
+void exec_conn_release(struct conn *c, bool broken);
+void exec_conn_unreserve(struct conn *c);
+void exec_drained_cb(evutil_socket_t fd, short what, void *arg);
+struct pool *exec_pool_find(struct exec *ex, const char *name);
+void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate);
+void exec_wait_push_front(struct pool *p, struct exec_run *r);
 /* exec_reset.c */
 void exec_conn_reset(struct conn *c, bool carry);
 void exec_conn_reset_read(struct conn *c);

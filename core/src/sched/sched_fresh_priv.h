@@ -63,17 +63,8 @@ void fresh_run_begin(struct run *r);
  * the loop. */
 void fresh_run_end(struct run *r, bool ok, int64_t end_us);
 
-/* What status, metrics and alerts show of J (all zero for a job without freshness). */
-struct fresh_view {
-	bool on;                  /* the job has freshness */
-	int64_t sla_ms;           /* its SLA */
-	int64_t lag_us;           /* age of the oldest change not reflected; 0: up to date */
-	int64_t fresh_as_of_us;   /* the sources were seen unchanged since its last success at
-	                           * this instant (counts as a success for staleness), 0 if not */
-	int64_t next_run_us;      /* the run planned, 0 if none */
-	const char *fallback;     /* why it runs every period instead, NULL if it does not */
-	int64_t changed_since_us; /* the oldest change not reflected (lower bound), 0 if none */
-};
+/* What status, metrics and alerts show of J (struct fresh_view: sched.h). */
+struct fresh_view;
 void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out);
 
 #endif

@@ -221,6 +221,61 @@ const struct pgc_config *sched_config(const struct sched *s);
 size_t sched_running(const struct sched *s);
 size_t sched_queued(const struct sched *s);
 
+/* ---- a read-only view of the scheduler (the status document, ops/status.c) ------------- */
+
+/* What the scheduler as a whole shows, at the scheduler's now. */
+struct sched_view {
+	int64_t now_us;                        /* the scheduler's clock (wall µs) */
+	const struct pgc_config *cfg;          /* as sched_config() */
+	const struct plugin_registry *plugins; /* the plugins in force, may be NULL */
+	bool draining;                         /* shutting down: nothing new starts */
+	int max_running;
+	size_t running, queued; /* as sched_running() and sched_queued() */
+};
+void sched_view(const struct sched *s, struct sched_view *out);
+
+/* What a job with freshness shows (docs/freshness.md; all zero for a job without). */
+struct fresh_view {
+	bool on;                  /* the job has freshness */
+	int64_t sla_ms;           /* its SLA */
+	int64_t lag_us;           /* age of the oldest change not reflected; 0: up to date */
+	int64_t fresh_as_of_us;   /* the sources were seen unchanged since its last success at
+	                           * this instant (counts as a success for staleness), 0 if not */
+	int64_t next_run_us;      /* the run planned, 0 if none */
+	const char *fallback;     /* why it runs every period instead, NULL if it does not */
+	int64_t changed_since_us; /* the oldest change not reflected (lower bound), 0 if none */
+};
+
+/* What one job shows. The strings are the scheduler's, valid until the next sched_apply()
+ * or the loop runs again. */
+struct sched_job_view {
+	const char *name, *plugin, *database, *schedule; /* plugin NULL: a SQL job */
+	const struct conf_job *conf;                     /* NULL once removed */
+	bool enabled, paused, removed;
+	bool parked;         /* a fire waits for a running upstream */
+	bool notify_pending; /* notifications not yet served */
+	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
+	/* the active run: none, waiting for a slot, for its retry, for another instance, or
+	 * started */
+	bool has_run, run_started, run_retry_wait, run_cluster_wait;
+	int64_t run_start_us; /* started: since when */
+	int run_backend_pid;  /* 0 before it is connected */
+	const char *run_trigger;
+	int run_attempt;
+	bool retry_armed; /* waiting to retry: at RETRY_AT_US (wall µs) */
+	int64_t retry_at_us;
+	/* the last run that ended: LAST_STATUS "succeeded", "failed", or "" before the first */
+	const char *last_status, *last_message, *last_sqlstate, *last_trigger;
+	int last_attempt;
+	int64_t last_start_us, last_end_us;
+	int64_t last_success_us; /* 0: none */
+	int consecutive;         /* final failures since the last success */
+	struct fresh_view fresh;
+};
+/* The job named NAME at NOW_US: 0, or -ENOENT if the scheduler has no job of that name. */
+int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sched_job_view *out)
+    __attribute__((warn_unused_result));
+
 /* ---- the max_running queue (pure; exposed for unit tests) ------------------------------ */
 
 /* A binary min-heap of fires ordered by scheduled instant, then by arrival (SEQ). */

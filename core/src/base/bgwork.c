@@ -1,6 +1,7 @@
 /* Worker threads for blocking calls (bgwork.h).
  *
- * (C11 threads, not pthread.h: that includes <sched.h>, which core/src/sched.h shadows.)
+ * (C11 threads, not pthread.h: that includes <sched.h>, which core/src/sched/sched.h shadows in the
+ * layers that see sched/.)
  *
  * The loop puts a job on the todo list; a worker takes it, runs its WORK, puts it on the
  * done list and writes a byte to a pipe; the loop's read event on that pipe runs the DONE

@@ -11,7 +11,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdatomic.h>
-#include <threads.h> /* not pthread.h: it includes <sched.h>, which core/src/sched.h shadows */
+#include <threads.h> /* not pthread.h: it includes <sched.h>, shadowed by sched/sched.h */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

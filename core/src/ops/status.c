@@ -1,4 +1,4 @@
-/* The daemon's live state as JSON (status.h). It reads the scheduler's inside (sched_priv.h)
+/* The daemon's live state as JSON (status.h). It reads the scheduler through sched.h's view API
  * without changing anything, so a snapshot costs a walk over the jobs and nothing else. */
 #include "status.h"
 
@@ -15,12 +15,10 @@
 #include "config.h"
 #include "cron.h"
 #include "exec.h"
-#include "sched_fresh_priv.h"
 #include "history.h"
 #include "hist_spool.h"
 #include "plugin.h"
 #include "sched.h"
-#include "sched_priv.h"
 #include "text.h"
 #include "triggers.h"
 
@@ -79,18 +77,17 @@ static int put_bool(json_t *o, const char *key, bool v)
 }
 
 /* The one word for what the job is doing now. */
-static const char *job_state(const struct job *j, bool debouncing)
+static const char *job_state(const struct sched_job_view *j, bool debouncing)
 {
-	const struct run *a = j->active;
-	if (a && a->started)
+	if (j->run_started)
 		return "running";
 	if (j->paused)
 		return "paused";
-	if (a && a->retry_wait)
+	if (j->run_retry_wait)
 		return "retrying";
-	if (a && a->cluster_wait)
+	if (j->run_cluster_wait)
 		return "waiting_instance"; /* for its run on another instance (overlap) */
-	if (a)
+	if (j->has_run)
 		return "queued";
 	if (j->parked)
 		return "waiting_upstream";
@@ -101,8 +98,8 @@ static const char *job_state(const struct job *j, bool debouncing)
 	return "idle";
 }
 
-/* freshness (sched_fresh_priv.h): the SLA, the lag against it, the next run it plans, or why it
- * runs every period instead. */
+/* freshness (sched.h struct fresh_view): the SLA, the lag against it, the next run it plans, or why
+ * it runs every period instead. */
 static int fresh_json(json_t *o, const struct fresh_view *fv)
 {
 	json_t *sub = json_object();
@@ -122,11 +119,10 @@ static int fresh_json(json_t *o, const struct fresh_view *fv)
 	return rc;
 }
 
-static json_t *job_json(const struct status_src *src, const struct job *j, int64_t now)
+static json_t *job_json(const struct status_src *src, const struct sched_job_view *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
-	struct fresh_view fv;
-	fresh_view(j, now, &fv);
+	const struct fresh_view fv = j->fresh;
 	json_t *o = json_object(), *sub;
 	size_t n_payloads = 0;
 	int64_t deb_due = 0;
@@ -161,25 +157,24 @@ static json_t *job_json(const struct status_src *src, const struct job *j, int64
 		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
 	}
 
-	const struct run *a = j->active;
 	int64_t next = INT64_MAX;
-	if (a && a->started) {
+	if (j->run_started) {
 		if (!(sub = json_object()))
 			goto fail;
-		rc |= put_time(sub, "since", a->start_us);
+		rc |= put_time(sub, "since", j->run_start_us);
 		rc |= json_object_set_new(sub, "elapsed_s",
-		                          json_real((double)(now - a->start_us) / 1e6));
+		                          json_real((double)(now - j->run_start_us) / 1e6));
 		rc |= put_str(sub, "database", j->database);
-		if (a->backend_pid)
-			rc |= put_int(sub, "backend_pid", a->backend_pid);
-		rc |= put_str(sub, "trigger", a->trigger);
-		rc |= put_int(sub, "attempt", a->attempt);
+		if (j->run_backend_pid)
+			rc |= put_int(sub, "backend_pid", j->run_backend_pid);
+		rc |= put_str(sub, "trigger", j->run_trigger);
+		rc |= put_int(sub, "attempt", j->run_attempt);
 		rc |= json_object_set_new(o, "running", sub);
 	}
-	if (a && a->retry_wait) {
+	if (j->run_retry_wait) {
 		if (!(sub = json_object()))
 			goto fail;
-		rc |= put_int(sub, "attempt", a->attempt);
+		rc |= put_int(sub, "attempt", j->run_attempt);
 		if (j->retry_armed) {
 			rc |= put_time(sub, "next_try", j->retry_at_us);
 			next = j->retry_at_us;
@@ -332,16 +327,15 @@ static json_t *plugins_json(const struct plugin_registry *reg)
 /* Jobs in configuration order (the scheduler's list is newest first). */
 static int jobs_json(const struct status_src *src, json_t *arr, const char *only, int64_t now)
 {
-	struct sched *s = src->sched;
-	const struct pgc_config *cfg = s->cfg;
+	const struct pgc_config *cfg = sched_config(src->sched);
 	size_t n = cfg ? cfg->n_jobs : 0;
 	for (size_t i = 0; i < n; i++) {
 		if (only && strcmp(cfg->jobs[i].name, only) != 0)
 			continue;
-		struct job *j = sched_job_find(s, cfg->jobs[i].name);
-		if (!j)
+		struct sched_job_view j;
+		if (sched_job_view(src->sched, cfg->jobs[i].name, now, &j) < 0)
 			continue;
-		json_t *o = job_json(src, j, now);
+		json_t *o = job_json(src, &j, now);
 		if (!o || json_array_append_new(arr, o) < 0)
 			return -ENOMEM;
 	}
@@ -350,14 +344,15 @@ static int jobs_json(const struct status_src *src, json_t *arr, const char *only
 
 json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 {
-	struct sched *s = src->sched;
-	const struct pgc_config *cfg = s->cfg;
-	int64_t now = sched_now_us(src->sched);
+	struct sched_view sv;
+	sched_view(src->sched, &sv);
+	const struct pgc_config *cfg = sv.cfg;
+	int64_t now = sv.now_us;
 	int rc = 0;
 
 	if (job_or_null) {
-		struct job *j = sched_job_find(s, job_or_null);
-		if (!j || j->removed) {
+		struct sched_job_view j;
+		if (sched_job_view(src->sched, job_or_null, now, &j) < 0 || j.removed) {
 			errno = ENOENT;
 			return NULL;
 		}
@@ -371,12 +366,12 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 	rc |= put_time(o, "started_at", src->started_us);
 	rc |= json_object_set_new(o, "uptime_s", json_real((double)(now - src->started_us) / 1e6));
 	rc |= put_time(o, "now", now);
-	rc |= put_bool(o, "draining", s->draining);
-	rc |= put_int(o, "running", (json_int_t)sched_running(s));
-	rc |= put_int(o, "queued", (json_int_t)sched_queued(s));
-	rc |= put_int(o, "max_running", s->max_running);
+	rc |= put_bool(o, "draining", sv.draining);
+	rc |= put_int(o, "running", (json_int_t)sv.running);
+	rc |= put_int(o, "queued", (json_int_t)sv.queued);
+	rc |= put_int(o, "max_running", sv.max_running);
 	json_t *dbs = databases_json(src), *hist = history_json(src, cfg),
-	       *plugins = plugins_json(s->plugins);
+	       *plugins = plugins_json(sv.plugins);
 	rc |= json_object_set_new(o, "databases", dbs);
 	rc |= json_object_set_new(o, "history", hist);
 	rc |= json_object_set_new(o, "plugins", plugins);

@@ -31,10 +31,6 @@
 #include "sched_priv.h"
 #include "text.h"
 
-/* How often the wall clock is compared with the monotonic clock when no timer wakes, and
- * the step that counts as a jump. */
-#define CLOCK_CHECK_MS 5000
-#define CLOCK_JUMP_US 1000000
 /* A step back by more than this recomputes every job's next instant from the new time, as
  * cronie does (the clock was wrong, not adjusted): fixed-time jobs wait out smaller steps so
  * that a fire already served is not served again. */
@@ -47,7 +43,6 @@
  * seen there, and naming it costs a statement per run (exec.h: name_backend). */
 #define NAMED_RUN_MS 1000
 
-static void job_timer_cb(void *arg);
 static void run_begin(struct run *r);
 static void after_run(struct job *j);
 static void admit_queued(struct sched *s);
@@ -76,7 +71,7 @@ int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int
 }
 
 /* The one pair that arms and disarms a job's timer. */
-static void job_disarm(struct job *j)
+void sched_timer_disarm(struct job *j)
 {
 	clock_disarm(j->s->clock, &j->timer);
 }
@@ -84,7 +79,7 @@ static void job_disarm(struct job *j)
 /* Arm the timer for j->next_fire, from the wall clock as it is now. */
 static void job_arm(struct job *j)
 {
-	job_disarm(j);
+	sched_timer_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
 	int64_t now = clock_now_us(j->s->clock);
@@ -105,7 +100,7 @@ static void job_schedule(struct job *j, int64_t prev)
 {
 	if (!job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
-		job_disarm(j);
+		sched_timer_disarm(j);
 		sched_preclaim_stale(j);
 		return;
 	}
@@ -154,7 +149,7 @@ void sched_record(struct run *r, const char *status, const char *message)
 }
 
 /* ... and a log line. */
-static void record_skipped(struct run *r, const char *message)
+void sched_record_skipped(struct run *r, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
 	sched_record(r, HIST_SKIPPED, message);
@@ -196,46 +191,44 @@ void sched_run_free(struct run **rp)
 	*rp = NULL;
 }
 
-static void job_free(struct job **jp)
+void sched_job_free(struct job **jp)
 {
 	struct job *j = *jp;
 	if (!j)
 		return;
-	job_disarm(j);
+	sched_timer_disarm(j);
 	sched_preclaim_drop(j);
 	fresh_job_free(j);
 	flow_job_free(j);
 	free(j->last_message);
 	if (j->own_strs)
-		free((char *)j->name); /* the block of them all (job_own_strs) */
+		free((char *)j->name); /* the block of them all (sched_job_own_strs) */
 	free(j);
 	*jp = NULL;
 }
 
-static void index_remove(struct sched *s, struct job *j);
-
-static void job_unlink_free(struct job *j)
+void sched_job_unlink_free(struct job *j)
 {
 	struct sched *s = j->s;
-	index_remove(s, j);
+	sched_index_remove(s, j);
 	if (j->prev)
 		j->prev->next = j->next;
 	else
 		s->jobs = j->next;
 	if (j->next)
 		j->next->prev = j->prev;
-	job_free(&j);
+	sched_job_free(&j);
 }
 
 /* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
-static void run_unlock(struct run *r)
+void sched_run_unlock(struct run *r)
 {
 	if (r->job_locked)
 		cluster_release(r->job->s->cluster, r->job->name);
 	r->job_locked = false;
 }
 
-static void check_drained(struct sched *s)
+void sched_check_drained(struct sched *s)
 {
 	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
 		event_active(&s->drained_ev, 0, 0);
@@ -335,7 +328,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 
 	s->n_running--;
 	j->active = NULL;
-	run_unlock(r);
+	sched_run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
@@ -364,9 +357,9 @@ static void after_run(struct job *j)
 	if (!j->active && !s->draining)
 		flow_job_idle(j);
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
-		job_unlink_free(j);
+		sched_job_unlink_free(j);
 	admit_queued(s);
-	check_drained(s);
+	sched_check_drained(s);
 }
 
 static void on_pid(void *arg, int pid)
@@ -533,15 +526,15 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	}
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
-	run_unlock(r);
+	sched_run_unlock(r);
 	char msg[300];
 	if (s->draining)
-		record_skipped(r, "pgcrond was shutting down");
+		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) /* the cluster logs why, rate-limited */
 		sched_record(r, HIST_SKIPPED, why);
 	else if (v == CLUSTER_BUSY) {
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
-		record_skipped(r, msg);
+		sched_record_skipped(r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
 	j->active = NULL;
@@ -591,7 +584,7 @@ static void end_later(struct run *r, const char *err)
 	event_active(&s->ended_ev, 0, 0);
 }
 
-static void ended_cb(evutil_socket_t fd, short what, void *arg)
+void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
@@ -774,14 +767,14 @@ void sched_fire_run(struct run *r)
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
-		record_skipped(r, msg);
+		sched_record_skipped(r, msg);
 		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:
 		if (j->pending) {
 			snprintf(msg, sizeof(msg),
 			         "%s and another run is already queued; overlap = queue", what);
-			record_skipped(r, msg);
+			sched_record_skipped(r, msg);
 			sched_run_free(&r);
 			return;
 		}
@@ -790,7 +783,8 @@ void sched_fire_run(struct run *r)
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
-			record_skipped(j->pending, "superseded by a newer fire; overlap = replace");
+			sched_record_skipped(j->pending,
+			                     "superseded by a newer fire; overlap = replace");
 			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
@@ -798,9 +792,10 @@ void sched_fire_run(struct run *r)
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
-			run_unlock(j->active); /* a queued run was claimed */
-			record_skipped(j->active, "superseded by a newer fire before it started; "
-			                          "overlap = replace");
+			sched_run_unlock(j->active); /* a queued run was claimed */
+			sched_record_skipped(j->active,
+			                     "superseded by a newer fire before it started; "
+			                     "overlap = replace");
 			sched_run_free(&j->active);
 			j->active = NULL;
 			sched_run_admit(r);
@@ -928,7 +923,7 @@ void sched_check_clock(struct sched *s)
 	clock_check(s);
 }
 
-static void job_timer_cb(void *arg)
+void sched_job_timer_cb(void *arg)
 {
 	struct job *j = arg;
 	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
@@ -948,7 +943,7 @@ static void job_timer_cb(void *arg)
 	sched_preclaim_settle(j); /* a fire skipped or held keeps no claim */
 }
 
-static void clock_cb(void *arg)
+void sched_clock_cb(void *arg)
 {
 	struct sched *s = arg;
 	clock_check(s);
@@ -962,204 +957,11 @@ int64_t sched_job_next(struct sched *s, const char *name)
 	return j && job_schedulable(j) ? j->next_fire : CRON_NEVER;
 }
 
-/* ---- config --------------------------------------------------------------------------- */
-
-static const cron_expr no_cron;
-
-/* J is removed: the configuration its strings point into goes after this reload, while a
- * run of J may go on. They are copied into one block, the name first (job_free frees it). */
-static void job_own_strs(struct job *j)
-{
-	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
-	size_t len = 0;
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		len += *f[i] ? strlen(*f[i]) + 1 : 0;
-	char *block = malloc(len);
-	if (!block) {
-		/* Its run ends without them. The name changes: out of the index first (and
-		 * counted back in, for the later removal that will not find it there). */
-		log_job(LOG_LVL_ERROR, j->name,
-		        "out of memory copying the removed job's definition");
-		index_remove(j->s, j);
-		j->s->n_jobs++;
-		j->name = "?";
-		j->command = j->plugin = j->schedule = NULL;
-		j->database = "";
-		return;
-	}
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		if (!*f[i])
-			continue;
-		size_t n = strlen(*f[i]) + 1;
-		memcpy(block, *f[i], n);
-		*f[i] = block;
-		block += n;
-	}
-	j->own_strs = true;
-}
-
-/* FNV-1a */
-static size_t name_hash(const char *name)
-{
-	uint64_t x = 14695981039346656037ULL;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		x ^= *p;
-		x *= 1099511628211ULL;
-	}
-	return (size_t)x;
-}
-
-/* Rebuild the index from the job list with N buckets (a power of two); on failure the
- * old one stays, with longer chains. */
-static void index_rebuild(struct sched *s, size_t n)
-{
-	struct job **b = calloc(n, sizeof(*b));
-	if (!b)
-		return;
-	for (struct job *j = s->jobs; j; j = j->next) {
-		size_t h = name_hash(j->name) & (n - 1);
-		j->hnext = b[h];
-		b[h] = j;
-	}
-	free(s->index);
-	s->index = b;
-	s->n_buckets = n;
-}
-
-/* J was just linked into the job list. */
-static void index_add(struct sched *s, struct job *j)
-{
-	s->n_jobs++;
-	if (s->n_jobs > s->n_buckets) {
-		size_t old = s->n_buckets;
-		index_rebuild(s, old ? old * 2 : 64);
-		if (s->n_buckets != old)
-			return; /* rebuilt from the list, J included */
-	}
-	if (!s->index)
-		return;
-	size_t h = name_hash(j->name) & (s->n_buckets - 1);
-	j->hnext = s->index[h];
-	s->index[h] = j;
-}
-
-static void index_remove(struct sched *s, struct job *j)
-{
-	s->n_jobs--;
-	if (!s->index)
-		return;
-	for (struct job **p = &s->index[name_hash(j->name) & (s->n_buckets - 1)]; *p;
-	     p = &(*p)->hnext) {
-		if (*p == j) {
-			*p = j->hnext;
-			return;
-		}
-	}
-}
-
-struct job *sched_job_find(struct sched *s, const char *name)
-{
-	if (!s->index) {
-		for (struct job *j = s->jobs; j; j = j->next)
-			if (strcmp(j->name, name) == 0 && !j->removed)
-				return j;
-		return NULL;
-	}
-	for (struct job *j = s->index[name_hash(name) & (s->n_buckets - 1)]; j; j = j->hnext)
-		if (strcmp(j->name, name) == 0 && !j->removed)
-			return j;
-	return NULL;
-}
-
-const cron_tz *sched_job_tz(const struct job *j)
-{
-	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
-}
-
-struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
-	j->name = cj->name;
-	j->s = s;
-	j->next_fire = CRON_NEVER;
-	j->paused = sched_is_paused(s, cj->name);
-	flow_job_init(j);
-	clock_timer_init(&j->timer, job_timer_cb, j);
-	j->next = s->jobs;
-	if (s->jobs)
-		s->jobs->prev = j;
-	s->jobs = j;
-	index_add(s, j);
-	return j;
-}
-
-void sched_job_retire(struct job *j)
-{
-	struct sched *s = j->s;
-	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
-	j->removed = true;
-	j->conf = NULL;
-	job_own_strs(j);
-	j->cron = &no_cron; /* never read: a removed job is not scheduled */
-	job_disarm(j);
-	const char *why = "the job was removed from the configuration";
-	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-		if (*waiting[w]) {
-			record_skipped(*waiting[w], why);
-			sched_run_free(waiting[w]);
-		}
-	}
-	flow_job_removed(j, why);
-	if (j->active && !j->active->started) {
-		sched_queue_remove(&s->queue, j->active);
-		flow_retry_disarm(j);
-		if (j->active->claiming) { /* its answer must not reach a freed run */
-			cluster_claim_forget(s->cluster, j->active);
-			s->n_claiming--;
-		}
-		run_unlock(j->active);
-		record_skipped(j->active, why);
-		sched_run_free(&j->active);
-	}
-	if (!j->active)
-		job_unlink_free(j);
-}
-
-static uint32_t system_random(void *arg)
-{
-	return arc4random();
-}
-
-void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
-{
-	s->random = random ? random : system_random;
-	s->random_arg = arg;
-}
-
-void sched_set_metrics(struct sched *s, struct metrics *m)
-{
-	s->metrics = m;
-}
-
-void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)
-{
-	s->alerts = alerts;
-	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
-}
-
-void sched_set_cluster(struct sched *s, struct cluster *c)
-{
-	s->cluster = c;
-}
-
 /* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
 
 void sched_job_disarm(struct job *j)
 {
-	job_disarm(j);
+	sched_timer_disarm(j);
 	/* paused: the fire may not come; but a fire already at its instant waits for the
 	 * claim's answer, and goes on as a run under way does */
 	if (!j->pre || !sched_preclaim_waited(j))
@@ -1189,217 +991,4 @@ void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 void sched_admit_queued(struct sched *s)
 {
 	admit_queued(s);
-}
-
-/* ---- shutdown ------------------------------------------------------------------------- */
-
-static void drained_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sched *s = arg;
-	event_del(&s->grace_ev);
-	if (s->drained) {
-		void (*done)(void *) = s->drained;
-		s->drained = NULL;
-		done(s->drained_arg);
-	}
-}
-
-static void grace_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sched *s = arg;
-	char d[32], msg[200];
-	duration_format(s->cfg ? s->cfg->shutdown_grace_ms : 0, d, sizeof(d));
-	snprintf(msg, sizeof(msg),
-	         "cancelled: pgcrond was shutting down and the run did not finish within "
-	         "shutdown_grace (%s)",
-	         d);
-	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
-	for (struct job *j = s->jobs; j; j = j->next)
-		if (j->active && j->active->er)
-			s->ex.cancel(s->ex.ctx, j->active->er, msg);
-}
-
-void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)
-{
-	s->drained = done;
-	s->drained_arg = arg;
-	if (s->draining && s->n_running > 0) {
-		/* a second call (another SIGTERM) shortens the grace period already running */
-		struct timeval tv = {(time_t)(grace_ms / 1000),
-		                     (suseconds_t)(grace_ms % 1000 * 1000)};
-		event_add(&s->grace_ev, &tv);
-	}
-	if (!s->draining) {
-		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
-		s->draining = true;
-		fresh_stop(s);
-		clock_disarm(s->clock, &s->clock_ev);
-		sched_warm_stop(s);
-		const char *why = "pgcrond was shutting down";
-		sched_preclaim_give_back(s);
-		for (struct job *j = s->jobs; j; j = j->next) {
-			job_disarm(j);
-			flow_job_drain(j);
-			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-				if (*waiting[w]) {
-					record_skipped(*waiting[w],
-					               sched_work_keep(*waiting[w], why));
-					sched_run_free(waiting[w]);
-				}
-			}
-			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
-				flow_retry_disarm(j);
-				record_skipped(j->active, sched_work_keep(j->active, why));
-				sched_run_free(&j->active);
-			}
-		}
-		struct run *r;
-		while ((r = sched_queue_pop(&s->queue)) != NULL) {
-			r->job->active = NULL;
-			run_unlock(r);
-			record_skipped(r, sched_work_keep(r, why));
-			sched_run_free(&r);
-		}
-		if (s->n_running > 0) {
-			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
-			           (long long)grace_ms, s->n_running);
-			struct timeval tv = {(time_t)(grace_ms / 1000),
-			                     (suseconds_t)(grace_ms % 1000 * 1000)};
-			event_add(&s->grace_ev, &tv);
-		}
-	}
-	check_drained(s);
-}
-
-const struct pgc_config *sched_config(const struct sched *s)
-{
-	return s->cfg;
-}
-
-size_t sched_running(const struct sched *s)
-{
-	return s->n_running;
-}
-size_t sched_queued(const struct sched *s)
-{
-	return s->queue.n;
-}
-
-/* ---- lifetime ------------------------------------------------------------------------- */
-
-static int real_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
-{
-	return exec_submit(ctx, spec, out);
-}
-
-static void real_cancel(void *ctx, struct exec_run *run, const char *message)
-{
-	exec_cancel(run, message);
-}
-
-static int real_probe(void *ctx, const char *database)
-{
-	return exec_probe(ctx, database);
-}
-
-static void real_warm(void *ctx, const char *database, size_t n)
-{
-	exec_warm(ctx, database, n);
-}
-
-int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
-                   struct hist *h, struct sched **out)
-{
-	struct sched *s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->base = base;
-	s->clock = clock;
-	s->ex = *ex;
-	s->hist = h;
-	s->max_running = 32;
-	s->random = system_random;
-	snprintf(s->instance, sizeof(s->instance), "pgcrond");
-	clock_timer_init(&s->clock_ev, clock_cb, s);
-	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
-	evtimer_assign(&s->grace_ev, base, grace_cb, s);
-	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
-	event_assign(&s->ended_ev, base, -1, 0, ended_cb, s);
-	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
-	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
-	if (clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
-		free(s);
-		return -ENOMEM;
-	}
-	*out = s;
-	return 0;
-}
-
-struct sched_executor sched_exec_executor(struct exec *ex)
-{
-	return (struct sched_executor){.submit = real_submit,
-	                               .cancel = real_cancel,
-	                               .probe = real_probe,
-	                               .warm = real_warm,
-	                               .ctx = ex};
-}
-
-int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
-{
-	const struct sched_executor real = sched_exec_executor(ex);
-	struct clock *c;
-	int rc = clock_new(base, NULL, &c);
-	if (rc < 0)
-		return rc;
-	if ((rc = sched_new_with(base, c, &real, h, out)) < 0) {
-		clock_free(&c);
-		return rc;
-	}
-	(*out)->own_clock = true;
-	exec_set_reachable_cb(ex, flow_db_reachable, *out);
-	return 0;
-}
-
-void sched_db_reachable(struct sched *s, const char *database)
-{
-	flow_db_reachable(s, database);
-}
-
-void sched_free(struct sched **sp)
-{
-	struct sched *s = *sp;
-	if (!s)
-		return;
-	sched_apply_clear(s);
-	fresh_stop(s);
-	clock_disarm(s->clock, &s->clock_ev);
-	sched_warm_stop(s);
-	event_del(&s->grace_ev);
-	event_del(&s->drained_ev);
-	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
-	event_del(&s->flow_ev);
-	struct run *r;
-	while ((r = sched_queue_pop(&s->queue)) != NULL) {
-		r->job->active = NULL;
-		sched_run_free(&r);
-	}
-	sched_queue_clear(&s->queue);
-	while (s->jobs) {
-		struct job *j = s->jobs;
-		s->jobs = j->next;
-		sched_run_free(&j->pending);
-		/* the executor's handle dies with exec_free; the run record is ours */
-		sched_run_free(&j->active);
-		job_free(&j);
-	}
-	for (size_t i = 0; i < s->n_paused; i++)
-		free(s->paused[i]);
-	free(s->paused);
-	free(s->index);
-	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
-	if (s->own_clock)
-		clock_free(&s->clock);
-	free(s);
-	*sp = NULL;
 }

@@ -153,4 +153,28 @@ void config_parse_group(struct loader *L, const config_setting_t *s, const char 
 void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin);
 void config_job_free_fields(struct conf_job *j);
 
+/* the longest LISTEN channel: a PostgreSQL identifier (NAMEDATALEN - 1) */
+#define CHANNEL_MAX 63
+/* shared by config.c, config_main.c and config_jobs.c */
+void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+char *config_join_path(struct loader *L, const char *dir, const char *name);
+bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size);
+bool config_file_read(struct loader *L, config_t *cf, const char *path, const char *include_dir,
+                      int fd);
+void config_blame(struct loader *L, const char *path);
+void config_parse_main(struct loader *L, const config_setting_t *root, const char *file);
+void config_finish_main(struct loader *L, const config_setting_t *root);
+void config_check_dirs(struct loader *L);
+int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
+                         const char *file, int line);
+void config_load_conf_dir(struct loader *L);
+void config_check_jobs(struct loader *L);
+void config_job_fields_free(struct conf_job *j);
+void config_index_add(struct pgc_config *cfg, size_t i);
+void config_job_parse(struct loader *L, const config_setting_t *s, const char *path);
+int config_main_line(const struct loader *L, const char *key);
+void config_check_database(struct loader *L, const char *file, int line, const char *what,
+                           const char *dbname);
+
 #endif

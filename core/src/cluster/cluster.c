@@ -1,0 +1,952 @@
+/* Several instances on one history database (cluster.h, README "Running several instances").
+ *
+ * One dedicated connection, fully asynchronous on the daemon's event_base, one statement in
+ * flight at a time. Claims wait in a FIFO; whatever waits when the connection is idle goes
+ * out as ONE statement (the fires of a busy second share it), so a claim costs a fraction of
+ * a round trip. When no claim can be made (the server is down, or a standby) the verdict
+ * depends on what was known at the last contact: a lone instance runs its fires unclaimed,
+ * as before coordination existed, and its history spools; an instance that saw others live
+ * runs nothing unclaimed, since they may be running the same fires. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "conndrv.h"
+#include "log.h"
+#include "pgconn.h"
+
+#include "cluster_priv.h"
+
+/* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
+ * NOTIFY only wakes them, they read which instances stopped). Its job locks go. */
+static const char sql_stop[] =
+    "WITH s AS (UPDATE pgcrond.instance SET stopped_at = pg_catalog.now(), stop_note = 'stopped'"
+    "  WHERE name OPERATOR(pg_catalog.=) $1 AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1),"
+    " l AS (DELETE FROM pgcrond.job_lock WHERE instance OPERATOR(pg_catalog.=) $1"
+    "  AND boot_id OPERATOR(pg_catalog.=) $2 RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM s), pg_catalog.pg_notify('" CLUSTER_CHANNEL
+    "', 'stopped')";
+
+static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
+                                " SELECT ctid FROM pgcrond.fire_claim"
+                                "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
+                                "  AND fire_key <> 'n' LIMIT 5000))";
+
+/* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
+ * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
+ * the jobs some other live instance defines differently, with those instances. 100,000 jobs
+ * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
+ * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
+static const char sql_jobs[] =
+    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
+    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
+    "  AND ($4::text IS NULL OR o.job_name COLLATE \"C\" >= $4)"
+    "  AND ($5::text IS NULL OR o.job_name COLLATE \"C\" < $5)"
+    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
+    " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+    "  SELECT $1, j, h FROM mine"
+    "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
+    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
+    " FROM pgcrond.instance_job o"
+    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
+    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
+    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
+
+static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
+
+/* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
+ * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
+ * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
+static const char sql_unlock[] =
+    "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
+    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
+    " dl AS (DELETE FROM pgcrond.job_lock l USING u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
+    "  RETURNING l.job_name),"
+    " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
+    "  RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
+    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
+
+/* Dead instances: not stopped, and either the session their row records is gone (the
+ * process is gone and the server knows it) or their heartbeat stopped (a host or network
+ * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
+ * what makes one survivor alone close their runs: a second one finds stopped_at set. Their
+ * job locks (pgcrond.job_lock) go with them. A row without a recorded session (written
+ * before schema step 11) is judged by its heartbeat alone. */
+static const char sql_reap[] =
+    "WITH dead AS ("
+    "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
+    "         stop_note = 'found dead by instance ' OPERATOR(pg_catalog.||) $1"
+    "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL"
+    "     AND (i.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "          ($2::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    "      OR (i.backend_pid IS NOT NULL AND NOT EXISTS (SELECT"
+    "          FROM pg_catalog.pg_stat_activity a"
+    "          WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "            AND (a.backend_start IS NULL"
+    "             OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))))"
+    "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
+    /* the fence: the backends of its runs (by pid, the run's application name and a start
+     * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
+     * for them to go, so that a run's transaction cannot commit after its retry starts */
+    " fence AS ("
+    "  SELECT d.instance, d.run_key,"
+    "   pg_catalog.pg_terminate_backend(a.pid, 3000) AS gone"
+    "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
+    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
+    "     d.job_name)"
+    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
+    "     interval '10 seconds')"
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
+    " closed AS ("
+    "  UPDATE pgcrond.job_run_details d"
+    "     SET status = 'failed', end_time = pg_catalog.now(),"
+    "         duration_ms = pg_catalog.date_part('epoch', pg_catalog.now()"
+    "           OPERATOR(pg_catalog.-) d.start_time) OPERATOR(pg_catalog.*) 1000,"
+    "         return_message = pg_catalog.format('instance %s died (last seen %s); "
+    "run closed by instance %s', dead.name,"
+    "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
+    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "    FROM dead"
+    "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
+    "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    /* a backend that did not go in time: its run stays open, never retried (docs/faults.md) */
+    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.instance OPERATOR(pg_catalog.=) d.instance"
+    "      AND f.run_key OPERATOR(pg_catalog.=) d.run_key AND NOT f.gone)"
+    "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
+    "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
+    "    ::pg_catalog.int8 AS sched, d.attempt)"
+    /* the job locks of its runs: the runs are closed */
+    " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
+    "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
+    /* a host that went silent may still hold its session: end it, so it writes nothing
+     * more as this instance (by pid and backend start, so a reused pid is never hit) */
+    " , term AS ("
+    "  SELECT d.name, pg_catalog.pg_terminate_backend(a.pid) AS t FROM dead d"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.backend_pid"
+    "    AND a.backend_start OPERATOR(pg_catalog.=) d.backend_start)"
+    " SELECT name, NULL, NULL, NULL, NULL, NULL,"
+    "  pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    "  (SELECT pg_catalog.count(*) FROM term"
+    "    WHERE term.name OPERATOR(pg_catalog.=) dead.name AND term.t),"
+    "  (SELECT pg_catalog.count(*) FROM unlocked)"
+    " FROM dead"
+    " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL, NULL"
+    " FROM closed";
+
+/* The heartbeat, and who else is live. */
+static const char sql_beat[] =
+    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version)"
+    "  VALUES ($1, $2, $3, $4::integer, $5)"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version"
+    "  RETURNING 1)"
+    " SELECT (SELECT count(*) FROM hb),"
+    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
+    "    AND last_seen > now() - interval '30 seconds'),"
+    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
+    /* the database's clock, for this host's offset from it (cluster_clock_offset) */
+    "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
+    "   1000000)::pg_catalog.int8";
+
+/* The instance's name (docs/security.md "Locks and notifications"): its row in
+ * pgcrond.instance records the session that holds it (backend pid and start, as
+ * pg_stat_activity shows them), and an instance is live while that session exists. The name
+ * is ours when the row is our own process's (boot id $2: an earlier session of this process
+ * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
+ * session it records is gone, or when there is no row. No advisory lock: any role may take
+ * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
+ * when the name is ours, (false, false) when another live session holds it; on a standby the
+ * INSERT fails (25006). */
+static const char sql_lock[] =
+    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
+    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
+    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
+    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
+    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
+    " ins AS (INSERT INTO pgcrond.instance AS i"
+    "   (name, boot_id, host, pid, version, backend_pid, backend_start)"
+    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start"
+    "   FROM me"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
+    "   stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+    "    THEN i.started_at ELSE pg_catalog.now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
+    "   backend_start = EXCLUDED.backend_start"
+    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
+    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "     AND (a.backend_start IS NULL"
+    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
+    "  RETURNING 1)"
+    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
+    "  (SELECT n FROM old)";
+
+static void conn_start(struct cluster *c);
+
+void cluster_arm_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+/* The unsent unlocks start gathering now (UNLOCK_GATHER_MS). */
+static void unlock_gather(struct cluster *c)
+{
+	c->unlock_since_ms = clock_mono_ms();
+	cluster_arm_ms(&c->unlock_ev, UNLOCK_GATHER_MS);
+}
+
+static void on_unlock_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	/* due, whatever the two clocks say (libevent's timer runs on its cached time) */
+	c->unlock_due = true;
+	cluster_kick(c);
+}
+
+/* Whether the unsent unlocks wait for the runs under way (UNLOCK_HOLD_MS); if so, they go
+ * when the hold ends or cluster_wake() comes. */
+static bool unlock_held(struct cluster *c)
+{
+	if (c->closing || !c->hooks.busy || c->n_unlock >= CLAIM_BATCH_MAX ||
+	    !c->hooks.busy(c->hooks.arg))
+		return false;
+	int64_t held = clock_mono_ms() - c->unlock_since_ms;
+	if (held >= UNLOCK_HOLD_MS)
+		return false;
+	evtimer_del(&c->unlock_ev);
+	cluster_arm_ms(&c->unlock_ev, UNLOCK_HOLD_MS - held);
+	return true;
+}
+
+void cluster_wake(struct cluster *c)
+{
+	if (c && c->n_unlock > 0)
+		cluster_kick(c);
+}
+
+/* ---- the connection -------------------------------------------------------------------- */
+
+static void task_free(struct task *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free(t->params[i]);
+	free(t->params);
+	free(t);
+}
+
+static void drop_conn(struct cluster *c)
+{
+	conndrv_close(&c->drv);
+	PQclear(c->res);
+	c->res = NULL;
+	c->op = OP_NONE;
+	c->locked = false;
+	/* the job locks are rows (sql/pgcrond--11.sql): they stay, and the unlocks still due
+	 * (also those whose statement got no answer) go after the reconnect */
+	c->unlock_sent = 0;
+	c->st.connected = false;
+	/* statements of other modules: their answer cannot come now */
+	while (c->task_head) {
+		struct task *t = c->task_head;
+		c->task_head = t->next;
+		if (!c->closing)
+			t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
+		task_free(t);
+	}
+	c->task_tail = NULL;
+}
+
+/* The driver's failed(): the connection is gone. */
+static void on_conn_failed(void *arg, const char *why, bool was_ready)
+{
+	struct cluster *c = arg;
+	int64_t retry_ms = c->next_retry_ms;
+
+	c->next_retry_ms = 0;
+	drop_conn(c);
+	if (c->closing)
+		return;
+	if (!c->in_recovery && log_complain(&c->down_complaint))
+		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
+		            was_ready ? "connection lost" : "unreachable", why);
+	/* claims in flight or waiting: their answer cannot come now */
+	cluster_answer_claims(c, cluster_is_sent, cluster_v_offline);
+	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	conndrv_retry(&c->drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
+}
+
+/* Give the connection up for WHY (libpq's error if NULL), reconnecting after RETRY_MS (the
+ * backoff if 0). */
+void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
+{
+	c->next_retry_ms = retry_ms;
+	conndrv_fail(&c->drv, why);
+}
+
+static void conn_failed_libpq(struct cluster *c)
+{
+	cluster_conn_failed(c, NULL, 0);
+}
+
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params)
+{
+	c->op = op;
+	c->op_failed = false;
+	c->op_err[0] = c->op_sqlstate[0] = '\0';
+	if (!conndrv_send(&c->drv, sql, n, params, c->drv.check_ms)) {
+		conn_failed_libpq(c);
+		return false;
+	}
+	return true;
+}
+
+static void send_lock(struct cluster *c)
+{
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+	cluster_send_stmt(c, OP_LOCK, sql_lock, 5, p);
+}
+
+static void on_connected(void *arg)
+{
+	struct cluster *c = arg;
+
+	conndrv_succeeded(&c->drv);
+	send_lock(c);
+}
+
+static void conn_start(struct cluster *c)
+{
+	char app[96];
+	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
+	(void)conndrv_connect(&c->drv, c->conninfo, app);
+}
+
+/* The driver's retry timer: reconnect, or try the lock again. */
+static void on_retry(void *arg)
+{
+	struct cluster *c = arg;
+	if (c->drv.state == CONNDRV_DOWN && !c->closing && !c->refused)
+		conn_start(c);
+	else if (c->drv.state == CONNDRV_READY && !c->locked && c->op == OP_NONE)
+		send_lock(c);
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	c->beat_due = c->reap_due = true;
+	if (clock_mono_ms() - c->last_purge_ms >= PURGE_INTERVAL_MS)
+		c->purge_due = true;
+	cluster_kick(c);
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+const char *cluster_res_val(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static void jobs_done(struct cluster *c)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed) {
+		if (strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot publish this instance's jobs: %s", c->op_err);
+		c->jobs_due = false; /* the rest of the parts waits for the next connect or set */
+		return;
+	}
+	for (int i = 0; r && i < PQntuples(r); i++)
+		log_warning("cluster: job %s is defined differently on instance(s) %s (a rolling "
+		            "configuration change?); each fire runs with the definition of the "
+		            "instance that claims it",
+		            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+static void op_done(struct cluster *c)
+{
+	enum op op = c->op;
+	c->op = OP_NONE;
+	conndrv_idle(&c->drv);
+	switch (op) {
+	case OP_LOCK:
+		cluster_lock_done(c);
+		break;
+	case OP_HOLDER:
+		cluster_holder_done(c);
+		break;
+	case OP_BEAT:
+		cluster_beat_done(c);
+		break;
+	case OP_REAP:
+		cluster_reap_done(c);
+		break;
+	case OP_CLAIM:
+	case OP_TURN:
+		c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
+		cluster_claim_done(c, op);
+		break;
+	case OP_UNLOCK:
+		/* sent or not, they are done: a failed unlock leaves a lock this session drops
+		 * at its end at the latest */
+		for (size_t i = 0; i < c->unlock_sent; i++)
+			free(c->unlock[i]);
+		memmove(c->unlock, c->unlock + c->unlock_sent,
+		        (c->n_unlock - c->unlock_sent) * sizeof(*c->unlock));
+		c->n_unlock -= c->unlock_sent;
+		c->unlock_sent = 0;
+		if (c->n_unlock > 0)
+			unlock_gather(c);
+		break;
+	case OP_JOBS:
+		jobs_done(c);
+		break;
+	case OP_PURGE:
+		if (c->op_failed && strcmp(c->op_sqlstate, "42P01") != 0)
+			log_warning("cluster: purging old claims failed: %s", c->op_err);
+		break;
+	case OP_STOP:
+		c->stop_done = true;
+		break;
+	case OP_LISTEN:
+		if (c->op_failed)
+			log_warning("cluster: cannot listen for other instances: %s", c->op_err);
+		break;
+	case OP_TASK:
+		if (c->task_head) {
+			struct task *t = c->task_head;
+			c->task_head = t->next;
+			if (!c->task_head)
+				c->task_tail = NULL;
+			t->fn(t->arg, c->op_failed ? NULL : c->res, c->op_failed ? c->op_err : "",
+			      c->op_failed ? c->op_sqlstate : "");
+			task_free(t);
+		}
+		break;
+	case OP_NONE:
+		break;
+	}
+	PQclear(c->res);
+	c->res = NULL;
+	if (c->drv.conn && c->drv.state == CONNDRV_READY)
+		cluster_kick(c);
+}
+
+/* The driver's readable(): the answers to the statement in flight. */
+static void read_results(void *arg)
+{
+	struct cluster *c = arg;
+
+	while (c->drv.conn && c->op != OP_NONE && !PQisBusy(c->drv.conn)) {
+		PGresult *r = PQgetResult(c->drv.conn);
+		if (!r) {
+			op_done(c);
+			continue;
+		}
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_TUPLES_OK && !c->res && !c->op_failed) {
+			c->res = r;
+			continue;
+		}
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !c->op_failed) {
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			c->op_failed = true;
+			pgconn_result_error(r, c->op_err, sizeof(c->op_err));
+			snprintf(c->op_sqlstate, sizeof(c->op_sqlstate), "%s", state ? state : "");
+		}
+		PQclear(r);
+	}
+	/* wake-ups from other instances (coord.c), between statements */
+	PGnotify *nt;
+	while (c->drv.conn && (nt = PQnotifies(c->drv.conn)) != NULL) {
+		if (c->hooks.notified && !c->closing)
+			c->hooks.notified(c->hooks.arg, nt->extra);
+		PQfreemem(nt);
+	}
+	if (c->drv.conn && PQstatus(c->drv.conn) == CONNECTION_BAD)
+		conn_failed_libpq(c);
+}
+
+static const struct conndrv_ops conn_ops = {
+    .connected = on_connected,
+    .readable = read_results,
+    .failed = on_conn_failed,
+    .retry = on_retry,
+};
+
+/* ---- what to send next ----------------------------------------------------------------- */
+
+/* The next part of the jobs (sql_jobs), made now from the configuration. */
+static void send_jobs_part(struct cluster *c)
+{
+	size_t n = c->jobs_cfg->n_jobs, first = c->jobs_next < n ? c->jobs_next : n;
+	size_t end = n - first > JOBS_PART ? first + JOBS_PART : n, k = end - first;
+	struct claim *items = calloc(k ? k : 1, sizeof(*items));
+	char(*hashes)[24] = calloc(k ? k : 1, sizeof(*hashes));
+	char *names = NULL, *hl = NULL;
+	if (items && hashes) {
+		for (size_t i = 0; i < k; i++) {
+			const struct conf_job *j = c->jobs_sorted[first + i];
+			cluster_job_hash(j, hashes[i], sizeof(hashes[i]));
+			items[i].job = j->name;
+			items[i].key = hashes[i];
+			items[i].next = i + 1 < k ? &items[i + 1] : NULL;
+		}
+		names = cluster_array_literal(k ? items : NULL, k, false);
+		hl = cluster_array_literal(k ? items : NULL, k, true);
+	}
+	if (names && hl) {
+		const char *p[] = {c->instance, names, hl,
+		                   first > 0 ? c->jobs_sorted[first]->name : NULL,
+		                   end < n ? c->jobs_sorted[end]->name : NULL};
+		c->jobs_next = end;
+		c->jobs_due = end < n;
+		cluster_send_stmt(c, OP_JOBS, sql_jobs, 5, p);
+	} else {
+		log_warning("cluster: out of memory publishing the jobs");
+		c->jobs_due = false;
+	}
+	free(names);
+	free(hl);
+	free(items);
+	free(hashes);
+}
+
+bool cluster_has_unsent(const struct cluster *c)
+{
+	for (const struct claim *q = c->head; q; q = q->next)
+		if (!q->sent)
+			return true;
+	return false;
+}
+
+void cluster_kick(struct cluster *c)
+{
+	if (c->drv.state != CONNDRV_READY || c->op != OP_NONE || !c->locked)
+		return;
+	if (c->closing) {
+		/* statements asked for before the stop go first (a stop's give-back of the fires it
+		 * claimed early, sched_preclaim.c), within the stop's grace */
+		if (c->task_head) {
+			struct task *t = c->task_head;
+			cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+			return;
+		}
+		if (!c->stop_done) {
+			const char *p[] = {c->instance, c->boot_id};
+			cluster_send_stmt(c, OP_STOP, sql_stop, 2, p);
+		}
+		return;
+	}
+	/* Claims come last: they are many, and a heartbeat that waited behind them would make
+	 * this instance look dead. First the locks of runs that ended: another instance's next
+	 * fire waits for them; but not in the middle of a burst of claims, whose runs wait for
+	 * their claims now (claim_cap). */
+	if (c->n_unlock > 0 && !c->schema_missing && !(c->claim_cap && cluster_has_unsent(c)) &&
+	    (c->unlock_due || c->n_unlock >= UNLOCK_GATHER_MAX ||
+	     clock_mono_ms() - c->unlock_since_ms >= UNLOCK_GATHER_MS) &&
+	    !unlock_held(c)) {
+		struct claim *tmp = NULL, **tt = &tmp;
+		size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
+		/* the array literal takes claims: borrow the names */
+		struct claim *items = calloc(n, sizeof(*items));
+		if (items) {
+			for (size_t i = 0; i < n; i++) {
+				items[i].job = c->unlock[i];
+				*tt = &items[i];
+				tt = &items[i].next;
+			}
+			char *jobs = cluster_array_literal(tmp, n, false);
+			free(items);
+			if (jobs) {
+				const char *p[] = {jobs, c->announce ? c->announce : "{}",
+				                   c->instance, c->boot_id};
+				c->unlock_sent = n;
+				c->unlock_due = false;
+				cluster_send_stmt(c, OP_UNLOCK, sql_unlock, 4, p);
+				free(jobs);
+				return;
+			}
+		}
+	}
+	if (c->listen_due) {
+		c->listen_due = false;
+		cluster_send_stmt(c, OP_LISTEN, sql_listen, 0, NULL);
+		return;
+	}
+	if (c->beat_due) {
+		c->beat_due = false;
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+		c->beat_wall_us = clock_wall_us();
+		c->beat_mono_us = clock_mono_us();
+		cluster_send_stmt(c, OP_BEAT, sql_beat, 5, p);
+		return;
+	}
+	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms) {
+		c->reap_due = false;
+		char dead[24];
+		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
+		const char *p[] = {c->instance, dead};
+		cluster_send_stmt(c, OP_REAP, sql_reap, 2, p);
+		return;
+	}
+	if (c->purge_due && !c->schema_missing) {
+		c->purge_due = false;
+		c->last_purge_ms = clock_mono_ms();
+		cluster_send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
+		return;
+	}
+	/* The parts of the jobs published after a start or a reload take turns with the claims
+	 * of fires due: at 100,000 jobs the 50 parts took 3 s, and every fire waited behind
+	 * them (bench_scale, "fires during a reload"). */
+	if (c->jobs_due && c->jobs_cfg && !c->schema_missing &&
+	    (!cluster_has_unsent(c) || c->claims_went)) {
+		c->claims_went = false;
+		send_jobs_part(c);
+		return;
+	}
+	if (c->task_head) {
+		struct task *t = c->task_head;
+		cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+		return;
+	}
+	if (cluster_has_unsent(c) && !c->schema_missing) {
+		c->claim_sent_us = clock_mono_us();
+		c->claims_went = true;
+		cluster_send_claims(c);
+		return;
+	}
+}
+
+/* ---- lifetime -------------------------------------------------------------------------- */
+
+int cluster_open(struct event_base *base, const char *conninfo, const char *instance,
+                 const char *boot_id, const struct cluster_hooks *hooks, struct cluster **out)
+{
+	*out = NULL;
+	if (!base || !conninfo || !instance || !*instance || !boot_id)
+		return -EINVAL;
+	struct cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->base = base;
+	c->conninfo = strdup(conninfo);
+	c->instance = strdup(instance);
+	c->boot_id = strdup(boot_id);
+	if (!c->conninfo || !c->instance || !c->boot_id) {
+		free(c->conninfo);
+		free(c->instance);
+		free(c->boot_id);
+		free(c);
+		return -ENOMEM;
+	}
+	if (hooks)
+		c->hooks = *hooks;
+	if (gethostname(c->host, sizeof(c->host)) != 0)
+		snprintf(c->host, sizeof(c->host), "?");
+	c->host[sizeof(c->host) - 1] = '\0';
+	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
+	c->last_purge_ms = clock_mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
+	conndrv_init(&c->drv, base, &conn_ops, c, "cluster connection", PGCONN_NOTICES_PER_MIN,
+	             60000, CHECK_DEFAULT_MS);
+	conndrv_set_backoff(&c->drv, RETRY_MIN_MS, RETRY_MAX_MS);
+	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
+	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
+	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
+	cluster_arm_ms(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
+	conn_start(c);
+	*out = c;
+	return 0;
+}
+
+void cluster_close(struct cluster **cp)
+{
+	struct cluster *c = *cp;
+	if (!c)
+		return;
+	c->closing = true;
+	if (c->st.statements)
+		log_notice("cluster: %" PRIu64 " claims (%" PRIu64 " ours, %" PRIu64
+		           " another instance's) in %" PRIu64
+		           " statements, %.2f ms each on average",
+		           c->st.claims, c->st.granted, c->st.taken, c->st.statements,
+		           (double)c->claim_rtt_us / 1000.0 / (double)c->st.statements);
+	event_del(&c->beat_ev);
+	event_del(&c->flush_ev);
+	event_del(&c->unlock_ev);
+	conndrv_cancel_retry(&c->drv);
+	/* forget the claims: nobody waits for them any more */
+	while (c->head) {
+		struct claim *q = c->head;
+		c->head = q->next;
+		cluster_claim_free(q);
+	}
+	c->tail = NULL;
+	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
+	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
+	if (c->drv.state == CONNDRV_READY && c->locked) {
+		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
+		int64_t until = clock_mono_ms() + STOP_GRACE_MS;
+		while (c->drv.conn && c->drv.state == CONNDRV_READY && !c->stop_done) {
+			int64_t left = until - clock_mono_ms();
+			if (left <= 0 || PQflush(c->drv.conn) < 0)
+				break;
+			struct pollfd pfd = {.fd = PQsocket(c->drv.conn), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->drv.conn))
+				break;
+			read_results(c); /* may drop the connection */
+		}
+	}
+	drop_conn(c);
+	for (size_t i = 0; i < c->n_unlock; i++)
+		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
+	free(c->unlock);
+	free(c->announce);
+	free(c->jobs_sorted);
+	config_free(&c->jobs_cfg);
+	free(c->conninfo);
+	free(c->instance);
+	free(c->boot_id);
+	free(c);
+	*cp = NULL;
+}
+
+/* 64-bit FNV-1a, continued from H over S and a separator. */
+uint64_t cluster_fnv(uint64_t h, const char *s)
+{
+	for (const char *p = s ? s : "\x01"; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff;
+	return h * 1099511628211ULL;
+}
+
+void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
+{
+	char num[96];
+	uint64_t h = 14695981039346656037ULL;
+	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		h = cluster_fnv(h, text[i]);
+	for (size_t i = 0; i < j->n_after; i++)
+		h = cluster_fnv(h, j->after[i]);
+	for (size_t i = 0; i < j->n_settings; i++) {
+		h = cluster_fnv(h, j->settings[i].key);
+		h = cluster_fnv(h, j->settings[i].value);
+	}
+	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
+	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
+	h = cluster_fnv(h, num);
+	snprintf(out, len, "%016" PRIx64, h);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct conf_job *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
+                     const struct conf_job ***sortedp)
+{
+	const struct conf_job **sorted = sortedp ? *sortedp : NULL;
+	if (sortedp)
+		*sortedp = NULL;
+	if (!c) {
+		free(sorted);
+		return 0;
+	}
+	if (!sorted && (sorted = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*sorted)))) {
+		/* in byte order, as the parts' ranges are read (COLLATE "C") */
+		for (size_t i = 0; i < cfg->n_jobs; i++)
+			sorted[i] = &cfg->jobs[i];
+		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
+	}
+	conndrv_set_check(&c->drv, cfg->connection_check_ms);
+	size_t n = cfg->n_jobs, m = 0;
+	for (size_t i = 0; i < n; i++)
+		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen;
+	/* (as many as announced: 100,000 zeroed items were a 5 MB calloc on the loop) */
+	struct claim *items = calloc(m ? m : 1, sizeof(*items));
+	int rc = -ENOMEM;
+	if (!sorted || !items)
+		goto out;
+	/* the jobs whose runs another instance may wait for (sql_unlock, coord.c) */
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < m; i++)
+		if (cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen) {
+			items[k].job = cfg->jobs[i].name;
+			items[k].next = NULL;
+			if (k)
+				items[k - 1].next = &items[k];
+			k++;
+		}
+	char *ann = cluster_array_literal(k ? items : NULL, k, false);
+	if (!ann)
+		goto out;
+	free(c->announce);
+	c->announce = ann;
+	free(c->jobs_sorted);
+	c->jobs_sorted = sorted;
+	sorted = NULL;
+	config_free(&c->jobs_cfg); /* our reference: the caller has its own */
+	c->jobs_cfg = config_ref(cfg);
+	c->jobs_next = 0;
+	c->jobs_due = true;
+	cluster_kick(c);
+	rc = 0;
+out:
+	free(sorted);
+	free(items);
+	return rc;
+}
+
+void cluster_release(struct cluster *c, const char *job)
+{
+	if (!c || c->schema_missing)
+		return; /* no lock was taken */
+	if (c->n_unlock == c->cap_unlock) {
+		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
+		char **u = realloc(c->unlock, cap * sizeof(*u));
+		if (!u)
+			return; /* the row stays until this process ends (then it holds nothing) */
+		c->unlock = u;
+		c->cap_unlock = cap;
+	}
+	char *name = strdup(job);
+	if (!name)
+		return;
+	c->unlock[c->n_unlock++] = name;
+	if (c->n_unlock - c->unlock_sent == 1)
+		unlock_gather(c);
+	cluster_kick(c);
+}
+
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+	*out = c->st;
+}
+
+bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	/* the database read its clock somewhere within the round trip: the middle is the best
+	 * guess, and off by at most half of it */
+	*offset_us = db_us - (sent_wall_us + rtt_us / 2);
+	int64_t mag = *offset_us < 0 ? -*offset_us : *offset_us;
+	return mag - rtt_us / 2 > (int64_t)CLUSTER_MAX_OFFSET_MS * 1000;
+}
+
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+{
+	int n;
+	*window_ms = 0;
+	if (scheduled_us)
+		n = snprintf(out, len, "s:%" PRId64, scheduled_us / 1000000);
+	else if (graph_run && *graph_run)
+		n = snprintf(out, len, "g:%s", graph_run);
+	else if (trigger && strcmp(trigger, "notify") == 0 && attempt <= 1) {
+		/* instances get the same burst within milliseconds of each other; half the
+		 * debounce (at least a second) tells a burst's late claims from the next burst */
+		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
+		n = snprintf(out, len, "n");
+	} else
+		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry
+		           */
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	if (attempt > 1) {
+		int m = snprintf(out + n, len - (size_t)n, "/a%d", attempt);
+		if (m < 0 || (size_t)m >= len - (size_t)n)
+			return -ENOSPC;
+	}
+	return 1;
+}
+
+int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
+                   cluster_result_fn fn, void *arg)
+{
+	if (!cluster_ready(c))
+		return -ENOTCONN;
+	struct task *t = calloc(1, sizeof(*t));
+	if (!t || !(t->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*t->params)))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->sql = sql;
+	t->fn = fn;
+	t->arg = arg;
+	for (; t->n < n; t->n++)
+		if (params[t->n] && !(t->params[t->n] = strdup(params[t->n]))) {
+			task_free(t);
+			return -ENOMEM;
+		}
+	if (c->task_tail)
+		c->task_tail->next = t;
+	else
+		c->task_head = t;
+	c->task_tail = t;
+	/* sent from the loop (the flush timer kicks), never from inside this call */
+	if (!evtimer_pending(&c->flush_ev, NULL))
+		cluster_arm_ms(&c->flush_ev, 0);
+	return 0;
+}
+
+bool cluster_ready(const struct cluster *c)
+{
+	return c && c->drv.state == CONNDRV_READY && c->locked && !c->closing && !c->refused;
+}
+
+const char *cluster_instance(const struct cluster *c)
+{
+	return c->instance;
+}
+
+const char *cluster_boot_id(const struct cluster *c)
+{
+	return c->boot_id;
+}
+
+const char *cluster_peers(const struct cluster *c)
+{
+	return c->peers;
+}

@@ -1,0 +1,417 @@
+/* Claims (cluster.h: cluster_claim): the FIFO of fires waiting for a verdict, the claim
+ * statements that ask for them, the rows that grant them, and the verdict when no statement
+ * can be made. The connection that carries them is cluster.c's. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "cluster_priv.h"
+#include "config.h"
+#include "conndrv.h"
+#include "log.h"
+#include "pgconn.h"
+
+/* A turn: ours if nobody else took it within the window. */
+static const char sql_turn[] =
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"
+    "   claimed_at = pg_catalog.now()"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    "    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    " RETURNING 1),"
+    " l AS (" SQL_JOB_LOCK " SELECT $1, $3, $4, 1 FROM c" SQL_JOB_LOCK_CONFLICT ")"
+    " SELECT 1, EXISTS (SELECT FROM l) FROM c";
+
+/* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
+ * claimed by this instance (another process of it) is ours again: a fire claimed by a
+ * process that died before running it, or whose run failed when its database was down, is
+ * served by the catch-up of the same instant. */
+static const char sql_claim[] =
+    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " SELECT u.j, u.k, $3, $4"
+    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
+    /* every instance inserts the same fires in the same order: a claim may wait for
+     * another instance's claim of the same fire, never deadlock with it */
+    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
+    " ON CONFLICT (job_name, fire_key) DO UPDATE"
+    "   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    " RETURNING c.job_name, c.fire_key),"
+    " n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"
+    "  GROUP BY c.job_name),"
+    /* the job's lock, held while its run runs: a run of the job on another live instance
+     * (which holds it) makes this fire a skip (overlap across instances) */
+    " l AS (" SQL_JOB_LOCK " SELECT n.job_name, $3, $4, n.k FROM n"
+    "  ORDER BY n.job_name COLLATE \"C\"" SQL_JOB_LOCK_CONFLICT ")"
+    " SELECT c.job_name, c.fire_key,"
+    "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
+
+/* ---- claims ---------------------------------------------------------------------------- */
+
+void cluster_claim_free(struct claim *q)
+{
+	free(q->job);
+	free(q->key);
+	free(q);
+}
+
+/* What a claim gets when none can be made now. */
+static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
+{
+	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
+	if (c->refused) {
+		snprintf(why, len, "another live instance has this instance's name");
+		return CLUSTER_REFUSED;
+	}
+	if (c->skewed) {
+		snprintf(why, len,
+		         "this host's clock is %+" PRId64 " ms off the history database's (at most "
+		         "%d ms allowed): no claim until it is in step (check NTP)",
+		         c->st.clock_offset_ms, CLUSTER_MAX_OFFSET_MS);
+		return CLUSTER_REFUSED;
+	}
+	if (c->schema_old) {
+		snprintf(why, len,
+		         "the history database's pgcrond schema is older than this pgcrond: run "
+		         "'pgcrond install'");
+		return CLUSTER_REFUSED;
+	}
+	if (c->in_recovery) {
+		snprintf(why, len,
+		         "the history database is in recovery (a standby): no run "
+		         "starts until a primary is reached");
+		return CLUSTER_REFUSED;
+	}
+	if (c->schema_missing) {
+		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
+		return CLUSTER_UNCLAIMED;
+	}
+	if (c->peers_live > 0) {
+		snprintf(why, len,
+		         "no claim can be made (%s) and other instances were live at the last "
+		         "contact (%s): a fire runs only where it is claimed",
+		         cause, c->peers);
+		return CLUSTER_REFUSED;
+	}
+	snprintf(why, len,
+	         "no claim can be made (%s) and no other instance was live: running unclaimed",
+	         cause);
+	return CLUSTER_UNCLAIMED;
+}
+
+/* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
+ * (appended at the tail, never answered here: they are not marked). */
+void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                           size_t))
+{
+	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
+	c->tail = NULL;
+	while (*pp) {
+		struct claim *q = *pp;
+		if (which(c, q)) {
+			*pp = q->next;
+			q->next = NULL;
+			*mt = q;
+			mt = &q->next;
+		} else {
+			c->tail = q;
+			pp = &q->next;
+		}
+	}
+	while (mine) {
+		struct claim *q = mine;
+		mine = q->next;
+		char why[1400] = "";
+		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
+		switch (v) {
+		case CLUSTER_GRANTED:
+			c->st.granted++;
+			break;
+		case CLUSTER_TAKEN:
+		case CLUSTER_BUSY:
+			c->st.taken++;
+			break;
+		case CLUSTER_UNCLAIMED:
+			c->st.unclaimed++;
+			break;
+		case CLUSTER_REFUSED:
+			c->st.refused++;
+			break;
+		}
+		/* a standby was reported when it was found (lock_done) */
+		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
+		    log_complain(&c->offline_complaint))
+			log_warning("cluster: %s", why);
+		if (q->fn)
+			q->fn(q->arg, v, why);
+		else if (v == CLUSTER_GRANTED)
+			cluster_release(c, q->job); /* forgotten after it was sent: its lock goes */
+		cluster_claim_free(q);
+	}
+}
+
+bool cluster_is_sent(struct cluster *c, const struct claim *q)
+{
+	(void)c;
+	return q->sent;
+}
+bool cluster_is_overdue(struct cluster *c, const struct claim *q)
+{
+	/* while connecting, or connected without the name's lock, a claim waits: a connect
+	 * that fails answers it (conn_failed), and without our name nothing may run */
+	return !q->sent && (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
+	                    c->schema_missing || c->skewed);
+}
+enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	(void)q;
+	return offline_verdict(c, why, len);
+}
+static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	if (q->granted && q->busy) {
+		snprintf(why, len, "a run of the job is still running on another instance");
+		return CLUSTER_BUSY;
+	}
+	if (q->granted)
+		return CLUSTER_GRANTED;
+	if (c->op_failed)
+		return offline_verdict(c, why, len);
+	snprintf(why, len, "another instance claimed it");
+	return CLUSTER_TAKEN;
+}
+
+void cluster_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	cluster_kick(c);
+}
+
+int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
+                  cluster_claim_fn fn, void *arg)
+{
+	struct claim *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->job = strdup(job);
+	q->key = strdup(key);
+	if (!q->job || !q->key) {
+		cluster_claim_free(q);
+		return -ENOMEM;
+	}
+	q->window_ms = window_ms;
+	q->asked_mono_ms = clock_mono_ms();
+	q->fn = fn;
+	q->arg = arg;
+	if (c->tail)
+		c->tail->next = q;
+	else
+		c->head = q;
+	c->tail = q;
+	c->st.claims++;
+	/* answered from the loop, never from inside this call */
+	if (!evtimer_pending(&c->flush_ev, NULL))
+		cluster_arm_ms(&c->flush_ev, 0);
+	return 0;
+}
+
+void cluster_claim_forget(struct cluster *c, void *arg)
+{
+	if (!c)
+		return;
+	struct claim **pp = &c->head;
+	c->tail = NULL;
+	while (*pp) {
+		struct claim *q = *pp;
+		if (q->arg == arg && q->fn && q->sent) {
+			/* its statement is on its way: the answer must still give back the job lock
+			 * a grant takes (answer), so it stays, unowned */
+			q->fn = NULL;
+			q->arg = NULL;
+			c->tail = q;
+			pp = &q->next;
+		} else if (q->arg == arg && q->fn) {
+			*pp = q->next;
+			cluster_claim_free(q);
+		} else {
+			c->tail = q;
+			pp = &q->next;
+		}
+	}
+}
+
+/* A text[] literal of the claims to send, by field. */
+char *cluster_array_literal(struct claim *from, size_t n, bool keys)
+{
+	size_t cap = 3;
+	struct claim *q = from;
+	for (size_t i = 0; i < n; i++, q = q->next)
+		cap += 3 + 2 * strlen(keys ? q->key : q->job);
+	char *b = malloc(cap), *o = b;
+	if (!b)
+		return NULL;
+	*o++ = '{';
+	q = from;
+	for (size_t i = 0; i < n; i++, q = q->next) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *p = keys ? q->key : q->job; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return b;
+}
+
+static size_t claim_slot(const char *job, const char *key, size_t mask)
+{
+	return (size_t)cluster_fnv(cluster_fnv(14695981039346656037ULL, job), key) & mask;
+}
+
+/* The rows of a claim statement (R) granted these claims: matched through a table of the
+ * claims sent, not each row against the whole queue (that was quadratic in the fires of an
+ * instant: a tenth of the daemon's CPU at 15,000 jobs a second). A fire asked for twice in
+ * one statement is granted once (the statement's DISTINCT), as before. */
+static void claim_match(struct cluster *c, const PGresult *r)
+{
+	size_t n = 0, cap = 16;
+	for (struct claim *q = c->head; q; q = q->next)
+		n += q->sent && !q->granted;
+	while (cap < 2 * n)
+		cap *= 2;
+	struct claim **tab = calloc(cap, sizeof(*tab));
+	for (struct claim *q = c->head; tab && q; q = q->next) {
+		if (!q->sent || q->granted)
+			continue;
+		size_t h = claim_slot(q->job, q->key, cap - 1);
+		while (tab[h])
+			h = (h + 1) & (cap - 1);
+		tab[h] = q;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *job = PQgetvalue(r, i, 0);
+		const char *key = PQgetvalue(r, i, 1);
+		struct claim *q = NULL;
+		if (tab) {
+			for (size_t h = claim_slot(job, key, cap - 1); tab[h];
+			     h = (h + 1) & (cap - 1))
+				if (!tab[h]->granted && strcmp(tab[h]->job, job) == 0 &&
+				    strcmp(tab[h]->key, key) == 0) {
+					q = tab[h];
+					break;
+				}
+		} else { /* out of memory: the long way */
+			for (q = c->head; q; q = q->next)
+				if (q->sent && !q->granted && strcmp(q->job, job) == 0 &&
+				    strcmp(q->key, key) == 0)
+					break;
+		}
+		if (q) {
+			q->granted = true;
+			q->busy = strcmp(PQgetvalue(r, i, 2), "t") != 0;
+		}
+	}
+	free(tab);
+}
+
+void cluster_claim_done(struct cluster *c, enum op op)
+{
+	const PGresult *r = c->res;
+	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
+		if (log_complain(&c->schema_complaint))
+			log_warning(
+			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
+			    "run 'pgcrond install' to upgrade the schema");
+		c->schema_missing = true;
+	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") == 0) {
+		/* read-only: a standby, or default_transaction_read_only */
+		c->in_recovery = true;
+	} else if (c->op_failed &&
+	           (strcmp(c->op_sqlstate, "40P01") == 0 || strcmp(c->op_sqlstate, "40001") == 0) &&
+	           c->claim_retries++ < 3) {
+		/* send the same claims again: nothing of the failed statement stayed */
+		log_debug("cluster: claim statement retried: %s", c->op_err);
+		for (struct claim *q = c->head; q; q = q->next)
+			q->sent = false;
+		return;
+	} else if (c->op_failed) {
+		log_warning("cluster: a claim failed: %s (SQLSTATE %s)", c->op_err, c->op_sqlstate);
+		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", c->op_err);
+	}
+	c->claim_retries = 0;
+	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
+		if (q->sent) {
+			q->granted = r && !c->op_failed && PQntuples(r) == 1;
+			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
+		}
+	if (op == OP_CLAIM && r && !c->op_failed)
+		claim_match(c, r);
+	cluster_answer_claims(c, cluster_is_sent, v_result);
+	if (!cluster_has_unsent(c))
+		c->claim_cap = 0; /* the burst is over */
+	c->op_cause[0] = '\0';
+	if (c->in_recovery && c->op_failed)
+		cluster_conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
+}
+
+void cluster_send_claims(struct cluster *c)
+{
+	/* a turn goes alone: its condition is its own */
+	struct claim *first = NULL;
+	for (struct claim *q = c->head; q; q = q->next)
+		if (!q->sent) {
+			first = q;
+			break;
+		}
+	if (!first)
+		return;
+	if (first->window_ms > 0) {
+		char w[24];
+		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
+		const char *p[] = {first->job, first->key, c->instance, c->boot_id, w};
+		first->sent = true;
+		c->st.statements++;
+		cluster_send_stmt(c, OP_TURN, sql_turn, 5, p);
+		return;
+	}
+	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
+	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = q->next)
+		n++;
+	c->claim_cap = cap * 4 < CLAIM_BATCH_MAX ? cap * 4 : CLAIM_BATCH_MAX;
+	char *jobs = cluster_array_literal(first, n, false),
+	     *keys = cluster_array_literal(first, n, true);
+	if (!jobs || !keys) {
+		free(jobs);
+		free(keys);
+		log_error("cluster: out of memory sending claims");
+		return;
+	}
+	struct claim *q = first;
+	for (size_t i = 0; i < n; i++, q = q->next)
+		q->sent = true;
+	const char *p[] = {jobs, keys, c->instance, c->boot_id};
+	c->st.statements++;
+	cluster_send_stmt(c, OP_CLAIM, sql_claim, 4, p);
+	free(jobs);
+	free(keys);
+}

@@ -1,0 +1,198 @@
+#ifndef PGCROND_CLUSTER_PRIV_H
+#define PGCROND_CLUSTER_PRIV_H
+
+/* The cluster's inside (cluster.h), shared by cluster.c (the connection, the results, what
+ * to send next, lifetime and job publishing), cluster_claims.c (claims and their verdicts)
+ * and cluster_lock.c (the instance lock, the heartbeat, reaping dead instances). */
+
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "config.h"
+#include "conndrv.h"
+#include "log.h"
+
+#define APP_NAME "pgcrond cluster"
+/* a connect or a statement answered within this, or the connection is replaced; the
+ * configuration's connection_check once cluster_set_jobs has seen it */
+#define CHECK_DEFAULT_MS 10000
+#define RETRY_MIN_MS 500
+#define RETRY_MAX_MS 10000
+#define CLAIM_BATCH_MAX 1000
+#define JOBS_PART 500 /* jobs per statement publishing them (sql_jobs) */
+/* The first claim statement of a burst carries at most this many fires, each next one four
+ * times as many (up to CLAIM_BATCH_MAX): the first runs start after a short statement, and
+ * the rest are claimed while they run. One statement for 1,000 fires took 10 to 15 ms on a
+ * busy 2-core machine, and every run of the second waited for it (bench_fire). */
+#define CLAIM_FIRST 16
+/* The locks of runs that ended go back in one statement every UNLOCK_GATHER_MS (or once
+ * UNLOCK_GATHER_MAX are due): sent as each run ended, a burst's 1,000 runs made about a
+ * hundred statements that competed with the runs still to start. A job's lock is held that
+ * much longer than its run, a wait another instance sees like a round trip's. */
+#define UNLOCK_GATHER_MS 20
+#define UNLOCK_GATHER_MAX 256
+/* While runs wait for connections (the busy hook: a burst), the locks wait up to
+ * UNLOCK_HOLD_MS (or until CLAIM_BATCH_MAX are due): the unlock statements took the CPU of
+ * the server the runs still to start needed. Short, since another instance's claim of the
+ * job's next fire finds the job busy until its lock is back. */
+#define UNLOCK_HOLD_MS 60
+/* The name is held by another session: look again after a heartbeat has had time to move. */
+#define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
+/* Claims older than this are purged (catch-up compares with the history, not the claims). */
+#define CLAIM_KEEP_S "2 days"
+#define PURGE_INTERVAL_MS (10 * 60 * 1000)
+#define STOP_GRACE_MS 2000
+/* The schema lacks step 11: look again this often (after 'pgcrond install'). */
+#define SCHEMA_RETRY_MS 10000
+
+/* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
+ * (job, instance, boot id, holds) become ours unless another live instance holds them. A
+ * row of a dead or restarted instance (its boot id is not the live one) holds nothing. */
+#define SQL_JOB_LOCK "INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds)"
+#define SQL_JOB_LOCK_CONFLICT                                                                      \
+	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE"                                       \
+	"   WHEN l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
+	"    AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"                                \
+	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END,"           \
+	"  instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()" \
+	" WHERE (l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
+	"   AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id)"                                \
+	"  OR NOT EXISTS (SELECT FROM pgcrond.instance i"                                          \
+	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
+	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"             \
+	" RETURNING l.job_name"
+
+struct claim {
+	struct claim *next;
+	char *job, *key;
+	int64_t window_ms;
+	int64_t asked_mono_ms;
+	cluster_claim_fn fn;
+	void *arg;
+	bool sent;
+	bool granted;
+	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
+};
+
+/* A statement of another module (cluster_submit). */
+struct task {
+	struct task *next;
+	const char *sql;
+	int n;
+	char **params;
+	cluster_result_fn fn;
+	void *arg;
+};
+
+enum op {
+	OP_NONE,
+	OP_LOCK,
+	OP_HOLDER,
+	OP_BEAT,
+	OP_REAP,
+	OP_CLAIM,
+	OP_TURN,
+	OP_UNLOCK,
+	OP_JOBS,
+	OP_PURGE,
+	OP_STOP,
+	OP_LISTEN,
+	OP_TASK
+};
+
+struct cluster {
+	struct event_base *base;
+	char *conninfo;
+	char safe_conninfo[512];
+	char *instance;
+	char *boot_id;
+	char host[256];
+	struct cluster_hooks hooks;
+
+	struct conndrv drv;    /* the connection (conndrv.h) */
+	int64_t next_retry_ms; /* conn_failed's: when to reconnect, 0 = the backoff */
+	enum op op;
+	PGresult *res; /* the op's first tuples result */
+	bool op_failed;
+	char op_err[512];
+	char op_sqlstate[6];
+	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
+	struct event beat_ev, flush_ev;
+	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
+	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
+	bool unlock_due;         /* unlock_ev fired: send them */
+
+	bool locked;     /* the name's lock is ours on this connection */
+	bool refused;    /* another live instance has the name: we are stopping */
+	bool schema_old; /* the schema lacks step 11: nothing is claimed */
+	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
+	int64_t beat_wall_us, beat_mono_us; /* when the heartbeat in flight was sent */
+	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
+	bool in_recovery;
+	bool beat_due, reap_due, purge_due, listen_due;
+	/* After a reconnect (the database restarted or failed over) every instance's lock is
+	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
+	int64_t reap_after_ms;
+	bool ever_locked;
+	int64_t last_purge_ms;
+	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
+	bool holder_looked;
+	bool closing, stop_done;
+	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
+	size_t claim_cap;       /* fires the next claim statement may carry; 0: a burst's first */
+	int64_t claim_rtt_us;   /* summed over the claim statements answered */
+	unsigned claim_retries; /* consecutive deadlock / serialization retries */
+
+	struct claim *head, *tail;
+	/* the configured jobs, sent in parts by name after each connect and each
+	 * cluster_set_jobs: the configuration (a reference of ours), its jobs by name (byte
+	 * order), the next to send */
+	struct pgc_config *jobs_cfg;
+	const struct conf_job **jobs_sorted;
+	size_t jobs_next;
+	bool jobs_due;
+	bool claims_went; /* the last of claims and parts sent was claims: a part goes next */
+	/* jobs whose locks to release (their runs ended), and how many are in flight */
+	char **unlock;
+	size_t n_unlock, cap_unlock, unlock_sent;
+	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
+	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
+	size_t peers_live;
+	char peers[512];
+
+	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
+	    offline_complaint, lock_complaint;
+	struct cluster_stats st;
+};
+
+/* shared by cluster.c, cluster_claims.c and cluster_lock.c */
+void cluster_kick(struct cluster *c);
+void cluster_arm_ms(struct event *ev, int64_t ms);
+const char *cluster_res_val(const PGresult *r, int row, int col);
+void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                           size_t));
+void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms);
+bool cluster_is_sent(struct cluster *c, const struct claim *q);
+enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
+bool cluster_is_overdue(struct cluster *c, const struct claim *q);
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params);
+bool cluster_has_unsent(const struct cluster *c);
+uint64_t cluster_fnv(uint64_t h, const char *s);
+void cluster_lock_done(struct cluster *c);
+void cluster_holder_done(struct cluster *c);
+void cluster_beat_done(struct cluster *c);
+void cluster_reap_done(struct cluster *c);
+void cluster_claim_done(struct cluster *c, enum op op);
+char *cluster_array_literal(struct claim *from, size_t n, bool keys);
+void cluster_send_claims(struct cluster *c);
+void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
+void cluster_claim_free(struct claim *q);
+
+#endif

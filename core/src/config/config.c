@@ -1,0 +1,702 @@
+/* Loading pgcrond.conf and the job files of its conf_dir with libconfig.
+ *
+ * The loader walks every setting of every file once, checks it against a table of known
+ * keys, and reports each problem it meets into the caller's diag list instead of stopping,
+ * so one `pgcrond check` shows everything that is wrong. Checks that need the whole
+ * picture (history database, unknown "after" names) run after all files are read; the
+ * diagnostics are then sorted by file and line so they read like a compiler's. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_priv.h"
+#include "log.h"
+#include "pgconn.h"
+#include "text.h"
+#include "trust.h"
+
+#define MSG_MAX 1024
+
+void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
+{
+	char msg[MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a long message cut short still helps */
+	va_end(ap);
+	diag_add(L->dl, file, line, "%s", msg);
+	L->n_errors++;
+}
+
+void config_report_at(struct loader *L, const config_setting_t *s, const char *fallback_file,
+                      const char *fmt, ...)
+{
+	char msg[MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	config_report(L, setting_file(s, fallback_file), setting_line(s), "%s", msg);
+}
+
+char *config_dup_str(struct loader *L, const char *s)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		L->oom = true;
+	return d;
+}
+
+/* DIR/NAME, or NAME alone when it is absolute or DIR is empty (the current directory). */
+char *config_join_path(struct loader *L, const char *dir, const char *name)
+{
+	size_t dl, nl;
+	char *p;
+
+	if (name[0] == '/' || !dir || !dir[0])
+		return config_dup_str(L, name);
+	if (strcmp(name, ".") == 0) /* conf_dir = "." : the main file's own directory */
+		return config_dup_str(L, dir);
+	dl = strlen(dir);
+	nl = strlen(name);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	p = malloc(dl + 1 + nl + 1);
+	if (!p) {
+		L->oom = true;
+		return NULL;
+	}
+	memcpy(p, dir, dl);
+	p[dl] = '/';
+	memcpy(p + dl + 1, name, nl + 1);
+	return p;
+}
+
+bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return true;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	void *p = realloc(*items, ncap * size);
+	if (!p) {
+		L->oom = true;
+		return false;
+	}
+	*items = p;
+	*cap = ncap;
+	return true;
+}
+
+/* ---- libconfig files --------------------------------------------------------------- */
+
+static void remember_file(struct loader *L, const char *path)
+{
+	char **f = realloc(L->files, (L->n_files + 1) * sizeof(*f));
+	if (!f) {
+		L->oom = true;
+		return;
+	}
+	L->files = f;
+	L->files[L->n_files] = config_dup_str(L, path);
+	if (L->files[L->n_files])
+		L->n_files++;
+}
+
+/* Lines in PATH (a last line without a newline counts), or 0 if it cannot be read. */
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int c, prev = '\n', n = 0;
+
+	if (!f)
+		return 0;
+	while ((c = getc(f)) != EOF) {
+		n += c == '\n';
+		prev = c;
+	}
+	fclose(f);
+	return n + (prev != '\n');
+}
+
+/* Read PATH into CF; on failure report why, in words, and return false. */
+/* The text of the file open on FD (at most CONFIG_FILE_MAX bytes: libconfig's parser is
+ * quadratic in places, a huge file would hold the loop), NUL-terminated, malloc'd; NULL after
+ * reporting at PATH. Closes FD. */
+static char *slurp(struct loader *L, int fd, const char *path)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	ssize_t r = 0;
+
+	if (!buf) {
+		L->oom = true;
+		close(fd);
+		return NULL;
+	}
+	while (n <= CONFIG_FILE_MAX) {
+		if (n + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				L->oom = true;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	int e = errno;
+	close(fd);
+	if (L->oom || r < 0) {
+		if (r < 0)
+			config_report(
+			    L, path, 0,
+			    "cannot read the file: %s; check the path and its permissions",
+			    strerror(e));
+		free(buf);
+		return NULL;
+	}
+	if (n > CONFIG_FILE_MAX) {
+		struct stat st;
+		long long size = stat(path, &st) == 0 ? (long long)st.st_size : (long long)n;
+		config_report(
+		    L, path, 0,
+		    "the file is %lld bytes, more than the %d bytes (1 MiB) a configuration file "
+		    "may have; split it into several files in conf_dir",
+		    size, CONFIG_FILE_MAX);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* libconfig (1.5 in Debian 12: no config_set_include_func) opens @include files itself, by
+ * path. Each one, and each one they include, must pass the trust check first; once every
+ * directory and link on the way is trusted, nobody else can swap what libconfig opens. TEXT
+ * is FILE's; returns false after reporting at the @include's FILE:LINE. */
+static bool includes_trusted(struct loader *L, const char *text, const char *file,
+                             const char *include_dir, int depth)
+{
+	int line = 1;
+	bool ok = true;
+
+	for (const char *p = text; *p; line++) {
+		const char *eol = strchr(p, '\n');
+		const char *q = p + strspn(p, " \t");
+		if (strncmp(q, "@include", 8) == 0 && (q[8] == ' ' || q[8] == '\t')) {
+			q += 8;
+			q += strspn(q, " \t");
+			const char *endq = *q == '"' ? strchr(q + 1, '"') : NULL;
+			if (endq && (!eol || endq < eol)) {
+				char name[PATH_MAX], full[PATH_MAX * 2], why[1024];
+				size_t nl = (size_t)(endq - q - 1);
+				if (nl >= sizeof(name))
+					nl = sizeof(name) - 1;
+				memcpy(name, q + 1, nl);
+				name[nl] = '\0';
+				const char *dir = include_dir && *include_dir ? include_dir : ".";
+				text_format(full, sizeof(full), "%s%s%s", name[0] == '/' ? "" : dir,
+				            name[0] == '/' ? "" : "/", name);
+				int fd = -1;
+				int rc = trust_open(full, false, L->self, &fd, why, sizeof(why));
+				if (rc == -ENOENT) {
+					/* libconfig reports it ("cannot open the @include file") */
+				} else if (rc < 0) {
+					char shown[PATH_MAX + 8];
+					text_escape_ctl(name, shown, sizeof(shown));
+					config_report(L, file, line, "refusing @include \"%s\": %s",
+					              shown, why);
+					ok = false;
+				} else if (fd >= 0 && depth < 10) {
+					char *sub = slurp(L, fd, full);
+					fd = -1;
+					if (!sub ||
+					    !includes_trusted(L, sub, full, include_dir, depth + 1))
+						ok = false;
+					free(sub);
+				}
+				if (fd >= 0)
+					close(fd);
+			}
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return ok;
+}
+
+/* Read PATH into CF, after its @include files passed the trust check. FD >= 0: the file as
+ * trust_open checked it, whose text is scanned for them. */
+bool config_file_read(struct loader *L, config_t *cf, const char *path, const char *include_dir,
+                      int fd)
+{
+	remember_file(L, path);
+	if (fd < 0) {
+		/* libconfig says only "file I/O error"; ask the system for the reason first */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			config_report(
+			    L, path, 0,
+			    "cannot read the file: %s; check the path and its permissions",
+			    strerror(errno));
+			return false;
+		}
+	}
+	char *body = slurp(L, fd, path);
+	if (!body)
+		return false;
+	if (!includes_trusted(L, body, path, include_dir, 0)) {
+		free(body);
+		return false;
+	}
+	config_init(cf);
+	config_set_include_dir(cf, include_dir && *include_dir ? include_dir : ".");
+	free(body);
+	/* by path, for libconfig's file names in settings and errors: the path was walked on
+	 * descriptors and every directory and link on it is trusted, so only root or pgcrond's
+	 * user could have changed what it names since */
+	if (config_read_file(cf, path))
+		return true;
+
+	const char *efile = config_error_file(cf) ? config_error_file(cf) : path;
+	int eline = config_error_line(cf);
+	const char *text = config_error_text(cf) ? config_error_text(cf) : "error";
+
+	int last = strcmp(efile, path) == 0 ? count_lines(path) : 0;
+	if (strcmp(text, "syntax error") == 0 && last > 0 && eline > last)
+		/* libconfig places an error at the end of the file past the last line */
+		config_report(
+		    L, efile, last,
+		    "the file ends too early; a brace, bracket, parenthesis or quote opened "
+		    "above is "
+		    "not closed");
+	else if (strcmp(text, "syntax error") == 0)
+		config_report(
+		    L, efile, eline,
+		    "syntax error; check this line and the one before for a missing \";\" or "
+		    "\"=\", "
+		    "an unclosed quote, bracket or brace, or a name with characters other than "
+		    "letters, digits, \"_\" and \"-\"");
+	else if (strcmp(text, "duplicate setting name") == 0)
+		config_report(
+		    L, efile, eline,
+		    "this setting appears twice in the same group; keep one (for several jobs "
+		    "in one "
+		    "file write jobs = ( { ... }, { ... } );)");
+	else if (strcmp(text, "mismatched element type in array") == 0)
+		config_report(
+		    L, efile, eline,
+		    "an array [ ... ] holds values of different types; give every element the same "
+		    "type, like [ \"a\", \"b\" ]");
+	else if (strcmp(text, "cannot open include file") == 0)
+		config_report(
+		    L, efile, eline,
+		    "cannot open the @include file; give its path relative to %s or an absolute "
+		    "path",
+		    include_dir && *include_dir ? include_dir : ".");
+	else if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
+		config_report(L, efile, eline,
+		              "cannot read the file; check the path and its permissions");
+	else
+		config_report(L, efile, eline, "%s; fix the syntax here", text);
+	config_destroy(cf);
+	return false;
+}
+
+/* ---- sorting diagnostics ----------------------------------------------------------- */
+
+static size_t file_rank(const struct loader *L, const char *file)
+{
+	if (!file)
+		return 0;
+	for (size_t i = 0; i < L->n_files; i++)
+		if (strcmp(L->files[i], file) == 0)
+			return i + 1;
+	return L->n_files + 1; /* @include files: after the rest */
+}
+
+/* Stable insertion sort of our own diagnostics by file order, then line. */
+static void sort_diags(struct loader *L)
+{
+	struct diag *d = L->dl->items;
+
+	for (size_t i = L->dl_start + 1; i < L->dl->n; i++) {
+		struct diag t = d[i];
+		size_t rt = file_rank(L, t.file);
+		size_t j = i;
+		while (j > L->dl_start) {
+			size_t rp = file_rank(L, d[j - 1].file);
+			if (rp < rt || (rp == rt && d[j - 1].line <= t.line))
+				break;
+			d[j] = d[j - 1];
+			j--;
+		}
+		d[j] = t;
+	}
+}
+
+/* ---- the API ----------------------------------------------------------------------- */
+
+/* config_load, leaving out the job files in SKIP; *BLAMED gets the job files with errors
+ * (the caller frees them) and *MAIN_BAD whether any error is outside them. */
+static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_config **out,
+                struct diag_list *dl, char ***blamed, size_t *n_blamed, bool *main_bad)
+{
+	struct loader L;
+	struct pgc_config *cfg;
+	config_t cf;
+	int rc = 0;
+
+	*out = NULL;
+	memset(&L, 0, sizeof(L));
+	L.skip = skip;
+	L.n_skip = n_skip;
+	L.dl = dl;
+	L.dl_start = dl->n;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	L.cfg = cfg;
+	cfg->file = config_dup_str(&L, path);
+	cfg->history_retain_ms = 30LL * 86400000;
+	cfg->max_running = 32;
+	cfg->shutdown_grace_ms = 30000;
+	cfg->alert_repeat_ms = 3600000;
+	cfg->connection_check_ms = 30000;
+
+	const char *slash = strrchr(path, '/');
+	if (slash == path)
+		L.main_dir = config_dup_str(&L, "/");
+	else if (slash)
+		L.main_dir = strndup(path, (size_t)(slash - path));
+	else
+		L.main_dir = config_dup_str(&L, "");
+	if (!L.main_dir)
+		L.oom = true;
+	L.have_main_st = stat(path, &L.main_st) == 0;
+
+	L.self = geteuid();
+	if (!L.oom && config_file_read(&L, &cf, path, L.main_dir, -1)) {
+		const config_setting_t *root = config_root_setting(&cf);
+		config_parse_main(&L, root, path);
+		config_finish_main(&L, root);
+		config_destroy(&cf);
+		/* The files must belong to root or to the daemon's user. `pgcrond check` run as
+		 * root cannot know that user: it is taken to be state_dir's owner, the one user
+		 * who must be able to write there. */
+		struct stat st;
+		if (L.self == 0 && cfg->state_dir && stat(cfg->state_dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode))
+			L.self = st.st_uid;
+		config_check_dirs(&L);
+		config_http_finish(&L);
+		/* with a broken or untrusted main file there is no conf_dir and no databases to
+		 * check jobs against, so job files are read only when the main file was usable */
+		if (config_check_trusted(&L, path, false, "this file", path, 0) == 0) {
+			L.main_bad = L.n_errors > 0;
+			size_t errors_before = L.n_errors, blamed_before;
+			config_load_conf_dir(&L);
+			blamed_before = L.n_blamed;
+			if (L.n_errors > errors_before && blamed_before == 0)
+				L.main_bad = true; /* conf_dir itself: unreadable, untrusted */
+			size_t d0 = dl->n;
+			config_check_jobs(&L);
+			/* a job running after a job of a left-out file: its own file goes too */
+			for (size_t i = d0; i < dl->n; i++) {
+				if (dl->items[i].file && strcmp(dl->items[i].file, path) != 0)
+					config_blame(&L, dl->items[i].file);
+				else
+					L.main_bad = true;
+			}
+		} else {
+			L.main_bad = true;
+		}
+	} else {
+		L.main_bad = true;
+	}
+	/* the array grew by doubling: give back the unused tail (8 MB at 100,000 jobs) */
+	if (cfg->n_jobs && cfg->n_jobs < L.jobs_cap) {
+		struct conf_job *jobs = realloc(cfg->jobs, cfg->n_jobs * sizeof(*cfg->jobs));
+		if (jobs)
+			cfg->jobs = jobs;
+	}
+	config_source_free(&L);
+	sort_diags(&L);
+
+	if (L.oom)
+		rc = -ENOMEM;
+	else if (L.n_errors)
+		rc = -EINVAL;
+	for (size_t i = 0; i < L.n_files; i++)
+		free(L.files[i]);
+	free(L.files);
+	free(L.main_dir);
+	if (blamed) {
+		*blamed = L.blamed;
+		*n_blamed = L.n_blamed;
+		*main_bad = L.main_bad;
+	} else {
+		for (size_t i = 0; i < L.n_blamed; i++)
+			free(L.blamed[i]);
+		free(L.blamed);
+	}
+	if (rc < 0) {
+		config_free(&cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
+{
+	return load(path, NULL, 0, out, dl, NULL, NULL, NULL);
+}
+
+int config_load_partial(const char *path, struct pgc_config **out, struct diag_list *dl,
+                        char ***skipped, size_t *n_skipped)
+{
+	char **skip = NULL;
+	size_t n_skip = 0;
+	int rc;
+
+	*skipped = NULL;
+	*n_skipped = 0;
+	for (;;) {
+		char **blamed = NULL;
+		size_t n_blamed = 0, dl_start = dl->n;
+		bool main_bad = false;
+
+		rc = load(path, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
+		if (rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0) {
+			for (size_t i = 0; i < n_blamed; i++)
+				free(blamed[i]);
+			free(blamed);
+			break;
+		}
+		/* leave the blamed files out and try again: their diagnostics are not the
+		 * caller's business unless nothing loads at all */
+		char **grown = realloc(skip, (n_skip + n_blamed) * sizeof(*skip));
+		if (!grown) {
+			for (size_t i = 0; i < n_blamed; i++)
+				free(blamed[i]);
+			free(blamed);
+			rc = -ENOMEM;
+			break;
+		}
+		skip = grown;
+		memcpy(skip + n_skip, blamed, n_blamed * sizeof(*skip));
+		n_skip += n_blamed;
+		free(blamed);
+		while (dl->n > dl_start) {
+			struct diag *d = &dl->items[--dl->n];
+			free(d->file);
+			free(d->message);
+		}
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < n_skip; i++)
+			free(skip[i]);
+		free(skip);
+		return rc;
+	}
+	*skipped = skip;
+	*n_skipped = n_skip;
+	return 0;
+}
+
+char *config_own_file(struct pgc_config *cfg, const char *path)
+{
+	/* the jobs of a file come one after the other: look back a few files only */
+	for (size_t i = cfg->n_job_files, k = 0; i > 0 && k < 8; i--, k++)
+		if (strcmp(cfg->job_files[i - 1], path) == 0)
+			return cfg->job_files[i - 1];
+	size_t n = cfg->n_job_files;
+	char **f = cfg->job_files;
+	if (n < 8 ? n == 0 : (n & (n - 1)) == 0) { /* full: 0, 8, 16, 32 ... (doubled) */
+		f = realloc(f, (n < 8 ? 8 : 2 * n) * sizeof(*f));
+		if (!f)
+			return NULL;
+		cfg->job_files = f;
+	}
+	if (!(f[cfg->n_job_files] = strdup(path)))
+		return NULL;
+	return f[cfg->n_job_files++];
+}
+
+struct pgc_config *config_ref(const struct pgc_config *cfg)
+{
+	struct pgc_config *c = (struct pgc_config *)cfg; /* only the count changes */
+	c->extra_refs++;
+	return c;
+}
+
+void config_free(struct pgc_config **pcfg)
+{
+	struct pgc_config *cfg = pcfg ? *pcfg : NULL;
+
+	if (!cfg)
+		return;
+	if (cfg->extra_refs > 0) {
+		cfg->extra_refs--;
+		*pcfg = NULL;
+		return;
+	}
+	free(cfg->file);
+	free(cfg->timezone);
+	free(cfg->plugin_dir);
+	free(cfg->conf_dir);
+	free(cfg->state_dir);
+	free(cfg->instance);
+	free(cfg->log_level);
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		free(cfg->databases[i].name);
+		free(cfg->databases[i].conninfo);
+		free(cfg->databases[i].file);
+	}
+	free(cfg->databases);
+	free(cfg->history_database);
+	for (size_t i = 0; i < cfg->n_alerts; i++) {
+		struct conf_alert_sink *a = &cfg->alerts[i];
+		free(a->sink);
+		free(a->database);
+		free(a->channel);
+		free(a->url);
+		free(a->command);
+		free(a->file);
+	}
+	free(cfg->alerts);
+	config_http_free(&cfg->http);
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		config_job_fields_free(&cfg->jobs[i]);
+	free(cfg->jobs);
+	for (size_t i = 0; i < cfg->n_job_files; i++)
+		free(cfg->job_files[i]);
+	free(cfg->job_files);
+	if (cfg->tz)
+		cron_tz_free(&cfg->tz);
+	free(cfg->job_index);
+	free(cfg);
+	*pcfg = NULL;
+}
+
+const struct conf_database *config_database(const struct pgc_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_databases; i++)
+		if (strcmp(cfg->databases[i].name, name) == 0)
+			return &cfg->databases[i];
+	return NULL;
+}
+
+/* Open addressing over indexes into cfg->jobs (they stay valid when the array grows):
+ * config_job() was a linear search, and looking up every job and every "after" made loading
+ * 100,000 jobs quadratic (67 s of strcmp). */
+struct config_job_index {
+	size_t cap; /* a power of two, at least twice the jobs */
+	size_t n;
+	size_t slot[]; /* job index + 1; 0 = empty */
+};
+
+static size_t name_hash(const char *s)
+{
+	size_t x = 1469598103934665603ULL;
+	for (; *s; s++)
+		x = (x ^ (unsigned char)*s) * 1099511628211ULL;
+	return x;
+}
+
+static void index_put(struct config_job_index *ix, const struct conf_job *jobs, size_t i)
+{
+	size_t s = name_hash(jobs[i].name) & (ix->cap - 1);
+	while (ix->slot[s])
+		s = (s + 1) & (ix->cap - 1);
+	ix->slot[s] = i + 1;
+	ix->n++;
+}
+
+/* Index job I (just appended); on allocation failure the index is dropped and lookups go
+ * back to the linear search. */
+void config_index_add(struct pgc_config *cfg, size_t i)
+{
+	struct config_job_index *ix = cfg->job_index;
+
+	if (!cfg->jobs[i].name)
+		return;
+	if (!ix || (ix->n + 1) * 2 > ix->cap) {
+		size_t cap = ix ? ix->cap * 2 : 1024;
+		while (cap < (i + 1) * 2) /* a first index built over many jobs at once */
+			cap *= 2;
+		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(size_t));
+		free(ix);
+		cfg->job_index = nx;
+		if (!nx)
+			return;
+		nx->cap = cap;
+		for (size_t k = 0; k < i; k++)
+			if (cfg->jobs[k].name)
+				index_put(nx, cfg->jobs, k);
+		ix = nx;
+	}
+	index_put(ix, cfg->jobs, i);
+}
+
+void config_index_jobs(struct pgc_config *cfg)
+{
+	free(cfg->job_index);
+	cfg->job_index = NULL;
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		config_index_add(cfg, i);
+}
+
+const struct conf_job *config_job(const struct pgc_config *cfg, const char *name)
+{
+	const struct config_job_index *ix = cfg->job_index;
+
+	if (ix) {
+		for (size_t s = name_hash(name) & (ix->cap - 1); ix->slot[s];
+		     s = (s + 1) & (ix->cap - 1)) {
+			const struct conf_job *j = &cfg->jobs[ix->slot[s] - 1];
+			if (strcmp(j->name, name) == 0)
+				return j;
+		}
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_jobs; i++)
+		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
+			return &cfg->jobs[i];
+	return NULL;
+}
+
+/* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
+void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
+{
+	config_job_parse(L, s, origin);
+}
+
+void config_job_free_fields(struct conf_job *j)
+{
+	config_job_fields_free(j);
+}

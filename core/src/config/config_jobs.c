@@ -1,0 +1,664 @@
+/* Job files (config.h): each job's keys read and checked with FILE:LINE messages, the
+ * conf.d directory walked in order, and the checks across jobs. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_priv.h"
+#include "cron.h"
+#include "diag.h"
+#include "duration.h"
+#include "log.h"
+#include "pgconn.h"
+#include "text.h"
+#include "trust.h"
+
+/* ---- job files --------------------------------------------------------------------- */
+
+void config_job_fields_free(struct conf_job *j)
+{
+	free(j->name);
+	free(j->plugin);
+	free(j->command);
+	free(j->database);
+	free(j->schedule);
+	for (size_t i = 0; i < j->n_after; i++)
+		free(j->after[i]);
+	free(j->after);
+	for (size_t i = 0; i < j->n_sources; i++)
+		free(j->sources[i]);
+	free(j->sources);
+	free(j->listen);
+	for (size_t i = 0; i < j->n_settings; i++) {
+		free(j->settings[i].key);
+		free(j->settings[i].value);
+	}
+	free(j->settings);
+	/* j->file belongs to the config (config_own_file) */
+	free(j->username);
+	free(j->sql_database);
+	free(j->timezone);
+	if (j->tz)
+		cron_tz_free(&j->tz);
+}
+
+/* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
+static char *setting_text(struct loader *L, const config_setting_t *s, const char *file, bool *bad)
+{
+	char buf[64];
+	long long v;
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_STRING:
+		if (!config_check_utf8(L, s, file, config_setting_name(s),
+		                       config_setting_get_string(s))) {
+			*bad = true;
+			return NULL;
+		}
+		return config_dup_str(L, config_setting_get_string(s));
+	case CONFIG_TYPE_INT:
+		/* as written: libconfig wraps what does not fit in an int */
+		switch (config_int_source(L, s, &v, buf, sizeof(buf))) {
+		case 0:
+			snprintf(buf, sizeof(buf), "%lld", v);
+			break;
+		case -ERANGE:
+			config_report_at(
+			    L, s, file,
+			    "plugin setting %s = %s is out of range; use a number from %lld to "
+			    "%lld",
+			    config_setting_name(s), buf, (long long)INT64_MIN,
+			    (long long)INT64_MAX);
+			*bad = true;
+			return NULL;
+		default:
+			snprintf(buf, sizeof(buf), "%d", config_setting_get_int(s));
+		}
+		return config_dup_str(L, buf);
+	case CONFIG_TYPE_INT64:
+		snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(s));
+		return config_dup_str(L, buf);
+	case CONFIG_TYPE_FLOAT: {
+		/* the shortest spelling that reads back as the same double */
+		double v = config_setting_get_float(s);
+		snprintf(buf, sizeof(buf), "%.15g", v);
+		if (strtod(buf, NULL) != v)
+			snprintf(buf, sizeof(buf), "%.17g", v);
+		size_t len = strlen(buf);
+		if (!strpbrk(buf, ".eEn") &&
+		    len + 2 < sizeof(buf)) /* keep it a float: 2.0, not 2 */
+			memcpy(buf + len, ".0", 3);
+		return config_dup_str(L, buf);
+	}
+	case CONFIG_TYPE_BOOL:
+		return config_dup_str(L, config_setting_get_bool(s) ? "true" : "false");
+	default:
+		return NULL;
+	}
+}
+
+static void add_setting(struct loader *L, struct conf_job *j, const config_setting_t *m,
+                        const char *file, size_t *cap)
+{
+	bool bad = false;
+	char *v = setting_text(L, m, file, &bad);
+
+	if (!v) {
+		if (!L->oom && !bad)
+			config_report_at(L, m, file,
+			                 "plugin setting %s must be a string, number or "
+			                 "true/false, not a list or "
+			                 "group",
+			                 config_setting_name(m));
+		return;
+	}
+	if (!config_grow(L, (void **)&j->settings, j->n_settings, cap, sizeof(*j->settings))) {
+		free(v);
+		return;
+	}
+	struct conf_setting *st = &j->settings[j->n_settings++];
+	st->key = config_dup_str(L, config_setting_name(m));
+	st->value = v;
+	st->line = setting_line(m);
+}
+
+static bool valid_plugin_name(const char *p)
+{
+	if (!*p || *p == '.' || strlen(p) > 63)
+		return false;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+			return false;
+	return true;
+}
+
+/* A plugin job keeps the keys the core does not know as the plugin's settings, checked once
+ * the plugin is loaded. When such a job has no trigger and one of those keys is a misspelt
+ * schedule, after, listen or freshness ("schedul"), the typo is the error to show, as in a SQL job,
+ * not "would never run". Returns whether one was reported. */
+static bool report_trigger_typo(struct loader *L, const config_setting_t *s, const char *file,
+                                const char *where)
+{
+	static const char *const triggers[] = {"schedule", "after", "listen", "freshness"};
+	bool found = false;
+	int n = config_setting_length(s);
+
+	if (!config_setting_get_member(s, "plugin"))
+		return false;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(m);
+		if (config_find_key(config_job_keys, key))
+			continue;
+		const char *best = config_closest_key(config_job_keys, key);
+		for (size_t t = 0; best && t < sizeof(triggers) / sizeof(triggers[0]); t++)
+			if (strcmp(best, triggers[t]) == 0) {
+				config_report_at(L, m, file,
+				                 "unknown key \"%s\"%s; did you mean \"%s\"?", key,
+				                 where, best);
+				found = true;
+			}
+	}
+	return found;
+}
+
+/* One part of a relation name: an identifier as PostgreSQL reads it unquoted (folded to
+ * lower case, so only lower case is accepted: "Foo" would silently become foo), or a quoted
+ * one without quotes inside. Returns the length taken, 0 if none. */
+static size_t ident_len(const char *p)
+{
+	size_t n = 0;
+
+	if (p[0] == '"') {
+		for (n = 1; p[n] && p[n] != '"'; n++)
+			;
+		return p[n] == '"' && n > 1 ? n + 1 : 0;
+	}
+	if (!((p[0] >= 'a' && p[0] <= 'z') || p[0] == '_'))
+		return 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_' ||
+	       p[n] == '$')
+		n++;
+	return n;
+}
+
+bool config_valid_source(const char *name)
+{
+	size_t a = ident_len(name);
+	if (a == 0 || name[a] != '.')
+		return false;
+	size_t b = ident_len(name + a + 1);
+	return b > 0 && name[a + 1 + b] == '\0' && a + 1 + b <= 2 * 64 + 5;
+}
+
+/* freshness and sources (docs/freshness.md): the SLA is a whole second or more, every
+ * source is "schema.table" (resolved by the daemon with no search_path another role could
+ * write), and a SQL job with an SLA says what it reads. */
+static void check_freshness(struct loader *L, const config_setting_t *s, const char *file,
+                            const char *who, struct conf_job *j)
+{
+	const config_setting_t *fresh = config_setting_get_member(s, "freshness");
+	const config_setting_t *srcs = config_setting_get_member(s, "sources");
+
+	if (fresh)
+		j->freshness_line = setting_line(fresh);
+	if (fresh && j->freshness_ms < 1000)
+		config_report_at(L, fresh, file,
+		                 "freshness must be at least \"1s\"; the daemon cannot promise a "
+		                 "relation fresher than that");
+	if (srcs && (config_setting_type(srcs) == CONFIG_TYPE_ARRAY ||
+	             config_setting_type(srcs) == CONFIG_TYPE_LIST)) {
+		for (int i = 0; i < config_setting_length(srcs); i++) {
+			const config_setting_t *e = config_setting_get_elem(srcs, (unsigned)i);
+			const char *v = config_setting_get_string(e);
+			if (!v || config_valid_source(v))
+				continue;
+			char shown[81];
+			text_escape_ctl(v, shown, sizeof(shown));
+			config_report_at(
+			    L, e, file,
+			    "source \"%s\" is not a schema-qualified table name; write "
+			    "it as \"schema.table\" in lower case (or a quoted part "
+			    "like \"public.\\\"Orders\\\"\"), e.g. \"public.submissions\"",
+			    shown);
+		}
+	}
+	if (srcs && !fresh)
+		config_report_at(
+		    L, srcs, file,
+		    "sources are read only for freshness; add freshness = \"15m\" "
+		    "(the longest the relation may lag its sources) or remove sources");
+	if (fresh && j->command && j->n_sources == 0 && j->n_after == 0 && !srcs)
+		config_report_at(L, fresh, file,
+		                 "%s has freshness but does not say what it reads; add sources = "
+		                 "[ \"schema.table\", ... ] (the tables its command reads) or "
+		                 "after = [ ... ] (the jobs whose relations it reads)",
+		                 who);
+}
+
+void config_job_parse(struct loader *L, const config_setting_t *s, const char *path)
+{
+	struct pgc_config *cfg = L->cfg;
+	const char *file = setting_file(s, path);
+	int line = setting_line(s);
+	struct conf_job j;
+	size_t settings_cap = 0;
+	char who[96], where[112];
+	size_t errors_before = L->n_errors;
+
+	memset(&j, 0, sizeof(j));
+	j.enabled = true;
+	j.overlap = OVERLAP_SKIP;
+	j.retry_delay_ms = 30000;
+	j.retry_backoff = 2.0;
+	j.retry_max_delay_ms = 600000;
+	j.retry_on = RETRY_ON_TRANSIENT;
+	j.catchup = CATCHUP_ONCE;
+	j.debounce_ms = 5000;
+	j.max_delay_ms = 60000;
+	j.alert_after = 1;
+	j.file = file ? config_own_file(L->cfg, file) : NULL;
+	if (file && !j.file)
+		L->oom = true;
+	j.line = line;
+
+	/* the name first, so every message about this job can name it */
+	const config_setting_t *name = config_setting_get_member(s, "name");
+	if (name && config_setting_type(name) == CONFIG_TYPE_STRING) {
+		/* control characters shown escaped: a name must not break or forge a line */
+		char shown[64];
+		text_escape_ctl(config_setting_get_string(name), shown, sizeof(shown));
+		snprintf(who, sizeof(who), "job \"%s\"", shown);
+		snprintf(where, sizeof(where), " in %s", who);
+	} else {
+		snprintf(who, sizeof(who), "this job");
+		snprintf(where, sizeof(where), " in this job");
+	}
+
+	const config_setting_t *plugin = config_setting_get_member(s, "plugin");
+	int n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *key = config_setting_name(m);
+		const struct key_spec *k = config_find_key(config_job_keys, key);
+
+		if (k) {
+			bool ok = config_apply_key(L, m, k, &j, file);
+			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name)) {
+				char shown[81];
+				text_escape_ctl(j.name, shown, sizeof(shown));
+				config_report_at(L, m, file,
+				                 "job name \"%s\" may only contain letters, "
+				                 "digits, \"_\", \".\" and "
+				                 "\"-\", at most %d of them; rename it",
+				                 shown, JOB_NAME_MAX);
+			}
+		} else if (plugin) {
+			/* the plugin validates its own settings once it is loaded */
+			add_setting(L, &j, m, file, &settings_cap);
+		} else {
+			config_report_unknown(
+			    L, m, file, config_job_keys, where,
+			    "a plain SQL job takes only the standard keys (pgcrond.conf(5) lists "
+			    "them); plugin settings need plugin = \"NAME\"");
+		}
+	}
+	if (plugin)
+		j.plugin_line = setting_line(plugin);
+	const config_setting_t *after = config_setting_get_member(s, "after");
+	if (after)
+		j.after_line = setting_line(after);
+
+	if (!name)
+		config_report(
+		    L, file, line,
+		    "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" "
+		    "and \"-\"");
+
+	const config_setting_t *command = config_setting_get_member(s, "command");
+	if (plugin && command)
+		config_report(
+		    L, file, line,
+		    "%s has both plugin and command; keep plugin for a view plugin or command for "
+		    "plain SQL",
+		    who);
+	else if (!plugin && !command)
+		config_report(
+		    L, file, line,
+		    "%s has neither plugin nor command; add plugin = \"NAME\" or command = \"SQL\"",
+		    who);
+	if (j.plugin && !valid_plugin_name(j.plugin))
+		config_report_at(
+		    L, plugin, file,
+		    "plugin \"%.80s\" is not a plugin name; use the file name of a .so in "
+		    "plugin_dir without the extension, like \"weakness_patterns\"",
+		    j.plugin);
+
+	const config_setting_t *schedule = config_setting_get_member(s, "schedule");
+	if (j.schedule) {
+		char err[256];
+		if (cron_parse(j.schedule, &j.cron, err, sizeof(err)) < 0) {
+			config_report_at(L, schedule, file, "schedule %s", err);
+		} else if (!cron_can_fire(&j.cron)) {
+			config_report_at(
+			    L, schedule, file,
+			    "schedule \"%s\" never fires (that day does not exist in that month); "
+			    "fix the day and month fields",
+			    j.schedule);
+		}
+	}
+
+	if (j.timezone) {
+		/* the job's own zone: its schedule's times are read in it (DST rules as for the
+		 * daemon's timezone) */
+		char err[256];
+		int rc = cron_tz_open(j.timezone, &j.tz, err, sizeof(err));
+		if (rc < 0) {
+			j.tz = NULL;
+			config_report_at(L, config_setting_get_member(s, "timezone"), file,
+			                 rc == -ENOENT
+			                     ? "unknown timezone \"%s\"; use a name from the tz "
+			                       "database like \"UTC\" or \"Europe/Berlin\""
+			                     : "timezone \"%s\": cannot be used",
+			                 j.timezone);
+		}
+	}
+
+	const config_setting_t *listen = config_setting_get_member(s, "listen");
+	if (j.listen && strlen(j.listen) > CHANNEL_MAX)
+		config_report_at(
+		    L, listen, file,
+		    "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
+		    "shorter name",
+		    CHANNEL_MAX);
+	if (!listen) {
+		const char *keys[] = {"debounce", "max_delay"};
+		for (size_t i = 0; i < 2; i++) {
+			const config_setting_t *m = config_setting_get_member(s, keys[i]);
+			if (m)
+				config_report_at(
+				    L, m, file,
+				    "%s only applies to notifications; add listen = \"CHANNEL\" or "
+				    "remove %s",
+				    keys[i], keys[i]);
+		}
+	} else if (config_setting_get_member(s, "max_delay") && j.max_delay_ms < j.debounce_ms) {
+		config_report_at(L, config_setting_get_member(s, "max_delay"), file,
+		                 "max_delay must not be shorter than debounce; raise max_delay or "
+		                 "lower debounce");
+	} else if (j.max_delay_ms < j.debounce_ms) {
+		j.max_delay_ms = j.debounce_ms; /* only debounce was raised: the cap follows it */
+	}
+	if (j.retry_max_delay_ms < j.retry_delay_ms) {
+		const config_setting_t *m = config_setting_get_member(s, "retry_max_delay");
+		if (m)
+			config_report_at(
+			    L, m, file,
+			    "retry_max_delay must not be shorter than retry_delay; raise "
+			    "retry_max_delay or lower retry_delay");
+		else
+			j.retry_max_delay_ms = j.retry_delay_ms;
+	}
+
+	check_freshness(L, s, file, who, &j);
+
+	/* A disabled job without triggers is fine: pgcrond trigger can still run it. When
+	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
+	 * cause, so do not pile a second message on top. */
+	if (j.enabled && !schedule && !listen && j.n_after == 0 && j.freshness_ms == 0 &&
+	    L->n_errors == errors_before && !report_trigger_typo(L, s, file, where))
+		config_report(
+		    L, file, line,
+		    "%s would never run; add schedule, after, listen or freshness, or set "
+		    "enabled = false",
+		    who);
+
+	const config_setting_t *database = config_setting_get_member(s, "database");
+	if (j.database)
+		config_check_database(L, file, setting_line(database), who, j.database);
+	else if (!database && cfg->history_database)
+		j.database = config_dup_str(L, cfg->history_database);
+
+	/* Keep the first definition of a name; later ones are reported and dropped. A job with
+	 * an invalid name is kept (its error is reported): jobs naming it in after would
+	 * otherwise get a second, misleading error. */
+	const struct conf_job *prev = j.name ? config_job(cfg, j.name) : NULL;
+	if (prev)
+		config_report(L, file, line,
+		              "job \"%s\" is already defined at %s:%d; rename one of them", j.name,
+		              prev->file, prev->line);
+	if (!j.name || prev ||
+	    !config_grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
+		config_job_fields_free(&j);
+		return;
+	}
+	cfg->jobs[cfg->n_jobs++] = j;
+	config_index_add(cfg, cfg->n_jobs - 1);
+}
+
+static const char *const daemon_keys_hint =
+    "is a daemon setting; it belongs in the main file, not in a job file";
+
+static void load_job_file(struct loader *L, const char *path, int fd)
+{
+	config_t cf;
+
+	if (!config_file_read(L, &cf, path, L->cfg->conf_dir, fd))
+		return;
+	const config_setting_t *root = config_root_setting(&cf);
+	int n = config_setting_length(root);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(m);
+
+		if (strcmp(name, "job") == 0) {
+			if (config_setting_is_group(m))
+				config_job_parse(L, m, path);
+			else
+				config_report_at(
+				    L, m, path,
+				    "job must be a group like job = { name = \"...\"; ... }; for "
+				    "several "
+				    "jobs in one file write jobs = ( { ... }, { ... } );");
+		} else if (strcmp(name, "jobs") == 0) {
+			int nj = config_setting_length(m);
+			if (!config_setting_is_list(m)) {
+				config_report_at(L, m, path,
+				                 "jobs must be a list of groups like jobs = ( { "
+				                 "name = \"a\"; ... }, "
+				                 "{ name = \"b\"; ... } );");
+				continue;
+			}
+			for (int k = 0; k < nj; k++) {
+				const config_setting_t *e = config_setting_get_elem(m, (unsigned)k);
+				if (config_setting_is_group(e))
+					config_job_parse(L, e, path);
+				else
+					config_report_at(L, e, path,
+					                 "each element of jobs must be a group { "
+					                 "name = \"...\"; ... }");
+			}
+		} else if (config_find_key(config_main_keys, name)) {
+			config_report_at(L, m, path, "\"%s\" %s", name, daemon_keys_hint);
+		} else if (config_is_job_key(name)) {
+			config_report_at(L, m, path,
+			                 "\"%s\" is outside any job; put the job's settings inside "
+			                 "job = { ... };",
+			                 name);
+		} else {
+			static const struct key_spec top[] = {
+			    {"job", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
+			    {"jobs", K_CUSTOM, 0, NULL, NULL, 0, false, NULL},
+			    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+			};
+			config_report_unknown(
+			    L, m, path, top, " in a job file",
+			    "a job file holds job = { ... }; or jobs = ( { ... }, ... );");
+		}
+	}
+	config_destroy(&cf);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_conf_suffix(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 5 && strcmp(name + n - 5, ".conf") == 0;
+}
+
+static bool is_skipped(const struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_skip; i++)
+		if (strcmp(L->skip[i], path) == 0)
+			return true;
+	return false;
+}
+
+/* Remember that job file PATH has errors (config_load_partial leaves it out next time). */
+void config_blame(struct loader *L, const char *path)
+{
+	for (size_t i = 0; i < L->n_blamed; i++)
+		if (strcmp(L->blamed[i], path) == 0)
+			return;
+	char **b = realloc(L->blamed, (L->n_blamed + 1) * sizeof(*b));
+	if (!b) {
+		L->oom = true;
+		return;
+	}
+	L->blamed = b;
+	if (!(b[L->n_blamed] = strdup(path)))
+		L->oom = true;
+	else
+		L->n_blamed++;
+}
+
+/* Every *.conf in conf_dir, in strcmp order; not subdirectories (conf.d/examples/), not
+ * dotfiles, and not the main file itself when conf_dir is its directory. */
+void config_load_conf_dir(struct loader *L)
+{
+	struct pgc_config *cfg = L->cfg;
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!cfg->conf_dir)
+		return;
+	if (config_check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
+	                         config_main_line(L, "conf_dir")) == -EPERM)
+		return; /* its files are not read: anybody could have put them there */
+	d = opendir(cfg->conf_dir);
+	if (!d) {
+		config_report(
+		    L, cfg->file, config_main_line(L, "conf_dir"),
+		    "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the "
+		    "directory "
+		    "of the job files",
+		    cfg->conf_dir, strerror(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !has_conf_suffix(de->d_name))
+			continue;
+		if (!config_grow(L, (void **)&names, n, &cap, sizeof(*names)))
+			break;
+		names[n] = config_dup_str(L, de->d_name);
+		if (names[n])
+			n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
+	for (size_t i = 0; i < n; i++) {
+		char *path = config_join_path(L, cfg->conf_dir, names[i]);
+		struct stat st;
+		size_t errors_before = L->n_errors;
+
+		if (!path)
+			break;
+		if (is_skipped(L, path)) {
+			free(path);
+			continue;
+		}
+		if (stat(path, &st) < 0) {
+			config_report(L, path, 0, "cannot read the file: %s; fix or remove it",
+			              strerror(errno));
+		} else if (S_ISREG(st.st_mode) &&
+		           !(L->have_main_st && st.st_dev == L->main_st.st_dev &&
+		             st.st_ino == L->main_st.st_ino)) {
+			/* checked and read on one descriptor: what was checked is what is read */
+			char why[1024];
+			int fd = -1;
+			int rc = trust_open(path, false, L->self, &fd, why, sizeof(why));
+			if (rc < 0 && rc != -ENOENT)
+				config_report(L, path, 0, "refusing this file: %s", why);
+			else if (rc == 0 && fd < 0)
+				config_report(L, path, 0,
+				              "cannot read the file: not a regular file");
+			else if (rc == 0)
+				load_job_file(L, path, fd);
+		}
+		if (L->n_errors > errors_before)
+			config_blame(L, path);
+		free(path);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Checks across jobs, once every file is read. */
+void config_check_jobs(struct loader *L)
+{
+	struct pgc_config *cfg = L->cfg;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *j = &cfg->jobs[i];
+		for (size_t a = 0; a < j->n_after; a++) {
+			struct suggester sg = {j->after[a], NULL, 99};
+			if (config_job(cfg, j->after[a]))
+				continue;
+			for (size_t k = 0; k < cfg->n_jobs; k++)
+				config_suggest(&sg, cfg->jobs[k].name);
+			if (sg.best)
+				config_report(
+				    L, j->file, j->after_line,
+				    "job \"%s\" runs after unknown job \"%s\"; did you mean "
+				    "\"%s\"?",
+				    j->name, j->after[a], sg.best);
+			else
+				config_report(
+				    L, j->file, j->after_line,
+				    "job \"%s\" runs after unknown job \"%s\"; define that job "
+				    "or fix the "
+				    "name",
+				    j->name, j->after[a]);
+		}
+		/* cycles, self-references included, are the DAG's to report (dag.c) */
+		size_t max = cfg->max_command_size > 0 ? (size_t)cfg->max_command_size
+		                                       : CONFIG_MAX_COMMAND_SIZE;
+		size_t len = j->command ? strlen(j->command) : 0;
+		if (len > max)
+			config_report(
+			    L, j->file, j->line,
+			    "job \"%s\": the command is %zu bytes, more than max_command_size (%zu "
+			    "bytes); keep the SQL in a function or procedure and call it from the "
+			    "job, or raise max_command_size in %s",
+			    j->name, len, max, cfg->file);
+	}
+}

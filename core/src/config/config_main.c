@@ -1,0 +1,505 @@
+/* The main configuration file (config.h): its databases, history and alerts settings, the
+ * daemon's own keys, and the checks of what it names (databases, trusted directories). */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_priv.h"
+#include "cron.h"
+#include "diag.h"
+#include "duration.h"
+#include "log.h"
+#include "pgconn.h"
+#include "text.h"
+#include "trust.h"
+
+/* ---- the main file ----------------------------------------------------------------- */
+
+/* A loose libpq conninfo check that needs no libpq: key=value pairs (values quoted with
+ * '...' or bare), or a postgres:// URI. Returns NULL or what is wrong. */
+static const char *conninfo_problem(const char *ci)
+{
+	const char *p = ci;
+
+	if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0)
+		return NULL;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			return NULL;
+		if (!isalpha((unsigned char)*p) && *p != '_')
+			return "is not a connection string";
+		while (isalnum((unsigned char)*p) || *p == '_')
+			p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '=')
+			return "is not a connection string";
+		p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (!*p)
+				return "has an unterminated quote";
+			p++;
+		} else {
+			for (; *p && !isspace((unsigned char)*p); p++)
+				if (*p == '\\' && p[1])
+					p++;
+		}
+	}
+}
+
+void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file)
+{
+	struct pgc_config *cfg = L->cfg;
+	size_t cap = 0;
+	int n;
+
+	if (!config_setting_is_group(s)) {
+		config_report_at(
+		    L, s, file,
+		    "databases must be a group like databases = { analytics = { conninfo = "
+		    "\"service=analytics\"; }; };");
+		return;
+	}
+	n = config_setting_length(s);
+	if (n == 0)
+		config_report_at(
+		    L, s, file,
+		    "databases is empty; define at least one, like databases = { analytics = { "
+		    "conninfo = \"service=analytics\"; }; };");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *name = config_setting_name(m);
+		char where[128];
+
+		if (!config_setting_is_group(m)) {
+			config_report_at(
+			    L, m, file,
+			    "database \"%s\" must be a group like %s = { conninfo = \"dbname=%s\"; "
+			    "pool = 4; };",
+			    name, name, name);
+			continue;
+		}
+		if (!config_grow(L, (void **)&cfg->databases, cfg->n_databases, &cap,
+		                 sizeof(*cfg->databases)))
+			return;
+		struct conf_database *db = &cfg->databases[cfg->n_databases++];
+		memset(db, 0, sizeof(*db));
+		db->name = config_dup_str(L, name);
+		db->pool = 4;
+		db->file = config_dup_str(L, setting_file(m, file));
+		db->line = setting_line(m);
+		snprintf(where, sizeof(where), " in database \"%s\"", name);
+		config_parse_group(L, m, file, config_database_keys, db, where,
+		                   "a database takes conninfo and pool");
+
+		const config_setting_t *ci = config_setting_get_member(m, "conninfo");
+		if (!ci) {
+			config_report_at(L, m, file,
+			                 "database \"%s\" has no conninfo; add conninfo = "
+			                 "\"host=... dbname=...\" "
+			                 "(or \"service=NAME\" from pg_service.conf)",
+			                 name);
+		} else if (db->conninfo) {
+			const char *problem = conninfo_problem(db->conninfo);
+			if (problem && strcasestr(db->conninfo, "password")) {
+				/* a malformed string may hide a password no parser can find */
+				config_report_at(
+				    L, ci, file,
+				    "conninfo of database \"%s\" %s; write key=value pairs like "
+				    "\"host=db1 dbname=analytics\", or a URI like "
+				    "\"postgresql://db1/analytics\"",
+				    name, problem);
+			} else if (problem) {
+				/* no password anywhere in it: the string itself helps most */
+				config_report_at(
+				    L, ci, file,
+				    "conninfo \"%s\" %s; write key=value pairs like \"host=db1 "
+				    "dbname=analytics\", or a URI like "
+				    "\"postgresql://db1/analytics\"",
+				    db->conninfo, problem);
+			} else if (!pgconn_conninfo_parses(db->conninfo)) {
+				/* what libpq would refuse at every connect, URIs included; libpq's
+				 * message is not shown because it may quote the password */
+				config_report_at(L, ci, file,
+				                 "conninfo of database \"%s\" cannot be parsed by "
+				                 "libpq; check its "
+				                 "syntax (the parser's message is not shown "
+				                 "because it may quote the "
+				                 "password)",
+				                 name);
+			}
+		}
+	}
+}
+
+void config_parse_history(struct loader *L, const config_setting_t *s, const char *file)
+{
+	if (!config_setting_is_group(s)) {
+		config_report_at(
+		    L, s, file,
+		    "history must be a group like history = { database = \"analytics\"; retain = "
+		    "\"30d\"; };");
+		return;
+	}
+	const config_setting_t *db = config_setting_get_member(s, "database");
+	if (db)
+		L->history_db_line = setting_line(db);
+	config_parse_group(L, s, file, config_history_keys, L->cfg, " in history",
+	                   "history takes database and retain");
+}
+
+void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file)
+{
+	struct pgc_config *cfg = L->cfg;
+	size_t cap = 0;
+	int n;
+
+	if (!config_setting_is_list(s)) {
+		config_report_at(
+		    L, s, file,
+		    "alerts must be a list like alerts = ( { sink = \"log\"; }, { sink = "
+		    "\"webhook\"; url = \"https://...\"; } );");
+		return;
+	}
+	n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+
+		if (!config_setting_is_group(m)) {
+			config_report_at(L, m, file,
+			                 "each alert must be a group like { sink = \"log\"; }");
+			continue;
+		}
+		if (!config_grow(L, (void **)&cfg->alerts, cfg->n_alerts, &cap,
+		                 sizeof(*cfg->alerts)))
+			return;
+		struct conf_alert_sink *a = &cfg->alerts[cfg->n_alerts++];
+		memset(a, 0, sizeof(*a));
+		a->timeout_ms = 10000;
+		a->file = config_dup_str(L, setting_file(m, file));
+		a->line = setting_line(m);
+		config_parse_group(
+		    L, m, file, config_sink_keys, a, " in alert",
+		    "an alert takes sink, database, channel, url, command and timeout");
+		if (!config_setting_get_member(m, "sink")) {
+			config_report_at(
+			    L, m, file,
+			    "alert has no sink; add sink = \"log\", \"notify\", \"webhook\" or "
+			    "\"exec\"");
+			continue;
+		}
+		if (!a->sink)
+			continue; /* reported */
+
+		/* which keys each kind of sink uses */
+		static const struct {
+			const char *sink;
+			const char *keys[4];
+		} uses[] = {
+		    {"log", {NULL}},
+		    {"notify", {"database", "channel", NULL}},
+		    {"webhook", {"url", "timeout", NULL}},
+		    {"exec", {"command", "timeout", NULL}},
+		};
+		for (size_t u = 0; u < sizeof(uses) / sizeof(uses[0]); u++) {
+			if (strcmp(uses[u].sink, a->sink) != 0)
+				continue;
+			int nm = config_setting_length(m);
+			for (int j = 0; j < nm; j++) {
+				const config_setting_t *k = config_setting_get_elem(m, (unsigned)j);
+				const char *kn = config_setting_name(k);
+				bool used = strcmp(kn, "sink") == 0 ||
+				            !config_find_key(config_sink_keys, kn);
+				for (size_t x = 0; uses[u].keys[x]; x++)
+					used |= strcmp(kn, uses[u].keys[x]) == 0;
+				if (!used)
+					config_report_at(
+					    L, k, file,
+					    "%s is not used by a \"%s\" sink; remove it", kn,
+					    a->sink);
+			}
+		}
+		if (strcmp(a->sink, "webhook") == 0) {
+			if (!config_setting_get_member(m, "url"))
+				config_report_at(
+				    L, m, file,
+				    "webhook alert has no url; add url = \"http://...\"");
+			else if (a->url && strncasecmp(a->url, "https://", 8) == 0)
+				config_report_at(
+				    L, config_setting_get_member(m, "url"), file,
+				    "webhook url must be http://; pgcrond does not speak TLS to "
+				    "webhooks: point it at a local relay");
+			else if (a->url && strncmp(a->url, "http://", 7) != 0)
+				config_report_at(
+				    L, config_setting_get_member(m, "url"), file,
+				    "url \"%s\" is not an http:// URL; write the full URL", a->url);
+		} else if (strcmp(a->sink, "exec") == 0 &&
+		           !config_setting_get_member(m, "command")) {
+			config_report_at(
+			    L, m, file,
+			    "exec alert has no command; add command = \"/path/to/program\"");
+		} else if (strcmp(a->sink, "notify") == 0) {
+			if (!config_setting_get_member(m, "channel"))
+				a->channel = config_dup_str(L, "pgcrond_alerts");
+			else if (a->channel && strlen(a->channel) > CHANNEL_MAX)
+				config_report_at(L, config_setting_get_member(m, "channel"), file,
+				                 "channel is longer than %d bytes; PostgreSQL "
+				                 "would truncate it, "
+				                 "use a shorter name",
+				                 CHANNEL_MAX);
+		}
+	}
+}
+
+void config_parse_main(struct loader *L, const config_setting_t *root, const char *file)
+{
+	int n = config_setting_length(root);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(m);
+		const struct key_spec *k = config_find_key(config_main_keys, name);
+
+		if (k) {
+			L->main_line[k - config_main_keys] = setting_line(m);
+			config_apply_key(L, m, k, L->cfg, file);
+		} else if (strcmp(name, "job") == 0 || strcmp(name, "jobs") == 0) {
+			config_report_at(L, m, file,
+			                 "jobs belong in the *.conf files of conf_dir, not in the "
+			                 "main file; move "
+			                 "this %s there",
+			                 name);
+		} else if (config_is_job_key(name) && !config_closest_key(config_main_keys, name)) {
+			config_report_at(
+			    L, m, file,
+			    "\"%s\" is a job setting; put it inside a job = { ... }; in a file of "
+			    "conf_dir",
+			    name);
+		} else {
+			config_report_unknown(
+			    L, m, file, config_main_keys, "",
+			    "remove it (pgcrond.conf(5) lists the daemon settings)");
+		}
+	}
+}
+
+int config_main_line(const struct loader *L, const char *key)
+{
+	const struct key_spec *k = config_find_key(config_main_keys, key);
+	return k ? L->main_line[k - config_main_keys] : 0;
+}
+
+/* "a, b, c": the names of the databases, for messages */
+static void database_names(const struct pgc_config *cfg, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		int w =
+		    snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", cfg->databases[i].name);
+		if (w < 0 || (size_t)w >= outlen - o)
+			return;
+		o += (size_t)w;
+	}
+}
+
+/* Report DBNAME (used by WHAT at FILE:LINE) if no database has that name. */
+void config_check_database(struct loader *L, const char *file, int line, const char *what,
+                           const char *dbname)
+{
+	struct suggester sg = {dbname, NULL, 99};
+	char names[256];
+
+	if (config_database(L->cfg, dbname))
+		return;
+	for (size_t i = 0; i < L->cfg->n_databases; i++)
+		config_suggest(&sg, L->cfg->databases[i].name);
+	if (sg.best) {
+		config_report(L, file, line, "%s: unknown database \"%s\"; did you mean \"%s\"?",
+		              what, dbname, sg.best);
+	} else if (L->cfg->n_databases) {
+		database_names(L->cfg, names, sizeof(names));
+		config_report(
+		    L, file, line,
+		    "%s: unknown database \"%s\"; use one of %s, or define it under databases "
+		    "in %s",
+		    what, dbname, names, L->cfg->file);
+	} else {
+		config_report(L, file, line,
+		              "%s: unknown database \"%s\"; define it under databases in %s", what,
+		              dbname, L->cfg->file);
+	}
+}
+
+/* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as
+ * "refusing WHAT: why". Returns 0, -ENOENT (nothing reported) or -EPERM. */
+int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
+                         const char *file, int line)
+{
+	char why[1024];
+	int rc = trust_check(path, is_dir, L->self, why, sizeof(why));
+
+	if (rc == -ENOENT)
+		return rc;
+	if (rc < 0) {
+		config_report(L, file, line, "refusing %s: %s", what, why);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* state_dir must exist (the history spool and the daemon's other state go there) and, like
+ * the configuration, be changeable by nobody else; plugin_dir is checked here too when it
+ * exists (a missing one is the plugin loader's to report, for the jobs that need it). */
+void config_check_dirs(struct loader *L)
+{
+	struct pgc_config *cfg = L->cfg;
+	struct stat st;
+
+	if (cfg->state_dir) {
+		int line = config_main_line(L, "state_dir");
+		if (stat(cfg->state_dir, &st) < 0)
+			config_report(
+			    L, cfg->file, line,
+			    "state_dir \"%s\" cannot be used: %s; create it, owned by the user "
+			    "pgcrond runs as with mode 0700 (the package does), or set state_dir",
+			    cfg->state_dir, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			config_report(
+			    L, cfg->file, line,
+			    "state_dir \"%s\" is not a directory; set state_dir to a directory "
+			    "owned by the user pgcrond runs as",
+			    cfg->state_dir);
+		else
+			config_check_trusted(L, cfg->state_dir, true, "state_dir", cfg->file, line);
+	}
+	if (cfg->plugin_dir)
+		config_check_trusted(L, cfg->plugin_dir, true, "plugin_dir", cfg->file,
+		                     config_main_line(L, "plugin_dir"));
+}
+
+bool config_instance_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 1 || n > 63)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* Defaults that depend on the rest of the main file, and checks spanning settings. */
+void config_finish_main(struct loader *L, const config_setting_t *root)
+{
+	struct pgc_config *cfg = L->cfg;
+	const char *file = cfg->file;
+	char err[256];
+	char *p;
+
+	/* relative paths are relative to the main file's directory, not the cwd */
+	if (!cfg->conf_dir)
+		cfg->conf_dir = config_dup_str(L, "conf.d");
+	if (!cfg->plugin_dir)
+		cfg->plugin_dir = config_dup_str(L, PGCROND_DEFAULT_PLUGIN_DIR);
+	if (!cfg->state_dir)
+		cfg->state_dir = config_dup_str(L, "/var/lib/pgcrond");
+	char **dirs[] = {&cfg->conf_dir, &cfg->plugin_dir, &cfg->state_dir};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (!*dirs[i])
+			continue;
+		p = config_join_path(L, L->main_dir, *dirs[i]);
+		free(*dirs[i]);
+		*dirs[i] = p;
+	}
+	if (cfg->instance && !config_instance_name_ok(cfg->instance))
+		config_report(
+		    L, file, config_main_line(L, "instance"),
+		    "instance \"%s\": a name is 1 to 63 characters, letters, digits, '.', '_' or "
+		    "'-'; give each pgcrond sharing a history database its own (the host name is "
+		    "the default)",
+		    cfg->instance);
+	if (!cfg->timezone)
+		cfg->timezone = config_dup_str(L, "UTC");
+	if (!cfg->log_level)
+		cfg->log_level = config_dup_str(L, "info");
+
+	if (cfg->timezone) {
+		int rc = cron_tz_open(cfg->timezone, &cfg->tz, err, sizeof(err));
+		if (rc < 0) {
+			cfg->tz = NULL;
+			if (rc == -ENOENT)
+				config_report(
+				    L, file, config_main_line(L, "timezone"),
+				    "unknown timezone \"%s\"; use a name from the tz database "
+				    "like \"UTC\" "
+				    "or \"Europe/Berlin\"",
+				    cfg->timezone);
+			else
+				config_report(L, file, config_main_line(L, "timezone"),
+				              "timezone \"%s\": %s", cfg->timezone, err);
+		}
+	}
+
+	if (!config_setting_get_member(root, "databases"))
+		config_report(
+		    L, file, 0,
+		    "no databases are defined; add databases = { analytics = { conninfo = "
+		    "\"service=analytics\"; }; };");
+	if (cfg->history_database) {
+		config_check_database(L, file, L->history_db_line, "history",
+		                      cfg->history_database);
+	} else if (cfg->n_databases == 1) {
+		cfg->history_database = config_dup_str(L, cfg->databases[0].name);
+	} else if (cfg->n_databases > 1) {
+		char names[256];
+		database_names(cfg, names, sizeof(names));
+		config_report(
+		    L, file, config_main_line(L, "history"),
+		    "history.database is not set and there are %zu databases; add history = { "
+		    "database = \"NAME\"; }; naming one of %s",
+		    cfg->n_databases, names);
+	}
+
+	if (!config_setting_get_member(root, "alerts")) {
+		/* no alerts configured: failures still reach the log */
+		cfg->alerts = calloc(1, sizeof(*cfg->alerts));
+		if (!cfg->alerts) {
+			L->oom = true;
+			return;
+		}
+		cfg->n_alerts = 1;
+		cfg->alerts[0].sink = config_dup_str(L, "log");
+		cfg->alerts[0].timeout_ms = 10000;
+		cfg->alerts[0].file = config_dup_str(L, file);
+	}
+	for (size_t i = 0; i < cfg->n_alerts; i++) {
+		struct conf_alert_sink *a = &cfg->alerts[i];
+		if (!a->sink || strcmp(a->sink, "notify") != 0)
+			continue;
+		if (a->database)
+			config_check_database(L, a->file, a->line, "notify alert", a->database);
+		else if (cfg->history_database)
+			a->database = config_dup_str(L, cfg->history_database);
+	}
+}

@@ -1,0 +1,133 @@
+/* The spool's line format (hist_spool.h: hist_spool_encode, hist_spool_decode): a record
+ * kind and its fields, tab-separated and escaped, with a checksum that tells a torn or
+ * damaged line from a whole one. Pure: no I/O. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist_spool.h"
+
+/* ---- the line format --------------------------------------------------------------------- */
+
+/* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
+static uint32_t fnv1a(const char *p, size_t n)
+{
+	uint32_t x = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= (unsigned char)p[i];
+		x *= 16777619u;
+	}
+	return x;
+}
+
+int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+{
+	size_t cap = strlen(kind) + 16, o = 0;
+
+	for (int i = 0; i < n; i++)
+		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
+	char *b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	for (const char *k = kind; *k; k++)
+		b[o++] = *k;
+	for (int i = 0; i < n; i++) {
+		b[o++] = '\t';
+		if (!fields[i]) {
+			b[o++] = '\\';
+			b[o++] = 'N';
+			continue;
+		}
+		for (const char *p = fields[i]; *p; p++) {
+			char esc = *p == '\\'   ? '\\'
+			           : *p == '\t' ? 't'
+			           : *p == '\n' ? 'n'
+			           : *p == '\r' ? 'r'
+			                        : 0;
+			if (esc) {
+				b[o++] = '\\';
+				b[o++] = esc;
+			} else {
+				b[o++] = *p;
+			}
+		}
+	}
+	int w = snprintf(b + o, cap - o, "\t#%08" PRIx32 "\n", fnv1a(b, o));
+	if (w < 0 || (size_t)w >= cap - o) {
+		free(b);
+		return -EOVERFLOW; /* cannot happen: cap reserves room for the trailer */
+	}
+	*line = b;
+	*len = o + (size_t)w;
+	return 0;
+}
+
+int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
+{
+	const size_t trailer = 10; /* "\t#" and 8 hex digits */
+	uint32_t want = 0;
+
+	if (len < trailer + 1)
+		return -EBADMSG;
+	char *t = line + len - trailer;
+	if (t[0] != '\t' || t[1] != '#')
+		return -EBADMSG;
+	for (int i = 2; i < 10; i++) {
+		char c = t[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -EBADMSG;
+		want = want << 4 | (uint32_t)d;
+	}
+	if (fnv1a(line, len - trailer) != want)
+		return -EBADMSG;
+
+	char *r = line, *end = t;
+	*end = '\0';
+	*kind = r;
+	while (r < end && *r != '\t')
+		r++;
+	int n = 0;
+	while (r < end) {
+		*r++ = '\0'; /* the tab ending the previous token */
+		if (n == max)
+			return -E2BIG;
+		if (r[0] == '\\' && r[1] == 'N' && (r + 2 == end || r[2] == '\t')) {
+			fields[n++] = NULL;
+			r += 2;
+			continue;
+		}
+		char *w = r;
+		fields[n++] = w;
+		while (r < end && *r != '\t') {
+			if (*r != '\\') {
+				*w++ = *r++;
+				continue;
+			}
+			switch (r + 1 < end ? r[1] : 0) {
+			case '\\':
+				*w++ = '\\';
+				break;
+			case 't':
+				*w++ = '\t';
+				break;
+			case 'n':
+				*w++ = '\n';
+				break;
+			case 'r':
+				*w++ = '\r';
+				break;
+			default:
+				return -EBADMSG;
+			}
+			r += 2;
+		}
+		if (w < r)
+			*w = '\0'; /* else r is at the next tab or the end, both made NUL */
+	}
+	return n;
+}

@@ -1,0 +1,143 @@
+#ifndef PGCROND_HISTORY_PRIV_H
+#define PGCROND_HISTORY_PRIV_H
+
+/* The history's inside (history.h), shared by history.c (the connection, the statements,
+ * the answers, lifetime) and history_record.c (the records hist_*() turn into spool lines). */
+
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "conndrv.h"
+#include "hist_batch.h"
+#include "hist_part.h"
+#include "hist_spool.h"
+#include "hist_startup.h"
+#include "history.h"
+#include "log.h"
+
+#define DEF_MEMORY_LIMIT 10000
+#define DEF_SPILL_MAX_BYTES (256LL << 20)
+#define DEF_PURGE_BATCH 1000
+#define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
+#define DEF_CLOSE_GRACE_MS 5000
+/* A stop writes what is pending within the close grace, but only while the database keeps up:
+ * it leaves the rest in the spill file (where every record is already, or goes at close) for
+ * the next start once no batch was acknowledged for CLOSE_STALL_MS, or after CLOSE_STALL_MS
+ * when more than CLOSE_BACKLOG_MAX records wait. At 15,000 runs a second the history trailed
+ * by tens of thousands of records and a stop spent its whole grace trying to write them
+ * (bench_fire 15000; it_stop_spool: a locked history table). */
+#define CLOSE_STALL_MS 1000
+#define CLOSE_BACKLOG_MAX 5000
+#define DEF_RETRY_MIN_MS 1000
+/* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
+ * its database, and one attempt every few seconds costs a down server nothing. */
+#define DEF_RETRY_MAX_MS 4000
+/* The default connection check (hist_set_connection_check): a connect, a batch and an
+ * idle connection's SELECT 1 must each be answered within it. */
+#define DEF_CHECK_MS 30000
+#define QUERY_TIMEOUT_MS 60000
+#define APP_NAME "pgcrond history"
+#define BATCH_MAX 512
+/* A set-based batch (hist_batch.c) is two statements whatever its size: larger batches
+ * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
+#define SET_BATCH_MAX 4096
+/* A record arriving at an idle connection waits this long for company before it is sent:
+ * jobs due at the same instant then run first and their records follow in a few large
+ * batches, instead of history statements competing with the jobs' own (it is already in
+ * the spill file, so the wait risks nothing). */
+#define LINGER_MS 100
+/* While the executor has runs under way (many jobs due at the same instant), records wait,
+ * until hist_wake() or for DEFER_MAX_MS at most: history statements on the jobs' server
+ * would make those runs later (hist_set_busy_fn). */
+#define DEFER_MAX_MS 1000
+
+/* Record kinds in the spill file; the digit is the layout's version. */
+#define K_START                                                                                    \
+	"S1"          /* instance run_key boot_id job_name database username command trigger       \
+	               * graph_run scheduled_us start_us attempt */
+#define K_RECORD "R1" /* K_START's fields, then status message sqlstate end_us */
+#define K_PID "P1"    /* instance run_key pid */
+#define K_FINISH "F1" /* instance run_key status message sqlstate end_us */
+#define N_START 12
+#define N_RECORD 16
+#define N_PID 3
+#define N_FINISH 6
+/* The same with the run's start last, so the row's day partition is named (schema 6) */
+#define K_PID2 "P2"
+#define K_FINISH2 "F2"
+
+/* The orphans and last-fires reads: hist_startup.c. */
+
+enum hist_op {
+	OP_NONE,
+	OP_PREPARE,
+	OP_BATCH,
+	OP_ORPHANS,
+	OP_LAST_FIRES,
+	OP_ENSURE,
+	OP_PARTITION,
+	OP_CHECK
+};
+
+struct hist {
+	struct event_base *base;
+	char *conninfo;
+	char safe_conninfo[512]; /* redacted, for log lines */
+	char *instance;
+	char boot_id[64];
+	int64_t retain_ms;
+	uint64_t next_key;
+	struct hist_tuning tun;
+
+	struct conndrv drv; /* the connection (conndrv.h) */
+	enum hist_op op;    /* the statement in flight */
+	bool op_failed;     /* one of its results was an error */
+	long long op_rows;  /* rows it affected */
+	char op_err[512];
+	char op_sqlstate[6];
+	size_t batch_n;      /* OP_BATCH: lines sent, from the head */
+	size_t batch_ended;  /* ... statements whose results are complete */
+	size_t batch_failed; /* ... index of the statement that failed */
+	bool batch_synced;   /* ... its sync point has been reached */
+	size_t batch_cap;    /* > 0: the next batch stops before a line known to fail */
+	/* The record statements are prepared once per connection, so that a record costs its
+	 * execution only, not a parse and plan as well; the names carry an attempt number, so
+	 * a failed attempt's leftovers never collide with the next. */
+	bool prepared;
+	unsigned prepare_seq;
+	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
+	bool blocked; /* a write error: wait for the driver's retry timer before sending */
+	bool closing;
+	struct event purge_ev, linger_ev;
+	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
+	void *busy_arg;
+	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
+	struct log_complaint down_complaint, write_complaint;
+
+	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
+
+	bool orphans_done;
+	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
+	bool ensured;              /* partitions ensured on this connection */
+	bool head_part_tried;      /* the head line's day partition was created once */
+	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
+	bool set_ok;               /* schema 6: batches as set-based statements */
+	bool set_batch;            /* ... the batch in flight is one */
+	bool line_mode;            /* ... the next batch goes line by line */
+	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
+	                            * in the table: the insert needs no conflict check) */
+	struct hist_keymap starts; /* run key -> start, for the runs in progress */
+	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
+	void *last_fires_arg;
+	bool purge_pending;
+	struct hist_stats st;
+};
+
+/* shared by history.c and history_record.c */
+void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n);
+
+#endif

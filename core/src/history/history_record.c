@@ -1,0 +1,116 @@
+/* The records (history.h: hist_start, hist_set_pid, hist_finish, hist_record): each becomes
+ * one line of the spool, keyed by this process's boot id and the run's key. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "conndrv.h"
+#include "hist_spool.h"
+#include "history.h"
+#include "history_priv.h"
+#include "log.h"
+#include "pgconn.h"
+
+static void run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
+}
+
+static const char *num(char *buf, size_t len, int64_t v)
+{
+	snprintf(buf, len, "%" PRId64, v);
+	return buf;
+}
+
+/* The fields a start and a complete row share (N_START of them). */
+static void run_fields(const struct hist *h, const struct hist_run *run, const char *key,
+                       char *sched, char *start, char *attempt, const char **f)
+{
+	f[0] = h->instance;
+	f[1] = key;
+	f[2] = h->boot_id;
+	f[3] = run->job_name ? run->job_name : "";
+	f[4] = run->database;
+	f[5] = run->username;
+	f[6] = run->command;
+	f[7] = run->trigger;
+	f[8] = run->graph_run;
+	f[9] = run->scheduled_us ? num(sched, 24, run->scheduled_us) : NULL;
+	f[10] = num(start, 24, run->start_us ? run->start_us : clock_wall_us());
+	f[11] = num(attempt, 24, run->attempt > 0 ? run->attempt : 1);
+}
+
+uint64_t hist_start(struct hist *h, const struct hist_run *run)
+{
+	char key[96], sched[24], start[24], attempt[24];
+	const char *f[N_START];
+
+	if (!h || !run)
+		return 0;
+	uint64_t k = ++h->next_key;
+	struct hist_run r = *run;
+	if (!r.start_us)
+		r.start_us = clock_wall_us();
+	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
+		log_error("history: out of memory: the end of a run will update without its day");
+	run_key(h, k, key, sizeof(key));
+	run_fields(h, &r, key, sched, start, attempt, f);
+	hist_emit(h, K_START, f, N_START);
+	return k;
+}
+
+void hist_set_pid(struct hist *h, uint64_t k, int pid)
+{
+	char key[96], pidbuf[24];
+
+	if (!h || !k)
+		return;
+	run_key(h, k, key, sizeof(key));
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
+	                            num(startbuf, sizeof(startbuf), start_us)};
+	hist_emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
+}
+
+void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
+                 const char *sqlstate, int64_t end_us)
+{
+	char key[96], end[24];
+
+	if (!h || !k)
+		return;
+	run_key(h, k, key, sizeof(key));
+	char startbuf[24];
+	int64_t start_us = hist_keymap_get(&h->starts, k);
+	hist_keymap_del(&h->starts, k);
+	const char *f[N_FINISH + 1] = {
+	    h->instance, key,      status ? status : HIST_FAILED,
+	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
+	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
+	hist_emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
+}
+
+void hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                 const char *message)
+{
+	char key[96], sched[24], start[24], attempt[24];
+	const char *f[N_RECORD];
+
+	if (!h || !run)
+		return;
+	run_key(h, ++h->next_key, key, sizeof(key));
+	run_fields(h, run, key, sched, start, attempt, f);
+	f[12] = status ? status : HIST_FAILED;
+	f[13] = message;
+	f[14] = NULL;
+	f[15] = f[10]; /* it never ran: it ended when it started */
+	hist_emit(h, K_RECORD, f, N_RECORD);
+}

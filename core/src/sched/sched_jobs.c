@@ -1,0 +1,430 @@
+/* The scheduler's jobs and lifetime (sched.h, sched_priv.h): the job index by name, jobs
+ * added and retired as configurations come and go, the setters, the drain at shutdown, and
+ * the scheduler's creation and freeing. Timers and the run lifecycle are sched.c's. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alert.h"
+#include "cluster.h"
+#include "duration.h"
+#include "exec.h"
+#include "history.h"
+#include "log.h"
+#include "metrics.h"
+#include "plugin.h"
+#include "sched.h"
+#include "sched_flow_priv.h"
+#include "sched_fresh_priv.h"
+#include "sched_priv.h"
+#include "text.h"
+
+/* ---- config --------------------------------------------------------------------------- */
+
+static const cron_expr no_cron;
+
+/* J is removed: the configuration its strings point into goes after this reload, while a
+ * run of J may go on. They are copied into one block, the name first (sched_job_free frees it). */
+void sched_job_own_strs(struct job *j)
+{
+	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		len += *f[i] ? strlen(*f[i]) + 1 : 0;
+	char *block = malloc(len);
+	if (!block) {
+		/* Its run ends without them. The name changes: out of the index first (and
+		 * counted back in, for the later removal that will not find it there). */
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory copying the removed job's definition");
+		sched_index_remove(j->s, j);
+		j->s->n_jobs++;
+		j->name = "?";
+		j->command = j->plugin = j->schedule = NULL;
+		j->database = "";
+		return;
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!*f[i])
+			continue;
+		size_t n = strlen(*f[i]) + 1;
+		memcpy(block, *f[i], n);
+		*f[i] = block;
+		block += n;
+	}
+	j->own_strs = true;
+}
+
+/* FNV-1a */
+static size_t name_hash(const char *name)
+{
+	uint64_t x = 14695981039346656037ULL;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		x ^= *p;
+		x *= 1099511628211ULL;
+	}
+	return (size_t)x;
+}
+
+/* Rebuild the index from the job list with N buckets (a power of two); on failure the
+ * old one stays, with longer chains. */
+static void index_rebuild(struct sched *s, size_t n)
+{
+	struct job **b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (struct job *j = s->jobs; j; j = j->next) {
+		size_t h = name_hash(j->name) & (n - 1);
+		j->hnext = b[h];
+		b[h] = j;
+	}
+	free(s->index);
+	s->index = b;
+	s->n_buckets = n;
+}
+
+/* J was just linked into the job list. */
+static void index_add(struct sched *s, struct job *j)
+{
+	s->n_jobs++;
+	if (s->n_jobs > s->n_buckets) {
+		size_t old = s->n_buckets;
+		index_rebuild(s, old ? old * 2 : 64);
+		if (s->n_buckets != old)
+			return; /* rebuilt from the list, J included */
+	}
+	if (!s->index)
+		return;
+	size_t h = name_hash(j->name) & (s->n_buckets - 1);
+	j->hnext = s->index[h];
+	s->index[h] = j;
+}
+
+void sched_index_remove(struct sched *s, struct job *j)
+{
+	s->n_jobs--;
+	if (!s->index)
+		return;
+	for (struct job **p = &s->index[name_hash(j->name) & (s->n_buckets - 1)]; *p;
+	     p = &(*p)->hnext) {
+		if (*p == j) {
+			*p = j->hnext;
+			return;
+		}
+	}
+}
+
+struct job *sched_job_find(struct sched *s, const char *name)
+{
+	if (!s->index) {
+		for (struct job *j = s->jobs; j; j = j->next)
+			if (strcmp(j->name, name) == 0 && !j->removed)
+				return j;
+		return NULL;
+	}
+	for (struct job *j = s->index[name_hash(name) & (s->n_buckets - 1)]; j; j = j->hnext)
+		if (strcmp(j->name, name) == 0 && !j->removed)
+			return j;
+	return NULL;
+}
+
+const cron_tz *sched_job_tz(const struct job *j)
+{
+	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
+}
+
+struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->name = cj->name;
+	j->s = s;
+	j->next_fire = CRON_NEVER;
+	j->paused = sched_is_paused(s, cj->name);
+	flow_job_init(j);
+	clock_timer_init(&j->timer, sched_job_timer_cb, j);
+	j->next = s->jobs;
+	if (s->jobs)
+		s->jobs->prev = j;
+	s->jobs = j;
+	index_add(s, j);
+	return j;
+}
+
+void sched_job_retire(struct job *j)
+{
+	struct sched *s = j->s;
+	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
+	j->removed = true;
+	j->conf = NULL;
+	sched_job_own_strs(j);
+	j->cron = &no_cron; /* never read: a removed job is not scheduled */
+	sched_timer_disarm(j);
+	const char *why = "the job was removed from the configuration";
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		if (*waiting[w]) {
+			sched_record_skipped(*waiting[w], why);
+			sched_run_free(waiting[w]);
+		}
+	}
+	flow_job_removed(j, why);
+	if (j->active && !j->active->started) {
+		sched_queue_remove(&s->queue, j->active);
+		flow_retry_disarm(j);
+		if (j->active->claiming) { /* its answer must not reach a freed run */
+			cluster_claim_forget(s->cluster, j->active);
+			s->n_claiming--;
+		}
+		sched_run_unlock(j->active);
+		sched_record_skipped(j->active, why);
+		sched_run_free(&j->active);
+	}
+	if (!j->active)
+		sched_job_unlink_free(j);
+}
+
+uint32_t sched_system_random(void *arg)
+{
+	return arc4random();
+}
+
+void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
+{
+	s->random = random ? random : sched_system_random;
+	s->random_arg = arg;
+}
+
+void sched_set_metrics(struct sched *s, struct metrics *m)
+{
+	s->metrics = m;
+}
+
+void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)
+{
+	s->alerts = alerts;
+	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
+}
+
+void sched_set_cluster(struct sched *s, struct cluster *c)
+{
+	s->cluster = c;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static void drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	event_del(&s->grace_ev);
+	if (s->drained) {
+		void (*done)(void *) = s->drained;
+		s->drained = NULL;
+		done(s->drained_arg);
+	}
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	char d[32], msg[200];
+	duration_format(s->cfg ? s->cfg->shutdown_grace_ms : 0, d, sizeof(d));
+	snprintf(msg, sizeof(msg),
+	         "cancelled: pgcrond was shutting down and the run did not finish within "
+	         "shutdown_grace (%s)",
+	         d);
+	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (j->active && j->active->er)
+			s->ex.cancel(s->ex.ctx, j->active->er, msg);
+}
+
+void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)
+{
+	s->drained = done;
+	s->drained_arg = arg;
+	if (s->draining && s->n_running > 0) {
+		/* a second call (another SIGTERM) shortens the grace period already running */
+		struct timeval tv = {(time_t)(grace_ms / 1000),
+		                     (suseconds_t)(grace_ms % 1000 * 1000)};
+		event_add(&s->grace_ev, &tv);
+	}
+	if (!s->draining) {
+		sched_apply_finish(s); /* every job on the new configuration, removed ones gone */
+		s->draining = true;
+		fresh_stop(s);
+		clock_disarm(s->clock, &s->clock_ev);
+		sched_warm_stop(s);
+		const char *why = "pgcrond was shutting down";
+		sched_preclaim_give_back(s);
+		for (struct job *j = s->jobs; j; j = j->next) {
+			sched_timer_disarm(j);
+			flow_job_drain(j);
+			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+				if (*waiting[w]) {
+					sched_record_skipped(*waiting[w],
+					                     sched_work_keep(*waiting[w], why));
+					sched_run_free(waiting[w]);
+				}
+			}
+			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
+				flow_retry_disarm(j);
+				sched_record_skipped(j->active, sched_work_keep(j->active, why));
+				sched_run_free(&j->active);
+			}
+		}
+		struct run *r;
+		while ((r = sched_queue_pop(&s->queue)) != NULL) {
+			r->job->active = NULL;
+			sched_run_unlock(r);
+			sched_record_skipped(r, sched_work_keep(r, why));
+			sched_run_free(&r);
+		}
+		if (s->n_running > 0) {
+			log_notice("waiting up to %lld ms for %zu running run(s) to finish",
+			           (long long)grace_ms, s->n_running);
+			struct timeval tv = {(time_t)(grace_ms / 1000),
+			                     (suseconds_t)(grace_ms % 1000 * 1000)};
+			event_add(&s->grace_ev, &tv);
+		}
+	}
+	sched_check_drained(s);
+}
+
+const struct pgc_config *sched_config(const struct sched *s)
+{
+	return s->cfg;
+}
+
+size_t sched_running(const struct sched *s)
+{
+	return s->n_running;
+}
+size_t sched_queued(const struct sched *s)
+{
+	return s->queue.n;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+static int real_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
+{
+	return exec_submit(ctx, spec, out);
+}
+
+static void real_cancel(void *ctx, struct exec_run *run, const char *message)
+{
+	exec_cancel(run, message);
+}
+
+static int real_probe(void *ctx, const char *database)
+{
+	return exec_probe(ctx, database);
+}
+
+static void real_warm(void *ctx, const char *database, size_t n)
+{
+	exec_warm(ctx, database, n);
+}
+
+int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
+                   struct hist *h, struct sched **out)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->base = base;
+	s->clock = clock;
+	s->ex = *ex;
+	s->hist = h;
+	s->max_running = 32;
+	s->random = sched_system_random;
+	snprintf(s->instance, sizeof(s->instance), "pgcrond");
+	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
+	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
+	evtimer_assign(&s->grace_ev, base, grace_cb, s);
+	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
+	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
+	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
+	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
+	if (clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+struct sched_executor sched_exec_executor(struct exec *ex)
+{
+	return (struct sched_executor){.submit = real_submit,
+	                               .cancel = real_cancel,
+	                               .probe = real_probe,
+	                               .warm = real_warm,
+	                               .ctx = ex};
+}
+
+int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
+{
+	const struct sched_executor real = sched_exec_executor(ex);
+	struct clock *c;
+	int rc = clock_new(base, NULL, &c);
+	if (rc < 0)
+		return rc;
+	if ((rc = sched_new_with(base, c, &real, h, out)) < 0) {
+		clock_free(&c);
+		return rc;
+	}
+	(*out)->own_clock = true;
+	exec_set_reachable_cb(ex, flow_db_reachable, *out);
+	return 0;
+}
+
+void sched_db_reachable(struct sched *s, const char *database)
+{
+	flow_db_reachable(s, database);
+}
+
+void sched_free(struct sched **sp)
+{
+	struct sched *s = *sp;
+	if (!s)
+		return;
+	sched_apply_clear(s);
+	fresh_stop(s);
+	clock_disarm(s->clock, &s->clock_ev);
+	sched_warm_stop(s);
+	event_del(&s->grace_ev);
+	event_del(&s->drained_ev);
+	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
+	event_del(&s->flow_ev);
+	struct run *r;
+	while ((r = sched_queue_pop(&s->queue)) != NULL) {
+		r->job->active = NULL;
+		sched_run_free(&r);
+	}
+	sched_queue_clear(&s->queue);
+	while (s->jobs) {
+		struct job *j = s->jobs;
+		s->jobs = j->next;
+		sched_run_free(&j->pending);
+		/* the executor's handle dies with exec_free; the run record is ours */
+		sched_run_free(&j->active);
+		sched_job_free(&j);
+	}
+	for (size_t i = 0; i < s->n_paused; i++)
+		free(s->paused[i]);
+	free(s->paused);
+	free(s->index);
+	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
+	if (s->own_clock)
+		clock_free(&s->clock);
+	free(s);
+	*sp = NULL;
+}

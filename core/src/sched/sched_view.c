@@ -1,0 +1,63 @@
+/* The scheduler seen from outside, read only (sched.h's view API): what the status document
+ * (ops/status.c) shows of the scheduler and of each job, so that nothing above sched/ reads
+ * sched_priv.h. */
+#include <errno.h>
+
+#include "sched.h"
+#include "sched_fresh_priv.h"
+#include "sched_priv.h"
+
+void sched_view(const struct sched *s, struct sched_view *out)
+{
+	*out = (struct sched_view){
+	    .now_us = sched_now_us(s),
+	    .cfg = s->cfg,
+	    .plugins = s->plugins,
+	    .draining = s->draining,
+	    .max_running = s->max_running,
+	    .running = sched_running(s),
+	    .queued = sched_queued(s),
+	};
+}
+
+int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sched_job_view *out)
+{
+	const struct job *j = sched_job_find(s, name);
+	if (!j)
+		return -ENOENT;
+	const struct run *a = j->active;
+	*out = (struct sched_job_view){
+	    .name = j->name,
+	    .plugin = j->plugin,
+	    .database = j->database,
+	    .schedule = j->schedule,
+	    .conf = j->conf,
+	    .enabled = j->enabled,
+	    .paused = j->paused,
+	    .removed = j->removed,
+	    .parked = j->parked != NULL,
+	    .notify_pending = j->notify_pending,
+	    .next_fire = j->next_fire,
+	    .has_run = a != NULL,
+	    .run_started = a && a->started,
+	    .run_retry_wait = a && a->retry_wait,
+	    .run_cluster_wait = a && a->cluster_wait,
+	    .run_start_us = a ? a->start_us : 0,
+	    .run_backend_pid = a ? a->backend_pid : 0,
+	    .run_trigger = a ? a->trigger : NULL,
+	    .run_attempt = a ? a->attempt : 0,
+	    .retry_armed = j->retry_armed,
+	    .retry_at_us = j->retry_at_us,
+	    .last_status = j->last_status,
+	    .last_message = j->last_message,
+	    .last_sqlstate = j->last_sqlstate,
+	    .last_trigger = j->last_trigger,
+	    .last_attempt = j->last_attempt,
+	    .last_start_us = j->last_start_us,
+	    .last_end_us = j->last_end_us,
+	    .last_success_us = j->last_success_us,
+	    .consecutive = j->consecutive,
+	};
+	fresh_view(j, now_us, &out->fresh);
+	return 0;
+}
