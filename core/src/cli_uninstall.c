@@ -148,8 +148,9 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 		    PQdb(pc));
 		return EX_CONFIG;
 	}
+	/* COALESCE is syntax, not a function: there is no pg_catalog.coalesce to name */
 	rc = q(hist,
-	       "SELECT pg_catalog.coalesce(cron_jobname, jobname), schedule, command, database,"
+	       "SELECT COALESCE(cron_jobname, jobname), schedule, command, database,"
 	       "       username, enabled::pg_catalog.text, jobid"
 	       "  FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
 	       " ORDER BY jobid",
