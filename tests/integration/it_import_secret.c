@@ -2,7 +2,8 @@
  * --from holding a password (key=value or URI) is refused before anything is done, with the
  * ways that keep it out of /proc/PID/cmdline, and those ways work against a server that
  * asks for a password: PGPASSWORD, a password file (PGPASSFILE) and a service
- * (PGSERVICEFILE, service=NAME). */
+ * (PGSERVICEFILE, service=NAME). pgcrond uninstall --restore-pg-cron --to, the way back,
+ * refuses a password the same way, and removes nothing then (issue 26). */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,12 +108,49 @@ START_TEST(password_on_the_command_line_is_refused)
 }
 END_TEST
 
+START_TEST(uninstall_to_with_a_password_is_refused)
+{
+	struct itest_env e;
+	itest_env_init(&e, "uninstall-secret", DB "_u");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+
+	const char *tos[] = {"host=/nowhere dbname=x password=" SECRET,
+	                     "postgresql://someone:" SECRET "@localhost/x"};
+	for (int i = 0; i < 2; i++) {
+		const char *dry[] = {"--dry-run", NULL};
+		for (int d = 0; d < 2; d++) {
+			out = itest_cli(&status, "uninstall", "-c", e.conf, "--restore-pg-cron",
+			                "--to", tos[i], dry[d], NULL);
+			ck_assert_msg(status == 64, "%s: %d %s", tos[i], status, out);
+			ck_assert_msg(strstr(out, "--to holds a password, which every local user "
+			                          "can read in the process list") &&
+			                  strstr(out, "PGPASSWORD") && strstr(out, "PGPASSFILE") &&
+			                  strstr(out, "service=NAME") &&
+			                  strstr(out, "nothing was changed") &&
+			                  !strstr(out, SECRET),
+			              "%s", out);
+			free(out);
+		}
+	}
+	/* nothing was removed */
+	itest_assert_scalar(e.db,
+	                    "SELECT to_regnamespace('pgcrond') IS NOT NULL"
+	                    " AND to_regnamespace('cron') IS NOT NULL",
+	                    "t");
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("import_secret");
 	TCase *tc = tcase_create("secret");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, password_on_the_command_line_is_refused);
+	tcase_add_test(tc, uninstall_to_with_a_password_is_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

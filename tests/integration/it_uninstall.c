@@ -1,6 +1,7 @@
 /* pgcrond uninstall (issue 26, item 5): refused while the daemon runs; afterwards it removes
  * the pgcrond and cron schemas and a second install works; --keep-history keeps the runs;
- * DROP SCHEMA cron CASCADE stops the jobs made in SQL. */
+ * DROP SCHEMA cron CASCADE stops the jobs made in SQL; --restore-pg-cron hands the jobs made
+ * in SQL back to a real pg_cron (Debian's, on a second server), active again. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,12 +92,103 @@ START_TEST(uninstall_refuses_then_removes)
 }
 END_TEST
 
+#define R_DB "it_uninstall_r"
+#define R_ROLE "it_uninstall_a"
+
+static void make_role(PGconn *su)
+{
+	itest_exec(su, "SET client_min_messages = warning");
+	PQclear(PQexec(su, "DROP OWNED BY " R_ROLE "; DROP ROLE " R_ROLE));
+	itest_exec(su, "CREATE ROLE " R_ROLE " LOGIN");
+}
+
+START_TEST(restore_pg_cron_hands_the_jobs_back)
+{
+	struct itest_env e;
+	itest_env_init(&e, "uninstall-restore", R_DB);
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	make_role(e.db);
+	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " R_ROLE);
+
+	/* pg_cron's server: a named and an unnamed job of the role */
+	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " R_DB,
+	       1);
+	char *ci2 = itest_sandbox2_start(e.dir);
+	unsetenv("PGSANDBOX_CONF");
+	PGconn *pg2 = itest_connect(ci2);
+	itest_exec(pg2, "CREATE DATABASE " R_DB);
+	PQfinish(pg2);
+	char *p = strstr(ci2, "dbname=postgres");
+	ck_assert_ptr_nonnull(p);
+	char ci[1200], ci_a[1400], hist_a[1400];
+	snprintf(ci, sizeof(ci), "%.*sdbname=" R_DB "%.900s", (int)(p - ci2), ci2,
+	         p + strlen("dbname=postgres"));
+	PGconn *su = itest_connect(ci);
+	itest_exec(su, "CREATE EXTENSION pg_cron");
+	make_role(su);
+	itest_exec(su, "GRANT USAGE ON SCHEMA cron TO " R_ROLE);
+	snprintf(ci_a, sizeof(ci_a), "%s user=" R_ROLE, ci);
+	PGconn *a = itest_connect(ci_a);
+	itest_exec(a, "SELECT cron.schedule('nightly-a', '0 3 * * *', 'SELECT 1')");
+	itest_exec(a, "SELECT cron.schedule('*/5 * * * *', 'SELECT 2')");
+	PQfinish(a);
+
+	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--disable-source", NULL);
+	ck_assert_msg(status == 0, "import: %d %s", status, out);
+	free(out);
+	itest_assert_scalar(su, "SELECT bool_or(active) FROM cron.job", "f");
+	/* a job made in pgcrond since, which pg_cron lacks */
+	snprintf(hist_a, sizeof(hist_a), "%s user=" R_ROLE, e.ci);
+	a = itest_connect(hist_a);
+	itest_exec(a, "SELECT cron.schedule('new-a', '0 5 * * *', 'SELECT 3')");
+	PQfinish(a);
+
+	out = itest_cli(&status, "uninstall", "-c", e.conf, "--restore-pg-cron", "--to", ci,
+	                "--dry-run", NULL);
+	ck_assert_msg(status == 0, "dry run: %d %s", status, out);
+	ck_assert_msg(
+	    strstr(out, "would hand back job \"nightly-a\" to pg_cron (pg_cron job 1") &&
+	        strstr(out, "would hand back job \"pg_cron-2\" to pg_cron (pg_cron job 2") &&
+	        strstr(out, "would hand back job \"new-a\" to pg_cron (scheduled there"),
+	    "%s", out);
+	free(out);
+	itest_assert_scalar(su, "SELECT count(*) || ' ' || bool_or(active) FROM cron.job",
+	                    "2 false");
+	itest_assert_scalar(e.db, "SELECT to_regnamespace('pgcrond') IS NOT NULL", "t");
+
+	out = itest_cli(&status, "uninstall", "-c", e.conf, "--restore-pg-cron", "--to", ci, NULL);
+	ck_assert_msg(status == 0, "uninstall --restore-pg-cron: %d %s", status, out);
+	ck_assert_msg(strstr(out, "handed back job \"nightly-a\"") &&
+	                  strstr(out, "dropped schema pgcrond"),
+	              "%s", out);
+	free(out);
+	itest_assert_scalar(su,
+	                    "SELECT string_agg(coalesce(jobname, '-') || '|' || schedule || '|' ||"
+	                    " username || '|' || database || '|' || active, ' ' ORDER BY jobid)"
+	                    " FROM cron.job",
+	                    "nightly-a|0 3 * * *|" R_ROLE "|" R_DB "|true"
+	                    " -|*/5 * * * *|" R_ROLE "|" R_DB "|true"
+	                    " new-a|0 5 * * *|" R_ROLE "|" R_DB "|true");
+	itest_assert_scalar(e.db,
+	                    "SELECT to_regnamespace('pgcrond') IS NULL"
+	                    " AND to_regnamespace('cron') IS NULL",
+	                    "t");
+	PQfinish(su);
+	free(ci2);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("uninstall");
 	TCase *tc = tcase_create("uninstall");
-	tcase_set_timeout(tc, 120);
+	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, uninstall_refuses_then_removes);
+	tcase_add_test(tc, restore_pg_cron_hands_the_jobs_back);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -54,20 +54,6 @@ static void usage(FILE *out)
 	        PGCROND_DEFAULT_CONF);
 }
 
-/* Whether CONNINFO (key=value pairs or a URI) sets a password. */
-static bool conninfo_has_password(const char *conninfo)
-{
-	char *perr = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-	bool has = false;
-
-	PQfreemem(perr);
-	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
-		has |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
-	PQconninfoFree(opts);
-	return has;
-}
-
 static void jobs_free(struct src_job *jobs, int n)
 {
 	for (int i = 0; jobs && i < n; i++) {
@@ -481,7 +467,7 @@ int cli_import(int argc, char **argv)
 		return EX_USAGE;
 	}
 
-	if (conninfo_has_password(from)) {
+	if (pgconn_conninfo_has_password(from)) {
 		/* refused before anything is done: the argument is already in the process list,
 		 * but it need not stay there for a whole import */
 		fprintf(stderr,

@@ -45,13 +45,15 @@ static void usage(FILE *out)
 	    "                     same name and owner, as pgcrond import --disable-source left\n"
 	    "                     it; a job pg_cron lacks is scheduled there)\n"
 	    "  --to CONNINFO      the pg_cron server's database holding cron.job (as a\n"
-	    "                     superuser there); needed by --restore-pg-cron\n"
+	    "                     superuser there); needed by --restore-pg-cron; without a\n"
+	    "                     password: use PGPASSWORD, ~/.pgpass or service=NAME\n"
 	    "  --dry-run          print what would be done, change nothing\n"
 	    "  -c, --config FILE  the main configuration file (default %s)\n"
 	    "  -h, --help         show this help\n\n"
-	    "Exit status: 0 done (or nothing to remove), 64 bad usage, 65 pg_cron refused a\n"
-	    "job, 69 a database is unreachable, 73 the server refused a change, 75 a daemon\n"
-	    "is live (stop it first), 77 a privilege is missing, 78 configuration error.\n",
+	    "Exit status: 0 done (or nothing to remove), 64 bad usage (or a password in\n"
+	    "--to), 65 pg_cron refused a job, 69 a database is unreachable, 73 the server\n"
+	    "refused a change, 75 a daemon is live (stop it first), 77 a privilege is\n"
+	    "missing, 78 configuration error.\n",
 	    PGCROND_DEFAULT_CONF);
 }
 
@@ -146,8 +148,9 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 		    PQdb(pc));
 		return EX_CONFIG;
 	}
+	/* COALESCE is syntax, not a function: there is no pg_catalog.coalesce to name */
 	rc = q(hist,
-	       "SELECT pg_catalog.coalesce(cron_jobname, jobname), schedule, command, database,"
+	       "SELECT COALESCE(cron_jobname, jobname), schedule, command, database,"
 	       "       username, enabled::pg_catalog.text, jobid"
 	       "  FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
 	       " ORDER BY jobid",
@@ -414,6 +417,17 @@ int cli_uninstall(int argc, char **argv)
 		                    ? "pgcrond uninstall: --restore-pg-cron needs --to CONNINFO, "
 		                      "the database where pg_cron is installed\n"
 		                    : "pgcrond uninstall: --to is only for --restore-pg-cron\n");
+		return EX_USAGE;
+	}
+	if (to && pgconn_conninfo_has_password(to)) {
+		/* refused before anything is done, as import --from: the argument is already in
+		 * the process list, but it need not stay there for a whole uninstall */
+		fprintf(
+		    stderr,
+		    "pgcrond uninstall: --to holds a password, which every local user can read "
+		    "in the process list (/proc/PID/cmdline); remove it and give the password "
+		    "through PGPASSWORD, a password file (~/.pgpass, or PGPASSFILE) or a "
+		    "service (--to 'service=NAME', see pg_service.conf); nothing was changed\n");
 		return EX_USAGE;
 	}
 

@@ -148,6 +148,19 @@ bool pgconn_conninfo_parses(const char *conninfo)
 	return opts != NULL;
 }
 
+bool pgconn_conninfo_has_password(const char *conninfo)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
+	bool has = false;
+
+	PQfreemem(perr);
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		has |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
+	PQconninfoFree(opts);
+	return has;
+}
+
 /* The password as the user wrote it in a URI's userinfo (user:PASSWORD@host), which is what
  * libpq quotes from the raw string; malloc'd, or NULL if there is none. */
 static char *uri_raw_password(const char *ci)

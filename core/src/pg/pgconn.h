@@ -67,6 +67,10 @@ const char *pgconn_scrub(const char *msg, const char *conninfo, char *buf, size_
 /* Whether libpq's parser accepts CONNINFO (key=value pairs or a URI). Its error message is
  * discarded: it may quote the password. */
 bool pgconn_conninfo_parses(const char *conninfo);
+/* Whether CONNINFO (key=value pairs or a URI's user:PASSWORD@) sets a password: the commands
+ * that take a conninfo on their command line (import --from, uninstall --to) refuse it, as
+ * every local user can read it in /proc/PID/cmdline. */
+bool pgconn_conninfo_has_password(const char *conninfo);
 /* A failed result's error as one line into BUF: the primary message, then " DETAIL: ..."
  * and " HINT: ..." when the server sent them (no "ERROR:" prefix, no LINE/caret lines).
  * Returns BUF. */
