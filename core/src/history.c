@@ -135,6 +135,7 @@ enum hist_op {
 	OP_BATCH,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
+	OP_LAST_RESULTS,
 	OP_ENSURE,
 	OP_PARTITION,
 	OP_CHECK
@@ -190,6 +191,9 @@ struct hist {
 	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
+	hist_last_results_fn last_results_fn; /* asked for and not yet answered */
+	void *last_results_arg;
+	int last_results_failures, last_results_runs;
 	bool purge_pending;
 	struct hist_stats st;
 };
@@ -563,6 +567,17 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return;
 		}
+		if (h->orphans_done && h->last_results_fn) {
+			char floor[40], fails[16], runs[16];
+			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
+			                       sizeof(floor)) < 0)
+				snprintf(floor, sizeof(floor), "-infinity");
+			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
+			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
+			const char *p[] = {floor, fails, runs};
+			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
+			return;
+		}
 		if (hist_spool_head(h->spool) && !h->prepared) {
 			send_prepare(h);
 			return;
@@ -701,6 +716,10 @@ static void op_done(struct hist *h)
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
 			h->last_fires_fn = NULL;
 			break;
+		case OP_LAST_RESULTS:
+			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+			h->last_results_fn = NULL;
+			break;
 		case OP_CHECK:
 		case OP_NONE:
 			break;
@@ -733,6 +752,11 @@ static void op_done(struct hist *h)
 		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
 		h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
+	} else if (op == OP_LAST_RESULTS) {
+		log_error("history: cannot read the jobs' last results for the status: %s",
+		          h->op_err);
+		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+		h->last_results_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
 		log_error("history: cannot close the runs a previous process left running: %s",
@@ -790,6 +814,29 @@ static void batch_result(struct hist *h, PGresult *r)
 	}
 }
 
+static const char *opt_value(PGresult *r, int i, int col)
+{
+	return PQgetisnull(r, i, col) ? NULL : PQgetvalue(r, i, col);
+}
+
+/* One row of hist_sql_last_results to the caller. */
+static void past_run(struct hist *h, PGresult *r, int i)
+{
+	const char *sqlstate = opt_value(r, i, 4);
+	struct hist_past_run pr = {
+	    .job = PQgetvalue(r, i, 1),
+	    .status = PQgetvalue(r, i, 2),
+	    .message = opt_value(r, i, 3),
+	    .sqlstate = sqlstate && sqlstate[0] ? sqlstate : NULL,
+	    .trigger = PQgetisnull(r, i, 5) ? "" : PQgetvalue(r, i, 5),
+	    .attempt = atoi(PQgetvalue(r, i, 6)),
+	    .start_us = PQgetisnull(r, i, 7) ? 0 : atoll(PQgetvalue(r, i, 7)),
+	    .end_us = PQgetisnull(r, i, 8) ? 0 : atoll(PQgetvalue(r, i, 8)),
+	    .runid = atoll(PQgetvalue(r, i, 9)),
+	};
+	h->last_results_fn(h->last_results_arg, (enum hist_past_kind)PQgetvalue(r, i, 0)[0], &pr);
+}
+
 /* The driver's readable(): the answers to the statement in flight. */
 static void read_results(void *arg)
 {
@@ -813,6 +860,9 @@ static void read_results(void *arg)
 				    h->last_fires_arg, PQgetvalue(r, i, 0),
 				    PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
 				    PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
+		} else if (s == PGRES_TUPLES_OK && h->op == OP_LAST_RESULTS && !h->op_failed) {
+			for (int i = 0; i < PQntuples(r); i++)
+				past_run(h, r, i);
 		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
 		} else if (!h->op_failed) {
@@ -982,6 +1032,16 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
 {
 	h->last_fires_fn = fn;
 	h->last_fires_arg = arg;
+	kick(h);
+}
+
+void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
+                               hist_last_results_fn fn, void *arg)
+{
+	h->last_results_fn = fn;
+	h->last_results_arg = arg;
+	h->last_results_failures = max_failures;
+	h->last_results_runs = max_runs;
 	kick(h);
 }
 

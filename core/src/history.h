@@ -121,6 +121,29 @@ typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last
                                    int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
 
+/* The status's memory across restarts: once the connection is up and a previous process's
+ * rows are closed, one statement (hist_startup.h) reads, for every job in the history, its
+ * last result and its last MAX_RUNS ended runs, and the last MAX_FAILURES failed runs of all
+ * jobs. FN is called for each row, KIND saying which (newest first within a kind), then once
+ * with R NULL to end the answer (also when the read failed: logged). The strings live only
+ * for the call. */
+enum hist_past_kind {
+	HIST_PAST_LAST = 'L',    /* a job's last result (succeeded or failed), with its message */
+	HIST_PAST_RUN = 'S',     /* one of a job's last runs, any final status; no message */
+	HIST_PAST_FAILURE = 'F', /* one of the last failures, with its message */
+};
+struct hist_past_run {
+	const char *job, *status, *message, *sqlstate,
+	    *trigger; /* message, sqlstate: NULL if none */
+	int attempt;
+	int64_t start_us, end_us; /* Unix µs */
+	int64_t runid;            /* job_run_details.runid (pgcrond history --run) */
+};
+typedef void (*hist_last_results_fn)(void *arg, enum hist_past_kind kind,
+                                     const struct hist_past_run *r);
+void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
+                               hist_last_results_fn fn, void *arg);
+
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */
 #define PGCROND_TRIGGER_CHANNEL "pgcrond_trigger"
