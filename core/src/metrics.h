@@ -35,12 +35,21 @@ struct metrics_run {
 /* Count R (strings copied as needed). Out of memory loses the observation, logged once. */
 void metrics_run_end(struct metrics *m, const struct metrics_run *r);
 
-/* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. */
+/* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. RUNID is the
+ * run's job_run_details.runid where it came from the history (metrics_seed_failure), 0 where
+ * not known (a run of this process: its row is written after it ends). */
 #define METRICS_FAILURES 20
 void metrics_each_failure(const struct metrics *m,
-                          void (*fn)(void *arg, const char *job, int64_t end_us,
+                          void (*fn)(void *arg, const char *job, int64_t end_us, int64_t runid,
                                      const char *message, const char *sqlstate),
                           void *arg);
+
+/* At start, a failure an earlier process recorded (read from the history, newest first):
+ * kept as older than those already kept, in a free slot of the ring (none: dropped), unless
+ * the same failure (JOB, END_US) is there already (then it gets RUNID). Not counted as a
+ * run. */
+void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, int64_t runid,
+                          const char *message, const char *sqlstate);
 
 /* What the scrape reads from the running daemon. */
 struct metrics_job_live {

@@ -29,6 +29,7 @@
 #include "plugin.h"
 #include "retry.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
 #include "text.h"
 
 /* How often the wall clock is compared with the monotonic clock when no timer wakes, and
@@ -151,6 +152,7 @@ void sched_record(struct run *r, const char *status, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
+	sched_recent_note(r->job, status, now, now, r->attempt);
 }
 
 /* ... and a log line. */
@@ -205,6 +207,7 @@ static void job_free(struct job **jp)
 	sched_preclaim_drop(j);
 	fresh_job_free(j);
 	flow_job_free(j);
+	sched_recent_job_free(j);
 	free(j->last_message);
 	if (j->own_strs)
 		free((char *)j->name); /* the block of them all (job_own_strs) */
@@ -282,6 +285,7 @@ static void note_result(struct run *r, bool ok, const char *message, const char 
 	j->last_start_us = r->start_us;
 	j->last_end_us = end_us;
 	j->last_attempt = r->attempt;
+	j->last_runid = 0; /* its row is written after this */
 	int64_t busy_ms = r->backend_at_us ? (sched_now_us(j->s) - r->backend_at_us) / 1000 : 0;
 	j->last_backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
@@ -337,6 +341,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	j->active = NULL;
 	run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
+	sched_recent_note(j, ok ? HIST_SUCCEEDED : HIST_FAILED, r->start_us, end, r->attempt);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
 	flow_run_end(r, o, end);
@@ -1397,6 +1402,7 @@ void sched_free(struct sched **sp)
 		free(s->paused[i]);
 	free(s->paused);
 	free(s->index);
+	sched_recent_free(s);
 	if (s->own_clock)
 		clock_free(&s->clock);
 	free(s);

@@ -1,0 +1,50 @@
+#ifndef PGCROND_SCHED_RECENT_PRIV_H
+#define PGCROND_SCHED_RECENT_PRIV_H
+
+/* Each job's recent runs, for the status (status.c) and its page: the last few ended runs
+ * (the strip of coloured cells, as Airflow's grid shows them) and the last result, kept as
+ * runs end and, at start, read back from the history (hist_request_last_results), so that a
+ * restart does not wipe what the operator was looking at. The failures of all jobs read back
+ * go to the metrics' ring (metrics_seed_failure). Results of this process carry no run id
+ * (their rows are written after they end); those read from the history do.
+ *
+ * A job the history names that is not scheduled yet when the answer comes (a job made in SQL
+ * arrives with the SQL jobs' first read) gets its rows when it appears. */
+
+#include <stdint.h>
+
+struct job;
+struct sched;
+
+/* How many runs of each job the strip keeps. */
+#define SCHED_RECENT_RUNS 10
+
+/* One ended run; STATUS indexes sched_recent_statuses. */
+struct sched_recent_run {
+	int64_t start_us, end_us; /* Unix µs */
+	int64_t runid;            /* job_run_details.runid, 0 if not known */
+	int32_t attempt;
+	uint8_t status;
+};
+struct sched_recent {
+	struct sched_recent_run runs[SCHED_RECENT_RUNS]; /* newest first (by start) */
+	uint32_t n;
+};
+
+/* The final statuses the strip shows, by index. NULL-terminated. */
+extern const char *const sched_recent_statuses[];
+
+/* J's run that started at START_US ended at END_US as STATUS (a final status: succeeded,
+ * failed, skipped, upstream_failed; others are ignored). */
+void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
+                       int attempt);
+/* J was just scheduled: the rows the history had for it, if they came before it. */
+void sched_recent_job_added(struct job *j);
+/* J goes: its strip goes with it. */
+void sched_recent_job_free(struct job *j);
+/* The first load: ask the history (when there is one) for what the status showed. */
+void sched_recent_request(struct sched *s);
+/* The rows kept for jobs that never appeared. */
+void sched_recent_free(struct sched *s);
+
+#endif
