@@ -199,6 +199,7 @@ struct sched {
 	struct run *flow_head, *flow_tail;
 	bool catchup_asked;
 	struct sched_recent_store *recent_store; /* sched_recent.c: rows for jobs not here yet */
+	size_t recent_runs_read, recent_failures_read; /* ... and what it read (for the log) */
 	struct event grace_ev;
 	struct event drained_ev;
 	void (*drained)(void *);

@@ -101,7 +101,8 @@ static void set_last(struct job *j, const struct hist_past_run *pr)
 	snprintf(j->last_status, sizeof(j->last_status), "%s", pr->status);
 	free(j->last_message);
 	j->last_message = msg;
-	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
+	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s",
+	         pr->sqlstate ? pr->sqlstate : "");
 	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", pr->trigger ? pr->trigger : "");
 	j->last_start_us = pr->start_us;
 	j->last_end_us = pr->end_us;
@@ -145,8 +146,7 @@ static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct
 	                      .end_us = pr->end_us,
 	                      .runid = pr->runid,
 	                      .seq = st->n};
-	if (!(p->job = strdup(pr->job)) ||
-	    (pr->message && !(p->message = strdup(pr->message)))) {
+	if (!(p->job = strdup(pr->job)) || (pr->message && !(p->message = strdup(pr->message)))) {
 		free(p->job);
 		return;
 	}
@@ -220,11 +220,13 @@ void sched_recent_job_added(struct job *j)
 		sched_recent_free(s);
 }
 
-static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
+void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *pr)
 {
-	struct sched *s = arg;
+	struct sched_recent_store *st = s->recent_store;
 	if (!pr) {
-		struct sched_recent_store *st = s->recent_store;
+		log_info("history: read back for the status: %zu failure(s), %zu run(s) of the "
+		         "jobs scheduled, %zu row(s) kept for jobs not scheduled yet",
+		         s->recent_failures_read, s->recent_runs_read, st ? st->n : 0);
 		if (st) {
 			qsort(st->v, st->n, sizeof(st->v[0]), by_job);
 			st->complete = true;
@@ -234,15 +236,23 @@ static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_pas
 		return;
 	}
 	if (kind == HIST_PAST_FAILURE) {
+		s->recent_failures_read++;
 		metrics_seed_failure(s->metrics, pr->job, pr->end_us, pr->runid, pr->message,
 		                     pr->sqlstate);
 		return;
 	}
 	struct job *j = sched_job_find(s, pr->job);
-	if (j && !j->removed)
+	if (j && !j->removed) {
+		s->recent_runs_read += kind == HIST_PAST_RUN;
 		apply_row(j, kind, pr);
-	else if (!s->recent_store || !s->recent_store->complete)
+	} else if (!st || !st->complete) {
 		keep_pending(s, kind, pr);
+	}
+}
+
+static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
+{
+	sched_recent_take(arg, kind, pr);
 }
 
 void sched_recent_request(struct sched *s)
