@@ -34,10 +34,9 @@ static char *get(int port, const char *path, int *code)
 	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
 	              strerror(errno));
 	char req[512];
-	int n = snprintf(req, sizeof(req),
-	                 "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN
-	                 "\r\n\r\n",
-	                 path);
+	int n = snprintf(
+	    req, sizeof(req),
+	    "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " TOKEN "\r\n\r\n", path);
 	ck_assert_int_eq(write(fd, req, (size_t)n), n);
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap);
@@ -139,42 +138,71 @@ static void write_jobs(const struct itest_env *e, bool enabled)
 	              en, en, en);
 }
 
-/* The last result of BAD in the status has a run id: the daemon read the history. */
+/* Every job's last result in the status has a run id (the daemon read the history), the
+ * SQL job's too, which the daemon learns of after it starts. */
 static bool restored(void *arg)
 {
 	int port = *(int *)arg;
 	json_t *st = status_json(port);
-	const json_t *last = json_object_get(job_of(st, "bad"), "last_result");
-	bool yes = json_integer_value(json_object_get(last, "runid")) > 0;
+	const json_t *j;
+	size_t i, n = 0;
+	bool yes = true;
+	json_array_foreach(json_object_get(st, "jobs"), i, j)
+	{
+		const json_t *last = json_object_get(j, "last_result");
+		yes &= json_integer_value(json_object_get(last, "runid")) > 0;
+		n++;
+	}
 	json_decref(st);
-	return yes;
+	return yes && n == 4;
 }
 
 START_TEST(status_and_page_remember_after_restart)
 {
 	struct itest_env e;
-	itest_env_setup(&e, "page-memory", "it_page_memory");
+	itest_env_init(&e, "page-memory", "it_page_memory");
 	char *tf = itest_env_path(&e, "http.token");
 	itest_write_file(tf, "%s\n", TOKEN);
 	itest_chown_user(tf);
 	chmod(tf, 0600);
 	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; token_file = \"http.token\"; };\n");
 	write_jobs(&e, true);
+	/* pg_cron's API, and a role that schedules a failing job in SQL */
+	int rc;
+	char *out = itest_cli(&rc, "install", "-c", e.conf, NULL);
+	ck_assert_msg(rc == 0, "pgcrond install: %d %s", rc, out);
+	free(out);
+	PQclear(PQexec(e.db, "DROP OWNED BY it_page_memory_app; DROP ROLE it_page_memory_app"));
+	itest_exec(e.db, "CREATE ROLE it_page_memory_app LOGIN;"
+	                 "GRANT USAGE ON SCHEMA cron TO it_page_memory_app");
+	char app_ci[1024];
+	snprintf(app_ci, sizeof(app_ci), "%s user=it_page_memory_app", e.ci);
+	PGconn *app = itest_connect(app_ci);
+	char *sql_id = itest_scalar(app, "SELECT cron.schedule('sql-bad', '1 seconds', "
+	                                 "'SELECT 1/0')");
+	ck_assert_ptr_nonnull(sql_id);
 	itest_env_start(&e);
 
 	/* runs of every kind: successes, failures (division by zero), skips (overlap) */
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) FILTER (WHERE job_name = 'good' AND status = "
-	                             "'succeeded') >= 12 AND count(*) FILTER (WHERE job_name = 'bad' "
-	                             "AND status = 'failed') >= 3 AND count(*) FILTER (WHERE "
-	                             "job_name = 'slow' AND status = 'skipped') >= 1 FROM "
-	                             "pgcrond.job_run_details"),
-	              "no runs:\n%s", tail(itest_read_file(e.log)));
+	ck_assert_msg(
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) FILTER (WHERE job_name = 'good' AND status = "
+	                   "'succeeded') >= 12 AND count(*) FILTER (WHERE job_name = 'bad' "
+	                   "AND status = 'failed') >= 3 AND count(*) FILTER (WHERE "
+	                   "job_name = 'slow' AND status = 'skipped') >= 1 AND count(*) FILTER "
+	                   "(WHERE job_name = 'sql-bad' AND status = 'failed') >= 2 FROM "
+	                   "pgcrond.job_run_details"),
+	    "no runs:\n%s", tail(itest_read_file(e.log)));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 
 	/* started again with every job disabled: nothing runs, what shows comes from the
 	 * history */
 	write_jobs(&e, false);
+	char alter[256];
+	snprintf(alter, sizeof(alter), "SELECT cron.alter_job(%s, active := false)", sql_id);
+	itest_exec(e.db, alter);
+	free(sql_id);
+	PQfinish(app);
 	itest_env_start(&e);
 	int port = 0;
 	for (int i = 0; i < 200 && !(port = logged_port(e.log, 2)); i++)
@@ -189,16 +217,17 @@ START_TEST(status_and_page_remember_after_restart)
 
 	json_t *st = status_json(port);
 	/* each job's last result, as the table has it, with its run id */
-	const char *jobs[] = {"good", "bad", "slow"};
-	for (size_t k = 0; k < 3; k++) {
+	const char *jobs[] = {"good", "bad", "slow", "sql-bad"};
+	for (size_t k = 0; k < 4; k++) {
 		const json_t *j = job_of(st, jobs[k]);
 		const json_t *last = json_object_get(j, "last_result");
 		char q[512];
-		snprintf(q, sizeof(q),
-		         "SELECT runid || ' ' || status FROM pgcrond.job_run_details WHERE job_name = "
-		         "'%s' AND status IN ('succeeded', 'failed') ORDER BY start_time DESC, runid "
-		         "DESC LIMIT 1",
-		         jobs[k]);
+		snprintf(
+		    q, sizeof(q),
+		    "SELECT runid || ' ' || status FROM pgcrond.job_run_details WHERE job_name = "
+		    "'%s' AND status IN ('succeeded', 'failed') ORDER BY start_time DESC, runid "
+		    "DESC LIMIT 1",
+		    jobs[k]);
 		char *want = itest_scalar(e.db, q), got[128];
 		snprintf(got, sizeof(got), "%lld %s",
 		         (long long)json_integer_value(json_object_get(last, "runid")),
@@ -239,11 +268,17 @@ START_TEST(status_and_page_remember_after_restart)
 	/* the recent failures: the newest of the table, with text and run id */
 	const json_t *f0 = json_array_get(json_object_get(st, "recent_failures"), 0);
 	ck_assert_msg(f0, "no recent failures after the restart");
-	long long bad_runid =
-	    itest_env_count(&e, "SELECT runid FROM pgcrond.job_run_details WHERE status = 'failed' "
-	                        "ORDER BY start_time DESC, runid DESC LIMIT 1");
-	ck_assert_int_eq(json_integer_value(json_object_get(f0, "runid")), bad_runid);
-	ck_assert_str_eq(json_string_value(json_object_get(f0, "job")), "bad");
+	char *newest = itest_scalar(e.db, "SELECT runid || ' ' || job_name FROM "
+	                                  "pgcrond.job_run_details WHERE status = 'failed' "
+	                                  "ORDER BY start_time DESC, runid DESC LIMIT 1");
+	char got0[128];
+	snprintf(got0, sizeof(got0), "%lld %s",
+	         (long long)json_integer_value(json_object_get(f0, "runid")),
+	         json_string_value(json_object_get(f0, "job")));
+	ck_assert_msg(newest && strcmp(got0, newest) == 0, "newest failure %s, history %s", got0,
+	              newest);
+	free(newest);
+	long long bad_runid = json_integer_value(json_object_get(bad_last, "runid"));
 	ck_assert_str_eq(json_string_value(json_object_get(f0, "message")), "division by zero");
 	ck_assert_int_eq(json_array_size(json_object_get(st, "recent_failures")),
 	                 itest_env_count(&e, "SELECT least(count(*), 20) FROM "
@@ -253,10 +288,9 @@ START_TEST(status_and_page_remember_after_restart)
 	json_decref(st);
 
 	/* pgcrond status: the same, for a terminal */
-	int rc;
 	char idtext[64];
 	snprintf(idtext, sizeof(idtext), "run %lld", bad_runid);
-	char *out = itest_cli(&rc, "status", "-c", e.conf, NULL);
+	out = itest_cli(&rc, "status", "-c", e.conf, NULL);
 	ck_assert_msg(rc == 0 && strstr(out, idtext) && strstr(out, "division by zero") &&
 	                  strstr(out, "recent failures"),
 	              "pgcrond status (%d): %s", rc, out);
@@ -288,8 +322,8 @@ START_TEST(status_and_page_remember_after_restart)
 	itest_write_file(domf, "%s", dom);
 	char want[256];
 	/* the strip: ten cells a job, the runs coloured by outcome with their ids */
-	snprintf(want, sizeof(want), "class=\"cell run-failed\" data-status=\"failed\" data-runid=\"%lld\"",
-	         bad_runid);
+	snprintf(want, sizeof(want),
+	         "class=\"cell run-failed\" data-status=\"failed\" data-runid=\"%lld\"", bad_runid);
 	ck_assert_msg(strstr(dom, want), "no strip cell for run %lld: %s", bad_runid, domf);
 	ck_assert_msg(strstr(dom, "class=\"cell run-succeeded\"") &&
 	                  strstr(dom, "class=\"cell run-skipped\""),
