@@ -97,7 +97,7 @@
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */
-static const char sql_insert[] =
+static const char sql_insert[] = HIST_WRITTEN_OPEN
     "INSERT INTO pgcrond.job_run_details"
     " (jobid, database, username, command, status, return_message, start_time, end_time,"
     "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
@@ -108,18 +108,19 @@ static const char sql_insert[] =
     "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
     "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
     "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9)"
-    " ON CONFLICT DO NOTHING"; /* the writer's key: (instance, run_key[, start_time]) */
+    " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
+    HIST_WRITTEN_CLOSE("");
 
 static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
                               " WHERE instance = $1 AND run_key = $2";
 
-static const char sql_finish[] =
+static const char sql_finish[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details"
     "   SET status = $3, return_message = $4, sqlstate = $5,"
     "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
     "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
     "                     * interval '1 microsecond') - start_time) * 1000"
-    " WHERE instance = $1 AND run_key = $2";
+    " WHERE instance = $1 AND run_key = $2" HIST_WRITTEN_CLOSE("");
 
 /* The orphans and last-fires reads: hist_startup.c. */
 /* Partitions for the records about to be written (a daemon back after days away fills the
@@ -196,6 +197,16 @@ struct hist {
 	int last_results_failures, last_results_runs;
 	bool purge_pending;
 	struct hist_stats st;
+	/* the ended runs of this process the batch in flight wrote, told once it committed */
+	hist_written_fn written_fn;
+	void *written_arg;
+	struct written {
+		uint64_t key;
+		int64_t runid, end_us;
+		char status[16];
+		char *job;
+	} * written;
+	size_t n_written, cap_written;
 };
 
 static void kick(struct hist *h);
@@ -268,8 +279,53 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 /* ---- the connection ---------------------------------------------------------------- */
 
 /* The statement state that dies with a connection. */
+/* The rows the batch in flight wrote: told (COMMITTED) or forgotten (it failed: a line is sent
+ * again, and its row gets another runid). */
+static void written_done(struct hist *h, bool committed)
+{
+	for (size_t i = 0; i < h->n_written; i++) {
+		struct written *w = &h->written[i];
+		if (committed && h->written_fn)
+			h->written_fn(h->written_arg, &(struct hist_written){.key = w->key,
+			                                                     .runid = w->runid,
+			                                                     .end_us = w->end_us,
+			                                                     .job = w->job,
+			                                                     .status = w->status});
+		free(w->job);
+	}
+	h->n_written = 0;
+}
+
+/* One answer of a record statement (HIST_WRITTEN_CLOSE): the rows of this process's runs. */
+static void written_rows(struct hist *h, const PGresult *r)
+{
+	size_t boot = strlen(h->boot_id);
+	for (int i = 0; h->written_fn && i < PQntuples(r) && PQnfields(r) == 5; i++) {
+		const char *key = PQgetvalue(r, i, 0);
+		if (strncmp(key, h->boot_id, boot) != 0 || key[boot] != '.' || PQgetisnull(r, i, 1))
+			continue; /* a row an earlier process left in the spill file */
+		if (h->n_written == h->cap_written) {
+			size_t cap = h->cap_written ? 2 * h->cap_written : 64;
+			struct written *v = realloc(h->written, cap * sizeof(*v));
+			if (!v)
+				return; /* the status shows these runs without their ids */
+			h->written = v;
+			h->cap_written = cap;
+		}
+		struct written *w = &h->written[h->n_written];
+		if (!(w->job = strdup(PQgetvalue(r, i, 2))))
+			return;
+		w->key = strtoull(key + boot + 1, NULL, 10);
+		w->runid = atoll(PQgetvalue(r, i, 1));
+		w->end_us = PQgetisnull(r, i, 4) ? 0 : atoll(PQgetvalue(r, i, 4));
+		snprintf(w->status, sizeof(w->status), "%s", PQgetvalue(r, i, 3));
+		h->n_written++;
+	}
+}
+
 static void drop_conn(struct hist *h)
 {
+	written_done(h, false);
 	conndrv_close(&h->drv);
 	h->op = OP_NONE;
 	h->blocked = false;
@@ -650,6 +706,8 @@ static void op_done(struct hist *h)
 {
 	enum hist_op op = h->op;
 
+	if (op == OP_BATCH && h->op_failed)
+		written_done(h, false); /* rolled back: the lines go again */
 	conndrv_idle(&h->drv);
 	h->op = OP_NONE;
 	if (PQstatus(h->drv.conn) == CONNECTION_BAD) {
@@ -691,6 +749,7 @@ static void op_done(struct hist *h)
 			h->prepared = true;
 			break;
 		case OP_BATCH:
+			written_done(h, true);
 			if (!h->set_batch)
 				h->line_mode = false;
 			for (size_t i = 0; i < h->batch_n; i++) {
@@ -713,11 +772,13 @@ static void op_done(struct hist *h)
 		case OP_PARTITION:
 			break;
 		case OP_LAST_FIRES:
-			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0); /* the end of the answer */
+			if (h->last_fires_fn) /* the end of the answer */
+				h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 			h->last_fires_fn = NULL;
 			break;
 		case OP_LAST_RESULTS:
-			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+			if (h->last_results_fn)
+				h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 			h->last_results_fn = NULL;
 			break;
 		case OP_CHECK:
@@ -750,12 +811,14 @@ static void op_done(struct hist *h)
 	}
 	if (op == OP_LAST_FIRES) {
 		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
-		h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
+		if (h->last_fires_fn)
+			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
 	} else if (op == OP_LAST_RESULTS) {
 		log_error("history: cannot read the jobs' last results for the status: %s",
 		          h->op_err);
-		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+		if (h->last_results_fn)
+			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 		h->last_results_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
@@ -798,8 +861,11 @@ static void batch_result(struct hist *h, PGresult *r)
 		if (PQexitPipelineMode(h->drv.conn))
 			op_done(h);
 		return;
-	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
+		if (h->op == OP_BATCH && !h->op_failed)
+			written_rows(h, r);
+		return;
+	case PGRES_COMMAND_OK:
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */
 		return;
 	default:
@@ -855,13 +921,13 @@ static void read_results(void *arg)
 		}
 		ExecStatusType s = PQresultStatus(r);
 		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
-			for (int i = 0; i < PQntuples(r); i++)
+			for (int i = 0; h->last_fires_fn && i < PQntuples(r); i++)
 				h->last_fires_fn(
 				    h->last_fires_arg, PQgetvalue(r, i, 0),
 				    PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
 				    PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
 		} else if (s == PGRES_TUPLES_OK && h->op == OP_LAST_RESULTS && !h->op_failed) {
-			for (int i = 0; i < PQntuples(r); i++)
+			for (int i = 0; h->last_results_fn && i < PQntuples(r); i++)
 				past_run(h, r, i);
 		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
@@ -1105,6 +1171,8 @@ void hist_close(struct hist **hp)
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);
 	hist_keymap_free(&h->starts);
+	written_done(h, false);
+	free(h->written);
 	free(h->conninfo);
 	free(h->instance);
 	free(h);
@@ -1190,19 +1258,38 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
-void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-                 const char *message)
+uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                     const char *message)
 {
 	char key[96], sched[24], start[24], attempt[24];
 	const char *f[N_RECORD];
 
 	if (!h || !run)
-		return;
-	run_key(h, ++h->next_key, key, sizeof(key));
+		return 0;
+	uint64_t k = ++h->next_key;
+	run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
 	f[12] = status ? status : HIST_FAILED;
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
 	emit(h, K_RECORD, f, N_RECORD);
+	return k;
+}
+
+void hist_forget_asker(struct hist *h)
+{
+	if (!h)
+		return;
+	h->last_fires_fn = NULL;
+	h->last_results_fn = NULL;
+	h->written_fn = NULL;
+}
+
+void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg)
+{
+	if (!h)
+		return;
+	h->written_fn = fn;
+	h->written_arg = arg;
 }

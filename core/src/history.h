@@ -59,9 +59,22 @@ void hist_set_pid(struct hist *h, uint64_t key, int pid);
  * "1 row", or the error text), never containing a password. */
 void hist_finish(struct hist *h, uint64_t key, const char *status, const char *message,
                  const char *sqlstate, int64_t end_us);
-/* A run that never started (overlap skip, upstream_failed): one complete row. */
-void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-                 const char *message);
+/* A run that never started (overlap skip, upstream_failed): one complete row. Returns its
+ * key (as hist_start's), 0 without a history. */
+uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                     const char *message);
+
+/* A run of this process whose row is written with its final status (once its batch has
+ * committed): KEY is hist_start's or hist_record's, RUNID the row's runid (what `pgcrond
+ * history --run` takes). The strings live only for the call. */
+struct hist_written {
+	uint64_t key;
+	int64_t runid;
+	int64_t end_us; /* Unix µs */
+	const char *job, *status;
+};
+typedef void (*hist_written_fn)(void *arg, const struct hist_written *w);
+void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg);
 
 /* Records waiting to be written (memory + spill file), for tests and status. */
 uint64_t hist_pending(const struct hist *h);
@@ -143,6 +156,10 @@ typedef void (*hist_last_results_fn)(void *arg, enum hist_past_kind kind,
                                      const struct hist_past_run *r);
 void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
                                hist_last_results_fn fn, void *arg);
+/* The asker goes away: the start-up reads it asked for (hist_request_last_fires,
+ * hist_request_last_results) and the written runs (hist_set_written_fn) are no longer told,
+ * also when their answers arrive while hist_close() flushes. */
+void hist_forget_asker(struct hist *h);
 
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the
  * history database; the daemon LISTENs on it. */

@@ -250,6 +250,17 @@ void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, in
 	f->runid = runid;
 }
 
+void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid)
+{
+	for (size_t i = 0; m && job && i < METRICS_FAILURES; i++) {
+		struct failure *f = &m->failures[i];
+		if (f->job && f->end_us == end_us && strcmp(f->job, job) == 0) {
+			f->runid = runid;
+			return;
+		}
+	}
+}
+
 void metrics_each_failure(const struct metrics *m,
                           void (*fn)(void *arg, const char *job, int64_t end_us, int64_t runid,
                                      const char *message, const char *sqlstate),

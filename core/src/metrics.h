@@ -51,6 +51,10 @@ void metrics_each_failure(const struct metrics *m,
 void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, int64_t runid,
                           const char *message, const char *sqlstate);
 
+/* The failure of JOB that ended at END_US, if it is kept, has run id RUNID (its history row
+ * was written after it ended). */
+void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid);
+
 /* What the scrape reads from the running daemon. */
 struct metrics_job_live {
 	const char *name;

@@ -141,9 +141,10 @@ void sched_record(struct run *r, const char *status, const char *message)
 	struct sched *s = r->job->s;
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
+	uint64_t key = 0;
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, now);
-		hist_record(s->hist, &hr, status, message);
+		key = hist_record(s->hist, &hr, status, message);
 	}
 	struct metrics_run mr = {.job = r->job->name,
 	                         .status = status,
@@ -152,7 +153,7 @@ void sched_record(struct run *r, const char *status, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, status, now, now, r->attempt);
+	sched_recent_note(r->job, status, now, now, r->attempt, key);
 }
 
 /* ... and a log line. */
@@ -285,7 +286,8 @@ static void note_result(struct run *r, bool ok, const char *message, const char 
 	j->last_start_us = r->start_us;
 	j->last_end_us = end_us;
 	j->last_attempt = r->attempt;
-	j->last_runid = 0; /* its row is written after this */
+	j->last_runid = 0; /* its row is written after this (sched_recent_written) */
+	j->last_hist_key = r->hist_key;
 	int64_t busy_ms = r->backend_at_us ? (sched_now_us(j->s) - r->backend_at_us) / 1000 : 0;
 	j->last_backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
@@ -341,7 +343,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	j->active = NULL;
 	run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
-	sched_recent_note(j, ok ? HIST_SUCCEEDED : HIST_FAILED, r->start_us, end, r->attempt);
+	sched_recent_note(j, ok ? HIST_SUCCEEDED : HIST_FAILED, r->start_us, end, r->attempt,
+	                  r->hist_key);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
 	flow_run_end(r, o, end);
@@ -1323,6 +1326,8 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->clock = clock;
 	s->ex = *ex;
 	s->hist = h;
+	if (h)
+		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
 	s->max_running = 32;
 	s->random = system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
@@ -1403,6 +1408,7 @@ void sched_free(struct sched **sp)
 	free(s->paused);
 	free(s->index);
 	sched_recent_free(s);
+	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)
 		clock_free(&s->clock);
 	free(s);

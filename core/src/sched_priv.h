@@ -113,7 +113,8 @@ struct job {
 	char *last_message;      /* its return_message */
 	int64_t last_start_us;
 	int64_t last_end_us;
-	int64_t last_runid;          /* its row's runid, when read from the history; 0 */
+	int64_t last_runid;          /* its row's runid once known; 0 */
+	uint64_t last_hist_key;      /* its history key (hist_start); 0 if read back */
 	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
 	bool paused;
 	bool paused_owed;      /* a notification or upstream fire came while paused */

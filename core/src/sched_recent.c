@@ -51,14 +51,32 @@ static void strip_put(struct job *j, const struct sched_recent_run *x)
 }
 
 void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
-                       int attempt)
+                       int attempt, uint64_t key)
 {
 	int st = status_index(status);
 	if (st < 0)
 		return;
-	struct sched_recent_run x = {
-	    .start_us = start_us, .end_us = end_us, .attempt = attempt, .status = (uint8_t)st};
+	struct sched_recent_run x = {.start_us = start_us,
+	                             .end_us = end_us,
+	                             .key = key,
+	                             .attempt = attempt,
+	                             .status = (uint8_t)st};
 	strip_put(j, &x);
+}
+
+void sched_recent_written(void *arg, const struct hist_written *w)
+{
+	struct sched *s = arg;
+	struct job *j = sched_job_find(s, w->job);
+	if (!j || !w->key)
+		return;
+	if (j->last_hist_key == w->key && !j->last_runid)
+		j->last_runid = w->runid;
+	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
+		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
+			j->recent->runs[i].runid = w->runid;
+	if (strcmp(w->status, HIST_FAILED) == 0)
+		metrics_failure_runid(s->metrics, w->job, w->end_us, w->runid);
 }
 
 void sched_recent_job_free(struct job *j)

@@ -5,8 +5,8 @@
  * (the strip of coloured cells, as Airflow's grid shows them) and the last result, kept as
  * runs end and, at start, read back from the history (hist_request_last_results), so that a
  * restart does not wipe what the operator was looking at. The failures of all jobs read back
- * go to the metrics' ring (metrics_seed_failure). Results of this process carry no run id
- * (their rows are written after they end); those read from the history do.
+ * go to the metrics' ring (metrics_seed_failure). A run of this process gets its run id once
+ * its row is written (a moment after it ends; later while the history is down).
  *
  * A job the history names that is not scheduled yet when the answer comes (a job made in SQL
  * arrives with the SQL jobs' first read) gets its rows when it appears. */
@@ -24,7 +24,8 @@ struct sched;
 /* One ended run; STATUS indexes sched_recent_statuses. */
 struct sched_recent_run {
 	int64_t start_us, end_us; /* Unix µs */
-	int64_t runid;            /* job_run_details.runid, 0 if not known */
+	int64_t runid;            /* job_run_details.runid, 0 if not known (yet) */
+	uint64_t key;             /* the history's key of a run of this process; 0 */
 	int32_t attempt;
 	uint8_t status;
 };
@@ -39,7 +40,10 @@ extern const char *const sched_recent_statuses[];
 /* J's run that started at START_US ended at END_US as STATUS (a final status: succeeded,
  * failed, skipped, upstream_failed; others are ignored). */
 void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
-                       int attempt);
+                       int attempt, uint64_t key);
+/* The history wrote a run of this process (hist_set_written_fn; ARG is the sched): its run id
+ * goes to the strip, the last result and the failures that show it. */
+void sched_recent_written(void *arg, const struct hist_written *w);
 /* J was just scheduled: the rows the history had for it, if they came before it. */
 void sched_recent_job_added(struct job *j);
 /* J goes: its strip goes with it. */

@@ -157,6 +157,38 @@ static bool restored(void *arg)
 	return yes && n == 4;
 }
 
+/* While the daemon runs: the last result of BAD, the newest failure and GOOD's newest run
+ * have their run ids (their rows were written a moment after they ended). */
+static bool live_ids(void *arg)
+{
+	int port = *(int *)arg;
+	json_t *st = status_json(port);
+	const json_t *last = json_object_get(job_of(st, "bad"), "last_result");
+	const json_t *f0 = json_array_get(json_object_get(st, "recent_failures"), 0);
+	const json_t *r0 = json_array_get(json_object_get(job_of(st, "good"), "recent_runs"), 0);
+	bool yes = json_integer_value(json_object_get(last, "runid")) > 0 &&
+	           json_integer_value(json_object_get(f0, "runid")) > 0 &&
+	           json_integer_value(json_object_get(r0, "runid")) > 0;
+	json_decref(st);
+	return yes;
+}
+
+/* Run RUNID in the table is JOB's, with STATUS, ended at END_UNIX (to the millisecond). */
+static void assert_row(struct itest_env *e, json_int_t runid, const char *job, const char *status,
+                       double end_unix)
+{
+	char q[512];
+	snprintf(q, sizeof(q),
+	         "SELECT job_name || ' ' || status || ' ' || (abs(extract(epoch FROM end_time) - "
+	         "%.6f) < 0.001) FROM pgcrond.job_run_details WHERE runid = %lld",
+	         end_unix, (long long)runid);
+	char *got = itest_scalar(e->db, q), want[128];
+	snprintf(want, sizeof(want), "%s %s true", job, status);
+	ck_assert_msg(got && strcmp(got, want) == 0, "run %lld: %s, the status says %s",
+	              (long long)runid, got ? got : "no row", want);
+	free(got);
+}
+
 START_TEST(status_and_page_remember_after_restart)
 {
 	struct itest_env e;
@@ -193,6 +225,24 @@ START_TEST(status_and_page_remember_after_restart)
 	                   "(WHERE job_name = 'sql-bad' AND status = 'failed') >= 2 FROM "
 	                   "pgcrond.job_run_details"),
 	    "no runs:\n%s", tail(itest_read_file(e.log)));
+	/* live: the runs of the running daemon show their run ids too, once written */
+	int port1 = logged_port(e.log, 1);
+	ck_assert_int_gt(port1, 0);
+	ck_assert_msg(itest_wait_until(live_ids, &port1, 20), "no run ids for the live runs:\n%s",
+	              tail(itest_read_file(e.log)));
+	json_t *live = status_json(port1);
+	const json_t *ll = json_object_get(job_of(live, "bad"), "last_result");
+	assert_row(&e, json_integer_value(json_object_get(ll, "runid")), "bad", "failed",
+	           json_number_value(json_object_get(ll, "ended_at_unix")));
+	const json_t *lf = json_array_get(json_object_get(live, "recent_failures"), 0);
+	assert_row(&e, json_integer_value(json_object_get(lf, "runid")),
+	           json_string_value(json_object_get(lf, "job")), "failed",
+	           json_number_value(json_object_get(lf, "ended_at_unix")));
+	const json_t *lr = json_array_get(json_object_get(job_of(live, "good"), "recent_runs"), 0);
+	assert_row(&e, json_integer_value(json_object_get(lr, "runid")), "good",
+	           json_string_value(json_object_get(lr, "status")),
+	           json_number_value(json_object_get(lr, "ended_at_unix")));
+	json_decref(live);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 
 	/* started again with every job disabled: nothing runs, what shows comes from the
