@@ -36,8 +36,8 @@ struct metrics_run {
 void metrics_run_end(struct metrics *m, const struct metrics_run *r);
 
 /* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. RUNID is the
- * run's job_run_details.runid where it came from the history (metrics_seed_failure), 0 where
- * not known (a run of this process: its row is written after it ends). */
+ * run's job_run_details.runid: read back from the history (metrics_seed_failure) or told
+ * once its row is written (metrics_failure_runid); 0 until then. */
 #define METRICS_FAILURES 20
 void metrics_each_failure(const struct metrics *m,
                           void (*fn)(void *arg, const char *job, int64_t end_us, int64_t runid,

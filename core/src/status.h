@@ -32,8 +32,8 @@
  *                                               the debounce deadline, as the daemon holds them
  *        "last_result": { "status", "message", "sqlstate", "trigger", "attempt",
  *                         "started_at", "ended_at", "duration_ms",
- *                         "runid" },  -- the row's runid (pgcrond history --run) when the
- *                                        result was read back from the history at start
+ *                         "runid" },  -- the row's runid (pgcrond history --run), once
+ *                                        the row is written (or read back at start)
  *        "recent_runs": [ { "status" (succeeded | failed | skipped | upstream_failed),
  *                           "started_at", "ended_at", "duration_ms", "attempt", "runid" } ],
  *                     -- its last ended runs (at most 10), newest first: read back from
@@ -43,7 +43,7 @@
  *     "recent_failures": [ { "job", "ended_at", "message", "sqlstate", "runid" } ] }
  *                     -- the last 20 failed runs (of JOB_OR_NULL only, when given),
  *                        newest first; those from before the start read back from the
- *                        history, with their runid
+ *                        history; runid once the row is written
  *
  * A paused job's state is "paused" unless a run of it is under way ("running", with
  * "paused": true). */
