@@ -164,14 +164,16 @@ END_TEST
 struct seen {
 	char jobs[64];
 	char last_msg[64];
+	int64_t runids[32];
 	int n;
 };
 
-static void each(void *arg, const char *job, int64_t end_us, const char *message,
+static void each(void *arg, const char *job, int64_t end_us, int64_t runid, const char *message,
                  const char *sqlstate)
 {
 	struct seen *s = arg;
 	strncat(s->jobs, job, sizeof(s->jobs) - strlen(s->jobs) - 1);
+	s->runids[s->n < 32 ? s->n : 31] = runid;
 	snprintf(s->last_msg, sizeof(s->last_msg), "%s/%s", message, sqlstate ? sqlstate : "-");
 	s->n++;
 }
@@ -196,6 +198,38 @@ START_TEST(test_failures_ring)
 }
 END_TEST
 
+/* After a restart, the failures read from the history go behind those of this process,
+ * newest first, with their run ids; one this process kept already is not kept twice. */
+START_TEST(test_failures_seeded)
+{
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	metrics_run_end(m, &(struct metrics_run){"a", "failed", 1, -1, 50, "live", NULL});
+	metrics_seed_failure(m, "a", 50, 7, "live", NULL); /* the same run: gets its id */
+	metrics_seed_failure(m, "b", 40, 6, "older", "22012");
+	metrics_seed_failure(m, "c", 30, 5, "oldest", NULL);
+	struct seen s = {0};
+	metrics_each_failure(m, each, &s);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_str_eq(s.jobs, "abc");
+	ck_assert_int_eq(s.runids[0], 7);
+	ck_assert_int_eq(s.runids[1], 6);
+	ck_assert_int_eq(s.runids[2], 5);
+	ck_assert_str_eq(s.last_msg, "oldest/-");
+	/* a full ring takes no more */
+	char name[8];
+	for (int i = 0; i < 25; i++) {
+		snprintf(name, sizeof(name), "%c", 'd' + i);
+		metrics_seed_failure(m, name, 20 - i, 100 + i, "x", NULL);
+	}
+	memset(&s, 0, sizeof(s));
+	metrics_each_failure(m, each, &s);
+	ck_assert_int_eq(s.n, METRICS_FAILURES);
+	ck_assert_int_eq(s.runids[3], 100);
+	metrics_free(&m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("metrics");
@@ -205,6 +239,7 @@ int main(void)
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_many_jobs_keep_their_counts);
 	tcase_add_test(tc, test_failures_ring);
+	tcase_add_test(tc, test_failures_seeded);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -19,7 +19,10 @@
 #include "cron.h"
 #include "exec.h"
 #include "log.h"
+#include "history.h"
 #include "sched.h"
+#include "sched_priv.h"
+#include "sched_recent_priv.h"
 #include "status.h"
 
 START_TEST(queue_orders_by_instant_then_arrival)
@@ -398,6 +401,113 @@ static const char *h_job_str(json_t *st, const char *key)
 	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), key));
 }
 
+/* ---- what the status remembers across a restart (issue 26) ----------------------------- */
+
+static json_t *h_status_of(struct harness *h, const char *job)
+{
+	struct status_src src = {
+	    .sched = h->s, .ex = h->ex, .instance = "test", .started_us = clock_now_us(h->clock)};
+	json_t *st = status_snapshot(&src, job);
+	ck_assert_ptr_nonnull(st);
+	return json_array_get(json_object_get(st, "jobs"), 0) ? st : NULL;
+}
+
+/* "RUNID STATUS,..." of the job's strip, newest first. */
+static void strip_of(json_t *st, char *out, size_t len)
+{
+	size_t i;
+	json_t *r;
+	out[0] = '\0';
+	json_array_foreach(
+	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), "recent_runs"), i, r)
+	{
+		size_t l = strlen(out);
+		snprintf(out + l, len - l, "%s%lld %s", i ? "," : "",
+		         (long long)json_integer_value(json_object_get(r, "runid")),
+		         json_string_value(json_object_get(r, "status")));
+	}
+}
+
+static void past(struct harness *h, enum hist_past_kind kind, const char *job, const char *status,
+                 int64_t start_s, int64_t runid)
+{
+	struct hist_past_run pr = {.job = job,
+	                           .status = status,
+	                           .message = strcmp(status, "failed") == 0 ? "boom" : "1 row",
+	                           .sqlstate = strcmp(status, "failed") == 0 ? "22012" : NULL,
+	                           .trigger = "schedule",
+	                           .attempt = 1,
+	                           .start_us = start_s * 1000000,
+	                           .end_us = start_s * 1000000 + 5000,
+	                           .runid = runid};
+	sched_recent_take(h->s, kind, &pr);
+}
+
+/* The history's answer at start: a scheduled job gets its last result and strip at once; a job
+ * not scheduled yet (a SQL job read a moment later) gets them when it appears; a run that ends
+ * afterwards goes first in the strip, and a skip leaves the last result as it is. */
+START_TEST(status_remembers_runs_read_back)
+{
+	struct harness h;
+	int64_t t0 = at("2026-11-22T10:00:30Z");
+	h_start(&h, "* * * * *", CATCHUP_SKIP, t0 * 1000000);
+	past(&h, HIST_PAST_FAILURE, "tick", "failed", t0 - 60, 7);
+	past(&h, HIST_PAST_LAST, "later", "succeeded", t0 - 50, 9);
+	past(&h, HIST_PAST_LAST, "tick", "failed", t0 - 60, 7);
+	past(&h, HIST_PAST_RUN, "later", "succeeded", t0 - 50, 9);
+	past(&h, HIST_PAST_RUN, "tick", "failed", t0 - 60, 7);
+	past(&h, HIST_PAST_RUN, "later", "skipped", t0 - 55, 8);
+	past(&h, HIST_PAST_RUN, "tick", "succeeded", t0 - 120, 5);
+	sched_recent_take(h.s, HIST_PAST_LAST, NULL);
+
+	json_t *st = h_status_of(&h, "tick");
+	json_t *last =
+	    json_object_get(json_array_get(json_object_get(st, "jobs"), 0), "last_result");
+	ck_assert_int_eq(json_integer_value(json_object_get(last, "runid")), 7);
+	ck_assert_str_eq(json_string_value(json_object_get(last, "message")), "boom");
+	ck_assert_str_eq(json_string_value(json_object_get(last, "sqlstate")), "22012");
+	char strip[256];
+	strip_of(st, strip, sizeof(strip));
+	ck_assert_str_eq(strip, "7 failed,5 succeeded");
+	json_decref(st);
+
+	/* "later" comes with the next load */
+	struct conf_job jobs[2] = {h.job, h.job};
+	jobs[1].name = "later";
+	struct pgc_config c2 = h.cfg;
+	c2.jobs = jobs;
+	c2.n_jobs = 2;
+	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
+	st = h_status_of(&h, "later");
+	last = json_object_get(json_array_get(json_object_get(st, "jobs"), 0), "last_result");
+	ck_assert_int_eq(json_integer_value(json_object_get(last, "runid")), 9);
+	ck_assert_str_eq(json_string_value(json_object_get(last, "status")), "succeeded");
+	strip_of(st, strip, sizeof(strip));
+	ck_assert_str_eq(strip, "9 succeeded,8 skipped");
+	json_decref(st);
+
+	/* live: a skip of this process, newest, without a run id; the last result stays */
+	struct job *j = sched_job_find(h.s, "tick");
+	sched_recent_note(j, "skipped", (t0 + 1) * 1000000, (t0 + 1) * 1000000, 1, 0);
+	st = h_status_of(&h, "tick");
+	strip_of(st, strip, sizeof(strip));
+	ck_assert_str_eq(strip, "0 skipped,7 failed,5 succeeded");
+	last = json_object_get(json_array_get(json_object_get(st, "jobs"), 0), "last_result");
+	ck_assert_int_eq(json_integer_value(json_object_get(last, "runid")), 7);
+	json_decref(st);
+	/* eleven more: the strip keeps ten */
+	for (int i = 2; i < 13; i++)
+		sched_recent_note(j, "succeeded", (t0 + i) * 1000000, (t0 + i) * 1000000 + 1, 1, 0);
+	st = h_status_of(&h, "tick");
+	ck_assert_int_eq(json_array_size(json_object_get(
+	                     json_array_get(json_object_get(st, "jobs"), 0), "recent_runs")),
+	                 SCHED_RECENT_RUNS);
+	json_decref(st);
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
+	h_stop(&h);
+}
+END_TEST
+
 START_TEST(pause_holds_fires_and_resume_catches_up_once)
 {
 	struct harness h;
@@ -512,6 +622,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("exec");
 	tcase_add_test(tc, success_message_like_pg_cron);
+	tcase_add_test(tc, status_remembers_runs_read_back);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

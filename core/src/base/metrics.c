@@ -51,6 +51,7 @@ struct failure {
 	char *job, *message;
 	char sqlstate[6];
 	int64_t end_us;
+	int64_t runid; /* 0: not known (a run of this process) */
 };
 
 struct metrics {
@@ -210,11 +211,58 @@ static void keep_failure(struct metrics *m, const struct metrics_run *r)
 	f->message = msg;
 	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
 	f->end_us = r->end_us;
+	f->runid = 0;
 	m->next_failure = (m->next_failure + 1) % METRICS_FAILURES;
 }
 
+void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, int64_t runid,
+                          const char *message, const char *sqlstate)
+{
+	if (!m || !job)
+		return;
+	size_t kept = 0;
+	for (size_t i = 0; i < METRICS_FAILURES; i++) {
+		struct failure *f = &m->failures[i];
+		if (!f->job)
+			continue;
+		if (f->end_us == end_us && strcmp(f->job, job) == 0) {
+			f->runid = runid; /* one this process kept: now its id is known */
+			return;
+		}
+		kept++;
+	}
+	if (kept >= METRICS_FAILURES)
+		return;
+	/* the kept ones are the KEPT slots before next: the one before them is free */
+	struct failure *f =
+	    &m->failures[(m->next_failure + 2 * METRICS_FAILURES - kept - 1) % METRICS_FAILURES];
+	if (f->job)
+		return;
+	if (!(f->job = strdup(job)))
+		return;
+	if (!(f->message = strdup(message ? message : ""))) {
+		free(f->job);
+		f->job = NULL;
+		return;
+	}
+	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", sqlstate ? sqlstate : "");
+	f->end_us = end_us;
+	f->runid = runid;
+}
+
+void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid)
+{
+	for (size_t i = 0; m && job && i < METRICS_FAILURES; i++) {
+		struct failure *f = &m->failures[i];
+		if (f->job && f->end_us == end_us && strcmp(f->job, job) == 0) {
+			f->runid = runid;
+			return;
+		}
+	}
+}
+
 void metrics_each_failure(const struct metrics *m,
-                          void (*fn)(void *arg, const char *job, int64_t end_us,
+                          void (*fn)(void *arg, const char *job, int64_t end_us, int64_t runid,
                                      const char *message, const char *sqlstate),
                           void *arg)
 {
@@ -222,7 +270,8 @@ void metrics_each_failure(const struct metrics *m,
 		const struct failure *f =
 		    &m->failures[(m->next_failure + METRICS_FAILURES - k) % METRICS_FAILURES];
 		if (f->job)
-			fn(arg, f->job, f->end_us, f->message, f->sqlstate[0] ? f->sqlstate : NULL);
+			fn(arg, f->job, f->end_us, f->runid, f->message,
+			   f->sqlstate[0] ? f->sqlstate : NULL);
 	}
 }
 

@@ -35,12 +35,25 @@ struct metrics_run {
 /* Count R (strings copied as needed). Out of memory loses the observation, logged once. */
 void metrics_run_end(struct metrics *m, const struct metrics_run *r);
 
-/* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. */
+/* The last METRICS_FAILURES failed runs, newest first: FN(ARG, ...) for each. RUNID is the
+ * run's job_run_details.runid: read back from the history (metrics_seed_failure) or told
+ * once its row is written (metrics_failure_runid); 0 until then. */
 #define METRICS_FAILURES 20
 void metrics_each_failure(const struct metrics *m,
-                          void (*fn)(void *arg, const char *job, int64_t end_us,
+                          void (*fn)(void *arg, const char *job, int64_t end_us, int64_t runid,
                                      const char *message, const char *sqlstate),
                           void *arg);
+
+/* At start, a failure an earlier process recorded (read from the history, newest first):
+ * kept as older than those already kept, in a free slot of the ring (none: dropped), unless
+ * the same failure (JOB, END_US) is there already (then it gets RUNID). Not counted as a
+ * run. */
+void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, int64_t runid,
+                          const char *message, const char *sqlstate);
+
+/* The failure of JOB that ended at END_US, if it is kept, has run id RUNID (its history row
+ * was written after it ended). */
+void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid);
 
 /* What the scrape reads from the running daemon. */
 struct metrics_job_live {

@@ -345,7 +345,11 @@ static void print_jobs_table(const json_t *st)
 		snprintf(cells[i][2], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 		const json_t *last = json_object_get(j, "last_result");
-		if (last)
+		json_int_t id = json_integer_value(json_object_get(last, "runid"));
+		if (last && id > 0)
+			snprintf(cells[i][3], 256, "%s %s (run %lld)", jstr(last, "status"),
+			         jstr(last, "ended_at"), (long long)id);
+		else if (last)
 			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
 			         jstr(last, "ended_at"));
 		else
@@ -374,6 +378,48 @@ static void print_jobs_table(const json_t *st)
 		for (int c = 0; c < NC; c++)
 			print_cell(c + 1 == NC, width[c], cells[i][c]);
 	free(cells);
+}
+
+/* A job's last runs, newest first, with the run ids to give 'pgcrond history --run'. */
+static void print_recent_runs(const json_t *j)
+{
+	const json_t *runs = json_object_get(j, "recent_runs"), *r;
+	size_t i;
+	if (!json_array_size(runs))
+		return;
+	printf("last runs:\n");
+	json_array_foreach(runs, i, r)
+	{
+		printf("  %s  %-15s %8lld ms", jstr(r, "ended_at"), jstr(r, "status"),
+		       (long long)json_integer_value(json_object_get(r, "duration_ms")));
+		if (json_integer_value(json_object_get(r, "attempt")) > 1)
+			printf("  attempt %lld",
+			       (long long)json_integer_value(json_object_get(r, "attempt")));
+		if (json_integer_value(json_object_get(r, "runid")) > 0)
+			printf("  run %lld",
+			       (long long)json_integer_value(json_object_get(r, "runid")));
+		printf("\n");
+	}
+}
+
+/* The last failures, newest first (of one job, or of all). */
+static void print_failures(const json_t *st)
+{
+	const json_t *fails = json_object_get(st, "recent_failures"), *f;
+	size_t i;
+	if (!json_array_size(fails))
+		return;
+	printf("\nrecent failures (newest first; 'pgcrond history --run ID' shows one whole):\n");
+	json_array_foreach(fails, i, f)
+	{
+		printf("  %s  %s", jstr(f, "ended_at"), jstr(f, "job"));
+		if (json_integer_value(json_object_get(f, "runid")) > 0)
+			printf("  run %lld",
+			       (long long)json_integer_value(json_object_get(f, "runid")));
+		if (*jstr(f, "sqlstate"))
+			printf("  SQLSTATE %s", jstr(f, "sqlstate"));
+		printf("\n    %s\n", jstr(f, "message"));
+	}
 }
 
 static void print_job(const json_t *j, double now)
@@ -413,16 +459,21 @@ static void print_job(const json_t *j, double now)
 	if (*jstr(j, "next_scheduled"))
 		printf("next in schedule: %s\n", jstr(j, "next_scheduled"));
 	if ((o = json_object_get(j, "last_result"))) {
-		printf("last result:  %s at %s (%s, attempt %lld, %lld ms)\n", jstr(o, "status"),
+		printf("last result:  %s at %s (%s, attempt %lld, %lld ms)", jstr(o, "status"),
 		       jstr(o, "ended_at"), jstr(o, "trigger"),
 		       (long long)json_integer_value(json_object_get(o, "attempt")),
 		       (long long)json_integer_value(json_object_get(o, "duration_ms")));
+		if (json_integer_value(json_object_get(o, "runid")) > 0)
+			printf(", run %lld",
+			       (long long)json_integer_value(json_object_get(o, "runid")));
+		printf("\n");
 		printf("message:      %s\n", jstr(o, "message"));
 		if (*jstr(o, "sqlstate"))
 			printf("sqlstate:     %s\n", jstr(o, "sqlstate"));
 	} else {
-		printf("last result:  - (no run since the daemon started)\n");
+		printf("last result:  - (none in the history's recent past)\n");
 	}
+	print_recent_runs(j);
 	if (json_object_get(j, "age_s")) {
 		fmt_span(json_number_value(json_object_get(j, "age_s")), span, sizeof(span));
 		printf("last success: %s (%s ago)\n", jstr(j, "last_success"), span);
@@ -544,9 +595,11 @@ int cli_status(int argc, char **argv)
 	} else if (rq.job[0]) {
 		print_job(json_array_get(json_object_get(st, "jobs"), 0),
 		          json_number_value(json_object_get(st, "now_unix")));
+		print_failures(st);
 	} else {
 		print_daemon(st);
 		print_jobs_table(st);
+		print_failures(st);
 	}
 	json_decref(a);
 	return EX_OK;

@@ -759,7 +759,8 @@ int daemon_main(const char *config_path)
 	                               .triggers = &d.triggers,
 	                               .instance = d.instance,
 	                               .cluster = d.cluster,
-	                               .started_us = clock_wall_us()};
+	                               .started_us = clock_wall_us(),
+	                               .metrics = d.metrics};
 	const struct conf_database *hdb =
 	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
 	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {

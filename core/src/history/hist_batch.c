@@ -121,16 +121,16 @@ enum upd_col {
 	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[])"                  \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
 	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid)"
-static const char sql_ins_new[] = SQL_INS;
+static const char sql_ins_new[] = HIST_WRITTEN_OPEN SQL_INS HIST_WRITTEN_CLOSE("d.");
 /* a replay: the row is there; a start changes nothing, an end completes a running row */
-static const char sql_ins[] =
-    SQL_INS " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
-            " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
-            "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
-            "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, d.job_pid)"
-            " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'";
+static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS
+    " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
+    " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
+    "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
+    "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, d.job_pid)"
+    " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'" HIST_WRITTEN_CLOSE("d.");
 
-static const char sql_upd[] =
+static const char sql_upd[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details d"
     " SET status = coalesce(u.status, d.status),"
     "  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"
@@ -144,7 +144,8 @@ static const char sql_upd[] =
     "  $7::bigint[], $8::integer[])"
     "  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"
     " WHERE d.instance = u.instance AND d.run_key = u.run_key"
-    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'";
+    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 "
+    "microsecond'" HIST_WRITTEN_CLOSE("d.");
 
 /* A row to insert or to update, by its run. */
 struct row {

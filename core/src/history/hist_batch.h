@@ -18,6 +18,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every record statement answers with the rows it wrote that ended (not those still
+ * running): run_key, runid, job_name, status, end time (Unix µs), so that the status can
+ * show the run id of a run of this process (history.h, hist_set_written_fn). T is the
+ * table's alias with its dot ("d.") or "". */
+#define HIST_WRITTEN_OPEN "WITH w AS ("
+#define HIST_WRITTEN_CLOSE(t)                                                                      \
+	" RETURNING " t "run_key, " t "runid, " t "job_name, " t "status,"                         \
+	" (extract(epoch FROM " t "end_time) * 1000000)::bigint AS end_us)"                        \
+	" SELECT w.run_key, w.runid, w.job_name, w.status, w.end_us FROM w"                        \
+	" WHERE w.status <> 'running'"
+
 /* Queue the batch's statements on CONN (in pipeline mode already). LINES[i] is a spill line
  * of LENS[i] bytes without its '\n'. REPLAY: some line may have been sent before (its rows
  * may be there: the insert skips or completes them); false only when none was, and then a

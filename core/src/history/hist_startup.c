@@ -23,6 +23,46 @@ const char hist_sql_last_fires[] =
     " (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
     " FROM pgcrond.job_run_details WHERE start_time >= $1::timestamptz GROUP BY job_name";
 
+/* What the status showed before the restart, for every job in the history (any instance):
+ * its last result ('L', with its message), its last $3 ended runs ('S', the strip), and the
+ * last $2 failures of all jobs ('F'). The job names come from a skip scan over the index on
+ * (job_name, start_time), one probe a name, and each job's rows from that index, newest first:
+ * no sort of the whole table, however long the history. Rows: kind, job_name, status,
+ * return_message, sqlstate, trigger, attempt, start and end in Unix µs, runid; newest first
+ * within each kind. */
+const char hist_sql_last_results[] =
+    "WITH RECURSIVE n(job) AS ("
+    " SELECT min(d.job_name) FROM pgcrond.job_run_details d WHERE d.start_time >= $1::timestamptz"
+    " UNION ALL"
+    " SELECT (SELECT min(d.job_name) FROM pgcrond.job_run_details d"
+    "   WHERE d.job_name > n.job AND d.start_time >= $1::timestamptz)"
+    " FROM n WHERE n.job IS NOT NULL)"
+    " SELECT * FROM ("
+    " SELECT 'L' AS kind, r.* FROM n CROSS JOIN LATERAL ("
+    "  SELECT d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
+    "  (extract(epoch FROM d.start_time) * 1000000)::bigint AS start_us,"
+    "  (extract(epoch FROM d.end_time) * 1000000)::bigint AS end_us, d.runid"
+    "  FROM pgcrond.job_run_details d WHERE d.job_name = n.job AND d.start_time >= $1::timestamptz"
+    "   AND d.end_time IS NOT NULL AND d.status IN ('succeeded', 'failed')"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT 1) r"
+    " UNION ALL"
+    " SELECT 'S', r.* FROM n CROSS JOIN LATERAL ("
+    "  SELECT d.job_name, d.status, NULL::text, NULL::text, d.trigger, d.attempt,"
+    "  (extract(epoch FROM d.start_time) * 1000000)::bigint,"
+    "  (extract(epoch FROM d.end_time) * 1000000)::bigint, d.runid"
+    "  FROM pgcrond.job_run_details d WHERE d.job_name = n.job AND d.start_time >= $1::timestamptz"
+    "   AND d.end_time IS NOT NULL"
+    "   AND d.status IN ('succeeded', 'failed', 'skipped', 'upstream_failed')"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $3::integer) r"
+    " UNION ALL"
+    " (SELECT 'F', d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
+    "  (extract(epoch FROM d.start_time) * 1000000)::bigint,"
+    "  (extract(epoch FROM d.end_time) * 1000000)::bigint, d.runid"
+    "  FROM pgcrond.job_run_details d WHERE d.start_time >= $1::timestamptz"
+    "   AND d.end_time IS NOT NULL AND d.status = 'failed'"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::integer)) AS p"
+    " ORDER BY p.kind, p.start_us DESC, p.runid DESC";
+
 int hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen)
 {
 	int n;

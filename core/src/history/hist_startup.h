@@ -17,6 +17,9 @@
 
 extern const char hist_sql_orphans[];
 extern const char hist_sql_last_fires[];
+/* What the status showed before a restart (hist_request_last_results): $1 floor, $2 how many
+ * failures, $3 how many runs of each job. */
+extern const char hist_sql_last_results[];
 
 /* The oldest start_time the history still keeps at NOW_US (Unix µs) with RETAIN_MS of
  * retention: the start of the UTC day that holds NOW - RETAIN (the retention drops whole

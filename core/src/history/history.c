@@ -54,17 +54,17 @@ static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1:
  * gap); a database still at schema 1-5 has no such function, which is fine. */
 static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
 
-static const char sql_finish[] =
+static const char sql_finish[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details"
     "   SET status = $3, return_message = $4, sqlstate = $5,"
     "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
     "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
     "                     * interval '1 microsecond') - start_time) * 1000"
-    " WHERE instance = $1 AND run_key = $2";
+    " WHERE instance = $1 AND run_key = $2" HIST_WRITTEN_CLOSE("");
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */
-static const char sql_insert[] =
+static const char sql_insert[] = HIST_WRITTEN_OPEN
     "INSERT INTO pgcrond.job_run_details"
     " (jobid, database, username, command, status, return_message, start_time, end_time,"
     "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
@@ -75,7 +75,8 @@ static const char sql_insert[] =
     "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
     "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
     "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9)"
-    " ON CONFLICT DO NOTHING"; /* the writer's key: (instance, run_key[, start_time]) */
+    " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
+    HIST_WRITTEN_CLOSE("");
 
 static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
                               " WHERE instance = $1 AND run_key = $2";
@@ -152,6 +153,7 @@ void hist_emit(struct hist *h, const char *kind, const char *const *fields, int 
 /* The statement state that dies with a connection. */
 static void drop_conn(struct hist *h)
 {
+	hist_written_done(h, false);
 	conndrv_close(&h->drv);
 	h->op = OP_NONE;
 	h->blocked = false;
@@ -449,6 +451,17 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return;
 		}
+		if (h->orphans_done && h->last_results_fn) {
+			char floor[40], fails[16], runs[16];
+			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
+			                       sizeof(floor)) < 0)
+				snprintf(floor, sizeof(floor), "-infinity");
+			snprintf(fails, sizeof(fails), "%d", h->last_results_failures);
+			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
+			const char *p[] = {floor, fails, runs};
+			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
+			return;
+		}
 		if (hist_spool_head(h->spool) && !h->prepared) {
 			send_prepare(h);
 			return;
@@ -521,6 +534,8 @@ static void op_done(struct hist *h)
 {
 	enum hist_op op = h->op;
 
+	if (op == OP_BATCH && h->op_failed)
+		hist_written_done(h, false); /* rolled back: the lines go again */
 	conndrv_idle(&h->drv);
 	h->op = OP_NONE;
 	if (PQstatus(h->drv.conn) == CONNECTION_BAD) {
@@ -562,6 +577,7 @@ static void op_done(struct hist *h)
 			h->prepared = true;
 			break;
 		case OP_BATCH:
+			hist_written_done(h, true);
 			if (!h->set_batch)
 				h->line_mode = false;
 			for (size_t i = 0; i < h->batch_n; i++) {
@@ -587,6 +603,11 @@ static void op_done(struct hist *h)
 			if (h->last_fires_fn) /* the end of the answer */
 				h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 			h->last_fires_fn = NULL;
+			break;
+		case OP_LAST_RESULTS:
+			if (h->last_results_fn)
+				h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+			h->last_results_fn = NULL;
 			break;
 		case OP_CHECK:
 		case OP_NONE:
@@ -621,6 +642,12 @@ static void op_done(struct hist *h)
 		if (h->last_fires_fn)
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
+	} else if (op == OP_LAST_RESULTS) {
+		log_error("history: cannot read the jobs' last results for the status: %s",
+		          h->op_err);
+		if (h->last_results_fn)
+			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+		h->last_results_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
 		log_error("history: cannot close the runs a previous process left running: %s",
@@ -662,8 +689,11 @@ static void batch_result(struct hist *h, PGresult *r)
 		if (PQexitPipelineMode(h->drv.conn))
 			op_done(h);
 		return;
-	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
+		if (h->op == OP_BATCH && !h->op_failed)
+			hist_written_rows(h, r);
+		return;
+	case PGRES_COMMAND_OK:
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */
 		return;
 	default:
@@ -695,13 +725,15 @@ static void read_results(void *arg)
 			continue; /* op_done may have sent the next statement */
 		}
 		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed &&
-		    h->last_fires_fn) {
-			for (int i = 0; i < PQntuples(r); i++)
+		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
+			for (int i = 0; h->last_fires_fn && i < PQntuples(r); i++)
 				h->last_fires_fn(
 				    h->last_fires_arg, PQgetvalue(r, i, 0),
 				    PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
 				    PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
+		} else if (s == PGRES_TUPLES_OK && h->op == OP_LAST_RESULTS && !h->op_failed) {
+			for (int i = 0; h->last_results_fn && i < PQntuples(r); i++)
+				hist_past_row(h, r, i);
 		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
 			h->op_rows += atoll(PQcmdTuples(r));
 		} else if (!h->op_failed) {
@@ -869,14 +901,27 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 
 void hist_forget_asker(struct hist *h)
 {
-	if (h)
-		h->last_fires_fn = NULL;
+	if (!h)
+		return;
+	h->last_fires_fn = NULL;
+	h->last_results_fn = NULL;
+	h->written_fn = NULL;
 }
 
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
 {
 	h->last_fires_fn = fn;
 	h->last_fires_arg = arg;
+	kick(h);
+}
+
+void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
+                               hist_last_results_fn fn, void *arg)
+{
+	h->last_results_fn = fn;
+	h->last_results_arg = arg;
+	h->last_results_failures = max_failures;
+	h->last_results_runs = max_runs;
 	kick(h);
 }
 
@@ -940,6 +985,8 @@ void hist_close(struct hist **hp)
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);
 	hist_keymap_free(&h->starts);
+	hist_written_done(h, false);
+	free(h->written);
 	free(h->conninfo);
 	free(h->instance);
 	free(h);

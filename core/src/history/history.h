@@ -59,9 +59,22 @@ void hist_set_pid(struct hist *h, uint64_t key, int pid);
  * "1 row", or the error text), never containing a password. */
 void hist_finish(struct hist *h, uint64_t key, const char *status, const char *message,
                  const char *sqlstate, int64_t end_us);
-/* A run that never started (overlap skip, upstream_failed): one complete row. */
-void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-                 const char *message);
+/* A run that never started (overlap skip, upstream_failed): one complete row. Returns its
+ * key (as hist_start's), 0 without a history. */
+uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                     const char *message);
+
+/* A run of this process whose row is written with its final status (once its batch has
+ * committed): KEY is hist_start's or hist_record's, RUNID the row's runid (what `pgcrond
+ * history --run` takes). The strings live only for the call. */
+struct hist_written {
+	uint64_t key;
+	int64_t runid;
+	int64_t end_us; /* Unix µs */
+	const char *job, *status;
+};
+typedef void (*hist_written_fn)(void *arg, const struct hist_written *w);
+void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg);
 
 /* Records waiting to be written (memory + spill file), for tests and status. */
 uint64_t hist_pending(const struct hist *h);
@@ -120,8 +133,31 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out);
 typedef void (*hist_last_fires_fn)(void *arg, const char *job_name, int64_t last_fire_s,
                                    int64_t last_success_us);
 void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg);
-/* The asker goes away: a last-fires read it asked for is no longer answered, also when the
- * answer arrives while hist_close() flushes. */
+/* The status's memory across restarts: once the connection is up and a previous process's
+ * rows are closed, one statement (hist_startup.h) reads, for every job in the history, its
+ * last result and its last MAX_RUNS ended runs, and the last MAX_FAILURES failed runs of all
+ * jobs. FN is called for each row, KIND saying which (newest first within a kind), then once
+ * with R NULL to end the answer (also when the read failed: logged). The strings live only
+ * for the call. */
+enum hist_past_kind {
+	HIST_PAST_LAST = 'L',    /* a job's last result (succeeded or failed), with its message */
+	HIST_PAST_RUN = 'S',     /* one of a job's last runs, any final status; no message */
+	HIST_PAST_FAILURE = 'F', /* one of the last failures, with its message */
+};
+struct hist_past_run {
+	const char *job, *status, *message, *sqlstate,
+	    *trigger; /* message, sqlstate: NULL if none */
+	int attempt;
+	int64_t start_us, end_us; /* Unix µs */
+	int64_t runid;            /* job_run_details.runid (pgcrond history --run) */
+};
+typedef void (*hist_last_results_fn)(void *arg, enum hist_past_kind kind,
+                                     const struct hist_past_run *r);
+void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
+                               hist_last_results_fn fn, void *arg);
+/* The asker goes away: the start-up reads it asked for (hist_request_last_fires,
+ * hist_request_last_results) and the written runs (hist_set_written_fn) are no longer told,
+ * also when their answers arrive while hist_close() flushes. */
 void hist_forget_asker(struct hist *h);
 
 /* The NOTIFY channel pgcrond.trigger() (sql/pgcrond--2.sql) sends a request's id on, in the

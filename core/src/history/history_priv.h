@@ -78,6 +78,7 @@ enum hist_op {
 	OP_BATCH,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
+	OP_LAST_RESULTS,
 	OP_ENSURE,
 	OP_PARTITION,
 	OP_CHECK
@@ -133,11 +134,31 @@ struct hist {
 	struct hist_keymap starts; /* run key -> start, for the runs in progress */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
+	hist_last_results_fn last_results_fn; /* asked for and not yet answered */
+	void *last_results_arg;
+	int last_results_failures, last_results_runs;
 	bool purge_pending;
 	struct hist_stats st;
+	/* the ended runs of this process the batch in flight wrote, told once it committed */
+	hist_written_fn written_fn;
+	void *written_arg;
+	struct written {
+		uint64_t key;
+		int64_t runid, end_us;
+		char status[16];
+		char *job;
+	} * written;
+	size_t n_written, cap_written;
 };
 
 /* shared by history.c and history_record.c */
 void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n);
+/* The rows of this process's runs an answer of a record statement holds (HIST_WRITTEN_CLOSE),
+ * kept until the batch ends; then told (COMMITTED) or forgotten (it failed: a line is sent
+ * again, and its row gets another runid). */
+void hist_written_rows(struct hist *h, const PGresult *r);
+void hist_written_done(struct hist *h, bool committed);
+/* Row I of hist_sql_last_results to the asker. */
+void hist_past_row(struct hist *h, PGresult *r, int i);
 
 #endif

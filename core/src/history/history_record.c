@@ -1,5 +1,7 @@
 /* The records (history.h: hist_start, hist_set_pid, hist_finish, hist_record): each becomes
- * one line of the spool, keyed by this process's boot id and the run's key. */
+ * one line of the spool, keyed by this process's boot id and the run's key. And what comes
+ * back of them: the rows written (their run ids, for the status) and the rows of the status's
+ * start-up read. */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -98,19 +100,98 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	hist_emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
-void hist_record(struct hist *h, const struct hist_run *run, const char *status,
-                 const char *message)
+uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
+                     const char *message)
 {
 	char key[96], sched[24], start[24], attempt[24];
 	const char *f[N_RECORD];
 
 	if (!h || !run)
-		return;
-	run_key(h, ++h->next_key, key, sizeof(key));
+		return 0;
+	uint64_t k = ++h->next_key;
+	run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
 	f[12] = status ? status : HIST_FAILED;
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
 	hist_emit(h, K_RECORD, f, N_RECORD);
+	return k;
+}
+
+/* ---- what the database gives back -------------------------------------------------- */
+
+void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg)
+{
+	if (!h)
+		return;
+	h->written_fn = fn;
+	h->written_arg = arg;
+}
+
+/* The rows the batch in flight wrote: told (COMMITTED) or forgotten (it failed: a line is sent
+ * again, and its row gets another runid). */
+void hist_written_done(struct hist *h, bool committed)
+{
+	for (size_t i = 0; i < h->n_written; i++) {
+		struct written *w = &h->written[i];
+		if (committed && h->written_fn)
+			h->written_fn(h->written_arg, &(struct hist_written){.key = w->key,
+			                                                     .runid = w->runid,
+			                                                     .end_us = w->end_us,
+			                                                     .job = w->job,
+			                                                     .status = w->status});
+		free(w->job);
+	}
+	h->n_written = 0;
+}
+
+/* One answer of a record statement (HIST_WRITTEN_CLOSE): the rows of this process's runs. */
+void hist_written_rows(struct hist *h, const PGresult *r)
+{
+	size_t boot = strlen(h->boot_id);
+	for (int i = 0; h->written_fn && i < PQntuples(r) && PQnfields(r) == 5; i++) {
+		const char *key = PQgetvalue(r, i, 0);
+		if (strncmp(key, h->boot_id, boot) != 0 || key[boot] != '.' || PQgetisnull(r, i, 1))
+			continue; /* a row an earlier process left in the spill file */
+		if (h->n_written == h->cap_written) {
+			size_t cap = h->cap_written ? 2 * h->cap_written : 64;
+			struct written *v = realloc(h->written, cap * sizeof(*v));
+			if (!v)
+				return; /* the status shows these runs without their ids */
+			h->written = v;
+			h->cap_written = cap;
+		}
+		struct written *w = &h->written[h->n_written];
+		if (!(w->job = strdup(PQgetvalue(r, i, 2))))
+			return;
+		w->key = strtoull(key + boot + 1, NULL, 10);
+		w->runid = atoll(PQgetvalue(r, i, 1));
+		w->end_us = PQgetisnull(r, i, 4) ? 0 : atoll(PQgetvalue(r, i, 4));
+		snprintf(w->status, sizeof(w->status), "%s", PQgetvalue(r, i, 3));
+		h->n_written++;
+	}
+}
+
+static const char *opt_value(PGresult *r, int i, int col)
+{
+	return PQgetisnull(r, i, col) ? NULL : PQgetvalue(r, i, col);
+}
+
+/* One row of hist_sql_last_results to the caller. */
+void hist_past_row(struct hist *h, PGresult *r, int i)
+{
+	const char *sqlstate = opt_value(r, i, 4);
+	struct hist_past_run pr = {
+	    .job = PQgetvalue(r, i, 1),
+	    .status = PQgetvalue(r, i, 2),
+	    .message = opt_value(r, i, 3),
+	    .sqlstate = sqlstate && sqlstate[0] ? sqlstate : NULL,
+	    .trigger = PQgetisnull(r, i, 5) ? "" : PQgetvalue(r, i, 5),
+	    .attempt = atoi(PQgetvalue(r, i, 6)),
+	    .start_us = PQgetisnull(r, i, 7) ? 0 : atoll(PQgetvalue(r, i, 7)),
+	    .end_us = PQgetisnull(r, i, 8) ? 0 : atoll(PQgetvalue(r, i, 8)),
+	    .runid = atoll(PQgetvalue(r, i, 9)),
+	};
+	h->last_results_fn(h->last_results_arg, (enum hist_past_kind)PQgetvalue(r, i, 0)[0], &pr);
 }

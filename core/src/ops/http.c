@@ -320,18 +320,6 @@ static void serve_metrics(struct http *h, struct evhttp_request *req)
 	h->scrapes++;
 }
 
-static void add_failure(void *arg, const char *job, int64_t end_us, const char *message,
-                        const char *sqlstate)
-{
-	json_t *arr = arg;
-	char iso[CRON_TIME_BUFSZ];
-	if (cron_time_format(end_us / 1000000, iso, sizeof(iso)) < 0)
-		iso[0] = '\0';
-	json_array_append_new(arr, json_pack("{s:s,s:s,s:f,s:s,s:s?}", "job", job, "ended_at", iso,
-	                                     "ended_at_unix", (double)end_us / 1e6, "message",
-	                                     message, "sqlstate", sqlstate));
-}
-
 /* Without a token every local user reads the listener, while row-level security hides
  * other roles' runs from them in SQL: they get states and counts, not the text of a failure
  * (a job's last message, the recent failures' messages, a database's last connection error),
@@ -348,17 +336,13 @@ static void redact(json_t *st)
 	json_array_foreach(json_object_get(st, "databases"), i, o) json_object_del(o, "last_error");
 }
 
-/* The status document (status.h) and the last failures: with their whole text when a
+/* The status document (status.h), with the last failures: with their whole text when a
  * token guards the listener (and so was sent), redacted otherwise. */
 static json_t *status_doc(struct http *h)
 {
 	json_t *st = status_snapshot(h->src.status, NULL);
-	json_t *arr = json_array();
-	if (!st || !arr || json_object_set_new(st, "recent_failures", arr) < 0) {
-		json_decref(st);
+	if (!st)
 		return NULL;
-	}
-	metrics_each_failure(h->src.metrics, add_failure, arr);
 	if (!h->token)
 		redact(st);
 	return st;

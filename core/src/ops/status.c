@@ -17,6 +17,7 @@
 #include "exec.h"
 #include "history.h"
 #include "hist_spool.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "sched.h"
 #include "text.h"
@@ -119,6 +120,33 @@ static int fresh_json(json_t *o, const struct fresh_view *fv)
 	return rc;
 }
 
+/* The job's last runs, newest first (sched.h): the page's strip. */
+static json_t *recent_runs_json(const struct sched_job_view *j)
+{
+	json_t *arr = json_array();
+	const struct sched_recent *r = j->recent;
+	int rc = 0;
+	for (uint32_t i = 0; arr && r && i < r->n; i++) {
+		const struct sched_recent_run *x = &r->runs[i];
+		json_t *o = json_object();
+		if (!o || json_array_append_new(arr, o) < 0) {
+			rc = -1;
+			break;
+		}
+		rc |= put_str(o, "status", sched_recent_statuses[x->status]);
+		rc |= put_time(o, "started_at", x->start_us);
+		rc |= put_time(o, "ended_at", x->end_us);
+		rc |= put_int(o, "duration_ms", (x->end_us - x->start_us) / 1000);
+		rc |= put_int(o, "attempt", x->attempt);
+		if (x->runid > 0)
+			rc |= put_int(o, "runid", x->runid);
+	}
+	if (arr && rc == 0)
+		return arr;
+	json_decref(arr);
+	return NULL;
+}
+
 static json_t *job_json(const struct status_src *src, const struct sched_job_view *j, int64_t now)
 {
 	const struct conf_job *c = j->conf;
@@ -212,8 +240,11 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		rc |= put_time(sub, "started_at", j->last_start_us);
 		rc |= put_time(sub, "ended_at", j->last_end_us);
 		rc |= put_int(sub, "duration_ms", (j->last_end_us - j->last_start_us) / 1000);
+		if (j->last_runid > 0)
+			rc |= put_int(sub, "runid", j->last_runid);
 		rc |= json_object_set_new(o, "last_result", sub);
 	}
+	rc |= json_object_set_new(o, "recent_runs", recent_runs_json(j));
 	if (j->last_success_us) {
 		rc |= put_time(o, "last_success", j->last_success_us);
 		rc |= json_object_set_new(o, "age_s",
@@ -324,6 +355,45 @@ static json_t *plugins_json(const struct plugin_registry *reg)
 	return NULL;
 }
 
+/* The last failures (metrics.h's ring: this process's, and those read back from the history
+ * at start), newest first; with ONLY, that job's. */
+struct failures_arg {
+	json_t *arr;
+	const char *only;
+	int rc;
+};
+
+static void add_failure(void *arg, const char *job, int64_t end_us, int64_t runid,
+                        const char *message, const char *sqlstate)
+{
+	struct failures_arg *fa = arg;
+	if (fa->only && strcmp(job, fa->only) != 0)
+		return;
+	json_t *o = json_object();
+	if (!o || json_array_append_new(fa->arr, o) < 0) {
+		fa->rc = -1;
+		return;
+	}
+	fa->rc |= put_str(o, "job", job);
+	fa->rc |= put_time(o, "ended_at", end_us);
+	fa->rc |= put_str(o, "message", message);
+	if (sqlstate)
+		fa->rc |= put_str(o, "sqlstate", sqlstate);
+	if (runid > 0)
+		fa->rc |= put_int(o, "runid", runid);
+}
+
+static json_t *failures_json(const struct status_src *src, const char *only)
+{
+	struct failures_arg fa = {.arr = json_array(), .only = only};
+	if (fa.arr && src->metrics)
+		metrics_each_failure(src->metrics, add_failure, &fa);
+	if (fa.arr && fa.rc == 0)
+		return fa.arr;
+	json_decref(fa.arr);
+	return NULL;
+}
+
 /* Jobs in configuration order (the scheduler's list is newest first). */
 static int jobs_json(const struct status_src *src, json_t *arr, const char *only, int64_t now)
 {
@@ -393,6 +463,9 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 		if (rc != 0)
 			goto fail;
 	}
+	json_t *fails = failures_json(src, job_or_null);
+	if (!fails || json_object_set_new(o, "recent_failures", fails) < 0)
+		goto fail;
 	if (jobs_json(src, jobs, job_or_null, now) < 0)
 		goto fail;
 	if (json_object_set_new(o, "jobs", jobs) < 0) {

@@ -31,9 +31,19 @@
  *        "next_fire",                        -- the earliest of next_scheduled, the retry and
  *                                               the debounce deadline, as the daemon holds them
  *        "last_result": { "status", "message", "sqlstate", "trigger", "attempt",
- *                         "started_at", "ended_at", "duration_ms" },
+ *                         "started_at", "ended_at", "duration_ms",
+ *                         "runid" },  -- the row's runid (pgcrond history --run), once
+ *                                        the row is written (or read back at start)
+ *        "recent_runs": [ { "status" (succeeded | failed | skipped | upstream_failed),
+ *                           "started_at", "ended_at", "duration_ms", "attempt", "runid" } ],
+ *                     -- its last ended runs (at most 10), newest first: read back from
+ *                        the history at start, then kept as runs end
  *        "last_success", "max_staleness_s", "age_s" (since the last success), "stale",
- *        "consecutive_failures" } ] }
+ *        "consecutive_failures" } ],
+ *     "recent_failures": [ { "job", "ended_at", "message", "sqlstate", "runid" } ] }
+ *                     -- the last 20 failed runs (of JOB_OR_NULL only, when given),
+ *                        newest first; those from before the start read back from the
+ *                        history; runid once the row is written
  *
  * A paused job's state is "paused" unless a run of it is under way ("running", with
  * "paused": true). */
@@ -46,6 +56,7 @@ struct exec;
 struct hist;
 struct triggers;
 struct cluster;
+struct metrics;
 
 /* Where the state comes from; owned by the daemon, which keeps it current (the pointers
  * may change across a shutdown: triggers becomes NULL). Everything borrowed. */
@@ -57,6 +68,7 @@ struct status_src {
 	const char *instance;
 	struct cluster *cluster; /* NULL: not coordinated with other instances (cluster.h) */
 	int64_t started_us;      /* Unix µs */
+	struct metrics *metrics; /* the last failures (metrics.h); NULL: none shown */
 };
 
 /* The whole state, or with JOB_OR_NULL only that job in "jobs" (the daemon part is always

@@ -29,6 +29,7 @@
 #include "plugin.h"
 #include "retry.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
 #include "text.h"
 
 /* A step back by more than this recomputes every job's next instant from the new time, as
@@ -135,9 +136,10 @@ void sched_record(struct run *r, const char *status, const char *message)
 	struct sched *s = r->job->s;
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
+	uint64_t key = 0;
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, now);
-		hist_record(s->hist, &hr, status, message);
+		key = hist_record(s->hist, &hr, status, message);
 	}
 	struct metrics_run mr = {.job = r->job->name,
 	                         .status = status,
@@ -146,6 +148,7 @@ void sched_record(struct run *r, const char *status, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
+	sched_recent_note(r->job, status, now, now, r->attempt, key);
 }
 
 /* ... and a log line. */
@@ -200,6 +203,7 @@ void sched_job_free(struct job **jp)
 	sched_preclaim_drop(j);
 	fresh_job_free(j);
 	flow_job_free(j);
+	sched_recent_job_free(j);
 	free(j->last_message);
 	if (j->own_strs)
 		free((char *)j->name); /* the block of them all (sched_job_own_strs) */
@@ -275,6 +279,8 @@ static void note_result(struct run *r, bool ok, const char *message, const char 
 	j->last_start_us = r->start_us;
 	j->last_end_us = end_us;
 	j->last_attempt = r->attempt;
+	j->last_runid = 0; /* its row is written after this (sched_recent_written) */
+	j->last_hist_key = r->hist_key;
 	int64_t busy_ms = r->backend_at_us ? (sched_now_us(j->s) - r->backend_at_us) / 1000 : 0;
 	j->last_backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
@@ -330,6 +336,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	j->active = NULL;
 	sched_run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
+	sched_recent_note(j, ok ? HIST_SUCCEEDED : HIST_FAILED, r->start_us, end, r->attempt,
+	                  r->hist_key);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
 	flow_run_end(r, o, end);
@@ -949,12 +957,6 @@ void sched_clock_cb(void *arg)
 	clock_check(s);
 	if (!s->draining && clock_arm(s->clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0)
 		log_error("cannot arm the clock check; steps are noticed at job wake-ups only");
-}
-
-int64_t sched_job_next(struct sched *s, const char *name)
-{
-	struct job *j = sched_job_find(s, name);
-	return j && job_schedulable(j) ? j->next_fire : CRON_NEVER;
 }
 
 /* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */

@@ -248,6 +248,26 @@ struct fresh_view {
 
 /* What one job shows. The strings are the scheduler's, valid until the next sched_apply()
  * or the loop runs again. */
+/* A job's recent runs, for the status and its page (sched_recent.c keeps them). */
+/* How many runs of each job the strip keeps. */
+#define SCHED_RECENT_RUNS 10
+
+/* One ended run; STATUS indexes sched_recent_statuses. */
+struct sched_recent_run {
+	int64_t start_us, end_us; /* Unix µs */
+	int64_t runid;            /* job_run_details.runid, 0 if not known (yet) */
+	uint64_t key;             /* the history's key of a run of this process; 0 */
+	int32_t attempt;
+	uint8_t status;
+};
+struct sched_recent {
+	struct sched_recent_run runs[SCHED_RECENT_RUNS]; /* newest first (by start) */
+	uint32_t n;
+};
+
+/* The final statuses the strip shows, by index. NULL-terminated. */
+extern const char *const sched_recent_statuses[];
+
 struct sched_job_view {
 	const char *name, *plugin, *database, *schedule; /* plugin NULL: a SQL job */
 	const struct conf_job *conf;                     /* NULL once removed */
@@ -268,8 +288,10 @@ struct sched_job_view {
 	const char *last_status, *last_message, *last_sqlstate, *last_trigger;
 	int last_attempt;
 	int64_t last_start_us, last_end_us;
-	int64_t last_success_us; /* 0: none */
-	int consecutive;         /* final failures since the last success */
+	int64_t last_success_us;           /* 0: none */
+	int consecutive;                   /* final failures since the last success */
+	int64_t last_runid;                /* the last run's row's runid once known; 0 */
+	const struct sched_recent *recent; /* its last runs, newest first; NULL before the first */
 	struct fresh_view fresh;
 };
 /* The job named NAME at NOW_US: 0, or -ENOENT if the scheduler has no job of that name. */

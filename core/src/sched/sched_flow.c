@@ -19,6 +19,7 @@
 #include "log.h"
 #include "retry.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
 #include "text.h"
 
 /* Catch-up counts missed fires up to this many (a six-field schedule down for a day has
@@ -301,6 +302,7 @@ void flow_applied(struct sched *s, bool first)
 	if (first && s->hist && !s->catchup_asked) {
 		s->catchup_asked = true;
 		hist_request_last_fires(s->hist, last_fires_cb, s);
+		sched_recent_request(s); /* what the status showed before the restart */
 	}
 }
 

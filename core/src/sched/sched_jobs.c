@@ -21,6 +21,7 @@
 #include "sched_flow_priv.h"
 #include "sched_fresh_priv.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
 #include "text.h"
 
 /* ---- config --------------------------------------------------------------------------- */
@@ -343,6 +344,8 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->clock = clock;
 	s->ex = *ex;
 	s->hist = h;
+	if (h)
+		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
 	s->max_running = 32;
 	s->random = sched_system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
@@ -422,6 +425,7 @@ void sched_free(struct sched **sp)
 		free(s->paused[i]);
 	free(s->paused);
 	free(s->index);
+	sched_recent_free(s);
 	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)
 		clock_free(&s->clock);

@@ -118,6 +118,9 @@ struct job {
 	char *last_message;      /* its return_message */
 	int64_t last_start_us;
 	int64_t last_end_us;
+	int64_t last_runid;          /* its row's runid once known; 0 */
+	uint64_t last_hist_key;      /* its history key (hist_start); 0 if read back */
+	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
 	bool paused;
 	bool paused_owed;      /* a notification or upstream fire came while paused */
 	char last_status[16];  /* "succeeded" | "failed" | "" before the first end */
@@ -201,6 +204,8 @@ struct sched {
 	struct event flow_ev;
 	struct run *flow_head, *flow_tail;
 	bool catchup_asked;
+	struct sched_recent_store *recent_store; /* sched_recent.c: rows for jobs not here yet */
+	size_t recent_runs_read, recent_failures_read; /* ... and what it read (for the log) */
 	struct event grace_ev;
 	struct event drained_ev;
 	void (*drained)(void *);

@@ -57,7 +57,15 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .last_end_us = j->last_end_us,
 	    .last_success_us = j->last_success_us,
 	    .consecutive = j->consecutive,
+	    .last_runid = j->last_runid,
+	    .recent = j->recent,
 	};
 	fresh_view(j, now_us, &out->fresh);
 	return 0;
+}
+
+int64_t sched_job_next(struct sched *s, const char *name)
+{
+	struct job *j = sched_job_find(s, name);
+	return j && sched_job_schedulable(j) ? j->next_fire : CRON_NEVER;
 }

@@ -1,0 +1,281 @@
+/* Each job's recent runs and its last result, kept live and read back from the history at
+ * start (sched_recent_priv.h). */
+#include "sched_recent_priv.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "history.h"
+#include "log.h"
+#include "metrics.h"
+#include "sched_priv.h"
+
+const char *const sched_recent_statuses[] = {HIST_SUCCEEDED, HIST_FAILED, HIST_SKIPPED,
+                                             HIST_UPSTREAM_FAILED, NULL};
+
+static int status_index(const char *status)
+{
+	for (int i = 0; status && sched_recent_statuses[i]; i++)
+		if (strcmp(status, sched_recent_statuses[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Into J's strip, by start time, newest first; the oldest falls off a full strip. The same
+ * run twice (read back after this process kept it): it only gets its run id. */
+static void strip_put(struct job *j, const struct sched_recent_run *x)
+{
+	struct sched_recent *r = j->recent;
+	if (!r && !(r = j->recent = calloc(1, sizeof(*r))))
+		return; /* out of memory: the page shows fewer runs */
+	uint32_t at = 0;
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct sched_recent_run *e = &r->runs[i];
+		if (e->start_us == x->start_us && e->end_us == x->end_us &&
+		    e->status == x->status) {
+			if (!e->runid)
+				e->runid = x->runid;
+			return;
+		}
+		if (e->start_us > x->start_us)
+			at = i + 1;
+	}
+	if (at >= SCHED_RECENT_RUNS)
+		return; /* older than every run kept */
+	uint32_t n = r->n < SCHED_RECENT_RUNS ? r->n : SCHED_RECENT_RUNS - 1;
+	memmove(&r->runs[at + 1], &r->runs[at], (n - at) * sizeof(r->runs[0]));
+	r->runs[at] = *x;
+	r->n = n + 1;
+}
+
+void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
+                       int attempt, uint64_t key)
+{
+	int st = status_index(status);
+	if (st < 0)
+		return;
+	struct sched_recent_run x = {.start_us = start_us,
+	                             .end_us = end_us,
+	                             .key = key,
+	                             .attempt = attempt,
+	                             .status = (uint8_t)st};
+	strip_put(j, &x);
+}
+
+void sched_recent_written(void *arg, const struct hist_written *w)
+{
+	struct sched *s = arg;
+	struct job *j = sched_job_find(s, w->job);
+	if (!j || !w->key)
+		return;
+	if (j->last_hist_key == w->key && !j->last_runid)
+		j->last_runid = w->runid;
+	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
+		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
+			j->recent->runs[i].runid = w->runid;
+	if (strcmp(w->status, HIST_FAILED) == 0)
+		metrics_failure_runid(s->metrics, w->job, w->end_us, w->runid);
+}
+
+void sched_recent_job_free(struct job *j)
+{
+	free(j->recent);
+	j->recent = NULL;
+}
+
+/* ---- read back at start ----------------------------------------------------------------- */
+
+/* A row for a job not scheduled (yet), copied. */
+struct pending {
+	char *job, *message;
+	char status[16], sqlstate[6], trigger[16];
+	char kind;
+	bool taken;
+	int attempt;
+	int64_t start_us, end_us, runid;
+	size_t seq; /* the answer's order (newest first), kept by the sort */
+};
+
+struct sched_recent_store {
+	struct pending *v;
+	size_t n, cap, left; /* LEFT: not taken yet */
+	bool complete;       /* the answer has ended: V is sorted by job */
+};
+
+/* The last result of an earlier process, where no run of this one ended yet; or only the
+ * run id, where it is the same run. */
+static void set_last(struct job *j, const struct hist_past_run *pr)
+{
+	if (j->last_status[0]) {
+		if (!j->last_runid && j->last_end_us == pr->end_us)
+			j->last_runid = pr->runid;
+		return;
+	}
+	char *msg = pr->message ? strdup(pr->message) : NULL;
+	if (pr->message && !msg)
+		return;
+	snprintf(j->last_status, sizeof(j->last_status), "%s", pr->status);
+	free(j->last_message);
+	j->last_message = msg;
+	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s",
+	         pr->sqlstate ? pr->sqlstate : "");
+	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", pr->trigger ? pr->trigger : "");
+	j->last_start_us = pr->start_us;
+	j->last_end_us = pr->end_us;
+	j->last_attempt = pr->attempt;
+	j->last_backend_ms = 0;
+	j->last_runid = pr->runid;
+}
+
+static void apply_row(struct job *j, enum hist_past_kind kind, const struct hist_past_run *pr)
+{
+	if (kind == HIST_PAST_LAST) {
+		set_last(j, pr);
+	} else if (kind == HIST_PAST_RUN) {
+		int st = status_index(pr->status);
+		if (st >= 0)
+			strip_put(j, &(struct sched_recent_run){.start_us = pr->start_us,
+			                                        .end_us = pr->end_us,
+			                                        .runid = pr->runid,
+			                                        .attempt = pr->attempt,
+			                                        .status = (uint8_t)st});
+	}
+}
+
+static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *pr)
+{
+	struct sched_recent_store *st = s->recent_store;
+	if (!st && !(st = s->recent_store = calloc(1, sizeof(*st))))
+		return;
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? 2 * st->cap : 64;
+		struct pending *v = realloc(st->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		st->v = v;
+		st->cap = cap;
+	}
+	struct pending *p = &st->v[st->n];
+	*p = (struct pending){.kind = (char)kind,
+	                      .attempt = pr->attempt,
+	                      .start_us = pr->start_us,
+	                      .end_us = pr->end_us,
+	                      .runid = pr->runid,
+	                      .seq = st->n};
+	if (!(p->job = strdup(pr->job)) || (pr->message && !(p->message = strdup(pr->message)))) {
+		free(p->job);
+		return;
+	}
+	snprintf(p->status, sizeof(p->status), "%s", pr->status);
+	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
+	snprintf(p->trigger, sizeof(p->trigger), "%s", pr->trigger ? pr->trigger : "");
+	st->n++;
+	st->left++;
+}
+
+static int by_job(const void *a, const void *b)
+{
+	const struct pending *p = a, *q = b;
+	int c = strcmp(p->job, q->job);
+	return c ? c : (p->seq > q->seq) - (p->seq < q->seq);
+}
+
+void sched_recent_free(struct sched *s)
+{
+	struct sched_recent_store *st = s->recent_store;
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->v[i].job);
+		free(st->v[i].message);
+	}
+	free(st->v);
+	free(st);
+	s->recent_store = NULL;
+}
+
+static void take(struct job *j, struct pending *p)
+{
+	struct hist_past_run pr = {.job = p->job,
+	                           .status = p->status,
+	                           .message = p->message,
+	                           .sqlstate = p->sqlstate[0] ? p->sqlstate : NULL,
+	                           .trigger = p->trigger,
+	                           .attempt = p->attempt,
+	                           .start_us = p->start_us,
+	                           .end_us = p->end_us,
+	                           .runid = p->runid};
+	apply_row(j, (enum hist_past_kind)p->kind, &pr);
+	p->taken = true;
+	free(p->message);
+	p->message = NULL;
+}
+
+void sched_recent_job_added(struct job *j)
+{
+	struct sched *s = j->s;
+	struct sched_recent_store *st = s->recent_store;
+	if (!st || !st->complete || !st->left)
+		return;
+	/* the first row of the job's name: a binary search for the lower bound */
+	size_t lo = 0, hi = st->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(st->v[mid].job, j->name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < st->n && strcmp(st->v[i].job, j->name) == 0; i++) {
+		if (!st->v[i].taken) {
+			take(j, &st->v[i]);
+			st->left--;
+		}
+	}
+	if (!st->left)
+		sched_recent_free(s);
+}
+
+void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *pr)
+{
+	struct sched_recent_store *st = s->recent_store;
+	if (!pr) {
+		log_info("history: read back for the status: %zu failure(s), %zu run(s) of the "
+		         "jobs scheduled, %zu row(s) kept for jobs not scheduled yet",
+		         s->recent_failures_read, s->recent_runs_read, st ? st->n : 0);
+		if (st) {
+			qsort(st->v, st->n, sizeof(st->v[0]), by_job);
+			st->complete = true;
+			if (!st->left)
+				sched_recent_free(s);
+		}
+		return;
+	}
+	if (kind == HIST_PAST_FAILURE) {
+		s->recent_failures_read++;
+		metrics_seed_failure(s->metrics, pr->job, pr->end_us, pr->runid, pr->message,
+		                     pr->sqlstate);
+		return;
+	}
+	struct job *j = sched_job_find(s, pr->job);
+	if (j && !j->removed) {
+		s->recent_runs_read += kind == HIST_PAST_RUN;
+		apply_row(j, kind, pr);
+	} else if (!st || !st->complete) {
+		keep_pending(s, kind, pr);
+	}
+}
+
+static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
+{
+	sched_recent_take(arg, kind, pr);
+}
+
+void sched_recent_request(struct sched *s)
+{
+	if (s->hist)
+		hist_request_last_results(s->hist, METRICS_FAILURES, SCHED_RECENT_RUNS, answer_cb,
+		                          s);
+}

@@ -1,0 +1,43 @@
+#ifndef PGCROND_SCHED_RECENT_PRIV_H
+#define PGCROND_SCHED_RECENT_PRIV_H
+
+/* Each job's recent runs, for the status (status.c) and its page: the last few ended runs
+ * (the strip of coloured cells, as Airflow's grid shows them) and the last result, kept as
+ * runs end and, at start, read back from the history (hist_request_last_results), so that a
+ * restart does not wipe what the operator was looking at. The failures of all jobs read back
+ * go to the metrics' ring (metrics_seed_failure). A run of this process gets its run id once
+ * its row is written (a moment after it ends; later while the history is down).
+ *
+ * A job the history names that is not scheduled yet when the answer comes (a job made in SQL
+ * arrives with the SQL jobs' first read) gets its rows when it appears. */
+
+#include <stdint.h>
+
+#include "history.h"
+#include "sched.h"
+
+struct job;
+struct sched;
+
+/* struct sched_recent, SCHED_RECENT_RUNS, sched_recent_statuses: sched.h (the view shows
+ * them). */
+
+/* J's run that started at START_US ended at END_US as STATUS (a final status: succeeded,
+ * failed, skipped, upstream_failed; others are ignored). */
+void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
+                       int attempt, uint64_t key);
+/* The history wrote a run of this process (hist_set_written_fn; ARG is the sched): its run id
+ * goes to the strip, the last result and the failures that show it. */
+void sched_recent_written(void *arg, const struct hist_written *w);
+/* J was just scheduled: the rows the history had for it, if they came before it. */
+void sched_recent_job_added(struct job *j);
+/* J goes: its strip goes with it. */
+void sched_recent_job_free(struct job *j);
+/* The first load: ask the history (when there is one) for what the status showed. */
+void sched_recent_request(struct sched *s);
+/* One row of the history's answer (R NULL: its end), as hist_last_results_fn gets it. */
+void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *r);
+/* The rows kept for jobs that never appeared. */
+void sched_recent_free(struct sched *s);
+
+#endif
