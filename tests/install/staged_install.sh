@@ -32,6 +32,11 @@ for f in bin/pgcrond include/pgcrond/plugin.h share/pkgconfig/pgcrond-plugin.pc 
          lib/sysusers.d/pgcrond.conf lib/tmpfiles.d/pgcrond.conf; do
   [ -f "$stage$prefix/$f" ] || fail "$prefix/$f is missing; installed: $(cd "$stage" && find . -type f)"
 done
+# the seed views' jobs are shipped off (a subdirectory is not loaded), with the README that
+# says how to turn one on
+for f in seed-views/README seed-views/10-lane-distribution.conf; do
+  [ -f "$stage$prefix/etc/pgcrond/conf.d/examples/$f" ] || fail "$prefix/etc/pgcrond/conf.d/examples/$f is missing"
+done
 ls "$stage$prefix"/share/pgcrond/sql/pgcrond--1.sql >/dev/null || fail "no schema SQL"
 ls "$stage$prefix"/lib*/pgcrond/plugins/sql_view.so >/dev/null || fail "no plugins"
 # every path a file names is under the prefix
