@@ -172,35 +172,29 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 /* Every string of the document as it will be printed: a failure's text, a database's last
  * error are text a job or a server chose, and their control characters must not reach the
  * terminal (text.h). The JSON form needs nothing: JSON escapes them. */
+static void escape_strings(json_t *v);
+
+static void escape_value(json_t *x)
+{
+	if (!json_is_string(x)) {
+		escape_strings(x);
+		return;
+	}
+	char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
+	if (e)
+		json_string_set(x, e);
+	free(e);
+}
+
 static void escape_strings(json_t *v)
 {
 	size_t i;
 	const char *k;
 	json_t *x;
 	if (json_is_object(v)) {
-		json_object_foreach(v, k, x)
-		{
-			if (json_is_string(x)) {
-				char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
-				if (e)
-					json_string_set(x, e);
-				free(e);
-			} else {
-				escape_strings(x);
-			}
-		}
+		json_object_foreach(v, k, x) escape_value(x);
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-		{
-			if (json_is_string(x)) {
-				char *e = text_escape_dup(json_string_value(x), TEXT_FOLD_NEWLINES);
-				if (e)
-					json_string_set(x, e);
-				free(e);
-			} else {
-				escape_strings(x);
-			}
-		}
+		json_array_foreach(v, i, x) escape_value(x);
 	}
 }
 

@@ -225,6 +225,18 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 }
 
 /* The history database's side, in HIST's open transaction. */
+/* Keep the count R holds (first row, first column) in N and drop schema SCHEMA (a constant:
+ * cron or pgcrond) with everything in it. */
+static int drop_counted(PGconn *hist, PGresult *r, const char *schema, char n[24])
+{
+	char sql[64], what[64];
+	snprintf(n, 24, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
+	snprintf(what, sizeof(what), "dropping schema %s", schema);
+	return q(hist, sql, 0, NULL, what, NULL);
+}
+
 static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 {
 	const char *would = dry_run ? "would drop" : "dropped";
@@ -246,9 +258,7 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 		return rc;
 	if (PQntuples(r) == 1) {
 		char n[24];
-		snprintf(n, sizeof(n), "%s", PQgetvalue(r, 0, 0));
-		PQclear(r);
-		rc = q(hist, "DROP SCHEMA cron CASCADE", 0, NULL, "dropping schema cron", NULL);
+		rc = drop_counted(hist, r, "cron", n);
 		if (rc)
 			return rc;
 		printf("%s schema cron (pgcrond's pg_cron compatibility: cron.job, "
@@ -313,9 +323,7 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	if (rc)
 		return rc;
 	char objs[24];
-	snprintf(objs, sizeof(objs), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	rc = q(hist, "DROP SCHEMA pgcrond CASCADE", 0, NULL, "dropping schema pgcrond", NULL);
+	rc = drop_counted(hist, r, "pgcrond", objs);
 	if (rc)
 		return rc;
 	printf("%s schema pgcrond (%s objects: the job registry, %sthe coordination tables, "
