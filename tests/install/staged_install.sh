@@ -37,6 +37,9 @@ done
 for f in seed-views/README seed-views/10-lane-distribution.conf; do
   [ -f "$stage$prefix/etc/pgcrond/conf.d/examples/$f" ] || fail "$prefix/etc/pgcrond/conf.d/examples/$f is missing"
 done
+# the shipped files point at installed documents, not at the source tree's docs/
+srcdocs=$(grep -rnE '(^|[^/])docs/[a-z-]+\.md' "$stage$prefix/etc/pgcrond" || true)
+[ -z "$srcdocs" ] || fail "shipped files name documents that are not installed: $srcdocs"
 ls "$stage$prefix"/share/pgcrond/sql/pgcrond--1.sql >/dev/null || fail "no schema SQL"
 ls "$stage$prefix"/lib*/pgcrond/plugins/sql_view.so >/dev/null || fail "no plugins"
 # every path a file names is under the prefix
