@@ -168,19 +168,4 @@ void hist_forget_asker(struct hist *h);
  * outcome from the request's row (pgcrond.trigger_outcome, sql/pgcrond--11.sql). */
 #define PGCROND_TRIGGER_OUTCOME_CHANNEL "pgcrond_trigger_outcome"
 
-/* Shared by the history, install and trigger commands (cli_history.c): load CONF_PATH,
- * then connect (blocking) to its history database. Prints what went wrong prefixed with
- * "pgcrond CMD: " and returns a sysexits code: 0 with *CFG and *CONN set, EX_CONFIG (78)
- * for configuration problems, EX_UNAVAILABLE (69) if the database is unreachable. */
-struct pgc_config;
-struct pg_conn; /* libpq's PGconn */
-int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
-                  struct pg_conn **conn) __attribute__((warn_unused_result));
-/* The same for the commands that must work while a job file is broken (history, trigger
- * without a daemon): job files with errors are left out, with one warning line on stderr
- * that ends with CONSEQUENCE. */
-int hist_cli_open_partial(const char *cmd, const char *conf_path, const char *consequence,
-                          struct pgc_config **cfg, struct pg_conn **conn)
-    __attribute__((warn_unused_result));
-
 #endif
