@@ -163,7 +163,7 @@ START_TEST(webhook_down_does_not_disturb)
 	struct timeval tv = {0, 50000};
 	evtimer_add(t, &tv);
 	ticks = 0;
-	alert_event(a, ALERT_FAILED, "job", "boom");
+	alert_condition(a, ALERT_FAILED, "job", true, "boom");
 	run_loop_for(base, 1.0);
 	/* the loop kept ticking every 50 ms while the webhook failed */
 	ck_assert_int_ge(ticks, 15);
@@ -189,7 +189,8 @@ START_TEST(exec_gets_environment)
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
 	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
-	alert_event(a, ALERT_UPSTREAM_FAILED, "weakness", "upstream lane failed; not run");
+	alert_condition(a, ALERT_UPSTREAM_FAILED, "weakness", true,
+	                "upstream lane failed; not run");
 	char buf[256] = "";
 	for (int i = 0; i < 100; i++) {
 		FILE *f = fopen(out, "r");

@@ -574,8 +574,3 @@ void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, b
 	if (act != ALERT_NONE)
 		dispatch(a, act, kind, job, message, c->st.since_ms);
 }
-
-void alert_event(struct alerter *a, enum alert_kind kind, const char *job, const char *message)
-{
-	dispatch(a, ALERT_FIRE, kind, job, message, clock_wall_ms());
-}

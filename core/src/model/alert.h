@@ -73,8 +73,6 @@ void alert_close(struct alerter **a);
  * so. MESSAGE says what happened and, where possible, what to do. */
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
                      const char *message);
-/* A one-shot event (a final failure, an upstream_failed): alert now, no recovery. */
-void alert_event(struct alerter *a, enum alert_kind kind, const char *job, const char *message);
 
 /* Counters for tests and status. */
 struct alert_stats {
