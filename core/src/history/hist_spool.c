@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <threads.h>
 #include <unistd.h>
 
 #include "bgwork.h"
@@ -78,7 +77,6 @@ struct hist_spool {
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
 	bool inline_mode; /* no writer thread any more: file operations run on the caller */
 	bool at_close;    /* hist_spool_close(): the cap no longer applies, one line at a time */
-	mtx_t hold;       /* hist_spool_test_hold() */
 
 	/* the file operation under way: [truncate to 0 | punch], then append */
 	struct bgwork_job op_job;
@@ -186,9 +184,7 @@ static void lose(struct hist_spool *s, uint64_t n)
 static void sync_work(struct bgwork_job *job)
 {
 	struct hist_spool *s = OWNER(job, sync_job);
-	mtx_lock(&s->hold);
 	s->sync_errno = fdatasync(s->sync_fd) == 0 ? 0 : errno;
-	mtx_unlock(&s->hold);
 }
 
 static void sync_done(struct bgwork_job *job, bool ran)
@@ -229,7 +225,6 @@ static void op_work(struct bgwork_job *job)
 {
 	struct hist_spool *s = OWNER(job, op_job);
 
-	mtx_lock(&s->hold);
 	s->op_reset_rc = s->op_punch_rc = s->op_write_rc = 0;
 	if (s->op_reset && ftruncate(s->op_fd, 0) != 0) {
 		s->op_reset_rc = -errno;
@@ -246,7 +241,6 @@ static void op_work(struct bgwork_job *job)
 			s->op_write_rc = -EIO;
 	}
 out:
-	mtx_unlock(&s->hold);
 }
 
 /* The lines of a failed or abandoned append wait for the next one (the next put or pop
@@ -467,7 +461,6 @@ static void load_work(struct bgwork_job *job)
 	ssize_t n;
 	off_t off = s->load_off;
 
-	mtx_lock(&s->hold);
 	s->load_rc = 0;
 	s->load_got = 0;
 	int fd = open(s->load_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -497,7 +490,6 @@ out:
 	free(buf);
 	if (f)
 		fclose(f);
-	mtx_unlock(&s->hold);
 }
 
 static void load_done(struct bgwork_job *job, bool ran)
@@ -709,12 +701,9 @@ void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), voi
 	s->ready_arg = arg;
 }
 
-void hist_spool_test_hold(struct hist_spool *s, bool held)
+struct bgwork *hist_spool_worker(const struct hist_spool *s)
 {
-	if (held)
-		mtx_lock(&s->hold);
-	else
-		mtx_unlock(&s->hold);
+	return s && !s->inline_mode ? s->bg : NULL;
 }
 
 /* ---- open and close ------------------------------------------------------------------- */
@@ -828,7 +817,6 @@ static void spool_free(struct hist_spool *s)
 	free(s->op_buf);
 	if (s->fd >= 0)
 		close(s->fd);
-	mtx_destroy(&s->hold);
 	free(s->path);
 	free(s);
 }
@@ -844,10 +832,6 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	s->fd = -1;
 	s->memory_limit = 10000;
 	s->max_bytes = 256LL << 20;
-	if (mtx_init(&s->hold, mtx_plain) != thrd_success) {
-		free(s);
-		return -ENOMEM;
-	}
 	if (state_dir) {
 		rc = file_open(s, state_dir);
 		if (rc < 0)

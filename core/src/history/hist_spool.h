@@ -76,9 +76,11 @@ void hist_spool_stop_writer(struct hist_spool *s);
  * takes it; logs how many wait in the file and exactly how many are lost; frees *S. */
 void hist_spool_close(struct hist_spool **s);
 
-/* For tests: while HELD, the writer thread waits before its next file operation (a disk
- * that does not answer). */
-void hist_spool_test_hold(struct hist_spool *s, bool held);
+/* The writer thread the file operations run on, one after another in submission order
+ * (NULL without one: no state_dir, or after hist_spool_stop_writer). A job submitted to it
+ * runs between them: a test stalls the disk by submitting one that waits. */
+struct bgwork;
+struct bgwork *hist_spool_worker(const struct hist_spool *s);
 
 /* Spill file lines (exposed for the unit tests): a kind, then NULL-able text fields,
  * tab-separated with \\ \t \n \r escaped and NULL as \N, then a checksum, then '\n'.
