@@ -6,7 +6,8 @@
  * the unix socket, each a fresh start measured for its first minute and SIDE_MINUTES
  * minutes after it. Prints per phase the first minute's p50/p99 apart and the median of the
  * steady minutes' p50/p99, the ratios pg_cron / pgcrond, and for pgcrond where the time went
- * (the per-run stages its debug log gives: docs/lateness.md). Prints; never fails on time.
+ * (the per-run stages its debug log gives: docs/benchmarks.md, "Per-minute bursts"). Prints; never
+ * fails on time.
  *
  *   build/test/bench/side/bench_side            (starts and stops its own sandbox)
  *   SIDE_MINUTES=3: steady minutes per phase; SIDE_JOBS=100; SIDE_POOL=8: pgcrond's pool;

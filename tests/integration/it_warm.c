@@ -2,7 +2,7 @@
  * no connection and opened them at their instant. Three per-minute jobs on a database of
  * their own (pool 4): within seconds of the start, long before any of them is due, the
  * daemon holds three connections to it. At log level debug every scheduled run logs its
- * stages (docs/lateness.md), which bench/side reads. */
+ * stages (docs/benchmarks.md, "Per-minute bursts"), which bench/side reads. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>

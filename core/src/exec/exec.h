@@ -44,10 +44,10 @@ struct exec_outcome {
 	                       * no connection could be made, "08006" when it was lost */
 	int backend_pid;      /* 0 if never connected */
 	int64_t duration_us;  /* from exec_submit() to the end */
-	/* where the time went (the log's per-run stages, docs/lateness.md): from exec_submit()
-	 * until the run had a connection (0 if it never had one); of that, the connect of a
-	 * connection opened while it waited (0: it found one open); CARRIED: it waited for
-	 * another run's end on its connection, and the reset after that run prepared it (its
+	/* where the time went (the log's per-run stages, docs/benchmarks.md, "Per-minute bursts"):
+	 * from exec_submit() until the run had a connection (0 if it never had one); of that, the
+	 * connect of a connection opened while it waited (0: it found one open); CARRIED: it waited
+	 * for another run's end on its connection, and the reset after that run prepared it (its
 	 * statement in the same pipeline when it may follow other statements) */
 	int64_t wait_us;
 	int64_t connect_us;

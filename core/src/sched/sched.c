@@ -409,12 +409,12 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 	return n < 0 || (size_t)n >= len ? o->message : buf;
 }
 
-/* Where a scheduled run's lateness went, at log level debug (docs/lateness.md; bench/side
- * reads these lines): in ms after its instant, when its fire was taken (the timer), when it
- * was handed to the executor (after its claim, with several instances, and a run slot), when
- * it had a connection and when it ended; of the wait for the connection, the connect of one
- * opened for it; carried: it waited for another run to end on its connection, and its
- * statement went with that connection's reset. */
+/* Where a scheduled run's lateness went, at log level debug (docs/benchmarks.md, "Per-minute
+ * bursts"; bench/side reads these lines): in ms after its instant, when its fire was taken (the
+ * timer), when it was handed to the executor (after its claim, with several instances, and a run
+ * slot), when it had a connection and when it ended; of the wait for the connection, the connect of
+ * one opened for it; carried: it waited for another run to end on its connection, and its statement
+ * went with that connection's reset. */
 static void log_stages(const struct run *r, const struct exec_outcome *o)
 {
 	if (!r->scheduled_us || log_get_level() < LOG_LVL_DEBUG)

@@ -1,10 +1,10 @@
 /* The pool made ready before a known burst (sched_priv.h, exec_warm()).
  *
  * Most jobs fire every minute or every hour, so their runs meet a pool that has been idle:
- * measured side by side (bench/side, docs/lateness.md), a minute's burst of 100 runs was 4-5
- * times later than the same burst every second, and the first minute after a start, whose
- * runs opened the pool's connections at the instant, twice as late again. The instants are
- * known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
+ * measured side by side (bench/side, docs/benchmarks.md, "Per-minute bursts"), a minute's burst of
+ * 100 runs was 4-5 times later than the same burst every second, and the first minute after a
+ * start, whose runs opened the pool's connections at the instant, twice as late again. The instants
+ * are known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
  * the connects and the resets happen before the instant, as the claims of sched_preclaim.c
