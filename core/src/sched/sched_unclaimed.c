@@ -120,9 +120,10 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 	s->uncl_asking = false;
 	if (!res || (err && *err)) {
 		if (log_complain(&s->uncl_complaint))
-			log_warning("cluster: cannot check whether other instances ran the fires not "
-			            "claimed here: %s",
-			            err && *err ? err : "no answer");
+			log_warning(
+			    "cluster: cannot check whether other instances ran the fires not "
+			    "claimed here: %s",
+			    err && *err ? err : "no answer");
 		unlink_sent(s, false);
 		arm(s, UNCLAIMED_RETRY_US);
 		return;
@@ -148,9 +149,10 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		}
 		none++;
 		if (!j) {
-			log_notice("job %s: a fire no instance claimed (%s) has no history row: the "
-			           "job is gone",
-			           u->job, u->why);
+			log_notice(
+			    "job %s: a fire no instance claimed (%s) has no history row: the "
+			    "job is gone",
+			    u->job, u->why);
 			continue;
 		}
 		char msg[1024];
