@@ -152,6 +152,75 @@ START_TEST(status_shows_the_clock_offset)
 }
 END_TEST
 
+/* A returning instance learns that it was declared dead, and its late record of the run it
+ * had in flight does not overwrite the survivor's verdict on that run: B runs a long job,
+ * is stopped (SIGSTOP) past the dead-instance timeout (20 s of silence), the survivor A
+ * closes B's running row ("instance B died ..."), B is continued (SIGCONT), its run ends
+ * (its backend was ended by A's fence) and it records that end: the row keeps A's verdict,
+ * and B's log says it was found dead. */
+START_TEST(returning_instance_keeps_the_survivors_verdict)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-back", DB);
+	time_t at = time(NULL) + 8;
+	struct tm tm;
+	gmtime_r(&at, &tm);
+	char jobs[512];
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
+	         " command = \"SELECT pg_sleep(40)\"; };\n",
+	         tm.tm_sec, tm.tm_min);
+	itest_inst_init(&a, &e, "ba", jobs);
+	itest_inst_init(&b, &e, "bb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'running'"
+	                             " AND job_pid IS NOT NULL"),
+	              "no running row with its backend:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'long' AND status = 'running'");
+	struct itest_inst *x = strcmp(runner, "ba") == 0 ? &a : &b, *y = x == &a ? &b : &a;
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	bool closed = itest_env_wait(&e, 60,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'failed'"
+	                             " AND return_message LIKE 'instance %% died%%'");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	ck_assert_msg(closed, "the survivor did not close the run:\n%s", itest_read_file(y->log));
+	/* X's run ends (its backend is gone) and X records it, over the row of before */
+	ck_assert_msg(itest_wait_log(x->log, "long: failed", 30), "X's run did not end:\n%s",
+	              itest_read_file(x->log));
+	bool told = itest_wait_log(x->log, "was found dead by instance", 15);
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT last_seen > now() - interval '3 seconds'"
+	                         " FROM pgcrond.instance WHERE name = '%s'",
+	                         x->name));
+	itest_sleep(2); /* its history records, written after its run's end */
+	char *runs = itest_scalar(
+	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance, status,"
+	          " return_message), E'\\n' ORDER BY runid)"
+	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	long long kept = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'long' AND status = 'failed'"
+	                                     " AND return_message LIKE 'instance %% died%%'");
+	ck_assert_msg(kept == 1, "the survivor's verdict was overwritten:\n%s", runs ? runs : "");
+	char *xlog = itest_read_file(x->log);
+	ck_assert_msg(told, "X does not say it was found dead:\n%s", xlog);
+	free(xlog);
+	free(runs);
+	free(runner);
+	itest_inst_stop(x, SIGTERM);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* ---- a relay on 127.0.0.1 in front of the sandbox's unix socket -------------------------
  * Its own process: killing it cuts every connection through it (the server sees them
  * closed) and refuses new ones; starting it again on the same port lets them back. */
@@ -430,6 +499,7 @@ int main(void)
 	    {"clock", status_shows_the_clock_offset},
 	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
 	    {"refused_all", fires_nobody_could_claim_get_one_row},
+	    {"back", returning_instance_keeps_the_survivors_verdict},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
