@@ -1,11 +1,18 @@
 /* Faults that land while a run is in flight (issue 24; docs/faults.md): every execution is
  * counted in a table (the job INSERTs pg_backend_pid() in the run's own transaction) and
  * matched to the history. Run one case with CK_RUN_CASE=<name>. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +152,341 @@ START_TEST(status_shows_the_clock_offset)
 }
 END_TEST
 
+/* A returning instance learns that it was declared dead, and its late record of the run it
+ * had in flight does not overwrite the survivor's verdict on that run: B runs a long job,
+ * is stopped (SIGSTOP) past the dead-instance timeout (20 s of silence), the survivor A
+ * closes B's running row ("instance B died ..."), B is continued (SIGCONT), its run ends
+ * (its backend was ended by A's fence) and it records that end: the row keeps A's verdict,
+ * and B's log says it was found dead. */
+START_TEST(returning_instance_keeps_the_survivors_verdict)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-back", DB);
+	time_t at = time(NULL) + 8;
+	struct tm tm;
+	gmtime_r(&at, &tm);
+	char jobs[512];
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
+	         " command = \"SELECT pg_sleep(40)\"; };\n",
+	         tm.tm_sec, tm.tm_min);
+	itest_inst_init(&a, &e, "ba", jobs);
+	itest_inst_init(&b, &e, "bb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'running'"
+	                             " AND job_pid IS NOT NULL"),
+	              "no running row with its backend:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'long' AND status = 'running'");
+	struct itest_inst *x = strcmp(runner, "ba") == 0 ? &a : &b, *y = x == &a ? &b : &a;
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	bool closed = itest_env_wait(&e, 60,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'failed'"
+	                             " AND return_message LIKE 'instance %% died%%'");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	ck_assert_msg(closed, "the survivor did not close the run:\n%s", itest_read_file(y->log));
+	/* X's run ends (its backend is gone) and X records it, over the row of before */
+	ck_assert_msg(itest_wait_log(x->log, "long: failed", 30), "X's run did not end:\n%s",
+	              itest_read_file(x->log));
+	bool told = itest_wait_log(x->log, "was found dead by instance", 15);
+	ck_assert(itest_env_wait(&e, 15,
+	                         "SELECT last_seen > now() - interval '3 seconds'"
+	                         " FROM pgcrond.instance WHERE name = '%s'",
+	                         x->name));
+	itest_sleep(2); /* its history records, written after its run's end */
+	char *runs = itest_scalar(
+	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance, status,"
+	          " return_message), E'\\n' ORDER BY runid)"
+	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	long long kept = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'long' AND status = 'failed'"
+	                                     " AND return_message LIKE 'instance %% died%%'");
+	ck_assert_msg(kept == 1, "the survivor's verdict was overwritten:\n%s", runs ? runs : "");
+	char *xlog = itest_read_file(x->log);
+	ck_assert_msg(told, "X does not say it was found dead:\n%s", xlog);
+	free(xlog);
+	free(runs);
+	free(runner);
+	itest_inst_stop(x, SIGTERM);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* ---- a relay on 127.0.0.1 in front of the sandbox's unix socket -------------------------
+ * Its own process: killing it cuts every connection through it (the server sees them
+ * closed) and refuses new ones; starting it again on the same port lets them back. */
+#define RELAY_PAIRS 64
+
+static void relay_main(int listener, const char *path)
+{
+	int a[RELAY_PAIRS], b[RELAY_PAIRS];
+	size_t n = 0;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		struct pollfd pfd[1 + 2 * RELAY_PAIRS];
+		size_t k = 0;
+		pfd[k++] = (struct pollfd){.fd = listener, .events = POLLIN};
+		for (size_t i = 0; i < n; i++) {
+			pfd[k++] = (struct pollfd){.fd = a[i], .events = POLLIN};
+			pfd[k++] = (struct pollfd){.fd = b[i], .events = POLLIN};
+		}
+		if (poll(pfd, k, -1) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			for (int side = 0; side < 2; side++) {
+				if (!(pfd[1 + 2 * i + (size_t)side].revents &
+				      (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				int from = side ? b[i] : a[i], to = side ? a[i] : b[i];
+				char buf[16384];
+				ssize_t r = read(from, buf, sizeof(buf));
+				for (ssize_t off = 0; r > 0 && off < r;) {
+					ssize_t w = write(to, buf + off, (size_t)(r - off));
+					if (w <= 0)
+						break;
+					off += w;
+				}
+				if (r <= 0) {
+					close(a[i]);
+					close(b[i]);
+					a[i] = b[i] = -1;
+				}
+			}
+		}
+		size_t m = 0; /* drop closed pairs; their pollfds are not read again this turn */
+		for (size_t i = 0; i < n; i++)
+			if (a[i] >= 0) {
+				a[m] = a[i];
+				b[m++] = b[i];
+			}
+		n = m;
+		if ((pfd[0].revents & POLLIN) && n < RELAY_PAIRS) {
+			int c = accept(listener, NULL, NULL);
+			if (c < 0)
+				continue;
+			int s = socket(AF_UNIX, SOCK_STREAM, 0);
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+			if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+				close(c);
+				if (s >= 0)
+					close(s);
+				continue;
+			}
+			a[n] = c;
+			b[n++] = s;
+		}
+	}
+}
+
+/* Start the relay on PORT (0: any; set to the one taken) in front of the server of CI. */
+static pid_t relay_start(const char *ci, int *port)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(ci, &err);
+	ck_assert_msg(opts != NULL, "%s", err ? err : "conninfo");
+	const char *host = NULL, *pgport = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			pgport = o->val;
+	}
+	ck_assert(host && pgport);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, pgport);
+	PQconninfoFree(opts);
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	ck_assert_int_ge(l, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(l, 64), 0);
+	socklen_t len = sizeof(sa);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		relay_main(l, path);
+		_exit(0);
+	}
+	close(l);
+	return pid;
+}
+
+static void relay_cut(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* IN's daemon reaches the database through a relay on 127.0.0.1:PORT instead of E's
+ * conninfo (its history, its claims and its runs). */
+static void inst_via_relay(struct itest_inst *in, const struct itest_env *e, int port)
+{
+	char *conf = itest_read_file(in->conf), *at = strstr(conf, e->ci);
+	ck_assert(at != NULL);
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(e->ci, &err);
+	ck_assert(opts != NULL);
+	const char *db = NULL, *user = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "dbname") == 0)
+			db = o->val;
+		else if (strcmp(o->keyword, "user") == 0)
+			user = o->val;
+	}
+	ck_assert(db && user);
+	*at = '\0';
+	itest_write_file(in->conf, "%shost=127.0.0.1 port=%d user=%s dbname=%s%s", conf, port, user,
+	                 db, at + strlen(e->ci));
+	PQconninfoFree(opts);
+	free(conf);
+}
+
+/* IN's `pgcrond status` shows OTHER as a live instance (within 15 s: a heartbeat). */
+static void sees(struct itest_inst *in, const char *other)
+{
+	char want[64];
+	snprintf(want, sizeof(want), "other live instances: %s", other);
+	int status = -1;
+	char *out = NULL;
+	for (int i = 0; i < 60; i++) {
+		free(out);
+		out = itest_cli(&status, "status", "-c", in->conf, NULL);
+		if (strstr(out, want))
+			break;
+		itest_sleep(0.25);
+	}
+	ck_assert_msg(strstr(out, want), "%s does not see %s:\n%s", in->name, other, out);
+	free(out);
+}
+
+/* A truthful history: an instance that cannot claim (its history database cut off, every
+ * fire refused since the other instance was live) writes no `skipped` row for the fires the
+ * other instance ran; and when the other could not claim either (BOTH cut off), the fires
+ * nobody ran get one `skipped` row, not one per instance: each second of the every-second
+ * job has exactly one row. */
+static void refused_case(bool both)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, both ? "ft-refused2" : "ft-refused", DB);
+	const char *jobs = "job = { name = \"tick\"; database = \"app\";"
+	                   " schedule = \"* * * * * *\"; command = \"SELECT 1\"; };\n";
+	int port = 0, port_a = 0;
+	pid_t relay = relay_start(e.ci, &port), relay_a = both ? relay_start(e.ci, &port_a) : 0;
+	itest_inst_init(&a, &e, "ra", jobs);
+	itest_inst_init(&b, &e, "rb", jobs);
+	inst_via_relay(&b, &e, port);
+	if (both)
+		inst_via_relay(&a, &e, port_a);
+	up(&e, &a);
+	up(&e, &b);
+	/* each knows the other is live (its heartbeat saw the other's row): a fire one cannot
+	 * claim is the other's */
+	sees(&b, "ra");
+	sees(&a, "rb");
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) >= 3 FROM pgcrond.job_run_details"
+	                         " WHERE job_name = 'tick' AND status = 'succeeded'"));
+	char *cut = itest_scalar(e.db, "SELECT now()");
+	relay_cut(relay);
+	if (both)
+		relay_cut(relay_a);
+	itest_sleep(8);
+	char *back = itest_scalar(e.db, "SELECT now()");
+	relay = relay_start(e.ci, &port);
+	if (both)
+		relay_a = relay_start(e.ci, &port_a);
+	/* B is back (its heartbeat moves; its history records, spooled meanwhile, written) */
+	bool beat = itest_env_wait(&e, 30,
+	                           "SELECT last_seen > '%s' FROM pgcrond.instance"
+	                           " WHERE name = 'rb'",
+	                           back);
+	itest_wait_log(b.log, "is reachable again; writing", 10);
+	/* each fire is checked once its instant is 10 s old, at most 5 s apart: the last one's */
+	itest_env_wait(&e, 40, "SELECT now() > '%s'::timestamptz + interval '16 seconds'", back);
+	bool checked = itest_wait_log(b.log, "not claimed here were checked", 10);
+	itest_sleep(1);
+	char q[2048];
+	snprintf(q, sizeof(q),
+	         "scheduled_time >= '%s'::timestamptz - interval '1 second'"
+	         " AND scheduled_time < '%s'::timestamptz + interval '3 seconds'",
+	         cut, back);
+	char sql[4096];
+	snprintf(sql, sizeof(sql),
+	         "SELECT coalesce(string_agg(format('%%s: %%s', to_char(t, 'HH24:MI:SS'), rows),"
+	         " E'\\n' ORDER BY t), '') FROM (SELECT scheduled_time AS t, string_agg("
+	         "format('%%s %%s %%s', instance, status, left(return_message, 60)), ' | ') AS rows"
+	         " FROM pgcrond.job_run_details WHERE job_name = 'tick' AND %s GROUP BY 1) x",
+	         q);
+	char *rows = itest_scalar(e.db, sql);
+	long long twice = itest_env_count(&e,
+	                                  "SELECT count(*) FROM (SELECT scheduled_time FROM"
+	                                  " pgcrond.job_run_details WHERE job_name = 'tick' AND %s"
+	                                  " GROUP BY 1 HAVING count(*) > 1) x",
+	                                  q);
+	long long none = itest_env_count(
+	    &e,
+	    "SELECT count(*) FROM generate_series(date_trunc('second', '%s'::timestamptz),"
+	    " date_trunc('second', '%s'::timestamptz), interval '1 second') AS s(t)"
+	    " WHERE NOT EXISTS (SELECT FROM pgcrond.job_run_details"
+	    " WHERE job_name = 'tick' AND scheduled_time = s.t)",
+	    cut, back);
+	long long skipped =
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'tick' AND status = 'skipped' AND %s",
+	                    q);
+	char *blog = itest_read_file(b.log);
+	ck_assert_msg(strstr(blog, "no claim can be made"), "B was never refused a claim:\n%s",
+	              blog);
+	ck_assert_msg(beat, "B did not come back:\n%s", blog);
+	ck_assert_msg(twice == 0 && none == 0,
+	              "%lld seconds have more than one row, %lld none (cut %s, back %s):\n%s",
+	              twice, none, cut, back, rows ? rows : "");
+	/* cut off together, nobody ran those fires: they are recorded, once */
+	ck_assert_msg(!both || skipped >= 5, "only %lld skipped rows:\n%s", skipped,
+	              rows ? rows : "");
+	ck_assert_msg(checked, "B did not check the fires it could not claim:\n%s", blog);
+	free(blog);
+	free(rows);
+	free(cut);
+	free(back);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	relay_cut(relay);
+	if (both)
+		relay_cut(relay_a);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+
+START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
+{
+	refused_case(false);
+}
+END_TEST
+
+START_TEST(fires_nobody_could_claim_get_one_row)
+{
+	refused_case(true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("faults");
@@ -155,6 +497,9 @@ int main(void)
 	    {"sigstop", sigstop_in_flight},
 	    {"sigkill", sigkill_in_flight},
 	    {"clock", status_shows_the_clock_offset},
+	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
+	    {"refused_all", fires_nobody_could_claim_get_one_row},
+	    {"back", returning_instance_keeps_the_survivors_verdict},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -167,7 +167,13 @@ static const char sql_beat[] =
     "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
     /* the database's clock, for this host's offset from it (cluster_clock_offset) */
     "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
-    "   1000000)::pg_catalog.int8";
+    "   1000000)::pg_catalog.int8,"
+    /* this process was found dead meanwhile (sql_reap), as in sql_lock */
+    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
+    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
+    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
+    "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ')";
 
 /* The instance's name (docs/security.md "Locks and notifications"): its row in
  * pgcrond.instance records the session that holds it (backend pid and start, as
@@ -205,7 +211,14 @@ static const char sql_lock[] =
     "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
     "  RETURNING 1)"
     " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old)";
+    "  (SELECT n FROM old),"
+    /* this process was found dead meanwhile (sql_reap): the note, read before ins clears
+     * it (cluster_lock.c: told_dead) */
+    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
+    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
+    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
+    "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ')";
 
 static void conn_start(struct cluster *c);
 

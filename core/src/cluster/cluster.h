@@ -105,6 +105,23 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
+/* After a REFUSED answer: whether other instances were live at the last contact, and the
+ * claim failed for a cause of this instance's own (the history database unreachable from
+ * here, this host's clock off): they claim and run the fire, and it is theirs to record.
+ * Whether one of them did is known only once this instance can ask again (sched_unclaimed.c
+ * asks with cluster_settle_refused). */
+bool cluster_served_elsewhere(const struct cluster *c);
+/* Ask again for the claims of N fires (JOBS[i], KEYS[i]) that were REFUSED while other
+ * instances were live, once this instance can claim: each fire no other instance claimed is
+ * claimed for this one (without the job's lock: it is not run, only recorded) and returned
+ * as a row (job_name, fire_key) to FN, as cluster_submit's. 0, -ENOTCONN or -ENOMEM (FN is
+ * then not called). */
+struct pg_result;
+typedef void (*cluster_result_fn)(void *arg, const struct pg_result *res, const char *err,
+                                  const char *sqlstate);
+int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
+                           const char *const *keys, cluster_result_fn fn, void *arg)
+    __attribute__((warn_unused_result));
 /* A GRANTED claim took the job's lock (its row in pgcrond.job_lock): release it when the
  * run ends (sent after a reconnect if the connection is down meanwhile). */
 void cluster_release(struct cluster *c, const char *job);
@@ -138,9 +155,6 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
  * RES the tuples (NULL on failure; borrowed), ERR and SQLSTATE the failure ("" if none).
  * SQL must be a string that outlives the call (a literal); PARAMS are copied. Returns 0,
  * -ENOTCONN when the connection is not ready (FN is then not called), or -ENOMEM. */
-struct pg_result;
-typedef void (*cluster_result_fn)(void *arg, const struct pg_result *res, const char *err,
-                                  const char *sqlstate);
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg) __attribute__((warn_unused_result));
 /* Whether the connection is up with the name's lock held (statements can be submitted). */

@@ -57,6 +57,19 @@ static const char sql_claim[] =
     " SELECT c.job_name, c.fire_key,"
     "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
 
+/* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
+ * each is claimed for this instance unless another instance claimed it, without the job's
+ * lock (no run follows). A fire this instance claimed before (the statement committed but
+ * its answer was lost) is returned too: its run never started. */
+static const char sql_settle[] =
+    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
+    " SELECT u.j, u.k, $3, $4"
+    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
+    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
+    " ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id"
+    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
+    " RETURNING c.job_name, c.fire_key";
+
 /* ---- claims ---------------------------------------------------------------------------- */
 
 void cluster_claim_free(struct claim *q)
@@ -108,6 +121,13 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 	         "no claim can be made (%s) and no other instance was live: running unclaimed",
 	         cause);
 	return CLUSTER_UNCLAIMED;
+}
+
+bool cluster_served_elsewhere(const struct cluster *c)
+{
+	/* not for causes every instance shares (a standby, an old schema) or a name held twice */
+	return c->peers_live > 0 && !c->refused && !c->schema_old && !c->in_recovery &&
+	       !c->schema_missing;
 }
 
 /* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
@@ -414,4 +434,46 @@ void cluster_send_claims(struct cluster *c)
 	cluster_send_stmt(c, OP_CLAIM, sql_claim, 4, p);
 	free(jobs);
 	free(keys);
+}
+
+/* A text[] literal of V[0..N). */
+static char *strings_literal(const char *const *v, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 3 + 2 * strlen(v[i]);
+	char *b = malloc(cap), *o = b;
+	if (!b)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return b;
+}
+
+int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
+                           const char *const *keys, cluster_result_fn fn, void *arg)
+{
+	if (!cluster_ready(c))
+		return -ENOTCONN;
+	char *j = strings_literal(jobs, n), *k = strings_literal(keys, n);
+	int rc = -ENOMEM;
+	if (j && k) {
+		const char *p[] = {j, k, c->instance, c->boot_id};
+		rc = cluster_submit(c, sql_settle, 4, p, fn, arg);
+	}
+	free(j);
+	free(k);
+	return rc;
 }

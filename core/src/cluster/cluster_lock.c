@@ -25,6 +25,21 @@ static const char sql_holder[] =
     " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     " FROM pgcrond.instance WHERE name = $1";
 
+/* The lock or the heartbeat found that another instance declared this process dead
+ * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
+ * for longer than CLUSTER_DEAD_MS. Its rows say so: the runs it had in flight were closed
+ * by X (and retried there), and their late ends here leave X's verdict (history.c). */
+static void told_dead(const struct cluster *c, const PGresult *r, int col)
+{
+	const char *note = PQnfields(r) > col ? cluster_res_val(r, 0, col) : NULL;
+	if (note)
+		log_warning("cluster: this instance (\"%s\") was %s: no heartbeat of it for %d s "
+		            "(the process stopped, its host frozen or cut off); the runs it had in "
+		            "flight were closed there and retried by their retry policy, and their "
+		            "ends here are not recorded over that verdict",
+		            c->instance, note, CLUSTER_DEAD_MS / 1000);
+}
+
 void cluster_lock_done(struct cluster *c)
 {
 	const PGresult *r = c->res;
@@ -77,6 +92,8 @@ void cluster_lock_done(struct cluster *c)
 		cluster_send_stmt(c, OP_HOLDER, sql_holder, 1, p);
 		return;
 	}
+	if (!legacy)
+		told_dead(c, r, 3);
 	c->locked = true;
 	c->st.connected = true;
 	c->holder_looked = false;
@@ -171,6 +188,7 @@ void cluster_beat_done(struct cluster *c)
 		else if (c->peers_live)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
+	told_dead(c, r, 4);
 	c->peers_live = n;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
 	c->st.peers_live = n;

@@ -144,8 +144,10 @@ static const char sql_upd[] = HIST_WRITTEN_OPEN
     "  $7::bigint[], $8::integer[])"
     "  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"
     " WHERE d.instance = u.instance AND d.run_key = u.run_key"
-    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 "
-    "microsecond'" HIST_WRITTEN_CLOSE("d.");
+    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'"
+    /* an end leaves a row another instance closed (it found this one dead: cluster.h)
+     * with that instance's verdict */
+    "   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE("d.");
 
 /* A row to insert or to update, by its run. */
 struct row {

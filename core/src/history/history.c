@@ -60,7 +60,9 @@ static const char sql_finish[] = HIST_WRITTEN_OPEN
     "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
     "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
     "                     * interval '1 microsecond') - start_time) * 1000"
-    " WHERE instance = $1 AND run_key = $2" HIST_WRITTEN_CLOSE("");
+    /* a row another instance closed (it found this one dead: cluster.h) keeps its verdict */
+    " WHERE instance = $1 AND run_key = $2 AND status IN ('starting', "
+    "'running')" HIST_WRITTEN_CLOSE("");
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
  * status 'running' and NULL for what is not known yet. */

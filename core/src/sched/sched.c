@@ -538,9 +538,10 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	char msg[300];
 	if (s->draining)
 		sched_record_skipped(r, "pgcrond was shutting down");
-	else if (v == CLUSTER_REFUSED) /* the cluster logs why, rate-limited */
-		sched_record(r, HIST_SKIPPED, why);
-	else if (v == CLUSTER_BUSY) {
+	else if (v == CLUSTER_REFUSED) {
+		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
+			sched_record(r, HIST_SKIPPED, why); /* the cluster logs why, rate-limited */
+	} else if (v == CLUSTER_BUSY) {
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
 		sched_record_skipped(r, msg);
 	} else

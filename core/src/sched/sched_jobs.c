@@ -351,6 +351,7 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
 	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
+	clock_timer_init(&s->uncl_ev, sched_unclaimed_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
@@ -403,6 +404,7 @@ void sched_free(struct sched **sp)
 	fresh_stop(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	sched_warm_stop(s);
+	sched_unclaimed_free(s);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
 	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */

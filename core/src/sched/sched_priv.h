@@ -20,6 +20,7 @@
 #include "config.h"
 #include "cron.h"
 #include "jobgraph.h"
+#include "log.h"
 #include "sched.h"
 
 /* How often the wall clock is compared with the monotonic clock when no timer wakes, and
@@ -216,6 +217,13 @@ struct sched {
 	 * that name is paused */
 	char **paused;
 	size_t n_paused;
+	/* sched_unclaimed.c: scheduled fires not claimed here while other instances were live,
+	 * checked once this instance can claim (oldest first), and the timer that checks */
+	struct sched_unclaimed *uncl_head, *uncl_tail;
+	size_t n_uncl;
+	struct clock_timer uncl_ev;
+	bool uncl_asking; /* a check is under way */
+	struct log_complaint uncl_complaint;
 };
 
 /* sched.c */
@@ -245,6 +253,15 @@ const char *sched_work_keep(struct run *r, const char *why);
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
+/* sched_unclaimed.c: R's claim was REFUSED (WHY). True if R is a scheduled or catch-up
+ * fire refused for a cause of this instance's own while other instances were live
+ * (cluster_served_elsewhere): they claim, run and record it, so R records nothing now and
+ * waits until this instance can check that one of them did. False: R is recorded now
+ * (retries and the rest are this instance's own; too many waiting; out of memory). The
+ * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
+bool sched_unclaimed_park(struct run *r, const char *why);
+void sched_unclaimed_cb(void *arg);
+void sched_unclaimed_free(struct sched *s);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_warm.c: a job's timer is armed for INSTANT (Unix s): the pool is warmed before it

@@ -1,0 +1,224 @@
+/* Scheduled fires this instance could not claim for a cause of its own (sched_priv.h,
+ * cluster.h: cluster_served_elsewhere): the history database unreachable from here, this
+ * host's clock off. The other instances live at the last contact fire and claim them too,
+ * so a `skipped` row here would be a second row for a fire one of them ran (issue 24: 390
+ * such rows in one run). Nor may the fire go without a row when the others could not claim
+ * it either (the history database was down for all). So the fire waits here, and once this
+ * instance can claim again and the fire's instant is UNCLAIMED_SETTLE_US old, its claim is
+ * asked for again, without the job's lock: a fire another instance claimed is theirs to
+ * record; a fire nobody claimed becomes this instance's, which records it `skipped` (one
+ * row, since the claim is unique). A fire still waiting at shutdown is only counted in the
+ * log: the next start's catch-up, which reads the history, counts it as missed. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cluster.h"
+#include "history.h"
+#include "log.h"
+#include "sched_priv.h"
+
+/* Another instance claims a fire at its instant (or PRECLAIM_LEAD_US before); one that is
+ * this old and unclaimed was missed by all. */
+#define UNCLAIMED_SETTLE_US 10000000
+/* While this instance cannot claim, look again this often. */
+#define UNCLAIMED_RETRY_US ((int64_t)CLUSTER_HEARTBEAT_MS * 1000)
+/* Fires kept at most (past it, a fire is recorded at once, as before) and asked per
+ * statement. */
+#define UNCLAIMED_MAX 10000
+#define UNCLAIMED_BATCH 1000
+
+struct sched_unclaimed {
+	struct sched_unclaimed *next;
+	char *job;
+	char *why;
+	int64_t scheduled_us;
+	char trigger[16];
+	char key[48];
+	bool sent;   /* in the statement under way */
+	bool unseen; /* no other instance claimed it */
+};
+
+static void entry_free(struct sched_unclaimed *u)
+{
+	free(u->job);
+	free(u->why);
+	free(u);
+}
+
+static void arm(struct sched *s, int64_t delay_us)
+{
+	if (clock_armed(&s->uncl_ev))
+		clock_disarm(s->clock, &s->uncl_ev);
+	if (clock_arm(s->clock, &s->uncl_ev, delay_us < 0 ? 0 : delay_us) < 0)
+		log_error("cluster: cannot arm the timer of the fires not claimed here");
+}
+
+bool sched_unclaimed_park(struct run *r, const char *why)
+{
+	struct sched *s = r->job->s;
+	int64_t window = 0;
+	if ((strcmp(r->trigger, "schedule") != 0 && strcmp(r->trigger, "catchup") != 0) ||
+	    r->attempt > 1 || !r->scheduled_us || !s->cluster ||
+	    !cluster_served_elsewhere(s->cluster) || s->n_uncl >= UNCLAIMED_MAX)
+		return false;
+	struct sched_unclaimed *u = calloc(1, sizeof(*u));
+	if (!u)
+		return false;
+	u->job = strdup(r->job->name);
+	u->why = strdup(why);
+	if (!u->job || !u->why ||
+	    cluster_fire_key(r->trigger, r->scheduled_us, NULL, 1, 0, u->key, sizeof(u->key),
+	                     &window) <= 0 ||
+	    window != 0) {
+		entry_free(u);
+		return false;
+	}
+	u->scheduled_us = r->scheduled_us;
+	snprintf(u->trigger, sizeof(u->trigger), "%s", r->trigger);
+	if (s->uncl_tail)
+		s->uncl_tail->next = u;
+	else
+		s->uncl_head = u;
+	s->uncl_tail = u;
+	s->n_uncl++;
+	log_job(LOG_LVL_DEBUG, r->job->name,
+	        "%s fire not claimed here (%s); left to the other instances, checked once this "
+	        "instance can claim",
+	        r->trigger, why);
+	if (!s->uncl_asking && !clock_armed(&s->uncl_ev))
+		arm(s, u->scheduled_us + UNCLAIMED_SETTLE_US - sched_now_us(s));
+	return true;
+}
+
+static void unlink_sent(struct sched *s, bool drop)
+{
+	struct sched_unclaimed **pp = &s->uncl_head;
+	s->uncl_tail = NULL;
+	while (*pp) {
+		struct sched_unclaimed *u = *pp;
+		if (u->sent && drop) {
+			*pp = u->next;
+			entry_free(u);
+			s->n_uncl--;
+			continue;
+		}
+		u->sent = false;
+		u->unseen = false;
+		s->uncl_tail = u;
+		pp = &u->next;
+	}
+}
+
+static void asked(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	struct sched *s = arg;
+	(void)sqlstate;
+	s->uncl_asking = false;
+	if (!res || (err && *err)) {
+		if (log_complain(&s->uncl_complaint))
+			log_warning(
+			    "cluster: cannot check whether other instances ran the fires not "
+			    "claimed here: %s",
+			    err && *err ? err : "no answer");
+		unlink_sent(s, false);
+		arm(s, UNCLAIMED_RETRY_US);
+		return;
+	}
+	log_complaint_reset(&s->uncl_complaint);
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *job = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
+		for (struct sched_unclaimed *u = s->uncl_head; u; u = u->next)
+			if (u->sent && !u->unseen && strcmp(u->key, key) == 0 &&
+			    strcmp(u->job, job) == 0) {
+				u->unseen = true;
+				break;
+			}
+	}
+	size_t served = 0, none = 0;
+	for (struct sched_unclaimed *u = s->uncl_head; u; u = u->next) {
+		if (!u->sent)
+			continue;
+		struct job *j = sched_job_find(s, u->job);
+		if (!u->unseen) {
+			served++;
+			continue;
+		}
+		none++;
+		if (!j) {
+			log_notice(
+			    "job %s: a fire no instance claimed (%s) has no history row: the "
+			    "job is gone",
+			    u->job, u->why);
+			continue;
+		}
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s; no other instance claimed it", u->why);
+		struct run *r = sched_run_new(j, u->scheduled_us, u->trigger);
+		if (r) {
+			sched_record(r, HIST_SKIPPED, msg);
+			sched_run_free(&r);
+		}
+	}
+	log_info("cluster: %zu fire(s) not claimed here were checked: %zu run by another "
+	         "instance, %zu by none (recorded as skipped)",
+	         served + none, served, none);
+	unlink_sent(s, true);
+	if (s->uncl_head) /* the rest together, not one statement (and line) per second */
+		arm(s, UNCLAIMED_RETRY_US);
+}
+
+void sched_unclaimed_cb(void *arg)
+{
+	struct sched *s = arg;
+	if (s->uncl_asking || !s->uncl_head)
+		return;
+	int64_t now = sched_now_us(s), next = INT64_MAX;
+	const char *jobs[UNCLAIMED_BATCH], *keys[UNCLAIMED_BATCH];
+	size_t n = 0;
+	for (struct sched_unclaimed *u = s->uncl_head; u && n < UNCLAIMED_BATCH; u = u->next) {
+		int64_t due = u->scheduled_us + UNCLAIMED_SETTLE_US;
+		if (due > now) {
+			next = due < next ? due : next;
+			continue;
+		}
+		jobs[n] = u->job;
+		keys[n] = u->key;
+		n++;
+	}
+	if (n == 0) {
+		arm(s, next - now);
+		return;
+	}
+	int rc = s->cluster ? cluster_settle_refused(s->cluster, n, jobs, keys, asked, s) : -1;
+	if (rc < 0) {
+		arm(s, UNCLAIMED_RETRY_US); /* not connected (yet) */
+		return;
+	}
+	s->uncl_asking = true;
+	size_t k = 0;
+	for (struct sched_unclaimed *u = s->uncl_head; u && k < n; u = u->next)
+		if (u->scheduled_us + UNCLAIMED_SETTLE_US <= now) {
+			u->sent = true;
+			k++;
+		}
+}
+
+void sched_unclaimed_free(struct sched *s)
+{
+	clock_disarm(s->clock, &s->uncl_ev);
+	if (s->n_uncl)
+		log_notice("cluster: %zu fire(s) not claimed here were not checked (were they run "
+		           "by another instance?): those that were not have no history row",
+		           s->n_uncl);
+	while (s->uncl_head) {
+		struct sched_unclaimed *u = s->uncl_head;
+		s->uncl_head = u->next;
+		entry_free(u);
+	}
+	s->uncl_tail = NULL;
+	s->n_uncl = 0;
+}
