@@ -104,6 +104,7 @@ PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t
 		bench_die("conninfo too long", base);
 
 	PGconn *c = bench_connect(base);
+	bench_quiet_notices(c); /* DROP ... IF EXISTS and the schema steps' notices */
 	char sql[256];
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", dbname);
 	bench_exec(c, sql);
@@ -112,6 +113,7 @@ PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t
 	PQfinish(c);
 	free(base);
 	c = bench_connect(ci);
+	bench_quiet_notices(c);
 	/* every schema step present, in order, as "pgcrond install" applies them (2: manual
 	 * triggers, 6: the partitioned history) */
 	for (int step = 1; step < 100; step++) {
@@ -136,7 +138,8 @@ void bench_chown_user(const char *path)
 		bench_die("chown", path);
 }
 
-pid_t bench_daemon_start(const char *conf, const char *log)
+/* "pgcrond SUB -c CONF" in a child, as bench_user() when root, its output appended to LOG. */
+static pid_t spawn(const char *sub, const char *conf, const char *log)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -156,10 +159,24 @@ pid_t bench_daemon_start(const char *conf, const char *log)
 		/* BENCH_PGCROND: another build of the daemon, to compare two builds back to back
 		 * on the same machine and load */
 		const char *bin = getenv("BENCH_PGCROND");
-		execl(bin && *bin ? bin : PGCROND_BIN, "pgcrond", "run", "-c", conf, (char *)NULL);
+		execl(bin && *bin ? bin : PGCROND_BIN, "pgcrond", sub, "-c", conf, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+pid_t bench_daemon_start(const char *conf, const char *log)
+{
+	return spawn("run", conf, log);
+}
+
+int bench_pgcrond(const char *sub, const char *conf, const char *log)
+{
+	int st;
+	pid_t pid = spawn(sub, conf, log);
+	if (waitpid(pid, &st, 0) != pid)
+		bench_die("waitpid", strerror(errno));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
 void bench_daemon_stop(pid_t pid)

@@ -32,6 +32,9 @@ void bench_chown_user(const char *path);
 /* Start "pgcrond run -c CONF" (as bench_user() when root: the daemon refuses root), its
  * output appended to LOG. */
 pid_t bench_daemon_start(const char *conf, const char *log);
+/* "pgcrond SUB -c CONF" (install, check ...) as bench_daemon_start() runs the daemon; waits
+ * for it and returns its exit status. */
+int bench_pgcrond(const char *sub, const char *conf, const char *log);
 /* SIGTERM, then SIGKILL after 30 s. */
 void bench_daemon_stop(pid_t pid);
 

@@ -495,6 +495,127 @@ START_TEST(metrics_match_history_and_page_renders)
 }
 END_TEST
 
+/* ---- freshness on the page ------------------------------------------------------------------ */
+
+/* The "freshness" object of job NAME in /status.json, as its field KEY is true or present. */
+static bool fresh_has(int port, const char *name, const char *key)
+{
+	struct resp r = get(port, "/status.json");
+	json_t *st = parse_json(r.body), *j;
+	size_t i;
+	bool yes = false;
+	json_array_foreach(json_object_get(st, "jobs"), i, j)
+	{
+		const char *n = json_string_value(json_object_get(j, "name"));
+		const json_t *v = json_object_get(json_object_get(j, "freshness"), key);
+		if (n && strcmp(n, name) == 0)
+			yes = v && !json_is_false(v);
+	}
+	json_decref(st);
+	resp_free(&r);
+	return yes;
+}
+
+/* The row of job NAME in the page's DOM (malloc'd). */
+static char *job_row(const char *dom, const char *name)
+{
+	char id[128];
+	snprintf(id, sizeof(id), "id=\"job-%s\"", name);
+	const char *a = strstr(dom, id);
+	ck_assert_msg(a, "no row for %s: %s", name, dom);
+	const char *b = strstr(a, "</tr>");
+	ck_assert_msg(b, "the row of %s does not end: %s", name, a);
+	return strndup(a, (size_t)(b - a));
+}
+
+START_TEST(page_shows_freshness_lag_against_its_sla)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "http-fresh", "it_http");
+	itest_exec(e.db, "CREATE TABLE public.src (id bigserial PRIMARY KEY);"
+	                 "GRANT ALL ON public.src TO PUBLIC;"
+	                 "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO PUBLIC");
+	/* what `pgcrond install` puts in the job's database */
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/freshness.sql");
+	ck_assert_msg(sql[0], "sql/freshness.sql is missing");
+	itest_exec(e.db, sql);
+	free(sql);
+	itest_exec(e.db, "SELECT pgcrond.watch_source('public.src');"
+	                 "GRANT SELECT ON pgcrond.source_change TO PUBLIC");
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = (\n"
+	    " { name = \"fresh-view\"; database = \"app\"; freshness = \"3s\";\n"
+	    "   sources = [ \"public.src\" ]; command = \"SELECT count(*) FROM public.src\"; },\n"
+	    " { name = \"plain\"; schedule = \"*/2 * * * * *\"; command = \"SELECT 1\";\n"
+	    "   max_staleness = \"1h\"; }\n"
+	    ");\n");
+	itest_env_start(&e);
+	int port = logged_port(e.log);
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+
+	/* its first run (nothing is known at start), then a check finds the sources as it left
+	 * them: no lag, and since when */
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'fresh-view' AND status = 'succeeded'"),
+	              "no first run:\n%s", itest_read_file(e.log));
+	for (int i = 0; i < 100 && !fresh_has(port, "fresh-view", "unchanged_since"); i++)
+		itest_sleep(0.1);
+	ck_assert_msg(fresh_has(port, "fresh-view", "unchanged_since"),
+	              "status.json never said the sources were unchanged:\n%s",
+	              itest_read_file(e.log));
+	char *dom = chromium(e.dir, "--dump-dom", url);
+	char *row = job_row(dom, "fresh-view");
+	char *at = strstr(row, "lag 0s of 3s SLA");
+	ck_assert_msg(at, "no lag against the SLA in the row: %s", row);
+	ck_assert_msg(!strstr(row, "freshness bad"), "red while fresh: %s", row);
+	int hh, mm, ss;
+	at = strstr(row, "sources unchanged since ");
+	ck_assert_msg(at && sscanf(at, "sources unchanged since %d:%d:%d UTC", &hh, &mm, &ss) == 3,
+	              "no \"sources unchanged since HH:MM:SS UTC\": %s", row);
+	ck_assert_msg(strstr(row, "freshness 3s"), "no freshness in the schedule column: %s", row);
+	free(row);
+	row = job_row(dom, "plain");
+	ck_assert_msg(!strstr(row, "SLA") && !strstr(row, "freshness") && !strstr(row, "unchanged"),
+	              "freshness shown for a job without it: %s", row);
+	free(row);
+	free(dom);
+
+	/* paused, so the change is not reflected: a write, and the lag grows past the SLA */
+	int status;
+	char *out = itest_cli(&status, "pause", "-c", e.conf, "fresh-view", NULL);
+	ck_assert_msg(status == 0, "pause: %d %s", status, out);
+	free(out);
+	itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+	for (int i = 0; i < 150 && !fresh_has(port, "fresh-view", "over_sla"); i++)
+		itest_sleep(0.1);
+	ck_assert_msg(fresh_has(port, "fresh-view", "over_sla"),
+	              "the lag never passed the SLA:\n%s", itest_read_file(e.log));
+	dom = chromium(e.dir, "--dump-dom", url);
+	row = job_row(dom, "fresh-view");
+	at = strstr(row, "<span class=\"freshness bad\"");
+	ck_assert_msg(at, "the lag past the SLA is not red: %s", row);
+	at = strstr(at, ">lag ");
+	int lag = -1;
+	char sla[8] = "";
+	ck_assert_msg(at && sscanf(at, ">lag %ds of %7s SLA", &lag, sla) == 2 && lag >= 3 &&
+	                  strcmp(sla, "3s") == 0,
+	              "no \"lag Ns of 3s SLA\" past the SLA: %s", row);
+	ck_assert_msg(!strstr(row, "unchanged since"), "unchanged while changed: %s", row);
+	free(row);
+	row = job_row(dom, "plain");
+	ck_assert_msg(!strstr(row, "SLA") && !strstr(row, "freshness"),
+	              "freshness shown for a job without it: %s", row);
+	free(row);
+	free(dom);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(health_follows_the_history_database)
 {
 	struct itest_env e;
@@ -914,6 +1035,11 @@ int main(void)
 	tcase_add_test(tc, port_in_use_stops_the_start);
 	tcase_add_test(tc, slow_clients_cannot_starve_the_jobs);
 	suite_add_tcase(s, tc);
+	/* its own case: CK_RUN_CASE=freshness runs it alone */
+	TCase *fresh = tcase_create("freshness");
+	tcase_set_timeout(fresh, 120);
+	tcase_add_test(fresh, page_shows_freshness_lag_against_its_sla);
+	suite_add_tcase(s, fresh);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);

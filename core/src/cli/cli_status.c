@@ -485,6 +485,8 @@ static void print_job(const json_t *j, double now)
 		       json_is_true(json_object_get(fr, "over_sla")) ? " (OVER the SLA)" : "");
 		if (*jstr(fr, "changed_since"))
 			printf(", sources changed since %s", jstr(fr, "changed_since"));
+		else if (*jstr(fr, "unchanged_since"))
+			printf(", sources unchanged since %s", jstr(fr, "unchanged_since"));
 		if (*jstr(fr, "next_run"))
 			printf(", next run %s", jstr(fr, "next_run"));
 		printf("\n");

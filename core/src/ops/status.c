@@ -112,6 +112,8 @@ static int fresh_json(json_t *o, const struct fresh_view *fv)
 	rc |= put_bool(sub, "over_sla", fv->lag_us > fv->sla_ms * 1000);
 	if (fv->changed_since_us)
 		rc |= put_time(sub, "changed_since", fv->changed_since_us);
+	if (fv->unchanged_since_us)
+		rc |= put_time(sub, "unchanged_since", fv->unchanged_since_us);
 	if (fv->next_run_us)
 		rc |= put_time(sub, "next_run", fv->next_run_us);
 	if (fv->fallback)

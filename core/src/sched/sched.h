@@ -236,14 +236,16 @@ void sched_view(const struct sched *s, struct sched_view *out);
 
 /* What a job with freshness shows (docs/freshness.md; all zero for a job without). */
 struct fresh_view {
-	bool on;                  /* the job has freshness */
-	int64_t sla_ms;           /* its SLA */
-	int64_t lag_us;           /* age of the oldest change not reflected; 0: up to date */
-	int64_t fresh_as_of_us;   /* the sources were seen unchanged since its last success at
-	                           * this instant (counts as a success for staleness), 0 if not */
-	int64_t next_run_us;      /* the run planned, 0 if none */
-	const char *fallback;     /* why it runs every period instead, NULL if it does not */
-	int64_t changed_since_us; /* the oldest change not reflected (lower bound), 0 if none */
+	bool on;                    /* the job has freshness */
+	int64_t sla_ms;             /* its SLA */
+	int64_t lag_us;             /* age of the oldest change not reflected; 0: up to date */
+	int64_t fresh_as_of_us;     /* the sources were seen unchanged since its last success at
+	                             * this instant (counts as a success for staleness), 0 if not */
+	int64_t next_run_us;        /* the run planned, 0 if none */
+	const char *fallback;       /* why it runs every period instead, NULL if it does not */
+	int64_t changed_since_us;   /* the oldest change not reflected (lower bound), 0 if none */
+	int64_t unchanged_since_us; /* the last check saw its sources as the start of its last
+	                             * success left them: unchanged since then; 0 if not */
 };
 
 /* What one job shows. The strings are the scheduler's, valid until the next sched_apply()

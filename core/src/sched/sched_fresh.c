@@ -688,4 +688,7 @@ void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out)
 	out->lag_us = since && now_us > since ? now_us - since : 0;
 	out->fresh_as_of_us = f->fresh_as_of_us;
 	out->next_run_us = f->planned_us;
+	if (!since && !f->fallback && f->reflected_known && f->have_seen &&
+	    f->seen_n == f->reflected_n)
+		out->unchanged_since_us = f->last_ok_start_us;
 }
