@@ -235,12 +235,121 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION pgcrond.job_options_sync() FROM PUBLIC;
 
+-- cron.job to pgcrond.job, as in step 10, and a job on freshness alone: schedule '' in
+-- cron.job (pg_cron's column is NOT NULL), NULL in pgcrond.job, accepted only from
+-- pgcrond.schedule(). (A role that sets pgcrond.freshness_only itself only makes its own job
+-- one without a schedule: the daemon leaves such a job out, logged, unless it has freshness.)
+CREATE OR REPLACE FUNCTION pgcrond.cron_job_sync()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	problem text;
+	nm text;
+	other record;
+	k integer;
+	cur text;
+BEGIN
+	-- pgcrond.sync_file_jobs() writing the file jobs' rows: nothing to mirror
+	IF current_setting('pgcrond.file_sync', true) = 'on' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		SELECT j.defined_at INTO problem FROM pgcrond.job j
+		 WHERE j.jobid = OLD.jobid AND j.source = 'file';
+		IF FOUND THEN
+			RAISE EXCEPTION 'job "%" is defined in %; edit it there', OLD.jobname, problem
+				USING ERRCODE = 'insufficient_privilege',
+				      HINT = 'jobs from job files cannot be changed from SQL';
+		END IF;
+		UPDATE pgcrond.job SET enabled = false, removed_at = now(), updated_at = now()
+		 WHERE jobid = OLD.jobid AND source = 'sql';
+		DELETE FROM pgcrond.job_options WHERE jobid = OLD.jobid;
+		PERFORM pg_notify('pgcrond_jobs', OLD.jobid::text);
+		RETURN OLD;
+	END IF;
+	-- '' is a job on freshness alone, written by pgcrond.schedule() with a NULL schedule
+	-- (and shown in cron.job as a file job without a schedule is); any other row is checked
+	IF (TG_OP = 'INSERT' OR NEW.schedule IS DISTINCT FROM OLD.schedule)
+	   AND NOT (NEW.schedule = '' AND current_setting('pgcrond.freshness_only', true) = 'on') THEN
+		PERFORM pgcrond.check_schedule(NEW.schedule); -- a row written without the functions
+	END IF;
+	IF NEW.jobname IS NOT NULL AND NOT pgcrond.valid_job_name(NEW.jobname) THEN
+		RAISE EXCEPTION 'job name "%" may only contain letters, digits, "_", "." and "-", at most 63 of them', NEW.jobname
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'pgcrond names jobs as its job files do; rename the job';
+	END IF;
+	nm := pgcrond.sql_job_name(NEW.jobname, NEW.jobid);
+	IF NEW.jobname ~ '^cron-job-[0-9]+$' AND NEW.jobname <> 'cron-job-' || NEW.jobid THEN
+		-- the names of unnamed jobs: taken by another job, they would make the unnamed job
+		-- with that jobid fail when it is scheduled
+		RAISE EXCEPTION 'job name "%" is reserved for the unnamed job with jobid %', NEW.jobname, substr(NEW.jobname, 10)
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'names cron-job-N belong to jobs scheduled without a name; give this job another name';
+	ELSIF NEW.jobname IS NULL THEN
+		-- an unnamed job never collides: a name held before this rule (or by a job file)
+		-- makes it cron-job-JOBID.N
+		k := 0;
+		WHILE EXISTS (SELECT FROM pgcrond.job j
+		              WHERE j.jobname = nm AND j.jobid <> NEW.jobid AND j.removed_at IS NULL) LOOP
+			k := k + 1;
+			nm := 'cron-job-' || NEW.jobid || '.' || k;
+		END LOOP;
+	ELSIF TG_OP = 'UPDATE' AND NEW.jobname IS NOT DISTINCT FROM OLD.jobname THEN
+		-- a job that `pgcrond install` moved aside for a job file of the same name keeps
+		-- the name it runs under (job files own their names)
+		SELECT j.jobname INTO cur FROM pgcrond.job j
+		 WHERE j.jobid = NEW.jobid AND j.source = 'sql' AND j.removed_at IS NULL;
+		IF cur IS NOT NULL AND cur <> nm
+		   AND EXISTS (SELECT FROM pgcrond.job f
+		               WHERE f.jobname = nm AND f.source = 'file' AND f.removed_at IS NULL) THEN
+			nm := cur;
+		END IF;
+	END IF;
+	SELECT j.source, j.defined_at, j.jobid INTO other
+	  FROM pgcrond.job j
+	 WHERE j.jobname = nm AND j.jobid <> NEW.jobid AND j.removed_at IS NULL;
+	IF FOUND AND other.source = 'file' THEN
+		RAISE EXCEPTION 'job "%" is defined in %; edit it there', nm, coalesce(other.defined_at, 'a job file')
+			USING ERRCODE = 'unique_violation',
+			      HINT = 'jobs from job files cannot be changed from SQL; give this job another name';
+	ELSIF FOUND THEN
+		RAISE EXCEPTION 'job name "%" is already used by another role''s job', nm
+			USING ERRCODE = 'unique_violation',
+			      HINT = 'pgcrond job names are unique across all roles; give this job another name';
+	END IF;
+	-- a removed job that held the name keeps its history under a name of its own
+	UPDATE pgcrond.job SET jobname = left(jobname, 40) || '.removed-' || jobid
+	 WHERE jobname = nm AND jobid <> NEW.jobid AND removed_at IS NOT NULL;
+	INSERT INTO pgcrond.job AS j (jobid, jobname, kind, command, schedule, database, enabled,
+	                              source, username, cron_jobname)
+	VALUES (NEW.jobid, nm, 'sql', NEW.command, nullif(NEW.schedule, ''), NEW.database, NEW.active,
+	        'sql', NEW.username, NEW.jobname)
+	ON CONFLICT (jobid) DO UPDATE
+	   SET jobname = EXCLUDED.jobname, command = EXCLUDED.command, schedule = EXCLUDED.schedule,
+	       database = EXCLUDED.database, enabled = EXCLUDED.enabled, username = EXCLUDED.username,
+	       cron_jobname = EXCLUDED.cron_jobname, updated_at = now(), removed_at = NULL
+	 WHERE j.source = 'sql';
+	IF NOT FOUND THEN
+		SELECT j.defined_at INTO problem FROM pgcrond.job j WHERE j.jobid = NEW.jobid;
+		RAISE EXCEPTION 'job % is defined in %; edit it there', NEW.jobid, coalesce(problem, 'a job file')
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	PERFORM pg_notify('pgcrond_jobs', NEW.jobid::text);
+	RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION pgcrond.cron_job_sync() FROM PUBLIC;
+
 -- pgcrond's own cron.schedule: a SQL job with everything a job file can say about it, e.g.
 --   SELECT pgcrond.schedule('rollup', '*/5 * * * *', 'CALL rollup()',
 --                           '{"retries": 3, "retry_delay": "30s", "timeout": "2m",
 --                             "timezone": "Europe/Berlin"}');
 -- Same name and role: updated in place (same jobid), options replaced. DATABASE: as
--- cron.schedule_in_database (an admin grants it). Runs as the caller.
+-- cron.schedule_in_database (an admin grants it). SCHEDULE may be NULL when the options have
+-- freshness (a job on freshness alone, as a job file may be). Runs as the caller.
 CREATE OR REPLACE FUNCTION pgcrond.schedule(job_name text, schedule text, command text,
                                             options jsonb DEFAULT '{}', database text DEFAULT NULL)
 RETURNS bigint
@@ -254,15 +363,26 @@ BEGIN
 	IF problem IS NULL THEN
 		problem := pgcrond.watch_sources(coalesce($4, '{}'), $5);
 	END IF;
+	IF $2 IS NULL AND problem IS NULL AND NOT coalesce($4 ? 'freshness', false) THEN
+		RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error',
+			HINT = 'a job runs on a schedule, or on freshness alone: add "freshness" and "sources" to its options';
+	END IF;
 	IF problem IS NOT NULL THEN
 		RAISE EXCEPTION 'invalid options: %', problem
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'options are the settings of a job file (pgcrond.conf(5)), as a JSON object';
 	END IF;
+	-- a job on freshness alone goes through cron.schedule's checks with a stand-in schedule,
+	-- replaced by '' before the transaction commits (the daemon reads jobs at commit)
 	IF $5 IS NULL THEN
-		id := cron.schedule($1, $2, $3);
+		id := cron.schedule($1, coalesce($2, '@yearly'), $3);
 	ELSE
-		id := cron.schedule_in_database($1, $2, $3, $5);
+		id := cron.schedule_in_database($1, coalesce($2, '@yearly'), $3, $5);
+	END IF;
+	IF $2 IS NULL THEN
+		PERFORM set_config('pgcrond.freshness_only', 'on', true);
+		UPDATE cron.job SET schedule = '' WHERE jobid = id;
+		PERFORM set_config('pgcrond.freshness_only', 'off', true);
 	END IF;
 	INSERT INTO pgcrond.job_options AS o (jobid, options) VALUES (id, coalesce($4, '{}'))
 	ON CONFLICT (jobid) DO UPDATE SET options = EXCLUDED.options;

@@ -179,9 +179,9 @@ START_TEST(unreadable_source_falls_back_logged_once)
 }
 END_TEST
 
-/* A job made in SQL with freshness and sources (pgcrond.schedule's options): its sources are
- * watched at the call, as its owner; it does not run while they are quiet (one "sources
- * unchanged" row in that time, no run), and a write reaches it within its SLA.
+/* A job made in SQL with freshness and sources (pgcrond.schedule's options) and no schedule:
+ * its sources are watched at the call, as its owner; it does not run while they are quiet (one
+ * "sources unchanged" row in that time, no run), and a write reaches it within its SLA.
  * pgcrond.view_status shows its SLA and staleness as for a file job. A source the call
  * cannot watch is refused at the call, with what to do. */
 #define APP "it_freshness_app"
@@ -261,9 +261,13 @@ START_TEST(sql_job_with_freshness_skips_quiet_runs_on_write)
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
 	              itest_read_file(e.log));
-	/* a schedule that does not fire during the test: every run is freshness's */
+	/* without a schedule, as a job file may be: freshness alone; without freshness, a
+	 * schedule is needed, as pg_cron says */
+	char *err = error_of(app, "SELECT pgcrond.schedule('x', NULL, 'SELECT 1', '{}')");
+	ck_assert_str_eq(err, "schedule can not be NULL");
+	free(err);
 	itest_assert_scalar(app,
-	                    "SELECT pgcrond.schedule('sqlview', '0 0 1 1 *',"
+	                    "SELECT pgcrond.schedule('sqlview', NULL,"
 	                    " $$INSERT INTO public.refreshed (job, upto) SELECT 'sqlview',"
 	                    " COALESCE(max(id), 0) FROM public.src$$,"
 	                    " '{\"freshness\": \"3s\", \"sources\": [\"public.src\"],"
@@ -272,6 +276,8 @@ START_TEST(sql_job_with_freshness_skips_quiet_runs_on_write)
 	/* the first run: nothing is known of the relation when the job appears */
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
 	              "no first refresh:\n%s", itest_read_file(e.log));
+	/* pg_cron's table shows it as a file job without a schedule */
+	itest_assert_scalar(app, "SELECT '[' || schedule || ']' FROM cron.job", "[]");
 
 	/* quiet: no run, and within a minute one "sources unchanged since" row */
 	itest_sleep(4);
