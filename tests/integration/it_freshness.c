@@ -302,6 +302,11 @@ START_TEST(sql_job_with_freshness_skips_quiet_runs_on_write)
 	                    "SELECT freshness || ' ' || staleness || ' ' || (fresh_as_of > "
 	                    "last_success) FROM pgcrond.view_status WHERE job_name = 'sqlview'",
 	                    "00:00:03 FRESH true");
+	out = itest_cli(&st, "status", "-c", e.conf, "--json", NULL);
+	ck_assert_msg(st == 0 && (strstr(out, "\"sla_s\": 3") || strstr(out, "\"sla_s\":3")) &&
+	                  (strstr(out, "\"lag_s\": 0") || strstr(out, "\"lag_s\":0")),
+	              "status does not show the SQL job's SLA, fresh:\n%s", out);
+	free(out);
 
 	/* a write: reflected within the SLA (plus one refresh's duration) */
 	itest_exec(app, "INSERT INTO public.src DEFAULT VALUES");
