@@ -258,6 +258,14 @@ START_TEST(sql_job_with_freshness_skips_quiet_runs_on_write)
 		free(err);
 	}
 
+	/* what the message says to do: the owner watches it first, then the call takes it */
+	itest_exec(other, "SELECT pgcrond.watch_source('public.theirs')");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('theirs', NULL, 'SELECT 1',"
+	                    " '{\"freshness\": \"1m\", \"sources\": [\"public.theirs\"]}') > 0",
+	                    "t");
+	itest_exec(app, "SELECT cron.unschedule('theirs')");
+
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
 	              itest_read_file(e.log));
