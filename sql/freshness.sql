@@ -1,6 +1,8 @@
 -- pgcrond freshness (docs/freshness.md): change counters of the tables jobs with
 -- `freshness` read. `pgcrond install` runs this in every database such jobs use, then
--- SELECT pgcrond.watch_source('schema.table') for each of their sources. Idempotent.
+-- SELECT pgcrond.watch_source('schema.table') for each of their sources; and in the history
+-- database, where pgcrond.schedule() watches the sources of jobs made in SQL as their
+-- owners. Idempotent.
 --
 -- A statement-level trigger on each source counts its writes in the writer's own
 -- transaction: a change is counted exactly when it commits, never before and never missed
@@ -21,10 +23,15 @@ COMMENT ON TABLE pgcrond.source_change IS
     'pgcrond freshness: statements that wrote each watched table (sum n over slots); '
     'written only by pgcrond.source_changed()';
 REVOKE ALL ON pgcrond.source_change FROM PUBLIC;
+-- Read by the daemon as each SQL job's owner (its connections log in as the owner). Counts
+-- of writes per table are no secret pg_stat_user_tables does not already tell every role.
+GRANT SELECT ON pgcrond.source_change TO PUBLIC;
 
 -- Runs as its owner (pgcrond's role), so writers need no right on the counters; a trigger
 -- function cannot be called directly, so the only way to bump a counter is to write a
--- watched table.
+-- watched table. Any role may put it on a table it may put triggers on (the owner of a
+-- SQL job's sources, through pgcrond.schedule): that counts that table's own writes, and
+-- a count can only go up, so at worst it causes a refresh, never hides a change.
 CREATE OR REPLACE FUNCTION pgcrond.source_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -36,7 +43,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-REVOKE ALL ON FUNCTION pgcrond.source_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgcrond.source_changed() TO PUBLIC;
 
 -- Put the trigger on REL and on every partition (or inheritance child) it has now; returns
 -- how many triggers were made. The daemon checks at each read that all are there and
@@ -71,4 +78,5 @@ BEGIN
     RETURN made;
 END
 $$;
-REVOKE ALL ON FUNCTION pgcrond.watch_source(regclass) FROM PUBLIC;
+-- runs as the caller: it makes a trigger only where the caller may make one
+GRANT EXECUTE ON FUNCTION pgcrond.watch_source(regclass) TO PUBLIC;

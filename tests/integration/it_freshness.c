@@ -179,6 +179,169 @@ START_TEST(unreadable_source_falls_back_logged_once)
 }
 END_TEST
 
+/* A job made in SQL with freshness and sources (pgcrond.schedule's options) and no schedule:
+ * its sources are watched at the call, as its owner; it does not run while they are quiet (one
+ * "sources unchanged" row in that time, no run), and a write reaches it within its SLA.
+ * pgcrond.view_status shows its SLA and staleness as for a file job. A source the call
+ * cannot watch is refused at the call, with what to do. */
+#define APP "it_freshness_app"
+#define OTHER "it_freshness_other"
+
+static char *error_of(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	char *out = strdup(m ? m : "");
+	PQclear(r);
+	return out;
+}
+
+START_TEST(sql_job_with_freshness_skips_quiet_runs_on_write)
+{
+	struct itest_env e;
+	int st;
+	itest_env_init(&e, "fresh-sqljob", DB);
+	char *out = itest_cli(&st, "install", "-c", e.conf, NULL);
+	ck_assert_msg(st == 0, "pgcrond install: %d %s", st, out);
+	free(out);
+	const char *roles[] = {APP, OTHER};
+	for (int i = 0; i < 2; i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", roles[i], roles[i]);
+		PQclear(PQexec(e.db, sql));
+		snprintf(sql, sizeof(sql),
+		         "CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA cron TO %s;"
+		         "GRANT ALL ON SCHEMA public TO %s",
+		         roles[i], roles[i], roles[i]);
+		itest_exec(e.db, sql);
+	}
+	char ci[1024];
+	snprintf(ci, sizeof(ci), "%s user=%s", e.ci, APP);
+	PGconn *app = itest_connect(ci);
+	snprintf(ci, sizeof(ci), "%s user=%s", e.ci, OTHER);
+	PGconn *other = itest_connect(ci);
+	itest_exec(app, "CREATE TABLE public.src (id bigserial PRIMARY KEY,"
+	                " tw timestamptz NOT NULL DEFAULT clock_timestamp());"
+	                "CREATE TABLE public.refreshed (job text, upto bigint,"
+	                " at timestamptz DEFAULT clock_timestamp());"
+	                "CREATE VIEW public.src_view AS SELECT * FROM public.src");
+	itest_exec(other, "CREATE TABLE public.theirs (x int); GRANT SELECT ON public.theirs TO "
+	                  "PUBLIC");
+
+	/* what the call cannot watch is refused at the call */
+	static const struct {
+		const char *sources, *database, *message;
+	} refused[] = {
+	    {"public.nosuch", "NULL",
+	     "invalid options: source \"public.nosuch\" does not exist in database \"" DB
+	     "\" (or you cannot see it); create the table first, or correct the name"},
+	    {"public.src_view", "NULL",
+	     "invalid options: source \"public.src_view\" is not a table (a view has no change "
+	     "trigger: name the tables it reads, or the job that maintains it in \"after\")"},
+	    {"public.theirs", "NULL",
+	     "invalid options: cannot watch source \"public.theirs\" for changes: permission "
+	     "denied for table theirs; its owner can watch it first: SELECT "
+	     "pgcrond.watch_source('public.theirs')"},
+	    {"public.src", "'postgres'",
+	     "invalid options: sources can only be watched in this database (\"" DB
+	     "\"), not in \"postgres\"; give a job in another database a schedule instead of "
+	     "freshness"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT pgcrond.schedule('x', '@yearly', 'SELECT 1',"
+		         " '{\"freshness\": \"1m\", \"sources\": [\"%s\"]}', %s)",
+		         refused[i].sources, refused[i].database);
+		char *err = error_of(app, sql);
+		ck_assert_str_eq(err, refused[i].message);
+		free(err);
+	}
+
+	/* what the message says to do: the owner watches it first, then the call takes it */
+	itest_exec(other, "SELECT pgcrond.watch_source('public.theirs')");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('theirs', NULL, 'SELECT 1',"
+	                    " '{\"freshness\": \"1m\", \"sources\": [\"public.theirs\"]}') > 0",
+	                    "t");
+	itest_exec(app, "SELECT cron.unschedule('theirs')");
+
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
+	              itest_read_file(e.log));
+	/* without a schedule, as a job file may be: freshness alone; without freshness, a
+	 * schedule is needed, as pg_cron says */
+	char *err = error_of(app, "SELECT pgcrond.schedule('x', NULL, 'SELECT 1', '{}')");
+	ck_assert_str_eq(err, "schedule can not be NULL");
+	free(err);
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('sqlview', NULL,"
+	                    " $$INSERT INTO public.refreshed (job, upto) SELECT 'sqlview',"
+	                    " COALESCE(max(id), 0) FROM public.src$$,"
+	                    " '{\"freshness\": \"3s\", \"sources\": [\"public.src\"],"
+	                    " \"max_staleness\": \"1h\"}') > 0",
+	                    "t");
+	/* the first run: nothing is known of the relation when the job appears */
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	/* pg_cron's table shows it as a file job without a schedule */
+	itest_assert_scalar(app, "SELECT '[' || schedule || ']' FROM cron.job", "[]");
+
+	/* quiet: no run, and within a minute one "sources unchanged since" row */
+	itest_sleep(4);
+	long long before = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
+	ck_assert_msg(
+	    itest_env_wait(&e, 75,
+	                   "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE job_name ="
+	                   " 'sqlview' AND status = 'skipped'"
+	                   " AND return_message LIKE 'sources unchanged since %%'"),
+	    "no \"sources unchanged\" row in a quiet minute:\n%s", itest_read_file(e.log));
+	itest_sleep(3);
+	long long quiet_runs =
+	    itest_env_count(&e, "SELECT count(*) FROM public.refreshed") - before;
+	ck_assert_msg(quiet_runs == 0, "%lld runs while the source was quiet:\n%s", quiet_runs,
+	              itest_read_file(e.log));
+	long long skipped =
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name ="
+	                        " 'sqlview' AND status = 'skipped'");
+	ck_assert_msg(skipped == 1, "%lld skipped rows in a quiet minute", skipped);
+	/* shown as a file job is: its SLA, fresh */
+	itest_assert_scalar(e.db,
+	                    "SELECT freshness || ' ' || staleness || ' ' || (fresh_as_of > "
+	                    "last_success) FROM pgcrond.view_status WHERE job_name = 'sqlview'",
+	                    "00:00:03 FRESH true");
+	out = itest_cli(&st, "status", "-c", e.conf, "--json", NULL);
+	ck_assert_msg(st == 0 && (strstr(out, "\"sla_s\": 3") || strstr(out, "\"sla_s\":3")) &&
+	                  (strstr(out, "\"lag_s\": 0") || strstr(out, "\"lag_s\":0")),
+	              "status does not show the SQL job's SLA, fresh:\n%s", out);
+	free(out);
+
+	/* a write: reflected within the SLA (plus one refresh's duration) */
+	itest_exec(app, "INSERT INTO public.src DEFAULT VALUES");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT (SELECT max(upto) FROM public.refreshed) ="
+	                             " (SELECT max(id) FROM public.src)"),
+	              "the write was never reflected:\n%s", itest_read_file(e.log));
+	double longest =
+	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
+	                                "pgcrond.job_run_details WHERE job_name = 'sqlview'") /
+	    1000.0;
+	double lag = worst_lag(&e, "sqlview");
+	ck_assert_msg(lag >= 0 && lag <= 3.0 + longest,
+	              "the write waited %.3f s for a refresh (SLA 3 s, longest refresh %.3f s)",
+	              lag, longest);
+	/* it ran as its owner */
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(DISTINCT username, ',') FROM "
+	                    "pgcrond.job_run_details WHERE job_name = 'sqlview'",
+	                    APP);
+	PQfinish(app);
+	PQfinish(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("freshness");
@@ -188,6 +351,10 @@ int main(void)
 	tcase_add_test(tc, upstream_source_refreshes_downstream_within_its_sla);
 	tcase_add_test(tc, unreadable_source_falls_back_logged_once);
 	suite_add_tcase(s, tc);
+	TCase *sql = tcase_create("sqljob");
+	tcase_set_timeout(sql, 240);
+	tcase_add_test(sql, sql_job_with_freshness_skips_quiet_runs_on_write);
+	suite_add_tcase(s, sql);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);

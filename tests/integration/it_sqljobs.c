@@ -301,6 +301,35 @@ START_TEST(native_schedule_with_options)
 	     "retry_backoff must be a number from 1 to 1000, not 1001"},
 	    {"{\"retries\": 1000000001}",
 	     "retries must be a whole number from 0 to 1000000000, not 1000000001"},
+	    /* freshness (docs/freshness.md): check_freshness's rules */
+	    {"{\"freshness\": \"15 m\", \"sources\": [\"public.ticks\"]}",
+	     "freshness must be a duration like \"30s\", \"5m\", \"2h\" or \"7d\", not \"15 m\": "
+	     "write whole numbers with a unit (ms, s, m, h or d) and no spaces"},
+	    {"{\"freshness\": \"500ms\", \"sources\": [\"public.ticks\"]}",
+	     "freshness must be at least \"1s\", not \"500ms\"; the daemon cannot promise a "
+	     "relation fresher than that"},
+	    {"{\"freshness\": \"15m\", \"sources\": \"public.ticks\"}",
+	     "sources must be an array of table names like [\"public.submissions\"], not "
+	     "\"public.ticks\""},
+	    {"{\"freshness\": \"15m\", \"sources\": [1]}",
+	     "sources must be an array of table names like [\"public.submissions\"], not [1]"},
+	    {"{\"freshness\": \"15m\", \"sources\": [\"ticks\"]}",
+	     "source \"ticks\" is not a schema-qualified table name; write it as \"schema.table\" "
+	     "in lower case (or a quoted part like \"public.\\\"Orders\\\"\"), e.g. "
+	     "\"public.submissions\""},
+	    {"{\"freshness\": \"15m\", \"sources\": [\"Public.Ticks\"]}",
+	     "source \"Public.Ticks\" is not a schema-qualified table name; write it as "
+	     "\"schema.table\" in lower case (or a quoted part like \"public.\\\"Orders\\\"\"), "
+	     "e.g. \"public.submissions\""},
+	    {"{\"freshness\": \"15m\", \"sources\": [\"public.ticks\", \"public.ticks\"]}",
+	     "sources lists \"public.ticks\" twice; remove one"},
+	    {"{\"sources\": [\"public.ticks\"]}",
+	     "sources are read only for freshness; add \"freshness\": \"15m\" (the longest the "
+	     "relation may lag its sources) or remove sources"},
+	    {"{\"freshness\": \"15m\"}",
+	     "freshness needs to know what the job reads; add \"sources\": [\"schema.table\", "
+	     "...] (the tables its command reads) or \"after\": [...] (the jobs whose relations "
+	     "it reads)"},
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char sql[512], want[512];

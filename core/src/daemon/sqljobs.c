@@ -624,8 +624,11 @@ static char *job_text(const struct sql_row *r, const char *pool)
 	              config_sql_quote(r->schedule ? r->schedule : ""), config_sql_quote(pool)};
 	bool ok = f && q[0] && q[1] && q[2] && q[3];
 	if (ok) {
-		fprintf(f, "job = {\nname = %s;\ncommand = %s;\nschedule = %s;\ndatabase = %s;\n",
-		        q[0], q[1], q[2], q[3]);
+		fprintf(f, "job = {\nname = %s;\ncommand = %s;\ndatabase = %s;\n", q[0], q[1],
+		        q[3]);
+		/* none: a job on freshness alone (pgcrond.schedule() with a NULL schedule) */
+		if (r->schedule && r->schedule[0])
+			fprintf(f, "schedule = %s;\n", q[2]);
 		fprintf(f, "enabled = %s;\n", r->enabled ? "true" : "false");
 		if (r->options && strcmp(r->options, "{}") != 0)
 			put_options(f, r->options);
