@@ -1,4 +1,4 @@
--- pgcrond schema, step 16: freshness for jobs made in SQL (docs/freshness.md, issue 27).
+-- pgcrond schema, step 15: freshness for jobs made in SQL (docs/freshness.md, issue 27).
 --
 -- pgcrond.schedule() takes the job file's freshness keys as options:
 --   SELECT pgcrond.schedule('rollup', '0 0 1 1 *', 'CALL rollup()',
@@ -391,4 +391,4 @@ END
 $fn$;
 COMMENT ON FUNCTION pgcrond.schedule(text, text, text, jsonb, text) IS 'schedule a job with pgcrond''s settings (retries, timeout, overlap, timezone, freshness ...); returns its jobid';
 
-INSERT INTO pgcrond.schema_version (version) VALUES (16) ON CONFLICT DO NOTHING;
+INSERT INTO pgcrond.schema_version (version) VALUES (15) ON CONFLICT DO NOTHING;
