@@ -22,7 +22,6 @@
 #include "itest.h"
 
 #define PYTHON "/usr/bin/python3"
-#define CHROMIUM "/usr/bin/chromium"
 #define PROM_PARSE TEST_SOURCE_DIR "/integration/prom_parse.py"
 
 /* ---- a small HTTP/1.0 client ------------------------------------------------------------ */
@@ -216,26 +215,6 @@ static void check_conventions(const json_t *parsed)
 
 /* ---- chromium ------------------------------------------------------------------------------- */
 
-/* Run headless chromium on URL with ARGS ("--dump-dom" or "--screenshot=..."), its own
- * profile in DIR; returns stdout (malloc'd). */
-static char *chromium(const char *dir, const char *args, const char *url)
-{
-	char cmd[4096], out[1024], errf[1024];
-	ck_assert_msg(access(CHROMIUM, X_OK) == 0,
-	              CHROMIUM " is missing: scripts/setup installs it (Debian package chromium)");
-	snprintf(out, sizeof(out), "%s/chromium.out", dir);
-	snprintf(errf, sizeof(errf), "%s/chromium.err", dir);
-	snprintf(cmd, sizeof(cmd),
-	         "rm -rf %s/chromium-profile && %s --headless --no-sandbox --disable-gpu "
-	         "--disable-quic --no-first-run --disable-background-networking "
-	         "--disable-component-update --disable-sync --user-data-dir=%s/chromium-profile "
-	         "--window-size=1280,1000 --hide-scrollbars %s '%s' > %s 2> %s",
-	         dir, CHROMIUM, dir, args, url, out, errf);
-	int rc = system(cmd);
-	ck_assert_msg(rc == 0, "chromium failed (%d): %s", rc, itest_read_file(errf));
-	return itest_read_file(out);
-}
-
 /* ---- the tests ------------------------------------------------------------------------------ */
 
 static void write_jobs(const struct itest_env *e, bool enabled)
@@ -334,7 +313,7 @@ START_TEST(metrics_match_history_and_page_renders)
 	const char *keep = getenv("PGCROND_SCREENSHOT");
 	snprintf(shot, sizeof(shot), "%s/status-page.png", e.dir);
 	snprintf(arg, sizeof(arg), "--screenshot=%s", shot);
-	free(chromium(e.dir, arg, url));
+	free(itest_chromium(e.dir, arg, url));
 	struct stat sb;
 	ck_assert_msg(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
 	char *png = itest_read_file(shot);
@@ -450,7 +429,7 @@ START_TEST(metrics_match_history_and_page_renders)
 	resp_free(&r);
 
 	/* the page in a real browser: jobs with their states, the graph, the failure's text */
-	char *dom = chromium(e.dir, "--dump-dom", url);
+	char *dom = itest_chromium(e.dir, "--dump-dom", url);
 	ck_assert_msg(strstr(dom, "id=\"job-ok-job\" data-state=\"disabled\""), "%s", dom);
 	ck_assert_msg(strstr(dom, "id=\"job-after-ok\" data-state=\"idle\""), "%s", dom);
 	ck_assert_msg(strstr(dom, "<svg id=\"graph\""), "no graph: %s", dom);
@@ -483,7 +462,7 @@ START_TEST(metrics_match_history_and_page_renders)
 	ck_assert_msg(strstr(dom, " UTC</span>"), "no absolute time with its zone: %s", dom);
 	free(dom);
 	/* it refreshes itself: 7.5 s on (virtual time), the data is from the refresh at 5 s */
-	dom = chromium(e.dir, "--virtual-time-budget=7500 --dump-dom", url);
+	dom = itest_chromium(e.dir, "--virtual-time-budget=7500 --dump-dom", url);
 	char *age = strstr(dom, "id=\"age\">");
 	ck_assert_msg(age, "%s", dom);
 	int old = -1;
@@ -567,7 +546,7 @@ START_TEST(page_shows_freshness_lag_against_its_sla)
 	ck_assert_msg(fresh_has(port, "fresh-view", "unchanged_since"),
 	              "status.json never said the sources were unchanged:\n%s",
 	              itest_read_file(e.log));
-	char *dom = chromium(e.dir, "--dump-dom", url);
+	char *dom = itest_chromium(e.dir, "--dump-dom", url);
 	char *row = job_row(dom, "fresh-view");
 	char *at = strstr(row, "lag 0s of 3s SLA");
 	ck_assert_msg(at, "no lag against the SLA in the row: %s", row);
@@ -594,7 +573,7 @@ START_TEST(page_shows_freshness_lag_against_its_sla)
 		itest_sleep(0.1);
 	ck_assert_msg(fresh_has(port, "fresh-view", "over_sla"),
 	              "the lag never passed the SLA:\n%s", itest_read_file(e.log));
-	dom = chromium(e.dir, "--dump-dom", url);
+	dom = itest_chromium(e.dir, "--dump-dom", url);
 	row = job_row(dom, "fresh-view");
 	at = strstr(row, "<span class=\"freshness bad\"");
 	ck_assert_msg(at, "the lag past the SLA is not red: %s", row);
@@ -758,7 +737,7 @@ START_TEST(token_guards_remote_and_control)
 	resp_free(&r);
 	char url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-	char *dom = chromium(e.dir, "--virtual-time-budget=2000 --dump-dom", url);
+	char *dom = itest_chromium(e.dir, "--virtual-time-budget=2000 --dump-dom", url);
 	ck_assert_msg(strstr(dom, "<form id=\"login\">"), "no token form shown: %s", dom);
 	ck_assert_msg(!strstr(dom, "manual-only"), "%s", dom);
 	free(dom);
@@ -770,7 +749,7 @@ START_TEST(token_guards_remote_and_control)
 	itest_write_file(page, "%s", r.body);
 	resp_free(&r);
 	snprintf(url, sizeof(url), "file://%s", page);
-	dom = chromium(e.dir, "--dump-dom", url);
+	dom = itest_chromium(e.dir, "--dump-dom", url);
 	ck_assert_msg(strstr(dom, "<pre>markup &lt;!-- &lt;script&gt; &lt;b&gt;x&lt;/b&gt; DETAIL: "
 	                          "the lag is 3 hours HINT: check the loader</pre>"),
 	              "no whole failure text: %s", dom);
@@ -855,7 +834,7 @@ START_TEST(no_control_without_token)
 	                         "= 'markup' AND status = 'failed'"));
 	char url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-	char *dom = chromium(e.dir, "--dump-dom", url);
+	char *dom = itest_chromium(e.dir, "--dump-dom", url);
 	ck_assert_msg(strstr(dom, "data-job=\"markup\"") &&
 	                  strstr(dom, "(the text is shown with http.token_file only)") &&
 	                  !strstr(dom, "&lt;script"),

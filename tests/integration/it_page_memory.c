@@ -19,7 +19,6 @@
 
 #include "itest.h"
 
-#define CHROMIUM "/usr/bin/chromium"
 #define TOKEN "page-memory-t0ken-8e1f2a3b4c5d6e7f"
 
 /* GET PATH on 127.0.0.1:PORT with the bearer token; the body (malloc'd), the code in *CODE. */
@@ -102,25 +101,6 @@ static const json_t *job_of(const json_t *st, const char *name)
 	}
 	ck_abort_msg("no job %s in the status", name);
 	return NULL;
-}
-
-/* Headless chromium on URL with ARGS, its own profile in DIR; stdout (malloc'd). */
-static char *chromium(const char *dir, const char *args, const char *url)
-{
-	char cmd[4096], out[1024], errf[1024];
-	ck_assert_msg(access(CHROMIUM, X_OK) == 0,
-	              CHROMIUM " is missing: scripts/setup installs it (Debian package chromium)");
-	snprintf(out, sizeof(out), "%s/chromium.out", dir);
-	snprintf(errf, sizeof(errf), "%s/chromium.err", dir);
-	snprintf(cmd, sizeof(cmd),
-	         "rm -rf %s/chromium-profile && %s --headless --no-sandbox --disable-gpu "
-	         "--disable-quic --no-first-run --disable-background-networking "
-	         "--disable-component-update --disable-sync --user-data-dir=%s/chromium-profile "
-	         "--window-size=1280,900 --hide-scrollbars %s '%s' > %s 2> %s",
-	         dir, CHROMIUM, dir, args, url, out, errf);
-	int rc = system(cmd);
-	ck_assert_msg(rc == 0, "chromium failed (%d): %s", rc, itest_read_file(errf));
-	return itest_read_file(out);
 }
 
 static void write_jobs(const struct itest_env *e, bool enabled)
@@ -367,7 +347,7 @@ START_TEST(status_and_page_remember_after_restart)
 	free(html);
 	char url[1200];
 	snprintf(url, sizeof(url), "file://%s", page);
-	char *dom = chromium(e.dir, "--dump-dom", url);
+	char *dom = itest_chromium(e.dir, "--dump-dom", url);
 	char *domf = itest_env_path(&e, "dom.html"); /* what the messages point to */
 	itest_write_file(domf, "%s", dom);
 	char want[256];
@@ -394,7 +374,7 @@ START_TEST(status_and_page_remember_after_restart)
 	char shot[1100], arg[1200];
 	snprintf(shot, sizeof(shot), "%s/page-memory.png", e.dir);
 	snprintf(arg, sizeof(arg), "--screenshot=%s", shot);
-	free(chromium(e.dir, arg, url));
+	free(itest_chromium(e.dir, arg, url));
 	struct stat sb;
 	ck_assert_msg(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
 	const char *keep = getenv("PGCROND_SCREENSHOT_MEMORY");

@@ -618,3 +618,23 @@ void itest_inst_free(struct itest_inst *in)
 	free(in->conf);
 	free(in->log);
 }
+
+char *itest_chromium(const char *dir, const char *args, const char *url)
+{
+	static const char chromium[] = "/usr/bin/chromium";
+	char cmd[4096], out[1024], errf[1024];
+	ck_assert_msg(access(chromium, X_OK) == 0,
+	              "%s is missing: scripts/setup installs it (Debian package chromium)",
+	              chromium);
+	snprintf(out, sizeof(out), "%s/chromium.out", dir);
+	snprintf(errf, sizeof(errf), "%s/chromium.err", dir);
+	snprintf(cmd, sizeof(cmd),
+	         "rm -rf %s/chromium-profile && %s --headless --no-sandbox --disable-gpu "
+	         "--disable-quic --no-first-run --disable-background-networking "
+	         "--disable-component-update --disable-sync --user-data-dir=%s/chromium-profile "
+	         "--window-size=1280,1000 --hide-scrollbars %s '%s' > %s 2> %s",
+	         dir, chromium, dir, args, url, out, errf);
+	int rc = system(cmd);
+	ck_assert_msg(rc == 0, "chromium failed (%d): %s", rc, itest_read_file(errf));
+	return itest_read_file(out);
+}
