@@ -33,6 +33,41 @@ static void up(struct itest_env *e, struct itest_inst *in)
 	              itest_read_file(in->log));
 }
 
+/* Instances NA and NB on E, both with one job "long" due 8 s from now (COMMAND, plus EXTRA
+ * keys), up; returns the one whose run of it is in flight (its row running, with its
+ * backend); *OTHER is the other. */
+static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_inst *a,
+                                             struct itest_inst *b, const char *na, const char *nb,
+                                             const char *command, const char *extra,
+                                             struct itest_inst **other)
+{
+	/* once an hour: at the minute and second 8 s from now */
+	time_t at = time(NULL) + 8;
+	struct tm tm;
+	gmtime_r(&at, &tm);
+	char jobs[512];
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
+	         " command = \"%s\";%s };\n",
+	         tm.tm_sec, tm.tm_min, command, extra);
+	itest_inst_init(a, e, na, jobs);
+	itest_inst_init(b, e, nb, jobs);
+	up(e, a);
+	up(e, b);
+	ck_assert_msg(itest_env_wait(e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'running'"
+	                             " AND job_pid IS NOT NULL"),
+	              "no running row with its backend:\n%s\n%s", itest_read_file(a->log),
+	              itest_read_file(b->log));
+	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'long' AND status = 'running'");
+	struct itest_inst *x = strcmp(runner, na) == 0 ? a : b;
+	free(runner);
+	*other = x == a ? b : a;
+	return x;
+}
+
 /* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 20 s
  * of silence; SIGKILL: its session is gone at once, but the run's backend, busy in its
  * statement, would commit at its end): the survivor ends the run's backend (its transaction
@@ -45,30 +80,11 @@ static void in_flight_run_is_fenced_before_retry(int sig)
 	itest_env_setup(&e, sig == SIGSTOP ? "ft-stop" : "ft-kill", DB);
 	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
 	                 "GRANT ALL ON public.execs TO PUBLIC");
-	/* once an hour: at the minute and second 8 s from now */
-	time_t at = time(NULL) + 8;
-	struct tm tm;
-	gmtime_r(&at, &tm);
-	char jobs[512];
-	snprintf(
-	    jobs, sizeof(jobs),
-	    "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
-	    " command = \"INSERT INTO execs (pid) VALUES (pg_backend_pid());"
-	    " SELECT pg_sleep(40)\"; retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n",
-	    tm.tm_sec, tm.tm_min);
-	itest_inst_init(&a, &e, "fa", jobs);
-	itest_inst_init(&b, &e, "fb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'long' AND status = 'running'"
-	                             " AND job_pid IS NOT NULL"),
-	              "no running row with its backend:\n%s\n%s", itest_read_file(a.log),
-	              itest_read_file(b.log));
-	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
-	                                  " WHERE job_name = 'long' AND status = 'running'");
-	struct itest_inst *x = strcmp(runner, "fa") == 0 ? &a : &b, *y = x == &a ? &b : &a;
+	struct itest_inst *y,
+	    *x = long_run_in_flight(&e, &a, &b, "fa", "fb",
+	                            "INSERT INTO execs (pid) VALUES (pg_backend_pid());"
+	                            " SELECT pg_sleep(40)",
+	                            " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
 	ck_assert_int_eq(kill(x->pid, sig), 0);
 	/* found dead (after 20 s of silence for SIGSTOP), its run retried at once (40 s) */
 	bool done = itest_env_wait(&e, 100,
@@ -96,7 +112,6 @@ static void in_flight_run_is_fenced_before_retry(int sig)
 	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
 	                    "t");
 	free(runs);
-	free(runner);
 	itest_inst_stop(x, SIGKILL);
 	itest_inst_stop(y, SIGTERM);
 	itest_inst_free(&a);
@@ -163,27 +178,8 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 	struct itest_env e;
 	struct itest_inst a, b;
 	itest_env_setup(&e, "ft-back", DB);
-	time_t at = time(NULL) + 8;
-	struct tm tm;
-	gmtime_r(&at, &tm);
-	char jobs[512];
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
-	         " command = \"SELECT pg_sleep(40)\"; };\n",
-	         tm.tm_sec, tm.tm_min);
-	itest_inst_init(&a, &e, "ba", jobs);
-	itest_inst_init(&b, &e, "bb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'long' AND status = 'running'"
-	                             " AND job_pid IS NOT NULL"),
-	              "no running row with its backend:\n%s\n%s", itest_read_file(a.log),
-	              itest_read_file(b.log));
-	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
-	                                  " WHERE job_name = 'long' AND status = 'running'");
-	struct itest_inst *x = strcmp(runner, "ba") == 0 ? &a : &b, *y = x == &a ? &b : &a;
+	struct itest_inst *y,
+	    *x = long_run_in_flight(&e, &a, &b, "ba", "bb", "SELECT pg_sleep(40)", "", &y);
 	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
 	bool closed = itest_env_wait(&e, 60,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -212,7 +208,6 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 	ck_assert_msg(told, "X does not say it was found dead:\n%s", xlog);
 	free(xlog);
 	free(runs);
-	free(runner);
 	itest_inst_stop(x, SIGTERM);
 	itest_inst_stop(y, SIGTERM);
 	itest_inst_free(&a);
