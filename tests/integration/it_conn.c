@@ -26,157 +26,6 @@
 
 #include "itest.h"
 
-#define MAX_PAIRS 64
-
-static volatile sig_atomic_t freeze_held, hold_new;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	freeze_held = 1;
-}
-
-static void on_usr2(int sig)
-{
-	(void)sig;
-	hold_new = 1;
-}
-
-/* One relayed connection: the daemon's side, the server's side (-1 while held), and whether
- * it is frozen (kept open, never read or written again). */
-struct pair {
-	int a, b;
-	bool frozen;
-};
-
-static void pass(struct pair *p, int from, int to)
-{
-	char buf[16384];
-	ssize_t n = read(from, buf, sizeof(buf));
-	if (n <= 0) {
-		close(p->a);
-		if (p->b >= 0)
-			close(p->b);
-		p->a = p->b = -1;
-		return;
-	}
-	for (ssize_t off = 0; off < n;) {
-		ssize_t w = write(to, buf + off, (size_t)(n - off));
-		if (w <= 0)
-			return;
-		off += w;
-	}
-}
-
-/* The relay's process: forward LISTENER's connections to the unix socket PATH. */
-static void relay_main(int listener, const char *path)
-{
-	struct pair pairs[MAX_PAIRS];
-	size_t n = 0;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (;;) {
-		if (freeze_held) {
-			for (size_t i = 0; i < n; i++)
-				pairs[i].frozen = true;
-			freeze_held = 0;
-		}
-		struct pollfd pfd[1 + 2 * MAX_PAIRS];
-		struct pair *owner[1 + 2 * MAX_PAIRS];
-		size_t k = 0;
-		pfd[k++] = (struct pollfd){.fd = listener, .events = POLLIN};
-		for (size_t i = 0; i < n; i++) {
-			if (pairs[i].frozen || pairs[i].a < 0 || pairs[i].b < 0)
-				continue;
-			owner[k] = &pairs[i];
-			pfd[k++] = (struct pollfd){.fd = pairs[i].a, .events = POLLIN};
-			owner[k] = &pairs[i];
-			pfd[k++] = (struct pollfd){.fd = pairs[i].b, .events = POLLIN};
-		}
-		if (poll(pfd, k, 200) < 0)
-			continue; /* EINTR: a signal changed the mode */
-		if ((pfd[0].revents & POLLIN) && n < MAX_PAIRS) {
-			int a = accept(listener, NULL, NULL);
-			if (a >= 0) {
-				int b = -1;
-				if (!hold_new) {
-					struct sockaddr_un sa = {.sun_family = AF_UNIX};
-					if (strlen(path) >= sizeof(sa.sun_path))
-						_exit(1);
-					memcpy(sa.sun_path, path, strlen(path) + 1);
-					b = socket(AF_UNIX, SOCK_STREAM, 0);
-					if (b >= 0 &&
-					    connect(b, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-						close(b);
-						b = -1;
-						close(a);
-						a = -1;
-					}
-				}
-				if (a >= 0)
-					pairs[n++] = (struct pair){a, b, false};
-			}
-		}
-		for (size_t i = 1; i < k; i++) {
-			struct pair *p = owner[i];
-			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) || p->a < 0 ||
-			    p->frozen)
-				continue;
-			if (pfd[i].fd == p->a)
-				pass(p, p->a, p->b);
-			else if (pfd[i].fd == p->b)
-				pass(p, p->b, p->a);
-		}
-	}
-}
-
-/* Start the relay in front of the sandbox whose conninfo is CI; returns its pid and sets
- * *PORT. */
-static pid_t relay_start(const char *ci, int *port)
-{
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(ci, &err);
-	ck_assert_msg(opts != NULL, "%s", err ? err : "conninfo");
-	const char *host = NULL, *pgport = NULL;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			pgport = o->val;
-	}
-	ck_assert(host && pgport);
-	char path[512];
-	snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, pgport);
-	PQconninfoFree(opts);
-
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(l, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(l, 64), 0);
-	socklen_t len = sizeof(sa);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	/* before the fork, so that a signal sent at once never finds the default action */
-	signal(SIGUSR1, on_usr1);
-	signal(SIGUSR2, on_usr2);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		relay_main(l, path);
-		_exit(0);
-	}
-	close(l);
-	return pid;
-}
-
-static void relay_stop(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
 /* The daemon's main file: history on the unix socket ("app"), a short connection check, and
  * the databases DBS (libconfig lines). */
 static void write_conf(const struct itest_env *e, const char *dbs)
@@ -209,10 +58,10 @@ static void write_main(const struct itest_env *e, const char *dbname, int port)
 START_TEST(silent_idle_connection_is_replaced)
 {
 	struct itest_env e;
-	int port;
+	int port = 0;
 
 	itest_env_setup(&e, "conn_silent", "it_conn_silent");
-	pid_t relay = relay_start(e.ci, &port);
+	pid_t relay = itest_relay_start(e.ci, &port);
 	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
 	write_main(&e, "it_conn_silent", port);
 	/* every 10 s: the relay goes silent right after a run, and the connection check (4 s)
@@ -242,7 +91,7 @@ START_TEST(silent_idle_connection_is_replaced)
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE status = 'running'"),
 	                 0);
-	relay_stop(relay);
+	itest_relay_stop(relay);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -250,10 +99,10 @@ END_TEST
 START_TEST(connect_that_never_answers_fails_within_the_check)
 {
 	struct itest_env e;
-	int port;
+	int port = 0;
 
 	itest_env_setup(&e, "conn_hold", "it_conn_hold");
-	pid_t relay = relay_start(e.ci, &port);
+	pid_t relay = itest_relay_start(e.ci, &port);
 	kill(relay, SIGUSR2); /* accepts, never answers */
 	write_main(&e, "it_conn_hold", port);
 	itest_env_job(
@@ -269,7 +118,7 @@ START_TEST(connect_that_never_answers_fails_within_the_check)
 	              "a connect that never completes was not given up:\n%s",
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	relay_stop(relay);
+	itest_relay_stop(relay);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -295,10 +144,10 @@ static bool notify_until_run(struct itest_env *e, const char *after, double time
 START_TEST(silent_listener_is_replaced)
 {
 	struct itest_env e;
-	int port;
+	int port = 0;
 
 	itest_env_setup(&e, "conn_listen", "it_conn_listen");
-	pid_t relay = relay_start(e.ci, &port);
+	pid_t relay = itest_relay_start(e.ci, &port);
 	itest_exec(e.db, "CREATE TABLE pings (at timestamptz DEFAULT clock_timestamp())");
 	write_main(&e, "it_conn_listen", port);
 	itest_env_job(&e, "10-ping.conf",
@@ -318,7 +167,7 @@ START_TEST(silent_listener_is_replaced)
 	              itest_read_file(e.log));
 	free(frozen);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	relay_stop(relay);
+	itest_relay_stop(relay);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -422,10 +271,10 @@ END_TEST
 START_TEST(silent_history_connection_is_replaced)
 {
 	struct itest_env e;
-	int port;
+	int port = 0;
 
 	itest_env_setup(&e, "conn_hist", "it_conn_hist");
-	pid_t relay = relay_start(e.ci, &port);
+	pid_t relay = itest_relay_start(e.ci, &port);
 	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
 	itest_write_file(e.conf,
 	                 "timezone = \"UTC\";\n"
@@ -475,7 +324,7 @@ START_TEST(silent_history_connection_is_replaced)
 	                                     "WHERE status = 'running'"),
 	                 0);
 	free(frozen);
-	relay_stop(relay);
+	itest_relay_stop(relay);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -487,11 +336,11 @@ END_TEST
 START_TEST(host_names_are_resolved)
 {
 	struct itest_env e;
-	int port;
+	int port = 0;
 	char dbs[512];
 
 	itest_env_setup(&e, "conn_dns", "it_conn_dns");
-	pid_t relay = relay_start(e.ci, &port);
+	pid_t relay = itest_relay_start(e.ci, &port);
 	itest_exec(e.db, "CREATE TABLE ticks (db text, at timestamptz DEFAULT clock_timestamp())");
 	snprintf(dbs, sizeof(dbs),
 	         "  named = { conninfo = \"host=localhost port=%d user=postgres "
@@ -530,7 +379,7 @@ START_TEST(host_names_are_resolved)
 	                                     "AND status NOT IN ('succeeded', 'running')"),
 	                 0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	relay_stop(relay);
+	itest_relay_stop(relay);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -1,17 +1,11 @@
 /* Faults that land while a run is in flight (issue 24; docs/faults.md): every execution is
  * counted in a table (the job INSERTs pg_backend_pid() in the run's own transaction) and
  * matched to the history. Run one case with CK_RUN_CASE=<name>. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,116 +210,6 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 }
 END_TEST
 
-/* ---- a relay on 127.0.0.1 in front of the sandbox's unix socket -------------------------
- * Its own process: killing it cuts every connection through it (the server sees them
- * closed) and refuses new ones; starting it again on the same port lets them back. */
-#define RELAY_PAIRS 64
-
-static void relay_main(int listener, const char *path)
-{
-	int a[RELAY_PAIRS], b[RELAY_PAIRS];
-	size_t n = 0;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (;;) {
-		struct pollfd pfd[1 + 2 * RELAY_PAIRS];
-		size_t k = 0;
-		pfd[k++] = (struct pollfd){.fd = listener, .events = POLLIN};
-		for (size_t i = 0; i < n; i++) {
-			pfd[k++] = (struct pollfd){.fd = a[i], .events = POLLIN};
-			pfd[k++] = (struct pollfd){.fd = b[i], .events = POLLIN};
-		}
-		if (poll(pfd, k, -1) < 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			for (int side = 0; side < 2; side++) {
-				if (!(pfd[1 + 2 * i + (size_t)side].revents &
-				      (POLLIN | POLLHUP | POLLERR)))
-					continue;
-				int from = side ? b[i] : a[i], to = side ? a[i] : b[i];
-				char buf[16384];
-				ssize_t r = read(from, buf, sizeof(buf));
-				for (ssize_t off = 0; r > 0 && off < r;) {
-					ssize_t w = write(to, buf + off, (size_t)(r - off));
-					if (w <= 0)
-						break;
-					off += w;
-				}
-				if (r <= 0) {
-					close(a[i]);
-					close(b[i]);
-					a[i] = b[i] = -1;
-				}
-			}
-		}
-		size_t m = 0; /* drop closed pairs; their pollfds are not read again this turn */
-		for (size_t i = 0; i < n; i++)
-			if (a[i] >= 0) {
-				a[m] = a[i];
-				b[m++] = b[i];
-			}
-		n = m;
-		if ((pfd[0].revents & POLLIN) && n < RELAY_PAIRS) {
-			int c = accept(listener, NULL, NULL);
-			if (c < 0)
-				continue;
-			int s = socket(AF_UNIX, SOCK_STREAM, 0);
-			struct sockaddr_un sa = {.sun_family = AF_UNIX};
-			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-			if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-				close(c);
-				if (s >= 0)
-					close(s);
-				continue;
-			}
-			a[n] = c;
-			b[n++] = s;
-		}
-	}
-}
-
-/* Start the relay on PORT (0: any; set to the one taken) in front of the server of CI. */
-static pid_t relay_start(const char *ci, int *port)
-{
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(ci, &err);
-	ck_assert_msg(opts != NULL, "%s", err ? err : "conninfo");
-	const char *host = NULL, *pgport = NULL;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			pgport = o->val;
-	}
-	ck_assert(host && pgport);
-	char path[512];
-	snprintf(path, sizeof(path), "%s/.s.PGSQL.%s", host, pgport);
-	PQconninfoFree(opts);
-	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	ck_assert_int_ge(l, 0);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(l, 64), 0);
-	socklen_t len = sizeof(sa);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		relay_main(l, path);
-		_exit(0);
-	}
-	close(l);
-	return pid;
-}
-
-static void relay_cut(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
 /* IN's daemon reaches the database through a relay on 127.0.0.1:PORT instead of E's
  * conninfo (its history, its claims and its runs). */
 static void inst_via_relay(struct itest_inst *in, const struct itest_env *e, int port)
@@ -381,7 +265,8 @@ static void refused_case(bool both)
 	const char *jobs = "job = { name = \"tick\"; database = \"app\";"
 	                   " schedule = \"* * * * * *\"; command = \"SELECT 1\"; };\n";
 	int port = 0, port_a = 0;
-	pid_t relay = relay_start(e.ci, &port), relay_a = both ? relay_start(e.ci, &port_a) : 0;
+	pid_t relay = itest_relay_start(e.ci, &port),
+	      relay_a = both ? itest_relay_start(e.ci, &port_a) : 0;
 	itest_inst_init(&a, &e, "ra", jobs);
 	itest_inst_init(&b, &e, "rb", jobs);
 	inst_via_relay(&b, &e, port);
@@ -397,14 +282,14 @@ static void refused_case(bool both)
 	                         "SELECT count(*) >= 3 FROM pgcrond.job_run_details"
 	                         " WHERE job_name = 'tick' AND status = 'succeeded'"));
 	char *cut = itest_scalar(e.db, "SELECT now()");
-	relay_cut(relay);
+	itest_relay_stop(relay);
 	if (both)
-		relay_cut(relay_a);
+		itest_relay_stop(relay_a);
 	itest_sleep(8);
 	char *back = itest_scalar(e.db, "SELECT now()");
-	relay = relay_start(e.ci, &port);
+	relay = itest_relay_start(e.ci, &port);
 	if (both)
-		relay_a = relay_start(e.ci, &port_a);
+		relay_a = itest_relay_start(e.ci, &port_a);
 	/* B is back (its heartbeat moves; its history records, spooled meanwhile, written) */
 	bool beat = itest_env_wait(&e, 30,
 	                           "SELECT last_seen > '%s' FROM pgcrond.instance"
@@ -462,9 +347,9 @@ static void refused_case(bool both)
 	free(back);
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
-	relay_cut(relay);
+	itest_relay_stop(relay);
 	if (both)
-		relay_cut(relay_a);
+		itest_relay_stop(relay_a);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);

@@ -47,6 +47,12 @@ char *itest_read_file(const char *path); /* malloc'd, "" if missing */
  * "--screenshot=FILE", ...) in a 1280x1000 window, its own profile under DIR; its stdout
  * (malloc'd). Fails the test if chromium is missing or fails. */
 char *itest_chromium(const char *dir, const char *args, const char *url);
+/* A relay on 127.0.0.1:*PORT (0: any; set to the one taken, so that a relay stopped can be
+ * started again on the same port) in front of the unix socket of the server CI names, in a
+ * process of its own (itest_relay.c): itest_relay_stop() cuts every connection through it;
+ * `kill(pid, SIGUSR1)` freezes those it holds, SIGUSR2 also leaves new ones unanswered. */
+pid_t itest_relay_start(const char *ci, int *port);
+void itest_relay_stop(pid_t pid);
 void itest_chown_user(const char *path);
 
 /* Copy FROM (a built plugin, say) to TO and give it MODE; fails the test if FROM is missing. */
