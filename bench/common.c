@@ -191,3 +191,20 @@ void bench_daemon_stop(pid_t pid)
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 }
+
+void bench_copy_plugin(const char *plugin_dir, const char *name)
+{
+	char from[700], to[700], buf[65536];
+	snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, name);
+	snprintf(to, sizeof(to), "%s/%s.so", plugin_dir, name);
+	FILE *in = fopen(from, "rb"), *o = fopen(to, "wb");
+	if (!in || !o)
+		bench_die("cannot copy (is it built?)", from);
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, o) != n)
+			bench_die("cannot write", to);
+	fclose(in);
+	if (fclose(o) != 0 || chmod(to, 0644) != 0)
+		bench_die("cannot write", to);
+}

@@ -20,6 +20,9 @@ void bench_quiet_notices(PGconn *c);
 void bench_exec(PGconn *c, const char *sql);
 /* The whole of PATH, malloc'd. */
 char *bench_slurp(const char *path);
+/* Copy plugin NAME's .so from the build into PLUGIN_DIR, mode 0644 (the daemon refuses a
+ * plugin others could write). */
+void bench_copy_plugin(const char *plugin_dir, const char *name);
 void bench_exec_file(PGconn *c, const char *path);
 
 /* The unprivileged user the sandbox and the daemon run as ($PGSANDBOX_USER, "pgsandbox"). */

@@ -138,23 +138,6 @@ static void write_config(const char *mode)
 	write_file(path, buf);
 }
 
-static void copy_plugin(const char *name)
-{
-	char from[512], to[256], buf[65536];
-	snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, name);
-	snprintf(to, sizeof(to), "%s/plugins/%s.so", dir, name);
-	FILE *in = fopen(from, "rb"), *o = fopen(to, "wb");
-	if (!in || !o)
-		bench_die("cannot copy (is it built?)", from);
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		if (fwrite(buf, 1, n, o) != n)
-			bench_die("cannot write", to);
-	fclose(in);
-	if (fclose(o) != 0 || chmod(to, 0644) != 0)
-		bench_die("cannot write", to);
-}
-
 static void server_now(PGconn *c, char *out, size_t len)
 {
 	PGresult *r = PQexec(c, "SELECT clock_timestamp()::text");
@@ -374,7 +357,7 @@ int main(int argc, char **argv)
 	if (mkdir(path, 0755) != 0)
 		bench_die("mkdir", path);
 	for (size_t i = 0; i < N_VIEWS; i++)
-		copy_plugin(views[i].plugin);
+		bench_copy_plugin(path, views[i].plugin);
 	/* the plugins' objects, the CONCURRENTLY guard, and the change counters on the
 	 * sources, as an operator installs them (with the freshness jobs configured) */
 	write_config("freshness");

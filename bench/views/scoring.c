@@ -157,23 +157,6 @@ static void write_config(const char *dir, const char *state, int max_partitions)
 	fclose(f);
 }
 
-static void copy_plugin(const char *dir, const char *name)
-{
-	char from[700], to[700], buf[65536];
-	snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, name);
-	snprintf(to, sizeof(to), "%s/plugins/%s.so", dir, name);
-	FILE *in = fopen(from, "rb"), *o = fopen(to, "wb");
-	if (!in || !o)
-		bench_die("cannot copy (is it built?)", from);
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		if (fwrite(buf, 1, n, o) != n)
-			bench_die("cannot write", to);
-	fclose(in);
-	if (fclose(o) != 0 || chmod(to, 0644) != 0)
-		bench_die("cannot write", to);
-}
-
 static void print_job(PGconn *c, const char *job, const char *t0, const char *t1)
 {
 	const char *params[] = {job, t0, t1};
@@ -319,8 +302,8 @@ int main(int argc, char **argv)
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/plugins", dir);
 	mkdir(path, 0755);
-	copy_plugin(dir, "lane_distribution");
-	copy_plugin(dir, "weakness_patterns");
+	bench_copy_plugin(path, "lane_distribution");
+	bench_copy_plugin(path, "weakness_patterns");
 
 	/* the focused scorer: one submission of three challenges scored (again) per tick, as a
 	 * re-judging would: one back to 'judging', then the oldest pending or judging one of

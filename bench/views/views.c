@@ -92,24 +92,13 @@ static void start_sandbox(void)
 /* Copies of the built plugins in a directory with the modes the loader demands. */
 static void load_plugins(const struct plugin **out)
 {
-	char from[512], to[256], err[1024], buf[65536];
+	char err[1024];
 
 	snprintf(plugin_dir, sizeof(plugin_dir), "/tmp/pgcrond-bench-views-plugins-XXXXXX");
 	if (!mkdtemp(plugin_dir) || chmod(plugin_dir, 0755) != 0)
 		bench_die("cannot create a plugin directory", strerror(errno));
 	for (size_t i = 0; i < N_PLUGINS; i++) {
-		snprintf(from, sizeof(from), "%s/%s.so", PLUGIN_BUILD_DIR, plugin_names[i]);
-		snprintf(to, sizeof(to), "%s/%s.so", plugin_dir, plugin_names[i]);
-		FILE *in = fopen(from, "rb"), *o = fopen(to, "wb");
-		if (!in || !o)
-			bench_die("cannot copy (is it built?)", from);
-		size_t n;
-		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-			if (fwrite(buf, 1, n, o) != n)
-				bench_die("cannot write", to);
-		fclose(in);
-		if (fclose(o) != 0 || chmod(to, 0644) != 0)
-			bench_die("cannot write", to);
+		bench_copy_plugin(plugin_dir, plugin_names[i]);
 		if (plugin_load(plugin_dir, plugin_names[i], &out[i], err, sizeof(err)) < 0)
 			bench_die("cannot load plugin", err);
 	}
