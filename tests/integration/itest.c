@@ -10,12 +10,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static char conninfo_buf[1024];
+
+/* The integration tests share several sandbox servers, "lanes" (tests/integration/
+ * CMakeLists.txt): $PGCROND_SANDBOX/lane-K for K below $PGCROND_SANDBOX_LANES. A test holds
+ * one lane for its whole run, so what a suite does to its server (roles, a restart) meets no
+ * other suite. Given the lanes' resource spec (scripts/test passes it), ctest hands each test
+ * a free lane in CTEST_RESOURCE_GROUP_0_PGLANE ("id:K,slots:1"). Without it (a plain
+ * `ctest -j2`), the test takes the first lane nobody holds, or waits for one. Either way the
+ * lane is held by an flock on its directory, taken here, before main and before Check forks
+ * the cases, so every case of a suite sees the same server; PGCROND_SANDBOX is then the
+ * lane's directory. */
+__attribute__((constructor)) static void itest_take_lane(void)
+{
+	const char *base = getenv("PGCROND_SANDBOX");
+	const char *n_env = getenv("PGCROND_SANDBOX_LANES");
+	int lanes = n_env ? atoi(n_env) : 0;
+	if (!base || lanes < 1)
+		return;
+	const char *given = getenv("CTEST_RESOURCE_GROUP_0_PGLANE");
+	int lane = -1, fd = -1;
+	char dir[1024], lock[1100];
+	if (given && sscanf(given, "id:%d", &lane) == 1 && lane >= 0 && lane < lanes) {
+		snprintf(dir, sizeof(dir), "%s/lane-%d", base, lane);
+		snprintf(lock, sizeof(lock), "%s/itest.lock", dir);
+		fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	} else {
+		for (lane = 0; lane < lanes; lane++) {
+			snprintf(dir, sizeof(dir), "%s/lane-%d", base, lane);
+			snprintf(lock, sizeof(lock), "%s/itest.lock", dir);
+			fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+				break;
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+		}
+		if (lane == lanes) { /* all held: wait for one */
+			lane = (int)(getpid() % lanes);
+			snprintf(dir, sizeof(dir), "%s/lane-%d", base, lane);
+			snprintf(lock, sizeof(lock), "%s/itest.lock", dir);
+			fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		}
+	}
+	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+		/* itest_conninfo then says there is no sandbox at the lane's directory */
+		fprintf(stderr, "itest: cannot hold sandbox lane %s: %s\n", lock, strerror(errno));
+	}
+	/* fd stays open: the lane is held until this process exits */
+	setenv("PGCROND_SANDBOX", dir, 1);
+}
 
 const char *itest_conninfo(void)
 {
