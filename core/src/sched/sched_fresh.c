@@ -88,7 +88,10 @@ struct fresh_job {
 
 struct fresh_db {
 	struct fresh_db *next;
-	struct sched *s; /* NULL: orphaned by a reload or a stop, freed when its check ends */
+	struct sched *s;
+	/* dropped by a reload or a stop while its check was in flight: on s->fresh_orphans,
+	 * freed when the check ends, or by fresh_free() if the daemon stops first */
+	bool orphan;
 	char *name;
 	char **sources;
 	size_t n_sources;
@@ -317,7 +320,7 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 static void check_row(void *arg, int n, const char *const *v)
 {
 	struct fresh_db *d = arg;
-	if (!d->s || n < 3 || !v[0])
+	if (d->orphan || n < 3 || !v[0])
 		return;
 	long long ord = atoll(v[0]);
 	if (ord < 1 || (size_t)ord > d->n_sources)
@@ -333,7 +336,12 @@ static void check_done(void *arg, const struct exec_outcome *o)
 {
 	struct fresh_db *d = arg;
 	d->inflight = false;
-	if (!d->s) {
+	if (d->orphan) {
+		struct fresh_db **pp = &d->s->fresh_orphans;
+		while (*pp && *pp != d)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = d->next;
 		db_free(d);
 		return;
 	}
@@ -384,7 +392,7 @@ static void check_cb(void *arg)
 {
 	struct fresh_db *d = arg;
 	struct sched *s = d->s;
-	if (!s || s->draining)
+	if (d->orphan || s->draining)
 		return;
 	arm(s->clock, &d->ev, d->every_us);
 	if (d->inflight)
@@ -549,10 +557,13 @@ static void drop_dbs(struct sched *s)
 		struct fresh_db *next = d->next;
 		clock_disarm(s->clock, &d->ev);
 		d->next = NULL;
-		if (d->inflight)
-			d->s = NULL; /* freed by its check's end */
-		else
+		if (d->inflight) {
+			d->orphan = true;
+			d->next = s->fresh_orphans;
+			s->fresh_orphans = d;
+		} else {
 			db_free(d);
+		}
 		d = next;
 	}
 }
@@ -616,6 +627,18 @@ void fresh_stop(struct sched *s)
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->fresh)
 			clock_disarm(s->clock, &j->fresh->ev);
+}
+
+void fresh_free(struct sched *s)
+{
+	fresh_stop(s);
+	/* checks still in flight: the executor, freed after the scheduler, drops their
+	 * answers unread */
+	while (s->fresh_orphans) {
+		struct fresh_db *d = s->fresh_orphans;
+		s->fresh_orphans = d->next;
+		db_free(d);
+	}
 }
 
 void fresh_run_begin(struct run *r)

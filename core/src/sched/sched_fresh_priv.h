@@ -55,6 +55,8 @@ void fresh_applied(struct sched *s);
 void fresh_job_free(struct job *j);
 /* Shutdown and sched_free: stop every timer; a check under way ends unanswered. */
 void fresh_stop(struct sched *s);
+/* fresh_stop(), and the change checks still in flight freed: for sched_free() */
+void fresh_free(struct sched *s);
 /* R started (each attempt): the counters seen by the last check are what it reflects at
  * least. */
 void fresh_run_begin(struct run *r);

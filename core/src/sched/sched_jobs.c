@@ -401,7 +401,7 @@ void sched_free(struct sched **sp)
 	if (!s)
 		return;
 	sched_apply_clear(s);
-	fresh_stop(s);
+	fresh_free(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	sched_warm_stop(s);
 	sched_unclaimed_free(s);

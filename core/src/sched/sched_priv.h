@@ -211,8 +211,9 @@ struct sched {
 	struct event drained_ev;
 	void (*drained)(void *);
 	void *drained_arg;
-	struct sched_apply_state ap; /* sched_apply.c */
-	struct fresh_db *fresh_dbs;  /* sched_fresh.c: one change check per database */
+	struct sched_apply_state ap;    /* sched_apply.c */
+	struct fresh_db *fresh_dbs;     /* sched_fresh.c: one change check per database */
+	struct fresh_db *fresh_orphans; /* dropped while their check was in flight */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;
