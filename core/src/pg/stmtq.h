@@ -112,8 +112,10 @@ bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *co
                 int64_t deadline_ms, stmtq_done_fn done, void *arg);
 
 /* The owner wrote a statement (or a pipeline) to stmtq_conn() itself; it is in flight from
- * now on, as a pushed one, but its results go to EACH until the owner calls stmtq_end().
- * Only while idle. Returns false if the connection failed (DONE was called with LOST). */
+ * now on, as a pushed one (the deadline runs, the socket is flushed and watched), but its
+ * results go to EACH until the owner calls stmtq_end(). Only while connected and not busy
+ * (from idle(), or where stmtq_busy() is false). Returns false if the connection failed
+ * (DONE was called with LOST). */
 bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
                  stmtq_done_fn done, void *arg);
 /* R is an error of the statement in flight: recorded if it is the first. Returns true if it
@@ -128,7 +130,8 @@ void stmtq_read(struct stmtq *q);
 
 /* A statement is in flight, completing or waiting. */
 bool stmtq_busy(const struct stmtq *q);
-/* The statement in flight has failed so far (one of its results was an error). */
+/* The statement in flight (or the one whose completion callback runs) has failed so far:
+ * one of its results was an error. */
 bool stmtq_failed(const struct stmtq *q);
 /* The connection (NULL if none), for stmtq_begin's writing. */
 PGconn *stmtq_conn(const struct stmtq *q);
