@@ -270,9 +270,7 @@ void cluster_wake(struct cluster *c)
 
 static void task_free(struct task *t)
 {
-	for (int i = 0; i < t->n; i++)
-		free(t->params[i]);
-	free(t->params);
+	stmtq_free_held(t->stmt);
 	free(t);
 }
 
@@ -507,6 +505,15 @@ static void send_jobs_part(struct cluster *c)
 	free(hashes);
 }
 
+/* The head task goes; it stays the head until its answer (op_done, OP_TASK). */
+static void send_task(struct cluster *c)
+{
+	struct stmtq_stmt *s = c->task_head->stmt;
+	c->task_head->stmt = NULL;
+	if (s)
+		(void)stmtq_push_held(&c->q, s, c->q.drv.check_ms);
+}
+
 bool cluster_has_unsent(const struct cluster *c)
 {
 	for (const struct claim *q = c->head; q; q = q->next)
@@ -523,8 +530,7 @@ void cluster_kick(struct cluster *c)
 		/* statements asked for before the stop go first (a stop's give-back of the fires it
 		 * claimed early, sched_preclaim.c), within the stop's grace */
 		if (c->task_head) {
-			struct task *t = c->task_head;
-			cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+			send_task(c);
 			return;
 		}
 		if (!c->stop_done) {
@@ -603,8 +609,7 @@ void cluster_kick(struct cluster *c)
 		return;
 	}
 	if (c->task_head) {
-		struct task *t = c->task_head;
-		cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+		send_task(c);
 		return;
 	}
 	if (cluster_has_unsent(c) && !c->schema_missing) {
@@ -871,18 +876,12 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 	if (!cluster_ready(c))
 		return -ENOTCONN;
 	struct task *t = calloc(1, sizeof(*t));
-	if (!t || !(t->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*t->params)))) {
+	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
 		free(t);
 		return -ENOMEM;
 	}
-	t->sql = sql;
 	t->fn = fn;
 	t->arg = arg;
-	for (; t->n < n; t->n++)
-		if (params[t->n] && !(t->params[t->n] = strdup(params[t->n]))) {
-			task_free(t);
-			return -ENOMEM;
-		}
 	if (c->task_tail)
 		c->task_tail->next = t;
 	else

@@ -79,12 +79,10 @@ struct claim {
 	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
 };
 
-/* A statement of another module (cluster_submit). */
+/* A statement of another module (cluster_submit), sent in its turn (cluster_kick). */
 struct task {
 	struct task *next;
-	const char *sql;
-	int n;
-	char **params;
+	struct stmtq_stmt *stmt; /* stmtq_hold's; NULL once pushed */
 	cluster_result_fn fn;
 	void *arg;
 };

@@ -23,6 +23,8 @@ struct stmtq_stmt {
 
 static void stmt_free(struct stmtq_stmt *s)
 {
+	if (!s)
+		return;
 	for (int i = 0; i < s->n; i++)
 		free(s->params[i]);
 	free(s->params);
@@ -252,32 +254,52 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
 	conndrv_fail(&q->drv, why);
 }
 
-bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
-                int64_t deadline_ms, stmtq_done_fn done, void *arg)
+struct stmtq_stmt *stmtq_hold(int tag, const char *sql, int n, const char *const *params,
+                              stmtq_done_fn done, void *arg)
 {
-	if (!stmtq_busy(q) && q->drv.state == CONNDRV_READY)
-		return send_now(q, tag, sql, n, params, deadline_ms, done, arg);
 	struct stmtq_stmt *s = calloc(1, sizeof(*s));
 	if (!s || !(s->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->params)))) {
 		free(s);
-		return false;
+		return NULL;
 	}
 	s->tag = tag;
 	s->sql = sql;
-	s->deadline_ms = deadline_ms;
 	s->done = done;
 	s->arg = arg;
 	for (; s->n < n; s->n++)
 		if (params[s->n] && !(s->params[s->n] = strdup(params[s->n]))) {
 			stmt_free(s);
-			return false;
+			return NULL;
 		}
+	return s;
+}
+
+void stmtq_free_held(struct stmtq_stmt *s)
+{
+	stmt_free(s);
+}
+
+bool stmtq_push_held(struct stmtq *q, struct stmtq_stmt *s, int64_t deadline_ms)
+{
+	s->deadline_ms = deadline_ms;
 	if (q->tail)
 		q->tail->next = s;
 	else
 		q->head = s;
 	q->tail = s;
-	return true;
+	if (q->head != s || q->cur_state != STMTQ_IDLE || q->drv.state != CONNDRV_READY)
+		return true;
+	pump(q);
+	return q->drv.state == CONNDRV_READY;
+}
+
+bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
+                int64_t deadline_ms, stmtq_done_fn done, void *arg)
+{
+	if (!stmtq_busy(q) && q->drv.state == CONNDRV_READY)
+		return send_now(q, tag, sql, n, params, deadline_ms, done, arg);
+	struct stmtq_stmt *s = stmtq_hold(tag, sql, n, params, done, arg);
+	return s && stmtq_push_held(q, s, deadline_ms);
 }
 
 bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
