@@ -23,9 +23,9 @@
 
 #include "clock.h"
 #include "config.h"
-#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "stmtq.h"
 
 #include "cluster_priv.h"
 
@@ -220,7 +220,7 @@ static const char sql_lock[] =
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
     "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ')";
 
-static void conn_start(struct cluster *c);
+static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 
 void cluster_arm_ms(struct event *ev, int64_t ms)
 {
@@ -270,18 +270,13 @@ void cluster_wake(struct cluster *c)
 
 static void task_free(struct task *t)
 {
-	for (int i = 0; i < t->n; i++)
-		free(t->params[i]);
-	free(t->params);
+	stmtq_free_held(t->stmt);
 	free(t);
 }
 
-static void drop_conn(struct cluster *c)
+/* The state that dies with the connection (the session's own: stmtq.h). */
+static void forget_conn(struct cluster *c)
 {
-	conndrv_close(&c->drv);
-	PQclear(c->res);
-	c->res = NULL;
-	c->op = OP_NONE;
 	c->locked = false;
 	/* the job locks are rows (sql/pgcrond--11.sql): they stay, and the unlocks still due
 	 * (also those whose statement got no answer) go after the reconnect */
@@ -298,49 +293,35 @@ static void drop_conn(struct cluster *c)
 	c->task_tail = NULL;
 }
 
-/* The driver's failed(): the connection is gone. */
-static void on_conn_failed(void *arg, const char *why, bool was_ready)
+/* The session's failed(): the connection is gone. Reconnect unless stopping (or refused:
+ * the daemon stops). */
+static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct cluster *c = arg;
-	int64_t retry_ms = c->next_retry_ms;
 
-	c->next_retry_ms = 0;
-	drop_conn(c);
+	forget_conn(c);
 	if (c->closing)
-		return;
+		return false;
 	if (!c->in_recovery && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	/* claims in flight or waiting: their answer cannot come now */
 	cluster_answer_claims(c, cluster_is_sent, cluster_v_offline);
 	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
-	conndrv_retry(&c->drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
+	return !c->refused;
 }
 
 /* Give the connection up for WHY (libpq's error if NULL), reconnecting after RETRY_MS (the
  * backoff if 0). */
 void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
 {
-	c->next_retry_ms = retry_ms;
-	conndrv_fail(&c->drv, why);
-}
-
-static void conn_failed_libpq(struct cluster *c)
-{
-	cluster_conn_failed(c, NULL, 0);
+	stmtq_fail(&c->q, why, retry_ms);
 }
 
 bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params)
 {
-	c->op = op;
-	c->op_failed = false;
-	c->op_err[0] = c->op_sqlstate[0] = '\0';
-	if (!conndrv_send(&c->drv, sql, n, params, c->drv.check_ms)) {
-		conn_failed_libpq(c);
-		return false;
-	}
-	return true;
+	return stmtq_push(&c->q, op, sql, n, params, c->q.drv.check_ms, op_done, c);
 }
 
 static void send_lock(struct cluster *c)
@@ -353,28 +334,38 @@ static void send_lock(struct cluster *c)
 
 static void on_connected(void *arg)
 {
-	struct cluster *c = arg;
-
-	conndrv_succeeded(&c->drv);
-	send_lock(c);
+	send_lock(arg);
 }
 
-static void conn_start(struct cluster *c)
-{
-	char app[96];
-	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
-	(void)conndrv_connect(&c->drv, c->conninfo, app);
-}
-
-/* The driver's retry timer: reconnect, or try the lock again. */
+/* The driver's retry timer while connected: try the lock again. */
 static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	if (c->drv.state == CONNDRV_DOWN && !c->closing && !c->refused)
-		conn_start(c);
-	else if (c->drv.state == CONNDRV_READY && !c->locked && c->op == OP_NONE)
+	if (stmtq_ready(&c->q) && !c->locked && !stmtq_busy(&c->q))
 		send_lock(c);
 }
+
+/* The session is idle after a statement: the next one. */
+static void on_idle(void *arg)
+{
+	cluster_kick(arg);
+}
+
+/* Wake-ups from other instances (coord.c), between statements. */
+static void on_notify(void *arg, const char *extra)
+{
+	struct cluster *c = arg;
+	if (c->hooks.notified && !c->closing)
+		c->hooks.notified(c->hooks.arg, extra);
+}
+
+static const struct stmtq_ops conn_ops = {
+    .connected = on_connected,
+    .failed = on_conn_failed,
+    .idle = on_idle,
+    .retry = on_retry,
+    .notify = on_notify,
+};
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
@@ -394,12 +385,12 @@ const char *cluster_res_val(const PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-static void jobs_done(struct cluster *c)
+static void jobs_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
-	if (c->op_failed) {
-		if (strcmp(c->op_sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot publish this instance's jobs: %s", c->op_err);
+	const PGresult *r = sr->res;
+	if (sr->failed) {
+		if (strcmp(sr->sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot publish this instance's jobs: %s", sr->err);
 		c->jobs_due = false; /* the rest of the parts waits for the next connect or set */
 		return;
 	}
@@ -410,28 +401,31 @@ static void jobs_done(struct cluster *c)
 		            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
 
-static void op_done(struct cluster *c)
+/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
+ * when this returns (the session's idle(): cluster_kick). */
+static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 {
-	enum op op = c->op;
-	c->op = OP_NONE;
-	conndrv_idle(&c->drv);
+	struct cluster *c = arg;
+	enum op op = (enum op)tag;
+	if (sr->lost)
+		return; /* the connection is gone: on_conn_failed */
 	switch (op) {
 	case OP_LOCK:
-		cluster_lock_done(c);
+		cluster_lock_done(c, sr);
 		break;
 	case OP_HOLDER:
-		cluster_holder_done(c);
+		cluster_holder_done(c, sr);
 		break;
 	case OP_BEAT:
-		cluster_beat_done(c);
+		cluster_beat_done(c, sr);
 		break;
 	case OP_REAP:
-		cluster_reap_done(c);
+		cluster_reap_done(c, sr);
 		break;
 	case OP_CLAIM:
 	case OP_TURN:
 		c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
-		cluster_claim_done(c, op);
+		cluster_claim_done(c, op, sr);
 		break;
 	case OP_UNLOCK:
 		/* sent or not, they are done: a failed unlock leaves a lock this session drops
@@ -446,18 +440,18 @@ static void op_done(struct cluster *c)
 			unlock_gather(c);
 		break;
 	case OP_JOBS:
-		jobs_done(c);
+		jobs_done(c, sr);
 		break;
 	case OP_PURGE:
-		if (c->op_failed && strcmp(c->op_sqlstate, "42P01") != 0)
-			log_warning("cluster: purging old claims failed: %s", c->op_err);
+		if (sr->failed && strcmp(sr->sqlstate, "42P01") != 0)
+			log_warning("cluster: purging old claims failed: %s", sr->err);
 		break;
 	case OP_STOP:
 		c->stop_done = true;
 		break;
 	case OP_LISTEN:
-		if (c->op_failed)
-			log_warning("cluster: cannot listen for other instances: %s", c->op_err);
+		if (sr->failed)
+			log_warning("cluster: cannot listen for other instances: %s", sr->err);
 		break;
 	case OP_TASK:
 		if (c->task_head) {
@@ -465,61 +459,13 @@ static void op_done(struct cluster *c)
 			c->task_head = t->next;
 			if (!c->task_head)
 				c->task_tail = NULL;
-			t->fn(t->arg, c->op_failed ? NULL : c->res, c->op_failed ? c->op_err : "",
-			      c->op_failed ? c->op_sqlstate : "");
+			t->fn(t->arg, sr->failed ? NULL : sr->res, sr->failed ? sr->err : "",
+			      sr->failed ? sr->sqlstate : "");
 			task_free(t);
 		}
 		break;
-	case OP_NONE:
-		break;
 	}
-	PQclear(c->res);
-	c->res = NULL;
-	if (c->drv.conn && c->drv.state == CONNDRV_READY)
-		cluster_kick(c);
 }
-
-/* The driver's readable(): the answers to the statement in flight. */
-static void read_results(void *arg)
-{
-	struct cluster *c = arg;
-
-	while (c->drv.conn && c->op != OP_NONE && !PQisBusy(c->drv.conn)) {
-		PGresult *r = PQgetResult(c->drv.conn);
-		if (!r) {
-			op_done(c);
-			continue;
-		}
-		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_TUPLES_OK && !c->res && !c->op_failed) {
-			c->res = r;
-			continue;
-		}
-		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !c->op_failed) {
-			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-			c->op_failed = true;
-			pgconn_result_error(r, c->op_err, sizeof(c->op_err));
-			snprintf(c->op_sqlstate, sizeof(c->op_sqlstate), "%s", state ? state : "");
-		}
-		PQclear(r);
-	}
-	/* wake-ups from other instances (coord.c), between statements */
-	PGnotify *nt;
-	while (c->drv.conn && (nt = PQnotifies(c->drv.conn)) != NULL) {
-		if (c->hooks.notified && !c->closing)
-			c->hooks.notified(c->hooks.arg, nt->extra);
-		PQfreemem(nt);
-	}
-	if (c->drv.conn && PQstatus(c->drv.conn) == CONNECTION_BAD)
-		conn_failed_libpq(c);
-}
-
-static const struct conndrv_ops conn_ops = {
-    .connected = on_connected,
-    .readable = read_results,
-    .failed = on_conn_failed,
-    .retry = on_retry,
-};
 
 /* ---- what to send next ----------------------------------------------------------------- */
 
@@ -559,6 +505,15 @@ static void send_jobs_part(struct cluster *c)
 	free(hashes);
 }
 
+/* The head task goes; it stays the head until its answer (op_done, OP_TASK). */
+static void send_task(struct cluster *c)
+{
+	struct stmtq_stmt *s = c->task_head->stmt;
+	c->task_head->stmt = NULL;
+	if (s)
+		(void)stmtq_push_held(&c->q, s, c->q.drv.check_ms);
+}
+
 bool cluster_has_unsent(const struct cluster *c)
 {
 	for (const struct claim *q = c->head; q; q = q->next)
@@ -569,14 +524,13 @@ bool cluster_has_unsent(const struct cluster *c)
 
 void cluster_kick(struct cluster *c)
 {
-	if (c->drv.state != CONNDRV_READY || c->op != OP_NONE || !c->locked)
+	if (!stmtq_ready(&c->q) || stmtq_busy(&c->q) || !c->locked)
 		return;
 	if (c->closing) {
 		/* statements asked for before the stop go first (a stop's give-back of the fires it
 		 * claimed early, sched_preclaim.c), within the stop's grace */
 		if (c->task_head) {
-			struct task *t = c->task_head;
-			cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+			send_task(c);
 			return;
 		}
 		if (!c->stop_done) {
@@ -655,8 +609,7 @@ void cluster_kick(struct cluster *c)
 		return;
 	}
 	if (c->task_head) {
-		struct task *t = c->task_head;
-		cluster_send_stmt(c, OP_TASK, t->sql, t->n, (const char *const *)t->params);
+		send_task(c);
 		return;
 	}
 	if (cluster_has_unsent(c) && !c->schema_missing) {
@@ -696,14 +649,15 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->host[sizeof(c->host) - 1] = '\0';
 	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
 	c->last_purge_ms = clock_mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
-	conndrv_init(&c->drv, base, &conn_ops, c, "cluster connection", PGCONN_NOTICES_PER_MIN,
-	             60000, CHECK_DEFAULT_MS);
-	conndrv_set_backoff(&c->drv, RETRY_MIN_MS, RETRY_MAX_MS);
+	stmtq_init(&c->q, base, &conn_ops, c, "cluster connection", CHECK_DEFAULT_MS);
+	conndrv_set_backoff(&c->q.drv, RETRY_MIN_MS, RETRY_MAX_MS);
 	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
 	cluster_arm_ms(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
-	conn_start(c);
+	char app[96];
+	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
+	stmtq_connect(&c->q, c->conninfo, app);
 	*out = c;
 	return 0;
 }
@@ -723,7 +677,7 @@ void cluster_close(struct cluster **cp)
 	event_del(&c->beat_ev);
 	event_del(&c->flush_ev);
 	event_del(&c->unlock_ev);
-	conndrv_cancel_retry(&c->drv);
+	conndrv_cancel_retry(&c->q.drv);
 	/* forget the claims: nobody waits for them any more */
 	while (c->head) {
 		struct claim *q = c->head;
@@ -733,20 +687,21 @@ void cluster_close(struct cluster **cp)
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
-	if (c->drv.state == CONNDRV_READY && c->locked) {
+	if (stmtq_ready(&c->q) && c->locked) {
 		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until = clock_mono_ms() + STOP_GRACE_MS;
-		while (c->drv.conn && c->drv.state == CONNDRV_READY && !c->stop_done) {
+		while (stmtq_conn(&c->q) && stmtq_ready(&c->q) && !c->stop_done) {
 			int64_t left = until - clock_mono_ms();
-			if (left <= 0 || PQflush(c->drv.conn) < 0)
+			if (left <= 0 || PQflush(stmtq_conn(&c->q)) < 0)
 				break;
-			struct pollfd pfd = {.fd = PQsocket(c->drv.conn), .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(c->drv.conn))
+			struct pollfd pfd = {.fd = PQsocket(stmtq_conn(&c->q)), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(stmtq_conn(&c->q)))
 				break;
-			read_results(c); /* may drop the connection */
+			stmtq_read(&c->q); /* may drop the connection */
 		}
 	}
-	drop_conn(c);
+	stmtq_close(&c->q);
+	forget_conn(c);
 	for (size_t i = 0; i < c->n_unlock; i++)
 		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
 	free(c->unlock);
@@ -812,7 +767,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 			sorted[i] = &cfg->jobs[i];
 		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
-	conndrv_set_check(&c->drv, cfg->connection_check_ms);
+	conndrv_set_check(&c->q.drv, cfg->connection_check_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)
 		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen;
@@ -921,18 +876,12 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 	if (!cluster_ready(c))
 		return -ENOTCONN;
 	struct task *t = calloc(1, sizeof(*t));
-	if (!t || !(t->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*t->params)))) {
+	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
 		free(t);
 		return -ENOMEM;
 	}
-	t->sql = sql;
 	t->fn = fn;
 	t->arg = arg;
-	for (; t->n < n; t->n++)
-		if (params[t->n] && !(t->params[t->n] = strdup(params[t->n]))) {
-			task_free(t);
-			return -ENOMEM;
-		}
 	if (c->task_tail)
 		c->task_tail->next = t;
 	else
@@ -946,7 +895,7 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 
 bool cluster_ready(const struct cluster *c)
 {
-	return c && c->drv.state == CONNDRV_READY && c->locked && !c->closing && !c->refused;
+	return c && stmtq_ready(&c->q) && c->locked && !c->closing && !c->refused;
 }
 
 const char *cluster_instance(const struct cluster *c)

@@ -15,7 +15,6 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "config.h"
-#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -191,7 +190,7 @@ bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (conn_failed), and without our name nothing may run */
-	return !q->sent && (c->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
+	return !q->sent && (c->q.drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
 	                    c->schema_missing || c->skewed);
 }
 enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
@@ -207,7 +206,7 @@ static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *w
 	}
 	if (q->granted)
 		return CLUSTER_GRANTED;
-	if (c->op_failed)
+	if (stmtq_failed(&c->q)) /* the claim statement being answered */
 		return offline_verdict(c, why, len);
 	snprintf(why, len, "another instance claimed it");
 	return CLUSTER_TAKEN;
@@ -354,43 +353,43 @@ static void claim_match(struct cluster *c, const PGresult *r)
 	free(tab);
 }
 
-void cluster_claim_done(struct cluster *c, enum op op)
+void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
+	const PGresult *r = sr->res;
+	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		if (log_complain(&c->schema_complaint))
 			log_warning(
 			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
 			    "run 'pgcrond install' to upgrade the schema");
 		c->schema_missing = true;
-	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") == 0) {
+	} else if (sr->failed && strcmp(sr->sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
 		c->in_recovery = true;
-	} else if (c->op_failed &&
-	           (strcmp(c->op_sqlstate, "40P01") == 0 || strcmp(c->op_sqlstate, "40001") == 0) &&
+	} else if (sr->failed &&
+	           (strcmp(sr->sqlstate, "40P01") == 0 || strcmp(sr->sqlstate, "40001") == 0) &&
 	           c->claim_retries++ < 3) {
 		/* send the same claims again: nothing of the failed statement stayed */
-		log_debug("cluster: claim statement retried: %s", c->op_err);
+		log_debug("cluster: claim statement retried: %s", sr->err);
 		for (struct claim *q = c->head; q; q = q->next)
 			q->sent = false;
 		return;
-	} else if (c->op_failed) {
-		log_warning("cluster: a claim failed: %s (SQLSTATE %s)", c->op_err, c->op_sqlstate);
-		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", c->op_err);
+	} else if (sr->failed) {
+		log_warning("cluster: a claim failed: %s (SQLSTATE %s)", sr->err, sr->sqlstate);
+		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", sr->err);
 	}
 	c->claim_retries = 0;
 	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
 		if (q->sent) {
-			q->granted = r && !c->op_failed && PQntuples(r) == 1;
+			q->granted = r && !sr->failed && PQntuples(r) == 1;
 			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
 		}
-	if (op == OP_CLAIM && r && !c->op_failed)
+	if (op == OP_CLAIM && r && !sr->failed)
 		claim_match(c, r);
 	cluster_answer_claims(c, cluster_is_sent, v_result);
 	if (!cluster_has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
-	if (c->in_recovery && c->op_failed)
+	if (c->in_recovery && sr->failed)
 		cluster_conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 

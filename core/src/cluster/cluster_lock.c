@@ -15,7 +15,6 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "config.h"
-#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -40,34 +39,34 @@ static void told_dead(const struct cluster *c, const PGresult *r, int col)
 		            c->instance, note, CLUSTER_DEAD_MS / 1000);
 }
 
-void cluster_lock_done(struct cluster *c)
+void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
+	const PGresult *r = sr->res;
 	bool legacy = false;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42703") == 0) {
+	if (sr->failed && strcmp(sr->sqlstate, "42703") == 0) {
 		/* pgcrond.instance without step 11's columns: no name can be held safely */
 		if (log_complain(&c->schema_complaint))
 			log_warning(
 			    "cluster: the history database's pgcrond schema is older than this "
 			    "pgcrond (%s): no run starts until 'pgcrond install' has upgraded "
 			    "it; checking every %d s",
-			    c->op_err, SCHEMA_RETRY_MS / 1000);
+			    sr->err, SCHEMA_RETRY_MS / 1000);
 		c->schema_old = true;
 		cluster_conn_failed(c, "the pgcrond schema needs 'pgcrond install'",
 		                    SCHEMA_RETRY_MS);
 		return;
 	}
 	c->schema_old = false;
-	if (c->op_failed && strcmp(c->op_sqlstate, "42P01") == 0) {
+	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
-	} else if (c->op_failed && strcmp(c->op_sqlstate, "25006") != 0) {
-		cluster_conn_failed(c, c->op_err, 0);
+	} else if (sr->failed && strcmp(sr->sqlstate, "25006") != 0) {
+		cluster_conn_failed(c, sr->err, 0);
 		return;
-	} else if (!c->op_failed && (!r || PQntuples(r) != 1)) {
+	} else if (!sr->failed && (!r || PQntuples(r) != 1)) {
 		cluster_conn_failed(c, "no answer to the lock query", 0);
 		return;
 	}
-	if (c->op_failed && !legacy) { /* read-only: a standby */
+	if (sr->failed && !legacy) { /* read-only: a standby */
 		if (log_complain(&c->recovery_complaint))
 			log_warning(
 			    "cluster: history database %s is in recovery (a hot standby): no "
@@ -115,10 +114,10 @@ void cluster_lock_done(struct cluster *c)
 
 /* The name's lock is held by another session: a live instance of the same name (refuse) or
  * the session of a process that died where the server has not noticed yet (wait). */
-void cluster_holder_done(struct cluster *c)
+void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
-	bool have = !c->op_failed && r && PQntuples(r) == 1;
+	const PGresult *r = sr->res;
+	bool have = !sr->failed && r && PQntuples(r) == 1;
 	int64_t seen = have ? atoll(PQgetvalue(r, 0, 3)) : 0;
 	if (!c->holder_looked) {
 		c->holder_looked = true;
@@ -126,7 +125,7 @@ void cluster_holder_done(struct cluster *c)
 		log_notice("cluster: instance name \"%s\" is held by another live session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
-		conndrv_retry(&c->drv, LOCK_RECHECK_MS);
+		conndrv_retry(&c->q.drv, LOCK_RECHECK_MS);
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
@@ -159,21 +158,21 @@ void cluster_holder_done(struct cluster *c)
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
-	conndrv_retry(&c->drv, CLUSTER_RECOVERY_RETRY_MS);
+	conndrv_retry(&c->q.drv, CLUSTER_RECOVERY_RETRY_MS);
 }
 
-void cluster_beat_done(struct cluster *c)
+void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
-	if (c->op_failed) {
-		if (strcmp(c->op_sqlstate, "42P01") == 0) {
+	const PGresult *r = sr->res;
+	if (sr->failed) {
+		if (strcmp(sr->sqlstate, "42P01") == 0) {
 			if (log_complain(&c->schema_complaint))
 				log_warning(
 				    "cluster: pgcrond.instance does not exist: instances are not "
 				    "coordinated; run 'pgcrond install' to upgrade the schema");
 			c->schema_missing = true;
 		} else {
-			log_warning("cluster: heartbeat failed: %s", c->op_err);
+			log_warning("cluster: heartbeat failed: %s", sr->err);
 		}
 		return;
 	}
@@ -212,12 +211,12 @@ void cluster_beat_done(struct cluster *c)
 	}
 }
 
-void cluster_reap_done(struct cluster *c)
+void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
-	const PGresult *r = c->res;
-	if (c->op_failed) {
-		if (strcmp(c->op_sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot look for dead instances: %s", c->op_err);
+	const PGresult *r = sr->res;
+	if (sr->failed) {
+		if (strcmp(sr->sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot look for dead instances: %s", sr->err);
 		return;
 	}
 	if (!r)

@@ -14,8 +14,8 @@
 #include "clock.h"
 #include "cluster.h"
 #include "config.h"
-#include "conndrv.h"
 #include "log.h"
+#include "stmtq.h"
 
 #define APP_NAME "pgcrond cluster"
 /* a connect or a statement answered within this, or the connection is replaced; the
@@ -79,19 +79,17 @@ struct claim {
 	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
 };
 
-/* A statement of another module (cluster_submit). */
+/* A statement of another module (cluster_submit), sent in its turn (cluster_kick). */
 struct task {
 	struct task *next;
-	const char *sql;
-	int n;
-	char **params;
+	struct stmtq_stmt *stmt; /* stmtq_hold's; NULL once pushed */
 	cluster_result_fn fn;
 	void *arg;
 };
 
+/* The statements, by what their answers mean (the session's tags). */
 enum op {
-	OP_NONE,
-	OP_LOCK,
+	OP_LOCK = 1,
 	OP_HOLDER,
 	OP_BEAT,
 	OP_REAP,
@@ -114,13 +112,7 @@ struct cluster {
 	char host[256];
 	struct cluster_hooks hooks;
 
-	struct conndrv drv;    /* the connection (conndrv.h) */
-	int64_t next_retry_ms; /* conn_failed's: when to reconnect, 0 = the backoff */
-	enum op op;
-	PGresult *res; /* the op's first tuples result */
-	bool op_failed;
-	char op_err[512];
-	char op_sqlstate[6];
+	struct stmtq q;     /* the connection and the statement in flight (stmtq.h) */
 	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
 	struct event beat_ev, flush_ev;
 	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
@@ -185,11 +177,11 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params);
 bool cluster_has_unsent(const struct cluster *c);
 uint64_t cluster_fnv(uint64_t h, const char *s);
-void cluster_lock_done(struct cluster *c);
-void cluster_holder_done(struct cluster *c);
-void cluster_beat_done(struct cluster *c);
-void cluster_reap_done(struct cluster *c);
-void cluster_claim_done(struct cluster *c, enum op op);
+void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr);
 char *cluster_array_literal(struct claim *from, size_t n, bool keys);
 void cluster_send_claims(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);

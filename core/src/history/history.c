@@ -40,9 +40,9 @@
 #include "hist_spool.h"
 #include "hist_startup.h"
 #include "clock.h"
-#include "conndrv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "stmtq.h"
 
 #include "history_priv.h"
 
@@ -86,13 +86,15 @@ static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::
 static void kick(struct hist *h);
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params);
+static void op_done(void *arg, int tag, const struct stmtq_result *r);
+static void batch_result(void *arg, int tag, PGresult *r);
 
 /* How long statement OP may go unanswered before the connection is given up: the
  * connection check for the record batches and the check itself (a few hundred small
  * statements), longer for the purge and the catch-up reads, which scan the table. */
 static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
 {
-	int64_t check_ms = h->drv.check_ms;
+	int64_t check_ms = h->q.drv.check_ms;
 
 	if (op == OP_BATCH || op == OP_PREPARE)
 		return check_ms;
@@ -123,7 +125,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL))
+	if (!stmtq_busy(&h->q) && !evtimer_pending(&h->linger_ev, NULL))
 		kick(h);
 }
 
@@ -146,28 +148,26 @@ void hist_emit(struct hist *h, const char *kind, const char *const *fields, int 
 		return;
 	}
 	hist_spool_put(h->spool, line, len);
-	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL))
+	if (!stmtq_busy(&h->q) && !evtimer_pending(&h->linger_ev, NULL))
 		arm(&h->linger_ev, LINGER_MS);
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
 
-/* The statement state that dies with a connection. */
-static void drop_conn(struct hist *h)
+/* The statement state that dies with a connection (the session's: stmtq.h). */
+static void forget_conn(struct hist *h)
 {
 	hist_written_done(h, false);
-	conndrv_close(&h->drv);
-	h->op = OP_NONE;
 	h->blocked = false;
 	h->prepared = false;
 }
 
-/* The driver's failed(): the connection is gone. */
-static void on_conn_failed(void *arg, const char *why, bool was_ready)
+/* The session's failed(): the connection is gone; reconnect unless closing. */
+static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct hist *h = arg;
 
-	drop_conn(h);
+	forget_conn(h);
 	hist_spool_sync(h->spool); /* what waits now may wait long: make it durable */
 	if (log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
@@ -175,30 +175,18 @@ static void on_conn_failed(void *arg, const char *why, bool was_ready)
 		            "written when it is back",
 		            h->safe_conninfo, was_ready ? "connection lost" : "unreachable", why,
 		            hist_pending(h), hist_spool_where(h->spool));
-	if (!h->closing)
-		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
-}
-
-static void conn_failed(struct hist *h, const char *why)
-{
-	conndrv_fail(&h->drv, why);
+	return !h->closing;
 }
 
 static void conn_failed_libpq(struct hist *h)
 {
-	conndrv_fail(&h->drv, NULL);
-}
-
-static void conn_start(struct hist *h)
-{
-	(void)conndrv_connect(&h->drv, h->conninfo, APP_NAME);
+	stmtq_fail(&h->q, NULL, 0);
 }
 
 static void on_connected(void *arg)
 {
 	struct hist *h = arg;
 
-	conndrv_succeeded(&h->drv);
 	h->st.connects++;
 	if (log_complaint_reset(&h->down_complaint))
 		log_notice("history database %s is reachable again; writing %" PRIu64
@@ -211,15 +199,11 @@ static void on_connected(void *arg)
 	kick(h);
 }
 
-/* The driver's retry timer: reconnect, or send again after a write error. */
+/* The driver's retry timer while connected: send again after a write error. */
 static void on_retry(void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->drv.state == CONNDRV_DOWN) {
-		conn_start(h);
-		return;
-	}
 	h->blocked = false;
 	kick(h);
 }
@@ -230,8 +214,14 @@ static void on_idle_check(void *arg)
 {
 	struct hist *h = arg;
 
-	if (h->op == OP_NONE)
+	if (!stmtq_busy(&h->q))
 		send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL);
+}
+
+/* The session is idle after a statement: the next one. */
+static void on_idle(void *arg)
+{
+	kick(arg);
 }
 
 static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
@@ -249,15 +239,7 @@ static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params)
 {
-	h->op = op;
-	h->op_failed = false;
-	h->op_rows = 0;
-	h->op_err[0] = h->op_sqlstate[0] = '\0';
-	if (!conndrv_send(&h->drv, sql, n, params, stmt_deadline_ms(h, op))) {
-		conn_failed_libpq(h);
-		return false;
-	}
-	return true;
+	return stmtq_push(&h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
 }
 
 /* Queue line L's statement on the pipeline. Returns 1 if it went out, 0 if the line is
@@ -294,7 +276,8 @@ static int send_line(struct hist *h, const struct hist_spool_line *l, const char
 		np = N_FINISH;
 	}
 	if (sql)
-		rc = PQsendQueryPrepared(h->drv.conn, sql, np, params, NULL, NULL, 0) ? 1 : -1;
+		rc =
+		    PQsendQueryPrepared(stmtq_conn(&h->q), sql, np, params, NULL, NULL, 0) ? 1 : -1;
 	else
 		*why = n < 0 ? "damaged" : "unknown kind";
 	free(buf);
@@ -309,23 +292,20 @@ static void send_prepare(struct hist *h)
 	snprintf(h->stmt_insert, sizeof(h->stmt_insert), "pgcrond_ins_%u", seq);
 	snprintf(h->stmt_pid, sizeof(h->stmt_pid), "pgcrond_pid_%u", seq);
 	snprintf(h->stmt_finish, sizeof(h->stmt_finish), "pgcrond_fin_%u", seq);
-	if (!PQenterPipelineMode(h->drv.conn) ||
-	    !PQsendPrepare(h->drv.conn, h->stmt_insert, sql_insert, N_RECORD, NULL) ||
-	    !PQsendPrepare(h->drv.conn, h->stmt_pid, sql_pid, N_PID, NULL) ||
-	    !PQsendPrepare(h->drv.conn, h->stmt_finish, sql_finish, N_FINISH, NULL) ||
-	    !PQpipelineSync(h->drv.conn)) {
+	PGconn *conn = stmtq_conn(&h->q);
+
+	if (!PQenterPipelineMode(conn) ||
+	    !PQsendPrepare(conn, h->stmt_insert, sql_insert, N_RECORD, NULL) ||
+	    !PQsendPrepare(conn, h->stmt_pid, sql_pid, N_PID, NULL) ||
+	    !PQsendPrepare(conn, h->stmt_finish, sql_finish, N_FINISH, NULL) ||
+	    !PQpipelineSync(conn)) {
 		conn_failed_libpq(h);
 		return;
 	}
-	h->op = OP_PREPARE;
-	h->op_failed = false;
-	h->op_rows = 0;
-	h->op_err[0] = h->op_sqlstate[0] = '\0';
 	h->batch_n = h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	conndrv_busy(&h->drv, stmt_deadline_ms(h, h->op));
-	if (!conndrv_flush(&h->drv))
-		conn_failed_libpq(h);
+	(void)stmtq_begin(&h->q, OP_PREPARE, stmt_deadline_ms(h, OP_PREPARE), batch_result, op_done,
+	                  h);
 }
 
 /* The batch as set-based statements (hist_batch.c): sets h->set_batch and *N (lines) if it
@@ -345,7 +325,7 @@ static int send_set(struct hist *h, size_t *n)
 		lines[k] = l->text;
 		lens[k] = l->len;
 	}
-	int r = hist_batch_send(h->drv.conn, lines, lens, k, !h->head_fresh);
+	int r = hist_batch_send(stmtq_conn(&h->q), lines, lens, k, !h->head_fresh);
 	free(lines);
 	free(lens);
 	if (r < 0) {
@@ -367,7 +347,7 @@ static int send_batch(struct hist *h)
 	const char *why = "";
 
 	h->batch_cap = 0;
-	if (!PQenterPipelineMode(h->drv.conn)) {
+	if (!PQenterPipelineMode(stmtq_conn(&h->q))) {
 		conn_failed_libpq(h);
 		return -1;
 	}
@@ -386,29 +366,22 @@ static int send_batch(struct hist *h)
 			break; /* an unusable line ends the batch; at the head it is dropped */
 	}
 	if (n == 0) {
-		PQexitPipelineMode(h->drv.conn);
+		PQexitPipelineMode(stmtq_conn(&h->q));
 		log_error("history: discarding an unreadable record in %s (%s)",
 		          hist_spool_where(h->spool), why);
 		h->st.dropped++;
 		pop(h);
 		return 0;
 	}
-	if (!PQpipelineSync(h->drv.conn)) {
+	if (!PQpipelineSync(stmtq_conn(&h->q))) {
 		conn_failed_libpq(h);
 		return -1;
 	}
-	h->op = OP_BATCH;
-	h->op_failed = false;
-	h->op_rows = 0;
-	h->op_err[0] = h->op_sqlstate[0] = '\0';
 	h->batch_n = n;
 	h->batch_ended = h->batch_failed = 0;
 	h->batch_synced = false;
-	conndrv_busy(&h->drv, stmt_deadline_ms(h, h->op));
-	if (!conndrv_flush(&h->drv)) {
-		conn_failed_libpq(h);
+	if (!stmtq_begin(&h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
 		return -1;
-	}
 	return 1;
 }
 
@@ -435,7 +408,7 @@ static void send_orphans(struct hist *h)
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
 {
-	while (h->drv.state == CONNDRV_READY && h->op == OP_NONE && !h->blocked) {
+	while (stmtq_ready(&h->q) && !stmtq_busy(&h->q) && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
@@ -532,35 +505,36 @@ static bool worth_retrying(const char *sqlstate)
 	         strcmp(sqlstate, "54000") == 0);
 }
 
-static void op_done(struct hist *h)
+/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
+ * when this returns (the session's idle(): kick). */
+static void op_done(void *arg, int tag, const struct stmtq_result *r)
 {
-	enum hist_op op = h->op;
+	struct hist *h = arg;
+	enum hist_op op = (enum hist_op)tag;
 
-	if (op == OP_BATCH && h->op_failed)
+	if (r->lost)
+		return; /* the connection is gone: on_conn_failed */
+	if (op == OP_BATCH && r->failed)
 		hist_written_done(h, false); /* rolled back: the lines go again */
-	conndrv_idle(&h->drv);
-	h->op = OP_NONE;
-	if (PQstatus(h->drv.conn) == CONNECTION_BAD) {
+	if (PQstatus(stmtq_conn(&h->q)) == CONNECTION_BAD) {
 		conn_failed_libpq(h);
 		return;
 	}
 	if (op == OP_ENSURE || op == OP_PARTITION) {
 		/* a failure (schema older than 6) is the maintenance thread's to report */
 		if (op == OP_ENSURE)
-			h->set_ok = !h->op_failed;
+			h->set_ok = !r->failed;
 		h->ensured = true;
-		kick(h);
 		return;
 	}
 	char day[16];
-	if (op == OP_BATCH && h->set_batch && !worth_retrying(h->op_sqlstate)) {
+	if (op == OP_BATCH && h->set_batch && !worth_retrying(r->sqlstate)) {
 		/* a line the database refuses: line by line finds it (and a day without a
 		 * partition) */
 		h->line_mode = true;
-		kick(h);
 		return;
 	}
-	if (op == OP_BATCH && strcmp(h->op_sqlstate, "23514") == 0 &&
+	if (op == OP_BATCH && strcmp(r->sqlstate, "23514") == 0 &&
 	    (h->batch_failed == 0 || h->batch_n == 1) && !h->head_part_tried &&
 	    line_day(hist_spool_head(h->spool), day, sizeof(day))) {
 		/* no partition for the row's day, or a CHECK it violates: in the second case the
@@ -570,10 +544,10 @@ static void op_done(struct hist *h)
 		send_stmt(h, OP_PARTITION, sql_partition, 1, p);
 		return;
 	}
-	if (!h->op_failed) {
+	if (!r->failed) {
 		if (log_complaint_reset(&h->write_complaint))
 			log_notice("history: run records are written again");
-		conndrv_succeeded(&h->drv);
+		conndrv_succeeded(&h->q.drv);
 		switch (op) {
 		case OP_PREPARE:
 			h->prepared = true;
@@ -591,69 +565,74 @@ static void op_done(struct hist *h)
 			break;
 		case OP_ORPHANS:
 			h->orphans_done = true;
-			h->st.orphans_closed += (uint64_t)h->op_rows;
-			if (h->op_rows > 0)
+			h->st.orphans_closed += (uint64_t)r->rows;
+			if (r->rows > 0)
 				log_notice(
 				    "history: closed %lld runs a previous pgcrond process left "
 				    "running as failed",
-				    h->op_rows);
+				    r->rows);
 			break;
 		case OP_ENSURE:
 		case OP_PARTITION:
 			break;
 		case OP_LAST_FIRES:
+			for (int i = 0; r->res && h->last_fires_fn && i < PQntuples(r->res); i++)
+				h->last_fires_fn(
+				    h->last_fires_arg, PQgetvalue(r->res, i, 0),
+				    PQgetisnull(r->res, i, 1) ? 0 : atoll(PQgetvalue(r->res, i, 1)),
+				    PQgetisnull(r->res, i, 2) ? 0
+				                              : atoll(PQgetvalue(r->res, i, 2)));
 			if (h->last_fires_fn) /* the end of the answer */
 				h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 			h->last_fires_fn = NULL;
 			break;
 		case OP_LAST_RESULTS:
+			for (int i = 0; r->res && h->last_results_fn && i < PQntuples(r->res); i++)
+				hist_past_row(h, r->res, i);
 			if (h->last_results_fn)
 				h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 			h->last_results_fn = NULL;
 			break;
 		case OP_CHECK:
-		case OP_NONE:
 			break;
 		}
-		kick(h);
 		return;
 	}
 
 	if (op == OP_CHECK) {
-		conn_failed(h, h->op_err);
+		stmtq_fail(&h->q, r->err, 0);
 		return;
 	}
 
-	if (op == OP_PREPARE || worth_retrying(h->op_sqlstate)) {
-		bool schema = strcmp(h->op_sqlstate, "42P01") == 0 ||
-		              strcmp(h->op_sqlstate, "3F000") == 0 ||
-		              strcmp(h->op_sqlstate, "42703") == 0;
+	if (op == OP_PREPARE || worth_retrying(r->sqlstate)) {
+		bool schema = strcmp(r->sqlstate, "42P01") == 0 ||
+		              strcmp(r->sqlstate, "3F000") == 0 ||
+		              strcmp(r->sqlstate, "42703") == 0;
 		if (log_complain(&h->write_complaint))
 			log_warning(
 			    "history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
 			    " wait in %s, retrying",
-			    h->op_err, h->op_sqlstate,
+			    r->err, r->sqlstate,
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 			    hist_pending(h), hist_spool_where(h->spool));
 		h->blocked = true;
-		conndrv_retry(&h->drv, CONNDRV_BACKOFF);
+		conndrv_retry(&h->q.drv, CONNDRV_BACKOFF);
 		return;
 	}
 	if (op == OP_LAST_FIRES) {
-		log_error("history: cannot read the last fires for catch-up: %s", h->op_err);
+		log_error("history: cannot read the last fires for catch-up: %s", r->err);
 		if (h->last_fires_fn)
 			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
 		h->last_fires_fn = NULL;
 	} else if (op == OP_LAST_RESULTS) {
-		log_error("history: cannot read the jobs' last results for the status: %s",
-		          h->op_err);
+		log_error("history: cannot read the jobs' last results for the status: %s", r->err);
 		if (h->last_results_fn)
 			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 		h->last_results_fn = NULL;
 	} else if (op == OP_ORPHANS) {
 		h->orphans_done = true;
 		log_error("history: cannot close the runs a previous process left running: %s",
-		          h->op_err);
+		          r->err);
 	} else if (h->batch_failed > 0 && h->batch_n > 1) {
 		/* The lines before the bad one were rolled back with it: send them alone, then
 		 * the bad one is the head and is dropped as below. An error at the commit names
@@ -663,99 +642,56 @@ static void op_done(struct hist *h)
 		h->st.dropped++;
 		log_error("history: the database refuses a run record, dropping it: %s "
 		          "(SQLSTATE %s)",
-		          h->op_err, h->op_sqlstate);
+		          r->err, r->sqlstate);
 		pop(h);
 	}
-	kick(h);
 }
 
-/* One result (or the NULL that ends a statement's results) of the batch in flight. */
-static void batch_result(struct hist *h, PGresult *r)
+/* One result (or the NULL that ends a statement's results) of the batch in flight (the
+ * session's each() for OP_BATCH and OP_PREPARE, which history.c writes itself). */
+static void batch_result(void *arg, int tag, PGresult *r)
 {
+	struct hist *h = arg;
+
 	if (!r) {
 		if (!h->batch_synced) {
 			h->batch_ended++;
 			return;
 		}
 		/* the NULL after the sync: the connection is idle */
-		if (!PQexitPipelineMode(h->drv.conn)) {
-			conn_failed(h, "cannot leave pipeline mode");
+		if (!PQexitPipelineMode(stmtq_conn(&h->q))) {
+			stmtq_fail(&h->q, "cannot leave pipeline mode", 0);
 			return;
 		}
-		op_done(h);
+		stmtq_end(&h->q);
 		return;
 	}
 	switch (PQresultStatus(r)) {
 	case PGRES_PIPELINE_SYNC:
 		h->batch_synced = true;
-		if (PQexitPipelineMode(h->drv.conn))
-			op_done(h);
+		if (PQexitPipelineMode(stmtq_conn(&h->q)))
+			stmtq_end(&h->q);
 		return;
 	case PGRES_TUPLES_OK:
-		if (h->op == OP_BATCH && !h->op_failed)
+		if (tag == OP_BATCH && !stmtq_failed(&h->q))
 			hist_written_rows(h, r);
 		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */
 		return;
 	default:
-		if (!h->op_failed) {
-			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-			h->op_failed = true;
+		if (stmtq_note_error(&h->q, r))
 			h->batch_failed = h->batch_ended;
-			pgconn_result_error(r, h->op_err, sizeof(h->op_err));
-			snprintf(h->op_sqlstate, sizeof(h->op_sqlstate), "%s", state ? state : "");
-		}
 		return;
 	}
 }
 
-/* The driver's readable(): the answers to the statement in flight. */
-static void read_results(void *arg)
-{
-	struct hist *h = arg;
-
-	while (h->drv.conn && h->op != OP_NONE && !PQisBusy(h->drv.conn)) {
-		PGresult *r = PQgetResult(h->drv.conn);
-		if (h->op == OP_BATCH || h->op == OP_PREPARE) {
-			batch_result(h, r); /* may end the batch and send the next */
-			PQclear(r);
-			continue;
-		}
-		if (!r) {
-			op_done(h);
-			continue; /* op_done may have sent the next statement */
-		}
-		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_TUPLES_OK && h->op == OP_LAST_FIRES && !h->op_failed) {
-			for (int i = 0; h->last_fires_fn && i < PQntuples(r); i++)
-				h->last_fires_fn(
-				    h->last_fires_arg, PQgetvalue(r, i, 0),
-				    PQgetisnull(r, i, 1) ? 0 : atoll(PQgetvalue(r, i, 1)),
-				    PQgetisnull(r, i, 2) ? 0 : atoll(PQgetvalue(r, i, 2)));
-		} else if (s == PGRES_TUPLES_OK && h->op == OP_LAST_RESULTS && !h->op_failed) {
-			for (int i = 0; h->last_results_fn && i < PQntuples(r); i++)
-				hist_past_row(h, r, i);
-		} else if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
-			h->op_rows += atoll(PQcmdTuples(r));
-		} else if (!h->op_failed) {
-			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-			h->op_failed = true;
-			pgconn_result_error(r, h->op_err, sizeof(h->op_err));
-			snprintf(h->op_sqlstate, sizeof(h->op_sqlstate), "%s", state ? state : "");
-		}
-		PQclear(r);
-	}
-	if (h->drv.conn && PQstatus(h->drv.conn) == CONNECTION_BAD)
-		conn_failed_libpq(h);
-}
-
-static const struct conndrv_ops conn_ops = {
+static const struct stmtq_ops conn_ops = {
     .connected = on_connected,
-    .readable = read_results,
     .failed = on_conn_failed,
-    .check = on_idle_check,
+    .idle = on_idle,
     .retry = on_retry,
+    .check = on_idle_check,
 };
 
 /* ---- public API -------------------------------------------------------------------- */
@@ -801,9 +737,8 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	/* Unique per process, so rows of this process are told from a dead one's. */
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)clock_wall_us(),
 	         (long)getpid());
-	conndrv_init(&h->drv, base, &conn_ops, h, "history database", PGCONN_NOTICES_PER_MIN, 60000,
-	             DEF_CHECK_MS);
-	conndrv_set_backoff(&h->drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
+	stmtq_init(&h->q, base, &conn_ops, h, "history database", DEF_CHECK_MS);
+	conndrv_set_backoff(&h->q.drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
 	rc = hist_spool_open(base, state_dir, &h->spool);
@@ -817,7 +752,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	if (rc < 0)
 		log_error("history: cannot start the partition maintenance: %s; no retention",
 		          strerror(-rc));
-	conn_start(h);
+	stmtq_connect(&h->q, h->conninfo, APP_NAME);
 	*out = h;
 	return 0;
 fail:
@@ -857,7 +792,7 @@ void hist_wake(struct hist *h)
 
 void hist_set_connection_check(struct hist *h, int64_t ms)
 {
-	conndrv_set_check(&h->drv, ms > 0 ? ms : DEF_CHECK_MS);
+	conndrv_set_check(&h->q.drv, ms > 0 ? ms : DEF_CHECK_MS);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)
@@ -875,7 +810,7 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.retry_min_ms = t->retry_min_ms;
 	if (t->retry_max_ms)
 		h->tun.retry_max_ms = t->retry_max_ms;
-	conndrv_set_backoff(&h->drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
+	conndrv_set_backoff(&h->q.drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
 		hist_part_set_interval(h->part, t->purge_interval_ms);
@@ -896,7 +831,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	out->purge_batches = ps.runs;
 	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
-	out->connected = h->drv.state == CONNDRV_READY;
+	out->connected = stmtq_ready(&h->q);
 	out->pending = hist_pending(h);
 	out->dropped += hist_spool_dropped(h->spool);
 }
@@ -939,8 +874,7 @@ static void flush_for_close(struct hist *h)
 		deadline = start + CLOSE_STALL_MS;
 	h->blocked = false;
 	kick(h);
-	while (h->drv.state == CONNDRV_READY && !h->blocked &&
-	       (h->op != OP_NONE || hist_pending(h) > 0)) {
+	while (stmtq_ready(&h->q) && !h->blocked && (stmtq_busy(&h->q) || hist_pending(h) > 0)) {
 		int64_t now = clock_mono_ms();
 		if (h->st.written != written) {
 			written = h->st.written;
@@ -952,8 +886,8 @@ static void flush_for_close(struct hist *h)
 		if (left <= 0)
 			break;
 		struct pollfd p = {
-		    PQsocket(h->drv.conn),
-		    (short)(POLLIN | ((conndrv_watching(&h->drv) & EV_WRITE) ? POLLOUT : 0)), 0};
+		    PQsocket(stmtq_conn(&h->q)),
+		    (short)(POLLIN | ((conndrv_watching(&h->q.drv) & EV_WRITE) ? POLLOUT : 0)), 0};
 		int r = poll(&p, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -961,7 +895,7 @@ static void flush_for_close(struct hist *h)
 			break;
 		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
-		conndrv_serve(&h->drv, what);
+		conndrv_serve(&h->q.drv, what);
 	}
 }
 
@@ -978,12 +912,13 @@ void hist_close(struct hist **hp)
 	/* the file operation under way ends; from here on the spool reads and writes inline
 	 * (the loop serves nothing any more) */
 	hist_spool_stop_writer(h->spool);
-	if (h->drv.state == CONNDRV_READY)
+	if (stmtq_ready(&h->q))
 		flush_for_close(h);
 	/* every record still in memory only goes to the spill file now, if the disk takes it;
 	 * the count of those it does not is exact */
 	hist_spool_close(&h->spool);
-	drop_conn(h);
+	stmtq_close(&h->q);
+	forget_conn(h);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);
 	hist_keymap_free(&h->starts);

@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 #include "clock.h"
-#include "conndrv.h"
 #include "hist_batch.h"
 #include "hist_part.h"
 #include "hist_spool.h"
 #include "hist_startup.h"
 #include "history.h"
 #include "log.h"
+#include "stmtq.h"
 
 #define DEF_MEMORY_LIMIT 10000
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
@@ -72,9 +72,9 @@
 
 /* The orphans and last-fires reads: hist_startup.c. */
 
+/* The statements, by what their answers mean (the session's tags). */
 enum hist_op {
-	OP_NONE,
-	OP_PREPARE,
+	OP_PREPARE = 1,
 	OP_BATCH,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
@@ -94,12 +94,7 @@ struct hist {
 	uint64_t next_key;
 	struct hist_tuning tun;
 
-	struct conndrv drv; /* the connection (conndrv.h) */
-	enum hist_op op;    /* the statement in flight */
-	bool op_failed;     /* one of its results was an error */
-	long long op_rows;  /* rows it affected */
-	char op_err[512];
-	char op_sqlstate[6];
+	struct stmtq q;      /* the connection and the statement in flight (stmtq.h) */
 	size_t batch_n;      /* OP_BATCH: lines sent, from the head */
 	size_t batch_ended;  /* ... statements whose results are complete */
 	size_t batch_failed; /* ... index of the statement that failed */
