@@ -29,8 +29,8 @@ struct strmap {
 
 /* The owner of NODE (a struct strmap_node * variable, or NULL), a TYPE whose field MEMBER
  * is the node; NULL for NULL. */
-#define STRMAP_ENTRY(node, type, member)                                                       \
-	((node) ? (type *)(void *)((char *)(node) - offsetof(type, member)) : (type *)NULL)
+#define STRMAP_ENTRY(node, type, member)                                                           \
+	((node) ? (type *)(void *)((char *)(node)-offsetof(type, member)) : (type *)NULL)
 
 /* The map's hash of S (64-bit FNV-1a); other code may use it for its own string keys. */
 uint64_t strmap_hash(const char *s);
@@ -39,7 +39,8 @@ uint64_t strmap_hash(const char *s);
  * NODE must not be in a map. */
 void strmap_insert(struct strmap *m, struct strmap_node *node, const char *key);
 
-/* Take NODE, which is in M, out of M. */
+/* Take NODE out of M. NODE was inserted into M, or is zeroed; when it is no longer in M
+ * (taken out before), nothing happens. */
 void strmap_remove(struct strmap *m, struct strmap_node *node);
 
 /* The first node under KEY (the earliest inserted), or NULL. */
