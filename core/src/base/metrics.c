@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "strmap.h"
 
 /* Run durations: from a quick refresh to the hour-long rebuild of a large view. */
 const double metrics_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -39,13 +40,8 @@ struct mjob {
 	uint64_t dur_b[N_DUR + 1], late_b[N_LATE + 1];
 	struct histo dur, late;
 	int64_t last_failure_us;
-	struct mjob *next;
+	struct strmap_node node; /* in metrics.jobs, under name */
 };
-
-/* The name hash starts with 1,024 buckets and doubles when the jobs outnumber them: a fixed
- * table made every run of 100,000 jobs walk a chain of about a hundred names (strcmp was a
- * tenth of the daemon's CPU at 15,000 runs a second). */
-#define N_BUCKETS 1024
 
 struct failure {
 	char *job, *message;
@@ -55,8 +51,10 @@ struct failure {
 };
 
 struct metrics {
-	struct mjob **table;
-	size_t n_buckets, n_jobs;
+	/* the jobs by name, looked up on every run's end: a fixed table of 1,024 chains made
+	 * every run of 100,000 jobs walk about a hundred names (strcmp was a tenth of the
+	 * daemon's CPU at 15,000 runs a second) */
+	struct strmap jobs;
 	struct failure failures[METRICS_FAILURES]; /* a ring; next is the oldest */
 	size_t next_failure;
 	bool complained;
@@ -64,15 +62,8 @@ struct metrics {
 
 int metrics_new(struct metrics **out)
 {
-	struct metrics *m = calloc(1, sizeof(*m));
-	if (m && !(m->table = calloc(N_BUCKETS, sizeof(*m->table)))) {
-		free(m);
-		m = NULL;
-	}
-	if (m)
-		m->n_buckets = N_BUCKETS;
-	*out = m;
-	return m ? 0 : -ENOMEM;
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
 }
 
 void metrics_free(struct metrics **mp)
@@ -80,18 +71,17 @@ void metrics_free(struct metrics **mp)
 	struct metrics *m = *mp;
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->n_buckets; i++) {
-		for (struct mjob *j = m->table[i], *n; j; j = n) {
-			n = j->next;
-			free(j->name);
-			free(j);
-		}
+	for (struct strmap_node *n = strmap_first(&m->jobs), *next; n; n = next) {
+		next = strmap_next(&m->jobs, n);
+		struct mjob *j = STRMAP_ENTRY(n, struct mjob, node);
+		free(j->name);
+		free(j);
 	}
 	for (size_t i = 0; i < METRICS_FAILURES; i++) {
 		free(m->failures[i].job);
 		free(m->failures[i].message);
 	}
-	free(m->table);
+	strmap_free(&m->jobs);
 	free(m);
 	*mp = NULL;
 }
@@ -99,71 +89,32 @@ void metrics_free(struct metrics **mp)
 int metrics_copy_counters(const struct metrics *m, struct metrics **out)
 {
 	struct metrics *c = calloc(1, sizeof(*c));
-	if (c && !(c->table = calloc(m->n_buckets, sizeof(*c->table)))) {
-		free(c);
-		c = NULL;
-	}
 	if (!c)
 		return -ENOMEM;
-	c->n_buckets = m->n_buckets;
-	c->n_jobs = m->n_jobs;
-	for (size_t i = 0; i < m->n_buckets; i++) {
-		struct mjob **tail = &c->table[i];
-		for (const struct mjob *j = m->table[i]; j; j = j->next) {
-			struct mjob *k = malloc(sizeof(*k));
-			if (!k || !(k->name = strdup(j->name))) {
-				free(k);
-				metrics_free(&c);
-				return -ENOMEM;
-			}
-			memcpy(k->runs, j->runs, sizeof(k->runs));
-			memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
-			memcpy(k->late_b, j->late_b, sizeof(k->late_b));
-			k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
-			k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
-			k->last_failure_us = j->last_failure_us;
-			k->next = NULL;
-			*tail = k;
-			tail = &k->next;
+	for (struct strmap_node *n = strmap_first(&m->jobs); n; n = strmap_next(&m->jobs, n)) {
+		const struct mjob *j = STRMAP_ENTRY(n, struct mjob, node);
+		struct mjob *k = malloc(sizeof(*k));
+		if (!k || !(k->name = strdup(j->name))) {
+			free(k);
+			metrics_free(&c);
+			return -ENOMEM;
 		}
+		memcpy(k->runs, j->runs, sizeof(k->runs));
+		memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
+		memcpy(k->late_b, j->late_b, sizeof(k->late_b));
+		k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
+		k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
+		k->last_failure_us = j->last_failure_us;
+		strmap_insert(&c->jobs, &k->node, k->name);
 	}
 	*out = c;
 	return 0;
 }
 
-static size_t hash(const char *s, size_t n_buckets)
-{
-	size_t h = 5381;
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h % n_buckets;
-}
-
 static struct mjob *find(const struct metrics *m, const char *name)
 {
-	for (struct mjob *j = m->table[hash(name, m->n_buckets)]; j; j = j->next)
-		if (strcmp(j->name, name) == 0)
-			return j;
-	return NULL;
-}
-
-static void grow(struct metrics *m)
-{
-	size_t n = m->n_buckets * 2;
-	struct mjob **t = calloc(n, sizeof(*t));
-	if (!t)
-		return;
-	for (size_t i = 0; i < m->n_buckets; i++) {
-		for (struct mjob *j = m->table[i], *next; j; j = next) {
-			next = j->next;
-			size_t h = hash(j->name, n);
-			j->next = t[h];
-			t[h] = j;
-		}
-	}
-	free(m->table);
-	m->table = t;
-	m->n_buckets = n;
+	struct strmap_node *n = strmap_find(&m->jobs, name);
+	return STRMAP_ENTRY(n, struct mjob, node);
 }
 
 static struct mjob *find_or_add(struct metrics *m, const char *name)
@@ -178,11 +129,7 @@ static struct mjob *find_or_add(struct metrics *m, const char *name)
 	}
 	j->dur.buckets = j->dur_b;
 	j->late.buckets = j->late_b;
-	size_t h = hash(name, m->n_buckets);
-	j->next = m->table[h];
-	m->table[h] = j;
-	if (++m->n_jobs > m->n_buckets)
-		grow(m); /* stays as it is without memory: only slower */
+	strmap_insert(&m->jobs, &j->node, j->name);
 	return j;
 }
 

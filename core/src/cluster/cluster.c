@@ -715,8 +715,9 @@ void cluster_close(struct cluster **cp)
 	*cp = NULL;
 }
 
-/* 64-bit FNV-1a, continued from H over S and a separator. */
-uint64_t cluster_fnv(uint64_t h, const char *s)
+/* 64-bit FNV-1a, continued from H over S and a separator: a definition's fingerprint, kept
+ * in pgcrond.instance_job (so not the string map's hash, which may change). */
+static uint64_t def_fnv(uint64_t h, const char *s)
 {
 	for (const char *p = s ? s : "\x01"; *p; p++) {
 		h ^= (unsigned char)*p;
@@ -732,16 +733,16 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len)
 	uint64_t h = 14695981039346656037ULL;
 	const char *text[] = {j->name, j->plugin, j->command, j->database, j->schedule, j->listen};
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		h = cluster_fnv(h, text[i]);
+		h = def_fnv(h, text[i]);
 	for (size_t i = 0; i < j->n_after; i++)
-		h = cluster_fnv(h, j->after[i]);
+		h = def_fnv(h, j->after[i]);
 	for (size_t i = 0; i < j->n_settings; i++) {
-		h = cluster_fnv(h, j->settings[i].key);
-		h = cluster_fnv(h, j->settings[i].value);
+		h = def_fnv(h, j->settings[i].key);
+		h = def_fnv(h, j->settings[i].value);
 	}
 	snprintf(num, sizeof(num), "%d/%" PRId64 "/%d/%d/%d/%" PRId64, j->enabled, j->timeout_ms,
 	         (int)j->overlap, j->retries, (int)j->catchup, j->debounce_ms);
-	h = cluster_fnv(h, num);
+	h = def_fnv(h, num);
 	snprintf(out, len, "%016" PRIx64, h);
 }
 

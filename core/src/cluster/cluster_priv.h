@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "stmtq.h"
+#include "strmap.h"
 
 #define APP_NAME "pgcrond cluster"
 /* a connect or a statement answered within this, or the connection is replaced; the
@@ -77,6 +78,7 @@ struct claim {
 	bool sent;
 	bool granted;
 	bool busy; /* granted, but the job's lock is held elsewhere: it runs on another instance */
+	struct strmap_node sent_node; /* under job, while claim_match matches rows to claims */
 };
 
 /* A statement of another module (cluster_submit), sent in its turn (cluster_kick). */
@@ -176,7 +178,6 @@ bool cluster_is_overdue(struct cluster *c, const struct claim *q);
 bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params);
 bool cluster_has_unsent(const struct cluster *c);
-uint64_t cluster_fnv(uint64_t h, const char *s);
 void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);

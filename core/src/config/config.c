@@ -22,6 +22,7 @@
 #include "config_priv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "strmap.h"
 #include "text.h"
 #include "trust.h"
 
@@ -554,6 +555,8 @@ struct pgc_config *config_ref(const struct pgc_config *cfg)
 	return c;
 }
 
+static void index_free(struct config_job_index **ix);
+
 void config_free(struct pgc_config **pcfg)
 {
 	struct pgc_config *cfg = pcfg ? *pcfg : NULL;
@@ -598,7 +601,7 @@ void config_free(struct pgc_config **pcfg)
 	free(cfg->job_files);
 	if (cfg->tz)
 		cron_tz_free(&cfg->tz);
-	free(cfg->job_index);
+	index_free(&cfg->job_index);
 	free(cfg);
 	*pcfg = NULL;
 }
@@ -611,30 +614,34 @@ const struct conf_database *config_database(const struct pgc_config *cfg, const 
 	return NULL;
 }
 
-/* Open addressing over indexes into cfg->jobs (they stay valid when the array grows):
- * config_job() was a linear search, and looking up every job and every "after" made loading
- * 100,000 jobs quadratic (67 s of strcmp). */
-struct config_job_index {
-	size_t cap; /* a power of two, at least twice the jobs */
-	size_t n;
-	size_t slot[]; /* job index + 1; 0 = empty */
+/* A strmap of nodes that hold indexes into cfg->jobs, not pointers (they stay valid when the
+ * array grows), in an array that is rebuilt larger when full: config_job() was a linear
+ * search, and looking up every job and every "after" made loading 100,000 jobs quadratic
+ * (67 s of strcmp). */
+struct config_job_node {
+	struct strmap_node node; /* under the job's name (its own string: it does not move) */
+	size_t i;
 };
 
-static size_t name_hash(const char *s)
+struct config_job_index {
+	struct strmap map;
+	size_t cap, n;
+	struct config_job_node nodes[];
+};
+
+static void index_free(struct config_job_index **ix)
 {
-	size_t x = 1469598103934665603ULL;
-	for (; *s; s++)
-		x = (x ^ (unsigned char)*s) * 1099511628211ULL;
-	return x;
+	if (*ix)
+		strmap_free(&(*ix)->map);
+	free(*ix);
+	*ix = NULL;
 }
 
 static void index_put(struct config_job_index *ix, const struct conf_job *jobs, size_t i)
 {
-	size_t s = name_hash(jobs[i].name) & (ix->cap - 1);
-	while (ix->slot[s])
-		s = (s + 1) & (ix->cap - 1);
-	ix->slot[s] = i + 1;
-	ix->n++;
+	struct config_job_node *n = &ix->nodes[ix->n++];
+	n->i = i;
+	strmap_insert(&ix->map, &n->node, jobs[i].name);
 }
 
 /* Index job I (just appended); on allocation failure the index is dropped and lookups go
@@ -645,12 +652,12 @@ void config_index_add(struct pgc_config *cfg, size_t i)
 
 	if (!cfg->jobs[i].name)
 		return;
-	if (!ix || (ix->n + 1) * 2 > ix->cap) {
-		size_t cap = ix ? ix->cap * 2 : 1024;
-		while (cap < (i + 1) * 2) /* a first index built over many jobs at once */
+	if (!ix || ix->n == ix->cap) {
+		size_t cap = ix ? ix->cap * 2 : 512;
+		while (cap < i + 1) /* a first index built over many jobs at once */
 			cap *= 2;
-		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(size_t));
-		free(ix);
+		index_free(&cfg->job_index);
+		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(nx->nodes[0]));
 		cfg->job_index = nx;
 		if (!nx)
 			return;
@@ -665,8 +672,7 @@ void config_index_add(struct pgc_config *cfg, size_t i)
 
 void config_index_jobs(struct pgc_config *cfg)
 {
-	free(cfg->job_index);
-	cfg->job_index = NULL;
+	index_free(&cfg->job_index);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_index_add(cfg, i);
 }
@@ -676,13 +682,8 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 	const struct config_job_index *ix = cfg->job_index;
 
 	if (ix) {
-		for (size_t s = name_hash(name) & (ix->cap - 1); ix->slot[s];
-		     s = (s + 1) & (ix->cap - 1)) {
-			const struct conf_job *j = &cfg->jobs[ix->slot[s] - 1];
-			if (strcmp(j->name, name) == 0)
-				return j;
-		}
-		return NULL;
+		struct strmap_node *n = strmap_find(&ix->map, name);
+		return n ? &cfg->jobs[STRMAP_ENTRY(n, struct config_job_node, node)->i] : NULL;
 	}
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hist_spool.h"
+#include "strmap.h"
 
 /* ---- array literals ------------------------------------------------------------------ */
 
@@ -152,39 +153,37 @@ static const char sql_upd[] = HIST_WRITTEN_OPEN
 /* A row to insert or to update, by its run. */
 struct row {
 	const char *f[I_N];
-	bool insert; /* else an update of a row an earlier batch wrote */
+	bool insert;             /* else an update of a row an earlier batch wrote */
+	struct strmap_node node; /* in the batch's rows, under its run key */
 };
 
-static uint32_t hash_key(const char *instance, const char *run_key)
+/* The row of run RUN_KEY of INSTANCE in ROWS, or NULL. */
+static struct row *row_of(const struct strmap *rows, const char *instance, const char *run_key)
 {
-	uint32_t x = 2166136261u;
-	for (const char *p = run_key; *p; p++)
-		x = (x ^ (unsigned char)*p) * 16777619u;
-	for (const char *p = instance; *p; p++)
-		x = (x ^ (unsigned char)*p) * 16777619u;
-	return x;
+	for (struct strmap_node *n = strmap_find(rows, run_key); n; n = strmap_find_next(n)) {
+		struct row *r = STRMAP_ENTRY(n, struct row, node);
+		if (strcmp(r->f[I_INSTANCE], instance) == 0)
+			return r;
+	}
+	return NULL;
 }
 
 int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
                     bool replay)
 {
-	size_t slots = 16;
-	while (slots < 2 * n)
-		slots *= 2;
 	/* the lines are decoded in place, in one copy of them all (not one allocation each) */
 	size_t total = n;
 	for (size_t i = 0; i < n; i++)
 		total += lens[i];
 	char *copies = malloc(total ? total : 1);
 	struct row *rows = calloc(n, sizeof(*rows));
-	long *slot = malloc(slots * sizeof(*slot)); /* row index + 1, 0 = empty */
+	struct strmap by_run = {0};
 	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}};
 	size_t nrows = 0, nins = 0, nupd = 0;
 	int rc = -1;
 
-	if (!copies || !rows || !slot)
+	if (!copies || !rows)
 		goto out;
-	memset(slot, 0, slots * sizeof(*slot));
 	for (size_t i = 0, o = 0; i < n; o += lens[i] + 1, i++) {
 		const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
 		char *copy = copies + o;
@@ -198,28 +197,24 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			rc = 0; /* an older kind or a damaged line: line by line */
 			goto out;
 		}
-		size_t h = hash_key(f[F_INSTANCE], f[F_RUN_KEY]) & (slots - 1);
-		while (slot[h] && (strcmp(rows[slot[h] - 1].f[I_RUN_KEY], f[F_RUN_KEY]) ||
-		                   strcmp(rows[slot[h] - 1].f[I_INSTANCE], f[F_INSTANCE])))
-			h = (h + 1) & (slots - 1);
-		struct row *r = slot[h] ? &rows[slot[h] - 1] : NULL;
+		struct row *r = row_of(&by_run, f[F_INSTANCE], f[F_RUN_KEY]);
 		if (start || record) {
 			if (r) {
 				rc = 0; /* the same run twice: let the line path sort it out */
 				goto out;
 			}
-			r = &rows[nrows];
-			slot[h] = (long)++nrows;
+			r = &rows[nrows++];
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
 			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
 			r->insert = true;
+			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
 			continue;
 		}
 		if (!r) {
-			r = &rows[nrows];
-			slot[h] = (long)++nrows;
+			r = &rows[nrows++];
 			r->f[I_INSTANCE] = f[0];
 			r->f[I_RUN_KEY] = f[1];
+			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
 		}
 		if (pid) {
 			r->f[I_PID] = f[2];
@@ -282,9 +277,9 @@ out:
 		free(ia[c].buf);
 	for (int c = 0; c < U_N; c++)
 		free(ua[c].buf);
+	strmap_free(&by_run);
 	free(copies);
 	free(rows);
-	free(slot);
 	return rc;
 }
 

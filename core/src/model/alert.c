@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "strmap.h"
 #include "text.h"
 
 static const char *const kind_names[ALERT_KIND_COUNT] = {
@@ -151,7 +152,7 @@ struct condition {
 	enum alert_kind kind;
 	char *job;
 	struct alert_state st;
-	struct condition *next; /* in its hash bucket */
+	struct strmap_node node; /* in alerter.conditions, under job */
 };
 
 struct sink {
@@ -175,10 +176,10 @@ struct alerter {
 	size_t n_sinks;
 	struct evdns_base *dns; /* for webhook host names, created with the first webhook */
 	int64_t repeat_ms;
-	/* Looked up on every run's end, so hashed by (kind, job): a list walk made each run
-	 * cost O(jobs), which dominated the daemon's CPU with thousands of jobs. */
-	struct condition **buckets;
-	size_t n_buckets, n_conditions;
+	/* Looked up on every run's end, so found by job (then kind, among a job's few): a list
+	 * walk made each run cost O(jobs), which dominated the daemon's CPU with thousands of
+	 * jobs. */
+	struct strmap conditions;
 	struct alert_stats stats;
 };
 
@@ -324,14 +325,13 @@ void alert_close(struct alerter **ap)
 	free_sinks(a);
 	if (a->dns)
 		evdns_base_free(a->dns, 0); /* after the connections that used it */
-	for (size_t i = 0; i < a->n_buckets; i++) {
-		for (struct condition *c = a->buckets[i], *next; c; c = next) {
-			next = c->next;
-			free(c->job);
-			free(c);
-		}
+	for (struct strmap_node *n = strmap_first(&a->conditions), *next; n; n = next) {
+		next = strmap_next(&a->conditions, n);
+		struct condition *c = STRMAP_ENTRY(n, struct condition, node);
+		free(c->job);
+		free(c);
 	}
-	free(a->buckets);
+	strmap_free(&a->conditions);
 	free(a->instance);
 	free(a);
 	*ap = NULL;
@@ -496,39 +496,6 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 	free(json);
 }
 
-#define MIN_BUCKETS 64
-
-/* FNV-1a over the job name, mixed with the kind. */
-static size_t condition_hash(enum alert_kind kind, const char *job)
-{
-	uint64_t x = 14695981039346656037ULL ^ (uint64_t)kind;
-	for (const unsigned char *p = (const unsigned char *)job; *p; p++) {
-		x ^= *p;
-		x *= 1099511628211ULL;
-	}
-	return (size_t)x;
-}
-
-/* Double the table; on failure keep the old one (chains just get longer). */
-static void conditions_grow(struct alerter *a)
-{
-	size_t n = a->n_buckets ? a->n_buckets * 2 : MIN_BUCKETS;
-	struct condition **b = calloc(n, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i < a->n_buckets; i++) {
-		for (struct condition *c = a->buckets[i], *next; c; c = next) {
-			next = c->next;
-			size_t h = condition_hash(c->kind, c->job) & (n - 1);
-			c->next = b[h];
-			b[h] = c;
-		}
-	}
-	free(a->buckets);
-	a->buckets = b;
-	a->n_buckets = n;
-}
-
 /* The condition's state; with CREATE false, NULL when it was never raised (its state would
  * be the initial, inactive one), so that 10,000 healthy jobs hold no state at all. */
 static struct condition *find_condition(struct alerter *a, enum alert_kind kind, const char *job,
@@ -536,17 +503,12 @@ static struct condition *find_condition(struct alerter *a, enum alert_kind kind,
 {
 	if (!job)
 		job = "";
-	size_t h = condition_hash(kind, job);
-	if (a->n_buckets) {
-		for (struct condition *c = a->buckets[h & (a->n_buckets - 1)]; c; c = c->next)
-			if (c->kind == kind && strcmp(c->job, job) == 0)
-				return c;
+	for (struct strmap_node *n = strmap_find(&a->conditions, job); n; n = strmap_find_next(n)) {
+		struct condition *c = STRMAP_ENTRY(n, struct condition, node);
+		if (c->kind == kind)
+			return c;
 	}
 	if (!create)
-		return NULL;
-	if (a->n_conditions >= a->n_buckets)
-		conditions_grow(a);
-	if (!a->n_buckets)
 		return NULL;
 	struct condition *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -557,10 +519,7 @@ static struct condition *find_condition(struct alerter *a, enum alert_kind kind,
 		free(c);
 		return NULL;
 	}
-	h &= a->n_buckets - 1;
-	c->next = a->buckets[h];
-	a->buckets[h] = c;
-	a->n_conditions++;
+	strmap_insert(&a->conditions, &c->node, c->job);
 	return c;
 }
 

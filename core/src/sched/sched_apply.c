@@ -57,6 +57,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
 	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
 	j->name = cj->name;
+	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
 	j->command = cj->command;
 	j->plugin = cj->plugin;
 	j->database = db ? db : "";

@@ -38,12 +38,11 @@ void sched_job_own_strs(struct job *j)
 		len += *f[i] ? strlen(*f[i]) + 1 : 0;
 	char *block = malloc(len);
 	if (!block) {
-		/* Its run ends without them. The name changes: out of the index first (and
-		 * counted back in, for the later removal that will not find it there). */
+		/* Its run ends without them. The name changes: out of the index first (the
+		 * later removal will not find it there, and does nothing). */
 		log_job(LOG_LVL_ERROR, j->name,
 		        "out of memory copying the removed job's definition");
 		sched_index_remove(j->s, j);
-		j->s->n_jobs++;
 		j->name = "?";
 		j->command = j->plugin = j->schedule = NULL;
 		j->database = "";
@@ -57,79 +56,22 @@ void sched_job_own_strs(struct job *j)
 		*f[i] = block;
 		block += n;
 	}
+	j->hnode.key = j->name; /* the index's key: the copy, equal to the one going */
 	j->own_strs = true;
-}
-
-/* FNV-1a */
-static size_t name_hash(const char *name)
-{
-	uint64_t x = 14695981039346656037ULL;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		x ^= *p;
-		x *= 1099511628211ULL;
-	}
-	return (size_t)x;
-}
-
-/* Rebuild the index from the job list with N buckets (a power of two); on failure the
- * old one stays, with longer chains. */
-static void index_rebuild(struct sched *s, size_t n)
-{
-	struct job **b = calloc(n, sizeof(*b));
-	if (!b)
-		return;
-	for (struct job *j = s->jobs; j; j = j->next) {
-		size_t h = name_hash(j->name) & (n - 1);
-		j->hnext = b[h];
-		b[h] = j;
-	}
-	free(s->index);
-	s->index = b;
-	s->n_buckets = n;
-}
-
-/* J was just linked into the job list. */
-static void index_add(struct sched *s, struct job *j)
-{
-	s->n_jobs++;
-	if (s->n_jobs > s->n_buckets) {
-		size_t old = s->n_buckets;
-		index_rebuild(s, old ? old * 2 : 64);
-		if (s->n_buckets != old)
-			return; /* rebuilt from the list, J included */
-	}
-	if (!s->index)
-		return;
-	size_t h = name_hash(j->name) & (s->n_buckets - 1);
-	j->hnext = s->index[h];
-	s->index[h] = j;
 }
 
 void sched_index_remove(struct sched *s, struct job *j)
 {
-	s->n_jobs--;
-	if (!s->index)
-		return;
-	for (struct job **p = &s->index[name_hash(j->name) & (s->n_buckets - 1)]; *p;
-	     p = &(*p)->hnext) {
-		if (*p == j) {
-			*p = j->hnext;
-			return;
-		}
-	}
+	strmap_remove(&s->index, &j->hnode);
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)
 {
-	if (!s->index) {
-		for (struct job *j = s->jobs; j; j = j->next)
-			if (strcmp(j->name, name) == 0 && !j->removed)
-				return j;
-		return NULL;
-	}
-	for (struct job *j = s->index[name_hash(name) & (s->n_buckets - 1)]; j; j = j->hnext)
-		if (strcmp(j->name, name) == 0 && !j->removed)
+	for (struct strmap_node *n = strmap_find(&s->index, name); n; n = strmap_find_next(n)) {
+		struct job *j = STRMAP_ENTRY(n, struct job, hnode);
+		if (!j->removed)
 			return j;
+	}
 	return NULL;
 }
 
@@ -153,7 +95,7 @@ struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
 	if (s->jobs)
 		s->jobs->prev = j;
 	s->jobs = j;
-	index_add(s, j);
+	strmap_insert(&s->index, &j->hnode, j->name);
 	return j;
 }
 
@@ -426,7 +368,7 @@ void sched_free(struct sched **sp)
 	for (size_t i = 0; i < s->n_paused; i++)
 		free(s->paused[i]);
 	free(s->paused);
-	free(s->index);
+	strmap_free(&s->index);
 	sched_recent_free(s);
 	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)

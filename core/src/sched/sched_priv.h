@@ -22,6 +22,7 @@
 #include "jobgraph.h"
 #include "log.h"
 #include "sched.h"
+#include "strmap.h"
 
 /* How often the wall clock is compared with the monotonic clock when no timer wakes, and
  * the step that counts as a jump. */
@@ -80,8 +81,9 @@ struct job {
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
-	struct job *hnext;    /* in its bucket of the sched's name index */
-	struct preclaim *pre; /* the claim of next_fire, made before it (sched_preclaim.c) */
+	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
+	                           * with it to an equal string (job_update, own_strs) */
+	struct preclaim *pre;     /* the claim of next_fire, made before it (sched_preclaim.c) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
@@ -178,9 +180,9 @@ struct sched {
 	struct job *jobs;
 	/* Every job of the list, by name: sched_job_find runs for each job of a config load
 	 * and each catch-up answer, and walking the list there made starting or reloading
-	 * 10,000 jobs cost seconds of CPU. NULL (out of memory): the list is walked. */
-	struct job **index;
-	size_t n_buckets, n_jobs;
+	 * 10,000 jobs cost seconds of CPU. A removed job still running stays in it beside its
+	 * successor of the same name. */
+	struct strmap index;
 	int max_running;
 	size_t n_running;
 	size_t n_claiming; /* fires waiting for their claim (they hold no run slot) */
