@@ -228,8 +228,10 @@ static void inst_via_relay(struct itest_inst *in, const struct itest_env *e, int
 	}
 	ck_assert(db && user);
 	*at = '\0';
-	itest_write_file(in->conf, "%shost=127.0.0.1 port=%d user=%s dbname=%s%s", conf, port, user,
-	                 db, at + strlen(e->ci));
+	/* the server sees the relay's sessions on its unix socket: their name tells them apart */
+	itest_write_file(in->conf,
+	                 "%shost=127.0.0.1 port=%d user=%s dbname=%s application_name=via-relay%s",
+	                 conf, port, user, db, at + strlen(e->ci));
 	PQconninfoFree(opts);
 	free(conf);
 }
@@ -262,8 +264,9 @@ static void refused_case(bool both)
 	struct itest_env e;
 	struct itest_inst a, b;
 	itest_env_setup(&e, both ? "ft-refused2" : "ft-refused", DB);
+	/* half of every second has a run in flight */
 	const char *jobs = "job = { name = \"tick\"; database = \"app\";"
-	                   " schedule = \"* * * * * *\"; command = \"SELECT 1\"; };\n";
+	                   " schedule = \"* * * * * *\"; command = \"SELECT pg_sleep(0.5)\"; };\n";
 	int port = 0, port_a = 0;
 	pid_t relay = itest_relay_start(e.ci, &port),
 	      relay_a = both ? itest_relay_start(e.ci, &port_a) : 0;
@@ -281,6 +284,12 @@ static void refused_case(bool both)
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT count(*) >= 3 FROM pgcrond.job_run_details"
 	                         " WHERE job_name = 'tick' AND status = 'succeeded'"));
+	/* the cut lands while a run of the job goes through the relay */
+	ck_assert(
+	    itest_env_wait(&e, 10,
+	                   "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active'"
+	                   " AND application_name = 'via-relay'"
+	                   " AND query LIKE '%%pg_sleep(0.5)%%')"));
 	char *cut = itest_scalar(e.db, "SELECT now()");
 	itest_relay_stop(relay);
 	if (both)

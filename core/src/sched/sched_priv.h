@@ -260,6 +260,12 @@ bool sched_cluster_busy(struct run *r, const char *why);
  * (retries and the rest are this instance's own; too many waiting; out of memory). The
  * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
 bool sched_unclaimed_park(struct run *r, const char *why);
+/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+ * fire), is recorded `skipped` (and logged, unless LOGGED) only if this instance gets the
+ * fire's claim: with several instances another one may have run or skipped it. R stays the
+ * caller's. / R, a fire that starts here: it is no longer waiting to be checked. */
+void sched_skip_claimed(struct run *r, const char *why, bool logged);
+void sched_unclaimed_ran(struct run *r);
 void sched_unclaimed_cb(void *arg);
 void sched_unclaimed_free(struct sched *s);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
