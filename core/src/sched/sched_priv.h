@@ -261,9 +261,10 @@ bool sched_cluster_busy(struct run *r, const char *why);
  * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
 bool sched_unclaimed_park(struct run *r, const char *why);
 /* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
- * fire), is recorded `skipped` (and logged, unless LOGGED) only if this instance gets the
- * fire's claim: with several instances another one may have run or skipped it. R stays the
- * caller's. / R, a fire that starts here: it is no longer waiting to be checked. */
+ * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
+ * this instance gets the fire's claim: with several instances another one may have run or
+ * skipped it. R stays the caller's. / R, a fire that starts here: it is no longer waiting to be
+ * checked. */
 void sched_skip_claimed(struct run *r, const char *why, bool logged);
 void sched_unclaimed_ran(struct run *r);
 void sched_unclaimed_cb(void *arg);

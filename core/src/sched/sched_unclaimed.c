@@ -16,7 +16,8 @@
  * claim and run that fire, or skip it for the same run (its claim finds the job's lock
  * held), and record it: two rows for one second (issue 24, at the edge of a cut: `ra skipped
  * previous run still running` beside `rb succeeded`). So the skip's claim is asked for at
- * once, the same way, and the row written only if the claim is this instance's.
+ * once, the same way, and the row written only if the claim is this instance's (the skip
+ * itself is logged at once: this instance did skip it).
  *
  * A fire this instance then runs itself (the catch-up after its database is back serves
  * the latest refused instant) is dropped from the list (sched_unclaimed_ran): the claim the
@@ -54,7 +55,6 @@ struct sched_unclaimed {
 	char trigger[16];
 	char key[48];
 	bool skip;   /* a local skip (WHY is its whole message), not a refused fire */
-	bool quiet;  /* the skip was logged when it was decided */
 	bool sent;   /* in the statement under way */
 	bool unseen; /* no other instance claimed it */
 	bool ran;    /* this instance ran the fire after all: no row here */
@@ -130,18 +130,11 @@ void sched_skip_claimed(struct run *r, const char *why, bool logged)
 	struct sched *s = r->job->s;
 	/* alone (no cluster), or cut off with no other instance live at the last contact:
 	 * nobody else claims it */
+	if (!logged) /* at once: this instance skips it, whoever records it */
+		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
 	if (!s->cluster || (!cluster_ready(s->cluster) && !cluster_served_elsewhere(s->cluster)) ||
-	    !park(r, why, true, sched_now_us(s))) {
-		if (logged)
-			sched_record(r, HIST_SKIPPED, why);
-		else
-			sched_record_skipped(r, why);
-		return;
-	}
-	s->uncl_tail->quiet = logged;
-	log_job(LOG_LVL_DEBUG, r->job->name,
-	        "%s fire to be skipped (%s); recorded if this instance gets its claim", r->trigger,
-	        why);
+	    !park(r, why, true, sched_now_us(s)))
+		sched_record(r, HIST_SKIPPED, why);
 }
 
 void sched_unclaimed_ran(struct run *r)
@@ -224,7 +217,8 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		if (!u->unseen || u->ran) {
 			if (u->skip && !u->ran)
 				log_job(LOG_LVL_DEBUG, u->job,
-				        "%s fire not skipped here: another instance claimed it",
+				        "the skip of a %s fire is not recorded here: another "
+				        "instance claimed the fire",
 				        u->trigger);
 			else if (!u->skip)
 				served++;
@@ -244,10 +238,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		         u->why);
 		struct run *r = sched_run_new(j, u->scheduled_us, u->trigger);
 		if (r) {
-			if (u->skip && !u->quiet)
-				sched_record_skipped(r, msg);
-			else
-				sched_record(r, HIST_SKIPPED, msg);
+			sched_record(r, HIST_SKIPPED, msg);
 			sched_run_free(&r);
 		}
 	}
