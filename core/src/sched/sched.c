@@ -297,7 +297,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us = r->started ? sched_now_us(r->job->s) - r->start_us : 0,
+	    .duration_us = r->started ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -306,7 +306,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	int64_t end = sched_now_us(s);
+	int64_t end = r->start_us + (clock_mono_now_us(s->clock) - r->start_mono_us);
 	bool ok = o->ok;
 	const char *message = o->message, *sqlstate = o->sqlstate;
 
@@ -627,6 +627,7 @@ static void run_begin(struct run *r)
 	r->started = true;
 	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
 	r->start_us = sched_now_us(s);
+	r->start_mono_us = clock_mono_now_us(s->clock);
 	s->n_running++;
 	flow_run_begin(r);
 

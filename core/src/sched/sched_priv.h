@@ -145,6 +145,9 @@ struct run {
 	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
+	/* the monotonic clock at its start: its duration is measured on it, so a step of the
+	 * host's wall clock while it runs does not change it (its end is START_US plus it) */
+	int64_t start_mono_us;
 	struct exec_run *er;
 	int backend_pid;             /* once connected, 0 before */
 	int64_t backend_at_us;       /* when it got the connection (sched_now_us), 0 before */
