@@ -128,11 +128,11 @@ bool sched_unclaimed_park(struct run *r, const char *why)
 void sched_skip_claimed(struct run *r, const char *why, bool logged)
 {
 	struct sched *s = r->job->s;
-	/* alone (no cluster), or cut off with no other instance live at the last contact:
-	 * nobody else claims it */
 	if (!logged) /* at once: this instance skips it, whoever records it */
 		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
-	if (!s->cluster || (!cluster_ready(s->cluster) && !cluster_served_elsewhere(s->cluster)) ||
+	/* no other instance live at the last heartbeat (or no claims at all: no schema for
+	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
+	if (!s->cluster || !cluster_served_elsewhere(s->cluster) ||
 	    !park(r, why, true, sched_now_us(s)))
 		sched_record(r, HIST_SKIPPED, why);
 }
