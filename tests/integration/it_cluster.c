@@ -150,6 +150,13 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	         sched);
 	itest_inst_init(&a, &e, "one", jobs);
 	itest_inst_init(&b, &e, "two", jobs);
+	/* a heartbeat every 1.25 s: the survivor looks for the dead sooner than every 5 s */
+	struct itest_inst *both[] = {&a, &b};
+	for (int i = 0; i < 2; i++) {
+		char *conf = itest_read_file(both[i]->conf);
+		itest_write_file(both[i]->conf, "cluster_dead_after = \"5s\";\n%s", conf);
+		free(conf);
+	}
 	itest_inst_start(&a);
 	itest_inst_start(&b);
 	wait_live(&e, &a);

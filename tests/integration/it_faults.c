@@ -27,6 +27,15 @@ static void up(struct itest_env *e, struct itest_inst *in)
 	              itest_read_file(in->log));
 }
 
+/* IN may be found dead after 5 s without a heartbeat (cluster_dead_after; it beats every
+ * 1.25 s) instead of the default 20 s. */
+static void dead_after_5s(struct itest_inst *in)
+{
+	char *conf = itest_read_file(in->conf);
+	itest_write_file(in->conf, "cluster_dead_after = \"5s\";\n%s", conf);
+	free(conf);
+}
+
 /* Instances NA and NB on E, both with one job "long" due 8 s from now (COMMAND, plus EXTRA
  * keys), up; returns the one whose run of it is in flight (its row running, with its
  * backend); *OTHER is the other. */
@@ -46,6 +55,8 @@ static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_i
 	         tm.tm_sec, tm.tm_min, command, extra);
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
+	dead_after_5s(a);
+	dead_after_5s(b);
 	up(e, a);
 	up(e, b);
 	ck_assert_msg(itest_env_wait(e, 20,
@@ -62,10 +73,10 @@ static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_i
 	return x;
 }
 
-/* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 20 s
- * of silence; SIGKILL: its session is gone at once, but the run's backend, busy in its
- * statement, would commit at its end): the survivor ends the run's backend (its transaction
- * rolls back) before it retries, so the job's work is done once, by the retry, and the
+/* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 5 s
+ * of silence, its cluster_dead_after; SIGKILL: its session is gone at once, but the run's backend,
+ * busy in its statement, would commit at its end): the survivor ends the run's backend (its
+ * transaction rolls back) before it retries, so the job's work is done once, by the retry, and the
  * history says so. */
 static void in_flight_run_is_fenced_before_retry(int sig)
 {
@@ -80,7 +91,7 @@ static void in_flight_run_is_fenced_before_retry(int sig)
 	                            " SELECT pg_sleep(40)",
 	                            " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
 	ck_assert_int_eq(kill(x->pid, sig), 0);
-	/* found dead (after 20 s of silence for SIGSTOP), its run retried at once (40 s) */
+	/* found dead (after 5 s of silence for SIGSTOP), its run retried at once (40 s) */
 	bool done = itest_env_wait(&e, 100,
 	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                           " WHERE job_name = 'long' AND attempt = 2"
@@ -163,10 +174,10 @@ END_TEST
 
 /* A returning instance learns that it was declared dead, and its late record of the run it
  * had in flight does not overwrite the survivor's verdict on that run: B runs a long job,
- * is stopped (SIGSTOP) past the dead-instance timeout (20 s of silence), the survivor A
- * closes B's running row ("instance B died ..."), B is continued (SIGCONT), its run ends
- * (its backend was ended by A's fence) and it records that end: the row keeps A's verdict,
- * and B's log says it was found dead. */
+ * is stopped (SIGSTOP) past the dead-instance timeout (its cluster_dead_after, 5 s), the
+ * survivor A closes B's running row ("instance B died ...") well before the default 20 s, B
+ * is continued (SIGCONT), its run ends (its backend was ended by A's fence) and it records
+ * that end: the row keeps A's verdict, and B's log says it was found dead. */
 START_TEST(returning_instance_keeps_the_survivors_verdict)
 {
 	struct itest_env e;
@@ -174,13 +185,18 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 	itest_env_setup(&e, "ft-back", DB);
 	struct itest_inst *y,
 	    *x = long_run_in_flight(&e, &a, &b, "ba", "bb", "SELECT pg_sleep(40)", "", &y);
+	double t0 = itest_now();
 	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
 	bool closed = itest_env_wait(&e, 60,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'long' AND status = 'failed'"
 	                             " AND return_message LIKE 'instance %% died%%'");
 	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	double took = itest_now() - t0;
 	ck_assert_msg(closed, "the survivor did not close the run:\n%s", itest_read_file(y->log));
+	/* 5 s of silence, a heartbeat of the survivor (1.25 s), the fence (up to 3 s) */
+	ck_assert_msg(took < 15, "found dead after %.1f s, not within cluster_dead_after:\n%s",
+	              took, itest_read_file(y->log));
 	/* X's run ends (its backend is gone) and X records it, over the row of before */
 	ck_assert_msg(itest_wait_log(x->log, "long: failed", 30), "X's run did not end:\n%s",
 	              itest_read_file(x->log));
@@ -228,8 +244,10 @@ static void inst_via_relay(struct itest_inst *in, const struct itest_env *e, int
 	}
 	ck_assert(db && user);
 	*at = '\0';
-	itest_write_file(in->conf, "%shost=127.0.0.1 port=%d user=%s dbname=%s%s", conf, port, user,
-	                 db, at + strlen(e->ci));
+	/* the server sees the relay's sessions on its unix socket: their name tells them apart */
+	itest_write_file(in->conf,
+	                 "%shost=127.0.0.1 port=%d user=%s dbname=%s application_name=via-relay%s",
+	                 conf, port, user, db, at + strlen(e->ci));
 	PQconninfoFree(opts);
 	free(conf);
 }
@@ -262,8 +280,9 @@ static void refused_case(bool both)
 	struct itest_env e;
 	struct itest_inst a, b;
 	itest_env_setup(&e, both ? "ft-refused2" : "ft-refused", DB);
+	/* half of every second has a run in flight */
 	const char *jobs = "job = { name = \"tick\"; database = \"app\";"
-	                   " schedule = \"* * * * * *\"; command = \"SELECT 1\"; };\n";
+	                   " schedule = \"* * * * * *\"; command = \"SELECT pg_sleep(0.5)\"; };\n";
 	int port = 0, port_a = 0;
 	pid_t relay = itest_relay_start(e.ci, &port),
 	      relay_a = both ? itest_relay_start(e.ci, &port_a) : 0;
@@ -281,6 +300,12 @@ static void refused_case(bool both)
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT count(*) >= 3 FROM pgcrond.job_run_details"
 	                         " WHERE job_name = 'tick' AND status = 'succeeded'"));
+	/* the cut lands while a run of the job goes through the relay */
+	ck_assert(
+	    itest_env_wait(&e, 10,
+	                   "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE state = 'active'"
+	                   " AND application_name = 'via-relay'"
+	                   " AND query LIKE '%%pg_sleep(0.5)%%')"));
 	char *cut = itest_scalar(e.db, "SELECT now()");
 	itest_relay_stop(relay);
 	if (both)

@@ -192,6 +192,7 @@ START_TEST(test_good_full)
 	ck_assert_str_eq(cfg->log_level, "debug");
 	ck_assert_int_eq(cfg->max_running, 12);
 	ck_assert_int_eq(cfg->shutdown_grace_ms, 120000);
+	ck_assert_int_eq(cfg->cluster_dead_after_ms, 8000);
 	ck_assert_int_eq(cfg->alert_repeat_ms, 1800000);
 	ck_assert_str_eq(cfg->history_database, "analytics");
 	ck_assert_int_eq(cfg->history_retain_ms, 90LL * 86400000);
@@ -302,6 +303,7 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_int_eq(cfg->history_retain_ms, 30LL * 86400000);
 	ck_assert_int_eq(cfg->max_running, 32);
 	ck_assert_int_eq(cfg->shutdown_grace_ms, 30000);
+	ck_assert_int_eq(cfg->cluster_dead_after_ms, 20000);
 	ck_assert_int_eq(cfg->alert_repeat_ms, 3600000);
 	ck_assert_uint_eq(cfg->n_alerts, 1); /* no alerts = ( ... ): failures go to the log */
 	ck_assert_str_eq(cfg->alerts[0].sink, "log");
@@ -591,6 +593,9 @@ static const struct {
     {"bad/connection-check-short/pgcrond.conf",
      "bad/connection-check-short/pgcrond.conf:4: connection_check \"500ms\" is too short; use "
      "at least \"2s\""},
+    {"bad/dead-after-short/pgcrond.conf",
+     "bad/dead-after-short/pgcrond.conf:4: cluster_dead_after \"2s\" is too short; use at least "
+     "\"5s\""},
     {"bad/schedule-overflow/pgcrond.conf",
      "bad/schedule-overflow/conf.d/10-job.conf:5: schedule \"*/5000000000 * * * *\": step "
      "5000000000 is out of range 1-2147483647 (column 3)"},

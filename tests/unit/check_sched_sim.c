@@ -518,6 +518,27 @@ START_TEST(overlap_skip)
 }
 END_TEST
 
+/* A run's duration is measured on the monotonic clock: the host's wall clock stepping an hour
+ * forward while the run runs (an NTP correction, a skewed clock set right) does not make a
+ * 3 s run last an hour in the log, the metrics or its history row (its end is its start plus
+ * the 3 s). */
+START_TEST(duration_ignores_a_wall_clock_step)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 1);
+	clock_sim_step(h.clock, clock_now_us(h.clock) + 3600 * INT64_C(1000000));
+	h_advance(&h, 2);
+	h_end(&h, 0, true, NULL);
+	ck_assert_log(&h, "a: succeeded in 3000 ms");
+	h_stop(&h);
+}
+END_TEST
+
 /* overlap = queue: one fire waits behind the run and starts the moment it ends; a second
  * one while one waits is skipped. */
 START_TEST(overlap_queue)
@@ -958,6 +979,7 @@ int main(void)
 	Suite *s = suite_create("sched_sim");
 	TCase *tc = tcase_create("overlap");
 	tcase_add_test(tc, overlap_skip);
+	tcase_add_test(tc, duration_ignores_a_wall_clock_step);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
 	tcase_add_test(tc, overlap_queue);

@@ -94,8 +94,11 @@ static const char sql_reap[] =
     "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
     "         stop_note = 'found dead by instance ' OPERATOR(pg_catalog.||) $1"
     "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL"
+    /* judged by its own cluster_dead_after (its heartbeat's period goes with it), or the
+     * default for a row an older pgcrond wrote (COALESCE is syntax, not a function) */
     "     AND (i.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "          ($2::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    "          (COALESCE(i.dead_after_ms, $2::pg_catalog.int4)::pg_catalog.float8"
+    "           OPERATOR(pg_catalog.*) interval '1 millisecond'))"
     "      OR (i.backend_pid IS NOT NULL AND NOT EXISTS (SELECT"
     "          FROM pg_catalog.pg_stat_activity a"
     "          WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
@@ -153,18 +156,24 @@ static const char sql_reap[] =
 
 /* The heartbeat, and who else is live. */
 static const char sql_beat[] =
-    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version)"
-    "  VALUES ($1, $2, $3, $4::integer, $5)"
+    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version,"
+    "   dead_after_ms)"
+    "  VALUES ($1, $2, $3, $4::integer, $5, $6::integer)"
     "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
+    "   dead_after_ms = EXCLUDED.dead_after_ms,"
     "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
     "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
     "   version = EXCLUDED.version"
     "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM hb),"
+    /* live: seen within 30 s, or within its own cluster_dead_after and 10 s if longer */
     "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
-    "    AND last_seen > now() - interval '30 seconds'),"
+    "    AND last_seen > now() - greatest(interval '30 seconds',"
+    "     (coalesce(dead_after_ms, 20000) + 10000) * interval '1 millisecond')),"
     "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
-    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - interval '30 seconds'),"
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - greatest("
+    "     interval '30 seconds', (coalesce(dead_after_ms, 20000) + 10000)"
+    "     * interval '1 millisecond')),"
     /* the database's clock, for this host's offset from it (cluster_clock_offset) */
     "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
     "   1000000)::pg_catalog.int8,"
@@ -194,8 +203,9 @@ static const char sql_lock[] =
     "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
     "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
     " ins AS (INSERT INTO pgcrond.instance AS i"
-    "   (name, boot_id, host, pid, version, backend_pid, backend_start)"
-    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start"
+    "   (name, boot_id, host, pid, version, backend_pid, backend_start, dead_after_ms)"
+    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start,"
+    "   $6::pg_catalog.int4"
     "   FROM me"
     "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
     "   stop_note = NULL,"
@@ -203,7 +213,7 @@ static const char sql_lock[] =
     "    THEN i.started_at ELSE pg_catalog.now() END,"
     "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
     "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
-    "   backend_start = EXCLUDED.backend_start"
+    "   backend_start = EXCLUDED.backend_start, dead_after_ms = EXCLUDED.dead_after_ms"
     "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
     "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
     "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
@@ -328,8 +338,10 @@ static void send_lock(struct cluster *c)
 {
 	char pid[24];
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
-	cluster_send_stmt(c, OP_LOCK, sql_lock, 5, p);
+	char dead[24];
+	snprintf(dead, sizeof(dead), "%" PRId64, c->dead_after_ms);
+	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION, dead};
+	cluster_send_stmt(c, OP_LOCK, sql_lock, 6, p);
 }
 
 static void on_connected(void *arg)
@@ -579,10 +591,12 @@ void cluster_kick(struct cluster *c)
 		c->beat_due = false;
 		char pid[24];
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION};
+		char dead[24];
+		snprintf(dead, sizeof(dead), "%" PRId64, c->dead_after_ms);
+		const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION, dead};
 		c->beat_wall_us = clock_wall_us();
 		c->beat_mono_us = clock_mono_us();
-		cluster_send_stmt(c, OP_BEAT, sql_beat, 5, p);
+		cluster_send_stmt(c, OP_BEAT, sql_beat, 6, p);
 		return;
 	}
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms) {
@@ -653,8 +667,10 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	conndrv_set_backoff(&c->q.drv, RETRY_MIN_MS, RETRY_MAX_MS);
 	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
+	c->dead_after_ms = CLUSTER_DEAD_MS;
+	c->beat_ms = CLUSTER_HEARTBEAT_MS;
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
-	cluster_arm_ms(&c->beat_ev, CLUSTER_HEARTBEAT_MS);
+	cluster_arm_ms(&c->beat_ev, c->beat_ms);
 	char app[96];
 	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
 	stmtq_connect(&c->q, c->conninfo, app);
@@ -752,6 +768,20 @@ static int by_name(const void *a, const void *b)
 	return strcmp((*x)->name, (*y)->name);
 }
 
+void cluster_set_dead_after(struct cluster *c, int64_t ms)
+{
+	if (!c || ms <= 0 || ms == c->dead_after_ms)
+		return;
+	c->dead_after_ms = ms;
+	int64_t beat = ms / 4 < CLUSTER_HEARTBEAT_MS ? ms / 4 : CLUSTER_HEARTBEAT_MS;
+	if (beat != c->beat_ms) {
+		c->beat_ms = beat;
+		event_del(&c->beat_ev);
+		cluster_arm_ms(&c->beat_ev, beat);
+	}
+	/* the others read the new value from the next heartbeat */
+}
+
 int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
                      const struct conf_job ***sortedp)
 {
@@ -769,6 +799,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
 	conndrv_set_check(&c->q.drv, cfg->connection_check_ms);
+	cluster_set_dead_after(c, cfg->cluster_dead_after_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)
 		m += cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen;

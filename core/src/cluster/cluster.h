@@ -9,16 +9,18 @@
  *   pid and start); a second live instance of the same name sees that session alive and the
  *   heartbeat moving, and refuses to start. No advisory lock: any role may take one
  *   (docs/security.md "Locks and notifications");
- * - heartbeat: every CLUSTER_HEARTBEAT_MS the instance's row in pgcrond.instance;
+ * - heartbeat: every CLUSTER_HEARTBEAT_MS (or a quarter of a shorter cluster_dead_after)
+ *   the instance's row in pgcrond.instance, with its cluster_dead_after;
  * - claims: before a run starts, one row in pgcrond.fire_claim per (job, fire), taken with
  *   INSERT ... ON CONFLICT DO NOTHING; fires due together share one statement;
  * - overlap: a granted claim also takes the job's row in pgcrond.job_lock, held until the
  *   run ends (cluster_release); a dead or restarted instance's rows hold nothing;
  * - liveness: an instance whose recorded session is gone, or whose heartbeat is older
- *   than CLUSTER_DEAD_MS, is dead: the first survivor to see it closes its running rows
- *   (naming it and when it was last seen) and hands them to the scheduler for retry;
- *   after a reconnect of its own (the server restarted or failed over: every lock went with
- *   it) an instance judges no other for CLUSTER_DEAD_MS, time for them to come back;
+ *   than its own cluster_dead_after (CLUSTER_DEAD_MS by default), is dead: the first survivor to
+ * see it closes its running rows (naming it and when it was last seen) and hands them to the
+ * scheduler for retry; after a reconnect of its own (the server restarted or failed over: every
+ * lock went with it) an instance judges no other for CLUSTER_DEAD_MS (or its longer
+ * cluster_dead_after), time for them to come back;
  * - recovery: a server in recovery (a standby) gets no claim, so nothing runs, and the
  *   connection is retried every CLUSTER_RECOVERY_RETRY_MS until it reaches a primary.
  *
@@ -132,6 +134,10 @@ void cluster_claim_forget(struct cluster *c, void *arg);
  * (notifications; DEBOUNCE_MS is the job's debounce). Returns 1, 0 when the run needs no
  * claim (a manual run is claimed by its request id, an @reboot run belongs to its start, a
  * retry of those is made by the instance that ran them), or -ENOSPC. Pure. */
+/* This instance's cluster_dead_after (ms; <= 0: unchanged): how long the others wait for
+ * its heartbeat before they declare it dead; it beats every quarter of it, at most every
+ * CLUSTER_HEARTBEAT_MS. Also applied by cluster_set_jobs from the configuration. */
+void cluster_set_dead_after(struct cluster *c, int64_t ms);
 int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
                      int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
     __attribute__((warn_unused_result));

@@ -26,7 +26,7 @@ static const char sql_holder[] =
 
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
- * for longer than CLUSTER_DEAD_MS. Its rows say so: the runs it had in flight were closed
+ * for longer than its cluster_dead_after. Its rows say so: the runs it had in flight were closed
  * by X (and retried there), and their late ends here leave X's verdict (history.c). */
 static void told_dead(const struct cluster *c, const PGresult *r, int col)
 {
@@ -36,7 +36,7 @@ static void told_dead(const struct cluster *c, const PGresult *r, int col)
 		            "(the process stopped, its host frozen or cut off); the runs it had in "
 		            "flight were closed there and retried by their retry policy, and their "
 		            "ends here are not recorded over that verdict",
-		            c->instance, note, CLUSTER_DEAD_MS / 1000);
+		            c->instance, note, (int)(c->dead_after_ms / 1000));
 }
 
 void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
@@ -105,8 +105,12 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	c->jobs_due = true;
 	c->jobs_next = 0;
 	c->listen_due = c->hooks.notified != NULL;
-	if (c->ever_locked) /* peers reconnect within RETRY_MAX_MS, then beat */
-		c->reap_after_ms = clock_mono_ms() + CLUSTER_DEAD_MS;
+	/* peers reconnect within RETRY_MAX_MS, then beat: a short cluster_dead_after does not
+	 * shorten that */
+	if (c->ever_locked)
+		c->reap_after_ms =
+		    clock_mono_ms() +
+		    (c->dead_after_ms > CLUSTER_DEAD_MS ? c->dead_after_ms : CLUSTER_DEAD_MS);
 	c->ever_locked = true;
 	if (c->hooks.identity)
 		c->hooks.identity(c->hooks.arg);

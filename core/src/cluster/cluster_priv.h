@@ -117,6 +117,9 @@ struct cluster {
 	struct stmtq q;     /* the connection and the statement in flight (stmtq.h) */
 	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
 	struct event beat_ev, flush_ev;
+	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
+	 * declare it dead (written in its row), and the heartbeat's period, a quarter of it */
+	int64_t dead_after_ms, beat_ms;
 	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
 	bool unlock_due;         /* unlock_ev fired: send them */

@@ -387,6 +387,7 @@ static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_c
 	cfg->shutdown_grace_ms = 30000;
 	cfg->alert_repeat_ms = 3600000;
 	cfg->connection_check_ms = 30000;
+	cfg->cluster_dead_after_ms = 20000;
 
 	const char *slash = strrchr(path, '/');
 	if (slash == path)

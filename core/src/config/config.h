@@ -104,6 +104,11 @@ struct conf_alert_sink {
  * the number of SQL jobs of one role. */
 #define CONFIG_MAX_COMMAND_SIZE (1024 * 1024)
 #define CONFIG_MAX_JOBS_PER_ROLE 1000
+/* cluster_dead_after's floor, in seconds: an instance beats every quarter of it (at most 5 s),
+ * so it is found dead only after 4 heartbeats went missing; below 5 s one statement queued
+ * before a heartbeat (a burst of claims, a part of the jobs) or one reconnect could pass for
+ * a death, and a live instance's runs would be ended and retried. */
+#define CONFIG_DEAD_AFTER_MIN_S 5
 
 struct conf_http {
 	char *listen;        /* "ADDRESS:PORT" as written */
@@ -141,6 +146,9 @@ struct pgc_config {
 	/* a connect, a session reset, an idle connection's check: each answered within this, or
 	 * the connection is replaced; default 30s */
 	int64_t connection_check_ms;
+	/* how long this instance may go without a heartbeat before another declares it dead
+	 * (cluster.h); at least CONFIG_DEAD_AFTER_MIN_S */
+	int64_t cluster_dead_after_ms;
 	/* this daemon's name among instances sharing a history database; NULL: the host
 	 * name (cluster.h) */
 	char *instance;

@@ -239,6 +239,9 @@ const struct key_spec config_main_keys[] = {
     /* default: the host name; see README "Running several instances" */
     {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
     {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
+    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
+     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
     {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };

@@ -297,7 +297,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us = r->started ? sched_now_us(r->job->s) - r->start_us : 0,
+	    .duration_us = r->started ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -306,7 +306,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	int64_t end = sched_now_us(s);
+	int64_t end = r->start_us + (clock_mono_now_us(s->clock) - r->start_mono_us);
 	bool ok = o->ok;
 	const char *message = o->message, *sqlstate = o->sqlstate;
 
@@ -625,7 +625,9 @@ static void run_begin(struct run *r)
 	if (s->cluster && !r->claimed && claim(r))
 		return;
 	r->started = true;
+	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
 	r->start_us = sched_now_us(s);
+	r->start_mono_us = clock_mono_now_us(s->clock);
 	s->n_running++;
 	flow_run_begin(r);
 
@@ -776,14 +778,14 @@ void sched_fire_run(struct run *r)
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
-		sched_record_skipped(r, msg);
+		sched_skip_claimed(r, msg, false);
 		sched_run_free(&r);
 		return;
 	case OVERLAP_QUEUE:
 		if (j->pending) {
 			snprintf(msg, sizeof(msg),
 			         "%s and another run is already queued; overlap = queue", what);
-			sched_record_skipped(r, msg);
+			sched_skip_claimed(r, msg, false);
 			sched_run_free(&r);
 			return;
 		}
@@ -792,8 +794,8 @@ void sched_fire_run(struct run *r)
 		return;
 	case OVERLAP_REPLACE:
 		if (j->pending) {
-			sched_record_skipped(j->pending,
-			                     "superseded by a newer fire; overlap = replace");
+			sched_skip_claimed(j->pending,
+			                   "superseded by a newer fire; overlap = replace", false);
 			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
@@ -884,7 +886,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
 	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
 	if (r) {
-		sched_record(r, HIST_SKIPPED, msg);
+		sched_skip_claimed(r, msg, true);
 		sched_run_free(&r);
 	}
 	if (latest_on_time)

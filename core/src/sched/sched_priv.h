@@ -147,6 +147,9 @@ struct run {
 	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
+	/* the monotonic clock at its start: its duration is measured on it, so a step of the
+	 * host's wall clock while it runs does not change it (its end is START_US plus it) */
+	int64_t start_mono_us;
 	struct exec_run *er;
 	int backend_pid;             /* once connected, 0 before */
 	int64_t backend_at_us;       /* when it got the connection (sched_now_us), 0 before */
@@ -263,6 +266,13 @@ bool sched_cluster_busy(struct run *r, const char *why);
  * (retries and the rest are this instance's own; too many waiting; out of memory). The
  * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
 bool sched_unclaimed_park(struct run *r, const char *why);
+/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+ * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
+ * this instance gets the fire's claim: with several instances another one may have run or
+ * skipped it. R stays the caller's. / R, a fire that starts here: it is no longer waiting to be
+ * checked. */
+void sched_skip_claimed(struct run *r, const char *why, bool logged);
+void sched_unclaimed_ran(struct run *r);
 void sched_unclaimed_cb(void *arg);
 void sched_unclaimed_free(struct sched *s);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
