@@ -531,7 +531,9 @@ void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname)
 void itest_env_start(struct itest_env *e)
 {
 	e->pid = itest_daemon_start(e->conf, e->log);
-	ck_assert_msg(itest_wait_log(e->log, "started:", 10), "daemon did not start:\n%s",
+	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
+	 * beside it (scripts/test's lanes) once took over 10 s */
+	ck_assert_msg(itest_wait_log(e->log, "started:", 30), "daemon did not start:\n%s",
 	              itest_read_file(e->log));
 }
 
