@@ -238,19 +238,30 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 	/* kill every idle connection of the daemon to this database, ten times over; in the
 	 * middle of a second (the job fires on the second, and its run takes milliseconds), and
 	 * only connections idle for 200 ms: a connection handed to a run between the read of
-	 * pg_stat_activity and the kill would fail that run, rightly (not what this tests). The
-	 * kill waits up to 400 ms for the backend to be gone: a signal taken late on a busy
-	 * machine ended a connection after the next second's run had it */
+	 * pg_stat_activity and the kill would fail that run, rightly (not what this tests). All
+	 * are signalled at once, then the test waits up to 400 ms for them to be gone: a signal
+	 * taken late on a busy machine ended a connection after the next second's run had it */
 	for (int i = 0; i < 10; i++) {
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
 		double frac = now.tv_nsec / 1e9;
 		itest_sleep(frac < 0.45 ? 0.45 - frac : 1.45 - frac);
-		itest_exec(e.db, "SELECT pg_terminate_backend(pid, 400) FROM pg_stat_activity "
-		                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-		                 "AND application_name LIKE 'pgcrond%' AND state = 'idle' "
-		                 "AND state_change < clock_timestamp() - interval '200 ms' "
-		                 "AND query NOT ILIKE '%LISTEN%'");
+		char *pids = itest_scalar(
+		    e.db, "SELECT array_agg(pid)::text FROM (SELECT pid, pg_terminate_backend(pid) "
+		          "FROM pg_stat_activity "
+		          "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+		          "AND application_name LIKE 'pgcrond%' AND state = 'idle' "
+		          "AND state_change < clock_timestamp() - interval '200 ms' "
+		          "AND query NOT ILIKE '%LISTEN%') k");
+		if (pids) {
+			char sql[4096];
+			snprintf(sql, sizeof(sql),
+			         "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = "
+			         "ANY('%s'))",
+			         pids);
+			itest_wait_sql(e.db, sql, 0.4);
+			free(pids);
+		}
 	}
 	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
 	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) >= %lld + 2 FROM ticks", before));
