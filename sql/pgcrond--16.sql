@@ -10,3 +10,5 @@
 ALTER TABLE pgcrond.instance ADD COLUMN IF NOT EXISTS dead_after_ms integer;
 COMMENT ON COLUMN pgcrond.instance.dead_after_ms IS
 	'cluster_dead_after of the instance (ms): found dead when its heartbeat is older; NULL: 20 s';
+
+INSERT INTO pgcrond.schema_version (version) VALUES (16) ON CONFLICT DO NOTHING;
