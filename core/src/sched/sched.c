@@ -542,6 +542,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
 			sched_record(r, HIST_SKIPPED, why); /* the cluster logs why, rate-limited */
 	} else if (v == CLUSTER_BUSY) {
+		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
 		sched_record_skipped(r, msg);
 	} else
