@@ -67,10 +67,19 @@ START_TEST(copy_to_stdout_is_drained_and_recorded)
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 5), 0);
 	ck_assert_msg(itest_now() - t0 < 5, "SIGTERM took %.1f s", itest_now() - t0);
 
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                     "WHERE job_name = 'dump' AND (status <> 'succeeded' "
-	                                     "OR return_message IS DISTINCT FROM 'COPY 200000')"),
-	                 0);
+	/* every run streamed all its rows; a fire that came while a COPY was still streaming
+	 * (a slow build on a loaded machine) is an overlap skip, which is the policy, not a loss */
+	const char *odd = "FROM pgcrond.job_run_details WHERE job_name = 'dump' "
+	                  "AND NOT (status = 'succeeded' AND return_message = 'COPY 200000') "
+	                  "AND NOT (status = 'skipped' "
+	                  "AND return_message LIKE 'previous run still running%')";
+	if (itest_env_count(&e, "SELECT count(*) %s", odd) != 0) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT string_agg(status || ': ' || return_message, E'\\n') %s", odd);
+		ck_abort_msg("dump runs that did not stream their rows:\n%s\nlog:\n%s",
+		             itest_scalar(e.db, sql), itest_read_file(e.log));
+	}
 	assert_ticks_on_time(&e, 5);
 	itest_env_teardown(&e);
 }
