@@ -83,6 +83,25 @@ static const char sql_unlock[] =
     " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
     "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
 
+/* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
+ * no history row serves (any instance's row for the job and the instant: a run, or a skip).
+ * A run's row starts within 1 s before its instant at the earliest (a clock in step). */
+#define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
+#define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
+#define SQL_UNSERVED_WHERE                                                                         \
+	" c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"                                     \
+	" AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"                                   \
+	"  WHERE d.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) "                                          \
+	"pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ")"                                        \
+	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
+	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
+	") OPERATOR(pg_catalog.-) interval '1 minute'))"
+/* an instant passed: the others tried to claim it and lost to the dead one (a coming one
+ * is claimed by whoever fires it, now that the claim is gone) */
+#define SQL_UNSERVED_PASSED                                                                        \
+	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
+
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
@@ -136,6 +155,12 @@ static const char sql_reap[] =
     "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
     "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
     "    ::pg_catalog.int8 AS sched, d.attempt)"
+    /* its claims of scheduled fires that never became a run (no row in the history: it
+     * died between a claim and its run's start, or claimed an instant early and died
+     * before it): given back, and the passed ones are served here (sched_takeover) */
+    " , unserved AS (" SQL_UNSERVED_DELETE " USING dead"
+    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE
+    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
     "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
@@ -152,7 +177,25 @@ static const char sql_reap[] =
     "  (SELECT pg_catalog.count(*) FROM unlocked)"
     " FROM dead"
     " UNION ALL SELECT name, job_name, trigger, graph_run, sched, attempt, NULL, NULL, NULL"
-    " FROM closed";
+    " FROM closed"
+    " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
+    "  NULL, NULL, NULL FROM unserved WHERE " SQL_UNSERVED_PASSED;
+
+/* The claims an earlier process of this instance (another boot) made of scheduled fires
+ * that never became a run: it was killed between a claim and its run's start. Given back;
+ * the passed ones that a later fire of the job was served after are returned to be served
+ * here (the start's catch-up, hist_request_last_fires, serves only fires after the job's
+ * latest in the history). */
+static const char sql_unserved[] =
+    "WITH unserved AS (" SQL_UNSERVED_DELETE
+    "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
+    "   AND " SQL_UNSERVED_WHERE " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
+    " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
+    "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
+    "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
+    "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
+    " ORDER BY s";
 
 /* The heartbeat, and who else is live. */
 static const char sql_beat[] =
@@ -434,6 +477,9 @@ static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 	case OP_REAP:
 		cluster_reap_done(c, sr);
 		break;
+	case OP_UNSERVED:
+		cluster_unserved_done(c, sr);
+		break;
 	case OP_CLAIM:
 	case OP_TURN:
 		c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
@@ -605,6 +651,12 @@ void cluster_kick(struct cluster *c)
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
 		const char *p[] = {c->instance, dead};
 		cluster_send_stmt(c, OP_REAP, sql_reap, 2, p);
+		return;
+	}
+	if (c->unserved_due && !c->schema_missing) {
+		c->unserved_due = false;
+		const char *p[] = {c->instance, c->boot_id};
+		cluster_send_stmt(c, OP_UNSERVED, sql_unserved, 2, p);
 		return;
 	}
 	if (c->purge_due && !c->schema_missing) {

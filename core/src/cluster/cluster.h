@@ -63,6 +63,9 @@ struct cluster_orphan {
 	const char *dead;      /* the dead instance's name */
 	int64_t scheduled_us;  /* 0 if none */
 	int attempt;
+	/* not a run but a scheduled fire DEAD claimed and never ran (TRIGGER "schedule",
+	 * ATTEMPT 0): serve it here under the job's catch-up policy */
+	bool unserved;
 };
 
 struct cluster_hooks {
@@ -99,6 +102,13 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 /* Clean stop: marks the instance stopped (best effort, bounded), releases the name. No
  * callback is called afterwards, also not for claims still waiting. */
 void cluster_close(struct cluster **c);
+/* Once per process, after the instance's name is held: the scheduled fires an earlier
+ * process of this instance claimed and never ran (it was killed between a claim and the
+ * run's start) come back as orphans (cluster_hooks.orphan, unserved) when a later fire of
+ * the job was served since; the start's catch-up serves the others. Call it when the
+ * history has no record of an earlier process left to write (hist_pending() == 0): a
+ * record still in the spill file would make its run look unserved. */
+void cluster_serve_unserved(struct cluster *c);
 
 typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
 /* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:

@@ -228,10 +228,19 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		if (PQgetisnull(r, i, 1)) {
-			size_t closed = 0;
-			for (int k = 0; k < PQntuples(r); k++)
-				closed +=
-				    !PQgetisnull(r, k, 1) && strcmp(PQgetvalue(r, k, 0), name) == 0;
+			size_t closed = 0, unserved = 0;
+			for (int k = 0; k < PQntuples(r); k++) {
+				if (PQgetisnull(r, k, 1) || strcmp(PQgetvalue(r, k, 0), name) != 0)
+					continue;
+				if (strcmp(PQgetvalue(r, k, 2), "unserved") == 0)
+					unserved++;
+				else
+					closed++;
+			}
+			if (unserved)
+				log_warning("cluster: instance \"%s\" had claimed %zu scheduled "
+				            "fire(s) it never ran: serving them here",
+				            name, unserved);
 			c->st.dead_found++;
 			if (cluster_res_val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
 				log_warning(
@@ -250,9 +259,11 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 				    name, PQgetvalue(r, i, 6));
 			continue;
 		}
+		bool unserved = strcmp(PQgetvalue(r, i, 2), "unserved") == 0;
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = cluster_res_val(r, i, 2),
+		    .trigger = unserved ? "schedule" : cluster_res_val(r, i, 2),
+		    .unserved = unserved,
 		    .graph_run = cluster_res_val(r, i, 3),
 		    .dead = name,
 		    .scheduled_us = cluster_res_val(r, i, 4) ? atoll(PQgetvalue(r, i, 4)) : 0,
@@ -264,4 +275,40 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	for (int i = 0; c->hooks.reaped && i < PQntuples(r); i++)
 		if (PQgetisnull(r, i, 1))
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
+}
+
+void cluster_serve_unserved(struct cluster *c)
+{
+	if (!c || c->unserved_asked)
+		return;
+	c->unserved_asked = c->unserved_due = true;
+	cluster_kick(c);
+}
+
+void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
+{
+	const PGresult *r = sr->res;
+	if (sr->failed) {
+		if (strcmp(sr->sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot look for fires an earlier process of this "
+			            "instance claimed and never ran: %s",
+			            sr->err);
+		return;
+	}
+	if (!r || PQntuples(r) == 0)
+		return;
+	log_warning("cluster: an earlier process of this instance claimed %d scheduled fire(s) "
+	            "and was stopped before running them: serving them here",
+	            PQntuples(r));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct cluster_orphan o = {
+		    .job_name = PQgetvalue(r, i, 0),
+		    .trigger = "schedule",
+		    .dead = c->instance,
+		    .scheduled_us = atoll(PQgetvalue(r, i, 1)),
+		    .unserved = true,
+		};
+		if (c->hooks.orphan)
+			c->hooks.orphan(c->hooks.arg, &o);
+	}
 }

@@ -95,6 +95,7 @@ enum op {
 	OP_HOLDER,
 	OP_BEAT,
 	OP_REAP,
+	OP_UNSERVED,
 	OP_CLAIM,
 	OP_TURN,
 	OP_UNLOCK,
@@ -132,6 +133,7 @@ struct cluster {
 	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
+	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
@@ -184,6 +186,7 @@ bool cluster_has_unsent(const struct cluster *c);
 void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr);
 char *cluster_array_literal(struct claim *from, size_t n, bool keys);

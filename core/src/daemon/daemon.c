@@ -464,6 +464,11 @@ static void cluster_identity(void *arg)
 	struct daemon *d = arg;
 	hist_hold_orphans(d->hist, false);
 	coord_identity(d->coord);
+	/* the history of an earlier process is all written: its fires without a row were
+	 * claimed and never run (with records still to replay, the check waits for the next
+	 * start) */
+	if (hist_pending(d->hist) == 0)
+		cluster_serve_unserved(d->cluster);
 }
 
 static void cluster_orphan(void *arg, const struct cluster_orphan *o)

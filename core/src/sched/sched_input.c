@@ -6,14 +6,51 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cron.h"
 #include "log.h"
 #include "retry.h"
 #include "sched.h"
 #include "sched_priv.h"
 
+/* A scheduled fire that instance O->dead claimed and never ran: its claim is gone, so this
+ * instance claims it like any fire; the job's catch-up policy decides, as for a fire missed
+ * while the daemon was down. */
+static void serve_unserved(struct job *j, const struct cluster_orphan *o)
+{
+	char at[32], why[160];
+	if (cron_time_format(o->scheduled_us / 1000000, at, sizeof(at)) < 0)
+		at[0] = '\0';
+	snprintf(why, sizeof(why),
+	         "the fire at %s was claimed by instance %s, which %s before running it", at,
+	         o->dead,
+	         strcmp(o->dead, cluster_instance(j->s->cluster)) == 0 ? "was stopped" : "died");
+	if (!j->enabled)
+		return;
+	if (j->conf->catchup == CATCHUP_ONCE) {
+		struct run *r = sched_run_new(j, o->scheduled_us, "catchup");
+		if (!r)
+			return;
+		log_job(LOG_LVL_NOTICE, j->name, "%s; running it now (catchup = once)", why);
+		sched_fire_run(r);
+		return;
+	}
+	char msg[200];
+	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
+	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
+	struct run *r = sched_run_new(j, o->scheduled_us, "schedule");
+	if (r) {
+		sched_skip_claimed(r, msg, true);
+		sched_run_free(&r);
+	}
+}
+
 void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 {
 	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
+	if (j && j->conf && !j->removed && o->unserved) {
+		serve_unserved(j, o);
+		return;
+	}
 	if (!j || !j->conf || j->removed) {
 		log_info("cluster: instance %s died running job %s, which is not configured here; "
 		         "not retried here",

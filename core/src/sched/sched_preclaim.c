@@ -13,9 +13,10 @@
  * or removed, or its previous run ended late) gives it back. A job whose run is under way
  * when its timer wakes is not claimed early: its overlap policy decides the fire at the
  * instant, and only a fire that runs is claimed, as before. A stop gives back what it claimed
- * for instants it will not serve (the rows deleted), so another instance claims them. The cost
- * is a window: an instance that dies in the PRECLAIM_LEAD_US before an instant it claimed
- * leaves that fire unserved, as one that dies between a claim and its run's start does. */
+ * for instants it will not serve (the rows deleted), so another instance claims them. An
+ * instance that dies in the PRECLAIM_LEAD_US before an instant it claimed leaves a claim no
+ * run serves, as one that dies between a claim and its run's start does: the instance that
+ * finds it dead (or its own next process) serves it (cluster_serve_unserved, sql_reap). */
 #include <stdlib.h>
 
 #include "log.h"
