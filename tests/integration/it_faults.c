@@ -136,6 +136,61 @@ START_TEST(sigkill_in_flight)
 }
 END_TEST
 
+/* A run that committed while its instance was frozen is recorded as succeeded, not retried
+ * (issue 24, fenced takeover): X's run of one statement (an INSERT that takes 2 s) writes its
+ * transaction id before it runs (pgcrond.run_xact); X is stopped (SIGSTOP) while it runs; the
+ * statement commits on the server meanwhile; the survivor finds X dead after 5 s, ends the
+ * backend, asks the server whether that transaction committed, and records the run as
+ * succeeded without retrying it: the work is done once. */
+START_TEST(committed_run_is_not_retried)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-commit", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
+	struct itest_inst *y,
+	    *x = long_run_in_flight(
+	        &e, &a, &b, "ca", "cb",
+	        "INSERT INTO execs (pid) SELECT pg_backend_pid() FROM pg_sleep(2)",
+	        " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
+	ck_assert_msg(
+	    itest_env_wait(&e, 5, "SELECT count(*) = 1 FROM pgcrond.run_xact WHERE instance = '%s'",
+	                   x->name),
+	    "the run's transaction id was not written:\n%s", itest_read_file(x->log));
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	bool closed =
+	    itest_env_wait(&e, 30,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'long' AND attempt = 1 AND status = 'succeeded'"
+	                   " AND return_message LIKE 'committed; instance %s died%%'",
+	                   x->name);
+	itest_sleep(4); /* a retry would have started by now (retry_delay 1 s) */
+	char *runs = itest_scalar(
+	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance, status,"
+	          " return_message), E'\\n' ORDER BY runid)"
+	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
+	long long rows = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'long'");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	ck_assert_msg(closed && execs == 1 && rows == 1,
+	              "committed %lld times, %lld history rows:\n%s\n%s", execs, rows,
+	              runs ? runs : "", itest_read_file(y->log));
+	char *ylog = itest_read_file(y->log);
+	ck_assert_msg(strstr(ylog, "died after 1 of its runs had committed: recorded as succeeded, "
+	                           "not retried"),
+	              "%s", ylog);
+	free(ylog);
+	free(runs);
+	itest_inst_stop(x, SIGTERM);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The database is the clock: `pgcrond status` shows this host's offset from the history
  * database's clock (measured at each heartbeat; claims stop beyond CLUSTER_MAX_OFFSET_MS). */
 START_TEST(status_shows_the_clock_offset)
@@ -401,6 +456,7 @@ int main(void)
 	} cases[] = {
 	    {"sigstop", sigstop_in_flight},
 	    {"sigkill", sigkill_in_flight},
+	    {"committed", committed_run_is_not_retried},
 	    {"clock", status_shows_the_clock_offset},
 	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
 	    {"refused_all", fires_nobody_could_claim_get_one_row},

@@ -109,6 +109,14 @@ void cluster_close(struct cluster **c);
  * history has no record of an earlier process left to write (hist_pending() == 0): a
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
+/* Run RUN_KEY (hist_run_key) of this process runs in transaction XID of the server that
+ * started at SERVER (exec_run_spec.on_xid): written to pgcrond.run_xact, so that an
+ * instance that closes the run after this one died asks whether it committed before it
+ * retries it (sql_reap). NULL XID: the id noted is not the run's. Nothing without schema
+ * step 17. */
+void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server);
+/* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. */
+void cluster_xact_end(struct cluster *c, const char *run_key);
 
 typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
 /* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:

@@ -91,8 +91,10 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_send_stmt(c, OP_HOLDER, sql_holder, 1, p);
 		return;
 	}
-	if (!legacy)
+	if (!legacy) {
 		told_dead(c, r, 3);
+		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+	}
 	c->locked = true;
 	c->st.connected = true;
 	c->holder_looked = false;
@@ -215,6 +217,149 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	}
 }
 
+/* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
+ * no history row serves (any instance's row for the job and the instant: a run, or a skip).
+ * A run's row starts within 1 s before its instant at the earliest (a clock in step). */
+#define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
+#define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
+#define SQL_UNSERVED_WHERE                                                                         \
+	" c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"                                     \
+	" AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"                                   \
+	"  WHERE d.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) "                                          \
+	"pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ")"                                        \
+	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
+	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
+	") OPERATOR(pg_catalog.-) interval '1 minute'))"
+/* an instant passed: the others tried to claim it and lost to the dead one (a coming one
+ * is claimed by whoever fires it, now that the claim is gone) */
+#define SQL_UNSERVED_PASSED                                                                        \
+	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
+
+/* Dead instances: not stopped, and either the session their row records is gone (the
+ * process is gone and the server knows it) or their heartbeat stopped (a host or network
+ * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
+ * what makes one survivor alone close their runs: a second one finds stopped_at set. Their
+ * job locks (pgcrond.job_lock) go with them. A row without a recorded session (written
+ * before schema step 11) is judged by its heartbeat alone. */
+static const char reap_a[] =
+    "WITH dead AS ("
+    "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
+    "         stop_note = 'found dead by instance ' OPERATOR(pg_catalog.||) $1"
+    "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL"
+    /* judged by its own cluster_dead_after (its heartbeat's period goes with it), or the
+     * default for a row an older pgcrond wrote (COALESCE is syntax, not a function) */
+    "     AND (i.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "          (COALESCE(i.dead_after_ms, $2::pg_catalog.int4)::pg_catalog.float8"
+    "           OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    "      OR (i.backend_pid IS NOT NULL AND NOT EXISTS (SELECT"
+    "          FROM pg_catalog.pg_stat_activity a"
+    "          WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "            AND (a.backend_start IS NULL"
+    "             OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))))"
+    "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
+    /* the fence: the backends of its runs (by pid, the run's application name and a start
+     * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
+     * for them to go, so that a run's transaction cannot commit after its retry starts */
+    " fence AS ("
+    "  SELECT d.instance, d.run_key,"
+    "   pg_catalog.pg_terminate_backend(a.pid, 3000) AS gone"
+    "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
+    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
+    "     d.job_name)"
+    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
+    "     interval '10 seconds')"
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
+    " closed AS ("
+    "  UPDATE pgcrond.job_run_details d"
+    "     SET status = CASE WHEN ";
+static const char reap_b[] =
+    " THEN 'succeeded' ELSE 'failed' END, end_time = pg_catalog.now(),"
+    "         duration_ms = pg_catalog.date_part('epoch', pg_catalog.now()"
+    "           OPERATOR(pg_catalog.-) d.start_time) OPERATOR(pg_catalog.*) 1000,"
+    "         return_message = pg_catalog.format(CASE WHEN ";
+static const char reap_c[] =
+    " THEN 'committed; instance %s died (last seen %s) before it recorded the end; run"
+    " closed by instance %s' ELSE 'instance %s died (last seen %s); run closed by instance"
+    " %s' END, dead.name,"
+    "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
+    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "    FROM dead"
+    "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
+    "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    /* a backend that did not go in time: its run stays open, never retried (docs/faults.md) */
+    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.instance OPERATOR(pg_catalog.=) d.instance"
+    "      AND f.run_key OPERATOR(pg_catalog.=) d.run_key AND NOT f.gone)"
+    "  RETURNING dead.name, d.job_name, d.trigger, d.graph_run,"
+    "   (pg_catalog.date_part('epoch', d.scheduled_time) OPERATOR(pg_catalog.*) 1000000)"
+    "    ::pg_catalog.int8 AS sched, d.attempt, d.status AS st)"
+    /* its claims of scheduled fires that never became a run (no row in the history: it
+     * died between a claim and its run's start, or claimed an instant early and died
+     * before it): given back, and the passed ones are served here (sched_takeover) */
+    " , unserved AS (" SQL_UNSERVED_DELETE " USING dead"
+    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE
+    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    /* the job locks of its runs: the runs are closed */
+    " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
+    "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
+    /* a host that went silent may still hold its session: end it, so it writes nothing
+     * more as this instance (by pid and backend start, so a reused pid is never hit) */
+    " , term AS ("
+    "  SELECT d.name, pg_catalog.pg_terminate_backend(a.pid) AS t FROM dead d"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.backend_pid"
+    "    AND a.backend_start OPERATOR(pg_catalog.=) d.backend_start)"
+    " SELECT name, NULL, NULL, NULL, NULL, NULL,"
+    "  pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    "  (SELECT pg_catalog.count(*) FROM term"
+    "    WHERE term.name OPERATOR(pg_catalog.=) dead.name AND term.t),"
+    "  (SELECT pg_catalog.count(*) FROM unlocked)"
+    " FROM dead"
+    /* a run that committed is recorded, never retried */
+    " UNION ALL SELECT name, job_name, CASE WHEN st OPERATOR(pg_catalog.=) 'succeeded'"
+    "  THEN 'committed' ELSE trigger END, graph_run, sched, attempt, NULL, NULL, NULL"
+    " FROM closed"
+    " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
+    "  NULL, NULL, NULL FROM unserved WHERE " SQL_UNSERVED_PASSED;
+/* Whether a dead instance's run D committed, between the parts above: pgcrond.run_xact
+ * (schema step 17) holds its transaction, which the server still knows (cluster_xact.c);
+ * asked after the fence ended its backend (only rows whose backend went are closed), so
+ * the answer is final. Without the table: never known. */
+static const char reap_committed[] =
+    "(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_xact x"
+    " WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
+    "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
+
+/* The reap statement, with or without the commit check (built once). */
+const char *cluster_reap_sql(bool xact)
+{
+	static char *sql[2];
+	if (!sql[xact]) {
+		const char *k = xact ? reap_committed : "false";
+		if (asprintf(&sql[xact], "%s%s%s%s%s", reap_a, k, reap_b, k, reap_c) < 0) {
+			sql[xact] = NULL;
+			return NULL;
+		}
+	}
+	return sql[xact];
+}
+
+/* The claims an earlier process of this instance (another boot) made of scheduled fires
+ * that never became a run: it was killed between a claim and its run's start. Given back;
+ * the passed ones that a later fire of the job was served after are returned to be served
+ * here (the start's catch-up, hist_request_last_fires, serves only fires after the job's
+ * latest in the history). */
+static const char sql_unserved[] =
+    "WITH unserved AS (" SQL_UNSERVED_DELETE
+    "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
+    "   AND " SQL_UNSERVED_WHERE " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
+    " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
+    "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
+    "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
+    "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
+    " ORDER BY s";
+
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
@@ -228,15 +373,22 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		if (PQgetisnull(r, i, 1)) {
-			size_t closed = 0, unserved = 0;
+			size_t closed = 0, unserved = 0, committed = 0;
 			for (int k = 0; k < PQntuples(r); k++) {
 				if (PQgetisnull(r, k, 1) || strcmp(PQgetvalue(r, k, 0), name) != 0)
 					continue;
 				if (strcmp(PQgetvalue(r, k, 2), "unserved") == 0)
 					unserved++;
+				else if (strcmp(PQgetvalue(r, k, 2), "committed") == 0)
+					committed++;
 				else
 					closed++;
 			}
+			if (committed)
+				log_warning(
+				    "cluster: instance \"%s\" died after %zu of its runs had "
+				    "committed: recorded as succeeded, not retried",
+				    name, committed);
 			if (unserved)
 				log_warning("cluster: instance \"%s\" had claimed %zu scheduled "
 				            "fire(s) it never ran: serving them here",
@@ -252,13 +404,15 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
 				    "running run(s) as failed",
 				    name, PQgetvalue(r, i, 6), closed);
-			else
+			else if (!committed)
 				log_notice(
 				    "cluster: instance \"%s\" died (last seen %s); it left no "
 				    "running run",
 				    name, PQgetvalue(r, i, 6));
 			continue;
 		}
+		if (strcmp(PQgetvalue(r, i, 2), "committed") == 0)
+			continue; /* its work is done: recorded, never retried */
 		bool unserved = strcmp(PQgetvalue(r, i, 2), "unserved") == 0;
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
@@ -275,6 +429,12 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	for (int i = 0; c->hooks.reaped && i < PQntuples(r); i++)
 		if (PQgetisnull(r, i, 1))
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
+}
+
+void cluster_unserved_send(struct cluster *c)
+{
+	const char *p[] = {c->instance, c->boot_id};
+	cluster_send_stmt(c, OP_UNSERVED, sql_unserved, 2, p);
 }
 
 void cluster_serve_unserved(struct cluster *c)

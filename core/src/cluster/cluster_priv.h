@@ -96,6 +96,7 @@ enum op {
 	OP_BEAT,
 	OP_REAP,
 	OP_UNSERVED,
+	OP_XACT,
 	OP_CLAIM,
 	OP_TURN,
 	OP_UNLOCK,
@@ -134,6 +135,12 @@ struct cluster {
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
+	/* cluster_xact.c: pgcrond.run_xact exists (schema step 17; read at each lock); the
+	 * notes not sent yet ("key TAB xid TAB server" lines); the runs noted and not ended */
+	bool xact_table;
+	char *xact_buf;
+	size_t xact_len, xact_cap;
+	struct strmap xact_keys;
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
@@ -186,6 +193,13 @@ bool cluster_has_unsent(const struct cluster *c);
 void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
+bool cluster_xact_send(struct cluster *c);
+void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
+void cluster_xact_free(struct cluster *c);
+/* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_xact exists;
+ * NULL without memory), and the look for an earlier process's unserved claims */
+const char *cluster_reap_sql(bool xact);
+void cluster_unserved_send(struct cluster *c);
 void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr);

@@ -135,7 +135,10 @@ static void run_send_first(struct exec_run *r)
 {
 	struct conn *c = r->conn;
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
-	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app) {
+	/* an id to report: the statement goes in a pipeline after it (exec_conn_carry), and the
+	 * set_config() that opens the pipeline costs no round trip of its own */
+	bool xid = r->on_xid && exec_run_may_carry(r);
+	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app || xid) {
 		const char *params[2] = {r->timeout_text, r->app_name};
 		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
 		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
@@ -230,6 +233,12 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 	ExecStatusType st = PQresultStatus(res);
 	char buf[256];
 
+	if (r->xid_pending) {
+		if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && PQntuples(res) == 1 &&
+		    PQnfields(res) == 2 && !PQgetisnull(res, 0, 0) && r->on_xid)
+			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		return;
+	}
 	if (r->setting_timeout) {
 		if (st == PGRES_TUPLES_OK) {
 			r->conn->timeout_ms = r->timeout_ms;
@@ -356,7 +365,7 @@ void exec_run_unsend(struct exec_run *r)
 	struct pool *p = c->pool;
 	c->run = NULL;
 	r->conn = NULL;
-	r->in_pipeline = r->sync_due = false;
+	r->in_pipeline = r->sync_due = r->xid_pending = false;
 	exec_conn_close(&c);
 	if (r->cancel_msg) {
 		exec_run_complete(r);
@@ -378,6 +387,8 @@ static bool run_uncarry(struct exec_run *r)
 	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
 		return false;
 	st->carry = false;
+	if (r->on_xid)
+		r->on_xid(r->arg, NULL, NULL);
 	r->failed = false;
 	free(r->message);
 	r->message = NULL;
@@ -427,6 +438,13 @@ bool exec_run_read(struct exec_run *r)
 			return true;
 		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
+			if (r->xid_pending) {
+				/* the id's answer is over: the statement's rows come one at a time
+				 */
+				r->xid_pending = false;
+				PQsetSingleRowMode(c->drv.conn);
+				continue;
+			}
 			/* the statement is complete; in a pipeline, once its Sync is read too */
 			if (r->in_pipeline) {
 				r->sync_due = true;
@@ -655,6 +673,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
 		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
 	r->on_pid = spec->on_pid;
+	r->on_xid = spec->on_xid;
 	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;

@@ -66,6 +66,15 @@ struct exec_run_spec {
 	bool name_backend;
 	/* Called once the run has a connection, with its backend pid (job_pid). May be NULL. */
 	void (*on_pid)(void *arg, int pid);
+	/* Non-NULL: the run's transaction id is reported before its statement runs, so that its
+	 * commit can be told from outside if this process dies meanwhile (a fenced takeover,
+	 * cluster.h). Only for a first statement that may follow others (sqlscan.h): a
+	 * statement before it in the same pipeline, so in the same transaction, assigns the
+	 * id and returns it, XID (decimal text) with SERVER, the server's start time (an id
+	 * means something only on the server that gave it, until its next restart). Called
+	 * again with NULLs if the statement went out once more on its own after all (its
+	 * Parse refused several statements): that id is not its transaction's. */
+	void (*on_xid)(void *arg, const char *xid, const char *server);
 	/* Called for each row the statements return, from the event loop, with its N_FIELDS
 	 * values as text (NULL for SQL NULL), valid during the call only; must not call back
 	 * into the executor. NULL: rows are counted and dropped (a job's). For the daemon's own

@@ -104,6 +104,7 @@ struct exec_run {
 	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
 	bool parse_refused;   /* its error came from the server's Parse: nothing of it ran */
 	bool sync_due;        /* ... and they are all read */
+	bool xid_pending;     /* the answer to XID_SQL is read before its statement's */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
@@ -115,6 +116,7 @@ struct exec_run {
 	struct conn *conn;
 	int pid;
 	void (*on_pid)(void *, int);
+	void (*on_xid)(void *, const char *, const char *);
 	void (*on_row)(void *arg, int n_fields, const char *const *values);
 	void (*on_done)(void *, const struct exec_outcome *);
 	void *arg;
@@ -159,6 +161,12 @@ struct exec {
 	"SELECT pg_catalog.set_config('statement_timeout', $1, false), "                           \
 	"pg_catalog.set_config('application_name', $2, false)"
 #define RESET_SYNCS 2
+/* Before a run's statement, in its transaction (exec_run_spec.on_xid): never an error, so it
+ * never aborts the pipeline (a standby assigns no id: NULL there). */
+#define XID_SQL                                                                                    \
+	"SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"                                \
+	" ELSE pg_catalog.pg_current_xact_id()::pg_catalog.text END,"                              \
+	" pg_catalog.pg_postmaster_start_time()::pg_catalog.text"
 
 /* exec.c */
 bool exec_conn_flush(struct conn *c);

@@ -55,6 +55,9 @@ _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_S
 bool exec_conn_carry(struct conn *c, struct exec_run *r)
 {
 	const struct run_stmt *st = &r->stmts[0];
+	if (r->on_xid && !PQsendQueryParams(c->drv.conn, XID_SQL, 0, NULL, NULL, NULL, NULL, 0))
+		return false;
+	r->xid_pending = r->on_xid != NULL;
 	if (!PQsendQueryParams(c->drv.conn, st->sql, st->n_params, NULL,
 	                       (const char *const *)st->params, NULL, NULL, 0))
 		return false;

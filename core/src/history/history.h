@@ -53,6 +53,8 @@ void hist_close(struct hist **h);
 
 /* Record a start; returns the run's key (unique within this process, > 0). */
 uint64_t hist_start(struct hist *h, const struct hist_run *run);
+/* The run_key column of run KEY of this process (at most 96 bytes with its NUL). */
+void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len);
 /* The backend pid once known (job_pid). */
 void hist_set_pid(struct hist *h, uint64_t key, int pid);
 /* Record the end. SQLSTATE may be NULL; MESSAGE is return_message (pg_cron: "INSERT 0 1",

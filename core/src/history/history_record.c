@@ -20,7 +20,7 @@
 #include "log.h"
 #include "pgconn.h"
 
-static void run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
+void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
 }
@@ -62,7 +62,7 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 		r.start_us = clock_wall_us();
 	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
 		log_error("history: out of memory: the end of a run will update without its day");
-	run_key(h, k, key, sizeof(key));
+	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, &r, key, sched, start, attempt, f);
 	hist_emit(h, K_START, f, N_START);
 	return k;
@@ -74,7 +74,7 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 
 	if (!h || !k)
 		return;
-	run_key(h, k, key, sizeof(key));
+	hist_run_key(h, k, key, sizeof(key));
 	char startbuf[24];
 	int64_t start_us = hist_keymap_get(&h->starts, k);
 	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
@@ -89,7 +89,7 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 
 	if (!h || !k)
 		return;
-	run_key(h, k, key, sizeof(key));
+	hist_run_key(h, k, key, sizeof(key));
 	char startbuf[24];
 	int64_t start_us = hist_keymap_get(&h->starts, k);
 	hist_keymap_del(&h->starts, k);
@@ -109,7 +109,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	if (!h || !run)
 		return 0;
 	uint64_t k = ++h->next_key;
-	run_key(h, k, key, sizeof(key));
+	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
 	f[12] = status ? status : HIST_FAILED;
 	f[13] = message;

@@ -691,6 +691,7 @@ static void run_begin(struct run *r)
 	    .timeout_ms = j->timeout_ms,
 	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
 	    .on_pid = on_pid,
+	    .on_xid = s->cluster ? sched_on_xid : NULL, /* for a takeover (cluster.h) */
 	    .on_done = on_done,
 	    .arg = r,
 	};
@@ -824,8 +825,7 @@ void sched_fire_run(struct run *r)
 	}
 }
 
-/* "2026-11-22T10:00:01Z" */
-static void fmt_iso(int64_t t, char *out, size_t outlen)
+static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01Z" */
 {
 	if (cron_time_format(t, out, outlen) < 0 && outlen)
 		out[0] = '\0';

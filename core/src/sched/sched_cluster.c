@@ -7,11 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "coord.h"
 #include "exec.h"
+#include "history.h"
 #include "log.h"
 #include "sched.h"
 #include "sched_priv.h"
+
+/* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies
+ * (cluster.h: cluster_note_xact) */
+void sched_on_xid(void *arg, const char *xid, const char *server)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	char key[96];
+	if (!s->hist || !r->hist_key)
+		return;
+	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+	cluster_note_xact(s->cluster, key, xid, server);
+}
 
 void sched_set_coord(struct sched *s, struct coord *co)
 {

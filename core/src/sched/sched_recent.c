@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,6 +68,11 @@ void sched_recent_note(struct job *j, const char *status, int64_t start_us, int6
 void sched_recent_written(void *arg, const struct hist_written *w)
 {
 	struct sched *s = arg;
+	if (s->cluster && w->key) { /* the end is written: no takeover asks for its xid */
+		char key[96];
+		hist_run_key(s->hist, w->key, key, sizeof(key));
+		cluster_xact_end(s->cluster, key);
+	}
 	struct job *j = sched_job_find(s, w->job);
 	if (!j || !w->key)
 		return;
