@@ -73,6 +73,26 @@ static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_i
 	return x;
 }
 
+/* The history of job "long", one line per run, for a failure message (malloc'd). */
+static char *long_runs(struct itest_env *e)
+{
+	return itest_scalar(e->db,
+	                    "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance,"
+	                    " status, return_message), E'\\n' ORDER BY runid)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+}
+
+/* X (sent SIG) and Y stopped, instances A and B freed, E torn down. */
+static void two_down(struct itest_env *e, struct itest_inst *x, int sig, struct itest_inst *y,
+                     struct itest_inst *a, struct itest_inst *b)
+{
+	itest_inst_stop(x, sig);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(a);
+	itest_inst_free(b);
+	itest_env_teardown(e);
+}
+
 /* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 5 s
  * of silence, its cluster_dead_after; SIGKILL: its session is gone at once, but the run's backend,
  * busy in its statement, would commit at its end): the survivor ends the run's backend (its
@@ -117,11 +137,7 @@ static void in_flight_run_is_fenced_before_retry(int sig)
 	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
 	                    "t");
 	free(runs);
-	itest_inst_stop(x, SIGKILL);
-	itest_inst_stop(y, SIGTERM);
-	itest_inst_free(&a);
-	itest_inst_free(&b);
-	itest_env_teardown(&e);
+	two_down(&e, x, SIGKILL, y, &a, &b);
 }
 
 START_TEST(sigstop_in_flight)
@@ -166,10 +182,7 @@ START_TEST(committed_run_is_not_retried)
 	                   " AND return_message LIKE 'committed; instance %s died%%'",
 	                   x->name);
 	itest_sleep(4); /* a retry would have started by now (retry_delay 1 s) */
-	char *runs = itest_scalar(
-	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance, status,"
-	          " return_message), E'\\n' ORDER BY runid)"
-	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	char *runs = long_runs(&e);
 	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
 	long long rows = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                     " WHERE job_name = 'long'");
@@ -183,11 +196,7 @@ START_TEST(committed_run_is_not_retried)
 	              "%s", ylog);
 	free(ylog);
 	free(runs);
-	itest_inst_stop(x, SIGTERM);
-	itest_inst_stop(y, SIGTERM);
-	itest_inst_free(&a);
-	itest_inst_free(&b);
-	itest_env_teardown(&e);
+	two_down(&e, x, SIGTERM, y, &a, &b);
 }
 END_TEST
 
@@ -261,10 +270,7 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 	                         " FROM pgcrond.instance WHERE name = '%s'",
 	                         x->name));
 	itest_sleep(2); /* its history records, written after its run's end */
-	char *runs = itest_scalar(
-	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance, status,"
-	          " return_message), E'\\n' ORDER BY runid)"
-	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	char *runs = long_runs(&e);
 	long long kept = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                     " WHERE job_name = 'long' AND status = 'failed'"
 	                                     " AND return_message LIKE 'instance %% died%%'");
@@ -273,11 +279,7 @@ START_TEST(returning_instance_keeps_the_survivors_verdict)
 	ck_assert_msg(told, "X does not say it was found dead:\n%s", xlog);
 	free(xlog);
 	free(runs);
-	itest_inst_stop(x, SIGTERM);
-	itest_inst_stop(y, SIGTERM);
-	itest_inst_free(&a);
-	itest_inst_free(&b);
-	itest_env_teardown(&e);
+	two_down(&e, x, SIGTERM, y, &a, &b);
 }
 END_TEST
 

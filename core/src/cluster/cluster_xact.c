@@ -64,8 +64,7 @@ static bool plain(const char *s)
 	return s && !strpbrk(s, "\t\n");
 }
 
-void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid,
-                       const char *server)
+void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server)
 {
 	if (!c || !c->xact_table || !plain(run_key))
 		return;
@@ -92,7 +91,8 @@ void cluster_xact_end(struct cluster *c, const char *run_key)
 {
 	if (!c)
 		return;
-	struct xact_key *k = STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
+	struct xact_key *k =
+	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
 	if (!k)
 		return;
 	strmap_remove(&c->xact_keys, &k->node);
