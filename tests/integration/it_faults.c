@@ -154,7 +154,7 @@ END_TEST
 
 /* A run that committed while its instance was frozen is recorded as succeeded, not retried
  * (issue 24, fenced takeover): X's run of one statement (an INSERT that takes 2 s) writes its
- * transaction id before it runs (pgcrond.run_xact); X is stopped (SIGSTOP) while it runs; the
+ * transaction id before it runs (pgcrond.run_start); X is stopped (SIGSTOP) while it runs; the
  * statement commits on the server meanwhile; the survivor finds X dead after 5 s, ends the
  * backend, asks the server whether that transaction committed, and records the run as
  * succeeded without retrying it: the work is done once. */
@@ -170,10 +170,11 @@ START_TEST(committed_run_is_not_retried)
 	        &e, &a, &b, "ca", "cb",
 	        "INSERT INTO execs (pid) SELECT pg_backend_pid() FROM pg_sleep(2)",
 	        " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
-	ck_assert_msg(
-	    itest_env_wait(&e, 5, "SELECT count(*) = 1 FROM pgcrond.run_xact WHERE instance = '%s'",
-	                   x->name),
-	    "the run's transaction id was not written:\n%s", itest_read_file(x->log));
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT count(*) = 1 FROM pgcrond.run_start WHERE xid IS NOT "
+	                             "NULL AND instance = '%s'",
+	                             x->name),
+	              "the run's transaction id was not written:\n%s", itest_read_file(x->log));
 	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
 	bool closed =
 	    itest_env_wait(&e, 30,

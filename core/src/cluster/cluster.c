@@ -159,7 +159,7 @@ static const char sql_lock[] =
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
     "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
     /* schema step 17: runs' transaction ids (cluster_xact.c) */
-    " pg_catalog.to_regclass('pgcrond.run_xact') IS NOT NULL";
+    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 

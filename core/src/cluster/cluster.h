@@ -109,11 +109,16 @@ void cluster_close(struct cluster **c);
  * history has no record of an earlier process left to write (hist_pending() == 0): a
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
-/* Run RUN_KEY (hist_run_key) of this process runs in transaction XID of the server that
- * started at SERVER (exec_run_spec.on_xid): written to pgcrond.run_xact, so that an
- * instance that closes the run after this one died asks whether it committed before it
- * retries it (sql_reap). NULL XID: the id noted is not the run's. Nothing without schema
- * step 17. */
+/* Run RUN_KEY (hist_run_key) of this process got its backend: a run of job JOB serving
+ * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry). Marked in
+ * pgcrond.run_start (schema step 17; nothing without it), so that an instance that finds
+ * this one dead never serves that fire's claim again (sql_reap). */
+void cluster_note_start(struct cluster *c, const char *run_key, const char *job,
+                        int64_t scheduled_s);
+/* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
+ * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks
+ * whether it committed before it retries it (sql_reap). NULL XID: the id noted is not the
+ * run's. */
 void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server);
 /* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. */
 void cluster_xact_end(struct cluster *c, const char *run_key);

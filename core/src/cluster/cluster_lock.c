@@ -218,8 +218,10 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 }
 
 /* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
- * no history row serves (any instance's row for the job and the instant: a run, or a skip).
- * A run's row starts within 1 s before its instant at the earliest (a clock in step). */
+ * no history row serves (any instance's row for the job and the instant: a run, or a skip)
+ * and whose run's start the claiming instance did not mark (pgcrond.run_start, written on
+ * the connection that made the claim, as the run gets its backend: SQL_UNSERVED_STARTED). A
+ * run's row starts within 1 s before its instant at the earliest (a clock in step). */
 #define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
 #define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
 #define SQL_UNSERVED_WHERE                                                                         \
@@ -231,6 +233,11 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
 	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
 	") OPERATOR(pg_catalog.-) interval '1 minute'))"
+#define SQL_UNSERVED_STARTED                                                                       \
+	" AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                                         \
+	"  WHERE m.instance OPERATOR(pg_catalog.=) c.instance"                                     \
+	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
+	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"
 /* an instant passed: the others tried to claim it and lost to the dead one (a coming one
  * is claimed by whoever fires it, now that the claim is gone) */
 #define SQL_UNSERVED_PASSED                                                                        \
@@ -298,7 +305,10 @@ static const char reap_c[] =
      * died between a claim and its run's start, or claimed an instant early and died
      * before it): given back, and the passed ones are served here (sched_takeover) */
     " , unserved AS (" SQL_UNSERVED_DELETE " USING dead"
-    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE
+    "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE;
+/* ... (SQL_UNSERVED_STARTED, or " AND false" without schema step 17: no claim is taken
+ * for unserved without the start marks) ... */
+static const char reap_d[] =
     "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
@@ -321,12 +331,12 @@ static const char reap_c[] =
     " FROM closed"
     " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
     "  NULL, NULL, NULL FROM unserved WHERE " SQL_UNSERVED_PASSED;
-/* Whether a dead instance's run D committed, between the parts above: pgcrond.run_xact
+/* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
  * (schema step 17) holds its transaction, which the server still knows (cluster_xact.c);
  * asked after the fence ended its backend (only rows whose backend went are closed), so
  * the answer is final. Without the table: never known. */
 static const char reap_committed[] =
-    "(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_xact x"
+    "(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_start x"
     " WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
     "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
 
@@ -336,7 +346,9 @@ const char *cluster_reap_sql(bool xact)
 	static char *sql[2];
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s", reap_a, k, reap_b, k, reap_c) < 0) {
+		const char *u = xact ? SQL_UNSERVED_STARTED : " AND false";
+		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s", reap_a, k, reap_b, k, reap_c, u,
+		             reap_d) < 0) {
 			sql[xact] = NULL;
 			return NULL;
 		}
@@ -352,7 +364,8 @@ const char *cluster_reap_sql(bool xact)
 static const char sql_unserved[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE
     "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
-    "   AND " SQL_UNSERVED_WHERE " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED " RETURNING c.job_name," SQL_UNSERVED_INSTANT
+    " AS s)"
     " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
     " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
     "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
@@ -439,7 +452,7 @@ void cluster_unserved_send(struct cluster *c)
 
 void cluster_serve_unserved(struct cluster *c)
 {
-	if (!c || c->unserved_asked)
+	if (!c || c->unserved_asked || !c->xact_table)
 		return;
 	c->unserved_asked = c->unserved_due = true;
 	cluster_kick(c);

@@ -135,8 +135,8 @@ struct cluster {
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
-	/* cluster_xact.c: pgcrond.run_xact exists (schema step 17; read at each lock); the
-	 * notes not sent yet ("key TAB xid TAB server" lines); the runs noted and not ended */
+	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
+	 * marks not sent yet (lines); the runs marked and not ended */
 	bool xact_table;
 	char *xact_buf;
 	size_t xact_len, xact_cap;
@@ -196,7 +196,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
 bool cluster_xact_send(struct cluster *c);
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_xact_free(struct cluster *c);
-/* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_xact exists;
+/* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
  * NULL without memory), and the look for an earlier process's unserved claims */
 const char *cluster_reap_sql(bool xact);
 void cluster_unserved_send(struct cluster *c);

@@ -370,17 +370,6 @@ static void after_run(struct job *j)
 	sched_check_drained(s);
 }
 
-static void on_pid(void *arg, int pid)
-{
-	struct run *r = arg;
-	struct sched *s = r->job->s;
-	r->backend_pid = pid;
-	r->backend_at_us = sched_now_us(s);
-	if (s->hist)
-		hist_set_pid(s->hist, r->hist_key, pid);
-	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
-}
-
 /* A plugin job's relation or schema that does not exist was never installed (or was dropped):
  * the server's message alone leaves a new user guessing, so say what creates it. */
 static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
@@ -690,7 +679,7 @@ static void run_begin(struct run *r)
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,
 	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
-	    .on_pid = on_pid,
+	    .on_pid = sched_on_pid,
 	    .on_xid = s->cluster ? sched_on_xid : NULL, /* for a takeover (cluster.h) */
 	    .on_done = on_done,
 	    .arg = r,

@@ -15,6 +15,28 @@
 #include "sched.h"
 #include "sched_priv.h"
 
+/* exec_run_spec.on_pid: R has its backend; with several instances, its start is marked
+ * where a takeover looks (cluster.h: cluster_note_start) */
+void sched_on_pid(void *arg, int pid)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	r->backend_pid = pid;
+	r->backend_at_us = sched_now_us(s);
+	if (s->hist)
+		hist_set_pid(s->hist, r->hist_key, pid);
+	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
+	if (s->cluster && s->hist && r->hist_key) {
+		bool fire =
+		    r->attempt == 1 && r->scheduled_us > 0 &&
+		    (strcmp(r->trigger, "schedule") == 0 || strcmp(r->trigger, "catchup") == 0);
+		char key[96];
+		hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+		cluster_note_start(s->cluster, key, r->job->name,
+		                   fire ? r->scheduled_us / 1000000 : 0);
+	}
+}
+
 /* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies
  * (cluster.h: cluster_note_xact) */
 void sched_on_xid(void *arg, const char *xid, const char *server)
