@@ -28,8 +28,8 @@ CREATE TABLE IF NOT EXISTS pgcrond.run_start (
 );
 COMMENT ON TABLE pgcrond.run_start IS
 	'runs under way: the fire each serves and its transaction id (job_run_details by instance and run_key)';
-CREATE INDEX IF NOT EXISTS run_start_fire_idx ON pgcrond.run_start (instance, job_name, scheduled_s);
-CREATE INDEX IF NOT EXISTS run_start_noted_at_idx ON pgcrond.run_start (noted_at);
+-- No other index: the table holds only the runs under way, and every run writes and deletes
+-- its row (a lookup by fire, done when an instance is found dead, reads it whole).
 -- pgcrond's alone, as the other coordination tables (a row here decides whether a run is
 -- retried or a claimed fire served)
 REVOKE ALL ON pgcrond.run_start FROM PUBLIC;

@@ -115,6 +115,10 @@ void cluster_serve_unserved(struct cluster *c);
  * this one dead never serves that fire's claim again (sql_reap). */
 void cluster_note_start(struct cluster *c, const char *run_key, const char *job,
                         int64_t scheduled_s);
+/* Whether runs are marked now: schema step 17 is there and another instance was live at
+ * the last heartbeat (a lone instance is taken over by no one: its runs cost nothing
+ * extra; measured in docs/benchmarks.md, "Several instances"). */
+bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks
  * whether it committed before it retries it (sql_reap). NULL XID: the id noted is not the

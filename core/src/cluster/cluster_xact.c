@@ -77,6 +77,11 @@ static bool plain(const char *s)
 	return s && !strpbrk(s, "\t\n");
 }
 
+bool cluster_marks_runs(const struct cluster *c)
+{
+	return c && c->xact_table && c->peers_live > 0;
+}
+
 static bool noted(struct cluster *c, const char *run_key)
 {
 	return strmap_find(&c->xact_keys, run_key) != NULL;
@@ -85,7 +90,7 @@ static bool noted(struct cluster *c, const char *run_key)
 void cluster_note_start(struct cluster *c, const char *run_key, const char *job,
                         int64_t scheduled_s)
 {
-	if (!c || !c->xact_table || !plain(run_key) || !plain(job) || noted(c, run_key))
+	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || noted(c, run_key))
 		return;
 	size_t len = strlen(run_key) + 1;
 	struct xact_key *k = malloc(sizeof(*k) + len);

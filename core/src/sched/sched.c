@@ -680,7 +680,7 @@ static void run_begin(struct run *r)
 	    .timeout_ms = j->timeout_ms,
 	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
 	    .on_pid = sched_on_pid,
-	    .on_xid = s->cluster ? sched_on_xid : NULL, /* for a takeover (cluster.h) */
+	    .on_xid = cluster_marks_runs(s->cluster) ? sched_on_xid : NULL, /* cluster.h */
 	    .on_done = on_done,
 	    .arg = r,
 	};
