@@ -50,7 +50,7 @@ BEGIN
 	IF server IS DISTINCT FROM pg_catalog.pg_postmaster_start_time()::pg_catalog.text THEN
 		RETURN NULL;
 	END IF;
-	st := pg_catalog.pg_xact_status(xid::pg_catalog.text::pg_catalog.xid8);
+	st := pg_catalog.txid_status(xid);
 	IF st IS NULL OR st OPERATOR(pg_catalog.=) 'in progress' THEN
 		RETURN NULL;
 	END IF;

@@ -162,10 +162,11 @@ struct exec {
 	"pg_catalog.set_config('application_name', $2, false)"
 #define RESET_SYNCS 2
 /* Before a run's statement, in its transaction (exec_run_spec.on_xid): never an error, so it
- * never aborts the pipeline (a standby assigns no id: NULL there). */
+ * never aborts the pipeline (a standby assigns no id: NULL there). txid_current(), not
+ * pg_current_xact_id(): the same number, and known to servers before 13 too. */
 #define XID_SQL                                                                                    \
 	"SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"                                \
-	" ELSE pg_catalog.pg_current_xact_id()::pg_catalog.text END,"                              \
+	" ELSE pg_catalog.txid_current()::pg_catalog.text END,"                                    \
 	" pg_catalog.pg_postmaster_start_time()::pg_catalog.text"
 
 /* exec.c */
