@@ -39,10 +39,27 @@ static void dead_after_5s(struct itest_inst *in)
 /* Instances NA and NB on E, both with one job "long" due 8 s from now (COMMAND, plus EXTRA
  * keys), up; returns the one whose run of it is in flight (its row running, with its
  * backend); *OTHER is the other. */
+static void inst_via_relay(struct itest_inst *in, const struct itest_env *e, int port);
+
+/* long_run_in_flight, each instance through a relay of its own on PORTS[0] and PORTS[1] (NULL:
+ * none) */
+static struct itest_inst *long_run_via(struct itest_env *e, struct itest_inst *a,
+                                       struct itest_inst *b, const char *na, const char *nb,
+                                       const char *command, const char *extra, const int *ports,
+                                       struct itest_inst **other);
+
 static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_inst *a,
                                              struct itest_inst *b, const char *na, const char *nb,
                                              const char *command, const char *extra,
                                              struct itest_inst **other)
+{
+	return long_run_via(e, a, b, na, nb, command, extra, NULL, other);
+}
+
+static struct itest_inst *long_run_via(struct itest_env *e, struct itest_inst *a,
+                                       struct itest_inst *b, const char *na, const char *nb,
+                                       const char *command, const char *extra, const int *ports,
+                                       struct itest_inst **other)
 {
 	/* once an hour: at the minute and second 8 s from now */
 	time_t at = time(NULL) + 8;
@@ -57,6 +74,10 @@ static struct itest_inst *long_run_in_flight(struct itest_env *e, struct itest_i
 	itest_inst_init(b, e, nb, jobs);
 	dead_after_5s(a);
 	dead_after_5s(b);
+	if (ports) {
+		inst_via_relay(a, e, ports[0]);
+		inst_via_relay(b, e, ports[1]);
+	}
 	up(e, a);
 	up(e, b);
 	ck_assert_msg(itest_env_wait(e, 20,
@@ -149,6 +170,54 @@ END_TEST
 START_TEST(sigkill_in_flight)
 {
 	in_flight_run_is_fenced_before_retry(SIGKILL);
+}
+END_TEST
+
+/* A relay that stops forwarding (a frozen network path: the sessions stay open on the server)
+ * while an instance's run is in flight: the survivor finds it dead after 5 s of silence, ends
+ * the run's backend before it retries, and the work is done once, by the retry. */
+START_TEST(relay_freeze_in_flight)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-freeze", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
+	int ports[2];
+	pid_t relays[2] = {itest_relay_start(e.ci, &ports[0]), itest_relay_start(e.ci, &ports[1])};
+	struct itest_inst *y,
+	    *x = long_run_via(
+	        &e, &a, &b, "za", "zb",
+	        "INSERT INTO execs (pid) VALUES (pg_backend_pid()); SELECT pg_sleep(10)",
+	        " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", ports, &y);
+	pid_t frozen = relays[x == &a ? 0 : 1];
+	ck_assert_int_eq(kill(frozen, SIGSTOP), 0);
+	bool done = itest_env_wait(&e, 60,
+	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                           " WHERE job_name = 'long' AND attempt = 2"
+	                           " AND status IN ('succeeded', 'failed')");
+	/* and past the time the first attempt's transaction would have committed */
+	itest_env_wait(&e, 30,
+	               "SELECT now() > (SELECT start_time + interval '12 seconds'"
+	               " FROM pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1)");
+	char *runs = long_runs(&e);
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
+	long long unrecorded = itest_env_count(
+	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
+	        " pgcrond.job_run_details d WHERE d.job_pid = x.pid AND d.status = 'succeeded')");
+	ck_assert_int_eq(kill(frozen, SIGCONT), 0);
+	ck_assert_msg(done && execs == 1 && unrecorded == 0,
+	              "the job's work was committed %lld times, %lld of them not recorded as a "
+	              "success:\n%s\n%s",
+	              execs, unrecorded, runs ? runs : "", itest_read_file(y->log));
+	itest_assert_scalar(e.db,
+	                    "SELECT return_message LIKE 'instance % died%' FROM"
+	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
+	                    "t");
+	free(runs);
+	itest_relay_stop(frozen); /* X's sessions go: it stops on its own term below */
+	two_down(&e, x, SIGTERM, y, &a, &b);
+	itest_relay_stop(relays[x == &a ? 1 : 0]);
 }
 END_TEST
 
@@ -466,6 +535,7 @@ int main(void)
 	    {"sigstop", sigstop_in_flight},
 	    {"sigkill", sigkill_in_flight},
 	    {"committed", committed_run_is_not_retried},
+	    {"freeze", relay_freeze_in_flight},
 	    {"clock", status_shows_the_clock_offset},
 	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
 	    {"refused_all", fires_nobody_could_claim_get_one_row},
