@@ -114,6 +114,38 @@ static void two_down(struct itest_env *e, struct itest_inst *x, int sig, struct 
 	itest_env_teardown(e);
 }
 
+/* The retry of "long" (attempt 2) ended within WAIT_S, and past the time attempt 1 would
+ * have committed (it ran SLEEP_S): the job's work (a row in execs) was done once, recorded
+ * as a success, and attempt 1 says its instance died. CONT (> 0) gets SIGCONT first. */
+static void done_once_by_the_retry(struct itest_env *e, const struct itest_inst *y, int wait_s,
+                                   int sleep_s, pid_t cont)
+{
+	bool done = itest_env_wait(e, wait_s,
+	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                           " WHERE job_name = 'long' AND attempt = 2"
+	                           " AND status IN ('succeeded', 'failed')");
+	itest_env_wait(e, 30,
+	               "SELECT now() > (SELECT start_time + interval '%d seconds'"
+	               " FROM pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1)",
+	               sleep_s + 2);
+	char *runs = long_runs(e);
+	long long execs = itest_env_count(e, "SELECT count(*) FROM execs");
+	long long unrecorded = itest_env_count(
+	    e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
+	       " pgcrond.job_run_details d WHERE d.job_pid = x.pid AND d.status = 'succeeded')");
+	if (cont > 0)
+		ck_assert_int_eq(kill(cont, SIGCONT), 0);
+	ck_assert_msg(done && execs == 1 && unrecorded == 0,
+	              "the job's work was committed %lld times, %lld of them not recorded as a "
+	              "success:\n%s\n%s",
+	              execs, unrecorded, runs ? runs : "", itest_read_file(y->log));
+	itest_assert_scalar(e->db,
+	                    "SELECT return_message LIKE 'instance % died%' FROM"
+	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
+	                    "t");
+	free(runs);
+}
+
 /* An instance's run of 40 s is in flight when SIG lands on it (SIGSTOP: found dead after 5 s
  * of silence, its cluster_dead_after; SIGKILL: its session is gone at once, but the run's backend,
  * busy in its statement, would commit at its end): the survivor ends the run's backend (its
@@ -133,31 +165,7 @@ static void in_flight_run_is_fenced_before_retry(int sig)
 	                            " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", &y);
 	ck_assert_int_eq(kill(x->pid, sig), 0);
 	/* found dead (after 5 s of silence for SIGSTOP), its run retried at once (40 s) */
-	bool done = itest_env_wait(&e, 100,
-	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                           " WHERE job_name = 'long' AND attempt = 2"
-	                           " AND status IN ('succeeded', 'failed')");
-	/* and past the time the first attempt's transaction would have committed */
-	itest_env_wait(&e, 30,
-	               "SELECT now() > (SELECT start_time + interval '42 seconds'"
-	               " FROM pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1)");
-	char *runs = itest_scalar(
-	    e.db, "SELECT string_agg(format('attempt %s on %s: %s %s (backend %s)', attempt,"
-	          " instance, status, return_message, job_pid), E'\\n' ORDER BY attempt)"
-	          " FROM pgcrond.job_run_details WHERE job_name = 'long'");
-	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
-	long long unrecorded = itest_env_count(
-	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
-	        " pgcrond.job_run_details d WHERE d.job_pid = x.pid AND d.status = 'succeeded')");
-	ck_assert_msg(done && execs == 1 && unrecorded == 0,
-	              "the job's work was committed %lld times, %lld of them not recorded as a "
-	              "success:\n%s\n%s",
-	              execs, unrecorded, runs ? runs : "", itest_read_file(y->log));
-	itest_assert_scalar(e.db,
-	                    "SELECT return_message LIKE 'instance % died%' FROM"
-	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
-	                    "t");
-	free(runs);
+	done_once_by_the_retry(&e, y, 100, 40, 0);
 	two_down(&e, x, SIGKILL, y, &a, &b);
 }
 
@@ -192,29 +200,7 @@ START_TEST(relay_freeze_in_flight)
 	        " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";", ports, &y);
 	pid_t frozen = relays[x == &a ? 0 : 1];
 	ck_assert_int_eq(kill(frozen, SIGSTOP), 0);
-	bool done = itest_env_wait(&e, 60,
-	                           "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                           " WHERE job_name = 'long' AND attempt = 2"
-	                           " AND status IN ('succeeded', 'failed')");
-	/* and past the time the first attempt's transaction would have committed */
-	itest_env_wait(&e, 30,
-	               "SELECT now() > (SELECT start_time + interval '12 seconds'"
-	               " FROM pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1)");
-	char *runs = long_runs(&e);
-	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
-	long long unrecorded = itest_env_count(
-	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
-	        " pgcrond.job_run_details d WHERE d.job_pid = x.pid AND d.status = 'succeeded')");
-	ck_assert_int_eq(kill(frozen, SIGCONT), 0);
-	ck_assert_msg(done && execs == 1 && unrecorded == 0,
-	              "the job's work was committed %lld times, %lld of them not recorded as a "
-	              "success:\n%s\n%s",
-	              execs, unrecorded, runs ? runs : "", itest_read_file(y->log));
-	itest_assert_scalar(e.db,
-	                    "SELECT return_message LIKE 'instance % died%' FROM"
-	                    " pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1",
-	                    "t");
-	free(runs);
+	done_once_by_the_retry(&e, y, 60, 10, frozen);
 	itest_relay_stop(frozen); /* X's sessions go: it stops on its own term below */
 	two_down(&e, x, SIGTERM, y, &a, &b);
 	itest_relay_stop(relays[x == &a ? 1 : 0]);
