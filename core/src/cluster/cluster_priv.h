@@ -140,6 +140,7 @@ struct cluster {
 	bool xact_table;
 	char *xact_buf;
 	size_t xact_len, xact_cap;
+	unsigned xact_dropped; /* marks dropped since the last sent (XACT_BUF_MAX) */
 	struct strmap xact_keys;
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */

@@ -22,7 +22,7 @@
 /* $2: lines "KIND TAB run_key TAB a TAB b": S (a start: job, scheduled Unix s or empty), X (a
  * transaction id: xid, server), D (the end is written: the row goes). Per run, a D among
  * its lines deletes; else the values of its lines together are written. */
-const char cluster_sql_xact[] =
+static const char cluster_sql_xact[] =
     "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f"
     "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) AS u(t)"
     "  WHERE t OPERATOR(pg_catalog.<>) ''),"
@@ -48,6 +48,11 @@ const char cluster_sql_xact[] =
     "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),"
     "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)";
 
+/* Marks waiting to be sent, at most (bytes): while the coordination connection is down they
+ * gather; past this, new ones are dropped (a dropped mark makes a takeover retry the run as
+ * before, or serve its claim again: what an unmarked run gets). */
+#define XACT_BUF_MAX (1 << 20)
+
 struct xact_key {
 	struct strmap_node node;
 	char key[];
@@ -56,6 +61,15 @@ struct xact_key {
 static void note(struct cluster *c, char kind, const char *key, const char *a, const char *b)
 {
 	size_t need = strlen(key) + strlen(a) + strlen(b) + 6;
+	if (c->xact_len + need > XACT_BUF_MAX) {
+		if (!c->xact_dropped++)
+			log_warning(
+			    "cluster: %d KiB of run marks wait for the history database; "
+			    "new ones are dropped until they are sent (a run without its mark "
+			    "is retried by a takeover even if it committed)",
+			    XACT_BUF_MAX / 1024);
+		return;
+	}
 	if (c->xact_len + need > c->xact_cap) {
 		size_t cap = c->xact_cap ? c->xact_cap * 2 : 4096;
 		while (cap < c->xact_len + need)
@@ -137,6 +151,7 @@ bool cluster_xact_send(struct cluster *c)
 	c->xact_buf[c->xact_len] = '\0';
 	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 2, p);
 	c->xact_len = 0;
+	c->xact_dropped = 0;
 	return true;
 }
 
