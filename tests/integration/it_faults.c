@@ -499,6 +499,155 @@ static void refused_case(bool both)
 	itest_env_teardown(&e);
 }
 
+/* Issue 24's bar for a stall: three instances with their defaults (a silent one is found dead
+ * after 20 s), ten every-second jobs and a long one (40 s, retries = 2, retry_on =
+ * "transient"), and the instance whose long run is in flight frozen (SIGSTOP) for 30 s. Over
+ * the frozen window every fire of the every-second jobs has its row, at most 5 % of them are
+ * skipped, no execution was done twice or without its success row, and the long job's work
+ * was done once (by its retry: the frozen run's backend was ended before it). The retry
+ * sleeps 1 s, not 40 (a sequence counts the attempts outside their transactions). */
+START_TEST(three_instances_one_frozen_30s)
+{
+	struct itest_env e;
+	struct itest_inst in[3];
+	itest_env_setup(&e, "ft-three", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (job text, pid integer,"
+	                 " at timestamptz DEFAULT now());"
+	                 "CREATE SEQUENCE public.long_try;"
+	                 "GRANT ALL ON public.execs, public.long_try TO PUBLIC");
+	time_t at = time(NULL) + 10;
+	struct tm tm;
+	gmtime_r(&at, &tm);
+	char jobs[4096];
+	int n = snprintf(
+	    jobs, sizeof(jobs),
+	    "jobs = (\n{ name = \"long\"; database = \"app\"; schedule = \"%d %d * * * *\";"
+	    " retries = 2; retry_on = \"transient\"; retry_delay = \"1s\";"
+	    " command = \"INSERT INTO execs (job, pid) VALUES ('long', pg_backend_pid());"
+	    " SELECT pg_sleep(CASE WHEN nextval('long_try') = 1 THEN 40 ELSE 1 END)\"; }",
+	    tm.tm_sec, tm.tm_min);
+	for (int i = 0; i < 10; i++)
+		n += snprintf(jobs + n, sizeof(jobs) - (size_t)n,
+		              ",\n{ name = \"s%d\"; database = \"app\"; schedule = \"* * * * * *\";"
+		              " command = \"INSERT INTO execs (job, pid) VALUES ('s%d',"
+		              " pg_backend_pid())\"; }",
+		              i, i);
+	snprintf(jobs + n, sizeof(jobs) - (size_t)n, "\n);\n");
+	const char *names[] = {"ta", "tb", "tc"};
+	for (int i = 0; i < 3; i++) {
+		itest_inst_init(&in[i], &e, names[i], jobs);
+		up(&e, &in[i]);
+	}
+	ck_assert_msg(itest_env_wait(&e, 25,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status = 'running'"
+	                             " AND job_pid IS NOT NULL"),
+	              "no running row of the long job:\n%s", itest_read_file(in[0].log));
+	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'long' AND status = 'running'");
+	struct itest_inst *x = &in[0];
+	for (int i = 0; i < 3; i++)
+		if (strcmp(runner, names[i]) == 0)
+			x = &in[i];
+	free(runner);
+
+	/* at the middle of a second (PGCROND_FREEZE_PHASE: another fraction). Frozen from about
+	 * 0.94 to 0.05 of a second, X holds the job locks of the fires it claimed 100 ms before
+	 * the second (one instance often wins a second's every claim) or of the runs that just
+	 * ended (their unlocks gather for up to 80 ms): the others skip those jobs until X is
+	 * found dead, 190 of 290 fires (docs/faults.md; issue 24, still open) */
+	char *f = itest_scalar(e.db, "SELECT extract(epoch FROM clock_timestamp())"
+	                             " - floor(extract(epoch FROM clock_timestamp()))");
+	double frac = atof(f);
+	free(f);
+	const char *ph = getenv("PGCROND_FREEZE_PHASE");
+	double phase = ph ? atof(ph) : 0.5;
+	itest_sleep(frac < phase ? phase - frac : 1 + phase - frac);
+	/* the window: the whole seconds X is frozen */
+	char *from =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) + '1 s'::interval)::text");
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	itest_sleep(30); /* the fault's length, by design */
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '1 s'::interval)::text");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+
+	/* the long job's retry ended, and attempt 1 would have committed by now (40 s) */
+	bool retried = itest_env_wait(&e, 60,
+	                              "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                              " WHERE job_name = 'long' AND attempt = 2"
+	                              " AND status IN ('succeeded', 'failed')");
+	itest_env_wait(&e, 30,
+	               "SELECT now() > (SELECT start_time + interval '42 seconds'"
+	               " FROM pgcrond.job_run_details WHERE job_name = 'long' AND attempt = 1)");
+	long long expected = itest_env_count(
+	    &e,
+	    "SELECT 10 * (extract(epoch FROM '%s'::timestamptz - '%s'::timestamptz)::bigint + 1)",
+	    to, from);
+	/* every fire of the window has its row (a late one too: up to 10 s more) */
+	itest_env_wait(&e, 10,
+	               "SELECT count(DISTINCT (job_name, scheduled_time)) >= %lld"
+	               " FROM pgcrond.job_run_details WHERE job_name LIKE 's_'"
+	               " AND status <> 'running' AND scheduled_time BETWEEN '%s' AND '%s'",
+	               expected, from, to);
+	for (int i = 0; i < 3; i++)
+		itest_inst_stop(&in[i], SIGTERM);
+
+	long long rowed = itest_env_count(&e,
+	                                  "SELECT count(DISTINCT (job_name, scheduled_time))"
+	                                  " FROM pgcrond.job_run_details WHERE job_name LIKE 's_'"
+	                                  " AND scheduled_time BETWEEN '%s' AND '%s'",
+	                                  from, to);
+	long long skipped = itest_env_count(&e,
+	                                    "SELECT count(DISTINCT (job_name, scheduled_time))"
+	                                    " FROM pgcrond.job_run_details WHERE job_name LIKE 's_'"
+	                                    " AND status = 'skipped'"
+	                                    " AND scheduled_time BETWEEN '%s' AND '%s'",
+	                                    from, to);
+	/* an execution is a row in execs: each has its own success row (same job, backend and
+	 * time), and no fire has two successes */
+	long long unrecorded = itest_env_count(
+	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
+	        " pgcrond.job_run_details d WHERE d.job_name = x.job AND d.job_pid = x.pid"
+	        " AND d.status = 'succeeded' AND x.at BETWEEN d.start_time - '50 ms'::interval"
+	        " AND d.end_time + '50 ms'::interval)");
+	long long twice =
+	    itest_env_count(&e, "SELECT count(*) FROM (SELECT job_name, scheduled_time"
+	                        " FROM pgcrond.job_run_details WHERE status = "
+	                        "'succeeded' GROUP BY 1, 2 HAVING count(*) > 1) d");
+	long long long_execs = itest_env_count(&e, "SELECT count(*) FROM execs WHERE job = 'long'");
+	char *odd = itest_scalar(
+	    e.db,
+	    "SELECT string_agg(format('%s %s %s %s attempt %s on %s at %s: %s', job_name,"
+	    " scheduled_time, trigger, status, attempt, instance, start_time, return_message),"
+	    " E'\\n' ORDER BY scheduled_time, job_name)"
+	    " FROM pgcrond.job_run_details d WHERE (status NOT IN ('succeeded')"
+	    "  AND return_message NOT LIKE 'a run of the job is still running%')"
+	    " OR job_name = 'long' OR (SELECT count(*) FROM pgcrond.job_run_details o"
+	    "  WHERE o.job_name = d.job_name AND o.scheduled_time = d.scheduled_time"
+	    "  AND o.status = 'succeeded') > 1");
+	fprintf(stderr,
+	        "it_faults three: %lld of %lld fires with a row, %lld skipped (%.1f%%), %lld "
+	        "executions without their success row, %lld fires succeeded twice, long job "
+	        "executed %lld time(s)\n",
+	        rowed, expected, skipped, 100.0 * (double)skipped / (double)expected, unrecorded,
+	        twice, long_execs);
+	ck_assert_msg(retried && rowed == expected && skipped * 20 <= expected && unrecorded == 0 &&
+	                  twice == 0 && long_execs == 1,
+	              "frozen %s for 30 s: %lld of %lld fires with a row, %lld skipped, %lld "
+	              "executions without their success row, %lld fires succeeded twice, long job "
+	              "executed %lld time(s); rows other than successes:\n%s",
+	              x->name, rowed, expected, skipped, unrecorded, twice, long_execs,
+	              odd ? odd : "");
+	free(odd);
+	free(from);
+	free(to);
+	for (int i = 0; i < 3; i++)
+		itest_inst_free(&in[i]);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
 {
 	refused_case(false);
@@ -526,6 +675,7 @@ int main(void)
 	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
 	    {"refused_all", fires_nobody_could_claim_get_one_row},
 	    {"back", returning_instance_keeps_the_survivors_verdict},
+	    {"three", three_instances_one_frozen_30s},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
