@@ -158,8 +158,11 @@ static const char sql_lock[] =
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
     "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
-    /* schema step 17: runs' transaction ids (cluster_xact.c) */
-    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL";
+    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c) */
+    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND EXISTS (SELECT"
+    "  FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=)"
+    "   pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
+    "   'started' AND NOT a.attisdropped)";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 
@@ -488,6 +491,9 @@ void cluster_kick(struct cluster *c)
 		}
 		return;
 	}
+	/* Runs waiting for their start marks first: their statements wait for them now */
+	if (cluster_xact_waiting(c) && cluster_xact_send(c))
+		return;
 	/* Claims come last: they are many, and a heartbeat that waited behind them would make
 	 * this instance look dead. First the locks of runs that ended: another instance's next
 	 * fire waits for them; but not in the middle of a burst of claims, whose runs wait for

@@ -28,15 +28,17 @@ static const char sql_holder[] =
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
  * for longer than its cluster_dead_after. Its rows say so: the runs it had in flight were closed
  * by X (and retried there), and their late ends here leave X's verdict (history.c). */
-static void told_dead(const struct cluster *c, const PGresult *r, int col)
+static bool told_dead(const struct cluster *c, const PGresult *r, int col)
 {
 	const char *note = PQnfields(r) > col ? cluster_res_val(r, 0, col) : NULL;
-	if (note)
-		log_warning("cluster: this instance (\"%s\") was %s: no heartbeat of it for %d s "
-		            "(the process stopped, its host frozen or cut off); the runs it had in "
-		            "flight were closed there and retried by their retry policy, and their "
-		            "ends here are not recorded over that verdict",
-		            c->instance, note, (int)(c->dead_after_ms / 1000));
+	if (!note)
+		return false;
+	log_warning("cluster: this instance (\"%s\") was %s: no heartbeat of it for %d s "
+	            "(the process stopped, its host frozen or cut off); the runs it had in "
+	            "flight were closed there and retried by their retry policy, and their "
+	            "ends here are not recorded over that verdict",
+	            c->instance, note, (int)(c->dead_after_ms / 1000));
+	return true;
 }
 
 void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
@@ -92,7 +94,13 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (!legacy) {
-		told_dead(c, r, 3);
+		/* its runs still waiting to send their statements send nothing: the survivor
+		 * served their fires, or closed their rows and retried them */
+		if (told_dead(c, r, 3))
+			cluster_marks_refuse(c,
+			                     "not started: this instance was found dead by another "
+			                     "instance while the run waited for its start mark; "
+			                     "the fire is left to that instance");
 		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
 	}
 	c->locked = true;
@@ -193,7 +201,10 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 		else if (c->peers_live)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
-	told_dead(c, r, 4);
+	if (told_dead(c, r, 4))
+		cluster_marks_refuse(c, "not started: this instance was found dead by another "
+		                        "instance while the run waited for its start mark; "
+		                        "the fire is left to that instance");
 	c->peers_live = n;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
 	c->st.peers_live = n;
@@ -220,7 +231,8 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 /* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
  * no history row serves (any instance's row for the job and the instant: a run, or a skip)
  * and whose run's start the claiming instance did not mark (pgcrond.run_start, written on
- * the connection that made the claim, as the run gets its backend: SQL_UNSERVED_STARTED). A
+ * the connection that made the claim, as the run begins, and with the claim's `started`
+ * before its statement is sent: SQL_UNSERVED_STARTED). A
  * run's row starts within 1 s before its instant at the earliest (a clock in step). */
 #define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
 #define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
@@ -234,7 +246,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
 	") OPERATOR(pg_catalog.-) interval '1 minute'))"
 #define SQL_UNSERVED_STARTED                                                                       \
-	" AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                                         \
+	" AND NOT c.started AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                       \
 	"  WHERE m.instance OPERATOR(pg_catalog.=) c.instance"                                     \
 	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
 	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"

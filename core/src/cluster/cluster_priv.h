@@ -142,6 +142,7 @@ struct cluster {
 	size_t xact_len, xact_cap;
 	unsigned xact_dropped; /* marks dropped since the last sent (XACT_BUF_MAX) */
 	struct strmap xact_keys;
+	struct mark_wait *mark_unsent, *mark_sent; /* runs waiting for their marks */
 	/* After a reconnect (the database restarted or failed over) every instance's lock is
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
@@ -197,6 +198,10 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
 bool cluster_xact_send(struct cluster *c);
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_xact_free(struct cluster *c);
+/* Whether a run waits for a mark not sent yet. */
+bool cluster_xact_waiting(const struct cluster *c);
+/* The runs whose marks are not sent yet send nothing (WHY). */
+void cluster_marks_refuse(struct cluster *c, const char *why);
 /* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
  * NULL without memory), and the look for an earlier process's unserved claims */
 const char *cluster_reap_sql(bool xact);

@@ -1,14 +1,18 @@
 /* Runs under way (cluster.h: cluster_note_start, cluster_note_xact, cluster_xact_end;
  * sql/pgcrond--17.sql).
  *
- * As a run of a claimed fire gets its backend, its instance marks its start in
- * pgcrond.run_start, on the connection that made the claim; its transaction id follows
- * when the server gives it (exec.h, on_xid). Whoever closes the run after this process is
- * gone (another instance that found it dead, sql_reap) asks the server whether that
- * transaction committed instead of retrying work that is done, and serves the claims of
- * fires with neither a start mark nor a history row (never run). Marks gather while a
- * statement is in flight and go in one statement; a run's row is deleted once its history
- * row is written with its end, so the table holds the runs under way. */
+ * As a run of a claimed fire begins, its instance marks its start in pgcrond.run_start, on
+ * the connection that made the claim, and the run sends its statement only once the mark is
+ * written (exec.h, spec.hold); its transaction id follows when the
+ * server gives it (exec.h, on_xid). The mark of a run that holds a scheduled fire's claim
+ * sets the claim's `started` (schema step 18) in the same statement, and is written only if
+ * the claim is still this instance's: an instance that found this one dead may have served
+ * the fire meanwhile (the claim is gone), and then the run sends nothing. Whoever closes the run
+ * after this process is gone (another instance that found it dead, sql_reap) asks the server
+ * whether that transaction committed instead of retrying work that is done, and serves the claims
+ * of fires with neither a start mark nor a history row (never run). Marks gather while a statement
+ * is in flight and go in one statement; a run's row is deleted once its history row is written with
+ * its end, so the table holds the runs under way. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +23,11 @@
 #include "log.h"
 #include "pgconn.h"
 
-/* $2: lines "KIND TAB run_key TAB a TAB b": S (a start: job, scheduled Unix s or empty), X (a
- * transaction id: xid, server), D (the end is written: the row goes). Per run, a D among
- * its lines deletes; else the values of its lines together are written. */
+/* $2: lines "KIND TAB run_key TAB a TAB b [TAB c]": S (a start: job, scheduled Unix s or
+ * empty, and "c" if the run holds that fire's claim), X (a transaction id: xid, server), D
+ * (the end is written: the row goes). Per run, a D among its lines deletes; else the values
+ * of its lines together are written, a start holding a claim only if the claim is still
+ * ours. Returns the runs written. */
 static const char cluster_sql_xact[] =
     "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f"
     "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) AS u(t)"
@@ -33,8 +39,23 @@ static const char cluster_sql_xact[] =
     "  pg_catalog.max(f[3]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'X')::pg_catalog.int8"
     "   AS x,"
     "  pg_catalog.max(f[4]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'X') AS s,"
-    "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'D') AS d"
+    "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'D') AS d,"
+    /* COALESCE is syntax, not a function: a line without the field is no claim's */
+    "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
+    "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'c') AS claim"
     "  FROM l GROUP BY f[2]),"
+    /* a scheduled fire's claim, still ours, is started (its row lock orders this against a
+     * takeover's DELETE of claims not started, sql_reap); the rows are locked in the order
+     * the claims take them (sql_claim), or another instance's claim of the same fires, which
+     * locks them too, could deadlock with this */
+    " lk AS (SELECT c.job_name, c.fire_key, v.k FROM pgcrond.fire_claim c JOIN v"
+    "   ON c.job_name OPERATOR(pg_catalog.=) v.job AND c.fire_key OPERATOR(pg_catalog.=)"
+    "    ('s:' OPERATOR(pg_catalog.||) v.sched::pg_catalog.text)"
+    "  WHERE v.claim AND NOT v.d AND c.instance OPERATOR(pg_catalog.=) $1"
+    "  ORDER BY c.job_name COLLATE \"C\", c.fire_key COLLATE \"C\" FOR UPDATE OF c),"
+    " st AS (UPDATE pgcrond.fire_claim c SET started = true FROM lk"
+    "  WHERE c.job_name OPERATOR(pg_catalog.=) lk.job_name"
+    "   AND c.fire_key OPERATOR(pg_catalog.=) lk.fire_key RETURNING lk.k),"
     " gone AS (DELETE FROM pgcrond.run_start r USING v"
     "  WHERE r.instance OPERATOR(pg_catalog.=) $1 AND r.run_key OPERATOR(pg_catalog.=) v.k"
     "   AND v.d),"
@@ -43,10 +64,12 @@ static const char cluster_sql_xact[] =
     "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '2 days'))"
     " INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid, server)"
     " SELECT $1, v.k, v.job, v.sched, v.x, v.s FROM v WHERE NOT v.d"
+    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))"
     " ON CONFLICT (instance, run_key) DO UPDATE SET"
     "  job_name = COALESCE(EXCLUDED.job_name, r.job_name),"
     "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),"
-    "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)";
+    "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)"
+    " RETURNING r.run_key";
 
 /* Marks waiting to be sent, at most (bytes): while the coordination connection is down they
  * gather; past this, new ones are dropped (a dropped mark makes a takeover retry the run as
@@ -58,9 +81,18 @@ struct xact_key {
 	char key[];
 };
 
-static void note(struct cluster *c, char kind, const char *key, const char *a, const char *b)
+/* A run waiting for its start mark to be written (cluster_note_start). */
+struct mark_wait {
+	struct mark_wait *next;
+	cluster_mark_fn fn; /* NULL: forgotten */
+	void *arg;
+	char key[];
+};
+
+static bool note(struct cluster *c, char kind, const char *key, const char *a, const char *b,
+                 const char *e)
 {
-	size_t need = strlen(key) + strlen(a) + strlen(b) + 6;
+	size_t need = strlen(key) + strlen(a) + strlen(b) + strlen(e) + 7;
 	if (c->xact_len + need > XACT_BUF_MAX) {
 		if (!c->xact_dropped++)
 			log_warning(
@@ -68,7 +100,7 @@ static void note(struct cluster *c, char kind, const char *key, const char *a, c
 			    "new ones are dropped until they are sent (a run without its mark "
 			    "is retried by a takeover even if it committed)",
 			    XACT_BUF_MAX / 1024);
-		return;
+		return false;
 	}
 	if (c->xact_len + need > c->xact_cap) {
 		size_t cap = c->xact_cap ? c->xact_cap * 2 : 4096;
@@ -76,13 +108,14 @@ static void note(struct cluster *c, char kind, const char *key, const char *a, c
 			cap *= 2;
 		char *buf = realloc(c->xact_buf, cap);
 		if (!buf)
-			return; /* the run is then closed as before: failed, and retried */
+			return false; /* the run is then closed as before: failed, and retried */
 		c->xact_buf = buf;
 		c->xact_cap = cap;
 	}
 	c->xact_len += (size_t)snprintf(c->xact_buf + c->xact_len, c->xact_cap - c->xact_len,
-	                                "%c\t%s\t%s\t%s\n", kind, key, a, b);
+	                                "%c\t%s\t%s\t%s%s%s\n", kind, key, a, b, *e ? "\t" : "", e);
 	cluster_kick(c);
+	return true;
 }
 
 /* Text that the lines' format cannot carry is not noted. */
@@ -101,21 +134,92 @@ static bool noted(struct cluster *c, const char *run_key)
 	return strmap_find(&c->xact_keys, run_key) != NULL;
 }
 
-void cluster_note_start(struct cluster *c, const char *run_key, const char *job,
-                        int64_t scheduled_s)
+int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
+                       bool claim, cluster_mark_fn fn, void *arg)
 {
 	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || noted(c, run_key))
-		return;
+		return 0;
 	size_t len = strlen(run_key) + 1;
 	struct xact_key *k = malloc(sizeof(*k) + len);
-	if (!k)
-		return;
+	struct mark_wait *w = fn ? malloc(sizeof(*w) + len) : NULL;
+	if (!k || (fn && !w)) {
+		free(k);
+		free(w);
+		return -1;
+	}
 	memcpy(k->key, run_key, len);
-	strmap_insert(&c->xact_keys, &k->node, k->key);
 	char sched[24] = "";
 	if (scheduled_s > 0)
 		snprintf(sched, sizeof(sched), "%" PRId64, scheduled_s);
-	note(c, 'S', run_key, job, sched);
+	if (w) { /* waiting before the line is noted: noting it may send it at once */
+		memcpy(w->key, run_key, len);
+		w->fn = fn;
+		w->arg = arg;
+		w->next = c->mark_unsent;
+		c->mark_unsent = w;
+	}
+	if (!note(c, 'S', run_key, job, sched, claim && scheduled_s > 0 ? "c" : "")) {
+		if (w) /* nothing was sent: it is still the first waiting */
+			c->mark_unsent = w->next;
+		free(k);
+		free(w);
+		return -1;
+	}
+	strmap_insert(&c->xact_keys, &k->node, k->key);
+	return w ? 1 : 0;
+}
+
+bool cluster_xact_waiting(const struct cluster *c)
+{
+	return c->mark_unsent != NULL;
+}
+
+void cluster_marks_refuse(struct cluster *c, const char *why)
+{
+	struct mark_wait *w = c->mark_unsent;
+	c->mark_unsent = NULL;
+	while (w) {
+		struct mark_wait *next = w->next;
+		if (w->fn)
+			w->fn(w->arg, false, why);
+		free(w);
+		w = next;
+	}
+}
+
+void cluster_mark_forget(struct cluster *c, void *arg)
+{
+	struct mark_wait *lists[] = {c ? c->mark_unsent : NULL, c ? c->mark_sent : NULL};
+	for (size_t i = 0; i < 2; i++)
+		for (struct mark_wait *w = lists[i]; w; w = w->next)
+			if (w->arg == arg)
+				w->fn = NULL;
+}
+
+/* Answer the runs whose marks went in the statement answered by SR (NULL: none will be);
+ * with ALL, every one of W goes on (nothing can be marked). */
+static void marks_answered(struct mark_wait *w, const struct stmtq_result *sr, bool all)
+{
+	while (w) {
+		struct mark_wait *next = w->next;
+		bool ok = all;
+		if (!ok && sr && !sr->failed && sr->res)
+			for (int i = 0; i < PQntuples(sr->res) && !ok; i++)
+				ok = strcmp(PQgetvalue(sr->res, i, 0), w->key) == 0;
+		if (w->fn) {
+			const char *why = ok ? NULL
+			                  : sr && !sr->failed
+			                      ? "not started: this instance no longer holds the "
+			                        "fire's claim (another "
+			                        "instance found it dead and served the fire)"
+			                      : "not started: its start could not be written to "
+			                        "the history database "
+			                        "(another instance may serve the fire)";
+			w->fn(w->arg, ok, why);
+		}
+		free(w);
+		w = next;
+	}
 }
 
 void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server)
@@ -123,9 +227,9 @@ void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, 
 	if (!c || !c->xact_table || !plain(run_key) || !noted(c, run_key))
 		return;
 	if (!xid || !server) /* the id is not the run's after all: a zero one means none */
-		note(c, 'X', run_key, "0", "");
+		note(c, 'X', run_key, "0", "", "");
 	else if (plain(xid) && plain(server))
-		note(c, 'X', run_key, xid, server);
+		note(c, 'X', run_key, xid, server, "");
 }
 
 void cluster_xact_end(struct cluster *c, const char *run_key)
@@ -139,11 +243,17 @@ void cluster_xact_end(struct cluster *c, const char *run_key)
 	strmap_remove(&c->xact_keys, &k->node);
 	free(k);
 	if (c->xact_table)
-		note(c, 'D', run_key, "", "");
+		note(c, 'D', run_key, "", "", "");
 }
 
 bool cluster_xact_send(struct cluster *c)
 {
+	if (!c->xact_table && c->mark_unsent) {
+		/* the table went (42P01): nothing is marked, the runs go on as before step 17 */
+		struct mark_wait *w = c->mark_unsent;
+		c->mark_unsent = NULL;
+		marks_answered(w, NULL, true);
+	}
 	if (!c->xact_len || !c->xact_table)
 		return false;
 	const char *p[] = {c->instance, c->xact_buf};
@@ -152,11 +262,16 @@ bool cluster_xact_send(struct cluster *c)
 	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 2, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
+	c->mark_sent = c->mark_unsent;
+	c->mark_unsent = NULL;
 	return true;
 }
 
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
 {
+	struct mark_wait *w = c->mark_sent;
+	c->mark_sent = NULL;
+	marks_answered(w, sr, false);
 	if (!sr->failed)
 		return;
 	if (strcmp(sr->sqlstate, "42P01") == 0) {
@@ -177,6 +292,15 @@ void cluster_xact_free(struct cluster *c)
 		n = next;
 	}
 	strmap_free(&c->xact_keys);
+	/* no callback after a stop (cluster_close): the runs that waited end with the daemon */
+	struct mark_wait *lists[] = {c->mark_unsent, c->mark_sent};
+	for (size_t i = 0; i < 2; i++)
+		while (lists[i]) {
+			struct mark_wait *next = lists[i]->next;
+			free(lists[i]);
+			lists[i] = next;
+		}
+	c->mark_unsent = c->mark_sent = NULL;
 	free(c->xact_buf);
 	c->xact_buf = NULL;
 	c->xact_len = c->xact_cap = 0;

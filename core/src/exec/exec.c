@@ -134,6 +134,19 @@ void exec_run_attach(struct exec_run *r, struct conn *c)
 static void run_send_first(struct exec_run *r)
 {
 	struct conn *c = r->conn;
+	if (r->held) {
+		r->hold_waiting = true; /* exec_release() sends it, or ends it */
+		return;
+	}
+	if (r->refused) { /* exec_release(): nothing is sent; ended as stopped by pgcrond */
+		r->cancel_msg = r->refused;
+		r->refused = NULL;
+		r->cancelled = true;
+		r->conn = NULL;
+		exec_conn_release(c, false);
+		exec_run_complete(r);
+		return;
+	}
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
 	/* an id to report: the statement goes in a pipeline after it (exec_conn_carry), and the
 	 * set_config() that opens the pipeline costs no round trip of its own */
@@ -564,6 +577,7 @@ void exec_run_free(struct exec_run **rp)
 	}
 	free(r->stmts);
 	free(r->cancel_msg);
+	free(r->refused);
 	free(r->message);
 	free(r->name);
 	free(r);
@@ -674,6 +688,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
 	r->on_pid = spec->on_pid;
 	r->on_xid = spec->on_xid;
+	r->held = spec->hold;
 	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
@@ -764,6 +779,14 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 		exec_run_complete(r);
 		return;
 	}
+	if (r->hold_waiting) { /* nothing was sent: no cancel to ask for */
+		r->hold_waiting = false;
+		struct conn *c = r->conn;
+		r->conn = NULL;
+		exec_conn_release(c, false);
+		exec_run_complete(r);
+		return;
+	}
 	r->escalation = 1;
 	run_send_cancel(r);
 	if (r->timer_set)
@@ -808,4 +831,20 @@ void exec_cancel(struct exec_run *run, const char *message)
 {
 	if (run)
 		run_stop(run, message ? message : "cancelled", false);
+}
+
+void exec_release(struct exec_run *r, bool go, const char *why)
+{
+	if (!r || r->state == RUN_DONE || r->cancel_msg)
+		return;
+	r->held = false;
+	if (!go && !r->refused)
+		r->refused = strdup(why ? why : "not started");
+	if (!r->hold_waiting) {
+		if (!go && r->state == RUN_WAITING) /* no connection yet: it gets none */
+			run_stop(r, r->refused ? r->refused : "not started", false);
+		return; /* else it is in on_pid: run_send_first() follows */
+	}
+	r->hold_waiting = false;
+	run_send_first(r);
 }

@@ -75,6 +75,10 @@ struct exec_run_spec {
 	 * again with NULLs if the statement went out once more on its own after all (its
 	 * Parse refused several statements): that id is not its transaction's. */
 	void (*on_xid)(void *arg, const char *xid, const char *server);
+	/* The run's first statement waits, once it has its connection (on_pid), until
+	 * exec_release(): its start is recorded elsewhere first (cluster.h, a run's start
+	 * mark), so that whoever finds this process dead knows whether it may have sent it. */
+	bool hold;
 	/* Called for each row the statements return, from the event loop, with its N_FIELDS
 	 * values as text (NULL for SQL NULL), valid during the call only; must not call back
 	 * into the executor. NULL: rows are counted and dropped (a job's). For the daemon's own
@@ -106,6 +110,10 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 /* Stop a run: it ends failed with MESSAGE and SQLSTATE 57014 (on_done still comes, from
  * the loop). A run already being cancelled keeps its first message. */
 void exec_cancel(struct exec_run *run, const char *message);
+/* A run submitted with spec.hold may send its statement now (GO), or ends without sending
+ * anything, failed with WHY as a run pgcrond stopped (cancelled: never retried; SQLSTATE
+ * 57014). Nothing if it ended already. */
+void exec_release(struct exec_run *run, bool go, const char *why);
 
 /* A connect, a session reset and an idle connection's liveness check must each be answered
  * within MS (an idle connection is checked every MS / 2); a connection that is not is closed

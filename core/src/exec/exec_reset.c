@@ -74,7 +74,8 @@ bool exec_conn_carry(struct conn *c, struct exec_run *r)
 
 bool exec_run_may_carry(const struct exec_run *r)
 {
-	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg;
+	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg &&
+	       !r->held;
 }
 
 /* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false

@@ -182,6 +182,8 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
+	if (r->mark_wait)
+		cluster_mark_forget(r->job->s->cluster, r);
 	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
@@ -671,6 +673,12 @@ static void run_begin(struct run *r)
 	}
 	if (build_failed)
 		goto fail;
+	if (sched_mark_start(r) < 0) { /* sched_cluster.c */
+		snprintf(err, sizeof(err),
+		         "not started: its start mark could not be noted (out of "
+		         "memory, or too many marks waiting to be written)");
+		goto fail;
+	}
 
 	struct exec_run_spec spec = {
 	    .database = j->database,
@@ -681,6 +689,7 @@ static void run_begin(struct run *r)
 	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
 	    .on_pid = sched_on_pid,
 	    .on_xid = cluster_marks_runs(s->cluster) ? sched_on_xid : NULL, /* cluster.h */
+	    .hold = r->held,
 	    .on_done = on_done,
 	    .arg = r,
 	};

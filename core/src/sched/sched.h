@@ -39,6 +39,9 @@ struct sched_executor {
 	/* N runs on DATABASE are due in a moment: make its connections ready, as exec_warm().
 	 * May be NULL (nothing is warmed). */
 	void (*warm)(void *ctx, const char *database, size_t n);
+	/* A run submitted with spec.hold sends its statement (GO) or ends with WHY, as
+	 * exec_release(). May be NULL (no run is held). */
+	void (*release)(void *ctx, struct exec_run *run, bool go, const char *why);
 	void *ctx;
 };
 /* exec.h's executor EX as a sched_executor (what sched_new() uses). */

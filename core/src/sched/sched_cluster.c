@@ -15,8 +15,42 @@
 #include "sched.h"
 #include "sched_priv.h"
 
-/* exec_run_spec.on_pid: R has its backend; with several instances, its start is marked
- * where a takeover looks (cluster.h: cluster_note_start) */
+/* R's start mark is written (OK), or R must send nothing (WHY): cluster_note_start */
+static void on_marked(void *arg, bool ok, const char *why)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	r->mark_wait = false;
+	r->held = false;
+	if (!ok)
+		log_job(LOG_LVL_WARNING, r->job->name, "%s", why);
+	if (r->er) /* else it ended already */
+		s->ex.release(s->ex.ctx, r->er, ok, why);
+}
+
+/* R is about to be handed to the executor: with several instances its start is marked where
+ * a takeover looks (cluster.h: cluster_note_start), and R's statement waits for that mark
+ * (spec.hold). Marked as the run begins, not as it gets its backend, so that the marks of a
+ * burst go in one statement while the runs wait for their connections, and a run whose mark
+ * is written by then is sent as it would be without it. Returns 1 (R waits: spec.hold), 0
+ * (nothing to wait for), -1 (the mark cannot be noted: R must not run). */
+int sched_mark_start(struct run *r)
+{
+	struct sched *s = r->job->s;
+	if (!s->cluster || !s->hist || !r->hist_key || !s->ex.release)
+		return 0;
+	bool fire = r->attempt == 1 && r->scheduled_us > 0 &&
+	            (strcmp(r->trigger, "schedule") == 0 || strcmp(r->trigger, "catchup") == 0);
+	char key[96];
+	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+	int w =
+	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,
+	                       r->job_locked, on_marked, r);
+	r->held = r->mark_wait = w == 1;
+	return w;
+}
+
+/* exec_run_spec.on_pid: R has its backend */
 void sched_on_pid(void *arg, int pid)
 {
 	struct run *r = arg;
@@ -26,15 +60,6 @@ void sched_on_pid(void *arg, int pid)
 	if (s->hist)
 		hist_set_pid(s->hist, r->hist_key, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
-	if (s->cluster && s->hist && r->hist_key) {
-		bool fire =
-		    r->attempt == 1 && r->scheduled_us > 0 &&
-		    (strcmp(r->trigger, "schedule") == 0 || strcmp(r->trigger, "catchup") == 0);
-		char key[96];
-		hist_run_key(s->hist, r->hist_key, key, sizeof(key));
-		cluster_note_start(s->cluster, key, r->job->name,
-		                   fire ? r->scheduled_us / 1000000 : 0);
-	}
 }
 
 /* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies

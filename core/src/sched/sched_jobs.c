@@ -276,6 +276,12 @@ static void real_warm(void *ctx, const char *database, size_t n)
 	exec_warm(ctx, database, n);
 }
 
+static void real_release(void *ctx, struct exec_run *run, bool go, const char *why)
+{
+	(void)ctx;
+	exec_release(run, go, why);
+}
+
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
                    struct hist *h, struct sched **out)
 {
@@ -313,6 +319,7 @@ struct sched_executor sched_exec_executor(struct exec *ex)
 	                               .cancel = real_cancel,
 	                               .probe = real_probe,
 	                               .warm = real_warm,
+	                               .release = real_release,
 	                               .ctx = ex};
 }
 

@@ -1,0 +1,18 @@
+-- pgcrond schema, step 18: a claimed fire's run sends its statement only once its start is
+-- written, and only while its instance still holds the fire's claim (issue 24).
+--
+-- Step 17 wrote a run's start mark (pgcrond.run_start) as the run got its backend, beside
+-- the statement: an instance stopped in the milliseconds after it sent its statements and
+-- before its marks reached the database left claims that looked never run, and the instance
+-- that found it dead ran those fires a second time. Now the run waits for its mark, and the
+-- mark of a scheduled fire's run sets `started` on the fire's claim, in the same statement;
+-- the instance that finds another dead serves only claims not started. Either the mark
+-- comes first (the claim is started: it is never served again) or the takeover does (the
+-- claim is gone: the mark finds nothing and the run sends nothing). The row lock on the claim
+-- decides which. Applied by `pgcrond install` (see pgcrond--1.sql).
+
+ALTER TABLE pgcrond.fire_claim ADD COLUMN IF NOT EXISTS started boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN pgcrond.fire_claim.started IS
+	'the claiming instance marked its run''s start (pgcrond.run_start): it may have run';
+
+INSERT INTO pgcrond.schema_version (version) VALUES (18) ON CONFLICT DO NOTHING;
