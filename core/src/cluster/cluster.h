@@ -109,7 +109,7 @@ void cluster_close(struct cluster **c);
  * history has no record of an earlier process left to write (hist_pending() == 0): a
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
-/* Run RUN_KEY (hist_run_key) of this process got its backend: a run of job JOB serving
+/* Run RUN_KEY (hist_run_key) of this process begins: a run of job JOB serving
  * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry), holding
  * that fire's claim if CLAIM. Marked in pgcrond.run_start (schema steps 17 and 18; nothing
  * without them), so that an instance that finds this one dead never serves that fire's

@@ -97,10 +97,7 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 		/* its runs still waiting to send their statements send nothing: the survivor
 		 * served their fires, or closed their rows and retried them */
 		if (told_dead(c, r, 3))
-			cluster_marks_refuse(c,
-			                     "not started: this instance was found dead by another "
-			                     "instance while the run waited for its start mark; "
-			                     "the fire is left to that instance");
+			cluster_marks_refuse(c);
 		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
 	}
 	c->locked = true;
@@ -202,9 +199,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
 	if (told_dead(c, r, 4))
-		cluster_marks_refuse(c, "not started: this instance was found dead by another "
-		                        "instance while the run waited for its start mark; "
-		                        "the fire is left to that instance");
+		cluster_marks_refuse(c);
 	c->peers_live = n;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
 	c->st.peers_live = n;

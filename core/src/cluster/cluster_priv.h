@@ -200,8 +200,8 @@ void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_xact_free(struct cluster *c);
 /* Whether a run waits for a mark not sent yet. */
 bool cluster_xact_waiting(const struct cluster *c);
-/* The runs whose marks are not sent yet send nothing (WHY). */
-void cluster_marks_refuse(struct cluster *c, const char *why);
+/* This instance was found dead: the runs whose marks are not sent yet send nothing. */
+void cluster_marks_refuse(struct cluster *c);
 /* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
  * NULL without memory), and the look for an earlier process's unserved claims */
 const char *cluster_reap_sql(bool xact);

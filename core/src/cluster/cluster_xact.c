@@ -76,16 +76,18 @@ static const char cluster_sql_xact[] =
  * before, or serve its claim again: what an unmarked run gets). */
 #define XACT_BUF_MAX (1 << 20)
 
-struct xact_key {
-	struct strmap_node node;
-	char key[];
-};
-
 /* A run waiting for its start mark to be written (cluster_note_start). */
 struct mark_wait {
 	struct mark_wait *next;
 	cluster_mark_fn fn; /* NULL: forgotten */
 	void *arg;
+	bool ok; /* its mark is among the rows the statement wrote */
+	char key[];
+};
+
+struct xact_key {
+	struct strmap_node node;
+	struct mark_wait *wait; /* the run waits for this mark; NULL */
 	char key[];
 };
 
@@ -148,6 +150,7 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 		return -1;
 	}
 	memcpy(k->key, run_key, len);
+	k->wait = w;
 	char sched[24] = "";
 	if (scheduled_s > 0)
 		snprintf(sched, sizeof(sched), "%" PRId64, scheduled_s);
@@ -155,6 +158,7 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 		memcpy(w->key, run_key, len);
 		w->fn = fn;
 		w->arg = arg;
+		w->ok = false;
 		w->next = c->mark_unsent;
 		c->mark_unsent = w;
 	}
@@ -174,19 +178,6 @@ bool cluster_xact_waiting(const struct cluster *c)
 	return c->mark_unsent != NULL;
 }
 
-void cluster_marks_refuse(struct cluster *c, const char *why)
-{
-	struct mark_wait *w = c->mark_unsent;
-	c->mark_unsent = NULL;
-	while (w) {
-		struct mark_wait *next = w->next;
-		if (w->fn)
-			w->fn(w->arg, false, why);
-		free(w);
-		w = next;
-	}
-}
-
 void cluster_mark_forget(struct cluster *c, void *arg)
 {
 	struct mark_wait *lists[] = {c ? c->mark_unsent : NULL, c ? c->mark_sent : NULL};
@@ -196,30 +187,47 @@ void cluster_mark_forget(struct cluster *c, void *arg)
 				w->fn = NULL;
 }
 
-/* Answer the runs whose marks went in the statement answered by SR (NULL: none will be);
- * with ALL, every one of W goes on (nothing can be marked). */
-static void marks_answered(struct mark_wait *w, const struct stmtq_result *sr, bool all)
+/* Answer the runs of W, whose marks went in the statement answered by SR (NULL: none will
+ * be). A mark is written if the statement returned its run's key; with ALL, every run goes
+ * on (nothing can be marked); with REFUSED, none does, for that reason. */
+static void marks_answered(struct cluster *c, struct mark_wait *w, const struct stmtq_result *sr,
+                           bool all, const char *refused)
 {
+	if (sr && !sr->failed && sr->res)
+		for (int i = 0; i < PQntuples(sr->res); i++) {
+			struct xact_key *k =
+			    STRMAP_ENTRY(strmap_find(&c->xact_keys, PQgetvalue(sr->res, i, 0)),
+			                 struct xact_key, node);
+			if (k && k->wait)
+				k->wait->ok = true;
+		}
+	const char *why = refused ? refused
+	                  : sr && !sr->failed
+	                      ? "not started: this instance no longer holds the fire's claim "
+	                        "(another instance found it dead and served the fire)"
+	                      : "not started: its start could not be written to the history "
+	                        "database (another instance may serve the fire)";
 	while (w) {
 		struct mark_wait *next = w->next;
-		bool ok = all;
-		if (!ok && sr && !sr->failed && sr->res)
-			for (int i = 0; i < PQntuples(sr->res) && !ok; i++)
-				ok = strcmp(PQgetvalue(sr->res, i, 0), w->key) == 0;
-		if (w->fn) {
-			const char *why = ok ? NULL
-			                  : sr && !sr->failed
-			                      ? "not started: this instance no longer holds the "
-			                        "fire's claim (another "
-			                        "instance found it dead and served the fire)"
-			                      : "not started: its start could not be written to "
-			                        "the history database "
-			                        "(another instance may serve the fire)";
-			w->fn(w->arg, ok, why);
-		}
+		struct xact_key *k =
+		    STRMAP_ENTRY(strmap_find(&c->xact_keys, w->key), struct xact_key, node);
+		if (k && k->wait == w)
+			k->wait = NULL;
+		bool ok = !refused && (all || w->ok);
+		if (w->fn)
+			w->fn(w->arg, ok, ok ? NULL : why);
 		free(w);
 		w = next;
 	}
+}
+
+void cluster_marks_refuse(struct cluster *c)
+{
+	struct mark_wait *w = c->mark_unsent;
+	c->mark_unsent = NULL;
+	marks_answered(c, w, NULL, false,
+	               "not started: this instance was found dead by another instance while the "
+	               "run waited for its start mark; the fire is left to that instance");
 }
 
 void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server)
@@ -252,7 +260,7 @@ bool cluster_xact_send(struct cluster *c)
 		/* the table went (42P01): nothing is marked, the runs go on as before step 17 */
 		struct mark_wait *w = c->mark_unsent;
 		c->mark_unsent = NULL;
-		marks_answered(w, NULL, true);
+		marks_answered(c, w, NULL, true, NULL);
 	}
 	if (!c->xact_len || !c->xact_table)
 		return false;
@@ -271,7 +279,7 @@ void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	struct mark_wait *w = c->mark_sent;
 	c->mark_sent = NULL;
-	marks_answered(w, sr, false);
+	marks_answered(c, w, sr, false, NULL);
 	if (!sr->failed)
 		return;
 	if (strcmp(sr->sqlstate, "42P01") == 0) {

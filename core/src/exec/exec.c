@@ -138,15 +138,6 @@ static void run_send_first(struct exec_run *r)
 		r->hold_waiting = true; /* exec_release() sends it, or ends it */
 		return;
 	}
-	if (r->refused) { /* exec_release(): nothing is sent; ended as stopped by pgcrond */
-		r->cancel_msg = r->refused;
-		r->refused = NULL;
-		r->cancelled = true;
-		r->conn = NULL;
-		exec_conn_release(c, false);
-		exec_run_complete(r);
-		return;
-	}
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
 	/* an id to report: the statement goes in a pipeline after it (exec_conn_carry), and the
 	 * set_config() that opens the pipeline costs no round trip of its own */
@@ -577,7 +568,6 @@ void exec_run_free(struct exec_run **rp)
 	}
 	free(r->stmts);
 	free(r->cancel_msg);
-	free(r->refused);
 	free(r->message);
 	free(r->name);
 	free(r);
@@ -838,13 +828,10 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 	if (!r || r->state == RUN_DONE || r->cancel_msg)
 		return;
 	r->held = false;
-	if (!go && !r->refused)
-		r->refused = strdup(why ? why : "not started");
-	if (!r->hold_waiting) {
-		if (!go && r->state == RUN_WAITING) /* no connection yet: it gets none */
-			run_stop(r, r->refused ? r->refused : "not started", false);
-		return; /* else it is in on_pid: run_send_first() follows */
-	}
-	r->hold_waiting = false;
-	run_send_first(r);
+	if (!go) /* waiting for a connection, or holding one idle: nothing was sent */
+		run_stop(r, why ? why : "not started", false);
+	else if (r->hold_waiting) {
+		r->hold_waiting = false;
+		run_send_first(r);
+	} /* else it is sent as it gets its connection, carried or not */
 }

@@ -75,9 +75,10 @@ struct exec_run_spec {
 	 * again with NULLs if the statement went out once more on its own after all (its
 	 * Parse refused several statements): that id is not its transaction's. */
 	void (*on_xid)(void *arg, const char *xid, const char *server);
-	/* The run's first statement waits, once it has its connection (on_pid), until
-	 * exec_release(): its start is recorded elsewhere first (cluster.h, a run's start
-	 * mark), so that whoever finds this process dead knows whether it may have sent it. */
+	/* Nothing of the run is sent until exec_release() (it may get its connection
+	 * meanwhile, and hold it): its start is recorded elsewhere first (cluster.h, a run's
+	 * start mark), so that whoever finds this process dead knows whether it may have sent
+	 * it. */
 	bool hold;
 	/* Called for each row the statements return, from the event loop, with its N_FIELDS
 	 * values as text (NULL for SQL NULL), valid during the call only; must not call back

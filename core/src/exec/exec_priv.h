@@ -107,7 +107,6 @@ struct exec_run {
 	bool xid_pending;     /* the answer to XID_SQL is read before its statement's */
 	bool held;            /* nothing is sent until exec_release() (spec.hold) */
 	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
-	char *refused;        /* exec_release() said no: why (the run sends nothing) */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
