@@ -553,6 +553,12 @@ static long long three_stopped(const char *tag, double phase, int freeze_s, bool
 			dead_after_5s(&in[i]);
 		up(&e, &in[i]);
 	}
+	/* each marks its runs from its first heartbeat that sees another live (docs/faults.md:
+	 * a run before that is unmarked, and a takeover may run its fire again) */
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(itest_wait_log(in[i].log, "other live instances", 15),
+		              "%s never saw the others live:\n%s", names[i],
+		              tail_of(itest_read_file(in[i].log)));
 	struct itest_inst *x = &in[0];
 	if (long_job) {
 		ck_assert_msg(itest_env_wait(&e, 25,
