@@ -1,5 +1,6 @@
 -- pgcrond schema, step 18: a claimed fire's run sends its statement only once its start is
--- written, and only while its instance still holds the fire's claim (issue 24).
+-- written, and only while its instance still holds the fire's claim and its job's lock; a job
+-- lock whose holder's runs ended can be taken over (issue 24).
 --
 -- Step 17 wrote a run's start mark (pgcrond.run_start) as the run got its backend, beside
 -- the statement: an instance stopped in the milliseconds after it sent its statements and
@@ -14,5 +15,16 @@
 ALTER TABLE pgcrond.fire_claim ADD COLUMN IF NOT EXISTS started boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN pgcrond.fire_claim.started IS
 	'the claiming instance marked its run''s start (pgcrond.run_start): it may have run';
+
+-- A job's lock (pgcrond.job_lock) is held by an instance from a fire's claim to its run's end.
+-- An instance stopped or frozen right after it claimed or ran a fire kept the lock until it
+-- was found dead (20 s by default), and the other instances skipped the job's fires meanwhile.
+-- `marked` says every hold of the lock was taken by an instance that marks its runs (and its
+-- runs check the lock as they are marked): such a lock whose holder has no run of the job that
+-- may still be under way (every mark of it in pgcrond.run_start has a transaction the server
+-- says ended) may be taken over once it has been neither claimed nor marked for a while.
+ALTER TABLE pgcrond.job_lock ADD COLUMN IF NOT EXISTS marked boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN pgcrond.job_lock.marked IS
+	'every hold was taken by an instance that marks its runs: the lock may be taken over once they ended';
 
 INSERT INTO pgcrond.schema_version (version) VALUES (18) ON CONFLICT DO NOTHING;

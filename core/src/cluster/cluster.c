@@ -158,11 +158,14 @@ static const char sql_lock[] =
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
     "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
-    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c) */
-    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND EXISTS (SELECT"
-    "  FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=)"
-    "   pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
-    "   'started' AND NOT a.attisdropped)";
+    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
+     * job locks that can be taken over (cluster_claims.c) */
+    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
+    "  FROM pg_catalog.pg_attribute a WHERE ((a.attrelid OPERATOR(pg_catalog.=)"
+    "    pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
+    "    'started') OR (a.attrelid OPERATOR(pg_catalog.=)"
+    "    pg_catalog.to_regclass('pgcrond.job_lock') AND a.attname OPERATOR(pg_catalog.=)"
+    "    'marked')) AND NOT a.attisdropped) OPERATOR(pg_catalog.=) 2";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 

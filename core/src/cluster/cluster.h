@@ -110,22 +110,22 @@ void cluster_close(struct cluster **c);
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
 /* Run RUN_KEY (hist_run_key) of this process begins: a run of job JOB serving
- * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry), holding
- * that fire's claim if CLAIM. Marked in pgcrond.run_start (schema steps 17 and 18; nothing
- * without them), so that an instance that finds this one dead never serves that fire's
- * claim again (sql_reap). With FN, the run waits to send its statement: FN(ARG, OK, WHY) is
- * called once from the loop when the mark is written (OK), or cannot be, or the claim is
- * no longer ours (WHY says so; the run must send nothing). Returns 1 if FN will be called,
- * 0 if nothing is marked (the run goes on), -1 if the mark cannot be noted (out of memory,
- * too many waiting: the run must not go on when FN was given). */
+ * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry), holding the
+ * job's lock (and that fire's claim) if LOCKED. Marked in pgcrond.run_start (schema steps 17
+ * and 18; nothing without them), so that an instance that finds this one dead never serves
+ * that fire's claim again (sql_reap). With FN, the run waits to send its statement: FN(ARG,
+ * OK, WHY) is called once from the loop when the mark is written (OK), or cannot be, or the
+ * claim or the job's lock is no longer ours (WHY says so; the run must send nothing). Returns 1 if
+ * FN will be called, 0 if nothing is marked (the run goes on), -1 if the mark cannot be noted (out
+ * of memory, too many waiting: the run must not go on when FN was given). */
 typedef void (*cluster_mark_fn)(void *arg, bool ok, const char *why);
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
-                       bool claim, cluster_mark_fn fn, void *arg);
+                       bool locked, cluster_mark_fn fn, void *arg);
 /* The run ARG no longer waits for its mark (it ended): its FN is not called. */
 void cluster_mark_forget(struct cluster *c, void *arg);
-/* Whether runs are marked now: schema step 17 is there and another instance was live at
- * the last heartbeat (a lone instance is taken over by no one: its runs cost nothing
- * extra; measured in docs/benchmarks.md, "Several instances"). */
+/* Whether runs are marked now: schema step 18 is there and another instance was live at a
+ * heartbeat of this process, from then on (a lone instance is taken over by no one: its runs
+ * cost nothing extra; measured in docs/benchmarks.md, "Several instances"). */
 bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks

@@ -19,43 +19,77 @@
 #include "pgconn.h"
 #include "strmap.h"
 
-/* A turn: ours if nobody else took it within the window. */
-static const char sql_turn[] =
-    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
-    " VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"
-    "   claimed_at = pg_catalog.now()"
-    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
-    "    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
-    " RETURNING 1),"
-    " l AS (" SQL_JOB_LOCK " SELECT $1, $3, $4, 1 FROM c" SQL_JOB_LOCK_CONFLICT ")"
-    " SELECT 1, EXISTS (SELECT FROM l) FROM c";
+/* A turn: ours if nobody else took it within the window. [1]: with schema step 18, $6 says
+ * whether this instance marks its runs (the lock may be taken over once they ended). */
+#define SQL_TURN(lock, marked, conflict)                                                           \
+	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"   \
+	" VALUES ($1, $2, $3, $4)"                                                                 \
+	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
+	"   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"                         \
+	"   claimed_at = pg_catalog.now()"                                                         \
+	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
+	"    OR c.claimed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"      \
+	"     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"              \
+	" RETURNING 1),"                                                                           \
+	" l AS (" lock " SELECT $1, $3, $4, 1" marked " FROM c" conflict ")"                       \
+	" SELECT 1, EXISTS (SELECT FROM l) FROM c"
+static const char *const sql_turn[] = {
+    SQL_TURN(SQL_JOB_LOCK, "", SQL_JOB_LOCK_CONFLICT),
+    SQL_TURN(SQL_JOB_LOCK_M, ", $6::pg_catalog.bool", SQL_JOB_LOCK_CONFLICT_M),
+};
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
  * process that died before running it, or whose run failed when its database was down, is
  * served by the catch-up of the same instant. */
-static const char sql_claim[] =
-    "WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
-    " SELECT u.j, u.k, $3, $4"
-    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
-    /* every instance inserts the same fires in the same order: a claim may wait for
-     * another instance's claim of the same fire, never deadlock with it */
-    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
-    " ON CONFLICT (job_name, fire_key) DO UPDATE"
-    "   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"
-    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
-    " RETURNING c.job_name, c.fire_key),"
-    " n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"
-    "  GROUP BY c.job_name),"
-    /* the job's lock, held while its run runs: a run of the job on another live instance
-     * (which holds it) makes this fire a skip (overlap across instances) */
-    " l AS (" SQL_JOB_LOCK " SELECT n.job_name, $3, $4, n.k FROM n"
-    "  ORDER BY n.job_name COLLATE \"C\"" SQL_JOB_LOCK_CONFLICT ")"
-    " SELECT c.job_name, c.fire_key,"
-    "  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c";
+#define SQL_CLAIM(lock, marked, conflict)                                                                \
+	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"         \
+	" SELECT u.j, u.k, $3, $4"                                                                       \
+	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" /* every      \
+	                                                                                    * instance   \
+	                                                                                    * inserts    \
+	                                                                                    * the        \
+	                                                                                    * same       \
+	                                                                                    * fires      \
+	                                                                                    * in         \
+	                                                                                    * the        \
+	                                                                                    * same       \
+	                                                                                    * order:     \
+	                                                                                    * a          \
+	                                                                                    * claim      \
+	                                                                                    * may        \
+	                                                                                    * wait       \
+	                                                                                    * for        \
+	                                                                                    * another    \
+	                                                                                    * instance's \
+	                                                                                    * claim      \
+	                                                                                    * of         \
+	                                                                                    * the        \
+	                                                                                    * same       \
+	                                                                                    * fire,      \
+	                                                                                    * never      \
+	                                                                                    * deadlock   \
+	                                                                                    * with       \
+	                                                                                    * it         \
+	                                                                                    */           \
+	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                                 \
+	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                                    \
+	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"                               \
+	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                                     \
+	" RETURNING c.job_name, c.fire_key),"                                                            \
+	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"                     \
+	"  GROUP BY c.job_name)," /* the job's lock, held while its run runs: a run of the job on        \
+	                           * another live instance (which holds it) makes this fire a skip       \
+	                           * (overlap across instances) */                                       \
+	" l AS (" lock " SELECT n.job_name, $3, $4, n.k" marked " FROM n"                                \
+	"  ORDER BY n.job_name COLLATE \"C\"" conflict ")"                                               \
+	" SELECT c.job_name, c.fire_key,"                                                                \
+	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
+/* [1]: with schema step 18, $5 says whether this instance marks its runs */
+static const char *const sql_claim[] = {
+    SQL_CLAIM(SQL_JOB_LOCK, "", SQL_JOB_LOCK_CONFLICT),
+    SQL_CLAIM(SQL_JOB_LOCK_M, ", $5::pg_catalog.bool", SQL_JOB_LOCK_CONFLICT_M),
+};
 
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
  * each is claimed for this instance unless another instance claimed it, without the job's
@@ -386,10 +420,11 @@ void cluster_send_claims(struct cluster *c)
 	if (first->window_ms > 0) {
 		char w[24];
 		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
-		const char *p[] = {first->job, first->key, c->instance, c->boot_id, w};
+		const char *p[] = {first->job, first->key, c->instance,
+		                   c->boot_id, w,          cluster_marks_runs(c) ? "t" : "f"};
 		first->sent = true;
 		c->st.statements++;
-		cluster_send_stmt(c, OP_TURN, sql_turn, 5, p);
+		cluster_send_stmt(c, OP_TURN, sql_turn[c->xact_table], c->xact_table ? 6 : 5, p);
 		return;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
@@ -407,9 +442,9 @@ void cluster_send_claims(struct cluster *c)
 	struct claim *q = first;
 	for (size_t i = 0; i < n; i++, q = q->next)
 		q->sent = true;
-	const char *p[] = {jobs, keys, c->instance, c->boot_id};
+	const char *p[] = {jobs, keys, c->instance, c->boot_id, cluster_marks_runs(c) ? "t" : "f"};
 	c->st.statements++;
-	cluster_send_stmt(c, OP_CLAIM, sql_claim, 4, p);
+	cluster_send_stmt(c, OP_CLAIM, sql_claim[c->xact_table], c->xact_table ? 5 : 4, p);
 	free(jobs);
 	free(keys);
 }

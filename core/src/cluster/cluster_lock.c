@@ -201,6 +201,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	if (told_dead(c, r, 4))
 		cluster_marks_refuse(c);
 	c->peers_live = n;
+	c->marking = c->marking || n > 0;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
 	c->st.peers_live = n;
 	if (PQnfields(r) > 3 && cluster_res_val(r, 0, 3)) {

@@ -52,21 +52,43 @@
 #define SCHEMA_RETRY_MS 10000
 
 /* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
- * (job, instance, boot id, holds) become ours unless another live instance holds them. A
- * row of a dead or restarted instance (its boot id is not the live one) holds nothing. */
-#define SQL_JOB_LOCK "INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds)"
-#define SQL_JOB_LOCK_CONFLICT                                                                      \
-	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE"                                       \
-	"   WHEN l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
-	"    AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"                                \
-	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END,"           \
+ * (job, instance, boot id, holds[, marked]) become ours unless another live instance holds
+ * them. A row of a dead or restarted instance (its boot id is not the live one) holds nothing.
+ * With schema step 18 (the _M forms) a lock whose every hold was taken by an instance that
+ * marks its runs holds nothing either once its holder has no run of the job that may still be
+ * under way (each of its marks has a transaction the server says ended: xid 0 is a run whose
+ * transaction is not known) and the lock was neither taken nor touched by a run's mark
+ * (cluster_xact.c) for LOCK_LEASE: a holder stopped or cut off right after its claim or its
+ * run no longer makes the others skip the job until it is found dead. Its runs not started yet
+ * then find the lock gone as they are marked, and send nothing. */
+#define LOCK_LEASE "1500 ms"
+#define SQL_JOB_LOCK_SAME                                                                          \
+	"l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                                      \
+	" AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+#define SQL_JOB_LOCK_INTO(cols)                                                                    \
+	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds" cols ")"
+#define SQL_JOB_LOCK_ON(set, takeover)                                                             \
+	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE WHEN " SQL_JOB_LOCK_SAME               \
+	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END," set       \
 	"  instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()" \
-	" WHERE (l.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                              \
-	"   AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id)"                                \
+	" WHERE (" SQL_JOB_LOCK_SAME ")"                                                           \
 	"  OR NOT EXISTS (SELECT FROM pgcrond.instance i"                                          \
 	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
-	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"             \
+	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)" takeover    \
 	" RETURNING l.job_name"
+#define SQL_JOB_LOCK SQL_JOB_LOCK_INTO("")
+#define SQL_JOB_LOCK_CONFLICT SQL_JOB_LOCK_ON("", "")
+#define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
+#define SQL_JOB_LOCK_CONFLICT_M                                                                    \
+	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
+	                "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",           \
+	                "  OR (l.marked AND l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()"  \
+	                "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')"                     \
+	                "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                       \
+	                "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                   \
+	                "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                    \
+	                "     AND (r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"               \
+	                "      OR pgcrond.xact_committed(r.xid, r.server) IS NULL)))")
 
 struct claim {
 	struct claim *next;
@@ -171,6 +193,9 @@ struct cluster {
 	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
 	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
 	size_t peers_live;
+	/* another instance was live at a heartbeat of this process: its runs are marked from then
+	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
+	bool marking;
 	char peers[512];
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,

@@ -7,7 +7,10 @@
  * server gives it (exec.h, on_xid). The mark of a run that holds a scheduled fire's claim
  * sets the claim's `started` (schema step 18) in the same statement, and is written only if
  * the claim is still this instance's: an instance that found this one dead may have served
- * the fire meanwhile (the claim is gone), and then the run sends nothing. Whoever closes the run
+ * the fire meanwhile (the claim is gone), and then the run sends nothing. Likewise the mark of
+ * a run that holds its job's lock touches the lock, and is written only if the lock is still
+ * this process's: another instance may have taken it over while this one did not answer
+ * (cluster_priv.h, SQL_JOB_LOCK_CONFLICT_M), and runs the job there. Whoever closes the run
  * after this process is gone (another instance that found it dead, sql_reap) asks the server
  * whether that transaction committed instead of retrying work that is done, and serves the claims
  * of fires with neither a start mark nor a history row (never run). Marks gather while a statement
@@ -24,10 +27,12 @@
 #include "pgconn.h"
 
 /* $2: lines "KIND TAB run_key TAB a TAB b [TAB c]": S (a start: job, scheduled Unix s or
- * empty, and "c" if the run holds that fire's claim), X (a transaction id: xid, server), D
- * (the end is written: the row goes). Per run, a D among its lines deletes; else the values
- * of its lines together are written, a start holding a claim only if the claim is still
- * ours. Returns the runs written. */
+ * empty, and c holds "l" if the run holds the job's lock, "c" if it holds that fire's claim),
+ * X (a transaction id: xid, server), D (the end is written: the row goes). Per run, a D among
+ * its lines deletes; else the values of its lines together are written, a start holding a
+ * claim only if the claim is still ours, one holding the lock only if the lock is still this
+ * process's ($3: its boot id). Returns the runs written (run_key, NULL) and those refused
+ * because the lock is gone (run_key, 'lock'). */
 static const char cluster_sql_xact[] =
     "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f"
     "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) AS u(t)"
@@ -40,9 +45,11 @@ static const char cluster_sql_xact[] =
     "   AS x,"
     "  pg_catalog.max(f[4]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'X') AS s,"
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'D') AS d,"
-    /* COALESCE is syntax, not a function: a line without the field is no claim's */
+    /* COALESCE is syntax, not a function: a line without the field holds nothing */
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
-    "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'c') AS claim"
+    "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'c') OPERATOR(pg_catalog.>) 0) AS claim,"
+    "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
+    "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'l') OPERATOR(pg_catalog.>) 0) AS lock"
     "  FROM l GROUP BY f[2]),"
     /* a scheduled fire's claim, still ours, is started (its row lock orders this against a
      * takeover's DELETE of claims not started, sql_reap); the rows are locked in the order
@@ -56,20 +63,36 @@ static const char cluster_sql_xact[] =
     " st AS (UPDATE pgcrond.fire_claim c SET started = true FROM lk"
     "  WHERE c.job_name OPERATOR(pg_catalog.=) lk.job_name"
     "   AND c.fire_key OPERATOR(pg_catalog.=) lk.fire_key RETURNING lk.k),"
+    /* the job's lock, still this process's, is touched: it is not taken over for another
+     * LOCK_LEASE (its row lock orders this against a takeover). Locked after the claims,
+     * in the jobs' order, as a claim locks them (the count makes lk go first) */
+    " ll AS (SELECT j.job_name FROM pgcrond.job_lock j"
+    "  WHERE j.job_name IN (SELECT v.job FROM v WHERE v.lock AND NOT v.d)"
+    "   AND j.instance OPERATOR(pg_catalog.=) $1 AND j.boot_id OPERATOR(pg_catalog.=) $3"
+    "   AND (SELECT pg_catalog.count(*) FROM lk) OPERATOR(pg_catalog.>=) 0"
+    "  ORDER BY j.job_name COLLATE \"C\" FOR UPDATE OF j),"
+    " lt AS (UPDATE pgcrond.job_lock j SET locked_at = pg_catalog.clock_timestamp() FROM ll"
+    "  WHERE j.job_name OPERATOR(pg_catalog.=) ll.job_name),"
     " gone AS (DELETE FROM pgcrond.run_start r USING v"
     "  WHERE r.instance OPERATOR(pg_catalog.=) $1 AND r.run_key OPERATOR(pg_catalog.=) v.k"
     "   AND v.d),"
     /* what a process that died before its runs' ends were written left (two days) */
     " old AS (DELETE FROM pgcrond.run_start r WHERE r.noted_at OPERATOR(pg_catalog.<)"
-    "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '2 days'))"
-    " INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid, server)"
-    " SELECT $1, v.k, v.job, v.sched, v.x, v.s FROM v WHERE NOT v.d"
-    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))"
+    "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '2 days')),"
+    " ok AS (SELECT v.* FROM v WHERE NOT v.d"
+    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))),"
+    " ins AS (INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid,"
+    "  server)"
+    " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s FROM ok"
+    "  WHERE NOT ok.lock OR ok.job IN (SELECT ll.job_name FROM ll)"
     " ON CONFLICT (instance, run_key) DO UPDATE SET"
     "  job_name = COALESCE(EXCLUDED.job_name, r.job_name),"
     "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),"
     "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)"
-    " RETURNING r.run_key";
+    " RETURNING r.run_key)"
+    " SELECT ins.run_key, NULL::pg_catalog.text FROM ins"
+    " UNION ALL SELECT ok.k, 'lock' FROM ok"
+    "  WHERE ok.lock AND ok.job NOT IN (SELECT ll.job_name FROM ll)";
 
 /* Marks waiting to be sent, at most (bytes): while the coordination connection is down they
  * gather; past this, new ones are dropped (a dropped mark makes a takeover retry the run as
@@ -81,7 +104,8 @@ struct mark_wait {
 	struct mark_wait *next;
 	cluster_mark_fn fn; /* NULL: forgotten */
 	void *arg;
-	bool ok; /* its mark is among the rows the statement wrote */
+	bool ok;        /* its mark is among the rows the statement wrote */
+	bool lock_gone; /* refused: its job's lock is no longer this process's */
 	char key[];
 };
 
@@ -128,7 +152,7 @@ static bool plain(const char *s)
 
 bool cluster_marks_runs(const struct cluster *c)
 {
-	return c && c->xact_table && c->peers_live > 0;
+	return c && c->xact_table && c->marking;
 }
 
 static bool noted(struct cluster *c, const char *run_key)
@@ -137,7 +161,7 @@ static bool noted(struct cluster *c, const char *run_key)
 }
 
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
-                       bool claim, cluster_mark_fn fn, void *arg)
+                       bool locked, cluster_mark_fn fn, void *arg)
 {
 	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || noted(c, run_key))
 		return 0;
@@ -158,11 +182,11 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 		memcpy(w->key, run_key, len);
 		w->fn = fn;
 		w->arg = arg;
-		w->ok = false;
+		w->ok = w->lock_gone = false;
 		w->next = c->mark_unsent;
 		c->mark_unsent = w;
 	}
-	if (!note(c, 'S', run_key, job, sched, claim && scheduled_s > 0 ? "c" : "")) {
+	if (!note(c, 'S', run_key, job, sched, !locked ? "" : scheduled_s > 0 ? "cl" : "l")) {
 		if (w) /* nothing was sent: it is still the first waiting */
 			c->mark_unsent = w->next;
 		free(k);
@@ -198,8 +222,10 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 			struct xact_key *k =
 			    STRMAP_ENTRY(strmap_find(&c->xact_keys, PQgetvalue(sr->res, i, 0)),
 			                 struct xact_key, node);
-			if (k && k->wait)
-				k->wait->ok = true;
+			if (k && k->wait) {
+				k->wait->lock_gone = !PQgetisnull(sr->res, i, 1);
+				k->wait->ok = !k->wait->lock_gone;
+			}
 		}
 	const char *why = refused ? refused
 	                  : sr && !sr->failed
@@ -215,7 +241,13 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 			k->wait = NULL;
 		bool ok = !refused && (all || w->ok);
 		if (w->fn)
-			w->fn(w->arg, ok, ok ? NULL : why);
+			w->fn(w->arg, ok,
+			      ok ? NULL
+			      : w->lock_gone
+			          ? "not started: its job's lock was taken over by another "
+			            "instance while this one did not answer (stopped, frozen "
+			            "or cut off for over " LOCK_LEASE "); the job runs there"
+			          : why);
 		free(w);
 		w = next;
 	}
@@ -264,10 +296,10 @@ bool cluster_xact_send(struct cluster *c)
 	}
 	if (!c->xact_len || !c->xact_table)
 		return false;
-	const char *p[] = {c->instance, c->xact_buf};
+	const char *p[] = {c->instance, c->xact_buf, c->boot_id};
 	/* there is room: each line was written with its NUL */
 	c->xact_buf[c->xact_len] = '\0';
-	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 2, p);
+	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 3, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
 	c->mark_sent = c->mark_unsent;

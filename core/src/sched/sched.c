@@ -874,6 +874,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		snprintf(why, sizeof(why), "%ld fires from %s to %s missed (%s)", missed, from, to,
 		         cause);
 
+	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
+		sched_preclaim_fold(j, first, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 		fmt_iso(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,

@@ -165,6 +165,21 @@ void sched_preclaim_settle(struct job *j)
 		pre_free(j);
 }
 
+void sched_preclaim_fold(struct job *j, int64_t instant, const char *why)
+{
+	struct preclaim *p = j->pre;
+	bool waits = false;
+	if (!p || p->instant != instant || p->state != PRE_GRANTED || p->waiter)
+		return;
+	struct run *r = sched_run_new(j, instant * 1000000, "schedule");
+	if (!r)
+		return; /* its lock goes at the settle; the fire keeps no row */
+	if (sched_preclaim_take(r, &waits))
+		sched_record_skipped(r, why);
+	sched_run_unlock(r);
+	sched_run_free(&r);
+}
+
 void sched_preclaim_stale(struct job *j)
 {
 	struct preclaim *p = j->pre;

@@ -305,6 +305,10 @@ bool sched_preclaim_take(struct run *r, bool *waits);
 /* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
  * given back (its job lock released). */
 void sched_preclaim_settle(struct job *j);
+/* J's fire at INSTANT, claimed before it, was missed and is not the one its catch-up serves
+ * (this process was stopped or stalled past it): it gets its own skipped row, saying WHY, since
+ * no other instance may record or run a fire claimed here. */
+void sched_preclaim_fold(struct job *j, int64_t instant, const char *why);
 /* J's next_fire moved (a new schedule, a clock step, disabled): a claim made for an instant
  * still to come that is no longer its next is given back. */
 void sched_preclaim_stale(struct job *j);
