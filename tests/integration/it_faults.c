@@ -746,6 +746,54 @@ START_TEST(stopped_at_the_instant_runs_nothing_twice)
 }
 END_TEST
 
+/* The statement that marks runs under way fails on a deadlock (a trigger raises 40P01 for its
+ * first two inserts): it changed nothing, so it is sent again; before, every run waiting for
+ * it ended without sending its statement ("not started: its start could not be written"). */
+START_TEST(marks_statement_failing_on_a_deadlock_is_sent_again)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-markretry", DB);
+	const char *jobs =
+	    "jobs = ( { name = \"m1\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    " command = \"SELECT 1\"; }, { name = \"m2\"; database = \"app\";"
+	    " schedule = \"* * * * * *\"; command = \"SELECT 2\"; } );\n";
+	itest_inst_init(&a, &e, "ma", jobs);
+	itest_inst_init(&b, &e, "mb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert(itest_wait_log(a.log, "other live instances", 15));
+	ck_assert(itest_wait_log(b.log, "other live instances", 15));
+	itest_exec(e.db,
+	           "CREATE SEQUENCE public.mark_fail;"
+	           "CREATE FUNCTION public.mark_fail() RETURNS trigger LANGUAGE plpgsql"
+	           " SET search_path = pg_catalog AS $f$ BEGIN"
+	           "  IF nextval('public.mark_fail') <= 2 THEN"
+	           "   RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected';"
+	           "  END IF; RETURN NEW; END $f$;"
+	           "CREATE TRIGGER mark_fail BEFORE INSERT ON pgcrond.run_start"
+	           " FOR EACH ROW EXECUTE FUNCTION public.mark_fail()");
+	ck_assert(
+	    itest_env_wait(&e, 20, "SELECT last_value >= 3 AND is_called FROM public.mark_fail"));
+	itest_sleep(3);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	long long refused = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                        " WHERE return_message LIKE 'not started%%'");
+	char *la = itest_read_file(a.log), *lb = itest_read_file(b.log);
+	bool again = strstr(la, "sending the marks again") || strstr(lb, "sending the marks again");
+	if (!again || refused)
+		fprintf(stderr, "ma:\n%s\nmb:\n%s\n", tail_of(la), tail_of(lb));
+	ck_assert_msg(again && refused == 0, "marks sent again: %s; runs not started: %lld",
+	              again ? "yes" : "no", refused);
+	free(la);
+	free(lb);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
 {
 	refused_case(false);
@@ -776,6 +824,7 @@ int main(void)
 	    {"three", three_instances_one_frozen_30s},
 	    {"instant", stopped_at_the_instant_runs_nothing_twice},
 	    {"edge", stopped_before_the_second_blocks_nothing},
+	    {"mark_retry", marks_statement_failing_on_a_deadlock_is_sent_again},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -163,6 +163,8 @@ struct cluster {
 	char *xact_buf;
 	size_t xact_len, xact_cap;
 	unsigned xact_dropped; /* marks dropped since the last sent (XACT_BUF_MAX) */
+	char *xact_inflight;   /* the lines of the statement in flight, sent again if it fails */
+	unsigned xact_retries; /* of that statement, after a deadlock or a serialization failure */
 	struct strmap xact_keys;
 	struct mark_wait *mark_unsent, *mark_sent; /* runs waiting for their marks */
 	/* After a reconnect (the database restarted or failed over) every instance's lock is

@@ -94,6 +94,11 @@ static const char cluster_sql_xact[] =
     " UNION ALL SELECT ok.k, 'lock' FROM ok"
     "  WHERE ok.lock AND ok.job NOT IN (SELECT ll.job_name FROM ll)";
 
+/* A marks statement that failed on a deadlock, a serialization failure or a lock it could
+ * not get changed nothing: it is sent again (with what gathered since), this many times,
+ * before its runs are refused. */
+#define XACT_RETRIES 3
+
 /* Marks waiting to be sent, at most (bytes): while the coordination connection is down they
  * gather; past this, new ones are dropped (a dropped mark makes a takeover retry the run as
  * before, or serve its claim again: what an unmarked run gets). */
@@ -299,6 +304,8 @@ bool cluster_xact_send(struct cluster *c)
 	const char *p[] = {c->instance, c->xact_buf, c->boot_id};
 	/* there is room: each line was written with its NUL */
 	c->xact_buf[c->xact_len] = '\0';
+	free(c->xact_inflight);
+	c->xact_inflight = strdup(c->xact_buf); /* NULL: not sent again if it fails */
 	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 3, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
@@ -307,8 +314,45 @@ bool cluster_xact_send(struct cluster *c)
 	return true;
 }
 
+/* The failed statement's lines go before those gathered since, and its runs wait again. */
+static bool xact_requeue(struct cluster *c)
+{
+	size_t n = strlen(c->xact_inflight);
+	if (c->xact_len + n + 1 > c->xact_cap) {
+		char *buf = realloc(c->xact_buf, c->xact_len + n + 1);
+		if (!buf)
+			return false;
+		c->xact_buf = buf;
+		c->xact_cap = c->xact_len + n + 1;
+	}
+	memmove(c->xact_buf + n, c->xact_buf, c->xact_len);
+	memcpy(c->xact_buf, c->xact_inflight, n);
+	c->xact_len += n;
+	struct mark_wait **tail = &c->mark_sent;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = c->mark_unsent;
+	c->mark_unsent = c->mark_sent;
+	c->mark_sent = NULL;
+	cluster_kick(c);
+	return true;
+}
+
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
 {
+	if (sr->failed && c->xact_inflight && c->xact_retries < XACT_RETRIES &&
+	    (strcmp(sr->sqlstate, "40P01") == 0 || strcmp(sr->sqlstate, "40001") == 0 ||
+	     strcmp(sr->sqlstate, "55P03") == 0)) {
+		c->xact_retries++;
+		log_notice("cluster: marking runs under way failed (%s); sending the marks again "
+		           "(%u of %d)",
+		           sr->err, c->xact_retries, XACT_RETRIES);
+		if (xact_requeue(c))
+			return;
+	}
+	c->xact_retries = 0;
+	free(c->xact_inflight);
+	c->xact_inflight = NULL;
 	struct mark_wait *w = c->mark_sent;
 	c->mark_sent = NULL;
 	marks_answered(c, w, sr, false, NULL);
@@ -342,6 +386,7 @@ void cluster_xact_free(struct cluster *c)
 		}
 	c->mark_unsent = c->mark_sent = NULL;
 	free(c->xact_buf);
-	c->xact_buf = NULL;
+	free(c->xact_inflight);
+	c->xact_buf = c->xact_inflight = NULL;
 	c->xact_len = c->xact_cap = 0;
 }
