@@ -692,6 +692,23 @@ static long long three_stopped(const char *tag, double phase, int freeze_s, bool
 	 * instance died, and it is not retried (no retries here), so it ran once */
 	if (!long_job)
 		unrecorded -= closed;
+	if (unrecorded) {
+		/* each execution without its success row, and the rows of its job near it */
+		char *lost = itest_scalar(
+		    e.db,
+		    "SELECT string_agg(format('%s pid %s at %s; rows: %s', x.job, x.pid, x.at,"
+		    " (SELECT string_agg(format('[%s %s pid %s %s-%s %s]', d.instance, d.status,"
+		    "  d.job_pid, d.start_time::time, d.end_time::time, d.return_message), ' ')"
+		    "  FROM pgcrond.job_run_details d WHERE d.job_name = x.job"
+		    "  AND d.start_time BETWEEN x.at - '3 s'::interval AND x.at + '3 "
+		    "s'::interval)),"
+		    " E'\\n') FROM execs x WHERE NOT EXISTS (SELECT FROM"
+		    " pgcrond.job_run_details d WHERE d.job_name = x.job AND d.job_pid = x.pid"
+		    " AND d.status = 'succeeded' AND x.at BETWEEN d.start_time - '50 ms'::interval"
+		    " AND d.end_time + '50 ms'::interval)");
+		fprintf(stderr, "executions without their success row:\n%s\n", lost ? lost : "");
+		free(lost);
+	}
 	ck_assert_msg(retried && rowed == *expected && unrecorded == 0 && twice == 0 &&
 	                  long_execs == (long_job ? 1 : 0),
 	              "stopped %s for %d s: %lld of %lld fires with a row, %lld executions without "

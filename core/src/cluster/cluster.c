@@ -65,6 +65,12 @@ static const char sql_jobs[] =
     " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
 
 static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
+/* Sent once listening (after taking the name, or a reconnect): the others beat at once, and
+ * their heartbeats' answers, not this payload (anyone may send it), tell them this instance is
+ * live, so that they mark their runs from then (cluster_marks_runs), not up to a heartbeat
+ * later. */
+#define HELLO_BEAT_MS 1000
+static const char sql_hello[] = "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'hello')";
 
 /* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
  * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
@@ -313,6 +319,14 @@ static void on_idle(void *arg)
 static void on_notify(void *arg, const char *extra)
 {
 	struct cluster *c = arg;
+	if (extra && strcmp(extra, "hello") == 0) {
+		/* a wake-up only: at most one beat a second, whoever sends it; one that comes
+		 * sooner is beaten for when the second is up */
+		int64_t wait = c->hello_beat_ms + HELLO_BEAT_MS - clock_mono_ms();
+		if (!c->closing && !evtimer_pending(&c->hello_ev, NULL))
+			cluster_arm_ms(&c->hello_ev, wait > 0 ? wait : 0);
+		return;
+	}
 	if (c->hooks.notified && !c->closing)
 		c->hooks.notified(c->hooks.arg, extra);
 }
@@ -324,6 +338,17 @@ static const struct stmtq_ops conn_ops = {
     .retry = on_retry,
     .notify = on_notify,
 };
+
+/* Another instance said hello (on_notify): beat now. */
+static void on_hello(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	c->hello_beat_ms = clock_mono_ms();
+	c->beat_due = true;
+	cluster_kick(c);
+}
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
@@ -416,7 +441,11 @@ static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 	case OP_LISTEN:
 		if (sr->failed)
 			log_warning("cluster: cannot listen for other instances: %s", sr->err);
+		else
+			c->hello_due = true;
 		break;
+	case OP_HELLO:
+		break; /* a wake-up; the heartbeats tell the rest */
 	case OP_TASK:
 		if (c->task_head) {
 			struct task *t = c->task_head;
@@ -545,6 +574,11 @@ void cluster_kick(struct cluster *c)
 		cluster_send_stmt(c, OP_LISTEN, sql_listen, 0, NULL);
 		return;
 	}
+	if (c->hello_due) {
+		c->hello_due = false;
+		cluster_send_stmt(c, OP_HELLO, sql_hello, 0, NULL);
+		return;
+	}
 	if (c->beat_due) {
 		c->beat_due = false;
 		char pid[24];
@@ -633,6 +667,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	conndrv_set_backoff(&c->q.drv, RETRY_MIN_MS, RETRY_MAX_MS);
 	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
+	evtimer_assign(&c->hello_ev, base, on_hello, c);
 	c->dead_after_ms = CLUSTER_DEAD_MS;
 	c->beat_ms = CLUSTER_HEARTBEAT_MS;
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
@@ -659,6 +694,7 @@ void cluster_close(struct cluster **cp)
 	event_del(&c->beat_ev);
 	event_del(&c->flush_ev);
 	event_del(&c->unlock_ev);
+	event_del(&c->hello_ev);
 	conndrv_cancel_retry(&c->q.drv);
 	/* forget the claims: nobody waits for them any more */
 	while (c->head) {

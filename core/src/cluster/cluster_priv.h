@@ -126,6 +126,7 @@ enum op {
 	OP_PURGE,
 	OP_STOP,
 	OP_LISTEN,
+	OP_HELLO,
 	OP_TASK
 };
 
@@ -156,6 +157,9 @@ struct cluster {
 	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
+	bool hello_due;        /* listening: tell the others to beat (they see this one live) */
+	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
+	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
