@@ -12,9 +12,13 @@
 -- claim is gone: the mark finds nothing and the run sends nothing). The row lock on the claim
 -- decides which. Applied by `pgcrond install` (see pgcrond--1.sql).
 
-ALTER TABLE pgcrond.fire_claim ADD COLUMN IF NOT EXISTS started boolean NOT NULL DEFAULT false;
+-- NULL: claimed by a process that marked nothing then (no other instance was live), so
+-- whether its run began is not known here: another instance never serves it; the claiming
+-- instance's next process does, as its history (spill file written first) tells.
+ALTER TABLE pgcrond.fire_claim ADD COLUMN IF NOT EXISTS started boolean DEFAULT false;
+ALTER TABLE pgcrond.fire_claim ALTER COLUMN started DROP NOT NULL;
 COMMENT ON COLUMN pgcrond.fire_claim.started IS
-	'the claiming instance marked its run''s start (pgcrond.run_start): it may have run';
+	'true: the claiming instance marked its run''s start (pgcrond.run_start), it may have run; NULL: it marked nothing then';
 
 -- A job's lock (pgcrond.job_lock) is held by an instance from a fire's claim to its run's end.
 -- An instance stopped or frozen right after it claimed or ran a fire kept the lock until it

@@ -265,7 +265,9 @@ START_TEST(claimed_fires_never_run_are_served)
 	         "{ name = \"u3\"; command = \"INSERT INTO ran (job) VALUES ('u3')\";"
 	         " database = \"app\"; schedule = \"%s\"; },\n"
 	         "{ name = \"u4\"; command = \"INSERT INTO ran (job) VALUES ('u4')\";"
-	         " database = \"app\"; schedule = \"0 0 1 1 *\"; catchup = \"skip\"; } );\n",
+	         " database = \"app\"; schedule = \"0 0 1 1 *\"; catchup = \"skip\"; },\n"
+	         "{ name = \"u5\"; command = \"INSERT INTO ran (job) VALUES ('u5')\";"
+	         " database = \"app\"; schedule = \"0 0 1 1 *\"; } );\n",
 	         soon);
 	/* what a killed earlier process of "one" left: its claim of u at T, and the later fire
 	 * of u at T + 1 that another instance served */
@@ -279,14 +281,17 @@ START_TEST(claimed_fires_never_run_are_served)
 	         " FROM (SELECT to_timestamp(%lld) t) x",
 	         t3 - 36, t3 - 35);
 	itest_exec(e.db, sql);
-	/* an instance that died 1 h ago with three claims: u2 and u4 passed, u3 to come */
+	/* an instance that died 1 h ago with three claims: u2 and u4 passed, u3 to come; and a
+	 * fourth, u5 passed, made while it marked nothing (started NULL: it may have run) */
 	snprintf(sql, sizeof(sql),
 	         "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
 	         " VALUES ('zz', 'zzboot', now() - '1 hour'::interval);"
 	         "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id) VALUES"
 	         " ('u2', 's:%lld', 'zz', 'zzboot'), ('u4', 's:%lld', 'zz', 'zzboot'),"
-	         " ('u3', 's:%lld', 'zz', 'zzboot')",
-	         t3 - 26, t3 - 26, t3);
+	         " ('u3', 's:%lld', 'zz', 'zzboot');"
+	         "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
+	         " VALUES ('u5', 's:%lld', 'zz', 'zzboot', NULL)",
+	         t3 - 26, t3 - 26, t3, t3 - 26);
 	itest_exec(e.db, sql);
 	itest_inst_init(&a, &e, "one", jobs);
 	itest_inst_start(&a);
@@ -329,9 +334,14 @@ START_TEST(claimed_fires_never_run_are_served)
 	                    " (SELECT job, count(*) n FROM ran GROUP BY job) x",
 	                    "u=1,u2=1,u3=1");
 	itest_assert_scalar(e.db,
-	                    "SELECT count(*) FROM pgcrond.fire_claim WHERE instance = 'zz'"
-	                    " OR boot_id = 'old'",
+	                    "SELECT count(*) FROM pgcrond.fire_claim WHERE (instance = 'zz'"
+	                    " OR boot_id = 'old') AND job_name <> 'u5'",
 	                    "0");
+	/* the claim made while zz marked nothing is left (to zz's next process), and not run */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.fire_claim WHERE instance = 'zz'"
+	                    " AND job_name = 'u5' AND started IS NULL",
+	                    "1");
 	char *log = itest_read_file(a.log);
 	ck_assert_msg(strstr(log, "an earlier process of this instance claimed 1 scheduled fire(s)"
 	                          " and was stopped before running them") &&

@@ -19,11 +19,19 @@
 #include "pgconn.h"
 #include "strmap.h"
 
-/* A turn: ours if nobody else took it within the window. [1]: with schema step 18, $6 says
- * whether this instance marks its runs (the lock may be taken over once they ended). */
-#define SQL_TURN(lock, marked, conflict)                                                           \
-	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"   \
-	" VALUES ($1, $2, $3, $4)"                                                                 \
+/* With schema step 18 ([1] of the statements below) a claim says whether this instance marks
+ * its runs (the $N given): the job's lock may then be taken over once its runs ended
+ * (cluster_priv.h), and the claim's `started` is false (its run marks it true as it begins)
+ * where it would otherwise be NULL: a process that marks nothing cannot tell another instance
+ * whether its run began, so that instance never serves the claim (cluster_lock.c,
+ * SQL_UNSERVED_STARTED). */
+#define SQL_CLAIM_STARTED(n) ", CASE WHEN " n "::pg_catalog.bool THEN false END"
+#define SQL_CLAIM_MARKED(n) ", " n "::pg_catalog.bool"
+
+/* A turn: ours if nobody else took it within the window. */
+#define SQL_TURN(lock, started_col, started, marked, conflict)                                     \
+	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
+	"boot_id" started_col ") VALUES ($1, $2, $3, $4" started ")"                               \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
 	"   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"                         \
 	"   claimed_at = pg_catalog.now()"                                                         \
@@ -34,61 +42,37 @@
 	" l AS (" lock " SELECT $1, $3, $4, 1" marked " FROM c" conflict ")"                       \
 	" SELECT 1, EXISTS (SELECT FROM l) FROM c"
 static const char *const sql_turn[] = {
-    SQL_TURN(SQL_JOB_LOCK, "", SQL_JOB_LOCK_CONFLICT),
-    SQL_TURN(SQL_JOB_LOCK_M, ", $6::pg_catalog.bool", SQL_JOB_LOCK_CONFLICT_M),
+    SQL_TURN(SQL_JOB_LOCK, "", "", "", SQL_JOB_LOCK_CONFLICT),
+    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$6"), SQL_CLAIM_MARKED("$6"),
+             SQL_JOB_LOCK_CONFLICT_M),
 };
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
  * process that died before running it, or whose run failed when its database was down, is
- * served by the catch-up of the same instant. */
-#define SQL_CLAIM(lock, marked, conflict)                                                                \
-	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"         \
-	" SELECT u.j, u.k, $3, $4"                                                                       \
-	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" /* every      \
-	                                                                                    * instance   \
-	                                                                                    * inserts    \
-	                                                                                    * the        \
-	                                                                                    * same       \
-	                                                                                    * fires      \
-	                                                                                    * in         \
-	                                                                                    * the        \
-	                                                                                    * same       \
-	                                                                                    * order:     \
-	                                                                                    * a          \
-	                                                                                    * claim      \
-	                                                                                    * may        \
-	                                                                                    * wait       \
-	                                                                                    * for        \
-	                                                                                    * another    \
-	                                                                                    * instance's \
-	                                                                                    * claim      \
-	                                                                                    * of         \
-	                                                                                    * the        \
-	                                                                                    * same       \
-	                                                                                    * fire,      \
-	                                                                                    * never      \
-	                                                                                    * deadlock   \
-	                                                                                    * with       \
-	                                                                                    * it         \
-	                                                                                    */           \
-	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                                 \
-	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                                    \
-	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"                               \
-	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                                     \
-	" RETURNING c.job_name, c.fire_key),"                                                            \
-	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"                     \
-	"  GROUP BY c.job_name)," /* the job's lock, held while its run runs: a run of the job on        \
-	                           * another live instance (which holds it) makes this fire a skip       \
-	                           * (overlap across instances) */                                       \
-	" l AS (" lock " SELECT n.job_name, $3, $4, n.k" marked " FROM n"                                \
-	"  ORDER BY n.job_name COLLATE \"C\"" conflict ")"                                               \
-	" SELECT c.job_name, c.fire_key,"                                                                \
+ * served by the catch-up of the same instant. Every instance inserts the same fires in the
+ * same order: a claim may wait for another instance's claim of the same fire, never
+ * deadlock with it. Then the job's lock, held while its run runs: a run of the job on
+ * another live instance (which holds it) makes this fire a skip (overlap across instances). */
+#define SQL_CLAIM(lock, started_col, started, marked, conflict)                                    \
+	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
+	"boot_id" started_col ") SELECT u.j, u.k, $3, $4" started                                  \
+	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"         \
+	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
+	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
+	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"                         \
+	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
+	" RETURNING c.job_name, c.fire_key),"                                                      \
+	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"               \
+	"  GROUP BY c.job_name),"                                                                  \
+	" l AS (" lock " SELECT n.job_name, $3, $4, n.k" marked " FROM n"                          \
+	"  ORDER BY n.job_name COLLATE \"C\"" conflict ")"                                         \
+	" SELECT c.job_name, c.fire_key,"                                                          \
 	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
-/* [1]: with schema step 18, $5 says whether this instance marks its runs */
 static const char *const sql_claim[] = {
-    SQL_CLAIM(SQL_JOB_LOCK, "", SQL_JOB_LOCK_CONFLICT),
-    SQL_CLAIM(SQL_JOB_LOCK_M, ", $5::pg_catalog.bool", SQL_JOB_LOCK_CONFLICT_M),
+    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", SQL_JOB_LOCK_CONFLICT),
+    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"), SQL_CLAIM_MARKED("$5"),
+              SQL_JOB_LOCK_CONFLICT_M),
 };
 
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):

@@ -241,11 +241,15 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
 	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
 	") OPERATOR(pg_catalog.-) interval '1 minute'))"
-#define SQL_UNSERVED_STARTED                                                                       \
-	" AND NOT c.started AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                       \
+/* (`started` NULL: claimed by a process that marked nothing then, so whether its run began is
+ * not known here: never served by another instance, only by that instance's next process,
+ * whose history (its spill file written first) knows; sql_unserved) */
+#define SQL_UNSERVED_STARTED_AS(started)                                                           \
+	" AND NOT " started " AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                     \
 	"  WHERE m.instance OPERATOR(pg_catalog.=) c.instance"                                     \
 	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
 	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"
+#define SQL_UNSERVED_STARTED SQL_UNSERVED_STARTED_AS("c.started")
 /* an instant passed: the others tried to claim it and lost to the dead one (a coming one
  * is claimed by whoever fires it, now that the claim is gone) */
 #define SQL_UNSERVED_PASSED                                                                        \
@@ -372,14 +376,18 @@ const char *cluster_reap_sql(bool xact)
 static const char sql_unserved[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE
     "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED " RETURNING c.job_name," SQL_UNSERVED_INSTANT
-    " AS s)"
-    " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
-    " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
-    "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
-    "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
-    "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
-    " ORDER BY s";
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED_AS(
+        "COALESCE(c.started, false)") " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+                                      " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM "
+                                      "unserved"
+                                      " WHERE " SQL_UNSERVED_PASSED
+                                      " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
+                                      "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
+                                      "   AND d.start_time OPERATOR(pg_catalog.>) "
+                                      "pg_catalog.to_timestamp(s)"
+                                      "   AND d.scheduled_time OPERATOR(pg_catalog.>) "
+                                      "pg_catalog.to_timestamp(s))"
+                                      " ORDER BY s";
 
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
