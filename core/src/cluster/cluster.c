@@ -515,6 +515,12 @@ bool cluster_has_unsent(const struct cluster *c)
 	return false;
 }
 
+bool cluster_resend_worthy(const char *sqlstate)
+{
+	return strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0 ||
+	       strcmp(sqlstate, "55P03") == 0;
+}
+
 void cluster_kick(struct cluster *c)
 {
 	if (!stmtq_ready(&c->q) || stmtq_busy(&c->q) || !c->locked)

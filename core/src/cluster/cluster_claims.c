@@ -362,9 +362,7 @@ void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result
 	} else if (sr->failed && strcmp(sr->sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
 		c->in_recovery = true;
-	} else if (sr->failed &&
-	           (strcmp(sr->sqlstate, "40P01") == 0 || strcmp(sr->sqlstate, "40001") == 0) &&
-	           c->claim_retries++ < 3) {
+	} else if (sr->failed && cluster_resend_worthy(sr->sqlstate) && c->claim_retries++ < 3) {
 		/* send the same claims again: nothing of the failed statement stayed */
 		log_debug("cluster: claim statement retried: %s", sr->err);
 		for (struct claim *q = c->head; q; q = q->next)

@@ -211,6 +211,9 @@ struct cluster {
 
 /* shared by cluster.c, cluster_claims.c and cluster_lock.c */
 void cluster_kick(struct cluster *c);
+/* A statement of this instance's that failed with SQLSTATE changed nothing and may simply be
+ * sent again: a deadlock, a serialization failure, a row lock it could not get. */
+bool cluster_resend_worthy(const char *sqlstate);
 void cluster_arm_ms(struct event *ev, int64_t ms);
 const char *cluster_res_val(const PGresult *r, int row, int col);
 void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),

@@ -341,8 +341,7 @@ static bool xact_requeue(struct cluster *c)
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	if (sr->failed && c->xact_inflight && c->xact_retries < XACT_RETRIES &&
-	    (strcmp(sr->sqlstate, "40P01") == 0 || strcmp(sr->sqlstate, "40001") == 0 ||
-	     strcmp(sr->sqlstate, "55P03") == 0)) {
+	    cluster_resend_worthy(sr->sqlstate)) {
 		c->xact_retries++;
 		log_notice("cluster: marking runs under way failed (%s); sending the marks again "
 		           "(%u of %d)",

@@ -689,7 +689,7 @@ static void run_begin(struct run *r)
 	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
 	    .on_pid = sched_on_pid,
 	    .on_xid = cluster_marks_runs(s->cluster) ? sched_on_xid : NULL, /* cluster.h */
-	    .hold = r->held,
+	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,
 	};

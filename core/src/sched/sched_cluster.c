@@ -21,7 +21,6 @@ static void on_marked(void *arg, bool ok, const char *why)
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	r->mark_wait = false;
-	r->held = false;
 	if (!ok)
 		log_job(LOG_LVL_WARNING, r->job->name, "%s", why);
 	if (r->er) /* else it ended already */
@@ -46,7 +45,7 @@ int sched_mark_start(struct run *r)
 	int w =
 	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,
 	                       r->job_locked, on_marked, r);
-	r->held = r->mark_wait = w == 1;
+	r->mark_wait = w == 1;
 	return w;
 }
 

@@ -142,8 +142,8 @@ struct run {
 	bool claiming;     /* waiting for its claim (cluster.h), before it waits for a slot */
 	bool claimed;      /* claimed, or needs no claim */
 	bool job_locked;   /* holds the job's cluster lock (overlap across instances) */
-	bool held;         /* its statement waits for its start mark (exec spec.hold) */
-	bool mark_wait;    /* ... which is on its way (cluster_note_start) */
+	bool mark_wait;    /* its statement waits for its start mark (cluster_note_start, exec
+	                    * spec.hold) */
 	bool waited;       /* already waited for its upstreams */
 	bool cluster_wait; /* its job's run on another instance must end first (coord.h) */
 	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
@@ -281,7 +281,7 @@ void sched_unclaimed_cb(void *arg);
 void sched_unclaimed_free(struct sched *s);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
-/* sched_cluster.c: mark R's start before it is handed to the executor (r->held: its
+/* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
 /* sched_warm.c: a job's timer is armed for INSTANT (Unix s): the pool is warmed before it
