@@ -25,11 +25,21 @@ static void assert_ticks_on_time(struct itest_env *e, long long at_least)
 	long long n = itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                 "WHERE job_name = 'tick' AND status = 'succeeded'");
 	ck_assert_msg(n >= at_least, "only %lld tick runs:\n%s", n, itest_read_file(e->log));
+	/* a fire due while the stop waits for a COPY to end is skipped, and says so: after it,
+	 * nothing ran */
+	char *bad = itest_scalar(e->db, "SELECT string_agg(status || ' ' || to_char(scheduled_time,"
+	                                " 'HH24:MI:SS') || ': ' || coalesce(return_message, ''),"
+	                                " E'\\n') FROM pgcrond.job_run_details t"
+	                                " WHERE job_name = 'tick' AND status <> 'succeeded'"
+	                                " AND NOT (status = 'skipped'"
+	                                "  AND return_message = 'pgcrond was shutting down'"
+	                                "  AND NOT EXISTS (SELECT FROM pgcrond.job_run_details l"
+	                                "   WHERE l.job_name = 'tick' AND l.status = 'succeeded'"
+	                                "   AND l.scheduled_time > t.scheduled_time))");
+	ck_assert_msg(!bad || !*bad, "tick runs that did not succeed:\n%s", bad);
+	free(bad);
 	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                    "WHERE job_name = 'tick' AND status <> 'succeeded'"),
-	                 0);
-	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                    "WHERE job_name = 'tick' "
+	                                    "WHERE job_name = 'tick' AND status = 'succeeded' "
 	                                    "AND start_time - scheduled_time >= interval '1 s'"),
 	                 0);
 	/* no fire missed: consecutive scheduled times are a second apart (two at most) */
