@@ -11,8 +11,13 @@
  *
  *   build/test/bench/side/bench_side            (starts and stops its own sandbox)
  *   SIDE_MINUTES=3: steady minutes per phase; SIDE_JOBS=100; SIDE_POOL=8: pgcrond's pool;
- *   SIDE_PHASES=cron,tcp,unix: which phases, in that order; BENCH_PGCROND=PATH: that
- *   pgcrond binary instead of this build's (two builds back to back) */
+ *   SIDE_PHASES=cron,tcp,unix: which phases, in that order (also raw: a minimal libpq client
+ *   on POOL TCP connections sending each run as pgcrond's pool does, its session reset and the
+ *   INSERT in one round trip, one run at a time per connection: the floor pgcrond's way of
+ *   running can reach on this server; bare: the same without the reset); SIDE_LOG_LEVEL=debug:
+ *   pgcrond's log level (the stages need debug; each run's log lines cost the burst time);
+ *   SIDE_MAX_RUNNING: pgcrond's max_running (its default, 32, if unset); BENCH_PGCROND=PATH:
+ *   that pgcrond binary instead of this build's (two builds back to back) */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -310,11 +316,14 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
 		bench_die("write", conf);
 	fprintf(f,
 	        "instance = \"side\";\ntimezone = \"UTC\";\nplugin_dir = \"%s\";\n"
-	        "conf_dir = \"conf.d\";\nstate_dir = \"%s/%s/state\";\nlog_level = \"debug\";\n"
-	        "shutdown_grace = \"5s\";\n"
+	        "conf_dir = \"conf.d\";\nstate_dir = \"%s/%s/state\";\nlog_level = \"%s\";\n"
+	        "shutdown_grace = \"5s\";\n%s%s%s"
 	        "databases = { side = { conninfo = \"%s\"; pool = %d; }; };\n"
 	        "history = { database = \"side\"; retain = \"1d\"; };\n",
-	        dir, dir, who, ci, pool);
+	        dir, dir, who, getenv("SIDE_LOG_LEVEL") ? getenv("SIDE_LOG_LEVEL") : "debug",
+	        getenv("SIDE_MAX_RUNNING") ? "max_running = " : "",
+	        getenv("SIDE_MAX_RUNNING") ? getenv("SIDE_MAX_RUNNING") : "",
+	        getenv("SIDE_MAX_RUNNING") ? ";\n" : "", ci, pool);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/%s/conf.d/jobs.conf", dir, who);
 	f = fopen(path, "w");
@@ -336,6 +345,113 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
 	pid_t pid = bench_daemon_start(conf, log);
 	sleep_minutes(minutes + 1);
 	bench_daemon_stop(pid);
+}
+
+/* ---- the floor: what a minimal client gets from the same server, the same way ----------- */
+
+/* One "run" of the raw phases down C in pipeline mode: with RESET, the session reset pgcrond sends
+ * before each run on a used connection (DISCARD ALL, and the SHOW of the default timeout after it),
+ * in the same round trip as the INSERT; without it, the INSERT alone. */
+static void raw_send(PGconn *c, const char *who, bool reset)
+{
+	const char *params[] = {who};
+	if (reset &&
+	    (!PQsendQueryParams(c, "DISCARD ALL", 0, NULL, NULL, NULL, NULL, 0) ||
+	     !PQsendQueryParams(c, "SHOW statement_timeout", 0, NULL, NULL, NULL, NULL, 0)))
+		bench_die("raw send", PQerrorMessage(c));
+	if (!PQsendQueryParams(c, "INSERT INTO ticks VALUES ($1, clock_timestamp())", 1, NULL,
+	                       params, NULL, NULL, 0) ||
+	    !PQpipelineSync(c) || PQflush(c) != 0)
+		bench_die("raw send", PQerrorMessage(c));
+}
+
+/* JOBS runs over the POOL connections, one at a time on each (as pgcrond's pool does), as
+ * fast as the answers come. */
+static void raw_burst(PGconn **cs, int pool, int jobs, const char *who, bool reset)
+{
+	struct pollfd pf[128];
+	int sent = 0, busy = 0;
+	for (int i = 0; i < pool; i++) {
+		pf[i] = (struct pollfd){.fd = PQsocket(cs[i]), .events = 0};
+		if (sent < jobs) {
+			raw_send(cs[i], who, reset);
+			sent++;
+			busy++;
+			pf[i].events = POLLIN;
+		}
+	}
+	while (busy > 0) {
+		if (poll(pf, (nfds_t)pool, 5000) <= 0)
+			bench_die("raw poll", "no answer in 5 s");
+		for (int i = 0; i < pool; i++) {
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			if (!PQconsumeInput(cs[i]))
+				bench_die("raw read", PQerrorMessage(cs[i]));
+			while (!PQisBusy(cs[i])) {
+				PGresult *r = PQgetResult(cs[i]);
+				if (!r)
+					continue; /* between two statements' results */
+				ExecStatusType st = PQresultStatus(r);
+				PQclear(r);
+				if (st == PGRES_FATAL_ERROR)
+					bench_die("raw run", PQerrorMessage(cs[i]));
+				if (st != PGRES_PIPELINE_SYNC)
+					continue;
+				if (sent < jobs) {
+					raw_send(cs[i], who, reset);
+					sent++;
+				} else {
+					busy--;
+					pf[i].events = 0;
+				}
+				break;
+			}
+		}
+	}
+}
+
+/* The raw phases: POOL connections over TCP opened 20 s before the first minute, then a burst
+ * of JOBS runs at each whole minute, nothing in between. */
+static void phase_raw(const char *who, bool reset, int jobs, int minutes, int pool)
+{
+	char ci[1300];
+	PGconn *cs[128];
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d user=postgres dbname=" DB, port);
+	sleep_to_second(40);
+	printf("%s (a minimal client%s): started at %ld\n", who,
+	       reset ? ", with pgcrond's reset before each run" : ", INSERTs alone",
+	       (long)time(NULL));
+	fflush(stdout);
+	for (int i = 0; i < pool; i++) {
+		cs[i] = bench_connect(ci);
+		if (!PQenterPipelineMode(cs[i]))
+			bench_die("pipeline mode", PQerrorMessage(cs[i]));
+	}
+	for (int m = 0; m <= minutes; m++) {
+		struct timespec now, at;
+		clock_gettime(CLOCK_REALTIME, &now);
+		at = (struct timespec){.tv_sec = (now.tv_sec / 60 + 1) * 60};
+		int spin = env_int("SIDE_SPIN_MS", 0, 0, 5000);
+		struct timespec before = at;
+		before.tv_sec -= spin / 1000 + 1;
+		before.tv_nsec = 1000000000L - (long)(spin % 1000) * 1000000L;
+		if (spin)
+			while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &before, NULL) ==
+			       EINTR)
+				;
+		for (struct timespec t = {0}; spin;) {
+			clock_gettime(CLOCK_REALTIME, &t);
+			if (t.tv_sec >= at.tv_sec)
+				break;
+		}
+		while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR)
+			;
+		raw_burst(cs, pool, jobs, who, reset);
+	}
+	for (int i = 0; i < pool; i++)
+		PQfinish(cs[i]);
+	bench_sleep(1);
 }
 
 static void print_result(const struct phase_result *r)
@@ -392,23 +508,32 @@ int main(void)
 		else if (len == 4 && strncmp(p, "unix", 4) == 0)
 			phase_pgcrond(dir, "unix", unix_dir, jobs, minutes, pool, logs[1],
 			              sizeof(logs[1]));
+		else if (len == 3 && strncmp(p, "raw", 3) == 0)
+			phase_raw("raw", true, jobs, minutes, pool);
+		else if (len == 4 && strncmp(p, "bare", 4) == 0)
+			phase_raw("bare", false, jobs, minutes, pool);
 		p += len;
 		if (*p == ',')
 			p++;
 	}
 
-	struct phase_result res[3] = {0};
-	const char *who[3] = {"cron", "tcp", "unix"};
+	struct phase_result res[5] = {0};
+	const char *who[5] = {"cron", "tcp", "unix", "raw", "bare"};
 	if (getloadavg(load, 3) == 3)
 		printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
 	printf("lateness past the minute (the statement's clock_timestamp()):\n");
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		lateness(c, who[i], &res[i]);
 		if (res[i].ran)
 			print_result(&res[i]);
-		if (i > 0 && logs[i - 1][0])
+		if ((i == 1 || i == 2) && logs[i - 1][0])
 			print_stages(logs[i - 1]);
 	}
+	if (res[1].ran && res[3].ran && res[3].steady_p99 > 0 && res[3].first_p99 > 0)
+		printf("  pgcrond tcp / the minimal client with the same reset (raw): steady p50 "
+		       "%.1fx p99 %.1fx; first minute p50 %.1fx p99 %.1fx\n",
+		       res[1].steady_p50 / res[3].steady_p50, res[1].steady_p99 / res[3].steady_p99,
+		       res[1].first_p50 / res[3].first_p50, res[1].first_p99 / res[3].first_p99);
 	if (res[0].ran) {
 		char *failed = NULL;
 		PGresult *r = PQexec(c, "SELECT count(*) FILTER (WHERE status <> 'succeeded'),"
