@@ -16,7 +16,9 @@
  *   INSERT in one round trip, one run at a time per connection: the floor pgcrond's way of
  *   running can reach on this server; bare: the same without the reset); SIDE_LOG_LEVEL=debug:
  *   pgcrond's log level (the stages need debug; each run's log lines cost the burst time);
- *   SIDE_MAX_RUNNING: pgcrond's max_running (its default, 32, if unset); BENCH_PGCROND=PATH:
+ *   SIDE_MAX_RUNNING: pgcrond's max_running (its default, 32, if unset); SIDE_SPIN_MS: the raw
+ *   and bare clients keep a core busy that long before each instant (what a machine woken
+ *   from idle costs a burst); BENCH_PGCROND=PATH:
  *   that pgcrond binary instead of this build's (two builds back to back) */
 #include <errno.h>
 #include <libpq-fe.h>
