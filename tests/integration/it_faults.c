@@ -845,6 +845,69 @@ START_TEST(marks_statement_failing_on_a_deadlock_is_sent_again)
 }
 END_TEST
 
+/* The statement that marks runs under way fails for good (a trigger refuses the first two
+ * inserts with an error that is not worth sending again): the runs waiting for it send nothing
+ * and end skipped, saying why, not failed (no alert, no retry: another instance may serve the
+ * fire). Each success executed once; a skipped run executed nothing. */
+START_TEST(runs_whose_mark_is_refused_are_skipped)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-markrefused", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (job text, at timestamptz DEFAULT now());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
+	const char *jobs =
+	    "jobs = ( { name = \"r1\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    " command = \"INSERT INTO public.execs VALUES ('r1')\"; },"
+	    " { name = \"r2\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    " command = \"INSERT INTO public.execs VALUES ('r2')\"; } );\n";
+	itest_inst_init(&a, &e, "ra", jobs);
+	itest_inst_init(&b, &e, "rb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert(itest_wait_log(a.log, "other live instances", 15));
+	ck_assert(itest_wait_log(b.log, "other live instances", 15));
+	itest_exec(e.db, "CREATE SEQUENCE public.mark_fail;"
+	                 "CREATE FUNCTION public.mark_fail() RETURNS trigger LANGUAGE plpgsql"
+	                 " SET search_path = pg_catalog AS $f$ BEGIN"
+	                 "  IF nextval('public.mark_fail') <= 2 THEN"
+	                 "   RAISE EXCEPTION 'simulated refusal' USING ERRCODE = 'check_violation';"
+	                 "  END IF; RETURN NEW; END $f$;"
+	                 "CREATE TRIGGER mark_fail BEFORE INSERT ON pgcrond.run_start"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.mark_fail()");
+	ck_assert(
+	    itest_env_wait(&e, 20, "SELECT last_value >= 3 AND is_called FROM public.mark_fail"));
+	ck_assert(itest_env_wait(&e, 10,
+	                         "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                         " WHERE return_message LIKE 'not started%%'"));
+	itest_sleep(2); /* runs after the refusals, marked as before */
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	char *rows = itest_scalar(
+	    e.db, "SELECT string_agg(format('%s %s %s on %s: %s', job_name, scheduled_time, status,"
+	          " instance, return_message), E'\\n' ORDER BY scheduled_time, job_name)"
+	          " FROM pgcrond.job_run_details WHERE status <> 'succeeded'");
+	long long unstarted_not_skipped = itest_env_count(
+	    &e, "SELECT count(*) FROM pgcrond.job_run_details"
+	        " WHERE return_message LIKE 'not started%%' AND status <> 'skipped'");
+	long long failed = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                       " WHERE status = 'failed'");
+	long long succeeded = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                          " WHERE status = 'succeeded'");
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM public.execs");
+	ck_assert_msg(unstarted_not_skipped == 0 && failed == 0,
+	              "runs not started must be skipped, none failed:\n%s", rows ? rows : "");
+	ck_assert_msg(
+	    succeeded > 0 && execs == succeeded,
+	    "%lld executions for %lld successes (a skipped run must execute nothing):\n%s", execs,
+	    succeeded, rows ? rows : "");
+	free(rows);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
 {
 	refused_case(false);
@@ -876,6 +939,7 @@ int main(void)
 	    {"instant", stopped_at_the_instant_runs_nothing_twice},
 	    {"edge", stopped_before_the_second_blocks_nothing},
 	    {"mark_retry", marks_statement_failing_on_a_deadlock_is_sent_again},
+	    {"mark_refused", runs_whose_mark_is_refused_are_skipped},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

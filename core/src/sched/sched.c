@@ -310,15 +310,16 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	struct sched *s = j->s;
 	int64_t end = r->start_us + (clock_mono_now_us(s->clock) - r->start_mono_us);
 	bool ok = o->ok;
-	const char *message = o->message, *sqlstate = o->sqlstate;
+	/* a run whose start mark was refused sent nothing: another instance runs the job */
+	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
+	const char *status = ok ? HIST_SUCCEEDED : r->unmarked ? HIST_SKIPPED : HIST_FAILED;
 
 	if (s->hist)
-		hist_finish(s->hist, r->hist_key, ok ? HIST_SUCCEEDED : HIST_FAILED, message,
-		            sqlstate, end);
+		hist_finish(s->hist, r->hist_key, status, message, sqlstate, end);
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
 	struct metrics_run mr = {.job = j->name,
-	                         .status = ok ? HIST_SUCCEEDED : HIST_FAILED,
+	                         .status = status,
 	                         .duration_us = end - r->start_us,
 	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,
 	                         .end_us = end,
@@ -328,6 +329,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	long long ms = (long long)((end - r->start_us) / 1000);
 	if (ok)
 		log_job(LOG_LVL_INFO, j->name, "succeeded in %lld ms: %s", ms, message);
+	else if (r->unmarked)
+		log_job(LOG_LVL_INFO, j->name, "skipped: %s", message);
 	else if (sqlstate && *sqlstate)
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s (SQLSTATE %s)", ms,
 		        message, sqlstate);
@@ -338,12 +341,11 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	j->active = NULL;
 	sched_run_unlock(r);
 	note_result(r, ok, message, sqlstate, end);
-	sched_recent_note(j, ok ? HIST_SUCCEEDED : HIST_FAILED, r->start_us, end, r->attempt,
-	                  r->hist_key);
+	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
 	flow_run_end(r, o, end);
-	sched_run_answer(r, ok ? HIST_SUCCEEDED : HIST_FAILED, message, sqlstate);
+	sched_run_answer(r, status, message, sqlstate);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -400,33 +402,12 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 	return n < 0 || (size_t)n >= len ? o->message : buf;
 }
 
-/* Where a scheduled run's lateness went, at log level debug (docs/benchmarks.md, "Per-minute
- * bursts"; bench/side reads these lines): in ms after its instant, when its fire was taken (the
- * timer), when it was handed to the executor (after its claim, with several instances, and a run
- * slot), when it had a connection and when it ended; of the wait for the connection, the connect of
- * one opened for it; carried: it waited for another run to end on its connection, and its statement
- * went with that connection's reset. */
-static void log_stages(const struct run *r, const struct exec_outcome *o)
-{
-	if (!r->scheduled_us || log_get_level() < LOG_LVL_DEBUG)
-		return;
-	const struct sched *s = r->job->s;
-	int64_t at = r->scheduled_us;
-	log_job(LOG_LVL_DEBUG, r->job->name,
-	        "stages: fired=%.3f started=%.3f connected=%.3f done=%.3f connect=%.3f "
-	        "carried=%d (ms after the instant)",
-	        (double)(r->fired_us - at) / 1000.0, (double)(r->start_us - at) / 1000.0,
-	        o->wait_us ? (double)(r->start_us + o->wait_us - at) / 1000.0 : -1.0,
-	        (double)(sched_now_us(s) - at) / 1000.0, (double)o->connect_us / 1000.0,
-	        o->carried);
-}
-
 static void on_done(void *arg, const struct exec_outcome *o)
 {
 	struct run *r = arg;
 	char msg[4352];
 	r->er = NULL;
-	log_stages(r, o);
+	sched_log_stages(r, o); /* sched_warm.c */
 	struct flow_outcome fo = {
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,

@@ -21,6 +21,7 @@ static void on_marked(void *arg, bool ok, const char *why)
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	r->mark_wait = false;
+	r->unmarked = !ok;
 	if (!ok)
 		log_job(LOG_LVL_WARNING, r->job->name, "%s", why);
 	if (r->er) /* else it ended already */

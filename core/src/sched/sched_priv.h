@@ -144,6 +144,7 @@ struct run {
 	bool job_locked;   /* holds the job's cluster lock (overlap across instances) */
 	bool mark_wait;    /* its statement waits for its start mark (cluster_note_start, exec
 	                    * spec.hold) */
+	bool unmarked;     /* its start mark was refused: it ends skipped, having sent nothing */
 	bool waited;       /* already waited for its upstreams */
 	bool cluster_wait; /* its job's run on another instance must end first (coord.h) */
 	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
@@ -289,6 +290,9 @@ int sched_mark_start(struct run *r);
 void sched_warm_note(struct sched *s, int64_t instant);
 void sched_warm_cb(void *arg);
 void sched_warm_stop(struct sched *s);
+/* sched_warm.c: at log level debug, where scheduled run R's lateness went (its stages) */
+struct exec_outcome;
+void sched_log_stages(const struct run *r, const struct exec_outcome *o);
 /* sched_preclaim.c: with several instances, a scheduled fire is claimed PRECLAIM_LEAD_US
  * before its instant, so that its run starts at the instant instead of a round trip (and
  * the claims of a busy second) after it. */

@@ -11,9 +11,12 @@
  * do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at once
  * (the first instant again at its lead). One timer for the whole scheduler: it is armed for the
  * earliest instant a job's timer is armed for (job_arm tells it), and when it fires it finds the
- * next one in one pass over the jobs. */
+ * next one in one pass over the jobs. Here too, at log level debug: where each scheduled run's
+ * lateness went, stage by stage (sched_log_stages; bench/side reads it). */
 #include <string.h>
 
+#include "exec.h"
+#include "log.h"
 #include "sched_priv.h"
 
 /* As much as a connect and a reset take on a loaded machine, and little enough that the
@@ -97,4 +100,25 @@ void sched_warm_cb(void *arg)
 	s->warm_done = instant;
 	if (next != CRON_NEVER)
 		warm_arm(s, next);
+}
+
+/* Where a scheduled run's lateness went, at log level debug (docs/benchmarks.md, "Per-minute
+ * bursts"; bench/side reads these lines): in ms after its instant, when its fire was taken (the
+ * timer), when it was handed to the executor (after its claim, with several instances, and a run
+ * slot), when it had a connection and when it ended; of the wait for the connection, the connect of
+ * one opened for it; carried: it waited for another run to end on its connection, and its statement
+ * went with that connection's reset. */
+void sched_log_stages(const struct run *r, const struct exec_outcome *o)
+{
+	if (!r->scheduled_us || log_get_level() < LOG_LVL_DEBUG)
+		return;
+	const struct sched *s = r->job->s;
+	int64_t at = r->scheduled_us;
+	log_job(LOG_LVL_DEBUG, r->job->name,
+	        "stages: fired=%.3f started=%.3f connected=%.3f done=%.3f connect=%.3f "
+	        "carried=%d (ms after the instant)",
+	        (double)(r->fired_us - at) / 1000.0, (double)(r->start_us - at) / 1000.0,
+	        o->wait_us ? (double)(r->start_us + o->wait_us - at) / 1000.0 : -1.0,
+	        (double)(sched_now_us(s) - at) / 1000.0, (double)o->connect_us / 1000.0,
+	        o->carried);
 }
