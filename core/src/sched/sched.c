@@ -269,11 +269,11 @@ void sched_run_admit(struct run *r)
 }
 
 /* The job's last result, for status. */
-static void note_result(struct run *r, bool ok, const char *message, const char *sqlstate,
-                        int64_t end_us)
+static void note_result(struct run *r, const char *status, const char *message,
+                        const char *sqlstate, int64_t end_us)
 {
 	struct job *j = r->job;
-	snprintf(j->last_status, sizeof(j->last_status), "%s", ok ? HIST_SUCCEEDED : HIST_FAILED);
+	snprintf(j->last_status, sizeof(j->last_status), "%s", status);
 	free(j->last_message);
 	j->last_message = message ? strdup(message) : NULL;
 	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s", sqlstate ? sqlstate : "");
@@ -340,7 +340,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	s->n_running--;
 	j->active = NULL;
 	sched_run_unlock(r);
-	note_result(r, ok, message, sqlstate, end);
+	note_result(r, status, message, sqlstate, end);
 	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
 	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
 	 * to it) */
