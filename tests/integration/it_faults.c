@@ -797,6 +797,34 @@ START_TEST(stopped_at_the_instant_runs_nothing_twice)
 }
 END_TEST
 
+/* Two instances A and B (named NA and NB) running JOBS, both marking their runs (each sees the
+ * other); then a trigger makes the first two inserts of run marks fail with ERRCODE, and this
+ * returns once a third went through. */
+static void marks_fail_twice(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                             const char *na, const char *nb, const char *jobs, const char *errcode)
+{
+	itest_inst_init(a, e, na, jobs);
+	itest_inst_init(b, e, nb, jobs);
+	up(e, a);
+	up(e, b);
+	ck_assert(itest_wait_log(a->log, "other live instances", 15));
+	ck_assert(itest_wait_log(b->log, "other live instances", 15));
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "CREATE SEQUENCE public.mark_fail;"
+	         "CREATE FUNCTION public.mark_fail() RETURNS trigger LANGUAGE plpgsql"
+	         " SET search_path = pg_catalog AS $f$ BEGIN"
+	         "  IF nextval('public.mark_fail') <= 2 THEN"
+	         "   RAISE EXCEPTION 'simulated %s' USING ERRCODE = '%s';"
+	         "  END IF; RETURN NEW; END $f$;"
+	         "CREATE TRIGGER mark_fail BEFORE INSERT ON pgcrond.run_start"
+	         " FOR EACH ROW EXECUTE FUNCTION public.mark_fail()",
+	         errcode, errcode);
+	itest_exec(e->db, sql);
+	ck_assert(
+	    itest_env_wait(e, 20, "SELECT last_value >= 3 AND is_called FROM public.mark_fail"));
+}
+
 /* The statement that marks runs under way fails on a deadlock (a trigger raises 40P01 for its
  * first two inserts): it changed nothing, so it is sent again; before, every run waiting for
  * it ended without sending its statement ("not started: its start could not be written"). */
@@ -809,23 +837,7 @@ START_TEST(marks_statement_failing_on_a_deadlock_is_sent_again)
 	    "jobs = ( { name = \"m1\"; database = \"app\"; schedule = \"* * * * * *\";"
 	    " command = \"SELECT 1\"; }, { name = \"m2\"; database = \"app\";"
 	    " schedule = \"* * * * * *\"; command = \"SELECT 2\"; } );\n";
-	itest_inst_init(&a, &e, "ma", jobs);
-	itest_inst_init(&b, &e, "mb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert(itest_wait_log(a.log, "other live instances", 15));
-	ck_assert(itest_wait_log(b.log, "other live instances", 15));
-	itest_exec(e.db,
-	           "CREATE SEQUENCE public.mark_fail;"
-	           "CREATE FUNCTION public.mark_fail() RETURNS trigger LANGUAGE plpgsql"
-	           " SET search_path = pg_catalog AS $f$ BEGIN"
-	           "  IF nextval('public.mark_fail') <= 2 THEN"
-	           "   RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected';"
-	           "  END IF; RETURN NEW; END $f$;"
-	           "CREATE TRIGGER mark_fail BEFORE INSERT ON pgcrond.run_start"
-	           " FOR EACH ROW EXECUTE FUNCTION public.mark_fail()");
-	ck_assert(
-	    itest_env_wait(&e, 20, "SELECT last_value >= 3 AND is_called FROM public.mark_fail"));
+	marks_fail_twice(&e, &a, &b, "ma", "mb", jobs, "deadlock_detected");
 	itest_sleep(3);
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
@@ -861,22 +873,7 @@ START_TEST(runs_whose_mark_is_refused_are_skipped)
 	    " command = \"INSERT INTO public.execs VALUES ('r1')\"; },"
 	    " { name = \"r2\"; database = \"app\"; schedule = \"* * * * * *\";"
 	    " command = \"INSERT INTO public.execs VALUES ('r2')\"; } );\n";
-	itest_inst_init(&a, &e, "ra", jobs);
-	itest_inst_init(&b, &e, "rb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert(itest_wait_log(a.log, "other live instances", 15));
-	ck_assert(itest_wait_log(b.log, "other live instances", 15));
-	itest_exec(e.db, "CREATE SEQUENCE public.mark_fail;"
-	                 "CREATE FUNCTION public.mark_fail() RETURNS trigger LANGUAGE plpgsql"
-	                 " SET search_path = pg_catalog AS $f$ BEGIN"
-	                 "  IF nextval('public.mark_fail') <= 2 THEN"
-	                 "   RAISE EXCEPTION 'simulated refusal' USING ERRCODE = 'check_violation';"
-	                 "  END IF; RETURN NEW; END $f$;"
-	                 "CREATE TRIGGER mark_fail BEFORE INSERT ON pgcrond.run_start"
-	                 " FOR EACH ROW EXECUTE FUNCTION public.mark_fail()");
-	ck_assert(
-	    itest_env_wait(&e, 20, "SELECT last_value >= 3 AND is_called FROM public.mark_fail"));
+	marks_fail_twice(&e, &a, &b, "ra", "rb", jobs, "check_violation");
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
 	                         " WHERE return_message LIKE 'not started%%'"));
