@@ -717,8 +717,14 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
 	double t0 = itest_now();
 	int victim = 0, kills = 0;
+	char killed_at[4096] = "{"; /* the kills' times, by the database's clock */
 	while (itest_now() - t0 < run_s) {
 		itest_sleep(10); /* the rotation's period: a time by design */
+		char *at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+		size_t used = strlen(killed_at);
+		snprintf(killed_at + used, sizeof(killed_at) - used, "%s\"%s\"", kills ? "," : "",
+		         at);
+		free(at);
 		itest_inst_stop(&in[victim], SIGKILL);
 		kills++;
 		itest_sleep(0.3); /* down for a moment, by design */
@@ -727,14 +733,25 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	}
 	char *to =
 	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '3 s'::interval)::text");
-	char sql[1024];
+	char sql[4096];
 	/* until every fire of the window is served, 4 s at most (what the test always gave) */
+	strcat(killed_at, "}");
+	/* A kill while a run is under way leaves its job's lock held (its backend may still be
+	 * running it) until the lease ends, 1.5 s after the lock's last use (docs/faults.md): the
+	 * next fire of that job is skipped, "still running on another instance". Such a skip is
+	 * a served fire only within 2 s after a kill. */
+	char served_sql[1024];
+	snprintf(served_sql, sizeof(served_sql),
+	         "(status IN ('succeeded', 'failed', 'running') OR (status = 'skipped' AND"
+	         " return_message LIKE 'a run of the job is still running on another instance%%'"
+	         " AND EXISTS (SELECT FROM unnest('%s'::timestamptz[]) k WHERE scheduled_time > k"
+	         " AND scheduled_time <= k + '2 s'::interval)))",
+	         killed_at);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT (job_name, scheduled_time)) = 3 * (extract(epoch FROM"
 	         " '%s'::timestamptz - '%s'::timestamptz)::bigint + 1) FROM pgcrond.job_run_details"
-	         " WHERE status IN ('succeeded', 'failed', 'running')"
-	         " AND scheduled_time BETWEEN '%s' AND '%s'",
-	         to, from, from, to);
+	         " WHERE %s AND scheduled_time BETWEEN '%s' AND '%s'",
+	         to, from, served_sql, from, to);
 	itest_wait_sql(e.db, sql, 4);
 	for (int i = 0; i < 3; i++)
 		itest_inst_stop(&in[i], SIGTERM);
@@ -749,9 +766,8 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	 * served) */
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT (job_name, scheduled_time)) FROM pgcrond.job_run_details"
-	         " WHERE status IN ('succeeded', 'failed', 'running')"
-	         " AND scheduled_time BETWEEN '%s' AND '%s'",
-	         from, to);
+	         " WHERE %s AND scheduled_time BETWEEN '%s' AND '%s'",
+	         served_sql, from, to);
 	long long served = itest_scalar_ll(e.db, sql);
 	snprintf(
 	    sql, sizeof(sql),
@@ -771,10 +787,11 @@ START_TEST(three_instances_every_fire_once_across_kills)
 		    " FROM unnest(ARRAY['j1', 'j2', 'j3']) j, generate_series('%s'::timestamptz,"
 		    " '%s'::timestamptz, '1 s'::interval) t WHERE NOT EXISTS (SELECT FROM"
 		    " pgcrond.job_run_details d WHERE d.job_name = j AND d.scheduled_time = t"
-		    " AND d.status IN ('succeeded', 'failed', 'running'))",
-		    from, to);
+		    " AND %s)",
+		    from, to, served_sql);
 		char *missing = itest_scalar(e.db, sql);
-		fprintf(stderr, "fires not served:\n%s\n", missing ? missing : "");
+		fprintf(stderr, "fires not served (kills at %s):\n%s\n", killed_at,
+		        missing ? missing : "");
 		free(missing);
 	}
 	ck_assert_msg(served == expected, "%lld of %lld fires served", served, expected);
