@@ -18,7 +18,9 @@
  *   pgcrond's log level (the stages need debug; each run's log lines cost the burst time);
  *   SIDE_MAX_RUNNING: pgcrond's max_running (its default, 32, if unset); SIDE_SPIN_MS: the raw
  *   and bare clients keep a core busy that long before each instant (what a machine woken
- *   from idle costs a burst); BENCH_PGCROND=PATH:
+ *   from idle costs a burst); SIDE_PARSE=1: the raw and bare clients parse the INSERT once on
+ *   each connection as they open it (its catalog entries cached before the first minute);
+ *   BENCH_PGCROND=PATH:
  *   that pgcrond binary instead of this build's (two builds back to back) */
 #include <errno.h>
 #include <libpq-fe.h>
