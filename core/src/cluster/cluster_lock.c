@@ -250,6 +250,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
 	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"
 #define SQL_UNSERVED_STARTED SQL_UNSERVED_STARTED_AS("c.started")
+#define SQL_UNSERVED_STARTED_OWN SQL_UNSERVED_STARTED_AS("COALESCE(c.started, false)")
 /* an instant passed: the others tried to claim it and lost to the dead one (a coming one
  * is claimed by whoever fires it, now that the claim is gone) */
 #define SQL_UNSERVED_PASSED                                                                        \
@@ -376,18 +377,14 @@ const char *cluster_reap_sql(bool xact)
 static const char sql_unserved[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE
     "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED_AS(
-        "COALESCE(c.started, false)") " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
-                                      " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM "
-                                      "unserved"
-                                      " WHERE " SQL_UNSERVED_PASSED
-                                      " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
-                                      "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
-                                      "   AND d.start_time OPERATOR(pg_catalog.>) "
-                                      "pg_catalog.to_timestamp(s)"
-                                      "   AND d.scheduled_time OPERATOR(pg_catalog.>) "
-                                      "pg_catalog.to_timestamp(s))"
-                                      " ORDER BY s";
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED_OWN
+    " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
+    " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
+    "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
+    "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
+    "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
+    " ORDER BY s";
 
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {

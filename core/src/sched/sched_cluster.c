@@ -21,10 +21,8 @@ static void on_marked(void *arg, bool ok, const char *why)
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	r->mark_wait = false;
-	r->unmarked = !ok;
-	if (!ok)
-		log_job(LOG_LVL_WARNING, r->job->name, "%s", why);
-	if (r->er) /* else it ended already */
+	r->unmarked = !ok; /* its end logs and records WHY as a skip (sched.c: run_end) */
+	if (r->er)         /* else it ended already */
 		s->ex.release(s->ex.ctx, r->er, ok, why);
 }
 
