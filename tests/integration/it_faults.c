@@ -911,6 +911,79 @@ START_TEST(runs_whose_mark_is_refused_are_skipped)
 }
 END_TEST
 
+/* The coordination connection is lost while the statement marking a burst's runs is in flight
+ * (a trigger holds that statement in pg_sleep, and the test ends its backend): whether it
+ * committed is not known, so it is sent again on the next connection, and its runs go on or
+ * are refused by what it finds. Before, those runs were never answered: each held its
+ * connection, its statement unsent, until the stop's grace period ended 30 s later
+ * (it_faults "instant" on 9ee7bcb: tc's runs waited 42 s). */
+START_TEST(marks_lost_with_the_connection_are_sent_again)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	itest_env_setup(&e, "ft-marklost", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (job text, pid integer,"
+	                 " at timestamptz DEFAULT now());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
+	const char *jobs =
+	    "jobs = ( { name = \"l1\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    " command = \"INSERT INTO public.execs (job, pid) VALUES ('l1', pg_backend_pid())\"; },"
+	    " { name = \"l2\"; database = \"app\"; schedule = \"* * * * * *\";"
+	    " command = \"INSERT INTO public.execs (job, pid) VALUES ('l2', pg_backend_pid())\"; }"
+	    " );\n";
+	itest_inst_init(&a, &e, "la", jobs);
+	itest_inst_init(&b, &e, "lb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert(itest_wait_log(a.log, "other live instances", 15));
+	ck_assert(itest_wait_log(b.log, "other live instances", 15));
+	/* the next insert of a run mark sleeps: its statement stays in flight */
+	itest_exec(e.db, "CREATE SEQUENCE public.mark_slow;"
+	                 "CREATE FUNCTION public.mark_slow() RETURNS trigger LANGUAGE plpgsql"
+	                 " SET search_path = pg_catalog AS $f$ BEGIN"
+	                 "  IF nextval('public.mark_slow') = 1 THEN PERFORM pg_sleep(60); END IF;"
+	                 "  RETURN NEW; END $f$;"
+	                 "CREATE TRIGGER mark_slow BEFORE INSERT ON pgcrond.run_start"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.mark_slow()");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity"
+	                             " WHERE application_name LIKE 'pgcrond cluster %%'"
+	                             " AND wait_event = 'PgSleep'"),
+	              "no marks statement was held");
+	long long ended =
+	    itest_env_count(&e, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
+	                        " FROM pg_stat_activity"
+	                        " WHERE application_name LIKE 'pgcrond cluster %%'"
+	                        " AND wait_event = 'PgSleep') t");
+	ck_assert_int_eq(ended, 1);
+	itest_sleep(3); /* a reconnect, the marks sent again, the runs' ends */
+	double t0 = itest_now();
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	double took = itest_now() - t0;
+	char *la = itest_read_file(a.log), *lb = itest_read_file(b.log);
+	bool waited = strstr(la, "shutdown_grace") || strstr(lb, "shutdown_grace");
+	if (waited || took > 10)
+		fprintf(stderr, "la:\n%s\nlb:\n%s\n", tail_of(la), tail_of(lb));
+	ck_assert_msg(!waited && took < 10,
+	              "runs whose marks were lost with the connection still waited at the stop "
+	              "(the stops took %.1f s)",
+	              took);
+	/* each execution is a success's, none ran without its row */
+	long long unrecorded = itest_env_count(
+	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
+	        " pgcrond.job_run_details d WHERE d.job_name = x.job AND d.job_pid = x.pid"
+	        " AND d.status = 'succeeded' AND x.at BETWEEN d.start_time - '50 ms'::interval"
+	        " AND d.end_time + '50 ms'::interval)");
+	ck_assert_int_eq(unrecorded, 0);
+	free(la);
+	free(lb);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
 {
 	refused_case(false);
@@ -943,6 +1016,7 @@ int main(void)
 	    {"edge", stopped_before_the_second_blocks_nothing},
 	    {"mark_retry", marks_statement_failing_on_a_deadlock_is_sent_again},
 	    {"mark_refused", runs_whose_mark_is_refused_are_skipped},
+	    {"mark_lost", marks_lost_with_the_connection_are_sent_again},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

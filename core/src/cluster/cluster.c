@@ -267,6 +267,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	if (!c->in_recovery && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
+	cluster_xact_lost(c);
 	/* claims in flight or waiting: their answer cannot come now */
 	cluster_answer_claims(c, cluster_is_sent, cluster_v_offline);
 	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);

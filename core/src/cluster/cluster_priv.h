@@ -232,6 +232,9 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
 bool cluster_xact_send(struct cluster *c);
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_xact_free(struct cluster *c);
+/* The connection was lost: the marks statement in flight, if any, is sent again on the next
+ * one (or refused with the others, cluster_marks_refuse). */
+void cluster_xact_lost(struct cluster *c);
 /* Whether a run waits for a mark not sent yet. */
 bool cluster_xact_waiting(const struct cluster *c);
 /* This instance was found dead: the runs whose marks are not sent yet send nothing. */

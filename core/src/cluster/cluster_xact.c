@@ -334,8 +334,26 @@ static bool xact_requeue(struct cluster *c)
 	*tail = c->mark_unsent;
 	c->mark_unsent = c->mark_sent;
 	c->mark_sent = NULL;
+	free(c->xact_inflight); /* its lines are queued again: not in flight any more */
+	c->xact_inflight = NULL;
 	cluster_kick(c);
 	return true;
+}
+
+/* Whether the statement committed is not known. Its lines write the same rows again, and a
+ * start is refused then only if its claim or its job's lock went meanwhile: sent again, it
+ * tells its runs what the first would have told them. Before, its runs were never answered:
+ * each waited, holding a connection, until its timeout or the end of a stop's grace period
+ * (42 s in it_faults "instant"). */
+void cluster_xact_lost(struct cluster *c)
+{
+	if (c->xact_inflight && xact_requeue(c))
+		return;
+	free(c->xact_inflight);
+	c->xact_inflight = NULL;
+	struct mark_wait *w = c->mark_sent;
+	c->mark_sent = NULL;
+	marks_answered(c, w, NULL, false, NULL); /* none, or lines that could not be kept */
 }
 
 void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
