@@ -813,8 +813,16 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	p->wait_tail = r;
 	p->n_waiting++;
 	*out = r;
-	exec_pool_dispatch(p);
+	if (ex->halted)
+		run_stop(r, "not started: pgcrond was stopping", false);
+	else
+		exec_pool_dispatch(p);
 	return 0;
+}
+
+void exec_halt(struct exec *ex)
+{
+	ex->halted = true;
 }
 
 void exec_cancel(struct exec_run *run, const char *message)
@@ -828,8 +836,9 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 	if (!r || r->state == RUN_DONE || r->cancel_msg)
 		return;
 	r->held = false;
-	if (!go) /* waiting for a connection, or holding one idle: nothing was sent */
-		run_stop(r, why ? why : "not started", false);
+	if (!go ||
+	    r->ex->halted) /* waiting for a connection, or holding one idle: nothing was sent */
+		run_stop(r, !go && why ? why : "not started: pgcrond was stopping", false);
 	else if (r->hold_waiting) {
 		r->hold_waiting = false;
 		run_send_first(r);

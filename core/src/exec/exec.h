@@ -128,19 +128,32 @@ void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *da
  * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
 int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));
 
+/* Statements parsed per connection by exec_warm(), at most. */
+#define EXEC_WARM_PARSE_MAX 16
 /* A burst of N runs on DATABASE is due soon (sched_warm.c): open connections up to N (at
  * most the pool's size), and send a reset down each idle one unused for a while (a round
  * trip that wakes its backend and reads the session's defaults again, so a run after it
  * needs no set_config() of its own), so the burst finds them ready instead of connecting
- * and resetting at its instant. Nothing while the database fails to answer (its runs
- * reconnect, with backoff, as before). */
-void exec_warm(struct exec *ex, const char *database, size_t n);
+ * and resetting at its instant. SQLS (N_SQLS of them, the burst's statements; the first
+ * EXEC_WARM_PARSE_MAX of those that may share a pipeline are kept) are parsed, not run, on
+ * each connection opened or woken, in the same round trip: the backend's first statement
+ * on a table reads the catalogs, and that is then done before the instant (exec_reset.c,
+ * "The warm parse"). Nothing while the database fails to answer (its runs reconnect, with
+ * backoff, as before). */
+void exec_warm(struct exec *ex, const char *database, size_t n, const char *const *sqls,
+               size_t n_sqls);
 size_t exec_active_runs(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);
 /* FN(ARG) is called from the loop (never from inside an exec call) when the last run has
  * ended (exec_active_runs() is 0). NULL: not told. */
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg);
+/* No run starts from now on: a run waiting for a connection is never given one (it waits
+ * until it is cancelled), and a run submitted ends at once, not started. For the end of a
+ * stop's grace period, which cancels the runs one after another: a run cancelled gave its
+ * connection back, whose reset carried the statement of a run still waiting, sent before
+ * that run's own cancel came (a fire executed, and recorded as cancelled). */
+void exec_halt(struct exec *ex);
 
 /* One database's pool as it is now, for status and metrics. */
 struct exec_db_stats {

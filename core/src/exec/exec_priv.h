@@ -56,6 +56,9 @@ struct conn {
 	int64_t open_us, connected_us;
 	unsigned runs_served;
 	int64_t idle_at_ms;
+	/* exec_warm() opened or woke it: its next reset, sent with no run waiting, also parses
+	 * the pool's warm statements (exec_reset.c) */
+	bool parse_due;
 };
 
 struct pool {
@@ -79,6 +82,10 @@ struct pool {
 	struct log_complaint complaint;
 	bool removed;
 	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
+	/* exec_warm(): the statements of the burst it was last told of, parsed on the
+	 * connections it opens or wakes (exec_reset.c, "The warm parse") */
+	char *warm_sql[EXEC_WARM_PARSE_MAX];
+	size_t n_warm_sql;
 	struct pool *next;
 };
 
@@ -152,6 +159,7 @@ struct exec {
 	void (*on_drained)(void *arg);
 	void *drained_arg;
 	struct event drained_ev;
+	bool halted; /* exec_halt(): no run starts any more */
 };
 
 /* the steps of exec_reset.c's reset_sql, the last of which sets the next run's settings */

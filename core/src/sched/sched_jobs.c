@@ -182,6 +182,10 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 	         "shutdown_grace (%s)",
 	         d);
 	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
+	/* first: a run cancelled gives its connection back, and a run still waiting for one
+	 * must not start on it before its own cancel (exec_halt) */
+	if (s->ex.halt)
+		s->ex.halt(s->ex.ctx);
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active && j->active->er)
 			s->ex.cancel(s->ex.ctx, j->active->er, msg);
@@ -271,9 +275,15 @@ static int real_probe(void *ctx, const char *database)
 	return exec_probe(ctx, database);
 }
 
-static void real_warm(void *ctx, const char *database, size_t n)
+static void real_warm(void *ctx, const char *database, size_t n, const char *const *sqls,
+                      size_t n_sqls)
 {
-	exec_warm(ctx, database, n);
+	exec_warm(ctx, database, n, sqls, n_sqls);
+}
+
+static void real_halt(void *ctx)
+{
+	exec_halt(ctx);
 }
 
 static void real_release(void *ctx, struct exec_run *run, bool go, const char *why)
@@ -320,6 +330,7 @@ struct sched_executor sched_exec_executor(struct exec *ex)
 	                               .probe = real_probe,
 	                               .warm = real_warm,
 	                               .release = real_release,
+	                               .halt = real_halt,
 	                               .ctx = ex};
 }
 
