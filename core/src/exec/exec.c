@@ -836,8 +836,8 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 	if (!r || r->state == RUN_DONE || r->cancel_msg)
 		return;
 	r->held = false;
-	if (!go ||
-	    r->ex->halted) /* waiting for a connection, or holding one idle: nothing was sent */
+	/* waiting for a connection, or holding one idle: nothing was sent */
+	if (!go || r->ex->halted)
 		run_stop(r, !go && why ? why : "not started: pgcrond was stopping", false);
 	else if (r->hold_waiting) {
 		r->hold_waiting = false;

@@ -128,20 +128,13 @@ void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *da
  * one connection succeeds; then the reachable callback runs. -ENOENT: unknown database. */
 int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused_result));
 
-/* Statements parsed per connection by exec_warm(), at most. */
-#define EXEC_WARM_PARSE_MAX 16
 /* A burst of N runs on DATABASE is due soon (sched_warm.c): open connections up to N (at
  * most the pool's size), and send a reset down each idle one unused for a while (a round
  * trip that wakes its backend and reads the session's defaults again, so a run after it
  * needs no set_config() of its own), so the burst finds them ready instead of connecting
- * and resetting at its instant. SQLS (N_SQLS of them, the burst's statements; the first
- * EXEC_WARM_PARSE_MAX of those that may share a pipeline are kept) are parsed, not run, on
- * each connection opened or woken, in the same round trip: the backend's first statement
- * on a table reads the catalogs, and that is then done before the instant (exec_reset.c,
- * "The warm parse"). Nothing while the database fails to answer (its runs reconnect, with
- * backoff, as before). */
-void exec_warm(struct exec *ex, const char *database, size_t n, const char *const *sqls,
-               size_t n_sqls);
+ * and resetting at its instant. Nothing while the database fails to answer (its runs
+ * reconnect, with backoff, as before). */
+void exec_warm(struct exec *ex, const char *database, size_t n);
 size_t exec_active_runs(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);

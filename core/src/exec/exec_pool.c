@@ -20,7 +20,6 @@
 #include "exec_priv.h"
 #include "log.h"
 #include "pgconn.h"
-#include "sqlscan.h"
 
 /* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
 #define BACKOFF_MIN_MS 500
@@ -211,12 +210,7 @@ static void on_conn_connected(void *arg)
 			log_notice("database %s: reconnected", p->name);
 	}
 	p->probing = false;
-	if (c->parse_due && !p->wait_head) {
-		exec_conn_reset(c, false); /* exec_warm() opened it: the warm parse, then idle */
-	} else {
-		c->parse_due = false; /* a run waits for it: the run parses its own */
-		exec_pool_dispatch(p);
-	}
+	exec_pool_dispatch(p);
 	/* Last: the owner may submit runs from the callback, which dispatch on their own. */
 	if (back && p->ex->on_reachable)
 		p->ex->on_reachable(p->ex->reachable_arg, p->name);
@@ -349,52 +343,23 @@ struct pool *exec_pool_find(struct exec *ex, const char *name)
 	return NULL;
 }
 
-static void pool_forget_warm_sql(struct pool *p)
-{
-	for (size_t i = 0; i < p->n_warm_sql; i++)
-		free(p->warm_sql[i]);
-	p->n_warm_sql = 0;
-}
-
-/* The burst's statements that a Parse may warm: one statement that may share a pipeline
- * (a utility statement's parse reads no catalog, but costs nothing either), each once. */
-static void pool_keep_warm_sql(struct pool *p, const char *const *sqls, size_t n_sqls)
-{
-	pool_forget_warm_sql(p);
-	for (size_t i = 0; i < n_sqls && p->n_warm_sql < EXEC_WARM_PARSE_MAX; i++) {
-		bool seen = !sqls[i] || !sqlscan_pipeline_safe(sqls[i]);
-		for (size_t k = 0; k < p->n_warm_sql && !seen; k++)
-			seen = strcmp(p->warm_sql[k], sqls[i]) == 0;
-		if (!seen && (p->warm_sql[p->n_warm_sql] = strdup(sqls[i])))
-			p->n_warm_sql++;
-	}
-}
-
-void exec_warm(struct exec *ex, const char *database, size_t n, const char *const *sqls,
-               size_t n_sqls)
+void exec_warm(struct exec *ex, const char *database, size_t n)
 {
 	struct pool *p = exec_pool_find(ex, database);
 	if (!p || p->removed || p->failures > 0 || p->backing_off)
 		return;
-	pool_keep_warm_sql(p, sqls, n_sqls);
 	size_t want = n < (size_t)p->size ? n : (size_t)p->size;
 	int64_t now = clock_mono_ms();
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next; /* a reset that cannot be sent closes C */
 		if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
-		    now - c->idle_at_ms >= WARM_IDLE_MS) {
-			c->parse_due = true;
+		    now - c->idle_at_ms >= WARM_IDLE_MS)
 			exec_conn_reset(c, false);
-		}
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */
-	while (p->n_conns < want && p->failures == 0 && !p->backing_off) {
+	while (p->n_conns < want && p->failures == 0 && !p->backing_off)
 		if (conn_open(p) < 0)
 			break;
-		/* conn_open puts it first, unless its connect was refused at once (it is gone) */
-		if (p->conns && p->conns->state == CONN_CONNECTING)
-			p->conns->parse_due = p->n_warm_sql > 0;
-	}
 }
 
 static void pool_close_idle(struct pool *p)
@@ -511,7 +476,6 @@ void exec_free(struct exec **exp)
 		free(p->name);
 		free(p->conninfo);
 		free(p->last_error);
-		pool_forget_warm_sql(p);
 		free(p);
 	}
 	cancel_free(&ex->cancel);

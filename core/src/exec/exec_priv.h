@@ -56,9 +56,6 @@ struct conn {
 	int64_t open_us, connected_us;
 	unsigned runs_served;
 	int64_t idle_at_ms;
-	/* exec_warm() opened or woke it: its next reset, sent with no run waiting, also parses
-	 * the pool's warm statements (exec_reset.c) */
-	bool parse_due;
 };
 
 struct pool {
@@ -82,10 +79,6 @@ struct pool {
 	struct log_complaint complaint;
 	bool removed;
 	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
-	/* exec_warm(): the statements of the burst it was last told of, parsed on the
-	 * connections it opens or wakes (exec_reset.c, "The warm parse") */
-	char *warm_sql[EXEC_WARM_PARSE_MAX];
-	size_t n_warm_sql;
 	struct pool *next;
 };
 

@@ -49,32 +49,6 @@ static const char *const reset_sql[] = {
 #define RESET_GUARD_MS 1000
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
 
-/* The warm parse (exec_warm()): a backend's first statement on a table reads the catalogs
- * (the table, its columns and types, the functions it calls), so the first run of a job on a
- * fresh or long idle connection took twice as long as the next (docs/benchmarks.md, "Per-minute
- * bursts"). A reset of a connection that exec_warm() opened or woke, sent while no run waits,
- * ends with one more part: the coming burst's statements, each parsed (a Parse into the
- * unnamed statement, never bound or executed: no row is read or written, no function called)
- * under a lock_timeout of its own, then a Sync, which ends the part's transaction and with it
- * the locks the parse took (an INSERT's parse locks its table as the INSERT would). A parse
- * that fails (a table locked for longer, or gone) skips the rest of the part; the connection
- * is idle again all the same, and the runs parse for themselves, as before. */
-#define WARM_LOCK_SQL "SELECT pg_catalog.set_config('lock_timeout', '100', true)"
-
-static bool conn_send_warm_parse(struct conn *c)
-{
-	const struct pool *p = c->pool;
-	if (!PQsendQueryParams(c->drv.conn, WARM_LOCK_SQL, 0, NULL, NULL, NULL, NULL, 0))
-		return false;
-	for (size_t i = 0; i < p->n_warm_sql; i++)
-		if (!PQsendPrepare(c->drv.conn, "", p->warm_sql[i], 0, NULL))
-			return false;
-	if (!PQpipelineSync(c->drv.conn))
-		return false;
-	c->reset_syncs--; /* one Sync more to read */
-	return true;
-}
-
 /* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
  * give C to R: the answers before it are read first (exec_conn_reset_read). False if libpq could
  * not take it (then nothing of it was sent). */
@@ -166,9 +140,6 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 	}
 	if (!ok || !PQpipelineSync(c->drv.conn))
 		return false;
-	if (c->parse_due && !next && c->pool->n_warm_sql > 0 && !conn_send_warm_parse(c))
-		return false;
-	c->parse_due = false;
 	return exec_conn_flush(c);
 }
 
@@ -228,14 +199,8 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		c->reset_syncs++;
 		return;
 	}
-	if (c->reset_step >= RESET_STEPS) {
-		/* a carried statement's, which exec_run_read takes, or the warm parse's */
-		if (st == PGRES_FATAL_ERROR && !c->carrying)
-			log_debug("database %s: a statement of the coming runs could not be parsed "
-			          "before their instant (%s); they parse it themselves",
-			          c->pool->name, pgconn_result_error(res, buf, sizeof(buf)));
-		return;
-	}
+	if (c->reset_step >= RESET_STEPS)
+		return; /* a carried statement's, which exec_run_read takes */
 	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
 		if (c->reset_timeout_ms >= 0) {
 			c->timeout_ms = c->reset_timeout_ms;

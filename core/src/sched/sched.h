@@ -36,10 +36,9 @@ struct sched_executor {
 	/* Watch DATABASE until it answers again, then call sched_db_reachable(), as
 	 * exec_probe(). 0 or a negative errno. */
 	int (*probe)(void *ctx, const char *database);
-	/* N runs on DATABASE are due in a moment, N_SQLS of whose statements are SQLS: make its
-	 * connections ready, as exec_warm(). May be NULL (nothing is warmed). */
-	void (*warm)(void *ctx, const char *database, size_t n, const char *const *sqls,
-	             size_t n_sqls);
+	/* N runs on DATABASE are due in a moment: make its connections ready, as exec_warm().
+	 * May be NULL (nothing is warmed). */
+	void (*warm)(void *ctx, const char *database, size_t n);
 	/* A run submitted with spec.hold sends its statement (GO) or ends with WHY, as
 	 * exec_release(). May be NULL (no run is held). */
 	void (*release)(void *ctx, struct exec_run *run, bool go, const char *why);

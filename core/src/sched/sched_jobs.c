@@ -275,10 +275,9 @@ static int real_probe(void *ctx, const char *database)
 	return exec_probe(ctx, database);
 }
 
-static void real_warm(void *ctx, const char *database, size_t n, const char *const *sqls,
-                      size_t n_sqls)
+static void real_warm(void *ctx, const char *database, size_t n)
 {
-	exec_warm(ctx, database, n, sqls, n_sqls);
+	exec_warm(ctx, database, n);
 }
 
 static void real_halt(void *ctx)

@@ -8,12 +8,11 @@
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
  * the connects and the resets happen before the instant, as the claims of sched_preclaim.c
- * do, and parses the jobs' commands on them (exec_reset.c, "The warm parse"). At start-up the jobs
- * due in the first WARM_STARTUP_S are counted and warmed at once (the first instant again at its
- * lead). One timer for the whole scheduler: it is armed for the earliest instant a job's timer is
- * armed for (job_arm tells it), and when it fires it finds the next one in one pass over the jobs.
- * Here too, at log level debug: where each scheduled run's lateness went, stage by stage
- * (sched_log_stages; bench/side reads it). */
+ * do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at once
+ * (the first instant again at its lead). One timer for the whole scheduler: it is armed for the
+ * earliest instant a job's timer is armed for (job_arm tells it), and when it fires it finds the
+ * next one in one pass over the jobs. Here too, at log level debug: where each scheduled run's
+ * lateness went, stage by stage (sched_log_stages; bench/side reads it). */
 #include <string.h>
 
 #include "exec.h"
@@ -32,10 +31,6 @@
 struct warm_db {
 	const char *db;
 	size_t n;
-	/* the commands of its jobs due, for the warm parse (exec_warm; plugin jobs' statements
-	 * are built as they run) */
-	const char *sqls[EXEC_WARM_PARSE_MAX];
-	size_t n_sqls;
 };
 
 /* Arm the timer for INSTANT (Unix seconds), at its lead, or at once for the first. */
@@ -92,17 +87,12 @@ void sched_warm_cb(void *arg)
 		if (i == n_dbs) {
 			if (n_dbs == WARM_MAX_DBS)
 				continue;
-			dbs[n_dbs++] = (struct warm_db){.db = j->database};
+			dbs[n_dbs++] = (struct warm_db){j->database, 0};
 		}
 		dbs[i].n++;
-		bool seen = !j->command || j->plugin || dbs[i].n_sqls == EXEC_WARM_PARSE_MAX;
-		for (size_t k = 0; k < dbs[i].n_sqls && !seen; k++)
-			seen = strcmp(dbs[i].sqls[k], j->command) == 0;
-		if (!seen)
-			dbs[i].sqls[dbs[i].n_sqls++] = j->command;
 	}
 	for (size_t i = 0; i < n_dbs; i++)
-		s->ex.warm(s->ex.ctx, dbs[i].db, dbs[i].n, dbs[i].sqls, dbs[i].n_sqls);
+		s->ex.warm(s->ex.ctx, dbs[i].db, dbs[i].n);
 	if (startup && instant * 1000000 - WARM_LEAD_US > now) {
 		warm_arm(s, instant); /* the first instant's own, at its lead */
 		return;
