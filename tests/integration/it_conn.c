@@ -266,10 +266,12 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
 	ck_assert(itest_env_wait(&e, 10, "SELECT count(*) >= %lld + 2 FROM ticks", before));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	char *failed =
-	    itest_scalar(e.db, "SELECT left(string_agg(status || ': ' || return_message, "
-	                       "E'\\n'), 3000) FROM pgcrond.job_run_details "
-	                       "WHERE job_name = 'tick' AND status <> 'succeeded'");
+	char *failed = itest_scalar(
+	    e.db, "SELECT left(string_agg(status || ': ' || return_message, "
+	          "E'\\n'), 3000) FROM pgcrond.job_run_details "
+	          "WHERE job_name = 'tick' AND status NOT IN ('succeeded', 'skipped')");
+	/* (a skip is a policy's: a fire due during a reconnect of the claims' connection, or
+	 * the stop) */
 	ck_assert_msg(!failed || !*failed,
 	              "a run failed for a connection that died while idle:\n%s", failed);
 	free(failed);
