@@ -434,7 +434,8 @@ START_TEST(cli_trigger_runs_the_job)
 END_TEST
 
 /* A command longer than the history keeps, cut in the middle of a two-byte character: the
- * kept text is cut back to a whole character, so the row is still written. */
+ * kept text is cut back to a whole character, so the row is still written; a skipped
+ * fire's row keeps the same (before 2026-11-24 it kept the whole command). */
 START_TEST(long_multibyte_command_is_recorded)
 {
 	struct itest_env e;
@@ -445,7 +446,9 @@ START_TEST(long_multibyte_command_is_recorded)
 	int o = snprintf(cmd, sizeof(cmd), "INSERT INTO ticks (job)  VALUES ('");
 	for (int k = 0; k < 700; k++)
 		o += snprintf(cmd + o, sizeof(cmd) - (size_t)o, "\xc3\xa9");
-	snprintf(cmd + o, sizeof(cmd) - (size_t)o, "')");
+	/* a run lasts over a second: every other fire is skipped (overlap = skip), and a
+	 * skip's row keeps the command as a run's does */
+	snprintf(cmd + o, sizeof(cmd) - (size_t)o, "'); SELECT pg_sleep(1.2)");
 	itest_env_job(&e, "10-long.conf",
 	              "job = { name = \"long\"; database = \"app\"; schedule = \"* * * * * *\";\n"
 	              "  command = \"%s\"; };\n",
@@ -455,6 +458,10 @@ START_TEST(long_multibyte_command_is_recorded)
 	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'long' AND status = 'succeeded'"),
 	              "no history row for the long command:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'long' AND status = 'skipped'"),
+	              "no skipped row for the long command:\n%s", itest_read_file(e.log));
 	ck_assert_int_ge(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE length(job) = 700"),
 	                 1);
 	/* what history keeps is the start of the command, whole characters only */

@@ -113,6 +113,10 @@ static void job_schedule(struct job *j, int64_t prev)
 
 /* ---- runs ----------------------------------------------------------------------------- */
 
+/* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
+ * skip's alike */
+#define COMMAND_KEEP 1024
+
 static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
 {
 	const struct job *j = r->job;
@@ -139,6 +143,10 @@ void sched_record(struct run *r, const char *status, const char *message)
 	uint64_t key = 0;
 	if (s->hist) {
 		struct hist_run hr = job_hist_run(r, now);
+		char command[COMMAND_KEEP];
+		snprintf(command, sizeof(command), "%s", hr.command ? hr.command : "");
+		text_utf8_trim(command);
+		hr.command = command;
 		key = hist_record(s->hist, &hr, status, message);
 	}
 	struct metrics_run mr = {.job = r->job->name,
@@ -586,7 +594,7 @@ static void run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	char when[16] = "", err[512] = "", command[1024];
+	char when[16] = "", err[512] = "", command[COMMAND_KEEP];
 	struct pgc_run *pr = NULL;
 	struct exec_stmt one = {.sql = j->command, .simple = true};
 	char guard_names[MAX_GUARDS][512];
