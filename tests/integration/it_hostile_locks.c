@@ -141,13 +141,14 @@ START_TEST(held_locks_stop_no_fire)
 	              "after mallory took the locks: %lld runs of tick in 8 s, %lld skipped as "
 	              "running on another instance, %lld runs of slow:\n%s",
 	              after - before, busy, slow, tail);
-	/* a claim waiting on mallory's lock would skip every second's fire; one fire that
-	 * comes while the start's catch-up run of its job is still being claimed (a few ms
-	 * before the second) is the overlap policy, not a wait */
+	/* a claim waiting on mallory's lock would skip every second's fire (16 or so in the
+	 * 8 s, two jobs); one fire that comes while the start's catch-up run of its job is still
+	 * being claimed (a few ms before the second), or a claim slower than a second on a
+	 * loaded machine, is the overlap policy, not a wait: a few are allowed */
 	int claiming = 0;
 	for (const char *p = log; (p = strstr(p, "previous fire still being claimed")); p++)
 		claiming++;
-	ck_assert_msg(!strstr(log, "held by another session") && claiming <= 2,
+	ck_assert_msg(!strstr(log, "held by another session") && claiming <= 4,
 	              "the daemon waited for mallory's lock (%d fire(s) skipped while a claim "
 	              "was out):\n%s",
 	              claiming, tail);
