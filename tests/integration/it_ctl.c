@@ -335,8 +335,16 @@ START_TEST(pause_resume_persist_and_catch_up)
 	out = itest_cli(&status, "pause", "-c", e.conf, "tick", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "paused tick"), "pause: %d %s", status, out);
 	free(out);
-	itest_sleep(0.3); /* a run started just before the pause may still be writing */
-	long long n0 = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	/* a fire already at its instant when the pause came goes on as a run under way does
+	 * (its claim may take a while on a loaded machine): the count settles first */
+	long long n0 = -1;
+	for (int i = 0; i < 10; i++) {
+		long long n = itest_env_count(&e, "SELECT count(*) FROM ticks");
+		if (n == n0)
+			break;
+		n0 = n;
+		itest_sleep(1.2);
+	}
 	ck_assert_msg(
 	    itest_env_wait(&e, 10, "SELECT paused FROM pgcrond.job WHERE jobname = 'tick'"),
 	    "pgcrond.job.paused not recorded:\n%s", itest_read_file(e.log));

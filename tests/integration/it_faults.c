@@ -803,11 +803,10 @@ START_TEST(stopped_at_the_instant_runs_nothing_twice)
 }
 END_TEST
 
-/* Two instances A and B (named NA and NB) running JOBS, both marking their runs (each sees the
- * other); then a trigger makes the first two inserts of run marks fail with ERRCODE, and this
- * returns once a third went through. */
-static void marks_fail_twice(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
-                             const char *na, const char *nb, const char *jobs, const char *errcode)
+/* Two instances A and B (named NA and NB) running JOBS, up, both marking their runs (each sees
+ * the other). */
+static void two_marking(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                        const char *na, const char *nb, const char *jobs)
 {
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
@@ -815,6 +814,14 @@ static void marks_fail_twice(struct itest_env *e, struct itest_inst *a, struct i
 	up(e, b);
 	ck_assert(itest_wait_log(a->log, "other live instances", 15));
 	ck_assert(itest_wait_log(b->log, "other live instances", 15));
+}
+
+/* two_marking, then a trigger makes the first two inserts of run marks fail with ERRCODE;
+ * returns once a third went through. */
+static void marks_fail_twice(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                             const char *na, const char *nb, const char *jobs, const char *errcode)
+{
+	two_marking(e, a, b, na, nb, jobs);
 	char sql[1024];
 	snprintf(sql, sizeof(sql),
 	         "CREATE SEQUENCE public.mark_fail;"
@@ -931,12 +938,7 @@ START_TEST(marks_lost_with_the_connection_are_sent_again)
 	    " { name = \"l2\"; database = \"app\"; schedule = \"* * * * * *\";"
 	    " command = \"INSERT INTO public.execs (job, pid) VALUES ('l2', pg_backend_pid())\"; }"
 	    " );\n";
-	itest_inst_init(&a, &e, "la", jobs);
-	itest_inst_init(&b, &e, "lb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert(itest_wait_log(a.log, "other live instances", 15));
-	ck_assert(itest_wait_log(b.log, "other live instances", 15));
+	two_marking(&e, &a, &b, "la", "lb", jobs);
 	/* the next insert of a run mark sleeps: its statement stays in flight */
 	itest_exec(e.db, "CREATE SEQUENCE public.mark_slow;"
 	                 "CREATE FUNCTION public.mark_slow() RETURNS trigger LANGUAGE plpgsql"

@@ -241,11 +241,9 @@ START_TEST(stopped_across_fires_catches_up_once)
 	    "no catch-up run:\n%s", itest_read_file(e.log));
 	itest_sleep(4);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
-	/* once, not a burst; for the latest missed fire; catchup = skip never catches up */
-	ck_assert_int_eq(
-	    itest_env_count(
-	        &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE trigger = 'catchup'"),
-	    1);
+	/* once, not a burst; for the latest missed fire; catchup = skip never catches up (the
+	 * catch-ups are counted in the stop's window: a timer late by over a second on a loaded
+	 * machine after the restart is another's) */
 	ck_assert_int_eq(
 	    itest_env_count(
 	        &e, "SELECT count(*) FROM pgcrond.job_run_details, stopped, restarted WHERE "
