@@ -539,6 +539,41 @@ START_TEST(duration_ignores_a_wall_clock_step)
 }
 END_TEST
 
+/* The database is the clock (issue 24): with the history database's clock 0.8 s behind this
+ * host's (the cluster's heartbeat measured it), a minute job fires at the minute by the
+ * database's clock, 0.8 s after the minute by the host's; before, it fired by the host's,
+ * 0.8 s early by the database's, and an instance whose clock ran ahead won every claim. A
+ * change within the measurement's noise re-arms nothing; one back to 0 fires by the host's
+ * again. */
+START_TEST(fires_by_the_database_clock)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	sched_set_db_offset(h.s, -800000);
+	ck_assert_log(&h,
+	              "firing by the history database's clock: it is -0.800 s from this host's");
+	h_advance(&h, 30.5); /* the host at 00:01:00.5, the database at 00:00:59.7 */
+	ck_assert_str_eq(h_starts(&h), "");
+	h_advance(&h, 0.4); /* the database at 00:01:00.1 */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_end(&h, 0, true, NULL);
+	sched_set_db_offset(h.s, -790000); /* noise: not applied */
+	h_advance(&h, 59.8);               /* the host at 00:02:00.7, the database at 00:01:59.9 */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	h_advance(&h, 0.2);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@90");
+	h_end(&h, 1, true, NULL);
+	sched_set_db_offset(h.s, 0); /* in step again: the host's clock */
+	h_advance(&h, 59.05);        /* the host at 00:02:59.95 */
+	ck_assert_str_eq(h_starts(&h), "a@30 a@90");
+	h_advance(&h, 0.1);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@90 a@150");
+	h_stop(&h);
+}
+END_TEST
+
 /* overlap = queue: one fire waits behind the run and starts the moment it ends; a second
  * one while one waits is skipped. */
 START_TEST(overlap_queue)
@@ -980,6 +1015,7 @@ int main(void)
 	TCase *tc = tcase_create("overlap");
 	tcase_add_test(tc, overlap_skip);
 	tcase_add_test(tc, duration_ignores_a_wall_clock_step);
+	tcase_add_test(tc, fires_by_the_database_clock);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
 	tcase_add_test(tc, overlap_queue);

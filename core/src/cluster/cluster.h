@@ -88,6 +88,10 @@ struct cluster_hooks {
 	 * (60 ms at most), so that their statement does not take the server's CPU from the runs
 	 * still to start. cluster_wake() sends them sooner. May be NULL. */
 	bool (*busy)(void *arg);
+	/* A heartbeat measured the history database's clock: OFFSET_US is its time minus this
+	 * host's (within CLUSTER_MAX_OFFSET_MS; beyond it this instance claims nothing, and
+	 * this is not called). May be NULL. */
+	void (*clock_offset)(void *arg, int64_t offset_us);
 	void *arg;
 };
 

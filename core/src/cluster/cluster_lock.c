@@ -221,6 +221,8 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 			           "database's again (%+" PRId64 " ms): claims resume",
 			           c->st.clock_offset_ms);
 		c->skewed = skewed;
+		if (!skewed && c->hooks.clock_offset)
+			c->hooks.clock_offset(c->hooks.arg, off_us);
 	}
 }
 

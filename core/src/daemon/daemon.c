@@ -528,6 +528,13 @@ static bool cluster_busy(void *arg)
 	return exec_waiting_runs(d->ex) > 0;
 }
 
+/* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
+static void hook_clock_offset(void *arg, int64_t offset_us)
+{
+	struct daemon *d = arg;
+	sched_set_db_offset(d->sched, offset_us);
+}
+
 static int open_cluster(struct daemon *d)
 {
 	const struct conf_database *db =
@@ -540,6 +547,7 @@ static int open_cluster(struct daemon *d)
 	                              .reaped = cluster_reaped,
 	                              .notified = cluster_notified,
 	                              .busy = cluster_busy,
+	                              .clock_offset = hook_clock_offset,
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,

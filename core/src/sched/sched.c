@@ -50,7 +50,8 @@ static void admit_queued(struct sched *s);
 
 int64_t sched_now_us(const struct sched *s)
 {
-	return clock_now_us(s->clock);
+	return clock_now_us(s->clock) +
+	       s->db_offset_us; /* the database's time (sched_set_db_offset) */
 }
 
 static void fmt_hms(int64_t us, char *out, size_t outlen)
@@ -83,7 +84,7 @@ static void job_arm(struct job *j)
 	sched_timer_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
-	int64_t now = clock_now_us(j->s->clock);
+	int64_t now = sched_now_us(j->s);
 	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");

@@ -57,6 +57,13 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 /* DATABASE answers again after failed runs (the executor's probe): jobs owed a catch-up run
  * get it. sched_new() wires this to exec.h itself. */
 void sched_db_reachable(struct sched *s, const char *database);
+/* Fire by the history database's clock: OFFSET_US is its time minus this host's, as the
+ * cluster's heartbeat measured it (cluster_hooks.clock_offset). The scheduler's time (fires,
+ * their lateness, runs' starts) is the host's plus the offset applied. A change smaller than
+ * SCHED_DB_OFFSET_MIN_US is not applied (the measurement's own noise, half a round trip);
+ * a larger one re-arms the job timers. */
+#define SCHED_DB_OFFSET_MIN_US 20000
+void sched_set_db_offset(struct sched *s, int64_t offset_us);
 /* Stops every timer; runs still going are forgotten (drain first). */
 void sched_free(struct sched **s);
 

@@ -172,6 +172,23 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void sched_set_db_offset(struct sched *s, int64_t offset_us)
+{
+	int64_t change = offset_us - s->db_offset_us;
+	if ((change < SCHED_DB_OFFSET_MIN_US && change > -SCHED_DB_OFFSET_MIN_US) ||
+	    offset_us >= CLOCK_JUMP_US || offset_us <= -CLOCK_JUMP_US)
+		return;
+	s->clock_offset_us += change; /* not a step of the wall clock (clock_check) */
+	log_info("firing by the history database's clock: it is %+.3f s from this host's",
+	         (double)offset_us / 1e6);
+	s->db_offset_us = offset_us;
+	/* the timers were armed for the instants by the old offset; those of paused, removed or
+	 * draining jobs stay as they are (job_arm leaves them disarmed) */
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (clock_armed(&j->timer))
+			sched_job_arm(j);
+}
+
 static void grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;

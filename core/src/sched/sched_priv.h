@@ -203,6 +203,7 @@ struct sched {
 	int64_t warm_for, warm_done;
 	bool warm_started, warm_startup;
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
+	int64_t db_offset_us;    /* sched_set_db_offset(): added to the clock's time */
 	bool draining;
 	/* Runs that could not start, ended from the loop (never inside the call that started
 	 * them, as the executor ends runs) */
