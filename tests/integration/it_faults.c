@@ -986,6 +986,75 @@ START_TEST(marks_lost_with_the_connection_are_sent_again)
 }
 END_TEST
 
+/* In the daemon's child: this host's wall clock 0.8 s ahead (libfaketime, Debian's faketime;
+ * the monotonic clock is left alone). */
+static void clock_ahead(void *arg)
+{
+	(void)arg;
+	setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", 1);
+	setenv("FAKETIME", "+0.8", 1);
+	setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+	/* an ASan build refuses a library preloaded before its runtime */
+	const char *asan = getenv("ASAN_OPTIONS");
+	char opts[512];
+	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+	         asan && *asan ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+}
+
+/* The database is the clock: an instance whose host clock is 0.8 s ahead (within the 1 s
+ * bound, so it claims) fires by the history database's clock once its heartbeat measured the
+ * offset. Each run's recorded start is the database's time (its execution's clock_timestamp()
+ * falls within it and its end), and its execution is at or after its fire's instant (within
+ * the offset's accuracy: half a round trip, and the 20 ms a change must exceed; 100 ms
+ * allowed); before,
+ * each ran about 0.8 s before it by the database's clock (and such an instance won every
+ * claim), and its start was recorded by the host's clock, 0.8 s after its execution. */
+START_TEST(a_clock_ahead_fires_by_the_database_clock)
+{
+	struct itest_env e;
+	struct itest_inst k;
+	itest_env_setup(&e, "ft-ahead", DB);
+	itest_exec(e.db, "CREATE TABLE public.execs (job text, pid integer,"
+	                 " at timestamptz DEFAULT clock_timestamp());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
+	itest_inst_init(&k, &e, "ka",
+	                "job = { name = \"k\"; database = \"app\"; schedule = \"* * * * * *\";"
+	                " command = \"INSERT INTO public.execs (job, pid)"
+	                " VALUES ('k', pg_backend_pid())\"; };\n");
+	k.pid = itest_daemon_start_with(k.conf, k.log, clock_ahead, NULL);
+	/* its first heartbeat measured the offset (on a daemon that does not apply it, the test
+	 * goes on to find the runs' times wrong) */
+	itest_wait_log(k.log, "firing by the history database's clock", 20);
+	itest_sleep(1.5);
+	char *from = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	itest_sleep(4);
+	ck_assert_int_eq(itest_inst_stop(&k, SIGTERM), 0);
+#define AHEAD_RUNS                                                                                 \
+	" FROM pgcrond.job_run_details d JOIN execs x ON x.pid = d.job_pid"                        \
+	" AND x.at BETWEEN d.start_time - '100 ms'::interval"                                      \
+	" AND d.end_time + '100 ms'::interval"                                                     \
+	" WHERE d.status = 'succeeded' AND d.scheduled_time > '%s'"
+	char sql[1024];
+	snprintf(sql, sizeof(sql), "SELECT count(*)" AHEAD_RUNS, from);
+	long long n = itest_env_count(&e, "%s", sql);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT string_agg(format('%%s ran at %%s', d.scheduled_time, x.at), E'\\n')" AHEAD_RUNS
+	    " AND x.at < d.scheduled_time - '100 ms'::interval",
+	    from);
+	char *early = itest_scalar(e.db, sql);
+	ck_assert_msg(n >= 3 && (!early || !*early),
+	              "%lld runs whose recorded start is their execution's time by the database's "
+	              "clock (3 or more expected); executed before their instant by it:\n%s",
+	              n, early ? early : "");
+	free(early);
+	free(from);
+	itest_inst_free(&k);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(refused_instance_writes_no_rows_for_fires_others_ran)
 {
 	refused_case(false);
@@ -1019,6 +1088,7 @@ int main(void)
 	    {"mark_retry", marks_statement_failing_on_a_deadlock_is_sent_again},
 	    {"mark_refused", runs_whose_mark_is_refused_are_skipped},
 	    {"mark_lost", marks_lost_with_the_connection_are_sent_again},
+	    {"ahead", a_clock_ahead_fires_by_the_database_clock},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
