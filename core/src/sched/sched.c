@@ -50,8 +50,8 @@ static void admit_queued(struct sched *s);
 
 int64_t sched_now_us(const struct sched *s)
 {
-	return clock_now_us(s->clock) +
-	       s->db_offset_us; /* the database's time (sched_set_db_offset) */
+	/* the history database's time (sched_set_db_offset) */
+	return clock_now_us(s->clock) + s->db_offset_us;
 }
 
 static void fmt_hms(int64_t us, char *out, size_t outlen)
