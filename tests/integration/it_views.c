@@ -890,9 +890,12 @@ START_TEST(test_readers_during_concurrent_refresh)
 	/* The refresh really overlapped the reads: many of them ran inside it. */
 	ck_assert_msg(during.n >= 10, "only %ld reads overlapped the %.0f ms refresh", during.n,
 	              (t1 - t0) * 1e3);
-	/* Generous: CI machines are noisy; bench/views has the real figures. A blocking
-	 * refresh would hold the readers for the whole refresh (seconds). */
-	ck_assert_msg(during.max < 500, "a read waited %.0f ms during the refresh", during.max);
+	/* A blocking refresh would hold a reader for the rest of the refresh: no read may wait
+	 * a quarter of it. (Not a fixed bound in ms: on a loaded CI machine a read can take
+	 * long without any lock; bench/views has the real figures.) */
+	double refresh_ms = (t1 - t0) * 1e3;
+	ck_assert_msg(during.max < refresh_ms / 4,
+	              "a read waited %.0f ms during the %.0f ms refresh", during.max, refresh_ms);
 	reader_free(&reader);
 	env_free(&e);
 }
