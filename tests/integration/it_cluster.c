@@ -747,7 +747,7 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	 * sleep) can start late enough to be still running at the next second: that fire is
 	 * skipped by j3's overlap policy, and it is served if a run of j3 was indeed under way
 	 * at its instant by the recorded times. (r is the row's alias wherever this is used.) */
-	char served_sql[2560];
+	char served_sql[4096];
 	snprintf(served_sql, sizeof(served_sql),
 	         "(r.status IN ('succeeded', 'failed', 'running') OR (r.status = 'skipped' AND"
 	         " r.return_message LIKE 'a run of the job is still running on another instance%%'"
