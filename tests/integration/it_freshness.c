@@ -154,6 +154,61 @@ START_TEST(upstream_source_refreshes_downstream_within_its_sla)
 }
 END_TEST
 
+/* An upstream refreshed often (a 2 s SLA) under a downstream with a longer one (10 s): the
+ * downstream gathers its upstream's refreshes, as it would its own sources' changes, and
+ * runs as late as its SLA allows, not after every upstream run (docs/freshness.md). */
+START_TEST(downstream_gathers_its_upstreams_refreshes)
+{
+	struct itest_env e;
+	env(&e, "fresh-gather");
+	itest_env_job(&e, "10-views.conf",
+	              "jobs = ( { name = \"up\"; database = \"app\"; freshness = \"2s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'up',"
+	              " COALESCE(max(id), 0) FROM public.src\"; },\n"
+	              " { name = \"down\"; database = \"app\"; freshness = \"10s\";\n"
+	              "  after = [ \"up\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
+	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n");
+	itest_env_start(&e);
+	/* the start-up's runs (each job once within its SLA) are over before the writes */
+	ck_assert_msg(
+	    itest_env_wait(&e, 20, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
+	    "no first refresh:\n%s", itest_read_file(e.log));
+	itest_sleep(3); /* a window: nothing is due, nothing may run */
+	char *t0 = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	for (int i = 0; i < 8; i++) {
+		itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+		itest_sleep(1); /* writes spread over 8 s: several refreshes of up */
+	}
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT (SELECT max(upto) FROM public.refreshed WHERE job ="
+	                             " 'down') = (SELECT max(id) FROM public.src)"),
+	              "the downstream never reflected the writes:\n%s", itest_read_file(e.log));
+	long long ups = itest_env_count(
+	    &e, "SELECT count(*) FROM public.refreshed WHERE job = 'up' AND at > '%s'", t0);
+	long long downs = itest_env_count(
+	    &e, "SELECT count(*) FROM public.refreshed WHERE job = 'down' AND at > '%s'", t0);
+	fprintf(stderr, "it_freshness: 8 writes in 8 s: up refreshed %lld times, down %lld\n", ups,
+	        downs);
+	ck_assert_msg(ups >= 3, "up (SLA 2 s) refreshed %lld times for writes over 8 s", ups);
+	ck_assert_msg(downs <= 2 && downs < ups,
+	              "down (SLA 10 s) refreshed %lld times for %lld refreshes of up: it did not "
+	              "gather them",
+	              downs, ups);
+	double longest =
+	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
+	                                "pgcrond.job_run_details WHERE job_name = 'down'") /
+	    1000.0;
+	double lag = worst_lag(&e, "down");
+	ck_assert_msg(lag >= 0 && lag <= 10.0 + longest,
+	              "the downstream reflected a write after %.3f s (its SLA 10 s)", lag);
+	free(t0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(unreadable_source_falls_back_logged_once)
 {
 	struct itest_env e;
@@ -352,6 +407,11 @@ int main(void)
 	tcase_add_test(tc, upstream_source_refreshes_downstream_within_its_sla);
 	tcase_add_test(tc, unreadable_source_falls_back_logged_once);
 	suite_add_tcase(s, tc);
+	/* its own case, so CK_RUN_CASE=gather runs it alone */
+	TCase *gather = tcase_create("gather");
+	tcase_set_timeout(gather, 240);
+	tcase_add_test(gather, downstream_gathers_its_upstreams_refreshes);
+	suite_add_tcase(s, gather);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);
 	tcase_add_test(sql, sql_job_with_freshness_skips_quiet_runs_on_write);

@@ -137,9 +137,12 @@ static bool owed_upstream_pending(const struct job *j)
 }
 
 /* Does the job run because its upstreams succeeded (rather than on its own schedule)? */
+/* A job its upstreams' successes start: one with neither a schedule nor freshness (with
+ * freshness an upstream's success is a change of its sources, gathered until its SLA asks
+ * for a run: sched_fresh.c). */
 static bool upstream_driven(const struct job *j)
 {
-	return j->n_ups > 0 && !j->schedule && j->enabled && !j->removed;
+	return j->n_ups > 0 && !j->schedule && !j->fresh && j->enabled && !j->removed;
 }
 
 static char *dup_or_null(const char *s)

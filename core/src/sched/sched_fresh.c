@@ -204,7 +204,11 @@ static void plan(struct fresh_job *f)
 	struct job *j = f->j;
 	struct sched *s = j->s;
 	int64_t now = sched_now_us(s);
+	/* its own sources' oldest change, or an upstream's success (as old as the oldest
+	 * change that run reflected), whichever is older */
 	int64_t since = f->change_since_us;
+	if (f->up_since_us && (!since || f->up_since_us < since))
+		since = f->up_since_us;
 	struct fresh_plan_in in = {
 	    .now_us = now,
 	    .sla_us = sla_in_force(j, 0),
@@ -682,10 +686,14 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 		int64_t since = f && f->run_since_us ? f->run_since_us : r->start_us;
 		for (size_t i = 0; i < j->n_downs; i++) {
 			struct fresh_job *df = j->downs[i]->fresh;
-			if (df && (!df->up_since_us || since < df->up_since_us))
+			if (!df)
+				continue;
+			if (!df->up_since_us || since < df->up_since_us)
 				df->up_since_us = since;
-			if (df)
-				df->fresh_as_of_us = 0;
+			df->fresh_as_of_us = 0;
+			/* gathered like a change of its own sources: planned, not run at once */
+			if (!j->s->draining)
+				arm(j->s->clock, &df->ev, 0);
 		}
 	}
 	if (f && !j->s->draining)
