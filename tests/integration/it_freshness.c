@@ -52,6 +52,43 @@ static double worst_lag(struct itest_env *e, const char *job)
 	return lag;
 }
 
+/* Jobs "up" (SLA UP_S seconds, source public.src) and "down" (SLA DOWN_S, after up: it
+ * copies what up last saw), started; returns once down has refreshed at start-up. */
+static void start_up_down(struct itest_env *e, const char *tag, int up_s, int down_s)
+{
+	env(e, tag);
+	itest_env_job(e, "10-views.conf",
+	              "jobs = ( { name = \"up\"; database = \"app\"; freshness = \"%ds\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'up',"
+	              " COALESCE(max(id), 0) FROM public.src\"; },\n"
+	              " { name = \"down\"; database = \"app\"; freshness = \"%ds\";\n"
+	              "  after = [ \"up\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
+	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n",
+	              up_s, down_s);
+	itest_env_start(e);
+	ck_assert_msg(
+	    itest_env_wait(e, 20, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
+	    "no first refresh:\n%s", itest_read_file(e->log));
+}
+
+/* Down reflects every write, each within its SLA (DOWN_S) plus its longest refresh. */
+static void down_reflects_within(struct itest_env *e, int down_s)
+{
+	ck_assert_msg(itest_env_wait(e, down_s + 10,
+	                             "SELECT (SELECT max(upto) FROM public.refreshed WHERE job ="
+	                             " 'down') = (SELECT max(id) FROM public.src)"),
+	              "the downstream never reflected the writes:\n%s", itest_read_file(e->log));
+	double longest =
+	    (double)itest_env_count(e, "SELECT COALESCE(max(duration_ms), 0) FROM "
+	                               "pgcrond.job_run_details WHERE job_name = 'down'") /
+	    1000.0;
+	double lag = worst_lag(e, "down");
+	ck_assert_msg(lag >= 0 && lag <= down_s + longest,
+	              "the downstream reflected a write after %.3f s (its SLA %d s)", lag, down_s);
+}
+
 START_TEST(random_writes_within_sla_quiet_minute_no_runs)
 {
 	struct itest_env e;
@@ -119,36 +156,13 @@ END_TEST
 START_TEST(upstream_source_refreshes_downstream_within_its_sla)
 {
 	struct itest_env e;
-	env(&e, "fresh-up");
-	itest_env_job(&e, "10-views.conf",
-	              "jobs = ( { name = \"up\"; database = \"app\"; freshness = \"4s\";\n"
-	              "  sources = [ \"public.src\" ];\n"
-	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'up',"
-	              " COALESCE(max(id), 0) FROM public.src\"; },\n"
-	              " { name = \"down\"; database = \"app\"; freshness = \"6s\";\n"
-	              "  after = [ \"up\" ];\n"
-	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
-	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n");
-	itest_env_start(&e);
-	ck_assert_msg(
-	    itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
-	    "no first refresh:\n%s", itest_read_file(e.log));
+	start_up_down(&e, "fresh-up", 4, 6);
 	itest_sleep(6);
 	for (int i = 0; i < 3; i++) {
 		itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
 		itest_sleep(1.5);
 	}
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT (SELECT max(upto) FROM public.refreshed WHERE job ="
-	                             " 'down') = (SELECT max(id) FROM public.src)"),
-	              "the downstream never reflected the writes:\n%s", itest_read_file(e.log));
-	double longest =
-	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
-	                                "pgcrond.job_run_details WHERE job_name = 'down'") /
-	    1000.0;
-	double lag = worst_lag(&e, "down");
-	ck_assert_msg(lag >= 0 && lag <= 6.0 + longest,
-	              "the downstream reflected a write after %.3f s (its SLA 6 s)", lag);
+	down_reflects_within(&e, 6);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }
@@ -160,31 +174,14 @@ END_TEST
 START_TEST(downstream_gathers_its_upstreams_refreshes)
 {
 	struct itest_env e;
-	env(&e, "fresh-gather");
-	itest_env_job(&e, "10-views.conf",
-	              "jobs = ( { name = \"up\"; database = \"app\"; freshness = \"2s\";\n"
-	              "  sources = [ \"public.src\" ];\n"
-	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'up',"
-	              " COALESCE(max(id), 0) FROM public.src\"; },\n"
-	              " { name = \"down\"; database = \"app\"; freshness = \"10s\";\n"
-	              "  after = [ \"up\" ];\n"
-	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'down',"
-	              " COALESCE(max(upto), 0) FROM public.refreshed WHERE job = 'up'\"; } );\n");
-	itest_env_start(&e);
-	/* the start-up's runs (each job once within its SLA) are over before the writes */
-	ck_assert_msg(
-	    itest_env_wait(&e, 20, "SELECT count(*) > 0 FROM public.refreshed WHERE job = 'down'"),
-	    "no first refresh:\n%s", itest_read_file(e.log));
+	start_up_down(&e, "fresh-gather", 2, 10);
 	itest_sleep(3); /* a window: nothing is due, nothing may run */
 	char *t0 = itest_scalar(e.db, "SELECT clock_timestamp()::text");
 	for (int i = 0; i < 8; i++) {
 		itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
 		itest_sleep(1); /* writes spread over 8 s: several refreshes of up */
 	}
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT (SELECT max(upto) FROM public.refreshed WHERE job ="
-	                             " 'down') = (SELECT max(id) FROM public.src)"),
-	              "the downstream never reflected the writes:\n%s", itest_read_file(e.log));
+	down_reflects_within(&e, 10);
 	long long ups = itest_env_count(
 	    &e, "SELECT count(*) FROM public.refreshed WHERE job = 'up' AND at > '%s'", t0);
 	long long downs = itest_env_count(
@@ -196,13 +193,6 @@ START_TEST(downstream_gathers_its_upstreams_refreshes)
 	              "down (SLA 10 s) refreshed %lld times for %lld refreshes of up: it did not "
 	              "gather them",
 	              downs, ups);
-	double longest =
-	    (double)itest_env_count(&e, "SELECT COALESCE(max(duration_ms), 0) FROM "
-	                                "pgcrond.job_run_details WHERE job_name = 'down'") /
-	    1000.0;
-	double lag = worst_lag(&e, "down");
-	ck_assert_msg(lag >= 0 && lag <= 10.0 + longest,
-	              "the downstream reflected a write after %.3f s (its SLA 10 s)", lag);
 	free(t0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
