@@ -66,6 +66,7 @@ struct cluster_orphan {
 	/* not a run but a scheduled fire DEAD claimed and never ran (TRIGGER "schedule",
 	 * ATTEMPT 0): serve it here under the job's catch-up policy */
 	bool unserved;
+	bool stopped; /* DEAD stopped cleanly (cluster_serve_stopped), not found dead */
 };
 
 struct cluster_hooks {
@@ -113,6 +114,10 @@ void cluster_close(struct cluster **c);
  * history has no record of an earlier process left to write (hist_pending() == 0): a
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
+/* Another instance stopped (its NOTIFY, a wake-up only): serve the scheduled fires the
+ * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
+ * stopped set). No-op without schema step 17 or a connection. */
+void cluster_serve_stopped(struct cluster *c);
 /* Run RUN_KEY (hist_run_key) of this process begins: a run of job JOB serving
  * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry), holding the
  * job's lock (and that fire's claim) if LOCKED. Marked in pgcrond.run_start (schema steps 17

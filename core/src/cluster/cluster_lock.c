@@ -459,6 +459,63 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
 }
 
+/* The claims of instances that stopped cleanly (the stop's NOTIFY only wakes us: which ones
+ * stopped is read from their rows, written by pgcrond's roles only) that no run served. A
+ * stop gives back its claims of instants still ahead (sched_preclaim_give_back), but not
+ * those within GIVE_BACK_MARGIN of their instant: the others may have asked for those
+ * already and lost to the claim about to be given back. Those are served here, under the
+ * job's catch-up policy, as a dead instance's are (a coming one is claimed by whoever fires
+ * it). */
+static const char sql_unserved_stopped[] =
+    "WITH unserved AS (" SQL_UNSERVED_DELETE " USING pgcrond.instance i"
+    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NOT NULL"
+    "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
+    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
+    " WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
+
+static void unserved_stopped_done(void *arg, const struct pg_result *res, const char *err,
+                                  const char *sqlstate)
+{
+	struct cluster *c = arg;
+	const PGresult *r = (const PGresult *)res;
+	if (err && *err) {
+		if (strcmp(sqlstate, "42P01") != 0)
+			log_warning("cluster: cannot look for fires a stopped instance claimed and "
+			            "never ran: %s",
+			            err);
+		return;
+	}
+	if (!r || PQntuples(r) == 0)
+		return;
+	log_warning("cluster: instance \"%s\" stopped with %d scheduled fire(s) claimed at their "
+	            "instant and not run: serving them here",
+	            PQgetvalue(r, 0, 0), PQntuples(r));
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct cluster_orphan o = {
+		    .job_name = PQgetvalue(r, i, 1),
+		    .trigger = "schedule",
+		    .dead = PQgetvalue(r, i, 0),
+		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
+		    .unserved = true,
+		    .stopped = true,
+		};
+		if (c->hooks.orphan)
+			c->hooks.orphan(c->hooks.arg, &o);
+	}
+}
+
+void cluster_serve_stopped(struct cluster *c)
+{
+	if (!c || !c->xact_table)
+		return;
+	const char *p[] = {c->instance};
+	if (cluster_submit(c, sql_unserved_stopped, 1, p, unserved_stopped_done, c) < 0)
+		log_info("cluster: not connected: the fires a stopped instance left are looked for "
+		         "at the next stop's notification");
+}
+
 void cluster_unserved_send(struct cluster *c)
 {
 	const char *p[] = {c->instance, c->boot_id};

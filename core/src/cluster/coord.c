@@ -243,6 +243,7 @@ static void stopped(struct coord *co)
 {
 	const char *p[] = {cluster_instance(co->c)};
 	submit(co, "cannot take over pending work", sql_take_stopped, 1, p, take_done);
+	cluster_serve_stopped(co->c);
 }
 
 /* ---- overlap across instances ---------------------------------------------------------- */

@@ -23,7 +23,8 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	snprintf(why, sizeof(why),
 	         "the fire at %s was claimed by instance %s, which %s before running it", at,
 	         o->dead,
-	         strcmp(o->dead, cluster_instance(j->s->cluster)) == 0 ? "was stopped" : "died");
+	         o->stopped || strcmp(o->dead, cluster_instance(j->s->cluster)) == 0 ? "was stopped"
+	                                                                             : "died");
 	if (!j->enabled)
 		return;
 	if (j->conf->catchup == CATCHUP_ONCE) {
