@@ -702,6 +702,61 @@ START_TEST(stop_gives_back_early_claims)
 }
 END_TEST
 
+/* A claim slower than a second is not a run: the next fire waits for its answer instead of
+ * being skipped as "previous fire still being claimed" (with several instances that skip
+ * took the fire's claim from the instance that would have run it: it_cluster "kills" in
+ * CI). Here the next fire is decided once the slow claim is answered: the run it granted is
+ * under way then, so the fire is skipped for that run, or it runs. */
+START_TEST(slow_claim_holds_the_next_fire)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	cluster_db(&e, "cl-slowclaim");
+	itest_exec(e.db,
+	           "CREATE TABLE public.slow_once (x int); GRANT ALL ON public.slow_once TO"
+	           " PUBLIC;"
+	           "CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$"
+	           " BEGIN IF EXISTS (SELECT FROM public.slow_once) THEN"
+	           " DELETE FROM public.slow_once; PERFORM pg_sleep(1.5); END IF;"
+	           " RETURN NULL; END $$;"
+	           "CREATE TRIGGER slow_claim BEFORE INSERT ON pgcrond.fire_claim"
+	           " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_claim()");
+	itest_inst_init(&a, &e, "sc1",
+	                "jobs = ( { name = \"tick\"; command = \"SELECT 1\"; database = \"app\";"
+	                " schedule = \"* * * * * *\"; } );\n");
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'"),
+	              "the job does not run:\n%s", itest_read_file(a.log));
+	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
+	itest_exec(e.db, "INSERT INTO public.slow_once VALUES (1)"); /* the next claim: 1.5 s */
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT NOT EXISTS (SELECT FROM public.slow_once)"),
+	              "no claim came");
+	itest_sleep(3); /* a window: the fires after the slow claim */
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '1 s'::interval)::text");
+	itest_inst_stop(&a, SIGTERM);
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE return_message LIKE 'previous fire still being claimed%'",
+	                    "0");
+	/* every fire of the window has its row: a run, or a skip for a run under way */
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT scheduled_time) = extract(epoch FROM '%s'::timestamptz"
+	         " - '%s'::timestamptz)::bigint + 1 FROM pgcrond.job_run_details"
+	         " WHERE scheduled_time BETWEEN '%s' AND '%s'",
+	         to, from, from, to);
+	itest_assert_scalar(e.db, sql, "t");
+	free(from);
+	free(to);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Three instances, three jobs every second, one instance SIGKILLed and restarted every 10 s. */
 START_TEST(three_instances_every_fire_once_across_kills)
 {
@@ -762,9 +817,10 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	 * running it) until the lease ends, 1.5 s after the lock's last use (docs/faults.md): the
 	 * next fire of that job is skipped, "still running on another instance". Such a skip is
 	 * a served fire only within 2 s after a kill. On a loaded machine j3's run (0.2 s of
-	 * sleep) can start late enough to be still running at the next second: that fire is
-	 * skipped by j3's overlap policy, and it is served if a run of j3 was indeed under way
-	 * at its instant by the recorded times. (r is the row's alias wherever this is used.) */
+	 * sleep) can start late enough to be still running at the next second (or a slow claim
+	 * can start it then: slow_claim_holds_the_next_fire): that fire is skipped by j3's
+	 * overlap policy, and it is served if a run of an earlier fire of j3 was indeed under way
+	 * past its instant by the recorded times. (r is the row's alias wherever this is used.) */
 	char served_sql[4096];
 	snprintf(served_sql, sizeof(served_sql),
 	         "(r.status IN ('succeeded', 'failed', 'running') OR (r.status = 'skipped' AND"
@@ -773,7 +829,7 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	         " AND r.scheduled_time <= k + '2 s'::interval)) OR (r.status = 'skipped' AND"
 	         " r.return_message LIKE 'previous run still running%%' AND EXISTS (SELECT FROM"
 	         " pgcrond.job_run_details p WHERE p.job_name = r.job_name AND p.status IN"
-	         " ('succeeded', 'failed') AND p.start_time < r.scheduled_time"
+	         " ('succeeded', 'failed') AND p.scheduled_time < r.scheduled_time"
 	         " AND p.end_time > r.scheduled_time)))",
 	         killed_at);
 	snprintf(
@@ -999,6 +1055,7 @@ int main(void)
 	    {"kills", three_instances_every_fire_once_across_kills},
 	    {"fanin", fan_in_across_instances},
 	    {"giveback", stop_gives_back_early_claims},
+	    {"slowclaim", slow_claim_holds_the_next_fire},
 	    {"unserved", claimed_fires_never_run_are_served},
 	    {"hello", newcomer_is_seen_at_once},
 	};

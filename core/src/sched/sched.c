@@ -511,6 +511,11 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		r->claimed = true;
 		sched_run_admit(r);
+		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
+			struct run *held = j->pending; /* a fire held while R was claimed */
+			j->pending = NULL;
+			sched_fire_run(held); /* skipped now: R runs */
+		}
 		return;
 	}
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
@@ -767,6 +772,11 @@ void sched_fire_run(struct run *r)
 	describe_active(j->active, what, sizeof(what));
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
+		if (j->active->claiming && !j->pending) {
+			/* no run yet, a claim in flight: sched_claim_answer decides */
+			j->pending = r;
+			return;
+		}
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
 		sched_skip_claimed(r, msg, false);
 		sched_run_free(&r);
