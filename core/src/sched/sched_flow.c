@@ -441,6 +441,15 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (d->mark == mark || d->removed)
 		return;
 	d->mark = mark;
+	if (d->fresh && !d->reconnect_owed) {
+		/* not started by its upstreams: a run of it waiting for U goes on with what it
+		 * has (its own sources' changes, an earlier success of U) */
+		struct run *r = d->parked;
+		d->parked = NULL;
+		if (r)
+			defer_fire(r);
+		return;
+	}
 	if (!upstream_driven(d) && !d->parked && !d->reconnect_owed)
 		return;
 	d->reconnect_owed = false;

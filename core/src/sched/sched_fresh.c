@@ -84,6 +84,7 @@ struct fresh_job {
 	int64_t dur_us[DURATIONS];
 	unsigned dur_pos;
 	char *fallback; /* why it runs every period; NULL while its sources can be read */
+	bool ups_only;  /* no source of its own: its upstreams' successes are its changes */
 };
 
 struct fresh_db {
@@ -585,6 +586,13 @@ void fresh_applied(struct sched *s)
 		if (n == 0) {
 			/* nothing to watch: its upstreams' successes are its changes (after); with
 			 * no upstream either, it can only run every period */
+			j->fresh->ups_only = j->n_ups > 0;
+			if (j->fresh->ups_only && !j->fresh->last_ok_start_us &&
+			    !j->fresh->change_since_us)
+				/* what it reflects is not known before its first run here: as if
+				 * its upstreams changed when it was made, so it runs once within
+				 * its SLA */
+				j->fresh->change_since_us = j->fresh->created_us;
 			if (j->n_ups == 0 && !j->fresh->fallback) {
 				j->fresh->fallback =
 				    strdup("no sources declared (neither its plugin nor "
@@ -598,6 +606,7 @@ void fresh_applied(struct sched *s)
 			plan(j->fresh);
 			continue;
 		}
+		j->fresh->ups_only = false;
 		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
 			log_job(LOG_LVL_ERROR, j->name,
@@ -669,7 +678,9 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 		f->last_ok_start_us = f->run_start_us;
 		f->reflected_known = f->run_known;
 		f->reflected_n = f->run_n;
-		if (!f->run_known)
+		if (f->ups_only)
+			f->change_since_us = 0; /* its changes are its upstreams' (up_since_us) */
+		else if (!f->run_known)
 			f->change_since_us = f->run_start_us; /* reflects what it started from */
 		else if (f->seen_n != f->run_n)
 			f->change_since_us = f->run_at_us; /* counted after its starting check */
@@ -698,6 +709,12 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 	}
 	if (f && !j->s->draining)
 		arm(j->s->clock, &f->ev, 0); /* planned from the loop */
+}
+
+void fresh_replan(struct job *j)
+{
+	if (j->fresh && !j->s->draining)
+		arm(j->s->clock, &j->fresh->ev, 0);
 }
 
 void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out)

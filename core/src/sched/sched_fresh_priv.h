@@ -65,6 +65,10 @@ void fresh_run_begin(struct run *r);
  * the loop. */
 void fresh_run_end(struct run *r, bool ok, int64_t end_us);
 
+/* J's freshness run may be due and could not start then (it was paused, or its parked run
+ * was dropped): plan it again from the loop. No-op for a job without freshness. */
+void fresh_replan(struct job *j);
+
 /* What status, metrics and alerts show of J (struct fresh_view: sched.h). */
 struct fresh_view;
 void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out);

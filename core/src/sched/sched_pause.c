@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sched_flow_priv.h"
+#include "sched_fresh_priv.h"
 #include "history.h"
 #include "log.h"
 #include "sched.h"
@@ -126,6 +127,7 @@ int sched_resume(struct sched *s, const char *name)
 	    sched_job_schedulable(j) && j->next_fire != CRON_NEVER && j->next_fire * 1000000 <= now;
 	bool owed = j->paused_owed || due;
 	j->paused_owed = false;
+	fresh_replan(j); /* a freshness run that came due while paused */
 	sched_job_owes_not(j);
 	int64_t latest = now / 1000000;
 	if (due) {
