@@ -37,18 +37,21 @@ static int count_in(const char *text, const char *needle)
 }
 
 /* Until every reload LOG says was started has ended (a SIGHUP during a reload queues one
- * more), TIMEOUT_S at most. */
+ * more, logged just after the first one's end: so twice in a row, 0.5 s apart), TIMEOUT_S
+ * at most. */
 static bool wait_reloads_done(const char *log, double timeout_s)
 {
 	double t0 = itest_now();
+	int settled = 0;
 	do {
 		char *text = itest_read_file(log);
 		int started = count_in(text, "SIGHUP: reloading ");
 		int ended = count_in(text, "configuration reloaded");
 		free(text);
-		if (started > 0 && ended >= started)
+		settled = started > 0 && ended >= started ? settled + 1 : 0;
+		if (settled == 2)
 			return true;
-		itest_sleep(0.1);
+		itest_sleep(0.5);
 	} while (itest_now() - t0 < timeout_s);
 	return false;
 }

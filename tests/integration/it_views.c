@@ -891,11 +891,12 @@ START_TEST(test_readers_during_concurrent_refresh)
 	ck_assert_msg(during.n >= 10, "only %ld reads overlapped the %.0f ms refresh", during.n,
 	              (t1 - t0) * 1e3);
 	/* A blocking refresh would hold a reader for the rest of the refresh: no read may wait
-	 * a quarter of it. (Not a fixed bound in ms: on a loaded CI machine a read can take
-	 * long without any lock; bench/views has the real figures.) */
+	 * a quarter of it, or 200 ms (not a fixed bound alone: on a loaded CI machine a read can
+	 * take long without any lock; bench/views has the real figures). */
 	double refresh_ms = (t1 - t0) * 1e3;
-	ck_assert_msg(during.max < refresh_ms / 4,
-	              "a read waited %.0f ms during the %.0f ms refresh", during.max, refresh_ms);
+	double bound = refresh_ms / 4 > 200 ? refresh_ms / 4 : 200;
+	ck_assert_msg(during.max < bound, "a read waited %.0f ms during the %.0f ms refresh",
+	              during.max, refresh_ms);
 	reader_free(&reader);
 	env_free(&e);
 }

@@ -118,6 +118,10 @@ void cluster_serve_unserved(struct cluster *c);
  * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
  * stopped set). No-op without schema step 17 or a connection. */
 void cluster_serve_stopped(struct cluster *c);
+/* This process is stopping (its scheduler drains): it takes over nothing more, neither
+ * another stopped instance's fires nor its pending work (coord.c), which it could not run. */
+void cluster_stopping(struct cluster *c);
+bool cluster_is_stopping(const struct cluster *c);
 /* Run RUN_KEY (hist_run_key) of this process begins: a run of job JOB serving
  * the scheduled fire SCHEDULED_S (Unix s; 0 if it serves none, or is a retry), holding the
  * job's lock (and that fire's claim) if LOCKED. Marked in pgcrond.run_start (schema steps 17

@@ -470,6 +470,10 @@ static const char sql_unserved_stopped[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE " USING pgcrond.instance i"
     "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NOT NULL"
     "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
+    /* instants of the stop's last minutes only (its grace period, 30 s by default): an
+     * older claim no run took is a fire that did not come (paused, removed, rescheduled) */
+    "   AND pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
+    "    (i.stopped_at OPERATOR(pg_catalog.-) interval '2 minutes')"
     "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
     " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
     " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
@@ -506,9 +510,20 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 	}
 }
 
+void cluster_stopping(struct cluster *c)
+{
+	if (c)
+		c->stopping = true;
+}
+
+bool cluster_is_stopping(const struct cluster *c)
+{
+	return c && c->stopping;
+}
+
 void cluster_serve_stopped(struct cluster *c)
 {
-	if (!c || !c->xact_table)
+	if (!c || !c->xact_table || c->stopping)
 		return;
 	const char *p[] = {c->instance};
 	if (cluster_submit(c, sql_unserved_stopped, 1, p, unserved_stopped_done, c) < 0)

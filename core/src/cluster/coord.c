@@ -241,6 +241,8 @@ static void take(struct coord *co, const char *instance, const char *boot_id)
  * stopped instances left is ours to run. */
 static void stopped(struct coord *co)
 {
+	if (cluster_is_stopping(co->c))
+		return; /* its work would be taken and dropped here */
 	const char *p[] = {cluster_instance(co->c)};
 	submit(co, "cannot take over pending work", sql_take_stopped, 1, p, take_done);
 	cluster_serve_stopped(co->c);

@@ -27,6 +27,17 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	                                                                             : "died");
 	if (!j->enabled)
 		return;
+	if (o->stopped) {
+		/* a stop's NOTIFY comes about at the instant: this process may not have fired it
+		 * yet (its timer claims it, now that the claim is gone), or a run of it still asks
+		 * for that claim; either serves it, and a catch-up beside it would be a second */
+		const struct run *mine[] = {j->active, j->pending, j->parked};
+		if (j->next_fire != CRON_NEVER && j->next_fire <= o->scheduled_us / 1000000)
+			return;
+		for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+			if (mine[i] && mine[i]->scheduled_us == o->scheduled_us)
+				return;
+	}
 	if (j->conf->catchup == CATCHUP_ONCE) {
 		struct run *r = sched_run_new(j, o->scheduled_us, "catchup");
 		if (!r)
