@@ -193,6 +193,12 @@ START_TEST(downstream_gathers_its_upstreams_refreshes)
 	              "down (SLA 10 s) refreshed %lld times for %lld refreshes of up: it did not "
 	              "gather them",
 	              downs, ups);
+	/* then nothing changes for longer than down's SLA: neither runs (down has no source of
+	 * its own: its upstream's successes are its only changes) */
+	long long runs = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
+	itest_sleep(12); /* a window: a quiet period longer than the SLA */
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM public.refreshed") == runs,
+	              "a refresh ran in a quiet period:\n%s", itest_read_file(e.log));
 	free(t0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
