@@ -50,15 +50,19 @@ START_TEST(unreachable_database_catches_up_once)
 	              "no failed fire recorded while the database was down:\n%s",
 	              itest_read_file(e.log));
 	itest_sandbox2("resume");
+	/* One run once the database is back: the catch-up (trigger catchup), or a fire's run
+	 * that was still waiting for a connection when it came back, which stands for it
+	 * ("the run in progress stands for the catch-up": CI's ASan build, the second fire
+	 * waited out the outage in the pool's backoff) */
 	ck_assert_msg(itest_env_wait(&e, 45,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                             "WHERE job_name = 'tick' AND trigger = 'catchup' "
-	                             "AND status = 'succeeded'"),
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
 	              "no catch-up run:\n%s", itest_read_file(e.log));
 	itest_sleep(3); /* a window for a replay to show */
 	/* once, not a burst of replays */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
-	                                     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
+	                                     "WHERE job_name = 'tick' AND (trigger = 'catchup'"
+	                                     " OR status = 'succeeded')"),
 	                 1);
 	remote = itest_connect(remote_ci);
 	ck_assert_int_eq(itest_scalar_ll(remote, "SELECT count(*) FROM ticks"), 1);
