@@ -503,6 +503,12 @@ START_TEST(second_sigterm_cancels_at_once)
 	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
 	                        "'endless' AND status = 'failed' AND sqlstate = '57014'"),
 	    1);
+	/* the row says why: the second signal, not a grace period that ran out */
+	itest_assert_scalar(e.db,
+	                    "SELECT return_message FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'endless'",
+	                    "cancelled: pgcrond was told to stop again (a second SIGTERM or SIGINT)"
+	                    " before the run finished");
 	expect_backends_stopped(&e);
 	itest_env_teardown(&e);
 }

@@ -136,7 +136,6 @@ static bool owed_upstream_pending(const struct job *j)
 	return false;
 }
 
-/* Does the job run because its upstreams succeeded (rather than on its own schedule)? */
 /* A job its upstreams' successes start: one with neither a schedule nor freshness (with
  * freshness an upstream's success is a change of its sources, gathered until its SLA asks
  * for a run: sched_fresh.c). */

@@ -703,12 +703,10 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 				df->up_since_us = since;
 			df->fresh_as_of_us = 0;
 			/* gathered like a change of its own sources: planned, not run at once */
-			if (!j->s->draining)
-				arm(j->s->clock, &df->ev, 0);
+			fresh_replan(j->downs[i]);
 		}
 	}
-	if (f && !j->s->draining)
-		arm(j->s->clock, &f->ev, 0); /* planned from the loop */
+	fresh_replan(j); /* planned from the loop */
 }
 
 void fresh_replan(struct job *j)

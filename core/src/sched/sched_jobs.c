@@ -194,11 +194,18 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = arg;
 	char d[32], msg[200];
 	duration_format(s->cfg ? s->cfg->shutdown_grace_ms : 0, d, sizeof(d));
-	snprintf(msg, sizeof(msg),
-	         "cancelled: pgcrond was shutting down and the run did not finish within "
-	         "shutdown_grace (%s)",
-	         d);
-	log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d, s->n_running);
+	if (s->grace_cut) /* not the grace period's end: the operator's second signal */
+		snprintf(msg, sizeof(msg),
+		         "cancelled: pgcrond was told to stop again (a second SIGTERM or SIGINT) "
+		         "before the run finished");
+	else
+		snprintf(msg, sizeof(msg),
+		         "cancelled: pgcrond was shutting down and the run did not finish within "
+		         "shutdown_grace (%s)",
+		         d);
+	if (!s->grace_cut)
+		log_notice("shutdown_grace (%s) is over; cancelling %zu running run(s)", d,
+		           s->n_running);
 	/* first: a run cancelled gives its connection back, and a run still waiting for one
 	 * must not start on it before its own cancel (exec_halt) */
 	if (s->ex.halt)
@@ -214,6 +221,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 	s->drained_arg = arg;
 	if (s->draining && s->n_running > 0) {
 		/* a second call (another SIGTERM) shortens the grace period already running */
+		s->grace_cut = true;
 		struct timeval tv = {(time_t)(grace_ms / 1000),
 		                     (suseconds_t)(grace_ms % 1000 * 1000)};
 		event_add(&s->grace_ev, &tv);
@@ -225,6 +233,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		clock_disarm(s->clock, &s->clock_ev);
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
+		cluster_stopping(s->cluster); /* it takes over nothing more */
 		sched_preclaim_give_back(s);
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);

@@ -206,7 +206,6 @@ void sched_preclaim_give_back(struct sched *s)
 	struct cluster *c = s->cluster;
 	bool any = false;
 
-	cluster_stopping(c); /* it takes over nothing more */
 	for (struct job *j = s->jobs; j; j = j->next) {
 		if (!j->pre || j->pre->waiter)
 			continue;

@@ -205,6 +205,7 @@ struct sched {
 	int64_t clock_offset_us; /* wall clock minus monotonic clock at the last check */
 	int64_t db_offset_us;    /* sched_set_db_offset(): added to the clock's time */
 	bool draining;
+	bool grace_cut; /* a second sched_drain() ended the grace period early */
 	/* Runs that could not start, ended from the loop (never inside the call that started
 	 * them, as the executor ends runs) */
 	struct event ended_ev;
