@@ -641,8 +641,15 @@ START_TEST(stop_gives_back_early_claims)
 		         " schedule = \"* * * * * *\"; }%s\n",
 		         i, i < 7 ? "," : "");
 	}
+	/* gb1 alone also runs "busy", one run after the other: a run in flight when it stops,
+	 * which the stop waits for before its row says stopped */
+	char jobs_a[2304];
+	snprintf(jobs_a, sizeof(jobs_a),
+	         "%s,\n  { name = \"busy\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	         " schedule = \"* * * * * *\"; overlap = \"queue\"; }\n);\n",
+	         jobs);
 	strcat(jobs, ");\n");
-	itest_inst_init(&a, &e, "gb1", jobs);
+	itest_inst_init(&a, &e, "gb1", jobs_a);
 	itest_inst_init(&b, &e, "gb2", jobs);
 	itest_inst_start(&a);
 	itest_inst_start(&b);
@@ -654,6 +661,10 @@ START_TEST(stop_gives_back_early_claims)
 	                             " WHERE instance IN ('gb1', 'gb2')"),
 	              "not both instances claim:\n%s\n%s", itest_read_file(a.log),
 	              itest_read_file(b.log));
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running')"),
+	              "busy does not run:\n%s", itest_read_file(a.log));
 	if (_i == 1) {
 		/* gb1's claims held after their inserts, gb2's before theirs: gb1 wins them all */
 		itest_exec(e.db,
@@ -675,6 +686,7 @@ START_TEST(stop_gives_back_early_claims)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	long long instant = (long long)ts.tv_sec + 1;
 	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	char *stop_at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT job_name) FROM pgcrond.job_run_details"
@@ -684,9 +696,16 @@ START_TEST(stop_gives_back_early_claims)
 	/* the instant's eight fires served (run, or skipped by b's overlap policy on a loaded
 	 * machine: its claim taken, its row written), within 5 s of a's exit (the fires a kept
 	 * are served once its row says stopped) */
-	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&a, 0); /* its exit, by the SIGTERM above, after the run in flight */
 	itest_env_wait(&e, 5, "SELECT (%s) = 8", sql);
 	long long ran = itest_scalar_ll(e.db, sql);
+	/* the run in flight at the stop ended well, after it */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'busy'"
+	         " AND status = 'succeeded' AND start_time < '%s' AND end_time > '%s'",
+	         stop_at, stop_at);
+	ck_assert_msg(itest_scalar_ll(e.db, sql) == 1, "no run of busy was in flight at the stop");
+	free(stop_at);
 	/* and none twice */
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM (SELECT job_name FROM pgcrond.job_run_details"
@@ -713,7 +732,8 @@ END_TEST
  * being skipped as "previous fire still being claimed" (with several instances that skip
  * took the fire's claim from the instance that would have run it: it_cluster "kills" in
  * CI). Here the next fire is decided once the slow claim is answered: the run it granted is
- * under way then, so the fire is skipped for that run, or it runs. */
+ * under way then, so the fire is skipped for that run, or it runs. Each run lasts 0.3 s, so
+ * the claim is slow while the previous fire's run is in flight. */
 START_TEST(slow_claim_holds_the_next_fire)
 {
 	struct itest_env e;
@@ -729,8 +749,8 @@ START_TEST(slow_claim_holds_the_next_fire)
 	           "CREATE TRIGGER slow_claim BEFORE INSERT ON pgcrond.fire_claim"
 	           " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_claim()");
 	itest_inst_init(&a, &e, "sc1",
-	                "jobs = ( { name = \"tick\"; command = \"SELECT 1\"; database = \"app\";"
-	                " schedule = \"* * * * * *\"; } );\n");
+	                "jobs = ( { name = \"tick\"; command = \"SELECT pg_sleep(0.3)\";"
+	                " database = \"app\"; schedule = \"* * * * * *\"; } );\n");
 	itest_inst_start(&a);
 	wait_live(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 15,
