@@ -728,6 +728,151 @@ START_TEST(stop_gives_back_early_claims)
 }
 END_TEST
 
+/* An instance frozen (SIGSTOP) 40 ms before an instant, holding that instant's claims, for
+ * 15 s: less than its cluster_dead_after (20 s), so it is never found dead. The other serves
+ * the fires it claimed and did not start once their lease ran out (the frozen one's heartbeat
+ * period and half that past the instant, no heartbeat of it since: 7.5 s here), while it is
+ * still frozen, each once; back, it runs none of them. It has a run in flight when it is
+ * stopped ("busy", 18 s, its job defined on it alone, so not served by the other), which ends
+ * well. Before 2026-11-24 those fires waited for the frozen instance to come back (and skip
+ * them) or to be found dead (20-25 s). */
+START_TEST(silent_holders_claims_are_served)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	cluster_db(&e, "cl-lease");
+	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
+	                 " clock_timestamp()); CREATE SEQUENCE public.busy_try;"
+	                 "GRANT ALL ON public.ran, public.busy_try TO PUBLIC");
+	char jobs[2048] = "jobs = (\n";
+	for (int i = 0; i < 6; i++) {
+		size_t n = strlen(jobs);
+		snprintf(jobs + n, sizeof(jobs) - n,
+		         "  { name = \"g%d\"; command = \"INSERT INTO ran (job) VALUES ('g%d')\";"
+		         " database = \"app\"; schedule = \"* * * * * *\"; }%s\n",
+		         i, i, i < 5 ? "," : "");
+	}
+	char jobs_a[2560];
+	snprintf(jobs_a, sizeof(jobs_a),
+	         "%s,\n  { name = \"busy\"; database = \"app\"; schedule = \"* * * * * *\";"
+	         " command = \"SELECT pg_sleep(CASE WHEN nextval('busy_try') = 1 THEN 18"
+	         " ELSE 0 END)\"; }\n);\n",
+	         jobs);
+	strcat(jobs, ");\n");
+	itest_inst_init(&a, &e, "la", jobs_a);
+	itest_inst_init(&b, &e, "lb", jobs);
+	itest_inst_start(&a);
+	itest_inst_start(&b);
+	wait_live(&e, &a);
+	wait_live(&e, &b);
+	/* both mark their runs (so a claim says whether its run started) */
+	ck_assert_msg(itest_wait_log(a.log, "other live instances", 15) &&
+	                  itest_wait_log(b.log, "other live instances", 15),
+	              "the instances never saw each other:\n%s\n%s", itest_read_file(a.log),
+	              itest_read_file(b.log));
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running')"),
+	              "busy does not run:\n%s", itest_read_file(a.log));
+	/* lb's claims wait 30 ms before their inserts: la wins every fire */
+	itest_exec(e.db, "CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql"
+	                 " AS $$ BEGIN IF pg_backend_pid() = (SELECT backend_pid FROM"
+	                 " pgcrond.instance WHERE name = 'lb') THEN"
+	                 " PERFORM pg_sleep(0.03); END IF; RETURN NULL; END $$;"
+	                 "CREATE TRIGGER slow_claim BEFORE INSERT ON pgcrond.fire_claim"
+	                 " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_claim()");
+	itest_sleep(2);
+	/* 40 ms before a second whose fires la claimed (100 ms ahead) and has not started */
+	long long instant = 0;
+	char *held = NULL; /* those fires' jobs, a text[] literal */
+	char sql[1024];
+	struct timespec stopped;
+	for (int tries = 0; tries < 10 && !held; tries++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double frac = (double)ts.tv_nsec / 1e9;
+		itest_sleep(frac < 0.96 ? 0.96 - frac : 1.96 - frac);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		instant = (long long)ts.tv_sec + 1;
+		snprintf(sql, sizeof(sql),
+		         "SELECT '{' || string_agg(job_name, ',') || '}' FROM pgcrond.fire_claim"
+		         " WHERE instance = 'la' AND fire_key = 's:%lld' AND started = false"
+		         " AND job_name LIKE 'g_'",
+		         instant);
+		char *before = itest_scalar(e.db, sql);
+		if (!before)
+			continue;
+		free(before);
+		ck_assert_int_eq(kill(a.pid, SIGSTOP), 0);
+		clock_gettime(CLOCK_MONOTONIC, &stopped);
+		held = itest_scalar(e.db, sql); /* what it had not started when it stopped */
+		if (!held)
+			ck_assert_int_eq(kill(a.pid, SIGCONT), 0);
+	}
+	ck_assert_msg(held, "la never held a coming second's claims:\n%s", itest_read_file(b.log));
+	char *stop_at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	/* served by lb while la is still frozen (and never found dead) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) = cardinality('%s'::text[]) FROM pgcrond.job_run_details"
+	         " WHERE job_name = ANY ('%s') AND scheduled_time = to_timestamp(%lld)"
+	         " AND status = 'succeeded' AND instance = 'lb'",
+	         held, held, instant);
+	bool served = itest_env_wait(&e, 14, "%s", sql);
+	char *late = itest_scalar(e.db, "SELECT (max(start_time) - min(scheduled_time))::text"
+	                                " FROM pgcrond.job_run_details WHERE instance = 'lb'"
+	                                " AND trigger = 'catchup'");
+	fprintf(stderr, "it_cluster lease: la held %s of the instant; lb served them %s after it\n",
+	        held, late ? late : "(none)");
+	free(late);
+	long long alive =
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.instance WHERE name = 'la'"
+	                        " AND stopped_at IS NULL");
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double frozen =
+	    (double)(now.tv_sec - stopped.tv_sec) + (double)(now.tv_nsec - stopped.tv_nsec) / 1e9;
+	if (frozen < 15)
+		itest_sleep(15 - frozen); /* the fault's length, by design */
+	ck_assert_int_eq(kill(a.pid, SIGCONT), 0);
+	ck_assert_msg(served && alive == 1,
+	              "la's fires %s of the instant not all served by lb while la was frozen (la "
+	              "%s):\n%s",
+	              held, alive ? "not found dead" : "found dead", itest_read_file(b.log));
+	/* the run in flight at the stop ended well once la was back */
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'succeeded'"
+	                             " AND start_time < '%s' AND end_time > '%s'",
+	                             stop_at, stop_at),
+	              "busy's run in flight at the stop did not succeed:\n%s",
+	              itest_read_file(a.log));
+	free(stop_at);
+	itest_sleep(2); /* la, back, has met its runs of those fires */
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	/* each fire of the instant ran once; nothing ran twice, or without its row */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE 'g_'"
+	         " AND scheduled_time = to_timestamp(%lld) AND status = 'succeeded'",
+	         instant);
+	itest_assert_scalar(e.db, sql, "6");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM (SELECT job_name FROM pgcrond.job_run_details"
+	                    " WHERE status = 'succeeded' GROUP BY job_name, scheduled_time"
+	                    " HAVING count(*) > 1) d",
+	                    "0");
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT count(*) FROM ran) = (SELECT count(*) FROM"
+	                    " pgcrond.job_run_details WHERE job_name LIKE 'g_'"
+	                    " AND status = 'succeeded')",
+	                    "t");
+	free(held);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A claim slower than a second is not a run: the next fire waits for its answer instead of
  * being skipped as "previous fire still being claimed" (with several instances that skip
  * took the fire's claim from the instance that would have run it: it_cluster "kills" in
@@ -1083,6 +1228,7 @@ int main(void)
 	    {"fanin", fan_in_across_instances},
 	    {"giveback", stop_gives_back_early_claims},
 	    {"slowclaim", slow_claim_holds_the_next_fire},
+	    {"lease", silent_holders_claims_are_served},
 	    {"unserved", claimed_fires_never_run_are_served},
 	    {"hello", newcomer_is_seen_at_once},
 	};

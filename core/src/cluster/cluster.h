@@ -67,6 +67,7 @@ struct cluster_orphan {
 	 * ATTEMPT 0): serve it here under the job's catch-up policy */
 	bool unserved;
 	bool stopped; /* DEAD stopped cleanly (cluster_serve_stopped), not found dead */
+	bool silent;  /* DEAD is live but silent past the claim's lease (cluster_serve_leased) */
 };
 
 struct cluster_hooks {
@@ -118,6 +119,13 @@ void cluster_serve_unserved(struct cluster *c);
  * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
  * stopped set). No-op without schema step 17 or a connection. */
 void cluster_serve_stopped(struct cluster *c);
+/* After each heartbeat, with other instances live: serve the scheduled fires a live but
+ * silent instance claimed and has not started, once the instant is past by its heartbeat's
+ * period and a margin (half that period, at least 1 s) and it has not beaten since the
+ * instant (frozen, cut off, its loop stalled): hooks.orphan, unserved and silent set. The
+ * claim is taken in the database, so the holder's run, if it comes, is refused its start
+ * (cluster_note_start). No-op without schema step 17 or a connection. */
+void cluster_serve_leased(struct cluster *c);
 /* This process is stopping (its scheduler drains): it takes over nothing more, neither
  * another stopped instance's fires nor its pending work (coord.c), which it could not run. */
 void cluster_stopping(struct cluster *c);

@@ -224,6 +224,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 		if (!skewed && c->hooks.clock_offset)
 			c->hooks.clock_offset(c->hooks.arg, off_us);
 	}
+	cluster_serve_leased(c);
 }
 
 /* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
@@ -508,6 +509,96 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);
 	}
+}
+
+/* The claims of live instances that went silent (the claim's lease, docs/faults.md): a
+ * scheduled fire whose instant is past by more than its holder's heartbeat period and a
+ * margin (its own cluster_dead_after's quarter, at most CLUSTER_HEARTBEAT_MS; the margin half
+ * that, at least 1 s), whose run the holder has not marked (its claim not started, no start
+ * mark, no history row), and whose holder has not beaten since the instant: frozen (SIGSTOP,
+ * a paused VM), cut off, or its loop stalled. A live holder beats every period, so one that
+ * merely runs late (a queued run, a busy pool) keeps its claims. Fenced as a dead instance's
+ * claims are: the holder's mark is written only while the claim is still its own (the row
+ * lock orders the two), so the holder, back, sends nothing for a fire taken here. Only jobs
+ * this instance defines ($1's rows in pgcrond.instance_job): another one would drop them. By
+ * the database's clock only. */
+/* a scheduled fire's instant, NULL for any other key (the cast never sees one: the order in
+ * which a WHERE's conditions are evaluated is the planner's) */
+#define SQL_LEASE_INSTANT                                                                          \
+	" pg_catalog.to_timestamp(CASE WHEN c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"   \
+	" THEN" SQL_UNSERVED_INSTANT " END)"
+static const char sql_leased[] =
+    "WITH unserved AS (" SQL_UNSERVED_DELETE "  USING (SELECT name, boot_id, last_seen,"
+    /* its heartbeat's period (cluster_set_dead_after); LEAST, GREATEST and COALESCE are
+     * syntax, not functions */
+    "    LEAST($2::pg_catalog.int4, COALESCE(dead_after_ms, $3::pg_catalog.int4)"
+    "     OPERATOR(pg_catalog./) 4) AS beat"
+    "    FROM pgcrond.instance WHERE stopped_at IS NULL AND name OPERATOR(pg_catalog.<>) $1) i"
+    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name"
+    "   AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
+    "   AND c.claimed_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "    interval '2 minutes')"
+    "   AND i.last_seen OPERATOR(pg_catalog.<) " SQL_LEASE_INSTANT "   AND " SQL_LEASE_INSTANT
+    " OPERATOR(pg_catalog.<)"
+    "    (pg_catalog.now() OPERATOR(pg_catalog.-) ((i.beat OPERATOR(pg_catalog.+)"
+    "     GREATEST(i.beat OPERATOR(pg_catalog./) 2, 1000))::pg_catalog.float8"
+    "     OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+    "   AND EXISTS (SELECT FROM pgcrond.instance_job ij"
+    "    WHERE ij.instance OPERATOR(pg_catalog.=) $1"
+    "     AND ij.job_name OPERATOR(pg_catalog.=) c.job_name)"
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
+    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
+    "  pg_catalog.to_char(i.last_seen AT TIME ZONE 'UTC',"
+    "   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS seen)"
+    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, seen FROM unserved"
+    " ORDER BY name, s";
+
+static void leased_done(void *arg, const struct pg_result *res, const char *err,
+                        const char *sqlstate)
+{
+	struct cluster *c = arg;
+	const PGresult *r = (const PGresult *)res;
+	if (err && *err) {
+		if (strcmp(sqlstate, "42P01") != 0 && log_complain(&c->lease_complaint))
+			log_warning("cluster: cannot look for fires a silent instance claimed and "
+			            "did not start: %s",
+			            err);
+		return;
+	}
+	log_complaint_reset(&c->lease_complaint);
+	for (int i = 0; r && i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		if (i == 0 || strcmp(name, PQgetvalue(r, i - 1, 0)) != 0)
+			log_warning(
+			    "cluster: instance \"%s\" has not started scheduled fire(s) it "
+			    "claimed, nor sent a heartbeat since their instant (last seen %s: "
+			    "frozen, cut off or stalled): serving them here",
+			    name, PQgetvalue(r, i, 3));
+		struct cluster_orphan o = {
+		    .job_name = PQgetvalue(r, i, 1),
+		    .trigger = "schedule",
+		    .dead = name,
+		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
+		    .unserved = true,
+		    .silent = true,
+		};
+		if (c->hooks.orphan)
+			c->hooks.orphan(c->hooks.arg, &o);
+	}
+}
+
+void cluster_serve_leased(struct cluster *c)
+{
+	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed || c->refused)
+		return;
+	char beat[24], dead[24];
+	snprintf(beat, sizeof(beat), "%d", CLUSTER_HEARTBEAT_MS);
+	snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
+	const char *p[] = {c->instance, beat, dead};
+	if (cluster_submit(c, sql_leased, 3, p, leased_done, c) < 0)
+		log_debug(
+		    "cluster: not connected: a silent instance's claims are looked for at the "
+		    "next heartbeat");
 }
 
 void cluster_stopping(struct cluster *c)

@@ -206,7 +206,7 @@ struct cluster {
 	char peers[512];
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
-	    offline_complaint, lock_complaint;
+	    offline_complaint, lock_complaint, lease_complaint;
 	struct cluster_stats st;
 };
 

@@ -232,12 +232,14 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 				k->wait->ok = !k->wait->lock_gone;
 			}
 		}
-	const char *why = refused ? refused
-	                  : sr && !sr->failed
-	                      ? "not started: this instance no longer holds the fire's claim "
-	                        "(another instance found it dead and served the fire)"
-	                      : "not started: its start could not be written to the history "
-	                        "database (another instance may serve the fire)";
+	const char *why =
+	    refused ? refused
+	    : sr && !sr->failed
+	        ? "not started: this instance no longer holds the fire's claim "
+	          "(another instance served the fire: this one was found dead, or silent past "
+	          "the claim's lease)"
+	        : "not started: its start could not be written to the history "
+	          "database (another instance may serve the fire)";
 	while (w) {
 		struct mark_wait *next = w->next;
 		struct xact_key *k =

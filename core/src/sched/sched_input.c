@@ -17,20 +17,28 @@
  * while the daemon was down. */
 static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 {
-	char at[32], why[160];
+	char at[32], why[240];
 	if (cron_time_format(o->scheduled_us / 1000000, at, sizeof(at)) < 0)
 		at[0] = '\0';
-	snprintf(why, sizeof(why),
-	         "the fire at %s was claimed by instance %s, which %s before running it", at,
-	         o->dead,
-	         o->stopped || strcmp(o->dead, cluster_instance(j->s->cluster)) == 0 ? "was stopped"
-	                                                                             : "died");
+	if (o->silent)
+		snprintf(why, sizeof(why),
+		         "the fire at %s was claimed by instance %s, which has neither started it "
+		         "nor sent a heartbeat since (frozen, cut off or stalled)",
+		         at, o->dead);
+	else
+		snprintf(why, sizeof(why),
+		         "the fire at %s was claimed by instance %s, which %s before running it",
+		         at, o->dead,
+		         o->stopped || strcmp(o->dead, cluster_instance(j->s->cluster)) == 0
+		             ? "was stopped"
+		             : "died");
 	if (!j->enabled)
 		return;
-	if (o->stopped) {
+	if (o->stopped || o->silent) {
 		/* a stop's NOTIFY comes about at the instant: this process may not have fired it
 		 * yet (its timer claims it, now that the claim is gone), or a run of it still asks
-		 * for that claim; either serves it, and a catch-up beside it would be a second */
+		 * for that claim; either serves it, and a catch-up beside it would be a second
+		 * (a silent instance's fire is seconds old, but this loop may be late too) */
 		const struct run *mine[] = {j->active, j->pending, j->parked};
 		if (j->next_fire != CRON_NEVER && j->next_fire <= o->scheduled_us / 1000000)
 			return;
@@ -46,7 +54,7 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		sched_fire_run(r);
 		return;
 	}
-	char msg[200];
+	char msg[280];
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
 	struct run *r = sched_run_new(j, o->scheduled_us, "schedule");
