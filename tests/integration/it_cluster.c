@@ -834,10 +834,14 @@ START_TEST(silent_holders_claims_are_served)
 	if (frozen < 15)
 		itest_sleep(15 - frozen); /* the fault's length, by design */
 	ck_assert_int_eq(kill(a.pid, SIGCONT), 0);
+	char *blog = itest_read_file(b.log);
+	size_t blen = strlen(blog);
 	ck_assert_msg(served && alive == 1,
 	              "la's fires %s of the instant not all served by lb while la was frozen (la "
-	              "%s):\n%s",
-	              held, alive ? "not found dead" : "found dead", itest_read_file(b.log));
+	              "%s); lb's log ends:\n%s",
+	              held, alive ? "not found dead" : "found dead",
+	              blen > 2000 ? blog + blen - 2000 : blog); /* Check bounds its messages */
+	free(blog);
 	/* the run in flight at the stop ended well once la was back */
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
