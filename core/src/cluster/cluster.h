@@ -119,7 +119,8 @@ void cluster_serve_unserved(struct cluster *c);
  * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
  * stopped set). No-op without schema step 17 or a connection. */
 void cluster_serve_stopped(struct cluster *c);
-/* After each heartbeat, with other instances live: serve the scheduled fires a live but
+/* After a heartbeat that found another instance's heartbeat late (by half its period: only
+ * then is the statement sent), with other instances live: serve the scheduled fires a live but
  * silent instance claimed and has not started, once the instant is past by its heartbeat's
  * period and a margin (half that period, at least 1 s) and it has not beaten since the
  * instant (frozen, cut off, its loop stalled): hooks.orphan, unserved and silent set. The

@@ -224,7 +224,8 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 		if (!skewed && c->hooks.clock_offset)
 			c->hooks.clock_offset(c->hooks.arg, off_us);
 	}
-	cluster_serve_leased(c);
+	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
+		cluster_serve_leased(c);
 }
 
 /* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
