@@ -761,6 +761,11 @@ START_TEST(silent_holders_claims_are_served)
 	strcat(jobs, ");\n");
 	itest_inst_init(&a, &e, "la", jobs_a);
 	itest_inst_init(&b, &e, "lb", jobs);
+	/* la is silent up to 15 s and its last heartbeat up to 5 s before that: it must not be
+	 * found dead (its heartbeat's period stays 5 s, so its claims' lease is 7.5 s) */
+	char *conf = itest_read_file(a.conf);
+	itest_write_file(a.conf, "cluster_dead_after = \"30s\";\n%s", conf);
+	free(conf);
 	itest_inst_start(&a);
 	itest_inst_start(&b);
 	wait_live(&e, &a);
@@ -803,9 +808,15 @@ START_TEST(silent_holders_claims_are_served)
 		if (!before)
 			continue;
 		free(before);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 > (double)instant - 0.02)
+			continue; /* too close to the instant (a loaded machine): the next second */
 		ck_assert_int_eq(kill(a.pid, SIGSTOP), 0);
 		clock_gettime(CLOCK_MONOTONIC, &stopped);
-		held = itest_scalar(e.db, sql); /* what it had not started when it stopped */
+		/* what it had not started when it stopped (a start mark it sent just before has
+		 * landed by now) */
+		itest_sleep(0.3);
+		held = itest_scalar(e.db, sql);
 		if (!held)
 			ck_assert_int_eq(kill(a.pid, SIGCONT), 0);
 	}
@@ -854,6 +865,26 @@ START_TEST(silent_holders_claims_are_served)
 	itest_sleep(2); /* la, back, has met its runs of those fires */
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
+	/* not before the lease (7.5 s after the instant, by the database's clock) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = ANY ('%s')"
+	         " AND scheduled_time = to_timestamp(%lld) AND instance = 'lb'"
+	         " AND start_time < to_timestamp(%lld) + interval '7 seconds'",
+	         held, instant, instant);
+	itest_assert_scalar(e.db, sql, "0");
+	/* la, back, ran none of those fires: its rows of them are the refusal of its run's start,
+	 * or the skip its timer's catch-up folds its missed fires into (written for the first
+	 * one, this instant, whether or not another instance served it: still open, issue 24) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s: %%s', job_name, status, return_message), '; ')"
+	         " FROM pgcrond.job_run_details WHERE job_name = ANY ('%s')"
+	         " AND scheduled_time = to_timestamp(%lld) AND instance = 'la'"
+	         " AND NOT (status = 'skipped' AND (return_message LIKE"
+	         "  'not started: this instance no longer holds the fire''s claim%%'"
+	         "  OR return_message ~ '^[0-9]+ fires? (from|at) .* missed \\(the timer woke'))",
+	         held, instant);
+	char *odd = itest_scalar(e.db, sql);
+	ck_assert_msg(!odd, "la's rows of the fires lb served: %s", odd);
 	/* each fire of the instant ran once; nothing ran twice, or without its row */
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE 'g_'"

@@ -98,9 +98,6 @@ static const char sql_unlock[] =
     " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
     "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
 /* The heartbeat, and who else is live. */
 static const char sql_beat[] =
     "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version,"
@@ -130,18 +127,16 @@ static const char sql_beat[] =
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
     "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
-    /* others not stopped whose heartbeat is late by half its period (at least 1 s): a claim
-     * of theirs may have outlived its lease (cluster_serve_leased, which looks only then) */
+    /* others not stopped whose heartbeat is late by a claim's lease: a claim of theirs may
+     * have outlived it (cluster_serve_leased, which looks only then) */
     " (SELECT pg_catalog.count(*) FROM pgcrond.instance s"
     "   WHERE s.name OPERATOR(pg_catalog.<>) $1 AND s.stopped_at IS NULL"
     "    AND s.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "     ((LEAST(" STR(CLUSTER_HEARTBEAT_MS) ", COALESCE(s.dead_after_ms, " STR(
-        CLUSTER_DEAD_MS) ") OPERATOR(pg_catalog./) 4) OPERATOR(pg_catalog.*) 3"
-                         "      OPERATOR(pg_catalog./) 2)::pg_catalog.float8 OPERATOR(pg_catalog.*)"
-                         "      interval '1 millisecond'))"
-                         "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() "
-                         "OPERATOR(pg_catalog.-)"
-                         "     interval '2 minutes'))";
+    "     (" SQL_LEASE_MS(
+        "s") "::pg_catalog.float8 OPERATOR(pg_catalog.*)"
+             "      interval '1 millisecond'))"
+             "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+             "     interval '2 minutes'))";
 
 /* The instance's name (docs/security.md "Locks and notifications"): its row in
  * pgcrond.instance records the session that holds it (backend pid and start, as

@@ -119,13 +119,14 @@ void cluster_serve_unserved(struct cluster *c);
  * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
  * stopped set). No-op without schema step 17 or a connection. */
 void cluster_serve_stopped(struct cluster *c);
-/* After a heartbeat that found another instance's heartbeat late (by half its period: only
+/* After a heartbeat that found another instance's heartbeat late by a claim's lease (only
  * then is the statement sent), with other instances live: serve the scheduled fires a live but
  * silent instance claimed and has not started, once the instant is past by its heartbeat's
  * period and a margin (half that period, at least 1 s) and it has not beaten since the
  * instant (frozen, cut off, its loop stalled): hooks.orphan, unserved and silent set. The
  * claim is taken in the database, so the holder's run, if it comes, is refused its start
- * (cluster_note_start). No-op without schema step 17 or a connection. */
+ * (cluster_note_start). An answer that comes once this process is stopping gives the
+ * claims back to their holders. No-op without schema steps 17 and 18 or a connection. */
 void cluster_serve_leased(struct cluster *c);
 /* This process is stopping (its scheduler drains): it takes over nothing more, neither
  * another stopped instance's fires nor its pending work (coord.c), which it could not run. */

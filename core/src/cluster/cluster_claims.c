@@ -431,8 +431,7 @@ void cluster_send_claims(struct cluster *c)
 	free(keys);
 }
 
-/* A text[] literal of V[0..N). */
-static char *strings_literal(const char *const *v, size_t n)
+char *cluster_strings_literal(const char *const *v, size_t n)
 {
 	size_t cap = 3;
 	for (size_t i = 0; i < n; i++)
@@ -462,7 +461,7 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 {
 	if (!cluster_ready(c))
 		return -ENOTCONN;
-	char *j = strings_literal(jobs, n), *k = strings_literal(keys, n);
+	char *j = cluster_strings_literal(jobs, n), *k = cluster_strings_literal(keys, n);
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};

@@ -529,30 +529,73 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 	" pg_catalog.to_timestamp(CASE WHEN c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"   \
 	" THEN" SQL_UNSERVED_INSTANT " END)"
 static const char sql_leased[] =
-    "WITH unserved AS (" SQL_UNSERVED_DELETE "  USING (SELECT name, boot_id, last_seen,"
-    /* its heartbeat's period (cluster_set_dead_after); LEAST, GREATEST and COALESCE are
-     * syntax, not functions */
-    "    LEAST($2::pg_catalog.int4, COALESCE(dead_after_ms, $3::pg_catalog.int4)"
-    "     OPERATOR(pg_catalog./) 4) AS beat"
-    "    FROM pgcrond.instance WHERE stopped_at IS NULL AND name OPERATOR(pg_catalog.<>) $1) i"
-    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name"
-    "   AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
+    "WITH unserved AS (" SQL_UNSERVED_DELETE "  USING pgcrond.instance i"
+    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NULL"
+    "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
     "   AND c.claimed_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
     "    interval '2 minutes')"
     "   AND i.last_seen OPERATOR(pg_catalog.<) " SQL_LEASE_INSTANT "   AND " SQL_LEASE_INSTANT
     " OPERATOR(pg_catalog.<)"
-    "    (pg_catalog.now() OPERATOR(pg_catalog.-) ((i.beat OPERATOR(pg_catalog.+)"
-    "     GREATEST(i.beat OPERATOR(pg_catalog./) 2, 1000))::pg_catalog.float8"
-    "     OPERATOR(pg_catalog.*) interval '1 millisecond'))"
-    "   AND EXISTS (SELECT FROM pgcrond.instance_job ij"
-    "    WHERE ij.instance OPERATOR(pg_catalog.=) $1"
-    "     AND ij.job_name OPERATOR(pg_catalog.=) c.job_name)"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
-    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
-    "  pg_catalog.to_char(i.last_seen AT TIME ZONE 'UTC',"
-    "   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS seen)"
-    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, seen FROM unserved"
-    " ORDER BY name, s";
+    "    (pg_catalog.now() OPERATOR(pg_catalog.-) (" SQL_LEASE_MS(
+        "i") "::pg_catalog.float8"
+             "     OPERATOR(pg_catalog.*) interval '1 millisecond'))"
+             "   AND EXISTS (SELECT FROM pgcrond.instance_job ij"
+             "    WHERE ij.instance OPERATOR(pg_catalog.=) $1"
+             "     AND ij.job_name OPERATOR(pg_catalog.=) c.job_name)"
+             "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
+             " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
+             "  pg_catalog.to_char(i.last_seen AT TIME ZONE 'UTC',"
+             "   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS seen, c.boot_id, c.fire_key)"
+             " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, seen, boot_id, fire_key"
+             " FROM unserved"
+             " ORDER BY name, s";
+
+/* A lease's answer that comes once this process stops: its scheduler takes over nothing
+ * more, so the claims go back to their holders as they were ($1 jobs, $2 keys, $3 instances,
+ * $4 boot ids), to be run by them when they are back, or served when they are found dead. */
+static const char sql_lease_back[] =
+    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
+    " SELECT u.j, u.k, u.i, u.b, false"
+    " FROM pg_catalog.unnest($1::pg_catalog.text[], $2::pg_catalog.text[],"
+    "  $3::pg_catalog.text[], $4::pg_catalog.text[]) AS u(j, k, i, b)"
+    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\" ON CONFLICT DO NOTHING";
+
+static void lease_back_done(void *arg, const struct pg_result *res, const char *err,
+                            const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err && *err)
+		log_warning(
+		    "cluster: could not give the claims of a silent instance back while "
+		    "stopping (those fires are served when it is found dead, or not at all): "
+		    "%s",
+		    err);
+}
+
+static void lease_back(struct cluster *c, const PGresult *r)
+{
+	size_t n = (size_t)PQntuples(r);
+	const char **v = calloc(4 * n, sizeof(*v));
+	char *lit[4] = {NULL, NULL, NULL, NULL};
+	const int cols[4] = {1, 5, 0, 4}; /* job, key, instance, boot id */
+	bool ok = v != NULL;
+	for (int f = 0; ok && f < 4; f++) {
+		for (size_t i = 0; i < n; i++)
+			v[f * n + i] = PQgetvalue(r, (int)i, cols[f]);
+		ok = (lit[f] = cluster_strings_literal(v + f * n, n)) != NULL;
+	}
+	log_notice("cluster: stopping: %zu claim(s) of silent instance \"%s\" taken over just now "
+	           "go back to it",
+	           n, PQgetvalue(r, 0, 0));
+	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
+	if (!ok || cluster_submit(c, sql_lease_back, 4, p, lease_back_done, c) < 0)
+		lease_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
+	for (int f = 0; f < 4; f++)
+		free(lit[f]);
+	free(v);
+}
 
 static void leased_done(void *arg, const struct pg_result *res, const char *err,
                         const char *sqlstate)
@@ -567,6 +610,10 @@ static void leased_done(void *arg, const struct pg_result *res, const char *err,
 		return;
 	}
 	log_complaint_reset(&c->lease_complaint);
+	if (c->stopping && r && PQntuples(r) > 0) {
+		lease_back(c, r);
+		return;
+	}
 	for (int i = 0; r && i < PQntuples(r); i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		if (i == 0 || strcmp(name, PQgetvalue(r, i - 1, 0)) != 0)
@@ -592,11 +639,8 @@ void cluster_serve_leased(struct cluster *c)
 {
 	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed || c->refused)
 		return;
-	char beat[24], dead[24];
-	snprintf(beat, sizeof(beat), "%d", CLUSTER_HEARTBEAT_MS);
-	snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
-	const char *p[] = {c->instance, beat, dead};
-	if (cluster_submit(c, sql_leased, 3, p, leased_done, c) < 0)
+	const char *p[] = {c->instance};
+	if (cluster_submit(c, sql_leased, 1, p, leased_done, c) < 0)
 		log_debug(
 		    "cluster: not connected: a silent instance's claims are looked for at the "
 		    "next heartbeat");

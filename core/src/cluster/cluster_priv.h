@@ -42,6 +42,18 @@
  * the server the runs still to start needed. Short, since another instance's claim of the
  * job's next fire finds the job busy until its lock is back. */
 #define UNLOCK_HOLD_MS 60
+#define CLUSTER_STR_(x) #x
+#define CLUSTER_STR(x) CLUSTER_STR_(x)
+/* SQL: the heartbeat period (cluster_set_dead_after) of the instance whose pgcrond.instance
+ * row is A, and a claim's lease past the fire's instant: that period plus half of it, at least
+ * 1 s (docs/faults.md "A claim has a lease"), in ms. LEAST, GREATEST and COALESCE are
+ * syntax, not functions. */
+#define SQL_BEAT_MS(a)                                                                             \
+	"LEAST(" CLUSTER_STR(CLUSTER_HEARTBEAT_MS) ", COALESCE(" a ".dead_after_ms, " CLUSTER_STR( \
+	    CLUSTER_DEAD_MS) ") OPERATOR(pg_catalog./) 4)"
+#define SQL_LEASE_MS(a)                                                                            \
+	"(" SQL_BEAT_MS(a) " OPERATOR(pg_catalog.+) GREATEST(" SQL_BEAT_MS(                        \
+	    a) " OPERATOR(pg_catalog./) 2, 1000))"
 /* The name is held by another session: look again after a heartbeat has had time to move. */
 #define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
 /* Claims older than this are purged (catch-up compares with the history, not the claims). */
@@ -248,6 +260,8 @@ void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr);
 char *cluster_array_literal(struct claim *from, size_t n, bool keys);
+/* A text[] literal of V[0..N) (malloc'd; NULL if out of memory). */
+char *cluster_strings_literal(const char *const *v, size_t n);
 void cluster_send_claims(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
