@@ -620,6 +620,33 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 }
 END_TEST
 
+/* Instances A and B (named NA and NB) on E, not started, each with N jobs g0..g<N-1> every
+ * second (SELECT 1, or with RAN an INSERT of its name into table ran), and A alone also
+ * "busy" every second, its other keys BUSY. */
+static void pair_with_busy(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                           const char *na, const char *nb, int n, bool ran, const char *busy)
+{
+	char jobs[2048] = "jobs = (\n", cmd[256], jobs_a[2560];
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(jobs);
+		if (ran)
+			snprintf(cmd, sizeof(cmd), "INSERT INTO ran (job) VALUES ('g%d')", i);
+		else
+			snprintf(cmd, sizeof(cmd), "SELECT 1");
+		snprintf(jobs + len, sizeof(jobs) - len,
+		         "  { name = \"g%d\"; command = \"%s\"; database = \"app\";"
+		         " schedule = \"* * * * * *\"; }%s\n",
+		         i, cmd, i < n - 1 ? "," : "");
+	}
+	snprintf(jobs_a, sizeof(jobs_a),
+	         "%s,\n  { name = \"busy\"; database = \"app\"; schedule = \"* * * * * *\"; %s }"
+	         "\n);\n",
+	         jobs, busy);
+	strcat(jobs, ");\n");
+	itest_inst_init(a, e, na, jobs_a);
+	itest_inst_init(b, e, nb, jobs);
+}
+
 /* An instance stopped 40 ms before an instant: the other instance runs every fire of the
  * instant, once. The stop keeps its claims within 50 ms of their instant (the other may
  * have asked for them already), and the other serves those once the stopped instance's row
@@ -632,25 +659,11 @@ START_TEST(stop_gives_back_early_claims)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	char jobs[2048] = "jobs = (\n";
 	cluster_db(&e, _i == 0 ? "cl-giveback" : "cl-giveback-late");
-	for (int i = 0; i < 8; i++) {
-		size_t n = strlen(jobs);
-		snprintf(jobs + n, sizeof(jobs) - n,
-		         "  { name = \"g%d\"; command = \"SELECT 1\"; database = \"app\";"
-		         " schedule = \"* * * * * *\"; }%s\n",
-		         i, i < 7 ? "," : "");
-	}
 	/* gb1 alone also runs "busy", one run after the other: a run in flight when it stops,
 	 * which the stop waits for before its row says stopped */
-	char jobs_a[2304];
-	snprintf(jobs_a, sizeof(jobs_a),
-	         "%s,\n  { name = \"busy\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
-	         " schedule = \"* * * * * *\"; overlap = \"queue\"; }\n);\n",
-	         jobs);
-	strcat(jobs, ");\n");
-	itest_inst_init(&a, &e, "gb1", jobs_a);
-	itest_inst_init(&b, &e, "gb2", jobs);
+	pair_with_busy(&e, &a, &b, "gb1", "gb2", 8, false,
+	               "command = \"SELECT pg_sleep(3)\"; overlap = \"queue\";");
 	itest_inst_start(&a);
 	itest_inst_start(&b);
 	wait_live(&e, &a);
@@ -744,23 +757,9 @@ START_TEST(silent_holders_claims_are_served)
 	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
 	                 " clock_timestamp()); CREATE SEQUENCE public.busy_try;"
 	                 "GRANT ALL ON public.ran, public.busy_try TO PUBLIC");
-	char jobs[2048] = "jobs = (\n";
-	for (int i = 0; i < 6; i++) {
-		size_t n = strlen(jobs);
-		snprintf(jobs + n, sizeof(jobs) - n,
-		         "  { name = \"g%d\"; command = \"INSERT INTO ran (job) VALUES ('g%d')\";"
-		         " database = \"app\"; schedule = \"* * * * * *\"; }%s\n",
-		         i, i, i < 5 ? "," : "");
-	}
-	char jobs_a[2560];
-	snprintf(jobs_a, sizeof(jobs_a),
-	         "%s,\n  { name = \"busy\"; database = \"app\"; schedule = \"* * * * * *\";"
-	         " command = \"SELECT pg_sleep(CASE WHEN nextval('busy_try') = 1 THEN 18"
-	         " ELSE 0 END)\"; }\n);\n",
-	         jobs);
-	strcat(jobs, ");\n");
-	itest_inst_init(&a, &e, "la", jobs_a);
-	itest_inst_init(&b, &e, "lb", jobs);
+	pair_with_busy(&e, &a, &b, "la", "lb", 6, true,
+	               "command = \"SELECT pg_sleep(CASE WHEN nextval('busy_try') = 1 THEN 18"
+	               " ELSE 0 END)\";");
 	/* la is silent up to 15 s and its last heartbeat up to 5 s before that: it must not be
 	 * found dead (its heartbeat's period stays 5 s, so its claims' lease is 7.5 s) */
 	char *conf = itest_read_file(a.conf);
