@@ -177,8 +177,11 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why)
 	struct run *r = sched_run_new(j, instant * 1000000, "schedule");
 	if (!r)
 		return; /* its lock goes at the settle; the fire keeps no row */
+	/* with other instances live, one of them may have served the fire while this process
+	 * missed it (it took the claim over: cluster_serve_leased, or a dead verdict), so the skip
+	 * is written only if the fire's claim is still, or again, this instance's */
 	if (sched_preclaim_take(r, &waits))
-		sched_record_skipped(r, why);
+		sched_skip_claimed(r, why, true);
 	sched_run_unlock(r);
 	sched_run_free(&r);
 }
