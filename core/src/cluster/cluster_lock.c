@@ -586,9 +586,11 @@ static void lease_back(struct cluster *c, const PGresult *r)
 			v[f * n + i] = PQgetvalue(r, (int)i, cols[f]);
 		ok = (lit[f] = cluster_strings_literal(v + f * n, n)) != NULL;
 	}
-	log_notice("cluster: stopping: %zu claim(s) of silent instance \"%s\" taken over just now "
-	           "go back to it",
-	           n, PQgetvalue(r, 0, 0));
+	/* the rows are by instance: several silent ones may be among them */
+	log_notice(
+	    "cluster: stopping: %zu claim(s) just taken over from silent instance(s) go back "
+	    "to their holders (the first: \"%s\")",
+	    n, PQgetvalue(r, 0, 0));
 	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
 	if (!ok || cluster_submit(c, sql_lease_back, 4, p, lease_back_done, c) < 0)
 		lease_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
