@@ -301,6 +301,97 @@ START_TEST(forged_stop_hands_nothing_over)
 }
 END_TEST
 
+/* Reads of the pgcrond tables (sequential and index scans) that the wake-ups of a NOTIFY
+ * flood cause: pending_work (a stop's hand-over), job_pause (the paused set),
+ * cancel_request (overlap = replace). */
+static void table_reads(struct itest_env *e, long long out[3])
+{
+	static const char *const tables[] = {"pending_work", "job_pause", "cancel_request"};
+	for (int i = 0; i < 3; i++)
+		out[i] = itest_env_count(e,
+		                         "SELECT seq_scan + COALESCE(idx_scan, 0)"
+		                         " FROM pg_stat_user_tables"
+		                         " WHERE schemaname = 'pgcrond' AND relname = '%s'",
+		                         tables[i]);
+}
+
+/* A flood of wake-ups from mallory ('stopped', 'pause' and 'cancel <name>', each in its own
+ * transaction, thousands a second) costs each instance a read a second of each kind, not a
+ * read per notification; and a real clean stop in the middle of it is still handed over. */
+START_TEST(notify_flood_costs_a_read_a_second)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	hostile_db(&e, "hl-flood");
+	char s[32], jobs[512];
+	second_soon(s, sizeof(s), 7);
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
+	         s);
+	itest_inst_init(&a, &e, "fa", jobs);
+	itest_inst_init(&b, &e, "fb", jobs);
+	up(&e, &a);
+	up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
+	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),
+	              "no pending retry:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	char *holder = itest_scalar(e.db, "SELECT instance FROM pgcrond.pending_work");
+	ck_assert(holder);
+	bool a_holds = strcmp(holder, a.name) == 0;
+	struct itest_inst *h = a_holds ? &a : &b, *o = a_holds ? &b : &a;
+	free(holder);
+	long long before[3], after[3];
+	itest_sleep(11); /* the instances' start-up reads are in the statistics */
+	table_reads(&e, before);
+
+	PGconn *m = mallory(&e);
+	char flood[512];
+	const int n = 4000;
+	snprintf(flood, sizeof(flood),
+	         "DO $$ BEGIN FOR i IN 1..%d LOOP"
+	         " PERFORM pg_notify('pgcrond_cluster', 'stopped'),"
+	         "  pg_notify('pgcrond_cluster', 'pause'),"
+	         "  pg_notify('pgcrond_cluster', 'cancel %s');"
+	         " COMMIT; END LOOP; END $$",
+	         n, o->name);
+	ck_assert(PQsendQuery(m, flood));
+	itest_sleep(0.3);
+	ck_assert_int_eq(itest_inst_stop(h, SIGTERM), 0); /* a real stop, amid the flood */
+	PGresult *r;
+	bool ok = true;
+	while ((r = PQgetResult(m))) {
+		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
+	ck_assert_msg(ok, "the flood: %s", PQerrorMessage(m));
+	PQfinish(m);
+
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 0 FROM pgcrond.pending_work"
+	                             " WHERE instance = '%s'",
+	                             h->name),
+	              "the stopped instance's retry was not taken over:\n%s", itest_tail(o->log));
+	ck_assert_msg(itest_wait_log(o->log, "taking over a retry run", 5),
+	              "no take-over logged:\n%s", itest_tail(o->log));
+	/* a backend reports its counts at most every second, and within 10 s when idle */
+	itest_sleep(11);
+	table_reads(&e, after);
+	static const char *const what[] = {"pending_work", "job_pause", "cancel_request"};
+	for (int i = 0; i < 3; i++)
+		fprintf(stderr, "DBG %s %lld\n", what[i], after[i] - before[i]);
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(after[i] - before[i] < 100,
+		              "%d notifications of each kind made %lld reads of pgcrond.%s:\n%s", n,
+		              after[i] - before[i], what[i], itest_tail(o->log));
+	itest_inst_stop(o, SIGKILL);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hostile_locks");
@@ -312,6 +403,7 @@ int main(void)
 	    {"graph", forged_graph_success_runs_nothing},
 	    {"trigger", forged_trigger_outcome_is_not_believed},
 	    {"stopped", forged_stop_hands_nothing_over},
+	    {"flood", notify_flood_costs_a_read_a_second},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -269,6 +269,15 @@ char *itest_read_file(const char *path)
 	return buf;
 }
 
+char *itest_tail(const char *path)
+{
+	char *buf = itest_read_file(path);
+	size_t n = strlen(buf);
+	if (n > 2000)
+		memmove(buf, buf + n - 2000, 2001);
+	return buf;
+}
+
 static void drop_privileges(void)
 {
 	if (getuid() != 0)

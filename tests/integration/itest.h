@@ -43,6 +43,8 @@ const char *itest_user(void);
 char *itest_tmpdir(const char *tag);
 void itest_write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *itest_read_file(const char *path); /* malloc'd, "" if missing */
+/* Its last 2,000 bytes at most (a Check message stays whole), malloc'd. */
+char *itest_tail(const char *path);
 /* Headless chromium (Debian's, which scripts/setup installs) on URL with ARGS ("--dump-dom",
  * "--screenshot=FILE", ...) in a 1280x1000 window, its own profile under DIR; its stdout
  * (malloc'd). Fails the test if chromium is missing or fails. */

@@ -1,13 +1,17 @@
 /* Pending work, overlap and the paused set across instances (coord.h; sql/pgcrond--7.sql).
  *
  * Every statement goes through cluster_submit, so it shares the coordination connection,
- * its deadlines and its reconnects; nothing here has a connection or a timer of its own.
+ * its deadlines and its reconnects; nothing here has a connection of its own. The only
+ * timers are the wake-ups' gaps (struct wake): any role may NOTIFY the channel, so each kind
+ * of wake-up reads its rows once at a time, and those that are not about fan-in at most once
+ * a second.
  * Statements are sent only while the connection holds the instance's name: a survivor can
  * only take over what was written, and a pause made while the database is away is kept in
  * the list of changes to send and reaches the table at the next connect. */
 #include "coord.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -88,21 +92,54 @@ struct change {
 	bool sent;
 };
 
+/* The kinds of wake-up (a NOTIFY's payload), each a pass of statements that reads the rows it
+ * is about. */
+enum wake_kind { WAKE_GRAPH, WAKE_PAUSED, WAKE_CANCELS, WAKE_STOPPED, WAKE_KINDS };
+
+/* A NOTIFY costs its sender one statement and every instance a pass: at most one pass of a
+ * kind is under way, and the wake-ups that come meanwhile make one more pass after it (what
+ * they woke for is in the rows by then). A kind with a gap also starts at most one pass per
+ * gap, so that a role flooding the channel costs each instance a statement a second, not one
+ * per notification. The fan-in's reads have none: a late read would delay a downstream. */
+struct wake {
+	struct coord *co;
+	enum wake_kind kind;
+	struct event *gap;
+	bool busy;  /* a pass's answer is awaited */
+	bool again; /* woken since the pass began */
+};
+
+#define WAKE_GAP_MS 1000
+
 struct coord {
 	struct cluster *c;
 	struct coord_hooks hooks;
+	struct wake wake[WAKE_KINDS];
 	struct change *changes;
 	bool schema_missing; /* step 7 is not installed: said once, nothing sent */
 	struct log_complaint complaint;
 };
 
-int coord_open(struct cluster *c, const struct coord_hooks *hooks, struct coord **out)
+static void on_gap(evutil_socket_t fd, short what, void *arg);
+
+int coord_open(struct event_base *base, struct cluster *c, const struct coord_hooks *hooks,
+               struct coord **out)
 {
 	struct coord *co = calloc(1, sizeof(*co));
 	if (!co)
 		return -ENOMEM;
 	co->c = c;
 	co->hooks = *hooks;
+	for (int k = 0; k < WAKE_KINDS; k++) {
+		struct wake *w = &co->wake[k];
+		w->co = co;
+		w->kind = (enum wake_kind)k;
+		if (k != WAKE_GRAPH && !(w->gap = evtimer_new(base, on_gap, w))) {
+			*out = co;
+			coord_free(out);
+			return -ENOMEM;
+		}
+	}
 	*out = co;
 	return 0;
 }
@@ -112,6 +149,9 @@ void coord_free(struct coord **cop)
 	struct coord *co = *cop;
 	if (!co)
 		return;
+	for (int k = 0; k < WAKE_KINDS; k++)
+		if (co->wake[k].gap)
+			event_free(co->wake[k].gap);
 	while (co->changes) {
 		struct change *ch = co->changes;
 		co->changes = ch->next;
@@ -141,14 +181,58 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 	return true;
 }
 
-static void submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
+/* Whether the statement was queued (FN is then called once). */
+static bool submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
                    cluster_result_fn fn)
 {
 	if (co->schema_missing || !cluster_ready(co->c))
-		return;
+		return false;
 	int rc = cluster_submit(co->c, sql, n, p, fn, co);
 	if (rc < 0 && rc != -ENOTCONN)
 		log_warning("cluster: %s: %s", what, strerror(-rc));
+	return rc == 0;
+}
+
+/* ---- wake-ups -------------------------------------------------------------------------- */
+
+static bool pass_send(struct coord *co, enum wake_kind kind);
+
+static void pass_start(struct wake *w)
+{
+	w->again = false;
+	w->busy = pass_send(w->co, w->kind);
+	if (w->busy && w->gap) {
+		struct timeval tv = {WAKE_GAP_MS / 1000, (WAKE_GAP_MS % 1000) * 1000};
+		evtimer_add(w->gap, &tv);
+	}
+}
+
+/* A wake-up of KIND (a notification, or a connect's first read). */
+static void wake(struct coord *co, enum wake_kind kind)
+{
+	struct wake *w = &co->wake[kind];
+	if (w->busy || (w->gap && evtimer_pending(w->gap, NULL)))
+		w->again = true;
+	else
+		pass_start(w);
+}
+
+/* The answer of KIND's pass came (or its connection was lost). */
+static void pass_answered(struct coord *co, enum wake_kind kind)
+{
+	struct wake *w = &co->wake[kind];
+	w->busy = false;
+	if (w->again && !(w->gap && evtimer_pending(w->gap, NULL)))
+		pass_start(w);
+}
+
+static void on_gap(evutil_socket_t fd, short what, void *arg)
+{
+	struct wake *w = arg;
+	(void)fd;
+	(void)what;
+	if (w->again && !w->busy)
+		pass_start(w);
 }
 
 /* ---- pending work ---------------------------------------------------------------------- */
@@ -237,15 +321,22 @@ static void take(struct coord *co, const char *instance, const char *boot_id)
 	submit(co, "cannot take over pending work", sql_take, 2, p, take_done);
 }
 
+static void stopped_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
+{
+	pass_answered(arg, WAKE_STOPPED);
+	take_done(arg, r, err, sqlstate);
+}
+
 /* Some instance stopped cleanly (a wake-up: the payload names nothing we trust): what the
- * stopped instances left is ours to run. */
-static void stopped(struct coord *co)
+ * stopped instances left is ours to run. The scheduled fires' statement goes first, so the
+ * pass ends with the answer about the pending work. */
+static bool stopped(struct coord *co)
 {
 	if (cluster_is_stopping(co->c))
-		return; /* its work would be taken and dropped here */
+		return false; /* its work would be taken and dropped here */
 	const char *p[] = {cluster_instance(co->c)};
-	submit(co, "cannot take over pending work", sql_take_stopped, 1, p, take_done);
 	cluster_serve_stopped(co->c);
+	return submit(co, "cannot take over pending work", sql_take_stopped, 1, p, stopped_done);
 }
 
 /* ---- overlap across instances ---------------------------------------------------------- */
@@ -271,6 +362,7 @@ void coord_cancel_other(struct coord *co, const char *job)
 static void cancels_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
 {
 	struct coord *co = arg;
+	pass_answered(co, WAKE_CANCELS);
 	if (failed(co, "cannot read cancel requests", err, sqlstate) || !r)
 		return;
 	for (int i = 0; i < PQntuples(r); i++)
@@ -278,17 +370,12 @@ static void cancels_done(void *arg, const PGresult *r, const char *err, const ch
 			co->hooks.cancel(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
 
-static void read_cancels(struct coord *co)
-{
-	const char *p[] = {cluster_instance(co->c)};
-	submit(co, "cannot read cancel requests", sql_cancels, 1, p, cancels_done);
-}
-
 /* ---- the paused set -------------------------------------------------------------------- */
 
 static void paused_done(void *arg, const PGresult *r, const char *err, const char *sqlstate)
 {
 	struct coord *co = arg;
+	pass_answered(co, WAKE_PAUSED);
 	if (failed(co, "cannot read the paused jobs", err, sqlstate) || !r)
 		return;
 	size_t n = (size_t)PQntuples(r), extra = 0;
@@ -312,11 +399,6 @@ static void paused_done(void *arg, const PGresult *r, const char *err, const cha
 	if (co->hooks.follow_paused(co->hooks.arg, names, n) && co->hooks.paused_changed)
 		co->hooks.paused_changed(co->hooks.arg);
 	free(names);
-}
-
-static void read_paused(struct coord *co)
-{
-	submit(co, "cannot read the paused jobs", sql_paused, 0, NULL, paused_done);
 }
 
 static void change_sent(void *arg, const PGresult *r, const char *err, const char *sqlstate)
@@ -369,8 +451,6 @@ int coord_pause(struct coord *co, const char *job, bool pause)
 	return ch->sent ? 0 : -ENOTCONN;
 }
 
-static void read_graph(struct coord *co);
-
 /* ---- the connection's events ----------------------------------------------------------- */
 
 void coord_identity(struct coord *co)
@@ -382,10 +462,10 @@ void coord_identity(struct coord *co)
 		ch->sent = false;
 	/* what an earlier process of this instance left: ours to run */
 	take(co, cluster_instance(co->c), cluster_boot_id(co->c));
-	read_graph(co); /* and drops what was addressed to an earlier process */
+	wake(co, WAKE_GRAPH); /* and drops what was addressed to an earlier process */
 	send_changes(co);
-	read_paused(co);
-	read_cancels(co);
+	wake(co, WAKE_PAUSED);
+	wake(co, WAKE_CANCELS);
 	/* a run waiting for another instance's end may have missed it while we were away */
 	co->hooks.ended(co->hooks.arg, NULL);
 }
@@ -436,16 +516,30 @@ void coord_graph(struct coord *co, const char *job, bool started)
 static void graph_read(void *arg, const PGresult *r, const char *err, const char *sqlstate)
 {
 	struct coord *co = arg;
+	pass_answered(co, WAKE_GRAPH);
 	if (failed(co, "cannot read the other instances' graph runs", err, sqlstate) || !r)
 		return;
 	for (int i = 0; i < PQntuples(r); i++)
 		co->hooks.graph(co->hooks.arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)[0] == 't');
 }
 
-static void read_graph(struct coord *co)
+static bool pass_send(struct coord *co, enum wake_kind kind)
 {
-	const char *p[] = {cluster_instance(co->c), cluster_boot_id(co->c)};
-	submit(co, "cannot read the other instances' graph runs", sql_graph_read, 2, p, graph_read);
+	const char *me[] = {cluster_instance(co->c), cluster_boot_id(co->c)};
+	switch (kind) {
+	case WAKE_GRAPH:
+		return submit(co, "cannot read the other instances' graph runs", sql_graph_read, 2,
+		              me, graph_read);
+	case WAKE_PAUSED:
+		return submit(co, "cannot read the paused jobs", sql_paused, 0, NULL, paused_done);
+	case WAKE_CANCELS:
+		return submit(co, "cannot read cancel requests", sql_cancels, 1, me, cancels_done);
+	case WAKE_STOPPED:
+		return stopped(co);
+	case WAKE_KINDS:
+		break;
+	}
+	return false;
 }
 
 void coord_notified(struct coord *co, const char *payload)
@@ -454,14 +548,14 @@ void coord_notified(struct coord *co, const char *payload)
 		return;
 	/* wake-ups only: each reads the rows it is about, never takes a fact from PAYLOAD */
 	if (strcmp(payload, "graph") == 0)
-		read_graph(co);
+		wake(co, WAKE_GRAPH);
 	else if (strncmp(payload, "end ", 4) == 0)
 		co->hooks.ended(co->hooks.arg, payload + 4); /* claims again: the row decides */
 	else if (strcmp(payload, "stopped") == 0)
-		stopped(co);
+		wake(co, WAKE_STOPPED);
 	else if (strcmp(payload, "pause") == 0)
-		read_paused(co);
+		wake(co, WAKE_PAUSED);
 	else if (strncmp(payload, "cancel ", 7) == 0 &&
 	         strcmp(payload + 7, cluster_instance(co->c)) == 0)
-		read_cancels(co);
+		wake(co, WAKE_CANCELS);
 }

@@ -17,8 +17,9 @@
  *   on this instance alone (kept in state_dir) and reach the table when it is back.
  *
  * A NOTIFY on CLUSTER_CHANNEL is a wake-up only: what is done is read from the rows, which
- * PostgreSQL's grants protect. Never blocks the loop. Without step 7 of the schema each
- * part says once that 'pgcrond install' is needed and the instance works as before. */
+ * PostgreSQL's grants protect, one read of a kind at a time, and at most one a second except
+ * the fan-in's (any role may send a flood). Never blocks the loop. Without step 7 of the schema
+ * each part says once that 'pgcrond install' is needed and the instance works as before. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,10 +62,11 @@ struct coord_hooks {
 	void *arg;
 };
 
-/* On cluster C with HOOKS (copied; every hook but paused_changed is required). Returns 0 or
- * -ENOMEM. */
-int coord_open(struct cluster *c, const struct coord_hooks *hooks, struct coord **out)
-    __attribute__((warn_unused_result));
+/* On cluster C with HOOKS (copied; every hook but paused_changed is required), on BASE (the
+ * wake-ups' gaps). Returns 0 or -ENOMEM. */
+struct event_base;
+int coord_open(struct event_base *base, struct cluster *c, const struct coord_hooks *hooks,
+               struct coord **out) __attribute__((warn_unused_result));
 void coord_free(struct coord **co);
 
 /* cluster.h's hooks, forwarded by the daemon: the name is ours again (after a connect), an

@@ -756,7 +756,7 @@ int daemon_main(const char *config_path)
 	                         .follow_paused = hook_follow_paused,
 	                         .paused_changed = cluster_paused_changed,
 	                         .arg = &d};
-	if (d.cluster && coord_open(d.cluster, &ch, &d.coord) < 0) {
+	if (d.cluster && coord_open(d.base, d.cluster, &ch, &d.coord) < 0) {
 		log_error("out of memory");
 		goto out;
 	}
