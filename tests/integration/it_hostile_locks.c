@@ -380,11 +380,11 @@ START_TEST(notify_flood_costs_a_read_a_second)
 	table_reads(&e, after);
 	static const char *const what[] = {"pending_work", "job_pause", "cancel_request"};
 	for (int i = 0; i < 3; i++)
-		fprintf(stderr, "DBG %s %lld\n", what[i], after[i] - before[i]);
-	for (int i = 0; i < 3; i++)
-		ck_assert_msg(after[i] - before[i] < 100,
-		              "%d notifications of each kind made %lld reads of pgcrond.%s:\n%s", n,
-		              after[i] - before[i], what[i], itest_tail(o->log));
+		for (int i = 0; i < 3; i++)
+			ck_assert_msg(
+			    after[i] - before[i] < 100,
+			    "%d notifications of each kind made %lld reads of pgcrond.%s:\n%s", n,
+			    after[i] - before[i], what[i], itest_tail(o->log));
 	itest_inst_stop(o, SIGKILL);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
