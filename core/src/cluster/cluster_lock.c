@@ -521,8 +521,10 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
  * merely runs late (a queued run, a busy pool) keeps its claims. Fenced as a dead instance's
  * claims are: the holder's mark is written only while the claim is still its own (the row
  * lock orders the two), so the holder, back, sends nothing for a fire taken here. Only jobs
- * this instance defines ($1's rows in pgcrond.instance_job): another one would drop them. By
- * the database's clock only. */
+ * this instance defines as the holder does ($1's rows in pgcrond.instance_job, with the
+ * holder's hash): another one would drop them, and one defined otherwise (a rolling config
+ * change; disabled here) would be served by a definition the holder did not claim by. By the
+ * database's clock only. */
 /* a scheduled fire's instant, NULL for any other key (the cast never sees one: the order in
  * which a WHERE's conditions are evaluated is the planner's) */
 #define SQL_LEASE_INSTANT                                                                          \
@@ -540,7 +542,11 @@ static const char sql_leased[] =
         "i") "::pg_catalog.float8"
              "     OPERATOR(pg_catalog.*) interval '1 millisecond'))"
              "   AND EXISTS (SELECT FROM pgcrond.instance_job ij"
+             "    JOIN pgcrond.instance_job hj"
+             "     ON hj.job_name OPERATOR(pg_catalog.=) ij.job_name"
+             "     AND hj.def_hash OPERATOR(pg_catalog.=) ij.def_hash"
              "    WHERE ij.instance OPERATOR(pg_catalog.=) $1"
+             "     AND hj.instance OPERATOR(pg_catalog.=) c.instance"
              "     AND ij.job_name OPERATOR(pg_catalog.=) c.job_name)"
              "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
              " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
