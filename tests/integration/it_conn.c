@@ -231,21 +231,23 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
 	itest_env_main(&e, NULL);
 	itest_env_job(&e, "10-tick.conf",
-	              "job = { name = \"tick\"; schedule = \"* * * * * *\"; retries = 0;\n"
+	              "job = { name = \"tick\"; schedule = \"*/2 * * * * *\"; retries = 0;\n"
 	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
 	itest_env_start(&e);
 	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) >= 2 FROM ticks"));
-	/* kill every idle connection of the daemon to this database, ten times over; in the
-	 * middle of a second (the job fires on the second, and its run takes milliseconds), and
+	/* kill every idle connection of the daemon to this database, ten times over; 0.45 s
+	 * after a fire (the job fires every even second, and its run takes milliseconds), and
 	 * only connections idle for 200 ms: a connection handed to a run between the read of
 	 * pg_stat_activity and the kill would fail that run, rightly (not what this tests). All
-	 * are signalled at once, then the test waits up to 400 ms for them to be gone: a signal
-	 * taken late on a busy machine ended a connection after the next second's run had it */
+	 * are signalled at once, then the test waits up to 1.3 s for them to be gone, before the
+	 * next fire: a backend that takes its signal after a run was handed its connection (it
+	 * looked alive) fails that run, and on a busy machine in CI one took over 0.55 s
+	 * (2026-11-24, the ASan suite; the fires were every second then) */
 	for (int i = 0; i < 10; i++) {
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
-		double frac = now.tv_nsec / 1e9;
-		itest_sleep(frac < 0.45 ? 0.45 - frac : 1.45 - frac);
+		double into = (double)(now.tv_sec % 2) + now.tv_nsec / 1e9;
+		itest_sleep(into < 0.45 ? 0.45 - into : 2.45 - into);
 		char *pids = itest_scalar(
 		    e.db, "SELECT array_agg(pid)::text FROM (SELECT pid, pg_terminate_backend(pid) "
 		          "FROM pg_stat_activity "
@@ -259,7 +261,7 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 			         "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = "
 			         "ANY('%s'))",
 			         pids);
-			itest_wait_sql(e.db, sql, 0.4);
+			itest_wait_sql(e.db, sql, 1.3);
 			free(pids);
 		}
 	}
