@@ -749,7 +749,7 @@ END_TEST
  * stopped ("busy", 18 s, its job defined on it alone, so not served by the other), which ends
  * well. Before 2026-11-24 those fires waited for the frozen instance to come back (and skip
  * them) or to be found dead (20-25 s). g5 is defined differently on lb (a rolling config
- * change: its timeout): its fire stays la's, which meets it when back (before 2026-11-25 lb
+ * change: its timeout): its fire stays la's, which meets it when back (before 2026-11-24 lb
  * served it by its own definition, or dropped it had that been disabled there). */
 START_TEST(silent_holders_claims_are_served)
 {
