@@ -78,15 +78,26 @@ static const char *const sql_claim[] = {
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
  * each is claimed for this instance unless another instance claimed it, without the job's
  * lock (no run follows). A fire this instance claimed before (the statement committed but
- * its answer was lost) is returned too: its run never started. */
-static const char sql_settle[] =
-    "INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id)"
-    " SELECT u.j, u.k, $3, $4"
-    " FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"
-    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""
-    " ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id"
-    " WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"
-    " RETURNING c.job_name, c.fire_key";
+ * its answer was lost) is returned too: its run never started. With schema step 18 ([1])
+ * the claim's `started` is NULL (unless a run of it did start): it is claimed to be recorded
+ * as skipped by this instance, whose record may still be on its way (spooled), so no other
+ * instance serves it, neither past its lease nor once this one is found dead; this
+ * instance's next process serves it if no row was written (cluster_lock.c, sql_unserved).
+ * Before 2026-11-24 it was false, and a survivor that found this instance dead before the
+ * record landed ran the fire beside its `skipped` row. */
+#define SQL_SETTLE(started_col, started, restart)                                                  \
+	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
+	") SELECT u.j, u.k, $3, $4" started                                                        \
+	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"         \
+	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
+	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
+	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
+	" RETURNING c.job_name, c.fire_key"
+static const char *const sql_settle[] = {
+    SQL_SETTLE("", "", ""),
+    SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
+               ", started = CASE WHEN c.started THEN true END"),
+};
 
 /* ---- claims ---------------------------------------------------------------------------- */
 
@@ -465,7 +476,7 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};
-		rc = cluster_submit(c, sql_settle, 4, p, fn, arg);
+		rc = cluster_submit(c, sql_settle[c->xact_table], 4, p, fn, arg);
 	}
 	free(j);
 	free(k);
