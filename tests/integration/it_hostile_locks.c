@@ -252,27 +252,36 @@ static void second_soon(char *out, size_t len, int ahead)
 	snprintf(out, len, "%d * * * * *", (int)((time(NULL) + ahead) % 60));
 }
 
-/* Item 3: 'stopped NAME BOOT' from mallory, naming a live instance with a retry pending: the
- * other instance takes nothing over (the retry runs where and when it is due). */
-START_TEST(forged_stop_hands_nothing_over)
+/* Two instances NA and NB (database TAG) of a job that fails once, 7 s from now, and retries
+ * after 60 s: returns once one of them has the retry pending (pgcrond.pending_work). */
+static void pair_with_pending_retry(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                                    const char *tag, const char *na, const char *nb)
 {
-	struct itest_env e;
-	struct itest_inst a, b;
-	hostile_db(&e, "hl-stop");
+	hostile_db(e, tag);
 	char s[32], jobs[512];
 	second_soon(s, sizeof(s), 7);
 	snprintf(jobs, sizeof(jobs),
 	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
 	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
 	         s);
-	itest_inst_init(&a, &e, "sa", jobs);
-	itest_inst_init(&b, &e, "sb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert_msg(itest_env_wait(&e, 20,
+	itest_inst_init(a, e, na, jobs);
+	itest_inst_init(b, e, nb, jobs);
+	up(e, a);
+	up(e, b);
+	ck_assert_msg(itest_env_wait(e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
 	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),
-	              "no pending retry:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	              "no pending retry:\n%s\n%s", itest_read_file(a->log),
+	              itest_read_file(b->log));
+}
+
+/* Item 3: 'stopped NAME BOOT' from mallory, naming a live instance with a retry pending: the
+ * other instance takes nothing over (the retry runs where and when it is due). */
+START_TEST(forged_stop_hands_nothing_over)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	pair_with_pending_retry(&e, &a, &b, "hl-stop", "sa", "sb");
 	/* the boot id mallory reads in pg_stat_activity.application_name */
 	char *who = itest_scalar(e.db, "SELECT w.instance || ' ' || i.boot_id"
 	                               " FROM pgcrond.pending_work w"
@@ -322,21 +331,7 @@ START_TEST(notify_flood_costs_a_read_a_second)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	hostile_db(&e, "hl-flood");
-	char s[32], jobs[512];
-	second_soon(s, sizeof(s), 7);
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
-	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
-	         s);
-	itest_inst_init(&a, &e, "fa", jobs);
-	itest_inst_init(&b, &e, "fb", jobs);
-	up(&e, &a);
-	up(&e, &b);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
-	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),
-	              "no pending retry:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	pair_with_pending_retry(&e, &a, &b, "hl-flood", "fa", "fb");
 	char *holder = itest_scalar(e.db, "SELECT instance FROM pgcrond.pending_work");
 	ck_assert(holder);
 	bool a_holds = strcmp(holder, a.name) == 0;
