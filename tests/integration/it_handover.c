@@ -545,6 +545,59 @@ START_TEST(clean_stop_hands_retry_over)
 }
 END_TEST
 
+/* A notification's turn that the other instance took while this one was stopping: the other
+ * runs it, and the stopping one writes no row for it (before 2026-11-24 the claim's answer,
+ * coming while the stop drained, wrote "skipped: pgcrond was shutting down" beside the other's
+ * run). The stopping instance's claims wait 1 s before their inserts, so the other's claim
+ * comes first and the stop lands while the answer is on its way. */
+START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	handover_db(&e, "ho-turn");
+	const char *job = "job = { name = \"l\"; command = \"SELECT 1\"; database = \"app\";"
+	                  " listen = \"ch_turn\"; };\n";
+	itest_inst_init(&a, &e, "ta", job);
+	itest_inst_init(&b, &e, "tb", job);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
+	                             " application_name = 'pgcrond listener' AND state = 'idle'"
+	                             " AND query <> '' AND datname = current_database()"),
+	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	itest_exec(e.db, "CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql"
+	                 " AS $$ BEGIN IF pg_backend_pid() = (SELECT backend_pid FROM"
+	                 " pgcrond.instance WHERE name = 'ta') THEN"
+	                 " PERFORM pg_sleep(1); END IF; RETURN NULL; END $$;"
+	                 "CREATE TRIGGER slow_claim BEFORE INSERT ON pgcrond.fire_claim"
+	                 " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_claim()");
+	itest_exec(e.db, "NOTIFY ch_turn, 'one'");
+	/* ta's claim is waiting in the trigger */
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
+	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
+	                             " WHERE i.name = 'ta' AND a.query LIKE '%%fire_claim%%'"
+	                             " AND a.state = 'active')"),
+	              "ta never claimed the turn:\n%s", itest_tail(a.log));
+	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	ck_assert_int_eq(itest_inst_stop(&a, 0), 0);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'l' AND instance = 'tb'"
+	                             " AND status = 'succeeded'"),
+	              "tb did not run the notification:\n%s", itest_tail(b.log));
+	char *rows = itest_scalar(e.db, "SELECT string_agg(format('%s %s: %s', instance, status,"
+	                                " return_message), '; ') FROM pgcrond.job_run_details"
+	                                " WHERE job_name = 'l' AND instance = 'ta'");
+	ck_assert_msg(!rows, "ta's rows of a turn tb took: %s\n%s", rows, itest_tail(a.log));
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -560,6 +613,7 @@ int main(void)
 	    {"queued", dead_instance_queued_downstream_runs_on_survivor},
 	    {"down", pause_while_database_down_reaches_others_later},
 	    {"stop", clean_stop_hands_retry_over},
+	    {"turn", stop_writes_no_row_for_a_turn_the_other_took},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

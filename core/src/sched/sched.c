@@ -522,7 +522,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		return; /* it runs once that run ends (overlap queue or replace) */
 	sched_run_unlock(r);
 	char msg[300];
-	if (s->draining)
+	if (s->draining && v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
