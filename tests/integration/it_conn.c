@@ -261,7 +261,10 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 			         "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = "
 			         "ANY('%s'))",
 			         pids);
-			itest_wait_sql(e.db, sql, 1.3);
+			if (!itest_wait_sql(e.db, sql, 1.3)) /* the next run may fail: say why */
+				fprintf(stderr,
+				        "it_conn: killed backends %s still there after 1.3 s\n",
+				        pids);
 			free(pids);
 		}
 	}

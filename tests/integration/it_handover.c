@@ -548,8 +548,9 @@ END_TEST
 /* A notification's turn that the other instance took while this one was stopping: the other
  * runs it, and the stopping one writes no row for it (before 2026-11-24 the claim's answer,
  * coming while the stop drained, wrote "skipped: pgcrond was shutting down" beside the other's
- * run). The stopping instance's claims wait 1 s before their inserts, so the other's claim
- * comes first and the stop lands while the answer is on its way. */
+ * run). A trigger holds both claims before their inserts: tb's until the test lets it go,
+ * after the stop began; ta's until tb's claim is in. So the stop lands while ta's claim is
+ * on its way, and its answer, once the stop drains, is that tb took the turn. */
 START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 {
 	struct itest_env e;
@@ -566,21 +567,31 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
 	                             " AND query <> '' AND datname = current_database()"),
 	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
-	itest_exec(e.db, "CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql"
-	                 " AS $$ BEGIN IF pg_backend_pid() = (SELECT backend_pid FROM"
-	                 " pgcrond.instance WHERE name = 'ta') THEN"
-	                 " PERFORM pg_sleep(1); END IF; RETURN NULL; END $$;"
-	                 "CREATE TRIGGER slow_claim BEFORE INSERT ON pgcrond.fire_claim"
-	                 " FOR EACH STATEMENT EXECUTE FUNCTION public.slow_claim()");
+	itest_exec(e.db,
+	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
+	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
+	           " AS $$ DECLARE me text := (SELECT name FROM pgcrond.instance"
+	           "  WHERE backend_pid = pg_backend_pid()); t0 timestamptz := clock_timestamp();"
+	           " BEGIN WHILE clock_timestamp() < t0 + interval '20 s' AND CASE me"
+	           "  WHEN 'tb' THEN NOT EXISTS (SELECT FROM public.go)"
+	           "  WHEN 'ta' THEN NOT EXISTS (SELECT FROM pgcrond.fire_claim"
+	           "   WHERE instance = 'tb' AND job_name = 'l') ELSE false END"
+	           " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN NULL; END $$;"
+	           "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
+	           " FOR EACH STATEMENT EXECUTE FUNCTION public.held_claim()");
 	itest_exec(e.db, "NOTIFY ch_turn, 'one'");
-	/* ta's claim is waiting in the trigger */
-	ck_assert_msg(itest_env_wait(&e, 5,
-	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
-	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
-	                             " WHERE i.name = 'ta' AND a.query LIKE '%%fire_claim%%'"
-	                             " AND a.state = 'active')"),
-	              "ta never claimed the turn:\n%s", itest_tail(a.log));
+	/* both claims wait in the trigger */
+	ck_assert_msg(
+	    itest_env_wait(&e, 5,
+	                   "SELECT count(*) = 2 FROM pg_stat_activity a"
+	                   " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
+	                   " WHERE i.name IN ('ta', 'tb') AND a.query LIKE '%%fire_claim%%'"
+	                   " AND a.state = 'active'"),
+	    "the instances never claimed the turn:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
 	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	ck_assert_msg(itest_wait_log(a.log, "shutting down", 5), "ta did not stop:\n%s",
+	              itest_tail(a.log));
+	itest_exec(e.db, "INSERT INTO public.go VALUES (1)");
 	ck_assert_int_eq(itest_inst_stop(&a, 0), 0);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"

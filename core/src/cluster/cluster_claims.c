@@ -54,13 +54,13 @@ static const char *const sql_turn[] = {
  * same order: a claim may wait for another instance's claim of the same fire, never
  * deadlock with it. Then the job's lock, held while its run runs: a run of the job on
  * another live instance (which holds it) makes this fire a skip (overlap across instances). */
-#define SQL_CLAIM(lock, started_col, started, marked, conflict)                                    \
+#define SQL_CLAIM(lock, started_col, started, restart, marked, conflict)                           \
 	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
 	"boot_id" started_col ") SELECT u.j, u.k, $3, $4" started                                  \
 	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"         \
 	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
-	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()"                         \
+	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()" restart                 \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
 	" RETURNING c.job_name, c.fire_key),"                                                      \
 	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"               \
@@ -69,9 +69,12 @@ static const char *const sql_turn[] = {
 	"  ORDER BY n.job_name COLLATE \"C\"" conflict ")"                                         \
 	" SELECT c.job_name, c.fire_key,"                                                          \
 	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
+/* (a claim this instance made to record the fire, started NULL (sql_settle), is one its run
+ * will mark again) */
 static const char *const sql_claim[] = {
-    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", SQL_JOB_LOCK_CONFLICT),
-    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"), SQL_CLAIM_MARKED("$5"),
+    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", "", SQL_JOB_LOCK_CONFLICT),
+    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
+              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
               SQL_JOB_LOCK_CONFLICT_M),
 };
 

@@ -98,9 +98,10 @@ enum wake_kind { WAKE_GRAPH, WAKE_PAUSED, WAKE_CANCELS, WAKE_STOPPED, WAKE_KINDS
 
 /* A NOTIFY costs its sender one statement and every instance a pass: at most one pass of a
  * kind is under way, and the wake-ups that come meanwhile make one more pass after it (what
- * they woke for is in the rows by then). A kind with a gap also starts at most one pass per
- * gap, so that a role flooding the channel costs each instance a statement a second, not one
- * per notification. The fan-in's reads have none: a late read would delay a downstream. */
+ * they woke for is in the rows by then). A kind also starts at most one pass per gap, so that
+ * a role flooding the channel costs each instance a statement a second (ten for the fan-in's
+ * reads, whose delay delays a downstream), not one per notification, and the claims of the
+ * fires due are not held behind them. */
 struct wake {
 	struct coord *co;
 	enum wake_kind kind;
@@ -109,7 +110,8 @@ struct wake {
 	bool again; /* woken since the pass began */
 };
 
-#define WAKE_GAP_MS 1000
+static const int wake_gap_ms[WAKE_KINDS] = {
+    [WAKE_GRAPH] = 100, [WAKE_PAUSED] = 1000, [WAKE_CANCELS] = 1000, [WAKE_STOPPED] = 1000};
 
 struct coord {
 	struct cluster *c;
@@ -134,7 +136,7 @@ int coord_open(struct event_base *base, struct cluster *c, const struct coord_ho
 		struct wake *w = &co->wake[k];
 		w->co = co;
 		w->kind = (enum wake_kind)k;
-		if (k != WAKE_GRAPH && !(w->gap = evtimer_new(base, on_gap, w))) {
+		if (!(w->gap = evtimer_new(base, on_gap, w))) {
 			*out = co;
 			coord_free(out);
 			return -ENOMEM;
@@ -201,8 +203,9 @@ static void pass_start(struct wake *w)
 {
 	w->again = false;
 	w->busy = pass_send(w->co, w->kind);
-	if (w->busy && w->gap) {
-		struct timeval tv = {WAKE_GAP_MS / 1000, (WAKE_GAP_MS % 1000) * 1000};
+	if (w->busy) {
+		int ms = wake_gap_ms[w->kind];
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 		evtimer_add(w->gap, &tv);
 	}
 }
@@ -211,7 +214,7 @@ static void pass_start(struct wake *w)
 static void wake(struct coord *co, enum wake_kind kind)
 {
 	struct wake *w = &co->wake[kind];
-	if (w->busy || (w->gap && evtimer_pending(w->gap, NULL)))
+	if (w->busy || evtimer_pending(w->gap, NULL))
 		w->again = true;
 	else
 		pass_start(w);
@@ -222,7 +225,7 @@ static void pass_answered(struct coord *co, enum wake_kind kind)
 {
 	struct wake *w = &co->wake[kind];
 	w->busy = false;
-	if (w->again && !(w->gap && evtimer_pending(w->gap, NULL)))
+	if (w->again && !evtimer_pending(w->gap, NULL))
 		pass_start(w);
 }
 
@@ -466,6 +469,9 @@ void coord_identity(struct coord *co)
 	send_changes(co);
 	wake(co, WAKE_PAUSED);
 	wake(co, WAKE_CANCELS);
+	/* a stop may have been announced while this one was away (or in a wake-up's gap when
+	 * the connection went): what stopped instances left is taken once, by the DELETE */
+	wake(co, WAKE_STOPPED);
 	/* a run waiting for another instance's end may have missed it while we were away */
 	co->hooks.ended(co->hooks.arg, NULL);
 }

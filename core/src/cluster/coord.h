@@ -17,8 +17,8 @@
  *   on this instance alone (kept in state_dir) and reach the table when it is back.
  *
  * A NOTIFY on CLUSTER_CHANNEL is a wake-up only: what is done is read from the rows, which
- * PostgreSQL's grants protect, one read of a kind at a time, and at most one a second except
- * the fan-in's (any role may send a flood). Never blocks the loop. Without step 7 of the schema
+ * PostgreSQL's grants protect, one read of a kind at a time, and at most one a second (ten
+ * for the fan-in's): any role may send a flood. Never blocks the loop. Without step 7 of the schema
  * each part says once that 'pgcrond install' is needed and the instance works as before. */
 
 #include <stdbool.h>
