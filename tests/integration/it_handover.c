@@ -609,6 +609,85 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 }
 END_TEST
 
+/* A fire an instance claimed whose claim's answer came once its stop had begun: its row
+ * (`skipped: pgcrond was shutting down`) is written before its row in pgcrond.instance says
+ * stopped, so the other instance, which serves a stopped instance's fires that have no row,
+ * leaves it alone (before 2026-11-24 the row was written after, and the other ran the fire
+ * beside it). Triggers hold qa's claims of fires nobody claimed yet until the test lets them
+ * go, after the stop began, qb's until qa's claim of the same fire is in, and qa's "shutting
+ * down" row 0.5 s. A fire qa did not claim gets no row of qa's (its run waiting behind the
+ * held one was left to qb; before 2026-11-24 it got a "shutting down" row beside qb's run). */
+START_TEST(stop_writes_its_rows_before_it_says_stopped)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	handover_db(&e, "ho-rows");
+	const char *job = "job = { name = \"g\"; command = \"SELECT 1\"; database = \"app\";"
+	                  " schedule = \"* * * * * *\"; };\n";
+	itest_inst_init(&a, &e, "qa", job);
+	itest_inst_init(&b, &e, "qb", job);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(DISTINCT instance) = 2 FROM pgcrond.fire_claim"
+	                             " WHERE instance IN ('qa', 'qb')"),
+	              "not both instances claim:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
+	itest_exec(e.db,
+	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
+	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
+	           " AS $$ DECLARE me text := (SELECT name FROM pgcrond.instance"
+	           "  WHERE backend_pid = pg_backend_pid()); t0 timestamptz := clock_timestamp();"
+	           " BEGIN WHILE clock_timestamp() < t0 + interval '20 s' AND CASE me"
+	           "  WHEN 'qa' THEN NOT EXISTS (SELECT FROM public.go)"
+	           "   AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c"
+	           "    WHERE c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)"
+	           "  WHEN 'qb' THEN NOT EXISTS (SELECT FROM public.go WHERE x = 2)"
+	           "   AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c WHERE c.instance = 'qa'"
+	           "    AND c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)"
+	           "  ELSE false END"
+	           " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN NEW; END $$;"
+	           "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
+	           " FOR EACH ROW EXECUTE FUNCTION public.held_claim();"
+	           "CREATE FUNCTION public.slow_row() RETURNS trigger LANGUAGE plpgsql"
+	           " AS $$ BEGIN IF NEW.instance = 'qa' AND NEW.return_message LIKE"
+	           "  'pgcrond was shutting down%' THEN PERFORM pg_sleep(0.5); END IF;"
+	           " RETURN NEW; END $$;"
+	           "CREATE TRIGGER slow_row BEFORE INSERT ON pgcrond.job_run_details"
+	           " FOR EACH ROW EXECUTE FUNCTION public.slow_row()");
+	/* qa's claim is held; once an instant has passed, a run of qa's waits for it */
+	ck_assert_msg(itest_env_wait(&e, 5,
+	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
+	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
+	                             " WHERE i.name = 'qa' AND a.query LIKE '%%fire_claim%%'"
+	                             " AND a.state = 'active')"),
+	              "qa never claimed:\n%s", itest_tail(a.log));
+	itest_sleep(1.2);
+	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	ck_assert_msg(itest_wait_log(a.log, "shutting down", 5), "qa did not stop:\n%s",
+	              itest_tail(a.log));
+	itest_sleep(0.2);
+	itest_exec(e.db, "INSERT INTO public.go VALUES (1)");
+	ck_assert_int_eq(itest_inst_stop(&a, 0), 0);
+	itest_exec(e.db, "INSERT INTO public.go VALUES (2)");
+	itest_sleep(3); /* qb has served what it would serve */
+	long long skipped = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                        " WHERE instance = 'qa' AND return_message LIKE"
+	                                        " 'pgcrond was shutting down%%'");
+	char *twice = itest_scalar(
+	    e.db, "SELECT string_agg(format('%s: %s', scheduled_time, rows), '; ')"
+	          " FROM (SELECT scheduled_time, string_agg(format('%s %s %s', instance,"
+	          "  status, return_message), ' | ') AS rows FROM pgcrond.job_run_details"
+	          "  WHERE job_name = 'g' GROUP BY 1 HAVING count(*) > 1) d");
+	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
+	ck_assert_msg(skipped >= 1, "qa's claim was not answered while it stopped:\n%s",
+	              itest_tail(a.log));
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -625,6 +704,7 @@ int main(void)
 	    {"down", pause_while_database_down_reaches_others_later},
 	    {"stop", clean_stop_hands_retry_over},
 	    {"turn", stop_writes_no_row_for_a_turn_the_other_took},
+	    {"rows", stop_writes_its_rows_before_it_says_stopped},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

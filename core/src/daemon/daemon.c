@@ -843,6 +843,9 @@ out:
 		sched_set_coord(d.sched, NULL);   /* runs freed below write no pending work */
 		sched_set_cluster(d.sched, NULL); /* nor touch the cluster closed below */
 	}
+	/* the stop's rows first: the others serve only the fires its row says stopped left
+	 * without a row ("pgcrond was shutting down" is one) */
+	hist_flush_stopping(d.hist);
 	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
 	coord_free(&d.coord);
 	http_free(&d.http);

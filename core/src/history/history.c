@@ -899,13 +899,10 @@ static void flush_for_close(struct hist *h)
 	}
 }
 
-void hist_close(struct hist **hp)
+void hist_flush_stopping(struct hist *h)
 {
-	struct hist *h = *hp;
-
 	if (!h)
 		return;
-	*hp = NULL;
 	h->closing = true;
 	h->purge_pending = false;
 	hist_part_stop(&h->part);
@@ -914,6 +911,16 @@ void hist_close(struct hist **hp)
 	hist_spool_stop_writer(h->spool);
 	if (stmtq_ready(&h->q))
 		flush_for_close(h);
+}
+
+void hist_close(struct hist **hp)
+{
+	struct hist *h = *hp;
+
+	if (!h)
+		return;
+	*hp = NULL;
+	hist_flush_stopping(h); /* again: what came since */
 	/* every record still in memory only goes to the spill file now, if the disk takes it;
 	 * the count of those it does not is exact */
 	hist_spool_close(&h->spool);

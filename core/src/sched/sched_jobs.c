@@ -240,11 +240,21 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 			flow_job_drain(j);
 			struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
 			for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-				if (*waiting[w]) {
-					sched_record_skipped(*waiting[w],
-					                     sched_work_keep(*waiting[w], why));
-					sched_run_free(waiting[w]);
-				}
+				struct run *r = *waiting[w];
+				if (!r)
+					continue;
+				/* a fire this instance never claimed, with other instances live:
+				 * theirs to claim, run and record (a row here stood beside theirs)
+				 */
+				if (!r->claimed && !r->noted[0] && s->cluster &&
+				    cluster_served_elsewhere(s->cluster))
+					log_job(LOG_LVL_INFO, j->name,
+					        "not recorded here: a fire this instance did not "
+					        "claim, "
+					        "left to the other instances as it stops");
+				else
+					sched_record_skipped(r, sched_work_keep(r, why));
+				sched_run_free(waiting[w]);
 			}
 			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
 				flow_retry_disarm(j);
