@@ -278,6 +278,22 @@ char *itest_tail(const char *path)
 	return buf;
 }
 
+char *itest_fires_twice(PGconn *c, const char *jobs)
+{
+	const char *p[] = {jobs};
+	PGresult *r = PQexecParams(
+	    c,
+	    "SELECT string_agg(format('%s %s: %s', job_name, scheduled_time, rows), '; ')"
+	    " FROM (SELECT job_name, scheduled_time, string_agg(format('%s %s %s', instance,"
+	    "  status, return_message), ' | ') AS rows FROM pgcrond.job_run_details"
+	    "  WHERE job_name LIKE $1 GROUP BY 1, 2 HAVING count(*) > 1) d",
+	    1, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	char *out = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return out;
+}
+
 static void drop_privileges(void)
 {
 	if (getuid() != 0)

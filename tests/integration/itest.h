@@ -45,6 +45,10 @@ void itest_write_file(const char *path, const char *fmt, ...) __attribute__((for
 char *itest_read_file(const char *path); /* malloc'd, "" if missing */
 /* Its last 2,000 bytes at most (a Check message stays whole), malloc'd. */
 char *itest_tail(const char *path);
+/* The fires of the jobs whose names are LIKE JOBS that have more than one row in the history,
+ * each with its rows ("job instant: instance status message | ...", "; " between fires),
+ * malloc'd; NULL if there is none. */
+char *itest_fires_twice(PGconn *c, const char *jobs);
 /* Headless chromium (Debian's, which scripts/setup installs) on URL with ARGS ("--dump-dom",
  * "--screenshot=FILE", ...) in a 1280x1000 window, its own profile under DIR; its stdout
  * (malloc'd). Fails the test if chromium is missing or fails. */

@@ -872,6 +872,10 @@ static void flush_for_close(struct hist *h)
 
 	if (hist_pending(h) > CLOSE_BACKLOG_MAX && deadline > start + CLOSE_STALL_MS)
 		deadline = start + CLOSE_STALL_MS;
+	/* the stop's flushes (hist_flush_stopping, then hist_close) share one grace period */
+	if (h->close_deadline_ms && h->close_deadline_ms < deadline)
+		deadline = h->close_deadline_ms;
+	h->close_deadline_ms = deadline;
 	h->blocked = false;
 	kick(h);
 	while (stmtq_ready(&h->q) && !h->blocked && (stmtq_busy(&h->q) || hist_pending(h) > 0)) {

@@ -51,8 +51,9 @@ const char *hist_boot_id(const struct hist *h);
 /* Flush what can be flushed within the grace period, spill the rest, disconnect. */
 void hist_close(struct hist **h);
 /* The stop's first flush, once the loop no longer runs: what waits is written within the
- * grace period (hist_close spills what is left), before the daemon announces the stop to
- * the other instances, which serve a stopped instance's fires that have no row. */
+ * grace period, which hist_close's flush shares (it spills what is left), before the daemon
+ * announces the stop to the other instances, which serve a stopped instance's fires that
+ * have no row. */
 void hist_flush_stopping(struct hist *h);
 
 /* Record a start; returns the run's key (unique within this process, > 0). */

@@ -108,6 +108,7 @@ struct hist {
 	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
 	bool blocked; /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
+	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
 	struct event purge_ev, linger_ev;
 	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
 	void *busy_arg;
