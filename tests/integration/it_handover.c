@@ -545,6 +545,16 @@ START_TEST(clean_stop_hands_retry_over)
 }
 END_TEST
 
+/* A and B have each seen the other live at a heartbeat: their claims and marks are those of
+ * instances that coordinate (a test's triggers on the claims wait for this). */
+static void both_see_each_other(struct itest_inst *a, struct itest_inst *b)
+{
+	ck_assert_msg(itest_wait_log(a->log, "other live instances", 15) &&
+	                  itest_wait_log(b->log, "other live instances", 15),
+	              "the instances never saw each other:\n%s\n%s", itest_tail(a->log),
+	              itest_tail(b->log));
+}
+
 /* A notification's turn that the other instance took while this one was stopping: the other
  * runs it, and the stopping one writes no row for it (before 2026-11-24 the claim's answer,
  * coming while the stop drained, wrote "skipped: pgcrond was shutting down" beside the other's
@@ -567,6 +577,7 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
 	                             " AND query <> '' AND datname = current_database()"),
 	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	both_see_each_other(&a, &b);
 	itest_exec(e.db,
 	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
 	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
@@ -580,9 +591,9 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 	           "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
 	           " FOR EACH STATEMENT EXECUTE FUNCTION public.held_claim()");
 	itest_exec(e.db, "NOTIFY ch_turn, 'one'");
-	/* both claims wait in the trigger */
+	/* both claims wait in the trigger (a busy machine's claim of a turn can take seconds) */
 	ck_assert_msg(
-	    itest_env_wait(&e, 5,
+	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 2 FROM pg_stat_activity a"
 	                   " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
 	                   " WHERE i.name IN ('ta', 'tb') AND a.query LIKE '%%fire_claim%%'"
@@ -632,6 +643,7 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 	                             "SELECT count(DISTINCT instance) = 2 FROM pgcrond.fire_claim"
 	                             " WHERE instance IN ('qa', 'qb')"),
 	              "not both instances claim:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
+	both_see_each_other(&a, &b);
 	itest_exec(e.db,
 	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
 	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
@@ -655,7 +667,7 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 	           "CREATE TRIGGER slow_row BEFORE INSERT ON pgcrond.job_run_details"
 	           " FOR EACH ROW EXECUTE FUNCTION public.slow_row()");
 	/* qa's claim is held; once an instant has passed, a run of qa's waits for it */
-	ck_assert_msg(itest_env_wait(&e, 5,
+	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
 	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
 	                             " WHERE i.name = 'qa' AND a.query LIKE '%%fire_claim%%'"
