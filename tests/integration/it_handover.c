@@ -545,14 +545,41 @@ START_TEST(clean_stop_hands_retry_over)
 }
 END_TEST
 
-/* A and B have each seen the other live at a heartbeat: their claims and marks are those of
- * instances that coordinate (a test's triggers on the claims wait for this). */
-static void both_see_each_other(struct itest_inst *a, struct itest_inst *b)
+/* Instances NA and NB of JOB on database TAG, up, and each has seen the other live at a
+ * heartbeat: their claims and marks are those of instances that coordinate (a test's
+ * triggers on the claims wait for this). */
+static void pair_up(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                    const char *tag, const char *na, const char *nb, const char *job)
 {
+	handover_db(e, tag);
+	itest_inst_init(a, e, na, job);
+	itest_inst_init(b, e, nb, job);
+	inst_up(e, a);
+	inst_up(e, b);
 	ck_assert_msg(itest_wait_log(a->log, "other live instances", 15) &&
 	                  itest_wait_log(b->log, "other live instances", 15),
 	              "the instances never saw each other:\n%s\n%s", itest_tail(a->log),
 	              itest_tail(b->log));
+}
+
+/* A trigger on pgcrond.fire_claim (FOR EACH LEVEL: "ROW" or "STATEMENT") that holds an
+ * instance's claim before its insert while the CASE on the instance's name ME (WHENS, the
+ * CASE's WHEN clauses) is true, 20 s at most; the test lets claims go with rows in public.go. */
+static void hold_claims(struct itest_env *e, const char *level, const char *whens)
+{
+	itest_exec(e->db, "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC");
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
+	         " AS $$ DECLARE me text := (SELECT name FROM pgcrond.instance"
+	         "  WHERE backend_pid = pg_backend_pid()); t0 timestamptz := clock_timestamp();"
+	         " BEGIN WHILE clock_timestamp() < t0 + interval '20 s' AND CASE me %s"
+	         "  ELSE false END"
+	         " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN %s; END $$;"
+	         "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
+	         " FOR EACH %s EXECUTE FUNCTION public.held_claim()",
+	         whens, strcmp(level, "ROW") == 0 ? "NEW" : "NULL", level);
+	itest_exec(e->db, sql);
 }
 
 /* A notification's turn that the other instance took while this one was stopping: the other
@@ -565,31 +592,18 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	handover_db(&e, "ho-turn");
-	const char *job = "job = { name = \"l\"; command = \"SELECT 1\"; database = \"app\";"
-	                  " listen = \"ch_turn\"; };\n";
-	itest_inst_init(&a, &e, "ta", job);
-	itest_inst_init(&b, &e, "tb", job);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	pair_up(&e, &a, &b, "ho-turn", "ta", "tb",
+	        "job = { name = \"l\"; command = \"SELECT 1\"; database = \"app\";"
+	        " listen = \"ch_turn\"; };\n");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
 	                             " AND query <> '' AND datname = current_database()"),
 	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
-	both_see_each_other(&a, &b);
-	itest_exec(e.db,
-	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
-	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
-	           " AS $$ DECLARE me text := (SELECT name FROM pgcrond.instance"
-	           "  WHERE backend_pid = pg_backend_pid()); t0 timestamptz := clock_timestamp();"
-	           " BEGIN WHILE clock_timestamp() < t0 + interval '20 s' AND CASE me"
-	           "  WHEN 'tb' THEN NOT EXISTS (SELECT FROM public.go)"
-	           "  WHEN 'ta' THEN NOT EXISTS (SELECT FROM pgcrond.fire_claim"
-	           "   WHERE instance = 'tb' AND job_name = 'l') ELSE false END"
-	           " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN NULL; END $$;"
-	           "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
-	           " FOR EACH STATEMENT EXECUTE FUNCTION public.held_claim()");
+	hold_claims(&e, "STATEMENT",
+	            "WHEN 'tb' THEN NOT EXISTS (SELECT FROM public.go)"
+	            " WHEN 'ta' THEN NOT EXISTS (SELECT FROM pgcrond.fire_claim"
+	            "  WHERE instance = 'tb' AND job_name = 'l')");
 	itest_exec(e.db, "NOTIFY ch_turn, 'one'");
 	/* both claims wait in the trigger (a busy machine's claim of a turn can take seconds) */
 	ck_assert_msg(
@@ -632,40 +646,26 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	handover_db(&e, "ho-rows");
-	const char *job = "job = { name = \"g\"; command = \"SELECT 1\"; database = \"app\";"
-	                  " schedule = \"* * * * * *\"; };\n";
-	itest_inst_init(&a, &e, "qa", job);
-	itest_inst_init(&b, &e, "qb", job);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	pair_up(&e, &a, &b, "ho-rows", "qa", "qb",
+	        "job = { name = \"g\"; command = \"SELECT 1\"; database = \"app\";"
+	        " schedule = \"* * * * * *\"; };\n");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(DISTINCT instance) = 2 FROM pgcrond.fire_claim"
 	                             " WHERE instance IN ('qa', 'qb')"),
 	              "not both instances claim:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
-	both_see_each_other(&a, &b);
-	itest_exec(e.db,
-	           "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
-	           "CREATE FUNCTION public.held_claim() RETURNS trigger LANGUAGE plpgsql"
-	           " AS $$ DECLARE me text := (SELECT name FROM pgcrond.instance"
-	           "  WHERE backend_pid = pg_backend_pid()); t0 timestamptz := clock_timestamp();"
-	           " BEGIN WHILE clock_timestamp() < t0 + interval '20 s' AND CASE me"
-	           "  WHEN 'qa' THEN NOT EXISTS (SELECT FROM public.go)"
-	           "   AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c"
-	           "    WHERE c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)"
-	           "  WHEN 'qb' THEN NOT EXISTS (SELECT FROM public.go WHERE x = 2)"
-	           "   AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c WHERE c.instance = 'qa'"
-	           "    AND c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)"
-	           "  ELSE false END"
-	           " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN NEW; END $$;"
-	           "CREATE TRIGGER held_claim BEFORE INSERT ON pgcrond.fire_claim"
-	           " FOR EACH ROW EXECUTE FUNCTION public.held_claim();"
-	           "CREATE FUNCTION public.slow_row() RETURNS trigger LANGUAGE plpgsql"
-	           " AS $$ BEGIN IF NEW.instance = 'qa' AND NEW.return_message LIKE"
-	           "  'pgcrond was shutting down%' THEN PERFORM pg_sleep(0.5); END IF;"
-	           " RETURN NEW; END $$;"
-	           "CREATE TRIGGER slow_row BEFORE INSERT ON pgcrond.job_run_details"
-	           " FOR EACH ROW EXECUTE FUNCTION public.slow_row()");
+	hold_claims(&e, "ROW",
+	            "WHEN 'qa' THEN NOT EXISTS (SELECT FROM public.go)"
+	            "  AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c"
+	            "   WHERE c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)"
+	            " WHEN 'qb' THEN NOT EXISTS (SELECT FROM public.go WHERE x = 2)"
+	            "  AND NOT EXISTS (SELECT FROM pgcrond.fire_claim c WHERE c.instance = 'qa'"
+	            "   AND c.job_name = NEW.job_name AND c.fire_key = NEW.fire_key)");
+	itest_exec(e.db, "CREATE FUNCTION public.slow_row() RETURNS trigger LANGUAGE plpgsql"
+	                 " AS $$ BEGIN IF NEW.instance = 'qa' AND NEW.return_message LIKE"
+	                 "  'pgcrond was shutting down%' THEN PERFORM pg_sleep(0.5); END IF;"
+	                 " RETURN NEW; END $$;"
+	                 "CREATE TRIGGER slow_row BEFORE INSERT ON pgcrond.job_run_details"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.slow_row()");
 	/* qa's claim is held; once an instant has passed, a run of qa's waits for it */
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"

@@ -165,9 +165,11 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
-/* After a REFUSED answer: whether other instances were live at the last contact, and the
- * claim failed for a cause of this instance's own (the history database unreachable from
- * here, this host's clock off): they claim and run the fire, and it is theirs to record.
+/* Whether other instances were live at the last contact and nothing every instance shares
+ * stops them claiming (a standby, an old schema): a fire this instance does not claim (its
+ * claim REFUSED for a cause of its own, the history database unreachable from here or this
+ * host's clock off; or one it leaves as it stops) they claim and run, and it is theirs to
+ * record.
  * Whether one of them did is known only once this instance can ask again (sched_unclaimed.c
  * asks with cluster_settle_refused). */
 bool cluster_served_elsewhere(const struct cluster *c);
