@@ -696,6 +696,87 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 }
 END_TEST
 
+/* Jobs p, q, s (and r if WITH_R) of instance NAME, each inserting its name and NAME into ran,
+ * on a schedule that does not come round during the test. */
+static void defs_jobs(char *out, size_t len, const char *name, bool with_r)
+{
+	static const char *const names[] = {"p", "q", "r", "s"};
+	size_t n = 0;
+	n += (size_t)snprintf(out + n, len - n, "jobs = (");
+	for (size_t i = 0; i < 4; i++) {
+		if (names[i][0] == 'r' && !with_r)
+			continue;
+		n += (size_t)snprintf(
+		    out + n, len - n,
+		    "%s{ name = \"%s\"; command = \"INSERT INTO ran VALUES"
+		    " ('%s', '%s')\"; database = \"app\"; schedule = \"0 0 1 1 *\"; }",
+		    n > 8 ? ", " : "", names[i], names[i], name);
+	}
+	snprintf(out + n, len - n, ");\n");
+}
+
+/* A dead instance's claims go to an instance that defines the job as it did (a rolling
+ * configuration change): da and db define p, q and s each their own way, and only da defines
+ * r. The dead zz defined p and r as da does, q as db does, and s as no one does. Whichever of
+ * the two reaps zz, p and r run on da, q on db, and s once on either (before 2026-11-25 the
+ * reaper served every claim with its own definitions, or dropped those it did not define). */
+START_TEST(dead_instance_claims_go_to_the_same_definition)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	handover_db(&e, "ho-defs");
+	itest_exec(e.db, "CREATE TABLE ran (job text, def text); GRANT ALL ON ran TO PUBLIC");
+	char ja[2048], jb[2048];
+	defs_jobs(ja, sizeof(ja), "da", true);
+	defs_jobs(jb, sizeof(jb), "db", false);
+	itest_inst_init(&a, &e, "da", ja);
+	itest_inst_init(&b, &e, "db", jb);
+	inst_up(&e, &a);
+	inst_up(&e, &b);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 7 FROM pgcrond.instance_job"
+	                             " WHERE instance IN ('da', 'db')"),
+	              "the instances did not publish their jobs:\n%s\n%s", itest_tail(a.log),
+	              itest_tail(b.log));
+	ck_assert_msg(itest_wait_log(a.log, "other live instances", 15) &&
+	                  itest_wait_log(b.log, "other live instances", 15),
+	              "the instances never saw each other:\n%s\n%s", itest_tail(a.log),
+	              itest_tail(b.log));
+	/* zz, dead an hour ago, with its jobs' hashes and a claim of each job 10 s ago */
+	itest_exec(e.db,
+	           "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
+	           " VALUES ('zz', 'zzboot', now() - '1 hour'::interval);"
+	           "INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+	           " SELECT 'zz', job_name, def_hash FROM pgcrond.instance_job"
+	           "  WHERE (instance, job_name) IN (('da', 'p'), ('db', 'q'), ('da', 'r'))"
+	           " UNION ALL SELECT 'zz', 's', 'ffffffffffffffff';"
+	           "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
+	           " SELECT j, 's:' || (extract(epoch FROM now())::bigint - 10), 'zz', 'zzboot'"
+	           " FROM unnest(ARRAY['p', 'q', 'r', 's']) j");
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) = 4 FROM ran"),
+	              "not every fire zz claimed was served:\n%s\n%s", itest_tail(a.log),
+	              itest_tail(b.log));
+	itest_sleep(1); /* nothing more comes */
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(job || '=' || def, ',' ORDER BY job) FROM ran"
+	                    " WHERE job <> 's'",
+	                    "p=da,q=db,r=da");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM ran WHERE job = 's'", "1");
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT string_agg(job_name || '=' || instance || ' ' || status, ','"
+	    "  ORDER BY job_name) FROM pgcrond.job_run_details WHERE job_name <> 's'",
+	    "p=da succeeded,q=db succeeded,r=da succeeded");
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 's'", "1");
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -713,6 +794,7 @@ int main(void)
 	    {"stop", clean_stop_hands_retry_over},
 	    {"turn", stop_writes_no_row_for_a_turn_the_other_took},
 	    {"rows", stop_writes_its_rows_before_it_says_stopped},
+	    {"defs", dead_instance_claims_go_to_the_same_definition},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -66,8 +66,11 @@ struct cluster_orphan {
 	/* not a run but a scheduled fire DEAD claimed and never ran (TRIGGER "schedule",
 	 * ATTEMPT 0): serve it here under the job's catch-up policy */
 	bool unserved;
-	bool stopped; /* DEAD stopped cleanly (cluster_serve_stopped), not found dead */
-	bool silent;  /* DEAD is live but silent past the claim's lease (cluster_serve_leased) */
+	/* read by cluster_serve_stopped: DEAD stopped cleanly, or (DIED) its reaper left the
+	 * claim to this instance, which defines the job as DEAD did */
+	bool stopped;
+	bool died;
+	bool silent; /* DEAD is live but silent past the claim's lease (cluster_serve_leased) */
 };
 
 struct cluster_hooks {

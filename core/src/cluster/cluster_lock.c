@@ -259,6 +259,32 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
  * is claimed by whoever fires it, now that the claim is gone) */
 #define SQL_UNSERVED_PASSED                                                                        \
 	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
+/* A claim of a job that instance $1 defines, as its holder did, or otherwise when no other
+ * live instance does: a rolling configuration change whose holder is gone is served by the
+ * definition the others moved to. One that another live instance defines as the holder did
+ * is left to that instance (sql_unserved_stopped: a reap's NOTIFY wakes it), and one that $1
+ * does not define to an instance that does. By pgcrond.instance_job: a holder without rows
+ * there (an older pgcrond) is matched by no one, so any instance defining the job takes it. */
+#define SQL_TAKER_DEFINES                                                                          \
+	" AND EXISTS (SELECT FROM pgcrond.instance_job ij"                                         \
+	"  WHERE ij.instance OPERATOR(pg_catalog.=) $1"                                            \
+	"   AND ij.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
+	"   AND (EXISTS (SELECT FROM pgcrond.instance_job hj"                                      \
+	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
+	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
+	"      AND hj.def_hash OPERATOR(pg_catalog.=) ij.def_hash)"                                \
+	"    OR NOT EXISTS (SELECT FROM pgcrond.instance_job hj"                                   \
+	"     JOIN pgcrond.instance_job oj ON oj.job_name OPERATOR(pg_catalog.=) hj.job_name"      \
+	"      AND oj.def_hash OPERATOR(pg_catalog.=) hj.def_hash"                                 \
+	"     JOIN pgcrond.instance o ON o.name OPERATOR(pg_catalog.=) oj.instance"                \
+	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
+	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
+	"      AND o.name OPERATOR(pg_catalog.<>) c.instance AND o.name OPERATOR(pg_catalog.<>) "  \
+	"$1"                                                                                       \
+	"      AND o.stopped_at IS NULL"                                                           \
+	"      AND o.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"    \
+	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
+	"        OPERATOR(pg_catalog.*) interval '1 millisecond')))))"
 
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
@@ -363,7 +389,7 @@ const char *cluster_reap_sql(bool xact)
 	static char *sql[2];
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
-		const char *u = xact ? SQL_UNSERVED_STARTED : " AND false";
+		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
 		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s", reap_a, k, reap_b, k, reap_c, u,
 		             reap_d) < 0) {
 			sql[xact] = NULL;
@@ -389,6 +415,24 @@ static const char sql_unserved[] =
     "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
     "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
     " ORDER BY s";
+
+/* Sent once a reap found an instance dead: the claims it left to an instance that defines
+ * the job as the dead one did (SQL_TAKER_DEFINES) are that instance's to serve, and the
+ * notification (its payload trusted for nothing) makes every instance look. */
+static const char sql_reaped_wake[] =
+    "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'stopped')";
+
+static void reaped_wake_done(void *arg, const struct pg_result *res, const char *err,
+                             const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err && *err)
+		log_warning("cluster: could not tell the other instances that one died (a fire it "
+		            "claimed that they define as it did waits for the next stop): %s",
+		            err);
+}
 
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
@@ -456,9 +500,17 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);
 	}
-	for (int i = 0; c->hooks.reaped && i < PQntuples(r); i++)
-		if (PQgetisnull(r, i, 1))
+	bool any = false;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (!PQgetisnull(r, i, 1))
+			continue;
+		any = true;
+		if (c->hooks.reaped)
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
+	}
+	if (any && c->peers_live > 0 &&
+	    cluster_submit(c, sql_reaped_wake, 0, NULL, reaped_wake_done, c) < 0)
+		reaped_wake_done(c, NULL, "not connected", "");
 }
 
 /* The claims of instances that stopped cleanly (the stop's NOTIFY only wakes us: which ones
@@ -467,7 +519,8 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
  * those within GIVE_BACK_MARGIN of their instant: the others may have asked for those
  * already and lost to the claim about to be given back. Those are served here, under the
  * job's catch-up policy, as a dead instance's are (a coming one is claimed by whoever fires
- * it). */
+ * it). So are the claims a dead instance's reaper left to an instance that defines the job
+ * as the dead one did (SQL_TAKER_DEFINES; the reap's NOTIFY says "stopped" too). */
 static const char sql_unserved_stopped[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE " USING pgcrond.instance i"
     "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NOT NULL"
@@ -476,9 +529,10 @@ static const char sql_unserved_stopped[] =
      * older claim no run took is a fire that did not come (paused, removed, rescheduled) */
     "   AND pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
     "    (i.stopped_at OPERATOR(pg_catalog.-) interval '2 minutes')"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
-    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
-    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
+    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
+    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
+    "  pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ' AS died)"
+    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, died FROM unserved"
     " WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
 
 static void unserved_stopped_done(void *arg, const struct pg_result *res, const char *err,
@@ -495,9 +549,10 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 	}
 	if (!r || PQntuples(r) == 0)
 		return;
-	log_warning("cluster: instance \"%s\" stopped with %d scheduled fire(s) claimed at their "
+	log_warning("cluster: instance \"%s\" %s with %d scheduled fire(s) claimed at their "
 	            "instant and not run: serving them here",
-	            PQgetvalue(r, 0, 0), PQntuples(r));
+	            PQgetvalue(r, 0, 0), strcmp(PQgetvalue(r, 0, 3), "t") == 0 ? "died" : "stopped",
+	            PQntuples(r));
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
@@ -506,6 +561,7 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
 		    .unserved = true,
 		    .stopped = true,
+		    .died = strcmp(PQgetvalue(r, i, 3), "t") == 0,
 		};
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);

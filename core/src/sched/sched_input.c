@@ -29,7 +29,8 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		snprintf(why, sizeof(why),
 		         "the fire at %s was claimed by instance %s, which %s before running it",
 		         at, o->dead,
-		         o->stopped || strcmp(o->dead, cluster_instance(j->s->cluster)) == 0
+		         (o->stopped && !o->died) ||
+		                 strcmp(o->dead, cluster_instance(j->s->cluster)) == 0
 		             ? "was stopped"
 		             : "died");
 	if (!j->enabled)
