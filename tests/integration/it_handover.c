@@ -777,6 +777,66 @@ START_TEST(dead_instance_claims_go_to_the_same_definition)
 }
 END_TEST
 
+/* A silent instance's claim taken over by an instance that is stopping goes back to its
+ * holder: the stopping one runs nothing more, and the holder runs it when it is back, or it
+ * is served once the holder is found dead. zz is live but silent (15 s without a heartbeat,
+ * found dead only after 10 minutes) with a claim of k 10 s ago; a trigger holds ga's taking
+ * of it (the lease's DELETE) until ga's stop has begun. */
+START_TEST(stop_gives_a_silent_holders_claims_back)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	handover_db(&e, "ho-leaseback");
+	itest_exec(e.db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
+	                 "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
+	                 "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
+	                 " AS $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN"
+	                 " WHILE OLD.instance = 'zz' AND NOT EXISTS (SELECT FROM public.go)"
+	                 "  AND clock_timestamp() < t0 + interval '20 s'"
+	                 " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN OLD; END $$;"
+	                 "CREATE TRIGGER held_take BEFORE DELETE ON pgcrond.fire_claim"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.held_take()");
+	itest_inst_init(&a, &e, "ga",
+	                "job = { name = \"k\"; command = \"INSERT INTO ran VALUES ('k')\";"
+	                " database = \"app\"; schedule = \"0 0 1 1 *\"; };\n");
+	inst_up(&e, &a);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.instance_job"
+	                             " WHERE instance = 'ga'"),
+	              "ga did not publish its job:\n%s", itest_tail(a.log));
+	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen, dead_after_ms)"
+	                 " VALUES ('zz', 'zzboot', now() - '15 s'::interval, 600000);"
+	                 "INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+	                 " SELECT 'zz', job_name, def_hash FROM pgcrond.instance_job"
+	                 "  WHERE instance = 'ga';"
+	                 "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
+	                 " VALUES ('k', 's:' || (extract(epoch FROM now())::bigint - 10), 'zz',"
+	                 "  'zzboot')");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
+	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
+	                             " WHERE i.name = 'ga' AND a.wait_event = 'PgSleep')"),
+	              "ga never took zz's claim:\n%s", itest_tail(a.log));
+	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
+	ck_assert_msg(itest_wait_log(a.log, "shutting down", 5), "ga did not stop:\n%s",
+	              itest_tail(a.log));
+	itest_exec(e.db, "INSERT INTO public.go VALUES (1)");
+	ck_assert_int_eq(itest_inst_stop(&a, 0), 0);
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(instance || ' ' || boot_id || ' ' || started, ',')"
+	                    " FROM pgcrond.fire_claim WHERE job_name = 'k'",
+	                    "zz zzboot false");
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT count(*) FROM ran) + (SELECT count(*)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'k')",
+	                    "0");
+	ck_assert_msg(itest_wait_log(a.log, "go back to their holders", 0), "log:\n%s",
+	              itest_tail(a.log));
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -795,6 +855,7 @@ int main(void)
 	    {"turn", stop_writes_no_row_for_a_turn_the_other_took},
 	    {"rows", stop_writes_its_rows_before_it_says_stopped},
 	    {"defs", dead_instance_claims_go_to_the_same_definition},
+	    {"leaseback", stop_gives_a_silent_holders_claims_back},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -927,6 +927,14 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 {
 	if (!cluster_ready(c))
 		return -ENOTCONN;
+	return cluster_submit_closing(c, sql, n, params, fn, arg);
+}
+
+int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
+                           cluster_result_fn fn, void *arg)
+{
+	if (!c || !stmtq_ready(&c->q) || !c->locked || c->refused)
+		return -ENOTCONN;
 	struct task *t = calloc(1, sizeof(*t));
 	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
 		free(t);
@@ -939,8 +947,9 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 	else
 		c->task_head = t;
 	c->task_tail = t;
-	/* sent from the loop (the flush timer kicks), never from inside this call */
-	if (!evtimer_pending(&c->flush_ev, NULL))
+	/* sent from the loop (the flush timer kicks), never from inside this call; while
+	 * closing, before the stop (cluster_kick, from cluster_close's wait) */
+	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))
 		cluster_arm_ms(&c->flush_ev, 0);
 	return 0;
 }

@@ -618,8 +618,11 @@ static const char sql_leased[] =
 static const char sql_lease_back[] =
     "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
     " SELECT u.j, u.k, u.i, u.b, false"
-    " FROM pg_catalog.unnest($1::pg_catalog.text[], $2::pg_catalog.text[],"
-    "  $3::pg_catalog.text[], $4::pg_catalog.text[]) AS u(j, k, i, b)"
+    /* (a several-array unnest is syntax, not pg_catalog's function: ROWS FROM is the form
+     * that names the schema) */
+    " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+    "  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"
+    "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
     " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\" ON CONFLICT DO NOTHING";
 
 static void lease_back_done(void *arg, const struct pg_result *res, const char *err,
@@ -654,7 +657,7 @@ static void lease_back(struct cluster *c, const PGresult *r)
 	    "to their holders (the first: \"%s\")",
 	    n, PQgetvalue(r, 0, 0));
 	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
-	if (!ok || cluster_submit(c, sql_lease_back, 4, p, lease_back_done, c) < 0)
+	if (!ok || cluster_submit_closing(c, sql_lease_back, 4, p, lease_back_done, c) < 0)
 		lease_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
 	for (int f = 0; f < 4; f++)
 		free(lit[f]);

@@ -265,5 +265,9 @@ char *cluster_strings_literal(const char *const *v, size_t n);
 void cluster_send_claims(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
+/* cluster_submit, also while cluster_close waits for the stop: the statement goes before the
+ * stop, within its grace (an answer that comes while stopping asks for it). */
+int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
+                           cluster_result_fn fn, void *arg);
 
 #endif
