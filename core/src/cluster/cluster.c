@@ -608,7 +608,8 @@ void cluster_kick(struct cluster *c)
 		cluster_send_stmt(c, OP_BEAT, sql_beat, 6, p);
 		return;
 	}
-	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms) {
+	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms &&
+	    !cluster_jobs_unpublished(c)) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
@@ -638,6 +639,10 @@ void cluster_kick(struct cluster *c)
 		c->claims_went = false;
 		send_jobs_part(c);
 		return;
+	}
+	if (c->stopped_wanted && !cluster_jobs_unpublished(c)) {
+		c->stopped_wanted = false;
+		cluster_serve_stopped(c); /* a task: sent next */
 	}
 	if (c->task_head) {
 		send_task(c);
@@ -952,6 +957,11 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))
 		cluster_arm_ms(&c->flush_ev, 0);
 	return 0;
+}
+
+bool cluster_jobs_unpublished(const struct cluster *c)
+{
+	return c->jobs_due && c->jobs_cfg && !c->schema_missing;
 }
 
 bool cluster_ready(const struct cluster *c)

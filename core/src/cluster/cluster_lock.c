@@ -728,6 +728,10 @@ void cluster_serve_stopped(struct cluster *c)
 {
 	if (!c || !c->xact_table || c->stopping)
 		return;
+	if (cluster_jobs_unpublished(c)) {
+		c->stopped_wanted = true; /* cluster_kick asks once they are */
+		return;
+	}
 	const char *p[] = {c->instance};
 	if (cluster_submit(c, sql_unserved_stopped, 1, p, unserved_stopped_done, c) < 0)
 		log_info("cluster: not connected: the fires a stopped instance left are looked for "

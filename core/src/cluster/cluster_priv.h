@@ -173,7 +173,10 @@ struct cluster {
 	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
 	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
-	bool stopping;                     /* cluster_stopping */
+	/* cluster_serve_stopped asked while this instance's jobs were not all published: the
+	 * claims it may take depend on them (SQL_TAKER_DEFINES), so it waits for the last part */
+	bool stopped_wanted;
+	bool stopping; /* cluster_stopping */
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
 	bool xact_table;
@@ -265,6 +268,9 @@ char *cluster_strings_literal(const char *const *v, size_t n);
 void cluster_send_claims(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
+/* Whether parts of this instance's jobs are still to be published (pgcrond.instance_job):
+ * a statement that takes claims by them waits (SQL_TAKER_DEFINES). */
+bool cluster_jobs_unpublished(const struct cluster *c);
 /* cluster_submit, also while cluster_close waits for the stop: the statement goes before the
  * stop, within its grace (an answer that comes while stopping asks for it). */
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,

@@ -331,8 +331,9 @@ static void stopped_done(void *arg, const PGresult *r, const char *err, const ch
 }
 
 /* Some instance stopped cleanly (a wake-up: the payload names nothing we trust): what the
- * stopped instances left is ours to run. The scheduled fires' statement goes first, so the
- * pass ends with the answer about the pending work. */
+ * stopped instances left is ours to run. The scheduled fires' statement goes first (or once
+ * this instance's jobs are all published, which it depends on), so the pass ends with the
+ * answer about the pending work. */
 static bool stopped(struct coord *co)
 {
 	if (cluster_is_stopping(co->c))
