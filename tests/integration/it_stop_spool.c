@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "itest.h"
 
@@ -99,12 +100,94 @@ START_TEST(stop_spools_pending_history_fast)
 }
 END_TEST
 
+/* A stop's "pgcrond was shutting down" row that waited in the spill file (the history table
+ * locked) is not written at the next start if another instance's row already records that
+ * fire: it served it meanwhile, having found this one dead or stopped. Job w fires at T and
+ * waits for a run slot (max_running 2, both taken by b1 and b2) when the stop lands; then a
+ * row of instance "sb" for w at T is put in the history, and the daemon starts again. Before
+ * 2026-11-25 the start wrote the skip beside sb's run. */
+START_TEST(spooled_skip_of_a_fire_served_elsewhere_is_dropped)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "stop-served", "it_stop_spool");
+	itest_env_main(&e, "max_running = 2;\nshutdown_grace = \"1s\";\n");
+	itest_exec(e.db, "CREATE TABLE public.ran (job text); GRANT ALL ON public.ran TO PUBLIC");
+	long long t = (long long)time(NULL) + 6;
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = ("
+	              "{ name = \"b1\"; database = \"app\"; schedule = \"%lld * * * * *\";"
+	              "  command = \"SELECT pg_sleep(30)\"; },"
+	              "{ name = \"b2\"; database = \"app\"; schedule = \"%lld * * * * *\";"
+	              "  command = \"SELECT pg_sleep(30)\"; },"
+	              "{ name = \"w\"; database = \"app\"; schedule = \"%lld * * * * *\";"
+	              "  command = \"INSERT INTO public.ran VALUES ('w')\"; });\n",
+	              (t - 2) % 60, (t - 2) % 60, t % 60);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 2 FROM pg_stat_activity"
+	                             " WHERE query = 'SELECT pg_sleep(30)'"),
+	              "b1 and b2 do not run:\n%s", tail(itest_read_file(e.log)));
+	while (time(NULL) < t + 1)
+		itest_sleep(0.1); /* w fired and waits for a slot */
+	PGconn *locker = itest_connect(e.ci);
+	itest_exec(locker, "BEGIN; LOCK TABLE pgcrond.job_run_details IN SHARE MODE");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "run records not yet written wait in"),
+	              "the stop wrote its records:\n%s", tail(log));
+	free(log);
+	/* the history statement the stop left waiting for the lock would still commit once the
+	 * lock goes (its backend does not see that the client is gone): the database is as
+	 * unreachable as a cut one when it ends with its session */
+	itest_exec(e.db, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+	                 " WHERE application_name LIKE 'pgcrond history%'");
+	PQfinish(locker);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO pgcrond.job_run_details (job_name, status, start_time, end_time,"
+	         "  scheduled_time, instance, run_key, trigger)"
+	         " SELECT 'w', 'succeeded', x + '3 s', x + '3 s', x, 'sb', 'sb1', 'catchup'"
+	         " FROM (SELECT to_timestamp(%lld) x) t",
+	         t);
+	itest_exec(e.db, sql);
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = ("
+	              "{ name = \"b1\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              "  command = \"SELECT pg_sleep(30)\"; },"
+	              "{ name = \"b2\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              "  command = \"SELECT pg_sleep(30)\"; },"
+	              "{ name = \"w\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              "  command = \"INSERT INTO public.ran VALUES ('w')\"; });\n");
+	itest_env_start(&e);
+	/* the spill file is written: b1's and b2's runs are closed */
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name IN ('b1', 'b2')"
+	                             " AND status NOT IN ('starting', 'running')"),
+	              "the spilled records were not written:\n%s", tail(itest_read_file(e.log)));
+	itest_sleep(1);
+	char *twice = itest_fires_twice(e.db, "w");
+	ck_assert_msg(!twice, "fires with two rows: %s\n%s", twice, tail(itest_read_file(e.log)));
+	itest_assert_scalar(e.db,
+	                    "SELECT string_agg(instance || ' ' || status, ',') FROM"
+	                    " pgcrond.job_run_details WHERE job_name = 'w'",
+	                    "sb succeeded");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stop_spool");
 	TCase *tc = tcase_create("stop_spool");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, stop_spools_pending_history_fast);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("served");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, spooled_skip_of_a_fire_served_elsewhere_is_dropped);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

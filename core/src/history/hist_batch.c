@@ -123,13 +123,17 @@ enum upd_col {
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
 	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid)"
 static const char sql_ins_new[] = HIST_WRITTEN_OPEN SQL_INS HIST_WRITTEN_CLOSE("d.");
-/* a replay: the row is there; a start changes nothing, an end completes a running row */
-static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS
-    " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
-    " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
-    "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
-    "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, d.job_pid)"
-    " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'" HIST_WRITTEN_CLOSE("d.");
+/* a replay: the row is there; a start changes nothing, an end completes a running row; a
+ * skip of a fire another instance served is not written (an earlier process's spill file) */
+static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
+    "u.status", "u.job_name", "(timestamptz 'epoch' + u.sched_us * interval '1 microsecond')",
+    "u.instance") " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
+                  " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
+                  "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
+                  "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, "
+                  "d.job_pid)"
+                  " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'" HIST_WRITTEN_CLOSE(
+                      "d.");
 
 static const char sql_upd[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details d"

@@ -65,19 +65,20 @@ static const char sql_finish[] = HIST_WRITTEN_OPEN
     "'running')" HIST_WRITTEN_CLOSE("");
 
 /* Both kinds of complete or partial row go through one INSERT; a start passes
- * status 'running' and NULL for what is not known yet. */
+ * status 'running' and NULL for what is not known yet. (A SELECT, for HIST_UNLESS_SERVED.) */
 static const char sql_insert[] = HIST_WRITTEN_OPEN
     "INSERT INTO pgcrond.job_run_details"
     " (jobid, database, username, command, status, return_message, start_time, end_time,"
     "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
     "  boot_id, graph_run)"
-    " VALUES ((SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = $4),"
+    " SELECT (SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = $4),"
     "  $5, $6, $7, $13, $14,"
     "  timestamptz 'epoch' + $11::bigint * interval '1 microsecond',"
     "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
     "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
-    "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9)"
-    " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
+    "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9" HIST_UNLESS_SERVED(
+        "$13", "$4", "(timestamptz 'epoch' + $10::bigint * interval '1 microsecond')",
+        "$1") " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
     HIST_WRITTEN_CLOSE("");
 
 static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
