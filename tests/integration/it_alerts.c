@@ -199,13 +199,15 @@ START_TEST(slow_run_alerts_while_running)
 	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
 	    "%s/state/alerts.txt\"; } );\n",
 	    e.dir);
-	char sched[64];
-	itest_schedule_soon(sched, sizeof(sched), 2);
+	/* run once the daemon is up (a fire 2 s ahead passed before a loaded machine's start) */
 	itest_env_job(&e, "10-slow.conf",
-	              "job = { name = \"slowpoke\"; database = \"app\"; schedule = \"%s\";"
-	              " command = \"SELECT pg_sleep(3)\"; warn_duration = \"1s\"; };\n",
-	              sched);
+	              "job = { name = \"slowpoke\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
+	              " command = \"SELECT pg_sleep(3)\"; warn_duration = \"1s\"; };\n");
 	itest_env_start(&e);
+	int status = -1;
+	char *out = itest_cli(&status, "trigger", "-c", e.conf, "slowpoke", NULL);
+	ck_assert_msg(status == 0, "trigger: %d %s", status, out);
+	free(out);
 	char *path = itest_env_path(&e, "state/alerts.txt");
 	/* the alert comes while the statement still runs */
 	ck_assert_msg(itest_env_wait(&e, 10,
