@@ -388,6 +388,10 @@ static void jobs_done(struct cluster *c, const struct stmtq_result *sr)
 		c->jobs_due = false; /* the rest of the parts waits for the next connect or set */
 		return;
 	}
+	/* the last part: the claims of stopped or dead instances that this instance is to serve
+	 * may have waited for it (SQL_TAKER_DEFINES) */
+	if (!c->jobs_due)
+		cluster_serve_stopped(c);
 	for (int i = 0; r && i < PQntuples(r); i++)
 		log_warning("cluster: job %s is defined differently on instance(s) %s (a rolling "
 		            "configuration change?); each fire runs with the definition of the "
@@ -639,10 +643,6 @@ void cluster_kick(struct cluster *c)
 		c->claims_went = false;
 		send_jobs_part(c);
 		return;
-	}
-	if (c->stopped_wanted && !cluster_jobs_unpublished(c)) {
-		c->stopped_wanted = false;
-		cluster_serve_stopped(c); /* a task: sent next */
 	}
 	if (c->task_head) {
 		send_task(c);

@@ -66,8 +66,9 @@ struct cluster_orphan {
 	/* not a run but a scheduled fire DEAD claimed and never ran (TRIGGER "schedule",
 	 * ATTEMPT 0): serve it here under the job's catch-up policy */
 	bool unserved;
-	/* read by cluster_serve_stopped: DEAD stopped cleanly, or (DIED) its reaper left the
-	 * claim to this instance, which defines the job as DEAD did */
+	/* set by cluster_serve_stopped: DEAD stopped cleanly, or (DIED) was found dead and its
+	 * reaper left the claim to the instances that define the job as DEAD did (or to any
+	 * that defines it, when no live one does: cluster_lock.c, SQL_TAKER_DEFINES) */
 	bool stopped;
 	bool died;
 	bool silent; /* DEAD is live but silent past the claim's lease (cluster_serve_leased) */
@@ -118,9 +119,11 @@ void cluster_close(struct cluster **c);
  * history has no record of an earlier process left to write (hist_pending() == 0): a
  * record still in the spill file would make its run look unserved. */
 void cluster_serve_unserved(struct cluster *c);
-/* Another instance stopped (its NOTIFY, a wake-up only): serve the scheduled fires the
- * stopped instances claimed at their instant and never ran (hooks.orphan, unserved and
- * stopped set). No-op without schema step 17 or a connection. */
+/* Another instance stopped or was found dead (a NOTIFY, a wake-up only), or this instance's
+ * jobs were published: serve the scheduled fires the stopped instances claimed at their
+ * instant and never ran, and those a dead instance's reaper left to this one, which defines
+ * the jobs as the dead one did (hooks.orphan, unserved and stopped set). No-op without
+ * schema step 17 or a connection, and until this instance's jobs are published. */
 void cluster_serve_stopped(struct cluster *c);
 /* After a heartbeat that found another instance's heartbeat late by a claim's lease (only
  * then is the statement sent), with other instances live: serve the scheduled fires a live but

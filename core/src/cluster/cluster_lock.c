@@ -259,14 +259,17 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
  * is claimed by whoever fires it, now that the claim is gone) */
 #define SQL_UNSERVED_PASSED                                                                        \
 	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
-/* A claim of a job that instance $1 defines, as its holder did, or otherwise when no other
- * live instance does: a rolling configuration change whose holder is gone is served by the
- * definition the others moved to. One that another live instance defines as the holder did
- * is left to that instance (sql_unserved_stopped: a reap's NOTIFY wakes it), and one that $1
- * does not define to an instance that does. By pgcrond.instance_job: a holder without rows
- * there (an older pgcrond) is matched by no one, so any instance defining the job takes it. */
+/* A claim of an instant still ahead (given back: whoever fires it claims it), or of a job
+ * that instance $1 defines, as its holder did, or otherwise when no other live instance does:
+ * a rolling configuration change whose holder is gone is served by the definition the others
+ * moved to. One that another live instance defines as the holder did is left to that
+ * instance (sql_unserved_stopped: a reap's NOTIFY wakes it, and so does the end of its jobs'
+ * publishing), and one that $1 does not define to an instance that does. By
+ * pgcrond.instance_job: a holder without rows there (an older pgcrond) is matched by no one,
+ * so any instance defining the job takes it. */
 #define SQL_TAKER_DEFINES                                                                          \
-	" AND EXISTS (SELECT FROM pgcrond.instance_job ij"                                         \
+	" AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"           \
+	"  pg_catalog.now() OR EXISTS (SELECT FROM pgcrond.instance_job ij"                        \
 	"  WHERE ij.instance OPERATOR(pg_catalog.=) $1"                                            \
 	"   AND ij.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
 	"   AND (EXISTS (SELECT FROM pgcrond.instance_job hj"                                      \
@@ -284,7 +287,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"      AND o.stopped_at IS NULL"                                                           \
 	"      AND o.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"    \
 	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
-	"        OPERATOR(pg_catalog.*) interval '1 millisecond')))))"
+	"        OPERATOR(pg_catalog.*) interval '1 millisecond'))))))"
 
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
@@ -430,7 +433,8 @@ static void reaped_wake_done(void *arg, const struct pg_result *res, const char 
 	(void)sqlstate;
 	if (err && *err)
 		log_warning("cluster: could not tell the other instances that one died (a fire it "
-		            "claimed that they define as it did waits for the next stop): %s",
+		            "claimed that they define as it did waits for their next look: another "
+		            "stop, or their next start or reload, within 2 minutes): %s",
 		            err);
 }
 
@@ -508,8 +512,8 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		if (c->hooks.reaped)
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
 	}
-	if (any && c->peers_live > 0 &&
-	    cluster_submit(c, sql_reaped_wake, 0, NULL, reaped_wake_done, c) < 0)
+	if (any && cluster_submit(c, sql_reaped_wake, 0, NULL, reaped_wake_done, c) < 0 &&
+	    !c->closing)
 		reaped_wake_done(c, NULL, "not connected", "");
 }
 
@@ -526,9 +530,13 @@ static const char sql_unserved_stopped[] =
     "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NOT NULL"
     "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
     /* instants of the stop's last minutes only (its grace period, 30 s by default): an
-     * older claim no run took is a fire that did not come (paused, removed, rescheduled) */
-    "   AND pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
+     * older claim no run took is a fire that did not come (paused, removed, rescheduled);
+     * a dead instance's that its reaper left, within minutes of the reap */
+    "   AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
     "    (i.stopped_at OPERATOR(pg_catalog.-) interval '2 minutes')"
+    "    OR (pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '"
+    "     AND i.stopped_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "      interval '2 minutes')))"
     "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
     " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
     "  pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ' AS died)"
@@ -623,7 +631,7 @@ static const char sql_lease_back[] =
     " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
     "  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"
     "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
-    " ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\" ON CONFLICT DO NOTHING";
+    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING";
 
 static void lease_back_done(void *arg, const struct pg_result *res, const char *err,
                             const char *sqlstate)
@@ -728,10 +736,8 @@ void cluster_serve_stopped(struct cluster *c)
 {
 	if (!c || !c->xact_table || c->stopping)
 		return;
-	if (cluster_jobs_unpublished(c)) {
-		c->stopped_wanted = true; /* cluster_kick asks once they are */
-		return;
-	}
+	if (cluster_jobs_unpublished(c))
+		return; /* the end of the publishing looks (jobs_done) */
 	const char *p[] = {c->instance};
 	if (cluster_submit(c, sql_unserved_stopped, 1, p, unserved_stopped_done, c) < 0)
 		log_info("cluster: not connected: the fires a stopped instance left are looked for "

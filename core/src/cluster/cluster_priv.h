@@ -173,10 +173,7 @@ struct cluster {
 	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
 	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
-	/* cluster_serve_stopped asked while this instance's jobs were not all published: the
-	 * claims it may take depend on them (SQL_TAKER_DEFINES), so it waits for the last part */
-	bool stopped_wanted;
-	bool stopping; /* cluster_stopping */
+	bool stopping;                     /* cluster_stopping */
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
 	bool xact_table;

@@ -87,6 +87,7 @@ enum ins_col {
 	I_SQLSTATE,
 	I_END_US,
 	I_PID,
+	I_WHOLE, /* "t": the row is one record line (R1), not a start and its end */
 	I_N
 };
 enum upd_col {
@@ -119,14 +120,15 @@ enum upd_col {
 	"  u.boot_id, u.graph_run, u.pid"                                                          \
 	" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"     \
 	"  $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::integer[],"      \
-	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[])"                  \
+	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[], $18::boolean[])"  \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
-	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid)"
+	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole)"
 static const char sql_ins_new[] = HIST_WRITTEN_OPEN SQL_INS HIST_WRITTEN_CLOSE("d.");
 /* a replay: the row is there; a start changes nothing, an end completes a running row; a
- * skip of a fire another instance served is not written (an earlier process's spill file) */
+ * skip record of a fire another instance served is not written (HIST_UNLESS_SERVED) */
 static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
-    "u.status", "u.job_name", "(timestamptz 'epoch' + u.sched_us * interval '1 microsecond')",
+    "u.whole", "u.status", "u.job_name",
+    "(timestamptz 'epoch' + u.sched_us * interval '1 microsecond')",
     "u.instance") " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
                   " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
                   "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
@@ -210,6 +212,7 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			r = &rows[nrows++];
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
 			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
+			r->f[I_WHOLE] = record ? "t" : "f";
 			r->insert = true;
 			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
 			continue;

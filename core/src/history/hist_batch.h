@@ -29,13 +29,15 @@
 	" SELECT w.run_key, w.runid, w.job_name, w.status, w.end_us FROM w"                        \
 	" WHERE w.status <> 'running'"
 
-/* A skipped row of a fire that another instance's row already records is not written: a
+/* A skip record of a fire that another instance's row already records is not written: a
  * stop's "pgcrond was shutting down" row that waited in the spill file while the history
  * database was unreachable, written at the next start after another instance served the
- * fire (docs/faults.md). STATUS, JOB, SCHED (a timestamptz) and INSTANCE are the row's
- * expressions; the run's start bounds the look, as the catch-up's does. */
-#define HIST_UNLESS_SERVED(status, job, sched, instance)                                           \
-	" WHERE NOT (coalesce(" status " = 'skipped', false) AND EXISTS (SELECT"                   \
+ * fire (docs/several-instances.md). WHOLE (the row is one record line, not a run's start
+ * merged with its end, whose start row may be in the table already), STATUS, JOB, SCHED (a
+ * timestamptz) and INSTANCE are the row's expressions; the run's start bounds the look, as
+ * the catch-up's does. */
+#define HIST_UNLESS_SERVED(whole, status, job, sched, instance)                                    \
+	" WHERE NOT (coalesce(" whole " AND " status " = 'skipped', false) AND EXISTS (SELECT"     \
 	"  FROM pgcrond.job_run_details o WHERE o.job_name = " job                                 \
 	" AND o.scheduled_time = " sched "  AND o.start_time >= " sched                            \
 	" - interval '1 minute' AND o.instance <> " instance "))"

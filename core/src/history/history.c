@@ -77,7 +77,7 @@ static const char sql_insert[] = HIST_WRITTEN_OPEN
     "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
     "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
     "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9" HIST_UNLESS_SERVED(
-        "$13", "$4", "(timestamptz 'epoch' + $10::bigint * interval '1 microsecond')",
+        "true", "$13", "$4", "(timestamptz 'epoch' + $10::bigint * interval '1 microsecond')",
         "$1") " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
     HIST_WRITTEN_CLOSE("");
 
