@@ -93,6 +93,8 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	    "},"
 	    " { sink = \"webhook\"; url = \"http://127.0.0.1:%d/hook\"; timeout = \"2s\"; } );\n",
 	    port);
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-jobs.conf",
 	              "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; "
@@ -100,7 +102,7 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	              "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; command "
 	              "= \"SELECT 1\"; }\n);\n",
 	              when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_wait_log(hook_path, "\"job\":\"broken\"", 15), "no alert:\n%s",
 	              itest_read_file(e.log));
 	char *got = itest_read_file(hook_path);
@@ -289,12 +291,14 @@ START_TEST(alerts_say_things_once)
 	              "job = { name = \"off\"; database = \"app\"; schedule = \"* * * * * *\";"
 	              " command = \"SELECT 1\"; enabled = false; max_staleness = \"1s\"; };\n");
 	char sched[64];
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(sched, sizeof(sched), 2);
 	itest_env_job(&e, "30-leaving.conf",
 	              "job = { name = \"leaving\"; database = \"app\"; schedule = \"%s\";"
 	              " command = \"SELECT pg_sleep(6)\"; warn_duration = \"4s\"; };\n",
 	              sched);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	char *stdin_path = itest_env_path(&e, "state/stdin.txt");
 	char *path = itest_env_path(&e, "state/alerts.txt");
 

@@ -29,8 +29,10 @@ START_TEST(timeout_cancels_through_the_key)
 	                 "  lim = { conninfo = \"%s user=it_cancel_one\"; pool = 1; }; };\n"
 	                 "history = { database = \"app\"; };\n",
 	                 e.dir, e.dir, e.ci, e.ci);
-	/* The job turns the server's statement_timeout off, so only the daemon's own timer
-	 * stops it; the comment marks its backend in pg_stat_activity. */
+	itest_env_start(&e);
+	/* The job comes with a reload once the daemon runs (itest_env_reload). It turns the
+	 * server's statement_timeout off, so only the daemon's own timer stops it; the comment
+	 * marks its backend in pg_stat_activity. */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(
 	    &e, "10-jobs.conf",
@@ -43,7 +45,7 @@ START_TEST(timeout_cancels_through_the_key)
 	ck_assert(PQsendQuery(other, "SELECT pg_sleep(8) /* it_cancel_other */"));
 	long long other_pid = PQbackendPID(other);
 
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) > 0 FROM pg_stat_activity"
 	                             " WHERE query LIKE '%%pg_sleep(60) /* it_cancel */%%'"

@@ -104,6 +104,8 @@ START_TEST(timeout_stops_the_backend)
 	struct itest_env e;
 	char when[32];
 	env_setup(&e, "timeout", NULL);
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	/* one statement: the server's statement_timeout stops it */
 	itest_env_job(
@@ -117,7 +119,7 @@ START_TEST(timeout_stops_the_backend)
 	    "job = { name = \"sleepy2\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\";\n"
 	    "  command = \"SELECT pg_sleep(1.6); SELECT pg_sleep(1.7)\"; };\n",
 	    when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(
 	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name LIKE "
@@ -263,12 +265,14 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	struct itest_env e;
 	char when[32];
 	env_setup(&e, "crash", NULL);
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-long.conf",
 	              "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";\n"
 	              "  command = \"SELECT pg_sleep(4)\"; };\n",
 	              when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
@@ -373,6 +377,8 @@ START_TEST(sigterm_lets_runs_finish_then_cancels)
 	struct itest_env e;
 	char when[32];
 	env_setup(&e, "term", "shutdown_grace = \"3s\";\n");
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-short.conf",
 	              "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
@@ -382,7 +388,7 @@ START_TEST(sigterm_lets_runs_finish_then_cancels)
 	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
 	              "  command = \"SELECT pg_sleep(60)\"; };\n",
 	              when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
@@ -482,12 +488,14 @@ START_TEST(second_sigterm_cancels_at_once)
 	struct itest_env e;
 	char when[32];
 	env_setup(&e, "term2", "shutdown_grace = \"60s\";\n");
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-long.conf",
 	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
 	              "  command = \"SELECT pg_sleep(60)\"; };\n",
 	              when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE status = 'running' AND job_pid IS NOT NULL"),

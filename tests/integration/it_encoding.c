@@ -29,13 +29,15 @@ START_TEST(long_multibyte_failure_is_recorded_logged_and_alerted)
 	itest_env_setup(&e, "enc", DB);
 	itest_env_main(&e, "alerts = ( { sink = \"log\"; }, { sink = \"notify\"; channel = "
 	                   "\"enc_alerts\"; } );\n");
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-mb.conf",
 	              "job = { name = \"mb\"; schedule = \"%s\"; command = \"" FAILING "\"; };\n",
 	              when);
 	PGconn *l = itest_connect(e.ci);
 	itest_exec(l, "LISTEN enc_alerts");
-	itest_env_start(&e);
+	itest_env_reload(&e);
 
 	/* the alert reaches the notify sink: PostgreSQL accepted its payload */
 	PGnotify *n = NULL;
@@ -91,6 +93,8 @@ START_TEST(latin1_database_error_is_recorded)
 	                 "              legacy = { conninfo = \"%s\"; }; };\n"
 	                 "history = { database = \"app\"; };\n",
 	                 e.dir, e.dir, e.ci, ci1);
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	/* chr(233) is é in LATIN1: the server makes the message, in the database's encoding
 	 * unless the client asked for UTF8 */
@@ -98,7 +102,7 @@ START_TEST(latin1_database_error_is_recorded)
 	              "job = { name = \"legacy\"; database = \"legacy\"; schedule = \"%s\"; "
 	              "command = \"DO $$ BEGIN RAISE EXCEPTION 'caf%%', chr(233); END $$\"; };\n",
 	              when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
 	                             "job_name = 'legacy' AND status = 'failed' AND "

@@ -37,6 +37,8 @@ START_TEST(history_waits_for_the_runs_due_with_it)
 	    " $$BEGIN INSERT INTO public.arrivals VALUES (clock_timestamp()); RETURN NEW; END$$;"
 	    "CREATE TRIGGER arrived BEFORE INSERT ON pgcrond.job_run_details"
 	    " FOR EACH ROW EXECUTE FUNCTION public.arrived()");
+	itest_env_start(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	char jobs[4096] = "jobs = (\n";
 	for (int i = 0; i < JOBS; i++) {
@@ -49,7 +51,7 @@ START_TEST(history_waits_for_the_runs_due_with_it)
 		    i, when, i, i + 1 < JOBS ? "," : "");
 	}
 	itest_env_job(&e, "10-jobs.conf", "%s);\n", jobs);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = %d FROM pgcrond.job_run_details"
 	                             " WHERE status = 'succeeded'",

@@ -569,6 +569,29 @@ int itest_env_stop(struct itest_env *e, int sig, double timeout_s)
 	return st;
 }
 
+/* Occurrences of NEEDLE in the file at PATH. */
+static int count_in_file(const char *path, const char *needle)
+{
+	char *text = itest_read_file(path);
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(text);
+	return n;
+}
+
+void itest_env_reload(struct itest_env *e)
+{
+	static const char done[] = "configuration reloaded";
+	int before = count_in_file(e->log, done);
+	ck_assert_int_eq(kill(e->pid, SIGHUP), 0);
+	double end = itest_now() + 20;
+	while (count_in_file(e->log, done) <= before && itest_now() < end)
+		itest_sleep(0.02);
+	ck_assert_msg(count_in_file(e->log, done) > before, "the reload was not applied:\n%s",
+	              itest_tail(e->log));
+}
+
 void itest_env_teardown(struct itest_env *e)
 {
 	if (e->pid)

@@ -130,6 +130,10 @@ char *itest_env_path(const struct itest_env *e, const char *name);
 void itest_env_start(struct itest_env *e);
 /* Stop it as itest_daemon_stop does; returns its exit status. */
 int itest_env_stop(struct itest_env *e, int sig, double timeout_s);
+/* SIGHUP the daemon and wait until it logs that the reload is applied. A job whose fire is
+ * a few seconds ahead (itest_schedule_soon) is written and reloaded once the daemon runs: a
+ * loaded machine's daemon start took longer than 2 s, and the fire passed before it. */
+void itest_env_reload(struct itest_env *e);
 /* Kill a daemon still running, close the connection, free E's strings. */
 void itest_env_teardown(struct itest_env *e);
 /* itest_wait_sql and itest_scalar_ll on E's database, with the SQL from FMT (printf). */
