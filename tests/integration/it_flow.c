@@ -19,6 +19,8 @@ START_TEST(diamond_runs_in_order_with_one_graph_run)
 	char when[32];
 	itest_env_setup(&e, "diamond", DB);
 	itest_exec(e.db, "CREATE TABLE steps (job text, started timestamptz, ended timestamptz)");
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 3);
 	/* each step records its own start and end, so the order is checked from the inside */
 #define STEP(name)                                                                                 \
@@ -32,7 +34,7 @@ START_TEST(diamond_runs_in_order_with_one_graph_run)
 	    "{ name = \"c\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
 	    "{ name = \"d\"; database = \"app\"; after = [\"b\", \"c\"]; command = \"%s\"; }\n);\n",
 	    when, STEP("a"), STEP("b"), STEP("c"), STEP("d"));
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'd' AND status = 'succeeded'"),
@@ -86,6 +88,8 @@ START_TEST(upstream_failure_marks_downstreams_and_alerts)
 	    "\"echo \\\"$PGCROND_ALERT_EVENT $PGCROND_ALERT_KIND $PGCROND_ALERT_JOB\\\" >> "
 	    "%s/state/alerts.txt\"; } );\n",
 	    e.dir);
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 3);
 	itest_env_job(
 	    &e, "10-chain.conf",
@@ -95,7 +99,7 @@ START_TEST(upstream_failure_marks_downstreams_and_alerts)
 	    "{ name = \"y\"; database = \"app\"; after = [\"x\"]; command = \"SELECT 1\"; },\n"
 	    "{ name = \"z\"; database = \"app\"; after = [\"y\"]; command = \"SELECT 1\"; }\n);\n",
 	    when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details "
 	                             "WHERE status = 'upstream_failed'"),
@@ -146,6 +150,8 @@ START_TEST(deadlock_is_retried_with_growing_delays)
 	                 "CREATE FUNCTION flaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
 	                 "IF nextval('tries') <= 2 THEN RAISE EXCEPTION 'simulated deadlock' "
 	                 "USING ERRCODE = '40P01'; END IF; RETURN 1; END $$");
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 3);
 	itest_env_job(&e, "10-retry.conf",
 	              "jobs = (\n{ name = \"flaky\"; database = \"app\"; schedule = \"%s\"; "
@@ -155,7 +161,7 @@ START_TEST(deadlock_is_retried_with_growing_delays)
 	              " command = \"SELECT * FROM no_such_table\"; retries = 3; retry_delay = "
 	              "\"200ms\"; }\n);\n",
 	              when, when);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'flaky' AND status = 'succeeded'"),

@@ -58,6 +58,8 @@ START_TEST(leaks_are_reset)
 	                 " pid int)");
 	/* statement_timeout comes last: from PostgreSQL 13 on it applies to each statement of
 	 * the string, and 1 ms would stop the others on a loaded machine */
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(
 	    &e, "10-jobs.conf",
@@ -79,7 +81,7 @@ START_TEST(leaks_are_reset)
 	    when);
 	char *user = itest_scalar(e.db, "SELECT current_user");
 	char *path = itest_scalar(e.db, "SELECT current_setting('search_path')");
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'check' AND status <> 'running'"),
@@ -127,6 +129,8 @@ START_TEST(open_transaction_fails)
 	main_conf_pool1(&e);
 	itest_exec(e.db,
 	           "CREATE TABLE public.t (x int); CREATE TABLE public.pids (job text, pid int)");
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(t1, sizeof(t1), 2);
 	itest_schedule_soon(t2, sizeof(t2), 3);
 	itest_schedule_soon(t3, sizeof(t3), 4);
@@ -141,7 +145,7 @@ START_TEST(open_transaction_fails)
 	              " INSERT INTO public.t VALUES (3)\"; }\n"
 	              ");\n",
 	              t1, t2, t3);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details"
 	                             " WHERE status <> 'running'"),
@@ -187,6 +191,8 @@ START_TEST(statements_with_the_reset)
 	itest_exec(e.db, "CREATE TABLE public.t (x int); CREATE TABLE public.pids (pid int);"
 	                 "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET"
 	                 " standard_conforming_strings = off', current_database()); END$$");
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(t1, sizeof(t1), 2);
 	itest_schedule_soon(t2, sizeof(t2), 3);
 	itest_schedule_soon(t3, sizeof(t3), 4);
@@ -204,7 +210,7 @@ START_TEST(statements_with_the_reset)
 	              "  command = \"INSERT INTO public.pids VALUES (pg_backend_pid())\"; }\n"
 	              ");\n",
 	              t1, t2, t3, t4);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 4 FROM pgcrond.job_run_details"
 	                             " WHERE status <> 'running'"),
@@ -311,6 +317,8 @@ START_TEST(notices_are_logged_safely)
 
 	itest_env_setup(&e, "session-notices", "it_session_notices");
 	itest_env_main(&e, NULL);
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(t1, sizeof(t1), 2);
 	itest_schedule_soon(t2, sizeof(t2), 3);
 	itest_env_job(
@@ -327,7 +335,7 @@ START_TEST(notices_are_logged_safely)
 	    "  command = \"SELECT 1\"; }\n"
 	    ");\n",
 	    t1, t2);
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(
 	    itest_env_wait(&e, 30,
 	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details"
