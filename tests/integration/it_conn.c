@@ -194,6 +194,8 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 	                 "history = { database = \"app\"; };\n",
 	                 e.dir, e.dir, e.ci, e.ci);
 	char when[32];
+	itest_env_start(&e);
+	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 3);
 	for (int i = 0; i < 8; i++) {
 		char file[32];
@@ -204,7 +206,7 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 		              "        command = \"SELECT pg_sleep(0.5)\"; };\n",
 		              i, when);
 	}
-	itest_env_start(&e);
+	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = 8 FROM pgcrond.job_run_details "
 	                             "WHERE job_name LIKE 'sleep%%' AND status <> 'running'"),

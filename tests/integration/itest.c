@@ -580,16 +580,30 @@ static int count_in_file(const char *path, const char *needle)
 	return n;
 }
 
-void itest_env_reload(struct itest_env *e)
+/* SIGHUP the daemon PID and wait until LOG says the reload is applied. */
+static void reload_and_wait(pid_t pid, const char *log)
 {
 	static const char done[] = "configuration reloaded";
-	int before = count_in_file(e->log, done);
-	ck_assert_int_eq(kill(e->pid, SIGHUP), 0);
+	int before = count_in_file(log, done);
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
 	double end = itest_now() + 20;
-	while (count_in_file(e->log, done) <= before && itest_now() < end)
+	while (count_in_file(log, done) <= before && itest_now() < end)
 		itest_sleep(0.02);
-	ck_assert_msg(count_in_file(e->log, done) > before, "the reload was not applied:\n%s",
-	              itest_tail(e->log));
+	ck_assert_msg(count_in_file(log, done) > before, "the reload was not applied:\n%s",
+	              itest_tail(log));
+}
+
+void itest_env_reload(struct itest_env *e)
+{
+	reload_and_wait(e->pid, e->log);
+}
+
+void itest_inst_reload(struct itest_inst *in, const char *jobs)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/conf.d/10-jobs.conf", in->dir);
+	itest_write_file(path, "%s", jobs);
+	reload_and_wait(in->pid, in->log);
 }
 
 void itest_env_teardown(struct itest_env *e)

@@ -159,6 +159,9 @@ void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const cha
 void itest_inst_start(struct itest_inst *in);
 /* Stop it with SIG (waits up to 30 s); its exit status as itest_daemon_stop's. */
 int itest_inst_stop(struct itest_inst *in, int sig);
+/* Make JOBS its conf.d/10-jobs.conf, reload it and wait until the reload is applied (as
+ * itest_env_reload). */
+void itest_inst_reload(struct itest_inst *in, const char *jobs);
 /* Kill it if it runs, and free. */
 void itest_inst_free(struct itest_inst *in);
 
