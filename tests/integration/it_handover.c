@@ -771,16 +771,18 @@ START_TEST(dead_instance_claims_go_to_the_same_definition)
 }
 END_TEST
 
-/* A silent instance's claim taken over by an instance that is stopping goes back to its
- * holder: the stopping one runs nothing more, and the holder runs it when it is back, or it
- * is served once the holder is found dead. zz is live but silent (15 s without a heartbeat,
- * found dead only after 10 minutes) with a claim of k 10 s ago; a trigger holds ga's taking
- * of it (the lease's DELETE) until ga's stop has begun. */
-START_TEST(stop_gives_a_silent_holders_claims_back)
+/* Claims taken over by an instance that is stopping go back to their holder: the stopping
+ * one runs nothing more. zz has a claim of k 10 s ago and is either live but silent (SILENT:
+ * 15 s without a heartbeat, found dead only after 10 minutes: ga takes the claim by its
+ * lease) or stopped (ga takes the claim when a `stopped` notification wakes it). A trigger
+ * holds ga's taking of the claim (its DELETE) until ga's stop has begun. A silent holder
+ * runs the fire when it is back, or it is served once the holder is found dead; a stopped
+ * one's is served by the others, whom the stop's NOTIFY wakes. */
+static void stop_gives_claims_back(bool silent)
 {
 	struct itest_env e;
 	struct itest_inst a;
-	handover_db(&e, "ho-leaseback");
+	handover_db(&e, silent ? "ho-leaseback" : "ho-stopback");
 	itest_exec(e.db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
 	                 "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
 	                 "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
@@ -798,14 +800,21 @@ START_TEST(stop_gives_a_silent_holders_claims_back)
 	                             "SELECT count(*) = 1 FROM pgcrond.instance_job"
 	                             " WHERE instance = 'ga'"),
 	              "ga did not publish its job:\n%s", itest_tail(a.log));
-	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen, dead_after_ms)"
-	                 " VALUES ('zz', 'zzboot', now() - '15 s'::interval, 600000);"
-	                 "INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
+	itest_exec(e.db, silent ? "INSERT INTO pgcrond.instance (name, boot_id, last_seen,"
+	                          "  dead_after_ms)"
+	                          " VALUES ('zz', 'zzboot', now() - '15 s'::interval, 600000)"
+	                        : "INSERT INTO pgcrond.instance (name, boot_id, last_seen,"
+	                          "  stopped_at, stop_note)"
+	                          " VALUES ('zz', 'zzboot', now() - '5 s'::interval,"
+	                          "  now() - '5 s'::interval, 'stopped')");
+	itest_exec(e.db, "INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
 	                 " SELECT 'zz', job_name, def_hash FROM pgcrond.instance_job"
 	                 "  WHERE instance = 'ga';"
 	                 "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
 	                 " VALUES ('k', 's:' || (extract(epoch FROM now())::bigint - 10), 'zz',"
 	                 "  'zzboot')");
+	if (!silent)
+		itest_exec(e.db, "NOTIFY pgcrond_cluster, 'stopped'");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
 	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
@@ -829,6 +838,18 @@ START_TEST(stop_gives_a_silent_holders_claims_back)
 	itest_inst_free(&a);
 	itest_env_teardown(&e);
 }
+
+START_TEST(stop_gives_a_silent_holders_claims_back)
+{
+	stop_gives_claims_back(true);
+}
+END_TEST
+
+/* (before 2026-11-25 the stopping instance deleted the claim and dropped the fire) */
+START_TEST(stop_gives_a_stopped_holders_claims_back)
+{
+	stop_gives_claims_back(false);
+}
 END_TEST
 
 int main(void)
@@ -850,6 +871,7 @@ int main(void)
 	    {"rows", stop_writes_its_rows_before_it_says_stopped},
 	    {"defs", dead_instance_claims_go_to_the_same_definition},
 	    {"leaseback", stop_gives_a_silent_holders_claims_back},
+	    {"stopback", stop_gives_a_stopped_holders_claims_back},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

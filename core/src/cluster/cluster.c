@@ -612,8 +612,9 @@ void cluster_kick(struct cluster *c)
 		cluster_send_stmt(c, OP_BEAT, sql_beat, 6, p);
 		return;
 	}
+	/* (a stopping instance takes nothing over: the others reap) */
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms &&
-	    !cluster_jobs_unpublished(c)) {
+	    !cluster_jobs_unpublished(c) && !c->stopping) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);

@@ -517,6 +517,57 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		reaped_wake_done(c, NULL, "not connected", "");
 }
 
+/* An answer that takes claims over (a lease's, or a stopped instance's) that comes once this
+ * process stops: its scheduler takes over nothing more, so the claims go back to their
+ * holders as they were ($1 jobs, $2 keys, $3 instances, $4 boot ids): a silent holder runs
+ * them when it is back, or they are served once it is found dead; a stopped one's are served
+ * by the others, whom this stop's NOTIFY wakes. */
+static const char sql_give_back[] =
+    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
+    " SELECT u.j, u.k, u.i, u.b, false"
+    /* (a several-array unnest is syntax, not pg_catalog's function: ROWS FROM is the form
+     * that names the schema) */
+    " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+    "  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"
+    "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
+    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING";
+
+static void give_back_done(void *arg, const struct pg_result *res, const char *err,
+                           const char *sqlstate)
+{
+	(void)arg;
+	(void)res;
+	(void)sqlstate;
+	if (err && *err)
+		log_warning("cluster: could not give claims taken over back while stopping (those "
+		            "fires are served when their holder is found dead, or not at all): %s",
+		            err);
+}
+
+/* R's rows, with the job, key, holder and boot id in columns COLS. */
+static void give_back(struct cluster *c, const PGresult *r, const int cols[4])
+{
+	size_t n = (size_t)PQntuples(r);
+	const char **v = calloc(4 * n, sizeof(*v));
+	char *lit[4] = {NULL, NULL, NULL, NULL};
+	bool ok = v != NULL;
+	for (int f = 0; ok && f < 4; f++) {
+		for (size_t i = 0; i < n; i++)
+			v[f * n + i] = PQgetvalue(r, (int)i, cols[f]);
+		ok = (lit[f] = cluster_strings_literal(v + f * n, n)) != NULL;
+	}
+	/* the rows are by instance: several silent ones may be among them */
+	log_notice("cluster: stopping: %zu claim(s) just taken over from other instance(s) go back "
+	           "to their holders (the first: \"%s\")",
+	           n, PQgetvalue(r, 0, 0));
+	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
+	if (!ok || cluster_submit_closing(c, sql_give_back, 4, p, give_back_done, c) < 0)
+		give_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
+	for (int f = 0; f < 4; f++)
+		free(lit[f]);
+	free(v);
+}
+
 /* The claims of instances that stopped cleanly (the stop's NOTIFY only wakes us: which ones
  * stopped is read from their rows, written by pgcrond's roles only) that no run served. A
  * stop gives back its claims of instants still ahead (sched_preclaim_give_back), but not
@@ -539,9 +590,10 @@ static const char sql_unserved_stopped[] =
     "      interval '2 minutes')))"
     "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
     " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
-    "  pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ' AS died)"
-    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, died FROM unserved"
-    " WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
+    "  pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ' AS died,"
+    "  c.fire_key, c.boot_id)"
+    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, died, fire_key, boot_id"
+    " FROM unserved WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
 
 static void unserved_stopped_done(void *arg, const struct pg_result *res, const char *err,
                                   const char *sqlstate)
@@ -557,6 +609,11 @@ static void unserved_stopped_done(void *arg, const struct pg_result *res, const 
 	}
 	if (!r || PQntuples(r) == 0)
 		return;
+	if (c->stopping) { /* the answer came once this process began to stop */
+		const int cols[4] = {1, 4, 0, 5}; /* job, key, instance, boot id */
+		give_back(c, r, cols);
+		return;
+	}
 	log_warning("cluster: instance \"%s\" %s with %d scheduled fire(s) claimed at their "
 	            "instant and not run: serving them here",
 	            PQgetvalue(r, 0, 0), strcmp(PQgetvalue(r, 0, 3), "t") == 0 ? "died" : "stopped",
@@ -620,58 +677,6 @@ static const char sql_leased[] =
              " FROM unserved"
              " ORDER BY name, s";
 
-/* A lease's answer that comes once this process stops: its scheduler takes over nothing
- * more, so the claims go back to their holders as they were ($1 jobs, $2 keys, $3 instances,
- * $4 boot ids), to be run by them when they are back, or served when they are found dead. */
-static const char sql_lease_back[] =
-    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
-    " SELECT u.j, u.k, u.i, u.b, false"
-    /* (a several-array unnest is syntax, not pg_catalog's function: ROWS FROM is the form
-     * that names the schema) */
-    " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
-    "  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"
-    "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
-    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING";
-
-static void lease_back_done(void *arg, const struct pg_result *res, const char *err,
-                            const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning(
-		    "cluster: could not give the claims of a silent instance back while "
-		    "stopping (those fires are served when it is found dead, or not at all): "
-		    "%s",
-		    err);
-}
-
-static void lease_back(struct cluster *c, const PGresult *r)
-{
-	size_t n = (size_t)PQntuples(r);
-	const char **v = calloc(4 * n, sizeof(*v));
-	char *lit[4] = {NULL, NULL, NULL, NULL};
-	const int cols[4] = {1, 5, 0, 4}; /* job, key, instance, boot id */
-	bool ok = v != NULL;
-	for (int f = 0; ok && f < 4; f++) {
-		for (size_t i = 0; i < n; i++)
-			v[f * n + i] = PQgetvalue(r, (int)i, cols[f]);
-		ok = (lit[f] = cluster_strings_literal(v + f * n, n)) != NULL;
-	}
-	/* the rows are by instance: several silent ones may be among them */
-	log_notice(
-	    "cluster: stopping: %zu claim(s) just taken over from silent instance(s) go back "
-	    "to their holders (the first: \"%s\")",
-	    n, PQgetvalue(r, 0, 0));
-	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
-	if (!ok || cluster_submit_closing(c, sql_lease_back, 4, p, lease_back_done, c) < 0)
-		lease_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
-	for (int f = 0; f < 4; f++)
-		free(lit[f]);
-	free(v);
-}
-
 static void leased_done(void *arg, const struct pg_result *res, const char *err,
                         const char *sqlstate)
 {
@@ -686,7 +691,8 @@ static void leased_done(void *arg, const struct pg_result *res, const char *err,
 	}
 	log_complaint_reset(&c->lease_complaint);
 	if (c->stopping && r && PQntuples(r) > 0) {
-		lease_back(c, r);
+		const int cols[4] = {1, 5, 0, 4}; /* job, key, instance, boot id */
+		give_back(c, r, cols);
 		return;
 	}
 	for (int i = 0; r && i < PQntuples(r); i++) {
