@@ -24,7 +24,7 @@
 static void cluster_db(struct itest_env *e, const char *tag)
 {
 	itest_env_setup(e, tag, DB);
-	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/pgcrond--4.sql");
+	char *sql = itest_tail(TEST_SOURCE_DIR "/../sql/pgcrond--4.sql");
 	ck_assert_msg(sql[0], "no sql/pgcrond--4.sql");
 	itest_exec(e->db, sql);
 	free(sql);
@@ -39,7 +39,7 @@ static void wait_live(struct itest_env *e, const struct itest_inst *in)
 	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
 	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
 	                   in->name),
-	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
+	    "instance %s did not come up:\n%s", in->name, itest_tail(in->log));
 }
 
 START_TEST(same_name_refused_and_runs_kept)
@@ -57,7 +57,7 @@ START_TEST(same_name_refused_and_runs_kept)
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'slow' AND status = 'running'"),
-	              "no running row:\n%s", itest_read_file(a.log));
+	              "no running row:\n%s", itest_tail(a.log));
 	/* a second daemon with the same name, its own state_dir, the same database */
 	itest_inst_start(&b);
 	int st = itest_daemon_stop(b.pid, 0, 20); /* signal 0: only wait for its exit */
@@ -106,7 +106,7 @@ START_TEST(newcomer_is_seen_at_once)
 		}
 		ck_assert_msg(itest_wait_log(in[0].log, seen[i], 1.5),
 		              "ha did not see %s within 1.5 s of its start:\n%s", names[i],
-		              itest_read_file(in[0].log));
+		              itest_tail(in[0].log));
 	}
 	for (int i = 0; i < 3; i++) {
 		itest_inst_stop(&in[i], SIGTERM);
@@ -202,7 +202,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'slow' AND status = 'running'"),
-	              "no running row:\n%s", itest_read_file(a.log));
+	              "no running row:\n%s", itest_tail(a.log));
 	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
 	                                  " WHERE job_name = 'slow' AND status = 'running'");
 	struct itest_inst *dead = strcmp(runner, "one") == 0 ? &a : &b;
@@ -216,7 +216,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	                   " AND return_message LIKE 'instance %s died (last seen %%)%%"
 	                   "closed by instance %s'",
 	                   dead->name, alive->name),
-	    "the dead run was not closed within 30 s:\n%s", itest_read_file(alive->log));
+	    "the dead run was not closed within 30 s:\n%s", itest_tail(alive->log));
 	ck_assert_msg(itest_now() - t0 <= 30.0, "closed after %.1f s", itest_now() - t0);
 	/* the survivor retries it, as the job's retry policy says */
 	ck_assert_msg(
@@ -225,7 +225,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	                   " WHERE job_name = 'slow' AND attempt = 2 AND trigger = 'retry'"
 	                   " AND instance = '%s' AND status = 'succeeded'",
 	                   alive->name),
-	    "no retry by the survivor:\n%s", itest_read_file(alive->log));
+	    "no retry by the survivor:\n%s", itest_tail(alive->log));
 	/* pgcrond history shows which instance ran what */
 	int st;
 	char *out = itest_cli(&st, "history", "-c", alive->conf, "slow", NULL);
@@ -307,23 +307,21 @@ START_TEST(claimed_fires_never_run_are_served)
 	                             " AND trigger = 'catchup' AND status = 'succeeded'"
 	                             " AND scheduled_time = to_timestamp(%lld - 36)",
 	                             t3),
-	              "the earlier process's claimed fire was not served:\n%s",
-	              itest_read_file(a.log));
+	              "the earlier process's claimed fire was not served:\n%s", itest_tail(a.log));
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'u2' AND instance = 'one'"
 	                             " AND trigger = 'catchup' AND status = 'succeeded'"
 	                             " AND scheduled_time = to_timestamp(%lld - 26)",
 	                             t3),
-	              "the dead instance's claimed fire was not served:\n%s",
-	              itest_read_file(a.log));
+	              "the dead instance's claimed fire was not served:\n%s", itest_tail(a.log));
 	ck_assert_msg(
 	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                   " WHERE job_name = 'u4' AND status = 'skipped'"
 	                   " AND return_message LIKE '%%claimed by instance zz, which died"
 	                   " before running it; catchup = skip'"),
-	    "no skipped row for u4 (catchup = skip):\n%s", itest_read_file(a.log));
+	    "no skipped row for u4 (catchup = skip):\n%s", itest_tail(a.log));
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'u3' AND instance = 'one'"
@@ -331,7 +329,7 @@ START_TEST(claimed_fires_never_run_are_served)
 	                             " AND scheduled_time = to_timestamp(%lld)",
 	                             t3),
 	              "the coming fire the dead instance had claimed did not run:\n%s",
-	              itest_read_file(a.log));
+	              itest_tail(a.log));
 	itest_sleep(1.5); /* nothing more comes */
 	itest_inst_stop(&a, SIGTERM);
 	itest_assert_scalar(e.db,
@@ -392,7 +390,7 @@ START_TEST(overlap_skip_across_instances)
 	    "0");
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                  " WHERE status = 'succeeded'") >= 2,
-	              "the job hardly ran:\n%s", itest_read_file(a.log));
+	              "the job hardly ran:\n%s", itest_tail(a.log));
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                  " WHERE status = 'skipped' AND return_message ="
 	                                  " 'a run of the job is still running on another instance;"
@@ -421,7 +419,7 @@ START_TEST(different_definitions_are_logged)
 	itest_inst_start(&b);
 	ck_assert_msg(
 	    itest_wait_log(b.log, "job nightly is defined differently on instance(s) d1", 15),
-	    "d2 did not say so:\n%s", itest_read_file(b.log));
+	    "d2 did not say so:\n%s", itest_tail(b.log));
 	itest_assert_scalar(e.db,
 	                    "SELECT count(DISTINCT def_hash) FROM pgcrond.instance_job"
 	                    " WHERE job_name = 'nightly'",
@@ -488,7 +486,7 @@ START_TEST(jobs_published_in_parts)
 	                             " !~ '^t-[0-9]{4}$') = 0 FROM pgcrond.instance_job"
 	                             " WHERE instance = 'p1'",
 	                             PARTS_N),
-	              "p1's jobs were not published as they are:\n%s", itest_read_file(a.log));
+	              "p1's jobs were not published as they are:\n%s", itest_tail(a.log));
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.instance_job WHERE instance = 'p2'",
 	                    "1");
 
@@ -502,7 +500,7 @@ START_TEST(jobs_published_in_parts)
 	free(jobs);
 	kill(a.pid, SIGHUP);
 	ck_assert_msg(itest_wait_log(a.log, "configuration reloaded", 30), "no reload:\n%s",
-	              itest_read_file(a.log));
+	              itest_tail(a.log));
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = %d AND count(*) FILTER (WHERE job_name ="
 	                             " 'u-new') = 1 AND count(*) FILTER (WHERE job_name ~ '^t-'"
@@ -510,7 +508,7 @@ START_TEST(jobs_published_in_parts)
 	                             " FROM pgcrond.instance_job WHERE instance = 'p1'",
 	                             PARTS_N - PARTS_N / 3 + 1),
 	              "p1's jobs after the reload are not its configuration's:\n%s",
-	              itest_read_file(a.log));
+	              itest_tail(a.log));
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_free(&a);
 	itest_env_teardown(&e);
@@ -538,17 +536,17 @@ START_TEST(claims_go_between_the_jobs_parts)
 	/* the tick's fires wait for their claims, queued behind the part the lock holds up: the
 	 * next fire finds its claim still pending */
 	ck_assert_msg(itest_wait_log(a.log, "tick: skipped: previous fire still being claimed", 15),
-	              "the tick's claims do not wait:\n%s", itest_read_file(a.log));
+	              "the tick's claims do not wait:\n%s", itest_tail(a.log));
 	itest_exec(e.db, "COMMIT");
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = %d FROM pgcrond.instance_job"
 	                             " WHERE instance = 'turns1'",
 	                             PARTS_N + 1),
-	              "the jobs were not published:\n%s", itest_read_file(a.log));
+	              "the jobs were not published:\n%s", itest_tail(a.log));
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) > 0 FROM pgcrond.fire_claim"
 	                             " WHERE instance = 'turns1' AND job_name = 'tick'"),
-	              "no claim of the tick:\n%s", itest_read_file(a.log));
+	              "no claim of the tick:\n%s", itest_tail(a.log));
 	itest_assert_scalar(e.db,
 	                    "SELECT (SELECT min(xmin::text::bigint) FROM pgcrond.fire_claim"
 	                    "  WHERE instance = 'turns1' AND job_name = 'tick')"
@@ -677,12 +675,11 @@ START_TEST(stop_gives_back_early_claims)
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(DISTINCT instance) = 2 FROM pgcrond.fire_claim"
 	                             " WHERE instance IN ('gb1', 'gb2')"),
-	              "not both instances claim:\n%s\n%s", itest_read_file(a.log),
-	              itest_read_file(b.log));
+	              "not both instances claim:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'busy' AND status = 'running')"),
-	              "busy does not run:\n%s", itest_read_file(a.log));
+	              "busy does not run:\n%s", itest_tail(a.log));
 	if (_i == 1) {
 		/* gb1's claims held after their inserts, gb2's before theirs: gb1 wins them all */
 		itest_exec(e.db,
@@ -796,12 +793,12 @@ START_TEST(silent_holders_claims_are_served)
 	/* both mark their runs (so a claim says whether its run started) */
 	ck_assert_msg(itest_wait_log(a.log, "other live instances", 15) &&
 	                  itest_wait_log(b.log, "other live instances", 15),
-	              "the instances never saw each other:\n%s\n%s", itest_read_file(a.log),
-	              itest_read_file(b.log));
+	              "the instances never saw each other:\n%s\n%s", itest_tail(a.log),
+	              itest_tail(b.log));
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'busy' AND status = 'running')"),
-	              "busy does not run:\n%s", itest_read_file(a.log));
+	              "busy does not run:\n%s", itest_tail(a.log));
 	/* lb's claims wait 30 ms before their inserts: la wins every fire */
 	itest_exec(e.db, "CREATE FUNCTION public.slow_claim() RETURNS trigger LANGUAGE plpgsql"
 	                 " AS $$ BEGIN IF pg_backend_pid() = (SELECT backend_pid FROM"
@@ -846,7 +843,7 @@ START_TEST(silent_holders_claims_are_served)
 		if (!held)
 			ck_assert_int_eq(kill(a.pid, SIGCONT), 0);
 	}
-	ck_assert_msg(held, "la never held a coming second's claims:\n%s", itest_read_file(b.log));
+	ck_assert_msg(held, "la never held a coming second's claims:\n%s", itest_tail(b.log));
 	char *stop_at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
 	/* served by lb while la is still frozen (and never found dead): run, or skipped by the
 	 * job's overlap policy when lb serves it as its own run of a later second is under way
@@ -887,8 +884,7 @@ START_TEST(silent_holders_claims_are_served)
 	                             " WHERE job_name = 'busy' AND status = 'succeeded'"
 	                             " AND start_time < '%s' AND end_time > '%s'",
 	                             stop_at, stop_at),
-	              "busy's run in flight at the stop did not succeed:\n%s",
-	              itest_read_file(a.log));
+	              "busy's run in flight at the stop did not succeed:\n%s", itest_tail(a.log));
 	free(stop_at);
 	itest_sleep(2); /* la, back, has met its runs of those fires */
 	itest_inst_stop(&a, SIGTERM);
@@ -975,7 +971,7 @@ START_TEST(slow_claim_holds_the_next_fire)
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
 	                             " WHERE status = 'succeeded'"),
-	              "the job does not run:\n%s", itest_read_file(a.log));
+	              "the job does not run:\n%s", itest_tail(a.log));
 	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
 	itest_exec(e.db, "INSERT INTO public.slow_once VALUES (1)"); /* the next claim: 1.5 s */
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT NOT EXISTS (SELECT FROM public.slow_once)"),
@@ -1035,7 +1031,7 @@ START_TEST(three_instances_every_fire_once_across_kills)
 	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
 	                             " WHERE status = 'succeeded' GROUP BY scheduled_time"
 	                             " HAVING count(DISTINCT job_name) = 3)"),
-	              "the three jobs do not run:\n%s", itest_read_file(in[0].log));
+	              "the three jobs do not run:\n%s", itest_tail(in[0].log));
 	char *from = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
 	double t0 = itest_now();
 	int victim = 0, kills = 0;
