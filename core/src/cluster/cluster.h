@@ -229,6 +229,11 @@ void cluster_job_hash(const struct conf_job *j, char *out, size_t len);
  * -ENOTCONN when the connection is not ready (FN is then not called), or -ENOMEM. */
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg) __attribute__((warn_unused_result));
+/* cluster_submit, also once the stop has begun and while cluster_close waits for it: the
+ * statement goes before the stop's own, within its grace (what an answer that comes while
+ * stopping hands over to the other instances). */
+int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
+                           cluster_result_fn fn, void *arg);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
 /* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */

@@ -355,7 +355,7 @@ static const char reap_c[] =
 /* ... (SQL_UNSERVED_STARTED, or " AND false" without schema step 17: no claim is taken
  * for unserved without the start marks) ... */
 static const char reap_d[] =
-    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s)"
+    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)"
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
     "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
@@ -369,14 +369,16 @@ static const char reap_d[] =
     "  pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     "  (SELECT pg_catalog.count(*) FROM term"
     "    WHERE term.name OPERATOR(pg_catalog.=) dead.name AND term.t),"
-    "  (SELECT pg_catalog.count(*) FROM unlocked)"
+    "  (SELECT pg_catalog.count(*) FROM unlocked), NULL, NULL"
     " FROM dead"
     /* a run that committed is recorded, never retried */
     " UNION ALL SELECT name, job_name, CASE WHEN st OPERATOR(pg_catalog.=) 'succeeded'"
-    "  THEN 'committed' ELSE trigger END, graph_run, sched, attempt, NULL, NULL, NULL"
-    " FROM closed"
+    "  THEN 'committed' ELSE trigger END, graph_run, sched, attempt, NULL, NULL, NULL, NULL,"
+    "  NULL FROM closed"
+    /* (the claim's key and boot id: given back as it was if this instance began to stop
+     * meanwhile, cluster_reap_done) */
     " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
-    "  NULL, NULL, NULL FROM unserved WHERE " SQL_UNSERVED_PASSED;
+    "  NULL, NULL, NULL, fire_key, boot_id FROM unserved WHERE " SQL_UNSERVED_PASSED;
 /* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
  * (schema step 17) holds its transaction, which the server still knows (cluster_xact.c);
  * asked after the fence ended its backend (only rows whose backend went are closed), so
@@ -438,9 +440,18 @@ static void reaped_wake_done(void *arg, const struct pg_result *res, const char 
 		            err);
 }
 
+static void give_back(struct cluster *c, const PGresult *r, const int cols[4]);
+
+/* The reap's answer. One that comes once this process began to stop (its statement may wait
+ * up to 3 s for a dead instance's backends to go) hands what it took over to the others:
+ * the claims of fires never run go back to the dead instance as they were (the others serve
+ * them, woken by this stop's NOTIFY, as a stopped instance's), and the retries of the runs
+ * it closed become this instance's pending work, which the others take once it says
+ * stopped (sched_takeover). */
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
+	bool stopping = c->stopping || c->closing;
 	if (sr->failed) {
 		if (strcmp(sr->sqlstate, "42P01") != 0)
 			log_warning("cluster: cannot look for dead instances: %s", sr->err);
@@ -469,8 +480,11 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 				    name, committed);
 			if (unserved)
 				log_warning("cluster: instance \"%s\" had claimed %zu scheduled "
-				            "fire(s) it never ran: serving them here",
-				            name, unserved);
+				            "fire(s) it never ran: %s",
+				            name, unserved,
+				            stopping
+				                ? "this instance is stopping: left to the others"
+				                : "serving them here");
 			c->st.dead_found++;
 			if (cluster_res_val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
 				log_warning(
@@ -492,6 +506,8 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		if (strcmp(PQgetvalue(r, i, 2), "committed") == 0)
 			continue; /* its work is done: recorded, never retried */
 		bool unserved = strcmp(PQgetvalue(r, i, 2), "unserved") == 0;
+		if (unserved && stopping)
+			continue; /* given back below */
 		struct cluster_orphan o = {
 		    .job_name = PQgetvalue(r, i, 1),
 		    .trigger = unserved ? "schedule" : cluster_res_val(r, i, 2),
@@ -503,6 +519,10 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		};
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);
+	}
+	if (stopping) {
+		const int cols[4] = {1, 9, 0, 10}; /* job, key, instance, boot id */
+		give_back(c, r, cols);
 	}
 	bool any = false;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -544,22 +564,31 @@ static void give_back_done(void *arg, const struct pg_result *res, const char *e
 		            err);
 }
 
-/* R's rows, with the job, key, holder and boot id in columns COLS. */
+/* R's rows that carry a claim (a key), with the job, key, holder and boot id in columns
+ * COLS. */
 static void give_back(struct cluster *c, const PGresult *r, const int cols[4])
 {
-	size_t n = (size_t)PQntuples(r);
-	const char **v = calloc(4 * n, sizeof(*v));
+	size_t rows = (size_t)PQntuples(r), n = 0;
+	const char **v = calloc(4 * (rows ? rows : 1), sizeof(*v));
 	char *lit[4] = {NULL, NULL, NULL, NULL};
 	bool ok = v != NULL;
-	for (int f = 0; ok && f < 4; f++) {
-		for (size_t i = 0; i < n; i++)
-			v[f * n + i] = PQgetvalue(r, (int)i, cols[f]);
-		ok = (lit[f] = cluster_strings_literal(v + f * n, n)) != NULL;
+	for (size_t i = 0; ok && i < rows; i++) {
+		if (PQgetisnull(r, (int)i, cols[1]))
+			continue;
+		for (int f = 0; f < 4; f++)
+			v[f * rows + n] = PQgetvalue(r, (int)i, cols[f]);
+		n++;
 	}
+	if (ok && n == 0) {
+		free(v);
+		return;
+	}
+	for (int f = 0; ok && f < 4; f++)
+		ok = (lit[f] = cluster_strings_literal(v + f * rows, n)) != NULL;
 	/* the rows are by instance: several silent ones may be among them */
 	log_notice("cluster: stopping: %zu claim(s) just taken over from other instance(s) go back "
 	           "to their holders (the first: \"%s\")",
-	           n, PQgetvalue(r, 0, 0));
+	           n, v ? v[2 * rows] : "?");
 	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
 	if (!ok || cluster_submit_closing(c, sql_give_back, 4, p, give_back_done, c) < 0)
 		give_back_done(c, NULL, ok ? "not connected" : "out of memory", "");

@@ -268,9 +268,5 @@ void cluster_claim_free(struct claim *q);
 /* Whether parts of this instance's jobs are still to be published (pgcrond.instance_job):
  * a statement that takes claims by them waits (SQL_TAKER_DEFINES). */
 bool cluster_jobs_unpublished(const struct cluster *c);
-/* cluster_submit, also while cluster_close waits for the stop: the statement goes before the
- * stop, within its grace (an answer that comes while stopping asks for it). */
-int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
-                           cluster_result_fn fn, void *arg);
 
 #endif

@@ -246,10 +246,8 @@ static void note_done(void *arg, const PGresult *res, const char *err, const cha
 	failed(arg, "cannot record pending work", err, sqlstate);
 }
 
-void coord_note(struct coord *co, const struct coord_work *w)
+static void note(struct coord *co, const struct coord_work *w, bool closing)
 {
-	if (!co)
-		return;
 	char sched[24], attempt[16], due[24];
 	char *payloads = NULL;
 	snprintf(sched, sizeof(sched), "%" PRId64, w->scheduled_us);
@@ -271,8 +269,26 @@ void coord_note(struct coord *co, const struct coord_work *w)
 	                   attempt,
 	                   due,
 	                   payloads};
-	submit(co, "cannot record pending work", sql_note, 9, p, note_done);
+	if (!closing)
+		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
+	else if (co->schema_missing ||
+	         cluster_submit_closing(co->c, sql_note, 9, p, note_done, co) < 0)
+		log_warning("cluster: cannot leave pending work of job %s to the other instances: "
+		            "not connected",
+		            w->job);
 	free(payloads);
+}
+
+void coord_note(struct coord *co, const struct coord_work *w)
+{
+	if (co)
+		note(co, w, false);
+}
+
+void coord_hand_over(struct coord *co, const struct coord_work *w)
+{
+	if (co)
+		note(co, w, true);
 }
 
 void coord_done(struct coord *co, const char *job, const char *kind)

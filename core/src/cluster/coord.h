@@ -79,6 +79,10 @@ void coord_notified(struct coord *co, const char *payload);
  * without a connection nothing is written (a survivor could not take it over anyway). */
 void coord_note(struct coord *co, const struct coord_work *w);
 void coord_done(struct coord *co, const char *job, const char *kind);
+/* Pending work W is left to the other instances by this one, which is stopping: written
+ * as coord_note does, also once the stop has begun (before the stop's own statement), and
+ * taken by the others once this instance says stopped. */
+void coord_hand_over(struct coord *co, const struct coord_work *w);
 
 /* A run of JOB waits for the run of it on another instance (overlap = replace): ask that
  * instance to cancel it. */

@@ -839,14 +839,17 @@ out:
 	}
 	reloader_free(&d.loader);
 	triggers_free(&d.triggers);
-	if (d.sched) {
-		sched_set_coord(d.sched, NULL);   /* runs freed below write no pending work */
-		sched_set_cluster(d.sched, NULL); /* nor touch the cluster closed below */
-	}
+	if (d.sched)
+		sched_set_cluster(d.sched, NULL); /* runs freed below touch no closed cluster */
 	/* the stop's rows first: the others serve only the fires its row says stopped left
 	 * without a row ("pgcrond was shutting down" is one) */
 	hist_flush_stopping(d.hist);
-	cluster_close(&d.cluster); /* before sched_free: no claim answer may reach a freed run */
+	/* before sched_free: no claim answer may reach a freed run; the coord stays the
+	 * scheduler's until then, for a reap's answer that hands a retry over (sched_takeover;
+	 * nothing else is written while closing: coord_note needs cluster_ready) */
+	cluster_close(&d.cluster);
+	if (d.sched)
+		sched_set_coord(d.sched, NULL); /* runs freed below write no pending work */
 	coord_free(&d.coord);
 	http_free(&d.http);
 	sched_free(&d.sched);         /* answers the runs waited for on the control socket */

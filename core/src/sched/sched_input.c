@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "coord.h"
 #include "cron.h"
 #include "log.h"
 #include "retry.h"
@@ -65,11 +66,36 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 	}
 }
 
+/* A dead instance's run closed by a reap that answered once this instance began to stop: its
+ * retry is left to the others as this instance's pending work (cluster_reap_done), taken
+ * once this instance says stopped. */
+static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
+{
+	struct coord_work w = {.job = j->name,
+	                       .kind = "retry",
+	                       .graph_run = o->graph_run,
+	                       .scheduled_us = o->scheduled_us,
+	                       .attempt = o->attempt + 1};
+	log_job(LOG_LVL_NOTICE, j->name,
+	        "instance %s died while running it (attempt %d); this instance is stopping: "
+	        "its retry (attempt %d of %d) is left to the other instances",
+	        o->dead, o->attempt, w.attempt, j->conf->retries + 1);
+	coord_hand_over(j->s->coord, &w);
+}
+
 void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 {
-	struct job *j = s->draining ? NULL : sched_job_find(s, o->job_name);
-	if (j && j->conf && !j->removed && o->unserved) {
-		serve_unserved(j, o);
+	struct job *j = sched_job_find(s, o->job_name);
+	if (o->unserved) {
+		if (j && j->conf && !j->removed && !s->draining)
+			serve_unserved(j, o);
+		else
+			log_warning(
+			    "cluster: a fire of job %s that instance %s claimed and never ran "
+			    "was taken over here and is not served: %s",
+			    o->job_name, o->dead,
+			    s->draining ? "this instance is stopping"
+			                : "the job is not configured here");
 		return;
 	}
 	if (!j || !j->conf || j->removed) {
@@ -84,6 +110,10 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 		    LOG_LVL_NOTICE, j->name,
 		    "instance %s died while running it (attempt %d); not retried (retries = %d)",
 		    o->dead, o->attempt, j->conf->retries);
+		return;
+	}
+	if (s->draining) {
+		hand_over_retry(j, o);
 		return;
 	}
 	struct run *r = sched_run_new(j, o->scheduled_us, "retry");
