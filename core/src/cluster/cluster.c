@@ -126,7 +126,7 @@ static const char sql_beat[] =
     "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
+    "    AND" SQL_FOUND_DEAD_W "),"
     /* others not stopped whose heartbeat is late by a claim's lease: a claim of theirs may
      * have outlived it (cluster_serve_leased, which looks only then) */
     " (SELECT pg_catalog.count(*) FROM pgcrond.instance s"
@@ -182,7 +182,7 @@ static const char sql_lock[] =
     "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
     "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND pg_catalog.left(w.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '),"
+    "    AND" SQL_FOUND_DEAD_W "),"
     /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
      * job locks that can be taken over (cluster_claims.c) */
     " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"

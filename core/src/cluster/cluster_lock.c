@@ -298,7 +298,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 static const char reap_a[] =
     "WITH dead AS ("
     "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
-    "         stop_note = 'found dead by instance ' OPERATOR(pg_catalog.||) $1"
+    "         stop_note = '" SQL_FOUND_DEAD_PREFIX "instance ' OPERATOR(pg_catalog.||) $1"
     "   WHERE i.name OPERATOR(pg_catalog.<>) $1 AND i.stopped_at IS NULL"
     /* judged by its own cluster_dead_after (its heartbeat's period goes with it), or the
      * default for a row an older pgcrond wrote (COALESCE is syntax, not a function) */
@@ -614,12 +614,12 @@ static const char sql_unserved_stopped[] =
      * a dead instance's that its reaper left, within minutes of the reap */
     "   AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
     "    (i.stopped_at OPERATOR(pg_catalog.-) interval '2 minutes')"
-    "    OR (pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by '"
+    "    OR (" SQL_FOUND_DEAD_I
     "     AND i.stopped_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
     "      interval '2 minutes')))"
     "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
     " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
-    "  pg_catalog.left(i.stop_note, 14) OPERATOR(pg_catalog.=) 'found dead by ' AS died,"
+    " " SQL_FOUND_DEAD_I " AS died,"
     "  c.fire_key, c.boot_id)"
     " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, died, fire_key, boot_id"
     " FROM unserved WHERE " SQL_UNSERVED_PASSED " ORDER BY s";

@@ -54,6 +54,13 @@
 #define SQL_LEASE_MS(a)                                                                            \
 	"(" SQL_BEAT_MS(a) " OPERATOR(pg_catalog.+) GREATEST(" SQL_BEAT_MS(                        \
 	    a) " OPERATOR(pg_catalog./) 2, 1000))"
+/* SQL: whether the stop note NOTE of a pgcrond.instance row says its instance was found dead
+ * (written by the reap, sql_reap: "found dead by instance X"), not stopped cleanly. */
+#define SQL_FOUND_DEAD_PREFIX "found dead by "
+#define SQL_FOUND_DEAD(note)                                                                       \
+	" pg_catalog.left(" note ", 14) OPERATOR(pg_catalog.=) '" SQL_FOUND_DEAD_PREFIX "'"
+#define SQL_FOUND_DEAD_W SQL_FOUND_DEAD("w.stop_note")
+#define SQL_FOUND_DEAD_I SQL_FOUND_DEAD("i.stop_note")
 /* The name is held by another session: look again after a heartbeat has had time to move. */
 #define LOCK_RECHECK_MS (CLUSTER_HEARTBEAT_MS + 1500)
 /* Claims older than this are purged (catch-up compares with the history, not the claims). */
