@@ -853,24 +853,32 @@ START_TEST(stop_gives_a_stopped_holders_claims_back)
 END_TEST
 
 /* A reap whose answer comes once the reaper began to stop hands what it took over to the
- * others. zz, dead an hour ago, left a claim of k 10 s ago that it never ran and a running
- * run of r (one retry). ga's reap of zz is held by a trigger on its taking of the claim until
- * ga's stop has begun; gb, started meanwhile, waits behind it for zz's row. Woken by ga's
- * stop, gb serves k once and retries r once (before 2026-11-25 ga's draining scheduler
- * dropped both: the fire and the retry were lost). */
+ * others. zz, dead an hour ago, left a claim of k 10 s ago that it never ran, a running run
+ * of r (one retry) and a pending retry of p. ga's reap of zz is held by a trigger on its
+ * taking of the claim until ga's stop has begun, and ga's run of slow keeps it draining when
+ * the answer comes; gb, started meanwhile, waits behind it for zz's row. Woken by ga's stop,
+ * gb serves k once and runs r's and p's retries once each (before 2026-11-25 ga's draining
+ * scheduler dropped all three). */
 START_TEST(stop_hands_a_reaps_takings_over)
 {
 	struct itest_env e;
 	struct itest_inst a, b;
-	static const char jobs[] =
-	    "jobs = ({ name = \"k\"; command = \"INSERT INTO ran VALUES ('k')\";"
-	    " database = \"app\"; schedule = \"0 0 1 1 *\"; },"
-	    " { name = \"r\"; command = \"INSERT INTO ran VALUES ('r')\"; database = \"app\";"
-	    " schedule = \"0 0 1 1 *\"; retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; "
-	    "});\n";
+#define REAPBACK_JOB(name, more)                                                                   \
+	"{ name = \"" name "\"; command = \"INSERT INTO ran VALUES ('" name "')\";"                \
+	" database = \"app\"; schedule = \"0 0 1 1 *\";" more " }"
+#define REAPBACK_JOBS                                                                              \
+	REAPBACK_JOB("k", "")                                                                      \
+	", " REAPBACK_JOB("p", "") ", " REAPBACK_JOB(                                              \
+	    "r", " retries = 1; retry_on = \"any\"; retry_delay = \"1s\";")
+	static const char ja[] =
+	    "jobs = (" REAPBACK_JOBS ", { name = \"slow\"; database = \"app\";"
+	    " schedule = \"0 0 1 1 *\"; command = \"DO $$BEGIN WHILE NOT EXISTS"
+	    " (SELECT FROM public.go2) LOOP PERFORM pg_sleep(0.02); END LOOP; END$$\"; });\n";
+	static const char jb[] = "jobs = (" REAPBACK_JOBS ");\n";
 	handover_db(&e, "ho-reapback");
 	itest_exec(e.db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
 	                 "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
+	                 "CREATE TABLE public.go2 (x int); GRANT ALL ON public.go2 TO PUBLIC;"
 	                 "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
 	                 " AS $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN"
 	                 " WHILE OLD.instance = 'zz' AND NOT EXISTS (SELECT FROM public.go)"
@@ -878,25 +886,36 @@ START_TEST(stop_hands_a_reaps_takings_over)
 	                 " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN OLD; END $$;"
 	                 "CREATE TRIGGER held_take BEFORE DELETE ON pgcrond.fire_claim"
 	                 " FOR EACH ROW EXECUTE FUNCTION public.held_take()");
-	itest_inst_init(&a, &e, "ga", jobs);
-	itest_inst_init(&b, &e, "gb", jobs);
+	itest_inst_init(&a, &e, "ga", ja);
+	itest_inst_init(&b, &e, "gb", jb);
 	inst_up(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = 2 FROM pgcrond.instance_job"
+	                             "SELECT count(*) = 4 FROM pgcrond.instance_job"
 	                             " WHERE instance = 'ga'"),
 	              "ga did not publish its jobs:\n%s", itest_tail(a.log));
+	int st = 0;
+	char *out = itest_cli(&st, "trigger", "-c", a.conf, "slow", NULL);
+	ck_assert_msg(st == 0, "trigger: %d %s", st, out);
+	free(out);
+	ck_assert_msg(
+	    itest_env_wait(&e, 15,
+	                   "SELECT EXISTS (SELECT FROM pg_stat_activity"
+	                   " WHERE application_name = 'pgcrond: slow' AND state = 'active')"),
+	    "slow did not start:\n%s", itest_tail(a.log));
 	itest_exec(
 	    e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
 	          " VALUES ('zz', 'zzboot', now() - '1 hour'::interval);"
 	          "INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
 	          " SELECT 'zz', job_name, def_hash FROM pgcrond.instance_job"
-	          "  WHERE instance = 'ga';"
+	          "  WHERE instance = 'ga' AND job_name <> 'slow';"
 	          "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
 	          " VALUES ('k', 's:' || (extract(epoch FROM now())::bigint - 10), 'zz', 'zzboot');"
 	          "INSERT INTO pgcrond.job_run_details (job_name, status, start_time, instance,"
 	          "  run_key, boot_id, trigger, scheduled_time, attempt)"
 	          " VALUES ('r', 'running', now() - '10 s'::interval, 'zz', 'zz.1', 'zzboot',"
-	          "  'schedule', date_trunc('second', now()) - '10 s'::interval, 1)");
+	          "  'schedule', date_trunc('second', now()) - '10 s'::interval, 1);"
+	          "INSERT INTO pgcrond.pending_work (instance, boot_id, job_name, kind, attempt)"
+	          " VALUES ('zz', 'zzboot', 'p', 'retry', 2)");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pg_stat_activity a"
 	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
@@ -907,26 +926,32 @@ START_TEST(stop_hands_a_reaps_takings_over)
 	ck_assert_msg(itest_wait_log(a.log, "shutting down", 5), "ga did not stop:\n%s",
 	              itest_tail(a.log));
 	itest_exec(e.db, "INSERT INTO public.go VALUES (1)");
+	/* the answer comes while ga drains (slow runs) */
+	ck_assert_msg(itest_wait_log(a.log, "is left to the other instances", 10), "log:\n%s",
+	              itest_tail(a.log));
+	ck_assert_msg(!itest_wait_log(a.log, "pgcrond stopped", 0), "ga did not drain:\n%s",
+	              itest_tail(a.log));
+	itest_exec(e.db, "INSERT INTO public.go2 VALUES (1)");
 	ck_assert_int_eq(itest_inst_stop(&a, 0), 0);
 	ck_assert_msg(itest_wait_log(a.log, "go back to their holders", 0), "log:\n%s",
 	              itest_tail(a.log));
-	ck_assert_msg(itest_wait_log(a.log, "is left to the other instances", 0), "log:\n%s",
-	              itest_tail(a.log));
-	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) = 2 FROM ran"),
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) = 3 FROM ran"),
 	              "what ga took from zz was not served by gb:\n%s\n%s", itest_tail(a.log),
 	              itest_tail(b.log));
 	itest_sleep(1); /* nothing more comes */
-	itest_assert_scalar(e.db, "SELECT string_agg(job, ',' ORDER BY job) FROM ran", "k,r");
+	itest_assert_scalar(e.db, "SELECT string_agg(job, ',' ORDER BY job) FROM ran", "k,p,r");
 	itest_assert_scalar(e.db,
 	                    "SELECT string_agg(job_name || ' ' || instance || ' ' || attempt || ' '"
 	                    "  || status, ',' ORDER BY job_name, attempt)"
-	                    " FROM pgcrond.job_run_details",
-	                    "k gb 1 succeeded,r zz 1 failed,r gb 2 succeeded");
+	                    " FROM pgcrond.job_run_details WHERE job_name <> 'slow'",
+	                    "k gb 1 succeeded,p gb 2 succeeded,r zz 1 failed,r gb 2 succeeded");
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.pending_work", "0");
 	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
 	itest_env_teardown(&e);
+#undef REAPBACK_JOBS
+#undef REAPBACK_JOB
 }
 END_TEST
 

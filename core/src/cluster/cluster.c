@@ -253,6 +253,7 @@ static void forget_conn(struct cluster *c)
 	/* the job locks are rows (sql/pgcrond--11.sql): they stay, and the unlocks still due
 	 * (also those whose statement got no answer) go after the reconnect */
 	c->unlock_sent = 0;
+	c->reap_sent = false;
 	c->st.connected = false;
 	/* statements of other modules: their answer cannot come now */
 	while (c->task_head) {
@@ -418,6 +419,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 		cluster_beat_done(c, sr);
 		break;
 	case OP_REAP:
+		c->reap_sent = false;
 		cluster_reap_done(c, sr);
 		break;
 	case OP_UNSERVED:
@@ -621,6 +623,7 @@ void cluster_kick(struct cluster *c)
 		const char *p[] = {c->instance, dead};
 		const char *sql = cluster_reap_sql(c->xact_table);
 		if (sql) {
+			c->reap_sent = true;
 			cluster_send_stmt(c, OP_REAP, sql, 2, p);
 			return;
 		}
@@ -708,6 +711,7 @@ void cluster_close(struct cluster **cp)
 	if (!c)
 		return;
 	c->closing = true;
+	c->stopping = true; /* (also without a drain before: an answer now takes nothing over) */
 	if (c->st.statements)
 		log_notice("cluster: %" PRIu64 " claims (%" PRIu64 " ours, %" PRIu64
 		           " another instance's) in %" PRIu64
@@ -730,7 +734,8 @@ void cluster_close(struct cluster **cp)
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
 	if (stmtq_ready(&c->q) && c->locked) {
 		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
-		int64_t until = clock_mono_ms() + STOP_GRACE_MS;
+		int64_t until =
+		    clock_mono_ms() + (c->reap_sent ? STOP_GRACE_REAP_MS : STOP_GRACE_MS);
 		while (stmtq_conn(&c->q) && stmtq_ready(&c->q) && !c->stop_done) {
 			int64_t left = until - clock_mono_ms();
 			if (left <= 0 || PQflush(stmtq_conn(&c->q)) < 0)
@@ -741,6 +746,11 @@ void cluster_close(struct cluster **cp)
 			stmtq_read(&c->q); /* may drop the connection */
 		}
 	}
+	if (c->task_head)
+		log_warning(
+		    "cluster: stopped with statements of the stop unsent (the connection "
+		    "went, or its grace ran out): claims or pending work they handed over to "
+		    "the others are served when their holder is found dead, or never");
 	stmtq_close(&c->q);
 	forget_conn(c);
 	for (size_t i = 0; i < c->n_unlock; i++)

@@ -67,6 +67,9 @@
 #define CLAIM_KEEP_S "2 days"
 #define PURGE_INTERVAL_MS (10 * 60 * 1000)
 #define STOP_GRACE_MS 2000
+/* ... and longer while a look for dead instances is under way, whose fence waits up to 3 s
+ * for a backend to go (sql_reap): what it took goes back once it answers */
+#define STOP_GRACE_REAP_MS 5000
 /* The schema lacks step 11: look again this often (after 'pgcrond install'). */
 #define SCHEMA_RETRY_MS 10000
 
@@ -176,7 +179,8 @@ struct cluster {
 	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
-	bool hello_due;        /* listening: tell the others to beat (they see this one live) */
+	bool reap_sent; /* a look for dead instances waits for its answer (its fence: up to 3 s) */
+	bool hello_due; /* listening: tell the others to beat (they see this one live) */
 	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
 	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */

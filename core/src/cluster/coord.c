@@ -22,18 +22,26 @@
 #include "cluster.h"
 #include "log.h"
 
+/* $1 instance, $2 boot, $3 job, $4 kind, $5 graph run, $6 scheduled (Unix us, 0: none),
+ * $7 attempt, $8 due (Unix us, 0: now), $9 payloads (a JSON array, or NULL) */
+#define SQL_NOTE_ROW                                                                               \
+	"INSERT INTO pgcrond.pending_work AS w (instance, boot_id, job_name, kind, graph_run,"     \
+	" scheduled_time, attempt, due_at, payloads)"                                              \
+	" VALUES ($1, $2, $3, $4, $5,"                                                             \
+	"  CASE WHEN $6::pg_catalog.int8 OPERATOR(pg_catalog.>) 0 THEN pg_catalog.to_timestamp("   \
+	"$6::pg_catalog.int8 OPERATOR(pg_catalog./) 1000000.0) END, $7::pg_catalog.int4,"          \
+	"  CASE WHEN $8::pg_catalog.int8 OPERATOR(pg_catalog.>) 0 THEN pg_catalog.to_timestamp("   \
+	"$8::pg_catalog.int8 OPERATOR(pg_catalog./) 1000000.0) ELSE pg_catalog.now() END,"         \
+	"  CASE WHEN $9::pg_catalog.jsonb IS NOT NULL THEN ARRAY(SELECT"                           \
+	"   pg_catalog.jsonb_array_elements_text($9::pg_catalog.jsonb)) END)"
 static const char sql_note[] =
-    "INSERT INTO pgcrond.pending_work AS w (instance, boot_id, job_name, kind, graph_run,"
-    " scheduled_time, attempt, due_at, payloads)"
-    " VALUES ($1, $2, $3, $4, $5,"
-    "  CASE WHEN $6::bigint > 0 THEN to_timestamp($6::bigint / 1000000.0) END, $7::integer,"
-    "  CASE WHEN $8::bigint > 0 THEN to_timestamp($8::bigint / 1000000.0) ELSE now() END,"
-    "  CASE WHEN $9::jsonb IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text($9::jsonb))"
-    "  END)"
-    " ON CONFLICT (instance, job_name, kind) DO UPDATE SET boot_id = EXCLUDED.boot_id,"
-    "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
-    "  attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at, payloads = EXCLUDED.payloads,"
-    "  noted_at = now()";
+    SQL_NOTE_ROW " ON CONFLICT (instance, job_name, kind) DO UPDATE SET boot_id = EXCLUDED.boot_id,"
+                 "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
+                 "  attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at,"
+                 "  payloads = EXCLUDED.payloads, noted_at = pg_catalog.now()";
+/* Work a dead instance owed, handed back to it by a stopping instance (coord_hand_over):
+ * work of its own already there for the job is kept, never overwritten. */
+static const char sql_hand_over[] = SQL_NOTE_ROW " ON CONFLICT DO NOTHING RETURNING 1";
 static const char sql_done[] = "DELETE FROM pgcrond.pending_work"
                                " WHERE instance = $1 AND job_name = $2 AND kind = $3";
 /* The work of instance $1 written by a process other than boot $2 (a dead one). The DELETE
@@ -246,7 +254,22 @@ static void note_done(void *arg, const PGresult *res, const char *err, const cha
 	failed(arg, "cannot record pending work", err, sqlstate);
 }
 
-static void note(struct coord *co, const struct coord_work *w, bool closing)
+static void hand_over_done(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	(void)arg;
+	(void)sqlstate;
+	if (err && *err)
+		log_warning("cluster: cannot hand a dead instance's pending work over to the other "
+		            "instances (it is lost): %s",
+		            err);
+	else if (res && PQntuples(res) == 0)
+		log_warning("cluster: a dead instance's pending work handed over to the other "
+		            "instances was already pending for it (one run of it is left)");
+}
+
+/* W for INSTANCE (NULL: this one) at BOOT: recorded, or (HAND_OVER) handed back to a dead
+ * instance by this stopping one, also once its stop has begun. */
+static void note(struct coord *co, const struct coord_work *w, const char *instance, bool hand_over)
 {
 	char sched[24], attempt[16], due[24];
 	char *payloads = NULL;
@@ -260,7 +283,7 @@ static void note(struct coord *co, const struct coord_work *w, bool closing)
 		payloads = a ? json_dumps(a, JSON_COMPACT) : NULL;
 		json_decref(a);
 	}
-	const char *p[] = {cluster_instance(co->c),
+	const char *p[] = {instance ? instance : cluster_instance(co->c),
 	                   cluster_boot_id(co->c),
 	                   w->job,
 	                   w->kind,
@@ -269,12 +292,12 @@ static void note(struct coord *co, const struct coord_work *w, bool closing)
 	                   attempt,
 	                   due,
 	                   payloads};
-	if (!closing)
+	if (!hand_over)
 		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
 	else if (co->schema_missing ||
-	         cluster_submit_closing(co->c, sql_note, 9, p, note_done, co) < 0)
-		log_warning("cluster: cannot leave pending work of job %s to the other instances: "
-		            "not connected",
+	         cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
+		log_warning("cluster: cannot hand the pending work of job %s over to the other "
+		            "instances: not connected",
 		            w->job);
 	free(payloads);
 }
@@ -282,13 +305,13 @@ static void note(struct coord *co, const struct coord_work *w, bool closing)
 void coord_note(struct coord *co, const struct coord_work *w)
 {
 	if (co)
-		note(co, w, false);
+		note(co, w, NULL, false);
 }
 
-void coord_hand_over(struct coord *co, const struct coord_work *w)
+void coord_hand_over(struct coord *co, const char *dead, const struct coord_work *w)
 {
 	if (co)
-		note(co, w, true);
+		note(co, w, dead, true);
 }
 
 void coord_done(struct coord *co, const char *job, const char *kind)
@@ -495,7 +518,10 @@ void coord_identity(struct coord *co)
 
 void coord_reaped(struct coord *co, const char *dead)
 {
-	if (!co)
+	/* a stopping instance takes nothing more (its scheduler would drop it): the dead one's
+	 * row says stopped now, and the others take its work when this stop's NOTIFY wakes
+	 * them */
+	if (!co || cluster_is_stopping(co->c))
 		return;
 	take(co, dead, "");
 	/* its session, and with it the locks of its runs, is gone: no end will be announced */

@@ -79,10 +79,12 @@ void coord_notified(struct coord *co, const char *payload);
  * without a connection nothing is written (a survivor could not take it over anyway). */
 void coord_note(struct coord *co, const struct coord_work *w);
 void coord_done(struct coord *co, const char *job, const char *kind);
-/* Pending work W is left to the other instances by this one, which is stopping: written
- * as coord_note does, also once the stop has begun (before the stop's own statement), and
- * taken by the others once this instance says stopped. */
-void coord_hand_over(struct coord *co, const struct coord_work *w);
+/* Pending work W that instance DEAD owed (its run closed by this instance's look for dead
+ * ones, which answered once this instance began to stop) goes back to DEAD's account: written
+ * as coord_note does but never over work of DEAD's own, also once the stop has begun (before
+ * the stop's own statement); the others take it, as a stopped instance's, when this stop's
+ * NOTIFY wakes them. */
+void coord_hand_over(struct coord *co, const char *dead, const struct coord_work *w);
 
 /* A run of JOB waits for the run of it on another instance (overlap = replace): ask that
  * instance to cancel it. */

@@ -127,11 +127,13 @@ void sched_job_owes_not(struct job *j)
 
 void sched_take_work(struct sched *s, const struct coord_work *w)
 {
-	struct job *j = s->draining ? NULL : sched_job_find(s, w->job);
-	if (!j || !j->conf || j->removed) {
+	struct job *j = sched_job_find(s, w->job);
+	if (!j || !j->conf || j->removed || s->draining) {
 		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
-		         "for a job not configured here; dropped",
-		         w->kind, w->job);
+		         "dropped: %s",
+		         w->kind, w->job,
+		         s->draining ? "this instance is stopping"
+		                     : "the job is not configured here");
 		return;
 	}
 	bool notify = strcmp(w->kind, "notify") == 0;

@@ -67,8 +67,8 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 }
 
 /* A dead instance's run closed by a reap that answered once this instance began to stop: its
- * retry is left to the others as this instance's pending work (cluster_reap_done), taken
- * once this instance says stopped. */
+ * retry goes back to the dead instance's pending work (cluster_reap_done, coord_hand_over),
+ * which the others take when this instance's stop wakes them. */
 static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 {
 	struct coord_work w = {.job = j->name,
@@ -80,7 +80,7 @@ static void hand_over_retry(struct job *j, const struct cluster_orphan *o)
 	        "instance %s died while running it (attempt %d); this instance is stopping: "
 	        "its retry (attempt %d of %d) is left to the other instances",
 	        o->dead, o->attempt, w.attempt, j->conf->retries + 1);
-	coord_hand_over(j->s->coord, &w);
+	coord_hand_over(j->s->coord, o->dead, &w);
 }
 
 void sched_takeover(struct sched *s, const struct cluster_orphan *o)
