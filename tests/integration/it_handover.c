@@ -771,6 +771,21 @@ START_TEST(dead_instance_claims_go_to_the_same_definition)
 }
 END_TEST
 
+/* Table ran for the jobs, and a trigger that holds every taking (DELETE) of zz's claims until
+ * a row is in public.go (at most 20 s). */
+static void held_takings(struct itest_env *e)
+{
+	itest_exec(e->db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
+	                  "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
+	                  "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
+	                  " AS $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN"
+	                  " WHILE OLD.instance = 'zz' AND NOT EXISTS (SELECT FROM public.go)"
+	                  "  AND clock_timestamp() < t0 + interval '20 s'"
+	                  " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN OLD; END $$;"
+	                  "CREATE TRIGGER held_take BEFORE DELETE ON pgcrond.fire_claim"
+	                  " FOR EACH ROW EXECUTE FUNCTION public.held_take()");
+}
+
 /* Claims taken over by an instance that is stopping go back to their holder: the stopping
  * one runs nothing more. zz has a claim of k 10 s ago and is either live but silent (SILENT:
  * 15 s without a heartbeat, found dead only after 10 minutes: ga takes the claim by its
@@ -783,15 +798,7 @@ static void stop_gives_claims_back(bool silent)
 	struct itest_env e;
 	struct itest_inst a;
 	handover_db(&e, silent ? "ho-leaseback" : "ho-stopback");
-	itest_exec(e.db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
-	                 "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
-	                 "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
-	                 " AS $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN"
-	                 " WHILE OLD.instance = 'zz' AND NOT EXISTS (SELECT FROM public.go)"
-	                 "  AND clock_timestamp() < t0 + interval '20 s'"
-	                 " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN OLD; END $$;"
-	                 "CREATE TRIGGER held_take BEFORE DELETE ON pgcrond.fire_claim"
-	                 " FOR EACH ROW EXECUTE FUNCTION public.held_take()");
+	held_takings(&e);
 	itest_inst_init(&a, &e, "ga",
 	                "job = { name = \"k\"; command = \"INSERT INTO ran VALUES ('k')\";"
 	                " database = \"app\"; schedule = \"0 0 1 1 *\"; };\n");
@@ -876,16 +883,8 @@ START_TEST(stop_hands_a_reaps_takings_over)
 	    " (SELECT FROM public.go2) LOOP PERFORM pg_sleep(0.02); END LOOP; END$$\"; });\n";
 	static const char jb[] = "jobs = (" REAPBACK_JOBS ");\n";
 	handover_db(&e, "ho-reapback");
-	itest_exec(e.db, "CREATE TABLE ran (job text); GRANT ALL ON ran TO PUBLIC;"
-	                 "CREATE TABLE public.go (x int); GRANT ALL ON public.go TO PUBLIC;"
-	                 "CREATE TABLE public.go2 (x int); GRANT ALL ON public.go2 TO PUBLIC;"
-	                 "CREATE FUNCTION public.held_take() RETURNS trigger LANGUAGE plpgsql"
-	                 " AS $$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN"
-	                 " WHILE OLD.instance = 'zz' AND NOT EXISTS (SELECT FROM public.go)"
-	                 "  AND clock_timestamp() < t0 + interval '20 s'"
-	                 " LOOP PERFORM pg_sleep(0.02); END LOOP; RETURN OLD; END $$;"
-	                 "CREATE TRIGGER held_take BEFORE DELETE ON pgcrond.fire_claim"
-	                 " FOR EACH ROW EXECUTE FUNCTION public.held_take()");
+	held_takings(&e);
+	itest_exec(e.db, "CREATE TABLE public.go2 (x int); GRANT ALL ON public.go2 TO PUBLIC");
 	itest_inst_init(&a, &e, "ga", ja);
 	itest_inst_init(&b, &e, "gb", jb);
 	inst_up(&e, &a);
