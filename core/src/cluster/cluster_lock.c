@@ -443,15 +443,15 @@ static void reaped_wake_done(void *arg, const struct pg_result *res, const char 
 static void give_back(struct cluster *c, const PGresult *r, const int cols[4]);
 
 /* The reap's answer. One that comes once this process began to stop (its statement may wait
- * up to 3 s for a dead instance's backends to go) hands what it took over to the others:
- * the claims of fires never run go back to the dead instance as they were (the others serve
- * them, woken by this stop's NOTIFY, as a stopped instance's), and the retries of the runs
- * it closed become this instance's pending work, which the others take once it says
- * stopped (sched_takeover). */
+ * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
+ * what it took over to the others: the claims of fires never run go back to the dead
+ * instance as they were, and the retries of the runs it closed go to the dead instance's
+ * pending work (sched_takeover, coord_hand_over); the others take both, as a stopped
+ * instance's, when this stop's NOTIFY wakes them. */
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
-	bool stopping = c->stopping || c->closing;
+	bool stopping = c->stopping;
 	if (sr->failed) {
 		if (strcmp(sr->sqlstate, "42P01") != 0)
 			log_warning("cluster: cannot look for dead instances: %s", sr->err);

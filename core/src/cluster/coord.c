@@ -267,8 +267,8 @@ static void hand_over_done(void *arg, const PGresult *res, const char *err, cons
 		            "instances was already pending for it (one run of it is left)");
 }
 
-/* W for INSTANCE (NULL: this one) at BOOT: recorded, or (HAND_OVER) handed back to a dead
- * instance by this stopping one, also once its stop has begun. */
+/* W owed by INSTANCE (NULL: this one), written by this process: recorded, or (HAND_OVER)
+ * handed back to a dead instance by this stopping one, also once its stop has begun. */
 static void note(struct coord *co, const struct coord_work *w, const char *instance, bool hand_over)
 {
 	char sched[24], attempt[16], due[24];
