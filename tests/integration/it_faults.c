@@ -191,7 +191,7 @@ START_TEST(relay_freeze_in_flight)
 	itest_env_setup(&e, "ft-freeze", DB);
 	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
 	                 "GRANT ALL ON public.execs TO PUBLIC");
-	int ports[2];
+	int ports[2] = {0, 0}; /* any free ports */
 	pid_t relays[2] = {itest_relay_start(e.ci, &ports[0]), itest_relay_start(e.ci, &ports[1])};
 	struct itest_inst *y,
 	    *x = long_run_via(

@@ -42,15 +42,19 @@ static const char sql_note[] =
 /* Work a dead instance owed, handed back to it by a stopping instance (coord_hand_over):
  * work of its own already there for the job is kept, never overwritten. */
 static const char sql_hand_over[] = SQL_NOTE_ROW " ON CONFLICT DO NOTHING RETURNING 1";
-static const char sql_done[] = "DELETE FROM pgcrond.pending_work"
-                               " WHERE instance = $1 AND job_name = $2 AND kind = $3";
+static const char sql_done[] =
+    "DELETE FROM pgcrond.pending_work WHERE instance OPERATOR(pg_catalog.=) $1"
+    " AND job_name OPERATOR(pg_catalog.=) $2 AND kind OPERATOR(pg_catalog.=) $3";
 /* The work of instance $1 written by a process other than boot $2 (a dead one). The DELETE
  * hands each row to one taker. */
 static const char sql_take[] =
-    "DELETE FROM pgcrond.pending_work WHERE instance = $1 AND boot_id <> $2"
+    "DELETE FROM pgcrond.pending_work WHERE instance OPERATOR(pg_catalog.=) $1"
+    " AND boot_id OPERATOR(pg_catalog.<>) $2"
     " RETURNING job_name, kind, graph_run,"
-    "  (extract(epoch FROM scheduled_time) * 1000000)::bigint, attempt,"
-    "  (extract(epoch FROM due_at) * 1000000)::bigint, array_to_json(payloads)::text";
+    "  (extract(epoch FROM scheduled_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
+    "  attempt,"
+    "  (extract(epoch FROM due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
+    "  pg_catalog.array_to_json(payloads)::text";
 /* The work of instances that stopped (a clean stop's NOTIFY only wakes us: which instances
  * stopped is read from their rows, which only pgcrond's roles write). The DELETE hands each
  * row to one taker. */
