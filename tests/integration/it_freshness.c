@@ -231,6 +231,44 @@ START_TEST(unreadable_source_falls_back_logged_once)
 }
 END_TEST
 
+/* A reload that gives a job another source: what the relation reflects of the new source is
+ * not known, so the job runs within its SLA of the reload, although the counters' sum is the
+ * same as before (neither source written since it was watched; public.more's rows predate
+ * its trigger). */
+#define RELOAD_JOB                                                                                 \
+	"job = { name = \"view\"; database = \"app\"; freshness = \"3s\";\n"                       \
+	"  sources = [ %s ];\n"                                                                    \
+	"  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'view',"                    \
+	" COALESCE(max(id), 0) FROM public.src\"; };\n"
+START_TEST(reload_with_another_source_runs_within_its_sla)
+{
+	struct itest_env e;
+	env(&e, "fresh-reload");
+	itest_exec(e.db, "CREATE TABLE public.more (id int); INSERT INTO public.more VALUES (1);"
+	                 "GRANT ALL ON public.more TO PUBLIC;"
+	                 "SELECT pgcrond.watch_source('public.more')");
+	itest_env_job(&e, "10-view.conf", RELOAD_JOB, "\"public.src\"");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	/* quiet: the start-up's runs are over (a second one comes when the first started before
+	 * the counters were read), and no more come */
+	itest_sleep(5);
+	long long before = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
+	itest_sleep(4);
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM public.refreshed") == before,
+	              "it ran with nothing written:\n%s", itest_read_file(e.log));
+	itest_env_job(&e, "10-view.conf", RELOAD_JOB, "\"public.src\", \"public.more\"");
+	itest_env_reload(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 3 + 5, "SELECT count(*) > %lld FROM public.refreshed", before),
+	    "no refresh within its SLA after a reload gave it another source:\n%s",
+	    itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A job made in SQL with freshness and sources (pgcrond.schedule's options) and no schedule:
  * its sources are watched at the call, as its owner; it does not run while they are quiet (one
  * "sources unchanged" row in that time, no run), and a write reaches it within its SLA.
@@ -408,6 +446,10 @@ int main(void)
 	tcase_set_timeout(gather, 240);
 	tcase_add_test(gather, downstream_gathers_its_upstreams_refreshes);
 	suite_add_tcase(s, gather);
+	TCase *reload = tcase_create("reload");
+	tcase_set_timeout(reload, 240);
+	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
+	suite_add_tcase(s, reload);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);
 	tcase_add_test(sql, sql_job_with_freshness_skips_quiet_runs_on_write);

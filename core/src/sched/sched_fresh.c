@@ -15,6 +15,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "sched_priv.h"
+#include "strmap.h"
 
 /* ---- the decision ------------------------------------------------------------------- */
 
@@ -85,6 +86,7 @@ struct fresh_job {
 	unsigned dur_pos;
 	char *fallback; /* why it runs every period; NULL while its sources can be read */
 	bool ups_only;  /* no source of its own: its upstreams' successes are its changes */
+	uint64_t def;   /* what its runs reflect (def_hash); 0: not applied yet */
 };
 
 struct fresh_db {
@@ -462,6 +464,47 @@ static size_t job_sources(const struct job *j, const char **out)
 	return n;
 }
 
+/* What a run of J reflects: its database, what it runs (command, or plugin and settings) and
+ * its sources SRCS. */
+static uint64_t def_hash(const struct job *j, const char *const *srcs, size_t n)
+{
+	const struct conf_job *c = j->conf;
+	const char *text[] = {j->database, c->command, c->plugin};
+	uint64_t h = 1;
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		h = (h ^ strmap_hash(text[i] ? text[i] : "")) * 1099511628211ULL;
+	for (size_t i = 0; i < c->n_settings; i++)
+		h = (h ^ strmap_hash(c->settings[i].key) ^
+		     (strmap_hash(c->settings[i].value) << 1)) *
+		    1099511628211ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ strmap_hash(srcs[i])) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+/* A reload changed what J's runs reflect (another source, command or database): what the
+ * relation reflects is not known any more, as at a start, but from now, so that it runs
+ * within its SLA of the reload; the run under way, of the old definition, proves nothing. */
+static void def_applied(struct job *j, uint64_t def, int64_t now)
+{
+	struct fresh_job *f = j->fresh;
+	uint64_t was = f->def;
+	f->def = def;
+	if (!was || was == def)
+		return;
+	f->reflected_known = f->have_seen = f->run_known = false;
+	f->created_us = now;
+	if (f->ups_only && !f->change_since_us)
+		f->change_since_us = now;
+	f->fresh_as_of_us = 0;
+	char sla[32];
+	duration_format(f->sla_us / 1000, sla, sizeof(sla));
+	log_job(LOG_LVL_INFO, j->name,
+	        "its sources, command or database changed: it runs within its freshness (%s) to "
+	        "reflect them",
+	        sla);
+}
+
 static char *array_param(char **items, size_t n)
 {
 	size_t cap = 3;
@@ -583,10 +626,11 @@ void fresh_applied(struct sched *s)
 			continue;
 		const char *srcs[MAX_SOURCES];
 		size_t n = job_sources(j, srcs);
+		j->fresh->ups_only = n == 0 && j->n_ups > 0;
+		def_applied(j, def_hash(j, srcs, n), now);
 		if (n == 0) {
 			/* nothing to watch: its upstreams' successes are its changes (after); with
 			 * no upstream either, it can only run every period */
-			j->fresh->ups_only = j->n_ups > 0;
 			if (j->fresh->ups_only && !j->fresh->last_ok_start_us &&
 			    !j->fresh->change_since_us)
 				/* what it reflects is not known before its first run here: as if
@@ -606,7 +650,6 @@ void fresh_applied(struct sched *s)
 			plan(j->fresh);
 			continue;
 		}
-		j->fresh->ups_only = false;
 		struct fresh_db *d = j->database ? db_for(s, &s->fresh_dbs, j->database) : NULL;
 		if (!d || !db_add_job(d, j, srcs, n))
 			log_job(LOG_LVL_ERROR, j->name,
