@@ -5,8 +5,10 @@
 -- owners. Idempotent.
 --
 -- A statement-level trigger on each source counts its writes in the writer's own
--- transaction: a change is counted exactly when it commits, never before and never missed
--- (TRUNCATE and COPY included; ENABLE ALWAYS, so logical replication's apply counts too).
+-- transaction: a change is counted exactly when it commits, never before (TRUNCATE and COPY
+-- included). What it does not see (logical replication's apply fires row triggers only,
+-- writes through a partition's parent, inheritance children, rewrites) is listed in
+-- docs/freshness.md, "Limits of this version".
 -- The daemon reads the sums; a sum that differs from the one its last successful run
 -- started from is a change not yet reflected. Writers spread over 16 rows (by backend pid)
 -- so that concurrent writers of a source seldom wait for one another.
@@ -45,7 +47,7 @@ END
 $$;
 GRANT EXECUTE ON FUNCTION pgcrond.source_changed() TO PUBLIC;
 
--- Put the trigger on REL and on every partition (or inheritance child) it has now; returns
+-- Put the trigger on REL and on every partition it has now (not inheritance children); returns
 -- how many triggers were made. The daemon checks at each read that all are there and
 -- enabled, so a partition added later without one makes the job fall back, with a
 -- message, until install runs again.
