@@ -865,7 +865,10 @@ END_TEST
  * taking of the claim until ga's stop has begun, and ga's run of slow keeps it draining when
  * the answer comes; gb, started meanwhile, waits behind it for zz's row. Woken by ga's stop,
  * gb serves k once and runs r's and p's retries once each (before 2026-11-25 ga's draining
- * scheduler dropped all three). */
+ * scheduler dropped all three). On a slow machine ga's start-up pass over stopped instances
+ * queues behind the held reap and takes p's row once zz reads as stopped, after ga's stop
+ * began: that row goes back to zz too (coord.c: take_done; before, p was dropped, which
+ * failed this case in CI once). */
 START_TEST(stop_hands_a_reaps_takings_over)
 {
 	struct itest_env e;

@@ -54,7 +54,7 @@ static const char sql_take[] =
     "  (extract(epoch FROM scheduled_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
     "  attempt,"
     "  (extract(epoch FROM due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
-    "  pg_catalog.array_to_json(payloads)::text";
+    "  pg_catalog.array_to_json(payloads)::text, instance";
 /* The work of instances that stopped (a clean stop's NOTIFY only wakes us: which instances
  * stopped is read from their rows, which only pgcrond's roles write). The DELETE hands each
  * row to one taker. */
@@ -67,7 +67,7 @@ static const char sql_take_stopped[] =
     "   ::pg_catalog.int8,"
     "  w.attempt,"
     "  (pg_catalog.date_part('epoch', w.due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
-    "  pg_catalog.array_to_json(w.payloads)::text";
+    "  pg_catalog.array_to_json(w.payloads)::text, w.instance";
 /* The live instances that hold job $1's lock (cluster.c takes it for a run): ask them to
  * cancel that run, and wake them. */
 static const char sql_cancel[] =
@@ -354,7 +354,19 @@ static void take_done(void *arg, const PGresult *r, const char *err, const char 
 		json_decref(a);
 		w.payloads = payloads;
 		w.n_payloads = n;
-		co->hooks.take_work(co->hooks.arg, &w);
+		if (!cluster_is_stopping(co->c)) {
+			co->hooks.take_work(co->hooks.arg, &w);
+		} else {
+			/* taken by a statement sent before this stop began: the scheduler runs
+			 * nothing more, so the row goes back to whom it was taken from, and the
+			 * others take it when this stop's NOTIFY wakes them */
+			const char *from = PQgetvalue(r, i, 7);
+			log_info(
+			    "cluster: pending %s work of job %s taken from instance \"%s\" goes "
+			    "back to it: this instance is stopping (the others take it)",
+			    w.kind, w.job, from);
+			coord_hand_over(co, from, &w);
+		}
 		for (size_t k = 0; k < n; k++)
 			free(payloads[k]);
 		free(payloads);
