@@ -4,14 +4,16 @@
 -- database, where pgcrond.schedule() watches the sources of jobs made in SQL as their
 -- owners. Idempotent.
 --
--- A statement-level trigger on each source counts its writes in the writer's own
--- transaction: a change is counted exactly when it commits, never before (TRUNCATE and COPY
--- included). What it does not see (logical replication's apply fires row triggers only,
--- writes through a partition's parent, inheritance children, rewrites) is listed in
--- docs/freshness.md, "Limits of this version".
--- The daemon reads the sums; a sum that differs from the one its last successful run
--- started from is a change not yet reflected. Writers spread over 16 rows (by backend pid)
--- so that concurrent writers of a source seldom wait for one another.
+-- A statement-level trigger on each source, its partitions and inheritance children and the
+-- tables it inherits from counts their writes in the writer's own transaction: a change is
+-- counted exactly when it commits, never before (TRUNCATE and COPY included). Logical
+-- replication's apply fires row triggers only: a row trigger enabled for replication only
+-- counts what it applies. The daemon reads, per source, a print of those counters and of
+-- each relation's file, catalog row and triggers' rows (which catch what fires no DML
+-- trigger: a rewrite, a partition dropped or detached, a trigger disabled around a write);
+-- a print that differs from the one its last successful run started from is a change not
+-- yet reflected (docs/freshness.md). Writers spread over 16 rows (by backend pid) so that
+-- concurrent writers of a source seldom wait for one another.
 CREATE SCHEMA IF NOT EXISTS pgcrond;
 
 CREATE TABLE IF NOT EXISTS pgcrond.source_change (
@@ -47,10 +49,29 @@ END
 $$;
 GRANT EXECUTE ON FUNCTION pgcrond.source_changed() TO PUBLIC;
 
--- Put the trigger on REL and on every partition it has now (not inheritance children); returns
--- how many triggers were made. The daemon checks at each read that all are there and
--- enabled, so a partition added later without one makes the job fall back, with a
--- message, until install runs again.
+-- The relations whose writes can change what REL holds: REL, the tables that inherit from it
+-- (partitions and inheritance children, at any depth) and those it inherits from (a write
+-- through a parent fires the parent's statement trigger, not the child's).
+CREATE OR REPLACE FUNCTION pgcrond.source_members(rel regclass) RETURNS SETOF oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE down(relid) AS (
+        SELECT rel::oid
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+               JOIN down ON i.inhparent OPERATOR(pg_catalog.=) down.relid),
+    up(relid) AS (
+        SELECT rel::oid
+        UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i
+               JOIN up ON i.inhrelid OPERATOR(pg_catalog.=) up.relid)
+    SELECT relid FROM down UNION SELECT relid FROM up
+$$;
+GRANT EXECUTE ON FUNCTION pgcrond.source_members(regclass) TO PUBLIC;
+
+-- Put the triggers on REL and on every relation pgcrond.source_members() names now: the
+-- statement trigger (ENABLE ALWAYS) on each, and on each plain table a row trigger enabled
+-- for replication only, which logical replication's apply fires (it fires no statement
+-- trigger) and no other write does. Returns how many triggers were made. The daemon checks at
+-- each read that all are there and enabled as made, so a partition or child added later
+-- without them makes the job fall back, with a message, until install runs again.
 CREATE OR REPLACE FUNCTION pgcrond.watch_source(rel regclass) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -63,7 +84,7 @@ BEGIN
             USING HINT = 'A view has no change trigger: name the tables it reads in sources, '
                          'or the job that maintains it in after.';
     END IF;
-    FOR r IN SELECT rel UNION SELECT p.relid FROM pg_catalog.pg_partition_tree(rel) p LOOP
+    FOR r IN SELECT m FROM pgcrond.source_members(rel) m ORDER BY m LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
                         WHERE g.tgrelid OPERATOR(pg_catalog.=) r
                           AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_changed'
@@ -74,6 +95,20 @@ BEGIN
                 ' FOR EACH STATEMENT EXECUTE FUNCTION pgcrond.source_changed()', r);
             EXECUTE pg_catalog.format(
                 'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgcrond_source_changed', r);
+            made := made OPERATOR(pg_catalog.+) 1;
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r
+                      AND c.relkind OPERATOR(pg_catalog.=) 'r')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                            WHERE g.tgrelid OPERATOR(pg_catalog.=) r
+                              AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_replicated'
+                              AND g.tgenabled OPERATOR(pg_catalog.=) 'R') THEN
+            EXECUTE pg_catalog.format(
+                'CREATE OR REPLACE TRIGGER pgcrond_source_replicated'
+                ' AFTER INSERT OR UPDATE OR DELETE ON %s'
+                ' FOR EACH ROW EXECUTE FUNCTION pgcrond.source_changed()', r);
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE %s ENABLE REPLICA TRIGGER pgcrond_source_replicated', r);
             made := made OPERATOR(pg_catalog.+) 1;
         END IF;
     END LOOP;

@@ -269,6 +269,129 @@ START_TEST(reload_with_another_source_runs_within_its_sla)
 }
 END_TEST
 
+/* Changes no DML trigger of the source itself reports (docs/freshness.md, "How a change is
+ * seen"): each one, made while the job is quiet, is reflected within its SLA. The rows of
+ * the partitions and the inheritance child predate the triggers, so their counters are zero
+ * and a dropped or detached partition leaves the counters' sum as it was. Before
+ * 2026-11-25 the job compared that sum only and missed all six. */
+static long long settled(struct itest_env *e)
+{
+	for (int i = 0; i < 4; i++) {
+		long long a = itest_env_count(e, "SELECT count(*) FROM public.refreshed");
+		itest_sleep(3);
+		if (itest_env_count(e, "SELECT count(*) FROM public.refreshed") == a)
+			return a;
+	}
+	ck_abort_msg("it kept running with nothing changed:\n%s", itest_read_file(e->log));
+	return 0;
+}
+
+START_TEST(changes_no_source_trigger_sees_are_reflected)
+{
+	static const struct {
+		const char *what, *sql;
+	} change[] = {
+	    {"a partition dropped", "DROP TABLE public.parts_b"},
+	    {"a partition detached", "ALTER TABLE public.parts DETACH PARTITION public.parts_a"},
+	    {"a partition source written through its parent",
+	     "INSERT INTO public.outer_t VALUES (1)"},
+	    {"an inheritance child written", "INSERT INTO public.kids_c VALUES (1)"},
+	    {"a rewrite (ALTER COLUMN TYPE ... USING)",
+	     "ALTER TABLE public.kids ALTER COLUMN x TYPE bigint USING x + 1"},
+	    {"a write with the trigger disabled around it in one transaction",
+	     "BEGIN; ALTER TABLE public.kids DISABLE TRIGGER pgcrond_source_changed;"
+	     " INSERT INTO public.kids VALUES (7);"
+	     " ALTER TABLE public.kids ENABLE ALWAYS TRIGGER pgcrond_source_changed; COMMIT"},
+	};
+	struct itest_env e;
+	env(&e, "fresh-changes");
+	itest_exec(e.db,
+	           "CREATE TABLE public.parts (k int, v int) PARTITION BY LIST (k);"
+	           "CREATE TABLE public.parts_a PARTITION OF public.parts FOR VALUES IN (1);"
+	           "CREATE TABLE public.parts_b PARTITION OF public.parts FOR VALUES IN (2);"
+	           "INSERT INTO public.parts VALUES (1, 1), (2, 2);"
+	           "CREATE TABLE public.outer_t (k int) PARTITION BY LIST (k);"
+	           "CREATE TABLE public.leaf1 PARTITION OF public.outer_t FOR VALUES IN (1);"
+	           "CREATE TABLE public.kids (x int);"
+	           "CREATE TABLE public.kids_c () INHERITS (public.kids);"
+	           "INSERT INTO public.kids_c VALUES (1);"
+	           "SELECT pgcrond.watch_source('public.parts'),"
+	           " pgcrond.watch_source('public.leaf1'), pgcrond.watch_source('public.kids')");
+	itest_env_job(
+	    &e, "10-view.conf",
+	    "job = { name = \"v\"; database = \"app\"; freshness = \"2s\";\n"
+	    "  sources = [ \"public.parts\", \"public.leaf1\", \"public.kids\" ];\n"
+	    "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('v', 0)\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	for (size_t i = 0; i < sizeof(change) / sizeof(change[0]); i++) {
+		long long before = settled(&e);
+		itest_exec(e.db, change[i].sql);
+		ck_assert_msg(itest_env_wait(&e, 2 + 5,
+		                             "SELECT count(*) > %lld FROM public.refreshed",
+		                             before),
+		              "%s was not reflected within the SLA:\n%s", change[i].what,
+		              itest_read_file(e.log));
+	}
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(!strstr(log, "cannot tell whether its sources changed"),
+	              "it fell back to running every period:\n%s", log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Rows that logical replication applies to a source: the apply fires row triggers only, so
+ * the statement trigger never sees them; the row trigger watch_source adds, enabled for
+ * replication only, counts them (and no ordinary write). The publisher is another database
+ * of the same server (the sandbox runs wal_level = logical). */
+START_TEST(replicated_rows_are_reflected)
+{
+	struct itest_env e;
+	env(&e, "fresh-repl");
+	char *pub_ci = itest_fresh_db(DB "_pub");
+	PGconn *pub = itest_connect(pub_ci);
+	itest_exec(pub, "CREATE TABLE public.rsrc (id int PRIMARY KEY);"
+	                "CREATE PUBLICATION fresh_pub FOR TABLE public.rsrc");
+	itest_exec(pub, "SELECT pg_create_logical_replication_slot('fresh_slot', 'pgoutput')");
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "CREATE TABLE public.rsrc (id int PRIMARY KEY);"
+	         "SELECT pgcrond.watch_source('public.rsrc');"
+	         "CREATE SUBSCRIPTION fresh_sub CONNECTION '%s' PUBLICATION fresh_pub"
+	         " WITH (create_slot = false, slot_name = 'fresh_slot', copy_data = false)",
+	         pub_ci);
+	itest_exec(e.db, sql);
+	itest_env_job(&e, "10-view.conf",
+	              "job = { name = \"r\"; database = \"app\"; freshness = \"2s\";\n"
+	              "  sources = [ \"public.rsrc\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'r',"
+	              " COALESCE(max(id), 0) FROM public.rsrc\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	settled(&e);
+	itest_exec(pub, "INSERT INTO public.rsrc VALUES (42)");
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT EXISTS (SELECT FROM public.rsrc)"),
+	              "the row was not replicated");
+	ck_assert_msg(
+	    itest_env_wait(&e, 2 + 5,
+	                   "SELECT EXISTS (SELECT FROM public.refreshed WHERE upto = 42)"),
+	    "a replicated row was not reflected within the SLA:\n%s", itest_read_file(e.log));
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(!strstr(log, "cannot tell whether its sources changed"),
+	              "it fell back to running every period:\n%s", log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_exec(e.db, "DROP SUBSCRIPTION fresh_sub");
+	PQfinish(pub);
+	free(pub_ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A job made in SQL with freshness and sources (pgcrond.schedule's options) and no schedule:
  * its sources are watched at the call, as its owner; it does not run while they are quiet (one
  * "sources unchanged" row in that time, no run), and a write reaches it within its SLA.
@@ -450,6 +573,11 @@ int main(void)
 	tcase_set_timeout(reload, 240);
 	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
 	suite_add_tcase(s, reload);
+	TCase *changes = tcase_create("changes");
+	tcase_set_timeout(changes, 240);
+	tcase_add_test(changes, changes_no_source_trigger_sees_are_reflected);
+	tcase_add_test(changes, replicated_rows_are_reflected);
+	suite_add_tcase(s, changes);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);
 	tcase_add_test(sql, sql_job_with_freshness_skips_quiet_runs_on_write);

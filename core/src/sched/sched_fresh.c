@@ -68,10 +68,10 @@ struct fresh_job {
 	struct clock_timer ev; /* the planned run, or a plan made again from the loop */
 	int64_t planned_us;
 	int64_t created_us;
-	/* the last check: its counter sum, when it was sent */
+	/* the last check: the sum of its sources' prints, when it was sent */
 	bool have_seen;
 	int64_t seen_n, seen_at_us;
-	/* the counter sum the relation reflects (the last success started from it) */
+	/* the prints' sum the relation reflects (the last success started from it) */
 	bool reflected_known;
 	int64_t reflected_n;
 	/* the run under way started from this sum, read at RUN_AT_US */
@@ -276,7 +276,8 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 			which = d->sources[x];
 			break;
 		}
-		sum += d->got_n[x];
+		/* the sources' prints, added modulo 2^64: a job's sum moves with any of them */
+		sum = (int64_t)((uint64_t)sum + (uint64_t)d->got_n[x]);
 	}
 	if (why) {
 		char buf[1024];
@@ -366,34 +367,66 @@ static void check_done(void *arg, const struct exec_outcome *o)
 	}
 }
 
-/* The change counters of every source of the database, in one statement. Names are
- * schema-qualified (config_valid_source), so to_regclass resolves none through a
- * search_path; every function and operator is qualified. A source that is not a table
- * (nor a partitioned one: views have no statement triggers), lacks the trigger on itself or one of
- * its partitions, or whose trigger is disabled, is a problem: the counters would miss its changes.
- */
+/* What every source of the database holds as far as writes and DDL can tell, in one
+ * statement: per source, a 64-bit print of each relation whose writes can change what it
+ * holds (itself, what inherits from it at any depth, partitions included, and what it
+ * inherits from: a write through a parent fires the parent's statement trigger), each
+ * relation's oid, file (relfilenode: TRUNCATE, rewrites such as ALTER COLUMN TYPE), catalog
+ * row version (xmin: ATTACH, DETACH, renames), the version of its pgcrond triggers' rows (a
+ * trigger disabled and enabled again around a write in one transaction) and its counters.
+ * A relation dropped, detached or swapped in leaves or joins the set. Any of these moving
+ * changes the print (at worst a refresh not needed); ANALYZE, VACUUM and CREATE INDEX
+ * update pg_class in place and move nothing. Names are schema-qualified
+ * (config_valid_source), so to_regclass resolves none through a search_path; every
+ * function and operator is qualified. A source that is not a table (nor a partitioned one:
+ * views have no statement triggers), or one of whose relations lacks the statement trigger
+ * enabled ALWAYS or (a plain table) the row trigger enabled for replication only
+ * (sql/freshness.sql), is a problem: the counters would miss its changes. */
+#define CHECK_HAS_TRIGGER(name, state)                                                             \
+	"EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid" \
+	" AND g.tgname OPERATOR(pg_catalog.=) '" name "'::pg_catalog.name"                         \
+	" AND g.tgenabled OPERATOR(pg_catalog.=) '" state "'::pg_catalog.\"char\")"
 static const char check_sql[] =
-    "SELECT u.ord::pg_catalog.int4,"
-    " COALESCE((SELECT pg_catalog.sum(c.n) FROM pgcrond.source_change c"
-    "  WHERE c.relid OPERATOR(pg_catalog.=) ANY (t.rels)), 0)::pg_catalog.int8,"
+    "SELECT u.ord::pg_catalog.int4, t.print,"
     " CASE WHEN r.rel IS NULL THEN 'does not exist, or the daemon''s role cannot see it'"
-    "  WHEN t.rels IS NULL THEN 'is not a table (a view has no change trigger: name the tables"
+    "  WHEN t.print IS NULL THEN 'is not a table (a view has no change trigger: name the tables"
     " it reads, or the job that maintains it in after)'"
     "  WHEN t.unwatched IS NOT NULL THEN pg_catalog.concat('has no enabled pgcrond trigger on ',"
-    "   t.unwatched, '; run pgcrond install')"
+    "   t.unwatched, '; run pgcrond install, or as the table''s owner SELECT"
+    " pgcrond.watch_source(', pg_catalog.quote_literal(u.name), ')')"
     " END"
     " FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(name, ord)"
     " CROSS JOIN LATERAL (SELECT pg_catalog.to_regclass(u.name) AS rel) r"
-    " CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(p.relid::pg_catalog.oid) AS rels,"
-    "  pg_catalog.min(CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g"
-    "   WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid"
-    "   AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_changed'::pg_catalog.name"
-    "   AND g.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.\"char\")"
-    "   THEN p.relid::pg_catalog.text END) AS unwatched"
-    "  FROM (SELECT c.oid AS relid FROM pg_catalog.pg_class c"
+    " CROSS JOIN LATERAL (WITH RECURSIVE"
+    "  down(relid) AS (SELECT c.oid FROM pg_catalog.pg_class c"
     "   WHERE c.oid OPERATOR(pg_catalog.=) r.rel"
     "   AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
-    "   UNION SELECT p.relid FROM pg_catalog.pg_partition_tree(r.rel) p) p) t";
+    "   UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i"
+    "   JOIN down ON i.inhparent OPERATOR(pg_catalog.=) down.relid),"
+    "  up(relid) AS (SELECT d.relid FROM down d WHERE d.relid OPERATOR(pg_catalog.=) r.rel"
+    "   UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
+    "   JOIN up ON i.inhrelid OPERATOR(pg_catalog.=) up.relid)"
+    "  SELECT pg_catalog.hashtextextended(pg_catalog.string_agg(pg_catalog.concat_ws(':',"
+    "    c.oid, c.relfilenode, c.xmin,"
+    "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(':', g.tgname, g.tgenabled, g.xmin),"
+    "      ',' ORDER BY g.tgname) FROM pg_catalog.pg_trigger g"
+    "     WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid AND g.tgname OPERATOR(pg_catalog.=) ANY"
+    "     ('{pgcrond_source_changed,pgcrond_source_replicated}'::pg_catalog.name[])),"
+    "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('=', s.slot, s.n), ',' ORDER BY"
+    "      s.slot) FROM pgcrond.source_change s WHERE s.relid OPERATOR(pg_catalog.=) c.oid)),"
+    "   ';' ORDER BY c.oid), 0) AS print,"
+    "   pg_catalog.min(CASE WHEN NOT " CHECK_HAS_TRIGGER(
+        "pgcrond_source_changed",
+        "A") "    OR (c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\" AND "
+             "NOT " CHECK_HAS_TRIGGER("pgcrond_source_replicated",
+                                      "R") ")"
+                                           "    THEN c.oid::pg_catalog.regclass::pg_catalog.text "
+                                           "END) AS unwatched"
+                                           "  FROM (SELECT relid FROM down UNION SELECT relid FROM "
+                                           "up) m"
+                                           "  JOIN pg_catalog.pg_class c ON c.oid "
+                                           "OPERATOR(pg_catalog.=) m.relid) t";
+#undef CHECK_HAS_TRIGGER
 
 static void check_cb(void *arg)
 {

@@ -3,11 +3,12 @@
 
 /* Freshness against schedules (docs/freshness.md): a job with `freshness` runs when the
  * tables it reads changed, early enough that its relation never lags a change by more than
- * the SLA, and not when nothing changed. Changes are counted by a statement-level trigger
- * on each source (sql/freshness.sql, put there by `pgcrond install`), in the writer's own
- * transaction, so a committed change is never missed; the daemon reads the counters of all
- * the sources of a database in one statement per check interval (the shortest SLA of its
- * jobs / 4), on the job's database through the executor, never blocking the loop.
+ * the SLA, and not when nothing changed. Changes are counted by triggers on each source
+ * and the tables under and above it (sql/freshness.sql, put there by `pgcrond install`), in
+ * the writer's own transaction; the daemon reads a print of those counters and of the
+ * relations' catalog rows (what fires no trigger: rewrites, partitions detached) for all the
+ * sources of a database in one statement per check interval (the shortest SLA of its jobs
+ * / 4), on the job's database through the executor, never blocking the loop.
  *
  * The pure part (fresh_plan) decides when to run; the rest is the scheduler's (sched_priv.h
  * struct job.fresh), wired from sched_apply.c, flow.c and status.c. */
