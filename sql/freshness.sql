@@ -50,8 +50,9 @@ $$;
 GRANT EXECUTE ON FUNCTION pgcrond.source_changed() TO PUBLIC;
 
 -- The relations whose writes can change what REL holds: REL, the tables that inherit from it
--- (partitions and inheritance children, at any depth) and those it inherits from (a write
--- through a parent fires the parent's statement trigger, not the child's).
+-- (partitions and inheritance children, at any depth) and every table any of those inherits
+-- from (a write through a parent fires the parent's statement trigger, not the child's; a
+-- child with two parents is written through either).
 CREATE OR REPLACE FUNCTION pgcrond.source_members(rel regclass) RETURNS SETOF oid
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE down(relid) AS (
@@ -59,23 +60,50 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i
                JOIN down ON i.inhparent OPERATOR(pg_catalog.=) down.relid),
     up(relid) AS (
-        SELECT rel::oid
+        SELECT relid FROM down
         UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i
                JOIN up ON i.inhrelid OPERATOR(pg_catalog.=) up.relid)
-    SELECT relid FROM down UNION SELECT relid FROM up
+    SELECT relid FROM up
 $$;
 GRANT EXECUTE ON FUNCTION pgcrond.source_members(regclass) TO PUBLIC;
+
+-- Whether relation R has pgcrond's trigger of kind ROW (false: the statement trigger) as
+-- watch_source makes it: its function, events, no condition or column list, and enabled
+-- ALWAYS (the statement trigger) or for replication only (the row trigger). The daemon's
+-- check asks the same (core/src/sched/sched_fresh.c).
+CREATE OR REPLACE FUNCTION pgcrond.source_trigger_ok(r regclass, row_level boolean)
+RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) r
+                      AND g.tgname OPERATOR(pg_catalog.=) CASE WHEN row_level
+                          THEN 'pgcrond_source_replicated' ELSE 'pgcrond_source_changed' END
+                      AND g.tgfoid OPERATOR(pg_catalog.=)
+                          'pgcrond.source_changed()'::pg_catalog.regprocedure
+                      AND g.tgtype OPERATOR(pg_catalog.=) CASE WHEN row_level THEN 29 ELSE 60 END
+                      AND g.tgenabled OPERATOR(pg_catalog.=) CASE WHEN row_level
+                          THEN 'R'::"char" ELSE 'A'::"char" END
+                      AND g.tgqual IS NULL AND g.tgnargs OPERATOR(pg_catalog.=) 0
+                      AND pg_catalog.cardinality(g.tgattr::pg_catalog.int2[])
+                          OPERATOR(pg_catalog.=) 0)
+$$;
+GRANT EXECUTE ON FUNCTION pgcrond.source_trigger_ok(regclass, boolean) TO PUBLIC;
 
 -- Put the triggers on REL and on every relation pgcrond.source_members() names now: the
 -- statement trigger (ENABLE ALWAYS) on each, and on each plain table a row trigger enabled
 -- for replication only, which logical replication's apply fires (it fires no statement
--- trigger) and no other write does. Returns how many triggers were made. The daemon checks at
--- each read that all are there and enabled as made, so a partition or child added later
+-- trigger) and no other write does. A trigger of that name made otherwise is replaced.
+-- Foreign tables are left out (writes on their server fire nothing here: the daemon makes
+-- such a job run every period, saying why). Returns how many triggers were made. The daemon
+-- checks at each read that all are there as made, so a partition or child added later
 -- without them makes the job fall back, with a message, until install runs again.
+-- ENABLE ALWAYS / REPLICA needs the table's owner: a relation the caller does not own fails
+-- the call, naming it.
 CREATE OR REPLACE FUNCTION pgcrond.watch_source(rel regclass) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r regclass;
+    kind "char";
     made int := 0;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) rel
@@ -84,33 +112,39 @@ BEGIN
             USING HINT = 'A view has no change trigger: name the tables it reads in sources, '
                          'or the job that maintains it in after.';
     END IF;
-    FOR r IN SELECT m FROM pgcrond.source_members(rel) m ORDER BY m LOOP
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                        WHERE g.tgrelid OPERATOR(pg_catalog.=) r
-                          AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_changed'
-                          AND g.tgenabled OPERATOR(pg_catalog.=) 'A') THEN
-            EXECUTE pg_catalog.format(
-                'CREATE OR REPLACE TRIGGER pgcrond_source_changed'
-                ' AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
-                ' FOR EACH STATEMENT EXECUTE FUNCTION pgcrond.source_changed()', r);
-            EXECUTE pg_catalog.format(
-                'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgcrond_source_changed', r);
-            made := made OPERATOR(pg_catalog.+) 1;
-        END IF;
-        IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r
-                      AND c.relkind OPERATOR(pg_catalog.=) 'r')
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
-                            WHERE g.tgrelid OPERATOR(pg_catalog.=) r
-                              AND g.tgname OPERATOR(pg_catalog.=) 'pgcrond_source_replicated'
-                              AND g.tgenabled OPERATOR(pg_catalog.=) 'R') THEN
-            EXECUTE pg_catalog.format(
-                'CREATE OR REPLACE TRIGGER pgcrond_source_replicated'
-                ' AFTER INSERT OR UPDATE OR DELETE ON %s'
-                ' FOR EACH ROW EXECUTE FUNCTION pgcrond.source_changed()', r);
-            EXECUTE pg_catalog.format(
-                'ALTER TABLE %s ENABLE REPLICA TRIGGER pgcrond_source_replicated', r);
-            made := made OPERATOR(pg_catalog.+) 1;
-        END IF;
+    FOR r, kind IN SELECT c.oid, c.relkind FROM pgcrond.source_members(rel) m
+                     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m
+                    ORDER BY m LOOP
+        CONTINUE WHEN kind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]);
+        BEGIN
+            IF NOT pgcrond.source_trigger_ok(r, false) THEN
+                EXECUTE pg_catalog.format(
+                    'CREATE OR REPLACE TRIGGER pgcrond_source_changed'
+                    ' AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
+                    ' FOR EACH STATEMENT EXECUTE FUNCTION pgcrond.source_changed()', r);
+                EXECUTE pg_catalog.format(
+                    'ALTER TABLE %s ENABLE ALWAYS TRIGGER pgcrond_source_changed', r);
+                made := made OPERATOR(pg_catalog.+) 1;
+            END IF;
+            IF kind OPERATOR(pg_catalog.=) 'r' AND NOT pgcrond.source_trigger_ok(r, true) THEN
+                EXECUTE pg_catalog.format(
+                    'CREATE OR REPLACE TRIGGER pgcrond_source_replicated'
+                    ' AFTER INSERT OR UPDATE OR DELETE ON %s'
+                    ' FOR EACH ROW EXECUTE FUNCTION pgcrond.source_changed()', r);
+                EXECUTE pg_catalog.format(
+                    'ALTER TABLE %s ENABLE REPLICA TRIGGER pgcrond_source_replicated', r);
+                made := made OPERATOR(pg_catalog.+) 1;
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            IF r OPERATOR(pg_catalog.=) rel THEN
+                RAISE; -- the source itself: the server's own message says it
+            END IF;
+            RAISE EXCEPTION 'cannot put pgcrond''s change triggers on %, which source % reads: %',
+                r, rel, SQLERRM
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Watching a source puts triggers on its partitions, inheritance '
+                             'children and parents too: run it as a role that owns them all.';
+        END;
     END LOOP;
     RETURN made;
 END

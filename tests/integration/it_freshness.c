@@ -296,6 +296,8 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 	    {"a partition source written through its parent",
 	     "INSERT INTO public.outer_t VALUES (1)"},
 	    {"an inheritance child written", "INSERT INTO public.kids_c VALUES (1)"},
+	    {"a child with two parents written through the other one",
+	     "UPDATE public.mb SET x = x + 1"},
 	    {"a rewrite (ALTER COLUMN TYPE ... USING)",
 	     "ALTER TABLE public.kids ALTER COLUMN x TYPE bigint USING x + 1"},
 	    {"a write with the trigger disabled around it in one transaction",
@@ -315,12 +317,16 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 	           "CREATE TABLE public.kids (x int);"
 	           "CREATE TABLE public.kids_c () INHERITS (public.kids);"
 	           "INSERT INTO public.kids_c VALUES (1);"
+	           "CREATE TABLE public.ma (x int); CREATE TABLE public.mb (x int);"
+	           "CREATE TABLE public.mc () INHERITS (public.ma, public.mb);"
+	           "INSERT INTO public.mc VALUES (1);"
 	           "SELECT pgcrond.watch_source('public.parts'),"
-	           " pgcrond.watch_source('public.leaf1'), pgcrond.watch_source('public.kids')");
+	           " pgcrond.watch_source('public.leaf1'), pgcrond.watch_source('public.kids'),"
+	           " pgcrond.watch_source('public.ma')");
 	itest_env_job(
 	    &e, "10-view.conf",
 	    "job = { name = \"v\"; database = \"app\"; freshness = \"2s\";\n"
-	    "  sources = [ \"public.parts\", \"public.leaf1\", \"public.kids\" ];\n"
+	    "  sources = [ \"public.parts\", \"public.leaf1\", \"public.kids\", \"public.ma\" ];\n"
 	    "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('v', 0)\"; };\n");
 	itest_env_start(&e);
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
@@ -338,10 +344,38 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 	ck_assert_msg(!strstr(log, "cannot tell whether its sources changed"),
 	              "it fell back to running every period:\n%s", log);
 	free(log);
+	/* a trigger of pgcrond's name that counts nothing (TRUNCATE only) is no watch */
+	itest_exec(e.db, "CREATE OR REPLACE TRIGGER pgcrond_source_changed AFTER TRUNCATE"
+	                 " ON public.kids FOR EACH STATEMENT"
+	                 " EXECUTE FUNCTION pgcrond.source_changed()");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "cannot tell whether its sources changed (source public.kids:"
+	                             " lacks pgcrond's change triggers on public.kids",
+	                             10),
+	              "a trigger made otherwise was taken as a watch:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }
 END_TEST
+
+/* The subscription and its slot, also when the case failed (unchecked: run by the parent
+ * process after the case), so that the databases can be dropped and no WAL is kept. */
+static void drop_subscription(void)
+{
+	char *ci = itest_conninfo_db(DB);
+	PGconn *c = PQconnectdb(ci);
+	if (PQstatus(c) == CONNECTION_OK)
+		PQclear(
+		    PQexec(c, "DO $$BEGIN IF EXISTS (SELECT FROM pg_subscription"
+		              " WHERE subname = 'fresh_sub') THEN"
+		              " ALTER SUBSCRIPTION fresh_sub DISABLE;"
+		              " ALTER SUBSCRIPTION fresh_sub SET (slot_name = NONE);"
+		              " DROP SUBSCRIPTION fresh_sub; END IF;"
+		              " PERFORM pg_drop_replication_slot(slot_name)"
+		              "  FROM pg_replication_slots WHERE slot_name = 'fresh_slot'; END$$"));
+	PQfinish(c);
+	free(ci);
+}
 
 /* Rows that logical replication applies to a source: the apply fires row triggers only, so
  * the statement trigger never sees them; the row trigger watch_source adds, enabled for
@@ -351,6 +385,7 @@ START_TEST(replicated_rows_are_reflected)
 {
 	struct itest_env e;
 	env(&e, "fresh-repl");
+	itest_assert_scalar(e.db, "SHOW wal_level", "logical"); /* scripts/pg-sandbox sets it */
 	char *pub_ci = itest_fresh_db(DB "_pub");
 	PGconn *pub = itest_connect(pub_ci);
 	itest_exec(pub, "CREATE TABLE public.rsrc (id int PRIMARY KEY);"
@@ -385,7 +420,6 @@ START_TEST(replicated_rows_are_reflected)
 	              "it fell back to running every period:\n%s", log);
 	free(log);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
-	itest_exec(e.db, "DROP SUBSCRIPTION fresh_sub");
 	PQfinish(pub);
 	free(pub_ci);
 	itest_env_teardown(&e);
@@ -577,6 +611,7 @@ int main(void)
 	tcase_set_timeout(changes, 240);
 	tcase_add_test(changes, changes_no_source_trigger_sees_are_reflected);
 	tcase_add_test(changes, replicated_rows_are_reflected);
+	tcase_add_unchecked_fixture(changes, NULL, drop_subscription);
 	suite_add_tcase(s, changes);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);

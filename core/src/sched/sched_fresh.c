@@ -369,31 +369,49 @@ static void check_done(void *arg, const struct exec_outcome *o)
 
 /* What every source of the database holds as far as writes and DDL can tell, in one
  * statement: per source, a 64-bit print of each relation whose writes can change what it
- * holds (itself, what inherits from it at any depth, partitions included, and what it
- * inherits from: a write through a parent fires the parent's statement trigger), each
- * relation's oid, file (relfilenode: TRUNCATE, rewrites such as ALTER COLUMN TYPE), catalog
- * row version (xmin: ATTACH, DETACH, renames), the version of its pgcrond triggers' rows (a
- * trigger disabled and enabled again around a write in one transaction) and its counters.
- * A relation dropped, detached or swapped in leaves or joins the set. Any of these moving
- * changes the print (at worst a refresh not needed); ANALYZE, VACUUM and CREATE INDEX
- * update pg_class in place and move nothing. Names are schema-qualified
- * (config_valid_source), so to_regclass resolves none through a search_path; every
- * function and operator is qualified. A source that is not a table (nor a partitioned one:
- * views have no statement triggers), or one of whose relations lacks the statement trigger
- * enabled ALWAYS or (a plain table) the row trigger enabled for replication only
- * (sql/freshness.sql), is a problem: the counters would miss its changes. */
-#define CHECK_HAS_TRIGGER(name, state)                                                             \
+ * holds (itself, what inherits from it at any depth, partitions included, and every table
+ * those inherit from: a write through a parent fires the parent's statement trigger),
+ * each relation's oid, file (relfilenode: TRUNCATE, rewrites such as ALTER COLUMN TYPE),
+ * catalog row version (xmin: ATTACH, DETACH, renames), its pg_inherits rows (a DETACH ...
+ * CONCURRENTLY under way), the version of its pgcrond triggers' rows (a trigger disabled and
+ * enabled again around a write in one transaction), the server's start for an unlogged one
+ * (a crash empties it) and its counters. A relation dropped, detached or swapped in leaves
+ * or joins the set. Any of these moving changes the print (at worst a refresh not needed);
+ * ANALYZE, VACUUM and CREATE INDEX update pg_class in place and move nothing. Names are
+ * schema-qualified (config_valid_source), so to_regclass resolves none through a
+ * search_path; every function and operator is qualified. A source that is not a table (nor
+ * a partitioned one: views have no statement triggers), that reads a foreign table, or one
+ * of whose relations lacks the statement trigger or (a plain table) the replication-only
+ * row trigger as watch_source makes them (sql/freshness.sql: source_trigger_ok, asked
+ * here without needing that function) is a problem: the counters would miss its changes. */
+#define CHECK_TRIGGER_OK(name, type, state)                                                        \
 	"EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid" \
 	" AND g.tgname OPERATOR(pg_catalog.=) '" name "'::pg_catalog.name"                         \
-	" AND g.tgenabled OPERATOR(pg_catalog.=) '" state "'::pg_catalog.\"char\")"
+	" AND g.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure("                         \
+	"'pgcrond.source_changed()') AND g.tgtype OPERATOR(pg_catalog.=) " type                    \
+	" AND g.tgenabled OPERATOR(pg_catalog.=) '" state "'::pg_catalog.\"char\""                 \
+	" AND g.tgqual IS NULL AND g.tgnargs OPERATOR(pg_catalog.=) 0"                             \
+	" AND pg_catalog.cardinality(g.tgattr::pg_catalog.int2[]) OPERATOR(pg_catalog.=) 0)"
+/* relation c lacks a trigger as watch_source makes it */
+#define CHECK_STMT_OK CHECK_TRIGGER_OK("pgcrond_source_changed", "60", "A")
+#define CHECK_ROW_OK CHECK_TRIGGER_OK("pgcrond_source_replicated", "29", "R")
+#define CHECK_UNWATCHED                                                                            \
+	"(NOT " CHECK_STMT_OK " OR (c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\""     \
+	" AND NOT " CHECK_ROW_OK "))"
+/* relation c's name, schema-qualified whatever the session's search_path (a job's own) */
+#define CHECK_REL_NAME                                                                             \
+	"pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n"              \
+	" WHERE n.oid OPERATOR(pg_catalog.=) c.relnamespace), c.relname)"
 static const char check_sql[] =
     "SELECT u.ord::pg_catalog.int4, t.print,"
     " CASE WHEN r.rel IS NULL THEN 'does not exist, or the daemon''s role cannot see it'"
     "  WHEN t.print IS NULL THEN 'is not a table (a view has no change trigger: name the tables"
     " it reads, or the job that maintains it in after)'"
-    "  WHEN t.unwatched IS NOT NULL THEN pg_catalog.concat('has no enabled pgcrond trigger on ',"
-    "   t.unwatched, '; run pgcrond install, or as the table''s owner SELECT"
-    " pgcrond.watch_source(', pg_catalog.quote_literal(u.name), ')')"
+    "  WHEN t.foreign_rel IS NOT NULL THEN pg_catalog.concat('reads foreign table ',"
+    "   t.foreign_rel, ', whose writes on its server fire no trigger here')"
+    "  WHEN t.unwatched IS NOT NULL THEN pg_catalog.concat('lacks pgcrond''s change triggers on ',"
+    "   t.unwatched, ' (missing, disabled or made otherwise); run pgcrond install, or as"
+    " the table''s owner SELECT pgcrond.watch_source(', pg_catalog.quote_literal(u.name), ')')"
     " END"
     " FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(name, ord)"
     " CROSS JOIN LATERAL (SELECT pg_catalog.to_regclass(u.name) AS rel) r"
@@ -403,30 +421,32 @@ static const char check_sql[] =
     "   AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
     "   UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i"
     "   JOIN down ON i.inhparent OPERATOR(pg_catalog.=) down.relid),"
-    "  up(relid) AS (SELECT d.relid FROM down d WHERE d.relid OPERATOR(pg_catalog.=) r.rel"
+    "  up(relid) AS (SELECT d.relid FROM down d"
     "   UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
     "   JOIN up ON i.inhrelid OPERATOR(pg_catalog.=) up.relid)"
     "  SELECT pg_catalog.hashtextextended(pg_catalog.string_agg(pg_catalog.concat_ws(':',"
     "    c.oid, c.relfilenode, c.xmin,"
-    "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(':', g.tgname, g.tgenabled, g.xmin),"
+    "    CASE WHEN c.relpersistence OPERATOR(pg_catalog.=) 'u'::pg_catalog.\"char\""
+    "     THEN pg_catalog.pg_postmaster_start_time() END,"
+    "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('/', i.inhparent, i.xmin,"
+    "      i.inhdetachpending), ',' ORDER BY i.inhparent) FROM pg_catalog.pg_inherits i"
+    "     WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid),"
+    "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('/', g.tgname, g.tgenabled, g.xmin),"
     "      ',' ORDER BY g.tgname) FROM pg_catalog.pg_trigger g"
     "     WHERE g.tgrelid OPERATOR(pg_catalog.=) c.oid AND g.tgname OPERATOR(pg_catalog.=) ANY"
     "     ('{pgcrond_source_changed,pgcrond_source_replicated}'::pg_catalog.name[])),"
     "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('=', s.slot, s.n), ',' ORDER BY"
     "      s.slot) FROM pgcrond.source_change s WHERE s.relid OPERATOR(pg_catalog.=) c.oid)),"
     "   ';' ORDER BY c.oid), 0) AS print,"
-    "   pg_catalog.min(CASE WHEN NOT " CHECK_HAS_TRIGGER(
-        "pgcrond_source_changed",
-        "A") "    OR (c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\" AND "
-             "NOT " CHECK_HAS_TRIGGER("pgcrond_source_replicated",
-                                      "R") ")"
-                                           "    THEN c.oid::pg_catalog.regclass::pg_catalog.text "
-                                           "END) AS unwatched"
-                                           "  FROM (SELECT relid FROM down UNION SELECT relid FROM "
-                                           "up) m"
-                                           "  JOIN pg_catalog.pg_class c ON c.oid "
-                                           "OPERATOR(pg_catalog.=) m.relid) t";
-#undef CHECK_HAS_TRIGGER
+    "   pg_catalog.min(CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\""
+    "    THEN " CHECK_REL_NAME " END) AS foreign_rel,"
+    "   pg_catalog.min(CASE WHEN " CHECK_UNWATCHED " THEN " CHECK_REL_NAME " END) AS unwatched"
+    "  FROM up m JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relid) t";
+#undef CHECK_TRIGGER_OK
+#undef CHECK_STMT_OK
+#undef CHECK_ROW_OK
+#undef CHECK_UNWATCHED
+#undef CHECK_REL_NAME
 
 static void check_cb(void *arg)
 {
