@@ -358,6 +358,51 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 }
 END_TEST
 
+/* The lag in pgcrond.view_status (schema step 19), as the daemon measures it: nothing while
+ * the sources are as the last refresh left them, the age of a write not reflected yet (under
+ * the SLA: "OK"), and nothing again once a refresh reflected it. */
+START_TEST(view_status_shows_the_freshness_lag)
+{
+	struct itest_env e;
+	env(&e, "fresh-lag");
+	itest_env_job(&e, "10-view.conf",
+	              "job = { name = \"lagged\"; database = \"app\"; freshness = \"8s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'lagged',"
+	              " COALESCE(max(id), 0) FROM public.src\"; };\n");
+	itest_env_start(&e);
+	static const char lag[] = "SELECT %s FROM pgcrond.view_status WHERE job_name = 'lagged'";
+	char sql[256];
+	snprintf(sql, sizeof(sql), lag,
+	         "freshness_lag = '0' AND freshness_over = 'OK' AND freshness_fallback IS NULL"
+	         " AND freshness_checked_at > now() - interval '10 s'");
+	ck_assert_msg(itest_env_wait(&e, 20, "%s", sql),
+	              "no lag of 0 shown after the start-up's refresh (%s; %s):\n%s",
+	              itest_scalar(e.db, "SELECT row(freshness_lag, freshness_over,"
+	                                 " freshness_checked_at, freshness_fallback, now())::text"
+	                                 " FROM pgcrond.view_status WHERE job_name = 'lagged'"),
+	              itest_scalar(e.db, "SELECT string_agg(row(f.*)::text, ';')"
+	                                 " FROM pgcrond.job_freshness f"),
+	              itest_read_file(e.log));
+	itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+	snprintf(sql, sizeof(sql), lag,
+	         "freshness_lag > '0' AND freshness_over = 'OK'"
+	         " AND NOT EXISTS (SELECT FROM public.refreshed r WHERE r.job = 'lagged'"
+	         "  AND r.upto = (SELECT max(id) FROM public.src))");
+	ck_assert_msg(itest_env_wait(&e, 6, "%s", sql),
+	              "the write's lag was not shown before its refresh:\n%s",
+	              itest_read_file(e.log));
+	snprintf(sql, sizeof(sql), lag,
+	         "freshness_lag = '0' AND EXISTS (SELECT FROM public.refreshed r"
+	         " WHERE r.job = 'lagged' AND r.upto = (SELECT max(id) FROM public.src))");
+	ck_assert_msg(itest_env_wait(&e, 8 + 5, "%s", sql),
+	              "the lag did not go back to 0 once a refresh reflected the write:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The subscription and its slot, also when the case failed (unchecked: run by the parent
  * process after the case), so that the databases can be dropped and no WAL is kept. */
 static void drop_subscription(void)
@@ -422,6 +467,7 @@ START_TEST(replicated_rows_are_reflected)
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	PQfinish(pub);
 	free(pub_ci);
+	drop_subscription(); /* before the next case drops the database */
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -612,6 +658,7 @@ int main(void)
 	tcase_add_test(changes, changes_no_source_trigger_sees_are_reflected);
 	tcase_add_test(changes, replicated_rows_are_reflected);
 	tcase_add_unchecked_fixture(changes, NULL, drop_subscription);
+	tcase_add_test(changes, view_status_shows_the_freshness_lag);
 	suite_add_tcase(s, changes);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);

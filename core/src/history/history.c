@@ -53,6 +53,7 @@ static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1:
 /* Partitions for the records about to be written (a daemon back after days away fills the
  * gap); a database still at schema 1-5 has no such function, which is fine. */
 static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
+static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 
 static const char sql_finish[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details"
@@ -465,6 +466,16 @@ static void kick(struct hist *h)
 				return;
 			continue;
 		}
+		if (h->fresh_json && !h->closing) {
+			char *json = h->fresh_json; /* sent now: the session is idle */
+			h->fresh_json = NULL;
+			const char *p[] = {h->instance, json};
+			bool ok = send_stmt(h, OP_FRESH, sql_fresh, 2, p);
+			free(json);
+			if (!ok)
+				return;
+			continue;
+		}
 		if (h->purge_pending && !h->closing) {
 			/* retention runs on its own connection: see hist_part.h */
 			h->purge_pending = false;
@@ -519,6 +530,23 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		hist_written_done(h, false); /* rolled back: the lines go again */
 	if (PQstatus(stmtq_conn(&h->q)) == CONNECTION_BAD) {
 		conn_failed_libpq(h);
+		return;
+	}
+	if (op == OP_FRESH) {
+		/* its failure stops nothing: the records go on, and the next state is sent */
+		if (r->failed && !h->fresh_told) {
+			bool old =
+			    strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
+			log_warning(
+			    "history: cannot show the freshness lag in pgcrond.view_status: %s "
+			    "(SQLSTATE %s)%s",
+			    r->err, r->sqlstate,
+			    old ? "; the schema is older than step 19: run 'pgcrond install'" : "");
+		} else if (!r->failed && h->fresh_told) {
+			log_notice(
+			    "history: the freshness lag is shown in pgcrond.view_status again");
+		}
+		h->fresh_told = r->failed;
 		return;
 	}
 	if (op == OP_ENSURE || op == OP_PARTITION) {
@@ -595,6 +623,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			h->last_results_fn = NULL;
 			break;
 		case OP_CHECK:
+		case OP_FRESH:
 			break;
 		}
 		return;
@@ -759,6 +788,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 fail:
 	free(h->conninfo);
 	free(h->instance);
+	free(h->fresh_json);
 	free(h);
 	return rc;
 }
@@ -851,6 +881,18 @@ void hist_request_last_fires(struct hist *h, hist_last_fires_fn fn, void *arg)
 	h->last_fires_fn = fn;
 	h->last_fires_arg = arg;
 	kick(h);
+}
+
+void hist_publish_freshness(struct hist *h, char *json)
+{
+	if (!h) {
+		free(json);
+		return;
+	}
+	free(h->fresh_json);
+	h->fresh_json = json;
+	if (json)
+		kick(h);
 }
 
 void hist_request_last_results(struct hist *h, int max_failures, int max_runs,

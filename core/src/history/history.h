@@ -162,6 +162,12 @@ typedef void (*hist_last_results_fn)(void *arg, enum hist_past_kind kind,
                                      const struct hist_past_run *r);
 void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
                                hist_last_results_fn fn, void *arg);
+
+/* The freshness state of the jobs (a JSON array, schema step 19's
+ * pgcrond.freshness_publish), which the history database shows in pgcrond.view_status. The
+ * latest replaces one not yet sent: state, not history, so nothing of it is spooled or
+ * retried (the next one follows soon). Takes JSON (malloc'd). */
+void hist_publish_freshness(struct hist *h, char *json);
 /* The asker goes away: the start-up reads it asked for (hist_request_last_fires,
  * hist_request_last_results) and the written runs (hist_set_written_fn) are no longer told,
  * also when their answers arrive while hist_close() flushes. */

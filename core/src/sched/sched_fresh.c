@@ -2,6 +2,7 @@
 #include "sched_fresh_priv.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "config.h"
 #include "duration.h"
 #include "exec.h"
+#include "history.h"
 #include "log.h"
 #include "plugin.h"
 #include "sched_priv.h"
@@ -84,9 +86,10 @@ struct fresh_job {
 	int64_t last_row_us; /* the last "sources unchanged" skipped row */
 	int64_t dur_us[DURATIONS];
 	unsigned dur_pos;
-	char *fallback; /* why it runs every period; NULL while its sources can be read */
-	bool ups_only;  /* no source of its own: its upstreams' successes are its changes */
-	uint64_t def;   /* what its runs reflect (def_hash); 0: not applied yet */
+	char *fallback;     /* why it runs every period; NULL while its sources can be read */
+	int64_t checked_us; /* when the last check that answered for it was sent, 0: none */
+	bool ups_only;      /* no source of its own: its upstreams' successes are its changes */
+	uint64_t def;       /* what its runs reflect (def_hash); 0: not applied yet */
 };
 
 struct fresh_db {
@@ -269,6 +272,7 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 	int64_t sum = 0, now = sched_now_us(j->s);
 	const char *why = NULL, *which = NULL;
 
+	f->checked_us = d->sent_at_us;
 	for (size_t i = 0; i < d->job_nsrc[k]; i++) {
 		size_t x = d->job_src[k][i];
 		if (!d->got[x] || d->problem[x]) {
@@ -325,6 +329,57 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 	plan(f);
 }
 
+/* The jobs' freshness state for pgcrond.view_status (schema step 19: freshness_publish), as
+ * fresh_view shows it: when what it says changed, and at least every PUBLISH_EVERY_US while
+ * the sources are read, so that the view can tell a state no longer measured. A job not
+ * checked yet has no row (its lag is not known). */
+#define PUBLISH_EVERY_US (30 * 1000000LL)
+static void publish(struct sched *s)
+{
+	if (!s->hist)
+		return;
+	int64_t now = sched_now_us(s);
+	uint64_t sig = 1469598103934665603ULL;
+	json_t *a = json_array();
+	for (struct job *j = s->jobs; a && j; j = j->next) {
+		struct fresh_job *f = j->fresh;
+		if (!f || j->removed || (!f->checked_us && !f->ups_only))
+			continue;
+		struct fresh_view v;
+		fresh_view(j, now, &v);
+		json_t *o =
+		    json_pack("{s:s, s:I, s:o, s:I, s:o}", "job", j->name, "sla_ms",
+		              (json_int_t)v.sla_ms, "changed_since",
+		              v.changed_since_us ? json_integer(v.changed_since_us) : json_null(),
+		              "checked_at", (json_int_t)(f->ups_only ? now : f->checked_us),
+		              "fallback", v.fallback ? json_string(v.fallback) : json_null());
+		if (!o || json_array_append_new(a, o) < 0) {
+			json_decref(a);
+			a = NULL;
+			break;
+		}
+		char key[64];
+		snprintf(key, sizeof(key), "%lld", (long long)v.changed_since_us);
+		sig = (sig ^ strmap_hash(j->name)) * 1099511628211ULL;
+		sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
+		sig = (sig ^ (v.fallback ? strmap_hash(v.fallback) : 0)) * 1099511628211ULL;
+		sig = (sig ^ (uint64_t)v.sla_ms) * 1099511628211ULL;
+	}
+	if (!a)
+		return; /* out of memory: the next check tries again */
+	if (sig == s->fresh_pub_sig && now - s->fresh_pub_us < PUBLISH_EVERY_US) {
+		json_decref(a);
+		return;
+	}
+	char *json = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	if (!json)
+		return;
+	s->fresh_pub_sig = sig;
+	s->fresh_pub_us = now;
+	hist_publish_freshness(s->hist, json);
+}
+
 static void check_row(void *arg, int n, const char *const *v)
 {
 	struct fresh_db *d = arg;
@@ -365,6 +420,7 @@ static void check_done(void *arg, const struct exec_outcome *o)
 		if (j && j->fresh && !j->removed)
 			job_answer(d, k, j->fresh);
 	}
+	publish(d->s);
 }
 
 /* What every source of the database holds as far as writes and DDL can tell, in one

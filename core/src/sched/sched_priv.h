@@ -224,6 +224,8 @@ struct sched {
 	struct sched_apply_state ap;    /* sched_apply.c */
 	struct fresh_db *fresh_dbs;     /* sched_fresh.c: one change check per database */
 	struct fresh_db *fresh_orphans; /* dropped while their check was in flight */
+	int64_t fresh_pub_us;           /* the freshness state last published (wall) ... */
+	uint64_t fresh_pub_sig;         /* ... and what it said */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;
