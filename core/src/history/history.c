@@ -54,6 +54,7 @@ static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1:
  * gap); a database still at schema 1-5 has no such function, which is fine. */
 static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
+#define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
 static const char sql_finish[] = HIST_WRITTEN_OPEN
     "UPDATE pgcrond.job_run_details"
@@ -406,6 +407,18 @@ static void send_orphans(struct hist *h)
 	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 4, p);
 }
 
+/* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. Returns
+ * false if the connection failed. */
+static bool send_fresh(struct hist *h)
+{
+	char *json = h->fresh_json;
+	h->fresh_json = NULL;
+	const char *p[] = {h->instance, json};
+	bool ok = send_stmt(h, OP_FRESH, sql_fresh, 2, p);
+	free(json);
+	return ok;
+}
+
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
@@ -439,6 +452,13 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return;
 		}
+		/* under a load that never empties the spool, the state goes between batches */
+		if (h->fresh_json && !h->closing &&
+		    clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS) {
+			if (!send_fresh(h))
+				return;
+			continue;
+		}
 		if (hist_spool_head(h->spool) && !h->prepared) {
 			send_prepare(h);
 			return;
@@ -467,12 +487,7 @@ static void kick(struct hist *h)
 			continue;
 		}
 		if (h->fresh_json && !h->closing) {
-			char *json = h->fresh_json; /* sent now: the session is idle */
-			h->fresh_json = NULL;
-			const char *p[] = {h->instance, json};
-			bool ok = send_stmt(h, OP_FRESH, sql_fresh, 2, p);
-			free(json);
-			if (!ok)
+			if (!send_fresh(h))
 				return;
 			continue;
 		}
@@ -788,7 +803,6 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 fail:
 	free(h->conninfo);
 	free(h->instance);
-	free(h->fresh_json);
 	free(h);
 	return rc;
 }
@@ -889,6 +903,8 @@ void hist_publish_freshness(struct hist *h, char *json)
 		free(json);
 		return;
 	}
+	if (!h->fresh_json)
+		h->fresh_at_ms = clock_mono_ms();
 	free(h->fresh_json);
 	h->fresh_json = json;
 	if (json)
@@ -980,5 +996,6 @@ void hist_close(struct hist **hp)
 	free(h->written);
 	free(h->conninfo);
 	free(h->instance);
+	free(h->fresh_json);
 	free(h);
 }

@@ -134,8 +134,9 @@ struct hist {
 	hist_last_results_fn last_results_fn; /* asked for and not yet answered */
 	void *last_results_arg;
 	int last_results_failures, last_results_runs;
-	char *fresh_json; /* hist_publish_freshness: the latest state, not yet sent */
-	bool fresh_told;  /* a failure to publish it was logged */
+	char *fresh_json;    /* hist_publish_freshness: the latest state, not yet sent ... */
+	int64_t fresh_at_ms; /* ... since then (monotonic) */
+	bool fresh_told;     /* a failure to publish it was logged */
 	bool purge_pending;
 	struct hist_stats st;
 	/* the ended runs of this process the batch in flight wrote, told once it committed */

@@ -334,47 +334,60 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
  * the sources are read, so that the view can tell a state no longer measured. A job not
  * checked yet has no row (its lag is not known). */
 #define PUBLISH_EVERY_US (30 * 1000000LL)
+static bool published(const struct job *j)
+{
+	const struct fresh_job *f = j->fresh;
+	return f && !j->removed && (f->checked_us || f->ups_only);
+}
+
+static json_t *state_json(const struct job *j, const struct fresh_view *v, int64_t now)
+{
+	const struct fresh_job *f = j->fresh;
+	/* a fallback cut short may end inside a character: jansson takes UTF-8 only */
+	json_t *why = v->fallback ? json_string(v->fallback) : json_null();
+	if (!why)
+		why = json_string("its sources cannot be read (the reason is not UTF-8)");
+	return json_pack(
+	    "{s:s, s:I, s:o, s:I, s:o}", "job", j->name, "sla_ms", (json_int_t)v->sla_ms,
+	    "changed_since", v->changed_since_us ? json_integer(v->changed_since_us) : json_null(),
+	    "checked_at", (json_int_t)(f->ups_only ? now : f->checked_us), "fallback", why);
+}
+
 static void publish(struct sched *s)
 {
 	if (!s->hist)
 		return;
 	int64_t now = sched_now_us(s);
 	uint64_t sig = 1469598103934665603ULL;
-	json_t *a = json_array();
-	for (struct job *j = s->jobs; a && j; j = j->next) {
-		struct fresh_job *f = j->fresh;
-		if (!f || j->removed || (!f->checked_us && !f->ups_only))
+	for (struct job *j = s->jobs; j; j = j->next) {
+		if (!published(j))
 			continue;
 		struct fresh_view v;
 		fresh_view(j, now, &v);
-		json_t *o =
-		    json_pack("{s:s, s:I, s:o, s:I, s:o}", "job", j->name, "sla_ms",
-		              (json_int_t)v.sla_ms, "changed_since",
-		              v.changed_since_us ? json_integer(v.changed_since_us) : json_null(),
-		              "checked_at", (json_int_t)(f->ups_only ? now : f->checked_us),
-		              "fallback", v.fallback ? json_string(v.fallback) : json_null());
-		if (!o || json_array_append_new(a, o) < 0) {
-			json_decref(a);
-			a = NULL;
-			break;
-		}
 		char key[64];
-		snprintf(key, sizeof(key), "%lld", (long long)v.changed_since_us);
+		snprintf(key, sizeof(key), "%lld %lld", (long long)v.changed_since_us,
+		         (long long)v.sla_ms);
 		sig = (sig ^ strmap_hash(j->name)) * 1099511628211ULL;
 		sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
 		sig = (sig ^ (v.fallback ? strmap_hash(v.fallback) : 0)) * 1099511628211ULL;
-		sig = (sig ^ (uint64_t)v.sla_ms) * 1099511628211ULL;
 	}
-	if (!a)
-		return; /* out of memory: the next check tries again */
-	if (sig == s->fresh_pub_sig && now - s->fresh_pub_us < PUBLISH_EVERY_US) {
-		json_decref(a);
+	if (sig == s->fresh_pub_sig && now - s->fresh_pub_us < PUBLISH_EVERY_US)
 		return;
+	json_t *a = json_array();
+	for (struct job *j = s->jobs; a && j; j = j->next) {
+		if (!published(j))
+			continue;
+		struct fresh_view v;
+		fresh_view(j, now, &v);
+		if (json_array_append_new(a, state_json(j, &v, now)) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
 	}
-	char *json = json_dumps(a, JSON_COMPACT);
+	char *json = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	if (!json)
-		return;
+		return; /* out of memory: the next check tries again */
 	s->fresh_pub_sig = sig;
 	s->fresh_pub_us = now;
 	hist_publish_freshness(s->hist, json);
