@@ -353,6 +353,36 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 	                             " lacks pgcrond's change triggers on public.kids",
 	                             10),
 	              "a trigger made otherwise was taken as a watch:\n%s", itest_read_file(e.log));
+	/* a foreign partition: its writes happen on its server, no trigger here sees them */
+	itest_exec(e.db, "CREATE FOREIGN DATA WRAPPER it_fresh_fdw;"
+	                 "CREATE SERVER it_fresh_srv FOREIGN DATA WRAPPER it_fresh_fdw;"
+	                 "CREATE FOREIGN TABLE public.parts_f PARTITION OF public.parts"
+	                 " FOR VALUES IN (9) SERVER it_fresh_srv");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "cannot tell whether its sources changed (source public.parts:"
+	                             " reads foreign table public.parts_f, whose writes on its"
+	                             " server fire no trigger here)",
+	                             10),
+	              "a foreign partition was taken as watched:\n%s", itest_read_file(e.log));
+	/* watching a partition whose parent another role owns names the parent */
+	itest_exec(e.db, "DO $$BEGIN CREATE ROLE it_fresh_owner; EXCEPTION WHEN duplicate_object"
+	                 " THEN NULL; END$$;"
+	                 "CREATE TABLE public.op (x int) PARTITION BY LIST (x);"
+	                 "CREATE TABLE public.op1 PARTITION OF public.op FOR VALUES IN (1);"
+	                 "ALTER TABLE public.op1 OWNER TO it_fresh_owner;"
+	                 "GRANT USAGE ON SCHEMA pgcrond TO it_fresh_owner");
+	PGresult *r = PQexec(e.db, "SET ROLE it_fresh_owner;"
+	                           " SELECT pgcrond.watch_source('public.op1')");
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+	ck_assert_str_eq(msg ? msg : "(it succeeded)",
+	                 "cannot put pgcrond's change triggers on public.op, which source"
+	                 " public.op1 reads: permission denied for table op");
+	ck_assert_str_eq(hint ? hint : "(none)",
+	                 "Watching a source puts triggers on its partitions, inheritance children"
+	                 " and parents too: run it as a role that owns them all.");
+	PQclear(r);
+	itest_exec(e.db, "RESET ROLE");
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }

@@ -452,9 +452,11 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return;
 		}
-		/* under a load that never empties the spool, the state goes between batches */
+		/* after the records, or between batches under a load that never empties the spool
+		 */
 		if (h->fresh_json && !h->closing &&
-		    clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS) {
+		    (!hist_spool_head(h->spool) ||
+		     clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS)) {
 			if (!send_fresh(h))
 				return;
 			continue;
@@ -483,11 +485,6 @@ static void kick(struct hist *h)
 		}
 		if (hist_spool_head(h->spool)) {
 			if (send_batch(h) != 0)
-				return;
-			continue;
-		}
-		if (h->fresh_json && !h->closing) {
-			if (!send_fresh(h))
 				return;
 			continue;
 		}
