@@ -1317,11 +1317,10 @@ int main(void)
 			tcase_add_loop_test(tc, cases[i].test, 0, 2);
 		else
 			tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		itest_add_tcase(s, tc);
 	}
 	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
+	int failed = itest_run_share(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1129,11 +1129,10 @@ int main(void)
 		TCase *tc = tcase_create(cases[i].name);
 		tcase_set_timeout(tc, 240);
 		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
+		itest_add_tcase(s, tc);
 	}
 	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
+	int failed = itest_run_share(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -673,30 +673,29 @@ int main(void)
 	tcase_add_test(tc, random_writes_within_sla_quiet_minute_no_runs);
 	tcase_add_test(tc, upstream_source_refreshes_downstream_within_its_sla);
 	tcase_add_test(tc, unreadable_source_falls_back_logged_once);
-	suite_add_tcase(s, tc);
+	itest_add_tcase(s, tc);
 	/* its own case, so CK_RUN_CASE=gather runs it alone */
 	TCase *gather = tcase_create("gather");
 	tcase_set_timeout(gather, 240);
 	tcase_add_test(gather, downstream_gathers_its_upstreams_refreshes);
-	suite_add_tcase(s, gather);
+	itest_add_tcase(s, gather);
 	TCase *reload = tcase_create("reload");
 	tcase_set_timeout(reload, 240);
 	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
-	suite_add_tcase(s, reload);
+	itest_add_tcase(s, reload);
 	TCase *changes = tcase_create("changes");
 	tcase_set_timeout(changes, 240);
 	tcase_add_test(changes, changes_no_source_trigger_sees_are_reflected);
 	tcase_add_test(changes, replicated_rows_are_reflected);
 	tcase_add_unchecked_fixture(changes, NULL, drop_subscription);
 	tcase_add_test(changes, view_status_shows_the_freshness_lag);
-	suite_add_tcase(s, changes);
+	itest_add_tcase(s, changes);
 	TCase *sql = tcase_create("sqljob");
 	tcase_set_timeout(sql, 240);
 	tcase_add_test(sql, sql_job_with_freshness_skips_quiet_runs_on_write);
-	suite_add_tcase(s, sql);
+	itest_add_tcase(s, sql);
 	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
+	int failed = itest_run_share(sr);
 	srunner_free(sr);
 	return failed ? 1 : 0;
 }

@@ -752,3 +752,41 @@ char *itest_chromium(const char *dir, const char *args, const char *url)
 	ck_assert_msg(rc == 0, "chromium failed (%d): %s", rc, itest_read_file(errf));
 	return itest_read_file(out);
 }
+
+/* ITEST_SHARD=K/N: this process's share of its suite's cases. Returns false without one (or
+ * with one that does not parse, said once). */
+static bool shard(unsigned *k, unsigned *n)
+{
+	const char *v = getenv("ITEST_SHARD");
+	if (!v || !*v)
+		return false;
+	if (sscanf(v, "%u/%u", k, n) == 2 && *n > 0 && *k < *n)
+		return true;
+	static bool told;
+	if (!told)
+		fprintf(stderr,
+		        "itest: ITEST_SHARD=\"%s\" is not K/N with K < N; every case runs\n", v);
+	told = true;
+	return false;
+}
+
+void itest_add_tcase(Suite *s, TCase *tc)
+{
+	static unsigned added;
+	unsigned k, n;
+	/* Check runs the cases carrying the tag itest_run_share asks for */
+	if (shard(&k, &n))
+		tcase_set_tags(tc, added % n == k ? "share" : "other");
+	added++;
+	suite_add_tcase(s, tc);
+}
+
+int itest_run_share(SRunner *sr)
+{
+	unsigned k, n;
+	if (shard(&k, &n))
+		srunner_run_tagged(sr, NULL, NULL, "share", NULL, CK_ENV);
+	else
+		srunner_run_all(sr, CK_ENV);
+	return srunner_ntests_failed(sr);
+}

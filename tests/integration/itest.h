@@ -6,6 +6,7 @@
  * unprivileged sandbox user can read, and the pgcrond binary run as that user (the daemon
  * refuses root, and tests run as root in CI). Failures abort the current Check test. */
 
+#include <check.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -164,5 +165,13 @@ int itest_inst_stop(struct itest_inst *in, int sig);
 void itest_inst_reload(struct itest_inst *in, const char *jobs);
 /* Kill it if it runs, and free. */
 void itest_inst_free(struct itest_inst *in);
+
+/* A suite whose cases add up to minutes is run by ctest as N shares side by side, one per
+ * sandbox lane (tests/integration/CMakeLists.txt): ITEST_SHARD=K/N in the environment makes
+ * this process run the Kth of every N of its cases, counted in the order they were added.
+ * Without it, every case runs. CK_RUN_CASE still picks one case from all of them. */
+void itest_add_tcase(Suite *s, TCase *tc);
+/* srunner_run_all(SR, CK_ENV) over this process's share; the number of failed tests. */
+int itest_run_share(SRunner *sr);
 
 #endif
