@@ -446,6 +446,9 @@ static void check_done(void *arg, const struct exec_outcome *o)
  * enabled again around a write in one transaction), the server's start for an unlogged one
  * (a crash empties it) and its counters. A relation dropped, detached or swapped in leaves
  * or joins the set. Any of these moving changes the print (at worst a refresh not needed);
+ * the print is SHA-256 keyed by a secret of this process ($2, fresh_key), so that a role
+ * that writes two sources of a job cannot pick writes whose prints add up to the sum the
+ * relation reflects (every input above is readable by any role);
  * ANALYZE, VACUUM and CREATE INDEX update pg_class in place and move nothing. Names are
  * schema-qualified (config_valid_source), so to_regclass resolves none through a
  * search_path; every function and operator is qualified. A source that is not a table (nor
@@ -493,7 +496,9 @@ static const char check_sql[] =
     "  up(relid) AS (SELECT d.relid FROM down d"
     "   UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i"
     "   JOIN up ON i.inhrelid OPERATOR(pg_catalog.=) up.relid)"
-    "  SELECT pg_catalog.hashtextextended(pg_catalog.string_agg(pg_catalog.concat_ws(':',"
+    "  SELECT ('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.encode(pg_catalog.sha256("
+    "   pg_catalog.convert_to($2::pg_catalog.text OPERATOR(pg_catalog.||)"
+    "   pg_catalog.string_agg(pg_catalog.concat_ws(':',"
     "    c.oid, c.relfilenode, c.xmin,"
     "    CASE WHEN c.relpersistence OPERATOR(pg_catalog.=) 'u'::pg_catalog.\"char\""
     "     THEN pg_catalog.pg_postmaster_start_time() END,"
@@ -506,7 +511,7 @@ static const char check_sql[] =
     "     ('{pgcrond_source_changed,pgcrond_source_replicated}'::pg_catalog.name[])),"
     "    (SELECT pg_catalog.string_agg(pg_catalog.concat_ws('=', s.slot, s.n), ',' ORDER BY"
     "      s.slot) FROM pgcrond.source_change s WHERE s.relid OPERATOR(pg_catalog.=) c.oid)),"
-    "   ';' ORDER BY c.oid), 0) AS print,"
+    "   ';' ORDER BY c.oid), 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::pg_catalog.int8 AS print,"
     "   pg_catalog.min(CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\""
     "    THEN " CHECK_REL_NAME " END) AS foreign_rel,"
     "   pg_catalog.min(CASE WHEN " CHECK_UNWATCHED " THEN " CHECK_REL_NAME " END) AS unwatched"
@@ -517,6 +522,19 @@ static const char check_sql[] =
 #undef CHECK_UNWATCHED
 #undef CHECK_REL_NAME
 
+/* The key of the prints (check_sql): drawn once per process from the system's randomness,
+ * never from the scheduler's (a simulation pins that one), and never logged. */
+static const char *fresh_key(struct sched *s)
+{
+	if (!s->fresh_key[0]) {
+		unsigned char k[16];
+		arc4random_buf(k, sizeof(k));
+		for (size_t i = 0; i < sizeof(k); i++)
+			snprintf(s->fresh_key + 2 * i, 3, "%02x", k[i]);
+	}
+	return s->fresh_key;
+}
+
 static void check_cb(void *arg)
 {
 	struct fresh_db *d = arg;
@@ -526,8 +544,8 @@ static void check_cb(void *arg)
 	arm(s->clock, &d->ev, d->every_us);
 	if (d->inflight)
 		return; /* the pool is busy: that answer comes first */
-	const char *params[] = {d->param};
-	struct exec_stmt st = {.sql = check_sql, .params = params, .n_params = 1};
+	const char *params[] = {d->param, fresh_key(s)};
+	struct exec_stmt st = {.sql = check_sql, .params = params, .n_params = 2};
 	int64_t timeout = d->every_us / 1000 * 4;
 	struct exec_run_spec spec = {
 	    .database = d->name,

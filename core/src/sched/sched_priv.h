@@ -226,6 +226,7 @@ struct sched {
 	struct fresh_db *fresh_orphans; /* dropped while their check was in flight */
 	int64_t fresh_pub_us;           /* the freshness state last published (wall) ... */
 	uint64_t fresh_pub_sig;         /* ... and what it said */
+	char fresh_key[33];             /* sched_fresh.c: the key of the change prints (hex) */
 	/* jobs paused by name (sched_pause), kept across reloads: a job that comes back by
 	 * that name is paused */
 	char **paused;
