@@ -376,6 +376,52 @@ START_TEST(names_cannot_be_squatted)
 }
 END_TEST
 
+/* A role that may create schemas in the database (an application's owner role) creates
+ * schema pgcrond before the first install, with a view where the installer reads the schema's
+ * version and a trigger function named like the change counters': the install refuses,
+ * naming her, runs none of it and creates nothing; once the superuser dropped her schema, it
+ * installs. */
+START_TEST(squatted_schema_is_refused)
+{
+	struct itest_env e;
+	PGconn *m = setup(&e);
+	itest_exec(e.db, "GRANT CREATE ON DATABASE " DB " TO " MALLORY);
+	itest_exec(m, "CREATE SCHEMA pgcrond;"
+	              "CREATE VIEW pgcrond.schema_version AS SELECT 19 AS version,"
+	              " 'x'::text AS pgcrond_version WHERE public.mallory_note('schema_version');"
+	              "CREATE FUNCTION pgcrond.source_changed() RETURNS trigger LANGUAGE plpgsql"
+	              " AS $f$ BEGIN PERFORM public.mallory_note('source_changed'); RETURN NULL;"
+	              " END $f$;"
+	              "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
+	              "GRANT SELECT ON pgcrond.schema_version TO PUBLIC");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status != 0 &&
+	                  strstr(out, "schema pgcrond in database " DB " is owned by role " MALLORY
+	                              ", not by postgres:"
+	                              " what that role put there would run as postgres,"
+	                              " so nothing is installed") &&
+	                  strstr(out, "install as " MALLORY ", or as a superuser ALTER SCHEMA"
+	                              " pgcrond OWNER TO postgres"),
+	              "install: %d %s", status, out);
+	free(out);
+	assert_no_calls(&e, "install into her schema");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
+	                    " ON n.oid = c.relnamespace WHERE n.nspname = 'pgcrond'",
+	                    "1");
+	itest_exec(e.db, "DROP SCHEMA pgcrond CASCADE");
+	free(install(&e, 0));
+	assert_no_calls(&e, "install");
+	itest_assert_scalar(e.db,
+	                    "SELECT r.rolname FROM pg_namespace n JOIN pg_roles r"
+	                    " ON r.oid = n.nspowner WHERE n.nspname = 'pgcrond'",
+	                    "postgres");
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hostile_sql");
@@ -384,6 +430,7 @@ int main(void)
 	tcase_add_test(tc, override_function_types);
 	tcase_add_test(tc, planted_overloads_daemon_and_install);
 	tcase_add_test(tc, names_cannot_be_squatted);
+	tcase_add_test(tc, squatted_schema_is_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

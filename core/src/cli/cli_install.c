@@ -402,6 +402,10 @@ static int run_sql_file(PGconn *conn, const char *file, const char *what)
 	FILE *mem = open_memstream(&sql, &len);
 	char buf[4096];
 	size_t got;
+	/* first, in the same query: schema pgcrond, if there, is the installer's or a
+	 * superuser's */
+	if (mem)
+		fprintf(mem, "%s;\n", hist_sql_owner_check);
 	while (mem && (got = fread(buf, 1, sizeof(buf), f)) > 0)
 		fwrite(buf, 1, got, mem);
 	fclose(f);

@@ -20,6 +20,22 @@
 /* 'pgcrond' in ASCII: the advisory lock two installers serialize on. */
 #define INSTALL_LOCK_KEY "31638874210922084"
 
+const char hist_sql_owner_check[] =
+    "DO $$ DECLARE o pg_catalog.name; su boolean; BEGIN"
+    " SELECT r.rolname, r.rolsuper INTO o, su FROM pg_catalog.pg_namespace n"
+    "  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner"
+    "  WHERE n.nspname OPERATOR(pg_catalog.=) 'pgcrond'::pg_catalog.name;"
+    " IF o OPERATOR(pg_catalog.<>) CURRENT_USER AND NOT su THEN"
+    "  RAISE EXCEPTION 'schema pgcrond in database % is owned by role %, not by %: what that"
+    " role put there would run as %, so nothing is installed', pg_catalog.current_database(),"
+    " pg_catalog.quote_ident(o), pg_catalog.quote_ident(CURRENT_USER),"
+    " pg_catalog.quote_ident(CURRENT_USER) USING ERRCODE = 'insufficient_privilege',"
+    " HINT = pg_catalog.format('Check what schema pgcrond holds; if it is pgcrond''s own,"
+    " install as %I, or as a superuser ALTER SCHEMA pgcrond OWNER TO %I. A role that may"
+    " create schemas in this database must not be the first to create pgcrond.', o,"
+    " CURRENT_USER);"
+    " END IF; END $$";
+
 static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
 {
 	ExecStatusType s = PQresultStatus(r);
@@ -121,6 +137,11 @@ static int apply_file(PGconn *c, const char *dir, const char *name, char *err, s
 	rc = exec_ok(c, r, path, err, errlen);
 	PQclear(r);
 	if (rc == 0) {
+		r = PQexec(c, hist_sql_owner_check);
+		rc = exec_ok(c, r, path, err, errlen);
+		PQclear(r);
+	}
+	if (rc == 0) {
 		r = PQexec(c, sql);
 		rc = exec_ok(c, r, path, err, errlen);
 		PQclear(r);
@@ -205,6 +226,10 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		goto fail;
 	rc = run_sql(c, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
 	             NULL, "advisory lock", err, errlen);
+	if (rc < 0)
+		goto fail;
+	/* before anything reads the schema (its schema_version could be another role's view) */
+	rc = run_sql(c, hist_sql_owner_check, 0, NULL, NULL, "schema pgcrond", err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = run_sql(c, "SELECT pg_catalog.to_regclass('pgcrond.schema_version') IS NOT NULL", 0,

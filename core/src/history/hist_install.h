@@ -19,6 +19,12 @@
 struct pg_conn; /* libpq's PGconn */
 int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int *to, char *err,
                        size_t errlen) __attribute__((warn_unused_result));
+/* A statement that fails (SQLSTATE 42501) if schema pgcrond exists and is owned by a role that
+ * is neither the session's user nor a superuser: whatever that role put in it (a trigger on
+ * a table a step fills, a function a step or the daemon calls) would run as the installer,
+ * and it could replace what the install makes. Run before every SQL file of an install, in
+ * every database (the schema steps, refresh.sql, freshness.sql). */
+extern const char hist_sql_owner_check[];
 /* The directory of the schema SQL: $PGCROND_SQL_DIR, else the source tree's sql/ if it
  * exists (running from a build tree), else the installed one. */
 const char *hist_sql_dir(void);
