@@ -428,6 +428,36 @@ START_TEST(view_status_shows_the_freshness_lag)
 	ck_assert_msg(itest_env_wait(&e, 8 + 5, "%s", sql),
 	              "the lag did not go back to 0 once a refresh reflected the write:\n%s",
 	              itest_read_file(e.log));
+
+	/* a history database whose schema lacks step 19 (its function gone): said once, with
+	 * what to do, and the records go on; said again when it works again */
+	itest_exec(e.db, "ALTER FUNCTION pgcrond.freshness_publish(text, jsonb)"
+	                 " RENAME TO freshness_publish_gone");
+	itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "warning: history: cannot show the freshness lag in "
+	                             "pgcrond.view_status: ",
+	                             10) &&
+	                  itest_wait_log(e.log,
+	                                 "(SQLSTATE 42883); the schema is older than step 19: run "
+	                                 "'pgcrond install'",
+	                                 1),
+	              "no warning for a schema without freshness_publish:\n%s",
+	              itest_read_file(e.log));
+	static const char recorded[] = "SELECT count(*) FROM pgcrond.job_run_details"
+	                               " WHERE job_name = 'lagged' AND status = 'succeeded'";
+	long long ran = itest_env_count(&e, recorded);
+	ck_assert_msg(itest_env_wait(&e, 8 + 5, "SELECT (%s) > %lld", recorded, ran),
+	              "the write's refresh was not recorded meanwhile:\n%s",
+	              itest_read_file(e.log));
+	itest_exec(e.db, "ALTER FUNCTION pgcrond.freshness_publish_gone(text, jsonb)"
+	                 " RENAME TO freshness_publish");
+	itest_exec(e.db, "INSERT INTO public.src DEFAULT VALUES");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "notice: history: the freshness lag is shown in "
+	                             "pgcrond.view_status again",
+	                             10),
+	              "not said that the lag is shown again:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }
