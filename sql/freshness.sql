@@ -82,7 +82,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                           'pgcrond.source_changed()'::pg_catalog.regprocedure
                       AND g.tgtype OPERATOR(pg_catalog.=) CASE WHEN row_level THEN 29 ELSE 60 END
                       AND g.tgenabled OPERATOR(pg_catalog.=) CASE WHEN row_level
-                          THEN 'R'::"char" ELSE 'A'::"char" END
+                          THEN 'R'::pg_catalog."char" ELSE 'A'::pg_catalog."char" END
                       AND g.tgqual IS NULL AND g.tgnargs OPERATOR(pg_catalog.=) 0
                       AND pg_catalog.cardinality(g.tgattr::pg_catalog.int2[])
                           OPERATOR(pg_catalog.=) 0)
@@ -103,11 +103,11 @@ CREATE OR REPLACE FUNCTION pgcrond.watch_source(rel regclass) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r regclass;
-    kind "char";
+    kind pg_catalog."char";
     made int := 0;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) rel
-                      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])) THEN
+                      AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[])) THEN
         RAISE EXCEPTION '% is not a table', rel
             USING HINT = 'A view has no change trigger: name the tables it reads in sources, '
                          'or the job that maintains it in after.';
@@ -115,7 +115,7 @@ BEGIN
     FOR r, kind IN SELECT c.oid, c.relkind FROM pgcrond.source_members(rel) m
                      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m
                     ORDER BY m LOOP
-        CONTINUE WHEN kind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::"char"[]);
+        CONTINUE WHEN kind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::pg_catalog."char"[]);
         BEGIN
             IF NOT pgcrond.source_trigger_ok(r, false) THEN
                 EXECUTE pg_catalog.format(
