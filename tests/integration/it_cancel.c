@@ -58,7 +58,7 @@ START_TEST(timeout_cancels_through_the_key)
 	              "the run did not end:\n%s", itest_read_file(e.log));
 	double ended = itest_now();
 	/* the backend's statement ended with the run, well before its 60 s */
-	ck_assert_msg(itest_env_wait(&e, 1,
+	ck_assert_msg(itest_env_wait(&e, 5,
 	                             "SELECT count(*) = 0 FROM pg_stat_activity"
 	                             " WHERE query LIKE '%%pg_sleep(60) /* it_cancel */%%'"
 	                             " AND state = 'active' AND pid <> pg_backend_pid()"),

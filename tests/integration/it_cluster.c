@@ -589,9 +589,9 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	                 a.dir, a.dir, e.ci);
 	itest_inst_start(&a);
 	wait_live(&e, &a);
-	/* about four seconds' fires claimed */
-	itest_env_wait(&e, 15,
-	               "SELECT count(*) >= 44 FROM pgcrond.fire_claim WHERE instance = 'batch1'");
+	/* about eight seconds' fires claimed */
+	itest_env_wait(&e, 20,
+	               "SELECT count(*) >= 96 FROM pgcrond.fire_claim WHERE instance = 'batch1'");
 	itest_inst_stop(&a, SIGTERM);
 	/* "cluster: N claims (N ours, 0 another instance's) in M statements, ..." at its stop */
 	char *log = itest_read_file(a.log);
@@ -606,11 +606,14 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	              "by one",
 	              claims, statements);
 	/* and claimed before their instant, so that the runs start at it: all but the fires of
-	 * the first second after the start (and a few a busy machine delays) */
+	 * the first seconds after the start (and a few a busy machine delays: a loaded one once
+	 * claimed the first two seconds' late, as the start's own statements went first) */
 	itest_assert_scalar(e.db,
-	                    "SELECT count(*) FILTER (WHERE claimed_at <"
-	                    " to_timestamp(split_part(fire_key, ':', 2)::bigint)) * 2 > count(*)"
-	                    " FROM pgcrond.fire_claim WHERE fire_key LIKE 's:%'",
+	                    "WITH c AS (SELECT claimed_at, to_timestamp(split_part(fire_key, ':',"
+	                    " 2)::bigint) AS instant FROM pgcrond.fire_claim"
+	                    " WHERE fire_key LIKE 's:%')"
+	                    " SELECT count(*) FILTER (WHERE claimed_at < instant) * 2 > count(*)"
+	                    " FROM c WHERE instant > (SELECT min(instant) + '1 s' FROM c)",
 	                    "t");
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM (SELECT job_name, scheduled_time"
@@ -709,12 +712,15 @@ START_TEST(stop_gives_back_early_claims)
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT job_name) FROM pgcrond.job_run_details"
-	         " WHERE scheduled_time = to_timestamp(%lld) AND (status = 'succeeded'"
+	         " WHERE job_name ~ '^g[0-9]$' AND scheduled_time = to_timestamp(%lld)"
+	         " AND (status = 'succeeded'"
 	         "  OR return_message ~ '^previous (run still running|fire still being claimed)')",
 	         instant);
 	/* the instant's eight fires served (run, or skipped by b's overlap policy on a loaded
 	 * machine: its claim taken, its row written), within 5 s of a's exit (the fires a kept
-	 * are served once its row says stopped) */
+	 * are served once its row says stopped). Not busy's: a loaded machine once had gb1 take
+	 * the SIGTERM 18 ms after the instant, its busy fire of it already skipped by its own
+	 * overlap policy, a row of that instant that is not one of the eight */
 	itest_inst_stop(&a, 0); /* its exit, by the SIGTERM above, after the run in flight */
 	itest_env_wait(&e, 5, "SELECT (%s) = 8", sql);
 	long long ran = itest_scalar_ll(e.db, sql);

@@ -81,7 +81,7 @@ START_TEST(silent_idle_connection_is_replaced)
 	/* the next fire runs on a new connection, well before the job's 60 s timeout */
 	ck_assert_msg(itest_env_wait(&e, 16, "SELECT count(*) > %lld FROM ticks", before),
 	              "no run after the connection went silent:\n%s", itest_read_file(e.log));
-	ck_assert_msg(itest_wait_log(e.log, "did not answer within", 1), "%s",
+	ck_assert_msg(itest_wait_log(e.log, "did not answer within", 10), "%s",
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND status <> 'succeeded' "
@@ -216,7 +216,7 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 	                        "WHERE job_name LIKE 'sleep%%' AND status = 'succeeded'") == 8,
 	    "runs failed although the pool held connections:\n%s", itest_read_file(e.log));
 	/* the server did refuse: the daemon logged it */
-	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1), "%s",
+	ck_assert_msg(itest_wait_log(e.log, "too many connections", 10), "%s",
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_env_teardown(&e);

@@ -368,7 +368,8 @@ START_TEST(pause_resume_persist_and_catch_up)
 	free(text);
 	free(paused);
 	itest_env_start(&e);
-	ck_assert(itest_wait_log(e.log, "job tick is paused", 2));
+	ck_assert_msg(itest_wait_log(e.log, "job tick is paused", 10),
+	              "no notice of the paused job:\n%s", itest_tail(e.log));
 	itest_sleep(1.5); /* a window: nor after the restart */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), n0);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
@@ -429,7 +430,7 @@ START_TEST(plugin_versions_and_history_run)
 	              out);
 	free(out);
 	itest_env_start(&e);
-	ck_assert_msg(itest_wait_log(e.log, "plugin example 1.0.0", 2),
+	ck_assert_msg(itest_wait_log(e.log, "plugin example 1.0.0", 10),
 	              "no plugin version logged:\n%s", itest_read_file(e.log));
 	json_t *st = status_json(&e, NULL);
 	json_t *p0 = json_array_get(json_object_get(st, "plugins"), 0);
@@ -496,7 +497,7 @@ START_TEST(plugin_versions_and_history_run)
 	ck_assert(rename(tmp, dst) == 0);
 	kill(e.pid, SIGHUP);
 	ck_assert_msg(itest_wait_log(e.log, "was replaced on disk", 5) &&
-	                  itest_wait_log(e.log, "restart pgcrond to load it", 1),
+	                  itest_wait_log(e.log, "restart pgcrond to load it", 10),
 	              "a replaced plugin was not logged:\n%s", itest_read_file(e.log));
 	free(tmp);
 	free(dst);

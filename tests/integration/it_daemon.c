@@ -233,7 +233,7 @@ START_TEST(reload_valid_and_invalid)
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM ticks WHERE job = 'b'"),
 	              "new job did not run:\n%s", itest_read_file(e.log));
 	/* the log says what changed, not only how many jobs there are */
-	ck_assert_msg(itest_wait_log(e.log, "reload: added job \"b\"", 2), "%s",
+	ck_assert_msg(itest_wait_log(e.log, "reload: added job \"b\"", 10), "%s",
 	              itest_read_file(e.log));
 	ck_assert(itest_wait_log(e.log,
 	                         "configuration reloaded: 2 job(s); 1 added, 0 changed, "
@@ -249,7 +249,7 @@ START_TEST(reload_valid_and_invalid)
 	ck_assert_msg(
 	    itest_wait_log(e.log, "reload failed; keeping the previous configuration", 10), "%s",
 	    itest_read_file(e.log));
-	ck_assert_msg(itest_wait_log(e.log, "conf.d/30-bad.conf:4:", 2), "%s",
+	ck_assert_msg(itest_wait_log(e.log, "conf.d/30-bad.conf:4:", 10), "%s",
 	              itest_read_file(e.log));
 	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'b'");
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= %lld FROM ticks WHERE job = 'b'",

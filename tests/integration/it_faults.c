@@ -14,19 +14,6 @@
 
 #define DB "pgcrond_it_faults"
 
-static void up(struct itest_env *e, struct itest_inst *in)
-{
-	itest_inst_start(in);
-	ck_assert_msg(
-	    itest_env_wait(e, 15,
-	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
-	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
-	                   in->name),
-	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
-	ck_assert_msg(itest_wait_log(in->log, "started:", 15), "no start:\n%s",
-	              itest_read_file(in->log));
-}
-
 /* IN may be found dead after 5 s without a heartbeat (cluster_dead_after; it beats every
  * 1.25 s) instead of the default 20 s. */
 static void dead_after_5s(struct itest_inst *in)
@@ -78,8 +65,8 @@ static struct itest_inst *long_run_via(struct itest_env *e, struct itest_inst *a
 		inst_via_relay(a, e, ports[0]);
 		inst_via_relay(b, e, ports[1]);
 	}
-	up(e, a);
-	up(e, b);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
 	ck_assert_msg(itest_env_wait(e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'long' AND status = 'running'"
@@ -266,7 +253,7 @@ START_TEST(status_shows_the_clock_offset)
 	itest_inst_init(&a, &e, "ca",
 	                "job = { name = \"t\"; database = \"app\"; schedule = \"* * * * * *\";"
 	                " command = \"SELECT 1\"; };\n");
-	up(&e, &a);
+	itest_inst_up(&e, &a);
 	int status = -1;
 	char *out = NULL;
 	for (int i = 0; i < 40; i++) { /* the first heartbeat's answer */
@@ -404,8 +391,8 @@ static void refused_case(bool both)
 	inst_via_relay(&b, &e, port);
 	if (both)
 		inst_via_relay(&a, &e, port_a);
-	up(&e, &a);
-	up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	/* each knows the other is live (its heartbeat saw the other's row): a fire one cannot
 	 * claim is the other's */
 	sees(&b, "ra");
@@ -575,7 +562,7 @@ static long long three_stopped(const char *tag, double phase, int freeze_s, bool
 		itest_inst_init(&in[i], &e, names[i], jobs);
 		if (dead_5s)
 			dead_after_5s(&in[i]);
-		up(&e, &in[i]);
+		itest_inst_up(&e, &in[i]);
 	}
 	/* each marks its runs from its first heartbeat that sees another live (docs/faults.md:
 	 * a run before that is unmarked, and a takeover may run its fire again) */
@@ -829,8 +816,8 @@ static void two_marking(struct itest_env *e, struct itest_inst *a, struct itest_
 {
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
-	up(e, a);
-	up(e, b);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
 	ck_assert(itest_wait_log(a->log, "other live instances", 15));
 	ck_assert(itest_wait_log(b->log, "other live instances", 15));
 }

@@ -24,21 +24,6 @@ static void handover_db(struct itest_env *e, const char *tag)
 	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 }
 
-/* Start it; it holds its name once its heartbeat row exists and it listens for the others
- * once its coordination session is idle after the LISTEN. */
-static void inst_up(struct itest_env *e, struct itest_inst *in)
-{
-	itest_inst_start(in);
-	ck_assert_msg(
-	    itest_env_wait(e, 15,
-	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
-	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
-	                   in->name),
-	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
-	ck_assert_msg(itest_wait_log(in->log, "started:", 15), "no start:\n%s",
-	              itest_read_file(in->log));
-}
-
 /* The six-field schedule of the second AT of every minute. */
 static void at_second(char *out, size_t len, int at)
 {
@@ -65,8 +50,8 @@ static void flaky_on_two(struct itest_env *e, struct itest_inst *a, struct itest
 	         s, delay);
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
-	inst_up(e, a);
-	inst_up(e, b);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
 	ck_assert_msg(
 	    itest_env_wait(e, 20,
 	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -106,8 +91,8 @@ START_TEST(queue_waits_for_the_other_instance)
 	         sb);
 	itest_inst_init(&a, &e, "qa", ja);
 	itest_inst_init(&b, &e, "qb", jb);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	/* while qa runs it, qb's status says its fire waits for that */
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -175,8 +160,8 @@ START_TEST(replace_cancels_the_other_instance_run)
 	         sb);
 	itest_inst_init(&a, &e, "ra", ja);
 	itest_inst_init(&b, &e, "rb", jb);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 25,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'r' AND instance = 'rb'"
@@ -221,8 +206,9 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	                             alive->name),
 	              "the survivor did not run the retry:\n%s", itest_read_file(alive->log));
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.pending_work", "0");
-	ck_assert_msg(itest_wait_log(alive->log, "taking over a retry run a dead instance owed", 1),
-	              "no log line:\n%s", itest_read_file(alive->log));
+	ck_assert_msg(
+	    itest_wait_log(alive->log, "taking over a retry run a dead instance owed", 10),
+	    "no log line:\n%s", itest_read_file(alive->log));
 	itest_inst_stop(alive, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
@@ -244,8 +230,8 @@ START_TEST(pause_is_shared_and_owed_downstream_is_taken_over)
 	                   " after = [ \"up\" ]; } );\n";
 	itest_inst_init(&a, &e, "pa", jobs);
 	itest_inst_init(&b, &e, "pb", jobs);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	int st;
 	char *out = itest_cli(&st, "pause", "-c", a.conf, "down", NULL);
 	ck_assert_msg(st == 0, "pause: %s", out);
@@ -313,8 +299,8 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 	    &b, &e, "nb",
 	    "job = { name = \"l\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
 	    " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
 	                             " application_name = 'pgcrond listener' AND state = 'idle'"
@@ -382,8 +368,8 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 	char *main_a = itest_read_file(a.conf);
 	itest_write_file(a.conf, "%smax_running = 1;\n", main_a);
 	free(main_a);
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'busy' AND status = 'running'"),
@@ -460,8 +446,8 @@ START_TEST(pause_while_database_down_reaches_others_later)
 	free(out);
 	PQfinish(e.db);
 	e.db = itest_connect(hist_ci); /* itest_env_wait asks the history database */
-	inst_up(&e, &a);
-	inst_up(&e, &b);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
 	PQfinish(e.db);
 	e.db = NULL;
 
@@ -554,8 +540,8 @@ static void pair_up(struct itest_env *e, struct itest_inst *a, struct itest_inst
 	handover_db(e, tag);
 	itest_inst_init(a, e, na, ja);
 	itest_inst_init(b, e, nb, jb);
-	inst_up(e, a);
-	inst_up(e, b);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
 	ck_assert_msg(itest_wait_log(a->log, "other live instances", 15) &&
 	                  itest_wait_log(b->log, "other live instances", 15),
 	              "the instances never saw each other:\n%s\n%s", itest_tail(a->log),
@@ -802,7 +788,7 @@ static void stop_gives_claims_back(bool silent)
 	itest_inst_init(&a, &e, "ga",
 	                "job = { name = \"k\"; command = \"INSERT INTO ran VALUES ('k')\";"
 	                " database = \"app\"; schedule = \"0 0 1 1 *\"; };\n");
-	inst_up(&e, &a);
+	itest_inst_up(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.instance_job"
 	                             " WHERE instance = 'ga'"),
@@ -890,7 +876,7 @@ START_TEST(stop_hands_a_reaps_takings_over)
 	itest_exec(e.db, "CREATE TABLE public.go2 (x int); GRANT ALL ON public.go2 TO PUBLIC");
 	itest_inst_init(&a, &e, "ga", ja);
 	itest_inst_init(&b, &e, "gb", jb);
-	inst_up(&e, &a);
+	itest_inst_up(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 4 FROM pgcrond.instance_job"
 	                             " WHERE instance = 'ga'"),
@@ -923,7 +909,7 @@ START_TEST(stop_hands_a_reaps_takings_over)
 	                             " JOIN pgcrond.instance i ON i.backend_pid = a.pid"
 	                             " WHERE i.name = 'ga' AND a.wait_event = 'PgSleep')"),
 	              "ga never reaped zz:\n%s", itest_tail(a.log));
-	inst_up(&e, &b);
+	itest_inst_up(&e, &b);
 	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
 	ck_assert_msg(itest_wait_log(a.log, "shutting down", 5), "ga did not stop:\n%s",
 	              itest_tail(a.log));

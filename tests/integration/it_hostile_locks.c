@@ -44,19 +44,6 @@ static PGconn *mallory(const struct itest_env *e)
 	return c;
 }
 
-static void up(struct itest_env *e, struct itest_inst *in)
-{
-	itest_inst_start(in);
-	ck_assert_msg(
-	    itest_env_wait(e, 15,
-	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
-	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
-	                   in->name),
-	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
-	ck_assert_msg(itest_wait_log(in->log, "started:", 15), "no start:\n%s",
-	              itest_read_file(in->log));
-}
-
 /* NOTIFY CHANNEL, PAYLOAD from mallory, N times, every 100 ms. */
 static void forge(PGconn *m, const char *channel, const char *payload, int n)
 {
@@ -87,7 +74,7 @@ START_TEST(held_locks_stop_no_fire)
 	    "  command = \"INSERT INTO ticks (job) VALUES ('slow'); SELECT pg_sleep(2.5)\"; }\n"
 	    ");\n";
 	itest_inst_init(&a, &e, "ha", jobs);
-	up(&e, &a);
+	itest_inst_up(&e, &a);
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 1 FROM ticks WHERE job = 'slow'"),
 	              "slow did not run:\n%s", itest_read_file(a.log));
 
@@ -123,8 +110,7 @@ START_TEST(held_locks_stop_no_fire)
 	                    " AND r.rolname = '" MALLORY "'",
 	                    "t");
 	itest_inst_start(&a);
-	ck_assert_msg(itest_wait_log(a.log, "started:", 15), "no start:\n%s",
-	              itest_read_file(a.log));
+	ck_assert_msg(itest_inst_wait_started(&a, 15), "no start:\n%s", itest_read_file(a.log));
 	itest_sleep(8);
 	long long after = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'");
 	long long busy = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
@@ -178,7 +164,7 @@ START_TEST(forged_graph_success_runs_nothing)
 	                   "  command = \"INSERT INTO ticks (job) VALUES ('down')\"; }\n"
 	                   ");\n";
 	itest_inst_init(&a, &e, "ga", jobs);
-	up(&e, &a);
+	itest_inst_up(&e, &a);
 	PGconn *m = mallory(&e);
 	forge(m, "pgcrond_cluster", "graph ok evil\nup-a", 10);
 	forge(m, "pgcrond_cluster", "graph", 5);
@@ -209,7 +195,7 @@ START_TEST(forged_trigger_outcome_is_not_believed)
 	                   " END $$\"; };\n";
 	itest_inst_init(&a, &e, "ta", jobs);
 	itest_inst_init(&cli, &e, "tcli", jobs); /* its own state_dir: no control socket */
-	up(&e, &a);
+	itest_inst_up(&e, &a);
 	long long next = itest_scalar_ll(e.db, "SELECT coalesce(max(id), 0) + 1"
 	                                       " FROM pgcrond.trigger_request");
 	pid_t child = fork();
@@ -266,8 +252,8 @@ static void pair_with_pending_retry(struct itest_env *e, struct itest_inst *a, s
 	         s);
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
-	up(e, a);
-	up(e, b);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
 	ck_assert_msg(itest_env_wait(e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
 	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),

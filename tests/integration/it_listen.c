@@ -66,7 +66,7 @@ START_TEST(burst_makes_one_run_with_every_payload)
 	    itest_env_count(&e, "SELECT count(*) FROM payload_runs WHERE id = "
 	                        "(SELECT max(id) FROM payload_runs) AND payloads = '{small}'"),
 	    1);
-	ck_assert(itest_wait_log(e.log, "not UTF-8 text; dropped", 1));
+	ck_assert(itest_wait_log(e.log, "not UTF-8 text; dropped", 10));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }
@@ -158,7 +158,7 @@ START_TEST(shared_channel_downstream_waits_for_upstream)
 	    itest_env_count(&e, "SELECT count(*) FROM order_log d JOIN order_log u "
 	                        "ON u.what = 'up done' WHERE d.what = 'down' AND d.at > u.at"),
 	    1);
-	ck_assert(itest_wait_log(e.log, "waiting for upstream job up to finish", 1));
+	ck_assert(itest_wait_log(e.log, "waiting for upstream job up to finish", 10));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }

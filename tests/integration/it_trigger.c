@@ -81,7 +81,7 @@ START_TEST(unauthorized_role_starts_no_run)
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM ticks") == 0,
 	              "an unauthorized role started a run:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
-	ck_assert(itest_wait_log(e.log, "is not a request id", 1));
+	ck_assert(itest_wait_log(e.log, "is not a request id", 10));
 
 	/* granted: the run happens and who asked is recorded */
 	itest_exec(e.db, "GRANT pgcrond_operator TO " ALICE);
@@ -99,14 +99,14 @@ START_TEST(unauthorized_role_starts_no_run)
 	                   "AND claimed_by IS NOT NULL FROM pgcrond.trigger_request WHERE id = 1"),
 	    "request 1's outcome: %s",
 	    itest_scalar(e.db, "SELECT outcome FROM pgcrond.trigger_request WHERE id = 1"));
-	ck_assert(itest_wait_log(e.log, "manual run of yearly requested by " ALICE, 1));
+	ck_assert(itest_wait_log(e.log, "manual run of yearly requested by " ALICE, 10));
 
 	/* a disabled job: refused without force, run with it */
 	ck_assert_int_eq(itest_scalar_ll(alice, "SELECT pgcrond.trigger('off')"), 2);
 	ck_assert(itest_env_wait(&e, 10,
 	                         "SELECT outcome LIKE 'refused: the job is disabled%%' FROM "
 	                         "pgcrond.trigger_request WHERE id = 2"));
-	ck_assert(itest_wait_log(e.log, "refused: the job is disabled", 1));
+	ck_assert(itest_wait_log(e.log, "refused: the job is disabled", 10));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'off'"), 0);
 	ck_assert_int_eq(itest_scalar_ll(alice, "SELECT pgcrond.trigger('off', true)"), 3);
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM ticks WHERE job = 'off'"),
@@ -140,7 +140,7 @@ START_TEST(cli_trigger_and_requests_made_while_down)
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 2 FROM ticks WHERE job = 'yearly'"),
 	              "pgcrond trigger did not run the job:\n%s", itest_read_file(e.log));
 	ck_assert(
-	    itest_wait_log(e.log, "manual run of yearly requested on the control socket by ", 1));
+	    itest_wait_log(e.log, "manual run of yearly requested on the control socket by ", 10));
 
 	out = itest_cli(&status, "trigger", "-c", e.conf, "off", NULL);
 	ck_assert_msg(status == 64 && strstr(out, "disabled") && strstr(out, "--force"), "%d %s",

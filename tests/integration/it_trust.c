@@ -63,7 +63,7 @@ START_TEST(reload_refuses_an_untrusted_conf_dir)
 	ck_assert_msg(
 	    itest_wait_log(e.log, "reload failed; keeping the previous configuration", 20), "%s",
 	    itest_read_file(e.log));
-	ck_assert_msg(itest_wait_log(e.log, "refusing conf_dir: directory", 2), "%s",
+	ck_assert_msg(itest_wait_log(e.log, "refusing conf_dir: directory", 10), "%s",
 	              itest_read_file(e.log));
 	ck_assert_int_eq(chmod(confd, 0755), 0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);

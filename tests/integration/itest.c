@@ -553,22 +553,6 @@ void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname)
 	                  "GRANT ALL ON SCHEMA public TO PUBLIC");
 }
 
-void itest_env_start(struct itest_env *e)
-{
-	e->pid = itest_daemon_start(e->conf, e->log);
-	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
-	 * beside it (scripts/test's lanes) once took over 10 s */
-	ck_assert_msg(itest_wait_log(e->log, "started:", 30), "daemon did not start:\n%s",
-	              itest_read_file(e->log));
-}
-
-int itest_env_stop(struct itest_env *e, int sig, double timeout_s)
-{
-	int st = itest_daemon_stop(e->pid, sig, timeout_s);
-	e->pid = 0;
-	return st;
-}
-
 /* Occurrences of NEEDLE in the file at PATH. */
 static int count_in_file(const char *path, const char *needle)
 {
@@ -578,6 +562,37 @@ static int count_in_file(const char *path, const char *needle)
 		n++;
 	free(text);
 	return n;
+}
+
+/* Whether LOG holds more than BEFORE daemon starts ("started:" lines) within TIMEOUT_S: a
+ * daemon started again appends to the log its earlier one wrote, whose start must not count
+ * (a restart under load once had the test go on before the new daemon had said a word). */
+static bool wait_started(const char *log, int before, double timeout_s)
+{
+	double end = itest_now() + timeout_s;
+	for (;;) {
+		bool more = count_in_file(log, "started:") > before;
+		if (more || itest_now() > end)
+			return more;
+		itest_sleep(0.05);
+	}
+}
+
+void itest_env_start(struct itest_env *e)
+{
+	int before = count_in_file(e->log, "started:");
+	e->pid = itest_daemon_start(e->conf, e->log);
+	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
+	 * beside it (scripts/test's lanes) once took over 10 s */
+	ck_assert_msg(wait_started(e->log, before, 30), "daemon did not start:\n%s",
+	              itest_read_file(e->log));
+}
+
+int itest_env_stop(struct itest_env *e, int sig, double timeout_s)
+{
+	int st = itest_daemon_stop(e->pid, sig, timeout_s);
+	e->pid = 0;
+	return st;
 }
 
 /* SIGHUP the daemon PID and wait until LOG says the reload is applied. */
@@ -715,7 +730,25 @@ void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const cha
 
 void itest_inst_start(struct itest_inst *in)
 {
+	in->starts = count_in_file(in->log, "started:");
 	in->pid = itest_daemon_start(in->conf, in->log);
+}
+
+bool itest_inst_wait_started(const struct itest_inst *in, double timeout_s)
+{
+	return wait_started(in->log, in->starts, timeout_s);
+}
+
+void itest_inst_up(struct itest_env *e, struct itest_inst *in)
+{
+	itest_inst_start(in);
+	ck_assert_msg(itest_inst_wait_started(in, 15), "no start:\n%s", itest_read_file(in->log));
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_read_file(in->log));
 }
 
 int itest_inst_stop(struct itest_inst *in, int sig)

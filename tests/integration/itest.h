@@ -154,10 +154,18 @@ struct itest_inst {
 	char name[32];
 	char *dir, *conf, *log;
 	pid_t pid;
+	int starts; /* "started:" lines in its log before its last start */
 };
 void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const char *name,
                      const char *jobs);
 void itest_inst_start(struct itest_inst *in);
+/* Whether the daemon itest_inst_start started last has said "started:" within TIMEOUT_S (an
+ * earlier start's line in the same log does not count). */
+bool itest_inst_wait_started(const struct itest_inst *in, double timeout_s);
+/* Start it and wait until it has started and its heartbeat row says it is live (it holds
+ * its name; it listens for the others once its coordination session is idle after the
+ * LISTEN). */
+void itest_inst_up(struct itest_env *e, struct itest_inst *in);
 /* Stop it with SIG (waits up to 30 s); its exit status as itest_daemon_stop's. */
 int itest_inst_stop(struct itest_inst *in, int sig);
 /* Make JOBS its conf.d/10-jobs.conf, reload it and wait until the reload is applied (as
