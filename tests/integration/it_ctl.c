@@ -100,7 +100,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	itest_env_job(&e, "10-jobs.conf",
 	              "jobs = (\n"
 	              "  { name = \"slow\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "    command = \"SELECT pg_sleep(3)\"; },\n"
+	              "    command = \"SELECT pg_sleep(8)\"; },\n"
 	              "  { name = \"broken\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
 	              "    command = \"SELECT 1/0\"; },\n"
 	              "  { name = \"yearly\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
@@ -173,13 +173,14 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	              out);
 	free(out);
 
-	/* --wait while it runs: overlap = skip, so this fire is skipped, and says so */
+	/* --wait while it runs: overlap = skip, so this fire is skipped, and says so (8 s: a
+	 * loaded machine once took the 3 s it had to get here) */
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);
 	ck_assert_msg(status == 1 && strstr(out, "skipped") && strstr(out, "overlap = skip"),
 	              "trigger --wait on a busy job: %d %s", status, out);
 	free(out);
 	ck_assert(
-	    itest_env_wait(&e, 10,
+	    itest_env_wait(&e, 20,
 	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = "
 	                   "'slow' AND status = 'succeeded'"));
 	out = itest_cli(&status, "trigger", "-c", e.conf, "--wait", "slow", NULL);

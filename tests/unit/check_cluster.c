@@ -93,6 +93,27 @@ START_TEST(clock_offset_from_the_database)
 }
 END_TEST
 
+/* The offset fired by is the recent sample with the shortest round trip: the long round
+ * trips of a loaded host (answers read late) move it not; a real change seen over a short
+ * round trip moves it at once; a kept sample ages, so that long round trips alone are
+ * followed after a while. */
+START_TEST(clock_offset_keeps_the_shortest_round_trip)
+{
+	struct cluster_offset_filter f = {0};
+	ck_assert_int_eq(cluster_offset_filter(&f, -1000, 2000), -1000);
+	/* answered 80 ms late: its middle 40 ms off; not taken */
+	ck_assert_int_eq(cluster_offset_filter(&f, -41000, 80000), -1000);
+	ck_assert_int_eq(cluster_offset_filter(&f, 38000, 78000), -1000);
+	/* the database's clock stepped 0.5 s: seen over a short round trip, taken */
+	ck_assert_int_eq(cluster_offset_filter(&f, 499000, 1500), 499000);
+	/* only long round trips from now on: taken once the kept one has aged past them */
+	int beats = 0;
+	while (cluster_offset_filter(&f, 470000, 30000) != 470000)
+		beats++;
+	ck_assert_int_eq(beats, (30000 - 1500) / CLUSTER_OFFSET_AGE_US);
+}
+END_TEST
+
 START_TEST(definition_hash_tells_definitions_apart)
 {
 	struct conf_job a = {
@@ -129,6 +150,7 @@ int main(void)
 	tcase_add_test(tc, manual_and_reboot_need_no_claim);
 	tcase_add_test(tc, too_small_a_buffer);
 	tcase_add_test(tc, clock_offset_from_the_database);
+	tcase_add_test(tc, clock_offset_keeps_the_shortest_round_trip);
 	tcase_add_test(tc, definition_hash_tells_definitions_apart);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

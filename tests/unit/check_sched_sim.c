@@ -574,6 +574,36 @@ START_TEST(fires_by_the_database_clock)
 }
 END_TEST
 
+/* The database's clock offset moving back while a run runs (the heartbeat's measurement
+ * changed by more than its noise): the queued run that starts as it ends still starts, in
+ * its history, at or after that end. A loaded machine's samples once moved the offset 21 ms
+ * back, and a queue job's two runs overlapped by 5 ms in pgcrond.job_run_details. */
+START_TEST(offset_moved_back_runs_do_not_overlap)
+{
+	struct harness h;
+	struct sched_job_view v;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *")->overlap = OVERLAP_QUEUE;
+	h_start(&h);
+	h_advance(&h, 30 + 60 + 1); /* fires at 30 and 90 (queued behind it) */
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	sched_set_db_offset(h.s, -50000);
+	h_end(&h, 0, true, NULL);
+	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
+	int64_t first_end = v.last_end_us;
+	h_advance(&h, 0);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@91");
+	h_advance(&h, 2);
+	h_end(&h, 1, true, NULL);
+	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
+	ck_assert_msg(v.last_start_us >= first_end,
+	              "the queued run started %lld us before its previous run ended",
+	              (long long)(first_end - v.last_start_us));
+	ck_assert_int_eq(v.last_end_us - v.last_start_us, 2000000); /* its own duration */
+	h_stop(&h);
+}
+END_TEST
+
 /* overlap = queue: one fire waits behind the run and starts the moment it ends; a second
  * one while one waits is skipped. */
 START_TEST(overlap_queue)
@@ -1016,6 +1046,7 @@ int main(void)
 	tcase_add_test(tc, overlap_skip);
 	tcase_add_test(tc, duration_ignores_a_wall_clock_step);
 	tcase_add_test(tc, fires_by_the_database_clock);
+	tcase_add_test(tc, offset_moved_back_runs_do_not_overlap);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
 	tcase_add_test(tc, overlap_queue);

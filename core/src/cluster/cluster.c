@@ -310,7 +310,9 @@ static void send_lock(struct cluster *c)
 
 static void on_connected(void *arg)
 {
-	send_lock(arg);
+	struct cluster *c = arg;
+	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
+	send_lock(c);
 }
 
 /* The driver's retry timer while connected: try the lock again. */

@@ -265,6 +265,21 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
  * for the round trip. Pure. */
 bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us);
 
+/* The offset the scheduler fires by (cluster_hooks.clock_offset): of the recent samples, the
+ * one with the shortest round trip, whose error is at most half of it (as NTP's clock filter
+ * does). A kept sample's round trip counts CLUSTER_OFFSET_AGE_US longer at each new sample,
+ * so that a real change of either clock is followed within a few beats even when no round
+ * trip is as short again. A loaded host reads some answers late: each such round trip is
+ * long, its middle a guess tens of milliseconds off, and taking every sample as it came moved
+ * the fires' clock back and forth (a skip job's runs then overlapped in its history). */
+#define CLUSTER_OFFSET_AGE_US 1000
+struct cluster_offset_filter {
+	bool known;
+	int64_t offset_us, rtt_us; /* the sample kept, its round trip as aged */
+};
+/* Feed F a sample (OFFSET_US measured over RTT_US); returns the offset to fire by. Pure. */
+int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us, int64_t rtt_us);
+
 /* The runs the busy hook waited for are done: send what waited for them. */
 void cluster_wake(struct cluster *c);
 

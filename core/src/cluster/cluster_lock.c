@@ -222,7 +222,8 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 			           c->st.clock_offset_ms);
 		c->skewed = skewed;
 		if (!skewed && c->hooks.clock_offset)
-			c->hooks.clock_offset(c->hooks.arg, off_us);
+			c->hooks.clock_offset(c->hooks.arg,
+			                      cluster_offset_filter(&c->offset, off_us, rtt_us));
 	}
 	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);
@@ -819,4 +820,18 @@ void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
 		if (c->hooks.orphan)
 			c->hooks.orphan(c->hooks.arg, &o);
 	}
+}
+
+int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us, int64_t rtt_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	if (f->known)
+		f->rtt_us += CLUSTER_OFFSET_AGE_US;
+	if (!f->known || rtt_us <= f->rtt_us) {
+		f->known = true;
+		f->offset_us = offset_us;
+		f->rtt_us = rtt_us;
+	}
+	return f->offset_us;
 }

@@ -175,8 +175,9 @@ struct cluster {
 	bool refused;    /* another live instance has the name: we are stopping */
 	bool schema_old; /* the schema lacks step 11: nothing is claimed */
 	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
-	int64_t beat_wall_us, beat_mono_us; /* when the heartbeat in flight was sent */
-	bool schema_missing;                /* pgcrond.fire_claim does not exist: run unclaimed */
+	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
+	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
+	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
 	bool beat_due, reap_due, purge_due, listen_due;
 	bool reap_sent; /* a look for dead instances waits for its answer (its fence: up to 3 s) */

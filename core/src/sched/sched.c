@@ -289,6 +289,7 @@ static void note_result(struct run *r, const char *status, const char *message,
 	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", r->trigger);
 	j->last_start_us = r->start_us;
 	j->last_end_us = end_us;
+	j->ran_end_us = end_us;
 	j->last_attempt = r->attempt;
 	j->last_runid = 0; /* its row is written after this (sched_recent_written) */
 	j->last_hist_key = r->hist_key;
@@ -427,68 +428,6 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	run_end(r, &fo);
 }
 
-/* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
- * *PR set, or -1 with the reason in ERR. */
-static int build_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
-{
-	struct job *j = r->job;
-	struct sched *s = j->s;
-	const struct plugin *p = s->plugins ? plugin_registry_find(s->plugins, j->plugin) : NULL;
-	if (!p || !j->conf) {
-		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
-		return -1;
-	}
-	if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads, pr, err,
-	                     errlen) < 0)
-		return -1;
-	return 0;
-}
-
-#define MAX_GUARDS 8
-
-/* DESIGN.md: a view refreshed CONCURRENTLY must have a usable unique index, checked before
- * the refresh (never a silent blocking fallback), and a view never populated gets one plain
- * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
- * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
- * same connection, with the view's name as a parameter. Returns the number of guards. */
-static long concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-                              char *err, size_t errlen)
-{
-	static const char guard_sql[] =
-	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
-	const struct plugin *p =
-	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
-	struct pgc_relation_decl *rels = NULL;
-	size_t n_rels = 0;
-	long n = 0;
-
-	/* the declared relations and a per-job one (sql_view's view, ABI 1.1 job_relation) */
-	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, errlen) != 0)
-		return -1;
-	for (size_t i = 0; i < n_rels; i++) {
-		if (rels[i].kind != PGC_RELATION_MATVIEW ||
-		    !(rels[i].flags & PGC_RELATION_CONCURRENT))
-			continue;
-		/* never refresh without the guard: a view it cannot cover fails the run */
-		if (n == MAX_GUARDS) {
-			snprintf(err, errlen,
-			         "more than %d views refreshed CONCURRENTLY in one job",
-			         MAX_GUARDS);
-			n = -1;
-			break;
-		}
-		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0) {
-			text_format(err, errlen, "cannot quote the view name \"%s\"", rels[i].name);
-			n = -1;
-			break;
-		}
-		out[n] = (struct exec_stmt){.sql = guard_sql, .n_params = 1};
-		n++;
-	}
-	plugin_relations_free(&rels);
-	return n;
-}
-
 static const char *overlap_name(enum overlap_policy o)
 {
 	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
@@ -603,8 +542,8 @@ static void run_begin(struct run *r)
 	char when[16] = "", err[512] = "", command[COMMAND_KEEP];
 	struct pgc_run *pr = NULL;
 	struct exec_stmt one = {.sql = j->command, .simple = true};
-	char guard_names[MAX_GUARDS][512];
-	const char *guard_params[MAX_GUARDS];
+	char guard_names[SCHED_MAX_GUARDS][512];
+	const char *guard_params[SCHED_MAX_GUARDS];
 	struct exec_stmt *stmts = &one;
 	size_t n_stmts = 1;
 	bool build_failed = false;
@@ -614,6 +553,11 @@ static void run_begin(struct run *r)
 	r->started = true;
 	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
 	r->start_us = sched_now_us(s);
+	/* it starts after the job's last run here ended, also in its history when the database's
+	 * clock offset moved meanwhile (sched_set_db_offset): a skip or queue job's runs never
+	 * overlap there */
+	if (r->start_us < j->ran_end_us)
+		r->start_us = j->ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
 	s->n_running++;
 	flow_run_begin(r);
@@ -622,16 +566,16 @@ static void run_begin(struct run *r)
 	 * may hold several statements, hence the simple protocol. */
 	snprintf(command, sizeof(command), "%s", j->command ? j->command : "");
 	if (!j->command) {
-		if (build_plugin_run(r, &pr, err, sizeof(err)) < 0) {
+		if (sched_plugin_run(r, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
-		} else if (!(stmts = calloc(pr->n_stmts + MAX_GUARDS + 1, sizeof(*stmts)))) {
+		} else if (!(stmts = calloc(pr->n_stmts + SCHED_MAX_GUARDS + 1, sizeof(*stmts)))) {
 			snprintf(err, sizeof(err), "out of memory building the run");
 			build_failed = true;
 		} else {
 			/* nothing to do is a success without statements, guards included */
-			long gl = pr->n_stmts
-			              ? concurrent_guards(j, guard_names, stmts, err, sizeof(err))
-			              : 0;
+			long gl = pr->n_stmts ? sched_concurrent_guards(j, guard_names, stmts, err,
+			                                                sizeof(err))
+			                      : 0;
 			size_t g = gl > 0 ? (size_t)gl : 0;
 			if (gl < 0)
 				build_failed = true;

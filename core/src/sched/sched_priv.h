@@ -121,6 +121,7 @@ struct job {
 	char *last_message;      /* its return_message */
 	int64_t last_start_us;
 	int64_t last_end_us;
+	int64_t ran_end_us;          /* the end of this process's last run of it (run_start) */
 	int64_t last_runid;          /* its row's runid once known; 0 */
 	uint64_t last_hist_key;      /* its history key (hist_start); 0 if read back */
 	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
@@ -349,6 +350,16 @@ void sched_job_unlink_free(struct job *j);
 void sched_record_skipped(struct run *r, const char *message);
 void sched_run_unlock(struct run *r);
 void sched_check_drained(struct sched *s);
+/* sched_plugin.c: a plugin job's statements, built by its plugin (values as parameters):
+ * 0 with *PR set, or -1 with the reason in ERR; and the guards ahead of them, one per view it
+ * refreshes CONCURRENTLY (at most SCHED_MAX_GUARDS, their quoted names in NAMES): how many,
+ * or -1 with the reason in ERR. */
+#define SCHED_MAX_GUARDS 8
+struct pgc_run;
+struct exec_stmt;
+int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen);
+long sched_concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
+                             char *err, size_t errlen);
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 uint32_t sched_system_random(void *arg);

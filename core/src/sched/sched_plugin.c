@@ -1,0 +1,68 @@
+/* A plugin job's statements: what its plugin builds and the guards of the views it refreshes
+ * CONCURRENTLY (sched_priv.h; run_begin in sched.c sends them). */
+#include <stdio.h>
+
+#include "exec.h"
+#include "plugin.h"
+#include "sched_priv.h"
+#include "text.h"
+
+/* A plugin job's statements, built by its plugin (values as parameters). Returns 0 with
+ * *PR set, or -1 with the reason in ERR. */
+int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errlen)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	const struct plugin *p = s->plugins ? plugin_registry_find(s->plugins, j->plugin) : NULL;
+	if (!p || !j->conf) {
+		snprintf(err, errlen, "plugin \"%s\" is not loaded", j->plugin);
+		return -1;
+	}
+	if (plugin_build_run(p, j->conf, (const char *const *)r->payloads, r->n_payloads, pr, err,
+	                     errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/* DESIGN.md: a view refreshed CONCURRENTLY must have a usable unique index, checked before
+ * the refresh (never a silent blocking fallback), and a view never populated gets one plain
+ * refresh first. pgcrond.prepare_concurrent_refresh() (sql/refresh.sql, put into each job
+ * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
+ * same connection, with the view's name as a parameter. Returns the number of guards. */
+long sched_concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
+                              char *err, size_t errlen)
+{
+	static const char guard_sql[] =
+	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
+	const struct plugin *p =
+	    j->s->plugins ? plugin_registry_find(j->s->plugins, j->plugin) : NULL;
+	struct pgc_relation_decl *rels = NULL;
+	size_t n_rels = 0;
+	long n = 0;
+
+	/* the declared relations and a per-job one (sql_view's view, ABI 1.1 job_relation) */
+	if (!p || !j->conf || plugin_job_relations(p, j->conf, &rels, &n_rels, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < n_rels; i++) {
+		if (rels[i].kind != PGC_RELATION_MATVIEW ||
+		    !(rels[i].flags & PGC_RELATION_CONCURRENT))
+			continue;
+		/* never refresh without the guard: a view it cannot cover fails the run */
+		if (n == SCHED_MAX_GUARDS) {
+			snprintf(err, errlen,
+			         "more than %d views refreshed CONCURRENTLY in one job",
+			         SCHED_MAX_GUARDS);
+			n = -1;
+			break;
+		}
+		if (plugin_quote_qualified(rels[i].name, names[n], 512) < 0) {
+			text_format(err, errlen, "cannot quote the view name \"%s\"", rels[i].name);
+			n = -1;
+			break;
+		}
+		out[n] = (struct exec_stmt){.sql = guard_sql, .n_params = 1};
+		n++;
+	}
+	plugin_relations_free(&rels);
+	return n;
+}
