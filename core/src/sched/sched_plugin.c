@@ -30,7 +30,7 @@ int sched_plugin_run(struct run *r, struct pgc_run **pr, char *err, size_t errle
  * database by `pgcrond install`) does both; it runs ahead of the plugin's statements, on the
  * same connection, with the view's name as a parameter. Returns the number of guards. */
 long sched_concurrent_guards(const struct job *j, char names[][512], struct exec_stmt *out,
-                              char *err, size_t errlen)
+                             char *err, size_t errlen)
 {
 	static const char guard_sql[] =
 	    "SELECT pgcrond.prepare_concurrent_refresh($1::pg_catalog.regclass)";
