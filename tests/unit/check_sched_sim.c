@@ -604,6 +604,32 @@ START_TEST(offset_moved_back_runs_do_not_overlap)
 }
 END_TEST
 
+/* That bound is not a step of the wall clock: set an hour back after a run, the next run
+ * starts by the clock as it is now, not at the previous end an hour ahead of it (which would
+ * have carried into its end, its lateness and its freshness). */
+START_TEST(wall_clock_step_back_is_not_bounded_by_the_last_end)
+{
+	struct harness h;
+	struct sched_job_view v;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	h_advance(&h, 31);
+	h_end(&h, 0, true, NULL);
+	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
+	int64_t first_end = v.last_end_us;
+	clock_sim_step(h.clock, clock_now_us(h.clock) - 3600 * INT64_C(1000000));
+	h_advance(&h, 60);
+	ck_assert_int_eq((int)h.n_runs, 2);
+	h_end(&h, 1, true, NULL);
+	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
+	ck_assert_msg(v.last_start_us < first_end - 3000 * INT64_C(1000000),
+	              "the run after the step started %lld s after the clock's now",
+	              (long long)((v.last_start_us - clock_now_us(h.clock)) / 1000000));
+	h_stop(&h);
+}
+END_TEST
+
 /* overlap = queue: one fire waits behind the run and starts the moment it ends; a second
  * one while one waits is skipped. */
 START_TEST(overlap_queue)
@@ -1047,6 +1073,7 @@ int main(void)
 	tcase_add_test(tc, duration_ignores_a_wall_clock_step);
 	tcase_add_test(tc, fires_by_the_database_clock);
 	tcase_add_test(tc, offset_moved_back_runs_do_not_overlap);
+	tcase_add_test(tc, wall_clock_step_back_is_not_bounded_by_the_last_end);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
 	tcase_add_test(tc, overlap_queue);

@@ -268,11 +268,14 @@ bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, i
 /* The offset the scheduler fires by (cluster_hooks.clock_offset): of the recent samples, the
  * one with the shortest round trip, whose error is at most half of it (as NTP's clock filter
  * does). A kept sample's round trip counts CLUSTER_OFFSET_AGE_US longer at each new sample,
- * so that a real change of either clock is followed within a few beats even when no round
- * trip is as short again. A loaded host reads some answers late: each such round trip is
- * long, its middle a guess tens of milliseconds off, and taking every sample as it came moved
- * the fires' clock back and forth (a skip job's runs then overlapped in its history). */
-#define CLUSTER_OFFSET_AGE_US 1000
+ * so that a real change of either clock is followed even when no round trip is as short
+ * again: at once over a round trip as short as the kept one's, after N beats over one
+ * N * 5 ms longer (a beat every 5 s: a minute for 60 ms). A step beyond
+ * CLUSTER_MAX_OFFSET_MS starts it afresh. A loaded host reads some answers late: each such
+ * round trip is long, its middle a guess tens of milliseconds off, and taking every sample as
+ * it came moved the fires' clock back and forth (a queue job's runs then overlapped in its
+ * history). */
+#define CLUSTER_OFFSET_AGE_US 5000
 struct cluster_offset_filter {
 	bool known;
 	int64_t offset_us, rtt_us; /* the sample kept, its round trip as aged */

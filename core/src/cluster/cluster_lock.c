@@ -221,9 +221,15 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 			           "database's again (%+" PRId64 " ms): claims resume",
 			           c->st.clock_offset_ms);
 		c->skewed = skewed;
-		if (!skewed && c->hooks.clock_offset)
-			c->hooks.clock_offset(c->hooks.arg,
-			                      cluster_offset_filter(&c->offset, off_us, rtt_us));
+		if (skewed) {
+			c->offset.known =
+			    false; /* what it kept was of the clocks before the step */
+		} else {
+			int64_t use = cluster_offset_filter(&c->offset, off_us, rtt_us);
+			c->st.clock_offset_ms = use / 1000; /* status shows the offset fired by */
+			if (c->hooks.clock_offset)
+				c->hooks.clock_offset(c->hooks.arg, use);
+		}
 	}
 	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);

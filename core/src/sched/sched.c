@@ -554,9 +554,9 @@ static void run_begin(struct run *r)
 	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
-	 * clock offset moved meanwhile (sched_set_db_offset): a skip or queue job's runs never
-	 * overlap there */
-	if (r->start_us < j->ran_end_us)
+	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue
+	 * job's runs never overlap there. Not past a step of the wall clock (clock_check). */
+	if (r->start_us < j->ran_end_us && j->ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = j->ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
 	s->n_running++;
