@@ -3,6 +3,7 @@
  * is left. */
 #include <check.h>
 #include <event2/event.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <threads.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 struct job {
 	struct bgwork_job j; /* first */
 	thrd_t work_thread, done_thread;
+	atomic_bool started; /* its work began (set on the worker) */
 	int done_calls;
 	bool ran;
 	struct event_base *base;
@@ -21,6 +23,7 @@ static void slow_work(struct bgwork_job *bj)
 {
 	struct job *job = (struct job *)bj;
 	job->work_thread = thrd_current();
+	atomic_store(&job->started, true);
 	struct timespec ts = {0, 200 * 1000 * 1000};
 	thrd_sleep(&ts, NULL); /* a disk that takes its time */
 }
@@ -76,9 +79,12 @@ START_TEST(free_delivers_what_is_left)
 	struct job b = {.j = {.work = slow_work, .done = done_exit}};
 	ck_assert_int_eq(bgwork_submit(w, &a.j), 0);
 	ck_assert_int_eq(bgwork_submit(w, &b.j), 0);
-	/* a is under way (or about to be), b waits behind it on the one worker */
-	struct timespec ts = {0, 50 * 1000 * 1000};
-	thrd_sleep(&ts, NULL);
+	/* a is under way, b waits behind it on the one worker (a loaded machine once took over
+	 * the 50 ms this waited to start a) */
+	struct timespec ts = {0, 5 * 1000 * 1000};
+	for (int i = 0; i < 2000 && !atomic_load(&a.started); i++)
+		thrd_sleep(&ts, NULL);
+	ck_assert(atomic_load(&a.started));
 	bgwork_free(&w);
 	ck_assert_int_eq(a.done_calls, 1);
 	ck_assert_int_eq(b.done_calls, 1);
