@@ -747,15 +747,8 @@ START_TEST(stop_gives_back_early_claims)
 	 * by its overlap policy without a claim, so the first second's fire, skipped by gb2
 	 * (its run of the second before, late at its start, still running) and run by gb1,
 	 * once had two rows (a known limit: docs/several-instances.md) */
-	snprintf(sql, sizeof(sql),
-	         "SELECT string_agg(format('%%s %%s: %%s', job_name, scheduled_time, rows), '; ')"
-	         " FROM (SELECT job_name, scheduled_time, string_agg(format('%%s %%s %%s',"
-	         "  instance, status, return_message), ' | ') AS rows"
-	         "  FROM pgcrond.job_run_details WHERE job_name LIKE 'g_'"
-	         "  AND scheduled_time >= '%s' GROUP BY 1, 2 HAVING count(*) > 1) d",
-	         paired);
-	char *twice = itest_scalar(e.db, sql);
-	ck_assert_msg(!twice || !twice[0], "fires with two rows: %.1500s", twice);
+	char *twice = itest_fires_twice(e.db, "g_", paired);
+	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
 	free(paired);
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(job_name || ' ' || instance, ', ' ORDER BY job_name)"

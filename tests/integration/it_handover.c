@@ -673,7 +673,7 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 	long long skipped = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
 	                                        " WHERE instance = 'qa' AND return_message LIKE"
 	                                        " 'pgcrond was shutting down%%'");
-	char *twice = itest_fires_twice(e.db, "g");
+	char *twice = itest_fires_twice(e.db, "g", NULL);
 	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
 	ck_assert_msg(skipped >= 1, "qa's claim was not answered while it stopped:\n%s",
 	              itest_tail(a.log));

@@ -185,7 +185,7 @@ START_TEST(spooled_skip_of_a_fire_served_elsewhere_is_dropped)
 	                             " WHERE job_name IN ('b1', 'b2') AND status = 'failed'"),
 	              "the spilled records were not written:\n%s", tail(itest_read_file(e.log)));
 	itest_sleep(1);
-	char *twice = itest_fires_twice(e.db, "w");
+	char *twice = itest_fires_twice(e.db, "w", NULL);
 	ck_assert_msg(!twice, "fires with two rows: %s\n%s", twice, tail(itest_read_file(e.log)));
 	char q[256];
 	snprintf(q, sizeof(q),

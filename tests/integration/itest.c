@@ -278,16 +278,17 @@ char *itest_tail(const char *path)
 	return buf;
 }
 
-char *itest_fires_twice(PGconn *c, const char *jobs)
+char *itest_fires_twice(PGconn *c, const char *jobs, const char *since)
 {
-	const char *p[] = {jobs};
+	const char *p[] = {jobs, since};
 	PGresult *r = PQexecParams(
 	    c,
 	    "SELECT string_agg(format('%s %s: %s', job_name, scheduled_time, rows), '; ')"
 	    " FROM (SELECT job_name, scheduled_time, string_agg(format('%s %s %s', instance,"
 	    "  status, return_message), ' | ') AS rows FROM pgcrond.job_run_details"
-	    "  WHERE job_name LIKE $1 GROUP BY 1, 2 HAVING count(*) > 1) d",
-	    1, NULL, p, NULL, NULL, 0);
+	    "  WHERE job_name LIKE $1 AND scheduled_time >= coalesce($2::timestamptz, '-infinity')"
+	    "  GROUP BY 1, 2 HAVING count(*) > 1) d",
+	    2, NULL, p, NULL, NULL, 0);
 	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
 	char *out = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
@@ -564,17 +565,17 @@ static int count_in_file(const char *path, const char *needle)
 	return n;
 }
 
-/* Whether LOG holds more than BEFORE daemon starts ("started:" lines) within TIMEOUT_S: a
- * daemon started again appends to the log its earlier one wrote, whose start must not count
- * (a restart under load once had the test go on before the new daemon had said a word). */
-static bool wait_started(const char *log, int before, double timeout_s)
+/* Whether LOG holds more than BEFORE lines with NEEDLE within TIMEOUT_S: a daemon started
+ * again appends to the log its earlier one wrote, whose lines must not count (a restart under
+ * load once had the test go on before the new daemon had said a word). */
+static bool wait_more(const char *log, const char *needle, int before, double timeout_s)
 {
 	double end = itest_now() + timeout_s;
 	for (;;) {
-		bool more = count_in_file(log, "started:") > before;
+		bool more = count_in_file(log, needle) > before;
 		if (more || itest_now() > end)
 			return more;
-		itest_sleep(0.05);
+		itest_sleep(0.02);
 	}
 }
 
@@ -584,7 +585,7 @@ void itest_env_start(struct itest_env *e)
 	e->pid = itest_daemon_start(e->conf, e->log);
 	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
 	 * beside it (scripts/test's lanes) once took over 10 s */
-	ck_assert_msg(wait_started(e->log, before, 30), "daemon did not start:\n%s",
+	ck_assert_msg(wait_more(e->log, "started:", before, 30), "daemon did not start:\n%s",
 	              itest_read_file(e->log));
 }
 
@@ -601,10 +602,7 @@ static void reload_and_wait(pid_t pid, const char *log)
 	static const char done[] = "configuration reloaded";
 	int before = count_in_file(log, done);
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
-	double end = itest_now() + 20;
-	while (count_in_file(log, done) <= before && itest_now() < end)
-		itest_sleep(0.02);
-	ck_assert_msg(count_in_file(log, done) > before, "the reload was not applied:\n%s",
+	ck_assert_msg(wait_more(log, done, before, 20), "the reload was not applied:\n%s",
 	              itest_tail(log));
 }
 
@@ -736,7 +734,7 @@ void itest_inst_start(struct itest_inst *in)
 
 bool itest_inst_wait_started(const struct itest_inst *in, double timeout_s)
 {
-	return wait_started(in->log, in->starts, timeout_s);
+	return wait_more(in->log, "started:", in->starts, timeout_s);
 }
 
 void itest_inst_up(struct itest_env *e, struct itest_inst *in)

@@ -48,8 +48,9 @@ char *itest_read_file(const char *path); /* malloc'd, "" if missing */
 char *itest_tail(const char *path);
 /* The fires of the jobs whose names are LIKE JOBS that have more than one row in the history,
  * each with its rows ("job instant: instance status message | ...", "; " between fires),
- * malloc'd; NULL if there is none. */
-char *itest_fires_twice(PGconn *c, const char *jobs);
+ * malloc'd; NULL if there is none. Only instants from SINCE on (a timestamptz literal; NULL:
+ * all). */
+char *itest_fires_twice(PGconn *c, const char *jobs, const char *since);
 /* Headless chromium (Debian's, which scripts/setup installs) on URL with ARGS ("--dump-dom",
  * "--screenshot=FILE", ...) in a 1280x1000 window, its own profile under DIR; its stdout
  * (malloc'd). Fails the test if chromium is missing or fails. */
