@@ -205,6 +205,83 @@ START_TEST(downstream_gathers_its_upstreams_refreshes)
 }
 END_TEST
 
+/* The plans the server logged (auto_explain) since byte FROM of its log whose text has
+ * NEEDLE: how many, and how many of them were compiled by JIT. An entry is a line that
+ * does not start with a tab, and the tab-led lines after it. */
+static void logged_plans(const char *log, size_t from, const char *needle, int *n, int *jit)
+{
+	*n = *jit = 0;
+	const char *p = log + from;
+	while (*p) {
+		const char *end = p;
+		do {
+			end = strchr(end, '\n');
+			end = end ? end + 1 : p + strlen(p);
+		} while (*end == '\t');
+		char *entry = strndup(p, (size_t)(end - p));
+		if (strstr(entry, "plan:") && strstr(entry, needle)) {
+			(*n)++;
+			*jit += strstr(entry, "JIT:") != NULL;
+		}
+		free(entry);
+		p = end;
+	}
+}
+
+/* The check reads the catalogs in a statement the planner prices in the millions (it
+ * guesses thousands of relations for each source's walks), over the threshold at which a
+ * server with JIT on, PostgreSQL's default, compiles it: half a second of the server's
+ * CPU at every check (every SLA / 4) for a statement that runs in milliseconds. On a busy
+ * CI machine the checks fell seconds behind and a 2 s SLA was missed. The server logs the
+ * daemon's plans here (auto_explain, loaded by the database's settings): none of its
+ * checks is compiled, while a statement of this test's own, made to be, is. */
+START_TEST(checks_are_not_compiled_by_jit)
+{
+	struct itest_env e;
+	env(&e, "fresh-jit");
+	ck_assert_msg(itest_scalar_ll(e.db, "SELECT pg_jit_available()::int") == 1,
+	              "JIT is not available on this server (PostgreSQL 15 with llvmjit.so, "
+	              "Debian's postgresql-15): the test cannot tell a compiled check");
+	itest_exec(e.db, "ALTER DATABASE " DB " SET session_preload_libraries = 'auto_explain';"
+	                 "ALTER DATABASE " DB " SET auto_explain.log_min_duration = 0");
+	const char *dir = getenv("PGCROND_SANDBOX");
+	ck_assert(dir != NULL);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/server.log", dir);
+	char *before = itest_read_file(path);
+	size_t from = strlen(before);
+	free(before);
+	/* the control: a statement priced over jit_above_cost in a session like the daemon's
+	 * (a new one, so the database's settings load auto_explain) is logged compiled */
+	PGconn *own = itest_connect(e.ci);
+	itest_exec(own, "SET jit_above_cost = 0;"
+	                " SELECT count(*) AS jit_control_statement FROM public.src");
+	PQfinish(own);
+	itest_env_job(&e, "10-view.conf",
+	              "job = { name = \"v\"; database = \"app\"; freshness = \"2s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('v', 0)\"; "
+	              "};\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	itest_sleep(3); /* checks every 500 ms */
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	char *log = itest_read_file(path);
+	int n, jit;
+	logged_plans(log, from, "jit_control_statement", &n, &jit);
+	ck_assert_msg(n == 1 && jit == 1,
+	              "the control statement was logged %d time(s), %d compiled: the server "
+	              "log does not show JIT:\n%s",
+	              n, jit, log + from);
+	logged_plans(log, from, "WITH ORDINALITY AS u(name, ord)", &n, &jit);
+	ck_assert_msg(n >= 4, "%d check(s) logged in 3 s:\n%s", n, log + from);
+	ck_assert_msg(jit == 0, "%d of the %d checks logged were compiled by JIT", jit, n);
+	free(log);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 START_TEST(unreadable_source_falls_back_logged_once)
 {
 	struct itest_env e;
@@ -712,6 +789,7 @@ int main(void)
 	TCase *reload = tcase_create("reload");
 	tcase_set_timeout(reload, 240);
 	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
+	tcase_add_test(reload, checks_are_not_compiled_by_jit);
 	itest_add_tcase(s, reload);
 	TCase *changes = tcase_create("changes");
 	tcase_set_timeout(changes, 240);
