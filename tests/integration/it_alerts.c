@@ -292,8 +292,10 @@ START_TEST(alerts_say_things_once)
 	              " command = \"SELECT 1\"; enabled = false; max_staleness = \"1s\"; };\n");
 	char sched[64];
 	itest_env_start(&e);
-	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(sched, sizeof(sched), 2);
+	/* the job comes with a reload once the daemon runs (itest_env_reload); 4 s ahead: a
+	 * loaded machine's ASan daemon took a second to apply the reload, and a fire 2 s ahead
+	 * passed before the job was there */
+	itest_schedule_soon(sched, sizeof(sched), 4);
 	itest_env_job(&e, "30-leaving.conf",
 	              "job = { name = \"leaving\"; database = \"app\"; schedule = \"%s\";"
 	              " command = \"SELECT pg_sleep(6)\"; warn_duration = \"4s\"; };\n",

@@ -36,6 +36,15 @@ static void env(struct itest_env *e, const char *tag)
 	                  "GRANT SELECT ON pgcrond.source_change TO PUBLIC");
 }
 
+/* Start the daemon and wait for the job's first refresh (nothing is known of the view when
+ * the daemon starts, so a freshness job runs once at its start). */
+static void start_refreshed(struct itest_env *e)
+{
+	itest_env_start(e);
+	ck_assert_msg(itest_env_wait(e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
+	              "no first refresh:\n%s", itest_read_file(e->log));
+}
+
 /* The worst lateness of the refreshes of JOB: for every write, the first refresh that
  * reflects it, less the write's time, in seconds; -1 if a write is not reflected yet. */
 static double worst_lag(struct itest_env *e, const char *job)
@@ -98,10 +107,7 @@ START_TEST(random_writes_within_sla_quiet_minute_no_runs)
 	              "  sources = [ \"public.src\" ];\n"
 	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'view',"
 	              " COALESCE(max(id), 0) FROM public.src\"; };\n");
-	itest_env_start(&e);
-	/* its first run: nothing is known of the view when the daemon starts */
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	start_refreshed(&e);
 
 	/* writes at random moments over 25 s, alone or in bursts */
 	srandom(42);
@@ -262,9 +268,7 @@ START_TEST(checks_are_not_compiled_by_jit)
 	              "  sources = [ \"public.src\" ];\n"
 	              "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('v', 0)\"; "
 	              "};\n");
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	start_refreshed(&e);
 	itest_sleep(3); /* checks every 500 ms */
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	char *log = itest_read_file(path);
@@ -325,9 +329,7 @@ START_TEST(reload_with_another_source_runs_within_its_sla)
 	                 "GRANT ALL ON public.more TO PUBLIC;"
 	                 "SELECT pgcrond.watch_source('public.more')");
 	itest_env_job(&e, "10-view.conf", RELOAD_JOB, "\"public.src\"");
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	start_refreshed(&e);
 	/* quiet: the start-up's runs are over (a second one comes when the first started before
 	 * the counters were read), and no more come */
 	itest_sleep(5);
@@ -405,9 +407,7 @@ START_TEST(changes_no_source_trigger_sees_are_reflected)
 	    "job = { name = \"v\"; database = \"app\"; freshness = \"2s\";\n"
 	    "  sources = [ \"public.parts\", \"public.leaf1\", \"public.kids\", \"public.ma\" ];\n"
 	    "  command = \"INSERT INTO public.refreshed (job, upto) VALUES ('v', 0)\"; };\n");
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	start_refreshed(&e);
 	for (size_t i = 0; i < sizeof(change) / sizeof(change[0]); i++) {
 		long long before = settled(&e);
 		itest_exec(e.db, change[i].sql);
@@ -586,9 +586,7 @@ START_TEST(replicated_rows_are_reflected)
 	              "  sources = [ \"public.rsrc\" ];\n"
 	              "  command = \"INSERT INTO public.refreshed (job, upto) SELECT 'r',"
 	              " COALESCE(max(id), 0) FROM public.rsrc\"; };\n");
-	itest_env_start(&e);
-	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) > 0 FROM public.refreshed"),
-	              "no first refresh:\n%s", itest_read_file(e.log));
+	start_refreshed(&e);
 	settled(&e);
 	itest_exec(pub, "INSERT INTO public.rsrc VALUES (42)");
 	ck_assert_msg(itest_env_wait(&e, 20, "SELECT EXISTS (SELECT FROM public.rsrc)"),
