@@ -80,13 +80,15 @@ START_TEST(queue_waits_for_the_other_instance)
 	char sa[32], sb[32], ja[256], jb[256];
 	at_second(sa, sizeof(sa), s0);
 	at_second(sb, sizeof(sb), s0 + 1);
-	/* one instance fires it a second after the other: the second fire meets the first run */
+	/* one instance fires it a second after the other: the second fire meets the first run,
+	 * and waits for it about 5 s (a loaded ASan machine's `pgcrond status` calls and the
+	 * running row seen late left less than one look within a 2 s wait) */
 	snprintf(ja, sizeof(ja),
-	         "job = { name = \"q\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	         "job = { name = \"q\"; command = \"SELECT pg_sleep(6)\"; database = \"app\";"
 	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
 	         sa);
 	snprintf(jb, sizeof(jb),
-	         "job = { name = \"q\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	         "job = { name = \"q\"; command = \"SELECT pg_sleep(6)\"; database = \"app\";"
 	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
 	         sb);
 	itest_inst_init(&a, &e, "qa", ja);
@@ -104,11 +106,11 @@ START_TEST(queue_waits_for_the_other_instance)
 	do {
 		free(out);
 		out = itest_cli(&st, "status", "-c", b.conf, "q", NULL);
-	} while (!strstr(out, "state:        waiting_instance") && itest_now() - t0 < 3 &&
+	} while (!strstr(out, "state:        waiting_instance") && itest_now() - t0 < 6 &&
 	         (itest_sleep(0.1), 1));
 	ck_assert_msg(strstr(out, "state:        waiting_instance"), "status of qb:\n%s", out);
 	free(out);
-	ck_assert_msg(itest_env_wait(&e, 20,
+	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'q' AND status = 'succeeded'"),
 	              "two runs did not succeed:\n%s\n%s", itest_read_file(a.log),
