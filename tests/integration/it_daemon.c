@@ -61,7 +61,7 @@ START_TEST(every_second_runs_and_is_recorded)
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 15,
-	        "SELECT count(*) >= 3 FROM pgcrond.job_run_details WHERE job_name = 'tick' "
+	        "SELECT count(*) >= 4 FROM pgcrond.job_run_details WHERE job_name = 'tick' "
 	        "AND status = 'succeeded'"),
 	    "no runs recorded:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
@@ -76,7 +76,9 @@ START_TEST(every_second_runs_and_is_recorded)
 	            "OR start_time < scheduled_time OR end_time < start_time "
 	            "OR database <> 'app' OR command NOT LIKE 'INSERT INTO ticks%%')"),
 	    0);
-	/* each fire once, each on time, and each really ran */
+	/* each fire once, each on time, and each really ran: on time is judged from the second
+	 * fire on, the first may come while the daemon is still starting (its connections, the
+	 * history's read-back; CI's loaded machine once started it more than 900 ms late) */
 	ck_assert_int_eq(itest_env_count(&e,
 	                                 "SELECT count(*) - count(DISTINCT scheduled_time) FROM "
 	                                 "pgcrond.job_run_details WHERE job_name = 'tick'"),
@@ -85,7 +87,9 @@ START_TEST(every_second_runs_and_is_recorded)
 	    itest_env_count(&e,
 	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick' "
 	                    "AND start_time - scheduled_time > interval '900 ms'"
-	                    " AND return_message IS DISTINCT FROM 'pgcrond was shutting down'"),
+	                    " AND return_message IS DISTINCT FROM 'pgcrond was shutting down'"
+	                    " AND scheduled_time > (SELECT min(scheduled_time) FROM "
+	                    "pgcrond.job_run_details WHERE job_name = 'tick')"),
 	    0);
 	ck_assert_int_ge(
 	    itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'tick'"),

@@ -555,7 +555,7 @@ void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname)
 }
 
 /* Occurrences of NEEDLE in the file at PATH. */
-static int count_in_file(const char *path, const char *needle)
+int itest_count_in_file(const char *path, const char *needle)
 {
 	char *text = itest_read_file(path);
 	int n = 0;
@@ -572,7 +572,7 @@ static bool wait_more(const char *log, const char *needle, int before, double ti
 {
 	double end = itest_now() + timeout_s;
 	for (;;) {
-		bool more = count_in_file(log, needle) > before;
+		bool more = itest_count_in_file(log, needle) > before;
 		if (more || itest_now() > end)
 			return more;
 		itest_sleep(0.02);
@@ -581,7 +581,7 @@ static bool wait_more(const char *log, const char *needle, int before, double ti
 
 void itest_env_start(struct itest_env *e)
 {
-	int before = count_in_file(e->log, "started:");
+	int before = itest_count_in_file(e->log, "started:");
 	e->pid = itest_daemon_start(e->conf, e->log);
 	/* 30 s: an ASan build reading a few thousand job files on a machine running other suites
 	 * beside it (scripts/test's lanes) once took over 10 s */
@@ -600,7 +600,7 @@ int itest_env_stop(struct itest_env *e, int sig, double timeout_s)
 static void reload_and_wait(pid_t pid, const char *log)
 {
 	static const char done[] = "configuration reloaded";
-	int before = count_in_file(log, done);
+	int before = itest_count_in_file(log, done);
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
 	ck_assert_msg(wait_more(log, done, before, 20), "the reload was not applied:\n%s",
 	              itest_tail(log));
@@ -728,7 +728,7 @@ void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const cha
 
 void itest_inst_start(struct itest_inst *in)
 {
-	in->starts = count_in_file(in->log, "started:");
+	in->starts = itest_count_in_file(in->log, "started:");
 	in->pid = itest_daemon_start(in->conf, in->log);
 }
 

@@ -46,6 +46,8 @@ void itest_write_file(const char *path, const char *fmt, ...) __attribute__((for
 char *itest_read_file(const char *path); /* malloc'd, "" if missing */
 /* Its last 2,000 bytes at most (a Check message stays whole), malloc'd. */
 char *itest_tail(const char *path);
+/* How many times NEEDLE occurs in the file at PATH (0 if it is missing). */
+int itest_count_in_file(const char *path, const char *needle);
 /* The fires of the jobs whose names are LIKE JOBS that have more than one row in the history,
  * each with its rows ("job instant: instance status message | ...", "; " between fires),
  * malloc'd; NULL if there is none. Only instants from SINCE on (a timestamptz literal; NULL:

@@ -413,20 +413,19 @@ const char *cluster_reap_sql(bool xact)
 
 /* The claims an earlier process of this instance (another boot) made of scheduled fires
  * that never became a run: it was killed between a claim and its run's start. Given back;
- * the passed ones that a later fire of the job was served after are returned to be served
- * here (the start's catch-up, hist_request_last_fires, serves only fires after the job's
- * latest in the history). */
+ * the passed ones are returned to be served here, unless the start's catch-up runs for an
+ * instant at or after them (sched_input.c: held until its answer). Until 2026-11-25 only
+ * those a later fire of the job was served after were returned, the rest left to the
+ * catch-up; but the two were judged at different moments, and another instance's row of
+ * the next fire, still in its history batch at the first, was there for the second: the
+ * catch-up saw the fire served after it, and no one served it. */
 static const char sql_unserved[] =
     "WITH unserved AS (" SQL_UNSERVED_DELETE
     "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
     "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED_OWN
     " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
     " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
-    " WHERE " SQL_UNSERVED_PASSED " AND EXISTS (SELECT FROM pgcrond.job_run_details d"
-    "  WHERE d.job_name OPERATOR(pg_catalog.=) unserved.job_name"
-    "   AND d.start_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s)"
-    "   AND d.scheduled_time OPERATOR(pg_catalog.>) pg_catalog.to_timestamp(s))"
-    " ORDER BY s";
+    " WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
 
 /* Sent once a reap found an instance dead: the claims it left to an instance that defines
  * the job as the dead one did (SQL_TAKER_DEFINES) are that instance's to serve, and the

@@ -464,11 +464,18 @@ static void cluster_identity(void *arg)
 	struct daemon *d = arg;
 	hist_hold_orphans(d->hist, false);
 	coord_identity(d->coord);
-	/* the history of an earlier process is all written: its fires without a row were
-	 * claimed and never run (with records still to replay, the check waits for the next
-	 * start) */
-	if (hist_pending(d->hist) == 0)
-		cluster_serve_unserved(d->cluster);
+}
+
+/* The history holds all an earlier process of this instance wrote (its records replayed
+ * from the spill file, which the orphans' closing waits for, and which waits for
+ * cluster_identity): its fires claimed without a row were never run. Until 2026-11-25 the
+ * check was made at the identity only if no record waited, else left to the next start: a
+ * process killed with records still spooled (a second of runs) left its last claimed fires
+ * unserved by anyone (CI: it_cluster "kills"). */
+static void history_earlier_written(void *arg)
+{
+	struct daemon *d = arg;
+	cluster_serve_unserved(d->cluster);
 }
 
 static void cluster_orphan(void *arg, const struct cluster_orphan *o)
@@ -550,6 +557,7 @@ static int open_cluster(struct daemon *d)
 	                              .clock_offset = hook_clock_offset,
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
+	hist_set_earlier_fn(d->hist, history_earlier_written, d);
 	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
 	                      &d->cluster);
 	if (rc == 0)

@@ -46,6 +46,11 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
  * be ours (a second live instance of the same name must not close the first one's runs).
  * Call right after hist_open. */
 void hist_hold_orphans(struct hist *h, bool hold);
+/* FN(ARG), once: the records an earlier process of this instance left are written and the
+ * runs it left open are closed (or their closing failed, logged): from then on a fire it
+ * claimed without a row in the history was never served by it (cluster.h,
+ * cluster_serve_unserved). */
+void hist_set_earlier_fn(struct hist *h, void (*fn)(void *arg), void *arg);
 /* This process's boot id (the boot_id column; unique per process). */
 const char *hist_boot_id(const struct hist *h);
 /* Flush what can be flushed within the grace period, spill the rest, disconnect. */

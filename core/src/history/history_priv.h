@@ -119,7 +119,9 @@ struct hist {
 	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
 
 	bool orphans_done;
-	bool orphans_held;         /* hist_hold_orphans(): not before the instance's name is ours */
+	bool orphans_held; /* hist_hold_orphans(): not before the instance's name is ours */
+	void (*earlier_fn)(void *arg); /* hist_set_earlier_fn(), called once orphans_done */
+	void *earlier_arg;
 	bool ensured;              /* partitions ensured on this connection */
 	bool head_part_tried;      /* the head line's day partition was created once */
 	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */

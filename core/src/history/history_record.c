@@ -121,6 +121,14 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 
 /* ---- what the database gives back -------------------------------------------------- */
 
+void hist_set_earlier_fn(struct hist *h, void (*fn)(void *arg), void *arg)
+{
+	if (!h)
+		return;
+	h->earlier_fn = fn;
+	h->earlier_arg = arg;
+}
+
 void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg)
 {
 	if (!h)

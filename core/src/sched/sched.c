@@ -461,7 +461,19 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		return; /* it runs once that run ends (overlap queue or replace) */
 	sched_run_unlock(r);
 	char msg[300];
-	if (s->draining && v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
+	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
+	    cluster_served_elsewhere(s->cluster))
+		/* a scheduled fire's claim granted once the stop began (asked before it, answered
+		 * late): the claim stays without a row, and the other instances serve it once this
+		 * one's row says stopped (cluster_serve_stopped), as they do a claim the stop did
+		 * not give back. Before 2026-11-25 it was recorded "skipped: pgcrond was shutting
+		 * down", and no one ran it (it_cluster "giveback", a claim answered 120 ms late).
+		 */
+		log_job(LOG_LVL_INFO, j->name,
+		        "this instance is stopping: the fire it just claimed is left to the other "
+		        "instances (%s)",
+		        cluster_peers(s->cluster));
+	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
@@ -599,6 +611,8 @@ static void run_begin(struct run *r)
 		hr.command = command;
 		r->hist_key = hist_start(s->hist, &hr);
 	}
+	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
+		j->catchup_s = r->scheduled_us / 1000000;
 	if (r->scheduled_us) {
 		if (log_get_level() >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
 			fmt_hms(r->scheduled_us, when, sizeof(when));

@@ -728,8 +728,10 @@ static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,
 	}
 	if (!catchup_wanted(j) || last_fire_s <= 0)
 		return;
-	/* a fire served since pgcrond started already ran "as soon as it could" */
-	if (j->last_fire > last_fire_s)
+	/* a fire served since pgcrond started already ran "as soon as it could"; so did a fire
+	 * after the last one recorded that a killed process claimed and never ran, which this
+	 * one served as its catch-up (sched_input.c) */
+	if (j->last_fire > last_fire_s || j->catchup_s > last_fire_s)
 		return;
 	long missed = 0;
 	int64_t now = sched_now_us(s) / 1000000;

@@ -13,6 +13,25 @@
 #include "sched.h"
 #include "sched_priv.h"
 
+/* Whether a run of J's instant US (its claim may still be asked for), or a catch-up run of
+ * J at or after US, is under way or was started here: one outage is one catch-up run
+ * (catchup = once), whether the start's catch-up or the unserved fire comes first (they are
+ * asked on two sessions; until 2026-11-25 a fire claimed by a killed process was served
+ * only if a later fire had a row, and the catch-up only after the latest row: judged at two
+ * moments, another instance's row written between them, the fire fell between the two). */
+static bool served_here(const struct job *j, int64_t us)
+{
+	const struct run *mine[] = {j->active, j->pending, j->parked};
+	if (j->catchup_s >= us / 1000000)
+		return true;
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		if (mine[i] &&
+		    (mine[i]->scheduled_us == us ||
+		     (mine[i]->scheduled_us >= us && strcmp(mine[i]->trigger, "catchup") == 0)))
+			return true;
+	return false;
+}
+
 /* A scheduled fire that instance O->dead claimed and never ran: its claim is gone, so this
  * instance claims it like any fire; the job's catch-up policy decides, as for a fire missed
  * while the daemon was down. */
@@ -36,18 +55,16 @@ static void serve_unserved(struct job *j, const struct cluster_orphan *o)
 		             : "died");
 	if (!j->enabled)
 		return;
-	if (o->stopped || o->silent) {
-		/* a stop's NOTIFY comes about at the instant: this process may not have fired it
-		 * yet (its timer claims it, now that the claim is gone), or a run of it still asks
-		 * for that claim; either serves it, and a catch-up beside it would be a second
-		 * (a silent instance's fire is seconds old, but this loop may be late too) */
-		const struct run *mine[] = {j->active, j->pending, j->parked};
-		if (j->next_fire != CRON_NEVER && j->next_fire <= o->scheduled_us / 1000000)
-			return;
-		for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
-			if (mine[i] && mine[i]->scheduled_us == o->scheduled_us)
-				return;
+	if (served_here(j, o->scheduled_us)) {
+		log_job(LOG_LVL_INFO, j->name, "%s; a run here serves it", why);
+		return;
 	}
+	/* a stop's NOTIFY comes about at the instant: this process may not have fired it yet (its
+	 * timer claims it, now that the claim is gone), and a catch-up beside it would be a
+	 * second (a silent instance's fire is seconds old, but this loop may be late too) */
+	if ((o->stopped || o->silent) && j->next_fire != CRON_NEVER &&
+	    j->next_fire <= o->scheduled_us / 1000000)
+		return;
 	if (j->conf->catchup == CATCHUP_ONCE) {
 		struct run *r = sched_run_new(j, o->scheduled_us, "catchup");
 		if (!r)

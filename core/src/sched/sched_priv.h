@@ -78,6 +78,7 @@ struct job {
 	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
 	int64_t next_fire;           /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
+	int64_t catchup_s;   /* the latest instant a catch-up run of this process served */
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
 	struct run *pending; /* overlap = queue | replace: the fire to run after it */
 	struct job *prev, *next;
