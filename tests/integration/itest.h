@@ -91,7 +91,8 @@ char *itest_cli(int *status, const char *arg, ...) __attribute__((sentinel));
 double itest_now(void); /* monotonic seconds */
 void itest_sleep(double seconds);
 
-/* A six-field schedule firing once a minute, at the second AHEAD seconds from now. */
+/* A six-field schedule firing once a minute, at a second more than AHEAD seconds (at most
+ * AHEAD + 1) from now. */
 void itest_schedule_soon(char *out, size_t outlen, int ahead);
 
 /* ---- a second server --------------------------------------------------------------------

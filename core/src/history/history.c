@@ -419,16 +419,6 @@ static bool send_fresh(struct hist *h)
 	return ok;
 }
 
-/* What an earlier process of this instance left is in the table: its records written, its
- * open runs closed (hist_set_earlier_fn). */
-static void earlier_done(struct hist *h)
-{
-	h->orphans_done = true;
-	if (h->earlier_fn)
-		h->earlier_fn(h->earlier_arg);
-	h->earlier_fn = NULL;
-}
-
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
@@ -621,7 +611,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 				    "history: closed %lld runs a previous pgcrond process left "
 				    "running as failed",
 				    r->rows);
-			earlier_done(h);
+			hist_earlier_done(h);
 			break;
 		case OP_ENSURE:
 		case OP_PARTITION:
@@ -684,7 +674,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	} else if (op == OP_ORPHANS) {
 		log_error("history: cannot close the runs a previous process left running: %s",
 		          r->err);
-		earlier_done(h);
+		hist_earlier_done(h);
 	} else if (h->batch_failed > 0 && h->batch_n > 1) {
 		/* The lines before the bad one were rolled back with it: send them alone, then
 		 * the bad one is the head and is dropped as below. An error at the commit names

@@ -163,4 +163,8 @@ void hist_written_done(struct hist *h, bool committed);
 /* Row I of hist_sql_last_results to the asker. */
 void hist_past_row(struct hist *h, PGresult *r, int i);
 
+/* What an earlier process of this instance left is in the table: its records written, its
+ * open runs closed (or their closing failed): orphans_done, and hist_set_earlier_fn's FN. */
+void hist_earlier_done(struct hist *h);
+
 #endif

@@ -129,6 +129,14 @@ void hist_set_earlier_fn(struct hist *h, void (*fn)(void *arg), void *arg)
 	h->earlier_arg = arg;
 }
 
+void hist_earlier_done(struct hist *h)
+{
+	h->orphans_done = true;
+	if (h->earlier_fn)
+		h->earlier_fn(h->earlier_arg);
+	h->earlier_fn = NULL;
+}
+
 void hist_set_written_fn(struct hist *h, hist_written_fn fn, void *arg)
 {
 	if (!h)
