@@ -623,14 +623,16 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 }
 END_TEST
 
-/* A fire an instance claimed whose claim's answer came once its stop had begun: its row
- * (`skipped: pgcrond was shutting down`) is written before its row in pgcrond.instance says
- * stopped, so the other instance, which serves a stopped instance's fires that have no row,
- * leaves it alone (before 2026-11-24 the row was written after, and the other ran the fire
- * beside it). Triggers hold qa's claims of fires nobody claimed yet until the test lets them
- * go, after the stop began, qb's until qa's claim of the same fire is in, and qa's "shutting
- * down" row 0.5 s. A fire qa did not claim gets no row of qa's (its run waiting behind the
- * held one was left to qb; before 2026-11-24 it got a "shutting down" row beside qb's run). */
+/* A fire an instance claimed whose claim's answer came once its stop had begun, with another
+ * instance live: it gets no row of the stopping instance's, and the other one runs it once
+ * the stopped row is written (before 2026-11-25 it got a `skipped: pgcrond was shutting
+ * down` row, written before the stopped row so that the other left it alone: recorded once,
+ * never run; before 2026-11-24 that row came after, and the other ran the fire beside it).
+ * Triggers hold qa's claims of fires nobody claimed yet until the test lets them go, after
+ * the stop began, qb's until qa's claim of the same fire is in, and a "shutting down" row of
+ * qa's 0.5 s (a row it still wrote would come late). A fire qa did not claim gets no row of
+ * qa's (its run waiting behind the held one was left to qb; before 2026-11-24 it got a
+ * "shutting down" row beside qb's run). */
 START_TEST(stop_writes_its_rows_before_it_says_stopped)
 {
 	struct itest_env e;
@@ -677,8 +679,25 @@ START_TEST(stop_writes_its_rows_before_it_says_stopped)
 	                                        " 'pgcrond was shutting down%%'");
 	char *twice = itest_fires_twice(e.db, "g", NULL);
 	ck_assert_msg(!twice, "fires with two rows: %.1500s", twice);
-	ck_assert_msg(skipped >= 1, "qa's claim was not answered while it stopped:\n%s",
+	ck_assert_msg(skipped == 0, "qa wrote %lld 'shutting down' row(s):\n%s", skipped,
 	              itest_tail(a.log));
+	/* the fire qa claimed as it stopped, served by qb: run, or skipped by its overlap policy
+	 * when qb's run of the next fire had begun (qb runs the fires its claims held back
+	 * once they go, at the moment it serves qa's) */
+	char *log = itest_read_file(a.log);
+	const char *left = strstr(log, "g: this instance is stopping: the fire at ");
+	ck_assert_msg(left != NULL, "qa's claim was not answered while it stopped:\n%s", log);
+	char at[32] = "";
+	sscanf(left + strlen("g: this instance is stopping: the fire at "), "%31s", at);
+	free(log);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'g' AND instance = 'qb'"
+	                             " AND (status = 'succeeded' OR (status = 'skipped'"
+	                             "  AND return_message LIKE 'previous run still running%%'))"
+	                             " AND scheduled_time = '%s'",
+	                             at),
+	              "qb did not serve the fire at %s that qa left:\n%s", at, itest_tail(b.log));
 	itest_inst_stop(&b, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);

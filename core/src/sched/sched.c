@@ -462,18 +462,21 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	sched_run_unlock(r);
 	char msg[300];
 	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
-	    cluster_served_elsewhere(s->cluster))
+	    cluster_served_elsewhere(s->cluster)) {
 		/* a scheduled fire's claim granted once the stop began (asked before it, answered
 		 * late): the claim stays without a row, and the other instances serve it once this
 		 * one's row says stopped (cluster_serve_stopped), as they do a claim the stop did
 		 * not give back. Before 2026-11-25 it was recorded "skipped: pgcrond was shutting
 		 * down", and no one ran it (it_cluster "giveback", a claim answered 120 ms late).
 		 */
-		log_job(LOG_LVL_INFO, j->name,
-		        "this instance is stopping: the fire it just claimed is left to the other "
-		        "instances (%s)",
-		        cluster_peers(s->cluster));
-	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
+		if (cron_time_format(r->scheduled_us / 1000000, msg, sizeof(msg)) < 0)
+			msg[0] = '\0';
+		log_job(LOG_LVL_NOTICE, j->name,
+		        "this instance is stopping: the fire at %s it just claimed is left to the "
+		        "other instances (%s)",
+		        msg, cluster_peers(s->cluster));
+	} else if (s->draining &&
+	           v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
