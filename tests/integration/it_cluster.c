@@ -852,8 +852,10 @@ START_TEST(stop_gives_back_early_claims)
 	         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'busy'"
 	         " AND status = 'succeeded' AND start_time < '%s' AND end_time > '%s'",
 	         stop_at, stop_at);
-	/* (_i 2: its next run may be waiting for its slow claim at the stop) */
-	ck_assert_msg(_i == 2 || itest_scalar_ll(e.db, sql) == 1,
+	/* (_i 1 and 2: its claims are slow, so its next run may be waiting for its claim at the
+	 * stop, not running: CI's loaded machine met it with _i 1, the stop 115 ms after a run's
+	 * end) */
+	ck_assert_msg(_i > 0 || itest_scalar_ll(e.db, sql) == 1,
 	              "no run of busy was in flight at the stop");
 	free(stop_at);
 	/* and none twice, nor with a second row beside its run (before 2026-11-24 a claim's
