@@ -413,8 +413,8 @@ const char *cluster_reap_sql(bool xact)
 
 /* The claims an earlier process of this instance (another boot) made of scheduled fires
  * that never became a run: it was killed between a claim and its run's start. Given back;
- * the passed ones are returned to be served here, unless the start's catch-up runs for an
- * instant at or after them (sched_input.c: held until its answer). Until 2026-11-25 only
+ * the passed ones are returned to be served here, unless a catch-up run of this process
+ * serves them already (sched_input.c, served_here). Until 2026-11-25 only
  * those a later fire of the job was served after were returned, the rest left to the
  * catch-up; but the two were judged at different moments, and another instance's row of
  * the next fire, still in its history batch at the first, was there for the second: the

@@ -439,6 +439,23 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	sched_claim_answer(arg, v, why);
 }
 
+/* R, a scheduled fire whose claim was granted once the stop began (asked before it, answered
+ * late), with other instances live: the claim stays without a row, and they serve it once
+ * this instance's row says stopped (cluster_serve_stopped), as they do a claim the stop did
+ * not give back; a job none of them defines is served by this instance's next start (its
+ * earlier process's claims, cluster_serve_unserved). Before 2026-11-25 it was recorded
+ * "skipped: pgcrond was shutting down", and no one ran it (it_cluster "giveback"). */
+static void leave_claimed(const struct run *r)
+{
+	char at[32];
+	if (cron_time_format(r->scheduled_us / 1000000, at, sizeof(at)) < 0)
+		at[0] = '\0';
+	log_job(LOG_LVL_NOTICE, r->job->name,
+	        "this instance is stopping: the fire at %s it just claimed is left to the other "
+	        "instances (%s)",
+	        at, cluster_peers(r->job->s->cluster));
+}
+
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 {
 	struct job *j = r->job;
@@ -462,21 +479,9 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	sched_run_unlock(r);
 	char msg[300];
 	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
-	    cluster_served_elsewhere(s->cluster)) {
-		/* a scheduled fire's claim granted once the stop began (asked before it, answered
-		 * late): the claim stays without a row, and the other instances serve it once this
-		 * one's row says stopped (cluster_serve_stopped), as they do a claim the stop did
-		 * not give back. Before 2026-11-25 it was recorded "skipped: pgcrond was shutting
-		 * down", and no one ran it (it_cluster "giveback", a claim answered 120 ms late).
-		 */
-		if (cron_time_format(r->scheduled_us / 1000000, msg, sizeof(msg)) < 0)
-			msg[0] = '\0';
-		log_job(LOG_LVL_NOTICE, j->name,
-		        "this instance is stopping: the fire at %s it just claimed is left to the "
-		        "other instances (%s)",
-		        msg, cluster_peers(s->cluster));
-	} else if (s->draining &&
-	           v != CLUSTER_TAKEN) /* taken: the other instance's fire, and row */
+	    cluster_served_elsewhere(s->cluster))
+		leave_claimed(r);
+	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
