@@ -361,7 +361,8 @@ END_TEST
  * with run records still in its spill file (its history connection was being ended): its
  * next process serves that fire once the records are written. Until 2026-11-25 the check
  * was left to the next start when records waited, and no one served the fire (CI: it_cluster
- * "kills", three fires without a row). */
+ * "kills", three fires without a row). A run of "long" (3 s) is in flight at the kill: its
+ * row, spooled as running, is written and closed once, and its fire is not run again. */
 START_TEST(killed_with_records_spooled_serves_its_claim)
 {
 	struct itest_env e;
@@ -370,8 +371,10 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 	itest_exec(e.db, "CREATE TABLE ran (job text, at timestamptz DEFAULT clock_timestamp());"
 	                 "GRANT ALL ON ran TO PUBLIC");
 	itest_inst_init(&a, &e, "one",
-	                "job = { name = \"s\"; command = \"INSERT INTO ran (job) VALUES ('s')\";"
-	                " database = \"app\"; schedule = \"* * * * * *\"; };\n");
+	                "jobs = ( { name = \"s\"; command = \"INSERT INTO ran (job) VALUES ('s')\";"
+	                " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	                "{ name = \"long\"; command = \"SELECT pg_sleep(3)\"; database = \"app\";"
+	                " schedule = \"* * * * * *\"; } );\n");
 	itest_inst_up(&e, &a);
 	long long fire = 0;
 	int rounds = 0;
@@ -402,6 +405,10 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 		         " AND job_name = 's' AND scheduled_s = %lld",
 		         t);
 		bool started = itest_scalar_ll(e.db, sql) > 0;
+		/* the killed daemon's backend of long still sleeps: its run was in flight */
+		bool inflight = itest_scalar_ll(e.db, "SELECT count(*) FROM pg_stat_activity"
+		                                      " WHERE application_name = 'pgcrond: long'"
+		                                      " AND state = 'active'") > 0;
 		const char *waited = "run records from an earlier run wait in";
 		int before = itest_count_in_file(a.log, waited);
 		itest_inst_start(&a);
@@ -419,17 +426,19 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 		}
 		ck_assert_msg(up > 0, "no start:\n%s", itest_tail(a.log));
 		bool spooled = itest_count_in_file(a.log, waited) > before;
-		if (started || !spooled) {
+		if (started || !spooled || !inflight) {
 			fprintf(stderr, "it_cluster spooled: round %d: %s\n", rounds,
-			        started ? "the kill came after the run's start"
-			                : "no record waited");
+			        started    ? "the kill came after the run's start"
+			        : !spooled ? "no record waited"
+			                   : "no run of long was in flight");
 			wait_live(&e, &a);
 			itest_sleep(1);
 			continue;
 		}
 		fire = t;
 	}
-	ck_assert_msg(fire > 0, "no kill landed between a claim and its run with records waiting");
+	ck_assert_msg(fire > 0, "no kill landed between a claim and its run with records waiting"
+	                        " and a run in flight");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 's' AND instance = 'one'"
@@ -449,6 +458,23 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 	                    " pgcrond.job_run_details WHERE job_name = 's' AND status = 'succeeded'"
 	                    " GROUP BY 1 HAVING count(*) > 1) d",
 	                    "0");
+	/* long's runs in flight at the kills: their rows written from the spill file and closed
+	 * by the next process, once each, none left open, none of their fires run again */
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'long' AND status = 'failed'"
+	                                  " AND return_message LIKE 'pgcrond process ended while"
+	                                  " this run was in progress%%'") >= 1,
+	              "no run of long in flight at a kill was closed:\n%s", itest_tail(a.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'long'"
+	                    " AND status IN ('starting', 'running')",
+	                    "0");
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT count(*) FROM (SELECT scheduled_time FROM"
+	    " pgcrond.job_run_details WHERE job_name = 'long' AND status <> 'skipped'"
+	    " GROUP BY 1 HAVING count(*) > 1) d",
+	    "0");
 	char *log = itest_read_file(a.log);
 	/* served by that check, not by the start's catch-up */
 	char line[200], at[32];
