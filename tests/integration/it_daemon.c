@@ -264,17 +264,25 @@ START_TEST(reload_valid_and_invalid)
 }
 END_TEST
 
+/* A run is busy in its statement when its daemon is killed (SIGKILL): its backend does not
+ * notice the closed connection until the statement ends, and would then commit the work of a
+ * run whose row the restarted daemon closes as failed. The restart ends that backend before
+ * it closes the row: the run's transaction rolls back, its row says failed, and the fire is
+ * not run again (until 2026-11-25 the backend went on and committed 4 s after the kill). */
 START_TEST(crash_then_restart_closes_orphan_once)
 {
 	struct itest_env e;
 	char when[32];
 	env_setup(&e, "crash", NULL);
+	itest_exec(e.db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
+	                 "GRANT ALL ON public.execs TO PUBLIC");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-long.conf",
 	              "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";\n"
-	              "  command = \"SELECT pg_sleep(4)\"; };\n",
+	              "  command = \"INSERT INTO public.execs (pid) SELECT pg_backend_pid()"
+	              " FROM pg_sleep(4)\"; };\n",
 	              when);
 	itest_env_reload(&e);
 	ck_assert_msg(
@@ -285,16 +293,28 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	    "run not recorded as running:\n%s", itest_read_file(e.log));
 	char *sched = itest_scalar(e.db, "SELECT scheduled_time FROM pgcrond.job_run_details WHERE "
 	                                 "job_name = 'long'");
+	long long pid = itest_env_count(&e, "SELECT job_pid FROM pgcrond.job_run_details WHERE "
+	                                    "job_name = 'long'");
 	itest_env_stop(&e, SIGKILL, 5);
+	/* the killed process's run is still busy on the server */
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", pid), 1);
 
 	itest_env_start(&e);
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
 	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
-	        "AND status = 'failed' AND return_message <> ''"),
+	        "AND status = 'failed' AND return_message LIKE 'pgcrond process ended while "
+	        "this run was in progress%%'"),
 	    "orphan row not closed:\n%s", itest_read_file(e.log));
-	itest_sleep(2); /* a window: the closed orphan is not run again */
+	/* its backend is gone, its transaction rolled back: no work of a failed run committed,
+	 * also once its statement would have ended (4 s after it began) */
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %lld",
+	                   pid),
+	    "the killed run's backend %lld is still there:\n%s", pid, itest_read_file(e.log));
+	itest_sleep(2); /* a window: the closed orphan is not run again, its work not committed */
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	ck_assert_int_eq(
 	    itest_env_count(&e,
@@ -302,6 +322,11 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	                    "'long' AND scheduled_time = '%s'",
 	                    sched),
 	    1);
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM public.execs") == 0,
+	              "the run recorded as failed committed its work:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_count_in_file(e.log, "1 of them were still busy in their statement") ==
+	                  1,
+	              "%s", itest_read_file(e.log));
 	free(sched);
 	itest_env_teardown(&e);
 }

@@ -296,6 +296,10 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
 	"        OPERATOR(pg_catalog.*) interval '1 millisecond'))))))"
 
+/* Whether backend "a" is one this role may end: asking for one it may not (another role's,
+ * without pg_signal_backend) would fail the whole statement. */
+#define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
+
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
@@ -320,10 +324,12 @@ static const char reap_a[] =
     "  RETURNING i.name, i.last_seen, i.boot_id, i.backend_pid, i.backend_start),"
     /* the fence: the backends of its runs (by pid, the run's application name and a start
      * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
-     * for them to go, so that a run's transaction cannot commit after its retry starts */
+     * for them to go, so that a run's transaction cannot commit after its retry starts; one
+     * this role may not end counts as not gone (MAY_END_A) */
     " fence AS ("
     "  SELECT d.instance, d.run_key,"
-    "   pg_catalog.pg_terminate_backend(a.pid, 3000) AS gone"
+    "   CASE WHEN " MAY_END_A " THEN pg_catalog.pg_terminate_backend(a.pid, 3000)"
+    "    ELSE false END AS gone"
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
     "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
@@ -371,7 +377,8 @@ static const char reap_d[] =
     " , term AS ("
     "  SELECT d.name, pg_catalog.pg_terminate_backend(a.pid) AS t FROM dead d"
     "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.backend_pid"
-    "    AND a.backend_start OPERATOR(pg_catalog.=) d.backend_start)"
+    "    AND a.backend_start OPERATOR(pg_catalog.=) d.backend_start"
+    "   WHERE " MAY_END_A ")"
     " SELECT name, NULL, NULL, NULL, NULL, NULL,"
     "  pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     "  (SELECT pg_catalog.count(*) FROM term"

@@ -3,16 +3,44 @@
 #include "hist_startup.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
-/* Rows a previous process of this instance left running: any boot but ours. */
+#include "log.h"
+#include "pgconn.h"
+
+/* Rows a previous process of this instance left running: any boot but ours. A killed process's
+ * run may still be busy in its statement (its backend notices the closed connection only when
+ * it next writes to it) and would commit when the statement ends, after its row says failed
+ * and while this process may run the job again: its backend is ended first (by pid, the run's
+ * application name and a start before the run's, so a reused pid is never hit), waiting up to
+ * 3 s for it to go, as a survivor fences a dead instance's runs (cluster_lock.c, reap_a). A
+ * row whose backend did not go in time, or that this role may not end (the job database's
+ * conninfo names another role), stays open and is logged. Answers the rows closed, the
+ * backends ended and those that did not go. */
+#define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
 const char hist_sql_orphans[] =
-    "UPDATE pgcrond.job_run_details"
-    "   SET status = 'failed', return_message = $3, end_time = now(),"
-    "       duration_ms = extract(epoch FROM now() - start_time) * 1000"
-    " WHERE instance = $1 AND status IN ('starting', 'running')"
-    "   AND boot_id IS DISTINCT FROM $2 AND start_time >= $4::timestamptz";
+    "WITH fence AS ("
+    "  SELECT d.run_key, d.job_name, a.pid,"
+    "   CASE WHEN " MAY_END_A " THEN pg_terminate_backend(a.pid, 3000) ELSE false END AS gone"
+    "   FROM pgcrond.job_run_details d JOIN pg_stat_activity a ON a.pid = d.job_pid"
+    "    AND a.application_name = ('pgcrond: ' || d.job_name)"
+    "    AND a.backend_start <= d.start_time + interval '10 seconds'"
+    "  WHERE d.instance = $1 AND d.status IN ('starting', 'running')"
+    "   AND d.boot_id IS DISTINCT FROM $2 AND d.start_time >= $4::timestamptz),"
+    " closed AS ("
+    "  UPDATE pgcrond.job_run_details d"
+    "     SET status = 'failed', return_message = $3, end_time = now(),"
+    "         duration_ms = extract(epoch FROM now() - d.start_time) * 1000"
+    "   WHERE d.instance = $1 AND d.status IN ('starting', 'running')"
+    "     AND d.boot_id IS DISTINCT FROM $2 AND d.start_time >= $4::timestamptz"
+    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.run_key = d.run_key AND NOT f.gone)"
+    "  RETURNING 1)"
+    " SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM fence WHERE gone),"
+    "  (SELECT string_agg(format('%s (backend %s)', job_name, pid), ', ')"
+    "    FROM fence WHERE NOT gone)";
 
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
  * and the end of its last success, where its staleness counts from. */
@@ -62,6 +90,31 @@ const char hist_sql_last_results[] =
     "   AND d.end_time IS NOT NULL AND d.status = 'failed'"
     "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::integer)) AS p"
     " ORDER BY p.kind, p.start_us DESC, p.runid DESC";
+
+long long hist_orphans_closed(const PGresult *res)
+{
+	bool one = res && PQntuples(res) == 1 && PQnfields(res) == 3;
+	long long closed = one ? atoll(PQgetvalue(res, 0, 0)) : 0;
+	long long ended = one ? atoll(PQgetvalue(res, 0, 1)) : 0;
+
+	if (closed > 0 && ended > 0)
+		log_notice(
+		    "history: closed %lld runs a previous pgcrond process left running as "
+		    "failed; %lld of them were still busy in their statement: their backends "
+		    "were ended first, so their transactions rolled back",
+		    closed, ended);
+	else if (closed > 0)
+		log_notice("history: closed %lld runs a previous pgcrond process left running as "
+		           "failed",
+		           closed);
+	if (one && !PQgetisnull(res, 0, 2))
+		log_warning("history: runs a previous pgcrond process left running are still busy "
+		            "in their statement, and their backends could not be ended (not gone "
+		            "within 3 s, or another role's and this role lacks pg_signal_backend): "
+		            "%s; their rows stay running until the next start",
+		            PQgetvalue(res, 0, 2));
+	return closed;
+}
 
 int hist_startup_floor(int64_t now_us, int64_t retain_ms, char *out, size_t outlen)
 {

@@ -12,11 +12,14 @@
  * The floor is a timestamptz literal (hist_startup_floor): a typed parameter, not an
  * expression, so the planner prunes when it plans the statement. */
 
+#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 
 extern const char hist_sql_orphans[];
 extern const char hist_sql_last_fires[];
+/* The answer RES to hist_sql_orphans, logged: returns the rows it closed. */
+long long hist_orphans_closed(const PGresult *res);
 /* What the status showed before a restart (hist_request_last_results): $1 floor, $2 how many
  * failures, $3 how many runs of each job. */
 extern const char hist_sql_last_results[];

@@ -605,12 +605,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			h->head_fresh = hist_spool_leftovers_done(h->spool);
 			break;
 		case OP_ORPHANS:
-			h->st.orphans_closed += (uint64_t)r->rows;
-			if (r->rows > 0)
-				log_notice(
-				    "history: closed %lld runs a previous pgcrond process left "
-				    "running as failed",
-				    r->rows);
+			h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
 			hist_earlier_done(h);
 			break;
 		case OP_ENSURE:

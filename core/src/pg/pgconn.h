@@ -27,6 +27,16 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * it and DISCARD ALL/RESET ALL return to it. A job's connection is not pinned: the job's
  * own search_path stays the user's, and what pgcrond adds there is schema-qualified. */
 #define PGCONN_PINNED_OPTION "-c search_path=pg_catalog,pg_temp"
+
+/* SQL: whether this session's role may end backend A (an alias of pg_stat_activity), as
+ * pg_terminate_backend() judges it: with the privileges of the backend's role, or with
+ * pg_signal_backend's for a backend that is not a superuser's. A statement that asks to end
+ * a backend it may not end fails whole; one that asks only where this holds does not. */
+#define PGCONN_SQL_MAY_SIGNAL(a)                                                                   \
+	"(pg_catalog.pg_has_role(" a ".usesysid, 'USAGE')"                                         \
+	" OR (pg_catalog.pg_has_role('pg_signal_backend', 'USAGE')"                                \
+	"  AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"                                  \
+	"   WHERE r.oid OPERATOR(pg_catalog.=) " a ".usesysid)))"
 /* The "options" value of a pinned connection to CONNINFO: the conninfo's own options (or
  * PGOPTIONS when it sets none), then PGCONN_PINNED_OPTION, which wins. An "options" set in
  * a service file is replaced (libpq reads the service file only for keys not given): put it
