@@ -15,6 +15,12 @@
 -- yet reflected (docs/freshness.md). Writers spread over 16 rows (by backend pid) so that
 -- concurrent writers of a source seldom wait for one another.
 CREATE SCHEMA IF NOT EXISTS pgcrond;
+-- The daemon reads the counters as the role its conninfo names (or a SQL job's owner), which
+-- need not be the role that ran install: without USAGE on the schema, that role's every check
+-- was refused ("permission denied for schema pgcrond") and the job ran every period. Every
+-- role may reach the schema, as in the history database (step 3); what each object allows is
+-- granted on it below, and the history's tables stay closed.
+GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;
 
 CREATE TABLE IF NOT EXISTS pgcrond.source_change (
     relid      oid         NOT NULL,

@@ -312,6 +312,67 @@ START_TEST(unreadable_source_falls_back_logged_once)
 }
 END_TEST
 
+/* A job database reached as a role that did not run install (`pgcrond install` ran as a
+ * superuser; the daemon's conninfo for that database names a login role of its own): the
+ * freshness checks read the counters as that role. The job refreshes once at its start, not
+ * again while its source is quiet, and within its SLA of a write. Until 2026-11-25 the schema
+ * pgcrond of a job database gave that role no USAGE: every check was refused ("permission
+ * denied for schema pgcrond") and the job ran every period. */
+#define JOBS_DB "it_freshness_jobs"
+#define READER "it_freshness_reader"
+START_TEST(job_database_reached_as_another_role)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "fresh-role", DB);
+	char *jci = itest_fresh_db(JOBS_DB);
+	PGconn *j = itest_connect(jci);
+	itest_exec(j, "SET client_min_messages = warning");
+	PQclear(PQexec(j, "DROP ROLE IF EXISTS " READER));
+	itest_exec(j, "CREATE ROLE " READER " LOGIN");
+	char *sql = itest_read_file(TEST_SOURCE_DIR "/../sql/freshness.sql");
+	ck_assert_msg(sql[0], "sql/freshness.sql is missing");
+	itest_exec(j, sql); /* as install does, as the superuser */
+	free(sql);
+	itest_exec(j, "CREATE TABLE public.src (id bigserial PRIMARY KEY);"
+	              "CREATE TABLE public.refreshed (upto bigint,"
+	              " at timestamptz DEFAULT clock_timestamp());"
+	              "GRANT ALL ON public.src, public.refreshed TO " READER ";"
+	              "SELECT pgcrond.watch_source('public.src')");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; };\n"
+	                 "  jobs = { conninfo = \"%s user=" READER "\"; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, jci);
+	itest_env_job(&e, "10-view.conf",
+	              "job = { name = \"view\"; database = \"jobs\"; freshness = \"2s\";\n"
+	              "  sources = [ \"public.src\" ];\n"
+	              "  command = \"INSERT INTO public.refreshed (upto)"
+	              " SELECT COALESCE(max(id), 0) FROM public.src\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(j, "SELECT count(*) > 0 FROM public.refreshed", 15),
+	              "no first refresh:\n%s", itest_read_file(e.log));
+	itest_sleep(4.5); /* a window of two SLAs: a job that cannot check runs every period */
+	long long quiet = itest_scalar_ll(j, "SELECT count(*) FROM public.refreshed");
+	itest_exec(j, "INSERT INTO public.src DEFAULT VALUES");
+	bool reflected = itest_wait_sql(
+	    j, "SELECT max(upto) = (SELECT max(id) FROM public.src) FROM public.refreshed", 10);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(quiet == 1 && reflected && !strstr(log, "permission denied"),
+	              "%lld refreshes while the source was quiet (1 expected); the write %s "
+	              "reflected:\n%s",
+	              quiet, reflected ? "was" : "was not", log);
+	free(log);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	PQfinish(j);
+	free(jci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A reload that gives a job another source: what the relation reflects of the new source is
  * not known, so the job runs within its SLA of the reload, although the counters' sum is the
  * same as before (neither source written since it was watched; public.more's rows predate
@@ -788,6 +849,7 @@ int main(void)
 	tcase_set_timeout(reload, 240);
 	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
 	tcase_add_test(reload, checks_are_not_compiled_by_jit);
+	tcase_add_test(reload, job_database_reached_as_another_role);
 	itest_add_tcase(s, reload);
 	TCase *changes = tcase_create("changes");
 	tcase_set_timeout(changes, 240);
