@@ -84,15 +84,7 @@ START_TEST(latin1_database_error_is_recorded)
 	                  "LC_COLLATE 'C' LC_CTYPE 'C'");
 	PQfinish(admin);
 	char *ci1 = itest_conninfo_db(DB_LATIN1);
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; };\n"
-	                 "              legacy = { conninfo = \"%s\"; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, ci1);
+	itest_env_main_with_db(&e, "legacy", ci1);
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);

@@ -338,15 +338,9 @@ START_TEST(job_database_reached_as_another_role)
 	              " at timestamptz DEFAULT clock_timestamp());"
 	              "GRANT ALL ON public.src, public.refreshed TO " READER ";"
 	              "SELECT pgcrond.watch_source('public.src')");
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; };\n"
-	                 "  jobs = { conninfo = \"%s user=" READER "\"; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, jci);
+	char reader_ci[1200];
+	snprintf(reader_ci, sizeof(reader_ci), "%s user=" READER, jci);
+	itest_env_main_with_db(&e, "jobs", reader_ci);
 	itest_env_job(&e, "10-view.conf",
 	              "job = { name = \"view\"; database = \"jobs\"; freshness = \"2s\";\n"
 	              "  sources = [ \"public.src\" ];\n"

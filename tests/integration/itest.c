@@ -500,6 +500,19 @@ void itest_env_main(const struct itest_env *e, const char *fmt, ...)
 	                 e->dir, e->dir, e->ci, extra);
 }
 
+void itest_env_main_with_db(const struct itest_env *e, const char *name, const char *conninfo)
+{
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; };\n"
+	                 "  %s = { conninfo = \"%s\"; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, e->ci, name, conninfo);
+}
+
 void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
 {
 	char body[8192], name[256];

@@ -124,6 +124,9 @@ void itest_env_setup(struct itest_env *e, const char *tag, const char *dbname);
 /* Rewrite pgcrond.conf; FMT (printf, may be NULL) is appended verbatim (alerts ...). */
 void itest_env_main(const struct itest_env *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* E's main configuration with a second database, NAME at CONNINFO, beside "app" (which holds
+ * the history). */
+void itest_env_main_with_db(const struct itest_env *e, const char *name, const char *conninfo);
 /* Write conf.d/FILE from FMT (printf). */
 void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
