@@ -121,7 +121,7 @@ static const char sql_beat[] =
     /* the database's clock, for this host's offset from it (cluster_clock_offset) */
     "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
     "   1000000)::pg_catalog.int8,"
-    /* this process was found dead meanwhile (sql_reap), as in sql_lock */
+    /* this process was found dead meanwhile (sql_reap), as in cluster_sql_lock */
     " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
     "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
@@ -137,60 +137,6 @@ static const char sql_beat[] =
              "      interval '1 millisecond'))"
              "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
              "     interval '2 minutes'))";
-
-/* The instance's name (docs/security.md "Locks and notifications"): its row in
- * pgcrond.instance records the session that holds it (backend pid and start, as
- * pg_stat_activity shows them), and an instance is live while that session exists. The name
- * is ours when the row is our own process's (boot id $2: an earlier session of this process
- * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
- * session it records is gone, or when there is no row. No advisory lock: any role may take
- * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
- * when the name is ours, (false, false) when another live session holds it; on a standby the
- * INSERT fails (25006). */
-static const char sql_lock[] =
-    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
-    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
-    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
-    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
-    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
-    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
-    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
-    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
-    " ins AS (INSERT INTO pgcrond.instance AS i"
-    "   (name, boot_id, host, pid, version, backend_pid, backend_start, dead_after_ms)"
-    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start,"
-    "   $6::pg_catalog.int4"
-    "   FROM me"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
-    "   stop_note = NULL,"
-    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
-    "    THEN i.started_at ELSE pg_catalog.now() END,"
-    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
-    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
-    "   backend_start = EXCLUDED.backend_start, dead_after_ms = EXCLUDED.dead_after_ms"
-    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
-    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
-    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
-    "     AND (a.backend_start IS NULL"
-    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
-    "  RETURNING 1)"
-    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old),"
-    /* this process was found dead meanwhile (sql_reap): the note, read before ins clears
-     * it (cluster_lock.c: told_dead) */
-    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
-    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
-    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
-    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND" SQL_FOUND_DEAD_W "),"
-    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
-     * job locks that can be taken over (cluster_claims.c) */
-    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
-    "  FROM pg_catalog.pg_attribute a WHERE ((a.attrelid OPERATOR(pg_catalog.=)"
-    "    pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
-    "    'started') OR (a.attrelid OPERATOR(pg_catalog.=)"
-    "    pg_catalog.to_regclass('pgcrond.job_lock') AND a.attname OPERATOR(pg_catalog.=)"
-    "    'marked')) AND NOT a.attisdropped) OPERATOR(pg_catalog.=) 2";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 
@@ -305,7 +251,7 @@ static void send_lock(struct cluster *c)
 	char dead[24];
 	snprintf(dead, sizeof(dead), "%" PRId64, c->dead_after_ms);
 	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION, dead};
-	cluster_send_stmt(c, OP_LOCK, sql_lock, 6, p);
+	cluster_send_stmt(c, OP_LOCK, cluster_sql_lock, 6, p);
 }
 
 static void on_connected(void *arg)
@@ -701,7 +647,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
 	cluster_arm_ms(&c->beat_ev, c->beat_ms);
 	char app[96];
-	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see sql_lock */
+	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see cluster_sql_lock */
 	stmtq_connect(&c->q, c->conninfo, app);
 	*out = c;
 	return 0;

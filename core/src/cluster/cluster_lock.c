@@ -24,6 +24,77 @@ static const char sql_holder[] =
     " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     " FROM pgcrond.instance WHERE name = $1";
 
+/* The instance's name (docs/security.md "Locks and notifications"): its row in
+ * pgcrond.instance records the session that holds it (backend pid and start, as
+ * pg_stat_activity shows them), and an instance is live while that session exists. The name
+ * is ours when the row is our own process's (boot id $2: an earlier session of this process
+ * whose connection went silent is ended first, waiting up to 5 s for it to go), when the
+ * session it records is gone, or when there is no row. No advisory lock: any role may take
+ * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
+ * when the name is ours, (false, false) when another live session holds it; on a standby the
+ * INSERT fails (25006). */
+const char cluster_sql_lock[] =
+    "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
+    "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
+    " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
+    "  FROM pgcrond.instance i JOIN pg_catalog.pg_stat_activity a"
+    "   ON a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "   AND a.backend_start OPERATOR(pg_catalog.=) i.backend_start"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()),"
+    " ins AS (INSERT INTO pgcrond.instance AS i"
+    "   (name, boot_id, host, pid, version, backend_pid, backend_start, dead_after_ms)"
+    "  SELECT $1, $2, $3, $4::pg_catalog.int4, $5, pg_catalog.pg_backend_pid(), me.backend_start,"
+    "   $6::pg_catalog.int4"
+    "   FROM me"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
+    "   stop_note = NULL,"
+    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+    "    THEN i.started_at ELSE pg_catalog.now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version, backend_pid = EXCLUDED.backend_pid,"
+    "   backend_start = EXCLUDED.backend_start, dead_after_ms = EXCLUDED.dead_after_ms"
+    "  WHERE i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id OR i.backend_pid IS NULL"
+    "   OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+    "    WHERE a.pid OPERATOR(pg_catalog.=) i.backend_pid"
+    "     AND (a.backend_start IS NULL"
+    "      OR a.backend_start OPERATOR(pg_catalog.=) i.backend_start))"
+    "  RETURNING 1)"
+    /* once the name is ours, and before this process claims anything: the backends of the
+     * runs an earlier process of it left busy in their statements (killed, they would commit
+     * when their statements end) are ended, as a reap fences a dead instance's (cluster_lock.c)
+     * and as the history does for rows its spill file still held (hist_startup.c) */
+    " , fence AS (SELECT pg_catalog.count(*) FILTER (WHERE f.gone) AS n FROM ("
+    "   SELECT CASE WHEN " MAY_END_A " THEN pg_catalog.pg_terminate_backend(a.pid, 3000)"
+    "    ELSE false END AS gone"
+    "   FROM pgcrond.job_run_details d JOIN pg_catalog.pg_stat_activity a"
+    "    ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
+    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
+    "     d.job_name)"
+    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
+    "     interval '10 seconds')"
+    "   WHERE d.instance OPERATOR(pg_catalog.=) $1 AND d.boot_id IS DISTINCT FROM $2"
+    "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
+    "    AND EXISTS (SELECT FROM ins)) f)"
+    " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
+    "  (SELECT n FROM old),"
+    /* this process was found dead meanwhile (sql_reap): the note, read before ins clears
+     * it (cluster_lock.c: told_dead) */
+    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
+    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
+    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
+    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
+    "    AND" SQL_FOUND_DEAD_W "),"
+    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
+     * job locks that can be taken over (cluster_claims.c) */
+    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
+    "  FROM pg_catalog.pg_attribute a WHERE ((a.attrelid OPERATOR(pg_catalog.=)"
+    "    pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
+    "    'started') OR (a.attrelid OPERATOR(pg_catalog.=)"
+    "    pg_catalog.to_regclass('pgcrond.job_lock') AND a.attname OPERATOR(pg_catalog.=)"
+    "    'marked')) AND NOT a.attisdropped) OPERATOR(pg_catalog.=) 2,"
+    " (SELECT n FROM fence)";
+
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
  * for longer than its cluster_dead_after. Its rows say so: the runs it had in flight were closed
@@ -99,6 +170,13 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 		if (told_dead(c, r, 3))
 			cluster_marks_refuse(c);
 		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+		long long fenced = PQnfields(r) > 5 ? atoll(PQgetvalue(r, 0, 5)) : 0;
+		if (fenced > 0)
+			log_notice("cluster: ended %lld backend(s) of runs an earlier process of "
+			           "instance \"%s\" left busy in their statements, before this "
+			           "one claims anything (their transactions rolled back; the "
+			           "history closes those runs as failed)",
+			           fenced, c->instance);
 	}
 	c->locked = true;
 	c->st.connected = true;
@@ -295,10 +373,6 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	"      AND o.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"    \
 	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
 	"        OPERATOR(pg_catalog.*) interval '1 millisecond'))))))"
-
-/* Whether backend "a" is one this role may end: asking for one it may not (another role's,
- * without pg_signal_backend) would fail the whole statement. */
-#define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
 
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network

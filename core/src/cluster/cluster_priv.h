@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "log.h"
+#include "pgconn.h"
 #include "stmtq.h"
 #include "strmap.h"
 
@@ -72,6 +73,10 @@
 #define STOP_GRACE_REAP_MS 5000
 /* The schema lacks step 11: look again this often (after 'pgcrond install'). */
 #define SCHEMA_RETRY_MS 10000
+
+/* Whether backend "a" (pg_stat_activity) is one this role may end: asking for one it may not
+ * (another role's, without pg_signal_backend) would fail the whole statement. */
+#define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
 
 /* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
  * (job, instance, boot id, holds[, marked]) become ours unless another live instance holds
@@ -267,6 +272,9 @@ void cluster_marks_refuse(struct cluster *c);
 /* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
  * NULL without memory), and the look for an earlier process's unserved claims */
 const char *cluster_reap_sql(bool xact);
+/* The statement that takes this instance's name (cluster_lock.c; answered by
+ * cluster_lock_done): $1 name, $2 boot id, $3 host, $4 pid, $5 version, $6 dead_after_ms. */
+extern const char cluster_sql_lock[];
 void cluster_unserved_send(struct cluster *c);
 void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr);
 void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
