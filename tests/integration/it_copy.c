@@ -34,7 +34,9 @@ static void assert_ticks_on_time(struct itest_env *e, long long at_least)
 	                                 "WHERE job_name = 'tick' AND status = 'succeeded'");
 	ck_assert_msg(n >= at_least, "only %lld tick runs:\n%s", n, itest_read_file(e->log));
 	/* a fire due while the stop waits for a COPY to end is skipped, and says so: after it,
-	 * nothing ran */
+	 * nothing ran. So is one due while the tick before it was still running (its INSERT
+	 * took 562 ms, started 455 ms late, on a loaded CI machine): the overlap policy, the
+	 * loop answering */
 	char *bad =
 	    itest_scalar(e->db, "SELECT string_agg(status || ' ' || to_char(scheduled_time,"
 	                        " 'HH24:MI:SS') || ': ' || coalesce(return_message, '') ||"
@@ -46,6 +48,12 @@ static void assert_ticks_on_time(struct itest_env *e, long long at_least)
 	                        "  AND NOT EXISTS (SELECT FROM pgcrond.job_run_details l"
 	                        "   WHERE l.job_name = 'tick' AND l.status = 'succeeded'"
 	                        "   AND l.scheduled_time > t.scheduled_time))"
+	                        " AND NOT (status = 'skipped'"
+	                        "  AND return_message LIKE 'previous run still running%'"
+	                        "  AND EXISTS (SELECT FROM pgcrond.job_run_details l"
+	                        "   WHERE l.job_name = 'tick' AND l.status = 'succeeded'"
+	                        "   AND l.scheduled_time < t.scheduled_time"
+	                        "   AND l.end_time >= t.scheduled_time))"
 	                        " OR (status = 'succeeded'"
 	                        "  AND start_time - scheduled_time >= interval '1 s')");
 	ck_assert_msg(!bad || !*bad, "tick runs that did not succeed on time:\n%s\nlog:\n%s", bad,
