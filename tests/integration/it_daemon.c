@@ -269,6 +269,10 @@ END_TEST
  * run whose row the restarted daemon closes as failed. The restart ends that backend before
  * it closes the row: the run's transaction rolls back, its row says failed, and the fire is
  * not run again (until 2026-11-25 the backend went on and committed when its statement ended). */
+/* A name of 63 characters: the server keeps the first 63 bytes of "pgcrond: NAME" as the
+ * backend's application name, which the fence matches (before 2026-11-25 it compared the
+ * whole name, found no backend of such a job, and let it commit). */
+#define CRASH_JOB "a-long-job-name-whose-application-name-the-server-cuts-to-63-by"
 START_TEST(crash_then_restart_closes_orphan_once)
 {
 	struct itest_env e;
@@ -280,7 +284,7 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
 	itest_env_job(&e, "10-long.conf",
-	              "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";\n"
+	              "job = { name = \"" CRASH_JOB "\"; database = \"app\"; schedule = \"%s\";\n"
 	              "  command = \"INSERT INTO public.execs (pid) SELECT pg_backend_pid()"
 	              " FROM pg_sleep(10)\"; };\n",
 	              when);
@@ -288,13 +292,13 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
-	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
+	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = '" CRASH_JOB "' "
 	        "AND status = 'running' AND job_pid IS NOT NULL"),
 	    "run not recorded as running:\n%s", itest_read_file(e.log));
 	char *sched = itest_scalar(e.db, "SELECT scheduled_time FROM pgcrond.job_run_details WHERE "
-	                                 "job_name = 'long'");
+	                                 "job_name = '" CRASH_JOB "'");
 	long long pid = itest_env_count(&e, "SELECT job_pid FROM pgcrond.job_run_details WHERE "
-	                                    "job_name = 'long'");
+	                                    "job_name = '" CRASH_JOB "'");
 	itest_env_stop(&e, SIGKILL, 5);
 	/* the killed process's run is still busy on the server */
 	ck_assert_int_eq(
@@ -304,7 +308,7 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
-	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'long' "
+	        "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = '" CRASH_JOB "' "
 	        "AND status = 'failed' AND return_message LIKE 'pgcrond process ended while "
 	        "this run was in progress%%'"),
 	    "orphan row not closed:\n%s", itest_read_file(e.log));
@@ -319,7 +323,7 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	ck_assert_int_eq(
 	    itest_env_count(&e,
 	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = "
-	                    "'long' AND scheduled_time = '%s'",
+	                    "'" CRASH_JOB "' AND scheduled_time = '%s'",
 	                    sched),
 	    1);
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM public.execs") == 0,

@@ -65,14 +65,8 @@ const char cluster_sql_lock[] =
      * when their statements end) are ended, as a reap fences a dead instance's (cluster_lock.c)
      * and as the history does for rows its spill file still held (hist_startup.c) */
     " , fence AS (SELECT pg_catalog.count(*) FILTER (WHERE f.gone) AS n FROM ("
-    "   SELECT CASE WHEN " MAY_END_A " THEN pg_catalog.pg_terminate_backend(a.pid, 3000)"
-    "    ELSE false END AS gone"
-    "   FROM pgcrond.job_run_details d JOIN pg_catalog.pg_stat_activity a"
-    "    ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
-    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
-    "     d.job_name)"
-    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
-    "     interval '10 seconds')"
+    "   SELECT " END_BACKEND_A " AS gone"
+    "   FROM pgcrond.job_run_details d JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
     "   WHERE d.instance OPERATOR(pg_catalog.=) $1 AND d.boot_id IS DISTINCT FROM $2"
     "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "    AND EXISTS (SELECT FROM ins)) f)"
@@ -399,17 +393,12 @@ static const char reap_a[] =
     /* the fence: the backends of its runs (by pid, the run's application name and a start
      * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
      * for them to go, so that a run's transaction cannot commit after its retry starts; one
-     * this role may not end counts as not gone (MAY_END_A) */
+     * this role may not end counts as not gone (END_BACKEND_A) */
     " fence AS ("
     "  SELECT d.instance, d.run_key,"
-    "   CASE WHEN " MAY_END_A " THEN pg_catalog.pg_terminate_backend(a.pid, 3000)"
-    "    ELSE false END AS gone"
+    "   " END_BACKEND_A " AS gone"
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
-    "   JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) d.job_pid"
-    "    AND a.application_name OPERATOR(pg_catalog.=) ('pgcrond: ' OPERATOR(pg_catalog.||)"
-    "     d.job_name)"
-    "    AND a.backend_start OPERATOR(pg_catalog.<=) (d.start_time OPERATOR(pg_catalog.+)"
-    "     interval '10 seconds')"
+    "   JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
     "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"

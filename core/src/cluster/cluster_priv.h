@@ -74,8 +74,10 @@
 /* The schema lacks step 11: look again this often (after 'pgcrond install'). */
 #define SCHEMA_RETRY_MS 10000
 
-/* Whether backend "a" (pg_stat_activity) is one this role may end: asking for one it may not
- * (another role's, without pg_signal_backend) would fail the whole statement. */
+/* The fence of the runs of a process that is gone (pgconn.h): "a" serves the run of row
+ * "d", and is ended unless it may not be (another role's, without pg_signal_backend). */
+#define RUN_BACKEND_D_A PGCONN_SQL_RUN_BACKEND("d", "a")
+#define END_BACKEND_A PGCONN_SQL_END_BACKEND("a")
 #define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
 
 /* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows

@@ -675,7 +675,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (spec->name && !(r->name = strdup(spec->name)))
 		goto out;
 	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
-		snprintf(r->app_name, sizeof(r->app_name), "pgcrond: %.63s", spec->name);
+		snprintf(r->app_name, sizeof(r->app_name), PGCONN_JOB_APP_PREFIX "%.63s",
+		         spec->name);
 	r->on_pid = spec->on_pid;
 	r->on_xid = spec->on_xid;
 	r->held = spec->hold;

@@ -20,14 +20,12 @@
  * row whose backend did not go in time, or that this role may not end (the job database's
  * conninfo names another role), stays open and is logged. Answers the rows closed, the
  * backends ended and those that did not go. */
-#define MAY_END_A PGCONN_SQL_MAY_SIGNAL("a")
+#define RUN_BACKEND_D_A PGCONN_SQL_RUN_BACKEND("d", "a")
+#define END_BACKEND_A PGCONN_SQL_END_BACKEND("a")
 const char hist_sql_orphans[] =
     "WITH fence AS ("
-    "  SELECT d.run_key, d.job_name, a.pid,"
-    "   CASE WHEN " MAY_END_A " THEN pg_terminate_backend(a.pid, 3000) ELSE false END AS gone"
-    "   FROM pgcrond.job_run_details d JOIN pg_stat_activity a ON a.pid = d.job_pid"
-    "    AND a.application_name = ('pgcrond: ' || d.job_name)"
-    "    AND a.backend_start <= d.start_time + interval '10 seconds'"
+    "  SELECT d.run_key, d.job_name, a.pid, " END_BACKEND_A " AS gone"
+    "   FROM pgcrond.job_run_details d JOIN pg_stat_activity a ON " RUN_BACKEND_D_A
     "  WHERE d.instance = $1 AND d.status IN ('starting', 'running')"
     "   AND d.boot_id IS DISTINCT FROM $2 AND d.start_time >= $4::timestamptz),"
     " closed AS ("

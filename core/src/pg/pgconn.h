@@ -28,15 +28,40 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * own search_path stays the user's, and what pgcrond adds there is schema-qualified. */
 #define PGCONN_PINNED_OPTION "-c search_path=pg_catalog,pg_temp"
 
-/* SQL: whether this session's role may end backend A (an alias of pg_stat_activity), as
- * pg_terminate_backend() judges it: with the privileges of the backend's role, or with
- * pg_signal_backend's for a backend that is not a superuser's. A statement that asks to end
- * a backend it may not end fails whole; one that asks only where this holds does not. */
+/* A job's session names itself PGCONN_JOB_APP_PREFIX and the job's name (application_name,
+ * which pg_stat_activity shows; the server keeps its first 63 bytes). */
+#define PGCONN_JOB_APP_PREFIX "pgcrond: "
+
+/* SQL: the backend A (an alias of pg_stat_activity) that serves the run of row D (an alias of
+ * pgcrond.job_run_details): its recorded pid, its job's application name as the server keeps
+ * it (job names are ASCII), and a start no later than the run's (10 s of slack for clocks),
+ * so that a pid reused since is never taken for it. */
+#define PGCONN_SQL_RUN_BACKEND(d, a)                                                               \
+	a ".pid OPERATOR(pg_catalog.=) " d ".job_pid"                                              \
+	  " AND " a                                                                                \
+	  ".application_name OPERATOR(pg_catalog.=) pg_catalog.left('" PGCONN_JOB_APP_PREFIX       \
+	  "' OPERATOR(pg_catalog.||) " d ".job_name, 63)"                                          \
+	  " AND " a ".backend_start OPERATOR(pg_catalog.<=) (" d                                   \
+	  ".start_time OPERATOR(pg_catalog.+)"                                                     \
+	  " interval '10 seconds')"
+
+/* SQL: whether this session's role may end backend A, as pg_terminate_backend() judges it:
+ * with the privileges of the backend's role, or with pg_signal_backend's for a backend that
+ * is not a superuser's. A statement that asks to end a backend it may not end fails whole;
+ * one that asks only where this holds does not. */
 #define PGCONN_SQL_MAY_SIGNAL(a)                                                                   \
 	"(pg_catalog.pg_has_role(" a ".usesysid, 'USAGE')"                                         \
 	" OR (pg_catalog.pg_has_role('pg_signal_backend', 'USAGE')"                                \
 	"  AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"                                  \
 	"   WHERE r.oid OPERATOR(pg_catalog.=) " a ".usesysid)))"
+
+/* SQL, a boolean: backend A is ended, waiting up to 3 s for it to go (the fence of a run whose
+ * process is gone: its transaction rolls back and can commit nothing later); false if it did
+ * not go in time or this role may not end it (PGCONN_SQL_MAY_SIGNAL). */
+#define PGCONN_SQL_END_BACKEND(a)                                                                  \
+	"CASE WHEN " PGCONN_SQL_MAY_SIGNAL(a) " THEN pg_catalog.pg_terminate_backend(" a ".pid,"   \
+	                                      " 3000) ELSE false END"
+
 /* The "options" value of a pinned connection to CONNINFO: the conninfo's own options (or
  * PGOPTIONS when it sets none), then PGCONN_PINNED_OPTION, which wins. An "options" set in
  * a service file is replaced (libpq reads the service file only for keys not given): put it
