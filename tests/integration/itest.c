@@ -39,18 +39,26 @@ static void quiet_notice(void *arg, const char *msg)
  * a new process each time: a lane that had gathered 84 of them spent 4.3 CPU seconds a minute
  * idle (fork and start of a backend cost about 40 ms of CPU on this project's machine), with
  * eight lanes on two cores. Dropped when the lane is taken, before any case runs. */
-static void drop_earlier_databases(const char *dir)
+/* The conninfo the sandbox in DIR wrote (scripts/pg-sandbox) into BUF; false if none. */
+static bool read_conninfo(const char *dir, char *buf, size_t len)
 {
-	char path[1100], ci[1024];
+	char path[1100];
 	snprintf(path, sizeof(path), "%s/conninfo", dir);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return; /* no sandbox: itest_conninfo says so */
-	bool read = fgets(ci, sizeof(ci), f) != NULL;
+		return false;
+	bool read = fgets(buf, (int)len, f) != NULL;
 	fclose(f);
-	if (!read)
-		return;
-	ci[strcspn(ci, "\n")] = '\0';
+	if (read)
+		buf[strcspn(buf, "\n")] = '\0';
+	return read;
+}
+
+static void drop_earlier_databases(const char *dir)
+{
+	char ci[1024];
+	if (!read_conninfo(dir, ci, sizeof(ci)))
+		return; /* no sandbox: itest_conninfo says so */
 	PGconn *c = PQconnectdb(ci);
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	PGresult *r = PQexec(c, "SELECT format('DROP DATABASE %I WITH (FORCE)', datname)"
@@ -110,13 +118,8 @@ const char *itest_conninfo(void)
 	const char *dir = getenv("PGCROND_SANDBOX");
 	ck_assert_msg(dir != NULL,
 	              "PGCROND_SANDBOX is not set: run integration tests through ctest");
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/conninfo", dir);
-	FILE *f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "no sandbox at %s (is the ctest fixture running?)", dir);
-	ck_assert(fgets(conninfo_buf, sizeof(conninfo_buf), f) != NULL);
-	fclose(f);
-	conninfo_buf[strcspn(conninfo_buf, "\n")] = '\0';
+	ck_assert_msg(read_conninfo(dir, conninfo_buf, sizeof(conninfo_buf)),
+	              "no sandbox at %s (is the ctest fixture running?)", dir);
 	return conninfo_buf;
 }
 
