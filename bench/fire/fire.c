@@ -283,7 +283,7 @@ static void instance_dir(const char *dir, int k, char *out, size_t len)
 
 static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	char conf[600], log[8][600], sql[768], buf[8][96], idir[8][512], name[16];
+	char conf[600], log[8][600], sql[768], buf[8][96], idir[8][512], name[24];
 	struct window w[64];
 	double v[8][64];
 	long hz = sysconf(_SC_CLK_TCK);

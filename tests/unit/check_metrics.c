@@ -90,7 +90,7 @@ START_TEST(test_copy_for_render)
 {
 	struct metrics *m, *c;
 	ck_assert_int_eq(metrics_new(&m), 0);
-	char name[16][8];
+	char name[16][16];
 	struct metrics_job_live jobs[16];
 	for (int i = 0; i < 16; i++) {
 		snprintf(name[i], sizeof(name[i]), "j%d", i);
