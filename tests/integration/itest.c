@@ -835,8 +835,10 @@ void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const cha
 	                 "conf_dir = \"conf.d\";\n"
 	                 "state_dir = \"%s/state\";\n"
 	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 name, confd, in->dir, e->ci);
+	                 "history = { database = \"app\"; };\n"
+	                 "%s",
+	                 name, confd, in->dir, e->ci,
+	                 getenv("ITEST_DEBUG") ? "log_level = \"debug\";\n" : "");
 	itest_write_file(job, "%s", jobs);
 	free(confd);
 	free(job);

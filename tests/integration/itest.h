@@ -163,6 +163,8 @@ struct itest_inst {
 	pid_t pid;
 	int starts; /* "started:" lines in its log before its last start */
 };
+/* An instance NAME of E's database with JOBS as its conf.d; with ITEST_DEBUG set in the
+ * environment it logs at debug level (a case looked into by hand). */
 void itest_inst_init(struct itest_inst *in, const struct itest_env *e, const char *name,
                      const char *jobs);
 void itest_inst_start(struct itest_inst *in);

@@ -200,6 +200,13 @@ static void forget_conn(struct cluster *c)
 	 * (also those whose statement got no answer) go after the reconnect */
 	c->unlock_sent = 0;
 	c->reap_sent = false;
+	/* the look for an earlier process's unserved claims is asked once: asked again after
+	 * the reconnect if its answer was lost (its DELETE rolled back with the session, unless
+	 * the commit came just before) */
+	if (c->unserved_sent) {
+		c->unserved_sent = false;
+		c->unserved_due = true;
+	}
 	c->st.connected = false;
 	/* statements of other modules: their answer cannot come now */
 	while (c->task_head) {

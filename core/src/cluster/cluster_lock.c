@@ -858,11 +858,18 @@ void cluster_serve_stopped(struct cluster *c)
 void cluster_unserved_send(struct cluster *c)
 {
 	const char *p[] = {c->instance, c->boot_id};
+	c->unserved_sent = true;
 	cluster_send_stmt(c, OP_UNSERVED, sql_unserved, 2, p);
 }
 
 void cluster_serve_unserved(struct cluster *c)
 {
+	if (c)
+		log_debug("cluster: the history holds an earlier process's records; claims it "
+		          "left unserved %s",
+		          c->unserved_asked ? "were asked for already"
+		          : !c->xact_table  ? "are not looked for (no pgcrond.run_start)"
+		                            : "are looked for");
 	if (!c || c->unserved_asked || !c->xact_table)
 		return;
 	c->unserved_asked = c->unserved_due = true;
@@ -872,6 +879,7 @@ void cluster_serve_unserved(struct cluster *c)
 void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
+	c->unserved_sent = false;
 	if (sr->failed) {
 		if (strcmp(sr->sqlstate, "42P01") != 0)
 			log_warning("cluster: cannot look for fires an earlier process of this "
@@ -879,8 +887,11 @@ void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
 			            sr->err);
 		return;
 	}
-	if (!r || PQntuples(r) == 0)
+	if (!r || PQntuples(r) == 0) {
+		log_debug("cluster: no fire an earlier process of this instance claimed is "
+		          "left unserved");
 		return;
+	}
 	log_warning("cluster: an earlier process of this instance claimed %d scheduled fire(s) "
 	            "and was stopped before running them: serving them here",
 	            PQntuples(r));

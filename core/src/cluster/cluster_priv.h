@@ -192,6 +192,7 @@ struct cluster {
 	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
 	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
 	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
+	bool unserved_sent;                /* its statement awaits its answer */
 	bool stopping;                     /* cluster_stopping */
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
