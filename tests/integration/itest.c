@@ -61,9 +61,10 @@ static void drop_earlier_databases(const char *dir)
 		return; /* no sandbox: itest_conninfo says so */
 	PGconn *c = PQconnectdb(ci);
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
+	/* (the schema templates stay: the next suite's cases copy from them, itest_env_setup) */
 	PGresult *r = PQexec(c, "SELECT format('DROP DATABASE %I WITH (FORCE)', datname)"
-	                        " FROM pg_catalog.pg_database WHERE datname NOT IN"
-	                        " ('postgres', 'template0', 'template1')");
+	                        " FROM pg_catalog.pg_database WHERE NOT datistemplate"
+	                        " AND datname <> 'postgres'");
 	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
 		PQclear(PQexec(c, PQgetvalue(r, i, 0))); /* one that cannot go stays */
 	PQclear(r);
@@ -598,17 +599,24 @@ void itest_env_init(struct itest_env *e, const char *tag, const char *dbname)
 	env_init(e, tag, dbname, NULL);
 }
 
-/* Every schema step, as pgcrond install applies them (a number may be missing: steps are
- * handed out to branches that merge in any order), and what every role may use, on C. */
+/* Schema step V's text from the source tree, "" if there is no such step (a number may be
+ * missing: steps are handed out to branches that merge in any order). */
+#define SCHEMA_STEPS 100
+static char *schema_step(int v)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
+	char *sql = itest_read_file(path);
+	ck_assert_msg(sql[0] != '\0' || v > 1, "no sql/pgcrond--1.sql");
+	return sql;
+}
+
+/* Every schema step, as pgcrond install applies them, and what every role may use, on C. */
 static void apply_schema(PGconn *c)
 {
-	for (int v = 1; v < 100; v++) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
-		char *sql = itest_read_file(path);
-		bool found = sql[0] != '\0';
-		ck_assert_msg(found || v > 1, "no sql/pgcrond--1.sql");
-		if (found)
+	for (int v = 1; v < SCHEMA_STEPS; v++) {
+		char *sql = schema_step(v);
+		if (sql[0] != '\0')
 			itest_exec(c, sql);
 		free(sql);
 	}
@@ -625,10 +633,8 @@ static void apply_schema(PGconn *c)
 static void schema_template(char *name, size_t len)
 {
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a over the steps */
-	for (int v = 1; v < 100; v++) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
-		char *sql = itest_read_file(path);
+	for (int v = 1; v < SCHEMA_STEPS; v++) {
+		char *sql = schema_step(v);
 		for (const char *p = sql; *p; p++)
 			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
 		h = (h ^ (uint64_t)v) * 1099511628211ULL;
@@ -640,21 +646,19 @@ static void schema_template(char *name, size_t len)
 	snprintf(name, len, "itest_schema_%04d%02d%02d_%016llx", tm.tm_year + 1900, tm.tm_mon + 1,
 	         tm.tm_mday, (unsigned long long)h);
 	PGconn *c = itest_connect(itest_conninfo());
-	const char *p[] = {name};
-	PGresult *r = PQexecParams(c,
-	                           "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1"
-	                           " AND datistemplate",
-	                           1, NULL, p, NULL, NULL, 0);
-	bool made = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-	PQclear(r);
-	if (!made) { /* (a case that failed while making it left it unmarked: made again) */
+	char sql[512];
+	snprintf(sql, sizeof(sql), /* (the name is ours: digits and hex) */
+	         "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = '%s'"
+	         " AND datistemplate",
+	         name);
+	if (itest_scalar_ll(c, sql) ==
+	    0) { /* (a case that failed while making it left it unmarked: made again) */
 		char *ci = fresh_db_from(name, NULL);
 		PGconn *t = itest_connect(ci);
 		itest_exec(t, "SET client_min_messages = warning");
 		apply_schema(t);
 		PQfinish(t);
 		free(ci);
-		char sql[512];
 		snprintf(sql, sizeof(sql),
 		         "ALTER DATABASE \"%s\" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
 		         name);
