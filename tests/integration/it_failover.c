@@ -16,7 +16,7 @@
 
 #define PGBIN "/usr/lib/postgresql/15/bin"
 
-static char standby_dir[1024];
+static char standby_dir[1024], standby_sock[64];
 
 static int as_user(const char *cmd)
 {
@@ -37,6 +37,7 @@ static void standby_stop_at_exit(void)
 	if (as_user(cmd) != 0)
 		fprintf(stderr, "it_failover: the standby at %s was not running at exit\n",
 		        standby_dir);
+	rmdir(standby_sock); /* empty once the server is stopped */
 }
 
 static void write_conf(const char *path, const char *dir, const char *name, const char *ci)
@@ -60,8 +61,12 @@ START_TEST(promoted_standby_takes_over)
 	const char *pp = strstr(primary, "port=");
 	ck_assert_msg(pp, "no port in %s", primary);
 	int port = atoi(pp + 5);
+	/* the sockets' directories as the servers know them: short ones under /tmp (a socket's
+	 * path may not exceed 107 bytes, and DIR may be deep in a build tree) */
 	char psock[1100], ssock[1100];
-	snprintf(psock, sizeof(psock), "%s/pg2/sock", dir);
+	const char *ph = strstr(primary, "host=");
+	ck_assert_msg(ph, "no host in %s", primary);
+	snprintf(psock, sizeof(psock), "%.*s", (int)strcspn(ph + 5, " "), ph + 5);
 
 	/* the primary: replication over its socket, the schema and the job's table */
 	snprintf(cmd, sizeof(cmd),
@@ -87,12 +92,14 @@ START_TEST(promoted_standby_takes_over)
 
 	/* the standby: a base backup streaming from it, its own socket dir, same port number */
 	snprintf(standby_dir, sizeof(standby_dir), "%s/sb", dir);
-	snprintf(ssock, sizeof(ssock), "%s/sock", standby_dir);
+	snprintf(standby_sock, sizeof(standby_sock), "/tmp/pgsb.XXXXXX");
+	ck_assert_msg(mkdtemp(standby_sock) != NULL, "mkdtemp %s", standby_sock);
+	snprintf(ssock, sizeof(ssock), "%s", standby_sock);
+	itest_chown_user(ssock);
 	snprintf(cmd, sizeof(cmd),
-	         "mkdir -p %s/sock && chmod 700 %s && " PGBIN
-	         "/pg_basebackup -h %s -p %d -U postgres"
+	         "chmod 700 %s && " PGBIN "/pg_basebackup -h %s -p %d -U postgres"
 	         " -D %s/data -R -X stream -c fast >/dev/null 2>&1",
-	         standby_dir, standby_dir, psock, port, standby_dir);
+	         standby_dir, psock, port, standby_dir);
 	ck_assert_msg(mkdir(standby_dir, 0700) == 0, "mkdir %s", standby_dir);
 	itest_chown_user(standby_dir);
 	ck_assert_msg(as_user(cmd) == 0, "pg_basebackup failed: %s", cmd);

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -251,10 +252,61 @@ void itest_chown_user(const char *path)
 	              strerror(errno));
 }
 
+/* The suite's scratch directory, where itest_tmpdir makes its directories: /tmp/SUITE.XXXXXX,
+ * short, because a daemon's control socket (STATE_DIR/pgcrond.sock) and a second sandbox's
+ * data live there and a unix socket's path may not exceed 107 bytes, which a checkout's path
+ * plus this build directory's would (a hosted CI's checkout is 33 bytes long). The build
+ * directory keeps a link to it, tmp-SUITE[-SHARD], so that a failed run's files (the
+ * daemons' logs) are where they always were; the next run of the suite removes the
+ * directory the link names, so that there is one per suite and build at most. Made before
+ * Check forks the cases, so that every case's directories are in the one scratch. */
+static char scratch[128];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+__attribute__((constructor)) static void itest_make_scratch(void)
+{
+	const char *suite = program_invocation_short_name;
+	const char *sh = getenv("ITEST_SHARD");
+	unsigned k, n;
+	char link[1100], old[256];
+	if (sh && sscanf(sh, "%u/%u", &k, &n) == 2)
+		snprintf(link, sizeof(link), "%s/tmp-%s-%u", TEST_BINARY_DIR, suite, k);
+	else
+		snprintf(link, sizeof(link), "%s/tmp-%s", TEST_BINARY_DIR, suite);
+	ssize_t len = readlink(link, old, sizeof(old) - 1);
+	if (len > 0) {
+		old[len] = '\0';
+		char prefix[128];
+		snprintf(prefix, sizeof(prefix), "/tmp/%.40s.", suite);
+		/* only what an earlier run of this suite made */
+		if (strncmp(old, prefix, strlen(prefix)) == 0 && strlen(old) == strlen(prefix) + 6)
+			nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	unlink(link);
+	snprintf(scratch, sizeof(scratch), "/tmp/%.40s.XXXXXX", suite);
+	if (!mkdtemp(scratch)) {
+		fprintf(stderr, "itest: cannot make a scratch directory %s: %s\n", scratch,
+		        strerror(errno));
+		exit(1);
+	}
+	chmod(scratch, 0755);
+	if (symlink(scratch, link) != 0)
+		fprintf(stderr, "itest: no link %s to the scratch %s: %s\n", link, scratch,
+		        strerror(errno));
+}
+
 char *itest_tmpdir(const char *tag)
 {
 	char tmpl[512];
-	snprintf(tmpl, sizeof(tmpl), "%s/tmp-%s-XXXXXX", TEST_BINARY_DIR, tag);
+	snprintf(tmpl, sizeof(tmpl), "%s/%s-XXXXXX", scratch, tag);
 	ck_assert_msg(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
 	chmod(tmpl, 0755);
 	char state[600];

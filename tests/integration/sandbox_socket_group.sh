@@ -30,8 +30,8 @@ esac
 out=$(try)
 [ "$out" = connected ] || { echo "FAIL: nobody could not connect with --socket-group nogroup: $out"; exit 1; }
 echo "ok: connected with --socket-group nogroup"
-[ "$(stat -c '%G %a' "$dir/pg/sock")" = "nogroup 750" ] ||
-  { echo "FAIL: socket dir is $(stat -c '%G %a' "$dir/pg/sock")"; exit 1; }
+[ "$(stat -Lc '%G %a' "$dir/pg/sock")" = "nogroup 750" ] ||
+  { echo "FAIL: socket dir is $(stat -Lc '%G %a' "$dir/pg/sock")"; exit 1; }
 
 # a group that does not exist is refused with a clear message and exit 64
 set +e
