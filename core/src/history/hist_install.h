@@ -25,7 +25,7 @@ int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int
  * and it could replace what the install makes. Run before every SQL file of an install, in
  * every database (the schema steps, refresh.sql, freshness.sql). */
 extern const char hist_sql_owner_check[];
-/* The directory of the schema SQL: $PGCROND_SQL_DIR, else the source tree's sql/ if it
+/* The directory of the schema SQL: $PGCROND_SQL_DIR, else the build tree's copy of sql/ if it
  * exists (running from a build tree), else the installed one. */
 const char *hist_sql_dir(void);
 
