@@ -42,6 +42,51 @@ START_TEST(binary_runs_as_sandbox_user)
 }
 END_TEST
 
+/* A failure whose message is longer than Check takes (a daemon's whole log, say) still says
+ * why: the message keeps its start and its end and names the file holding it whole (CI once
+ * printed only "check_pack.c:372: Message string too long"). */
+static char long_log[20000];
+
+START_TEST(fails_with_a_long_message)
+{
+	ck_assert_msg(0, "the daemon said:\n%s", long_log);
+}
+END_TEST
+
+START_TEST(long_failure_names_its_file)
+{
+	memset(long_log, 'x', sizeof(long_log) - 1);
+	memcpy(long_log, "FIRST LINE\n", 11);
+	memcpy(long_log + sizeof(long_log) - 11, "\nLAST LINE", 10);
+	Suite *s = suite_create("inner");
+	TCase *tc = tcase_create("inner");
+	tcase_add_test(tc, fails_with_a_long_message);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_SILENT);
+	ck_assert_int_eq(srunner_ntests_failed(sr), 1);
+	TestResult **failed = srunner_failures(sr);
+	const char *msg = tr_msg(failed[0]);
+	ck_assert_msg(strlen(msg) < 4096, "%zu bytes", strlen(msg));
+	ck_assert_msg(strncmp(msg, "the daemon said:\nFIRST LINE\n", 28) == 0, "%.200s", msg);
+	ck_assert_msg(strstr(msg, "\nLAST LINE") != NULL, "no end: %.200s", msg);
+	const char *at = strstr(msg, "the whole message is in ");
+	ck_assert_msg(at != NULL, "no file named: %.200s", msg);
+	at += strlen("the whole message is in ");
+	char path[400];
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(at, " "), at);
+	char *whole = itest_read_file(path);
+	ck_assert_msg(strstr(whole, long_log) != NULL, "%s does not hold the whole message", path);
+	ck_assert_msg(strstr(whole, "fails_with_a_long_message") == NULL &&
+	                  strstr(whole, "it_sandbox.c:") != NULL,
+	              "%s does not say where it failed", path);
+	free(whole);
+	free(failed);
+	srunner_free(sr);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sandbox");
@@ -49,6 +94,7 @@ int main(void)
 	tcase_add_test(tc, sandbox_is_postgresql_15);
 	tcase_add_test(tc, fresh_database_is_empty);
 	tcase_add_test(tc, binary_runs_as_sandbox_user);
+	tcase_add_test(tc, long_failure_names_its_file);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -303,6 +303,35 @@ __attribute__((constructor)) static void itest_make_scratch(void)
 		        strerror(errno));
 }
 
+void itest_failed(const char *file, int line, const char *expr, const char *msg, ...)
+{
+	enum { KEEP = 3000, HEAD = 700 };
+	char *text = NULL;
+	if (msg) {
+		va_list ap;
+		va_start(ap, msg);
+		if (vasprintf(&text, msg, ap) < 0)
+			text = NULL;
+		va_end(ap);
+	}
+	size_t n = text ? strlen(text) : 0;
+	if (n <= KEEP)
+		_ck_assert_failed(file, line, expr, text ? "%s" : NULL, text);
+	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/failure-%s-%d-%ld.txt", scratch, base, line,
+	         (long)getpid());
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%s:%d: %s\n%s\n", file, line, expr, text);
+		fclose(f);
+	}
+	_ck_assert_failed(file, line, expr,
+	                  "%.*s\n[... %zu bytes more; the whole message is in %s ...]\n%s", HEAD,
+	                  text, n - HEAD - (KEEP - HEAD - 300), f ? path : "(no file)",
+	                  text + n - (KEEP - HEAD - 300));
+}
+
 char *itest_tmpdir(const char *tag)
 {
 	char tmpl[512];

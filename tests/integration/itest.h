@@ -11,6 +11,19 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* A failed assertion's message that Check would refuse (over 3,000 bytes: Check's limit is
+ * 4,096, and a longer one is replaced by "Message string too long", the reason lost) goes
+ * whole to a file in the suite's scratch directory (the build's tmp-SUITE link), and the
+ * message keeps its start and its end and names the file. Every ck_assert* goes through it. */
+void itest_failed(const char *file, int line, const char *expr, const char *msg, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+#undef ck_assert_msg
+#define ck_assert_msg(expr, ...)                                                                   \
+	((expr) ? _mark_point(__FILE__, __LINE__)                                                  \
+	        : itest_failed(__FILE__, __LINE__, "Assertion '" #expr "' failed", ##__VA_ARGS__))
+#undef ck_abort_msg
+#define ck_abort_msg(...) itest_failed(__FILE__, __LINE__, "Failed", ##__VA_ARGS__)
+
 /* The sandbox's conninfo (dbname=postgres) and its socket dir / port. */
 const char *itest_conninfo(void);
 /* "host=... port=... user=postgres dbname=NAME" for another database. */
