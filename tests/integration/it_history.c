@@ -818,10 +818,14 @@ START_TEST(refused_record_is_dropped_alone)
 	char *dead = dead_conninfo("it_hist_refused");
 	install_schema(ci);
 
+	/* 41 records in one batch, 60 apart; the bad one 23rd */
 	struct hist *h = open_hist(dead, state, 0);
-	struct hist_run a = sample_run("a"), b = sample_run("b");
-	hist_record(h, &a, HIST_SKIPPED, "overlap");
-	hist_record(h, &b, HIST_SKIPPED, "overlap");
+	for (int i = 0; i < 60; i++) {
+		char job[16];
+		snprintf(job, sizeof(job), "%c%02d", i < 22 ? 'a' : 'b', i);
+		struct hist_run run = sample_run(job);
+		hist_record(h, &run, HIST_SKIPPED, "overlap");
+	}
 	hist_close(&h);
 	/* between them, a record whose attempt is not a number (SQLSTATE 22P02) */
 	const char *f[16] = {INSTANCE,
@@ -843,29 +847,79 @@ START_TEST(refused_record_is_dropped_alone)
 	char *bad;
 	size_t bad_len;
 	ck_assert_int_eq(hist_spool_encode("R1", f, 16, &bad, &bad_len), 0);
+	ck_assert_int_eq(count_lines(spool), 60);
 	char *text = itest_read_file(spool);
-	char *second = strchr(text, '\n');
-	ck_assert_ptr_nonnull(second);
-	*second++ = '\0';
-	itest_write_file(spool, "%s\n%s%s", text, bad, second);
+	char *after = text;
+	for (int i = 0; i < 22; i++) {
+		after = strchr(after, '\n');
+		ck_assert_ptr_nonnull(after);
+		after++;
+	}
+	itest_write_file(spool, "%.*s%s%s", (int)(after - text), text, bad, after);
 	free(text);
 	free(bad);
 
 	h = open_hist(ci, state, 0);
-	ck_assert_int_eq(hist_pending(h), 3);
+	ck_assert_int_eq(hist_pending(h), 61);
 	ck_assert(drive_until(all_written, h, 20));
 	struct hist_stats st;
 	hist_get_stats(h, &st);
 	ck_assert_int_eq(st.dropped, 1);
-	ck_assert_int_eq(st.written, 2);
+	ck_assert_int_eq(st.written, 60);
 	PGconn *c = itest_connect(ci);
 	assert_scalar(c,
-	              "SELECT string_agg(job_name, ',' ORDER BY job_name)"
-	              " FROM pgcrond.job_run_details",
-	              "a,b");
+	              "SELECT format('%s %s %s %s', count(*), count(DISTINCT job_name),"
+	              " count(*) FILTER (WHERE job_name LIKE 'a%'), count(*) FILTER (WHERE"
+	              " job_name = 'bad')) FROM pgcrond.job_run_details",
+	              "60 60 22 0");
 	hist_close(&h);
 	PQfinish(c);
 	free(dead);
+	free(spool);
+	free(dir);
+	free(ci);
+}
+END_TEST
+
+/* A run's pid and end whose start the writing process did not know (spill kinds P1 and F1:
+ * hist_set_pid and hist_finish of a run missing from the start map) complete its row,
+ * which an earlier batch wrote, whatever day's partition holds it. */
+START_TEST(end_without_its_start_completes_the_row)
+{
+	char *ci = itest_fresh_db("it_hist_nostart");
+	char *dir = itest_tmpdir("hist-nostart");
+	char state[1024];
+	snprintf(state, sizeof(state), "%s/state", dir);
+	char *spool = spool_path(dir);
+	install_schema(ci);
+	struct hist *h = open_hist(ci, state, 0);
+	struct hist_run run = sample_run("nostart");
+	ck_assert(hist_start(h, &run) > 0);
+	ck_assert(drive_until(all_written, h, 20));
+	hist_close(&h);
+	PGconn *c = itest_connect(ci);
+	char *key = itest_scalar(c, "SELECT run_key FROM pgcrond.job_run_details");
+	ck_assert_ptr_nonnull(key);
+
+	const char *pid[3] = {INSTANCE, key, "4343"};
+	const char *fin[6] = {INSTANCE, key, HIST_SUCCEEDED, "SELECT 1", NULL, "1861920000501500"};
+	char *l1, *l2;
+	size_t n1, n2;
+	ck_assert_int_eq(hist_spool_encode("P1", pid, 3, &l1, &n1), 0);
+	ck_assert_int_eq(hist_spool_encode("F1", fin, 6, &l2, &n2), 0);
+	itest_write_file(spool, "%s%s", l1, l2);
+	h = open_hist(ci, state, 0);
+	ck_assert_int_eq(hist_pending(h), 2);
+	ck_assert(drive_until(all_written, h, 20));
+	assert_scalar(c,
+	              "SELECT format('%s %s %s %s', status, return_message, job_pid, duration_ms)"
+	              " FROM pgcrond.job_run_details",
+	              "succeeded SELECT 1 4343 500");
+	hist_close(&h);
+	PQfinish(c);
+	free(l1);
+	free(l2);
+	free(key);
 	free(spool);
 	free(dir);
 	free(ci);
@@ -887,6 +941,7 @@ int main(void)
 	tcase_add_test(tc, spill_file_keeps_runs_until_the_database_is_back);
 	tcase_add_test(tc, torn_last_line_is_dropped);
 	tcase_add_test(tc, refused_record_is_dropped_alone);
+	tcase_add_test(tc, end_without_its_start_completes_the_row);
 	tcase_add_test(tc, two_processes_cannot_share_a_spill_file);
 	tcase_add_test(tc, lost_connection_reconnects_and_writes_everything);
 	tcase_add_test(tc, missing_schema_keeps_records);

@@ -105,7 +105,7 @@ enum upd_col {
 /* The rows of lines never sent before: none of them can be in the table yet, so the
  * insert needs no conflict check (the arbiter index probe and the speculative insertion
  * were about a tenth of the history backend's time at 15,000 runs/s). A row there after all
- * fails the batch (23505), which is then sent line by line, each line idempotent. */
+ * fails the batch (23505), which is then sent again as a replay (sql_ins). */
 #define SQL_INS                                                                                    \
 	"INSERT INTO pgcrond.job_run_details AS d"                                                 \
 	" (jobid, database, username, command, status, return_message, start_time, end_time,"      \
@@ -137,24 +137,37 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
                   " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'" HIST_WRITTEN_CLOSE(
                       "d.");
 
-static const char sql_upd[] = HIST_WRITTEN_OPEN
-    "UPDATE pgcrond.job_run_details d"
-    " SET status = coalesce(u.status, d.status),"
-    "  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"
-    "  sqlstate = CASE WHEN u.status IS NULL THEN d.sqlstate ELSE u.sqlstate END,"
-    "  end_time = coalesce(timestamptz 'epoch' + u.end_us * interval '1 microsecond',"
-    "                      d.end_time),"
-    "  duration_ms = coalesce(extract(epoch FROM (timestamptz 'epoch' + u.end_us"
-    "                * interval '1 microsecond') - d.start_time) * 1000, d.duration_ms),"
-    "  job_pid = coalesce(u.pid, d.job_pid)"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
-    "  $7::bigint[], $8::integer[])"
-    "  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"
-    " WHERE d.instance = u.instance AND d.run_key = u.run_key"
-    "   AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'"
-    /* an end leaves a row another instance closed (it found this one dead: cluster.h)
-     * with that instance's verdict */
-    "   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE("d.");
+/* The pids and ends of runs an earlier batch wrote. SQL_UPD(COND): COND names the row's
+ * start_time, so that each update touches one day's partition; a P1 or F1 line (its run's
+ * start unknown to the process that wrote it) has none, and its row is looked for in every
+ * partition (sql_upd_any). */
+#define SQL_UPD(start_cond)                                                                        \
+	HIST_WRITTEN_OPEN                                                                          \
+	"UPDATE pgcrond.job_run_details d"                                                         \
+	" SET status = coalesce(u.status, d.status),"                                              \
+	"  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"  \
+	"  sqlstate = CASE WHEN u.status IS NULL THEN d.sqlstate ELSE u.sqlstate END,"             \
+	"  end_time = coalesce(timestamptz 'epoch' + u.end_us * interval '1 microsecond',"         \
+	"                      d.end_time),"                                                       \
+	"  duration_ms = coalesce(extract(epoch FROM (timestamptz 'epoch' + u.end_us"              \
+	"                * interval '1 microsecond') - d.start_time) * 1000, d.duration_ms),"      \
+	"  job_pid = coalesce(u.pid, d.job_pid)"                                                   \
+	" FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"   \
+	"  $7::bigint[], $8::integer[])"                                                           \
+	"  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"              \
+	" WHERE d.instance = u.instance AND d.run_key = u.run_key" start_cond /* an end leaves a   \
+	                                                                       * row another       \
+	                                                                       * instance closed   \
+	                                                                       * (it found this    \
+	                                                                       * one dead:         \
+	                                                                       * cluster.h) with                                                                                              \
+	                                                                       * that instance's   \
+	                                                                       * verdict */        \
+	"   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE(     \
+	    "d.")
+static const char sql_upd[] =
+    SQL_UPD(" AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'");
+static const char sql_upd_any[] = SQL_UPD("");
 
 /* A row to insert or to update, by its run. */
 struct row {
@@ -174,8 +187,21 @@ static struct row *row_of(const struct strmap *rows, const char *instance, const
 	return NULL;
 }
 
+/* Queue the statement SQL over the columns A (N of them) unless no row has them: returns
+ * 1 if queued, 0 if there was nothing to queue, -1 if libpq failed. */
+static int send_set(PGconn *conn, const char *sql, struct arr *a, int n, size_t rows)
+{
+	const char *p[I_N];
+	if (!rows)
+		return 0;
+	for (int c = 0; c < n; c++)
+		if (!(p[c] = arr_end(&a[c])))
+			return -1;
+	return PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 1 : -1;
+}
+
 int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay)
+                    bool replay, size_t *taken)
 {
 	/* the lines are decoded in place, in one copy of them all (not one allocation each) */
 	size_t total = n;
@@ -184,8 +210,8 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 	char *copies = malloc(total ? total : 1);
 	struct row *rows = calloc(n, sizeof(*rows));
 	struct strmap by_run = {0};
-	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}};
-	size_t nrows = 0, nins = 0, nupd = 0;
+	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}}, aa[U_N] = {{0}};
+	size_t nrows = 0, nins = 0, nupd = 0, nany = 0;
 	int rc = -1;
 
 	if (!copies || !rows)
@@ -199,15 +225,22 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 		bool start = nf == 12 && !strcmp(kind, "S1"),
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
-		if (!(start || record || pid || fin) || !f[F_INSTANCE] || !f[F_RUN_KEY]) {
-			rc = 0; /* an older kind or a damaged line: line by line */
-			goto out;
+		bool p1 = nf == 3 && !strcmp(kind, "P1"), f1 = nf == 6 && !strcmp(kind, "F1");
+		if (!(start || record || pid || fin || p1 || f1) || !f[F_INSTANCE] ||
+		    !f[F_RUN_KEY]) {
+			if (i == 0) {
+				rc = 0; /* a damaged line at the head: the caller drops it */
+				goto out;
+			}
+			n = i; /* the batch ends before it; at the head, it is dropped */
+			break;
 		}
 		struct row *r = row_of(&by_run, f[F_INSTANCE], f[F_RUN_KEY]);
 		if (start || record) {
 			if (r) {
-				rc = 0; /* the same run twice: let the line path sort it out */
-				goto out;
+				n = i; /* the same run twice: its second start goes in the next
+				          batch */
+				break;
 			}
 			r = &rows[nrows++];
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
@@ -223,19 +256,20 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			r->f[I_RUN_KEY] = f[1];
 			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
 		}
-		if (pid) {
+		if (pid || p1) {
 			r->f[I_PID] = f[2];
-			if (!r->insert)
+			if (!r->insert && pid)
 				r->f[I_START_US] = f[3];
 		} else {
 			r->f[I_STATUS] = f[2];
 			r->f[I_MESSAGE] = f[3];
 			r->f[I_SQLSTATE] = f[4];
 			r->f[I_END_US] = f[5];
-			if (!r->insert)
+			if (!r->insert && fin)
 				r->f[I_START_US] = f[6];
 		}
 	}
+	*taken = n;
 	for (size_t i = 0; i < nrows; i++) {
 		const struct row *r = &rows[i];
 		if (r->insert) {
@@ -244,46 +278,28 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			nins++;
 			continue;
 		}
-		if (!r->f[I_START_US]) {
-			rc = 0;
-			goto out;
-		}
 		const int map[U_N] = {I_INSTANCE, I_RUN_KEY,  I_START_US, I_STATUS,
 		                      I_MESSAGE,  I_SQLSTATE, I_END_US,   I_PID};
+		struct arr *to = r->f[I_START_US] ? ua : aa;
 		for (int c = 0; c < U_N; c++)
-			arr_add(&ua[c], r->f[map[c]]);
-		nupd++;
+			arr_add(&to[c], r->f[map[c]]);
+		if (r->f[I_START_US])
+			nupd++;
+		else
+			nany++;
 	}
-	const char *ip[I_N], *up[U_N];
-	bool oom = false;
-	for (int c = 0; c < I_N; c++)
-		oom |= nins && !(ip[c] = arr_end(&ia[c]));
-	for (int c = 0; c < U_N; c++)
-		oom |= nupd && !(up[c] = arr_end(&ua[c]));
-	if (oom)
-		goto out;
-	rc = 0;
 	/* the inserts first: an update may be for a row of the same batch's transaction */
-	if (nins) {
-		if (!PQsendQueryParams(conn, replay ? sql_ins : sql_ins_new, I_N, NULL, ip, NULL,
-		                       NULL, 0)) {
-			rc = -1;
-			goto out;
-		}
-		rc++;
-	}
-	if (nupd) {
-		if (!PQsendQueryParams(conn, sql_upd, U_N, NULL, up, NULL, NULL, 0)) {
-			rc = -1;
-			goto out;
-		}
-		rc++;
-	}
+	int ins = send_set(conn, replay ? sql_ins : sql_ins_new, ia, I_N, nins);
+	int upd = ins < 0 ? -1 : send_set(conn, sql_upd, ua, U_N, nupd);
+	int any = upd < 0 ? -1 : send_set(conn, sql_upd_any, aa, U_N, nany);
+	rc = any < 0 ? -1 : ins + upd + any;
 out:
 	for (int c = 0; c < I_N; c++)
 		free(ia[c].buf);
-	for (int c = 0; c < U_N; c++)
+	for (int c = 0; c < U_N; c++) {
 		free(ua[c].buf);
+		free(aa[c].buf);
+	}
 	strmap_free(&by_run);
 	free(copies);
 	free(rows);

@@ -1,15 +1,16 @@
 #ifndef PGCROND_HIST_BATCH_H
 #define PGCROND_HIST_BATCH_H
 
-/* Set-based history writes (used by history.c). A batch of spill lines becomes at most three
- * statements instead of one per line: one INSERT of every row (a run's start, its pid and its
- * end merged into one complete row when they are all in the batch, so a short run costs one
- * row written once and no UPDATE), one UPDATE of the pids and one of the ends of runs whose
- * row was written by an earlier batch. Values travel as array parameters unnested on the
- * server. The updates name the row's start_time, so each touches one day's partition.
+/* The history's writes (used by history.c), set-based. A batch of spill lines becomes at most
+ * three statements instead of one per line: one INSERT of every row (a run's start, its pid
+ * and its end merged into one complete row when they are all in the batch, so a short run
+ * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
+ * an earlier batch wrote, and one more for such lines that do not name their run's start.
+ * Values travel as array parameters unnested on the server. The updates name the row's
+ * start_time, so each touches one day's partition. This is the only way records are written:
+ * a line the database refuses is found by halving the batch (history.c).
  *
- * Needs schema 6 (the key (instance, run_key, start_time)); history.c falls back to one
- * statement per line on an older schema and to isolate a line the database refuses.
+ * Needs schema 6 (the key (instance, run_key, start_time)).
  *
  * And the small map from a run's key to its start, so a run's end can name its partition. */
 
@@ -42,14 +43,16 @@
 	" AND o.scheduled_time = " sched "  AND o.start_time >= " sched                            \
 	" - interval '1 minute' AND o.instance <> " instance "))"
 
-/* Queue the batch's statements on CONN (in pipeline mode already). LINES[i] is a spill line
- * of LENS[i] bytes without its '\n'. REPLAY: some line may have been sent before (its rows
- * may be there: the insert skips or completes them); false only when none was, and then a
- * row already there fails the batch. Returns the number of statements queued (>= 1), 0 if a
- * line is not of the kinds the set path knows (send the batch line by line), or -1 if libpq
- * failed (the connection's error says why) or memory ran out. */
+/* Queue on CONN (in pipeline mode already) the statements of a batch of the first of the N
+ * lines: LINES[i] is a spill line of LENS[i] bytes without its '\n'. *TAKEN is set to the
+ * number of lines the batch holds: it ends before a line it cannot read (damaged, or of a kind
+ * this version does not know) and before a second start of a run it holds. REPLAY: some line
+ * may have been sent before (its rows may be there: the insert skips or completes them);
+ * false only when none was, and then a row already there fails the batch. Returns the number
+ * of statements queued (>= 1), 0 if the first line cannot be read (the caller drops it), or
+ * -1 if libpq failed (the connection's error says why) or memory ran out. */
 int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay);
+                    bool replay, size_t *taken);
 
 /* Run key -> start (Unix µs), for the runs in progress. */
 struct hist_keymap {

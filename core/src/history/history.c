@@ -10,12 +10,14 @@
  * run_key): resending a line whose answer was lost with the connection is harmless.
  *
  * One dedicated connection, fully asynchronous on the daemon's event_base; reconnects with
- * capped exponential backoff and jitter. Records go out in batches: up to BATCH_MAX queued
- * lines, one statement each, sent at once in libpq's pipeline mode and ended by one sync, so
- * they form one transaction and cost one round trip instead of one each (a busy second of
+ * capped exponential backoff and jitter. Records go out in batches of up to SET_BATCH_MAX
+ * lines, as set-based statements (hist_batch.c) sent at once in libpq's pipeline mode and
+ * ended by one sync, so they form one transaction and cost one round trip (a busy second of
  * 1,000 runs is 3,000 records; sent one by one they kept the server busy against the jobs
  * themselves). A batch's lines are acknowledged together when its sync reports success; a
- * failed batch rolls back as a whole and is sent again (every statement is idempotent). */
+ * failed batch rolls back as a whole and is sent again (every statement is idempotent). A
+ * batch the database refuses for its data is halved until the line it refuses is alone, and
+ * that line is dropped. */
 #include "history.h"
 
 #include <dirent.h>
@@ -56,36 +58,6 @@ static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 #define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
-static const char sql_finish[] = HIST_WRITTEN_OPEN
-    "UPDATE pgcrond.job_run_details"
-    "   SET status = $3, return_message = $4, sqlstate = $5,"
-    "       end_time = timestamptz 'epoch' + $6::bigint * interval '1 microsecond',"
-    "       duration_ms = extract(epoch FROM (timestamptz 'epoch' + $6::bigint"
-    "                     * interval '1 microsecond') - start_time) * 1000"
-    /* a row another instance closed (it found this one dead: cluster.h) keeps its verdict */
-    " WHERE instance = $1 AND run_key = $2 AND status IN ('starting', "
-    "'running')" HIST_WRITTEN_CLOSE("");
-
-/* Both kinds of complete or partial row go through one INSERT; a start passes
- * status 'running' and NULL for what is not known yet. (A SELECT, for HIST_UNLESS_SERVED.) */
-static const char sql_insert[] = HIST_WRITTEN_OPEN
-    "INSERT INTO pgcrond.job_run_details"
-    " (jobid, database, username, command, status, return_message, start_time, end_time,"
-    "  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"
-    "  boot_id, graph_run)"
-    " SELECT (SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = $4),"
-    "  $5, $6, $7, $13, $14,"
-    "  timestamptz 'epoch' + $11::bigint * interval '1 microsecond',"
-    "  timestamptz 'epoch' + $16::bigint * interval '1 microsecond',"
-    "  $4, $8, timestamptz 'epoch' + $10::bigint * interval '1 microsecond', $12::integer,"
-    "  ($16::bigint - $11::bigint) / 1000.0, $15, $1, $2, $3, $9" HIST_UNLESS_SERVED(
-        "true", "$13", "$4", "(timestamptz 'epoch' + $10::bigint * interval '1 microsecond')",
-        "$1") " ON CONFLICT DO NOTHING" /* the writer's key: (instance, run_key[, start_time]) */
-    HIST_WRITTEN_CLOSE("");
-
-static const char sql_pid[] = "UPDATE pgcrond.job_run_details SET job_pid = $3::integer"
-                              " WHERE instance = $1 AND run_key = $2";
-
 static void kick(struct hist *h);
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params);
@@ -99,7 +71,7 @@ static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
 {
 	int64_t check_ms = h->q.drv.check_ms;
 
-	if (op == OP_BATCH || op == OP_PREPARE)
+	if (op == OP_BATCH)
 		return check_ms;
 	if (op == OP_CHECK)
 		return check_ms / 2;
@@ -162,7 +134,6 @@ static void forget_conn(struct hist *h)
 {
 	hist_written_done(h, false);
 	h->blocked = false;
-	h->prepared = false;
 }
 
 /* The session's failed(): the connection is gone; reconnect unless closing. */
@@ -245,143 +216,46 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 	return stmtq_push(&h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
 }
 
-/* Queue line L's statement on the pipeline. Returns 1 if it went out, 0 if the line is
- * unusable (*WHY says how), -1 if the connection failed. */
-static int send_line(struct hist *h, const struct hist_spool_line *l, const char **why)
+/* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
+ * line was unreadable and dropped (try the next), -1 if the connection failed. */
+static int send_batch(struct hist *h)
 {
-	const char *kind, *f[HIST_SPOOL_MAX_FIELDS], *p[N_RECORD];
-	const char *sql = NULL;
-	const char *const *params = f;
-	char *buf = malloc(l->len + 1);
-	int n, np = 0, rc = 0;
+	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, k = 0, taken = 0;
+	const char **lines = malloc(cap * sizeof(*lines));
+	size_t *lens = malloc(cap * sizeof(*lens));
+	int r = -1;
 
-	if (!buf)
-		return -1;
-	memcpy(buf, l->text, l->len + 1);
-	n = hist_spool_decode(buf, l->len, &kind, f, HIST_SPOOL_MAX_FIELDS);
-	if (n == N_START && strcmp(kind, K_START) == 0) {
-		memcpy(p, f, sizeof(*p) * N_START);
-		p[12] = "running";
-		p[13] = p[14] = p[15] = NULL;
-		sql = h->stmt_insert;
-		np = N_RECORD;
-		params = p;
-	} else if (n == N_RECORD && strcmp(kind, K_RECORD) == 0) {
-		sql = h->stmt_insert;
-		np = N_RECORD;
-	} else if ((n == N_PID && strcmp(kind, K_PID) == 0) ||
-	           (n == N_PID + 1 && strcmp(kind, K_PID2) == 0)) {
-		sql = h->stmt_pid;
-		np = N_PID;
-	} else if ((n == N_FINISH && strcmp(kind, K_FINISH) == 0) ||
-	           (n == N_FINISH + 1 && strcmp(kind, K_FINISH2) == 0)) {
-		sql = h->stmt_finish;
-		np = N_FINISH;
+	h->batch_cap = 0;
+	if (lines && lens && PQenterPipelineMode(stmtq_conn(&h->q))) {
+		for (const struct hist_spool_line *l = hist_spool_head(h->spool); l && k < cap;
+		     l = l->next, k++) {
+			lines[k] = l->text;
+			lens[k] = l->len;
+		}
+		r = hist_batch_send(stmtq_conn(&h->q), lines, lens, k, !h->head_fresh, &taken);
 	}
-	if (sql)
-		rc =
-		    PQsendQueryPrepared(stmtq_conn(&h->q), sql, np, params, NULL, NULL, 0) ? 1 : -1;
-	else
-		*why = n < 0 ? "damaged" : "unknown kind";
-	free(buf);
-	return rc;
-}
-
-/* Prepare the record statements on the connection, as one pipeline. */
-static void send_prepare(struct hist *h)
-{
-	unsigned seq = ++h->prepare_seq;
-
-	snprintf(h->stmt_insert, sizeof(h->stmt_insert), "pgcrond_ins_%u", seq);
-	snprintf(h->stmt_pid, sizeof(h->stmt_pid), "pgcrond_pid_%u", seq);
-	snprintf(h->stmt_finish, sizeof(h->stmt_finish), "pgcrond_fin_%u", seq);
-	PGconn *conn = stmtq_conn(&h->q);
-
-	if (!PQenterPipelineMode(conn) ||
-	    !PQsendPrepare(conn, h->stmt_insert, sql_insert, N_RECORD, NULL) ||
-	    !PQsendPrepare(conn, h->stmt_pid, sql_pid, N_PID, NULL) ||
-	    !PQsendPrepare(conn, h->stmt_finish, sql_finish, N_FINISH, NULL) ||
-	    !PQpipelineSync(conn)) {
-		conn_failed_libpq(h);
-		return;
-	}
-	h->batch_n = h->batch_ended = h->batch_failed = 0;
-	h->batch_synced = false;
-	(void)stmtq_begin(&h->q, OP_PREPARE, stmt_deadline_ms(h, OP_PREPARE), batch_result, op_done,
-	                  h);
-}
-
-/* The batch as set-based statements (hist_batch.c): sets h->set_batch and *N (lines) if it
- * went out; returns -1 if the connection failed. */
-static int send_set(struct hist *h, size_t *n)
-{
-	const char **lines = malloc(SET_BATCH_MAX * sizeof(*lines));
-	size_t *lens = malloc(SET_BATCH_MAX * sizeof(*lens)), k = 0;
-
-	if (!lines || !lens) {
-		free(lines);
-		free(lens);
-		return 0; /* line by line, then */
-	}
-	for (const struct hist_spool_line *l = hist_spool_head(h->spool); l && k < SET_BATCH_MAX;
-	     l = l->next, k++) {
-		lines[k] = l->text;
-		lens[k] = l->len;
-	}
-	int r = hist_batch_send(stmtq_conn(&h->q), lines, lens, k, !h->head_fresh);
 	free(lines);
 	free(lens);
 	if (r < 0) {
 		conn_failed_libpq(h);
 		return -1;
 	}
-	if (r > 0) {
-		h->set_batch = true;
-		*n = k;
-	}
-	return 0;
-}
-
-/* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
- * line was unusable and dropped (try the next), -1 if the connection failed. */
-static int send_batch(struct hist *h)
-{
-	size_t cap = h->batch_cap ? h->batch_cap : BATCH_MAX, n = 0;
-	const char *why = "";
-
-	h->batch_cap = 0;
-	if (!PQenterPipelineMode(stmtq_conn(&h->q))) {
-		conn_failed_libpq(h);
-		return -1;
-	}
-	h->set_batch = false;
-	if (h->set_ok && !h->line_mode && send_set(h, &n) < 0)
-		return -1;
-	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
-	for (const struct hist_spool_line *l = hist_spool_head(h->spool);
-	     !h->set_batch && l && n < cap; l = l->next, n++) {
-		int r = send_line(h, l, &why);
-		if (r < 0) {
-			conn_failed_libpq(h);
-			return -1;
-		}
-		if (r == 0)
-			break; /* an unusable line ends the batch; at the head it is dropped */
-	}
-	if (n == 0) {
+	if (r == 0) {
 		PQexitPipelineMode(stmtq_conn(&h->q));
-		log_error("history: discarding an unreadable record in %s (%s)",
-		          hist_spool_where(h->spool), why);
+		log_error("history: discarding an unreadable record in %s (damaged, or of a kind "
+		          "this version does not know)",
+		          hist_spool_where(h->spool));
 		h->st.dropped++;
 		pop(h);
 		return 0;
 	}
+	h->batch_fresh = h->head_fresh;
+	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
 	if (!PQpipelineSync(stmtq_conn(&h->q))) {
 		conn_failed_libpq(h);
 		return -1;
 	}
-	h->batch_n = n;
-	h->batch_ended = h->batch_failed = 0;
+	h->batch_n = taken;
 	h->batch_synced = false;
 	if (!stmtq_begin(&h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
 		return -1;
@@ -460,10 +334,6 @@ static void kick(struct hist *h)
 			if (!send_fresh(h))
 				return;
 			continue;
-		}
-		if (hist_spool_head(h->spool) && !h->prepared) {
-			send_prepare(h);
-			return;
 		}
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
 		 * the executor is idle, so a busy executor never starves the history. A full
@@ -563,23 +433,15 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	}
 	if (op == OP_ENSURE || op == OP_PARTITION) {
 		/* a failure (schema older than 6) is the maintenance thread's to report */
-		if (op == OP_ENSURE)
-			h->set_ok = !r->failed;
 		h->ensured = true;
 		return;
 	}
 	char day[16];
-	if (op == OP_BATCH && h->set_batch && !worth_retrying(r->sqlstate)) {
-		/* a line the database refuses: line by line finds it (and a day without a
-		 * partition) */
-		h->line_mode = true;
-		return;
-	}
-	if (op == OP_BATCH && strcmp(r->sqlstate, "23514") == 0 &&
-	    (h->batch_failed == 0 || h->batch_n == 1) && !h->head_part_tried &&
+	if (op == OP_BATCH && strcmp(r->sqlstate, "23514") == 0 && !h->head_part_tried &&
 	    line_day(hist_spool_head(h->spool), day, sizeof(day))) {
-		/* no partition for the row's day, or a CHECK it violates: in the second case the
-		 * partition exists, the line fails again and is dropped below */
+		/* no partition for the head row's day, or a CHECK a row violates: the halving
+		 * below finds the line, and once it is the head its day's partition is made; if
+		 * the partition was there, the line fails again and is dropped */
 		const char *p[] = {day};
 		h->head_part_tried = true;
 		send_stmt(h, OP_PARTITION, sql_partition, 1, p);
@@ -590,13 +452,8 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			log_notice("history: run records are written again");
 		conndrv_succeeded(&h->q.drv);
 		switch (op) {
-		case OP_PREPARE:
-			h->prepared = true;
-			break;
 		case OP_BATCH:
 			hist_written_done(h, true);
-			if (!h->set_batch)
-				h->line_mode = false;
 			for (size_t i = 0; i < h->batch_n; i++) {
 				h->st.written++;
 				pop(h);
@@ -641,10 +498,12 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 
-	if (op == OP_PREPARE || worth_retrying(r->sqlstate)) {
-		bool schema = strcmp(r->sqlstate, "42P01") == 0 ||
-		              strcmp(r->sqlstate, "3F000") == 0 ||
-		              strcmp(r->sqlstate, "42703") == 0;
+	if (worth_retrying(r->sqlstate)) {
+		/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
+		bool schema =
+		    strcmp(r->sqlstate, "42P01") == 0 || strcmp(r->sqlstate, "3F000") == 0 ||
+		    strcmp(r->sqlstate, "42703") == 0 || strcmp(r->sqlstate, "42P10") == 0 ||
+		    strcmp(r->sqlstate, "42883") == 0;
 		if (log_complain(&h->write_complaint))
 			log_warning(
 			    "history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
@@ -670,11 +529,14 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		log_error("history: cannot close the runs a previous process left running: %s",
 		          r->err);
 		hist_earlier_done(h);
-	} else if (h->batch_failed > 0 && h->batch_n > 1) {
-		/* The lines before the bad one were rolled back with it: send them alone, then
-		 * the bad one is the head and is dropped as below. An error at the commit names
-		 * no line: go one by one. */
-		h->batch_cap = h->batch_failed < h->batch_n ? h->batch_failed : 1;
+	} else if (h->batch_fresh && strcmp(r->sqlstate, "23505") == 0) {
+		/* a row of a batch never sent before was there after all: the same lines again,
+		 * as a replay (head_fresh is false now), which skips or completes it */
+	} else if (h->batch_n > 1) {
+		/* A line the database refuses is in the batch, which rolled back whole: send its
+		 * first half alone. The half with the line fails again and is halved again, until
+		 * the line is alone at the head and is dropped below. */
+		h->batch_cap = h->batch_n / 2;
 	} else {
 		h->st.dropped++;
 		log_error("history: the database refuses a run record, dropping it: %s "
@@ -685,16 +547,14 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 }
 
 /* One result (or the NULL that ends a statement's results) of the batch in flight (the
- * session's each() for OP_BATCH and OP_PREPARE, which history.c writes itself). */
+ * session's each() for OP_BATCH, which history.c writes itself). */
 static void batch_result(void *arg, int tag, PGresult *r)
 {
 	struct hist *h = arg;
 
 	if (!r) {
-		if (!h->batch_synced) {
-			h->batch_ended++;
-			return;
-		}
+		if (!h->batch_synced)
+			return; /* the end of one of its statements */
 		/* the NULL after the sync: the connection is idle */
 		if (!PQexitPipelineMode(stmtq_conn(&h->q))) {
 			stmtq_fail(&h->q, "cannot leave pipeline mode", 0);
@@ -717,8 +577,7 @@ static void batch_result(void *arg, int tag, PGresult *r)
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */
 		return;
 	default:
-		if (stmtq_note_error(&h->q, r))
-			h->batch_failed = h->batch_ended;
+		stmtq_note_error(&h->q, r);
 		return;
 	}
 }

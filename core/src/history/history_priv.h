@@ -41,8 +41,7 @@
 #define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
 #define APP_NAME "pgcrond history"
-#define BATCH_MAX 512
-/* A set-based batch (hist_batch.c) is two statements whatever its size: larger batches
+/* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
 #define SET_BATCH_MAX 4096
 /* A record arriving at an idle connection waits this long for company before it is sent:
@@ -74,8 +73,7 @@
 
 /* The statements, by what their answers mean (the session's tags). */
 enum hist_op {
-	OP_PREPARE = 1,
-	OP_BATCH,
+	OP_BATCH = 1,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
 	OP_LAST_RESULTS,
@@ -95,19 +93,12 @@ struct hist {
 	uint64_t next_key;
 	struct hist_tuning tun;
 
-	struct stmtq q;      /* the connection and the statement in flight (stmtq.h) */
-	size_t batch_n;      /* OP_BATCH: lines sent, from the head */
-	size_t batch_ended;  /* ... statements whose results are complete */
-	size_t batch_failed; /* ... index of the statement that failed */
-	bool batch_synced;   /* ... its sync point has been reached */
-	size_t batch_cap;    /* > 0: the next batch stops before a line known to fail */
-	/* The record statements are prepared once per connection, so that a record costs its
-	 * execution only, not a parse and plan as well; the names carry an attempt number, so
-	 * a failed attempt's leftovers never collide with the next. */
-	bool prepared;
-	unsigned prepare_seq;
-	char stmt_insert[32], stmt_pid[32], stmt_finish[32];
-	bool blocked; /* a write error: wait for the driver's retry timer before sending */
+	struct stmtq q;    /* the connection and the statement in flight (stmtq.h) */
+	size_t batch_n;    /* OP_BATCH: lines sent, from the head */
+	bool batch_synced; /* ... its sync point has been reached */
+	bool batch_fresh;  /* ... it was sent as lines never sent before (head_fresh) */
+	size_t batch_cap;  /* > 0: the next batch holds at most this many lines (halving) */
+	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
 	struct event purge_ev, linger_ev;
@@ -125,9 +116,6 @@ struct hist {
 	bool ensured;              /* partitions ensured on this connection */
 	bool head_part_tried;      /* the head line's day partition was created once */
 	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
-	bool set_ok;               /* schema 6: batches as set-based statements */
-	bool set_batch;            /* ... the batch in flight is one */
-	bool line_mode;            /* ... the next batch goes line by line */
 	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
 	                            * in the table: the insert needs no conflict check) */
 	struct hist_keymap starts; /* run key -> start, for the runs in progress */
