@@ -874,15 +874,32 @@ static void sandbox2_stop_at_exit(void)
 		fprintf(stderr, "itest: could not stop the second sandbox at %s\n", sandbox2_dir);
 }
 
+const char *itest_pgbin(void)
+{
+	const char *b = getenv("PGSANDBOX_PGBIN");
+	return b && *b ? b : ITEST_DEBIAN_PGBIN;
+}
+
+int itest_server_major(void)
+{
+	const char *v = getenv("PGCROND_TEST_SERVER");
+	return v && *v ? atoi(v) : 15;
+}
+
 char *itest_sandbox2_start(const char *dir)
+{
+	return itest_sandbox2_start_with(dir, NULL);
+}
+
+char *itest_sandbox2_start_with(const char *dir, const char *pgbin)
 {
 	char cmd[2600], path[1100];
 	ck_assert_msg(!sandbox2_dir[0], "one second sandbox per test process");
 	snprintf(sandbox2_dir, sizeof(sandbox2_dir), "%s/pg2", dir);
 	atexit(sandbox2_stop_at_exit);
 	snprintf(path, sizeof(path), "%s/pg2.conninfo", dir);
-	snprintf(cmd, sizeof(cmd), "%s start --dir %s --owner %d > %s", SANDBOX_SCRIPT,
-	         sandbox2_dir, (int)getpid(), path);
+	snprintf(cmd, sizeof(cmd), "PGSANDBOX_PGBIN='%s' %s start --dir %s --owner %d > %s",
+	         pgbin ? pgbin : itest_pgbin(), SANDBOX_SCRIPT, sandbox2_dir, (int)getpid(), path);
 	ck_assert_msg(system(cmd) == 0, "cannot start a second sandbox: %s", cmd);
 	char *ci = itest_read_file(path);
 	ci[strcspn(ci, "\n")] = '\0';

@@ -113,6 +113,14 @@ void itest_schedule_soon(char *out, size_t outlen, int ahead);
  * that the test takes away and brings back; stopped when the test process exits. One per
  * process. Returns its conninfo (malloc'd). */
 char *itest_sandbox2_start(const char *dir);
+/* ... run from PGBIN, a server's bin directory (NULL: itest_pgbin()'s) */
+char *itest_sandbox2_start_with(const char *dir, const char *pgbin);
+/* The bin directory of the server the tests run against: $PGSANDBOX_PGBIN (scripts/test
+ * --servers), else Debian's PostgreSQL 15 (ITEST_DEBIAN_PGBIN). */
+#define ITEST_DEBIAN_PGBIN "/usr/lib/postgresql/15/bin"
+const char *itest_pgbin(void);
+/* Its major version: $PGCROND_TEST_SERVER (scripts/test --servers), else 15. */
+int itest_server_major(void);
 /* Stop the second server keeping its data ("pause") or start it again ("resume"). */
 void itest_sandbox2(const char *what);
 

@@ -228,10 +228,20 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	forget_conn(c);
 	if (c->closing)
 		return false;
-	if (!c->in_recovery && log_complain(&c->down_complaint))
+	bool too_old = !was_ready && strstr(why, PGCONN_OLD_SERVER);
+	if (!c->in_recovery && !too_old && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	cluster_xact_lost(c);
+	if (too_old && !c->refused) {
+		/* a server too old for pgcrond: the daemon stops (as for a name held by another
+		 * instance), with that one line */
+		char msg[700];
+		snprintf(msg, sizeof(msg), "history database %s: %s", c->safe_conninfo, why);
+		c->refused = true;
+		if (c->hooks.refused)
+			c->hooks.refused(c->hooks.arg, msg);
+	}
 	/* claims in flight or waiting: their answer cannot come now */
 	cluster_answer_claims(c, cluster_is_sent, cluster_v_offline);
 	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);

@@ -522,7 +522,7 @@ static void fail(struct conndrv *d, const char *why, bool timed_out)
 		snprintf(buf, sizeof(buf), "%s", why); /* WHY may point into the connection */
 	drop(d);
 	d->timed_out = timed_out;
-	d->answered = !was_ready && conndrv_server_answered(buf);
+	d->answered = !was_ready && (conndrv_server_answered(buf) || strstr(buf, PGCONN_OLD_SERVER));
 	if (!was_ready && !d->answered)
 		conndrv_server_down(d->base, d->server, buf);
 	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
@@ -538,6 +538,11 @@ static void connected(struct conndrv *d)
 	evtimer_del(&d->timer_ev);
 	if (PQsetnonblocking(d->conn, 1) != 0) {
 		conndrv_fail(d, NULL);
+		return;
+	}
+	char why[160];
+	if (pgconn_server_too_old(d->conn, why, sizeof(why))) {
+		conndrv_fail(d, why);
 		return;
 	}
 	d->state = CONNDRV_READY;

@@ -306,6 +306,17 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 	return buf;
 }
 
+bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len)
+{
+	int v = PQserverVersion(conn);
+	if (v <= 0 || v >= PGCONN_MIN_SERVER_VERSION)
+		return false;
+	const char *name = PQparameterStatus(conn, "server_version");
+	snprintf(why, len, "the server is PostgreSQL %.*s; " PGCONN_OLD_SERVER,
+	         name ? (int)strcspn(name, " ") : 2, name ? name : "13");
+	return true;
+}
+
 static PGconn *connect_blocking(const char *conninfo, const char *application_name, bool pinned,
                                 char *err, size_t errlen)
 {
@@ -323,6 +334,12 @@ static PGconn *connect_blocking(const char *conninfo, const char *application_na
 	/* one state for all of a command's connections: a CLI command is short-lived */
 	static struct pgconn_notices cli_notices;
 
+	if (c && PQstatus(c) == CONNECTION_OK && pgconn_server_too_old(c, why, sizeof(why))) {
+		pgconn_redact_conninfo(conninfo, safe, sizeof(safe));
+		snprintf(err, errlen, "cannot use \"%s\": %s", safe, why);
+		PQfinish(c);
+		return NULL;
+	}
 	if (c && PQstatus(c) == CONNECTION_OK) {
 		if (cli_notices.limit == 0)
 			pgconn_notices_init(&cli_notices, NULL, PGCONN_NOTICES_PER_MIN, 60000);

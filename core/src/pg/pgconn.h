@@ -68,6 +68,16 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * in the conninfo instead. malloc'd; NULL when out of memory. */
 char *pgconn_pinned_options(const char *conninfo);
 
+/* The oldest server pgcrond works with: PostgreSQL 14 (the schema's partition maintenance
+ * reads pg_inherits.inhdetachpending, new in 14). Every connection, the daemon's
+ * (conndrv.c) and the CLI's, refuses an older one with PGCONN_OLD_SERVER's words. */
+#define PGCONN_MIN_SERVER_VERSION 140000
+#define PGCONN_OLD_SERVER "pgcrond needs PostgreSQL 14 or later"
+/* Whether CONN's server is older than PGCONN_MIN_SERVER_VERSION: if so, one line naming the
+ * version found and the one needed in WHY ("the server is PostgreSQL 13.23; pgcrond needs
+ * PostgreSQL 14 or later"). */
+bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len);
+
 /* Blocking connect for the CLI commands (search_path pinned). Returns the connection, or NULL with
  * a one-line message in ERR that names the (redacted) conninfo and never shows its password. */
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
