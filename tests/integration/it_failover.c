@@ -215,7 +215,8 @@ int main(void)
 	char tool[1100];
 	snprintf(tool, sizeof(tool), "%s/pg_basebackup", pgbin);
 	if (access(tool, X_OK) != 0) {
-		printf("it_failover: skipped: no %s (the standby is a base backup of the server's own version; "
+		printf("it_failover: skipped: no %s (the standby is a base backup of the server's "
+		       "own version; "
 		       "the npm registry's servers come without it)\n",
 		       tool);
 		return 77;

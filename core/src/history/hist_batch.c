@@ -160,7 +160,7 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 	                                                                       * instance closed   \
 	                                                                       * (it found this    \
 	                                                                       * one dead:         \
-	                                                                       * cluster.h) with                                                                                              \
+	                                                                       * cluster.h) with   \
 	                                                                       * that instance's   \
 	                                                                       * verdict */        \
 	"   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE(     \

@@ -522,7 +522,8 @@ static void fail(struct conndrv *d, const char *why, bool timed_out)
 		snprintf(buf, sizeof(buf), "%s", why); /* WHY may point into the connection */
 	drop(d);
 	d->timed_out = timed_out;
-	d->answered = !was_ready && (conndrv_server_answered(buf) || strstr(buf, PGCONN_OLD_SERVER));
+	d->answered =
+	    !was_ready && (conndrv_server_answered(buf) || strstr(buf, PGCONN_OLD_SERVER));
 	if (!was_ready && !d->answered)
 		conndrv_server_down(d->base, d->server, buf);
 	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
