@@ -494,6 +494,8 @@ static void serve_trigger(struct http *h, struct evhttp_request *req, const char
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
+static void mark_asked(struct http *h, const struct evhttp_connection *evcon);
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct http *h = arg;
@@ -504,6 +506,7 @@ static void route(struct evhttp_request *req, void *arg)
 
 	if (!path || !*path)
 		path = "/";
+	mark_asked(h, evhttp_request_get_connection(req));
 	if (get && strcmp(path, "/health") == 0) {
 		serve_health(h, req);
 		return;
@@ -568,7 +571,11 @@ struct conn {
 	struct http *h;
 	struct bufferevent *bev;         /* pending: referenced until adopted */
 	struct evhttp_connection *evcon; /* adopted */
+	bool asked;                      /* a whole request came on it (route) */
 };
+
+/* Connections accepted past the cap in one round of the listener, before adopt_cb makes room */
+#define CONNS_OVER_CAP 8
 
 static void unlink_conn(struct conn **head, struct conn *c)
 {
@@ -590,15 +597,40 @@ static void link_conn(struct conn **head, struct conn *c)
 	*head = c;
 }
 
-/* Accept again when neither the cap nor a back-off holds the listener. */
+/* A whole request came on EVCON (route). */
+static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
+{
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (c->evcon == evcon)
+			c->asked = true;
+}
+
+/* The oldest connection on which no whole request came yet, or NULL. At the cap such a
+ * connection is closed to make room for a new one: clients that hold connections open
+ * without asking anything (slowloris) then keep no probe's /health waiting, since a request
+ * that comes whole is never among those closed. (The list's head is the newest.) */
+static struct conn *oldest_silent(const struct http *h)
+{
+	struct conn *oldest = NULL;
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (!c->asked)
+			oldest = c;
+	return oldest;
+}
+
+/* Accept again when neither the cap (with no silent connection to close) nor a back-off
+ * holds the listener. */
 static void listener_update(struct http *h)
 {
-	bool cap = h->n_conns >= h->max_conns;
-	if (cap && !h->at_cap && log_complain(&h->cap_complaint))
-		log_warning("http: %d connections open, the most http.max_connections allows; "
-		            "new ones wait until one closes (a client holding connections open?)",
-		            h->n_conns);
-	h->at_cap = cap;
+	bool full = h->n_conns >= h->max_conns;
+	bool cap = full && !oldest_silent(h);
+	if (full && !h->at_cap && log_complain(&h->cap_complaint))
+		log_warning(
+		    "http: %d connections open, the most http.max_connections allows; "
+		    "the oldest that asked nothing yet are closed to make room, and new ones "
+		    "wait when none is left (a client holding connections open?)",
+		    h->n_conns);
+	h->at_cap = full;
 	if (!h->lev)
 		return;
 	if (cap || h->backing_off)
@@ -640,6 +672,9 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 		link_conn(&h->conns, c);
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	}
+	struct conn *silent;
+	while (h->n_conns > h->max_conns && (silent = oldest_silent(h)) != NULL)
+		evhttp_connection_free(silent->evcon); /* conn_closed counts it out */
 	listener_update(h);
 }
 
@@ -659,8 +694,8 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 	link_conn(&h->pending, c);
 	h->n_conns++;
 	event_active(&h->adopt_ev, EV_TIMEOUT, 1);
-	if (h->n_conns >= h->max_conns && h->lev)
-		evconnlistener_disable(h->lev); /* no further accept in this round */
+	if (h->n_conns >= h->max_conns + CONNS_OVER_CAP && h->lev)
+		evconnlistener_disable(h->lev); /* until adopt_cb has made room */
 	return bev;
 }
 
