@@ -215,7 +215,9 @@ void sched_job_free(struct job **jp)
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
-	free(j->last_message);
+	if (j->last)
+		free(j->last->message);
+	free(j->last);
 	if (j->own_strs)
 		free((char *)j->name); /* the block of them all (sched_job_own_strs) */
 	free(j);
@@ -277,24 +279,34 @@ void sched_run_admit(struct run *r)
 		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
+struct job_last *job_last(struct job *j)
+{
+	if (!j->last)
+		j->last = calloc(1, sizeof(*j->last));
+	return j->last;
+}
+
 /* The job's last result, for status. */
 static void note_result(struct run *r, const char *status, const char *message,
                         const char *sqlstate, int64_t end_us)
 {
-	struct job *j = r->job;
-	snprintf(j->last_status, sizeof(j->last_status), "%s", status);
-	free(j->last_message);
-	j->last_message = message ? strdup(message) : NULL;
-	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s", sqlstate ? sqlstate : "");
-	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", r->trigger);
-	j->last_start_us = r->start_us;
-	j->last_end_us = end_us;
-	j->ran_end_us = end_us;
-	j->last_attempt = r->attempt;
-	j->last_runid = 0; /* its row is written after this (sched_recent_written) */
-	j->last_hist_key = r->hist_key;
-	int64_t busy_ms = r->backend_at_us ? (sched_now_us(j->s) - r->backend_at_us) / 1000 : 0;
-	j->last_backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
+	struct job_last *l = job_last(r->job);
+	if (!l)
+		return;
+	snprintf(l->status, sizeof(l->status), "%s", status);
+	free(l->message);
+	l->message = message ? strdup(message) : NULL;
+	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(l->trigger, sizeof(l->trigger), "%s", r->trigger);
+	l->start_us = r->start_us;
+	l->end_us = end_us;
+	l->ran_end_us = end_us;
+	l->attempt = r->attempt;
+	l->runid = 0; /* its row is written after this (sched_recent_written) */
+	l->hist_key = r->hist_key;
+	int64_t busy_ms =
+	    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
+	l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
 
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
@@ -576,8 +588,9 @@ static void run_begin(struct run *r)
 	/* it starts after the job's last run here ended, also in its history when the database's
 	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue
 	 * job's runs never overlap there. Not past a step of the wall clock (clock_check). */
-	if (r->start_us < j->ran_end_us && j->ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
-		r->start_us = j->ran_end_us;
+	int64_t ran_end_us = j->last ? j->last->ran_end_us : 0;
+	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
+		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
 	s->n_running++;
 	flow_run_begin(r);
@@ -647,7 +660,7 @@ static void run_begin(struct run *r)
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,
-	    .name_backend = !j->last_end_us || j->last_backend_ms >= NAMED_RUN_MS,
+	    .name_backend = !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
 	    .on_pid = sched_on_pid,
 	    .on_xid = cluster_marks_runs(s->cluster) ? sched_on_xid : NULL, /* cluster.h */
 	    .hold = r->mark_wait,

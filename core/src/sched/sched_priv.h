@@ -117,21 +117,28 @@ struct job {
 	bool up_noted;       /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
-	int last_attempt;
-	int32_t last_backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
-	char *last_message;      /* its return_message */
-	int64_t last_start_us;
-	int64_t last_end_us;
-	int64_t ran_end_us;          /* the end of this process's last run of it (run_start) */
-	int64_t last_runid;          /* its row's runid once known; 0 */
-	uint64_t last_hist_key;      /* its history key (hist_start); 0 if read back */
+	struct job_last *last;       /* NULL before its first result (job_last) */
 	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
 	bool paused;
-	bool paused_owed;      /* a notification or upstream fire came while paused */
-	char last_status[16];  /* "succeeded" | "failed" | "" before the first end */
-	char last_sqlstate[6]; /* "" if none */
-	char last_trigger[16];
+	bool paused_owed; /* a notification or upstream fire came while paused */
 };
+
+/* A job's last result, for the status: made at its first (a run of it ends, or the history
+ * has one at start), so that the jobs that never ran keep none (100,000 idle jobs: 10 MB). */
+struct job_last {
+	char *message; /* its return_message */
+	int64_t start_us, end_us;
+	int64_t ran_end_us; /* the end of this process's last run of it (run_start) */
+	int64_t runid;      /* its row's runid once known; 0 */
+	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
+	int attempt;
+	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
+	char status[16];    /* "succeeded" | "failed" | ... */
+	char sqlstate[6];   /* "" if none */
+	char trigger[16];
+};
+/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+struct job_last *job_last(struct job *j);
 
 struct run {
 	struct job *job;

@@ -76,8 +76,8 @@ void sched_recent_written(void *arg, const struct hist_written *w)
 	struct job *j = sched_job_find(s, w->job);
 	if (!j || !w->key)
 		return;
-	if (j->last_hist_key == w->key && !j->last_runid)
-		j->last_runid = w->runid;
+	if (j->last && j->last->hist_key == w->key && !j->last->runid)
+		j->last->runid = w->runid;
 	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
 		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
 			j->recent->runs[i].runid = w->runid;
@@ -114,25 +114,27 @@ struct sched_recent_store {
  * run id, where it is the same run. */
 static void set_last(struct job *j, const struct hist_past_run *pr)
 {
-	if (j->last_status[0]) {
-		if (!j->last_runid && j->last_end_us == pr->end_us)
-			j->last_runid = pr->runid;
+	struct job_last *l = j->last;
+	if (l && l->status[0]) {
+		if (!l->runid && l->end_us == pr->end_us)
+			l->runid = pr->runid;
 		return;
 	}
 	char *msg = pr->message ? strdup(pr->message) : NULL;
-	if (pr->message && !msg)
+	if ((pr->message && !msg) || !(l = job_last(j))) {
+		free(msg);
 		return;
-	snprintf(j->last_status, sizeof(j->last_status), "%s", pr->status);
-	free(j->last_message);
-	j->last_message = msg;
-	snprintf(j->last_sqlstate, sizeof(j->last_sqlstate), "%s",
-	         pr->sqlstate ? pr->sqlstate : "");
-	snprintf(j->last_trigger, sizeof(j->last_trigger), "%s", pr->trigger ? pr->trigger : "");
-	j->last_start_us = pr->start_us;
-	j->last_end_us = pr->end_us;
-	j->last_attempt = pr->attempt;
-	j->last_backend_ms = 0;
-	j->last_runid = pr->runid;
+	}
+	snprintf(l->status, sizeof(l->status), "%s", pr->status);
+	free(l->message);
+	l->message = msg;
+	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
+	snprintf(l->trigger, sizeof(l->trigger), "%s", pr->trigger ? pr->trigger : "");
+	l->start_us = pr->start_us;
+	l->end_us = pr->end_us;
+	l->attempt = pr->attempt;
+	l->backend_ms = 0;
+	l->runid = pr->runid;
 }
 
 static void apply_row(struct job *j, enum hist_past_kind kind, const struct hist_past_run *pr)

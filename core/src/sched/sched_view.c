@@ -26,6 +26,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	if (!j)
 		return -ENOENT;
 	const struct run *a = j->active;
+	const struct job_last *l = j->last;
 	*out = (struct sched_job_view){
 	    .name = j->name,
 	    .plugin = j->plugin,
@@ -48,16 +49,16 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .run_attempt = a ? a->attempt : 0,
 	    .retry_armed = j->retry_armed,
 	    .retry_at_us = j->retry_at_us,
-	    .last_status = j->last_status,
-	    .last_message = j->last_message,
-	    .last_sqlstate = j->last_sqlstate,
-	    .last_trigger = j->last_trigger,
-	    .last_attempt = j->last_attempt,
-	    .last_start_us = j->last_start_us,
-	    .last_end_us = j->last_end_us,
+	    .last_status = l ? l->status : "",
+	    .last_message = l ? l->message : NULL,
+	    .last_sqlstate = l ? l->sqlstate : "",
+	    .last_trigger = l ? l->trigger : "",
+	    .last_attempt = l ? l->attempt : 0,
+	    .last_start_us = l ? l->start_us : 0,
+	    .last_end_us = l ? l->end_us : 0,
 	    .last_success_us = j->last_success_us,
 	    .consecutive = j->consecutive,
-	    .last_runid = j->last_runid,
+	    .last_runid = l ? l->runid : 0,
 	    .recent = j->recent,
 	};
 	fresh_view(j, now_us, &out->fresh);
