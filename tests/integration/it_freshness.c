@@ -843,14 +843,12 @@ int main(void)
 	tcase_set_timeout(reload, 240);
 	tcase_add_test(reload, reload_with_another_source_runs_within_its_sla);
 	/* JIT is in Debian's server (llvmjit.so), not in the npm registry's (--servers) */
-	PGconn *c = itest_connect(itest_conninfo());
-	if (itest_scalar_ll(c, "SELECT pg_jit_available()::int") == 1)
+	if (itest_jit_available())
 		tcase_add_test(reload, checks_are_not_compiled_by_jit);
 	else
 		printf("it_freshness: checks_are_not_compiled_by_jit skipped: this server has no "
 		       "JIT (%s)\n",
 		       itest_pgbin());
-	PQfinish(c);
 	tcase_add_test(reload, job_database_reached_as_another_role);
 	itest_add_tcase(s, reload);
 	TCase *changes = tcase_create("changes");

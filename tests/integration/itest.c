@@ -125,6 +125,21 @@ const char *itest_conninfo(void)
 	return conninfo_buf;
 }
 
+bool itest_jit_available(void)
+{
+	char ci[1024];
+	const char *dir = getenv("PGCROND_SANDBOX");
+	if (!dir || !read_conninfo(dir, ci, sizeof(ci)))
+		return false;
+	PGconn *c = PQconnectdb(ci);
+	PGresult *r = PQexec(c, "SELECT pg_catalog.pg_jit_available()");
+	bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	           strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	PQfinish(c);
+	return yes;
+}
+
 char *itest_conninfo_db(const char *dbname)
 {
 	const char *base = itest_conninfo();

@@ -121,6 +121,9 @@ char *itest_sandbox2_start_with(const char *dir, const char *pgbin);
 const char *itest_pgbin(void);
 /* Its major version: $PGCROND_TEST_SERVER (scripts/test --servers), else 15. */
 int itest_server_major(void);
+/* Whether it compiles statements with JIT. Outside a test case too (in main: no Check
+ * assertion), false when it cannot be asked. */
+bool itest_jit_available(void);
 /* Stop the second server keeping its data ("pause") or start it again ("resume"). */
 void itest_sandbox2(const char *what);
 
