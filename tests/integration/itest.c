@@ -3,7 +3,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -277,15 +276,6 @@ void itest_chown_user(const char *path)
  * Check forks the cases, so that every case's directories are in the one scratch. */
 static char scratch[128];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 __attribute__((constructor)) static void itest_make_scratch(void)
 {
 	const char *suite = program_invocation_short_name;
@@ -301,9 +291,21 @@ __attribute__((constructor)) static void itest_make_scratch(void)
 		old[len] = '\0';
 		char prefix[128];
 		snprintf(prefix, sizeof(prefix), "/tmp/%.40s.", suite);
-		/* only what an earlier run of this suite made */
-		if (strncmp(old, prefix, strlen(prefix)) == 0 && strlen(old) == strlen(prefix) + 6)
-			nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		/* only what an earlier run of this suite made: a directory of ours (its
+		 * subdirectories are the sandbox user's: rm, unlike a walk by path names, follows
+		 * no link one of them was swapped for) */
+		struct stat st;
+		if (strncmp(old, prefix, strlen(prefix)) == 0 &&
+		    strlen(old) == strlen(prefix) + 6 &&
+		    strspn(old + strlen(prefix),
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		           "0123456789") == 6 &&
+		    lstat(old, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()) {
+			char cmd[400];
+			snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", old);
+			if (system(cmd) != 0)
+				fprintf(stderr, "itest: could not remove %s\n", old);
+		}
 	}
 	unlink(link);
 	snprintf(scratch, sizeof(scratch), "/tmp/%.40s.XXXXXX", suite);
@@ -337,13 +339,14 @@ void itest_failed(const char *file, int line, const char *expr, const char *msg,
 	snprintf(path, sizeof(path), "%s/failure-%s-%d-%ld.txt", scratch, base, line,
 	         (long)getpid());
 	FILE *f = fopen(path, "w");
+	bool kept = f != NULL;
 	if (f) {
 		fprintf(f, "%s:%d: %s\n%s\n", file, line, expr, text);
 		fclose(f);
 	}
 	_ck_assert_failed(file, line, expr,
 	                  "%.*s\n[... %zu bytes more; the whole message is in %s ...]\n%s", HEAD,
-	                  text, n - HEAD - (KEEP - HEAD - 300), f ? path : "(no file)",
+	                  text, n - HEAD - (KEEP - HEAD - 300), kept ? path : "(no file)",
 	                  text + n - (KEEP - HEAD - 300));
 }
 

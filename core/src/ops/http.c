@@ -61,6 +61,7 @@ struct http {
 	struct event adopt_ev;   /* activated for the pending */
 	struct event backoff_ev; /* re-enables the listener after a failed accept */
 	bool events_ready, backing_off, at_cap;
+	unsigned round; /* adopt_cb's rounds */
 	struct log_complaint accept_complaint, cap_complaint;
 };
 
@@ -572,6 +573,7 @@ struct conn {
 	struct bufferevent *bev;         /* pending: referenced until adopted */
 	struct evhttp_connection *evcon; /* adopted */
 	bool asked;                      /* a whole request came on it (route) */
+	unsigned round;                  /* the adopt_cb round that adopted it */
 };
 
 /* Connections accepted past the cap in one round of the listener, before adopt_cb makes room */
@@ -605,17 +607,31 @@ static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 			c->asked = true;
 }
 
-/* The oldest connection on which no whole request came yet, or NULL. At the cap such a
- * connection is closed to make room for a new one: clients that hold connections open
- * without asking anything (slowloris) then keep no probe's /health waiting, since a request
- * that comes whole is never among those closed. (The list's head is the newest.) */
-static struct conn *oldest_silent(const struct http *h)
+/* The oldest connection on which no whole request came yet, adopted before this round, or
+ * NULL. At the cap such a connection is closed to make room for a new one: clients that hold
+ * connections open without asking anything (slowloris) then keep no probe's /health
+ * waiting, since a request that comes whole is never among those closed, and a connection
+ * just accepted has a round of the loop at least to send its own. (The list's head is the
+ * newest.) */
+static struct conn *oldest_silent(const struct http *h, bool this_round_too)
 {
 	struct conn *oldest = NULL;
 	for (struct conn *c = h->conns; c; c = c->next)
-		if (!c->asked)
+		if (!c->asked && (this_round_too || c->round != h->round))
 			oldest = c;
 	return oldest;
+}
+
+/* Close C (oldest_silent's): counted out here, not by its close callback (which libevent
+ * calls only for a connection it still counts as connected). */
+static void evict(struct http *h, struct conn *c)
+{
+	struct evhttp_connection *evcon = c->evcon;
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	unlink_conn(&h->conns, c);
+	free(c);
+	h->n_conns--;
+	evhttp_connection_free(evcon);
 }
 
 /* Accept again when neither the cap (with no silent connection to close) nor a back-off
@@ -623,7 +639,8 @@ static struct conn *oldest_silent(const struct http *h)
 static void listener_update(struct http *h)
 {
 	bool full = h->n_conns >= h->max_conns;
-	bool cap = full && !oldest_silent(h);
+	/* (this round's count: the next accept starts a round that may close them) */
+	bool cap = full && !oldest_silent(h, true);
 	if (full && !h->at_cap && log_complain(&h->cap_complaint))
 		log_warning(
 		    "http: %d connections open, the most http.max_connections allows; "
@@ -655,6 +672,7 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	(void)fd;
 	(void)what;
+	h->round++;
 	while (h->pending) {
 		struct conn *c = h->pending;
 		void *cbarg = NULL;
@@ -669,12 +687,13 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		c->evcon = cbarg;
+		c->round = h->round;
 		link_conn(&h->conns, c);
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	}
 	struct conn *silent;
-	while (h->n_conns > h->max_conns && (silent = oldest_silent(h)) != NULL)
-		evhttp_connection_free(silent->evcon); /* conn_closed counts it out */
+	while (h->n_conns > h->max_conns && (silent = oldest_silent(h, false)) != NULL)
+		evict(h, silent);
 	listener_update(h);
 }
 
