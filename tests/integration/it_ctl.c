@@ -429,6 +429,14 @@ START_TEST(plugin_versions_and_history_run)
 	out = itest_cli(&status, "list", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0 && strstr(out, "plugin example 1.0.0"), "list: %d %s", status,
 	              out);
+	/* and what a fault may do to each (docs/faults.md): a DO block may COMMIT inside */
+	char *boom = strstr(out, "\nboom "), *viewl = strstr(out, "\nview ");
+	ck_assert_msg(boom && viewl && strstr(out, "ONCE (FAULTS)"), "list: %s", out);
+	*strchr(boom + 1, '\n') = '\0';
+	*strchr(viewl + 1, '\n') = '\0';
+	ck_assert_msg(strstr(boom + 1, " fenced: procedure ") &&
+	                  strstr(viewl + 1, " fenced: plugin "),
+	              "list:\n%s\n%s", boom + 1, viewl + 1);
 	free(out);
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "plugin example 1.0.0", 10),

@@ -111,7 +111,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	if (eol)
 		*eol = '\0';
 	ck_assert_msg(status == 0 && line && strstr(line, " sql, role " APP " ") &&
-	                  strstr(line, " 1 seconds "),
+	                  strstr(line, " 1 seconds ") && strstr(line, " yes "),
 	              "%d %s", status, out);
 	free(out);
 

@@ -1,6 +1,7 @@
 /* sqlscan.c: which job commands may share a pipeline with the session reset. */
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sqlscan.h"
 
@@ -57,6 +58,65 @@ START_TEST(test_what_goes_out_on_its_own)
 }
 END_TEST
 
+/* The classes of docs/faults.md: the commands a pg_cron user writes (issue 48's corpus). */
+START_TEST(test_command_classes)
+{
+	static const struct {
+		const char *sql;
+		enum sqlscan_class want;
+		const char *once;
+	} cases[] = {
+	    {"SELECT purge_sessions()", SQLSCAN_ONE_TRANSACTION, "yes"},
+	    {"REFRESH MATERIALIZED VIEW CONCURRENTLY mv", SQLSCAN_ONE_TRANSACTION, "yes"},
+	    {"INSERT INTO tick(job) VALUES ('l1'); SELECT pg_sleep(3)", SQLSCAN_ONE_TRANSACTION,
+	     "fenced: one transaction"},
+	    {"DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days'",
+	     SQLSCAN_ONE_TRANSACTION, "yes"},
+	    {"TRUNCATE t; ANALYZE t", SQLSCAN_ONE_TRANSACTION, "fenced: one transaction"},
+	    {"PREPARE p AS SELECT 1; EXECUTE p", SQLSCAN_ONE_TRANSACTION,
+	     "fenced: one transaction"},
+	    {"ALTER TABLE t ADD COLUMN c int", SQLSCAN_ONE_TRANSACTION, "fenced: one transaction"},
+	    {"VACUUM ANALYZE public.submissions", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"vacuum", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"SELECT 1; VACUUM t", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"CREATE INDEX CONCURRENTLY i ON t (a)", SQLSCAN_NO_BLOCK,
+	     "fenced: no transaction block"},
+	    {"create unique index concurrently i on t (a)", SQLSCAN_NO_BLOCK,
+	     "fenced: no transaction block"},
+	    {"REINDEX TABLE CONCURRENTLY t", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"DROP INDEX CONCURRENTLY i", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"CREATE DATABASE d", SQLSCAN_NO_BLOCK, "fenced: no transaction block"},
+	    {"ALTER SYSTEM SET work_mem = '64MB'", SQLSCAN_NO_BLOCK,
+	     "fenced: no transaction block"},
+	    {"CREATE INDEX i ON t (concurrently)", SQLSCAN_NO_BLOCK,
+	     "fenced: no transaction block"},
+	    {"CREATE INDEX i ON t (\"concurrently\")", SQLSCAN_ONE_TRANSACTION,
+	     "fenced: one transaction"},
+	    {"SELECT 'VACUUM; CALL p()'", SQLSCAN_ONE_TRANSACTION, "yes"},
+	    {"CALL archive_old_orders()", SQLSCAN_PROCEDURE, "fenced: procedure"},
+	    {"DO $$ BEGIN PERFORM 1; COMMIT; END $$", SQLSCAN_PROCEDURE, "fenced: procedure"},
+	    {"VACUUM t; CALL p()", SQLSCAN_PROCEDURE, "fenced: procedure"},
+	    {"BEGIN; DELETE FROM t; COMMIT;", SQLSCAN_TRANSACTION, "fenced: transaction control"},
+	    {"start transaction; select 1; end", SQLSCAN_TRANSACTION,
+	     "fenced: transaction control"},
+	    {"SELECT 1; SAVEPOINT a; SELECT 2", SQLSCAN_TRANSACTION, "fenced: transaction control"},
+	    {"CALL p(); COMMIT", SQLSCAN_TRANSACTION, "fenced: transaction control"},
+	    {"SELECT 'never closed", SQLSCAN_UNREADABLE, "fenced: unreadable"},
+	    {"  -- only a comment", SQLSCAN_UNREADABLE, "fenced: unreadable"},
+	    {";;", SQLSCAN_UNREADABLE, "fenced: unreadable"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(sqlscan_classify(cases[i].sql) == cases[i].want, "%s: %s, want %s",
+		              cases[i].sql, sqlscan_class_name(sqlscan_classify(cases[i].sql)),
+		              sqlscan_class_name(cases[i].want));
+		char once[64];
+		sqlscan_once_under_faults(cases[i].sql, once, sizeof(once));
+		ck_assert_msg(strcmp(once, cases[i].once) == 0, "%s: \"%s\", want \"%s\"",
+		              cases[i].sql, once, cases[i].once);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sqlscan");
@@ -66,6 +126,7 @@ int main(void)
 
 	tcase_add_test(tc, test_one_statement_that_may_follow_others);
 	tcase_add_test(tc, test_what_goes_out_on_its_own);
+	tcase_add_test(tc, test_command_classes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -131,4 +132,117 @@ bool sqlscan_pipeline_safe(const char *sql)
 		p++;
 	}
 	return true;
+}
+
+/* Whether the word at P (of N letters) is WORD, in any case. */
+static bool word_is(const char *p, size_t n, const char *word)
+{
+	return n == strlen(word) && strncasecmp(p, word, n) == 0;
+}
+
+/* The class of the statement whose words start at P and end before END (a ';' or the end). */
+static enum sqlscan_class statement_class(const char *sql, const char *p, const char *end)
+{
+	static const char *const control[] = {"BEGIN", "START",     "COMMIT",  "END",    "ROLLBACK",
+	                                      "ABORT", "SAVEPOINT", "RELEASE", "PREPARE"};
+	size_t n = 0;
+	while (isalpha((unsigned char)p[n]))
+		n++;
+	for (size_t i = 0; i < sizeof(control) / sizeof(control[0]); i++)
+		if (word_is(p, n, control[i]))
+			/* PREPARE name AS ...: a prepared statement, not PREPARE TRANSACTION */
+			return word_is(p, n, "PREPARE") ? SQLSCAN_ONE_TRANSACTION
+			                                : SQLSCAN_TRANSACTION;
+	if (word_is(p, n, "CALL") || word_is(p, n, "DO"))
+		return SQLSCAN_PROCEDURE;
+	if (word_is(p, n, "VACUUM"))
+		return SQLSCAN_NO_BLOCK;
+	bool create = word_is(p, n, "CREATE"), drop = word_is(p, n, "DROP"),
+	     reindex = word_is(p, n, "REINDEX"), alter = word_is(p, n, "ALTER");
+	if (!create && !drop && !reindex && !alter)
+		return SQLSCAN_ONE_TRANSACTION;
+	/* the words that follow, outside quotes and comments */
+	bool first = true;
+	for (const char *w = p + n; w && w < end;) {
+		const char *q = skip_token(sql, w);
+		if (!q)
+			return SQLSCAN_UNREADABLE;
+		if (q != w) {
+			w = q;
+			continue;
+		}
+		if (!isalpha((unsigned char)*w)) {
+			w++;
+			continue;
+		}
+		size_t m = 0;
+		while (is_ident(w[m]))
+			m++;
+		if (word_is(w, m, "CONCURRENTLY") && !alter)
+			return SQLSCAN_NO_BLOCK; /* CREATE/DROP INDEX, REINDEX ... CONCURRENTLY */
+		if (first && (create || drop) &&
+		    (word_is(w, m, "DATABASE") || word_is(w, m, "TABLESPACE")))
+			return SQLSCAN_NO_BLOCK;
+		if (first && alter && word_is(w, m, "SYSTEM"))
+			return SQLSCAN_NO_BLOCK;
+		first = false;
+		w += m;
+	}
+	return SQLSCAN_ONE_TRANSACTION;
+}
+
+enum sqlscan_class sqlscan_classify(const char *sql)
+{
+	enum sqlscan_class worst = SQLSCAN_ONE_TRANSACTION;
+	bool any = false;
+	const char *p = sql;
+
+	while (p && *p) {
+		p = skip_blank(sql, p);
+		while (p && (*p == '(' || *p == ';'))
+			p = skip_blank(sql, p + 1);
+		if (!p)
+			return SQLSCAN_UNREADABLE;
+		if (!*p)
+			break;
+		/* the statement's end: a ';' outside quotes and comments */
+		const char *e = p;
+		while (*e && *e != ';') {
+			const char *q = skip_token(sql, e);
+			if (!q)
+				return SQLSCAN_UNREADABLE;
+			e = q != e ? q : e + 1;
+		}
+		enum sqlscan_class c = statement_class(sql, p, e);
+		if (c > worst)
+			worst = c;
+		any = true;
+		p = e;
+	}
+	return any ? worst : SQLSCAN_UNREADABLE;
+}
+
+const char *sqlscan_class_name(enum sqlscan_class c)
+{
+	switch (c) {
+	case SQLSCAN_ONE_TRANSACTION:
+		return "one transaction";
+	case SQLSCAN_NO_BLOCK:
+		return "no transaction block";
+	case SQLSCAN_PROCEDURE:
+		return "procedure";
+	case SQLSCAN_TRANSACTION:
+		return "transaction control";
+	case SQLSCAN_UNREADABLE:
+		break;
+	}
+	return "unreadable";
+}
+
+void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len)
+{
+	if (sqlscan_pipeline_safe(sql))
+		snprintf(out, len, "yes");
+	else
+		snprintf(out, len, "fenced: %s", sqlscan_class_name(sqlscan_classify(sql)));
 }

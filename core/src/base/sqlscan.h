@@ -14,4 +14,26 @@
  * comments are skipped as the server's lexer does. */
 bool sqlscan_pipeline_safe(const char *sql);
 
+/* What a command is, for what a fault can do to it (docs/faults.md): the worst class of its
+ * statements, in this order. */
+enum sqlscan_class {
+	SQLSCAN_ONE_TRANSACTION, /* one statement or several, no transaction control: the server
+	                          * runs them in one implicit transaction */
+	SQLSCAN_NO_BLOCK,        /* one that cannot run in a transaction block: VACUUM, CREATE
+	                          * INDEX CONCURRENTLY, REINDEX ... CONCURRENTLY, CREATE DATABASE */
+	SQLSCAN_PROCEDURE,       /* CALL or DO: it may COMMIT inside */
+	SQLSCAN_TRANSACTION,     /* BEGIN, COMMIT, SAVEPOINT ... in the text */
+	SQLSCAN_UNREADABLE,      /* a quote or comment never closed, or no statement */
+};
+enum sqlscan_class sqlscan_classify(const char *sql);
+/* "one transaction", "no transaction block", "procedure", "transaction control",
+ * "unreadable" */
+const char *sqlscan_class_name(enum sqlscan_class c);
+/* Whether a survivor can ask the server if a run of SQL committed, when the instance that ran
+ * it is lost with it (several instances: its transaction id is in the history before it can
+ * commit): a command of one statement that may follow others (sqlscan_pipeline_safe), today.
+ * Into OUT: "yes", or "fenced: CLASS" (the survivor ends the run's backend before a retry;
+ * the run may have committed). */
+void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len);
+
 #endif

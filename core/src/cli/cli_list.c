@@ -10,19 +10,22 @@
 #include "duration.h"
 #include "plugin.h"
 #include "pgconn.h"
+#include "sqlscan.h"
 
-enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_NEXT, N_COLS };
+enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_ONCE, COL_NEXT, N_COLS };
 
-static const char *const headings[N_COLS] = {"NAME",  "KIND",   "SCHEDULE",
-                                             "AFTER", "LISTEN", "NEXT (UTC)"};
+static const char *const headings[N_COLS] = {"NAME",   "KIND",          "SCHEDULE",  "AFTER",
+                                             "LISTEN", "ONCE (FAULTS)", "NEXT (UTC)"};
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: pgcrond list [-c FILE]\n\n"
 	        "List the configured jobs: name, kind (plugin NAME VERSION, or sql), schedule,\n"
-	        "the jobs it runs after, the channel it listens on, and its next run in UTC as\n"
-	        "the files say ('pgcrond status' shows the running daemon's view). Jobs made in\n"
+	        "the jobs it runs after, the channel it listens on, whether a fire is run once\n"
+	        "when the instance running it is lost with several instances (\"yes\", or\n"
+	        "\"fenced: CLASS\": docs/faults.md), and its next run in UTC as the files say\n"
+	        "('pgcrond status' shows the running daemon's view). Jobs made in\n"
 	        "SQL (cron.schedule) follow, read from the history database when it can be\n"
 	        "reached (kind \"sql, role NAME\").\n\n"
 	        "Options:\n"
@@ -93,7 +96,7 @@ static PGresult *sql_jobs(const struct pgc_config *cfg)
 	}
 	PGresult *r = PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
 	                        "SELECT jsonb_array_elements_text(options->'after')), ','),"
-	                        " options->>'listen', enabled, options->>'timezone'"
+	                        " options->>'listen', enabled, options->>'timezone', command"
 	                        " FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
 	                        " ORDER BY jobname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -156,6 +159,7 @@ int cli_list(int argc, char **argv)
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
 		snprintf(cells[i][COL_LISTEN], 256, "%s",
 		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
+		sqlscan_once_under_faults(PQgetvalue(sql, k, 7), cells[i][COL_ONCE], 256);
 		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
 			next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
 		else
@@ -196,6 +200,10 @@ int cli_list(int argc, char **argv)
 		}
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
+		if (j->command)
+			sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
+		else /* a plugin's statements, each its own transaction */
+			snprintf(cells[i][COL_ONCE], 256, "fenced: plugin");
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 		for (int c = 0; c < N_COLS; c++)
 			if ((int)strlen(cells[i][c]) > width[c])

@@ -431,6 +431,8 @@ static void print_job(const json_t *j, double now)
 	printf("schedule:     %s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-");
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));
+	if (*jstr(j, "once_under_faults")) /* docs/faults.md */
+		printf("once under faults: %s\n", jstr(j, "once_under_faults"));
 	printf("state:        %s%s\n", state,
 	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
 	printf("paused:       %s\n", json_is_true(json_object_get(j, "paused")) ? "yes" : "no");
