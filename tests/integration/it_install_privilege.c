@@ -35,6 +35,9 @@ START_TEST(non_superuser_installs_after_the_documented_grants)
 	                 "CREATE ROLE " DAEMON " LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB");
 	itest_exec(e.db, "CREATE TABLE public.ticks (job text, who text DEFAULT current_user);"
 	                 "GRANT INSERT, SELECT ON public.ticks TO " DAEMON);
+	/* schema public as PostgreSQL 15 and later make it: no CREATE for every role (14 gave
+	 * it to PUBLIC) */
+	itest_exec(e.db, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
 	/* the daemon's configuration connects as its own role */
 	char *su_ci = e.ci;
 	char ci[1024];
