@@ -195,7 +195,7 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 	/* one line with the count comes at the end of the window */
 	ck_assert_msg(
 	    itest_wait_log(e.log, "more manual trigger request(s) refused", 15) &&
-	        itest_wait_log(e.log, "more notification(s) on pgcrond_trigger ignored", 1),
+	        itest_wait_log(e.log, "more notification(s) on pgcrond_trigger ignored", 15),
 	    "no summary line:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 0);
 	PQfinish(alice);

@@ -12,6 +12,18 @@
 
 #define DB "it_uninstall"
 
+/* The daemon's log (ARG: struct removal) says "removed" more often than it did before. */
+struct removal {
+	const char *log;
+	int before;
+};
+
+static bool removal_logged(void *arg)
+{
+	const struct removal *r = arg;
+	return itest_count_in_file(r->log, "removed") > r->before;
+}
+
 START_TEST(uninstall_refuses_then_removes)
 {
 	struct itest_env e;
@@ -36,12 +48,17 @@ START_TEST(uninstall_refuses_then_removes)
 	free(out);
 	itest_assert_scalar(e.db, "SELECT to_regnamespace('pgcrond') IS NOT NULL", "t");
 
+	struct removal rm = {e.log, itest_count_in_file(e.log, "removed")};
 	itest_exec(e.db, "SET client_min_messages = warning; DROP SCHEMA cron CASCADE");
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM pgcrond.job WHERE source = 'sql'"
 	                    " AND removed_at IS NULL",
 	                    "0");
-	itest_sleep(2.5);
+	/* the daemon applied it (its log says the job was removed), and a run started just
+	 * before has ended */
+	ck_assert_msg(itest_wait_until(removal_logged, &rm, 15), "the removal was not applied:\n%s",
+	              itest_read_file(e.log));
+	itest_sleep(0.5);
 	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
 	itest_sleep(3);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), before);
