@@ -114,6 +114,9 @@ START_TEST(test_command_classes)
 		ck_assert_msg(strcmp(once, cases[i].once) == 0, "%s: \"%s\", want \"%s\"",
 		              cases[i].sql, once, cases[i].once);
 	}
+	char once[64];
+	sqlscan_once_under_faults(NULL, once, sizeof(once)); /* a plugin job */
+	ck_assert_str_eq(once, "fenced: plugin");
 }
 END_TEST
 

@@ -241,7 +241,9 @@ const char *sqlscan_class_name(enum sqlscan_class c)
 
 void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len)
 {
-	if (sqlscan_pipeline_safe(sql))
+	if (!sql)
+		snprintf(out, len, "fenced: plugin");
+	else if (sqlscan_pipeline_safe(sql))
 		snprintf(out, len, "yes");
 	else
 		snprintf(out, len, "fenced: %s", sqlscan_class_name(sqlscan_classify(sql)));

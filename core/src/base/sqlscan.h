@@ -33,7 +33,8 @@ const char *sqlscan_class_name(enum sqlscan_class c);
  * it is lost with it (several instances: its transaction id is in the history before it can
  * commit): a command of one statement that may follow others (sqlscan_pipeline_safe), today.
  * Into OUT: "yes", or "fenced: CLASS" (the survivor ends the run's backend before a retry;
- * the run may have committed). */
+ * the run may have committed); SQL NULL, a plugin job's: "fenced: plugin" (its statements
+ * are its plugin's, each its own transaction). */
 void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len);
 
 #endif

@@ -200,10 +200,7 @@ int cli_list(int argc, char **argv)
 		}
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
-		if (j->command)
-			sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
-		else /* a plugin's statements, each its own transaction */
-			snprintf(cells[i][COL_ONCE], 256, "fenced: plugin");
+		sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 		for (int c = 0; c < N_COLS; c++)
 			if ((int)strlen(cells[i][c]) > width[c])

@@ -228,7 +228,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	forget_conn(c);
 	if (c->closing)
 		return false;
-	bool too_old = !was_ready && strstr(why, PGCONN_OLD_SERVER);
+	bool too_old = !was_ready && c->q.drv.too_old;
 	if (!c->in_recovery && !too_old && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);

@@ -140,7 +140,8 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 /* The pids and ends of runs an earlier batch wrote. SQL_UPD(COND): COND names the row's
  * start_time, so that each update touches one day's partition; a P1 or F1 line (its run's
  * start unknown to the process that wrote it) has none, and its row is looked for in every
- * partition (sql_upd_any). */
+ * partition (sql_upd_any). An end leaves a row another instance closed (it found this one
+ * dead: cluster.h) with that instance's verdict. */
 #define SQL_UPD(start_cond)                                                                        \
 	HIST_WRITTEN_OPEN                                                                          \
 	"UPDATE pgcrond.job_run_details d"                                                         \
@@ -155,14 +156,7 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 	" FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"   \
 	"  $7::bigint[], $8::integer[])"                                                           \
 	"  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"              \
-	" WHERE d.instance = u.instance AND d.run_key = u.run_key" start_cond /* an end leaves a   \
-	                                                                       * row another       \
-	                                                                       * instance closed   \
-	                                                                       * (it found this    \
-	                                                                       * one dead:         \
-	                                                                       * cluster.h) with   \
-	                                                                       * that instance's   \
-	                                                                       * verdict */        \
+	" WHERE d.instance = u.instance AND d.run_key = u.run_key" start_cond                      \
 	"   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE(     \
 	    "d.")
 static const char sql_upd[] =

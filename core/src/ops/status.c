@@ -168,10 +168,10 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	rc |= put_str(o, "plugin", j->plugin);
 	rc |= put_str(o, "database", j->database);
 	rc |= put_str(o, "schedule", j->schedule);
-	char once[64] = "fenced: plugin"; /* a plugin's statements, each its own transaction */
-	if (j->conf && j->conf->command)
-		sqlscan_once_under_faults(j->conf->command, once, sizeof(once));
-	rc |= put_str(o, "once_under_faults", once);
+	char once[64];
+	if (c) /* (a removed job has no configuration left to tell) */
+		sqlscan_once_under_faults(c->command, once, sizeof(once));
+	rc |= put_str(o, "once_under_faults", c ? once : NULL);
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));

@@ -18,7 +18,10 @@
 #define DNS_MAX_ADDRS 8
 
 static void on_socket(evutil_socket_t fd, short what, void *arg);
-static void fail(struct conndrv *d, const char *why, bool timed_out);
+/* Why a connection is given up: FAIL_DEADLINE a deadline passed (timed_out), FAIL_TOO_OLD the
+ * server is older than pgcrond supports (too_old). */
+enum fail_kind { FAIL_PLAIN, FAIL_DEADLINE, FAIL_TOO_OLD };
+static void fail(struct conndrv *d, const char *why, enum fail_kind kind);
 static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr, const char *port);
 
 /* ---- servers (conndrv.h) ----------------------------------------------------------------- */
@@ -358,7 +361,7 @@ static void on_dns_next(evutil_socket_t fd, short what, void *arg)
 		    !evutil_inet_ntop(a->ai_family, in, text, sizeof(text)))
 			continue;
 		if (add_entry(r, r->hosts[r->i], text) < 0) {
-			fail(d, "out of memory resolving the host names", false);
+			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
 			return;
 		}
 		n++;
@@ -390,14 +393,14 @@ static void dns_next(struct conndrv *d)
 		}
 		/* a socket directory or an address: libpq needs no lookup for it */
 		if (add_entry(r, r->hosts[r->i], "") < 0) {
-			fail(d, "out of memory resolving the host names", false);
+			fail(d, "out of memory resolving the host names", FAIL_PLAIN);
 			return;
 		}
 	}
 	if (r->n_out == 0) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", r->why);
-		fail(d, why, false);
+		fail(d, why, FAIL_PLAIN);
 		return;
 	}
 	char *host = r->out_host, *addr = r->out_addr, *port = r->out_port;
@@ -511,7 +514,7 @@ static void drop(struct conndrv *d)
 	d->busy = false;
 }
 
-static void fail(struct conndrv *d, const char *why, bool timed_out)
+static void fail(struct conndrv *d, const char *why, enum fail_kind kind)
 {
 	char buf[512];
 	bool was_ready = d->state == CONNDRV_READY;
@@ -521,9 +524,9 @@ static void fail(struct conndrv *d, const char *why, bool timed_out)
 	else
 		snprintf(buf, sizeof(buf), "%s", why); /* WHY may point into the connection */
 	drop(d);
-	d->timed_out = timed_out;
-	d->answered =
-	    !was_ready && (conndrv_server_answered(buf) || strstr(buf, PGCONN_OLD_SERVER));
+	d->timed_out = kind == FAIL_DEADLINE;
+	d->too_old = kind == FAIL_TOO_OLD;
+	d->answered = !was_ready && (conndrv_server_answered(buf) || d->too_old);
 	if (!was_ready && !d->answered)
 		conndrv_server_down(d->base, d->server, buf);
 	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
@@ -531,7 +534,7 @@ static void fail(struct conndrv *d, const char *why, bool timed_out)
 
 void conndrv_fail(struct conndrv *d, const char *why)
 {
-	fail(d, why, false);
+	fail(d, why, FAIL_PLAIN);
 }
 
 static void connected(struct conndrv *d)
@@ -543,7 +546,7 @@ static void connected(struct conndrv *d)
 	}
 	char why[160];
 	if (pgconn_server_too_old(d->conn, why, sizeof(why))) {
-		conndrv_fail(d, why);
+		fail(d, why, FAIL_TOO_OLD);
 		return;
 	}
 	d->state = CONNDRV_READY;
@@ -617,11 +620,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		/* libpq leaves a non-blocking connect's deadline to its caller */
 		snprintf(why, sizeof(why), "could not connect within %lld ms (connection_check)",
 		         (long long)d->timer_ms);
-		fail(d, why, true);
+		fail(d, why, FAIL_DEADLINE);
 	} else if (d->state == CONNDRV_READY && d->busy) {
 		snprintf(why, sizeof(why), "no answer within %lld ms (connection_check)",
 		         (long long)d->timer_ms);
-		fail(d, why, true);
+		fail(d, why, FAIL_DEADLINE);
 	} else if (d->state == CONNDRV_READY && d->ops->check) {
 		/* armed again first: the check may send nothing, or fail and free D */
 		arm_idle(d);
@@ -695,9 +698,10 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 	if (pgconn_start_at(d->conninfo, d->app_name, !d->job_session, host, hostaddr, port,
 	                    &d->conn) != 0) {
 		if (!d->conn)
-			fail(d, "out of memory", false);
+			fail(d, "out of memory", FAIL_PLAIN);
 		else
-			fail(d, pgconn_error_safe(d->conn, d->conninfo, why, sizeof(why)), false);
+			fail(d, pgconn_error_safe(d->conn, d->conninfo, why, sizeof(why)),
+			     FAIL_PLAIN);
 		return -ECONNREFUSED;
 	}
 	pgconn_log_notices(d->conn, &d->notices);

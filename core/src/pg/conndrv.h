@@ -100,8 +100,9 @@ struct conndrv {
 	PGconn *conn;
 	enum conndrv_state state;
 	bool busy;
-	unsigned failures;             /* consecutive, for the backoff; conndrv_succeeded() */
-	bool timed_out;                /* in failed(): the failure was a deadline that passed */
+	unsigned failures; /* consecutive, for the backoff; conndrv_succeeded() */
+	bool timed_out;    /* in failed(): the failure was a deadline that passed */
+	bool too_old;      /* in failed(): the server is older than pgcrond supports (pgconn.h) */
 	struct pgconn_notices notices; /* the server's notices; .job may be set by the owner */
 	int64_t check_ms;              /* the connection check: connect deadline, idle check * 2 */
 
