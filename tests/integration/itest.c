@@ -208,7 +208,7 @@ double itest_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void itest_schedule_soon(char *out, size_t outlen, int ahead)
+time_t itest_schedule_soon_at(char *out, size_t outlen, int ahead)
 {
 	/* at least AHEAD whole seconds from now (time(NULL) + AHEAD was as little as AHEAD - 1
 	 * ahead: a reload on a loaded machine once came 34 ms after such an instant, and the
@@ -217,6 +217,59 @@ void itest_schedule_soon(char *out, size_t outlen, int ahead)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	time_t t = ts.tv_sec + ahead + 1;
 	snprintf(out, outlen, "%d * * * * *", (int)(t % 60));
+	return t;
+}
+
+void itest_schedule_soon(char *out, size_t outlen, int ahead)
+{
+	(void)itest_schedule_soon_at(out, outlen, ahead);
+}
+
+/* The stamp (seconds since the epoch, UTC) of the line holding the last NEEDLE in LOG; -1 if
+ * there is none. A line starts "2026-11-26T11:46:16.957Z ". */
+static double last_line_stamp(const char *log, const char *needle)
+{
+	char *text = itest_read_file(log);
+	const char *hit = NULL;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		hit = p;
+	double stamp = -1;
+	if (hit) {
+		while (hit > text && hit[-1] != '\n')
+			hit--;
+		struct tm tm = {0};
+		int ms = 0;
+		if (sscanf(hit, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+		           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) == 7) {
+			tm.tm_year -= 1900;
+			tm.tm_mon -= 1;
+			stamp = (double)timegm(&tm) + ms / 1000.0;
+		}
+	}
+	free(text);
+	return stamp;
+}
+
+bool itest_reload_began_late(const char *log, time_t at)
+{
+	return last_line_stamp(log, "SIGHUP: reloading") >= (double)at;
+}
+
+int itest_insts_soon_again(struct itest_inst *const *in, int n, time_t at, int ahead)
+{
+	for (int i = 0; i < n - 1; i++)
+		if (!itest_reload_began_late(in[i]->log, at))
+			return 0;
+	return itest_soon_again(in[n - 1]->log, at, ahead);
+}
+
+int itest_soon_again(const char *log, time_t at, int ahead)
+{
+	if (!itest_reload_began_late(log, at))
+		return 0;
+	ck_assert_msg(ahead < 16, "the daemon took more than %d s to begin a reload:\n%s", ahead,
+	              itest_tail(log));
+	return ahead * 2;
 }
 
 void itest_sleep(double s)

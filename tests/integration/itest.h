@@ -107,6 +107,23 @@ void itest_sleep(double seconds);
 /* A six-field schedule firing once a minute, at a second more than AHEAD seconds (at most
  * AHEAD + 1) from now. */
 void itest_schedule_soon(char *out, size_t outlen, int ahead);
+/* ... and the instant it names (seconds since the epoch). */
+time_t itest_schedule_soon_at(char *out, size_t outlen, int ahead);
+/* Whether the daemon logging to LOG began its last reload (its "SIGHUP: reloading" line is
+ * stamped) at or after AT: a fire at AT that the reload was to bring passed before the daemon
+ * had the job, so it never comes (a loaded machine's daemon took seconds to take up a
+ * SIGHUP). A reload that began before AT may still have been applied after it: that fire is
+ * left to the test to wait for, as before. */
+bool itest_reload_began_late(const char *log, time_t at);
+/* A fire AHEAD seconds ahead (instant AT) written and reloaded: 0 if LOG's reload began in
+ * time, else the AHEAD to write it again with (doubled; the test fails past 16 s). The loop:
+ *   for (int ahead = 2; ahead;) {
+ *       time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+ *       ...write the job with WHEN...; itest_env_reload(&e);
+ *       ahead = itest_soon_again(e.log, at, ahead);
+ *   }
+ * The wait is for the daemon, not for a moment: a fast machine goes round once. */
+int itest_soon_again(const char *log, time_t at, int ahead);
 
 /* ---- a second server --------------------------------------------------------------------
  * A sandbox PostgreSQL of the test's own (scripts/pg-sandbox) in DIR/pg2, for a database
@@ -204,6 +221,12 @@ int itest_inst_stop(struct itest_inst *in, int sig);
 /* Make JOBS its conf.d/10-jobs.conf, reload it and wait until the reload is applied (as
  * itest_env_reload). */
 void itest_inst_reload(struct itest_inst *in, const char *jobs);
+/* itest_soon_again for a fire that reloads of the N instances IN were to bring: again only if
+ * every one of them began its reload too late (one that had the fire runs it: a fire written
+ * again would be a second run). A test that needs each of them to have it fails the usual
+ * way when only some did, which is rare: an instance that runs takes up a SIGHUP in
+ * milliseconds. */
+int itest_insts_soon_again(struct itest_inst *const *in, int n, time_t at, int ahead);
 /* Kill it if it runs, and free. */
 void itest_inst_free(struct itest_inst *in);
 
