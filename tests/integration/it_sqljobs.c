@@ -110,7 +110,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 	char *eol = line ? strchr(line + 1, '\n') : NULL;
 	if (eol)
 		*eol = '\0';
-	ck_assert_msg(status == 0 && line && strstr(line, " sql, role " APP " ") &&
+	ck_assert_msg(status == 0 && line && strstr(line, " sql, role " APP ", jobid ") &&
 	                  strstr(line, " 1 seconds ") && strstr(line, " yes "),
 	              "%d %s", status, out);
 	free(out);
@@ -172,7 +172,7 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 }
 END_TEST
 
-/* Beside file jobs: a SQL job cannot take a file job's name; a superuser's
+/* Beside file jobs: a SQL job of the same name is another job; a superuser's
  * schedule_in_database runs a job in another database of the server, as its owner; a job
  * whose owner cannot log in is not run, and the log says what to configure. */
 START_TEST(file_jobs_other_database_and_nologin)
@@ -191,7 +191,21 @@ START_TEST(file_jobs_other_database_and_nologin)
 	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
 	PGconn *app = role_conn(&e, APP);
 
-	char *err = error_of(app, "SELECT cron.schedule('file-job', '* * * * *', 'SELECT 2')");
+	/* names are unique per role, as in pg_cron: APP's own "file-job" is taken, and pgcrond
+	 * names it by its jobid (job files own their names) */
+	char *fid = itest_scalar(app, "SELECT cron.schedule('file-job', '0 0 1 1 *', 'SELECT 2')");
+	char fq[160], fwant[64];
+	snprintf(fq, sizeof(fq), "SELECT jobname FROM pgcrond.job WHERE jobid = %s", fid);
+	snprintf(fwant, sizeof(fwant), "cron-job-%s", fid);
+	itest_assert_scalar(e.db, fq, fwant);
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job WHERE jobname = 'file-job'"
+	                    " AND source = 'file'",
+	                    "1");
+	itest_exec(app, "SELECT cron.unschedule('file-job')");
+	free(fid);
+	/* the daemon's role, whose cron.job rows the file jobs are, cannot change one */
+	char *err = error_of(e.db, "SELECT cron.schedule('file-job', '* * * * *', 'SELECT 2')");
 	ck_assert_msg(strstr(err, "job \"file-job\" is defined in ") &&
 	                  strstr(err, "10-file.conf:1; edit it there"),
 	              "%s", err);
@@ -503,6 +517,161 @@ START_TEST(sql_validator_agrees_with_cron_parse)
 }
 END_TEST
 
+/* Job names as pg_cron users have them (issue 47): spaces, "&", non-ASCII, 63 bytes, a
+ * longer one (cut to 63 bytes, as pg_cron's name column cuts it), and "cleanup" for two
+ * roles: each is scheduled, listed (cron.job, pgcrond list, pgcrond status), run (a row in
+ * cron.job_run_details), triggered by the name as written and unscheduled by name. pgcrond's
+ * own name of each follows docs/sql-api.md, "Job names". */
+#define NAME63 "nettoyage-" /* 10 */ "0123456789012345678901234567890123456789012345678901x"
+START_TEST(pg_cron_job_names)
+{
+	struct itest_env e;
+	setup(&e);
+	PGconn *app = role_conn(&e, APP), *other = role_conn(&e, OTHER);
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL changed", 10));
+	ck_assert_int_eq((int)strlen(NAME63), 63);
+
+	static const char *const names[] = {
+	    "Job Run Details Maintenance",
+	    "User Checkout & Session Maintenance",
+	    "nettoyage \xc3\xa9tape 2",
+	    NAME63,
+	};
+	char sql[1024], ids[4][24];
+	for (int i = 0; i < 4; i++) {
+		const char *p[] = {names[i], i == 0 ? "0 0 1 1 *" : "1 seconds"};
+		snprintf(sql, sizeof(sql), "INSERT INTO ticks (job) VALUES ('n%d')", i);
+		const char *pp[] = {p[0], p[1], sql};
+		PGresult *r = PQexecParams(app, "SELECT cron.schedule($1, $2, $3)", 3, NULL, pp,
+		                           NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "cron.schedule('%s'): %s",
+		              names[i], PQresultErrorMessage(r));
+		snprintf(ids[i], sizeof(ids[i]), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		/* listed in cron.job as written; pgcrond's name: the jobid's, or its own */
+		const char *q[] = {ids[i]};
+		r = PQexecParams(
+		    e.db,
+		    "SELECT c.jobname || '|' || j.jobname || '|' || j.cron_jobname"
+		    "  FROM cron.job c JOIN pgcrond.job j USING (jobid) WHERE jobid = $1",
+		    1, NULL, q, NULL, NULL, 0);
+		char want[300];
+		snprintf(want, sizeof(want), "%s|%s%s|%s", names[i], i == 3 ? "" : "cron-job-",
+		         i == 3 ? NAME63 : ids[i], names[i]);
+		ck_assert_msg(PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), want) == 0,
+		              "got %s, want %s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "nothing",
+		              want);
+		PQclear(r);
+	}
+	/* longer than a name: cut to 63 bytes on a character boundary, as under pg_cron (a
+	 * 62-byte prefix and a two-byte character do not fit) */
+	itest_exec(app, "SELECT cron.schedule(repeat('x', 62) || 'éé', '0 0 1 1 *', 'SELECT 1')");
+	itest_assert_scalar(
+	    app, "SELECT octet_length(jobname) FROM cron.job WHERE jobname LIKE 'xxx%'", "62");
+	itest_assert_scalar(app, "SELECT cron.unschedule(repeat('x', 62) || 'éé')", "t");
+	/* "cleanup" for two roles, as pg_cron allows; again by the same role: the same job */
+	char *c1 = itest_scalar(app, "SELECT cron.schedule('cleanup', '0 0 1 1 *',"
+	                             " $$INSERT INTO ticks (job) VALUES ('c1')$$)");
+	char *c2 = itest_scalar(other, "SELECT cron.schedule('cleanup', '0 0 1 1 *',"
+	                               " $$INSERT INTO ticks (job) VALUES ('c2')$$)");
+	char *c1b = itest_scalar(app, "SELECT cron.schedule('cleanup', '0 0 1 2 *',"
+	                              " $$INSERT INTO ticks (job) VALUES ('c1')$$)");
+	ck_assert_str_eq(c1, c1b);
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(jobname, ',' ORDER BY jobid) FROM pgcrond.job"
+	         " WHERE jobid IN (%s, %s)",
+	         c1, c2);
+	char want[128];
+	snprintf(want, sizeof(want), "cleanup,cron-job-%s", c2);
+	itest_assert_scalar(e.db, sql, want);
+
+	/* each runs, and its runs are in cron.job_run_details under its jobid */
+	for (int i = 1; i < 4; i++) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = %s"
+		         " AND status = 'succeeded'",
+		         ids[i]);
+		ck_assert_msg(itest_wait_sql(app, sql, 15), "%s did not run:\n%s", names[i],
+		              itest_read_file(e.log));
+	}
+	/* pgcrond list: pgcrond's name, and the name as written */
+	int status;
+	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	char line[200];
+	snprintf(line, sizeof(line), "cron-job-%s ", ids[1]);
+	ck_assert_msg(status == 0 && strstr(out, line) &&
+	                  strstr(out, "named \"User Checkout & Session Maintenance\"") &&
+	                  strstr(out, "named \"nettoyage \xc3\xa9tape 2\""),
+	              "%d %s", status, out);
+	free(out);
+
+	/* triggered by the name as written: it runs once, now */
+	out = itest_cli(&status, "trigger", "--wait", "-c", e.conf, "Job Run Details Maintenance",
+	                NULL);
+	snprintf(line, sizeof(line), "cron-job-%s succeeded", ids[0]);
+	ck_assert_msg(status == 0 && strstr(out, line), "%d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM ticks WHERE job = 'n0'", "1");
+	/* status and history take it too, and show both names */
+	out = itest_cli(&status, "status", "-c", e.conf, "Job Run Details Maintenance", NULL);
+	ck_assert_msg(status == 0 && strstr(out, "named:        \"Job Run Details Maintenance\""),
+	              "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "status", "--json", "-c", e.conf, ids[0], NULL);
+	ck_assert_msg(status == 0 && strstr(out, "\"cron_name\": \"Job Run Details Maintenance\""),
+	              "%d %s", status, out);
+	free(out);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = %s"
+	         " AND status = 'succeeded'",
+	         ids[0]);
+	ck_assert_msg(itest_wait_sql(app, sql, 10), "the manual run is not in the history:\n%s",
+	              itest_read_file(e.log));
+	out = itest_cli(&status, "history", "-c", e.conf, "Job Run Details Maintenance", NULL);
+	snprintf(line, sizeof(line), "cron-job-%s", ids[0]);
+	ck_assert_msg(status == 0 && strstr(out, line) && strstr(out, "succeeded"), "%d %s", status,
+	              out);
+	free(out);
+	/* two roles' "cleanup": ambiguous, both listed with their jobids */
+	out = itest_cli(&status, "trigger", "-c", e.conf, "cleanup", NULL);
+	char j1[32], j2[32];
+	snprintf(j1, sizeof(j1), "jobid %s ", c1);
+	snprintf(j2, sizeof(j2), "jobid %s ", c2);
+	ck_assert_msg(status == 64 && strstr(out, "ambiguous") && strstr(out, j1) &&
+	                  strstr(out, j2),
+	              "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "pause", "-c", e.conf, "cleanup", NULL);
+	ck_assert_msg(status == 64 && strstr(out, "ambiguous"), "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "trigger", "--wait", "-c", e.conf, c2, NULL);
+	ck_assert_msg(status == 0, "%d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT string_agg(who, ',') FROM ticks WHERE job = 'c2'", OTHER);
+	/* unscheduled by name, each */
+	for (int i = 0; i < 4; i++) {
+		const char *p[] = {names[i]};
+		PGresult *r =
+		    PQexecParams(app, "SELECT cron.unschedule($1)", 1, NULL, p, NULL, NULL, 0);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK &&
+		                  strcmp(PQgetvalue(r, 0, 0), "t") == 0,
+		              "cron.unschedule('%s'): %s", names[i], PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	itest_assert_scalar(app, "SELECT cron.unschedule('cleanup')", "t");
+	itest_assert_scalar(app, "SELECT count(*) FROM cron.job", "0");
+	itest_assert_scalar(other, "SELECT count(*) FROM cron.job", "1");
+	free(c1);
+	free(c2);
+	free(c1b);
+	PQfinish(app);
+	PQfinish(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sqljobs");
@@ -512,6 +681,7 @@ int main(void)
 	tcase_add_test(tc, sql_validator_agrees_with_cron_parse);
 	tcase_add_test(tc, file_jobs_other_database_and_nologin);
 	tcase_add_test(tc, native_schedule_with_options);
+	tcase_add_test(tc, pg_cron_job_names);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

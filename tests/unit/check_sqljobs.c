@@ -2,6 +2,7 @@
  * (owner and database replaced, the daemon's password never offered) and the merge of SQL
  * jobs into a loaded configuration (a bad job is left out alone, with check's message). */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,15 +60,15 @@ START_TEST(merge_finds_a_cycle_through_any_upstream)
 	    {"cron.job jobid 1",
 	     "job = { name = \"B\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
 	     "database = \"app/alice\"; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 2",
 	     "job = { name = \"A\"; command = \"SELECT 1\"; database = \"app/alice\"; "
 	     "after = [\"B\", \"C\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 3",
 	     "job = { name = \"C\"; command = \"SELECT 1\"; database = \"app/alice\"; "
 	     "after = [\"A\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	};
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
@@ -125,7 +126,10 @@ START_TEST(merge_with_many_file_jobs)
 	struct config_sql_job job = {"cron.job jobid 1",
 	                             "job = { name = \"s\"; command = \"SELECT 1\"; "
 	                             "database = \"app/alice\"; after = [\"f2999\"]; };",
-	                             "alice", "app"};
+	                             "alice",
+	                             "app",
+	                             NULL,
+	                             0};
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	ck_assert_int_eq(config_with_sql_jobs(&files, &sdb, 1, &job, 1, &cfg, &dl), 0);
@@ -155,31 +159,31 @@ START_TEST(merge_leaves_out_only_the_bad_jobs)
 	    {"cron.job jobid 1",
 	     "job = { name = \"ok\"; command = \"SELECT 1\"; schedule = \"1 seconds\"; "
 	     "database = \"app/alice\"; retries = 2; timezone = \"Europe/Berlin\"; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 2",
 	     "job = { name = \"nightly\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
 	     "database = \"app/alice\"; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 3",
 	     "job = { name = \"typo\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
 	     "database = \"app/alice\"; retrys = 2; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 4",
 	     "job = { name = \"orphan\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
 	     "database = \"app/alice\"; after = [\"nope\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 5",
 	     "job = { name = \"loop-a\"; command = \"SELECT 1\"; database = \"app/alice\"; "
 	     "after = [\"loop-b\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 6",
 	     "job = { name = \"loop-b\"; command = \"SELECT 1\"; database = \"app/alice\"; "
 	     "after = [\"loop-a\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	    {"cron.job jobid 7",
 	     "job = { name = \"after-file\"; command = \"SELECT 1\"; database = \"app/alice\"; "
 	     "after = [\"nightly\"]; };",
-	     "alice", "app"},
+	     "alice", "app", NULL, 0},
 	};
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
@@ -215,6 +219,78 @@ START_TEST(merge_leaves_out_only_the_bad_jobs)
 }
 END_TEST
 
+/* The names a user writes on the command line (`pgcrond trigger NAME`): a file job's name,
+ * a jobid, pgcrond's name of a SQL job or the name its owner gave it in cron.schedule; one
+ * that SQL jobs of two roles answer to is ambiguous, with both listed. */
+START_TEST(resolve_a_job_as_the_user_writes_it)
+{
+	struct conf_database db = {.name = "app", .conninfo = "dbname=app", .pool = 4};
+	struct conf_job fj[] = {file_job("nightly")};
+	struct pgc_config files = {.file = "pgcrond.conf",
+	                           .timezone = "UTC",
+	                           .databases = &db,
+	                           .n_databases = 1,
+	                           .history_database = "app",
+	                           .jobs = fj,
+	                           .n_jobs = 1};
+	struct config_sql_db sdb[] = {{.name = "app/alice", .conninfo = "dbname=app user=alice"},
+	                              {.name = "app/bob", .conninfo = "dbname=app user=bob"}};
+	struct config_sql_job jobs[] = {
+	    {"cron.job jobid 11",
+	     "job = { name = \"cleanup\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/alice\"; };",
+	     "alice", "app", "cleanup", 11},
+	    {"cron.job jobid 12",
+	     "job = { name = \"cron-job-12\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/bob\"; };",
+	     "bob", "app", "cleanup", 12},
+	    {"cron.job jobid 13",
+	     "job = { name = \"cron-job-13\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/bob\"; };",
+	     "bob", "app", "Job Run Details Maintenance", 13},
+	    {"cron.job jobid 14",
+	     "job = { name = \"cron-job-14\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/bob\"; };",
+	     "bob", "app", "nightly", 14},
+	    {"cron.job jobid 15",
+	     "job = { name = \"cron-job-15\"; command = \"SELECT 1\"; schedule = \"@daily\"; "
+	     "database = \"app/bob\"; };",
+	     "bob", "app", "11", 15},
+	};
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	ck_assert_int_eq(config_with_sql_jobs(&files, sdb, 2, jobs, 5, &cfg, &dl), 0);
+	ck_assert_msg(dl.n == 0, "%s", dl.n ? dl.items[0].message : "");
+	const struct conf_job *j, *c[4];
+	size_t n;
+
+	ck_assert_int_eq(config_resolve_job(cfg, "Job Run Details Maintenance", &j, c, 4, &n), 0);
+	ck_assert_str_eq(j->name, "cron-job-13");
+	ck_assert_str_eq(j->cron_name, "Job Run Details Maintenance");
+	ck_assert_int_eq(j->jobid, 13);
+	ck_assert_int_eq(config_resolve_job(cfg, "cron-job-13", &j, c, 4, &n), 0);
+	ck_assert_int_eq(j->jobid, 13);
+	ck_assert_int_eq(config_resolve_job(cfg, "13", &j, c, 4, &n), 0);
+	ck_assert_str_eq(j->name, "cron-job-13");
+	/* a jobid before a name of digits; a file job before a SQL job's pg_cron name */
+	ck_assert_int_eq(config_resolve_job(cfg, "11", &j, c, 4, &n), 0);
+	ck_assert_str_eq(j->name, "cleanup");
+	ck_assert_int_eq(config_resolve_job(cfg, "nightly", &j, c, 4, &n), 0);
+	ck_assert_ptr_null(j->username);
+	/* two roles' "cleanup": both listed */
+	ck_assert_int_eq(config_resolve_job(cfg, "cleanup", &j, c, 4, &n), -ENOTUNIQ);
+	ck_assert_ptr_null(j);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(c[0]->jobid + c[1]->jobid, 23);
+	ck_assert_int_eq(config_resolve_job(cfg, "cleanup", &j, NULL, 0, &n), -ENOTUNIQ);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(config_resolve_job(cfg, "job run details maintenance", &j, c, 4, &n),
+	                 -ENOENT);
+	ck_assert_int_eq(config_resolve_job(cfg, "99", &j, c, 4, &n), -ENOENT);
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(quote_is_a_libconfig_string)
 {
 	char *q = config_sql_quote("a \"b\" \\ c\nd\x01");
@@ -233,6 +309,7 @@ int main(void)
 	tcase_add_test(tc, merge_with_many_file_jobs);
 	tcase_add_test(tc, merge_without_sql_jobs_shares_the_files);
 	tcase_add_test(tc, quote_is_a_libconfig_string);
+	tcase_add_test(tc, resolve_a_job_as_the_user_writes_it);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

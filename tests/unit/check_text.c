@@ -120,6 +120,23 @@ START_TEST(test_escape_ctl)
 }
 END_TEST
 
+/* A pg_cron job name in a log line or on a terminal: quoted, its quotes and backslashes
+ * escaped, controls as everywhere, spaces, "&" and non-ASCII as they are. */
+START_TEST(test_quote)
+{
+	char buf[64], small[8];
+
+	ck_assert_str_eq(text_quote("User Checkout & Session", buf, sizeof(buf)),
+	                 "\"User Checkout & Session\"");
+	ck_assert_str_eq(text_quote("nettoyage \xc3\xa9tape 2", buf, sizeof(buf)),
+	                 "\"nettoyage \xc3\xa9tape 2\"");
+	ck_assert_str_eq(text_quote("a\"b\\c\nd", buf, sizeof(buf)), "\"a\\\"b\\\\c\\nd\"");
+	ck_assert_str_eq(text_quote("abcd\xc3\xa9", small, sizeof(small)), "\"abcd\"");
+	ck_assert_str_eq(text_quote(NULL, buf, sizeof(buf)), "\"\"");
+	ck_assert_str_eq(text_quote("x", small, 2), "");
+}
+END_TEST
+
 /* One function for every place that prints server text: C0, DEL and C1 (CSI, OSC in 8 bits)
  * escaped, in three modes; other UTF-8 untouched. */
 START_TEST(test_escape_dup)
@@ -156,6 +173,7 @@ int main(void)
 	tcase_add_test(tc, test_trim);
 	tcase_add_test(tc, test_valid);
 	tcase_add_test(tc, test_escape_ctl);
+	tcase_add_test(tc, test_quote);
 	tcase_add_test(tc, test_escape_dup);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -69,6 +69,11 @@ struct metrics_job_live {
 	bool stale;             /* the last success is older than max_staleness */
 	double freshness_s;     /* its freshness SLA; 0: none */
 	double freshness_lag_s; /* the age of the oldest change not reflected */
+	/* a SQL job (NULL owner: a file job): its owner, jobid and the name given to
+	 * cron.schedule (NULL: none), for pgcrond_job_info */
+	const char *owner;
+	long long jobid;
+	const char *cron_name;
 };
 struct metrics_db_live {
 	const char *name;

@@ -214,3 +214,40 @@ char *text_escape_dup(const char *s, unsigned flags)
 	out[o] = '\0';
 	return out;
 }
+
+char *text_quote(const char *s, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (outlen < 3) {
+		if (outlen)
+			out[0] = '\0';
+		return out;
+	}
+	out[o++] = '"';
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t len = strlen((const char *)p);
+	for (size_t i = 0; i < len;) {
+		char rep[8];
+		size_t used, rl;
+		if (p[i] == '"' || p[i] == '\\') {
+			rep[0] = '\\';
+			rep[1] = (char)p[i];
+			rl = 2;
+			used = 1;
+		} else {
+			rl = escape_unit(p + i, len - i, 0, rep, &used);
+		}
+		if (o + rl + 1 >= outlen) /* the closing quote */
+			break;
+		memcpy(out + o, rep, rl);
+		o += rl;
+		i += used;
+	}
+	out[o] = '\0';
+	text_utf8_trim(out); /* a character cut short */
+	o = strlen(out);
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}

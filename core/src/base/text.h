@@ -58,4 +58,10 @@ char *text_escape_ctl(const char *s, char *out, size_t outlen);
  * control escaped). S may be NULL (""). */
 char *text_escape_dup(const char *s, unsigned flags) __attribute__((warn_unused_result));
 
+/* S in double quotes for a log line or a terminal, the way a name that may hold anything
+ * (a pg_cron job name: spaces, quotes, non-ASCII) is printed: '"' and '\\' as \" and \\,
+ * controls as text_escape_ctl writes them, the rest as it is (UTF-8 stays readable). Cut on
+ * a character boundary to fit OUTLEN, closing quote kept. Returns OUT. */
+char *text_quote(const char *s, char *out, size_t outlen);
+
 #endif

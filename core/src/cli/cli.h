@@ -37,6 +37,14 @@ int cli_history_show_run(const char *cmd, struct pg_conn *conn, const char *tz, 
                          bool json);
 int cli_history_print_json(const struct pg_result *r);
 
+/* The job ARG names as a user writes it (config_resolve_job's rule, read from the registry
+ * in the history database on CONN): pgcrond's name of it into NAME (NAMELEN bytes), or ARG
+ * itself when no configured job answers to it (a removed job's history, say). Returns 0, or
+ * EX_USAGE after listing the candidates on stderr when jobs of several roles answer to it. */
+struct pg_conn;
+int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,
+                    size_t namelen) __attribute__((warn_unused_result));
+
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
 int cli_import(int argc, char **argv);

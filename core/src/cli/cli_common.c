@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "cli.h"
 #include "config.h"
 #include "diag.h"
+#include "text.h"
 
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
 {
@@ -97,4 +100,64 @@ int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const ch
 	if (first_arg)
 		*first_arg = optind;
 	return 0;
+}
+
+int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,
+                    size_t namelen)
+{
+	/* config_resolve_job's rule, on the registry: a file job's name, a SQL job's jobid,
+	 * then the SQL jobs that answer to the name (pgcrond's or the one given in SQL) */
+	static const char sql[] =
+	    "SELECT jobid, jobname, source, username, cron_jobname,"
+	    "       CASE WHEN source OPERATOR(pg_catalog.=) 'file'"
+	    "             AND jobname OPERATOR(pg_catalog.=) $1 THEN 0"
+	    "            WHEN source OPERATOR(pg_catalog.=) 'sql'"
+	    "             AND jobid::pg_catalog.text OPERATOR(pg_catalog.=) $1 THEN 1"
+	    "            WHEN source OPERATOR(pg_catalog.=) 'sql' THEN 2 END AS rank"
+	    "  FROM pgcrond.job"
+	    " WHERE removed_at IS NULL AND (jobname OPERATOR(pg_catalog.=) $1"
+	    "       OR cron_jobname OPERATOR(pg_catalog.=) $1"
+	    "       OR jobid::pg_catalog.text OPERATOR(pg_catalog.=) $1)"
+	    " ORDER BY 6, jobid";
+	char arg63[64];
+	/* a name longer than a PostgreSQL name was cut to 63 bytes when it was scheduled */
+	text_copy(arg63, sizeof(arg63), arg);
+	const char *p[] = {arg63};
+	PGresult *r = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+
+	text_copy(name, namelen, arg);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return 0; /* a schema without SQL jobs: the name as written */
+	}
+	int n = PQntuples(r), best = n ? atoi(PQgetvalue(r, 0, 5)) : 0;
+	int same = 0;
+	for (int i = 0; i < n && atoi(PQgetvalue(r, i, 5)) == best; i++)
+		same++;
+	if (n == 0 || PQgetisnull(r, 0, 5)) {
+		/* nothing, or only a file job answering to another name: as written */
+	} else if (best < 2 || same == 1) {
+		text_copy(name, namelen, PQgetvalue(r, 0, 1));
+	} else {
+		char q[260];
+		fprintf(stderr,
+		        "pgcrond %s: job name %s is ambiguous, jobs of several roles answer to it; "
+		        "give the jobid instead:\n",
+		        cmd, text_quote(arg63, q, sizeof(q)));
+		for (int i = 0; i < same; i++) {
+			char qn[260], role[200];
+			fprintf(stderr, "  jobid %s  role \"%s\"  %s%s  pgcrond name %s\n",
+			        PQgetvalue(r, i, 0),
+			        text_escape_ctl(PQgetvalue(r, i, 3), role, sizeof(role)),
+			        PQgetisnull(r, i, 4) ? "unnamed" : "named ",
+			        PQgetisnull(r, i, 4)
+			            ? ""
+			            : text_quote(PQgetvalue(r, i, 4), qn, sizeof(qn)),
+			        PQgetvalue(r, i, 1));
+		}
+		rc = EX_USAGE;
+	}
+	PQclear(r);
+	return rc;
 }

@@ -305,6 +305,17 @@ int cli_history(int argc, char **argv)
 		return rc;
 	}
 
+	/* the job as the user wrote it: pgcrond's name, cron.schedule's, or a jobid */
+	char job_name[64];
+	if (job) {
+		rc = cli_resolve_job("history", conn, job, job_name, sizeof(job_name));
+		if (rc != 0) {
+			PQfinish(conn);
+			config_free(&cfg);
+			return rc;
+		}
+		job = job_name;
+	}
 	char limit_text[24];
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
 	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
@@ -358,11 +369,14 @@ int cli_history(int argc, char **argv)
 	} else if (json) {
 		rc = cli_history_print_json(r);
 	} else if (PQntuples(r) == 0) {
+		char q[260];
+		if (job)
+			text_quote(job, q, sizeof(q));
 		if (job && !config_job(cfg, job))
-			printf("no runs of \"%s\" recorded, and no such job is configured\n", job);
+			printf("no runs of %s recorded, and no such job is configured\n", q);
 		else
-			printf("no %sruns%s%s%s recorded\n", failed ? "failed " : "",
-			       job ? " of \"" : "", job ? job : "", job ? "\"" : "");
+			printf("no %sruns%s%s recorded\n", failed ? "failed " : "",
+			       job ? " of " : "", job ? q : "");
 	} else if (print_table(r, tz) != 0) {
 		fprintf(stderr, "pgcrond history: out of memory\n");
 		rc = EX_SOFTWARE;

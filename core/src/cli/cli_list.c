@@ -11,6 +11,7 @@
 #include "plugin.h"
 #include "pgconn.h"
 #include "sqlscan.h"
+#include "text.h"
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_ONCE, COL_NEXT, N_COLS };
 
@@ -94,11 +95,12 @@ static PGresult *sql_jobs(const struct pgc_config *cfg)
 		fprintf(stderr, "pgcrond list: jobs made in SQL not listed: %s\n", err);
 		return NULL;
 	}
-	PGresult *r = PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
-	                        "SELECT jsonb_array_elements_text(options->'after')), ','),"
-	                        " options->>'listen', enabled, options->>'timezone', command"
-	                        " FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
-	                        " ORDER BY jobname");
+	PGresult *r =
+	    PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
+	              "SELECT jsonb_array_elements_text(options->'after')), ','),"
+	              " options->>'listen', enabled, options->>'timezone', command, jobid,"
+	              " cron_jobname FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
+	              " ORDER BY jobname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
 		r = NULL; /* no schema version 3 yet: no SQL jobs */
@@ -153,7 +155,14 @@ int cli_list(int argc, char **argv)
 		    cron_tz_open(PQgetvalue(sql, k, 6), &own, NULL, 0) == 0)
 			j.tz = own;
 		snprintf(cells[i][COL_NAME], 256, "%s", PQgetvalue(sql, k, 0));
-		snprintf(cells[i][COL_KIND], 256, "sql, role %s", PQgetvalue(sql, k, 1));
+		/* whose, and the name its owner gave it where it is not pgcrond's name of it
+		 * (docs/sql-api.md, "Job names"): any text, quoted and escaped */
+		char role[96], named[200] = "";
+		text_escape_ctl(PQgetvalue(sql, k, 1), role, sizeof(role));
+		if (!PQgetisnull(sql, k, 9) && strcmp(PQgetvalue(sql, k, 9), PQgetvalue(sql, k, 0)))
+			text_quote(PQgetvalue(sql, k, 9), named, sizeof(named));
+		text_format(cells[i][COL_KIND], 256, "sql, role %s, jobid %s%s%s", role,
+		            PQgetvalue(sql, k, 8), named[0] ? ", named " : "", named);
 		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j.schedule);
 		snprintf(cells[i][COL_AFTER], 256, "%s",
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");

@@ -160,7 +160,7 @@ int cli_ctl_error(const char *cmd, const json_t *answer)
 	const char *code = json_string_value(json_object_get(answer, "code"));
 	const char *err = json_string_value(json_object_get(answer, "error"));
 	fprintf(stderr, "pgcrond %s: %s\n", cmd, err ? err : "the daemon refused the request");
-	if (code && strcmp(code, "no_such_job") == 0)
+	if (code && (strcmp(code, "no_such_job") == 0 || strcmp(code, "ambiguous") == 0))
 		return EX_USAGE;
 	if (code && (strcmp(code, "disabled") == 0 || strcmp(code, "bad_request") == 0))
 		return EX_USAGE;
@@ -317,6 +317,23 @@ static void print_cell(bool last, int width, const char *text)
 		printf("%-*s  ", width, text);
 }
 
+/* A SQL job's name as its owner gave it is any text (spaces, quotes, "&", non-ASCII): in
+ * the text form it is printed quoted (text_quote), which leaves escape_strings nothing to
+ * do in it. */
+static void quote_cron_names(json_t *st)
+{
+	json_t *j;
+	size_t i;
+	json_array_foreach(json_object_get(st, "jobs"), i, j)
+	{
+		const char *n = json_string_value(json_object_get(j, "cron_name"));
+		char q[260];
+		if (n)
+			json_object_set_new(j, "cron_name",
+			                    json_string(text_quote(n, q, sizeof(q))));
+	}
+}
+
 static void print_jobs_table(const json_t *st)
 {
 	static const char *const head[] = {"JOB", "STATE", "NEXT FIRE (UTC)", "LAST", "AGE"};
@@ -334,7 +351,14 @@ static void print_jobs_table(const json_t *st)
 		width[c] = (int)strlen(head[c]);
 	json_array_foreach(jobs, i, j)
 	{
-		snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
+		/* with the name its owner gave it in SQL, where that differs */
+		const char *cn = jstr(j, "cron_name");
+		char qn[260];
+		snprintf(qn, sizeof(qn), "\"%s\"", jstr(j, "name"));
+		if (*cn && strcmp(cn, qn) != 0)
+			text_format(cells[i][0], 256, "%s %s", jstr(j, "name"), cn);
+		else
+			snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
 		describe_state(j, now, cells[i][1], 256);
 		snprintf(cells[i][2], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
@@ -425,8 +449,13 @@ static void print_job(const json_t *j, double now)
 	printf("job:          %s\n", jstr(j, "name"));
 	if (*jstr(j, "plugin"))
 		printf("kind:         plugin %s\n", jstr(j, "plugin"));
+	else if (*jstr(j, "owner"))
+		printf("kind:         sql, role %s, jobid %lld\n", jstr(j, "owner"),
+		       (long long)json_integer_value(json_object_get(j, "jobid")));
 	else
 		printf("kind:         sql\n");
+	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
+		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	printf("database:     %s\n", jstr(j, "database"));
 	printf("schedule:     %s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-");
 	if (*jstr(j, "listen"))
@@ -562,15 +591,13 @@ int cli_status(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (argc - optind == 1) {
-		if (!config_valid_job_name(argv[optind])) {
-			fprintf(
-			    stderr,
-			    "pgcrond status: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . "
-			    "-)\n",
-			    argv[optind]);
+		if (!argv[optind][0]) {
+			fprintf(stderr, "pgcrond status: the job name is empty\n");
 			return EX_USAGE;
 		}
-		snprintf(rq.job, sizeof(rq.job), "%s", argv[optind]);
+		/* as written (pgcrond's name, cron.schedule's or a jobid): the daemon
+		 * resolves it; cut as PostgreSQL cut it to a name */
+		text_copy(rq.job, sizeof(rq.job), argv[optind]);
 	}
 	json_t *a;
 	int rc = cli_ctl_call("status", conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
@@ -585,8 +612,10 @@ int cli_status(int argc, char **argv)
 		return rc;
 	}
 	json_t *st = json_object_get(a, "status");
-	if (!as_json)
+	if (!as_json) {
+		quote_cron_names(st);
 		escape_strings(st);
+	}
 	if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));
 		printf("\n");
@@ -632,13 +661,11 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 	struct ctl_request rq = {.cmd = cmd};
-	if (!config_valid_job_name(argv[first])) {
-		fprintf(stderr,
-		        "pgcrond %s: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
-		        name, argv[first]);
+	if (!argv[first][0]) {
+		fprintf(stderr, "pgcrond %s: the job name is empty\n", name);
 		return EX_USAGE;
 	}
-	snprintf(rq.job, sizeof(rq.job), "%s", argv[first]);
+	text_copy(rq.job, sizeof(rq.job), argv[first]); /* resolved by the daemon */
 	json_t *a;
 	rc = cli_ctl_call(name, conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
 	if (rc == EX_TEMPFAIL)
@@ -652,12 +679,16 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 		return rc;
 	}
 	bool changed = json_is_true(json_object_get(a, "changed"));
+	/* the daemon's name of the job (the user may have written cron.schedule's) */
+	const char *job = json_string_value(json_object_get(a, "job"));
+	if (!job)
+		job = rq.job;
 	if (cmd == CTL_PAUSE)
 		printf(changed ? "paused %s: no new run starts until 'pgcrond resume %s'\n"
 		               : "%s was already paused ('pgcrond resume %s' resumes it)\n",
-		       rq.job, rq.job);
+		       job, job);
 	else
-		printf(changed ? "resumed %s\n" : "%s was not paused\n", rq.job);
+		printf(changed ? "resumed %s\n" : "%s was not paused\n", job);
 	const char *warn = json_string_value(json_object_get(a, "warning"));
 	if (warn)
 		fprintf(stderr, "pgcrond %s: warning: %s\n", name, warn);

@@ -26,6 +26,7 @@
 #include "ctl.h"
 #include "history.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* How long plain trigger waits for a daemon to answer a request made in the database. */
 #define ANSWER_DEFAULT_MS 10000
@@ -117,11 +118,9 @@ static int parse_args(int argc, char **argv, struct trigger_args *a)
 		return EX_USAGE;
 	}
 	a->job = argv[optind];
-	if (!config_valid_job_name(a->job)) {
-		fprintf(
-		    stderr,
-		    "pgcrond trigger: \"%s\" is not a job name (1 to 63 of A-Z a-z 0-9 _ . -)\n",
-		    a->job);
+	if (!a->job[0]) {
+		fprintf(stderr, "pgcrond trigger: the job name is empty; give a job name, the name "
+		                "given to cron.schedule, or a jobid\n");
 		return EX_USAGE;
 	}
 	return 0;
@@ -168,7 +167,9 @@ static int trigger_local(const struct trigger_args *a)
 {
 	struct ctl_request rq = {.cmd = CTL_TRIGGER, .force = a->force, .wait = a->wait};
 	json_t *ans = NULL;
-	snprintf(rq.job, sizeof(rq.job), "%s", a->job);
+	/* as written: the daemon resolves it (a name longer than PostgreSQL's 63 bytes was
+	 * cut there when it was scheduled, and is cut here the same way) */
+	text_copy(rq.job, sizeof(rq.job), a->job);
 	int timeout = a->wait ? (int)a->timeout_ms : ANSWER_DEFAULT_MS;
 	int rc = cli_ctl_call("trigger", a->conf, &rq, timeout, true, &ans);
 	if (rc == EX_UNAVAILABLE && !ans)
@@ -186,12 +187,19 @@ static int trigger_local(const struct trigger_args *a)
 	}
 	if (rc)
 		return rc;
+	/* the daemon's name of the job it ran */
+	const char *job = json_string_value(json_object_get(ans, "job"));
+	const json_t *res = json_object_get(ans, "result");
+	if (!job && res)
+		job = json_string_value(json_object_get(res, "job"));
+	if (!job)
+		job = rq.job;
 	if (!json_is_true(json_object_get(ans, "ok"))) {
 		rc = cli_ctl_error("trigger", ans);
 	} else if (a->wait) {
-		rc = print_result(a->job, json_object_get(ans, "result"));
+		rc = print_result(job, res);
 	} else {
-		printf("the daemon started %s%s\n", a->job, a->force ? " (forced)" : "");
+		printf("the daemon started %s%s\n", job, a->force ? " (forced)" : "");
 		rc = EX_OK;
 	}
 	json_decref(ans);
@@ -292,21 +300,26 @@ int cli_trigger(int argc, char **argv)
 	rc = trigger_local(&a);
 	if (rc >= 0)
 		return rc;
-	const char *conf = a.conf, *job = a.job;
+	const char *conf = a.conf;
+	char job[64];
 	bool force = a.force;
 
 	rc = hist_cli_open_partial("trigger", conf, "the jobs in them cannot be triggered", &cfg,
 	                           &conn);
 	if (rc != EX_OK)
 		return rc;
+	rc = cli_resolve_job("trigger", conn, a.job, job, sizeof(job));
+	if (rc != 0)
+		goto out;
 	const struct conf_job *j = config_job(cfg, job);
 	if (!j && sql_job_enabled(conn, job, &sql_enabled)) {
 		/* a job made in SQL (cron.schedule): the daemon has it too */
 	} else if (!j) {
+		char q[260];
 		fprintf(stderr,
-		        "pgcrond trigger: no job \"%s\" in %s and its conf.d; "
+		        "pgcrond trigger: no job %s in %s and its conf.d, nor made in SQL; "
 		        "'pgcrond list' shows the configured jobs\n",
-		        job, conf);
+		        text_quote(job, q, sizeof(q)), conf);
 		rc = EX_USAGE;
 		goto out;
 	}

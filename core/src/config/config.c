@@ -692,6 +692,48 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 	return NULL;
 }
 
+int config_resolve_job(const struct pgc_config *cfg, const char *arg, const struct conf_job **out,
+                       const struct conf_job **cands, size_t max, size_t *n_cands)
+{
+	const struct conf_job *j = config_job(cfg, arg), *found = NULL;
+	size_t n = 0;
+
+	*out = NULL;
+	if (n_cands)
+		*n_cands = 0;
+	if (j && !j->username) { /* a file job: its name is the operator's */
+		*out = j;
+		return 0;
+	}
+	size_t len = strlen(arg);
+	if (len > 0 && len < 19 && strspn(arg, "0123456789") == len) {
+		long long id = strtoll(arg, NULL, 10);
+		for (size_t i = 0; i < cfg->n_jobs; i++)
+			if (cfg->jobs[i].username && cfg->jobs[i].jobid == id) {
+				*out = &cfg->jobs[i];
+				return 0;
+			}
+	}
+	/* the SQL jobs that answer to ARG, by pgcrond's name or pg_cron's, each once */
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *k = &cfg->jobs[i];
+		if (!k->username || (k != j && !(k->cron_name && strcmp(k->cron_name, arg) == 0)))
+			continue;
+		if (cands && n < max)
+			cands[n] = k;
+		found = k;
+		n++;
+	}
+	if (n_cands)
+		*n_cands = n;
+	if (n == 0)
+		return -ENOENT;
+	if (n > 1)
+		return -ENOTUNIQ;
+	*out = found;
+	return 0;
+}
+
 /* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
 void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
 {

@@ -84,6 +84,11 @@ struct conf_job {
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
 	char *username;     /* the owner, whom the run logs in as */
 	char *sql_database; /* the database's real name (database is the pool's key) */
+	/* NAME is pgcrond's name for a SQL job (docs/sql-api.md, "Job names"); CRON_NAME is
+	 * the one given to cron.schedule, as written: any text of up to 63 bytes, unique per
+	 * owner only (NULL: unnamed); print it escaped */
+	char *cron_name;
+	int64_t jobid; /* cron.job's jobid; 0 for file jobs */
 };
 
 struct conf_alert_sink {
@@ -224,6 +229,16 @@ const char *config_closest_job_key(const char *key);
 bool config_valid_source(const char *name);
 /* A job name is 1-63 of [A-Za-z0-9_.-]. */
 bool config_valid_job_name(const char *name);
+
+/* The job ARG means, as a user writes it on the command line (`pgcrond trigger ARG`):
+ * the file job of that name; else, ARG being all digits, the job of that jobid; else the
+ * SQL job whose pgcrond name or pg_cron name (cron.schedule's, conf_job.cron_name) is ARG.
+ * File jobs and jobids come first because nobody else can take them; a name that SQL jobs
+ * of several owners answer to is ambiguous. 0 with *OUT set; -ENOENT; or -ENOTUNIQ with
+ * the first MAX candidates in CANDS and their number in *N_CANDS (CANDS may be NULL). */
+int config_resolve_job(const struct pgc_config *cfg, const char *arg, const struct conf_job **out,
+                       const struct conf_job **cands, size_t max, size_t *n_cands)
+    __attribute__((warn_unused_result));
 
 /* Whether NAME is a job key the configuration keeps for itself (struct conf_job): a plugin
  * setting with that name would never reach the plugin. */

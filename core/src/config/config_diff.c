@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "duration.h"
+#include "text.h"
 
 static bool str_eq(const char *a, const char *b)
 {
@@ -94,6 +95,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 
 	if (!str_eq(a->plugin, b->plugin))
 		key_str(l, &first, "plugin", a->plugin, b->plugin);
+	if (!str_eq(a->cron_name, b->cron_name))
+		key_str(l, &first, "cron.job name", a->cron_name, b->cron_name);
 	/* SQL can be long and is not for the log: say only that it changed */
 	if (!str_eq(a->command, b->command))
 		key(l, &first, "command");
@@ -217,6 +220,13 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		struct line l = {.len = 0};
 		if (!a) {
 			put(&l, "added job \"%s\"", b->name);
+			if (b->username) { /* a SQL job: whose, and the name its owner gave it */
+				char q[2 * 64 * 4 + 3];
+				put(&l, " (cron.job jobid %lld of role \"%s\"%s%s)",
+				    (long long)b->jobid, b->username,
+				    b->cron_name ? ", named " : "",
+				    b->cron_name ? text_quote(b->cron_name, q, sizeof(q)) : "");
+			}
 			out->added++;
 		} else {
 			put(&l, "changed job \"%s\"", b->name);

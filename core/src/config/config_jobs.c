@@ -48,6 +48,7 @@ void config_job_fields_free(struct conf_job *j)
 	/* j->file belongs to the config (config_own_file) */
 	free(j->username);
 	free(j->sql_database);
+	free(j->cron_name);
 	free(j->timezone);
 	if (j->tz)
 		cron_tz_free(&j->tz);

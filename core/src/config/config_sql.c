@@ -37,6 +37,7 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
 		*oom = true; /* it opened when the files were read */
 	dst->sql_database = dup_or(src->sql_database, oom);
+	dst->cron_name = dup_or(src->cron_name, oom);
 	dst->after = src->n_after ? calloc(src->n_after, sizeof(*dst->after)) : NULL;
 	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
 	if ((src->n_after && !dst->after) || (src->n_settings && !dst->settings)) {
@@ -249,6 +250,9 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 			struct conf_job *j = &cfg->jobs[cfg->n_jobs - 1];
 			j->username = config_dup_str(&L, jobs[i].username);
 			j->sql_database = config_dup_str(&L, jobs[i].sql_database);
+			if (jobs[i].cron_name)
+				j->cron_name = config_dup_str(&L, jobs[i].cron_name);
+			j->jobid = jobs[i].jobid;
 		}
 		config_destroy(&cf);
 	}

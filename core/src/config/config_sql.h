@@ -6,6 +6,7 @@
  * by the same code, with the same messages, as a job in a job file. Pure logic: no libpq. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -24,6 +25,8 @@ struct config_sql_job {
 	const char *text;
 	const char *username;     /* the owner (conf_job.username) */
 	const char *sql_database; /* its real database (conf_job.sql_database) */
+	const char *cron_name;    /* the name given to cron.schedule (conf_job.cron_name) */
+	int64_t jobid;            /* cron.job's jobid */
 };
 
 /* A new configuration: a copy of FILES plus DBS and the valid ones of JOBS. A job with a

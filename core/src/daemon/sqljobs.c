@@ -21,6 +21,7 @@
 
 struct sql_row {
 	char *jobid, *name, *schedule, *command, *database, *username, *options;
+	char *cron_name; /* cron.job's jobname, as written (NULL: unnamed) */
 	bool enabled;
 	bool can_login; /* the owner has LOGIN */
 };
@@ -54,6 +55,7 @@ static void row_clear(struct sql_row *r)
 	free(r->database);
 	free(r->username);
 	free(r->options);
+	free(r->cron_name);
 }
 
 static void rows_free(struct sql_row *rows, size_t n)
@@ -69,6 +71,9 @@ static void send_files(struct sqljobs *sj);
 static char *rebuild(const char *conninfo, const char *dbname, const char *user,
                      const char *application_name, bool keep_password);
 
+/* The columns of rows_sql. */
+#define N_COLUMNS 11
+
 /* RES's rows (the query of read_jobs) into *ROWS, and all of them as one string into *ALL
  * (to see whether anything changed). 0 or -ENOMEM. */
 static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_out, char **all_out)
@@ -76,7 +81,7 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 	int n = PQntuples(res);
 	size_t len = 1;
 	for (int i = 0; i < n; i++)
-		for (int c = 0; c < 9; c++)
+		for (int c = 0; c < N_COLUMNS; c++)
 			len += (size_t)PQgetlength(res, i, c) + 2;
 	char *all = malloc(len), *o = all;
 	struct sql_row *rows = calloc((size_t)n + 1, sizeof(*rows));
@@ -87,7 +92,7 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 	}
 	bool oom = false;
 	for (int i = 0; i < n; i++) {
-		for (int c = 0; c < 9; c++) {
+		for (int c = 0; c < N_COLUMNS; c++) {
 			size_t l = (size_t)PQgetlength(res, i, c);
 			memcpy(o, PQgetvalue(res, i, c), l);
 			o += l;
@@ -102,6 +107,8 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 				oom = true;
 		r->enabled = PQgetvalue(res, i, 7)[0] == 't';
 		r->can_login = PQgetvalue(res, i, 8)[0] == 't';
+		if (!PQgetisnull(res, i, 10) && !(r->cron_name = strdup(PQgetvalue(res, i, 10))))
+			oom = true;
 	}
 	*o = '\0';
 	if (oom) {
@@ -177,7 +184,7 @@ static const char rows_sql[] =
     "       database, username, options::text, enabled,"
     "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
     "                  WHERE r.rolname OPERATOR(pg_catalog.=) j.username), false),"
-    "       pg_catalog.octet_length(command)"
+    "       pg_catalog.octet_length(command), cron_jobname"
     "  FROM pgcrond.job j WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL"
     " ORDER BY jobid";
 
@@ -448,9 +455,9 @@ int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
 		const struct sql_row *r = &sj->rows[i];
 		struct sql_row *o = &c->rows[i];
 		char *const from[] = {r->jobid,    r->name,     r->schedule, r->command,
-		                      r->database, r->username, r->options};
+		                      r->database, r->username, r->options,  r->cron_name};
 		char **to[] = {&o->jobid,    &o->name,     &o->schedule, &o->command,
-		               &o->database, &o->username, &o->options};
+		               &o->database, &o->username, &o->options,  &o->cron_name};
 		for (size_t f = 0; f < sizeof(to) / sizeof(to[0]); f++) {
 			if (from[f] && !(*to[f] = strdup(from[f]))) {
 				sqljobs_free(&c);
@@ -715,10 +722,13 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 		}
 		dbs[n_dbs++] =
 		    (struct config_sql_db){.name = key, .conninfo = ci, .pool = SQL_POOL};
-		jobs[n_jobs++] = (struct config_sql_job){.origin = origins[i],
-		                                         .text = text,
-		                                         .username = r->username,
-		                                         .sql_database = r->database};
+		jobs[n_jobs++] =
+		    (struct config_sql_job){.origin = origins[i],
+		                            .text = text,
+		                            .username = r->username,
+		                            .sql_database = r->database,
+		                            .cron_name = r->cron_name,
+		                            .jobid = r->jobid ? strtoll(r->jobid, NULL, 10) : 0};
 	}
 	rc = config_with_sql_jobs(files, dbs, n_dbs, jobs, n_jobs, out, dl);
 out:

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "sched.h"
 #include "status.h"
+#include "text.h"
 
 /* Clients connected at once; more are told so and closed (a local tool holds one). */
 #define MAX_CLIENTS 64
@@ -74,11 +75,17 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 		if (strcmp(key, "cmd") == 0)
 			continue;
 		if (strcmp(key, "job") == 0) {
+			/* pgcrond's name, a jobid, or a pg_cron name (any text of a
+			 * PostgreSQL name: 1 to 63 bytes), resolved against the jobs by
+			 * resolve() */
 			const char *job = json_string_value(v);
-			if (!job || !config_valid_job_name(job)) {
+			size_t len = job ? strlen(job) : 0;
+			if (!job || len == 0 || len > 63 || len != json_string_length(v) ||
+			    !text_utf8_valid(job)) {
 				snprintf(err, errlen,
-				         "bad request: \"job\" must be a job name (1 to 63 of "
-				         "A-Z a-z 0-9 _ . -)");
+				         "bad request: \"job\" must be a job name (1 to 63 bytes: "
+				         "pgcrond's name, the name given to cron.schedule, or the "
+				         "jobid)");
 				goto out;
 			}
 			snprintf(out->job, sizeof(out->job), "%s", job);
@@ -356,13 +363,65 @@ void ctl_paused_changed(struct ctl *c)
 	registry_update(c);
 }
 
-static void do_status(struct client *cl, const struct ctl_request *rq)
+/* RQ's job as the user wrote it (ctl.h): pgcrond's name, a jobid or a pg_cron name, made
+ * pgcrond's name in place. False (answered) when it names several jobs; a name no job has
+ * is left as it is, for the command's own "no job" answer. */
+static bool resolve(struct client *cl, struct ctl_request *rq)
 {
+	const struct pgc_config *cfg = sched_config(cl->c->src->sched);
+	const struct conf_job *j, *cands[8];
+	size_t n;
+
+	if (!rq->job[0] || !cfg)
+		return true;
+	int rc = config_resolve_job(cfg, rq->job, &j, cands, 8, &n);
+	if (rc == 0) {
+		snprintf(rq->job, sizeof(rq->job), "%s", j->name);
+		return true;
+	}
+	if (rc != -ENOTUNIQ)
+		return true;
+	char list[1400], q[260], msg[1800];
+	size_t o = 0;
+	list[0] = '\0';
+	json_t *c = json_array();
+	for (size_t i = 0; i < n && i < 8; i++) {
+		const struct conf_job *k = cands[i];
+		text_format(list + o, sizeof(list) - o,
+		            "%sjobid %lld (role \"%s\", %s%s, pgcrond name %s)", i ? "; " : "",
+		            (long long)k->jobid, k->username ? k->username : "?",
+		            k->cron_name ? "named " : "unnamed",
+		            k->cron_name ? text_quote(k->cron_name, q, sizeof(q)) : "", k->name);
+		o = strlen(list);
+		if (c)
+			json_array_append_new(c, json_pack("{s:I, s:s?, s:s?, s:s}", "jobid",
+			                                   (json_int_t)k->jobid, "owner",
+			                                   k->username, "cron_name", k->cron_name,
+			                                   "name", k->name));
+	}
+	text_format(msg, sizeof(msg),
+	            "job name %s is ambiguous, jobs of several roles answer to it: %s%s; give "
+	            "the jobid instead",
+	            text_quote(rq->job, q, sizeof(q)), list, n > 8 ? "; ..." : "");
+	reply(cl, json_pack("{s:b, s:s, s:s, s:o}", "ok", 0, "code", "ambiguous", "error", msg,
+	                    "candidates", c ? c : json_array()));
+	return false;
+}
+
+static void no_such_job(struct client *cl, const struct ctl_request *rq)
+{
+	char q[260];
+	reply_error(cl, "no_such_job", "no job %s is configured; 'pgcrond status' lists the jobs",
+	            text_quote(rq->job, q, sizeof(q)));
+}
+
+static void do_status(struct client *cl, struct ctl_request *rq)
+{
+	if (!resolve(cl, rq))
+		return;
 	json_t *st = status_snapshot(cl->c->src, rq->job[0] ? rq->job : NULL);
 	if (!st && errno == ENOENT) {
-		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
-		            rq->job);
+		no_such_job(cl, rq);
 		return;
 	}
 	if (!st) {
@@ -372,18 +431,18 @@ static void do_status(struct client *cl, const struct ctl_request *rq)
 	reply(cl, json_pack("{s:b, s:o}", "ok", 1, "status", st));
 }
 
-static void do_pause(struct client *cl, const struct ctl_request *rq)
+static void do_pause(struct client *cl, struct ctl_request *rq)
 {
 	struct ctl *c = cl->c;
+	if (!resolve(cl, rq))
+		return;
 	bool pause = rq->cmd == CTL_PAUSE;
 	int rc = pause ? sched_pause(c->src->sched, rq->job) : sched_resume(c->src->sched, rq->job);
 	if (rc == 0)
 		log_notice("%s of %s requested on the control socket by %s",
 		           pause ? "pause" : "resume", rq->job, cl->who);
 	if (rc == -ENOENT) {
-		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
-		            rq->job);
+		no_such_job(cl, rq);
 		return;
 	}
 	if (rc == -EALREADY) {
@@ -444,9 +503,11 @@ static void waiter_done(struct sched_waiter *w, const struct sched_result *res)
 	                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-static void do_trigger(struct client *cl, const struct ctl_request *rq)
+static void do_trigger(struct client *cl, struct ctl_request *rq)
 {
 	struct sched *s = cl->c->src->sched;
+	if (!resolve(cl, rq))
+		return;
 	int rc = sched_trigger_check(s, rq->job, rq->force);
 	if (rc == 0)
 		log_notice("manual run of %s requested on the control socket by %s%s", rq->job,
@@ -470,9 +531,7 @@ static void do_trigger(struct client *cl, const struct ctl_request *rq)
 	}
 	switch (rc) {
 	case -ENOENT:
-		reply_error(cl, "no_such_job",
-		            "no job \"%s\" is configured; 'pgcrond status' lists the jobs",
-		            rq->job);
+		no_such_job(cl, rq);
 		break;
 	case -EPERM:
 		reply_error(

@@ -203,6 +203,9 @@ static int render_metrics(const struct metrics *m, const json_t *st, FILE *f)
 		    .stale = json_is_true(json_object_get(j, "stale")),
 		    .freshness_s = num(json_object_get(j, "freshness"), "sla_s"),
 		    .freshness_lag_s = num(json_object_get(j, "freshness"), "lag_s"),
+		    .owner = json_string_value(json_object_get(j, "owner")),
+		    .jobid = (long long)json_integer_value(json_object_get(j, "jobid")),
+		    .cron_name = json_string_value(json_object_get(j, "cron_name")),
 		};
 		if (!jl[i].name)
 			jl[i].name = "";

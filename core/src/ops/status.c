@@ -185,6 +185,11 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	if (c) {
 		static const char *const overlaps[] = {"skip", "queue", "replace"};
 		rc |= put_str(o, "owner", c->username);
+		/* a SQL job: its jobid, and the name its owner gave it (any text; NULL: none) */
+		if (c->username) {
+			rc |= put_int(o, "jobid", c->jobid);
+			rc |= put_str(o, "cron_name", c->cron_name);
+		}
 		rc |= put_int(o, "retries", c->retries);
 		if (c->timeout_ms > 0)
 			rc |= put_int(o, "timeout_ms", c->timeout_ms);
