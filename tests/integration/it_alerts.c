@@ -95,14 +95,18 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	    port);
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-jobs.conf",
-	              "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; "
-	              "command = \"SELECT 1/0\"; },\n"
-	              "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; command "
-	              "= \"SELECT 1\"; }\n);\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(
+		    &e, "10-jobs.conf",
+		    "jobs = (\n{ name = \"broken\"; database = \"app\"; schedule = \"%s\"; "
+		    "command = \"SELECT 1/0\"; },\n"
+		    "{ name = \"tick\"; database = \"app\"; schedule = \"* * * * * *\"; "
+		    "command = \"SELECT 1\"; }\n);\n",
+		    when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_wait_log(hook_path, "\"job\":\"broken\"", 15), "no alert:\n%s",
 	              itest_read_file(e.log));
 	char *got = itest_read_file(hook_path);
@@ -204,9 +208,14 @@ START_TEST(slow_run_alerts_while_running)
 	    "%s/state/alerts.txt\"; } );\n",
 	    e.dir);
 	/* run once the daemon is up (a fire 2 s ahead passed before a loaded machine's start) */
+	/* its statement waits for a lock the test holds: the run is provably under way when the
+	 * alert comes, and it ends when the test lets it */
 	itest_env_job(&e, "10-slow.conf",
 	              "job = { name = \"slowpoke\"; database = \"app\"; schedule = \"0 0 1 1 *\";"
-	              " command = \"SELECT pg_sleep(3)\"; warn_duration = \"1s\"; };\n");
+	              " command = \"SELECT pg_advisory_xact_lock(4921)\"; warn_duration = \"1s\";"
+	              " };\n");
+	PGconn *holder = itest_connect(e.ci);
+	itest_exec(holder, "SELECT pg_advisory_lock(4921)");
 	itest_env_start(&e);
 	int status = -1;
 	char *out = itest_cli(&status, "trigger", "-c", e.conf, "slowpoke", NULL);
@@ -214,20 +223,22 @@ START_TEST(slow_run_alerts_while_running)
 	free(out);
 	char *path = itest_env_path(&e, "state/alerts.txt");
 	/* the alert comes while the statement still runs */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                             "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity WHERE query ="
+	                             " 'SELECT pg_advisory_xact_lock(4921)' AND state = 'active'"),
 	              "the slow run never started:\n%s", itest_read_file(e.log));
-	itest_wait_log(path, "alert slow slowpoke", 5);
+	itest_wait_log(path, "alert slow slowpoke", 20);
 	char *a = itest_read_file(path);
 	ck_assert_msg(strstr(a, "alert slow slowpoke"), "no slow alert:\n%s\n%s", a,
 	              itest_read_file(e.log));
 	free(a);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity WHERE "
-	                                     "query = 'SELECT pg_sleep(3)' AND state = 'active'"),
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity WHERE query ="
+	                                     " 'SELECT pg_advisory_xact_lock(4921)'"
+	                                     " AND state = 'active'"),
 	                 1);
+	PQfinish(holder);
 	/* the run is not cut short: it succeeds */
-	ck_assert(itest_env_wait(&e, 10,
+	ck_assert(itest_env_wait(&e, 20,
 	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
 	                         "job_name = 'slowpoke' AND status = 'succeeded'"));
 	itest_sleep(0.5);
@@ -294,15 +305,17 @@ START_TEST(alerts_say_things_once)
 	              " command = \"SELECT 1\"; enabled = false; max_staleness = \"1s\"; };\n");
 	char sched[64];
 	itest_env_start(&e);
-	/* the job comes with a reload once the daemon runs (itest_env_reload); 4 s ahead: a
-	 * loaded machine's ASan daemon took a second to apply the reload, and a fire 2 s ahead
-	 * passed before the job was there */
-	itest_schedule_soon(sched, sizeof(sched), 4);
-	itest_env_job(&e, "30-leaving.conf",
-	              "job = { name = \"leaving\"; database = \"app\"; schedule = \"%s\";"
-	              " command = \"SELECT pg_sleep(6)\"; warn_duration = \"4s\"; };\n",
-	              sched);
-	itest_env_reload(&e);
+	/* the job comes with a reload once the daemon runs (itest_env_reload), written again
+	 * if the reload began after the fire (itest_soon_again) */
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(sched, sizeof(sched), ahead);
+		itest_env_job(&e, "30-leaving.conf",
+		              "job = { name = \"leaving\"; database = \"app\"; schedule = \"%s\";"
+		              " command = \"SELECT pg_sleep(6)\"; warn_duration = \"4s\"; };\n",
+		              sched);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	char *stdin_path = itest_env_path(&e, "state/stdin.txt");
 	char *path = itest_env_path(&e, "state/alerts.txt");
 

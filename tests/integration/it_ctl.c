@@ -154,7 +154,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	              status, out);
 	free(out);
 	ck_assert_msg(
-	    itest_env_wait(&e, 5,
+	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
 	                   "application_name = 'pgcrond: slow' AND query LIKE '%%pg_sleep%%'"),
 	    "no backend with application_name 'pgcrond: slow':\n%s", itest_read_file(e.log));
@@ -197,7 +197,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	              "trigger --wait on a retried job: %d %s", status, out);
 	free(out);
 	ck_assert(
-	    itest_env_wait(&e, 5,
+	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name = "
 	                   "'flaky' AND status = 'failed'"));
 
@@ -331,7 +331,7 @@ START_TEST(pause_resume_persist_and_catch_up)
 	              "        command = \"INSERT INTO ticks DEFAULT VALUES\"; };\n");
 	install(&e);
 	itest_env_start(&e);
-	ck_assert(itest_env_wait(&e, 5, "SELECT count(*) >= 1 FROM ticks"));
+	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) >= 1 FROM ticks"));
 
 	out = itest_cli(&status, "pause", "-c", e.conf, "tick", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "paused tick"), "pause: %d %s", status, out);
@@ -369,7 +369,7 @@ START_TEST(pause_resume_persist_and_catch_up)
 	free(text);
 	free(paused);
 	itest_env_start(&e);
-	ck_assert_msg(itest_wait_log(e.log, "job tick is paused", 10),
+	ck_assert_msg(itest_wait_log(e.log, "job tick is paused", 30),
 	              "no notice of the paused job:\n%s", itest_tail(e.log));
 	itest_sleep(1.5); /* a window: nor after the restart */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), n0);
@@ -382,12 +382,12 @@ START_TEST(pause_resume_persist_and_catch_up)
 	out = itest_cli(&status, "resume", "-c", e.conf, "tick", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "resumed tick"), "resume: %d %s", status, out);
 	free(out);
-	ck_assert_msg(itest_env_wait(&e, 5,
+	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
 	                             "job_name = 'tick' AND trigger = 'catchup' AND status = "
 	                             "'succeeded'"),
 	              "no catch-up run after resume:\n%s", itest_read_file(e.log));
-	ck_assert(itest_env_wait(&e, 5, "SELECT count(*) >= %lld FROM ticks", n0 + 3));
+	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) >= %lld FROM ticks", n0 + 3));
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE trigger = 'catchup'"),
 	                 1);

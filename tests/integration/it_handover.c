@@ -30,28 +30,71 @@ static void at_second(char *out, size_t len, int at)
 	snprintf(out, len, "%d * * * * *", ((at % 60) + 60) % 60);
 }
 
-static int second_soon(int ahead)
+/* A and B, up, given the jobs JOBS(S0, I, OUT) writes for instance I (0: A, 1: B) with
+ * S0 the second of every minute their fires are written around: first with S0 < 0 (nothing
+ * comes due), then, once both run, with S0 a few seconds ahead (their starts on a loaded
+ * machine took longer than the seconds to a fire written before them) and each has seen
+ * the other live; again if both reloads began too late for it. */
+static void up_then_soon(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                         const char *na, const char *nb,
+                         void (*jobs)(int s0, int i, char *out, size_t len))
 {
-	return (int)((time(NULL) + ahead) % 60);
+	char ja[1024], jb[1024];
+	jobs(-1, 0, ja, sizeof(ja));
+	jobs(-1, 1, jb, sizeof(jb));
+	itest_inst_init(a, e, na, ja);
+	itest_inst_init(b, e, nb, jb);
+	itest_inst_up(e, a);
+	itest_inst_up(e, b);
+	/* each marks its runs (and sees the other's) once a heartbeat saw the other live */
+	ck_assert_msg(itest_wait_log(a->log, "other live instances", 15) &&
+	                  itest_wait_log(b->log, "other live instances", 15),
+	              "the instances never saw each other:\n%s\n%s", itest_tail(a->log),
+	              itest_tail(b->log));
+	struct itest_inst *both[] = {a, b};
+	for (int ahead = 3; ahead;) {
+		char s[32];
+		time_t at = itest_schedule_soon_at(s, sizeof(s), ahead);
+		jobs((int)(at % 60), 0, ja, sizeof(ja));
+		jobs((int)(at % 60), 1, jb, sizeof(jb));
+		itest_inst_reload(a, ja);
+		itest_inst_reload(b, jb);
+		ahead = itest_insts_soon_again(both, 2, at, ahead);
+	}
 }
 
-/* Instances NA and NB on one database, job "flaky" failing once AHEAD seconds from now with
+/* The schedule of the second S0 + D of every minute, or one that does not come round in a
+ * test for S0 < 0. */
+static void at_second_or_never(char *out, size_t len, int s0, int d)
+{
+	if (s0 < 0)
+		snprintf(out, len, "0 0 1 1 *");
+	else
+		at_second(out, len, s0 + d);
+}
+
+static const char *flaky_delay;
+
+static void flaky_jobs(int s0, int i, char *out, size_t len)
+{
+	(void)i;
+	char s[32];
+	at_second_or_never(s, sizeof(s), s0, 0);
+	snprintf(out, len,
+	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"%s\"; };\n",
+	         s, flaky_delay);
+}
+
+/* Instances NA and NB on one database, job "flaky" failing once, soon after both run, with
  * one retry after DELAY: once its first attempt failed and its retry is pending, *RAN is the
  * instance that ran it and *OTHER the other one. */
 static void flaky_on_two(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
-                         const char *na, const char *nb, int ahead, const char *delay,
-                         struct itest_inst **ran, struct itest_inst **other)
+                         const char *na, const char *nb, const char *delay, struct itest_inst **ran,
+                         struct itest_inst **other)
 {
-	char s[32], jobs[512];
-	at_second(s, sizeof(s), second_soon(ahead));
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
-	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"%s\"; };\n",
-	         s, delay);
-	itest_inst_init(a, e, na, jobs);
-	itest_inst_init(b, e, nb, jobs);
-	itest_inst_up(e, a);
-	itest_inst_up(e, b);
+	flaky_delay = delay;
+	up_then_soon(e, a, b, na, nb, flaky_jobs);
 	ck_assert_msg(
 	    itest_env_wait(e, 20,
 	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -69,6 +112,19 @@ static void flaky_on_two(struct itest_env *e, struct itest_inst *a, struct itest
 	free(runner);
 }
 
+/* one instance fires it a second after the other: the second fire meets the first run, and
+ * waits for it about 5 s (a loaded ASan machine's `pgcrond status` calls and the running row
+ * seen late left less than one look within a 2 s wait) */
+static void queue_jobs(int s0, int i, char *out, size_t len)
+{
+	char s[32];
+	at_second_or_never(s, sizeof(s), s0, i);
+	snprintf(out, len,
+	         "job = { name = \"q\"; command = \"SELECT pg_sleep(6)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
+	         s);
+}
+
 /* overlap = queue: a fire that finds the job running on the other instance waits for that
  * run's end (announced by a NOTIFY), then runs; before, it was skipped. */
 START_TEST(queue_waits_for_the_other_instance)
@@ -76,25 +132,7 @@ START_TEST(queue_waits_for_the_other_instance)
 	struct itest_env e;
 	struct itest_inst a, b;
 	handover_db(&e, "ho-queue");
-	int s0 = second_soon(9);
-	char sa[32], sb[32], ja[256], jb[256];
-	at_second(sa, sizeof(sa), s0);
-	at_second(sb, sizeof(sb), s0 + 1);
-	/* one instance fires it a second after the other: the second fire meets the first run,
-	 * and waits for it about 5 s (a loaded ASan machine's `pgcrond status` calls and the
-	 * running row seen late left less than one look within a 2 s wait) */
-	snprintf(ja, sizeof(ja),
-	         "job = { name = \"q\"; command = \"SELECT pg_sleep(6)\"; database = \"app\";"
-	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
-	         sa);
-	snprintf(jb, sizeof(jb),
-	         "job = { name = \"q\"; command = \"SELECT pg_sleep(6)\"; database = \"app\";"
-	         " schedule = \"%s\"; overlap = \"queue\"; };\n",
-	         sb);
-	itest_inst_init(&a, &e, "qa", ja);
-	itest_inst_init(&b, &e, "qb", jb);
-	itest_inst_up(&e, &a);
-	itest_inst_up(&e, &b);
+	up_then_soon(&e, &a, &b, "qa", "qb", queue_jobs);
 	/* while qa runs it, qb's status says its fire waits for that */
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
@@ -141,6 +179,17 @@ START_TEST(queue_waits_for_the_other_instance)
 }
 END_TEST
 
+/* ra runs it (60 s) at S0, rb (1 s) at S0 + 2 */
+static void replace_jobs(int s0, int i, char *out, size_t len)
+{
+	char s[32];
+	at_second_or_never(s, sizeof(s), s0, 2 * i);
+	snprintf(out, len,
+	         "job = { name = \"r\"; command = \"SELECT pg_sleep(%d)\"; database = \"app\";"
+	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
+	         i ? 1 : 60, s);
+}
+
 /* overlap = replace: the newer fire on one instance has the other instance cancel its run
  * (through a request row it reads and its own cancel key), then runs. */
 START_TEST(replace_cancels_the_other_instance_run)
@@ -148,22 +197,7 @@ START_TEST(replace_cancels_the_other_instance_run)
 	struct itest_env e;
 	struct itest_inst a, b;
 	handover_db(&e, "ho-replace");
-	int s0 = second_soon(9);
-	char sa[32], sb[32], ja[256], jb[256];
-	at_second(sa, sizeof(sa), s0);
-	at_second(sb, sizeof(sb), s0 + 2);
-	snprintf(ja, sizeof(ja),
-	         "job = { name = \"r\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
-	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
-	         sa);
-	snprintf(jb, sizeof(jb),
-	         "job = { name = \"r\"; command = \"SELECT pg_sleep(1)\"; database = \"app\";"
-	         " schedule = \"%s\"; overlap = \"replace\"; };\n",
-	         sb);
-	itest_inst_init(&a, &e, "ra", ja);
-	itest_inst_init(&b, &e, "rb", jb);
-	itest_inst_up(&e, &a);
-	itest_inst_up(&e, &b);
+	up_then_soon(&e, &a, &b, "ra", "rb", replace_jobs);
 	ck_assert_msg(itest_env_wait(&e, 25,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'r' AND instance = 'rb'"
@@ -198,7 +232,7 @@ START_TEST(dead_instance_retry_runs_on_survivor)
 	struct itest_inst a, b;
 	handover_db(&e, "ho-retry");
 	struct itest_inst *dead, *alive;
-	flaky_on_two(&e, &a, &b, "ta", "tb", 8, "15s", &dead, &alive);
+	flaky_on_two(&e, &a, &b, "ta", "tb", "15s", &dead, &alive);
 	itest_inst_stop(dead, SIGKILL);
 	/* well before the dead one's 15 s delay would have ended: taken over at once */
 	ck_assert_msg(itest_env_wait(&e, 12,
@@ -337,20 +371,14 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 }
 END_TEST
 
-/* A downstream run waiting for a run slot (max_running) on an instance that dies runs on
- * the survivor. */
-START_TEST(dead_instance_queued_downstream_runs_on_survivor)
+/* da's jobs (S0 < 0: nothing comes due, db's): up runs at S0 and holds the only slot; busy
+ * comes due a second later and waits for it; when up ends, down queues behind busy */
+static void queued_jobs(int s0, char *out, size_t len)
 {
-	struct itest_env e;
-	struct itest_inst a, b;
-	handover_db(&e, "ho-queued");
-	int s0 = second_soon(9);
-	char s_up[32], s_busy[32], ja[768];
-	at_second(s_up, sizeof(s_up), s0);
-	at_second(s_busy, sizeof(s_busy), s0 + 1);
-	/* on da: up runs at s0 and holds the only slot; busy comes due a second later and
-	 * waits for it; when up ends, down queues behind busy */
-	snprintf(ja, sizeof(ja),
+	char s_up[32], s_busy[32];
+	at_second_or_never(s_up, sizeof(s_up), s0, 0);
+	at_second_or_never(s_busy, sizeof(s_busy), s0, 1);
+	snprintf(out, len,
 	         "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
 	         " database = \"app\"; schedule = \"%s\"; },\n"
 	         "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
@@ -358,20 +386,33 @@ START_TEST(dead_instance_queued_downstream_runs_on_survivor)
 	         "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
 	         " after = [ \"up\" ]; } );\n",
 	         s_up, s_busy);
+}
+
+/* A downstream run waiting for a run slot (max_running) on an instance that dies runs on
+ * the survivor. */
+START_TEST(dead_instance_queued_downstream_runs_on_survivor)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	handover_db(&e, "ho-queued");
+	char ja[768];
+	queued_jobs(-1, ja, sizeof(ja));
 	itest_inst_init(&a, &e, "da", ja);
-	itest_inst_init(
-	    &b, &e, "db",
-	    "jobs = ( { name = \"up\"; command = \"SELECT pg_sleep(2)\";"
-	    " database = \"app\"; schedule = \"0 0 1 1 *\"; },\n"
-	    "  { name = \"busy\"; command = \"SELECT pg_sleep(60)\"; database = \"app\";"
-	    " schedule = \"0 0 1 1 *\"; },\n"
-	    "  { name = \"down\"; command = \"SELECT 2\"; database = \"app\";"
-	    " after = [ \"up\" ]; } );\n");
+	itest_inst_init(&b, &e, "db", ja);
 	char *main_a = itest_read_file(a.conf);
 	itest_write_file(a.conf, "%smax_running = 1;\n", main_a);
 	free(main_a);
 	itest_inst_up(&e, &a);
 	itest_inst_up(&e, &b);
+	/* da's fires come with a reload once both run (starts on a loaded machine took longer
+	 * than the seconds to a fire written before them) */
+	for (int ahead = 3; ahead;) {
+		char s[32];
+		time_t at = itest_schedule_soon_at(s, sizeof(s), ahead);
+		queued_jobs((int)(at % 60), ja, sizeof(ja));
+		itest_inst_reload(&a, ja);
+		ahead = itest_soon_again(a.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                             " WHERE job_name = 'busy' AND status = 'running'"),
@@ -512,7 +553,7 @@ START_TEST(clean_stop_hands_retry_over)
 	struct itest_inst a, b;
 	handover_db(&e, "ho-stop");
 	struct itest_inst *stopped, *other;
-	flaky_on_two(&e, &a, &b, "sa", "sb", 7, "60s", &stopped, &other);
+	flaky_on_two(&e, &a, &b, "sa", "sb", "60s", &stopped, &other);
 	ck_assert_int_eq(itest_inst_stop(stopped, SIGTERM), 0);
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"

@@ -239,28 +239,32 @@ START_TEST(forged_trigger_outcome_is_not_believed)
 }
 END_TEST
 
-/* The six-field schedule of the second AHEAD seconds from now, every minute. */
-static void second_soon(char *out, size_t len, int ahead)
-{
-	snprintf(out, len, "%d * * * * *", (int)((time(NULL) + ahead) % 60));
-}
-
-/* Two instances NA and NB (database TAG) of a job that fails once, 7 s from now, and retries
- * after 60 s: returns once one of them has the retry pending (pgcrond.pending_work). */
+/* Two instances NA and NB (database TAG) of a job that fails once, a few seconds after both
+ * run, and retries after 60 s: returns once one of them has the retry pending
+ * (pgcrond.pending_work). */
 static void pair_with_pending_retry(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
                                     const char *tag, const char *na, const char *nb)
 {
 	hostile_db(e, tag);
+	static const char job[] =
+	    "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
+	    " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n";
 	char s[32], jobs[512];
-	second_soon(s, sizeof(s), 7);
-	snprintf(jobs, sizeof(jobs),
-	         "job = { name = \"flaky\"; command = \"SELECT 1/0\"; database = \"app\";"
-	         " schedule = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"60s\"; };\n",
-	         s);
+	snprintf(jobs, sizeof(jobs), job, "0 0 1 1 *");
 	itest_inst_init(a, e, na, jobs);
 	itest_inst_init(b, e, nb, jobs);
 	itest_inst_up(e, a);
 	itest_inst_up(e, b);
+	/* the fire comes with a reload once both run (their starts on a loaded machine took
+	 * longer than the seconds to a fire written before them) */
+	struct itest_inst *both[] = {a, b};
+	for (int ahead = 3; ahead;) {
+		time_t at = itest_schedule_soon_at(s, sizeof(s), ahead);
+		snprintf(jobs, sizeof(jobs), job, s);
+		itest_inst_reload(a, jobs);
+		itest_inst_reload(b, jobs);
+		ahead = itest_insts_soon_again(both, 2, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.pending_work"
 	                             " WHERE job_name = 'flaky' AND kind = 'retry'"),

@@ -151,7 +151,18 @@ START_TEST(spooled_skip_of_a_fire_served_elsewhere_is_dropped)
 	                             "SELECT count(*) = 2 FROM pg_stat_activity"
 	                             " WHERE query = 'SELECT pg_sleep(30)'"),
 	              "b1 and b2 do not run:\n%s", tail(itest_read_file(e.log)));
-	itest_sleep(1.5); /* w fired since, and waits for a slot */
+	/* w fired since, and waits for a slot: its status says queued */
+	char *st_out = NULL;
+	double t0 = itest_now();
+	do {
+		free(st_out);
+		int st;
+		st_out = itest_cli(&st, "status", "-c", e.conf, "w", NULL);
+	} while (!strstr(st_out, "state:        queued") && itest_now() - t0 < 20 &&
+	         (itest_sleep(0.1), 1));
+	ck_assert_msg(strstr(st_out, "state:        queued"), "w does not wait for a slot:\n%s",
+	              st_out);
+	free(st_out);
 	PGconn *locker = itest_connect(e.ci);
 	itest_exec(locker, "BEGIN; LOCK TABLE pgcrond.job_run_details IN SHARE MODE");
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
