@@ -33,19 +33,21 @@ START_TEST(timeout_cancels_through_the_key)
 	/* The job comes with a reload once the daemon runs (itest_env_reload). It turns the
 	 * server's statement_timeout off, so only the daemon's own timer stops it; the comment
 	 * marks its backend in pg_stat_activity. */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(
-	    &e, "10-jobs.conf",
-	    "job = { name = \"sleeper\"; database = \"lim\"; schedule = \"%s\";"
-	    "  timeout = \"1s\";"
-	    "  command = \"SET statement_timeout = 0; SELECT pg_sleep(60) /* it_cancel */\"; };\n",
-	    when);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(&e, "10-jobs.conf",
+		              "job = { name = \"sleeper\"; database = \"lim\"; schedule = \"%s\";"
+		              "  timeout = \"1s\";"
+		              "  command = \"SET statement_timeout = 0; SELECT pg_sleep(60) /* "
+		              "it_cancel */\"; };\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	/* another session of the same database, busy with its own statement */
 	PGconn *other = itest_connect(e.ci);
 	ck_assert(PQsendQuery(other, "SELECT pg_sleep(8) /* it_cancel_other */"));
 	long long other_pid = PQbackendPID(other);
-
-	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 30,
 	                             "SELECT count(*) > 0 FROM pg_stat_activity"
 	                             " WHERE query LIKE '%%pg_sleep(60) /* it_cancel */%%'"

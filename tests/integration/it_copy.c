@@ -132,15 +132,19 @@ START_TEST(timeout_stops_a_long_copy_to_stdout)
 	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	/* rows trickle out for minutes: the timeout must stop it while it streams */
-	itest_env_job(&e, "10-copy.conf",
-	              "jobs = (\n"
-	              "{ name = \"slow\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\"; "
-	              "command = \"COPY (SELECT g, pg_sleep(0.001), repeat('x', 100) FROM "
-	              "generate_series(1, 1000000) g) TO STDOUT\"; },\n" TICK_JOB "\n);\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		/* rows trickle out for minutes: the timeout must stop it while it streams */
+		itest_env_job(
+		    &e, "10-copy.conf",
+		    "jobs = (\n"
+		    "{ name = \"slow\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\"; "
+		    "command = \"COPY (SELECT g, pg_sleep(0.001), repeat('x', 100) FROM "
+		    "generate_series(1, 1000000) g) TO STDOUT\"; },\n" TICK_JOB "\n);\n",
+		    when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'slow' AND status = 'failed'"),
@@ -216,13 +220,17 @@ START_TEST(large_results_are_counted_not_held)
 	itest_env_setup(&e, "big", DB "_big");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-big.conf",
-	              "job = { name = \"big\"; schedule = \"%s\"; timeout = \"120s\";\n"
-	              "        command = \"SELECT repeat('x', 1000) FROM generate_series(1, "
-	              "200000)\"; };\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(
+		    &e, "10-big.conf",
+		    "job = { name = \"big\"; schedule = \"%s\"; timeout = \"120s\";\n"
+		    "        command = \"SELECT repeat('x', 1000) FROM generate_series(1, "
+		    "200000)\"; };\n",
+		    when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 60,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
 	                             "job_name = 'big' AND status = 'succeeded' AND "

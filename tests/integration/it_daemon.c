@@ -110,20 +110,23 @@ START_TEST(timeout_stops_the_backend)
 	env_setup(&e, "timeout", NULL);
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	/* one statement: the server's statement_timeout stops it */
-	itest_env_job(
-	    &e, "10-sleep.conf",
-	    "job = { name = \"sleepy\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\";\n"
-	    "  command = \"SELECT pg_sleep(60)\"; };\n",
-	    when);
-	/* two statements, each shorter than the timeout: the client-side timer cancels */
-	itest_env_job(
-	    &e, "20-sleep2.conf",
-	    "job = { name = \"sleepy2\"; database = \"app\"; schedule = \"%s\"; timeout = \"2s\";\n"
-	    "  command = \"SELECT pg_sleep(1.6); SELECT pg_sleep(1.7)\"; };\n",
-	    when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		/* one statement: the server's statement_timeout stops it */
+		itest_env_job(&e, "10-sleep.conf",
+		              "job = { name = \"sleepy\"; database = \"app\"; schedule = \"%s\"; "
+		              "timeout = \"2s\";\n"
+		              "  command = \"SELECT pg_sleep(60)\"; };\n",
+		              when);
+		/* two statements, each shorter than the timeout: the client-side timer cancels */
+		itest_env_job(&e, "20-sleep2.conf",
+		              "job = { name = \"sleepy2\"; database = \"app\"; schedule = \"%s\"; "
+		              "timeout = \"2s\";\n"
+		              "  command = \"SELECT pg_sleep(1.6); SELECT pg_sleep(1.7)\"; };\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(
 	    itest_env_wait(&e, 15,
 	                   "SELECT count(*) = 2 FROM pgcrond.job_run_details WHERE job_name LIKE "
@@ -282,13 +285,17 @@ START_TEST(crash_then_restart_closes_orphan_once)
 	                 "GRANT ALL ON public.execs TO PUBLIC");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-long.conf",
-	              "job = { name = \"" CRASH_JOB "\"; database = \"app\"; schedule = \"%s\";\n"
-	              "  command = \"INSERT INTO public.execs (pid) SELECT pg_backend_pid()"
-	              " FROM pg_sleep(10)\"; };\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(&e, "10-long.conf",
+		              "job = { name = \"" CRASH_JOB
+		              "\"; database = \"app\"; schedule = \"%s\";\n"
+		              "  command = \"INSERT INTO public.execs (pid) SELECT pg_backend_pid()"
+		              " FROM pg_sleep(10)\"; };\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
@@ -417,16 +424,19 @@ START_TEST(sigterm_lets_runs_finish_then_cancels)
 	env_setup(&e, "term", "shutdown_grace = \"3s\";\n");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-short.conf",
-	              "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
-	              "  command = \"SELECT pg_sleep(1.5)\"; };\n",
-	              when);
-	itest_env_job(&e, "20-long.conf",
-	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
-	              "  command = \"SELECT pg_sleep(60)\"; };\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(&e, "10-short.conf",
+		              "job = { name = \"short\"; database = \"app\"; schedule = \"%s\";\n"
+		              "  command = \"SELECT pg_sleep(1.5)\"; };\n",
+		              when);
+		itest_env_job(&e, "20-long.conf",
+		              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
+		              "  command = \"SELECT pg_sleep(60)\"; };\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(
 	    itest_env_wait(
 	        &e, 10,
@@ -528,12 +538,15 @@ START_TEST(second_sigterm_cancels_at_once)
 	env_setup(&e, "term2", "shutdown_grace = \"60s\";\n");
 	itest_env_start(&e);
 	/* the job comes with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 2);
-	itest_env_job(&e, "10-long.conf",
-	              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
-	              "  command = \"SELECT pg_sleep(60)\"; };\n",
-	              when);
-	itest_env_reload(&e);
+	for (int ahead = 2; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(&e, "10-long.conf",
+		              "job = { name = \"endless\"; database = \"app\"; schedule = \"%s\";\n"
+		              "  command = \"SELECT pg_sleep(60)\"; };\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE status = 'running' AND job_pid IS NOT NULL"),

@@ -21,20 +21,25 @@ START_TEST(diamond_runs_in_order_with_one_graph_run)
 	itest_exec(e.db, "CREATE TABLE steps (job text, started timestamptz, ended timestamptz)");
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 3);
 	/* each step records its own start and end, so the order is checked from the inside */
 #define STEP(name, secs)                                                                           \
 	"INSERT INTO steps VALUES ('" name "', clock_timestamp()); SELECT pg_sleep(" secs "); "    \
 	"UPDATE steps SET ended = clock_timestamp() WHERE job = '" name "'"
-	itest_env_job(
-	    &e, "10-diamond.conf",
-	    "jobs = (\n{ name = \"a\"; database = \"app\"; schedule = \"%s\"; command = \"%s\"; "
-	    "},\n"
-	    "{ name = \"b\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
-	    "{ name = \"c\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
-	    "{ name = \"d\"; database = \"app\"; after = [\"b\", \"c\"]; command = \"%s\"; }\n);\n",
-	    when, STEP("a", "0.3"), STEP("b", "1.5"), STEP("c", "1.5"), STEP("d", "0.3"));
-	itest_env_reload(&e);
+	for (int ahead = 3; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(
+		    &e, "10-diamond.conf",
+		    "jobs = (\n{ name = \"a\"; database = \"app\"; schedule = \"%s\"; command = "
+		    "\"%s\"; "
+		    "},\n"
+		    "{ name = \"b\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
+		    "{ name = \"c\"; database = \"app\"; after = [\"a\"]; command = \"%s\"; },\n"
+		    "{ name = \"d\"; database = \"app\"; after = [\"b\", \"c\"]; command = \"%s\"; "
+		    "}\n);\n",
+		    when, STEP("a", "0.3"), STEP("b", "1.5"), STEP("c", "1.5"), STEP("d", "0.3"));
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'd' AND status = 'succeeded'"),
@@ -92,16 +97,21 @@ START_TEST(upstream_failure_marks_downstreams_and_alerts)
 	    e.dir);
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 3);
-	itest_env_job(
-	    &e, "10-chain.conf",
-	    "jobs = (\n{ name = \"x\"; database = \"app\"; schedule = \"%s\"; command = \"SELECT "
-	    "1/0\";"
-	    " retries = 2; retry_delay = \"100ms\"; },\n"
-	    "{ name = \"y\"; database = \"app\"; after = [\"x\"]; command = \"SELECT 1\"; },\n"
-	    "{ name = \"z\"; database = \"app\"; after = [\"y\"]; command = \"SELECT 1\"; }\n);\n",
-	    when);
-	itest_env_reload(&e);
+	for (int ahead = 3; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(&e, "10-chain.conf",
+		              "jobs = (\n{ name = \"x\"; database = \"app\"; schedule = \"%s\"; "
+		              "command = \"SELECT "
+		              "1/0\";"
+		              " retries = 2; retry_delay = \"100ms\"; },\n"
+		              "{ name = \"y\"; database = \"app\"; after = [\"x\"]; command = "
+		              "\"SELECT 1\"; },\n"
+		              "{ name = \"z\"; database = \"app\"; after = [\"y\"]; command = "
+		              "\"SELECT 1\"; }\n);\n",
+		              when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 2 FROM pgcrond.job_run_details "
 	                             "WHERE status = 'upstream_failed'"),
@@ -156,16 +166,20 @@ START_TEST(deadlock_is_retried_with_growing_delays)
 	                 "USING ERRCODE = '40P01'; END IF; RETURN 1; END $$");
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
-	itest_schedule_soon(when, sizeof(when), 3);
-	itest_env_job(&e, "10-retry.conf",
-	              "jobs = (\n{ name = \"flaky\"; database = \"app\"; schedule = \"%s\"; "
-	              "command = \"SELECT flaky()\";"
-	              " retries = 3; retry_delay = \"400ms\"; retry_backoff = 2.0; },\n"
-	              "{ name = \"missing\"; database = \"app\"; schedule = \"%s\";"
-	              " command = \"SELECT * FROM no_such_table\"; retries = 3; retry_delay = "
-	              "\"200ms\"; }\n);\n",
-	              when, when);
-	itest_env_reload(&e);
+	for (int ahead = 3; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		itest_env_job(
+		    &e, "10-retry.conf",
+		    "jobs = (\n{ name = \"flaky\"; database = \"app\"; schedule = \"%s\"; "
+		    "command = \"SELECT flaky()\";"
+		    " retries = 3; retry_delay = \"400ms\"; retry_backoff = 2.0; },\n"
+		    "{ name = \"missing\"; database = \"app\"; schedule = \"%s\";"
+		    " command = \"SELECT * FROM no_such_table\"; retries = 3; retry_delay = "
+		    "\"200ms\"; }\n);\n",
+		    when, when);
+		itest_env_reload(&e);
+		ahead = itest_soon_again(e.log, at, ahead);
+	}
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
 	                             "WHERE job_name = 'flaky' AND status = 'succeeded'"),
