@@ -163,6 +163,7 @@ static enum sqlscan_class statement_class(const char *sql, const char *p, const 
 		return SQLSCAN_ONE_TRANSACTION;
 	/* the words that follow, outside quotes and comments */
 	bool first = true;
+	int depth = 0; /* in parentheses: an option list (REINDEX (VERBOSE) DATABASE) */
 	for (const char *w = p + n; w && w < end;) {
 		const char *q = skip_token(sql, w);
 		if (!q)
@@ -172,12 +173,17 @@ static enum sqlscan_class statement_class(const char *sql, const char *p, const 
 			continue;
 		}
 		if (!isalpha((unsigned char)*w)) {
+			depth += *w == '(' ? 1 : *w == ')' && depth > 0 ? -1 : 0;
 			w++;
 			continue;
 		}
 		size_t m = 0;
 		while (is_ident(w[m]))
 			m++;
+		if (depth > 0 && reindex) {
+			w += m;
+			continue;
+		}
 		if (word_is(w, m, "CONCURRENTLY") && !alter)
 			return SQLSCAN_NO_BLOCK; /* CREATE/DROP INDEX, REINDEX ... CONCURRENTLY */
 		if (first && (create || drop) &&
@@ -185,6 +191,10 @@ static enum sqlscan_class statement_class(const char *sql, const char *p, const 
 			return SQLSCAN_NO_BLOCK;
 		if (first && alter && word_is(w, m, "SYSTEM"))
 			return SQLSCAN_NO_BLOCK;
+		if (first && reindex &&
+		    (word_is(w, m, "SCHEMA") || word_is(w, m, "DATABASE") ||
+		     word_is(w, m, "SYSTEM")))
+			return SQLSCAN_NO_BLOCK; /* it commits after each table */
 		first = false;
 		w += m;
 	}
@@ -243,7 +253,7 @@ void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len)
 {
 	if (!sql)
 		snprintf(out, len, "fenced: plugin");
-	else if (sqlscan_pipeline_safe(sql))
+	else if (sqlscan_classify(sql) == SQLSCAN_ONE_TRANSACTION)
 		snprintf(out, len, "yes");
 	else
 		snprintf(out, len, "fenced: %s", sqlscan_class_name(sqlscan_classify(sql)));

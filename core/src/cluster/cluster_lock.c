@@ -395,11 +395,24 @@ static const char reap_a[] =
      * for them to go, so that a run's transaction cannot commit after its retry starts; one
      * this role may not end counts as not gone (END_BACKEND_A) */
     " fence AS ("
-    "  SELECT d.instance, d.run_key,"
-    "   " END_BACKEND_A " AS gone"
+    "  SELECT f.instance, f.run_key, " END_BACKEND_A " AS gone FROM ("
+    "   SELECT d.instance, d.run_key, a.pid"
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
-    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])),"
+    "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])";
+/* ... and, with pgcrond.run_start, the backends whose transaction is one of its runs' (an id
+ * is never two running transactions' at once), also before the run's pid is in the history;
+ * each backend once (UNION): a second pg_terminate_backend() of one gone says false */
+static const char reap_fence_xid[] =
+    "  UNION SELECT x.instance, x.run_key, a.pid"
+    "   FROM pgcrond.run_start x JOIN dead ON x.instance OPERATOR(pg_catalog.=) dead.name"
+    "   JOIN pg_catalog.pg_stat_activity a ON a.backend_xid IS NOT NULL"
+    "    AND a.backend_xid::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=)"
+    "     (x.xid OPERATOR(pg_catalog.%) 4294967296)"
+    "  WHERE x.xid OPERATOR(pg_catalog.>) 0 AND x.server OPERATOR(pg_catalog.=)"
+    "   pg_catalog.pg_postmaster_start_time()::pg_catalog.text";
+static const char reap_a2[] =
+    "  ) f JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) f.pid),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
     "     SET status = CASE WHEN ";
@@ -472,8 +485,8 @@ const char *cluster_reap_sql(bool xact)
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
 		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s", reap_a, k, reap_b, k, reap_c, u,
-		             reap_d) < 0) {
+		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s", reap_a, xact ? reap_fence_xid : "",
+		             reap_a2, k, reap_b, k, reap_c, u, reap_d) < 0) {
 			sql[xact] = NULL;
 			return NULL;
 		}

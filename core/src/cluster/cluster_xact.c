@@ -28,7 +28,9 @@
 
 /* $2: lines "KIND TAB run_key TAB a TAB b [TAB c]": S (a start: job, scheduled Unix s or
  * empty, and c holds "l" if the run holds the job's lock, "c" if it holds that fire's claim),
- * X (a transaction id: xid, server), D (the end is written: the row goes). Per run, a D among
+ * X (a transaction id: xid, server; c "w" if the run's COMMIT waits for it, which is written
+ * only while this process's instance row says it is live: one found dead may not commit
+ * what a takeover may have retried), D (the end is written: the row goes). Per run, a D among
  * its lines deletes; else the values of its lines together are written, a start holding a
  * claim only if the claim is still ours, one holding the lock only if the lock is still this
  * process's ($3: its boot id). Returns the runs written (run_key, NULL) and those refused
@@ -49,7 +51,9 @@ static const char cluster_sql_xact[] =
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
     "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'c') OPERATOR(pg_catalog.>) 0) AS claim,"
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
-    "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'l') OPERATOR(pg_catalog.>) 0) AS lock"
+    "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'l') OPERATOR(pg_catalog.>) 0) AS lock,"
+    "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'X'"
+    "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'w') AS w"
     "  FROM l GROUP BY f[2]),"
     /* a scheduled fire's claim, still ours, is started (its row lock orders this against a
      * takeover's DELETE of claims not started, sql_reap); the rows are locked in the order
@@ -80,7 +84,10 @@ static const char cluster_sql_xact[] =
     " old AS (DELETE FROM pgcrond.run_start r WHERE r.noted_at OPERATOR(pg_catalog.<)"
     "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '2 days')),"
     " ok AS (SELECT v.* FROM v WHERE NOT v.d"
-    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))),"
+    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))"
+    "  AND (NOT v.w OR EXISTS (SELECT FROM pgcrond.instance i"
+    "   WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $3"
+    "    AND i.stopped_at IS NULL))),"
     " ins AS (INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid,"
     "  server)"
     " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s FROM ok"
@@ -104,13 +111,15 @@ static const char cluster_sql_xact[] =
  * before, or serve its claim again: what an unmarked run gets). */
 #define XACT_BUF_MAX (1 << 20)
 
-/* A run waiting for its start mark to be written (cluster_note_start). */
+/* A run waiting for its start mark to be written (cluster_note_start), or for its
+ * transaction id before its COMMIT (cluster_note_xact). */
 struct mark_wait {
 	struct mark_wait *next;
 	cluster_mark_fn fn; /* NULL: forgotten */
 	void *arg;
 	bool ok;        /* its mark is among the rows the statement wrote */
 	bool lock_gone; /* refused: its job's lock is no longer this process's */
+	bool xid;       /* the mark is its transaction id */
 	char key[];
 };
 
@@ -165,6 +174,34 @@ static bool noted(struct cluster *c, const char *run_key)
 	return strmap_find(&c->xact_keys, run_key) != NULL;
 }
 
+/* A wait of the run FN(ARG, ...) for the mark of RUN_KEY (NULL: out of memory), first of
+ * those the next statement answers: waiting before the line is noted, since noting it may
+ * send it at once. */
+static struct mark_wait *mark_wait_new(struct cluster *c, const char *run_key, bool xid,
+                                       cluster_mark_fn fn, void *arg)
+{
+	size_t len = strlen(run_key) + 1;
+	struct mark_wait *w = malloc(sizeof(*w) + len);
+	if (!w)
+		return NULL;
+	memcpy(w->key, run_key, len);
+	w->fn = fn;
+	w->arg = arg;
+	w->ok = w->lock_gone = false;
+	w->xid = xid;
+	w->next = c->mark_unsent;
+	c->mark_unsent = w;
+	return w;
+}
+
+/* W's line could not be noted: nothing was sent, so it is still the first waiting. */
+static void mark_wait_undo(struct cluster *c, struct mark_wait *w)
+{
+	if (w)
+		c->mark_unsent = w->next;
+	free(w);
+}
+
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
                        bool locked, cluster_mark_fn fn, void *arg)
 {
@@ -172,10 +209,9 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 		return 0;
 	size_t len = strlen(run_key) + 1;
 	struct xact_key *k = malloc(sizeof(*k) + len);
-	struct mark_wait *w = fn ? malloc(sizeof(*w) + len) : NULL;
+	struct mark_wait *w = k && fn ? mark_wait_new(c, run_key, false, fn, arg) : NULL;
 	if (!k || (fn && !w)) {
 		free(k);
-		free(w);
 		return -1;
 	}
 	memcpy(k->key, run_key, len);
@@ -183,19 +219,9 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 	char sched[24] = "";
 	if (scheduled_s > 0)
 		snprintf(sched, sizeof(sched), "%" PRId64, scheduled_s);
-	if (w) { /* waiting before the line is noted: noting it may send it at once */
-		memcpy(w->key, run_key, len);
-		w->fn = fn;
-		w->arg = arg;
-		w->ok = w->lock_gone = false;
-		w->next = c->mark_unsent;
-		c->mark_unsent = w;
-	}
 	if (!note(c, 'S', run_key, job, sched, !locked ? "" : scheduled_s > 0 ? "cl" : "l")) {
-		if (w) /* nothing was sent: it is still the first waiting */
-			c->mark_unsent = w->next;
+		mark_wait_undo(c, w);
 		free(k);
-		free(w);
 		return -1;
 	}
 	strmap_insert(&c->xact_keys, &k->node, k->key);
@@ -249,7 +275,10 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 		bool ok = !refused && (all || w->ok);
 		if (w->fn)
 			w->fn(w->arg, ok,
-			      ok ? NULL
+			      ok       ? NULL
+			      : w->xid ? "its transaction id could not be written to the history "
+			                 "database before its COMMIT (without it, another instance "
+			                 "that finds this one dead could run it again)"
 			      : w->lock_gone
 			          ? "not started: its job's lock was taken over by another "
 			            "instance while this one did not answer (stopped, frozen "
@@ -269,14 +298,28 @@ void cluster_marks_refuse(struct cluster *c)
 	               "run waited for its start mark; the fire is left to that instance");
 }
 
-void cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server)
+int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
+                      cluster_mark_fn fn, void *arg)
 {
 	if (!c || !c->xact_table || !plain(run_key) || !noted(c, run_key))
-		return;
+		return 0;
 	if (!xid || !server) /* the id is not the run's after all: a zero one means none */
-		note(c, 'X', run_key, "0", "", "");
-	else if (plain(xid) && plain(server))
-		note(c, 'X', run_key, xid, server, "");
+		return note(c, 'X', run_key, "0", "", "") ? 0 : -1;
+	if (!plain(xid) || !plain(server))
+		return 0;
+	struct xact_key *k =
+	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
+	/* (its start mark was answered before the run could send anything) */
+	struct mark_wait *w = fn && !k->wait ? mark_wait_new(c, run_key, true, fn, arg) : NULL;
+	if (fn && !w)
+		return -1;
+	k->wait = w;
+	if (!note(c, 'X', run_key, xid, server, w ? "w" : "")) {
+		k->wait = NULL;
+		mark_wait_undo(c, w);
+		return -1;
+	}
+	return w ? 1 : 0;
 }
 
 void cluster_xact_end(struct cluster *c, const char *run_key)

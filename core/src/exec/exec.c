@@ -184,7 +184,9 @@ static void run_finish(struct exec_run *r)
 	struct conn *c = r->conn;
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 
-	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg) {
+	/* (in a transaction pgcrond opened, what is left open is its own to roll back) */
+	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg &&
+	    r->xact == XACT_NONE) {
 		const char *why = "the run left a transaction open (no COMMIT); its work was "
 		                  "rolled back";
 		if (!r->failed) {
@@ -208,14 +210,48 @@ static void run_finish(struct exec_run *r)
 	exec_run_complete(r);
 }
 
-/* Send statement r->cur, or finish the run when there is none left. */
+/* The statements of a run in its own transaction (spec.own_xact) are done: COMMIT, once
+ * exec_release() said so; else wait for it, or fail (the reset rolls the transaction
+ * back). */
+static void run_commit(struct exec_run *r)
+{
+	if (r->held) {
+		r->xact = XACT_COMMIT_WAIT; /* exec_release() goes on */
+		return;
+	}
+	if (r->commit_refused) {
+		char *m = NULL;
+		r->failed = true;
+		free(r->message);
+		r->message = asprintf(&m, "rolled back: %s", r->commit_refused) >= 0 ? m : NULL;
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
+		run_finish(r);
+		return;
+	}
+	r->xact = XACT_COMMIT;
+	if (!PQsendQuery(r->conn->drv.conn, "COMMIT") || !run_flush(r))
+		exec_run_conn_lost(r, NULL);
+}
+
+/* Send statement r->cur, or finish the run when there is none left. A run in its own
+ * transaction: BEGIN and the id first (XACT_BEGIN), its statement (XACT_USER), then
+ * COMMIT (run_commit). */
 static void run_next_step(struct exec_run *r)
 {
 	struct conn *c = r->conn;
 	if (r->cur >= r->n_stmts || r->cancel_msg) {
 		if (r->cancel_msg)
 			r->failed = true;
-		run_finish(r);
+		if (!r->failed && r->xact == XACT_USER)
+			run_commit(r);
+		else
+			run_finish(r);
+		return;
+	}
+	if (r->xact == XACT_PLANNED) {
+		r->xact = XACT_BEGIN;
+		if (!PQsendQuery(c->drv.conn, "BEGIN; " XID_SQL) || !run_flush(r))
+			exec_run_conn_lost(r, NULL);
 		return;
 	}
 	struct run_stmt *s = &r->stmts[r->cur];
@@ -240,9 +276,20 @@ static void run_take_result(struct exec_run *r, PGresult *res)
 	if (r->xid_pending) {
 		if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && PQntuples(res) == 1 &&
 		    PQnfields(res) == 2 && !PQgetisnull(res, 0, 0) && r->on_xid)
-			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), false);
 		return;
 	}
+	if (r->xact == XACT_BEGIN && st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    PQnfields(res) == 2) {
+		if (!PQgetisnull(res, 0, 0)) { /* (a standby gives none: nothing to wait for) */
+			r->held = true; /* no COMMIT before exec_release(), which may come now */
+			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), true);
+		}
+		return;
+	}
+	/* BEGIN, COMMIT and ROLLBACK answer for pgcrond, not for the run's statements */
+	if (r->xact != XACT_NONE && r->xact != XACT_USER && st == PGRES_COMMAND_OK)
+		return;
 	if (r->setting_timeout) {
 		if (st == PGRES_TUPLES_OK) {
 			r->conn->timeout_ms = r->timeout_ms;
@@ -392,7 +439,7 @@ static bool run_uncarry(struct exec_run *r)
 		return false;
 	st->carry = false;
 	if (r->on_xid)
-		r->on_xid(r->arg, NULL, NULL);
+		r->on_xid(r->arg, NULL, NULL, false);
 	r->failed = false;
 	free(r->message);
 	r->message = NULL;
@@ -400,6 +447,20 @@ static bool run_uncarry(struct exec_run *r)
 	r->conn->timeout_ms = -1;
 	r->conn->app_name[0] = '\0';
 	run_send_first(r);
+	return true;
+}
+
+/* A statement of R in its own transaction refused the transaction block (what sqlscan
+ * could not see, as REINDEX SCHEMA): roll it back, then send the run's statement again, as
+ * written, on its own; its id is not the run's. */
+static bool run_unwrap(struct exec_run *r)
+{
+	if (r->xact != XACT_USER || !r->failed || strcmp(r->sqlstate, "25001") != 0 ||
+	    r->cancel_msg)
+		return false;
+	r->xact = XACT_UNWRAP;
+	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !run_flush(r))
+		exec_run_conn_lost(r, NULL);
 	return true;
 }
 
@@ -415,8 +476,34 @@ static void run_stmt_done(struct exec_run *r)
 		run_next_step(r);
 		return;
 	}
+	switch (r->xact) {
+	case XACT_BEGIN: /* its transaction is open: the run's statement, unless refused */
+		r->xact = XACT_USER;
+		if (r->failed)
+			run_finish(r);
+		else if (r->commit_refused)
+			run_commit(r);
+		else
+			run_next_step(r);
+		return;
+	case XACT_COMMIT:
+		run_finish(r);
+		return;
+	case XACT_UNWRAP: /* rolled back (its answer is not an error of the run's) */
+		r->xact = XACT_NONE;
+		r->held = false; /* what exec_release() says of the id no longer matters */
+		r->failed = false;
+		free(r->message);
+		r->message = NULL;
+		r->sqlstate[0] = '\0';
+		r->on_xid(r->arg, NULL, NULL, false);
+		run_next_step(r);
+		return;
+	default:
+		break;
+	}
 	if (r->failed) {
-		if (!run_uncarry(r))
+		if (!run_uncarry(r) && !run_unwrap(r))
 			run_finish(r);
 		return;
 	}
@@ -568,6 +655,7 @@ void exec_run_free(struct exec_run **rp)
 	}
 	free(r->stmts);
 	free(r->cancel_msg);
+	free(r->commit_refused);
 	free(r->message);
 	free(r->name);
 	free(r);
@@ -680,6 +768,10 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->on_pid = spec->on_pid;
 	r->on_xid = spec->on_xid;
 	r->held = spec->hold;
+	/* its own transaction: a command of several statements, sent as written */
+	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple &&
+	    !r->stmts[0].carry)
+		r->xact = XACT_PLANNED;
 	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;
@@ -770,7 +862,9 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 		exec_run_complete(r);
 		return;
 	}
-	if (r->hold_waiting) { /* nothing was sent: no cancel to ask for */
+	/* nothing was sent, or nothing is in flight before a COMMIT (the reset rolls back):
+	 * no cancel to ask for */
+	if (r->hold_waiting || r->xact == XACT_COMMIT_WAIT) {
 		r->hold_waiting = false;
 		struct conn *c = r->conn;
 		r->conn = NULL;
@@ -834,9 +928,17 @@ void exec_cancel(struct exec_run *run, const char *message)
 
 void exec_release(struct exec_run *r, bool go, const char *why)
 {
-	if (!r || r->state == RUN_DONE || r->cancel_msg)
+	if (!r || r->state == RUN_DONE || r->cancel_msg || !r->held)
 		return;
 	r->held = false;
+	if (r->xact != XACT_NONE && r->xact != XACT_PLANNED) { /* its COMMIT waited for this */
+		if (!go)
+			r->commit_refused =
+			    strdup(why ? why : "its transaction id was not recorded");
+		if (r->xact == XACT_COMMIT_WAIT)
+			run_commit(r);
+		return;
+	}
 	/* waiting for a connection, or holding one idle: nothing was sent */
 	if (!go || r->ex->halted)
 		run_stop(r, !go && why ? why : "not started: pgcrond was stopping", false);

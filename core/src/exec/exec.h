@@ -73,13 +73,22 @@ struct exec_run_spec {
 	 * id and returns it, XID (decimal text) with SERVER, the server's start time (an id
 	 * means something only on the server that gave it, until its next restart). Called
 	 * again with NULLs if the statement went out once more on its own after all (its
-	 * Parse refused several statements): that id is not its transaction's. */
-	void (*on_xid)(void *arg, const char *xid, const char *server);
+	 * Parse refused several statements): that id is not its transaction's. COMMIT_WAITS:
+	 * the run is in its own transaction (own_xact), whose COMMIT waits for exec_release(). */
+	void (*on_xid)(void *arg, const char *xid, const char *server, bool commit_waits);
 	/* Nothing of the run is sent until exec_release() (it may get its connection
 	 * meanwhile, and hold it): its start is recorded elsewhere first (cluster.h, a run's
 	 * start mark), so that whoever finds this process dead knows whether it may have sent
 	 * it. */
 	bool hold;
+	/* With on_xid, for a command of several statements (one simple-protocol statement that
+	 * sqlscan_classify() calls one transaction): pgcrond opens the transaction itself
+	 * (BEGIN and the id in one round trip), reports the id, sends the command as written,
+	 * and sends COMMIT only once exec_release(run, true, ...) says the id is recorded
+	 * elsewhere (exec_release(run, false, WHY): ROLLBACK, and the run fails with WHY,
+	 * SQLSTATE 08006). A statement that refuses a transaction block (25001) rolls it back
+	 * and goes again as written, on its own (on_xid with NULLs). */
+	bool own_xact;
 	/* Called for each row the statements return, from the event loop, with its N_FIELDS
 	 * values as text (NULL for SQL NULL), valid during the call only; must not call back
 	 * into the executor. NULL: rows are counted and dropped (a job's). For the daemon's own
@@ -113,7 +122,8 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 void exec_cancel(struct exec_run *run, const char *message);
 /* A run submitted with spec.hold may send its statement now (GO), or ends without sending
  * anything, failed with WHY as a run pgcrond stopped (cancelled: never retried; SQLSTATE
- * 57014). Nothing if it ended already. */
+ * 57014). In its own transaction (spec.own_xact), once its id was reported: it may COMMIT
+ * (GO), or must roll back and fail with WHY (SQLSTATE 08006). Nothing if it ended already. */
 void exec_release(struct exec_run *run, bool go, const char *why);
 
 /* A connect, a session reset and an idle connection's liveness check must each be answered

@@ -105,8 +105,21 @@ struct exec_run {
 	bool parse_refused;   /* its error came from the server's Parse: nothing of it ran */
 	bool sync_due;        /* ... and they are all read */
 	bool xid_pending;     /* the answer to XID_SQL is read before its statement's */
-	bool held;            /* nothing is sent until exec_release() (spec.hold) */
+	bool held;            /* nothing is sent until exec_release() (spec.hold); in an own
+	                       * transaction, no COMMIT */
 	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
+	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec.c,
+	 * run_next_step) */
+	enum {
+		XACT_NONE,
+		XACT_PLANNED,
+		XACT_BEGIN,
+		XACT_USER,
+		XACT_COMMIT_WAIT,
+		XACT_COMMIT,
+		XACT_UNWRAP
+	} xact;
+	char *commit_refused; /* exec_release(run, false, WHY) in an own transaction: WHY */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
@@ -118,7 +131,7 @@ struct exec_run {
 	struct conn *conn;
 	int pid;
 	void (*on_pid)(void *, int);
-	void (*on_xid)(void *, const char *, const char *);
+	void (*on_xid)(void *, const char *, const char *, bool);
 	void (*on_row)(void *arg, int n_fields, const char *const *values);
 	void (*on_done)(void *, const struct exec_outcome *);
 	void *arg;

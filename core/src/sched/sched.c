@@ -30,6 +30,7 @@
 #include "retry.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
+#include "sqlscan.h"
 #include "text.h"
 
 /* A step back by more than this recomputes every job's next instant from the new time, as
@@ -191,8 +192,8 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
-	if (r->mark_wait)
-		cluster_mark_forget(r->job->s->cluster, r);
+	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
+	cluster_mark_forget(r->job->s->cluster, r);
 	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
@@ -654,15 +655,22 @@ static void run_begin(struct run *r)
 		goto fail;
 	}
 
+	/* With several instances the run's id goes where a takeover looks (cluster.h), and its
+	 * backend is named: a takeover ends it by that name before it retries the run */
+	bool marked = cluster_marks_runs(s->cluster);
 	struct exec_run_spec spec = {
 	    .database = j->database,
 	    .name = j->name,
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,
 	    .timeout_ms = j->timeout_ms,
-	    .name_backend = !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
+	    .name_backend =
+	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
 	    .on_pid = sched_on_pid,
-	    .on_xid = cluster_marks_runs(s->cluster) ? sched_on_xid : NULL, /* cluster.h */
+	    .on_xid = marked ? sched_on_xid : NULL,
+	    /* several statements in one transaction: pgcrond opens it, to know its id */
+	    .own_xact =
+	        marked && j->command && sqlscan_classify(j->command) == SQLSCAN_ONE_TRANSACTION,
 	    .hold = r->mark_wait,
 	    .on_done = on_done,
 	    .arg = r,

@@ -60,17 +60,33 @@ void sched_on_pid(void *arg, int pid)
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
+/* R's transaction id is written (OK): it may COMMIT; or it must roll back (WHY) */
+static void on_xid_marked(void *arg, bool ok, const char *why)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	if (r->er) /* else it ended already */
+		s->ex.release(s->ex.ctx, r->er, ok, why);
+}
+
 /* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies
- * (cluster.h: cluster_note_xact) */
-void sched_on_xid(void *arg, const char *xid, const char *server)
+ * (cluster.h: cluster_note_xact); in a transaction pgcrond opened (COMMIT_WAITS), its COMMIT
+ * waits for the id to be written */
+void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits)
 {
 	struct run *r = arg;
 	struct sched *s = r->job->s;
 	char key[96];
-	if (!s->hist || !r->hist_key)
-		return;
-	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
-	cluster_note_xact(s->cluster, key, xid, server);
+	int w = 0;
+	if (s->hist && r->hist_key) {
+		hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+		w = cluster_note_xact(s->cluster, key, xid, server,
+		                      commit_waits ? on_xid_marked : NULL, r);
+	}
+	if (commit_waits && w != 1)
+		on_xid_marked(r, w == 0,
+		              "its transaction id could not be noted for the history database "
+		              "(out of memory, or too many marks waiting to be written)");
 }
 
 void sched_set_coord(struct sched *s, struct coord *co)

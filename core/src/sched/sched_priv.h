@@ -268,7 +268,7 @@ struct job *sched_job_find(struct sched *s, const char *name);
  * is dropped; job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer. */
 void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 void sched_on_pid(void *arg, int pid);
-void sched_on_xid(void *arg, const char *xid, const char *server);
+void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
 void sched_work_gone(struct run *r);
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);

@@ -1,0 +1,238 @@
+/* Exactly once for a command of several statements (issue 48; docs/faults.md, command
+ * classes): with another instance live, pgcrond opens the run's transaction itself, writes its
+ * id where a takeover looks (pgcrond.run_start) and sends COMMIT only once the id is there. An
+ * instance frozen before its COMMIT leaves an open transaction that the survivor ends before it
+ * retries; one frozen during its COMMIT leaves a transaction the server says committed. Every
+ * execution is counted in a table (the command INSERTs pg_backend_pid()) and matched to the
+ * history. Run one case with CK_RUN_CASE=<name>. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "itest.h"
+
+#define DB "pgcrond_it_once"
+
+/* Job "long" on a schedule WHEN, running COMMAND, retried once at once on any error. */
+static void long_job(char *out, size_t len, const char *when, const char *command)
+{
+	snprintf(out, len,
+	         "job = { name = \"long\"; database = \"app\"; schedule = \"%s\";"
+	         " command = \"%s\"; retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n",
+	         when, command);
+}
+
+/* Instances "oa" and "ob" on E, each found dead after 5 s of silence, both up before job
+ * "long" (COMMAND) is given a fire a few seconds ahead. */
+static void two_up_then_fire(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                             const char *command)
+{
+	char jobs[1024], when[64];
+	long_job(jobs, sizeof(jobs), "0 0 1 1 *", command);
+	itest_inst_init(a, e, "oa", jobs);
+	itest_inst_init(b, e, "ob", jobs);
+	struct itest_inst *both[] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		char *conf = itest_read_file(both[i]->conf);
+		itest_write_file(both[i]->conf, "cluster_dead_after = \"5s\";\n%s", conf);
+		free(conf);
+		itest_inst_up(e, both[i]);
+	}
+	for (int ahead = 3; ahead;) {
+		time_t at = itest_schedule_soon_at(when, sizeof(when), ahead);
+		long_job(jobs, sizeof(jobs), when, command);
+		itest_inst_reload(a, jobs);
+		itest_inst_reload(b, jobs);
+		ahead = itest_insts_soon_again(both, 2, at, ahead);
+	}
+}
+
+/* two_up_then_fire, and returns the instance whose run of "long" is in flight with its
+ * transaction id written, *OTHER the other. */
+static struct itest_inst *run_in_flight(struct itest_env *e, struct itest_inst *a,
+                                        struct itest_inst *b, const char *command,
+                                        struct itest_inst **other)
+{
+	two_up_then_fire(e, a, b, command);
+	ck_assert_msg(itest_env_wait(e, 30,
+	                             "SELECT count(*) = 1 FROM pgcrond.run_start r"
+	                             " JOIN pgcrond.job_run_details d USING (instance, run_key)"
+	                             " WHERE d.job_name = 'long' AND r.xid > 0"),
+	              "no run of 'long' with its transaction id written:\n%s\n%s",
+	              itest_read_file(a->log), itest_read_file(b->log));
+	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.run_start WHERE xid > 0");
+	struct itest_inst *x = strcmp(runner, a->name) == 0 ? a : b;
+	free(runner);
+	*other = x == a ? b : a;
+	return x;
+}
+
+/* The history of job "long", one line per run, for a failure message (malloc'd). */
+static char *long_runs(struct itest_env *e)
+{
+	return itest_scalar(e->db,
+	                    "SELECT string_agg(format('attempt %s on %s: %s %s', attempt, instance,"
+	                    " status, return_message), E'\\n' ORDER BY runid)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'long'");
+}
+
+static void setup(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	itest_exec(e->db, "CREATE TABLE public.execs (pid integer, at timestamptz DEFAULT now());"
+	                  "GRANT ALL ON public.execs TO PUBLIC");
+}
+
+/* Whether the backend of X's run of "long" is busy with a statement like PATTERN within 20 s. */
+static bool backend_busy_with(struct itest_env *e, const char *pattern)
+{
+	return itest_env_wait(e, 20,
+	                      "SELECT count(*) = 1 FROM pg_stat_activity"
+	                      " WHERE application_name = 'pgcrond: long' AND state = 'active'"
+	                      " AND query LIKE '%s'",
+	                      pattern);
+}
+
+/* Frozen before its COMMIT: X's run has run both its statements (the INSERT, then a sleep of
+ * 2 s) when X is stopped. Under pg_cron, or before pgcrond opened the transaction itself, the
+ * string's implicit transaction committed at its end, and the retry did the work a second
+ * time. Now the transaction waits for a COMMIT that never comes: the survivor ends the backend
+ * (rolled back) and retries, and the work is done once, by the retry. */
+START_TEST(frozen_before_commit_runs_once)
+{
+	struct itest_env e;
+	struct itest_inst a, b, *y;
+	setup(&e, "once-frozen");
+	struct itest_inst *x = run_in_flight(
+	    &e, &a, &b, "INSERT INTO execs (pid) VALUES (pg_backend_pid()); SELECT pg_sleep(2)",
+	    &y);
+	ck_assert_msg(backend_busy_with(&e, "INSERT INTO execs%pg_sleep(2)"),
+	              "the run's statements were not seen running:\n%s", itest_read_file(x->log));
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	/* found dead after 5 s; its run closed, retried on the survivor */
+	bool retried = itest_env_wait(&e, 60,
+	                              "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                              " WHERE job_name = 'long' AND attempt = 2"
+	                              " AND status = 'succeeded'");
+	char *runs = long_runs(&e);
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
+	long long unrecorded = itest_env_count(
+	    &e, "SELECT count(*) FROM execs x WHERE NOT EXISTS (SELECT FROM"
+	        " pgcrond.job_run_details d WHERE d.job_pid = x.pid AND d.status = 'succeeded')");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	ck_assert_msg(retried && execs == 1 && unrecorded == 0,
+	              "the work was committed %lld times, %lld of them not recorded as a success:"
+	              "\n%s\n%s",
+	              execs, unrecorded, runs ? runs : "", itest_read_file(y->log));
+	free(runs);
+	itest_assert_scalar(e.db,
+	                    "SELECT return_message LIKE 'instance oa died%' OR return_message LIKE"
+	                    " 'instance ob died%' FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'long' AND attempt = 1",
+	                    "t");
+	/* X, woken, commits nothing: its backend is gone */
+	itest_inst_stop(x, SIGTERM);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM execs"), 1);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Frozen during its COMMIT: a deferred trigger makes the COMMIT take 3 s, and X is stopped
+ * while the server works on it. The transaction commits; the survivor asks the server, records
+ * the run as succeeded and does not retry it. */
+START_TEST(frozen_during_commit_is_not_retried)
+{
+	struct itest_env e;
+	struct itest_inst a, b, *y;
+	setup(&e, "once-commit");
+	itest_exec(e.db, "CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql"
+	                 " AS $$BEGIN PERFORM pg_sleep(3); RETURN NULL; END$$;"
+	                 "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON public.execs"
+	                 " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+	                 " EXECUTE FUNCTION public.slow_commit()");
+	struct itest_inst *x = run_in_flight(
+	    &e, &a, &b, "INSERT INTO execs (pid) VALUES (pg_backend_pid()); SELECT 1", &y);
+	ck_assert_msg(backend_busy_with(&e, "COMMIT"), "no COMMIT of the run's own was seen:\n%s",
+	              itest_read_file(x->log));
+	ck_assert_int_eq(kill(x->pid, SIGSTOP), 0);
+	bool closed = itest_env_wait(&e, 40,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND attempt = 1"
+	                             " AND status = 'succeeded'"
+	                             " AND return_message LIKE 'committed; instance %s died%%'",
+	                             x->name);
+	/* a retry would start 1 s after the close (retry_delay) */
+	itest_env_wait(&e, 15,
+	               "SELECT now() - end_time > interval '4 seconds' FROM pgcrond.job_run_details"
+	               " WHERE job_name = 'long' AND attempt = 1");
+	char *runs = long_runs(&e);
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs");
+	long long rows = itest_env_count(
+	    &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'long'");
+	ck_assert_int_eq(kill(x->pid, SIGCONT), 0);
+	ck_assert_msg(closed && execs == 1 && rows == 1,
+	              "committed %lld times, %lld history rows:\n%s\n%s", execs, rows,
+	              runs ? runs : "", itest_read_file(y->log));
+	free(runs);
+	itest_inst_stop(x, SIGTERM);
+	itest_inst_stop(y, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A statement the scanner takes for one that a transaction block holds, but which refuses
+ * one (CLUSTER without a table): the run goes again as written, on its own, and succeeds as
+ * under pg_cron. */
+START_TEST(statement_refusing_a_block_runs_as_written)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	setup(&e, "once-block");
+	two_up_then_fire(&e, &a, &b, "CLUSTER");
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND status <> 'starting'"
+	                             " AND status <> 'running'"),
+	              "no end:\n%s\n%s", itest_read_file(a.log), itest_read_file(b.log));
+	char *runs = long_runs(&e);
+	ck_assert_msg(strstr(runs, ": succeeded CLUSTER"), "not run as written:\n%s", runs);
+	free(runs);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"), 1);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("once");
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"frozen", frozen_before_commit_runs_once},
+	    {"commit", frozen_during_commit_is_not_retried},
+	    {"block", statement_refusing_a_block_runs_as_written},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 240);
+		tcase_add_test(tc, cases[i].test);
+		itest_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	int failed = itest_run_share(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
