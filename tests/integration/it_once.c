@@ -70,6 +70,28 @@ static struct itest_inst *run_in_flight(struct itest_env *e, struct itest_inst *
 	return x;
 }
 
+/* two_up_then_fire, and returns the instance whose run of "long" is running with its
+ * backend (a fenced command: no transaction id), *OTHER the other. */
+static struct itest_inst *run_in_flight_fenced(struct itest_env *e, struct itest_inst *a,
+                                               struct itest_inst *b, const char *command,
+                                               struct itest_inst **other)
+{
+	two_up_then_fire(e, a, b, command);
+	ck_assert_msg(itest_env_wait(e, 30,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details d"
+	                             " JOIN pg_stat_activity a ON a.pid = d.job_pid"
+	                             " WHERE d.job_name = 'long' AND d.status = 'running'"
+	                             " AND a.state = 'active'"),
+	              "no run of 'long' running with its backend:\n%s\n%s", itest_read_file(a->log),
+	              itest_read_file(b->log));
+	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'long' AND status = 'running'");
+	struct itest_inst *x = strcmp(runner, a->name) == 0 ? a : b;
+	free(runner);
+	*other = x == a ? b : a;
+	return x;
+}
+
 /* The history of job "long", one line per run, for a failure message (malloc'd). */
 static char *long_runs(struct itest_env *e)
 {
@@ -214,6 +236,128 @@ START_TEST(statement_refusing_a_block_runs_as_written)
 }
 END_TEST
 
+/* A fenced command (its transaction cannot be asked about) in flight when its instance X is
+ * stopped: the survivor ends its backend before it retries, and the history row of the first
+ * attempt says what the command was ("may have committed: CLASS"). The first attempt sleeps
+ * 20 s (its sequence value is 1); the retry does not. Returns X's run's backend pid. */
+static int fenced_in_flight(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                            const char *command, const char *class, struct itest_inst **x,
+                            struct itest_inst **y)
+{
+	*x = run_in_flight_fenced(e, a, b, command, y);
+	int pid = (int)itest_env_count(e, "SELECT job_pid FROM pgcrond.job_run_details"
+	                                  " WHERE job_name = 'long' AND attempt = 1");
+	ck_assert_int_eq(kill((*x)->pid, SIGSTOP), 0);
+	bool closed = itest_env_wait(e, 60,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'long' AND attempt = 2"
+	                             " AND status = 'succeeded'");
+	char *runs = long_runs(e);
+	ck_assert_int_eq(kill((*x)->pid, SIGCONT), 0);
+	char want[128];
+	snprintf(want, sizeof(want), "may have committed: %s", class);
+	ck_assert_msg(closed && strstr(runs, want) && strstr(runs, "attempt 1 on"),
+	              "no retry, or attempt 1 does not say '%s':\n%s\n%s", want, runs,
+	              itest_read_file((*y)->log));
+	free(runs);
+	/* the backend was gone before the retry began */
+	ck_assert_int_eq(
+	    itest_env_count(e, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid), 0);
+	return pid;
+}
+
+static void fenced_setup(struct itest_env *e, const char *tag)
+{
+	setup(e, tag);
+	itest_exec(e->db,
+	           "CREATE SEQUENCE public.attempt_seq; GRANT ALL ON public.attempt_seq TO PUBLIC");
+}
+
+static void fenced_down(struct itest_env *e, struct itest_inst *a, struct itest_inst *b)
+{
+	itest_inst_stop(a, SIGTERM);
+	itest_inst_stop(b, SIGTERM);
+	itest_inst_free(a);
+	itest_inst_free(b);
+	itest_env_teardown(e);
+}
+
+/* A DO block (it may COMMIT inside, so pgcrond cannot open its transaction): its first attempt
+ * is rolled back when the survivor ends it, and the retry does the work once. */
+START_TEST(do_block_is_fenced)
+{
+	struct itest_env e;
+	struct itest_inst a, b, *x, *y;
+	fenced_setup(&e, "once-do");
+	fenced_in_flight(&e, &a, &b,
+	                 "DO $$BEGIN INSERT INTO execs (pid) VALUES (pg_backend_pid());"
+	                 " PERFORM pg_sleep(CASE WHEN nextval('attempt_seq') = 1 THEN 20 ELSE 0"
+	                 " END); END$$",
+	                 "procedure", &x, &y);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM execs"), 1);
+	fenced_down(&e, &a, &b);
+}
+END_TEST
+
+/* A procedure that commits twice: its first part committed before the fault, the survivor
+ * ends its backend (the second part never runs there) and the retry runs the whole procedure
+ * again, as the history row warned ("may have committed"). */
+START_TEST(procedure_committing_inside_is_fenced)
+{
+	struct itest_env e;
+	struct itest_inst a, b, *x, *y;
+	fenced_setup(&e, "once-call");
+	itest_exec(e.db, "CREATE PROCEDURE public.twice() LANGUAGE plpgsql AS $$BEGIN"
+	                 " INSERT INTO execs (pid) VALUES (pg_backend_pid()); COMMIT;"
+	                 " PERFORM pg_sleep(CASE WHEN nextval('attempt_seq') = 1 THEN 20 ELSE 0"
+	                 " END);"
+	                 " INSERT INTO execs (pid) VALUES (pg_backend_pid()); COMMIT; END$$;"
+	                 "GRANT ALL ON PROCEDURE public.twice() TO PUBLIC");
+	int first = fenced_in_flight(&e, &a, &b, "CALL twice()", "procedure", &x, &y);
+	/* the first backend did its first part only; the retry did both */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM execs WHERE pid = %d", first),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM execs"), 3);
+	fenced_down(&e, &a, &b);
+}
+END_TEST
+
+/* A VACUUM (it cannot run in a transaction block) waiting for a lock the test holds when its
+ * instance is stopped: ended before the retry, which runs it once the lock is free. */
+START_TEST(vacuum_is_fenced)
+{
+	struct itest_env e;
+	struct itest_inst a, b, *y;
+	fenced_setup(&e, "once-vacuum");
+	PGconn *holder = itest_connect(e.ci);
+	itest_exec(holder, "BEGIN; LOCK TABLE public.execs IN SHARE UPDATE EXCLUSIVE MODE");
+	struct itest_inst *xi = run_in_flight_fenced(&e, &a, &b, "VACUUM public.execs", &y);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity"
+	                             " WHERE application_name = 'pgcrond: long'"
+	                             " AND wait_event_type = 'Lock'"),
+	              "the VACUUM does not wait for the lock:\n%s", itest_read_file(xi->log));
+	ck_assert_int_eq(kill(xi->pid, SIGSTOP), 0);
+	bool closed =
+	    itest_env_wait(&e, 60,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'long' AND attempt = 1 AND status = 'failed'"
+	                   " AND return_message LIKE '%%may have committed: no transaction"
+	                   " block'");
+	itest_exec(holder, "COMMIT");
+	PQfinish(holder);
+	bool retried = itest_env_wait(&e, 30,
+	                              "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                              " WHERE job_name = 'long' AND attempt = 2"
+	                              " AND status = 'succeeded'");
+	char *runs = long_runs(&e);
+	ck_assert_int_eq(kill(xi->pid, SIGCONT), 0);
+	ck_assert_msg(closed && retried, "%s\n%s", runs, itest_read_file(y->log));
+	free(runs);
+	fenced_down(&e, &a, &b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("once");
@@ -224,6 +368,9 @@ int main(void)
 	    {"frozen", frozen_before_commit_runs_once},
 	    {"commit", frozen_during_commit_is_not_retried},
 	    {"block", statement_refusing_a_block_runs_as_written},
+	    {"do", do_block_is_fenced},
+	    {"call", procedure_committing_inside_is_fenced},
+	    {"vacuum", vacuum_is_fenced},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

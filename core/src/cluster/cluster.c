@@ -586,7 +586,7 @@ void cluster_kick(struct cluster *c)
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
 		const char *p[] = {c->instance, dead};
-		const char *sql = cluster_reap_sql(c->xact_table);
+		const char *sql = cluster_reap_sql(c->xact_table, c->xact_fenced);
 		if (sql) {
 			c->reap_sent = true;
 			cluster_send_stmt(c, OP_REAP, sql, 2, p);

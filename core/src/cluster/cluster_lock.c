@@ -87,7 +87,11 @@ const char cluster_sql_lock[] =
     "    'started') OR (a.attrelid OPERATOR(pg_catalog.=)"
     "    pg_catalog.to_regclass('pgcrond.job_lock') AND a.attname OPERATOR(pg_catalog.=)"
     "    'marked')) AND NOT a.attisdropped) OPERATOR(pg_catalog.=) 2,"
-    " (SELECT n FROM fence)";
+    " (SELECT n FROM fence),"
+    /* schema step 21: the class of a fenced command (cluster_xact.c) */
+    " EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=)"
+    "   pg_catalog.to_regclass('pgcrond.run_start') AND a.attname OPERATOR(pg_catalog.=)"
+    "   'fenced' AND NOT a.attisdropped)";
 
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
@@ -164,6 +168,8 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 		if (told_dead(c, r, 3))
 			cluster_marks_refuse(c);
 		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+		c->xact_fenced =
+		    c->xact_table && PQnfields(r) > 6 && strcmp(PQgetvalue(r, 0, 6), "t") == 0;
 		long long fenced = PQnfields(r) > 5 ? atoll(PQgetvalue(r, 0, 5)) : 0;
 		if (fenced > 0)
 			log_notice("cluster: ended %lld backend(s) of runs an earlier process of "
@@ -426,7 +432,14 @@ static const char reap_c[] =
     " closed by instance %s' ELSE 'instance %s died (last seen %s); run closed by instance"
     " %s' END, dead.name,"
     "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
-    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)"
+    "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)";
+/* ... (with schema step 21: what a run whose commit could not be asked may have done) ... */
+static const char reap_fenced[] =
+    " OPERATOR(pg_catalog.||) COALESCE((SELECT '; may have committed: '"
+    "   OPERATOR(pg_catalog.||) x.fenced FROM pgcrond.run_start x"
+    "  WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
+    "   AND x.run_key OPERATOR(pg_catalog.=) d.run_key), '')";
+static const char reap_c2[] =
     "    FROM dead"
     "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
     "     AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
@@ -479,14 +492,16 @@ static const char reap_committed[] =
     "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
 
 /* The reap statement, with or without the commit check (built once). */
-const char *cluster_reap_sql(bool xact)
+const char *cluster_reap_sql(bool xact, bool fenced)
 {
-	static char *sql[2];
+	static char *sqls[2][2];
+	char **sql = sqls[fenced && xact];
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
 		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s", reap_a, xact ? reap_fence_xid : "",
-		             reap_a2, k, reap_b, k, reap_c, u, reap_d) < 0) {
+		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s", reap_a,
+		             xact ? reap_fence_xid : "", reap_a2, k, reap_b, k, reap_c,
+		             fenced && xact ? reap_fenced : "", reap_c2, u, reap_d) < 0) {
 			sql[xact] = NULL;
 			return NULL;
 		}

@@ -197,6 +197,7 @@ struct cluster {
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
 	bool xact_table;
+	bool xact_fenced; /* ... with its fenced column (schema step 21) */
 	char *xact_buf;
 	size_t xact_len, xact_cap;
 	unsigned xact_dropped; /* marks dropped since the last sent (XACT_BUF_MAX) */
@@ -274,7 +275,7 @@ bool cluster_xact_waiting(const struct cluster *c);
 void cluster_marks_refuse(struct cluster *c);
 /* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
  * NULL without memory), and the look for an earlier process's unserved claims */
-const char *cluster_reap_sql(bool xact);
+const char *cluster_reap_sql(bool xact, bool fenced);
 /* The statement that takes this instance's name (cluster_lock.c; answered by
  * cluster_lock_done): $1 name, $2 boot id, $3 host, $4 pid, $5 version, $6 dead_after_ms. */
 extern const char cluster_sql_lock[];

@@ -26,8 +26,9 @@
 #include "log.h"
 #include "pgconn.h"
 
-/* $2: lines "KIND TAB run_key TAB a TAB b [TAB c]": S (a start: job, scheduled Unix s or
- * empty, and c holds "l" if the run holds the job's lock, "c" if it holds that fire's claim),
+/* $2: lines "KIND TAB run_key TAB a TAB b [TAB c [TAB d]]": S (a start: job, scheduled Unix s
+ * or empty, c holds "l" if the run holds the job's lock, "c" if it holds that fire's claim,
+ * and d the class of a command whose commit cannot be asked, written with schema step 21),
  * X (a transaction id: xid, server; c "w" if the run's COMMIT waits for it, which is written
  * only while this process's instance row says it is live: one found dead may not commit
  * what a takeover may have retried), D (the end is written: the row goes). Per run, a D among
@@ -35,6 +36,7 @@
  * claim only if the claim is still ours, one holding the lock only if the lock is still this
  * process's ($3: its boot id). Returns the runs written (run_key, NULL) and those refused
  * because the lock is gone (run_key, 'lock'). */
+/* (three %s: the fenced column of schema step 21, or nothing: xact_sql) */
 static const char cluster_sql_xact[] =
     "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f"
     "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) AS u(t)"
@@ -53,7 +55,9 @@ static const char cluster_sql_xact[] =
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
     "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'l') OPERATOR(pg_catalog.>) 0) AS lock,"
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'X'"
-    "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'w') AS w"
+    "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'w') AS w,"
+    "  pg_catalog.max(NULLIF(f[6], '')) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
+    "   AS fenced"
     "  FROM l GROUP BY f[2]),"
     /* a scheduled fire's claim, still ours, is started (its row lock orders this against a
      * takeover's DELETE of claims not started, sql_reap); the rows are locked in the order
@@ -89,12 +93,12 @@ static const char cluster_sql_xact[] =
     "   WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $3"
     "    AND i.stopped_at IS NULL))),"
     " ins AS (INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid,"
-    "  server)"
-    " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s FROM ok"
+    "  server%s)"
+    " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s%s FROM ok"
     "  WHERE NOT ok.lock OR ok.job IN (SELECT ll.job_name FROM ll)"
     " ON CONFLICT (instance, run_key) DO UPDATE SET"
     "  job_name = COALESCE(EXCLUDED.job_name, r.job_name),"
-    "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),"
+    "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),%s"
     "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)"
     " RETURNING r.run_key)"
     " SELECT ins.run_key, NULL::pg_catalog.text FROM ins"
@@ -203,10 +207,12 @@ static void mark_wait_undo(struct cluster *c, struct mark_wait *w)
 }
 
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
-                       bool locked, cluster_mark_fn fn, void *arg)
+                       bool locked, const char *fenced, cluster_mark_fn fn, void *arg)
 {
 	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || noted(c, run_key))
 		return 0;
+	if (!plain(fenced))
+		fenced = "";
 	size_t len = strlen(run_key) + 1;
 	struct xact_key *k = malloc(sizeof(*k) + len);
 	struct mark_wait *w = k && fn ? mark_wait_new(c, run_key, false, fn, arg) : NULL;
@@ -219,7 +225,13 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 	char sched[24] = "";
 	if (scheduled_s > 0)
 		snprintf(sched, sizeof(sched), "%" PRId64, scheduled_s);
-	if (!note(c, 'S', run_key, job, sched, !locked ? "" : scheduled_s > 0 ? "cl" : "l")) {
+	char flags[64];
+	snprintf(flags, sizeof(flags), "%s%s%s",
+	         !locked           ? ""
+	         : scheduled_s > 0 ? "cl"
+	                           : "l",
+	         *fenced ? "\t" : "", fenced);
+	if (!note(c, 'S', run_key, job, sched, flags)) {
 		mark_wait_undo(c, w);
 		free(k);
 		return -1;
@@ -336,6 +348,18 @@ void cluster_xact_end(struct cluster *c, const char *run_key)
 		note(c, 'D', run_key, "", "", "");
 }
 
+/* The marks statement, with the fenced column or without it (built once). */
+static const char *xact_sql(bool fenced)
+{
+	static char *sql[2];
+	if (!sql[fenced] &&
+	    asprintf(&sql[fenced], cluster_sql_xact, fenced ? ", fenced" : "",
+	             fenced ? ", ok.fenced" : "",
+	             fenced ? " fenced = COALESCE(EXCLUDED.fenced, r.fenced)," : "") < 0)
+		sql[fenced] = NULL;
+	return sql[fenced];
+}
+
 bool cluster_xact_send(struct cluster *c)
 {
 	if (!c->xact_table && c->mark_unsent) {
@@ -351,7 +375,10 @@ bool cluster_xact_send(struct cluster *c)
 	c->xact_buf[c->xact_len] = '\0';
 	free(c->xact_inflight);
 	c->xact_inflight = strdup(c->xact_buf); /* NULL: not sent again if it fails */
-	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 3, p);
+	const char *sql = xact_sql(c->xact_fenced);
+	if (!sql)
+		return false; /* out of memory: the marks wait */
+	cluster_send_stmt(c, OP_XACT, sql, 3, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
 	c->mark_sent = c->mark_unsent;

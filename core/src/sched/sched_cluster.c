@@ -14,6 +14,7 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_priv.h"
+#include "sqlscan.h"
 
 /* R's start mark is written (OK), or R must send nothing (WHY): cluster_note_start */
 static void on_marked(void *arg, bool ok, const char *why)
@@ -35,15 +36,18 @@ static void on_marked(void *arg, bool ok, const char *why)
 int sched_mark_start(struct run *r)
 {
 	struct sched *s = r->job->s;
-	if (!s->cluster || !s->hist || !r->hist_key || !s->ex.release)
+	if (!cluster_marks_runs(s->cluster) || !s->hist || !r->hist_key || !s->ex.release)
 		return 0;
 	bool fire = r->attempt == 1 && r->scheduled_us > 0 &&
 	            (strcmp(r->trigger, "schedule") == 0 || strcmp(r->trigger, "catchup") == 0);
-	char key[96];
+	char key[96], once[64];
 	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
+	/* a command whose commit a takeover cannot ask about: its class, for the history */
+	sqlscan_once_under_faults(r->job->command, once, sizeof(once));
+	const char *fenced = strncmp(once, "fenced: ", 8) == 0 ? once + 8 : NULL;
 	int w =
 	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,
-	                       r->job_locked, on_marked, r);
+	                       r->job_locked, fenced, on_marked, r);
 	r->mark_wait = w == 1;
 	return w;
 }
