@@ -120,13 +120,16 @@ START_TEST(webhook_gets_the_alert_and_a_dead_one_does_no_harm)
 	               "SELECT count(*) >= 3 FROM pgcrond.job_run_details WHERE job_name = 'tick'"
 	               " AND end_time IS NOT NULL AND scheduled_time > (SELECT start_time"
 	               " FROM pgcrond.job_run_details WHERE job_name = 'broken')");
-	itest_wait_log(e.log, "http://127.0.0.1:1/...", 5); /* and the dead sink is reported */
+	itest_wait_log(e.log, "http://127.0.0.1:1/...", 15); /* and the dead sink is reported */
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	/* the dead webhook did not hold up the every-second job (a fire due while the daemon
-	 * stopped is skipped by policy, and says so) */
+	 * stopped is skipped by policy, and says so): each tick succeeded and started within 3 s
+	 * of its instant. The webhooks go out on the loop without blocking it (alert.c); the
+	 * slack is a loaded machine's (it was 900 ms); a fire held up longer or missed still
+	 * shows */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
 	                                     "job_name = 'tick' AND (status <> 'succeeded' OR "
-	                                     "start_time - scheduled_time > interval '900 ms')"
+	                                     "start_time - scheduled_time > interval '3 s')"
 	                                     " AND return_message IS DISTINCT FROM"
 	                                     " 'pgcrond was shutting down'"),
 	                 0);
@@ -177,7 +180,7 @@ START_TEST(stale_alerts_once_and_recovers_once)
 	free(a);
 	itest_sleep(2.5); /* still stale: no second alert */
 	itest_exec(e.db, "UPDATE flag SET ok = true");
-	ck_assert(itest_env_wait(&e, 5,
+	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE "
 	                         "job_name = 'view' AND status = 'succeeded'"));
 	/* the exec sink writes the recovery (a process of its own, a moment after the run) */
@@ -328,13 +331,13 @@ START_TEST(alerts_say_things_once)
 	ck_assert_int_eq(unlink(job_file), 0);
 	free(job_file);
 	kill(e.pid, SIGHUP);
-	ck_assert(itest_wait_log(e.log, "reload: removed job \"leaving\"", 5));
+	ck_assert(itest_wait_log(e.log, "reload: removed job \"leaving\"", 20));
 	/* its run ends (6 s) well after its old warn_duration (4 s) */
 	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE "
 	                         "job_name = 'leaving' AND end_time IS NOT NULL"));
 	itest_sleep(0.5);
-	ck_assert_msg(itest_wait_log(stdin_path, "\"kind\":\"failed\",\"job\":\"broken\"", 5),
+	ck_assert_msg(itest_wait_log(stdin_path, "\"kind\":\"failed\",\"job\":\"broken\"", 15),
 	              "no JSON on stdin:\n%s\n%s", itest_read_file(stdin_path),
 	              itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);

@@ -250,6 +250,11 @@ static double last_line_stamp(const char *log, const char *needle)
 	return stamp;
 }
 
+double itest_log_stamp(const char *log, const char *needle)
+{
+	return last_line_stamp(log, needle);
+}
+
 bool itest_reload_began_late(const char *log, time_t at)
 {
 	return last_line_stamp(log, "SIGHUP: reloading") >= (double)at;

@@ -109,6 +109,10 @@ void itest_sleep(double seconds);
 void itest_schedule_soon(char *out, size_t outlen, int ahead);
 /* ... and the instant it names (seconds since the epoch). */
 time_t itest_schedule_soon_at(char *out, size_t outlen, int ahead);
+/* The stamp (seconds since the epoch, UTC, with milliseconds) of the line holding the last
+ * NEEDLE in LOG, a daemon's log; -1 if there is none. For a bound on the daemon's own timing
+ * that the test's polling, slowed on a loaded machine, would blur. */
+double itest_log_stamp(const char *log, const char *needle);
 /* Whether the daemon logging to LOG began its last reload (its "SIGHUP: reloading" line is
  * stamped) at or after AT: a fire at AT that the reload was to bring passed before the daemon
  * had the job, so it never comes (a loaded machine's daemon took seconds to take up a
