@@ -34,17 +34,24 @@ START_TEST(burst_makes_one_run_with_every_payload)
 {
 	struct itest_env e;
 	listen_setup(&e, "burst", "1500ms", "30s");
-	/* 1,000 notifications in 10 transactions over about a second */
-	double t0 = itest_now();
+	/* 1,000 notifications in 10 transactions over about a second. The premise of one run is
+	 * that no pause between two of them reached the debounce (1.5 s): that is checked, not
+	 * the whole burst's length (a loaded machine stretches it; it was "under 2 s") */
+	double prev = itest_now(), longest = 0;
 	for (int b = 0; b < 10; b++) {
 		char sql[256];
 		snprintf(sql, sizeof(sql),
 		         "SELECT pg_notify('ev_channel', 'p' || i) FROM generate_series(%d, %d) i",
 		         b * 100 + 1, b * 100 + 100);
 		itest_exec(e.db, sql);
+		double now = itest_now();
+		if (b > 0 && now - prev > longest)
+			longest = now - prev;
+		prev = now;
 		itest_sleep(0.1);
 	}
-	ck_assert(itest_now() - t0 < 2.0);
+	ck_assert_msg(longest < 1.2, "the test paused %.2f s between two of its transactions",
+	              longest);
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) = 1 FROM payload_runs"),
 	              "no run:\n%s", itest_read_file(e.log));
 	itest_sleep(2.5); /* nothing more may come */
@@ -85,16 +92,18 @@ START_TEST(steady_stream_runs_every_max_delay)
 		itest_exec(e.db, sql);
 		itest_sleep(0.3);
 	}
-	ck_assert(itest_env_wait(&e, 5, "SELECT sum(n) = %d FROM payload_runs", i));
+	ck_assert(itest_env_wait(&e, 15, "SELECT sum(n) = %d FROM payload_runs", i));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	long long runs = itest_env_count(&e, "SELECT count(*) FROM payload_runs");
 	ck_assert_msg(runs >= 3, "%lld runs in 7 s with max_delay 2s", runs);
-	/* consecutive runs at most max_delay apart (plus the run's own time) */
+	/* consecutive runs at most max_delay apart (plus the run's own time, and a loaded
+	 * machine's slack: it was 600 ms; without max_delay the stream makes no run at all
+	 * until it ends) */
 	long long gap =
 	    itest_env_count(&e, "SELECT coalesce(max(ms), 0) FROM (SELECT extract(epoch FROM "
 	                        "at - lag(at) OVER (ORDER BY id)) * 1000 AS ms FROM payload_runs "
 	                        "WHERE id < (SELECT max(id) FROM payload_runs)) g");
-	ck_assert_msg(gap <= 2600, "runs %lld ms apart with max_delay 2s", gap);
+	ck_assert_msg(gap <= 3500, "runs %lld ms apart with max_delay 2s", gap);
 	/* every payload reached a run exactly once */
 	ck_assert_int_eq(
 	    itest_env_count(&e, "SELECT count(DISTINCT p) FROM payload_runs, unnest(payloads) p"),
@@ -113,7 +122,7 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 	                 "WHERE application_name = 'pgcrond listener'");
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM payload_runs WHERE n = 0"),
 	              "no run after the reconnect:\n%s", itest_read_file(e.log));
-	ck_assert(itest_wait_log(e.log, "may have been missed", 5));
+	ck_assert(itest_wait_log(e.log, "may have been missed", 15));
 	itest_sleep(1.5); /* a window: one run after the reconnect, not two */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 1);
 	/* and it listens again */

@@ -141,13 +141,33 @@ START_TEST(tiny_state_dir_and_history_outage)
 	ck_assert_msg(itest_wait_sql(hist, sql, 20), "runs without a row after the outage:\n%s",
 	              tail(itest_read_file(e.log)));
 
-	/* 2. away again, and the daemon is stopped before it is back */
+	/* 2. away again, and the daemon is stopped before it is back, once the spill file is
+	 * full: it took no more line while 3 * JOBS more runs ended (their records wait in
+	 * memory alone: records both in the file and lost at the stop). The file cannot be
+	 * told full by the disk's free space (what the first outage left there) nor by the
+	 * log (its complaint about the disk is rate-limited): by what it takes. */
 	PQfinish(hist);
 	itest_sandbox2("pause");
-	itest_sleep(8);
+	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);
+	long long lines = -1, ticks_then = 0;
+	double until = itest_now() + 40;
+	for (;;) {
+		long long now_lines = count_lines(path);
+		ticks = itest_scalar_ll(e.db, "SELECT count(*) FROM ticks");
+		if (now_lines != lines) {
+			lines = now_lines;
+			ticks_then = ticks;
+		} else if (lines > 0 && ticks - ticks_then >= 3 * JOBS) {
+			break;
+		}
+		ck_assert_msg(itest_now() < until,
+		              "the spill file (%lld lines) did not stop growing while runs went on"
+		              " (%lld since its last line):\n%s",
+		              lines, ticks - ticks_then, tail(itest_read_file(e.log)));
+		itest_sleep(0.1);
+	}
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 20), 0);
 	char *log = itest_read_file(e.log);
-	snprintf(path, sizeof(path), "%s/state/history.spool", e.dir);
 	long long in_file = count_lines(path);
 	long long said = number_before(log, " run records not yet written wait in");
 	long long lost = number_before(log, " run records not yet written could not be put in");
@@ -174,7 +194,7 @@ START_TEST(tiny_state_dir_and_history_outage)
 	                 e.dir, e.dir, hist_ci);
 	itest_env_job(&e, "10-ticks.conf", "# no jobs\n");
 	itest_env_start(&e);
-	double until = itest_now() + 20;
+	until = itest_now() + 20;
 	while (count_lines(path) > 0 && itest_now() < until)
 		itest_sleep(0.1);
 	ck_assert_msg(count_lines(path) == 0, "the spilled records were not written:\n%s",

@@ -157,9 +157,16 @@ START_TEST(app_role_schedules_runs_and_unschedules)
 
 	/* unscheduled at commit: no run starts after the daemon applied it */
 	itest_assert_scalar(app, "SELECT cron.unschedule('app-tick')", "t");
-	ck_assert_msg(itest_wait_log(e.log, "removed", 5), "the removal was not applied:\n%s",
+	ck_assert_msg(itest_wait_log(e.log, "removed", 15), "the removal was not applied:\n%s",
 	              itest_read_file(e.log));
-	itest_sleep(0.5); /* a run started just before the removal ends */
+	/* a run started just before the removal ends, and its row says so (0.5 s alone was a
+	 * moment, which a loaded machine overran) */
+	itest_sleep(0.5);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT NOT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'app-tick'"
+	                             " AND status IN ('starting', 'running'))"),
+	              "a run of app-tick did not end:\n%s", itest_read_file(e.log));
 	long long n = itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'");
 	itest_sleep(2.5); /* a window: no run after the removal */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'app'"), n);

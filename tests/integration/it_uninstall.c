@@ -58,7 +58,12 @@ START_TEST(uninstall_refuses_then_removes)
 	 * before has ended */
 	ck_assert_msg(itest_wait_until(removal_logged, &rm, 15), "the removal was not applied:\n%s",
 	              itest_read_file(e.log));
+	/* ... and its row says so (0.5 s alone was a moment, which a loaded machine overran) */
 	itest_sleep(0.5);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT NOT EXISTS (SELECT FROM pgcrond.job_run_details"
+	                             " WHERE status IN ('starting', 'running'))"),
+	              "a run did not end:\n%s", itest_read_file(e.log));
 	long long before = itest_env_count(&e, "SELECT count(*) FROM ticks");
 	itest_sleep(3);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), before);

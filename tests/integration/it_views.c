@@ -895,11 +895,12 @@ START_TEST(test_readers_during_concurrent_refresh)
 	/* The refresh really overlapped the reads: many of them ran inside it. */
 	ck_assert_msg(during.n >= 10, "only %ld reads overlapped the %.0f ms refresh", during.n,
 	              (t1 - t0) * 1e3);
-	/* A blocking refresh would hold a reader for the rest of the refresh: no read may wait
-	 * a quarter of it, or 200 ms (not a fixed bound alone: on a loaded CI machine a read can
-	 * take long without any lock; bench/views has the real figures). */
+	/* A blocking refresh would hold a reader for the rest of the refresh (the first read in
+	 * it, nearly all of it): no read may wait half of it, or 400 ms (not a fixed bound alone:
+	 * on a loaded CI machine a read can take long without any lock; bench/views has the real
+	 * figures). A loaded machine's slack: it was a quarter, or 200 ms. */
 	double refresh_ms = (t1 - t0) * 1e3;
-	double bound = refresh_ms / 4 > 200 ? refresh_ms / 4 : 200;
+	double bound = refresh_ms / 2 > 400 ? refresh_ms / 2 : 400;
 	ck_assert_msg(during.max < bound, "a read waited %.0f ms during the %.0f ms refresh",
 	              during.max, refresh_ms);
 	reader_free(&reader);
