@@ -178,6 +178,81 @@ static const char *setting(const struct conf_job *j, const char *key)
 	return NULL;
 }
 
+/* http_client's keys, an HTTPS webhook and HTTP jobs; and the defaults (docs/configuration.md) */
+START_TEST(test_good_http)
+{
+	struct pgc_config *cfg = load_good("good/http/pgcrond.conf");
+	const struct conf_http_client *h = &cfg->http_client;
+	ck_assert_str_eq(h->ca_file, "good/http/ca.pem"); /* relative to the main file */
+	ck_assert_int_eq(h->max_concurrent, 4);
+	ck_assert_int_eq(h->timeout_ms, 20000);
+	ck_assert_int_eq(h->connect_timeout_ms, 10000);
+	ck_assert_int_eq(h->max_response, 30LL * 1024 * 1024);
+	ck_assert_int_eq(h->max_request, 64 * 1024);
+	ck_assert_int_eq(h->max_redirects, 0); /* none followed */
+	ck_assert_str_eq(cfg->alerts[0].url, "https://hooks.example.com/T0/B0/secret");
+
+	const struct conf_job *j = config_job(cfg, "ping");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_ptr_null(j->command);
+	ck_assert_ptr_null(j->plugin);
+	ck_assert_ptr_nonnull(j->http);
+	ck_assert_str_eq(j->http->url, "https://api.example.com/v1/ping?token=x");
+	ck_assert_str_eq(j->http->method, "PUT");
+	ck_assert_uint_eq(j->http->n_headers, 2);
+	ck_assert_str_eq(j->http->headers[0], "Authorization: Bearer abc");
+	ck_assert_str_eq(j->http->body, "{\"a\": 1}");
+	ck_assert_uint_eq(j->http->n_expect, 2);
+	ck_assert_int_eq(j->http->expect[1], 201);
+	ck_assert_int_eq(j->timeout_ms, 5000);
+	j = config_job(cfg, "get");
+	ck_assert_str_eq(j->http->method, "GET");
+	ck_assert_uint_eq(j->http->n_expect, 0); /* any 2xx */
+	ck_assert_ptr_null(j->http->body);
+	j = config_job(cfg, "post");
+	ck_assert_str_eq(j->http->method, "POST"); /* a body, even empty, means POST */
+
+	/* a copy (as a reload with SQL jobs makes) is equal and its own */
+	bool oom = false;
+	struct conf_http_call *c = config_http_call_dup(config_job(cfg, "ping")->http, &oom);
+	ck_assert(!oom);
+	ck_assert(config_http_call_eq(c, config_job(cfg, "ping")->http));
+	ck_assert(!config_http_call_eq(c, config_job(cfg, "get")->http));
+	config_http_call_free(&c);
+	ck_assert_ptr_null(c);
+	config_free(&cfg);
+
+	cfg = load_good("good/minimal/pgcrond.conf");
+	h = &cfg->http_client;
+	ck_assert_ptr_null(h->ca_file); /* the system's CAs */
+	ck_assert_int_eq(h->max_concurrent, 16);
+	ck_assert_int_eq(h->timeout_ms, 30000);
+	ck_assert_int_eq(h->max_response, 1024 * 1024);
+	ck_assert_int_eq(h->max_request, 1024 * 1024);
+	ck_assert_int_eq(h->max_redirects, 5);
+	config_free(&cfg);
+}
+END_TEST
+
+/* the URL check behind http jobs and webhooks */
+START_TEST(test_url_problem)
+{
+	ck_assert_ptr_null(config_url_problem("https://example.com"));
+	ck_assert_ptr_null(config_url_problem("HTTP://user:pw@example.com:8080/a?b=c#d"));
+	ck_assert_ptr_null(config_url_problem("http://[::1]:9/x"));
+	ck_assert_ptr_nonnull(config_url_problem("example.com/x"));
+	ck_assert_ptr_nonnull(config_url_problem("https://"));
+	ck_assert_ptr_nonnull(config_url_problem("https:///path"));
+	ck_assert_ptr_nonnull(config_url_problem("https://exa mple.com/"));
+	ck_assert_ptr_nonnull(config_url_problem("https://example.com:/"));
+	ck_assert_ptr_nonnull(config_url_problem("https://example.com:0/"));
+	ck_assert_ptr_nonnull(config_url_problem("gopher://example.com/"));
+	ck_assert_ptr_nonnull(config_url_problem("file:///etc/passwd"));
+	ck_assert_ptr_nonnull(config_url_problem("http://[::1/x"));
+	ck_assert_ptr_nonnull(config_url_problem("http://a\nb/"));
+}
+END_TEST
+
 START_TEST(test_good_full)
 {
 	struct pgc_config *cfg = load_good("good/full/pgcrond.conf");
@@ -462,10 +537,55 @@ static const struct {
      "bad/bad-alert-sink/pgcrond.conf:5: sink \"email\" is not valid; use one of \"log\", "
      "\"notify\", \"webhook\", \"exec\""},
     {"bad/webhook-no-url/pgcrond.conf",
-     "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"http://...\""},
-    {"bad/webhook-https/pgcrond.conf",
-     "bad/webhook-https/pgcrond.conf:4: webhook url must be http://; pgcrond does not speak TLS to "
-     "webhooks: point it at a local relay"},
+     "bad/webhook-no-url/pgcrond.conf:4: webhook alert has no url; add url = \"https://...\""},
+    {"bad/webhook-scheme/pgcrond.conf",
+     "bad/webhook-scheme/pgcrond.conf:4: webhook url \"ftp://alerts.example.com/hook\" is "
+     "refused: only http:// and https:// URLs are called"},
+    /* HTTP: the client's bounds and HTTP jobs (docs/configuration.md, docs/jobs.md) */
+    {"bad/http-client-size/pgcrond.conf",
+     "bad/http-client-size/pgcrond.conf:4: max_response \"lots\" is not a size; write a nu"
+     "mber of bytes with kB, MB or GB, like \"1MB\""},
+    {"bad/http-client-unknown/pgcrond.conf",
+     "bad/http-client-unknown/pgcrond.conf:4: unknown key \"max_concurent\" in http_client"
+     "; did you mean \"max_concurrent\"?"},
+    {"bad/http-client-ca-missing/pgcrond.conf",
+     "bad/http-client-ca-missing/pgcrond.conf:4: http_client.ca_file \"bad/http-client-ca-"
+     "missing/no-such-ca.pem\" cannot be read: No such file or directory; give the PEM fil"
+     "e of the CAs to trust (readable by the user pgcrond runs as), or remove ca_file to t"
+     "rust the system's CAs"},
+    {"bad/http-client-redirects/pgcrond.conf",
+     "bad/http-client-redirects/pgcrond.conf:4: max_redirects is 500; at most 50 are follo"
+     "wed (5 is plenty for real services)"},
+    {"bad/http-job-url/pgcrond.conf",
+     "bad/http-job-url/conf.d/10-job.conf:5: url \"https//example.com/x\" is not a URL; wr"
+     "ite the full URL, like \"https://host.example/path\""},
+    {"bad/http-job-file/pgcrond.conf",
+     "bad/http-job-file/conf.d/10-job.conf:5: url \"file:///etc/passwd\" is refused: only "
+     "http:// and https:// URLs are called"},
+    {"bad/http-job-ftp/pgcrond.conf",
+     "bad/http-job-ftp/conf.d/10-job.conf:5: url \"ftp://example.com/x\" is refused: only "
+     "http:// and https:// URLs are called"},
+    {"bad/http-job-and-command/pgcrond.conf",
+     "bad/http-job-and-command/conf.d/10-job.conf:2: job \"h\" has http and command; a job"
+     " is a plugin, a SQL command or an HTTP call: keep one"},
+    {"bad/http-job-header/pgcrond.conf",
+     "bad/http-job-header/conf.d/10-job.conf:5: headers: entry 1 is not \"Name: value\" (a"
+     " name of letters, digits and -, a colon, then the value without line breaks)"},
+    {"bad/http-job-expect/pgcrond.conf",
+     "bad/http-job-expect/conf.d/10-job.conf:5: expect: each status code is a number from "
+     "100 to 599, like [ 200, 201 ]"},
+    {"bad/http-job-body-get/pgcrond.conf",
+     "bad/http-job-body-get/conf.d/10-job.conf:5: http has a body but method GET sends non"
+     "e; use method = \"POST\" (or PUT, PATCH), or remove the body"},
+    {"bad/http-job-no-url/pgcrond.conf",
+     "bad/http-job-no-url/conf.d/10-job.conf:5: http has no url; add url = \"https://host."
+     "example/path\""},
+    {"bad/http-job-method/pgcrond.conf",
+     "bad/http-job-method/conf.d/10-job.conf:5: method \"FETCH\" is not one pgcrond sends;"
+     " use GET, POST, PUT, PATCH, DELETE or HEAD"},
+    {"bad/http-job-port/pgcrond.conf",
+     "bad/http-job-port/conf.d/10-job.conf:5: url \"https://example.com:99999/x\" has a po"
+     "rt above 65535"},
     {"bad/conf-dir-missing/pgcrond.conf",
      "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be "
      "read: "
@@ -511,8 +631,7 @@ static const struct {
      "plugin for a view plugin or command for plain SQL"},
     {"bad/neither-plugin-nor-command/pgcrond.conf",
      "bad/neither-plugin-nor-command/conf.d/10-job.conf:2: job \"x\" has neither plugin nor "
-     "command; "
-     "add plugin = \"NAME\" or command = \"SQL\""},
+     "command; add plugin = \"NAME\", command = \"SQL\" or http = { url = \"https://...\"; }"},
     {"bad/unknown-after/pgcrond.conf", "bad/unknown-after/conf.d/10-job.conf:11: job \"second\" "
                                        "runs after unknown job \"frist\"; did "
                                        "you mean \"first\"?"},
@@ -1016,6 +1135,8 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_good_full);
+	tcase_add_test(tc, test_good_http);
+	tcase_add_test(tc, test_url_problem);
 	tcase_add_test(tc, test_good_minimal_defaults);
 	tcase_add_test(tc, test_good_samedir);
 	tcase_add_test(tc, test_shipped_config);

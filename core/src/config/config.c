@@ -594,6 +594,7 @@ void config_free(struct pgc_config **pcfg)
 	}
 	free(cfg->alerts);
 	config_http_free(&cfg->http);
+	free(cfg->http_client.ca_file);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_job_fields_free(&cfg->jobs[i]);
 	free(cfg->jobs);

@@ -34,11 +34,24 @@ struct conf_setting {
 	int line;
 };
 
+/* http = { ... } in a job file: the request an HTTP job makes (docs/jobs.md). */
+struct conf_http_call {
+	char *url;      /* http:// or https:// */
+	char *method;   /* upper case: GET (the default), or POST when there is a body */
+	char **headers; /* "Name: value" lines; may carry credentials: never logged nor recorded */
+	size_t n_headers;
+	char *body;  /* NULL: none */
+	int *expect; /* the status codes that are a success; none: any 2xx */
+	size_t n_expect;
+	int line; /* of http = { } */
+};
+
 struct conf_job {
 	char *name;
-	char *plugin;   /* exactly one of plugin and command is set */
-	char *command;  /* plain SQL job, like pg_cron's */
-	char *database; /* a key of databases; default: the history database */
+	char *plugin;                /* exactly one of plugin and command is set */
+	char *command;               /* plain SQL job, like pg_cron's */
+	struct conf_http_call *http; /* an HTTP job (exactly one of plugin, command, http) */
+	char *database;              /* a key of databases; default: the history database */
 	char *schedule; /* NULL: runs only after its upstreams / on notifications / trigger */
 	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
 	char **after;   /* upstream job names */
@@ -128,6 +141,21 @@ struct conf_http {
 	int line, token_line;
 };
 
+/* http_client = { ... }: the bounds of the HTTP client (net/httpc.h) that HTTP jobs and
+ * webhook alerts use; every field has its default after config_load. */
+struct conf_http_client {
+	char *ca_file;              /* absolute (relative ones are made so); NULL: the system's */
+	int max_concurrent;         /* default 16 */
+	int64_t timeout_ms;         /* default 30s: a request whose job or sink sets none */
+	int64_t connect_timeout_ms; /* default 10s */
+	int64_t max_request;        /* bytes, default 1 MB */
+	int64_t max_response;       /* bytes, default 1 MB */
+	int max_redirects;          /* default 5; 0: none followed */
+	bool max_redirects_set;
+	int line; /* of the group; 0 if absent */
+};
+#define CONFIG_HTTP_MAX_BYTES (256LL * 1024 * 1024)
+
 /* Every string or array a config points to is its own: config_free frees it, and clone() in
  * config_sql.c copies it (a field added here must be added there too). */
 struct pgc_config {
@@ -158,6 +186,7 @@ struct pgc_config {
 	 * name (cluster.h) */
 	char *instance;
 	struct conf_http http;
+	struct conf_http_client http_client;
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
@@ -239,6 +268,14 @@ bool config_valid_job_name(const char *name);
 int config_resolve_job(const struct pgc_config *cfg, const char *arg, const struct conf_job **out,
                        const struct conf_job **cands, size_t max, size_t *n_cands)
     __attribute__((warn_unused_result));
+
+/* What is wrong with URL for an HTTP job or a webhook (NULL: nothing): not an http:// or
+ * https:// URL, no host, a bad port, spaces or control characters. Pure: no libcurl. */
+const char *config_url_problem(const char *url);
+/* A copy of H (NULL: NULL), setting *OOM when out of memory; and its release. */
+struct conf_http_call *config_http_call_dup(const struct conf_http_call *h, bool *oom);
+void config_http_call_free(struct conf_http_call **h);
+bool config_http_call_eq(const struct conf_http_call *a, const struct conf_http_call *b);
 
 /* Whether NAME is a job key the configuration keeps for itself (struct conf_job): a plugin
  * setting with that name would never reach the plugin. */

@@ -100,6 +100,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 	/* SQL can be long and is not for the log: say only that it changed */
 	if (!str_eq(a->command, b->command))
 		key(l, &first, "command");
+	if (!config_http_call_eq(a->http, b->http))
+		key(l, &first, "http"); /* headers may hold credentials: only that it changed */
 	if (!str_eq(a->database, b->database))
 		key_str(l, &first, "database", a->database, b->database);
 	if (!str_eq(a->schedule, b->schedule))

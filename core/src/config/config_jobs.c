@@ -31,6 +31,7 @@ void config_job_fields_free(struct conf_job *j)
 	free(j->name);
 	free(j->plugin);
 	free(j->command);
+	config_http_call_free(&j->http);
 	free(j->database);
 	free(j->schedule);
 	for (size_t i = 0; i < j->n_after; i++)
@@ -294,7 +295,9 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		const char *key = config_setting_name(m);
 		const struct key_spec *k = config_find_key(config_job_keys, key);
 
-		if (k) {
+		if (k && strcmp(key, "http") == 0) {
+			config_parse_http_call(L, m, file, &j);
+		} else if (k) {
 			bool ok = config_apply_key(L, m, k, &j, file);
 			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name)) {
 				char shown[81];
@@ -328,16 +331,23 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    "and \"-\"");
 
 	const config_setting_t *command = config_setting_get_member(s, "command");
+	const config_setting_t *http = config_setting_get_member(s, "http");
 	if (plugin && command)
 		config_report(
 		    L, file, line,
 		    "%s has both plugin and command; keep plugin for a view plugin or command for "
 		    "plain SQL",
 		    who);
-	else if (!plugin && !command)
+	else if (http && (plugin || command))
+		config_report(L, file, line,
+		              "%s has http and %s; a job is a plugin, a SQL command or an HTTP "
+		              "call: keep one",
+		              who, plugin ? "plugin" : "command");
+	else if (!plugin && !command && !http)
 		config_report(
 		    L, file, line,
-		    "%s has neither plugin nor command; add plugin = \"NAME\" or command = \"SQL\"",
+		    "%s has neither plugin nor command; add plugin = \"NAME\", command = \"SQL\" "
+		    "or http = { url = \"https://...\"; }",
 		    who);
 	if (j.plugin && !valid_plugin_name(j.plugin))
 		config_report_at(

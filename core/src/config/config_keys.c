@@ -243,6 +243,7 @@ const struct key_spec config_main_keys[] = {
     {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
      CONFIG_DEAD_AFTER_MIN_S, false, NULL},
     {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
+    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -281,6 +282,8 @@ const struct key_spec config_job_keys[] = {
     {"plugin", K_STRING, JOB(plugin), "\"weakness_patterns\"", NULL, 0, false, NULL},
     {"command", K_STRING, JOB(command), "\"REFRESH MATERIALIZED VIEW CONCURRENTLY my_view\"", NULL,
      0, false, NULL},
+    /* config_job_parse() reads it (config_http_call.c) */
+    {"http", K_CUSTOM, 0, "{ url = \"https://host.example/hook\"; }", NULL, 0, false, NULL},
     {"database", K_STRING, JOB(database), "\"analytics\"", NULL, 0, false, NULL},
     {"schedule", K_STRING, JOB(schedule), "\"*/30 * * * *\"", NULL, 0, false, NULL},
     {"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},

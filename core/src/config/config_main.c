@@ -241,16 +241,14 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 			if (!config_setting_get_member(m, "url"))
 				config_report_at(
 				    L, m, file,
-				    "webhook alert has no url; add url = \"http://...\"");
-			else if (a->url && strncasecmp(a->url, "https://", 8) == 0)
-				config_report_at(
-				    L, config_setting_get_member(m, "url"), file,
-				    "webhook url must be http://; pgcrond does not speak TLS to "
-				    "webhooks: point it at a local relay");
-			else if (a->url && strncmp(a->url, "http://", 7) != 0)
-				config_report_at(
-				    L, config_setting_get_member(m, "url"), file,
-				    "url \"%s\" is not an http:// URL; write the full URL", a->url);
+				    "webhook alert has no url; add url = \"https://...\"");
+			else if (a->url && config_url_problem(a->url)) {
+				char shown[160];
+				config_report_at(L, config_setting_get_member(m, "url"), file,
+				                 "webhook url \"%s\" %s",
+				                 text_escape_ctl(a->url, shown, sizeof(shown)),
+				                 config_url_problem(a->url));
+			}
 		} else if (strcmp(a->sink, "exec") == 0 &&
 		           !config_setting_get_member(m, "command")) {
 			config_report_at(
@@ -480,6 +478,8 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		    "database = \"NAME\"; }; naming one of %s",
 		    cfg->n_databases, names);
 	}
+
+	config_http_client_finish(L);
 
 	if (!config_setting_get_member(root, "alerts")) {
 		/* no alerts configured: failures still reach the log */

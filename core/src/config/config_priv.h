@@ -80,6 +80,12 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file);
 void config_http_finish(struct loader *L);
 void config_http_free(struct conf_http *h);
+/* config_http_call.c: the http_client group of the main file, its defaults and its ca_file;
+ * a job's http = { ... } group into J. */
+void config_parse_http_client(struct loader *L, const config_setting_t *s, const char *file);
+void config_http_client_finish(struct loader *L);
+void config_parse_http_call(struct loader *L, const config_setting_t *s, const char *file,
+                            struct conf_job *j);
 
 /* Check that V, the string value of S (KEY, for the message), is valid UTF-8: PostgreSQL
  * refuses anything else, so a job with such a command could never record a run. Reports

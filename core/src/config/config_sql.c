@@ -25,6 +25,7 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 	dst->name = dup_or(src->name, oom);
 	dst->plugin = dup_or(src->plugin, oom);
 	dst->command = dup_or(src->command, oom);
+	dst->http = config_http_call_dup(src->http, oom);
 	dst->database = dup_or(src->database, oom);
 	dst->schedule = dup_or(src->schedule, oom);
 	dst->listen = dup_or(src->listen, oom);
@@ -88,6 +89,7 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->http.token_file = dup_or(src->http.token_file, &oom);
 	c->http.token = dup_or(src->http.token, &oom);
 	c->http.file = dup_or(src->http.file, &oom);
+	c->http_client.ca_file = dup_or(src->http_client.ca_file, &oom);
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));

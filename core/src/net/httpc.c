@@ -1,0 +1,782 @@
+/* The HTTP client (httpc.h): libcurl's multi interface on the daemon's event loop. libcurl
+ * says which sockets to watch (socket_cb) and when to call it back (timer_cb); each socket
+ * is a libevent event that hands its readiness to curl_multi_socket_action(). Completions
+ * (and refusals, and cancels) are queued and delivered from one event of their own, so a
+ * callback never runs inside httpc_submit(), httpc_cancel() or a libcurl callback, and may
+ * itself submit or cancel. */
+#include "httpc.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "log.h"
+
+enum call_state { CALL_QUEUED, CALL_ACTIVE, CALL_DONE };
+
+struct call_list {
+	struct httpc_call *head, *tail;
+	size_t n;
+};
+
+struct httpc_call {
+	struct httpc *c;
+	enum call_state state;
+	struct httpc_call *prev, *next; /* in the list of its state */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *method, *url;
+	char *body;
+	size_t body_len;
+	int64_t submitted_us, deadline_us;
+	int64_t max_response;
+	int64_t connect_timeout_ms;
+	int max_redirects;
+	char *ca_file;
+	/* the response */
+	char *resp;
+	size_t resp_len, resp_cap;
+	bool truncated;
+	char *hdr;
+	size_t hdr_len, hdr_cap;
+	char errbuf[CURL_ERROR_SIZE];
+	enum httpc_result result;
+	char *error; /* set when it ends without libcurl (refused, cancelled) */
+	httpc_done_fn on_done;
+	void *arg;
+};
+
+struct sockev {
+	struct event ev;
+	struct httpc *c;
+	curl_socket_t fd;
+};
+
+struct httpc {
+	struct event_base *base;
+	CURLM *multi;
+	struct event timer_ev;
+	struct event done_ev;
+	struct httpc_opts o;
+	char *ca_file;
+	struct call_list queued, active, done;
+};
+
+static bool curl_ready;
+
+const char *httpc_result_name(enum httpc_result r)
+{
+	static const char *const names[] = {
+	    [HTTPC_OK] = "ok",
+	    [HTTPC_BAD_URL] = "bad_url",
+	    [HTTPC_TOO_LARGE] = "too_large",
+	    [HTTPC_RESOLVE] = "resolve",
+	    [HTTPC_CONNECT] = "connect",
+	    [HTTPC_TLS] = "tls",
+	    [HTTPC_TIMEOUT] = "timeout",
+	    [HTTPC_REDIRECTS] = "redirects",
+	    [HTTPC_PROTOCOL] = "protocol",
+	    [HTTPC_CANCELLED] = "cancelled",
+	    [HTTPC_ERROR] = "error",
+	};
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "error";
+}
+
+bool httpc_result_transient(enum httpc_result r)
+{
+	return r == HTTPC_RESOLVE || r == HTTPC_CONNECT || r == HTTPC_TIMEOUT ||
+	       r == HTTPC_PROTOCOL;
+}
+
+/* ---- lists ------------------------------------------------------------------------- */
+
+static void list_push(struct call_list *l, struct httpc_call *k)
+{
+	k->next = NULL;
+	k->prev = l->tail;
+	if (l->tail)
+		l->tail->next = k;
+	else
+		l->head = k;
+	l->tail = k;
+	l->n++;
+}
+
+static void list_remove(struct call_list *l, struct httpc_call *k)
+{
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+	l->n--;
+}
+
+static struct call_list *list_of(struct httpc *c, enum call_state st)
+{
+	return st == CALL_QUEUED ? &c->queued : st == CALL_ACTIVE ? &c->active : &c->done;
+}
+
+static void call_free(struct httpc_call *k)
+{
+	if (k->easy) {
+		curl_multi_remove_handle(k->c->multi, k->easy);
+		curl_easy_cleanup(k->easy);
+	}
+	curl_slist_free_all(k->hdrs);
+	free(k->method);
+	free(k->url);
+	free(k->body);
+	free(k->ca_file);
+	free(k->resp);
+	free(k->hdr);
+	free(k->error);
+	free(k);
+}
+
+/* ---- URLs -------------------------------------------------------------------------- */
+
+static bool http_scheme(const char *scheme)
+{
+	return scheme && (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0);
+}
+
+bool httpc_url_ok(const char *url, char *err, size_t errlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok = false;
+
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	/* only what has a scheme: "example.com/x" would otherwise be taken as http:// */
+	CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
+	if (rc != CURLUE_OK) {
+		if (rc == CURLUE_UNSUPPORTED_SCHEME)
+			snprintf(err, errlen,
+			         "is refused: only http:// and https:// URLs are called");
+		else
+			snprintf(err, errlen,
+			         "is not a valid URL (%s); write it like "
+			         "\"https://host.example/path\"",
+			         curl_url_strerror(rc));
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || !http_scheme(scheme)) {
+		snprintf(err, errlen,
+		         "is refused: its scheme is \"%s\", and only http:// and "
+		         "https:// URLs are called",
+		         scheme ? scheme : "");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+		snprintf(err, errlen, "has no host; write it like \"https://host.example/path\"");
+		goto out;
+	}
+	ok = true;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+int httpc_url_shown(const char *url, char *out, size_t outlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *frag = NULL;
+	int rc = -EINVAL;
+
+	if (outlen)
+		snprintf(out, outlen, "(not a URL)");
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		goto out;
+	(void)curl_url_get(u, CURLUPART_PORT, &port, 0);
+	(void)curl_url_get(u, CURLUPART_PATH, &path, 0);
+	(void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
+	(void)curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+	snprintf(out, outlen, "%s://%s%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+	         path ? path : "/", query || frag ? "?..." : "");
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* ---- completions ------------------------------------------------------------------- */
+
+/* K is over: hand it to the completion event. */
+static void finish(struct httpc_call *k, enum httpc_result result, const char *error)
+{
+	struct httpc *c = k->c;
+	list_remove(list_of(c, k->state), k);
+	if (k->easy) {
+		curl_multi_remove_handle(c->multi, k->easy); /* keeps the handle's info */
+	}
+	k->state = CALL_DONE;
+	k->result = result;
+	if (error && !k->error)
+		k->error = strdup(error);
+	list_push(&c->done, k);
+	event_active(&c->done_ev, 0, 0);
+}
+
+static void start_queued(struct httpc *c);
+
+static void deliver(struct httpc_call *k)
+{
+	char msg[CURL_ERROR_SIZE + 1536];
+	char shown[512];
+	long status = 0, redirects = 0;
+	char *ctype = NULL;
+	struct httpc_response resp = {.result = k->result};
+
+	if (k->easy) {
+		curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(k->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+		curl_easy_getinfo(k->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	}
+	resp.status = k->result == HTTPC_OK ? (int)status : 0;
+	resp.content_type = k->result == HTTPC_OK ? ctype : NULL;
+	resp.redirects = (int)redirects;
+	resp.headers = k->hdr ? k->hdr : "";
+	resp.headers_len = k->hdr_len;
+	resp.body = k->resp ? k->resp : "";
+	resp.body_len = k->resp_len;
+	resp.truncated = k->truncated;
+	resp.elapsed_ms = (clock_mono_us() - k->submitted_us) / 1000;
+	if (k->error) {
+		resp.error = k->error;
+	} else if (k->result == HTTPC_OK) {
+		resp.error = "";
+	} else {
+		httpc_url_shown(k->url, shown, sizeof(shown));
+		switch (k->result) {
+		case HTTPC_TIMEOUT:
+			snprintf(msg, sizeof(msg),
+			         "%s %s: no complete response within %lld ms (%zu bytes of body "
+			         "received): %s",
+			         k->method, shown, (long long)resp.elapsed_ms, k->resp_len,
+			         k->errbuf);
+			break;
+		case HTTPC_REDIRECTS:
+			snprintf(msg, sizeof(msg),
+			         "%s %s: %s (http_client.max_redirects = %d; a redirect loop, or a "
+			         "redirect to a scheme other than http/https)",
+			         k->method, shown, k->errbuf, k->max_redirects);
+			break;
+		case HTTPC_TLS:
+			snprintf(msg, sizeof(msg),
+			         "%s %s: TLS failed: %s (the server's certificate must be trusted: "
+			         "set http_client.ca_file to its CA, or use the system's CAs)",
+			         k->method, shown, k->errbuf);
+			break;
+		default:
+			snprintf(msg, sizeof(msg), "%s %s: %s", k->method, shown,
+			         k->errbuf[0] ? k->errbuf : httpc_result_name(k->result));
+		}
+		resp.error = msg;
+	}
+	k->on_done(k->arg, &resp);
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpc *c = arg;
+	struct httpc_call *k;
+	(void)fd;
+	(void)what;
+	while ((k = c->done.head) != NULL) {
+		list_remove(&c->done, k);
+		deliver(k);
+		call_free(k);
+	}
+}
+
+static enum httpc_result classify(CURLcode rc, struct httpc_call *k)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return HTTPC_OK;
+	case CURLE_WRITE_ERROR:
+		/* our write callback stopped the transfer at max_response */
+		return k->truncated ? HTTPC_OK : HTTPC_ERROR;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_TOO_MANY_REDIRECTS:
+		return HTTPC_REDIRECTS;
+	case CURLE_URL_MALFORMAT:
+		return HTTPC_BAD_URL;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return HTTPC_RESOLVE;
+	case CURLE_COULDNT_CONNECT:
+		return HTTPC_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return HTTPC_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+		return HTTPC_TLS;
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return HTTPC_PROTOCOL;
+	default:
+		return HTTPC_ERROR;
+	}
+}
+
+static void check_multi(struct httpc *c)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct httpc_call *k = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&k);
+		if (!k)
+			continue;
+		CURLcode rc = m->data.result;
+		finish(k, classify(rc, k), NULL);
+	}
+	start_queued(c);
+}
+
+/* ---- libcurl's sockets and timer on the loop --------------------------------------- */
+
+static void sock_cb_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct sockev *se = arg;
+	struct httpc *c = se->c;
+	int running;
+	int action =
+	    (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	curl_multi_socket_action(c->multi, fd, action, &running);
+	check_multi(c);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct httpc *c = userp;
+	struct sockev *se = socketp;
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (se) {
+			event_del(&se->ev);
+			free(se);
+			curl_multi_assign(c->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (!se) {
+		se = calloc(1, sizeof(*se));
+		if (!se)
+			return -1;
+		se->c = c;
+		se->fd = s;
+		curl_multi_assign(c->multi, s, se);
+	} else {
+		event_del(&se->ev);
+	}
+	short ev = (short)(EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+	                   (what & CURL_POLL_OUT ? EV_WRITE : 0));
+	event_assign(&se->ev, c->base, s, ev, sock_cb_ev, se);
+	event_add(&se->ev, NULL);
+	return 0;
+}
+
+static void timer_cb_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpc *c = arg;
+	int running;
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi(c);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct httpc *c = userp;
+	(void)multi;
+	if (timeout_ms < 0) {
+		evtimer_del(&c->timer_ev);
+		return 0;
+	}
+	/* 0: as soon as the loop turns, never from inside libcurl */
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	evtimer_add(&c->timer_ev, &tv);
+	return 0;
+}
+
+/* ---- a transfer -------------------------------------------------------------------- */
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_call *k = arg;
+	size_t n = size * nmemb;
+	size_t room = (size_t)k->max_response - k->resp_len;
+	size_t take = n < room ? n : room;
+
+	if (k->resp_len + take + 1 > k->resp_cap) {
+		size_t cap = k->resp_cap ? k->resp_cap : 4096;
+		while (cap < k->resp_len + take + 1)
+			cap *= 2;
+		if (cap > (size_t)k->max_response + 1)
+			cap = (size_t)k->max_response + 1;
+		char *p = realloc(k->resp, cap);
+		if (!p)
+			return 0;
+		k->resp = p;
+		k->resp_cap = cap;
+	}
+	memcpy(k->resp + k->resp_len, ptr, take);
+	k->resp_len += take;
+	k->resp[k->resp_len] = '\0';
+	if (take < n) {
+		k->truncated = true;
+		return 0; /* stops the transfer: the rest is never read */
+	}
+	return n;
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_call *k = arg;
+	size_t n = size * nmemb;
+
+	/* a new response (after a redirect or a 100 Continue): keep the last one's only */
+	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0)
+		k->hdr_len = 0;
+	if (k->hdr_len + n + 1 > HTTPC_MAX_HEADERS)
+		return n; /* dropped, not fatal */
+	if (k->hdr_len + n + 1 > k->hdr_cap) {
+		size_t cap = k->hdr_cap ? k->hdr_cap : 1024;
+		while (cap < k->hdr_len + n + 1)
+			cap *= 2;
+		char *p = realloc(k->hdr, cap);
+		if (!p)
+			return n;
+		k->hdr = p;
+		k->hdr_cap = cap;
+	}
+	memcpy(k->hdr + k->hdr_len, ptr, n);
+	k->hdr_len += n;
+	k->hdr[k->hdr_len] = '\0';
+	return n;
+}
+
+#define SETOPT(e, opt, val)                                                                        \
+	do {                                                                                       \
+		if (curl_easy_setopt((e), (opt), (val)) != CURLE_OK)                               \
+			goto fail;                                                                 \
+	} while (0)
+
+/* K's easy handle, set up. false: out of memory or libcurl refused an option. */
+static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
+{
+	CURL *e = curl_easy_init();
+	if (!e)
+		return false;
+	k->easy = e;
+	SETOPT(e, CURLOPT_PRIVATE, k);
+	SETOPT(e, CURLOPT_URL, k->url);
+	SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(e, CURLOPT_ERRORBUFFER, k->errbuf);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
+	SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	SETOPT(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	SETOPT(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (k->ca_file)
+		SETOPT(e, CURLOPT_CAINFO, k->ca_file);
+	SETOPT(e, CURLOPT_FOLLOWLOCATION, k->max_redirects > 0 ? 1L : 0L);
+	SETOPT(e, CURLOPT_MAXREDIRS, (long)(k->max_redirects > 0 ? k->max_redirects : 0));
+	SETOPT(e, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
+	SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
+	       (long)(k->connect_timeout_ms < remaining_ms ? k->connect_timeout_ms : remaining_ms));
+	SETOPT(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SETOPT(e, CURLOPT_LOW_SPEED_TIME, (long)HTTPC_LOW_SPEED_TIME_S);
+	SETOPT(e, CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(e, CURLOPT_WRITEDATA, k);
+	SETOPT(e, CURLOPT_HEADERFUNCTION, header_cb);
+	SETOPT(e, CURLOPT_HEADERDATA, k);
+	SETOPT(e, CURLOPT_USERAGENT, "pgcrond/" PGCROND_VERSION);
+	SETOPT(e, CURLOPT_HTTPHEADER, k->hdrs);
+	/* what the server sends, not decoded: max_response counts the bytes received */
+	SETOPT(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	if (strcmp(k->method, "GET") == 0) {
+		SETOPT(e, CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(k->method, "HEAD") == 0) {
+		SETOPT(e, CURLOPT_NOBODY, 1L);
+	} else {
+		if (strcmp(k->method, "POST") != 0)
+			SETOPT(e, CURLOPT_CUSTOMREQUEST, k->method);
+		if (k->body || strcmp(k->method, "POST") == 0) {
+			SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
+			SETOPT(e, CURLOPT_POSTFIELDS, k->body ? k->body : "");
+		}
+	}
+	return true;
+fail:
+	return false;
+}
+
+static void start_one(struct httpc *c, struct httpc_call *k)
+{
+	int64_t remaining_ms = (k->deadline_us - clock_mono_us()) / 1000;
+	list_remove(&c->queued, k);
+	k->state = CALL_ACTIVE;
+	list_push(&c->active, k);
+	if (remaining_ms <= 0) {
+		snprintf(
+		    k->errbuf, sizeof(k->errbuf),
+		    "its time ran out while it waited for one of the http_client.max_concurrent "
+		    "(%d) connections",
+		    c->o.max_concurrent);
+		finish(k, HTTPC_TIMEOUT, NULL);
+		return;
+	}
+	if (!setup_easy(k, remaining_ms)) {
+		finish(k, HTTPC_ERROR, "cannot set up the request (out of memory?)");
+		return;
+	}
+	CURLMcode mc = curl_multi_add_handle(c->multi, k->easy);
+	if (mc != CURLM_OK) {
+		curl_easy_cleanup(k->easy);
+		k->easy = NULL;
+		finish(k, HTTPC_ERROR, curl_multi_strerror(mc));
+	}
+}
+
+static void start_queued(struct httpc *c)
+{
+	while (c->queued.head && c->active.n < (size_t)c->o.max_concurrent)
+		start_one(c, c->queued.head);
+}
+
+static char *dup_mem(const void *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		if (n)
+			memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_call **out)
+{
+	struct httpc_call *k = calloc(1, sizeof(*k));
+	char why[300];
+	if (out)
+		*out = NULL;
+	if (!k)
+		return -ENOMEM;
+	k->c = c;
+	k->on_done = req->on_done;
+	k->arg = req->arg;
+	k->submitted_us = clock_mono_us();
+	int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : c->o.timeout_ms;
+	k->deadline_us = k->submitted_us + timeout * 1000;
+	k->max_response = req->max_response > 0 ? req->max_response : c->o.max_response;
+	k->connect_timeout_ms = c->o.connect_timeout_ms;
+	k->max_redirects = c->o.max_redirects;
+	k->method = strdup(req->method ? req->method : "GET");
+	k->url = strdup(req->url ? req->url : "");
+	k->ca_file = c->ca_file ? strdup(c->ca_file) : NULL;
+	if (req->body)
+		k->body = dup_mem(req->body, req->body_len);
+	k->body_len = req->body ? req->body_len : 0;
+	if (!k->method || !k->url || (c->ca_file && !k->ca_file) || (req->body && !k->body))
+		goto oom;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		struct curl_slist *n = curl_slist_append(k->hdrs, req->headers[i]);
+		if (!n)
+			goto oom;
+		k->hdrs = n;
+	}
+	/* no "Expect: 100-continue" round trip before a body */
+	struct curl_slist *n = curl_slist_append(k->hdrs, "Expect:");
+	if (!n)
+		goto oom;
+	k->hdrs = n;
+
+	k->state = CALL_QUEUED;
+	list_push(&c->queued, k);
+	if (out)
+		*out = k;
+	if (!httpc_url_ok(k->url, why, sizeof(why))) {
+		char msg[1024], shown[256];
+		httpc_url_shown(k->url, shown, sizeof(shown));
+		snprintf(msg, sizeof(msg), "url %s %s", shown, why);
+		finish(k, HTTPC_BAD_URL, msg);
+	} else if ((int64_t)k->body_len > c->o.max_request) {
+		char msg[200];
+		snprintf(
+		    msg, sizeof(msg),
+		    "the request body has %zu bytes, more than http_client.max_request (%lld); "
+		    "not sent",
+		    k->body_len, (long long)c->o.max_request);
+		finish(k, HTTPC_TOO_LARGE, msg);
+	} else {
+		start_queued(c);
+	}
+	return 0;
+oom:
+	call_free(k);
+	return -ENOMEM;
+}
+
+void httpc_cancel(struct httpc_call *k, const char *why)
+{
+	if (!k || k->state == CALL_DONE)
+		return;
+	finish(k, HTTPC_CANCELLED, why ? why : "cancelled");
+	start_queued(k->c);
+}
+
+void httpc_drop(struct httpc_call **kp)
+{
+	struct httpc_call *k = *kp;
+	if (!k)
+		return;
+	struct httpc *c = k->c;
+	list_remove(list_of(c, k->state), k);
+	call_free(k);
+	*kp = NULL;
+	start_queued(c);
+}
+
+size_t httpc_active(const struct httpc *c)
+{
+	return c->active.n;
+}
+
+size_t httpc_queued(const struct httpc *c)
+{
+	return c->queued.n;
+}
+
+/* ---- the client -------------------------------------------------------------------- */
+
+static void set_opts(struct httpc *c, const struct httpc_opts *o)
+{
+	c->o = *o;
+	c->o.ca_file = NULL;
+	if (c->o.max_concurrent <= 0)
+		c->o.max_concurrent = HTTPC_DEFAULT_MAX_CONCURRENT;
+	if (c->o.timeout_ms <= 0)
+		c->o.timeout_ms = HTTPC_DEFAULT_TIMEOUT_MS;
+	if (c->o.connect_timeout_ms <= 0)
+		c->o.connect_timeout_ms = HTTPC_DEFAULT_CONNECT_TIMEOUT_MS;
+	if (c->o.max_request <= 0)
+		c->o.max_request = HTTPC_DEFAULT_MAX_REQUEST;
+	if (c->o.max_response <= 0)
+		c->o.max_response = HTTPC_DEFAULT_MAX_RESPONSE;
+	if (c->o.max_redirects == 0)
+		c->o.max_redirects = HTTPC_DEFAULT_MAX_REDIRECTS;
+}
+
+int httpc_configure(struct httpc *c, const struct httpc_opts *o)
+{
+	char *ca = o->ca_file ? strdup(o->ca_file) : NULL;
+	if (o->ca_file && !ca)
+		return -ENOMEM;
+	free(c->ca_file);
+	c->ca_file = ca;
+	set_opts(c, o);
+	start_queued(c);
+	return 0;
+}
+
+int httpc_new(struct event_base *base, const struct httpc_opts *o, struct httpc **out)
+{
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
+		curl_ready = true;
+	}
+	struct httpc *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->base = base;
+	c->multi = curl_multi_init();
+	if (!c->multi) {
+		free(c);
+		return -EIO;
+	}
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	evtimer_assign(&c->timer_ev, base, timer_cb_ev, c);
+	event_assign(&c->done_ev, base, -1, 0, done_cb, c);
+	if (httpc_configure(c, o) < 0) {
+		httpc_free(&c);
+		return -ENOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+void httpc_free(struct httpc **cp)
+{
+	struct httpc *c = *cp;
+	if (!c)
+		return;
+	struct call_list *lists[] = {&c->queued, &c->active, &c->done};
+	for (size_t i = 0; i < 3; i++) {
+		struct httpc_call *k;
+		while ((k = lists[i]->head) != NULL) {
+			list_remove(lists[i], k);
+			call_free(k); /* removes its handle: socket_cb frees its events */
+		}
+	}
+	evtimer_del(&c->timer_ev);
+	event_del(&c->done_ev);
+	curl_multi_cleanup(c->multi);
+	free(c->ca_file);
+	free(c);
+	*cp = NULL;
+}
