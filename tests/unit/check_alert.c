@@ -13,6 +13,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "httpc.h"
 #include "log.h"
 
 START_TEST(condition_lifecycle)
@@ -122,7 +123,11 @@ START_TEST(webhook_receives_json)
 	struct conf_alert_sink sink = {.sink = "webhook", .url = url, .timeout_ms = 2000};
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
+	struct httpc *hc;
+	struct httpc_opts ho = {0};
+	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
 	ck_assert_int_eq(alert_open(base, cfg, "test-host", NULL, NULL, &a), 0);
+	alert_set_http(a, hc);
 	alert_condition(a, ALERT_STALE, "lane", true, "mv_lane_score_distribution is 2h old");
 	alert_condition(a, ALERT_STALE, "lane", true, "still stale"); /* ongoing: no second alert */
 	run_loop_for(base, 0.5);
@@ -138,6 +143,7 @@ START_TEST(webhook_receives_json)
 	ck_assert(strstr(got.body, "\"event\":\"recovered\"") != NULL);
 	alert_close(&a);
 	ck_assert_ptr_null(a);
+	httpc_free(&hc);
 	free(cfg);
 	evhttp_free(http);
 	event_base_free(base);
@@ -158,7 +164,11 @@ START_TEST(webhook_down_does_not_disturb)
 	    .sink = "webhook", .url = "http://127.0.0.1:9/x", .timeout_ms = 500};
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
+	struct httpc *hc;
+	struct httpc_opts ho = {0};
+	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
 	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
+	alert_set_http(a, hc);
 	struct event *t = event_new(base, -1, EV_PERSIST, tick, NULL);
 	struct timeval tv = {0, 50000};
 	evtimer_add(t, &tv);
@@ -169,6 +179,7 @@ START_TEST(webhook_down_does_not_disturb)
 	ck_assert_int_ge(ticks, 15);
 	event_free(t);
 	alert_close(&a);
+	httpc_free(&hc);
 	free(cfg);
 	event_base_free(base);
 }

@@ -25,6 +25,7 @@
 #include "exec.h"
 #include "history.h"
 #include "http.h"
+#include "httpc.h"
 #include "jobgraph.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,6 +51,7 @@ struct daemon {
 	struct sched *sched;
 	struct triggers *triggers;
 	struct alerter *alerts;
+	struct httpc *httpc; /* HTTP jobs' and webhooks' client (httpc.h) */
 	struct cluster *cluster;
 	struct coord *coord; /* pending work, overlap and pauses across instances (coord.h) */
 	char instance[128];
@@ -69,6 +71,19 @@ struct daemon {
 	bool swapping, swap_sql;
 	int64_t swap_begin_us; /* how long its first turn held the loop */
 };
+
+/* http_client's settings for the client (httpc.h) */
+static struct httpc_opts httpc_opts_of(const struct pgc_config *cfg)
+{
+	const struct conf_http_client *h = &cfg->http_client;
+	return (struct httpc_opts){.ca_file = h->ca_file,
+	                           .max_concurrent = h->max_concurrent,
+	                           .timeout_ms = h->timeout_ms,
+	                           .connect_timeout_ms = h->connect_timeout_ms,
+	                           .max_request = h->max_request,
+	                           .max_response = h->max_response,
+	                           .max_redirects = h->max_redirects ? h->max_redirects : -1};
+}
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */
 static int load_paused(struct daemon *d)
@@ -253,6 +268,9 @@ static void install_end(struct daemon *d)
 		log_plugins(plugins);
 		if (d->hist)
 			hist_set_connection_check(d->hist, cfg->connection_check_ms);
+		struct httpc_opts ho = httpc_opts_of(cfg);
+		if (httpc_configure(d->httpc, &ho) < 0)
+			log_error("out of memory applying http_client; its old settings stay");
 		alert_reconfigure(d->alerts, cfg);
 		/* the names sorted off the loop (config_diff.h) */
 		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
@@ -750,11 +768,15 @@ int daemon_main(const char *config_path)
 	}
 	if (open_history(&d) < 0 || open_cluster(&d) < 0)
 		goto out;
-	if (alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
+	struct httpc_opts ho = httpc_opts_of(d.cfg);
+	if (httpc_new(d.base, &ho, &d.httpc) < 0 ||
+	    alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
 	    sched_new(d.base, d.ex, d.hist, &d.sched) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
 		goto out;
 	}
+	alert_set_http(d.alerts, d.httpc);
+	sched_set_http(d.sched, d.httpc);
 	sched_set_context(d.sched, d.alerts, d.instance);
 	sched_set_cluster(d.sched, d.cluster);
 	struct coord_hooks ch = {.take_work = hook_take_work,
@@ -866,6 +888,7 @@ out:
 	sqljobs_free(&d.sql);
 	metrics_free(&d.metrics);
 	alert_close(&d.alerts);
+	httpc_free(&d.httpc); /* after the runs and alerts that used it */
 	hist_close(&d.hist);
 	exec_free(&d.ex);
 	if (d.base)

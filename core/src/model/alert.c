@@ -1,11 +1,8 @@
 #include "alert.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/event_struct.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +13,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "httpc.h"
 #include "log.h"
 #include "strmap.h"
 #include "text.h"
@@ -161,8 +159,6 @@ struct sink {
 	char shown[300]; /* the webhook URL for log lines: scheme://host[:port] only, since
 	                  * userinfo, path and query may hold the hook's secret */
 	int64_t timeout_ms;
-	struct evhttp_uri *uri;         /* webhook */
-	struct evhttp_connection *conn; /* webhook: one per sink, reconnects by itself */
 	struct alerter *owner;
 	struct log_complaint complaint;
 };
@@ -174,7 +170,8 @@ struct alerter {
 	void *notify_arg;
 	struct sink *sinks;
 	size_t n_sinks;
-	struct evdns_base *dns; /* for webhook host names, created with the first webhook */
+	struct httpc *http;          /* webhooks go through it (alert_set_http) */
+	struct delivery *deliveries; /* webhook POSTs in flight or waiting to retry */
 	int64_t repeat_ms;
 	/* Looked up on every run's end, so found by job (then kind, among a job's few): a list
 	 * walk made each run cost O(jobs), which dominated the daemon's CPU with thousands of
@@ -183,19 +180,50 @@ struct alerter {
 	struct alert_stats stats;
 };
 
+/* One alert to one webhook: its own copy of what it sends, so that a reload that replaces
+ * the sinks does not lose it (it then no longer reports to its sink). */
+struct delivery {
+	struct alerter *a;
+	struct sink *s; /* NULL once the sinks were replaced */
+	char *url, *json;
+	char shown[300];
+	int64_t timeout_ms;
+	int attempt;
+	struct httpc_call *call;
+	struct event retry_ev;
+	bool retry_armed;
+	struct delivery *prev, *next;
+};
+
+/* A webhook that fails for a moment (refused, timed out, 5xx) is tried this many times. */
+#define WEBHOOK_ATTEMPTS 3
+
+static void delivery_free(struct delivery *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		d->a->deliveries = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	httpc_drop(&d->call);
+	if (d->retry_armed)
+		event_del(&d->retry_ev);
+	free(d->url);
+	free(d->json);
+	free(d);
+}
+
 static void free_sinks(struct alerter *a)
 {
+	for (struct delivery *d = a->deliveries; d; d = d->next)
+		d->s = NULL; /* they go on, and report to the log only */
 	for (size_t i = 0; i < a->n_sinks; i++) {
 		struct sink *s = &a->sinks[i];
 		free(s->database);
 		free(s->channel);
 		free(s->url);
 		free(s->command);
-		/* frees queued requests without calling their callbacks */
-		if (s->conn)
-			evhttp_connection_free(s->conn);
-		if (s->uri)
-			evhttp_uri_free(s->uri);
 	}
 	free(a->sinks);
 	a->sinks = NULL;
@@ -207,24 +235,17 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static int open_webhook(struct alerter *a, struct sink *s)
+/* URL for log lines: scheme://host[:port]/... only, since user info, path and query may
+ * hold the hook's secret */
+static void webhook_shown(const char *url, char *out, size_t outlen)
 {
-	int port = evhttp_uri_get_port(s->uri);
-	/* an evdns base: without one, evhttp resolves the host with a blocking getaddrinfo()
-	 * on the event loop */
-	if (!a->dns)
-		a->dns = evdns_base_new(a->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	s->conn = evhttp_connection_base_new(a->base, a->dns, evhttp_uri_get_host(s->uri),
-	                                     (unsigned short)(port > 0 ? port : 80));
-	if (!s->conn)
-		return -ENOMEM;
-	struct timeval tv = {(time_t)(s->timeout_ms / 1000),
-	                     (suseconds_t)(s->timeout_ms % 1000) * 1000};
-	struct timeval retry = {1, 0};
-	evhttp_connection_set_timeout_tv(s->conn, &tv);
-	evhttp_connection_set_retries(s->conn, 2);
-	evhttp_connection_set_initial_retry_tv(s->conn, &retry);
-	return 0;
+	char full[290];
+	httpc_url_shown(url, full, sizeof(full));
+	char *sep = strstr(full, "://");
+	char *path = sep ? strchr(sep + 3, '/') : NULL;
+	if (path)
+		*path = '\0';
+	snprintf(out, outlen, "%s%s", full, path ? "/..." : "");
 }
 
 static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
@@ -251,18 +272,11 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 			s->type = SINK_NOTIFY;
 		} else if (strcmp(c->sink, "webhook") == 0) {
 			s->type = SINK_WEBHOOK;
-			s->uri = c->url ? evhttp_uri_parse(c->url) : NULL;
-			if (!s->uri || !evhttp_uri_get_host(s->uri) ||
-			    strcmp(evhttp_uri_get_scheme(s->uri) ? evhttp_uri_get_scheme(s->uri)
-			                                         : "",
-			           "http") != 0) {
-				log_error(
-				    "%s:%d: webhook url is not an http:// URL; alerts to it are "
-				    "disabled",
-				    c->file ? c->file : "?", c->line);
-				if (s->uri)
-					evhttp_uri_free(s->uri);
-				s->uri = NULL;
+			char why[300];
+			if (!c->url || !httpc_url_ok(c->url, why, sizeof(why))) {
+				log_error("%s:%d: webhook url %s; alerts to it are disabled",
+				          c->file ? c->file : "?", c->line,
+				          c->url ? why : "is missing");
 				continue;
 			}
 		} else if (strcmp(c->sink, "exec") == 0) {
@@ -273,20 +287,11 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 		s->database = dup_or_null(c->database);
 		s->channel = dup_or_null(c->channel);
 		s->url = dup_or_null(c->url);
-		if (s->uri) {
-			int port = evhttp_uri_get_port(s->uri);
-			char portbuf[16] = "";
-			if (port > 0)
-				snprintf(portbuf, sizeof(portbuf), ":%d", port);
-			snprintf(s->shown, sizeof(s->shown), "http://%s%s/...",
-			         evhttp_uri_get_host(s->uri), portbuf);
-		}
+		if (s->type == SINK_WEBHOOK && c->url)
+			webhook_shown(c->url, s->shown, sizeof(s->shown));
 		s->command = dup_or_null(c->command);
 		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
 		s->owner = a;
-		if (s->type == SINK_WEBHOOK && open_webhook(a, s) != 0)
-			log_error("%s:%d: cannot set up webhook %s; alerts to it are disabled",
-			          c->file ? c->file : "?", c->line, s->shown);
 		a->n_sinks++;
 	}
 	return 0;
@@ -323,8 +328,8 @@ void alert_close(struct alerter **ap)
 	if (!a)
 		return;
 	free_sinks(a);
-	if (a->dns)
-		evdns_base_free(a->dns, 0); /* after the connections that used it */
+	while (a->deliveries)
+		delivery_free(a->deliveries);
 	for (struct strmap_node *n = strmap_first(&a->conditions), *next; n; n = next) {
 		next = strmap_next(&a->conditions, n);
 		struct condition *c = STRMAP_ENTRY(n, struct condition, node);
@@ -353,49 +358,101 @@ static void sink_failed(struct alerter *a, struct sink *s, const char *what)
 		            what);
 }
 
-/* Completion of one POST. The connection is the sink's own and outlives requests. */
-static void webhook_done(struct evhttp_request *req, void *arg)
+static void webhook_send(struct delivery *d);
+
+static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sink *s = arg;
-	int code = req ? evhttp_request_get_response_code(req) : 0;
-	if (code >= 200 && code < 300) {
-		if (log_complaint_reset(&s->complaint))
+	struct delivery *d = arg;
+	(void)fd;
+	(void)what;
+	d->retry_armed = false;
+	webhook_send(d);
+}
+
+/* Completion of one POST. */
+static void webhook_done(void *arg, const struct httpc_response *resp)
+{
+	struct delivery *d = arg;
+	struct alerter *a = d->a;
+	struct sink *s = d->s;
+	d->call = NULL;
+	if (resp->result == HTTPC_OK && resp->status >= 200 && resp->status < 300) {
+		if (s && log_complaint_reset(&s->complaint))
 			log_notice("alert webhook %s works again", s->shown);
+		delivery_free(d);
 		return;
 	}
-	char what[64];
-	if (code)
-		snprintf(what, sizeof(what), "HTTP status %d", code);
+	char what[600];
+	if (resp->result == HTTPC_OK)
+		snprintf(what, sizeof(what), "HTTP status %d", resp->status);
 	else
-		snprintf(what, sizeof(what), "no response");
-	sink_failed(s->owner, s, what);
+		snprintf(what, sizeof(what), "%s", resp->error);
+	bool again =
+	    resp->result == HTTPC_OK ? resp->status >= 500 : httpc_result_transient(resp->result);
+	if (again && d->attempt < WEBHOOK_ATTEMPTS) {
+		struct timeval tv = {d->attempt, 0}; /* 1 s, then 2 s */
+		evtimer_assign(&d->retry_ev, a->base, webhook_retry_cb, d);
+		evtimer_add(&d->retry_ev, &tv);
+		d->retry_armed = true;
+		return;
+	}
+	if (s)
+		sink_failed(a, s, what);
+	else
+		log_warning("alert webhook %s failed: %s", d->shown, what);
+	delivery_free(d);
+}
+
+static void webhook_send(struct delivery *d)
+{
+	static const char *const headers[] = {"Content-Type: application/json"};
+	d->attempt++;
+	struct httpc_request req = {.method = "POST",
+	                            .url = d->url,
+	                            .headers = headers,
+	                            .n_headers = 1,
+	                            .body = d->json,
+	                            .body_len = strlen(d->json),
+	                            .timeout_ms = d->timeout_ms,
+	                            .on_done = webhook_done,
+	                            .arg = d};
+	if (httpc_submit(d->a->http, &req, &d->call) < 0) {
+		if (d->s)
+			sink_failed(d->a, d->s, "out of memory");
+		delivery_free(d);
+	}
 }
 
 static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 {
-	if (!s->conn)
+	if (!a->http || !s->url)
 		return;
-	struct evhttp_request *req = evhttp_request_new(webhook_done, s);
-	if (!req)
-		return;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Host", evhttp_uri_get_host(s->uri));
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "User-Agent", "pgcrond/" PGCROND_VERSION);
-	evbuffer_add(evhttp_request_get_output_buffer(req), json, strlen(json));
-	const char *path = evhttp_uri_get_path(s->uri);
-	const char *query = evhttp_uri_get_query(s->uri);
-	char target[2048];
-	int r = snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/",
-	                 query ? "?" : "", query ? query : "");
-	if (r < 0 || (size_t)r >= sizeof(target)) {
-		evhttp_request_free(req);
-		sink_failed(a, s, "URL too long");
+	struct delivery *d = calloc(1, sizeof(*d));
+	if (!d) {
+		sink_failed(a, s, "out of memory");
 		return;
 	}
-	/* evhttp_make_request frees the request itself when it fails */
-	if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, target) != 0)
-		sink_failed(a, s, "cannot send the request");
+	d->a = a;
+	d->s = s;
+	d->url = strdup(s->url);
+	d->json = strdup(json);
+	d->timeout_ms = s->timeout_ms;
+	snprintf(d->shown, sizeof(d->shown), "%s", s->shown);
+	d->next = a->deliveries;
+	if (a->deliveries)
+		a->deliveries->prev = d;
+	a->deliveries = d;
+	if (!d->url || !d->json) {
+		sink_failed(a, s, "out of memory");
+		delivery_free(d);
+		return;
+	}
+	webhook_send(d);
+}
+
+void alert_set_http(struct alerter *a, struct httpc *c)
+{
+	a->http = c;
 }
 
 /* Give the command the alert JSON on its standard input, as pgcrond.conf(5) says. A helper

@@ -7,8 +7,9 @@
  * condition that is either ongoing or clear. An ongoing condition alerts once, then again
  * every `alert_repeat` while it lasts; when it clears, its recovery is announced once.
  * Sinks: log (the daemon's log), notify (pg_notify on a channel, done by the daemon through
- * the callback it registers, so this module holds no database connection), webhook (HTTP
- * POST of the JSON through libevent's evhttp, with timeout and retries), exec (a command,
+ * the callback it registers, so this module holds no database connection), webhook (HTTP or
+ * HTTPS POST of the JSON through the HTTP client, httpc.h, with the sink's timeout, tried
+ * again twice when the hook is down for a moment), exec (a command,
  * the alert in environment variables). A failing sink is logged (rate-limited) and never
  * stops the scheduler. */
 
@@ -65,6 +66,9 @@ struct alerter;
 int alert_open(struct event_base *base, const struct pgc_config *cfg, const char *instance,
                alert_notify_fn notify, void *notify_arg, struct alerter **out)
     __attribute__((warn_unused_result));
+/* Webhooks are sent through C (borrowed until alert_close(); NULL: webhooks send nothing). */
+struct httpc;
+void alert_set_http(struct alerter *a, struct httpc *c);
 /* A new config (reload): sinks and repeat interval change; condition states are kept. */
 void alert_reconfigure(struct alerter *a, const struct pgc_config *cfg);
 void alert_close(struct alerter **a);

@@ -24,6 +24,7 @@
 #include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
 #include "history.h"
+#include "httpc.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -192,6 +193,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
+	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
 	cluster_mark_forget(r->job->s->cluster, r);
 	sched_work_gone(r);
@@ -327,7 +329,7 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	w->done(w, &res);
 }
 
-static void run_end(struct run *r, const struct flow_outcome *o)
+void sched_run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
@@ -438,7 +440,7 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	    .message = with_install_hint(r, o, msg, sizeof(msg)),
 	    .sqlstate = o->sqlstate,
 	};
-	run_end(r, &fo);
+	sched_run_end(r, &fo);
 }
 
 static const char *overlap_name(enum overlap_policy o)
@@ -538,7 +540,7 @@ static bool claim(struct run *r)
 }
 
 /* R (started, counted running) could not be handed to the executor: it ends from the loop
- * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end(). */
+ * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
 static void end_later(struct run *r, const char *err)
 {
 	struct sched *s = r->job->s;
@@ -564,7 +566,7 @@ void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 		struct flow_outcome fo = {.ok = false,
 		                          .message = r->start_error ? r->start_error
 		                                                    : "cannot start the run"};
-		run_end(r, &fo);
+		sched_run_end(r, &fo);
 	}
 }
 
@@ -599,7 +601,9 @@ static void run_begin(struct run *r)
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	snprintf(command, sizeof(command), "%s", j->command ? j->command : "");
-	if (!j->command) {
+	if (j->http) {
+		sched_http_describe(j, command, sizeof(command));
+	} else if (!j->command) {
 		if (sched_plugin_run(r, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
 		} else if (!(stmts = calloc(pr->n_stmts + SCHED_MAX_GUARDS + 1, sizeof(*stmts)))) {
@@ -648,6 +652,12 @@ static void run_begin(struct run *r)
 	}
 	if (build_failed)
 		goto fail;
+	if (j->http) {
+		/* a request has no transaction a takeover could ask about: no start mark */
+		if (sched_http_submit(r, err, sizeof(err)) == 0)
+			goto out;
+		goto fail;
+	}
 	if (sched_mark_start(r) < 0) { /* sched_cluster.c */
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
@@ -800,12 +810,14 @@ void sched_fire_run(struct run *r)
 			return;
 		}
 		j->pending = r;
-		if (j->active->er) {
+		const char *why = "cancelled: replaced by a newer run (overlap = replace)";
+		if (j->active->er || j->active->hc)
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
 			        what);
-			s->ex.cancel(s->ex.ctx, j->active->er,
-			             "cancelled: replaced by a newer run (overlap = replace)");
-		}
+		if (j->active->er)
+			s->ex.cancel(s->ex.ctx, j->active->er, why);
+		else
+			sched_http_cancel(j->active, why);
 		return;
 	}
 }

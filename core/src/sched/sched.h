@@ -66,6 +66,10 @@ void sched_db_reachable(struct sched *s, const char *database);
 void sched_set_db_offset(struct sched *s, int64_t offset_us);
 /* Stops every timer; runs still going are forgotten (drain first). */
 void sched_free(struct sched **s);
+/* HTTP jobs' requests go through C (borrowed until sched_free() or the next call; NULL:
+ * HTTP jobs fail, saying there is no client). */
+struct httpc;
+void sched_set_http(struct sched *s, struct httpc *c);
 
 /* Make CFG's jobs the scheduled ones. A job that keeps its name keeps its runtime state
  * (running run, queued fire); a changed schedule is re-armed; a removed job stops firing and

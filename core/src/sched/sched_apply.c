@@ -59,6 +59,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->name = cj->name;
 	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
 	j->command = cj->command;
+	j->http = cj->http;
 	j->plugin = cj->plugin;
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;

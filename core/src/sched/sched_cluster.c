@@ -246,6 +246,14 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 {
 	struct job *j = sched_job_find(s, job);
 	struct run *r = j ? j->active : NULL;
+	if (r && r->started && !r->er && r->hc) {
+		char why[256];
+		snprintf(why, sizeof(why),
+		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",
+		         by);
+		sched_http_cancel(r, why);
+		return;
+	}
 	if (!r || !r->started || !r->er) {
 		log_info("cluster: instance \"%s\" asked to cancel the run of job %s, which is not "
 		         "running here any more",

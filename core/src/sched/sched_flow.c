@@ -603,7 +603,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 	if (o->cancelled)
 		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
 	if (c && !s->draining && !j->removed &&
-	    retry_should(c, r->attempt, o->sqlstate, o->timed_out) &&
+	    retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
+	                 o->transient ? false : o->timed_out) &&
 	    job_timer(j, &j->retry_ev, retry_cb)) {
 		struct run *nr = sched_run_new(j, r->scheduled_us, "retry");
 		if (nr) {

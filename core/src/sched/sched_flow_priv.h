@@ -33,6 +33,9 @@ struct flow_outcome {
 	bool cancelled; /* stopped by pgcrond (overlap = replace, shutdown): never retried */
 	const char *message;
 	const char *sqlstate; /* NULL if none */
+	/* a failure of the kind retry_on = "transient" retries, without a SQLSTATE to tell
+	 * (an HTTP job's lost connection, timeout or 5xx) */
+	bool transient;
 };
 
 void flow_job_init(struct job *j);

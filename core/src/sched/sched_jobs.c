@@ -33,6 +33,7 @@ static const cron_expr no_cron;
 void sched_job_own_strs(struct job *j)
 {
 	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
+	j->http = NULL; /* a request in flight has its own copy (httpc_submit) */
 	size_t len = 0;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		len += *f[i] ? strlen(*f[i]) + 1 : 0;
@@ -213,6 +214,8 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active && j->active->er)
 			s->ex.cancel(s->ex.ctx, j->active->er, msg);
+		else if (j->active)
+			sched_http_cancel(j->active, msg);
 }
 
 void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *arg)

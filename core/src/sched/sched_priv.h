@@ -64,6 +64,7 @@ struct job {
 	 * gets copies of its own (own_strs). */
 	const char *name;
 	const char *command;
+	const struct conf_http_call *http; /* an HTTP job's request (conf's; NULL once removed) */
 	const char *plugin;
 	const char *database;
 	const char *schedule;
@@ -163,6 +164,7 @@ struct run {
 	 * host's wall clock while it runs does not change it (its end is START_US plus it) */
 	int64_t start_mono_us;
 	struct exec_run *er;
+	struct httpc_call *hc;       /* an HTTP job's request in flight (sched_http.c) */
 	int backend_pid;             /* once connected, 0 before */
 	int64_t backend_at_us;       /* when it got the connection (sched_now_us), 0 before */
 	int64_t fired_us;            /* when its fire was taken (sched_now_us): its stages */
@@ -181,6 +183,7 @@ struct sched {
 	struct clock *clock; /* every reading and timer of the scheduler and sched_flow.c */
 	bool own_clock;
 	struct sched_executor ex; /* exec.h's, or a test's */
+	struct httpc *http;       /* HTTP jobs' client (sched_set_http); NULL: none */
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster;       /* NULL: no coordination (no history database) */
@@ -377,5 +380,16 @@ void sched_job_own_strs(struct job *j);
 /* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);
+
+/* sched_http.c: an HTTP job's run. Its history text ("POST https://host/path", no query,
+ * no user info, no headers) into OUT; sending R's request (0, or -1 with ERR: R must end
+ * with it); stopping R's request if one is in flight (true), ending it cancelled with WHY. */
+struct httpc_call;
+struct flow_outcome;
+/* R, an HTTP run, is over (sched.c's run_end: history, retries, alerts) */
+void sched_run_end(struct run *r, const struct flow_outcome *o);
+void sched_http_describe(const struct job *j, char *out, size_t outlen);
+int sched_http_submit(struct run *r, char *err, size_t errlen);
+bool sched_http_cancel(struct run *r, const char *why);
 
 #endif
