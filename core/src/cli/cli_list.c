@@ -196,7 +196,7 @@ int cli_list(int argc, char **argv)
 			snprintf(cells[i][COL_KIND], 256, "plugin %s (not loadable: pgcrond check)",
 			         j->plugin);
 		else
-			snprintf(cells[i][COL_KIND], 256, "sql");
+			snprintf(cells[i][COL_KIND], 256, "%s", j->http ? "http" : "sql");
 		if (j->freshness_ms > 0) {
 			/* freshness: the SLA, beside the schedule if it has one */
 			char d[32];

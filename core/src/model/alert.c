@@ -386,7 +386,7 @@ static void webhook_done(void *arg, const struct httpc_response *resp)
 	if (resp->result == HTTPC_OK)
 		snprintf(what, sizeof(what), "HTTP status %d", resp->status);
 	else
-		snprintf(what, sizeof(what), "%s", resp->error);
+		snprintf(what, sizeof(what), "%s", resp->reason); /* no path: it may be secret */
 	bool again =
 	    resp->result == HTTPC_OK ? resp->status >= 500 : httpc_result_transient(resp->result);
 	if (again && d->attempt < WEBHOOK_ATTEMPTS) {

@@ -268,35 +268,40 @@ static void deliver(struct httpc_call *k)
 	resp.truncated = k->truncated;
 	resp.elapsed_ms = (clock_mono_us() - k->submitted_us) / 1000;
 	if (k->error) {
-		resp.error = k->error;
+		resp.error = resp.reason = k->error;
 	} else if (k->result == HTTPC_OK) {
-		resp.error = "";
+		resp.error = resp.reason = "";
 	} else {
 		httpc_url_shown(k->url, shown, sizeof(shown));
+		int n = snprintf(msg, sizeof(msg), "%s %s: ", k->method, shown);
+		size_t at = n > 0 && (size_t)n < sizeof(msg) / 2 ? (size_t)n : 0;
+		char *r = msg + at;
+		size_t rlen = sizeof(msg) - at;
 		switch (k->result) {
 		case HTTPC_TIMEOUT:
-			snprintf(msg, sizeof(msg),
-			         "%s %s: no complete response within %lld ms (%zu bytes of body "
-			         "received): %s",
-			         k->method, shown, (long long)resp.elapsed_ms, k->resp_len,
-			         k->errbuf);
+			snprintf(
+			    r, rlen,
+			    "no complete response within %lld ms (%zu bytes of body received): %s",
+			    (long long)resp.elapsed_ms, k->resp_len, k->errbuf);
 			break;
 		case HTTPC_REDIRECTS:
-			snprintf(msg, sizeof(msg),
-			         "%s %s: %s (http_client.max_redirects = %d; a redirect loop, or a "
-			         "redirect to a scheme other than http/https)",
-			         k->method, shown, k->errbuf, k->max_redirects);
+			snprintf(
+			    r, rlen,
+			    "%s (http_client.max_redirects = %d; a redirect loop, or a redirect to "
+			    "a scheme other than http/https)",
+			    k->errbuf, k->max_redirects);
 			break;
 		case HTTPC_TLS:
-			snprintf(msg, sizeof(msg),
-			         "%s %s: TLS failed: %s (the server's certificate must be trusted: "
-			         "set http_client.ca_file to its CA, or use the system's CAs)",
-			         k->method, shown, k->errbuf);
+			snprintf(r, rlen,
+			         "TLS failed: %s (the server's certificate must be trusted: set "
+			         "http_client.ca_file to its CA, or use the system's CAs)",
+			         k->errbuf);
 			break;
 		default:
-			snprintf(msg, sizeof(msg), "%s %s: %s", k->method, shown,
+			snprintf(r, rlen, "%s",
 			         k->errbuf[0] ? k->errbuf : httpc_result_name(k->result));
 		}
+		resp.reason = r;
 		resp.error = msg;
 	}
 	k->on_done(k->arg, &resp);

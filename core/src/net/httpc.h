@@ -81,6 +81,8 @@ struct httpc_response {
 	                     * was not read */
 	const char *error;  /* for a person, never NULL: "" for HTTPC_OK; the URL in it, if
 	                     * any, has no user info nor query */
+	const char *reason; /* ERROR without its "METHOD URL: " (for a caller whose URL's
+	                     * path is a secret, a webhook's) */
 	int64_t elapsed_ms; /* from submission to the end */
 	int redirects;      /* followed */
 };

@@ -164,7 +164,7 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	if (!o)
 		return NULL;
 	rc |= put_str(o, "name", j->name);
-	rc |= put_str(o, "kind", j->plugin ? "plugin" : "sql");
+	rc |= put_str(o, "kind", j->plugin ? "plugin" : c && c->http ? "http" : "sql");
 	rc |= put_str(o, "plugin", j->plugin);
 	rc |= put_str(o, "database", j->database);
 	rc |= put_str(o, "schedule", j->schedule);
