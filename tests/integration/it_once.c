@@ -367,16 +367,18 @@ END_TEST
  * every-second fires while the instance was stopped each have their row (skips counted). */
 static void wait_long_in_flight(struct itest_env *e, struct itest_inst *in, struct itest_inst **x)
 {
-	ck_assert_msg(
-	    itest_env_wait(e, 30,
-	                   "SELECT count(*) >= 1 FROM pg_stat_activity"
-	                   " WHERE application_name LIKE 'pgcrond: l_' AND state = 'active'"
-	                   " AND query LIKE '%%pg_sleep(3)%%'"),
-	    "no long run in flight");
-	char *runner = itest_scalar(e->db, "SELECT d.instance FROM pgcrond.job_run_details d"
-	                                   " JOIN pg_stat_activity a ON a.pid = d.job_pid"
-	                                   " WHERE d.status = 'running' AND d.job_name LIKE 'l_'"
-	                                   " AND a.state = 'active' LIMIT 1");
+	/* its instance by its transaction id (pgcrond.run_start), which it wrote before it sent
+	 * the statement */
+#define LONG_RUNNER                                                                                \
+	"SELECT r.instance FROM pgcrond.run_start r JOIN pg_stat_activity a"                       \
+	" ON a.backend_xid::text::bigint = r.xid %% 4294967296"                                    \
+	" WHERE r.job_name LIKE 'l_' AND r.xid > 0 AND a.state = 'active'"                         \
+	" AND a.query LIKE '%%pg_sleep(3)%%' LIMIT 1"
+	ck_assert_msg(itest_env_wait(e, 30, "SELECT EXISTS (" LONG_RUNNER ")"),
+	              "no long run in flight");
+	char q[512];
+	snprintf(q, sizeof(q), LONG_RUNNER);
+	char *runner = itest_scalar(e->db, q);
 	*x = NULL;
 	for (int i = 0; runner && i < 3; i++)
 		if (strcmp(runner, in[i].name) == 0)
@@ -498,6 +500,11 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	                       " scheduled_time::time, attempt, instance, status,"
 	                       " left(return_message, 60)), E'\\n' ORDER BY job_name, runid)"
 	                       " FROM pgcrond.job_run_details WHERE job_name LIKE 'l_'");
+	char *why =
+	    itest_scalar(e.db, "SELECT string_agg(DISTINCT left(return_message, 120), E'\\n')"
+	                       " FROM pgcrond.job_run_details WHERE status = 'skipped'");
+	fprintf(stderr, "once-bar: skipped because:\n%s\n", why ? why : "");
+	free(why);
 	fprintf(stderr,
 	        "once-bar: %lld long executions, %lld fires twice, %lld not recorded succeeded,"
 	        " %lld fires lost; every-second fires while stopped: %lld of %lld skipped, %lld"

@@ -45,6 +45,8 @@ static const char *const sql_turn[] = {
     SQL_TURN(SQL_JOB_LOCK, "", "", "", SQL_JOB_LOCK_CONFLICT),
     SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$6"), SQL_CLAIM_MARKED("$6"),
              SQL_JOB_LOCK_CONFLICT_M),
+    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$6"), SQL_CLAIM_MARKED("$6"),
+             SQL_JOB_LOCK_CONFLICT_F),
 };
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
@@ -76,6 +78,9 @@ static const char *const sql_claim[] = {
     SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
               ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
               SQL_JOB_LOCK_CONFLICT_M),
+    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
+              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
+              SQL_JOB_LOCK_CONFLICT_F),
 };
 
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
@@ -101,6 +106,13 @@ static const char *const sql_settle[] = {
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
                ", started = CASE WHEN c.started THEN true END"),
 };
+
+/* Which of sql_turn's and sql_claim's forms the schema takes: before step 17, with the
+ * marks, with the fenced class too (step 21). */
+static int lock_sql(const struct cluster *c)
+{
+	return c->xact_fenced ? 2 : c->xact_table ? 1 : 0;
+}
 
 /* ---- claims ---------------------------------------------------------------------------- */
 
@@ -420,7 +432,7 @@ void cluster_send_claims(struct cluster *c)
 		                   c->boot_id, w,          cluster_marks_runs(c) ? "t" : "f"};
 		first->sent = true;
 		c->st.statements++;
-		cluster_send_stmt(c, OP_TURN, sql_turn[c->xact_table], c->xact_table ? 6 : 5, p);
+		cluster_send_stmt(c, OP_TURN, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
 		return;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
@@ -440,7 +452,7 @@ void cluster_send_claims(struct cluster *c)
 		q->sent = true;
 	const char *p[] = {jobs, keys, c->instance, c->boot_id, cluster_marks_runs(c) ? "t" : "f"};
 	c->st.statements++;
-	cluster_send_stmt(c, OP_CLAIM, sql_claim[c->xact_table], c->xact_table ? 5 : 4, p);
+	cluster_send_stmt(c, OP_CLAIM, sql_claim[lock_sql(c)], c->xact_table ? 5 : 4, p);
 	free(jobs);
 	free(keys);
 }

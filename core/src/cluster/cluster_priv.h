@@ -108,7 +108,7 @@
 #define SQL_JOB_LOCK SQL_JOB_LOCK_INTO("")
 #define SQL_JOB_LOCK_CONFLICT SQL_JOB_LOCK_ON("", "")
 #define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
-#define SQL_JOB_LOCK_CONFLICT_M                                                                    \
+#define SQL_JOB_LOCK_CONFLICT_MARKED(unknown)                                                      \
 	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
 	                "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",           \
 	                "  OR (l.marked AND l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()"  \
@@ -116,8 +116,25 @@
 	                "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                       \
 	                "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                   \
 	                "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                    \
-	                "     AND (r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"               \
-	                "      OR pgcrond.xact_committed(r.xid, r.server) IS NULL)))")
+	                "     AND ((" unknown ") OR (r.xid OPERATOR(pg_catalog.>) 0"               \
+	                "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
+#define SQL_XID_UNKNOWN "r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"
+#define SQL_JOB_LOCK_CONFLICT_M SQL_JOB_LOCK_CONFLICT_MARKED(SQL_XID_UNKNOWN)
+/* With schema step 21: a mark whose id is not known yet holds the job only while its run may
+ * be at work on the server: a command that cannot report its id (fenced), or a backend named
+ * for the job (every run's, while another instance is live) busy or in a transaction (a
+ * backend another role's that this one cannot see counts as busy). A one-transaction run whose
+ * instance froze before its id was marked (it waited for a connection, or for the id's answer)
+ * has committed, rolled back or not begun on the server: the others no longer skip the job
+ * until that instance is found dead (a run not begun that the frozen instance sends once it
+ * resumes may then overlap another instance's run of a later fire). */
+#define SQL_JOB_LOCK_CONFLICT_F                                                                    \
+	SQL_JOB_LOCK_CONFLICT_MARKED("(" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"             \
+	                             "  OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"      \
+	                             "   WHERE a.application_name OPERATOR(pg_catalog.=) "         \
+	                             "pg_catalog.left('" PGCONN_JOB_APP_PREFIX                     \
+	                             "' OPERATOR(pg_catalog.||) r.job_name, 63)"                   \
+	                             "    AND a.state IS DISTINCT FROM 'idle'))")
 
 struct claim {
 	struct claim *next;
