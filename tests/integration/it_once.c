@@ -50,6 +50,20 @@ static void two_up_then_fire(struct itest_env *e, struct itest_inst *a, struct i
 	}
 }
 
+/* The instance of A and B that SQL (its instance's name) names, once WAITED (a condition on
+ * E) holds within 30 s; *OTHER the other. */
+static struct itest_inst *runner(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                                 const char *waited, const char *sql, struct itest_inst **other)
+{
+	ck_assert_msg(itest_env_wait(e, 30, "%s", waited), "no run of 'long' (%s):\n%s\n%s", waited,
+	              itest_read_file(a->log), itest_read_file(b->log));
+	char *name = itest_scalar(e->db, sql);
+	struct itest_inst *x = name && strcmp(name, a->name) == 0 ? a : b;
+	free(name);
+	*other = x == a ? b : a;
+	return x;
+}
+
 /* two_up_then_fire, and returns the instance whose run of "long" is in flight with its
  * transaction id written, *OTHER the other. */
 static struct itest_inst *run_in_flight(struct itest_env *e, struct itest_inst *a,
@@ -57,17 +71,11 @@ static struct itest_inst *run_in_flight(struct itest_env *e, struct itest_inst *
                                         struct itest_inst **other)
 {
 	two_up_then_fire(e, a, b, command);
-	ck_assert_msg(itest_env_wait(e, 30,
-	                             "SELECT count(*) = 1 FROM pgcrond.run_start r"
-	                             " JOIN pgcrond.job_run_details d USING (instance, run_key)"
-	                             " WHERE d.job_name = 'long' AND r.xid > 0"),
-	              "no run of 'long' with its transaction id written:\n%s\n%s",
-	              itest_read_file(a->log), itest_read_file(b->log));
-	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.run_start WHERE xid > 0");
-	struct itest_inst *x = strcmp(runner, a->name) == 0 ? a : b;
-	free(runner);
-	*other = x == a ? b : a;
-	return x;
+	return runner(e, a, b,
+	              "SELECT count(*) = 1 FROM pgcrond.run_start r"
+	              " JOIN pgcrond.job_run_details d USING (instance, run_key)"
+	              " WHERE d.job_name = 'long' AND r.xid > 0",
+	              "SELECT instance FROM pgcrond.run_start WHERE xid > 0", other);
 }
 
 /* two_up_then_fire, and returns the instance whose run of "long" is running with its
@@ -77,19 +85,13 @@ static struct itest_inst *run_in_flight_fenced(struct itest_env *e, struct itest
                                                struct itest_inst **other)
 {
 	two_up_then_fire(e, a, b, command);
-	ck_assert_msg(itest_env_wait(e, 30,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details d"
-	                             " JOIN pg_stat_activity a ON a.pid = d.job_pid"
-	                             " WHERE d.job_name = 'long' AND d.status = 'running'"
-	                             " AND a.state = 'active'"),
-	              "no run of 'long' running with its backend:\n%s\n%s", itest_read_file(a->log),
-	              itest_read_file(b->log));
-	char *runner = itest_scalar(e->db, "SELECT instance FROM pgcrond.job_run_details"
-	                                   " WHERE job_name = 'long' AND status = 'running'");
-	struct itest_inst *x = strcmp(runner, a->name) == 0 ? a : b;
-	free(runner);
-	*other = x == a ? b : a;
-	return x;
+	return runner(e, a, b,
+	              "SELECT count(*) = 1 FROM pgcrond.job_run_details d"
+	              " JOIN pg_stat_activity a ON a.pid = d.job_pid"
+	              " WHERE d.job_name = 'long' AND d.status = 'running' AND a.state = 'active'",
+	              "SELECT instance FROM pgcrond.job_run_details"
+	              " WHERE job_name = 'long' AND status = 'running'",
+	              other);
 }
 
 /* The history of job "long", one line per run, for a failure message (malloc'd). */

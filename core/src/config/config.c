@@ -64,6 +64,16 @@ char *config_dup_str(struct loader *L, const char *s)
 	return d;
 }
 
+char *config_dup_or(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
 /* DIR/NAME, or NAME alone when it is absolute or DIR is empty (the current directory). */
 char *config_join_path(struct loader *L, const char *dir, const char *name)
 {

@@ -424,16 +424,6 @@ void config_http_call_free(struct conf_http_call **hp)
 	*hp = NULL;
 }
 
-static char *dup_or(const char *s, bool *oom)
-{
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
-
 struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bool *oom)
 {
 	if (!src)
@@ -444,16 +434,17 @@ struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bo
 		return NULL;
 	}
 	h->line = src->line;
-	h->url = dup_or(src->url, oom);
-	h->method = dup_or(src->method, oom);
-	h->body = dup_or(src->body, oom);
+	h->url = config_dup_or(src->url, oom);
+	h->method = config_dup_or(src->method, oom);
+	h->body = config_dup_or(src->body, oom);
 	if (src->n_headers) {
 		h->headers = calloc(src->n_headers, sizeof(*h->headers));
 		if (!h->headers)
 			*oom = true;
 		else
 			for (; h->n_headers < src->n_headers; h->n_headers++)
-				h->headers[h->n_headers] = dup_or(src->headers[h->n_headers], oom);
+				h->headers[h->n_headers] =
+				    config_dup_or(src->headers[h->n_headers], oom);
 	}
 	if (src->n_expect) {
 		h->expect = calloc(src->n_expect, sizeof(*h->expect));

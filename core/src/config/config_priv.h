@@ -71,6 +71,9 @@ void config_report_at(struct loader *L, const config_setting_t *s, const char *f
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* strdup that records running out of memory in L instead of failing; NULL stays NULL. */
 char *config_dup_str(struct loader *L, const char *s);
+/* strdup(S) (NULL for NULL), setting *OOM when there is no memory: for copies made outside
+ * a load (a configuration's jobs merged with those made in SQL, a job's HTTP call). */
+char *config_dup_or(const char *s, bool *oom);
 
 /* The main file's groups that are more than a table of keys (config.c). */
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);

@@ -8,37 +8,27 @@
 
 #include "config_priv.h"
 
-static char *dup_or(const char *s, bool *oom)
-{
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
-}
-
 static void copy_job(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
                      bool *oom)
 {
 	*dst = *src;
-	dst->name = dup_or(src->name, oom);
-	dst->plugin = dup_or(src->plugin, oom);
-	dst->command = dup_or(src->command, oom);
+	dst->name = config_dup_or(src->name, oom);
+	dst->plugin = config_dup_or(src->plugin, oom);
+	dst->command = config_dup_or(src->command, oom);
 	dst->http = config_http_call_dup(src->http, oom);
-	dst->database = dup_or(src->database, oom);
-	dst->schedule = dup_or(src->schedule, oom);
-	dst->listen = dup_or(src->listen, oom);
+	dst->database = config_dup_or(src->database, oom);
+	dst->schedule = config_dup_or(src->schedule, oom);
+	dst->listen = config_dup_or(src->listen, oom);
 	dst->file = src->file ? config_own_file(c, src->file) : NULL;
 	if (src->file && !dst->file)
 		*oom = true;
-	dst->username = dup_or(src->username, oom);
-	dst->timezone = dup_or(src->timezone, oom);
+	dst->username = config_dup_or(src->username, oom);
+	dst->timezone = config_dup_or(src->timezone, oom);
 	dst->tz = NULL;
 	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
 		*oom = true; /* it opened when the files were read */
-	dst->sql_database = dup_or(src->sql_database, oom);
-	dst->cron_name = dup_or(src->cron_name, oom);
+	dst->sql_database = config_dup_or(src->sql_database, oom);
+	dst->cron_name = config_dup_or(src->cron_name, oom);
 	dst->after = src->n_after ? calloc(src->n_after, sizeof(*dst->after)) : NULL;
 	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
 	if ((src->n_after && !dst->after) || (src->n_settings && !dst->settings)) {
@@ -47,18 +37,18 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 		return;
 	}
 	for (size_t i = 0; i < src->n_after; i++)
-		dst->after[i] = dup_or(src->after[i], oom);
+		dst->after[i] = config_dup_or(src->after[i], oom);
 	dst->sources = src->n_sources ? calloc(src->n_sources, sizeof(*dst->sources)) : NULL;
 	if (src->n_sources && !dst->sources) {
 		*oom = true;
 		dst->n_sources = 0;
 	}
 	for (size_t i = 0; i < dst->n_sources; i++)
-		dst->sources[i] = dup_or(src->sources[i], oom);
+		dst->sources[i] = config_dup_or(src->sources[i], oom);
 	for (size_t i = 0; i < src->n_settings; i++) {
 		dst->settings[i] = src->settings[i];
-		dst->settings[i].key = dup_or(src->settings[i].key, oom);
-		dst->settings[i].value = dup_or(src->settings[i].value, oom);
+		dst->settings[i].key = config_dup_or(src->settings[i].key, oom);
+		dst->settings[i].value = config_dup_or(src->settings[i].value, oom);
 	}
 }
 
@@ -76,20 +66,20 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->extra_refs = 0;
 	c->job_files = NULL; /* its own copies (copy_job) */
 	c->n_job_files = 0;
-	c->file = dup_or(src->file, &oom);
-	c->timezone = dup_or(src->timezone, &oom);
-	c->plugin_dir = dup_or(src->plugin_dir, &oom);
-	c->conf_dir = dup_or(src->conf_dir, &oom);
-	c->state_dir = dup_or(src->state_dir, &oom);
-	c->instance = dup_or(src->instance, &oom);
-	c->log_level = dup_or(src->log_level, &oom);
-	c->history_database = dup_or(src->history_database, &oom);
-	c->http.listen = dup_or(src->http.listen, &oom);
-	c->http.host = dup_or(src->http.host, &oom);
-	c->http.token_file = dup_or(src->http.token_file, &oom);
-	c->http.token = dup_or(src->http.token, &oom);
-	c->http.file = dup_or(src->http.file, &oom);
-	c->http_client.ca_file = dup_or(src->http_client.ca_file, &oom);
+	c->file = config_dup_or(src->file, &oom);
+	c->timezone = config_dup_or(src->timezone, &oom);
+	c->plugin_dir = config_dup_or(src->plugin_dir, &oom);
+	c->conf_dir = config_dup_or(src->conf_dir, &oom);
+	c->state_dir = config_dup_or(src->state_dir, &oom);
+	c->instance = config_dup_or(src->instance, &oom);
+	c->log_level = config_dup_or(src->log_level, &oom);
+	c->history_database = config_dup_or(src->history_database, &oom);
+	c->http.listen = config_dup_or(src->http.listen, &oom);
+	c->http.host = config_dup_or(src->http.host, &oom);
+	c->http.token_file = config_dup_or(src->http.token_file, &oom);
+	c->http.token = config_dup_or(src->http.token, &oom);
+	c->http.file = config_dup_or(src->http.file, &oom);
+	c->http_client.ca_file = config_dup_or(src->http_client.ca_file, &oom);
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
@@ -102,20 +92,20 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		const struct conf_database *s = &src->databases[i];
 		struct conf_database *d = &c->databases[i];
 		*d = *s;
-		d->name = dup_or(s->name, &oom);
-		d->conninfo = dup_or(s->conninfo, &oom);
-		d->file = dup_or(s->file, &oom);
+		d->name = config_dup_or(s->name, &oom);
+		d->conninfo = config_dup_or(s->conninfo, &oom);
+		d->file = config_dup_or(s->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_alerts; i++, c->n_alerts++) {
 		const struct conf_alert_sink *s = &src->alerts[i];
 		struct conf_alert_sink *d = &c->alerts[i];
 		*d = *s;
-		d->sink = dup_or(s->sink, &oom);
-		d->database = dup_or(s->database, &oom);
-		d->channel = dup_or(s->channel, &oom);
-		d->url = dup_or(s->url, &oom);
-		d->command = dup_or(s->command, &oom);
-		d->file = dup_or(s->file, &oom);
+		d->sink = config_dup_or(s->sink, &oom);
+		d->database = config_dup_or(s->database, &oom);
+		d->channel = config_dup_or(s->channel, &oom);
+		d->url = config_dup_or(s->url, &oom);
+		d->command = config_dup_or(s->command, &oom);
+		d->file = config_dup_or(s->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
 		copy_job(c, &src->jobs[i], &c->jobs[i], &oom);
