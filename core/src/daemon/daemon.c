@@ -34,6 +34,7 @@
 #include "sched.h"
 #include "sdnotify.h"
 #include "status.h"
+#include "pgnet.h"
 #include "sqljobs.h"
 #include "triggers.h"
 
@@ -52,6 +53,7 @@ struct daemon {
 	struct triggers *triggers;
 	struct alerter *alerts;
 	struct httpc *httpc; /* HTTP jobs' and webhooks' client (httpc.h) */
+	struct pgnet *pgnet; /* pg_net's queue in the history database (pgnet.h) */
 	struct cluster *cluster;
 	struct coord *coord; /* pending work, overlap and pauses across instances (coord.h) */
 	char instance[128];
@@ -811,6 +813,10 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sqljobs_record_files(d.sql, d.files);
+	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc, &d.pgnet) < 0) {
+		log_error("cannot listen for pg_net's requests: out of memory");
+		goto out;
+	}
 	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
 	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
 	    triggers_apply(d.triggers, d.cfg) < 0) {
@@ -886,6 +892,7 @@ out:
 	reload_result_clear(&d.swap); /* a swap the stop cut short: nothing points into it now */
 	ctl_free(&d.ctl);
 	sqljobs_free(&d.sql);
+	pgnet_free(&d.pgnet); /* before the client its requests are in */
 	metrics_free(&d.metrics);
 	alert_close(&d.alerts);
 	httpc_free(&d.httpc); /* after the runs and alerts that used it */

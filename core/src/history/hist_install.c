@@ -286,6 +286,10 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 	rc = apply_file(c, sql_dir, "pg_cron_compat.sql", err, errlen);
 	if (rc < 0 && rc != -ENOENT)
 		goto fail;
+	/* pg_net's API where the database has no "net" schema of its own (docs/sql-api.md) */
+	rc = apply_file(c, sql_dir, "pg_net_compat.sql", err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		goto fail;
 	/* the change counters, where pgcrond.schedule() watches the sources of SQL jobs with
 	 * freshness (docs/freshness.md) */
 	rc = apply_file(c, sql_dir, "freshness.sql", err, errlen);
