@@ -583,6 +583,13 @@ static const struct {
     {"bad/http-job-method/pgcrond.conf",
      "bad/http-job-method/conf.d/10-job.conf:5: method \"FETCH\" is not one pgcrond sends;"
      " use GET, POST, PUT, PATCH, DELETE or HEAD"},
+    /* userinfo and query left out of the message (check output, reload logs) */
+    {"bad/http-job-url-password/pgcrond.conf",
+     "bad/http-job-url-password/conf.d/10-job.conf:5: url \"https://...@example.com:99999/x?..."
+     "\" has a port above 65535"},
+    {"bad/webhook-url-password/pgcrond.conf",
+     "bad/webhook-url-password/pgcrond.conf:4: webhook url \"https//...@alerts.example.com/hook"
+     "\" is not a URL; write the full URL, like \"https://host.example/path\""},
     {"bad/http-job-port/pgcrond.conf",
      "bad/http-job-port/conf.d/10-job.conf:5: url \"https://example.com:99999/x\" has a po"
      "rt above 65535"},
@@ -749,12 +756,11 @@ START_TEST(test_bad_config)
 }
 END_TEST
 
-/* Whatever is wrong with a conninfo holding a password, no problem reported shows it. */
+/* Whatever is wrong with a conninfo or URL holding a password, no problem reported shows it. */
 static const char *const secret_configs[] = {
-    "bad/password-conninfo/pgcrond.conf",
-    "bad/uri-bad-percent/pgcrond.conf",
-    "bad/uri-bad-ipv6/pgcrond.conf",
-    "bad/unknown-conninfo-key/pgcrond.conf",
+    "bad/password-conninfo/pgcrond.conf",     "bad/uri-bad-percent/pgcrond.conf",
+    "bad/uri-bad-ipv6/pgcrond.conf",          "bad/unknown-conninfo-key/pgcrond.conf",
+    "bad/http-job-url-password/pgcrond.conf", "bad/webhook-url-password/pgcrond.conf",
 };
 
 START_TEST(test_bad_conninfo_no_password)

@@ -161,6 +161,22 @@ START_TEST(test_escape_dup)
 }
 END_TEST
 
+START_TEST(test_url_redact)
+{
+	char b[64];
+	ck_assert_str_eq(text_url_redact("https://u:pw@h.example:8443/a/b", b, sizeof(b)),
+	                 "https://...@h.example:8443/a/b");
+	ck_assert_str_eq(text_url_redact("https://h.example/a@b?token=x#f", b, sizeof(b)),
+	                 "https://h.example/a@b?...");
+	ck_assert_str_eq(text_url_redact("https://a@b:p@w@h/x", b, sizeof(b)), "https://...@h/x");
+	ck_assert_str_eq(text_url_redact("https//u:pw@h/x", b, sizeof(b)), "https//...@h/x");
+	ck_assert_str_eq(text_url_redact("u:pw@h/x", b, sizeof(b)), "...@h/x");
+	ck_assert_str_eq(text_url_redact("https://h?u:pw@x", b, sizeof(b)), "https://h?...");
+	ck_assert_str_eq(text_url_redact("", b, sizeof(b)), "");
+	ck_assert_str_eq(text_url_redact("https://u:pw@h/xxxxxxxx", b, 12), "https://...");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("text");
@@ -175,6 +191,7 @@ int main(void)
 	tcase_add_test(tc, test_escape_ctl);
 	tcase_add_test(tc, test_quote);
 	tcase_add_test(tc, test_escape_dup);
+	tcase_add_test(tc, test_url_redact);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -251,3 +251,26 @@ char *text_quote(const char *s, char *out, size_t outlen)
 	out[o] = '\0';
 	return out;
 }
+
+char *text_url_redact(const char *url, char *out, size_t outlen)
+{
+	if (!outlen)
+		return out;
+	/* the authority follows the first "//" (a URL missing its ':' has one too), or starts
+	 * the text when there is none: an '@' in it ends the userinfo, the last one as libcurl
+	 * reads it */
+	size_t end = strcspn(url, "?#");
+	const char *dbl = strstr(url, "//");
+	const char *a = dbl && (size_t)(dbl - url) < end ? dbl + 2 : url;
+	const char *at = NULL;
+	for (const char *c = a; *c && !strchr("/?#", *c); c++)
+		if (*c == '@')
+			at = c;
+	const char *more = url[end] ? "?..." : "";
+	if (at)
+		text_format(out, outlen, "%.*s...%.*s%s", (int)(a - url), url,
+		            (int)(url + end - at), at, more);
+	else
+		text_format(out, outlen, "%.*s%s", (int)end, url, more);
+	return out;
+}

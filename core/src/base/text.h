@@ -64,4 +64,10 @@ char *text_escape_dup(const char *s, unsigned flags) __attribute__((warn_unused_
  * a character boundary to fit OUTLEN, closing quote kept. Returns OUT. */
 char *text_quote(const char *s, char *out, size_t outlen);
 
+/* URL fit for an error message or a log line, even one that does not parse: what precedes
+ * an '@' in its authority (user:password) shown as "...", a query or fragment (either may
+ * hold a token) as "?...". Controls are not escaped here (text_escape_ctl). Cut on a
+ * character boundary to fit OUTLEN. Returns OUT. */
+char *text_url_redact(const char *url, char *out, size_t outlen);
+
 #endif

@@ -374,11 +374,14 @@ void config_parse_http_call(struct loader *L, const config_setting_t *s, const c
 			continue;
 		else if (strcmp(name, "url") == 0 && h->url) {
 			const char *why = config_url_problem(h->url);
-			char shown[160];
+			char bare[160], shown[160];
+			/* printed by pgcrond check and in reload logs: no password, no token */
 			if (why)
-				config_report_at(L, m, file, "url \"%s\" %s",
-				                 text_escape_ctl(h->url, shown, sizeof(shown)),
-				                 why);
+				config_report_at(
+				    L, m, file, "url \"%s\" %s",
+				    text_escape_ctl(text_url_redact(h->url, bare, sizeof(bare)),
+				                    shown, sizeof(shown)),
+				    why);
 		} else if (strcmp(name, "method") == 0 && h->method) {
 			size_t x;
 			for (char *c = h->method; *c; c++)
