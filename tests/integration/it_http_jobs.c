@@ -16,9 +16,12 @@
 #define DB "it_http_jobs"
 
 /* The server: /ok echoes, /fail500, /big (30 MB), /loop (redirects to itself), /latin1 (a
- * body that is not UTF-8), /drip (one byte a second), /hook (the webhook); every request
- * is appended to requests.txt. Also a second server with a certificate no CA signed, and a
- * socket that accepts nothing (a host that does not answer). Writes "PORT OTHER SILENT". */
+ * body that is not UTF-8), /drip (one byte a second), /hook (the webhook), /to-same (302 to
+ * /ok), /to-other (307 to the third server's /ok: another origin), /to-http (302 to
+ * http://); every request is appended to requests.txt with its Authorization and
+ * X-Api-Key. Also a second server with a certificate no CA signed, a third one like the
+ * first on another port (its requests in requests-other.txt), and a socket that accepts
+ * nothing (a host that does not answer). Writes "PORT OTHER SILENT THIRD". */
 static const char server_py[] =
     "import http.server, socketserver, ssl, socket, sys, time, os\n"
     "d = sys.argv[1]\n"
@@ -26,9 +29,11 @@ static const char server_py[] =
     "    protocol_version = 'HTTP/1.1'\n"
     "    def log_message(self, *a): pass\n"
     "    def note(self, body):\n"
-    "        with open(os.path.join(d, 'requests.txt'), 'ab') as f:\n"
-    "            f.write(('%s %s auth=%s\\n' % (self.command, self.path,\n"
-    "                     self.headers.get('Authorization'))).encode() + body + b'\\n')\n"
+    "        key = self.headers.get('X-Api-Key')\n"
+    "        with open(os.path.join(d, self.server.log), 'ab') as f:\n"
+    "            f.write(('%s %s auth=%s%s\\n' % (self.command, self.path,\n"
+    "                     self.headers.get('Authorization'), ' key=' + key if key else '')\n"
+    "                     ).encode() + body + b'\\n')\n"
     "    def send(self, code, body, extra=()):\n"
     "        self.send_response(code)\n"
     "        for k, v in extra: self.send_header(k, v)\n"
@@ -44,6 +49,11 @@ static const char server_py[] =
     "            if p == '/ok' or p == '/hook': self.send(200, b'hello ' + body)\n"
     "            elif p == '/fail500': self.send(500, b'boom')\n"
     "            elif p == '/loop': self.send(302, b'', [('Location', '/loop')])\n"
+    "            elif p == '/to-same': self.send(302, b'', [('Location', '/ok')])\n"
+    "            elif p == '/to-other':\n"
+    "                self.send(307, b'', [('Location', 'https://localhost:%d/ok' % third)])\n"
+    "            elif p == '/to-http':\n"
+    "                self.send(302, b'', [('Location', 'http://localhost:%d/ok' % third)])\n"
     "            elif p == '/latin1': self.send(200, b'caf\\xe9 \\xff\\x00 ok')\n"
     "            elif p == '/big':\n"
     "                self.send_response(200)\n"
@@ -62,20 +72,24 @@ static const char server_py[] =
     "    do_GET = do_POST = do_PUT = do_DELETE = handle_any\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
-    "def serve(cert, key):\n"
+    "def serve(cert, key, log='requests.txt'):\n"
     "    s = S(('127.0.0.1', 0), H)\n"
+    "    s.log = log\n"
     "    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
     "    c.load_cert_chain(cert, key)\n"
     "    s.socket = c.wrap_socket(s.socket, server_side=True)\n"
     "    return s\n"
     "a = serve(os.path.join(d, 'srv.pem'), os.path.join(d, 'srv.key'))\n"
     "b = serve(os.path.join(d, 'self.pem'), os.path.join(d, 'self.key'))\n"
+    "o = serve(os.path.join(d, 'srv.pem'), os.path.join(d, 'srv.key'), 'requests-other.txt')\n"
+    "third = o.server_address[1]\n"
     "silent = socket.socket(); silent.bind(('127.0.0.1', 0)); silent.listen(16)\n"
     "import threading\n"
     "threading.Thread(target=b.serve_forever, daemon=True).start()\n"
+    "threading.Thread(target=o.serve_forever, daemon=True).start()\n"
     "with open(os.path.join(d, 'ports.tmp'), 'w') as f:\n"
-    "    f.write('%d %d %d\\n' % (a.server_address[1], b.server_address[1],\n"
-    "                           silent.getsockname()[1]))\n"
+    "    f.write('%d %d %d %d\\n' % (a.server_address[1], b.server_address[1],\n"
+    "                              silent.getsockname()[1], third))\n"
     "os.rename(os.path.join(d, 'ports.tmp'), os.path.join(d, 'ports.txt'))\n"
     "a.serve_forever()\n";
 
@@ -100,7 +114,7 @@ static void make_certs(const char *dir)
 	sh(dir, "chmod 0644 ca.pem");
 }
 
-static pid_t server_start(const char *dir, int *port, int *other, int *silent)
+static pid_t server_start(const char *dir, int *port, int *other, int *silent, int *third)
 {
 	char script[1024], ports[1024];
 	snprintf(script, sizeof(script), "%s/server.py", dir);
@@ -115,7 +129,8 @@ static pid_t server_start(const char *dir, int *port, int *other, int *silent)
 	for (int i = 0; i < 200 && access(ports, R_OK) != 0; i++)
 		itest_sleep(0.05);
 	char *p = itest_read_file(ports);
-	ck_assert_msg(sscanf(p, "%d %d %d", port, other, silent) == 3, "no server: '%s'", p);
+	ck_assert_msg(sscanf(p, "%d %d %d %d", port, other, silent, third) == 4, "no server: '%s'",
+	              p);
 	free(p);
 	return pid;
 }
@@ -142,10 +157,10 @@ static void wait_ended(struct itest_env *e, const char *job, double timeout_s)
 START_TEST(http_jobs_what_the_user_sees)
 {
 	struct itest_env e;
-	int port, other, silent;
+	int port, other, silent, third;
 	itest_env_setup(&e, "httpjobs", DB);
 	make_certs(e.dir);
-	pid_t srv = server_start(e.dir, &port, &other, &silent);
+	pid_t srv = server_start(e.dir, &port, &other, &silent, &third);
 	char *hooks = itest_env_path(&e, "requests.txt");
 
 	itest_env_main(
@@ -174,13 +189,23 @@ START_TEST(http_jobs_what_the_user_sees)
 	    "}; },\n"
 	    "{ name = \"refused\"; %s http = { url = \"https://127.0.0.1:1/\"; }; },\n"
 	    "{ name = \"untrusted\"; %s http = { url = \"https://localhost:%d/ok\"; }; },\n"
+	    /* redirects: another origin gets no credential, plain http:// none at all */
+	    "{ name = \"cross\"; %s http = { url = \"https://localhost:%d/to-other\"; "
+	    "method = \"POST\"; headers = [ \"X-Api-Key: apikey-secret\", "
+	    "\"Authorization: Bearer sekrit-token\", \"Content-Type: application/json\" ]; "
+	    "body = \"{\\\"c\\\": 1}\"; }; },\n"
+	    "{ name = \"same\"; %s http = { url = \"https://localhost:%d/to-same\"; "
+	    "headers = [ \"X-Api-Key: same-origin-key\" ]; }; },\n"
+	    "{ name = \"downgrade\"; %s http = { url = \"https://localhost:%d/to-http\"; "
+	    "headers = [ \"X-Api-Key: apikey-secret\" ]; }; },\n"
 	    "{ name = \"tick\"; schedule = \"1 seconds\"; command = \"SELECT 1\"; }\n"
 	    ");\n",
 	    every, port, every, port, every, port, every, port, every, port, every, port, every,
-	    silent, every, every, other);
+	    silent, every, every, other, every, port, every, port, every, port);
 	itest_env_start(&e);
-	static const char *const jobs[] = {"ok",   "e500",   "big",     "loop",     "latin1",
-	                                   "drip", "silent", "refused", "untrusted"};
+	static const char *const jobs[] = {"ok",        "e500",  "big",    "loop",
+	                                   "latin1",    "drip",  "silent", "refused",
+	                                   "untrusted", "cross", "same",   "downgrade"};
 	for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
 		int status;
 		char *out = itest_cli(&status, "trigger", "-c", e.conf, jobs[i], NULL);
@@ -261,6 +286,33 @@ START_TEST(http_jobs_what_the_user_sees)
 	              "%s", v ? v : "NULL");
 	free(v);
 
+	/* a 307 to another origin (another port): followed with its body, without the
+	 * credentials; one to the same origin keeps them; https:// never goes on to http:// */
+	wait_ended(&e, "cross", 20);
+	v = row(&e, "cross", "status || ' ' || return_message", NULL);
+	ck_assert_msg(v && strcmp(v, "succeeded HTTP 200: hello {\"c\": 1}") == 0, "%s",
+	              v ? v : "NULL");
+	free(v);
+	wait_ended(&e, "same", 20);
+	v = row(&e, "same", "status || ' ' || return_message", NULL);
+	ck_assert_msg(v && strcmp(v, "succeeded HTTP 200: hello ") == 0, "%s", v ? v : "NULL");
+	free(v);
+	wait_ended(&e, "downgrade", 20);
+	v = row(&e, "downgrade", "status || ' ' || return_message", NULL);
+	ck_assert_msg(v && strstr(v, "failed GET https://localhost:") &&
+	                  strstr(v, "redirects to http://localhost:") &&
+	                  strstr(v, "an https:// request is not followed to http://"),
+	              "%s", v ? v : "NULL");
+	free(v);
+	char *other_path = itest_env_path(&e, "requests-other.txt");
+	char *oreq = itest_read_file(other_path);
+	ck_assert_msg(oreq && strstr(oreq, "POST /ok auth=None\n{\"c\": 1}\n") &&
+	                  !strstr(oreq, "apikey-secret") && !strstr(oreq, "sekrit") &&
+	                  !strstr(oreq, "GET /ok"),
+	              "the other origin got: %s", oreq ? oreq : "NULL");
+	free(oreq);
+	free(other_path);
+
 	/* the webhook over HTTPS got the alerts */
 	ck_assert_msg(itest_wait_log(hooks, "\"kind\":\"failed\",\"job\":\"untrusted\"", 20),
 	              "no alert on the webhook:\n%s", itest_read_file(hooks));
@@ -275,10 +327,13 @@ START_TEST(http_jobs_what_the_user_sees)
 	char *req = itest_read_file(hooks);
 	ck_assert_msg(strstr(req, "POST /ok?key=query-secret auth=Bearer sekrit-token\n{\"n\": 1}"),
 	              "%s", req);
+	ck_assert_msg(strstr(req, "GET /ok auth=None key=same-origin-key\n"), "%s", req);
+	ck_assert_msg(strstr(req, "POST /to-other auth=Bearer sekrit-token key=apikey-secret\n"),
+	              "%s", req);
 	free(req);
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(!strstr(log, "sekrit") && !strstr(log, "query-secret") &&
-	                  !strstr(log, "hook-secret"),
+	                  !strstr(log, "hook-secret") && !strstr(log, "apikey-secret"),
 	              "a credential is in the log:\n%s", log);
 	free(log);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details t "

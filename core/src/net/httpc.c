@@ -6,6 +6,7 @@
  * itself submit or cancel. */
 #include "httpc.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -30,8 +31,12 @@ struct httpc_call {
 	enum call_state state;
 	struct httpc_call *prev, *next; /* in the list of its state */
 	CURL *easy;
-	struct curl_slist *hdrs;
-	char *method, *url;
+	struct curl_slist *hdrs;  /* the request's headers, for the origin of its URL */
+	struct curl_slist *plain; /* those that carry no credentials, for any other origin */
+	char *method, *url;       /* URL: the one submitted (messages name it) */
+	char *hop;                /* the URL a redirect led to; NULL before any */
+	int redirects;            /* followed so far (by redirect(), not by libcurl) */
+	char *refused;            /* why a redirect was refused (malloc'd), or NULL */
 	char *body;
 	size_t body_len;
 	int64_t submitted_us, deadline_us;
@@ -134,8 +139,11 @@ static void call_free(struct httpc_call *k)
 		curl_easy_cleanup(k->easy);
 	}
 	curl_slist_free_all(k->hdrs);
+	curl_slist_free_all(k->plain);
 	free(k->method);
 	free(k->url);
+	free(k->hop);
+	free(k->refused);
 	free(k->body);
 	free(k->ca_file);
 	free(k->resp);
@@ -191,6 +199,43 @@ out:
 	curl_free(host);
 	curl_url_cleanup(u);
 	return ok;
+}
+
+/* URL's scheme, host and port (the port its scheme implies when it names none), in OUT;
+ * false when it does not parse. */
+static bool url_origin(const char *url, char *out, size_t outlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	bool ok = false;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+		int n = snprintf(out, outlen, "%s://%s:%s", scheme, host, port);
+		ok = n > 0 && (size_t)n < outlen;
+		for (char *c = out; ok && *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/* Whether A and B have one origin (scheme, host, port): the request's headers go to B. */
+static bool same_origin(const char *a, const char *b)
+{
+	char oa[512], ob[512];
+	return url_origin(a, oa, sizeof(oa)) && url_origin(b, ob, sizeof(ob)) &&
+	       strcmp(oa, ob) == 0;
+}
+
+static bool is_https(const char *url)
+{
+	return strncasecmp(url, "https://", 8) == 0;
 }
 
 int httpc_url_shown(const char *url, char *out, size_t outlen)
@@ -249,18 +294,17 @@ static void deliver(struct httpc_call *k)
 {
 	char msg[CURL_ERROR_SIZE + 1536];
 	char shown[512];
-	long status = 0, redirects = 0;
+	long status = 0;
 	char *ctype = NULL;
 	struct httpc_response resp = {.result = k->result};
 
 	if (k->easy) {
 		curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(k->easy, CURLINFO_REDIRECT_COUNT, &redirects);
 		curl_easy_getinfo(k->easy, CURLINFO_CONTENT_TYPE, &ctype);
 	}
 	resp.status = k->result == HTTPC_OK ? (int)status : 0;
 	resp.content_type = k->result == HTTPC_OK ? ctype : NULL;
-	resp.redirects = (int)redirects;
+	resp.redirects = k->redirects;
 	resp.headers = k->hdr ? k->hdr : "";
 	resp.headers_len = k->hdr_len;
 	resp.body = k->resp ? k->resp : "";
@@ -285,11 +329,14 @@ static void deliver(struct httpc_call *k)
 			    (long long)resp.elapsed_ms, k->resp_len, k->errbuf);
 			break;
 		case HTTPC_REDIRECTS:
-			snprintf(
-			    r, rlen,
-			    "%s (http_client.max_redirects = %d; a redirect loop, or a redirect to "
-			    "a scheme other than http/https)",
-			    k->errbuf, k->max_redirects);
+			if (k->refused) {
+				snprintf(r, rlen, "%s", k->refused);
+				break;
+			}
+			snprintf(r, rlen,
+			         "%s (http_client.max_redirects = %d; a redirect loop, or a longer "
+			         "chain of redirects)",
+			         k->errbuf, k->max_redirects);
 			break;
 		case HTTPC_TLS:
 			snprintf(r, rlen,
@@ -365,6 +412,8 @@ static enum httpc_result classify(CURLcode rc, struct httpc_call *k)
 	}
 }
 
+static bool redirect(struct httpc_call *k, enum httpc_result *res);
+
 static void check_multi(struct httpc *c)
 {
 	CURLMsg *m;
@@ -377,7 +426,10 @@ static void check_multi(struct httpc *c)
 		if (!k)
 			continue;
 		CURLcode rc = m->data.result;
-		finish(k, classify(rc, k), NULL);
+		enum httpc_result res = classify(rc, k);
+		if (res == HTTPC_OK && redirect(k, &res))
+			continue; /* the next hop is under way */
+		finish(k, res, NULL);
 	}
 	start_queued(c);
 }
@@ -520,7 +572,7 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 		return false;
 	k->easy = e;
 	SETOPT(e, CURLOPT_PRIVATE, k);
-	SETOPT(e, CURLOPT_URL, k->url);
+	SETOPT(e, CURLOPT_URL, k->hop ? k->hop : k->url);
 	SETOPT(e, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(e, CURLOPT_ERRORBUFFER, k->errbuf);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
@@ -534,8 +586,9 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 	SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (k->ca_file)
 		SETOPT(e, CURLOPT_CAINFO, k->ca_file);
-	SETOPT(e, CURLOPT_FOLLOWLOCATION, k->max_redirects > 0 ? 1L : 0L);
-	SETOPT(e, CURLOPT_MAXREDIRS, (long)(k->max_redirects > 0 ? k->max_redirects : 0));
+	/* redirects are followed by redirect(), not by libcurl: it would send every header to
+	 * whatever host a server names (it drops Authorization only) */
+	SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(e, CURLOPT_TIMEOUT_MS, (long)remaining_ms);
 	SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS,
 	       (long)(k->connect_timeout_ms < remaining_ms ? k->connect_timeout_ms : remaining_ms));
@@ -546,7 +599,7 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 	SETOPT(e, CURLOPT_HEADERFUNCTION, header_cb);
 	SETOPT(e, CURLOPT_HEADERDATA, k);
 	SETOPT(e, CURLOPT_USERAGENT, "pgcrond/" PGCROND_VERSION);
-	SETOPT(e, CURLOPT_HTTPHEADER, k->hdrs);
+	SETOPT(e, CURLOPT_HTTPHEADER, k->hop && !same_origin(k->url, k->hop) ? k->plain : k->hdrs);
 	/* what the server sends, not decoded: max_response counts the bytes received */
 	SETOPT(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	if (strcmp(k->method, "GET") == 0) {
@@ -563,6 +616,18 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 	}
 	return true;
 fail:
+	return false;
+}
+
+/* The request's headers that may go to another origin than its URL's: what says how the
+ * body reads (the CORS-safelisted ones), nothing that could be a credential. */
+static bool plain_header(const char *h)
+{
+	static const char *const plain[] = {
+	    "Content-Type:", "Accept:", "Accept-Language:", "Content-Language:", "Expect:"};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		if (strncasecmp(h, plain[i], strlen(plain[i])) == 0)
+			return true;
 	return false;
 }
 
@@ -591,6 +656,106 @@ static void start_one(struct httpc *c, struct httpc_call *k)
 		k->easy = NULL;
 		finish(k, HTTPC_ERROR, curl_multi_strerror(mc));
 	}
+}
+
+/* K's response (HTTPC_OK) is a redirect to follow: the next hop is under way (true); or
+ * it is the response (false, *RES unchanged: not a redirect, no Location, following off);
+ * or it is refused, with *RES and errbuf saying why (false). A hop to another origin than
+ * the submitted URL's carries only the plain headers (plain_header): the others may be a
+ * credential meant for that origin alone. An https:// request never goes on over http://. */
+static bool redirect(struct httpc_call *k, enum httpc_result *res)
+{
+	long status = 0;
+	char *loc = NULL, shown[300];
+	const char *at = k->hop ? k->hop : k->url;
+
+	curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (k->max_redirects <= 0 ||
+	    !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308))
+		return false;
+	if (curl_easy_getinfo(k->easy, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
+		return false;
+	if (k->redirects >= k->max_redirects) {
+		snprintf(k->errbuf, sizeof(k->errbuf), "Maximum (%d) redirects followed",
+		         k->max_redirects);
+		*res = HTTPC_REDIRECTS;
+		return false;
+	}
+	httpc_url_shown(loc, shown, sizeof(shown));
+	char why[300], msg[1024];
+	msg[0] = '\0';
+	if (!httpc_url_ok(loc, why, sizeof(why)))
+		snprintf(msg, sizeof(msg), "HTTP %ld redirects to %s, which %s", status, shown,
+		         why);
+	else if ((is_https(k->url) || is_https(at)) && !is_https(loc))
+		snprintf(msg, sizeof(msg),
+		         "HTTP %ld redirects to %s: refused, an https:// request is not followed "
+		         "to http:// (its headers and body would travel in clear text); call the "
+		         "https:// URL the server should redirect to",
+		         status, shown);
+	if (msg[0]) {
+		free(k->refused);
+		k->refused = strdup(msg);
+		if (!k->refused)
+			snprintf(k->errbuf, sizeof(k->errbuf), "a redirect was refused");
+		*res = k->refused ? HTTPC_REDIRECTS : HTTPC_ERROR;
+		return false;
+	}
+	char *next = strdup(loc);
+	if (!next) {
+		snprintf(k->errbuf, sizeof(k->errbuf), "out of memory following a redirect");
+		*res = HTTPC_ERROR;
+		return false;
+	}
+	/* the method as libcurl and browsers change it: 303 asks for a GET, and a POST
+	 * answered by 301 or 302 becomes one; 307 and 308 keep the method and the body */
+	bool to_get = status == 303
+	                  ? strcmp(k->method, "HEAD") != 0
+	                  : (status == 301 || status == 302) && strcmp(k->method, "POST") == 0;
+	if (to_get) {
+		char *get = strdup("GET");
+		if (!get) {
+			free(next);
+			snprintf(k->errbuf, sizeof(k->errbuf),
+			         "out of memory following a redirect");
+			*res = HTTPC_ERROR;
+			return false;
+		}
+		free(k->method);
+		k->method = get;
+		free(k->body);
+		k->body = NULL;
+		k->body_len = 0;
+	}
+	free(k->hop);
+	k->hop = next;
+	k->redirects++;
+	/* the redirect's own body and headers are not the response */
+	k->resp_len = 0;
+	k->truncated = false;
+	k->hdr_len = 0;
+	k->errbuf[0] = '\0';
+	curl_multi_remove_handle(k->c->multi, k->easy);
+	curl_easy_cleanup(k->easy);
+	k->easy = NULL;
+	int64_t remaining_ms = (k->deadline_us - clock_mono_us()) / 1000;
+	if (remaining_ms <= 0) {
+		snprintf(k->errbuf, sizeof(k->errbuf), "its time ran out at redirect %d",
+		         k->redirects);
+		*res = HTTPC_TIMEOUT;
+		return false;
+	}
+	if (!setup_easy(k, remaining_ms) ||
+	    curl_multi_add_handle(k->c->multi, k->easy) != CURLM_OK) {
+		if (k->easy)
+			curl_easy_cleanup(k->easy);
+		k->easy = NULL;
+		snprintf(k->errbuf, sizeof(k->errbuf),
+		         "cannot set up the request a redirect led to (out of memory?)");
+		*res = HTTPC_ERROR;
+		return false;
+	}
+	return true;
 }
 
 static void start_queued(struct httpc *c)
@@ -635,17 +800,19 @@ int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_
 	k->body_len = req->body ? req->body_len : 0;
 	if (!k->method || !k->url || (c->ca_file && !k->ca_file) || (req->body && !k->body))
 		goto oom;
-	for (size_t i = 0; i < req->n_headers; i++) {
-		struct curl_slist *n = curl_slist_append(k->hdrs, req->headers[i]);
+	for (size_t i = 0; i <= req->n_headers; i++) {
+		/* no "Expect: 100-continue" round trip before a body */
+		const char *h = i < req->n_headers ? req->headers[i] : "Expect:";
+		struct curl_slist *n = curl_slist_append(k->hdrs, h);
 		if (!n)
 			goto oom;
 		k->hdrs = n;
+		if (plain_header(h)) {
+			if (!(n = curl_slist_append(k->plain, h)))
+				goto oom;
+			k->plain = n;
+		}
 	}
-	/* no "Expect: 100-continue" round trip before a body */
-	struct curl_slist *n = curl_slist_append(k->hdrs, "Expect:");
-	if (!n)
-		goto oom;
-	k->hdrs = n;
 
 	k->state = CALL_QUEUED;
 	list_push(&c->queued, k);

@@ -11,8 +11,11 @@
  * most max_concurrent requests in flight, the rest wait in order; a request body of at most
  * max_request bytes; a response body kept up to max_response bytes and cut there (the
  * transfer stops: a large response is never buffered whole); at most max_redirects
- * redirects; a total time per request, counted from its submission (waiting included), and
- * a connection that brings less than one byte in 30 s is given up before that.
+ * redirects, followed here (not by libcurl): an https:// request never goes on over
+ * http://, and a hop to another origin (scheme, host, port) than the submitted URL's gets
+ * only the headers that cannot be credentials (Content-Type, Accept, Accept-Language,
+ * Content-Language), not the others; a total time per request, counted from its submission (waiting
+ * included), and a connection that brings less than one byte in 30 s is given up before that.
  *
  * The callers: the HTTP jobs (sched), the webhook alert sink (alert.c) and whatever serves
  * pg_net's queue: each submits a request and hears its one response. Request headers are
