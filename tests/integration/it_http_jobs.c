@@ -45,6 +45,7 @@ static const char server_py[] =
     "        body = self.rfile.read(n) if n else b''\n"
     "        self.note(body)\n"
     "        p = self.path.split('?')[0]\n"
+    "        if p.startswith('/bot'): p = '/' + p.split('/', 2)[2]\n"
     "        try:\n"
     "            if p == '/ok' or p == '/hook': self.send(200, b'hello ' + body)\n"
     "            elif p == '/fail500': self.send(500, b'boom')\n"
@@ -198,14 +199,19 @@ START_TEST(http_jobs_what_the_user_sees)
 	    "headers = [ \"X-Api-Key: same-origin-key\" ]; }; },\n"
 	    "{ name = \"downgrade\"; %s http = { url = \"https://localhost:%d/to-http\"; "
 	    "headers = [ \"X-Api-Key: apikey-secret\" ]; }; },\n"
+	    /* a path that is a credential (a bot's /bot<TOKEN>/...): in no row, no log */
+	    "{ name = \"bot\"; %s http = { url = \"https://localhost:%d/botpath-secret/fail500\"; "
+	    "}; },\n"
+	    "{ name = \"botdown\"; %s http = { url = \"https://127.0.0.1:1/botpath-secret/x\"; "
+	    "}; },\n"
 	    "{ name = \"tick\"; schedule = \"1 seconds\"; command = \"SELECT 1\"; }\n"
 	    ");\n",
 	    every, port, every, port, every, port, every, port, every, port, every, port, every,
-	    silent, every, every, other, every, port, every, port, every, port);
+	    silent, every, every, other, every, port, every, port, every, port, every, port, every);
 	itest_env_start(&e);
-	static const char *const jobs[] = {"ok",        "e500",  "big",    "loop",
-	                                   "latin1",    "drip",  "silent", "refused",
-	                                   "untrusted", "cross", "same",   "downgrade"};
+	static const char *const jobs[] = {"ok",   "e500",      "big",     "loop",      "latin1",
+	                                   "drip", "silent",    "refused", "untrusted", "cross",
+	                                   "same", "downgrade", "bot",     "botdown"};
 	for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
 		int status;
 		char *out = itest_cli(&status, "trigger", "-c", e.conf, jobs[i], NULL);
@@ -218,7 +224,7 @@ START_TEST(http_jobs_what_the_user_sees)
 	wait_ended(&e, "ok", 20);
 	char want[256];
 	snprintf(want, sizeof(want),
-	         "succeeded HTTP 200: hello {\"n\": 1} | POST https://localhost:%d/ok?...", port);
+	         "succeeded HTTP 200: hello {\"n\": 1} | POST https://localhost:%d/...", port);
 	itest_assert_scalar(e.db,
 	                    "SELECT status || ' ' || return_message || ' | ' || command FROM "
 	                    "pgcrond.job_run_details WHERE job_name = 'ok' ORDER BY runid LIMIT 1",
@@ -313,6 +319,21 @@ START_TEST(http_jobs_what_the_user_sees)
 	free(oreq);
 	free(other_path);
 
+	/* a path is not shown: scheme, host and port are */
+	wait_ended(&e, "bot", 20);
+	snprintf(want, sizeof(want),
+	         "failed HTTP 500 (expected 2xx): boom | GET https://localhost:%d/...", port);
+	itest_assert_scalar(e.db,
+	                    "SELECT status || ' ' || return_message || ' | ' || command FROM "
+	                    "pgcrond.job_run_details WHERE job_name = 'bot' ORDER BY runid LIMIT 1",
+	                    want);
+	wait_ended(&e, "botdown", 20);
+	v = row(&e, "botdown", "status || ' ' || return_message || ' | ' || command", NULL);
+	ck_assert_msg(v && strstr(v, "failed GET https://127.0.0.1:1/...: ") &&
+	                  strstr(v, " | GET https://127.0.0.1:1/..."),
+	              "%s", v ? v : "NULL");
+	free(v);
+
 	/* the webhook over HTTPS got the alerts */
 	ck_assert_msg(itest_wait_log(hooks, "\"kind\":\"failed\",\"job\":\"untrusted\"", 20),
 	              "no alert on the webhook:\n%s", itest_read_file(hooks));
@@ -333,12 +354,14 @@ START_TEST(http_jobs_what_the_user_sees)
 	free(req);
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(!strstr(log, "sekrit") && !strstr(log, "query-secret") &&
-	                  !strstr(log, "hook-secret") && !strstr(log, "apikey-secret"),
+	                  !strstr(log, "hook-secret") && !strstr(log, "apikey-secret") &&
+	                  !strstr(log, "path-secret"),
 	              "a credential is in the log:\n%s", log);
 	free(log);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details t "
-	                                     "WHERE t::text LIKE '%%sekrit%%' OR t::text LIKE "
-	                                     "'%%query-secret%%'"),
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details t "
+	                                 "WHERE t::text LIKE '%%sekrit%%' OR t::text LIKE "
+	                                 "'%%query-secret%%' OR t::text LIKE '%%path-secret%%'"),
 	                 0);
 	kill(srv, SIGTERM);
 	waitpid(srv, NULL, 0);

@@ -256,8 +256,11 @@ int httpc_url_shown(const char *url, char *out, size_t outlen)
 	(void)curl_url_get(u, CURLUPART_PATH, &path, 0);
 	(void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
 	(void)curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
-	snprintf(out, outlen, "%s://%s%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
-	         path ? path : "/", query || frag ? "?..." : "");
+	/* a path may be a secret as much as a query (a bot's /bot<TOKEN>/..., a hook's
+	 * /services/T/B/<secret>): none is shown, as webhooks' are not (docs/jobs.md) */
+	bool more = (path && strcmp(path, "/") != 0) || query || frag;
+	snprintf(out, outlen, "%s://%s%s%s/%s", scheme, host, port ? ":" : "", port ? port : "",
+	         more ? "..." : "");
 	rc = 0;
 out:
 	curl_free(scheme);

@@ -82,8 +82,8 @@ struct httpc_response {
 	size_t body_len;
 	bool truncated;     /* the body was over max_response: BODY is its start, the rest
 	                     * was not read */
-	const char *error;  /* for a person, never NULL: "" for HTTPC_OK; the URL in it, if
-	                     * any, has no user info nor query */
+	const char *error;  /* for a person, never NULL: "" for HTTPC_OK; a URL in it is as
+	                     * httpc_url_shown prints it (no user info, path nor query) */
 	const char *reason; /* ERROR without its "METHOD URL: " (for a caller whose URL's
 	                     * path is a secret, a webhook's) */
 	int64_t elapsed_ms; /* from submission to the end */
@@ -136,8 +136,9 @@ void httpc_drop(struct httpc_call **call);
 size_t httpc_active(const struct httpc *c);
 size_t httpc_queued(const struct httpc *c);
 
-/* URL fit to be printed: scheme://host[:port]/path, user info dropped, a query or fragment
- * shown as "?..." (either may hold a secret). OUT always NUL-terminated; returns 0, or
+/* URL fit to be printed: scheme://host[:port]/ followed by "..." when it has a path other
+ * than "/", a query or a fragment (any of them may hold a secret: a bot's /bot<TOKEN>/,
+ * a hook's path, ?token=); user info dropped. OUT always NUL-terminated; returns 0, or
  * -EINVAL when URL does not parse (OUT then says "(not a URL)"). */
 int httpc_url_shown(const char *url, char *out, size_t outlen);
 /* Whether URL is an http:// or https:// URL libcurl can use; when not, why in ERR. */

@@ -1,7 +1,8 @@
 /* An HTTP job's run (docs/jobs.md, "HTTP jobs"): its request goes through the HTTP client
  * (net/httpc.h) instead of the executor, and its end goes through the same run_end() as a
  * SQL run's: one history row, retries, alerts. The history and the log get the method and
- * the URL without user info or query, and never a header (they may carry credentials). */
+ * the URL's scheme, host and port only (httpc_url_shown: user info, path and query may be
+ * credentials), and never a header. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
