@@ -911,6 +911,18 @@ int httpc_new(struct event_base *base, const struct httpc_opts *o, struct httpc 
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			return -EIO;
 		curl_ready = true;
+		/* without an asynchronous resolver libcurl looks names up in the calling thread:
+		 * every request would hold the whole loop (runs, timers, the history) for as long
+		 * as its DNS takes */
+		const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+		if (v && !(v->features & CURL_VERSION_ASYNCHDNS))
+			log_warning(
+			    "http: the linked libcurl %s has no asynchronous name resolver: "
+			    "each HTTP job's or webhook's name lookup blocks the daemon's "
+			    "event loop (every job waits meanwhile); install a libcurl built "
+			    "with the threaded resolver or c-ares (Debian's and Ubuntu's "
+			    "libcurl4 are), or use IP addresses in URLs",
+			    v->version ? v->version : "?");
 	}
 	struct httpc *c = calloc(1, sizeof(*c));
 	if (!c)

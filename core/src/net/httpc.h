@@ -4,7 +4,8 @@
 /* The HTTP client: libcurl's multi interface driven by the daemon's libevent loop (its
  * sockets and its timer are events on the one event_base), so no request ever blocks the
  * loop, a run or another request, and no thread is started here (name lookups are libcurl's
- * own business: its threaded resolver never blocks the caller).
+ * own business: its threaded resolver never blocks the caller; httpc_new warns once when
+ * the linked libcurl has no asynchronous resolver, whose lookups would block the loop).
  *
  * Secure and bounded by default: only http:// and https:// URLs, also for redirects; TLS
  * peer and host verified (against http_client.ca_file when set, else the system's CAs); at
