@@ -54,7 +54,7 @@ START_TEST(notifications_and_reconnect)
 	PGconn *c = itest_connect(ci);
 	struct event_base *base = event_base_new();
 	struct seen s = {0};
-	struct notify_callbacks cb = {on_notify, on_listening, &s};
+	struct notify_callbacks cb = {on_notify, on_listening, &s, NULL};
 	struct notify *n;
 	ck_assert_int_eq(notify_new(base, "it_notify", ci, &cb, &n), 0);
 	const char *channels[] = {"submission_scored", "Mixed \"Case\""};

@@ -166,6 +166,11 @@ bool cluster_marks_runs(const struct cluster *c);
  * -1: it may not). */
 int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
                       cluster_mark_fn fn, void *arg);
+/* WHY of a COMMIT refused because another instance found this process dead meanwhile: that
+ * instance closed the run (and retries it), so this one records it skipped, never retried. */
+#define CLUSTER_NOT_COMMITTED_DEAD                                                                 \
+	"not committed: this instance was found dead by another instance while the run waited "    \
+	"for its COMMIT; the run is that instance's to close and retry"
 /* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. */
 void cluster_xact_end(struct cluster *c, const char *run_key);
 

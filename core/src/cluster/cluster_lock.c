@@ -400,15 +400,15 @@ static const char reap_a[] =
      * before the run's, so a reused pid is never hit) are ended, waiting up to 3 s each
      * for them to go, so that a run's transaction cannot commit after its retry starts; one
      * this role may not end counts as not gone (END_BACKEND_A) */
-    " fence AS ("
-    "  SELECT f.instance, f.run_key, " END_BACKEND_A " AS gone FROM ("
+    " fence_runs AS ("
     "   SELECT d.instance, d.run_key, a.pid"
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
     "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])";
 /* ... and, with pgcrond.run_start, the backends whose transaction is one of its runs' (an id
- * is never two running transactions' at once), also before the run's pid is in the history;
- * each backend once (UNION): a second pg_terminate_backend() of one gone says false */
+ * is never two running transactions' at once), also before the run's pid is in the history.
+ * Each backend is ended once, whatever number of rows found it: a second
+ * pg_terminate_backend() of one gone says false, and left its run open */
 static const char reap_fence_xid[] =
     "  UNION SELECT x.instance, x.run_key, a.pid"
     "   FROM pgcrond.run_start x JOIN dead ON x.instance OPERATOR(pg_catalog.=) dead.name"
@@ -416,9 +416,14 @@ static const char reap_fence_xid[] =
     "    AND a.backend_xid::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.=)"
     "     (x.xid OPERATOR(pg_catalog.%) 4294967296)"
     "  WHERE x.xid OPERATOR(pg_catalog.>) 0 AND x.server OPERATOR(pg_catalog.=)"
-    "   pg_catalog.pg_postmaster_start_time()::pg_catalog.text";
+    "   " PGCONN_SQL_SERVER_ID;
 static const char reap_a2[] =
-    "  ) f JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) f.pid),"
+    "  ),"
+    " fence_pids AS (SELECT a.pid, " END_BACKEND_A " AS gone"
+    "  FROM (SELECT DISTINCT pid FROM fence_runs) p"
+    "  JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) p.pid),"
+    " fence AS (SELECT r.instance, r.run_key, p.gone FROM fence_runs r"
+    "  JOIN fence_pids p ON p.pid OPERATOR(pg_catalog.=) r.pid),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
     "     SET status = CASE WHEN ";

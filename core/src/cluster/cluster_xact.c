@@ -38,16 +38,18 @@
  * because the lock is gone (run_key, 'lock'). */
 /* (three %s: the fenced column of schema step 21, or nothing: xact_sql) */
 static const char cluster_sql_xact[] =
-    "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f"
-    "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) AS u(t)"
+    "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f, u.n"
+    "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) WITH ORDINALITY AS u(t, n)"
     "  WHERE t OPERATOR(pg_catalog.<>) ''),"
     " v AS (SELECT f[2] AS k,"
     "  pg_catalog.max(f[3]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S') AS job,"
     "  pg_catalog.max(NULLIF(f[4], '')) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
     "   ::pg_catalog.int8 AS sched,"
-    "  pg_catalog.max(f[3]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'X')::pg_catalog.int8"
-    "   AS x,"
-    "  pg_catalog.max(f[4]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'X') AS s,"
+    /* a run's last X line: "0" after its id turned out not to be its transaction's */
+    "  (pg_catalog.array_agg(f[3] ORDER BY n DESC) FILTER (WHERE f[1] OPERATOR(pg_catalog.=)"
+    "   'X'))[1]::pg_catalog.int8 AS x,"
+    "  (pg_catalog.array_agg(f[4] ORDER BY n DESC) FILTER (WHERE f[1] OPERATOR(pg_catalog.=)"
+    "   'X'))[1] AS s,"
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'D') AS d,"
     /* COALESCE is syntax, not a function: a line without the field holds nothing */
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'S'"
@@ -285,12 +287,16 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 		if (k && k->wait == w)
 			k->wait = NULL;
 		bool ok = !refused && (all || w->ok);
+		/* an id not written by a statement that succeeded: this process is no longer live
+		 * in its instance row */
+		bool dead = refused || (sr && !sr->failed);
 		if (w->fn)
 			w->fn(w->arg, ok,
-			      ok       ? NULL
+			      ok               ? NULL
+			      : w->xid && dead ? CLUSTER_NOT_COMMITTED_DEAD
 			      : w->xid ? "its transaction id could not be written to the history "
-			                 "database before its COMMIT (without it, another instance "
-			                 "that finds this one dead could run it again)"
+			                 "database before its COMMIT (without it, another "
+			                 "instance that finds this one dead could run it again)"
 			      : w->lock_gone
 			          ? "not started: its job's lock was taken over by another "
 			            "instance while this one did not answer (stopped, frozen "

@@ -456,7 +456,7 @@ static bool run_uncarry(struct exec_run *r)
 static bool run_unwrap(struct exec_run *r)
 {
 	if (r->xact != XACT_USER || !r->failed || strcmp(r->sqlstate, "25001") != 0 ||
-	    r->cancel_msg)
+	    r->cancel_msg || r->commit_refused)
 		return false;
 	r->xact = XACT_UNWRAP;
 	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !run_flush(r))
@@ -517,6 +517,15 @@ static void run_stmt_done(struct exec_run *r)
 bool exec_run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
+	if (r->hold_waiting || r->xact == XACT_COMMIT_WAIT) {
+		/* nothing is in flight: what came is a notice or a notification (the server's
+		 * FATAL before it closes the connection arrives so), never the run's answer; a
+		 * closed connection is a lost one */
+		PGnotify *n;
+		while ((n = PQnotifies(c->drv.conn)) != NULL)
+			PQfreemem(n);
+		return PQstatus(c->drv.conn) == CONNECTION_OK;
+	}
 	for (;;) {
 		if (r->copy_out) {
 			int d = run_drain_copy(r);
@@ -846,6 +855,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 {
 	if (r->state == RUN_DONE || r->cancel_msg)
+		return;
+	/* a cancel cannot undo a COMMIT (one waiting for a synchronous standby commits all the
+	 * same): its answer decides the run's outcome */
+	if (r->xact == XACT_COMMIT)
 		return;
 	r->cancel_msg = strdup(message);
 	if (!r->cancel_msg)

@@ -14,6 +14,7 @@
 #include "conndrv.h"
 #include "exec.h"
 #include "log.h"
+#include "pgconn.h"
 
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
@@ -183,7 +184,7 @@ struct exec {
 #define XID_SQL                                                                                    \
 	"SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"                                \
 	" ELSE pg_catalog.txid_current()::pg_catalog.text END,"                                    \
-	" pg_catalog.pg_postmaster_start_time()::pg_catalog.text"
+	" " PGCONN_SQL_SERVER_ID
 
 /* exec.c */
 bool exec_conn_flush(struct conn *c);

@@ -293,7 +293,8 @@ static void start_connect(void *arg)
 	struct notify *n = arg;
 
 	n->state = ST_CONNECTING;
-	(void)conndrv_connect(&n->drv, n->conninfo, "pgcrond listener");
+	(void)conndrv_connect(&n->drv, n->conninfo,
+	                      n->cb.app_name ? n->cb.app_name : "pgcrond listener");
 }
 
 static const struct conndrv_ops conn_ops = {

@@ -22,6 +22,8 @@ struct notify_callbacks {
 	/* The LISTENs are in place. FIRST: this is the first connect since notify_new(). */
 	void (*on_listening)(void *arg, bool first);
 	void *arg;
+	/* The session's application_name; NULL: "pgcrond listener" (the jobs' LISTENs). */
+	const char *app_name;
 };
 
 /* NAME (the configured database key) is used in log lines; CONNINFO is never logged

@@ -45,6 +45,14 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
 	  ".start_time OPERATOR(pg_catalog.+)"                                                     \
 	  " interval '10 seconds')"
 
+/* SQL: which start of its server a transaction id belongs to (an id means something only
+ * there, until the server's next restart), as text that no session setting changes (the
+ * text of a timestamptz follows TimeZone and DateStyle, which a role or database may set):
+ * the start's Unix time, a numeric. The same in exec_priv.h's XID_SQL, the takeover's fence
+ * and pgcrond.xact_committed() (sql/pgcrond--21.sql). */
+#define PGCONN_SQL_SERVER_ID                                                                       \
+	"EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::pg_catalog.text"
+
 /* SQL: whether this session's role may end backend A, as pg_terminate_backend() judges it:
  * with the privileges of the backend's role, or with pg_signal_backend's for a backend that
  * is not a superuser's. A statement that asks to end a backend it may not end fails whole;

@@ -64,12 +64,15 @@ void sched_on_pid(void *arg, int pid)
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
-/* R's transaction id is written (OK): it may COMMIT; or it must roll back (WHY) */
+/* R's transaction id is written (OK): it may COMMIT; or it must roll back (WHY), and is
+ * recorded skipped, never retried here, when another instance found this one dead */
 static void on_xid_marked(void *arg, bool ok, const char *why)
 {
 	struct run *r = arg;
 	struct sched *s = r->job->s;
-	if (r->er) /* else it ended already */
+	if (!ok && why && strcmp(why, CLUSTER_NOT_COMMITTED_DEAD) == 0)
+		r->unmarked = true; /* sched.c: run_end */
+	if (r->er)                  /* else it ended already */
 		s->ex.release(s->ex.ctx, r->er, ok, why);
 }
 
