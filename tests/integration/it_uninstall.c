@@ -85,13 +85,15 @@ START_TEST(uninstall_refuses_then_removes)
 	out = itest_cli(&status, "uninstall", "-c", e.conf, "--keep-history", NULL);
 	ck_assert_msg(status == 0, "uninstall: %d %s", status, out);
 	ck_assert_msg(strstr(out, "dropped schema cron"), "%s", out);
+	ck_assert_msg(strstr(out, "dropped schema net"), "%s", out);
 	ck_assert_msg(strstr(out, "dropped schema pgcrond"), "%s", out);
 	ck_assert_msg(strstr(out, "moved pgcrond.job_run_details"), "%s", out);
 	free(out);
-	itest_assert_scalar(e.db,
-	                    "SELECT to_regnamespace('pgcrond') IS NULL"
-	                    " AND to_regnamespace('cron') IS NULL",
-	                    "t");
+	itest_assert_scalar(
+	    e.db,
+	    "SELECT to_regnamespace('pgcrond') IS NULL"
+	    " AND to_regnamespace('cron') IS NULL AND to_regnamespace('net') IS NULL",
+	    "t");
 	ck_assert_int_eq(
 	    itest_env_count(&e, "SELECT count(*) FROM pgcrond_history.job_run_details"), runs);
 
@@ -110,6 +112,16 @@ START_TEST(uninstall_refuses_then_removes)
 	out = itest_cli(&status, "uninstall", "-c", e.conf, "--restore-pg-cron", NULL);
 	ck_assert_msg(status == 64 && strstr(out, "needs --to"), "%d %s", status, out);
 	free(out);
+
+	/* a net schema someone else made is neither served nor removed */
+	itest_exec(e.db, "CREATE SCHEMA net; CREATE TABLE net.mine (x int)");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install beside another net: %d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "uninstall", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0 && !strstr(out, "schema net"), "%d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT to_regclass('net.mine') IS NOT NULL", "t");
 	itest_env_teardown(&e);
 }
 END_TEST

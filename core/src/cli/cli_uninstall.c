@@ -1,6 +1,6 @@
 /* pgcrond uninstall: remove what `pgcrond install` made in the history database (the
- * pgcrond schema, pgcrond's own "cron" compatibility schema, the role pgcrond_operator when
- * install made it and nothing else needs it), optionally keeping the run history and handing
+ * pgcrond schema, pgcrond's own "cron" and "net" compatibility schemas, the role pgcrond_operator
+ * when install made it and nothing else needs it), optionally keeping the run history and handing
  * the jobs made in SQL back to a real pg_cron's cron.job, active again. Refused while a
  * daemon is live. Prints each thing it does (or would do, with --dry-run). */
 #include <getopt.h>
@@ -21,6 +21,8 @@
  * (sql/pg_cron_compat.sql): how uninstall tells them from objects someone else made. */
 #define OPERATOR_COMMENT "may ask pgcrond for manual runs: SELECT pgcrond.trigger(job)"
 #define CRON_COMMENT "pgcrond: pg_cron compatibility views"
+/* ... and on its net schema (sql/pg_net_compat.sql) */
+#define NET_COMMENT "pgcrond: pg_net compatibility"
 /* 'pgcrond' in ASCII, as hist_install.c: uninstall and install never overlap. */
 #define INSTALL_LOCK_KEY "31638874210922084"
 #define HISTORY_SCHEMA "pgcrond_history"
@@ -33,7 +35,8 @@ static void usage(FILE *out)
 	    "                         [--restore-pg-cron --to CONNINFO] [--dry-run]\n\n"
 	    "Remove what pgcrond install made in the history database: the schema pgcrond\n"
 	    "(job registry, run history, coordination tables), pgcrond's own \"cron\" schema\n"
-	    "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, and the role\n"
+	    "(pg_cron's API; never a real pg_cron's) with the jobs made in SQL, pgcrond's own\n"
+	    "\"net\" schema (pg_net's API; never a real pg_net's), and the role\n"
 	    "pgcrond_operator when install created it and nothing else depends on it.\n"
 	    "Refused while a daemon is live. Job files, the configuration and the plugins'\n"
 	    "objects in the job databases stay.\n\n"
@@ -226,7 +229,7 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 
 /* The history database's side, in HIST's open transaction. */
 /* Keep the count R holds (first row, first column) in N and drop schema SCHEMA (a constant:
- * cron or pgcrond) with everything in it. */
+ * cron, net or pgcrond) with everything in it. */
 static int drop_counted(PGconn *hist, PGresult *r, const char *schema, char n[24])
 {
 	char sql[64], what[64];
@@ -264,6 +267,29 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 		printf("%s schema cron (pgcrond's pg_cron compatibility: cron.job, "
 		       "cron.job_run_details, cron.schedule ...) with the %s job(s) made in SQL\n",
 		       would, n);
+	} else {
+		PQclear(r);
+	}
+
+	/* pgcrond's net schema: the comment install wrote, and no pg_net extension */
+	rc = q(hist,
+	       "SELECT 0 FROM pg_catalog.pg_namespace n"
+	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'net'"
+	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
+	       "'" NET_COMMENT "'"
+	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
+	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_net')",
+	       0, NULL, "looking for pgcrond's net schema", &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) == 1) {
+		char n[24];
+		rc = drop_counted(hist, r, "net", n);
+		if (rc)
+			return rc;
+		printf("%s schema net (pgcrond's pg_net compatibility: net.http_get, "
+		       "net.http_post, net.http_delete) with its queue and responses\n",
+		       would);
 	} else {
 		PQclear(r);
 	}
