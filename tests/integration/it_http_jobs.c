@@ -94,44 +94,12 @@ static const char server_py[] =
     "os.rename(os.path.join(d, 'ports.tmp'), os.path.join(d, 'ports.txt'))\n"
     "a.serve_forever()\n";
 
-static void sh(const char *dir, const char *cmd)
-{
-	char buf[2048];
-	snprintf(buf, sizeof(buf), "cd '%s' && %s >/dev/null 2>&1", dir, cmd);
-	ck_assert_msg(system(buf) == 0, "failed: %s", cmd);
-}
-
-/* A CA, a server certificate it signs for localhost and 127.0.0.1, and a self-signed one. */
-static void make_certs(const char *dir)
-{
-	sh(dir, "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
-	        "-subj /CN=pgcrond-test-ca");
-	sh(dir, "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
-	        "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
-	        "-subj /CN=localhost && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	        "-CAcreateserial -out srv.pem -days 2 -extfile san.ext");
-	sh(dir, "openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 "
-	        "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1");
-	sh(dir, "chmod 0644 ca.pem");
-}
-
 static pid_t server_start(const char *dir, int *port, int *other, int *silent, int *third)
 {
-	char script[1024], ports[1024];
-	snprintf(script, sizeof(script), "%s/server.py", dir);
-	snprintf(ports, sizeof(ports), "%s/ports.txt", dir);
-	itest_write_file(script, "%s", server_py);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execlp("python3", "python3", script, dir, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200 && access(ports, R_OK) != 0; i++)
-		itest_sleep(0.05);
-	char *p = itest_read_file(ports);
-	ck_assert_msg(sscanf(p, "%d %d %d %d", port, other, silent, third) == 4, "no server: '%s'",
-	              p);
+	char *p = NULL;
+	pid_t pid = itest_script_start(dir, server_py, &p);
+	ck_assert_msg(p && sscanf(p, "%d %d %d %d", port, other, silent, third) == 4,
+	              "no server: '%s'", p ? p : "");
 	free(p);
 	return pid;
 }
@@ -160,7 +128,7 @@ START_TEST(http_jobs_what_the_user_sees)
 	struct itest_env e;
 	int port, other, silent, third;
 	itest_env_setup(&e, "httpjobs", DB);
-	make_certs(e.dir);
+	itest_make_certs(e.dir);
 	pid_t srv = server_start(e.dir, &port, &other, &silent, &third);
 	char *hooks = itest_env_path(&e, "requests.txt");
 

@@ -1119,3 +1119,43 @@ int itest_run_share(SRunner *sr)
 		srunner_run_all(sr, CK_ENV);
 	return srunner_ntests_failed(sr);
 }
+
+/* ---- local HTTPS servers ---------------------------------------------------------------- */
+
+static void sh_in(const char *dir, const char *cmd)
+{
+	char buf[2048];
+	snprintf(buf, sizeof(buf), "cd '%s' && %s >/dev/null 2>&1", dir, cmd);
+	ck_assert_msg(system(buf) == 0, "failed: %s", cmd);
+}
+
+void itest_make_certs(const char *dir)
+{
+	sh_in(dir, "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+	           "-subj /CN=pgcrond-test-ca");
+	sh_in(dir, "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+	           "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+	           "-subj /CN=localhost && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	           "-CAcreateserial -out srv.pem -days 2 -extfile san.ext");
+	sh_in(dir, "openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem "
+	           "-days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1");
+	sh_in(dir, "chmod 0644 ca.pem");
+}
+
+pid_t itest_script_start(const char *dir, const char *script, char **ports)
+{
+	char path[1024], done[1024];
+	snprintf(path, sizeof(path), "%s/server.py", dir);
+	snprintf(done, sizeof(done), "%s/ports.txt", dir);
+	itest_write_file(path, "%s", script);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execlp("python3", "python3", path, dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && access(done, R_OK) != 0; i++)
+		itest_sleep(0.05);
+	*ports = itest_read_file(done);
+	return pid;
+}

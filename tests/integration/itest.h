@@ -75,6 +75,15 @@ char *itest_chromium(const char *dir, const char *args, const char *url);
  * process of its own (itest_relay.c): itest_relay_stop() cuts every connection through it;
  * `kill(pid, SIGUSR1)` freezes those it holds, SIGUSR2 also leaves new ones unanswered. */
 pid_t itest_relay_start(const char *ci, int *port);
+
+/* ---- local HTTPS servers (HTTP jobs, pg_net) -------------------------------------------- */
+/* In DIR: a CA (ca.pem), a server certificate it signs for localhost and 127.0.0.1 (srv.pem,
+ * srv.key), and a self-signed one (self.pem, self.key). */
+void itest_make_certs(const char *dir);
+/* Run the Python SCRIPT (its text) as `python3 DIR/server.py DIR`; it writes DIR/ports.txt
+ * (through a rename) once it listens. Returns its pid; *PORTS gets that file's text
+ * (malloc'd). */
+pid_t itest_script_start(const char *dir, const char *script, char **ports);
 void itest_relay_stop(pid_t pid);
 void itest_chown_user(const char *path);
 
