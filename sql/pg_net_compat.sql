@@ -22,8 +22,11 @@ DECLARE
 	ours constant text := 'pgcrond: pg_net compatibility';
 BEGIN
 	IF EXISTS (SELECT FROM pg_namespace WHERE nspname = 'net') THEN
+		-- pgcrond's comment on a schema another role owns is that role's word, not pgcrond's
 		IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_net')
-		   OR obj_description('net'::regnamespace, 'pg_namespace') IS DISTINCT FROM ours THEN
+		   OR obj_description('net'::regnamespace, 'pg_namespace') IS DISTINCT FROM ours
+		   OR (SELECT nspowner FROM pg_namespace WHERE nspname = 'net')
+		      IS DISTINCT FROM (SELECT nspowner FROM pg_namespace WHERE nspname = 'pgcrond') THEN
 			RAISE WARNING 'schema "net" exists and is not pgcrond''s (%): pgcrond leaves it alone and does not serve net.http_get/http_post/http_delete in database %',
 				CASE WHEN EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_net')
 				     THEN 'pg_net is installed' ELSE 'someone else made it' END,
@@ -41,10 +44,12 @@ BEGIN
 			method text NOT NULL
 				CHECK (method OPERATOR(pg_catalog.~~*) 'get' OR method OPERATOR(pg_catalog.~~*) 'post'
 				       OR method OPERATOR(pg_catalog.~~*) 'delete'),
-			url text NOT NULL,
-			headers jsonb,
-			body bytea,
-			timeout_milliseconds integer NOT NULL,
+			-- bounded: the daemon reads a claimed row whole, and any role may queue
+			url text NOT NULL CONSTRAINT url_at_most_8kb CHECK (octet_length(url) <= 8192),
+			headers jsonb CONSTRAINT headers_at_most_64kb CHECK (pg_column_size(headers) <= 65536),
+			body bytea CONSTRAINT body_at_most_16mb CHECK (octet_length(body) <= 16777216),
+			timeout_milliseconds integer NOT NULL
+				CONSTRAINT timeout_1ms_to_5min CHECK (timeout_milliseconds BETWEEN 1 AND 300000),
 			username name NOT NULL DEFAULT current_user
 		);
 		COMMENT ON TABLE net.http_request_queue IS 'pg_net''s request queue, served by pgcrond: requests committed and not yet sent (a role sees its own)';

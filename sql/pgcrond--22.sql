@@ -57,6 +57,9 @@ CREATE OR REPLACE FUNCTION pgcrond.net_respond(responses jsonb)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- a role that locks net._http_response (it may delete its own rows) makes this fail in 2 s,
+-- and the daemon tries again later, instead of waiting for it
+SET lock_timeout = '2s'
 AS $fn$
 DECLARE
 	k integer;
@@ -105,6 +108,9 @@ CREATE OR REPLACE FUNCTION pgcrond.net_expire(n integer)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- a role that locks net._http_response (it may delete its own rows) makes this fail in 2 s,
+-- and the daemon tries again later, instead of waiting for it
+SET lock_timeout = '2s'
 AS $fn$
 DECLARE
 	k integer;
@@ -115,7 +121,7 @@ BEGIN
 	DELETE FROM net._http_response r
 	 WHERE r.ctid = ANY (ARRAY(SELECT s.ctid FROM net._http_response s
 	                            WHERE s.created < pg_catalog.now() - pgcrond.net_ttl()
-	                            ORDER BY s.created LIMIT $1));
+	                            ORDER BY s.created LIMIT $1 FOR UPDATE SKIP LOCKED));
 	GET DIAGNOSTICS k = ROW_COUNT;
 	RETURN k;
 END

@@ -235,6 +235,13 @@ START_TEST(pg_net_what_the_user_sees)
 	             "'{\"Content-Type\": \"text/plain\"}')",
 	             "Content-Type header must be \"application/json\"");
 
+	/* bounded: any role may queue, and the daemon reads a claimed request whole */
+	assert_error(app, "SELECT net.http_get('https://localhost/' || repeat('a', 9000))",
+	             "url_at_most_8kb");
+	assert_error(app,
+	             "SELECT net.http_get('https://localhost/', timeout_milliseconds := 600000)",
+	             "timeout_1ms_to_5min");
+
 	/* nothing listening: an error row; a server that never answers: timed_out */
 	char *refused = itest_scalar(app, "SELECT net.http_get('https://127.0.0.1:1/')");
 	snprintf(sql, sizeof(sql),

@@ -128,6 +128,7 @@ static void add_response(struct pgnet *pn, long long id, const char *username,
 	if (!o || !pn->done) {
 		json_decref(o);
 		log_error("pg_net request %lld: out of memory; its response is lost", id);
+		pn->outstanding -= pn->outstanding > 0; /* answered, as far as it goes */
 		return;
 	}
 	json_object_set_new(o, "id", json_integer(id));
@@ -338,10 +339,21 @@ static void on_written(void *arg, const PGresult *res)
 	char why[512];
 	size_t n = json_array_size(pn->sending);
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_error("pg_net: %zu response%s could not be written to net._http_response: %s",
-		          n, n == 1 ? " is" : "s are",
-		          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		/* refused (a role holding net._http_response's lock past lock_timeout): kept, and
+		 * written with the next batch, at the latest at the next sweep */
+		if (log_complain(&pn->complaint))
+			log_error(
+			    "pg_net: %zu response%s could not be written to net._http_response "
+			    "(%s); trying again",
+			    n, n == 1 ? "" : "s",
+			    res ? pgconn_result_error(res, why, sizeof(why)) : "no answer");
+		json_array_extend(pn->sending, pn->done);
+		json_decref(pn->done);
+		pn->done = pn->sending;
+		pn->sending = NULL;
+		return;
+	}
 	json_decref(pn->sending);
 	pn->sending = NULL;
 	pn->outstanding -= n < pn->outstanding ? (unsigned)n : pn->outstanding;
