@@ -60,7 +60,6 @@ struct httpc_call {
 struct sockev {
 	struct event ev;
 	struct httpc *c;
-	curl_socket_t fd;
 };
 
 struct httpc {
@@ -307,7 +306,6 @@ static void deliver(struct httpc_call *k)
 	}
 	resp.status = k->result == HTTPC_OK ? (int)status : 0;
 	resp.content_type = k->result == HTTPC_OK ? ctype : NULL;
-	resp.redirects = k->redirects;
 	resp.headers = k->hdr ? k->hdr : "";
 	resp.headers_len = k->hdr_len;
 	resp.body = k->resp ? k->resp : "";
@@ -468,7 +466,6 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 		if (!se)
 			return -1;
 		se->c = c;
-		se->fd = s;
 		curl_multi_assign(c->multi, s, se);
 	} else {
 		event_del(&se->ev);
@@ -861,16 +858,6 @@ void httpc_drop(struct httpc_call **kp)
 	call_free(k);
 	*kp = NULL;
 	start_queued(c);
-}
-
-size_t httpc_active(const struct httpc *c)
-{
-	return c->active.n;
-}
-
-size_t httpc_queued(const struct httpc *c)
-{
-	return c->queued.n;
 }
 
 /* ---- the client -------------------------------------------------------------------- */

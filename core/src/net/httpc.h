@@ -88,7 +88,6 @@ struct httpc_response {
 	const char *reason; /* ERROR without its "METHOD URL: " (for a caller whose URL's
 	                     * path is a secret, a webhook's) */
 	int64_t elapsed_ms; /* from submission to the end */
-	int redirects;      /* followed */
 };
 
 /* Called once per submitted request, from the loop: never from inside httpc_submit() or
@@ -132,10 +131,6 @@ int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_
 void httpc_cancel(struct httpc_call *call, const char *why);
 /* Forget CALL: stopped, and its on_done is never called. */
 void httpc_drop(struct httpc_call **call);
-
-/* Requests in flight and waiting. */
-size_t httpc_active(const struct httpc *c);
-size_t httpc_queued(const struct httpc *c);
 
 /* URL fit to be printed: scheme://host[:port]/ followed by "..." when it has a path other
  * than "/", a query or a fragment (any of them may hold a secret: a bot's /bot<TOKEN>/,
