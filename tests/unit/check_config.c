@@ -556,6 +556,43 @@ static const struct {
     {"bad/http-client-redirects/pgcrond.conf",
      "bad/http-client-redirects/pgcrond.conf:4: max_redirects is 500; at most 50 are follo"
      "wed (5 is plenty for real services)"},
+    {"bad/http-client-not-group/pgcrond.conf",
+     "bad/http-client-not-group/pgcrond.conf:4: http_client must be a group like http_client = { "
+     "ca_file = \"/etc/pgcrond/ca.pem\"; max_concurrent = 16; };"},
+    {"bad/http-client-concurrent-zero/pgcrond.conf",
+     "bad/http-client-concurrent-zero/pgcrond.conf:4: max_concurrent must be at least 1, not 0"},
+    {"bad/http-client-concurrent-high/pgcrond.conf",
+     "bad/http-client-concurrent-high/pgcrond.conf:4: max_concurrent is 20000; at most 10000 (each "
+     "is an open connection)"},
+    {"bad/http-client-size-type/pgcrond.conf",
+     "bad/http-client-size-type/pgcrond.conf:4: max_request must be a size like \"1MB\" or "
+     "\"512kB\""},
+    {"bad/http-client-size-range/pgcrond.conf",
+     "bad/http-client-size-range/pgcrond.conf:4: max_response must be between 1kB and 256MB (the "
+     "body is held in memory); write it like \"1MB\""},
+    {"bad/http-client-timeout-short/pgcrond.conf",
+     "bad/http-client-timeout-short/pgcrond.conf:4: timeout \"200ms\" is too short; use at least "
+     "\"1s\""},
+    {"bad/http-client-connect-short/pgcrond.conf",
+     "bad/http-client-connect-short/pgcrond.conf:4: connect_timeout \"0s\" is too short; use at "
+     "least \"1s\""},
+    {"bad/http-client-redirects-negative/pgcrond.conf",
+     "bad/http-client-redirects-negative/pgcrond.conf:4: max_redirects must be at least 0, not -1"},
+    {"bad/http-job-not-group/pgcrond.conf",
+     "bad/http-job-not-group/conf.d/10-job.conf:5: http must be a group like http = { url = "
+     "\"https://host.example/hook\"; method = \"POST\"; };"},
+    {"bad/http-job-headers-string/pgcrond.conf",
+     "bad/http-job-headers-string/conf.d/10-job.conf:5: headers must be a list of \"Name: value\" "
+     "strings like [ \"Content-Type: application/json\" ]"},
+    {"bad/http-job-expect-number/pgcrond.conf",
+     "bad/http-job-expect-number/conf.d/10-job.conf:5: expect must be a list of status codes like "
+     "[ 200, 201 ]"},
+    {"bad/http-job-expect-empty/pgcrond.conf",
+     "bad/http-job-expect-empty/conf.d/10-job.conf:5: expect is empty; list the status codes that "
+     "mean success, like [ 200, 201 ], or remove it (any 2xx)"},
+    {"bad/http-job-header-utf8/pgcrond.conf",
+     "bad/http-job-header-utf8/conf.d/10-job.conf:5: headers: entry 1 is not valid UTF-8; save the "
+     "file as UTF-8"},
     {"bad/http-job-url/pgcrond.conf",
      "bad/http-job-url/conf.d/10-job.conf:5: url \"https//example.com/x\" is not a URL; wr"
      "ite the full URL, like \"https://host.example/path\""},
