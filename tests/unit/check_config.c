@@ -240,6 +240,10 @@ START_TEST(test_url_problem)
 	ck_assert_ptr_null(config_url_problem("https://example.com"));
 	ck_assert_ptr_null(config_url_problem("HTTP://user:pw@example.com:8080/a?b=c#d"));
 	ck_assert_ptr_null(config_url_problem("http://[::1]:9/x"));
+	/* an '@' in a password: the last one ends the user info, as libcurl reads it */
+	ck_assert_ptr_null(config_url_problem("https://user:p@ss@example.com/x"));
+	ck_assert_ptr_nonnull(config_url_problem("https://user:p@ss@exa!mple.com/x"));
+	ck_assert_ptr_nonnull(config_url_problem("https://user:p@ss@/x"));
 	ck_assert_ptr_nonnull(config_url_problem("example.com/x"));
 	ck_assert_ptr_nonnull(config_url_problem("https://"));
 	ck_assert_ptr_nonnull(config_url_problem("https:///path"));

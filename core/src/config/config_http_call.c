@@ -38,8 +38,11 @@ const char *config_url_problem(const char *url)
 		return "is refused: only http:// and https:// URLs are called";
 	p = colon + 3;
 	size_t alen = strcspn(p, "/?#");
-	const char *at = memchr(p, '@', alen);
-	const char *host = at ? at + 1 : p, *end = p + alen;
+	const char *at = NULL, *end = p + alen;
+	for (const char *c = p; c < end; c++)
+		if (*c == '@')
+			at = c; /* the last one ends the user info, as libcurl reads it */
+	const char *host = at ? at + 1 : p;
 	if (host == end)
 		return "has no host; write it like \"https://host.example/path\"";
 	const char *port = NULL;
