@@ -775,12 +775,45 @@ static char *dup_mem(const void *p, size_t n)
 	return d;
 }
 
+/* libcurl and the multi handle, made at the first request: a daemon with no HTTP job, webhook
+ * or pg_net request never loads TLS (memory, start time). */
+static int curl_start(struct httpc *c)
+{
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -ENOMEM; /* what it fails for (its TLS library's start) */
+		curl_ready = true;
+		/* without an asynchronous resolver libcurl looks names up in the calling thread:
+		 * every request would hold the whole loop (runs, timers, the history) for as long
+		 * as its DNS takes */
+		const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+		if (v && !(v->features & CURL_VERSION_ASYNCHDNS))
+			log_warning(
+			    "http: the linked libcurl %s has no asynchronous name resolver: "
+			    "each HTTP job's or webhook's name lookup blocks the daemon's "
+			    "event loop (every job waits meanwhile); install a libcurl built "
+			    "with the threaded resolver or c-ares (Debian's and Ubuntu's "
+			    "libcurl4 are), or use IP addresses in URLs",
+			    v->version ? v->version : "?");
+	}
+	c->multi = curl_multi_init();
+	if (!c->multi)
+		return -ENOMEM;
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	return 0;
+}
+
 int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_call **out)
 {
-	struct httpc_call *k = calloc(1, sizeof(*k));
-	char why[300];
 	if (out)
 		*out = NULL;
+	if (!c->multi && curl_start(c) < 0)
+		return -ENOMEM;
+	struct httpc_call *k = calloc(1, sizeof(*k));
+	char why[300];
 	if (!k)
 		return -ENOMEM;
 	k->c = c;
@@ -894,36 +927,10 @@ int httpc_configure(struct httpc *c, const struct httpc_opts *o)
 
 int httpc_new(struct event_base *base, const struct httpc_opts *o, struct httpc **out)
 {
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -EIO;
-		curl_ready = true;
-		/* without an asynchronous resolver libcurl looks names up in the calling thread:
-		 * every request would hold the whole loop (runs, timers, the history) for as long
-		 * as its DNS takes */
-		const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-		if (v && !(v->features & CURL_VERSION_ASYNCHDNS))
-			log_warning(
-			    "http: the linked libcurl %s has no asynchronous name resolver: "
-			    "each HTTP job's or webhook's name lookup blocks the daemon's "
-			    "event loop (every job waits meanwhile); install a libcurl built "
-			    "with the threaded resolver or c-ares (Debian's and Ubuntu's "
-			    "libcurl4 are), or use IP addresses in URLs",
-			    v->version ? v->version : "?");
-	}
 	struct httpc *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->base = base;
-	c->multi = curl_multi_init();
-	if (!c->multi) {
-		free(c);
-		return -EIO;
-	}
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
 	evtimer_assign(&c->timer_ev, base, timer_cb_ev, c);
 	event_assign(&c->done_ev, base, -1, 0, done_cb, c);
 	if (httpc_configure(c, o) < 0) {
@@ -949,7 +956,8 @@ void httpc_free(struct httpc **cp)
 	}
 	evtimer_del(&c->timer_ev);
 	event_del(&c->done_ev);
-	curl_multi_cleanup(c->multi);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
 	free(c->ca_file);
 	free(c);
 	*cp = NULL;

@@ -123,8 +123,9 @@ int httpc_configure(struct httpc *c, const struct httpc_opts *o)
 void httpc_free(struct httpc **c);
 
 /* Send REQ (everything copied). Returns 0, with *OUT (may be NULL) the call until its
- * on_done runs; or -ENOMEM. A bad URL, a body over max_request and the like are not
- * errors here: they end through on_done, from the loop, with a message that says why. */
+ * on_done runs; or -ENOMEM (also when libcurl, started at the first request, cannot start:
+ * a daemon that sends no request never loads it). A bad URL, a body over max_request and the like
+ * are not errors here: they end through on_done, from the loop, with a message that says why. */
 int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_call **out)
     __attribute__((warn_unused_result));
 /* Stop CALL: it ends through its on_done with HTTPC_CANCELLED and WHY as its error. */
