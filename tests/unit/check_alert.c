@@ -106,6 +106,17 @@ static struct pgc_config *config_with_sinks(struct conf_alert_sink *sinks, size_
 	return cfg;
 }
 
+/* http_client's defaults (docs/configuration.md) */
+static struct httpc_opts test_http_opts(void)
+{
+	return (struct httpc_opts){.max_concurrent = 16,
+	                           .timeout_ms = 30000,
+	                           .connect_timeout_ms = 10000,
+	                           .max_request = 1024 * 1024,
+	                           .max_response = 1024 * 1024,
+	                           .max_redirects = 5};
+}
+
 START_TEST(webhook_receives_json)
 {
 	struct event_base *base = event_base_new();
@@ -124,7 +135,7 @@ START_TEST(webhook_receives_json)
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
 	struct httpc *hc;
-	struct httpc_opts ho = {0};
+	struct httpc_opts ho = test_http_opts();
 	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
 	ck_assert_int_eq(alert_open(base, cfg, "test-host", NULL, NULL, &a), 0);
 	alert_set_http(a, hc);
@@ -165,7 +176,7 @@ START_TEST(webhook_down_does_not_disturb)
 	struct pgc_config *cfg = config_with_sinks(&sink, 1);
 	struct alerter *a;
 	struct httpc *hc;
-	struct httpc_opts ho = {0};
+	struct httpc_opts ho = test_http_opts();
 	ck_assert_int_eq(httpc_new(base, &ho, &hc), 0);
 	ck_assert_int_eq(alert_open(base, cfg, "h", NULL, NULL, &a), 0);
 	alert_set_http(a, hc);

@@ -84,7 +84,7 @@ static struct httpc_opts httpc_opts_of(const struct pgc_config *cfg)
 	                           .connect_timeout_ms = h->connect_timeout_ms,
 	                           .max_request = h->max_request,
 	                           .max_response = h->max_response,
-	                           .max_redirects = h->max_redirects ? h->max_redirects : -1};
+	                           .max_redirects = h->max_redirects};
 }
 
 /* The jobs paused with `pgcrond pause` stay paused across a restart (ctl.h). */

@@ -899,18 +899,8 @@ static void set_opts(struct httpc *c, const struct httpc_opts *o)
 {
 	c->o = *o;
 	c->o.ca_file = NULL;
-	if (c->o.max_concurrent <= 0)
-		c->o.max_concurrent = HTTPC_DEFAULT_MAX_CONCURRENT;
-	if (c->o.timeout_ms <= 0)
-		c->o.timeout_ms = HTTPC_DEFAULT_TIMEOUT_MS;
-	if (c->o.connect_timeout_ms <= 0)
-		c->o.connect_timeout_ms = HTTPC_DEFAULT_CONNECT_TIMEOUT_MS;
-	if (c->o.max_request <= 0)
-		c->o.max_request = HTTPC_DEFAULT_MAX_REQUEST;
-	if (c->o.max_response <= 0)
-		c->o.max_response = HTTPC_DEFAULT_MAX_RESPONSE;
-	if (c->o.max_redirects == 0)
-		c->o.max_redirects = HTTPC_DEFAULT_MAX_REDIRECTS;
+	if (c->o.max_concurrent < 1)
+		c->o.max_concurrent = 1; /* none at all would leave every request waiting */
 }
 
 int httpc_configure(struct httpc *c, const struct httpc_opts *o)

@@ -28,23 +28,17 @@
 
 struct event_base;
 
-/* The bounds (pgcrond.conf's http_client group; docs/configuration.md). A zero field takes
- * the default below. */
+/* The bounds, as configured (pgcrond.conf's http_client group, whose defaults config.c fills
+ * in; docs/configuration.md). */
 struct httpc_opts {
 	const char *ca_file;        /* PEM bundle of the CAs to trust; NULL: the system's */
-	int max_concurrent;         /* requests in flight at once */
+	int max_concurrent;         /* requests in flight at once (at least 1) */
 	int64_t timeout_ms;         /* a request's total time when its caller sets none */
 	int64_t connect_timeout_ms; /* name lookup, TCP and TLS handshakes */
 	int64_t max_request;        /* bytes of a request body */
 	int64_t max_response;       /* bytes of a response body kept */
-	int max_redirects;          /* followed at most; -1: none followed */
+	int max_redirects;          /* followed at most; 0: none followed */
 };
-#define HTTPC_DEFAULT_MAX_CONCURRENT 16
-#define HTTPC_DEFAULT_TIMEOUT_MS 30000
-#define HTTPC_DEFAULT_CONNECT_TIMEOUT_MS 10000
-#define HTTPC_DEFAULT_MAX_REQUEST (1024 * 1024)
-#define HTTPC_DEFAULT_MAX_RESPONSE (1024 * 1024)
-#define HTTPC_DEFAULT_MAX_REDIRECTS 5
 /* Less than one byte in this long ends a transfer before its timeout (a stalled peer). */
 #define HTTPC_LOW_SPEED_TIME_S 30
 /* Response headers kept (the rest of a larger block is dropped, never the body). */
