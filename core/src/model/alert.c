@@ -190,8 +190,7 @@ struct delivery {
 	int64_t timeout_ms;
 	int attempt;
 	struct httpc_call *call;
-	struct event retry_ev;
-	bool retry_armed;
+	struct event retry_ev; /* assigned with the delivery */
 	struct delivery *prev, *next;
 };
 
@@ -207,8 +206,7 @@ static void delivery_free(struct delivery *d)
 	if (d->next)
 		d->next->prev = d->prev;
 	httpc_drop(&d->call);
-	if (d->retry_armed)
-		event_del(&d->retry_ev);
+	event_del(&d->retry_ev);
 	free(d->url);
 	free(d->json);
 	free(d);
@@ -233,19 +231,6 @@ static void free_sinks(struct alerter *a)
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
-}
-
-/* URL for log lines: scheme://host[:port]/... only, since user info, path and query may
- * hold the hook's secret */
-static void webhook_shown(const char *url, char *out, size_t outlen)
-{
-	char full[290];
-	httpc_url_shown(url, full, sizeof(full));
-	char *sep = strstr(full, "://");
-	char *path = sep ? strchr(sep + 3, '/') : NULL;
-	if (path)
-		*path = '\0';
-	snprintf(out, outlen, "%s%s", full, path ? "/..." : "");
 }
 
 static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
@@ -288,7 +273,7 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 		s->channel = dup_or_null(c->channel);
 		s->url = dup_or_null(c->url);
 		if (s->type == SINK_WEBHOOK && c->url)
-			webhook_shown(c->url, s->shown, sizeof(s->shown));
+			httpc_url_shown(c->url, s->shown, sizeof(s->shown));
 		s->command = dup_or_null(c->command);
 		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
 		s->owner = a;
@@ -365,7 +350,6 @@ static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct delivery *d = arg;
 	(void)fd;
 	(void)what;
-	d->retry_armed = false;
 	webhook_send(d);
 }
 
@@ -391,9 +375,7 @@ static void webhook_done(void *arg, const struct httpc_response *resp)
 	    resp->result == HTTPC_OK ? resp->status >= 500 : httpc_result_transient(resp->result);
 	if (again && d->attempt < WEBHOOK_ATTEMPTS) {
 		struct timeval tv = {d->attempt, 0}; /* 1 s, then 2 s */
-		evtimer_assign(&d->retry_ev, a->base, webhook_retry_cb, d);
 		evtimer_add(&d->retry_ev, &tv);
-		d->retry_armed = true;
 		return;
 	}
 	if (s)
@@ -434,6 +416,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 	}
 	d->a = a;
 	d->s = s;
+	evtimer_assign(&d->retry_ev, a->base, webhook_retry_cb, d);
 	d->url = strdup(s->url);
 	d->json = strdup(json);
 	d->timeout_ms = s->timeout_ms;
