@@ -21,8 +21,15 @@ DECLARE
 	seq text;
 BEGIN
 	IF EXISTS (SELECT FROM pg_namespace WHERE nspname = 'cron') THEN
-		IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
-		   OR obj_description('cron'::regnamespace, 'pg_namespace') IS DISTINCT FROM ours THEN
+		IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+			RETURN;
+		END IF;
+		-- pgcrond's comment on a schema another role owns is that role's word, not pgcrond's
+		IF obj_description('cron'::regnamespace, 'pg_namespace') IS DISTINCT FROM ours
+		   OR (SELECT nspowner FROM pg_namespace WHERE nspname = 'cron')
+		      IS DISTINCT FROM (SELECT nspowner FROM pg_namespace WHERE nspname = 'pgcrond') THEN
+			RAISE WARNING 'schema "cron" exists and is not pgcrond''s (someone else made it): pgcrond leaves it alone and does not serve cron.schedule in database %',
+				current_database();
 			RETURN;
 		END IF;
 	ELSE

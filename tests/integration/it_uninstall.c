@@ -122,6 +122,40 @@ START_TEST(uninstall_refuses_then_removes)
 	ck_assert_msg(status == 0 && !strstr(out, "schema net"), "%d %s", status, out);
 	free(out);
 	itest_assert_scalar(e.db, "SELECT to_regclass('net.mine') IS NOT NULL", "t");
+
+	/* nor one a role made with pgcrond's own comment on it (nor such a cron): the comment is
+	 * that role's word, and install would otherwise build pgcrond's queue in a schema the role
+	 * owns */
+	itest_exec(e.db, "DROP SCHEMA net CASCADE");
+	itest_exec(e.db, "SET client_min_messages = warning");
+	PQclear(PQexec(e.db, "DROP OWNED BY it_uninstall_h; DROP ROLE it_uninstall_h"));
+	itest_exec(e.db, "CREATE ROLE it_uninstall_h");
+	itest_exec(e.db, "GRANT CREATE ON DATABASE " DB " TO it_uninstall_h");
+	itest_exec(e.db, "SET ROLE it_uninstall_h; CREATE SCHEMA net; "
+	                 "COMMENT ON SCHEMA net IS 'pgcrond: pg_net compatibility'; RESET ROLE");
+	itest_exec(e.db, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS cron CASCADE");
+	itest_exec(e.db,
+	           "SET ROLE it_uninstall_h; CREATE SCHEMA cron; "
+	           "COMMENT ON SCHEMA cron IS 'pgcrond: pg_cron compatibility views'; RESET ROLE");
+	out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install beside a role's net: %d %s", status, out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT to_regclass('net.http_request_queue') IS NULL", "t");
+	itest_assert_scalar(e.db, "SELECT to_regclass('cron.job') IS NULL", "t");
+	itest_assert_scalar(
+	    e.db, "SELECT to_regprocedure('net.http_get(text,jsonb,jsonb,integer)') IS NULL", "t");
+	out = itest_cli(&status, "uninstall", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "uninstall beside a role's net: %d %s", status, out);
+	free(out);
+	itest_assert_scalar(
+	    e.db, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'net'",
+	    "it_uninstall_h");
+	itest_assert_scalar(
+	    e.db, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'cron'",
+	    "it_uninstall_h");
+	itest_exec(e.db, "DROP SCHEMA net; DROP SCHEMA cron; REVOKE CREATE ON DATABASE " DB
+	                 " FROM it_uninstall_h; "
+	                 "DROP ROLE it_uninstall_h");
 	itest_env_teardown(&e);
 }
 END_TEST

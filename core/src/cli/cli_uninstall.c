@@ -254,6 +254,9 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'cron'"
 	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
 	       "'" CRON_COMMENT "'"
+	       "   AND n.nspowner OPERATOR(pg_catalog.=) (SELECT p.nspowner FROM "
+	       "pg_catalog.pg_namespace p"
+	       "        WHERE p.nspname OPERATOR(pg_catalog.=) 'pgcrond')"
 	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
 	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')",
 	       0, NULL, "looking for pgcrond's cron schema", &r);
@@ -277,6 +280,9 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'net'"
 	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
 	       "'" NET_COMMENT "'"
+	       "   AND n.nspowner OPERATOR(pg_catalog.=) (SELECT p.nspowner FROM "
+	       "pg_catalog.pg_namespace p"
+	       "        WHERE p.nspname OPERATOR(pg_catalog.=) 'pgcrond')"
 	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
 	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_net')",
 	       0, NULL, "looking for pgcrond's net schema", &r);
