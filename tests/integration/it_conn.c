@@ -223,6 +223,68 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 }
 END_TEST
 
+/* The server takes no connection of the role at all (its CONNECTION LIMIT is held by another
+ * session: 53300) when the runs are due, and the pool holds none: the runs wait for a slot
+ * within their timeout, and run once the other session ends; none fails for it (issue 46). */
+START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_full", "it_conn_full");
+	itest_exec(e.db, "CREATE TABLE ticks (job text)");
+	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_conn_full_role LOGIN; "
+	                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+	itest_exec(e.db, "ALTER ROLE it_conn_full_role CONNECTION LIMIT 1");
+	itest_exec(e.db, "GRANT INSERT ON ticks TO it_conn_full_role");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  full = { conninfo = \"%s user=it_conn_full_role\"; pool = 2; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci, e.ci);
+	itest_env_start(&e);
+	/* the role's one slot, held by someone else from before the fire */
+	char other_ci[1400];
+	snprintf(other_ci, sizeof(other_ci), "%s user=it_conn_full_role", e.ci);
+	PGconn *other = itest_connect(other_ci);
+	char when[32];
+	itest_schedule_soon(when, sizeof(when), 3);
+	for (int i = 0; i < 3; i++) {
+		char file[32];
+		snprintf(file, sizeof(file), "1%d-tick.conf", i);
+		itest_env_job(&e, file,
+		              "job = { name = \"tick%d\"; database = \"full\"; "
+		              "schedule = \"%s\"; timeout = \"60s\"; retries = 0;\n"
+		              "        command = \"INSERT INTO ticks VALUES ('tick%d')\"; };\n",
+		              i, when, i);
+	}
+	itest_env_reload(&e);
+	/* the server refused the pool's connects while the runs were due */
+	ck_assert_msg(itest_wait_log(e.log, "tick2: started", 30), "%s", itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "too many connections for role", 10), "%s",
+	              itest_read_file(e.log));
+	itest_sleep(2);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM ticks", "0");
+	PQfinish(other);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name LIKE 'tick%%' AND status <> 'running'"),
+	              "the runs did not end:\n%s", itest_read_file(e.log));
+	ck_assert_msg(
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
+	                        "WHERE job_name LIKE 'tick%%' AND status = 'succeeded'") == 3,
+	    "runs failed although the server only waited for a slot:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(e.db, "SELECT count(*) FROM ticks", "3");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The server ends idle pooled connections (pg_terminate_backend, idle_session_timeout, a
  * restart of a pooler): the next runs go on new connections and none fails for it. */
 START_TEST(idle_connection_killed_by_the_server_fails_no_run)
@@ -488,6 +550,7 @@ int main(void)
 	tcase_add_test(tc, silent_idle_connection_is_replaced);
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
 	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
+	tcase_add_test(tc, runs_wait_for_a_slot_when_the_server_takes_none);
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);

@@ -24,6 +24,8 @@
 /* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+/* ... and to 2 s while the server is full (runs wait for its next free slot) */
+#define FULL_RETRY_MAX_MS 2000
 /* The connection check's default (exec_set_connection_check): a connect, a session reset
  * and an idle connection's liveness check must each be answered within it. */
 #define CONNECTION_CHECK_DEFAULT_MS 30000
@@ -172,18 +174,21 @@ void exec_conn_connect_failed(struct conn *c, const char *why)
 	free(p->last_error);
 	p->last_error = err;
 	pool_log_failure(p, err ? err : "out of memory");
-	/* While the pool holds live connections (the server refused one more: 53300, or a
-	 * connection limit), waiting runs wait for one of them, within their timeout, instead
-	 * of failing: the database is there. They fail when no connection is left. */
-	if (p->n_connecting == 0 && p->n_conns == 0) {
+	/* While the pool holds live connections, or the server said it takes no more now
+	 * (53300: full, or a connection limit), waiting runs wait for a connection, within their
+	 * timeout, instead of failing: the database is there, and a slot frees when any of its
+	 * sessions ends. They fail when no connection is left for another cause. */
+	bool full = err && conndrv_server_full(err);
+	if (!full && p->n_connecting == 0 && p->n_conns == 0) {
 		while (p->wait_head) {
 			struct exec_run *r = p->wait_head;
 			exec_wait_remove(r);
 			exec_run_fail(r, err ? err : "could not connect", "08001");
 		}
 	}
-	int64_t delay =
-	    pgconn_backoff_ms((unsigned)(p->failures - 1), BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	/* a full server is asked again every FULL_RETRY_MAX_MS at most: runs wait on it */
+	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), BACKOFF_MIN_MS,
+	                                  full ? FULL_RETRY_MAX_MS : BACKOFF_MAX_MS);
 	struct timeval tv = exec_ms_tv(delay);
 	p->backing_off = true;
 	event_add(&p->backoff_ev, &tv);

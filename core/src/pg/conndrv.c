@@ -155,6 +155,12 @@ bool conndrv_server_answered(const char *why)
 	return strstr(why, "FATAL:") && !strstr(why, "the database system is");
 }
 
+bool conndrv_server_full(const char *why)
+{
+	return strstr(why, "too many clients") || strstr(why, "too many connections for") ||
+	       strstr(why, "remaining connection slots are reserved");
+}
+
 /* The driver's own wait: its backoff ends at once. */
 static void wake_retry(void *arg)
 {

@@ -73,6 +73,12 @@ void conndrv_server_down(struct event_base *base, const char *server, const char
  * a database that does not exist: "FATAL: ..."), not a server away or unable to take
  * connections now ("the database system is starting up"). */
 bool conndrv_server_answered(const char *why);
+/* WHY, a failed connect's message, says the server (or the role's or database's CONNECTION
+ * LIMIT) takes no more connections now (SQLSTATE 53300: "too many clients already", the
+ * remaining slots reserved for superusers, "too many connections for role"): one frees when
+ * a session ends. Read from the server's English text (libpq gives a failed connect no
+ * SQLSTATE): a server whose lc_messages is another language is not recognized here. */
+bool conndrv_server_full(const char *why);
 /* The last word on SERVER: 1 up, 0 down (*WHY, borrowed until the next word, if WHY not
  * NULL), -1 not known. */
 int conndrv_server_state(struct event_base *base, const char *server, const char **why);
