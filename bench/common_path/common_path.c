@@ -1,8 +1,9 @@
 /* bench_common_path: what a lone pgcrond costs the server at rest and on a full server (issue
  * 46's bar "common-path"). Three parts, one fresh daemon each, on the sandbox's server:
  *
- *   rest        one database, 3 jobs (one listens): the daemon's sessions on the server after
- *               it settled (pg_stat_activity), by application_name;
+ *   rest        one database, 3 jobs (every 10 s, every 5 minutes, one that listens): the
+ *               daemon's sessions on the server after it settled (pg_stat_activity), by
+ *               application_name;
  *   statements  10 jobs every second: every statement the server received in 8 s
  *               (log_statement = 'all' for the window, read back from the server's log), the
  *               daemon's own (not its runs', whose sessions are named "pgcrond: JOB") split
@@ -45,9 +46,9 @@ static long long scalar(PGconn *c, const char *sql)
 	return v;
 }
 
-/* A configuration of N jobs every second (INSERT into ticks), and with LISTEN a job that
- * listens; returns the path of the main file. */
-static const char *write_conf(int n, int pool, bool listen)
+/* A configuration of N jobs every second (INSERT into ticks; SCHEDULES[i] instead where given),
+ * and with LISTEN a job that listens; returns the path of the main file. */
+static const char *write_conf_at(int n, int pool, bool listen, const char *const *schedules)
 {
 	static char path[1300];
 	char p[1300];
@@ -93,6 +94,11 @@ static const char *write_conf(int n, int pool, bool listen)
 	return path;
 }
 
+static const char *write_conf(int n, int pool, bool listen)
+{
+	return write_conf_at(n, pool, listen, NULL);
+}
+
 static pid_t start(const char *conf)
 {
 	char log[1300];
@@ -104,14 +110,16 @@ static pid_t start(const char *conf)
 
 static void rest(PGconn *c)
 {
-	pid_t pid = start(write_conf(2, 4, true));
+	static const char *const every[] = {"*/10 * * * * *", "0 */5 * * * *"};
+	pid_t pid = start(write_conf_at(2, 4, true, every));
 	bench_sleep(12);
 	PGresult *r =
 	    PQexec(c, "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity"
 	              " WHERE datname = current_database() AND pid <> pg_backend_pid()"
 	              " AND backend_type = 'client backend' GROUP BY 1 ORDER BY 1");
 	int total = 0;
-	printf("rest: one database, 3 jobs (one listens), 12 s after the start:\n");
+	printf("rest: one database, 3 jobs (every 10 s, every 5 minutes, one that listens), 12 s "
+	       "after the start:\n");
 	for (int i = 0; i < PQntuples(r); i++) {
 		printf("  %-40s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 		total += atoi(PQgetvalue(r, i, 1));
