@@ -2,7 +2,7 @@
 #define PGCROND_SQLSCAN_H
 
 /* A look at a job's SQL text without parsing it: enough to know whether it may share a
- * pipeline with the session reset that precedes it (exec.c). */
+ * pipeline with the session reset that precedes it (exec_reset.c). */
 
 #include <stdbool.h>
 

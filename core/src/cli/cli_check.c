@@ -39,7 +39,7 @@ int cli_check(int argc, char **argv)
 		goto oom;
 	if (cfg) {
 		/* Plugins: load each plugin the jobs name from plugin_dir and check the jobs'
-		 * plugin settings against it (plugin.c). */
+		 * plugin settings against it (plugin_load.c, plugin.c). */
 		rc = plugin_check_config(cfg, &plugins, &dl);
 		if (rc == -ENOMEM)
 			goto oom;

@@ -1,10 +1,8 @@
-/* Loading pgcrond.conf and the job files of its conf_dir with libconfig.
- *
- * The loader walks every setting of every file once, checks it against a table of known
- * keys, and reports each problem it meets into the caller's diag list instead of stopping,
- * so one `pgcrond check` shows everything that is wrong. Checks that need the whole
- * picture (history database, unknown "after" names) run after all files are read; the
- * diagnostics are then sorted by file and line so they read like a compiler's. */
+/* What every part of the config loader uses (config_priv.h): a problem reported at its file
+ * and line, copies that record running out of memory, reading a libconfig file safely
+ * (size, trust, @include); and a loaded configuration's lookups: its databases, its jobs
+ * by name (the job index) or by pgcrond's or pg_cron's name or id. Loading itself is
+ * config_load.c's. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -337,209 +335,6 @@ bool config_file_read(struct loader *L, config_t *cf, const char *path, const ch
 	return false;
 }
 
-/* ---- sorting diagnostics ----------------------------------------------------------- */
-
-static size_t file_rank(const struct loader *L, const char *file)
-{
-	if (!file)
-		return 0;
-	for (size_t i = 0; i < L->n_files; i++)
-		if (strcmp(L->files[i], file) == 0)
-			return i + 1;
-	return L->n_files + 1; /* @include files: after the rest */
-}
-
-/* Stable insertion sort of our own diagnostics by file order, then line. */
-static void sort_diags(struct loader *L)
-{
-	struct diag *d = L->dl->items;
-
-	for (size_t i = L->dl_start + 1; i < L->dl->n; i++) {
-		struct diag t = d[i];
-		size_t rt = file_rank(L, t.file);
-		size_t j = i;
-		while (j > L->dl_start) {
-			size_t rp = file_rank(L, d[j - 1].file);
-			if (rp < rt || (rp == rt && d[j - 1].line <= t.line))
-				break;
-			d[j] = d[j - 1];
-			j--;
-		}
-		d[j] = t;
-	}
-}
-
-/* ---- the API ----------------------------------------------------------------------- */
-
-/* config_load, leaving out the job files in SKIP; *BLAMED gets the job files with errors
- * (the caller frees them) and *MAIN_BAD whether any error is outside them. */
-static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_config **out,
-                struct diag_list *dl, char ***blamed, size_t *n_blamed, bool *main_bad)
-{
-	struct loader L;
-	struct pgc_config *cfg;
-	config_t cf;
-	int rc = 0;
-
-	*out = NULL;
-	memset(&L, 0, sizeof(L));
-	L.skip = skip;
-	L.n_skip = n_skip;
-	L.dl = dl;
-	L.dl_start = dl->n;
-	cfg = calloc(1, sizeof(*cfg));
-	if (!cfg)
-		return -ENOMEM;
-	L.cfg = cfg;
-	cfg->file = config_dup_str(&L, path);
-	cfg->history_retain_ms = 30LL * 86400000;
-	cfg->max_running = 32;
-	cfg->shutdown_grace_ms = 30000;
-	cfg->alert_repeat_ms = 3600000;
-	cfg->connection_check_ms = 30000;
-	cfg->cluster_dead_after_ms = 20000;
-
-	const char *slash = strrchr(path, '/');
-	if (slash == path)
-		L.main_dir = config_dup_str(&L, "/");
-	else if (slash)
-		L.main_dir = strndup(path, (size_t)(slash - path));
-	else
-		L.main_dir = config_dup_str(&L, "");
-	if (!L.main_dir)
-		L.oom = true;
-	L.have_main_st = stat(path, &L.main_st) == 0;
-
-	L.self = geteuid();
-	if (!L.oom && config_file_read(&L, &cf, path, L.main_dir, -1)) {
-		const config_setting_t *root = config_root_setting(&cf);
-		config_parse_main(&L, root, path);
-		config_finish_main(&L, root);
-		config_destroy(&cf);
-		/* The files must belong to root or to the daemon's user. `pgcrond check` run as
-		 * root cannot know that user: it is taken to be state_dir's owner, the one user
-		 * who must be able to write there. */
-		struct stat st;
-		if (L.self == 0 && cfg->state_dir && stat(cfg->state_dir, &st) == 0 &&
-		    S_ISDIR(st.st_mode))
-			L.self = st.st_uid;
-		config_check_dirs(&L);
-		config_http_finish(&L);
-		/* with a broken or untrusted main file there is no conf_dir and no databases to
-		 * check jobs against, so job files are read only when the main file was usable */
-		if (config_check_trusted(&L, path, false, "this file", path, 0) == 0) {
-			L.main_bad = L.n_errors > 0;
-			size_t errors_before = L.n_errors, blamed_before;
-			config_load_conf_dir(&L);
-			blamed_before = L.n_blamed;
-			if (L.n_errors > errors_before && blamed_before == 0)
-				L.main_bad = true; /* conf_dir itself: unreadable, untrusted */
-			size_t d0 = dl->n;
-			config_check_jobs(&L);
-			/* a job running after a job of a left-out file: its own file goes too */
-			for (size_t i = d0; i < dl->n; i++) {
-				if (dl->items[i].file && strcmp(dl->items[i].file, path) != 0)
-					config_blame(&L, dl->items[i].file);
-				else
-					L.main_bad = true;
-			}
-		} else {
-			L.main_bad = true;
-		}
-	} else {
-		L.main_bad = true;
-	}
-	/* the array grew by doubling: give back the unused tail (8 MB at 100,000 jobs) */
-	if (cfg->n_jobs && cfg->n_jobs < L.jobs_cap) {
-		struct conf_job *jobs = realloc(cfg->jobs, cfg->n_jobs * sizeof(*cfg->jobs));
-		if (jobs)
-			cfg->jobs = jobs;
-	}
-	config_source_free(&L);
-	sort_diags(&L);
-
-	if (L.oom)
-		rc = -ENOMEM;
-	else if (L.n_errors)
-		rc = -EINVAL;
-	for (size_t i = 0; i < L.n_files; i++)
-		free(L.files[i]);
-	free(L.files);
-	free(L.main_dir);
-	if (blamed) {
-		*blamed = L.blamed;
-		*n_blamed = L.n_blamed;
-		*main_bad = L.main_bad;
-	} else {
-		for (size_t i = 0; i < L.n_blamed; i++)
-			free(L.blamed[i]);
-		free(L.blamed);
-	}
-	if (rc < 0) {
-		config_free(&cfg);
-		return rc;
-	}
-	*out = cfg;
-	return 0;
-}
-
-int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
-{
-	return load(path, NULL, 0, out, dl, NULL, NULL, NULL);
-}
-
-int config_load_partial(const char *path, struct pgc_config **out, struct diag_list *dl,
-                        char ***skipped, size_t *n_skipped)
-{
-	char **skip = NULL;
-	size_t n_skip = 0;
-	int rc;
-
-	*skipped = NULL;
-	*n_skipped = 0;
-	for (;;) {
-		char **blamed = NULL;
-		size_t n_blamed = 0, dl_start = dl->n;
-		bool main_bad = false;
-
-		rc = load(path, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
-		if (rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0) {
-			for (size_t i = 0; i < n_blamed; i++)
-				free(blamed[i]);
-			free(blamed);
-			break;
-		}
-		/* leave the blamed files out and try again: their diagnostics are not the
-		 * caller's business unless nothing loads at all */
-		char **grown = realloc(skip, (n_skip + n_blamed) * sizeof(*skip));
-		if (!grown) {
-			for (size_t i = 0; i < n_blamed; i++)
-				free(blamed[i]);
-			free(blamed);
-			rc = -ENOMEM;
-			break;
-		}
-		skip = grown;
-		memcpy(skip + n_skip, blamed, n_blamed * sizeof(*skip));
-		n_skip += n_blamed;
-		free(blamed);
-		while (dl->n > dl_start) {
-			struct diag *d = &dl->items[--dl->n];
-			free(d->file);
-			free(d->message);
-		}
-	}
-	if (rc < 0) {
-		for (size_t i = 0; i < n_skip; i++)
-			free(skip[i]);
-		free(skip);
-		return rc;
-	}
-	*skipped = skip;
-	*n_skipped = n_skip;
-	return 0;
-}
-
 char *config_own_file(struct pgc_config *cfg, const char *path)
 {
 	/* the jobs of a file come one after the other: look back a few files only */
@@ -557,65 +352,6 @@ char *config_own_file(struct pgc_config *cfg, const char *path)
 	if (!(f[cfg->n_job_files] = strdup(path)))
 		return NULL;
 	return f[cfg->n_job_files++];
-}
-
-struct pgc_config *config_ref(const struct pgc_config *cfg)
-{
-	struct pgc_config *c = (struct pgc_config *)cfg; /* only the count changes */
-	c->extra_refs++;
-	return c;
-}
-
-static void index_free(struct config_job_index **ix);
-
-void config_free(struct pgc_config **pcfg)
-{
-	struct pgc_config *cfg = pcfg ? *pcfg : NULL;
-
-	if (!cfg)
-		return;
-	if (cfg->extra_refs > 0) {
-		cfg->extra_refs--;
-		*pcfg = NULL;
-		return;
-	}
-	free(cfg->file);
-	free(cfg->timezone);
-	free(cfg->plugin_dir);
-	free(cfg->conf_dir);
-	free(cfg->state_dir);
-	free(cfg->instance);
-	free(cfg->log_level);
-	for (size_t i = 0; i < cfg->n_databases; i++) {
-		free(cfg->databases[i].name);
-		free(cfg->databases[i].conninfo);
-		free(cfg->databases[i].file);
-	}
-	free(cfg->databases);
-	free(cfg->history_database);
-	for (size_t i = 0; i < cfg->n_alerts; i++) {
-		struct conf_alert_sink *a = &cfg->alerts[i];
-		free(a->sink);
-		free(a->database);
-		free(a->channel);
-		free(a->url);
-		free(a->command);
-		free(a->file);
-	}
-	free(cfg->alerts);
-	config_http_free(&cfg->http);
-	free(cfg->http_client.ca_file);
-	for (size_t i = 0; i < cfg->n_jobs; i++)
-		config_job_fields_free(&cfg->jobs[i]);
-	free(cfg->jobs);
-	for (size_t i = 0; i < cfg->n_job_files; i++)
-		free(cfg->job_files[i]);
-	free(cfg->job_files);
-	if (cfg->tz)
-		cron_tz_free(&cfg->tz);
-	index_free(&cfg->job_index);
-	free(cfg);
-	*pcfg = NULL;
 }
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name)
@@ -641,7 +377,7 @@ struct config_job_index {
 	struct config_job_node nodes[];
 };
 
-static void index_free(struct config_job_index **ix)
+void config_index_free(struct config_job_index **ix)
 {
 	if (*ix)
 		strmap_free(&(*ix)->map);
@@ -668,7 +404,7 @@ void config_index_add(struct pgc_config *cfg, size_t i)
 		size_t cap = ix ? ix->cap * 2 : 512;
 		while (cap < i + 1) /* a first index built over many jobs at once */
 			cap *= 2;
-		index_free(&cfg->job_index);
+		config_index_free(&cfg->job_index);
 		struct config_job_index *nx = calloc(1, sizeof(*nx) + cap * sizeof(nx->nodes[0]));
 		cfg->job_index = nx;
 		if (!nx)
@@ -684,7 +420,7 @@ void config_index_add(struct pgc_config *cfg, size_t i)
 
 void config_index_jobs(struct pgc_config *cfg)
 {
-	index_free(&cfg->job_index);
+	config_index_free(&cfg->job_index);
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		config_index_add(cfg, i);
 }
@@ -743,15 +479,4 @@ int config_resolve_job(const struct pgc_config *cfg, const char *arg, const stru
 		return -ENOTUNIQ;
 	*out = found;
 	return 0;
-}
-
-/* For config_sql.c, which parses the jobs made in SQL as job groups of their own. */
-void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin)
-{
-	config_job_parse(L, s, origin);
-}
-
-void config_job_free_fields(struct conf_job *j)
-{
-	config_job_fields_free(j);
 }

@@ -1,6 +1,8 @@
-/* The config loader's key tables: every key pgcrond.conf and the job files know, its type,
- * where it is stored and an example for messages; checking a setting against its key and
- * storing it; and the spelling suggestions offered for an unknown key or name. */
+/* The config loader's keys: the job files' key table (every key a job knows, its type, where
+ * it is stored and an example for messages; the main file's groups keep theirs beside
+ * their parsers, in config_main.c, config_http.c and config_http_call.c), checking a
+ * setting against its key and storing it, and the spelling suggestions offered for an
+ * unknown key or name. */
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
@@ -209,8 +211,6 @@ static bool int_value(struct loader *L, const config_setting_t *s, const char *f
 static const char *const overlap_values[] = {"skip", "queue", "replace", NULL};
 static const char *const catchup_values[] = {"once", "skip", NULL};
 static const char *const retry_on_values[] = {"transient", "any", NULL};
-static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
-static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
 
 /* K_ENUM writes through an int: the enums must be int-sized. */
 _Static_assert(sizeof(enum overlap_policy) == sizeof(int), "enum size");
@@ -219,62 +219,6 @@ _Static_assert(sizeof(enum retry_on) == sizeof(int), "enum size");
 _Static_assert(OVERLAP_SKIP == 0 && OVERLAP_QUEUE == 1 && OVERLAP_REPLACE == 2, "overlap order");
 _Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
 _Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
-
-#define CFG(field) offsetof(struct pgc_config, field)
-const struct key_spec config_main_keys[] = {
-    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
-    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
-    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
-    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
-    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
-    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
-    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
-    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
-    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
-    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
-    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
-    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
-    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
-    /* min: seconds */
-    /* default: the host name; see README "Running several instances" */
-    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
-    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
-    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
-    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
-     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
-    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
-    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
-                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
-               "loader.main_line[] too small");
-
-#define DB(field) offsetof(struct conf_database, field)
-const struct key_spec config_database_keys[] = {
-    {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
-    {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define HIST(field) offsetof(struct pgc_config, field)
-const struct key_spec config_history_keys[] = {
-    {"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
-    {"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
-
-#define SINK(field) offsetof(struct conf_alert_sink, field)
-const struct key_spec config_sink_keys[] = {
-    {"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
-    {"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
-    {"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
-    {"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
-    {"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
-    {"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
-    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
-};
 
 #define JOB(field) offsetof(struct conf_job, field)
 const struct key_spec config_job_keys[] = {

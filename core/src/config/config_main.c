@@ -1,5 +1,6 @@
-/* The main configuration file (config.h): its databases, history and alerts settings, the
- * daemon's own keys, and the checks of what it names (databases, trusted directories). */
+/* The main configuration file (config.h): its key tables (the daemon's own keys, databases,
+ * history, alert sinks), its databases, history and alerts settings, and the checks of what
+ * it names (databases, trusted directories). */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,67 @@
 #include "pgconn.h"
 #include "text.h"
 #include "trust.h"
+
+/* ---- the main file's keys --------------------------------------------------------- */
+
+static const char *const log_level_values[] = {"error", "warning", "notice", "info", "debug", NULL};
+static const char *const sink_values[] = {"log", "notify", "webhook", "exec", NULL};
+
+#define CFG(field) offsetof(struct pgc_config, field)
+const struct key_spec config_main_keys[] = {
+    {"timezone", K_STRING, CFG(timezone), "\"UTC\"", NULL, 0, false, NULL},
+    {"plugin_dir", K_STRING, CFG(plugin_dir), "\"/usr/lib/pgcrond/plugins\"", NULL, 0, false, NULL},
+    {"conf_dir", K_STRING, CFG(conf_dir), "\"/etc/pgcrond/conf.d\"", NULL, 0, false, NULL},
+    {"state_dir", K_STRING, CFG(state_dir), "\"/var/lib/pgcrond\"", NULL, 0, false, NULL},
+    {"log_level", K_CHOICE, CFG(log_level), "\"info\"", log_level_values, 0, false, NULL},
+    {"databases", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_databases},
+    {"history", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_history},
+    {"max_running", K_INT, CFG(max_running), "32", NULL, 1, false, NULL},
+    {"max_command_size", K_INT, CFG(max_command_size), "1048576", NULL, 64, false, NULL},
+    {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
+    {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
+    {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+    {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
+    /* min: seconds */
+    /* default: the host name; see README "Running several instances" */
+    {"instance", K_STRING, CFG(instance), "\"db-host-1\"", NULL, 0, false, NULL},
+    {"connection_check", K_DURATION, CFG(connection_check_ms), "\"30s\"", NULL, 2, false, NULL},
+    /* min: 4 heartbeats of at least 1.25 s each (cluster.h: CLUSTER_HEARTBEAT_MS) */
+    {"cluster_dead_after", K_DURATION, CFG(cluster_dead_after_ms), "\"20s\"", NULL,
+     CONFIG_DEAD_AFTER_MIN_S, false, NULL},
+    {"http", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http},
+    {"http_client", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_http_client},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+_Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
+                   sizeof(((struct loader *)0)->main_line) / sizeof(int),
+               "loader.main_line[] too small");
+
+#define DB(field) offsetof(struct conf_database, field)
+const struct key_spec config_database_keys[] = {
+    {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
+    {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+#define HIST(field) offsetof(struct pgc_config, field)
+const struct key_spec config_history_keys[] = {
+    {"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
+    {"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
+
+#define SINK(field) offsetof(struct conf_alert_sink, field)
+const struct key_spec config_sink_keys[] = {
+    {"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
+    {"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
+    {"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},
+    {"url", K_STRING, SINK(url), "\"https://alerts.example.com/hook\"", NULL, 0, false, NULL},
+    {"command", K_STRING, SINK(command), "\"/usr/local/bin/page-oncall\"", NULL, 0, false, NULL},
+    {"timeout", K_DURATION, SINK(timeout_ms), "\"5s\"", NULL, 0, false, NULL},
+    {NULL, 0, 0, NULL, NULL, 0, false, NULL},
+};
 
 /* ---- the main file ----------------------------------------------------------------- */
 

@@ -1,9 +1,12 @@
 #ifndef PGCROND_CONFIG_PRIV_H
 #define PGCROND_CONFIG_PRIV_H
 
-/* The config loader's inside, shared by config.c (files, the main file, job files, the API)
- * and config_keys.c (the key tables, checking and storing a value by its key's type, and
- * spelling suggestions), and by nothing else: other modules use config.h. */
+/* The config loader's inside, shared by its files and by nothing else: other modules use
+ * config.h. Calls point one way (scripts/callgraph): config_load.c (the API) and
+ * config_sql.c call the job files' code (config_jobs.c), which calls the main file's
+ * (config_main.c), which calls the http groups' (config_http.c, config_http_call.c), which
+ * call the key tables' machinery (config_keys.c), which calls config.c (reporting, copies,
+ * files, lookups), which calls none of them. */
 
 #include <libconfig.h>
 #include <stdbool.h>
@@ -157,33 +160,33 @@ void config_parse_group(struct loader *L, const config_setting_t *s, const char 
                         const struct key_spec *keys, void *base, const char *where,
                         const char *hint);
 
-/* One job = { ... } group S (config.c's parse_job), reported at ORIGIN when S has no file;
- * and the release of a job's fields. For config_sql.c. */
-void config_parse_job(struct loader *L, const config_setting_t *s, const char *origin);
-void config_job_free_fields(struct conf_job *j);
-
 /* the longest LISTEN channel: a PostgreSQL identifier (NAMEDATALEN - 1) */
 #define CHANNEL_MAX 63
-/* shared by config.c, config_main.c and config_jobs.c */
+/* config.c */
 void config_report(struct loader *L, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 char *config_join_path(struct loader *L, const char *dir, const char *name);
 bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size);
 bool config_file_read(struct loader *L, config_t *cf, const char *path, const char *include_dir,
                       int fd);
-void config_blame(struct loader *L, const char *path);
+void config_index_add(struct pgc_config *cfg, size_t i);
+struct config_job_index;
+void config_index_free(struct config_job_index **ix);
+/* config_main.c */
 void config_parse_main(struct loader *L, const config_setting_t *root, const char *file);
 void config_finish_main(struct loader *L, const config_setting_t *root);
 void config_check_dirs(struct loader *L);
 int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
                          const char *file, int line);
-void config_load_conf_dir(struct loader *L);
-void config_check_jobs(struct loader *L);
-void config_job_fields_free(struct conf_job *j);
-void config_index_add(struct pgc_config *cfg, size_t i);
-void config_job_parse(struct loader *L, const config_setting_t *s, const char *path);
 int config_main_line(const struct loader *L, const char *key);
 void config_check_database(struct loader *L, const char *file, int line, const char *what,
                            const char *dbname);
+/* config_jobs.c: one job = { ... } group S (reported at PATH when S has no file; config_sql.c
+ * parses the jobs made in SQL so), the release of a job's fields, conf_dir's files */
+void config_job_parse(struct loader *L, const config_setting_t *s, const char *path);
+void config_job_fields_free(struct conf_job *j);
+void config_blame(struct loader *L, const char *path);
+void config_load_conf_dir(struct loader *L);
+void config_check_jobs(struct loader *L);
 
 #endif

@@ -182,7 +182,7 @@ static void drop_bad_after(struct loader *L, size_t first)
 				         "cycle); it is "
 				         "not run",
 				         j->name);
-			config_job_free_fields(j);
+			config_job_fields_free(j);
 			memmove(j, j + 1, (cfg->n_jobs - i - 1) * sizeof(*j));
 			cfg->n_jobs--;
 			config_index_jobs(cfg); /* the jobs after it moved */
@@ -233,10 +233,10 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 		}
 		const config_setting_t *job = config_lookup(&cf, "job");
 		if (job && config_setting_is_group(job))
-			config_parse_job(&L, job, jobs[i].origin);
+			config_job_parse(&L, job, jobs[i].origin);
 		/* a job with a problem is left out; the others run */
 		if (L.n_errors != errors && cfg->n_jobs > before) {
-			config_job_free_fields(&cfg->jobs[--cfg->n_jobs]);
+			config_job_fields_free(&cfg->jobs[--cfg->n_jobs]);
 			config_index_jobs(cfg); /* it was indexed when appended */
 		} else if (cfg->n_jobs > before) {
 			struct conf_job *j = &cfg->jobs[cfg->n_jobs - 1];

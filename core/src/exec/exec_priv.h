@@ -1,9 +1,8 @@
 #ifndef PGCROND_EXEC_PRIV_H
 #define PGCROND_EXEC_PRIV_H
 
-/* The executor's insides, shared by exec.c (pools, connections, runs) and exec_reset.c (the
- * session reset between runs, and the run statement that may travel with it). Nothing
- * outside these two files includes this. */
+/* The executor's insides, shared by its files (exec.c, exec_pool.c, exec_drive.c,
+ * exec_reset.c, exec_run.c, exec_conn.c) and by nothing outside them. */
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -109,7 +108,7 @@ struct exec_run {
 	bool held;            /* nothing is sent until exec_release() (spec.hold); in an own
 	                       * transaction, no COMMIT */
 	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
-	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec.c,
+	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
 	enum {
 		XACT_NONE,
@@ -186,36 +185,49 @@ struct exec {
 	" ELSE pg_catalog.txid_current()::pg_catalog.text END,"                                    \
 	" " PGCONN_SQL_SERVER_ID
 
-/* exec.c */
-bool exec_conn_flush(struct conn *c);
-void exec_conn_close(struct conn **cp);
-int64_t exec_conn_idle_check_ms(const struct conn *c);
-void exec_wait_remove(struct exec_run *r);
-void exec_pool_dispatch(struct pool *p);
-void exec_run_attach(struct exec_run *r, struct conn *c);
-void exec_run_start_on(struct exec_run *r, struct conn *c);
-bool exec_run_read(struct exec_run *r);
-void exec_run_conn_lost(struct exec_run *r, const char *why);
+/* Calls point one way (scripts/callgraph): exec.c (the runs' API) and exec_pool.c (the
+ * pools' API) call exec_drive.c, which calls exec_reset.c, exec_run.c and exec_conn.c, each
+ * calling only those after it. */
 
-/* shared by exec.c (runs) and exec_pool.c (connections, pools) */
-struct timeval exec_ms_tv(int64_t ms);
-void exec_on_conn_failed(void *arg, const char *why, bool was_ready);
-void exec_on_conn_readable(void *arg);
-void exec_run_complete(struct exec_run *r);
-void exec_run_free(struct exec_run **rp);
-void exec_run_unsend(struct exec_run *r);
-void exec_conn_connect_failed(struct conn *c, const char *why);
-char *exec_conn_error(const PGconn *pg, const char *conninfo);
+/* exec_drive.c: a run's steps on its connection, the connections' events, release, reset,
+ * connect and dispatch */
+void exec_run_send_first(struct exec_run *r);
+void exec_run_commit(struct exec_run *r);
+int exec_conn_open(struct pool *p);
 void exec_conn_release(struct conn *c, bool broken);
-void exec_conn_unreserve(struct conn *c);
-void exec_drained_cb(evutil_socket_t fd, short what, void *arg);
-struct pool *exec_pool_find(struct exec *ex, const char *name);
-void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate);
-void exec_wait_push_front(struct pool *p, struct exec_run *r);
-/* exec_reset.c */
 void exec_conn_reset(struct conn *c, bool carry);
-void exec_conn_reset_read(struct conn *c);
+void exec_pool_dispatch(struct pool *p);
+
+/* exec_reset.c */
+enum reset_read {
+	RESET_MORE,    /* more answers to come: wait for the socket */
+	RESET_CARRIED, /* the carried statement's answers are next: the run's to read */
+	RESET_CLEAN,   /* every step succeeded: the connection is IDLE again */
+	RESET_FAILED,  /* a step failed, or the session is not clean: close it */
+};
+bool exec_conn_reset_send(struct conn *c, bool carry);
+enum reset_read exec_conn_reset_take(struct conn *c);
 bool exec_run_may_carry(const struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
+
+/* exec_run.c */
+void exec_run_attach(struct exec_run *r, struct conn *c);
+void exec_run_take_result(struct exec_run *r, PGresult *res);
+int exec_run_drain_copy(struct exec_run *r);
+bool exec_run_start_copy(struct exec_run *r, ExecStatusType st);
+void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate);
+void exec_run_complete(struct exec_run *r);
+void exec_run_free(struct exec_run **rp);
+
+/* exec_conn.c */
+struct timeval exec_ms_tv(int64_t ms);
+char *exec_conn_error(const PGconn *pg, const char *conninfo);
+bool exec_conn_flush(struct conn *c);
+void exec_conn_close(struct conn **cp);
+void exec_conn_unreserve(struct conn *c);
+int64_t exec_conn_idle_check_ms(const struct conn *c);
+void exec_wait_remove(struct exec_run *r);
+void exec_wait_push_front(struct pool *p, struct exec_run *r);
+struct pool *exec_pool_find(struct exec *ex, const char *name);
 
 #endif

@@ -1,5 +1,7 @@
 /* The session reset between two runs on a pooled connection, and the next run's statement
- * that may travel in the same pipeline (exec_priv.h; exec.c has the rest of the executor). */
+ * that may travel in the same pipeline (exec_priv.h): sending the reset
+ * (exec_conn_reset_send) and reading its answers (exec_conn_reset_take), which say what
+ * comes next; exec_drive.c acts on it (the run carried, the connection idle or closed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@ static const char *const reset_sql[] = {
     "DISCARD ALL",
     "SHOW statement_timeout", /* not pg_settings: reading that view costs ten times more */
 };
+
 /* The default statement_timeout a SHOW read is trusted this long: a server reload may change
  * it (postgresql.conf), and a pool never idle would not SHOW it again. After that, runs set
  * their timeout until the connection's next idle reset reads it anew. */
@@ -50,7 +53,7 @@ static const char *const reset_sql[] = {
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
 
 /* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
- * give C to R: the answers before it are read first (exec_conn_reset_read). False if libpq could
+ * give C to R: the answers before it are read first (exec_conn_reset_take). False if libpq could
  * not take it (then nothing of it was sent). */
 bool exec_conn_carry(struct conn *c, struct exec_run *r)
 {
@@ -143,11 +146,10 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 	return exec_conn_flush(c);
 }
 
-/* Put C's session back to the connection's defaults before any other run may use it (see
- * reset_sql). It runs when a run ends (CARRY: the next run's statement may go with it), so
- * the next run does not wait for it unless the pool is full. The connection is idle again
- * only if every step succeeded; otherwise it is closed. */
-void exec_conn_reset(struct conn *c, bool carry)
+/* Begin C's reset (see reset_sql): it is RESETTING from now on, and the reset's pipeline is
+ * sent; with CARRY, the next run's statement may go in it. False if it could not be sent
+ * (then exec_conn_reset() gives up on the connection). */
+bool exec_conn_reset_send(struct conn *c, bool carry)
 {
 	/* the timeout the session has now, if only pgcrond set it */
 	bool guard = c->guard_reset || c->timeout_ms < 0 ||
@@ -157,16 +159,7 @@ void exec_conn_reset(struct conn *c, bool carry)
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
 	conndrv_busy(&c->drv, exec_conn_idle_check_ms(c));
-	if (!conn_reset_send(c, carry, guard)) {
-		struct pool *p = c->pool;
-		if (c->run) {
-			/* its statement was in what could not be sent: maybe the server has it */
-			exec_run_conn_lost(c->run, NULL);
-			return;
-		}
-		exec_conn_close(&c); /* the run it reserved waits again */
-		exec_pool_dispatch(p);
-	}
+	return conn_reset_send(c, carry, guard);
 }
 
 /* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
@@ -223,36 +216,17 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 	c->reset_failed = true;
 }
 
-/* The answers before a carried statement are read: its own are the run's. If a step
- * before it failed in its part of the pipeline, the server skipped it (exec_run_read sees
- * PGRES_PIPELINE_ABORTED, and run_unsend puts the run back in the queue); a step of the
- * part before (the ROLLBACK) does not stop it, and it ran after a DISCARD ALL that
- * succeeded, but the connection is not reused. */
-static void conn_carry_handover(struct conn *c)
+/* Read the answers to the reset (RESETTING, or BUSY carrying a run's statement) and say what
+ * comes next: more to come, the carried statement's own answers (the run takes them), or
+ * the reset is over: the connection is idle again (RESET_CLEAN), or it failed. */
+enum reset_read exec_conn_reset_take(struct conn *c)
 {
-	struct exec_run *r = c->run;
-	c->carrying = false;
-	if (c->reset_failed)
-		c->tainted = true;
-	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
-	if (!exec_run_read(r))
-		exec_run_conn_lost(r, NULL);
-}
-
-/* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
- * statement). */
-void exec_conn_reset_read(struct conn *c)
-{
-	struct pool *p = c->pool;
-
 	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
 	 * all. */
 	int nulls = 0;
 	for (;;) {
-		if (c->carrying && c->reset_step >= RESET_STEPS) {
-			conn_carry_handover(c);
-			return;
-		}
+		if (c->carrying && c->reset_step >= RESET_STEPS)
+			return RESET_CARRIED;
 		if (c->reset_syncs >= RESET_SYNCS || PQisBusy(c->drv.conn))
 			break;
 		PGresult *res = PQgetResult(c->drv.conn);
@@ -275,22 +249,12 @@ void exec_conn_reset_read(struct conn *c)
 		PQclear(res);
 	}
 	if (c->reset_syncs < RESET_SYNCS)
-		return; /* more to come */
+		return RESET_MORE;
 	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
 	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
-		goto fail;
+		return RESET_FAILED;
 	c->state = CONN_IDLE;
 	c->idle_at_ms = clock_mono_ms();
 	conndrv_idle(&c->drv);
-	if (c->next_run) {
-		struct exec_run *r = c->next_run;
-		c->next_run = NULL;
-		r->reserved = NULL;
-		exec_run_start_on(r, c);
-	}
-	exec_pool_dispatch(p);
-	return;
-fail:
-	exec_conn_close(&c);
-	exec_pool_dispatch(p);
+	return RESET_CLEAN;
 }

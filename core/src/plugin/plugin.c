@@ -1,7 +1,10 @@
+/* The API table handed to plugins and the calls into a loaded plugin: its settings as the
+ * getters read them, a job's settings checked (plugin_check_job), the relations a job
+ * maintains, and the statements of a run or of a job's install built. Loading and the
+ * registry are plugin_load.c's; what a run is made of, plugin_run.c's. */
 #include "plugin.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +16,6 @@
 #include "log.h"
 #include "plugin_priv.h"
 
-/* PostgreSQL's protocol carries the parameter count in 16 bits. */
-#define MAX_PARAMS 65535
-
-/* Who is calling into a plugin right now, so api->log() can say which plugin (and job) a
- * message is about without the plugin repeating it. */
-static char log_context[192];
-
 /* What a plugin's settings handle is, core side. */
 struct pgc_settings {
 	const struct plugin *plugin;
@@ -27,90 +23,6 @@ struct pgc_settings {
 	struct diag_list *dl; /* NULL outside configuration checks: errors are logged */
 	int *n_errors;
 };
-
-/* ---- small helpers ------------------------------------------------------------------ */
-
-void plugin_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap); /* a cut message is still better than none */
-	va_end(ap);
-}
-
-void plugin_set_context(const struct plugin *p, const struct conf_job *job)
-{
-	int n;
-
-	if (job)
-		n = snprintf(log_context, sizeof(log_context), "job %s (plugin %s)", job->name,
-		             p->name);
-	else
-		n = snprintf(log_context, sizeof(log_context), "plugin %s", p->name);
-	if (n < 0 || (size_t)n >= sizeof(log_context))
-		log_context[sizeof(log_context) - 1] = '\0'; /* long names: a cut prefix will do */
-}
-
-void plugin_clear_context(void)
-{
-	log_context[0] = '\0';
-}
-
-/* ---- identifier quoting ------------------------------------------------------------- */
-
-/* Like PQescapeIdentifier() but without a connection: a UTF-8 (or any ASCII-safe) server
- * encoding is assumed, so only '"' needs doubling. Always quoting keeps case and makes
- * reserved words safe. */
-static int quote_part(const char *s, size_t len, char *out, size_t outlen)
-{
-	size_t need = 2 + len + 1, o = 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (s[i] == '"')
-			need++;
-	if (need > outlen || need > INT_MAX)
-		return -ENOSPC;
-	out[o++] = '"';
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"')
-			out[o++] = '"';
-		out[o++] = s[i];
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-	return (int)o;
-}
-
-int plugin_quote_ident(const char *ident, char *out, size_t outlen)
-{
-	if (!ident || !*ident)
-		return -EINVAL;
-	return quote_part(ident, strlen(ident), out, outlen);
-}
-
-int plugin_quote_qualified(const char *name, char *out, size_t outlen)
-{
-	if (!name || !*name)
-		return -EINVAL;
-	const char *dot = strchr(name, '.');
-	if (!dot)
-		return plugin_quote_ident(name, out, outlen);
-	if (dot == name || !dot[1] || strchr(dot + 1, '.'))
-		return -EINVAL;
-	int a = quote_part(name, (size_t)(dot - name), out, outlen);
-	if (a < 0)
-		return a;
-	if ((size_t)a + 1 >= outlen)
-		return -ENOSPC;
-	out[a] = '.';
-	int b = quote_part(dot + 1, strlen(dot + 1), out + a + 1, outlen - (size_t)a - 1);
-	if (b < 0)
-		return b;
-	return a + 1 + b;
-}
 
 /* ---- setting values ----------------------------------------------------------------- */
 
@@ -242,14 +154,14 @@ static const char *setting_text(const struct pgc_settings *s, const char *key, i
 
 	if (!d) {
 		log_msg(
-		    LOG_LVL_WARNING, log_context[0] ? log_context : NULL,
+		    LOG_LVL_WARNING, plugin_log_context(),
 		    "asked for setting \"%s\", which the plugin does not declare (a plugin bug); "
 		    "using the default",
 		    key ? key : "(null)");
 		return NULL;
 	}
 	if (d->type != type) {
-		log_msg(LOG_LVL_WARNING, log_context[0] ? log_context : NULL,
+		log_msg(LOG_LVL_WARNING, plugin_log_context(),
 		        "read %s setting \"%s\" with %s (a plugin bug); using the default",
 		        type_name(d->type), key, getter_name(type));
 		return NULL;
@@ -259,22 +171,6 @@ static const char *setting_text(const struct pgc_settings *s, const char *key, i
 }
 
 /* ---- the API table ------------------------------------------------------------------ */
-
-static void api_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void api_log(int level, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	if (level < PGC_LOG_ERROR)
-		level = PGC_LOG_ERROR;
-	if (level > PGC_LOG_DEBUG)
-		level = PGC_LOG_DEBUG;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut log line is still a log line */
-	va_end(ap);
-	log_msg((enum log_level)level, log_context[0] ? log_context : NULL, "%s", msg);
-}
 
 static const char *api_setting_str(const struct pgc_settings *s, const char *key, const char *def)
 {
@@ -324,8 +220,8 @@ static void api_setting_error(const struct pgc_settings *s, const char *key, con
 	const struct conf_setting *js = find_job_setting(s->job, key);
 	int line = js && js->line > 0 ? js->line : s->job->line;
 	if (!s->dl) {
-		log_msg(LOG_LVL_ERROR, log_context[0] ? log_context : NULL, "setting \"%s\": %s",
-		        key ? key : "", msg);
+		log_msg(LOG_LVL_ERROR, plugin_log_context(), "setting \"%s\": %s", key ? key : "",
+		        msg);
 		return;
 	}
 	if (key)
@@ -333,70 +229,6 @@ static void api_setting_error(const struct pgc_settings *s, const char *key, con
 		         key, msg);
 	else
 		diag_add(s->dl, s->job->file, line, "job \"%s\": %s", s->job->name, msg);
-}
-
-/* A failed add is remembered, so a plugin that ignores the return value still cannot
- * produce a run with a statement or parameter silently missing. */
-static int add_failed(struct pgc_run *run, int rc)
-{
-	if (!run->add_error)
-		run->add_error = rc;
-	return rc;
-}
-
-static int api_run_add(struct pgc_run *run, const char *sql)
-{
-	if (!sql || !*sql)
-		return add_failed(run, -EINVAL);
-	if (run->n_stmts == run->cap) {
-		size_t cap = run->cap ? run->cap * 2 : 4;
-		struct plugin_stmt *st = realloc(run->stmts, cap * sizeof(*st));
-		if (!st)
-			return add_failed(run, -ENOMEM);
-		run->stmts = st;
-		run->cap = cap;
-	}
-	char *copy = strdup(sql);
-	if (!copy)
-		return add_failed(run, -ENOMEM);
-	run->stmts[run->n_stmts++] = (struct plugin_stmt){.sql = copy};
-	return 0;
-}
-
-static int api_run_add_param(struct pgc_run *run, const char *value)
-{
-	if (run->n_stmts == 0)
-		return add_failed(run, -EINVAL);
-	struct plugin_stmt *st = &run->stmts[run->n_stmts - 1];
-	if (st->n_params >= MAX_PARAMS)
-		return add_failed(run, -E2BIG);
-	char *copy = NULL;
-	if (value && !(copy = strdup(value)))
-		return add_failed(run, -ENOMEM);
-	/* Parameters are few (a handful per statement): grow one at a time. */
-	char **params = realloc(st->params, ((size_t)st->n_params + 1) * sizeof(*params));
-	if (!params) {
-		free(copy);
-		return add_failed(run, -ENOMEM);
-	}
-	params[st->n_params++] = copy;
-	st->params = params;
-	return 0;
-}
-
-static void api_run_error(struct pgc_run *run, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void api_run_error(struct pgc_run *run, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (run->error)
-		return;           /* the first reason is the one that matters */
-	run->error = strdup(msg); /* on ENOMEM the run still fails, with a generic message */
 }
 
 static const char *api_job_name(const struct pgc_settings *s)
@@ -420,7 +252,7 @@ static int refresh_failed(struct pgc_run *run, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	api_run_error(run, "%s", msg);
+	plugin_run_error(run, "%s", msg);
 	return rc;
 }
 
@@ -445,13 +277,13 @@ static int refresh_one(struct pgc_run *run, const char *relation, bool concurren
 	if (n < 0 || (size_t)n >= sizeof(sql))
 		return refresh_failed(run, -ENAMETOOLONG, "relation name \"%.64s...\" is too long",
 		                      relation);
-	if ((rc = api_run_add(run, sql)) < 0 || !analyze)
+	if ((rc = plugin_run_add(run, sql)) < 0 || !analyze)
 		return rc;
 	n = snprintf(sql, sizeof(sql), "ANALYZE %s", ident);
 	if (n < 0 || (size_t)n >= sizeof(sql))
 		return refresh_failed(run, -ENAMETOOLONG, "relation name \"%.64s...\" is too long",
 		                      relation);
-	return api_run_add(run, sql);
+	return plugin_run_add(run, sql);
 }
 
 /* The job's relations (declared, then job_relation()'s) decide both what NULL means and
@@ -507,7 +339,7 @@ static const struct pgc_api core_api = {
     .abi_major = PGC_PLUGIN_ABI_MAJOR,
     .abi_minor = PGC_PLUGIN_ABI_MINOR,
     .core_version = PGCROND_VERSION,
-    .log = api_log,
+    .log = plugin_log,
     .setting_str = api_setting_str,
     .setting_int = api_setting_int,
     .setting_bool = api_setting_bool,
@@ -516,9 +348,9 @@ static const struct pgc_api core_api = {
     .setting_error = api_setting_error,
     .quote_ident = plugin_quote_ident,
     .quote_qualified = plugin_quote_qualified,
-    .run_add = api_run_add,
-    .run_add_param = api_run_add_param,
-    .run_error = api_run_error,
+    .run_add = plugin_run_add,
+    .run_add_param = plugin_run_add_param,
+    .run_error = plugin_run_error,
     .job_name = api_job_name,
     .run_refresh = api_run_refresh,
     .payload_keys = plugin_payload_keys,
@@ -528,110 +360,6 @@ static const struct pgc_api core_api = {
 const struct pgc_api *plugin_api(void)
 {
 	return &core_api;
-}
-
-/* ---- the registry ------------------------------------------------------------------- */
-
-int plugin_registry_new(const char *plugin_dir, struct plugin_registry **out)
-{
-	struct plugin_registry *r = calloc(1, sizeof(*r));
-
-	*out = NULL;
-	if (!r || !(r->plugin_dir = strdup(plugin_dir ? plugin_dir : ""))) {
-		free(r);
-		return -ENOMEM;
-	}
-	*out = r;
-	return 0;
-}
-
-void plugin_registry_free(struct plugin_registry **reg)
-{
-	struct plugin_registry *r = *reg;
-
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n_failures; i++) {
-		free(r->failures[i].name);
-		free(r->failures[i].message);
-	}
-	free(r->failures);
-	free(r->plugins); /* the plugins themselves stay loaded */
-	free(r->plugin_dir);
-	free(r);
-	*reg = NULL;
-}
-
-const struct plugin *plugin_registry_find(const struct plugin_registry *reg, const char *name)
-{
-	for (size_t i = 0; name && i < reg->n_plugins; i++)
-		if (strcmp(reg->plugins[i]->name, name) == 0)
-			return reg->plugins[i];
-	return NULL;
-}
-
-static int remember_failure(struct plugin_registry *r, const char *name, const char *message,
-                            int rc)
-{
-	if (r->n_failures == r->cap_failures) {
-		size_t cap = r->cap_failures ? r->cap_failures * 2 : 4;
-		struct plugin_failure *f = realloc(r->failures, cap * sizeof(*f));
-		if (!f)
-			return -ENOMEM;
-		r->failures = f;
-		r->cap_failures = cap;
-	}
-	struct plugin_failure *f = &r->failures[r->n_failures];
-	f->name = strdup(name);
-	f->message = strdup(message);
-	if (!f->name || !f->message) {
-		free(f->name);
-		free(f->message);
-		return -ENOMEM;
-	}
-	f->rc = rc;
-	r->n_failures++;
-	return 0;
-}
-
-int plugin_registry_get(struct plugin_registry *reg, const char *name, const struct plugin **out,
-                        char *err, size_t errlen)
-{
-	const struct plugin *p = plugin_registry_find(reg, name);
-	int rc;
-
-	*out = NULL;
-	if (p) {
-		*out = p;
-		return 0;
-	}
-	for (size_t i = 0; name && i < reg->n_failures; i++) {
-		if (strcmp(reg->failures[i].name, name) == 0) {
-			plugin_set_err(err, errlen, "%s", reg->failures[i].message);
-			return reg->failures[i].rc;
-		}
-	}
-	char msg[1024];
-	rc = plugin_load(reg->plugin_dir, name, &p, msg, sizeof(msg));
-	if (rc < 0) {
-		plugin_set_err(err, errlen, "%s", msg);
-		if (name && remember_failure(reg, name, msg, rc) < 0)
-			return -ENOMEM;
-		return rc;
-	}
-	if (reg->n_plugins == reg->cap_plugins) {
-		size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
-		const struct plugin **l = realloc(reg->plugins, cap * sizeof(*l));
-		if (!l) {
-			plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
-			return -ENOMEM;
-		}
-		reg->plugins = l;
-		reg->cap_plugins = cap;
-	}
-	reg->plugins[reg->n_plugins++] = p;
-	*out = p;
-	return 0;
 }
 
 /* ---- per-job relations (ABI 1.1) ----------------------------------------------------- */
@@ -824,61 +552,7 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 	return n_errors ? -EINVAL : 0;
 }
 
-int plugin_check_config(const struct pgc_config *cfg, struct plugin_registry **out,
-                        struct diag_list *dl)
-{
-	struct plugin_registry *reg;
-	bool bad = false;
-	char err[1024];
-	int rc;
-
-	*out = NULL;
-	if ((rc = plugin_registry_new(cfg->plugin_dir, &reg)) < 0)
-		return rc;
-	for (size_t i = 0; i < cfg->n_jobs; i++) {
-		const struct conf_job *job = &cfg->jobs[i];
-		const struct plugin *p;
-		if (!job->plugin)
-			continue;
-		rc = plugin_registry_get(reg, job->plugin, &p, err, sizeof(err));
-		if (rc == -ENOMEM) {
-			plugin_registry_free(&reg);
-			return rc;
-		}
-		if (rc < 0) {
-			/* the plugin = line is where the mistake is, not the job's first line */
-			diag_add(dl, job->file, job->plugin_line > 0 ? job->plugin_line : job->line,
-			         "job \"%s\": %s", job->name, err);
-			bad = true;
-			continue;
-		}
-		if (plugin_check_job(p, job, dl) < 0)
-			bad = true;
-	}
-	*out = reg;
-	return bad ? -EINVAL : 0;
-}
-
 /* ---- runs --------------------------------------------------------------------------- */
-
-void plugin_run_free(struct pgc_run **run)
-{
-	struct pgc_run *r = *run;
-
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n_stmts; i++) {
-		for (int j = 0; j < r->stmts[i].n_params; j++)
-			free(r->stmts[i].params[j]);
-		free(r->stmts[i].params);
-		free(r->stmts[i].sql);
-	}
-	free(r->stmts);
-	free(r->error);
-	plugin_keys_free(r);
-	free(r);
-	*run = NULL;
-}
 
 /* Call build_run() (INSTALL false) or job_install() (INSTALL true) and judge the result the
  * same way for both: a failed add or a run_error() fails the build. */

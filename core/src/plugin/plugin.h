@@ -154,7 +154,5 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
                         const char *const **keys, size_t *n_keys);
 int plugin_run_replace(struct pgc_run *run, const char *relation, const char *key_column,
                        const char *select_sql, const char *const *keys, size_t n_keys);
-/* Free what payload_keys() left in RUN (called by plugin_run_free()). */
-void plugin_keys_free(struct pgc_run *run);
 
 #endif

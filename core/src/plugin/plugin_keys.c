@@ -1,7 +1,8 @@
 /* ABI 1.2's incremental refresh helpers: payload_keys() turns the notification payloads of a
  * run into the partitions (challenge ids, agent ids) it must recompute, or decides that the
  * run recomputes everything and says why; run_replace() writes the one transaction that
- * replaces those partitions' rows. Kept out of plugin.c, which loads and checks plugins. */
+ * replaces those partitions' rows. Built on plugin_run.c's statements; plugin.c puts them
+ * in the API table. */
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -12,25 +13,10 @@
 
 #include "log.h"
 #include "plugin.h"
+#include "plugin_priv.h"
 
 /* Payloads are quoted in the fallback message up to this many bytes. */
 #define QUOTE_MAX 80
-
-static void keys_free(struct pgc_run *run)
-{
-	for (size_t i = 0; i < run->n_keys; i++)
-		free(run->keys[i]);
-	free(run->keys);
-	run->keys = NULL;
-	run->n_keys = 0;
-}
-
-void plugin_keys_free(struct pgc_run *run)
-{
-	keys_free(run);
-	free(run->full_reason);
-	run->full_reason = NULL;
-}
 
 static int cmp_key(const void *a, const void *b)
 {
@@ -51,10 +37,10 @@ static int full_run(struct pgc_run *run, const char *fmt, ...)
 	va_end(ap);
 	if (!run->full_reason) {
 		run->full_reason = strdup(msg);
-		plugin_api()->log(PGC_LOG_NOTICE,
-		                  "refreshing everything, not only the notified "
-		                  "partitions: %s",
-		                  msg);
+		plugin_log(PGC_LOG_NOTICE,
+		           "refreshing everything, not only the notified "
+		           "partitions: %s",
+		           msg);
 	}
 	return 0;
 }
@@ -151,11 +137,10 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 	*keys = NULL;
 	*n_keys = 0;
 	if ((flags & ~(PGC_KEY_UUID | PGC_KEY_INT)) || flags == (PGC_KEY_UUID | PGC_KEY_INT)) {
-		plugin_api()->run_error(run, "payload_keys() was given flags 0x%x (a plugin bug)",
-		                        flags);
+		plugin_run_error(run, "payload_keys() was given flags 0x%x (a plugin bug)", flags);
 		return -EINVAL;
 	}
-	keys_free(run); /* the reason stays: it is logged once per run */
+	plugin_run_keys_free(run); /* the reason stays: it is logged once per run */
 	if (n_payloads == 0 || !field || !*field)
 		return 0; /* not triggered by notifications: everything, silently */
 	if (max_keys == 0)
@@ -234,15 +219,14 @@ static char *array_literal(const char *const *keys, size_t n_keys)
 
 static int replace_failed(struct pgc_run *run, int rc, const char *what, const char *name)
 {
-	plugin_api()->run_error(run, "run_replace(): %s \"%.64s\"%s", what, name ? name : "(null)",
-	                        rc == -ENAMETOOLONG ? " is too long" : "");
+	plugin_run_error(run, "run_replace(): %s \"%.64s\"%s", what, name ? name : "(null)",
+	                 rc == -ENAMETOOLONG ? " is too long" : "");
 	return rc;
 }
 
 int plugin_run_replace(struct pgc_run *run, const char *relation, const char *key_column,
                        const char *select_sql, const char *const *keys, size_t n_keys)
 {
-	const struct pgc_api *api = plugin_api();
 	char rel[1024], col[512], *sql = NULL, *arr = NULL;
 	int rc = -EINVAL;
 
@@ -257,7 +241,7 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 	if (n_keys > 0 && !(arr = array_literal(keys, n_keys)))
 		return -ENOMEM;
 
-	if ((rc = api->run_add(run, "BEGIN")) < 0)
+	if ((rc = plugin_run_add(run, "BEGIN")) < 0)
 		goto out;
 	if (arr) {
 		if (asprintf(&sql, "DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY ($1)", rel,
@@ -266,7 +250,8 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 			rc = -ENOMEM;
 			goto out;
 		}
-		if ((rc = api->run_add(run, sql)) < 0 || (rc = api->run_add_param(run, arr)) < 0)
+		if ((rc = plugin_run_add(run, sql)) < 0 ||
+		    (rc = plugin_run_add_param(run, arr)) < 0)
 			goto out;
 	} else {
 		if (asprintf(&sql, "DELETE FROM %s", rel) < 0) {
@@ -274,7 +259,7 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 			rc = -ENOMEM;
 			goto out;
 		}
-		if ((rc = api->run_add(run, sql)) < 0)
+		if ((rc = plugin_run_add(run, sql)) < 0)
 			goto out;
 	}
 	free(sql);
@@ -283,9 +268,9 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = api->run_add(run, sql)) < 0 || (rc = api->run_add_param(run, arr)) < 0)
+	if ((rc = plugin_run_add(run, sql)) < 0 || (rc = plugin_run_add_param(run, arr)) < 0)
 		goto out;
-	rc = api->run_add(run, "COMMIT");
+	rc = plugin_run_add(run, "COMMIT");
 out:
 	free(sql);
 	free(arr);

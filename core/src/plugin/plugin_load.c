@@ -1,8 +1,9 @@
 /* Loading plugins (plugin.h: plugin_load): find the shared object in plugin_dir, check
  * that it is safe to load (trust.c) and built for this core (its magic), dlopen it, and
  * check its declaration, every problem said with what to do. A loaded plugin is never
- * unloaded. The API table, the registry, the configuration checks and the runs are
- * plugin.c's. */
+ * unloaded. Then the registry of the plugins one configuration names, and the check of
+ * that configuration's plugin jobs (plugin_check_config). The API table, a job's checks
+ * and the runs are plugin.c's. */
 #include "plugin.h"
 
 #include <dirent.h>
@@ -556,4 +557,145 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 	loaded[n_loaded++] = p;
 	*out = p;
 	return 0;
+}
+
+/* ---- the registry ------------------------------------------------------------------- */
+
+int plugin_registry_new(const char *plugin_dir, struct plugin_registry **out)
+{
+	struct plugin_registry *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (!r || !(r->plugin_dir = strdup(plugin_dir ? plugin_dir : ""))) {
+		free(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+void plugin_registry_free(struct plugin_registry **reg)
+{
+	struct plugin_registry *r = *reg;
+
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_failures; i++) {
+		free(r->failures[i].name);
+		free(r->failures[i].message);
+	}
+	free(r->failures);
+	free(r->plugins); /* the plugins themselves stay loaded */
+	free(r->plugin_dir);
+	free(r);
+	*reg = NULL;
+}
+
+const struct plugin *plugin_registry_find(const struct plugin_registry *reg, const char *name)
+{
+	for (size_t i = 0; name && i < reg->n_plugins; i++)
+		if (strcmp(reg->plugins[i]->name, name) == 0)
+			return reg->plugins[i];
+	return NULL;
+}
+
+static int remember_failure(struct plugin_registry *r, const char *name, const char *message,
+                            int rc)
+{
+	if (r->n_failures == r->cap_failures) {
+		size_t cap = r->cap_failures ? r->cap_failures * 2 : 4;
+		struct plugin_failure *f = realloc(r->failures, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		r->failures = f;
+		r->cap_failures = cap;
+	}
+	struct plugin_failure *f = &r->failures[r->n_failures];
+	f->name = strdup(name);
+	f->message = strdup(message);
+	if (!f->name || !f->message) {
+		free(f->name);
+		free(f->message);
+		return -ENOMEM;
+	}
+	f->rc = rc;
+	r->n_failures++;
+	return 0;
+}
+
+int plugin_registry_get(struct plugin_registry *reg, const char *name, const struct plugin **out,
+                        char *err, size_t errlen)
+{
+	const struct plugin *p = plugin_registry_find(reg, name);
+	int rc;
+
+	*out = NULL;
+	if (p) {
+		*out = p;
+		return 0;
+	}
+	for (size_t i = 0; name && i < reg->n_failures; i++) {
+		if (strcmp(reg->failures[i].name, name) == 0) {
+			plugin_set_err(err, errlen, "%s", reg->failures[i].message);
+			return reg->failures[i].rc;
+		}
+	}
+	char msg[1024];
+	rc = plugin_load(reg->plugin_dir, name, &p, msg, sizeof(msg));
+	if (rc < 0) {
+		plugin_set_err(err, errlen, "%s", msg);
+		if (name && remember_failure(reg, name, msg, rc) < 0)
+			return -ENOMEM;
+		return rc;
+	}
+	if (reg->n_plugins == reg->cap_plugins) {
+		size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
+		const struct plugin **l = realloc(reg->plugins, cap * sizeof(*l));
+		if (!l) {
+			plugin_set_err(err, errlen, "plugin \"%s\": out of memory", name);
+			return -ENOMEM;
+		}
+		reg->plugins = l;
+		reg->cap_plugins = cap;
+	}
+	reg->plugins[reg->n_plugins++] = p;
+	*out = p;
+	return 0;
+}
+
+/* ---- configuration checks ----------------------------------------------------------- */
+
+int plugin_check_config(const struct pgc_config *cfg, struct plugin_registry **out,
+                        struct diag_list *dl)
+{
+	struct plugin_registry *reg;
+	bool bad = false;
+	char err[1024];
+	int rc;
+
+	*out = NULL;
+	if ((rc = plugin_registry_new(cfg->plugin_dir, &reg)) < 0)
+		return rc;
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *job = &cfg->jobs[i];
+		const struct plugin *p;
+		if (!job->plugin)
+			continue;
+		rc = plugin_registry_get(reg, job->plugin, &p, err, sizeof(err));
+		if (rc == -ENOMEM) {
+			plugin_registry_free(&reg);
+			return rc;
+		}
+		if (rc < 0) {
+			/* the plugin = line is where the mistake is, not the job's first line */
+			diag_add(dl, job->file, job->plugin_line > 0 ? job->plugin_line : job->line,
+			         "job \"%s\": %s", job->name, err);
+			bad = true;
+			continue;
+		}
+		if (plugin_check_job(p, job, dl) < 0)
+			bad = true;
+	}
+	*out = reg;
+	return bad ? -EINVAL : 0;
 }

@@ -1,0 +1,114 @@
+/* The executor's connections and pools as records (exec_priv.h): a connection's error text,
+ * its flush and its close, a pool's queue of waiting runs, the pools by name. The bottom of
+ * the executor: every other file calls these, and these call none of them. */
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conndrv.h"
+#include "exec_priv.h"
+#include "pgconn.h"
+
+struct timeval exec_ms_tv(int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	return tv;
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+/* libpq's error for the connection as one line (malloc'd; NULL if out of memory). */
+char *exec_conn_error(const PGconn *pg, const char *conninfo)
+{
+	char buf[1024];
+	/* the password scrubbed: libpq may quote a malformed connection string */
+	return strdup(pgconn_error_safe(pg, conninfo, buf, sizeof(buf)));
+}
+
+/* Send what libpq holds for C; then wait for the answer, and for a writable socket if some
+ * of it is still to go. False if the connection broke. */
+bool exec_conn_flush(struct conn *c)
+{
+	return conndrv_flush(&c->drv);
+}
+
+void exec_conn_close(struct conn **cp)
+{
+	struct conn *c = *cp;
+	if (!c)
+		return;
+	struct pool *p = c->pool;
+	exec_conn_unreserve(c);
+	conndrv_close(&c->drv);
+	if (c->state == CONN_CONNECTING)
+		p->n_connecting--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->n_conns--;
+	free(c);
+	*cp = NULL;
+}
+
+void exec_conn_unreserve(struct conn *c)
+{
+	struct exec_run *r = c->next_run;
+	if (!r)
+		return;
+	c->next_run = NULL;
+	r->reserved = NULL;
+	exec_wait_push_front(c->pool, r);
+}
+
+/* An idle connection is checked, and a reset must be answered, within half the connection
+ * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
+ * a failover without a reset) is replaced within one connection check. TCP keepalives alone
+ * cannot see a peer whose kernel still answers them. */
+int64_t exec_conn_idle_check_ms(const struct conn *c)
+{
+	return c->pool->ex->check_ms / 2;
+}
+
+/* ---- pools ---------------------------------------------------------------------------- */
+
+void exec_wait_remove(struct exec_run *r)
+{
+	struct pool *p = r->pool;
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		p->wait_head = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	else
+		p->wait_tail = r->wprev;
+	r->wprev = r->wnext = NULL;
+	p->n_waiting--;
+}
+
+/* A run reserved by a connection that will not serve it after all (exec_conn_unreserve), or whose
+ * statement the server skipped (exec_run_unsend), goes back to the head of the queue, where it
+ * was. */
+void exec_wait_push_front(struct pool *p, struct exec_run *r)
+{
+	r->wprev = NULL;
+	r->wnext = p->wait_head;
+	if (p->wait_head)
+		p->wait_head->wprev = r;
+	else
+		p->wait_tail = r;
+	p->wait_head = r;
+	p->n_waiting++;
+}
+
+struct pool *exec_pool_find(struct exec *ex, const char *name)
+{
+	for (struct pool *p = ex->pools; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}

@@ -1,0 +1,690 @@
+/* What drives the executor (exec_priv.h): the connections' events (conndrv.h) drive the
+ * runs' statements, one step after another on each run's connection; a run's end releases
+ * its connection, which is reset (exec_reset.c) and handed to the next waiting run
+ * (exec_pool_dispatch), or closed; a pool opens connections as its runs need them and backs
+ * off after a failed connect. These calls go round in a circle (a run's end dispatches the
+ * next run, whose failure ends it), so they are one file; exec.c and exec_pool.c above call
+ * in, and exec_run.c, exec_reset.c and exec_conn.c below are called. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "conndrv.h"
+#include "exec.h"
+#include "exec_priv.h"
+#include "log.h"
+#include "pgconn.h"
+
+/* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+/* ... and to 2 s while the server is full (runs wait for its next free slot) */
+#define FULL_RETRY_MAX_MS 2000
+
+static void run_next_step(struct exec_run *r);
+
+/* ---- running statements --------------------------------------------------------------- */
+
+/* The run's connection broke: discard it and fail the run with WHY (libpq's reason if
+ * NULL). */
+static void exec_run_conn_lost(struct exec_run *r, const char *why)
+{
+	struct conn *c = r->conn;
+	char *err = why ? strdup(why) : exec_conn_error(c->drv.conn, c->pool->conninfo);
+	r->conn = NULL;
+	exec_conn_release(c, true);
+	exec_run_fail(r, err && *err ? err : "connection to the server was lost", "08006");
+	free(err);
+}
+
+/* After a send: wait for the answer, and for the socket to take the rest if libpq could not
+ * flush it all. Returns false when the connection is broken. */
+static bool run_flush(struct exec_run *r)
+{
+	return exec_conn_flush(r->conn);
+}
+
+/* R's first statement on its connection, after a set_config() of its timeout and name if
+ * the session's differ: in one pipeline (one round trip) when the statement may follow
+ * another (exec_conn_carry), else one after the other. */
+void exec_run_send_first(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	if (r->held) {
+		r->hold_waiting = true; /* exec_release() sends it, or ends it */
+		return;
+	}
+	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
+	/* an id to report: the statement goes in a pipeline after it (exec_conn_carry), and the
+	 * set_config() that opens the pipeline costs no round trip of its own */
+	bool xid = r->on_xid && exec_run_may_carry(r);
+	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app || xid) {
+		const char *params[2] = {r->timeout_text, r->app_name};
+		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
+		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
+			/* read as the last step of a reset whose first part is answered */
+			c->reset_step = RESET_STEPS - 1;
+			c->reset_no_set = false;
+			c->reset_syncs = RESET_SYNCS - 1;
+			c->reset_failed = false;
+			c->reset_timeout_ms = r->timeout_ms;
+			snprintf(c->reset_app, sizeof(c->reset_app), "%s",
+			         app ? r->app_name : c->app_name);
+			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
+			                       NULL, 0) ||
+			    !exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn) || !run_flush(r))
+				exec_run_conn_lost(r, NULL);
+			return;
+		}
+		r->setting_timeout = true;
+		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
+		                       0) ||
+		    !run_flush(r))
+			exec_run_conn_lost(r, NULL);
+		return;
+	}
+	run_next_step(r);
+}
+
+static void exec_run_start_on(struct exec_run *r, struct conn *c)
+{
+	exec_run_attach(r, c);
+	exec_run_send_first(r);
+}
+
+/* The run's last statement is done (or it failed): a transaction it left open is never
+ * committed for it. pg_cron's fresh connection would have rolled it back at disconnect, so
+ * the run failed whatever its statements said; the reset rolls it back. */
+static void run_finish(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
+
+	/* (in a transaction pgcrond opened, what is left open is its own to roll back) */
+	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg &&
+	    r->xact == XACT_NONE) {
+		const char *why = "the run left a transaction open (no COMMIT); its work was "
+		                  "rolled back";
+		if (!r->failed) {
+			free(r->message);
+			r->message = strdup(why);
+			snprintf(r->sqlstate, sizeof(r->sqlstate), "25001");
+		} else {
+			/* keep the error that aborted the transaction first, and say what became
+			 * of the transaction */
+			char *m = NULL;
+			if (asprintf(&m, "%s; the transaction it left open was rolled back",
+			             r->message ? r->message : "") >= 0) {
+				free(r->message);
+				r->message = m;
+			}
+		}
+		r->failed = true;
+	}
+	r->conn = NULL;
+	exec_conn_release(c, false);
+	exec_run_complete(r);
+}
+
+/* The statements of a run in its own transaction (spec.own_xact) are done: COMMIT, once
+ * exec_release() said so; else wait for it, or fail (the reset rolls the transaction
+ * back). */
+void exec_run_commit(struct exec_run *r)
+{
+	if (r->held) {
+		r->xact = XACT_COMMIT_WAIT; /* exec_release() goes on */
+		return;
+	}
+	if (r->commit_refused) {
+		char *m = NULL;
+		r->failed = true;
+		free(r->message);
+		r->message = asprintf(&m, "rolled back: %s", r->commit_refused) >= 0 ? m : NULL;
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
+		run_finish(r);
+		return;
+	}
+	r->xact = XACT_COMMIT;
+	if (!PQsendQuery(r->conn->drv.conn, "COMMIT") || !run_flush(r))
+		exec_run_conn_lost(r, NULL);
+}
+
+/* Send statement r->cur, or finish the run when there is none left. A run in its own
+ * transaction: BEGIN and the id first (XACT_BEGIN), its statement (XACT_USER), then
+ * COMMIT (exec_run_commit). */
+static void run_next_step(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	if (r->cur >= r->n_stmts || r->cancel_msg) {
+		if (r->cancel_msg)
+			r->failed = true;
+		if (!r->failed && r->xact == XACT_USER)
+			exec_run_commit(r);
+		else
+			run_finish(r);
+		return;
+	}
+	if (r->xact == XACT_PLANNED) {
+		r->xact = XACT_BEGIN;
+		if (!PQsendQuery(c->drv.conn, "BEGIN; " XID_SQL) || !run_flush(r))
+			exec_run_conn_lost(r, NULL);
+		return;
+	}
+	struct run_stmt *s = &r->stmts[r->cur];
+	c->guard_reset = true;
+	int sent = s->simple ? PQsendQuery(c->drv.conn, s->sql)
+	                     : PQsendQueryParams(c->drv.conn, s->sql, s->n_params, NULL,
+	                                         (const char *const *)s->params, NULL, NULL, 0);
+	/* Rows arrive one at a time and are counted, never held: a job that returns 300 MB
+	 * costs the daemon one row's memory. */
+	r->rows = 0;
+	if (sent)
+		PQsetSingleRowMode(c->drv.conn);
+	if (!sent || !run_flush(r))
+		exec_run_conn_lost(r, NULL);
+}
+
+/* The server skipped R's carried statement, because a step of the reset before it failed:
+ * it never ran, so it waits for another connection (or ends, if it was stopped meanwhile),
+ * and this one, whose reset failed, is closed. */
+static void exec_run_unsend(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	struct pool *p = c->pool;
+	c->run = NULL;
+	r->conn = NULL;
+	r->in_pipeline = r->sync_due = r->xid_pending = false;
+	exec_conn_close(&c);
+	if (r->cancel_msg) {
+		exec_run_complete(r);
+	} else {
+		r->state = RUN_WAITING;
+		exec_wait_push_front(p, r);
+	}
+	exec_pool_dispatch(p);
+}
+
+/* The server refused a carried statement at its Parse, as it refuses several statements in
+ * one (what sqlscan could not see), before anything of it ran (a syntax error raised while
+ * it runs, by a function's dynamic SQL, is the run's own); the set_config() before it was
+ * rolled back with it. Send it again, as written. */
+static bool run_uncarry(struct exec_run *r)
+{
+	struct run_stmt *st = &r->stmts[0];
+	if (r->cur != 0 || !st->carry || !r->failed || !r->parse_refused ||
+	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
+		return false;
+	st->carry = false;
+	if (r->on_xid)
+		r->on_xid(r->arg, NULL, NULL, false);
+	r->failed = false;
+	free(r->message);
+	r->message = NULL;
+	r->sqlstate[0] = '\0';
+	r->conn->timeout_ms = -1;
+	r->conn->app_name[0] = '\0';
+	exec_run_send_first(r);
+	return true;
+}
+
+/* A statement of R in its own transaction refused the transaction block (what sqlscan
+ * could not see, as REINDEX SCHEMA): roll it back, then send the run's statement again, as
+ * written, on its own; its id is not the run's. */
+static bool run_unwrap(struct exec_run *r)
+{
+	if (r->xact != XACT_USER || !r->failed || strcmp(r->sqlstate, "25001") != 0 ||
+	    r->cancel_msg || r->commit_refused)
+		return false;
+	r->xact = XACT_UNWRAP;
+	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !run_flush(r))
+		exec_run_conn_lost(r, NULL);
+	return true;
+}
+
+/* R's statement r->cur has all its answers. */
+static void run_stmt_done(struct exec_run *r)
+{
+	if (r->setting_timeout) {
+		r->setting_timeout = false;
+		if (r->failed) {
+			run_finish(r);
+			return;
+		}
+		run_next_step(r);
+		return;
+	}
+	switch (r->xact) {
+	case XACT_BEGIN: /* its transaction is open: the run's statement, unless refused */
+		r->xact = XACT_USER;
+		if (r->failed)
+			run_finish(r);
+		else if (r->commit_refused)
+			exec_run_commit(r);
+		else
+			run_next_step(r);
+		return;
+	case XACT_COMMIT:
+		run_finish(r);
+		return;
+	case XACT_UNWRAP: /* rolled back (its answer is not an error of the run's) */
+		r->xact = XACT_NONE;
+		r->held = false; /* what exec_release() says of the id no longer matters */
+		r->failed = false;
+		free(r->message);
+		r->message = NULL;
+		r->sqlstate[0] = '\0';
+		r->on_xid(r->arg, NULL, NULL, false);
+		run_next_step(r);
+		return;
+	default:
+		break;
+	}
+	if (r->failed) {
+		if (!run_uncarry(r) && !run_unwrap(r))
+			run_finish(r);
+		return;
+	}
+	r->cur++;
+	run_next_step(r);
+}
+
+/* Read what the server sent; returns false if the connection broke. Returns to the loop
+ * whenever libpq needs more input: PQisBusy() is false during a COPY, so the COPY state is
+ * handled first and waits for EV_READ on its own. */
+static bool exec_run_read(struct exec_run *r)
+{
+	struct conn *c = r->conn;
+	if (r->hold_waiting || r->xact == XACT_COMMIT_WAIT) {
+		/* nothing is in flight: what came is a notice or a notification (the server's
+		 * FATAL before it closes the connection arrives so), never the run's answer; a
+		 * closed connection is a lost one */
+		PGnotify *n;
+		while ((n = PQnotifies(c->drv.conn)) != NULL)
+			PQfreemem(n);
+		return PQstatus(c->drv.conn) == CONNECTION_OK;
+	}
+	for (;;) {
+		if (r->copy_out) {
+			int d = exec_run_drain_copy(r);
+			if (d < 0)
+				return false;
+			if (d == 0)
+				return true; /* more rows to come: wait for EV_READ */
+		}
+		if (PQisBusy(c->drv.conn))
+			return true;
+		PGresult *res = PQgetResult(c->drv.conn);
+		if (!res) {
+			if (r->xid_pending) {
+				/* the id's answer is over: the statement's rows come one at a time
+				 */
+				r->xid_pending = false;
+				PQsetSingleRowMode(c->drv.conn);
+				continue;
+			}
+			/* the statement is complete; in a pipeline, once its Sync is read too */
+			if (r->in_pipeline) {
+				r->sync_due = true;
+				continue;
+			}
+			run_stmt_done(r);
+			return true;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (r->in_pipeline && (st == PGRES_PIPELINE_ABORTED || st == PGRES_PIPELINE_SYNC)) {
+			PQclear(res);
+			if (st == PGRES_PIPELINE_ABORTED) {
+				exec_run_unsend(r);
+				return true;
+			}
+			if (!r->sync_due)
+				return false; /* a Sync before the statement's end: not ours */
+			r->in_pipeline = r->sync_due = false;
+			if (r->failed) {
+				/* its error rolled back the set_config() of its part */
+				c->timeout_ms = -1;
+				c->app_name[0] = '\0';
+			}
+			if (!PQexitPipelineMode(c->drv.conn))
+				return false;
+			run_stmt_done(r);
+			return true;
+		}
+		if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+			PQclear(res);
+			if (!exec_run_start_copy(r, st))
+				return false;
+			continue;
+		}
+		exec_run_take_result(r, res);
+		PQclear(res);
+		if (PQstatus(c->drv.conn) == CONNECTION_BAD)
+			return false;
+	}
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void pool_log_failure(struct pool *p, const char *err)
+{
+	char redacted[1024];
+	pgconn_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
+	if (log_complain(&p->complaint))
+		log_warning("database %s (%s): cannot connect: %s; retrying with backoff", p->name,
+		            redacted, err);
+}
+
+/* Another connection to the pool's server succeeded: the backoff ends at the loop's next
+ * turn (conndrv_wait_server: only a timer is armed here). */
+static void backoff_wake(void *arg)
+{
+	struct pool *p = arg;
+	struct timeval now = {0, 0};
+	if (p->backing_off)
+		event_add(&p->backoff_ev, &now);
+}
+
+/* A connection attempt failed (WHY, or libpq's own words): the pool backs off before the
+ * next attempt, and if it has no connection left, the runs waiting on it fail. */
+static void exec_conn_connect_failed(struct conn *c, const char *why)
+{
+	struct pool *p = c->pool;
+	char *err = strdup(why);
+	exec_conn_close(&c);
+	p->failures++;
+	free(p->last_error);
+	p->last_error = err;
+	pool_log_failure(p, err ? err : "out of memory");
+	/* While the pool holds live connections, or the server said it takes no more now
+	 * (53300: full, or a connection limit), waiting runs wait for a connection, within their
+	 * timeout, instead of failing: the database is there, and a slot frees when any of its
+	 * sessions ends. They fail when no connection is left for another cause. */
+	bool full = err && conndrv_server_full(err);
+	if (!full && p->n_connecting == 0 && p->n_conns == 0) {
+		while (p->wait_head) {
+			struct exec_run *r = p->wait_head;
+			exec_wait_remove(r);
+			exec_run_fail(r, err ? err : "could not connect", "08001");
+		}
+	}
+	/* a full server is asked again every FULL_RETRY_MAX_MS at most: runs wait on it */
+	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), BACKOFF_MIN_MS,
+	                                  full ? FULL_RETRY_MAX_MS : BACKOFF_MAX_MS);
+	struct timeval tv = exec_ms_tv(delay);
+	p->backing_off = true;
+	event_add(&p->backoff_ev, &tv);
+	/* another connection to the server succeeding ends the backoff, unless the server
+	 * itself refused this one (a role that may not log in) */
+	if (!conndrv_server_answered(err ? err : ""))
+		conndrv_wait_server(&p->wait, p->ex->base, p->server, backoff_wake, p);
+}
+
+/* The driver's connected(). */
+static void on_conn_connected(void *arg)
+{
+	struct conn *c = arg;
+	struct pool *p = c->pool;
+	c->state = CONN_IDLE;
+	c->connected_us = clock_wall_us();
+	c->idle_at_ms = clock_mono_ms();
+	p->n_connecting--;
+	p->connected_once = true;
+	bool back = p->failures > 0 || p->probing;
+	if (p->failures > 0) {
+		p->failures = 0;
+		if (log_complaint_reset(&p->complaint))
+			log_notice("database %s: reconnected", p->name);
+	}
+	p->probing = false;
+	exec_pool_dispatch(p);
+	/* Last: the owner may submit runs from the callback, which dispatch on their own. */
+	if (back && p->ex->on_reachable)
+		p->ex->on_reachable(p->ex->reachable_arg, p->name);
+}
+
+/* Put C's session back to the connection's defaults before any other run may use it
+ * (exec_reset.c). It runs when a run ends (CARRY: the next run's statement may go with it),
+ * so the next run does not wait for it unless the pool is full. The connection is idle
+ * again only if every step succeeded; otherwise it is closed. */
+void exec_conn_reset(struct conn *c, bool carry)
+{
+	if (!exec_conn_reset_send(c, carry)) {
+		struct pool *p = c->pool;
+		if (c->run) {
+			/* its statement was in what could not be sent: maybe the server has it */
+			exec_run_conn_lost(c->run, NULL);
+			return;
+		}
+		exec_conn_close(&c); /* the run it reserved waits again */
+		exec_pool_dispatch(p);
+	}
+}
+
+/* The answers before a carried statement are read: its own are the run's. If a step
+ * before it failed in its part of the pipeline, the server skipped it (exec_run_read sees
+ * PGRES_PIPELINE_ABORTED, and run_unsend puts the run back in the queue); a step of the
+ * part before (the ROLLBACK) does not stop it, and it ran after a DISCARD ALL that
+ * succeeded, but the connection is not reused. */
+static void conn_carry_handover(struct conn *c)
+{
+	struct exec_run *r = c->run;
+	c->carrying = false;
+	if (c->reset_failed)
+		c->tainted = true;
+	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
+	if (!exec_run_read(r))
+		exec_run_conn_lost(r, NULL);
+}
+
+/* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
+ * statement), and act on what they say. */
+static void conn_reset_read(struct conn *c)
+{
+	struct pool *p = c->pool;
+
+	switch (exec_conn_reset_take(c)) {
+	case RESET_MORE:
+		return;
+	case RESET_CARRIED:
+		conn_carry_handover(c);
+		return;
+	case RESET_CLEAN:
+		if (c->next_run) {
+			struct exec_run *r = c->next_run;
+			c->next_run = NULL;
+			r->reserved = NULL;
+			exec_run_start_on(r, c);
+		}
+		exec_pool_dispatch(p);
+		return;
+	case RESET_FAILED:
+		exec_conn_close(&c);
+		exec_pool_dispatch(p);
+		return;
+	}
+}
+
+/* The driver's readable(): what the server sent was read in. */
+static void exec_on_conn_readable(void *arg)
+{
+	struct conn *c = arg;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		return;
+	case CONN_IDLE: {
+		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
+		if (PQstatus(c->drv.conn) != CONNECTION_OK) {
+			exec_conn_close(&c);
+			return;
+		}
+		PGnotify *n;
+		while ((n = PQnotifies(c->drv.conn)) != NULL)
+			PQfreemem(n);
+		return;
+	}
+	case CONN_RESETTING:
+		conn_reset_read(c);
+		return;
+	case CONN_BUSY:
+		if (c->carrying)
+			conn_reset_read(c);
+		else if (!exec_run_read(c->run))
+			exec_run_conn_lost(c->run, NULL);
+		return;
+	}
+}
+
+/* The driver's failed(): the connection is gone (already closed). */
+static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
+{
+	struct conn *c = arg;
+	struct pool *p = c->pool;
+	(void)was_ready;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		exec_conn_connect_failed(c, why);
+		return;
+	case CONN_IDLE:
+		exec_conn_close(&c);
+		return;
+	case CONN_RESETTING:
+		if (c->drv.timed_out)
+			log_warning("database %s: a connection did not answer within %lld ms; "
+			            "closing it (it will be replaced when a run needs it)",
+			            p->name, (long long)exec_conn_idle_check_ms(c));
+		exec_conn_close(&c);
+		exec_pool_dispatch(p);
+		return;
+	case CONN_BUSY:
+		exec_run_conn_lost(c->run, why);
+		return;
+	}
+}
+
+static void on_conn_check(void *arg);
+
+static const struct conndrv_ops conn_ops = {
+    .connected = on_conn_connected,
+    .readable = exec_on_conn_readable,
+    .failed = exec_on_conn_failed,
+    .check = on_conn_check,
+};
+
+/* One more connection for P, CONNECTING until the driver says connected() or failed().
+ * 0, or -ENOMEM. */
+int exec_conn_open(struct pool *p)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->pool = p;
+	c->generation = p->generation;
+	c->timeout_ms = -1;
+	c->default_timeout_ms = -1;
+	c->state = CONN_CONNECTING;
+	c->open_us = clock_wall_us();
+	char label[96];
+	snprintf(label, sizeof(label), "database %s", p->name); /* cut short, still a label */
+	conndrv_init(&c->drv, p->ex->base, &conn_ops, c, label, PGCONN_NOTICES_PER_RUN, 0,
+	             p->ex->check_ms);
+	conndrv_set_priority(&c->drv, EXEC_IO_PRIORITY);
+	conndrv_set_job_session(&c->drv); /* a job's session keeps the user's search_path */
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	p->n_conns++;
+	p->n_connecting++;
+	/* a connect refused at once has been failed (exec_conn_connect_failed) already */
+	(void)conndrv_connect(&c->drv, p->conninfo, "pgcrond");
+	return 0;
+}
+
+/* The driver's check(): the liveness check of an idle connection is a reset, a round trip
+ * with a deadline, and harmless. */
+static void on_conn_check(void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == CONN_IDLE)
+		exec_conn_reset(c, false);
+}
+
+/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
+void exec_conn_release(struct conn *c, bool broken)
+{
+	struct pool *p = c->pool;
+	c->run = NULL;
+	pgconn_notices_flush(
+	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
+	c->drv.notices.job = NULL;
+	if (broken || c->tainted || p->removed || c->generation != p->generation ||
+	    PQstatus(c->drv.conn) != CONNECTION_OK ||
+	    p->n_conns - p->n_connecting > (size_t)p->size) {
+		exec_conn_close(&c);
+	} else {
+		exec_conn_reset(c, true);
+	}
+	exec_pool_dispatch(p);
+}
+
+/* ---- pools ---------------------------------------------------------------------------- */
+
+/* Whatever the server sent an idle connection (a FATAL before it closed, EOF) is read now,
+ * without blocking: false if the connection is gone. */
+static bool conn_still_open(struct conn *c)
+{
+	return PQconsumeInput(c->drv.conn) && PQstatus(c->drv.conn) == CONNECTION_OK &&
+	       PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE;
+}
+
+void exec_pool_dispatch(struct pool *p)
+{
+	if (p->ex->halted)
+		return; /* no run starts (exec_halt) */
+	/* A probe opens one connection when nothing else would (exec_probe). */
+	if (p->probing && !p->wait_head && !p->backing_off && !p->removed && p->n_connecting == 0 &&
+	    p->n_conns < (size_t)p->size) {
+		if (exec_conn_open(p) < 0)
+			p->probing = false;
+		return;
+	}
+	while (p->wait_head) {
+		struct exec_run *r = p->wait_head;
+		struct conn *idle = NULL;
+		for (struct conn *c = p->conns; c; c = c->next) {
+			if (c->state == CONN_IDLE && c->generation == p->generation &&
+			    !c->tainted) {
+				idle = c;
+				break;
+			}
+		}
+		if (idle && !conn_still_open(idle)) {
+			/* it died while idle and its event is still on its way: replace it before
+			 * it serves a run, so no run fails for what happened before it began */
+			exec_conn_close(&idle);
+			continue;
+		}
+		if (idle) {
+			exec_wait_remove(r);
+			exec_run_start_on(r, idle);
+			continue;
+		}
+		if (p->backing_off || p->removed)
+			return;
+		/* Open a connection per waiting run, up to the pool's size. */
+		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size)
+			return;
+		int err = exec_conn_open(p);
+		if (err < 0) {
+			exec_wait_remove(r);
+			exec_run_fail(r, "out of memory opening a connection", "53200");
+		}
+	}
+}

@@ -1,0 +1,286 @@
+/* A run as a record (exec_priv.h): given its connection (exec_run_attach), its statements'
+ * results taken into its outcome, the rows of a COPY read and dropped, failed, completed
+ * (reported from the loop, never re-entrantly: exec.c's done_cb) and freed. Sending its
+ * statements and reading their answers is exec_drive.c's. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cancel.h"
+#include "clock.h"
+#include "conndrv.h"
+#include "duration.h"
+#include "exec.h"
+#include "exec_priv.h"
+#include "pgconn.h"
+
+/* ---- pure helpers --------------------------------------------------------------------- */
+
+void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char *out,
+                         size_t outlen)
+{
+	if (tuples)
+		snprintf(out, outlen, "%ld %s", ntuples, ntuples == 1 ? "row" : "rows");
+	else
+		snprintf(out, outlen, "%s", cmd_status ? cmd_status : "");
+}
+
+/* libpq's messages end in a newline and may continue on tab-indented lines ("Is the server
+ * running locally ..."); a return_message is one line. */
+static char *one_line(const char *text)
+{
+	char *s = strdup(text ? text : "");
+	if (!s)
+		return NULL;
+	size_t w = 0;
+	bool space = false;
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
+			space = w > 0;
+			continue;
+		}
+		if (space) {
+			s[w++] = ' ';
+			space = false;
+		}
+		s[w++] = s[i];
+	}
+	s[w] = '\0';
+	return s;
+}
+
+/* ---- a run on its connection ---------------------------------------------------------- */
+
+/* C is R's from now on. */
+void exec_run_attach(struct exec_run *r, struct conn *c)
+{
+	r->state = RUN_ACTIVE;
+	r->conn = c;
+	r->attach_us = clock_wall_us();
+	/* a connection opened while the run waited: the connect was part of its wait */
+	if (c->runs_served++ == 0 && c->open_us >= r->start_us)
+		r->connect_us = c->connected_us - c->open_us;
+	c->state = CONN_BUSY;
+	c->run = r;
+	conndrv_busy(&c->drv, 0); /* a busy connection answers to its run's timeout instead */
+	r->pid = PQbackendPID(c->drv.conn);
+	pgconn_notices_flush(&c->drv.notices); /* what came while idle is not the job's */
+	c->drv.notices.job = r->name;
+	if (r->on_pid && r->pid > 0)
+		r->on_pid(r->arg, r->pid);
+	r->cur = 0;
+	r->rows = 0;
+	r->setting_timeout = false;
+}
+
+void exec_run_take_result(struct exec_run *r, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char buf[256];
+
+	if (r->xid_pending) {
+		if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && PQntuples(res) == 1 &&
+		    PQnfields(res) == 2 && !PQgetisnull(res, 0, 0) && r->on_xid)
+			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), false);
+		return;
+	}
+	if (r->xact == XACT_BEGIN && st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    PQnfields(res) == 2) {
+		if (!PQgetisnull(res, 0, 0)) { /* (a standby gives none: nothing to wait for) */
+			r->held = true; /* no COMMIT before exec_release(), which may come now */
+			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), true);
+		}
+		return;
+	}
+	/* BEGIN, COMMIT and ROLLBACK answer for pgcrond, not for the run's statements */
+	if (r->xact != XACT_NONE && r->xact != XACT_USER && st == PGRES_COMMAND_OK)
+		return;
+	if (r->setting_timeout) {
+		if (st == PGRES_TUPLES_OK) {
+			r->conn->timeout_ms = r->timeout_ms;
+			snprintf(r->conn->app_name, sizeof(r->conn->app_name), "%s", r->app_name);
+		} else if (!r->failed)
+			goto error;
+		return;
+	}
+	switch (st) {
+	case PGRES_SINGLE_TUPLE:
+		r->rows++;
+		if (r->on_row && !r->failed) {
+			const char *vals[16];
+			int nf = PQnfields(res) < 16 ? PQnfields(res) : 16;
+			for (int i = 0; i < nf; i++)
+				vals[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+			r->on_row(r->arg, nf, vals);
+		}
+		return;
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+	case PGRES_EMPTY_QUERY:
+		if (r->failed)
+			return;
+		/* in single-row mode the set ends with an empty TUPLES_OK; the next set starts
+		 * counting afresh */
+		exec_format_success(st == PGRES_TUPLES_OK, r->rows + (long)PQntuples(res),
+		                    PQcmdStatus(res), buf, sizeof(buf));
+		r->rows = 0;
+		free(r->message);
+		r->message = strdup(buf);
+		return;
+	default:
+		break;
+	}
+error:
+	if (r->failed)
+		return; /* the first error is the one to report */
+	r->failed = true;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	/* the whole message, with the server's DETAIL and HINT (which key is duplicated, what
+	 * to do); sized to fit, since the history row keeps it all */
+	const char *fields[] = {PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+	                        PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+	                        PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)};
+	size_t need = 64 + strlen(PQresultErrorMessage(res));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		need += fields[i] ? strlen(fields[i]) : 0;
+	char *text = malloc(need);
+	free(r->message);
+	r->message = text ? one_line(pgconn_result_error(res, text, need)) : NULL;
+	free(text);
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
+	const char *where = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+	r->parse_refused = where && strcmp(where, "exec_parse_message") == 0;
+	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
+	    strstr(r->message ? r->message : "", "statement timeout"))
+		r->timed_out = true;
+}
+
+/* Read and drop the rows of a COPY TO STDOUT (a job has nowhere to put them; the command
+ * tag still counts them). Never blocks: returns 1 when the data is over and PQgetResult has
+ * the COPY's own result, 0 when the socket must be read first, -1 if the connection broke. */
+int exec_run_drain_copy(struct exec_run *r)
+{
+	for (;;) {
+		char *data = NULL;
+		int n = PQgetCopyData(r->conn->drv.conn, &data, 1);
+		if (n > 0) {
+			PQfreemem(data);
+			continue;
+		}
+		if (n == 0)
+			return 0;
+		if (n == -1) {
+			r->copy_out = false;
+			return 1;
+		}
+		return -1;
+	}
+}
+
+/* A statement entered a COPY state (ST). COPY TO STDOUT is drained by exec_run_read; COPY FROM
+ * STDIN and COPY BOTH need a client that sends data, which a job does not have: the run
+ * fails with that reason. Returns false if the connection must be dropped. */
+bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
+{
+	struct conn *c = r->conn;
+	const char *why;
+
+	switch (st) {
+	case PGRES_COPY_OUT:
+		r->copy_out = true;
+		return true;
+	case PGRES_COPY_IN:
+		why = "COPY FROM STDIN needs a client to send data; pgcrond has none";
+		break;
+	default:
+		why = "COPY BOTH (replication) needs a client to stream with; pgcrond has none";
+		break;
+	}
+	if (!r->failed) {
+		/* The first error is the one reported: the server's answer to the CopyFail below
+		 * ("COPY from stdin failed", 57014) would read like a cancel. */
+		r->failed = true;
+		free(r->message);
+		r->message = strdup(why);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "0A000");
+	}
+	if (st != PGRES_COPY_IN)
+		return false; /* a replication stream has no clean end: close the connection */
+	/* End the COPY with an error; the server then answers and the connection is reusable. */
+	if (PQputCopyEnd(c->drv.conn, why) != 1)
+		return false;
+	return exec_conn_flush(c);
+}
+
+/* ---- its end -------------------------------------------------------------------------- */
+
+void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate)
+{
+	if (r->state == RUN_DONE)
+		return;
+	/* Keep an error already recorded (the first one is reported), but not the tag of an
+	 * earlier statement that succeeded ("SELECT 1; COPY ..." losing its connection). */
+	if (!r->failed || !r->message) {
+		free(r->message);
+		r->message = strdup(message ? message : "");
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate ? sqlstate : "");
+	}
+	r->failed = true;
+	exec_run_complete(r);
+}
+
+/* The run has ended (its connection already released): report it from the loop. */
+void exec_run_complete(struct exec_run *r)
+{
+	if (r->state == RUN_DONE)
+		return;
+	r->state = RUN_DONE;
+	r->conn = NULL;
+	if (r->timer_set) {
+		event_del(&r->timer_ev);
+		r->timer_set = false;
+	}
+	if (r->cancel_msg) {
+		/* However the statement died (cancelled, terminated, connection closed), say why
+		 * we stopped it. */
+		r->failed = true;
+		free(r->message);
+		r->message = strdup(r->cancel_msg);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
+	} else if (r->failed && r->timed_out && r->timeout_ms > 0) {
+		char d[32], buf[128];
+		duration_format(r->timeout_ms, d, sizeof(d));
+		snprintf(buf, sizeof(buf), "timed out after %s; the statement was cancelled", d);
+		free(r->message);
+		r->message = strdup(buf);
+		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
+	} else if (!r->failed && !r->message) {
+		r->message = strdup("");
+	}
+	event_active(&r->done_ev, 0, 0);
+}
+
+void exec_run_free(struct exec_run **rp)
+{
+	struct exec_run *r = *rp;
+	if (!r)
+		return;
+	if (r->timer_set)
+		event_del(&r->timer_ev);
+	event_del(&r->done_ev);
+	cancel_forget(r->cancel_req);
+	for (size_t i = 0; i < r->n_stmts; i++) {
+		free(r->stmts[i].sql);
+		for (int j = 0; j < r->stmts[i].n_params; j++)
+			free(r->stmts[i].params[j]);
+		free(r->stmts[i].params);
+	}
+	free(r->stmts);
+	free(r->cancel_msg);
+	free(r->commit_refused);
+	free(r->message);
+	free(r->name);
+	free(r);
+	*rp = NULL;
+}
