@@ -46,6 +46,85 @@ START_TEST(queue_orders_by_instant_then_arrival)
 }
 END_TEST
 
+/* A run's states (sched_state.c, docs/layout.md "A run's states"): every move the table of
+ * the docs draws is allowed, every other one refused with the run left as it was, and the
+ * counts of runs claiming and running follow the states. */
+static const struct {
+	enum run_state from, to;
+} allowed[] = {
+    {RUN_DUE, RUN_CLAIMING},       {RUN_DUE, RUN_CLUSTER_WAIT}, {RUN_DUE, RUN_QUEUED},
+    {RUN_DUE, RUN_RETRY_WAIT},     {RUN_DUE, RUN_RUNNING},      {RUN_DUE, RUN_ENDED},
+    {RUN_CLAIMING, RUN_DUE},       {RUN_CLAIMING, RUN_ENDED},   {RUN_CLUSTER_WAIT, RUN_DUE},
+    {RUN_CLUSTER_WAIT, RUN_ENDED}, {RUN_QUEUED, RUN_RUNNING},   {RUN_QUEUED, RUN_CLAIMING},
+    {RUN_QUEUED, RUN_ENDED},       {RUN_RETRY_WAIT, RUN_DUE},   {RUN_RETRY_WAIT, RUN_ENDED},
+    {RUN_RUNNING, RUN_ENDED},
+};
+
+static bool in_allowed(enum run_state from, enum run_state to)
+{
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (allowed[i].from == from && allowed[i].to == to)
+			return true;
+	return false;
+}
+
+START_TEST(run_moves_only_between_allowed_states)
+{
+	struct sched s = {0};
+	char name[] = "j";
+	struct job j = {.s = &s, .name = name};
+	struct run r = {.job = &j};
+	int moves = 0;
+	for (int from = 0; from < RUN_STATES; from++)
+		for (int to = 0; to < RUN_STATES; to++) {
+			r.state = (enum run_state)from;
+			s.n_claiming = s.n_running = 5;
+			bool ok = sched_run_to(&r, (enum run_state)to);
+			bool want = in_allowed((enum run_state)from, (enum run_state)to);
+			ck_assert_msg(ok == want, "%s -> %s: %s", sched_run_state_name(from),
+			              sched_run_state_name(to), ok ? "allowed" : "refused");
+			ck_assert_int_eq(sched_run_may(from, to), want);
+			if (!ok) {
+				ck_assert_int_eq(r.state, from);
+				ck_assert_uint_eq(s.n_claiming, 5);
+				ck_assert_uint_eq(s.n_running, 5);
+				continue;
+			}
+			moves++;
+			ck_assert_int_eq(r.state, to);
+			ck_assert_uint_eq(s.n_claiming,
+			                  5 - (from == RUN_CLAIMING) + (to == RUN_CLAIMING));
+			ck_assert_uint_eq(s.n_running,
+			                  5 - (from == RUN_RUNNING) + (to == RUN_RUNNING));
+		}
+	ck_assert_int_eq(moves, (int)(sizeof(allowed) / sizeof(allowed[0])));
+	/* nothing leaves the end */
+	ck_assert(!sched_run_may(RUN_ENDED, RUN_DUE));
+}
+END_TEST
+
+/* A fire's usual life with several instances: claimed, queued for a slot, run, ended; the
+ * counts come back to zero. */
+START_TEST(run_life_keeps_the_counts)
+{
+	struct sched s = {0};
+	char name[] = "j";
+	struct job j = {.s = &s, .name = name};
+	struct run r = {.job = &j};
+	const enum run_state life[] = {RUN_CLAIMING, RUN_DUE, RUN_QUEUED, RUN_RUNNING};
+	for (size_t i = 0; i < sizeof(life) / sizeof(life[0]); i++) {
+		ck_assert(sched_run_to(&r, life[i]));
+		ck_assert_uint_eq(s.n_claiming, life[i] == RUN_CLAIMING);
+		ck_assert_uint_eq(s.n_running, life[i] == RUN_RUNNING);
+	}
+	ck_assert(sched_run_to(&r, RUN_ENDED));
+	ck_assert_uint_eq(s.n_claiming + s.n_running, 0);
+	ck_assert(!sched_run_to(&r, RUN_RUNNING)); /* refused: the run stays ended */
+	ck_assert_int_eq(r.state, RUN_ENDED);
+	ck_assert_uint_eq(s.n_running, 0);
+}
+END_TEST
+
 START_TEST(queue_remove_keeps_order)
 {
 	struct sched_queue q = {0};
@@ -602,6 +681,8 @@ int main(void)
 	TCase *tc = tcase_create("queue");
 	tcase_add_test(tc, queue_orders_by_instant_then_arrival);
 	tcase_add_test(tc, queue_remove_keeps_order);
+	tcase_add_test(tc, run_moves_only_between_allowed_states);
+	tcase_add_test(tc, run_life_keeps_the_counts);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("next_fire");
 	tcase_add_test(tc, next_fire_is_strictly_after_now_and_prev);

@@ -56,15 +56,6 @@ int64_t sched_now_us(const struct sched *s)
 	return clock_now_us(s->clock) + s->db_offset_us;
 }
 
-static void fmt_hms(int64_t us, char *out, size_t outlen)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	if (strftime(out, outlen, "%H:%M:%SZ", &tm) == 0 && outlen)
-		out[0] = '\0';
-}
-
 /* ---- timers --------------------------------------------------------------------------- */
 
 int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now)
@@ -191,6 +182,8 @@ void sched_run_free(struct run **rp)
 	struct run *r = *rp;
 	if (!r)
 		return;
+	if (r->state != RUN_ENDED)
+		sched_run_to(r, RUN_ENDED);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
@@ -264,7 +257,7 @@ void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
 	r->job->active = r;
-	if (s->cluster && !r->claimed && !r->claiming && claim(r))
+	if (s->cluster && !r->claimed && r->state != RUN_CLAIMING && claim(r))
 		return; /* on_claim() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
@@ -276,6 +269,7 @@ void sched_run_admit(struct run *r)
 		sched_run_free(&r);
 		return;
 	}
+	sched_run_to(r, RUN_QUEUED);
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
 	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
@@ -324,7 +318,8 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	    .message = message ? message : "",
 	    .sqlstate = sqlstate,
 	    .attempt = r->attempt,
-	    .duration_us = r->started ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
+	    .duration_us =
+	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
 	};
 	w->done(w, &res);
 }
@@ -362,7 +357,7 @@ void sched_run_end(struct run *r, const struct flow_outcome *o)
 	else
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
 
-	s->n_running--;
+	sched_run_to(r, RUN_ENDED);
 	j->active = NULL;
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
@@ -475,8 +470,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	r->claiming = false;
-	s->n_claiming--;
+	sched_run_to(r, RUN_DUE);
 	if (v == CLUSTER_GRANTED)
 		r->job_locked = true; /* released at its end, or below if it does not start */
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
@@ -534,8 +528,7 @@ static bool claim(struct run *r)
 		return false;
 	}
 	r->claimed = false;
-	r->claiming = true;
-	s->n_claiming++;
+	sched_run_to(r, RUN_CLAIMING);
 	return true;
 }
 
@@ -585,7 +578,7 @@ static void run_begin(struct run *r)
 
 	if (s->cluster && !r->claimed && claim(r))
 		return;
-	r->started = true;
+	sched_run_to(r, RUN_RUNNING);
 	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
@@ -595,7 +588,6 @@ static void run_begin(struct run *r)
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
-	s->n_running++;
 	flow_run_begin(r);
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
@@ -641,7 +633,7 @@ static void run_begin(struct run *r)
 		j->catchup_s = r->scheduled_us / 1000000;
 	if (r->scheduled_us) {
 		if (log_get_level() >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
-			fmt_hms(r->scheduled_us, when, sizeof(when));
+			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
 		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
 		        when, r->attempt);
 	} else if (r->n_payloads) {
@@ -710,24 +702,6 @@ static void admit_queued(struct sched *s)
 	}
 }
 
-static void describe_active(const struct run *a, char *out, size_t outlen)
-{
-	char when[16];
-	if (a->claiming) {
-		snprintf(out, outlen, "previous fire still being claimed");
-	} else if (a->cluster_wait) {
-		snprintf(out, outlen, "previous fire waiting for a run on another instance");
-	} else if (a->started) {
-		fmt_hms(a->start_us, when, sizeof(when));
-		snprintf(out, outlen, "previous run still running (started %s)", when);
-	} else if (a->retry_wait) {
-		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
-	} else {
-		fmt_hms(a->queue_at_us, when, sizeof(when));
-		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
-	}
-}
-
 /* A fire of job J: start it, or apply the overlap policy. */
 static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
@@ -766,10 +740,10 @@ void sched_fire_run(struct run *r)
 		return;
 	}
 	char msg[256], what[128];
-	describe_active(j->active, what, sizeof(what));
+	sched_run_describe(j->active, what, sizeof(what));
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
-		if (j->active->claiming && !j->pending) {
+		if (j->active->state == RUN_CLAIMING && !j->pending) {
 			/* no run yet, a claim in flight: sched_claim_answer decides */
 			j->pending = r;
 			return;
@@ -796,7 +770,7 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&j->pending);
 			j->pending = NULL;
 		}
-		if (!j->active->started && !j->active->claiming) {
+		if (j->active->state != RUN_RUNNING && j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);

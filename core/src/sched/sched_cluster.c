@@ -211,9 +211,9 @@ oom:
 static void ended(struct job *j)
 {
 	struct run *r = j->active;
-	if (!r || !r->cluster_wait)
+	if (!r || r->state != RUN_CLUSTER_WAIT)
 		return;
-	r->cluster_wait = false;
+	sched_run_to(r, RUN_DUE);
 	j->active = NULL;
 	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
 	r->queue_at_us = sched_now_us(j->s);
@@ -249,7 +249,7 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 {
 	struct job *j = sched_job_find(s, job);
 	struct run *r = j ? j->active : NULL;
-	if (r && r->started && !r->er && r->hc) {
+	if (r && r->state == RUN_RUNNING && !r->er && r->hc) {
 		char why[256];
 		snprintf(why, sizeof(why),
 		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",
@@ -257,7 +257,7 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 		sched_http_cancel(r, why);
 		return;
 	}
-	if (!r || !r->started || !r->er) {
+	if (!r || r->state != RUN_RUNNING || !r->er) {
 		log_info("cluster: instance \"%s\" asked to cancel the run of job %s, which is not "
 		         "running here any more",
 		         by, job);
@@ -278,7 +278,7 @@ bool sched_cluster_busy(struct run *r, const char *why)
 	if (j->overlap == OVERLAP_SKIP && !notify)
 		return false;
 	/* its instance announces the end (cluster.c's unlock), or dies (coord_reaped) */
-	r->cluster_wait = true;
+	sched_run_to(r, RUN_CLUSTER_WAIT);
 	log_job(LOG_LVL_INFO, j->name, "%s; waiting for it to end (%s)", why,
 	        j->overlap == OVERLAP_QUEUE     ? "overlap = queue"
 	        : j->overlap == OVERLAP_REPLACE ? "overlap = replace"

@@ -610,7 +610,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		if (nr) {
 			nr->attempt = r->attempt + 1;
 			nr->waited = true;
-			nr->retry_wait = true;
+			sched_run_to(nr, RUN_RETRY_WAIT);
 			nr->graph_run = r->graph_run;
 			r->graph_run = NULL;
 			nr->waiter = r->waiter; /* the waiter hears the final attempt */
@@ -640,9 +640,9 @@ static void retry_cb(void *arg)
 	struct job *j = arg;
 	j->retry_armed = false;
 	struct run *r = j->active;
-	if (!r || !r->retry_wait || j->paused)
+	if (!r || r->state != RUN_RETRY_WAIT || j->paused)
 		return; /* paused: the retry waits for sched_resume() */
-	r->retry_wait = false;
+	sched_run_to(r, RUN_DUE);
 	j->active = NULL;
 	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);

@@ -118,13 +118,11 @@ void sched_job_retire(struct job *j)
 		}
 	}
 	flow_job_removed(j, why);
-	if (j->active && !j->active->started) {
+	if (j->active && j->active->state != RUN_RUNNING) {
 		sched_queue_remove(&s->queue, j->active);
 		flow_retry_disarm(j);
-		if (j->active->claiming) { /* its answer must not reach a freed run */
+		if (j->active->state == RUN_CLAIMING) /* its answer must not reach a freed run */
 			cluster_claim_forget(s->cluster, j->active);
-			s->n_claiming--;
-		}
 		sched_run_unlock(j->active);
 		sched_record_skipped(j->active, why);
 		sched_run_free(&j->active);
@@ -259,7 +257,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 					sched_record_skipped(r, sched_work_keep(r, why));
 				sched_run_free(waiting[w]);
 			}
-			if (j->active && (j->active->retry_wait || j->active->cluster_wait)) {
+			if (j->active && (j->active->state == RUN_RETRY_WAIT ||
+			                  j->active->state == RUN_CLUSTER_WAIT)) {
 				flow_retry_disarm(j);
 				sched_record_skipped(j->active, sched_work_keep(j->active, why));
 				sched_run_free(&j->active);

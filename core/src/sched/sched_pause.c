@@ -106,9 +106,9 @@ int sched_resume(struct sched *s, const char *name)
 	int64_t now = sched_now_us(s);
 	bool served = false;
 	struct run *a = j->active;
-	if (a && a->retry_wait && !j->retry_armed) {
+	if (a && a->state == RUN_RETRY_WAIT && !j->retry_armed) {
 		/* its retry came due while paused */
-		a->retry_wait = false;
+		sched_run_to(a, RUN_DUE);
 		j->active = NULL;
 		a->queue_at_us = now;
 		sched_run_admit(a);

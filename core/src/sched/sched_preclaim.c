@@ -74,7 +74,7 @@ static bool pre_wanted(const struct job *j, int64_t instant)
 	if (j->last_fire < instant)
 		return true; /* not fired yet */
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-		if (later[i] && !later[i]->claimed && !later[i]->claiming &&
+		if (later[i] && !later[i]->claimed && later[i]->state != RUN_CLAIMING &&
 		    later[i]->scheduled_us == instant * 1000000)
 			return true;
 	return false;
@@ -94,8 +94,7 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 			p->state = PRE_OTHER; /* the lock is the run's now */
 			sched_claim_answer(r, v, why);
 		} else {
-			r->claiming = false;
-			j->s->n_claiming--;
+			sched_run_to(r, RUN_DUE);
 			sched_run_admit(r);
 		}
 		return;
@@ -145,8 +144,7 @@ bool sched_preclaim_take(struct run *r, bool *waits)
 	switch (p->state) {
 	case PRE_ASKED:
 		p->waiter = r;
-		r->claiming = true;
-		j->s->n_claiming++;
+		sched_run_to(r, RUN_CLAIMING);
 		*waits = true;
 		return true;
 	case PRE_GRANTED:

@@ -96,7 +96,7 @@ struct job {
 	uint64_t mark;                /* upstream_failed propagation visit mark */
 	struct run *parked;           /* a fire waiting for a running upstream */
 	char *graph_again_id;         /* the graph-run id for that run */
-	struct clock_timer *retry_ev; /* the wait before the next attempt (active->retry_wait);
+	struct clock_timer *retry_ev; /* the wait before the next attempt (RUN_RETRY_WAIT);
 	                               * made at first use (sched_flow.c job_timer) */
 	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
 	                               * use */
@@ -141,23 +141,38 @@ struct job_last {
 /* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
 struct job_last *job_last(struct job *j);
 
+/* A run's state: the wait it is in, which decides what may happen to it next (docs/layout.md,
+ * "A run's states"). sched_run_to() moves a run from one to another, refuses a move the table
+ * of sched_state.c does not allow, and keeps the scheduler's counts of the runs claiming and
+ * running. A run is freed from any state (sched_run_free ends it first). */
+enum run_state {
+	RUN_DUE,          /* made (a fire, a retry or a wait that is over), not yet waiting for
+	                   * anything of its own; it may be held beside the job's active run
+	                   * (pending, notify_wait), parked for an upstream or on a flow list */
+	RUN_CLAIMING,     /* waiting for its claim (cluster.h, or a pre-claim's answer) */
+	RUN_CLUSTER_WAIT, /* claimed; the job's run on another instance must end first */
+	RUN_QUEUED,       /* waiting for a max_running slot (sched.queue) */
+	RUN_RETRY_WAIT,   /* waiting for its retry delay (job.retry_ev) */
+	RUN_RUNNING,      /* started: its statements or request are under way, or it could not
+	                   * start and ends from the loop */
+	RUN_ENDED,        /* over: recorded (or dropped), about to be freed */
+};
+#define RUN_STATES (RUN_ENDED + 1)
+
 struct run {
 	struct job *job;
+	enum run_state state; /* sched_run_to() only */
 	int64_t scheduled_us; /* 0 for a manual run */
 	int64_t queue_at_us;  /* ordering in the max_running queue */
 	char trigger[16];
 	int attempt;
-	bool started;
-	bool retry_wait;   /* waiting for the job's retry timer */
-	bool claiming;     /* waiting for its claim (cluster.h), before it waits for a slot */
-	bool claimed;      /* claimed, or needs no claim */
-	bool job_locked;   /* holds the job's cluster lock (overlap across instances) */
-	bool mark_wait;    /* its statement waits for its start mark (cluster_note_start, exec
-	                    * spec.hold) */
-	bool unmarked;     /* its start mark was refused: it ends skipped, having sent nothing */
-	bool waited;       /* already waited for its upstreams */
-	bool cluster_wait; /* its job's run on another instance must end first (coord.h) */
-	char noted[10];    /* its kind in pending_work (coord.h), "" if not written there */
+	bool claimed;    /* claimed, or needs no claim */
+	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
+	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
+	                  * spec.hold) */
+	bool unmarked;   /* its start mark was refused: it ends skipped, having sent nothing */
+	bool waited;     /* already waited for its upstreams */
+	char noted[10];  /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
 	/* the monotonic clock at its start: its duration is measured on it, so a step of the
@@ -259,6 +274,18 @@ int64_t sched_now_us(const struct sched *s);
 const cron_tz *sched_job_tz(const struct job *j);
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
+/* sched_state.c: move R to state TO (the table there; a move it does not allow is a bug: it
+ * is logged and refused, R keeps its state, and false is returned). Keeps sched.n_claiming and
+ * sched.n_running. */
+bool sched_run_to(struct run *r, enum run_state to);
+/* Whether the table allows FROM -> TO; the state's name for log lines. */
+bool sched_run_may(enum run_state from, enum run_state to);
+const char *sched_run_state_name(enum run_state st);
+/* What the job's active run A is doing, for a fire that meets it ("previous run still running
+ * (started 10:00:01Z)"). */
+void sched_run_describe(const struct run *a, char *out, size_t outlen);
+/* US (Unix microseconds) as "10:00:01Z". */
+void sched_fmt_hms(int64_t us, char *out, size_t outlen);
 /* Start R or queue it for a max_running slot; R becomes the job's active run. */
 void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
@@ -297,7 +324,7 @@ void sched_skip_claimed(struct run *r, const char *why, bool logged);
 void sched_unclaimed_ran(struct run *r);
 void sched_unclaimed_cb(void *arg);
 void sched_unclaimed_free(struct sched *s);
-/* sched.c: the answer to R's claim (cluster.h), which R waits for (r->claiming). */
+/* sched.c: the answer to R's claim (cluster.h), which R waits for (RUN_CLAIMING). */
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
@@ -321,7 +348,7 @@ int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
 void sched_preclaim_ask(struct job *j);
 /* R is about to be claimed: true if its fire was claimed before and R need not ask (R
  * starts: r->claimed and r->job_locked are set), or waits for that claim's answer
- * (r->claiming is set); false if R must ask for its claim itself. */
+ * (R is RUN_CLAIMING); false if R must ask for its claim itself. */
 bool sched_preclaim_take(struct run *r, bool *waits);
 /* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
  * given back (its job lock released). */
