@@ -172,6 +172,32 @@ START_TEST(silent_listener_is_replaced)
 }
 END_TEST
 
+/* E's main file: the history in "app", and database DB of ROLE (CONNECTION LIMIT LIMIT) with a
+ * pool of POOL connections. */
+static void limited_role_conf(struct itest_env *e, const char *db, const char *role, int limit,
+                              int pool)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "DO $$ BEGIN CREATE ROLE %s LOGIN; "
+	         "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+	         role);
+	itest_exec(e->db, sql);
+	snprintf(sql, sizeof(sql), "ALTER ROLE %s CONNECTION LIMIT %d", role, limit);
+	itest_exec(e->db, sql);
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
+	                 "  %s = { conninfo = \"%s user=%s\"; pool = %d; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, e->ci, db, e->ci, role, pool);
+}
+
 /* The server refuses more connections than the role's CONNECTION LIMIT (53300) while the
  * pool holds two: the runs due at once wait for those two instead of failing. */
 START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
@@ -179,20 +205,7 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 	struct itest_env e;
 
 	itest_env_setup(&e, "conn_limit", "it_conn_limit");
-	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_conn_limited LOGIN; "
-	                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
-	itest_exec(e.db, "ALTER ROLE it_conn_limited CONNECTION LIMIT 2");
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = {\n"
-	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
-	                 "  limited = { conninfo = \"%s user=it_conn_limited\"; pool = 4; };\n"
-	                 "};\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, e.ci);
+	limited_role_conf(&e, "limited", "it_conn_limited", 2, 4);
 	char when[32];
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
@@ -232,21 +245,8 @@ START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 
 	itest_env_setup(&e, "conn_full", "it_conn_full");
 	itest_exec(e.db, "CREATE TABLE ticks (job text)");
-	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_conn_full_role LOGIN; "
-	                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
-	itest_exec(e.db, "ALTER ROLE it_conn_full_role CONNECTION LIMIT 1");
+	limited_role_conf(&e, "full", "it_conn_full_role", 1, 2);
 	itest_exec(e.db, "GRANT INSERT ON ticks TO it_conn_full_role");
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "databases = {\n"
-	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
-	                 "  full = { conninfo = \"%s user=it_conn_full_role\"; pool = 2; };\n"
-	                 "};\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, e.ci);
 	itest_env_start(&e);
 	/* the role's one slot, held by someone else from before the fire */
 	char other_ci[1400];
