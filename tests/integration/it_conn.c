@@ -173,9 +173,9 @@ START_TEST(silent_listener_is_replaced)
 END_TEST
 
 /* E's main file: the history in "app", and database DB of ROLE (CONNECTION LIMIT LIMIT) with a
- * pool of POOL connections. */
+ * pool of POOL connections and the keys EXTRA ("" for none). */
 static void limited_role_conf(struct itest_env *e, const char *db, const char *role, int limit,
-                              int pool)
+                              int pool, const char *extra)
 {
 	char sql[256];
 	snprintf(sql, sizeof(sql),
@@ -192,10 +192,11 @@ static void limited_role_conf(struct itest_env *e, const char *db, const char *r
 	                 "state_dir = \"%s/state\";\n"
 	                 "databases = {\n"
 	                 "  app = { conninfo = \"%s\"; pool = 2; };\n"
-	                 "  %s = { conninfo = \"%s user=%s\"; pool = %d; };\n"
+	                 "  %s = { conninfo = \"%s user=%s\"; pool = %d; %s };\n"
 	                 "};\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e->dir, e->dir, e->ci, db, e->ci, role, pool);
+	                 "history = { database = \"app\"; };\n%s",
+	                 e->dir, e->dir, e->ci, db, e->ci, role, pool, extra,
+	                 strstr(extra, "idle_timeout") ? "connection_check = \"2s\";\n" : "");
 }
 
 /* The server refuses more connections than the role's CONNECTION LIMIT (53300) while the
@@ -205,7 +206,7 @@ START_TEST(runs_wait_for_a_connection_when_the_server_refuses_more)
 	struct itest_env e;
 
 	itest_env_setup(&e, "conn_limit", "it_conn_limit");
-	limited_role_conf(&e, "limited", "it_conn_limited", 2, 4);
+	limited_role_conf(&e, "limited", "it_conn_limited", 2, 4, "");
 	char when[32];
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
@@ -245,7 +246,7 @@ START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 
 	itest_env_setup(&e, "conn_full", "it_conn_full");
 	itest_exec(e.db, "CREATE TABLE ticks (job text)");
-	limited_role_conf(&e, "full", "it_conn_full_role", 1, 2);
+	limited_role_conf(&e, "full", "it_conn_full_role", 1, 2, "");
 	itest_exec(e.db, "GRANT INSERT ON ticks TO it_conn_full_role");
 	itest_env_start(&e);
 	/* the role's one slot, held by someone else from before the fire */
@@ -280,6 +281,49 @@ START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 	                        "WHERE job_name LIKE 'tick%%' AND status = 'succeeded'") == 3,
 	    "runs failed although the server only waited for a slot:\n%s", itest_read_file(e.log));
 	itest_assert_scalar(e.db, "SELECT count(*) FROM ticks", "3");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* idle_timeout: the connections a burst opened close once no run used them for that long,
+ * all but one, which stays open for the next run (issue 46: at rest, one warm connection). */
+START_TEST(idle_connections_close_but_one)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "conn_idle", "it_conn_idle");
+	limited_role_conf(&e, "jobs", "it_conn_idle_role", -1, 4, "idle_timeout = \"1s\";");
+	itest_env_start(&e);
+	char when[32];
+	itest_schedule_soon(when, sizeof(when), 3);
+	for (int i = 0; i < 3; i++) {
+		char file[32];
+		snprintf(file, sizeof(file), "1%d-sleep.conf", i);
+		itest_env_job(
+		    &e, file,
+		    "job = { name = \"sleep%d\"; database = \"jobs\"; schedule = \"%s\";\n"
+		    "        command = \"SELECT pg_sleep(0.5)\"; };\n",
+		    i, when);
+	}
+	itest_env_reload(&e);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details "
+	                             "WHERE job_name LIKE 'sleep%%' AND status = 'succeeded'"),
+	              "the runs did not succeed:\n%s", itest_read_file(e.log));
+	/* three ran side by side, on three connections */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(DISTINCT job_pid) FROM pgcrond.job_run_details "
+	                    "WHERE job_name LIKE 'sleep%'",
+	                    "3");
+	/* 1 s unused, then an idle check (every second with connection_check = 2s) */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity "
+	                             "WHERE usename = 'it_conn_idle_role'"),
+	              "the idle connections stayed open:\n%s", itest_read_file(e.log));
+	itest_sleep(3); /* the last one stays */
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'it_conn_idle_role'", "1");
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_env_teardown(&e);
 }
@@ -551,6 +595,7 @@ int main(void)
 	tcase_add_test(tc, connect_that_never_answers_fails_within_the_check);
 	tcase_add_test(tc, runs_wait_for_a_connection_when_the_server_refuses_more);
 	tcase_add_test(tc, runs_wait_for_a_slot_when_the_server_takes_none);
+	tcase_add_test(tc, idle_connections_close_but_one);
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
 	suite_add_tcase(s, tc);

@@ -560,6 +560,8 @@ static const struct {
     {"bad/http-client-redirects/pgcrond.conf",
      "bad/http-client-redirects/pgcrond.conf:4: max_redirects is 500; at most 50 are follo"
      "wed (5 is plenty for real services)"},
+    {"bad/idle-timeout-number/pgcrond.conf", "bad/idle-timeout-number/pgcrond.conf:2: idle_timeout "
+                                             "must be a string duration like \"5min\""},
     {"bad/http-client-not-group/pgcrond.conf",
      "bad/http-client-not-group/pgcrond.conf:4: http_client must be a group like http_client = { "
      "ca_file = \"/etc/pgcrond/ca.pem\"; max_concurrent = 16; };"},

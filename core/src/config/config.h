@@ -20,9 +20,10 @@ enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
 enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
 struct conf_database {
-	char *name;     /* key under databases = { ... } */
-	char *conninfo; /* libpq conninfo; never logged without pgconn_redact_conninfo() */
-	int pool;       /* connections at most, default 4 */
+	char *name;              /* key under databases = { ... } */
+	char *conninfo;          /* libpq conninfo; never logged without pgconn_redact_conninfo() */
+	int pool;                /* connections at most, default 4 */
+	int64_t idle_timeout_ms; /* an unused pooled connection's life, all but one (5 min) */
 	char *file;
 	int line;
 };

@@ -66,6 +66,7 @@ _Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
 const struct key_spec config_database_keys[] = {
     {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
     {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
+    {"idle_timeout", K_DURATION, DB(idle_timeout_ms), "\"5min\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -167,11 +168,12 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 		memset(db, 0, sizeof(*db));
 		db->name = config_dup_str(L, name);
 		db->pool = 4;
+		db->idle_timeout_ms = 5 * 60 * 1000;
 		db->file = config_dup_str(L, setting_file(m, file));
 		db->line = setting_line(m);
 		snprintf(where, sizeof(where), " in database \"%s\"", name);
 		config_parse_group(L, m, file, config_database_keys, db, where,
-		                   "a database takes conninfo and pool");
+		                   "a database takes conninfo, pool and idle_timeout");
 
 		const config_setting_t *ci = config_setting_get_member(m, "conninfo");
 		if (!ci) {

@@ -128,7 +128,7 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 	for (size_t i = 0; i < cfg->n_databases && rc == 0; i++) {
 		const struct conf_database *db = &cfg->databases[i];
 		names[i] = db->name;
-		rc = exec_set_database(ex, db->name, db->conninfo, db->pool);
+		rc = exec_set_database(ex, db->name, db->conninfo, db->pool, db->idle_timeout_ms);
 	}
 	if (rc == 0)
 		exec_retain_databases(ex, names, cfg->n_databases);

@@ -432,6 +432,7 @@ static void on_conn_connected(void *arg)
 	c->state = CONN_IDLE;
 	c->connected_us = clock_wall_us();
 	c->idle_at_ms = clock_mono_ms();
+	c->used_ms = c->idle_at_ms;
 	p->n_connecting--;
 	p->connected_once = true;
 	bool back = p->failures > 0 || p->probing;
@@ -607,13 +608,30 @@ int exec_conn_open(struct pool *p)
 	return 0;
 }
 
-/* The driver's check(): the liveness check of an idle connection is a reset, a round trip
- * with a deadline, and harmless. */
+/* Another connection of C's pool is idle. */
+static bool other_idle(const struct conn *c)
+{
+	for (const struct conn *o = c->pool->conns; o; o = o->next)
+		if (o != c && o->state == CONN_IDLE)
+			return true;
+	return false;
+}
+
+/* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
+ * closed, but for the last idle one (the warm connection); the others are checked with a
+ * reset, a round trip with a deadline, and harmless. */
 static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
-	if (c->state == CONN_IDLE)
-		exec_conn_reset(c, false);
+	struct pool *p = c->pool;
+	if (c->state != CONN_IDLE)
+		return;
+	if (p->idle_timeout_ms > 0 && clock_mono_ms() - c->used_ms >= p->idle_timeout_ms &&
+	    other_idle(c)) {
+		exec_conn_close(&c);
+		return;
+	}
+	exec_conn_reset(c, false);
 }
 
 /* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
@@ -621,6 +639,7 @@ void exec_conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
 	c->run = NULL;
+	c->used_ms = clock_mono_ms();
 	pgconn_notices_flush(
 	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
 	c->drv.notices.job = NULL;

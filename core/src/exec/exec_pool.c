@@ -64,7 +64,8 @@ static void pool_close_idle(struct pool *p)
 	}
 }
 
-int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool)
+int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool,
+                      int64_t idle_timeout_ms)
 {
 	struct pool *p = exec_pool_find(ex, name);
 	if (p) {
@@ -80,6 +81,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 			pool_close_idle(p);
 		}
 		p->size = pool > 0 ? pool : 1;
+		p->idle_timeout_ms = idle_timeout_ms;
 		p->removed = false;
 		exec_pool_dispatch(p);
 		return 0;
@@ -97,6 +99,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 		return -ENOMEM;
 	}
 	p->size = pool > 0 ? pool : 1;
+	p->idle_timeout_ms = idle_timeout_ms;
 	conndrv_server_key(p->conninfo, p->server, sizeof(p->server));
 	evtimer_assign(&p->backoff_ev, ex->base, backoff_cb, p);
 	p->next = ex->pools;

@@ -56,6 +56,7 @@ struct conn {
 	int64_t open_us, connected_us;
 	unsigned runs_served;
 	int64_t idle_at_ms;
+	int64_t used_ms; /* when a run last gave it back, or it connected (clock_mono_ms) */
 };
 
 struct pool {
@@ -63,6 +64,7 @@ struct pool {
 	char *name;
 	char *conninfo;
 	int size;
+	int64_t idle_timeout_ms; /* exec_set_database's; 0: never */
 	unsigned generation;
 	struct conn *conns;
 	size_t n_conns, n_connecting;
