@@ -27,6 +27,7 @@
 #include "pgconn.h"
 #include "stmtq.h"
 
+#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 
 /* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
@@ -581,7 +582,7 @@ void cluster_kick(struct cluster *c)
 	}
 	/* (a stopping instance takes nothing over: the others reap) */
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms &&
-	    !cluster_jobs_unpublished(c) && !c->stopping) {
+	    !cluster_jobs_unpublished(c) && !c->stopping && !cluster_lone_on(c)) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
@@ -598,7 +599,7 @@ void cluster_kick(struct cluster *c)
 		cluster_unserved_send(c);
 		return;
 	}
-	if (c->purge_due && !c->schema_missing) {
+	if (c->purge_due && !c->schema_missing && !cluster_lone_on(c)) {
 		c->purge_due = false;
 		c->last_purge_ms = clock_mono_ms();
 		cluster_send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
@@ -723,6 +724,7 @@ void cluster_close(struct cluster **cp)
 	free(c->unlock);
 	free(c->announce);
 	cluster_xact_free(c);
+	cluster_lone_free(c);
 	free(c->jobs_sorted);
 	config_free(&c->jobs_cfg);
 	free(c->conninfo);
@@ -841,7 +843,7 @@ out:
 
 void cluster_release(struct cluster *c, const char *job)
 {
-	if (!c || c->schema_missing)
+	if (!c || c->schema_missing || cluster_lone_release(c, job))
 		return; /* no lock was taken */
 	if (c->n_unlock == c->cap_unlock) {
 		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
