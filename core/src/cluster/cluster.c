@@ -137,7 +137,11 @@ static const char sql_beat[] =
         "s") "::pg_catalog.float8 OPERATOR(pg_catalog.*)"
              "      interval '1 millisecond'))"
              "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-             "     interval '2 minutes'))";
+             "     interval '2 minutes')),"
+             /* others not stopped, live or not: an instance alone looks for dead ones only
+              * when there is one (cluster_lone.c) */
+             " (SELECT pg_catalog.count(*) FROM pgcrond.instance o"
+             "   WHERE o.name OPERATOR(pg_catalog.<>) $1 AND o.stopped_at IS NULL)";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 
@@ -582,7 +586,7 @@ void cluster_kick(struct cluster *c)
 	}
 	/* (a stopping instance takes nothing over: the others reap) */
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms &&
-	    !cluster_jobs_unpublished(c) && !c->stopping && !cluster_lone_on(c)) {
+	    !cluster_jobs_unpublished(c) && !c->stopping && !cluster_lone_quiet(c)) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);

@@ -315,7 +315,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 				c->hooks.clock_offset(c->hooks.arg, use);
 		}
 	}
-	cluster_lone_beat(c, dead);
+	cluster_lone_beat(c, dead, PQnfields(r) > 6 && atoll(PQgetvalue(r, 0, 6)) > 0);
 	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);
 }

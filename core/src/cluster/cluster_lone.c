@@ -67,6 +67,7 @@ struct cluster_lone {
 	bool switch_sent; /* ... submitted, waiting for its answer */
 	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
 	bool refusing;    /* a claim statement's gate refusal is being answered */
+	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
 	char refused[600];
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
 	int64_t on_since_ms;
@@ -173,6 +174,11 @@ bool cluster_lone_on(const struct cluster *c)
 static int64_t lease_us(const struct cluster *c)
 {
 	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
+}
+
+bool cluster_lone_quiet(const struct cluster *c)
+{
+	return cluster_lone_on(c) && !c->lone->unstopped;
 }
 
 bool cluster_lone_answers(const struct cluster *c)
@@ -466,12 +472,13 @@ void cluster_lone_locked(struct cluster *c, bool schema)
 	switch_send(c);
 }
 
-void cluster_lone_beat(struct cluster *c, bool told_dead)
+void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 {
 	struct cluster_lone *l = get(c);
 	if (!l)
 		return;
 	l->beat_ok_us = c->beat_mono_us;
+	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:
 		if (l->schema && c->peers_live == 0 && !told_dead && !c->stopping && !c->closing &&

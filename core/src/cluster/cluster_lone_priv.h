@@ -19,12 +19,15 @@ struct claim;
 /* The name is held (after each connect): SCHEMA, whether the schema has step 23. A process
  * that was lone, or going lone, claims again first: its row may still say lone. */
 void cluster_lone_locked(struct cluster *c, bool schema);
-/* A heartbeat answered (peers_live set); TOLD_DEAD: this process was found dead meanwhile. */
-void cluster_lone_beat(struct cluster *c, bool told_dead);
+/* A heartbeat answered (peers_live set); TOLD_DEAD: this process was found dead meanwhile;
+ * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
+void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
 bool cluster_lone_gate(const struct cluster *c);
-/* Whether this process runs lone now (no claims, marks, job locks, reaps or purges). */
+/* Whether this process runs lone now (no claims, marks, job locks or purges). */
 bool cluster_lone_on(const struct cluster *c);
+/* ... and its last heartbeat found no other instance's row not stopped: nothing to reap. */
+bool cluster_lone_quiet(const struct cluster *c);
 /* Whether a claim asked now is answered at once, without a statement: lone, connected, and
  * its last heartbeat recent enough that no other instance can have found it dead. */
 bool cluster_lone_answers(const struct cluster *c);
