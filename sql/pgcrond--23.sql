@@ -65,6 +65,12 @@ VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+	-- the looks below need a snapshot of their own each: under REPEATABLE READ or
+	-- SERIALIZABLE (a default_transaction_isolation of the role or database) the look would
+	-- use one taken before the gate's row was held, so such a session never goes lone
+	IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+		RETURN false;
+	END IF;
 	PERFORM FROM pgcrond.cluster_gate g FOR UPDATE;
 	IF EXISTS (SELECT FROM pgcrond.instance i
 	            WHERE i.name OPERATOR(pg_catalog.<>) me AND i.stopped_at IS NULL)

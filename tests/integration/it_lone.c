@@ -154,6 +154,11 @@ START_TEST(lone_instance_sends_only_its_heartbeat)
 	ck_assert_msg(n <= 2, "%d statements in 8 s:\n%s", n, what);
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.fire_claim", "0");
 	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_lock", "0");
+	int st = 0;
+	char *out = itest_cli(&st, "status", "-c", a.conf, NULL);
+	ck_assert_msg(st == 0 && strstr(out, "alone (it claims nothing)"), "status (%d):\n%s", st,
+	              out);
+	free(out);
 	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
 
 	/* without step 23 (no gate): claims as before */

@@ -234,9 +234,10 @@ void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, co
 			c->st.refused++;
 			break;
 		}
-		/* a standby was reported when it was found (lock_done) */
+		/* a standby was reported when it was found (lock_done), a lone instance's refusal
+		 * as it came (cluster_lone_refused) */
 		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
-		    log_complain(&c->offline_complaint))
+		    !cluster_lone_refusal(c, NULL, 0) && log_complain(&c->offline_complaint))
 			log_warning("cluster: %s", why);
 		if (q->fn)
 			q->fn(q->arg, v, why);

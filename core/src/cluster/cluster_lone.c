@@ -69,6 +69,7 @@ struct cluster_lone {
 	bool refusing;    /* a claim statement's gate refusal is being answered */
 	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
 	char refused[600];
+	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
 	int64_t on_since_ms;
 	uint64_t granted; /* fires granted lone since it went lone */
@@ -241,15 +242,22 @@ void cluster_lone_refused(struct cluster *c, const char *err)
 	if (!l)
 		return;
 	l->refusing = err != NULL;
-	if (err)
-		snprintf(l->refused, sizeof(l->refused), "%s", err);
+	if (!err)
+		return;
+	snprintf(l->refused, sizeof(l->refused), "%s", err);
+	/* its own complaint: not the one a lost database's refusals are logged under */
+	if (log_complain(&l->refused_complaint))
+		log_info("cluster: claims refused: %s (it answers at its heartbeat, which this "
+		         "instance's hello asked for)",
+		         err);
 }
 
 bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len)
 {
 	if (!c->lone || !c->lone->refusing)
 		return false;
-	snprintf(why, len, "%s", c->lone->refused);
+	if (why)
+		snprintf(why, len, "%s", c->lone->refused);
 	return true;
 }
 

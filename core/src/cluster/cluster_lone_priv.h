@@ -41,7 +41,7 @@ bool cluster_lone_release(struct cluster *c, const char *job);
 /* The claim statement being answered was refused by the gate (ERR, the server's message), or
  * (NULL) its answer is over. */
 void cluster_lone_refused(struct cluster *c, const char *err);
-/* While such an answer is given: true, with the reason in WHY. */
+/* While such an answer is given: true, with the reason in WHY (if not NULL). */
 bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len);
 void cluster_lone_free(struct cluster *c);
 
