@@ -346,6 +346,76 @@ START_TEST(lone_and_claiming_switch_both_ways)
 }
 END_TEST
 
+/* An instance alone is frozen (SIGSTOP) while another starts: the newcomer's claims are
+ * refused (the frozen one may resume and run those fires unclaimed) until it finds the frozen
+ * one dead, here once it is killed; the fires of that time, which nobody ran, get one
+ * `skipped` row each, written by the newcomer once it can claim (docs/faults.md, "Frozen
+ * while alone"), and none has two rows. */
+START_TEST(frozen_while_alone)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	lone_db(&e, "lone-frozen");
+	const char *jobs = "jobs = ( { name = \"s1\"; command = \"SELECT 1\";"
+	                   " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	                   "{ name = \"s2\"; command = \"SELECT 2\";"
+	                   " database = \"app\"; schedule = \"* * * * * *\"; } );\n";
+	itest_inst_init(&a, &e, "fa", jobs);
+	itest_inst_init(&b, &e, "fb", jobs);
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_wait_log(a.log, "is alone", 20), "fa never went lone:\n%s",
+	              itest_tail(a.log));
+	itest_sleep(2);
+	ck_assert_int_eq(kill(a.pid, SIGSTOP), 0);
+	itest_inst_start(&b);
+	wait_live(&e, &b);
+	/* (fires from fb's start on: those before had only fa, frozen) */
+	char *from =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) + '2 s'::interval)::text");
+	ck_assert_msg(itest_wait_log(b.log, "runs unclaimed and has not yet answered", 15),
+	              "fb's claims were not refused:\n%s", itest_tail(b.log));
+	itest_sleep(3);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGKILL), 128 + SIGKILL);
+	ck_assert_msg(itest_wait_log(b.log, "instance \"fa\" died", 15),
+	              "fb never found fa dead:\n%s", itest_tail(b.log));
+	ck_assert_msg(itest_wait_log(b.log, "is alone", 15), "fb never went lone:\n%s",
+	              itest_tail(b.log));
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '1 s'::interval)::text");
+	/* each refused fire is checked once its instant is 10 s old */
+	itest_env_wait(&e, 40, "SELECT now() > '%s'::timestamptz + interval '16 seconds'", to);
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s: %%s', j, t::time, coalesce((SELECT"
+	         " string_agg(format('%%s %%s %%s', d.instance, d.status, d.return_message),"
+	         " ' | ') FROM pgcrond.job_run_details d WHERE d.job_name = j"
+	         " AND d.scheduled_time = t), 'no row')), E'\\n')"
+	         " FROM unnest(ARRAY['s1', 's2']) j, generate_series('%s'::timestamptz,"
+	         " '%s'::timestamptz, '1 s'::interval) t WHERE (SELECT count(*) FROM"
+	         " pgcrond.job_run_details r WHERE r.job_name = j AND r.scheduled_time = t) <> 1",
+	         from, to);
+	char *bad = itest_scalar(e.db, sql);
+	long long skipped =
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'"
+	                    " AND return_message LIKE '%%runs unclaimed%%' AND scheduled_time "
+	                    "BETWEEN '%s' AND '%s'",
+	                    from, to);
+	fprintf(stderr,
+	        "it_lone: frozen while alone: fires from %s to %s: %lld skipped, wrong:\n%s\n",
+	        from, to, skipped, bad ? bad : "(none)");
+	ck_assert_msg(bad == NULL, "fires without exactly one row:\n%s", bad);
+	ck_assert_msg(skipped > 0, "no fire was recorded skipped");
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	free(from);
+	free(to);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lone");
@@ -355,6 +425,7 @@ int main(void)
 	} cases[] = {
 	    {"quiet", lone_instance_sends_only_its_heartbeat},
 	    {"switch", lone_and_claiming_switch_both_ways},
+	    {"frozen", frozen_while_alone},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

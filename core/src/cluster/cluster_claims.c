@@ -114,12 +114,21 @@ static const char *const sql_claim[] = {
 	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
 	" RETURNING c.job_name, c.fire_key"
+/* With schema step 23: a scheduled fire with a history row is not claimed either: an instance
+ * alone ran it without a claim (and was found dead before it claimed its fires again) */
+#define SQL_SETTLE_RAN                                                                             \
+	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN EXISTS (SELECT"      \
+	"  FROM pgcrond.job_run_details d WHERE d.job_name OPERATOR(pg_catalog.=) u.j"             \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp("                  \
+	"pg_catalog.substr(u.k, 3)::pg_catalog.int8) AND d.start_time OPERATOR(pg_catalog.>=)"     \
+	"   (pg_catalog.to_timestamp(pg_catalog.substr(u.k, 3)::pg_catalog.int8)"                  \
+	"    OPERATOR(pg_catalog.-) interval '1 minute')) ELSE false END"
 static const char *const sql_settle[] = {
     SQL_SETTLE("", "", "", ""),
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
                ", started = CASE WHEN c.started THEN true END", ""),
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
-               ", started = CASE WHEN c.started THEN true END", SQL_GATE),
+               ", started = CASE WHEN c.started THEN true END", SQL_GATE SQL_SETTLE_RAN),
 };
 
 /* Which of sql_turn's and sql_claim's forms the schema takes: before step 17, with the
