@@ -168,7 +168,7 @@ START_TEST(lone_instance_sends_only_its_heartbeat)
 	itest_sleep(3);
 	int old = count_8s(&e, &a, what, sizeof(what));
 	fprintf(stderr, "it_lone: without step 23, the same: %d statements in 8 s\n", old);
-	ck_assert_msg(old >= 16, "only %d statements in 8 s while claiming:\n%s", old, what);
+	ck_assert_msg(old >= 10, "only %d statements in 8 s while claiming:\n%s", old, what);
 	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
 	itest_inst_free(&a);
 	itest_env_teardown(&e);
@@ -281,7 +281,7 @@ START_TEST(lone_and_claiming_switch_both_ways)
 	                    "t");
 	/* it stops: la goes lone again (at its next heartbeat) */
 	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
-	ck_assert_msg(wait_count(a.log, "is alone", 2, 15),
+	ck_assert_msg(wait_count(a.log, "is alone", 2, 25),
 	              "la did not go lone again after lb stopped:\n%s", itest_tail(a.log));
 	itest_sleep(3);
 
@@ -303,7 +303,7 @@ START_TEST(lone_and_claiming_switch_both_ways)
 	              "lc did not claim again when la came back:\n%s", itest_tail(c.log));
 	itest_sleep(3);
 	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
-	ck_assert_msg(wait_count(c.log, "is alone", 2, 15),
+	ck_assert_msg(wait_count(c.log, "is alone", 2, 25),
 	              "lc did not go lone again after la stopped:\n%s", itest_tail(c.log));
 	itest_sleep(2);
 	char *to =
