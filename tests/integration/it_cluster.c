@@ -31,6 +31,14 @@ static void cluster_db(struct itest_env *e, const char *tag)
 	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
 }
 
+/* An instance alone claims nothing (schema step 23, it_lone): the cases that look at one
+ * instance's claims (their batching, their order, a slow one, a killed process's) run on the
+ * schema without that step, where every instance claims as before. */
+static void claims_alone(struct itest_env *e)
+{
+	itest_exec(e->db, "DROP TABLE pgcrond.cluster_gate CASCADE");
+}
+
 /* The instance holds its name once its heartbeat row exists. */
 static void wait_live(struct itest_env *e, const struct itest_inst *in)
 {
@@ -428,6 +436,7 @@ START_TEST(killed_with_records_spooled_serves_its_claim)
 	struct itest_env e;
 	struct itest_inst a;
 	cluster_db(&e, "cl-spooled");
+	claims_alone(&e);
 	itest_exec(e.db, "CREATE TABLE ran (job text, at timestamptz DEFAULT clock_timestamp());"
 	                 "GRANT ALL ON ran TO PUBLIC");
 	itest_inst_init(&a, &e, "one",
@@ -738,6 +747,7 @@ START_TEST(claims_go_between_the_jobs_parts)
 	struct itest_env e;
 	struct itest_inst a;
 	cluster_db(&e, "cl-turns");
+	claims_alone(&e);
 	char *jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
 	                                  " database = \"app\"; schedule = \"* * * * * *\"; }\n");
 	itest_exec(e.db, "BEGIN");
@@ -780,6 +790,7 @@ START_TEST(fires_waiting_for_a_slot_are_claimed_together)
 	struct itest_inst a;
 	char jobs[4096] = "jobs = (\n";
 	cluster_db(&e, "cl-batch");
+	claims_alone(&e);
 	for (int i = 0; i < 12; i++) {
 		size_t n = strlen(jobs);
 		snprintf(jobs + n, sizeof(jobs) - n,
@@ -1200,6 +1211,7 @@ START_TEST(slow_claim_holds_the_next_fire)
 	struct itest_env e;
 	struct itest_inst a;
 	cluster_db(&e, "cl-slowclaim");
+	claims_alone(&e);
 	itest_exec(e.db,
 	           "CREATE TABLE public.slow_once (x int); GRANT ALL ON public.slow_once TO"
 	           " PUBLIC;"

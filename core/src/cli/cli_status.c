@@ -252,7 +252,9 @@ static void print_daemon(const json_t *st)
 		                                                      : "NOT coordinating",
 		       json_is_true(json_object_get(cl, "in_recovery")) ? " (server in recovery)"
 		                                                        : "",
-		       *jstr(cl, "peers") ? "other live instances: " : "no other live instance",
+		       *jstr(cl, "peers")                           ? "other live instances: "
+		       : json_is_true(json_object_get(cl, "alone")) ? "alone (it claims nothing)"
+		                                                    : "no other live instance",
 		       jstr(cl, "peers"));
 	if (cl && json_is_integer(json_object_get(cl, "clock_offset_ms")))
 		printf("cluster: clock offset %+lld ms from the history database's (claims stop "

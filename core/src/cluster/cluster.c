@@ -27,6 +27,7 @@
 #include "pgconn.h"
 #include "stmtq.h"
 
+#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 
 /* A clean stop; the work it leaves in pgcrond.pending_work is the others' (coord.c: the
@@ -136,7 +137,11 @@ static const char sql_beat[] =
         "s") "::pg_catalog.float8 OPERATOR(pg_catalog.*)"
              "      interval '1 millisecond'))"
              "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-             "     interval '2 minutes'))";
+             "     interval '2 minutes')),"
+             /* others not stopped, live or not: an instance alone looks for dead ones only
+              * when there is one (cluster_lone.c) */
+             " (SELECT pg_catalog.count(*) FROM pgcrond.instance o"
+             "   WHERE o.name OPERATOR(pg_catalog.<>) $1 AND o.stopped_at IS NULL)";
 
 static void op_done(void *arg, int tag, const struct stmtq_result *sr);
 
@@ -581,7 +586,7 @@ void cluster_kick(struct cluster *c)
 	}
 	/* (a stopping instance takes nothing over: the others reap) */
 	if (c->reap_due && !c->schema_missing && clock_mono_ms() >= c->reap_after_ms &&
-	    !cluster_jobs_unpublished(c) && !c->stopping) {
+	    !cluster_jobs_unpublished(c) && !c->stopping && !cluster_lone_quiet(c)) {
 		c->reap_due = false;
 		char dead[24];
 		snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
@@ -598,7 +603,7 @@ void cluster_kick(struct cluster *c)
 		cluster_unserved_send(c);
 		return;
 	}
-	if (c->purge_due && !c->schema_missing) {
+	if (c->purge_due && !c->schema_missing && !cluster_lone_on(c)) {
 		c->purge_due = false;
 		c->last_purge_ms = clock_mono_ms();
 		cluster_send_stmt(c, OP_PURGE, sql_purge, 0, NULL);
@@ -723,6 +728,7 @@ void cluster_close(struct cluster **cp)
 	free(c->unlock);
 	free(c->announce);
 	cluster_xact_free(c);
+	cluster_lone_free(c);
 	free(c->jobs_sorted);
 	config_free(&c->jobs_cfg);
 	free(c->conninfo);
@@ -841,7 +847,7 @@ out:
 
 void cluster_release(struct cluster *c, const char *job)
 {
-	if (!c || c->schema_missing)
+	if (!c || c->schema_missing || cluster_lone_release(c, job))
 		return; /* no lock was taken */
 	if (c->n_unlock == c->cap_unlock) {
 		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;

@@ -244,6 +244,10 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
  * stopping hands over to the other instances). */
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
                            cluster_result_fn fn, void *arg);
+/* Whether this instance runs alone: no other instance is live, and a claim is answered at
+ * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
+ * nothing is claimed ahead of its instant. */
+bool cluster_lone(const struct cluster *c);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
 /* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "cluster.h"
+#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 #include "config.h"
 #include "log.h"
@@ -28,11 +29,18 @@
 #define SQL_CLAIM_STARTED(n) ", CASE WHEN " n "::pg_catalog.bool THEN false END"
 #define SQL_CLAIM_MARKED(n) ", " n "::pg_catalog.bool"
 
+/* With schema step 23 ([3] of the statements below) a claim is refused, with SQLSTATE
+ * CLUSTER_LONE_SQLSTATE, while another instance runs its fires unclaimed (cluster_lone.c):
+ * claim_gate holds the gate's row while it looks, so that instance went lone either before
+ * (and is seen) or after this statement (and saw this instance live). */
+#define SQL_GATE " WHERE (SELECT pgcrond.claim_gate($3::pg_catalog.text))"
+#define SQL_TURN_VALUES(started) " VALUES ($1, $2, $3, $4" started ")"
+#define SQL_TURN_GATED(started) " SELECT $1, $2, $3, $4" started SQL_GATE
+
 /* A turn: ours if nobody else took it within the window. */
-#define SQL_TURN(lock, started_col, started, marked, conflict)                                     \
+#define SQL_TURN(lock, started_col, marked, conflict, src)                                         \
 	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
-	"boot_id" started_col ") VALUES ($1, $2, $3, $4" started ")"                               \
-	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
+	"boot_id" started_col ")" src " ON CONFLICT (job_name, fire_key) DO UPDATE"                \
 	"   SET instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id,"                         \
 	"   claimed_at = pg_catalog.now()"                                                         \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
@@ -42,11 +50,13 @@
 	" l AS (" lock " SELECT $1, $3, $4, 1" marked " FROM c" conflict ")"                       \
 	" SELECT 1, EXISTS (SELECT FROM l) FROM c"
 static const char *const sql_turn[] = {
-    SQL_TURN(SQL_JOB_LOCK, "", "", "", SQL_JOB_LOCK_CONFLICT),
-    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$6"), SQL_CLAIM_MARKED("$6"),
-             SQL_JOB_LOCK_CONFLICT_M),
-    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$6"), SQL_CLAIM_MARKED("$6"),
-             SQL_JOB_LOCK_CONFLICT_F),
+    SQL_TURN(SQL_JOB_LOCK, "", "", SQL_JOB_LOCK_CONFLICT, SQL_TURN_VALUES("")),
+    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_M,
+             SQL_TURN_VALUES(SQL_CLAIM_STARTED("$6"))),
+    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_F,
+             SQL_TURN_VALUES(SQL_CLAIM_STARTED("$6"))),
+    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_F,
+             SQL_TURN_GATED(SQL_CLAIM_STARTED("$6"))),
 };
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
@@ -56,10 +66,10 @@ static const char *const sql_turn[] = {
  * same order: a claim may wait for another instance's claim of the same fire, never
  * deadlock with it. Then the job's lock, held while its run runs: a run of the job on
  * another live instance (which holds it) makes this fire a skip (overlap across instances). */
-#define SQL_CLAIM(lock, started_col, started, restart, marked, conflict)                           \
+#define SQL_CLAIM(lock, started_col, started, restart, marked, conflict, gate)                     \
 	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
 	"boot_id" started_col ") SELECT u.j, u.k, $3, $4" started                                  \
-	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"         \
+	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" gate    \
 	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
 	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()" restart                 \
@@ -74,13 +84,16 @@ static const char *const sql_turn[] = {
 /* (a claim this instance made to record the fire, started NULL (sql_settle), is one its run
  * will mark again) */
 static const char *const sql_claim[] = {
-    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", "", SQL_JOB_LOCK_CONFLICT),
+    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", "", SQL_JOB_LOCK_CONFLICT, ""),
     SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
               ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_M),
+              SQL_JOB_LOCK_CONFLICT_M, ""),
     SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
               ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_F),
+              SQL_JOB_LOCK_CONFLICT_F, ""),
+    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
+              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
+              SQL_JOB_LOCK_CONFLICT_F, SQL_GATE),
 };
 
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
@@ -93,25 +106,39 @@ static const char *const sql_claim[] = {
  * instance's next process serves it if no row was written (cluster_lock.c, sql_unserved).
  * Before 2026-11-24 it was false, and a survivor that found this instance dead before the
  * record landed ran the fire beside its `skipped` row. */
-#define SQL_SETTLE(started_col, started, restart)                                                  \
+#define SQL_SETTLE(started_col, started, restart, gate)                                            \
 	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
 	") SELECT u.j, u.k, $3, $4" started                                                        \
-	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u"         \
+	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" gate    \
 	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
 	" RETURNING c.job_name, c.fire_key"
+/* With schema step 23: a scheduled fire with a history row is not claimed either: an instance
+ * alone ran it without a claim (and was found dead before it claimed its fires again) */
+#define SQL_SETTLE_RAN                                                                             \
+	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN EXISTS (SELECT"      \
+	"  FROM pgcrond.job_run_details d WHERE d.job_name OPERATOR(pg_catalog.=) u.j"             \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp("                  \
+	"pg_catalog.substr(u.k, 3)::pg_catalog.int8) AND d.start_time OPERATOR(pg_catalog.>=)"     \
+	"   (pg_catalog.to_timestamp(pg_catalog.substr(u.k, 3)::pg_catalog.int8)"                  \
+	"    OPERATOR(pg_catalog.-) interval '1 minute')) ELSE false END"
 static const char *const sql_settle[] = {
-    SQL_SETTLE("", "", ""),
+    SQL_SETTLE("", "", "", ""),
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
-               ", started = CASE WHEN c.started THEN true END"),
+               ", started = CASE WHEN c.started THEN true END", ""),
+    SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
+               ", started = CASE WHEN c.started THEN true END", SQL_GATE SQL_SETTLE_RAN),
 };
 
 /* Which of sql_turn's and sql_claim's forms the schema takes: before step 17, with the
- * marks, with the fenced class too (step 21). */
+ * marks, with the fenced class too (step 21), behind the gate (step 23). */
 static int lock_sql(const struct cluster *c)
 {
-	return c->xact_fenced ? 2 : c->xact_table ? 1 : 0;
+	return c->xact_fenced && cluster_lone_gate(c) ? 3
+	       : c->xact_fenced                       ? 2
+	       : c->xact_table                        ? 1
+	                                              : 0;
 }
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -127,6 +154,8 @@ void cluster_claim_free(struct claim *q)
 static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
 {
 	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
+	if (cluster_lone_refusal(c, why, len))
+		return CLUSTER_REFUSED; /* whatever this instance saw: the lone one runs it */
 	if (c->refused) {
 		snprintf(why, len, "another live instance has this instance's name");
 		return CLUSTER_REFUSED;
@@ -214,9 +243,10 @@ void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, co
 			c->st.refused++;
 			break;
 		}
-		/* a standby was reported when it was found (lock_done) */
+		/* a standby was reported when it was found (lock_done), a lone instance's refusal
+		 * as it came (cluster_lone_refused) */
 		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
-		    log_complain(&c->offline_complaint))
+		    !cluster_lone_refusal(c, NULL, 0) && log_complain(&c->offline_complaint))
 			log_warning("cluster: %s", why);
 		if (q->fn)
 			q->fn(q->arg, v, why);
@@ -262,6 +292,7 @@ void cluster_on_flush(evutil_socket_t fd, short what, void *arg)
 	struct cluster *c = arg;
 	(void)fd;
 	(void)what;
+	cluster_answer_claims(c, cluster_lone_which, cluster_lone_verdict);
 	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
 	cluster_kick(c);
 }
@@ -385,6 +416,8 @@ void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result
 			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
 			    "run 'pgcrond install' to upgrade the schema");
 		c->schema_missing = true;
+	} else if (sr->failed && strcmp(sr->sqlstate, CLUSTER_LONE_SQLSTATE) == 0) {
+		cluster_lone_refused(c, sr->err); /* answered REFUSED, with the lone one's name */
 	} else if (sr->failed && strcmp(sr->sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
 		c->in_recovery = true;
@@ -410,6 +443,7 @@ void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result
 	if (!cluster_has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
+	cluster_lone_refused(c, NULL);
 	if (c->in_recovery && sr->failed)
 		cluster_conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
@@ -425,6 +459,12 @@ void cluster_send_claims(struct cluster *c)
 		}
 	if (!first)
 		return;
+	if (cluster_lone_answers(c)) {
+		/* answered from the loop without a statement (cluster_on_flush) */
+		if (!evtimer_pending(&c->flush_ev, NULL))
+			cluster_arm_ms(&c->flush_ev, 0);
+		return;
+	}
 	if (first->window_ms > 0) {
 		char w[24];
 		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
@@ -491,7 +531,8 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};
-		rc = cluster_submit(c, sql_settle[c->xact_table], 4, p, fn, arg);
+		rc = cluster_submit(c, sql_settle[cluster_lone_gate(c) ? 2 : c->xact_table], 4, p,
+		                    fn, arg);
 	}
 	free(j);
 	free(k);

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "cluster.h"
+#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 #include "config.h"
 #include "log.h"
@@ -91,7 +92,9 @@ const char cluster_sql_lock[] =
     /* schema step 21: the class of a fenced command (cluster_xact.c) */
     " EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=)"
     "   pg_catalog.to_regclass('pgcrond.run_start') AND a.attname OPERATOR(pg_catalog.=)"
-    "   'fenced' AND NOT a.attisdropped)";
+    "   'fenced' AND NOT a.attisdropped),"
+    /* schema step 23: an instance alone claims nothing (cluster_lone.c) */
+    " pg_catalog.to_regclass('pgcrond.cluster_gate') IS NOT NULL";
 
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
@@ -181,6 +184,8 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	c->locked = true;
 	c->st.connected = true;
 	c->holder_looked = false;
+	cluster_lone_locked(c,
+	                    !legacy && PQnfields(r) > 7 && strcmp(PQgetvalue(r, 0, 7), "t") == 0);
 	if (log_complaint_reset(&c->down_complaint))
 		log_notice("cluster: history database %s is reachable again", c->safe_conninfo);
 	else
@@ -276,7 +281,8 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 		else if (c->peers_live)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
-	if (told_dead(c, r, 4))
+	bool dead = told_dead(c, r, 4);
+	if (dead)
 		cluster_marks_refuse(c);
 	c->peers_live = n;
 	c->marking = c->marking || n > 0;
@@ -309,6 +315,7 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 				c->hooks.clock_offset(c->hooks.arg, use);
 		}
 	}
+	cluster_lone_beat(c, dead, PQnfields(r) > 6 && atoll(PQgetvalue(r, 0, 6)) > 0);
 	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);
 }

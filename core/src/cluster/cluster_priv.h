@@ -254,6 +254,7 @@ struct cluster {
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
 	char peers[512];
+	struct cluster_lone *lone; /* an instance alone (cluster_lone.c); NULL until locked */
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
 	    offline_complaint, lock_complaint, lease_complaint;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 #include "log.h"
 #include "pgconn.h"
@@ -172,7 +173,7 @@ static bool plain(const char *s)
 
 bool cluster_marks_runs(const struct cluster *c)
 {
-	return c && c->xact_table && c->marking;
+	return c && c->xact_table && c->marking && !cluster_lone_on(c);
 }
 
 static bool noted(struct cluster *c, const char *run_key)

@@ -470,6 +470,8 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 		rc |= put_bool(cl, "in_recovery", cs.in_recovery);
 		rc |= put_int(cl, "peers_live", (json_int_t)cs.peers_live);
 		rc |= put_str(cl, "peers", cluster_peers(src->cluster));
+		/* no other instance is live, and this one claims nothing (cluster_lone) */
+		rc |= put_bool(cl, "alone", cluster_lone(src->cluster));
 		if (cs.clock_offset_known)
 			rc |= put_int(cl, "clock_offset_ms", (json_int_t)cs.clock_offset_ms);
 		if (rc != 0)

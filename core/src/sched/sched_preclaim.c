@@ -39,7 +39,8 @@ int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
 {
 	/* once the early wake-up is due, the timer waits for the instant itself: whatever the
 	 * claim's fate, J wakes early once per fire */
-	if (!j->s->cluster || (j->pre && j->pre->instant == j->next_fire) ||
+	if (!j->s->cluster || cluster_lone(j->s->cluster) ||
+	    (j->pre && j->pre->instant == j->next_fire) ||
 	    j->next_fire * 1000000 - PRECLAIM_LEAD_US <= now_us)
 		return 0;
 	return PRECLAIM_LEAD_US;
@@ -108,7 +109,9 @@ void sched_preclaim_ask(struct job *j)
 	struct sched *s = j->s;
 	char key[64];
 
-	if (!s->cluster || j->next_fire == CRON_NEVER ||
+	/* an instance alone claims nothing: its fire's claim is answered at the instant, at
+	 * once (cluster_lone) */
+	if (!s->cluster || cluster_lone(s->cluster) || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->instant == j->next_fire))
 		return;
 	if (j->pre && j->pre->waiter)

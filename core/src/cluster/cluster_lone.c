@@ -1,0 +1,534 @@
+/* An instance alone (cluster_lone_priv.h; schema step 23, sql/pgcrond--23.sql).
+ *
+ * A heartbeat that finds no other live instance has the instance go lone: one statement
+ * (pgcrond.go_lone) holds the gate's row FOR UPDATE, finds no other instance not stopped and
+ * no other instance's claim of a fire still to come, and marks this process's row lone. From
+ * then on a claim is answered at once, without a statement (GRANTED: the scheduler runs it
+ * as a claimed fire; the "lock" its run gives back at its end is only counted here), while
+ * the last heartbeat is recent: within LONE_LEASE of its sending, which is well before any
+ * other instance may find this one dead by its heartbeat (cluster_dead_after). No claim
+ * statement of another instance gets through while the row says lone (pgcrond.claim_gate).
+ *
+ * A heartbeat that finds another instance live (a newcomer's hello has this one beat at once)
+ * has it claim again, in one statement: the fires it ran lone in the last LONE_RECENT_MS and
+ * each job's last one become its claims (so the newcomer's catch-up, or its settling of the
+ * fires it was refused, finds them served), the jobs of its runs under way get their locks
+ * (not marked: those runs wrote no start mark), and the row's lone mark goes. The newcomer's
+ * claims are refused until then, milliseconds normally. A (re)connect does the same first
+ * when the process was lone: its row may still say so. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "cluster_lone_priv.h"
+#include "cluster_priv.h"
+#include "log.h"
+#include "strmap.h"
+
+/* the fires run lone that claiming again claims (with each job's last one, of any age) */
+#define LONE_RECENT_MS (2 * 60 * 1000)
+#define LONE_RECENT_MAX 100000
+
+enum lone_state {
+	LONE_OFF,     /* claiming (also before the first heartbeat) */
+	LONE_GOING,   /* pgcrond.go_lone sent */
+	LONE_ON,      /* lone: claims answered without a statement */
+	LONE_LEAVING, /* claiming again: the switch's statement is due or on its way */
+};
+
+/* A fire granted lone. */
+struct lone_fire {
+	struct lone_fire *next;
+	struct lone_job *job;
+	char *key;
+	int64_t at_ms; /* monotonic */
+};
+
+/* A job that had fires granted lone. */
+struct lone_job {
+	struct strmap_node node;
+	char *name;
+	int held;  /* its runs granted lone and not ended (no lock row) */
+	int ended; /* ... of those the switch in flight locks, ended meanwhile */
+	char *last_key;
+	int64_t last_ms;
+};
+
+struct cluster_lone {
+	enum lone_state state;
+	bool schema;      /* step 23 */
+	bool leave_after; /* a peer was seen while going lone */
+	bool switch_due;  /* LEAVING, its statement not submitted */
+	bool switch_sent; /* ... submitted, waiting for its answer */
+	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
+	bool refusing;    /* a claim statement's gate refusal is being answered */
+	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
+	char refused[600];
+	struct log_complaint refused_complaint;
+	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
+	int64_t on_since_ms;
+	uint64_t granted; /* fires granted lone since it went lone */
+	struct strmap jobs;
+	struct lone_fire *head, *tail; /* oldest first */
+	size_t n_fires;
+};
+
+static const char sql_go_lone[] = "SELECT pgcrond.go_lone($1, $2)";
+
+/* $1 instance, $2 boot id; $3, $4, $5: the fires run lone (jobs, keys, their ages in ms);
+ * $6, $7: the jobs of runs under way and how many; $8: a switch sent again after its answer
+ * was lost (it may have committed: the holds are set, not added). A turn ("n") is taken over when
+ * ours is the later; no other claim is (nobody else claimed while this instance was lone). */
+#define SQL_SWITCH_LOCK SQL_JOB_LOCK_INTO(", marked")
+static const char sql_switch[] =
+    "WITH f AS (SELECT DISTINCT ON (x.j, x.k) x.j, x.k, x.a"
+    "   FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]),"
+    "    pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.int8[]))"
+    "    AS x(j, k, a) ORDER BY x.j, x.k, x.a),"
+    " cl AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id,"
+    "   claimed_at, started)"
+    "  SELECT f.j, f.k, $1, $2, pg_catalog.now() OPERATOR(pg_catalog.-) (f.a::pg_catalog.float8"
+    "   OPERATOR(pg_catalog.*) interval '1 millisecond'), NULL::pg_catalog.bool FROM f"
+    "  ORDER BY f.j COLLATE \"C\", f.k COLLATE \"C\""
+    "  ON CONFLICT (job_name, fire_key) DO UPDATE SET instance = EXCLUDED.instance,"
+    "   boot_id = EXCLUDED.boot_id, claimed_at = EXCLUDED.claimed_at, started = NULL"
+    "  WHERE c.fire_key OPERATOR(pg_catalog.=) 'n'"
+    "   AND c.claimed_at OPERATOR(pg_catalog.<) EXCLUDED.claimed_at"
+    "  RETURNING 1),"
+    " l AS (" SQL_SWITCH_LOCK " SELECT u.j, $1, $2, u.n, false"
+    "  FROM ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]),"
+    "   pg_catalog.unnest($7::pg_catalog.int4[])) AS u(j, n)"
+    "  ORDER BY u.j COLLATE \"C\""
+    "  ON CONFLICT (job_name) DO UPDATE SET holds = CASE WHEN " SQL_JOB_LOCK_SAME
+    "   AND NOT $8::pg_catalog.bool THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds"
+    "   ELSE EXCLUDED.holds END, marked = false, instance = EXCLUDED.instance,"
+    "   boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()"
+    "  WHERE (" SQL_JOB_LOCK_SAME ") OR NOT EXISTS (SELECT FROM pgcrond.instance i"
+    "   WHERE i.name OPERATOR(pg_catalog.=) l.instance"
+    "    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"
+    "  RETURNING l.job_name),"
+    " o AS (UPDATE pgcrond.instance i SET lone_boot = NULL"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "  RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM cl), (SELECT pg_catalog.count(*) FROM l),"
+    "  (SELECT pg_catalog.count(*) FROM o)";
+
+static struct cluster_lone *get(struct cluster *c)
+{
+	if (!c->lone)
+		c->lone = calloc(1, sizeof(*c->lone));
+	return c->lone;
+}
+
+static void fire_free(struct lone_fire *f)
+{
+	free(f->key);
+	free(f);
+}
+
+/* Fires older than LONE_RECENT_MS go (each job keeps its last in last_key). */
+static void prune(struct cluster_lone *l, int64_t now_ms)
+{
+	while (l->head &&
+	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
+		struct lone_fire *f = l->head;
+		l->head = f->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->n_fires--;
+		fire_free(f);
+	}
+}
+
+static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool make)
+{
+	struct lone_job *j = STRMAP_ENTRY(strmap_find(&l->jobs, name), struct lone_job, node);
+	if (j || !make)
+		return j;
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->name = strdup(name))) {
+		free(j);
+		return NULL;
+	}
+	strmap_insert(&l->jobs, &j->node, j->name);
+	return j;
+}
+
+bool cluster_lone_gate(const struct cluster *c)
+{
+	return c->lone && c->lone->schema;
+}
+
+bool cluster_lone_on(const struct cluster *c)
+{
+	return c->lone && c->lone->state == LONE_ON;
+}
+
+/* How long after a heartbeat's sending claims are still answered lone: half-way between the
+ * heartbeat's period and cluster_dead_after, after which another instance may find this one
+ * dead (its row's last_seen was written after that sending) and serve its fires. */
+static int64_t lease_us(const struct cluster *c)
+{
+	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
+}
+
+bool cluster_lone_quiet(const struct cluster *c)
+{
+	return cluster_lone_on(c) && !c->lone->unstopped;
+}
+
+bool cluster_lone_answers(const struct cluster *c)
+{
+	return cluster_lone_on(c) && cluster_ready(c) && !c->stopping && !c->skewed &&
+	       clock_mono_us() - c->lone->beat_ok_us < lease_us(c);
+}
+
+bool cluster_lone_which(struct cluster *c, const struct claim *q)
+{
+	return !q->sent && cluster_lone_answers(c);
+}
+
+enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	struct cluster_lone *l = c->lone;
+	int64_t now = clock_mono_ms();
+	struct lone_job *j = job_get(l, q->job, true);
+	struct lone_fire *f = j ? calloc(1, sizeof(*f)) : NULL;
+	char *last = j ? strdup(q->key) : NULL;
+	if (!j || !f || !last || !(f->key = strdup(q->key))) {
+		free(f);
+		free(last);
+		/* not remembered, it could not be claimed when claiming again: not run */
+		snprintf(why, len, "out of memory noting a fire run unclaimed");
+		return CLUSTER_REFUSED;
+	}
+	f->job = j;
+	f->at_ms = now;
+	if (l->tail)
+		l->tail->next = f;
+	else
+		l->head = f;
+	l->tail = f;
+	l->n_fires++;
+	free(j->last_key);
+	j->last_key = last;
+	j->last_ms = now;
+	j->held++;
+	l->granted++;
+	prune(l, now);
+	return CLUSTER_GRANTED;
+}
+
+bool cluster_lone_release(struct cluster *c, const char *job)
+{
+	struct cluster_lone *l = c->lone;
+	struct lone_job *j = l ? job_get(l, job, false) : NULL;
+	if (!j || j->held <= 0)
+		return false;
+	j->held--;
+	if (l->switch_sent)
+		j->ended++; /* locked by the switch on its way: unlocked once it is answered */
+	return true;
+}
+
+void cluster_lone_refused(struct cluster *c, const char *err)
+{
+	struct cluster_lone *l = get(c);
+	if (!l)
+		return;
+	l->refusing = err != NULL;
+	if (!err)
+		return;
+	snprintf(l->refused, sizeof(l->refused), "%s", err);
+	/* its own complaint: not the one a lost database's refusals are logged under */
+	if (log_complain(&l->refused_complaint))
+		log_info("cluster: claims refused: %s (it answers at its heartbeat, which this "
+		         "instance's hello asked for)",
+		         err);
+}
+
+bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len)
+{
+	if (!c->lone || !c->lone->refusing)
+		return false;
+	if (why)
+		snprintf(why, len, "%s", c->lone->refused);
+	return true;
+}
+
+/* ---- going lone ---------------------------------------------------------------------- */
+
+static void switch_send(struct cluster *c);
+
+static void on_lone(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	struct cluster *c = arg;
+	struct cluster_lone *l = c->lone;
+	if (l->state != LONE_GOING)
+		return;
+	if (!res && strcmp(sqlstate, "08006") == 0) {
+		/* lost on its way: it may have committed, and the row say lone; the next connect
+		 * clears it (cluster_lone_locked) */
+		l->state = LONE_LEAVING;
+		l->switch_due = true;
+		return;
+	}
+	bool lone =
+	    res && !(err && *err) && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (err && *err)
+		log_warning("cluster: cannot go lone: %s", err);
+	if (!lone) {
+		l->state = LONE_OFF;
+		return;
+	}
+	l->state = LONE_ON;
+	l->on_since_ms = clock_mono_ms();
+	l->granted = 0;
+	log_info("cluster: instance \"%s\" is alone: it runs its fires without claiming them (its "
+	         "heartbeat is its only statement) until another instance says hello",
+	         c->instance);
+	if (l->leave_after) {
+		l->leave_after = false;
+		l->state = LONE_LEAVING;
+		l->switch_due = true;
+		switch_send(c);
+		return;
+	}
+	/* claims waiting: answered now, without their statement */
+	if (c->head && !evtimer_pending(&c->flush_ev, NULL))
+		cluster_arm_ms(&c->flush_ev, 0);
+}
+
+static void go_lone(struct cluster *c)
+{
+	struct cluster_lone *l = c->lone;
+	const char *p[] = {c->instance, c->boot_id};
+	if (cluster_submit(c, sql_go_lone, 2, p, on_lone, c) == 0) {
+		l->state = LONE_GOING;
+		l->leave_after = false;
+	}
+}
+
+/* ---- claiming again ------------------------------------------------------------------ */
+
+static void on_switched(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	struct cluster *c = arg;
+	struct cluster_lone *l = c->lone;
+	l->switch_sent = false;
+	if (!res || (err && *err)) {
+		l->switch_lost = l->switch_lost || strcmp(sqlstate, "08006") == 0;
+		log_warning(
+		    "cluster: cannot claim again the fires this instance ran alone (another "
+		    "instance's claims are refused until it can): %s",
+		    err && *err ? err : "no answer");
+		/* those runs ended: they hold no lock row; the rest are sent again (at the next
+		 * heartbeat, or the next connect) */
+		for (struct strmap_node *n = strmap_first(&l->jobs); n;
+		     n = strmap_next(&l->jobs, n))
+			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
+		l->switch_due = true;
+		return;
+	}
+	long long claims = atoll(PQgetvalue(res, 0, 0)), locks = atoll(PQgetvalue(res, 0, 1));
+	log_info("cluster: instance \"%s\" claims every fire again (other live instances: %s): "
+	         "%lld fire(s) it ran alone claimed, the locks of %lld job(s) with runs under way "
+	         "taken",
+	         c->instance, c->peers[0] ? c->peers : "none seen yet", claims, locks);
+	l->state = LONE_OFF;
+	l->switch_lost = false;
+	/* the runs under way hold lock rows now, and those that ended meanwhile give theirs back */
+	struct strmap_node *n = strmap_first(&l->jobs);
+	while (n) {
+		struct strmap_node *next = strmap_next(&l->jobs, n);
+		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
+		int ended = j->ended;
+		strmap_remove(&l->jobs, n);
+		for (int i = 0; i < ended; i++)
+			cluster_release(c, j->name);
+		free(j->name);
+		free(j->last_key);
+		free(j);
+		n = next;
+	}
+	strmap_free(&l->jobs);
+	while (l->head) {
+		struct lone_fire *f = l->head;
+		l->head = f->next;
+		fire_free(f);
+	}
+	l->tail = NULL;
+	l->n_fires = 0;
+}
+
+static char *ints_literal(const int64_t *v, size_t n)
+{
+	char *b = malloc(n * 24 + 3);
+	if (!b)
+		return NULL;
+	size_t o = 0;
+	b[o++] = '{';
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(b + o, 24, "%s%" PRId64, i ? "," : "", v[i]);
+	b[o++] = '}';
+	b[o] = '\0';
+	return b;
+}
+
+/* The switch's statement, made from what was run lone (sql_switch). */
+static void switch_send(struct cluster *c)
+{
+	struct cluster_lone *l = c->lone;
+	if (!l->switch_due || l->switch_sent || !cluster_ready(c))
+		return;
+	int64_t now = clock_mono_ms();
+	prune(l, now);
+	size_t nf = l->n_fires + l->jobs.n, nh = 0, i = 0, k = 0;
+	const char **fj = calloc(nf + 1, sizeof(*fj)), **fk = calloc(nf + 1, sizeof(*fk));
+	const char **hj = calloc(l->jobs.n + 1, sizeof(*hj));
+	int64_t *age = calloc(nf + 1, sizeof(*age)), *held = calloc(l->jobs.n + 1, sizeof(*held));
+	char *p3 = NULL, *p4 = NULL, *p5 = NULL, *p6 = NULL, *p7 = NULL;
+	if (!fj || !fk || !hj || !age || !held)
+		goto out;
+	for (struct lone_fire *f = l->head; f; f = f->next, i++) {
+		fj[i] = f->job->name;
+		fk[i] = f->key;
+		age[i] = now - f->at_ms;
+	}
+	for (struct strmap_node *n = strmap_first(&l->jobs); n; n = strmap_next(&l->jobs, n)) {
+		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
+		if (j->last_key) {
+			fj[i] = j->name;
+			fk[i] = j->last_key;
+			age[i++] = now - j->last_ms;
+		}
+		if (j->held > 0) {
+			hj[nh] = j->name;
+			held[nh++] = j->held;
+		}
+		k++;
+	}
+	p3 = cluster_strings_literal(fj, i);
+	p4 = cluster_strings_literal(fk, i);
+	p5 = ints_literal(age, i);
+	p6 = cluster_strings_literal(hj, nh);
+	p7 = ints_literal(held, nh);
+	if (!p3 || !p4 || !p5 || !p6 || !p7)
+		goto out;
+	const char *p[] = {c->instance, c->boot_id, p3, p4, p5, p6, p7, l->switch_lost ? "t" : "f"};
+	if (cluster_submit(c, sql_switch, 8, p, on_switched, c) == 0) {
+		l->switch_due = false;
+		l->switch_sent = true;
+	}
+out:
+	if (l->switch_due && !l->switch_sent)
+		log_warning("cluster: cannot send the claims of the fires this instance ran alone "
+		            "yet (out of memory, or not connected): sent again at the next "
+		            "heartbeat");
+	free(fj);
+	free(fk);
+	free(hj);
+	free(age);
+	free(held);
+	free(p3);
+	free(p4);
+	free(p5);
+	free(p6);
+	free(p7);
+}
+
+static void leave(struct cluster *c)
+{
+	struct cluster_lone *l = c->lone;
+	if (l->state == LONE_GOING) {
+		l->leave_after = true;
+		return;
+	}
+	if (l->state != LONE_LEAVING) {
+		l->state = LONE_LEAVING;
+		l->switch_due = true;
+	}
+	switch_send(c);
+}
+
+/* ---- the heartbeat and the connection ------------------------------------------------ */
+
+void cluster_lone_locked(struct cluster *c, bool schema)
+{
+	struct cluster_lone *l = get(c);
+	if (!l)
+		return;
+	l->schema = schema;
+	l->refusing = false;
+	if (l->state == LONE_OFF)
+		return;
+	/* the row may say lone, and another instance may have found this one dead meanwhile
+	 * (its session was gone): claim again first */
+	if (l->state != LONE_LEAVING || !l->switch_sent) {
+		l->state = LONE_LEAVING;
+		l->switch_sent = false;
+		l->switch_due = true;
+		for (struct strmap_node *n = strmap_first(&l->jobs); n;
+		     n = strmap_next(&l->jobs, n))
+			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
+	}
+	switch_send(c);
+}
+
+void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
+{
+	struct cluster_lone *l = get(c);
+	if (!l)
+		return;
+	l->beat_ok_us = c->beat_mono_us;
+	l->unstopped = unstopped;
+	switch (l->state) {
+	case LONE_OFF:
+		if (l->schema && c->peers_live == 0 && !told_dead && !c->stopping && !c->closing &&
+		    !c->skewed && !c->in_recovery && !c->schema_missing && !c->refused)
+			go_lone(c);
+		break;
+	case LONE_GOING:
+	case LONE_ON:
+		if (c->peers_live > 0 || told_dead)
+			leave(c);
+		break;
+	case LONE_LEAVING:
+		switch_send(c);
+		break;
+	}
+}
+
+void cluster_lone_free(struct cluster *c)
+{
+	struct cluster_lone *l = c->lone;
+	if (!l)
+		return;
+	struct strmap_node *n = strmap_first(&l->jobs);
+	while (n) {
+		struct strmap_node *next = strmap_next(&l->jobs, n);
+		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
+		free(j->name);
+		free(j->last_key);
+		free(j);
+		n = next;
+	}
+	strmap_free(&l->jobs);
+	while (l->head) {
+		struct lone_fire *f = l->head;
+		l->head = f->next;
+		fire_free(f);
+	}
+	free(l);
+	c->lone = NULL;
+}
+
+bool cluster_lone(const struct cluster *c)
+{
+	return c && cluster_lone_answers(c);
+}

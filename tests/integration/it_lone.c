@@ -1,0 +1,440 @@
+/* An instance alone (schema step 23; docs/several-instances.md "An instance alone"): it claims
+ * nothing and unlocks nothing per run, its heartbeat is its only statement on its
+ * coordination session (counted from the server's own log: log_statement = 'all' for the
+ * database, the lines of that session's backend); when another instance says hello, both
+ * claim before either fires again, and when the other stops or dies the one left goes lone
+ * again: every fire runs once across the switches, with runs in flight at each. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define DB "pgcrond_it_lone"
+
+static void lone_db(struct itest_env *e, const char *tag)
+{
+	itest_env_setup(e, tag, DB);
+	itest_exec(e->db, "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC");
+	/* every statement of every new session of the database goes to the server's log */
+	itest_exec(e->db, "ALTER DATABASE " DB " SET log_statement = 'all'");
+}
+
+static void wait_live(struct itest_env *e, const struct itest_inst *in)
+{
+	ck_assert_msg(
+	    itest_env_wait(e, 15,
+	                   "SELECT count(*) = 1 FROM pgcrond.instance WHERE name = '%s'"
+	                   " AND stopped_at IS NULL AND last_seen > now() - '10 s'::interval",
+	                   in->name),
+	    "instance %s did not come up:\n%s", in->name, itest_tail(in->log));
+}
+
+static char *server_log(void)
+{
+	const char *dir = getenv("PGCROND_SANDBOX");
+	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set");
+	size_t len = strlen(dir) + 16;
+	char *p = malloc(len);
+	snprintf(p, len, "%s/server.log", dir);
+	return p;
+}
+
+struct count_arg {
+	const char *log, *needle;
+	int n;
+};
+
+static bool count_reached(void *arg)
+{
+	const struct count_arg *a = arg;
+	return itest_count_in_file(a->log, a->needle) >= a->n;
+}
+
+/* Whether LOG holds NEEDLE N times within TIMEOUT_S. */
+static bool wait_count(const char *log, const char *needle, int n, double timeout_s)
+{
+	struct count_arg a = {log, needle, n};
+	return itest_wait_until(count_reached, &a, timeout_s);
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* The statements the backend PID ran, by the server's log, from byte FROM on: their count,
+ * and their first 60 characters each into OUT. */
+static int statements_of(const char *log, long from, int pid, char *out, size_t len)
+{
+	FILE *f = fopen(log, "r");
+	ck_assert_msg(f != NULL, "cannot read %s", log);
+	fseek(f, from, SEEK_SET);
+	char tag[32], line[65536];
+	snprintf(tag, sizeof(tag), " [%d] ", pid);
+	int n = 0;
+	size_t used = 0;
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, tag))
+			continue;
+		char *s = strstr(line, "LOG:  execute ");
+		if (!s)
+			s = strstr(line, "LOG:  statement: ");
+		if (!s)
+			continue;
+		n++;
+		int w = snprintf(out + used, len - used, "  %.60s\n", s + 6);
+		if (w > 0 && (size_t)w < len - used)
+			used += (size_t)w;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Statements the coordination session of instance IN sends in 8 s, once settled. */
+static int count_8s(struct itest_env *e, const struct itest_inst *in, char *what, size_t len)
+{
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT backend_pid FROM pgcrond.instance WHERE name = '%s'",
+	         in->name);
+	int pid = (int)itest_scalar_ll(e->db, q);
+	char *log = server_log();
+	long from = file_size(log);
+	itest_sleep(8);
+	/* the same backend all along (a reconnect would hide statements) */
+	ck_assert_msg(itest_scalar_ll(e->db, q) == pid, "the coordination session changed");
+	int n = statements_of(log, from, pid, what, len);
+	free(log);
+	return n;
+}
+
+static char *ten_jobs(void)
+{
+	static char jobs[4096];
+	size_t used = 0;
+	used += (size_t)snprintf(jobs + used, sizeof(jobs) - used, "jobs = (");
+	for (int i = 0; i < 10; i++)
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         "%s{ name = \"t%d\"; command = \"SELECT 1\";"
+		                         " database = \"app\"; schedule = \"* * * * * *\"; }",
+		                         i ? ",\n" : "", i);
+	snprintf(jobs + used, sizeof(jobs) - used, " );\n");
+	return jobs;
+}
+
+/* Done-when of issue 46 item 3: a lone instance with 10 every-second jobs sends at most 2
+ * statements of its own in 8 s (its heartbeat), besides its history's. The same instance on a
+ * schema without step 23 claims as before: that count shows the log sees every statement. */
+START_TEST(lone_instance_sends_only_its_heartbeat)
+{
+	struct itest_env e;
+	struct itest_inst a;
+	lone_db(&e, "lone-quiet");
+	itest_inst_init(&a, &e, "solo", ten_jobs());
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_wait_log(a.log, "is alone", 20), "it never went lone:\n%s",
+	              itest_tail(a.log));
+	itest_sleep(2); /* its start's statements (jobs, purge) behind it */
+	long long before = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details");
+	char what[8192];
+	int n = count_8s(&e, &a, what, sizeof(what));
+	long long ran =
+	    itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details") - before;
+	fprintf(stderr,
+	        "it_lone: lone, 10 jobs every second: %d statement(s) in 8 s, %lld runs:\n%s", n,
+	        ran, what);
+	ck_assert_msg(ran >= 60, "only %lld runs in 8 s", ran);
+	ck_assert_msg(n <= 2, "%d statements in 8 s:\n%s", n, what);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.fire_claim", "0");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job_lock", "0");
+	int st = 0;
+	char *out = itest_cli(&st, "status", "-c", a.conf, NULL);
+	ck_assert_msg(st == 0 && strstr(out, "alone (it claims nothing)"), "status (%d):\n%s", st,
+	              out);
+	free(out);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+
+	/* without step 23 (no gate): claims as before */
+	itest_exec(e.db, "DROP TABLE pgcrond.cluster_gate CASCADE");
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	itest_sleep(3);
+	int old = count_8s(&e, &a, what, sizeof(what));
+	fprintf(stderr, "it_lone: without step 23, the same: %d statements in 8 s\n", old);
+	ck_assert_msg(old >= 10, "only %d statements in 8 s while claiming:\n%s", old, what);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	itest_inst_free(&a);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The fires of jobs s1..s3 from FROM to TO that have no served row (a run; a skip only where
+ * a run of an earlier fire of its job was still under way past the instant, or within 2 s of
+ * the kill at KILLED, whose run's job lock waits for its lease), and those with more than one
+ * row: into OUT; returns how many of each in *MISSING and *TWICE, and in *LEFT_N the fires
+ * the kill left (LEFT_BY_KILL). */
+/* A fire (job j, instant t) whose run la began (its start mark set its claim's `started`) and
+ * was killed before its history row was written: whether it ran is not known, so no survivor
+ * serves it (docs/faults.md); it is its instance's next process's to look at. */
+#define LEFT_BY_KILL                                                                               \
+	"(NOT EXISTS (SELECT FROM pgcrond.job_run_details r WHERE r.job_name = j"                  \
+	" AND r.scheduled_time = t) AND EXISTS (SELECT FROM pgcrond.fire_claim c"                  \
+	" WHERE c.job_name = j AND c.fire_key = 's:' || extract(epoch FROM t)::bigint"             \
+	" AND c.instance = 'la' AND c.started AND t BETWEEN '%s'::timestamptz - '2 s'::interval"   \
+	" AND '%s'::timestamptz))"
+
+static void judge(struct itest_env *e, const char *from, const char *to, const char *killed,
+                  long long *missing, long long *left_n, long long *twice, char **out)
+{
+	char served[2048], left[1024], sql[8192];
+	snprintf(left, sizeof(left), LEFT_BY_KILL, killed, killed);
+	snprintf(served, sizeof(served),
+	         "(r.status IN ('succeeded', 'failed', 'running') OR (r.status = 'skipped' AND"
+	         " r.scheduled_time > '%s'::timestamptz AND r.scheduled_time <= '%s'::timestamptz"
+	         " + '2 s'::interval) OR (r.status = 'skipped' AND EXISTS (SELECT FROM"
+	         " pgcrond.job_run_details p WHERE p.job_name = r.job_name AND p.status IN"
+	         " ('succeeded', 'failed') AND p.scheduled_time < r.scheduled_time"
+	         " AND p.end_time > r.scheduled_time)))",
+	         killed, killed);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM unnest(ARRAY['s1', 's2', 's3']) j,"
+	         " generate_series('%s'::timestamptz, '%s'::timestamptz, '1 s'::interval) t"
+	         " WHERE NOT EXISTS (SELECT FROM pgcrond.job_run_details r WHERE r.job_name = j"
+	         " AND r.scheduled_time = t AND %s) AND NOT %s",
+	         from, to, served, left);
+	*missing = itest_scalar_ll(e->db, sql);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM unnest(ARRAY['s1', 's2', 's3']) j,"
+	         " generate_series('%s'::timestamptz, '%s'::timestamptz, '1 s'::interval) t"
+	         " WHERE %s",
+	         from, to, left);
+	*left_n = itest_scalar_ll(e->db, sql);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT count(*) FROM (SELECT FROM pgcrond.job_run_details WHERE job_name LIKE 's_'"
+	    " AND scheduled_time BETWEEN '%s' AND '%s' GROUP BY job_name, scheduled_time"
+	    " HAVING count(*) > 1) d",
+	    from, to);
+	*twice = itest_scalar_ll(e->db, sql);
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s: %%s', j, t::time, coalesce((SELECT"
+	         " string_agg(format('%%s %%s %%s', d.instance, d.status, d.return_message),"
+	         " ' | ') FROM pgcrond.job_run_details d WHERE d.job_name = j"
+	         " AND d.scheduled_time = t), 'no row')), E'\\n')"
+	         " FROM unnest(ARRAY['s1', 's2', 's3']) j, generate_series('%s'::timestamptz,"
+	         " '%s'::timestamptz, '1 s'::interval) t WHERE (SELECT count(*) FROM"
+	         " pgcrond.job_run_details r WHERE r.job_name = j AND r.scheduled_time = t) > 1"
+	         " OR NOT EXISTS (SELECT FROM pgcrond.job_run_details r WHERE r.job_name = j"
+	         " AND r.scheduled_time = t AND %s)",
+	         from, to, served);
+	*out = itest_scalar(e->db, sql);
+}
+
+/* A lone instance (la) meets a newcomer (lb): both claim, from la's answer to lb's hello;
+ * lb stops (SIGTERM): la goes lone again; another (lc) comes: both claim; la is killed
+ * (SIGKILL): lc finds it dead and goes lone; la's next process comes (both claim) and stops
+ * (lc is alone again). Jobs s1 and s2 insert a row, s3 sleeps 0.9 s
+ * first: a run of it is under way at most moments of each switch. Every fire of the window
+ * has one row, and a served one (what the kill leaves: its run closed and a skip within the
+ * lock's lease); s1's inserts match its successes. */
+START_TEST(lone_and_claiming_switch_both_ways)
+{
+	struct itest_env e;
+	struct itest_inst a, b, c;
+	lone_db(&e, "lone-switch");
+	itest_exec(e.db, "CREATE TABLE ran (job text, at timestamptz DEFAULT clock_timestamp());"
+	                 "GRANT ALL ON ran TO PUBLIC");
+	const char *jobs =
+	    "jobs = ( { name = \"s1\"; command = \"INSERT INTO ran (job) VALUES ('s1')\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	    "{ name = \"s2\"; command = \"INSERT INTO ran (job) VALUES ('s2')\";"
+	    " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	    "{ name = \"s3\"; command = \"SELECT pg_sleep(0.9); INSERT INTO ran (job) VALUES "
+	    "('s3')\"; database = \"app\"; schedule = \"* * * * * *\"; } );\n";
+	itest_inst_init(&a, &e, "la", jobs);
+	itest_inst_init(&b, &e, "lb", jobs);
+	itest_inst_init(&c, &e, "lc", jobs);
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_wait_log(a.log, "is alone", 20), "la never went lone:\n%s",
+	              itest_tail(a.log));
+	char *from =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) + '1 s'::interval)::text");
+	itest_sleep(3);
+
+	/* a newcomer: la claims again at its hello */
+	itest_inst_start(&b);
+	wait_live(&e, &b);
+	ck_assert_msg(itest_wait_log(a.log, "claims every fire again", 15),
+	              "la did not claim again when lb came:\n%s", itest_tail(a.log));
+	itest_sleep(5);
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE instance = 'lb'"
+	                    " AND status = 'succeeded'",
+	                    "t");
+	/* it stops: la goes lone again (at its next heartbeat) */
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	ck_assert_msg(wait_count(a.log, "is alone", 2, 25),
+	              "la did not go lone again after lb stopped:\n%s", itest_tail(a.log));
+	itest_sleep(3);
+
+	/* another comes, and la is killed while both claim: lc goes lone */
+	itest_inst_start(&c);
+	wait_live(&e, &c);
+	ck_assert_msg(wait_count(a.log, "claims every fire again", 2, 15),
+	              "la did not claim again when lc came:\n%s", itest_tail(a.log));
+	itest_sleep(4);
+	char *killed = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	ck_assert_int_eq(itest_inst_stop(&a, SIGKILL), 128 + SIGKILL);
+	ck_assert_msg(itest_wait_log(c.log, "is alone", 30),
+	              "lc never went lone after la died:\n%s", itest_tail(c.log));
+	itest_sleep(2);
+	/* la's next process: both claim again, and lc is alone once it stops */
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(wait_count(c.log, "claims every fire again", 1, 15),
+	              "lc did not claim again when la came back:\n%s", itest_tail(c.log));
+	itest_sleep(3);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	ck_assert_msg(wait_count(c.log, "is alone", 2, 25),
+	              "lc did not go lone again after la stopped:\n%s", itest_tail(c.log));
+	itest_sleep(2);
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '1 s'::interval)::text");
+	/* the served rows of the window are in (a fire's row is written as its run starts) */
+	itest_sleep(2);
+	ck_assert_int_eq(itest_inst_stop(&c, SIGTERM), 0);
+
+	long long missing = 0, left = 0, twice = 0;
+	char *bad = NULL;
+	judge(&e, from, to, killed, &missing, &left, &twice, &bad);
+	long long fires = itest_env_count(
+	    &e,
+	    "SELECT 3 * (extract(epoch FROM '%s'::timestamptz - '%s'::timestamptz)::bigint + 1)",
+	    to, from);
+	fprintf(stderr,
+	        "it_lone: switch both ways: %lld fires from %s to %s (la killed at %s): %lld not "
+	        "served, %lld left by the kill (begun, no row), %lld with two rows\n%s\n",
+	        fires, from, to, killed, missing, left, twice, bad ? bad : "");
+	ck_assert_msg(missing == 0 && twice == 0, "%lld fires not served, %lld twice:\n%s", missing,
+	              twice, bad ? bad : "");
+	/* every statement that succeeded has its row, and none ran twice (a kill may leave one
+	 * committed run closed as failed) */
+	long long ran = itest_env_count(
+	    &e, "SELECT count(*) FROM ran WHERE job = 's1' AND at >= '%s'::timestamptz", from);
+	long long ok =
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name"
+	                    " = 's1' AND status = 'succeeded' AND scheduled_time >= '%s'",
+	                    from);
+	ck_assert_msg(ran >= ok && ran - ok <= 1, "s1: %lld statements, %lld successes", ran, ok);
+	free(bad);
+	free(from);
+	free(to);
+	free(killed);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_inst_free(&c);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* An instance alone is frozen (SIGSTOP) while another starts: the newcomer's claims are
+ * refused (the frozen one may resume and run those fires unclaimed) until it finds the frozen
+ * one dead, here once it is killed; the fires of that time, which nobody ran, get one
+ * `skipped` row each, written by the newcomer once it can claim (docs/faults.md, "Frozen
+ * while alone"), and none has two rows. */
+START_TEST(frozen_while_alone)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	lone_db(&e, "lone-frozen");
+	const char *jobs = "jobs = ( { name = \"s1\"; command = \"SELECT 1\";"
+	                   " database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	                   "{ name = \"s2\"; command = \"SELECT 2\";"
+	                   " database = \"app\"; schedule = \"* * * * * *\"; } );\n";
+	itest_inst_init(&a, &e, "fa", jobs);
+	itest_inst_init(&b, &e, "fb", jobs);
+	itest_inst_start(&a);
+	wait_live(&e, &a);
+	ck_assert_msg(itest_wait_log(a.log, "is alone", 20), "fa never went lone:\n%s",
+	              itest_tail(a.log));
+	itest_sleep(2);
+	ck_assert_int_eq(kill(a.pid, SIGSTOP), 0);
+	itest_inst_start(&b);
+	wait_live(&e, &b);
+	/* (fires from fb's start on: those before had only fa, frozen) */
+	char *from =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) + '2 s'::interval)::text");
+	ck_assert_msg(itest_wait_log(b.log, "runs unclaimed and has not yet answered", 15),
+	              "fb's claims were not refused:\n%s", itest_tail(b.log));
+	itest_sleep(3);
+	ck_assert_int_eq(itest_inst_stop(&a, SIGKILL), 128 + SIGKILL);
+	ck_assert_msg(itest_wait_log(b.log, "instance \"fa\" died", 15),
+	              "fb never found fa dead:\n%s", itest_tail(b.log));
+	ck_assert_msg(itest_wait_log(b.log, "is alone", 15), "fb never went lone:\n%s",
+	              itest_tail(b.log));
+	char *to =
+	    itest_scalar(e.db, "SELECT (date_trunc('second', now()) - '1 s'::interval)::text");
+	/* each refused fire is checked once its instant is 10 s old */
+	itest_env_wait(&e, 40, "SELECT now() > '%s'::timestamptz + interval '16 seconds'", to);
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s: %%s', j, t::time, coalesce((SELECT"
+	         " string_agg(format('%%s %%s %%s', d.instance, d.status, d.return_message),"
+	         " ' | ') FROM pgcrond.job_run_details d WHERE d.job_name = j"
+	         " AND d.scheduled_time = t), 'no row')), E'\\n')"
+	         " FROM unnest(ARRAY['s1', 's2']) j, generate_series('%s'::timestamptz,"
+	         " '%s'::timestamptz, '1 s'::interval) t WHERE (SELECT count(*) FROM"
+	         " pgcrond.job_run_details r WHERE r.job_name = j AND r.scheduled_time = t) <> 1",
+	         from, to);
+	char *bad = itest_scalar(e.db, sql);
+	long long skipped =
+	    itest_env_count(&e,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'skipped'"
+	                    " AND return_message LIKE '%%runs unclaimed%%' AND scheduled_time "
+	                    "BETWEEN '%s' AND '%s'",
+	                    from, to);
+	fprintf(stderr,
+	        "it_lone: frozen while alone: fires from %s to %s: %lld skipped, wrong:\n%s\n",
+	        from, to, skipped, bad ? bad : "(none)");
+	ck_assert_msg(bad == NULL, "fires without exactly one row:\n%s", bad);
+	ck_assert_msg(skipped > 0, "no fire was recorded skipped");
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+	free(from);
+	free(to);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lone");
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"quiet", lone_instance_sends_only_its_heartbeat},
+	    {"switch", lone_and_claiming_switch_both_ways},
+	    {"frozen", frozen_while_alone},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, 300);
+		tcase_add_test(tc, cases[i].test);
+		itest_add_tcase(s, tc);
+	}
+	SRunner *sr = srunner_create(s);
+	int failed = itest_run_share(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
