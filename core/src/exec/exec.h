@@ -72,9 +72,10 @@ struct exec_run_spec {
 	 * statement before it in the same pipeline, so in the same transaction, assigns the
 	 * id and returns it, XID (decimal text) with SERVER, the server's start time (an id
 	 * means something only on the server that gave it, until its next restart). Called
-	 * again with NULLs if the statement went out once more on its own after all (its
+	 * again with NULLs if the statement goes out once more on its own after all (its
 	 * Parse refused several statements): that id is not its transaction's. COMMIT_WAITS:
-	 * the run is in its own transaction (own_xact), whose COMMIT waits for exec_release(). */
+	 * what comes next waits for exec_release(): the COMMIT of a run in its own transaction
+	 * (own_xact), or, after NULLs, the statement sent again. */
 	void (*on_xid)(void *arg, const char *xid, const char *server, bool commit_waits);
 	/* Nothing of the run is sent until exec_release() (it may get its connection
 	 * meanwhile, and hold it): its start is recorded elsewhere first (cluster.h, a run's
