@@ -470,12 +470,10 @@ static const char reap_c2[] =
  * for unserved without the start marks) ... */
 static const char reap_d[] =
     "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)";
-/* ... (with schema step 21) its runs of scheduled fires that have no history row (the start
- * rows wait up to a second behind the runs, history.c, and the dead instance's spill file is
- * out of reach) and whose transaction the fence left rolled back: retried, as a closed run
- * (the retry's claim, the fire's and its attempt's, is the one the dead instance's own retry
- * asks for, if it comes back); a run that committed, or whose id or commit is not known, is
- * left as it is. Before, such a fire was lost: its claim was started, so no one served it */
+/* ... (schema step 21) its runs of scheduled fires with no history row yet (start rows wait up
+ * to a second behind the runs) whose transaction the fence left rolled back: retried as a
+ * closed run (by the claim the dead instance's own retry asks for, if it comes back); one that
+ * committed, or whose id is not known, stays so. Before, the fire was lost (claim started) */
 static const char reap_rolled[] =
     " , rolled AS (SELECT dead.name, m.job_name,"
     "   m.scheduled_s OPERATOR(pg_catalog.*) 1000000 AS sched"
