@@ -360,13 +360,109 @@ START_TEST(vacuum_is_fenced)
 }
 END_TEST
 
+/* Job "j" (every second) on instance X, with instance "fk" live beside it (its heartbeat is
+ * fresh and counts for 10 min; no process: it answers nothing, as a frozen one), which holds
+ * j's lock as it would just after its run of j ended, before it gave the lock back: taken
+ * 0.3 s into a second T, a mark of that run whose transaction committed, and a claim of a
+ * fire of j, STARTED (its run marked) or not. Returns the status of j's fire at T + 1, whose
+ * claim X asks for 100 ms before it (NULL: that claim may have come first). */
+static char *fire_after_idle_lock(struct itest_env *e, struct itest_inst *x, bool started)
+{
+	itest_exec(e->db, "DELETE FROM pgcrond.run_start WHERE instance = 'fk';"
+	                  "DELETE FROM pgcrond.fire_claim WHERE instance = 'fk';"
+	                  "DELETE FROM pgcrond.job_lock WHERE instance = 'fk'");
+	char *xid = itest_scalar(e->db, "SELECT txid_current()::text"); /* committed */
+	/* (after a sleep to 0.3 s into the second) */
+	char *t = itest_scalar(
+	    e->db, "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint::text FROM"
+	           " pg_sleep((1.3 - extract(epoch FROM clock_timestamp())::numeric % 1) % 1)");
+	ck_assert_ptr_nonnull(t);
+	char sql[1500];
+	snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds, marked,"
+	    "  locked_at) VALUES ('j', 'fk', 'fkboot', 1, true, clock_timestamp())"
+	    " ON CONFLICT (job_name) DO UPDATE SET instance = 'fk', boot_id = 'fkboot',"
+	    "  holds = 1, marked = true, locked_at = clock_timestamp();"
+	    "INSERT INTO pgcrond.run_start (instance, run_key, job_name, scheduled_s, xid,"
+	    "  server) VALUES ('fk', 'fk1', 'j', %s, %s,"
+	    "  extract(epoch FROM pg_postmaster_start_time())::text);"
+	    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started,"
+	    "  claimed_at) VALUES ('j', 's:' || (%s - 100), 'fk', 'fkboot', %s, clock_timestamp())",
+	    t, xid, t, started ? "true" : "false");
+	itest_exec(e->db, sql);
+	char *status = NULL;
+	if (itest_env_count(e,
+	                    "SELECT count(*) FROM pgcrond.job_lock WHERE instance = 'fk'"
+	                    " AND clock_timestamp() < to_timestamp(%s + 0.85)",
+	                    t) != 1) {
+		free(xid); /* set up too late for the next second's claim (a loaded machine) */
+		free(t);
+		return NULL;
+	}
+	if (itest_env_wait(e, 10,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'j'"
+	                   " AND scheduled_time = to_timestamp(%s + 1) AND status IN ('succeeded',"
+	                   " 'skipped')",
+	                   t)) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT status || ': ' || return_message FROM pgcrond.job_run_details"
+		         " WHERE job_name = 'j' AND scheduled_time = to_timestamp(%s + 1)",
+		         t);
+		status = itest_scalar(e->db, sql);
+	}
+	ck_assert_msg(status, "no row of the fire at %s + 1:\n%s", t, itest_tail(x->log));
+	free(xid);
+	free(t);
+	return status;
+}
+
+/* The lock of an instance that froze just after its run of a job ended (its transaction
+ * committed) and before it gave the lock back is taken at once by the next fire's claim, not
+ * after the 1.5 s lease (which made the others skip that fire: 6 of 180 fires of the "bar"
+ * below, stopped right after a second's runs); one whose holder has claimed a fire whose run
+ * has not begun (it may only be slow) still holds the job for the lease. */
+START_TEST(ended_runs_do_not_hold_the_job)
+{
+	struct itest_env e;
+	struct itest_inst x;
+	setup(&e, "once-idle");
+	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen, dead_after_ms)"
+	                 " VALUES ('fk', 'fkboot', now(), 600000)");
+	itest_inst_init(&x, &e, "ox",
+	                "job = { name = \"j\"; database = \"app\"; schedule = \"* * * * * *\";"
+	                " command = \"INSERT INTO execs (pid) VALUES (pg_backend_pid())\"; };\n");
+	itest_inst_up(&e, &x);
+	ck_assert_msg(itest_wait_log(x.log, "other live instances: fk", 15),
+	              "ox never saw fk live:\n%s", itest_tail(x.log));
+	itest_sleep(2); /* its runs are marked from then on */
+	char *ended = NULL, *waiting = NULL;
+	for (int i = 0; i < 5 && !ended; i++)
+		ended = fire_after_idle_lock(&e, &x, true);
+	for (int i = 0; i < 5 && !waiting; i++)
+		waiting = fire_after_idle_lock(&e, &x, false);
+	ck_assert_msg(ended && waiting, "the lock could not be set up before a second's claim");
+	ck_assert_msg(strncmp(ended, "succeeded", 9) == 0,
+	              "the next fire after runs that ended: %s\n%s", ended, itest_tail(x.log));
+	ck_assert_msg(strstr(waiting, "skipped: a run of the job is still running on another"),
+	              "the next fire after a claim not started: %s\n%s", waiting,
+	              itest_tail(x.log));
+	free(ended);
+	free(waiting);
+	itest_inst_stop(&x, SIGTERM);
+	itest_inst_free(&x);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The scenario of issue 48, as a fault injector tries it: three instances, six jobs every
  * second and four every 5 s whose command is several statements (an INSERT, then 3 s of
  * sleep), retried twice on transient errors; the instance running a long job is stopped for
  * 30 s mid-run, then later another (or the same) is killed mid-run. Every committed execution
  * is matched to its history row by backend pid, job and time: no fire of a long job executed
- * twice, none recorded failed although it committed, none unrecorded, none lost; and the
- * every-second fires while the instance was stopped each have their row (skips counted). */
+ * twice, none recorded failed although it committed, none unrecorded, none lost (the kill's
+ * too: the survivors find the killed instance dead and retry its run); and the every-second
+ * fires while the instance was stopped each have their row, at most 5 % of them skipped. */
 static void wait_long_in_flight(struct itest_env *e, struct itest_inst *in, struct itest_inst **x)
 {
 	/* its instance by its transaction id (pgcrond.run_start), which it wrote before it sent
@@ -413,6 +509,16 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	const char *names[] = {"ta", "tb", "tc"};
 	for (int i = 0; i < 3; i++) {
 		itest_inst_init(&in[i], &e, names[i], jobs);
+		/* a connection for each of the ten fires due at the same instant every 5 s: with 4,
+		 * an instance that won them all made its every-second runs wait up to 3 s for one
+		 * (the long jobs held them), and the others skipped those jobs' next fires by their
+		 * overlap policy, frozen instance or not (4 to 12 of 180 fires in the window) */
+		char *conf = itest_read_file(in[i].conf);
+		char *pool = strstr(conf, "pool = 4;");
+		ck_assert_ptr_nonnull(pool);
+		*pool = '\0';
+		itest_write_file(in[i].conf, "%spool = 10;%s", conf, pool + strlen("pool = 4;"));
+		free(conf);
 		itest_inst_up(&e, &in[i]);
 	}
 	for (int i = 0; i < 3; i++)
@@ -434,14 +540,19 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	struct itest_inst *k;
 	wait_long_in_flight(&e, in, &k);
 	ck_assert_msg(k, "no instance runs a long job for the kill");
+	char *killed = itest_scalar(e.db, "SELECT date_trunc('second', now())::text");
 	ck_assert_int_eq(kill(k->pid, SIGKILL), 0);
-	/* the survivors find it dead and retry its runs: wait until no run is open and the
-	 * last retries had their time */
+	/* the survivors find it dead (its session is gone: at their next heartbeat), close its
+	 * runs and retry them: wait until no run is open and the last retries had their time */
+	ck_assert_msg(itest_env_wait(&e, 60,
+	                             "SELECT stopped_at IS NOT NULL FROM pgcrond.instance"
+	                             " WHERE name = '%s'",
+	                             k->name),
+	              "the killed instance %s was not found dead", k->name);
 	ck_assert_msg(itest_env_wait(&e, 60,
 	                             "SELECT count(*) = 0 FROM pgcrond.job_run_details"
-	                             " WHERE status IN ('starting', 'running') AND instance <> '%s'"
-	                             " AND start_time < now() - interval '8 seconds'",
-	                             k->name),
+	                             " WHERE status IN ('starting', 'running')"
+	                             " AND start_time < now() - interval '8 seconds'"),
 	              "runs left open");
 	for (int i = 0; i < 3; i++)
 		if (&in[i] != k)
@@ -473,16 +584,19 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	                    q);
 	long long failed = itest_env_count(
 	    &e, "SELECT count(*) FROM (%s) m WHERE status IS DISTINCT FROM 'succeeded'", q);
-	/* fires of the long jobs in the window without a run that succeeded */
-	long long lost = itest_env_count(
-	    &e,
+	/* fires of the long jobs in the window, the freeze's and the kill's, without a run that
+	 * succeeded (or a skip); the killed run's retry may still be under way */
+	char lost_sql[1024];
+	snprintf(
+	    lost_sql, sizeof(lost_sql),
 	    "SELECT count(*) FROM generate_series(date_trunc('minute', '%s'::timestamptz),"
-	    " now() - interval '30 seconds', interval '5 seconds') AS f(at), generate_series(0, 3) "
-	    "j"
+	    " '%s'::timestamptz, interval '5 seconds') AS f(at), generate_series(0, 3) j"
 	    " WHERE f.at > '%s'::timestamptz + interval '5 seconds'"
 	    " AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d WHERE d.job_name = 'l' || j"
 	    "  AND d.scheduled_time = f.at AND d.status IN ('succeeded', 'skipped'))",
-	    since, since);
+	    since, killed, since);
+	itest_env_wait(&e, 20, "SELECT (%s) = 0", lost_sql);
+	long long lost = itest_env_count(&e, "%s", lost_sql);
 	long long secs = itest_env_count(&e,
 	                                 "SELECT count(*) FROM generate_series('%s'::timestamptz,"
 	                                 " '%s'::timestamptz, interval '1 second')",
@@ -512,12 +626,15 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 	        " %lld fires lost; every-second fires while stopped: %lld of %lld skipped, %lld"
 	        " with a row\n",
 	        execs, twice, failed, lost, skipped, secs * 6, rows);
-	ck_assert_msg(execs > 0 && twice == 0 && failed == 0 && lost == 0 && rows == secs * 6,
-	              "%lld executions, %lld fires twice, %lld not recorded succeeded, %lld lost,"
-	              " %lld of %lld every-second fires with a row:\n%s",
-	              execs, twice, failed, lost, rows, secs * 6, runs ? runs : "");
+	ck_assert_msg(
+	    execs > 0 && twice == 0 && failed == 0 && lost == 0 && rows == secs * 6 &&
+	        skipped * 20 <= secs * 6,
+	    "%lld executions, %lld fires twice, %lld not recorded succeeded, %lld lost,"
+	    " %lld of %lld every-second fires with a row, %lld skipped (at most 5 %%):\n%s",
+	    execs, twice, failed, lost, rows, secs * 6, skipped, runs ? runs : "");
 	free(runs);
 	free(since);
+	free(killed);
 	free(from);
 	free(to);
 	for (int i = 0; i < 3; i++)
@@ -539,6 +656,7 @@ int main(void)
 	    {"do", do_block_is_fenced},
 	    {"call", procedure_committing_inside_is_fenced},
 	    {"vacuum", vacuum_is_fenced},
+	    {"idle", ended_runs_do_not_hold_the_job},
 	    {"bar", freeze_then_kill_runs_each_fire_once},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

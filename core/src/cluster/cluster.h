@@ -161,9 +161,11 @@ bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks
  * whether it committed before it retries it (sql_reap). NULL XID: the id noted is not the
- * run's. With FN, the run's COMMIT waits for the id to be written: FN(ARG, OK, WHY) as
- * cluster_note_start's, and the return value likewise (0: not marked, the run may commit;
- * -1: it may not). */
+ * run's. With FN, the run's COMMIT waits for the id to be written (with a NULL XID: the run's
+ * statement, sent again as written, waits for the id to be written off, since a takeover
+ * retries a run whose id it finds rolled back): FN(ARG, OK, WHY) as cluster_note_start's,
+ * and the return value likewise (0: not marked, the run may go on; -1: it may not). Written
+ * only while this process's instance row says it is live. */
 int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
                       cluster_mark_fn fn, void *arg);
 /* WHY of a COMMIT refused because another instance found this process dead meanwhile: that

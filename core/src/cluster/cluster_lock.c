@@ -469,7 +469,32 @@ static const char reap_c2[] =
 /* ... (SQL_UNSERVED_STARTED, or " AND false" without schema step 17: no claim is taken
  * for unserved without the start marks) ... */
 static const char reap_d[] =
-    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)"
+    "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)";
+/* ... (schema step 21) its runs of scheduled fires with no history row yet (start rows wait up
+ * to a second behind the runs) whose transaction the fence left rolled back: retried as a
+ * closed run (by the claim the dead instance's own retry asks for, if it comes back); one that
+ * committed, or whose id is not known, stays so. Before, the fire was lost (claim started) */
+static const char reap_rolled[] =
+    " , rolled AS (SELECT dead.name, m.job_name,"
+    "   m.scheduled_s OPERATOR(pg_catalog.*) 1000000 AS sched"
+    "  FROM pgcrond.run_start m JOIN dead ON m.instance OPERATOR(pg_catalog.=) dead.name"
+    "  WHERE m.xid OPERATOR(pg_catalog.>) 0 AND m.fenced IS NULL"
+    "   AND EXISTS (SELECT FROM pgcrond.fire_claim c"
+    "    WHERE c.job_name OPERATOR(pg_catalog.=) m.job_name AND c.fire_key OPERATOR(pg_catalog.=)"
+    "     ('s:' OPERATOR(pg_catalog.||) m.scheduled_s::pg_catalog.text)"
+    "     AND c.instance OPERATOR(pg_catalog.=) m.instance AND c.started)"
+    "   AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"
+    "    WHERE d.job_name OPERATOR(pg_catalog.=) m.job_name"
+    "     AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp(m.scheduled_s)"
+    "     AND d.start_time OPERATOR(pg_catalog.>=) (pg_catalog.to_timestamp(m.scheduled_s)"
+    "      OPERATOR(pg_catalog.-) interval '1 minute'))"
+    /* asked once the fence ended its backend */
+    "   AND (SELECT pg_catalog.count(*) FROM fence) OPERATOR(pg_catalog.>=) 0"
+    "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)";
+static const char reap_no_rolled[] =
+    " , rolled AS (SELECT NULL::pg_catalog.text AS name, NULL::pg_catalog.text AS job_name,"
+    "   NULL::pg_catalog.int8 AS sched WHERE false)";
+static const char reap_e[] =
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
     "   WHERE l.instance OPERATOR(pg_catalog.=) dead.name RETURNING 1)"
@@ -493,7 +518,10 @@ static const char reap_d[] =
     /* (the claim's key and boot id: given back as it was if this instance began to stop
      * meanwhile, cluster_reap_done) */
     " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
-    "  NULL, NULL, NULL, fire_key, boot_id FROM unserved WHERE " SQL_UNSERVED_PASSED;
+    "  NULL, NULL, NULL, fire_key, boot_id FROM unserved WHERE " SQL_UNSERVED_PASSED
+    /* (a count where the others have none: cluster_reap_done tells them apart) */
+    " UNION ALL SELECT name, job_name, 'schedule', NULL, sched, 1, NULL, 1::pg_catalog.int8,"
+    "  NULL, NULL, NULL FROM rolled";
 /* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
  * (schema step 17) holds its transaction, which the server still knows (cluster_xact.c);
  * asked after the fence ended its backend (only rows whose backend went are closed), so
@@ -511,9 +539,10 @@ const char *cluster_reap_sql(bool xact, bool fenced)
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
 		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s", reap_a,
+		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a,
 		             xact ? reap_fence_xid : "", reap_a2, k, reap_b, k, reap_c,
-		             fenced && xact ? reap_fenced : "", reap_c2, u, reap_d) < 0) {
+		             fenced && xact ? reap_fenced : "", reap_c2, u, reap_d,
+		             fenced && xact ? reap_rolled : reap_no_rolled, reap_e) < 0) {
 			sql[xact] = NULL;
 			return NULL;
 		}
@@ -578,11 +607,13 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		if (PQgetisnull(r, i, 1)) {
-			size_t closed = 0, unserved = 0, committed = 0;
+			size_t closed = 0, unserved = 0, committed = 0, rolled = 0;
 			for (int k = 0; k < PQntuples(r); k++) {
 				if (PQgetisnull(r, k, 1) || strcmp(PQgetvalue(r, k, 0), name) != 0)
 					continue;
-				if (strcmp(PQgetvalue(r, k, 2), "unserved") == 0)
+				if (cluster_res_val(r, k, 7))
+					rolled++;
+				else if (strcmp(PQgetvalue(r, k, 2), "unserved") == 0)
 					unserved++;
 				else if (strcmp(PQgetvalue(r, k, 2), "committed") == 0)
 					committed++;
@@ -607,12 +638,18 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 				    "cluster: instance \"%s\" sent no heartbeat since %s but its "
 				    "session was still open: ended it",
 				    name, PQgetvalue(r, i, 6));
+			if (rolled)
+				log_warning(
+				    "cluster: instance \"%s\" died just after %zu of its run(s) "
+				    "began, before their history rows were written: rolled "
+				    "back, retried by their retry policy",
+				    name, rolled);
 			if (closed)
 				log_warning(
 				    "cluster: instance \"%s\" died (last seen %s); closed its %zu "
 				    "running run(s) as failed",
 				    name, PQgetvalue(r, i, 6), closed);
-			else if (!committed)
+			else if (!committed && !rolled)
 				log_notice(
 				    "cluster: instance \"%s\" died (last seen %s); it left no "
 				    "running run",

@@ -108,18 +108,41 @@
 #define SQL_JOB_LOCK SQL_JOB_LOCK_INTO("")
 #define SQL_JOB_LOCK_CONFLICT SQL_JOB_LOCK_ON("", "")
 #define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
-#define SQL_JOB_LOCK_CONFLICT_MARKED(unknown)                                                      \
+#define SQL_JOB_LOCK_CONFLICT_MARKED(unknown, ended)                                               \
 	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
 	                "  THEN l.marked AND EXCLUDED.marked ELSE EXCLUDED.marked END,",           \
-	                "  OR (l.marked AND l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()"  \
-	                "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')"                     \
+	                "  OR (l.marked AND (l.locked_at OPERATOR(pg_catalog.<) (pg_catalog.now()" \
+	                "   OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')" ended ")"           \
 	                "   AND NOT EXISTS (SELECT FROM pgcrond.run_start r"                       \
 	                "    WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                   \
 	                "     AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                    \
 	                "     AND ((" unknown ") OR (r.xid OPERATOR(pg_catalog.>) 0"               \
 	                "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 #define SQL_XID_UNKNOWN "r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"
-#define SQL_JOB_LOCK_CONFLICT_M SQL_JOB_LOCK_CONFLICT_MARKED(SQL_XID_UNKNOWN)
+#define SQL_JOB_LOCK_CONFLICT_M SQL_JOB_LOCK_CONFLICT_MARKED(SQL_XID_UNKNOWN, "")
+/* With schema step 21, a lock need not wait for LOCK_LEASE once nothing of its holder's may
+ * still run: each of its holder's marks of the job has a transaction id (the clause above
+ * asks that it ended) and a command whose commit can be asked (a fenced one's id, such as a
+ * plugin's first statement's, does not cover the whole run), and no fire of the job the
+ * holder claimed within LOCK_LEASE waits for its run's mark (a scheduled fire's mark sets
+ * the claim's started; other claims never do, and keep the lease). So an instance stopped
+ * just after its runs of the job ended (the others claim the next fire 100 ms before its
+ * instant) no longer makes them skip it; one stopped between a claim and its run's mark, or
+ * with a run waiting for a connection, still holds the job for the lease: it may be only
+ * slow. The claim statement's snapshot may miss a claim committed while it waited for the
+ * lock's row: the holder's run of that claim then finds the lock gone at its mark and sends
+ * nothing (cluster_xact.c), as after the lease. */
+#define SQL_JOB_LOCK_ENDED                                                                         \
+	"   OR (NOT EXISTS (SELECT FROM pgcrond.run_start r"                                       \
+	"     WHERE r.instance OPERATOR(pg_catalog.=) l.instance"                                  \
+	"      AND r.job_name OPERATOR(pg_catalog.=) l.job_name"                                   \
+	"      AND (" SQL_XID_UNKNOWN " OR r.fenced IS NOT NULL))"                                 \
+	"    AND NOT EXISTS (SELECT FROM pgcrond.fire_claim fc"                                    \
+	"     WHERE fc.job_name OPERATOR(pg_catalog.=) l.job_name"                                 \
+	"      AND fc.instance OPERATOR(pg_catalog.=) l.instance"                                  \
+	"      AND fc.boot_id OPERATOR(pg_catalog.=) l.boot_id AND fc.started IS NOT TRUE"         \
+	"      AND fc.claimed_at OPERATOR(pg_catalog.>=) (pg_catalog.now()"                        \
+	"       OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')))"
 /* With schema step 21: a mark whose id is not known yet holds the job only while its run may
  * be at work on the server: a command that cannot report its id (fenced), or a backend named
  * for the job (every run's, while another instance is live) busy or in a transaction (a
@@ -134,7 +157,8 @@
 	                             "   WHERE a.application_name OPERATOR(pg_catalog.=) "         \
 	                             "pg_catalog.left('" PGCONN_JOB_APP_PREFIX                     \
 	                             "' OPERATOR(pg_catalog.||) r.job_name, 63)"                   \
-	                             "    AND a.state IS DISTINCT FROM 'idle'))")
+	                             "    AND a.state IS DISTINCT FROM 'idle'))",                  \
+	                             SQL_JOB_LOCK_ENDED)
 
 struct claim {
 	struct claim *next;

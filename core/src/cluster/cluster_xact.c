@@ -322,9 +322,10 @@ int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, c
 {
 	if (!c || !c->xact_table || !plain(run_key) || !noted(c, run_key))
 		return 0;
-	if (!xid || !server) /* the id is not the run's after all: a zero one means none */
-		return note(c, 'X', run_key, "0", "", "") ? 0 : -1;
-	if (!plain(xid) || !plain(server))
+	if (!xid || !server) { /* the id is not the run's after all: a zero one means none */
+		xid = "0";
+		server = "";
+	} else if (!plain(xid) || !plain(server))
 		return 0;
 	struct xact_key *k =
 	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);

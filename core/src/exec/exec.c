@@ -223,7 +223,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	/* nothing was sent, or nothing is in flight before a COMMIT (the reset rolls back):
 	 * no cancel to ask for */
-	if (r->hold_waiting || r->xact == XACT_COMMIT_WAIT) {
+	if (r->hold_waiting || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
 		r->hold_waiting = false;
 		struct conn *c = r->conn;
 		r->conn = NULL;
@@ -290,6 +290,10 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 	if (!r || r->state == RUN_DONE || r->cancel_msg || !r->held)
 		return;
 	r->held = false;
+	if (r->unwrap) { /* rolled back to go again as written */
+		exec_run_unwrap_released(r, go, why);
+		return;
+	}
 	if (r->xact != XACT_NONE && r->xact != XACT_PLANNED) { /* its COMMIT waited for this */
 		if (!go)
 			r->commit_refused =

@@ -72,9 +72,10 @@ struct exec_run_spec {
 	 * statement before it in the same pipeline, so in the same transaction, assigns the
 	 * id and returns it, XID (decimal text) with SERVER, the server's start time (an id
 	 * means something only on the server that gave it, until its next restart). Called
-	 * again with NULLs if the statement went out once more on its own after all (its
+	 * again with NULLs if the statement goes out once more on its own after all (its
 	 * Parse refused several statements): that id is not its transaction's. COMMIT_WAITS:
-	 * the run is in its own transaction (own_xact), whose COMMIT waits for exec_release(). */
+	 * what comes next waits for exec_release(): the COMMIT of a run in its own transaction
+	 * (own_xact), or, after NULLs, the statement sent again. */
 	void (*on_xid)(void *arg, const char *xid, const char *server, bool commit_waits);
 	/* Nothing of the run is sent until exec_release() (it may get its connection
 	 * meanwhile, and hold it): its start is recorded elsewhere first (cluster.h, a run's
@@ -87,7 +88,9 @@ struct exec_run_spec {
 	 * and sends COMMIT only once exec_release(run, true, ...) says the id is recorded
 	 * elsewhere (exec_release(run, false, WHY): ROLLBACK, and the run fails with WHY,
 	 * SQLSTATE 08006). A statement that refuses a transaction block (25001) rolls it back
-	 * and goes again as written, on its own (on_xid with NULLs). */
+	 * and goes again as written, on its own (on_xid with NULLs and COMMIT_WAITS), once
+	 * exec_release(run, true, ...) says that no id is recorded for it any more (GO false:
+	 * it fails with WHY, SQLSTATE 08006, without being sent again). */
 	bool own_xact;
 	/* Called for each row the statements return, from the event loop, with its N_FIELDS
 	 * values as text (NULL for SQL NULL), valid during the call only; must not call back
@@ -125,7 +128,9 @@ void exec_cancel(struct exec_run *run, const char *message);
 /* A run submitted with spec.hold may send its statement now (GO), or ends without sending
  * anything, failed with WHY as a run pgcrond stopped (cancelled: never retried; SQLSTATE
  * 57014). In its own transaction (spec.own_xact), once its id was reported: it may COMMIT
- * (GO), or must roll back and fail with WHY (SQLSTATE 08006). Nothing if it ended already. */
+ * (GO), or must roll back and fail with WHY (SQLSTATE 08006); rolled back to go again as
+ * written (spec.own_xact), it is sent (GO) or fails with WHY (08006). Nothing if it ended
+ * already. */
 void exec_release(struct exec_run *run, bool go, const char *why);
 
 /* A connect, a session reset and an idle connection's liveness check must each be answered

@@ -220,8 +220,12 @@ static bool run_uncarry(struct exec_run *r)
 	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
 		return false;
 	st->carry = false;
-	if (r->on_xid)
-		r->on_xid(r->arg, NULL, NULL, false);
+	/* the id it reported was rolled back with it: sent again once the history database no
+	 * longer holds that id as the run's (a takeover retries a run whose id rolled back) */
+	if (r->on_xid) {
+		r->held = true; /* exec_release() sends it (exec_run_send_first), or stops it */
+		r->on_xid(r->arg, NULL, NULL, true);
+	}
 	r->failed = false;
 	free(r->message);
 	r->message = NULL;
@@ -244,6 +248,36 @@ static bool run_unwrap(struct exec_run *r)
 	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !run_flush(r))
 		exec_run_conn_lost(r, NULL);
 	return true;
+}
+
+/* R, rolled back (run_unwrap), sends its statement again as written once the history
+ * database no longer holds the rolled back id as the run's (a takeover that finds that id
+ * rolled back retries the fire: cluster_lock.c, reap_rolled), or fails (exec_run_commit). */
+static void unwrap_wait(struct exec_run *r)
+{
+	r->held = true;
+	r->unwrap = UNWRAP_CALLING;
+	r->on_xid(r->arg, NULL, NULL, true);
+	if (r->unwrap == UNWRAP_CALLING)
+		r->unwrap = UNWRAP_WAITING; /* exec_release() goes on */
+	else if (r->commit_refused)
+		exec_run_commit(r);
+	else
+		run_next_step(r);
+}
+
+void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why)
+{
+	int was = r->unwrap;
+	r->unwrap = UNWRAP_NONE;
+	if (!go)
+		r->commit_refused = strdup(why ? why : "its transaction id was not recorded");
+	if (was == UNWRAP_PENDING && go)
+		unwrap_wait(r);
+	else if (was != UNWRAP_CALLING && r->commit_refused)
+		exec_run_commit(r);
+	else if (was != UNWRAP_CALLING)
+		run_next_step(r);
 }
 
 /* R's statement r->cur has all its answers. */
@@ -273,13 +307,14 @@ static void run_stmt_done(struct exec_run *r)
 		return;
 	case XACT_UNWRAP: /* rolled back (its answer is not an error of the run's) */
 		r->xact = XACT_NONE;
-		r->held = false; /* what exec_release() says of the id no longer matters */
 		r->failed = false;
 		free(r->message);
 		r->message = NULL;
 		r->sqlstate[0] = '\0';
-		r->on_xid(r->arg, NULL, NULL, false);
-		run_next_step(r);
+		if (r->held) /* the answer about its id is still to come: that first */
+			r->unwrap = UNWRAP_PENDING;
+		else
+			unwrap_wait(r);
 		return;
 	default:
 		break;
@@ -299,7 +334,7 @@ static void run_stmt_done(struct exec_run *r)
 static bool exec_run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	if (r->hold_waiting || r->xact == XACT_COMMIT_WAIT) {
+	if (r->hold_waiting || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
 		/* nothing is in flight: what came is a notice or a notification (the server's
 		 * FATAL before it closes the connection arrives so), never the run's answer; a
 		 * closed connection is a lost one */

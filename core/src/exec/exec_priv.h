@@ -110,6 +110,11 @@ struct exec_run {
 	bool held;            /* nothing is sent until exec_release() (spec.hold); in an own
 	                       * transaction, no COMMIT */
 	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
+	/* rolled back after its statement refused the transaction block (run_unwrap), it is sent
+	 * again as written once exec_release() says its id is written off (WAITING; CALLING while
+	 * on_xid(), which may say so at once, is called); PENDING: the answer about the id itself
+	 * is still to come, and goes first */
+	enum { UNWRAP_NONE, UNWRAP_PENDING, UNWRAP_CALLING, UNWRAP_WAITING } unwrap;
 	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
 	enum {
@@ -195,6 +200,8 @@ struct exec {
  * connect and dispatch */
 void exec_run_send_first(struct exec_run *r);
 void exec_run_commit(struct exec_run *r);
+/* exec_release() for R, rolled back to go again as written (r->unwrap): GO or not, WHY */
+void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why);
 int exec_conn_open(struct pool *p);
 void exec_conn_release(struct conn *c, bool broken);
 void exec_conn_reset(struct conn *c, bool carry);
