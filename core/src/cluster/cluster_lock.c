@@ -190,8 +190,8 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	c->jobs_due = true;
 	c->jobs_next = 0;
 	c->listen_due = c->hooks.notified != NULL;
-	/* peers reconnect within RETRY_MAX_MS, then beat: a short cluster_dead_after does not
-	 * shorten that */
+	/* peers reconnect within their backoff's longest wait, then beat: a short
+	 * cluster_dead_after does not shorten that */
 	if (c->ever_locked)
 		c->reap_after_ms =
 		    clock_mono_ms() +
@@ -214,7 +214,7 @@ void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 		log_notice("cluster: instance name \"%s\" is held by another live session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
-		conndrv_retry(&c->q.drv, LOCK_RECHECK_MS);
+		ownsess_retry(&c->sess, LOCK_RECHECK_MS);
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
@@ -247,7 +247,7 @@ void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
-	conndrv_retry(&c->q.drv, CLUSTER_RECOVERY_RETRY_MS);
+	ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 }
 
 void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
