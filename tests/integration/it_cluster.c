@@ -1443,11 +1443,10 @@ START_TEST(notification_burst_is_one_run)
 	}
 	for (int i = 0; i < 3; i++)
 		wait_live(&e, &in[i]);
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = 3 FROM pg_stat_activity WHERE"
-	                             " application_name = 'pgcrond listener' AND state = 'idle'"
-	                             " AND query <> '' AND datname = current_database()"),
-	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	ck_assert_msg(itest_log_listening(in[0].log, "burst", 15) &&
+	                  itest_log_listening(in[1].log, "burst", 15) &&
+	                  itest_log_listening(in[2].log, "burst", 15),
+	              "not every instance listens");
 	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
 	                         " WHERE status IN ('starting', 'running')"));
