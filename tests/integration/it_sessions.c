@@ -1,0 +1,170 @@
+/* How many sessions pgcrond holds on a database (issue 46, item 2): its own work (the
+ * history's records, the claims and heartbeats, the LISTENs of the jobs, of the SQL jobs'
+ * changes and of manual triggers) shares one session per database (ownsess.h), and runs use
+ * the pool. At rest, one database with three jobs (one listening) costs at most two
+ * sessions: that one and one warm run connection. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+/* Every client session on E's database but the test's own. */
+#define SESSIONS_SQL                                                                               \
+	"FROM pg_stat_activity WHERE datname = current_database()"                                 \
+	" AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+
+START_TEST(at_rest_two_sessions)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-rest", "it_sessions_rest");
+	/* pool = 1: the pool keeps a connection it opened for runs side by side open while
+	 * idle (closing idle ones is not built yet), and what is counted here is pgcrond's own
+	 * work, which took five sessions of the database before it shared one */
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 1; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci);
+	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
+	                 " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
+	/* two scheduled jobs that never fire at the same instant (so one run connection serves
+	 * both), and one that listens */
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('tick')\"; database = \"app\"; schedule = \"*/4 * * * * *\"; },\n"
+	              "  { name = \"tock\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('tock')\"; database = \"app\"; schedule = \"2-58/4 * * * * *\"; },\n"
+	              "  { name = \"ev\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('ev')\"; database = \"app\"; listen = \"it_sessions_ch\";"
+	              " debounce = \"200ms\"; }\n"
+	              ");\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_listening(&e, 15), "the daemon does not listen:\n%s",
+	              itest_read_file(e.log));
+	itest_exec(e.db, "SELECT pg_notify('it_sessions_ch', 'x')");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) FILTER (WHERE job = 'ev') >= 1"
+	                             " AND count(*) FILTER (WHERE job = 'tick') >= 2"
+	                             " AND count(*) FILTER (WHERE job = 'tock') >= 2"
+	                             " FROM public.ran"),
+	              "the jobs did not run:\n%s", itest_read_file(e.log));
+	/* the start's first retention pass has a connection of its own while it lasts */
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) <= 2 " SESSIONS_SQL),
+	              "more than 2 sessions: %s",
+	              itest_scalar(e.db, "SELECT string_agg(application_name || ': ' ||"
+	                                 " left(query, 60), '; ') " SESSIONS_SQL));
+	/* and so it stays, over runs of both scheduled jobs and a notification */
+	long long most = 0;
+	char *seen = NULL;
+	for (int i = 0; i < 24; i++) {
+		if (i == 8)
+			itest_exec(e.db, "SELECT pg_notify('it_sessions_ch', 'y')");
+		long long n = itest_env_count(&e, "SELECT count(*) " SESSIONS_SQL);
+		if (n > most) {
+			most = n;
+			free(seen);
+			seen = itest_scalar(e.db, "SELECT string_agg(application_name || ': ' ||"
+			                          " left(query, 60), '; ') " SESSIONS_SQL);
+		}
+		itest_sleep(0.25);
+	}
+	ck_assert_msg(most <= 2, "%lld sessions at rest: %s", most, seen ? seen : "");
+	free(seen);
+	/* one of them is pgcrond's own session, the one holding the instance's name */
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) " SESSIONS_SQL
+	                        " AND application_name = 'pgcrond' AND " ITEST_OWN_SESSIONS),
+	    1);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM public.ran WHERE job = 'ev'"),
+	    "the second notification did not run ev:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details"
+	                                 " WHERE status <> 'succeeded' AND end_time IS NOT NULL"),
+	                 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A database that refuses more than three of pgcrond's connections (the role's CONNECTION
+ * LIMIT: other sessions hold the rest of the server): pgcrond's own work takes one, the pool
+ * gets the others, and runs due together wait for a pool connection instead of failing. */
+START_TEST(few_free_slots_no_run_fails)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-slots", "it_sessions_slots");
+	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_sessions_lim LOGIN;"
+	                 " EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+	                 "ALTER ROLE it_sessions_lim CONNECTION LIMIT 3;"
+	                 /* the privileges of the role that installed pgcrond */
+	                 "DO $$ BEGIN EXECUTE pg_catalog.format('GRANT %I TO it_sessions_lim',"
+	                 " current_user); END $$");
+	itest_write_file(
+	    e.conf,
+	    "timezone = \"UTC\";\n"
+	    "plugin_dir = \"%s/plugins\";\n"
+	    "conf_dir = \"conf.d\";\n"
+	    "state_dir = \"%s/state\";\n"
+	    "databases = { app = { conninfo = \"%s user=it_sessions_lim\"; pool = 4; };"
+	    " };\n"
+	    "history = { database = \"app\"; };\n",
+	    e.dir, e.dir, e.ci);
+	/* six runs due every second, more than the connections the server leaves the pool */
+	char jobs[2048] = "jobs = (\n";
+	for (int i = 0; i < 6; i++) {
+		char job[256];
+		snprintf(job, sizeof(job),
+		         "  { name = \"j%d\"; command = \"SELECT pg_sleep(0.2)\";"
+		         " database = \"app\"; schedule = \"* * * * * *\"; timeout = \"30s\";"
+		         " retries = 0; }%s\n",
+		         i, i < 5 ? "," : "");
+		strncat(jobs, job, sizeof(jobs) - strlen(jobs) - 1);
+	}
+	strncat(jobs, ");\n", sizeof(jobs) - strlen(jobs) - 1);
+	itest_env_job(&e, "10-jobs.conf", "%s", jobs);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 90,
+	                             "SELECT count(*) >= 100 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'"),
+	              "fewer than 100 runs succeeded:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	char *failed = itest_scalar(e.db, "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT"
+	                                  " left(return_message, 120), '; '), '')"
+	                                  " FROM pgcrond.job_run_details WHERE status = 'failed'");
+	ck_assert_msg(failed && strncmp(failed, "0 ", 2) == 0, "runs failed: %s\n%s",
+	              failed ? failed : "?", itest_tail(e.log));
+	free(failed);
+	/* the server did refuse the pool more connections: the slots were few */
+	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1),
+	              "the server never refused a connection:\n%s", itest_tail(e.log));
+	itest_env_teardown(&e);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("it_sessions");
+	TCase *tc = tcase_create("rest");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, at_rest_two_sessions);
+	tcase_add_test(tc, few_free_slots_no_run_fails);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
