@@ -149,6 +149,49 @@ START_TEST(few_free_slots_no_run_fails)
 }
 END_TEST
 
+/* A history database whose pgcrond schema is older than this pgcrond (pgcrond.instance
+ * without step 11's columns): no run starts until 'pgcrond install', and the own session
+ * stays (it is the history's and the listeners' too): it is not given up and made again
+ * every 10 s while the instance's name is asked for again. Once the schema is upgraded,
+ * runs start. */
+START_TEST(old_schema_keeps_the_session)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-old", "it_sessions_old");
+	itest_exec(e.db, "ALTER TABLE pgcrond.instance DROP COLUMN backend_start");
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"tick\"; command = \"SELECT 1\"; database = \"app\";"
+	              " schedule = \"* * * * * *\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "older than this pgcrond", 15), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_tail(e.log));
+	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
+	                  " ', ') FROM pg_stat_activity WHERE datname = current_database()"
+	                  " AND application_name = 'pgcrond'";
+	char *before = itest_scalar(e.db, own);
+	ck_assert_msg(before != NULL, "no session of pgcrond:\n%s", itest_tail(e.log));
+	itest_sleep(12); /* a window: past the 10 s after which the name is asked for again */
+	char *after = itest_scalar(e.db, own);
+	ck_assert_msg(after && strcmp(before, after) == 0, "the sessions changed: %s, then %s:\n%s",
+	              before, after ? after : "none", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'succeeded'"),
+	                 0);
+	/* the schema is upgraded: the name is taken at the next look, and runs start */
+	itest_exec(e.db, "ALTER TABLE pgcrond.instance ADD COLUMN backend_start timestamptz");
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "no run after the upgrade:\n%s", itest_tail(e.log));
+	free(before);
+	free(after);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("it_sessions");
@@ -156,6 +199,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, at_rest_two_sessions);
 	tcase_add_test(tc, few_free_slots_no_run_fails);
+	tcase_add_test(tc, old_schema_keeps_the_session);
 	suite_add_tcase(s, tc);
 	return s;
 }

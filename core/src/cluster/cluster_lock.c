@@ -123,8 +123,10 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    "it; checking every %d s",
 			    sr->err, SCHEMA_RETRY_MS / 1000);
 		c->schema_old = true;
-		cluster_conn_failed(c, "the pgcrond schema needs 'pgcrond install'",
-		                    SCHEMA_RETRY_MS);
+		/* the session stays: it is the history's and the listeners' too; the claims are
+		 * refused until the lock is taken again (on_retry) */
+		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
 		return;
 	}
 	c->schema_old = false;
