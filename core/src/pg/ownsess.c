@@ -2,6 +2,8 @@
 #include "ownsess.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +151,22 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
 	stmtq_connect(&s->q, s->conninfo, OWNSESS_APP_NAME);
 }
 
+/* What the notices' log lines call the session: its database as the conninfo names it. */
+static void session_label(const char *conninfo, char *out, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *db = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "dbname") == 0 && o->val)
+			db = o->val;
+	if (db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
+		snprintf(out, len, "pgcrond's session of database %s", db);
+	else
+		snprintf(out, len, "pgcrond's session of a database");
+	PQconninfoFree(opts);
+}
+
 /* ---- the clients' calls ---------------------------------------------------------------- */
 
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
@@ -171,7 +189,9 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 			return -ENOMEM;
 		}
 		s->base = base;
-		stmtq_init(&s->q, base, &sess_ops, s, "pgcrond session", DEF_CHECK_MS);
+		char label[96];
+		session_label(conninfo, label, sizeof(label));
+		stmtq_init(&s->q, base, &sess_ops, s, label, DEF_CHECK_MS);
 		conndrv_set_backoff(&s->q.drv, DEF_RETRY_MIN_MS, DEF_RETRY_MAX_MS);
 		evtimer_assign(&s->start_ev, base, on_start, s);
 		s->next = sessions;
