@@ -192,6 +192,52 @@ START_TEST(old_schema_keeps_the_session)
 }
 END_TEST
 
+/* The statement that takes the instance's name fails (here a trigger refuses it): the own
+ * session stays, and with it the history's writes and the LISTENs; the name is asked for
+ * again, and taken on that same session once the statement works. */
+START_TEST(failed_lock_keeps_the_session)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-lock", "it_sessions_lock");
+	itest_exec(e.db, "CREATE FUNCTION public.no_name() RETURNS trigger LANGUAGE plpgsql"
+	                 " SET search_path = pg_catalog AS $f$ BEGIN"
+	                 "  RAISE EXCEPTION 'no name today'; END $f$;"
+	                 "CREATE TRIGGER no_name BEFORE INSERT OR UPDATE ON pgcrond.instance"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.no_name()");
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"ev\"; command = \"SELECT 1\"; database = \"app\";"
+	              " listen = \"it_sessions_lock\"; debounce = \"200ms\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "no name today", 15), "%s", itest_tail(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_tail(e.log));
+	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
+	                  " ', ') FROM pg_stat_activity WHERE datname = current_database()"
+	                  " AND application_name = 'pgcrond'";
+	char *before = itest_scalar(e.db, own);
+	ck_assert_msg(before != NULL, "no session of pgcrond:\n%s", itest_tail(e.log));
+	itest_sleep(5); /* a window: the name is asked for again every 2 s meanwhile */
+	char *after = itest_scalar(e.db, own);
+	ck_assert_msg(after && strcmp(before, after) == 0, "the sessions changed: %s, then %s:\n%s",
+	              before, after ? after : "none", itest_tail(e.log));
+	itest_exec(e.db, "DROP TRIGGER no_name ON pgcrond.instance");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.instance i"
+	                             " JOIN pg_stat_activity a ON a.pid = i.backend_pid"
+	                             " WHERE a.application_name = 'pgcrond'"
+	                             " AND pg_catalog.strpos('%s', a.pid::text || ' '"
+	                             " || a.backend_start::text) > 0",
+	                             before),
+	              "the name was not taken on the same session:\n%s", itest_tail(e.log));
+	/* the listener never reconnected: no run of ev "may have missed" anything */
+	ck_assert_int_eq(itest_count_in_file(e.log, "may have been missed"), 0);
+	free(before);
+	free(after);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("it_sessions");
@@ -200,6 +246,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, at_rest_two_sessions);
 	tcase_add_test(tc, few_free_slots_no_run_fails);
 	tcase_add_test(tc, old_schema_keeps_the_session);
+	tcase_add_test(tc, failed_lock_keeps_the_session);
 	suite_add_tcase(s, tc);
 	return s;
 }

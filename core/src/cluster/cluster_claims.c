@@ -236,7 +236,7 @@ bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (conn_failed), and without our name nothing may run */
 	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
-	                    c->schema_missing || c->schema_old || c->skewed);
+	                    c->schema_missing || c->schema_old || c->lock_failed || c->skewed);
 }
 enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {

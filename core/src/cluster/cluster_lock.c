@@ -132,11 +132,20 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	c->schema_old = false;
 	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
-	} else if (sr->failed && strcmp(sr->sqlstate, "25006") != 0) {
-		cluster_conn_failed(c, sr->err, 0);
-		return;
-	} else if (!sr->failed && (!r || PQntuples(r) != 1)) {
-		cluster_conn_failed(c, "no answer to the lock query", 0);
+	} else if ((sr->failed && strcmp(sr->sqlstate, "25006") != 0) ||
+	           (!sr->failed && (!r || PQntuples(r) != 1))) {
+		/* the session stays (it is the history's and the listeners' too): the claims are
+		 * answered as while the database cannot be reached, and the name is asked for
+		 * again on the cluster's own timer */
+		if (log_complain(&c->down_complaint))
+			log_warning("cluster: cannot take instance name \"%s\" on history database "
+			            "%s: %s; trying again every %d s",
+			            c->instance, c->safe_conninfo,
+			            sr->failed ? sr->err : "no answer to the lock query",
+			            CLUSTER_RECOVERY_RETRY_MS / 1000);
+		c->lock_failed = true;
+		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
 	if (sr->failed && !legacy) { /* read-only: a standby */
@@ -181,6 +190,7 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 			           fenced, c->instance);
 	}
 	c->locked = true;
+	c->lock_failed = false;
 	c->st.connected = true;
 	c->holder_looked = false;
 	if (log_complaint_reset(&c->down_complaint))

@@ -191,10 +191,11 @@ struct cluster {
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
 	bool unlock_due;         /* unlock_ev fired: send them */
 
-	bool locked;     /* the name's lock is ours on this connection */
-	bool refused;    /* another live instance has the name: we are stopping */
-	bool schema_old; /* the schema lacks step 11: nothing is claimed */
-	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
+	bool locked;      /* the name's lock is ours on this connection */
+	bool refused;     /* another live instance has the name: we are stopping */
+	bool schema_old;  /* the schema lacks step 11: nothing is claimed */
+	bool lock_failed; /* the lock query failed: asked again (cluster_lock_done) */
+	bool skewed;      /* this host's clock is off the database's: nothing is claimed */
 	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
 	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
 	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */
