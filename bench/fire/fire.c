@@ -256,12 +256,13 @@ static long long count_of(PGconn *c, const char *sql)
 	return n;
 }
 
-/* The CPU ticks of the history writers' backends (application_name "pgcrond history"),
- * read from /proc: the server runs on this machine. */
+/* The CPU ticks of the daemons' own sessions' backends (the history writers' and the
+ * claims': application_name "pgcrond", the sessions the instance rows record), read from
+ * /proc: the server runs on this machine. */
 static long long history_backend_ticks(PGconn *c)
 {
 	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity"
-	                        " WHERE application_name = 'pgcrond history'");
+	                        " WHERE pid IN (SELECT backend_pid FROM pgcrond.instance)");
 	long long t = 0;
 	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
 		t += cpu_ticks((pid_t)atoi(PQgetvalue(r, i, 0)));

@@ -7,6 +7,7 @@
  *
  *   scripts/pg-sandbox run -- build/bench/flow/bench_flow [SAMPLES [ROUNDS]]   (200, 5) */
 #include <errno.h>
+#include <stdbool.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,11 +73,16 @@ static void round_once(PGconn *c, const char *dir, int samples, double *p50, dou
 	snprintf(log, sizeof(log), "%s/daemon.log", dir);
 	bench_exec(c, "TRUNCATE up_done, down_start, pgcrond.job_run_details");
 	pid_t pid = bench_daemon_start(conf, log);
-	/* wait for the listener, then start the loop */
+	/* wait for the listener (it logs the channels it listens on), then start the loop */
 	for (int i = 0; i < 100; i++) {
-		if (scalar(c,
-		           "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-		           "'pgcrond listener' AND state = 'idle' AND query LIKE '%flow_go%'") > 0)
+		FILE *f = fopen(log, "r");
+		char line[1024];
+		bool listening = false;
+		while (f && !listening && fgets(line, sizeof(line), f))
+			listening = strstr(line, "listening on") && strstr(line, "\"flow_go\"");
+		if (f)
+			fclose(f);
+		if (listening)
 			break;
 		bench_sleep(0.1);
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where the CPU goes while a benchmark runs: the CPU (% of one core) each process of the
 # sandbox user used over SECONDS (default 5), the PostgreSQL backends named by their
-# application_name (pgcrond's pool: "pgcrond" or "pgcrond: JOB", "pgcrond history",
-# "pgcrond cluster ...") and the statement they last ran. Run it as root beside
+# application_name (pgcrond's pool: "pgcrond" or "pgcrond: JOB"; pgcrond's own session of
+# a database, the history's and the cluster's statements and the LISTENs: "pgcrond" too)
+# and the statement they last ran. Run it as root beside
 # bench_fire, e.g. 14 s after it started:
 #
 #   scripts/pg-sandbox run -- build/dev/bench/fire/bench_fire 15000 &

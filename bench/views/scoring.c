@@ -89,7 +89,9 @@ struct backends {
 static void backends_sample(PGconn *c, struct backends *b)
 {
 	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
-	                        "'pgcrond' AND datname = current_database()");
+	                        "'pgcrond' AND datname = current_database() AND pid NOT IN"
+	                        " (SELECT backend_pid FROM pgcrond.instance"
+	                        "  WHERE backend_pid IS NOT NULL)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		bench_die("pg_stat_activity", PQresultErrorMessage(r));
 	for (int i = 0; i < PQntuples(r); i++) {

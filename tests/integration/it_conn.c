@@ -362,7 +362,7 @@ START_TEST(idle_connection_killed_by_the_server_fails_no_run)
 		          "WHERE datname = current_database() AND pid <> pg_backend_pid() "
 		          "AND application_name LIKE 'pgcrond%' AND state = 'idle' "
 		          "AND state_change < clock_timestamp() - interval '200 ms' "
-		          "AND query NOT ILIKE '%LISTEN%') k");
+		          "AND NOT " ITEST_OWN_SESSIONS ") k");
 		if (pids) {
 			char sql[4096];
 			snprintf(sql, sizeof(sql),

@@ -1020,13 +1020,13 @@ START_TEST(marks_lost_with_the_connection_are_sent_again)
 	                 " FOR EACH ROW EXECUTE FUNCTION public.mark_slow()");
 	ck_assert_msg(itest_env_wait(&e, 15,
 	                             "SELECT count(*) = 1 FROM pg_stat_activity"
-	                             " WHERE application_name LIKE 'pgcrond cluster %%'"
+	                             " WHERE application_name = 'pgcrond'"
 	                             " AND wait_event = 'PgSleep'"),
 	              "no marks statement was held");
 	long long ended =
 	    itest_env_count(&e, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid)"
 	                        " FROM pg_stat_activity"
-	                        " WHERE application_name LIKE 'pgcrond cluster %%'"
+	                        " WHERE application_name = 'pgcrond'"
 	                        " AND wait_event = 'PgSleep') t");
 	ck_assert_int_eq(ended, 1);
 	itest_sleep(3); /* a reconnect, the marks sent again, the runs' ends */

@@ -337,11 +337,9 @@ START_TEST(dead_instance_notifications_run_on_survivor)
 	    " listen = \"ch_b\"; debounce = \"200ms\"; };\n");
 	itest_inst_up(&e, &a);
 	itest_inst_up(&e, &b);
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
-	                             " application_name = 'pgcrond listener' AND state = 'idle'"
-	                             " AND query <> '' AND datname = current_database()"),
-	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	ck_assert_msg(itest_log_listening(a.log, "ch_a", 15) &&
+	                  itest_log_listening(b.log, "ch_b", 15),
+	              "not every instance listens");
 	ck_assert(itest_env_wait(&e, 15,
 	                         "SELECT count(*) = 0 FROM pgcrond.job_run_details"
 	                         " WHERE status IN ('starting', 'running')"));
@@ -625,11 +623,9 @@ START_TEST(stop_writes_no_row_for_a_turn_the_other_took)
 	    "job = { name = \"l\"; command = \"SELECT 1\"; database = \"app\";"
 	    " listen = \"ch_turn\"; };\n";
 	pair_up(&e, &a, &b, "ho-turn", "ta", "tb", job, job);
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = 2 FROM pg_stat_activity WHERE"
-	                             " application_name = 'pgcrond listener' AND state = 'idle'"
-	                             " AND query <> '' AND datname = current_database()"),
-	              "not every instance listens"); /* (query: its LISTENs sent, as in itest.h) */
+	ck_assert_msg(itest_log_listening(a.log, "ch_turn", 15) &&
+	                  itest_log_listening(b.log, "ch_turn", 15),
+	              "not every instance listens");
 	hold_claims(&e, "STATEMENT",
 	            "WHEN 'tb' THEN NOT EXISTS (SELECT FROM public.go)"
 	            " WHEN 'ta' THEN NOT EXISTS (SELECT FROM pgcrond.fire_claim"

@@ -670,7 +670,7 @@ START_TEST(lost_connection_reconnects_and_writes_everything)
 
 	for (int round = 0; round < 3; round++) {
 		itest_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-		              " WHERE application_name = 'pgcrond history'");
+		              " WHERE application_name = 'pgcrond'");
 		for (int i = 0; i < 10; i++) {
 			run.start_us += 1;
 			uint64_t k = hist_start(h, &run);

@@ -436,13 +436,8 @@ START_TEST(test_daemon_notified_runs)
 	    " schedule = \"@yearly\"; listen = \"submission_scored\";"
 	    " debounce = \"300ms\"; max_delay = \"2s\"; };\n");
 	itest_env_start(&e);
-	ck_assert_msg(
-	    itest_env_wait(&e, 10,
-	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                   "application_name = 'pgcrond listener' AND state = 'idle' "
-	                   "AND datname = current_database() AND (query LIKE "
-	                   "'%%submission_scored%%' OR query LIKE '%%trigger_request%%')"),
-	    "the daemon does not listen:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_read_file(e.log));
 	/* a run the listener's first connection may start settles first (none should start:
 	 * README, "The first connect does not run anything") */
 	ck_assert(itest_env_wait(&e, 15,
@@ -545,13 +540,8 @@ START_TEST(test_daemon_downstream_under_continuous_scoring)
 	              "   max_delay = \"1500ms\"; }\n"
 	              ");\n");
 	itest_env_start(&e);
-	ck_assert_msg(
-	    itest_env_wait(&e, 10,
-	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE "
-	                   "application_name = 'pgcrond listener' AND state = 'idle' "
-	                   "AND datname = current_database() AND (query LIKE "
-	                   "'%%submission_scored%%' OR query LIKE '%%trigger_request%%')"),
-	    "the daemon does not listen:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_read_file(e.log));
 
 	char *payload = itest_scalar(
 	    e.db, "SELECT json_build_object('submission_id', id, 'challenge_id', challenge_id, "

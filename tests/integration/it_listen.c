@@ -119,7 +119,7 @@ START_TEST(killed_listener_reconnects_and_runs_once)
 	itest_sleep(1); /* a window: the first connect must start no run */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	                 "WHERE application_name = 'pgcrond listener'");
+	                 "WHERE " ITEST_OWN_SESSIONS);
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) = 1 FROM payload_runs WHERE n = 0"),
 	              "no run after the reconnect:\n%s", itest_read_file(e.log));
 	ck_assert(itest_wait_log(e.log, "may have been missed", 15));
@@ -179,8 +179,8 @@ START_TEST(reload_keeps_listener_and_starts_no_run)
 {
 	struct itest_env e;
 	listen_setup(&e, "reload", "200ms", "5s");
-	const char *pid_sql = "SELECT pid FROM pg_stat_activity WHERE application_name = "
-	                      "'pgcrond listener' AND datname = current_database()";
+	const char *pid_sql = "SELECT pid FROM pg_stat_activity WHERE " ITEST_OWN_SESSIONS
+	                      " AND datname = current_database()";
 	long long pid = itest_env_count(&e, "%s", pid_sql);
 	for (int i = 1; i <= 3; i++) {
 		kill(e.pid, SIGHUP);
@@ -196,10 +196,7 @@ START_TEST(reload_keeps_listener_and_starts_no_run)
 	              "job = { name = \"other\"; plugin = \"payloads\"; database = \"app\";"
 	              " listen = \"other_channel\"; debounce = \"200ms\"; };\n");
 	kill(e.pid, SIGHUP);
-	ck_assert(itest_env_wait(&e, 10,
-	                         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name "
-	                         "= 'pgcrond listener' AND query LIKE '%%other_channel%%' AND "
-	                         "state = 'idle' AND datname = current_database()"));
+	ck_assert(itest_log_listening(e.log, "other_channel", 10));
 	ck_assert_int_eq(itest_env_count(&e, "%s", pid_sql), pid);
 	itest_sleep(1); /* a window: nor listening on a new channel */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM payload_runs"), 0);
@@ -232,8 +229,7 @@ START_TEST(reconnect_catchup_keeps_graph_order)
 	itest_env_start(&e);
 	ck_assert(itest_env_listening(&e, 10));
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	                 "WHERE application_name = 'pgcrond listener' "
-	                 "AND datname = current_database()");
+	                 "WHERE " ITEST_OWN_SESSIONS " AND datname = current_database()");
 	ck_assert_msg(itest_env_wait(&e, 20,
 	                             "SELECT count(*) = 3 FROM pgcrond.job_run_details WHERE "
 	                             "status = 'succeeded'"),

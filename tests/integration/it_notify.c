@@ -54,7 +54,7 @@ START_TEST(notifications_and_reconnect)
 	PGconn *c = itest_connect(ci);
 	struct event_base *base = event_base_new();
 	struct seen s = {0};
-	struct notify_callbacks cb = {on_notify, on_listening, &s, NULL};
+	struct notify_callbacks cb = {on_notify, on_listening, &s};
 	struct notify *n;
 	ck_assert_int_eq(notify_new(base, "it_notify", ci, &cb, &n), 0);
 	const char *channels[] = {"submission_scored", "Mixed \"Case\""};
@@ -77,17 +77,42 @@ START_TEST(notifications_and_reconnect)
 	ck_assert(loop_until(base, &s.notifications, 3, 5));
 	ck_assert_str_eq(s.last_payload, "after-other");
 
+	/* a second listener of the same database shares the session: one session in all, and
+	 * each hears only its own channels */
+	struct seen s2 = {0};
+	struct notify_callbacks cb2 = {on_notify, on_listening, &s2};
+	struct notify *n2;
+	ck_assert_int_eq(notify_new(base, "it_notify", ci, &cb2, &n2), 0);
+	const char *channels2[] = {"second"};
+	ck_assert_int_eq(notify_set_channels(n2, channels2, 1), 0);
+	ck_assert_msg(loop_until(base, &s2.listening, 1, 10), "the second never listening");
+	ck_assert_int_eq(itest_scalar_ll(c, "SELECT count(*) FROM pg_stat_activity"
+	                                    " WHERE application_name = 'pgcrond'"
+	                                    " AND datname = 'it_notify'"),
+	                 1);
+	itest_exec(c, "SELECT pg_notify('second', 'for-two')");
+	itest_exec(c, "SELECT pg_notify('submission_scored', 'for-one')");
+	ck_assert(loop_until(base, &s.notifications, 4, 5));
+	ck_assert(loop_until(base, &s2.notifications, 1, 5));
+	ck_assert_str_eq(s.last_payload, "for-one");
+	ck_assert_str_eq(s2.last_payload, "for-two");
+	ck_assert_int_eq(s.notifications, 4);
+	/* the second goes: the first's channels stay */
+	notify_free(&n2);
+	itest_exec(c, "SELECT pg_notify('submission_scored', 'after-two')");
+	ck_assert(loop_until(base, &s.notifications, 5, 5));
+	ck_assert_str_eq(s.last_payload, "after-two");
+
 	/* kill the listening backend: the listener comes back and says so */
 	ck_assert_int_eq(
-	    itest_scalar_ll(
-	        c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-	           "WHERE application_name = 'pgcrond listener' AND datname = 'it_notify'"),
+	    itest_scalar_ll(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+	                       "WHERE application_name = 'pgcrond' AND datname = 'it_notify'"),
 	    1);
 	ck_assert_msg(loop_until(base, &s.listening, 2, 15), "did not reconnect");
 	ck_assert_int_eq(s.first, 1);
 	ck_assert_uint_eq(notify_connects(n), 2);
 	itest_exec(c, "SELECT pg_notify('submission_scored', 'after-reconnect')");
-	ck_assert(loop_until(base, &s.notifications, 4, 5));
+	ck_assert(loop_until(base, &s.notifications, 6, 5));
 	ck_assert_str_eq(s.last_payload, "after-reconnect");
 
 	notify_free(&n);

@@ -175,7 +175,7 @@ START_TEST(spooled_skip_of_a_fire_served_elsewhere_is_dropped)
 	 * lock goes (its backend does not see that the client is gone): the database is as
 	 * unreachable as a cut one when it ends with its session */
 	itest_exec(e.db, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-	                 " WHERE application_name LIKE 'pgcrond history%'");
+	                 " WHERE application_name = 'pgcrond'");
 	PQfinish(locker);
 	char *spool = itest_env_path(&e, "state/history.spool");
 	long long t = spilled_instant(spool, "w", "pgcrond was shutting down");

@@ -929,12 +929,33 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
 	return itest_scalar_ll(e->db, sql);
 }
 
+bool itest_log_listening(const char *log, const char *channel, double timeout_s)
+{
+	char quoted[256];
+	snprintf(quoted, sizeof(quoted), "\"%s\"", channel);
+	double end = itest_now() + timeout_s;
+	for (;;) {
+		char *text = itest_read_file(log);
+		bool found = false;
+		for (char *l = strstr(text, "listening on "); l && !found;
+		     l = strstr(l + 1, "listening on ")) {
+			char *eol = strchr(l, '\n');
+			if (eol)
+				*eol = '\0';
+			found = strstr(l, quoted) != NULL;
+			if (eol)
+				*eol = '\n';
+		}
+		free(text);
+		if (found || itest_now() > end)
+			return found;
+		itest_sleep(0.05);
+	}
+}
+
 bool itest_env_listening(struct itest_env *e, double timeout_s)
 {
-	return itest_env_wait(e, timeout_s,
-	                      "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = "
-	                      "'pgcrond listener' AND state = 'idle' AND query <> '' AND "
-	                      "datname = current_database()");
+	return itest_log_listening(e->log, "pgcrond_trigger", timeout_s);
 }
 
 /* ---- a second server ------------------------------------------------------------------ */

@@ -203,11 +203,16 @@ bool itest_env_wait(struct itest_env *e, double timeout_s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 long long itest_env_count(struct itest_env *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Whether the daemon's listener on E's database has its LISTENs in place within TIMEOUT_S.
- * Its backend is idle both before its first statement and after it; the first statement
- * it sends is the LISTEN batch, so it is in place once the backend is idle with a statement
- * behind it (the LISTEN, or a later one). */
+/* Whether the daemon's listener on E's database has its LISTENs in place within TIMEOUT_S:
+ * it logs the channels it listens on once their LISTENs are answered (notify.c), the manual
+ * triggers' first (itest_log_listening). */
 bool itest_env_listening(struct itest_env *e, double timeout_s);
+/* Whether LOG has, within TIMEOUT_S, a listener's line saying it listens on CHANNEL. */
+bool itest_log_listening(const char *log, const char *channel, double timeout_s);
+/* SQL: the daemons' own sessions on the history database (ownsess.h: application_name
+ * "pgcrond", as the pools' connections are), told from the pools' by the instance rows that
+ * record them (cluster_sql_lock). */
+#define ITEST_OWN_SESSIONS "pid IN (SELECT backend_pid FROM pgcrond.instance)"
 
 /* One of several daemons sharing E's database (several instances): its own dir, state_dir
  * and log, instance NAME, JOBS as its conf.d/10-jobs.conf, pool 4, history in "app". */

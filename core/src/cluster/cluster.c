@@ -233,7 +233,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	forget_conn(c);
 	if (c->closing)
 		return false;
-	bool too_old = !was_ready && c->q.drv.too_old;
+	bool too_old = !was_ready && c->q->drv.too_old;
 	if (!c->in_recovery && !too_old && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
@@ -257,13 +257,13 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
  * backoff if 0). */
 void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms)
 {
-	stmtq_fail(&c->q, why, retry_ms);
+	stmtq_fail(c->q, why, retry_ms);
 }
 
 bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params)
 {
-	return stmtq_push(&c->q, op, sql, n, params, c->q.drv.check_ms, op_done, c);
+	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
 }
 
 static void send_lock(struct cluster *c)
@@ -283,11 +283,12 @@ static void on_connected(void *arg)
 	send_lock(c);
 }
 
-/* The driver's retry timer while connected: try the lock again. */
+/* The retry timer (ownsess_retry): try the lock again (it waits behind the other clients'
+ * statements in flight). */
 static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	if (stmtq_ready(&c->q) && !c->locked && !stmtq_busy(&c->q))
+	if (stmtq_ready(c->q) && !c->locked)
 		send_lock(c);
 }
 
@@ -298,8 +299,9 @@ static void on_idle(void *arg)
 }
 
 /* Wake-ups from other instances (coord.c), between statements. */
-static void on_notify(void *arg, const char *extra)
+static void on_notify(void *arg, const char *channel, const char *extra)
 {
+	(void)channel; /* the only one it claims: CLUSTER_CHANNEL */
 	struct cluster *c = arg;
 	if (extra && strcmp(extra, "hello") == 0) {
 		/* a wake-up only: at most one beat a second, whoever sends it; one that comes
@@ -313,7 +315,7 @@ static void on_notify(void *arg, const char *extra)
 		c->hooks.notified(c->hooks.arg, extra);
 }
 
-static const struct stmtq_ops conn_ops = {
+static const struct ownsess_ops conn_ops = {
     .connected = on_connected,
     .failed = on_conn_failed,
     .idle = on_idle,
@@ -491,7 +493,7 @@ static void send_task(struct cluster *c)
 	struct stmtq_stmt *s = c->task_head->stmt;
 	c->task_head->stmt = NULL;
 	if (s)
-		(void)stmtq_push_held(&c->q, s, c->q.drv.check_ms);
+		(void)stmtq_push_held(c->q, s, c->q->drv.check_ms);
 }
 
 bool cluster_has_unsent(const struct cluster *c)
@@ -510,7 +512,7 @@ bool cluster_resend_worthy(const char *sqlstate)
 
 void cluster_kick(struct cluster *c)
 {
-	if (!stmtq_ready(&c->q) || stmtq_busy(&c->q) || !c->locked)
+	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || !c->locked)
 		return;
 	if (c->closing) {
 		/* statements asked for before the stop go first (a stop's give-back of the fires it
@@ -659,8 +661,6 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->host[sizeof(c->host) - 1] = '\0';
 	pgconn_redact_conninfo(conninfo, c->safe_conninfo, sizeof(c->safe_conninfo));
 	c->last_purge_ms = clock_mono_ms() - PURGE_INTERVAL_MS; /* a purge after the first beat */
-	stmtq_init(&c->q, base, &conn_ops, c, "cluster connection", CHECK_DEFAULT_MS);
-	conndrv_set_backoff(&c->q.drv, RETRY_MIN_MS, RETRY_MAX_MS);
 	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	evtimer_assign(&c->unlock_ev, base, on_unlock_due, c);
 	evtimer_assign(&c->hello_ev, base, on_hello, c);
@@ -668,9 +668,19 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->beat_ms = CLUSTER_HEARTBEAT_MS;
 	event_assign(&c->beat_ev, base, -1, EV_PERSIST, on_beat, c);
 	cluster_arm_ms(&c->beat_ev, c->beat_ms);
-	char app[96];
-	snprintf(app, sizeof(app), APP_NAME " %s", c->boot_id); /* see cluster_sql_lock */
-	stmtq_connect(&c->q, c->conninfo, app);
+	/* the database's own session, shared with the history (ownsess.h): the instance's name
+	 * is held by that session (cluster_sql_lock) */
+	if (ownsess_join(&c->sess, base, c->conninfo, &conn_ops, c) < 0 ||
+	    ownsess_claim_channel(&c->sess, CLUSTER_CHANNEL) < 0) {
+		ownsess_leave(&c->sess);
+		event_del(&c->beat_ev);
+		free(c->conninfo);
+		free(c->instance);
+		free(c->boot_id);
+		free(c);
+		return -ENOMEM;
+	}
+	c->q = ownsess_q(&c->sess);
 	*out = c;
 	return 0;
 }
@@ -692,7 +702,6 @@ void cluster_close(struct cluster **cp)
 	event_del(&c->flush_ev);
 	event_del(&c->unlock_ev);
 	event_del(&c->hello_ev);
-	conndrv_cancel_retry(&c->q.drv);
 	/* forget the claims: nobody waits for them any more */
 	while (c->head) {
 		struct claim *q = c->head;
@@ -702,18 +711,18 @@ void cluster_close(struct cluster **cp)
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
-	if (stmtq_ready(&c->q) && c->locked) {
+	if (stmtq_ready(c->q) && c->locked) {
 		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until =
 		    clock_mono_ms() + (c->reap_sent ? STOP_GRACE_REAP_MS : STOP_GRACE_MS);
-		while (stmtq_conn(&c->q) && stmtq_ready(&c->q) && !c->stop_done) {
+		while (stmtq_conn(c->q) && stmtq_ready(c->q) && !c->stop_done) {
 			int64_t left = until - clock_mono_ms();
-			if (left <= 0 || PQflush(stmtq_conn(&c->q)) < 0)
+			if (left <= 0 || PQflush(stmtq_conn(c->q)) < 0)
 				break;
-			struct pollfd pfd = {.fd = PQsocket(stmtq_conn(&c->q)), .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(stmtq_conn(&c->q)))
+			struct pollfd pfd = {.fd = PQsocket(stmtq_conn(c->q)), .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(stmtq_conn(c->q)))
 				break;
-			stmtq_read(&c->q); /* may drop the connection */
+			stmtq_read(c->q); /* may drop the connection */
 		}
 	}
 	if (c->task_head)
@@ -721,7 +730,7 @@ void cluster_close(struct cluster **cp)
 		    "cluster: stopped with statements of the stop unsent (the connection "
 		    "went, or its grace ran out): claims or pending work they handed over to "
 		    "the others are served when their holder is found dead, or never");
-	stmtq_close(&c->q);
+	ownsess_leave(&c->sess);
 	forget_conn(c);
 	for (size_t i = 0; i < c->n_unlock; i++)
 		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
@@ -805,7 +814,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 			sorted[i] = &cfg->jobs[i];
 		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
-	conndrv_set_check(&c->q.drv, cfg->connection_check_ms);
+	ownsess_set_check(&c->sess, cfg->connection_check_ms);
 	cluster_set_dead_after(c, cfg->cluster_dead_after_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)
@@ -920,7 +929,7 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
                            cluster_result_fn fn, void *arg)
 {
-	if (!c || !stmtq_ready(&c->q) || !c->locked || c->refused)
+	if (!c || !stmtq_ready(c->q) || !c->locked || c->refused)
 		return -ENOTCONN;
 	struct task *t = calloc(1, sizeof(*t));
 	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
@@ -948,7 +957,7 @@ bool cluster_jobs_unpublished(const struct cluster *c)
 
 bool cluster_ready(const struct cluster *c)
 {
-	return c && stmtq_ready(&c->q) && c->locked && !c->closing && !c->refused;
+	return c && stmtq_ready(c->q) && c->locked && !c->closing && !c->refused;
 }
 
 const char *cluster_instance(const struct cluster *c)

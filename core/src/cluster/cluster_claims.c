@@ -265,8 +265,8 @@ bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (conn_failed), and without our name nothing may run */
-	return !q->sent && (c->q.drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
-	                    c->schema_missing || c->skewed);
+	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
+	                    c->schema_missing || c->schema_old || c->lock_failed || c->skewed);
 }
 enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
@@ -281,7 +281,7 @@ static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *w
 	}
 	if (q->granted)
 		return CLUSTER_GRANTED;
-	if (stmtq_failed(&c->q)) /* the claim statement being answered */
+	if (stmtq_failed(c->q)) /* the claim statement being answered */
 		return offline_verdict(c, why, len);
 	snprintf(why, len, "another instance claimed it");
 	return CLUSTER_TAKEN;

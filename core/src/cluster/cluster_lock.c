@@ -126,18 +126,29 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    "it; checking every %d s",
 			    sr->err, SCHEMA_RETRY_MS / 1000);
 		c->schema_old = true;
-		cluster_conn_failed(c, "the pgcrond schema needs 'pgcrond install'",
-		                    SCHEMA_RETRY_MS);
+		/* the session stays: it is the history's and the listeners' too; the claims are
+		 * refused until the lock is taken again (on_retry) */
+		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
 		return;
 	}
 	c->schema_old = false;
 	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
-	} else if (sr->failed && strcmp(sr->sqlstate, "25006") != 0) {
-		cluster_conn_failed(c, sr->err, 0);
-		return;
-	} else if (!sr->failed && (!r || PQntuples(r) != 1)) {
-		cluster_conn_failed(c, "no answer to the lock query", 0);
+	} else if ((sr->failed && strcmp(sr->sqlstate, "25006") != 0) ||
+	           (!sr->failed && (!r || PQntuples(r) != 1))) {
+		/* the session stays (it is the history's and the listeners' too): the claims are
+		 * answered as while the database cannot be reached, and the name is asked for
+		 * again on the cluster's own timer */
+		if (log_complain(&c->down_complaint))
+			log_warning("cluster: cannot take instance name \"%s\" on history database "
+			            "%s: %s; trying again every %d s",
+			            c->instance, c->safe_conninfo,
+			            sr->failed ? sr->err : "no answer to the lock query",
+			            CLUSTER_RECOVERY_RETRY_MS / 1000);
+		c->lock_failed = true;
+		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
 	if (sr->failed && !legacy) { /* read-only: a standby */
@@ -182,6 +193,7 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 			           fenced, c->instance);
 	}
 	c->locked = true;
+	c->lock_failed = false;
 	c->st.connected = true;
 	c->holder_looked = false;
 	cluster_lone_locked(c,
@@ -195,8 +207,8 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	c->jobs_due = true;
 	c->jobs_next = 0;
 	c->listen_due = c->hooks.notified != NULL;
-	/* peers reconnect within RETRY_MAX_MS, then beat: a short cluster_dead_after does not
-	 * shorten that */
+	/* peers reconnect within their backoff's longest wait, then beat: a short
+	 * cluster_dead_after does not shorten that */
 	if (c->ever_locked)
 		c->reap_after_ms =
 		    clock_mono_ms() +
@@ -219,7 +231,7 @@ void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 		log_notice("cluster: instance name \"%s\" is held by another live session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
-		conndrv_retry(&c->q.drv, LOCK_RECHECK_MS);
+		ownsess_retry(&c->sess, LOCK_RECHECK_MS);
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
@@ -252,7 +264,7 @@ void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
-	conndrv_retry(&c->q.drv, CLUSTER_RECOVERY_RETRY_MS);
+	ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 }
 
 void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)

@@ -15,16 +15,11 @@
 #include "cluster.h"
 #include "config.h"
 #include "log.h"
+#include "ownsess.h"
 #include "pgconn.h"
 #include "stmtq.h"
 #include "strmap.h"
 
-#define APP_NAME "pgcrond cluster"
-/* a connect or a statement answered within this, or the connection is replaced; the
- * configuration's connection_check once cluster_set_jobs has seen it */
-#define CHECK_DEFAULT_MS 10000
-#define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 10000
 #define CLAIM_BATCH_MAX 1000
 #define JOBS_PART 500 /* jobs per statement publishing them (sql_jobs) */
 /* The first claim statement of a burst carries at most this many fires, each next one four
@@ -209,7 +204,8 @@ struct cluster {
 	char host[256];
 	struct cluster_hooks hooks;
 
-	struct stmtq q;     /* the connection and the statement in flight (stmtq.h) */
+	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
+	struct stmtq *q;            /* ... and its statements (stmtq.h) */
 	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
 	struct event beat_ev, flush_ev;
 	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
@@ -219,10 +215,11 @@ struct cluster {
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
 	bool unlock_due;         /* unlock_ev fired: send them */
 
-	bool locked;     /* the name's lock is ours on this connection */
-	bool refused;    /* another live instance has the name: we are stopping */
-	bool schema_old; /* the schema lacks step 11: nothing is claimed */
-	bool skewed;     /* this host's clock is off the database's: nothing is claimed */
+	bool locked;      /* the name's lock is ours on this connection */
+	bool refused;     /* another live instance has the name: we are stopping */
+	bool schema_old;  /* the schema lacks step 11: nothing is claimed */
+	bool lock_failed; /* the lock query failed: asked again (cluster_lock_done) */
+	bool skewed;      /* this host's clock is off the database's: nothing is claimed */
 	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
 	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
 	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */

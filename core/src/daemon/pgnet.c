@@ -440,10 +440,8 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 	}
 	pn->http = http;
 	event_assign(&pn->sweep, base, -1, EV_PERSIST, sweep_cb, pn);
-	struct notify_callbacks cb = {.on_notify = on_notify,
-	                              .on_listening = on_listening,
-	                              .arg = pn,
-	                              .app_name = "pgcrond net"};
+	struct notify_callbacks cb = {
+	    .on_notify = on_notify, .on_listening = on_listening, .arg = pn};
 	int rc = notify_new(base, history_name, conninfo, &cb, &pn->n);
 	if (rc == 0)
 		rc = notify_set_channels(pn->n, channels, 1);

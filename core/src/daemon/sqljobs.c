@@ -68,8 +68,7 @@ static void rows_free(struct sql_row *rows, size_t n)
 static void read_jobs(struct sqljobs *sj);
 static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
-static char *rebuild(const char *conninfo, const char *dbname, const char *user,
-                     const char *application_name, bool keep_password);
+static char *rebuild(const char *conninfo, const char *dbname, const char *user);
 
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
@@ -426,10 +425,8 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	sj->arg = arg;
 	struct notify_callbacks cb = {
 	    .on_notify = on_notify, .on_listening = on_listening, .arg = sj};
-	/* a name of its own in pg_stat_activity, beside the job listeners' */
-	char *ci = rebuild(conninfo, NULL, NULL, "pgcrond sql jobs", true);
-	int rc = ci ? notify_new(base, history_name, ci, &cb, &sj->n) : -ENOMEM;
-	free(ci);
+	/* on the history database's own session (notify.h) */
+	int rc = notify_new(base, history_name, conninfo, &cb, &sj->n);
 	if (rc == 0)
 		rc = notify_set_channels(sj->n, channels, 1);
 	if (rc < 0) {
@@ -499,9 +496,8 @@ static void put_value(FILE *f, const char *v)
 }
 
 /* CONNINFO rebuilt as key='value' pairs with the given options replaced (each when not
- * NULL), and without its password unless KEEP_PASSWORD. */
-static char *rebuild(const char *conninfo, const char *dbname, const char *user,
-                     const char *application_name, bool keep_password)
+ * NULL), and without its password. */
+static char *rebuild(const char *conninfo, const char *dbname, const char *user)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
 	char *buf = NULL;
@@ -516,11 +512,9 @@ static char *rebuild(const char *conninfo, const char *dbname, const char *user,
 	}
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		const char *v = o->val;
-		if (strcmp(o->keyword, "password") == 0 && !keep_password)
+		if (strcmp(o->keyword, "password") == 0)
 			continue; /* the daemon's own: never offered as the owner's */
-		if (strcmp(o->keyword, "application_name") == 0 && application_name)
-			v = application_name;
-		else if (strcmp(o->keyword, "dbname") == 0 && dbname)
+		if (strcmp(o->keyword, "dbname") == 0 && dbname)
 			v = dbname;
 		else if (strcmp(o->keyword, "user") == 0 && user)
 			v = user;
@@ -539,7 +533,7 @@ static char *rebuild(const char *conninfo, const char *dbname, const char *user,
 
 char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *user)
 {
-	return rebuild(conninfo, dbname, user, NULL, false);
+	return rebuild(conninfo, dbname, user);
 }
 
 /* ---- merging --------------------------------------------------------------------------- */

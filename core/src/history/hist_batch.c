@@ -194,8 +194,12 @@ static int send_set(PGconn *conn, const char *sql, struct arr *a, int n, size_t 
 	return PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 1 : -1;
 }
 
+/* Two columns: never taken for written rows (hist_written_rows reads five). */
+static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
+                                  " pg_catalog.set_config('lock_timeout', $1, true)";
+
 int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay, size_t *taken)
+                    bool replay, const char *timeout_ms, size_t *taken)
 {
 	/* the lines are decoded in place, in one copy of them all (not one allocation each) */
 	size_t total = n;
@@ -281,6 +285,12 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			nupd++;
 		else
 			nany++;
+	}
+	/* the batch's transaction is bounded (hist_batch.h) */
+	if (timeout_ms) {
+		const char *p[] = {timeout_ms};
+		if (!PQsendQueryParams(conn, sql_timeout, 1, NULL, p, NULL, NULL, 0))
+			goto out;
 	}
 	/* the inserts first: an update may be for a row of the same batch's transaction */
 	int ins = send_set(conn, replay ? sql_ins : sql_ins_new, ia, I_N, nins);

@@ -50,9 +50,12 @@
  * may have been sent before (its rows may be there: the insert skips or completes them);
  * false only when none was, and then a row already there fails the batch. Returns the number
  * of statements queued (>= 1), 0 if the first line cannot be read (the caller drops it), or
- * -1 if libpq failed (the connection's error says why) or memory ran out. */
+ * -1 if libpq failed (the connection's error says why) or memory ran out. TIMEOUT_MS (NULL:
+ * none) bounds the batch's statements and their lock waits (statement_timeout and
+ * lock_timeout for its transaction): the session it goes on is shared (ownsess.h), and the
+ * cluster's heartbeat waits behind it. */
 int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay, size_t *taken);
+                    bool replay, const char *timeout_ms, size_t *taken);
 
 /* Run key -> start (Unix µs), for the runs in progress. */
 struct hist_keymap {

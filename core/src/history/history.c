@@ -43,6 +43,7 @@
 #include "hist_startup.h"
 #include "clock.h"
 #include "log.h"
+#include "ownsess.h"
 #include "pgconn.h"
 #include "stmtq.h"
 
@@ -55,6 +56,12 @@ static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1:
 /* Partitions for the records about to be written (a daemon back after days away fills the
  * gap); a database still at schema 1-5 has no such function, which is fine. */
 static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
+/* A batch's statements, and their lock waits, are bounded by this (ms): the session is the
+ * cluster's too, whose heartbeat must not wait long enough behind a batch to miss a claim's
+ * lease (its margin is at least 1 s, cluster_priv.h SQL_LEASE_MS). A batch that takes longer
+ * is halved, as one with a line the database refuses; a lone line waits for the retry timer,
+ * as after any write error. */
+#define BATCH_TIMEOUT "300"
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 #define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
@@ -65,16 +72,14 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r);
 static void batch_result(void *arg, int tag, PGresult *r);
 
 /* How long statement OP may go unanswered before the connection is given up: the
- * connection check for the record batches and the check itself (a few hundred small
- * statements), longer for the purge and the catch-up reads, which scan the table. */
+ * connection check for the record batches (a few hundred small statements), longer for the
+ * catch-up reads, which scan the table. */
 static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
 {
-	int64_t check_ms = h->q.drv.check_ms;
+	int64_t check_ms = h->q->drv.check_ms;
 
 	if (op == OP_BATCH)
 		return check_ms;
-	if (op == OP_CHECK)
-		return check_ms / 2;
 	return check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS;
 }
 
@@ -100,7 +105,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (!stmtq_busy(&h->q) && !evtimer_pending(&h->linger_ev, NULL))
+	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
 		kick(h);
 }
 
@@ -123,7 +128,7 @@ void hist_emit(struct hist *h, const char *kind, const char *const *fields, int 
 		return;
 	}
 	hist_spool_put(h->spool, line, len);
-	if (!stmtq_busy(&h->q) && !evtimer_pending(&h->linger_ev, NULL))
+	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
 		arm(&h->linger_ev, LINGER_MS);
 }
 
@@ -154,7 +159,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 
 static void conn_failed_libpq(struct hist *h)
 {
-	stmtq_fail(&h->q, NULL, 0);
+	stmtq_fail(h->q, NULL, 0);
 }
 
 static void on_connected(void *arg)
@@ -173,7 +178,7 @@ static void on_connected(void *arg)
 	kick(h);
 }
 
-/* The driver's retry timer while connected: send again after a write error. */
+/* The retry timer (ownsess_retry): send again after a write error. */
 static void on_retry(void *arg)
 {
 	struct hist *h = arg;
@@ -182,20 +187,14 @@ static void on_retry(void *arg)
 	kick(h);
 }
 
-/* The connection check: a connection with nothing to do is asked whether it still answers
- * (one busy with a statement is watched by that statement's deadline). */
-static void on_idle_check(void *arg)
+/* The session is idle after a statement (its own or another client's): the next one, but
+ * not before records that came to an idle history have waited for company (LINGER_MS). */
+static void on_idle(void *arg)
 {
 	struct hist *h = arg;
 
-	if (!stmtq_busy(&h->q))
-		send_stmt(h, OP_CHECK, "SELECT 1", 0, NULL);
-}
-
-/* The session is idle after a statement: the next one. */
-static void on_idle(void *arg)
-{
-	kick(arg);
+	if (h->closing || !evtimer_pending(&h->linger_ev, NULL))
+		kick(h); /* (closing: the loop that would fire the timer no longer runs) */
 }
 
 static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
@@ -213,7 +212,8 @@ static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params)
 {
-	return stmtq_push(&h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
+	h->own_busy = true;
+	return stmtq_push(h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
 }
 
 /* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
@@ -226,13 +226,14 @@ static int send_batch(struct hist *h)
 	int r = -1;
 
 	h->batch_cap = 0;
-	if (lines && lens && PQenterPipelineMode(stmtq_conn(&h->q))) {
+	if (lines && lens && PQenterPipelineMode(stmtq_conn(h->q))) {
 		for (const struct hist_spool_line *l = hist_spool_head(h->spool); l && k < cap;
 		     l = l->next, k++) {
 			lines[k] = l->text;
 			lens[k] = l->len;
 		}
-		r = hist_batch_send(stmtq_conn(&h->q), lines, lens, k, !h->head_fresh, &taken);
+		r = hist_batch_send(stmtq_conn(h->q), lines, lens, k, !h->head_fresh, BATCH_TIMEOUT,
+		                    &taken);
 	}
 	free(lines);
 	free(lens);
@@ -241,7 +242,7 @@ static int send_batch(struct hist *h)
 		return -1;
 	}
 	if (r == 0) {
-		PQexitPipelineMode(stmtq_conn(&h->q));
+		PQexitPipelineMode(stmtq_conn(h->q));
 		log_error("history: discarding an unreadable record in %s (damaged, or of a kind "
 		          "this version does not know)",
 		          hist_spool_where(h->spool));
@@ -251,13 +252,14 @@ static int send_batch(struct hist *h)
 	}
 	h->batch_fresh = h->head_fresh;
 	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
-	if (!PQpipelineSync(stmtq_conn(&h->q))) {
+	if (!PQpipelineSync(stmtq_conn(h->q))) {
 		conn_failed_libpq(h);
 		return -1;
 	}
 	h->batch_n = taken;
 	h->batch_synced = false;
-	if (!stmtq_begin(&h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
+	h->own_busy = true;
+	if (!stmtq_begin(h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
 		return -1;
 	return 1;
 }
@@ -297,7 +299,7 @@ static bool send_fresh(struct hist *h)
  * once its leftover records are written, then records in order, then the purge. */
 static void kick(struct hist *h)
 {
-	while (stmtq_ready(&h->q) && !stmtq_busy(&h->q) && !h->blocked) {
+	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
@@ -406,11 +408,12 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	struct hist *h = arg;
 	enum hist_op op = (enum hist_op)tag;
 
+	h->own_busy = false;
 	if (r->lost)
 		return; /* the connection is gone: on_conn_failed */
 	if (op == OP_BATCH && r->failed)
 		hist_written_done(h, false); /* rolled back: the lines go again */
-	if (PQstatus(stmtq_conn(&h->q)) == CONNECTION_BAD) {
+	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
 		conn_failed_libpq(h);
 		return;
 	}
@@ -450,7 +453,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	if (!r->failed) {
 		if (log_complaint_reset(&h->write_complaint))
 			log_notice("history: run records are written again");
-		conndrv_succeeded(&h->q.drv);
+		conndrv_succeeded(&h->q->drv);
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
@@ -486,18 +489,17 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 				h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
 			h->last_results_fn = NULL;
 			break;
-		case OP_CHECK:
 		case OP_FRESH:
 			break;
 		}
 		return;
 	}
 
-	if (op == OP_CHECK) {
-		stmtq_fail(&h->q, r->err, 0);
+	if (op == OP_BATCH && h->batch_n > 1 &&
+	    (strcmp(r->sqlstate, "57014") == 0 || strcmp(r->sqlstate, "55P03") == 0)) {
+		h->batch_cap = h->batch_n / 2; /* too slow (BATCH_TIMEOUT): a smaller batch */
 		return;
 	}
-
 	if (worth_retrying(r->sqlstate)) {
 		/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
 		bool schema =
@@ -512,7 +514,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 			    hist_pending(h), hist_spool_where(h->spool));
 		h->blocked = true;
-		conndrv_retry(&h->q.drv, CONNDRV_BACKOFF);
+		ownsess_retry(&h->sess, CONNDRV_BACKOFF);
 		return;
 	}
 	if (op == OP_LAST_FIRES) {
@@ -556,38 +558,37 @@ static void batch_result(void *arg, int tag, PGresult *r)
 		if (!h->batch_synced)
 			return; /* the end of one of its statements */
 		/* the NULL after the sync: the connection is idle */
-		if (!PQexitPipelineMode(stmtq_conn(&h->q))) {
-			stmtq_fail(&h->q, "cannot leave pipeline mode", 0);
+		if (!PQexitPipelineMode(stmtq_conn(h->q))) {
+			stmtq_fail(h->q, "cannot leave pipeline mode", 0);
 			return;
 		}
-		stmtq_end(&h->q);
+		stmtq_end(h->q);
 		return;
 	}
 	switch (PQresultStatus(r)) {
 	case PGRES_PIPELINE_SYNC:
 		h->batch_synced = true;
-		if (PQexitPipelineMode(stmtq_conn(&h->q)))
-			stmtq_end(&h->q);
+		if (PQexitPipelineMode(stmtq_conn(h->q)))
+			stmtq_end(h->q);
 		return;
 	case PGRES_TUPLES_OK:
-		if (tag == OP_BATCH && !stmtq_failed(&h->q))
+		if (tag == OP_BATCH && !stmtq_failed(h->q))
 			hist_written_rows(h, r);
 		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */
 		return;
 	default:
-		stmtq_note_error(&h->q, r);
+		stmtq_note_error(h->q, r);
 		return;
 	}
 }
 
-static const struct stmtq_ops conn_ops = {
+static const struct ownsess_ops conn_ops = {
     .connected = on_connected,
     .failed = on_conn_failed,
     .idle = on_idle,
     .retry = on_retry,
-    .check = on_idle_check,
 };
 
 /* ---- public API -------------------------------------------------------------------- */
@@ -633,8 +634,6 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	/* Unique per process, so rows of this process are told from a dead one's. */
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)clock_wall_us(),
 	         (long)getpid());
-	stmtq_init(&h->q, base, &conn_ops, h, "history database", DEF_CHECK_MS);
-	conndrv_set_backoff(&h->q.drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
 	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
 	rc = hist_spool_open(base, state_dir, &h->spool);
@@ -648,7 +647,16 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	if (rc < 0)
 		log_error("history: cannot start the partition maintenance: %s; no retention",
 		          strerror(-rc));
-	stmtq_connect(&h->q, h->conninfo, APP_NAME);
+	/* the database's own session, shared with the cluster (ownsess.h); its connect may
+	 * fail before this returns (on_conn_failed: the records wait) */
+	rc = ownsess_join(&h->sess, base, h->conninfo, &conn_ops, h);
+	if (rc < 0) {
+		hist_part_stop(&h->part);
+		hist_spool_close(&h->spool);
+		goto fail;
+	}
+	h->q = ownsess_q(&h->sess);
+	ownsess_set_backoff(&h->sess, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	*out = h;
 	return 0;
 fail:
@@ -688,7 +696,7 @@ void hist_wake(struct hist *h)
 
 void hist_set_connection_check(struct hist *h, int64_t ms)
 {
-	conndrv_set_check(&h->q.drv, ms > 0 ? ms : DEF_CHECK_MS);
+	ownsess_set_check(&h->sess, ms > 0 ? ms : DEF_CHECK_MS);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)
@@ -706,7 +714,7 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.retry_min_ms = t->retry_min_ms;
 	if (t->retry_max_ms)
 		h->tun.retry_max_ms = t->retry_max_ms;
-	conndrv_set_backoff(&h->q.drv, h->tun.retry_min_ms, h->tun.retry_max_ms);
+	ownsess_set_backoff(&h->sess, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
 		hist_part_set_interval(h->part, t->purge_interval_ms);
@@ -727,7 +735,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	out->purge_batches = ps.runs;
 	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
-	out->connected = stmtq_ready(&h->q);
+	out->connected = stmtq_ready(h->q);
 	out->pending = hist_pending(h);
 	out->dropped += hist_spool_dropped(h->spool);
 }
@@ -788,7 +796,7 @@ static void flush_for_close(struct hist *h)
 	h->close_deadline_ms = deadline;
 	h->blocked = false;
 	kick(h);
-	while (stmtq_ready(&h->q) && !h->blocked && (stmtq_busy(&h->q) || hist_pending(h) > 0)) {
+	while (stmtq_ready(h->q) && !h->blocked && (stmtq_busy(h->q) || hist_pending(h) > 0)) {
 		int64_t now = clock_mono_ms();
 		if (h->st.written != written) {
 			written = h->st.written;
@@ -800,8 +808,8 @@ static void flush_for_close(struct hist *h)
 		if (left <= 0)
 			break;
 		struct pollfd p = {
-		    PQsocket(stmtq_conn(&h->q)),
-		    (short)(POLLIN | ((conndrv_watching(&h->q.drv) & EV_WRITE) ? POLLOUT : 0)), 0};
+		    PQsocket(stmtq_conn(h->q)),
+		    (short)(POLLIN | ((conndrv_watching(&h->q->drv) & EV_WRITE) ? POLLOUT : 0)), 0};
 		int r = poll(&p, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -809,7 +817,7 @@ static void flush_for_close(struct hist *h)
 			break;
 		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
-		conndrv_serve(&h->q.drv, what);
+		conndrv_serve(&h->q->drv, what);
 	}
 }
 
@@ -823,7 +831,7 @@ void hist_flush_stopping(struct hist *h)
 	/* the file operation under way ends; from here on the spool reads and writes inline
 	 * (the loop serves nothing any more) */
 	hist_spool_stop_writer(h->spool);
-	if (stmtq_ready(&h->q))
+	if (stmtq_ready(h->q))
 		flush_for_close(h);
 }
 
@@ -838,7 +846,7 @@ void hist_close(struct hist **hp)
 	/* every record still in memory only goes to the spill file now, if the disk takes it;
 	 * the count of those it does not is exact */
 	hist_spool_close(&h->spool);
-	stmtq_close(&h->q);
+	ownsess_leave(&h->sess);
 	forget_conn(h);
 	evtimer_del(&h->linger_ev);
 	evtimer_del(&h->purge_ev);

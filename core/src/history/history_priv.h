@@ -17,6 +17,7 @@
 #include "hist_startup.h"
 #include "history.h"
 #include "log.h"
+#include "ownsess.h"
 #include "stmtq.h"
 
 #define DEF_MEMORY_LIMIT 10000
@@ -40,7 +41,6 @@
  * idle connection's SELECT 1 must each be answered within it. */
 #define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
-#define APP_NAME "pgcrond history"
 /* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
 #define SET_BATCH_MAX 4096
@@ -79,7 +79,6 @@ enum hist_op {
 	OP_LAST_RESULTS,
 	OP_ENSURE,
 	OP_PARTITION,
-	OP_CHECK,
 	OP_FRESH
 };
 
@@ -93,12 +92,14 @@ struct hist {
 	uint64_t next_key;
 	struct hist_tuning tun;
 
-	struct stmtq q;    /* the connection and the statement in flight (stmtq.h) */
-	size_t batch_n;    /* OP_BATCH: lines sent, from the head */
-	bool batch_synced; /* ... its sync point has been reached */
-	bool batch_fresh;  /* ... it was sent as lines never sent before (head_fresh) */
-	size_t batch_cap;  /* > 0: the next batch holds at most this many lines (halving) */
-	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
+	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
+	struct stmtq *q;            /* ... and its statements (stmtq.h) */
+	bool own_busy;              /* a statement of the history's is in flight or waiting */
+	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
+	bool batch_synced;          /* ... its sync point has been reached */
+	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
+	size_t batch_cap; /* > 0: the next batch holds at most this many lines (halving) */
+	bool blocked;     /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
 	struct event purge_ev, linger_ev;

@@ -8,13 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conndrv.h"
 #include "log.h"
+#include "ownsess.h"
 #include "pgconn.h"
+#include "stmtq.h"
+#include "text.h"
 
-/* ST_LISTENING_SENT: a LISTEN batch is in flight (connect_batch tells whether it is the
- * first after a connect); ST_QUERY_SENT: the owner's query (notify_query) is. */
-enum state { ST_WAITING, ST_CONNECTING, ST_LISTENING_SENT, ST_QUERY_SENT, ST_IDLE };
+/* N_DOWN: the session is not connected; N_LISTEN_SENT: a LISTEN batch of ours is in flight
+ * (connect_batch tells whether it is the first after a connect); N_QUERY_SENT: the owner's
+ * query (notify_query) is. */
+enum state { N_DOWN, N_IDLE, N_LISTEN_SENT, N_QUERY_SENT };
 
 struct nquery {
 	char *sql;
@@ -28,22 +31,22 @@ struct nquery {
 struct notify {
 	struct event_base *base;
 	char *name;
-	char *conninfo;
 	struct notify_callbacks cb;
-	/* the connection (conndrv.h): its deadlines, and while idle the connection check that
-	 * asks the server whether it is still there (notify_set_connection_check) */
-	struct conndrv drv;
+	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
+	struct stmtq *q;            /* ... and its statements */
 	enum state state;
 	struct event kick; /* the next command, started from the loop, never a caller's stack */
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
+	char **listened; /* LISTENed on this connection */
+	size_t n_listened;
 	bool dirty;         /* the wanted channels differ from those sent */
 	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
+	bool listening;     /* that batch was answered on this connection */
 	struct nquery *queries, *queries_tail; /* notify_query; the head is in flight in
-	                                        * ST_QUERY_SENT */
+	                                        * N_QUERY_SENT */
 	size_t n_queries;
-	PGresult *result; /* the in-flight query's result so far */
 	struct log_complaint complaint;
 };
 
@@ -71,239 +74,243 @@ static void drop_queries(struct notify *n)
 	}
 	n->queries_tail = NULL;
 	n->n_queries = 0;
-	if (n->result) {
-		PQclear(n->result);
-		n->result = NULL;
-	}
 }
 
-/* The driver's failed(): the connection is gone; reconnect after the backoff. */
-static void on_conn_failed(void *arg, const char *why, bool was_ready)
+static void free_list(char ***v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+static bool in_list(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void next_command(struct notify *n);
+
+/* The session's failed(): the connection is gone (the session reconnects). */
+static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct notify *n = arg;
 	(void)was_ready;
 
 	drop_queries(n);
-	n->state = ST_WAITING;
+	free_list(&n->listened, &n->n_listened);
+	n->state = N_DOWN;
+	n->listening = false;
 	if (log_complain(&n->complaint))
 		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
-	conndrv_retry(&n->drv, CONNDRV_BACKOFF);
+	return true;
 }
 
-static void schedule_reconnect(struct notify *n, const char *why)
+/* What a person (and a test) can tell the listener by: the channels in place now. */
+static void log_listening(const struct notify *n)
 {
-	conndrv_fail(&n->drv, why);
-}
+	char list[512] = "";
+	size_t len = 0;
 
-/* One batch of LISTEN/UNLISTEN: UNLISTEN * then LISTEN each wanted channel, so the set on the
- * server is exactly the wanted one. Identifiers are quoted by libpq. */
-static void send_listens(struct notify *n, bool connect)
-{
-	size_t cap = 32, len = 0;
-	char *sql = malloc(cap);
-	bool ok = sql != NULL;
-
-#define APPEND(s)                                                                                  \
-	do {                                                                                       \
-		size_t l_ = strlen(s);                                                             \
-		if (ok && len + l_ + 1 > cap) {                                                    \
-			while (len + l_ + 1 > cap)                                                 \
-				cap *= 2;                                                          \
-			char *g_ = realloc(sql, cap);                                              \
-			if (!g_)                                                                   \
-				ok = false;                                                        \
-			else                                                                       \
-				sql = g_;                                                          \
-		}                                                                                  \
-		if (ok) {                                                                          \
-			memcpy(sql + len, s, l_ + 1);                                              \
-			len += l_;                                                                 \
-		}                                                                                  \
-	} while (0)
-
-	if (ok)
-		sql[0] = '\0';
-	APPEND("UNLISTEN *;");
-	for (size_t i = 0; i < n->n_channels && ok; i++) {
-		char *q = PQescapeIdentifier(n->drv.conn, n->channels[i], strlen(n->channels[i]));
-		if (!q) {
-			ok = false;
+	for (size_t i = 0; i < n->n_listened && len < sizeof(list); i++) {
+		char quoted[160];
+		int w = snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+		                 text_quote(n->listened[i], quoted, sizeof(quoted)));
+		if (w < 0)
 			break;
-		}
-		APPEND(" LISTEN ");
-		APPEND(q);
-		APPEND(";");
-		PQfreemem(q);
+		len += (size_t)w;
 	}
-#undef APPEND
-	if (!ok || !PQsendQuery(n->drv.conn, sql)) {
+	if (len >= sizeof(list))
+		snprintf(list + sizeof(list) - 4, 4, "...");
+	log_info("listener on database %s: listening on %s", n->name, *list ? list : "nothing");
+}
+
+/* A result of the LISTEN batch in flight (stmtq_begin's each()). */
+static void listen_result(void *arg, int tag, PGresult *r)
+{
+	struct notify *n = arg;
+	(void)tag;
+
+	if (!r)
+		stmtq_end(n->q);
+	else if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		(void)stmtq_note_error(n->q, r);
+}
+
+static void listen_done(void *arg, int tag, const struct stmtq_result *r)
+{
+	struct notify *n = arg;
+	(void)tag;
+
+	if (r->lost)
+		return; /* on_conn_failed */
+	bool connect = n->connect_batch;
+	n->connect_batch = false;
+	n->state = N_IDLE;
+	if (r->failed) {
+		stmtq_fail(n->q, r->err, 0);
+		return;
+	}
+	if (connect && n->dirty) {
+		n->connect_batch = true; /* the channels changed meanwhile: the next batch ends the
+		                          * connect, with the new set */
+		event_active(&n->kick, EV_TIMEOUT, 0);
+		return;
+	}
+	log_listening(n);
+	if (connect) {
+		bool first = n->connects == 0;
+		n->connects++;
+		n->listening = true;
+		if (log_complaint_reset(&n->complaint))
+			log_notice("listener on database %s is back", n->name);
+		/* the owner may change channels or queue queries from here, not free us */
+		if (n->cb.on_listening)
+			n->cb.on_listening(n->cb.arg, first);
+	}
+	if (n->queries || n->dirty)
+		event_active(&n->kick, EV_TIMEOUT, 0);
+}
+
+/* One batch (one transaction, so no notification falls between its statements): UNLISTEN
+ * the channels LISTENed that are no longer wanted (unless another client of the session
+ * wants them), then LISTEN each wanted one. Identifiers are quoted by libpq. Only while the
+ * session is idle (stmtq_begin). */
+static void send_listens(struct notify *n)
+{
+	PGconn *conn = stmtq_conn(n->q);
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&sql, &len);
+	bool ok = f != NULL;
+
+	for (size_t i = 0; ok && i < n->n_listened; i++) {
+		const char *ch = n->listened[i];
+		if (in_list(n->channels, n->n_channels, ch) ||
+		    ownsess_claimed_elsewhere(&n->sess, ch))
+			continue;
+		char *qid = PQescapeIdentifier(conn, ch, strlen(ch));
+		ok = qid && fprintf(f, "UNLISTEN %s;", qid) > 0;
+		PQfreemem(qid);
+	}
+	for (size_t i = 0; ok && i < n->n_channels; i++) {
+		char *qid = PQescapeIdentifier(conn, n->channels[i], strlen(n->channels[i]));
+		ok = qid && fprintf(f, "LISTEN %s;", qid) > 0;
+		PQfreemem(qid);
+	}
+	if (f && fclose(f) != 0)
+		ok = false;
+	char **copy = calloc(n->n_channels ? n->n_channels : 1, sizeof(*copy));
+	for (size_t i = 0; ok && copy && i < n->n_channels; i++)
+		ok = (copy[i] = strdup(n->channels[i])) != NULL;
+	if (!ok || !copy) {
+		size_t k = n->n_channels;
+		if (copy)
+			free_list(&copy, &k);
 		free(sql);
-		schedule_reconnect(n, ok ? NULL : "out of memory");
+		stmtq_fail(n->q, "out of memory", 0);
 		return;
 	}
-	free(sql);
+	free_list(&n->listened, &n->n_listened);
+	n->listened = copy;
+	n->n_listened = n->n_channels;
 	n->dirty = false;
-	n->state = ST_LISTENING_SENT;
-	n->connect_batch = connect;
-	conndrv_busy(&n->drv, n->drv.check_ms / 2);
-	if (!conndrv_flush(&n->drv))
-		schedule_reconnect(n, NULL);
-}
-
-static void deliver(struct notify *n)
-{
-	PGnotify *nf;
-	while ((nf = PQnotifies(n->drv.conn)) != NULL) {
-		if (n->cb.on_notify)
-			n->cb.on_notify(n->cb.arg, nf->relname, nf->extra ? nf->extra : "");
-		PQfreemem(nf);
+	n->state = N_LISTEN_SENT;
+	if (len == 0) { /* no channel: nothing to send */
+		free(sql);
+		sql = strdup("SELECT");
 	}
-}
-
-static void send_query(struct notify *n)
-{
-	struct nquery *q = n->queries;
-
-	n->state = ST_QUERY_SENT;
-	if (!conndrv_send(&n->drv, q->sql, q->n_params, (const char *const *)q->params,
-	                  n->drv.check_ms / 2))
-		schedule_reconnect(n, NULL);
-}
-
-/* Idle: bring the channels up to date first, then the next query. */
-static void next_command(struct notify *n)
-{
-	if (n->state != ST_IDLE)
+	int sent = sql ? PQsendQuery(conn, sql) : 0;
+	free(sql);
+	if (!sent) {
+		stmtq_fail(n->q, NULL, 0);
 		return;
-	if (n->dirty)
-		send_listens(n, false);
-	else if (n->queries)
-		send_query(n);
+	}
+	(void)stmtq_begin(n->q, 0, n->q->drv.check_ms / 2, listen_result, listen_done, n);
 }
 
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
+/* The owner's query is complete: its first tuples result, or its error, is the owner's. */
+static void query_done(void *arg, int tag, const struct stmtq_result *r)
 {
-	next_command(arg);
-}
+	struct notify *n = arg;
+	(void)tag;
 
-/* The query in flight ended with RES (ours; NULL if no result came): hand it over. */
-static void query_done(struct notify *n, PGresult *res)
-{
+	if (r->lost)
+		return; /* on_conn_failed drops the queries */
 	struct nquery *q = n->queries;
 	n->queries = q->next;
 	if (!n->queries)
 		n->queries_tail = NULL;
 	n->n_queries--;
-	n->state = ST_IDLE;
+	n->state = N_IDLE;
 	if (q->cb)
-		q->cb(q->arg, res);
-	PQclear(res);
+		q->cb(q->arg, r->res ? r->res : r->err_res);
 	query_free(&q);
+	if (n->queries || n->dirty)
+		event_active(&n->kick, EV_TIMEOUT, 0);
 }
 
-/* The driver's readable(): answers, and notifications. */
-static void on_readable(void *arg)
+/* Idle: bring the channels up to date first, then the next query; only while the session
+ * has nothing in flight (its idle() asks again). */
+static void next_command(struct notify *n)
 {
-	struct notify *n = arg;
-	char err[512];
-
-	bool ended = false;
-	while (!PQisBusy(n->drv.conn)) {
-		PGresult *r = PQgetResult(n->drv.conn);
-		if (!r) {
-			ended = true;
-			break;
-		}
-		if (n->state == ST_QUERY_SENT) {
-			/* the owner's query: its last result, an error included, is the owner's */
-			PQclear(n->result);
-			n->result = r;
-			continue;
-		}
-		ExecStatusType st = PQresultStatus(r);
-		if (st != PGRES_COMMAND_OK) {
-			pgconn_result_error(r, err, sizeof(err));
-			PQclear(r);
-			schedule_reconnect(n, err);
-			return;
-		}
-		PQclear(r);
-	}
-	if (ended && n->state == ST_QUERY_SENT) {
-		PGresult *res = n->result;
-		n->result = NULL;
-		query_done(n, res);
-		next_command(n);
-	} else if (ended && n->state == ST_LISTENING_SENT) {
-		bool connect = n->connect_batch;
-		n->state = ST_IDLE;
-		if (connect && n->dirty) {
-			/* the channels changed meanwhile: the connect completes with the new set */
-			send_listens(n, true);
-			return;
-		}
-		if (connect) {
-			bool first = n->connects == 0;
-			n->connects++;
-			conndrv_succeeded(&n->drv);
-			if (log_complaint_reset(&n->complaint))
-				log_notice("listener on database %s is back", n->name);
-			/* the owner may change channels or queue queries from here, not free us */
-			if (n->cb.on_listening)
-				n->cb.on_listening(n->cb.arg, first);
-		}
-		next_command(n);
-	}
-	if (!n->drv.conn)
+	if (n->state != N_IDLE || !stmtq_ready(n->q) || stmtq_busy(n->q))
 		return;
-	if (ended && n->state == ST_IDLE)
-		conndrv_idle(&n->drv); /* quiet from here: check on it in a while */
-	deliver(n);
-	if (PQstatus(n->drv.conn) == CONNECTION_BAD)
-		schedule_reconnect(n, "the server closed the connection");
+	if (n->dirty) {
+		send_listens(n);
+	} else if (n->queries) {
+		struct nquery *q = n->queries;
+		n->state = N_QUERY_SENT;
+		(void)stmtq_push(n->q, 0, q->sql, q->n_params, (const char *const *)q->params,
+		                 n->q->drv.check_ms / 2, query_done, n);
+	}
 }
 
-/* The connection check, while idle: ask the server (a query with a deadline; a listener
- * hears nothing when nothing is notified, and a connection a NAT forgot is quiet too). A
- * connect or command that gets no answer in time fails the connection (the driver), and
- * the reconnect runs the listening jobs once, since notifications may have been missed. */
-static void on_check(void *arg)
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct notify *n = arg;
-
-	/* a query that cannot be queued is tried again at the next check */
-	if (n->state == ST_IDLE && !n->queries &&
-	    notify_query(n, "SELECT 1", NULL, 0, NULL, NULL) < 0)
-		log_debug("listener on database %s: the connection check waits", n->name);
+	(void)fd;
+	(void)what;
+	next_command(arg);
 }
 
-void notify_set_connection_check(struct notify *n, int64_t ms)
+static void on_idle(void *arg)
 {
-	conndrv_set_check(&n->drv, ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS);
+	next_command(arg);
 }
 
 static void on_connected(void *arg)
 {
-	send_listens(arg, true);
+	struct notify *n = arg;
+
+	n->state = N_IDLE;
+	n->connect_batch = true;
+	n->dirty = true;
+	next_command(n);
 }
 
-/* The driver's retry timer (and the first connect). */
-static void start_connect(void *arg)
+static void on_notify(void *arg, const char *channel, const char *extra)
 {
 	struct notify *n = arg;
 
-	n->state = ST_CONNECTING;
-	(void)conndrv_connect(&n->drv, n->conninfo,
-	                      n->cb.app_name ? n->cb.app_name : "pgcrond listener");
+	if (n->cb.on_notify)
+		n->cb.on_notify(n->cb.arg, channel, extra);
 }
 
-static const struct conndrv_ops conn_ops = {
+static const struct ownsess_ops sess_ops = {
     .connected = on_connected,
-    .readable = on_readable,
     .failed = on_conn_failed,
-    .check = on_check,
-    .retry = start_connect,
+    .idle = on_idle,
+    .notify = on_notify,
 };
+
+void notify_set_connection_check(struct notify *n, int64_t ms)
+{
+	ownsess_set_check(&n->sess, ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS);
+}
 
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
                const struct notify_callbacks *cb, struct notify **out)
@@ -312,30 +319,16 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 	if (!n)
 		return -ENOMEM;
 	n->name = strdup(name);
-	n->conninfo = strdup(conninfo);
 	n->cb = *cb;
-	if (!n->name || !n->conninfo) {
+	if (!n->name || ownsess_join(&n->sess, base, conninfo, &sess_ops, n) < 0) {
 		notify_free(&n); /* no base yet: no events to remove */
 		return -ENOMEM;
 	}
 	n->base = base;
-	char label[96];
-	snprintf(label, sizeof(label), "listener on database %s", n->name);
-	conndrv_init(&n->drv, base, &conn_ops, n, label, PGCONN_NOTICES_PER_MIN, 60000,
-	             NOTIFY_CHECK_DEFAULT_MS);
+	n->q = ownsess_q(&n->sess);
 	evtimer_assign(&n->kick, base, kick_cb, n);
-	conndrv_retry(&n->drv, 0); /* from the loop, not the caller's stack */
 	*out = n;
 	return 0;
-}
-
-static void free_channels(struct notify *n)
-{
-	for (size_t i = 0; i < n->n_channels; i++)
-		free(n->channels[i]);
-	free(n->channels);
-	n->channels = NULL;
-	n->n_channels = 0;
 }
 
 void notify_free(struct notify **np)
@@ -344,13 +337,12 @@ void notify_free(struct notify **np)
 	if (!n)
 		return;
 	drop_queries(n);
-	if (n->base) {
-		conndrv_close(&n->drv);
+	if (n->base)
 		evtimer_del(&n->kick);
-	}
-	free_channels(n);
+	ownsess_leave(&n->sess);
+	free_list(&n->channels, &n->n_channels);
+	free_list(&n->listened, &n->n_listened);
 	free(n->name);
-	free(n->conninfo);
 	free(n);
 	*np = NULL;
 }
@@ -387,13 +379,19 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 			return -ENOMEM;
 		}
 	}
-	free_channels(n);
+	for (size_t i = 0; i < n->n_channels; i++)
+		if (!in_list(copy, count, n->channels[i]))
+			ownsess_release_channel(&n->sess, n->channels[i]);
+	free_list(&n->channels, &n->n_channels);
 	n->channels = copy;
 	n->n_channels = count;
-	/* connected: changed in place (UNLISTEN * and the LISTENs in one transaction, so no
+	for (size_t i = 0; i < count; i++)
+		if (ownsess_claim_channel(&n->sess, copy[i]) < 0)
+			return -ENOMEM;
+	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
 	n->dirty = true;
-	if (n->state == ST_IDLE)
+	if (n->state == N_IDLE)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 	return 0;
 }
@@ -401,7 +399,7 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg)
 {
-	if (n->state == ST_WAITING || n->state == ST_CONNECTING)
+	if (n->state == N_DOWN)
 		return -ENOTCONN;
 	if (n->n_queries >= NOTIFY_MAX_QUERIES)
 		return -EAGAIN;
@@ -426,15 +424,14 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
 		n->queries = q;
 	n->queries_tail = q;
 	n->n_queries++;
-	if (n->state == ST_IDLE)
+	if (n->state == N_IDLE)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 	return 0;
 }
 
 bool notify_is_listening(const struct notify *n)
 {
-	return n->state == ST_IDLE || n->state == ST_QUERY_SENT ||
-	       (n->state == ST_LISTENING_SENT && !n->connect_batch);
+	return n->listening;
 }
 unsigned notify_connects(const struct notify *n)
 {

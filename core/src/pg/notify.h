@@ -1,11 +1,13 @@
 #ifndef PGCROND_NOTIFY_H
 #define PGCROND_NOTIFY_H
 
-/* LISTEN/NOTIFY: one listening connection per database, on the daemon's event_base, fully
- * asynchronous. It LISTENs on every channel asked for, hands each notification to the
- * owner, and when the connection is lost (server restart, pg_terminate_backend) reconnects
- * with capped exponential backoff and jitter, re-issues the LISTENs and tells the owner, who
- * runs the listening jobs once: notifications sent while nobody listened are gone. */
+/* LISTEN/NOTIFY on pgcrond's own session of a database (ownsess.h: one connection per
+ * database carries every LISTEN of pgcrond's, beside the history's and the cluster's
+ * statements), fully asynchronous. A listener LISTENs on every channel asked for, hands each
+ * notification on them to its owner, and when the session's connection is lost (server
+ * restart, pg_terminate_backend) and the session has reconnected, re-issues the LISTENs and
+ * tells the owner, who runs the listening jobs once: notifications sent while nobody
+ * listened are gone. */
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -22,8 +24,6 @@ struct notify_callbacks {
 	/* The LISTENs are in place. FIRST: this is the first connect since notify_new(). */
 	void (*on_listening)(void *arg, bool first);
 	void *arg;
-	/* The session's application_name; NULL: "pgcrond listener" (the jobs' LISTENs). */
-	const char *app_name;
 };
 
 /* NAME (the configured database key) is used in log lines; CONNINFO is never logged
@@ -34,15 +34,16 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 void notify_free(struct notify **n);
 
 /* The channels to listen on. The same set (in any order) changes nothing; another set is
- * changed in place on the same session (UNLISTEN * and the LISTENs in one batch), which is
- * not a reconnect: on_listening is not called. Names are quoted as identifiers. */
+ * changed in place on the same session (the UNLISTENs of the channels no longer wanted, unless
+ * another listener of the session wants them, and the LISTENs in one batch), which is not a
+ * reconnect: on_listening is not called. Names are quoted as identifiers. */
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
     __attribute__((warn_unused_result));
 
-/* A query on the listening session, for the owner's small bookkeeping (manual trigger
- * claims): SQL with N_PARAMS text PARAMS (copied; NULL = SQL NULL), sent when the session
- * is idle, one at a time in order. CB(ARG, RES) is called from the loop with its last result
- * (an error result included; RES may be NULL; valid during the call only). Queries still
+/* A statement on the session, for the owner's small bookkeeping (manual trigger claims):
+ * SQL with N_PARAMS text PARAMS (copied; NULL = SQL NULL), sent when the session is idle,
+ * one at a time in order. CB(ARG, RES) is called from the loop with its first tuples result,
+ * or its error result (RES may be NULL: neither; valid during the call only). Queries still
  * queued when the connection is lost are dropped without a call: ask again from
  * on_listening. ARG is borrowed. -ENOTCONN while (re)connecting, -EAGAIN when
  * NOTIFY_MAX_QUERIES wait already, -ENOMEM. */
@@ -53,7 +54,8 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
 
 /* A connect must complete within MS, and a command (LISTEN, a query) be answered within
  * MS / 2; an idle connection is asked every MS / 2 whether it is still there. Otherwise the
- * listener reconnects. Default NOTIFY_CHECK_DEFAULT_MS; MS <= 0 restores it. */
+ * session reconnects. The session's, decided for all its clients (ownsess_set_check): the
+ * last call wins. Default NOTIFY_CHECK_DEFAULT_MS; MS <= 0 restores it. */
 #define NOTIFY_CHECK_DEFAULT_MS 30000
 void notify_set_connection_check(struct notify *n, int64_t ms);
 

@@ -34,6 +34,7 @@ static void stmt_free(struct stmtq_stmt *s)
 static void result_reset(struct stmtq_result *r)
 {
 	PQclear(r->res);
+	PQclear(r->err_res);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -99,6 +100,7 @@ static void pump(struct stmtq *q)
 static void complete(struct stmtq *q)
 {
 	conndrv_idle(&q->drv);
+	q->last_arg = q->cur.arg;
 	q->cur_state = STMTQ_COMPLETING;
 	q->cur.done(q->cur.arg, q->cur.tag, &q->cur.r);
 	q->cur_state = STMTQ_IDLE;
@@ -123,8 +125,10 @@ static void gather(struct stmtq *q, PGresult *r)
 	}
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		g->rows += atoll(PQcmdTuples(r));
-	else
-		(void)stmtq_note_error(q, r);
+	else if (stmtq_note_error(q, r) && s == PGRES_FATAL_ERROR) {
+		g->err_res = r; /* kept for the callback */
+		return;
+	}
 	PQclear(r);
 }
 
@@ -145,7 +149,7 @@ void stmtq_read(struct stmtq *q)
 	}
 	PGnotify *nt;
 	while (q->ops->notify && q->drv.conn && (nt = PQnotifies(q->drv.conn)) != NULL) {
-		q->ops->notify(q->arg, nt->extra);
+		q->ops->notify(q->arg, nt->relname, nt->extra ? nt->extra : "");
 		PQfreemem(nt);
 	}
 	if (q->drv.conn && PQstatus(q->drv.conn) == CONNECTION_BAD)
@@ -194,8 +198,6 @@ static void on_retry(void *arg)
 
 	if (q->drv.state == CONNDRV_DOWN)
 		stmtq_connect(q, q->conninfo, q->app_name);
-	else if (q->ops->retry)
-		q->ops->retry(q->arg);
 }
 
 static const struct conndrv_ops drv_ops = {
@@ -277,6 +279,37 @@ struct stmtq_stmt *stmtq_hold(int tag, const char *sql, int n, const char *const
 void stmtq_free_held(struct stmtq_stmt *s)
 {
 	stmt_free(s);
+}
+
+static void forgotten(void *arg, int tag, const struct stmtq_result *r)
+{
+	(void)arg;
+	(void)tag;
+	(void)r;
+}
+
+void stmtq_forget(struct stmtq *q, const void *arg)
+{
+	struct stmtq_stmt **pp = &q->head;
+	q->tail = NULL;
+	while (*pp) {
+		struct stmtq_stmt *s = *pp;
+		if (s->arg == arg) {
+			*pp = s->next;
+			stmt_free(s);
+			continue;
+		}
+		q->tail = s;
+		pp = &s->next;
+	}
+	if (q->cur_state == STMTQ_IDLE || q->cur.arg != arg)
+		return;
+	q->cur.done = forgotten;
+	q->cur.arg = NULL;
+	if (q->cur.each && q->cur_state == STMTQ_SENT) {
+		q->cur.each = NULL;
+		stmtq_fail(q, "its statement's owner went away", 0);
+	}
 }
 
 bool stmtq_push_held(struct stmtq *q, struct stmtq_stmt *s, int64_t deadline_ms)

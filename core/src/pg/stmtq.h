@@ -2,8 +2,8 @@
 #define PGCROND_STMTQ_H
 
 /* One statement session: a dedicated asynchronous connection (conndrv.h) that carries one
- * statement at a time, for a module that talks to PostgreSQL on its own behalf (the history
- * writer, the cluster's coordination connection).
+ * statement at a time, for pgcrond's own work on a database (ownsess.h runs one per database,
+ * for the history writer, the cluster's coordination and the listeners).
  *
  * The session owns the connection and its reconnects, the statement in flight (its results
  * read and gathered: the first tuples result, the rows affected, the first error with its
@@ -32,11 +32,12 @@
 
 /* What a statement came to; valid during its completion callback only. */
 struct stmtq_result {
-	PGresult *res;  /* its first tuples result (NULL if none); cleared after the callback */
-	long long rows; /* rows its results affected (PQcmdTuples, summed) */
-	bool failed;    /* one of its results was an error (or LOST) */
-	bool lost;      /* it got no complete answer: the connection failed */
-	char err[512];  /* the first error for a person (pgconn_result_error), "" if none */
+	PGresult *res;     /* its first tuples result (NULL if none); cleared after the callback */
+	PGresult *err_res; /* its first error result (NULL if none, or LOST); cleared after */
+	long long rows;    /* rows its results affected (PQcmdTuples, summed) */
+	bool failed;       /* one of its results was an error (or LOST) */
+	bool lost;         /* it got no complete answer: the connection failed */
+	char err[512];     /* the first error for a person (pgconn_result_error), "" if none */
 	char sqlstate[6];
 };
 
@@ -56,13 +57,11 @@ struct stmtq_ops {
 	/* Connected, and nothing in flight or waiting after a statement completed: push the
 	 * next statement, or nothing. NULL: nothing. */
 	void (*idle)(void *arg);
-	/* The driver's retry timer fired while the connection was not DOWN (a DOWN session
-	 * reconnects by itself): the owner armed it (conndrv_retry on .drv). NULL: nothing. */
-	void (*retry)(void *arg);
 	/* As conndrv's check: idle for the connection check / 2. NULL: not checked. */
 	void (*check)(void *arg);
-	/* A notification arrived (LISTEN); EXTRA is its payload, borrowed. NULL: not read. */
-	void (*notify)(void *arg, const char *extra);
+	/* A notification arrived (LISTEN) on CHANNEL; EXTRA is its payload (untrusted), both
+	 * borrowed. NULL: not read. */
+	void (*notify)(void *arg, const char *channel, const char *extra);
 };
 
 struct stmtq_stmt; /* a waiting statement (stmtq.c) */
@@ -87,6 +86,7 @@ struct stmtq {
 		struct stmtq_result r;
 	} cur; /* the statement in flight */
 	struct stmtq_stmt *head, *tail;
+	const void *last_arg; /* the ARG of the statement completed last (ownsess.c's turns) */
 };
 
 /* Set Q up (no connection yet): OPS and ARG for the callbacks; LABEL names the connection in
@@ -119,6 +119,11 @@ struct stmtq_stmt *stmtq_hold(int tag, const char *sql, int n, const char *const
 bool stmtq_push_held(struct stmtq *q, struct stmtq_stmt *s, int64_t deadline_ms);
 /* Free a held statement never pushed (NULL: nothing), without a callback. */
 void stmtq_free_held(struct stmtq_stmt *s);
+/* The statements whose callbacks take ARG get none any more (their owner goes away): the
+ * waiting ones are dropped; the one in flight is read to its end as usual, unless its owner
+ * reads it itself (stmtq_begin): then the connection is given up (failed(), every other
+ * statement LOST), since nobody else can tell where its results end. */
+void stmtq_forget(struct stmtq *q, const void *arg);
 
 /* The owner wrote a statement (or a pipeline) to stmtq_conn() itself; it is in flight from
  * now on, as a pushed one (the deadline runs, the socket is flushed and watched), but its

@@ -640,7 +640,7 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 		free(db->conninfo);
 		db->conninfo = ci;
 		notify_free(&db->n);
-		struct notify_callbacks cb = {on_notify, on_listening, db, NULL};
+		struct notify_callbacks cb = {on_notify, on_listening, db};
 		if (notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0)
 			return NULL;
 		return db;
@@ -651,7 +651,7 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 	db->t = t;
 	db->name = strdup(cd->name);
 	db->conninfo = strdup(cd->conninfo);
-	struct notify_callbacks cb = {on_notify, on_listening, db, NULL};
+	struct notify_callbacks cb = {on_notify, on_listening, db};
 	if (!db->name || !db->conninfo ||
 	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
 		tdb_free(&db);

@@ -1,0 +1,320 @@
+/* pgcrond's own session of a database (ownsess.h): one stmtq shared by its clients. */
+#include "ownsess.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conndrv.h"
+
+/* The default connection check and backoff until a client sets them (the history's). */
+#define DEF_CHECK_MS 30000
+#define DEF_RETRY_MIN_MS 1000
+#define DEF_RETRY_MAX_MS 4000
+
+struct ownsess {
+	struct ownsess *next; /* the open sessions (loop thread only) */
+	struct event_base *base;
+	char *conninfo;
+	struct stmtq q;
+	struct ownsess_client *clients; /* in the order they joined */
+	struct event start_ev;          /* the first connect, at the loop's next turn */
+};
+
+static struct ownsess *sessions;
+
+static void check_done(void *arg, int tag, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	(void)tag;
+
+	if (!r->lost && r->failed)
+		stmtq_fail(&s->q, r->err, 0);
+}
+
+/* ---- the session's callbacks: decided once, or handed to each client ------------------ */
+
+static void on_connected(void *arg)
+{
+	struct ownsess *s = arg;
+
+	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
+		next = cl->next;
+		cl->ops->connected(cl->arg);
+	}
+}
+
+static bool on_failed(void *arg, const char *why, bool was_ready)
+{
+	struct ownsess *s = arg;
+	bool again = false;
+
+	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
+		next = cl->next;
+		again |= cl->ops->failed(cl->arg, why, was_ready);
+	}
+	return again;
+}
+
+/* Nothing in flight or waiting: the clients in turn, from the one after the client whose
+ * statement completed last (however it was sent: from here, or from its own timer). */
+static void on_idle(void *arg)
+{
+	struct ownsess *s = arg;
+	struct ownsess_client *cl = s->clients;
+
+	for (struct ownsess_client *o = s->clients; o; o = o->next)
+		if (o->arg == s->q.last_arg) {
+			cl = o->next ? o->next : s->clients;
+			break;
+		}
+
+	for (struct ownsess_client *first = cl; cl;) {
+		struct ownsess_client *next = cl->next ? cl->next : s->clients;
+		if (cl->ops->idle)
+			cl->ops->idle(cl->arg);
+		if (!stmtq_ready(&s->q))
+			return;
+		if (stmtq_busy(&s->q))
+			return;
+		cl = next == first ? NULL : next;
+	}
+}
+
+/* The connection check: an idle connection is asked whether it still answers (a busy one is
+ * watched by its statement's deadline). */
+static void on_check(void *arg)
+{
+	struct ownsess *s = arg;
+
+	if (!stmtq_busy(&s->q))
+		(void)stmtq_push(&s->q, 0, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done,
+		                 s);
+}
+
+static void on_notify(void *arg, const char *channel, const char *extra)
+{
+	struct ownsess *s = arg;
+
+	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
+		next = cl->next;
+		for (size_t i = 0; i < cl->n_channels; i++)
+			if (strcmp(cl->channels[i], channel) == 0) {
+				if (cl->ops->notify)
+					cl->ops->notify(cl->arg, channel, extra);
+				break;
+			}
+	}
+}
+
+static const struct stmtq_ops sess_ops = {
+    .connected = on_connected,
+    .failed = on_failed,
+    .idle = on_idle,
+    .check = on_check,
+    .notify = on_notify,
+};
+
+static void on_client_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct ownsess_client *cl = arg;
+	(void)fd;
+	(void)what;
+
+	if (cl->ops->retry)
+		cl->ops->retry(cl->arg);
+}
+
+/* A connected session a client joins: its connected() at the loop's next turn, never from
+ * inside ownsess_join. */
+static void on_join_connected(evutil_socket_t fd, short what, void *arg)
+{
+	struct ownsess_client *cl = arg;
+	(void)fd;
+	(void)what;
+
+	if (cl->s && stmtq_ready(&cl->s->q)) {
+		cl->ops->connected(cl->arg);
+		if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
+			on_idle(cl->s);
+	}
+}
+
+static void on_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct ownsess *s = arg;
+	(void)fd;
+	(void)what;
+
+	stmtq_connect(&s->q, s->conninfo, OWNSESS_APP_NAME);
+}
+
+/* What the notices' log lines call the session: its database as the conninfo names it. */
+static void session_label(const char *conninfo, char *out, size_t len)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *db = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "dbname") == 0 && o->val)
+			db = o->val;
+	if (db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
+		snprintf(out, len, "pgcrond's session of database %s", db);
+	else
+		snprintf(out, len, "pgcrond's session of a database");
+	PQconninfoFree(opts);
+}
+
+/* ---- the clients' calls ---------------------------------------------------------------- */
+
+int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
+                 const struct ownsess_ops *ops, void *arg)
+{
+	struct ownsess *s = sessions;
+
+	while (s && (s->base != base || strcmp(s->conninfo, conninfo) != 0))
+		s = s->next;
+	memset(cl, 0, sizeof(*cl));
+	cl->ops = ops;
+	cl->arg = arg;
+	evtimer_assign(&cl->retry_ev, base, on_client_retry, cl);
+	evtimer_assign(&cl->join_ev, base, on_join_connected, cl);
+	bool fresh = !s;
+	if (fresh) {
+		s = calloc(1, sizeof(*s));
+		if (!s || !(s->conninfo = strdup(conninfo))) {
+			free(s);
+			return -ENOMEM;
+		}
+		s->base = base;
+		char label[96];
+		session_label(conninfo, label, sizeof(label));
+		stmtq_init(&s->q, base, &sess_ops, s, label, DEF_CHECK_MS);
+		conndrv_set_backoff(&s->q.drv, DEF_RETRY_MIN_MS, DEF_RETRY_MAX_MS);
+		evtimer_assign(&s->start_ev, base, on_start, s);
+		s->next = sessions;
+		sessions = s;
+	}
+	struct ownsess_client **tail = &s->clients;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = cl;
+	cl->s = s;
+	if (fresh)
+		event_active(&s->start_ev, EV_TIMEOUT, 0);
+	else if (stmtq_ready(&s->q))
+		event_active(&cl->join_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void ownsess_leave(struct ownsess_client *cl)
+{
+	struct ownsess *s = cl->s;
+
+	if (!s)
+		return;
+	evtimer_del(&cl->retry_ev);
+	evtimer_del(&cl->join_ev);
+	for (size_t i = 0; i < cl->n_channels; i++)
+		free(cl->channels[i]);
+	free(cl->channels);
+	cl->channels = NULL;
+	cl->n_channels = 0;
+	for (struct ownsess_client **pp = &s->clients; *pp; pp = &(*pp)->next)
+		if (*pp == cl) {
+			*pp = cl->next;
+			break;
+		}
+	cl->s = NULL;
+	stmtq_forget(&s->q, cl->arg);
+	if (s->clients)
+		return;
+	evtimer_del(&s->start_ev);
+	stmtq_close(&s->q);
+	conndrv_cancel_retry(&s->q.drv);
+	for (struct ownsess **pp = &sessions; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	free(s->conninfo);
+	free(s);
+}
+
+struct stmtq *ownsess_q(const struct ownsess_client *cl)
+{
+	return &cl->s->q;
+}
+
+void ownsess_retry(struct ownsess_client *cl, int64_t ms)
+{
+	if (ms == CONNDRV_BACKOFF)
+		ms = conndrv_backoff_ms(&cl->s->q.drv);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_del(&cl->retry_ev);
+	evtimer_add(&cl->retry_ev, &tv);
+}
+
+static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
+{
+	for (size_t i = 0; i < cl->n_channels; i++)
+		if (strcmp(cl->channels[i], channel) == 0) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	return false;
+}
+
+int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
+{
+	if (claims(cl, channel, NULL))
+		return 0;
+	char **v = realloc(cl->channels, (cl->n_channels + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	cl->channels = v;
+	if (!(v[cl->n_channels] = strdup(channel)))
+		return -ENOMEM;
+	cl->n_channels++;
+	return 0;
+}
+
+void ownsess_release_channel(struct ownsess_client *cl, const char *channel)
+{
+	size_t i;
+
+	if (!claims(cl, channel, &i))
+		return;
+	free(cl->channels[i]);
+	cl->channels[i] = cl->channels[--cl->n_channels];
+}
+
+bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *channel)
+{
+	for (const struct ownsess_client *o = cl->s ? cl->s->clients : NULL; o; o = o->next)
+		if (o != cl && claims(o, channel, NULL))
+			return true;
+	return false;
+}
+
+void ownsess_set_check(struct ownsess_client *cl, int64_t ms)
+{
+	conndrv_set_check(&cl->s->q.drv, ms > 0 ? ms : DEF_CHECK_MS);
+}
+
+void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)
+{
+	conndrv_set_backoff(&cl->s->q.drv, min_ms, max_ms);
+}
+
+unsigned ownsess_count(void)
+{
+	unsigned n = 0;
+
+	for (const struct ownsess *s = sessions; s; s = s->next)
+		n++;
+	return n;
+}

@@ -1,0 +1,101 @@
+#ifndef PGCROND_OWNSESS_H
+#define PGCROND_OWNSESS_H
+
+/* pgcrond's own session of a database: one connection (application_name "pgcrond"), one
+ * statement session on it (stmtq.h), shared by every module that talks to that database on
+ * pgcrond's own behalf (the history writer, the cluster's claims and heartbeats, the
+ * listeners of notify.h: the jobs', the SQL jobs' reader's, pg_net's queue's). Runs do not
+ * use it: they use the executor's pool.
+ *
+ * A module joins the session of a conninfo as a client; the first client of a conninfo (on
+ * one event_base) opens the session and connects, the last one to leave closes it. The
+ * session decides once for all its clients what concerns the connection: the reconnect and
+ * its backoff, and the idle connection check (a SELECT 1 every connection check / 2 that
+ * must be answered within the other half). It tells every client when the connection is
+ * made or lost, and when nothing is in flight or waiting it asks the clients in turn,
+ * starting after the one asked last, for their next statement, so that no client's stream
+ * of statements starves another's (a large history batch and then the heartbeat). A
+ * notification goes to the client that claimed its channel (ownsess_claim_channel).
+ *
+ * Clients push their statements on ownsess_q() with stmtq's calls and rules: a statement
+ * is never sent twice, and when the connection fails every statement in flight or waiting
+ * is completed with LOST (each to its own client) before failed() is called. A deadline is
+ * a statement's own: it runs from when the statement is sent, never while it waits behind
+ * another client's. A client gives the connection up with stmtq_fail (every client then
+ * hears failed()); a client that only wants to try again later arms its own timer
+ * (ownsess_retry), which touches no other client. Loop thread only. */
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stmtq.h"
+
+/* The application_name of pgcrond's own sessions. */
+#define OWNSESS_APP_NAME "pgcrond"
+
+struct ownsess; /* the session (ownsess.c) */
+
+struct ownsess_ops {
+	/* The connect completed. Required. */
+	void (*connected)(void *arg);
+	/* The connection is gone (every statement was completed with LOST). Return true if
+	 * this client wants the session to reconnect; it reconnects while any client does.
+	 * Required. */
+	bool (*failed)(void *arg, const char *why, bool was_ready);
+	/* Connected, nothing in flight or waiting: push the next statement, or nothing. NULL:
+	 * nothing. */
+	void (*idle)(void *arg);
+	/* The timer ownsess_retry() armed fired. NULL: nothing. */
+	void (*retry)(void *arg);
+	/* A notification on a channel this client claimed; EXTRA is its payload (never NULL,
+	 * untrusted), both borrowed. NULL: none is read. */
+	void (*notify)(void *arg, const char *channel, const char *extra);
+};
+
+struct ownsess_client {
+	/* private */
+	struct ownsess *s;
+	const struct ownsess_ops *ops;
+	void *arg;
+	struct ownsess_client *next;
+	struct event retry_ev, join_ev;
+	char **channels; /* ownsess_claim_channel's */
+	size_t n_channels;
+};
+
+/* CL joins the session of CONNINFO on BASE (opened, and connecting from the loop's next turn,
+ * if it is the first), with OPS and ARG. connected() or failed() follows, never from inside
+ * this call (at the loop's next turn if the session is connected already). Returns 0 or
+ * -ENOMEM. */
+int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
+                 const struct ownsess_ops *ops, void *arg) __attribute__((warn_unused_result));
+/* CL leaves: its statements waiting are dropped and the one in flight, if its, gets no
+ * callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can
+ * read its results); no callback of CL's is called after this. The last client closes the
+ * session. A client that never joined (zeroed) is a no-op. */
+void ownsess_leave(struct ownsess_client *cl);
+
+/* The statement session, for stmtq_push and the others (never NULL after a join). */
+struct stmtq *ownsess_q(const struct ownsess_client *cl);
+/* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
+void ownsess_retry(struct ownsess_client *cl, int64_t ms);
+/* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The
+ * client LISTENs itself. Returns 0 or -ENOMEM. */
+int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
+    __attribute__((warn_unused_result));
+/* CL no longer wants CHANNEL's notifications. */
+void ownsess_release_channel(struct ownsess_client *cl, const char *channel);
+/* Another client of CL's session claims CHANNEL (so CL must not UNLISTEN it). */
+bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *channel);
+
+/* The session's connection check (conndrv_set_check) and reconnect backoff, decided for all
+ * its clients: the last call wins. */
+void ownsess_set_check(struct ownsess_client *cl, int64_t ms);
+void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);
+
+/* How many sessions are open (for tests). */
+unsigned ownsess_count(void);
+
+#endif

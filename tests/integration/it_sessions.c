@@ -1,0 +1,261 @@
+/* How many sessions pgcrond holds on a database (issue 46, item 2): its own work (the
+ * history's records, the claims and heartbeats, the LISTENs of the jobs, of the SQL jobs'
+ * changes and of manual triggers) shares one session per database (ownsess.h), and runs use
+ * the pool. At rest, one database with three jobs (one listening) costs at most two
+ * sessions: that one and one warm run connection. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+/* Every client session on E's database but the test's own. */
+#define SESSIONS_SQL                                                                               \
+	"FROM pg_stat_activity WHERE datname = current_database()"                                 \
+	" AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+
+START_TEST(at_rest_two_sessions)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-rest", "it_sessions_rest");
+	/* pool = 1: the pool keeps a connection it opened for runs side by side open while
+	 * idle (closing idle ones is not built yet), and what is counted here is pgcrond's own
+	 * work, which took five sessions of the database before it shared one */
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 1; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, e.ci);
+	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
+	                 " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
+	/* two scheduled jobs that never fire at the same instant (so one run connection serves
+	 * both), and one that listens */
+	itest_env_job(&e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('tick')\"; database = \"app\"; schedule = \"*/4 * * * * *\"; },\n"
+	              "  { name = \"tock\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('tock')\"; database = \"app\"; schedule = \"2-58/4 * * * * *\"; },\n"
+	              "  { name = \"ev\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('ev')\"; database = \"app\"; listen = \"it_sessions_ch\";"
+	              " debounce = \"200ms\"; }\n"
+	              ");\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_listening(&e, 15), "the daemon does not listen:\n%s",
+	              itest_read_file(e.log));
+	itest_exec(e.db, "SELECT pg_notify('it_sessions_ch', 'x')");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) FILTER (WHERE job = 'ev') >= 1"
+	                             " AND count(*) FILTER (WHERE job = 'tick') >= 2"
+	                             " AND count(*) FILTER (WHERE job = 'tock') >= 2"
+	                             " FROM public.ran"),
+	              "the jobs did not run:\n%s", itest_read_file(e.log));
+	/* the start's first retention pass has a connection of its own while it lasts */
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) <= 2 " SESSIONS_SQL),
+	              "more than 2 sessions: %s",
+	              itest_scalar(e.db, "SELECT string_agg(application_name || ': ' ||"
+	                                 " left(query, 60), '; ') " SESSIONS_SQL));
+	/* and so it stays, over runs of both scheduled jobs and a notification */
+	long long most = 0;
+	char *seen = NULL;
+	for (int i = 0; i < 24; i++) {
+		if (i == 8)
+			itest_exec(e.db, "SELECT pg_notify('it_sessions_ch', 'y')");
+		long long n = itest_env_count(&e, "SELECT count(*) " SESSIONS_SQL);
+		if (n > most) {
+			most = n;
+			free(seen);
+			seen = itest_scalar(e.db, "SELECT string_agg(application_name || ': ' ||"
+			                          " left(query, 60), '; ') " SESSIONS_SQL);
+		}
+		itest_sleep(0.25);
+	}
+	ck_assert_msg(most <= 2, "%lld sessions at rest: %s", most, seen ? seen : "");
+	free(seen);
+	/* one of them is pgcrond's own session, the one holding the instance's name */
+	ck_assert_int_eq(
+	    itest_env_count(&e, "SELECT count(*) " SESSIONS_SQL
+	                        " AND application_name = 'pgcrond' AND " ITEST_OWN_SESSIONS),
+	    1);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM public.ran WHERE job = 'ev'"),
+	    "the second notification did not run ev:\n%s", itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details"
+	                                 " WHERE status <> 'succeeded' AND end_time IS NOT NULL"),
+	                 0);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A database that refuses more than three of pgcrond's connections (the role's CONNECTION
+ * LIMIT: other sessions hold the rest of the server): pgcrond's own work takes one, the pool
+ * gets the others, and runs due together wait for a pool connection instead of failing. */
+START_TEST(few_free_slots_no_run_fails)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-slots", "it_sessions_slots");
+	itest_exec(e.db, "DO $$ BEGIN CREATE ROLE it_sessions_lim LOGIN;"
+	                 " EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+	                 "ALTER ROLE it_sessions_lim CONNECTION LIMIT 3;"
+	                 /* the privileges of the role that installed pgcrond */
+	                 "DO $$ BEGIN EXECUTE pg_catalog.format('GRANT %I TO it_sessions_lim',"
+	                 " current_user); END $$");
+	itest_write_file(
+	    e.conf,
+	    "timezone = \"UTC\";\n"
+	    "plugin_dir = \"%s/plugins\";\n"
+	    "conf_dir = \"conf.d\";\n"
+	    "state_dir = \"%s/state\";\n"
+	    "databases = { app = { conninfo = \"%s user=it_sessions_lim\"; pool = 4; };"
+	    " };\n"
+	    "history = { database = \"app\"; };\n",
+	    e.dir, e.dir, e.ci);
+	/* six runs due every second, more than the connections the server leaves the pool */
+	char jobs[2048] = "jobs = (\n";
+	for (int i = 0; i < 6; i++) {
+		char job[256];
+		snprintf(job, sizeof(job),
+		         "  { name = \"j%d\"; command = \"SELECT pg_sleep(0.2)\";"
+		         " database = \"app\"; schedule = \"* * * * * *\"; timeout = \"30s\";"
+		         " retries = 0; }%s\n",
+		         i, i < 5 ? "," : "");
+		strncat(jobs, job, sizeof(jobs) - strlen(jobs) - 1);
+	}
+	strncat(jobs, ");\n", sizeof(jobs) - strlen(jobs) - 1);
+	itest_env_job(&e, "10-jobs.conf", "%s", jobs);
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 90,
+	                             "SELECT count(*) >= 100 FROM pgcrond.job_run_details"
+	                             " WHERE status = 'succeeded'"),
+	              "fewer than 100 runs succeeded:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	char *failed = itest_scalar(e.db, "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT"
+	                                  " left(return_message, 120), '; '), '')"
+	                                  " FROM pgcrond.job_run_details WHERE status = 'failed'");
+	ck_assert_msg(failed && strncmp(failed, "0 ", 2) == 0, "runs failed: %s\n%s",
+	              failed ? failed : "?", itest_tail(e.log));
+	free(failed);
+	/* the server did refuse the pool more connections: the slots were few */
+	ck_assert_msg(itest_wait_log(e.log, "too many connections", 1),
+	              "the server never refused a connection:\n%s", itest_tail(e.log));
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A history database whose pgcrond schema is older than this pgcrond (pgcrond.instance
+ * without step 11's columns): no run starts until 'pgcrond install', and the own session
+ * stays (it is the history's and the listeners' too): it is not given up and made again
+ * every 10 s while the instance's name is asked for again. Once the schema is upgraded,
+ * runs start. */
+START_TEST(old_schema_keeps_the_session)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-old", "it_sessions_old");
+	itest_exec(e.db, "ALTER TABLE pgcrond.instance DROP COLUMN backend_start");
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"tick\"; command = \"SELECT 1\"; database = \"app\";"
+	              " schedule = \"* * * * * *\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "older than this pgcrond", 15), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_tail(e.log));
+	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
+	                  " ', ') FROM pg_stat_activity WHERE datname = current_database()"
+	                  " AND application_name = 'pgcrond'";
+	char *before = itest_scalar(e.db, own);
+	ck_assert_msg(before != NULL, "no session of pgcrond:\n%s", itest_tail(e.log));
+	itest_sleep(12); /* a window: past the 10 s after which the name is asked for again */
+	char *after = itest_scalar(e.db, own);
+	ck_assert_msg(after && strcmp(before, after) == 0, "the sessions changed: %s, then %s:\n%s",
+	              before, after ? after : "none", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'succeeded'"),
+	                 0);
+	/* the schema is upgraded: the name is taken at the next look, and runs start */
+	itest_exec(e.db, "ALTER TABLE pgcrond.instance ADD COLUMN backend_start timestamptz");
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "no run after the upgrade:\n%s", itest_tail(e.log));
+	free(before);
+	free(after);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The statement that takes the instance's name fails (here a trigger refuses it): the own
+ * session stays, and with it the history's writes and the LISTENs; the name is asked for
+ * again, and taken on that same session once the statement works. */
+START_TEST(failed_lock_keeps_the_session)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "sessions-lock", "it_sessions_lock");
+	itest_exec(e.db, "CREATE FUNCTION public.no_name() RETURNS trigger LANGUAGE plpgsql"
+	                 " SET search_path = pg_catalog AS $f$ BEGIN"
+	                 "  RAISE EXCEPTION 'no name today'; END $f$;"
+	                 "CREATE TRIGGER no_name BEFORE INSERT OR UPDATE ON pgcrond.instance"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.no_name()");
+	itest_env_job(&e, "10-jobs.conf",
+	              "job = { name = \"ev\"; command = \"SELECT 1\"; database = \"app\";"
+	              " listen = \"it_sessions_lock\"; debounce = \"200ms\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "no name today", 15), "%s", itest_tail(e.log));
+	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
+	              itest_tail(e.log));
+	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
+	                  " ', ') FROM pg_stat_activity WHERE datname = current_database()"
+	                  " AND application_name = 'pgcrond'";
+	char *before = itest_scalar(e.db, own);
+	ck_assert_msg(before != NULL, "no session of pgcrond:\n%s", itest_tail(e.log));
+	itest_sleep(5); /* a window: the name is asked for again every 2 s meanwhile */
+	char *after = itest_scalar(e.db, own);
+	ck_assert_msg(after && strcmp(before, after) == 0, "the sessions changed: %s, then %s:\n%s",
+	              before, after ? after : "none", itest_tail(e.log));
+	itest_exec(e.db, "DROP TRIGGER no_name ON pgcrond.instance");
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.instance i"
+	                             " JOIN pg_stat_activity a ON a.pid = i.backend_pid"
+	                             " WHERE a.application_name = 'pgcrond'"
+	                             " AND pg_catalog.strpos('%s', a.pid::text || ' '"
+	                             " || a.backend_start::text) > 0",
+	                             before),
+	              "the name was not taken on the same session:\n%s", itest_tail(e.log));
+	/* the listener never reconnected: no run of ev "may have missed" anything */
+	ck_assert_int_eq(itest_count_in_file(e.log, "may have been missed"), 0);
+	free(before);
+	free(after);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("it_sessions");
+	TCase *tc = tcase_create("rest");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, at_rest_two_sessions);
+	tcase_add_test(tc, few_free_slots_no_run_fails);
+	tcase_add_test(tc, old_schema_keeps_the_session);
+	tcase_add_test(tc, failed_lock_keeps_the_session);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
