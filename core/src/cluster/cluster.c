@@ -974,3 +974,19 @@ const char *cluster_peers(const struct cluster *c)
 {
 	return c->peers;
 }
+
+/* The heartbeats' clock samples (cluster.h): the offset of the quickest round trip, which ages
+ * so that a lasting change is taken. */
+int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us, int64_t rtt_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	if (f->known)
+		f->rtt_us += CLUSTER_OFFSET_AGE_US;
+	if (!f->known || rtt_us <= f->rtt_us) {
+		f->known = true;
+		f->offset_us = offset_us;
+		f->rtt_us = rtt_us;
+	}
+	return f->offset_us;
+}

@@ -996,17 +996,3 @@ void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
 			c->hooks.orphan(c->hooks.arg, &o);
 	}
 }
-
-int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us, int64_t rtt_us)
-{
-	if (rtt_us < 0)
-		rtt_us = 0;
-	if (f->known)
-		f->rtt_us += CLUSTER_OFFSET_AGE_US;
-	if (!f->known || rtt_us <= f->rtt_us) {
-		f->known = true;
-		f->offset_us = offset_us;
-		f->rtt_us = rtt_us;
-	}
-	return f->offset_us;
-}
