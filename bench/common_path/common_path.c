@@ -48,6 +48,8 @@ static long long scalar(PGconn *c, const char *sql)
 
 /* A configuration of N jobs every second (INSERT into ticks; SCHEDULES[i] instead where given),
  * and with LISTEN a job that listens; returns the path of the main file. */
+static const char *idle_timeout = "5m"; /* the databases' idle_timeout (the default) */
+
 static const char *write_conf_at(int n, int pool, bool listen, const char *const *schedules)
 {
 	static char path[1300];
@@ -81,10 +83,10 @@ static const char *write_conf_at(int n, int pool, bool listen, const char *const
 	if (!f)
 		bench_die("cannot write", path);
 	fprintf(f,
-	        "databases = { app = { conninfo = \"%s\"; pool = %d; }; };\n"
+	        "databases = { app = { conninfo = \"%s\"; pool = %d; idle_timeout = \"%s\"; }; };\n"
 	        "history = { database = \"app\"; };\nstate_dir = \"%s/state\";\n"
 	        "conf_dir = \"conf.d\";\nlog_level = \"info\";\n",
-	        ci, pool, dir);
+	        ci, pool, idle_timeout, dir);
 	fclose(f);
 	bench_chown_user(path);
 	snprintf(p, sizeof(p), "%s/conf.d", dir);
@@ -108,25 +110,39 @@ static pid_t start(const char *conf)
 
 /* ---- rest ------------------------------------------------------------------------------ */
 
-static void rest(PGconn *c)
+static void rest_count(PGconn *c, const char *when)
 {
-	static const char *const every[] = {"*/10 * * * * *", "0 */5 * * * *"};
-	pid_t pid = start(write_conf_at(2, 4, true, every));
-	bench_sleep(12);
 	PGresult *r =
 	    PQexec(c, "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity"
 	              " WHERE datname = current_database() AND pid <> pg_backend_pid()"
 	              " AND backend_type = 'client backend' GROUP BY 1 ORDER BY 1");
 	int total = 0;
-	printf("rest: one database, 3 jobs (every 10 s, every 5 minutes, one that listens), 12 s "
-	       "after the start:\n");
+	printf("rest: one database, 3 jobs (every 10 s, every 5 minutes, one that listens), %s:\n",
+	       when);
 	for (int i = 0; i < PQntuples(r); i++) {
 		printf("  %-40s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 		total += atoi(PQgetvalue(r, i, 1));
 	}
 	printf("  sessions: %d\n", total);
 	PQclear(r);
+}
+
+/* The sessions 12 s after a start (the start-up's warm-up opens a connection for each job due
+ * in its first 90 s), then again with idle_timeout = "20s" once a connection unused that long
+ * was closed (every half connection_check, 15 s, an idle connection is looked at). */
+static void rest(PGconn *c)
+{
+	static const char *const every[] = {"*/10 * * * * *", "0 */5 * * * *"};
+	pid_t pid = start(write_conf_at(2, 4, true, every));
+	bench_sleep(12);
+	rest_count(c, "12 s after the start");
 	bench_daemon_stop(pid);
+	idle_timeout = "20s";
+	pid = start(write_conf_at(2, 4, true, every));
+	bench_sleep(45);
+	rest_count(c, "idle_timeout = \"20s\", 45 s after the start");
+	bench_daemon_stop(pid);
+	idle_timeout = "5m";
 }
 
 /* ---- statements ------------------------------------------------------------------------- */
@@ -193,7 +209,7 @@ static void statements(PGconn *c)
 		text_of[n][strcspn(text_of[n], "\n")] = '\0';
 		n++;
 	}
-	int runs = 0, history = 0, own = 0;
+	int runs = 0, history = 0, bounds = 0, own = 0;
 	char kinds[32][96];
 	int counts[32] = {0}, nk = 0;
 	for (int i = 0; i < n; i++) {
@@ -208,6 +224,10 @@ static void statements(PGconn *c)
 			history++;
 			continue;
 		}
+		if (strstr(text_of[i], "set_config('statement_timeout'")) {
+			bounds++; /* a history batch's own time bound, sent with it */
+			continue;
+		}
 		own++;
 		int k = 0;
 		while (k < nk && strcmp(kinds[k], text_of[i]) != 0)
@@ -219,9 +239,9 @@ static void statements(PGconn *c)
 	}
 	fclose(f);
 	printf("statements: a lone instance, 10 jobs every second, 8 s:\n"
-	       "  on the runs' %d session(s): %d; history writes: %d; its own besides the "
-	       "history: %d\n",
-	       n_run_pids, runs, history, own);
+	       "  on the runs' %d session(s): %d; history writes: %d (and %d set_config of their "
+	       "time bounds); its own besides the history: %d\n",
+	       n_run_pids, runs, history, bounds, own);
 	for (int k = 0; k < nk; k++)
 		printf("    %4d  %s\n", counts[k], kinds[k]);
 }

@@ -281,10 +281,12 @@ START_TEST(test_good_full)
 	ck_assert_ptr_nonnull(db);
 	ck_assert_str_eq(db->conninfo, "service=analytics");
 	ck_assert_int_eq(db->pool, 8);
+	ck_assert_int_eq(db->idle_timeout_ms, 90000);
 	ck_assert_int_eq(db->line, 8);
 	db = config_database(cfg, "reporting");
 	ck_assert_ptr_nonnull(db);
 	ck_assert_int_eq(db->pool, 4);
+	ck_assert_int_eq(db->idle_timeout_ms, 5 * 60 * 1000); /* the default */
 	ck_assert_ptr_null(config_database(cfg, "nope"));
 
 	ck_assert_uint_eq(cfg->n_alerts, 4);
@@ -561,7 +563,7 @@ static const struct {
      "bad/http-client-redirects/pgcrond.conf:4: max_redirects is 500; at most 50 are follo"
      "wed (5 is plenty for real services)"},
     {"bad/idle-timeout-number/pgcrond.conf", "bad/idle-timeout-number/pgcrond.conf:2: idle_timeout "
-                                             "must be a string duration like \"5min\""},
+                                             "must be a string duration like \"5m\""},
     {"bad/http-client-not-group/pgcrond.conf",
      "bad/http-client-not-group/pgcrond.conf:4: http_client must be a group like http_client = { "
      "ca_file = \"/etc/pgcrond/ca.pem\"; max_concurrent = 16; };"},

@@ -66,7 +66,7 @@ _Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
 const struct key_spec config_database_keys[] = {
     {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
     {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
-    {"idle_timeout", K_DURATION, DB(idle_timeout_ms), "\"5min\"", NULL, 0, false, NULL},
+    {"idle_timeout", K_DURATION, DB(idle_timeout_ms), "\"5m\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
