@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conndrv.h"
 #include "exec_priv.h"
 #include "pgconn.h"
@@ -68,6 +69,18 @@ void exec_conn_unreserve(struct conn *c)
  * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
  * a failover without a reset) is replaced within one connection check. TCP keepalives alone
  * cannot see a peer whose kernel still answers them. */
+bool exec_conn_idle_expired(const struct conn *c)
+{
+	const struct pool *p = c->pool;
+	if (c->state != CONN_IDLE || p->idle_timeout_ms <= 0 ||
+	    clock_mono_ms() - c->used_ms < p->idle_timeout_ms)
+		return false;
+	for (const struct conn *o = p->conns; o; o = o->next)
+		if (o != c && o->state == CONN_IDLE)
+			return true; /* another one stays warm */
+	return false;
+}
+
 int64_t exec_conn_idle_check_ms(const struct conn *c)
 {
 	return c->pool->ex->check_ms / 2;

@@ -643,26 +643,15 @@ int exec_conn_open(struct pool *p)
 	return 0;
 }
 
-/* Another connection of C's pool is idle. */
-static bool other_idle(const struct conn *c)
-{
-	for (const struct conn *o = c->pool->conns; o; o = o->next)
-		if (o != c && o->state == CONN_IDLE)
-			return true;
-	return false;
-}
-
 /* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
  * closed, but for the last idle one (the warm connection); the others are checked with a
  * reset, a round trip with a deadline, and harmless. */
 static void on_conn_check(void *arg)
 {
 	struct conn *c = arg;
-	struct pool *p = c->pool;
 	if (c->state != CONN_IDLE)
 		return;
-	if (p->idle_timeout_ms > 0 && clock_mono_ms() - c->used_ms >= p->idle_timeout_ms &&
-	    other_idle(c)) {
+	if (exec_conn_idle_expired(c)) {
 		exec_conn_close(&c);
 		return;
 	}

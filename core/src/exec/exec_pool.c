@@ -44,8 +44,10 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 	int64_t now = clock_mono_ms();
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next; /* a reset that cannot be sent closes C */
-		if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
-		    now - c->idle_at_ms >= WARM_IDLE_MS)
+		if (p->n_conns > want && exec_conn_idle_expired(c))
+			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
+		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
+		         now - c->idle_at_ms >= WARM_IDLE_MS)
 			exec_conn_reset(c, false);
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */
