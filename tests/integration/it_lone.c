@@ -80,6 +80,10 @@ static int statements_of(const char *log, long from, int pid, char *out, size_t 
 	int n = 0;
 	size_t used = 0;
 	out[0] = '\0';
+	/* the session carries the history's writes too (one session per database): a batch
+	 * (INSERT ... pgcrond.job_run_details), and the set_config of its time bound just before
+	 * it, are the history's, not counted */
+	bool bound = false;
 	while (fgets(line, sizeof(line), f)) {
 		if (!strstr(line, tag))
 			continue;
@@ -88,13 +92,22 @@ static int statements_of(const char *log, long from, int pid, char *out, size_t 
 			s = strstr(line, "LOG:  statement: ");
 		if (!s)
 			continue;
+		if (strstr(s, "job_run_details")) {
+			bound = false;
+			continue;
+		}
+		if (bound)
+			n++; /* the set_config before was not a batch's */
+		bound = strstr(s, "set_config('statement_timeout'") != NULL;
+		if (bound)
+			continue;
 		n++;
 		int w = snprintf(out + used, len - used, "  %.60s\n", s + 6);
 		if (w > 0 && (size_t)w < len - used)
 			used += (size_t)w;
 	}
 	fclose(f);
-	return n;
+	return n + bound;
 }
 
 /* Statements the coordination session of instance IN sends in 8 s, once settled. */

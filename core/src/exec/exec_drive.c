@@ -18,6 +18,7 @@
 #include "exec.h"
 #include "exec_priv.h"
 #include "log.h"
+#include "ownsess.h"
 #include "pgconn.h"
 
 /* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
@@ -667,9 +668,12 @@ void exec_conn_release(struct conn *c, bool broken)
 	pgconn_notices_flush(
 	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
 	c->drv.notices.job = NULL;
+	/* a connection given back while the server is full and pgcrond's own session of the
+	 * database waits for a slot goes to that session (ownsess.h) */
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
 	    PQstatus(c->drv.conn) != CONNECTION_OK ||
-	    p->n_conns - p->n_connecting > (size_t)p->size) {
+	    p->n_conns - p->n_connecting > (size_t)p->size ||
+	    ownsess_starved(p->ex->base, p->conninfo)) {
 		exec_conn_close(&c);
 	} else {
 		exec_conn_reset(c, true);
@@ -721,8 +725,11 @@ void exec_pool_dispatch(struct pool *p)
 		}
 		if (p->backing_off || p->removed)
 			return;
-		/* Open a connection per waiting run, up to the pool's size. */
-		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size)
+		/* Open a connection per waiting run, up to the pool's size; while pgcrond's own
+		 * session of the database waits for a slot of a full server, the runs share the
+		 * connections the pool has (the history and the claims need that session) */
+		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size ||
+		    (p->n_conns > 0 && ownsess_starved(p->ex->base, p->conninfo)))
 			return;
 		int err = exec_conn_open(p);
 		if (err < 0) {

@@ -21,6 +21,8 @@ struct ownsess {
 	struct stmtq q;
 	struct ownsess_client *clients; /* in the order they joined */
 	struct event start_ev;          /* the first connect, at the loop's next turn */
+	bool full; /* the last connect was refused because the server takes no more
+	            * (conndrv_server_full): ownsess_starved() */
 };
 
 static struct ownsess *sessions;
@@ -39,6 +41,7 @@ static void check_done(void *arg, int tag, const struct stmtq_result *r)
 static void on_connected(void *arg)
 {
 	struct ownsess *s = arg;
+	s->full = false;
 
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
@@ -51,6 +54,7 @@ static bool on_failed(void *arg, const char *why, bool was_ready)
 	struct ownsess *s = arg;
 	bool again = false;
 
+	s->full = !was_ready && conndrv_server_full(why);
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
 		again |= cl->ops->failed(cl->arg, why, was_ready);
@@ -308,6 +312,19 @@ void ownsess_set_check(struct ownsess_client *cl, int64_t ms)
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)
 {
 	conndrv_set_backoff(&cl->s->q.drv, min_ms, max_ms);
+}
+
+bool ownsess_starved(const struct event_base *base, const char *conninfo)
+{
+	for (struct ownsess *s = sessions; s; s = s->next)
+		if (s->base == base && s->full && !stmtq_ready(&s->q) &&
+		    strcmp(s->conninfo, conninfo) == 0) {
+			/* a slot is being given back: take it now, before a run's connect does */
+			if (s->q.drv.state == CONNDRV_DOWN)
+				conndrv_retry(&s->q.drv, 0);
+			return true;
+		}
+	return false;
 }
 
 unsigned ownsess_count(void)
