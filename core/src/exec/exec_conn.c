@@ -65,10 +65,6 @@ void exec_conn_unreserve(struct conn *c)
 	exec_wait_push_front(c->pool, r);
 }
 
-/* An idle connection is checked, and a reset must be answered, within half the connection
- * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
- * a failover without a reset) is replaced within one connection check. TCP keepalives alone
- * cannot see a peer whose kernel still answers them. */
 bool exec_conn_idle_expired(const struct conn *c)
 {
 	const struct pool *p = c->pool;
@@ -76,11 +72,15 @@ bool exec_conn_idle_expired(const struct conn *c)
 	    clock_mono_ms() - c->used_ms < p->idle_timeout_ms)
 		return false;
 	for (const struct conn *o = p->conns; o; o = o->next)
-		if (o != c && o->state == CONN_IDLE)
-			return true; /* another one stays warm */
+		if (o != c && (o->state == CONN_IDLE || o->state == CONN_RESETTING))
+			return true; /* another one stays warm (a reset ends idle) */
 	return false;
 }
 
+/* An idle connection is checked, and a reset must be answered, within half the connection
+ * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
+ * a failover without a reset) is replaced within one connection check. TCP keepalives alone
+ * cannot see a peer whose kernel still answers them. */
 int64_t exec_conn_idle_check_ms(const struct conn *c)
 {
 	return c->pool->ex->check_ms / 2;

@@ -235,7 +235,7 @@ bool exec_conn_flush(struct conn *c);
 void exec_conn_close(struct conn **cp);
 void exec_conn_unreserve(struct conn *c);
 /* C is idle, no run used it for its pool's idle_timeout, and another connection of the pool is
- * idle (the last idle one stays open, warm): it may be closed. */
+ * idle or being reset (the last idle one stays open, warm): it may be closed. */
 bool exec_conn_idle_expired(const struct conn *c);
 int64_t exec_conn_idle_check_ms(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
