@@ -316,6 +316,33 @@ static void go_lone(struct cluster *c)
 
 /* ---- claiming again ------------------------------------------------------------------ */
 
+/* Forget the jobs and fires run alone; with RELEASE, the locks of the runs that ended
+ * meanwhile are given back (cluster_release). */
+static void forget(struct cluster *c, bool release)
+{
+	struct cluster_lone *l = c->lone;
+	struct strmap_node *n = strmap_first(&l->jobs);
+	while (n) {
+		struct strmap_node *next = strmap_next(&l->jobs, n);
+		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
+		strmap_remove(&l->jobs, n);
+		for (int i = 0; release && i < j->ended; i++)
+			cluster_release(c, j->name);
+		free(j->name);
+		free(j->last_key);
+		free(j);
+		n = next;
+	}
+	strmap_free(&l->jobs);
+	while (l->head) {
+		struct lone_fire *f = l->head;
+		l->head = f->next;
+		fire_free(f);
+	}
+	l->tail = NULL;
+	l->n_fires = 0;
+}
+
 static void on_switched(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
 	struct cluster *c = arg;
@@ -343,27 +370,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 	l->state = LONE_OFF;
 	l->switch_lost = false;
 	/* the runs under way hold lock rows now, and those that ended meanwhile give theirs back */
-	struct strmap_node *n = strmap_first(&l->jobs);
-	while (n) {
-		struct strmap_node *next = strmap_next(&l->jobs, n);
-		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
-		int ended = j->ended;
-		strmap_remove(&l->jobs, n);
-		for (int i = 0; i < ended; i++)
-			cluster_release(c, j->name);
-		free(j->name);
-		free(j->last_key);
-		free(j);
-		n = next;
-	}
-	strmap_free(&l->jobs);
-	while (l->head) {
-		struct lone_fire *f = l->head;
-		l->head = f->next;
-		fire_free(f);
-	}
-	l->tail = NULL;
-	l->n_fires = 0;
+	forget(c, true);
 }
 
 static char *ints_literal(const int64_t *v, size_t n)
@@ -509,21 +516,7 @@ void cluster_lone_free(struct cluster *c)
 	struct cluster_lone *l = c->lone;
 	if (!l)
 		return;
-	struct strmap_node *n = strmap_first(&l->jobs);
-	while (n) {
-		struct strmap_node *next = strmap_next(&l->jobs, n);
-		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
-		free(j->name);
-		free(j->last_key);
-		free(j);
-		n = next;
-	}
-	strmap_free(&l->jobs);
-	while (l->head) {
-		struct lone_fire *f = l->head;
-		l->head = f->next;
-		fire_free(f);
-	}
+	forget(c, false);
 	free(l);
 	c->lone = NULL;
 }
