@@ -675,6 +675,7 @@ void exec_conn_release(struct conn *c, bool broken)
 	    p->n_conns - p->n_connecting > (size_t)p->size ||
 	    ownsess_starved(p->ex->base, p->conninfo)) {
 		exec_conn_close(&c);
+		ownsess_take_slot(p->ex->base, p->conninfo);
 	} else {
 		exec_conn_reset(c, true);
 	}

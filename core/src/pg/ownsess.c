@@ -314,17 +314,25 @@ void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_
 	conndrv_set_backoff(&cl->s->q.drv, min_ms, max_ms);
 }
 
-bool ownsess_starved(const struct event_base *base, const char *conninfo)
+static struct ownsess *starved(const struct event_base *base, const char *conninfo)
 {
 	for (struct ownsess *s = sessions; s; s = s->next)
 		if (s->base == base && s->full && !stmtq_ready(&s->q) &&
-		    strcmp(s->conninfo, conninfo) == 0) {
-			/* a slot is being given back: take it now, before a run's connect does */
-			if (s->q.drv.state == CONNDRV_DOWN)
-				conndrv_retry(&s->q.drv, 0);
-			return true;
-		}
-	return false;
+		    strcmp(s->conninfo, conninfo) == 0)
+			return s;
+	return NULL;
+}
+
+bool ownsess_starved(const struct event_base *base, const char *conninfo)
+{
+	return starved(base, conninfo) != NULL;
+}
+
+void ownsess_take_slot(const struct event_base *base, const char *conninfo)
+{
+	struct ownsess *s = starved(base, conninfo);
+	if (s && s->q.drv.state == CONNDRV_DOWN)
+		conndrv_retry(&s->q.drv, 0);
 }
 
 unsigned ownsess_count(void)

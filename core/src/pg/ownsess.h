@@ -88,8 +88,11 @@ int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
 /* The own session of CONNINFO on BASE has no connection because the server refused it for
  * being full (53300, a CONNECTION LIMIT): a run's connection of the same database that is
  * given back should be closed, so that this session, which the history and the claims need,
- * gets the slot (it is asked to connect at once). False when there is no such session. */
+ * gets the slot. False when there is no such session. */
 bool ownsess_starved(const struct event_base *base, const char *conninfo);
+/* A slot of that server was just given back for the starved own session of CONNINFO: it
+ * connects now, before a run's connect takes the slot (nothing if it is not starved). */
+void ownsess_take_slot(const struct event_base *base, const char *conninfo);
 /* CL no longer wants CHANNEL's notifications. */
 void ownsess_release_channel(struct ownsess_client *cl, const char *channel);
 /* Another client of CL's session claims CHANNEL (so CL must not UNLISTEN it). */
