@@ -335,23 +335,29 @@ bool config_file_read(struct loader *L, config_t *cf, const char *path, const ch
 	return false;
 }
 
-char *config_own_file(struct pgc_config *cfg, const char *path)
+char *config_own_str(struct pgc_config *cfg, const char *str)
 {
-	/* the jobs of a file come one after the other: look back a few files only */
-	for (size_t i = cfg->n_job_files, k = 0; i > 0 && k < 8; i--, k++)
-		if (strcmp(cfg->job_files[i - 1], path) == 0)
-			return cfg->job_files[i - 1];
-	size_t n = cfg->n_job_files;
-	char **f = cfg->job_files;
+	/* the jobs of a file come one after the other: look back a few strings only */
+	for (size_t i = cfg->n_job_strs, k = 0; i > 0 && k < 8; i--, k++)
+		if (strcmp(cfg->job_strs[i - 1], str) == 0)
+			return cfg->job_strs[i - 1];
+	size_t n = cfg->n_job_strs;
+	char **f = cfg->job_strs;
 	if (n < 8 ? n == 0 : (n & (n - 1)) == 0) { /* full: 0, 8, 16, 32 ... (doubled) */
 		f = realloc(f, (n < 8 ? 8 : 2 * n) * sizeof(*f));
 		if (!f)
 			return NULL;
-		cfg->job_files = f;
+		cfg->job_strs = f;
 	}
-	if (!(f[cfg->n_job_files] = strdup(path)))
+	if (!(f[cfg->n_job_strs] = strdup(str)))
 		return NULL;
-	return f[cfg->n_job_files++];
+	return f[cfg->n_job_strs++];
+}
+
+char *config_own_database(struct pgc_config *cfg, const char *name)
+{
+	const struct conf_database *d = config_database(cfg, name);
+	return d ? d->name : config_own_str(cfg, name);
 }
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name)

@@ -52,7 +52,8 @@ struct conf_job {
 	char *plugin;                /* exactly one of plugin and command is set */
 	char *command;               /* plain SQL job, like pg_cron's */
 	struct conf_http_call *http; /* an HTTP job (exactly one of plugin, command, http) */
-	char *database;              /* a key of databases; default: the history database */
+	char *database; /* a key of databases; default: the history database (the config's string:
+	                 * config_own_database) */
 	char *schedule; /* NULL: runs only after its upstreams / on notifications / trigger */
 	cron_expr cron; /* compiled schedule, valid when schedule != NULL */
 	char **after;   /* upstream job names */
@@ -194,10 +195,11 @@ struct pgc_config {
 	/* jobs by name, for config_job() (built by config_load; NULL: searched in order, as in
 	 * a config put together by hand) */
 	struct config_job_index *job_index;
-	/* the paths of the job files, one copy each: conf_job.file points here (config_own_file;
-	 * 100,000 jobs in 100 files kept 100,000 copies) */
-	char **job_files;
-	size_t n_job_files;
+	/* the paths of the job files and the names of unknown databases, one copy each:
+	 * conf_job.file and conf_job.database point here or to a conf_database's name
+	 * (config_own_str; 100,000 jobs in 100 files kept 100,000 copies of each) */
+	char **job_strs;
+	size_t n_job_strs;
 	/* owners beyond the first (config_ref): the configuration in force is the files' one
 	 * itself when no job is made in SQL, rather than a copy of 100,000 jobs */
 	unsigned extra_refs;
@@ -219,8 +221,11 @@ int config_load_partial(const char *path, struct pgc_config **out, struct diag_l
                         char ***skipped, size_t *n_skipped) __attribute__((warn_unused_result));
 /* Drops *CFG (one owner of it: freed with the last) and sets it to NULL. */
 void config_free(struct pgc_config **cfg);
-/* PATH as a job's file in CFG: CFG's one copy of it, made at the first use; NULL on ENOMEM. */
-char *config_own_file(struct pgc_config *cfg, const char *path);
+/* STR (a job's file) as CFG's one copy of it, made at the first use; NULL on ENOMEM. */
+char *config_own_str(struct pgc_config *cfg, const char *str);
+/* NAME as a job's database in CFG: the name of CFG's database NAME, or CFG's one copy of an
+ * unknown name (config_own_str); NULL on ENOMEM. */
+char *config_own_database(struct pgc_config *cfg, const char *name);
 /* CFG with one more owner (each frees it with config_free). On the event loop only. */
 struct pgc_config *config_ref(const struct pgc_config *cfg);
 

@@ -32,7 +32,6 @@ void config_job_fields_free(struct conf_job *j)
 	free(j->plugin);
 	free(j->command);
 	config_http_call_free(&j->http);
-	free(j->database);
 	free(j->schedule);
 	for (size_t i = 0; i < j->n_after; i++)
 		free(j->after[i]);
@@ -46,7 +45,7 @@ void config_job_fields_free(struct conf_job *j)
 		free(j->settings[i].value);
 	}
 	free(j->settings);
-	/* j->file belongs to the config (config_own_file) */
+	/* j->file and j->database belong to the config (config_own_str) */
 	free(j->username);
 	free(j->sql_database);
 	free(j->cron_name);
@@ -270,7 +269,7 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 	j.debounce_ms = 5000;
 	j.max_delay_ms = 60000;
 	j.alert_after = 1;
-	j.file = file ? config_own_file(L->cfg, file) : NULL;
+	j.file = file ? config_own_str(L->cfg, file) : NULL;
 	if (file && !j.file)
 		L->oom = true;
 	j.line = line;
@@ -436,10 +435,14 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    who);
 
 	const config_setting_t *database = config_setting_get_member(s, "database");
-	if (j.database)
-		config_check_database(L, file, setting_line(database), who, j.database);
-	else if (!database && cfg->history_database)
-		j.database = config_dup_str(L, cfg->history_database);
+	char *read = j.database; /* the key's copy: the config keeps one per database */
+	if (read)
+		config_check_database(L, file, setting_line(database), who, read);
+	if (read || (!database && cfg->history_database)) {
+		j.database = config_own_database(cfg, read ? read : cfg->history_database);
+		L->oom |= !j.database;
+	}
+	free(read);
 
 	/* Keep the first definition of a name; later ones are reported and dropped. A job with
 	 * an invalid name is kept (its error is reported): jobs naming it in after would

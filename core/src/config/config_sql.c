@@ -16,10 +16,12 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 	dst->plugin = config_dup_or(src->plugin, oom);
 	dst->command = config_dup_or(src->command, oom);
 	dst->http = config_http_call_dup(src->http, oom);
-	dst->database = config_dup_or(src->database, oom);
+	dst->database = src->database ? config_own_database(c, src->database) : NULL;
+	if (src->database && !dst->database)
+		*oom = true;
 	dst->schedule = config_dup_or(src->schedule, oom);
 	dst->listen = config_dup_or(src->listen, oom);
-	dst->file = src->file ? config_own_file(c, src->file) : NULL;
+	dst->file = src->file ? config_own_str(c, src->file) : NULL;
 	if (src->file && !dst->file)
 		*oom = true;
 	dst->username = config_dup_or(src->username, oom);
@@ -64,8 +66,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
 	c->job_index = NULL; /* built for the copy once its jobs are final */
 	c->extra_refs = 0;
-	c->job_files = NULL; /* its own copies (copy_job) */
-	c->n_job_files = 0;
+	c->job_strs = NULL; /* its own copies (copy_job) */
+	c->n_job_strs = 0;
 	c->file = config_dup_or(src->file, &oom);
 	c->timezone = config_dup_or(src->timezone, &oom);
 	c->plugin_dir = config_dup_or(src->plugin_dir, &oom);
