@@ -8,6 +8,7 @@
  * instance runs its fires unclaimed, as before coordination existed, and its history spools;
  * an instance that saw others live runs nothing unclaimed, since they may be running the
  * same fires. Here: the table, lifetime and the publishing of this instance's jobs. */
+
 #include "cluster.h"
 
 #include <errno.h>
@@ -172,31 +173,18 @@ static const struct cluster_row row_jobs = {
 static const struct cluster_row row_stop = {
     .op = OP_STOP, .flags = ROW_CLOSING, .sql = sql_stop, .n = 2};
 
-/* What this instance sends, in the order cluster_kick considers it: the marks first while
- * runs wait for them, the claims last (they are many, and a heartbeat that waited behind them
- * would make this instance look dead). While stopping, other modules' statements go first
- * (a stop's give-back of the fires it claimed early, sched_preclaim.c), within the stop's
- * grace, then the stop. The rows of the lock, its holder and a turn are never due: sent by
- * the session at each connect, by the lock's answer, with the claims. */
+/* What this instance sends, in the order cluster_kick considers it. */
 static const struct cluster_row *const rows[] = {
-    &cluster_row_marks_awaited,
-    &cluster_row_unlock,
-    &cluster_row_marks,
-    &row_listen,
-    &row_hello,
-    &cluster_row_beat,
-    &cluster_row_reap,
-    &cluster_row_unserved,
-    &row_purge,
-    &row_jobs,
-    &cluster_row_tasks,
-    &cluster_row_claims,
+    &cluster_row_marks_awaited, /* runs wait for their marks: their statements wait for them */
+    &cluster_row_unlock,        /* another instance's next fire may wait for a job's lock */
+    &cluster_row_marks,         /* (but neither in the middle of a burst of claims) */
+    &row_listen, &row_hello, &cluster_row_beat, &cluster_row_reap, &cluster_row_unserved,
+    &row_purge, &row_jobs,
+    &cluster_row_tasks,  /* while stopping, first (a stop's give-back: sched_preclaim.c) */
+    &cluster_row_claims, /* last: many, and a beat behind them would make this one look dead */
     &row_stop,
-    &cluster_row_lock,
-    &cluster_row_holder,
-    &cluster_row_turn,
-    NULL,
-};
+    /* never due: sent at each connect, by the lock's answer, with the claims */
+    &cluster_row_lock, &cluster_row_holder, &cluster_row_turn, NULL};
 
 /* ---- lifetime -------------------------------------------------------------------------- */
 

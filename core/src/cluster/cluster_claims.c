@@ -4,18 +4,15 @@
  * is cluster_conn.c's. */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
-#include "config.h"
 #include "log.h"
 #include "pgconn.h"
 #include "strmap.h"
@@ -308,7 +305,6 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
 		return -ENOMEM;
 	}
 	q->window_ms = window_ms;
-	q->asked_mono_ms = clock_mono_ms();
 	q->fn = fn;
 	q->arg = arg;
 	if (c->tail)
@@ -497,14 +493,12 @@ static bool claims_send(struct cluster *c)
 	return true;
 }
 
-const struct cluster_row cluster_row_claims = {
-    .op = OP_CLAIM,
-    .flags = ROW_ITEMS,
-    .skip = claims_skip,
-    .send = claims_send,
-    .done = claims_done,
-    .lost = claims_lost,
-};
+const struct cluster_row cluster_row_claims = {.op = OP_CLAIM,
+                                               .flags = ROW_ITEMS,
+                                               .skip = claims_skip,
+                                               .send = claims_send,
+                                               .done = claims_done,
+                                               .lost = claims_lost};
 
 /* (sent with the claims: a turn goes alone) */
 const struct cluster_row cluster_row_turn = {.op = OP_TURN, .done = turn_done};

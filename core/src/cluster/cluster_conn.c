@@ -408,14 +408,12 @@ static void unlock_lost(struct cluster *c)
 	c->unlock_sent = 0;
 }
 
-const struct cluster_row cluster_row_unlock = {
-    .op = OP_UNLOCK,
-    .flags = ROW_AGAIN,
-    .skip = unlock_skip,
-    .send = unlock_send,
-    .done = unlock_done,
-    .lost = unlock_lost,
-};
+const struct cluster_row cluster_row_unlock = {.op = OP_UNLOCK,
+                                               .flags = ROW_AGAIN,
+                                               .skip = unlock_skip,
+                                               .send = unlock_send,
+                                               .done = unlock_done,
+                                               .lost = unlock_lost};
 
 void cluster_wake(struct cluster *c)
 {
@@ -473,14 +471,12 @@ void cluster_tasks_lost(struct cluster *c)
 	c->task_tail = NULL;
 }
 
-const struct cluster_row cluster_row_tasks = {
-    .op = OP_TASK,
-    .flags = ROW_ITEMS | ROW_CLOSING,
-    .skip = tasks_skip,
-    .send = tasks_send,
-    .done = tasks_done,
-    .lost = cluster_tasks_lost,
-};
+const struct cluster_row cluster_row_tasks = {.op = OP_TASK,
+                                              .flags = ROW_ITEMS | ROW_CLOSING,
+                                              .skip = tasks_skip,
+                                              .send = tasks_send,
+                                              .done = tasks_done,
+                                              .lost = cluster_tasks_lost};
 
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg)

@@ -2,23 +2,27 @@
  * instance's name, find who holds it, beat, and hand the work of instances that stopped
  * beating to the hooks, and their answers. The connection that carries them is
  * cluster_conn.c's. */
-#include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
-#include "config.h"
 #include "log.h"
 #include "pgconn.h"
+
+/* SQL: the note of this process's row ($1, $2) when another instance found it dead (sql_reap;
+ * told_dead), read before the statement writes the row. */
+#define SQL_TOLD_DEAD                                                                              \
+	" (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"      \
+	"    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"                               \
+	"   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"                        \
+	"    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"                 \
+	"    AND" SQL_FOUND_DEAD_W "),"
 
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
@@ -73,14 +77,7 @@ static const char sql_lock[] =
     "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "    AND EXISTS (SELECT FROM ins)) f)"
     " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old),"
-    /* this process was found dead meanwhile (sql_reap): the note, read before ins clears
-     * it (cluster_lock.c: told_dead) */
-    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
-    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
-    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
-    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND" SQL_FOUND_DEAD_W "),"
+    "  (SELECT n FROM old)," SQL_TOLD_DEAD
     /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
      * job locks that can be taken over (cluster_claims.c) */
     " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
@@ -119,13 +116,7 @@ static const char sql_beat[] =
     "     * interval '1 millisecond')),"
     /* the database's clock, for this host's offset from it (cluster_clock_offset) */
     "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
-    "   1000000)::pg_catalog.int8,"
-    /* this process was found dead meanwhile (sql_reap), as in sql_lock */
-    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
-    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
-    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
-    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND" SQL_FOUND_DEAD_W "),"
+    "   1000000)::pg_catalog.int8," SQL_TOLD_DEAD
     /* others not stopped whose heartbeat is late by a claim's lease: a claim of theirs may
      * have outlived it (cluster_serve_leased, which looks only then) */
     " (SELECT pg_catalog.count(*) FROM pgcrond.instance s"

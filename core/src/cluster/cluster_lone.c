@@ -16,7 +16,6 @@
  * (not marked: those runs wrote no start mark), and the row's lone mark goes. The newcomer's
  * claims are refused until then, milliseconds normally. A (re)connect does the same first
  * when the process was lone: its row may still say so. */
-#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -69,8 +68,6 @@ struct cluster_lone {
 	char refused[600];
 	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
-	int64_t on_since_ms;
-	uint64_t granted; /* fires granted lone since it went lone */
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;
@@ -217,7 +214,6 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	j->last_key = last;
 	j->last_ms = now;
 	j->held++;
-	l->granted++;
 	prune(l, now);
 	return CLUSTER_GRANTED;
 }
@@ -284,8 +280,6 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 		return;
 	}
 	l->state = LONE_ON;
-	l->on_since_ms = clock_mono_ms();
-	l->granted = 0;
 	log_info("cluster: instance \"%s\" is alone: it runs its fires without claiming them (its "
 	         "heartbeat is its only statement) until another instance says hello",
 	         c->instance);

@@ -160,7 +160,6 @@ struct claim {
 	struct claim *next;
 	char *job, *key;
 	int64_t window_ms;
-	int64_t asked_mono_ms;
 	cluster_claim_fn fn;
 	void *arg;
 	bool sent;

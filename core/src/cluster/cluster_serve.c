@@ -290,11 +290,9 @@ static bool schema_missing(struct cluster *c)
 	return c->schema_missing;
 }
 
-const struct cluster_row cluster_row_unserved = {
-    .op = OP_UNSERVED,
-    .flags = ROW_AGAIN,
-    .skip = schema_missing,
-    .sql = sql_unserved,
-    .n = 2,
-    .done = unserved_done,
-};
+const struct cluster_row cluster_row_unserved = {.op = OP_UNSERVED,
+                                                 .flags = ROW_AGAIN,
+                                                 .skip = schema_missing,
+                                                 .sql = sql_unserved,
+                                                 .n = 2,
+                                                 .done = unserved_done};

@@ -468,21 +468,15 @@ static void xact_done(struct cluster *c, const struct stmtq_result *sr)
 	            sr->err);
 }
 
-const struct cluster_row cluster_row_marks_awaited = {
-    .op = OP_XACT,
-    .flags = ROW_ITEMS,
-    .skip = marks_awaited_skip,
-    .send = xact_send,
-    .done = xact_done,
-    .lost = xact_lost,
-};
+const struct cluster_row cluster_row_marks_awaited = {.op = OP_XACT,
+                                                      .flags = ROW_ITEMS,
+                                                      .skip = marks_awaited_skip,
+                                                      .send = xact_send,
+                                                      .done = xact_done,
+                                                      .lost = xact_lost};
 
 const struct cluster_row cluster_row_marks = {
-    .op = OP_XACT,
-    .flags = ROW_ITEMS,
-    .skip = marks_skip,
-    .send = xact_send,
-};
+    .op = OP_XACT, .flags = ROW_ITEMS, .skip = marks_skip, .send = xact_send};
 
 void cluster_xact_free(struct cluster *c)
 {
