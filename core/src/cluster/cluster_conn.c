@@ -1,12 +1,9 @@
-/* The cluster's session and what it sends next (cluster_priv.h): the lowest of the cluster's
- * files, which knows the connection and the state and calls none of the others.
- *
- * What to send next is a loop over the table of statements cluster.c hands to cluster_open
- * (cluster_row): the periodic and the asked-for statements by their due times, with one
- * timer for the first due time still ahead, and the kinds of outgoing items while items of
- * them wait. The answers go back to the rows by their tags. Two kinds of items are kept here
- * since the lower files give them items too: the job locks of runs that ended
- * (cluster_unlock) and other modules' statements (cluster_submit). */
+/* The cluster's session and what it sends next (cluster_priv.h): the lowest of its files,
+ * which knows the connection and the state and calls none of the others. What goes next is
+ * a loop over the table of rows (cluster_row), the timed ones by their due times (one timer,
+ * for the first still ahead); answers go back to the rows by their tags. The lower files
+ * give items to two kinds kept here: the job locks of runs that ended (cluster_unlock) and
+ * other modules' statements (cluster_submit). */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>

@@ -199,12 +199,11 @@ enum op {
 /* A row's due time when it is not due (cluster_row). */
 #define CLUSTER_NEVER INT64_MAX
 
-/* A source of the cluster's statements, a row of the table cluster.c hands to cluster_open
- * (each defined beside its functions):
- * a statement due at a time (periodic, or when something asks for it: cluster_due_at), or a
- * kind of outgoing item (marks, unlocks, other modules' statements, claims) that is due
- * while items of it wait. cluster_kick sends the first row, in the table's order, that is
- * due and not skipped; the answer comes back to the row of its tag. */
+/* A row of the table of statements (cluster.c; each row is defined beside its functions): a
+ * statement due at a time (periodic, or when asked for: cluster_due_at), or a kind of
+ * outgoing item (marks, unlocks, other modules' statements, claims), due while items wait.
+ * cluster_kick sends the first row, in the table's order, that is due and not skipped; the
+ * answer comes back to the row of its tag. */
 struct cluster_row {
 	enum op op; /* the tag its answer comes back with */
 	/* due again this long after it went (ROW_BEAT: the heartbeat's period); 0: only when
