@@ -259,7 +259,7 @@ static bool is_sent(struct cluster *c, const struct claim *q)
 bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
-	 * that fails answers it (conn_failed), and without our name nothing may run */
+	 * that fails answers it (claims_lost), and without our name nothing may run */
 	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
 	                    c->schema_missing || c->schema_old || c->lock_failed || c->skewed);
 }

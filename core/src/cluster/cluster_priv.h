@@ -299,7 +299,7 @@ struct cluster {
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
 	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
-	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
+	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
 	size_t peers_live;
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
