@@ -696,7 +696,7 @@ static bool keep_not_third(int i)
 	return i % 3 != 0;
 }
 
-/* The jobs are published in parts of 500 by name (JOBS_PART in cluster.c): all of them,
+/* The jobs are published in parts of 500 by name (JOBS_PART in cluster_priv.h): all of them,
  * and each part retires this instance's rows in its range that it does not name: rows left
  * from before (before, between and after the parts), and the jobs a reload removed. */
 START_TEST(jobs_published_in_parts)

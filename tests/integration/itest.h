@@ -211,7 +211,7 @@ bool itest_env_listening(struct itest_env *e, double timeout_s);
 bool itest_log_listening(const char *log, const char *channel, double timeout_s);
 /* SQL: the daemons' own sessions on the history database (ownsess.h: application_name
  * "pgcrond", as the pools' connections are), told from the pools' by the instance rows that
- * record them (cluster_sql_lock). */
+ * record them (cluster_lock.c, sql_lock). */
 #define ITEST_OWN_SESSIONS "pid IN (SELECT backend_pid FROM pgcrond.instance)"
 
 /* One of several daemons sharing E's database (several instances): its own dir, state_dir

@@ -2,8 +2,8 @@
 #define PGCROND_CLUSTER_H
 
 /* Several pgcrond instances on one history database (DESIGN.md "Scaling past one machine";
- * README "Running several instances"). Coordination is PostgreSQL's own, on one dedicated
- * async connection to the history database:
+ * README "Running several instances"). Coordination is PostgreSQL's own, on pgcrond's own
+ * session of the history database (ownsess.h, shared with the history):
  *
  * - identity: its row in pgcrond.instance records the session that holds its name (backend
  *   pid and start); a second live instance of the same name sees that session alive and the
@@ -41,8 +41,6 @@ struct cluster;
  * before the instance claims nothing: an instance ahead would win every claim and run fires
  * early by its offset. */
 #define CLUSTER_MAX_OFFSET_MS 1000
-/* Another instance counts as live for this long after its last heartbeat we saw. */
-#define CLUSTER_PEER_LIVE_MS 30000
 
 enum cluster_verdict {
 	CLUSTER_GRANTED,   /* the claim is ours: run it */
@@ -212,10 +210,6 @@ void cluster_claim_forget(struct cluster *c, void *arg);
  * (notifications; DEBOUNCE_MS is the job's debounce). Returns 1, 0 when the run needs no
  * claim (a manual run is claimed by its request id, an @reboot run belongs to its start, a
  * retry of those is made by the instance that ran them), or -ENOSPC. Pure. */
-/* This instance's cluster_dead_after (ms; <= 0: unchanged): how long the others wait for
- * its heartbeat before they declare it dead; it beats every quarter of it, at most every
- * CLUSTER_HEARTBEAT_MS. Also applied by cluster_set_jobs from the configuration. */
-void cluster_set_dead_after(struct cluster *c, int64_t ms);
 int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
                      int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
     __attribute__((warn_unused_result));

@@ -1,21 +1,18 @@
 /* Claims (cluster.h: cluster_claim): the FIFO of fires waiting for a verdict, the claim
- * statements that ask for them, the rows that grant them, and the verdict when no statement
- * can be made. The connection that carries them is cluster.c's. */
+ * statements that ask for them, the rows that grant them, the verdict when no statement can
+ * be made, and the release of the job's lock a grant took. The connection that carries them
+ * is cluster_conn.c's. */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "cluster.h"
-#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
-#include "config.h"
 #include "log.h"
 #include "pgconn.h"
 #include "strmap.h"
@@ -103,9 +100,7 @@ static const char *const sql_claim[] = {
  * the claim's `started` is NULL (unless a run of it did start): it is claimed to be recorded
  * as skipped by this instance, whose record may still be on its way (spooled), so no other
  * instance serves it, neither past its lease nor once this one is found dead; this
- * instance's next process serves it if no row was written (cluster_lock.c, sql_unserved).
- * Before 2026-11-24 it was false, and a survivor that found this instance dead before the
- * record landed ran the fire beside its `skipped` row. */
+ * instance's next process serves it if no row was written (cluster_serve.c, sql_unserved). */
 #define SQL_SETTLE(started_col, started, restart, gate)                                            \
 	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
 	") SELECT u.j, u.k, $3, $4" started                                                        \
@@ -256,7 +251,7 @@ void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, co
 	}
 }
 
-bool cluster_is_sent(struct cluster *c, const struct claim *q)
+static bool is_sent(struct cluster *c, const struct claim *q)
 {
 	(void)c;
 	return q->sent;
@@ -264,7 +259,7 @@ bool cluster_is_sent(struct cluster *c, const struct claim *q)
 bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
-	 * that fails answers it (conn_failed), and without our name nothing may run */
+	 * that fails answers it (claims_lost), and without our name nothing may run */
 	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
 	                    c->schema_missing || c->schema_old || c->lock_failed || c->skewed);
 }
@@ -310,7 +305,6 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
 		return -ENOMEM;
 	}
 	q->window_ms = window_ms;
-	q->asked_mono_ms = clock_mono_ms();
 	q->fn = fn;
 	q->arg = arg;
 	if (c->tail)
@@ -350,34 +344,6 @@ void cluster_claim_forget(struct cluster *c, void *arg)
 	}
 }
 
-/* A text[] literal of the claims to send, by field. */
-char *cluster_array_literal(struct claim *from, size_t n, bool keys)
-{
-	size_t cap = 3;
-	struct claim *q = from;
-	for (size_t i = 0; i < n; i++, q = q->next)
-		cap += 3 + 2 * strlen(keys ? q->key : q->job);
-	char *b = malloc(cap), *o = b;
-	if (!b)
-		return NULL;
-	*o++ = '{';
-	q = from;
-	for (size_t i = 0; i < n; i++, q = q->next) {
-		if (i)
-			*o++ = ',';
-		*o++ = '"';
-		for (const char *p = keys ? q->key : q->job; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				*o++ = '\\';
-			*o++ = *p;
-		}
-		*o++ = '"';
-	}
-	*o++ = '}';
-	*o = '\0';
-	return b;
-}
-
 /* The rows of a claim statement (R) granted these claims: matched through a map of the
  * claims sent, by job (the key is an instant many jobs share), not each row against the whole
  * queue (that was quadratic in the fires of an instant: a tenth of the daemon's CPU at 15,000
@@ -407,9 +373,10 @@ static void claim_match(struct cluster *c, const PGresult *r)
 	strmap_free(&sent);
 }
 
-void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr)
+static void claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
+	c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
 	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		if (log_complain(&c->schema_complaint))
 			log_warning(
@@ -439,31 +406,52 @@ void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result
 		}
 	if (op == OP_CLAIM && r && !sr->failed)
 		claim_match(c, r);
-	cluster_answer_claims(c, cluster_is_sent, v_result);
+	cluster_answer_claims(c, is_sent, v_result);
 	if (!cluster_has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
 	cluster_lone_refused(c, NULL);
 	if (c->in_recovery && sr->failed)
-		cluster_conn_failed(c, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
+		stmtq_fail(c->q, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 
-void cluster_send_claims(struct cluster *c)
+static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 {
+	claim_done(c, OP_CLAIM, sr);
+}
+
+static void turn_done(struct cluster *c, const struct stmtq_result *sr)
+{
+	claim_done(c, OP_TURN, sr);
+}
+
+/* Claims come last: they are many, and a heartbeat that waited behind them would make this
+ * instance look dead. */
+static bool claims_skip(struct cluster *c)
+{
+	return c->schema_missing || !cluster_has_unsent(c);
+}
+
+/* Claims in flight or waiting: their answer cannot come now. */
+static void claims_lost(struct cluster *c)
+{
+	cluster_answer_claims(c, is_sent, cluster_v_offline);
+	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+}
+
+static bool claims_send(struct cluster *c)
+{
+	c->claim_sent_us = clock_mono_us();
+	c->claims_went = true;
 	/* a turn goes alone: its condition is its own */
-	struct claim *first = NULL;
-	for (struct claim *q = c->head; q; q = q->next)
-		if (!q->sent) {
-			first = q;
-			break;
-		}
-	if (!first)
-		return;
+	struct claim *first = c->head;
+	while (first && first->sent)
+		first = first->next;
 	if (cluster_lone_answers(c)) {
 		/* answered from the loop without a statement (cluster_on_flush) */
 		if (!evtimer_pending(&c->flush_ev, NULL))
 			cluster_arm_ms(&c->flush_ev, 0);
-		return;
+		return false;
 	}
 	if (first->window_ms > 0) {
 		char w[24];
@@ -473,21 +461,28 @@ void cluster_send_claims(struct cluster *c)
 		first->sent = true;
 		c->st.statements++;
 		cluster_send_stmt(c, OP_TURN, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
-		return;
+		return true;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
 	for (struct claim *q = first; q && n < cap && q->window_ms == 0; q = q->next)
 		n++;
 	c->claim_cap = cap * 4 < CLAIM_BATCH_MAX ? cap * 4 : CLAIM_BATCH_MAX;
-	char *jobs = cluster_array_literal(first, n, false),
-	     *keys = cluster_array_literal(first, n, true);
+	const char **v = malloc(2 * n * sizeof(*v)); /* the jobs, then the keys */
+	struct claim *q = first;
+	for (size_t i = 0; v && i < n; i++, q = q->next) {
+		v[i] = q->job;
+		v[n + i] = q->key;
+	}
+	char *jobs = v ? cluster_strings_literal(v, n) : NULL;
+	char *keys = v ? cluster_strings_literal(v + n, n) : NULL;
+	free(v);
 	if (!jobs || !keys) {
 		free(jobs);
 		free(keys);
 		log_error("cluster: out of memory sending claims");
-		return;
+		return false;
 	}
-	struct claim *q = first;
+	q = first;
 	for (size_t i = 0; i < n; i++, q = q->next)
 		q->sent = true;
 	const char *p[] = {jobs, keys, c->instance, c->boot_id, cluster_marks_runs(c) ? "t" : "f"};
@@ -495,32 +490,18 @@ void cluster_send_claims(struct cluster *c)
 	cluster_send_stmt(c, OP_CLAIM, sql_claim[lock_sql(c)], c->xact_table ? 5 : 4, p);
 	free(jobs);
 	free(keys);
+	return true;
 }
 
-char *cluster_strings_literal(const char *const *v, size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += 3 + 2 * strlen(v[i]);
-	char *b = malloc(cap), *o = b;
-	if (!b)
-		return NULL;
-	*o++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*o++ = ',';
-		*o++ = '"';
-		for (const char *p = v[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				*o++ = '\\';
-			*o++ = *p;
-		}
-		*o++ = '"';
-	}
-	*o++ = '}';
-	*o = '\0';
-	return b;
-}
+const struct cluster_row cluster_row_claims = {.op = OP_CLAIM,
+                                               .flags = ROW_ITEMS,
+                                               .skip = claims_skip,
+                                               .send = claims_send,
+                                               .done = claims_done,
+                                               .lost = claims_lost};
+
+/* (sent with the claims: a turn goes alone) */
+const struct cluster_row cluster_row_turn = {.op = OP_TURN, .done = turn_done};
 
 int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
                            const char *const *keys, cluster_result_fn fn, void *arg)
@@ -537,4 +518,10 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	free(j);
 	free(k);
 	return rc;
+}
+
+void cluster_release(struct cluster *c, const char *job)
+{
+	if (c && !c->schema_missing && !cluster_lone_release(c, job))
+		cluster_unlock(c, job); /* the lock a claim statement took */
 }

@@ -1,23 +1,28 @@
-/* The instance lock, the heartbeat and reaping (cluster.h): the answers to the statements
- * that take this instance's name, find who holds it, beat, and hand the work of instances
- * that stopped beating to the hooks. The connection that carries them is cluster.c's. */
-#include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
+/* The instance lock, the heartbeat and reaping (cluster.h): the statements that take this
+ * instance's name, find who holds it, beat, and hand the work of instances that stopped
+ * beating to the hooks, and their answers. The connection that carries them is
+ * cluster_conn.c's. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "cluster.h"
-#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
-#include "config.h"
 #include "log.h"
 #include "pgconn.h"
+
+/* SQL: the note of this process's row ($1, $2) when another instance found it dead (sql_reap;
+ * told_dead), read before the statement writes the row. */
+#define SQL_TOLD_DEAD                                                                              \
+	" (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"      \
+	"    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"                               \
+	"   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"                        \
+	"    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"                 \
+	"    AND" SQL_FOUND_DEAD_W "),"
 
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
@@ -34,7 +39,7 @@ static const char sql_holder[] =
  * or queue for one, and a role holding the name's stopped every fire. Answers (false, true)
  * when the name is ours, (false, false) when another live session holds it; on a standby the
  * INSERT fails (25006). */
-const char cluster_sql_lock[] =
+static const char sql_lock[] =
     "WITH me AS (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a"
     "  WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
     " old AS (SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid, 5000)) AS n"
@@ -72,14 +77,7 @@ const char cluster_sql_lock[] =
     "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "    AND EXISTS (SELECT FROM ins)) f)"
     " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old),"
-    /* this process was found dead meanwhile (sql_reap): the note, read before ins clears
-     * it (cluster_lock.c: told_dead) */
-    " (SELECT pg_catalog.format('%s at %s', w.stop_note, pg_catalog.to_char(w.stopped_at"
-    "    AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
-    "   FROM pgcrond.instance w WHERE w.name OPERATOR(pg_catalog.=) $1"
-    "    AND w.boot_id OPERATOR(pg_catalog.=) $2 AND w.stopped_at IS NOT NULL"
-    "    AND" SQL_FOUND_DEAD_W "),"
+    "  (SELECT n FROM old)," SQL_TOLD_DEAD
     /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
      * job locks that can be taken over (cluster_claims.c) */
     " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
@@ -95,6 +93,69 @@ const char cluster_sql_lock[] =
     "   'fenced' AND NOT a.attisdropped),"
     /* schema step 23: an instance alone claims nothing (cluster_lone.c) */
     " pg_catalog.to_regclass('pgcrond.cluster_gate') IS NOT NULL";
+
+/* The heartbeat, and who else is live. */
+static const char sql_beat[] =
+    "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version,"
+    "   dead_after_ms)"
+    "  VALUES ($1, $2, $3, $4::integer, $5, $6::integer)"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
+    "   dead_after_ms = EXCLUDED.dead_after_ms,"
+    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
+    "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
+    "   version = EXCLUDED.version"
+    "  RETURNING 1)"
+    " SELECT (SELECT count(*) FROM hb),"
+    /* live: seen within 30 s, or within its own cluster_dead_after and 10 s if longer */
+    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
+    "    AND last_seen > now() - greatest(interval '30 seconds',"
+    "     (coalesce(dead_after_ms, 20000) + 10000) * interval '1 millisecond')),"
+    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
+    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - greatest("
+    "     interval '30 seconds', (coalesce(dead_after_ms, 20000) + 10000)"
+    "     * interval '1 millisecond')),"
+    /* the database's clock, for this host's offset from it (cluster_clock_offset) */
+    "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
+    "   1000000)::pg_catalog.int8," SQL_TOLD_DEAD
+    /* others not stopped whose heartbeat is late by a claim's lease: a claim of theirs may
+     * have outlived it (cluster_serve_leased, which looks only then) */
+    " (SELECT pg_catalog.count(*) FROM pgcrond.instance s"
+    "   WHERE s.name OPERATOR(pg_catalog.<>) $1 AND s.stopped_at IS NULL"
+    "    AND s.last_seen OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "     (" SQL_LEASE_MS(
+        "s") "::pg_catalog.float8 OPERATOR(pg_catalog.*)"
+             "      interval '1 millisecond'))"
+             "    AND s.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+             "     interval '2 minutes')),"
+             /* others not stopped, live or not: an instance alone looks for dead ones only
+              * when there is one (cluster_lone.c) */
+             " (SELECT pg_catalog.count(*) FROM pgcrond.instance o"
+             "   WHERE o.name OPERATOR(pg_catalog.<>) $1 AND o.stopped_at IS NULL)";
+
+/* The parameters of sql_lock and sql_beat: $1 name, $2 boot id, $3 host, $4 pid, $5 version,
+ * $6 dead_after_ms. */
+static bool send_mine(struct cluster *c, enum op op, const char *sql)
+{
+	char pid[24];
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	char dead[24];
+	snprintf(dead, sizeof(dead), "%" PRId64, c->dead_after_ms);
+	const char *p[] = {c->instance, c->boot_id, c->host, pid, PGCROND_VERSION, dead};
+	return cluster_send_stmt(c, op, sql, 6, p);
+}
+
+static bool lock_send(struct cluster *c)
+{
+	return send_mine(c, OP_LOCK, sql_lock);
+}
+
+static bool beat_send(struct cluster *c)
+{
+	c->beat_wall_us = clock_wall_us();
+	c->beat_mono_us = clock_mono_us();
+	send_mine(c, OP_BEAT, sql_beat);
+	return true;
+}
 
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
@@ -113,7 +174,7 @@ static bool told_dead(const struct cluster *c, const PGresult *r, int col)
 	return true;
 }
 
-void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
+static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	bool legacy = false;
@@ -161,7 +222,7 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
 		c->in_recovery = true;
 		c->st.in_recovery = true;
-		cluster_conn_failed(c, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
+		stmtq_fail(c->q, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
 	if (c->in_recovery) {
@@ -203,10 +264,13 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 	else
 		log_debug("cluster: instance \"%s\" holds its name on %s", c->instance,
 		          c->safe_conninfo);
-	c->beat_due = c->reap_due = true;
-	c->jobs_due = true;
+	int64_t now = clock_mono_ms();
+	cluster_due_at(c, OP_BEAT, now);
+	cluster_due_at(c, OP_REAP, now);
+	cluster_due_at(c, OP_JOBS, now);
 	c->jobs_next = 0;
-	c->listen_due = c->hooks.notified != NULL;
+	if (c->hooks.notified)
+		cluster_due_at(c, OP_LISTEN, now);
 	/* peers reconnect within their backoff's longest wait, then beat: a short
 	 * cluster_dead_after does not shorten that */
 	if (c->ever_locked)
@@ -220,7 +284,7 @@ void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr)
 
 /* The name's lock is held by another session: a live instance of the same name (refuse) or
  * the session of a process that died where the server has not noticed yet (wait). */
-void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
+static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	bool have = !sr->failed && r && PQntuples(r) == 1;
@@ -267,7 +331,34 @@ void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr)
 	ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 }
 
-void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
+bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	/* the database read its clock somewhere within the round trip: the middle is the best
+	 * guess, and off by at most half of it */
+	*offset_us = db_us - (sent_wall_us + rtt_us / 2);
+	int64_t mag = *offset_us < 0 ? -*offset_us : *offset_us;
+	return mag - rtt_us / 2 > (int64_t)CLUSTER_MAX_OFFSET_MS * 1000;
+}
+
+/* The heartbeats' clock samples (cluster.h): the offset of the quickest round trip, which ages
+ * so that a lasting change is taken. */
+int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us, int64_t rtt_us)
+{
+	if (rtt_us < 0)
+		rtt_us = 0;
+	if (f->known)
+		f->rtt_us += CLUSTER_OFFSET_AGE_US;
+	if (!f->known || rtt_us <= f->rtt_us) {
+		f->known = true;
+		f->offset_us = offset_us;
+		f->rtt_us = rtt_us;
+	}
+	return f->offset_us;
+}
+
+static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	if (sr->failed) {
@@ -331,67 +422,6 @@ void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr)
 	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);
 }
-
-/* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
- * no history row serves (any instance's row for the job and the instant: a run, or a skip)
- * and whose run's start the claiming instance did not mark (pgcrond.run_start, written on
- * the connection that made the claim, as the run begins, and with the claim's `started`
- * before its statement is sent: SQL_UNSERVED_STARTED). A
- * run's row starts within 1 s before its instant at the earliest (a clock in step). */
-#define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
-#define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
-#define SQL_UNSERVED_WHERE                                                                         \
-	" c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"                                     \
-	" AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"                                   \
-	"  WHERE d.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
-	"   AND d.scheduled_time OPERATOR(pg_catalog.=) "                                          \
-	"pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ")"                                        \
-	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
-	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
-	") OPERATOR(pg_catalog.-) interval '1 minute'))"
-/* (`started` NULL: claimed by a process that marked nothing then, so whether its run began is
- * not known here: never served by another instance, only by that instance's next process,
- * whose history (its spill file written first) knows; sql_unserved) */
-#define SQL_UNSERVED_STARTED_AS(started)                                                           \
-	" AND NOT " started " AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                     \
-	"  WHERE m.instance OPERATOR(pg_catalog.=) c.instance"                                     \
-	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
-	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"
-#define SQL_UNSERVED_STARTED SQL_UNSERVED_STARTED_AS("c.started")
-#define SQL_UNSERVED_STARTED_OWN SQL_UNSERVED_STARTED_AS("COALESCE(c.started, false)")
-/* an instant passed: the others tried to claim it and lost to the dead one (a coming one
- * is claimed by whoever fires it, now that the claim is gone) */
-#define SQL_UNSERVED_PASSED                                                                        \
-	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
-/* A claim of an instant still ahead (given back: whoever fires it claims it), or of a job
- * that instance $1 defines, as its holder did, or otherwise when no other live instance does:
- * a rolling configuration change whose holder is gone is served by the definition the others
- * moved to. One that another live instance defines as the holder did is left to that
- * instance (sql_unserved_stopped: a reap's NOTIFY wakes it, and so does the end of its jobs'
- * publishing), and one that $1 does not define to an instance that does. By
- * pgcrond.instance_job: a holder without rows there (an older pgcrond) is matched by no one,
- * so any instance defining the job takes it. */
-#define SQL_TAKER_DEFINES                                                                          \
-	" AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"           \
-	"  pg_catalog.now() OR EXISTS (SELECT FROM pgcrond.instance_job ij"                        \
-	"  WHERE ij.instance OPERATOR(pg_catalog.=) $1"                                            \
-	"   AND ij.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
-	"   AND (EXISTS (SELECT FROM pgcrond.instance_job hj"                                      \
-	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
-	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
-	"      AND hj.def_hash OPERATOR(pg_catalog.=) ij.def_hash)"                                \
-	"    OR NOT EXISTS (SELECT FROM pgcrond.instance_job hj"                                   \
-	"     JOIN pgcrond.instance_job oj ON oj.job_name OPERATOR(pg_catalog.=) hj.job_name"      \
-	"      AND oj.def_hash OPERATOR(pg_catalog.=) hj.def_hash"                                 \
-	"     JOIN pgcrond.instance o ON o.name OPERATOR(pg_catalog.=) oj.instance"                \
-	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
-	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
-	"      AND o.name OPERATOR(pg_catalog.<>) c.instance AND o.name OPERATOR(pg_catalog.<>) "  \
-	"$1"                                                                                       \
-	"      AND o.stopped_at IS NULL"                                                           \
-	"      AND o.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"    \
-	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
-	"        OPERATOR(pg_catalog.*) interval '1 millisecond'))))))"
 
 /* Dead instances: not stopped, and either the session their row records is gone (the
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
@@ -485,7 +515,7 @@ static const char reap_d[] =
 /* ... (schema step 21) its runs of scheduled fires with no history row yet (start rows wait up
  * to a second behind the runs) whose transaction the fence left rolled back: retried as a
  * closed run (by the claim the dead instance's own retry asks for, if it comes back); one that
- * committed, or whose id is not known, stays so. Before, the fire was lost (claim started) */
+ * committed, or whose id is not known, stays so */
 static const char reap_rolled[] =
     " , rolled AS (SELECT dead.name, m.job_name,"
     "   m.scheduled_s OPERATOR(pg_catalog.*) 1000000 AS sched"
@@ -528,10 +558,10 @@ static const char reap_e[] =
     "  THEN 'committed' ELSE trigger END, graph_run, sched, attempt, NULL, NULL, NULL, NULL,"
     "  NULL FROM closed"
     /* (the claim's key and boot id: given back as it was if this instance began to stop
-     * meanwhile, cluster_reap_done) */
+     * meanwhile, reap_done) */
     " UNION ALL SELECT name, job_name, 'unserved', NULL, s OPERATOR(pg_catalog.*) 1000000, 0,"
     "  NULL, NULL, NULL, fire_key, boot_id FROM unserved WHERE " SQL_UNSERVED_PASSED
-    /* (a count where the others have none: cluster_reap_done tells them apart) */
+    /* (a count where the others have none: reap_done tells them apart) */
     " UNION ALL SELECT name, job_name, 'schedule', NULL, sched, 1, NULL, 1::pg_catalog.int8,"
     "  NULL, NULL, NULL FROM rolled";
 /* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
@@ -544,7 +574,7 @@ static const char reap_committed[] =
     "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
 
 /* The reap statement, with or without the commit check (built once). */
-const char *cluster_reap_sql(bool xact, bool fenced)
+static const char *reap_sql(bool xact, bool fenced)
 {
 	static char *sqls[2][2];
 	char **sql = sqls[fenced && xact];
@@ -562,21 +592,25 @@ const char *cluster_reap_sql(bool xact, bool fenced)
 	return sql[xact];
 }
 
-/* The claims an earlier process of this instance (another boot) made of scheduled fires
- * that never became a run: it was killed between a claim and its run's start. Given back;
- * the passed ones are returned to be served here, unless a catch-up run of this process
- * serves them already (sched_input.c, served_here). Until 2026-11-25 only
- * those a later fire of the job was served after were returned, the rest left to the
- * catch-up; but the two were judged at different moments, and another instance's row of
- * the next fire, still in its history batch at the first, was there for the second: the
- * catch-up saw the fire served after it, and no one served it. */
-static const char sql_unserved[] =
-    "WITH unserved AS (" SQL_UNSERVED_DELETE
-    "   WHERE c.instance OPERATOR(pg_catalog.=) $1 AND c.boot_id OPERATOR(pg_catalog.<>) $2"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED_OWN
-    " RETURNING c.job_name," SQL_UNSERVED_INSTANT " AS s)"
-    " SELECT job_name, s OPERATOR(pg_catalog.*) 1000000 FROM unserved"
-    " WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
+/* A stopping instance takes nothing over (the others reap), nor does one alone whose last
+ * heartbeat found no other instance's row not stopped. */
+static bool reap_skip(struct cluster *c)
+{
+	return c->schema_missing || clock_mono_ms() < c->reap_after_ms ||
+	       cluster_jobs_unpublished(c) || c->stopping || cluster_lone_quiet(c);
+}
+
+static bool reap_send(struct cluster *c)
+{
+	char dead[24];
+	snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
+	const char *p[] = {c->instance, dead};
+	const char *sql = reap_sql(c->xact_table, c->xact_fenced);
+	if (!sql)
+		return false; /* out of memory: at the next heartbeat's */
+	cluster_send_stmt(c, OP_REAP, sql, 2, p);
+	return true;
+}
 
 /* Sent once a reap found an instance dead: the claims it left to an instance that defines
  * the job as the dead one did (SQL_TAKER_DEFINES) are that instance's to serve, and the
@@ -597,15 +631,13 @@ static void reaped_wake_done(void *arg, const struct pg_result *res, const char 
 		            err);
 }
 
-static void give_back(struct cluster *c, const PGresult *r, const int cols[4]);
-
 /* The reap's answer. One that comes once this process began to stop (its statement may wait
  * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
  * what it took over to the others: the claims of fires never run go back to the dead
  * instance as they were, and the retries of the runs it closed go to the dead instance's
  * pending work (sched_takeover, coord_hand_over); the others take both, as a stopped
  * instance's, when this stop's NOTIFY wakes them. */
-void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
+static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	bool stopping = c->stopping;
@@ -687,7 +719,7 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 	}
 	if (stopping) {
 		const int cols[4] = {1, 9, 0, 10}; /* job, key, instance, boot id */
-		give_back(c, r, cols);
+		cluster_give_back(c, r, cols);
 	}
 	bool any = false;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -702,297 +734,9 @@ void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr)
 		reaped_wake_done(c, NULL, "not connected", "");
 }
 
-/* An answer that takes claims over (a lease's, or a stopped instance's) that comes once this
- * process stops: its scheduler takes over nothing more, so the claims go back to their
- * holders as they were ($1 jobs, $2 keys, $3 instances, $4 boot ids): a silent holder runs
- * them when it is back, or they are served once it is found dead; a stopped one's are served
- * by the others, whom this stop's NOTIFY wakes. */
-static const char sql_give_back[] =
-    "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id, started)"
-    " SELECT u.j, u.k, u.i, u.b, false"
-    /* (a several-array unnest is syntax, not pg_catalog's function: ROWS FROM is the form
-     * that names the schema) */
-    " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
-    "  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"
-    "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
-    " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING";
-
-static void give_back_done(void *arg, const struct pg_result *res, const char *err,
-                           const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning("cluster: could not give claims taken over back while stopping (those "
-		            "fires are served when their holder is found dead, or not at all): %s",
-		            err);
-}
-
-/* R's rows that carry a claim (a key), with the job, key, holder and boot id in columns
- * COLS. */
-static void give_back(struct cluster *c, const PGresult *r, const int cols[4])
-{
-	size_t rows = (size_t)PQntuples(r), n = 0;
-	const char **v = calloc(4 * (rows ? rows : 1), sizeof(*v));
-	char *lit[4] = {NULL, NULL, NULL, NULL};
-	bool ok = v != NULL;
-	for (size_t i = 0; ok && i < rows; i++) {
-		if (PQgetisnull(r, (int)i, cols[1]))
-			continue;
-		for (int f = 0; f < 4; f++)
-			v[f * rows + n] = PQgetvalue(r, (int)i, cols[f]);
-		n++;
-	}
-	if (ok && n == 0) {
-		free(v);
-		return;
-	}
-	for (int f = 0; ok && f < 4; f++)
-		ok = (lit[f] = cluster_strings_literal(v + f * rows, n)) != NULL;
-	/* the rows are by instance: several silent ones may be among them */
-	log_notice("cluster: stopping: %zu claim(s) just taken over from other instance(s) go back "
-	           "to their holders (the first: \"%s\")",
-	           n, v ? v[2 * rows] : "?");
-	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
-	if (!ok || cluster_submit_closing(c, sql_give_back, 4, p, give_back_done, c) < 0)
-		give_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
-	for (int f = 0; f < 4; f++)
-		free(lit[f]);
-	free(v);
-}
-
-/* The claims of instances that stopped cleanly (the stop's NOTIFY only wakes us: which ones
- * stopped is read from their rows, written by pgcrond's roles only) that no run served. A
- * stop gives back its claims of instants still ahead (sched_preclaim_give_back), but not
- * those within GIVE_BACK_MARGIN of their instant: the others may have asked for those
- * already and lost to the claim about to be given back. Those are served here, under the
- * job's catch-up policy, as a dead instance's are (a coming one is claimed by whoever fires
- * it). So are the claims a dead instance's reaper left to an instance that defines the job
- * as the dead one did (SQL_TAKER_DEFINES; the reap's NOTIFY says "stopped" too). */
-static const char sql_unserved_stopped[] =
-    "WITH unserved AS (" SQL_UNSERVED_DELETE " USING pgcrond.instance i"
-    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NOT NULL"
-    "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
-    /* instants of the stop's last minutes only (its grace period, 30 s by default): an
-     * older claim no run took is a fire that did not come (paused, removed, rescheduled);
-     * a dead instance's that its reaper left, within minutes of the reap */
-    "   AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"
-    "    (i.stopped_at OPERATOR(pg_catalog.-) interval '2 minutes')"
-    "    OR (" SQL_FOUND_DEAD_I
-    "     AND i.stopped_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "      interval '2 minutes')))"
-    "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED SQL_TAKER_DEFINES
-    " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
-    " " SQL_FOUND_DEAD_I " AS died,"
-    "  c.fire_key, c.boot_id)"
-    " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, died, fire_key, boot_id"
-    " FROM unserved WHERE " SQL_UNSERVED_PASSED " ORDER BY s";
-
-static void unserved_stopped_done(void *arg, const struct pg_result *res, const char *err,
-                                  const char *sqlstate)
-{
-	struct cluster *c = arg;
-	const PGresult *r = (const PGresult *)res;
-	if (err && *err) {
-		if (strcmp(sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot look for fires a stopped instance claimed and "
-			            "never ran: %s",
-			            err);
-		return;
-	}
-	if (!r || PQntuples(r) == 0)
-		return;
-	if (c->stopping) { /* the answer came once this process began to stop */
-		const int cols[4] = {1, 4, 0, 5}; /* job, key, instance, boot id */
-		give_back(c, r, cols);
-		return;
-	}
-	log_warning("cluster: instance \"%s\" %s with %d scheduled fire(s) claimed at their "
-	            "instant and not run: serving them here",
-	            PQgetvalue(r, 0, 0), strcmp(PQgetvalue(r, 0, 3), "t") == 0 ? "died" : "stopped",
-	            PQntuples(r));
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct cluster_orphan o = {
-		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = "schedule",
-		    .dead = PQgetvalue(r, i, 0),
-		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
-		    .unserved = true,
-		    .stopped = true,
-		    .died = strcmp(PQgetvalue(r, i, 3), "t") == 0,
-		};
-		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
-	}
-}
-
-/* The claims of live instances that went silent (the claim's lease, docs/faults.md): a
- * scheduled fire whose instant is past by more than its holder's heartbeat period and a
- * margin (its own cluster_dead_after's quarter, at most CLUSTER_HEARTBEAT_MS; the margin half
- * that, at least 1 s), whose run the holder has not marked (its claim not started, no start
- * mark, no history row), and whose holder has not beaten since the instant: frozen (SIGSTOP,
- * a paused VM), cut off, or its loop stalled. A live holder beats every period, so one that
- * merely runs late (a queued run, a busy pool) keeps its claims. Fenced as a dead instance's
- * claims are: the holder's mark is written only while the claim is still its own (the row
- * lock orders the two), so the holder, back, sends nothing for a fire taken here. Only jobs
- * this instance defines as the holder does ($1's rows in pgcrond.instance_job, with the
- * holder's hash): another one would drop them, and one defined otherwise (a rolling config
- * change; disabled here) would be served by a definition the holder did not claim by. By the
- * database's clock only. */
-/* a scheduled fire's instant, NULL for any other key (the cast never sees one: the order in
- * which a WHERE's conditions are evaluated is the planner's) */
-#define SQL_LEASE_INSTANT                                                                          \
-	" pg_catalog.to_timestamp(CASE WHEN c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"   \
-	" THEN" SQL_UNSERVED_INSTANT " END)"
-static const char sql_leased[] =
-    "WITH unserved AS (" SQL_UNSERVED_DELETE "  USING pgcrond.instance i"
-    "   WHERE c.instance OPERATOR(pg_catalog.=) i.name AND i.stopped_at IS NULL"
-    "   AND i.name OPERATOR(pg_catalog.<>) $1 AND c.boot_id OPERATOR(pg_catalog.=) i.boot_id"
-    "   AND c.claimed_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-    "    interval '2 minutes')"
-    "   AND i.last_seen OPERATOR(pg_catalog.<) " SQL_LEASE_INSTANT "   AND " SQL_LEASE_INSTANT
-    " OPERATOR(pg_catalog.<)"
-    "    (pg_catalog.now() OPERATOR(pg_catalog.-) (" SQL_LEASE_MS(
-        "i") "::pg_catalog.float8"
-             "     OPERATOR(pg_catalog.*) interval '1 millisecond'))"
-             "   AND EXISTS (SELECT FROM pgcrond.instance_job ij"
-             "    JOIN pgcrond.instance_job hj"
-             "     ON hj.job_name OPERATOR(pg_catalog.=) ij.job_name"
-             "     AND hj.def_hash OPERATOR(pg_catalog.=) ij.def_hash"
-             "    WHERE ij.instance OPERATOR(pg_catalog.=) $1"
-             "     AND hj.instance OPERATOR(pg_catalog.=) c.instance"
-             "     AND ij.job_name OPERATOR(pg_catalog.=) c.job_name)"
-             "   AND " SQL_UNSERVED_WHERE SQL_UNSERVED_STARTED
-             " RETURNING i.name, c.job_name," SQL_UNSERVED_INSTANT " AS s,"
-             "  pg_catalog.to_char(i.last_seen AT TIME ZONE 'UTC',"
-             "   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS seen, c.boot_id, c.fire_key)"
-             " SELECT name, job_name, s OPERATOR(pg_catalog.*) 1000000, seen, boot_id, fire_key"
-             " FROM unserved"
-             " ORDER BY name, s";
-
-static void leased_done(void *arg, const struct pg_result *res, const char *err,
-                        const char *sqlstate)
-{
-	struct cluster *c = arg;
-	const PGresult *r = (const PGresult *)res;
-	if (err && *err) {
-		if (strcmp(sqlstate, "42P01") != 0 && log_complain(&c->lease_complaint))
-			log_warning("cluster: cannot look for fires a silent instance claimed and "
-			            "did not start: %s",
-			            err);
-		return;
-	}
-	log_complaint_reset(&c->lease_complaint);
-	if (c->stopping && r && PQntuples(r) > 0) {
-		const int cols[4] = {1, 5, 0, 4}; /* job, key, instance, boot id */
-		give_back(c, r, cols);
-		return;
-	}
-	for (int i = 0; r && i < PQntuples(r); i++) {
-		const char *name = PQgetvalue(r, i, 0);
-		if (i == 0 || strcmp(name, PQgetvalue(r, i - 1, 0)) != 0)
-			log_warning(
-			    "cluster: instance \"%s\" has not started scheduled fire(s) it "
-			    "claimed, nor sent a heartbeat since their instant (last seen %s: "
-			    "frozen, cut off or stalled): serving them here",
-			    name, PQgetvalue(r, i, 3));
-		struct cluster_orphan o = {
-		    .job_name = PQgetvalue(r, i, 1),
-		    .trigger = "schedule",
-		    .dead = name,
-		    .scheduled_us = atoll(PQgetvalue(r, i, 2)),
-		    .unserved = true,
-		    .silent = true,
-		};
-		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
-	}
-}
-
-void cluster_serve_leased(struct cluster *c)
-{
-	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed || c->refused)
-		return;
-	const char *p[] = {c->instance};
-	if (cluster_submit(c, sql_leased, 1, p, leased_done, c) < 0)
-		log_debug(
-		    "cluster: not connected: a silent instance's claims are looked for at the "
-		    "next heartbeat");
-}
-
-void cluster_stopping(struct cluster *c)
-{
-	if (c)
-		c->stopping = true;
-}
-
-bool cluster_is_stopping(const struct cluster *c)
-{
-	return c && c->stopping;
-}
-
-void cluster_serve_stopped(struct cluster *c)
-{
-	if (!c || !c->xact_table || c->stopping)
-		return;
-	if (cluster_jobs_unpublished(c))
-		return; /* the end of the publishing looks (jobs_done) */
-	const char *p[] = {c->instance};
-	if (cluster_submit(c, sql_unserved_stopped, 1, p, unserved_stopped_done, c) < 0)
-		log_info("cluster: not connected: the fires a stopped instance left are looked for "
-		         "at the next stop's notification");
-}
-
-void cluster_unserved_send(struct cluster *c)
-{
-	const char *p[] = {c->instance, c->boot_id};
-	c->unserved_sent = true;
-	cluster_send_stmt(c, OP_UNSERVED, sql_unserved, 2, p);
-}
-
-void cluster_serve_unserved(struct cluster *c)
-{
-	if (c)
-		log_debug("cluster: the history holds an earlier process's records; claims it "
-		          "left unserved %s",
-		          c->unserved_asked ? "were asked for already"
-		          : !c->xact_table  ? "are not looked for (no pgcrond.run_start)"
-		                            : "are looked for");
-	if (!c || c->unserved_asked || !c->xact_table)
-		return;
-	c->unserved_asked = c->unserved_due = true;
-	cluster_kick(c);
-}
-
-void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	const PGresult *r = sr->res;
-	c->unserved_sent = false;
-	if (sr->failed) {
-		if (strcmp(sr->sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot look for fires an earlier process of this "
-			            "instance claimed and never ran: %s",
-			            sr->err);
-		return;
-	}
-	if (!r || PQntuples(r) == 0) {
-		log_debug("cluster: no fire an earlier process of this instance claimed is "
-		          "left unserved");
-		return;
-	}
-	log_warning("cluster: an earlier process of this instance claimed %d scheduled fire(s) "
-	            "and was stopped before running them: serving them here",
-	            PQntuples(r));
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct cluster_orphan o = {
-		    .job_name = PQgetvalue(r, i, 0),
-		    .trigger = "schedule",
-		    .dead = c->instance,
-		    .scheduled_us = atoll(PQgetvalue(r, i, 1)),
-		    .unserved = true,
-		};
-		if (c->hooks.orphan)
-			c->hooks.orphan(c->hooks.arg, &o);
-	}
-}
+const struct cluster_row cluster_row_lock = {.op = OP_LOCK, .send = lock_send, .done = lock_done};
+const struct cluster_row cluster_row_holder = {.op = OP_HOLDER, .done = holder_done};
+const struct cluster_row cluster_row_beat = {
+    .op = OP_BEAT, .period_ms = ROW_BEAT, .send = beat_send, .done = beat_done};
+const struct cluster_row cluster_row_reap = {
+    .op = OP_REAP, .period_ms = ROW_BEAT, .skip = reap_skip, .send = reap_send, .done = reap_done};

@@ -1,4 +1,4 @@
-/* An instance alone (cluster_lone_priv.h; schema step 23, sql/pgcrond--23.sql).
+/* An instance alone (cluster_priv.h; schema step 23, sql/pgcrond--23.sql).
  *
  * A heartbeat that finds no other live instance has the instance go lone: one statement
  * (pgcrond.go_lone) holds the gate's row FOR UPDATE, finds no other instance not stopped and
@@ -16,7 +16,6 @@
  * (not marked: those runs wrote no start mark), and the row's lone mark goes. The newcomer's
  * claims are refused until then, milliseconds normally. A (re)connect does the same first
  * when the process was lone: its row may still say so. */
-#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -25,7 +24,6 @@
 
 #include "clock.h"
 #include "cluster.h"
-#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 #include "log.h"
 #include "strmap.h"
@@ -35,10 +33,11 @@
 #define LONE_RECENT_MAX 100000
 
 enum lone_state {
-	LONE_OFF,     /* claiming (also before the first heartbeat) */
-	LONE_GOING,   /* pgcrond.go_lone sent */
-	LONE_ON,      /* lone: claims answered without a statement */
-	LONE_LEAVING, /* claiming again: the switch's statement is due or on its way */
+	LONE_OFF,       /* claiming (also before the first heartbeat) */
+	LONE_GOING,     /* pgcrond.go_lone sent */
+	LONE_ON,        /* lone: claims answered without a statement */
+	LONE_LEAVING,   /* claiming again: the switch's statement is due (switch_send) ... */
+	LONE_SWITCHING, /* ... or sent, its answer awaited */
 };
 
 /* A fire granted lone. */
@@ -63,16 +62,12 @@ struct cluster_lone {
 	enum lone_state state;
 	bool schema;      /* step 23 */
 	bool leave_after; /* a peer was seen while going lone */
-	bool switch_due;  /* LEAVING, its statement not submitted */
-	bool switch_sent; /* ... submitted, waiting for its answer */
 	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
 	bool refusing;    /* a claim statement's gate refusal is being answered */
 	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
 	char refused[600];
 	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
-	int64_t on_since_ms;
-	uint64_t granted; /* fires granted lone since it went lone */
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;
@@ -219,7 +214,6 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	j->last_key = last;
 	j->last_ms = now;
 	j->held++;
-	l->granted++;
 	prune(l, now);
 	return CLUSTER_GRANTED;
 }
@@ -231,7 +225,7 @@ bool cluster_lone_release(struct cluster *c, const char *job)
 	if (!j || j->held <= 0)
 		return false;
 	j->held--;
-	if (l->switch_sent)
+	if (l->state == LONE_SWITCHING)
 		j->ended++; /* locked by the switch on its way: unlocked once it is answered */
 	return true;
 }
@@ -275,7 +269,6 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 		/* lost on its way: it may have committed, and the row say lone; the next connect
 		 * clears it (cluster_lone_locked) */
 		l->state = LONE_LEAVING;
-		l->switch_due = true;
 		return;
 	}
 	bool lone =
@@ -287,15 +280,12 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 		return;
 	}
 	l->state = LONE_ON;
-	l->on_since_ms = clock_mono_ms();
-	l->granted = 0;
 	log_info("cluster: instance \"%s\" is alone: it runs its fires without claiming them (its "
 	         "heartbeat is its only statement) until another instance says hello",
 	         c->instance);
 	if (l->leave_after) {
 		l->leave_after = false;
 		l->state = LONE_LEAVING;
-		l->switch_due = true;
 		switch_send(c);
 		return;
 	}
@@ -317,7 +307,7 @@ static void go_lone(struct cluster *c)
 /* ---- claiming again ------------------------------------------------------------------ */
 
 /* Forget the jobs and fires run alone; with RELEASE, the locks of the runs that ended
- * meanwhile are given back (cluster_release). */
+ * meanwhile are given back (cluster_unlock). */
 static void forget(struct cluster *c, bool release)
 {
 	struct cluster_lone *l = c->lone;
@@ -327,7 +317,7 @@ static void forget(struct cluster *c, bool release)
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
 		strmap_remove(&l->jobs, n);
 		for (int i = 0; release && i < j->ended; i++)
-			cluster_release(c, j->name);
+			cluster_unlock(c, j->name);
 		free(j->name);
 		free(j->last_key);
 		free(j);
@@ -347,7 +337,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 {
 	struct cluster *c = arg;
 	struct cluster_lone *l = c->lone;
-	l->switch_sent = false;
+	l->state = LONE_LEAVING;
 	if (!res || (err && *err)) {
 		l->switch_lost = l->switch_lost || strcmp(sqlstate, "08006") == 0;
 		log_warning(
@@ -359,7 +349,6 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 		for (struct strmap_node *n = strmap_first(&l->jobs); n;
 		     n = strmap_next(&l->jobs, n))
 			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
-		l->switch_due = true;
 		return;
 	}
 	long long claims = atoll(PQgetvalue(res, 0, 0)), locks = atoll(PQgetvalue(res, 0, 1));
@@ -391,15 +380,15 @@ static char *ints_literal(const int64_t *v, size_t n)
 static void switch_send(struct cluster *c)
 {
 	struct cluster_lone *l = c->lone;
-	if (!l->switch_due || l->switch_sent || !cluster_ready(c))
+	if (l->state != LONE_LEAVING || !cluster_ready(c))
 		return;
 	int64_t now = clock_mono_ms();
 	prune(l, now);
-	size_t nf = l->n_fires + l->jobs.n, nh = 0, i = 0, k = 0;
+	size_t nf = l->n_fires + l->jobs.n, nh = 0, i = 0;
 	const char **fj = calloc(nf + 1, sizeof(*fj)), **fk = calloc(nf + 1, sizeof(*fk));
 	const char **hj = calloc(l->jobs.n + 1, sizeof(*hj));
 	int64_t *age = calloc(nf + 1, sizeof(*age)), *held = calloc(l->jobs.n + 1, sizeof(*held));
-	char *p3 = NULL, *p4 = NULL, *p5 = NULL, *p6 = NULL, *p7 = NULL;
+	char *lit[5] = {NULL}; /* $3 to $7 */
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
 	for (struct lone_fire *f = l->head; f; f = f->next, i++) {
@@ -418,22 +407,20 @@ static void switch_send(struct cluster *c)
 			hj[nh] = j->name;
 			held[nh++] = j->held;
 		}
-		k++;
 	}
-	p3 = cluster_strings_literal(fj, i);
-	p4 = cluster_strings_literal(fk, i);
-	p5 = ints_literal(age, i);
-	p6 = cluster_strings_literal(hj, nh);
-	p7 = ints_literal(held, nh);
-	if (!p3 || !p4 || !p5 || !p6 || !p7)
+	lit[0] = cluster_strings_literal(fj, i);
+	lit[1] = cluster_strings_literal(fk, i);
+	lit[2] = ints_literal(age, i);
+	lit[3] = cluster_strings_literal(hj, nh);
+	lit[4] = ints_literal(held, nh);
+	if (!lit[0] || !lit[1] || !lit[2] || !lit[3] || !lit[4])
 		goto out;
-	const char *p[] = {c->instance, c->boot_id, p3, p4, p5, p6, p7, l->switch_lost ? "t" : "f"};
-	if (cluster_submit(c, sql_switch, 8, p, on_switched, c) == 0) {
-		l->switch_due = false;
-		l->switch_sent = true;
-	}
+	const char *p[] = {c->instance, c->boot_id, lit[0], lit[1],
+	                   lit[2],      lit[3],     lit[4], l->switch_lost ? "t" : "f"};
+	if (cluster_submit(c, sql_switch, 8, p, on_switched, c) == 0)
+		l->state = LONE_SWITCHING;
 out:
-	if (l->switch_due && !l->switch_sent)
+	if (l->state == LONE_LEAVING)
 		log_warning("cluster: cannot send the claims of the fires this instance ran alone "
 		            "yet (out of memory, or not connected): sent again at the next "
 		            "heartbeat");
@@ -442,11 +429,8 @@ out:
 	free(hj);
 	free(age);
 	free(held);
-	free(p3);
-	free(p4);
-	free(p5);
-	free(p6);
-	free(p7);
+	for (int f = 0; f < 5; f++)
+		free(lit[f]);
 }
 
 static void leave(struct cluster *c)
@@ -456,10 +440,8 @@ static void leave(struct cluster *c)
 		l->leave_after = true;
 		return;
 	}
-	if (l->state != LONE_LEAVING) {
+	if (l->state != LONE_SWITCHING)
 		l->state = LONE_LEAVING;
-		l->switch_due = true;
-	}
 	switch_send(c);
 }
 
@@ -476,10 +458,8 @@ void cluster_lone_locked(struct cluster *c, bool schema)
 		return;
 	/* the row may say lone, and another instance may have found this one dead meanwhile
 	 * (its session was gone): claim again first */
-	if (l->state != LONE_LEAVING || !l->switch_sent) {
+	if (l->state != LONE_SWITCHING) {
 		l->state = LONE_LEAVING;
-		l->switch_sent = false;
-		l->switch_due = true;
 		for (struct strmap_node *n = strmap_first(&l->jobs); n;
 		     n = strmap_next(&l->jobs, n))
 			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
@@ -507,6 +487,8 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 		break;
 	case LONE_LEAVING:
 		switch_send(c);
+		break;
+	case LONE_SWITCHING:
 		break;
 	}
 }

@@ -1,9 +1,10 @@
 #ifndef PGCROND_CLUSTER_PRIV_H
 #define PGCROND_CLUSTER_PRIV_H
 
-/* The cluster's inside (cluster.h), shared by cluster.c (the connection, the results, what
- * to send next, lifetime and job publishing), cluster_claims.c (claims and their verdicts)
- * and cluster_lock.c (the instance lock, the heartbeat, reaping dead instances). */
+/* The cluster's inside (cluster.h), shared by its files: cluster_conn.c (the session and what
+ * to send next), cluster_lone.c, cluster_xact.c (the runs' marks), cluster_claims.c,
+ * cluster_serve.c (fires other processes left unserved), cluster_lock.c (the instance lock,
+ * the heartbeat, reaping dead instances) and cluster.c (the table, lifetime, publishing). */
 
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
@@ -40,7 +41,7 @@
 #define UNLOCK_HOLD_MS 60
 #define CLUSTER_STR_(x) #x
 #define CLUSTER_STR(x) CLUSTER_STR_(x)
-/* SQL: the heartbeat period (cluster_set_dead_after) of the instance whose pgcrond.instance
+/* SQL: the heartbeat period (cluster_dead_after) of the instance whose pgcrond.instance
  * row is A, and a claim's lease past the fire's instant: that period plus half of it, at least
  * 1 s (docs/faults.md "A claim has a lease"), in ms. LEAST, GREATEST and COALESCE are
  * syntax, not functions. */
@@ -159,7 +160,6 @@ struct claim {
 	struct claim *next;
 	char *job, *key;
 	int64_t window_ms;
-	int64_t asked_mono_ms;
 	cluster_claim_fn fn;
 	void *arg;
 	bool sent;
@@ -192,8 +192,42 @@ enum op {
 	OP_STOP,
 	OP_LISTEN,
 	OP_HELLO,
-	OP_TASK
+	OP_TASK,
+	OP_N
 };
+
+/* A row's due time when it is not due (cluster_row). */
+#define CLUSTER_NEVER INT64_MAX
+
+/* A row of the table of statements (cluster.c; each row is defined beside its functions): a
+ * statement due at a time (periodic, or when asked for: cluster_due_at), or a kind of
+ * outgoing item (marks, unlocks, other modules' statements, claims), due while items wait.
+ * cluster_kick sends the first row, in the table's order, that is due and not skipped; the
+ * answer comes back to the row of its tag. */
+struct cluster_row {
+	enum op op; /* the tag its answer comes back with */
+	/* due again this long after it went (ROW_BEAT: the heartbeat's period); 0: only when
+	 * something asks for it */
+	int64_t period_ms;
+	unsigned flags;
+	/* Whether it waits although it is due (a schema without its table, an instance alone,
+	 * the middle of a burst of claims; for ROW_ITEMS: no item waits). NULL: never. */
+	bool (*skip)(struct cluster *c);
+	/* Push its statement: false if nothing was sent after all. NULL: SQL is sent (with N
+	 * parameters of this instance's name and boot id), or it is sent only by another row's
+	 * answer or by the session (the name's lock, at each connect). */
+	bool (*send)(struct cluster *c);
+	const char *sql;
+	int n;
+	/* Its answer (never called for one lost with the connection). */
+	void (*done)(struct cluster *c, const struct stmtq_result *sr);
+	/* The connection is gone: what waited for an answer that cannot come. NULL: nothing. */
+	void (*lost)(struct cluster *c);
+};
+#define ROW_BEAT (-1)
+#define ROW_ITEMS 1u   /* due while items wait (its skip says whether any does), not by time */
+#define ROW_CLOSING 2u /* sent also once the stop has begun (and only these rows then) */
+#define ROW_AGAIN 4u   /* due again when its answer was lost with the connection */
 
 struct cluster {
 	struct event_base *base;
@@ -206,32 +240,30 @@ struct cluster {
 
 	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements (stmtq.h) */
-	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
-	struct event beat_ev, flush_ev;
+	const struct cluster_row *const *rows; /* the statements, in the order considered */
+	int64_t due[OP_N];    /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
+	struct event tick_ev; /* at the first due time still ahead ... */
+	int64_t tick_at_ms;   /* ... which is this */
+	enum op flight;       /* the statement of the cluster's in flight, 0 if none */
+	char op_cause[600];   /* why the claims being answered got no answer, "" if unreachable */
+	struct event flush_ev;
 	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
 	 * declare it dead (written in its row), and the heartbeat's period, a quarter of it */
 	int64_t dead_after_ms, beat_ms;
-	struct event unlock_ev;  /* UNLOCK_GATHER_MS after the oldest unsent unlock */
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
-	bool unlock_due;         /* unlock_ev fired: send them */
 
 	bool locked;      /* the name's lock is ours on this connection */
 	bool refused;     /* another live instance has the name: we are stopping */
 	bool schema_old;  /* the schema lacks step 11: nothing is claimed */
-	bool lock_failed; /* the lock query failed: asked again (cluster_lock_done) */
+	bool lock_failed; /* the lock query failed: asked again (cluster_lock.c) */
 	bool skewed;      /* this host's clock is off the database's: nothing is claimed */
 	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
 	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
 	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */
 	bool in_recovery;
-	bool beat_due, reap_due, purge_due, listen_due;
-	bool reap_sent; /* a look for dead instances waits for its answer (its fence: up to 3 s) */
-	bool hello_due; /* listening: tell the others to beat (they see this one live) */
-	int64_t hello_beat_ms; /* the last beat another instance's hello asked for */
-	struct event hello_ev; /* that beat, at most one a second (cluster.c: on_notify) */
-	bool unserved_due, unserved_asked; /* cluster_serve_unserved */
-	bool unserved_sent;                /* its statement awaits its answer */
-	bool stopping;                     /* cluster_stopping */
+	int64_t hello_beat_ms; /* the beat another instance's hello asked for (on_notify) */
+	bool unserved_asked;   /* cluster_serve_unserved: once per process */
+	bool stopping;         /* cluster_stopping */
 	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
 	 * marks not sent yet (lines); the runs marked and not ended */
 	bool xact_table;
@@ -247,10 +279,9 @@ struct cluster {
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
 	bool ever_locked;
-	int64_t last_purge_ms;
 	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
 	bool holder_looked;
-	bool closing, stop_done;
+	bool closing;
 	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
 	size_t claim_cap;       /* fires the next claim statement may carry; 0: a burst's first */
 	int64_t claim_rtt_us;   /* summed over the claim statements answered */
@@ -258,18 +289,17 @@ struct cluster {
 
 	struct claim *head, *tail;
 	/* the configured jobs, sent in parts by name after each connect and each
-	 * cluster_set_jobs: the configuration (a reference of ours), its jobs by name (byte
-	 * order), the next to send */
+	 * cluster_set_jobs (while OP_JOBS is due): the configuration (a reference of ours), its
+	 * jobs by name (byte order), the next to send */
 	struct pgc_config *jobs_cfg;
 	const struct conf_job **jobs_sorted;
 	size_t jobs_next;
-	bool jobs_due;
 	bool claims_went; /* the last of claims and parts sent was claims: a part goes next */
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
 	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
-	struct task *task_head, *task_tail; /* the head is in flight while op == OP_TASK */
+	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
 	size_t peers_live;
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
@@ -282,54 +312,160 @@ struct cluster {
 	struct cluster_stats st;
 };
 
-/* shared by cluster.c, cluster_claims.c and cluster_lock.c */
+/* Files call one way, each only those listed before it: cluster_conn.c, cluster_lone.c,
+ * cluster_xact.c, cluster_claims.c, cluster_serve.c, cluster_lock.c, cluster.c. A lower file
+ * reaches a higher one only through the rows of the table (cluster.c). */
+
+/* ---- cluster_conn.c: the session, the table's turns, the unlocks and other modules'
+ * statements */
+extern const struct cluster_row cluster_row_unlock, cluster_row_tasks;
+/* Set C's session and the table ROWS (NULL-terminated) up (cluster_open): 0 or -ENOMEM. */
+int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
+/* Send the next statement, if the session is idle: the first row due and not skipped. */
 void cluster_kick(struct cluster *c);
+/* Row OP (a timed one) is due at AT (monotonic ms) at the latest. */
+void cluster_due_at(struct cluster *c, enum op op, int64_t at);
+/* Push statement OP (its row's answer takes it). False if the connection failed meanwhile. */
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params);
+void cluster_arm_ms(struct event *ev, int64_t ms);
+const char *cluster_res_val(const PGresult *r, int row, int col);
 /* A statement of this instance's that failed with SQLSTATE changed nothing and may simply be
  * sent again: a deadlock, a serialization failure, a row lock it could not get. */
 bool cluster_resend_worthy(const char *sqlstate);
-void cluster_arm_ms(struct event *ev, int64_t ms);
-const char *cluster_res_val(const PGresult *r, int row, int col);
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                           size_t));
-void cluster_conn_failed(struct cluster *c, const char *why, int64_t retry_ms);
-bool cluster_is_sent(struct cluster *c, const struct claim *q);
-enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
-bool cluster_is_overdue(struct cluster *c, const struct claim *q);
-bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
-                       const char *const *params);
-bool cluster_has_unsent(const struct cluster *c);
-void cluster_lock_done(struct cluster *c, const struct stmtq_result *sr);
-void cluster_holder_done(struct cluster *c, const struct stmtq_result *sr);
-void cluster_beat_done(struct cluster *c, const struct stmtq_result *sr);
-bool cluster_xact_send(struct cluster *c);
-void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr);
-void cluster_xact_free(struct cluster *c);
-/* The connection was lost: the marks statement in flight, if any, is sent again on the next
- * one (or refused with the others, cluster_marks_refuse). */
-void cluster_xact_lost(struct cluster *c);
-/* Whether a run waits for a mark not sent yet. */
-bool cluster_xact_waiting(const struct cluster *c);
-/* This instance was found dead: the runs whose marks are not sent yet send nothing. */
-void cluster_marks_refuse(struct cluster *c);
-/* cluster_lock.c: the reap statement (with the commit check when pgcrond.run_start exists;
- * NULL without memory), and the look for an earlier process's unserved claims */
-const char *cluster_reap_sql(bool xact, bool fenced);
-/* The statement that takes this instance's name (cluster_lock.c; answered by
- * cluster_lock_done): $1 name, $2 boot id, $3 host, $4 pid, $5 version, $6 dead_after_ms. */
-extern const char cluster_sql_lock[];
-void cluster_unserved_send(struct cluster *c);
-void cluster_unserved_done(struct cluster *c, const struct stmtq_result *sr);
-void cluster_reap_done(struct cluster *c, const struct stmtq_result *sr);
-void cluster_claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr);
-char *cluster_array_literal(struct claim *from, size_t n, bool keys);
 /* A text[] literal of V[0..N) (malloc'd; NULL if out of memory). */
 char *cluster_strings_literal(const char *const *v, size_t n);
-void cluster_send_claims(struct cluster *c);
-void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
-void cluster_claim_free(struct claim *q);
+/* Whether claims wait to be sent; ... and the first of a burst went: the runs wait for them. */
+bool cluster_has_unsent(const struct cluster *c);
+bool cluster_in_burst(const struct cluster *c);
 /* Whether parts of this instance's jobs are still to be published (pgcrond.instance_job):
  * a statement that takes claims by them waits (SQL_TAKER_DEFINES). */
 bool cluster_jobs_unpublished(const struct cluster *c);
+/* The job's lock of a run that ended goes back (gathered: UNLOCK_GATHER_MS). */
+void cluster_unlock(struct cluster *c, const char *job);
+/* Other modules' statements can get no answer (none is called once closing): they go. */
+void cluster_tasks_lost(struct cluster *c);
+
+/* ---- cluster_lone.c: an instance alone (schema step 23, docs/several-instances.md "An
+ * instance alone"): while no other instance is live it claims nothing, takes no job lock and
+ * marks no run; its heartbeat is its only statement */
+/* A claim statement refused because another instance runs unclaimed (pgcrond.claim_gate). */
+#define CLUSTER_LONE_SQLSTATE "PGCL1"
+
+/* The name is held (after each connect): SCHEMA, whether the schema has step 23. A process
+ * that was lone, or going lone, claims again first: its row may still say lone. */
+void cluster_lone_locked(struct cluster *c, bool schema);
+/* A heartbeat answered (peers_live set); TOLD_DEAD: this process was found dead meanwhile;
+ * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
+void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
+/* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
+bool cluster_lone_gate(const struct cluster *c);
+/* Whether this process runs lone now (no claims, marks, job locks or purges). */
+bool cluster_lone_on(const struct cluster *c);
+/* ... and its last heartbeat found no other instance's row not stopped: nothing to reap. */
+bool cluster_lone_quiet(const struct cluster *c);
+/* Whether a claim asked now is answered at once, without a statement: lone, connected, and
+ * its last heartbeat recent enough that no other instance can have found it dead. */
+bool cluster_lone_answers(const struct cluster *c);
+/* For cluster_answer_claims: the claims answered lone, and their verdict (GRANTED: the run
+ * releases "its lock" at its end, which cluster_lone_release takes). */
+bool cluster_lone_which(struct cluster *c, const struct claim *q);
+enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why,
+                                          size_t len);
+/* A run ended (cluster_release): true if it was granted lone and holds no lock row. */
+bool cluster_lone_release(struct cluster *c, const char *job);
+/* The claim statement being answered was refused by the gate (ERR, the server's message), or
+ * (NULL) its answer is over. */
+void cluster_lone_refused(struct cluster *c, const char *err);
+/* While such an answer is given: true, with the reason in WHY (if not NULL). */
+bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len);
+void cluster_lone_free(struct cluster *c);
+
+/* ---- cluster_xact.c: the runs' marks (first while a run waits for its own) */
+extern const struct cluster_row cluster_row_marks_awaited, cluster_row_marks;
+void cluster_xact_free(struct cluster *c);
+/* This instance was found dead: the runs whose marks are not sent yet send nothing. */
+void cluster_marks_refuse(struct cluster *c);
+
+/* ---- cluster_claims.c: claims and their verdicts */
+extern const struct cluster_row cluster_row_claims, cluster_row_turn;
+void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                           size_t));
+bool cluster_is_overdue(struct cluster *c, const struct claim *q);
+enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
+void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
+void cluster_claim_free(struct claim *q);
+
+/* ---- cluster_serve.c: fires other processes claimed and never ran */
+/* SQL: a scheduled fire's instant, of claim c's key. */
+#define SQL_UNSERVED_INSTANT " pg_catalog.substr(c.fire_key, 3)::pg_catalog.int8"
+#define SQL_UNSERVED_DELETE "  DELETE FROM pgcrond.fire_claim c"
+/* Claims of scheduled fires (pgcrond--4.sql: "s:<unix s>", no retry's "/a<attempt>") that
+ * no history row serves (any instance's row for the job and the instant: a run, or a skip)
+ * and whose run's start the claiming instance did not mark (pgcrond.run_start, written on
+ * the connection that made the claim, as the run begins, and with the claim's `started`
+ * before its statement is sent: SQL_UNSERVED_STARTED). A
+ * run's row starts within 1 s before its instant at the earliest (a clock in step). */
+#define SQL_UNSERVED_WHERE                                                                         \
+	" c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"                                     \
+	" AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"                                   \
+	"  WHERE d.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) "                                          \
+	"pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ")"                                        \
+	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
+	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
+	") OPERATOR(pg_catalog.-) interval '1 minute'))"
+/* (`started` NULL: claimed by a process that marked nothing then, so whether its run began is
+ * not known here: never served by another instance, only by that instance's next process,
+ * whose history (its spill file written first) knows; sql_unserved) */
+#define SQL_UNSERVED_STARTED_AS(started)                                                           \
+	" AND NOT " started " AND NOT EXISTS (SELECT FROM pgcrond.run_start m"                     \
+	"  WHERE m.instance OPERATOR(pg_catalog.=) c.instance"                                     \
+	"   AND m.job_name OPERATOR(pg_catalog.=) c.job_name"                                      \
+	"   AND m.scheduled_s OPERATOR(pg_catalog.=)" SQL_UNSERVED_INSTANT ")"
+#define SQL_UNSERVED_STARTED SQL_UNSERVED_STARTED_AS("c.started")
+#define SQL_UNSERVED_STARTED_OWN SQL_UNSERVED_STARTED_AS("COALESCE(c.started, false)")
+/* an instant passed: the others tried to claim it and lost to the dead one (a coming one
+ * is claimed by whoever fires it, now that the claim is gone) */
+#define SQL_UNSERVED_PASSED                                                                        \
+	" s OPERATOR(pg_catalog.<=) pg_catalog.date_part('epoch', pg_catalog.now())"
+/* A claim of an instant still ahead (given back: whoever fires it claims it), or of a job
+ * that instance $1 defines, as its holder did, or otherwise when no other live instance does:
+ * a rolling configuration change whose holder is gone is served by the definition the others
+ * moved to. One that another live instance defines as the holder did is left to that
+ * instance (sql_unserved_stopped: a reap's NOTIFY wakes it, and so does the end of its jobs'
+ * publishing), and one that $1 does not define to an instance that does. By
+ * pgcrond.instance_job: a holder without rows there (an older pgcrond) is matched by no one,
+ * so any instance defining the job takes it. */
+#define SQL_TAKER_DEFINES                                                                          \
+	" AND (pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ") OPERATOR(pg_catalog.>)"           \
+	"  pg_catalog.now() OR EXISTS (SELECT FROM pgcrond.instance_job ij"                        \
+	"  WHERE ij.instance OPERATOR(pg_catalog.=) $1"                                            \
+	"   AND ij.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
+	"   AND (EXISTS (SELECT FROM pgcrond.instance_job hj"                                      \
+	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
+	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
+	"      AND hj.def_hash OPERATOR(pg_catalog.=) ij.def_hash)"                                \
+	"    OR NOT EXISTS (SELECT FROM pgcrond.instance_job hj"                                   \
+	"     JOIN pgcrond.instance_job oj ON oj.job_name OPERATOR(pg_catalog.=) hj.job_name"      \
+	"      AND oj.def_hash OPERATOR(pg_catalog.=) hj.def_hash"                                 \
+	"     JOIN pgcrond.instance o ON o.name OPERATOR(pg_catalog.=) oj.instance"                \
+	"     WHERE hj.instance OPERATOR(pg_catalog.=) c.instance"                                 \
+	"      AND hj.job_name OPERATOR(pg_catalog.=) c.job_name"                                  \
+	"      AND o.name OPERATOR(pg_catalog.<>) c.instance AND o.name OPERATOR(pg_catalog.<>) "  \
+	"$1"                                                                                       \
+	"      AND o.stopped_at IS NULL"                                                           \
+	"      AND o.last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"    \
+	"       (COALESCE(o.dead_after_ms, 20000)::pg_catalog.float8"                              \
+	"        OPERATOR(pg_catalog.*) interval '1 millisecond'))))))"
+/* The claims R's rows carry (a key), with the job, key, holder and boot id in columns COLS,
+ * go back to their holders: an answer that took them over came once this process stops. */
+void cluster_give_back(struct cluster *c, const PGresult *r, const int cols[4]);
+extern const struct cluster_row cluster_row_unserved;
+
+/* ---- cluster_lock.c: the instance lock (sent at each connect), the heartbeat, reaping */
+extern const struct cluster_row cluster_row_lock, cluster_row_holder, cluster_row_beat,
+    cluster_row_reap;
 
 #endif

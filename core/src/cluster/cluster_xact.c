@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "cluster_lone_priv.h"
 #include "cluster_priv.h"
 #include "log.h"
 #include "pgconn.h"
@@ -243,9 +242,16 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
 	return w ? 1 : 0;
 }
 
-bool cluster_xact_waiting(const struct cluster *c)
+/* The marks go first while a run waits for one: its statement waits for it now. */
+static bool marks_awaited_skip(struct cluster *c)
 {
-	return c->mark_unsent != NULL;
+	return c->mark_unsent == NULL;
+}
+
+/* ... otherwise not in the middle of a burst of claims, whose runs wait for them. */
+static bool marks_skip(struct cluster *c)
+{
+	return cluster_in_burst(c);
 }
 
 void cluster_mark_forget(struct cluster *c, void *arg)
@@ -368,7 +374,7 @@ static const char *xact_sql(bool fenced)
 	return sql[fenced];
 }
 
-bool cluster_xact_send(struct cluster *c)
+static bool xact_send(struct cluster *c)
 {
 	if (!c->xact_table && c->mark_unsent) {
 		/* the table went (42P01): nothing is marked, the runs go on as before step 17 */
@@ -422,10 +428,8 @@ static bool xact_requeue(struct cluster *c)
 
 /* Whether the statement committed is not known. Its lines write the same rows again, and a
  * start is refused then only if its claim or its job's lock went meanwhile: sent again, it
- * tells its runs what the first would have told them. Before, its runs were never answered:
- * each waited, holding a connection, until its timeout or the end of a stop's grace period
- * (42 s in it_faults "instant"). */
-void cluster_xact_lost(struct cluster *c)
+ * tells its runs what the first would have told them, rather than leaving them waiting. */
+static void xact_lost(struct cluster *c)
 {
 	if (c->xact_inflight && xact_requeue(c))
 		return;
@@ -436,7 +440,7 @@ void cluster_xact_lost(struct cluster *c)
 	marks_answered(c, w, NULL, false, NULL); /* none, or lines that could not be kept */
 }
 
-void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
+static void xact_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	if (sr->failed && c->xact_inflight && c->xact_retries < XACT_RETRIES &&
 	    cluster_resend_worthy(sr->sqlstate)) {
@@ -463,6 +467,16 @@ void cluster_xact_done(struct cluster *c, const struct stmtq_result *sr)
 	            "by another instance after this one died is retried even if it committed",
 	            sr->err);
 }
+
+const struct cluster_row cluster_row_marks_awaited = {.op = OP_XACT,
+                                                      .flags = ROW_ITEMS,
+                                                      .skip = marks_awaited_skip,
+                                                      .send = xact_send,
+                                                      .done = xact_done,
+                                                      .lost = xact_lost};
+
+const struct cluster_row cluster_row_marks = {
+    .op = OP_XACT, .flags = ROW_ITEMS, .skip = marks_skip, .send = xact_send};
 
 void cluster_xact_free(struct cluster *c)
 {

@@ -68,7 +68,7 @@ static const char sql_take_stopped[] =
     "  w.attempt,"
     "  (pg_catalog.date_part('epoch', w.due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
     "  pg_catalog.array_to_json(w.payloads)::text, w.instance";
-/* The live instances that hold job $1's lock (cluster.c takes it for a run): ask them to
+/* The live instances that hold job $1's lock (a claim takes it for a run): ask them to
  * cancel that run, and wake them. */
 static const char sql_cancel[] =
     "WITH h AS (SELECT DISTINCT l.instance AS name FROM pgcrond.job_lock l"

@@ -1,0 +1,535 @@
+/* The cluster's session and what it sends next (cluster_priv.h): the lowest of its files,
+ * which knows the connection and the state and calls none of the others. What goes next is
+ * a loop over the table of rows (cluster_row), the timed ones by their due times (one timer,
+ * for the first still ahead); answers go back to the rows by their tags. The lower files
+ * give items to two kinds kept here: the job locks of runs that ended (cluster_unlock) and
+ * other modules' statements (cluster_submit). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "cluster.h"
+#include "cluster_priv.h"
+#include "log.h"
+#include "stmtq.h"
+
+/* Another instance's hello (it listens now) makes this one beat, at most once a second
+ * whoever sends it: their heartbeats' answers, not the payload (anyone may send it), tell
+ * them this instance is live, so that they mark their runs from then (cluster_marks_runs),
+ * not up to a heartbeat later. */
+#define HELLO_BEAT_MS 1000
+
+/* The jobs whose runs ended: their locks go (one hold per run; the row when none is left).
+ * A run of a job in $2 (overlap queue or replace, or a listen job) may wait on another
+ * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
+static const char sql_unlock[] =
+    "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
+    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
+    /* the rows are locked in the jobs' order first, as a claim locks them (sql_claim): in
+     * the order of u (a hash's), an unlock and another instance's claim of the same jobs
+     * could each hold a row the other waits for */
+    " lk AS (SELECT l.job_name FROM pgcrond.job_lock l"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) ANY ($1::text[])"
+    "   AND l.instance OPERATOR(pg_catalog.=) $3 AND l.boot_id OPERATOR(pg_catalog.=) $4"
+    "  ORDER BY l.job_name COLLATE \"C\" FOR UPDATE OF l),"
+    " dl AS (DELETE FROM pgcrond.job_lock l USING u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
+    "   AND l.job_name IN (SELECT lk.job_name FROM lk)"
+    "  RETURNING l.job_name),"
+    " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
+    "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
+    "   AND l.job_name IN (SELECT lk.job_name FROM lk)"
+    "  RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
+    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
+
+void cluster_arm_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
+}
+
+/* ---- the table's turns ----------------------------------------------------------------- */
+
+static const struct cluster_row *row_of(const struct cluster *c, enum op op)
+{
+	for (const struct cluster_row *const *w = c->rows; *w; w++)
+		if ((*w)->op == op)
+			return *w;
+	return NULL;
+}
+
+/* The timer, for AT unless it is armed sooner already. */
+static void arm_tick(struct cluster *c, int64_t at)
+{
+	if (at == CLUSTER_NEVER || c->closing ||
+	    (evtimer_pending(&c->tick_ev, NULL) && c->tick_at_ms <= at))
+		return;
+	int64_t wait = at - clock_mono_ms();
+	evtimer_del(&c->tick_ev);
+	c->tick_at_ms = at;
+	cluster_arm_ms(&c->tick_ev, wait > 0 ? wait : 0);
+}
+
+void cluster_due_at(struct cluster *c, enum op op, int64_t at)
+{
+	if (at < c->due[op])
+		c->due[op] = at;
+	arm_tick(c, at);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *c = arg;
+	(void)fd;
+	(void)what;
+	cluster_kick(c);
+	/* a row due but skipped is looked at again at the next kick (any answer), not here */
+	int64_t now = clock_mono_ms(), first = CLUSTER_NEVER;
+	for (int op = 1; op < OP_N; op++)
+		if (c->due[op] > now && c->due[op] < first)
+			first = c->due[op];
+	arm_tick(c, first);
+}
+
+/* Row W goes now: when it is due again. A periodic row keeps its phase (a late one is due a
+ * period after it went). */
+static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now)
+{
+	int64_t period = w->period_ms == ROW_BEAT ? c->beat_ms : w->period_ms;
+	int64_t next = c->due[w->op] + period;
+	c->due[w->op] = CLUSTER_NEVER;
+	if (period > 0)
+		cluster_due_at(c, w->op, next > now ? next : now + period);
+}
+
+void cluster_kick(struct cluster *c)
+{
+	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || !c->locked)
+		return;
+	int64_t now = clock_mono_ms();
+	const char *mine[] = {c->instance, c->boot_id};
+	for (const struct cluster_row *const *r = c->rows; *r; r++) {
+		const struct cluster_row *w = *r;
+		bool timed = !(w->flags & ROW_ITEMS);
+		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
+		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
+			continue;
+		if (timed)
+			next_due(c, w, now);
+		if (!w->send) {
+			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
+			return;
+		}
+		if (w->send(c))
+			return;
+	}
+}
+
+/* Statement TAG is complete (stmtq.h): its row takes the answer. The next statement follows
+ * when this returns (the session's idle(): cluster_kick). */
+static void op_done(void *arg, int tag, const struct stmtq_result *sr)
+{
+	struct cluster *c = arg;
+	const struct cluster_row *w = row_of(c, (enum op)tag);
+	c->flight = 0;
+	if (sr->lost) {
+		/* the connection is gone: on_conn_failed tells the rows */
+		if (w && (w->flags & ROW_AGAIN))
+			cluster_due_at(c, w->op, 0);
+		return;
+	}
+	if (w && w->done)
+		w->done(c, sr);
+}
+
+bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
+                       const char *const *params)
+{
+	c->flight = op;
+	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
+}
+
+/* ---- the connection -------------------------------------------------------------------- */
+
+/* The session's failed(): the connection is gone. Reconnect unless stopping (or refused:
+ * the daemon stops). */
+static bool on_conn_failed(void *arg, const char *why, bool was_ready)
+{
+	struct cluster *c = arg;
+	c->locked = false;
+	c->st.connected = false;
+	if (c->closing) {
+		cluster_tasks_lost(c); /* (without their callbacks) */
+		return false;
+	}
+	bool too_old = !was_ready && c->q->drv.too_old;
+	if (!c->in_recovery && !too_old && log_complain(&c->down_complaint))
+		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
+		            was_ready ? "connection lost" : "unreachable", why);
+	if (too_old && !c->refused) {
+		/* a server too old for pgcrond: the daemon stops (as for a name held by another
+		 * instance), with that one line */
+		char msg[700];
+		snprintf(msg, sizeof(msg), "history database %s: %s", c->safe_conninfo, why);
+		c->refused = true;
+		if (c->hooks.refused)
+			c->hooks.refused(c->hooks.arg, msg);
+	}
+	/* what waits for an answer that cannot come now, in the table's order (the claims last:
+	 * their verdict reads what the connection's end left) */
+	for (const struct cluster_row *const *w = c->rows; *w; w++)
+		if ((*w)->lost)
+			(*w)->lost(c);
+	return !c->refused;
+}
+
+static void on_connected(void *arg)
+{
+	struct cluster *c = arg;
+	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
+	row_of(c, OP_LOCK)->send(c);
+}
+
+/* The retry timer (ownsess_retry): try the lock again (it waits behind the other clients'
+ * statements in flight). */
+static void on_retry(void *arg)
+{
+	struct cluster *c = arg;
+	if (stmtq_ready(c->q) && !c->locked)
+		row_of(c, OP_LOCK)->send(c);
+}
+
+/* The session is idle after a statement: the next one. */
+static void on_idle(void *arg)
+{
+	cluster_kick(arg);
+}
+
+/* Wake-ups from other instances (coord.c), between statements. */
+static void on_notify(void *arg, const char *channel, const char *extra)
+{
+	(void)channel; /* the only one it claims: CLUSTER_CHANNEL */
+	struct cluster *c = arg;
+	if (c->closing)
+		return;
+	if (strcmp(extra, "hello") == 0) {
+		/* one that comes while the beat the last one asked for is still ahead adds none */
+		int64_t now = clock_mono_ms(), at = c->hello_beat_ms + HELLO_BEAT_MS;
+		if (c->hello_beat_ms <= now) {
+			c->hello_beat_ms = at > now ? at : now;
+			cluster_due_at(c, OP_BEAT, c->hello_beat_ms);
+		}
+		return;
+	}
+	if (c->hooks.notified)
+		c->hooks.notified(c->hooks.arg, extra);
+}
+
+static const struct ownsess_ops conn_ops = {
+    .connected = on_connected,
+    .failed = on_conn_failed,
+    .idle = on_idle,
+    .retry = on_retry,
+    .notify = on_notify,
+};
+
+int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows)
+{
+	c->rows = rows;
+	for (int op = 0; op < OP_N; op++)
+		c->due[op] = CLUSTER_NEVER;
+	evtimer_assign(&c->tick_ev, c->base, on_tick, c);
+	/* the database's own session, shared with the history (ownsess.h): the instance's name
+	 * is held by that session (cluster_lock.c) */
+	if (ownsess_join(&c->sess, c->base, c->conninfo, &conn_ops, c) < 0 ||
+	    ownsess_claim_channel(&c->sess, CLUSTER_CHANNEL) < 0) {
+		ownsess_leave(&c->sess);
+		return -ENOMEM;
+	}
+	c->q = ownsess_q(&c->sess);
+	return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+const char *cluster_res_val(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+bool cluster_resend_worthy(const char *sqlstate)
+{
+	return strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0 ||
+	       strcmp(sqlstate, "55P03") == 0;
+}
+
+char *cluster_strings_literal(const char *const *v, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 3 + 2 * strlen(v[i]);
+	char *b = malloc(cap), *o = b;
+	if (!b)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*o++ = ',';
+		*o++ = '"';
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = '\0';
+	return b;
+}
+
+bool cluster_has_unsent(const struct cluster *c)
+{
+	for (const struct claim *q = c->head; q; q = q->next)
+		if (!q->sent)
+			return true;
+	return false;
+}
+
+bool cluster_in_burst(const struct cluster *c)
+{
+	return c->claim_cap && cluster_has_unsent(c);
+}
+
+bool cluster_jobs_unpublished(const struct cluster *c)
+{
+	return c->due[OP_JOBS] != CLUSTER_NEVER && c->jobs_cfg && !c->schema_missing;
+}
+
+/* ---- the unlocks ----------------------------------------------------------------------- */
+
+/* The unsent unlocks start gathering now (UNLOCK_GATHER_MS). */
+static void unlock_gather(struct cluster *c)
+{
+	c->unlock_since_ms = clock_mono_ms();
+	c->due[OP_UNLOCK] = CLUSTER_NEVER;
+	cluster_due_at(c, OP_UNLOCK, c->unlock_since_ms + UNLOCK_GATHER_MS);
+}
+
+void cluster_unlock(struct cluster *c, const char *job)
+{
+	if (c->schema_missing)
+		return; /* no lock was taken */
+	if (c->n_unlock == c->cap_unlock) {
+		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
+		char **u = realloc(c->unlock, cap * sizeof(*u));
+		if (!u)
+			return; /* the row stays until this process ends (then it holds nothing) */
+		c->unlock = u;
+		c->cap_unlock = cap;
+	}
+	char *name = strdup(job);
+	if (!name)
+		return;
+	c->unlock[c->n_unlock++] = name;
+	if (c->n_unlock - c->unlock_sent == 1)
+		unlock_gather(c);
+	if (c->n_unlock >= UNLOCK_GATHER_MAX)
+		cluster_due_at(c, OP_UNLOCK, 0);
+	cluster_kick(c);
+}
+
+/* Whether the unsent unlocks wait for the runs under way (UNLOCK_HOLD_MS); if so, they go
+ * at a kick once the runs no longer wait (cluster_wake), or when the hold ends. */
+static bool unlock_held(struct cluster *c)
+{
+	if (c->closing || !c->hooks.busy || c->n_unlock >= CLAIM_BATCH_MAX ||
+	    !c->hooks.busy(c->hooks.arg))
+		return false;
+	if (clock_mono_ms() - c->unlock_since_ms >= UNLOCK_HOLD_MS)
+		return false;
+	arm_tick(c, c->unlock_since_ms + UNLOCK_HOLD_MS);
+	return true;
+}
+
+/* Another instance's next fire waits for them; but not in the middle of a burst of claims,
+ * whose runs wait for their claims now. */
+static bool unlock_skip(struct cluster *c)
+{
+	return c->n_unlock == 0 || c->schema_missing || cluster_in_burst(c) || unlock_held(c);
+}
+
+static bool unlock_send(struct cluster *c)
+{
+	size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
+	char *jobs = cluster_strings_literal((const char *const *)c->unlock, n);
+	if (!jobs) {
+		unlock_gather(c); /* out of memory: tried again later */
+		return false;
+	}
+	const char *p[] = {jobs, c->announce ? c->announce : "{}", c->instance, c->boot_id};
+	c->unlock_sent = n;
+	cluster_send_stmt(c, OP_UNLOCK, sql_unlock, 4, p);
+	free(jobs);
+	return true;
+}
+
+static void unlock_done(struct cluster *c, const struct stmtq_result *sr)
+{
+	(void)sr;
+	/* sent or not, they are done: a failed unlock leaves a lock this session drops at its end
+	 * at the latest */
+	for (size_t i = 0; i < c->unlock_sent; i++)
+		free(c->unlock[i]);
+	memmove(c->unlock, c->unlock + c->unlock_sent,
+	        (c->n_unlock - c->unlock_sent) * sizeof(*c->unlock));
+	c->n_unlock -= c->unlock_sent;
+	c->unlock_sent = 0;
+	if (c->n_unlock > 0)
+		unlock_gather(c);
+}
+
+/* The job locks are rows (sql/pgcrond--11.sql): they stay, and the unlocks still due (also
+ * those whose statement got no answer) go after the reconnect. */
+static void unlock_lost(struct cluster *c)
+{
+	c->unlock_sent = 0;
+}
+
+const struct cluster_row cluster_row_unlock = {.op = OP_UNLOCK,
+                                               .flags = ROW_AGAIN,
+                                               .skip = unlock_skip,
+                                               .send = unlock_send,
+                                               .done = unlock_done,
+                                               .lost = unlock_lost};
+
+void cluster_wake(struct cluster *c)
+{
+	if (c && c->n_unlock > 0)
+		cluster_kick(c);
+}
+
+/* ---- other modules' statements --------------------------------------------------------- */
+
+static void task_free(struct task *t)
+{
+	stmtq_free_held(t->stmt);
+	free(t);
+}
+
+static bool tasks_skip(struct cluster *c)
+{
+	return !c->task_head;
+}
+
+/* The head task goes; it stays the head until its answer (tasks_done). */
+static bool tasks_send(struct cluster *c)
+{
+	struct stmtq_stmt *s = c->task_head->stmt;
+	c->task_head->stmt = NULL;
+	if (!s)
+		return false;
+	c->flight = OP_TASK;
+	(void)stmtq_push_held(c->q, s, c->q->drv.check_ms);
+	return true;
+}
+
+static void tasks_done(struct cluster *c, const struct stmtq_result *sr)
+{
+	struct task *t = c->task_head;
+	if (!t)
+		return;
+	c->task_head = t->next;
+	if (!c->task_head)
+		c->task_tail = NULL;
+	t->fn(t->arg, sr->failed ? NULL : sr->res, sr->failed ? sr->err : "",
+	      sr->failed ? sr->sqlstate : "");
+	task_free(t);
+}
+
+void cluster_tasks_lost(struct cluster *c)
+{
+	while (c->task_head) {
+		struct task *t = c->task_head;
+		c->task_head = t->next;
+		if (!c->closing)
+			t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
+		task_free(t);
+	}
+	c->task_tail = NULL;
+}
+
+const struct cluster_row cluster_row_tasks = {.op = OP_TASK,
+                                              .flags = ROW_ITEMS | ROW_CLOSING,
+                                              .skip = tasks_skip,
+                                              .send = tasks_send,
+                                              .done = tasks_done,
+                                              .lost = cluster_tasks_lost};
+
+int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
+                   cluster_result_fn fn, void *arg)
+{
+	if (!cluster_ready(c))
+		return -ENOTCONN;
+	return cluster_submit_closing(c, sql, n, params, fn, arg);
+}
+
+int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
+                           cluster_result_fn fn, void *arg)
+{
+	if (!c || !stmtq_ready(c->q) || !c->locked || c->refused)
+		return -ENOTCONN;
+	struct task *t = calloc(1, sizeof(*t));
+	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->fn = fn;
+	t->arg = arg;
+	if (c->task_tail)
+		c->task_tail->next = t;
+	else
+		c->task_head = t;
+	c->task_tail = t;
+	/* sent from the loop (the flush timer kicks), never from inside this call; while
+	 * closing, before the stop (cluster_kick, from cluster_close's wait) */
+	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))
+		cluster_arm_ms(&c->flush_ev, 0);
+	return 0;
+}
+
+/* ---- what others read ------------------------------------------------------------------ */
+
+bool cluster_ready(const struct cluster *c)
+{
+	return c && stmtq_ready(c->q) && c->locked && !c->closing && !c->refused;
+}
+
+const char *cluster_instance(const struct cluster *c)
+{
+	return c->instance;
+}
+
+const char *cluster_boot_id(const struct cluster *c)
+{
+	return c->boot_id;
+}
+
+const char *cluster_peers(const struct cluster *c)
+{
+	return c->peers;
+}
+
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+	*out = c->st;
+}
