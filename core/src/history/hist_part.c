@@ -160,14 +160,21 @@ static char *part_sql(PGconn *c, const char *head, const char *schema, const cha
 }
 
 /* A statement of the pass could not be queued: out of memory, or the connection failed
- * meanwhile. A lock_timeout set with no RESET behind it would stay on the session, so the
- * session is given up; the pass starts again at the reconnect. */
-static void not_queued(struct hist_part *p)
+ * meanwhile (the pass starts again at the reconnect). For a DDL step out of memory, the
+ * session is given up: a SET with no RESET behind it would leave the short lock_timeout on
+ * it. */
+static void not_queued(struct hist_part *p, bool ddl)
 {
-	if (stmtq_ready(p->q))
+	if (ddl && stmtq_ready(p->q))
 		stmtq_fail(p->q, "out of memory for the history retention's statements", 0);
-	if (p->sent)
+	if (!p->sent)
+		return;
+	if (stmtq_ready(p->q)) {
+		log_error("history retention: out of memory");
+		end_pass(p, PASS_FAILED);
+	} else {
 		end_pass(p, PASS_LOST);
+	}
 }
 
 /* The SET before a DDL step failed: the DDL must not run without its lock_timeout. */
@@ -209,7 +216,7 @@ static void push_ddl(struct hist_part *p)
 	if (!stmtq_push(p->q, 0, sql_set, 0, NULL, deadline, set_done, p) ||
 	    !stmtq_push(p->q, p->step, p->ddl, 0, NULL, deadline, step_done, p) ||
 	    !stmtq_push(p->q, 0, sql_reset, 0, NULL, deadline, reset_done, p->q))
-		not_queued(p);
+		not_queued(p, true);
 }
 
 /* The pass's next statement, if it has one and the session is free. */
@@ -228,7 +235,7 @@ static void kick(struct hist_part *p)
 		if (!stmtq_push(p->q, p->step, p->step == STEP_ENSURE ? sql_ensure : sql_list,
 		                p->step == STEP_ENSURE ? 0 : 1, params, p->q->drv.check_ms,
 		                step_done, p))
-			not_queued(p);
+			not_queued(p, false);
 		return;
 	case STEP_DETACH:
 	case STEP_DROP:
