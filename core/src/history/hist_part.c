@@ -1,74 +1,140 @@
-/* History partition maintenance (hist_part.h): one thread, one short-lived connection per
- * pass. A pass: create the partitions up to a few days ahead, then for every partition whose
- * day ended before now - retain: DETACH PARTITION ... CONCURRENTLY (SHARE UPDATE EXCLUSIVE on
- * the parent, so inserts and updates go on), then DROP TABLE on the detached table (which
- * locks only that table). A DETACH interrupted half-way (the connection lost) leaves the
- * partition "detach pending"; the next pass ends it with FINALIZE. A table detached but not
- * yet dropped (a crash between the two) is dropped by name. */
+/* History partition maintenance (hist_part.h), a client of the history database's own session
+ * (ownsess.h). A pass, one statement at a time:
+ *  1. ENSURE: the partitions up to AHEAD_DAYS ahead (pgcrond.history_partitions_ensure);
+ *  2. LIST: what the retention drops: the partitions whose day ended before now - retain, and
+ *     the tables a crash left detached but not dropped;
+ *  3. for each of them in turn: DETACH: ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY
+ *     (SHARE UPDATE EXCLUSIVE on the parent, so inserts and updates go on), or ... FINALIZE
+ *     for one whose detach was interrupted; then DROP: DROP TABLE on the detached table
+ *     (which locks only that table).
+ * Each statement waits for its turn with the other clients' (the session asks them in turn),
+ * so the history's records and the cluster's heartbeats go between the steps of a pass.
+ *
+ * Any reader of the history can hold a step up for as long as its transaction lasts: DETACH
+ * waits for every transaction that still sees the partition, FINALIZE and DROP for the
+ * partition's ACCESS EXCLUSIVE lock, the ensure's ATTACH for SHARE UPDATE EXCLUSIVE on the
+ * parent. On this session that wait would hold up every statement behind it, so a step waits
+ * for a lock LOCK_TIMEOUT_MS at most; then (SQLSTATE 55P03) it gives way, the pass ends, and
+ * the next one comes WAIT_RETRY_MS later. A DETACH that gave way in its second phase leaves
+ * the partition "detach pending": the next pass FINALIZEs it.
+ *
+ * DETACH CONCURRENTLY may not run in a transaction block, so its lock_timeout cannot be local
+ * to a transaction: a DDL step sets it for the session and resets it after, the three
+ * statements pushed together, so that no other client's statement comes between them (the
+ * session's queue is first in, first out) and none runs with the short lock_timeout. */
 #include "hist_part.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <stdatomic.h>
-#include <threads.h> /* not pthread.h: it includes <sched.h>, shadowed by sched/sched.h */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-#include "pgconn.h"
+#include "ownsess.h"
+#include "stmtq.h"
 
-#define APP_NAME "pgcrond retention"
 #define AHEAD_DAYS "3"
+/* A step's longest wait for a lock (ms): less than the history's batches allow themselves
+ * (history.c BATCH_TIMEOUT), for the same reason: the cluster's heartbeat waits behind it. */
+#define LOCK_TIMEOUT_MS "200"
+/* After a step gave way to a lock, the next pass comes this much later (ms). */
+#define WAIT_RETRY_MS 5000
+#define DEF_INTERVAL_MS 600000
 
-struct hist_part {
-	thrd_t thread;
-	mtx_t mu;
-	cnd_t cv;
-	bool stop, kicked;
-	bool busy;     /* in a pass: connecting or running statements */
-	bool orphaned; /* stopped while busy: the thread frees this when its pass ends */
-	char *conninfo;
-	int64_t retain_ms, interval_ms;
-	struct hist_part_stats st;
-	struct log_complaint complaint; /* used by the thread only */
-	struct pgconn_notices notices;  /* ditto */
+static const char sql_ensure[] =
+    "SELECT pgcrond.history_partitions_ensure(" AHEAD_DAYS ")"
+    "  FROM pg_catalog.set_config('lock_timeout', '" LOCK_TIMEOUT_MS "', true)";
+/* Attached partitions past the retention, then tables a crash left detached; a pending
+ * detach first: no other partition can be detached CONCURRENTLY until it is finalized. */
+static const char sql_list[] =
+    "SELECT schema_name, partition_name, detach_pending, true, est_rows"
+    "  FROM pgcrond.history_partition_list()"
+    " WHERE to_time <= now() - $1::bigint * interval '1 millisecond'"
+    " UNION ALL "
+    "SELECT n.nspname, c.relname, false, false, greatest(c.reltuples, 0)::bigint"
+    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = 'pgcrond' AND c.relkind = 'r' AND NOT c.relispartition"
+    "   AND c.relname ~ '^job_run_details_p[0-9]{8}$'"
+    "   AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp"
+    "       AT TIME ZONE 'UTC' <= now() - $1::bigint * interval '1 millisecond'"
+    " ORDER BY 3 DESC, 2";
+static const char sql_set[] = "SET lock_timeout = " LOCK_TIMEOUT_MS;
+static const char sql_reset[] = "RESET lock_timeout";
+
+/* A pass's statements (the session's tags). */
+enum part_step { STEP_NONE, STEP_ENSURE, STEP_LIST, STEP_DETACH, STEP_DROP };
+
+static const char *const step_what[] = {
+    [STEP_NONE] = "",
+    [STEP_ENSURE] = "creating partitions ahead",
+    [STEP_LIST] = "listing expired partitions",
+    [STEP_DETACH] = "detaching an expired partition",
+    [STEP_DROP] = "dropping an expired partition",
 };
 
-static bool exec_ok(PGconn *c, PGresult *r, const char *what)
-{
-	ExecStatusType s = PQresultStatus(r);
-	char why[512];
+/* A partition (or a detached table) the retention drops. */
+struct expired {
+	char *schema, *name;
+	bool pending;  /* its detach was interrupted: FINALIZE */
+	bool attached; /* false: detached already, only dropped */
+	long long rows;
+};
 
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return true;
-	if (!r && PQstatus(c) == CONNECTION_OK && !PQisBusy(c))
-		return false; /* not sent: stopping */
-	if (r)
-		pgconn_result_error(r, why, sizeof(why));
-	else
-		pgconn_error(c, why, sizeof(why));
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	bool old_schema = state && (!strcmp(state, "42883") || !strcmp(state, "42P01"));
-	log_warning("history retention: %s: %s%s", what, why,
-	            old_schema ? "; the history needs schema version 6: run 'pgcrond install'"
-	                       : "");
-	return false;
+enum pass_end { PASS_DONE, PASS_GAVE_WAY, PASS_FAILED, PASS_LOST };
+
+struct hist_part {
+	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
+	struct stmtq *q;            /* ... and its statements */
+	int64_t retain_ms, interval_ms;
+	enum part_step step;  /* the pass's next statement (STEP_NONE: no pass under way) ... */
+	bool sent;            /* ... in flight or waiting on the session */
+	struct expired *drop; /* LIST's answer; STEP_DETACH and STEP_DROP work on drop[at] */
+	size_t n_drop, at;
+	char *ddl; /* the DDL step's text, borrowed by the session until it is sent */
+	struct hist_part_stats st;
+	struct log_complaint wait_complaint;
+};
+
+static void step_done(void *arg, int tag, const struct stmtq_result *r);
+
+static void free_list(struct hist_part *p)
+{
+	for (size_t i = 0; i < p->n_drop; i++) {
+		free(p->drop[i].schema);
+		free(p->drop[i].name);
+	}
+	free(p->drop);
+	p->drop = NULL;
+	p->n_drop = p->at = 0;
 }
 
-/* One statement, unless the daemon is stopping. */
-static PGresult *run(struct hist_part *p, PGconn *c, const char *sql, int n,
-                     const char *const *params)
+/* The pass is over: the next one after the interval, or sooner after giving way to a lock;
+ * after a lost connection, at the reconnect (on_connected). */
+static void end_pass(struct hist_part *p, enum pass_end how)
 {
-	mtx_lock(&p->mu);
-	bool stop = p->stop;
-	mtx_unlock(&p->mu);
-	if (stop)
-		return NULL;
-	return PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	free_list(p);
+	free(p->ddl);
+	p->ddl = NULL;
+	p->step = STEP_NONE;
+	p->sent = false;
+	switch (how) {
+	case PASS_DONE:
+		p->st.runs++;
+		log_complaint_reset(&p->wait_complaint);
+		break;
+	case PASS_GAVE_WAY:
+		p->st.waits++;
+		break;
+	case PASS_FAILED:
+	case PASS_LOST:
+		p->st.failures++;
+		break;
+	}
+	if (how != PASS_LOST)
+		ownsess_retry(&p->sess, how == PASS_GAVE_WAY ? WAIT_RETRY_MS : p->interval_ms);
 }
 
 /* "ALTER TABLE ... DETACH ... SCHEMA.NAME SUFFIX" or "DROP TABLE SCHEMA.NAME" with both names
@@ -93,228 +159,294 @@ static char *part_sql(PGconn *c, const char *head, const char *schema, const cha
 	return out;
 }
 
-static bool drop_one(struct hist_part *p, PGconn *c, const char *schema, const char *name,
-                     bool pending, bool attached, long long rows)
+/* A statement of the pass could not be queued: out of memory, or the connection failed
+ * meanwhile (the pass starts again at the reconnect). For a DDL step out of memory, the
+ * session is given up: a SET with no RESET behind it would leave the short lock_timeout on
+ * it. */
+static void not_queued(struct hist_part *p, bool ddl)
 {
-	char *detach = attached
-	                   ? part_sql(c, "ALTER TABLE pgcrond.job_run_details DETACH PARTITION",
-	                              schema, name, pending ? " FINALIZE" : " CONCURRENTLY")
-	                   : NULL;
-	char *drop = part_sql(c, "DROP TABLE", schema, name, "");
-	bool ok = drop && (!attached || detach);
-
-	if (ok && detach) {
-		PGresult *r = run(p, c, detach, 0, NULL);
-		ok = exec_ok(c, r, "detaching an expired partition");
-		PQclear(r);
+	if (ddl && stmtq_ready(p->q))
+		stmtq_fail(p->q, "out of memory for the history retention's statements", 0);
+	if (!p->sent)
+		return;
+	if (stmtq_ready(p->q)) {
+		log_error("history retention: out of memory");
+		end_pass(p, PASS_FAILED);
+	} else {
+		end_pass(p, PASS_LOST);
 	}
-	if (ok) {
-		PGresult *r = run(p, c, drop, 0, NULL);
-		ok = exec_ok(c, r, "dropping an expired partition");
-		PQclear(r);
-	}
-	if (ok) {
-		log_info("history: dropped partition %s.%s (about %lld runs past the retention)",
-		         schema, name, rows);
-		mtx_lock(&p->mu);
-		p->st.dropped++;
-		p->st.dropped_rows += rows > 0 ? (uint64_t)rows : 0;
-		mtx_unlock(&p->mu);
-	}
-	free(detach);
-	free(drop);
-	return ok;
 }
 
-static bool pass(struct hist_part *p, PGconn *c, int64_t retain_ms)
+/* The SET before a DDL step failed: the DDL must not run without its lock_timeout. */
+static void set_done(void *arg, int tag, const struct stmtq_result *r)
 {
-	PGresult *r =
-	    run(p, c, "SELECT pgcrond.history_partitions_ensure(" AHEAD_DAYS ")", 0, NULL);
-	bool ok = exec_ok(c, r, "creating partitions ahead");
+	struct hist_part *p = arg;
+	(void)tag;
 
-	if (ok && PQntuples(r) == 1) {
-		long long made = atoll(PQgetvalue(r, 0, 0));
-		mtx_lock(&p->mu);
+	if (!r->lost && r->failed)
+		stmtq_fail(p->q, r->err, 0);
+}
+
+/* The RESET after a DDL step failed: the session must not keep the short lock_timeout. ARG is
+ * the session's queue: the RESET goes even after the retention has left (hist_part_stop). */
+static void reset_done(void *arg, int tag, const struct stmtq_result *r)
+{
+	(void)tag;
+
+	if (!r->lost && r->failed)
+		stmtq_fail(arg, r->err, 0);
+}
+
+static void push_ddl(struct hist_part *p)
+{
+	const struct expired *e = &p->drop[p->at];
+	int64_t deadline = p->q->drv.check_ms;
+
+	p->ddl =
+	    p->step == STEP_DETACH
+	        ? part_sql(stmtq_conn(p->q), "ALTER TABLE pgcrond.job_run_details DETACH PARTITION",
+	                   e->schema, e->name, e->pending ? " FINALIZE" : " CONCURRENTLY")
+	        : part_sql(stmtq_conn(p->q), "DROP TABLE", e->schema, e->name, "");
+	if (!p->ddl) {
+		log_error("history retention: out of memory");
+		end_pass(p, PASS_FAILED);
+		return;
+	}
+	p->sent = true;
+	if (!stmtq_push(p->q, 0, sql_set, 0, NULL, deadline, set_done, p) ||
+	    !stmtq_push(p->q, p->step, p->ddl, 0, NULL, deadline, step_done, p) ||
+	    !stmtq_push(p->q, 0, sql_reset, 0, NULL, deadline, reset_done, p->q))
+		not_queued(p, true);
+}
+
+/* The pass's next statement, if it has one and the session is free. */
+static void kick(struct hist_part *p)
+{
+	char retain[24];
+	const char *params[] = {retain};
+
+	if (p->step == STEP_NONE || p->sent || !stmtq_ready(p->q) || stmtq_busy(p->q))
+		return;
+	switch (p->step) {
+	case STEP_ENSURE:
+	case STEP_LIST:
+		snprintf(retain, sizeof(retain), "%" PRId64, p->retain_ms);
+		p->sent = true;
+		if (!stmtq_push(p->q, p->step, p->step == STEP_ENSURE ? sql_ensure : sql_list,
+		                p->step == STEP_ENSURE ? 0 : 1, params, p->q->drv.check_ms,
+		                step_done, p))
+			not_queued(p, false);
+		return;
+	case STEP_DETACH:
+	case STEP_DROP:
+		push_ddl(p);
+		return;
+	case STEP_NONE:
+		return;
+	}
+}
+
+/* LIST's answer into drop[]. False if out of memory. */
+static bool take_list(struct hist_part *p, const PGresult *res)
+{
+	int n = res ? PQntuples(res) : 0;
+
+	if (n == 0)
+		return true;
+	p->drop = calloc((size_t)n, sizeof(*p->drop));
+	if (!p->drop)
+		return false;
+	p->n_drop = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		struct expired *e = &p->drop[i];
+		e->schema = strdup(PQgetvalue(res, i, 0));
+		e->name = strdup(PQgetvalue(res, i, 1));
+		e->pending = PQgetvalue(res, i, 2)[0] == 't';
+		e->attached = PQgetvalue(res, i, 3)[0] == 't';
+		e->rows = atoll(PQgetvalue(res, i, 4));
+		if (!e->schema || !e->name)
+			return false;
+	}
+	return true;
+}
+
+/* drop[at]'s first step, or the pass's end. */
+static void next_expired(struct hist_part *p)
+{
+	if (p->at >= p->n_drop)
+		end_pass(p, PASS_DONE);
+	else
+		p->step = p->drop[p->at].attached ? STEP_DETACH : STEP_DROP;
+}
+
+static void step_failed(struct hist_part *p, enum part_step step, const struct stmtq_result *r)
+{
+	if (strcmp(r->sqlstate, "55P03") == 0) {
+		/* a lock another session holds, past LOCK_TIMEOUT_MS */
+		if (log_complain(&p->wait_complaint)) {
+			if (step == STEP_DETACH || step == STEP_DROP)
+				log_notice(
+				    "history retention: partition %s.%s is in use (another "
+				    "transaction, a report reading the history say, holds a lock "
+				    "on it); dropping it waits, trying again every %d s",
+				    p->drop[p->at].schema, p->drop[p->at].name,
+				    WAIT_RETRY_MS / 1000);
+			else
+				log_notice(
+				    "history retention: %s waits for a lock another transaction "
+				    "holds on the history; trying again every %d s",
+				    step_what[step], WAIT_RETRY_MS / 1000);
+		}
+		end_pass(p, PASS_GAVE_WAY);
+		return;
+	}
+	bool old_schema = strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
+	log_warning("history retention: %s: %s%s", step_what[step], r->err,
+	            old_schema ? "; the history needs schema version 6: run 'pgcrond install'"
+	                       : "");
+	end_pass(p, PASS_FAILED);
+}
+
+/* A statement of the pass is complete; the next one goes at the pass's next turn (idle). */
+static void step_done(void *arg, int tag, const struct stmtq_result *r)
+{
+	struct hist_part *p = arg;
+	enum part_step step = (enum part_step)tag;
+
+	p->sent = false;
+	free(p->ddl); /* sent (or lost): the session no longer reads it */
+	p->ddl = NULL;
+	if (r->lost) {
+		end_pass(p, PASS_LOST); /* the history says why */
+		return;
+	}
+	if (r->failed) {
+		step_failed(p, step, r);
+		return;
+	}
+	switch (step) {
+	case STEP_ENSURE: {
+		long long made =
+		    r->res && PQntuples(r->res) == 1 ? atoll(PQgetvalue(r->res, 0, 0)) : 0;
 		p->st.created += made > 0 ? (uint64_t)made : 0;
-		mtx_unlock(&p->mu);
 		if (made > 0)
 			log_debug("history: created %lld partitions", made);
+		if (p->retain_ms <= 0)
+			end_pass(p, PASS_DONE);
+		else
+			p->step = STEP_LIST;
+		return;
 	}
-	PQclear(r);
-	if (!ok || retain_ms <= 0)
-		return ok;
-
-	char retain[24];
-	snprintf(retain, sizeof(retain), "%" PRId64, retain_ms);
-	const char *params[] = {retain};
-	/* attached partitions past the retention, then tables a crash left detached */
-	r = run(p, c,
-	        "SELECT schema_name, partition_name, detach_pending, true, est_rows"
-	        "  FROM pgcrond.history_partition_list()"
-	        " WHERE to_time <= now() - $1::bigint * interval '1 millisecond'"
-	        " UNION ALL "
-	        "SELECT n.nspname, c.relname, false, false, greatest(c.reltuples, 0)::bigint"
-	        "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-	        " WHERE n.nspname = 'pgcrond' AND c.relkind = 'r' AND NOT c.relispartition"
-	        "   AND c.relname ~ '^job_run_details_p[0-9]{8}$'"
-	        "   AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp"
-	        "       AT TIME ZONE 'UTC' <= now() - $1::bigint * interval '1 millisecond'",
-	        1, params);
-	ok = exec_ok(c, r, "listing expired partitions");
-	for (int i = 0; ok && i < PQntuples(r); i++)
-		ok = drop_one(p, c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-		              PQgetvalue(r, i, 2)[0] == 't', PQgetvalue(r, i, 3)[0] == 't',
-		              atoll(PQgetvalue(r, i, 4)));
-	PQclear(r);
-	return ok;
-}
-
-static void one_pass(struct hist_part *p)
-{
-	char err[512];
-	mtx_lock(&p->mu);
-	int64_t retain_ms = p->retain_ms;
-	mtx_unlock(&p->mu);
-
-	PGconn *c = pgconn_connect_blocking(p->conninfo, APP_NAME, err, sizeof(err));
-	bool ok = false;
-	if (!c) {
-		if (log_complain(&p->complaint))
-			log_warning("history retention: %s; trying again later", err);
-		goto out;
+	case STEP_LIST:
+		if (!take_list(p, r->res)) {
+			log_error("history retention: out of memory");
+			end_pass(p, PASS_FAILED);
+			return;
+		}
+		next_expired(p);
+		return;
+	case STEP_DETACH:
+		p->step = STEP_DROP;
+		return;
+	case STEP_DROP: {
+		const struct expired *e = &p->drop[p->at];
+		log_info("history: dropped partition %s.%s (about %lld runs past the retention)",
+		         e->schema, e->name, e->rows);
+		p->st.dropped++;
+		p->st.dropped_rows += e->rows > 0 ? (uint64_t)e->rows : 0;
+		p->at++;
+		next_expired(p);
+		return;
 	}
-	if (p->notices.limit == 0)
-		pgconn_notices_init(&p->notices, "history retention", PGCONN_NOTICES_PER_MIN,
-		                    60000);
-	pgconn_log_notices(c, &p->notices);
-	ok = pass(p, c, retain_ms);
-	PQfinish(c);
-	if (ok)
-		log_complaint_reset(&p->complaint);
-out:
-	mtx_lock(&p->mu);
-	if (ok)
-		p->st.runs++;
-	else
-		p->st.failures++;
-	mtx_unlock(&p->mu);
+	case STEP_NONE:
+		return;
+	}
 }
 
-/* The last stopped pass still under way (see hist_part_stop). */
-static struct hist_part *_Atomic orphan;
+/* ---- the session's callbacks ------------------------------------------------------------ */
 
-static void free_part(struct hist_part *p)
-{
-	struct hist_part *self = p;
-	atomic_compare_exchange_strong(&orphan, &self, NULL);
-	cnd_destroy(&p->cv);
-	mtx_destroy(&p->mu);
-	free(p->conninfo);
-	free(p);
-}
-
-static int thread_main(void *arg)
+/* A pass at every connect: the first one at start, and one after an outage that may have cut
+ * a pass short (every statement in flight was completed as lost before). */
+static void on_connected(void *arg)
 {
 	struct hist_part *p = arg;
 
-	mtx_lock(&p->mu);
-	p->kicked = true; /* a first pass at once */
-	while (!p->stop) {
-		if (!p->kicked) {
-			struct timespec until;
-			timespec_get(&until, TIME_UTC);
-			until.tv_sec += (time_t)(p->interval_ms / 1000);
-			until.tv_nsec += (long)(p->interval_ms % 1000) * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			/* woken by a kick, a stop, or the interval: all three mean "look again" */
-			while (!p->kicked && !p->stop &&
-			       cnd_timedwait(&p->cv, &p->mu, &until) == thrd_success)
-				;
-			if (p->stop)
-				break;
-		}
-		p->kicked = false;
-		p->busy = true;
-		mtx_unlock(&p->mu);
-		one_pass(p);
-		mtx_lock(&p->mu);
-		p->busy = false;
-	}
-	bool orphaned = p->orphaned;
-	mtx_unlock(&p->mu);
-	if (orphaned)
-		free_part(p);
-	return 0;
+	free_list(p);
+	free(p->ddl);
+	p->ddl = NULL;
+	p->sent = false;
+	p->step = STEP_ENSURE;
+	kick(p);
 }
 
-int hist_part_start(const char *conninfo, int64_t retain_ms, int64_t interval_ms,
-                    struct hist_part **out)
+static bool on_failed(void *arg, const char *why, bool was_ready)
+{
+	(void)arg;
+	(void)why;
+	(void)was_ready;
+	return true;
+}
+
+static void on_idle(void *arg)
+{
+	kick(arg);
+}
+
+/* The interval is over, or the wait after giving way to a lock. */
+static void on_retry(void *arg)
+{
+	struct hist_part *p = arg;
+
+	if (p->step == STEP_NONE)
+		p->step = STEP_ENSURE;
+	kick(p);
+}
+
+static const struct ownsess_ops sess_ops = {
+    .connected = on_connected,
+    .failed = on_failed,
+    .idle = on_idle,
+    .retry = on_retry,
+};
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+int hist_part_start(struct event_base *base, const char *conninfo, int64_t retain_ms,
+                    int64_t interval_ms, struct hist_part **out)
 {
 	struct hist_part *p = calloc(1, sizeof(*p));
+	int rc;
 
 	*out = NULL;
 	if (!p)
 		return -ENOMEM;
-	p->conninfo = strdup(conninfo);
-	if (!p->conninfo) {
-		free(p);
-		return -ENOMEM;
-	}
 	p->retain_ms = retain_ms;
-	p->interval_ms = interval_ms > 0 ? interval_ms : 600000;
-	if (mtx_init(&p->mu, mtx_plain) != thrd_success || cnd_init(&p->cv) != thrd_success) {
-		free(p->conninfo);
+	p->interval_ms = interval_ms > 0 ? interval_ms : DEF_INTERVAL_MS;
+	rc = ownsess_join(&p->sess, base, conninfo, &sess_ops, p);
+	if (rc < 0) {
 		free(p);
-		return -ENOMEM;
+		return rc;
 	}
-	if (thrd_create(&p->thread, thread_main, p) != thrd_success) {
-		cnd_destroy(&p->cv);
-		mtx_destroy(&p->mu);
-		free(p->conninfo);
-		free(p);
-		return -EAGAIN;
-	}
+	p->q = ownsess_q(&p->sess);
 	*out = p;
 	return 0;
 }
 
-void hist_part_kick(struct hist_part *p)
-{
-	if (!p)
-		return;
-	mtx_lock(&p->mu);
-	p->kicked = true;
-	cnd_signal(&p->cv);
-	mtx_unlock(&p->mu);
-}
-
 void hist_part_set_interval(struct hist_part *p, int64_t interval_ms)
 {
-	if (!p || interval_ms <= 0)
-		return;
-	mtx_lock(&p->mu);
-	p->interval_ms = interval_ms;
-	mtx_unlock(&p->mu);
+	if (p && interval_ms > 0)
+		p->interval_ms = interval_ms;
 }
 
-void hist_part_get_stats(struct hist_part *p, struct hist_part_stats *out)
+void hist_part_get_stats(const struct hist_part *p, struct hist_part_stats *out)
 {
 	if (!p) {
 		memset(out, 0, sizeof(*out));
 		return;
 	}
-	mtx_lock(&p->mu);
 	*out = p->st;
-	mtx_unlock(&p->mu);
 }
 
-/* A pass may be stuck on a server that stopped answering (its connect_timeout may be long,
- * and a cancel request would hang on it too): the daemon's stop does not wait for it. A busy
- * thread is left to end its pass (or to end with the process) and frees its state itself;
- * an idle one is joined. */
 void hist_part_stop(struct hist_part **pp)
 {
 	struct hist_part *p = *pp;
@@ -322,18 +454,8 @@ void hist_part_stop(struct hist_part **pp)
 	if (!p)
 		return;
 	*pp = NULL;
-	mtx_lock(&p->mu);
-	p->stop = true;
-	bool busy = p->busy;
-	p->orphaned = busy;
-	cnd_signal(&p->cv);
-	mtx_unlock(&p->mu);
-	if (busy) {
-		/* kept reachable: the process may end before the thread does */
-		orphan = p;
-		thrd_detach(p->thread);
-		return;
-	}
-	thrd_join(p->thread, NULL);
-	free_part(p);
+	ownsess_leave(&p->sess);
+	free_list(p);
+	free(p->ddl);
+	free(p);
 }

@@ -173,7 +173,6 @@ static void on_connected(void *arg)
 		           h->safe_conninfo, hist_pending(h));
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
-	h->purge_pending = h->retain_ms > 0 && !h->closing;
 	h->ensured = false;
 	kick(h);
 }
@@ -195,15 +194,6 @@ static void on_idle(void *arg)
 
 	if (h->closing || !evtimer_pending(&h->linger_ev, NULL))
 		kick(h); /* (closing: the loop that would fire the timer no longer runs) */
-}
-
-static void on_purge_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct hist *h = arg;
-
-	if (h->retain_ms > 0)
-		h->purge_pending = true;
-	kick(h);
 }
 
 /* ---- statements -------------------------------------------------------------------- */
@@ -296,7 +286,8 @@ static bool send_fresh(struct hist *h)
 }
 
 /* Start the next statement if the connection is idle: the orphans of an earlier process
- * once its leftover records are written, then records in order, then the purge. */
+ * once its leftover records are written, then records in order (the retention's statements
+ * take their own turns: hist_part.c). */
 static void kick(struct hist *h)
 {
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
@@ -359,11 +350,6 @@ static void kick(struct hist *h)
 			if (send_batch(h) != 0)
 				return;
 			continue;
-		}
-		if (h->purge_pending && !h->closing) {
-			/* retention runs on its own connection: see hist_part.h */
-			h->purge_pending = false;
-			hist_part_kick(h->part);
 		}
 		return;
 	}
@@ -435,7 +421,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 	if (op == OP_ENSURE || op == OP_PARTITION) {
-		/* a failure (schema older than 6) is the maintenance thread's to report */
+		/* a failure (schema older than 6) is the retention's to report (hist_part.c) */
 		h->ensured = true;
 		return;
 	}
@@ -635,28 +621,26 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)clock_wall_us(),
 	         (long)getpid());
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
-	event_assign(&h->purge_ev, base, -1, EV_PERSIST, on_purge_timer, h);
 	rc = hist_spool_open(base, state_dir, &h->spool);
 	if (rc < 0)
 		goto fail;
 	hist_spool_set_limits(h->spool, h->tun.memory_limit, h->tun.spill_max_bytes);
 	hist_spool_set_ready_fn(h->spool, on_spool_ready, h);
-	if (retain_ms > 0)
-		arm(&h->purge_ev, h->tun.purge_interval_ms);
-	rc = hist_part_start(conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);
-	if (rc < 0)
-		log_error("history: cannot start the partition maintenance: %s; no retention",
-		          strerror(-rc));
 	/* the database's own session, shared with the cluster (ownsess.h); its connect may
 	 * fail before this returns (on_conn_failed: the records wait) */
 	rc = ownsess_join(&h->sess, base, h->conninfo, &conn_ops, h);
 	if (rc < 0) {
-		hist_part_stop(&h->part);
 		hist_spool_close(&h->spool);
 		goto fail;
 	}
 	h->q = ownsess_q(&h->sess);
 	ownsess_set_backoff(&h->sess, h->tun.retry_min_ms, h->tun.retry_max_ms);
+	/* the retention, on the same session and after the history: the records' first
+	 * statement goes first at each connect */
+	rc = hist_part_start(base, h->conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);
+	if (rc < 0)
+		log_error("history: cannot start the partition maintenance: %s; no retention",
+		          strerror(-rc));
 	*out = h;
 	return 0;
 fail:
@@ -718,10 +702,6 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
 		hist_part_set_interval(h->part, t->purge_interval_ms);
-		if (h->retain_ms > 0) {
-			evtimer_del(&h->purge_ev);
-			arm(&h->purge_ev, t->purge_interval_ms);
-		}
 	}
 }
 
@@ -733,6 +713,7 @@ void hist_get_stats(const struct hist *h, struct hist_stats *out)
 	*out = h->st;
 	out->purged = ps.dropped_rows;
 	out->purge_batches = ps.runs;
+	out->purge_waits = ps.waits;
 	out->partitions_created = ps.created;
 	out->partitions_dropped = ps.dropped;
 	out->connected = stmtq_ready(h->q);
@@ -826,7 +807,6 @@ void hist_flush_stopping(struct hist *h)
 	if (!h)
 		return;
 	h->closing = true;
-	h->purge_pending = false;
 	hist_part_stop(&h->part);
 	/* the file operation under way ends; from here on the spool reads and writes inline
 	 * (the loop serves nothing any more) */
@@ -849,7 +829,6 @@ void hist_close(struct hist **hp)
 	ownsess_leave(&h->sess);
 	forget_conn(h);
 	evtimer_del(&h->linger_ev);
-	evtimer_del(&h->purge_ev);
 	hist_keymap_free(&h->starts);
 	hist_written_done(h, false);
 	free(h->written);

@@ -131,6 +131,7 @@ struct hist_stats {
 	uint64_t orphans_closed; /* rows of a dead previous process closed as failed */
 	uint64_t purged;         /* rows dropped by the retention (estimated: whole partitions) */
 	uint64_t purge_batches;  /* partition maintenance passes completed */
+	uint64_t purge_waits;    /* ... and passes that gave way to a lock another session held */
 	uint64_t connects;       /* successful (re)connects */
 	uint64_t partitions_created; /* history partitions created ahead (schema 6) */
 	uint64_t partitions_dropped; /* ... and dropped by the retention */

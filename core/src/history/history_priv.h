@@ -102,7 +102,7 @@ struct hist {
 	bool blocked;     /* a write error: wait for the driver's retry timer before sending */
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
-	struct event purge_ev, linger_ev;
+	struct event linger_ev;
 	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
 	void *busy_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
@@ -128,7 +128,6 @@ struct hist {
 	char *fresh_json;    /* hist_publish_freshness: the latest state, not yet sent ... */
 	int64_t fresh_at_ms; /* ... since then (monotonic) */
 	bool fresh_told;     /* a failure to publish it was logged */
-	bool purge_pending;
 	struct hist_stats st;
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;
