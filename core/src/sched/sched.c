@@ -256,20 +256,17 @@ static bool claim(struct run *r);
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
-	r->job->active = r;
 	if (s->cluster && !r->claimed && r->state != RUN_CLAIMING && claim(r))
 		return; /* on_claim() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
 		return;
 	}
-	if (sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0) {
+	if (!sched_run_to(r, RUN_QUEUED)) {
 		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
-		r->job->active = NULL;
 		sched_run_free(&r);
 		return;
 	}
-	sched_run_to(r, RUN_QUEUED);
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
 	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
@@ -358,7 +355,6 @@ void sched_run_end(struct run *r, const struct flow_outcome *o)
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
 
 	sched_run_to(r, RUN_ENDED);
-	j->active = NULL;
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
 	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
@@ -379,11 +375,11 @@ static void after_run(struct job *j)
 	} else if (!j->active && j->notify_wait && !s->draining) {
 		/* notifications gathered while it ran: never skipped, they carry payloads */
 		struct run *p = j->notify_wait;
-		j->notify_wait = NULL;
+		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	} else if (!j->active && j->pending && !s->draining) {
 		struct run *p = j->pending;
-		j->pending = NULL;
+		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
 	if (!j->active && !s->draining)
@@ -478,7 +474,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_run_admit(r);
 		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
-			j->pending = NULL;
+			sched_run_to(held, RUN_DUE);
 			sched_fire_run(held); /* skipped now: R runs */
 		}
 		return;
@@ -501,7 +497,6 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_record_skipped(r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
-	j->active = NULL;
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -536,26 +531,16 @@ static bool claim(struct run *r)
  * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
 static void end_later(struct run *r, const char *err)
 {
-	struct sched *s = r->job->s;
 	r->start_error = strdup(err);
-	r->defer_next = NULL;
-	if (s->ended_tail)
-		s->ended_tail->defer_next = r;
-	else
-		s->ended_head = r;
-	s->ended_tail = r;
-	event_active(&s->ended_ev, 0, 0);
+	sched_run_to(r, RUN_ENDING);
+	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
-	while ((r = s->ended_head) != NULL) {
-		s->ended_head = r->defer_next;
-		if (!s->ended_head)
-			s->ended_tail = NULL;
-		r->defer_next = NULL;
+	while ((r = s->ended.head) != NULL) {
 		struct flow_outcome fo = {.ok = false,
 		                          .message = r->start_error ? r->start_error
 		                                                    : "cannot start the run"};
@@ -694,12 +679,9 @@ out:
 
 static void admit_queued(struct sched *s)
 {
-	while (!s->draining && s->n_running < (size_t)s->max_running) {
-		struct run *r = sched_queue_pop(&s->queue);
-		if (!r)
-			break;
-		run_begin(r);
-	}
+	/* run_begin takes the first out of the queue (sched_run_to) */
+	while (!s->draining && s->n_running < (size_t)s->max_running && s->queue.n)
+		run_begin(s->queue.items[0].data);
 }
 
 /* A fire of job J: start it, or apply the overlap policy. */
@@ -745,7 +727,7 @@ void sched_fire_run(struct run *r)
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
 			/* no run yet, a claim in flight: sched_claim_answer decides */
-			j->pending = r;
+			sched_run_to(r, RUN_PENDING);
 			return;
 		}
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
@@ -760,7 +742,7 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&r);
 			return;
 		}
-		j->pending = r;
+		sched_run_to(r, RUN_PENDING);
 		log_job(LOG_LVL_INFO, j->name, "%s; queued behind it (overlap = queue)", what);
 		return;
 	case OVERLAP_REPLACE:
@@ -768,22 +750,20 @@ void sched_fire_run(struct run *r)
 			sched_skip_claimed(j->pending,
 			                   "superseded by a newer fire; overlap = replace", false);
 			sched_run_free(&j->pending);
-			j->pending = NULL;
 		}
-		if (j->active->state != RUN_RUNNING && j->active->state != RUN_CLAIMING) {
+		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
+		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
-			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
 			sched_run_unlock(j->active); /* a queued run was claimed */
 			sched_record_skipped(j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
 			sched_run_free(&j->active);
-			j->active = NULL;
 			sched_run_admit(r);
 			return;
 		}
-		j->pending = r;
+		sched_run_to(r, RUN_PENDING);
 		const char *why = "cancelled: replaced by a newer run (overlap = replace)";
 		if (j->active->er || j->active->hc)
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",

@@ -184,7 +184,7 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	        trigger, r->attempt);
 	if (notify && j->active) {
 		if (!j->notify_wait) {
-			j->notify_wait = r;
+			sched_run_to(r, RUN_NOTIFY_WAIT);
 			return;
 		}
 		/* one run serves them all */
@@ -214,7 +214,6 @@ static void ended(struct job *j)
 	if (!r || r->state != RUN_CLUSTER_WAIT)
 		return;
 	sched_run_to(r, RUN_DUE);
-	j->active = NULL;
 	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
 	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);

@@ -194,7 +194,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	if (j->active) {
 		log_job(LOG_LVL_DEBUG, j->name,
 		        "notified while busy; runs when the current run ends");
-		j->notify_wait = r;
+		sched_run_to(r, RUN_NOTIFY_WAIT);
 		sched_work_note(r, "notify", 0);
 		return 0;
 	}

@@ -118,8 +118,7 @@ void sched_job_retire(struct job *j)
 		}
 	}
 	flow_job_removed(j, why);
-	if (j->active && j->active->state != RUN_RUNNING) {
-		sched_queue_remove(&s->queue, j->active);
+	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
 		flow_retry_disarm(j);
 		if (j->active->state == RUN_CLAIMING) /* its answer must not reach a freed run */
 			cluster_claim_forget(s->cluster, j->active);
@@ -264,9 +263,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				sched_run_free(&j->active);
 			}
 		}
-		struct run *r;
-		while ((r = sched_queue_pop(&s->queue)) != NULL) {
-			r->job->active = NULL;
+		while (s->queue.n) {
+			struct run *r = s->queue.items[0].data;
 			sched_run_unlock(r);
 			sched_record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
@@ -406,9 +404,8 @@ void sched_free(struct sched **sp)
 	event_del(&s->drained_ev);
 	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
 	event_del(&s->flow_ev);
-	struct run *r;
-	while ((r = sched_queue_pop(&s->queue)) != NULL) {
-		r->job->active = NULL;
+	while (s->queue.n) {
+		struct run *r = s->queue.items[0].data;
 		sched_run_free(&r);
 	}
 	sched_queue_clear(&s->queue);

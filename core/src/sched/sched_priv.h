@@ -32,6 +32,11 @@
 struct alerter;
 struct run;
 
+/* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
+struct run_list {
+	struct run *head, *tail;
+};
+
 /* A configuration being put in force, a slice of jobs per loop turn (sched_apply.c). */
 struct sched_apply_state {
 	int phase;                    /* what is being done; 0: no apply */
@@ -141,20 +146,31 @@ struct job_last {
 /* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
 struct job_last *job_last(struct job *j);
 
-/* A run's state: the wait it is in, which decides what may happen to it next (docs/layout.md,
- * "A run's states"). sched_run_to() moves a run from one to another, refuses a move the table
- * of sched_state.c does not allow, and keeps the scheduler's counts of the runs claiming and
- * running. A run is freed from any state (sched_run_free ends it first). */
+/* A run's state: the wait it is in, which decides what may happen to it next and which holder
+ * has it (docs/layout.md, "A run's states"). sched_run_to() moves a run from one state to
+ * another: it refuses a move the table of sched_state.c does not allow, takes the run out of
+ * its old state's holder and puts it in the new one's, and keeps the scheduler's counts of the
+ * runs claiming and running. Nothing else links or unlinks a run. A run is freed from any
+ * state (sched_run_free ends it first). */
 enum run_state {
-	RUN_DUE,          /* made (a fire, a retry or a wait that is over), not yet waiting for
-	                   * anything of its own; it may be held beside the job's active run
-	                   * (pending, notify_wait), parked for an upstream or on a flow list */
-	RUN_CLAIMING,     /* waiting for its claim (cluster.h, or a pre-claim's answer) */
-	RUN_CLUSTER_WAIT, /* claimed; the job's run on another instance must end first */
-	RUN_QUEUED,       /* waiting for a max_running slot (sched.queue) */
-	RUN_RETRY_WAIT,   /* waiting for its retry delay (job.retry_ev) */
-	RUN_RUNNING,      /* started: its statements or request are under way, or it could not
-	                   * start and ends from the loop */
+	RUN_DUE,          /* made (a fire, a retry or a wait that is over), held by its caller
+	                   * only, for as long as the call that decides where it goes */
+	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
+	                   * replace, or overlap skip while the active run's claim is asked) */
+	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
+	RUN_NOTIFY_WAIT,  /* notifications gathered while the job is busy (job.notify_wait) */
+	RUN_DEFERRED,     /* handed to the loop (sched.flow list): a downstream fire, or one an
+	                   * upstream's end released */
+	RUN_CLAIMING,     /* the job's active run, waiting for its claim (cluster.h, or a
+	                   * pre-claim's answer) */
+	RUN_CLUSTER_WAIT, /* the job's active run, claimed; the job's run on another instance
+	                   * must end first */
+	RUN_QUEUED,       /* the job's active run, waiting for a max_running slot (sched.queue) */
+	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job.retry_ev) */
+	RUN_RUNNING,      /* the job's active run, started: its statements or request are under
+	                   * way */
+	RUN_ENDING,       /* the job's active run, started but not handed to the executor: it
+	                   * ends from the loop (sched.ended list), holding its run slot */
 	RUN_ENDED,        /* over: recorded (or dropped), about to be freed */
 };
 #define RUN_STATES (RUN_ENDED + 1)
@@ -189,7 +205,8 @@ struct run {
 	size_t n_payloads;
 	struct clock_timer slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
-	struct run *defer_next; /* in a queue the loop drains: flow's fires, failed starts */
+	struct run *defer_prev, *defer_next; /* RUN_DEFERRED, RUN_ENDING: in a list the loop
+	                                      * drains */
 	char *start_error;      /* why it could not start (ended from the loop); NULL */
 };
 
@@ -233,14 +250,14 @@ struct sched {
 	int64_t db_offset_us;    /* sched_set_db_offset(): added to the clock's time */
 	bool draining;
 	bool grace_cut; /* a second sched_drain() ended the grace period early */
-	/* Runs that could not start, ended from the loop (never inside the call that started
-	 * them, as the executor ends runs) */
+	/* Runs that could not start (RUN_ENDING), ended from the loop (never inside the call that
+	 * started them, as the executor ends runs) */
 	struct event ended_ev;
-	struct run *ended_head, *ended_tail;
-	/* sched_flow.c's follow-up fires (downstream runs, parked runs released), handed to the
-	 * scheduler from the loop: a run's end never starts another run inside it */
+	struct run_list ended;
+	/* sched_flow.c's follow-up fires (RUN_DEFERRED: downstream runs, parked runs released),
+	 * handed to the scheduler from the loop: a run's end never starts another run inside it */
 	struct event flow_ev;
-	struct run *flow_head, *flow_tail;
+	struct run_list flow;
 	bool catchup_asked;
 	struct sched_recent_store *recent_store; /* sched_recent.c: rows for jobs not here yet */
 	size_t recent_runs_read, recent_failures_read; /* ... and what it read (for the log) */
@@ -274,9 +291,10 @@ int64_t sched_now_us(const struct sched *s);
 const cron_tz *sched_job_tz(const struct job *j);
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
-/* sched_state.c: move R to state TO (the table there; a move it does not allow is a bug: it
- * is logged and refused, R keeps its state, and false is returned). Keeps sched.n_claiming and
- * sched.n_running. */
+/* sched_state.c: move R to state TO (the table there), out of its state's holder and into
+ * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
+ * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
+ * R). Keeps sched.n_claiming and sched.n_running. */
 bool sched_run_to(struct run *r, enum run_state to);
 /* Whether the table allows FROM -> TO; the state's name for log lines. */
 bool sched_run_may(enum run_state from, enum run_state to);

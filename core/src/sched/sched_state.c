@@ -1,8 +1,9 @@
 /* A run's states and the moves between them (sched_priv.h, enum run_state; the table is
  * drawn in docs/layout.md, "A run's states"). Every change of a run's state goes through
- * sched_run_to(), which refuses a move the table does not hold and keeps the counts that
- * follow from the states: the runs waiting for a claim (a stop waits for their answers) and
- * the runs running (max_running). */
+ * sched_run_to(), which refuses a move the table does not hold, moves the run between the
+ * holders of its old and new states (as pgbouncer's change_server_state() moves a server
+ * between its lists), and keeps the counts that follow from the states: the runs waiting for
+ * a claim (a stop waits for their answers) and the runs running (max_running). */
 #include <stdio.h>
 #include <time.h>
 
@@ -11,21 +12,38 @@
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
+    [RUN_PENDING] = "waiting behind the job's run",
+    [RUN_PARKED] = "waiting for an upstream job",
+    [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
+    [RUN_DEFERRED] = "handed to the loop",
     [RUN_CLAIMING] = "claiming",
     [RUN_CLUSTER_WAIT] = "waiting for another instance's run",
     [RUN_QUEUED] = "waiting for a run slot",
     [RUN_RETRY_WAIT] = "waiting to retry",
     [RUN_RUNNING] = "running",
+    [RUN_ENDING] = "ending without a start",
     [RUN_ENDED] = "ended",
 };
 
 #define TO(st) (1u << (st))
+/* The states in which a run is its job's active run. */
+#define ACTIVE                                                                                     \
+	(TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |           \
+	 TO(RUN_RUNNING) | TO(RUN_ENDING))
 /* From each state, the states a run may go to. */
 static const unsigned moves[RUN_STATES] = {
-    /* a fire is claimed, queued, started or ended (skipped, dropped); a retry waits for its
-     * delay; a claim granted on a job that runs on another instance waits for that run */
-    [RUN_DUE] = TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
+    /* a fire waits where its job's state says, is claimed, queued, started or ended
+     * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
+     * another instance waits for that run */
+    [RUN_DUE] = TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
+                TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
                 TO(RUN_RUNNING) | TO(RUN_ENDED),
+    /* its wait is over: it is decided again, or dropped */
+    [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
+    /* its upstreams are done: handed to the loop */
+    [RUN_PARKED] = TO(RUN_DEFERRED) | TO(RUN_ENDED),
+    [RUN_NOTIFY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_DEFERRED] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* the answer came (the run is due again: admitted, or waits for the other instance's
      * run), or the run was dropped */
     [RUN_CLAIMING] = TO(RUN_DUE) | TO(RUN_ENDED),
@@ -33,7 +51,9 @@ static const unsigned moves[RUN_STATES] = {
     /* a slot came: it starts, or (queued unclaimed) asks for its claim first */
     [RUN_QUEUED] = TO(RUN_RUNNING) | TO(RUN_CLAIMING) | TO(RUN_ENDED),
     [RUN_RETRY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
-    [RUN_RUNNING] = TO(RUN_ENDED),
+    /* it could not be handed to the executor: it ends from the loop */
+    [RUN_RUNNING] = TO(RUN_ENDING) | TO(RUN_ENDED),
+    [RUN_ENDING] = TO(RUN_ENDED),
     [RUN_ENDED] = 0,
 };
 
@@ -47,21 +67,88 @@ bool sched_run_may(enum run_state from, enum run_state to)
 	return (unsigned)from < RUN_STATES && (unsigned)to < RUN_STATES && (moves[from] & TO(to));
 }
 
+/* The job's slot that holds a run in state ST; NULL if none does. */
+static struct run **slot(struct job *j, enum run_state st)
+{
+	if (ACTIVE & TO(st))
+		return &j->active;
+	return st == RUN_PENDING       ? &j->pending
+	       : st == RUN_PARKED      ? &j->parked
+	       : st == RUN_NOTIFY_WAIT ? &j->notify_wait
+	                               : NULL;
+}
+
+/* The list of the loop's that holds a run in state ST; NULL if none does. */
+static struct run_list *list(struct sched *s, enum run_state st)
+{
+	return st == RUN_DEFERRED ? &s->flow : st == RUN_ENDING ? &s->ended : NULL;
+}
+
+static void list_append(struct run_list *l, struct run *r)
+{
+	r->defer_prev = l->tail;
+	r->defer_next = NULL;
+	if (l->tail)
+		l->tail->defer_next = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+static void list_remove(struct run_list *l, struct run *r)
+{
+	if (r->defer_prev)
+		r->defer_prev->defer_next = r->defer_next;
+	else if (l->head == r)
+		l->head = r->defer_next;
+	if (r->defer_next)
+		r->defer_next->defer_prev = r->defer_prev;
+	else if (l->tail == r)
+		l->tail = r->defer_prev;
+	r->defer_prev = r->defer_next = NULL;
+}
+
+static bool counted_running(enum run_state st)
+{
+	return st == RUN_RUNNING || st == RUN_ENDING;
+}
+
 bool sched_run_to(struct run *r, enum run_state to)
 {
-	struct sched *s = r->job->s;
-	if (!sched_run_may(r->state, to)) {
-		log_error("job %s: internal error: a run %s cannot become %s; please report it",
-		          r->job->name, sched_run_state_name(r->state), sched_run_state_name(to));
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	enum run_state from = r->state;
+	struct run **in = slot(j, from), **out = slot(j, to);
+	const char *why = NULL;
+	if (!sched_run_may(from, to))
+		why = "cannot become";
+	else if (out && *out && *out != r)
+		why = "finds another run where it would go as";
+	if (why) {
+		log_error("job %s: internal error: a run %s %s %s; please report it", j->name,
+		          sched_run_state_name(from), why, sched_run_state_name(to));
 		return false;
 	}
-	if (r->state == RUN_CLAIMING)
+	/* into the queue first: the one holder that may refuse (out of memory) */
+	if (to == RUN_QUEUED && sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0)
+		return false;
+	if (from == RUN_QUEUED)
+		sched_queue_remove(&s->queue, r); /* the first one, admit_queued's, at once */
+	if (list(s, from))
+		list_remove(list(s, from), r);
+	if (in && *in == r && in != out)
+		*in = NULL;
+	if (out)
+		*out = r;
+	if (list(s, to))
+		list_append(list(s, to), r);
+	if (from == RUN_CLAIMING)
 		s->n_claiming--;
-	else if (r->state == RUN_RUNNING)
+	else if (counted_running(from))
 		s->n_running--;
 	if (to == RUN_CLAIMING)
 		s->n_claiming++;
-	else if (to == RUN_RUNNING)
+	else if (counted_running(to))
 		s->n_running++;
 	r->state = to;
 	return true;
@@ -87,6 +174,7 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous fire waiting for a run on another instance");
 		break;
 	case RUN_RUNNING:
+	case RUN_ENDING:
 	case RUN_ENDED:
 		sched_fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
@@ -95,6 +183,10 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 		break;
 	case RUN_DUE:
+	case RUN_PENDING:
+	case RUN_PARKED:
+	case RUN_NOTIFY_WAIT:
+	case RUN_DEFERRED:
 	case RUN_QUEUED:
 		sched_fmt_hms(a->queue_at_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
