@@ -184,6 +184,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
+	sched_run_unlock(r); /* a fire claimed before its instant, dropped */
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
@@ -207,7 +208,7 @@ void sched_job_free(struct job **jp)
 	if (!j)
 		return;
 	sched_timer_disarm(j);
-	sched_preclaim_drop(j);
+	sched_run_free(&j->pre);
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
@@ -510,9 +511,8 @@ static bool claim(struct run *r)
 	char key[600];
 	int64_t window = 0;
 	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
-	bool waits;
-	if (sched_preclaim_take(r, &waits))
-		return waits; /* claimed before its instant, or about to be */
+	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
+		return sched_run_to(r, RUN_CLAIMING);
 	r->claimed = true;
 	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
 	                     sizeof(key), &window) <= 0)
@@ -689,7 +689,7 @@ static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
 	if (j->s->draining)
 		return;
-	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	struct run *r = sched_preclaim_take(j, scheduled_us, trigger);
 	if (r)
 		sched_fire_run(r);
 }
@@ -838,7 +838,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
-	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
+	struct run *r = sched_preclaim_take(j, last_missed * 1000000, "schedule");
 	if (r) {
 		sched_skip_claimed(r, msg, true);
 		sched_run_free(&r);
@@ -904,8 +904,7 @@ void sched_job_timer_cb(void *arg)
 		job_arm(j);
 		return;
 	}
-	job_due(j, now, NULL);
-	sched_preclaim_settle(j); /* a fire skipped or held keeps no claim */
+	job_due(j, now, NULL); /* it takes the fire's run made at its pre-claim */
 }
 
 void sched_clock_cb(void *arg)
@@ -921,10 +920,9 @@ void sched_clock_cb(void *arg)
 void sched_job_disarm(struct job *j)
 {
 	sched_timer_disarm(j);
-	/* paused: the fire may not come; but a fire already at its instant waits for the
-	 * claim's answer, and goes on as a run under way does */
-	if (!j->pre || !sched_preclaim_waited(j))
-		sched_preclaim_drop(j);
+	/* paused: the fire may not come (a fire already at its instant waits for its claim's
+	 * answer as the job's active run, and goes on as a run under way does) */
+	sched_run_free(&j->pre);
 }
 
 void sched_job_arm(struct job *j)

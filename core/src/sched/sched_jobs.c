@@ -102,7 +102,6 @@ struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
 
 void sched_job_retire(struct job *j)
 {
-	struct sched *s = j->s;
 	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
 	j->removed = true;
 	j->conf = NULL;
@@ -120,8 +119,6 @@ void sched_job_retire(struct job *j)
 	flow_job_removed(j, why);
 	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
 		flow_retry_disarm(j);
-		if (j->active->state == RUN_CLAIMING) /* its answer must not reach a freed run */
-			cluster_claim_forget(s->cluster, j->active);
 		sched_run_unlock(j->active);
 		sched_record_skipped(j->active, why);
 		sched_run_free(&j->active);

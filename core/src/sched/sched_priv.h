@@ -90,7 +90,7 @@ struct job {
 	struct job *prev, *next;
 	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
 	                           * with it to an equal string (job_update, own_strs) */
-	struct preclaim *pre;     /* the claim of next_fire, made before it (sched_preclaim.c) */
+	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
@@ -155,6 +155,11 @@ struct job_last *job_last(struct job *j);
 enum run_state {
 	RUN_DUE,          /* made (a fire, a retry or a wait that is over), held by its caller
 	                   * only, for as long as the call that decides where it goes */
+	RUN_PRECLAIMING,  /* a scheduled fire whose instant is near, its claim asked before it
+	                   * (job.pre, sched_preclaim.c); at its instant it is decided as any
+	                   * fire, and waits for that answer if it is admitted */
+	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (claimed and
+	                   * job_locked) or to be asked for again at its instant */
 	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
 	                   * replace, or overlap skip while the active run's claim is asked) */
 	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
@@ -362,15 +367,13 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
 /* How much earlier than j->next_fire J's timer wakes, at NOW_US: PRECLAIM_LEAD_US while its
  * fire is still to be claimed and that moment has not come, else 0. */
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
-/* J's timer woke before j->next_fire: claim that fire now if it is not claimed yet. */
+/* J's timer woke before j->next_fire: that fire's run is made and claimed now (job.pre,
+ * RUN_PRECLAIMING) unless it is already. */
 void sched_preclaim_ask(struct job *j);
-/* R is about to be claimed: true if its fire was claimed before and R need not ask (R
- * starts: r->claimed and r->job_locked are set), or waits for that claim's answer
- * (R is RUN_CLAIMING); false if R must ask for its claim itself. */
-bool sched_preclaim_take(struct run *r, bool *waits);
-/* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
- * given back (its job lock released). */
-void sched_preclaim_settle(struct job *j);
+/* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (due if
+ * answered, else still RUN_PRECLAIMING: admitted, it waits for that answer; anything else
+ * gives the claim up), or a new one (NULL: out of memory). */
+struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char *trigger);
 /* J's fire at INSTANT, claimed before it, was missed and is not the one its catch-up serves
  * (this process was stopped or stalled past it): it gets its own skipped row, saying WHY, since
  * no other instance may record or run a fire claimed here. */
@@ -382,10 +385,6 @@ void sched_preclaim_stale(struct job *j);
  * deleted in one statement, their locks released), so another instance may claim them at
  * their instant. */
 void sched_preclaim_give_back(struct sched *s);
-/* A run of J waits for J's claim made in advance. */
-bool sched_preclaim_waited(const struct job *j);
-/* J goes: its claim made in advance is forgotten, and its lock released. */
-void sched_preclaim_drop(struct job *j);
 /* The timer helpers of sched.c, for sched_pause.c. */
 void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j);

@@ -12,6 +12,8 @@
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
+    [RUN_PRECLAIMING] = "claiming before its instant",
+    [RUN_PRECLAIMED] = "claimed before its instant",
     [RUN_PENDING] = "waiting behind the job's run",
     [RUN_PARKED] = "waiting for an upstream job",
     [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
@@ -35,9 +37,15 @@ static const unsigned moves[RUN_STATES] = {
     /* a fire waits where its job's state says, is claimed, queued, started or ended
      * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
      * another instance waits for that run */
-    [RUN_DUE] = TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
-                TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
-                TO(RUN_RUNNING) | TO(RUN_ENDED),
+    [RUN_DUE] = TO(RUN_PRECLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) |
+                TO(RUN_DEFERRED) | TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) |
+                TO(RUN_RETRY_WAIT) | TO(RUN_RUNNING) | TO(RUN_ENDED),
+    /* answered before its instant; or its instant came: admitted, it waits for the answer;
+     * waiting for something else first, it gives the claim up */
+    [RUN_PRECLAIMING] = TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) |
+                        TO(RUN_PARKED) | TO(RUN_ENDED),
+    /* its instant came */
+    [RUN_PRECLAIMED] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* its wait is over: it is decided again, or dropped */
     [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* its upstreams are done: handed to the loop */
@@ -72,6 +80,8 @@ static struct run **slot(struct job *j, enum run_state st)
 {
 	if (ACTIVE & TO(st))
 		return &j->active;
+	if (st == RUN_PRECLAIMING || st == RUN_PRECLAIMED)
+		return &j->pre;
 	return st == RUN_PENDING       ? &j->pending
 	       : st == RUN_PARKED      ? &j->parked
 	       : st == RUN_NOTIFY_WAIT ? &j->notify_wait
@@ -142,6 +152,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 		*out = r;
 	if (list(s, to))
 		list_append(list(s, to), r);
+	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
+	 * meanwhile, or due at its instant but waiting for something else first, is forgotten
+	 * there (the answer still gives back the job lock a grant takes) */
+	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
+	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
+		cluster_claim_forget(s->cluster, r);
 	if (from == RUN_CLAIMING)
 		s->n_claiming--;
 	else if (counted_running(from))
@@ -183,6 +199,8 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 		break;
 	case RUN_DUE:
+	case RUN_PRECLAIMING:
+	case RUN_PRECLAIMED:
 	case RUN_PENDING:
 	case RUN_PARKED:
 	case RUN_NOTIFY_WAIT:
