@@ -66,16 +66,21 @@ static const struct {
     {RUN_PRECLAIMING, RUN_CLAIMING}, {RUN_PRECLAIMING, RUN_PENDING},
     {RUN_PRECLAIMING, RUN_PARKED},   {RUN_PRECLAIMING, RUN_ENDED},
     {RUN_PRECLAIMED, RUN_DUE},       {RUN_PRECLAIMED, RUN_ENDED},
-    {RUN_DUE, RUN_PENDING},          {RUN_DUE, RUN_PARKED},         {RUN_DUE, RUN_NOTIFY_WAIT},
-    {RUN_DUE, RUN_DEFERRED},         {RUN_DUE, RUN_CLAIMING},       {RUN_DUE, RUN_CLUSTER_WAIT},
-    {RUN_DUE, RUN_QUEUED},           {RUN_DUE, RUN_RETRY_WAIT},     {RUN_DUE, RUN_RUNNING},
-    {RUN_DUE, RUN_ENDED},            {RUN_PENDING, RUN_DUE},        {RUN_PENDING, RUN_ENDED},
-    {RUN_PARKED, RUN_DEFERRED},      {RUN_PARKED, RUN_ENDED},       {RUN_NOTIFY_WAIT, RUN_DUE},
-    {RUN_NOTIFY_WAIT, RUN_ENDED},    {RUN_DEFERRED, RUN_DUE},       {RUN_DEFERRED, RUN_ENDED},
-    {RUN_CLAIMING, RUN_DUE},         {RUN_CLAIMING, RUN_ENDED},     {RUN_CLUSTER_WAIT, RUN_DUE},
-    {RUN_CLUSTER_WAIT, RUN_ENDED},   {RUN_QUEUED, RUN_RUNNING},     {RUN_QUEUED, RUN_CLAIMING},
-    {RUN_QUEUED, RUN_ENDED},         {RUN_RETRY_WAIT, RUN_DUE},     {RUN_RETRY_WAIT, RUN_ENDED},
-    {RUN_RUNNING, RUN_ENDING},       {RUN_RUNNING, RUN_ENDED},      {RUN_ENDING, RUN_ENDED},
+    {RUN_DUE, RUN_PENDING},          {RUN_DUE, RUN_PARKED},
+    {RUN_DUE, RUN_NOTIFY_WAIT},      {RUN_DUE, RUN_DEFERRED},
+    {RUN_DUE, RUN_CLAIMING},         {RUN_DUE, RUN_CLUSTER_WAIT},
+    {RUN_DUE, RUN_QUEUED},           {RUN_DUE, RUN_RETRY_WAIT},
+    {RUN_DUE, RUN_RUNNING},          {RUN_DUE, RUN_ENDED},
+    {RUN_PENDING, RUN_DUE},          {RUN_PENDING, RUN_ENDED},
+    {RUN_PARKED, RUN_DEFERRED},      {RUN_PARKED, RUN_ENDED},
+    {RUN_NOTIFY_WAIT, RUN_DUE},      {RUN_NOTIFY_WAIT, RUN_ENDED},
+    {RUN_DEFERRED, RUN_DUE},         {RUN_DEFERRED, RUN_ENDED},
+    {RUN_CLAIMING, RUN_DUE},         {RUN_CLAIMING, RUN_ENDED},
+    {RUN_CLUSTER_WAIT, RUN_DUE},     {RUN_CLUSTER_WAIT, RUN_ENDED},
+    {RUN_QUEUED, RUN_RUNNING},       {RUN_QUEUED, RUN_CLAIMING},
+    {RUN_QUEUED, RUN_ENDED},         {RUN_RETRY_WAIT, RUN_DUE},
+    {RUN_RETRY_WAIT, RUN_ENDED},     {RUN_RUNNING, RUN_ENDING},
+    {RUN_RUNNING, RUN_ENDED},        {RUN_ENDING, RUN_ENDED},
 };
 
 static bool in_allowed(enum run_state from, enum run_state to)
@@ -99,18 +104,10 @@ enum {
 };
 
 static const unsigned holder[RUN_STATES] = {
-    [RUN_PRECLAIMING] = H_PRE,
-    [RUN_PRECLAIMED] = H_PRE,
-    [RUN_PENDING] = H_PENDING,
-    [RUN_PARKED] = H_PARKED,
-    [RUN_NOTIFY_WAIT] = H_NOTIFY,
-    [RUN_DEFERRED] = H_FLOW,
-    [RUN_CLAIMING] = H_ACTIVE,
-    [RUN_CLUSTER_WAIT] = H_ACTIVE,
-    [RUN_QUEUED] = H_ACTIVE | H_QUEUE,
-    [RUN_RETRY_WAIT] = H_ACTIVE,
-    [RUN_RUNNING] = H_ACTIVE,
-    [RUN_ENDING] = H_ACTIVE | H_ENDED,
+    [RUN_PRECLAIMING] = H_PRE,   [RUN_PRECLAIMED] = H_PRE,      [RUN_PENDING] = H_PENDING,
+    [RUN_PARKED] = H_PARKED,     [RUN_NOTIFY_WAIT] = H_NOTIFY,  [RUN_DEFERRED] = H_FLOW,
+    [RUN_CLAIMING] = H_ACTIVE,   [RUN_CLUSTER_WAIT] = H_ACTIVE, [RUN_QUEUED] = H_ACTIVE | H_QUEUE,
+    [RUN_RETRY_WAIT] = H_ACTIVE, [RUN_RUNNING] = H_ACTIVE,      [RUN_ENDING] = H_ACTIVE | H_ENDED,
 };
 
 static unsigned held_by(const struct sched *s, const struct job *j, const struct run *r)
@@ -163,8 +160,8 @@ START_TEST(run_moves_only_between_allowed_states)
 			moves += ok;
 			ck_assert_int_eq(r.state, now);
 			ck_assert_uint_eq(held_by(&s, &j, &r), holder[now]);
-			ck_assert_uint_eq(s.n_claiming,
-			                  claiming - (from == RUN_CLAIMING) + (now == RUN_CLAIMING));
+			ck_assert_uint_eq(s.n_claiming, claiming - (from == RUN_CLAIMING) +
+			                                    (now == RUN_CLAIMING));
 			ck_assert_uint_eq(s.n_running,
 			                  running - COUNTED_RUNNING(from) + COUNTED_RUNNING(now));
 			sched_queue_clear(&s.queue);

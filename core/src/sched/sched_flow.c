@@ -536,6 +536,7 @@ void flow_run_begin(struct run *r)
 			r->graph_run = strdup(id);
 	}
 	if (j->conf && j->conf->warn_duration_ms > 0) {
+		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
 		arm_ms(s, &r->slow_ev, j->conf->warn_duration_ms);
 		r->slow_armed = true;
 	}

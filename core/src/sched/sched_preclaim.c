@@ -5,7 +5,8 @@
  * second waited for the claims of the fires before them (one statement of 1,000 claims
  * took 10 to 15 ms on a 2-core machine). So a job's timer wakes PRECLAIM_LEAD_US before
  * the instant, makes the fire's run and asks for its claim then (RUN_PRECLAIMING, held in
- * job.pre); at the instant the run is taken from there, its claim made.
+ * job.pre); at the instant the run is taken from there, its claim made. The ask and its answer
+ * are sched.c's, beside the claims made at the instant.
  *
  * Only a granted claim is kept: an answer that the fire is another instance's, or that the
  * job runs on another instance, or that no claim could be made, may no longer hold at the
@@ -39,50 +40,6 @@ int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
 	    j->next_fire * 1000000 - PRECLAIM_LEAD_US <= now_us)
 		return 0;
 	return PRECLAIM_LEAD_US;
-}
-
-static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
-{
-	struct run *r = arg;
-	if (r->state == RUN_CLAIMING) {
-		/* its instant came first, and it waits: the answer is its own, or it asks again */
-		if (v == CLUSTER_GRANTED) {
-			sched_claim_answer(r, v, why);
-		} else {
-			sched_run_to(r, RUN_DUE);
-			sched_run_admit(r);
-		}
-		return;
-	}
-	r->claimed = r->job_locked = v == CLUSTER_GRANTED;
-	sched_run_to(r, RUN_PRECLAIMED);
-}
-
-void sched_preclaim_ask(struct job *j)
-{
-	struct sched *s = j->s;
-	char key[64];
-	int64_t window = 0;
-
-	/* an instance alone claims nothing: its fire's claim is answered at the instant, at
-	 * once (cluster_lone) */
-	if (!s->cluster || cluster_lone(s->cluster) || j->next_fire == CRON_NEVER ||
-	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
-		return;
-	sched_run_free(&j->pre);
-	/* A run of the job still under way (or waiting for its claim) decides the fire at its
-	 * instant (overlap): it is claimed then, if it runs at all, as without this */
-	if (j->active || cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key,
-	                                  sizeof(key), &window) <= 0)
-		return;
-	struct run *r = sched_run_new(j, j->next_fire * 1000000, "schedule");
-	if (!r)
-		return; /* it is claimed at its instant */
-	if (cluster_claim(s->cluster, j->name, key, 0, on_preclaim, r) < 0) {
-		sched_run_free(&r);
-		return;
-	}
-	sched_run_to(r, RUN_PRECLAIMING);
 }
 
 struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char *trigger)

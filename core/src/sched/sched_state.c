@@ -1,14 +1,25 @@
-/* A run's states and the moves between them (sched_priv.h, enum run_state; the table is
- * drawn in docs/layout.md, "A run's states"). Every change of a run's state goes through
- * sched_run_to(), which refuses a move the table does not hold, moves the run between the
- * holders of its old and new states (as pgbouncer's change_server_state() moves a server
- * between its lists), and keeps the counts that follow from the states: the runs waiting for
- * a claim (a stop waits for their answers) and the runs running (max_running). */
+/* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
+ * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
+ * waiter, recorded when it does not run, freed with what it holds. Every change of a run's
+ * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
+ * run between the holders of its old and new states (as pgbouncer's change_server_state()
+ * moves a server between its lists), and keeps the counts that follow from the states: the
+ * runs waiting for a claim (a stop waits for their answers) and the runs running
+ * (max_running). Below the rest of sched/: it calls only sched_index.c, sched_queue.c and
+ * sched_recent.c. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "coord.h"
+#include "history.h"
+#include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
+#include "text.h"
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
@@ -42,8 +53,8 @@ static const unsigned moves[RUN_STATES] = {
                 TO(RUN_RETRY_WAIT) | TO(RUN_RUNNING) | TO(RUN_ENDED),
     /* answered before its instant; or its instant came: admitted, it waits for the answer;
      * waiting for something else first, it gives the claim up */
-    [RUN_PRECLAIMING] = TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) |
-                        TO(RUN_PARKED) | TO(RUN_ENDED),
+    [RUN_PRECLAIMING] =
+        TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_ENDED),
     /* its instant came */
     [RUN_PRECLAIMED] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* its wait is over: it is decided again, or dropped */
@@ -210,4 +221,156 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
 		break;
 	}
+}
+
+/* ---- the run as a record ---------------------------------------------------------- */
+
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
+		return NULL;
+	}
+	r->job = j;
+	r->scheduled_us = scheduled_us;
+	r->fired_us = sched_now_us(j->s);
+	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
+	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+	r->attempt = 1;
+	return r;
+}
+
+void sched_run_free(struct run **rp)
+{
+	struct run *r = *rp;
+	if (!r)
+		return;
+	if (r->state != RUN_ENDED)
+		sched_run_to(r, RUN_ENDED);
+	sched_run_unlock(r); /* a fire claimed before its instant, dropped */
+	if (r->slow_armed)
+		clock_disarm(r->job->s->clock, &r->slow_ev);
+	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
+	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
+	cluster_mark_forget(r->job->s->cluster, r);
+	sched_work_gone(r);
+	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
+	                 NULL);
+	for (size_t i = 0; i < r->n_payloads; i++)
+		free(r->payloads[i]);
+	free(r->payloads);
+	free(r->graph_run);
+	free(r->start_error);
+	free(r);
+	*rp = NULL;
+}
+
+/* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
+void sched_run_unlock(struct run *r)
+{
+	if (r->job_locked)
+		cluster_release(r->job->s->cluster, r->job->name);
+	r->job_locked = false;
+}
+
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
+{
+	struct sched_waiter *w = r->waiter;
+	if (!w)
+		return;
+	r->waiter = NULL;
+	struct sched_result res = {
+	    .job = r->job->name,
+	    .status = status,
+	    .message = message ? message : "",
+	    .sqlstate = sqlstate,
+	    .attempt = r->attempt,
+	    .duration_us =
+	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
+	};
+	w->done(w, &res);
+}
+
+struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
+{
+	const struct job *j = r->job;
+	return (struct hist_run){
+	    .job_name = j->name,
+	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
+	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
+	    .username = j->conf ? j->conf->username : NULL,
+	    .command = j->command ? j->command : j->plugin,
+	    .trigger = r->trigger,
+	    .graph_run = r->graph_run,
+	    .scheduled_us = r->scheduled_us,
+	    .start_us = start_us,
+	    .attempt = r->attempt,
+	};
+}
+
+/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
+void sched_record(struct run *r, const char *status, const char *message)
+{
+	struct sched *s = r->job->s;
+	int64_t now = sched_now_us(s);
+	sched_run_answer(r, status, message, NULL);
+	uint64_t key = 0;
+	if (s->hist) {
+		struct hist_run hr = sched_hist_run(r, now);
+		char command[COMMAND_KEEP];
+		snprintf(command, sizeof(command), "%s", hr.command ? hr.command : "");
+		text_utf8_trim(command);
+		hr.command = command;
+		key = hist_record(s->hist, &hr, status, message);
+	}
+	struct metrics_run mr = {.job = r->job->name,
+	                         .status = status,
+	                         .duration_us = -1,
+	                         .lateness_us = -1,
+	                         .end_us = now,
+	                         .message = message};
+	metrics_run_end(s->metrics, &mr);
+	sched_recent_note(r->job, status, now, now, r->attempt, key);
+}
+
+/* ... and a log line. */
+void sched_record_skipped(struct run *r, const char *message)
+{
+	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
+	sched_record(r, HIST_SKIPPED, message);
+}
+
+void sched_work_note(struct run *r, const char *kind, int64_t due_us)
+{
+	struct sched *s = r->job->s;
+	if (!s->coord)
+		return;
+	struct coord_work w = {.job = r->job->name,
+	                       .kind = kind,
+	                       .graph_run = r->graph_run,
+	                       .scheduled_us = r->scheduled_us,
+	                       .attempt = r->attempt,
+	                       .due_us = due_us,
+	                       .payloads = r->payloads,
+	                       .n_payloads = r->n_payloads};
+	coord_note(s->coord, &w);
+	snprintf(r->noted, sizeof(r->noted), "%s", kind);
+}
+
+void sched_work_gone(struct run *r)
+{
+	if (!r->noted[0])
+		return;
+	coord_done(r->job->s->coord, r->job->name, r->noted);
+	r->noted[0] = '\0';
+}
+
+const char *sched_work_keep(struct run *r, const char *why)
+{
+	if (!r->noted[0] || !r->job->s->coord)
+		return why;
+	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
+	return "pgcrond was shutting down; handed over to the other instances (or its next "
+	       "start) in pgcrond.pending_work";
 }
