@@ -154,7 +154,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	if (to == RUN_QUEUED && sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0)
 		return false;
 	if (from == RUN_QUEUED)
-		sched_queue_remove(&s->queue, r); /* the first one, admit_queued's, at once */
+		sched_queue_remove(&s->queue, r); /* the first, sched_admit_queued's, at once */
 	if (list(s, from))
 		list_remove(list(s, from), r);
 	if (in && *in == r && in != out)
