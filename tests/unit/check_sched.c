@@ -25,6 +25,15 @@
 #include "sched_recent_priv.h"
 #include "status.h"
 
+/* The queue's first item, taken out (the scheduler takes it as sched_run_to moves its run). */
+static void *queue_take(struct sched_queue *q)
+{
+	void *first = q->n ? q->items[0].data : NULL;
+	if (first)
+		ck_assert(sched_queue_remove(q, first));
+	return first;
+}
+
 START_TEST(queue_orders_by_instant_then_arrival)
 {
 	struct sched_queue q = {0};
@@ -37,27 +46,41 @@ START_TEST(queue_orders_by_instant_then_arrival)
 	/* expected: 6(5) 1(10) 3(10) 4(20) 2(30) 7(30) 0(50) 5(50) */
 	const int want[8] = {6, 1, 3, 4, 2, 7, 0, 5};
 	for (int i = 0; i < 8; i++) {
-		int *t = sched_queue_pop(&q);
+		int *t = queue_take(&q);
 		ck_assert_ptr_nonnull(t);
 		ck_assert_int_eq(*t, want[i]);
 	}
-	ck_assert_ptr_null(sched_queue_pop(&q));
+	ck_assert_ptr_null(queue_take(&q));
 	sched_queue_clear(&q);
 }
 END_TEST
 
 /* A run's states (sched_state.c, docs/layout.md "A run's states"): every move the table of
- * the docs draws is allowed, every other one refused with the run left as it was, and the
- * counts of runs claiming and running follow the states. */
+ * the docs draws is allowed, every other one refused with the run left as it was; the run is
+ * in its state's holder and nowhere else, and the counts of runs claiming and running follow
+ * the states. */
 static const struct {
 	enum run_state from, to;
 } allowed[] = {
-    {RUN_DUE, RUN_CLAIMING},       {RUN_DUE, RUN_CLUSTER_WAIT}, {RUN_DUE, RUN_QUEUED},
-    {RUN_DUE, RUN_RETRY_WAIT},     {RUN_DUE, RUN_RUNNING},      {RUN_DUE, RUN_ENDED},
-    {RUN_CLAIMING, RUN_DUE},       {RUN_CLAIMING, RUN_ENDED},   {RUN_CLUSTER_WAIT, RUN_DUE},
-    {RUN_CLUSTER_WAIT, RUN_ENDED}, {RUN_QUEUED, RUN_RUNNING},   {RUN_QUEUED, RUN_CLAIMING},
-    {RUN_QUEUED, RUN_ENDED},       {RUN_RETRY_WAIT, RUN_DUE},   {RUN_RETRY_WAIT, RUN_ENDED},
-    {RUN_RUNNING, RUN_ENDED},
+    {RUN_DUE, RUN_PRECLAIMING},      {RUN_PRECLAIMING, RUN_PRECLAIMED},
+    {RUN_PRECLAIMING, RUN_CLAIMING}, {RUN_PRECLAIMING, RUN_PENDING},
+    {RUN_PRECLAIMING, RUN_PARKED},   {RUN_PRECLAIMING, RUN_ENDED},
+    {RUN_PRECLAIMED, RUN_DUE},       {RUN_PRECLAIMED, RUN_ENDED},
+    {RUN_DUE, RUN_PENDING},          {RUN_DUE, RUN_PARKED},
+    {RUN_DUE, RUN_NOTIFY_WAIT},      {RUN_DUE, RUN_DEFERRED},
+    {RUN_DUE, RUN_CLAIMING},         {RUN_DUE, RUN_CLUSTER_WAIT},
+    {RUN_DUE, RUN_QUEUED},           {RUN_DUE, RUN_RETRY_WAIT},
+    {RUN_DUE, RUN_RUNNING},          {RUN_DUE, RUN_ENDED},
+    {RUN_PENDING, RUN_DUE},          {RUN_PENDING, RUN_ENDED},
+    {RUN_PARKED, RUN_DEFERRED},      {RUN_PARKED, RUN_ENDED},
+    {RUN_NOTIFY_WAIT, RUN_DUE},      {RUN_NOTIFY_WAIT, RUN_ENDED},
+    {RUN_DEFERRED, RUN_DUE},         {RUN_DEFERRED, RUN_ENDED},
+    {RUN_CLAIMING, RUN_DUE},         {RUN_CLAIMING, RUN_ENDED},
+    {RUN_CLUSTER_WAIT, RUN_DUE},     {RUN_CLUSTER_WAIT, RUN_ENDED},
+    {RUN_QUEUED, RUN_RUNNING},       {RUN_QUEUED, RUN_CLAIMING},
+    {RUN_QUEUED, RUN_ENDED},         {RUN_RETRY_WAIT, RUN_DUE},
+    {RUN_RETRY_WAIT, RUN_ENDED},     {RUN_RUNNING, RUN_ENDING},
+    {RUN_RUNNING, RUN_ENDED},        {RUN_ENDING, RUN_ENDED},
 };
 
 static bool in_allowed(enum run_state from, enum run_state to)
@@ -68,38 +91,107 @@ static bool in_allowed(enum run_state from, enum run_state to)
 	return false;
 }
 
+/* The holders of a run: the job's slots, the max_running queue, the loop's two lists. */
+enum {
+	H_ACTIVE = 1,
+	H_PENDING = 2,
+	H_PARKED = 4,
+	H_NOTIFY = 8,
+	H_PRE = 16,
+	H_QUEUE = 32,
+	H_FLOW = 64,
+	H_ENDED = 128
+};
+
+static const unsigned holder[RUN_STATES] = {
+    [RUN_PRECLAIMING] = H_PRE,   [RUN_PRECLAIMED] = H_PRE,      [RUN_PENDING] = H_PENDING,
+    [RUN_PARKED] = H_PARKED,     [RUN_NOTIFY_WAIT] = H_NOTIFY,  [RUN_DEFERRED] = H_FLOW,
+    [RUN_CLAIMING] = H_ACTIVE,   [RUN_CLUSTER_WAIT] = H_ACTIVE, [RUN_QUEUED] = H_ACTIVE | H_QUEUE,
+    [RUN_RETRY_WAIT] = H_ACTIVE, [RUN_RUNNING] = H_ACTIVE,      [RUN_ENDING] = H_ACTIVE | H_ENDED,
+};
+
+static unsigned held_by(const struct sched *s, const struct job *j, const struct run *r)
+{
+	unsigned h = (j->active == r ? H_ACTIVE : 0) | (j->pending == r ? H_PENDING : 0) |
+	             (j->parked == r ? H_PARKED : 0) | (j->notify_wait == r ? H_NOTIFY : 0) |
+	             (j->pre == r ? H_PRE : 0);
+	for (size_t i = 0; i < s->queue.n; i++)
+		if (s->queue.items[i].data == r)
+			h |= H_QUEUE;
+	for (const struct run *l = s->flow.head; l; l = l->defer_next)
+		h |= l == r ? H_FLOW : 0;
+	for (const struct run *l = s->ended.head; l; l = l->defer_next)
+		h |= l == r ? H_ENDED : 0;
+	return h;
+}
+
+#define COUNTED_RUNNING(st) ((st) == RUN_RUNNING || (st) == RUN_ENDING)
+
+/* Bring R, due, to state ST through the table's moves (a run ends from the loop once it
+ * was started; a claim is answered before its instant once it was asked). */
+static void reach(struct run *r, enum run_state st)
+{
+	if (st == RUN_ENDING)
+		ck_assert(sched_run_to(r, RUN_RUNNING));
+	if (st == RUN_PRECLAIMED)
+		ck_assert(sched_run_to(r, RUN_PRECLAIMING));
+	if (st != RUN_DUE)
+		ck_assert(sched_run_to(r, st));
+}
+
 START_TEST(run_moves_only_between_allowed_states)
 {
-	struct sched s = {0};
 	char name[] = "j";
-	struct job j = {.s = &s, .name = name};
-	struct run r = {.job = &j};
 	int moves = 0;
 	for (int from = 0; from < RUN_STATES; from++)
 		for (int to = 0; to < RUN_STATES; to++) {
-			r.state = (enum run_state)from;
-			s.n_claiming = s.n_running = 5;
+			struct sched s = {0};
+			struct job j = {.s = &s, .name = name};
+			struct run r = {.job = &j};
+			reach(&r, (enum run_state)from);
+			ck_assert_uint_eq(held_by(&s, &j, &r), holder[from]);
+			size_t claiming = s.n_claiming, running = s.n_running;
 			bool ok = sched_run_to(&r, (enum run_state)to);
 			bool want = in_allowed((enum run_state)from, (enum run_state)to);
 			ck_assert_msg(ok == want, "%s -> %s: %s", sched_run_state_name(from),
 			              sched_run_state_name(to), ok ? "allowed" : "refused");
 			ck_assert_int_eq(sched_run_may(from, to), want);
-			if (!ok) {
-				ck_assert_int_eq(r.state, from);
-				ck_assert_uint_eq(s.n_claiming, 5);
-				ck_assert_uint_eq(s.n_running, 5);
-				continue;
-			}
-			moves++;
-			ck_assert_int_eq(r.state, to);
-			ck_assert_uint_eq(s.n_claiming,
-			                  5 - (from == RUN_CLAIMING) + (to == RUN_CLAIMING));
+			enum run_state now = ok ? (enum run_state)to : (enum run_state)from;
+			moves += ok;
+			ck_assert_int_eq(r.state, now);
+			ck_assert_uint_eq(held_by(&s, &j, &r), holder[now]);
+			ck_assert_uint_eq(s.n_claiming, claiming - (from == RUN_CLAIMING) +
+			                                    (now == RUN_CLAIMING));
 			ck_assert_uint_eq(s.n_running,
-			                  5 - (from == RUN_RUNNING) + (to == RUN_RUNNING));
+			                  running - COUNTED_RUNNING(from) + COUNTED_RUNNING(now));
+			sched_queue_clear(&s.queue);
 		}
 	ck_assert_int_eq(moves, (int)(sizeof(allowed) / sizeof(allowed[0])));
 	/* nothing leaves the end */
 	ck_assert(!sched_run_may(RUN_ENDED, RUN_DUE));
+}
+END_TEST
+
+/* A job's slot holds one run: a second run that would go there is refused and stays where
+ * it was; the first one's leaving frees the slot. */
+START_TEST(run_slot_holds_one)
+{
+	char name[] = "j";
+	struct sched s = {0};
+	struct job j = {.s = &s, .name = name};
+	struct run a = {.job = &j}, b = {.job = &j};
+	ck_assert(sched_run_to(&a, RUN_RUNNING));
+	ck_assert(!sched_run_to(&b, RUN_QUEUED));
+	ck_assert_int_eq(b.state, RUN_DUE);
+	ck_assert_uint_eq(s.queue.n, 0);
+	ck_assert(sched_run_to(&b, RUN_PENDING));
+	ck_assert(sched_run_to(&a, RUN_ENDED));
+	ck_assert_ptr_null(j.active);
+	ck_assert(sched_run_to(&b, RUN_DUE));
+	ck_assert_ptr_null(j.pending);
+	ck_assert(sched_run_to(&b, RUN_RUNNING));
+	ck_assert_ptr_eq(j.active, &b);
+	ck_assert_uint_eq(s.n_running, 1);
 }
 END_TEST
 
@@ -119,9 +211,12 @@ START_TEST(run_life_keeps_the_counts)
 	}
 	ck_assert(sched_run_to(&r, RUN_ENDED));
 	ck_assert_uint_eq(s.n_claiming + s.n_running, 0);
+	ck_assert_ptr_null(j.active);
+	ck_assert_uint_eq(s.queue.n, 0);
 	ck_assert(!sched_run_to(&r, RUN_RUNNING)); /* refused: the run stays ended */
 	ck_assert_int_eq(r.state, RUN_ENDED);
 	ck_assert_uint_eq(s.n_running, 0);
+	sched_queue_clear(&s.queue);
 }
 END_TEST
 
@@ -140,7 +235,7 @@ START_TEST(queue_remove_keeps_order)
 	int64_t last = -1;
 	size_t n = 0;
 	int *t;
-	while ((t = sched_queue_pop(&q)) != NULL) {
+	while ((t = queue_take(&q)) != NULL) {
 		ck_assert_int_ne(*t % 3, 0);
 		int64_t at = (*t * 7919) % 200;
 		ck_assert_int_ge(at, last);
@@ -682,6 +777,7 @@ int main(void)
 	tcase_add_test(tc, queue_orders_by_instant_then_arrival);
 	tcase_add_test(tc, queue_remove_keeps_order);
 	tcase_add_test(tc, run_moves_only_between_allowed_states);
+	tcase_add_test(tc, run_slot_holds_one);
 	tcase_add_test(tc, run_life_keeps_the_counts);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("next_fire");

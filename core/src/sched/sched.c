@@ -6,7 +6,7 @@
  * simply re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
  * suspended) serves the fires it missed by the job's catch-up policy, never silently. Steps
  * of the wall clock are noticed at every wake-up and every few seconds by comparing it with
- * the monotonic clock; they are handled as cronie does (see clock_check). */
+ * the monotonic clock; they are handled as cronie does (see sched_check_clock). */
 #include "sched.h"
 
 #include <errno.h>
@@ -24,7 +24,6 @@
 #include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
 #include "history.h"
-#include "httpc.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -48,13 +47,6 @@
 
 static void run_begin(struct run *r);
 static void after_run(struct job *j);
-static void admit_queued(struct sched *s);
-
-int64_t sched_now_us(const struct sched *s)
-{
-	/* the history database's time (sched_set_db_offset) */
-	return clock_now_us(s->clock) + s->db_offset_us;
-}
 
 /* ---- timers --------------------------------------------------------------------------- */
 
@@ -72,7 +64,7 @@ void sched_timer_disarm(struct job *j)
 }
 
 /* Arm the timer for j->next_fire, from the wall clock as it is now. */
-static void job_arm(struct job *j)
+void sched_job_arm(struct job *j)
 {
 	sched_timer_disarm(j);
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
@@ -85,15 +77,15 @@ static void job_arm(struct job *j)
 		sched_warm_note(j->s, j->next_fire);
 }
 
-static bool job_schedulable(const struct job *j)
+bool sched_job_schedulable(const struct job *j)
 {
 	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
 }
 
 /* Compute the next instant from now (after PREV) and arm it. */
-static void job_schedule(struct job *j, int64_t prev)
+void sched_job_schedule(struct job *j, int64_t prev)
 {
-	if (!job_schedulable(j)) {
+	if (!sched_job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
 		sched_timer_disarm(j);
 		sched_preclaim_stale(j);
@@ -102,104 +94,10 @@ static void job_schedule(struct job *j, int64_t prev)
 	j->next_fire =
 	    sched_next_fire(j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
 	sched_preclaim_stale(j);
-	job_arm(j);
+	sched_job_arm(j);
 }
 
 /* ---- runs ----------------------------------------------------------------------------- */
-
-/* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
- * skip's alike */
-#define COMMAND_KEEP 1024
-
-static struct hist_run job_hist_run(const struct run *r, int64_t start_us)
-{
-	const struct job *j = r->job;
-	return (struct hist_run){
-	    .job_name = j->name,
-	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
-	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
-	    .username = j->conf ? j->conf->username : NULL,
-	    .command = j->command ? j->command : j->plugin,
-	    .trigger = r->trigger,
-	    .graph_run = r->graph_run,
-	    .scheduled_us = r->scheduled_us,
-	    .start_us = start_us,
-	    .attempt = r->attempt,
-	};
-}
-
-/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
-void sched_record(struct run *r, const char *status, const char *message)
-{
-	struct sched *s = r->job->s;
-	int64_t now = sched_now_us(s);
-	sched_run_answer(r, status, message, NULL);
-	uint64_t key = 0;
-	if (s->hist) {
-		struct hist_run hr = job_hist_run(r, now);
-		char command[COMMAND_KEEP];
-		snprintf(command, sizeof(command), "%s", hr.command ? hr.command : "");
-		text_utf8_trim(command);
-		hr.command = command;
-		key = hist_record(s->hist, &hr, status, message);
-	}
-	struct metrics_run mr = {.job = r->job->name,
-	                         .status = status,
-	                         .duration_us = -1,
-	                         .lateness_us = -1,
-	                         .end_us = now,
-	                         .message = message};
-	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, status, now, now, r->attempt, key);
-}
-
-/* ... and a log line. */
-void sched_record_skipped(struct run *r, const char *message)
-{
-	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	sched_record(r, HIST_SKIPPED, message);
-}
-
-struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger)
-{
-	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
-		return NULL;
-	}
-	r->job = j;
-	r->scheduled_us = scheduled_us;
-	r->fired_us = sched_now_us(j->s);
-	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
-	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
-	r->attempt = 1;
-	clock_timer_init(&r->slow_ev, flow_slow_cb, r);
-	return r;
-}
-
-void sched_run_free(struct run **rp)
-{
-	struct run *r = *rp;
-	if (!r)
-		return;
-	if (r->state != RUN_ENDED)
-		sched_run_to(r, RUN_ENDED);
-	if (r->slow_armed)
-		clock_disarm(r->job->s->clock, &r->slow_ev);
-	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
-	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
-	cluster_mark_forget(r->job->s->cluster, r);
-	sched_work_gone(r);
-	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
-	                 NULL);
-	for (size_t i = 0; i < r->n_payloads; i++)
-		free(r->payloads[i]);
-	free(r->payloads);
-	free(r->graph_run);
-	free(r->start_error);
-	free(r);
-	*rp = NULL;
-}
 
 void sched_job_free(struct job **jp)
 {
@@ -207,7 +105,7 @@ void sched_job_free(struct job **jp)
 	if (!j)
 		return;
 	sched_timer_disarm(j);
-	sched_preclaim_drop(j);
+	sched_run_free(&j->pre);
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
@@ -215,7 +113,7 @@ void sched_job_free(struct job **jp)
 		free(j->last->message);
 	free(j->last);
 	if (j->own_strs)
-		free((char *)j->name); /* the block of them all (sched_job_own_strs) */
+		free((char *)j->name); /* the block of them all (sched_jobs.c: own_strs) */
 	free(j);
 	*jp = NULL;
 }
@@ -233,14 +131,6 @@ void sched_job_unlink_free(struct job *j)
 	sched_job_free(&j);
 }
 
-/* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
-void sched_run_unlock(struct run *r)
-{
-	if (r->job_locked)
-		cluster_release(r->job->s->cluster, r->job->name);
-	r->job_locked = false;
-}
-
 void sched_check_drained(struct sched *s)
 {
 	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
@@ -256,31 +146,21 @@ static bool claim(struct run *r);
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
-	r->job->active = r;
 	if (s->cluster && !r->claimed && r->state != RUN_CLAIMING && claim(r))
 		return; /* on_claim() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
 		return;
 	}
-	if (sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0) {
+	if (!sched_run_to(r, RUN_QUEUED)) {
 		log_job(LOG_LVL_ERROR, r->job->name, "out of memory; fire dropped");
-		r->job->active = NULL;
 		sched_run_free(&r);
 		return;
 	}
-	sched_run_to(r, RUN_QUEUED);
 	log_job(LOG_LVL_DEBUG, r->job->name, "waiting for a run slot (max_running = %d)",
 	        s->max_running);
 	if (!r->noted[0] && strcmp(r->trigger, "upstream") == 0)
 		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
-}
-
-struct job_last *job_last(struct job *j)
-{
-	if (!j->last)
-		j->last = calloc(1, sizeof(*j->last));
-	return j->last;
 }
 
 /* The job's last result, for status. */
@@ -306,25 +186,8 @@ static void note_result(struct run *r, const char *status, const char *message,
 	l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 }
 
-void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
-{
-	struct sched_waiter *w = r->waiter;
-	if (!w)
-		return;
-	r->waiter = NULL;
-	struct sched_result res = {
-	    .job = r->job->name,
-	    .status = status,
-	    .message = message ? message : "",
-	    .sqlstate = sqlstate,
-	    .attempt = r->attempt,
-	    .duration_us =
-	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
-	};
-	w->done(w, &res);
-}
-
-void sched_run_end(struct run *r, const struct flow_outcome *o)
+/* R is over as O: its history, retries, alerts; what waited for it goes next. */
+static void run_end(struct run *r, const struct flow_outcome *o)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
@@ -358,7 +221,6 @@ void sched_run_end(struct run *r, const struct flow_outcome *o)
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
 
 	sched_run_to(r, RUN_ENDED);
-	j->active = NULL;
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
 	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
@@ -379,18 +241,18 @@ static void after_run(struct job *j)
 	} else if (!j->active && j->notify_wait && !s->draining) {
 		/* notifications gathered while it ran: never skipped, they carry payloads */
 		struct run *p = j->notify_wait;
-		j->notify_wait = NULL;
+		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	} else if (!j->active && j->pending && !s->draining) {
 		struct run *p = j->pending;
-		j->pending = NULL;
+		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
 	if (!j->active && !s->draining)
 		flow_job_idle(j);
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
-	admit_queued(s);
+	sched_admit_queued(s);
 	sched_check_drained(s);
 }
 
@@ -435,7 +297,18 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	    .message = with_install_hint(r, o, msg, sizeof(msg)),
 	    .sqlstate = o->sqlstate,
 	};
-	sched_run_end(r, &fo);
+	run_end(r, &fo);
+}
+
+/* An HTTP run's response (sched_http.c reads it) */
+static void on_http_done(void *arg, const struct httpc_response *resp)
+{
+	struct run *r = arg;
+	char msg[1024];
+	struct flow_outcome fo;
+	r->hc = NULL;
+	sched_http_outcome(r, resp, &fo, msg, sizeof(msg));
+	run_end(r, &fo);
 }
 
 static const char *overlap_name(enum overlap_policy o)
@@ -478,7 +351,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_run_admit(r);
 		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
-			j->pending = NULL;
+			sched_run_to(held, RUN_DUE);
 			sched_fire_run(held); /* skipped now: R runs */
 		}
 		return;
@@ -501,7 +374,6 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_record_skipped(r, msg);
 	} else
 		log_job(LOG_LVL_DEBUG, j->name, "%s fire served by another instance", r->trigger);
-	j->active = NULL;
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -515,9 +387,8 @@ static bool claim(struct run *r)
 	char key[600];
 	int64_t window = 0;
 	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
-	bool waits;
-	if (sched_preclaim_take(r, &waits))
-		return waits; /* claimed before its instant, or about to be */
+	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
+		return sched_run_to(r, RUN_CLAIMING);
 	r->claimed = true;
 	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
 	                     sizeof(key), &window) <= 0)
@@ -532,34 +403,70 @@ static bool claim(struct run *r)
 	return true;
 }
 
+static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
+{
+	struct run *r = arg;
+	if (r->state == RUN_CLAIMING) {
+		/* its instant came first, and it waits: the answer is its own, or it asks again */
+		if (v == CLUSTER_GRANTED) {
+			sched_claim_answer(r, v, why);
+		} else {
+			sched_run_to(r, RUN_DUE);
+			sched_run_admit(r);
+		}
+		return;
+	}
+	r->claimed = r->job_locked = v == CLUSTER_GRANTED;
+	sched_run_to(r, RUN_PRECLAIMED);
+}
+
+/* J's timer woke before j->next_fire (sched_preclaim.c): that fire's run is made and claimed
+ * now (job.pre, RUN_PRECLAIMING) unless it is already. */
+static void preclaim_ask(struct job *j)
+{
+	struct sched *s = j->s;
+	char key[64];
+	int64_t window = 0;
+
+	/* an instance alone claims nothing: its fire's claim is answered at the instant, at
+	 * once (cluster_lone) */
+	if (!s->cluster || cluster_lone(s->cluster) || j->next_fire == CRON_NEVER ||
+	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
+		return;
+	sched_run_free(&j->pre);
+	/* A run of the job still under way (or waiting for its claim) decides the fire at its
+	 * instant (overlap): it is claimed then, if it runs at all, as without this */
+	if (j->active || cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key,
+	                                  sizeof(key), &window) <= 0)
+		return;
+	struct run *r = sched_run_new(j, j->next_fire * 1000000, "schedule");
+	if (!r)
+		return; /* it is claimed at its instant */
+	if (cluster_claim(s->cluster, j->name, key, 0, on_preclaim, r) < 0) {
+		sched_run_free(&r);
+		return;
+	}
+	sched_run_to(r, RUN_PRECLAIMING);
+}
+
 /* R (started, counted running) could not be handed to the executor: it ends from the loop
  * with ERR, as a run the executor ended would, so run_begin() never re-enters run_end. */
 static void end_later(struct run *r, const char *err)
 {
-	struct sched *s = r->job->s;
 	r->start_error = strdup(err);
-	r->defer_next = NULL;
-	if (s->ended_tail)
-		s->ended_tail->defer_next = r;
-	else
-		s->ended_head = r;
-	s->ended_tail = r;
-	event_active(&s->ended_ev, 0, 0);
+	sched_run_to(r, RUN_ENDING);
+	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
-	while ((r = s->ended_head) != NULL) {
-		s->ended_head = r->defer_next;
-		if (!s->ended_head)
-			s->ended_tail = NULL;
-		r->defer_next = NULL;
+	while ((r = s->ended.head) != NULL) {
 		struct flow_outcome fo = {.ok = false,
 		                          .message = r->start_error ? r->start_error
 		                                                    : "cannot start the run"};
-		sched_run_end(r, &fo);
+		run_end(r, &fo);
 	}
 }
 
@@ -583,7 +490,7 @@ static void run_begin(struct run *r)
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
 	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue
-	 * job's runs never overlap there. Not past a step of the wall clock (clock_check). */
+	 * job's runs never overlap there. Not past a step of the wall clock (sched_check_clock). */
 	int64_t ran_end_us = j->last ? j->last->ran_end_us : 0;
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
@@ -625,7 +532,7 @@ static void run_begin(struct run *r)
 	}
 	text_utf8_trim(command); /* a cut command must still be valid text for its history row */
 	if (s->hist) {
-		struct hist_run hr = job_hist_run(r, r->start_us);
+		struct hist_run hr = sched_hist_run(r, r->start_us);
 		hr.command = command;
 		r->hist_key = hist_start(s->hist, &hr);
 	}
@@ -646,7 +553,7 @@ static void run_begin(struct run *r)
 		goto fail;
 	if (j->http) {
 		/* a request has no transaction a takeover could ask about: no start mark */
-		if (sched_http_submit(r, err, sizeof(err)) == 0)
+		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
 			goto out;
 		goto fail;
 	}
@@ -692,22 +599,19 @@ out:
 	plugin_run_free(&pr);
 }
 
-static void admit_queued(struct sched *s)
+void sched_admit_queued(struct sched *s)
 {
-	while (!s->draining && s->n_running < (size_t)s->max_running) {
-		struct run *r = sched_queue_pop(&s->queue);
-		if (!r)
-			break;
-		run_begin(r);
-	}
+	/* run_begin takes the first out of the queue (sched_run_to) */
+	while (!s->draining && s->n_running < (size_t)s->max_running && s->queue.n)
+		run_begin(s->queue.items[0].data);
 }
 
 /* A fire of job J: start it, or apply the overlap policy. */
-static void job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
+void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
 	if (j->s->draining)
 		return;
-	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	struct run *r = sched_preclaim_take(j, scheduled_us, trigger);
 	if (r)
 		sched_fire_run(r);
 }
@@ -745,7 +649,7 @@ void sched_fire_run(struct run *r)
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
 			/* no run yet, a claim in flight: sched_claim_answer decides */
-			j->pending = r;
+			sched_run_to(r, RUN_PENDING);
 			return;
 		}
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
@@ -760,7 +664,7 @@ void sched_fire_run(struct run *r)
 			sched_run_free(&r);
 			return;
 		}
-		j->pending = r;
+		sched_run_to(r, RUN_PENDING);
 		log_job(LOG_LVL_INFO, j->name, "%s; queued behind it (overlap = queue)", what);
 		return;
 	case OVERLAP_REPLACE:
@@ -768,22 +672,20 @@ void sched_fire_run(struct run *r)
 			sched_skip_claimed(j->pending,
 			                   "superseded by a newer fire; overlap = replace", false);
 			sched_run_free(&j->pending);
-			j->pending = NULL;
 		}
-		if (j->active->state != RUN_RUNNING && j->active->state != RUN_CLAIMING) {
+		if (j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING &&
+		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
-			sched_queue_remove(&s->queue, j->active);
 			flow_retry_disarm(j);
 			sched_run_unlock(j->active); /* a queued run was claimed */
 			sched_record_skipped(j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
 			sched_run_free(&j->active);
-			j->active = NULL;
 			sched_run_admit(r);
 			return;
 		}
-		j->pending = r;
+		sched_run_to(r, RUN_PENDING);
 		const char *why = "cancelled: replaced by a newer run (overlap = replace)";
 		if (j->active->er || j->active->hc)
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
@@ -820,9 +722,9 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	long missed = later + 1 - (latest_on_time ? 1 : 0);
 
 	j->last_fire = latest;
-	job_schedule(j, latest);
+	sched_job_schedule(j, latest);
 	if (missed <= 0) {
-		job_fire(j, latest * 1000000, "schedule");
+		sched_job_fire(j, latest * 1000000, "schedule");
 		return;
 	}
 	int64_t last_missed = latest;
@@ -853,18 +755,18 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		fmt_iso(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
 		        to);
-		job_fire(j, latest * 1000000, "catchup");
+		sched_job_fire(j, latest * 1000000, "catchup");
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
-	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
+	struct run *r = sched_preclaim_take(j, last_missed * 1000000, "schedule");
 	if (r) {
 		sched_skip_claimed(r, msg, true);
 		sched_run_free(&r);
 	}
 	if (latest_on_time)
-		job_fire(j, latest * 1000000, "schedule");
+		sched_job_fire(j, latest * 1000000, "schedule");
 }
 
 /* Compare the wall clock with the monotonic clock (libevent's timers run on the latter).
@@ -873,7 +775,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
  * the new time, so they go on at once; fixed-time jobs keep their next instant, so a fire
  * already served is not served again, unless the step exceeds CLOCK_BACK_RECOMPUTE_S
  * (cronie's rules). */
-static void clock_check(struct sched *s)
+void sched_check_clock(struct sched *s)
 {
 	int64_t now = sched_now_us(s);
 	int64_t offset = now - clock_mono_now_us(s->clock);
@@ -891,83 +793,49 @@ static void clock_check(struct sched *s)
 	struct job *next;
 	for (struct job *j = s->jobs; j; j = next) {
 		next = j->next;
-		if (!job_schedulable(j) || j->next_fire == CRON_NEVER || j->paused)
+		if (!sched_job_schedulable(j) || j->next_fire == CRON_NEVER || j->paused)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
 			job_due(j, now, cause);
 		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
 		                      j->cron->kind == CRON_INTERVAL))
-			job_schedule(j, 0);
+			sched_job_schedule(j, 0);
 		else
-			job_arm(j);
+			sched_job_arm(j);
 	}
-}
-
-void sched_check_clock(struct sched *s)
-{
-	clock_check(s);
 }
 
 void sched_job_timer_cb(void *arg)
 {
 	struct job *j = arg;
 	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
-	clock_check(j->s);
-	if (clock_armed(&j->timer) || !job_schedulable(j) || j->next_fire == CRON_NEVER ||
+	sched_check_clock(j->s);
+	if (clock_armed(&j->timer) || !sched_job_schedulable(j) || j->next_fire == CRON_NEVER ||
 	    j->s->draining)
 		return;
 	int64_t now = sched_now_us(j->s);
 	/* Woken early: to claim the fire first (several instances), or by the timer's
 	 * granularity. Wait the rest. */
 	if (now < j->next_fire * 1000000) {
-		sched_preclaim_ask(j);
-		job_arm(j);
+		preclaim_ask(j);
+		sched_job_arm(j);
 		return;
 	}
-	job_due(j, now, NULL);
-	sched_preclaim_settle(j); /* a fire skipped or held keeps no claim */
+	job_due(j, now, NULL); /* it takes the fire's run made at its pre-claim */
 }
 
 void sched_clock_cb(void *arg)
 {
 	struct sched *s = arg;
-	clock_check(s);
+	sched_check_clock(s);
 	if (!s->draining && clock_arm(s->clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0)
 		log_error("cannot arm the clock check; steps are noticed at job wake-ups only");
 }
 
-/* ---- for sched_pause.c (pause, resume, waited-for runs) ------------------------------- */
-
 void sched_job_disarm(struct job *j)
 {
 	sched_timer_disarm(j);
-	/* paused: the fire may not come; but a fire already at its instant waits for the
-	 * claim's answer, and goes on as a run under way does */
-	if (!j->pre || !sched_preclaim_waited(j))
-		sched_preclaim_drop(j);
-}
-
-void sched_job_arm(struct job *j)
-{
-	job_arm(j);
-}
-
-bool sched_job_schedulable(const struct job *j)
-{
-	return job_schedulable(j);
-}
-
-void sched_job_schedule(struct job *j, int64_t prev)
-{
-	job_schedule(j, prev);
-}
-
-void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
-{
-	job_fire(j, scheduled_us, trigger);
-}
-
-void sched_admit_queued(struct sched *s)
-{
-	admit_queued(s);
+	/* paused: the fire may not come (a fire already at its instant waits for its claim's
+	 * answer as the job's active run, and goes on as a run under way does) */
+	sched_run_free(&j->pre);
 }

@@ -332,9 +332,8 @@ struct sched_queue {
 
 int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *data)
     __attribute__((warn_unused_result));
-/* The earliest item's data, removed; NULL if empty. */
-void *sched_queue_pop(struct sched_queue *q);
-/* Remove DATA wherever it is; true if it was there. */
+/* Remove DATA wherever it is (items[0], the earliest, is found at once); true if it was
+ * there. */
 bool sched_queue_remove(struct sched_queue *q, void *data);
 void sched_queue_clear(struct sched_queue *q);
 

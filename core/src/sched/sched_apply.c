@@ -45,6 +45,90 @@ enum phase { AP_NONE, AP_UPDATE, AP_EDGES, AP_UNLINK, AP_RETIRE, AP_DONE };
 
 static void apply_turn(void *arg);
 
+static const cron_expr no_cron;
+
+/* A new job of configuration entry CJ, linked and indexed (NULL: out of memory). */
+static struct job *job_add(struct sched *s, const struct conf_job *cj)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->name = cj->name;
+	j->s = s;
+	j->next_fire = CRON_NEVER;
+	j->paused = sched_is_paused(s, cj->name);
+	flow_job_init(j);
+	clock_timer_init(&j->timer, sched_job_timer_cb, j);
+	j->next = s->jobs;
+	if (s->jobs)
+		s->jobs->prev = j;
+	s->jobs = j;
+	strmap_insert(&s->index, &j->hnode, j->name);
+	return j;
+}
+
+/* J is removed: the configuration its strings point into goes after this reload, while a
+ * run of J may go on. They are copied into one block, the name first (sched_job_free frees it). */
+static void own_strs(struct job *j)
+{
+	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
+	j->http = NULL; /* a request in flight has its own copy (httpc_submit) */
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		len += *f[i] ? strlen(*f[i]) + 1 : 0;
+	char *block = malloc(len);
+	if (!block) {
+		/* Its run ends without them. The name changes: out of the index first (the
+		 * later removal will not find it there, and does nothing). */
+		log_job(LOG_LVL_ERROR, j->name,
+		        "out of memory copying the removed job's definition");
+		sched_index_remove(j->s, j);
+		j->name = "?";
+		j->command = j->plugin = j->schedule = NULL;
+		j->database = "";
+		return;
+	}
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!*f[i])
+			continue;
+		size_t n = strlen(*f[i]) + 1;
+		memcpy(block, *f[i], n);
+		*f[i] = block;
+		block += n;
+	}
+	j->hnode.key = j->name; /* the index's key: the copy, equal to the one going */
+	j->own_strs = true;
+}
+
+/* J is gone from the configuration: stop it, record its waiting fires as skipped, free it
+ * unless a run of it goes on. */
+static void job_retire(struct job *j)
+{
+	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
+	j->removed = true;
+	j->conf = NULL;
+	own_strs(j);
+	j->cron = &no_cron; /* never read: a removed job is not scheduled */
+	sched_timer_disarm(j);
+	const char *why = "the job was removed from the configuration";
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		if (*waiting[w]) {
+			sched_record_skipped(*waiting[w], why);
+			sched_run_free(waiting[w]);
+		}
+	}
+	flow_job_removed(j, why);
+	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
+		flow_retry_disarm(j);
+		sched_run_unlock(j->active);
+		sched_record_skipped(j->active, why);
+		sched_run_free(&j->active);
+	}
+	if (!j->active)
+		sched_job_unlink_free(j);
+}
+
 /* Point J at its entry CJ of CFG; true if its next instant must be computed again. */
 static bool job_update(struct job *j, const struct conf_job *cj, const struct pgc_config *cfg)
 {
@@ -98,7 +182,7 @@ static void update_one(struct sched *s, size_t i)
 	if (j && j->seen == ap->parity)
 		return; /* a second job of that name (the configuration's check refuses it) */
 	if (!j) {
-		if (!(j = sched_job_add(s, cj))) {
+		if (!(j = job_add(s, cj))) {
 			ap->rc = -ENOMEM;
 			return;
 		}
@@ -169,7 +253,7 @@ static void do_item(struct sched *s, size_t pos)
 		if (j && ap->phase == AP_UNLINK)
 			flow_job_unlink(j);
 		else if (j)
-			sched_job_retire(j);
+			job_retire(j);
 		break;
 	}
 }

@@ -1,15 +1,12 @@
-/* The scheduler's part of coordination beyond the claims (sched.h, coord.h): pending work
- * written down while it waits and taken over from dead instances, runs waiting for another
- * instance's run of their job to end (overlap queue and replace), cancels asked by another
- * instance, and the cluster's paused set. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
+/* The scheduler's part of coordination beyond the claims (sched.h, coord.h): a run's start
+ * mark and transaction id where a takeover looks, the upstream-caused runs a job owes, and
+ * runs that wait for another instance's run of their job to end (overlap queue and replace).
+ * What the other instances make happen here (work taken over, a run ended or to cancel
+ * there) is sched_input.c's. */
 #include <string.h>
 
 #include "cluster.h"
 #include "coord.h"
-#include "exec.h"
 #include "history.h"
 #include "log.h"
 #include "sched.h"
@@ -106,31 +103,6 @@ struct coord *sched_coord(const struct sched *s)
 	return s->coord;
 }
 
-void sched_work_note(struct run *r, const char *kind, int64_t due_us)
-{
-	struct sched *s = r->job->s;
-	if (!s->coord)
-		return;
-	struct coord_work w = {.job = r->job->name,
-	                       .kind = kind,
-	                       .graph_run = r->graph_run,
-	                       .scheduled_us = r->scheduled_us,
-	                       .attempt = r->attempt,
-	                       .due_us = due_us,
-	                       .payloads = r->payloads,
-	                       .n_payloads = r->n_payloads};
-	coord_note(s->coord, &w);
-	snprintf(r->noted, sizeof(r->noted), "%s", kind);
-}
-
-void sched_work_gone(struct run *r)
-{
-	if (!r->noted[0])
-		return;
-	coord_done(r->job->s->coord, r->job->name, r->noted);
-	r->noted[0] = '\0';
-}
-
 void sched_job_owes(struct job *j, const char *graph_run)
 {
 	if (!j->s->coord)
@@ -148,92 +120,6 @@ void sched_job_owes_not(struct job *j)
 	j->up_noted = false;
 }
 
-void sched_take_work(struct sched *s, const struct coord_work *w)
-{
-	struct job *j = sched_job_find(s, w->job);
-	if (!j || !j->conf || j->removed || s->draining) {
-		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
-		         "dropped: %s",
-		         w->kind, w->job,
-		         s->draining ? "this instance is stopping"
-		                     : "the job is not configured here");
-		return;
-	}
-	bool notify = strcmp(w->kind, "notify") == 0;
-	const char *trigger = notify                          ? "notify"
-	                      : strcmp(w->kind, "retry") == 0 ? "retry"
-	                                                      : "upstream";
-	struct run *r =
-	    sched_run_new(j, strcmp(trigger, "retry") == 0 ? w->scheduled_us : 0, trigger);
-	if (!r)
-		return;
-	r->attempt = w->attempt > 0 ? w->attempt : 1;
-	r->waited = !notify;
-	/* taken with a DELETE that hands each row to one instance: that is its claim */
-	r->claimed = true;
-	if (w->graph_run && !(r->graph_run = strdup(w->graph_run)))
-		goto oom;
-	if (w->n_payloads) {
-		if (!(r->payloads = calloc(w->n_payloads, sizeof(*r->payloads))))
-			goto oom;
-		for (; r->n_payloads < w->n_payloads; r->n_payloads++)
-			if (!(r->payloads[r->n_payloads] = strdup(w->payloads[r->n_payloads])))
-				goto oom;
-	}
-	log_job(LOG_LVL_NOTICE, j->name, "taking over a %s run a dead instance owed (attempt %d)",
-	        trigger, r->attempt);
-	if (notify && j->active) {
-		if (!j->notify_wait) {
-			j->notify_wait = r;
-			return;
-		}
-		/* one run serves them all */
-		struct run *q = j->notify_wait;
-		char **all = realloc(q->payloads, (q->n_payloads + r->n_payloads) * sizeof(*all));
-		if (all) {
-			memcpy(all + q->n_payloads, r->payloads, r->n_payloads * sizeof(*all));
-			q->payloads = all;
-			q->n_payloads += r->n_payloads;
-			r->n_payloads = 0;
-		}
-		q->claimed = true;
-		sched_run_free(&r);
-		return;
-	}
-	sched_fire_run(r);
-	return;
-oom:
-	log_job(LOG_LVL_ERROR, j->name, "out of memory taking over a dead instance's %s run",
-	        trigger);
-	sched_run_free(&r);
-}
-
-static void ended(struct job *j)
-{
-	struct run *r = j->active;
-	if (!r || r->state != RUN_CLUSTER_WAIT)
-		return;
-	sched_run_to(r, RUN_DUE);
-	j->active = NULL;
-	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
-	r->queue_at_us = sched_now_us(j->s);
-	sched_run_admit(r);
-}
-
-void sched_cluster_ended(struct sched *s, const char *job)
-{
-	if (s->draining)
-		return;
-	if (job) {
-		struct job *j = sched_job_find(s, job);
-		if (j)
-			ended(j);
-		return;
-	}
-	for (struct job *j = s->jobs; j; j = j->next)
-		ended(j);
-}
-
 void sched_cluster_graph(struct sched *s, const char *job, bool started)
 {
 	struct job *j = sched_job_find(s, job);
@@ -243,32 +129,6 @@ void sched_cluster_graph(struct sched *s, const char *job, bool started)
 		j->start_seq = ++s->flow_seq;
 	else
 		j->success_seq = ++s->flow_seq;
-}
-
-void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
-{
-	struct job *j = sched_job_find(s, job);
-	struct run *r = j ? j->active : NULL;
-	if (r && r->state == RUN_RUNNING && !r->er && r->hc) {
-		char why[256];
-		snprintf(why, sizeof(why),
-		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",
-		         by);
-		sched_http_cancel(r, why);
-		return;
-	}
-	if (!r || r->state != RUN_RUNNING || !r->er) {
-		log_info("cluster: instance \"%s\" asked to cancel the run of job %s, which is not "
-		         "running here any more",
-		         by, job);
-		return;
-	}
-	char msg[256];
-	snprintf(msg, sizeof(msg),
-	         "cancelled: replaced by a newer run on instance %s (overlap = replace)", by);
-	log_job(LOG_LVL_NOTICE, j->name,
-	        "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
-	exec_cancel(r->er, msg);
 }
 
 bool sched_cluster_busy(struct run *r, const char *why)
@@ -286,13 +146,4 @@ bool sched_cluster_busy(struct run *r, const char *why)
 	if (j->overlap == OVERLAP_REPLACE)
 		coord_cancel_other(j->s->coord, j->name);
 	return true;
-}
-
-const char *sched_work_keep(struct run *r, const char *why)
-{
-	if (!r->noted[0] || !r->job->s->coord)
-		return why;
-	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
-	return "pgcrond was shutting down; handed over to the other instances (or its next "
-	       "start) in pgcrond.pending_work";
 }

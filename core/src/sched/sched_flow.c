@@ -322,7 +322,7 @@ bool flow_park(struct run *r)
 		             "superseded by a newer fire while waiting for an upstream job");
 		sched_run_free(&j->parked);
 	}
-	j->parked = r;
+	sched_run_to(r, RUN_PARKED);
 	log_job(LOG_LVL_INFO, j->name, "waiting for upstream job %s to finish", u->name);
 	return true;
 }
@@ -330,14 +330,8 @@ bool flow_park(struct run *r)
 /* Queue R for the scheduler (flow_deferred_cb). */
 static void defer_fire(struct run *r)
 {
-	struct sched *s = r->job->s;
-	r->defer_next = NULL;
-	if (s->flow_tail)
-		s->flow_tail->defer_next = r;
-	else
-		s->flow_head = r;
-	s->flow_tail = r;
-	event_active(&s->flow_ev, 0, 0);
+	sched_run_to(r, RUN_DEFERRED);
+	event_active(&r->job->s->flow_ev, 0, 0);
 }
 
 /* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN: queued,
@@ -356,11 +350,8 @@ void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
-	while ((r = s->flow_head) != NULL) {
-		s->flow_head = r->defer_next;
-		if (!s->flow_head)
-			s->flow_tail = NULL;
-		r->defer_next = NULL;
+	while ((r = s->flow.head) != NULL) {
+		sched_run_to(r, RUN_DUE);
 		struct job *d = r->job;
 		if (d->active && strcmp(r->trigger, "upstream") == 0) {
 			/* it runs now with older data: run once more when it ends */
@@ -379,19 +370,11 @@ void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
 /* Take J's queued fires out of the queue; with WHY, each gets a skipped row saying so. */
 static void drop_deferred(struct job *j, const char *why)
 {
-	struct sched *s = j->s;
-	struct run **p = &s->flow_head, *prev = NULL;
-	while (*p) {
-		struct run *r = *p;
-		if (r->job != j) {
-			prev = r;
-			p = &r->defer_next;
+	struct run *next;
+	for (struct run *r = j->s->flow.head; r; r = next) {
+		next = r->defer_next;
+		if (r->job != j)
 			continue;
-		}
-		*p = r->defer_next;
-		if (s->flow_tail == r)
-			s->flow_tail = prev;
-		r->defer_next = NULL;
 		if (why) {
 			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
 			sched_record(r, HIST_SKIPPED, why);
@@ -424,10 +407,8 @@ void flow_job_idle(struct job *j)
 		 * has notifications pending again does not hold it back, or a downstream of a job
 		 * notified without pause would never run. */
 		if (d->parked && !active_upstream(d)) {
-			struct run *r = d->parked;
-			d->parked = NULL;
 			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
-			defer_fire(r);
+			defer_fire(d->parked);
 		}
 	}
 }
@@ -443,10 +424,8 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (d->fresh && !d->reconnect_owed) {
 		/* not started by its upstreams: a run of it waiting for U goes on with what it
 		 * has (its own sources' changes, an earlier success of U) */
-		struct run *r = d->parked;
-		d->parked = NULL;
-		if (r)
-			defer_fire(r);
+		if (d->parked)
+			defer_fire(d->parked);
 		return;
 	}
 	if (!upstream_driven(d) && !d->parked && !d->reconnect_owed)
@@ -458,10 +437,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	else
 		snprintf(msg, sizeof(msg), "not run: upstream job %s failed (via %s)", root->name,
 		         u->name);
-	struct run *r = d->parked;
-	d->parked = NULL;
-	if (!r)
-		r = sched_run_new(d, 0, "upstream");
+	struct run *r = d->parked ? d->parked : sched_run_new(d, 0, "upstream");
 	if (r) {
 		if (!r->graph_run)
 			r->graph_run = dup_or_null(graph_run);
@@ -560,6 +536,7 @@ void flow_run_begin(struct run *r)
 			r->graph_run = strdup(id);
 	}
 	if (j->conf && j->conf->warn_duration_ms > 0) {
+		clock_timer_init(&r->slow_ev, flow_slow_cb, r);
 		arm_ms(s, &r->slow_ev, j->conf->warn_duration_ms);
 		r->slow_armed = true;
 	}
@@ -624,7 +601,6 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			duration_format(delay, d, sizeof(d));
 			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
 			        nr->attempt, c->retries + 1);
-			j->active = nr;
 			j->retry_at_us = sched_now_us(s) + delay * 1000;
 			arm_ms(s, j->retry_ev, delay);
 			j->retry_armed = true;
@@ -643,7 +619,6 @@ static void retry_cb(void *arg)
 	if (!r || r->state != RUN_RETRY_WAIT || j->paused)
 		return; /* paused: the retry waits for sched_resume() */
 	sched_run_to(r, RUN_DUE);
-	j->active = NULL;
 	r->queue_at_us = sched_now_us(j->s);
 	sched_run_admit(r);
 }

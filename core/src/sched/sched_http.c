@@ -64,15 +64,14 @@ static bool expected(const struct conf_http_call *h, int status)
 	return false;
 }
 
-static void on_http_done(void *arg, const struct httpc_response *resp)
+void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
+                        struct flow_outcome *out, char *msg, size_t msglen)
 {
-	struct run *r = arg;
 	/* the job's expect as configured now (a reload may have changed it; removed: 2xx) */
 	const struct conf_http_call *h = r->job->http;
-	char msg[1024], body[BODY_SHOWN * 3 + 8], exp[64] = "";
+	char body[BODY_SHOWN * 3 + 8], exp[64] = "";
 	struct flow_outcome fo = {.message = msg};
 
-	r->hc = NULL;
 	if (resp->result == HTTPC_OK) {
 		bool bad = body_text(resp->body, resp->body_len, body, sizeof(body));
 		fo.ok = expected(h, resp->status);
@@ -84,26 +83,25 @@ static void on_http_done(void *arg, const struct httpc_response *resp)
 		}
 		/* a 5xx is the server's trouble of the moment, like a lost connection */
 		fo.transient = !fo.ok && resp->status >= 500;
-		snprintf(msg, sizeof(msg), "HTTP %d%s%s%s%s%s%s%s", resp->status,
-		         fo.ok ? "" : " (expected ",
-		         fo.ok    ? ""
-		         : exp[0] ? exp
-		                  : "2xx",
-		         fo.ok ? "" : ")", resp->body_len ? ": " : "", body,
-		         resp->truncated ? " [response over http_client.max_response, cut off]"
-		                         : "",
-		         bad ? " [the body is not UTF-8: invalid bytes shown as U+FFFD]" : "");
+		snprintf(
+		    msg, msglen, "HTTP %d%s%s%s%s%s%s%s", resp->status, fo.ok ? "" : " (expected ",
+		    fo.ok    ? ""
+		    : exp[0] ? exp
+		             : "2xx",
+		    fo.ok ? "" : ")", resp->body_len ? ": " : "", body,
+		    resp->truncated ? " [response over http_client.max_response, cut off]" : "",
+		    bad ? " [the body is not UTF-8: invalid bytes shown as U+FFFD]" : "");
 	} else {
 		fo.timed_out = resp->result == HTTPC_TIMEOUT;
 		fo.cancelled = resp->result == HTTPC_CANCELLED;
 		fo.transient = httpc_result_transient(resp->result);
-		snprintf(msg, sizeof(msg), "%s", resp->error);
+		snprintf(msg, msglen, "%s", resp->error);
 	}
 	text_utf8_trim(msg);
-	sched_run_end(r, &fo);
+	*out = fo;
 }
 
-int sched_http_submit(struct run *r, char *err, size_t errlen)
+int sched_http_submit(struct run *r, httpc_done_fn on_done, char *err, size_t errlen)
 {
 	const struct job *j = r->job;
 	const struct conf_http_call *h = j->http;
@@ -135,7 +133,7 @@ int sched_http_submit(struct run *r, char *err, size_t errlen)
 	    .body = h->body,
 	    .body_len = h->body ? strlen(h->body) : 0,
 	    .timeout_ms = j->conf ? j->conf->timeout_ms : 0,
-	    .on_done = on_http_done,
+	    .on_done = on_done,
 	    .arg = r,
 	};
 	int rc = httpc_submit(s->http, &req, &r->hc); /* copies all of it */

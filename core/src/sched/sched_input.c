@@ -1,13 +1,17 @@
-/* What makes a job fire besides its timer: notifications (triggers.c), a listener's
- * catch-up after a reconnect, manual triggers (ctl.c) and a dead instance's runs taken over
- * (cluster.c). Split from sched.c; it goes through the scheduler's inside (sched_priv.h). */
+/* What makes a job fire besides its timer, or stops its run: notifications (triggers.c), a
+ * listener's catch-up after a reconnect, manual triggers (ctl.c), a dead instance's runs and
+ * pending work taken over, and another instance's run of the job that ended or replaces this
+ * one's (cluster.c, coord.h). Split from sched.c; it goes through the scheduler's inside
+ * (sched_priv.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
 #include "coord.h"
 #include "cron.h"
+#include "exec.h"
 #include "log.h"
 #include "retry.h"
 #include "sched.h"
@@ -148,6 +152,117 @@ void sched_takeover(struct sched *s, const struct cluster_orphan *o)
 	sched_fire_run(r);
 }
 
+void sched_take_work(struct sched *s, const struct coord_work *w)
+{
+	struct job *j = sched_job_find(s, w->job);
+	if (!j || !j->conf || j->removed || s->draining) {
+		log_info("cluster: pending %s work of job %s taken over from a dead instance is "
+		         "dropped: %s",
+		         w->kind, w->job,
+		         s->draining ? "this instance is stopping"
+		                     : "the job is not configured here");
+		return;
+	}
+	bool notify = strcmp(w->kind, "notify") == 0;
+	const char *trigger = notify                          ? "notify"
+	                      : strcmp(w->kind, "retry") == 0 ? "retry"
+	                                                      : "upstream";
+	struct run *r =
+	    sched_run_new(j, strcmp(trigger, "retry") == 0 ? w->scheduled_us : 0, trigger);
+	if (!r)
+		return;
+	r->attempt = w->attempt > 0 ? w->attempt : 1;
+	r->waited = !notify;
+	/* taken with a DELETE that hands each row to one instance: that is its claim */
+	r->claimed = true;
+	if (w->graph_run && !(r->graph_run = strdup(w->graph_run)))
+		goto oom;
+	if (w->n_payloads) {
+		if (!(r->payloads = calloc(w->n_payloads, sizeof(*r->payloads))))
+			goto oom;
+		for (; r->n_payloads < w->n_payloads; r->n_payloads++)
+			if (!(r->payloads[r->n_payloads] = strdup(w->payloads[r->n_payloads])))
+				goto oom;
+	}
+	log_job(LOG_LVL_NOTICE, j->name, "taking over a %s run a dead instance owed (attempt %d)",
+	        trigger, r->attempt);
+	if (notify && j->active) {
+		if (!j->notify_wait) {
+			sched_run_to(r, RUN_NOTIFY_WAIT);
+			return;
+		}
+		/* one run serves them all */
+		struct run *q = j->notify_wait;
+		char **all = realloc(q->payloads, (q->n_payloads + r->n_payloads) * sizeof(*all));
+		if (all) {
+			memcpy(all + q->n_payloads, r->payloads, r->n_payloads * sizeof(*all));
+			q->payloads = all;
+			q->n_payloads += r->n_payloads;
+			r->n_payloads = 0;
+		}
+		q->claimed = true;
+		sched_run_free(&r);
+		return;
+	}
+	sched_fire_run(r);
+	return;
+oom:
+	log_job(LOG_LVL_ERROR, j->name, "out of memory taking over a dead instance's %s run",
+	        trigger);
+	sched_run_free(&r);
+}
+
+static void ended(struct job *j)
+{
+	struct run *r = j->active;
+	if (!r || r->state != RUN_CLUSTER_WAIT)
+		return;
+	sched_run_to(r, RUN_DUE);
+	log_job(LOG_LVL_DEBUG, j->name, "the run on another instance ended; claiming again");
+	r->queue_at_us = sched_now_us(j->s);
+	sched_run_admit(r);
+}
+
+void sched_cluster_ended(struct sched *s, const char *job)
+{
+	if (s->draining)
+		return;
+	if (job) {
+		struct job *j = sched_job_find(s, job);
+		if (j)
+			ended(j);
+		return;
+	}
+	for (struct job *j = s->jobs; j; j = j->next)
+		ended(j);
+}
+
+void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
+{
+	struct job *j = sched_job_find(s, job);
+	struct run *r = j ? j->active : NULL;
+	if (r && r->state == RUN_RUNNING && !r->er && r->hc) {
+		char why[256];
+		snprintf(why, sizeof(why),
+		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",
+		         by);
+		sched_http_cancel(r, why);
+		return;
+	}
+	if (!r || r->state != RUN_RUNNING || !r->er) {
+		log_info("cluster: instance \"%s\" asked to cancel the run of job %s, which is not "
+		         "running here any more",
+		         by, job);
+		return;
+	}
+	char msg[256];
+	snprintf(msg, sizeof(msg),
+	         "cancelled: replaced by a newer run on instance %s (overlap = replace)", by);
+	log_job(LOG_LVL_NOTICE, j->name,
+	        "instance \"%s\" replaces this run; cancelling it (overlap = replace)", by);
+	exec_cancel(r->er, msg);
+}
+
 void sched_notify_pending(struct sched *s, const char *name, bool pending)
 {
 	struct job *j = sched_job_find(s, name);
@@ -194,7 +309,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	if (j->active) {
 		log_job(LOG_LVL_DEBUG, j->name,
 		        "notified while busy; runs when the current run ends");
-		j->notify_wait = r;
+		sched_run_to(r, RUN_NOTIFY_WAIT);
 		sched_work_note(r, "notify", 0);
 		return 0;
 	}

@@ -1,6 +1,7 @@
-/* The scheduler's jobs and lifetime (sched.h, sched_priv.h): the job index by name, jobs
- * added and retired as configurations come and go, the setters, the drain at shutdown, and
- * the scheduler's creation and freeing. Timers and the run lifecycle are sched.c's. */
+/* The scheduler's lifetime (sched.h, sched_priv.h): the setters, the drain at shutdown, and
+ * the scheduler's creation and freeing. Timers and the run lifecycle are sched.c's; the index's
+ * lookups are sched_index.c's, jobs added and retired as configurations come and go
+ * sched_apply.c's. */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -25,111 +26,6 @@
 #include "text.h"
 
 /* ---- config --------------------------------------------------------------------------- */
-
-static const cron_expr no_cron;
-
-/* J is removed: the configuration its strings point into goes after this reload, while a
- * run of J may go on. They are copied into one block, the name first (sched_job_free frees it). */
-void sched_job_own_strs(struct job *j)
-{
-	const char **f[] = {&j->name, &j->command, &j->plugin, &j->database, &j->schedule};
-	j->http = NULL; /* a request in flight has its own copy (httpc_submit) */
-	size_t len = 0;
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		len += *f[i] ? strlen(*f[i]) + 1 : 0;
-	char *block = malloc(len);
-	if (!block) {
-		/* Its run ends without them. The name changes: out of the index first (the
-		 * later removal will not find it there, and does nothing). */
-		log_job(LOG_LVL_ERROR, j->name,
-		        "out of memory copying the removed job's definition");
-		sched_index_remove(j->s, j);
-		j->name = "?";
-		j->command = j->plugin = j->schedule = NULL;
-		j->database = "";
-		return;
-	}
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		if (!*f[i])
-			continue;
-		size_t n = strlen(*f[i]) + 1;
-		memcpy(block, *f[i], n);
-		*f[i] = block;
-		block += n;
-	}
-	j->hnode.key = j->name; /* the index's key: the copy, equal to the one going */
-	j->own_strs = true;
-}
-
-void sched_index_remove(struct sched *s, struct job *j)
-{
-	strmap_remove(&s->index, &j->hnode);
-}
-
-struct job *sched_job_find(struct sched *s, const char *name)
-{
-	for (struct strmap_node *n = strmap_find(&s->index, name); n; n = strmap_find_next(n)) {
-		struct job *j = STRMAP_ENTRY(n, struct job, hnode);
-		if (!j->removed)
-			return j;
-	}
-	return NULL;
-}
-
-const cron_tz *sched_job_tz(const struct job *j)
-{
-	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
-}
-
-struct job *sched_job_add(struct sched *s, const struct conf_job *cj)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
-	j->name = cj->name;
-	j->s = s;
-	j->next_fire = CRON_NEVER;
-	j->paused = sched_is_paused(s, cj->name);
-	flow_job_init(j);
-	clock_timer_init(&j->timer, sched_job_timer_cb, j);
-	j->next = s->jobs;
-	if (s->jobs)
-		s->jobs->prev = j;
-	s->jobs = j;
-	strmap_insert(&s->index, &j->hnode, j->name);
-	return j;
-}
-
-void sched_job_retire(struct job *j)
-{
-	struct sched *s = j->s;
-	log_job(LOG_LVL_INFO, j->name, "removed from the configuration");
-	j->removed = true;
-	j->conf = NULL;
-	sched_job_own_strs(j);
-	j->cron = &no_cron; /* never read: a removed job is not scheduled */
-	sched_timer_disarm(j);
-	const char *why = "the job was removed from the configuration";
-	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-		if (*waiting[w]) {
-			sched_record_skipped(*waiting[w], why);
-			sched_run_free(waiting[w]);
-		}
-	}
-	flow_job_removed(j, why);
-	if (j->active && j->active->state != RUN_RUNNING) {
-		sched_queue_remove(&s->queue, j->active);
-		flow_retry_disarm(j);
-		if (j->active->state == RUN_CLAIMING) /* its answer must not reach a freed run */
-			cluster_claim_forget(s->cluster, j->active);
-		sched_run_unlock(j->active);
-		sched_record_skipped(j->active, why);
-		sched_run_free(&j->active);
-	}
-	if (!j->active)
-		sched_job_unlink_free(j);
-}
 
 uint32_t sched_system_random(void *arg)
 {
@@ -177,12 +73,12 @@ void sched_set_db_offset(struct sched *s, int64_t offset_us)
 	if ((change < SCHED_DB_OFFSET_MIN_US && change > -SCHED_DB_OFFSET_MIN_US) ||
 	    offset_us >= CLOCK_JUMP_US || offset_us <= -CLOCK_JUMP_US)
 		return;
-	s->clock_offset_us += change; /* not a step of the wall clock (clock_check) */
+	s->clock_offset_us += change; /* not a step of the wall clock (sched_check_clock) */
 	log_info("firing by the history database's clock: it is %+.3f s from this host's",
 	         (double)offset_us / 1e6);
 	s->db_offset_us = offset_us;
 	/* the timers were armed for the instants by the old offset; those of paused, removed or
-	 * draining jobs stay as they are (job_arm leaves them disarmed) */
+	 * draining jobs stay as they are (sched_job_arm leaves them disarmed) */
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (clock_armed(&j->timer))
 			sched_job_arm(j);
@@ -264,9 +160,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				sched_run_free(&j->active);
 			}
 		}
-		struct run *r;
-		while ((r = sched_queue_pop(&s->queue)) != NULL) {
-			r->job->active = NULL;
+		while (s->queue.n) {
+			struct run *r = s->queue.items[0].data;
 			sched_run_unlock(r);
 			sched_record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
@@ -406,9 +301,8 @@ void sched_free(struct sched **sp)
 	event_del(&s->drained_ev);
 	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
 	event_del(&s->flow_ev);
-	struct run *r;
-	while ((r = sched_queue_pop(&s->queue)) != NULL) {
-		r->job->active = NULL;
+	while (s->queue.n) {
+		struct run *r = s->queue.items[0].data;
 		sched_run_free(&r);
 	}
 	sched_queue_clear(&s->queue);

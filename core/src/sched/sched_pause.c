@@ -109,14 +109,12 @@ int sched_resume(struct sched *s, const char *name)
 	if (a && a->state == RUN_RETRY_WAIT && !j->retry_armed) {
 		/* its retry came due while paused */
 		sched_run_to(a, RUN_DUE);
-		j->active = NULL;
 		a->queue_at_us = now;
 		sched_run_admit(a);
 		served = true;
 	} else if (!a && (j->notify_wait || j->pending)) {
-		struct run **w = j->notify_wait ? &j->notify_wait : &j->pending;
-		struct run *p = *w;
-		*w = NULL;
+		struct run *p = j->notify_wait ? j->notify_wait : j->pending;
+		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 		served = true;
 	}

@@ -32,6 +32,11 @@
 struct alerter;
 struct run;
 
+/* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
+struct run_list {
+	struct run *head, *tail;
+};
+
 /* A configuration being put in force, a slice of jobs per loop turn (sched_apply.c). */
 struct sched_apply_state {
 	int phase;                    /* what is being done; 0: no apply */
@@ -76,8 +81,9 @@ struct job {
 	bool seen;                   /* == s->ap.parity: the apply under way has visited it */
 	bool own_strs;               /* name ... schedule are the job's own (removed) */
 	const struct conf_job *conf; /* NULL once removed */
-	struct clock_timer timer;    /* armed and disarmed only by job_arm / job_disarm */
-	int64_t next_fire;           /* Unix seconds or CRON_NEVER */
+	struct clock_timer
+	    timer;           /* armed and disarmed only by sched_job_arm / sched_timer_disarm */
+	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
 	int64_t last_fire;   /* the last scheduled instant fired (Unix seconds), 0 if none */
 	int64_t catchup_s;   /* the latest instant a catch-up run of this process served */
 	struct run *active;  /* the run started, waiting for a slot, or waiting to retry */
@@ -85,7 +91,7 @@ struct job {
 	struct job *prev, *next;
 	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
 	                           * with it to an equal string (job_update, own_strs) */
-	struct preclaim *pre;     /* the claim of next_fire, made before it (sched_preclaim.c) */
+	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
@@ -138,23 +144,40 @@ struct job_last {
 	char sqlstate[6];   /* "" if none */
 	char trigger[16];
 };
-/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+/* sched_index.c: J's last result, made if it has none yet (NULL: out of memory, the status
+ * shows none). */
 struct job_last *job_last(struct job *j);
 
-/* A run's state: the wait it is in, which decides what may happen to it next (docs/layout.md,
- * "A run's states"). sched_run_to() moves a run from one to another, refuses a move the table
- * of sched_state.c does not allow, and keeps the scheduler's counts of the runs claiming and
- * running. A run is freed from any state (sched_run_free ends it first). */
+/* A run's state: the wait it is in, which decides what may happen to it next and which holder
+ * has it (docs/layout.md, "A run's states"). sched_run_to() moves a run from one state to
+ * another: it refuses a move the table of sched_state.c does not allow, takes the run out of
+ * its old state's holder and puts it in the new one's, and keeps the scheduler's counts of the
+ * runs claiming and running. Nothing else links or unlinks a run. A run is freed from any
+ * state (sched_run_free ends it first). */
 enum run_state {
-	RUN_DUE,          /* made (a fire, a retry or a wait that is over), not yet waiting for
-	                   * anything of its own; it may be held beside the job's active run
-	                   * (pending, notify_wait), parked for an upstream or on a flow list */
-	RUN_CLAIMING,     /* waiting for its claim (cluster.h, or a pre-claim's answer) */
-	RUN_CLUSTER_WAIT, /* claimed; the job's run on another instance must end first */
-	RUN_QUEUED,       /* waiting for a max_running slot (sched.queue) */
-	RUN_RETRY_WAIT,   /* waiting for its retry delay (job.retry_ev) */
-	RUN_RUNNING,      /* started: its statements or request are under way, or it could not
-	                   * start and ends from the loop */
+	RUN_DUE,          /* made (a fire, a retry or a wait that is over), held by its caller
+	                   * only, for as long as the call that decides where it goes */
+	RUN_PRECLAIMING,  /* a scheduled fire whose instant is near, its claim asked before it
+	                   * (job.pre, sched_preclaim.c); at its instant it is decided as any
+	                   * fire, and waits for that answer if it is admitted */
+	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (claimed and
+	                   * job_locked) or to be asked for again at its instant */
+	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
+	                   * replace, or overlap skip while the active run's claim is asked) */
+	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
+	RUN_NOTIFY_WAIT,  /* notifications gathered while the job is busy (job.notify_wait) */
+	RUN_DEFERRED,     /* handed to the loop (sched.flow list): a downstream fire, or one an
+	                   * upstream's end released */
+	RUN_CLAIMING,     /* the job's active run, waiting for its claim (cluster.h, or a
+	                   * pre-claim's answer) */
+	RUN_CLUSTER_WAIT, /* the job's active run, claimed; the job's run on another instance
+	                   * must end first */
+	RUN_QUEUED,       /* the job's active run, waiting for a max_running slot (sched.queue) */
+	RUN_RETRY_WAIT,   /* the job's active run, waiting for its retry delay (job.retry_ev) */
+	RUN_RUNNING,      /* the job's active run, started: its statements or request are under
+	                   * way */
+	RUN_ENDING,       /* the job's active run, started but not handed to the executor: it
+	                   * ends from the loop (sched.ended list), holding its run slot */
 	RUN_ENDED,        /* over: recorded (or dropped), about to be freed */
 };
 #define RUN_STATES (RUN_ENDED + 1)
@@ -189,8 +212,9 @@ struct run {
 	size_t n_payloads;
 	struct clock_timer slow_ev; /* warn_duration */
 	bool slow_armed, slow_alerted;
-	struct run *defer_next; /* in a queue the loop drains: flow's fires, failed starts */
-	char *start_error;      /* why it could not start (ended from the loop); NULL */
+	struct run *defer_prev, *defer_next; /* RUN_DEFERRED, RUN_ENDING: in a list the loop
+	                                      * drains */
+	char *start_error; /* why it could not start (ended from the loop); NULL */
 };
 
 struct sched {
@@ -233,14 +257,14 @@ struct sched {
 	int64_t db_offset_us;    /* sched_set_db_offset(): added to the clock's time */
 	bool draining;
 	bool grace_cut; /* a second sched_drain() ended the grace period early */
-	/* Runs that could not start, ended from the loop (never inside the call that started
-	 * them, as the executor ends runs) */
+	/* Runs that could not start (RUN_ENDING), ended from the loop (never inside the call that
+	 * started them, as the executor ends runs) */
 	struct event ended_ev;
-	struct run *ended_head, *ended_tail;
-	/* sched_flow.c's follow-up fires (downstream runs, parked runs released), handed to the
-	 * scheduler from the loop: a run's end never starts another run inside it */
+	struct run_list ended;
+	/* sched_flow.c's follow-up fires (RUN_DEFERRED: downstream runs, parked runs released),
+	 * handed to the scheduler from the loop: a run's end never starts another run inside it */
 	struct event flow_ev;
-	struct run *flow_head, *flow_tail;
+	struct run_list flow;
 	bool catchup_asked;
 	struct sched_recent_store *recent_store; /* sched_recent.c: rows for jobs not here yet */
 	size_t recent_runs_read, recent_failures_read; /* ... and what it read (for the log) */
@@ -267,16 +291,42 @@ struct sched {
 	struct log_complaint uncl_complaint;
 };
 
-/* sched.c */
-/* The scheduler's wall clock (Unix microseconds). */
+/* sched_index.c: the scheduler's wall clock (Unix microseconds); the zone a job's schedule
+ * is read in (its own timezone, else the daemon's); a job by name (not a removed one); J out
+ * of the index. */
 int64_t sched_now_us(const struct sched *s);
-/* The zone a job's schedule is read in: its own timezone, else the daemon's. */
 const cron_tz *sched_job_tz(const struct job *j);
+struct job *sched_job_find(struct sched *s, const char *name);
+void sched_index_remove(struct sched *s, struct job *j);
+/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run), due (NULL: out of
+ * memory, logged) / R ended if it was not, and freed with what it holds: its job lock, its
+ * pending work (coord.h), its marks, its waiter (told it was cancelled). */
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
-/* sched_state.c: move R to state TO (the table there; a move it does not allow is a bug: it
- * is logged and refused, R keeps its state, and false is returned). Keeps sched.n_claiming and
- * sched.n_running. */
+/* R's fire was claimed with the job's cluster lock: it goes (R ends or is dropped). */
+void sched_run_unlock(struct run *r);
+/* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
+/* R's history row as far as its job and fire say, started at START_US. */
+struct hist_run;
+struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
+/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed); ...
+ * skipped, with a log line. */
+void sched_record(struct run *r, const char *status, const char *message);
+void sched_record_skipped(struct run *r, const char *message);
+/* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
+ * skip's alike */
+#define COMMAND_KEEP 1024
+/* R waits as pending work of KIND, due at DUE_US (0: now) / R started or is dropped. */
+void sched_work_note(struct run *r, const char *kind, int64_t due_us);
+void sched_work_gone(struct run *r);
+/* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
+ * instance or this one's next start (coord.h); returns the message to record. */
+const char *sched_work_keep(struct run *r, const char *why);
+/* sched_state.c: move R to state TO (the table there), out of its state's holder and into
+ * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
+ * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
+ * R). Keeps sched.n_claiming and sched.n_running. */
 bool sched_run_to(struct run *r, enum run_state to);
 /* Whether the table allows FROM -> TO; the state's name for log lines. */
 bool sched_run_may(enum run_state from, enum run_state to);
@@ -290,21 +340,12 @@ void sched_fmt_hms(int64_t us, char *out, size_t outlen);
 void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
 void sched_fire_run(struct run *r);
-void sched_record(struct run *r, const char *status, const char *message);
-/* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
-void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
-struct job *sched_job_find(struct sched *s, const char *name);
-/* sched_cluster.c: R waits as pending work of KIND, due at DUE_US (0: now) / R started or
- * is dropped; job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer. */
-void sched_work_note(struct run *r, const char *kind, int64_t due_us);
-void sched_on_pid(void *arg, int pid);
-void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
-void sched_work_gone(struct run *r);
+/* sched_cluster.c: job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer;
+ * exec_run_spec's on_pid and on_xid of a run. */
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
-/* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
- * instance or this one's next start (coord.h); returns the message to record. */
-const char *sched_work_keep(struct run *r, const char *why);
+void sched_on_pid(void *arg, int pid);
+void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_waits);
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
@@ -344,15 +385,10 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
 /* How much earlier than j->next_fire J's timer wakes, at NOW_US: PRECLAIM_LEAD_US while its
  * fire is still to be claimed and that moment has not come, else 0. */
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
-/* J's timer woke before j->next_fire: claim that fire now if it is not claimed yet. */
-void sched_preclaim_ask(struct job *j);
-/* R is about to be claimed: true if its fire was claimed before and R need not ask (R
- * starts: r->claimed and r->job_locked are set), or waits for that claim's answer
- * (R is RUN_CLAIMING); false if R must ask for its claim itself. */
-bool sched_preclaim_take(struct run *r, bool *waits);
-/* J's fire at j->last_fire was dealt with: a claim made before it that no run took is
- * given back (its job lock released). */
-void sched_preclaim_settle(struct job *j);
+/* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (due if
+ * answered, else still RUN_PRECLAIMING: admitted, it waits for that answer; anything else
+ * gives the claim up), or a new one (NULL: out of memory). */
+struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char *trigger);
 /* J's fire at INSTANT, claimed before it, was missed and is not the one its catch-up serves
  * (this process was stopped or stalled past it): it gets its own skipped row, saying WHY, since
  * no other instance may record or run a fire claimed here. */
@@ -364,29 +400,18 @@ void sched_preclaim_stale(struct job *j);
  * deleted in one statement, their locks released), so another instance may claim them at
  * their instant. */
 void sched_preclaim_give_back(struct sched *s);
-/* A run of J waits for J's claim made in advance. */
-bool sched_preclaim_waited(const struct job *j);
-/* J goes: its claim made in advance is forgotten, and its lock released. */
-void sched_preclaim_drop(struct job *j);
-/* The timer helpers of sched.c, for sched_pause.c. */
+/* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 void sched_job_arm(struct job *j);
 bool sched_job_schedulable(const struct job *j);
 void sched_job_schedule(struct job *j, int64_t prev);
 void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_admit_queued(struct sched *s);
-/* For sched_apply.c: a new job of configuration entry CJ, linked and indexed (NULL: out of
- * memory); J is gone from the configuration: stop it, record its waiting fires as skipped,
- * free it unless a run of it goes on. */
-struct job *sched_job_add(struct sched *s, const struct conf_job *cj);
-void sched_job_retire(struct job *j);
 /* Shared by sched.c (timers, runs) and sched_jobs.c (the job index, lifetime). */
 void sched_timer_disarm(struct job *j);
 void sched_job_free(struct job **jp);
 void sched_job_timer_cb(void *arg);
 void sched_job_unlink_free(struct job *j);
-void sched_record_skipped(struct run *r, const char *message);
-void sched_run_unlock(struct run *r);
 void sched_check_drained(struct sched *s);
 /* sched_plugin.c: a plugin job's statements, built by its plugin (values as parameters):
  * 0 with *PR set, or -1 with the reason in ERR; and the guards ahead of them, one per view it
@@ -401,22 +426,23 @@ long sched_concurrent_guards(const struct job *j, char names[][512], struct exec
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 uint32_t sched_system_random(void *arg);
-void sched_index_remove(struct sched *s, struct job *j);
-void sched_job_own_strs(struct job *j);
 
 /* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);
 
 /* sched_http.c: an HTTP job's run. Its history text ("POST https://host/path", no query,
- * no user info, no headers) into OUT; sending R's request (0, or -1 with ERR: R must end
- * with it); stopping R's request if one is in flight (true), ending it cancelled with WHY. */
-struct httpc_call;
+ * no user info, no headers) into OUT; sending R's request, whose response goes to ON_DONE
+ * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
+ * message into MSG); stopping R's request if one is in flight (true), ending it cancelled
+ * with WHY. */
+struct httpc_response;
 struct flow_outcome;
-/* R, an HTTP run, is over (sched.c's run_end: history, retries, alerts) */
-void sched_run_end(struct run *r, const struct flow_outcome *o);
 void sched_http_describe(const struct job *j, char *out, size_t outlen);
-int sched_http_submit(struct run *r, char *err, size_t errlen);
+int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
+                      char *err, size_t errlen);
+void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
+                        struct flow_outcome *out, char *msg, size_t msglen);
 bool sched_http_cancel(struct run *r, const char *why);
 
 #endif

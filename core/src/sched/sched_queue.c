@@ -55,16 +55,6 @@ int sched_queue_push(struct sched_queue *q, int64_t at_us, uint64_t seq, void *d
 	return 0;
 }
 
-void *sched_queue_pop(struct sched_queue *q)
-{
-	if (q->n == 0)
-		return NULL;
-	void *data = q->items[0].data;
-	q->items[0] = q->items[--q->n];
-	q_down(q, 0);
-	return data;
-}
-
 bool sched_queue_remove(struct sched_queue *q, void *data)
 {
 	for (size_t i = 0; i < q->n; i++) {

@@ -1,31 +1,68 @@
-/* A run's states and the moves between them (sched_priv.h, enum run_state; the table is
- * drawn in docs/layout.md, "A run's states"). Every change of a run's state goes through
- * sched_run_to(), which refuses a move the table does not hold and keeps the counts that
- * follow from the states: the runs waiting for a claim (a stop waits for their answers) and
- * the runs running (max_running). */
+/* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
+ * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
+ * waiter, recorded when it does not run, freed with what it holds. Every change of a run's
+ * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
+ * run between the holders of its old and new states (as pgbouncer's change_server_state()
+ * moves a server between its lists), and keeps the counts that follow from the states: the
+ * runs waiting for a claim (a stop waits for their answers) and the runs running
+ * (max_running). Below the rest of sched/: it calls only sched_index.c, sched_queue.c and
+ * sched_recent.c. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "coord.h"
+#include "history.h"
+#include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "sched_priv.h"
+#include "sched_recent_priv.h"
+#include "text.h"
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
+    [RUN_PRECLAIMING] = "claiming before its instant",
+    [RUN_PRECLAIMED] = "claimed before its instant",
+    [RUN_PENDING] = "waiting behind the job's run",
+    [RUN_PARKED] = "waiting for an upstream job",
+    [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
+    [RUN_DEFERRED] = "handed to the loop",
     [RUN_CLAIMING] = "claiming",
     [RUN_CLUSTER_WAIT] = "waiting for another instance's run",
     [RUN_QUEUED] = "waiting for a run slot",
     [RUN_RETRY_WAIT] = "waiting to retry",
     [RUN_RUNNING] = "running",
+    [RUN_ENDING] = "ending without a start",
     [RUN_ENDED] = "ended",
 };
 
 #define TO(st) (1u << (st))
+/* The states in which a run is its job's active run. */
+#define ACTIVE                                                                                     \
+	(TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |           \
+	 TO(RUN_RUNNING) | TO(RUN_ENDING))
 /* From each state, the states a run may go to. */
 static const unsigned moves[RUN_STATES] = {
-    /* a fire is claimed, queued, started or ended (skipped, dropped); a retry waits for its
-     * delay; a claim granted on a job that runs on another instance waits for that run */
-    [RUN_DUE] = TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
-                TO(RUN_RUNNING) | TO(RUN_ENDED),
+    /* a fire waits where its job's state says, is claimed, queued, started or ended
+     * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
+     * another instance waits for that run */
+    [RUN_DUE] = TO(RUN_PRECLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) |
+                TO(RUN_DEFERRED) | TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) |
+                TO(RUN_RETRY_WAIT) | TO(RUN_RUNNING) | TO(RUN_ENDED),
+    /* answered before its instant; or its instant came: admitted, it waits for the answer;
+     * waiting for something else first, it gives the claim up */
+    [RUN_PRECLAIMING] =
+        TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_ENDED),
+    /* its instant came */
+    [RUN_PRECLAIMED] = TO(RUN_DUE) | TO(RUN_ENDED),
+    /* its wait is over: it is decided again, or dropped */
+    [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
+    /* its upstreams are done: handed to the loop */
+    [RUN_PARKED] = TO(RUN_DEFERRED) | TO(RUN_ENDED),
+    [RUN_NOTIFY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_DEFERRED] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* the answer came (the run is due again: admitted, or waits for the other instance's
      * run), or the run was dropped */
     [RUN_CLAIMING] = TO(RUN_DUE) | TO(RUN_ENDED),
@@ -33,7 +70,9 @@ static const unsigned moves[RUN_STATES] = {
     /* a slot came: it starts, or (queued unclaimed) asks for its claim first */
     [RUN_QUEUED] = TO(RUN_RUNNING) | TO(RUN_CLAIMING) | TO(RUN_ENDED),
     [RUN_RETRY_WAIT] = TO(RUN_DUE) | TO(RUN_ENDED),
-    [RUN_RUNNING] = TO(RUN_ENDED),
+    /* it could not be handed to the executor: it ends from the loop */
+    [RUN_RUNNING] = TO(RUN_ENDING) | TO(RUN_ENDED),
+    [RUN_ENDING] = TO(RUN_ENDED),
     [RUN_ENDED] = 0,
 };
 
@@ -47,21 +86,96 @@ bool sched_run_may(enum run_state from, enum run_state to)
 	return (unsigned)from < RUN_STATES && (unsigned)to < RUN_STATES && (moves[from] & TO(to));
 }
 
+/* The job's slot that holds a run in state ST; NULL if none does. */
+static struct run **slot(struct job *j, enum run_state st)
+{
+	if (ACTIVE & TO(st))
+		return &j->active;
+	if (st == RUN_PRECLAIMING || st == RUN_PRECLAIMED)
+		return &j->pre;
+	return st == RUN_PENDING       ? &j->pending
+	       : st == RUN_PARKED      ? &j->parked
+	       : st == RUN_NOTIFY_WAIT ? &j->notify_wait
+	                               : NULL;
+}
+
+/* The list of the loop's that holds a run in state ST; NULL if none does. */
+static struct run_list *list(struct sched *s, enum run_state st)
+{
+	return st == RUN_DEFERRED ? &s->flow : st == RUN_ENDING ? &s->ended : NULL;
+}
+
+static void list_append(struct run_list *l, struct run *r)
+{
+	r->defer_prev = l->tail;
+	r->defer_next = NULL;
+	if (l->tail)
+		l->tail->defer_next = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+static void list_remove(struct run_list *l, struct run *r)
+{
+	if (r->defer_prev)
+		r->defer_prev->defer_next = r->defer_next;
+	else if (l->head == r)
+		l->head = r->defer_next;
+	if (r->defer_next)
+		r->defer_next->defer_prev = r->defer_prev;
+	else if (l->tail == r)
+		l->tail = r->defer_prev;
+	r->defer_prev = r->defer_next = NULL;
+}
+
+static bool counted_running(enum run_state st)
+{
+	return st == RUN_RUNNING || st == RUN_ENDING;
+}
+
 bool sched_run_to(struct run *r, enum run_state to)
 {
-	struct sched *s = r->job->s;
-	if (!sched_run_may(r->state, to)) {
-		log_error("job %s: internal error: a run %s cannot become %s; please report it",
-		          r->job->name, sched_run_state_name(r->state), sched_run_state_name(to));
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	enum run_state from = r->state;
+	struct run **in = slot(j, from), **out = slot(j, to);
+	const char *why = NULL;
+	if (!sched_run_may(from, to))
+		why = "cannot become";
+	else if (out && *out && *out != r)
+		why = "finds another run where it would go as";
+	if (why) {
+		log_error("job %s: internal error: a run %s %s %s; please report it", j->name,
+		          sched_run_state_name(from), why, sched_run_state_name(to));
 		return false;
 	}
-	if (r->state == RUN_CLAIMING)
+	/* into the queue first: the one holder that may refuse (out of memory) */
+	if (to == RUN_QUEUED && sched_queue_push(&s->queue, r->queue_at_us, ++s->seq, r) < 0)
+		return false;
+	if (from == RUN_QUEUED)
+		sched_queue_remove(&s->queue, r); /* the first, sched_admit_queued's, at once */
+	if (list(s, from))
+		list_remove(list(s, from), r);
+	if (in && *in == r && in != out)
+		*in = NULL;
+	if (out)
+		*out = r;
+	if (list(s, to))
+		list_append(list(s, to), r);
+	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
+	 * meanwhile, or due at its instant but waiting for something else first, is forgotten
+	 * there (the answer still gives back the job lock a grant takes) */
+	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
+	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
+		cluster_claim_forget(s->cluster, r);
+	if (from == RUN_CLAIMING)
 		s->n_claiming--;
-	else if (r->state == RUN_RUNNING)
+	else if (counted_running(from))
 		s->n_running--;
 	if (to == RUN_CLAIMING)
 		s->n_claiming++;
-	else if (to == RUN_RUNNING)
+	else if (counted_running(to))
 		s->n_running++;
 	r->state = to;
 	return true;
@@ -87,6 +201,7 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous fire waiting for a run on another instance");
 		break;
 	case RUN_RUNNING:
+	case RUN_ENDING:
 	case RUN_ENDED:
 		sched_fmt_hms(a->start_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still running (started %s)", when);
@@ -95,9 +210,167 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 		break;
 	case RUN_DUE:
+	case RUN_PRECLAIMING:
+	case RUN_PRECLAIMED:
+	case RUN_PENDING:
+	case RUN_PARKED:
+	case RUN_NOTIFY_WAIT:
+	case RUN_DEFERRED:
 	case RUN_QUEUED:
 		sched_fmt_hms(a->queue_at_us, when, sizeof(when));
 		snprintf(out, outlen, "previous run still waiting for a run slot (due %s)", when);
 		break;
 	}
+}
+
+/* ---- the run as a record ---------------------------------------------------------- */
+
+struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_job(LOG_LVL_ERROR, j->name, "out of memory; fire dropped");
+		return NULL;
+	}
+	r->job = j;
+	r->scheduled_us = scheduled_us;
+	r->fired_us = sched_now_us(j->s);
+	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
+	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+	r->attempt = 1;
+	return r;
+}
+
+void sched_run_free(struct run **rp)
+{
+	struct run *r = *rp;
+	if (!r)
+		return;
+	if (r->state != RUN_ENDED)
+		sched_run_to(r, RUN_ENDED);
+	sched_run_unlock(r); /* a fire claimed before its instant, dropped */
+	if (r->slow_armed)
+		clock_disarm(r->job->s->clock, &r->slow_ev);
+	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
+	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
+	cluster_mark_forget(r->job->s->cluster, r);
+	sched_work_gone(r);
+	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
+	                 NULL);
+	for (size_t i = 0; i < r->n_payloads; i++)
+		free(r->payloads[i]);
+	free(r->payloads);
+	free(r->graph_run);
+	free(r->start_error);
+	free(r);
+	*rp = NULL;
+}
+
+/* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
+void sched_run_unlock(struct run *r)
+{
+	if (r->job_locked)
+		cluster_release(r->job->s->cluster, r->job->name);
+	r->job_locked = false;
+}
+
+void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
+{
+	struct sched_waiter *w = r->waiter;
+	if (!w)
+		return;
+	r->waiter = NULL;
+	struct sched_result res = {
+	    .job = r->job->name,
+	    .status = status,
+	    .message = message ? message : "",
+	    .sqlstate = sqlstate,
+	    .attempt = r->attempt,
+	    .duration_us =
+	        r->start_mono_us ? clock_mono_now_us(r->job->s->clock) - r->start_mono_us : 0,
+	};
+	w->done(w, &res);
+}
+
+struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
+{
+	const struct job *j = r->job;
+	return (struct hist_run){
+	    .job_name = j->name,
+	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
+	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
+	    .username = j->conf ? j->conf->username : NULL,
+	    .command = j->command ? j->command : j->plugin,
+	    .trigger = r->trigger,
+	    .graph_run = r->graph_run,
+	    .scheduled_us = r->scheduled_us,
+	    .start_us = start_us,
+	    .attempt = r->attempt,
+	};
+}
+
+/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
+void sched_record(struct run *r, const char *status, const char *message)
+{
+	struct sched *s = r->job->s;
+	int64_t now = sched_now_us(s);
+	sched_run_answer(r, status, message, NULL);
+	uint64_t key = 0;
+	if (s->hist) {
+		struct hist_run hr = sched_hist_run(r, now);
+		char command[COMMAND_KEEP];
+		snprintf(command, sizeof(command), "%s", hr.command ? hr.command : "");
+		text_utf8_trim(command);
+		hr.command = command;
+		key = hist_record(s->hist, &hr, status, message);
+	}
+	struct metrics_run mr = {.job = r->job->name,
+	                         .status = status,
+	                         .duration_us = -1,
+	                         .lateness_us = -1,
+	                         .end_us = now,
+	                         .message = message};
+	metrics_run_end(s->metrics, &mr);
+	sched_recent_note(r->job, status, now, now, r->attempt, key);
+}
+
+/* ... and a log line. */
+void sched_record_skipped(struct run *r, const char *message)
+{
+	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
+	sched_record(r, HIST_SKIPPED, message);
+}
+
+void sched_work_note(struct run *r, const char *kind, int64_t due_us)
+{
+	struct sched *s = r->job->s;
+	if (!s->coord)
+		return;
+	struct coord_work w = {.job = r->job->name,
+	                       .kind = kind,
+	                       .graph_run = r->graph_run,
+	                       .scheduled_us = r->scheduled_us,
+	                       .attempt = r->attempt,
+	                       .due_us = due_us,
+	                       .payloads = r->payloads,
+	                       .n_payloads = r->n_payloads};
+	coord_note(s->coord, &w);
+	snprintf(r->noted, sizeof(r->noted), "%s", kind);
+}
+
+void sched_work_gone(struct run *r)
+{
+	if (!r->noted[0])
+		return;
+	coord_done(r->job->s->coord, r->job->name, r->noted);
+	r->noted[0] = '\0';
+}
+
+const char *sched_work_keep(struct run *r, const char *why)
+{
+	if (!r->noted[0] || !r->job->s->coord)
+		return why;
+	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
+	return "pgcrond was shutting down; handed over to the other instances (or its next "
+	       "start) in pgcrond.pending_work";
 }

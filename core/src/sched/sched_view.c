@@ -40,7 +40,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .notify_pending = j->notify_pending,
 	    .next_fire = j->next_fire,
 	    .has_run = a != NULL,
-	    .run_started = a && a->state == RUN_RUNNING,
+	    .run_started = a && (a->state == RUN_RUNNING || a->state == RUN_ENDING),
 	    .run_retry_wait = a && a->state == RUN_RETRY_WAIT,
 	    .run_cluster_wait = a && a->state == RUN_CLUSTER_WAIT,
 	    .run_start_us = a ? a->start_us : 0,
