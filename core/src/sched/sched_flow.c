@@ -363,7 +363,7 @@ void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
 			sched_run_free(&r);
 			continue;
 		}
-		sched_fire_run(r);
+		s->start.fire_run(r);
 	}
 }
 
@@ -620,7 +620,7 @@ static void retry_cb(void *arg)
 		return; /* paused: the retry waits for sched_resume() */
 	sched_run_to(r, RUN_DUE);
 	r->queue_at_us = sched_now_us(j->s);
-	sched_run_admit(r);
+	j->s->start.admit(r);
 }
 
 /* ---- staleness ------------------------------------------------------------------------ */
@@ -684,7 +684,7 @@ static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);
 	struct run *r = sched_run_new(j, instant_s * 1000000, "catchup");
 	if (r)
-		sched_fire_run(r);
+		j->s->start.fire_run(r);
 }
 
 static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,

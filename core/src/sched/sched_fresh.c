@@ -232,7 +232,7 @@ static void plan(struct fresh_job *f)
 		if (!can_run(j))
 			return; /* its run's end plans again; a pause's resume runs what is owed */
 		f->planned_us = 0;
-		sched_job_fire(j, 0, "freshness");
+		s->start.job_fire(j, 0, "freshness");
 		return;
 	}
 	arm(s->clock, &f->ev, at - now);

@@ -233,6 +233,7 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->base = base;
 	s->clock = clock;
 	s->ex = *ex;
+	s->start = (struct sched_starts){sched_fire_run, sched_run_admit, sched_job_fire};
 	s->hist = h;
 	if (h)
 		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */

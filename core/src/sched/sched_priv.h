@@ -217,9 +217,20 @@ struct run {
 	char *start_error; /* why it could not start (ended from the loop); NULL */
 };
 
+/* sched.c's ways of starting a run, for the files below it that start runs (sched_flow.c: a
+ * downstream, a retry, a parked fire; sched_fresh.c: a freshness fire). sched_new_with sets
+ * them, so those files reach sched.c without calling up into it: the folder's files call one
+ * way (docs/layout.md, scripts/callgraph). */
+struct sched_starts {
+	void (*fire_run)(struct run *r); /* sched_fire_run */
+	void (*admit)(struct run *r);    /* sched_run_admit */
+	void (*job_fire)(struct job *j, int64_t scheduled_us, const char *trigger);
+};
+
 struct sched {
 	struct event_base *base;
-	struct clock *clock; /* every reading and timer of the scheduler and sched_flow.c */
+	struct sched_starts start; /* sched.c's */
+	struct clock *clock;       /* every reading and timer of the scheduler and sched_flow.c */
 	bool own_clock;
 	struct sched_executor ex; /* exec.h's, or a test's */
 	struct httpc *http;       /* HTTP jobs' client (sched_set_http); NULL: none */
