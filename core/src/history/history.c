@@ -116,22 +116,6 @@ static void pop(struct hist *h)
 	hist_spool_pop(h->spool);
 }
 
-/* Accept one record: into the spool (hist_spool.c), then a short wait for company. */
-void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n)
-{
-	char *line;
-	size_t len;
-
-	if (hist_spool_encode(kind, fields, n, &line, &len) != 0) {
-		h->st.dropped++;
-		log_error("history: out of memory: a run record is lost");
-		return;
-	}
-	hist_spool_put(h->spool, line, len);
-	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
-		arm(&h->linger_ev, LINGER_MS);
-}
-
 /* ---- the connection ---------------------------------------------------------------- */
 
 /* The statement state that dies with a connection (the session's: stmtq.h). */
