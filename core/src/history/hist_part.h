@@ -17,8 +17,8 @@
  * (ms): less than the history's batches allow themselves (history.c BATCH_TIMEOUT), for the
  * same reason: the cluster's heartbeat and everything else on the session waits behind it. */
 #define HIST_PART_LOCK_TIMEOUT_MS "200"
-/* The FROM item of such a statement when it is one statement: the lock_timeout for its own
- * transaction only, set before its function runs. */
+/* The FROM item that gives such a statement, when it is a single SELECT of a function, that
+ * lock_timeout for its own transaction only (set before the function runs). */
 #define HIST_PART_SHORT_LOCKS                                                                      \
 	"pg_catalog.set_config('lock_timeout', '" HIST_PART_LOCK_TIMEOUT_MS "', true)"
 /* After a statement gave way to a lock (SQLSTATE 55P03), it is tried again this much later

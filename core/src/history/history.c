@@ -410,10 +410,10 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 	if (op == OP_ENSURE) {
-		/* a failure (schema older than 6) is the retention's to report (hist_part.c); a
-		 * lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
-		 * same partitions and tries again while it gives way, and a record whose day has
-		 * none meanwhile makes it (OP_PARTITION) */
+		/* a failure (schema older than 6) is the retention's to report (hist_part.c), and
+		 * a lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
+		 * same partitions and tries again after giving way, and meanwhile a record whose
+		 * day has no partition makes it (OP_PARTITION) */
 		h->ensured = true;
 		return;
 	}
