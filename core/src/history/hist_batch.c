@@ -9,62 +9,6 @@
 #include "hist_spool.h"
 #include "strmap.h"
 
-/* ---- array literals ------------------------------------------------------------------ */
-
-/* One text[] parameter in the array input syntax: {"a","b",NULL}. */
-struct arr {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
-
-static void arr_put(struct arr *a, const char *s, size_t n)
-{
-	if (a->oom)
-		return;
-	if (a->len + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap : 256;
-		while (a->len + n + 2 > cap)
-			cap *= 2;
-		char *b = realloc(a->buf, cap);
-		if (!b) {
-			a->oom = true;
-			return;
-		}
-		a->buf = b;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, s, n);
-	a->len += n;
-	a->buf[a->len] = '\0';
-}
-
-static void arr_add(struct arr *a, const char *v)
-{
-	arr_put(a, a->len ? "," : "{", 1);
-	if (!v) {
-		arr_put(a, "NULL", 4);
-		return;
-	}
-	arr_put(a, "\"", 1);
-	for (const char *p = v; *p;) {
-		size_t run = strcspn(p, "\"\\");
-		arr_put(a, p, run);
-		p += run;
-		if (*p) {
-			char esc[2] = {'\\', *p++};
-			arr_put(a, esc, 2);
-		}
-	}
-	arr_put(a, "\"", 1);
-}
-
-static const char *arr_end(struct arr *a)
-{
-	arr_put(a, a->len ? "}" : "{}", a->len ? 1 : 2);
-	return a->oom ? NULL : a->buf;
-}
-
 /* ---- the batch ----------------------------------------------------------------------- */
 
 /* Spill line kinds (history.c). */
@@ -181,17 +125,56 @@ static struct row *row_of(const struct strmap *rows, const char *instance, const
 	return NULL;
 }
 
-/* Queue the statement SQL over the columns A (N of them) unless no row has them: returns
- * 1 if queued, 0 if there was nothing to queue, -1 if libpq failed. */
-static int send_set(PGconn *conn, const char *sql, struct arr *a, int n, size_t rows)
+/* Queue the statement SQL over N columns of ROWS (NROWS of them), column c being the rows'
+ * field COLS[c] (COLS NULL: field c), unless there is no row. Each column is one text[]
+ * parameter in the array input syntax, {"a","b",NULL}; all of them go in one buffer, sized
+ * by one pass over the values and filled by another, with no call per value: a batch is on
+ * every run's route. Returns 1 if queued, 0 if there was nothing to queue, -1 if libpq
+ * failed or memory ran out. */
+static int send_set(PGconn *conn, const char *sql, struct row *const *rows, size_t nrows,
+                    const int *cols, int n)
 {
 	const char *p[I_N];
-	if (!rows)
+	size_t size = 0;
+
+	if (!nrows)
 		return 0;
-	for (int c = 0; c < n; c++)
-		if (!(p[c] = arr_end(&a[c])))
-			return -1;
-	return PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 1 : -1;
+	for (int c = 0; c < n; c++) {
+		for (size_t i = 0; i < nrows; i++) {
+			const char *v = rows[i]->f[cols ? cols[c] : c];
+			size += 1 + (v ? 2 : 4); /* ',' or '{', and the quotes or NULL */
+			for (; v && *v; v++)
+				size += 1 + (*v == '"' || *v == '\\');
+		}
+		size += 2; /* '}' and the NUL */
+	}
+	char *buf = malloc(size), *o = buf;
+	if (!buf)
+		return -1;
+	for (int c = 0; c < n; c++) {
+		p[c] = o;
+		for (size_t i = 0; i < nrows; i++) {
+			const char *v = rows[i]->f[cols ? cols[c] : c];
+			*o++ = i ? ',' : '{';
+			if (!v) {
+				memcpy(o, "NULL", 4);
+				o += 4;
+				continue;
+			}
+			*o++ = '"';
+			for (; *v; v++) {
+				if (*v == '"' || *v == '\\')
+					*o++ = '\\';
+				*o++ = *v;
+			}
+			*o++ = '"';
+		}
+		*o++ = '}';
+		*o++ = '\0';
+	}
+	int rc = PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 1 : -1;
+	free(buf);
+	return rc;
 }
 
 /* Two columns: never taken for written rows (hist_written_rows reads five). */
@@ -208,11 +191,11 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 	char *copies = malloc(total ? total : 1);
 	struct row *rows = calloc(n, sizeof(*rows));
 	struct strmap by_run = {0};
-	struct arr ia[I_N] = {{0}}, ua[U_N] = {{0}}, aa[U_N] = {{0}};
+	struct row **order = malloc((n ? n : 1) * sizeof(*order));
 	size_t nrows = 0, nins = 0, nupd = 0, nany = 0;
 	int rc = -1;
 
-	if (!copies || !rows)
+	if (!copies || !rows || !order)
 		goto out;
 	for (size_t i = 0, o = 0; i < n; o += lens[i] + 1, i++) {
 		const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
@@ -268,23 +251,21 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 		}
 	}
 	*taken = n;
+	/* the rows by statement: inserts, updates naming their start, updates that do not */
 	for (size_t i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		if (r->insert) {
-			for (int c = 0; c < I_N; c++)
-				arr_add(&ia[c], r->f[c]);
-			nins++;
-			continue;
-		}
-		const int map[U_N] = {I_INSTANCE, I_RUN_KEY,  I_START_US, I_STATUS,
-		                      I_MESSAGE,  I_SQLSTATE, I_END_US,   I_PID};
-		struct arr *to = r->f[I_START_US] ? ua : aa;
-		for (int c = 0; c < U_N; c++)
-			arr_add(&to[c], r->f[map[c]]);
-		if (r->f[I_START_US])
-			nupd++;
-		else
-			nany++;
+		struct row *r = &rows[i];
+		if (r->insert)
+			order[nins++] = r;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+		if (!r->insert && r->f[I_START_US])
+			order[nins + nupd++] = r;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+		if (!r->insert && !r->f[I_START_US])
+			order[nins + nupd + nany++] = r;
 	}
 	/* the batch's transaction is bounded (hist_batch.h) */
 	if (timeout_ms) {
@@ -293,18 +274,18 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 			goto out;
 	}
 	/* the inserts first: an update may be for a row of the same batch's transaction */
-	int ins = send_set(conn, replay ? sql_ins : sql_ins_new, ia, I_N, nins);
-	int upd = ins < 0 ? -1 : send_set(conn, sql_upd, ua, U_N, nupd);
-	int any = upd < 0 ? -1 : send_set(conn, sql_upd_any, aa, U_N, nany);
+	static const int upd_cols[U_N] = {
+	    [U_INSTANCE] = I_INSTANCE, [U_RUN_KEY] = I_RUN_KEY, [U_START_US] = I_START_US,
+	    [U_STATUS] = I_STATUS,     [U_MESSAGE] = I_MESSAGE, [U_SQLSTATE] = I_SQLSTATE,
+	    [U_END_US] = I_END_US,     [U_PID] = I_PID};
+	int ins = send_set(conn, replay ? sql_ins : sql_ins_new, order, nins, NULL, I_N);
+	int upd = ins < 0 ? -1 : send_set(conn, sql_upd, order + nins, nupd, upd_cols, U_N);
+	int any =
+	    upd < 0 ? -1 : send_set(conn, sql_upd_any, order + nins + nupd, nany, upd_cols, U_N);
 	rc = any < 0 ? -1 : ins + upd + any;
 out:
-	for (int c = 0; c < I_N; c++)
-		free(ia[c].buf);
-	for (int c = 0; c < U_N; c++) {
-		free(ua[c].buf);
-		free(aa[c].buf);
-	}
 	strmap_free(&by_run);
+	free(order);
 	free(copies);
 	free(rows);
 	return rc;

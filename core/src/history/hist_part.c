@@ -14,9 +14,9 @@
  * waits for every transaction that still sees the partition, FINALIZE and DROP for the
  * partition's ACCESS EXCLUSIVE lock, the ensure's ATTACH for SHARE UPDATE EXCLUSIVE on the
  * parent. On this session that wait would hold up every statement behind it, so a step waits
- * for a lock LOCK_TIMEOUT_MS at most; then (SQLSTATE 55P03) it gives way, the pass ends, and
- * the next one comes WAIT_RETRY_MS later. A DETACH that gave way in its second phase leaves
- * the partition "detach pending": the next pass FINALIZEs it.
+ * for a lock HIST_PART_LOCK_TIMEOUT_MS at most; then (SQLSTATE 55P03) it gives way, the pass
+ * ends, and the next one comes HIST_PART_WAIT_RETRY_MS later. A DETACH that gave way in its
+ * second phase leaves the partition "detach pending": the next pass FINALIZEs it.
  *
  * DETACH CONCURRENTLY may not run in a transaction block, so its lock_timeout cannot be local
  * to a transaction: a DDL step sets it for the session and resets it after, the three
@@ -37,16 +37,10 @@
 #include "stmtq.h"
 
 #define AHEAD_DAYS "3"
-/* A step's longest wait for a lock (ms): less than the history's batches allow themselves
- * (history.c BATCH_TIMEOUT), for the same reason: the cluster's heartbeat waits behind it. */
-#define LOCK_TIMEOUT_MS "200"
-/* After a step gave way to a lock, the next pass comes this much later (ms). */
-#define WAIT_RETRY_MS 5000
 #define DEF_INTERVAL_MS 600000
 
 static const char sql_ensure[] =
-    "SELECT pgcrond.history_partitions_ensure(" AHEAD_DAYS ")"
-    "  FROM pg_catalog.set_config('lock_timeout', '" LOCK_TIMEOUT_MS "', true)";
+    "SELECT pgcrond.history_partitions_ensure(" AHEAD_DAYS ") FROM " HIST_PART_SHORT_LOCKS;
 /* Attached partitions past the retention, then tables a crash left detached; a pending
  * detach first: no other partition can be detached CONCURRENTLY until it is finalized. */
 static const char sql_list[] =
@@ -61,7 +55,7 @@ static const char sql_list[] =
     "   AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp"
     "       AT TIME ZONE 'UTC' <= now() - $1::bigint * interval '1 millisecond'"
     " ORDER BY 3 DESC, 2";
-static const char sql_set[] = "SET lock_timeout = " LOCK_TIMEOUT_MS;
+static const char sql_set[] = "SET lock_timeout = " HIST_PART_LOCK_TIMEOUT_MS;
 static const char sql_reset[] = "RESET lock_timeout";
 
 /* A pass's statements (the session's tags). */
@@ -134,7 +128,8 @@ static void end_pass(struct hist_part *p, enum pass_end how)
 		break;
 	}
 	if (how != PASS_LOST)
-		ownsess_retry(&p->sess, how == PASS_GAVE_WAY ? WAIT_RETRY_MS : p->interval_ms);
+		ownsess_retry(&p->sess,
+		              how == PASS_GAVE_WAY ? HIST_PART_WAIT_RETRY_MS : p->interval_ms);
 }
 
 /* "ALTER TABLE ... DETACH ... SCHEMA.NAME SUFFIX" or "DROP TABLE SCHEMA.NAME" with both names
@@ -282,7 +277,7 @@ static void next_expired(struct hist_part *p)
 static void step_failed(struct hist_part *p, enum part_step step, const struct stmtq_result *r)
 {
 	if (strcmp(r->sqlstate, "55P03") == 0) {
-		/* a lock another session holds, past LOCK_TIMEOUT_MS */
+		/* a lock another session holds, past HIST_PART_LOCK_TIMEOUT_MS */
 		if (log_complain(&p->wait_complaint)) {
 			if (step == STEP_DETACH || step == STEP_DROP)
 				log_notice(
@@ -290,12 +285,12 @@ static void step_failed(struct hist_part *p, enum part_step step, const struct s
 				    "transaction, a report reading the history say, holds a lock "
 				    "on it); dropping it waits, trying again every %d s",
 				    p->drop[p->at].schema, p->drop[p->at].name,
-				    WAIT_RETRY_MS / 1000);
+				    HIST_PART_WAIT_RETRY_MS / 1000);
 			else
 				log_notice(
 				    "history retention: %s waits for a lock another transaction "
 				    "holds on the history; trying again every %d s",
-				    step_what[step], WAIT_RETRY_MS / 1000);
+				    step_what[step], HIST_PART_WAIT_RETRY_MS / 1000);
 		}
 		end_pass(p, PASS_GAVE_WAY);
 		return;

@@ -12,6 +12,19 @@
 #include <event2/event.h>
 #include <stdint.h>
 
+/* A DDL statement of the history on the own session (a pass's steps here, and history.c's
+ * partitions at connect and for a row whose day has none) waits for a lock this long at most
+ * (ms): less than the history's batches allow themselves (history.c BATCH_TIMEOUT), for the
+ * same reason: the cluster's heartbeat and everything else on the session waits behind it. */
+#define HIST_PART_LOCK_TIMEOUT_MS "200"
+/* The FROM item that gives such a statement, when it is a single SELECT of a function, that
+ * lock_timeout for its own transaction only (set before the function runs). */
+#define HIST_PART_SHORT_LOCKS                                                                      \
+	"pg_catalog.set_config('lock_timeout', '" HIST_PART_LOCK_TIMEOUT_MS "', true)"
+/* After a statement gave way to a lock (SQLSTATE 55P03), it is tried again this much later
+ * (ms). */
+#define HIST_PART_WAIT_RETRY_MS 5000
+
 struct hist_part;
 
 struct hist_part_stats {

@@ -50,12 +50,17 @@
 #include "history_priv.h"
 
 /* A record of a day without a partition (a clock far off, a record kept for days): make the
- * day's partition and send it again (the retention drops it again if it is past). */
-static const char sql_partition[] = "SELECT pgcrond.history_partition_create($1::date)";
+ * day's partition and send it again (the retention drops it again if it is past). Its ATTACH
+ * waits for a lock only as long as the retention's steps do (hist_part.h): a manual VACUUM or
+ * LOCK of the history would hold up everything on the session behind it. */
+static const char sql_partition[] =
+    "SELECT pgcrond.history_partition_create($1::date) FROM " HIST_PART_SHORT_LOCKS;
 
 /* Partitions for the records about to be written (a daemon back after days away fills the
- * gap); a database still at schema 1-5 has no such function, which is fine. */
-static const char sql_ensure[] = "SELECT pgcrond.history_partitions_ensure()";
+ * gap), with the same short lock wait; a database still at schema 1-5 has no such function,
+ * which is fine. */
+static const char sql_ensure[] =
+    "SELECT pgcrond.history_partitions_ensure() FROM " HIST_PART_SHORT_LOCKS;
 /* A batch's statements, and their lock waits, are bounded by this (ms): the session is the
  * cluster's too, whose heartbeat must not wait long enough behind a batch to miss a claim's
  * lease (its margin is at least 1 s, cluster_priv.h SQL_LEASE_MS). A batch that takes longer
@@ -114,22 +119,6 @@ static void pop(struct hist *h)
 {
 	h->head_part_tried = false;
 	hist_spool_pop(h->spool);
-}
-
-/* Accept one record: into the spool (hist_spool.c), then a short wait for company. */
-void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n)
-{
-	char *line;
-	size_t len;
-
-	if (hist_spool_encode(kind, fields, n, &line, &len) != 0) {
-		h->st.dropped++;
-		log_error("history: out of memory: a run record is lost");
-		return;
-	}
-	hist_spool_put(h->spool, line, len);
-	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
-		arm(&h->linger_ev, LINGER_MS);
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
@@ -420,11 +409,31 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		h->fresh_told = r->failed;
 		return;
 	}
-	if (op == OP_ENSURE || op == OP_PARTITION) {
-		/* a failure (schema older than 6) is the retention's to report (hist_part.c) */
+	if (op == OP_ENSURE) {
+		/* a failure (schema older than 6) is the retention's to report (hist_part.c), and
+		 * a lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
+		 * same partitions and tries again after giving way, and meanwhile a record whose
+		 * day has no partition makes it (OP_PARTITION) */
 		h->ensured = true;
 		return;
 	}
+	if (op == OP_PARTITION && strcmp(r->sqlstate, "55P03") == 0) {
+		/* another transaction holds a lock the ATTACH needs (a manual VACUUM, ANALYZE or
+		 * LOCK): give way, as the retention does; the records wait in the spool, and the
+		 * batch goes again later, failing the same way until the partition is made */
+		h->head_part_tried = false;
+		if (log_complain(&h->write_complaint))
+			log_warning("history: a new partition waits for a lock another transaction "
+			            "holds on the history; %" PRIu64 " run records wait in %s, "
+			            "trying again every %d s",
+			            hist_pending(h), hist_spool_where(h->spool),
+			            HIST_PART_WAIT_RETRY_MS / 1000);
+		h->blocked = true;
+		ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
+		return;
+	}
+	if (op == OP_PARTITION)
+		return; /* made, or there already: the batch again (or a failure, as OP_ENSURE's) */
 	char day[16];
 	if (op == OP_BATCH && strcmp(r->sqlstate, "23514") == 0 && !h->head_part_tried &&
 	    line_day(hist_spool_head(h->spool), day, sizeof(day))) {

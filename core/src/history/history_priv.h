@@ -2,7 +2,8 @@
 #define PGCROND_HISTORY_PRIV_H
 
 /* The history's inside (history.h), shared by history.c (the connection, the statements,
- * the answers, lifetime) and history_record.c (the records hist_*() turn into spool lines). */
+ * the answers, lifetime) and history_record.c (the records hist_*() turn into spool lines,
+ * and what comes back of them), which history.c calls and which calls nothing of it. */
 
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
@@ -141,8 +142,7 @@ struct hist {
 	size_t n_written, cap_written;
 };
 
-/* shared by history.c and history_record.c */
-void hist_emit(struct hist *h, const char *kind, const char *const *fields, int n);
+/* history_record.c's, for history.c */
 /* The rows of this process's runs an answer of a record statement holds (HIST_WRITTEN_CLOSE),
  * kept until the batch ends; then told (COMMITTED) or forgotten (it failed: a line is sent
  * again, and its row gets another runid). */

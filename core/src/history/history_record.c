@@ -1,7 +1,8 @@
 /* The records (history.h: hist_start, hist_set_pid, hist_finish, hist_record): each becomes
- * one line of the spool, keyed by this process's boot id and the run's key. And what comes
- * back of them: the rows written (their run ids, for the status) and the rows of the status's
- * start-up read. */
+ * one line of the spool, keyed by this process's boot id and the run's key, for history.c's
+ * next batch. And what comes back of them: the rows written (their run ids, for the status)
+ * and the rows of the status's start-up read. history.c calls this file, and nothing here
+ * calls history.c: a record waits in the spool, and the linger timer sends it. */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -23,6 +24,26 @@
 void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
+}
+
+/* Accept one record: into the spool (hist_spool.c, which appends it to the spill file), then
+ * a short wait for company (LINGER_MS) unless a statement of the history's is under way (its
+ * end sends the next batch). */
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
+{
+	char *line;
+	size_t len;
+
+	if (hist_spool_encode(kind, fields, n, &line, &len) != 0) {
+		h->st.dropped++;
+		log_error("history: out of memory: a run record is lost");
+		return;
+	}
+	hist_spool_put(h->spool, line, len);
+	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL)) {
+		struct timeval tv = {0, LINGER_MS * 1000};
+		evtimer_add(&h->linger_ev, &tv);
+	}
 }
 
 static const char *num(char *buf, size_t len, int64_t v)
@@ -64,7 +85,7 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 		log_error("history: out of memory: the end of a run will update without its day");
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, &r, key, sched, start, attempt, f);
-	hist_emit(h, K_START, f, N_START);
+	emit(h, K_START, f, N_START);
 	return k;
 }
 
@@ -79,7 +100,7 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 	int64_t start_us = hist_keymap_get(&h->starts, k);
 	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
 	                            num(startbuf, sizeof(startbuf), start_us)};
-	hist_emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
 }
 
 void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
@@ -97,7 +118,7 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
-	hist_emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -115,7 +136,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
-	hist_emit(h, K_RECORD, f, N_RECORD);
+	emit(h, K_RECORD, f, N_RECORD);
 	return k;
 }
 
