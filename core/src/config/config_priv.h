@@ -142,7 +142,6 @@ extern const struct key_spec config_database_keys[]; /* into struct conf_databas
 extern const struct key_spec config_history_keys[];  /* into struct pgc_config */
 extern const struct key_spec config_sink_keys[];     /* into struct conf_alert_sink */
 extern const struct key_spec config_job_keys[];      /* into struct conf_job */
-extern const struct key_spec config_http_keys[];     /* into struct pgc_config */
 
 /* The entry of KEYS named NAME, or NULL. */
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);
