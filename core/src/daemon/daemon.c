@@ -812,7 +812,7 @@ int daemon_main(const char *config_path)
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		goto out;
 	}
-	sqljobs_record_files(d.sql, d.files);
+	sqljobs_record_files_made(d.sql, d.files, NULL);
 	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc, &d.pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");
 		goto out;
