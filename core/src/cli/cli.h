@@ -65,6 +65,10 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 	"the running daemon keeps the configuration it last loaded, which may differ from the "    \
 	"files"
 
+/* The message for getopt_long's answer OPT, ':' (ARGV's last option lacks its value) or
+ * '?' (unknown), on stderr; returns EX_USAGE. */
+int cli_bad_option(const char *cmd, int opt, char **argv);
+
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments
  * must number MIN_ARGS..MAX_ARGS; the first is argv[*FIRST_ARG] (FIRST_ARG may be NULL).

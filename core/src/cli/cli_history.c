@@ -261,15 +261,8 @@ int cli_history(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond history: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(stderr,
-			        "pgcrond history: unknown option \"%s\"; see pgcrond history "
-			        "--help\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("history", opt, argv);
 		}
 	}
 	if (optind < argc)

@@ -446,15 +446,8 @@ int cli_import(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond import: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond import: unknown option \"%s\"; see pgcrond import --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("import", opt, argv);
 		}
 	}
 	if (!from || optind < argc) {

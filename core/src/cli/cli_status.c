@@ -574,15 +574,8 @@ int cli_status(int argc, char **argv)
 		case 'h':
 			status_usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond status: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond status: unknown option \"%s\"; see pgcrond status --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("status", opt, argv);
 		}
 	}
 	if (argc - optind > 1) {

@@ -102,15 +102,8 @@ static int parse_args(int argc, char **argv, struct trigger_args *a)
 		case 'h':
 			usage(stdout);
 			return CLI_HELP;
-		case ':':
-			fprintf(stderr, "pgcrond trigger: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond trigger: unknown option \"%s\"; see pgcrond trigger --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("trigger", opt, argv);
 		}
 	}
 	if (argc - optind != 1) {

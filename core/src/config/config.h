@@ -236,11 +236,6 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
  * other than by config_load (config_sql.c's copy). */
 void config_index_jobs(struct pgc_config *cfg);
 
-/* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
- * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
- * numeric address: names are never resolved). */
-int config_http_split(const char *listen, char *host, size_t hostlen, int *port)
-    __attribute__((warn_unused_result));
 /* HOST (numeric) is 127.0.0.0/8 or ::1. */
 bool config_http_loopback(const char *host);
 
