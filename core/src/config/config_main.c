@@ -18,9 +18,6 @@
 
 #include "config.h"
 #include "config_priv.h"
-#include "cron.h"
-#include "diag.h"
-#include "duration.h"
 #include "log.h"
 #include "pgconn.h"
 #include "text.h"

@@ -24,7 +24,6 @@
 #include "bgwork.h"
 #include "clock.h"
 #include "config.h"
-#include "cron.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
