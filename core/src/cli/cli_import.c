@@ -479,7 +479,7 @@ int cli_import(int argc, char **argv)
 	if (rc != EX_OK)
 		goto out;
 	if (!to_files) {
-		rc = hist_cli_open("import", conf, &cfg, &dst);
+		rc = hist_cli_open("import", conf, NULL, &cfg, &dst);
 		if (rc != EX_OK)
 			goto out;
 		PGresult *r =

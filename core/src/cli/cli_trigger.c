@@ -297,8 +297,7 @@ int cli_trigger(int argc, char **argv)
 	char job[64];
 	bool force = a.force;
 
-	rc = hist_cli_open_partial("trigger", conf, "the jobs in them cannot be triggered", &cfg,
-	                           &conn);
+	rc = hist_cli_open("trigger", conf, "the jobs in them cannot be triggered", &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	rc = cli_resolve_job("trigger", conn, a.job, job, sizeof(job));

@@ -467,7 +467,7 @@ int cli_uninstall(int argc, char **argv)
 	rc = socket_live(conf);
 	if (rc)
 		return rc;
-	rc = hist_cli_open("uninstall", conf, &cfg, &hist);
+	rc = hist_cli_open("uninstall", conf, NULL, &cfg, &hist);
 	if (rc)
 		return rc;
 	const char *lock[] = {INSTALL_LOCK_KEY};
