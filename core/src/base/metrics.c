@@ -12,15 +12,11 @@
 #include "strmap.h"
 
 /* Run durations: from a quick refresh to the hour-long rebuild of a large view. */
-const double metrics_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                           2.5,   5,    10,    30,   60,  300,  900, 3600};
-const size_t metrics_n_duration_buckets =
-    sizeof(metrics_duration_buckets) / sizeof(metrics_duration_buckets[0]);
+static const double metrics_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                  2.5,   5,    10,    30,   60,  300,  900, 3600};
 /* Firing lateness: a healthy daemon starts within milliseconds of the instant. */
-const double metrics_lateness_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                           0.25,  0.5,    1,     2.5,  5,     10,   60};
-const size_t metrics_n_lateness_buckets =
-    sizeof(metrics_lateness_buckets) / sizeof(metrics_lateness_buckets[0]);
+static const double metrics_lateness_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                  0.25,  0.5,    1,     2.5,  5,     10,   60};
 
 #define N_DUR (sizeof(metrics_duration_buckets) / sizeof(metrics_duration_buckets[0]))
 #define N_LATE (sizeof(metrics_lateness_buckets) / sizeof(metrics_lateness_buckets[0]))

@@ -99,10 +99,4 @@ struct metrics_live {
 int metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out)
     __attribute__((warn_unused_result));
 
-/* Histogram bucket bounds (seconds), exposed for tests. */
-extern const double metrics_duration_buckets[];
-extern const size_t metrics_n_duration_buckets;
-extern const double metrics_lateness_buckets[];
-extern const size_t metrics_n_lateness_buckets;
-
 #endif

@@ -65,6 +65,10 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 	"the running daemon keeps the configuration it last loaded, which may differ from the "    \
 	"files"
 
+/* The message for getopt_long's answer OPT, ':' (ARGV's last option lacks its value) or
+ * '?' (unknown), on stderr; returns EX_USAGE. */
+int cli_bad_option(const char *cmd, int opt, char **argv);
+
 /* The options of every command that reads the configuration: -c/--config FILE (default
  * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments
  * must number MIN_ARGS..MAX_ARGS; the first is argv[*FIRST_ARG] (FIRST_ARG may be NULL).
@@ -81,13 +85,11 @@ int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const ch
  * for configuration problems, EX_UNAVAILABLE (69) if the database is unreachable. */
 struct pgc_config;
 struct pg_conn; /* libpq's PGconn */
-int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
-                  struct pg_conn **conn) __attribute__((warn_unused_result));
-/* The same for the commands that must work while a job file is broken (history, trigger
- * without a daemon): job files with errors are left out, with one warning line on stderr
- * that ends with CONSEQUENCE. */
-int hist_cli_open_partial(const char *cmd, const char *conf_path, const char *consequence,
-                          struct pgc_config **cfg, struct pg_conn **conn)
+/* CONSEQUENCE NULL: every file must load (install, import); otherwise, for the commands that
+ * must work while a job file is broken (history, trigger without a daemon), job files with
+ * errors are left out, with one warning line on stderr that ends with CONSEQUENCE. */
+int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
+                  struct pgc_config **cfg, struct pg_conn **conn)
     __attribute__((warn_unused_result));
 
 #endif

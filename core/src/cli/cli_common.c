@@ -53,6 +53,16 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 	        cmd, skipped, strchr(skipped, ',') ? "have" : "has", conf, consequence);
 }
 
+int cli_bad_option(const char *cmd, int opt, char **argv)
+{
+	if (opt == ':')
+		fprintf(stderr, "pgcrond %s: %s needs a value\n", cmd, argv[optind - 1]);
+	else
+		fprintf(stderr, "pgcrond %s: unknown option \"%s\"; see pgcrond %s --help\n", cmd,
+		        argv[optind - 1], cmd);
+	return EX_USAGE;
+}
+
 int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
                           int min_args, int max_args, int *first_arg)
 {
@@ -80,10 +90,7 @@ int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const ch
 			        argv[optind - 1]);
 			return EX_USAGE;
 		default:
-			fprintf(stderr,
-			        "pgcrond %s: unknown option \"%s\"; see pgcrond %s --help\n", cmd,
-			        argv[optind - 1], cmd);
-			return EX_USAGE;
+			return cli_bad_option(cmd, opt, argv);
 		}
 	}
 	int n = argc - optind;

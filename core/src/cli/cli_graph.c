@@ -7,7 +7,6 @@
 #include "cli.h"
 #include "config.h"
 #include "jobgraph.h"
-#include "log.h"
 #include "pgconn.h"
 #include "plugin.h"
 #include "sqljobs.h"

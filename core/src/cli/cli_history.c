@@ -21,9 +21,8 @@
 #define UTC_TEXT(col)                                                                              \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
 
-/* CONSEQUENCE NULL: every file must load (install, import). */
-static int open_history(const char *cmd, const char *conf_path, const char *consequence,
-                        struct pgc_config **cfg, struct pg_conn **conn)
+int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
+                  struct pgc_config **cfg, struct pg_conn **conn)
 {
 	struct diag_list dl = {0};
 	char err[1024];
@@ -68,18 +67,6 @@ static int open_history(const char *cmd, const char *conf_path, const char *cons
 		return EX_UNAVAILABLE;
 	}
 	return EX_OK;
-}
-
-int hist_cli_open(const char *cmd, const char *conf_path, struct pgc_config **cfg,
-                  struct pg_conn **conn)
-{
-	return open_history(cmd, conf_path, NULL, cfg, conn);
-}
-
-int hist_cli_open_partial(const char *cmd, const char *conf_path, const char *consequence,
-                          struct pgc_config **cfg, struct pg_conn **conn)
-{
-	return open_history(cmd, conf_path, consequence, cfg, conn);
 }
 
 static void usage(FILE *out)
@@ -261,15 +248,8 @@ int cli_history(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond history: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(stderr,
-			        "pgcrond history: unknown option \"%s\"; see pgcrond history "
-			        "--help\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("history", opt, argv);
 		}
 	}
 	if (optind < argc)
@@ -291,10 +271,10 @@ int cli_history(int argc, char **argv)
 		return EX_USAGE;
 	}
 
-	rc = hist_cli_open_partial("history", conf,
-	                           "the history is read all the same; the running daemon may "
-	                           "run other jobs than the files say",
-	                           &cfg, &conn);
+	rc = hist_cli_open("history", conf,
+	                   "the history is read all the same; the running daemon may "
+	                   "run other jobs than the files say",
+	                   &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	if (run_id) {

@@ -446,15 +446,8 @@ int cli_import(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond import: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond import: unknown option \"%s\"; see pgcrond import --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("import", opt, argv);
 		}
 	}
 	if (!from || optind < argc) {
@@ -486,7 +479,7 @@ int cli_import(int argc, char **argv)
 	if (rc != EX_OK)
 		goto out;
 	if (!to_files) {
-		rc = hist_cli_open("import", conf, &cfg, &dst);
+		rc = hist_cli_open("import", conf, NULL, &cfg, &dst);
 		if (rc != EX_OK)
 			goto out;
 		PGresult *r =

@@ -764,7 +764,7 @@ int cli_install(int argc, char **argv)
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 
-	rc = hist_cli_open("install", conf, &cfg, &conn);
+	rc = hist_cli_open("install", conf, NULL, &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 

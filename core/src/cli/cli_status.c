@@ -282,7 +282,7 @@ static void print_daemon(const json_t *st)
 }
 
 /* "running 12s (pid 4242)", "retrying (attempt 2)", ... */
-static void describe_state(const json_t *j, double now, char *out, size_t outlen)
+static void describe_state(const json_t *j, char *out, size_t outlen)
 {
 	const char *state = jstr(j, "state");
 	char span[32];
@@ -307,7 +307,6 @@ static void describe_state(const json_t *j, double now, char *out, size_t outlen
 	} else {
 		snprintf(out, outlen, "%s", state);
 	}
-	(void)now;
 }
 
 /* Padded to WIDTH, the last column not (no trailing blanks). */
@@ -342,7 +341,6 @@ static void print_jobs_table(const json_t *st)
 	enum { NC = 5 };
 	const json_t *jobs = json_object_get(st, "jobs");
 	size_t n = json_array_size(jobs), i;
-	double now = json_number_value(json_object_get(st, "now_unix"));
 	char(*cells)[NC][256] = calloc(n ? n : 1, sizeof(*cells));
 	int width[NC];
 	json_t *j;
@@ -361,7 +359,7 @@ static void print_jobs_table(const json_t *st)
 			text_format(cells[i][0], 256, "%s %s", jstr(j, "name"), cn);
 		else
 			snprintf(cells[i][0], 256, "%s", jstr(j, "name"));
-		describe_state(j, now, cells[i][1], 256);
+		describe_state(j, cells[i][1], 256);
 		snprintf(cells[i][2], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 		const json_t *last = json_object_get(j, "last_result");
@@ -442,12 +440,12 @@ static void print_failures(const json_t *st)
 	}
 }
 
-static void print_job(const json_t *j, double now)
+static void print_job(const json_t *j)
 {
 	char state[300], span[32];
 	const json_t *o;
 
-	describe_state(j, now, state, sizeof(state));
+	describe_state(j, state, sizeof(state));
 	printf("job:          %s\n", jstr(j, "name"));
 	if (*jstr(j, "plugin"))
 		printf("kind:         plugin %s\n", jstr(j, "plugin"));
@@ -576,15 +574,8 @@ int cli_status(int argc, char **argv)
 		case 'h':
 			status_usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond status: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond status: unknown option \"%s\"; see pgcrond status --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("status", opt, argv);
 		}
 	}
 	if (argc - optind > 1) {
@@ -622,8 +613,7 @@ int cli_status(int argc, char **argv)
 		json_dumpf(st, stdout, JSON_INDENT(2));
 		printf("\n");
 	} else if (rq.job[0]) {
-		print_job(json_array_get(json_object_get(st, "jobs"), 0),
-		          json_number_value(json_object_get(st, "now_unix")));
+		print_job(json_array_get(json_object_get(st, "jobs"), 0));
 		print_failures(st);
 	} else {
 		print_daemon(st);

@@ -102,15 +102,8 @@ static int parse_args(int argc, char **argv, struct trigger_args *a)
 		case 'h':
 			usage(stdout);
 			return CLI_HELP;
-		case ':':
-			fprintf(stderr, "pgcrond trigger: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(
-			    stderr,
-			    "pgcrond trigger: unknown option \"%s\"; see pgcrond trigger --help\n",
-			    argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("trigger", opt, argv);
 		}
 	}
 	if (argc - optind != 1) {
@@ -304,8 +297,7 @@ int cli_trigger(int argc, char **argv)
 	char job[64];
 	bool force = a.force;
 
-	rc = hist_cli_open_partial("trigger", conf, "the jobs in them cannot be triggered", &cfg,
-	                           &conn);
+	rc = hist_cli_open("trigger", conf, "the jobs in them cannot be triggered", &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
 	rc = cli_resolve_job("trigger", conn, a.job, job, sizeof(job));

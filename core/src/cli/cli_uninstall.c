@@ -434,15 +434,8 @@ int cli_uninstall(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond uninstall: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
-		default:
-			fprintf(stderr,
-			        "pgcrond uninstall: unknown option \"%s\"; see pgcrond uninstall "
-			        "--help\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
+		default: /* ':' too: an option without its value */
+			return cli_bad_option("uninstall", c, argv);
 		}
 	}
 	if (optind < argc) {
@@ -474,7 +467,7 @@ int cli_uninstall(int argc, char **argv)
 	rc = socket_live(conf);
 	if (rc)
 		return rc;
-	rc = hist_cli_open("uninstall", conf, &cfg, &hist);
+	rc = hist_cli_open("uninstall", conf, NULL, &cfg, &hist);
 	if (rc)
 		return rc;
 	const char *lock[] = {INSTALL_LOCK_KEY};

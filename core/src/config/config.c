@@ -18,8 +18,6 @@
 
 #include "config.h"
 #include "config_priv.h"
-#include "log.h"
-#include "pgconn.h"
 #include "strmap.h"
 #include "text.h"
 #include "trust.h"

@@ -93,9 +93,8 @@ struct conf_job {
 	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
 	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
-	int freshness_line; /* line of freshness = "...", for the plugin validator; 0 if none */
-	char *timezone;     /* the job's own zone for its schedule; NULL: the daemon's */
-	cron_tz *tz;        /* TIMEZONE opened, owned by the job; NULL: the daemon's */
+	char *timezone;  /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;     /* TIMEZONE opened, owned by the job; NULL: the daemon's */
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
 	char *username;     /* the owner, whom the run logs in as */
 	char *sql_database; /* the database's real name (database is the pool's key) */
@@ -237,11 +236,6 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
  * other than by config_load (config_sql.c's copy). */
 void config_index_jobs(struct pgc_config *cfg);
 
-/* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
- * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
- * numeric address: names are never resolved). */
-int config_http_split(const char *listen, char *host, size_t hostlen, int *port)
-    __attribute__((warn_unused_result));
 /* HOST (numeric) is 127.0.0.0/8 or ::1. */
 bool config_http_loopback(const char *host);
 

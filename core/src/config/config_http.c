@@ -23,7 +23,7 @@
 #define TOKEN_MAX 4096
 
 #define HTTP(field) offsetof(struct pgc_config, http.field)
-const struct key_spec config_http_keys[] = {
+static const struct key_spec config_http_keys[] = {
     {"listen", K_STRING, HTTP(listen), "\"127.0.0.1:9187\"", NULL, 0, false, NULL},
     {"allow_remote", K_BOOL, HTTP(allow_remote), "true", NULL, 0, false, NULL},
     {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false, NULL},
@@ -47,7 +47,10 @@ static void report(struct loader *L, const char *file, int line, const char *fmt
 	L->n_errors++;
 }
 
-int config_http_split(const char *listen, char *host, size_t hostlen, int *port)
+/* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
+ * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
+ * numeric address: names are never resolved). */
+static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
 {
 	const char *colon, *h = listen;
 	size_t hl;
@@ -122,7 +125,7 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 		return;
 	}
 	char host[64];
-	int rc = config_http_split(h->listen, host, sizeof(host), &h->port);
+	int rc = split_listen(h->listen, host, sizeof(host), &h->port);
 	if (rc == -ERANGE) {
 		config_report_at(L, ls, file, "http listen \"%s\": the port must be at most 65535",
 		                 h->listen);

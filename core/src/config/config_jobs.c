@@ -17,10 +17,6 @@
 #include "config.h"
 #include "config_priv.h"
 #include "cron.h"
-#include "diag.h"
-#include "duration.h"
-#include "log.h"
-#include "pgconn.h"
 #include "text.h"
 #include "trust.h"
 
@@ -212,8 +208,6 @@ static void check_freshness(struct loader *L, const config_setting_t *s, const c
 	const config_setting_t *fresh = config_setting_get_member(s, "freshness");
 	const config_setting_t *srcs = config_setting_get_member(s, "sources");
 
-	if (fresh)
-		j->freshness_line = setting_line(fresh);
 	if (fresh && j->freshness_ms < 1000)
 		config_report_at(L, fresh, file,
 		                 "freshness must be at least \"1s\"; the daemon cannot promise a "

@@ -137,12 +137,8 @@ struct key_spec {
 };
 
 /* Each ends with an entry whose name is NULL. */
-extern const struct key_spec config_main_keys[];     /* into struct pgc_config */
-extern const struct key_spec config_database_keys[]; /* into struct conf_database */
-extern const struct key_spec config_history_keys[];  /* into struct pgc_config */
-extern const struct key_spec config_sink_keys[];     /* into struct conf_alert_sink */
-extern const struct key_spec config_job_keys[];      /* into struct conf_job */
-extern const struct key_spec config_http_keys[];     /* into struct pgc_config */
+extern const struct key_spec config_main_keys[]; /* into struct pgc_config */
+extern const struct key_spec config_job_keys[];  /* into struct conf_job */
 
 /* The entry of KEYS named NAME, or NULL. */
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);

@@ -580,8 +580,6 @@ static int64_t next_local(const cron_expr *e, int64_t l)
 	return d * DAY + next_tod(e, 0);
 }
 
-/* ---- errors ---- */
-
 /* ---- the next fire time ---- */
 
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)

@@ -488,10 +488,9 @@ static void cluster_identity(void *arg)
 
 /* The history holds all an earlier process of this instance wrote (its records replayed
  * from the spill file, which the orphans' closing waits for, and which waits for
- * cluster_identity): its fires claimed without a row were never run. Until 2026-11-25 the
- * check was made at the identity only if no record waited, else left to the next start: a
- * process killed with records still spooled (a second of runs) left its last claimed fires
- * unserved by anyone (CI: it_cluster "kills"). */
+ * cluster_identity): its fires claimed without a row were never run. Not earlier: a process
+ * killed with records still spooled would leave its last claimed fires unserved (it_cluster
+ * "kills"). */
 static void history_earlier_written(void *arg)
 {
 	struct daemon *d = arg;
@@ -812,7 +811,7 @@ int daemon_main(const char *config_path)
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		goto out;
 	}
-	sqljobs_record_files(d.sql, d.files);
+	sqljobs_record_files_made(d.sql, d.files, NULL);
 	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc, &d.pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");
 		goto out;

@@ -46,11 +46,6 @@ struct pgnet {
 static void claim(struct pgnet *pn);
 static void flush(struct pgnet *pn);
 
-unsigned pgnet_outstanding(const struct pgnet *pn)
-{
-	return pn ? pn->outstanding : 0;
-}
-
 /* S (LEN bytes) as a JSON string: a byte that is not UTF-8, and NUL (which text cannot
  * hold), as U+FFFD. NULL on ENOMEM. */
 static json_t *json_text(const char *s, size_t len)

@@ -32,7 +32,4 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 /* Stops: requests in flight are dropped (they were claimed: they get no response row). */
 void pgnet_free(struct pgnet **pn);
 
-/* Requests claimed and not yet answered in the database. */
-unsigned pgnet_outstanding(const struct pgnet *pn);
-
 #endif

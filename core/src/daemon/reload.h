@@ -15,7 +15,6 @@
 
 #include "config.h"
 #include "config_diff.h"
-#include "cron.h"
 #include "jobgraph.h"
 
 struct event_base;

@@ -32,7 +32,7 @@ struct sqljobs {
 	struct sql_row *rows;
 	size_t n_rows;
 	char *last; /* the rows last read, as one string, to see whether anything changed */
-	/* the file jobs to record in the registry: borrowed (sqljobs_record_files), sent in
+	/* the file jobs to record in the registry: borrowed (sqljobs_record_files_made), sent in
 	 * parts of REC_PART jobs, one part in flight at a time (pgcrond--8.sql) */
 	const struct pgc_config *files;
 	size_t rec_next, rec_end; /* the part in flight: jobs [rec_next, rec_end) */
@@ -68,7 +68,6 @@ static void rows_free(struct sql_row *rows, size_t n)
 static void read_jobs(struct sqljobs *sj);
 static long long max_command(const struct sqljobs *sj);
 static void send_files(struct sqljobs *sj);
-static char *rebuild(const char *conninfo, const char *dbname, const char *user);
 
 /* The columns of rows_sql. */
 #define N_COLUMNS 11
@@ -388,11 +387,6 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 	send_files(sj);
 }
 
-void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files)
-{
-	sqljobs_record_files_made(sj, files, NULL);
-}
-
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	(void)channel;
@@ -495,9 +489,7 @@ static void put_value(FILE *f, const char *v)
 	fputc('\'', f);
 }
 
-/* CONNINFO rebuilt as key='value' pairs with the given options replaced (each when not
- * NULL), and without its password. */
-static char *rebuild(const char *conninfo, const char *dbname, const char *user)
+char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *user)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
 	char *buf = NULL;
@@ -529,11 +521,6 @@ static char *rebuild(const char *conninfo, const char *dbname, const char *user)
 		return NULL;
 	}
 	return buf;
-}
-
-char *sqljobs_conninfo_as(const char *conninfo, const char *dbname, const char *user)
-{
-	return rebuild(conninfo, dbname, user);
 }
 
 /* ---- merging --------------------------------------------------------------------------- */

@@ -31,16 +31,14 @@ void sqljobs_free(struct sqljobs **sj);
  * differ. */
 void sqljobs_refresh(struct sqljobs *sj);
 
-/* Record FILES' jobs in the registry (pgcrond.job, cron.job) as `pgcrond install` does, now
- * and after every reconnect until the next call: the registry follows every reload. FILES is
- * borrowed: it must live until the next call or sqljobs_free (the parts are made from it as
- * they are sent, pgcrond--8.sql). */
-void sqljobs_record_files(struct sqljobs *sj, const struct pgc_config *files);
 /* The first part of FILES' jobs as the registry is sent it, made on another thread (reload.h:
  * 2,000 jobs' JSON is milliseconds of the loop); NULL on ENOMEM. */
 char *sqljobs_first_part(const struct pgc_config *files);
-/* sqljobs_record_files, with the first part FIRST (NULL, or sqljobs_first_part(FILES): taken)
- * made already. */
+/* Record FILES' jobs in the registry (pgcrond.job, cron.job) as `pgcrond install` does, now
+ * and after every reconnect until the next call: the registry follows every reload. FILES is
+ * borrowed: it must live until the next call or sqljobs_free (the parts are made from it as
+ * they are sent, pgcrond--8.sql). FIRST is NULL, or sqljobs_first_part(FILES) made already
+ * (taken). */
 void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first);
 
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job

@@ -28,7 +28,7 @@ static const char *const kind_names[ALERT_KIND_COUNT] = {
     [ALERT_FRESHNESS_LAG_2X] = "freshness_lag_2x",
 };
 
-const char *alert_kind_name(enum alert_kind kind)
+static const char *kind_name(enum alert_kind kind)
 {
 	return kind < ALERT_KIND_COUNT ? kind_names[kind] : "unknown";
 }
@@ -136,7 +136,7 @@ char *alert_json(enum alert_action action, enum alert_kind kind, const char *job
 	    asprintf(&out,
 	             "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
 	             "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
-	             events[action], alert_kind_name(kind), ej, em, now, since, ei) < 0)
+	             events[action], kind_name(kind), ej, em, now, since, ei) < 0)
 		out = NULL;
 	free(ej);
 	free(em);
@@ -485,7 +485,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 		if (fork() != 0)
 			_exit(0);
 		setenv("PGCROND_ALERT_EVENT", events[action], 1);
-		setenv("PGCROND_ALERT_KIND", alert_kind_name(kind), 1);
+		setenv("PGCROND_ALERT_KIND", kind_name(kind), 1);
 		setenv("PGCROND_ALERT_JOB", job ? job : "", 1);
 		/* a script may echo it to a terminal or a mail: controls escaped (text.h); the
 		 * JSON has the exact text */
@@ -519,7 +519,7 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 		case SINK_LOG:
 			log_msg(action == ALERT_RECOVER ? LOG_LVL_NOTICE : LOG_LVL_ERROR, job,
 			        "%s %s: %s", action == ALERT_RECOVER ? "recovered from" : "ALERT",
-			        alert_kind_name(kind), message ? message : "");
+			        kind_name(kind), message ? message : "");
 			break;
 		case SINK_NOTIFY:
 			if (a->notify)

@@ -31,8 +31,6 @@ enum alert_kind {
 	ALERT_KIND_COUNT
 };
 
-const char *alert_kind_name(enum alert_kind kind); /* "failed", "consecutive_failures", ... */
-
 /* ---- the pure part: one condition's state ------------------------------------------ */
 
 struct alert_state {

@@ -26,7 +26,8 @@ void debounce_free(struct debounce *d)
 	d->first_ms = d->last_ms = -1;
 }
 
-bool debounce_payload_ok(const char *s, size_t len)
+/* True if S is valid UTF-8 without control characters other than tab/newline/CR. */
+static bool payload_ok(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
@@ -79,7 +80,7 @@ enum debounce_result debounce_note(struct debounce *d, int64_t now_ms, const cha
 	size_t len = strlen(payload);
 	if (len > DEBOUNCE_MAX_PAYLOAD)
 		return DEBOUNCE_OVERSIZED;
-	if (!debounce_payload_ok(payload, len))
+	if (!payload_ok(payload, len))
 		return DEBOUNCE_MALFORMED;
 	if (d->n >= DEBOUNCE_MAX_PAYLOADS || d->bytes + len > DEBOUNCE_MAX_BYTES) {
 		d->overflowed = true;

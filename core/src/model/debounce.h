@@ -44,7 +44,4 @@ int64_t debounce_due(const struct debounce *d);
 /* Hand over the gathered payloads (caller frees each and the array) and start afresh. */
 char **debounce_take(struct debounce *d, size_t *n, bool *overflowed);
 
-/* True if S is valid UTF-8 without control characters other than tab/newline/CR. */
-bool debounce_payload_ok(const char *s, size_t len);
-
 #endif

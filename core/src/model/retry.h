@@ -11,8 +11,6 @@ struct conf_job;
 /* SQLSTATE of a failure pgcrond saw before any server answered (connect refused, lost
  * connection): class 08, connection_failure. */
 #define RETRY_SQLSTATE_CONNECTION "08006"
-/* query_canceled: what a timeout produces. */
-#define RETRY_SQLSTATE_TIMEOUT "57014"
 
 /* Transient by default: class 08 (connection), 40001 serialization_failure, 40P01
  * deadlock_detected, 55P03 lock_not_available, 57P01 admin_shutdown, class 53 (insufficient

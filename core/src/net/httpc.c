@@ -74,7 +74,7 @@ struct httpc {
 
 static bool curl_ready;
 
-const char *httpc_result_name(enum httpc_result r)
+static const char *result_name(enum httpc_result r)
 {
 	static const char *const names[] = {
 	    [HTTPC_OK] = "ok",
@@ -346,8 +346,7 @@ static void deliver(struct httpc_call *k)
 			         k->errbuf);
 			break;
 		default:
-			snprintf(r, rlen, "%s",
-			         k->errbuf[0] ? k->errbuf : httpc_result_name(k->result));
+			snprintf(r, rlen, "%s", k->errbuf[0] ? k->errbuf : result_name(k->result));
 		}
 		resp.reason = r;
 		resp.error = msg;

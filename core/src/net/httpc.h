@@ -58,10 +58,6 @@ enum httpc_result {
 	HTTPC_CANCELLED, /* httpc_cancel() */
 	HTTPC_ERROR,     /* anything else (out of memory, ...) */
 };
-
-/* "ok", "bad_url", "too_large", "resolve", "connect", "tls", "timeout", "redirects",
- * "protocol", "cancelled", "error" */
-const char *httpc_result_name(enum httpc_result r);
 /* A failure worth trying again later: the name lookup, the connection, a timeout, a
  * connection broken mid-response. (A 5xx status is the caller's to judge.) */
 bool httpc_result_transient(enum httpc_result r);

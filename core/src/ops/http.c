@@ -24,7 +24,6 @@
 #include "bgwork.h"
 #include "clock.h"
 #include "config.h"
-#include "cron.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -748,9 +747,7 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(&h->backoff_ev, &tv);
 }
 
-/* The descriptors the daemon may open: the soft limit raised to the hard one, so that job
- * connections have room; HTTP gets a quarter at most. */
-static int descriptor_room(void)
+int http_raise_fd_limit(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -800,11 +797,6 @@ void http_set_stopping(struct http *h)
 		h->stopping = true;
 }
 
-int http_raise_fd_limit(void)
-{
-	return descriptor_room();
-}
-
 int http_open(struct event_base *base, const struct pgc_config *cfg, const struct http_sources *src,
               struct http **out)
 {
@@ -837,7 +829,7 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	struct timeval tv = {(time_t)(tms / 1000), (suseconds_t)(tms % 1000 * 1000)};
 	evhttp_set_timeout_tv(h->evh, &tv);
 	evhttp_set_gencb(h->evh, route, h);
-	int room = descriptor_room() / 4;
+	int room = http_raise_fd_limit() / 4;
 	h->max_conns = c->max_connections > 0 ? c->max_connections : HTTP_MAX_CONNS_DEFAULT;
 	if (h->max_conns > room) {
 		log_warning("http: max_connections %d leaves too few descriptors for the jobs' "

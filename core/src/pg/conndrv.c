@@ -121,7 +121,8 @@ static void server_tell(struct event_base *base, const char *server, int up, con
 	st->seq = ++server_seq;
 }
 
-void conndrv_server_up(struct event_base *base, const char *server)
+/* A connection to SERVER succeeded: its waiters try again now. */
+static void server_up(struct event_base *base, const char *server)
 {
 	server_tell(base, server, 1, NULL);
 	/* WAKE only arms timers, so the list does not change under the walk but for W itself */
@@ -133,11 +134,6 @@ void conndrv_server_up(struct event_base *base, const char *server)
 		conndrv_unwait_server(w);
 		w->wake(w->arg);
 	}
-}
-
-void conndrv_server_down(struct event_base *base, const char *server, const char *why)
-{
-	server_tell(base, server, 0, why);
 }
 
 int conndrv_server_state(struct event_base *base, const char *server, const char **why)
@@ -534,7 +530,7 @@ static void fail(struct conndrv *d, const char *why, enum fail_kind kind)
 	d->too_old = kind == FAIL_TOO_OLD;
 	d->answered = !was_ready && (conndrv_server_answered(buf) || d->too_old);
 	if (!was_ready && !d->answered)
-		conndrv_server_down(d->base, d->server, buf);
+		server_tell(d->base, d->server, 0, buf);
 	d->ops->failed(d->arg, buf, was_ready); /* last: it may free D */
 }
 
@@ -559,7 +555,7 @@ static void connected(struct conndrv *d)
 	d->busy = false;
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
 	arm_idle(d);
-	conndrv_server_up(d->base, d->server); /* the others waiting for it try again now */
+	server_up(d->base, d->server);
 	d->ops->connected(d->arg);
 }
 

@@ -66,9 +66,6 @@ void conndrv_wait_server(struct conndrv_waiter *w, struct event_base *base, cons
                          void (*wake)(void *arg), void *arg);
 /* W stops waiting (a no-op if it was not). */
 void conndrv_unwait_server(struct conndrv_waiter *w);
-/* A connection to SERVER succeeded (wakes its waiters) / a connect to it failed with WHY. */
-void conndrv_server_up(struct event_base *base, const char *server);
-void conndrv_server_down(struct event_base *base, const char *server, const char *why);
 /* WHY, a failed connect's message, is the server's own refusal (a role that may not log in,
  * a database that does not exist: "FATAL: ..."), not a server away or unable to take
  * connections now ("the database system is starting up"). */

@@ -10,7 +10,6 @@
 
 #include "log.h"
 #include "ownsess.h"
-#include "pgconn.h"
 #include "stmtq.h"
 #include "text.h"
 

@@ -334,12 +334,3 @@ void ownsess_take_slot(const struct event_base *base, const char *conninfo)
 	if (s && s->q.drv.state == CONNDRV_DOWN)
 		conndrv_retry(&s->q.drv, 0);
 }
-
-unsigned ownsess_count(void)
-{
-	unsigned n = 0;
-
-	for (const struct ownsess *s = sessions; s; s = s->next)
-		n++;
-	return n;
-}

@@ -103,7 +103,4 @@ bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *chan
 void ownsess_set_check(struct ownsess_client *cl, int64_t ms);
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);
 
-/* How many sessions are open (for tests). */
-unsigned ownsess_count(void);
-
 #endif
