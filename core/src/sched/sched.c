@@ -202,6 +202,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
 	struct metrics_run mr = {.job = j->name,
+	                         .counters = &j->counters,
 	                         .status = status,
 	                         .duration_us = end - r->start_us,
 	                         .lateness_us = timely ? r->start_us - r->scheduled_us : -1,

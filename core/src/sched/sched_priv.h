@@ -30,6 +30,7 @@
 #define CLOCK_JUMP_US 1000000
 
 struct alerter;
+struct metrics_job;
 struct run;
 
 /* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
@@ -92,6 +93,8 @@ struct job {
 	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
 	                           * with it to an equal string (job_update, own_strs) */
 	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
+	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
+	                               * run: no lookup by name on every run (metrics_run) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */

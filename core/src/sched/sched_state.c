@@ -325,6 +325,7 @@ void sched_record(struct run *r, const char *status, const char *message)
 		key = hist_record(s->hist, &hr, status, message);
 	}
 	struct metrics_run mr = {.job = r->job->name,
+	                         .counters = &r->job->counters,
 	                         .status = status,
 	                         .duration_us = -1,
 	                         .lateness_us = -1,
