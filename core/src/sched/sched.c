@@ -500,10 +500,12 @@ static void run_begin(struct run *r)
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
-	snprintf(command, sizeof(command), "%s", j->command ? j->command : "");
+	const char *shown = command; /* what its history row says it runs */
 	if (j->http) {
 		sched_http_describe(j, command, sizeof(command));
-	} else if (!j->command) {
+	} else if (j->command) {
+		shown = sched_command_kept(j->command, command);
+	} else {
 		if (sched_plugin_run(r, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
 		} else if (!(stmts = calloc(pr->n_stmts + SCHED_MAX_GUARDS + 1, sizeof(*stmts)))) {
@@ -531,10 +533,11 @@ static void run_begin(struct run *r)
 		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
 		         pr && pr->n_stmts ? pr->stmts[0].sql : "");
 	}
-	text_utf8_trim(command); /* a cut command must still be valid text for its history row */
+	if (shown == command)
+		text_utf8_trim(command); /* a cut command must still be valid text for its row */
 	if (s->hist) {
 		struct hist_run hr = sched_hist_run(r, r->start_us);
-		hr.command = command;
+		hr.command = shown;
 		r->hist_key = hist_start(s->hist, &hr);
 	}
 	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)

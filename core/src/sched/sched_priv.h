@@ -331,6 +331,9 @@ void sched_record_skipped(struct run *r, const char *message);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */
 #define COMMAND_KEEP 1024
+/* COMMAND (may be NULL) as a history row keeps it: itself when it fits, else cut into BUF
+ * (COMMAND_KEEP bytes) */
+const char *sched_command_kept(const char *command, char *buf);
 /* R waits as pending work of KIND, due at DUE_US (0: now) / R started or is dropped. */
 void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 void sched_work_gone(struct run *r);
