@@ -12,6 +12,8 @@
 
 /* ---- the line format --------------------------------------------------------------------- */
 
+#define ESCAPED "\\\t\n\r" /* written as \\ \t \n \r */
+
 /* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
 static uint32_t fnv1a(const char *p, size_t n)
 {
@@ -24,12 +26,24 @@ static uint32_t fnv1a(const char *p, size_t n)
 	return x;
 }
 
+/* What F takes in a line: its bytes, one more for each to escape. */
+static size_t escaped_len(const char *f)
+{
+	size_t n = strlen(f);
+
+	for (const char *p = strpbrk(f, ESCAPED); p; p = strpbrk(p + 1, ESCAPED))
+		n++;
+	return n;
+}
+
 int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
 {
-	size_t cap = strlen(kind) + 16, o = 0;
+	/* the line's exact size (the spool keeps it as it is): the trailer "\t#" with 8 hex
+	 * digits, '\n' and NUL */
+	size_t cap = strlen(kind) + 12, o = 0;
 
 	for (int i = 0; i < n; i++)
-		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
+		cap += 1 + (fields[i] ? escaped_len(fields[i]) : 2);
 	char *b = malloc(cap);
 	if (!b)
 		return -ENOMEM;
