@@ -276,7 +276,8 @@ void exec_run_free(struct exec_run **rp)
 			free(r->stmts[i].params[j]);
 		free(r->stmts[i].params);
 	}
-	free(r->stmts);
+	if (r->stmts != &r->one)
+		free(r->stmts);
 	free(r->cancel_msg);
 	free(r->commit_refused);
 	free(r->message);
