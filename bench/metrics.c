@@ -39,10 +39,10 @@ static int bench(int n)
 		snprintf(names[i], 32, "refresh-view-%05d", i);
 		jl[i] = (struct metrics_job_live){
 		    .name = names[i], .enabled = true, .next_fire = 1.8e9, .last_success = 1.8e9};
-		metrics_run_end(
-		    m, &(struct metrics_run){names[i], "succeeded", 120000, 3000, 1, NULL, NULL});
-		metrics_run_end(
-		    m, &(struct metrics_run){names[i], "failed", 900000, 2000, 2, "boom", "XX000"});
+		metrics_run_end(m, &(struct metrics_run){names[i], "succeeded", 120000, 3000, 1,
+		                                         NULL, NULL, NULL});
+		metrics_run_end(m, &(struct metrics_run){names[i], "failed", 900000, 2000, 2,
+		                                         "boom", "XX000", NULL});
 	}
 	struct metrics_live live = {.version = "bench", .jobs = jl, .n_jobs = (size_t)n};
 	for (int r = 0; r < ROUNDS; r++) {

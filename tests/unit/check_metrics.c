@@ -30,14 +30,15 @@ START_TEST(test_counts_and_histograms)
 	ck_assert_int_eq(metrics_new(&m), 0);
 	/* 0.1 s exactly falls in le="0.1"; 2 s in le="2.5"; 7200 s only in +Inf */
 	metrics_run_end(
-	    m, &(struct metrics_run){"a", "succeeded", 100000, 1000, 10000000, NULL, NULL});
+	    m, &(struct metrics_run){"a", "succeeded", 100000, 1000, 10000000, NULL, NULL, NULL});
 	metrics_run_end(
-	    m, &(struct metrics_run){"a", "succeeded", 2000000, 20000, 20000000, NULL, NULL});
+	    m, &(struct metrics_run){"a", "succeeded", 2000000, 20000, 20000000, NULL, NULL, NULL});
 	metrics_run_end(m, &(struct metrics_run){"a", "failed", 7200000000LL, -1, 30000000,
-	                                         "division by zero", "22012"});
-	metrics_run_end(m, &(struct metrics_run){"a", "skipped", -1, -1, 40000000, NULL, NULL});
+	                                         "division by zero", "22012", NULL});
+	metrics_run_end(m,
+	                &(struct metrics_run){"a", "skipped", -1, -1, 40000000, NULL, NULL, NULL});
 	metrics_run_end(
-	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL});
+	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL, NULL});
 	struct metrics_job_live jobs[] = {
 	    {.name = "a", .enabled = true, .next_fire = 1700000000, .last_success = 20.5},
 	    {.name = "never-ran",
@@ -98,12 +99,13 @@ START_TEST(test_copy_for_render)
 		for (int k = 0; k <= i; k++)
 			metrics_run_end(
 			    m, &(struct metrics_run){name[i], k % 3 ? "succeeded" : "failed",
-			                             1000 * k, 10 * k, 1000000, "x", NULL});
+			                             1000 * k, 10 * k, 1000000, "x", NULL, NULL});
 	}
 	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 16};
 	char *before = render(m, &live);
 	ck_assert_int_eq(metrics_copy_counters(m, &c), 0);
-	metrics_run_end(m, &(struct metrics_run){"j3", "succeeded", 5, 5, 2000000, NULL, NULL});
+	metrics_run_end(m,
+	                &(struct metrics_run){"j3", "succeeded", 5, 5, 2000000, NULL, NULL, NULL});
 	char *copied = render(c, &live), *after = render(m, &live);
 	ck_assert_str_eq(copied, before);
 	has(before, "pgcrond_job_runs_total{job=\"j3\",status=\"succeeded\"} 2\n");
@@ -127,9 +129,9 @@ START_TEST(test_many_jobs_keep_their_counts)
 		for (int i = 0; i < N; i++) {
 			snprintf(names[i], sizeof(names[i]), "t%d", i);
 			if (round == 0 || i % 2 == 0)
-				metrics_run_end(m,
-				                &(struct metrics_run){names[i], "succeeded", 1000,
-				                                      -1, 10000000, NULL, NULL});
+				metrics_run_end(m, &(struct metrics_run){names[i], "succeeded",
+				                                         1000, -1, 10000000, NULL,
+				                                         NULL, NULL});
 		}
 	struct metrics_job_live jobs[] = {{.name = "t0", .enabled = true, .next_fire = -1},
 	                                  {.name = "t4999", .enabled = true, .next_fire = -1}};
@@ -137,6 +139,29 @@ START_TEST(test_many_jobs_keep_their_counts)
 	char *t = render(m, &live);
 	has(t, "pgcrond_job_runs_total{job=\"t0\",status=\"succeeded\"} 2\n");
 	has(t, "pgcrond_job_runs_total{job=\"t4999\",status=\"succeeded\"} 1\n");
+	free(t);
+	metrics_free(&m);
+}
+END_TEST
+
+/* A caller that keeps a job's counters (the scheduler, per job) counts into the same ones as
+ * a lookup by name would. */
+START_TEST(test_kept_counters)
+{
+	struct metrics *m;
+	ck_assert_int_eq(metrics_new(&m), 0);
+	struct metrics_job *kept = NULL;
+	metrics_run_end(m, &(struct metrics_run){"k", "succeeded", 1, -1, 10, NULL, NULL, &kept});
+	ck_assert_ptr_nonnull(kept);
+	struct metrics_job *first = kept;
+	metrics_run_end(m, &(struct metrics_run){"k", "failed", 1, -1, 20, "x", NULL, &kept});
+	ck_assert_ptr_eq(kept, first);
+	metrics_run_end(m, &(struct metrics_run){"k", "succeeded", 1, -1, 30, NULL, NULL, NULL});
+	struct metrics_job_live jobs[] = {{.name = "k", .enabled = true, .next_fire = -1}};
+	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 1};
+	char *t = render(m, &live);
+	has(t, "pgcrond_job_runs_total{job=\"k\",status=\"succeeded\"} 2\n");
+	has(t, "pgcrond_job_runs_total{job=\"k\",status=\"failed\"} 1\n");
 	free(t);
 	metrics_free(&m);
 }
@@ -186,9 +211,10 @@ START_TEST(test_failures_ring)
 	/* 25 failures: the newest 20 are kept, newest first */
 	for (int i = 0; i < 25; i++) {
 		snprintf(name, sizeof(name), "%c", 'a' + i);
-		metrics_run_end(m, &(struct metrics_run){name, "failed", 1, -1, i, "boom", NULL});
+		metrics_run_end(
+		    m, &(struct metrics_run){name, "failed", 1, -1, i, "boom", NULL, NULL});
 	}
-	metrics_run_end(m, &(struct metrics_run){"z", "succeeded", 1, -1, 99, "ok", NULL});
+	metrics_run_end(m, &(struct metrics_run){"z", "succeeded", 1, -1, 99, "ok", NULL, NULL});
 	struct seen s = {0};
 	metrics_each_failure(m, each, &s);
 	ck_assert_int_eq(s.n, METRICS_FAILURES);
@@ -204,7 +230,7 @@ START_TEST(test_failures_seeded)
 {
 	struct metrics *m;
 	ck_assert_int_eq(metrics_new(&m), 0);
-	metrics_run_end(m, &(struct metrics_run){"a", "failed", 1, -1, 50, "live", NULL});
+	metrics_run_end(m, &(struct metrics_run){"a", "failed", 1, -1, 50, "live", NULL, NULL});
 	metrics_seed_failure(m, "a", 50, 7, "live", NULL); /* the same run: gets its id */
 	metrics_seed_failure(m, "b", 40, 6, "older", "22012");
 	metrics_seed_failure(m, "c", 30, 5, "oldest", NULL);
@@ -238,6 +264,7 @@ int main(void)
 	tcase_add_test(tc, test_copy_for_render);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_many_jobs_keep_their_counts);
+	tcase_add_test(tc, test_kept_counters);
 	tcase_add_test(tc, test_failures_ring);
 	tcase_add_test(tc, test_failures_seeded);
 	suite_add_tcase(s, tc);

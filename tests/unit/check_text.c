@@ -1,5 +1,8 @@
 /* text.c: cutting on UTF-8 character boundaries and checking UTF-8, as PostgreSQL would. */
 #include <check.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +180,35 @@ START_TEST(test_url_redact)
 }
 END_TEST
 
+/* text_i64 writes what snprintf writes, cut alike. */
+START_TEST(test_i64)
+{
+	static const int64_t values[] = {
+	    0,
+	    1,
+	    -1,
+	    9,
+	    10,
+	    -10,
+	    1234567890123,
+	    INT64_MAX,
+	    INT64_MIN,
+	    INT64_MIN + 1,
+	    1800000000000000,
+	};
+	char got[24], want[24];
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+		for (size_t len = 0; len <= sizeof(got); len++) {
+			memset(got, 'x', sizeof(got));
+			memset(want, 'x', sizeof(want));
+			snprintf(want, len, "%" PRId64, values[i]);
+			ck_assert_ptr_eq(text_i64(got, len, values[i]), got);
+			ck_assert_mem_eq(got, want, sizeof(got));
+		}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("text");
@@ -192,6 +224,7 @@ int main(void)
 	tcase_add_test(tc, test_quote);
 	tcase_add_test(tc, test_escape_dup);
 	tcase_add_test(tc, test_url_redact);
+	tcase_add_test(tc, test_i64);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -30,7 +30,7 @@ struct histo {
 	double sum;
 };
 
-struct mjob {
+struct metrics_job {
 	char *name;
 	uint64_t runs[N_STATUS];
 	uint64_t dur_b[N_DUR + 1], late_b[N_LATE + 1];
@@ -69,7 +69,7 @@ void metrics_free(struct metrics **mp)
 		return;
 	for (struct strmap_node *n = strmap_first(&m->jobs), *next; n; n = next) {
 		next = strmap_next(&m->jobs, n);
-		struct mjob *j = STRMAP_ENTRY(n, struct mjob, node);
+		struct metrics_job *j = STRMAP_ENTRY(n, struct metrics_job, node);
 		free(j->name);
 		free(j);
 	}
@@ -88,8 +88,8 @@ int metrics_copy_counters(const struct metrics *m, struct metrics **out)
 	if (!c)
 		return -ENOMEM;
 	for (struct strmap_node *n = strmap_first(&m->jobs); n; n = strmap_next(&m->jobs, n)) {
-		const struct mjob *j = STRMAP_ENTRY(n, struct mjob, node);
-		struct mjob *k = malloc(sizeof(*k));
+		const struct metrics_job *j = STRMAP_ENTRY(n, struct metrics_job, node);
+		struct metrics_job *k = malloc(sizeof(*k));
 		if (!k || !(k->name = strdup(j->name))) {
 			free(k);
 			metrics_free(&c);
@@ -107,15 +107,15 @@ int metrics_copy_counters(const struct metrics *m, struct metrics **out)
 	return 0;
 }
 
-static struct mjob *find(const struct metrics *m, const char *name)
+static struct metrics_job *find(const struct metrics *m, const char *name)
 {
 	struct strmap_node *n = strmap_find(&m->jobs, name);
-	return STRMAP_ENTRY(n, struct mjob, node);
+	return STRMAP_ENTRY(n, struct metrics_job, node);
 }
 
-static struct mjob *find_or_add(struct metrics *m, const char *name)
+static struct metrics_job *find_or_add(struct metrics *m, const char *name)
 {
-	struct mjob *j = find(m, name);
+	struct metrics_job *j = find(m, name);
 	if (j)
 		return j;
 	j = calloc(1, sizeof(*j));
@@ -222,7 +222,9 @@ void metrics_run_end(struct metrics *m, const struct metrics_run *r)
 {
 	if (!m)
 		return;
-	struct mjob *j = find_or_add(m, r->job);
+	struct metrics_job *j = r->counters && *r->counters ? *r->counters : find_or_add(m, r->job);
+	if (j && r->counters)
+		*r->counters = j;
 	if (!j) {
 		if (!m->complained)
 			log_error("metrics: out of memory; some runs are not counted");
@@ -230,8 +232,10 @@ void metrics_run_end(struct metrics *m, const struct metrics_run *r)
 		return;
 	}
 	for (size_t i = 0; i < N_STATUS; i++)
-		if (strcmp(r->status, statuses[i]) == 0)
+		if (strcmp(r->status, statuses[i]) == 0) {
 			j->runs[i]++;
+			break;
+		}
 	if (strcmp(r->status, "failed") == 0) {
 		j->last_failure_us = r->end_us;
 		keep_failure(m, r);
@@ -349,7 +353,7 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 	head(out, "pgcrond_job_runs_total", "counter",
 	     "Runs recorded per job by final status (one per history row) since the start.");
 	for (size_t i = 0; i < nj; i++) {
-		const struct mjob *c = find(m, live->jobs[i].name);
+		const struct metrics_job *c = find(m, live->jobs[i].name);
 		for (size_t s = 0; s < N_STATUS; s++) {
 			fputs("pgcrond_job_runs_total{job=\"", out);
 			put_label(out, live->jobs[i].name);
@@ -360,14 +364,14 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 	head(out, "pgcrond_job_run_duration_seconds", "histogram",
 	     "How long runs took, from start to end, per job.");
 	for (size_t i = 0; i < nj; i++) {
-		const struct mjob *c = find(m, live->jobs[i].name);
+		const struct metrics_job *c = find(m, live->jobs[i].name);
 		histogram(out, "pgcrond_job_run_duration_seconds", live->jobs[i].name,
 		          c ? &c->dur : NULL, metrics_duration_buckets, N_DUR);
 	}
 	head(out, "pgcrond_job_lateness_seconds", "histogram",
 	     "How late scheduled runs started after their instant (first attempts), per job.");
 	for (size_t i = 0; i < nj; i++) {
-		const struct mjob *c = find(m, live->jobs[i].name);
+		const struct metrics_job *c = find(m, live->jobs[i].name);
 		histogram(out, "pgcrond_job_lateness_seconds", live->jobs[i].name,
 		          c ? &c->late : NULL, metrics_lateness_buckets, N_LATE);
 	}
@@ -380,7 +384,7 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 	head(out, "pgcrond_job_last_failure_timestamp_seconds", "gauge",
 	     "When the job's last failed run ended, since this daemon started.");
 	for (size_t i = 0; i < nj; i++) {
-		const struct mjob *c = find(m, live->jobs[i].name);
+		const struct metrics_job *c = find(m, live->jobs[i].name);
 		if (c && c->last_failure_us > 0)
 			sample(out, "pgcrond_job_last_failure_timestamp_seconds", "job",
 			       live->jobs[i].name, (double)c->last_failure_us / 1e6);

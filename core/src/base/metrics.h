@@ -21,6 +21,9 @@ void metrics_free(struct metrics **m);
 int metrics_copy_counters(const struct metrics *m, struct metrics **out)
     __attribute__((warn_unused_result));
 
+/* One job's counters in a struct metrics: they live as long as it does. */
+struct metrics_job;
+
 /* One history row's worth of outcome. */
 struct metrics_run {
 	const char *job;
@@ -31,6 +34,10 @@ struct metrics_run {
 	int64_t end_us;       /* Unix µs */
 	const char *message;  /* return_message: kept whole for the last failures; may be NULL */
 	const char *sqlstate; /* may be NULL */
+	/* JOB's counters, where the caller keeps them: found by name (or made) and stored here
+	 * when *counters is NULL, so that a caller that keeps them looks each job up once, not
+	 * on every run. NULL: found by name every time. */
+	struct metrics_job **counters;
 };
 /* Count R (strings copied as needed). Out of memory loses the observation, logged once. */
 void metrics_run_end(struct metrics *m, const struct metrics_run *r);

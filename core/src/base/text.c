@@ -143,6 +143,29 @@ bool text_copy(char *dst, size_t dstlen, const char *src)
 	return n < len;
 }
 
+char *text_i64(char *buf, size_t len, int64_t v)
+{
+	char d[21]; /* INT64_MIN: a sign and 19 digits, then NUL */
+	char *p = d + sizeof(d) - 1;
+	/* the magnitude unsigned: -INT64_MIN does not fit an int64_t */
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	if (len > 0) {
+		size_t n = (size_t)(d + sizeof(d) - 1 - p);
+		n = n < len ? n : len - 1;
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+	}
+	return buf;
+}
+
 /* What stands for the character at P (AVAIL bytes on) in FLAGS' mode: written to REP (at
  * most 7 bytes, its length returned), *USED set to the bytes it covers. */
 static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, char rep[8],

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The longest length <= MAX of a prefix of S (LEN bytes) that does not end inside a UTF-8
  * sequence. Bytes that are not UTF-8 at all are counted as single characters, so a cut
@@ -30,6 +31,11 @@ int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 /* Copy SRC into DST (DSTLEN bytes, NUL-terminated), cut on a character boundary. Returns
  * true when it had to cut. */
 bool text_copy(char *dst, size_t dstlen, const char *src);
+
+/* V in decimal into BUF (LEN bytes, NUL-terminated; 21 hold any V): what snprintf "%" PRId64
+ * writes, cut alike, without its cost (several numbers in every run's history records).
+ * Returns BUF. */
+char *text_i64(char *buf, size_t len, int64_t v);
 
 /* The offset of the first byte of S (LEN bytes) that does not start a valid UTF-8 sequence
  * (overlong forms, surrogates and code points past U+10FFFF are invalid, as PostgreSQL

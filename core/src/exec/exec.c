@@ -85,7 +85,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (!r)
 		return -ENOMEM;
 	r->ex = ex;
-	r->stmts = calloc(spec->n_stmts ? spec->n_stmts : 1, sizeof(*r->stmts));
+	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
 	if (!r->stmts)
 		goto out;
 	r->n_stmts = spec->n_stmts;

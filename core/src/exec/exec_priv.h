@@ -98,8 +98,9 @@ struct exec_run {
 	struct exec *ex;
 	struct pool *pool;
 	enum run_state state;
-	struct run_stmt *stmts;
+	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
+	struct run_stmt one;
 	size_t cur;           /* statement being executed */
 	bool setting_timeout; /* the set_config() step is in flight */
 	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */

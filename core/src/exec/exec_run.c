@@ -14,6 +14,7 @@
 #include "exec.h"
 #include "exec_priv.h"
 #include "pgconn.h"
+#include "text.h"
 
 /* ---- pure helpers --------------------------------------------------------------------- */
 
@@ -23,7 +24,7 @@ void exec_format_success(bool tuples, long ntuples, const char *cmd_status, char
 	if (tuples)
 		snprintf(out, outlen, "%ld %s", ntuples, ntuples == 1 ? "row" : "rows");
 	else
-		snprintf(out, outlen, "%s", cmd_status ? cmd_status : "");
+		text_copy(out, outlen, cmd_status); /* every run's: no snprintf */
 }
 
 /* libpq's messages end in a newline and may continue on tab-indented lines ("Is the server
@@ -276,7 +277,8 @@ void exec_run_free(struct exec_run **rp)
 			free(r->stmts[i].params[j]);
 		free(r->stmts[i].params);
 	}
-	free(r->stmts);
+	if (r->stmts != &r->one)
+		free(r->stmts);
 	free(r->cancel_msg);
 	free(r->commit_refused);
 	free(r->message);

@@ -112,9 +112,11 @@ static void arm_ms(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-static struct hist_spool_line *line_new(const char *text, size_t len, off_t end_off)
+/* A line around TEXT (LEN bytes, NUL-terminated), which it owns from now on; NULL without
+ * memory (TEXT is still the caller's then). */
+static struct hist_spool_line *line_new(char *text, size_t len, off_t end_off)
 {
-	struct hist_spool_line *l = malloc(sizeof(*l) + len + 1);
+	struct hist_spool_line *l = malloc(sizeof(*l));
 
 	if (!l)
 		return NULL;
@@ -123,16 +125,22 @@ static struct hist_spool_line *line_new(const char *text, size_t len, off_t end_
 	l->spilled = true;
 	l->writing = false;
 	l->len = len;
-	memcpy(l->text, text, len);
-	l->text[len] = '\0';
+	l->text = text;
 	return l;
+}
+
+static void line_free(struct hist_spool_line *l)
+{
+	if (l)
+		free(l->text);
+	free(l);
 }
 
 static void free_lines(struct hist_spool_line *l)
 {
 	while (l) {
 		struct hist_spool_line *n = l->next;
-		free(l);
+		line_free(l);
 		l = n;
 	}
 }
@@ -292,7 +300,7 @@ static void op_written(struct hist_spool *s)
 	if (s->unloaded_n == 0)
 		s->loaded_off = s->op_start + (off_t)s->op_mem_bytes;
 	for (size_t i = 0; i < s->op_ov_n; i++) {
-		free(ov_pop(s));
+		line_free(ov_pop(s));
 	}
 	s->unloaded_n += s->op_ov_n;
 	report_lost(s);
@@ -474,9 +482,15 @@ static void load_work(struct bgwork_job *job)
 	while (s->load_got < s->load_want && (n = getline(&buf, &cap, f)) > 0) {
 		if (buf[n - 1] != '\n')
 			break;
-		struct hist_spool_line *l = line_new(buf, (size_t)n - 1, off + n);
-		if (!l)
+		/* a copy of its own size: getline's buffer may be twice as large */
+		char *text = malloc((size_t)n);
+		struct hist_spool_line *l = text ? line_new(text, (size_t)n - 1, off + n) : NULL;
+		if (!l) {
+			free(text);
 			break;
+		}
+		memcpy(text, buf, (size_t)n - 1);
+		text[n - 1] = '\0';
 		off += n;
 		if (s->load_tail)
 			s->load_tail->next = l;
@@ -583,13 +597,17 @@ static void promote(struct hist_spool *s)
 
 void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 {
+	/* the line keeps the record's text, its '\n' made its NUL: no copy */
 	struct hist_spool_line *l = len > 0 ? line_new(line, len - 1, s->size) : NULL;
 	/* where the file would end once everything on its way is in */
 	off_t planned =
 	    (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) + (off_t)s->unwritten_bytes;
 	off_t acked = s->acked_off < planned ? s->acked_off : planned;
 
-	free(line);
+	if (l)
+		line[len - 1] = '\0';
+	else
+		free(line);
 	if (!l) {
 		s->dropped++;
 		log_error("history: out of memory: a run record is lost");
@@ -615,7 +633,7 @@ void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 		s->unwritten_bytes += len;
 		report_lost(s);
 	} else {
-		free(l);
+		line_free(l);
 		lose(s, 1);
 		if (log_complain(&s->complaint))
 			log_error(
@@ -664,7 +682,7 @@ void hist_spool_pop(struct hist_spool *s)
 	}
 	if (l->end_off > s->acked_off)
 		s->acked_off = l->end_off;
-	free(l);
+	line_free(l);
 	if (!s->stopping || s->inline_mode)
 		pump(s); /* empty the file, or give the acknowledged lines' space back */
 }

@@ -27,7 +27,7 @@ struct hist_spool_line {
 	bool spilled;  /* it is in the spill file */
 	bool writing;  /* ... it is being written there now */
 	size_t len;    /* without the '\n' */
-	char text[];   /* NUL-terminated */
+	char *text;    /* NUL-terminated; the line's own (hist_spool_put's LINE, kept) */
 };
 
 /* Open BASE's spool: with STATE_DIR, open and lock STATE_DIR/HIST_SPOOL_FILE (refusing a
@@ -44,7 +44,8 @@ void hist_spool_set_limits(struct hist_spool *s, size_t memory_limit, int64_t ma
 /* READY(ARG) runs on the loop when lines the head lacked have come in from the file. */
 void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), void *arg);
 
-/* Accept one record LINE (malloc'd, LEN bytes with its '\n'; taken): to the file (on the
+/* Accept one record LINE (malloc'd, LEN bytes with its '\n'; taken, and kept as the line's
+ * text: hist_spool_encode makes it no larger than it needs): to the file (on the
  * writer thread) and to memory while that keeps the order, else to the file alone. One that
  * neither can take is lost, counted in hist_spool_dropped() and logged exactly. */
 void hist_spool_put(struct hist_spool *s, char *line, size_t len);

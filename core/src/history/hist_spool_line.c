@@ -2,15 +2,15 @@
  * kind and its fields, tab-separated and escaped, with a checksum that tells a torn or
  * damaged line from a whole one. Pure: no I/O. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hist_spool.h"
 
 /* ---- the line format --------------------------------------------------------------------- */
+
+#define ESCAPED "\\\t\n\r" /* written as \\ \t \n \r */
 
 /* FNV-1a: enough to recognise a torn or damaged line, not a security measure. */
 static uint32_t fnv1a(const char *p, size_t n)
@@ -24,12 +24,24 @@ static uint32_t fnv1a(const char *p, size_t n)
 	return x;
 }
 
+/* What F takes in a line: its bytes, one more for each to escape. */
+static size_t escaped_len(const char *f)
+{
+	size_t n = strlen(f);
+
+	for (const char *p = strpbrk(f, ESCAPED); p; p = strpbrk(p + 1, ESCAPED))
+		n++;
+	return n;
+}
+
 int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
 {
-	size_t cap = strlen(kind) + 16, o = 0;
+	/* the line's exact size (the spool keeps it as it is): the trailer "\t#" with 8 hex
+	 * digits, '\n' and NUL */
+	size_t cap = strlen(kind) + 12, o = 0;
 
 	for (int i = 0; i < n; i++)
-		cap += 1 + (fields[i] ? 2 * strlen(fields[i]) : 2);
+		cap += 1 + (fields[i] ? escaped_len(fields[i]) : 2);
 	char *b = malloc(cap);
 	if (!b)
 		return -ENOMEM;
@@ -43,26 +55,28 @@ int hist_spool_encode(const char *kind, const char *const *fields, int n, char *
 			continue;
 		}
 		for (const char *p = fields[i]; *p; p++) {
-			char esc = *p == '\\'   ? '\\'
-			           : *p == '\t' ? 't'
-			           : *p == '\n' ? 'n'
-			           : *p == '\r' ? 'r'
-			                        : 0;
-			if (esc) {
-				b[o++] = '\\';
-				b[o++] = esc;
-			} else {
-				b[o++] = *p;
-			}
+			/* the bytes up to the next to escape at once: most fields have none */
+			size_t plain = strcspn(p, ESCAPED);
+			memcpy(b + o, p, plain);
+			o += plain;
+			p += plain;
+			if (!*p)
+				break;
+			b[o++] = '\\';
+			b[o++] = *p == '\\' ? '\\' : *p == '\t' ? 't' : *p == '\n' ? 'n' : 'r';
 		}
 	}
-	int w = snprintf(b + o, cap - o, "\t#%08" PRIx32 "\n", fnv1a(b, o));
-	if (w < 0 || (size_t)w >= cap - o) {
-		free(b);
-		return -EOVERFLOW; /* cannot happen: cap reserves room for the trailer */
-	}
+	/* the trailer by hand: snprintf took as long as the rest of the line */
+	uint32_t sum = fnv1a(b, o);
+	b[o++] = '\t';
+	b[o++] = '#';
+	for (int i = 7; i >= 0; i--, sum >>= 4)
+		b[o + (size_t)i] = "0123456789abcdef"[sum & 15];
+	o += 8;
+	b[o++] = '\n';
+	b[o] = '\0';
 	*line = b;
-	*len = o + (size_t)w;
+	*len = o;
 	return 0;
 }
 
@@ -105,7 +119,14 @@ int hist_spool_decode(char *line, size_t len, const char **kind, const char **fi
 		fields[n++] = w;
 		while (r < end && *r != '\t') {
 			if (*r != '\\') {
-				*w++ = *r++;
+				/* the plain bytes up to the next tab or escape at once (*end is
+				 * NUL; a NUL byte before it, never encoded, goes one at a time) */
+				size_t plain = strcspn(r, "\t\\");
+				plain = plain ? plain : 1;
+				if (w != r)
+					memmove(w, r, plain);
+				w += plain;
+				r += plain;
 				continue;
 			}
 			switch (r + 1 < end ? r[1] : 0) {

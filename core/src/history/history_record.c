@@ -20,6 +20,7 @@
 #include "history_priv.h"
 #include "log.h"
 #include "pgconn.h"
+#include "text.h"
 
 void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 {
@@ -48,8 +49,7 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 
 static const char *num(char *buf, size_t len, int64_t v)
 {
-	snprintf(buf, len, "%" PRId64, v);
-	return buf;
+	return text_i64(buf, len, v); /* not snprintf: some 900 instructions a call, nine a run */
 }
 
 /* The fields a start and a complete row share (N_START of them). */

@@ -41,6 +41,9 @@ void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
 void sched_set_metrics(struct sched *s, struct metrics *m)
 {
 	s->metrics = m;
+	/* the counters a job keeps were the old metrics' */
+	for (struct job *j = s->jobs; j; j = j->next)
+		j->counters = NULL;
 }
 
 void sched_set_context(struct sched *s, struct alerter *alerts, const char *instance)

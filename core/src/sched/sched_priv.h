@@ -30,6 +30,7 @@
 #define CLOCK_JUMP_US 1000000
 
 struct alerter;
+struct metrics_job;
 struct run;
 
 /* Runs in arrival order, linked through their defer_prev and defer_next (sched_run_to). */
@@ -92,6 +93,8 @@ struct job {
 	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
 	                           * with it to an equal string (job_update, own_strs) */
 	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
+	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
+	                               * run: no lookup by name on every run (metrics_run) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
@@ -328,6 +331,9 @@ void sched_record_skipped(struct run *r, const char *message);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */
 #define COMMAND_KEEP 1024
+/* COMMAND (may be NULL) as a history row keeps it: itself when it fits, else cut into BUF
+ * (COMMAND_KEEP bytes) */
+const char *sched_command_kept(const char *command, char *buf);
 /* R waits as pending work of KIND, due at DUE_US (0: now) / R started or is dropped. */
 void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 void sched_work_gone(struct run *r);

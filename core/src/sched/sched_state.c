@@ -236,7 +236,7 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	r->scheduled_us = scheduled_us;
 	r->fired_us = sched_now_us(j->s);
 	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
-	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+	text_copy(r->trigger, sizeof(r->trigger), trigger);
 	r->attempt = 1;
 	return r;
 }
@@ -309,6 +309,17 @@ struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
 	};
 }
 
+const char *sched_command_kept(const char *command, char *buf)
+{
+	size_t len = command ? strlen(command) : 0;
+	/* whole, and ending in an ASCII byte: no character to cut (text_utf8_trim), no copy */
+	if (len < COMMAND_KEEP && (len == 0 || (unsigned char)command[len - 1] < 0x80))
+		return command ? command : "";
+	snprintf(buf, COMMAND_KEEP, "%s", command);
+	text_utf8_trim(buf);
+	return buf;
+}
+
 /* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
 void sched_record(struct run *r, const char *status, const char *message)
 {
@@ -319,12 +330,11 @@ void sched_record(struct run *r, const char *status, const char *message)
 	if (s->hist) {
 		struct hist_run hr = sched_hist_run(r, now);
 		char command[COMMAND_KEEP];
-		snprintf(command, sizeof(command), "%s", hr.command ? hr.command : "");
-		text_utf8_trim(command);
-		hr.command = command;
+		hr.command = sched_command_kept(hr.command, command);
 		key = hist_record(s->hist, &hr, status, message);
 	}
 	struct metrics_run mr = {.job = r->job->name,
+	                         .counters = &r->job->counters,
 	                         .status = status,
 	                         .duration_us = -1,
 	                         .lateness_us = -1,
