@@ -1212,14 +1212,16 @@ START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 	                              fire);
 	ck_assert_msg(retried, "ta did not retry tb's run of %s:\n%s", fire, itest_tail(a.log));
 	itest_exec(e.db, "DROP TRIGGER hold_tb ON pgcrond.job_run_details");
+	char *back = itest_scalar(e.db, "SELECT now()");
 	relay = itest_relay_start(e.ci, &port);
 	ck_assert_msg(itest_wait_log(b.log, "was found dead by instance", 30),
 	              "tb does not say it was found dead:\n%s", itest_tail(b.log));
-	/* tb's records, held back until now, are written (its runs before that fire's too) */
+	/* tb's records, held back until now, are written in order: once a row of a fire after its
+	 * return is there, so is whatever it did with its record of that run */
 	bool wrote = itest_env_wait(&e, 30,
 	                            "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                            " WHERE instance = 'tb'");
-	itest_sleep(3);
+	                            " WHERE instance = 'tb' AND scheduled_time > '%s'",
+	                            back);
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(format('%%s %%s %%s %%s', instance, trigger, status,"
 	         " left(return_message, 60)), E'\\n') FROM pgcrond.job_run_details"
@@ -1234,6 +1236,7 @@ START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 	ck_assert_msg(n == 1, "the fire of %s has %lld rows, not the retry's alone:\n%s", fire, n,
 	              rows ? rows : "");
 	free(rows);
+	free(back);
 	free(fire);
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
