@@ -1162,16 +1162,16 @@ END_TEST
 /* A fire the survivor retried has the retry's row alone (docs/faults.md): instance tb's run of
  * a fire has its mark (its claim started, its transaction id written) while its history rows
  * wait (a trigger refuses them: still on their way when the fault lands); tb is cut off in the
- * middle of the run and found dead at once (its session is gone), the survivor ta ends the
+ * middle of the run and found dead at once (its session is gone), a survivor ends the
  * run's backend, finds its transaction rolled back and retries the fire (retries = 1); tb comes
  * back and writes its late record of that run, failed: left out, since the survivor took the
  * fire over. */
 START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 {
 	struct itest_env e;
-	struct itest_inst a, b;
+	struct itest_inst a, b, c;
 	itest_env_setup(&e, "ft-taken", DB);
-	/* tb fires the job; ta, which would win the claims, only retries it */
+	/* tb fires the job; ta and tc, which would win the claims, only retry it */
 	static const char job[] = "job = { name = \"slow\"; database = \"app\";"
 	                          " schedule = \"%s\"; command = \"SELECT 1; SELECT pg_sleep(8)\";"
 	                          " retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n";
@@ -1188,9 +1188,13 @@ START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 	pid_t relay = itest_relay_start(e.ci, &port);
 	itest_inst_init(&a, &e, "ta", jobs_a);
 	itest_inst_init(&b, &e, "tb", jobs_b);
+	/* two survivors: neither goes alone once tb is found dead, so the retry is claimed (one
+	 * alone claims it only when tb's hello comes, docs/faults.md) */
+	itest_inst_init(&c, &e, "tc", jobs_a);
 	inst_via_relay(&b, &e, port);
 	itest_inst_up(&e, &a);
 	itest_inst_up(&e, &b);
+	itest_inst_up(&e, &c);
 	sees(&b, "ta");
 	sees(&a, "tb");
 	/* a run of tb's under way, its transaction's id written (a command of several statements:
@@ -1204,13 +1208,13 @@ START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 	snprintf(sql, sizeof(sql), "SELECT to_timestamp(m.scheduled_s)%s", running);
 	char *fire = itest_scalar(e.db, sql);
 	itest_relay_stop(relay);
-	/* ta ends its backend, finds its transaction rolled back, retries the fire */
+	/* a survivor ends its backend, finds its transaction rolled back, retries the fire */
 	bool retried = itest_env_wait(&e, 30,
 	                              "SELECT count(*) = 1 FROM pgcrond.job_run_details"
 	                              " WHERE job_name = 'slow' AND scheduled_time = '%s'"
-	                              " AND instance = 'ta' AND trigger = 'retry'",
+	                              " AND instance <> 'tb' AND trigger = 'retry'",
 	                              fire);
-	ck_assert_msg(retried, "ta did not retry tb's run of %s:\n%s", fire, itest_tail(a.log));
+	ck_assert_msg(retried, "no survivor retried tb's run of %s:\n%s", fire, itest_tail(a.log));
 	itest_exec(e.db, "DROP TRIGGER hold_tb ON pgcrond.job_run_details");
 	char *back = itest_scalar(e.db, "SELECT now()");
 	relay = itest_relay_start(e.ci, &port);
@@ -1240,9 +1244,11 @@ START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
 	free(fire);
 	itest_inst_stop(&a, SIGTERM);
 	itest_inst_stop(&b, SIGTERM);
+	itest_inst_stop(&c, SIGTERM);
 	itest_relay_stop(relay);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
+	itest_inst_free(&c);
 	itest_env_teardown(&e);
 }
 END_TEST
