@@ -1159,6 +1159,100 @@ START_TEST(fires_nobody_could_claim_get_one_row)
 }
 END_TEST
 
+/* A fire the survivor retried has the retry's row alone (docs/faults.md): instance tb's run of
+ * a fire has its mark (its claim started, its transaction id written) while its history rows
+ * wait (a trigger refuses them: still on their way when the fault lands); tb is cut off in the
+ * middle of the run and found dead at once (its session is gone), a survivor ends the
+ * run's backend, finds its transaction rolled back and retries the fire (retries = 1); tb comes
+ * back and writes its late record of that run, failed: left out, since the survivor took the
+ * fire over. */
+START_TEST(a_retried_fire_keeps_the_retrys_row_alone)
+{
+	struct itest_env e;
+	struct itest_inst a, b, c;
+	itest_env_setup(&e, "ft-taken", DB);
+	/* tb fires the job; ta and tc, which would win the claims, only retry it */
+	static const char job[] = "job = { name = \"slow\"; database = \"app\";"
+	                          " schedule = \"%s\"; command = \"SELECT 1; SELECT pg_sleep(8)\";"
+	                          " retries = 1; retry_on = \"any\"; retry_delay = \"1s\"; };\n";
+	char jobs_a[512], jobs_b[512];
+	snprintf(jobs_a, sizeof(jobs_a), job, "0 0 1 1 *");
+	snprintf(jobs_b, sizeof(jobs_b), job, "* * * * * *");
+	itest_exec(e.db, "CREATE FUNCTION public.hold_tb() RETURNS trigger LANGUAGE plpgsql AS $$"
+	                 " BEGIN IF NEW.instance = 'tb' THEN RAISE EXCEPTION USING"
+	                 " ERRCODE = '55000', MESSAGE = 'held back by the test'; END IF;"
+	                 " RETURN NEW; END $$");
+	itest_exec(e.db, "CREATE TRIGGER hold_tb BEFORE INSERT ON pgcrond.job_run_details"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.hold_tb()");
+	int port = 0;
+	pid_t relay = itest_relay_start(e.ci, &port);
+	itest_inst_init(&a, &e, "ta", jobs_a);
+	itest_inst_init(&b, &e, "tb", jobs_b);
+	/* two survivors: neither goes alone once tb is found dead, so the retry is claimed (one
+	 * alone claims it only when tb's hello comes, docs/faults.md) */
+	itest_inst_init(&c, &e, "tc", jobs_a);
+	inst_via_relay(&b, &e, port);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
+	itest_inst_up(&e, &c);
+	sees(&b, "ta");
+	sees(&a, "tb");
+	/* a run of tb's under way, its transaction's id written (a command of several statements:
+	 * pgcrond opens the transaction and reports its id before sending it) */
+	static const char running[] = " FROM pgcrond.run_start m JOIN pg_catalog.pg_stat_activity x"
+	                              "  ON x.backend_xid::text::bigint = m.xid % 4294967296"
+	                              " WHERE m.instance = 'tb' AND m.xid > 0";
+	ck_assert_msg(itest_env_wait(&e, 60, "SELECT count(*) = 1%s", running),
+	              "no run of tb under way with its id written:\n%s", itest_tail(b.log));
+	char sql[1024];
+	snprintf(sql, sizeof(sql), "SELECT to_timestamp(m.scheduled_s)%s", running);
+	char *fire = itest_scalar(e.db, sql);
+	itest_relay_stop(relay);
+	/* a survivor ends its backend, finds its transaction rolled back, retries the fire */
+	bool retried = itest_env_wait(&e, 30,
+	                              "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                              " WHERE job_name = 'slow' AND scheduled_time = '%s'"
+	                              " AND instance <> 'tb' AND trigger = 'retry'",
+	                              fire);
+	ck_assert_msg(retried, "no survivor retried tb's run of %s:\n%s", fire, itest_tail(a.log));
+	itest_exec(e.db, "DROP TRIGGER hold_tb ON pgcrond.job_run_details");
+	char *back = itest_scalar(e.db, "SELECT now()");
+	relay = itest_relay_start(e.ci, &port);
+	ck_assert_msg(itest_wait_log(b.log, "was found dead by instance", 30),
+	              "tb does not say it was found dead:\n%s", itest_tail(b.log));
+	/* tb's records, held back until now, are written in order: once a row of a fire after its
+	 * return is there, so is whatever it did with its record of that run */
+	bool wrote = itest_env_wait(&e, 30,
+	                            "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                            " WHERE instance = 'tb' AND scheduled_time > '%s'",
+	                            back);
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s %%s %%s %%s', instance, trigger, status,"
+	         " left(return_message, 60)), E'\\n') FROM pgcrond.job_run_details"
+	         " WHERE job_name = 'slow' AND scheduled_time = '%s'",
+	         fire);
+	char *rows = itest_scalar(e.db, sql);
+	long long n = itest_env_count(&e,
+	                              "SELECT count(*) FROM pgcrond.job_run_details"
+	                              " WHERE job_name = 'slow' AND scheduled_time = '%s'",
+	                              fire);
+	ck_assert_msg(wrote, "tb wrote no record once back:\n%s", itest_tail(b.log));
+	ck_assert_msg(n == 1, "the fire of %s has %lld rows, not the retry's alone:\n%s", fire, n,
+	              rows ? rows : "");
+	free(rows);
+	free(back);
+	free(fire);
+	itest_inst_stop(&a, SIGTERM);
+	itest_inst_stop(&b, SIGTERM);
+	itest_inst_stop(&c, SIGTERM);
+	itest_relay_stop(relay);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_inst_free(&c);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("faults");
@@ -1174,6 +1268,7 @@ int main(void)
 	    {"refused", refused_instance_writes_no_rows_for_fires_others_ran},
 	    {"refused_all", fires_nobody_could_claim_get_one_row},
 	    {"back", returning_instance_keeps_the_survivors_verdict},
+	    {"taken", a_retried_fire_keeps_the_retrys_row_alone},
 	    {"three", three_instances_one_frozen_30s},
 	    {"instant", stopped_at_the_instant_runs_nothing_twice},
 	    {"edge", stopped_before_the_second_blocks_nothing},

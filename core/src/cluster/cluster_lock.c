@@ -514,8 +514,9 @@ static const char reap_d[] =
     "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)";
 /* ... (schema step 21) its runs of scheduled fires with no history row yet (start rows wait up
  * to a second behind the runs) whose transaction the fence left rolled back: retried as a
- * closed run (by the claim the dead instance's own retry asks for, if it comes back); one that
- * committed, or whose id is not known, stays so */
+ * closed run (by the claim the dead instance's own retry asks for, if it comes back; that
+ * claim, held here, keeps the dead instance's late row of the run out: hist_batch.c); one
+ * that committed, or whose id is not known, stays so */
 static const char reap_rolled[] =
     " , rolled AS (SELECT dead.name, m.job_name,"
     "   m.scheduled_s OPERATOR(pg_catalog.*) 1000000 AS sched"

@@ -67,13 +67,29 @@ enum upd_col {
 	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[], $18::boolean[])"  \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
 	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole)"
-static const char sql_ins_new[] = HIST_WRITTEN_OPEN SQL_INS HIST_WRITTEN_CLOSE("d.");
+/* A first run of a scheduled fire that another instance retried is not written: that instance
+ * found this one dead while the run's row was still on its way here (in a batch or the spill
+ * file), saw its transaction rolled back and retried the fire as its closer (cluster_lock.c,
+ * reap_rolled), so the retry's row is the fire's and this late one would be a second. Its
+ * claim of the retry, the fire's key with "/a2" (cluster_fire_key), records that; this
+ * instance's own retry claims that key as itself. */
+#define SQL_NOT_RETRIED_ELSEWHERE                                                                  \
+	" NOT COALESCE(u.attempt OPERATOR(pg_catalog.=) 1 AND EXISTS (SELECT"                      \
+	"  FROM pgcrond.fire_claim c WHERE c.job_name OPERATOR(pg_catalog.=) u.job_name"           \
+	"   AND c.fire_key OPERATOR(pg_catalog.=) ('s:' OPERATOR(pg_catalog.||)"                   \
+	"    (u.sched_us OPERATOR(pg_catalog./) 1000000)::pg_catalog.text"                         \
+	"    OPERATOR(pg_catalog.||) '/a2')"                                                       \
+	"   AND c.instance OPERATOR(pg_catalog.<>) u.instance), false)"
+static const char sql_ins_new[] =
+    HIST_WRITTEN_OPEN SQL_INS " WHERE" SQL_NOT_RETRIED_ELSEWHERE HIST_WRITTEN_CLOSE("d.");
 /* a replay: the row is there; a start changes nothing, an end completes a running row; a
- * skip record of a fire another instance served is not written (HIST_UNLESS_SERVED) */
+ * skip record of a fire another instance served is not written (HIST_UNLESS_SERVED), nor a
+ * run another instance retried */
 static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
     "u.whole", "u.status", "u.job_name",
     "(timestamptz 'epoch' + u.sched_us * interval '1 microsecond')",
-    "u.instance") " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
+    "u.instance") " AND" SQL_NOT_RETRIED_ELSEWHERE
+                  " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
                   " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
                   "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
                   "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, "
