@@ -67,18 +67,23 @@ enum upd_col {
 	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[], $18::boolean[])"  \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
 	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole)"
-/* A first run of a scheduled fire that another instance retried is not written: that instance
- * found this one dead while the run's row was still on its way here (in a batch or the spill
- * file), saw its transaction rolled back and retried the fire as its closer (cluster_lock.c,
- * reap_rolled), so the retry's row is the fire's and this late one would be a second. Its
- * claim of the retry, the fire's key with "/a2" (cluster_fire_key), records that; this
- * instance's own retry claims that key as itself. */
+/* The fire's row is the one of the instance that holds its claim: a first run of a scheduled
+ * fire that did not succeed is not written when another instance holds the fire's claim
+ * ("s:<unix s>", cluster_fire_key) or its retry's ("/a2" appended). That instance found this
+ * one dead while the run's row was still on its way here (in a batch or the spill file): it
+ * served the fire, whose claim this run never started (it failed or was refused waiting for its
+ * start mark), or it retried the run, whose transaction the fence left rolled back
+ * (cluster_lock.c, reap_rolled). This row would be a second one of the fire. This instance's
+ * own retry claims "/a2" as itself; a run that succeeded, the common row, skips the look. */
+#define SQL_FIRE_KEY                                                                               \
+	"('s:' OPERATOR(pg_catalog.||) (u.sched_us OPERATOR(pg_catalog./) "                        \
+	"1000000)::pg_catalog.text)"
 #define SQL_NOT_RETRIED_ELSEWHERE                                                                  \
-	" NOT COALESCE(u.attempt OPERATOR(pg_catalog.=) 1 AND EXISTS (SELECT"                      \
+	" NOT COALESCE(u.status OPERATOR(pg_catalog.<>) 'succeeded'"                               \
+	"  AND u.attempt OPERATOR(pg_catalog.=) 1 AND EXISTS (SELECT"                              \
 	"  FROM pgcrond.fire_claim c WHERE c.job_name OPERATOR(pg_catalog.=) u.job_name"           \
-	"   AND c.fire_key OPERATOR(pg_catalog.=) ('s:' OPERATOR(pg_catalog.||)"                   \
-	"    (u.sched_us OPERATOR(pg_catalog./) 1000000)::pg_catalog.text"                         \
-	"    OPERATOR(pg_catalog.||) '/a2')"                                                       \
+	"   AND c.fire_key OPERATOR(pg_catalog.=) ANY (ARRAY[" SQL_FIRE_KEY ","                    \
+	"    " SQL_FIRE_KEY " OPERATOR(pg_catalog.||) '/a2'])"                                     \
 	"   AND c.instance OPERATOR(pg_catalog.<>) u.instance), false)"
 static const char sql_ins_new[] =
     HIST_WRITTEN_OPEN SQL_INS " WHERE" SQL_NOT_RETRIED_ELSEWHERE HIST_WRITTEN_CLOSE("d.");
