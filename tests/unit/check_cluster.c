@@ -1,5 +1,6 @@
 /* Claim keys (cluster_fire_key): which runs claim what, so that two instances serving the
- * same fire compute the same key and different fires never share one. */
+ * same fire compute the same key and different fires never share one; and the moves between
+ * the cluster's states (cluster_to). */
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cluster_priv.h"
 #include "config.h"
 
 static int key(const char *trigger, int64_t sched_us, const char *graph, int attempt,
@@ -140,6 +142,39 @@ START_TEST(definition_hash_tells_definitions_apart)
 }
 END_TEST
 
+/* The moves of docs/layout.md's table "The cluster's states", from each state (a row) to
+ * each (a column, in the enum's order): an answer to the name's lock may make anything of a
+ * state without the lock; the lock goes with its connection or to a read-only server; nothing
+ * leaves a refusal. */
+static const char allowed[CS_STATES][CS_STATES + 1] = {
+    /*                 to: unlocked, lock failed, schema old, recovery, locked, refused */
+    [CS_UNLOCKED] = "111111", [CS_LOCK_FAILED] = "111111", [CS_SCHEMA_OLD] = "111111",
+    [CS_RECOVERY] = "111111", [CS_LOCKED] = "100100",      [CS_REFUSED] = "000000",
+};
+
+START_TEST(cluster_moves_only_between_allowed_states)
+{
+	int moves = 0;
+	for (int from = 0; from < CS_STATES; from++)
+		for (int to = 0; to < CS_STATES; to++) {
+			struct cluster c = {.state = (enum cluster_state)from};
+			bool want = allowed[from][to] == '1';
+			bool ok = cluster_to(&c, (enum cluster_state)to);
+			ck_assert_msg(ok == want, "%d -> %d: %s", from, to,
+			              ok ? "allowed" : "refused");
+			ck_assert_int_eq(cluster_state_may(from, to), want);
+			enum cluster_state now =
+			    ok ? (enum cluster_state)to : (enum cluster_state)from;
+			ck_assert_int_eq(c.state, now);
+			/* the status's two flags follow the state they were moved to */
+			ck_assert_int_eq(c.st.connected, ok && now == CS_LOCKED);
+			ck_assert_int_eq(c.st.in_recovery, ok && now == CS_RECOVERY);
+			moves += ok;
+		}
+	ck_assert_int_eq(moves, 4 * CS_STATES + 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -152,6 +187,7 @@ int main(void)
 	tcase_add_test(tc, clock_offset_from_the_database);
 	tcase_add_test(tc, clock_offset_keeps_the_shortest_round_trip);
 	tcase_add_test(tc, definition_hash_tells_definitions_apart);
+	tcase_add_test(tc, cluster_moves_only_between_allowed_states);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

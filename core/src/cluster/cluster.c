@@ -258,7 +258,7 @@ void cluster_close(struct cluster **cp)
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
-	if (stmtq_ready(c->q) && c->locked) {
+	if (stmtq_ready(c->q) && c->state == CS_LOCKED) {
 		cluster_due_at(c, OP_STOP, 0);
 		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until =

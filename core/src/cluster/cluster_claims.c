@@ -151,7 +151,7 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
 	if (cluster_lone_refusal(c, why, len))
 		return CLUSTER_REFUSED; /* whatever this instance saw: the lone one runs it */
-	if (c->refused) {
+	if (c->state == CS_REFUSED) {
 		snprintf(why, len, "another live instance has this instance's name");
 		return CLUSTER_REFUSED;
 	}
@@ -162,13 +162,13 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 		         c->st.clock_offset_ms, CLUSTER_MAX_OFFSET_MS);
 		return CLUSTER_REFUSED;
 	}
-	if (c->schema_old) {
+	if (c->state == CS_SCHEMA_OLD) {
 		snprintf(why, len,
 		         "the history database's pgcrond schema is older than this pgcrond: run "
 		         "'pgcrond install'");
 		return CLUSTER_REFUSED;
 	}
-	if (c->in_recovery) {
+	if (c->state == CS_RECOVERY) {
 		snprintf(why, len,
 		         "the history database is in recovery (a standby): no run "
 		         "starts until a primary is reached");
@@ -194,8 +194,8 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 bool cluster_served_elsewhere(const struct cluster *c)
 {
 	/* not for causes every instance shares (a standby, an old schema) or a name held twice */
-	return c->peers_live > 0 && !c->refused && !c->schema_old && !c->in_recovery &&
-	       !c->schema_missing;
+	return c->peers_live > 0 && !c->schema_missing &&
+	       (c->state == CS_UNLOCKED || c->state == CS_LOCK_FAILED || c->state == CS_LOCKED);
 }
 
 /* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
@@ -240,7 +240,7 @@ void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, co
 		}
 		/* a standby was reported when it was found (lock_done), a lone instance's refusal
 		 * as it came (cluster_lone_refused) */
-		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && !c->in_recovery &&
+		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && c->state != CS_RECOVERY &&
 		    !cluster_lone_refusal(c, NULL, 0) && log_complain(&c->offline_complaint))
 			log_warning("cluster: %s", why);
 		if (q->fn)
@@ -260,8 +260,8 @@ bool cluster_is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (claims_lost), and without our name nothing may run */
-	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->in_recovery || c->refused ||
-	                    c->schema_missing || c->schema_old || c->lock_failed || c->skewed);
+	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->schema_missing || c->skewed ||
+	                    (c->state != CS_UNLOCKED && c->state != CS_LOCKED));
 }
 enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
@@ -387,7 +387,7 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 		cluster_lone_refused(c, sr->err); /* answered REFUSED, with the lone one's name */
 	} else if (sr->failed && strcmp(sr->sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
-		c->in_recovery = true;
+		cluster_to(c, CS_RECOVERY);
 	} else if (sr->failed && cluster_resend_worthy(sr->sqlstate) && c->claim_retries++ < 3) {
 		/* send the same claims again: nothing of the failed statement stayed */
 		log_debug("cluster: claim statement retried: %s", sr->err);
@@ -411,7 +411,7 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
 	cluster_lone_refused(c, NULL);
-	if (c->in_recovery && sr->failed)
+	if (c->state == CS_RECOVERY && sr->failed)
 		stmtq_fail(c->q, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 

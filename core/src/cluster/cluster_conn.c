@@ -113,7 +113,7 @@ static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now
 
 void cluster_kick(struct cluster *c)
 {
-	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || !c->locked)
+	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || c->state != CS_LOCKED)
 		return;
 	int64_t now = clock_mono_ms();
 	const char *mine[] = {c->instance, c->boot_id};
@@ -158,6 +158,46 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
 }
 
+/* ---- the state --------------------------------------------------------------------------- */
+
+static const char *const state_names[CS_STATES] = {
+    [CS_UNLOCKED] = "unlocked",     [CS_LOCK_FAILED] = "lock failed",
+    [CS_SCHEMA_OLD] = "schema old", [CS_RECOVERY] = "on a standby",
+    [CS_LOCKED] = "locked",         [CS_REFUSED] = "refused",
+};
+
+bool cluster_state_may(enum cluster_state from, enum cluster_state to)
+{
+	/* a held lock is never asked for again: it goes with its connection, or a claim finds the
+	 * server read-only (the connection goes next); a refused instance stops; else the lock's
+	 * answer, or the look at its holder, may make anything of it */
+	if (from == CS_LOCKED)
+		return to == CS_UNLOCKED || to == CS_RECOVERY;
+	return from < CS_REFUSED && to < CS_STATES;
+}
+
+bool cluster_to(struct cluster *c, enum cluster_state to)
+{
+	enum cluster_state from = c->state;
+	if (!cluster_state_may(from, to)) {
+		log_error(
+		    "cluster: internal error: an instance %s cannot become %s; please report it",
+		    state_names[from], state_names[to]);
+		return false;
+	}
+	if (from == CS_RECOVERY && (to == CS_UNLOCKED || to == CS_LOCKED)) {
+		log_notice("cluster: history database %s is a primary now: runs resume",
+		           c->safe_conninfo);
+		log_complaint_reset(&c->recovery_complaint);
+	}
+	if (from != to)
+		log_debug("cluster: %s, then %s", state_names[from], state_names[to]);
+	c->state = to;
+	c->st.connected = to == CS_LOCKED;
+	c->st.in_recovery = to == CS_RECOVERY;
+	return true;
+}
+
 /* ---- the connection -------------------------------------------------------------------- */
 
 /* The session's failed(): the connection is gone. Reconnect unless stopping (or refused:
@@ -165,22 +205,22 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct cluster *c = arg;
-	c->locked = false;
-	c->st.connected = false;
+	if (c->state == CS_LOCKED)
+		cluster_to(c, CS_UNLOCKED); /* the rest stands until the next lock's answer */
 	if (c->closing) {
 		cluster_tasks_lost(c); /* (without their callbacks) */
 		return false;
 	}
 	bool too_old = !was_ready && c->q->drv.too_old;
-	if (!c->in_recovery && !too_old && log_complain(&c->down_complaint))
+	if (c->state != CS_RECOVERY && !too_old && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
-	if (too_old && !c->refused) {
+	if (too_old && c->state != CS_REFUSED) {
 		/* a server too old for pgcrond: the daemon stops (as for a name held by another
 		 * instance), with that one line */
 		char msg[700];
 		snprintf(msg, sizeof(msg), "history database %s: %s", c->safe_conninfo, why);
-		c->refused = true;
+		cluster_to(c, CS_REFUSED);
 		if (c->hooks.refused)
 			c->hooks.refused(c->hooks.arg, msg);
 	}
@@ -189,7 +229,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	for (const struct cluster_row *const *w = c->rows; *w; w++)
 		if ((*w)->lost)
 			(*w)->lost(c);
-	return !c->refused;
+	return c->state != CS_REFUSED;
 }
 
 static void on_connected(void *arg)
@@ -204,7 +244,7 @@ static void on_connected(void *arg)
 static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	if (stmtq_ready(c->q) && !c->locked)
+	if (stmtq_ready(c->q) && c->state != CS_LOCKED)
 		row_of(c, OP_LOCK)->send(c);
 }
 
@@ -486,7 +526,7 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
                            cluster_result_fn fn, void *arg)
 {
-	if (!c || !stmtq_ready(c->q) || !c->locked || c->refused)
+	if (!c || !stmtq_ready(c->q) || c->state != CS_LOCKED)
 		return -ENOTCONN;
 	struct task *t = calloc(1, sizeof(*t));
 	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
@@ -511,7 +551,7 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 
 bool cluster_ready(const struct cluster *c)
 {
-	return c && stmtq_ready(c->q) && c->locked && !c->closing && !c->refused;
+	return c && stmtq_ready(c->q) && c->state == CS_LOCKED && !c->closing;
 }
 
 const char *cluster_instance(const struct cluster *c)

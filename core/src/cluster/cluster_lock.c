@@ -146,7 +146,8 @@ static bool send_mine(struct cluster *c, enum op op, const char *sql)
 
 static bool lock_send(struct cluster *c)
 {
-	return send_mine(c, OP_LOCK, sql_lock);
+	/* a refused instance is stopping: its name is not asked for again */
+	return c->state != CS_REFUSED && send_mine(c, OP_LOCK, sql_lock);
 }
 
 static bool beat_send(struct cluster *c)
@@ -186,14 +187,13 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    "pgcrond (%s): no run starts until 'pgcrond install' has upgraded "
 			    "it; checking every %d s",
 			    sr->err, SCHEMA_RETRY_MS / 1000);
-		c->schema_old = true;
+		cluster_to(c, CS_SCHEMA_OLD);
 		/* the session stays: it is the history's and the listeners' too; the claims are
 		 * refused until the lock is taken again (on_retry) */
 		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
 		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
 		return;
 	}
-	c->schema_old = false;
 	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
 		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
 	} else if ((sr->failed && strcmp(sr->sqlstate, "25006") != 0) ||
@@ -207,7 +207,8 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			            c->instance, c->safe_conninfo,
 			            sr->failed ? sr->err : "no answer to the lock query",
 			            CLUSTER_RECOVERY_RETRY_MS / 1000);
-		c->lock_failed = true;
+		/* (a standby stays one: its claims are answered so) */
+		cluster_to(c, c->state == CS_RECOVERY ? CS_RECOVERY : CS_LOCK_FAILED);
 		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
 		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 		return;
@@ -220,19 +221,15 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    "conninfo reaches a primary (target_session_attrs=read-write); "
 			    "checking every %d s",
 			    c->safe_conninfo, CLUSTER_RECOVERY_RETRY_MS / 1000);
-		c->in_recovery = true;
-		c->st.in_recovery = true;
+		cluster_to(c, CS_RECOVERY);
 		stmtq_fail(c->q, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
-	if (c->in_recovery) {
-		log_notice("cluster: history database %s is a primary now: runs resume",
-		           c->safe_conninfo);
-		log_complaint_reset(&c->recovery_complaint);
-	}
-	c->in_recovery = false;
-	c->st.in_recovery = false;
 	if (!legacy && strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+		/* held by another session: a failed lock stays failed (its claims answered so)
+		 * until the name is ours */
+		if (c->state != CS_LOCK_FAILED)
+			cluster_to(c, CS_UNLOCKED);
 		const char *p[] = {c->instance};
 		cluster_send_stmt(c, OP_HOLDER, sql_holder, 1, p);
 		return;
@@ -253,9 +250,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			           "history closes those runs as failed)",
 			           fenced, c->instance);
 	}
-	c->locked = true;
-	c->lock_failed = false;
-	c->st.connected = true;
+	cluster_to(c, CS_LOCKED);
 	c->holder_looked = false;
 	cluster_lone_locked(c,
 	                    !legacy && PQnfields(r) > 7 && strcmp(PQgetvalue(r, 0, 7), "t") == 0);
@@ -317,7 +312,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 			    "name with instance = \"...\" in pgcrond.conf (and its own "
 			    "state_dir), or stop the other",
 			    c->instance, c->safe_conninfo);
-		c->refused = true;
+		cluster_to(c, CS_REFUSED);
 		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
 		if (c->hooks.refused)
 			c->hooks.refused(c->hooks.arg, msg);

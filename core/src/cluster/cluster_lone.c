@@ -477,7 +477,8 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	switch (l->state) {
 	case LONE_OFF:
 		if (l->schema && c->peers_live == 0 && !told_dead && !c->stopping && !c->closing &&
-		    !c->skewed && !c->in_recovery && !c->schema_missing && !c->refused)
+		    !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
+		    c->state != CS_REFUSED)
 			go_lone(c);
 		break;
 	case LONE_GOING:

@@ -229,6 +229,18 @@ struct cluster_row {
 #define ROW_CLOSING 2u /* sent also once the stop has begun (and only these rows then) */
 #define ROW_AGAIN 4u   /* due again when its answer was lost with the connection */
 
+/* What the last answer to the name's lock said, kept until the next one; a lock taken goes
+ * with its connection (docs/layout.md, "The cluster's states"). */
+enum cluster_state {
+	CS_UNLOCKED,    /* not asked on this connection yet, or held by another session */
+	CS_LOCK_FAILED, /* the lock statement failed: asked again (cluster_lock.c) */
+	CS_SCHEMA_OLD,  /* the schema lacks step 11: nothing is claimed */
+	CS_RECOVERY,    /* the last server reached was a standby */
+	CS_LOCKED,      /* the name's lock is ours on this connection */
+	CS_REFUSED,     /* another live instance has the name, or the server is too old */
+	CS_STATES
+};
+
 struct cluster {
 	struct event_base *base;
 	char *conninfo;
@@ -252,15 +264,11 @@ struct cluster {
 	int64_t dead_after_ms, beat_ms;
 	int64_t unlock_since_ms; /* when the oldest unsent unlock was asked for */
 
-	bool locked;      /* the name's lock is ours on this connection */
-	bool refused;     /* another live instance has the name: we are stopping */
-	bool schema_old;  /* the schema lacks step 11: nothing is claimed */
-	bool lock_failed; /* the lock query failed: asked again (cluster_lock.c) */
-	bool skewed;      /* this host's clock is off the database's: nothing is claimed */
+	enum cluster_state state; /* only cluster_to() changes it */
+	bool skewed;              /* this host's clock is off the database's: nothing is claimed */
 	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
 	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
 	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */
-	bool in_recovery;
 	int64_t hello_beat_ms; /* the beat another instance's hello asked for (on_notify) */
 	bool unserved_asked;   /* cluster_serve_unserved: once per process */
 	bool stopping;         /* cluster_stopping */
@@ -279,8 +287,10 @@ struct cluster {
 	 * gone and its heartbeat old until it reconnects too: no reaping before this. */
 	int64_t reap_after_ms;
 	bool ever_locked;
-	int64_t holder_seen_us; /* the holder's last_seen at the first look; 0 = not looked */
+	/* the name was found held by another session and its holder looked at (holder_done):
+	 * its last_seen then; kept across failed locks until the name is ours */
 	bool holder_looked;
+	int64_t holder_seen_us;
 	bool closing;
 	int64_t claim_sent_us;  /* when the claim statement in flight was sent */
 	size_t claim_cap;       /* fires the next claim statement may carry; 0: a burst's first */
@@ -321,6 +331,10 @@ struct cluster {
 extern const struct cluster_row cluster_row_unlock, cluster_row_tasks;
 /* Set C's session and the table ROWS (NULL-terminated) up (cluster_open): 0 or -ENOMEM. */
 int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
+/* Move C to state TO, unless cluster_state_may(C's, TO) refuses it: false, logged as an
+ * internal error, and C keeps its state. */
+bool cluster_to(struct cluster *c, enum cluster_state to);
+bool cluster_state_may(enum cluster_state from, enum cluster_state to);
 /* Send the next statement, if the session is idle: the first row due and not skipped. */
 void cluster_kick(struct cluster *c);
 /* Row OP (a timed one) is due at AT (monotonic ms) at the latest. */

@@ -233,7 +233,8 @@ static void leased_done(void *arg, const struct pg_result *res, const char *err,
 
 void cluster_serve_leased(struct cluster *c)
 {
-	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed || c->refused)
+	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed ||
+	    c->state == CS_REFUSED)
 		return;
 	const char *p[] = {c->instance};
 	if (cluster_submit(c, sql_leased, 1, p, leased_done, c) < 0)
