@@ -643,6 +643,132 @@ START_TEST(freeze_then_kill_runs_each_fire_once)
 }
 END_TEST
 
+/* Jobs "up" at second UP (COMMAND_UP) and "down", after it, at the next second, in JOBS. */
+static void up_down_jobs(char *jobs, size_t len, const char *up, const char *down)
+{
+	snprintf(
+	    jobs, len,
+	    "jobs = ({ name = \"up\"; database = \"app\"; schedule = \"%s\";"
+	    " command = \"INSERT INTO execs (job, pid) VALUES ('up', pg_backend_pid());"
+	    " SELECT pg_sleep(4)\"; },\n"
+	    "{ name = \"down\"; database = \"app\"; schedule = \"%s\"; after = [\"up\"];"
+	    " command = \"INSERT INTO execs (job, pid) VALUES ('down', pg_backend_pid())\"; });\n",
+	    up, down);
+}
+
+/* A fire claimed before its instant (sched_preclaim.c) whose claim is unanswered at the
+ * instant, and which then waits for something else (here its upstream, running on the same
+ * instance), gives that claim up and asks again once admitted. The test holds every claim of
+ * the fire of "down" (a row of its key inserted, not committed) until X, the instance that
+ * runs "up", has parked "down" at its instant with its pre-claim still waiting; the others'
+ * claims of the same fire wait too. Whichever claim the server answers first, the fire runs
+ * exactly once across the three instances, with one history row: X's claim given up, if
+ * granted, is X's again when it asks once "up" ends, and the others then find it taken. */
+START_TEST(preclaim_given_up_runs_once)
+{
+	struct itest_env e;
+	struct itest_inst in[3];
+	setup(&e, "once-giveup");
+	itest_exec(e.db, "ALTER TABLE public.execs ADD COLUMN job text");
+	char jobs[1024], up[32], down[32];
+	up_down_jobs(jobs, sizeof(jobs), "0 0 1 1 *", "0 0 1 1 *");
+	const char *names[] = {"ga", "gb", "gc"};
+	struct itest_inst *all[] = {&in[0], &in[1], &in[2]};
+	for (int i = 0; i < 3; i++) {
+		itest_inst_init(&in[i], &e, names[i], jobs);
+		itest_inst_up(&e, &in[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(itest_wait_log(in[i].log, "other live instances", 15),
+		              "%s never saw the others live", names[i]);
+	time_t at = 0;
+	for (int ahead = 3; ahead;) {
+		at = itest_schedule_soon_at(up, sizeof(up), ahead);
+		snprintf(down, sizeof(down), "%d * * * * *", (int)((at + 1) % 60));
+		up_down_jobs(jobs, sizeof(jobs), up, down);
+		for (int i = 0; i < 3; i++)
+			itest_inst_reload(&in[i], jobs);
+		ahead = itest_insts_soon_again(all, 3, at, ahead);
+	}
+	/* every claim of the fire of "down" waits: a row of its key is being inserted */
+	PGconn *holder = itest_connect(e.ci);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "BEGIN; INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
+	         " VALUES ('down', 's:%lld', 'test', 'test')",
+	         (long long)at + 1);
+	itest_exec(holder, sql);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 1 FROM pgcrond.fire_claim"
+	                             " WHERE job_name = 'up' AND fire_key = 's:%lld' AND started",
+	                             (long long)at),
+	              "no run of 'up' started");
+	char *xname = itest_scalar(e.db, "SELECT instance FROM pgcrond.fire_claim"
+	                                 " WHERE job_name = 'up' AND started");
+	struct itest_inst *x = NULL;
+	for (int i = 0; xname && i < 3; i++)
+		if (strcmp(xname, names[i]) == 0)
+			x = &in[i];
+	ck_assert_msg(x, "no instance claimed 'up'");
+	/* X's claim of "down" goes out before its instant and waits; at the instant "down" waits
+	 * for "up" instead */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity a"
+	                             " JOIN pgcrond.instance i ON a.pid = i.backend_pid"
+	                             " WHERE i.name = '%s' AND a.wait_event_type = 'Lock'"
+	                             " AND a.query LIKE '%%INSERT INTO pgcrond.fire_claim%%'",
+	                             xname),
+	              "%s sent no claim that waits:\n%s\n%s", xname, itest_tail(x->log),
+	              itest_scalar(e.db, "SELECT string_agg(format('%s %s %s %s: %s', a.pid,"
+	                                 " i.name, a.state, a.wait_event_type, left(a.query, 50)),"
+	                                 " E'\n') FROM pg_stat_activity a LEFT JOIN"
+	                                 " pgcrond.instance i ON a.pid = i.backend_pid"
+	                                 " WHERE a.backend_type = 'client backend'"));
+	ck_assert_msg(itest_wait_log(x->log, "waiting for upstream job up to finish", 10),
+	              "%s did not park 'down':\n%s", xname, itest_tail(x->log));
+	ck_assert_msg(itest_env_count(&e,
+	                              "SELECT count(*) FROM pg_stat_activity a"
+	                              " JOIN pgcrond.instance i ON a.pid = i.backend_pid"
+	                              " WHERE i.name = '%s' AND a.wait_event_type = 'Lock'",
+	                              xname) == 1,
+	              "the claim of %s was answered before 'down' waited for 'up'", xname);
+	itest_exec(holder, "ROLLBACK"); /* the claims go on as if nothing had been there */
+	PQfinish(holder);
+	/* "up" ends about 4 s later: X asks again for "down" then, at once */
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'up' AND status = 'succeeded'"),
+	              "'up' did not succeed:\n%s", itest_tail(x->log));
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'down' AND status = 'succeeded'"),
+	              "the fire of 'down' was lost:\n%s", itest_tail(x->log));
+	itest_sleep(2); /* a second run, if any, would follow within this */
+	for (int i = 0; i < 3; i++)
+		itest_inst_stop(&in[i], SIGTERM);
+	char *runs = itest_scalar(e.db, "SELECT string_agg(format('%s %s on %s: %s %s', job_name,"
+	                                " scheduled_time::time, instance, status, return_message),"
+	                                " E'\\n' ORDER BY runid) FROM pgcrond.job_run_details");
+	fprintf(stderr, "once-giveup: 'up' on %s; runs:\n%s\n", xname, runs ? runs : "");
+	long long rows = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'down'");
+	long long ok = itest_env_count(&e,
+	                               "SELECT count(*) FROM pgcrond.job_run_details"
+	                               " WHERE job_name = 'down' AND status = 'succeeded'"
+	                               " AND scheduled_time = to_timestamp(%lld)",
+	                               (long long)at + 1);
+	long long execs = itest_env_count(&e, "SELECT count(*) FROM execs WHERE job = 'down'");
+	ck_assert_msg(rows == 1 && ok == 1 && execs == 1,
+	              "'down' ran %lld time(s), %lld row(s), %lld succeeded at its instant:\n%s",
+	              execs, rows, ok, runs ? runs : "");
+	free(runs);
+	free(xname);
+	for (int i = 0; i < 3; i++)
+		itest_inst_free(&in[i]);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("once");
@@ -658,6 +784,7 @@ int main(void)
 	    {"vacuum", vacuum_is_fenced},
 	    {"idle", ended_runs_do_not_hold_the_job},
 	    {"bar", freeze_then_kill_runs_each_fire_once},
+	    {"giveup", preclaim_given_up_runs_once},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
