@@ -188,19 +188,18 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone_answers(c);
 }
 
-enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
+/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send); false when
+ * out of memory: not remembered, it could not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 {
-	struct cluster_lone *l = c->lone;
 	int64_t now = clock_mono_ms();
-	struct lone_job *j = job_get(l, q->job, true);
+	struct lone_job *j = job_get(l, job, true);
 	struct lone_fire *f = j ? calloc(1, sizeof(*f)) : NULL;
-	char *last = j ? strdup(q->key) : NULL;
-	if (!j || !f || !last || !(f->key = strdup(q->key))) {
+	char *last = j ? strdup(key) : NULL;
+	if (!j || !f || !last || !(f->key = strdup(key))) {
 		free(f);
 		free(last);
-		/* not remembered, it could not be claimed when claiming again: not run */
-		snprintf(why, len, "out of memory noting a fire run unclaimed");
-		return CLUSTER_REFUSED;
+		return false;
 	}
 	f->job = j;
 	f->at_ms = now;
@@ -215,7 +214,24 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	j->last_ms = now;
 	j->held++;
 	prune(l, now);
-	return CLUSTER_GRANTED;
+	return true;
+}
+
+enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	if (note_fire(c->lone, q->job, q->key))
+		return CLUSTER_GRANTED;
+	snprintf(why, len, "out of memory noting a fire run unclaimed");
+	return CLUSTER_REFUSED;
+}
+
+bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
+{
+	if (!c || !cluster_lone_answers(c) || !note_fire(c->lone, job, key))
+		return false;
+	c->st.claims++;
+	c->st.granted++;
+	return true;
 }
 
 bool cluster_lone_release(struct cluster *c, const char *job)
