@@ -4,7 +4,8 @@
  * (pgcrond.go_lone) holds the gate's row FOR UPDATE, finds no other instance not stopped and
  * no other instance's claim of a fire still to come, and marks this process's row lone. From
  * then on a claim is answered at once, without a statement (GRANTED: the scheduler runs it
- * as a claimed fire; the "lock" its run gives back at its end is only counted here), while
+ * as a claimed fire; the "lock" its run gives back at its end is only counted here), in the
+ * claim's own call (cluster_lone_grant; one queued before, at the flush that follows), while
  * the last heartbeat is recent: within LONE_LEASE of its sending, which is well before any
  * other instance may find this one dead by its heartbeat (cluster_dead_after). No claim
  * statement of another instance gets through while the row says lone (pgcrond.claim_gate).
