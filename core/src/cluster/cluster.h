@@ -181,6 +181,12 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
+/* JOB's fire KEY granted at once, without cluster_claim's callback, where a lone instance
+ * answers it (cluster_lone): true if GRANTED (the job's "lock" is released as cluster_claim's
+ * grant is: cluster_release), false if it must be asked with cluster_claim (not lone, or out
+ * of memory noting it, which cluster_claim's answer reports). The verdict is the one
+ * cluster_claim's would be; only the wait for it, a loop hop, goes. */
+bool cluster_lone_grant(struct cluster *c, const char *job, const char *key);
 /* Whether other instances were live at the last contact and nothing every instance shares
  * stops them claiming (a standby, an old schema): a fire this instance does not claim (its
  * claim REFUSED for a cause of its own, the history database unreachable from here or this

@@ -4,7 +4,8 @@
  * (pgcrond.go_lone) holds the gate's row FOR UPDATE, finds no other instance not stopped and
  * no other instance's claim of a fire still to come, and marks this process's row lone. From
  * then on a claim is answered at once, without a statement (GRANTED: the scheduler runs it
- * as a claimed fire; the "lock" its run gives back at its end is only counted here), while
+ * as a claimed fire; the "lock" its run gives back at its end is only counted here), in the
+ * claim's own call (cluster_lone_grant; one queued before, at the flush that follows), while
  * the last heartbeat is recent: within LONE_LEASE of its sending, which is well before any
  * other instance may find this one dead by its heartbeat (cluster_dead_after). No claim
  * statement of another instance gets through while the row says lone (pgcrond.claim_gate).
@@ -188,19 +189,18 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone_answers(c);
 }
 
-enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
+/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send); false when
+ * out of memory: not remembered, it could not be claimed when claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 {
-	struct cluster_lone *l = c->lone;
 	int64_t now = clock_mono_ms();
-	struct lone_job *j = job_get(l, q->job, true);
+	struct lone_job *j = job_get(l, job, true);
 	struct lone_fire *f = j ? calloc(1, sizeof(*f)) : NULL;
-	char *last = j ? strdup(q->key) : NULL;
-	if (!j || !f || !last || !(f->key = strdup(q->key))) {
+	char *last = j ? strdup(key) : NULL;
+	if (!j || !f || !last || !(f->key = strdup(key))) {
 		free(f);
 		free(last);
-		/* not remembered, it could not be claimed when claiming again: not run */
-		snprintf(why, len, "out of memory noting a fire run unclaimed");
-		return CLUSTER_REFUSED;
+		return false;
 	}
 	f->job = j;
 	f->at_ms = now;
@@ -215,7 +215,24 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	j->last_ms = now;
 	j->held++;
 	prune(l, now);
-	return CLUSTER_GRANTED;
+	return true;
+}
+
+enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
+{
+	if (note_fire(c->lone, q->job, q->key))
+		return CLUSTER_GRANTED;
+	snprintf(why, len, "out of memory noting a fire run unclaimed");
+	return CLUSTER_REFUSED;
+}
+
+bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
+{
+	if (!c || !cluster_lone_answers(c) || !note_fire(c->lone, job, key))
+		return false;
+	c->st.claims++;
+	c->st.granted++;
+	return true;
 }
 
 bool cluster_lone_release(struct cluster *c, const char *job)

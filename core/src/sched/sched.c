@@ -395,6 +395,16 @@ static bool claim(struct run *r)
 	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
 	                     sizeof(key), &window) <= 0)
 		return false;
+	/* An instance alone grants it at once (GRANTED as on_claim would be told, a loop hop
+	 * later): R goes on in this call, as a run that needs no claim does, which every caller
+	 * of sched_run_admit and run_begin takes (they start runs so without a cluster). Not
+	 * while draining, nor with a fire held for R's answer (OVERLAP_SKIP): sched_claim_answer
+	 * decides those. */
+	if (!s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
+	    cluster_lone_grant(s->cluster, j->name, key)) {
+		r->job_locked = true; /* released at its end, or when R is dropped */
+		return false;
+	}
 	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
 		log_job(LOG_LVL_ERROR, j->name,
 		        "out of memory claiming the fire; running unclaimed");
