@@ -618,6 +618,17 @@ START_TEST(health_follows_the_history_database)
 	struct resp r = get(port, "/health");
 	ck_assert_msg(r.code == 200, "%d %s", r.code, r.body);
 	resp_free(&r);
+	/* the check asks on the history's own session ("pgcrond", which the pool's connections
+	 * are named too before a run): no session of its own, during a check or after it */
+	PGconn *hist = itest_connect(hist_ci);
+	r = get(port, "/health");
+	resp_free(&r);
+	char *other = itest_scalar(hist, "SELECT string_agg(application_name, ', ')"
+	                                 " FROM pg_stat_activity WHERE backend_type = 'client"
+	                                 " backend' AND pid <> pg_backend_pid()"
+	                                 " AND application_name <> 'pgcrond'");
+	ck_assert_msg(!other, "sessions of their own: %s", other);
+	PQfinish(hist);
 
 	/* the history server stops: 503, saying why */
 	itest_sandbox2("pause");

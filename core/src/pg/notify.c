@@ -13,28 +13,14 @@
 #include "stmtq.h"
 #include "text.h"
 
-/* N_DOWN: the session is not connected; N_LISTEN_SENT: a LISTEN batch of ours is in flight
- * (connect_batch tells whether it is the first after a connect); N_QUERY_SENT: the owner's
- * query (notify_query) is. */
-enum state { N_DOWN, N_IDLE, N_LISTEN_SENT, N_QUERY_SENT };
-
-struct nquery {
-	char *sql;
-	char **params;
-	int n_params;
-	notify_result_fn cb;
-	void *arg;
-	struct nquery *next;
-};
-
 struct notify {
 	struct event_base *base;
 	char *name;
 	struct notify_callbacks cb;
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements */
-	enum state state;
-	struct event kick; /* the next command, started from the loop, never a caller's stack */
+	bool up;                    /* the session's connected() came, and no failed() since */
+	struct event kick; /* the LISTEN batch, started from the loop, never a caller's stack */
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
@@ -43,37 +29,15 @@ struct notify {
 	bool dirty;         /* the wanted channels differ from those sent */
 	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
 	bool listening;     /* that batch was answered on this connection */
-	struct nquery *queries, *queries_tail; /* notify_query; the head is in flight in
-	                                        * N_QUERY_SENT */
-	size_t n_queries;
+	/* whom each of the owner's queries (notify_query) waiting or in flight on the session
+	 * answers, in the order the session completes them: its own */
+	struct {
+		notify_result_fn cb;
+		void *arg;
+	} asked[NOTIFY_MAX_QUERIES];
+	size_t first_asked, n_asked;
 	struct log_complaint complaint;
 };
-
-static void query_free(struct nquery **qp)
-{
-	struct nquery *q = *qp;
-	if (!q)
-		return;
-	for (int i = 0; i < q->n_params; i++)
-		free(q->params[i]);
-	free(q->params);
-	free(q->sql);
-	free(q);
-	*qp = NULL;
-}
-
-/* Queries die with their connection: the owner asks again what it needs once the LISTENs
- * are back (on_listening), so nothing stale is sent on a new session. */
-static void drop_queries(struct notify *n)
-{
-	while (n->queries) {
-		struct nquery *q = n->queries;
-		n->queries = q->next;
-		query_free(&q);
-	}
-	n->queries_tail = NULL;
-	n->n_queries = 0;
-}
 
 static void free_list(char ***v, size_t *n)
 {
@@ -92,17 +56,15 @@ static bool in_list(char *const *v, size_t n, const char *s)
 	return false;
 }
 
-static void next_command(struct notify *n);
-
-/* The session's failed(): the connection is gone (the session reconnects). */
+/* The session's failed(): the connection is gone (the session reconnects); the owner's
+ * queries were completed as lost, without a call. */
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct notify *n = arg;
 	(void)was_ready;
 
-	drop_queries(n);
 	free_list(&n->listened, &n->n_listened);
-	n->state = N_DOWN;
+	n->up = false;
 	n->listening = false;
 	if (log_complain(&n->complaint))
 		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
@@ -149,7 +111,6 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 		return; /* on_conn_failed */
 	bool connect = n->connect_batch;
 	n->connect_batch = false;
-	n->state = N_IDLE;
 	if (r->failed) {
 		stmtq_fail(n->q, r->err, 0);
 		return;
@@ -171,7 +132,7 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 		if (n->cb.on_listening)
 			n->cb.on_listening(n->cb.arg, first);
 	}
-	if (n->queries || n->dirty)
+	if (n->dirty)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 }
 
@@ -218,7 +179,6 @@ static void send_listens(struct notify *n)
 	n->listened = copy;
 	n->n_listened = n->n_channels;
 	n->dirty = false;
-	n->state = N_LISTEN_SENT;
 	if (len == 0) { /* no channel: nothing to send */
 		free(sql);
 		sql = strdup("SELECT");
@@ -232,41 +192,27 @@ static void send_listens(struct notify *n)
 	(void)stmtq_begin(n->q, 0, n->q->drv.check_ms / 2, listen_result, listen_done, n);
 }
 
-/* The owner's query is complete: its first tuples result, or its error, is the owner's. */
+/* The owner's query is complete: its first tuples result, or its error, is the owner's. A
+ * query lost with its connection gets no call: the owner asks again from on_listening, so
+ * nothing stale is sent on a new session. */
 static void query_done(void *arg, int tag, const struct stmtq_result *r)
 {
 	struct notify *n = arg;
+	size_t at = n->first_asked;
 	(void)tag;
 
-	if (r->lost)
-		return; /* on_conn_failed drops the queries */
-	struct nquery *q = n->queries;
-	n->queries = q->next;
-	if (!n->queries)
-		n->queries_tail = NULL;
-	n->n_queries--;
-	n->state = N_IDLE;
-	if (q->cb)
-		q->cb(q->arg, r->res ? r->res : r->err_res);
-	query_free(&q);
-	if (n->queries || n->dirty)
-		event_active(&n->kick, EV_TIMEOUT, 0);
+	n->first_asked = (at + 1) % NOTIFY_MAX_QUERIES;
+	n->n_asked--;
+	if (!r->lost && n->asked[at].cb)
+		n->asked[at].cb(n->asked[at].arg, r->res ? r->res : r->err_res);
 }
 
-/* Idle: bring the channels up to date first, then the next query; only while the session
- * has nothing in flight (its idle() asks again). */
+/* The channels brought up to date, once the session has nothing in flight (its idle() asks
+ * again). */
 static void next_command(struct notify *n)
 {
-	if (n->state != N_IDLE || !stmtq_ready(n->q) || stmtq_busy(n->q))
-		return;
-	if (n->dirty) {
+	if (n->up && n->dirty && stmtq_ready(n->q) && !stmtq_busy(n->q))
 		send_listens(n);
-	} else if (n->queries) {
-		struct nquery *q = n->queries;
-		n->state = N_QUERY_SENT;
-		(void)stmtq_push(n->q, 0, q->sql, q->n_params, (const char *const *)q->params,
-		                 n->q->drv.check_ms / 2, query_done, n);
-	}
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -285,7 +231,7 @@ static void on_connected(void *arg)
 {
 	struct notify *n = arg;
 
-	n->state = N_IDLE;
+	n->up = true;
 	n->connect_batch = true;
 	n->dirty = true;
 	next_command(n);
@@ -335,7 +281,6 @@ void notify_free(struct notify **np)
 	struct notify *n = *np;
 	if (!n)
 		return;
-	drop_queries(n);
 	if (n->base)
 		evtimer_del(&n->kick);
 	ownsess_leave(&n->sess);
@@ -390,7 +335,7 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
 	n->dirty = true;
-	if (n->state == N_IDLE)
+	if (n->up)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 	return 0;
 }
@@ -398,34 +343,19 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg)
 {
-	if (n->state == N_DOWN)
+	if (!n->listening)
 		return -ENOTCONN;
-	if (n->n_queries >= NOTIFY_MAX_QUERIES)
+	if (n->n_asked >= NOTIFY_MAX_QUERIES)
 		return -EAGAIN;
-	struct nquery *q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	q->sql = strdup(sql);
-	q->params = calloc(n_params > 0 ? (size_t)n_params : 1, sizeof(*q->params));
-	q->n_params = n_params;
-	q->cb = cb;
-	q->arg = arg;
-	bool ok = q->sql && q->params;
-	for (int i = 0; ok && i < n_params; i++)
-		ok = !params[i] || (q->params[i] = strdup(params[i])) != NULL;
-	if (!ok) {
-		query_free(&q);
-		return -ENOMEM;
-	}
-	if (n->queries_tail)
-		n->queries_tail->next = q;
-	else
-		n->queries = q;
-	n->queries_tail = q;
-	n->n_queries++;
-	if (n->state == N_IDLE)
-		event_active(&n->kick, EV_TIMEOUT, 0);
-	return 0;
+	size_t at = (n->first_asked + n->n_asked++) % NOTIFY_MAX_QUERIES;
+	n->asked[at].cb = cb;
+	n->asked[at].arg = arg;
+	if (stmtq_push(n->q, 0, sql, n_params, params, n->q->drv.check_ms / 2, query_done, n))
+		return 0;
+	if (!n->up)
+		return -ENOTCONN; /* lost at once (query_done) */
+	n->n_asked--;             /* no memory for its copy: not queued */
+	return -ENOMEM;
 }
 
 bool notify_is_listening(const struct notify *n)

@@ -41,12 +41,13 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
     __attribute__((warn_unused_result));
 
 /* A statement on the session, for the owner's small bookkeeping (manual trigger claims):
- * SQL with N_PARAMS text PARAMS (copied; NULL = SQL NULL), sent when the session is idle,
- * one at a time in order. CB(ARG, RES) is called from the loop with its first tuples result,
- * or its error result (RES may be NULL: neither; valid during the call only). Queries still
- * queued when the connection is lost are dropped without a call: ask again from
- * on_listening. ARG is borrowed. -ENOTCONN while (re)connecting, -EAGAIN when
- * NOTIFY_MAX_QUERIES wait already, -ENOMEM. */
+ * SQL (a constant: borrowed, as stmtq_push's) with N_PARAMS text PARAMS (copied if it waits;
+ * NULL = SQL NULL), pushed on the session's statement queue (stmtq.h), so sent in order
+ * after what waits there already. CB(ARG, RES) is called from the loop with its first
+ * tuples result, or its error result (RES may be NULL: neither; valid during the call
+ * only). Queries still queued when the connection is lost are dropped without a call: ask
+ * again from on_listening. ARG is borrowed. -ENOTCONN until the LISTENs of a connect are in
+ * place (so none goes before them), -EAGAIN when NOTIFY_MAX_QUERIES wait already, -ENOMEM. */
 #define NOTIFY_MAX_QUERIES 256
 typedef void (*notify_result_fn)(void *arg, const PGresult *res);
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
