@@ -7,7 +7,9 @@
  * reads back, fdatasync, the truncation when nothing waits any more and the hole punched
  * under acknowledged records all run on one writer thread (bgwork), in submission order,
  * and at most one append is under way: the lines queued meanwhile go in the next one, so a
- * slow disk means larger appends, not a slower loop. The loop keeps the bookkeeping: which
+ * slow disk means larger appends, not a slower loop. The writer also encodes the records it
+ * appends (the loop keeps their fields, which the sender's batches are made of) and decodes
+ * the lines it reads back. The loop keeps the bookkeeping: which
  * lines are in the file, their offsets, the cap (which counts only unacknowledged bytes),
  * and the exact count of records lost. */
 #include "hist_spool.h"
@@ -84,8 +86,10 @@ struct hist_spool {
 	int op_fd;
 	off_t op_punch, op_start;
 	off_t op_prev[4]; /* a truncation's offsets before it, for its failure */
-	char *op_buf;
-	size_t op_len, op_mem_bytes, op_ov_n;
+	const struct hist_spool_line **op_lines; /* the append's records, encoded by the writer */
+	size_t op_n, op_len, op_mem_bytes, op_ov_n;
+	/* lines acknowledged while the writer encodes them, freed once it is done */
+	struct hist_spool_line *retired;
 	int op_reset_rc, op_punch_rc, op_write_rc;
 
 	/* reading lines back from the file */
@@ -112,27 +116,8 @@ static void arm_ms(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* A line around TEXT (LEN bytes, NUL-terminated), which it owns from now on; NULL without
- * memory (TEXT is still the caller's then). */
-static struct hist_spool_line *line_new(char *text, size_t len, off_t end_off)
-{
-	struct hist_spool_line *l = malloc(sizeof(*l));
-
-	if (!l)
-		return NULL;
-	l->next = NULL;
-	l->end_off = end_off;
-	l->spilled = true;
-	l->writing = false;
-	l->len = len;
-	l->text = text;
-	return l;
-}
-
 static void line_free(struct hist_spool_line *l)
 {
-	if (l)
-		free(l->text);
 	free(l);
 }
 
@@ -243,7 +228,15 @@ static void op_work(struct bgwork_job *job)
 	    fallocate(s->op_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, s->op_punch) != 0)
 		s->op_punch_rc = -errno;
 	if (s->op_len > 0) {
-		s->op_write_rc = write_all(s->op_fd, s->op_buf, s->op_len);
+		char *buf = malloc(s->op_len);
+		if (!buf) {
+			s->op_write_rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0, o = 0; i < s->op_n; i++)
+			o += hist_spool_line_encode(s->op_lines[i], buf + o);
+		s->op_write_rc = write_all(s->op_fd, buf, s->op_len);
+		free(buf);
 		/* cut a partial line so the next one starts clean */
 		if (s->op_write_rc < 0 && ftruncate(s->op_fd, s->op_start) != 0)
 			s->op_write_rc = -EIO;
@@ -311,8 +304,10 @@ static void op_done(struct bgwork_job *job, bool ran)
 	struct hist_spool *s = OWNER(job, op_job);
 
 	s->op_busy = false;
-	free(s->op_buf);
-	s->op_buf = NULL;
+	free(s->op_lines);
+	s->op_lines = NULL;
+	free_lines(s->retired);
+	s->retired = NULL;
 	if (!ran) {
 		s->op_reset_rc = -ECANCELED;
 		s->op_write_rc = -ECANCELED;
@@ -417,22 +412,19 @@ static void pump(struct hist_spool *s)
 		complain_full(s, start + (off_t)bytes - acked);
 	if (!reset && punch == 0 && bytes == 0)
 		return;
-	char *buf = bytes ? malloc(bytes) : NULL;
-	if (bytes && !buf)
+	const struct hist_spool_line **lines = n ? malloc(n * sizeof(*lines)) : NULL;
+	if (n && !lines)
 		return; /* the next put or pop tries again */
-	size_t o = 0;
+	size_t o = 0, k = 0;
 	for (l = s->mem_first; o < mem_bytes; l = l->next) {
-		memcpy(buf + o, l->text, l->len);
-		buf[o + l->len] = '\n';
+		lines[k++] = l;
 		o += l->len + 1;
 		l->writing = true;
 		l->end_off = start + (off_t)o;
 	}
 	l = s->ov_head;
 	for (size_t i = 0; i < ov_n; i++, l = l->next) {
-		memcpy(buf + o, l->text, l->len);
-		buf[o + l->len] = '\n';
-		o += l->len + 1;
+		lines[k++] = l;
 		l->writing = true;
 	}
 	s->unwritten_bytes -= bytes;
@@ -450,7 +442,8 @@ static void pump(struct hist_spool *s)
 	s->op_fd = s->fd;
 	s->op_punch = punch;
 	s->op_start = start;
-	s->op_buf = buf;
+	s->op_lines = lines;
+	s->op_n = k;
 	s->op_len = bytes;
 	s->op_mem_bytes = mem_bytes;
 	s->op_ov_n = ov_n;
@@ -482,16 +475,13 @@ static void load_work(struct bgwork_job *job)
 	while (s->load_got < s->load_want && (n = getline(&buf, &cap, f)) > 0) {
 		if (buf[n - 1] != '\n')
 			break;
-		/* a copy of its own size: getline's buffer may be twice as large */
-		char *text = malloc((size_t)n);
-		struct hist_spool_line *l = text ? line_new(text, (size_t)n - 1, off + n) : NULL;
-		if (!l) {
-			free(text);
+		buf[n - 1] = '\0';
+		struct hist_spool_line *l = hist_spool_line_parse(buf, (size_t)n - 1);
+		if (!l)
 			break;
-		}
-		memcpy(text, buf, (size_t)n - 1);
-		text[n - 1] = '\0';
 		off += n;
+		l->spilled = true;
+		l->end_off = off;
 		if (s->load_tail)
 			s->load_tail->next = l;
 		else
@@ -595,24 +585,21 @@ static void promote(struct hist_spool *s)
 	}
 }
 
-void hist_spool_put(struct hist_spool *s, char *line, size_t len)
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n)
 {
-	/* the line keeps the record's text, its '\n' made its NUL: no copy */
-	struct hist_spool_line *l = len > 0 ? line_new(line, len - 1, s->size) : NULL;
+	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
 	/* where the file would end once everything on its way is in */
 	off_t planned =
 	    (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) + (off_t)s->unwritten_bytes;
 	off_t acked = s->acked_off < planned ? s->acked_off : planned;
 
-	if (l)
-		line[len - 1] = '\0';
-	else
-		free(line);
 	if (!l) {
 		s->dropped++;
 		log_error("history: out of memory: a run record is lost");
 		return;
 	}
+	size_t len = l->len + 1; /* with its '\n' */
+	l->end_off = s->size;
 	promote(s);
 	if (s->unloaded_n == 0 && s->ov_n == 0 && s->q_n < s->memory_limit) {
 		push_mem(s, l);
@@ -682,7 +669,12 @@ void hist_spool_pop(struct hist_spool *s)
 	}
 	if (l->end_off > s->acked_off)
 		s->acked_off = l->end_off;
-	line_free(l);
+	if (l->writing) {
+		l->next = s->retired; /* the writer is encoding it */
+		s->retired = l;
+	} else {
+		line_free(l);
+	}
 	if (!s->stopping || s->inline_mode)
 		pump(s); /* empty the file, or give the acknowledged lines' space back */
 }
@@ -832,7 +824,8 @@ static void spool_free(struct hist_spool *s)
 	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
-	free(s->op_buf);
+	free_lines(s->retired);
+	free(s->op_lines);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->path);
