@@ -40,11 +40,11 @@
  * appended them: normally for one append's time; this much while the disk does not answer,
  * after which further records are lost (counted and logged). */
 #define OV_MAX_BYTES (16 << 20)
-/* A record is appended once the loop iteration that accepted it is over: the records of the
- * runs started together (a burst of due jobs) go in one append, one wake-up of the writer.
- * No longer: until then a kill -9 loses the record, and its run's statement may already be
- * on its way to the server (bench_fire showed no clear lateness gain from waiting 10 ms). */
-#define APPEND_DELAY_MS 0
+/* A record is handed to the writer as it is accepted when no append is under way, else with
+ * the lines accepted meanwhile as soon as that append is done: never later than the end of
+ * the loop iteration that accepted it or learnt of that append's end (until then a kill -9
+ * loses the record, and its run's statement may already be on its way to the server), and
+ * without a timer's turn of the loop in between. */
 
 struct hist_spool {
 	struct event_base *base;
@@ -73,7 +73,7 @@ struct hist_spool {
 	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
-	struct event fsync_ev, append_ev;
+	struct event fsync_ev;
 
 	struct bgwork *bg;
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
@@ -202,8 +202,6 @@ void hist_spool_sync(struct hist_spool *s)
 	s->sync_busy = true;
 	run_job(s, &s->sync_job);
 }
-
-static void on_append(evutil_socket_t fd, short what, void *arg);
 
 static void on_fsync(evutil_socket_t fd, short what, void *arg)
 {
@@ -354,8 +352,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 		return;
 	if (wake && s->ready)
 		s->ready(s->ready_arg); /* lines wait in the file alone: read them back */
-	if ((s->mem_first || s->ov_head) && !evtimer_pending(&s->append_ev, NULL))
-		arm_ms(&s->append_ev, APPEND_DELAY_MS); /* the lines accepted meanwhile, and more */
+	pump(s); /* the lines accepted meanwhile */
 }
 
 /* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes
@@ -628,15 +625,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 			    "run records are being lost",
 			    s->q_n + s->ov_n);
 	}
-	if (s->fd >= 0 && !s->op_busy && !evtimer_pending(&s->append_ev, NULL))
-		arm_ms(&s->append_ev, APPEND_DELAY_MS);
-}
-
-static void on_append(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	pump(arg);
+	pump(s);
 }
 
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
@@ -820,7 +809,6 @@ static void spool_free(struct hist_spool *s)
 	bgwork_free(&s->bg);
 	if (s->base) {
 		evtimer_del(&s->fsync_ev);
-		evtimer_del(&s->append_ev);
 	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
@@ -854,7 +842,6 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
-	evtimer_assign(&s->append_ev, base, on_append, s);
 	*out = s;
 	return 0;
 fail:
@@ -881,7 +868,6 @@ void hist_spool_close(struct hist_spool **sp)
 	*sp = NULL;
 	hist_spool_stop_writer(s);
 	evtimer_del(&s->fsync_ev);
-	evtimer_del(&s->append_ev);
 	/* every record still in memory only goes to the spill file now, one by one as long as
 	 * the disk takes them, whatever the cap: the count of those it does not is exact */
 	s->at_close = true;
