@@ -1,8 +1,8 @@
 #ifndef PGCROND_HIST_BATCH_H
 #define PGCROND_HIST_BATCH_H
 
-/* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at most
- * three statements instead of one per line: one INSERT of every row (a run's start, its pid
+/* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at
+ * most three statements instead of one per line: one INSERT of every row (a run's start, its pid
  * and its end merged into one complete row when they are all in the batch, so a short run
  * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
  * an earlier batch wrote, and one more for such lines that do not name their run's start.

@@ -352,7 +352,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 		return;
 	if (wake && s->ready)
 		s->ready(s->ready_arg); /* lines wait in the file alone: read them back */
-	pump(s); /* the lines accepted meanwhile */
+	/* the lines accepted meanwhile */
+	pump(s);
 }
 
 /* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes

@@ -24,11 +24,11 @@ struct hist_spool;
 /* One record in memory. */
 struct hist_spool_line {
 	struct hist_spool_line *next;
-	off_t end_off; /* spill file offset just past this line (once written; before, the
-	                * file's size when it was queued) */
-	bool spilled;  /* it is in the spill file */
-	bool writing;  /* ... it is being written there now */
-	size_t len;    /* its spill line's bytes, without the '\n' (0 when KIND is NULL) */
+	off_t end_off;    /* spill file offset just past this line (once written; before, the
+	                   * file's size when it was queued) */
+	bool spilled;     /* it is in the spill file */
+	bool writing;     /* ... it is being written there now */
+	size_t len;       /* its spill line's bytes, without the '\n' (0 when KIND is NULL) */
 	const char *kind; /* K_START... (history_priv.h); NULL: read back from the file
 	                   * damaged (the sender drops it) */
 	int n;            /* fields */

@@ -112,8 +112,7 @@ struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const 
 		lens[i] = fields[i] ? strlen(fields[i]) + 1 : 0;
 		size += lens[i];
 	}
-	struct hist_spool_line *l =
-	    malloc(sizeof(*l) + (size_t)n * sizeof(l->f[0]) + klen + size);
+	struct hist_spool_line *l = malloc(sizeof(*l) + (size_t)n * sizeof(l->f[0]) + klen + size);
 	if (!l)
 		return NULL;
 	char *o = (char *)&l->f[n];
