@@ -9,9 +9,9 @@
  * and at most one append is under way: the lines queued meanwhile go in the next one, so a
  * slow disk means larger appends, not a slower loop. The writer also encodes the records it
  * appends (the loop keeps their fields, which the sender's batches are made of) and decodes
- * the lines it reads back. The loop keeps the bookkeeping: which
- * lines are in the file, their offsets, the cap (which counts only unacknowledged bytes),
- * and the exact count of records lost. */
+ * the lines it reads back. The loop keeps the bookkeeping: which lines are in the file, their
+ * offsets, the cap (which counts only unacknowledged bytes), and the exact count of records
+ * lost. */
 #include "hist_spool.h"
 
 #include <errno.h>
@@ -40,11 +40,6 @@
  * appended them: normally for one append's time; this much while the disk does not answer,
  * after which further records are lost (counted and logged). */
 #define OV_MAX_BYTES (16 << 20)
-/* A record is handed to the writer as it is accepted when no append is under way, else with
- * the lines accepted meanwhile as soon as that append is done: never later than the end of
- * the loop iteration that accepted it or learnt of that append's end (until then a kill -9
- * loses the record, and its run's statement may already be on its way to the server), and
- * without a timer's turn of the loop in between. */
 
 struct hist_spool {
 	struct event_base *base;
@@ -583,6 +578,10 @@ static void promote(struct hist_spool *s)
 	}
 }
 
+/* A record is handed to the writer as it is accepted when no append is under way, else with
+ * the lines accepted meanwhile as soon as that append is done (op_done): until then a kill -9
+ * loses the record, and its run's statement may already be on its way to the server, so it
+ * waits for no timer's turn of the loop. */
 void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n)
 {
 	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);

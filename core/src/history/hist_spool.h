@@ -49,10 +49,10 @@ void hist_spool_set_limits(struct hist_spool *s, size_t memory_limit, int64_t ma
 /* READY(ARG) runs on the loop when lines the head lacked have come in from the file. */
 void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), void *arg);
 
-/* Accept one record, KIND and its N FIELDS (NULL-able; copied): to the file (encoded and
- * appended on the writer thread once this loop iteration is over) and to memory while that
- * keeps the order, else to the file alone. One that neither can take is lost, counted in
- * hist_spool_dropped() and logged exactly. */
+/* Accept one record, KIND and its N FIELDS (NULL-able; copied): to the file (handed to the
+ * writer thread at once, or as soon as the append under way is done, and encoded there) and
+ * to memory while that keeps the order, else to the file alone. One that neither can take is
+ * lost, counted in hist_spool_dropped() and logged exactly. */
 void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n);
 
 /* The oldest unacknowledged line in memory, or NULL. When lines wait in the file only,
