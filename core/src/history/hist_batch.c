@@ -202,28 +202,26 @@ static int send_set(PGconn *conn, const char *sql, struct row *const *rows, size
 static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
                                   " pg_catalog.set_config('lock_timeout', $1, true)";
 
-int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay, const char *timeout_ms, size_t *taken)
+int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
+                    const char *timeout_ms, size_t *taken)
 {
-	/* the lines are decoded in place, in one copy of them all (not one allocation each) */
-	size_t total = n;
-	for (size_t i = 0; i < n; i++)
-		total += lens[i];
-	char *copies = malloc(total ? total : 1);
-	struct row *rows = calloc(n, sizeof(*rows));
+	size_t n = 0;
+	for (const struct hist_spool_line *l = head; l && n < max; l = l->next)
+		n++;
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
 	struct strmap by_run = {0};
 	struct row **order = malloc((n ? n : 1) * sizeof(*order));
 	size_t nrows = 0, nins = 0, nupd = 0, nany = 0;
 	int rc = -1;
 
-	if (!copies || !rows || !order)
+	if (!rows || !order)
 		goto out;
-	for (size_t i = 0, o = 0; i < n; o += lens[i] + 1, i++) {
-		const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
-		char *copy = copies + o;
-		memcpy(copy, lines[i], lens[i]);
-		copy[lens[i]] = '\0';
-		int nf = hist_spool_decode(copy, lens[i], &kind, f, HIST_SPOOL_MAX_FIELDS);
+	/* the rows point into the records' fields: no copy, no decoding */
+	const struct hist_spool_line *l = head;
+	for (size_t i = 0; i < n; i++, l = l->next) {
+		const char *kind = l->kind ? l->kind : "";
+		const char *const *f = l->f;
+		int nf = l->n;
 		bool start = nf == 12 && !strcmp(kind, "S1"),
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
@@ -307,7 +305,6 @@ int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, 
 out:
 	strmap_free(&by_run);
 	free(order);
-	free(copies);
 	free(rows);
 	return rc;
 }

@@ -1,8 +1,8 @@
 #ifndef PGCROND_HIST_BATCH_H
 #define PGCROND_HIST_BATCH_H
 
-/* The history's writes (used by history.c), set-based. A batch of spill lines becomes at most
- * three statements instead of one per line: one INSERT of every row (a run's start, its pid
+/* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at
+ * most three statements instead of one per line: one INSERT of every row (a run's start, its pid
  * and its end merged into one complete row when they are all in the batch, so a short run
  * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
  * an earlier batch wrote, and one more for such lines that do not name their run's start.
@@ -43,19 +43,20 @@
 	" AND o.scheduled_time = " sched "  AND o.start_time >= " sched                            \
 	" - interval '1 minute' AND o.instance <> " instance "))"
 
-/* Queue on CONN (in pipeline mode already) the statements of a batch of the first of the N
- * lines: LINES[i] is a spill line of LENS[i] bytes without its '\n'. *TAKEN is set to the
- * number of lines the batch holds: it ends before a line it cannot read (damaged, or of a kind
- * this version does not know) and before a second start of a run it holds. REPLAY: some line
- * may have been sent before (its rows may be there: the insert skips or completes them);
- * false only when none was, and then a row already there fails the batch. Returns the number
- * of statements queued (>= 1), 0 if the first line cannot be read (the caller drops it), or
- * -1 if libpq failed (the connection's error says why) or memory ran out. TIMEOUT_MS (NULL:
- * none) bounds the batch's statements and their lock waits (statement_timeout and
- * lock_timeout for its transaction): the session it goes on is shared (ownsess.h), and the
- * cluster's heartbeat waits behind it. */
-int hist_batch_send(PGconn *conn, const char *const *lines, const size_t *lens, size_t n,
-                    bool replay, const char *timeout_ms, size_t *taken);
+/* Queue on CONN (in pipeline mode already) the statements of a batch of records from HEAD on
+ * (hist_spool.h), at most MAX of them, made from their fields (the rows point into them until
+ * this returns). *TAKEN is set to the number of records the batch holds: it ends before a
+ * record it cannot read (damaged, or of a kind this version does not know) and before a second
+ * start of a run it holds. REPLAY: some record may have been sent before (its rows may be
+ * there: the insert skips or completes them); false only when none was, and then a row
+ * already there fails the batch. Returns the number of statements queued (>= 1), 0 if the
+ * first record cannot be read (the caller drops it), or -1 if libpq failed (the connection's
+ * error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the batch's statements
+ * and their lock waits (statement_timeout and lock_timeout for its transaction): the session
+ * it goes on is shared (ownsess.h), and the cluster's heartbeat waits behind it. */
+struct hist_spool_line;
+int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
+                    const char *timeout_ms, size_t *taken);
 
 /* Run key -> start (Unix µs), for the runs in progress. */
 struct hist_keymap {

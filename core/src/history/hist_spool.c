@@ -7,9 +7,11 @@
  * reads back, fdatasync, the truncation when nothing waits any more and the hole punched
  * under acknowledged records all run on one writer thread (bgwork), in submission order,
  * and at most one append is under way: the lines queued meanwhile go in the next one, so a
- * slow disk means larger appends, not a slower loop. The loop keeps the bookkeeping: which
- * lines are in the file, their offsets, the cap (which counts only unacknowledged bytes),
- * and the exact count of records lost. */
+ * slow disk means larger appends, not a slower loop. The writer also encodes the records it
+ * appends (the loop keeps their fields, which the sender's batches are made of) and decodes
+ * the lines it reads back. The loop keeps the bookkeeping: which lines are in the file, their
+ * offsets, the cap (which counts only unacknowledged bytes), and the exact count of records
+ * lost. */
 #include "hist_spool.h"
 
 #include <errno.h>
@@ -38,11 +40,6 @@
  * appended them: normally for one append's time; this much while the disk does not answer,
  * after which further records are lost (counted and logged). */
 #define OV_MAX_BYTES (16 << 20)
-/* A record is appended once the loop iteration that accepted it is over: the records of the
- * runs started together (a burst of due jobs) go in one append, one wake-up of the writer.
- * No longer: until then a kill -9 loses the record, and its run's statement may already be
- * on its way to the server (bench_fire showed no clear lateness gain from waiting 10 ms). */
-#define APPEND_DELAY_MS 0
 
 struct hist_spool {
 	struct event_base *base;
@@ -71,7 +68,7 @@ struct hist_spool {
 	off_t punched_off;  /* the acknowledged lines before it have given their disk back */
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
-	struct event fsync_ev, append_ev;
+	struct event fsync_ev;
 
 	struct bgwork *bg;
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
@@ -84,8 +81,10 @@ struct hist_spool {
 	int op_fd;
 	off_t op_punch, op_start;
 	off_t op_prev[4]; /* a truncation's offsets before it, for its failure */
-	char *op_buf;
-	size_t op_len, op_mem_bytes, op_ov_n;
+	const struct hist_spool_line **op_lines; /* the append's records, encoded by the writer */
+	size_t op_n, op_len, op_mem_bytes, op_ov_n;
+	/* lines acknowledged while the writer encodes them, freed once it is done */
+	struct hist_spool_line *retired;
 	int op_reset_rc, op_punch_rc, op_write_rc;
 
 	/* reading lines back from the file */
@@ -112,27 +111,8 @@ static void arm_ms(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* A line around TEXT (LEN bytes, NUL-terminated), which it owns from now on; NULL without
- * memory (TEXT is still the caller's then). */
-static struct hist_spool_line *line_new(char *text, size_t len, off_t end_off)
-{
-	struct hist_spool_line *l = malloc(sizeof(*l));
-
-	if (!l)
-		return NULL;
-	l->next = NULL;
-	l->end_off = end_off;
-	l->spilled = true;
-	l->writing = false;
-	l->len = len;
-	l->text = text;
-	return l;
-}
-
 static void line_free(struct hist_spool_line *l)
 {
-	if (l)
-		free(l->text);
 	free(l);
 }
 
@@ -218,8 +198,6 @@ void hist_spool_sync(struct hist_spool *s)
 	run_job(s, &s->sync_job);
 }
 
-static void on_append(evutil_socket_t fd, short what, void *arg);
-
 static void on_fsync(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -243,7 +221,15 @@ static void op_work(struct bgwork_job *job)
 	    fallocate(s->op_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, s->op_punch) != 0)
 		s->op_punch_rc = -errno;
 	if (s->op_len > 0) {
-		s->op_write_rc = write_all(s->op_fd, s->op_buf, s->op_len);
+		char *buf = malloc(s->op_len);
+		if (!buf) {
+			s->op_write_rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0, o = 0; i < s->op_n; i++)
+			o += hist_spool_line_encode(s->op_lines[i], buf + o);
+		s->op_write_rc = write_all(s->op_fd, buf, s->op_len);
+		free(buf);
 		/* cut a partial line so the next one starts clean */
 		if (s->op_write_rc < 0 && ftruncate(s->op_fd, s->op_start) != 0)
 			s->op_write_rc = -EIO;
@@ -311,8 +297,10 @@ static void op_done(struct bgwork_job *job, bool ran)
 	struct hist_spool *s = OWNER(job, op_job);
 
 	s->op_busy = false;
-	free(s->op_buf);
-	s->op_buf = NULL;
+	free(s->op_lines);
+	s->op_lines = NULL;
+	free_lines(s->retired);
+	s->retired = NULL;
 	if (!ran) {
 		s->op_reset_rc = -ECANCELED;
 		s->op_write_rc = -ECANCELED;
@@ -359,8 +347,8 @@ static void op_done(struct bgwork_job *job, bool ran)
 		return;
 	if (wake && s->ready)
 		s->ready(s->ready_arg); /* lines wait in the file alone: read them back */
-	if ((s->mem_first || s->ov_head) && !evtimer_pending(&s->append_ev, NULL))
-		arm_ms(&s->append_ev, APPEND_DELAY_MS); /* the lines accepted meanwhile, and more */
+	/* the lines accepted meanwhile */
+	pump(s);
 }
 
 /* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes
@@ -417,22 +405,19 @@ static void pump(struct hist_spool *s)
 		complain_full(s, start + (off_t)bytes - acked);
 	if (!reset && punch == 0 && bytes == 0)
 		return;
-	char *buf = bytes ? malloc(bytes) : NULL;
-	if (bytes && !buf)
+	const struct hist_spool_line **lines = n ? malloc(n * sizeof(*lines)) : NULL;
+	if (n && !lines)
 		return; /* the next put or pop tries again */
-	size_t o = 0;
+	size_t o = 0, k = 0;
 	for (l = s->mem_first; o < mem_bytes; l = l->next) {
-		memcpy(buf + o, l->text, l->len);
-		buf[o + l->len] = '\n';
+		lines[k++] = l;
 		o += l->len + 1;
 		l->writing = true;
 		l->end_off = start + (off_t)o;
 	}
 	l = s->ov_head;
 	for (size_t i = 0; i < ov_n; i++, l = l->next) {
-		memcpy(buf + o, l->text, l->len);
-		buf[o + l->len] = '\n';
-		o += l->len + 1;
+		lines[k++] = l;
 		l->writing = true;
 	}
 	s->unwritten_bytes -= bytes;
@@ -450,7 +435,8 @@ static void pump(struct hist_spool *s)
 	s->op_fd = s->fd;
 	s->op_punch = punch;
 	s->op_start = start;
-	s->op_buf = buf;
+	s->op_lines = lines;
+	s->op_n = k;
 	s->op_len = bytes;
 	s->op_mem_bytes = mem_bytes;
 	s->op_ov_n = ov_n;
@@ -482,16 +468,13 @@ static void load_work(struct bgwork_job *job)
 	while (s->load_got < s->load_want && (n = getline(&buf, &cap, f)) > 0) {
 		if (buf[n - 1] != '\n')
 			break;
-		/* a copy of its own size: getline's buffer may be twice as large */
-		char *text = malloc((size_t)n);
-		struct hist_spool_line *l = text ? line_new(text, (size_t)n - 1, off + n) : NULL;
-		if (!l) {
-			free(text);
+		buf[n - 1] = '\0';
+		struct hist_spool_line *l = hist_spool_line_parse(buf, (size_t)n - 1);
+		if (!l)
 			break;
-		}
-		memcpy(text, buf, (size_t)n - 1);
-		text[n - 1] = '\0';
 		off += n;
+		l->spilled = true;
+		l->end_off = off;
 		if (s->load_tail)
 			s->load_tail->next = l;
 		else
@@ -595,24 +578,25 @@ static void promote(struct hist_spool *s)
 	}
 }
 
-void hist_spool_put(struct hist_spool *s, char *line, size_t len)
+/* A record is handed to the writer as it is accepted when no append is under way, else with
+ * the lines accepted meanwhile as soon as that append is done (op_done): until then a kill -9
+ * loses the record, and its run's statement may already be on its way to the server, so it
+ * waits for no timer's turn of the loop. */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n)
 {
-	/* the line keeps the record's text, its '\n' made its NUL: no copy */
-	struct hist_spool_line *l = len > 0 ? line_new(line, len - 1, s->size) : NULL;
+	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
 	/* where the file would end once everything on its way is in */
 	off_t planned =
 	    (s->op_busy ? s->op_start + (off_t)s->op_len : s->size) + (off_t)s->unwritten_bytes;
 	off_t acked = s->acked_off < planned ? s->acked_off : planned;
 
-	if (l)
-		line[len - 1] = '\0';
-	else
-		free(line);
 	if (!l) {
 		s->dropped++;
 		log_error("history: out of memory: a run record is lost");
 		return;
 	}
+	size_t len = l->len + 1; /* with its '\n' */
+	l->end_off = s->size;
 	promote(s);
 	if (s->unloaded_n == 0 && s->ov_n == 0 && s->q_n < s->memory_limit) {
 		push_mem(s, l);
@@ -641,15 +625,7 @@ void hist_spool_put(struct hist_spool *s, char *line, size_t len)
 			    "run records are being lost",
 			    s->q_n + s->ov_n);
 	}
-	if (s->fd >= 0 && !s->op_busy && !evtimer_pending(&s->append_ev, NULL))
-		arm_ms(&s->append_ev, APPEND_DELAY_MS);
-}
-
-static void on_append(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	pump(arg);
+	pump(s);
 }
 
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
@@ -682,7 +658,12 @@ void hist_spool_pop(struct hist_spool *s)
 	}
 	if (l->end_off > s->acked_off)
 		s->acked_off = l->end_off;
-	line_free(l);
+	if (l->writing) {
+		l->next = s->retired; /* the writer is encoding it */
+		s->retired = l;
+	} else {
+		line_free(l);
+	}
 	if (!s->stopping || s->inline_mode)
 		pump(s); /* empty the file, or give the acknowledged lines' space back */
 }
@@ -828,11 +809,11 @@ static void spool_free(struct hist_spool *s)
 	bgwork_free(&s->bg);
 	if (s->base) {
 		evtimer_del(&s->fsync_ev);
-		evtimer_del(&s->append_ev);
 	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
-	free(s->op_buf);
+	free_lines(s->retired);
+	free(s->op_lines);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->path);
@@ -861,7 +842,6 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
-	evtimer_assign(&s->append_ev, base, on_append, s);
 	*out = s;
 	return 0;
 fail:
@@ -888,7 +868,6 @@ void hist_spool_close(struct hist_spool **sp)
 	*sp = NULL;
 	hist_spool_stop_writer(s);
 	evtimer_del(&s->fsync_ev);
-	evtimer_del(&s->append_ev);
 	/* every record still in memory only goes to the spill file now, one by one as long as
 	 * the disk takes them, whatever the cap: the count of those it does not is exact */
 	s->at_close = true;

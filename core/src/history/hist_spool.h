@@ -5,8 +5,10 @@
  * database, as one FIFO kept in memory (bounded) and in the spill file under state_dir
  * (durable across a crash or a kill -9). Every file operation (append, read, fdatasync,
  * truncate, hole punch) runs on one writer thread in submission order, so a slow or full
- * disk never stalls the daemon's loop; the loop learns the outcome afterwards. The sender
- * (history.c) reads lines from the head and pops them once acknowledged. */
+ * disk never stalls the daemon's loop; the loop learns the outcome afterwards. A record in
+ * memory keeps its fields as given, and the sender (history.c) builds its batches from them
+ * from the head, popping them once acknowledged: a record's spill line is encoded on the
+ * writer thread, and decoded there only when it is read back from the file. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,15 +21,18 @@ struct hist_spool;
 /* The spill file under state_dir. */
 #define HIST_SPOOL_FILE "history.spool"
 
-/* One record line in memory. */
+/* One record in memory. */
 struct hist_spool_line {
 	struct hist_spool_line *next;
-	off_t end_off; /* spill file offset just past this line (once written; before, the
-	                * file's size when it was queued) */
-	bool spilled;  /* it is in the spill file */
-	bool writing;  /* ... it is being written there now */
-	size_t len;    /* without the '\n' */
-	char *text;    /* NUL-terminated; the line's own (hist_spool_put's LINE, kept) */
+	off_t end_off;    /* spill file offset just past this line (once written; before, the
+	                   * file's size when it was queued) */
+	bool spilled;     /* it is in the spill file */
+	bool writing;     /* ... it is being written there now */
+	size_t len;       /* its spill line's bytes, without the '\n' (0 when KIND is NULL) */
+	const char *kind; /* K_START... (history_priv.h); NULL: read back from the file
+	                   * damaged (the sender drops it) */
+	int n;            /* fields */
+	const char *f[];  /* N fields, NULL-able; they and KIND are the line's own */
 };
 
 /* Open BASE's spool: with STATE_DIR, open and lock STATE_DIR/HIST_SPOOL_FILE (refusing a
@@ -44,11 +49,11 @@ void hist_spool_set_limits(struct hist_spool *s, size_t memory_limit, int64_t ma
 /* READY(ARG) runs on the loop when lines the head lacked have come in from the file. */
 void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), void *arg);
 
-/* Accept one record LINE (malloc'd, LEN bytes with its '\n'; taken, and kept as the line's
- * text: hist_spool_encode makes it no larger than it needs): to the file (on the
- * writer thread) and to memory while that keeps the order, else to the file alone. One that
- * neither can take is lost, counted in hist_spool_dropped() and logged exactly. */
-void hist_spool_put(struct hist_spool *s, char *line, size_t len);
+/* Accept one record, KIND and its N FIELDS (NULL-able; copied): to the file (handed to the
+ * writer thread at once, or as soon as the append under way is done, and encoded there) and
+ * to memory while that keeps the order, else to the file alone. One that neither can take is
+ * lost, counted in hist_spool_dropped() and logged exactly. */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n);
 
 /* The oldest unacknowledged line in memory, or NULL. When lines wait in the file only,
  * NULL starts reading them (on the writer thread; READY follows). */
@@ -94,5 +99,15 @@ int hist_spool_encode(const char *kind, const char *const *fields, int n, char *
     __attribute__((warn_unused_result));
 int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)
     __attribute__((warn_unused_result));
+
+/* hist_spool.c's (hist_spool_line.c): a record of KIND and its N FIELDS, copied into one
+ * allocation (free() frees it), its len set, or NULL without memory or for N beyond
+ * HIST_SPOOL_MAX_FIELDS; KIND NULL makes a damaged one. parse decodes a line read back
+ * (TEXT, LEN bytes without the '\n', decoded in place) into a record, a damaged one if it
+ * cannot be read. encode writes L's spill line and its '\n' into BUF (L->len + 1 bytes) and
+ * returns that length. */
+struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const *fields, int n);
+struct hist_spool_line *hist_spool_line_parse(char *text, size_t len);
+size_t hist_spool_line_encode(const struct hist_spool_line *l, char *buf);
 
 #endif

@@ -1,6 +1,8 @@
-/* The spool's line format (hist_spool.h: hist_spool_encode, hist_spool_decode): a record
- * kind and its fields, tab-separated and escaped, with a checksum that tells a torn or
- * damaged line from a whole one. Pure: no I/O. */
+/* The spool's records and their line format (hist_spool.h): a record in memory keeps its kind
+ * and fields as they were given, for the database's batch; its spill line (the kind and the
+ * fields, tab-separated and escaped, with a checksum that tells a torn or damaged line from a
+ * whole one) is made on the writer thread, and a line read back is decoded there. Pure: no
+ * I/O. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,17 +36,22 @@ static size_t escaped_len(const char *f)
 	return n;
 }
 
-int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+/* The line of KIND and FIELDS (N of them) without its '\n': its length once escaped. */
+static size_t line_len(const char *kind, const char *const *fields, int n)
 {
-	/* the line's exact size (the spool keeps it as it is): the trailer "\t#" with 8 hex
-	 * digits, '\n' and NUL */
-	size_t cap = strlen(kind) + 12, o = 0;
+	size_t len = strlen(kind) + 10; /* the trailer "\t#" with 8 hex digits */
 
 	for (int i = 0; i < n; i++)
-		cap += 1 + (fields[i] ? escaped_len(fields[i]) : 2);
-	char *b = malloc(cap);
-	if (!b)
-		return -ENOMEM;
+		len += 1 + (fields[i] ? escaped_len(fields[i]) : 2);
+	return len;
+}
+
+/* Write the line of KIND and FIELDS (N of them) into B, which holds its line_len() bytes
+ * and the '\n' after them. Returns the bytes written, '\n' included. */
+static size_t encode_into(const char *kind, const char *const *fields, int n, char *b)
+{
+	size_t o = 0;
+
 	for (const char *k = kind; *k; k++)
 		b[o++] = *k;
 	for (int i = 0; i < n; i++) {
@@ -74,10 +81,61 @@ int hist_spool_encode(const char *kind, const char *const *fields, int n, char *
 		b[o + (size_t)i] = "0123456789abcdef"[sum & 15];
 	o += 8;
 	b[o++] = '\n';
-	b[o] = '\0';
+	return o;
+}
+
+int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
+{
+	char *b = malloc(line_len(kind, fields, n) + 2); /* '\n' and NUL */
+
+	if (!b)
+		return -ENOMEM;
+	*len = encode_into(kind, fields, n, b);
+	b[*len] = '\0';
 	*line = b;
-	*len = o;
 	return 0;
+}
+
+size_t hist_spool_line_encode(const struct hist_spool_line *l, char *buf)
+{
+	return encode_into(l->kind, l->f, l->n, buf);
+}
+
+struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const *fields, int n)
+{
+	/* one allocation: the line, its field pointers, then the kind and the fields' bytes */
+	size_t lens[HIST_SPOOL_MAX_FIELDS], size = 0, klen = kind ? strlen(kind) + 1 : 0;
+
+	if (n < 0 || n > HIST_SPOOL_MAX_FIELDS)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		lens[i] = fields[i] ? strlen(fields[i]) + 1 : 0;
+		size += lens[i];
+	}
+	struct hist_spool_line *l = malloc(sizeof(*l) + (size_t)n * sizeof(l->f[0]) + klen + size);
+	if (!l)
+		return NULL;
+	char *o = (char *)&l->f[n];
+	l->next = NULL;
+	l->end_off = 0;
+	l->spilled = l->writing = false;
+	l->n = n;
+	l->kind = kind ? memcpy(o, kind, klen) : NULL;
+	o += klen;
+	for (int i = 0; i < n; i++) {
+		l->f[i] = fields[i] ? memcpy(o, fields[i], lens[i]) : NULL;
+		o += lens[i];
+	}
+	l->len = kind ? line_len(kind, l->f, n) : 0;
+	return l;
+}
+
+struct hist_spool_line *hist_spool_line_parse(char *text, size_t len)
+{
+	const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
+	int n = hist_spool_decode(text, len, &kind, f, HIST_SPOOL_MAX_FIELDS);
+
+	return n < 0 ? hist_spool_line_new(NULL, NULL, 0) : hist_spool_line_new(kind, f, n);
 }
 
 int hist_spool_decode(char *line, size_t len, const char **kind, const char **fields, int max)

@@ -199,23 +199,13 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
  * line was unreadable and dropped (try the next), -1 if the connection failed. */
 static int send_batch(struct hist *h)
 {
-	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, k = 0, taken = 0;
-	const char **lines = malloc(cap * sizeof(*lines));
-	size_t *lens = malloc(cap * sizeof(*lens));
+	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, taken = 0;
 	int r = -1;
 
 	h->batch_cap = 0;
-	if (lines && lens && PQenterPipelineMode(stmtq_conn(h->q))) {
-		for (const struct hist_spool_line *l = hist_spool_head(h->spool); l && k < cap;
-		     l = l->next, k++) {
-			lines[k] = l->text;
-			lens[k] = l->len;
-		}
-		r = hist_batch_send(stmtq_conn(h->q), lines, lens, k, !h->head_fresh, BATCH_TIMEOUT,
-		                    &taken);
-	}
-	free(lines);
-	free(lens);
+	if (PQenterPipelineMode(stmtq_conn(h->q)))
+		r = hist_batch_send(stmtq_conn(h->q), hist_spool_head(h->spool), cap,
+		                    !h->head_fresh, BATCH_TIMEOUT, &taken);
 	if (r < 0) {
 		conn_failed_libpq(h);
 		return -1;
@@ -347,24 +337,15 @@ static void kick(struct hist *h)
 /* The UTC day a start or complete record's row goes to (its start_time), as YYYY-MM-DD. */
 static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 {
-	const char *kind, *f[HIST_SPOOL_MAX_FIELDS];
-	char *buf = l ? malloc(l->len + 1) : NULL;
-	bool ok = false;
-
-	if (!buf)
+	if (!l || !l->kind ||
+	    !((l->n == N_START && !strcmp(l->kind, K_START)) ||
+	      (l->n == N_RECORD && !strcmp(l->kind, K_RECORD))) ||
+	    !l->f[10])
 		return false;
-	memcpy(buf, l->text, l->len + 1);
-	int n = hist_spool_decode(buf, l->len, &kind, f, HIST_SPOOL_MAX_FIELDS);
-	if (((n == N_START && !strcmp(kind, K_START)) ||
-	     (n == N_RECORD && !strcmp(kind, K_RECORD))) &&
-	    f[10]) {
-		long long us = atoll(f[10]);
-		time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
-		struct tm tm;
-		ok = gmtime_r(&t, &tm) && strftime(day, len, "%Y-%m-%d", &tm) > 0;
-	}
-	free(buf);
-	return ok;
+	long long us = atoll(l->f[10]);
+	time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
+	struct tm tm;
+	return gmtime_r(&t, &tm) && strftime(day, len, "%Y-%m-%d", &tm) > 0;
 }
 
 /* Errors the database may stop making without our help: connection trouble, a missing

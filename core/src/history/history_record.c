@@ -1,5 +1,5 @@
 /* The records (history.h: hist_start, hist_set_pid, hist_finish, hist_record): each becomes
- * one line of the spool, keyed by this process's boot id and the run's key, for history.c's
+ * one record of the spool, keyed by this process's boot id and the run's key, for history.c's
  * next batch. And what comes back of them: the rows written (their run ids, for the status)
  * and the rows of the status's start-up read. history.c calls this file, and nothing here
  * calls history.c: a record waits in the spool, and the linger timer sends it. */
@@ -27,20 +27,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 	snprintf(buf, len, "%s.%" PRIu64, h->boot_id, key); /* fits: boot_id < 64 */
 }
 
-/* Accept one record: into the spool (hist_spool.c, which appends it to the spill file), then
- * a short wait for company (LINGER_MS) unless a statement of the history's is under way (its
- * end sends the next batch). */
+/* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
+ * and has the spill file's writer append it), then a short wait for company (LINGER_MS)
+ * unless a statement of the history's is under way (its end sends the next batch). */
 static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
-	char *line;
-	size_t len;
-
-	if (hist_spool_encode(kind, fields, n, &line, &len) != 0) {
-		h->st.dropped++;
-		log_error("history: out of memory: a run record is lost");
-		return;
-	}
-	hist_spool_put(h->spool, line, len);
+	hist_spool_put(h->spool, kind, fields, n);
 	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
 		evtimer_add(&h->linger_ev, &tv);
