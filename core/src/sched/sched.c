@@ -66,9 +66,11 @@ void sched_timer_disarm(struct job *j)
 /* Arm the timer for j->next_fire, from the wall clock as it is now. */
 void sched_job_arm(struct job *j)
 {
-	sched_timer_disarm(j);
-	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused)
+	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused) {
+		sched_timer_disarm(j);
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
+	}
+	/* clock_arm() moves a timer already armed */
 	int64_t now = sched_now_us(j->s);
 	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
@@ -129,12 +131,6 @@ void sched_job_unlink_free(struct job *j)
 	if (j->next)
 		j->next->prev = j->prev;
 	sched_job_free(&j);
-}
-
-void sched_check_drained(struct sched *s)
-{
-	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
-		event_active(&s->drained_ev, 0, 0);
 }
 
 static bool claim(struct run *r);
@@ -250,22 +246,22 @@ static void after_run(struct job *j)
 		sched_run_to(p, RUN_DUE);
 		sched_run_admit(p);
 	}
-	if (!j->active && !s->draining)
-		flow_job_idle(j);
+	if (!j->active && !s->draining && (j->n_downs || j->graph_again))
+		flow_job_idle(j); /* its downstreams, or its own run once more */
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
 	sched_admit_queued(s);
-	sched_check_drained(s);
 }
 
-/* A plugin job's relation or schema that does not exist was never installed (or was dropped):
- * the server's message alone leaves a new user guessing, so say what creates it. */
+/* A failed run's message. A plugin job's relation or schema that does not exist was never
+ * installed (or was dropped): the server's message alone leaves a new user guessing, so say
+ * what creates it. */
 static const char *with_install_hint(const struct run *r, const struct exec_outcome *o, char *buf,
                                      size_t len)
 {
 	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
 	const char *owner = r->job->conf ? r->job->conf->username : NULL;
-	if (!o->ok && owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
+	if (owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
 		int n =
 		    snprintf(buf, len,
 		             "%s HINT: this job runs logged in as its owner, role \"%s\": give it "
@@ -275,7 +271,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
 		             o->message, owner);
 		return n < 0 || (size_t)n >= len ? o->message : buf;
 	}
-	if (o->ok || !r->job->plugin || !o->sqlstate || !o->message ||
+	if (!r->job->plugin || !o->sqlstate || !o->message ||
 	    (strcmp(o->sqlstate, "42P01") != 0 && strcmp(o->sqlstate, "3F000") != 0) ||
 	    strstr(o->message, " HINT: "))
 		return o->message;
@@ -296,7 +292,7 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,
 	    .cancelled = o->cancelled,
-	    .message = with_install_hint(r, o, msg, sizeof(msg)),
+	    .message = o->ok ? o->message : with_install_hint(r, o, msg, sizeof(msg)),
 	    .sqlstate = o->sqlstate,
 	};
 	run_end(r, &fo);
@@ -652,7 +648,7 @@ void sched_fire_run(struct run *r)
 		return;
 	}
 	/* a scheduled job whose upstream is running waits for it */
-	if (flow_park(r))
+	if (j->n_ups && flow_park(r))
 		return;
 	if (!j->active) {
 		sched_run_admit(r);
@@ -728,6 +724,17 @@ static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
+	int64_t next = cron_next(j->cron, sched_job_tz(j), first);
+	if ((next == CRON_NEVER || next > now_us / 1000000) &&
+	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
+		/* on time, none missed: the instant after it is the next fire, computed once */
+		j->last_fire = first;
+		j->next_fire = next;
+		sched_preclaim_stale(j);
+		sched_job_arm(j);
+		sched_job_fire(j, first * 1000000, "schedule");
+		return;
+	}
 	long later = 0;
 	int64_t latest =
 	    flow_catchup_instant(j->cron, sched_job_tz(j), first, now_us / 1000000, &later);

@@ -91,6 +91,8 @@ static void arm_ms(struct sched *s, struct clock_timer *t, int64_t ms)
 
 static void condition(struct job *j, enum alert_kind kind, bool active, const char *message)
 {
+	if (active)
+		j->alerts_clear = false;
 	if (j->s->alerts)
 		alert_condition(j->s->alerts, kind, j->name, active, message);
 }
@@ -464,10 +466,15 @@ static void on_success(struct run *r, int64_t end_us)
 	j->owed_catchup = false;
 	j->consecutive = 0;
 	j->last_success_us = end_us;
-	condition(j, ALERT_FAILED, false, "the job succeeded again");
-	condition(j, ALERT_CONSECUTIVE, false, "the job succeeded again");
-	condition(j, ALERT_UPSTREAM_FAILED, false, "the job succeeded again");
-	condition(j, ALERT_STALE, false, "refreshed again");
+	/* ends the alerts raised since the last success (one lookup each): a job that stays
+	 * healthy asks once, at its first success */
+	if (!j->alerts_clear) {
+		condition(j, ALERT_FAILED, false, "the job succeeded again");
+		condition(j, ALERT_CONSECUTIVE, false, "the job succeeded again");
+		condition(j, ALERT_UPSTREAM_FAILED, false, "the job succeeded again");
+		condition(j, ALERT_STALE, false, "refreshed again");
+		j->alerts_clear = true;
+	}
 	if (j->conf && j->conf->max_staleness_ms > 0)
 		stale_arm(j);
 	/* fan-out: every ready downstream starts now, within max_running */
@@ -526,7 +533,8 @@ void flow_run_begin(struct run *r)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_work_gone(r); /* started: nothing pending to take over any more */
-	fresh_run_begin(r);
+	if (j->fresh)
+		fresh_run_begin(r);
 	j->start_seq = ++s->flow_seq;
 	if (j->n_ups > 1)
 		coord_graph(s->coord, j->name, true);
@@ -566,7 +574,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		clock_disarm(s->clock, &r->slow_ev);
 		r->slow_armed = false;
 	}
-	fresh_run_end(r, o->ok, end_us);
+	if (j->fresh || j->n_downs) /* its own freshness, its downstreams' sources */
+		fresh_run_end(r, o->ok, end_us);
 	if (r->slow_alerted) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "finished after %lld s",

@@ -56,8 +56,8 @@ void flow_job_applied(struct job *j);
  * (catch-up). */
 void flow_applied(struct sched *s, bool first);
 
-/* A fire about to be admitted: if an upstream of its job is busy, keep it until the
- * upstreams are done and return true (R is taken). */
+/* A fire of a job with upstreams about to be admitted: if one of them is busy, keep it
+ * until they are done and return true (R is taken). */
 bool flow_park(struct run *r);
 /* R has started: fan-in bookkeeping, its graph-run id, the warn_duration timer. */
 void flow_run_begin(struct run *r);
@@ -67,8 +67,9 @@ void flow_run_begin(struct run *r);
  * runs are queued and handed to the scheduler from the loop (flow_deferred_cb), never from
  * inside this call: a run's end does not start another run. */
 void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us);
-/* J has no run left after one ended: a run owed to its upstreams, and fires of its
- * downstreams that waited for it (queued, as above). */
+/* J, with downstreams or a run owed to its upstreams (graph_again), has no run left after
+ * one ended: that run, and fires of its downstreams that waited for it (queued, as
+ * above). */
 void flow_job_idle(struct job *j);
 /* The loop's turn for the queued fires, in the order they were queued (ARG is the sched).
  * A downstream run whose job is busy by then becomes a run once more after it. */

@@ -848,8 +848,6 @@ void fresh_free(struct sched *s)
 void fresh_run_begin(struct run *r)
 {
 	struct fresh_job *f = r->job->fresh;
-	if (!f)
-		return;
 	clock_disarm(r->job->s->clock, &f->ev);
 	f->run_known = f->have_seen && !f->fallback;
 	f->run_n = f->seen_n;

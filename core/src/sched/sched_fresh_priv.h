@@ -58,12 +58,12 @@ void fresh_job_free(struct job *j);
 void fresh_stop(struct sched *s);
 /* fresh_stop(), and the change checks still in flight freed: for sched_free() */
 void fresh_free(struct sched *s);
-/* R started (each attempt): the counters seen by the last check are what it reflects at
- * least. */
+/* R, of a job with freshness, started (each attempt): the counters seen by the last check
+ * are what it reflects at least. */
 void fresh_run_begin(struct run *r);
-/* R ended; OK: it succeeded, so its relation reflects what it started from. Downstreams
- * with freshness count an upstream's success as a change. The next run is planned from
- * the loop. */
+/* R, of a job with freshness or downstreams, ended; OK: it succeeded, so its relation
+ * reflects what it started from. Downstreams with freshness count an upstream's success as
+ * a change. The next run is planned from the loop. */
 void fresh_run_end(struct run *r, bool ok, int64_t end_us);
 
 /* J's freshness run may be due and could not start then (it was paused, or its parked run

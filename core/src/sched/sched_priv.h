@@ -116,6 +116,9 @@ struct job {
 	int64_t retry_at_us;     /* when the armed retry_ev fires (wall clock, for status) */
 	int consecutive;         /* final failures since the last success */
 	bool busy_final;         /* last run ended in a final failure */
+	bool alerts_clear;       /* none of the alerts a success ends is raised (on_success
+	                          * ended them, condition() raised none since): a success
+	                          * asks the alerter nothing */
 	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
 	                          * so downstreams wait for it as for a running job (triggers.c) */
 	bool graph_again;        /* upstreams succeeded while it ran: run again after */
@@ -345,6 +348,9 @@ const char *sched_work_keep(struct run *r, const char *why);
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
  * R). Keeps sched.n_claiming and sched.n_running. */
 bool sched_run_to(struct run *r, enum run_state to);
+/* While draining: once no run is claiming, queued or running, the drain's callback goes
+ * (from the loop). sched_run_to() calls it as those counts drop; sched_drain() once. */
+void sched_check_drained(struct sched *s);
 /* Whether the table allows FROM -> TO; the state's name for log lines. */
 bool sched_run_may(enum run_state from, enum run_state to);
 const char *sched_run_state_name(enum run_state st);
@@ -429,7 +435,6 @@ void sched_timer_disarm(struct job *j);
 void sched_job_free(struct job **jp);
 void sched_job_timer_cb(void *arg);
 void sched_job_unlink_free(struct job *j);
-void sched_check_drained(struct sched *s);
 /* sched_plugin.c: a plugin job's statements, built by its plugin (values as parameters):
  * 0 with *PR set, or -1 with the reason in ERR; and the guards ahead of them, one per view it
  * refreshes CONCURRENTLY (at most SCHED_MAX_GUARDS, their quoted names in NAMES): how many,

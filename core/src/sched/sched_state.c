@@ -5,8 +5,9 @@
  * run between the holders of its old and new states (as pgbouncer's change_server_state()
  * moves a server between its lists), and keeps the counts that follow from the states: the
  * runs waiting for a claim (a stop waits for their answers) and the runs running
- * (max_running). Below the rest of sched/: it calls only sched_index.c, sched_queue.c and
- * sched_recent.c. */
+ * (max_running), and says when a stop has none left to wait for. Below the rest of sched/:
+ * it calls only sched_index.c, sched_queue.c and sched_recent.c. */
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,16 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (counted_running(to))
 		s->n_running++;
 	r->state = to;
+	/* a stop waits for these counts to reach none, and this is where they drop */
+	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || counted_running(from)))
+		sched_check_drained(s);
 	return true;
+}
+
+void sched_check_drained(struct sched *s)
+{
+	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
+		event_active(&s->drained_ev, 0, 0);
 }
 
 void sched_fmt_hms(int64_t us, char *out, size_t outlen)
