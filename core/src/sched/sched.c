@@ -5,8 +5,9 @@
  * the monotonic clock, so a timer that wakes before its instant (wall clock stepped back) is
  * simply re-armed. A timer that wakes late (the loop stalled, the process was stopped, the system
  * suspended) serves the fires it missed by the job's catch-up policy, never silently. Steps
- * of the wall clock are noticed at every wake-up and every few seconds by comparing it with
- * the monotonic clock; they are handled as cronie does (see sched_check_clock). */
+ * of the wall clock are noticed every few seconds, and at a wake-up off its instant, by
+ * comparing it with the monotonic clock; they are handled as cronie does (see
+ * sched_check_clock). */
 #include "sched.h"
 
 #include <errno.h>
@@ -503,7 +504,10 @@ static void run_begin(struct run *r)
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
-	flow_run_begin(r);
+	sched_work_gone(r);           /* started: nothing pending to take over any more */
+	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
+	if (j->n_ups || j->n_downs || j->fresh || (j->conf && j->conf->warn_duration_ms > 0))
+		flow_run_begin(r); /* nothing there for a job without them */
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
@@ -830,12 +834,20 @@ void sched_check_clock(struct sched *s)
 void sched_job_timer_cb(void *arg)
 {
 	struct job *j = arg;
-	/* a wake-up is the cheapest moment to notice a step; it may deal with J */
-	sched_check_clock(j->s);
+	int64_t now = sched_now_us(j->s);
+	/* A wake-up off its instant (beyond a pre-claim's lead and the step the clock check lets
+	 * pass) may follow a step of the wall clock since the timer was armed: the step is dealt
+	 * with first, as it may deal with J. At its instant, the wall clock kept pace with the
+	 * monotonic one since then; an older step is the clock check's (sched_clock_cb). */
+	if (j->next_fire == CRON_NEVER ||
+	    now < j->next_fire * 1000000 - PRECLAIM_LEAD_US - CLOCK_JUMP_US ||
+	    now > j->next_fire * 1000000 + CLOCK_JUMP_US) {
+		sched_check_clock(j->s);
+		now = sched_now_us(j->s);
+	}
 	if (clock_armed(&j->timer) || !sched_job_schedulable(j) || j->next_fire == CRON_NEVER ||
 	    j->s->draining)
 		return;
-	int64_t now = sched_now_us(j->s);
 	/* Woken early: to claim the fire first (several instances), or by the timer's
 	 * granularity. Wait the rest. */
 	if (now < j->next_fire * 1000000) {

@@ -217,8 +217,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 int64_t sched_job_next(struct sched *s, const char *name);
 
 /* Compare the wall clock with the monotonic clock now and handle a step (the scheduler does
- * this itself at every timer wake-up and every 5 s): forward, the fires stepped over are
- * missed fires (catch-up policy, a log line, a skipped row); back, wildcard and "N seconds"
+ * this itself every 5 s and at a timer wake-up off its instant): forward, the fires stepped over
+ * are missed fires (catch-up policy, a log line, a skipped row); back, wildcard and "N seconds"
  * jobs go on from the new time and fixed-time jobs wait for their next instant. */
 void sched_check_clock(struct sched *s);
 

@@ -532,10 +532,8 @@ void flow_run_begin(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	sched_work_gone(r); /* started: nothing pending to take over any more */
 	if (j->fresh)
 		fresh_run_begin(r);
-	j->start_seq = ++s->flow_seq;
 	if (j->n_ups > 1)
 		coord_graph(s->coord, j->name, true);
 	if (!r->graph_run && (j->n_downs > 0 || j->n_ups > 0)) {

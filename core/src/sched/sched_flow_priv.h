@@ -59,7 +59,8 @@ void flow_applied(struct sched *s, bool first);
 /* A fire of a job with upstreams about to be admitted: if one of them is busy, keep it
  * until they are done and return true (R is taken). */
 bool flow_park(struct run *r);
-/* R has started: fan-in bookkeeping, its graph-run id, the warn_duration timer. */
+/* R, of a job with a graph edge, freshness or warn_duration, has started: its freshness,
+ * fan-in bookkeeping, its graph-run id, the warn_duration timer. */
 void flow_run_begin(struct run *r);
 /* R ended as O at END_US (the job's active run is already cleared): success bookkeeping and
  * downstream runs, or a retry (which becomes the job's active run), or a final failure
