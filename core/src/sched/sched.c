@@ -223,9 +223,19 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
 	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
-	/* retries, the graph, alerts: may make a retry the job's active run (the waiter moves
-	 * to it) */
-	flow_run_end(r, o, end);
+	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
+		j->success_seq = ++s->flow_seq;
+		j->busy_final = false;
+		j->owed_catchup = false;
+		j->consecutive = 0;
+		j->last_success_us = end;
+	}
+	/* retries, the graph, freshness, staleness, alerts: may make a retry the job's active
+	 * run (the waiter moves to it). A success of a job with none of them, no alert raised
+	 * since its last success and no warn_duration alert of its own, has nothing there. */
+	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
+	    (j->conf && j->conf->max_staleness_ms > 0))
+		flow_run_end(r, o, end);
 	sched_run_answer(r, status, message, sqlstate);
 	sched_run_free(&r);
 	after_run(j);

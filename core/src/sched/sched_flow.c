@@ -452,20 +452,15 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 		fail_downstream(d->downs[i], d, root, graph_run, mark);
 }
 
-static void on_success(struct run *r, int64_t end_us)
+static void on_success(struct run *r)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	j->success_seq = ++s->flow_seq;
 	for (size_t i = 0; i < j->n_downs; i++)
 		if (j->downs[i]->n_ups > 1) { /* a fan-in's other upstreams may run elsewhere */
 			coord_graph(s->coord, j->name, false);
 			break;
 		}
-	j->busy_final = false;
-	j->owed_catchup = false;
-	j->consecutive = 0;
-	j->last_success_us = end_us;
 	/* ends the alerts raised since the last success (one lookup each): a job that stays
 	 * healthy asks once, at its first success */
 	if (!j->alerts_clear) {
@@ -581,7 +576,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		condition(j, ALERT_SLOW, false, msg);
 	}
 	if (o->ok) {
-		on_success(r, end_us);
+		on_success(r);
 		return;
 	}
 	if (o->cancelled)

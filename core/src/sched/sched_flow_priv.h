@@ -62,11 +62,13 @@ bool flow_park(struct run *r);
 /* R, of a job with a graph edge, freshness or warn_duration, has started: its freshness,
  * fan-in bookkeeping, its graph-run id, the warn_duration timer. */
 void flow_run_begin(struct run *r);
-/* R ended as O at END_US (the job's active run is already cleared): success bookkeeping and
- * downstream runs, or a retry (which becomes the job's active run), or a final failure
- * (alerts, upstream_failed downstream, catch-up once the database is back). Downstream
- * runs are queued and handed to the scheduler from the loop (flow_deferred_cb), never from
- * inside this call: a run's end does not start another run. */
+/* R ended as O at END_US (the job's active run is already cleared; a success's counts are
+ * reset): a success's freshness, the alerts it ends, the staleness timer and downstream
+ * runs (run_end leaves out a success with none of these), or a retry (which becomes the
+ * job's active run), or a final failure (alerts, upstream_failed downstream, catch-up once
+ * the database is back). Downstream runs are queued and handed to the scheduler from the
+ * loop (flow_deferred_cb), never from inside this call: a run's end does not start another
+ * run. */
 void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us);
 /* J, with downstreams or a run owed to its upstreams (graph_again), has no run left after
  * one ended: that run, and fires of its downstreams that waited for it (queued, as
