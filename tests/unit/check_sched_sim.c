@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "clock.h"
 #include "config.h"
 #include "cron.h"
@@ -947,6 +948,46 @@ START_TEST(graph_scheduled_waits_for_running_upstream)
 }
 END_TEST
 
+/* ---- alerts ------------------------------------------------------------------------------ */
+
+static int log_lines_with(const struct harness *h, const char *needle)
+{
+	fflush(stderr);
+	char *log = h_log(h);
+	int n = 0;
+	for (const char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+/* A success ends the failed alert, and only a success after a failure asks the alerter: a
+ * job that fails again after it recovered alerts again and recovers again. */
+START_TEST(failed_alert_recovers_each_time)
+{
+	struct harness h;
+	struct conf_alert_sink sink = {.sink = "log"};
+	struct alerter *a;
+	h_init(&h);
+	h.cfg.alerts = &sink;
+	h.cfg.n_alerts = 1;
+	h_job(&h, "a", "* * * * *");
+	h_start(&h);
+	ck_assert_int_eq(alert_open(h.base, &h.cfg, "test", NULL, NULL, &a), 0);
+	sched_set_context(h.s, a, "test");
+	bool ok[] = {false, true, true, false, true};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		h_advance(&h, i ? 60 : 31);
+		h_end(&h, i, ok[i], "22012");
+	}
+	ck_assert_int_eq(log_lines_with(&h, "ALERT failed"), 2);
+	ck_assert_int_eq(log_lines_with(&h, "recovered from failed"), 2);
+	sched_set_context(h.s, NULL, "test");
+	alert_close(&a);
+	h_stop(&h);
+}
+END_TEST
+
 /* ---- max_running ------------------------------------------------------------------------- */
 
 /* With max_running = 1, fires due together run one after the other, in order; a run that
@@ -1086,6 +1127,7 @@ int main(void)
 	tcase_add_test(tc, retry_jitter_comes_from_the_random_source);
 	tcase_add_test(tc, retry_not_for_permanent_errors);
 	tcase_add_test(tc, retry_wait_counts_as_busy);
+	tcase_add_test(tc, failed_alert_recovers_each_time);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("catchup");
 	tcase_add_test(tc, catchup_once_after_a_suspend);
