@@ -28,11 +28,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 }
 
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
- * and has the spill file's writer append it), then a short wait for company (LINGER_MS)
- * unless a statement of the history's is under way (its end sends the next batch). */
-static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
+ * and has the spill file's writer append it, with the record that follows when MORE), then a
+ * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
+ * end sends the next batch). */
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
 {
-	hist_spool_put(h->spool, kind, fields, n);
+	hist_spool_put(h->spool, kind, fields, n, more);
 	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
 		evtimer_add(&h->linger_ev, &tv);
@@ -77,7 +78,8 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 		log_error("history: out of memory: the end of a run will update without its day");
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, &r, key, sched, start, attempt, f);
-	emit(h, K_START, f, N_START);
+	/* its pid follows in the caller's call when a connection is free for the run */
+	emit(h, K_START, f, N_START, true);
 	return k;
 }
 
@@ -92,7 +94,7 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 	int64_t start_us = hist_keymap_get(&h->starts, k);
 	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
 	                            num(startbuf, sizeof(startbuf), start_us)};
-	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID, false);
 }
 
 void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
@@ -110,7 +112,7 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
-	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH, false);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -128,7 +130,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
-	emit(h, K_RECORD, f, N_RECORD);
+	emit(h, K_RECORD, f, N_RECORD, false);
 	return k;
 }
 
