@@ -113,7 +113,7 @@ START_TEST(order_survives_memory_and_file)
 		const struct hist_spool_line *l = drive_until_head(s, 5);
 		ck_assert_ptr_nonnull(l);
 		ck_assert_int_eq(number(l), i);
-		hist_spool_pop(s);
+		hist_spool_pop(s, 1);
 		/* records arriving meanwhile queue behind the ones in the file */
 		if (i == 5)
 			put(s, 20);
@@ -121,7 +121,7 @@ START_TEST(order_survives_memory_and_file)
 	const struct hist_spool_line *l = drive_until_head(s, 5);
 	ck_assert_ptr_nonnull(l);
 	ck_assert_int_eq(number(l), 20);
-	hist_spool_pop(s);
+	hist_spool_pop(s, 1);
 	ck_assert_uint_eq(hist_spool_pending(s), 0);
 	ck_assert_uint_eq(hist_spool_dropped(s), 0);
 	ck_assert(drive_until_lines(0, 5));
@@ -154,7 +154,7 @@ START_TEST(file_lines_come_back_before_memory_runs_dry)
 		const struct hist_spool_line *l = drive_until_head(s, 5);
 		ck_assert_ptr_nonnull(l);
 		ck_assert_int_eq(number(l), i);
-		hist_spool_pop(s);
+		hist_spool_pop(s, 1);
 	}
 	/* five lines left in memory: the next ones are on their way before those are sent */
 	double end = now_s() + 5;
@@ -169,7 +169,7 @@ START_TEST(file_lines_come_back_before_memory_runs_dry)
 		l = drive_until_head(s, 5);
 		ck_assert_ptr_nonnull(l);
 		ck_assert_int_eq(number(l), i);
-		hist_spool_pop(s);
+		hist_spool_pop(s, 1);
 	}
 	ck_assert_uint_eq(hist_spool_pending(s), 0);
 	ck_assert_uint_eq(hist_spool_dropped(s), 0);
@@ -235,7 +235,7 @@ START_TEST(a_stalled_disk_does_not_stop_the_loop)
 		const struct hist_spool_line *l = drive_until_head(s, 5);
 		ck_assert_ptr_nonnull(l);
 		ck_assert_int_eq(number(l), i);
-		hist_spool_pop(s);
+		hist_spool_pop(s, 1);
 	}
 	hist_spool_close(&s);
 	mtx_destroy(&disk);
@@ -261,9 +261,8 @@ START_TEST(cap_counts_unacknowledged_and_close_writes_the_rest)
 	ck_assert(drive_until_lines(4, 5));
 	ck_assert_uint_eq(hist_spool_pending(s), 8);
 	ck_assert_uint_eq(hist_spool_dropped(s), 2);
-	/* two acknowledged: room for two more in the file */
-	hist_spool_pop(s);
-	hist_spool_pop(s);
+	/* two acknowledged (one batch): room for two more in the file */
+	hist_spool_pop(s, 2);
 	put(s, 10);
 	ck_assert(drive_until_lines(6, 5)); /* the acknowledged two are still there too */
 	ck_assert_uint_eq(hist_spool_pending(s), 7);
@@ -301,7 +300,7 @@ START_TEST(fields_survive_memory_and_file)
 			ck_assert_str_eq(l->f[2], f[2]);
 			ck_assert_str_eq(l->f[3], f[3]);
 			if (round == 1)
-				hist_spool_pop(s);
+				hist_spool_pop(s, 1);
 			else
 				break; /* the first round leaves them for the restart */
 		}
@@ -319,7 +318,7 @@ START_TEST(fields_survive_memory_and_file)
 	ck_assert_ptr_nonnull(l);
 	ck_assert_ptr_null(l->kind);
 	ck_assert_int_eq(l->n, 0);
-	hist_spool_pop(s);
+	hist_spool_pop(s, 1);
 	ck_assert_uint_eq(hist_spool_pending(s), 0);
 	hist_spool_close(&s);
 }

@@ -312,9 +312,9 @@ static void step_done(void *arg, int tag, const struct stmtq_result *r)
 	enum part_step step = (enum part_step)tag;
 
 	p->sent = false;
-	p->sess.want = true; /* the pass's next statement, if any, at the session's idle turn */
 	free(p->ddl); /* sent (or lost): the session no longer reads it */
 	p->ddl = NULL;
+	p->sess.want = true; /* the pass's next statement, if any, at the session's idle turn */
 	if (r->lost) {
 		end_pass(p, PASS_LOST); /* the history says why */
 		return;

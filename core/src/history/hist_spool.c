@@ -69,7 +69,7 @@ struct hist_spool {
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
 	struct event fsync_ev;
-	bool held;           /* a record waits for the one that follows it (hist_spool_put) ... */
+	bool held;            /* a record waits for the one that follows it (hist_spool_put) ... */
 	struct event held_ev; /* ... or for the loop's next turn */
 
 	struct bgwork *bg;
@@ -665,33 +665,34 @@ const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 	return s->head;
 }
 
-void hist_spool_pop(struct hist_spool *s)
+void hist_spool_pop(struct hist_spool *s, size_t n)
 {
-	struct hist_spool_line *l = s->head;
+	struct hist_spool_line *l;
 
-	if (!l)
-		return;
-	s->head = l->next;
-	if (!s->head)
-		s->tail = NULL;
-	s->q_n--;
-	if (l == s->mem_first)
-		s->mem_first = l->next;
-	if (!l->spilled && s->fd >= 0) {
-		s->mem_only_n--;
-		if (!l->writing)
-			s->unwritten_bytes -= l->len + 1;
+	for (; n > 0 && (l = s->head); n--) {
+		s->head = l->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->q_n--;
+		if (l == s->mem_first)
+			s->mem_first = l->next;
+		if (!l->spilled && s->fd >= 0) {
+			s->mem_only_n--;
+			if (!l->writing)
+				s->unwritten_bytes -= l->len + 1;
+		}
+		if (l->end_off > s->acked_off)
+			s->acked_off = l->end_off;
+		if (l->writing) {
+			l->next = s->retired; /* the writer is encoding it */
+			s->retired = l;
+		} else {
+			line_free(l);
+		}
 	}
-	if (l->end_off > s->acked_off)
-		s->acked_off = l->end_off;
-	if (l->writing) {
-		l->next = s->retired; /* the writer is encoding it */
-		s->retired = l;
-	} else {
-		line_free(l);
-	}
+	/* once for the batch: empty the file, or give the acknowledged lines' space back */
 	if (!s->stopping || s->inline_mode)
-		pump(s); /* empty the file, or give the acknowledged lines' space back */
+		pump(s);
 }
 
 uint64_t hist_spool_pending(const struct hist_spool *s)

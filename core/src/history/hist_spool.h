@@ -62,8 +62,9 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
  * NULL starts reading them (on the writer thread; READY follows). */
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s);
 
-/* The head line is acknowledged: drop it (and give its file space back in time). */
-void hist_spool_pop(struct hist_spool *s);
+/* The N oldest lines (a batch's) are acknowledged: drop them (and give their file space back
+ * in time). */
+void hist_spool_pop(struct hist_spool *s, size_t n);
 
 /* Records not yet acknowledged (memory + file + on their way to the file). */
 uint64_t hist_spool_pending(const struct hist_spool *s);

@@ -20,8 +20,8 @@ struct notify {
 	/* the database's own session (ownsess.h); its want: the wanted channels differ from
 	 * those sent (the session's idle turns ask for nothing else) */
 	struct ownsess_client sess;
-	struct stmtq *q; /* ... and its statements */
-	bool up;                    /* the session's connected() came, and no failed() since */
+	struct stmtq *q;   /* ... and its statements */
+	bool up;           /* the session's connected() came, and no failed() since */
 	struct event kick; /* the LISTEN batch, started from the loop, never a caller's stack */
 	unsigned connects;
 	char **channels; /* wanted */
