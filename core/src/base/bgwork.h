@@ -17,6 +17,10 @@ struct bgwork_job {
 	/* On the loop's thread, after WORK; or from bgwork_free() for a job that had not been
 	 * delivered yet, with RAN false if WORK never started. May free the job. */
 	void (*done)(struct bgwork_job *job, bool ran);
+	/* Its end wakes nobody: DONE runs at bgwork_collect(), or with the next job's that does
+	 * wake the loop, or from bgwork_free(). For a job whose end the owner needs to know only
+	 * when it next looks (false when the owner zeroes it). */
+	bool quiet;
 	bool ran;                /* private */
 	struct bgwork_job *next; /* private */
 };
@@ -28,6 +32,10 @@ int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
 /* Queue JOB: its WORK runs on a free worker, in submission order. 0, or -errno when no
  * worker could be started (then JOB is not queued and DONE is never called). */
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job) __attribute__((warn_unused_result));
+
+/* If JOB's WORK is over and its DONE has not run yet, run DONE now (on the loop's thread) and
+ * return true; false while it waits or runs. */
+bool bgwork_collect(struct bgwork *w, struct bgwork_job *job);
 
 /* Wait for the jobs under way, call DONE for every job not yet delivered, stop the threads
  * and free *W. */

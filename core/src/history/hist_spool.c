@@ -274,9 +274,6 @@ static struct hist_spool_line *ov_pop(struct hist_spool *s)
 static void op_written(struct hist_spool *s)
 {
 	s->size = s->op_start + (off_t)s->op_len;
-	s->dirty = true;
-	if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
-		arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
 	while (s->mem_first && s->mem_first->writing) {
 		struct hist_spool_line *l = s->mem_first;
 		l->writing = false;
@@ -319,7 +316,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 			s->punched_off = s->op_prev[3];
 		} else {
 			s->size = 0;
-			s->dirty = false;
+			s->dirty = s->op_len > 0; /* the append after the truncation */
 		}
 	}
 	if (s->op_punch > 0 && ran) {
@@ -374,7 +371,12 @@ static void complain_full(struct hist_spool *s, off_t unacked)
  * line waiting for the file, in order, as far as the cap allows (at close, one line). */
 static void pump(struct hist_spool *s)
 {
-	if (s->fd < 0 || s->op_busy)
+	if (s->fd < 0)
+		return;
+	/* the end of a quiet append is heard here (op_done, which starts the next operation) */
+	if (s->op_busy && s->op_job.quiet && s->bg && !s->inline_mode)
+		(void)bgwork_collect(s->bg, &s->op_job);
+	if (s->op_busy)
 		return;
 	bool reset = s->size > 0 && s->unloaded_n == 0 && !s->load_busy && s->acked_off >= s->size;
 	off_t start = reset ? 0 : s->size, acked = reset ? 0 : s->acked_off, punch = 0;
@@ -444,6 +446,17 @@ static void pump(struct hist_spool *s)
 	s->op_ov_n = ov_n;
 	s->op_job.work = op_work;
 	s->op_job.done = op_done;
+	/* An append of records kept in memory wakes nobody when it ends: the loop hears of it
+	 * when it next touches the file (the next record, the batch's acknowledgement: pump),
+	 * so a run's records cost it no turn. A truncation, a hole or the overflow's lines
+	 * start something when they end (the space counted, the lines read back): those do. */
+	s->op_job.quiet = !reset && punch == 0 && ov_n == 0;
+	if (bytes > 0) {
+		/* durable soon: the fdatasync runs behind the append on the same thread */
+		s->dirty = true;
+		if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
+			arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+	}
 	run_job(s, &s->op_job);
 }
 

@@ -5,7 +5,8 @@
  * database, as one FIFO kept in memory (bounded) and in the spill file under state_dir
  * (durable across a crash or a kill -9). Every file operation (append, read, fdatasync,
  * truncate, hole punch) runs on one writer thread in submission order, so a slow or full
- * disk never stalls the daemon's loop; the loop learns the outcome afterwards. A record in
+ * disk never stalls the daemon's loop; the loop learns the outcome afterwards (of an append
+ * of records kept in memory, when it next touches the file: no turn of its own). A record in
  * memory keeps its fields as given, and the sender (history.c) builds its batches from them
  * from the head, popping them once acknowledged: a record's spill line is encoded on the
  * writer thread, and decoded there only when it is read back from the file. */
