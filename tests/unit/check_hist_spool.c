@@ -242,6 +242,27 @@ START_TEST(a_stalled_disk_does_not_stop_the_loop)
 }
 END_TEST
 
+/* An append of records in memory wakes nobody when it ends, unless a record waits for it:
+ * that record goes to the file once the append is done, with no other record or
+ * acknowledgement to make the loop look (the disk job ahead of them is quiet too). */
+START_TEST(a_record_behind_an_append_goes_when_it_ends)
+{
+	struct hist_spool *s;
+	ck_assert_int_eq(hist_spool_open(base, dir, &s), 0);
+	struct bgwork_job stall = {.work = stalled_work, .done = stalled_done, .quiet = true};
+	ck_assert_int_eq(mtx_init(&disk, mtx_plain), thrd_success);
+	mtx_lock(&disk);
+	ck_assert_int_eq(bgwork_submit(hist_spool_worker(s), &stall), 0);
+	put(s, 0); /* its append waits behind the stalled disk */
+	put(s, 1); /* ... and this one for that append's end */
+	mtx_unlock(&disk);
+	ck_assert(drive_until_lines(2, 5));
+	ck_assert_int_eq(number(drive_until_head(s, 5)), 0);
+	hist_spool_close(&s);
+	mtx_destroy(&disk);
+}
+END_TEST
+
 /* The cap counts only unacknowledged records: over it, records wait in memory (and are lost
  * beyond memory_limit, each one counted); acknowledging makes room again; at close every
  * record still in memory goes to the file whatever the cap. */
@@ -364,6 +385,7 @@ int main(void)
 	tcase_add_test(tc, order_survives_memory_and_file);
 	tcase_add_test(tc, file_lines_come_back_before_memory_runs_dry);
 	tcase_add_test(tc, a_stalled_disk_does_not_stop_the_loop);
+	tcase_add_test(tc, a_record_behind_an_append_goes_when_it_ends);
 	tcase_add_test(tc, cap_counts_unacknowledged_and_close_writes_the_rest);
 	tcase_add_test(tc, fields_survive_memory_and_file);
 	tcase_add_test(tc, a_held_record_goes_with_the_next_one);

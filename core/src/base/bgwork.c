@@ -54,9 +54,9 @@ static int worker(void *arg)
 		mtx_unlock(&w->mu);
 
 		j->work(j);
-		bool wake = !j->quiet; /* (J may be freed once it is on the done list) */
 
 		mtx_lock(&w->mu);
+		bool wake = !j->quiet; /* (under the lock: bgwork_collect may change it) */
 		j->ran = true;
 		j->next = NULL;
 		if (w->done_tail)
@@ -110,6 +110,8 @@ bool bgwork_collect(struct bgwork *w, struct bgwork_job *job)
 			found = true;
 			break;
 		}
+	if (!found)
+		job->quiet = false; /* under way: its end wakes the loop after all */
 	mtx_unlock(&w->mu);
 	if (found)
 		job->done(job, true);

@@ -19,7 +19,7 @@ struct bgwork_job {
 	void (*done)(struct bgwork_job *job, bool ran);
 	/* Its end wakes nobody: DONE runs at bgwork_collect(), or with the next job's that does
 	 * wake the loop, or from bgwork_free(). For a job whose end the owner needs to know only
-	 * when it next looks (false when the owner zeroes it). */
+	 * when it next looks (false when the owner zeroes it). Set before bgwork_submit. */
 	bool quiet;
 	bool ran;                /* private */
 	struct bgwork_job *next; /* private */
@@ -33,8 +33,9 @@ int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
  * worker could be started (then JOB is not queued and DONE is never called). */
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job) __attribute__((warn_unused_result));
 
-/* If JOB's WORK is over and its DONE has not run yet, run DONE now (on the loop's thread) and
- * return true; false while it waits or runs. */
+/* For a quiet JOB not yet delivered: if its WORK is over, run its DONE now (on the loop's
+ * thread) and return true; else make its end wake the loop after all (it is quiet no more)
+ * and return false. */
 bool bgwork_collect(struct bgwork *w, struct bgwork_job *job);
 
 /* Wait for the jobs under way, call DONE for every job not yet delivered, stop the threads

@@ -373,7 +373,9 @@ static void pump(struct hist_spool *s)
 {
 	if (s->fd < 0)
 		return;
-	/* the end of a quiet append is heard here (op_done, which starts the next operation) */
+	/* the end of a quiet append is heard here (op_done, which starts the next operation), or,
+	 * while it is under way, it wakes the loop after all: what waits goes as soon as it is
+	 * done */
 	if (s->op_busy && s->op_job.quiet && s->bg && !s->inline_mode)
 		(void)bgwork_collect(s->bg, &s->op_job);
 	if (s->op_busy)
@@ -449,7 +451,8 @@ static void pump(struct hist_spool *s)
 	/* An append of records kept in memory wakes nobody when it ends: the loop hears of it
 	 * when it next touches the file (the next record, the batch's acknowledgement: pump),
 	 * so a run's records cost it no turn. A truncation, a hole or the overflow's lines
-	 * start something when they end (the space counted, the lines read back): those do. */
+	 * start something when they end (the space counted, the lines read back): those do,
+	 * and so does a quiet one that something waits for (pump). */
 	s->op_job.quiet = !reset && punch == 0 && ov_n == 0;
 	if (bytes > 0) {
 		/* durable soon: the fdatasync runs behind the append on the same thread */
