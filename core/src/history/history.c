@@ -110,9 +110,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (h->own_busy)
-		h->sess.want = true; /* after the statement under way */
-	else if (!evtimer_pending(&h->linger_ev, NULL))
+	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
 		kick(h);
 }
 
@@ -230,8 +228,6 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	h->batch_n = taken;
 	h->batch_synced = false;
 	h->own_busy = true;
-	if (hist_spool_pending(h->spool) > taken)
-		h->sess.want = true; /* the next batch once this one is answered */
 	if (!stmtq_begin(h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
 		return -1;
 	return 1;
@@ -270,13 +266,9 @@ static bool send_fresh(struct hist *h)
 
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order (the retention's statements
- * take their own turns: hist_part.c). Behind another client's statement, at the session's
- * next idle turn: the session asks the history only when it has something to send (want:
- * here, emit, and a statement of its own that leaves more behind it, send_batch and
- * op_done). */
+ * take their own turns: hist_part.c). */
 static void kick(struct hist *h)
 {
-	h->sess.want = stmtq_busy(h->q);
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
@@ -373,10 +365,6 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	enum hist_op op = (enum hist_op)tag;
 
 	h->own_busy = false;
-	/* what follows at the session's idle turn: after a batch that took every record and
-	 * succeeded, only what came meanwhile (emit, kick) */
-	if (op != OP_BATCH || r->failed)
-		h->sess.want = true;
 	if (r->lost)
 		return; /* the connection is gone: on_conn_failed */
 	if (op == OP_BATCH && r->failed)
