@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "common.h"
 #include "hist_spool.h"
 #include "history.h"
@@ -64,9 +65,10 @@ static void one(const char *label, const char *ci, long rate, int seconds)
 	int pid = 1;
 	for (int tick = 0; tick < seconds * 10; tick++) {
 		for (long i = 0; i < rate / 10; i++) {
+			run.start_us = clock_wall_us();
 			uint64_t k = hist_start(h, &run);
-			hist_set_pid(h, k, pid++);
-			hist_finish(h, k, HIST_SUCCEEDED, "INSERT 0 1", NULL, 0);
+			hist_set_pid(h, k, run.start_us, pid++);
+			hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "INSERT 0 1", NULL, 0);
 			offered++;
 		}
 		double next = t0 + (tick + 1) * 0.1;

@@ -346,15 +346,16 @@ START_TEST(start_and_finish_make_one_row)
 	/* all before the loop runs: the finish arrives before the start was written */
 	uint64_t k = hist_start(h, &run);
 	ck_assert(k > 0);
-	hist_set_pid(h, k, 4242);
-	hist_finish(h, k, HIST_SUCCEEDED, "INSERT 0 1", NULL, run.start_us + 2500000);
+	hist_set_pid(h, k, run.start_us, 4242);
+	hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "INSERT 0 1", NULL, run.start_us + 2500000);
 
 	struct hist_run run2 = sample_run("refresh-x");
 	run2.trigger = "retry";
 	run2.start_us += 10000000; /* the retry, 10 s later */
 	run2.command = "SELECT 1/0";
 	uint64_t k2 = hist_start(h, &run2);
-	hist_finish(h, k2, HIST_FAILED, "division by zero", "22012", run2.start_us + 1000);
+	hist_finish(h, k2, run2.start_us, HIST_FAILED, "division by zero", "22012",
+	            run2.start_us + 1000);
 
 	struct hist_run skipped = sample_run("refresh-y");
 	skipped.trigger = "upstream";
@@ -424,7 +425,7 @@ START_TEST(running_row_is_written_at_start)
 	              "SELECT format('%s|%s', status, end_time IS NULL)"
 	              " FROM pgcrond.job_run_details",
 	              "running|t");
-	hist_finish(h, k, HIST_SUCCEEDED, "1 row", NULL, 0);
+	hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "1 row", NULL, 0);
 	ck_assert(drive_until(all_written, h, 20));
 	assert_scalar(c, "SELECT status FROM pgcrond.job_run_details", "succeeded");
 	hist_close(&h);
@@ -504,7 +505,7 @@ START_TEST(close_flushes_pending_records)
 		struct hist_run run = sample_run("a");
 		run.start_us += i;
 		uint64_t k = hist_start(h, &run);
-		hist_finish(h, k, HIST_SUCCEEDED, "ok", NULL, 0);
+		hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "ok", NULL, 0);
 	}
 	hist_close(&h);
 	PGconn *c = itest_connect(ci);
@@ -543,8 +544,8 @@ START_TEST(spill_file_keeps_runs_until_the_database_is_back)
 		struct hist_run run = sample_run(name);
 		run.start_us += i;
 		uint64_t k = hist_start(h, &run);
-		hist_finish(h, k, i % 3 ? HIST_SUCCEEDED : HIST_FAILED, "tab\there\nnewline \\N",
-		            NULL, run.start_us + 1000);
+		hist_finish(h, k, run.start_us, i % 3 ? HIST_SUCCEEDED : HIST_FAILED,
+		            "tab\there\nnewline \\N", NULL, run.start_us + 1000);
 		if (i % 10 == 0)
 			drive_for(0.05); /* let connection attempts fail meanwhile */
 	}
@@ -674,7 +675,7 @@ START_TEST(lost_connection_reconnects_and_writes_everything)
 		for (int i = 0; i < 10; i++) {
 			run.start_us += 1;
 			uint64_t k = hist_start(h, &run);
-			hist_finish(h, k, HIST_SUCCEEDED, "ok", NULL, 0);
+			hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "ok", NULL, 0);
 			drive_for(0.01);
 		}
 	}
@@ -732,7 +733,7 @@ START_TEST(history_and_trigger_commands)
 		struct hist_run run = sample_run(i % 2 ? "job-a" : "job-b");
 		run.start_us += (int64_t)i * 1000000;
 		uint64_t k = hist_start(h, &run);
-		hist_finish(h, k, i == 7 ? HIST_FAILED : HIST_SUCCEEDED,
+		hist_finish(h, k, run.start_us, i == 7 ? HIST_FAILED : HIST_SUCCEEDED,
 		            i == 7 ? "relation \"mv_x\" does not exist"
 		                   : "REFRESH MATERIALIZED VIEW",
 		            i == 7 ? "42P01" : NULL, run.start_us + 1234567);
@@ -882,7 +883,7 @@ START_TEST(refused_record_is_dropped_alone)
 END_TEST
 
 /* A run's pid and end whose start the writing process did not know (spill kinds P1 and F1:
- * hist_set_pid and hist_finish of a run missing from the start map) complete its row,
+ * hist_set_pid and hist_finish given no start) complete its row,
  * which an earlier batch wrote, whatever day's partition holds it. */
 START_TEST(end_without_its_start_completes_the_row)
 {

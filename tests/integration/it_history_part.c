@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "history.h"
 #include "hist_install.h"
 #include "hist_spool.h"
@@ -242,8 +243,9 @@ START_TEST(retention_drops_whole_days_without_holding_up_the_writer)
 	                       .attempt = 1};
 	for (int round = 0; round < 4; round++) {
 		for (int i = 0; i < 5; i++) {
+			run.start_us = clock_wall_us();
 			uint64_t k = hist_start(h, &run);
-			hist_finish(h, k, HIST_SUCCEEDED, "SELECT 1", NULL, 0);
+			hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "SELECT 1", NULL, 0);
 		}
 		ck_assert_msg(drive_until(all_written, h, 10),
 		              "the writer waited for the retention");
@@ -379,10 +381,11 @@ START_TEST(replayed_records_do_not_duplicate_rows)
 	                       .trigger = "schedule",
 	                       .attempt = 1};
 	for (int i = 0; i < 30; i++) {
+		run.start_us = clock_wall_us();
 		uint64_t k = hist_start(h, &run);
-		hist_set_pid(h, k, 4242);
+		hist_set_pid(h, k, run.start_us, 4242);
 		if (i % 3)
-			hist_finish(h, k, HIST_SUCCEEDED, "SELECT 1", NULL, 0);
+			hist_finish(h, k, run.start_us, HIST_SUCCEEDED, "SELECT 1", NULL, 0);
 	}
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	hist_close(&h);
@@ -426,15 +429,18 @@ START_TEST(short_runs_are_written_once)
 	                       .trigger = "schedule",
 	                       .attempt = 1};
 	for (int i = 0; i < 150; i++) { /* 450 lines: one batch */
+		run.start_us = clock_wall_us();
 		uint64_t k = hist_start(h, &run);
-		hist_set_pid(h, k, 1000 + i);
-		hist_finish(h, k, i % 10 ? HIST_SUCCEEDED : HIST_FAILED, "done", NULL, 0);
+		hist_set_pid(h, k, run.start_us, 1000 + i);
+		hist_finish(h, k, run.start_us, i % 10 ? HIST_SUCCEEDED : HIST_FAILED, "done", NULL,
+		            0);
 	}
 	run.job_name = "long";
+	run.start_us = clock_wall_us();
 	uint64_t long_key = hist_start(h, &run);
 	ck_assert(drive_until(all_written, h, 20));
-	hist_set_pid(h, long_key, 77);
-	hist_finish(h, long_key, HIST_SUCCEEDED, "done late", NULL, 0);
+	hist_set_pid(h, long_key, run.start_us, 77);
+	hist_finish(h, long_key, run.start_us, HIST_SUCCEEDED, "done late", NULL, 0);
 	ck_assert(drive_until(all_written, h, 20));
 	hist_close(&h);
 

@@ -94,12 +94,51 @@ START_TEST(free_delivers_what_is_left)
 }
 END_TEST
 
+/* A quiet job's end wakes nobody: the loop runs no DONE for it until its owner collects it
+ * (bgwork_collect), or a job that wakes the loop ends; collected while under way, its end
+ * wakes the loop after all. */
+START_TEST(a_quiet_job_waits_to_be_collected)
+{
+	struct event_base *base = event_base_new();
+	struct bgwork *w;
+	ck_assert_int_eq(bgwork_new(base, 1, &w), 0);
+	struct job q = {.j = {.work = slow_work, .done = done_exit, .quiet = true}};
+	ck_assert_int_eq(bgwork_submit(w, &q.j), 0);
+	struct timespec ts = {0, 400 * 1000 * 1000};
+	thrd_sleep(&ts, NULL); /* its work is over */
+	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 0);
+	ck_assert_int_eq(q.done_calls, 0);
+	ck_assert(bgwork_collect(w, &q.j));
+	ck_assert_int_eq(q.done_calls, 1);
+	ck_assert(q.ran);
+	ck_assert(thrd_equal(q.done_thread, thrd_current()));
+	/* collected while under way: the loop hears of its end */
+	struct job u = {.j = {.work = slow_work, .done = done_exit, .quiet = true}, .base = base};
+	ck_assert_int_eq(bgwork_submit(w, &u.j), 0);
+	ck_assert(!bgwork_collect(w, &u.j));
+	event_base_dispatch(base);
+	ck_assert_int_eq(u.done_calls, 1);
+	/* behind a job that wakes the loop, it is delivered with it, oldest first */
+	struct job a = {.j = {.work = slow_work, .done = done_exit, .quiet = true}};
+	struct job b = {.j = {.work = slow_work, .done = done_exit}, .base = base};
+	ck_assert_int_eq(bgwork_submit(w, &a.j), 0);
+	ck_assert_int_eq(bgwork_submit(w, &b.j), 0);
+	event_base_dispatch(base);
+	ck_assert_int_eq(a.done_calls, 1);
+	ck_assert_int_eq(b.done_calls, 1);
+	bgwork_free(&w);
+	ck_assert_int_eq(q.done_calls, 1);
+	event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("bgwork");
 	TCase *tc = tcase_create("bgwork");
 	tcase_add_test(tc, work_leaves_the_loop);
 	tcase_add_test(tc, free_delivers_what_is_left);
+	tcase_add_test(tc, a_quiet_job_waits_to_be_collected);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -4,8 +4,9 @@
  * layers that see sched/.)
  *
  * The loop puts a job on the todo list; a worker takes it, runs its WORK, puts it on the
- * done list and writes a byte to a pipe; the loop's read event on that pipe runs the DONE
- * callbacks, oldest first. The lists are guarded by the mutex; nothing else is shared. */
+ * done list and writes a byte to a pipe (not for a quiet job, whose owner collects it); the
+ * loop's read event on that pipe runs the DONE callbacks, oldest first. The lists are guarded
+ * by the mutex; nothing else is shared. */
 #include "bgwork.h"
 
 #include <errno.h>
@@ -55,6 +56,7 @@ static int worker(void *arg)
 		j->work(j);
 
 		mtx_lock(&w->mu);
+		bool wake = !j->quiet; /* (under the lock: bgwork_collect may change it) */
 		j->ran = true;
 		j->next = NULL;
 		if (w->done_tail)
@@ -68,8 +70,10 @@ static int worker(void *arg)
 		 * loop that collected J already reads one byte too many: harmless. A full pipe
 		 * already holds a wake-up: nothing is lost. */
 		mtx_unlock(&w->mu);
-		ssize_t n = write(w->pipe_wr, "", 1);
-		(void)n;
+		if (wake) {
+			ssize_t n = write(w->pipe_wr, "", 1);
+			(void)n;
+		}
 		mtx_lock(&w->mu);
 	}
 	mtx_unlock(&w->mu);
@@ -91,6 +95,27 @@ static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 		list = j->next;
 		j->done(j, true); /* may free j */
 	}
+}
+
+bool bgwork_collect(struct bgwork *w, struct bgwork_job *job)
+{
+	bool found = false;
+	mtx_lock(&w->mu);
+	for (struct bgwork_job **pp = &w->done_head, *prev = NULL; *pp;
+	     prev = *pp, pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			if (w->done_tail == job)
+				w->done_tail = prev;
+			found = true;
+			break;
+		}
+	if (!found)
+		job->quiet = false; /* under way: its end wakes the loop after all */
+	mtx_unlock(&w->mu);
+	if (found)
+		job->done(job, true);
+	return found;
 }
 
 int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
@@ -140,7 +165,8 @@ static int start(struct bgwork *w)
 
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job)
 {
-	int err = start(w);
+	/* (the pipe and the threads once, unless a thread could not be started) */
+	int err = w->n_threads < w->want_threads ? start(w) : 0;
 	if (err < 0)
 		return err;
 	job->ran = false;

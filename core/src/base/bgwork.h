@@ -17,6 +17,10 @@ struct bgwork_job {
 	/* On the loop's thread, after WORK; or from bgwork_free() for a job that had not been
 	 * delivered yet, with RAN false if WORK never started. May free the job. */
 	void (*done)(struct bgwork_job *job, bool ran);
+	/* Its end wakes nobody: DONE runs at bgwork_collect(), or with the next job's that does
+	 * wake the loop, or from bgwork_free(). For a job whose end the owner needs to know only
+	 * when it next looks (false when the owner zeroes it). Set before bgwork_submit. */
+	bool quiet;
 	bool ran;                /* private */
 	struct bgwork_job *next; /* private */
 };
@@ -28,6 +32,11 @@ int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
 /* Queue JOB: its WORK runs on a free worker, in submission order. 0, or -errno when no
  * worker could be started (then JOB is not queued and DONE is never called). */
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job) __attribute__((warn_unused_result));
+
+/* For a quiet JOB not yet delivered: if its WORK is over, run its DONE now (on the loop's
+ * thread) and return true; else make its end wake the loop after all (it is quiet no more)
+ * and return false. */
+bool bgwork_collect(struct bgwork *w, struct bgwork_job *job);
 
 /* Wait for the jobs under way, call DONE for every job not yet delivered, stop the threads
  * and free *W. */

@@ -1,7 +1,6 @@
-/* Set-based history writes and the run-start map (hist_batch.h). */
+/* Set-based history writes (hist_batch.h). */
 #include "hist_batch.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,94 +306,4 @@ out:
 	free(order);
 	free(rows);
 	return rc;
-}
-
-/* ---- the run-start map ------------------------------------------------------------------ */
-
-static size_t slot_of(uint64_t key, size_t cap)
-{
-	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
-}
-
-static int grow(struct hist_keymap *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 1024;
-	uint64_t *keys = calloc(cap, sizeof(*keys));
-	int64_t *starts = calloc(cap, sizeof(*starts));
-
-	if (!keys || !starts) {
-		free(keys);
-		free(starts);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->keys[i])
-			continue;
-		size_t s = slot_of(m->keys[i], cap);
-		while (keys[s])
-			s = (s + 1) & (cap - 1);
-		keys[s] = m->keys[i];
-		starts[s] = m->starts[i];
-	}
-	free(m->keys);
-	free(m->starts);
-	m->keys = keys;
-	m->starts = starts;
-	m->cap = cap;
-	return 0;
-}
-
-int hist_keymap_put(struct hist_keymap *m, uint64_t key, int64_t start_us)
-{
-	if (!key)
-		return -EINVAL;
-	if ((m->n + 1) * 2 > m->cap && grow(m) != 0)
-		return -ENOMEM;
-	size_t s = slot_of(key, m->cap);
-	while (m->keys[s] && m->keys[s] != key)
-		s = (s + 1) & (m->cap - 1);
-	if (!m->keys[s])
-		m->n++;
-	m->keys[s] = key;
-	m->starts[s] = start_us;
-	return 0;
-}
-
-int64_t hist_keymap_get(const struct hist_keymap *m, uint64_t key)
-{
-	if (!m->cap || !key)
-		return 0;
-	for (size_t s = slot_of(key, m->cap); m->keys[s]; s = (s + 1) & (m->cap - 1))
-		if (m->keys[s] == key)
-			return m->starts[s];
-	return 0;
-}
-
-void hist_keymap_del(struct hist_keymap *m, uint64_t key)
-{
-	if (!m->cap || !key)
-		return;
-	size_t s = slot_of(key, m->cap);
-	while (m->keys[s] && m->keys[s] != key)
-		s = (s + 1) & (m->cap - 1);
-	if (!m->keys[s])
-		return;
-	m->keys[s] = 0;
-	m->n--;
-	/* linear probing: re-place the entries after the hole so none is cut off from its slot */
-	for (size_t t = (s + 1) & (m->cap - 1); m->keys[t]; t = (t + 1) & (m->cap - 1)) {
-		uint64_t k = m->keys[t];
-		int64_t v = m->starts[t];
-		m->keys[t] = 0;
-		m->n--;
-		if (hist_keymap_put(m, k, v) != 0)
-			break; /* cannot happen: no growth while deleting */
-	}
-}
-
-void hist_keymap_free(struct hist_keymap *m)
-{
-	free(m->keys);
-	free(m->starts);
-	memset(m, 0, sizeof(*m));
 }

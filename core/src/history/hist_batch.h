@@ -10,14 +10,11 @@
  * start_time, so each touches one day's partition. This is the only way records are written:
  * a line the database refuses is found by halving the batch (history.c).
  *
- * Needs schema 6 (the key (instance, run_key, start_time)).
- *
- * And the small map from a run's key to its start, so a run's end can name its partition. */
+ * Needs schema 6 (the key (instance, run_key, start_time)). */
 
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 /* Every record statement answers with the rows it wrote that ended (not those still
  * running): run_key, runid, job_name, status, end time (Unix µs), so that the status can
@@ -57,17 +54,5 @@
 struct hist_spool_line;
 int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
                     const char *timeout_ms, size_t *taken);
-
-/* Run key -> start (Unix µs), for the runs in progress. */
-struct hist_keymap {
-	uint64_t *keys; /* 0: empty slot */
-	int64_t *starts;
-	size_t cap, n;
-};
-int hist_keymap_put(struct hist_keymap *m, uint64_t key, int64_t start_us)
-    __attribute__((warn_unused_result));
-int64_t hist_keymap_get(const struct hist_keymap *m, uint64_t key); /* 0 if absent */
-void hist_keymap_del(struct hist_keymap *m, uint64_t key);
-void hist_keymap_free(struct hist_keymap *m);
 
 #endif

@@ -214,13 +214,16 @@ static void push_ddl(struct hist_part *p)
 		not_queued(p, true);
 }
 
-/* The pass's next statement, if it has one and the session is free. */
+/* The pass's next statement, if it has one and the session is free; if it is busy, at its
+ * next idle turn (the session asks the retention only then). */
 static void kick(struct hist_part *p)
 {
 	char retain[24];
 	const char *params[] = {retain};
 
-	if (p->step == STEP_NONE || p->sent || !stmtq_ready(p->q) || stmtq_busy(p->q))
+	bool next = p->step != STEP_NONE && !p->sent;
+	p->sess.want = next && stmtq_busy(p->q);
+	if (!next || !stmtq_ready(p->q) || stmtq_busy(p->q))
 		return;
 	switch (p->step) {
 	case STEP_ENSURE:
@@ -311,6 +314,7 @@ static void step_done(void *arg, int tag, const struct stmtq_result *r)
 	p->sent = false;
 	free(p->ddl); /* sent (or lost): the session no longer reads it */
 	p->ddl = NULL;
+	p->sess.want = true; /* the pass's next statement, if any, at the session's idle turn */
 	if (r->lost) {
 		end_pass(p, PASS_LOST); /* the history says why */
 		return;

@@ -69,6 +69,8 @@ struct hist_spool {
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
 	struct event fsync_ev;
+	bool held;            /* a record waits for the one that follows it (hist_spool_put) ... */
+	struct event held_ev; /* ... or for the loop's next turn */
 
 	struct bgwork *bg;
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
@@ -272,9 +274,6 @@ static struct hist_spool_line *ov_pop(struct hist_spool *s)
 static void op_written(struct hist_spool *s)
 {
 	s->size = s->op_start + (off_t)s->op_len;
-	s->dirty = true;
-	if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
-		arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
 	while (s->mem_first && s->mem_first->writing) {
 		struct hist_spool_line *l = s->mem_first;
 		l->writing = false;
@@ -317,7 +316,7 @@ static void op_done(struct bgwork_job *job, bool ran)
 			s->punched_off = s->op_prev[3];
 		} else {
 			s->size = 0;
-			s->dirty = false;
+			s->dirty = s->op_len > 0; /* the append after the truncation */
 		}
 	}
 	if (s->op_punch > 0 && ran) {
@@ -372,7 +371,14 @@ static void complain_full(struct hist_spool *s, off_t unacked)
  * line waiting for the file, in order, as far as the cap allows (at close, one line). */
 static void pump(struct hist_spool *s)
 {
-	if (s->fd < 0 || s->op_busy)
+	if (s->fd < 0)
+		return;
+	/* the end of a quiet append is heard here (op_done, which starts the next operation), or,
+	 * while it is under way, it wakes the loop after all: what waits goes as soon as it is
+	 * done */
+	if (s->op_busy && s->op_job.quiet && s->bg && !s->inline_mode)
+		(void)bgwork_collect(s->bg, &s->op_job);
+	if (s->op_busy)
 		return;
 	bool reset = s->size > 0 && s->unloaded_n == 0 && !s->load_busy && s->acked_off >= s->size;
 	off_t start = reset ? 0 : s->size, acked = reset ? 0 : s->acked_off, punch = 0;
@@ -442,6 +448,18 @@ static void pump(struct hist_spool *s)
 	s->op_ov_n = ov_n;
 	s->op_job.work = op_work;
 	s->op_job.done = op_done;
+	/* An append of records kept in memory wakes nobody when it ends: the loop hears of it
+	 * when it next touches the file (the next record, the batch's acknowledgement: pump),
+	 * so a run's records cost it no turn. A truncation, a hole or the overflow's lines
+	 * start something when they end (the space counted, the lines read back): those do,
+	 * and so does a quiet one that something waits for (pump). */
+	s->op_job.quiet = !reset && punch == 0 && ov_n == 0;
+	if (bytes > 0) {
+		/* durable soon: the fdatasync runs behind the append on the same thread */
+		s->dirty = true;
+		if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
+			arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+	}
 	run_job(s, &s->op_job);
 }
 
@@ -581,8 +599,12 @@ static void promote(struct hist_spool *s)
 /* A record is handed to the writer as it is accepted when no append is under way, else with
  * the lines accepted meanwhile as soon as that append is done (op_done): until then a kill -9
  * loses the record, and its run's statement may already be on its way to the server, so it
- * waits for no timer's turn of the loop. */
-void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n)
+ * waits for no timer's turn of the loop. One that MORE follows in the same callback (a run's
+ * start, whose pid comes before its statement is sent when a connection is free) goes with
+ * that one, in one append; the loop's next turn hands it over if none came (a run that waits
+ * for a connection sends nothing before that turn). */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n,
+                    bool more)
 {
 	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
 	/* where the file would end once everything on its way is in */
@@ -625,6 +647,26 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 			    "run records are being lost",
 			    s->q_n + s->ov_n);
 	}
+	if (more && s->fd >= 0 && !s->inline_mode) {
+		if (!s->held)
+			event_active(&s->held_ev, EV_TIMEOUT, 0);
+		s->held = true;
+		return;
+	}
+	if (s->held)
+		event_del(&s->held_ev);
+	s->held = false;
+	pump(s);
+}
+
+/* No record followed the one held (hist_spool_put): it goes alone. */
+static void on_held(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist_spool *s = arg;
+	(void)fd;
+	(void)what;
+
+	s->held = false;
 	pump(s);
 }
 
@@ -639,33 +681,34 @@ const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 	return s->head;
 }
 
-void hist_spool_pop(struct hist_spool *s)
+void hist_spool_pop(struct hist_spool *s, size_t n)
 {
-	struct hist_spool_line *l = s->head;
+	struct hist_spool_line *l;
 
-	if (!l)
-		return;
-	s->head = l->next;
-	if (!s->head)
-		s->tail = NULL;
-	s->q_n--;
-	if (l == s->mem_first)
-		s->mem_first = l->next;
-	if (!l->spilled && s->fd >= 0) {
-		s->mem_only_n--;
-		if (!l->writing)
-			s->unwritten_bytes -= l->len + 1;
+	for (; n > 0 && (l = s->head); n--) {
+		s->head = l->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->q_n--;
+		if (l == s->mem_first)
+			s->mem_first = l->next;
+		if (!l->spilled && s->fd >= 0) {
+			s->mem_only_n--;
+			if (!l->writing)
+				s->unwritten_bytes -= l->len + 1;
+		}
+		if (l->end_off > s->acked_off)
+			s->acked_off = l->end_off;
+		if (l->writing) {
+			l->next = s->retired; /* the writer is encoding it */
+			s->retired = l;
+		} else {
+			line_free(l);
+		}
 	}
-	if (l->end_off > s->acked_off)
-		s->acked_off = l->end_off;
-	if (l->writing) {
-		l->next = s->retired; /* the writer is encoding it */
-		s->retired = l;
-	} else {
-		line_free(l);
-	}
+	/* once for the batch: empty the file, or give the acknowledged lines' space back */
 	if (!s->stopping || s->inline_mode)
-		pump(s); /* empty the file, or give the acknowledged lines' space back */
+		pump(s);
 }
 
 uint64_t hist_spool_pending(const struct hist_spool *s)
@@ -809,6 +852,7 @@ static void spool_free(struct hist_spool *s)
 	bgwork_free(&s->bg);
 	if (s->base) {
 		evtimer_del(&s->fsync_ev);
+		evtimer_del(&s->held_ev);
 	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
@@ -842,6 +886,7 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
+	evtimer_assign(&s->held_ev, base, on_held, s);
 	*out = s;
 	return 0;
 fail:

@@ -5,7 +5,8 @@
  * database, as one FIFO kept in memory (bounded) and in the spill file under state_dir
  * (durable across a crash or a kill -9). Every file operation (append, read, fdatasync,
  * truncate, hole punch) runs on one writer thread in submission order, so a slow or full
- * disk never stalls the daemon's loop; the loop learns the outcome afterwards. A record in
+ * disk never stalls the daemon's loop; the loop learns the outcome afterwards (of an append
+ * of records kept in memory, when it next touches the file: no turn of its own). A record in
  * memory keeps its fields as given, and the sender (history.c) builds its batches from them
  * from the head, popping them once acknowledged: a record's spill line is encoded on the
  * writer thread, and decoded there only when it is read back from the file. */
@@ -52,15 +53,19 @@ void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), voi
 /* Accept one record, KIND and its N FIELDS (NULL-able; copied): to the file (handed to the
  * writer thread at once, or as soon as the append under way is done, and encoded there) and
  * to memory while that keeps the order, else to the file alone. One that neither can take is
- * lost, counted in hist_spool_dropped() and logged exactly. */
-void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n);
+ * lost, counted in hist_spool_dropped() and logged exactly. MORE: another record follows in
+ * this callback of the loop; this one goes to the writer with it, or at the loop's next turn
+ * if none came. */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n,
+                    bool more);
 
 /* The oldest unacknowledged line in memory, or NULL. When lines wait in the file only,
  * NULL starts reading them (on the writer thread; READY follows). */
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s);
 
-/* The head line is acknowledged: drop it (and give its file space back in time). */
-void hist_spool_pop(struct hist_spool *s);
+/* The N oldest lines (a batch's) are acknowledged: drop them (and give their file space back
+ * in time). */
+void hist_spool_pop(struct hist_spool *s, size_t n);
 
 /* Records not yet acknowledged (memory + file + on their way to the file). */
 uint64_t hist_spool_pending(const struct hist_spool *s);

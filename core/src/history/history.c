@@ -114,11 +114,11 @@ static void on_spool_ready(void *arg)
 		kick(h);
 }
 
-/* The head line is acknowledged. */
-static void pop(struct hist *h)
+/* The N lines from the head are acknowledged. */
+static void pop(struct hist *h, size_t n)
 {
 	h->head_part_tried = false;
-	hist_spool_pop(h->spool);
+	hist_spool_pop(h->spool, n);
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
@@ -195,33 +195,33 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 	return stmtq_push(h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
 }
 
-/* Send the next batch of lines from the head. Returns 1 if a batch went out, 0 if the head
- * line was unreadable and dropped (try the next), -1 if the connection failed. */
-static int send_batch(struct hist *h)
+/* Send the next batch of lines from HEAD, the spool's. Returns 1 if a batch went out, 0 if the
+ * head line was unreadable and dropped (try the next), -1 if the connection failed. */
+static int send_batch(struct hist *h, const struct hist_spool_line *head)
 {
 	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, taken = 0;
+	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
 
 	h->batch_cap = 0;
-	if (PQenterPipelineMode(stmtq_conn(h->q)))
-		r = hist_batch_send(stmtq_conn(h->q), hist_spool_head(h->spool), cap,
-		                    !h->head_fresh, BATCH_TIMEOUT, &taken);
+	if (PQenterPipelineMode(conn))
+		r = hist_batch_send(conn, head, cap, !h->head_fresh, BATCH_TIMEOUT, &taken);
 	if (r < 0) {
 		conn_failed_libpq(h);
 		return -1;
 	}
 	if (r == 0) {
-		PQexitPipelineMode(stmtq_conn(h->q));
+		PQexitPipelineMode(conn);
 		log_error("history: discarding an unreadable record in %s (damaged, or of a kind "
 		          "this version does not know)",
 		          hist_spool_where(h->spool));
 		h->st.dropped++;
-		pop(h);
+		pop(h, 1);
 		return 0;
 	}
 	h->batch_fresh = h->head_fresh;
 	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
-	if (!PQpipelineSync(stmtq_conn(h->q))) {
+	if (!PQpipelineSync(conn)) {
 		conn_failed_libpq(h);
 		return -1;
 	}
@@ -298,11 +298,11 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
 			return;
 		}
+		const struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* after the records, or between batches under a load that never empties the spool
 		 */
 		if (h->fresh_json && !h->closing &&
-		    (!hist_spool_head(h->spool) ||
-		     clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS)) {
+		    (!head || clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS)) {
 			if (!send_fresh(h))
 				return;
 			continue;
@@ -312,7 +312,7 @@ static void kick(struct hist *h)
 		 * batch is never held: under a steady load the executor drains for a moment
 		 * every second, which started the wait over, so the history sent one batch a
 		 * second and fell behind by seconds (bench_fire 15000) */
-		if (hist_spool_head(h->spool) && h->busy_fn && !h->closing &&
+		if (head && h->busy_fn && !h->closing &&
 		    hist_spool_pending(h->spool) < SET_BATCH_MAX && h->busy_fn(h->busy_arg)) {
 			int64_t now = clock_mono_ms();
 			if (!h->defer_since_ms)
@@ -325,8 +325,8 @@ static void kick(struct hist *h)
 		} else {
 			h->defer_since_ms = 0;
 		}
-		if (hist_spool_head(h->spool)) {
-			if (send_batch(h) != 0)
+		if (head) {
+			if (send_batch(h, head) != 0)
 				return;
 			continue;
 		}
@@ -433,12 +433,11 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
-			for (size_t i = 0; i < h->batch_n; i++) {
-				h->st.written++;
-				pop(h);
-			}
-			/* what follows was never sent, unless an earlier process left it */
-			h->head_fresh = hist_spool_leftovers_done(h->spool);
+			h->st.written += h->batch_n;
+			pop(h, h->batch_n);
+			/* what follows was never sent, unless an earlier process left it (all of it
+			 * is written once its orphans were closed: hist_earlier_done) */
+			h->head_fresh = h->orphans_done || hist_spool_leftovers_done(h->spool);
 			break;
 		case OP_ORPHANS:
 			h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
@@ -520,7 +519,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		log_error("history: the database refuses a run record, dropping it: %s "
 		          "(SQLSTATE %s)",
 		          r->err, r->sqlstate);
-		pop(h);
+		pop(h, 1);
 	}
 }
 
@@ -819,7 +818,6 @@ void hist_close(struct hist **hp)
 	ownsess_leave(&h->sess);
 	forget_conn(h);
 	evtimer_del(&h->linger_ev);
-	hist_keymap_free(&h->starts);
 	hist_written_done(h, false);
 	free(h->written);
 	free(h->conninfo);

@@ -65,12 +65,15 @@ void hist_flush_stopping(struct hist *h);
 uint64_t hist_start(struct hist *h, const struct hist_run *run);
 /* The run_key column of run KEY of this process (at most 96 bytes with its NUL). */
 void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len);
-/* The backend pid once known (job_pid). */
-void hist_set_pid(struct hist *h, uint64_t key, int pid);
-/* Record the end. SQLSTATE may be NULL; MESSAGE is return_message (pg_cron: "INSERT 0 1",
- * "1 row", or the error text), never containing a password. */
-void hist_finish(struct hist *h, uint64_t key, const char *status, const char *message,
-                 const char *sqlstate, int64_t end_us);
+/* The backend pid once known (job_pid). START_US is the run's start as hist_start was given
+ * it, which names the row's day partition (0: unknown, the row is looked for in every
+ * partition). */
+void hist_set_pid(struct hist *h, uint64_t key, int64_t start_us, int pid);
+/* Record the end; START_US as hist_set_pid's. SQLSTATE may be NULL; MESSAGE is
+ * return_message (pg_cron: "INSERT 0 1", "1 row", or the error text), never containing a
+ * password. */
+void hist_finish(struct hist *h, uint64_t key, int64_t start_us, const char *status,
+                 const char *message, const char *sqlstate, int64_t end_us);
 /* A run that never started (overlap skip, upstream_failed): one complete row. Returns its
  * key (as hist_start's), 0 without a history. */
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,

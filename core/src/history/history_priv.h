@@ -115,12 +115,11 @@ struct hist {
 	bool orphans_held; /* hist_hold_orphans(): not before the instance's name is ours */
 	void (*earlier_fn)(void *arg); /* hist_set_earlier_fn(), called once orphans_done */
 	void *earlier_arg;
-	bool ensured;              /* partitions ensured on this connection */
-	bool head_part_tried;      /* the head line's day partition was created once */
-	struct hist_part *part;    /* partition maintenance and retention (hist_part.c) */
-	bool head_fresh;           /* no line from the head on was ever sent (its rows are not
-	                            * in the table: the insert needs no conflict check) */
-	struct hist_keymap starts; /* run key -> start, for the runs in progress */
+	bool ensured;           /* partitions ensured on this connection */
+	bool head_part_tried;   /* the head line's day partition was created once */
+	struct hist_part *part; /* partition maintenance and retention (hist_part.c) */
+	bool head_fresh;        /* no line from the head on was ever sent (its rows are not
+	                         * in the table: the insert needs no conflict check) */
 	hist_last_fires_fn last_fires_fn; /* asked for and not yet answered */
 	void *last_fires_arg;
 	hist_last_results_fn last_results_fn; /* asked for and not yet answered */

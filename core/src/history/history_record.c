@@ -28,11 +28,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 }
 
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
- * and has the spill file's writer append it), then a short wait for company (LINGER_MS)
- * unless a statement of the history's is under way (its end sends the next batch). */
-static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
+ * and has the spill file's writer append it, with the record that follows when MORE), then a
+ * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
+ * end sends the next batch). */
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
 {
-	hist_spool_put(h->spool, kind, fields, n);
+	hist_spool_put(h->spool, kind, fields, n, more);
 	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
 		evtimer_add(&h->linger_ev, &tv);
@@ -70,18 +71,14 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	if (!h || !run)
 		return 0;
 	uint64_t k = ++h->next_key;
-	struct hist_run r = *run;
-	if (!r.start_us)
-		r.start_us = clock_wall_us();
-	if (hist_keymap_put(&h->starts, k, r.start_us) != 0)
-		log_error("history: out of memory: the end of a run will update without its day");
 	hist_run_key(h, k, key, sizeof(key));
-	run_fields(h, &r, key, sched, start, attempt, f);
-	emit(h, K_START, f, N_START);
+	run_fields(h, run, key, sched, start, attempt, f);
+	/* its pid follows in the caller's call when a connection is free for the run */
+	emit(h, K_START, f, N_START, true);
 	return k;
 }
 
-void hist_set_pid(struct hist *h, uint64_t k, int pid)
+void hist_set_pid(struct hist *h, uint64_t k, int64_t start_us, int pid)
 {
 	char key[96], pidbuf[24];
 
@@ -89,14 +86,13 @@ void hist_set_pid(struct hist *h, uint64_t k, int pid)
 		return;
 	hist_run_key(h, k, key, sizeof(key));
 	char startbuf[24];
-	int64_t start_us = hist_keymap_get(&h->starts, k);
 	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
 	                            num(startbuf, sizeof(startbuf), start_us)};
-	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID, false);
 }
 
-void hist_finish(struct hist *h, uint64_t k, const char *status, const char *message,
-                 const char *sqlstate, int64_t end_us)
+void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *status,
+                 const char *message, const char *sqlstate, int64_t end_us)
 {
 	char key[96], end[24];
 
@@ -104,13 +100,11 @@ void hist_finish(struct hist *h, uint64_t k, const char *status, const char *mes
 		return;
 	hist_run_key(h, k, key, sizeof(key));
 	char startbuf[24];
-	int64_t start_us = hist_keymap_get(&h->starts, k);
-	hist_keymap_del(&h->starts, k);
 	const char *f[N_FINISH + 1] = {
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
-	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH, false);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -128,7 +122,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
-	emit(h, K_RECORD, f, N_RECORD);
+	emit(h, K_RECORD, f, N_RECORD, false);
 	return k;
 }
 

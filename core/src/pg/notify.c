@@ -17,16 +17,17 @@ struct notify {
 	struct event_base *base;
 	char *name;
 	struct notify_callbacks cb;
-	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
-	struct stmtq *q;            /* ... and its statements */
-	bool up;                    /* the session's connected() came, and no failed() since */
+	/* the database's own session (ownsess.h); its want: the wanted channels differ from
+	 * those sent (the session's idle turns ask for nothing else) */
+	struct ownsess_client sess;
+	struct stmtq *q;   /* ... and its statements */
+	bool up;           /* the session's connected() came, and no failed() since */
 	struct event kick; /* the LISTEN batch, started from the loop, never a caller's stack */
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
 	char **listened; /* LISTENed on this connection */
 	size_t n_listened;
-	bool dirty;         /* the wanted channels differ from those sent */
 	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
 	bool listening;     /* that batch was answered on this connection */
 	/* whom each of the owner's queries (notify_query) waiting or in flight on the session
@@ -115,7 +116,7 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 		stmtq_fail(n->q, r->err, 0);
 		return;
 	}
-	if (connect && n->dirty) {
+	if (connect && n->sess.want) {
 		n->connect_batch = true; /* the channels changed meanwhile: the next batch ends the
 		                          * connect, with the new set */
 		event_active(&n->kick, EV_TIMEOUT, 0);
@@ -132,7 +133,7 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 		if (n->cb.on_listening)
 			n->cb.on_listening(n->cb.arg, first);
 	}
-	if (n->dirty)
+	if (n->sess.want)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 }
 
@@ -178,7 +179,7 @@ static void send_listens(struct notify *n)
 	free_list(&n->listened, &n->n_listened);
 	n->listened = copy;
 	n->n_listened = n->n_channels;
-	n->dirty = false;
+	n->sess.want = false;
 	if (len == 0) { /* no channel: nothing to send */
 		free(sql);
 		sql = strdup("SELECT");
@@ -211,7 +212,7 @@ static void query_done(void *arg, int tag, const struct stmtq_result *r)
  * again). */
 static void next_command(struct notify *n)
 {
-	if (n->up && n->dirty && stmtq_ready(n->q) && !stmtq_busy(n->q))
+	if (n->up && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
 		send_listens(n);
 }
 
@@ -233,7 +234,7 @@ static void on_connected(void *arg)
 
 	n->up = true;
 	n->connect_batch = true;
-	n->dirty = true;
+	n->sess.want = true;
 	next_command(n);
 }
 
@@ -269,6 +270,7 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 		notify_free(&n); /* no base yet: no events to remove */
 		return -ENOMEM;
 	}
+	n->sess.want = false; /* nothing to send before it connects */
 	n->base = base;
 	n->q = ownsess_q(&n->sess);
 	evtimer_assign(&n->kick, base, kick_cb, n);
@@ -334,7 +336,7 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 			return -ENOMEM;
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
-	n->dirty = true;
+	n->sess.want = true;
 	if (n->up)
 		event_active(&n->kick, EV_TIMEOUT, 0);
 	return 0;

@@ -62,8 +62,8 @@ static bool on_failed(void *arg, const char *why, bool was_ready)
 	return again;
 }
 
-/* Nothing in flight or waiting: the clients in turn, from the one after the client whose
- * statement completed last (however it was sent: from here, or from its own timer). */
+/* Nothing in flight or waiting: the clients that want in turn, from the one after the client
+ * whose statement completed last (however it was sent: from here, or from its own timer). */
 static void on_idle(void *arg)
 {
 	struct ownsess *s = arg;
@@ -77,12 +77,11 @@ static void on_idle(void *arg)
 
 	for (struct ownsess_client *first = cl; cl;) {
 		struct ownsess_client *next = cl->next ? cl->next : s->clients;
-		if (cl->ops->idle)
+		if (cl->want && cl->ops->idle) {
 			cl->ops->idle(cl->arg);
-		if (!stmtq_ready(&s->q))
-			return;
-		if (stmtq_busy(&s->q))
-			return;
+			if (!stmtq_ready(&s->q) || stmtq_busy(&s->q))
+				return;
+		}
 		cl = next == first ? NULL : next;
 	}
 }
@@ -181,6 +180,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 	while (s && (s->base != base || strcmp(s->conninfo, conninfo) != 0))
 		s = s->next;
 	memset(cl, 0, sizeof(*cl));
+	cl->want = true;
 	cl->ops = ops;
 	cl->arg = arg;
 	evtimer_assign(&cl->retry_ev, base, on_client_retry, cl);

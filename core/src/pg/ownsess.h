@@ -12,9 +12,9 @@
  * session decides once for all its clients what concerns the connection: the reconnect and
  * its backoff, and the idle connection check (a SELECT 1 every connection check / 2 that
  * must be answered within the other half). It tells every client when the connection is
- * made or lost, and when nothing is in flight or waiting it asks the clients in turn,
- * starting after the one asked last, for their next statement, so that no client's stream
- * of statements starves another's (a large history batch and then the heartbeat). A
+ * made or lost, and when nothing is in flight or waiting it asks the clients that want in
+ * turn, starting after the one asked last, for their next statement, so that no client's
+ * stream of statements starves another's (a large history batch and then the heartbeat). A
  * notification goes to the client that claimed its channel (ownsess_claim_channel).
  *
  * Clients push their statements on ownsess_q() with stmtq's calls and rules: a statement
@@ -44,8 +44,8 @@ struct ownsess_ops {
 	 * this client wants the session to reconnect; it reconnects while any client does.
 	 * Required. */
 	bool (*failed)(void *arg, const char *why, bool was_ready);
-	/* Connected, nothing in flight or waiting: push the next statement, or nothing. NULL:
-	 * nothing. */
+	/* Connected, nothing in flight or waiting, and the client wants (ownsess_client's
+	 * want): push the next statement, or nothing. NULL: nothing. */
 	void (*idle)(void *arg);
 	/* The timer ownsess_retry() armed fired. NULL: nothing. */
 	void (*retry)(void *arg);
@@ -55,6 +55,12 @@ struct ownsess_ops {
 };
 
 struct ownsess_client {
+	/* The client's to set: whether it has a statement to send. The session's idle turns ask
+	 * (idle()) only the clients that want; a client joins wanting, so one that never sets it
+	 * is asked at every turn. One that sets it false says true again when work comes while
+	 * the session is busy (a statement to send, or one of its own under way with more
+	 * behind it). */
+	bool want;
 	/* private */
 	struct ownsess *s;
 	const struct ownsess_ops *ops;

@@ -196,7 +196,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	const char *status = ok ? HIST_SUCCEEDED : r->unmarked ? HIST_SKIPPED : HIST_FAILED;
 
 	if (s->hist)
-		hist_finish(s->hist, r->hist_key, status, message, sqlstate, end);
+		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
 	struct metrics_run mr = {.job = j->name,

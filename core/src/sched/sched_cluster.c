@@ -57,7 +57,7 @@ void sched_on_pid(void *arg, int pid)
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
 	if (s->hist)
-		hist_set_pid(s->hist, r->hist_key, pid);
+		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
