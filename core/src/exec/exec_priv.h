@@ -169,7 +169,7 @@ struct exec {
 	void *reachable_arg;
 	int64_t check_ms; /* exec_set_connection_check() */
 	struct cancel *cancel;
-	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
+	/* exec_set_drained_cb(): told once, from the loop, when the last run has ended */
 	void (*on_drained)(void *arg);
 	void *drained_arg;
 	struct event drained_ev;
