@@ -41,7 +41,8 @@ struct conn {
 	bool reset_failed;
 	int64_t reset_timeout_ms;
 	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
-	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores */
+	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores,
+	                     * or none waits and they are known (default_timeout_ms) */
 	/* RESETTING: the run first in the queue when the reset was sent, which the reset
 	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
 	struct exec_run *next_run;
