@@ -270,7 +270,8 @@ void exec_run_free(struct exec_run **rp)
 	if (r->timer_set)
 		event_del(&r->timer_ev);
 	event_del(&r->done_ev);
-	cancel_forget(r->cancel_req);
+	if (r->cancel_req) /* a cancel request still under way */
+		cancel_forget(r->cancel_req);
 	for (size_t i = 0; i < r->n_stmts; i++) {
 		free(r->stmts[i].sql);
 		for (int j = 0; j < r->stmts[i].n_params; j++)
