@@ -120,9 +120,9 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 		c->default_timeout_ms = -1;
 	/* after a run (CARRY) with none waiting, the default is known: no SHOW; an idle
 	 * connection's reset (its check, exec_warm) reads it anew */
-	c->reset_no_set = c->default_timeout_ms >= 0 &&
-	                  (next ? next->timeout_ms == c->default_timeout_ms && !next->app_name[0]
-	                        : carry);
+	c->reset_no_set =
+	    c->default_timeout_ms >= 0 &&
+	    (next ? next->timeout_ms == c->default_timeout_ms && !next->app_name[0] : carry);
 	if (c->reset_no_set) {
 		/* what DISCARD ALL restores is what the run wants: no set_config() (a statement
 		 * per run, a quarter of the pool's throughput when many runs are due at once) */
