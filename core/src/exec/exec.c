@@ -96,7 +96,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		d->sql = strdup(s->sql);
 		if (!d->sql)
 			goto out;
-		d->carry = i == 0 && sqlscan_pipeline_safe(d->sql);
+		d->carry = i == 0 ? -1 : 0; /* scanned if ever asked (exec_run_may_carry) */
 		if (s->n_params > 0) {
 			d->params = calloc((size_t)s->n_params, sizeof(char *));
 			if (!d->params)
@@ -124,9 +124,11 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->on_xid = spec->on_xid;
 	r->held = spec->hold;
 	/* its own transaction: a command of several statements, sent as written */
-	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple &&
-	    !r->stmts[0].carry)
-		r->xact = XACT_PLANNED;
+	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple) {
+		r->stmts[0].carry = sqlscan_pipeline_safe(r->stmts[0].sql);
+		if (!r->stmts[0].carry)
+			r->xact = XACT_PLANNED;
+	}
 	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;

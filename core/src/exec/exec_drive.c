@@ -217,10 +217,10 @@ static void exec_run_unsend(struct exec_run *r)
 static bool run_uncarry(struct exec_run *r)
 {
 	struct run_stmt *st = &r->stmts[0];
-	if (r->cur != 0 || !st->carry || !r->failed || !r->parse_refused ||
+	if (r->cur != 0 || st->carry <= 0 || !r->failed || !r->parse_refused ||
 	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
 		return false;
-	st->carry = false;
+	st->carry = 0;
 	/* the id it reported was rolled back with it: sent again once the history database no
 	 * longer holds that id as the run's (a takeover retries a run whose id rolled back) */
 	if (r->on_xid) {

@@ -92,7 +92,10 @@ struct run_stmt {
 	char **params;
 	int n_params;
 	bool simple;
-	bool carry; /* may share a pipeline with what precedes it (sqlscan_pipeline_safe) */
+	/* may share a pipeline with what precedes it (sqlscan_pipeline_safe): 1 yes, 0 no, -1
+	 * not scanned yet: scanned when first asked (exec_run_may_carry), so a run that goes
+	 * alone (an idle connection with its settings) is never scanned */
+	signed char carry;
 };
 
 struct exec_run {
@@ -218,7 +221,7 @@ enum reset_read {
 };
 bool exec_conn_reset_send(struct conn *c, bool carry);
 enum reset_read exec_conn_reset_take(struct conn *c);
-bool exec_run_may_carry(const struct exec_run *r);
+bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
 /* exec_run.c */

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "exec_priv.h"
 #include "pgconn.h"
+#include "sqlscan.h"
 
 /* The reset, as one pipeline (one round trip):
  *  - ROLLBACK, if the run left a transaction open or aborted;
@@ -75,10 +76,14 @@ bool exec_conn_carry(struct conn *c, struct exec_run *r)
 	return true;
 }
 
-bool exec_run_may_carry(const struct exec_run *r)
+bool exec_run_may_carry(struct exec_run *r)
 {
-	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg &&
-	       !r->held;
+	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->cancel_msg || r->held)
+		return false;
+	struct run_stmt *st = &r->stmts[0];
+	if (st->carry < 0)
+		st->carry = sqlscan_pipeline_safe(st->sql);
+	return st->carry > 0;
 }
 
 /* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
