@@ -48,34 +48,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- runs ----------------------------------------------------------------------------- */
 
+/* A run that ended outside a connection's reading (exec_run_complete) is told from here. */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct exec_run *r = arg;
-	struct exec *ex = r->ex;
-	struct exec_outcome o = {
-	    .ok = !r->failed,
-	    .timed_out = r->timed_out,
-	    .cancelled = r->cancelled,
-	    .message = r->message ? r->message : "",
-	    .sqlstate = r->failed ? r->sqlstate : NULL,
-	    .backend_pid = r->pid,
-	    .duration_us = clock_wall_us() - r->start_us,
-	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
-	    .connect_us = r->connect_us,
-	    .carried = r->carried,
-	};
-	if (r->aprev)
-		r->aprev->anext = r->anext;
-	else
-		ex->runs = r->anext;
-	if (r->anext)
-		r->anext->aprev = r->aprev;
-	ex->n_runs--;
-	if (r->on_done)
-		r->on_done(r->arg, &o); /* may submit more runs */
-	exec_run_free(&r);
-	if (ex->n_runs == 0 && ex->on_drained)
-		event_active(&ex->drained_ev, 0, 0);
+	exec_run_report(arg);
 }
 
 static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)

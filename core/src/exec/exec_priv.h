@@ -162,6 +162,7 @@ struct exec_run {
 	struct exec_run *wprev, *wnext; /* pool wait queue */
 	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
 	struct exec_run *aprev, *anext; /* exec's list of all runs */
+	struct exec_run *ended_next;    /* exec's ended list */
 };
 
 struct exec {
@@ -178,6 +179,10 @@ struct exec {
 	void *drained_arg;
 	struct event drained_ev;
 	bool halted; /* exec_halt(): no run starts any more */
+	/* inside a connection's readable(): the runs that end meanwhile wait here, and are
+	 * reported as it returns, once libpq's reading is over, instead of a loop turn later */
+	bool reading;
+	struct exec_run *ended, *ended_tail;
 };
 
 /* the steps of exec_reset.c's reset_sql, the last of which sets the next run's settings */
@@ -231,6 +236,10 @@ int exec_run_drain_copy(struct exec_run *r);
 bool exec_run_start_copy(struct exec_run *r, ExecStatusType st);
 void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate);
 void exec_run_complete(struct exec_run *r);
+/* R's end told to its owner (on_done), and R freed: from the loop, never inside an exec call
+ * (exec.h), nor inside libpq's reading of a connection, which on_done may close or give to
+ * another run. */
+void exec_run_report(struct exec_run *r);
 void exec_run_free(struct exec_run **rp);
 
 /* exec_conn.c */
