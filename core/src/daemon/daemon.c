@@ -547,11 +547,25 @@ static void cluster_paused_changed(void *arg)
 	ctl_paused_changed(d->ctl);
 }
 
-/* Runs wait for connections: the cluster's unlocks may wait for them (cluster.h). */
+/* The executor has no run under way: what the history and the cluster held back for the
+ * runs goes (asked for by runs_under_way and cluster_busy when they held something back, so
+ * a run's end wakes no one when nothing waits for it). */
+static void runs_drained(void *arg)
+{
+	struct daemon *d = arg;
+	hist_wake(d->hist);
+	cluster_wake(d->cluster);
+}
+
+/* Runs wait for connections: the cluster's unlocks may wait for them (cluster.h), until the
+ * last has ended. */
 static bool cluster_busy(void *arg)
 {
 	struct daemon *d = arg;
-	return exec_waiting_runs(d->ex) > 0;
+	if (exec_waiting_runs(d->ex) == 0)
+		return false;
+	exec_set_drained_cb(d->ex, runs_drained, d);
+	return true;
 }
 
 /* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
@@ -630,18 +644,15 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 		            spec.database ? spec.database : "(none)");
 }
 
-/* The history holds its records back while runs are under way or waiting. */
-static bool runs_under_way(void *ex)
-{
-	return exec_active_runs(ex) > 0;
-}
-
-/* The executor has no run under way: what the history and the cluster held back goes. */
-static void runs_drained(void *arg)
+/* The history holds its records back while runs are under way or waiting; woken once the
+ * last has ended. */
+static bool runs_under_way(void *arg)
 {
 	struct daemon *d = arg;
-	hist_wake(d->hist);
-	cluster_wake(d->cluster);
+	if (exec_active_runs(d->ex) == 0)
+		return false;
+	exec_set_drained_cb(d->ex, runs_drained, d);
+	return true;
 }
 
 static int open_history(struct daemon *d)
@@ -661,8 +672,7 @@ static int open_history(struct daemon *d)
 		return rc;
 	}
 	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
-	hist_set_busy_fn(d->hist, runs_under_way, d->ex);
-	exec_set_drained_cb(d->ex, runs_drained, d);
+	hist_set_busy_fn(d->hist, runs_under_way, d);
 	return 0;
 }
 

@@ -48,34 +48,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- runs ----------------------------------------------------------------------------- */
 
+/* A run that ended outside a connection's reading (exec_run_complete) is told from here. */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct exec_run *r = arg;
-	struct exec *ex = r->ex;
-	struct exec_outcome o = {
-	    .ok = !r->failed,
-	    .timed_out = r->timed_out,
-	    .cancelled = r->cancelled,
-	    .message = r->message ? r->message : "",
-	    .sqlstate = r->failed ? r->sqlstate : NULL,
-	    .backend_pid = r->pid,
-	    .duration_us = clock_wall_us() - r->start_us,
-	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
-	    .connect_us = r->connect_us,
-	    .carried = r->carried,
-	};
-	if (r->aprev)
-		r->aprev->anext = r->anext;
-	else
-		ex->runs = r->anext;
-	if (r->anext)
-		r->anext->aprev = r->aprev;
-	ex->n_runs--;
-	if (r->on_done)
-		r->on_done(r->arg, &o); /* may submit more runs */
-	exec_run_free(&r);
-	if (ex->n_runs == 0 && ex->on_drained)
-		event_active(&ex->drained_ev, 0, 0);
+	exec_run_report(arg);
 }
 
 static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
@@ -96,7 +72,7 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		d->sql = strdup(s->sql);
 		if (!d->sql)
 			goto out;
-		d->carry = i == 0 && sqlscan_pipeline_safe(d->sql);
+		d->carry = i == 0 ? -1 : 0; /* scanned if ever asked (exec_run_may_carry) */
 		if (s->n_params > 0) {
 			d->params = calloc((size_t)s->n_params, sizeof(char *));
 			if (!d->params)
@@ -124,9 +100,11 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->on_xid = spec->on_xid;
 	r->held = spec->hold;
 	/* its own transaction: a command of several statements, sent as written */
-	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple &&
-	    !r->stmts[0].carry)
-		r->xact = XACT_PLANNED;
+	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple) {
+		r->stmts[0].carry = sqlscan_pipeline_safe(r->stmts[0].sql);
+		if (!r->stmts[0].carry)
+			r->xact = XACT_PLANNED;
+	}
 	r->on_row = spec->on_row;
 	r->on_done = spec->on_done;
 	r->arg = spec->arg;

@@ -155,8 +155,10 @@ void exec_warm(struct exec *ex, const char *database, size_t n);
 size_t exec_active_runs(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);
-/* FN(ARG) is called from the loop (never from inside an exec call) when the last run has
- * ended (exec_active_runs() is 0). NULL: not told. */
+/* FN(ARG) is called once, from the loop (never from inside an exec call), when the last run
+ * has ended (exec_active_runs() is 0); set again for the next time. For an owner that held
+ * something back for the runs under way: asked when it does, so that a run's end tells no
+ * one when nothing waits for it. NULL: not told. */
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg);
 /* No run starts from now on: a run waiting for a connection is never given one (it waits
  * until it is cancelled), and a run submitted ends at once, not started. For the end of a

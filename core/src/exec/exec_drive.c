@@ -217,10 +217,10 @@ static void exec_run_unsend(struct exec_run *r)
 static bool run_uncarry(struct exec_run *r)
 {
 	struct run_stmt *st = &r->stmts[0];
-	if (r->cur != 0 || !st->carry || !r->failed || !r->parse_refused ||
+	if (r->cur != 0 || st->carry <= 0 || !r->failed || !r->parse_refused ||
 	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
 		return false;
-	st->carry = false;
+	st->carry = 0;
 	/* the id it reported was rolled back with it: sent again once the history database no
 	 * longer holds that id as the run's (a takeover retries a run whose id rolled back) */
 	if (r->on_xid) {
@@ -550,30 +550,40 @@ static void conn_reset_read(struct conn *c)
 static void exec_on_conn_readable(void *arg)
 {
 	struct conn *c = arg;
+	struct exec *ex = c->pool->ex; /* C may be closed below */
 
+	ex->reading = true;
 	switch (c->state) {
 	case CONN_CONNECTING:
-		return;
+		break;
 	case CONN_IDLE: {
 		/* Idle: the server closed it, or sent a notice/notification; drop the former. */
 		if (PQstatus(c->drv.conn) != CONNECTION_OK) {
 			exec_conn_close(&c);
-			return;
+			break;
 		}
 		PGnotify *n;
 		while ((n = PQnotifies(c->drv.conn)) != NULL)
 			PQfreemem(n);
-		return;
+		break;
 	}
 	case CONN_RESETTING:
 		conn_reset_read(c);
-		return;
+		break;
 	case CONN_BUSY:
 		if (c->carrying)
 			conn_reset_read(c);
 		else if (!exec_run_read(c->run))
 			exec_run_conn_lost(c->run, NULL);
-		return;
+		break;
+	}
+	ex->reading = false;
+	/* the runs that ended meanwhile, told now that the reading is over: their owners may
+	 * submit runs, cancel others, and close or take connections, this one too */
+	while (ex->ended) {
+		struct exec_run *r = ex->ended;
+		ex->ended = r->ended_next;
+		exec_run_report(r);
 	}
 }
 

@@ -245,8 +245,11 @@ size_t exec_waiting_runs(const struct exec *ex)
 static void drained_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec *ex = arg;
-	if (ex->on_drained && ex->n_runs == 0)
-		ex->on_drained(ex->drained_arg);
+	void (*fn)(void *) = ex->on_drained;
+	if (!fn || ex->n_runs > 0)
+		return; /* a run began meanwhile: told when that one ends */
+	ex->on_drained = NULL;
+	fn(ex->drained_arg);
 }
 
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg)

@@ -41,7 +41,8 @@ struct conn {
 	bool reset_failed;
 	int64_t reset_timeout_ms;
 	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
-	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores */
+	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores,
+	                     * or none waits and they are known (default_timeout_ms) */
 	/* RESETTING: the run first in the queue when the reset was sent, which the reset
 	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
 	struct exec_run *next_run;
@@ -91,7 +92,10 @@ struct run_stmt {
 	char **params;
 	int n_params;
 	bool simple;
-	bool carry; /* may share a pipeline with what precedes it (sqlscan_pipeline_safe) */
+	/* may share a pipeline with what precedes it (sqlscan_pipeline_safe): 1 yes, 0 no, -1
+	 * not scanned yet: scanned when first asked (exec_run_may_carry), so a run that goes
+	 * alone (an idle connection with its settings) is never scanned */
+	signed char carry;
 };
 
 struct exec_run {
@@ -158,6 +162,7 @@ struct exec_run {
 	struct exec_run *wprev, *wnext; /* pool wait queue */
 	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
 	struct exec_run *aprev, *anext; /* exec's list of all runs */
+	struct exec_run *ended_next;    /* exec's ended list */
 };
 
 struct exec {
@@ -169,11 +174,15 @@ struct exec {
 	void *reachable_arg;
 	int64_t check_ms; /* exec_set_connection_check() */
 	struct cancel *cancel;
-	/* exec_set_drained_cb(): told, from the loop, when the last run has ended */
+	/* exec_set_drained_cb(): told once, from the loop, when the last run has ended */
 	void (*on_drained)(void *arg);
 	void *drained_arg;
 	struct event drained_ev;
 	bool halted; /* exec_halt(): no run starts any more */
+	/* inside a connection's readable(): the runs that end meanwhile wait here, and are
+	 * reported as it returns, once libpq's reading is over, instead of a loop turn later */
+	bool reading;
+	struct exec_run *ended, *ended_tail;
 };
 
 /* the steps of exec_reset.c's reset_sql, the last of which sets the next run's settings */
@@ -217,7 +226,7 @@ enum reset_read {
 };
 bool exec_conn_reset_send(struct conn *c, bool carry);
 enum reset_read exec_conn_reset_take(struct conn *c);
-bool exec_run_may_carry(const struct exec_run *r);
+bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
 /* exec_run.c */
@@ -227,6 +236,10 @@ int exec_run_drain_copy(struct exec_run *r);
 bool exec_run_start_copy(struct exec_run *r, ExecStatusType st);
 void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate);
 void exec_run_complete(struct exec_run *r);
+/* R's end told to its owner (on_done), and R freed: from the loop, never inside an exec call
+ * (exec.h), nor inside libpq's reading of a connection, which on_done may close or give to
+ * another run. */
+void exec_run_report(struct exec_run *r);
 void exec_run_free(struct exec_run **rp);
 
 /* exec_conn.c */

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "exec_priv.h"
 #include "pgconn.h"
+#include "sqlscan.h"
 
 /* The reset, as one pipeline (one round trip):
  *  - ROLLBACK, if the run left a transaction open or aborted;
@@ -29,8 +30,8 @@
  *    which this connection serves as soon as the reset is answered (conn->next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
  *    match needs no set_config() round trip of its own. Nothing, when that run wants what
- *    DISCARD ALL restores: the default timeout a SHOW read in the last DEFAULT_TRUST_MS,
- *    and no name;
+ *    DISCARD ALL restores (the default timeout a SHOW read in the last DEFAULT_TRUST_MS,
+ *    and no name), or when no run waits after a run and that default is known;
  *  - that run's statement itself, when it may follow other statements in one implicit
  *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
  *    or several statements): it runs only if DISCARD ALL and the set_config() succeeded,
@@ -75,10 +76,14 @@ bool exec_conn_carry(struct conn *c, struct exec_run *r)
 	return true;
 }
 
-bool exec_run_may_carry(const struct exec_run *r)
+bool exec_run_may_carry(struct exec_run *r)
 {
-	return r->n_stmts > 0 && r->stmts[0].carry && r->timeout_ms >= 0 && !r->cancel_msg &&
-	       !r->held;
+	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->cancel_msg || r->held)
+		return false;
+	struct run_stmt *st = &r->stmts[0];
+	if (st->carry < 0)
+		st->carry = sqlscan_pipeline_safe(st->sql);
+	return st->carry > 0;
 }
 
 /* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
@@ -118,12 +123,15 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
 	if (c->default_timeout_ms >= 0 && clock_mono_ms() - c->default_at_ms >= DEFAULT_TRUST_MS)
 		c->default_timeout_ms = -1;
-	c->reset_no_set = next && next->timeout_ms >= 0 && !next->app_name[0] &&
-	                  c->default_timeout_ms >= 0 && next->timeout_ms == c->default_timeout_ms;
+	/* after a run (CARRY) with none waiting, the default is known: no SHOW; an idle
+	 * connection's reset (its check, exec_warm) reads it anew */
+	c->reset_no_set =
+	    c->default_timeout_ms >= 0 &&
+	    (next ? next->timeout_ms == c->default_timeout_ms && !next->app_name[0] : carry);
 	if (c->reset_no_set) {
 		/* what DISCARD ALL restores is what the run wants: no set_config() (a statement
 		 * per run, a quarter of the pool's throughput when many runs are due at once) */
-		if (ok && carry && exec_run_may_carry(next))
+		if (ok && next && carry && exec_run_may_carry(next))
 			ok = exec_conn_carry(c, next);
 	} else if (next && next->timeout_ms >= 0) {
 		bool app = next->app_name[0] != '\0';

@@ -1,6 +1,6 @@
 /* A run as a record (exec_priv.h): given its connection (exec_run_attach), its statements'
  * results taken into its outcome, the rows of a COPY read and dropped, failed, completed
- * (reported from the loop, never re-entrantly: exec.c's done_cb) and freed. Sending its
+ * (reported from the loop, never re-entrantly: exec_run_report) and freed. Sending its
  * statements and reading their answers is exec_drive.c's. */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -231,7 +231,8 @@ void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate
 	exec_run_complete(r);
 }
 
-/* The run has ended (its connection already released): report it from the loop. */
+/* The run has ended (its connection already released): report it from the loop, as the
+ * connection's readable() under way returns, or else at the loop's next turn (done_ev). */
 void exec_run_complete(struct exec_run *r)
 {
 	if (r->state == RUN_DONE)
@@ -259,7 +260,43 @@ void exec_run_complete(struct exec_run *r)
 	} else if (!r->failed && !r->message) {
 		r->message = strdup("");
 	}
-	event_active(&r->done_ev, 0, 0);
+	struct exec *ex = r->ex;
+	if (ex->reading) {
+		r->ended_next = NULL;
+		*(ex->ended ? &ex->ended_tail->ended_next : &ex->ended) = r;
+		ex->ended_tail = r;
+	} else {
+		event_active(&r->done_ev, 0, 0);
+	}
+}
+
+void exec_run_report(struct exec_run *r)
+{
+	struct exec *ex = r->ex;
+	struct exec_outcome o = {
+	    .ok = !r->failed,
+	    .timed_out = r->timed_out,
+	    .cancelled = r->cancelled,
+	    .message = r->message ? r->message : "",
+	    .sqlstate = r->failed ? r->sqlstate : NULL,
+	    .backend_pid = r->pid,
+	    .duration_us = clock_wall_us() - r->start_us,
+	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
+	    .connect_us = r->connect_us,
+	    .carried = r->carried,
+	};
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		ex->runs = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	ex->n_runs--;
+	if (r->on_done)
+		r->on_done(r->arg, &o); /* may submit more runs */
+	exec_run_free(&r);
+	if (ex->n_runs == 0 && ex->on_drained)
+		event_active(&ex->drained_ev, 0, 0);
 }
 
 void exec_run_free(struct exec_run **rp)
@@ -270,7 +307,8 @@ void exec_run_free(struct exec_run **rp)
 	if (r->timer_set)
 		event_del(&r->timer_ev);
 	event_del(&r->done_ev);
-	cancel_forget(r->cancel_req);
+	if (r->cancel_req) /* a cancel request still under way */
+		cancel_forget(r->cancel_req);
 	for (size_t i = 0; i < r->n_stmts; i++) {
 		free(r->stmts[i].sql);
 		for (int j = 0; j < r->stmts[i].n_params; j++)

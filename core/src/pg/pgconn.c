@@ -401,7 +401,8 @@ void pgconn_notices_flush(struct pgconn_notices *n)
 		        n->window_ms > 0 ? "per minute" : "per run");
 	n->logged = 0;
 	n->suppressed = 0;
-	n->window_start_ms = clock_mono_ms();
+	if (n->window_ms > 0) /* a window of time; the pool's, per run, has none to start */
+		n->window_start_ms = clock_mono_ms();
 }
 
 static enum log_level notice_level(const char *severity)

@@ -621,7 +621,8 @@ fail:
 out:
 	if (stmts != &one)
 		free(stmts);
-	plugin_run_free(&pr);
+	if (pr) /* a plugin job's */
+		plugin_run_free(&pr);
 }
 
 void sched_admit_queued(struct sched *s)

@@ -261,7 +261,8 @@ void sched_run_free(struct run **rp)
 	sched_run_unlock(r); /* a fire claimed before its instant, dropped */
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
-	httpc_drop(&r->hc); /* a request still in flight: never heard of again */
+	if (r->hc) /* a request still in flight: never heard of again */
+		httpc_drop(&r->hc);
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
 	cluster_mark_forget(r->job->s->cluster, r);
 	sched_work_gone(r);
