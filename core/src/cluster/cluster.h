@@ -171,8 +171,9 @@ int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, c
 #define CLUSTER_NOT_COMMITTED_DEAD                                                                 \
 	"not committed: this instance was found dead by another instance while the run waited "    \
 	"for its COMMIT; the run is that instance's to close and retry"
-/* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. */
-void cluster_xact_end(struct cluster *c, const char *run_key);
+/* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. True if its start
+ * was marked (cluster_note_start). */
+bool cluster_xact_end(struct cluster *c, const char *run_key);
 
 typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
 /* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:
@@ -250,6 +251,13 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
+/* FN(ARG, LONE) is called from the loop each time this instance goes lone (LONE true: from
+ * then on it claims nothing before an instant and marks no run, cluster_marks_runs, and its
+ * claims are answered at once while its heartbeat is recent) and each time it claims again;
+ * cluster_lone_on() says how it stands now. FN NULL: no longer told. */
+void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg);
+/* Whether this process runs lone now: no claims, marks, job locks or purges. */
+bool cluster_lone_on(const struct cluster *c);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
 /* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */

@@ -121,6 +121,17 @@ static struct cluster_lone *get(struct cluster *c)
 	return c->lone;
 }
 
+/* The one place the state moves: the scheduler hears when lone starts and ends
+ * (cluster_set_lone_fn), so that it decides then, not at each fire, that nothing is claimed
+ * early and no run is marked. */
+static void lone_to(struct cluster *c, enum lone_state to)
+{
+	bool was = c->lone->state == LONE_ON;
+	c->lone->state = to;
+	if (was != (to == LONE_ON) && c->lone_fn)
+		c->lone_fn(c->lone_arg, to == LONE_ON);
+}
+
 static void fire_free(struct lone_fire *f)
 {
 	free(f->key);
@@ -285,7 +296,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	if (!res && strcmp(sqlstate, "08006") == 0) {
 		/* lost on its way: it may have committed, and the row say lone; the next connect
 		 * clears it (cluster_lone_locked) */
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		return;
 	}
 	bool lone =
@@ -293,16 +304,16 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	if (err && *err)
 		log_warning("cluster: cannot go lone: %s", err);
 	if (!lone) {
-		l->state = LONE_OFF;
+		lone_to(c, LONE_OFF);
 		return;
 	}
-	l->state = LONE_ON;
+	lone_to(c, LONE_ON);
 	log_info("cluster: instance \"%s\" is alone: it runs its fires without claiming them (its "
 	         "heartbeat is its only statement) until another instance says hello",
 	         c->instance);
 	if (l->leave_after) {
 		l->leave_after = false;
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		switch_send(c);
 		return;
 	}
@@ -316,7 +327,7 @@ static void go_lone(struct cluster *c)
 	struct cluster_lone *l = c->lone;
 	const char *p[] = {c->instance, c->boot_id};
 	if (cluster_submit(c, sql_go_lone, 2, p, on_lone, c) == 0) {
-		l->state = LONE_GOING;
+		lone_to(c, LONE_GOING);
 		l->leave_after = false;
 	}
 }
@@ -354,7 +365,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 {
 	struct cluster *c = arg;
 	struct cluster_lone *l = c->lone;
-	l->state = LONE_LEAVING;
+	lone_to(c, LONE_LEAVING);
 	if (!res || (err && *err)) {
 		l->switch_lost = l->switch_lost || strcmp(sqlstate, "08006") == 0;
 		log_warning(
@@ -373,7 +384,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 	         "%lld fire(s) it ran alone claimed, the locks of %lld job(s) with runs under way "
 	         "taken",
 	         c->instance, c->peers[0] ? c->peers : "none seen yet", claims, locks);
-	l->state = LONE_OFF;
+	lone_to(c, LONE_OFF);
 	l->switch_lost = false;
 	/* the runs under way hold lock rows now, and those that ended meanwhile give theirs back */
 	forget(c, true);
@@ -435,7 +446,7 @@ static void switch_send(struct cluster *c)
 	const char *p[] = {c->instance, c->boot_id, lit[0], lit[1],
 	                   lit[2],      lit[3],     lit[4], l->switch_lost ? "t" : "f"};
 	if (cluster_submit(c, sql_switch, 8, p, on_switched, c) == 0)
-		l->state = LONE_SWITCHING;
+		lone_to(c, LONE_SWITCHING);
 out:
 	if (l->state == LONE_LEAVING)
 		log_warning("cluster: cannot send the claims of the fires this instance ran alone "
@@ -458,7 +469,7 @@ static void leave(struct cluster *c)
 		return;
 	}
 	if (l->state != LONE_SWITCHING)
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 	switch_send(c);
 }
 
@@ -476,7 +487,7 @@ void cluster_lone_locked(struct cluster *c, bool schema)
 	/* the row may say lone, and another instance may have found this one dead meanwhile
 	 * (its session was gone): claim again first */
 	if (l->state != LONE_SWITCHING) {
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		for (struct strmap_node *n = strmap_first(&l->jobs); n;
 		     n = strmap_next(&l->jobs, n))
 			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
@@ -519,6 +530,12 @@ void cluster_lone_free(struct cluster *c)
 	forget(c, false);
 	free(l);
 	c->lone = NULL;
+}
+
+void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg)
+{
+	c->lone_fn = fn;
+	c->lone_arg = arg;
 }
 
 bool cluster_lone(const struct cluster *c)
