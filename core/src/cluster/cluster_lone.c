@@ -69,6 +69,9 @@ struct cluster_lone {
 	char refused[600];
 	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
+	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
+	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
+	int64_t lease_end_us;
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;
@@ -121,6 +124,14 @@ static struct cluster_lone *get(struct cluster *c)
 	return c->lone;
 }
 
+/* How long after a heartbeat's sending claims are still answered lone: half-way between the
+ * heartbeat's period and cluster_dead_after, after which another instance may find this one
+ * dead (its row's last_seen was written after that sending) and serve its fires. */
+static int64_t lease_us(const struct cluster *c)
+{
+	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
+}
+
 /* The one place the state moves: the scheduler hears when lone starts and ends
  * (cluster_set_lone_fn), so that it decides then, not at each fire, that nothing is claimed
  * early and no run is marked. */
@@ -128,6 +139,7 @@ static void lone_to(struct cluster *c, enum lone_state to)
 {
 	bool was = c->lone->state == LONE_ON;
 	c->lone->state = to;
+	c->lone->lease_end_us = to == LONE_ON ? c->lone->beat_ok_us + lease_us(c) : 0;
 	if (was != (to == LONE_ON) && c->lone_fn)
 		c->lone_fn(c->lone_arg, to == LONE_ON);
 }
@@ -176,14 +188,6 @@ bool cluster_lone_on(const struct cluster *c)
 	return c->lone && c->lone->state == LONE_ON;
 }
 
-/* How long after a heartbeat's sending claims are still answered lone: half-way between the
- * heartbeat's period and cluster_dead_after, after which another instance may find this one
- * dead (its row's last_seen was written after that sending) and serve its fires. */
-static int64_t lease_us(const struct cluster *c)
-{
-	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
-}
-
 bool cluster_lone_quiet(const struct cluster *c)
 {
 	return cluster_lone_on(c) && !c->lone->unstopped;
@@ -191,8 +195,8 @@ bool cluster_lone_quiet(const struct cluster *c)
 
 bool cluster_lone_answers(const struct cluster *c)
 {
-	return cluster_lone_on(c) && cluster_ready(c) && !c->stopping && !c->skewed &&
-	       clock_mono_us() - c->lone->beat_ok_us < lease_us(c);
+	return c->lone && clock_mono_us() < c->lone->lease_end_us && cluster_ready(c) &&
+	       !c->stopping && !c->skewed;
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)
@@ -501,6 +505,8 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	if (!l)
 		return;
 	l->beat_ok_us = c->beat_mono_us;
+	if (l->state == LONE_ON)
+		l->lease_end_us = l->beat_ok_us + lease_us(c);
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:

@@ -248,10 +248,11 @@ static bool marks_awaited_skip(struct cluster *c)
 	return c->mark_unsent == NULL;
 }
 
-/* ... otherwise not in the middle of a burst of claims, whose runs wait for them. */
+/* ... otherwise while any wait (lines to send, or runs waiting: xact_send), and not in the
+ * middle of a burst of claims, whose runs wait for them. */
 static bool marks_skip(struct cluster *c)
 {
-	return cluster_in_burst(c);
+	return (!c->xact_len && !c->mark_unsent) || cluster_in_burst(c);
 }
 
 void cluster_mark_forget(struct cluster *c, void *arg)
