@@ -403,8 +403,8 @@ static bool claim(struct run *r)
 	 * later): R goes on in this call, as a run that needs no claim does, which every caller
 	 * of sched_run_admit and run_begin takes (they start runs so without a cluster). Not
 	 * while draining, nor with a fire held for R's answer (OVERLAP_SKIP): sched_claim_answer
-	 * decides those. */
-	if (!s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
+	 * decides those. An instance that claims does not ask. */
+	if (!s->claiming && !s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
 	    cluster_lone_grant(s->cluster, j->name, key)) {
 		r->job_locked = true; /* released at its end, or when R is dropped */
 		return false;
@@ -444,9 +444,9 @@ static void preclaim_ask(struct job *j)
 	char key[64];
 	int64_t window = 0;
 
-	/* an instance alone claims nothing: its fire's claim is answered at the instant, at
-	 * once (cluster_lone) */
-	if (!s->cluster || cluster_lone(s->cluster) || j->next_fire == CRON_NEVER ||
+	/* an instance alone claims nothing (it went lone since the timer was armed): its fire's
+	 * claim is answered at the instant, at once (cluster_lone_grant) */
+	if (!s->claiming || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
 		return;
 	sched_run_free(&j->pre);
