@@ -53,7 +53,9 @@ struct lone_fire {
 struct lone_job {
 	struct strmap_node node;
 	char *name;
-	int held;  /* its runs granted lone and not ended (no lock row) */
+	/* its runs granted lone and not ended (no lock row): counted at a queued claim's answer,
+	 * or as the switch to claiming begins (cluster_lone_hold), not at each grant */
+	int held;
 	int ended; /* ... of those the switch in flight locks, ended meanwhile */
 	char *last_key;
 	int64_t last_ms;
@@ -204,9 +206,10 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone_answers(c);
 }
 
-/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send); false when
- * out of memory: not remembered, it could not be claimed when claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
+/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send): its job;
+ * NULL when out of memory: not remembered, it could not be claimed when claiming again, so
+ * not run. */
+static struct lone_job *note_fire(struct cluster_lone *l, const char *job, const char *key)
 {
 	int64_t now = clock_mono_ms();
 	struct lone_job *j = job_get(l, job, true);
@@ -215,7 +218,7 @@ static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 	if (!j || !f || !last || !(f->key = strdup(key))) {
 		free(f);
 		free(last);
-		return false;
+		return NULL;
 	}
 	f->job = j;
 	f->at_ms = now;
@@ -228,15 +231,17 @@ static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 	free(j->last_key);
 	j->last_key = last;
 	j->last_ms = now;
-	j->held++;
 	prune(l, now);
-	return true;
+	return j;
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
-	if (note_fire(c->lone, q->job, q->key))
+	struct lone_job *j = note_fire(c->lone, q->job, q->key);
+	if (j) {
+		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
+	}
 	snprintf(why, len, "out of memory noting a fire run unclaimed");
 	return CLUSTER_REFUSED;
 }
@@ -247,6 +252,15 @@ bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
 		return false;
 	c->st.claims++;
 	c->st.granted++;
+	return true;
+}
+
+bool cluster_lone_hold(struct cluster *c, const char *job)
+{
+	struct lone_job *j = job_get(c->lone, job, true);
+	if (!j)
+		return false;
+	j->held++;
 	return true;
 }
 

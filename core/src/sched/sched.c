@@ -406,7 +406,7 @@ static bool claim(struct run *r)
 	 * decides those. An instance that claims does not ask. */
 	if (!s->claiming && !s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
 	    cluster_lone_grant(s->cluster, j->name, key)) {
-		r->job_locked = true; /* released at its end, or when R is dropped */
+		r->lone = true; /* no lock to give back (sched_cluster.c: on_lone) */
 		return false;
 	}
 	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {

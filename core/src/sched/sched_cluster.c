@@ -96,11 +96,18 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 		              "(out of memory, or too many marks waiting to be written)");
 }
 
-/* the cluster went lone (LONE) or claims again (cluster_set_lone_fn) */
+/* The cluster went lone (LONE) or claims again (cluster_set_lone_fn): then the switch takes
+ * the job locks of the runs it granted lone that are still under way (each the active run
+ * of its job, running or ending), and each gives its lock back as it ends. */
 static void on_lone(void *arg, bool lone)
 {
 	struct sched *s = arg;
 	s->claiming = !lone;
+	for (struct job *j = s->jobs; !lone && j; j = j->next)
+		if (j->active && j->active->lone && cluster_lone_hold(s->cluster, j->name)) {
+			j->active->lone = false;
+			j->active->job_locked = true;
+		}
 }
 
 void sched_set_cluster(struct sched *s, struct cluster *c)

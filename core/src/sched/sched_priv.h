@@ -194,6 +194,7 @@ struct run {
 	int attempt;
 	bool claimed;    /* claimed, or needs no claim */
 	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
+	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
 	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
 	                  * spec.hold) */
 	bool marked;     /* its start is marked (several instances): the cluster may hold a
