@@ -171,8 +171,9 @@ int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, c
 #define CLUSTER_NOT_COMMITTED_DEAD                                                                 \
 	"not committed: this instance was found dead by another instance while the run waited "    \
 	"for its COMMIT; the run is that instance's to close and retry"
-/* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. */
-void cluster_xact_end(struct cluster *c, const char *run_key);
+/* Run RUN_KEY's end is in the history (hist_written_fn): its row goes. True if its start
+ * was marked (cluster_note_start). */
+bool cluster_xact_end(struct cluster *c, const char *run_key);
 
 typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *why);
 /* Ask for the claim of JOB's fire KEY (see sql/pgcrond--4.sql for the keys). WINDOW_MS > 0:
@@ -182,11 +183,15 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
 /* JOB's fire KEY granted at once, without cluster_claim's callback, where a lone instance
- * answers it (cluster_lone): true if GRANTED (the job's "lock" is released as cluster_claim's
- * grant is: cluster_release), false if it must be asked with cluster_claim (not lone, or out
- * of memory noting it, which cluster_claim's answer reports). The verdict is the one
- * cluster_claim's would be; only the wait for it, a loop hop, goes. */
+ * answers it (cluster_lone): true if GRANTED, false if it must be asked with cluster_claim (not
+ * lone, or out of memory noting it, which cluster_claim's answer reports). The verdict is the
+ * one cluster_claim's would be; only the wait for it, a loop hop, goes. Its run takes no job
+ * lock and gives none back, unless the instance claims again while it runs: then, as the
+ * cluster_set_lone_fn callback hears it (LONE false), cluster_lone_hold(C, JOB) counts it
+ * among the runs whose locks the switch takes (false: out of memory, not counted), and it
+ * gives that lock back as a granted claim's run does (cluster_release). */
 bool cluster_lone_grant(struct cluster *c, const char *job, const char *key);
+bool cluster_lone_hold(struct cluster *c, const char *job);
 /* Whether other instances were live at the last contact and nothing every instance shares
  * stops them claiming (a standby, an old schema): a fire this instance does not claim (its
  * claim REFUSED for a cause of its own, the history database unreachable from here or this
@@ -250,6 +255,13 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
+/* FN(ARG, LONE) is called from the loop each time this instance goes lone (LONE true: from
+ * then on it claims nothing before an instant and marks no run, cluster_marks_runs, and its
+ * claims are answered at once while its heartbeat is recent) and each time it claims again;
+ * cluster_lone_on() says how it stands now. FN NULL: no longer told. */
+void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg);
+/* Whether this process runs lone now: no claims, marks, job locks or purges. */
+bool cluster_lone_on(const struct cluster *c);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
 /* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */

@@ -53,7 +53,9 @@ struct lone_fire {
 struct lone_job {
 	struct strmap_node node;
 	char *name;
-	int held;  /* its runs granted lone and not ended (no lock row) */
+	/* its runs granted lone and not ended (no lock row): counted at a queued claim's answer,
+	 * or as the switch to claiming begins (cluster_lone_hold), not at each grant */
+	int held;
 	int ended; /* ... of those the switch in flight locks, ended meanwhile */
 	char *last_key;
 	int64_t last_ms;
@@ -69,6 +71,9 @@ struct cluster_lone {
 	char refused[600];
 	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
+	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
+	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
+	int64_t lease_end_us;
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;
@@ -121,6 +126,26 @@ static struct cluster_lone *get(struct cluster *c)
 	return c->lone;
 }
 
+/* How long after a heartbeat's sending claims are still answered lone: half-way between the
+ * heartbeat's period and cluster_dead_after, after which another instance may find this one
+ * dead (its row's last_seen was written after that sending) and serve its fires. */
+static int64_t lease_us(const struct cluster *c)
+{
+	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
+}
+
+/* The one place the state moves: the scheduler hears when lone starts and ends
+ * (cluster_set_lone_fn), so that it decides then, not at each fire, that nothing is claimed
+ * early and no run is marked. */
+static void lone_to(struct cluster *c, enum lone_state to)
+{
+	bool was = c->lone->state == LONE_ON;
+	c->lone->state = to;
+	c->lone->lease_end_us = to == LONE_ON ? c->lone->beat_ok_us + lease_us(c) : 0;
+	if (was != (to == LONE_ON) && c->lone_fn)
+		c->lone_fn(c->lone_arg, to == LONE_ON);
+}
+
 static void fire_free(struct lone_fire *f)
 {
 	free(f->key);
@@ -165,14 +190,6 @@ bool cluster_lone_on(const struct cluster *c)
 	return c->lone && c->lone->state == LONE_ON;
 }
 
-/* How long after a heartbeat's sending claims are still answered lone: half-way between the
- * heartbeat's period and cluster_dead_after, after which another instance may find this one
- * dead (its row's last_seen was written after that sending) and serve its fires. */
-static int64_t lease_us(const struct cluster *c)
-{
-	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
-}
-
 bool cluster_lone_quiet(const struct cluster *c)
 {
 	return cluster_lone_on(c) && !c->lone->unstopped;
@@ -180,8 +197,8 @@ bool cluster_lone_quiet(const struct cluster *c)
 
 bool cluster_lone_answers(const struct cluster *c)
 {
-	return cluster_lone_on(c) && cluster_ready(c) && !c->stopping && !c->skewed &&
-	       clock_mono_us() - c->lone->beat_ok_us < lease_us(c);
+	return c->lone && clock_mono_us() < c->lone->lease_end_us && cluster_ready(c) &&
+	       !c->stopping && !c->skewed;
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)
@@ -189,9 +206,10 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone_answers(c);
 }
 
-/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send); false when
- * out of memory: not remembered, it could not be claimed when claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
+/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send): its job;
+ * NULL when out of memory: not remembered, it could not be claimed when claiming again, so
+ * not run. */
+static struct lone_job *note_fire(struct cluster_lone *l, const char *job, const char *key)
 {
 	int64_t now = clock_mono_ms();
 	struct lone_job *j = job_get(l, job, true);
@@ -200,7 +218,7 @@ static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 	if (!j || !f || !last || !(f->key = strdup(key))) {
 		free(f);
 		free(last);
-		return false;
+		return NULL;
 	}
 	f->job = j;
 	f->at_ms = now;
@@ -213,15 +231,17 @@ static bool note_fire(struct cluster_lone *l, const char *job, const char *key)
 	free(j->last_key);
 	j->last_key = last;
 	j->last_ms = now;
-	j->held++;
 	prune(l, now);
-	return true;
+	return j;
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
-	if (note_fire(c->lone, q->job, q->key))
+	struct lone_job *j = note_fire(c->lone, q->job, q->key);
+	if (j) {
+		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
+	}
 	snprintf(why, len, "out of memory noting a fire run unclaimed");
 	return CLUSTER_REFUSED;
 }
@@ -232,6 +252,15 @@ bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
 		return false;
 	c->st.claims++;
 	c->st.granted++;
+	return true;
+}
+
+bool cluster_lone_hold(struct cluster *c, const char *job)
+{
+	struct lone_job *j = job_get(c->lone, job, true);
+	if (!j)
+		return false;
+	j->held++;
 	return true;
 }
 
@@ -285,7 +314,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	if (!res && strcmp(sqlstate, "08006") == 0) {
 		/* lost on its way: it may have committed, and the row say lone; the next connect
 		 * clears it (cluster_lone_locked) */
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		return;
 	}
 	bool lone =
@@ -293,16 +322,16 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	if (err && *err)
 		log_warning("cluster: cannot go lone: %s", err);
 	if (!lone) {
-		l->state = LONE_OFF;
+		lone_to(c, LONE_OFF);
 		return;
 	}
-	l->state = LONE_ON;
+	lone_to(c, LONE_ON);
 	log_info("cluster: instance \"%s\" is alone: it runs its fires without claiming them (its "
 	         "heartbeat is its only statement) until another instance says hello",
 	         c->instance);
 	if (l->leave_after) {
 		l->leave_after = false;
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		switch_send(c);
 		return;
 	}
@@ -316,7 +345,7 @@ static void go_lone(struct cluster *c)
 	struct cluster_lone *l = c->lone;
 	const char *p[] = {c->instance, c->boot_id};
 	if (cluster_submit(c, sql_go_lone, 2, p, on_lone, c) == 0) {
-		l->state = LONE_GOING;
+		lone_to(c, LONE_GOING);
 		l->leave_after = false;
 	}
 }
@@ -354,7 +383,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 {
 	struct cluster *c = arg;
 	struct cluster_lone *l = c->lone;
-	l->state = LONE_LEAVING;
+	lone_to(c, LONE_LEAVING);
 	if (!res || (err && *err)) {
 		l->switch_lost = l->switch_lost || strcmp(sqlstate, "08006") == 0;
 		log_warning(
@@ -373,7 +402,7 @@ static void on_switched(void *arg, const PGresult *res, const char *err, const c
 	         "%lld fire(s) it ran alone claimed, the locks of %lld job(s) with runs under way "
 	         "taken",
 	         c->instance, c->peers[0] ? c->peers : "none seen yet", claims, locks);
-	l->state = LONE_OFF;
+	lone_to(c, LONE_OFF);
 	l->switch_lost = false;
 	/* the runs under way hold lock rows now, and those that ended meanwhile give theirs back */
 	forget(c, true);
@@ -435,7 +464,7 @@ static void switch_send(struct cluster *c)
 	const char *p[] = {c->instance, c->boot_id, lit[0], lit[1],
 	                   lit[2],      lit[3],     lit[4], l->switch_lost ? "t" : "f"};
 	if (cluster_submit(c, sql_switch, 8, p, on_switched, c) == 0)
-		l->state = LONE_SWITCHING;
+		lone_to(c, LONE_SWITCHING);
 out:
 	if (l->state == LONE_LEAVING)
 		log_warning("cluster: cannot send the claims of the fires this instance ran alone "
@@ -458,7 +487,7 @@ static void leave(struct cluster *c)
 		return;
 	}
 	if (l->state != LONE_SWITCHING)
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 	switch_send(c);
 }
 
@@ -476,7 +505,7 @@ void cluster_lone_locked(struct cluster *c, bool schema)
 	/* the row may say lone, and another instance may have found this one dead meanwhile
 	 * (its session was gone): claim again first */
 	if (l->state != LONE_SWITCHING) {
-		l->state = LONE_LEAVING;
+		lone_to(c, LONE_LEAVING);
 		for (struct strmap_node *n = strmap_first(&l->jobs); n;
 		     n = strmap_next(&l->jobs, n))
 			STRMAP_ENTRY(n, struct lone_job, node)->ended = 0;
@@ -490,6 +519,8 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	if (!l)
 		return;
 	l->beat_ok_us = c->beat_mono_us;
+	if (l->state == LONE_ON)
+		l->lease_end_us = l->beat_ok_us + lease_us(c);
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:
@@ -519,6 +550,12 @@ void cluster_lone_free(struct cluster *c)
 	forget(c, false);
 	free(l);
 	c->lone = NULL;
+}
+
+void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg)
+{
+	c->lone_fn = fn;
+	c->lone_arg = arg;
 }
 
 bool cluster_lone(const struct cluster *c)

@@ -316,6 +316,8 @@ struct cluster {
 	bool marking;
 	char peers[512];
 	struct cluster_lone *lone; /* an instance alone (cluster_lone.c); NULL until locked */
+	void (*lone_fn)(void *arg, bool lone); /* cluster_set_lone_fn */
+	void *lone_arg;
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
 	    offline_complaint, lock_complaint, lease_complaint;
@@ -374,9 +376,8 @@ void cluster_lone_locked(struct cluster *c, bool schema);
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
 bool cluster_lone_gate(const struct cluster *c);
-/* Whether this process runs lone now (no claims, marks, job locks or purges). */
-bool cluster_lone_on(const struct cluster *c);
-/* ... and its last heartbeat found no other instance's row not stopped: nothing to reap. */
+/* Whether this process runs lone now (cluster.h: cluster_lone_on) and its last heartbeat found no
+ * other instance's row not stopped: nothing to reap. */
 bool cluster_lone_quiet(const struct cluster *c);
 /* Whether a claim asked now is answered at once, without a statement: lone, connected, and
  * its last heartbeat recent enough that no other instance can have found it dead. */

@@ -248,10 +248,11 @@ static bool marks_awaited_skip(struct cluster *c)
 	return c->mark_unsent == NULL;
 }
 
-/* ... otherwise not in the middle of a burst of claims, whose runs wait for them. */
+/* ... otherwise while any wait (lines to send, or runs waiting: xact_send), and not in the
+ * middle of a burst of claims, whose runs wait for them. */
 static bool marks_skip(struct cluster *c)
 {
-	return cluster_in_burst(c);
+	return (!c->xact_len && !c->mark_unsent) || cluster_in_burst(c);
 }
 
 void cluster_mark_forget(struct cluster *c, void *arg)
@@ -348,18 +349,19 @@ int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, c
 	return w ? 1 : 0;
 }
 
-void cluster_xact_end(struct cluster *c, const char *run_key)
+bool cluster_xact_end(struct cluster *c, const char *run_key)
 {
 	if (!c)
-		return;
+		return false;
 	struct xact_key *k =
 	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
 	if (!k)
-		return;
+		return false;
 	strmap_remove(&c->xact_keys, &k->node);
 	free(k);
 	if (c->xact_table)
 		note(c, 'D', run_key, "", "", "");
+	return true;
 }
 
 /* The marks statement, with the fenced column or without it (built once). */

@@ -73,7 +73,9 @@ void sched_job_arm(struct job *j)
 	}
 	/* clock_arm() moves a timer already armed */
 	int64_t now = sched_now_us(j->s);
-	int64_t delay = j->next_fire * 1000000 - now - sched_preclaim_lead_us(j, now);
+	/* only a cluster that claims fires claims them early: not a lone instance */
+	int64_t lead = j->s->claiming ? sched_preclaim_lead_us(j, now) : 0;
+	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
 	else
@@ -91,12 +93,14 @@ void sched_job_schedule(struct job *j, int64_t prev)
 	if (!sched_job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
 		sched_timer_disarm(j);
-		sched_preclaim_stale(j);
+		if (j->pre)
+			sched_preclaim_stale(j);
 		return;
 	}
 	j->next_fire =
 	    sched_next_fire(j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
-	sched_preclaim_stale(j);
+	if (j->pre) /* a fire claimed early, perhaps not the next one now */
+		sched_preclaim_stale(j);
 	sched_job_arm(j);
 }
 
@@ -406,10 +410,10 @@ static bool claim(struct run *r)
 	 * later): R goes on in this call, as a run that needs no claim does, which every caller
 	 * of sched_run_admit and run_begin takes (they start runs so without a cluster). Not
 	 * while draining, nor with a fire held for R's answer (OVERLAP_SKIP): sched_claim_answer
-	 * decides those. */
-	if (!s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
+	 * decides those. An instance that claims does not ask. */
+	if (!s->claiming && !s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
 	    cluster_lone_grant(s->cluster, j->name, key)) {
-		r->job_locked = true; /* released at its end, or when R is dropped */
+		r->lone = true; /* no lock to give back (sched_cluster.c: on_lone) */
 		return false;
 	}
 	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
@@ -447,9 +451,9 @@ static void preclaim_ask(struct job *j)
 	char key[64];
 	int64_t window = 0;
 
-	/* an instance alone claims nothing: its fire's claim is answered at the instant, at
-	 * once (cluster_lone) */
-	if (!s->cluster || cluster_lone(s->cluster) || j->next_fire == CRON_NEVER ||
+	/* an instance alone claims nothing (it went lone since the timer was armed): its fire's
+	 * claim is answered at the instant, at once (cluster_lone_grant) */
+	if (!s->claiming || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
 		return;
 	sched_run_free(&j->pre);
@@ -582,16 +586,16 @@ static void run_begin(struct run *r)
 			goto out;
 		goto fail;
 	}
-	if (sched_mark_start(r) < 0) { /* sched_cluster.c */
+	/* With several instances the run's start and id go where a takeover looks (cluster.h),
+	 * and its backend is named: a takeover ends it by that name before it retries the run.
+	 * A lone instance marks nothing. */
+	bool marked = s->claiming && cluster_marks_runs(s->cluster);
+	if (marked && sched_mark_start(r) < 0) { /* sched_cluster.c */
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
 		         "memory, or too many marks waiting to be written)");
 		goto fail;
 	}
-
-	/* With several instances the run's id goes where a takeover looks (cluster.h), and its
-	 * backend is named: a takeover ends it by that name before it retries the run */
-	bool marked = cluster_marks_runs(s->cluster);
 	struct exec_run_spec spec = {
 	    .database = j->database,
 	    .name = j->name,
@@ -637,7 +641,9 @@ void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
 	if (j->s->draining)
 		return;
-	struct run *r = sched_preclaim_take(j, scheduled_us, trigger);
+	/* a fire claimed early is that run's */
+	struct run *r = j->pre ? sched_preclaim_take(j, scheduled_us, trigger)
+	                       : sched_run_new(j, scheduled_us, trigger);
 	if (r)
 		sched_fire_run(r);
 }

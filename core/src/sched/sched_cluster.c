@@ -24,16 +24,17 @@ static void on_marked(void *arg, bool ok, const char *why)
 		s->ex.release(s->ex.ctx, r->er, ok, why);
 }
 
-/* R is about to be handed to the executor: with several instances its start is marked where
- * a takeover looks (cluster.h: cluster_note_start), and R's statement waits for that mark
- * (spec.hold). Marked as the run begins, not as it gets its backend, so that the marks of a
- * burst go in one statement while the runs wait for their connections, and a run whose mark
- * is written by then is sent as it would be without it. Returns 1 (R waits: spec.hold), 0
- * (nothing to wait for), -1 (the mark cannot be noted: R must not run). */
+/* R is about to be handed to the executor, and runs are marked (several instances:
+ * cluster_marks_runs): its start is marked where a takeover looks (cluster.h:
+ * cluster_note_start), and R's statement waits for that mark (spec.hold). Marked as the run begins,
+ * not as it gets its backend, so that the marks of a burst go in one statement while the runs wait
+ * for their connections, and a run whose mark is written by then is sent as it would be without it.
+ * Returns 1 (R waits: spec.hold), 0 (nothing to wait for), -1 (the mark cannot be noted: R must not
+ * run). */
 int sched_mark_start(struct run *r)
 {
 	struct sched *s = r->job->s;
-	if (!cluster_marks_runs(s->cluster) || !s->hist || !r->hist_key || !s->ex.release)
+	if (!s->hist || !r->hist_key || !s->ex.release)
 		return 0;
 	bool fire = r->attempt == 1 && r->scheduled_us > 0 &&
 	            (strcmp(r->trigger, "schedule") == 0 || strcmp(r->trigger, "catchup") == 0);
@@ -45,7 +46,9 @@ int sched_mark_start(struct run *r)
 	int w =
 	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,
 	                       r->job_locked, fenced, on_marked, r);
-	r->mark_wait = w == 1;
+	/* (with its FN, a mark noted is always waited for) */
+	r->mark_wait = r->marked = w == 1;
+	s->n_marked += r->marked;
 	return w;
 }
 
@@ -91,6 +94,30 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 		on_xid_marked(r, w == 0,
 		              "its transaction id could not be noted for the history database "
 		              "(out of memory, or too many marks waiting to be written)");
+}
+
+/* The cluster went lone (LONE) or claims again (cluster_set_lone_fn): then the switch takes
+ * the job locks of the runs it granted lone that are still under way (each the active run
+ * of its job, running or ending), and each gives its lock back as it ends. */
+static void on_lone(void *arg, bool lone)
+{
+	struct sched *s = arg;
+	s->claiming = !lone;
+	for (struct job *j = s->jobs; !lone && j; j = j->next)
+		if (j->active && j->active->lone && cluster_lone_hold(s->cluster, j->name)) {
+			j->active->lone = false;
+			j->active->job_locked = true;
+		}
+}
+
+void sched_set_cluster(struct sched *s, struct cluster *c)
+{
+	if (s->cluster)
+		cluster_set_lone_fn(s->cluster, NULL, NULL);
+	s->cluster = c;
+	s->claiming = c && !cluster_lone_on(c);
+	if (c)
+		cluster_set_lone_fn(c, on_lone, s);
 }
 
 void sched_set_coord(struct sched *s, struct coord *co)

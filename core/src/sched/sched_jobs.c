@@ -52,11 +52,6 @@ void sched_set_context(struct sched *s, struct alerter *alerts, const char *inst
 	snprintf(s->instance, sizeof(s->instance), "%s", instance ? instance : "pgcrond");
 }
 
-void sched_set_cluster(struct sched *s, struct cluster *c)
-{
-	s->cluster = c;
-}
-
 /* ---- shutdown ------------------------------------------------------------------------- */
 
 static void drained_cb(evutil_socket_t fd, short what, void *arg)

@@ -35,8 +35,7 @@ int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
 {
 	/* once the early wake-up is due, the timer waits for the instant itself: whatever the
 	 * claim's fate, J wakes early once per fire */
-	if (!j->s->cluster || cluster_lone(j->s->cluster) ||
-	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000) ||
+	if ((j->pre && j->pre->scheduled_us == j->next_fire * 1000000) ||
 	    j->next_fire * 1000000 - PRECLAIM_LEAD_US <= now_us)
 		return 0;
 	return PRECLAIM_LEAD_US;
@@ -69,7 +68,7 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why)
 
 void sched_preclaim_stale(struct job *j)
 {
-	if (j->pre && j->pre->scheduled_us > j->last_fire * 1000000 &&
+	if (j->pre->scheduled_us > j->last_fire * 1000000 &&
 	    j->pre->scheduled_us != j->next_fire * 1000000)
 		sched_run_free(&j->pre);
 }

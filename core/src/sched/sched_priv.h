@@ -197,8 +197,11 @@ struct run {
 	int attempt;
 	bool claimed;    /* claimed, or needs no claim */
 	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
+	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
 	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
 	                  * spec.hold) */
+	bool marked;     /* its start is marked (several instances): the cluster may hold a
+	                  * wait of its (cluster_mark_forget) */
 	bool unmarked;   /* its start mark was refused: it ends skipped, having sent nothing */
 	bool waited;     /* already waited for its upstreams */
 	char noted[10];  /* its kind in pending_work (coord.h), "" if not written there */
@@ -242,7 +245,13 @@ struct sched {
 	struct httpc *http;       /* HTTP jobs' client (sched_set_http); NULL: none */
 	struct hist *hist;
 	struct alerter *alerts;
-	struct cluster *cluster;       /* NULL: no coordination (no history database) */
+	struct cluster *cluster; /* NULL: no coordination (no history database) */
+	/* a cluster that claims fires, not lone (sched_set_cluster): decided as the cluster
+	 * switches, so that a lone instance's fire is not claimed early nor its run marked */
+	bool claiming;
+	/* runs whose start mark was noted and whose end is not written yet: cluster_xact_end
+	 * forgets their marks (none on a lone instance, which marks nothing) */
+	size_t n_marked;
 	struct coord *coord;           /* NULL: none (coord.h) */
 	struct metrics *metrics;       /* may be NULL (sched_set_metrics) */
 	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random) */
@@ -405,10 +414,11 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
  * before its instant, so that its run starts at the instant instead of a round trip (and
  * the claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
-/* How much earlier than j->next_fire J's timer wakes, at NOW_US: PRECLAIM_LEAD_US while its
- * fire is still to be claimed and that moment has not come, else 0. */
+/* How much earlier than j->next_fire J's timer wakes, at NOW_US, with a cluster that claims
+ * (sched.claiming): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
+ * has not come, else 0. */
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
-/* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (due if
+/* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (j->pre; due if
  * answered, else still RUN_PRECLAIMING: admitted, it waits for that answer; anything else
  * gives the claim up), or a new one (NULL: out of memory). */
 struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char *trigger);
@@ -416,8 +426,8 @@ struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char 
  * (this process was stopped or stalled past it): it gets its own skipped row, saying WHY, since
  * no other instance may record or run a fire claimed here. */
 void sched_preclaim_fold(struct job *j, int64_t instant, const char *why);
-/* J's next_fire moved (a new schedule, a clock step, disabled): a claim made for an instant
- * still to come that is no longer its next is given back. */
+/* J's next_fire moved (a new schedule, a clock step, disabled): J's pre-claimed run (j->pre),
+ * made for an instant still to come that is no longer its next, is given back. */
 void sched_preclaim_stale(struct job *j);
 /* Shutdown: the fires claimed in advance that will not run here are given back (their rows
  * deleted in one statement, their locks released), so another instance may claim them at

@@ -68,10 +68,10 @@ void sched_recent_note(struct job *j, const char *status, int64_t start_us, int6
 void sched_recent_written(void *arg, const struct hist_written *w)
 {
 	struct sched *s = arg;
-	if (s->cluster && w->key) { /* the end is written: no takeover asks for its xid */
+	if (s->n_marked && w->key) { /* the end is written: no takeover asks for its xid */
 		char key[96];
 		hist_run_key(s->hist, w->key, key, sizeof(key));
-		cluster_xact_end(s->cluster, key);
+		s->n_marked -= cluster_xact_end(s->cluster, key);
 	}
 	struct job *j = sched_job_find(s, w->job);
 	if (!j || !w->key)

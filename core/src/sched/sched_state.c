@@ -264,7 +264,8 @@ void sched_run_free(struct run **rp)
 	if (r->hc) /* a request still in flight: never heard of again */
 		httpc_drop(&r->hc);
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
-	cluster_mark_forget(r->job->s->cluster, r);
+	if (r->marked)
+		cluster_mark_forget(r->job->s->cluster, r);
 	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
