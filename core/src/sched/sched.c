@@ -751,7 +751,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		/* on time, none missed: the instant after it is the next fire, computed once */
 		j->last_fire = first;
 		j->next_fire = next;
-		sched_preclaim_stale(j);
+		if (j->pre)
+			sched_preclaim_stale(j);
 		sched_job_arm(j);
 		sched_job_fire(j, first * 1000000, "schedule");
 		return;
