@@ -113,6 +113,9 @@ static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now
 
 void cluster_kick(struct cluster *c)
 {
+	/* whatever kicks brings work (a row come due, an item queued, an answer): the session's
+	 * idle turns ask again until one finds nothing to send (on_idle) */
+	c->sess.want = true;
 	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || c->state != CS_LOCKED)
 		return;
 	int64_t now = clock_mono_ms();
@@ -155,6 +158,7 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params)
 {
 	c->flight = op;
+	c->sess.want = true; /* asked again after its answer (also a lock's, sent from no kick) */
 	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
 }
 
@@ -248,10 +252,18 @@ static void on_retry(void *arg)
 		row_of(c, OP_LOCK)->send(c);
 }
 
-/* The session is idle after a statement: the next one. */
+/* The session is idle after a statement: the next one. A turn that sends nothing leaves the
+ * cluster unasked (a lone instance's runs, whose history statements make these turns, enter
+ * no row) until something kicks it: every row that comes due has its timer, every item
+ * queued (unlock, mark, claim, task) kicks, a statement of its own is followed by a turn
+ * that asks it, and a row skipped for a while (an unlock held, a reap too early) arms the
+ * timer for the end of it. */
 static void on_idle(void *arg)
 {
-	cluster_kick(arg);
+	struct cluster *c = arg;
+	cluster_kick(c);
+	if (!stmtq_busy(c->q))
+		c->sess.want = false;
 }
 
 /* Wake-ups from other instances (coord.c), between statements. */
@@ -540,6 +552,7 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 	else
 		c->task_head = t;
 	c->task_tail = t;
+	c->sess.want = true; /* (while closing, asked at the session's next idle turn) */
 	/* sent from the loop (the flush timer kicks), never from inside this call; while
 	 * closing, before the stop (cluster_kick, from cluster_close's wait) */
 	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))

@@ -592,8 +592,11 @@ static const char *reap_sql(bool xact, bool fenced)
  * heartbeat found no other instance's row not stopped. */
 static bool reap_skip(struct cluster *c)
 {
-	return c->schema_missing || clock_mono_ms() < c->reap_after_ms ||
-	       cluster_jobs_unpublished(c) || c->stopping || cluster_lone_quiet(c);
+	bool early = clock_mono_ms() < c->reap_after_ms;
+	if (early)
+		cluster_due_at(c, OP_REAP, c->reap_after_ms); /* its timer kicks when it may go */
+	return c->schema_missing || early || cluster_jobs_unpublished(c) || c->stopping ||
+	       cluster_lone_quiet(c);
 }
 
 static bool reap_send(struct cluster *c)

@@ -60,6 +60,7 @@ struct daemon {
 	struct event sighup, sigterm, sigint, watchdog;
 	bool stopping;
 	bool refused;             /* another live instance has our name: exit EX_CONFIG */
+	bool cluster_held;        /* cluster_busy held unlocks back: runs_drained wakes it */
 	struct status_src status; /* the live state's sources (status.h) */
 	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
 	struct metrics *metrics;
@@ -549,12 +550,15 @@ static void cluster_paused_changed(void *arg)
 
 /* The executor has no run under way: what the history and the cluster held back for the
  * runs goes (asked for by runs_under_way and cluster_busy when they held something back, so
- * a run's end wakes no one when nothing waits for it). */
+ * a run's end wakes no one when nothing waits for it; the cluster only if it held). */
 static void runs_drained(void *arg)
 {
 	struct daemon *d = arg;
 	hist_wake(d->hist);
-	cluster_wake(d->cluster);
+	if (d->cluster_held) {
+		d->cluster_held = false;
+		cluster_wake(d->cluster);
+	}
 }
 
 /* Runs wait for connections: the cluster's unlocks may wait for them (cluster.h), until the
@@ -564,6 +568,7 @@ static bool cluster_busy(void *arg)
 	struct daemon *d = arg;
 	if (exec_waiting_runs(d->ex) == 0)
 		return false;
+	d->cluster_held = true;
 	exec_set_drained_cb(d->ex, runs_drained, d);
 	return true;
 }
