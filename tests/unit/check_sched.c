@@ -24,6 +24,7 @@
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
 #include "status.h"
+#include "test_log.h"
 
 /* The queue's first item, taken out (the scheduler takes it as sched_run_to moves its run). */
 static void *queue_take(struct sched_queue *q)
@@ -372,38 +373,6 @@ static int64_t h_next(struct harness *h)
 	return sched_job_next(h->s, "tick");
 }
 
-/* The log so far (malloc'd). */
-static char *h_log(const struct harness *h)
-{
-	FILE *f = fopen(h->log, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t cap = 1 << 16;
-	char *buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	size_t n = fread(buf, 1, cap - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
-static int h_count(const struct harness *h, const char *needle)
-{
-	char *log = h_log(h);
-	int n = 0;
-	for (const char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(log);
-	return n;
-}
-
-#define ck_assert_log(h, needle)                                                                   \
-	do {                                                                                       \
-		char *log_ = h_log(h);                                                             \
-		ck_assert_msg(strstr(log_, (needle)) != NULL, "log lacks \"%s\":\n%s", (needle),   \
-		              log_);                                                               \
-		free(log_);                                                                        \
-	} while (0)
-
 static void h_stop(struct harness *h)
 {
 	sched_free(&h->s);
@@ -455,7 +424,7 @@ START_TEST(backward_step_wildcard_goes_on_at_the_new_time)
 	h_run(&h, 1.2);
 	ck_assert_log(&h, "scheduled 08:03:00Z");
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T08:04:00Z"));
-	ck_assert_int_eq(h_count(&h, "started ("), 2);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 2);
 	h_stop(&h);
 }
 END_TEST
@@ -489,8 +458,8 @@ START_TEST(backward_step_fixed_time_not_served_twice)
 	/* ... and it reaches 02:30 again (a step, to keep the test short): no second run */
 	h_step(&h, at("2026-11-22T02:29:59Z") * 1000000 + 600000);
 	h_run(&h, 1.2);
-	ck_assert_int_eq(h_count(&h, "started ("), 1);
-	ck_assert_int_eq(h_count(&h, "missed"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 1);
+	ck_assert_int_eq(test_log_count(h.log, "missed"), 0);
 	ck_assert_int_eq(h_next(&h), at("2026-11-23T02:30:00Z"));
 	h_stop(&h);
 }
@@ -504,7 +473,7 @@ START_TEST(forward_step_reports_missed_fires_skip)
 	ck_assert_log(&h, "tick: 5 fires from 2026-11-22T10:01:00Z to 2026-11-22T10:05:00Z missed "
 	                  "(the wall clock stepped forward by 300.0 s");
 	ck_assert_log(&h, "catchup = skip");
-	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 0);
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
 	h_stop(&h);
 }
@@ -519,7 +488,7 @@ START_TEST(forward_step_catches_up_once)
 	ck_assert_log(&h, "5 fires from 2026-11-22T10:01:00Z to 2026-11-22T10:05:00Z missed");
 	ck_assert_log(&h, "running once for 2026-11-22T10:05:00Z (catchup = once)");
 	ck_assert_log(&h, "started (catchup, scheduled 10:05:00Z");
-	ck_assert_int_eq(h_count(&h, "started ("), 1);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 1);
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
 	h_stop(&h);
 }
@@ -536,8 +505,8 @@ START_TEST(stalled_loop_reports_missed_fires)
 	ck_assert_log(&h, "missed (the timer woke ");
 	ck_assert_log(&h, "catchup = skip");
 	/* nothing ran for the missed fires */
-	ck_assert_int_eq(h_count(&h, "scheduled 10:00:01Z"), 0);
-	ck_assert_int_eq(h_count(&h, "scheduled 10:00:02Z"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "scheduled 10:00:01Z"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "scheduled 10:00:02Z"), 0);
 	h_stop(&h);
 }
 END_TEST
@@ -698,8 +667,8 @@ START_TEST(pause_holds_fires_and_resume_catches_up_once)
 	/* five fires pass while paused: none starts, none is reported missed yet */
 	h_step(&h, at("2026-11-22T10:05:30Z") * 1000000);
 	h_run(&h, 0.3);
-	ck_assert_int_eq(h_count(&h, "started ("), 0);
-	ck_assert_int_eq(h_count(&h, "missed"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 0);
+	ck_assert_int_eq(test_log_count(h.log, "missed"), 0);
 	st = h_status(&h);
 	ck_assert_str_eq(h_job_str(st, "state"), "paused");
 	ck_assert_ptr_null(h_job_str(st, "next_fire")); /* nothing fires until resume */
@@ -711,7 +680,7 @@ START_TEST(pause_holds_fires_and_resume_catches_up_once)
 	h_run(&h, 0.3);
 	ck_assert_log(&h, "fires came due while paused; running once (catchup = once)");
 	ck_assert_log(&h, "started (catchup, scheduled 10:05:00Z");
-	ck_assert_int_eq(h_count(&h, "started ("), 1);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 1);
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:06:00Z"));
 	st = h_status(&h);
 	ck_assert_str_eq(h_job_str(st, "next_fire"), "2026-11-22T10:06:00Z");
@@ -734,7 +703,7 @@ START_TEST(resume_with_catchup_skip_runs_nothing)
 	ck_assert_int_eq(sched_resume(h.s, "tick"), 0);
 	h_run(&h, 0.3);
 	ck_assert_log(&h, "fires came due while paused; none runs (catchup = skip)");
-	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 0);
 	ck_assert_int_eq(h_next(&h), at("2026-11-22T10:04:00Z"));
 	h_stop(&h);
 }
@@ -752,7 +721,7 @@ START_TEST(resume_without_due_fires_and_paused_at_start)
 	h_step(&h, at("2026-11-22T10:00:59Z") * 1000000 + 700000);
 	h_run(&h, 0.6);
 	ck_assert_log(&h, "started (schedule, scheduled 10:01:00Z");
-	ck_assert_int_eq(h_count(&h, "came due while paused"), 0);
+	ck_assert_int_eq(test_log_count(h.log, "came due while paused"), 0);
 	h_stop(&h);
 
 	h_start(&h, "* * * * *", CATCHUP_ONCE, at("2026-11-22T10:00:59Z") * 1000000 + 700000);
@@ -762,7 +731,7 @@ START_TEST(resume_without_due_fires_and_paused_at_start)
 	ck_assert_int_eq(sched_set_paused(h.s, names, 1), 0);
 	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, true), 0);
 	h_run(&h, 0.6);
-	ck_assert_int_eq(h_count(&h, "started ("), 0);
+	ck_assert_int_eq(test_log_count(h.log, "started ("), 0);
 	const char *const *p;
 	ck_assert_uint_eq(sched_paused_names(h.s, &p), 1);
 	ck_assert_str_eq(p[0], "tick");

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"
+#include "test_log.h"
 
 /* ---- the fake executor: records each run it is given; the test ends them --------------- */
 
@@ -208,28 +209,6 @@ static long h_count(struct harness *h, const char *job, const char *status)
 	free(text);
 	return n;
 }
-
-static char *h_log(const struct harness *h)
-{
-	FILE *f = fopen(h->log, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t cap = 1 << 16;
-	char *buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	size_t n = fread(buf, 1, cap - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
-#define ck_assert_log(h, needle)                                                                   \
-	do {                                                                                       \
-		fflush(stderr);                                                                    \
-		char *log_ = h_log(h);                                                             \
-		ck_assert_msg(strstr(log_, (needle)) != NULL, "log lacks \"%s\":\n%s", (needle),   \
-		              log_);                                                               \
-		free(log_);                                                                        \
-	} while (0)
 
 static void h_stop(struct harness *h)
 {
@@ -950,17 +929,6 @@ END_TEST
 
 /* ---- alerts ------------------------------------------------------------------------------ */
 
-static int log_lines_with(const struct harness *h, const char *needle)
-{
-	fflush(stderr);
-	char *log = h_log(h);
-	int n = 0;
-	for (const char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(log);
-	return n;
-}
-
 /* A success ends the failed alert, and only a success after a failure asks the alerter: a
  * job that fails again after it recovered alerts again and recovers again. */
 START_TEST(failed_alert_recovers_each_time)
@@ -980,8 +948,8 @@ START_TEST(failed_alert_recovers_each_time)
 		h_advance(&h, i ? 60 : 31);
 		h_end(&h, i, ok[i], "22012");
 	}
-	ck_assert_int_eq(log_lines_with(&h, "ALERT failed"), 2);
-	ck_assert_int_eq(log_lines_with(&h, "recovered from failed"), 2);
+	ck_assert_int_eq(test_log_count(h.log, "ALERT failed"), 2);
+	ck_assert_int_eq(test_log_count(h.log, "recovered from failed"), 2);
 	sched_set_context(h.s, NULL, "test");
 	alert_close(&a);
 	h_stop(&h);
