@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,21 +30,6 @@ static const struct key_spec config_http_keys[] = {
     {"timeout", K_DURATION, HTTP(timeout_ms), "\"10s\"", NULL, 1, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
-
-static void report(struct loader *L, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void report(struct loader *L, const char *file, int line, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	diag_add(L->dl, file, line, "%s", msg);
-	L->n_errors++;
-}
 
 /* http.listen: split "ADDRESS:PORT" (IPv6 in brackets) into HOST and *PORT. Returns 0,
  * -EINVAL (not that shape), -ERANGE (port above 65535) or -EADDRNOTAVAIL (HOST is not a
@@ -119,9 +103,10 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	const config_setting_t *ts = config_setting_get_member(s, "token_file");
 	h->token_line = ts ? setting_line(ts) : 0;
 	if (!ls) {
-		report(L, h->file, h->line,
-		       "http has no listen; add listen = \"127.0.0.1:9187\" (or remove the http "
-		       "group to serve nothing)");
+		config_report(
+		    L, h->file, h->line,
+		    "http has no listen; add listen = \"127.0.0.1:9187\" (or remove the http "
+		    "group to serve nothing)");
 		return;
 	}
 	char host[64];
@@ -159,7 +144,7 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 		return;
 	}
 	if (h->allow_remote && !h->token_file)
-		report(
+		config_report(
 		    L, h->file, h->line,
 		    "http: allow_remote = true needs token_file = \"FILE\", a file holding the "
 		    "bearer token clients must send (make one with: openssl rand -hex 32 > FILE; "
@@ -217,21 +202,15 @@ void config_http_finish(struct loader *L)
 	const char *file = h->file, *tf = h->token_file;
 	int line = h->token_line;
 	/* relative to the main file, like the directories */
-	if (tf[0] != '/' && L->main_dir && L->main_dir[0]) {
-		size_t len = strlen(L->main_dir) + strlen(tf) + 2;
-		char *p = malloc(len);
-		if (!p) {
-			L->oom = true;
-			return;
-		}
-		snprintf(p, len, "%s/%s", L->main_dir, tf);
-		free(h->token_file);
-		h->token_file = p;
-		tf = p;
-	}
+	char *p = config_join_path(L, L->main_dir, tf);
+	if (!p)
+		return;
+	free(h->token_file);
+	h->token_file = p;
+	tf = p;
 	int rc = trust_check(tf, false, L->self, why, sizeof(why));
 	if (rc == -ENOENT) {
-		report(
+		config_report(
 		    L, file, line,
 		    "token_file \"%s\" does not exist; create it with: openssl rand -hex 32 > %s; "
 		    "chmod 600 %s; chown it to the user pgcrond runs as",
@@ -239,17 +218,18 @@ void config_http_finish(struct loader *L)
 		return;
 	}
 	if (rc < 0) {
-		report(L, file, line, "refusing token_file: %s", why);
+		config_report(L, file, line, "refusing token_file: %s", why);
 		return;
 	}
 	if (stat(tf, &st) < 0 || !S_ISREG(st.st_mode)) {
-		report(L, file, line, "token_file \"%s\" is not a regular file", tf);
+		config_report(L, file, line, "token_file \"%s\" is not a regular file", tf);
 		return;
 	}
 	if (st.st_mode & 077) {
-		report(L, file, line,
-		       "token_file \"%s\" can be read by others (mode %04o); run chmod 600 %s", tf,
-		       (unsigned)(st.st_mode & 07777), tf);
+		config_report(
+		    L, file, line,
+		    "token_file \"%s\" can be read by others (mode %04o); run chmod 600 %s", tf,
+		    (unsigned)(st.st_mode & 07777), tf);
 		return;
 	}
 	char *tok = NULL;
@@ -259,13 +239,14 @@ void config_http_finish(struct loader *L)
 		return;
 	}
 	if (rc == -EFBIG) {
-		report(L, file, line,
-		       "token_file \"%s\" is longer than %d bytes; put one token in it", tf,
-		       TOKEN_MAX);
+		config_report(L, file, line,
+		              "token_file \"%s\" is longer than %d bytes; put one token in it", tf,
+		              TOKEN_MAX);
 		return;
 	}
 	if (rc < 0) {
-		report(L, file, line, "token_file \"%s\" cannot be read: %s", tf, strerror(-rc));
+		config_report(L, file, line, "token_file \"%s\" cannot be read: %s", tf,
+		              strerror(-rc));
 		return;
 	}
 	size_t n = strlen(tok);
@@ -273,10 +254,11 @@ void config_http_finish(struct loader *L)
 	for (size_t i = 0; i < n; i++)
 		printable &= tok[i] > ' ' && tok[i] < 0x7f;
 	if (n < TOKEN_MIN || !printable) {
-		report(L, file, line,
-		       "token_file \"%s\" must hold one token of at least %d printable characters "
-		       "without spaces (make one with: openssl rand -hex 32 > %s)",
-		       tf, TOKEN_MIN, tf);
+		config_report(
+		    L, file, line,
+		    "token_file \"%s\" must hold one token of at least %d printable characters "
+		    "without spaces (make one with: openssl rand -hex 32 > %s)",
+		    tf, TOKEN_MIN, tf);
 		explicit_bzero(tok, n);
 		free(tok);
 		return;
