@@ -48,18 +48,6 @@ void config_report_at(struct loader *L, const config_setting_t *s, const char *f
 	config_report(L, setting_file(s, fallback_file), setting_line(s), "%s", msg);
 }
 
-char *config_dup_str(struct loader *L, const char *s)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		L->oom = true;
-	return d;
-}
-
 char *config_dup_or(const char *s, bool *oom)
 {
 	if (!s)
@@ -68,6 +56,11 @@ char *config_dup_or(const char *s, bool *oom)
 	if (!d)
 		*oom = true;
 	return d;
+}
+
+char *config_dup_str(struct loader *L, const char *s)
+{
+	return config_dup_or(s, &L->oom);
 }
 
 /* DIR/NAME, or NAME alone when it is absolute or DIR is empty (the current directory). */
