@@ -19,12 +19,12 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static bool after_eq(const struct conf_job *a, const struct conf_job *b)
+static bool names_eq(char *const *a, size_t na, char *const *b, size_t nb)
 {
-	if (a->n_after != b->n_after)
+	if (na != nb)
 		return false;
-	for (size_t i = 0; i < a->n_after; i++)
-		if (!str_eq(a->after[i], b->after[i]))
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i], b[i]))
 			return false;
 	return true;
 }
@@ -106,7 +106,7 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_str(l, &first, "database", a->database, b->database);
 	if (!str_eq(a->schedule, b->schedule))
 		key_str(l, &first, "schedule", a->schedule, b->schedule);
-	if (!after_eq(a, b))
+	if (!names_eq(a->after, a->n_after, b->after, b->n_after))
 		key(l, &first, "after");
 	if (a->enabled != b->enabled)
 		key_str(l, &first, "enabled", a->enabled ? "true" : "false",
@@ -143,10 +143,7 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_ms(l, &first, "warn_duration", a->warn_duration_ms, b->warn_duration_ms);
 	if (a->freshness_ms != b->freshness_ms)
 		key_ms(l, &first, "freshness", a->freshness_ms, b->freshness_ms);
-	bool same_sources = a->n_sources == b->n_sources;
-	for (size_t i = 0; same_sources && i < a->n_sources; i++)
-		same_sources = strcmp(a->sources[i], b->sources[i]) == 0;
-	if (!same_sources)
+	if (!names_eq(a->sources, a->n_sources, b->sources, b->n_sources))
 		key(l, &first, "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
 	for (size_t i = 0; i < b->n_settings; i++) {
