@@ -305,6 +305,20 @@ static void list_values(const char *const *values, char *out, size_t outlen)
 	}
 }
 
+/* The index of V in K's values, or -1 after reporting that it is none of them. */
+static int value_index(struct loader *L, const config_setting_t *s, const char *file,
+                       const struct key_spec *k, const char *v)
+{
+	char vals[256];
+
+	for (int i = 0; k->values[i]; i++)
+		if (strcmp(v, k->values[i]) == 0)
+			return i;
+	list_values(k->values, vals, sizeof(vals));
+	config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v, vals);
+	return -1;
+}
+
 static bool is_blank(const char *s)
 {
 	for (; *s; s++)
@@ -337,45 +351,28 @@ bool config_apply_key(struct loader *L, const config_setting_t *s, const struct 
 			                 k->example);
 			return false;
 		}
-		if (k->type == K_CHOICE) {
-			size_t i;
-			for (i = 0; k->values[i]; i++)
-				if (strcmp(v, k->values[i]) == 0)
-					break;
-			if (!k->values[i]) {
-				char vals[256];
-				list_values(k->values, vals, sizeof(vals));
-				config_report_at(L, s, file,
-				                 "%s \"%s\" is not valid; use one of %s", k->name,
-				                 v, vals);
-				return false;
-			}
-		}
+		if (k->type == K_CHOICE && value_index(L, s, file, k, v) < 0)
+			return false;
 		char **dst = (char **)(void *)field;
 		free(*dst);
 		*dst = config_dup_str(L, v);
 		return true;
 	}
 	case K_ENUM: {
-		char vals[256];
-		list_values(k->values, vals, sizeof(vals));
 		if (type != CONFIG_TYPE_STRING) {
+			char vals[256];
+			list_values(k->values, vals, sizeof(vals));
 			config_report_at(L, s, file, "%s must be a string, one of %s", k->name,
 			                 vals);
 			return false;
 		}
 		const char *v = config_setting_get_string(s);
-		if (!config_check_utf8(L, s, file, k->name, v))
+		int i;
+		if (!config_check_utf8(L, s, file, k->name, v) ||
+		    (i = value_index(L, s, file, k, v)) < 0)
 			return false;
-		for (int i = 0; k->values[i]; i++) {
-			if (strcmp(v, k->values[i]) == 0) {
-				memcpy(field, &i, sizeof(i));
-				return true;
-			}
-		}
-		config_report_at(L, s, file, "%s \"%s\" is not valid; use one of %s", k->name, v,
-		                 vals);
-		return false;
+		memcpy(field, &i, sizeof(i));
+		return true;
 	}
 	case K_INT: {
 		long long v;
