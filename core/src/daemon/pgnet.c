@@ -249,8 +249,7 @@ static void send_row(struct pgnet *pn, const PGresult *res, int i)
 	if (!why && (!(q = calloc(1, sizeof(*q))) || !(q->username = strdup(username))))
 		why = "out of memory";
 	if (why) {
-		if (q)
-			free(q);
+		free(q);
 		add_response(pn, id, username, NULL, why);
 		goto out;
 	}
@@ -328,6 +327,16 @@ static void claim(struct pgnet *pn)
 		pn->claiming = true;
 }
 
+/* The responses of the statement in flight go back in front of those done since, to be
+ * written with them. */
+static void unsend(struct pgnet *pn)
+{
+	json_array_extend(pn->sending, pn->done);
+	json_decref(pn->done);
+	pn->done = pn->sending;
+	pn->sending = NULL;
+}
+
 static void on_written(void *arg, const PGresult *res)
 {
 	struct pgnet *pn = arg;
@@ -343,10 +352,7 @@ static void on_written(void *arg, const PGresult *res)
 			    "(%s); trying again",
 			    n, n == 1 ? "" : "s",
 			    res ? pgconn_result_error(res, why, sizeof(why)) : "no answer");
-		json_array_extend(pn->sending, pn->done);
-		json_decref(pn->done);
-		pn->done = pn->sending;
-		pn->sending = NULL;
+		unsend(pn);
 		return;
 	}
 	json_decref(pn->sending);
@@ -411,12 +417,8 @@ static void on_listening(void *arg, bool first)
 	(void)first;
 	/* queries queued on a lost connection were dropped without a call */
 	pn->claiming = pn->expiring = false;
-	if (pn->sending) { /* written or not: tried again (a response twice beats none) */
-		json_array_extend(pn->sending, pn->done);
-		json_decref(pn->done);
-		pn->done = pn->sending;
-		pn->sending = NULL;
-	}
+	if (pn->sending) /* written or not: tried again (a response twice beats none) */
+		unsend(pn);
 	claim(pn);
 	flush(pn);
 }
