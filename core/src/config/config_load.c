@@ -186,26 +186,23 @@ int config_load_partial(const char *path, struct pgc_config **out, struct diag_l
 		bool main_bad = false;
 
 		rc = load(path, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
-		if (rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0) {
-			for (size_t i = 0; i < n_blamed; i++)
-				free(blamed[i]);
-			free(blamed);
-			break;
-		}
+		bool again = !(rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0);
 		/* leave the blamed files out and try again: their diagnostics are not the
 		 * caller's business unless nothing loads at all */
-		char **grown = realloc(skip, (n_skip + n_blamed) * sizeof(*skip));
-		if (!grown) {
-			for (size_t i = 0; i < n_blamed; i++)
-				free(blamed[i]);
-			free(blamed);
+		char **grown = again ? realloc(skip, (n_skip + n_blamed) * sizeof(*skip)) : NULL;
+		if (grown) {
+			skip = grown;
+			memcpy(skip + n_skip, blamed, n_blamed * sizeof(*skip));
+			n_skip += n_blamed;
+			n_blamed = 0;
+		} else if (again) {
 			rc = -ENOMEM;
-			break;
 		}
-		skip = grown;
-		memcpy(skip + n_skip, blamed, n_blamed * sizeof(*skip));
-		n_skip += n_blamed;
+		for (size_t i = 0; i < n_blamed; i++)
+			free(blamed[i]);
 		free(blamed);
+		if (!grown)
+			break;
 		while (dl->n > dl_start) {
 			struct diag *d = &dl->items[--dl->n];
 			free(d->file);
