@@ -1,8 +1,8 @@
 /* What every part of the config loader uses (config_priv.h): a problem reported at its file
- * and line, copies that record running out of memory, reading a libconfig file safely
- * (size, trust, @include); and a loaded configuration's lookups: its databases, its jobs
- * by name (the job index) or by pgcrond's or pg_cron's name or id. Loading itself is
- * config_load.c's. */
+ * and line, copies that record running out of memory, a path refused when others could
+ * change it, reading a libconfig file safely (size, trust, @include); and a loaded
+ * configuration's lookups: its databases, its jobs by name (the job index) or by pgcrond's
+ * or pg_cron's name or id. Loading itself is config_load.c's. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -101,6 +101,23 @@ bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t s
 	*items = p;
 	*cap = ncap;
 	return true;
+}
+
+/* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as
+ * "refusing WHAT: why". Returns 0, -ENOENT (nothing reported) or -EPERM. */
+int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
+                         const char *file, int line)
+{
+	char why[1024];
+	int rc = trust_check(path, is_dir, L->self, why, sizeof(why));
+
+	if (rc == -ENOENT)
+		return rc;
+	if (rc < 0) {
+		config_report(L, file, line, "refusing %s: %s", what, why);
+		return -EPERM;
+	}
+	return 0;
 }
 
 /* ---- libconfig files --------------------------------------------------------------- */

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "config_priv.h"
-#include "trust.h"
 
 /* Shorter tokens are guessable; `openssl rand -hex 32` makes 64 characters. */
 #define TOKEN_MIN 16
@@ -194,7 +193,6 @@ out:
 void config_http_finish(struct loader *L)
 {
 	struct conf_http *h = &L->cfg->http;
-	char why[1024];
 	struct stat st;
 
 	if (!h->token_file || !h->listen)
@@ -208,19 +206,15 @@ void config_http_finish(struct loader *L)
 	free(h->token_file);
 	h->token_file = p;
 	tf = p;
-	int rc = trust_check(tf, false, L->self, why, sizeof(why));
-	if (rc == -ENOENT) {
+	int rc = config_check_trusted(L, tf, false, "token_file", file, line);
+	if (rc == -ENOENT)
 		config_report(
 		    L, file, line,
 		    "token_file \"%s\" does not exist; create it with: openssl rand -hex 32 > %s; "
 		    "chmod 600 %s; chown it to the user pgcrond runs as",
 		    tf, tf, tf);
+	if (rc < 0)
 		return;
-	}
-	if (rc < 0) {
-		config_report(L, file, line, "refusing token_file: %s", why);
-		return;
-	}
 	if (stat(tf, &st) < 0 || !S_ISREG(st.st_mode)) {
 		config_report(L, file, line, "token_file \"%s\" is not a regular file", tf);
 		return;

@@ -21,7 +21,6 @@
 #include "log.h"
 #include "pgconn.h"
 #include "text.h"
-#include "trust.h"
 
 /* ---- the main file's keys --------------------------------------------------------- */
 
@@ -411,23 +410,6 @@ void config_check_database(struct loader *L, const char *file, int line, const c
 		              "%s: unknown database \"%s\"; define it under databases in %s", what,
 		              dbname, L->cfg->file);
 	}
-}
-
-/* Refuse PATH (IS_DIR) when others could change it (trust.h), reporting at FILE:LINE as
- * "refusing WHAT: why". Returns 0, -ENOENT (nothing reported) or -EPERM. */
-int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
-                         const char *file, int line)
-{
-	char why[1024];
-	int rc = trust_check(path, is_dir, L->self, why, sizeof(why));
-
-	if (rc == -ENOENT)
-		return rc;
-	if (rc < 0) {
-		config_report(L, file, line, "refusing %s: %s", what, why);
-		return -EPERM;
-	}
-	return 0;
 }
 
 /* state_dir must exist (the history spool and the daemon's other state go there) and, like

@@ -163,6 +163,8 @@ void config_report(struct loader *L, const char *file, int line, const char *fmt
     __attribute__((format(printf, 4, 5)));
 char *config_join_path(struct loader *L, const char *dir, const char *name);
 bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size);
+int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
+                         const char *file, int line);
 bool config_file_read(struct loader *L, config_t *cf, const char *path, const char *include_dir,
                       int fd);
 void config_index_add(struct pgc_config *cfg, size_t i);
@@ -172,8 +174,6 @@ void config_index_free(struct config_job_index **ix);
 void config_parse_main(struct loader *L, const config_setting_t *root, const char *file);
 void config_finish_main(struct loader *L, const config_setting_t *root);
 void config_check_dirs(struct loader *L);
-int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
-                         const char *file, int line);
 int config_main_line(const struct loader *L, const char *key);
 void config_check_database(struct loader *L, const char *file, int line, const char *what,
                            const char *dbname);
