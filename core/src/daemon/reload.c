@@ -9,9 +9,9 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bgwork.h"
+#include "clock.h"
 #include "jobgraph.h"
 #include "plugin.h"
 #include "sqljobs.h"
@@ -29,13 +29,6 @@ struct reloader {
 	struct sqljobs *sql;
 	struct reload_result res;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Step 1 (background): read the files if asked, merge the SQL jobs in. */
 static void parse_merge(struct reload_result *res, const char *path, const struct pgc_config *files,
@@ -55,9 +48,9 @@ static void parse_merge(struct reload_result *res, const char *path, const struc
 /* Step 2 (the loop): load the plugins and let them check their jobs. */
 static void check_plugins(struct reload_result *res)
 {
-	double t0 = now_ms();
+	int64_t t0 = clock_mono_us();
 	res->rc = plugin_check_config(res->cfg, &res->plugins, &res->dl);
-	res->loop_ms += now_ms() - t0;
+	res->loop_ms += (double)(clock_mono_us() - t0) / 1e3;
 }
 
 /* Step 3 (background): the job graph must be acyclic (the cycle is named in DL); open the
