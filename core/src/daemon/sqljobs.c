@@ -26,11 +26,18 @@ struct sql_row {
 	bool can_login; /* the owner has LOGIN */
 };
 
+/* The rows of one read: never changed once read, so a build on another thread shares them
+ * (sqljobs_copy) while the loop reads again; freed by the last owner, on the loop. */
+struct sql_rows {
+	unsigned refs;
+	size_t n;
+	struct sql_row row[];
+};
+
 struct sqljobs {
 	struct notify *n;
 	char *conninfo;
-	struct sql_row *rows;
-	size_t n_rows;
+	struct sql_rows *rows; /* NULL before the first read */
 	char *last; /* the rows last read, as one string, to see whether anything changed */
 	/* the file jobs to record in the registry: borrowed (sqljobs_record_files_made), sent in
 	 * parts of REC_PART jobs, one part in flight at a time (pgcrond--8.sql) */
@@ -58,10 +65,15 @@ static void row_clear(struct sql_row *r)
 	free(r->cron_name);
 }
 
-static void rows_free(struct sql_row *rows, size_t n)
+static void rows_release(struct sql_rows **rp)
 {
-	for (size_t i = 0; i < n; i++)
-		row_clear(&rows[i]);
+	struct sql_rows *rows = *rp;
+
+	*rp = NULL;
+	if (!rows || --rows->refs > 0)
+		return;
+	for (size_t i = 0; i < rows->n; i++)
+		row_clear(&rows->row[i]);
 	free(rows);
 }
 
@@ -74,7 +86,7 @@ static void send_files(struct sqljobs *sj);
 
 /* RES's rows (the query of read_jobs) into *ROWS, and all of them as one string into *ALL
  * (to see whether anything changed). 0 or -ENOMEM. */
-static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_out, char **all_out)
+static int parse_rows(const PGresult *res, struct sql_rows **rows_out, char **all_out)
 {
 	int n = PQntuples(res);
 	size_t len = 1;
@@ -82,12 +94,14 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 		for (int c = 0; c < N_COLUMNS; c++)
 			len += (size_t)PQgetlength(res, i, c) + 2;
 	char *all = malloc(len), *o = all;
-	struct sql_row *rows = calloc((size_t)n + 1, sizeof(*rows));
+	struct sql_rows *rows = calloc(1, sizeof(*rows) + ((size_t)n + 1) * sizeof(rows->row[0]));
 	if (!all || !rows) {
 		free(all);
 		free(rows);
 		return -ENOMEM;
 	}
+	rows->refs = 1;
+	rows->n = (size_t)n;
 	bool oom = false;
 	for (int i = 0; i < n; i++) {
 		for (int c = 0; c < N_COLUMNS; c++) {
@@ -97,7 +111,7 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 			*o++ = PQgetisnull(res, i, c) ? '\x01' : '\x02';
 			*o++ = '\x03';
 		}
-		struct sql_row *r = &rows[i];
+		struct sql_row *r = &rows->row[i];
 		char **f[] = {&r->jobid,    &r->name,     &r->schedule, &r->command,
 		              &r->database, &r->username, &r->options};
 		for (int c = 0; c < 7; c++)
@@ -110,12 +124,11 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 	}
 	*o = '\0';
 	if (oom) {
-		rows_free(rows, (size_t)n);
+		rows_release(&rows);
 		free(all);
 		return -ENOMEM;
 	}
 	*rows_out = rows;
-	*n_out = (size_t)n;
 	*all_out = all;
 	return 0;
 }
@@ -123,8 +136,7 @@ static int parse_rows(const PGresult *res, struct sql_row **rows_out, size_t *n_
 static void on_rows(void *arg, const PGresult *res)
 {
 	struct sqljobs *sj = arg;
-	struct sql_row *rows;
-	size_t n;
+	struct sql_rows *rows;
 	char why[512], *all;
 
 	sj->reading = false;
@@ -136,34 +148,33 @@ static void on_rows(void *arg, const PGresult *res)
 			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 		return;
 	}
-	if (parse_rows(res, &rows, &n, &all) < 0) {
+	if (parse_rows(res, &rows, &all) < 0) {
 		log_error("out of memory reading the jobs made in SQL");
 		return;
 	}
 	bool same = sj->last && strcmp(sj->last, all) == 0;
 	/* rows whose command was too long to fetch: left out, said once per change */
 	size_t kept = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < rows->n; i++) {
+		struct sql_row *r = &rows->row[i];
 		const char *len = PQgetvalue(res, (int)i, 9);
-		if (!rows[i].command && !PQgetisnull(res, (int)i, 9)) {
+		if (!r->command && !PQgetisnull(res, (int)i, 9)) {
 			if (!same)
 				log_error(
 				    "job \"%s\" of role \"%s\" is not loaded: its command is %s "
 				    "bytes, more than max_command_size (%lld bytes); its owner "
 				    "should schedule a call of a function instead",
-				    rows[i].name ? rows[i].name : "?",
-				    rows[i].username ? rows[i].username : "?", len,
+				    r->name ? r->name : "?", r->username ? r->username : "?", len,
 				    max_command(sj));
-			row_clear(&rows[i]);
+			row_clear(r);
 			continue;
 		}
-		rows[kept++] = rows[i];
+		rows->row[kept++] = *r;
 	}
-	n = kept;
-	rows_free(sj->rows, sj->n_rows);
+	rows->n = kept;
+	rows_release(&sj->rows);
 	free(sj->last);
 	sj->rows = rows;
-	sj->n_rows = n;
 	sj->last = all;
 	if (sj->again) {
 		sj->again = false;
@@ -437,27 +448,11 @@ int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
 	if (!sj)
 		return 0;
 	struct sqljobs *c = calloc(1, sizeof(*c));
-	if (!c || !(c->rows = calloc(sj->n_rows + 1, sizeof(*c->rows)))) {
-		free(c);
+	if (!c)
 		return -ENOMEM;
-	}
-	c->n_rows = sj->n_rows;
-	for (size_t i = 0; i < sj->n_rows; i++) {
-		const struct sql_row *r = &sj->rows[i];
-		struct sql_row *o = &c->rows[i];
-		char *const from[] = {r->jobid,    r->name,     r->schedule, r->command,
-		                      r->database, r->username, r->options,  r->cron_name};
-		char **to[] = {&o->jobid,    &o->name,     &o->schedule, &o->command,
-		               &o->database, &o->username, &o->options,  &o->cron_name};
-		for (size_t f = 0; f < sizeof(to) / sizeof(to[0]); f++) {
-			if (from[f] && !(*to[f] = strdup(from[f]))) {
-				sqljobs_free(&c);
-				return -ENOMEM;
-			}
-		}
-		o->enabled = r->enabled;
-		o->can_login = r->can_login;
-	}
+	c->rows = sj->rows;
+	if (c->rows)
+		c->rows->refs++;
 	*out = c;
 	return 0;
 }
@@ -468,7 +463,7 @@ void sqljobs_free(struct sqljobs **psj)
 	if (!sj)
 		return;
 	notify_free(&sj->n);
-	rows_free(sj->rows, sj->n_rows);
+	rows_release(&sj->rows);
 	free(sj->last);
 	free(sj->first);
 	free(sj->conninfo);
@@ -636,7 +631,7 @@ static char *job_text(const struct sql_row *r, const char *pool)
 int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, struct pgc_config **out,
                   struct diag_list *dl)
 {
-	size_t n = sj ? sj->n_rows : 0;
+	size_t n = sj && sj->rows ? sj->rows->n : 0;
 	struct config_sql_db *dbs = calloc(n + 1, sizeof(*dbs));
 	struct config_sql_job *jobs = calloc(n + 1, sizeof(*jobs));
 	char **origins = calloc(n + 1, sizeof(*origins));
@@ -648,7 +643,7 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 	const struct conf_database *hist =
 	    files->history_database ? config_database(files, files->history_database) : NULL;
 	for (size_t i = 0; i < n; i++) {
-		const struct sql_row *r = &sj->rows[i];
+		const struct sql_row *r = &sj->rows->row[i];
 		char origin[160];
 		/* the owner too: a job refused for a clash (a job file's name) is someone's */
 		if (r->username)
@@ -738,11 +733,11 @@ int sqljobs_merge_from(PGconn *conn, const struct pgc_config *files, struct pgc_
 	int rc = 0;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
-		rc = parse_rows(r, &tmp.rows, &tmp.n_rows, &all);
+		rc = parse_rows(r, &tmp.rows, &all);
 	PQclear(r); /* no schema version 3: no SQL jobs */
 	if (rc == 0)
 		rc = sqljobs_merge(&tmp, files, out, dl);
-	rows_free(tmp.rows, tmp.n_rows);
+	rows_release(&tmp.rows);
 	free(all);
 	return rc;
 }

@@ -48,8 +48,8 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
                   struct diag_list *dl) __attribute__((warn_unused_result));
 
 /* A copy of the SQL jobs last read, to merge on another thread (reload.h) while the loop
- * reads them again: *OUT (NULL when SJ is NULL) goes to sqljobs_merge and sqljobs_free. 0 or
- * -ENOMEM. */
+ * reads them again (it shares their rows, which a read replaces and never changes): *OUT
+ * (NULL when SJ is NULL) goes to sqljobs_merge and sqljobs_free, on the loop. 0 or -ENOMEM. */
 int sqljobs_copy(const struct sqljobs *sj, struct sqljobs **out)
     __attribute__((warn_unused_result));
 /* sqljobs_merge() with the SQL jobs read now, blocking, on CONN (a CLI command's
