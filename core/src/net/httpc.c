@@ -894,14 +894,6 @@ void httpc_drop(struct httpc_call **kp)
 
 /* ---- the client -------------------------------------------------------------------- */
 
-static void set_opts(struct httpc *c, const struct httpc_opts *o)
-{
-	c->o = *o;
-	c->o.ca_file = NULL;
-	if (c->o.max_concurrent < 1)
-		c->o.max_concurrent = 1; /* none at all would leave every request waiting */
-}
-
 int httpc_configure(struct httpc *c, const struct httpc_opts *o)
 {
 	char *ca = o->ca_file ? strdup(o->ca_file) : NULL;
@@ -909,7 +901,10 @@ int httpc_configure(struct httpc *c, const struct httpc_opts *o)
 		return -ENOMEM;
 	free(c->ca_file);
 	c->ca_file = ca;
-	set_opts(c, o);
+	c->o = *o;
+	c->o.ca_file = NULL;
+	if (c->o.max_concurrent < 1)
+		c->o.max_concurrent = 1; /* none at all would leave every request waiting */
 	start_queued(c);
 	return 0;
 }
