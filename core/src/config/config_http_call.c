@@ -443,15 +443,8 @@ struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bo
 	h->url = config_dup_or(src->url, oom);
 	h->method = config_dup_or(src->method, oom);
 	h->body = config_dup_or(src->body, oom);
-	if (src->n_headers) {
-		h->headers = calloc(src->n_headers, sizeof(*h->headers));
-		if (!h->headers)
-			*oom = true;
-		else
-			for (; h->n_headers < src->n_headers; h->n_headers++)
-				h->headers[h->n_headers] =
-				    config_dup_or(src->headers[h->n_headers], oom);
-	}
+	h->n_headers = src->n_headers;
+	h->headers = config_dup_strs(src->headers, &h->n_headers, oom);
 	if (src->n_expect) {
 		h->expect = calloc(src->n_expect, sizeof(*h->expect));
 		if (!h->expect) {

@@ -77,6 +77,9 @@ char *config_dup_str(struct loader *L, const char *s);
 /* strdup(S) (NULL for NULL), setting *OOM when there is no memory: for copies made outside
  * a load (a configuration's jobs merged with those made in SQL, a job's HTTP call). */
 char *config_dup_or(const char *s, bool *oom);
+/* A copy of the *N strings of SRC, each copied with config_dup_or; NULL when *N is 0, and when
+ * there is no memory for the array (then *N is set to 0 and *OOM). */
+char **config_dup_strs(char *const *src, size_t *n, bool *oom);
 
 /* The main file's groups that are more than a table of keys (config.c). */
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);

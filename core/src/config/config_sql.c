@@ -31,23 +31,14 @@ static void copy_job(struct pgc_config *c, const struct conf_job *src, struct co
 		*oom = true; /* it opened when the files were read */
 	dst->sql_database = config_dup_or(src->sql_database, oom);
 	dst->cron_name = config_dup_or(src->cron_name, oom);
-	dst->after = src->n_after ? calloc(src->n_after, sizeof(*dst->after)) : NULL;
+	dst->after = config_dup_strs(src->after, &dst->n_after, oom);
+	dst->sources = config_dup_strs(src->sources, &dst->n_sources, oom);
 	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
-	if ((src->n_after && !dst->after) || (src->n_settings && !dst->settings)) {
+	if (src->n_settings && !dst->settings) {
 		*oom = true;
-		dst->n_after = dst->n_settings = 0;
-		return;
+		dst->n_settings = 0;
 	}
-	for (size_t i = 0; i < src->n_after; i++)
-		dst->after[i] = config_dup_or(src->after[i], oom);
-	dst->sources = src->n_sources ? calloc(src->n_sources, sizeof(*dst->sources)) : NULL;
-	if (src->n_sources && !dst->sources) {
-		*oom = true;
-		dst->n_sources = 0;
-	}
-	for (size_t i = 0; i < dst->n_sources; i++)
-		dst->sources[i] = config_dup_or(src->sources[i], oom);
-	for (size_t i = 0; i < src->n_settings; i++) {
+	for (size_t i = 0; i < dst->n_settings; i++) {
 		dst->settings[i] = src->settings[i];
 		dst->settings[i].key = config_dup_or(src->settings[i].key, oom);
 		dst->settings[i].value = config_dup_or(src->settings[i].value, oom);
