@@ -76,6 +76,21 @@ char **config_dup_strs(char *const *src, size_t *n, bool *oom)
 	return d;
 }
 
+bool config_str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!config_str_eq(a[i], b[i]))
+			return false;
+	return true;
+}
+
 /* DIR/NAME, or NAME alone when it is absolute or DIR is empty (the current directory). */
 char *config_join_path(struct loader *L, const char *dir, const char *name)
 {

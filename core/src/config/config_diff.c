@@ -9,25 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_priv.h"
 #include "duration.h"
 #include "text.h"
-
-static bool str_eq(const char *a, const char *b)
-{
-	if (!a || !b)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-static bool names_eq(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (!str_eq(a[i], b[i]))
-			return false;
-	return true;
-}
 
 static const struct conf_setting *find_setting(const struct conf_job *j, const char *key)
 {
@@ -93,20 +77,20 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 {
 	bool first = true;
 
-	if (!str_eq(a->plugin, b->plugin))
+	if (!config_str_eq(a->plugin, b->plugin))
 		key_str(l, &first, "plugin", a->plugin, b->plugin);
-	if (!str_eq(a->cron_name, b->cron_name))
+	if (!config_str_eq(a->cron_name, b->cron_name))
 		key_str(l, &first, "cron.job name", a->cron_name, b->cron_name);
 	/* SQL can be long and is not for the log: say only that it changed */
-	if (!str_eq(a->command, b->command))
+	if (!config_str_eq(a->command, b->command))
 		key(l, &first, "command");
 	if (!config_http_call_eq(a->http, b->http))
 		key(l, &first, "http"); /* headers may hold credentials: only that it changed */
-	if (!str_eq(a->database, b->database))
+	if (!config_str_eq(a->database, b->database))
 		key_str(l, &first, "database", a->database, b->database);
-	if (!str_eq(a->schedule, b->schedule))
+	if (!config_str_eq(a->schedule, b->schedule))
 		key_str(l, &first, "schedule", a->schedule, b->schedule);
-	if (!names_eq(a->after, a->n_after, b->after, b->n_after))
+	if (!config_names_eq(a->after, a->n_after, b->after, b->n_after))
 		key(l, &first, "after");
 	if (a->enabled != b->enabled)
 		key_str(l, &first, "enabled", a->enabled ? "true" : "false",
@@ -129,7 +113,7 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key(l, &first, "retry_on");
 	if (a->catchup != b->catchup)
 		key(l, &first, "catchup");
-	if (!str_eq(a->listen, b->listen))
+	if (!config_str_eq(a->listen, b->listen))
 		key_str(l, &first, "listen", a->listen, b->listen);
 	if (a->debounce_ms != b->debounce_ms)
 		key(l, &first, "debounce");
@@ -143,12 +127,12 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_ms(l, &first, "warn_duration", a->warn_duration_ms, b->warn_duration_ms);
 	if (a->freshness_ms != b->freshness_ms)
 		key_ms(l, &first, "freshness", a->freshness_ms, b->freshness_ms);
-	if (!names_eq(a->sources, a->n_sources, b->sources, b->n_sources))
+	if (!config_names_eq(a->sources, a->n_sources, b->sources, b->n_sources))
 		key(l, &first, "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
 	for (size_t i = 0; i < b->n_settings; i++) {
 		const struct conf_setting *o = find_setting(a, b->settings[i].key);
-		if (!o || !str_eq(o->value, b->settings[i].value)) {
+		if (!o || !config_str_eq(o->value, b->settings[i].value)) {
 			key(l, &first, "setting ");
 			put(l, "\"%s\"", b->settings[i].key);
 		}

@@ -457,20 +457,14 @@ struct conf_http_call *config_http_call_dup(const struct conf_http_call *src, bo
 	return h;
 }
 
-static bool s_eq(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 bool config_http_call_eq(const struct conf_http_call *a, const struct conf_http_call *b)
 {
 	if (!a || !b)
 		return a == b;
-	if (!s_eq(a->url, b->url) || !s_eq(a->method, b->method) || !s_eq(a->body, b->body) ||
-	    a->n_headers != b->n_headers || a->n_expect != b->n_expect)
+	if (!config_str_eq(a->url, b->url) || !config_str_eq(a->method, b->method) ||
+	    !config_str_eq(a->body, b->body) ||
+	    !config_names_eq(a->headers, a->n_headers, b->headers, b->n_headers) ||
+	    a->n_expect != b->n_expect)
 		return false;
-	for (size_t i = 0; i < a->n_headers; i++)
-		if (!s_eq(a->headers[i], b->headers[i]))
-			return false;
 	return a->n_expect == 0 || memcmp(a->expect, b->expect, a->n_expect * sizeof(int)) == 0;
 }

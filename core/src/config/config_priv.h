@@ -80,6 +80,9 @@ char *config_dup_or(const char *s, bool *oom);
 /* A copy of the *N strings of SRC, each copied with config_dup_or; NULL when *N is 0, and when
  * there is no memory for the array (then *N is set to 0 and *OOM). */
 char **config_dup_strs(char *const *src, size_t *n, bool *oom);
+/* Whether two strings (NULL equals only NULL), or two arrays of NA and NB strings, are equal. */
+bool config_str_eq(const char *a, const char *b);
+bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb);
 
 /* The main file's groups that are more than a table of keys (config.c). */
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
