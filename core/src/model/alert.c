@@ -177,7 +177,6 @@ struct alerter {
 	 * walk made each run cost O(jobs), which dominated the daemon's CPU with thousands of
 	 * jobs. */
 	struct strmap conditions;
-	struct alert_stats stats;
 };
 
 /* One alert to one webhook: its own copy of what it sends, so that a reload that replaces
@@ -327,14 +326,8 @@ void alert_close(struct alerter **ap)
 	*ap = NULL;
 }
 
-struct alert_stats alert_get_stats(const struct alerter *a)
+static void sink_failed(struct sink *s, const char *what)
 {
-	return a->stats;
-}
-
-static void sink_failed(struct alerter *a, struct sink *s, const char *what)
-{
-	a->stats.failed_sinks++;
 	if (log_complain(&s->complaint))
 		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
 		            s->type == SINK_WEBHOOK ? s->shown
@@ -357,7 +350,6 @@ static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void webhook_done(void *arg, const struct httpc_response *resp)
 {
 	struct delivery *d = arg;
-	struct alerter *a = d->a;
 	struct sink *s = d->s;
 	d->call = NULL;
 	if (resp->result == HTTPC_OK && resp->status >= 200 && resp->status < 300) {
@@ -379,7 +371,7 @@ static void webhook_done(void *arg, const struct httpc_response *resp)
 		return;
 	}
 	if (s)
-		sink_failed(a, s, what);
+		sink_failed(s, what);
 	else
 		log_warning("alert webhook %s failed: %s", d->shown, what);
 	delivery_free(d);
@@ -400,7 +392,7 @@ static void webhook_send(struct delivery *d)
 	                            .arg = d};
 	if (httpc_submit(d->a->http, &req, &d->call) < 0) {
 		if (d->s)
-			sink_failed(d->a, d->s, "out of memory");
+			sink_failed(d->s, "out of memory");
 		delivery_free(d);
 	}
 }
@@ -411,7 +403,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		return;
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d) {
-		sink_failed(a, s, "out of memory");
+		sink_failed(s, "out of memory");
 		return;
 	}
 	d->a = a;
@@ -426,7 +418,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		a->deliveries->prev = d;
 	a->deliveries = d;
 	if (!d->url || !d->json) {
-		sink_failed(a, s, "out of memory");
+		sink_failed(s, "out of memory");
 		delivery_free(d);
 		return;
 	}
@@ -478,7 +470,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 	static const char *const events[] = {"none", "alert", "repeat", "recovered"};
 	pid_t pid = fork();
 	if (pid < 0) {
-		sink_failed(a, s, strerror(errno));
+		sink_failed(s, strerror(errno));
 		return;
 	}
 	if (pid == 0) {
@@ -512,7 +504,6 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 	char *json = alert_json(action, kind, job, message, now, since_ms, a->instance);
 	if (!json)
 		return;
-	a->stats.sent++;
 	for (size_t i = 0; i < a->n_sinks; i++) {
 		struct sink *s = &a->sinks[i];
 		switch (s->type) {

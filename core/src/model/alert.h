@@ -76,10 +76,4 @@ void alert_close(struct alerter **a);
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
                      const char *message);
 
-/* Counters for tests and status. */
-struct alert_stats {
-	uint64_t sent, failed_sinks;
-};
-struct alert_stats alert_get_stats(const struct alerter *a);
-
 #endif
