@@ -45,6 +45,13 @@ struct pg_conn;
 int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,
                     size_t namelen) __attribute__((warn_unused_result));
 
+/* CFG's history database, connected (blocking) for CMD's optional extras; NULL when none is
+ * configured, or when it cannot be reached, after "pgcrond CMD: MISSING: why" on stderr
+ * (MISSING: what the command goes without). */
+struct pgc_config;
+struct pg_conn *cli_history_connect(const char *cmd, const struct pgc_config *cfg,
+                                    const char *missing);
+
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
 int cli_import(int argc, char **argv);

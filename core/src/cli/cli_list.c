@@ -85,16 +85,9 @@ static void print_row(const char *const *row, const int *width)
  * a note on stderr: the file jobs are listed all the same). */
 static PGresult *sql_jobs(const struct pgc_config *cfg)
 {
-	const struct conf_database *db =
-	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
-	char err[512];
-	if (!db)
+	PGconn *c = cli_history_connect("list", cfg, "jobs made in SQL not listed");
+	if (!c)
 		return NULL;
-	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond list", err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "pgcrond list: jobs made in SQL not listed: %s\n", err);
-		return NULL;
-	}
 	PGresult *r =
 	    PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
 	              "SELECT jsonb_array_elements_text(options->'after')), ','),"
