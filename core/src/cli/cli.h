@@ -60,7 +60,8 @@ int cli_uninstall(int argc, char **argv);
 /* Load CONF for a command that must work while a job file is broken (config_load_partial):
  * errors in the main file are printed (prefixed "pgcrond CMD: " when they name no file) and
  * returned as an exit code (EX_CONFIG, EX_OSERR); otherwise 0 with *CFG, and *SKIPPED the
- * left-out job files as one "a.conf, b.conf" string (NULL: none; free it). */
+ * left-out job files as one "a.conf, b.conf" string (NULL: none; free it). SKIPPED NULL:
+ * every file must load (config_load), and an error in any is printed and returned. */
 struct pgc_config;
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
     __attribute__((warn_unused_result));

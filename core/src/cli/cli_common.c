@@ -21,8 +21,10 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 	size_t n = 0, len = 1;
 	int rc;
 
-	*skipped = NULL;
-	rc = config_load_partial(conf, cfg, &dl, &files, &n);
+	if (skipped)
+		*skipped = NULL;
+	rc =
+	    skipped ? config_load_partial(conf, cfg, &dl, &files, &n) : config_load(conf, cfg, &dl);
 	if (rc < 0) {
 		diag_print(&dl, stderr);
 		if (!dl.n)
