@@ -86,7 +86,32 @@ out:
 	return s;
 }
 
-static bool exec_ok(PGresult *r, const char *what);
+/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
+ * its SQLSTATE. */
+static const char *ddl_error(PGresult *r, char *buf, size_t len)
+{
+	char why[1024];
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	pgconn_result_error(r, why, sizeof(why));
+	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
+	         state ? ")" : "");
+	return buf;
+}
+
+static bool failed(PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+}
+
+static bool exec_ok(PGresult *r, const char *what)
+{
+	char why[1100];
+	if (!failed(r))
+		return true;
+	fprintf(stderr, "pgcrond install: %s: %s\n", what, ddl_error(r, why, sizeof(why)));
+	return false;
+}
 
 /* pgcrond.conf's bounds into pgcrond.setting, where cron.schedule enforces them (step 12);
  * the step that makes the table ships with this build. */
@@ -109,20 +134,6 @@ static int write_limits(PGconn *conn, const struct pgc_config *cfg)
 	bool ok = exec_ok(r, "writing max_command_size and max_jobs_per_role");
 	PQclear(r);
 	return ok ? 0 : -EIO;
-}
-
-static bool exec_ok(PGresult *r, const char *what)
-{
-	ExecStatusType s = PQresultStatus(r);
-	char why[512];
-
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return true;
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	fprintf(stderr, "pgcrond install: %s: %s%s%s%s\n", what,
-	        pgconn_result_error(r, why, sizeof(why)), state ? " (SQLSTATE " : "",
-	        state ? state : "", state ? ")" : "");
-	return false;
 }
 
 static bool sqlstate_is(const PGresult *r, const char *state)
@@ -426,24 +437,6 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	char what[512];
 	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
 	return run_sql_file(conn, "refresh.sql", what);
-}
-
-/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
- * its SQLSTATE. */
-static const char *ddl_error(PGresult *r, char *buf, size_t len)
-{
-	char why[1024];
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	pgconn_result_error(r, why, sizeof(why));
-	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
-	         state ? ")" : "");
-	return buf;
-}
-
-static bool failed(PGresult *r)
-{
-	ExecStatusType s = PQresultStatus(r);
-	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
 }
 
 /* A job whose objects were not installed, at its FILE:LINE so the operator can find it. */
