@@ -76,4 +76,9 @@ char *text_quote(const char *s, char *out, size_t outlen);
  * character boundary to fit OUTLEN. Returns OUT. */
 char *text_url_redact(const char *url, char *out, size_t outlen);
 
+/* ITEMS (N of them) as a PostgreSQL array literal, {"a","b"}: each element double-quoted,
+ * with '"' and '\\' escaped, so any text is one element (the server casts it to the array
+ * type of the parameter). malloc'd; NULL: out of memory. */
+char *text_pg_array(const char *const *items, size_t n) __attribute__((warn_unused_result));
+
 #endif

@@ -15,6 +15,7 @@
 #include "hist_install.h"
 #include "pgconn.h"
 #include "plugin.h"
+#include "text.h"
 
 static void usage(FILE *out)
 {
@@ -30,33 +31,6 @@ static void usage(FILE *out)
 	        "  -h, --help         show this help\n\n"
 	        "The schema SQL is read from $PGCROND_SQL_DIR, default %s.\n",
 	        PGCROND_DEFAULT_CONF, PGCROND_DEFAULT_SQL_DIR);
-}
-
-/* A PostgreSQL array literal ({"a","b"}) for a text[] parameter. */
-static char *array_literal(char *const *items, size_t n)
-{
-	size_t cap = 3, o = 0;
-
-	for (size_t i = 0; i < n; i++)
-		cap += 3 + 2 * strlen(items[i]);
-	char *s = malloc(cap);
-	if (!s)
-		return NULL;
-	s[o++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			s[o++] = ',';
-		s[o++] = '"';
-		for (const char *p = items[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				s[o++] = '\\';
-			s[o++] = *p;
-		}
-		s[o++] = '"';
-	}
-	s[o++] = '}';
-	s[o] = '\0';
-	return s;
 }
 
 /* The relations a job's plugin maintains, comma-separated, or NULL. */
@@ -247,7 +221,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		names[i] = cfg->jobs[i].name;
-	if (!(all = array_literal(names, cfg->n_jobs))) {
+	if (!(all = text_pg_array((const char *const *)names, cfg->n_jobs))) {
 		free(names);
 		return -ENOMEM;
 	}
@@ -270,7 +244,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		for (size_t i = first; i < last && rc == 0; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
 			char staleness[24], fresh[24], at[4200];
-			char *after = array_literal(job->after, job->n_after);
+			char *after = text_pg_array((const char *const *)job->after, job->n_after);
 			char *rel = job->plugin
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
 			                : NULL;
