@@ -62,6 +62,18 @@ bool text_utf8_valid(const char *s)
 	return text_utf8_invalid_at(s, len) == len;
 }
 
+char *text_utf8_fix_dup(const char *s)
+{
+	char *copy = strdup(s ? s : "");
+	size_t len = copy ? strlen(copy) : 0;
+	for (size_t at = 0; at < len; at++) {
+		at += text_utf8_invalid_at(copy + at, len - at);
+		if (at < len)
+			copy[at] = '?';
+	}
+	return copy;
+}
+
 /* How many bytes a sequence led by C claims, 1 for anything that is not a lead byte. */
 static size_t claimed_len(unsigned char c)
 {
