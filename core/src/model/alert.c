@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ static const char *const kind_names[ALERT_KIND_COUNT] = {
     [ALERT_FRESHNESS_LAG] = "freshness_lag",
     [ALERT_FRESHNESS_LAG_2X] = "freshness_lag_2x",
 };
+
+static const char *const event_names[] = {[ALERT_NONE] = "none",
+                                          [ALERT_FIRE] = "alert",
+                                          [ALERT_REPEAT] = "repeat",
+                                          [ALERT_RECOVER] = "recovered"};
 
 static const char *kind_name(enum alert_kind kind)
 {
@@ -54,50 +60,6 @@ enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms,
 	return ALERT_NONE;
 }
 
-size_t alert_json_escape(const char *in, char *out, size_t outlen)
-{
-	size_t need = 0;
-	char tmp[8];
-
-	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-		const char *rep = NULL;
-		switch (*p) {
-		case '"':
-			rep = "\\\"";
-			break;
-		case '\\':
-			rep = "\\\\";
-			break;
-		case '\n':
-			rep = "\\n";
-			break;
-		case '\r':
-			rep = "\\r";
-			break;
-		case '\t':
-			rep = "\\t";
-			break;
-		default:
-			if (*p < 0x20) {
-				snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
-				rep = tmp;
-			}
-		}
-		if (rep) {
-			for (; *rep; rep++, need++)
-				if (need + 1 < outlen)
-					out[need] = *rep;
-		} else {
-			if (need + 1 < outlen)
-				out[need] = (char)*p;
-			need++;
-		}
-	}
-	if (outlen)
-		out[need < outlen ? need : outlen - 1] = '\0';
-	return need;
-}
-
 static void iso_ms(int64_t ms, char *out, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);
@@ -107,40 +69,27 @@ static void iso_ms(int64_t ms, char *out, size_t len)
 		out[0] = '\0';
 }
 
-/* An escaped copy, malloc'd. */
-static char *esc(const char *s)
-{
-	if (!s)
-		s = "";
-	size_t n = alert_json_escape(s, NULL, 0);
-	char *out = malloc(n + 1);
-	if (out)
-		alert_json_escape(s, out, n + 1);
-	return out;
-}
-
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
                  const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
 {
-	static const char *const events[] = {[ALERT_NONE] = "none",
-	                                     [ALERT_FIRE] = "alert",
-	                                     [ALERT_REPEAT] = "repeat",
-	                                     [ALERT_RECOVER] = "recovered"};
 	char now[32], since[32];
-	char *ej = esc(job), *em = esc(message), *ei = esc(instance);
+	char *uj = text_utf8_fix_dup(job), *um = text_utf8_fix_dup(message),
+	     *ui = text_utf8_fix_dup(instance);
+	json_t *o = NULL;
 	char *out = NULL;
 
 	iso_ms(now_ms, now, sizeof(now));
 	iso_ms(since_ms, since, sizeof(since));
-	if (ej && em && ei &&
-	    asprintf(&out,
-	             "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
-	             "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
-	             events[action], kind_name(kind), ej, em, now, since, ei) < 0)
-		out = NULL;
-	free(ej);
-	free(em);
-	free(ei);
+	if (uj && um && ui)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "event", event_names[action],
+		              "kind", kind_name(kind), "job", uj, "message", um, "time", now,
+		              "since", since, "instance", ui);
+	if (o)
+		out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	free(uj);
+	free(um);
+	free(ui);
 	return out;
 }
 
@@ -467,7 +416,6 @@ static void stdin_from(const char *json, unsigned timeout_s)
 static void send_exec(struct alerter *a, struct sink *s, enum alert_action action,
                       enum alert_kind kind, const char *job, const char *message, const char *json)
 {
-	static const char *const events[] = {"none", "alert", "repeat", "recovered"};
 	pid_t pid = fork();
 	if (pid < 0) {
 		sink_failed(s, strerror(errno));
@@ -476,7 +424,7 @@ static void send_exec(struct alerter *a, struct sink *s, enum alert_action actio
 	if (pid == 0) {
 		if (fork() != 0)
 			_exit(0);
-		setenv("PGCROND_ALERT_EVENT", events[action], 1);
+		setenv("PGCROND_ALERT_EVENT", event_names[action], 1);
 		setenv("PGCROND_ALERT_KIND", kind_name(kind), 1);
 		setenv("PGCROND_ALERT_JOB", job ? job : "", 1);
 		/* a script may echo it to a terminal or a mail: controls escaped (text.h); the
