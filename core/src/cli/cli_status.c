@@ -74,7 +74,6 @@ static int read_line(int fd, int timeout_ms, char **out)
 int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
                  bool quiet_absent, json_t **answer)
 {
-	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	char path[128], *line = NULL, *text = NULL, *skipped = NULL;
 	int fd = -1, rc;
@@ -151,7 +150,6 @@ out:
 	free(text);
 	free(skipped);
 	config_free(&cfg);
-	diag_clear(&dl);
 	return rc;
 }
 
