@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
+#include "cron.h"
 #include "httpc.h"
 #include "log.h"
 #include "strmap.h"
@@ -60,26 +60,17 @@ enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms,
 	return ALERT_NONE;
 }
 
-static void iso_ms(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	if (strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && len)
-		out[0] = '\0';
-}
-
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
                  const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
 {
-	char now[32], since[32];
+	char now[CRON_TIME_BUFSZ], since[CRON_TIME_BUFSZ];
 	char *uj = text_utf8_fix_dup(job), *um = text_utf8_fix_dup(message),
 	     *ui = text_utf8_fix_dup(instance);
 	json_t *o = NULL;
 	char *out = NULL;
 
-	iso_ms(now_ms, now, sizeof(now));
-	iso_ms(since_ms, since, sizeof(since));
+	cron_time_format(now_ms / 1000, now, sizeof(now)); /* CRON_TIME_BUFSZ always fits */
+	cron_time_format(since_ms / 1000, since, sizeof(since));
 	if (uj && um && ui)
 		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "event", event_names[action],
 		              "kind", kind_name(kind), "job", uj, "message", um, "time", now,
