@@ -54,9 +54,6 @@ START_TEST(json_is_escaped)
 	j = alert_json(ALERT_RECOVER, ALERT_STALE, "v", "", 0, 0, "");
 	ck_assert(strstr(j, "\"event\":\"recovered\",\"kind\":\"stale\"") != NULL);
 	free(j);
-	char small[5];
-	ck_assert_uint_eq(alert_json_escape("a\"bcdef", small, sizeof(small)), 8);
-	ck_assert_str_eq(small, "a\\\"b");
 }
 END_TEST
 
@@ -255,7 +252,6 @@ START_TEST(notify_goes_through_callback)
 	alert_condition(a, ALERT_CONSECUTIVE, "j", true, "4 consecutive failures");
 	ck_assert_int_eq(notified, 1);
 	ck_assert_str_eq(notified_channel, "analytics/pgcrond_alerts");
-	ck_assert_uint_eq(alert_get_stats(a).sent, 1);
 	alert_close(&a);
 	free(cfg);
 	event_base_free(base);

@@ -62,6 +62,18 @@ bool text_utf8_valid(const char *s)
 	return text_utf8_invalid_at(s, len) == len;
 }
 
+char *text_utf8_fix_dup(const char *s)
+{
+	char *copy = strdup(s ? s : "");
+	size_t len = copy ? strlen(copy) : 0;
+	for (size_t at = 0; at < len; at++) {
+		at += text_utf8_invalid_at(copy + at, len - at);
+		if (at < len)
+			copy[at] = '?';
+	}
+	return copy;
+}
+
 /* How many bytes a sequence led by C claims, 1 for anything that is not a lead byte. */
 static size_t claimed_len(unsigned char c)
 {
@@ -295,5 +307,30 @@ char *text_url_redact(const char *url, char *out, size_t outlen)
 		            (int)(url + end - at), at, more);
 	else
 		text_format(out, outlen, "%.*s%s", (int)end, url, more);
+	return out;
+}
+
+char *text_pg_array(const char *const *items, size_t n)
+{
+	size_t len = 3;
+	for (size_t i = 0; i < n; i++)
+		len += 2 * strlen(items[i]) + 3;
+	char *out = malloc(len), *p = out;
+	if (!out)
+		return NULL;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		for (const char *c = items[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
 	return out;
 }

@@ -45,6 +45,11 @@ size_t text_utf8_invalid_at(const char *s, size_t len);
 /* True when S (NUL-terminated) is valid UTF-8. */
 bool text_utf8_valid(const char *s);
 
+/* A malloc'd copy of S (NULL: "") with each byte that does not start a valid UTF-8 sequence
+ * made '?', for a JSON document, which must be UTF-8 (text from a server in another encoding
+ * would fail it whole). NULL: out of memory. */
+char *text_utf8_fix_dup(const char *s) __attribute__((warn_unused_result));
+
 /* Text from elsewhere (a server's error or notice, a job's command, a name in a file) made
  * safe to print on a terminal or in a log line, the one way every place that prints such
  * text does it: C0 control characters and DEL written as \n, \t, \r or \xNN, C1 controls
@@ -75,5 +80,10 @@ char *text_quote(const char *s, char *out, size_t outlen);
  * hold a token) as "?...". Controls are not escaped here (text_escape_ctl). Cut on a
  * character boundary to fit OUTLEN. Returns OUT. */
 char *text_url_redact(const char *url, char *out, size_t outlen);
+
+/* ITEMS (N of them) as a PostgreSQL array literal, {"a","b"}: each element double-quoted,
+ * with '"' and '\\' escaped, so any text is one element (the server casts it to the array
+ * type of the parameter). malloc'd; NULL: out of memory. */
+char *text_pg_array(const char *const *items, size_t n) __attribute__((warn_unused_result));
 
 #endif

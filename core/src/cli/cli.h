@@ -32,7 +32,8 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 /* history --run ID (cli_history_run.c): one run whole, as key: value lines or JSON; and the
  * --json form of the history table (every column of R by name). Return exit codes. */
 struct pg_result;
-struct pg_conn;
+struct pg_conn; /* libpq's PGconn */
+struct pgc_config;
 int cli_history_show_run(const char *cmd, struct pg_conn *conn, const char *tz, const char *id,
                          bool json);
 int cli_history_print_json(const struct pg_result *r);
@@ -41,9 +42,14 @@ int cli_history_print_json(const struct pg_result *r);
  * in the history database on CONN): pgcrond's name of it into NAME (NAMELEN bytes), or ARG
  * itself when no configured job answers to it (a removed job's history, say). Returns 0, or
  * EX_USAGE after listing the candidates on stderr when jobs of several roles answer to it. */
-struct pg_conn;
 int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,
                     size_t namelen) __attribute__((warn_unused_result));
+
+/* CFG's history database, connected (blocking) for CMD's optional extras; NULL when none is
+ * configured, or when it cannot be reached, after "pgcrond CMD: MISSING: why" on stderr
+ * (MISSING: what the command goes without). */
+struct pg_conn *cli_history_connect(const char *cmd, const struct pgc_config *cfg,
+                                    const char *missing);
 
 /* Print an {"ok":false} ANSWER's error; returns the exit code it calls for. */
 int cli_ctl_error(const char *cmd, const struct json_t *answer);
@@ -53,8 +59,8 @@ int cli_uninstall(int argc, char **argv);
 /* Load CONF for a command that must work while a job file is broken (config_load_partial):
  * errors in the main file are printed (prefixed "pgcrond CMD: " when they name no file) and
  * returned as an exit code (EX_CONFIG, EX_OSERR); otherwise 0 with *CFG, and *SKIPPED the
- * left-out job files as one "a.conf, b.conf" string (NULL: none; free it). */
-struct pgc_config;
+ * left-out job files as one "a.conf, b.conf" string (NULL: none; free it). SKIPPED NULL:
+ * every file must load (config_load), and an error in any is printed and returned. */
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
     __attribute__((warn_unused_result));
 /* The one warning line about SKIPPED (from cli_load_config; nothing when NULL) on stderr,
@@ -83,8 +89,6 @@ int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const ch
  * then connect (blocking) to its history database. Prints what went wrong prefixed with
  * "pgcrond CMD: " and returns a sysexits code: 0 with *CFG and *CONN set, EX_CONFIG (78)
  * for configuration problems, EX_UNAVAILABLE (69) if the database is unreachable. */
-struct pgc_config;
-struct pg_conn; /* libpq's PGconn */
 /* CONSEQUENCE NULL: every file must load (install, import); otherwise, for the commands that
  * must work while a job file is broken (history, trigger without a daemon), job files with
  * errors are left out, with one warning line on stderr that ends with CONSEQUENCE. */

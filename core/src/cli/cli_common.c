@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "config.h"
 #include "diag.h"
+#include "pgconn.h"
 #include "text.h"
 
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
@@ -20,8 +21,10 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 	size_t n = 0, len = 1;
 	int rc;
 
-	*skipped = NULL;
-	rc = config_load_partial(conf, cfg, &dl, &files, &n);
+	if (skipped)
+		*skipped = NULL;
+	rc =
+	    skipped ? config_load_partial(conf, cfg, &dl, &files, &n) : config_load(conf, cfg, &dl);
 	if (rc < 0) {
 		diag_print(&dl, stderr);
 		if (!dl.n)
@@ -107,6 +110,20 @@ int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const ch
 	if (first_arg)
 		*first_arg = optind;
 	return 0;
+}
+
+PGconn *cli_history_connect(const char *cmd, const struct pgc_config *cfg, const char *missing)
+{
+	const struct conf_database *db =
+	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	char app[64], err[512];
+	if (!db)
+		return NULL;
+	snprintf(app, sizeof(app), "pgcrond %s", cmd);
+	PGconn *c = pgconn_connect_blocking(db->conninfo, app, err, sizeof(err));
+	if (!c)
+		fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, missing, err);
+	return c;
 }
 
 int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,

@@ -29,16 +29,10 @@ static void usage(FILE *out)
  * costs the colours. */
 static void last_statuses(const struct pgc_config *cfg, char **status)
 {
-	const struct conf_database *db =
-	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
 	char err[512];
-	if (!db)
+	PGconn *c = cli_history_connect("graph", cfg, "last statuses unavailable");
+	if (!c)
 		return;
-	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond graph", err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "pgcrond graph: last statuses unavailable: %s\n", err);
-		return;
-	}
 	PGresult *r = PQexec(c, "SELECT DISTINCT ON (job_name) job_name, status "
 	                        "FROM pgcrond.job_run_details ORDER BY job_name, start_time DESC");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -58,17 +52,10 @@ static void last_statuses(const struct pgc_config *cfg, char **status)
  * them with a problem is left out, the problem in DL. */
 static void with_sql_jobs(struct pgc_config **cfg, struct diag_list *dl)
 {
-	const struct conf_database *db =
-	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
 	struct pgc_config *merged = NULL;
-	char err[512];
-	if (!db)
+	PGconn *c = cli_history_connect("graph", *cfg, "jobs made in SQL not shown");
+	if (!c)
 		return;
-	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond graph", err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "pgcrond graph: jobs made in SQL not shown: %s\n", err);
-		return;
-	}
 	if (sqljobs_merge_from(c, *cfg, &merged, dl) == 0) {
 		config_free(cfg);
 		*cfg = merged;

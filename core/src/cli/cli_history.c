@@ -24,31 +24,15 @@
 int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
                   struct pgc_config **cfg, struct pg_conn **conn)
 {
-	struct diag_list dl = {0};
-	char err[1024];
-	int rc;
+	char err[1024], *skipped = NULL;
 
 	*cfg = NULL;
 	*conn = NULL;
-	if (consequence) {
-		char *skipped = NULL;
-		rc = cli_load_config(cmd, conf_path, cfg, &skipped);
-		if (rc)
-			return rc;
-		cli_warn_skipped(cmd, conf_path, skipped, consequence);
-		free(skipped);
-	} else {
-		rc = config_load(conf_path, cfg, &dl);
-		if (rc < 0) {
-			diag_print(&dl, stderr);
-			if (!dl.n)
-				fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, conf_path,
-				        strerror(-rc));
-			diag_clear(&dl);
-			return EX_CONFIG;
-		}
-		diag_clear(&dl);
-	}
+	int rc = cli_load_config(cmd, conf_path, cfg, consequence ? &skipped : NULL);
+	if (rc)
+		return rc;
+	cli_warn_skipped(cmd, conf_path, skipped, consequence);
+	free(skipped);
 	const struct conf_database *db =
 	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
 	if (!db) {

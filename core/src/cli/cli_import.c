@@ -320,10 +320,10 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 			PQclear(PQexec(dst, "ROLLBACK"));
 			return EX_DATAERR;
 		}
-		printf("%s \"%s\" (pg_cron job %s) as jobid %s: %s, owner %s, database %s%s\n",
-		       dry_run ? "would import" : "imported", j->name, j->jobid,
-		       PQgetvalue(r, 0, 0), j->sched, j->username, j->database,
-		       j->active ? "" : ", inactive");
+		printf(
+		    "imported \"%s\" (pg_cron job %s) as jobid %s: %s, owner %s, database %s%s\n",
+		    j->name, j->jobid, PQgetvalue(r, 0, 0), j->sched, j->username, j->database,
+		    j->active ? "" : ", inactive");
 		PQclear(r);
 	}
 	r = PQexec(dst, dry_run ? "ROLLBACK" : "COMMIT");

@@ -15,6 +15,7 @@
 #include "hist_install.h"
 #include "pgconn.h"
 #include "plugin.h"
+#include "text.h"
 
 static void usage(FILE *out)
 {
@@ -30,33 +31,6 @@ static void usage(FILE *out)
 	        "  -h, --help         show this help\n\n"
 	        "The schema SQL is read from $PGCROND_SQL_DIR, default %s.\n",
 	        PGCROND_DEFAULT_CONF, PGCROND_DEFAULT_SQL_DIR);
-}
-
-/* A PostgreSQL array literal ({"a","b"}) for a text[] parameter. */
-static char *array_literal(char *const *items, size_t n)
-{
-	size_t cap = 3, o = 0;
-
-	for (size_t i = 0; i < n; i++)
-		cap += 3 + 2 * strlen(items[i]);
-	char *s = malloc(cap);
-	if (!s)
-		return NULL;
-	s[o++] = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			s[o++] = ',';
-		s[o++] = '"';
-		for (const char *p = items[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				s[o++] = '\\';
-			s[o++] = *p;
-		}
-		s[o++] = '"';
-	}
-	s[o++] = '}';
-	s[o] = '\0';
-	return s;
 }
 
 /* The relations a job's plugin maintains, comma-separated, or NULL. */
@@ -86,7 +60,32 @@ out:
 	return s;
 }
 
-static bool exec_ok(PGresult *r, const char *what);
+/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
+ * its SQLSTATE. */
+static const char *ddl_error(PGresult *r, char *buf, size_t len)
+{
+	char why[1024];
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	pgconn_result_error(r, why, sizeof(why));
+	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
+	         state ? ")" : "");
+	return buf;
+}
+
+static bool failed(PGresult *r)
+{
+	ExecStatusType s = PQresultStatus(r);
+	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+}
+
+static bool exec_ok(PGresult *r, const char *what)
+{
+	char why[1100];
+	if (!failed(r))
+		return true;
+	fprintf(stderr, "pgcrond install: %s: %s\n", what, ddl_error(r, why, sizeof(why)));
+	return false;
+}
 
 /* pgcrond.conf's bounds into pgcrond.setting, where cron.schedule enforces them (step 12);
  * the step that makes the table ships with this build. */
@@ -109,20 +108,6 @@ static int write_limits(PGconn *conn, const struct pgc_config *cfg)
 	bool ok = exec_ok(r, "writing max_command_size and max_jobs_per_role");
 	PQclear(r);
 	return ok ? 0 : -EIO;
-}
-
-static bool exec_ok(PGresult *r, const char *what)
-{
-	ExecStatusType s = PQresultStatus(r);
-	char why[512];
-
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return true;
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	fprintf(stderr, "pgcrond install: %s: %s%s%s%s\n", what,
-	        pgconn_result_error(r, why, sizeof(why)), state ? " (SQLSTATE " : "",
-	        state ? state : "", state ? ")" : "");
-	return false;
 }
 
 static bool sqlstate_is(const PGresult *r, const char *state)
@@ -236,7 +221,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		names[i] = cfg->jobs[i].name;
-	if (!(all = array_literal(names, cfg->n_jobs))) {
+	if (!(all = text_pg_array((const char *const *)names, cfg->n_jobs))) {
 		free(names);
 		return -ENOMEM;
 	}
@@ -259,7 +244,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		for (size_t i = first; i < last && rc == 0; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
 			char staleness[24], fresh[24], at[4200];
-			char *after = array_literal(job->after, job->n_after);
+			char *after = text_pg_array((const char *const *)job->after, job->n_after);
 			char *rel = job->plugin
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
 			                : NULL;
@@ -426,24 +411,6 @@ static int install_refresh_guard(PGconn *conn, const char *dbname)
 	char what[512];
 	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
 	return run_sql_file(conn, "refresh.sql", what);
-}
-
-/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
- * its SQLSTATE. */
-static const char *ddl_error(PGresult *r, char *buf, size_t len)
-{
-	char why[1024];
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	pgconn_result_error(r, why, sizeof(why));
-	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
-	         state ? ")" : "");
-	return buf;
-}
-
-static bool failed(PGresult *r)
-{
-	ExecStatusType s = PQresultStatus(r);
-	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
 }
 
 /* A job whose objects were not installed, at its FILE:LINE so the operator can find it. */

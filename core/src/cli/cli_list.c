@@ -65,11 +65,7 @@ static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, in
 		return;
 	}
 	int64_t t = cron_next(&j->cron, tz, now);
-	if (t == CRON_NEVER)
-		return;
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (!gmtime_r(&tt, &tm) || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
 		snprintf(out, outlen, "-");
 }
 
@@ -85,16 +81,9 @@ static void print_row(const char *const *row, const int *width)
  * a note on stderr: the file jobs are listed all the same). */
 static PGresult *sql_jobs(const struct pgc_config *cfg)
 {
-	const struct conf_database *db =
-	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
-	char err[512];
-	if (!db)
+	PGconn *c = cli_history_connect("list", cfg, "jobs made in SQL not listed");
+	if (!c)
 		return NULL;
-	PGconn *c = pgconn_connect_blocking(db->conninfo, "pgcrond list", err, sizeof(err));
-	if (!c) {
-		fprintf(stderr, "pgcrond list: jobs made in SQL not listed: %s\n", err);
-		return NULL;
-	}
 	PGresult *r =
 	    PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
 	              "SELECT jsonb_array_elements_text(options->'after')), ','),"
@@ -112,7 +101,6 @@ static PGresult *sql_jobs(const struct pgc_config *cfg)
 int cli_list(int argc, char **argv)
 {
 	const char *path;
-	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	int rc = cli_parse_config_args(argc, argv, usage, &path, 0, 0, NULL);
 
@@ -133,7 +121,6 @@ int cli_list(int argc, char **argv)
 	if (!cells) {
 		fprintf(stderr, "pgcrond list: out of memory\n");
 		config_free(&cfg);
-		diag_clear(&dl);
 		PQclear(sql);
 		return EX_OSERR;
 	}
@@ -176,13 +163,7 @@ int cli_list(int argc, char **argv)
 		if (own)
 			cron_tz_free(&own);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (i >= nf) {
-			for (int c = 0; c < N_COLS; c++)
-				if ((int)strlen(cells[i][c]) > width[c])
-					width[c] = (int)strlen(cells[i][c]);
-			continue;
-		}
+	for (size_t i = 0; i < nf; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
 		const struct plugin *p = NULL;
@@ -211,10 +192,11 @@ int cli_list(int argc, char **argv)
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
 		sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
+	}
+	for (size_t i = 0; i < n; i++)
 		for (int c = 0; c < N_COLS; c++)
 			if ((int)strlen(cells[i][c]) > width[c])
 				width[c] = (int)strlen(cells[i][c]);
-	}
 	print_row(headings, width);
 	for (size_t i = 0; i < n; i++) {
 		const char *row[N_COLS];
@@ -226,6 +208,5 @@ int cli_list(int argc, char **argv)
 	plugin_registry_free(&reg);
 	PQclear(sql);
 	config_free(&cfg);
-	diag_clear(&dl);
 	return EX_OK;
 }

@@ -1,5 +1,6 @@
 /* pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR: the next fire times of EXPR. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,76 +40,56 @@ static void usage(FILE *out)
 	        NEXT_MAX_COUNT);
 }
 
-/* "--opt VALUE" or "--opt=VALUE"; advances *I past what it used. */
-static bool option(int argc, char **argv, int *i, const char *name, const char **value)
-{
-	size_t len = strlen(name);
-	const char *a = argv[*i];
-
-	if (strncmp(a, name, len) != 0)
-		return false;
-	if (a[len] == '=') {
-		*value = a + len + 1;
-		return true;
-	}
-	if (a[len] != '\0')
-		return false;
-	if (*i + 1 >= argc) {
-		*value = NULL;
-		return true;
-	}
-	*value = argv[++*i];
-	return true;
-}
-
 int cli_next(int argc, char **argv)
 {
-	const char *zone = "UTC", *from = NULL, *count_s = NULL, *v;
+	static const struct option opts[] = {
+	    {"tz", required_argument, NULL, 'z'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *zone = "UTC", *from = NULL, *count_s = NULL;
 	char expr[1024], err[512], when[CRON_TIME_BUFSZ];
 	size_t elen = 0;
-	int nwords = 0, rc = EX_OK;
-	bool words_only = false;
+	int nwords = 0, rc = EX_OK, opt;
 	cron_tz *tz = NULL;
 	cron_expr e;
 	int64_t t;
 	long count = 5;
 
-	expr[0] = '\0';
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!words_only && strcmp(a, "--") == 0) {
-			words_only = true;
-			continue;
-		}
-		if (!words_only && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+	optind = 1;
+	opterr = 0;
+	/* options may come among the expression's words (getopt_long moves them to the end) */
+	while ((opt = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'z':
+			zone = optarg;
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 'n':
+			count_s = optarg;
+			break;
+		case 'h':
 			usage(stdout);
 			return EX_OK;
+		case ':':
+			fprintf(stderr, "pgcrond next: %s needs a value\n", argv[optind - 1]);
+			return EX_USAGE;
+		default:
+			fprintf(stderr,
+			        "pgcrond next: unknown option \"%s\"; see 'pgcrond next --help'\n",
+			        argv[optind - 1]);
+			return EX_USAGE;
 		}
-		if (!words_only && a[0] == '-' && a[1] != '\0') {
-			const char **slot = NULL;
-			if (option(argc, argv, &i, "--tz", &v))
-				slot = &zone;
-			else if (option(argc, argv, &i, "--from", &v))
-				slot = &from;
-			else if (option(argc, argv, &i, "--count", &v) ||
-			         option(argc, argv, &i, "-n", &v))
-				slot = &count_s;
-			if (!slot) {
-				fprintf(stderr,
-				        "pgcrond next: unknown option \"%s\"; see 'pgcrond next "
-				        "--help'\n",
-				        a);
-				return EX_USAGE;
-			}
-			if (!v) {
-				fprintf(stderr, "pgcrond next: %s needs a value\n", a);
-				return EX_USAGE;
-			}
-			*slot = v;
-			continue;
-		}
+	}
+	expr[0] = '\0';
+	for (int i = optind; i < argc; i++) {
 		/* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
-		int n = snprintf(expr + elen, sizeof(expr) - elen, "%s%s", nwords ? " " : "", a);
+		int n =
+		    snprintf(expr + elen, sizeof(expr) - elen, "%s%s", nwords ? " " : "", argv[i]);
 		if (n < 0 || (size_t)n >= sizeof(expr) - elen) {
 			fprintf(stderr,
 			        "pgcrond next: the expression is too long (over %zu bytes)\n",

@@ -74,7 +74,6 @@ static int read_line(int fd, int timeout_ms, char **out)
 int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq, int timeout_ms,
                  bool quiet_absent, json_t **answer)
 {
-	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	char path[128], *line = NULL, *text = NULL, *skipped = NULL;
 	int fd = -1, rc;
@@ -151,7 +150,6 @@ out:
 	free(text);
 	free(skipped);
 	config_free(&cfg);
-	diag_clear(&dl);
 	return rc;
 }
 
@@ -204,6 +202,16 @@ static const char *jstr(const json_t *o, const char *key)
 	return s ? s : "";
 }
 
+static long long jint(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static bool jtrue(const json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key));
+}
+
 /* "3d4h", "2h5m", "4m10s", "12s", "0.3s" */
 static void fmt_span(double s, char *out, size_t outlen)
 {
@@ -231,48 +239,35 @@ static void print_daemon(const json_t *st)
 	fmt_span(json_number_value(json_object_get(st, "uptime_s")), up, sizeof(up));
 	printf("pgcrond %s on %s, pid %lld, up %s%s; %lld running, %lld waiting for a slot "
 	       "(max_running %lld)\n",
-	       jstr(st, "version"), jstr(st, "instance"),
-	       (long long)json_integer_value(json_object_get(st, "pid")), up,
-	       json_is_true(json_object_get(st, "draining")) ? ", shutting down" : "",
-	       (long long)json_integer_value(json_object_get(st, "running")),
-	       (long long)json_integer_value(json_object_get(st, "queued")),
-	       (long long)json_integer_value(json_object_get(st, "max_running")));
+	       jstr(st, "version"), jstr(st, "instance"), jint(st, "pid"), up,
+	       jtrue(st, "draining") ? ", shutting down" : "", jint(st, "running"),
+	       jint(st, "queued"), jint(st, "max_running"));
 	const json_t *h = json_object_get(st, "history");
 	if (*jstr(h, "database"))
 		printf("history: database %s, %s, %lld record(s) waiting, spool %lld bytes\n",
-		       jstr(h, "database"),
-		       json_is_true(json_object_get(h, "connected")) ? "connected"
-		                                                     : "NOT connected",
-		       (long long)json_integer_value(json_object_get(h, "pending")),
-		       (long long)json_integer_value(json_object_get(h, "spool_bytes")));
+		       jstr(h, "database"), jtrue(h, "connected") ? "connected" : "NOT connected",
+		       jint(h, "pending"), jint(h, "spool_bytes"));
 	const json_t *cl = json_object_get(st, "cluster");
 	if (cl)
 		printf("cluster: instance %s, %s%s, %s%s\n", jstr(st, "instance"),
-		       json_is_true(json_object_get(cl, "connected")) ? "coordinating"
-		                                                      : "NOT coordinating",
-		       json_is_true(json_object_get(cl, "in_recovery")) ? " (server in recovery)"
-		                                                        : "",
-		       *jstr(cl, "peers")                           ? "other live instances: "
-		       : json_is_true(json_object_get(cl, "alone")) ? "alone (it claims nothing)"
-		                                                    : "no other live instance",
+		       jtrue(cl, "connected") ? "coordinating" : "NOT coordinating",
+		       jtrue(cl, "in_recovery") ? " (server in recovery)" : "",
+		       *jstr(cl, "peers")   ? "other live instances: "
+		       : jtrue(cl, "alone") ? "alone (it claims nothing)"
+		                            : "no other live instance",
 		       jstr(cl, "peers"));
 	if (cl && json_is_integer(json_object_get(cl, "clock_offset_ms")))
 		printf("cluster: clock offset %+lld ms from the history database's (claims stop "
 		       "beyond %d ms)\n",
-		       (long long)json_integer_value(json_object_get(cl, "clock_offset_ms")),
-		       CLUSTER_MAX_OFFSET_MS);
+		       jint(cl, "clock_offset_ms"), CLUSTER_MAX_OFFSET_MS);
 	json_array_foreach(json_object_get(st, "databases"), i, v)
 	{
 		printf(
 		    "database %s: %lld open (%lld busy, %lld idle), %lld connecting, %lld run(s) "
 		    "waiting, pool %lld, %s%s\n",
-		    jstr(v, "name"), (long long)json_integer_value(json_object_get(v, "open")),
-		    (long long)json_integer_value(json_object_get(v, "busy")),
-		    (long long)json_integer_value(json_object_get(v, "idle")),
-		    (long long)json_integer_value(json_object_get(v, "connecting")),
-		    (long long)json_integer_value(json_object_get(v, "waiting")),
-		    (long long)json_integer_value(json_object_get(v, "pool")),
-		    json_is_true(json_object_get(v, "reachable"))    ? "reachable"
+		    jstr(v, "name"), jint(v, "open"), jint(v, "busy"), jint(v, "idle"),
+		    jint(v, "connecting"), jint(v, "waiting"), jint(v, "pool"),
+		    jtrue(v, "reachable")                            ? "reachable"
 		    : json_is_false(json_object_get(v, "reachable")) ? "UNREACHABLE: "
 		                                                     : "not connected yet",
 		    json_is_false(json_object_get(v, "reachable")) ? jstr(v, "last_error") : "");
@@ -289,21 +284,19 @@ static void describe_state(const json_t *j, char *out, size_t outlen)
 	if (strcmp(state, "running") == 0) {
 		const json_t *r = json_object_get(j, "running");
 		fmt_span(json_number_value(json_object_get(r, "elapsed_s")), span, sizeof(span));
-		json_int_t pid = json_integer_value(json_object_get(r, "backend_pid"));
+		long long pid = jint(r, "backend_pid");
 		if (pid)
-			snprintf(out, outlen, "running %s (pid %lld)%s", span, (long long)pid,
-			         json_is_true(json_object_get(j, "paused")) ? ", paused" : "");
+			snprintf(out, outlen, "running %s (pid %lld)%s", span, pid,
+			         jtrue(j, "paused") ? ", paused" : "");
 		else
 			snprintf(out, outlen, "running %s (connecting)%s", span,
-			         json_is_true(json_object_get(j, "paused")) ? ", paused" : "");
+			         jtrue(j, "paused") ? ", paused" : "");
 	} else if (strcmp(state, "retrying") == 0) {
 		snprintf(out, outlen, "retrying (attempt %lld)",
-		         (long long)json_integer_value(
-		             json_object_get(json_object_get(j, "retry"), "attempt")));
+		         jint(json_object_get(j, "retry"), "attempt"));
 	} else if (strcmp(state, "debouncing") == 0 && json_object_get(j, "debounce")) {
 		snprintf(out, outlen, "debouncing (%lld payload(s))",
-		         (long long)json_integer_value(
-		             json_object_get(json_object_get(j, "debounce"), "payloads")));
+		         jint(json_object_get(j, "debounce"), "payloads"));
 	} else {
 		snprintf(out, outlen, "%s", state);
 	}
@@ -363,10 +356,10 @@ static void print_jobs_table(const json_t *st)
 		snprintf(cells[i][2], 256, "%s",
 		         *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 		const json_t *last = json_object_get(j, "last_result");
-		json_int_t id = json_integer_value(json_object_get(last, "runid"));
+		long long id = jint(last, "runid");
 		if (last && id > 0)
 			snprintf(cells[i][3], 256, "%s %s (run %lld)", jstr(last, "status"),
-			         jstr(last, "ended_at"), (long long)id);
+			         jstr(last, "ended_at"), id);
 		else if (last)
 			snprintf(cells[i][3], 256, "%s %s", jstr(last, "status"),
 			         jstr(last, "ended_at"));
@@ -376,12 +369,12 @@ static void print_jobs_table(const json_t *st)
 			fmt_span(json_number_value(json_object_get(j, "age_s")), cells[i][4], 256);
 		else
 			snprintf(cells[i][4], 256, "-");
-		if (json_is_true(json_object_get(j, "stale"))) {
+		if (jtrue(j, "stale")) {
 			size_t l = strlen(cells[i][4]);
 			snprintf(cells[i][4] + l, 256 - l, " STALE");
 		}
 		const json_t *fr = json_object_get(j, "freshness");
-		if (json_is_true(json_object_get(fr, "over_sla"))) {
+		if (jtrue(fr, "over_sla")) {
 			size_t l = strlen(cells[i][4]);
 			snprintf(cells[i][4] + l, 256 - l, " LAG>SLA");
 		}
@@ -409,13 +402,11 @@ static void print_recent_runs(const json_t *j)
 	json_array_foreach(runs, i, r)
 	{
 		printf("  %s  %-15s %8lld ms", jstr(r, "ended_at"), jstr(r, "status"),
-		       (long long)json_integer_value(json_object_get(r, "duration_ms")));
-		if (json_integer_value(json_object_get(r, "attempt")) > 1)
-			printf("  attempt %lld",
-			       (long long)json_integer_value(json_object_get(r, "attempt")));
-		if (json_integer_value(json_object_get(r, "runid")) > 0)
-			printf("  run %lld",
-			       (long long)json_integer_value(json_object_get(r, "runid")));
+		       jint(r, "duration_ms"));
+		if (jint(r, "attempt") > 1)
+			printf("  attempt %lld", jint(r, "attempt"));
+		if (jint(r, "runid") > 0)
+			printf("  run %lld", jint(r, "runid"));
 		printf("\n");
 	}
 }
@@ -431,9 +422,8 @@ static void print_failures(const json_t *st)
 	json_array_foreach(fails, i, f)
 	{
 		printf("  %s  %s", jstr(f, "ended_at"), jstr(f, "job"));
-		if (json_integer_value(json_object_get(f, "runid")) > 0)
-			printf("  run %lld",
-			       (long long)json_integer_value(json_object_get(f, "runid")));
+		if (jint(f, "runid") > 0)
+			printf("  run %lld", jint(f, "runid"));
 		if (*jstr(f, "sqlstate"))
 			printf("  SQLSTATE %s", jstr(f, "sqlstate"));
 		printf("\n    %s\n", jstr(f, "message"));
@@ -451,7 +441,7 @@ static void print_job(const json_t *j)
 		printf("kind:         plugin %s\n", jstr(j, "plugin"));
 	else if (*jstr(j, "owner"))
 		printf("kind:         sql, role %s, jobid %lld\n", jstr(j, "owner"),
-		       (long long)json_integer_value(json_object_get(j, "jobid")));
+		       jint(j, "jobid"));
 	else
 		printf("kind:         sql\n");
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
@@ -464,33 +454,27 @@ static void print_job(const json_t *j)
 		printf("once under faults: %s\n", jstr(j, "once_under_faults"));
 	printf("state:        %s%s\n", state,
 	       json_is_false(json_object_get(j, "enabled")) ? " (disabled)" : "");
-	printf("paused:       %s\n", json_is_true(json_object_get(j, "paused")) ? "yes" : "no");
+	printf("paused:       %s\n", jtrue(j, "paused") ? "yes" : "no");
 	if ((o = json_object_get(j, "running")))
 		printf(
 		    "running:      since %s on database %s, backend pid %lld, %s, attempt %lld\n",
-		    jstr(o, "since"), jstr(o, "database"),
-		    (long long)json_integer_value(json_object_get(o, "backend_pid")),
-		    jstr(o, "trigger"),
-		    (long long)json_integer_value(json_object_get(o, "attempt")));
+		    jstr(o, "since"), jstr(o, "database"), jint(o, "backend_pid"),
+		    jstr(o, "trigger"), jint(o, "attempt"));
 	if ((o = json_object_get(j, "retry")))
-		printf("retry:        attempt %lld at %s\n",
-		       (long long)json_integer_value(json_object_get(o, "attempt")),
+		printf("retry:        attempt %lld at %s\n", jint(o, "attempt"),
 		       *jstr(o, "next_try") ? jstr(o, "next_try") : "when resumed");
 	if ((o = json_object_get(j, "debounce")))
-		printf("debounce:     %lld payload(s), runs at %s\n",
-		       (long long)json_integer_value(json_object_get(o, "payloads")),
+		printf("debounce:     %lld payload(s), runs at %s\n", jint(o, "payloads"),
 		       jstr(o, "due"));
 	printf("next fire:    %s\n", *jstr(j, "next_fire") ? jstr(j, "next_fire") : "-");
 	if (*jstr(j, "next_scheduled"))
 		printf("next in schedule: %s\n", jstr(j, "next_scheduled"));
 	if ((o = json_object_get(j, "last_result"))) {
 		printf("last result:  %s at %s (%s, attempt %lld, %lld ms)", jstr(o, "status"),
-		       jstr(o, "ended_at"), jstr(o, "trigger"),
-		       (long long)json_integer_value(json_object_get(o, "attempt")),
-		       (long long)json_integer_value(json_object_get(o, "duration_ms")));
-		if (json_integer_value(json_object_get(o, "runid")) > 0)
-			printf(", run %lld",
-			       (long long)json_integer_value(json_object_get(o, "runid")));
+		       jstr(o, "ended_at"), jstr(o, "trigger"), jint(o, "attempt"),
+		       jint(o, "duration_ms"));
+		if (jint(o, "runid") > 0)
+			printf(", run %lld", jint(o, "runid"));
 		printf("\n");
 		printf("message:      %s\n", jstr(o, "message"));
 		if (*jstr(o, "sqlstate"))
@@ -504,16 +488,14 @@ static void print_job(const json_t *j)
 		printf("last success: %s (%s ago)\n", jstr(j, "last_success"), span);
 	}
 	if (json_object_get(j, "max_staleness_s"))
-		printf("stale:        %s (max_staleness %llds)\n",
-		       json_is_true(json_object_get(j, "stale")) ? "YES" : "no",
-		       (long long)json_integer_value(json_object_get(j, "max_staleness_s")));
+		printf("stale:        %s (max_staleness %llds)\n", jtrue(j, "stale") ? "YES" : "no",
+		       jint(j, "max_staleness_s"));
 	const json_t *fr = json_object_get(j, "freshness");
 	if (fr) {
 		char lag[64];
 		fmt_span(json_number_value(json_object_get(fr, "lag_s")), lag, sizeof(lag));
-		printf("freshness:    SLA %llds, lag %s%s",
-		       (long long)json_integer_value(json_object_get(fr, "sla_s")), lag,
-		       json_is_true(json_object_get(fr, "over_sla")) ? " (OVER the SLA)" : "");
+		printf("freshness:    SLA %llds, lag %s%s", jint(fr, "sla_s"), lag,
+		       jtrue(fr, "over_sla") ? " (OVER the SLA)" : "");
 		if (*jstr(fr, "changed_since"))
 			printf(", sources changed since %s", jstr(fr, "changed_since"));
 		else if (*jstr(fr, "unchanged_since"))
@@ -524,8 +506,7 @@ static void print_job(const json_t *j)
 		if (*jstr(fr, "fallback"))
 			printf("              runs every period: %s\n", jstr(fr, "fallback"));
 	}
-	printf("consecutive failures: %lld\n",
-	       (long long)json_integer_value(json_object_get(j, "consecutive_failures")));
+	printf("consecutive failures: %lld\n", jint(j, "consecutive_failures"));
 }
 
 /* ---- the commands ----------------------------------------------------------------------- */
@@ -599,7 +580,7 @@ int cli_status(int argc, char **argv)
 		        ANSWER_TIMEOUT_MS / 1000);
 	if (rc)
 		return rc;
-	if (!json_is_true(json_object_get(a, "ok"))) {
+	if (!jtrue(a, "ok")) {
 		rc = cli_ctl_error("status", a);
 		json_decref(a);
 		return rc;
@@ -665,12 +646,12 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 		        ANSWER_TIMEOUT_MS / 1000);
 	if (rc)
 		return rc;
-	if (!json_is_true(json_object_get(a, "ok"))) {
+	if (!jtrue(a, "ok")) {
 		rc = cli_ctl_error(name, a);
 		json_decref(a);
 		return rc;
 	}
-	bool changed = json_is_true(json_object_get(a, "changed"));
+	bool changed = jtrue(a, "changed");
 	/* the daemon's name of the job (the user may have written cron.schedule's) */
 	const char *job = json_string_value(json_object_get(a, "job"));
 	if (!job)

@@ -228,11 +228,17 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 }
 
 /* The history database's side, in HIST's open transaction. */
-/* Keep the count R holds (first row, first column) in N and drop schema SCHEMA (a constant:
- * cron, net or pgcrond) with everything in it. */
+/* When R (the search for it, cleared here) found it: keep the count its row holds (first
+ * column) in N and drop schema SCHEMA (a constant: cron, net or pgcrond) with everything in
+ * it. N stays "" when R has no row. */
 static int drop_counted(PGconn *hist, PGresult *r, const char *schema, char n[24])
 {
 	char sql[64], what[64];
+	n[0] = '\0';
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return 0;
+	}
 	snprintf(n, 24, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
@@ -260,19 +266,13 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
 	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')",
 	       0, NULL, "looking for pgcrond's cron schema", &r);
-	if (rc)
+	char n[24];
+	if (rc || (rc = drop_counted(hist, r, "cron", n)))
 		return rc;
-	if (PQntuples(r) == 1) {
-		char n[24];
-		rc = drop_counted(hist, r, "cron", n);
-		if (rc)
-			return rc;
+	if (n[0])
 		printf("%s schema cron (pgcrond's pg_cron compatibility: cron.job, "
 		       "cron.job_run_details, cron.schedule ...) with the %s job(s) made in SQL\n",
 		       would, n);
-	} else {
-		PQclear(r);
-	}
 
 	/* pgcrond's net schema: the comment install wrote, and no pg_net extension */
 	rc = q(hist,
@@ -286,19 +286,12 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
 	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_net')",
 	       0, NULL, "looking for pgcrond's net schema", &r);
-	if (rc)
+	if (rc || (rc = drop_counted(hist, r, "net", n)))
 		return rc;
-	if (PQntuples(r) == 1) {
-		char n[24];
-		rc = drop_counted(hist, r, "net", n);
-		if (rc)
-			return rc;
+	if (n[0])
 		printf("%s schema net (pgcrond's pg_net compatibility: net.http_get, "
 		       "net.http_post, net.http_delete) with its queue and responses\n",
 		       would);
-	} else {
-		PQclear(r);
-	}
 
 	if (keep_history) {
 		rc = q(hist,
@@ -352,15 +345,11 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	       "'pg_catalog.pg_namespace'::pg_catalog.regclass"
 	       "   AND d.refobjid OPERATOR(pg_catalog.=) 'pgcrond'::pg_catalog.regnamespace",
 	       0, NULL, "counting the objects of schema pgcrond", &r);
-	if (rc)
-		return rc;
-	char objs[24];
-	rc = drop_counted(hist, r, "pgcrond", objs);
-	if (rc)
+	if (rc || (rc = drop_counted(hist, r, "pgcrond", n)))
 		return rc;
 	printf("%s schema pgcrond (%s objects: the job registry, %sthe coordination tables, "
 	       "functions and views; with them their grants)\n",
-	       would, objs, keep_history ? "" : "the run history, ");
+	       would, n, keep_history ? "" : "the run history, ");
 
 	/* the role, when install made it: nothing left to depend on it in any database (the
 	 * server refuses otherwise, and then it stays) */

@@ -3,16 +3,17 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
+#include "cron.h"
 #include "httpc.h"
 #include "log.h"
 #include "strmap.h"
@@ -27,6 +28,11 @@ static const char *const kind_names[ALERT_KIND_COUNT] = {
     [ALERT_FRESHNESS_LAG] = "freshness_lag",
     [ALERT_FRESHNESS_LAG_2X] = "freshness_lag_2x",
 };
+
+static const char *const event_names[] = {[ALERT_NONE] = "none",
+                                          [ALERT_FIRE] = "alert",
+                                          [ALERT_REPEAT] = "repeat",
+                                          [ALERT_RECOVER] = "recovered"};
 
 static const char *kind_name(enum alert_kind kind)
 {
@@ -54,93 +60,27 @@ enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms,
 	return ALERT_NONE;
 }
 
-size_t alert_json_escape(const char *in, char *out, size_t outlen)
-{
-	size_t need = 0;
-	char tmp[8];
-
-	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-		const char *rep = NULL;
-		switch (*p) {
-		case '"':
-			rep = "\\\"";
-			break;
-		case '\\':
-			rep = "\\\\";
-			break;
-		case '\n':
-			rep = "\\n";
-			break;
-		case '\r':
-			rep = "\\r";
-			break;
-		case '\t':
-			rep = "\\t";
-			break;
-		default:
-			if (*p < 0x20) {
-				snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
-				rep = tmp;
-			}
-		}
-		if (rep) {
-			for (; *rep; rep++, need++)
-				if (need + 1 < outlen)
-					out[need] = *rep;
-		} else {
-			if (need + 1 < outlen)
-				out[need] = (char)*p;
-			need++;
-		}
-	}
-	if (outlen)
-		out[need < outlen ? need : outlen - 1] = '\0';
-	return need;
-}
-
-static void iso_ms(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	if (strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && len)
-		out[0] = '\0';
-}
-
-/* An escaped copy, malloc'd. */
-static char *esc(const char *s)
-{
-	if (!s)
-		s = "";
-	size_t n = alert_json_escape(s, NULL, 0);
-	char *out = malloc(n + 1);
-	if (out)
-		alert_json_escape(s, out, n + 1);
-	return out;
-}
-
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
                  const char *message, int64_t now_ms, int64_t since_ms, const char *instance)
 {
-	static const char *const events[] = {[ALERT_NONE] = "none",
-	                                     [ALERT_FIRE] = "alert",
-	                                     [ALERT_REPEAT] = "repeat",
-	                                     [ALERT_RECOVER] = "recovered"};
-	char now[32], since[32];
-	char *ej = esc(job), *em = esc(message), *ei = esc(instance);
+	char now[CRON_TIME_BUFSZ], since[CRON_TIME_BUFSZ];
+	char *uj = text_utf8_fix_dup(job), *um = text_utf8_fix_dup(message),
+	     *ui = text_utf8_fix_dup(instance);
+	json_t *o = NULL;
 	char *out = NULL;
 
-	iso_ms(now_ms, now, sizeof(now));
-	iso_ms(since_ms, since, sizeof(since));
-	if (ej && em && ei &&
-	    asprintf(&out,
-	             "{\"event\":\"%s\",\"kind\":\"%s\",\"job\":\"%s\",\"message\":\"%s\","
-	             "\"time\":\"%s\",\"since\":\"%s\",\"instance\":\"%s\"}",
-	             events[action], kind_name(kind), ej, em, now, since, ei) < 0)
-		out = NULL;
-	free(ej);
-	free(em);
-	free(ei);
+	cron_time_format(now_ms / 1000, now, sizeof(now)); /* CRON_TIME_BUFSZ always fits */
+	cron_time_format(since_ms / 1000, since, sizeof(since));
+	if (uj && um && ui)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "event", event_names[action],
+		              "kind", kind_name(kind), "job", uj, "message", um, "time", now,
+		              "since", since, "instance", ui);
+	if (o)
+		out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	free(uj);
+	free(um);
+	free(ui);
 	return out;
 }
 
@@ -177,7 +117,6 @@ struct alerter {
 	 * walk made each run cost O(jobs), which dominated the daemon's CPU with thousands of
 	 * jobs. */
 	struct strmap conditions;
-	struct alert_stats stats;
 };
 
 /* One alert to one webhook: its own copy of what it sends, so that a reload that replaces
@@ -327,14 +266,8 @@ void alert_close(struct alerter **ap)
 	*ap = NULL;
 }
 
-struct alert_stats alert_get_stats(const struct alerter *a)
+static void sink_failed(struct sink *s, const char *what)
 {
-	return a->stats;
-}
-
-static void sink_failed(struct alerter *a, struct sink *s, const char *what)
-{
-	a->stats.failed_sinks++;
 	if (log_complain(&s->complaint))
 		log_warning("alert sink %s failed: %s (alerts keep going to the other sinks)",
 		            s->type == SINK_WEBHOOK ? s->shown
@@ -357,7 +290,6 @@ static void webhook_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void webhook_done(void *arg, const struct httpc_response *resp)
 {
 	struct delivery *d = arg;
-	struct alerter *a = d->a;
 	struct sink *s = d->s;
 	d->call = NULL;
 	if (resp->result == HTTPC_OK && resp->status >= 200 && resp->status < 300) {
@@ -379,7 +311,7 @@ static void webhook_done(void *arg, const struct httpc_response *resp)
 		return;
 	}
 	if (s)
-		sink_failed(a, s, what);
+		sink_failed(s, what);
 	else
 		log_warning("alert webhook %s failed: %s", d->shown, what);
 	delivery_free(d);
@@ -400,7 +332,7 @@ static void webhook_send(struct delivery *d)
 	                            .arg = d};
 	if (httpc_submit(d->a->http, &req, &d->call) < 0) {
 		if (d->s)
-			sink_failed(d->a, d->s, "out of memory");
+			sink_failed(d->s, "out of memory");
 		delivery_free(d);
 	}
 }
@@ -411,7 +343,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		return;
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d) {
-		sink_failed(a, s, "out of memory");
+		sink_failed(s, "out of memory");
 		return;
 	}
 	d->a = a;
@@ -426,7 +358,7 @@ static void send_webhook(struct alerter *a, struct sink *s, const char *json)
 		a->deliveries->prev = d;
 	a->deliveries = d;
 	if (!d->url || !d->json) {
-		sink_failed(a, s, "out of memory");
+		sink_failed(s, "out of memory");
 		delivery_free(d);
 		return;
 	}
@@ -475,16 +407,15 @@ static void stdin_from(const char *json, unsigned timeout_s)
 static void send_exec(struct alerter *a, struct sink *s, enum alert_action action,
                       enum alert_kind kind, const char *job, const char *message, const char *json)
 {
-	static const char *const events[] = {"none", "alert", "repeat", "recovered"};
 	pid_t pid = fork();
 	if (pid < 0) {
-		sink_failed(a, s, strerror(errno));
+		sink_failed(s, strerror(errno));
 		return;
 	}
 	if (pid == 0) {
 		if (fork() != 0)
 			_exit(0);
-		setenv("PGCROND_ALERT_EVENT", events[action], 1);
+		setenv("PGCROND_ALERT_EVENT", event_names[action], 1);
 		setenv("PGCROND_ALERT_KIND", kind_name(kind), 1);
 		setenv("PGCROND_ALERT_JOB", job ? job : "", 1);
 		/* a script may echo it to a terminal or a mail: controls escaped (text.h); the
@@ -512,7 +443,6 @@ static void dispatch(struct alerter *a, enum alert_action action, enum alert_kin
 	char *json = alert_json(action, kind, job, message, now, since_ms, a->instance);
 	if (!json)
 		return;
-	a->stats.sent++;
 	for (size_t i = 0; i < a->n_sinks; i++) {
 		struct sink *s = &a->sinks[i];
 		switch (s->type) {

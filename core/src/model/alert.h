@@ -44,14 +44,11 @@ enum alert_action { ALERT_NONE, ALERT_FIRE, ALERT_REPEAT, ALERT_RECOVER };
 /* Feed the condition's current truth at NOW_MS; returns what to send. */
 enum alert_action alert_step(struct alert_state *s, bool active, int64_t now_ms, int64_t repeat_ms);
 
-/* The JSON document of one alert (malloc'd):
+/* The JSON document of one alert (malloc'd; a byte of the text that is not UTF-8 as '?'):
  * {"event":"alert"|"repeat"|"recovered","kind":"failed","job":"x","message":"...",
  *  "time":"2026-11-21T20:00:00Z","instance":"host","since":"..."} */
 char *alert_json(enum alert_action action, enum alert_kind kind, const char *job,
                  const char *message, int64_t now_ms, int64_t since_ms, const char *instance);
-
-/* JSON string escaping into OUT (always NUL-terminated); returns the length it needed. */
-size_t alert_json_escape(const char *in, char *out, size_t outlen);
 
 /* ---- the sinks --------------------------------------------------------------------- */
 
@@ -75,11 +72,5 @@ void alert_close(struct alerter **a);
  * so. MESSAGE says what happened and, where possible, what to do. */
 void alert_condition(struct alerter *a, enum alert_kind kind, const char *job, bool active,
                      const char *message);
-
-/* Counters for tests and status. */
-struct alert_stats {
-	uint64_t sent, failed_sinks;
-};
-struct alert_stats alert_get_stats(const struct alerter *a);
 
 #endif

@@ -178,14 +178,6 @@ size_t dag_upstreams(const struct dag *g, size_t i, size_t *out, size_t max)
 	return count;
 }
 
-bool dag_has_upstreams(const struct dag *g, size_t i)
-{
-	for (size_t e = 0; e < g->n_edges; e++)
-		if (g->edges[e].to == i)
-			return true;
-	return false;
-}
-
 /* DOT IDs are quoted strings: escape quotes and backslashes. */
 static void dot_string(FILE *out, const char *s)
 {

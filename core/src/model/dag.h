@@ -40,7 +40,6 @@ void dag_free(struct dag *g);
 /* The upstreams / downstreams of node I: writes up to MAX indexes, returns how many exist. */
 size_t dag_upstreams(const struct dag *g, size_t i, size_t *out, size_t max);
 size_t dag_downstreams(const struct dag *g, size_t i, size_t *out, size_t max);
-bool dag_has_upstreams(const struct dag *g, size_t i);
 
 /* Graphviz DOT. LABELS[i] (may be NULL) is a second line under each node's name, e.g. its
  * schedule and last status; STATUS[i] (may be NULL) colours the node: "succeeded" green,

@@ -310,13 +310,13 @@ static void registry_done(void *arg, const struct exec_outcome *o)
 
 /* pgcrond.job.paused := whether each job is paused, in the history database (a job not in
  * the registry, or a registry without the column, is left alone). */
-static void registry_update(struct ctl *c)
+void ctl_sync_registry(struct ctl *c)
 {
-	const struct pgc_config *cfg = sched_config(c->src->sched);
+	const struct pgc_config *cfg = c ? sched_config(c->src->sched) : NULL;
 	const char *const *names;
-	size_t n = sched_paused_names(c->src->sched, &names);
 	if (!cfg || !cfg->history_database)
 		return;
+	size_t n = sched_paused_names(c->src->sched, &names);
 	json_t *arr = json_array();
 	for (size_t i = 0; arr && i < n; i++)
 		json_array_append_new(arr, json_string(names[i]));
@@ -344,12 +344,6 @@ static void registry_update(struct ctl *c)
 	free(text);
 }
 
-void ctl_sync_registry(struct ctl *c)
-{
-	if (c)
-		registry_update(c);
-}
-
 void ctl_paused_changed(struct ctl *c)
 {
 	if (!c)
@@ -360,7 +354,7 @@ void ctl_paused_changed(struct ctl *c)
 	if (rc < 0)
 		log_warning("cannot save the paused jobs in %s/%s: %s", c->state_dir,
 		            CTL_PAUSED_FILE, strerror(-rc));
-	registry_update(c);
+	ctl_sync_registry(c);
 }
 
 /* RQ's job as the user wrote it (ctl.h): pgcrond's name, a jobid or a pg_cron name, made
@@ -471,7 +465,7 @@ static void do_pause(struct client *cl, struct ctl_request *rq)
 		         strerror(-src));
 		log_warning("%s: %s", rq->job, warn);
 	}
-	registry_update(c);
+	ctl_sync_registry(c);
 	json_t *o = json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "job", rq->job, "paused", pause,
 	                      "changed", 1);
 	if (o && warn[0])
@@ -557,20 +551,14 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	while (!cl->waiting && !cl->closing) {
 		size_t len;
 		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
-		if (!line) {
-			if (evbuffer_get_length(in) > CTL_MAX_LINE) {
-				reply_error(cl, "bad_request",
-				            "bad request: a request line is at most %d bytes",
-				            CTL_MAX_LINE);
-				cl->closing = true;
-			}
-			break;
-		}
+		if (!line && evbuffer_get_length(in) <= CTL_MAX_LINE)
+			break; /* the rest of the line is still to come */
 		struct ctl_request rq;
-		if (len > CTL_MAX_LINE) {
+		if (!line || len > CTL_MAX_LINE) {
 			reply_error(cl, "bad_request",
 			            "bad request: a request line is at most %d bytes",
 			            CTL_MAX_LINE);
+			cl->closing = !line; /* no end of it in sight: the line is never read */
 		} else if (ctl_parse_request(line, len, &rq, err, sizeof(err)) < 0) {
 			reply_error(cl, "bad_request", "%s", err);
 		} else if (rq.cmd == CTL_STATUS) {

@@ -398,17 +398,13 @@ static void serve_page(struct http *h, struct evhttp_request *req, bool with_sta
 	}
 	evbuffer_add(buf, at + sizeof(marker) - 1, http_page_html_len - pre - (sizeof(marker) - 1));
 	free(doc);
-	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
-	evhttp_add_header(hdr, "Content-Type", "text/html; charset=utf-8");
-	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
 	/* nothing from elsewhere: the page is one file */
 	evhttp_add_header(
-	    hdr, "Content-Security-Policy",
+	    evhttp_request_get_output_headers(req), "Content-Security-Policy",
 	    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
 	    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
 	    "frame-ancestors 'none'");
-	evhttp_send_reply(req, 200, "OK", buf);
+	reply_buf(req, 200, "OK", "text/html; charset=utf-8", buf);
 	evbuffer_free(buf);
 }
 

@@ -48,21 +48,9 @@ static int put_str(json_t *o, const char *key, const char *v)
 	if (!v)
 		return 0;
 	json_t *s = json_string(v);
-	if (!s) {
-		/* not UTF-8 (a server in another encoding): each bad byte becomes '?', so the
-		 * document stays valid JSON */
-		size_t len = strlen(v), at = 0;
-		char *copy = strdup(v);
-		if (!copy)
-			return -1;
-		while (at < len) {
-			size_t bad = at + text_utf8_invalid_at(copy + at, len - at);
-			if (bad >= len)
-				break;
-			copy[bad] = '?';
-			at = bad + 1;
-		}
-		s = json_string(copy);
+	if (!s) { /* not UTF-8: a server in another encoding */
+		char *copy = text_utf8_fix_dup(v);
+		s = copy ? json_string(copy) : NULL;
 		free(copy);
 	}
 	return json_object_set_new(o, key, s);

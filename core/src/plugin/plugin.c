@@ -60,35 +60,14 @@ static int parse_bool(const char *text, bool *out)
 	return -EINVAL;
 }
 
-static const char *type_name(int type)
-{
-	switch (type) {
-	case PGC_SETTING_STRING:
-		return "string";
-	case PGC_SETTING_INT:
-		return "integer";
-	case PGC_SETTING_BOOL:
-		return "boolean";
-	case PGC_SETTING_DURATION:
-		return "duration";
-	default:
-		return "unknown type";
-	}
-}
-
-static const char *getter_name(int type)
-{
-	switch (type) {
-	case PGC_SETTING_STRING:
-		return "setting_str()";
-	case PGC_SETTING_INT:
-		return "setting_int()";
-	case PGC_SETTING_BOOL:
-		return "setting_bool()";
-	default:
-		return "setting_duration_ms()";
-	}
-}
+/* Each setting type's name and its getter's (a declared type is checked at load), for the
+ * message about a plugin reading a setting with the wrong getter. */
+static const char *const type_names[][2] = {
+    [PGC_SETTING_STRING] = {"string", "setting_str()"},
+    [PGC_SETTING_INT] = {"integer", "setting_int()"},
+    [PGC_SETTING_BOOL] = {"boolean", "setting_bool()"},
+    [PGC_SETTING_DURATION] = {"duration", "setting_duration_ms()"},
+};
 
 /* Check VALUE against TYPE. On failure ERR gets a phrase naming the value, why it is wrong
  * and what to write instead. */
@@ -163,7 +142,7 @@ static const char *setting_text(const struct pgc_settings *s, const char *key, i
 	if (d->type != type) {
 		log_msg(LOG_LVL_WARNING, plugin_log_context(),
 		        "read %s setting \"%s\" with %s (a plugin bug); using the default",
-		        type_name(d->type), key, getter_name(type));
+		        type_names[d->type][0], key, type_names[type][1]);
 		return NULL;
 	}
 	const struct conf_setting *js = find_job_setting(s->job, key);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "plugin_priv.h"
+#include "text.h"
 
 /* Payloads are quoted in the fallback message up to this many bytes. */
 #define QUOTE_MAX 80
@@ -190,33 +191,6 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 	return 1;
 }
 
-/* KEYS as a PostgreSQL array literal, {"k1","k2"}: each element double-quoted, with '"' and
- * '\' escaped, so any text is one element; the server casts it to the key's array type. */
-static char *array_literal(const char *const *keys, size_t n_keys)
-{
-	size_t len = 3;
-	for (size_t i = 0; i < n_keys; i++)
-		len += 2 * strlen(keys[i]) + 3;
-	char *out = malloc(len), *p = out;
-	if (!out)
-		return NULL;
-	*p++ = '{';
-	for (size_t i = 0; i < n_keys; i++) {
-		if (i)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *c = keys[i]; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				*p++ = '\\';
-			*p++ = *c;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
 static int replace_failed(struct pgc_run *run, int rc, const char *what, const char *name)
 {
 	plugin_run_error(run, "run_replace(): %s \"%.64s\"%s", what, name ? name : "(null)",
@@ -238,7 +212,7 @@ int plugin_run_replace(struct pgc_run *run, const char *relation, const char *ke
 		                      "no usable key column", key_column);
 	if (!select_sql || !*select_sql)
 		return replace_failed(run, -EINVAL, "no SELECT giving the rows of", relation);
-	if (n_keys > 0 && !(arr = array_literal(keys, n_keys)))
+	if (n_keys > 0 && !(arr = text_pg_array(keys, n_keys)))
 		return -ENOMEM;
 
 	if ((rc = plugin_run_add(run, "BEGIN")) < 0)
