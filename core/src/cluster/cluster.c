@@ -183,8 +183,8 @@ static const struct cluster_row *const rows[] = {
     &cluster_row_tasks,  /* while stopping, first (a stop's give-back: sched_preclaim.c) */
     &cluster_row_claims, /* last: many, and a beat behind them would make this one look dead */
     &row_stop,
-    /* never due: sent at each connect, by the lock's answer, with the claims */
-    &cluster_row_lock, &cluster_row_holder, &cluster_row_turn, NULL};
+    /* never due: sent at each connect, by the lock's answer */
+    &cluster_row_lock, &cluster_row_holder, NULL};
 
 /* ---- lifetime -------------------------------------------------------------------------- */
 

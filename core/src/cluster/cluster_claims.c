@@ -373,7 +373,7 @@ static void claim_match(struct cluster *c, const PGresult *r)
 	strmap_free(&sent);
 }
 
-static void claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr)
+static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
@@ -399,12 +399,15 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", sr->err);
 	}
 	c->claim_retries = 0;
-	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
-		if (q->sent) {
+	/* a turn goes alone (claims_send): its row, if any, grants it */
+	bool turn = false;
+	for (struct claim *q = c->head; q; q = q->next)
+		if (q->sent && q->window_ms > 0) {
+			turn = true;
 			q->granted = r && !sr->failed && PQntuples(r) == 1;
 			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
 		}
-	if (op == OP_CLAIM && r && !sr->failed)
+	if (!turn && r && !sr->failed)
 		claim_match(c, r);
 	cluster_answer_claims(c, is_sent, v_result);
 	if (!cluster_has_unsent(c))
@@ -413,16 +416,6 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 	cluster_lone_refused(c, NULL);
 	if (c->state == CS_RECOVERY && sr->failed)
 		stmtq_fail(c->q, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
-}
-
-static void claims_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	claim_done(c, OP_CLAIM, sr);
-}
-
-static void turn_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	claim_done(c, OP_TURN, sr);
 }
 
 /* Claims come last: they are many, and a heartbeat that waited behind them would make this
@@ -460,7 +453,7 @@ static bool claims_send(struct cluster *c)
 		                   c->boot_id, w,          cluster_marks_runs(c) ? "t" : "f"};
 		first->sent = true;
 		c->st.statements++;
-		cluster_send_stmt(c, OP_TURN, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
+		cluster_send_stmt(c, OP_CLAIM, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
 		return true;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
@@ -499,9 +492,6 @@ const struct cluster_row cluster_row_claims = {.op = OP_CLAIM,
                                                .send = claims_send,
                                                .done = claims_done,
                                                .lost = claims_lost};
-
-/* (sent with the claims: a turn goes alone) */
-const struct cluster_row cluster_row_turn = {.op = OP_TURN, .done = turn_done};
 
 int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
                            const char *const *keys, cluster_result_fn fn, void *arg)

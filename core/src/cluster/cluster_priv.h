@@ -185,7 +185,6 @@ enum op {
 	OP_UNSERVED,
 	OP_XACT,
 	OP_CLAIM,
-	OP_TURN,
 	OP_UNLOCK,
 	OP_JOBS,
 	OP_PURGE,
@@ -403,7 +402,7 @@ void cluster_xact_free(struct cluster *c);
 void cluster_marks_refuse(struct cluster *c);
 
 /* ---- cluster_claims.c: claims and their verdicts */
-extern const struct cluster_row cluster_row_claims, cluster_row_turn;
+extern const struct cluster_row cluster_row_claims;
 void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
                            enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
                                                            size_t));
