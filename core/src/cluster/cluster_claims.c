@@ -146,8 +146,9 @@ void cluster_claim_free(struct claim *q)
 }
 
 /* What a claim gets when none can be made now. */
-static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
+static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
+	(void)q;
 	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
 	if (cluster_lone_refusal(c, why, len))
 		return CLUSTER_REFUSED; /* whatever this instance saw: the lone one runs it */
@@ -200,9 +201,9 @@ bool cluster_served_elsewhere(const struct cluster *c)
 
 /* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
  * (appended at the tail, never answered here: they are not marked). */
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                           size_t))
+static void answer(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                   enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                   size_t))
 {
 	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
 	c->tail = NULL;
@@ -256,18 +257,19 @@ static bool is_sent(struct cluster *c, const struct claim *q)
 	(void)c;
 	return q->sent;
 }
-bool cluster_is_overdue(struct cluster *c, const struct claim *q)
+static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (claims_lost), and without our name nothing may run */
 	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->schema_missing || c->skewed ||
 	                    (c->state != CS_UNLOCKED && c->state != CS_LOCKED));
 }
-enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
+
+void cluster_answer_overdue(struct cluster *c)
 {
-	(void)q;
-	return offline_verdict(c, why, len);
+	answer(c, is_overdue, v_offline);
 }
+
 static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	if (q->granted && q->busy) {
@@ -277,7 +279,7 @@ static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *w
 	if (q->granted)
 		return CLUSTER_GRANTED;
 	if (stmtq_failed(c->q)) /* the claim statement being answered */
-		return offline_verdict(c, why, len);
+		return v_offline(c, q, why, len);
 	snprintf(why, len, "another instance claimed it");
 	return CLUSTER_TAKEN;
 }
@@ -287,8 +289,8 @@ void cluster_on_flush(evutil_socket_t fd, short what, void *arg)
 	struct cluster *c = arg;
 	(void)fd;
 	(void)what;
-	cluster_answer_claims(c, cluster_lone_which, cluster_lone_verdict);
-	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	answer(c, cluster_lone_which, cluster_lone_verdict);
+	cluster_answer_overdue(c);
 	cluster_kick(c);
 }
 
@@ -409,7 +411,7 @@ static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 		}
 	if (!turn && r && !sr->failed)
 		claim_match(c, r);
-	cluster_answer_claims(c, is_sent, v_result);
+	answer(c, is_sent, v_result);
 	if (!cluster_has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
@@ -428,8 +430,8 @@ static bool claims_skip(struct cluster *c)
 /* Claims in flight or waiting: their answer cannot come now. */
 static void claims_lost(struct cluster *c)
 {
-	cluster_answer_claims(c, is_sent, cluster_v_offline);
-	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	answer(c, is_sent, v_offline);
+	cluster_answer_overdue(c);
 }
 
 static bool claims_send(struct cluster *c)

@@ -193,7 +193,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_to(c, CS_SCHEMA_OLD);
 		/* the session stays: it is the history's and the listeners' too; the claims are
 		 * refused until the lock is taken again (on_retry) */
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
 		return;
 	}
@@ -212,7 +212,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			            CLUSTER_RECOVERY_RETRY_MS / 1000);
 		/* (a standby stays one: its claims are answered so) */
 		cluster_to(c, c->state == CS_RECOVERY ? CS_RECOVERY : CS_LOCK_FAILED);
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
@@ -311,7 +311,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 			    "state_dir), or stop the other",
 			    c->instance, c->safe_conninfo);
 		cluster_to(c, CS_REFUSED);
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		if (c->hooks.refused)
 			c->hooks.refused(c->hooks.arg, msg);
 		return;

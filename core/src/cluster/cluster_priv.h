@@ -381,7 +381,7 @@ bool cluster_lone_quiet(const struct cluster *c);
 /* Whether a claim asked now is answered at once, without a statement: lone, connected, and
  * its last heartbeat recent enough that no other instance can have found it dead. */
 bool cluster_lone_answers(const struct cluster *c);
-/* For cluster_answer_claims: the claims answered lone, and their verdict (GRANTED: the run
+/* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
  * releases "its lock" at its end, which cluster_lone_release takes). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why,
@@ -403,11 +403,9 @@ void cluster_marks_refuse(struct cluster *c);
 
 /* ---- cluster_claims.c: claims and their verdicts */
 extern const struct cluster_row cluster_row_claims;
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                           size_t));
-bool cluster_is_overdue(struct cluster *c, const struct claim *q);
-enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
+/* The claims that cannot be sent now (connecting, refused, a standby, an old schema, this
+ * host's clock off) get the verdict of a claim that cannot be made. */
+void cluster_answer_overdue(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
 
