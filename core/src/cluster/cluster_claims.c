@@ -420,13 +420,6 @@ static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 		stmtq_fail(c->q, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 
-/* Claims come last: they are many, and a heartbeat that waited behind them would make this
- * instance look dead. */
-static bool claims_skip(struct cluster *c)
-{
-	return c->schema_missing || !cluster_has_unsent(c);
-}
-
 /* Claims in flight or waiting: their answer cannot come now. */
 static void claims_lost(struct cluster *c)
 {
@@ -434,21 +427,23 @@ static void claims_lost(struct cluster *c)
 	cluster_answer_overdue(c);
 }
 
+/* The claims not sent yet, if any (and the schema has their table). */
 static bool claims_send(struct cluster *c)
 {
-	c->claim_sent_us = clock_mono_us();
-	c->claims_went = true;
-	/* a turn goes alone: its condition is its own */
 	struct claim *first = c->head;
 	while (first && first->sent)
 		first = first->next;
+	if (!first || c->schema_missing)
+		return false;
+	c->claim_sent_us = clock_mono_us();
+	c->claims_went = true;
 	if (cluster_lone_answers(c)) {
 		/* answered from the loop without a statement (cluster_on_flush) */
 		if (!evtimer_pending(&c->flush_ev, NULL))
 			cluster_arm_ms(&c->flush_ev, 0);
 		return false;
 	}
-	if (first->window_ms > 0) {
+	if (first->window_ms > 0) { /* a turn goes alone: its condition is its own */
 		char w[24];
 		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
 		const char *p[] = {first->job, first->key, c->instance,
@@ -490,7 +485,6 @@ static bool claims_send(struct cluster *c)
 
 const struct cluster_row cluster_row_claims = {.op = OP_CLAIM,
                                                .flags = ROW_ITEMS,
-                                               .skip = claims_skip,
                                                .send = claims_send,
                                                .done = claims_done,
                                                .lost = claims_lost};

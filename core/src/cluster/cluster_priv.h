@@ -210,7 +210,7 @@ struct cluster_row {
 	int64_t period_ms;
 	unsigned flags;
 	/* Whether it waits although it is due (a schema without its table, an instance alone,
-	 * the middle of a burst of claims; for ROW_ITEMS: no item waits). NULL: never. */
+	 * the middle of a burst of claims). NULL: never. */
 	bool (*skip)(struct cluster *c);
 	/* Push its statement: false if nothing was sent after all. NULL: SQL is sent (with N
 	 * parameters of this instance's name and boot id), or it is sent only by another row's
@@ -224,7 +224,7 @@ struct cluster_row {
 	void (*lost)(struct cluster *c);
 };
 #define ROW_BEAT (-1)
-#define ROW_ITEMS 1u   /* due while items wait (its skip says whether any does), not by time */
+#define ROW_ITEMS 1u   /* due while items wait (its send: false if none), not by time */
 #define ROW_CLOSING 2u /* sent also once the stop has begun (and only these rows then) */
 #define ROW_AGAIN 4u   /* due again when its answer was lost with the connection */
 
