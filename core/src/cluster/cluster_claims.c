@@ -179,7 +179,7 @@ static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *
 		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
 		return CLUSTER_UNCLAIMED;
 	}
-	if (c->peers_live > 0) {
+	if (c->st.peers_live > 0) {
 		snprintf(why, len,
 		         "no claim can be made (%s) and other instances were live at the last "
 		         "contact (%s): a fire runs only where it is claimed",
@@ -195,7 +195,7 @@ static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *
 bool cluster_served_elsewhere(const struct cluster *c)
 {
 	/* not for causes every instance shares (a standby, an old schema) or a name held twice */
-	return c->peers_live > 0 && !c->schema_missing &&
+	return c->st.peers_live > 0 && !c->schema_missing &&
 	       (c->state == CS_UNLOCKED || c->state == CS_LOCK_FAILED || c->state == CS_LOCKED);
 }
 

@@ -370,18 +370,17 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	size_t n = (size_t)atoll(PQgetvalue(r, 0, 1));
 	const char *names = cluster_res_val(r, 0, 2);
-	if (n != c->peers_live || strcmp(names ? names : "", c->peers) != 0) {
+	if (n != c->st.peers_live || strcmp(names ? names : "", c->peers) != 0) {
 		if (n)
 			log_info("cluster: instance \"%s\"; other live instances: %s", c->instance,
 			         names ? names : "");
-		else if (c->peers_live)
+		else if (c->st.peers_live)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
 	bool dead = told_dead(c, r, 4);
-	c->peers_live = n;
+	c->st.peers_live = n;
 	c->marking = c->marking || n > 0;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
-	c->st.peers_live = n;
 	if (cluster_res_val(r, 0, 3)) {
 		int64_t off_us = 0, rtt_us = clock_mono_us() - c->beat_mono_us;
 		bool skewed = cluster_clock_offset(c->beat_wall_us, rtt_us,

@@ -524,14 +524,14 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:
-		if (l->schema && c->peers_live == 0 && !told_dead && !c->stopping && !c->closing &&
-		    !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
+		if (l->schema && c->st.peers_live == 0 && !told_dead && !c->stopping &&
+		    !c->closing && !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
 		    c->state != CS_REFUSED)
 			go_lone(c);
 		break;
 	case LONE_GOING:
 	case LONE_ON:
-		if (c->peers_live > 0 || told_dead)
+		if (c->st.peers_live > 0 || told_dead)
 			leave(c);
 		break;
 	case LONE_LEAVING:

@@ -309,7 +309,6 @@ struct cluster {
 	size_t n_unlock, cap_unlock, unlock_sent;
 	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
 	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
-	size_t peers_live;
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
@@ -370,7 +369,7 @@ void cluster_tasks_lost(struct cluster *c);
 /* The name is held (after each connect): SCHEMA, whether the schema has step 23. A process
  * that was lone, or going lone, claims again first: its row may still say lone. */
 void cluster_lone_locked(struct cluster *c, bool schema);
-/* A heartbeat answered (peers_live set); TOLD_DEAD: this process was found dead meanwhile;
+/* A heartbeat answered (st.peers_live set); TOLD_DEAD: this process was found dead meanwhile;
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
