@@ -303,7 +303,7 @@ bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len)
 
 /* ---- going lone ---------------------------------------------------------------------- */
 
-static void switch_send(struct cluster *c);
+static void leave(struct cluster *c);
 
 static void on_lone(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
@@ -331,8 +331,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	         c->instance);
 	if (l->leave_after) {
 		l->leave_after = false;
-		lone_to(c, LONE_LEAVING);
-		switch_send(c);
+		leave(c);
 		return;
 	}
 	/* claims waiting: answered now, without their statement */
