@@ -183,8 +183,8 @@ static const struct cluster_row *const rows[] = {
     &cluster_row_tasks,  /* while stopping, first (a stop's give-back: sched_preclaim.c) */
     &cluster_row_claims, /* last: many, and a beat behind them would make this one look dead */
     &row_stop,
-    /* never due: sent at each connect, by the lock's answer, with the claims */
-    &cluster_row_lock, &cluster_row_holder, &cluster_row_turn, NULL};
+    /* never due: sent at each connect, by the lock's answer */
+    &cluster_row_lock, &cluster_row_holder, NULL};
 
 /* ---- lifetime -------------------------------------------------------------------------- */
 
@@ -201,13 +201,6 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
 	c->boot_id = strdup(boot_id);
-	if (!c->conninfo || !c->instance || !c->boot_id) {
-		free(c->conninfo);
-		free(c->instance);
-		free(c->boot_id);
-		free(c);
-		return -ENOMEM;
-	}
 	if (hooks)
 		c->hooks = *hooks;
 	if (gethostname(c->host, sizeof(c->host)) != 0)
@@ -217,7 +210,7 @@ int cluster_open(struct event_base *base, const char *conninfo, const char *inst
 	evtimer_assign(&c->flush_ev, base, cluster_on_flush, c);
 	c->dead_after_ms = CLUSTER_DEAD_MS;
 	c->beat_ms = CLUSTER_HEARTBEAT_MS;
-	if (cluster_conn_open(c, rows) < 0) {
+	if (!c->conninfo || !c->instance || !c->boot_id || cluster_conn_open(c, rows) < 0) {
 		free(c->conninfo);
 		free(c->instance);
 		free(c->boot_id);

@@ -146,8 +146,9 @@ void cluster_claim_free(struct claim *q)
 }
 
 /* What a claim gets when none can be made now. */
-static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t len)
+static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
 {
+	(void)q;
 	const char *cause = c->op_cause[0] ? c->op_cause : "the history database is unreachable";
 	if (cluster_lone_refusal(c, why, len))
 		return CLUSTER_REFUSED; /* whatever this instance saw: the lone one runs it */
@@ -178,7 +179,7 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
 		return CLUSTER_UNCLAIMED;
 	}
-	if (c->peers_live > 0) {
+	if (c->st.peers_live > 0) {
 		snprintf(why, len,
 		         "no claim can be made (%s) and other instances were live at the last "
 		         "contact (%s): a fire runs only where it is claimed",
@@ -194,15 +195,15 @@ static enum cluster_verdict offline_verdict(struct cluster *c, char *why, size_t
 bool cluster_served_elsewhere(const struct cluster *c)
 {
 	/* not for causes every instance shares (a standby, an old schema) or a name held twice */
-	return c->peers_live > 0 && !c->schema_missing &&
+	return c->st.peers_live > 0 && !c->schema_missing &&
 	       (c->state == CS_UNLOCKED || c->state == CS_LOCK_FAILED || c->state == CS_LOCKED);
 }
 
 /* Answer and remove every claim for which WHICH holds. Callbacks may ask for new claims
  * (appended at the tail, never answered here: they are not marked). */
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                           size_t))
+static void answer(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
+                   enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
+                                                   size_t))
 {
 	struct claim *mine = NULL, **mt = &mine, **pp = &c->head;
 	c->tail = NULL;
@@ -256,18 +257,19 @@ static bool is_sent(struct cluster *c, const struct claim *q)
 	(void)c;
 	return q->sent;
 }
-bool cluster_is_overdue(struct cluster *c, const struct claim *q)
+static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (claims_lost), and without our name nothing may run */
 	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->schema_missing || c->skewed ||
 	                    (c->state != CS_UNLOCKED && c->state != CS_LOCKED));
 }
-enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len)
+
+void cluster_answer_overdue(struct cluster *c)
 {
-	(void)q;
-	return offline_verdict(c, why, len);
+	answer(c, is_overdue, v_offline);
 }
+
 static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	if (q->granted && q->busy) {
@@ -277,7 +279,7 @@ static enum cluster_verdict v_result(struct cluster *c, struct claim *q, char *w
 	if (q->granted)
 		return CLUSTER_GRANTED;
 	if (stmtq_failed(c->q)) /* the claim statement being answered */
-		return offline_verdict(c, why, len);
+		return v_offline(c, q, why, len);
 	snprintf(why, len, "another instance claimed it");
 	return CLUSTER_TAKEN;
 }
@@ -287,8 +289,8 @@ void cluster_on_flush(evutil_socket_t fd, short what, void *arg)
 	struct cluster *c = arg;
 	(void)fd;
 	(void)what;
-	cluster_answer_claims(c, cluster_lone_which, cluster_lone_verdict);
-	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	answer(c, cluster_lone_which, cluster_lone_verdict);
+	cluster_answer_overdue(c);
 	cluster_kick(c);
 }
 
@@ -373,7 +375,7 @@ static void claim_match(struct cluster *c, const PGresult *r)
 	strmap_free(&sent);
 }
 
-static void claim_done(struct cluster *c, enum op op, const struct stmtq_result *sr)
+static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
@@ -399,14 +401,17 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 		snprintf(c->op_cause, sizeof(c->op_cause), "the claim failed: %s", sr->err);
 	}
 	c->claim_retries = 0;
-	for (struct claim *q = c->head; op == OP_TURN && q; q = q->next)
-		if (q->sent) {
+	/* a turn goes alone (claims_send): its row, if any, grants it */
+	bool turn = false;
+	for (struct claim *q = c->head; q; q = q->next)
+		if (q->sent && q->window_ms > 0) {
+			turn = true;
 			q->granted = r && !sr->failed && PQntuples(r) == 1;
 			q->busy = q->granted && strcmp(PQgetvalue(r, 0, 1), "t") != 0;
 		}
-	if (op == OP_CLAIM && r && !sr->failed)
+	if (!turn && r && !sr->failed)
 		claim_match(c, r);
-	cluster_answer_claims(c, is_sent, v_result);
+	answer(c, is_sent, v_result);
 	if (!cluster_has_unsent(c))
 		c->claim_cap = 0; /* the burst is over */
 	c->op_cause[0] = '\0';
@@ -415,52 +420,37 @@ static void claim_done(struct cluster *c, enum op op, const struct stmtq_result 
 		stmtq_fail(c->q, "the server is read-only", CLUSTER_RECOVERY_RETRY_MS);
 }
 
-static void claims_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	claim_done(c, OP_CLAIM, sr);
-}
-
-static void turn_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	claim_done(c, OP_TURN, sr);
-}
-
-/* Claims come last: they are many, and a heartbeat that waited behind them would make this
- * instance look dead. */
-static bool claims_skip(struct cluster *c)
-{
-	return c->schema_missing || !cluster_has_unsent(c);
-}
-
 /* Claims in flight or waiting: their answer cannot come now. */
 static void claims_lost(struct cluster *c)
 {
-	cluster_answer_claims(c, is_sent, cluster_v_offline);
-	cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+	answer(c, is_sent, v_offline);
+	cluster_answer_overdue(c);
 }
 
+/* The claims not sent yet, if any (and the schema has their table). */
 static bool claims_send(struct cluster *c)
 {
-	c->claim_sent_us = clock_mono_us();
-	c->claims_went = true;
-	/* a turn goes alone: its condition is its own */
 	struct claim *first = c->head;
 	while (first && first->sent)
 		first = first->next;
+	if (!first || c->schema_missing)
+		return false;
+	c->claim_sent_us = clock_mono_us();
+	c->claims_went = true;
 	if (cluster_lone_answers(c)) {
 		/* answered from the loop without a statement (cluster_on_flush) */
 		if (!evtimer_pending(&c->flush_ev, NULL))
 			cluster_arm_ms(&c->flush_ev, 0);
 		return false;
 	}
-	if (first->window_ms > 0) {
+	if (first->window_ms > 0) { /* a turn goes alone: its condition is its own */
 		char w[24];
 		snprintf(w, sizeof(w), "%" PRId64, first->window_ms);
 		const char *p[] = {first->job, first->key, c->instance,
 		                   c->boot_id, w,          cluster_marks_runs(c) ? "t" : "f"};
 		first->sent = true;
 		c->st.statements++;
-		cluster_send_stmt(c, OP_TURN, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
+		cluster_send_stmt(c, OP_CLAIM, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
 		return true;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
@@ -495,13 +485,9 @@ static bool claims_send(struct cluster *c)
 
 const struct cluster_row cluster_row_claims = {.op = OP_CLAIM,
                                                .flags = ROW_ITEMS,
-                                               .skip = claims_skip,
                                                .send = claims_send,
                                                .done = claims_done,
                                                .lost = claims_lost};
-
-/* (sent with the claims: a turn goes alone) */
-const struct cluster_row cluster_row_turn = {.op = OP_TURN, .done = turn_done};
 
 int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
                            const char *const *keys, cluster_result_fn fn, void *arg)

@@ -478,18 +478,13 @@ static void task_free(struct task *t)
 	free(t);
 }
 
-static bool tasks_skip(struct cluster *c)
-{
-	return !c->task_head;
-}
-
-/* The head task goes; it stays the head until its answer (tasks_done). */
+/* The head task goes, if one waits; it stays the head until its answer (tasks_done). */
 static bool tasks_send(struct cluster *c)
 {
-	struct stmtq_stmt *s = c->task_head->stmt;
-	c->task_head->stmt = NULL;
+	struct stmtq_stmt *s = c->task_head ? c->task_head->stmt : NULL;
 	if (!s)
 		return false;
+	c->task_head->stmt = NULL;
 	c->flight = OP_TASK;
 	(void)stmtq_push_held(c->q, s, c->q->drv.check_ms);
 	return true;
@@ -522,7 +517,6 @@ void cluster_tasks_lost(struct cluster *c)
 
 const struct cluster_row cluster_row_tasks = {.op = OP_TASK,
                                               .flags = ROW_ITEMS | ROW_CLOSING,
-                                              .skip = tasks_skip,
                                               .send = tasks_send,
                                               .done = tasks_done,
                                               .lost = cluster_tasks_lost};

@@ -161,10 +161,12 @@ static bool beat_send(struct cluster *c)
 /* The lock or the heartbeat found that another instance declared this process dead
  * (sql_reap; NOTE: "found dead by instance X at T"): it was stopped, frozen or cut off
  * for longer than its cluster_dead_after. Its rows say so: the runs it had in flight were closed
- * by X (and retried there), and their late ends here leave X's verdict (history.c). */
-static bool told_dead(const struct cluster *c, const PGresult *r, int col)
+ * by X (and retried there), and their late ends here leave X's verdict (history.c). Its runs
+ * still waiting to send their statements send nothing: X served their fires, or closed their
+ * rows and retried them. */
+static bool told_dead(struct cluster *c, const PGresult *r, int col)
 {
-	const char *note = PQnfields(r) > col ? cluster_res_val(r, 0, col) : NULL;
+	const char *note = cluster_res_val(r, 0, col);
 	if (!note)
 		return false;
 	log_warning("cluster: this instance (\"%s\") was %s: no heartbeat of it for %d s "
@@ -172,6 +174,7 @@ static bool told_dead(const struct cluster *c, const PGresult *r, int col)
 	            "flight were closed there and retried by their retry policy, and their "
 	            "ends here are not recorded over that verdict",
 	            c->instance, note, (int)(c->dead_after_ms / 1000));
+	cluster_marks_refuse(c);
 	return true;
 }
 
@@ -190,7 +193,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_to(c, CS_SCHEMA_OLD);
 		/* the session stays: it is the history's and the listeners' too; the claims are
 		 * refused until the lock is taken again (on_retry) */
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
 		return;
 	}
@@ -209,7 +212,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			            CLUSTER_RECOVERY_RETRY_MS / 1000);
 		/* (a standby stays one: its claims are answered so) */
 		cluster_to(c, c->state == CS_RECOVERY ? CS_RECOVERY : CS_LOCK_FAILED);
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
@@ -235,14 +238,10 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (!legacy) {
-		/* its runs still waiting to send their statements send nothing: the survivor
-		 * served their fires, or closed their rows and retried them */
-		if (told_dead(c, r, 3))
-			cluster_marks_refuse(c);
-		c->xact_table = PQnfields(r) > 4 && strcmp(PQgetvalue(r, 0, 4), "t") == 0;
-		c->xact_fenced =
-		    c->xact_table && PQnfields(r) > 6 && strcmp(PQgetvalue(r, 0, 6), "t") == 0;
-		long long fenced = PQnfields(r) > 5 ? atoll(PQgetvalue(r, 0, 5)) : 0;
+		told_dead(c, r, 3);
+		c->xact_table = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+		c->xact_fenced = c->xact_table && strcmp(PQgetvalue(r, 0, 6), "t") == 0;
+		long long fenced = atoll(PQgetvalue(r, 0, 5));
 		if (fenced > 0)
 			log_notice("cluster: ended %lld backend(s) of runs an earlier process of "
 			           "instance \"%s\" left busy in their statements, before this "
@@ -252,8 +251,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 	}
 	cluster_to(c, CS_LOCKED);
 	c->holder_looked = false;
-	cluster_lone_locked(c,
-	                    !legacy && PQnfields(r) > 7 && strcmp(PQgetvalue(r, 0, 7), "t") == 0);
+	cluster_lone_locked(c, !legacy && strcmp(PQgetvalue(r, 0, 7), "t") == 0);
 	if (log_complaint_reset(&c->down_complaint))
 		log_notice("cluster: history database %s is reachable again", c->safe_conninfo);
 	else
@@ -313,7 +311,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 			    "state_dir), or stop the other",
 			    c->instance, c->safe_conninfo);
 		cluster_to(c, CS_REFUSED);
-		cluster_answer_claims(c, cluster_is_overdue, cluster_v_offline);
+		cluster_answer_overdue(c);
 		if (c->hooks.refused)
 			c->hooks.refused(c->hooks.arg, msg);
 		return;
@@ -372,21 +370,18 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	size_t n = (size_t)atoll(PQgetvalue(r, 0, 1));
 	const char *names = cluster_res_val(r, 0, 2);
-	if (n != c->peers_live || strcmp(names ? names : "", c->peers) != 0) {
+	if (n != c->st.peers_live || strcmp(names ? names : "", c->peers) != 0) {
 		if (n)
 			log_info("cluster: instance \"%s\"; other live instances: %s", c->instance,
 			         names ? names : "");
-		else if (c->peers_live)
+		else if (c->st.peers_live)
 			log_info("cluster: instance \"%s\" is the only live instance", c->instance);
 	}
 	bool dead = told_dead(c, r, 4);
-	if (dead)
-		cluster_marks_refuse(c);
-	c->peers_live = n;
+	c->st.peers_live = n;
 	c->marking = c->marking || n > 0;
 	snprintf(c->peers, sizeof(c->peers), "%s", names ? names : "");
-	c->st.peers_live = n;
-	if (PQnfields(r) > 3 && cluster_res_val(r, 0, 3)) {
+	if (cluster_res_val(r, 0, 3)) {
 		int64_t off_us = 0, rtt_us = clock_mono_us() - c->beat_mono_us;
 		bool skewed = cluster_clock_offset(c->beat_wall_us, rtt_us,
 		                                   atoll(PQgetvalue(r, 0, 3)), &off_us);
@@ -413,8 +408,8 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 				c->hooks.clock_offset(c->hooks.arg, use);
 		}
 	}
-	cluster_lone_beat(c, dead, PQnfields(r) > 6 && atoll(PQgetvalue(r, 0, 6)) > 0);
-	if (PQnfields(r) > 5 && atoll(PQgetvalue(r, 0, 5)) > 0)
+	cluster_lone_beat(c, dead, atoll(PQgetvalue(r, 0, 6)) > 0);
+	if (atoll(PQgetvalue(r, 0, 5)) > 0)
 		cluster_serve_leased(c);
 }
 

@@ -303,7 +303,7 @@ bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len)
 
 /* ---- going lone ---------------------------------------------------------------------- */
 
-static void switch_send(struct cluster *c);
+static void leave(struct cluster *c);
 
 static void on_lone(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
@@ -331,8 +331,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 	         c->instance);
 	if (l->leave_after) {
 		l->leave_after = false;
-		lone_to(c, LONE_LEAVING);
-		switch_send(c);
+		leave(c);
 		return;
 	}
 	/* claims waiting: answered now, without their statement */
@@ -524,14 +523,14 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:
-		if (l->schema && c->peers_live == 0 && !told_dead && !c->stopping && !c->closing &&
-		    !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
+		if (l->schema && c->st.peers_live == 0 && !told_dead && !c->stopping &&
+		    !c->closing && !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
 		    c->state != CS_REFUSED)
 			go_lone(c);
 		break;
 	case LONE_GOING:
 	case LONE_ON:
-		if (c->peers_live > 0 || told_dead)
+		if (c->st.peers_live > 0 || told_dead)
 			leave(c);
 		break;
 	case LONE_LEAVING:

@@ -185,7 +185,6 @@ enum op {
 	OP_UNSERVED,
 	OP_XACT,
 	OP_CLAIM,
-	OP_TURN,
 	OP_UNLOCK,
 	OP_JOBS,
 	OP_PURGE,
@@ -211,7 +210,7 @@ struct cluster_row {
 	int64_t period_ms;
 	unsigned flags;
 	/* Whether it waits although it is due (a schema without its table, an instance alone,
-	 * the middle of a burst of claims; for ROW_ITEMS: no item waits). NULL: never. */
+	 * the middle of a burst of claims). NULL: never. */
 	bool (*skip)(struct cluster *c);
 	/* Push its statement: false if nothing was sent after all. NULL: SQL is sent (with N
 	 * parameters of this instance's name and boot id), or it is sent only by another row's
@@ -225,7 +224,7 @@ struct cluster_row {
 	void (*lost)(struct cluster *c);
 };
 #define ROW_BEAT (-1)
-#define ROW_ITEMS 1u   /* due while items wait (its skip says whether any does), not by time */
+#define ROW_ITEMS 1u   /* due while items wait (its send: false if none), not by time */
 #define ROW_CLOSING 2u /* sent also once the stop has begun (and only these rows then) */
 #define ROW_AGAIN 4u   /* due again when its answer was lost with the connection */
 
@@ -310,7 +309,6 @@ struct cluster {
 	size_t n_unlock, cap_unlock, unlock_sent;
 	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
 	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
-	size_t peers_live;
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
@@ -371,7 +369,7 @@ void cluster_tasks_lost(struct cluster *c);
 /* The name is held (after each connect): SCHEMA, whether the schema has step 23. A process
  * that was lone, or going lone, claims again first: its row may still say lone. */
 void cluster_lone_locked(struct cluster *c, bool schema);
-/* A heartbeat answered (peers_live set); TOLD_DEAD: this process was found dead meanwhile;
+/* A heartbeat answered (st.peers_live set); TOLD_DEAD: this process was found dead meanwhile;
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
 /* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
@@ -382,7 +380,7 @@ bool cluster_lone_quiet(const struct cluster *c);
 /* Whether a claim asked now is answered at once, without a statement: lone, connected, and
  * its last heartbeat recent enough that no other instance can have found it dead. */
 bool cluster_lone_answers(const struct cluster *c);
-/* For cluster_answer_claims: the claims answered lone, and their verdict (GRANTED: the run
+/* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
  * releases "its lock" at its end, which cluster_lone_release takes). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why,
@@ -403,12 +401,10 @@ void cluster_xact_free(struct cluster *c);
 void cluster_marks_refuse(struct cluster *c);
 
 /* ---- cluster_claims.c: claims and their verdicts */
-extern const struct cluster_row cluster_row_claims, cluster_row_turn;
-void cluster_answer_claims(struct cluster *c, bool (*which)(struct cluster *, const struct claim *),
-                           enum cluster_verdict (*verdict)(struct cluster *, struct claim *, char *,
-                                                           size_t));
-bool cluster_is_overdue(struct cluster *c, const struct claim *q);
-enum cluster_verdict cluster_v_offline(struct cluster *c, struct claim *q, char *why, size_t len);
+extern const struct cluster_row cluster_row_claims;
+/* The claims that cannot be sent now (connecting, refused, a standby, an old schema, this
+ * host's clock off) get the verdict of a claim that cannot be made. */
+void cluster_answer_overdue(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);
 

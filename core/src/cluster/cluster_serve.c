@@ -233,7 +233,7 @@ static void leased_done(void *arg, const struct pg_result *res, const char *err,
 
 void cluster_serve_leased(struct cluster *c)
 {
-	if (!c || !c->xact_table || c->stopping || c->peers_live == 0 || c->skewed ||
+	if (!c || !c->xact_table || c->stopping || c->st.peers_live == 0 || c->skewed ||
 	    c->state == CS_REFUSED)
 		return;
 	const char *p[] = {c->instance};

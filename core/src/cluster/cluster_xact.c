@@ -175,9 +175,10 @@ bool cluster_marks_runs(const struct cluster *c)
 	return c && c->xact_table && c->marking && !cluster_lone_on(c);
 }
 
-static bool noted(struct cluster *c, const char *run_key)
+/* The run RUN_KEY's start noted (cluster_note_start), NULL if none. */
+static struct xact_key *key_of(struct cluster *c, const char *run_key)
 {
-	return strmap_find(&c->xact_keys, run_key) != NULL;
+	return STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
 }
 
 /* A wait of the run FN(ARG, ...) for the mark of RUN_KEY (NULL: out of memory), first of
@@ -211,7 +212,7 @@ static void mark_wait_undo(struct cluster *c, struct mark_wait *w)
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,
                        bool locked, const char *fenced, cluster_mark_fn fn, void *arg)
 {
-	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || noted(c, run_key))
+	if (!cluster_marks_runs(c) || !plain(run_key) || !plain(job) || key_of(c, run_key))
 		return 0;
 	if (!plain(fenced))
 		fenced = "";
@@ -272,9 +273,7 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 {
 	if (sr && !sr->failed && sr->res)
 		for (int i = 0; i < PQntuples(sr->res); i++) {
-			struct xact_key *k =
-			    STRMAP_ENTRY(strmap_find(&c->xact_keys, PQgetvalue(sr->res, i, 0)),
-			                 struct xact_key, node);
+			struct xact_key *k = key_of(c, PQgetvalue(sr->res, i, 0));
 			if (k && k->wait) {
 				k->wait->lock_gone = !PQgetisnull(sr->res, i, 1);
 				k->wait->ok = !k->wait->lock_gone;
@@ -290,8 +289,7 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 	          "database (another instance may serve the fire)";
 	while (w) {
 		struct mark_wait *next = w->next;
-		struct xact_key *k =
-		    STRMAP_ENTRY(strmap_find(&c->xact_keys, w->key), struct xact_key, node);
+		struct xact_key *k = key_of(c, w->key);
 		if (k && k->wait == w)
 			k->wait = NULL;
 		bool ok = !refused && (all || w->ok);
@@ -327,15 +325,14 @@ void cluster_marks_refuse(struct cluster *c)
 int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
                       cluster_mark_fn fn, void *arg)
 {
-	if (!c || !c->xact_table || !plain(run_key) || !noted(c, run_key))
+	struct xact_key *k = c && c->xact_table && plain(run_key) ? key_of(c, run_key) : NULL;
+	if (!k)
 		return 0;
 	if (!xid || !server) { /* the id is not the run's after all: a zero one means none */
 		xid = "0";
 		server = "";
 	} else if (!plain(xid) || !plain(server))
 		return 0;
-	struct xact_key *k =
-	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
 	/* (its start mark was answered before the run could send anything) */
 	struct mark_wait *w = fn && !k->wait ? mark_wait_new(c, run_key, true, fn, arg) : NULL;
 	if (fn && !w)
@@ -351,10 +348,7 @@ int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, c
 
 bool cluster_xact_end(struct cluster *c, const char *run_key)
 {
-	if (!c)
-		return false;
-	struct xact_key *k =
-	    STRMAP_ENTRY(strmap_find(&c->xact_keys, run_key), struct xact_key, node);
+	struct xact_key *k = c ? key_of(c, run_key) : NULL;
 	if (!k)
 		return false;
 	strmap_remove(&c->xact_keys, &k->node);
