@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "stmtq.h"
+#include "text.h"
 
 #include "cluster_priv.h"
 
@@ -107,8 +108,8 @@ static bool jobs_send(struct cluster *c)
 			names[i] = j->name;
 			hashes[i] = hash[i];
 		}
-		nl = cluster_strings_literal(names, k);
-		hl = cluster_strings_literal(hashes, k);
+		nl = text_pg_array(names, k);
+		hl = text_pg_array(hashes, k);
 	}
 	bool sent = nl && hl;
 	c->claims_went = false;
@@ -374,7 +375,7 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 	for (size_t i = 0; i < n && k < m; i++)
 		if (cfg->jobs[i].overlap != OVERLAP_SKIP || cfg->jobs[i].listen)
 			items[k++] = cfg->jobs[i].name;
-	char *ann = cluster_strings_literal(items, k);
+	char *ann = text_pg_array(items, k);
 	if (!ann)
 		goto out;
 	free(c->announce);

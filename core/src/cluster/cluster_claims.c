@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "log.h"
+#include "text.h"
 #include "pgconn.h"
 #include "strmap.h"
 
@@ -463,8 +464,8 @@ static bool claims_send(struct cluster *c)
 		v[i] = q->job;
 		v[n + i] = q->key;
 	}
-	char *jobs = v ? cluster_strings_literal(v, n) : NULL;
-	char *keys = v ? cluster_strings_literal(v + n, n) : NULL;
+	char *jobs = v ? text_pg_array(v, n) : NULL;
+	char *keys = v ? text_pg_array(v + n, n) : NULL;
 	free(v);
 	if (!jobs || !keys) {
 		free(jobs);
@@ -494,7 +495,7 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 {
 	if (!cluster_ready(c))
 		return -ENOTCONN;
-	char *j = cluster_strings_literal(jobs, n), *k = cluster_strings_literal(keys, n);
+	char *j = text_pg_array(jobs, n), *k = text_pg_array(keys, n);
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};

@@ -17,6 +17,7 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "log.h"
+#include "text.h"
 #include "stmtq.h"
 
 /* Another instance's hello (it listens now) makes this one beat, at most once a second
@@ -324,31 +325,6 @@ bool cluster_resend_worthy(const char *sqlstate)
 	       strcmp(sqlstate, "55P03") == 0;
 }
 
-char *cluster_strings_literal(const char *const *v, size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += 3 + 2 * strlen(v[i]);
-	char *b = malloc(cap), *o = b;
-	if (!b)
-		return NULL;
-	*o++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*o++ = ',';
-		*o++ = '"';
-		for (const char *p = v[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				*o++ = '\\';
-			*o++ = *p;
-		}
-		*o++ = '"';
-	}
-	*o++ = '}';
-	*o = '\0';
-	return b;
-}
-
 bool cluster_has_unsent(const struct cluster *c)
 {
 	for (const struct claim *q = c->head; q; q = q->next)
@@ -423,7 +399,7 @@ static bool unlock_skip(struct cluster *c)
 static bool unlock_send(struct cluster *c)
 {
 	size_t n = c->n_unlock < CLAIM_BATCH_MAX ? c->n_unlock : CLAIM_BATCH_MAX;
-	char *jobs = cluster_strings_literal((const char *const *)c->unlock, n);
+	char *jobs = text_pg_array((const char *const *)c->unlock, n);
 	if (!jobs) {
 		unlock_gather(c); /* out of memory: tried again later */
 		return false;

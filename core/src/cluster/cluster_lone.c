@@ -27,6 +27,7 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "log.h"
+#include "text.h"
 #include "strmap.h"
 
 /* the fires run lone that claiming again claims (with each job's last one, of any age) */
@@ -453,10 +454,10 @@ static void switch_send(struct cluster *c)
 			held[nh++] = j->held;
 		}
 	}
-	lit[0] = cluster_strings_literal(fj, i);
-	lit[1] = cluster_strings_literal(fk, i);
+	lit[0] = text_pg_array(fj, i);
+	lit[1] = text_pg_array(fk, i);
 	lit[2] = ints_literal(age, i);
-	lit[3] = cluster_strings_literal(hj, nh);
+	lit[3] = text_pg_array(hj, nh);
 	lit[4] = ints_literal(held, nh);
 	if (!lit[0] || !lit[1] || !lit[2] || !lit[3] || !lit[4])
 		goto out;

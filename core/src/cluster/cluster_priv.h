@@ -347,8 +347,6 @@ const char *cluster_res_val(const PGresult *r, int row, int col);
 /* A statement of this instance's that failed with SQLSTATE changed nothing and may simply be
  * sent again: a deadlock, a serialization failure, a row lock it could not get. */
 bool cluster_resend_worthy(const char *sqlstate);
-/* A text[] literal of V[0..N) (malloc'd; NULL if out of memory). */
-char *cluster_strings_literal(const char *const *v, size_t n);
 /* Whether claims wait to be sent; ... and the first of a burst went: the runs wait for them. */
 bool cluster_has_unsent(const struct cluster *c);
 bool cluster_in_burst(const struct cluster *c);

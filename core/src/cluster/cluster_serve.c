@@ -10,6 +10,7 @@
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "log.h"
+#include "text.h"
 
 /* The claims an earlier process of this instance (another boot) made of scheduled fires
  * that never became a run: it was killed between a claim and its run's start. Given back;
@@ -71,7 +72,7 @@ void cluster_give_back(struct cluster *c, const PGresult *r, const int cols[4])
 		return;
 	}
 	for (int f = 0; ok && f < 4; f++)
-		ok = (lit[f] = cluster_strings_literal(v + f * rows, n)) != NULL;
+		ok = (lit[f] = text_pg_array(v + f * rows, n)) != NULL;
 	/* the rows are by instance: several silent ones may be among them */
 	log_notice("cluster: stopping: %zu claim(s) just taken over from other instance(s) go back "
 	           "to their holders (the first: \"%s\")",
