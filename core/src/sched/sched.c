@@ -197,7 +197,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	bool ok = o->ok;
 	/* a run whose start mark was refused sent nothing: another instance runs the job */
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
-	const char *status = ok ? HIST_SUCCEEDED : r->unmarked ? HIST_SKIPPED : HIST_FAILED;
+	enum sched_status st = ok ? SCHED_SUCCEEDED : r->unmarked ? SCHED_SKIPPED : SCHED_FAILED;
+	const char *status = sched_recent_statuses[st];
 
 	if (s->hist)
 		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
@@ -226,7 +227,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	sched_run_to(r, RUN_ENDED);
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
-	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
+	sched_recent_note(j, st, r->start_us, end, r->attempt, r->hist_key);
 	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
 		j->success_seq = ++s->flow_seq;
 		j->busy_final = false;
@@ -380,7 +381,8 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
-			sched_record(r, HIST_SKIPPED, why); /* the cluster logs why, rate-limited */
+			sched_record(r, SCHED_SKIPPED,
+			             why); /* the cluster logs why, rate-limited */
 	} else if (v == CLUSTER_BUSY) {
 		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));

@@ -147,7 +147,7 @@ int sched_resume(struct sched *s, const char *name)
 			        "fires came due while paused; none runs (catchup = skip)");
 			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
 			if (r) {
-				sched_record(r, HIST_SKIPPED,
+				sched_record(r, SCHED_SKIPPED,
 				             "fires came due while the job was paused; "
 				             "catchup = skip");
 				sched_run_free(&r);

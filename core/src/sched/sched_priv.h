@@ -336,9 +336,9 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 /* R's history row as far as its job and fire say, started at START_US. */
 struct hist_run;
 struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
-/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed); ...
+/* A fire that will not run: one complete history row (ST: skipped, upstream_failed); ...
  * skipped, with a log line. */
-void sched_record(struct run *r, const char *status, const char *message);
+void sched_record(struct run *r, enum sched_status st, const char *message);
 void sched_record_skipped(struct run *r, const char *message);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */

@@ -333,9 +333,10 @@ const char *sched_command_kept(const char *command, char *buf)
 }
 
 /* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
-void sched_record(struct run *r, const char *status, const char *message)
+void sched_record(struct run *r, enum sched_status st, const char *message)
 {
 	struct sched *s = r->job->s;
+	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	uint64_t key = 0;
@@ -353,14 +354,14 @@ void sched_record(struct run *r, const char *status, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, status, now, now, r->attempt, key);
+	sched_recent_note(r->job, st, now, now, r->attempt, key);
 }
 
 /* ... and a log line. */
 void sched_record_skipped(struct run *r, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	sched_record(r, HIST_SKIPPED, message);
+	sched_record(r, SCHED_SKIPPED, message);
 }
 
 void sched_work_note(struct run *r, const char *kind, int64_t due_us)
