@@ -135,7 +135,7 @@ int sched_resume(struct sched *s, const char *name)
 		j->last_fire = latest;
 		sched_job_schedule(j, latest);
 	} else {
-		sched_job_arm(j);
+		sched_job_arm(j, sched_now_us(s)); /* after the runs it admitted */
 	}
 	if (owed && !served) {
 		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {

@@ -402,9 +402,10 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
-/* sched_warm.c: a job's timer is armed for INSTANT (Unix s): the pool is warmed before it
- * (exec_warm) / the warm-up timer's callback / no more warm-ups (a stop) */
-void sched_warm_note(struct sched *s, int64_t instant);
+/* sched_warm.c: a job's timer is armed for INSTANT (Unix s) at NOW_US (sched_now_us): the
+ * pool is warmed before it (exec_warm) / the warm-up timer's callback / no more warm-ups (a
+ * stop) */
+void sched_warm_note(struct sched *s, int64_t instant, int64_t now_us);
 void sched_warm_cb(void *arg);
 void sched_warm_stop(struct sched *s);
 /* sched_warm.c: at log level debug, where scheduled run R's lateness went (its stages) */
@@ -435,7 +436,9 @@ void sched_preclaim_stale(struct job *j);
 void sched_preclaim_give_back(struct sched *s);
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
-void sched_job_arm(struct job *j);
+/* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken
+ * for its callback, not again for each step of it */
+void sched_job_arm(struct job *j, int64_t now_us);
 bool sched_job_schedulable(const struct job *j);
 void sched_job_schedule(struct job *j, int64_t prev);
 void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);
