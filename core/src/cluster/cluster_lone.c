@@ -150,29 +150,6 @@ static void lone_to(struct cluster *c, enum lone_state to)
 		c->lone_fn(c->lone_arg, to == LONE_ON);
 }
 
-static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool make);
-
-/* Fires older than LONE_RECENT_MS leave the list, each becoming its job's last (the older
- * last goes). */
-static void prune(struct cluster_lone *l, int64_t now_ms)
-{
-	while (l->head &&
-	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
-		struct lone_fire *f = l->head;
-		struct lone_job *j = job_get(l, f->name, true);
-		if (!j)
-			return; /* out of memory: it stays a recent one, claimed again as those are
-			         */
-		l->head = f->next;
-		if (!l->head)
-			l->tail = NULL;
-		l->n_fires--;
-		free(j->last);
-		f->next = NULL;
-		j->last = f;
-	}
-}
-
 static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool make)
 {
 	struct lone_job *j = STRMAP_ENTRY(strmap_find(&l->jobs, name), struct lone_job, node);
@@ -185,6 +162,26 @@ static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool m
 	}
 	strmap_insert(&l->jobs, &j->node, j->name);
 	return j;
+}
+
+/* Fires older than LONE_RECENT_MS leave the list, each becoming its job's last (the older
+ * last goes). */
+static void prune(struct cluster_lone *l, int64_t now_ms)
+{
+	while (l->head &&
+	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
+		struct lone_fire *f = l->head;
+		struct lone_job *j = job_get(l, f->name, true);
+		if (!j) /* out of memory: it stays a recent one, claimed again as those are */
+			return;
+		l->head = f->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->n_fires--;
+		free(j->last);
+		f->next = NULL;
+		j->last = f;
+	}
 }
 
 bool cluster_lone_gate(const struct cluster *c)

@@ -97,22 +97,18 @@ struct holder {
 
 static struct holder holder(struct job *j, enum run_state st)
 {
-	struct holder h = {
+	return (struct holder){
+	    .slot = ACTIVE & TO(st)                                 ? &j->active
+	            : st == RUN_PRECLAIMING || st == RUN_PRECLAIMED ? &j->pre
+	            : st == RUN_PENDING                             ? &j->pending
+	            : st == RUN_PARKED                              ? &j->parked
+	            : st == RUN_NOTIFY_WAIT                         ? &j->notify_wait
+	                                                            : NULL,
 	    .list = st == RUN_DEFERRED ? &j->s->flow
 	            : st == RUN_ENDING ? &j->s->ended
 	                               : NULL,
 	    .running = st == RUN_RUNNING || st == RUN_ENDING,
 	};
-	if (ACTIVE & TO(st))
-		h.slot = &j->active;
-	else if (st == RUN_PRECLAIMING || st == RUN_PRECLAIMED)
-		h.slot = &j->pre;
-	else
-		h.slot = st == RUN_PENDING       ? &j->pending
-		         : st == RUN_PARKED      ? &j->parked
-		         : st == RUN_NOTIFY_WAIT ? &j->notify_wait
-		                                 : NULL;
-	return h;
 }
 
 static void list_append(struct run_list *l, struct run *r)
