@@ -30,7 +30,8 @@
 #include "text.h"
 #include "strmap.h"
 
-/* the fires run lone that claiming again claims (with each job's last one, of any age) */
+/* the fires run lone that claiming again claims (with each job's last one, of any age); the
+ * older ones leave the list at each heartbeat (prune), not at each fire */
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
@@ -42,12 +43,13 @@ enum lone_state {
 	LONE_SWITCHING, /* ... or sent, its answer awaited */
 };
 
-/* A fire granted lone. */
+/* A fire granted lone: its job's name and its key in one block, so that noting it at each
+ * fire takes one allocation and no lookup of its job. */
 struct lone_fire {
 	struct lone_fire *next;
-	struct lone_job *job;
-	char *key;
-	int64_t at_ms; /* monotonic */
+	int64_t at_ms;   /* monotonic */
+	const char *key; /* after the name, in its block */
+	char name[];
 };
 
 /* A job that had fires granted lone. */
@@ -58,8 +60,10 @@ struct lone_job {
 	 * or as the switch to claiming begins (cluster_lone_hold), not at each grant */
 	int held;
 	int ended; /* ... of those the switch in flight locks, ended meanwhile */
-	char *last_key;
-	int64_t last_ms;
+	/* the newest of its fires that left the list (prune): its last one, unless a newer one
+	 * is still in the list */
+	struct lone_fire *last;
+	bool listed; /* switch_send: a newer one is */
 };
 
 struct cluster_lone {
@@ -147,26 +151,6 @@ static void lone_to(struct cluster *c, enum lone_state to)
 		c->lone_fn(c->lone_arg, to == LONE_ON);
 }
 
-static void fire_free(struct lone_fire *f)
-{
-	free(f->key);
-	free(f);
-}
-
-/* Fires older than LONE_RECENT_MS go (each job keeps its last in last_key). */
-static void prune(struct cluster_lone *l, int64_t now_ms)
-{
-	while (l->head &&
-	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
-		struct lone_fire *f = l->head;
-		l->head = f->next;
-		if (!l->head)
-			l->tail = NULL;
-		l->n_fires--;
-		fire_free(f);
-	}
-}
-
 static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool make)
 {
 	struct lone_job *j = STRMAP_ENTRY(strmap_find(&l->jobs, name), struct lone_job, node);
@@ -179,6 +163,26 @@ static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool m
 	}
 	strmap_insert(&l->jobs, &j->node, j->name);
 	return j;
+}
+
+/* Fires older than LONE_RECENT_MS leave the list, each becoming its job's last (the older
+ * last goes). */
+static void prune(struct cluster_lone *l, int64_t now_ms)
+{
+	while (l->head &&
+	       (now_ms - l->head->at_ms > LONE_RECENT_MS || l->n_fires > LONE_RECENT_MAX)) {
+		struct lone_fire *f = l->head;
+		struct lone_job *j = job_get(l, f->name, true);
+		if (!j) /* out of memory: it stays a recent one, claimed again as those are */
+			return;
+		l->head = f->next;
+		if (!l->head)
+			l->tail = NULL;
+		l->n_fires--;
+		free(j->last);
+		f->next = NULL;
+		j->last = f;
+	}
 }
 
 bool cluster_lone_gate(const struct cluster *c)
@@ -196,10 +200,16 @@ bool cluster_lone_quiet(const struct cluster *c)
 	return cluster_lone_on(c) && !c->lone->unstopped;
 }
 
+/* Whether a claim is answered lone at NOW_US (monotonic). */
+static bool answers_at(const struct cluster *c, int64_t now_us)
+{
+	return c->lone && now_us < c->lone->lease_end_us && cluster_ready(c) && !c->stopping &&
+	       !c->skewed;
+}
+
 bool cluster_lone_answers(const struct cluster *c)
 {
-	return c->lone && clock_mono_us() < c->lone->lease_end_us && cluster_ready(c) &&
-	       !c->stopping && !c->skewed;
+	return answers_at(c, clock_mono_us());
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)
@@ -207,39 +217,31 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone_answers(c);
 }
 
-/* Note the fire KEY of JOB granted lone, for the switch to claiming (switch_send): its job;
- * NULL when out of memory: not remembered, it could not be claimed when claiming again, so
- * not run. */
-static struct lone_job *note_fire(struct cluster_lone *l, const char *job, const char *key)
+/* Note the fire KEY of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
+ * (switch_send); false when out of memory: not remembered, it could not be claimed when
+ * claiming again, so not run. */
+static bool note_fire(struct cluster_lone *l, const char *job, const char *key, int64_t now_ms)
 {
-	int64_t now = clock_mono_ms();
-	struct lone_job *j = job_get(l, job, true);
-	struct lone_fire *f = j ? calloc(1, sizeof(*f)) : NULL;
-	char *last = j ? strdup(key) : NULL;
-	if (!j || !f || !last || !(f->key = strdup(key))) {
-		free(f);
-		free(last);
-		return NULL;
-	}
-	f->job = j;
-	f->at_ms = now;
+	size_t nj = strlen(job) + 1, nk = strlen(key) + 1;
+	struct lone_fire *f = malloc(sizeof(*f) + nj + nk);
+	if (!f)
+		return false;
+	*f = (struct lone_fire){.at_ms = now_ms, .key = f->name + nj};
+	memcpy(f->name, job, nj);
+	memcpy(f->name + nj, key, nk);
 	if (l->tail)
 		l->tail->next = f;
 	else
 		l->head = f;
 	l->tail = f;
 	l->n_fires++;
-	free(j->last_key);
-	j->last_key = last;
-	j->last_ms = now;
-	prune(l, now);
-	return j;
+	return true;
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
-	struct lone_job *j = note_fire(c->lone, q->job, q->key);
-	if (j) {
+	struct lone_job *j = job_get(c->lone, q->job, true);
+	if (j && note_fire(c->lone, q->job, q->key, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -249,7 +251,8 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 
 bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
 {
-	if (!c || !cluster_lone_answers(c) || !note_fire(c->lone, job, key))
+	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
+	if (!c || !answers_at(c, now) || !note_fire(c->lone, job, key, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -365,7 +368,7 @@ static void forget(struct cluster *c, bool release)
 		for (int i = 0; release && i < j->ended; i++)
 			cluster_unlock(c, j->name);
 		free(j->name);
-		free(j->last_key);
+		free(j->last);
 		free(j);
 		n = next;
 	}
@@ -373,7 +376,7 @@ static void forget(struct cluster *c, bool release)
 	while (l->head) {
 		struct lone_fire *f = l->head;
 		l->head = f->next;
-		fire_free(f);
+		free(f);
 	}
 	l->tail = NULL;
 	l->n_fires = 0;
@@ -438,17 +441,21 @@ static void switch_send(struct cluster *c)
 	if (!fj || !fk || !hj || !age || !held)
 		goto out;
 	for (struct lone_fire *f = l->head; f; f = f->next, i++) {
-		fj[i] = f->job->name;
+		fj[i] = f->name;
 		fk[i] = f->key;
 		age[i] = now - f->at_ms;
+		struct lone_job *j = job_get(l, f->name, false);
+		if (j)
+			j->listed = true;
 	}
 	for (struct strmap_node *n = strmap_first(&l->jobs); n; n = strmap_next(&l->jobs, n)) {
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
-		if (j->last_key) {
+		if (j->last && !j->listed) {
 			fj[i] = j->name;
-			fk[i] = j->last_key;
-			age[i++] = now - j->last_ms;
+			fk[i] = j->last->key;
+			age[i++] = now - j->last->at_ms;
 		}
+		j->listed = false;
 		if (j->held > 0) {
 			hj[nh] = j->name;
 			held[nh++] = j->held;
@@ -519,6 +526,7 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	if (!l)
 		return;
 	l->beat_ok_us = c->beat_mono_us;
+	prune(l, clock_mono_ms());
 	if (l->state == LONE_ON)
 		l->lease_end_us = l->beat_ok_us + lease_us(c);
 	l->unstopped = unstopped;

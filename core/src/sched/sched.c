@@ -64,22 +64,20 @@ void sched_timer_disarm(struct job *j)
 	clock_disarm(j->s->clock, &j->timer);
 }
 
-/* Arm the timer for j->next_fire, from the wall clock as it is now. */
-void sched_job_arm(struct job *j)
+void sched_job_arm(struct job *j, int64_t now)
 {
 	if (j->next_fire == CRON_NEVER || j->s->draining || j->paused) {
 		sched_timer_disarm(j);
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
 	}
 	/* clock_arm() moves a timer already armed */
-	int64_t now = sched_now_us(j->s);
 	/* only a cluster that claims fires claims them early: not a lone instance */
 	int64_t lead = j->s->claiming ? sched_preclaim_lead_us(j, now) : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
 	else
-		sched_warm_note(j->s, j->next_fire);
+		sched_warm_note(j->s, j->next_fire, now);
 }
 
 bool sched_job_schedulable(const struct job *j)
@@ -97,11 +95,11 @@ void sched_job_schedule(struct job *j, int64_t prev)
 			sched_preclaim_stale(j);
 		return;
 	}
-	j->next_fire =
-	    sched_next_fire(j->cron, sched_job_tz(j), prev, sched_now_us(j->s) / 1000000);
+	int64_t now = sched_now_us(j->s);
+	j->next_fire = sched_next_fire(j->cron, sched_job_tz(j), prev, now / 1000000);
 	if (j->pre) /* a fire claimed early, perhaps not the next one now */
 		sched_preclaim_stale(j);
-	sched_job_arm(j);
+	sched_job_arm(j, now);
 }
 
 /* ---- runs ----------------------------------------------------------------------------- */
@@ -197,7 +195,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	bool ok = o->ok;
 	/* a run whose start mark was refused sent nothing: another instance runs the job */
 	const char *message = o->message, *sqlstate = r->unmarked ? NULL : o->sqlstate;
-	const char *status = ok ? HIST_SUCCEEDED : r->unmarked ? HIST_SKIPPED : HIST_FAILED;
+	enum sched_status st = ok ? SCHED_SUCCEEDED : r->unmarked ? SCHED_SKIPPED : SCHED_FAILED;
+	const char *status = sched_recent_statuses[st];
 
 	if (s->hist)
 		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
@@ -226,7 +225,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	sched_run_to(r, RUN_ENDED);
 	sched_run_unlock(r);
 	note_result(r, status, message, sqlstate, end);
-	sched_recent_note(j, status, r->start_us, end, r->attempt, r->hist_key);
+	sched_recent_note(j, st, r->start_us, end, r->attempt, r->hist_key);
 	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
 		j->success_seq = ++s->flow_seq;
 		j->busy_final = false;
@@ -380,7 +379,8 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
 		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
-			sched_record(r, HIST_SKIPPED, why); /* the cluster logs why, rate-limited */
+			sched_record(r, SCHED_SKIPPED,
+			             why); /* the cluster logs why, rate-limited */
 	} else if (v == CLUSTER_BUSY) {
 		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
@@ -753,7 +753,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		j->next_fire = next;
 		if (j->pre) /* a fire claimed early, perhaps not the next one now */
 			sched_preclaim_stale(j);
-		sched_job_arm(j);
+		sched_job_arm(j, now_us);
 		sched_job_fire(j, first * 1000000, "schedule");
 		return;
 	}
@@ -844,8 +844,8 @@ void sched_check_clock(struct sched *s)
 		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
 		                      j->cron->kind == CRON_INTERVAL))
 			sched_job_schedule(j, 0);
-		else
-			sched_job_arm(j);
+		else /* read again: a step's pass over many jobs takes a while */
+			sched_job_arm(j, sched_now_us(s));
 	}
 }
 
@@ -861,16 +861,19 @@ void sched_job_timer_cb(void *arg)
 	    now < j->next_fire * 1000000 - PRECLAIM_LEAD_US - CLOCK_JUMP_US ||
 	    now > j->next_fire * 1000000 + CLOCK_JUMP_US) {
 		sched_check_clock(j->s);
+		if (clock_armed(&j->timer))
+			return; /* the check dealt with J */
 		now = sched_now_us(j->s);
 	}
-	if (clock_armed(&j->timer) || !sched_job_schedulable(j) || j->next_fire == CRON_NEVER ||
-	    j->s->draining)
+	/* J is schedulable: a job that stops being so has its timer disarmed (sched_job_schedule,
+	 * job_retire), and only sched_job_arm arms it */
+	if (j->next_fire == CRON_NEVER || j->s->draining)
 		return;
 	/* Woken early: to claim the fire first (several instances), or by the timer's
 	 * granularity. Wait the rest. */
 	if (now < j->next_fire * 1000000) {
 		preclaim_ask(j);
-		sched_job_arm(j);
+		sched_job_arm(j, now);
 		return;
 	}
 	job_due(j, now, NULL); /* it takes the fire's run made at its pre-claim */

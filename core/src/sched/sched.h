@@ -284,7 +284,8 @@ struct sched_recent {
 	uint32_t n;
 };
 
-/* The final statuses the strip shows, by index. NULL-terminated. */
+/* The final statuses the strip shows (a run's, sched_record's), by index. NULL-terminated. */
+enum sched_status { SCHED_SUCCEEDED, SCHED_FAILED, SCHED_SKIPPED, SCHED_UPSTREAM_FAILED };
 extern const char *const sched_recent_statuses[];
 
 struct sched_job_view {

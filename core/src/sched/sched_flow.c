@@ -320,7 +320,7 @@ bool flow_park(struct run *r)
 		return false;
 	r->waited = true;
 	if (j->parked) {
-		sched_record(j->parked, HIST_SKIPPED,
+		sched_record(j->parked, SCHED_SKIPPED,
 		             "superseded by a newer fire while waiting for an upstream job");
 		sched_run_free(&j->parked);
 	}
@@ -379,7 +379,7 @@ static void drop_deferred(struct job *j, const char *why)
 			continue;
 		if (why) {
 			log_job(LOG_LVL_INFO, j->name, "skipped: %s", why);
-			sched_record(r, HIST_SKIPPED, why);
+			sched_record(r, SCHED_SKIPPED, why);
 		}
 		sched_run_free(&r);
 	}
@@ -443,7 +443,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 	if (r) {
 		if (!r->graph_run)
 			r->graph_run = dup_or_null(graph_run);
-		sched_record(r, HIST_UPSTREAM_FAILED, msg);
+		sched_record(r, SCHED_UPSTREAM_FAILED, msg);
 		sched_run_free(&r);
 	}
 	log_job(LOG_LVL_WARNING, d->name, "%s", msg);

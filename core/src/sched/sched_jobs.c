@@ -79,7 +79,7 @@ void sched_set_db_offset(struct sched *s, int64_t offset_us)
 	 * draining jobs stay as they are (sched_job_arm leaves them disarmed) */
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (clock_armed(&j->timer))
-			sched_job_arm(j);
+			sched_job_arm(j, sched_now_us(s));
 }
 
 static void grace_cb(evutil_socket_t fd, short what, void *arg)

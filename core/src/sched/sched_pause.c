@@ -135,7 +135,7 @@ int sched_resume(struct sched *s, const char *name)
 		j->last_fire = latest;
 		sched_job_schedule(j, latest);
 	} else {
-		sched_job_arm(j);
+		sched_job_arm(j, sched_now_us(s)); /* after the runs it admitted */
 	}
 	if (owed && !served) {
 		if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
@@ -147,7 +147,7 @@ int sched_resume(struct sched *s, const char *name)
 			        "fires came due while paused; none runs (catchup = skip)");
 			struct run *r = sched_run_new(j, latest * 1000000, "catchup");
 			if (r) {
-				sched_record(r, HIST_SKIPPED,
+				sched_record(r, SCHED_SKIPPED,
 				             "fires came due while the job was paused; "
 				             "catchup = skip");
 				sched_run_free(&r);

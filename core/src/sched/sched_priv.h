@@ -336,9 +336,9 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 /* R's history row as far as its job and fire say, started at START_US. */
 struct hist_run;
 struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
-/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed); ...
+/* A fire that will not run: one complete history row (ST: skipped, upstream_failed); ...
  * skipped, with a log line. */
-void sched_record(struct run *r, const char *status, const char *message);
+void sched_record(struct run *r, enum sched_status st, const char *message);
 void sched_record_skipped(struct run *r, const char *message);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */
@@ -402,9 +402,10 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
-/* sched_warm.c: a job's timer is armed for INSTANT (Unix s): the pool is warmed before it
- * (exec_warm) / the warm-up timer's callback / no more warm-ups (a stop) */
-void sched_warm_note(struct sched *s, int64_t instant);
+/* sched_warm.c: a job's timer is armed for INSTANT (Unix s) at NOW_US (sched_now_us): the
+ * pool is warmed before it (exec_warm) / the warm-up timer's callback / no more warm-ups (a
+ * stop) */
+void sched_warm_note(struct sched *s, int64_t instant, int64_t now_us);
 void sched_warm_cb(void *arg);
 void sched_warm_stop(struct sched *s);
 /* sched_warm.c: at log level debug, where scheduled run R's lateness went (its stages) */
@@ -435,7 +436,9 @@ void sched_preclaim_stale(struct job *j);
 void sched_preclaim_give_back(struct sched *s);
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
-void sched_job_arm(struct job *j);
+/* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken
+ * for its callback, not again for each step of it */
+void sched_job_arm(struct job *j, int64_t now_us);
 bool sched_job_schedulable(const struct job *j);
 void sched_job_schedule(struct job *j, int64_t prev);
 void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger);

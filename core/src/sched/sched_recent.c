@@ -13,8 +13,11 @@
 #include "metrics.h"
 #include "sched_priv.h"
 
-const char *const sched_recent_statuses[] = {HIST_SUCCEEDED, HIST_FAILED, HIST_SKIPPED,
-                                             HIST_UPSTREAM_FAILED, NULL};
+const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
+                                             [SCHED_FAILED] = HIST_FAILED,
+                                             [SCHED_SKIPPED] = HIST_SKIPPED,
+                                             [SCHED_UPSTREAM_FAILED] = HIST_UPSTREAM_FAILED,
+                                             NULL};
 
 static int status_index(const char *status)
 {
@@ -51,12 +54,9 @@ static void strip_put(struct job *j, const struct sched_recent_run *x)
 	r->n = n + 1;
 }
 
-void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
+void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
                        int attempt, uint64_t key)
 {
-	int st = status_index(status);
-	if (st < 0)
-		return;
 	struct sched_recent_run x = {.start_us = start_us,
 	                             .end_us = end_us,
 	                             .key = key,

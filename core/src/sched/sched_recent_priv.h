@@ -22,9 +22,8 @@ struct sched;
 /* struct sched_recent, SCHED_RECENT_RUNS, sched_recent_statuses: sched.h (the view shows
  * them). */
 
-/* J's run that started at START_US ended at END_US as STATUS (a final status: succeeded,
- * failed, skipped, upstream_failed; others are ignored). */
-void sched_recent_note(struct job *j, const char *status, int64_t start_us, int64_t end_us,
+/* J's run that started at START_US ended at END_US as ST. */
+void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
                        int attempt, uint64_t key);
 /* The history wrote a run of this process (hist_set_written_fn; ARG is the sched): its run id
  * goes to the strip, the last result and the failures that show it. */

@@ -87,23 +87,28 @@ bool sched_run_may(enum run_state from, enum run_state to)
 	return (unsigned)from < RUN_STATES && (unsigned)to < RUN_STATES && (moves[from] & TO(to));
 }
 
-/* The job's slot that holds a run in state ST; NULL if none does. */
-static struct run **slot(struct job *j, enum run_state st)
-{
-	if (ACTIVE & TO(st))
-		return &j->active;
-	if (st == RUN_PRECLAIMING || st == RUN_PRECLAIMED)
-		return &j->pre;
-	return st == RUN_PENDING       ? &j->pending
-	       : st == RUN_PARKED      ? &j->parked
-	       : st == RUN_NOTIFY_WAIT ? &j->notify_wait
-	                               : NULL;
-}
+/* What holds a run of job J in a state: the job's slot, a list of the loop's (either may be
+ * NULL, an ending run is in both), and whether it counts as running (max_running). */
+struct holder {
+	struct run **slot;
+	struct run_list *list;
+	bool running;
+};
 
-/* The list of the loop's that holds a run in state ST; NULL if none does. */
-static struct run_list *list(struct sched *s, enum run_state st)
+static struct holder holder(struct job *j, enum run_state st)
 {
-	return st == RUN_DEFERRED ? &s->flow : st == RUN_ENDING ? &s->ended : NULL;
+	return (struct holder){
+	    .slot = ACTIVE & TO(st)                                 ? &j->active
+	            : st == RUN_PRECLAIMING || st == RUN_PRECLAIMED ? &j->pre
+	            : st == RUN_PENDING                             ? &j->pending
+	            : st == RUN_PARKED                              ? &j->parked
+	            : st == RUN_NOTIFY_WAIT                         ? &j->notify_wait
+	                                                            : NULL,
+	    .list = st == RUN_DEFERRED ? &j->s->flow
+	            : st == RUN_ENDING ? &j->s->ended
+	                               : NULL,
+	    .running = st == RUN_RUNNING || st == RUN_ENDING,
+	};
 }
 
 static void list_append(struct run_list *l, struct run *r)
@@ -130,21 +135,16 @@ static void list_remove(struct run_list *l, struct run *r)
 	r->defer_prev = r->defer_next = NULL;
 }
 
-static bool counted_running(enum run_state st)
-{
-	return st == RUN_RUNNING || st == RUN_ENDING;
-}
-
 bool sched_run_to(struct run *r, enum run_state to)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	enum run_state from = r->state;
-	struct run **in = slot(j, from), **out = slot(j, to);
+	struct holder in = holder(j, from), out = holder(j, to);
 	const char *why = NULL;
 	if (!sched_run_may(from, to))
 		why = "cannot become";
-	else if (out && *out && *out != r)
+	else if (out.slot && *out.slot && *out.slot != r)
 		why = "finds another run where it would go as";
 	if (why) {
 		log_error("job %s: internal error: a run %s %s %s; please report it", j->name,
@@ -156,14 +156,14 @@ bool sched_run_to(struct run *r, enum run_state to)
 		return false;
 	if (from == RUN_QUEUED)
 		sched_queue_remove(&s->queue, r); /* the first, sched_admit_queued's, at once */
-	if (list(s, from))
-		list_remove(list(s, from), r);
-	if (in && *in == r && in != out)
-		*in = NULL;
-	if (out)
-		*out = r;
-	if (list(s, to))
-		list_append(list(s, to), r);
+	if (in.list)
+		list_remove(in.list, r);
+	if (in.slot && *in.slot == r && in.slot != out.slot)
+		*in.slot = NULL;
+	if (out.slot)
+		*out.slot = r;
+	if (out.list)
+		list_append(out.list, r);
 	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
 	 * meanwhile, or due at its instant but waiting for something else first, is forgotten
 	 * there (the answer still gives back the job lock a grant takes) */
@@ -172,15 +172,15 @@ bool sched_run_to(struct run *r, enum run_state to)
 		cluster_claim_forget(s->cluster, r);
 	if (from == RUN_CLAIMING)
 		s->n_claiming--;
-	else if (counted_running(from))
+	else if (in.running)
 		s->n_running--;
 	if (to == RUN_CLAIMING)
 		s->n_claiming++;
-	else if (counted_running(to))
+	else if (out.running)
 		s->n_running++;
 	r->state = to;
 	/* a stop waits for these counts to reach none, and this is where they drop */
-	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || counted_running(from)))
+	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || in.running))
 		sched_check_drained(s);
 	return true;
 }
@@ -333,9 +333,10 @@ const char *sched_command_kept(const char *command, char *buf)
 }
 
 /* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
-void sched_record(struct run *r, const char *status, const char *message)
+void sched_record(struct run *r, enum sched_status st, const char *message)
 {
 	struct sched *s = r->job->s;
+	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
 	uint64_t key = 0;
@@ -353,14 +354,14 @@ void sched_record(struct run *r, const char *status, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, status, now, now, r->attempt, key);
+	sched_recent_note(r->job, st, now, now, r->attempt, key);
 }
 
 /* ... and a log line. */
 void sched_record_skipped(struct run *r, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	sched_record(r, HIST_SKIPPED, message);
+	sched_record(r, SCHED_SKIPPED, message);
 }
 
 void sched_work_note(struct run *r, const char *kind, int64_t due_us)

@@ -134,7 +134,7 @@ void sched_skip_claimed(struct run *r, const char *why, bool logged)
 	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
 	if (!s->cluster || !cluster_served_elsewhere(s->cluster) ||
 	    !park(r, why, true, sched_now_us(s)))
-		sched_record(r, HIST_SKIPPED, why);
+		sched_record(r, SCHED_SKIPPED, why);
 }
 
 void sched_unclaimed_ran(struct run *r)
@@ -238,7 +238,7 @@ static void asked(void *arg, const PGresult *res, const char *err, const char *s
 		         u->why);
 		struct run *r = sched_run_new(j, u->scheduled_us, u->trigger);
 		if (r) {
-			sched_record(r, HIST_SKIPPED, msg);
+			sched_record(r, SCHED_SKIPPED, msg);
 			sched_run_free(&r);
 		}
 	}
