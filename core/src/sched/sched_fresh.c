@@ -18,6 +18,7 @@
 #include "plugin.h"
 #include "sched_priv.h"
 #include "strmap.h"
+#include "text.h"
 
 /* ---- the decision ------------------------------------------------------------------- */
 
@@ -653,31 +654,6 @@ static void def_applied(struct job *j, uint64_t def, int64_t now)
 	        sla);
 }
 
-static char *array_param(char **items, size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += 3 + 2 * strlen(items[i]);
-	char *s = malloc(cap), *o = s;
-	if (!s)
-		return NULL;
-	*o++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*o++ = ',';
-		*o++ = '"';
-		for (const char *p = items[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				*o++ = '\\';
-			*o++ = *p;
-		}
-		*o++ = '"';
-	}
-	*o++ = '}';
-	*o = '\0';
-	return s;
-}
-
 static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const char *name)
 {
 	for (struct fresh_db *d = *list; d; d = d->next)
@@ -804,7 +780,7 @@ void fresh_applied(struct sched *s)
 			        "out of memory; its sources are not watched");
 	}
 	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
-		d->param = array_param(d->sources, d->n_sources);
+		d->param = text_pg_array((const char *const *)d->sources, d->n_sources);
 		d->got_n = calloc(d->n_sources + 1, sizeof(*d->got_n));
 		d->got = calloc(d->n_sources + 1, sizeof(*d->got));
 		d->problem = calloc(d->n_sources + 1, sizeof(*d->problem));
