@@ -58,11 +58,13 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 
 int cli_bad_option(const char *cmd, int opt, char **argv)
 {
+	/* An unknown letter inside a bundle (-xy) leaves optind on that word: name the letter. */
+	char letter[3] = {'-', (char)optopt, '\0'};
 	if (opt == ':')
 		fprintf(stderr, "pgcrond %s: %s needs a value\n", cmd, argv[optind - 1]);
 	else
 		fprintf(stderr, "pgcrond %s: unknown option \"%s\"; see pgcrond %s --help\n", cmd,
-		        argv[optind - 1], cmd);
+		        optopt ? letter : argv[optind - 1], cmd);
 	return EX_USAGE;
 }
 

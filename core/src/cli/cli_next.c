@@ -40,6 +40,20 @@ static void usage(FILE *out)
 	        NEXT_MAX_COUNT);
 }
 
+/* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
+static int add_word(char *expr, size_t size, size_t *len, int *nwords, const char *word)
+{
+	int n = snprintf(expr + *len, size - *len, "%s%s", *nwords ? " " : "", word);
+	if (n < 0 || (size_t)n >= size - *len) {
+		fprintf(stderr, "pgcrond next: the expression is too long (over %zu bytes)\n",
+		        size - 1);
+		return -1;
+	}
+	*len += (size_t)n;
+	(*nwords)++;
+	return 0;
+}
+
 int cli_next(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -60,9 +74,15 @@ int cli_next(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	/* options may come among the expression's words (getopt_long moves them to the end) */
-	while ((opt = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+	/* Options may come among the expression's words: "-" hands each word back in order
+	 * (opt 1), whatever POSIXLY_CORRECT says; the words after "--" are all the expression's. */
+	expr[0] = '\0';
+	while ((opt = getopt_long(argc, argv, "-:n:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 1:
+			if (add_word(expr, sizeof(expr), &elen, &nwords, optarg) < 0)
+				return EX_DATAERR;
+			break;
 		case 'z':
 			zone = optarg;
 			break;
@@ -70,35 +90,19 @@ int cli_next(int argc, char **argv)
 			from = optarg;
 			break;
 		case 'n':
-			count_s = optarg;
+			/* -n=5 as --count=5 */
+			count_s = optarg + (optarg[0] == '=');
 			break;
 		case 'h':
 			usage(stdout);
 			return EX_OK;
-		case ':':
-			fprintf(stderr, "pgcrond next: %s needs a value\n", argv[optind - 1]);
-			return EX_USAGE;
 		default:
-			fprintf(stderr,
-			        "pgcrond next: unknown option \"%s\"; see 'pgcrond next --help'\n",
-			        argv[optind - 1]);
-			return EX_USAGE;
+			return cli_bad_option("next", opt, argv);
 		}
 	}
-	expr[0] = '\0';
-	for (int i = optind; i < argc; i++) {
-		/* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
-		int n =
-		    snprintf(expr + elen, sizeof(expr) - elen, "%s%s", nwords ? " " : "", argv[i]);
-		if (n < 0 || (size_t)n >= sizeof(expr) - elen) {
-			fprintf(stderr,
-			        "pgcrond next: the expression is too long (over %zu bytes)\n",
-			        sizeof(expr) - 1);
+	for (int i = optind; i < argc; i++)
+		if (add_word(expr, sizeof(expr), &elen, &nwords, argv[i]) < 0)
 			return EX_DATAERR;
-		}
-		elen += (size_t)n;
-		nwords++;
-	}
 	if (nwords == 0) {
 		fprintf(stderr, "pgcrond next: no expression given\n");
 		usage(stderr);
