@@ -845,6 +845,11 @@ static const struct cli_case {
     {{"next", "--count", "many", "* * * * *"}, 64, "", "--count must be a number"},
     {{"next", "--count"}, 64, "", "--count needs a value"},
     {{"next", "--bogus", "* * * * *"}, 64, "", "unknown option \"--bogus\""},
+    {{"next", "* * * * *", "-xy"}, 64, "", "unknown option \"-x\""},
+    {{"next", "--from", "2026-01-01T00:00Z", "-n=2", "* * * * *"},
+     0,
+     "2026-01-01T00:01:00Z\n2026-01-01T00:02:00Z\n",
+     NULL},
     {{"next"}, 64, "", "no expression given"},
     {{"next", "--", "0", "0", "1", "1", "*", "*", "--from"}, 65, "", "too many fields"},
 };
