@@ -675,8 +675,10 @@ void exec_conn_release(struct conn *c, bool broken)
 	struct pool *p = c->pool;
 	c->run = NULL;
 	c->used_ms = clock_mono_ms();
-	pgconn_notices_flush(
-	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
+	/* "N further notices suppressed" for the run's job (the first ones are logged, so with
+	 * none logged there is nothing to say) */
+	if (c->drv.notices.logged)
+		pgconn_notices_flush(&c->drv.notices);
 	c->drv.notices.job = NULL;
 	/* a connection given back while the server is full and pgcrond's own session of the
 	 * database waits for a slot goes to that session (ownsess.h) */
