@@ -229,9 +229,9 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 	return n;
 }
 
-size_t exec_active_runs(const struct exec *ex)
+const size_t *exec_runs_under_way(const struct exec *ex)
 {
-	return ex->n_runs;
+	return &ex->n_runs;
 }
 
 size_t exec_waiting_runs(const struct exec *ex)

@@ -312,9 +312,10 @@ static void kick(struct hist *h)
 		 * batch is never held: under a steady load the executor drains for a moment
 		 * every second, which started the wait over, so the history sent one batch a
 		 * second and fell behind by seconds (bench_fire 15000) */
-		if (head && h->busy_fn && !h->closing &&
-		    hist_spool_pending(h->spool) < SET_BATCH_MAX && h->busy_fn(h->busy_arg)) {
+		if (head && !h->closing && h->runs && *h->runs > 0 &&
+		    hist_spool_pending(h->spool) < SET_BATCH_MAX) {
 			int64_t now = clock_mono_ms();
+			h->held_fn(h->held_arg); /* hist_wake() at the last run's end */
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
 			if (now - h->defer_since_ms < DEFER_MAX_MS) {
@@ -409,7 +410,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			            "trying again every %d s",
 			            hist_pending(h), hist_spool_where(h->spool),
 			            HIST_PART_WAIT_RETRY_MS / 1000);
-		h->blocked = true;
+		h->blocked = h->write_failed = true;
 		ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
 		return;
 	}
@@ -427,9 +428,13 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 	if (!r->failed) {
-		if (log_complaint_reset(&h->write_complaint))
-			log_notice("history: run records are written again");
-		conndrv_succeeded(&h->q->drv);
+		/* the backoff a write error counted starts over (a connect's is over already) */
+		if (h->write_failed) {
+			h->write_failed = false;
+			if (log_complaint_reset(&h->write_complaint))
+				log_notice("history: run records are written again");
+			conndrv_succeeded(&h->q->drv);
+		}
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
@@ -488,7 +493,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			    r->err, r->sqlstate,
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 			    hist_pending(h), hist_spool_where(h->spool));
-		h->blocked = true;
+		h->blocked = h->write_failed = true;
 		ownsess_retry(&h->sess, CONNDRV_BACKOFF);
 		return;
 	}
@@ -653,10 +658,11 @@ const char *hist_boot_id(const struct hist *h)
 	return h->boot_id;
 }
 
-void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg)
+void hist_set_runs(struct hist *h, const size_t *runs, void (*held)(void *arg), void *arg)
 {
-	h->busy_fn = fn;
-	h->busy_arg = arg;
+	h->runs = runs;
+	h->held_fn = held;
+	h->held_arg = arg;
 }
 
 void hist_wake(struct hist *h)
