@@ -685,7 +685,7 @@ void exec_conn_release(struct conn *c, bool broken)
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
 	    PQstatus(c->drv.conn) != CONNECTION_OK ||
 	    p->n_conns - p->n_connecting > (size_t)p->size ||
-	    ownsess_starved(p->ex->base, p->conninfo)) {
+	    (*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo))) {
 		exec_conn_close(&c);
 		ownsess_take_slot(p->ex->base, p->conninfo);
 	} else {
@@ -742,7 +742,8 @@ void exec_pool_dispatch(struct pool *p)
 		 * session of the database waits for a slot of a full server, the runs share the
 		 * connections the pool has (the history and the claims need that session) */
 		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size ||
-		    (p->n_conns > 0 && ownsess_starved(p->ex->base, p->conninfo)))
+		    (p->n_conns > 0 && *p->ex->own_starving &&
+		     ownsess_starved(p->ex->base, p->conninfo)))
 			return;
 		int err = exec_conn_open(p);
 		if (err < 0) {

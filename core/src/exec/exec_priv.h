@@ -172,7 +172,8 @@ struct exec {
 	size_t n_runs;
 	void (*on_reachable)(void *arg, const char *database);
 	void *reachable_arg;
-	int64_t check_ms; /* exec_set_connection_check() */
+	int64_t check_ms;             /* exec_set_connection_check() */
+	const unsigned *own_starving; /* ownsess_starving(): a pool asks ownsess_starved() then */
 	struct cancel *cancel;
 	/* exec_set_drained_cb(): told once, from the loop, when the last run has ended */
 	void (*on_drained)(void *arg);
