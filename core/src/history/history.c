@@ -110,7 +110,9 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
+	if (h->own_busy)
+		h->sess.want = true; /* after the statement under way */
+	else if (!evtimer_pending(&h->linger_ev, NULL))
 		kick(h);
 }
 
@@ -266,9 +268,13 @@ static bool send_fresh(struct hist *h)
 
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order (the retention's statements
- * take their own turns: hist_part.c). */
+ * take their own turns: hist_part.c). The session asks the history at its idle turns only
+ * while it wants (ownsess.h): what waits behind a statement in flight (here), records or lines
+ * of the spill file come while a statement of its own is under way (emit, on_spool_ready),
+ * and what follows that statement (op_done); anything else that gives it work kicks. */
 static void kick(struct hist *h)
 {
+	h->sess.want = stmtq_busy(h->q);
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
@@ -366,6 +372,9 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	enum hist_op op = (enum hist_op)tag;
 
 	h->own_busy = false;
+	/* the next statement at the session's idle turn (after a batch that succeeded: below) */
+	if (op != OP_BATCH || r->failed)
+		h->sess.want = true;
 	if (r->lost)
 		return; /* the connection is gone: on_conn_failed */
 	if (op == OP_BATCH && r->failed)
@@ -443,6 +452,15 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			/* what follows was never sent, unless an earlier process left it (all of it
 			 * is written once its orphans were closed: hist_earlier_done) */
 			h->head_fresh = h->orphans_done || hist_spool_leftovers_done(h->spool);
+			/* asked again if records are left (the spool's head also brings back lines
+			 * waiting for memory), the orphans (after their last leftover record?) or
+			 * the freshness state. With no record left none is held back for the runs:
+			 * the next waits for company (LINGER_MS), not for hist_wake at the last
+			 * run's end, which would send it ahead of the cluster's marks */
+			if (!h->orphans_done || h->fresh_json || hist_spool_head(h->spool))
+				h->sess.want = true;
+			else
+				h->defer_since_ms = 0;
 			break;
 		case OP_ORPHANS:
 			h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
