@@ -605,7 +605,7 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 		if (c->drv.timed_out)
 			log_warning("database %s: a connection did not answer within %lld ms; "
 			            "closing it (it will be replaced when a run needs it)",
-			            p->name, (long long)exec_conn_idle_check_ms(c));
+			            p->name, (long long)(c->drv.check_ms / 2));
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
 		return;
