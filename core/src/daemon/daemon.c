@@ -549,7 +549,7 @@ static void cluster_paused_changed(void *arg)
 }
 
 /* The executor has no run under way: what the history and the cluster held back for the
- * runs goes (asked for by runs_under_way and cluster_busy when they held something back, so
+ * runs goes (asked for by history_held and cluster_busy when they held something back, so
  * a run's end wakes no one when nothing waits for it; the cluster only if it held). */
 static void runs_drained(void *arg)
 {
@@ -649,15 +649,12 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
 		            spec.database ? spec.database : "(none)");
 }
 
-/* The history holds its records back while runs are under way or waiting; woken once the
+/* The history holds its records back while runs are under way or waiting: woken once the
  * last has ended. */
-static bool runs_under_way(void *arg)
+static void history_held(void *arg)
 {
 	struct daemon *d = arg;
-	if (exec_active_runs(d->ex) == 0)
-		return false;
 	exec_set_drained_cb(d->ex, runs_drained, d);
-	return true;
 }
 
 static int open_history(struct daemon *d)
@@ -677,7 +674,7 @@ static int open_history(struct daemon *d)
 		return rc;
 	}
 	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
-	hist_set_busy_fn(d->hist, runs_under_way, d);
+	hist_set_runs(d->hist, exec_runs_under_way(d->ex), history_held, d);
 	return 0;
 }
 

@@ -152,11 +152,14 @@ int exec_probe(struct exec *ex, const char *database) __attribute__((warn_unused
  * and resetting at its instant. Nothing while the database fails to answer (its runs
  * reconnect, with backoff, as before). */
 void exec_warm(struct exec *ex, const char *database, size_t n);
-size_t exec_active_runs(const struct exec *ex);
+/* The number of runs under way (submitted, not yet reported), kept up to date at this address
+ * until exec_free(): for an owner that reads it at turns of its own without a call (the
+ * history holds its records back while it is not 0). */
+const size_t *exec_runs_under_way(const struct exec *ex);
 /* Runs waiting for a connection, in every pool. */
 size_t exec_waiting_runs(const struct exec *ex);
 /* FN(ARG) is called once, from the loop (never from inside an exec call), when the last run
- * has ended (exec_active_runs() is 0); set again for the next time. For an owner that held
+ * has ended (exec_runs_under_way() is 0); set again for the next time. For an owner that held
  * something back for the runs under way: asked when it does, so that a run's end tells no
  * one when nothing waits for it. NULL: not told. */
 void exec_set_drained_cb(struct exec *ex, void (*fn)(void *arg), void *arg);

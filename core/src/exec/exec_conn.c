@@ -77,15 +77,6 @@ bool exec_conn_idle_expired(const struct conn *c)
 	return false;
 }
 
-/* An idle connection is checked, and a reset must be answered, within half the connection
- * check each, so a connection that went silent while idle (a NAT or firewall that forgot it,
- * a failover without a reset) is replaced within one connection check. TCP keepalives alone
- * cannot see a peer whose kernel still answers them. */
-int64_t exec_conn_idle_check_ms(const struct conn *c)
-{
-	return c->pool->ex->check_ms / 2;
-}
-
 /* ---- pools ---------------------------------------------------------------------------- */
 
 void exec_wait_remove(struct exec_run *r)

@@ -605,7 +605,7 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 		if (c->drv.timed_out)
 			log_warning("database %s: a connection did not answer within %lld ms; "
 			            "closing it (it will be replaced when a run needs it)",
-			            p->name, (long long)exec_conn_idle_check_ms(c));
+			            p->name, (long long)(c->drv.check_ms / 2));
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
 		return;
@@ -675,15 +675,17 @@ void exec_conn_release(struct conn *c, bool broken)
 	struct pool *p = c->pool;
 	c->run = NULL;
 	c->used_ms = clock_mono_ms();
-	pgconn_notices_flush(
-	    &c->drv.notices); /* "N further notices suppressed" for the run's job */
+	/* "N further notices suppressed" for the run's job (the first ones are logged, so with
+	 * none logged there is nothing to say) */
+	if (c->drv.notices.logged)
+		pgconn_notices_flush(&c->drv.notices);
 	c->drv.notices.job = NULL;
 	/* a connection given back while the server is full and pgcrond's own session of the
 	 * database waits for a slot goes to that session (ownsess.h) */
 	if (broken || c->tainted || p->removed || c->generation != p->generation ||
 	    PQstatus(c->drv.conn) != CONNECTION_OK ||
 	    p->n_conns - p->n_connecting > (size_t)p->size ||
-	    ownsess_starved(p->ex->base, p->conninfo)) {
+	    (*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo))) {
 		exec_conn_close(&c);
 		ownsess_take_slot(p->ex->base, p->conninfo);
 	} else {
@@ -740,7 +742,8 @@ void exec_pool_dispatch(struct pool *p)
 		 * session of the database waits for a slot of a full server, the runs share the
 		 * connections the pool has (the history and the claims need that session) */
 		if (p->n_connecting >= p->n_waiting || p->n_conns >= (size_t)p->size ||
-		    (p->n_conns > 0 && ownsess_starved(p->ex->base, p->conninfo)))
+		    (p->n_conns > 0 && *p->ex->own_starving &&
+		     ownsess_starved(p->ex->base, p->conninfo)))
 			return;
 		int err = exec_conn_open(p);
 		if (err < 0) {

@@ -14,6 +14,7 @@
 #include "conndrv.h"
 #include "exec.h"
 #include "exec_priv.h"
+#include "ownsess.h"
 
 /* The connection check's default (exec_set_connection_check): a connect, a session reset
  * and an idle connection's liveness check must each be answered within it. */
@@ -138,6 +139,7 @@ int exec_new(struct event_base *base, struct exec **out)
 		return -ENOMEM;
 	ex->base = base;
 	ex->check_ms = CONNECTION_CHECK_DEFAULT_MS;
+	ex->own_starving = ownsess_starving();
 	event_assign(&ex->drained_ev, base, -1, 0, drained_cb, ex);
 	int err = cancel_new(base, &ex->cancel);
 	if (err < 0) {
@@ -229,9 +231,9 @@ size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, siz
 	return n;
 }
 
-size_t exec_active_runs(const struct exec *ex)
+const size_t *exec_runs_under_way(const struct exec *ex)
 {
-	return ex->n_runs;
+	return &ex->n_runs;
 }
 
 size_t exec_waiting_runs(const struct exec *ex)

@@ -172,7 +172,8 @@ struct exec {
 	size_t n_runs;
 	void (*on_reachable)(void *arg, const char *database);
 	void *reachable_arg;
-	int64_t check_ms; /* exec_set_connection_check() */
+	int64_t check_ms;             /* exec_set_connection_check() */
+	const unsigned *own_starving; /* ownsess_starving(): a pool asks ownsess_starved() then */
 	struct cancel *cancel;
 	/* exec_set_drained_cb(): told once, from the loop, when the last run has ended */
 	void (*on_drained)(void *arg);
@@ -251,7 +252,6 @@ void exec_conn_unreserve(struct conn *c);
 /* C is idle, no run used it for its pool's idle_timeout, and another connection of the pool is
  * idle or being reset (the last idle one stays open, warm): it may be closed. */
 bool exec_conn_idle_expired(const struct conn *c);
-int64_t exec_conn_idle_check_ms(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
 void exec_wait_push_front(struct pool *p, struct exec_run *r);
 struct pool *exec_pool_find(struct exec *ex, const char *name);

@@ -166,7 +166,12 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 	c->state = CONN_RESETTING;
 	c->timeout_ms = -1;
 	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
-	conndrv_busy(&c->drv, exec_conn_idle_check_ms(c));
+	/* answered within half the connection check (the driver's, exec_set_connection_check), as
+	 * the idle connection's check is asked every other half (conndrv.h), so a connection that
+	 * went silent while idle (a NAT or firewall that forgot it, a failover without a reset) is
+	 * replaced within one connection check: TCP keepalives alone cannot see a peer whose
+	 * kernel still answers them */
+	conndrv_busy(&c->drv, c->drv.check_ms / 2);
 	return conn_reset_send(c, carry, guard);
 }
 

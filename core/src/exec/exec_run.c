@@ -66,7 +66,8 @@ void exec_run_attach(struct exec_run *r, struct conn *c)
 	c->run = r;
 	conndrv_busy(&c->drv, 0); /* a busy connection answers to its run's timeout instead */
 	r->pid = PQbackendPID(c->drv.conn);
-	pgconn_notices_flush(&c->drv.notices); /* what came while idle is not the job's */
+	if (c->drv.notices.logged) /* what came while idle is not the job's */
+		pgconn_notices_flush(&c->drv.notices);
 	c->drv.notices.job = r->name;
 	if (r->on_pid && r->pid > 0)
 		r->on_pid(r->arg, r->pid);

@@ -152,11 +152,10 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Say exactly how many records were lost since the last time it was said. */
+/* Say exactly how many records were lost since the last time it was said (asked only when
+ * some were: lost_unreported). */
 static void report_lost(struct hist_spool *s)
 {
-	if (s->lost_unreported == 0)
-		return;
 	log_error("history: %" PRIu64 " run records were lost: neither %s nor memory "
 	          "(memory_limit %zu records) could take them",
 	          s->lost_unreported, hist_spool_where(s), s->memory_limit);
@@ -288,7 +287,8 @@ static void op_written(struct hist_spool *s)
 		line_free(ov_pop(s));
 	}
 	s->unloaded_n += s->op_ov_n;
-	report_lost(s);
+	if (s->lost_unreported)
+		report_lost(s);
 }
 
 static void op_done(struct bgwork_job *job, bool ran)
@@ -587,7 +587,7 @@ static void push_mem(struct hist_spool *s, struct hist_spool_line *l)
 
 /* Lines waiting for the file alone move to memory once it has room and nothing waits in
  * the file before them (the database is back and took what memory held): they are sent
- * without waiting for a disk that may be full. */
+ * without waiting for a disk that may be full. Asked only while some wait (ov_head). */
 static void promote(struct hist_spool *s)
 {
 	while (s->ov_head && !s->ov_head->writing && s->unloaded_n == 0 &&
@@ -619,12 +619,14 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 	}
 	size_t len = l->len + 1; /* with its '\n' */
 	l->end_off = s->size;
-	promote(s);
+	if (s->ov_head)
+		promote(s);
 	if (s->unloaded_n == 0 && s->ov_n == 0 && s->q_n < s->memory_limit) {
 		push_mem(s, l);
 		if (s->fd >= 0)
 			s->unwritten_bytes += len;
-		report_lost(s);
+		if (s->lost_unreported)
+			report_lost(s);
 	} else if (s->fd >= 0 && s->ov_bytes + len <= OV_MAX_BYTES &&
 	           room(s, planned, acked, len)) {
 		/* memory is full: the file alone, once the lines before it are there */
@@ -637,7 +639,8 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 		s->ov_n++;
 		s->ov_bytes += len;
 		s->unwritten_bytes += len;
-		report_lost(s);
+		if (s->lost_unreported)
+			report_lost(s);
 	} else {
 		line_free(l);
 		lose(s, 1);
@@ -672,7 +675,8 @@ static void on_held(evutil_socket_t fd, short what, void *arg)
 
 const struct hist_spool_line *hist_spool_head(struct hist_spool *s)
 {
-	promote(s);
+	if (s->ov_head)
+		promote(s);
 	/* read the file's lines back once memory is half empty, not once it is empty: the
 	 * sender then never waits for the writer thread (at 15,000 runs/s it waited 100 ms
 	 * for every memory_limit lines) */
@@ -925,7 +929,8 @@ void hist_spool_close(struct hist_spool **sp)
 	}
 	if (s->fd >= 0 && s->dirty && fdatasync(s->fd) != 0)
 		log_error("history: fdatasync %s: %s", s->path, strerror(errno));
-	report_lost(s);
+	if (s->lost_unreported)
+		report_lost(s);
 	uint64_t left = s->mem_only_n + s->ov_n;
 	if (s->path) {
 		uint64_t in_file = hist_spool_pending(s) - left;

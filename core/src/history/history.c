@@ -110,7 +110,9 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (!h->own_busy && !evtimer_pending(&h->linger_ev, NULL))
+	if (h->own_busy)
+		h->sess.want = true; /* after the statement under way */
+	else if (!evtimer_pending(&h->linger_ev, NULL))
 		kick(h);
 }
 
@@ -266,9 +268,13 @@ static bool send_fresh(struct hist *h)
 
 /* Start the next statement if the connection is idle: the orphans of an earlier process
  * once its leftover records are written, then records in order (the retention's statements
- * take their own turns: hist_part.c). */
+ * take their own turns: hist_part.c). The session asks the history at its idle turns only
+ * while it wants (ownsess.h): what waits behind a statement in flight (here), records or lines
+ * of the spill file come while a statement of its own is under way (emit, on_spool_ready),
+ * and what follows that statement (op_done); anything else that gives it work kicks. */
 static void kick(struct hist *h)
 {
+	h->sess.want = stmtq_busy(h->q);
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
@@ -312,9 +318,10 @@ static void kick(struct hist *h)
 		 * batch is never held: under a steady load the executor drains for a moment
 		 * every second, which started the wait over, so the history sent one batch a
 		 * second and fell behind by seconds (bench_fire 15000) */
-		if (head && h->busy_fn && !h->closing &&
-		    hist_spool_pending(h->spool) < SET_BATCH_MAX && h->busy_fn(h->busy_arg)) {
+		if (head && !h->closing && h->runs && *h->runs > 0 &&
+		    hist_spool_pending(h->spool) < SET_BATCH_MAX) {
 			int64_t now = clock_mono_ms();
+			h->held_fn(h->held_arg); /* hist_wake() at the last run's end */
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
 			if (now - h->defer_since_ms < DEFER_MAX_MS) {
@@ -365,6 +372,9 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	enum hist_op op = (enum hist_op)tag;
 
 	h->own_busy = false;
+	/* the next statement at the session's idle turn (after a batch that succeeded: below) */
+	if (op != OP_BATCH || r->failed)
+		h->sess.want = true;
 	if (r->lost)
 		return; /* the connection is gone: on_conn_failed */
 	if (op == OP_BATCH && r->failed)
@@ -409,7 +419,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			            "trying again every %d s",
 			            hist_pending(h), hist_spool_where(h->spool),
 			            HIST_PART_WAIT_RETRY_MS / 1000);
-		h->blocked = true;
+		h->blocked = h->write_failed = true;
 		ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
 		return;
 	}
@@ -427,9 +437,13 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 	if (!r->failed) {
-		if (log_complaint_reset(&h->write_complaint))
-			log_notice("history: run records are written again");
-		conndrv_succeeded(&h->q->drv);
+		/* the backoff a write error counted starts over (a connect's is over already) */
+		if (h->write_failed) {
+			h->write_failed = false;
+			if (log_complaint_reset(&h->write_complaint))
+				log_notice("history: run records are written again");
+			conndrv_succeeded(&h->q->drv);
+		}
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
@@ -438,6 +452,15 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			/* what follows was never sent, unless an earlier process left it (all of it
 			 * is written once its orphans were closed: hist_earlier_done) */
 			h->head_fresh = h->orphans_done || hist_spool_leftovers_done(h->spool);
+			/* asked again if records are left (the spool's head also brings back lines
+			 * waiting for memory), the orphans (after their last leftover record?) or
+			 * the freshness state. With no record left none is held back for the runs:
+			 * the next waits for company (LINGER_MS), not for hist_wake at the last
+			 * run's end, which would send it ahead of the cluster's marks */
+			if (!h->orphans_done || h->fresh_json || hist_spool_head(h->spool))
+				h->sess.want = true;
+			else
+				h->defer_since_ms = 0;
 			break;
 		case OP_ORPHANS:
 			h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
@@ -488,7 +511,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			    r->err, r->sqlstate,
 			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 			    hist_pending(h), hist_spool_where(h->spool));
-		h->blocked = true;
+		h->blocked = h->write_failed = true;
 		ownsess_retry(&h->sess, CONNDRV_BACKOFF);
 		return;
 	}
@@ -653,10 +676,11 @@ const char *hist_boot_id(const struct hist *h)
 	return h->boot_id;
 }
 
-void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg)
+void hist_set_runs(struct hist *h, const size_t *runs, void (*held)(void *arg), void *arg)
 {
-	h->busy_fn = fn;
-	h->busy_arg = arg;
+	h->runs = runs;
+	h->held_fn = held;
+	h->held_arg = arg;
 }
 
 void hist_wake(struct hist *h)

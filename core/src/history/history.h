@@ -117,11 +117,13 @@ void hist_tune(struct hist *h, const struct hist_tuning *t);
  * half of it and must answer within the other half; otherwise it is replaced. */
 void hist_set_connection_check(struct hist *h, int64_t ms);
 
-/* FN(ARG) says whether runs are under way (exec_active_runs): while they are, record
- * batches are held back, at most 1 s (then they go on until FN says no), so that history
- * statements do not compete with runs due at the same instant on the same server. NULL:
+/* RUNS points at the number of runs under way, which the executor keeps up to date
+ * (exec_runs_under_way), so the history reads it at its turns without asking: while it is
+ * not 0, record batches are held back, at most 1 s (then they go on until it is 0), so that
+ * history statements do not compete with runs due at the same instant on the same server,
+ * and HELD(ARG) is called, for hist_wake() to follow once the last run has ended. RUNS NULL:
  * never held back. */
-void hist_set_busy_fn(struct hist *h, bool (*fn)(void *arg), void *arg);
+void hist_set_runs(struct hist *h, const size_t *runs, void (*held)(void *arg), void *arg);
 /* No run is under way any more (exec_set_drained_cb): records held back go now. */
 void hist_wake(struct hist *h);
 

@@ -52,7 +52,7 @@
 #define LINGER_MS 100
 /* While the executor has runs under way (many jobs due at the same instant), records wait,
  * until hist_wake() or for DEFER_MAX_MS at most: history statements on the jobs' server
- * would make those runs later (hist_set_busy_fn). */
+ * would make those runs later (hist_set_runs). */
 #define DEFER_MAX_MS 1000
 
 /* Record kinds in the spill file; the digit is the layout's version. */
@@ -99,13 +99,15 @@ struct hist {
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
-	size_t batch_cap; /* > 0: the next batch holds at most this many lines (halving) */
-	bool blocked;     /* a write error: wait for the driver's retry timer before sending */
+	size_t batch_cap;  /* > 0: the next batch holds at most this many lines (halving) */
+	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
+	bool write_failed; /* ... complained of and retried since the last statement that worked */
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
 	struct event linger_ev;
-	bool (*busy_fn)(void *arg); /* hist_set_busy_fn() */
-	void *busy_arg;
+	const size_t *runs; /* hist_set_runs() */
+	void (*held_fn)(void *arg);
+	void *held_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
 	struct log_complaint down_complaint, write_complaint;
 

@@ -22,10 +22,17 @@ struct ownsess {
 	struct ownsess_client *clients; /* in the order they joined */
 	struct event start_ev;          /* the first connect, at the loop's next turn */
 	bool full; /* the last connect was refused because the server takes no more
-	            * (conndrv_server_full): ownsess_starved() */
+	            * (conndrv_server_full): ownsess_starved() (set_full) */
 };
 
 static struct ownsess *sessions;
+static unsigned n_full; /* of them, full (ownsess_starving) */
+
+static void set_full(struct ownsess *s, bool full)
+{
+	n_full = n_full - s->full + full;
+	s->full = full;
+}
 
 static void check_done(void *arg, int tag, const struct stmtq_result *r)
 {
@@ -41,7 +48,7 @@ static void check_done(void *arg, int tag, const struct stmtq_result *r)
 static void on_connected(void *arg)
 {
 	struct ownsess *s = arg;
-	s->full = false;
+	set_full(s, false);
 
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
@@ -54,7 +61,7 @@ static bool on_failed(void *arg, const char *why, bool was_ready)
 	struct ownsess *s = arg;
 	bool again = false;
 
-	s->full = !was_ready && conndrv_server_full(why);
+	set_full(s, !was_ready && conndrv_server_full(why));
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
 		again |= cl->ops->failed(cl->arg, why, was_ready);
@@ -236,6 +243,7 @@ void ownsess_leave(struct ownsess_client *cl)
 	if (s->clients)
 		return;
 	evtimer_del(&s->start_ev);
+	set_full(s, false);
 	stmtq_close(&s->q);
 	conndrv_cancel_retry(&s->q.drv);
 	for (struct ownsess **pp = &sessions; *pp; pp = &(*pp)->next)
@@ -321,6 +329,11 @@ static struct ownsess *starved(const struct event_base *base, const char *connin
 		    strcmp(s->conninfo, conninfo) == 0)
 			return s;
 	return NULL;
+}
+
+const unsigned *ownsess_starving(void)
+{
+	return &n_full;
 }
 
 bool ownsess_starved(const struct event_base *base, const char *conninfo)

@@ -96,6 +96,10 @@ int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
  * given back should be closed, so that this session, which the history and the claims need,
  * gets the slot. False when there is no such session. */
 bool ownsess_starved(const struct event_base *base, const char *conninfo);
+/* How many own sessions have no connection for a full server, kept up to date at this address
+ * (loop thread only): ownsess_starved() is false while it is 0, so a caller that would ask at
+ * each of its runs asks only then. */
+const unsigned *ownsess_starving(void);
 /* A slot of that server was just given back for the starved own session of CONNINFO: it
  * connects now, before a run's connect takes the slot (nothing if it is not starved). */
 void ownsess_take_slot(const struct event_base *base, const char *conninfo);

@@ -60,9 +60,9 @@ static void lose_all(struct stmtq *q, const char *why)
 	}
 }
 
+/* (the result is clean: every statement's is reset as it completes or is lost) */
 static void start(struct stmtq *q, int tag, stmtq_each_fn each, stmtq_done_fn done, void *arg)
 {
-	result_reset(&q->cur.r);
 	q->cur.tag = tag;
 	q->cur.done = done;
 	q->cur.each = each;
@@ -107,7 +107,8 @@ static void complete(struct stmtq *q)
 	result_reset(&q->cur.r);
 	if (q->drv.state != CONNDRV_READY)
 		return;
-	pump(q);
+	if (q->head) /* pushed while it ran, or behind it */
+		pump(q);
 	if (!stmtq_busy(q) && q->drv.state == CONNDRV_READY && q->ops->idle)
 		q->ops->idle(q->arg);
 }
