@@ -82,31 +82,6 @@ void metrics_free(struct metrics **mp)
 	*mp = NULL;
 }
 
-int metrics_copy_counters(const struct metrics *m, struct metrics **out)
-{
-	struct metrics *c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	for (struct strmap_node *n = strmap_first(&m->jobs); n; n = strmap_next(&m->jobs, n)) {
-		const struct metrics_job *j = STRMAP_ENTRY(n, struct metrics_job, node);
-		struct metrics_job *k = malloc(sizeof(*k));
-		if (!k || !(k->name = strdup(j->name))) {
-			free(k);
-			metrics_free(&c);
-			return -ENOMEM;
-		}
-		memcpy(k->runs, j->runs, sizeof(k->runs));
-		memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
-		memcpy(k->late_b, j->late_b, sizeof(k->late_b));
-		k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
-		k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
-		k->last_failure_us = j->last_failure_us;
-		strmap_insert(&c->jobs, &k->node, k->name);
-	}
-	*out = c;
-	return 0;
-}
-
 static struct metrics_job *find(const struct metrics *m, const char *name)
 {
 	struct strmap_node *n = strmap_find(&m->jobs, name);
@@ -129,6 +104,29 @@ static struct metrics_job *find_or_add(struct metrics *m, const char *name)
 	return j;
 }
 
+int metrics_copy_counters(const struct metrics *m, struct metrics **out)
+{
+	struct metrics *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (struct strmap_node *n = strmap_first(&m->jobs); n; n = strmap_next(&m->jobs, n)) {
+		const struct metrics_job *j = STRMAP_ENTRY(n, struct metrics_job, node);
+		struct metrics_job *k = find_or_add(c, j->name);
+		if (!k) {
+			metrics_free(&c);
+			return -ENOMEM;
+		}
+		memcpy(k->runs, j->runs, sizeof(k->runs));
+		memcpy(k->dur_b, j->dur_b, sizeof(k->dur_b));
+		memcpy(k->late_b, j->late_b, sizeof(k->late_b));
+		k->dur = (struct histo){k->dur_b, j->dur.count, j->dur.sum};
+		k->late = (struct histo){k->late_b, j->late.count, j->late.sum};
+		k->last_failure_us = j->last_failure_us;
+	}
+	*out = c;
+	return 0;
+}
+
 static void observe(struct histo *h, const double *bounds, size_t n, double v)
 {
 	size_t i = 0;
@@ -139,23 +137,41 @@ static void observe(struct histo *h, const double *bounds, size_t n, double v)
 	h->sum += v;
 }
 
-static void keep_failure(struct metrics *m, const struct metrics_run *r)
+/* F holds the failure given, its old strings freed; false (F as it was) when out of memory. */
+static bool put_failure(struct failure *f, const char *job, const char *message,
+                        const char *sqlstate, int64_t end_us, int64_t runid)
 {
-	struct failure *f = &m->failures[m->next_failure];
-	char *job = strdup(r->job), *msg = strdup(r->message ? r->message : "");
-	if (!job || !msg) {
-		free(job);
+	char *j = strdup(job), *msg = strdup(message ? message : "");
+	if (!j || !msg) {
+		free(j);
 		free(msg);
-		return;
+		return false;
 	}
 	free(f->job);
 	free(f->message);
-	f->job = job;
+	f->job = j;
 	f->message = msg;
-	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
-	f->end_us = r->end_us;
-	f->runid = 0;
-	m->next_failure = (m->next_failure + 1) % METRICS_FAILURES;
+	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", sqlstate ? sqlstate : "");
+	f->end_us = end_us;
+	f->runid = runid;
+	return true;
+}
+
+static void keep_failure(struct metrics *m, const struct metrics_run *r)
+{
+	if (put_failure(&m->failures[m->next_failure], r->job, r->message, r->sqlstate, r->end_us,
+	                0))
+		m->next_failure = (m->next_failure + 1) % METRICS_FAILURES;
+}
+
+static struct failure *failure_of(struct metrics *m, const char *job, int64_t end_us)
+{
+	for (size_t i = 0; i < METRICS_FAILURES; i++) {
+		struct failure *f = &m->failures[i];
+		if (f->job && f->end_us == end_us && strcmp(f->job, job) == 0)
+			return f;
+	}
+	return NULL;
 }
 
 void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, int64_t runid,
@@ -163,45 +179,27 @@ void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, in
 {
 	if (!m || !job)
 		return;
-	size_t kept = 0;
-	for (size_t i = 0; i < METRICS_FAILURES; i++) {
-		struct failure *f = &m->failures[i];
-		if (!f->job)
-			continue;
-		if (f->end_us == end_us && strcmp(f->job, job) == 0) {
-			f->runid = runid; /* one this process kept: now its id is known */
-			return;
-		}
-		kept++;
+	struct failure *f = failure_of(m, job, end_us);
+	if (f) {
+		f->runid = runid; /* one this process kept: now its id is known */
+		return;
 	}
+	size_t kept = 0;
+	for (size_t i = 0; i < METRICS_FAILURES; i++)
+		kept += m->failures[i].job != NULL;
 	if (kept >= METRICS_FAILURES)
 		return;
 	/* the kept ones are the KEPT slots before next: the one before them is free */
-	struct failure *f =
-	    &m->failures[(m->next_failure + 2 * METRICS_FAILURES - kept - 1) % METRICS_FAILURES];
-	if (f->job)
-		return;
-	if (!(f->job = strdup(job)))
-		return;
-	if (!(f->message = strdup(message ? message : ""))) {
-		free(f->job);
-		f->job = NULL;
-		return;
-	}
-	snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", sqlstate ? sqlstate : "");
-	f->end_us = end_us;
-	f->runid = runid;
+	f = &m->failures[(m->next_failure + 2 * METRICS_FAILURES - kept - 1) % METRICS_FAILURES];
+	if (!f->job)
+		put_failure(f, job, message, sqlstate, end_us, runid);
 }
 
 void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid)
 {
-	for (size_t i = 0; m && job && i < METRICS_FAILURES; i++) {
-		struct failure *f = &m->failures[i];
-		if (f->job && f->end_us == end_us && strcmp(f->job, job) == 0) {
-			f->runid = runid;
-			return;
-		}
-	}
+	struct failure *f = m && job ? failure_of(m, job, end_us) : NULL;
+	if (f)
+		f->runid = runid;
 }
 
 void metrics_each_failure(const struct metrics *m,

@@ -1,12 +1,35 @@
 /* sdnotify: tell systemd about readiness, reloads, shutdown, status and liveness. */
 #include "sdnotify.h"
 
-#ifdef PGCROND_HAVE_LIBSYSTEMD
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
+#ifdef PGCROND_HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
+#else
+/* no libsystemd: nothing to tell, the same functions below telling no one */
+static int sd_notify(int unset_environment, const char *state)
+{
+	(void)unset_environment;
+	(void)state;
+	return 0;
+}
+
+static int sd_notifyf(int unset_environment, const char *fmt, ...)
+{
+	(void)unset_environment;
+	(void)fmt;
+	return 0;
+}
+
+static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
+{
+	(void)unset_environment;
+	(void)usec;
+	return 0;
+}
+#endif
 
 /* unset_environment is 0 everywhere: $NOTIFY_SOCKET must survive for later messages, and
  * the daemon starts no children that could misuse it (NotifyAccess=main in the unit). */
@@ -62,38 +85,3 @@ int sdnotify_watchdog(void)
 {
 	return sd_notify(0, "WATCHDOG=1");
 }
-
-#else /* no libsystemd: nothing to tell */
-
-int sdnotify_ready(void)
-{
-	return 0;
-}
-
-int sdnotify_reloading(void)
-{
-	return 0;
-}
-
-int sdnotify_stopping(void)
-{
-	return 0;
-}
-
-int sdnotify_status(const char *fmt, ...)
-{
-	(void)fmt;
-	return 0;
-}
-
-uint64_t sdnotify_watchdog_usec(void)
-{
-	return 0;
-}
-
-int sdnotify_watchdog(void)
-{
-	return 0;
-}
-
-#endif

@@ -178,12 +178,20 @@ char *text_i64(char *buf, size_t len, int64_t v)
 	return buf;
 }
 
+/* escape_unit's mode for text_quote (beside text.h's TEXT_*): '"' and '\\' backslashed too */
+#define ESC_QUOTES 0x100u
+
 /* What stands for the character at P (AVAIL bytes on) in FLAGS' mode: written to REP (at
  * most 7 bytes, its length returned), *USED set to the bytes it covers. */
 static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, char rep[8],
                           size_t *used)
 {
 	*used = 1;
+	if ((flags & ESC_QUOTES) && (*p == '"' || *p == '\\')) {
+		rep[0] = '\\';
+		rep[1] = (char)*p;
+		return 2;
+	}
 	if (*p == '\n' || *p == '\t' || *p == '\r') {
 		if (flags & TEXT_FOLD_NEWLINES) {
 			rep[0] = ' ';
@@ -209,79 +217,54 @@ static size_t escape_unit(const unsigned char *p, size_t avail, unsigned flags, 
 	return 1;
 }
 
-char *text_escape_ctl(const char *s, char *out, size_t outlen)
+/* S (NULL: "") escaped in FLAGS' mode into OUT, cut before the escape that would leave no
+ * room for the NUL in ROOM bytes (ROOM > 0). */
+static void escape_into(const char *s, unsigned flags, char *out, size_t room)
 {
-	size_t o = 0;
-
-	if (outlen == 0)
-		return out;
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t len = strlen((const char *)p);
+	size_t len = strlen((const char *)p), o = 0;
 	for (size_t i = 0; i < len;) {
 		char rep[8];
-		size_t used, rl = escape_unit(p + i, len - i, 0, rep, &used);
-		if (o + rl >= outlen)
+		size_t used, rl = escape_unit(p + i, len - i, flags, rep, &used);
+		if (o + rl >= room)
 			break;
 		memcpy(out + o, rep, rl);
 		o += rl;
 		i += used;
 	}
 	out[o] = '\0';
+}
+
+char *text_escape_ctl(const char *s, char *out, size_t outlen)
+{
+	if (outlen == 0)
+		return out;
+	escape_into(s, 0, out, outlen);
 	text_utf8_trim(out);
 	return out;
 }
 
 char *text_escape_dup(const char *s, unsigned flags)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t len = strlen((const char *)p), o = 0;
-	char *out = malloc(len * 6 + 1); /* 6: the longest escape, for one byte at least */
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len;) {
-		char rep[8];
-		size_t used, rl = escape_unit(p + i, len - i, flags, rep, &used);
-		memcpy(out + o, rep, rl);
-		o += rl;
-		i += used;
-	}
-	out[o] = '\0';
+	/* 6: the longest escape, for one byte at least: never cut */
+	size_t room = (s ? strlen(s) : 0) * 6 + 1;
+	char *out = malloc(room);
+	if (out)
+		escape_into(s, flags, out, room);
 	return out;
 }
 
 char *text_quote(const char *s, char *out, size_t outlen)
 {
-	size_t o = 0;
-
 	if (outlen < 3) {
 		if (outlen)
 			out[0] = '\0';
 		return out;
 	}
-	out[o++] = '"';
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	size_t len = strlen((const char *)p);
-	for (size_t i = 0; i < len;) {
-		char rep[8];
-		size_t used, rl;
-		if (p[i] == '"' || p[i] == '\\') {
-			rep[0] = '\\';
-			rep[1] = (char)p[i];
-			rl = 2;
-			used = 1;
-		} else {
-			rl = escape_unit(p + i, len - i, 0, rep, &used);
-		}
-		if (o + rl + 1 >= outlen) /* the closing quote */
-			break;
-		memcpy(out + o, rep, rl);
-		o += rl;
-		i += used;
-	}
-	out[o] = '\0';
-	text_utf8_trim(out); /* a character cut short */
-	o = strlen(out);
+	out[0] = '"';
+	escape_into(s, ESC_QUOTES, out + 1, outlen - 2); /* and room for the closing quote */
+	text_utf8_trim(out);                             /* a character cut short */
+	size_t o = strlen(out);
 	out[o++] = '"';
 	out[o] = '\0';
 	return out;

@@ -198,10 +198,7 @@ void flow_job_free(struct job *j)
 	free(j->retry_ev);
 	free(j->stale_ev);
 	j->retry_ev = j->stale_ev = NULL;
-	free(j->ups);
-	free(j->downs);
-	j->ups = j->downs = NULL;
-	j->n_ups = j->n_downs = 0;
+	flow_job_unlink(j);
 	sched_run_free(&j->parked);
 	sched_run_free(&j->notify_wait);
 	drop_deferred(j, NULL);

@@ -27,12 +27,17 @@ int sched_trigger_wait(struct sched *s, const char *name, bool force, struct sch
 
 /* ---- pause and resume ----------------------------------------------------------------- */
 
-bool sched_is_paused(const struct sched *s, const char *name)
+static bool name_in(const char *name, const char *const *names, size_t n)
 {
-	for (size_t i = 0; i < s->n_paused; i++)
-		if (strcmp(s->paused[i], name) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
 			return true;
 	return false;
+}
+
+bool sched_is_paused(const struct sched *s, const char *name)
+{
+	return name_in(name, (const char *const *)s->paused, s->n_paused);
 }
 
 size_t sched_paused_names(const struct sched *s, const char *const **names)
@@ -156,14 +161,6 @@ int sched_resume(struct sched *s, const char *name)
 	}
 	sched_admit_queued(s);
 	return 0;
-}
-
-static bool name_in(const char *name, const char *const *names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
 }
 
 bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)

@@ -294,18 +294,6 @@ static void outcome_done(void *arg, const PGresult *res)
 	flush_outcomes(db);
 }
 
-/* Append S to the array literal being built in B as one quoted element. */
-static void array_add(FILE *b, bool first, const char *s)
-{
-	fputs(first ? "\"" : ",\"", b);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', b);
-		fputc(*s, b);
-	}
-	fputc('"', b);
-}
-
 static void flush_outcomes(struct tdb *db)
 {
 	/* each outcome is also announced on PGCROND_TRIGGER_OUTCOME_CHANNEL, for the
@@ -318,26 +306,21 @@ static void flush_outcomes(struct tdb *db)
 	    "  u.id || ' ' || u.outcome)) FROM u";
 	if (db->outcome_inflight || db->n_outcomes == 0)
 		return;
+	/* the ids, then the texts: each half one text[] literal */
+	size_t n = db->n_outcomes;
+	const char **items = malloc(2 * n * sizeof(*items));
 	char *ids = NULL, *texts = NULL;
-	size_t ids_len = 0, texts_len = 0;
-	FILE *bi = open_memstream(&ids, &ids_len), *bt = open_memstream(&texts, &texts_len);
-	if (bi && bt) {
-		fputc('{', bi);
-		fputc('{', bt);
-		for (size_t i = 0; i < db->n_outcomes; i++) {
-			array_add(bi, i == 0, db->outcomes[i].id);
-			array_add(bt, i == 0, db->outcomes[i].text);
+	if (items) {
+		for (size_t i = 0; i < n; i++) {
+			items[i] = db->outcomes[i].id;
+			items[n + i] = db->outcomes[i].text;
 		}
-		fputc('}', bi);
-		fputc('}', bt);
+		ids = text_pg_array(items, n);
+		texts = text_pg_array(items + n, n);
+		free(items);
 	}
-	bool ok = bi && bt;
-	if (bi && fclose(bi) != 0)
-		ok = false;
-	if (bt && fclose(bt) != 0)
-		ok = false;
 	const char *p[] = {ids, texts};
-	int rc = ok ? notify_query(db->n, sql, p, 2, outcome_done, db) : -ENOMEM;
+	int rc = ids && texts ? notify_query(db->n, sql, p, 2, outcome_done, db) : -ENOMEM;
 	free(ids);
 	free(texts);
 	if (rc == 0) {
