@@ -72,7 +72,8 @@ int cli_next(int argc, char **argv)
 	int64_t t;
 	long count = 5;
 
-	optind = 1;
+	/* 0, not 1: glibc then also forgets a bundle (-xy) an earlier call stopped inside */
+	optind = 0;
 	opterr = 0;
 	/* Options may come among the expression's words: "-" hands each word back in order
 	 * (opt 1), whatever POSIXLY_CORRECT says; the words after "--" are all the expression's. */
