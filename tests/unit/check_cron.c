@@ -926,6 +926,22 @@ START_TEST(test_cli_help_and_now)
 }
 END_TEST
 
+/* Under POSIXLY_CORRECT, getopt would stop at the first word; next still takes the options that
+ * come after the expression's words, as a user who exported it for another tool expects. */
+START_TEST(test_cli_posixly_correct)
+{
+	const char *args[] = {"next", "0", "12", "*", "*", "*", "--from", "2026-01-01T00:00Z",
+	                      "-n",   "2", NULL};
+	char out[4096], err[4096];
+
+	ck_assert_int_eq(setenv("POSIXLY_CORRECT", "1", 1), 0);
+	int rc = run_cli(args, out, sizeof(out), err, sizeof(err));
+	unsetenv("POSIXLY_CORRECT");
+	ck_assert_msg(rc == 0, "rc %d; stderr: %s", rc, err);
+	ck_assert_str_eq(out, "2026-01-01T12:00:00Z\n2026-01-02T12:00:00Z\n");
+}
+END_TEST
+
 #define LOOP(tc, fn, table) tcase_add_loop_test(tc, fn, 0, sizeof(table) / sizeof(table[0]))
 
 static Suite *cron_suite(void)
@@ -956,6 +972,7 @@ static Suite *cron_suite(void)
 	tcase_add_test(tc, test_time_format);
 	LOOP(tc, test_cli, cli_cases);
 	tcase_add_test(tc, test_cli_help_and_now);
+	tcase_add_test(tc, test_cli_posixly_correct);
 	suite_add_tcase(s, tc);
 	return s;
 }
