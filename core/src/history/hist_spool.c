@@ -30,7 +30,8 @@
 #include "bgwork.h"
 #include "log.h"
 
-#define FSYNC_DELAY_MS 200
+/* An append is made durable this long after it (200 ms), with those that follow meanwhile */
+static const struct timeval fsync_delay = {0, 200 * 1000};
 /* While records flow, the acknowledged lines at the start of the spill file give their
  * disk space back (a hole punched up to the last whole block before the first unwritten
  * line), so a small state_dir holds as many unwritten records as it has room for, though
@@ -107,22 +108,11 @@ static void pump(struct hist_spool *s);
 
 #define OWNER(job, field) ((struct hist_spool *)((char *)(job)-offsetof(struct hist_spool, field)))
 
-static void arm_ms(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(ev, &tv);
-}
-
-static void line_free(struct hist_spool_line *l)
-{
-	free(l);
-}
-
 static void free_lines(struct hist_spool_line *l)
 {
 	while (l) {
 		struct hist_spool_line *n = l->next;
-		line_free(l);
+		free(l);
 		l = n;
 	}
 }
@@ -184,7 +174,7 @@ static void sync_done(struct bgwork_job *job, bool ran)
 		log_error("history: fdatasync %s: %s", s->path, strerror(s->sync_errno));
 	/* appended while it ran: another round */
 	if (s->dirty && !s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
-		arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+		evtimer_add(&s->fsync_ev, &fsync_delay);
 }
 
 void hist_spool_sync(struct hist_spool *s)
@@ -284,7 +274,7 @@ static void op_written(struct hist_spool *s)
 	if (s->unloaded_n == 0)
 		s->loaded_off = s->op_start + (off_t)s->op_mem_bytes;
 	for (size_t i = 0; i < s->op_ov_n; i++) {
-		line_free(ov_pop(s));
+		free(ov_pop(s));
 	}
 	s->unloaded_n += s->op_ov_n;
 	if (s->lost_unreported)
@@ -350,13 +340,6 @@ static void op_done(struct bgwork_job *job, bool ran)
 	pump(s);
 }
 
-/* Whether the file may take BYTES more after AT (its planned end), unacknowledged bytes
- * counted from ACKED. */
-static bool room(const struct hist_spool *s, off_t at, off_t acked, size_t bytes)
-{
-	return s->at_close || at - acked + (off_t)bytes <= s->max_bytes;
-}
-
 static void complain_full(struct hist_spool *s, off_t unacked)
 {
 	if (log_complain(&s->complaint))
@@ -390,10 +373,13 @@ static void pump(struct hist_spool *s)
 			punch = end;
 	}
 	size_t bytes = 0, mem_bytes = 0, ov_n = 0, max_lines = s->at_close ? 1 : SIZE_MAX, n = 0;
+	/* what the cap lets the file take after START (it counts the unacknowledged bytes, from
+	 * ACKED on); at close, anything */
+	off_t cap = s->at_close ? INT64_MAX : acked + s->max_bytes - start;
 	bool full = false;
 	struct hist_spool_line *l;
 	for (l = s->mem_first; l && n < max_lines; l = l->next, n++) {
-		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
+		if ((off_t)(bytes + l->len + 1) > cap) {
 			full = true;
 			break;
 		}
@@ -401,7 +387,7 @@ static void pump(struct hist_spool *s)
 	}
 	mem_bytes = bytes;
 	for (l = full ? NULL : s->ov_head; l && n < max_lines; l = l->next, n++, ov_n++) {
-		if (!room(s, start + (off_t)bytes, acked, l->len + 1)) {
+		if ((off_t)(bytes + l->len + 1) > cap) {
 			full = true;
 			break;
 		}
@@ -458,7 +444,7 @@ static void pump(struct hist_spool *s)
 		/* durable soon: the fdatasync runs behind the append on the same thread */
 		s->dirty = true;
 		if (!s->stopping && !evtimer_pending(&s->fsync_ev, NULL))
-			arm_ms(&s->fsync_ev, FSYNC_DELAY_MS);
+			evtimer_add(&s->fsync_ev, &fsync_delay);
 	}
 	run_job(s, &s->op_job);
 }
@@ -628,7 +614,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 		if (s->lost_unreported)
 			report_lost(s);
 	} else if (s->fd >= 0 && s->ov_bytes + len <= OV_MAX_BYTES &&
-	           room(s, planned, acked, len)) {
+	           planned - acked + (off_t)len <= s->max_bytes) {
 		/* memory is full: the file alone, once the lines before it are there */
 		l->spilled = false;
 		if (s->ov_tail)
@@ -642,7 +628,7 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 		if (s->lost_unreported)
 			report_lost(s);
 	} else {
-		line_free(l);
+		free(l);
 		lose(s, 1);
 		if (log_complain(&s->complaint))
 			log_error(
@@ -707,7 +693,7 @@ void hist_spool_pop(struct hist_spool *s, size_t n)
 			l->next = s->retired; /* the writer is encoding it */
 			s->retired = l;
 		} else {
-			line_free(l);
+			free(l);
 		}
 	}
 	/* once for the batch: empty the file, or give the acknowledged lines' space back */

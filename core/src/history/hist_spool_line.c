@@ -26,42 +26,20 @@ static uint32_t fnv1a(const char *p, size_t n)
 	return x;
 }
 
-/* What F takes in a line: its bytes, one more for each to escape. */
-static size_t escaped_len(const char *f)
-{
-	size_t n = strlen(f);
-
-	for (const char *p = strpbrk(f, ESCAPED); p; p = strpbrk(p + 1, ESCAPED))
-		n++;
-	return n;
-}
-
-/* The line of KIND and FIELDS (N of them) without its '\n': its length once escaped. */
-static size_t line_len(const char *kind, const char *const *fields, int n)
-{
-	size_t len = strlen(kind) + 10; /* the trailer "\t#" with 8 hex digits */
-
-	for (int i = 0; i < n; i++)
-		len += 1 + (fields[i] ? escaped_len(fields[i]) : 2);
-	return len;
-}
-
-/* Write the line of KIND and FIELDS (N of them) into B, which holds its line_len() bytes
- * and the '\n' after them. Returns the bytes written, '\n' included. */
-static size_t encode_into(const char *kind, const char *const *fields, int n, char *b)
+size_t hist_spool_line_encode(const struct hist_spool_line *l, char *b)
 {
 	size_t o = 0;
 
-	for (const char *k = kind; *k; k++)
+	for (const char *k = l->kind; *k; k++)
 		b[o++] = *k;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < l->n; i++) {
 		b[o++] = '\t';
-		if (!fields[i]) {
+		if (!l->f[i]) {
 			b[o++] = '\\';
 			b[o++] = 'N';
 			continue;
 		}
-		for (const char *p = fields[i]; *p; p++) {
+		for (const char *p = l->f[i]; *p; p++) {
 			/* the bytes up to the next to escape at once: most fields have none */
 			size_t plain = strcspn(p, ESCAPED);
 			memcpy(b + o, p, plain);
@@ -86,31 +64,38 @@ static size_t encode_into(const char *kind, const char *const *fields, int n, ch
 
 int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
 {
-	char *b = malloc(line_len(kind, fields, n) + 2); /* '\n' and NUL */
+	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
+	char *b = l ? malloc(l->len + 2) : NULL; /* '\n' and NUL */
 
-	if (!b)
+	if (!b) {
+		free(l);
 		return -ENOMEM;
-	*len = encode_into(kind, fields, n, b);
+	}
+	*len = hist_spool_line_encode(l, b);
 	b[*len] = '\0';
 	*line = b;
+	free(l);
 	return 0;
-}
-
-size_t hist_spool_line_encode(const struct hist_spool_line *l, char *buf)
-{
-	return encode_into(l->kind, l->f, l->n, buf);
 }
 
 struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const *fields, int n)
 {
-	/* one allocation: the line, its field pointers, then the kind and the fields' bytes */
+	/* one allocation: the line, its field pointers, then the kind and the fields' bytes; the
+	 * pass that measures the fields also counts their spill line's bytes: the kind, a tab and
+	 * the bytes or \N for each field, one more for each byte to escape, and the trailer "\t#"
+	 * with 8 hex digits */
 	size_t lens[HIST_SPOOL_MAX_FIELDS], size = 0, klen = kind ? strlen(kind) + 1 : 0;
+	size_t len = klen + 9;
 
 	if (n < 0 || n > HIST_SPOOL_MAX_FIELDS)
 		return NULL;
 	for (int i = 0; i < n; i++) {
 		lens[i] = fields[i] ? strlen(fields[i]) + 1 : 0;
 		size += lens[i];
+		len += fields[i] ? lens[i] : 3;
+		for (const char *p = fields[i] ? strpbrk(fields[i], ESCAPED) : NULL; p;
+		     p = strpbrk(p + 1, ESCAPED))
+			len++;
 	}
 	struct hist_spool_line *l = malloc(sizeof(*l) + (size_t)n * sizeof(l->f[0]) + klen + size);
 	if (!l)
@@ -126,7 +111,7 @@ struct hist_spool_line *hist_spool_line_new(const char *kind, const char *const 
 		l->f[i] = fields[i] ? memcpy(o, fields[i], lens[i]) : NULL;
 		o += lens[i];
 	}
-	l->len = kind ? line_len(kind, l->f, n) : 0;
+	l->len = kind ? len : 0;
 	return l;
 }
 

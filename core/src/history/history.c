@@ -76,18 +76,6 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 static void op_done(void *arg, int tag, const struct stmtq_result *r);
 static void batch_result(void *arg, int tag, PGresult *r);
 
-/* How long statement OP may go unanswered before the connection is given up: the
- * connection check for the record batches (a few hundred small statements), longer for the
- * catch-up reads, which scan the table. */
-static int64_t stmt_deadline_ms(const struct hist *h, enum hist_op op)
-{
-	int64_t check_ms = h->q->drv.check_ms;
-
-	if (op == OP_BATCH)
-		return check_ms;
-	return check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS;
-}
-
 /* ---- small helpers ------------------------------------------------------------------ */
 
 static void arm(struct event *ev, int64_t ms)
@@ -189,12 +177,18 @@ static void on_idle(void *arg)
 
 /* ---- statements -------------------------------------------------------------------- */
 
-/* Returns false if the connection failed (and was dropped). */
+/* A statement other than a batch, which may go unanswered for the connection check, or
+ * longer (QUERY_TIMEOUT_MS) for the catch-up reads, which scan the table, before the
+ * connection is given up (a batch gets the connection check: send_batch). Returns false if
+ * the connection failed (and was dropped). */
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params)
 {
+	int64_t check_ms = h->q->drv.check_ms;
+
 	h->own_busy = true;
-	return stmtq_push(h->q, op, sql, n, params, stmt_deadline_ms(h, op), op_done, h);
+	return stmtq_push(h->q, op, sql, n, params,
+	                  check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS, op_done, h);
 }
 
 /* Send the next batch of lines from HEAD, the spool's. Returns 1 if a batch went out, 0 if the
@@ -230,7 +224,9 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	h->batch_n = taken;
 	h->batch_synced = false;
 	h->own_busy = true;
-	if (!stmtq_begin(h->q, OP_BATCH, stmt_deadline_ms(h, OP_BATCH), batch_result, op_done, h))
+	/* answered within the connection check (a few small statements), or the connection is
+	 * given up */
+	if (!stmtq_begin(h->q, OP_BATCH, h->q->drv.check_ms, batch_result, op_done, h))
 		return -1;
 	return 1;
 }
@@ -570,8 +566,9 @@ static void batch_result(void *arg, int tag, PGresult *r)
 			stmtq_end(h->q);
 		return;
 	case PGRES_TUPLES_OK:
-		if (tag == OP_BATCH && !stmtq_failed(h->q))
-			hist_written_rows(h, r);
+		/* (never after an error: the pipeline skips the rest; and a batch that failed
+		 * forgets what its rows said: op_done) */
+		hist_written_rows(h, r);
 		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_PIPELINE_ABORTED: /* skipped after the error: sent again */

@@ -42,11 +42,6 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 	}
 }
 
-static const char *num(char *buf, size_t len, int64_t v)
-{
-	return text_i64(buf, len, v); /* not snprintf: some 900 instructions a call, nine a run */
-}
-
 /* The fields a start and a complete row share (N_START of them). */
 static void run_fields(const struct hist *h, const struct hist_run *run, const char *key,
                        char *sched, char *start, char *attempt, const char **f)
@@ -60,9 +55,9 @@ static void run_fields(const struct hist *h, const struct hist_run *run, const c
 	f[6] = run->command;
 	f[7] = run->trigger;
 	f[8] = run->graph_run;
-	f[9] = run->scheduled_us ? num(sched, 24, run->scheduled_us) : NULL;
-	f[10] = num(start, 24, run->start_us ? run->start_us : clock_wall_us());
-	f[11] = num(attempt, 24, run->attempt > 0 ? run->attempt : 1);
+	f[9] = run->scheduled_us ? text_i64(sched, 24, run->scheduled_us) : NULL;
+	f[10] = text_i64(start, 24, run->start_us ? run->start_us : clock_wall_us());
+	f[11] = text_i64(attempt, 24, run->attempt > 0 ? run->attempt : 1);
 }
 
 uint64_t hist_start(struct hist *h, const struct hist_run *run)
@@ -88,8 +83,8 @@ void hist_set_pid(struct hist *h, uint64_t k, int64_t start_us, int pid)
 		return;
 	hist_run_key(h, k, key, sizeof(key));
 	char startbuf[24];
-	const char *f[N_PID + 1] = {h->instance, key, num(pidbuf, sizeof(pidbuf), pid),
-	                            num(startbuf, sizeof(startbuf), start_us)};
+	const char *f[N_PID + 1] = {h->instance, key, text_i64(pidbuf, sizeof(pidbuf), pid),
+	                            text_i64(startbuf, sizeof(startbuf), start_us)};
 	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID, false);
 }
 
@@ -104,8 +99,8 @@ void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *statu
 	char startbuf[24];
 	const char *f[N_FINISH + 1] = {
 	    h->instance, key,      status ? status : HIST_FAILED,
-	    message,     sqlstate, num(end, sizeof(end), end_us ? end_us : clock_wall_us())};
-	f[N_FINISH] = num(startbuf, sizeof(startbuf), start_us);
+	    message,     sqlstate, text_i64(end, sizeof(end), end_us ? end_us : clock_wall_us())};
+	f[N_FINISH] = text_i64(startbuf, sizeof(startbuf), start_us);
 	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH, false);
 }
 

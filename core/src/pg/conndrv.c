@@ -493,15 +493,6 @@ static void watch(struct conndrv *d, short what)
 	}
 }
 
-/* Idle: the next liveness check in connection check / 2, so a silent connection is found
- * out (the check's own deadline is the other half) within one connection check. */
-static void arm_idle(struct conndrv *d)
-{
-	evtimer_del(&d->timer_ev);
-	if (d->state == CONNDRV_READY && !d->busy && d->ops->check)
-		arm(d, &d->timer_ev, d->check_ms / 2);
-}
-
 static void drop(struct conndrv *d)
 {
 	if (d->sock_added) {
@@ -552,9 +543,8 @@ static void connected(struct conndrv *d)
 		return;
 	}
 	d->state = CONNDRV_READY;
-	d->busy = false;
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
-	arm_idle(d);
+	conndrv_idle(d);
 	server_up(d->base, d->server);
 	d->ops->connected(d->arg);
 }
@@ -629,7 +619,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		fail(d, why, FAIL_DEADLINE);
 	} else if (d->state == CONNDRV_READY && d->ops->check) {
 		/* armed again first: the check may send nothing, or fail and free D */
-		arm_idle(d);
+		conndrv_idle(d);
 		d->ops->check(d->arg);
 	}
 }
@@ -680,7 +670,7 @@ void conndrv_set_check(struct conndrv *d, int64_t ms)
 		return;
 	d->check_ms = ms;
 	if (d->state == CONNDRV_READY && !d->busy)
-		arm_idle(d);
+		conndrv_idle(d);
 }
 
 void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms)
@@ -771,10 +761,15 @@ void conndrv_busy(struct conndrv *d, int64_t deadline_ms)
 		arm(d, &d->timer_ev, deadline_ms);
 }
 
+/* (also the driver's own: connected, and each idle check) The next liveness check in
+ * connection check / 2, so a silent connection is found out (the check's own deadline is the
+ * other half) within one connection check. */
 void conndrv_idle(struct conndrv *d)
 {
 	d->busy = false;
-	arm_idle(d);
+	evtimer_del(&d->timer_ev);
+	if (d->state == CONNDRV_READY && d->ops->check)
+		arm(d, &d->timer_ev, d->check_ms / 2);
 }
 
 bool conndrv_flush(struct conndrv *d)
