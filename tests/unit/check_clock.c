@@ -139,7 +139,7 @@ START_TEST(real_clock_on_the_loop)
 	struct real rl = {0};
 	rl.base = event_base_new();
 	ck_assert_ptr_nonnull(rl.base);
-	ck_assert_int_eq(clock_new(rl.base, NULL, &rl.rec.c), 0);
+	ck_assert_int_eq(clock_new(rl.base, &rl.rec.c), 0);
 	struct tmr t[3];
 	const int64_t delay[3] = {30000, 10000, 20000};
 	int64_t start = clock_mono_us();

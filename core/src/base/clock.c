@@ -34,9 +34,7 @@ int64_t clock_mono_ms(void)
 struct clock {
 	bool sim;
 	/* real */
-	struct event_base *base;
 	struct event ev; /* at the earliest due instant */
-	int64_t (*wall)(void);
 	/* simulated */
 	int64_t sim_mono_us;
 	int64_t sim_offset_us; /* wall minus monotonic */
@@ -60,9 +58,9 @@ static void h_set(struct clock *c, size_t i, struct clock_timer *t)
 	t->slot = i + 1;
 }
 
-static void h_up(struct clock *c, size_t i)
+/* T into slot I (the last one, or one it just left), then up to its place. */
+static void h_up(struct clock *c, size_t i, struct clock_timer *t)
 {
-	struct clock_timer *t = c->heap[i];
 	while (i > 0 && t_less(t, c->heap[(i - 1) / 2])) {
 		h_set(c, i, c->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
@@ -96,7 +94,7 @@ static void h_remove(struct clock *c, struct clock_timer *t)
 		return;
 	h_set(c, i, last);
 	h_down(c, i);
-	h_up(c, last->slot - 1);
+	h_up(c, last->slot - 1, last);
 }
 
 /* ---- timers --------------------------------------------------------------------------- */
@@ -108,13 +106,14 @@ int64_t clock_mono_now_us(const struct clock *c)
 
 int64_t clock_now_us(const struct clock *c)
 {
-	return c->sim ? c->sim_mono_us + c->sim_offset_us : c->wall();
+	return c->sim ? c->sim_mono_us + c->sim_offset_us : clock_wall_us();
 }
 
-/* The real clock's libevent timer, at the earliest due instant. */
+/* The real clock's libevent timer, at the earliest due instant. Not inside run_due(): it
+ * sets it once, at its end. */
 static void set_event(struct clock *c)
 {
-	if (c->sim || c->running)
+	if (c->sim)
 		return;
 	if (c->n == 0) {
 		event_del(&c->ev);
@@ -141,21 +140,18 @@ int clock_arm(struct clock *c, struct clock_timer *t, int64_t delay_us)
 		delay_us = 0;
 	if (t->slot)
 		h_remove(c, t);
-	if (c->n == c->cap) {
+	if (c->n == c->cap) { /* T was not armed (an armed one left room): nothing changed yet */
 		size_t cap = c->cap ? c->cap * 2 : 64;
 		struct clock_timer **heap = realloc(c->heap, cap * sizeof(*heap));
-		if (!heap) {
-			set_event(c);
+		if (!heap)
 			return -ENOMEM;
-		}
 		c->heap = heap;
 		c->cap = cap;
 	}
 	t->due_us = clock_mono_now_us(c) + delay_us;
 	t->seq = ++c->seq;
-	h_set(c, c->n++, t);
-	h_up(c, c->n - 1);
-	if (t->slot == 1)
+	h_up(c, c->n++, t);
+	if (t->slot == 1 && !c->running)
 		set_event(c);
 	return 0;
 }
@@ -166,7 +162,7 @@ void clock_disarm(struct clock *c, struct clock_timer *t)
 		return;
 	bool first = t->slot == 1;
 	h_remove(c, t);
-	if (first)
+	if (first && !c->running)
 		set_event(c);
 }
 
@@ -191,13 +187,11 @@ static void event_cb(evutil_socket_t fd, short what, void *arg)
 	run_due(c, clock_mono_us());
 }
 
-int clock_new(struct event_base *base, int64_t (*wall)(void), struct clock **out)
+int clock_new(struct event_base *base, struct clock **out)
 {
 	struct clock *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->base = base;
-	c->wall = wall ? wall : clock_wall_us;
 	evtimer_assign(&c->ev, base, event_cb, c);
 	*out = c;
 	return 0;

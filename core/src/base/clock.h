@@ -50,10 +50,8 @@ static inline bool clock_armed(const struct clock_timer *t)
 	return t->slot != 0;
 }
 
-/* The real clock, its timers run by BASE's loop. WALL (NULL: clock_wall_us) is the wall
- * clock it reads, a hook for tests that step it; timers still run on the monotonic clock. */
-int clock_new(struct event_base *base, int64_t (*wall)(void), struct clock **out)
-    __attribute__((warn_unused_result));
+/* The real clock, its timers run by BASE's loop. */
+int clock_new(struct event_base *base, struct clock **out) __attribute__((warn_unused_result));
 /* A simulated clock at WALL_US (its monotonic reading starts at 0). Time moves only through
  * clock_sim_step() and clock_sim_advance(). */
 int clock_new_sim(int64_t wall_us, struct clock **out) __attribute__((warn_unused_result));

@@ -12,7 +12,7 @@
 #include "clock.h"
 #include "text.h"
 
-static enum log_level min_level = LOG_LVL_INFO;
+enum log_level log_min_level = LOG_LVL_INFO;
 static bool to_journal;
 
 static const char *const level_names[] = {
@@ -22,7 +22,7 @@ static const char *const level_names[] = {
 
 void log_init(enum log_level level)
 {
-	min_level = level;
+	log_min_level = level;
 	/* systemd sets JOURNAL_STREAM when stderr is connected to the journal, which adds its
 	 * own timestamps and understands the <N> priority prefix. */
 	to_journal = getenv("JOURNAL_STREAM") != NULL;
@@ -30,11 +30,7 @@ void log_init(enum log_level level)
 
 void log_set_level(enum log_level level)
 {
-	min_level = level;
-}
-enum log_level log_get_level(void)
-{
-	return min_level;
+	log_min_level = level;
 }
 
 bool log_level_parse(const char *name, enum log_level *out)
@@ -53,7 +49,7 @@ void log_msg(enum log_level level, const char *context, const char *fmt, ...)
 	char msg[2048];
 	va_list ap;
 
-	if (level > min_level)
+	if (level > log_min_level)
 		return;
 	va_start(ap, fmt);
 	/* a truncated log line is still a log line, cut on a whole character */

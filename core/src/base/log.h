@@ -18,21 +18,27 @@ enum log_level {
 
 void log_init(enum log_level min_level);
 void log_set_level(enum log_level min_level);
-enum log_level log_get_level(void);
+/* The least important level written (log_init, log_set_level). */
+extern enum log_level log_min_level;
 /* Parse "error", "warning", "notice", "info", "debug"; returns false if unknown. */
 bool log_level_parse(const char *name, enum log_level *out);
 
 void log_msg(enum log_level level, const char *context, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_error(...) log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
-#define log_warning(...) log_msg(LOG_LVL_WARNING, NULL, __VA_ARGS__)
-#define log_notice(...) log_msg(LOG_LVL_NOTICE, NULL, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_INFO, NULL, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
+/* With a job (or plugin) name: "job refresh-x: <message>". The level is tested here, as
+ * pgbouncer's log_debug() does: a line below log_min_level costs no call, and no argument. */
+#define log_job(level, job, ...)                                                                   \
+	do {                                                                                       \
+		if ((level) <= log_min_level)                                                      \
+			log_msg((level), (job), __VA_ARGS__);                                      \
+	} while (0)
 
-/* With a job (or plugin) name: "job refresh-x: <message>". */
-#define log_job(level, job, ...) log_msg((level), (job), __VA_ARGS__)
+#define log_error(...) log_job(LOG_LVL_ERROR, NULL, __VA_ARGS__)
+#define log_warning(...) log_job(LOG_LVL_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...) log_job(LOG_LVL_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...) log_job(LOG_LVL_INFO, NULL, __VA_ARGS__)
+#define log_debug(...) log_job(LOG_LVL_DEBUG, NULL, __VA_ARGS__)
 
 /* Copy IN to OUT as text that stays on one log line and cannot pass for another: newline,
  * carriage return and tab become \n \r \t, every other control character (C0 and DEL)

@@ -568,7 +568,7 @@ static void run_begin(struct run *r)
 	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
 	if (r->scheduled_us) {
-		if (log_get_level() >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
+		if (log_min_level >= LOG_LVL_INFO) /* a thousand runs due at once: not per run */
 			sched_fmt_hms(r->scheduled_us, when, sizeof(when));
 		log_job(LOG_LVL_INFO, j->name, "started (%s, scheduled %s, attempt %d)", r->trigger,
 		        when, r->attempt);

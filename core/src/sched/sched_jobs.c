@@ -269,7 +269,7 @@ int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct s
 {
 	const struct sched_executor real = sched_exec_executor(ex);
 	struct clock *c;
-	int rc = clock_new(base, NULL, &c);
+	int rc = clock_new(base, &c);
 	if (rc < 0)
 		return rc;
 	if ((rc = sched_new_with(base, c, &real, h, out)) < 0) {

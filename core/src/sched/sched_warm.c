@@ -110,7 +110,7 @@ void sched_warm_cb(void *arg)
  * went with that connection's reset. */
 void sched_log_stages(const struct run *r, const struct exec_outcome *o)
 {
-	if (!r->scheduled_us || log_get_level() < LOG_LVL_DEBUG)
+	if (!r->scheduled_us || log_min_level < LOG_LVL_DEBUG)
 		return;
 	const struct sched *s = r->job->s;
 	int64_t at = r->scheduled_us;
