@@ -86,21 +86,34 @@ bool exec_run_may_carry(struct exec_run *r)
 	return st->carry > 0;
 }
 
-/* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
- * if it could not be sent. */
-static bool conn_reset_send(struct conn *c, bool carry, bool guard)
+/* Begin C's reset (see reset_sql): it is RESETTING from now on, and the reset's pipeline is
+ * sent; with CARRY, the next run's statement may go in it. False if it could not be sent
+ * (then the caller gives up on the connection). */
+bool exec_conn_reset_send(struct conn *c, bool carry)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	/* the run that waits first, which this connection serves next: none once halted */
 	struct exec_run *next = c->pool->ex->halted ? NULL : c->pool->wait_head;
 	const char *params[2] = {NULL, NULL};
+	/* the timeout the session has now, if only pgcrond set it */
+	bool guard = c->guard_reset || c->timeout_ms < 0 ||
+	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS) || ts != PQTRANS_IDLE;
 	bool ok = true;
 
+	c->guard_reset = false;
+	c->state = CONN_RESETTING;
+	c->timeout_ms = -1;
+	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
+	/* answered within half the connection check (the driver's, exec_set_connection_check), as
+	 * the idle connection's check is asked every other half (conndrv.h), so a connection that
+	 * went silent while idle (a NAT or firewall that forgot it, a failover without a reset) is
+	 * replaced within one connection check: TCP keepalives alone cannot see a peer whose
+	 * kernel still answers them */
+	conndrv_busy(&c->drv, c->drv.check_ms / 2);
 	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
 		return false; /* active or unknown: nothing sane to reuse */
 	if (!PQenterPipelineMode(c->drv.conn))
 		return false;
-	guard = guard || ts != PQTRANS_IDLE;
 	c->reset_step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
 	c->reset_syncs = guard ? 0 : RESET_SYNCS - 1;
 	c->reset_failed = false;
@@ -151,28 +164,7 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 	}
 	if (!ok || !PQpipelineSync(c->drv.conn))
 		return false;
-	return exec_conn_flush(c);
-}
-
-/* Begin C's reset (see reset_sql): it is RESETTING from now on, and the reset's pipeline is
- * sent; with CARRY, the next run's statement may go in it. False if it could not be sent
- * (then exec_conn_reset() gives up on the connection). */
-bool exec_conn_reset_send(struct conn *c, bool carry)
-{
-	/* the timeout the session has now, if only pgcrond set it */
-	bool guard = c->guard_reset || c->timeout_ms < 0 ||
-	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS);
-	c->guard_reset = false;
-	c->state = CONN_RESETTING;
-	c->timeout_ms = -1;
-	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
-	/* answered within half the connection check (the driver's, exec_set_connection_check), as
-	 * the idle connection's check is asked every other half (conndrv.h), so a connection that
-	 * went silent while idle (a NAT or firewall that forgot it, a failover without a reset) is
-	 * replaced within one connection check: TCP keepalives alone cannot see a peer whose
-	 * kernel still answers them */
-	conndrv_busy(&c->drv, c->drv.check_ms / 2);
-	return conn_reset_send(c, carry, guard);
+	return conndrv_flush(&c->drv);
 }
 
 /* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
