@@ -503,32 +503,60 @@ static void conn_carry_handover(struct conn *c)
 }
 
 /* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
- * statement), and act on what they say. */
+ * statement; exec_conn_reset_result takes each one), and act on them: the carried
+ * statement's own answers are the run's; the reset over, the connection is idle again and
+ * serves the run it reserved, or is closed if a step failed or the session is not clean. */
 static void conn_reset_read(struct conn *c)
 {
 	struct pool *p = c->pool;
-
-	switch (exec_conn_reset_take(c)) {
-	case RESET_MORE:
-		return;
-	case RESET_CARRIED:
-		conn_carry_handover(c);
-		return;
-	case RESET_CLEAN:
-		if (c->next_run) {
-			struct exec_run *r = c->next_run;
-			c->next_run = NULL;
-			r->reserved = NULL;
-			exec_run_start(r, c);
+	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
+	 * all. */
+	int nulls = 0;
+	for (;;) {
+		if (c->carrying && c->reset_step >= RESET_STEPS) {
+			conn_carry_handover(c);
+			return;
 		}
-		if (p->wait_head || p->probing) /* else nothing waits for a connection */
-			exec_pool_dispatch(p);
-		return;
-	case RESET_FAILED:
+		if (c->reset_syncs >= RESET_SYNCS)
+			break;
+		if (PQisBusy(c->drv.conn))
+			return; /* more answers to come: wait for the socket */
+		PGresult *res = PQgetResult(c->drv.conn);
+		if (!res) {
+			/* the end of one statement's results; a second NULL: nothing more has
+			 * arrived, wait for the socket */
+			if (nulls++ > 0)
+				return;
+			c->reset_step++;
+			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
+				/* no set_config() was sent: the session has the defaults */
+				c->timeout_ms = c->default_timeout_ms;
+				c->app_name[0] = '\0';
+				c->reset_step++;
+			}
+			continue;
+		}
+		nulls = 0;
+		exec_conn_reset_result(c, res);
+		PQclear(res);
+	}
+	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE) {
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
 		return;
 	}
+	c->state = CONN_IDLE;
+	c->idle_at_ms = clock_mono_ms();
+	conndrv_idle(&c->drv);
+	if (c->next_run) {
+		struct exec_run *r = c->next_run;
+		c->next_run = NULL;
+		r->reserved = NULL;
+		exec_run_start(r, c);
+	}
+	if (p->wait_head || p->probing) /* else nothing waits for a connection */
+		exec_pool_dispatch(p);
 }
 
 /* The driver's readable(): what the server sent was read in. */

@@ -219,14 +219,8 @@ void exec_conn_reset(struct conn *c);
 void exec_pool_dispatch(struct pool *p);
 
 /* exec_reset.c */
-enum reset_read {
-	RESET_MORE,    /* more answers to come: wait for the socket */
-	RESET_CARRIED, /* the carried statement's answers are next: the run's to read */
-	RESET_CLEAN,   /* every step succeeded: the connection is IDLE again */
-	RESET_FAILED,  /* a step failed, or the session is not clean: close it */
-};
 bool exec_conn_reset_send(struct conn *c, bool carry);
-enum reset_read exec_conn_reset_take(struct conn *c);
+void exec_conn_reset_result(struct conn *c, PGresult *res);
 bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
