@@ -4,9 +4,9 @@
  * it is CONNECTING, IDLE (in its pool, watched for EV_READ so that a server-side close is
  * noticed), BUSY with one run, or
  * RESETTING: after every run, before it is idle again, its session goes back to the
- * connection's defaults (exec_conn_reset), so that no run sees what an earlier one left. A run
- * waits in its pool's queue until a connection is free; pools open connections on demand up
- * to their size and back off exponentially after a failed attempt. Nothing here blocks:
+ * connection's defaults (exec_conn_release, exec_reset.c), so that no run sees what an earlier one
+ * left. A run waits in its pool's queue until a connection is free; pools open connections on
+ * demand up to their size and back off exponentially after a failed attempt. Nothing here blocks:
  * a statement is cancelled through its connection's cancel key by cancel.c's worker
  * threads (PQcancel() connects synchronously), never by pid from another connection,
  * which behind a pooler or after a failover may be another session.
@@ -237,6 +237,13 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		ex->runs->aprev = r;
 	ex->runs = r;
 	ex->n_runs++;
+	*out = r;
+	/* an idle connection, and no run waits before R: R is its run at once, never queued */
+	struct conn *idle = ex->halted || p->wait_head ? NULL : exec_pool_idle(p);
+	if (idle) {
+		exec_run_start(r, idle);
+		return 0;
+	}
 	r->wprev = p->wait_tail;
 	if (p->wait_tail)
 		p->wait_tail->wnext = r;
@@ -244,7 +251,6 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		p->wait_head = r;
 	p->wait_tail = r;
 	p->n_waiting++;
-	*out = r;
 	if (ex->halted)
 		run_stop(r, "not started: pgcrond was stopping", false);
 	else
@@ -285,6 +291,6 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 		run_stop(r, !go && why ? why : "not started: pgcrond was stopping", false);
 	else if (r->hold_waiting) {
 		r->hold_waiting = false;
-		exec_run_send_first(r);
+		exec_run_start(r, r->conn);
 	} /* else it is sent as it gets its connection, carried or not */
 }

@@ -27,13 +27,6 @@ char *exec_conn_error(const PGconn *pg, const char *conninfo)
 	return strdup(pgconn_error_safe(pg, conninfo, buf, sizeof(buf)));
 }
 
-/* Send what libpq holds for C; then wait for the answer, and for a writable socket if some
- * of it is still to go. False if the connection broke. */
-bool exec_conn_flush(struct conn *c)
-{
-	return conndrv_flush(&c->drv);
-}
-
 void exec_conn_close(struct conn **cp)
 {
 	struct conn *c = *cp;
@@ -107,6 +100,22 @@ void exec_wait_push_front(struct pool *p, struct exec_run *r)
 		p->wait_tail = r;
 	p->wait_head = r;
 	p->n_waiting++;
+}
+
+struct conn *exec_pool_idle(struct pool *p)
+{
+	for (struct conn *c = p->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_IDLE || c->generation != p->generation || c->tainted)
+			continue;
+		/* whatever the server sent it (a FATAL before it closed, EOF) is read now, without
+		 * blocking */
+		if (PQconsumeInput(c->drv.conn) && PQstatus(c->drv.conn) == CONNECTION_OK &&
+		    PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE)
+			return c;
+		exec_conn_close(&c);
+	}
+	return NULL;
 }
 
 struct pool *exec_pool_find(struct exec *ex, const char *name)

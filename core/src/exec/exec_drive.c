@@ -43,19 +43,14 @@ static void exec_run_conn_lost(struct exec_run *r, const char *why)
 	free(err);
 }
 
-/* After a send: wait for the answer, and for the socket to take the rest if libpq could not
- * flush it all. Returns false when the connection is broken. */
-static bool run_flush(struct exec_run *r)
+/* R's first statement on C, which is R's from now on (exec_run_attach, unless it is already),
+ * after a set_config() of its timeout and name if the session's differ: in one pipeline (one
+ * round trip) when the statement may follow another (exec_conn_carry), else one after the
+ * other. */
+void exec_run_start(struct exec_run *r, struct conn *c)
 {
-	return exec_conn_flush(r->conn);
-}
-
-/* R's first statement on its connection, after a set_config() of its timeout and name if
- * the session's differ: in one pipeline (one round trip) when the statement may follow
- * another (exec_conn_carry), else one after the other. */
-void exec_run_send_first(struct exec_run *r)
-{
-	struct conn *c = r->conn;
+	if (r->conn != c)
+		exec_run_attach(r, c);
 	if (r->held) {
 		r->hold_waiting = true; /* exec_release() sends it, or ends it */
 		return;
@@ -78,24 +73,19 @@ void exec_run_send_first(struct exec_run *r)
 			         app ? r->app_name : c->app_name);
 			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
 			                       NULL, 0) ||
-			    !exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn) || !run_flush(r))
+			    !exec_conn_carry(c, r) || !PQpipelineSync(c->drv.conn) ||
+			    !conndrv_flush(&c->drv))
 				exec_run_conn_lost(r, NULL);
 			return;
 		}
 		r->setting_timeout = true;
 		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
 		                       0) ||
-		    !run_flush(r))
+		    !conndrv_flush(&c->drv))
 			exec_run_conn_lost(r, NULL);
 		return;
 	}
 	run_next_step(r);
-}
-
-static void exec_run_start_on(struct exec_run *r, struct conn *c)
-{
-	exec_run_attach(r, c);
-	exec_run_send_first(r);
 }
 
 /* The run's last statement is done (or it failed): a transaction it left open is never
@@ -151,7 +141,7 @@ void exec_run_commit(struct exec_run *r)
 		return;
 	}
 	r->xact = XACT_COMMIT;
-	if (!PQsendQuery(r->conn->drv.conn, "COMMIT") || !run_flush(r))
+	if (!PQsendQuery(r->conn->drv.conn, "COMMIT") || !conndrv_flush(&r->conn->drv))
 		exec_run_conn_lost(r, NULL);
 }
 
@@ -172,7 +162,7 @@ static void run_next_step(struct exec_run *r)
 	}
 	if (r->xact == XACT_PLANNED) {
 		r->xact = XACT_BEGIN;
-		if (!PQsendQuery(c->drv.conn, "BEGIN; " XID_SQL) || !run_flush(r))
+		if (!PQsendQuery(c->drv.conn, "BEGIN; " XID_SQL) || !conndrv_flush(&c->drv))
 			exec_run_conn_lost(r, NULL);
 		return;
 	}
@@ -186,7 +176,7 @@ static void run_next_step(struct exec_run *r)
 	r->rows = 0;
 	if (sent)
 		PQsetSingleRowMode(c->drv.conn);
-	if (!sent || !run_flush(r))
+	if (!sent || !conndrv_flush(&c->drv))
 		exec_run_conn_lost(r, NULL);
 }
 
@@ -224,7 +214,7 @@ static bool run_uncarry(struct exec_run *r)
 	/* the id it reported was rolled back with it: sent again once the history database no
 	 * longer holds that id as the run's (a takeover retries a run whose id rolled back) */
 	if (r->on_xid) {
-		r->held = true; /* exec_release() sends it (exec_run_send_first), or stops it */
+		r->held = true; /* exec_release() sends it (exec_run_start), or stops it */
 		r->on_xid(r->arg, NULL, NULL, true);
 	}
 	r->failed = false;
@@ -233,7 +223,7 @@ static bool run_uncarry(struct exec_run *r)
 	r->sqlstate[0] = '\0';
 	r->conn->timeout_ms = -1;
 	r->conn->app_name[0] = '\0';
-	exec_run_send_first(r);
+	exec_run_start(r, r->conn);
 	return true;
 }
 
@@ -246,7 +236,7 @@ static bool run_unwrap(struct exec_run *r)
 	    r->cancel_msg || r->commit_refused)
 		return false;
 	r->xact = XACT_UNWRAP;
-	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !run_flush(r))
+	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !conndrv_flush(&r->conn->drv))
 		exec_run_conn_lost(r, NULL);
 	return true;
 }
@@ -484,19 +474,13 @@ static void on_conn_connected(void *arg)
 		p->ex->on_reachable(p->ex->reachable_arg, p->name);
 }
 
-/* Put C's session back to the connection's defaults before any other run may use it
- * (exec_reset.c). It runs when a run ends (CARRY: the next run's statement may go with it),
- * so the next run does not wait for it unless the pool is full. The connection is idle
- * again only if every step succeeded; otherwise it is closed. */
-void exec_conn_reset(struct conn *c, bool carry)
+/* An idle connection's reset (its check, exec_warm): a round trip with a deadline that
+ * also reads the session's defaults again (exec_reset.c). One that cannot be sent closes the
+ * connection. */
+void exec_conn_reset(struct conn *c)
 {
-	if (!exec_conn_reset_send(c, carry)) {
+	if (!exec_conn_reset_send(c, false)) {
 		struct pool *p = c->pool;
-		if (c->run) {
-			/* its statement was in what could not be sent: maybe the server has it */
-			exec_run_conn_lost(c->run, NULL);
-			return;
-		}
 		exec_conn_close(&c); /* the run it reserved waits again */
 		exec_pool_dispatch(p);
 	}
@@ -519,31 +503,60 @@ static void conn_carry_handover(struct conn *c)
 }
 
 /* Read the answers to the reset (on_conn_readable: RESETTING, or BUSY carrying a run's
- * statement), and act on what they say. */
+ * statement; exec_conn_reset_result takes each one), and act on them: the carried
+ * statement's own answers are the run's; the reset over, the connection is idle again and
+ * serves the run it reserved, or is closed if a step failed or the session is not clean. */
 static void conn_reset_read(struct conn *c)
 {
 	struct pool *p = c->pool;
-
-	switch (exec_conn_reset_take(c)) {
-	case RESET_MORE:
-		return;
-	case RESET_CARRIED:
-		conn_carry_handover(c);
-		return;
-	case RESET_CLEAN:
-		if (c->next_run) {
-			struct exec_run *r = c->next_run;
-			c->next_run = NULL;
-			r->reserved = NULL;
-			exec_run_start_on(r, c);
+	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
+	 * all. */
+	int nulls = 0;
+	for (;;) {
+		if (c->carrying && c->reset_step >= RESET_STEPS) {
+			conn_carry_handover(c);
+			return;
 		}
-		exec_pool_dispatch(p);
-		return;
-	case RESET_FAILED:
+		if (c->reset_syncs >= RESET_SYNCS)
+			break;
+		if (PQisBusy(c->drv.conn))
+			return; /* more answers to come: wait for the socket */
+		PGresult *res = PQgetResult(c->drv.conn);
+		if (!res) {
+			/* the end of one statement's results; a second NULL: nothing more has
+			 * arrived, wait for the socket */
+			if (nulls++ > 0)
+				return;
+			c->reset_step++;
+			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
+				/* no set_config() was sent: the session has the defaults */
+				c->timeout_ms = c->default_timeout_ms;
+				c->app_name[0] = '\0';
+				c->reset_step++;
+			}
+			continue;
+		}
+		nulls = 0;
+		exec_conn_reset_result(c, res);
+		PQclear(res);
+	}
+	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE) {
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
 		return;
 	}
+	c->state = CONN_IDLE;
+	c->idle_at_ms = clock_mono_ms();
+	conndrv_idle(&c->drv);
+	if (c->next_run) {
+		struct exec_run *r = c->next_run;
+		c->next_run = NULL;
+		r->reserved = NULL;
+		exec_run_start(r, c);
+	}
+	if (p->wait_head || p->probing) /* else nothing waits for a connection */
+		exec_pool_dispatch(p);
 }
 
 /* The driver's readable(): what the server sent was read in. */
@@ -666,10 +679,13 @@ static void on_conn_check(void *arg)
 		exec_conn_close(&c);
 		return;
 	}
-	exec_conn_reset(c, false);
+	exec_conn_reset(c);
 }
 
-/* A run is done with C: reset and back to the pool if it can be reused, closed otherwise. */
+/* A run is done with C: reset and back to the pool if it can be reused (exec_reset.c; the next
+ * run's statement may go with the reset, so that run does not wait for it), closed otherwise.
+ * The connection is idle again only if every step of the reset succeeded; otherwise it is
+ * closed then. */
 void exec_conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
@@ -682,27 +698,27 @@ void exec_conn_release(struct conn *c, bool broken)
 	c->drv.notices.job = NULL;
 	/* a connection given back while the server is full and pgcrond's own session of the
 	 * database waits for a slot goes to that session (ownsess.h) */
-	if (broken || c->tainted || p->removed || c->generation != p->generation ||
-	    PQstatus(c->drv.conn) != CONNECTION_OK ||
-	    p->n_conns - p->n_connecting > (size_t)p->size ||
-	    (*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo))) {
-		exec_conn_close(&c);
-		ownsess_take_slot(p->ex->base, p->conninfo);
-	} else {
-		exec_conn_reset(c, true);
+	if (!broken && !c->tainted && !p->removed && c->generation == p->generation &&
+	    PQstatus(c->drv.conn) == CONNECTION_OK &&
+	    p->n_conns - p->n_connecting <= (size_t)p->size &&
+	    !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo)) &&
+	    exec_conn_reset_send(c, true)) {
+		/* the reset took the run first in the queue, if any: the others still wait */
+		if (p->wait_head || p->probing)
+			exec_pool_dispatch(p);
+		return;
 	}
+	if (c->run) {
+		/* the reset that could not be sent carried its statement: the server may have it */
+		exec_run_conn_lost(c->run, NULL);
+		return;
+	}
+	exec_conn_close(&c); /* the run a reset reserved waits again */
+	ownsess_take_slot(p->ex->base, p->conninfo);
 	exec_pool_dispatch(p);
 }
 
 /* ---- pools ---------------------------------------------------------------------------- */
-
-/* Whatever the server sent an idle connection (a FATAL before it closed, EOF) is read now,
- * without blocking: false if the connection is gone. */
-static bool conn_still_open(struct conn *c)
-{
-	return PQconsumeInput(c->drv.conn) && PQstatus(c->drv.conn) == CONNECTION_OK &&
-	       PQtransactionStatus(c->drv.conn) == PQTRANS_IDLE;
-}
 
 void exec_pool_dispatch(struct pool *p)
 {
@@ -717,23 +733,10 @@ void exec_pool_dispatch(struct pool *p)
 	}
 	while (p->wait_head) {
 		struct exec_run *r = p->wait_head;
-		struct conn *idle = NULL;
-		for (struct conn *c = p->conns; c; c = c->next) {
-			if (c->state == CONN_IDLE && c->generation == p->generation &&
-			    !c->tainted) {
-				idle = c;
-				break;
-			}
-		}
-		if (idle && !conn_still_open(idle)) {
-			/* it died while idle and its event is still on its way: replace it before
-			 * it serves a run, so no run fails for what happened before it began */
-			exec_conn_close(&idle);
-			continue;
-		}
+		struct conn *idle = exec_pool_idle(p);
 		if (idle) {
 			exec_wait_remove(r);
-			exec_run_start_on(r, idle);
+			exec_run_start(r, idle);
 			continue;
 		}
 		if (p->backing_off || p->removed)

@@ -49,7 +49,7 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
 		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
 		         now - c->idle_at_ms >= WARM_IDLE_MS)
-			exec_conn_reset(c, false);
+			exec_conn_reset(c);
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */
 	while (p->n_conns < want && p->failures == 0 && !p->backing_off)

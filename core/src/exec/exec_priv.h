@@ -209,24 +209,18 @@ struct exec {
 
 /* exec_drive.c: a run's steps on its connection, the connections' events, release, reset,
  * connect and dispatch */
-void exec_run_send_first(struct exec_run *r);
+void exec_run_start(struct exec_run *r, struct conn *c);
 void exec_run_commit(struct exec_run *r);
 /* exec_release() for R, rolled back to go again as written (r->unwrap): GO or not, WHY */
 void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why);
 int exec_conn_open(struct pool *p);
 void exec_conn_release(struct conn *c, bool broken);
-void exec_conn_reset(struct conn *c, bool carry);
+void exec_conn_reset(struct conn *c);
 void exec_pool_dispatch(struct pool *p);
 
 /* exec_reset.c */
-enum reset_read {
-	RESET_MORE,    /* more answers to come: wait for the socket */
-	RESET_CARRIED, /* the carried statement's answers are next: the run's to read */
-	RESET_CLEAN,   /* every step succeeded: the connection is IDLE again */
-	RESET_FAILED,  /* a step failed, or the session is not clean: close it */
-};
 bool exec_conn_reset_send(struct conn *c, bool carry);
-enum reset_read exec_conn_reset_take(struct conn *c);
+void exec_conn_reset_result(struct conn *c, PGresult *res);
 bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
@@ -246,7 +240,6 @@ void exec_run_free(struct exec_run **rp);
 /* exec_conn.c */
 struct timeval exec_ms_tv(int64_t ms);
 char *exec_conn_error(const PGconn *pg, const char *conninfo);
-bool exec_conn_flush(struct conn *c);
 void exec_conn_close(struct conn **cp);
 void exec_conn_unreserve(struct conn *c);
 /* C is idle, no run used it for its pool's idle_timeout, and another connection of the pool is
@@ -254,6 +247,10 @@ void exec_conn_unreserve(struct conn *c);
 bool exec_conn_idle_expired(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
 void exec_wait_push_front(struct pool *p, struct exec_run *r);
+/* The first idle connection of P that may serve a run (of its current conninfo, never aimed at
+ * by a cancel), or NULL. One that died while idle, whose event is still on its way, is closed
+ * on the way, before it serves a run: no run fails for what happened before it began. */
+struct conn *exec_pool_idle(struct pool *p);
 struct pool *exec_pool_find(struct exec *ex, const char *name);
 
 #endif

@@ -1,7 +1,8 @@
 /* The session reset between two runs on a pooled connection, and the next run's statement
  * that may travel in the same pipeline (exec_priv.h): sending the reset
- * (exec_conn_reset_send) and reading its answers (exec_conn_reset_take), which say what
- * comes next; exec_drive.c acts on it (the run carried, the connection idle or closed). */
+ * (exec_conn_reset_send) and taking each of its answers (exec_conn_reset_result);
+ * exec_drive.c reads them and acts on them (the run carried, the connection idle or closed),
+ * as it reads a run's answers and exec_run.c takes each one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,8 @@ static const char *const reset_sql[] = {
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
 
 /* Put R's first statement into C's open pipeline, after a set_config() of R's settings, and
- * give C to R: the answers before it are read first (exec_conn_reset_take). False if libpq could
- * not take it (then nothing of it was sent). */
+ * give C to R: the answers before it are read first (exec_drive.c, conn_reset_read). False if libpq
+ * could not take it (then nothing of it was sent). */
 bool exec_conn_carry(struct conn *c, struct exec_run *r)
 {
 	const struct run_stmt *st = &r->stmts[0];
@@ -86,21 +87,34 @@ bool exec_run_may_carry(struct exec_run *r)
 	return st->carry > 0;
 }
 
-/* Send the reset's pipeline; with CARRY, the next run's statement may go in it. Returns false
- * if it could not be sent. */
-static bool conn_reset_send(struct conn *c, bool carry, bool guard)
+/* Begin C's reset (see reset_sql): it is RESETTING from now on, and the reset's pipeline is
+ * sent; with CARRY, the next run's statement may go in it. False if it could not be sent
+ * (then the caller gives up on the connection). */
+bool exec_conn_reset_send(struct conn *c, bool carry)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 	/* the run that waits first, which this connection serves next: none once halted */
 	struct exec_run *next = c->pool->ex->halted ? NULL : c->pool->wait_head;
 	const char *params[2] = {NULL, NULL};
+	/* the timeout the session has now, if only pgcrond set it */
+	bool guard = c->guard_reset || c->timeout_ms < 0 ||
+	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS) || ts != PQTRANS_IDLE;
 	bool ok = true;
 
+	c->guard_reset = false;
+	c->state = CONN_RESETTING;
+	c->timeout_ms = -1;
+	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
+	/* answered within half the connection check (the driver's, exec_set_connection_check), as
+	 * the idle connection's check is asked every other half (conndrv.h), so a connection that
+	 * went silent while idle (a NAT or firewall that forgot it, a failover without a reset) is
+	 * replaced within one connection check: TCP keepalives alone cannot see a peer whose
+	 * kernel still answers them */
+	conndrv_busy(&c->drv, c->drv.check_ms / 2);
 	if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
 		return false; /* active or unknown: nothing sane to reuse */
 	if (!PQenterPipelineMode(c->drv.conn))
 		return false;
-	guard = guard || ts != PQTRANS_IDLE;
 	c->reset_step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
 	c->reset_syncs = guard ? 0 : RESET_SYNCS - 1;
 	c->reset_failed = false;
@@ -151,28 +165,7 @@ static bool conn_reset_send(struct conn *c, bool carry, bool guard)
 	}
 	if (!ok || !PQpipelineSync(c->drv.conn))
 		return false;
-	return exec_conn_flush(c);
-}
-
-/* Begin C's reset (see reset_sql): it is RESETTING from now on, and the reset's pipeline is
- * sent; with CARRY, the next run's statement may go in it. False if it could not be sent
- * (then exec_conn_reset() gives up on the connection). */
-bool exec_conn_reset_send(struct conn *c, bool carry)
-{
-	/* the timeout the session has now, if only pgcrond set it */
-	bool guard = c->guard_reset || c->timeout_ms < 0 ||
-	             (c->timeout_ms > 0 && c->timeout_ms < RESET_GUARD_MS);
-	c->guard_reset = false;
-	c->state = CONN_RESETTING;
-	c->timeout_ms = -1;
-	c->app_name[0] = '\0'; /* DISCARD ALL restores the startup application_name */
-	/* answered within half the connection check (the driver's, exec_set_connection_check), as
-	 * the idle connection's check is asked every other half (conndrv.h), so a connection that
-	 * went silent while idle (a NAT or firewall that forgot it, a failover without a reset) is
-	 * replaced within one connection check: TCP keepalives alone cannot see a peer whose
-	 * kernel still answers them */
-	conndrv_busy(&c->drv, c->drv.check_ms / 2);
-	return conn_reset_send(c, carry, guard);
+	return conndrv_flush(&c->drv);
 }
 
 /* A time setting as SHOW prints it ("0", "250ms", "30s", "5min", "2h", "1d") in ms, or -1
@@ -195,8 +188,9 @@ static int64_t show_timeout_ms(const char *v)
 	return -1;
 }
 
-/* One result of the reset's pipeline: the statement's, or a Sync. */
-static void conn_reset_result(struct conn *c, PGresult *res)
+/* One answer of the reset's pipeline, read by exec_drive.c (conn_reset_read): a statement's
+ * result, or a Sync. */
+void exec_conn_reset_result(struct conn *c, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
 	char buf[256];
@@ -227,47 +221,4 @@ static void conn_reset_result(struct conn *c, PGresult *res)
 		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
 		            pgconn_result_error(res, buf, sizeof(buf)));
 	c->reset_failed = true;
-}
-
-/* Read the answers to the reset (RESETTING, or BUSY carrying a run's statement) and say what
- * comes next: more to come, the carried statement's own answers (the run takes them), or
- * the reset is over: the connection is idle again (RESET_CLEAN), or it failed. */
-enum reset_read exec_conn_reset_take(struct conn *c)
-{
-	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
-	 * all. */
-	int nulls = 0;
-	for (;;) {
-		if (c->carrying && c->reset_step >= RESET_STEPS)
-			return RESET_CARRIED;
-		if (c->reset_syncs >= RESET_SYNCS || PQisBusy(c->drv.conn))
-			break;
-		PGresult *res = PQgetResult(c->drv.conn);
-		if (!res) {
-			/* the end of one statement's results; a second NULL: nothing more has
-			 * arrived, wait for the socket */
-			if (nulls++ > 0)
-				break;
-			c->reset_step++;
-			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
-				/* no set_config() was sent: the session has the defaults */
-				c->timeout_ms = c->default_timeout_ms;
-				c->app_name[0] = '\0';
-				c->reset_step++;
-			}
-			continue;
-		}
-		nulls = 0;
-		conn_reset_result(c, res);
-		PQclear(res);
-	}
-	if (c->reset_syncs < RESET_SYNCS)
-		return RESET_MORE;
-	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
-	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE)
-		return RESET_FAILED;
-	c->state = CONN_IDLE;
-	c->idle_at_ms = clock_mono_ms();
-	conndrv_idle(&c->drv);
-	return RESET_CLEAN;
 }

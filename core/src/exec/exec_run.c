@@ -212,7 +212,7 @@ bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
 	/* End the COPY with an error; the server then answers and the connection is reusable. */
 	if (PQputCopyEnd(c->drv.conn, why) != 1)
 		return false;
-	return exec_conn_flush(c);
+	return conndrv_flush(&c->drv);
 }
 
 /* ---- its end -------------------------------------------------------------------------- */
