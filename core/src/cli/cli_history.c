@@ -134,8 +134,7 @@ static const char *const headers[N_COLS] = {"RUNID",    "JOB",   "STATUS",   "TR
 static int print_table(PGresult *r, const char *tz)
 {
 	int rows = PQntuples(r);
-	size_t width[N_COLS];
-	const char *cell[N_COLS], *head[N_COLS];
+	const char *head[N_COLS];
 	char start_head[80];
 	char(*cells)[N_COLS][MESSAGE_WIDTH + 8] = calloc((size_t)rows + 1, sizeof(*cells));
 
@@ -144,8 +143,6 @@ static int print_table(PGresult *r, const char *tz)
 	memcpy(head, headers, sizeof(head));
 	if (snprintf(start_head, sizeof(start_head), "START (%s)", tz) < (int)sizeof(start_head))
 		head[C_START] = start_head;
-	for (int c = 0; c < N_COLS; c++)
-		width[c] = strlen(head[c]);
 	for (int i = 0; i < rows; i++) {
 		for (int c = 0; c < N_COLS; c++) {
 			const char *v = PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
@@ -153,24 +150,10 @@ static int print_table(PGresult *r, const char *tz)
 				format_duration(v, cells[i][c], sizeof(cells[i][c]));
 			else
 				shorten(v, cells[i][c], c == C_MESSAGE ? MESSAGE_WIDTH : 40);
-			size_t w = strlen(cells[i][c]);
-			if (w > width[c])
-				width[c] = w;
 		}
 	}
-	for (int i = -1; i < rows; i++) {
-		for (int c = 0; c < N_COLS; c++)
-			cell[c] = i < 0 ? head[c] : cells[i][c];
-		for (int c = 0; c < N_COLS; c++) {
-			bool right = c == C_RUNID || c == C_ATTEMPT || c == C_DURATION;
-			if (c == N_COLS - 1)
-				printf("%s\n", cell[c]);
-			else if (right)
-				printf("%*s  ", (int)width[c], cell[c]);
-			else
-				printf("%-*s  ", (int)width[c], cell[c]);
-		}
-	}
+	cli_print_table(head, cells[0][0], (size_t)rows, N_COLS, sizeof(cells[0][0]),
+	                1u << C_RUNID | 1u << C_ATTEMPT | 1u << C_DURATION);
 	free(cells);
 	return 0;
 }
