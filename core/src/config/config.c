@@ -481,6 +481,14 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 	return NULL;
 }
 
+const struct conf_setting *config_job_setting(const struct conf_job *job, const char *key)
+{
+	for (size_t i = 0; job && key && i < job->n_settings; i++)
+		if (job->settings[i].key && strcmp(job->settings[i].key, key) == 0)
+			return &job->settings[i];
+	return NULL;
+}
+
 int config_resolve_job(const struct pgc_config *cfg, const char *arg, const struct conf_job **out,
                        const struct conf_job **cands, size_t max, size_t *n_cands)
 {
