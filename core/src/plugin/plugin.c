@@ -563,12 +563,8 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 		return rc;
 	}
 	if (rc < 0) {
-		if (run->error)
-			plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name,
-			               what, run->error);
-		else
-			plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name,
-			               what, strerror(-rc));
+		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
+		               run->error ? run->error : strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}
