@@ -174,16 +174,8 @@ static char *dup_or_null(const char *s)
 static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 {
 	a->repeat_ms = cfg->alert_repeat_ms;
-	if (cfg->n_alerts == 0) {
-		/* no sinks configured: alerts still reach the log */
-		a->sinks = calloc(1, sizeof(*a->sinks));
-		if (!a->sinks)
-			return -ENOMEM;
-		a->sinks[0].type = SINK_LOG;
-		a->n_sinks = 1;
-		return 0;
-	}
-	a->sinks = calloc(cfg->n_alerts, sizeof(*a->sinks));
+	/* a configuration without alerts = ( ... ) has a log sink (config_finish_main) */
+	a->sinks = calloc(cfg->n_alerts ? cfg->n_alerts : 1, sizeof(*a->sinks));
 	if (!a->sinks)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_alerts; i++) {
