@@ -37,7 +37,6 @@ struct sql_rows {
 
 struct sqljobs {
 	struct notify *n;
-	char *conninfo;
 	struct sql_rows *rows; /* NULL before the first read */
 	char *last; /* the rows last read, as one string, to see whether anything changed */
 	/* the file jobs to record in the registry: borrowed (sqljobs_record_files_made), sent in
@@ -389,10 +388,8 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	const char *channels[] = {CHANNEL};
 
 	*out = NULL;
-	if (!sj || !(sj->conninfo = strdup(conninfo))) {
-		free(sj);
+	if (!sj)
 		return -ENOMEM;
-	}
 	sj->changed = changed;
 	sj->arg = arg;
 	struct notify_callbacks cb = {
@@ -433,7 +430,6 @@ void sqljobs_free(struct sqljobs **psj)
 	rows_release(&sj->rows);
 	free(sj->last);
 	free(sj->first);
-	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;
 }
