@@ -244,28 +244,22 @@ int cli_history(int argc, char **argv)
 	                   &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
+	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	if (run_id) {
-		rc = cli_history_show_run("history", conn, cfg->timezone ? cfg->timezone : "UTC",
-		                          run_id, json);
-		PQfinish(conn);
-		config_free(&cfg);
-		return rc;
+		rc = cli_history_show_run("history", conn, tz, run_id, json);
+		goto out;
 	}
 
 	/* the job as the user wrote it: pgcrond's name, cron.schedule's, or a jobid */
 	char job_name[64];
 	if (job) {
 		rc = cli_resolve_job("history", conn, job, job_name, sizeof(job_name));
-		if (rc != 0) {
-			PQfinish(conn);
-			config_free(&cfg);
-			return rc;
-		}
+		if (rc != 0)
+			goto out;
 		job = job_name;
 	}
 	char limit_text[24];
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
-	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	const char *params[] = {
 	    job, failed ? "true" : "false",     limit_text,
 	    tz,  since_ms[0] ? since_ms : NULL, since && !since_ms[0] ? since : NULL};
@@ -329,6 +323,7 @@ int cli_history(int argc, char **argv)
 		rc = EX_SOFTWARE;
 	}
 	PQclear(r);
+out:
 	PQfinish(conn);
 	config_free(&cfg);
 	return rc;
