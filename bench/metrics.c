@@ -38,7 +38,7 @@ static int bench(int n)
 	for (int i = 0; i < n; i++) {
 		snprintf(names[i], 32, "refresh-view-%05d", i);
 		jl[i] = (struct metrics_job_live){
-		    .name = names[i], .enabled = true, .next_fire = 1.8e9, .last_success = 1.8e9};
+		    .name = names[i], .next_fire = 1.8e9, .last_success = 1.8e9};
 		metrics_run_end(m, &(struct metrics_run){names[i], "succeeded", 120000, 3000, 1,
 		                                         NULL, NULL, NULL});
 		metrics_run_end(m, &(struct metrics_run){names[i], "failed", 900000, 2000, 2,

@@ -40,12 +40,8 @@ START_TEST(test_counts_and_histograms)
 	metrics_run_end(
 	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL, NULL});
 	struct metrics_job_live jobs[] = {
-	    {.name = "a", .enabled = true, .next_fire = 1700000000, .last_success = 20.5},
-	    {.name = "never-ran",
-	     .enabled = true,
-	     .next_fire = -1,
-	     .max_staleness_s = 60,
-	     .stale = true}};
+	    {.name = "a", .next_fire = 1700000000, .last_success = 20.5},
+	    {.name = "never-ran", .next_fire = -1, .max_staleness_s = 60, .stale = true}};
 	struct metrics_live live = {
 	    .version = "1.2.3", .start_time = 5, .max_running = 32, .jobs = jobs, .n_jobs = 2};
 	char *t = render(m, &live);
@@ -133,8 +129,8 @@ START_TEST(test_many_jobs_keep_their_counts)
 				                                         1000, -1, 10000000, NULL,
 				                                         NULL, NULL});
 		}
-	struct metrics_job_live jobs[] = {{.name = "t0", .enabled = true, .next_fire = -1},
-	                                  {.name = "t4999", .enabled = true, .next_fire = -1}};
+	struct metrics_job_live jobs[] = {{.name = "t0", .next_fire = -1},
+	                                  {.name = "t4999", .next_fire = -1}};
 	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 2};
 	char *t = render(m, &live);
 	has(t, "pgcrond_job_runs_total{job=\"t0\",status=\"succeeded\"} 2\n");
@@ -157,7 +153,7 @@ START_TEST(test_kept_counters)
 	metrics_run_end(m, &(struct metrics_run){"k", "failed", 1, -1, 20, "x", NULL, &kept});
 	ck_assert_ptr_eq(kept, first);
 	metrics_run_end(m, &(struct metrics_run){"k", "succeeded", 1, -1, 30, NULL, NULL, NULL});
-	struct metrics_job_live jobs[] = {{.name = "k", .enabled = true, .next_fire = -1}};
+	struct metrics_job_live jobs[] = {{.name = "k", .next_fire = -1}};
 	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 1};
 	char *t = render(m, &live);
 	has(t, "pgcrond_job_runs_total{job=\"k\",status=\"succeeded\"} 2\n");

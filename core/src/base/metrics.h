@@ -65,8 +65,6 @@ void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, i
 /* What the scrape reads from the running daemon. */
 struct metrics_job_live {
 	const char *name;
-	const char *database;
-	bool enabled;
 	bool paused;
 	bool running;
 	bool queued;            /* its fire waits for a max_running slot */

@@ -71,6 +71,13 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 	"the running daemon keeps the configuration it last loaded, which may differ from the "    \
 	"files"
 
+/* A table on stdout: the heading HEAD[0..COLS), then ROWS rows of COLS cells, CELL_SIZE bytes
+ * each, at CELLS (a char [ROWS][COLS][CELL_SIZE] array). Each column is as wide as its widest
+ * text, right-aligned where RIGHT has its bit (1u << column), left-aligned otherwise; the
+ * last column is not padded (no trailing blanks). COLS is at most 32. */
+void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
+                     size_t cell_size, unsigned right);
+
 /* The message for getopt_long's answer OPT, ':' (ARGV's last option lacks its value) or
  * '?' (unknown), on stderr; returns EX_USAGE. */
 int cli_bad_option(const char *cmd, int opt, char **argv);

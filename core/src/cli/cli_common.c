@@ -68,6 +68,30 @@ int cli_bad_option(const char *cmd, int opt, char **argv)
 	return EX_USAGE;
 }
 
+void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
+                     size_t cell_size, unsigned right)
+{
+	int width[32];
+
+	for (int c = 0; c < cols; c++)
+		width[c] = (int)strlen(head[c]);
+	for (size_t i = 0; i < rows * (size_t)cols; i++) {
+		int w = (int)strlen(cells + i * cell_size);
+		if (w > width[i % (size_t)cols])
+			width[i % (size_t)cols] = w;
+	}
+	for (size_t i = 0; i <= rows; i++) {
+		for (int c = 0; c < cols; c++) {
+			const char *s =
+			    i ? cells + ((i - 1) * (size_t)cols + (size_t)c) * cell_size : head[c];
+			if (c == cols - 1)
+				printf("%s\n", s);
+			else /* a negative width pads on the right */
+				printf("%*s  ", right >> c & 1 ? width[c] : -width[c], s);
+		}
+	}
+}
+
 int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
                           int min_args, int max_args, int *first_arg)
 {

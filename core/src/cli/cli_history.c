@@ -134,8 +134,7 @@ static const char *const headers[N_COLS] = {"RUNID",    "JOB",   "STATUS",   "TR
 static int print_table(PGresult *r, const char *tz)
 {
 	int rows = PQntuples(r);
-	size_t width[N_COLS];
-	const char *cell[N_COLS], *head[N_COLS];
+	const char *head[N_COLS];
 	char start_head[80];
 	char(*cells)[N_COLS][MESSAGE_WIDTH + 8] = calloc((size_t)rows + 1, sizeof(*cells));
 
@@ -144,8 +143,6 @@ static int print_table(PGresult *r, const char *tz)
 	memcpy(head, headers, sizeof(head));
 	if (snprintf(start_head, sizeof(start_head), "START (%s)", tz) < (int)sizeof(start_head))
 		head[C_START] = start_head;
-	for (int c = 0; c < N_COLS; c++)
-		width[c] = strlen(head[c]);
 	for (int i = 0; i < rows; i++) {
 		for (int c = 0; c < N_COLS; c++) {
 			const char *v = PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
@@ -153,24 +150,10 @@ static int print_table(PGresult *r, const char *tz)
 				format_duration(v, cells[i][c], sizeof(cells[i][c]));
 			else
 				shorten(v, cells[i][c], c == C_MESSAGE ? MESSAGE_WIDTH : 40);
-			size_t w = strlen(cells[i][c]);
-			if (w > width[c])
-				width[c] = w;
 		}
 	}
-	for (int i = -1; i < rows; i++) {
-		for (int c = 0; c < N_COLS; c++)
-			cell[c] = i < 0 ? head[c] : cells[i][c];
-		for (int c = 0; c < N_COLS; c++) {
-			bool right = c == C_RUNID || c == C_ATTEMPT || c == C_DURATION;
-			if (c == N_COLS - 1)
-				printf("%s\n", cell[c]);
-			else if (right)
-				printf("%*s  ", (int)width[c], cell[c]);
-			else
-				printf("%-*s  ", (int)width[c], cell[c]);
-		}
-	}
+	cli_print_table(head, cells[0][0], (size_t)rows, N_COLS, sizeof(cells[0][0]),
+	                1u << C_RUNID | 1u << C_ATTEMPT | 1u << C_DURATION);
 	free(cells);
 	return 0;
 }
@@ -261,28 +244,22 @@ int cli_history(int argc, char **argv)
 	                   &cfg, &conn);
 	if (rc != EX_OK)
 		return rc;
+	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	if (run_id) {
-		rc = cli_history_show_run("history", conn, cfg->timezone ? cfg->timezone : "UTC",
-		                          run_id, json);
-		PQfinish(conn);
-		config_free(&cfg);
-		return rc;
+		rc = cli_history_show_run("history", conn, tz, run_id, json);
+		goto out;
 	}
 
 	/* the job as the user wrote it: pgcrond's name, cron.schedule's, or a jobid */
 	char job_name[64];
 	if (job) {
 		rc = cli_resolve_job("history", conn, job, job_name, sizeof(job_name));
-		if (rc != 0) {
-			PQfinish(conn);
-			config_free(&cfg);
-			return rc;
-		}
+		if (rc != 0)
+			goto out;
 		job = job_name;
 	}
 	char limit_text[24];
 	snprintf(limit_text, sizeof(limit_text), "%ld", limit);
-	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	const char *params[] = {
 	    job, failed ? "true" : "false",     limit_text,
 	    tz,  since_ms[0] ? since_ms : NULL, since && !since_ms[0] ? since : NULL};
@@ -346,6 +323,7 @@ int cli_history(int argc, char **argv)
 		rc = EX_SOFTWARE;
 	}
 	PQclear(r);
+out:
 	PQfinish(conn);
 	config_free(&cfg);
 	return rc;

@@ -69,14 +69,6 @@ static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, in
 		snprintf(out, outlen, "-");
 }
 
-/* Columns padded to WIDTH, the last one not (no trailing blanks). */
-static void print_row(const char *const *row, const int *width)
-{
-	for (int c = 0; c + 1 < N_COLS; c++)
-		printf("%-*s  ", width[c], row[c]);
-	printf("%s\n", row[N_COLS - 1]);
-}
-
 /* The jobs made in SQL, as rows of the history database (NULL when it cannot be reached, with
  * a note on stderr: the file jobs are listed all the same). */
 static PGresult *sql_jobs(const struct pgc_config *cfg)
@@ -124,14 +116,11 @@ int cli_list(int argc, char **argv)
 		PQclear(sql);
 		return EX_OSERR;
 	}
-	int width[N_COLS];
 	int64_t now = (int64_t)time(NULL);
 	/* each plugin's version, as the file on disk says now (NULL: none could be loaded) */
 	struct plugin_registry *reg = NULL;
 	if (plugin_registry_new(cfg->plugin_dir, &reg) < 0)
 		reg = NULL;
-	for (int c = 0; c < N_COLS; c++)
-		width[c] = (int)strlen(headings[c]);
 	for (size_t i = nf; i < n; i++) {
 		/* a SQL job: the same columns, its next fire from its schedule and zone */
 		int k = (int)(i - nf);
@@ -193,17 +182,7 @@ int cli_list(int argc, char **argv)
 		sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 	}
-	for (size_t i = 0; i < n; i++)
-		for (int c = 0; c < N_COLS; c++)
-			if ((int)strlen(cells[i][c]) > width[c])
-				width[c] = (int)strlen(cells[i][c]);
-	print_row(headings, width);
-	for (size_t i = 0; i < n; i++) {
-		const char *row[N_COLS];
-		for (int c = 0; c < N_COLS; c++)
-			row[c] = cells[i][c];
-		print_row(row, width);
-	}
+	cli_print_table(headings, cells[0][0], n, N_COLS, sizeof(cells[0][0]), 0);
 	free(cells);
 	plugin_registry_free(&reg);
 	PQclear(sql);

@@ -1,7 +1,5 @@
 /* pgcrond run [-c FILE]: the daemon in the foreground (daemon.h). */
-#include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
 #include "daemon.h"
@@ -24,32 +22,10 @@ static void usage(FILE *out)
 
 int cli_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF;
-	int c;
+	const char *conf;
+	int rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		default:
-			usage(stderr);
-			return EX_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "pgcrond run: unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		return EX_USAGE;
-	}
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
 	return daemon_main(conf);
 }

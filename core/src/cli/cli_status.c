@@ -302,15 +302,6 @@ static void describe_state(const json_t *j, char *out, size_t outlen)
 	}
 }
 
-/* Padded to WIDTH, the last column not (no trailing blanks). */
-static void print_cell(bool last, int width, const char *text)
-{
-	if (last)
-		printf("%s\n", text);
-	else
-		printf("%-*s  ", width, text);
-}
-
 /* A SQL job's name as its owner gave it is any text (spaces, quotes, "&", non-ASCII): in
  * the text form it is printed quoted (text_quote), which leaves escape_strings nothing to
  * do in it. */
@@ -335,13 +326,10 @@ static void print_jobs_table(const json_t *st)
 	const json_t *jobs = json_object_get(st, "jobs");
 	size_t n = json_array_size(jobs), i;
 	char(*cells)[NC][256] = calloc(n ? n : 1, sizeof(*cells));
-	int width[NC];
 	json_t *j;
 
 	if (!cells)
 		return;
-	for (int c = 0; c < NC; c++)
-		width[c] = (int)strlen(head[c]);
 	json_array_foreach(jobs, i, j)
 	{
 		/* with the name its owner gave it in SQL, where that differs */
@@ -378,16 +366,9 @@ static void print_jobs_table(const json_t *st)
 			size_t l = strlen(cells[i][4]);
 			snprintf(cells[i][4] + l, 256 - l, " LAG>SLA");
 		}
-		for (int c = 0; c < NC; c++)
-			if ((int)strlen(cells[i][c]) > width[c])
-				width[c] = (int)strlen(cells[i][c]);
 	}
 	printf("\n");
-	for (int c = 0; c < NC; c++)
-		print_cell(c + 1 == NC, width[c], head[c]);
-	for (i = 0; i < n; i++)
-		for (int c = 0; c < NC; c++)
-			print_cell(c + 1 == NC, width[c], cells[i][c]);
+	cli_print_table(head, cells[0][0], n, NC, sizeof(cells[0][0]), 0);
 	free(cells);
 }
 

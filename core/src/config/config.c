@@ -94,7 +94,7 @@ bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb)
 /* DIR/NAME, or NAME alone when it is absolute or DIR is empty (the current directory). */
 char *config_join_path(struct loader *L, const char *dir, const char *name)
 {
-	size_t dl, nl;
+	size_t dl;
 	char *p;
 
 	if (name[0] == '/' || !dir || !dir[0])
@@ -102,17 +102,12 @@ char *config_join_path(struct loader *L, const char *dir, const char *name)
 	if (strcmp(name, ".") == 0) /* conf_dir = "." : the main file's own directory */
 		return config_dup_str(L, dir);
 	dl = strlen(dir);
-	nl = strlen(name);
 	while (dl > 1 && dir[dl - 1] == '/')
 		dl--;
-	p = malloc(dl + 1 + nl + 1);
-	if (!p) {
+	if (asprintf(&p, "%.*s/%s", (int)dl, dir, name) < 0) {
 		L->oom = true;
 		return NULL;
 	}
-	memcpy(p, dir, dl);
-	p[dl] = '/';
-	memcpy(p + dl + 1, name, nl + 1);
 	return p;
 }
 
@@ -478,6 +473,14 @@ const struct conf_job *config_job(const struct pgc_config *cfg, const char *name
 	for (size_t i = 0; i < cfg->n_jobs; i++)
 		if (cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
 			return &cfg->jobs[i];
+	return NULL;
+}
+
+const struct conf_setting *config_job_setting(const struct conf_job *job, const char *key)
+{
+	for (size_t i = 0; job && key && i < job->n_settings; i++)
+		if (job->settings[i].key && strcmp(job->settings[i].key, key) == 0)
+			return &job->settings[i];
 	return NULL;
 }
 

@@ -232,6 +232,8 @@ struct pgc_config *config_ref(const struct pgc_config *cfg);
 bool config_instance_name_ok(const char *name);
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+/* JOB's plugin setting KEY, or NULL (JOB or KEY NULL: none). */
+const struct conf_setting *config_job_setting(const struct conf_job *job, const char *key);
 /* (Re)build CFG's index of jobs by name, after its jobs array was put together or changed
  * other than by config_load (config_sql.c's copy). */
 void config_index_jobs(struct pgc_config *cfg);

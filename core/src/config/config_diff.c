@@ -13,14 +13,6 @@
 #include "duration.h"
 #include "text.h"
 
-static const struct conf_setting *find_setting(const struct conf_job *j, const char *key)
-{
-	for (size_t i = 0; i < j->n_settings; i++)
-		if (strcmp(j->settings[i].key, key) == 0)
-			return &j->settings[i];
-	return NULL;
-}
-
 /* A growing line; on truncation the line ends with "..." and further appends are dropped. */
 struct line {
 	char buf[1024];
@@ -131,14 +123,14 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key(l, &first, "sources");
 	/* a plugin's settings by name only: a query or a value may be long */
 	for (size_t i = 0; i < b->n_settings; i++) {
-		const struct conf_setting *o = find_setting(a, b->settings[i].key);
+		const struct conf_setting *o = config_job_setting(a, b->settings[i].key);
 		if (!o || !config_str_eq(o->value, b->settings[i].value)) {
 			key(l, &first, "setting ");
 			put(l, "\"%s\"", b->settings[i].key);
 		}
 	}
 	for (size_t i = 0; i < a->n_settings; i++) {
-		if (!find_setting(b, a->settings[i].key)) {
+		if (!config_job_setting(b, a->settings[i].key)) {
 			key(l, &first, "setting ");
 			put(l, "\"%s\"", a->settings[i].key);
 		}

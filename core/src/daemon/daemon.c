@@ -116,8 +116,6 @@ static void open_ctl(struct daemon *d)
 		    err);
 }
 
-static void log_diags(const struct diag_list *dl);
-
 /* Hand the databases of CFG to the executor (adds, updates, and forgets removed ones). */
 static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 {
@@ -398,6 +396,18 @@ static void built(void *arg, struct reload_result *r)
 	after_install(d, sql, r->loop_ms, &st, st.total_us, 0);
 }
 
+/* Build the configuration from PATH (NULL: FILES, the files in force) and the jobs made in
+ * SQL: in the background, or, without a background job, here on the loop. */
+static void build(struct daemon *d, const char *path, const struct pgc_config *files)
+{
+	if (d->loader && reloader_start(d->loader, path, files, d->sql, d->cfg) == 0)
+		return; /* built() comes through the loop */
+	struct reload_result r;
+	reload_build(path, files, d->sql, d->cfg, &r);
+	built(d, &r);
+	reload_result_clear(&r);
+}
+
 /* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
 static void sql_changed(void *arg)
 {
@@ -411,13 +421,7 @@ static void sql_changed(void *arg)
 	}
 	log_info("jobs made in SQL changed; applying them");
 	d->building_sql = true;
-	int rc = d->loader ? reloader_start(d->loader, NULL, d->files, d->sql, d->cfg) : -ENOSYS;
-	if (rc == 0)
-		return; /* built() comes through the loop */
-	struct reload_result r;
-	reload_build(NULL, d->files, d->sql, d->cfg, &r);
-	built(d, &r);
-	reload_result_clear(&r);
+	build(d, NULL, d->files);
 }
 
 static void reload_begin(struct daemon *d)
@@ -430,15 +434,7 @@ static void reload_begin(struct daemon *d)
 	sdnotify_reloading();
 	log_notice("SIGHUP: reloading %s", d->config_path);
 	d->building_sql = false;
-	int rc =
-	    d->loader ? reloader_start(d->loader, d->config_path, NULL, d->sql, d->cfg) : -ENOSYS;
-	if (rc == 0)
-		return; /* built() comes through the loop */
-	/* no background job: build here, on the loop */
-	struct reload_result r;
-	reload_build(d->config_path, NULL, d->sql, d->cfg, &r);
-	built(d, &r);
-	reload_result_clear(&r);
+	build(d, d->config_path, NULL);
 }
 
 static void drained(void *arg)

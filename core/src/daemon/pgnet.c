@@ -194,27 +194,19 @@ static const char *header_lines(const char *json, char ***hdrs, size_t *n)
 	}
 	json_object_foreach(o, k, v)
 	{
-		char *val = json_is_string(v) ? strdup(json_string_value(v))
-		                              : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		if (!val) {
-			why = "out of memory";
-			break;
-		}
-		if (strpbrk(k, "\r\n:") || !*k || strpbrk(val, "\r\n")) {
-			free(val);
+		/* a string as it is, any other value as its JSON */
+		char *dumped =
+		    json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		const char *val = dumped ? dumped : json_string_value(v);
+		char *line = NULL;
+		if (val && (strpbrk(k, "\r\n:") || !*k || strpbrk(val, "\r\n")))
 			why = "a header name or value holds a line break (or the name a colon, or "
 			      "is empty); the request was not sent";
-			break;
-		}
-		size_t l = strlen(k) + strlen(val) + 3;
-		char *line = malloc(l);
-		if (line)
-			snprintf(line, l, "%s: %s", k, val);
-		free(val);
-		if (!line) {
+		else if (!val || asprintf(&line, "%s: %s", k, val) < 0)
 			why = "out of memory";
+		free(dumped);
+		if (why)
 			break;
-		}
 		(*hdrs)[(*n)++] = line;
 	}
 	json_decref(o);

@@ -2,6 +2,7 @@
 #include "sqljobs.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,6 @@ struct sql_rows {
 
 struct sqljobs {
 	struct notify *n;
-	char *conninfo;
 	struct sql_rows *rows; /* NULL before the first read */
 	char *last; /* the rows last read, as one string, to see whether anything changed */
 	/* the file jobs to record in the registry: borrowed (sqljobs_record_files_made), sent in
@@ -230,69 +230,34 @@ void sqljobs_refresh(struct sqljobs *sj)
  * (22 MB and a 33 MB buffer for 100,000 jobs in one statement). */
 #define REC_PART 2000
 
-/* S as a JSON string into F. */
-static void json_str(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
-/* FILES' jobs [FROM, TO) as the JSON array pgcrond.record_file_jobs takes; NULL on ENOMEM. */
+/* FILES' jobs [FROM, TO) as the JSON array pgcrond.record_file_jobs takes; NULL on ENOMEM,
+ * and when a string is not UTF-8 (the loader keeps UTF-8 only, config_check_utf8, but for a
+ * job file's name: that part fails, as PostgreSQL refused it). */
 static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	json_t *arr = json_array();
+	char *text = NULL;
+	bool ok = arr != NULL;
 
-	if (!f)
-		return NULL;
-	fputc('[', f);
-	for (size_t i = from; i < to; i++) {
+	for (size_t i = from; ok && i < to; i++) {
 		const struct conf_job *j = &files->jobs[i];
 		const char *db = j->database ? j->database : files->history_database;
-		fputs(i > from ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, j->name);
-		fputs(",\"plugin\":", f);
-		json_str(f, j->plugin);
-		fputs(",\"command\":", f);
-		json_str(f, j->command);
-		fputs(",\"schedule\":", f);
-		json_str(f, j->schedule);
-		fputs(",\"database\":", f);
-		json_str(f, db ? db : "");
-		fputs(",\"listen\":", f);
-		json_str(f, j->listen);
-		fputs(",\"after\":[", f);
-		for (size_t a = 0; a < j->n_after; a++) {
-			if (a)
-				fputc(',', f);
-			json_str(f, j->after[a]);
-		}
-		fprintf(f, "],\"enabled\":%s,\"max_staleness_ms\":%lld,\"defined_at\":",
-		        j->enabled ? "true" : "false", (long long)j->max_staleness_ms);
 		char at[4200];
 		snprintf(at, sizeof(at), "%s:%d", j->file ? j->file : "", j->line);
-		json_str(f, at);
-		fputc('}', f);
+		json_t *after = json_array();
+		for (size_t a = 0; after && a < j->n_after; a++)
+			ok &= json_array_append_new(after, json_string(j->after[a])) == 0;
+		json_t *o = json_pack(
+		    "{s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name", j->name,
+		    "plugin", j->plugin, "command", j->command, "schedule", j->schedule, "database",
+		    db ? db : "", "listen", j->listen, "after", after, "enabled", j->enabled,
+		    "max_staleness_ms", (json_int_t)j->max_staleness_ms, "defined_at", at);
+		ok &= json_array_append_new(arr, o) == 0;
 	}
-	fputc(']', f);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	if (ok)
+		text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return text;
 }
 
 static void on_recorded(void *arg, const PGresult *res);
@@ -315,7 +280,8 @@ static void send_part(struct sqljobs *sj)
 	int rc;
 
 	if (!json) {
-		log_error("cannot record the file jobs in pgcrond.job: out of memory");
+		log_error("cannot record the file jobs in pgcrond.job: out of memory, or a job "
+		          "file's name is not UTF-8");
 		return;
 	}
 	snprintf(total, sizeof(total), "%zu", n);
@@ -422,10 +388,8 @@ int sqljobs_new(struct event_base *base, const char *history_name, const char *c
 	const char *channels[] = {CHANNEL};
 
 	*out = NULL;
-	if (!sj || !(sj->conninfo = strdup(conninfo))) {
-		free(sj);
+	if (!sj)
 		return -ENOMEM;
-	}
 	sj->changed = changed;
 	sj->arg = arg;
 	struct notify_callbacks cb = {
@@ -466,7 +430,6 @@ void sqljobs_free(struct sqljobs **psj)
 	rows_release(&sj->rows);
 	free(sj->last);
 	free(sj->first);
-	free(sj->conninfo);
 	free(sj);
 	*psj = NULL;
 }

@@ -99,7 +99,6 @@ struct sink {
 	char shown[300]; /* the webhook URL for log lines: scheme://host[:port] only, since
 	                  * userinfo, path and query may hold the hook's secret */
 	int64_t timeout_ms;
-	struct alerter *owner;
 	struct log_complaint complaint;
 };
 
@@ -175,16 +174,8 @@ static char *dup_or_null(const char *s)
 static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 {
 	a->repeat_ms = cfg->alert_repeat_ms;
-	if (cfg->n_alerts == 0) {
-		/* no sinks configured: alerts still reach the log */
-		a->sinks = calloc(1, sizeof(*a->sinks));
-		if (!a->sinks)
-			return -ENOMEM;
-		a->sinks[0].type = SINK_LOG;
-		a->n_sinks = 1;
-		return 0;
-	}
-	a->sinks = calloc(cfg->n_alerts, sizeof(*a->sinks));
+	/* a configuration without alerts = ( ... ) has a log sink (config_finish_main) */
+	a->sinks = calloc(cfg->n_alerts ? cfg->n_alerts : 1, sizeof(*a->sinks));
 	if (!a->sinks)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_alerts; i++) {
@@ -195,14 +186,9 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 		} else if (strcmp(c->sink, "notify") == 0) {
 			s->type = SINK_NOTIFY;
 		} else if (strcmp(c->sink, "webhook") == 0) {
+			/* its url was checked with the configuration, and httpc_submit checks it
+			 * again at each send (a refusal is the sink's failure) */
 			s->type = SINK_WEBHOOK;
-			char why[300];
-			if (!c->url || !httpc_url_ok(c->url, why, sizeof(why))) {
-				log_error("%s:%d: webhook url %s; alerts to it are disabled",
-				          c->file ? c->file : "?", c->line,
-				          c->url ? why : "is missing");
-				continue;
-			}
 		} else if (strcmp(c->sink, "exec") == 0) {
 			s->type = SINK_EXEC;
 		} else {
@@ -215,7 +201,6 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 			httpc_url_shown(c->url, s->shown, sizeof(s->shown));
 		s->command = dup_or_null(c->command);
 		s->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 5000;
-		s->owner = a;
 		a->n_sinks++;
 	}
 	return 0;

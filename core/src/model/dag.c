@@ -36,11 +36,9 @@ enum { WHITE, GREY, BLACK };
 struct walk {
 	struct dag *g;
 	unsigned char *colour;
-	size_t *stack;      /* nodes on the current DFS path */
-	size_t *stack_edge; /* edge index taken from stack[k] to stack[k+1] */
+	size_t *stack; /* nodes on the current DFS path */
 	size_t depth;
-	size_t *post; /* post-order */
-	size_t n_post;
+	size_t unplaced; /* g->order is filled from its end: reverse post-order */
 	struct diag_list *dl;
 	int cycles;
 };
@@ -76,7 +74,6 @@ static void visit(struct walk *w, size_t v)
 	for (size_t e = first_out(w->g, v); e < w->g->n_edges && w->g->edges[e].from == v; e++) {
 		size_t to = w->g->edges[e].to;
 		if (w->colour[to] == WHITE) {
-			w->stack_edge[w->depth - 1] = e;
 			visit(w, to);
 		} else if (w->colour[to] == GREY) {
 			size_t k = 0;
@@ -87,7 +84,7 @@ static void visit(struct walk *w, size_t v)
 	}
 	w->depth--;
 	w->colour[v] = BLACK;
-	w->post[w->n_post++] = v;
+	w->g->order[--w->unplaced] = v;
 }
 
 int dag_build(struct dag *g, size_t n, const char *const *names, const struct dag_edge *edges,
@@ -103,9 +100,7 @@ int dag_build(struct dag *g, size_t n, const char *const *names, const struct da
 	g->order = malloc((n ? n : 1) * sizeof(*g->order));
 	w.colour = calloc(n ? n : 1, 1);
 	w.stack = malloc((n ? n : 1) * sizeof(size_t));
-	w.stack_edge = malloc((n ? n : 1) * sizeof(size_t));
-	w.post = malloc((n ? n : 1) * sizeof(size_t));
-	if (!g->edges || !g->order || !w.colour || !w.stack || !w.stack_edge || !w.post)
+	if (!g->edges || !g->order || !w.colour || !w.stack)
 		goto out;
 
 	for (size_t i = 0; i < n_edges; i++) {
@@ -127,18 +122,15 @@ int dag_build(struct dag *g, size_t n, const char *const *names, const struct da
 
 	w.g = g;
 	w.dl = dl;
+	/* reverse post-order is a topological order: upstreams first */
+	w.unplaced = n;
 	for (size_t v = 0; v < n; v++)
 		if (w.colour[v] == WHITE)
 			visit(&w, v);
-	/* reverse post-order is a topological order: upstreams first */
-	for (size_t i = 0; i < n; i++)
-		g->order[i] = w.post[n - 1 - i];
 	ret = w.cycles ? -EINVAL : 0;
 out:
 	free(w.colour);
 	free(w.stack);
-	free(w.stack_edge);
-	free(w.post);
 	if (ret != 0) {
 		dag_free(g);
 	}

@@ -663,7 +663,7 @@ int ctl_open(struct event_base *base, const char *state_dir, const struct status
              struct ctl **out, char *err, size_t errlen)
 {
 	struct ctl *c = calloc(1, sizeof(*c));
-	int fd = -1, rc;
+	int rc;
 
 	if (!c || !(c->state_dir = strdup(state_dir))) {
 		rc = -ENOMEM;
@@ -685,36 +685,24 @@ int ctl_open(struct event_base *base, const char *state_dir, const struct status
 			snprintf(err, errlen, "%s: %s", c->path, strerror(-rc));
 		goto fail;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		goto fail;
-	}
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
 	/* created 0660 from the start: the daemon's user and group, nobody else */
 	mode_t old = umask(0117);
-	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	int e = errno;
+	errno = 0;
+	c->listener = evconnlistener_new_bind(base, accept_cb, c,
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	                                      (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno ? errno : ENOMEM;
 	umask(old);
-	if (b != 0 || listen(fd, 16) != 0) {
-		rc = -(b != 0 ? e : errno);
-		snprintf(err, errlen, "cannot listen on %s: %s", c->path, strerror(-rc));
-		goto fail;
-	}
-	c->listener = evconnlistener_new(base, accept_cb, c, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (!c->listener) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "cannot listen on %s: out of memory", c->path);
-		unlink(c->path);
+		rc = -e;
+		snprintf(err, errlen, "cannot listen on %s: %s", c->path, strerror(e));
 		goto fail;
 	}
 	*out = c;
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	if (c)
 		free(c->state_dir);
 	free(c);

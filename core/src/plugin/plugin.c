@@ -117,14 +117,6 @@ static const struct pgc_setting_decl *find_decl(const struct plugin *p, const ch
 	return NULL;
 }
 
-static const struct conf_setting *find_job_setting(const struct conf_job *job, const char *key)
-{
-	for (size_t i = 0; job && key && i < job->n_settings; i++)
-		if (job->settings[i].key && strcmp(job->settings[i].key, key) == 0)
-			return &job->settings[i];
-	return NULL;
-}
-
 /* The text a getter works from: the job's value, the declared default, or NULL (use the
  * getter's DEF). Logs a plugin bug (undeclared key, wrong type) and returns NULL. */
 static const char *setting_text(const struct pgc_settings *s, const char *key, int type)
@@ -145,7 +137,7 @@ static const char *setting_text(const struct pgc_settings *s, const char *key, i
 		        type_names[d->type][0], key, type_names[type][1]);
 		return NULL;
 	}
-	const struct conf_setting *js = find_job_setting(s->job, key);
+	const struct conf_setting *js = config_job_setting(s->job, key);
 	return js ? js->value : d->default_value;
 }
 
@@ -181,7 +173,7 @@ static int64_t api_setting_duration_ms(const struct pgc_settings *s, const char 
 
 static bool api_setting_is_set(const struct pgc_settings *s, const char *key)
 {
-	return find_job_setting(s->job, key) != NULL;
+	return config_job_setting(s->job, key) != NULL;
 }
 
 static void api_setting_error(const struct pgc_settings *s, const char *key, const char *fmt, ...)
@@ -196,7 +188,7 @@ static void api_setting_error(const struct pgc_settings *s, const char *key, con
 	va_end(ap);
 	if (s->n_errors)
 		(*s->n_errors)++;
-	const struct conf_setting *js = find_job_setting(s->job, key);
+	const struct conf_setting *js = config_job_setting(s->job, key);
 	int line = js && js->line > 0 ? js->line : s->job->line;
 	if (!s->dl) {
 		log_msg(LOG_LVL_ERROR, plugin_log_context(), "setting \"%s\": %s", key ? key : "",
@@ -571,12 +563,8 @@ static int build(const struct plugin *p, const struct conf_job *job, bool instal
 		return rc;
 	}
 	if (rc < 0) {
-		if (run->error)
-			plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name,
-			               what, run->error);
-		else
-			plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name,
-			               what, strerror(-rc));
+		plugin_set_err(err, errlen, "plugin \"%s\" could not build %s: %s", p->name, what,
+		               run->error ? run->error : strerror(-rc));
 		plugin_run_free(&run);
 		return rc;
 	}

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,23 @@ static int check_files(const char *dir, const char *name, const char *path, char
 	return 0;
 }
 
+/* Refuse plugin NAME (file PATH): "plugin "NAME" (PATH): " and what FMT says, into ERR.
+ * Returns -ENOEXEC. */
+static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+static int refuse(const char *name, const char *path, char *err, size_t errlen, const char *fmt,
+                  ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	plugin_set_err(err, errlen, "plugin \"%s\" (%s): %s", name, path, msg);
+	return -ENOEXEC;
+}
+
 /* The magic block: read `size` first (it is the first field in every version), and only
  * read the rest once the size says the layout is ours. */
 static int check_magic(const struct pgc_plugin_magic *m, const char *name, const char *path,
@@ -193,51 +211,31 @@ static int check_magic(const struct pgc_plugin_magic *m, const char *name, const
 {
 	static const char rebuild[] = "rebuild the plugin against this pgcrond's plugin.h";
 
-	if (!m) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): " PGC_PLUGIN_MAGIC_SYMBOL "() returned "
-		               "no magic block; %s",
-		               name, path, rebuild);
-		return -ENOEXEC;
-	}
-	if (m->size != sizeof(struct pgc_plugin_magic)) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): magic block size is %zu bytes but this "
-		               "pgcrond expects %zu; %s",
-		               name, path, m->size, sizeof(struct pgc_plugin_magic), rebuild);
-		return -ENOEXEC;
-	}
-	if (m->abi_major != PGC_PLUGIN_ABI_MAJOR) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): ABI major version is %u but this pgcrond "
-		               "speaks %u; %s",
-		               name, path, (unsigned)m->abi_major, (unsigned)PGC_PLUGIN_ABI_MAJOR,
-		               rebuild);
-		return -ENOEXEC;
-	}
-	if (m->abi_minor > PGC_PLUGIN_ABI_MINOR) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): ABI minor version is %u but this pgcrond "
-		               "speaks %u.%u at most; upgrade pgcrond, or %s",
-		               name, path, (unsigned)m->abi_minor, (unsigned)PGC_PLUGIN_ABI_MAJOR,
-		               (unsigned)PGC_PLUGIN_ABI_MINOR, rebuild);
-		return -ENOEXEC;
-	}
-	if (!m->name || strcmp(m->name, name) != 0) {
-		plugin_set_err(
-		    err, errlen,
-		    "plugin \"%s\" (%s): magic block name is \"%s\" but the file is "
-		    "named %s.so; name the file after the plugin, or fix PGCROND_PLUGIN_MAGIC()",
-		    name, path, m->name ? m->name : "(null)", name);
-		return -ENOEXEC;
-	}
-	if (!m->version) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): magic block version is missing; give one "
-		               "in PGCROND_PLUGIN_MAGIC()",
-		               name, path);
-		return -ENOEXEC;
-	}
+	if (!m)
+		return refuse(name, path, err, errlen,
+		              PGC_PLUGIN_MAGIC_SYMBOL "() returned no magic block; %s", rebuild);
+	if (m->size != sizeof(struct pgc_plugin_magic))
+		return refuse(name, path, err, errlen,
+		              "magic block size is %zu bytes but this pgcrond expects %zu; %s",
+		              m->size, sizeof(struct pgc_plugin_magic), rebuild);
+	if (m->abi_major != PGC_PLUGIN_ABI_MAJOR)
+		return refuse(name, path, err, errlen,
+		              "ABI major version is %u but this pgcrond speaks %u; %s",
+		              (unsigned)m->abi_major, (unsigned)PGC_PLUGIN_ABI_MAJOR, rebuild);
+	if (m->abi_minor > PGC_PLUGIN_ABI_MINOR)
+		return refuse(name, path, err, errlen,
+		              "ABI minor version is %u but this pgcrond speaks %u.%u at most; "
+		              "upgrade pgcrond, or %s",
+		              (unsigned)m->abi_minor, (unsigned)PGC_PLUGIN_ABI_MAJOR,
+		              (unsigned)PGC_PLUGIN_ABI_MINOR, rebuild);
+	if (!m->name || strcmp(m->name, name) != 0)
+		return refuse(name, path, err, errlen,
+		              "magic block name is \"%s\" but the file is named %s.so; name the "
+		              "file after the plugin, or fix PGCROND_PLUGIN_MAGIC()",
+		              m->name ? m->name : "(null)", name);
+	if (!m->version)
+		return refuse(name, path, err, errlen,
+		              "magic block version is missing; give one in PGCROND_PLUGIN_MAGIC()");
 	return 0;
 }
 
@@ -248,23 +246,17 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 	const size_t min_size = offsetof(struct pgc_plugin, build_run) + sizeof(d->build_run);
 	char buf[512];
 
-	if (!d) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() returned no "
-		               "declaration; set *decl to the plugin's struct pgc_plugin",
-		               p->name, p->path);
-		return -ENOEXEC;
-	}
-	if (d->size < min_size || d->size > sizeof(struct pgc_plugin)) {
-		plugin_set_err(
-		    err, errlen,
-		    "plugin \"%s\" (%s): declaration size is %zu bytes but this "
-		    "pgcrond expects %zu; set .size = sizeof(struct pgc_plugin) and rebuild "
-		    "against "
-		    "this pgcrond's plugin.h",
-		    p->name, p->path, d->size, sizeof(struct pgc_plugin));
-		return -ENOEXEC;
-	}
+	if (!d)
+		return refuse(
+		    p->name, p->path, err, errlen,
+		    PGC_PLUGIN_INIT_SYMBOL
+		    "() returned no declaration; set *decl to the plugin's struct pgc_plugin");
+	if (d->size < min_size || d->size > sizeof(struct pgc_plugin))
+		return refuse(
+		    p->name, p->path, err, errlen,
+		    "declaration size is %zu bytes but this pgcrond expects %zu; set .size = "
+		    "sizeof(struct pgc_plugin) and rebuild against this pgcrond's plugin.h",
+		    d->size, sizeof(struct pgc_plugin));
 	memset(&p->decl, 0, sizeof(p->decl));
 	memcpy(&p->decl, d, d->size);
 	d = &p->decl;
@@ -273,111 +265,75 @@ static int check_decl(struct plugin *p, const struct pgc_plugin *d, char *err, s
 	bool has_view = d->job_relation != NULL;
 	for (size_t i = 0; d->relations && d->relations[i].name; i++)
 		has_view = has_view || d->relations[i].kind == PGC_RELATION_MATVIEW;
-	if (!d->build_run && !has_view) {
-		plugin_set_err(
-		    err, errlen,
-		    "plugin \"%s\" (%s): declaration has no build_run callback and no "
-		    "materialized view for the default run (run_refresh) to refresh; every "
-		    "plugin must say what a run executes",
-		    p->name, p->path);
-		return -ENOEXEC;
-	}
+	if (!d->build_run && !has_view)
+		return refuse(p->name, p->path, err, errlen,
+		              "declaration has no build_run callback and no materialized view for "
+		              "the default run (run_refresh) to refresh; every plugin must say "
+		              "what a run executes");
 	for (p->n_relations = 0; d->relations && d->relations[p->n_relations].name;
 	     p->n_relations++) {
 		const struct pgc_relation_decl *r = &d->relations[p->n_relations];
-		if (!strchr(r->name, '.') ||
-		    plugin_quote_qualified(r->name, buf, sizeof(buf)) < 0) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): relation \"%s\" is not a "
-			               "schema-qualified name; declare it as \"schema.relation\"",
-			               p->name, p->path, r->name);
-			return -ENOEXEC;
-		}
-		if (r->kind != PGC_RELATION_MATVIEW && r->kind != PGC_RELATION_TABLE) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): relation \"%s\" has unknown kind %d; "
-			               "use PGC_RELATION_MATVIEW or PGC_RELATION_TABLE",
-			               p->name, p->path, r->name, r->kind);
-			return -ENOEXEC;
-		}
+		if (!strchr(r->name, '.') || plugin_quote_qualified(r->name, buf, sizeof(buf)) < 0)
+			return refuse(p->name, p->path, err, errlen,
+			              "relation \"%s\" is not a schema-qualified name; declare it "
+			              "as \"schema.relation\"",
+			              r->name);
+		if (r->kind != PGC_RELATION_MATVIEW && r->kind != PGC_RELATION_TABLE)
+			return refuse(p->name, p->path, err, errlen,
+			              "relation \"%s\" has unknown kind %d; use "
+			              "PGC_RELATION_MATVIEW or PGC_RELATION_TABLE",
+			              r->name, r->kind);
 		if ((r->flags & ~PGC_RELATION_CONCURRENT) ||
-		    ((r->flags & PGC_RELATION_CONCURRENT) && r->kind != PGC_RELATION_MATVIEW)) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): relation \"%s\" has flags 0x%x this "
-			               "pgcrond does not accept; only a materialized view can be "
-			               "PGC_RELATION_CONCURRENT",
-			               p->name, p->path, r->name, r->flags);
-			return -ENOEXEC;
-		}
+		    ((r->flags & PGC_RELATION_CONCURRENT) && r->kind != PGC_RELATION_MATVIEW))
+			return refuse(
+			    p->name, p->path, err, errlen,
+			    "relation \"%s\" has flags 0x%x this pgcrond does not accept; only a "
+			    "materialized view can be PGC_RELATION_CONCURRENT",
+			    r->name, r->flags);
 	}
 	/* A plugin naming each job's relation from its settings (ABI 1.1 job_relation) may
 	 * declare none statically; plugin_check_job() validates the per-job one. */
-	if (p->n_relations == 0 && !d->job_relation) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): declares no relation; list the relations "
-		               "it maintains in .relations",
-		               p->name, p->path);
-		return -ENOEXEC;
-	}
+	if (p->n_relations == 0 && !d->job_relation)
+		return refuse(
+		    p->name, p->path, err, errlen,
+		    "declares no relation; list the relations it maintains in .relations");
 	for (p->n_reads = 0; d->reads && d->reads[p->n_reads]; p->n_reads++) {
 		const char *r = d->reads[p->n_reads];
-		if (!name_is_valid(r) || strcmp(r, p->name) == 0) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): .reads names \"%s\", which is not "
-			               "another plugin's name",
-			               p->name, p->path, r);
-			return -ENOEXEC;
-		}
+		if (!name_is_valid(r) || strcmp(r, p->name) == 0)
+			return refuse(p->name, p->path, err, errlen,
+			              ".reads names \"%s\", which is not another plugin's name", r);
 	}
 	for (size_t i = 0; d->sources && d->sources[i]; i++) {
-		if (!config_valid_source(d->sources[i])) {
-			plugin_set_err(
-			    err, errlen,
-			    "plugin \"%s\" (%s): .sources names \"%s\", which is not a "
-			    "schema-qualified table name; declare it as \"schema.table\"",
-			    p->name, p->path, d->sources[i]);
-			return -ENOEXEC;
-		}
+		if (!config_valid_source(d->sources[i]))
+			return refuse(p->name, p->path, err, errlen,
+			              ".sources names \"%s\", which is not a schema-qualified "
+			              "table name; declare it as \"schema.table\"",
+			              d->sources[i]);
 	}
 	for (p->n_settings = 0; d->settings && d->settings[p->n_settings].name; p->n_settings++) {
 		const struct pgc_setting_decl *s = &d->settings[p->n_settings];
-		if (!setting_name_is_valid(s->name)) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): setting name \"%s\" is not valid; "
-			               "use lower-case letters, digits and '_'",
-			               p->name, p->path, s->name);
-			return -ENOEXEC;
-		}
-		if (config_is_job_key(s->name)) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): setting \"%s\" has the name of a job "
-			               "key pgcrond keeps for itself; rename the setting",
-			               p->name, p->path, s->name);
-			return -ENOEXEC;
-		}
+		if (!setting_name_is_valid(s->name))
+			return refuse(p->name, p->path, err, errlen,
+			              "setting name \"%s\" is not valid; use lower-case letters, "
+			              "digits and '_'",
+			              s->name);
+		if (config_is_job_key(s->name))
+			return refuse(p->name, p->path, err, errlen,
+			              "setting \"%s\" has the name of a job key pgcrond keeps for "
+			              "itself; rename the setting",
+			              s->name);
 		for (size_t j = 0; j < p->n_settings; j++) {
-			if (strcmp(d->settings[j].name, s->name) == 0) {
-				plugin_set_err(err, errlen,
-				               "plugin \"%s\" (%s): setting \"%s\" is declared "
-				               "twice",
-				               p->name, p->path, s->name);
-				return -ENOEXEC;
-			}
+			if (strcmp(d->settings[j].name, s->name) == 0)
+				return refuse(p->name, p->path, err, errlen,
+				              "setting \"%s\" is declared twice", s->name);
 		}
-		if (s->type < PGC_SETTING_STRING || s->type > PGC_SETTING_DURATION) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): setting \"%s\" has unknown type %d",
-			               p->name, p->path, s->name, s->type);
-			return -ENOEXEC;
-		}
+		if (s->type < PGC_SETTING_STRING || s->type > PGC_SETTING_DURATION)
+			return refuse(p->name, p->path, err, errlen,
+			              "setting \"%s\" has unknown type %d", s->name, s->type);
 		if (s->default_value &&
-		    plugin_check_value(s->type, s->default_value, buf, sizeof(buf)) < 0) {
-			plugin_set_err(err, errlen,
-			               "plugin \"%s\" (%s): the default of setting \"%s\" is "
-			               "invalid: %s",
-			               p->name, p->path, s->name, buf);
-			return -ENOEXEC;
-		}
+		    plugin_check_value(s->type, s->default_value, buf, sizeof(buf)) < 0)
+			return refuse(p->name, p->path, err, errlen,
+			              "the default of setting \"%s\" is invalid: %s", s->name, buf);
 	}
 	return 0;
 }
@@ -424,12 +380,10 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	sym = dlsym(p->handle, PGC_PLUGIN_MAGIC_SYMBOL);
 	memcpy(&magic, &sym, sizeof(magic));
 	if (!magic) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): no " PGC_PLUGIN_MAGIC_SYMBOL "() found; it "
-		               "is not a pgcrond plugin, or it lacks PGCROND_PLUGIN_MAGIC() from "
-		               "pgcrond/plugin.h",
-		               name, path);
-		rc = -ENOEXEC;
+		rc = refuse(name, path, err, errlen,
+		            "no " PGC_PLUGIN_MAGIC_SYMBOL
+		            "() found; it is not a pgcrond plugin, or it lacks "
+		            "PGCROND_PLUGIN_MAGIC() from pgcrond/plugin.h");
 		goto out;
 	}
 	const struct pgc_plugin_magic *m = magic();
@@ -440,21 +394,17 @@ static int open_plugin(const char *name, const char *path, struct plugin **out, 
 	sym = dlsym(p->handle, PGC_PLUGIN_INIT_SYMBOL);
 	memcpy(&init, &sym, sizeof(init));
 	if (!init) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): no " PGC_PLUGIN_INIT_SYMBOL "() found; "
-		               "every plugin defines it (see pgcrond/plugin.h)",
-		               name, path);
-		rc = -ENOEXEC;
+		rc = refuse(name, path, err, errlen,
+		            "no " PGC_PLUGIN_INIT_SYMBOL
+		            "() found; every plugin defines it (see pgcrond/plugin.h)");
 		goto out;
 	}
 	plugin_set_context(p, NULL);
 	rc = init(plugin_api(), &decl);
 	plugin_clear_context();
 	if (rc < 0) {
-		plugin_set_err(err, errlen,
-		               "plugin \"%s\" (%s): " PGC_PLUGIN_INIT_SYMBOL "() failed: %s", name,
-		               path, strerror(-rc));
-		rc = -ENOEXEC;
+		rc = refuse(name, path, err, errlen, PGC_PLUGIN_INIT_SYMBOL "() failed: %s",
+		            strerror(-rc));
 		goto out;
 	}
 	if ((rc = check_decl(p, decl, err, errlen)) < 0)
