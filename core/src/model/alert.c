@@ -186,9 +186,14 @@ static int load_sinks(struct alerter *a, const struct pgc_config *cfg)
 		} else if (strcmp(c->sink, "notify") == 0) {
 			s->type = SINK_NOTIFY;
 		} else if (strcmp(c->sink, "webhook") == 0) {
-			/* its url was checked with the configuration, and httpc_submit checks it
-			 * again at each send (a refusal is the sink's failure) */
 			s->type = SINK_WEBHOOK;
+			char why[300];
+			if (!c->url || !httpc_url_ok(c->url, why, sizeof(why))) {
+				log_error("%s:%d: webhook url %s; alerts to it are disabled",
+				          c->file ? c->file : "?", c->line,
+				          c->url ? why : "is missing");
+				continue;
+			}
 		} else if (strcmp(c->sink, "exec") == 0) {
 			s->type = SINK_EXEC;
 		} else {
