@@ -169,12 +169,14 @@ static void note_result(struct run *r, const char *status, const char *message,
 	struct job_last *l = job_last(r->job);
 	if (!l)
 		return;
-	/* copied, not printed: snprintf took some 550 instructions for each, per run */
-	text_copy(l->status, sizeof(l->status), status);
+	l->status = status; /* both string literals: kept, not copied */
+	l->trigger = r->trigger;
 	free(l->message);
 	l->message = message ? strdup(message) : NULL;
-	text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-	text_copy(l->trigger, sizeof(l->trigger), r->trigger);
+	if (sqlstate) /* a success has none */
+		text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
+	else
+		l->sqlstate[0] = '\0';
 	l->start_us = r->start_us;
 	l->end_us = end_us;
 	l->ran_end_us = end_us;

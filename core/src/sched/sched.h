@@ -166,8 +166,9 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
  * (or gets upstream_failed). -ESHUTDOWN, -ENOMEM. */
 int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
 
-/* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
- * is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while draining. */
+/* Fire job NAME now with TRIGGER ("manual": a string literal, kept by the run); the overlap policy
+ * applies. -ENOENT if there is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN
+ * while draining. */
 int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
     __attribute__((warn_unused_result));
 /* What sched_trigger() would return, without firing. */

@@ -145,10 +145,10 @@ struct job_last {
 	int64_t runid;      /* its row's runid once known; 0 */
 	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
 	int attempt;
-	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
-	char status[16];    /* "succeeded" | "failed" | ... */
-	char sqlstate[6];   /* "" if none */
-	char trigger[16];
+	int32_t backend_ms;  /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
+	const char *status;  /* one of sched_recent_statuses; NULL before the first */
+	const char *trigger; /* a string literal too (sched_recent.c: read back) */
+	char sqlstate[6];    /* "" if none */
 };
 /* sched_index.c: J's last result, made if it has none yet (NULL: out of memory, the status
  * shows none). */
@@ -193,7 +193,7 @@ struct run {
 	enum run_state state; /* sched_run_to() only */
 	int64_t scheduled_us; /* 0 for a manual run */
 	int64_t queue_at_us;  /* ordering in the max_running queue */
-	char trigger[16];
+	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
 	int attempt;
 	bool claimed;    /* claimed, or needs no claim */
 	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
@@ -324,9 +324,10 @@ int64_t sched_now_us(const struct sched *s);
 const cron_tz *sched_job_tz(const struct job *j);
 struct job *sched_job_find(struct sched *s, const char *name);
 void sched_index_remove(struct sched *s, struct job *j);
-/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run), due (NULL: out of
- * memory, logged) / R ended if it was not, and freed with what it holds: its job lock, its
- * pending work (coord.h), its marks, its waiter (told it was cancelled). */
+/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
+ * string literal, kept as it is), due (NULL: out of memory, logged) / R ended if it was not, and
+ * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
+ * it was cancelled). */
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
 /* R's fire was claimed with the job's cluster lock: it goes (R ends or is dropped). */

@@ -27,6 +27,18 @@ static int status_index(const char *status)
 	return -1;
 }
 
+/* TRIGGER read back from the history as the string literal a run of this process names
+ * (run.trigger), so that a job's last result never copies one; "" for one it never writes. */
+static const char *trigger_literal(const char *trigger)
+{
+	static const char *const known[] = {"schedule", "catchup", "retry",  "manual",
+	                                    "upstream", "notify",  "reboot", "freshness"};
+	for (size_t i = 0; trigger && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(trigger, known[i]) == 0)
+			return known[i];
+	return "";
+}
+
 /* Into J's strip, by start time, newest first; the oldest falls off a full strip. The same
  * run twice (read back after this process kept it): it only gets its run id. */
 static void strip_put(struct job *j, const struct sched_recent_run *x)
@@ -96,7 +108,8 @@ void sched_recent_job_free(struct job *j)
 /* A row for a job not scheduled (yet), copied. */
 struct pending {
 	char *job, *message;
-	char status[16], sqlstate[6], trigger[16];
+	char status[16], sqlstate[6];
+	const char *trigger; /* trigger_literal */
 	char kind;
 	bool taken;
 	int attempt;
@@ -115,21 +128,22 @@ struct sched_recent_store {
 static void set_last(struct job *j, const struct hist_past_run *pr)
 {
 	struct job_last *l = j->last;
-	if (l && l->status[0]) {
+	if (l && l->status) {
 		if (!l->runid && l->end_us == pr->end_us)
 			l->runid = pr->runid;
 		return;
 	}
+	int st = status_index(pr->status); /* succeeded or failed (hist_sql_last_results) */
 	char *msg = pr->message ? strdup(pr->message) : NULL;
-	if ((pr->message && !msg) || !(l = job_last(j))) {
+	if (st < 0 || (pr->message && !msg) || !(l = job_last(j))) {
 		free(msg);
 		return;
 	}
-	snprintf(l->status, sizeof(l->status), "%s", pr->status);
+	l->status = sched_recent_statuses[st];
 	free(l->message);
 	l->message = msg;
 	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	snprintf(l->trigger, sizeof(l->trigger), "%s", pr->trigger ? pr->trigger : "");
+	l->trigger = trigger_literal(pr->trigger);
 	l->start_us = pr->start_us;
 	l->end_us = pr->end_us;
 	l->attempt = pr->attempt;
@@ -178,7 +192,7 @@ static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct
 	}
 	snprintf(p->status, sizeof(p->status), "%s", pr->status);
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	snprintf(p->trigger, sizeof(p->trigger), "%s", pr->trigger ? pr->trigger : "");
+	p->trigger = trigger_literal(pr->trigger);
 	st->n++;
 	st->left++;
 }

@@ -246,7 +246,7 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	r->scheduled_us = scheduled_us;
 	r->fired_us = sched_now_us(j->s);
 	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
-	text_copy(r->trigger, sizeof(r->trigger), trigger);
+	r->trigger = trigger;
 	r->attempt = 1;
 	return r;
 }
