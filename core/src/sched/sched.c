@@ -96,7 +96,7 @@ void sched_job_schedule(struct job *j, int64_t prev)
 		return;
 	}
 	int64_t now = sched_now_us(j->s);
-	j->next_fire = sched_next_fire(j->cron, sched_job_tz(j), prev, now / 1000000);
+	j->next_fire = sched_next_fire(j->cron, j->tz, prev, now / 1000000);
 	if (j->pre) /* a fire claimed early, perhaps not the next one now */
 		sched_preclaim_stale(j);
 	sched_job_arm(j, now);
@@ -747,7 +747,7 @@ static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
-	int64_t next = cron_next(j->cron, sched_job_tz(j), first);
+	int64_t next = cron_next(j->cron, j->tz, first);
 	if ((next == CRON_NEVER || next > now_us / 1000000) &&
 	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
 		/* on time, none missed: the instant after it is the next fire, computed once */
@@ -760,8 +760,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		return;
 	}
 	long later = 0;
-	int64_t latest =
-	    flow_catchup_instant(j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
+	int64_t latest = flow_catchup_instant(j->cron, j->tz, first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -775,8 +774,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed =
-		    flow_catchup_instant(j->cron, sched_job_tz(j), first, latest - 1, NULL);
+		last_missed = flow_catchup_instant(j->cron, j->tz, first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}

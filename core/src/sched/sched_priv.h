@@ -75,6 +75,7 @@ struct job {
 	const char *database;
 	const char *schedule;
 	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
+	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
 	bool enabled;
@@ -317,11 +318,9 @@ struct sched {
 	struct log_complaint uncl_complaint;
 };
 
-/* sched_index.c: the scheduler's wall clock (Unix microseconds); the zone a job's schedule
- * is read in (its own timezone, else the daemon's); a job by name (not a removed one); J out
- * of the index. */
+/* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
+ * one); J out of the index. */
 int64_t sched_now_us(const struct sched *s);
-const cron_tz *sched_job_tz(const struct job *j);
 struct job *sched_job_find(struct sched *s, const char *name);
 void sched_index_remove(struct sched *s, struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
