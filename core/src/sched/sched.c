@@ -162,32 +162,6 @@ void sched_run_admit(struct run *r)
 		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
-/* The job's last result, for status. */
-static void note_result(struct run *r, const char *status, const char *message,
-                        const char *sqlstate, int64_t end_us)
-{
-	struct job_last *l = job_last(r->job);
-	if (!l)
-		return;
-	l->status = status; /* both string literals: kept, not copied */
-	l->trigger = r->trigger;
-	free(l->message);
-	l->message = message ? strdup(message) : NULL;
-	if (sqlstate) /* a success has none */
-		text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-	else
-		l->sqlstate[0] = '\0';
-	l->start_us = r->start_us;
-	l->end_us = end_us;
-	l->ran_end_us = end_us;
-	l->attempt = r->attempt;
-	l->runid = 0; /* its row is written after this (sched_recent_written) */
-	l->hist_key = r->hist_key;
-	int64_t busy_ms =
-	    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
-	l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
-}
-
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
 static void run_end(struct run *r, const struct flow_outcome *o)
 {
@@ -224,10 +198,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	else
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
 
-	sched_run_to(r, RUN_ENDED);
-	sched_run_unlock(r);
-	note_result(r, status, message, sqlstate, end);
-	sched_recent_note(j, st, r->start_us, end, r->attempt, r->hist_key);
+	sched_run_to(r, RUN_ENDED); /* its job lock goes */
+	sched_recent_ended(r, st, message, sqlstate, end);
 	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
 		j->success_seq = ++s->flow_seq;
 		j->busy_final = false;
@@ -359,7 +331,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
 	if (v == CLUSTER_GRANTED)
-		r->job_locked = true; /* released at its end, or below if it does not start */
+		r->job_locked = true; /* released as it ends (sched_run_to), run or not */
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		r->claimed = true;
 		sched_run_admit(r);
@@ -372,7 +344,6 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	}
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
-	sched_run_unlock(r);
 	char msg[300];
 	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
 	    cluster_served_elsewhere(s->cluster))
@@ -520,7 +491,6 @@ static void run_begin(struct run *r)
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
-	sched_work_gone(r);           /* started: nothing pending to take over any more */
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
 	if (j->n_ups || j->n_downs || j->fresh || (j->conf && j->conf->warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
@@ -711,7 +681,6 @@ void sched_fire_run(struct run *r)
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			flow_retry_disarm(j);
-			sched_run_unlock(j->active); /* a queued run was claimed */
 			sched_record_skipped(j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");

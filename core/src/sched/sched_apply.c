@@ -122,7 +122,6 @@ static void job_retire(struct job *j)
 	flow_job_removed(j, why);
 	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
 		flow_retry_disarm(j);
-		sched_run_unlock(j->active);
 		sched_record_skipped(j->active, why);
 		sched_run_free(&j->active);
 	}

@@ -160,7 +160,6 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		}
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
-			sched_run_unlock(r);
 			sched_record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
 		}

@@ -197,7 +197,8 @@ struct run {
 	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
 	int attempt;
 	bool claimed;    /* claimed, or needs no claim */
-	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
+	bool job_locked; /* holds the job's cluster lock (overlap across instances): given
+	                  * back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
 	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
 	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
 	                  * spec.hold) */
@@ -329,8 +330,6 @@ void sched_index_remove(struct sched *s, struct job *j);
  * it was cancelled). */
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
-/* R's fire was claimed with the job's cluster lock: it goes (R ends or is dropped). */
-void sched_run_unlock(struct run *r);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
 /* R's history row as far as its job and fire say, started at START_US. */
@@ -346,9 +345,9 @@ void sched_record_skipped(struct run *r, const char *message);
 /* COMMAND (may be NULL) as a history row keeps it: itself when it fits, else cut into BUF
  * (COMMAND_KEEP bytes) */
 const char *sched_command_kept(const char *command, char *buf);
-/* R waits as pending work of KIND, due at DUE_US (0: now) / R started or is dropped. */
+/* R waits as pending work of KIND, due at DUE_US (0: now); the row goes as R starts or ends
+ * (sched_run_to). */
 void sched_work_note(struct run *r, const char *kind, int64_t due_us);
-void sched_work_gone(struct run *r);
 /* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
  * instance or this one's next start (coord.h); returns the message to record. */
 const char *sched_work_keep(struct run *r, const char *why);

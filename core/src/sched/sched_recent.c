@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched_priv.h"
+#include "text.h"
 
 const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
                                              [SCHED_FAILED] = HIST_FAILED,
@@ -75,6 +76,36 @@ void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, in
 	                             .attempt = attempt,
 	                             .status = (uint8_t)st};
 	strip_put(j, &x);
+}
+
+void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
+                        const char *sqlstate, int64_t end_us)
+{
+	struct job_last *l = job_last(r->job);
+	if (l) {
+		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
+		l->trigger = r->trigger;
+		free(l->message);
+		l->message = message ? strdup(message) : NULL;
+		if (sqlstate) /* a success has none */
+			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
+		else
+			l->sqlstate[0] = '\0';
+		l->start_us = r->start_us;
+		l->end_us = end_us;
+		l->ran_end_us = end_us;
+		l->attempt = r->attempt;
+		l->runid = 0; /* its row is written after this (sched_recent_written) */
+		l->hist_key = r->hist_key;
+		/* from its connection to its end */
+		int64_t busy_ms = r->backend_at_us ? (end_us - r->backend_at_us) / 1000 : 0;
+		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
+	}
+	strip_put(r->job, &(struct sched_recent_run){.start_us = r->start_us,
+	                                             .end_us = end_us,
+	                                             .key = r->hist_key,
+	                                             .attempt = r->attempt,
+	                                             .status = (uint8_t)st});
 }
 
 void sched_recent_written(void *arg, const struct hist_written *w)
