@@ -151,9 +151,6 @@ struct job_last {
 	const char *trigger; /* a string literal too (sched_recent.c: read back) */
 	char sqlstate[6];    /* "" if none */
 };
-/* sched_index.c: J's last result, made if it has none yet (NULL: out of memory, the status
- * shows none). */
-struct job_last *job_last(struct job *j);
 
 /* A run's state: the wait it is in, which decides what may happen to it next and which holder
  * has it (docs/layout.md, "A run's states"). sched_run_to() moves a run from one state to

@@ -28,6 +28,14 @@ static int status_index(const char *status)
 	return -1;
 }
 
+/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+static struct job_last *job_last(struct job *j)
+{
+	if (!j->last)
+		j->last = calloc(1, sizeof(*j->last));
+	return j->last;
+}
+
 /* TRIGGER read back from the history as the string literal a run of this process names
  * (run.trigger), so that a job's last result never copies one; "" for one it never writes. */
 static const char *trigger_literal(const char *trigger)
