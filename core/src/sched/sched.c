@@ -694,7 +694,7 @@ void sched_fire_run(struct run *r)
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
 			        what);
 		if (j->active->er)
-			s->ex.cancel(s->ex.ctx, j->active->er, why);
+			s->ex.cancel(j->active->er, why);
 		else
 			sched_http_cancel(j->active, why);
 		return;
