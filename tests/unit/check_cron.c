@@ -141,7 +141,9 @@ START_TEST(test_parse)
 	ck_assert_msg(e.dom == set(c->dom), "%s: dom %x", c->expr, e.dom);
 	ck_assert_msg(e.mon == set(c->mon), "%s: mon %x", c->expr, e.mon);
 	ck_assert_msg(e.dow == set(c->dow), "%s: dow %x", c->expr, e.dow);
-	ck_assert_msg(e.flags == c->flags, "%s: flags %x, want %x", c->expr, e.flags, c->flags);
+	/* CRON_FIRES: cron_can_fire's own cases */
+	ck_assert_msg((e.flags & ~CRON_FIRES) == c->flags, "%s: flags %x, want %x", c->expr,
+	              e.flags, c->flags);
 }
 END_TEST
 

@@ -50,9 +50,9 @@ struct sim {
 	int saved_stderr;
 };
 
-static int fake_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
+static int fake_submit(struct exec *ctx, const struct exec_run_spec *spec, struct exec_run **out)
 {
-	struct sim *m = ctx;
+	struct sim *m = (struct sim *)ctx;
 	ck_assert_uint_lt(m->n_subs, sizeof(m->subs) / sizeof(m->subs[0]));
 	struct sub *x = &m->subs[m->n_subs++];
 	*x = (struct sub){.check = spec->name == NULL,
@@ -65,14 +65,13 @@ static int fake_submit(void *ctx, const struct exec_run_spec *spec, struct exec_
 	return 0;
 }
 
-static void fake_cancel(void *ctx, struct exec_run *run, const char *message)
+static void fake_cancel(struct exec_run *run, const char *message)
 {
-	(void)ctx;
 	(void)run;
 	(void)message;
 }
 
-static int fake_probe(void *ctx, const char *database)
+static int fake_probe(struct exec *ctx, const char *database)
 {
 	(void)ctx;
 	(void)database;
@@ -109,8 +108,10 @@ static void sim_init(struct sim *m, int64_t sla_ms, int64_t run_ms)
 	                           .sources = m->sources,
 	                           .n_sources = 1};
 	m->cfg = (struct pgc_config){.max_running = 8, .jobs = &m->job, .n_jobs = 1};
-	const struct sched_executor fx = {
-	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = m};
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .ctx = (struct exec *)m};
 	ck_assert_int_eq(cron_tz_open("UTC", &m->tz, NULL, 0), 0);
 	ck_assert_int_eq(sched_new_with(m->base, m->clock, &fx, NULL, &m->s), 0);
 	ck_assert_int_eq(sched_apply(m->s, &m->cfg, m->tz, NULL, true), 0);

@@ -49,9 +49,9 @@ struct harness {
 	int saved_stderr;
 };
 
-static int fake_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
+static int fake_submit(struct exec *ctx, const struct exec_run_spec *spec, struct exec_run **out)
 {
-	struct harness *h = ctx;
+	struct harness *h = (struct harness *)ctx;
 	if (strcmp(spec->database, "missing") == 0)
 		return -ENOENT;
 	ck_assert_uint_lt(h->n_runs, 64);
@@ -64,7 +64,7 @@ static int fake_submit(void *ctx, const struct exec_run_spec *spec, struct exec_
 	return 0;
 }
 
-static void fake_cancel(void *ctx, struct exec_run *run, const char *message)
+static void fake_cancel(struct exec_run *run, const char *message)
 {
 	struct fake_run *r = (struct fake_run *)run;
 	snprintf(r->cancel, sizeof(r->cancel), "%s", message);
@@ -75,9 +75,9 @@ static uint32_t fake_random(void *arg)
 	return ((struct harness *)arg)->random;
 }
 
-static int fake_probe(void *ctx, const char *database)
+static int fake_probe(struct exec *ctx, const char *database)
 {
-	struct harness *h = ctx;
+	struct harness *h = (struct harness *)ctx;
 	h->probes++;
 	return 0;
 }
@@ -142,8 +142,10 @@ static void h_after(struct harness *h, struct conf_job *j, const char *up)
 
 static void h_start(struct harness *h)
 {
-	const struct sched_executor fx = {
-	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = h};
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .ctx = (struct exec *)h};
 	ck_assert_int_eq(sched_new_with(h->base, h->clock, &fx, NULL, &h->s), 0);
 	sched_set_metrics(h->s, h->m);
 	sched_set_random(h->s, fake_random, h);
@@ -267,8 +269,10 @@ START_TEST(runs_outlive_their_configuration)
 	struct conf_job j1, j2;
 	cfg_one(&c1, &j1, "tenant-a");
 	cfg_one(&c2, &j2, "tenant-a");
-	const struct sched_executor fx = {
-	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = &h};
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .ctx = (struct exec *)&h};
 	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
 	sched_set_metrics(h.s, h.m);
 	ck_assert_int_eq(sched_apply(h.s, &c1, utc(), NULL, true), 0);
@@ -410,8 +414,10 @@ START_TEST(a_big_apply_goes_in_slices)
 	struct pgc_config c1, c2;
 	cfg_make(&c1, v1, KEEP + 6);
 	cfg_make(&c2, v2, KEEP + 5);
-	const struct sched_executor fx = {
-	    .submit = fake_submit, .cancel = fake_cancel, .probe = fake_probe, .ctx = &h};
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .ctx = (struct exec *)&h};
 	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
 	sched_set_metrics(h.s, h.m);
 	ck_assert_int_eq(sched_apply(h.s, &c1, utc(), NULL, true), 0);

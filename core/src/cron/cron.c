@@ -373,6 +373,44 @@ static int parse_macro(const struct parser *ps, const struct token *tok, int nto
 	            (int)(len + 1), tok[0].s);
 }
 
+/* ---- whether it fires ---- */
+
+#define SEC_MASK ((UINT64_C(1) << 60) - 1)
+
+bool cron_can_fire(const cron_expr *e)
+{
+	if (!e)
+		return false;
+	if (e->kind == CRON_REBOOT)
+		return true;
+	if (e->kind == CRON_INTERVAL)
+		return e->interval > 0;
+	return e->kind == CRON_CALENDAR && (e->flags & CRON_FIRES);
+}
+
+/* Whether calendar E ever fires: once, as it is parsed (CRON_FIRES), not at each cron_next. */
+static bool calendar_fires(const cron_expr *e)
+{
+	/* The longest month each month can have: Feb 29 counts. */
+	static const unsigned char max_dim[13] = {0,  31, 29, 31, 30, 31, 30,
+	                                          31, 31, 30, 31, 30, 31};
+
+	if (!(e->sec & SEC_MASK) || !(e->min & SEC_MASK) || !(e->hour & 0xffffff) ||
+	    !(e->mon & 0x1ffe) || !(e->dow & 0x7f))
+		return false;
+	if (e->flags & CRON_LAST_DOM)
+		return true;
+	if (!(e->dom & 0xfffffffe))
+		return false;
+	/* OR rule: the weekdays alone meet every month. */
+	if (!(e->flags & (CRON_DOM_STAR | CRON_DOW_STAR)))
+		return true;
+	for (int m = 1; m <= 12; m++)
+		if ((e->mon >> m & 1) && (e->dom & (uint32_t)((UINT64_C(2) << max_dim[m]) - 2)))
+			return true;
+	return false;
+}
+
 int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 {
 	struct parser ps = {.err = err, .errlen = errlen};
@@ -460,6 +498,8 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 	out->dom = (uint32_t)bits[F_DOM];
 	out->mon = (uint16_t)bits[F_MON];
 	out->dow = (uint8_t)bits[F_DOW];
+	if (calendar_fires(out))
+		out->flags |= CRON_FIRES;
 	r = 0;
 out:
 	if (r < 0)
@@ -468,38 +508,6 @@ out:
 }
 
 /* ---- matching ---- */
-
-#define SEC_MASK ((UINT64_C(1) << 60) - 1)
-
-bool cron_can_fire(const cron_expr *e)
-{
-	/* The longest month each month can have: Feb 29 counts. */
-	static const unsigned char max_dim[13] = {0,  31, 29, 31, 30, 31, 30,
-	                                          31, 31, 30, 31, 30, 31};
-
-	if (!e)
-		return false;
-	if (e->kind == CRON_REBOOT)
-		return true;
-	if (e->kind == CRON_INTERVAL)
-		return e->interval > 0;
-	if (e->kind != CRON_CALENDAR)
-		return false;
-	if (!(e->sec & SEC_MASK) || !(e->min & SEC_MASK) || !(e->hour & 0xffffff) ||
-	    !(e->mon & 0x1ffe) || !(e->dow & 0x7f))
-		return false;
-	if (e->flags & CRON_LAST_DOM)
-		return true;
-	if (!(e->dom & 0xfffffffe))
-		return false;
-	/* OR rule: the weekdays alone meet every month. */
-	if (!(e->flags & (CRON_DOM_STAR | CRON_DOW_STAR)))
-		return true;
-	for (int m = 1; m <= 12; m++)
-		if ((e->mon >> m & 1) && (e->dom & (uint32_t)((UINT64_C(2) << max_dim[m]) - 2)))
-			return true;
-	return false;
-}
 
 /* The days of a month (bit d for day d) that match, given its length and the weekday of
  * its first day. */
@@ -588,7 +596,7 @@ int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
 		return CRON_NEVER;
 	if (e->kind == CRON_INTERVAL)
 		return e->interval > 0 ? after + e->interval : CRON_NEVER;
-	if (e->kind != CRON_CALENDAR || !cron_can_fire(e))
+	if (e->kind != CRON_CALENDAR || !(e->flags & CRON_FIRES))
 		return CRON_NEVER;
 
 	/* A copy with the bits out of range cleared, so nothing below can index past them. */

@@ -23,8 +23,9 @@ enum cron_kind {
 #define CRON_LAST_DOM 0x04 /* day-of-month is '$': the last day of the month */
 #define CRON_SECONDS 0x08  /* six-field form: the seconds field was given */
 #define CRON_WILDCARD                                                                              \
-	0x10 /* minute or hour field starts with '*': follows the wall clock                       \
-	      * across DST changes instead of the fixed-time rule */
+	0x10            /* minute or hour field starts with '*': follows the wall clock            \
+	                 * across DST changes instead of the fixed-time rule */
+#define CRON_FIRES 0x20 /* a calendar that ever fires (cron_can_fire), found by cron_parse */
 
 /* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
@@ -62,9 +63,10 @@ int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
 #define CRON_TIME_MIN INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
 #define CRON_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
-/* True if E ever fires (checked without a search): false for 0 0 30 2 * and the like,
- * true for @reboot and "N seconds". Exact: under the AND rule every date that exists meets
- * every weekday within the 400-year cycle, so only impossible dates make a schedule dead. */
+/* True if E ever fires (found once by cron_parse, without a search: CRON_FIRES): false for
+ * 0 0 30 2 * and the like, true for @reboot and "N seconds". Exact: under the AND rule every date
+ * that exists meets every weekday within the 400-year cycle, so only impossible dates make a
+ * schedule dead. */
 bool cron_can_fire(const cron_expr *e);
 
 /* Times as people write them, for "pgcrond next" and messages. */

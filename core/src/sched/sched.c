@@ -96,7 +96,7 @@ void sched_job_schedule(struct job *j, int64_t prev)
 		return;
 	}
 	int64_t now = sched_now_us(j->s);
-	j->next_fire = sched_next_fire(j->cron, sched_job_tz(j), prev, now / 1000000);
+	j->next_fire = sched_next_fire(j->cron, j->tz, prev, now / 1000000);
 	if (j->pre) /* a fire claimed early, perhaps not the next one now */
 		sched_preclaim_stale(j);
 	sched_job_arm(j, now);
@@ -162,30 +162,6 @@ void sched_run_admit(struct run *r)
 		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
-/* The job's last result, for status. */
-static void note_result(struct run *r, const char *status, const char *message,
-                        const char *sqlstate, int64_t end_us)
-{
-	struct job_last *l = job_last(r->job);
-	if (!l)
-		return;
-	/* copied, not printed: snprintf took some 550 instructions for each, per run */
-	text_copy(l->status, sizeof(l->status), status);
-	free(l->message);
-	l->message = message ? strdup(message) : NULL;
-	text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-	text_copy(l->trigger, sizeof(l->trigger), r->trigger);
-	l->start_us = r->start_us;
-	l->end_us = end_us;
-	l->ran_end_us = end_us;
-	l->attempt = r->attempt;
-	l->runid = 0; /* its row is written after this (sched_recent_written) */
-	l->hist_key = r->hist_key;
-	int64_t busy_ms =
-	    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
-	l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
-}
-
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
 static void run_end(struct run *r, const struct flow_outcome *o)
 {
@@ -222,10 +198,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	else
 		log_job(LOG_LVL_WARNING, j->name, "failed after %lld ms: %s", ms, message);
 
-	sched_run_to(r, RUN_ENDED);
-	sched_run_unlock(r);
-	note_result(r, status, message, sqlstate, end);
-	sched_recent_note(j, st, r->start_us, end, r->attempt, r->hist_key);
+	sched_run_to(r, RUN_ENDED); /* its job lock goes */
+	sched_recent_ended(r, st, message, sqlstate, end);
 	if (ok) { /* what a success resets, for every job (flow_run_end: a failure counts) */
 		j->success_seq = ++s->flow_seq;
 		j->busy_final = false;
@@ -357,7 +331,7 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
 	if (v == CLUSTER_GRANTED)
-		r->job_locked = true; /* released at its end, or below if it does not start */
+		r->job_locked = true; /* released as it ends (sched_run_to), run or not */
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		r->claimed = true;
 		sched_run_admit(r);
@@ -370,7 +344,6 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	}
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
-	sched_run_unlock(r);
 	char msg[300];
 	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
 	    cluster_served_elsewhere(s->cluster))
@@ -518,7 +491,6 @@ static void run_begin(struct run *r)
 	if (r->start_us < ran_end_us && ran_end_us - r->start_us < 2 * CLOCK_JUMP_US)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
-	sched_work_gone(r);           /* started: nothing pending to take over any more */
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
 	if (j->n_ups || j->n_downs || j->fresh || (j->conf && j->conf->warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
@@ -709,7 +681,6 @@ void sched_fire_run(struct run *r)
 		    j->active->state != RUN_CLAIMING) {
 			/* Not started yet: the newer fire takes its place in the queue. */
 			flow_retry_disarm(j);
-			sched_run_unlock(j->active); /* a queued run was claimed */
 			sched_record_skipped(j->active,
 			                     "superseded by a newer fire before it started; "
 			                     "overlap = replace");
@@ -723,7 +694,7 @@ void sched_fire_run(struct run *r)
 			log_job(LOG_LVL_INFO, j->name, "%s; cancelling it (overlap = replace)",
 			        what);
 		if (j->active->er)
-			s->ex.cancel(s->ex.ctx, j->active->er, why);
+			s->ex.cancel(j->active->er, why);
 		else
 			sched_http_cancel(j->active, why);
 		return;
@@ -745,7 +716,7 @@ static void fmt_iso(int64_t t, char *out, size_t outlen) /* "2026-11-22T10:00:01
 static void job_due(struct job *j, int64_t now_us, const char *cause)
 {
 	int64_t first = j->next_fire;
-	int64_t next = cron_next(j->cron, sched_job_tz(j), first);
+	int64_t next = cron_next(j->cron, j->tz, first);
 	if ((next == CRON_NEVER || next > now_us / 1000000) &&
 	    now_us - first * 1000000 <= MISSED_TOLERANCE_US) {
 		/* on time, none missed: the instant after it is the next fire, computed once */
@@ -758,8 +729,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		return;
 	}
 	long later = 0;
-	int64_t latest =
-	    flow_catchup_instant(j->cron, sched_job_tz(j), first, now_us / 1000000, &later);
+	int64_t latest = flow_catchup_instant(j->cron, j->tz, first, now_us / 1000000, &later);
 	if (latest == CRON_NEVER)
 		latest = first;
 	bool latest_on_time = now_us - latest * 1000000 <= MISSED_TOLERANCE_US;
@@ -773,8 +743,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	int64_t last_missed = latest;
 	if (latest_on_time) {
-		last_missed =
-		    flow_catchup_instant(j->cron, sched_job_tz(j), first, latest - 1, NULL);
+		last_missed = flow_catchup_instant(j->cron, j->tz, first, latest - 1, NULL);
 		if (last_missed == CRON_NEVER)
 			last_missed = first;
 	}

@@ -23,29 +23,30 @@ struct plugin_registry;
 /* EX runs the statements; H records runs (may be NULL: nothing is recorded). */
 int sched_new(struct event_base *base, struct exec *ex, struct hist *h, struct sched **out)
     __attribute__((warn_unused_result));
-/* The executor the scheduler hands runs to: exec.h's (sched_new), or a unit test's. */
+/* The executor the scheduler hands runs to: exec.h's functions themselves (sched_new), or a
+ * unit test's, with exec.h's signatures (its own state passed as CTX, converted). */
 struct exec_run;
 struct exec_run_spec;
 struct sched_executor {
 	/* Start a run, as exec_submit(): SPEC is copied; SPEC->on_done is called exactly once,
 	 * from the loop, never from inside submit or cancel. 0 with *OUT, -ENOENT (no such
 	 * database), -ENOMEM. */
-	int (*submit)(void *ctx, const struct exec_run_spec *spec, struct exec_run **out);
+	int (*submit)(struct exec *ctx, const struct exec_run_spec *spec, struct exec_run **out);
 	/* Stop RUN, as exec_cancel(): it ends through its on_done, cancelled, with MESSAGE. */
-	void (*cancel)(void *ctx, struct exec_run *run, const char *message);
+	void (*cancel)(struct exec_run *run, const char *message);
 	/* Watch DATABASE until it answers again, then call sched_db_reachable(), as
 	 * exec_probe(). 0 or a negative errno. */
-	int (*probe)(void *ctx, const char *database);
+	int (*probe)(struct exec *ctx, const char *database);
 	/* N runs on DATABASE are due in a moment: make its connections ready, as exec_warm().
 	 * May be NULL (nothing is warmed). */
-	void (*warm)(void *ctx, const char *database, size_t n);
+	void (*warm)(struct exec *ctx, const char *database, size_t n);
 	/* A run submitted with spec.hold sends its statement (GO) or ends with WHY, as
 	 * exec_release(). May be NULL (no run is held). */
-	void (*release)(void *ctx, struct exec_run *run, bool go, const char *why);
+	void (*release)(struct exec_run *run, bool go, const char *why);
 	/* Start no run any more, as exec_halt(): before the runs are cancelled at the end of a
 	 * stop's grace period. May be NULL. */
-	void (*halt)(void *ctx);
-	void *ctx;
+	void (*halt)(struct exec *ctx);
+	struct exec *ctx;
 };
 /* exec.h's executor EX as a sched_executor (what sched_new() uses). */
 struct sched_executor sched_exec_executor(struct exec *ex);
@@ -166,8 +167,9 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
  * (or gets upstream_failed). -ESHUTDOWN, -ENOMEM. */
 int sched_notify_catchup(struct sched *s, const char *const *names, size_t n);
 
-/* Fire job NAME now with TRIGGER ("manual"); the overlap policy applies. -ENOENT if there
- * is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN while draining. */
+/* Fire job NAME now with TRIGGER ("manual": a string literal, kept by the run); the overlap policy
+ * applies. -ENOENT if there is no such job, -EPERM if it is disabled and not FORCE, -ESHUTDOWN
+ * while draining. */
 int sched_trigger(struct sched *s, const char *name, const char *trigger, bool force)
     __attribute__((warn_unused_result));
 /* What sched_trigger() would return, without firing. */

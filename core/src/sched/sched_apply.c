@@ -109,6 +109,7 @@ static void job_retire(struct job *j)
 	j->conf = NULL;
 	own_strs(j);
 	j->cron = &no_cron; /* never read: a removed job is not scheduled */
+	j->tz = NULL;       /* nor its zone (the apply's goes with the next one) */
 	sched_timer_disarm(j);
 	const char *why = "the job was removed from the configuration";
 	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
@@ -121,7 +122,6 @@ static void job_retire(struct job *j)
 	flow_job_removed(j, why);
 	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
 		flow_retry_disarm(j);
-		sched_run_unlock(j->active);
 		sched_record_skipped(j->active, why);
 		sched_run_free(&j->active);
 	}
@@ -148,6 +148,8 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;
 	j->cron = &cj->cron; /* valid when cj->schedule is set */
+	/* read at each fire: the zone of this apply's (s->tz, in force until the next one) */
+	j->tz = cj->tz ? cj->tz : j->s->tz;
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
 	j->enabled = cj->enabled;

@@ -21,7 +21,7 @@ static void on_marked(void *arg, bool ok, const char *why)
 	r->mark_wait = false;
 	r->unmarked = !ok; /* its end logs and records WHY as a skip (sched.c: run_end) */
 	if (r->er)         /* else it ended already */
-		s->ex.release(s->ex.ctx, r->er, ok, why);
+		s->ex.release(r->er, ok, why);
 }
 
 /* R is about to be handed to the executor, and runs are marked (several instances:
@@ -73,7 +73,7 @@ static void on_xid_marked(void *arg, bool ok, const char *why)
 	if (!ok && why && strcmp(why, CLUSTER_NOT_COMMITTED_DEAD) == 0)
 		r->unmarked = true; /* sched.c: run_end */
 	if (r->er)                  /* else it ended already */
-		s->ex.release(s->ex.ctx, r->er, ok, why);
+		s->ex.release(r->er, ok, why);
 }
 
 /* exec_run_spec.on_xid: run R's transaction id, for whoever closes it if this process dies

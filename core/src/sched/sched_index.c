@@ -1,5 +1,5 @@
-/* The bottom of sched/ (sched_priv.h): the scheduler's clock, the jobs by name, a job's
- * zone and its last result. Every file of the folder reads them, and they call none of it. */
+/* The bottom of sched/ (sched_priv.h): the scheduler's clock and the jobs by name. Every file of
+ * the folder reads them, and they call none of it. */
 #include <stdlib.h>
 
 #include "sched_priv.h"
@@ -23,16 +23,4 @@ struct job *sched_job_find(struct sched *s, const char *name)
 			return j;
 	}
 	return NULL;
-}
-
-const cron_tz *sched_job_tz(const struct job *j)
-{
-	return j->conf && j->conf->tz ? j->conf->tz : j->s->tz;
-}
-
-struct job_last *job_last(struct job *j)
-{
-	if (!j->last)
-		j->last = calloc(1, sizeof(*j->last));
-	return j->last;
 }

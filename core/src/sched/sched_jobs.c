@@ -105,7 +105,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
 		s->ex.halt(s->ex.ctx);
 	for (struct job *j = s->jobs; j; j = j->next)
 		if (j->active && j->active->er)
-			s->ex.cancel(s->ex.ctx, j->active->er, msg);
+			s->ex.cancel(j->active->er, msg);
 		else if (j->active)
 			sched_http_cancel(j->active, msg);
 }
@@ -160,7 +160,6 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		}
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
-			sched_run_unlock(r);
 			sched_record_skipped(r, sched_work_keep(r, why));
 			sched_run_free(&r);
 		}
@@ -190,37 +189,6 @@ size_t sched_queued(const struct sched *s)
 }
 
 /* ---- lifetime ------------------------------------------------------------------------- */
-
-static int real_submit(void *ctx, const struct exec_run_spec *spec, struct exec_run **out)
-{
-	return exec_submit(ctx, spec, out);
-}
-
-static void real_cancel(void *ctx, struct exec_run *run, const char *message)
-{
-	exec_cancel(run, message);
-}
-
-static int real_probe(void *ctx, const char *database)
-{
-	return exec_probe(ctx, database);
-}
-
-static void real_warm(void *ctx, const char *database, size_t n)
-{
-	exec_warm(ctx, database, n);
-}
-
-static void real_halt(void *ctx)
-{
-	exec_halt(ctx);
-}
-
-static void real_release(void *ctx, struct exec_run *run, bool go, const char *why)
-{
-	(void)ctx;
-	exec_release(run, go, why);
-}
 
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
                    struct hist *h, struct sched **out)
@@ -256,12 +224,12 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 
 struct sched_executor sched_exec_executor(struct exec *ex)
 {
-	return (struct sched_executor){.submit = real_submit,
-	                               .cancel = real_cancel,
-	                               .probe = real_probe,
-	                               .warm = real_warm,
-	                               .release = real_release,
-	                               .halt = real_halt,
+	return (struct sched_executor){.submit = exec_submit,
+	                               .cancel = exec_cancel,
+	                               .probe = exec_probe,
+	                               .warm = exec_warm,
+	                               .release = exec_release,
+	                               .halt = exec_halt,
 	                               .ctx = ex};
 }
 

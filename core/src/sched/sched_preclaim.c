@@ -46,7 +46,7 @@ struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char 
 	struct run *r = j->pre;
 	if (!r || r->scheduled_us != scheduled_us)
 		return sched_run_new(j, scheduled_us, trigger);
-	snprintf(r->trigger, sizeof(r->trigger), "%s", trigger);
+	r->trigger = trigger;
 	r->fired_us = sched_now_us(j->s);
 	if (r->state == RUN_PRECLAIMED)
 		sched_run_to(r, RUN_DUE);

@@ -75,6 +75,7 @@ struct job {
 	const char *database;
 	const char *schedule;
 	const cron_expr *cron; /* conf's compiled schedule (valid when schedule is set) */
+	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
 	bool enabled;
@@ -145,14 +146,11 @@ struct job_last {
 	int64_t runid;      /* its row's runid once known; 0 */
 	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
 	int attempt;
-	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
-	char status[16];    /* "succeeded" | "failed" | ... */
-	char sqlstate[6];   /* "" if none */
-	char trigger[16];
+	int32_t backend_ms;  /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
+	const char *status;  /* one of sched_recent_statuses; NULL before the first */
+	const char *trigger; /* a string literal too (sched_recent.c: read back) */
+	char sqlstate[6];    /* "" if none */
 };
-/* sched_index.c: J's last result, made if it has none yet (NULL: out of memory, the status
- * shows none). */
-struct job_last *job_last(struct job *j);
 
 /* A run's state: the wait it is in, which decides what may happen to it next and which holder
  * has it (docs/layout.md, "A run's states"). sched_run_to() moves a run from one state to
@@ -193,10 +191,11 @@ struct run {
 	enum run_state state; /* sched_run_to() only */
 	int64_t scheduled_us; /* 0 for a manual run */
 	int64_t queue_at_us;  /* ordering in the max_running queue */
-	char trigger[16];
+	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
 	int attempt;
 	bool claimed;    /* claimed, or needs no claim */
-	bool job_locked; /* holds the job's cluster lock (overlap across instances) */
+	bool job_locked; /* holds the job's cluster lock (overlap across instances): given
+	                  * back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
 	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
 	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
 	                  * spec.hold) */
@@ -317,20 +316,17 @@ struct sched {
 	struct log_complaint uncl_complaint;
 };
 
-/* sched_index.c: the scheduler's wall clock (Unix microseconds); the zone a job's schedule
- * is read in (its own timezone, else the daemon's); a job by name (not a removed one); J out
- * of the index. */
+/* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
+ * one); J out of the index. */
 int64_t sched_now_us(const struct sched *s);
-const cron_tz *sched_job_tz(const struct job *j);
 struct job *sched_job_find(struct sched *s, const char *name);
 void sched_index_remove(struct sched *s, struct job *j);
-/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run), due (NULL: out of
- * memory, logged) / R ended if it was not, and freed with what it holds: its job lock, its
- * pending work (coord.h), its marks, its waiter (told it was cancelled). */
+/* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
+ * string literal, kept as it is), due (NULL: out of memory, logged) / R ended if it was not, and
+ * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
+ * it was cancelled). */
 struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigger);
 void sched_run_free(struct run **r);
-/* R's fire was claimed with the job's cluster lock: it goes (R ends or is dropped). */
-void sched_run_unlock(struct run *r);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
 /* R's history row as far as its job and fire say, started at START_US. */
@@ -346,9 +342,9 @@ void sched_record_skipped(struct run *r, const char *message);
 /* COMMAND (may be NULL) as a history row keeps it: itself when it fits, else cut into BUF
  * (COMMAND_KEEP bytes) */
 const char *sched_command_kept(const char *command, char *buf);
-/* R waits as pending work of KIND, due at DUE_US (0: now) / R started or is dropped. */
+/* R waits as pending work of KIND, due at DUE_US (0: now); the row goes as R starts or ends
+ * (sched_run_to). */
 void sched_work_note(struct run *r, const char *kind, int64_t due_us);
-void sched_work_gone(struct run *r);
 /* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
  * instance or this one's next start (coord.h); returns the message to record. */
 const char *sched_work_keep(struct run *r, const char *why);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sched_priv.h"
+#include "text.h"
 
 const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
                                              [SCHED_FAILED] = HIST_FAILED,
@@ -25,6 +26,26 @@ static int status_index(const char *status)
 		if (strcmp(status, sched_recent_statuses[i]) == 0)
 			return i;
 	return -1;
+}
+
+/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+static struct job_last *job_last(struct job *j)
+{
+	if (!j->last)
+		j->last = calloc(1, sizeof(*j->last));
+	return j->last;
+}
+
+/* TRIGGER read back from the history as the string literal a run of this process names
+ * (run.trigger), so that a job's last result never copies one; "" for one it never writes. */
+static const char *trigger_literal(const char *trigger)
+{
+	static const char *const known[] = {"schedule", "catchup", "retry",  "manual",
+	                                    "upstream", "notify",  "reboot", "freshness"};
+	for (size_t i = 0; trigger && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(trigger, known[i]) == 0)
+			return known[i];
+	return "";
 }
 
 /* Into J's strip, by start time, newest first; the oldest falls off a full strip. The same
@@ -65,6 +86,36 @@ void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, in
 	strip_put(j, &x);
 }
 
+void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
+                        const char *sqlstate, int64_t end_us)
+{
+	struct job_last *l = job_last(r->job);
+	if (l) {
+		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
+		l->trigger = r->trigger;
+		free(l->message);
+		l->message = message ? strdup(message) : NULL;
+		if (sqlstate) /* a success has none */
+			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
+		else
+			l->sqlstate[0] = '\0';
+		l->start_us = r->start_us;
+		l->end_us = end_us;
+		l->ran_end_us = end_us;
+		l->attempt = r->attempt;
+		l->runid = 0; /* its row is written after this (sched_recent_written) */
+		l->hist_key = r->hist_key;
+		/* from its connection to its end */
+		int64_t busy_ms = r->backend_at_us ? (end_us - r->backend_at_us) / 1000 : 0;
+		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
+	}
+	strip_put(r->job, &(struct sched_recent_run){.start_us = r->start_us,
+	                                             .end_us = end_us,
+	                                             .key = r->hist_key,
+	                                             .attempt = r->attempt,
+	                                             .status = (uint8_t)st});
+}
+
 void sched_recent_written(void *arg, const struct hist_written *w)
 {
 	struct sched *s = arg;
@@ -96,7 +147,8 @@ void sched_recent_job_free(struct job *j)
 /* A row for a job not scheduled (yet), copied. */
 struct pending {
 	char *job, *message;
-	char status[16], sqlstate[6], trigger[16];
+	char status[16], sqlstate[6];
+	const char *trigger; /* trigger_literal */
 	char kind;
 	bool taken;
 	int attempt;
@@ -115,21 +167,22 @@ struct sched_recent_store {
 static void set_last(struct job *j, const struct hist_past_run *pr)
 {
 	struct job_last *l = j->last;
-	if (l && l->status[0]) {
+	if (l && l->status) {
 		if (!l->runid && l->end_us == pr->end_us)
 			l->runid = pr->runid;
 		return;
 	}
+	int st = status_index(pr->status); /* succeeded or failed (hist_sql_last_results) */
 	char *msg = pr->message ? strdup(pr->message) : NULL;
-	if ((pr->message && !msg) || !(l = job_last(j))) {
+	if (st < 0 || (pr->message && !msg) || !(l = job_last(j))) {
 		free(msg);
 		return;
 	}
-	snprintf(l->status, sizeof(l->status), "%s", pr->status);
+	l->status = sched_recent_statuses[st];
 	free(l->message);
 	l->message = msg;
 	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	snprintf(l->trigger, sizeof(l->trigger), "%s", pr->trigger ? pr->trigger : "");
+	l->trigger = trigger_literal(pr->trigger);
 	l->start_us = pr->start_us;
 	l->end_us = pr->end_us;
 	l->attempt = pr->attempt;
@@ -178,7 +231,7 @@ static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct
 	}
 	snprintf(p->status, sizeof(p->status), "%s", pr->status);
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	snprintf(p->trigger, sizeof(p->trigger), "%s", pr->trigger ? pr->trigger : "");
+	p->trigger = trigger_literal(pr->trigger);
 	st->n++;
 	st->left++;
 }

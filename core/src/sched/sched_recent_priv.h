@@ -17,12 +17,18 @@
 #include "sched.h"
 
 struct job;
+struct run;
 struct sched;
 
 /* struct sched_recent, SCHED_RECENT_RUNS, sched_recent_statuses: sched.h (the view shows
  * them). */
 
-/* J's run that started at START_US ended at END_US as ST. */
+/* R, a run of this process, ended at END_US as ST, with MESSAGE and SQLSTATE (may be NULL):
+ * its job's last result, and its strip. */
+void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
+                        const char *sqlstate, int64_t end_us);
+/* J's run that started at START_US ended at END_US as ST: its strip only (sched_record: a
+ * fire recorded without running). */
 void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
                        int attempt, uint64_t key);
 /* The history wrote a run of this process (hist_set_written_fn; ARG is the sched): its run id

@@ -170,6 +170,16 @@ bool sched_run_to(struct run *r, enum run_state to)
 	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
 	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
 		cluster_claim_forget(s->cluster, r);
+	/* over: a fire claimed with the job's cluster lock gives it back, whatever ended it */
+	if (to == RUN_ENDED && r->job_locked) {
+		cluster_release(s->cluster, j->name);
+		r->job_locked = false;
+	}
+	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
+	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
+		coord_done(s->coord, j->name, r->noted);
+		r->noted[0] = '\0';
+	}
 	if (from == RUN_CLAIMING)
 		s->n_claiming--;
 	else if (in.running)
@@ -246,7 +256,7 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	r->scheduled_us = scheduled_us;
 	r->fired_us = sched_now_us(j->s);
 	r->queue_at_us = scheduled_us ? scheduled_us : r->fired_us;
-	text_copy(r->trigger, sizeof(r->trigger), trigger);
+	r->trigger = trigger;
 	r->attempt = 1;
 	return r;
 }
@@ -258,7 +268,6 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
-	sched_run_unlock(r); /* a fire claimed before its instant, dropped */
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
@@ -266,7 +275,6 @@ void sched_run_free(struct run **rp)
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
 	if (r->marked)
 		cluster_mark_forget(r->job->s->cluster, r);
-	sched_work_gone(r);
 	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
 	                 NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
@@ -276,14 +284,6 @@ void sched_run_free(struct run **rp)
 	free(r->start_error);
 	free(r);
 	*rp = NULL;
-}
-
-/* R's fire was claimed with the job's cluster lock: it goes when R ends or is dropped. */
-void sched_run_unlock(struct run *r)
-{
-	if (r->job_locked)
-		cluster_release(r->job->s->cluster, r->job->name);
-	r->job_locked = false;
 }
 
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate)
@@ -379,14 +379,6 @@ void sched_work_note(struct run *r, const char *kind, int64_t due_us)
 	                       .n_payloads = r->n_payloads};
 	coord_note(s->coord, &w);
 	snprintf(r->noted, sizeof(r->noted), "%s", kind);
-}
-
-void sched_work_gone(struct run *r)
-{
-	if (!r->noted[0])
-		return;
-	coord_done(r->job->s->coord, r->job->name, r->noted);
-	r->noted[0] = '\0';
 }
 
 const char *sched_work_keep(struct run *r, const char *why)

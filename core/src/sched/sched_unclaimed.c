@@ -51,8 +51,8 @@ struct sched_unclaimed {
 	char *job;
 	char *why;
 	int64_t scheduled_us;
-	int64_t due_us; /* asked from then on */
-	char trigger[16];
+	int64_t due_us;      /* asked from then on */
+	const char *trigger; /* the run's: a string literal */
 	char key[48];
 	bool skip;   /* a local skip (WHY is its whole message), not a refused fire */
 	bool sent;   /* in the statement under way */
@@ -100,7 +100,7 @@ static bool park(struct run *r, const char *why, bool skip, int64_t due_us)
 	u->scheduled_us = r->scheduled_us;
 	u->due_us = due_us;
 	u->skip = skip;
-	snprintf(u->trigger, sizeof(u->trigger), "%s", r->trigger);
+	u->trigger = r->trigger;
 	if (s->uncl_tail)
 		s->uncl_tail->next = u;
 	else

@@ -33,10 +33,13 @@ struct warm_db {
 	size_t n;
 };
 
-/* Arm the timer for INSTANT (Unix seconds), at its lead, or at once for the first (an armed
- * one moves: clock_arm). */
-static void warm_arm(struct sched *s, int64_t instant, int64_t now_us)
+/* The timer is armed for INSTANT (Unix seconds), at its lead, or at once for the first (an
+ * armed one moves: clock_arm), unless it is armed for an earlier one, or INSTANT was warmed. */
+void sched_warm_note(struct sched *s, int64_t instant, int64_t now_us)
 {
+	if (!s->ex.warm || s->draining || instant == CRON_NEVER || instant <= s->warm_done ||
+	    (s->warm_for && s->warm_for <= instant))
+		return;
 	int64_t delay = instant * 1000000 - WARM_LEAD_US - now_us;
 	if (!s->warm_started) {
 		s->warm_started = s->warm_startup = true;
@@ -45,14 +48,6 @@ static void warm_arm(struct sched *s, int64_t instant, int64_t now_us)
 	s->warm_for = instant;
 	if (clock_arm(s->clock, &s->warm_ev, delay > 0 ? delay : 0) < 0)
 		s->warm_for = 0; /* the runs connect at their instant, as without this */
-}
-
-void sched_warm_note(struct sched *s, int64_t instant, int64_t now_us)
-{
-	if (!s->ex.warm || s->draining || instant == CRON_NEVER || instant <= s->warm_done ||
-	    (s->warm_for && s->warm_for <= instant))
-		return;
-	warm_arm(s, instant, now_us);
 }
 
 void sched_warm_stop(struct sched *s)
@@ -94,12 +89,11 @@ void sched_warm_cb(void *arg)
 	for (size_t i = 0; i < n_dbs; i++)
 		s->ex.warm(s->ex.ctx, dbs[i].db, dbs[i].n);
 	if (startup && instant * 1000000 - WARM_LEAD_US > now) {
-		warm_arm(s, instant, now); /* the first instant's own, at its lead */
+		sched_warm_note(s, instant, now); /* the first instant's own, at its lead */
 		return;
 	}
 	s->warm_done = instant;
-	if (next != CRON_NEVER)
-		warm_arm(s, next, now);
+	sched_warm_note(s, next, now); /* (warm_for is 0: this one is over) */
 }
 
 /* Where a scheduled run's lateness went, at log level debug (docs/benchmarks.md, "Per-minute
