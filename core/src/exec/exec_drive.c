@@ -698,11 +698,11 @@ void exec_conn_release(struct conn *c, bool broken)
 	c->drv.notices.job = NULL;
 	/* a connection given back while the server is full and pgcrond's own session of the
 	 * database waits for a slot goes to that session (ownsess.h) */
-	if (!broken && !c->tainted && !p->removed && c->generation == p->generation &&
-	    PQstatus(c->drv.conn) == CONNECTION_OK &&
-	    p->n_conns - p->n_connecting <= (size_t)p->size &&
-	    !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo)) &&
-	    exec_conn_reset_send(c, true)) {
+	bool reusable = !broken && !c->tainted && !p->removed && c->generation == p->generation &&
+	                PQstatus(c->drv.conn) == CONNECTION_OK &&
+	                p->n_conns - p->n_connecting <= (size_t)p->size &&
+	                !(*p->ex->own_starving && ownsess_starved(p->ex->base, p->conninfo));
+	if (reusable && exec_conn_reset_send(c, true)) {
 		/* the reset took the run first in the queue, if any: the others still wait */
 		if (p->wait_head || p->probing)
 			exec_pool_dispatch(p);

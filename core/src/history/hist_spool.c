@@ -375,7 +375,7 @@ static void pump(struct hist_spool *s)
 	size_t bytes = 0, mem_bytes = 0, ov_n = 0, max_lines = s->at_close ? 1 : SIZE_MAX, n = 0;
 	/* what the cap lets the file take after START (it counts the unacknowledged bytes, from
 	 * ACKED on); at close, anything */
-	off_t cap = s->at_close ? INT64_MAX : acked + s->max_bytes - start;
+	off_t cap = s->at_close ? INT64_MAX : s->max_bytes - (start - acked);
 	bool full = false;
 	struct hist_spool_line *l;
 	for (l = s->mem_first; l && n < max_lines; l = l->next, n++) {

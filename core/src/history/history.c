@@ -177,10 +177,10 @@ static void on_idle(void *arg)
 
 /* ---- statements -------------------------------------------------------------------- */
 
-/* A statement other than a batch, which may go unanswered for the connection check, or
- * longer (QUERY_TIMEOUT_MS) for the catch-up reads, which scan the table, before the
- * connection is given up (a batch gets the connection check: send_batch). Returns false if
- * the connection failed (and was dropped). */
+/* A statement other than a batch: it may go unanswered for the connection check or for
+ * QUERY_TIMEOUT_MS, whichever is longer (the catch-up reads scan the table), before the
+ * connection is given up; a batch gets the connection check alone (send_batch). Returns false
+ * if the connection failed (and was dropped). */
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params)
 {
