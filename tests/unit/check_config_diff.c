@@ -88,12 +88,33 @@ START_TEST(test_schedule_removed_and_after)
 }
 END_TEST
 
+/* a job's own zone or its role alone changed: the reload applies it, and the log says so */
+START_TEST(test_timezone_and_username)
+{
+	struct conf_job o = job("j", "0 3 * * *"), n = job("j", "0 3 * * *");
+	n.timezone = "Europe/Berlin";
+	o.username = "alice";
+	n.username = "bob";
+	struct pgc_config old = {.jobs = &o, .n_jobs = 1};
+	struct pgc_config new_cfg = {.jobs = &n, .n_jobs = 1};
+	struct config_diff d = {0};
+
+	ck_assert_int_eq(config_diff_jobs(&old, &new_cfg, &d), 0);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_str_eq(d.lines[0], "changed job \"j\": timezone (none) -> \"Europe/Berlin\", "
+	                             "username \"alice\" -> \"bob\"");
+	ck_assert_uint_eq(d.changed, 1);
+	config_diff_free(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config_diff");
 	TCase *tc = tcase_create("diff");
 	tcase_add_test(tc, test_added_changed_removed);
 	tcase_add_test(tc, test_schedule_removed_and_after);
+	tcase_add_test(tc, test_timezone_and_username);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -82,6 +82,10 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_str(l, &first, "database", a->database, b->database);
 	if (!config_str_eq(a->schedule, b->schedule))
 		key_str(l, &first, "schedule", a->schedule, b->schedule);
+	if (!config_str_eq(a->timezone, b->timezone))
+		key_str(l, &first, "timezone", a->timezone, b->timezone);
+	if (!config_str_eq(a->username, b->username))
+		key_str(l, &first, "username", a->username, b->username);
 	if (!config_names_eq(a->after, a->n_after, b->after, b->n_after))
 		key(l, &first, "after");
 	if (a->enabled != b->enabled)
