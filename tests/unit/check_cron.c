@@ -848,6 +848,8 @@ static const struct cli_case {
     {{"next", "--count"}, 64, "", "--count needs a value"},
     {{"next", "--bogus", "* * * * *"}, 64, "", "unknown option \"--bogus\""},
     {{"next", "* * * * *", "-xy"}, 64, "", "unknown option \"-x\""},
+    {{"next", "--count=2", "-xy", "* * * * *"}, 64, "", "unknown option \"-x\""},
+    {{"next", "--help=x", "* * * * *"}, 64, "", "unknown option \"--help=x\""},
     {{"next", "--from", "2026-01-01T00:00Z", "-n=2", "* * * * *"},
      0,
      "2026-01-01T00:01:00Z\n2026-01-01T00:02:00Z\n",

@@ -58,13 +58,18 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 
 int cli_bad_option(const char *cmd, int opt, char **argv)
 {
-	/* An unknown letter inside a bundle (-xy) leaves optind on that word: name the letter. */
+	const char *word = argv[optind - 1], *next = argv[optind];
+	/* A letter refused inside a bundle (-xy) leaves optind on that word, and glibc names it in
+	 * optopt: name the letter. optopt is also set for a long option given a value it does not
+	 * take (--help=x): name that word. */
+	bool in_bundle = next && next[0] == '-' && next[1] != '-' && strchr(next + 1, optopt);
+	bool long_word = word[0] == '-' && word[1] == '-' && !in_bundle;
 	char letter[3] = {'-', (char)optopt, '\0'};
 	if (opt == ':')
-		fprintf(stderr, "pgcrond %s: %s needs a value\n", cmd, argv[optind - 1]);
+		fprintf(stderr, "pgcrond %s: %s needs a value\n", cmd, word);
 	else
 		fprintf(stderr, "pgcrond %s: unknown option \"%s\"; see pgcrond %s --help\n", cmd,
-		        optopt ? letter : argv[optind - 1], cmd);
+		        optopt && !long_word ? letter : word, cmd);
 	return EX_USAGE;
 }
 
