@@ -351,9 +351,9 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
-		if (!sched_unclaimed_park(r, why)) /* else checked later (sched_unclaimed.c) */
-			sched_record(r, SCHED_SKIPPED,
-			             why); /* the cluster logs why, rate-limited */
+		/* parked: checked later (sched_unclaimed.c); the cluster logs why, rate-limited */
+		if (!sched_unclaimed_park(r, why))
+			sched_record(r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
 		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
@@ -809,7 +809,8 @@ void sched_check_clock(struct sched *s)
 		if (!sched_job_schedulable(j) || j->next_fire == CRON_NEVER || j->paused)
 			continue;
 		if (step > 0 && j->next_fire * 1000000 <= now)
-			job_due(j, now, cause);
+			job_due(j, sched_now_us(s),
+			        cause); /* it arms the next fire from this time */
 		else if (step < 0 && (far_back || (j->cron->flags & CRON_WILDCARD) ||
 		                      j->cron->kind == CRON_INTERVAL))
 			sched_job_schedule(j, 0);

@@ -105,15 +105,14 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 		l->attempt = r->attempt;
 		l->runid = 0; /* its row is written after this (sched_recent_written) */
 		l->hist_key = r->hist_key;
-		/* from its connection to its end */
-		int64_t busy_ms = r->backend_at_us ? (end_us - r->backend_at_us) / 1000 : 0;
+		/* from its connection to now, both on the database's wall time: END_US is the
+		 * start (which may have been moved to the job's last end) plus the run's duration
+		 */
+		int64_t busy_ms =
+		    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
 		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 	}
-	strip_put(r->job, &(struct sched_recent_run){.start_us = r->start_us,
-	                                             .end_us = end_us,
-	                                             .key = r->hist_key,
-	                                             .attempt = r->attempt,
-	                                             .status = (uint8_t)st});
+	sched_recent_note(r->job, st, r->start_us, end_us, r->attempt, r->hist_key);
 }
 
 void sched_recent_written(void *arg, const struct hist_written *w)
