@@ -224,7 +224,17 @@ START_TEST(file_jobs_other_database_and_nologin)
 	itest_env_job(
 	    &e, "20-two.conf",
 	    "job = { name = \"file-two\"; schedule = \"@daily\"; command = \"SELECT 2\"; };\n");
+	/* a job file whose name is not UTF-8 (Latin-1 "caf\xe9"): its jobs are recorded, the name's
+	 * stray byte shown as '?' */
+	itest_env_job(
+	    &e, "21-caf\xe9.conf",
+	    "job = { name = \"file-three\"; schedule = \"@daily\"; command = \"SELECT 3\"; };\n");
 	kill(e.pid, SIGHUP);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job WHERE jobname = "
+	                             "'file-three' AND defined_at LIKE '%%/21-caf?.conf:1'"),
+	              "the job of a file named in Latin-1 is not in the registry:\n%s",
+	              itest_read_file(e.log));
 	ck_assert_msg(itest_env_wait(&e, 10,
 	                             "SELECT count(*) = 1 FROM pgcrond.job j JOIN cron.job c USING "
 	                             "(jobid) WHERE j.jobname = 'file-two' AND j.source = 'file'"

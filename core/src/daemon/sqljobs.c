@@ -230,9 +230,9 @@ void sqljobs_refresh(struct sqljobs *sj)
  * (22 MB and a 33 MB buffer for 100,000 jobs in one statement). */
 #define REC_PART 2000
 
-/* FILES' jobs [FROM, TO) as the JSON array pgcrond.record_file_jobs takes; NULL on ENOMEM,
- * and when a string is not UTF-8 (the loader keeps UTF-8 only, config_check_utf8, but for a
- * job file's name: that part fails, as PostgreSQL refused it). */
+/* FILES' jobs [FROM, TO) as the JSON array pgcrond.record_file_jobs takes; NULL on ENOMEM.
+ * The loader keeps UTF-8 strings only (config_check_utf8) but for a job file's name, which
+ * defined_at shows with its invalid bytes replaced (text_utf8_fix_dup). */
 static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 {
 	json_t *arr = json_array();
@@ -244,14 +244,17 @@ static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 		const char *db = j->database ? j->database : files->history_database;
 		char at[4200];
 		snprintf(at, sizeof(at), "%s:%d", j->file ? j->file : "", j->line);
+		char *fixed = text_utf8_valid(at) ? NULL : text_utf8_fix_dup(at);
 		json_t *after = json_array();
 		for (size_t a = 0; after && a < j->n_after; a++)
 			ok &= json_array_append_new(after, json_string(j->after[a])) == 0;
-		json_t *o = json_pack(
-		    "{s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name", j->name,
-		    "plugin", j->plugin, "command", j->command, "schedule", j->schedule, "database",
-		    db ? db : "", "listen", j->listen, "after", after, "enabled", j->enabled,
-		    "max_staleness_ms", (json_int_t)j->max_staleness_ms, "defined_at", at);
+		json_t *o =
+		    json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name",
+		              j->name, "plugin", j->plugin, "command", j->command, "schedule",
+		              j->schedule, "database", db ? db : "", "listen", j->listen, "after",
+		              after, "enabled", j->enabled, "max_staleness_ms",
+		              (json_int_t)j->max_staleness_ms, "defined_at", fixed ? fixed : at);
+		free(fixed);
 		ok &= json_array_append_new(arr, o) == 0;
 	}
 	if (ok)
@@ -280,8 +283,7 @@ static void send_part(struct sqljobs *sj)
 	int rc;
 
 	if (!json) {
-		log_error("cannot record the file jobs in pgcrond.job: out of memory, or a job "
-		          "file's name is not UTF-8");
+		log_error("cannot record the file jobs in pgcrond.job: out of memory");
 		return;
 	}
 	snprintf(total, sizeof(total), "%zu", n);
