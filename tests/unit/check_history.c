@@ -96,6 +96,12 @@ START_TEST(damage_is_detected)
 	ck_assert_int_eq(hist_spool_decode(copy, len - 1, &k, out, 2), -E2BIG);
 	free(copy);
 	free(line);
+	/* and a line of more fields than a spill line holds is not made */
+	const char *many[HIST_SPOOL_MAX_FIELDS + 1] = {0};
+	line = NULL;
+	ck_assert_int_eq(hist_spool_encode("F1", many, HIST_SPOOL_MAX_FIELDS + 1, &line, &len),
+	                 -E2BIG);
+	ck_assert_ptr_null(line);
 }
 END_TEST
 

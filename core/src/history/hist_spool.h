@@ -95,8 +95,8 @@ struct bgwork *hist_spool_worker(const struct hist_spool *s);
 
 /* Spill file lines (exposed for the unit tests): a kind, then NULL-able text fields,
  * tab-separated with \\ \t \n \r escaped and NULL as \N, then a checksum, then '\n'.
- * encode returns a malloc'd line in *LINE (with its '\n') and its length, or -ENOMEM
- * (also for more than HIST_SPOOL_MAX_FIELDS fields); decode works in place on LINE (without the
+ * encode returns a malloc'd line in *LINE (with its '\n') and its length, -ENOMEM, or -E2BIG
+ * for more than HIST_SPOOL_MAX_FIELDS fields; decode works in place on LINE (without the
  * '\n'), pointing KIND and FIELDS into it, and returns the number of fields, or -EBADMSG for a torn
  * or corrupt line, -E2BIG for more than MAX fields. */
 #define HIST_SPOOL_MAX_FIELDS 24

@@ -64,6 +64,8 @@ size_t hist_spool_line_encode(const struct hist_spool_line *l, char *b)
 
 int hist_spool_encode(const char *kind, const char *const *fields, int n, char **line, size_t *len)
 {
+	if (n < 0 || n > HIST_SPOOL_MAX_FIELDS)
+		return -E2BIG; /* as decode says of such a line */
 	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
 	char *b = l ? malloc(l->len + 2) : NULL; /* '\n' and NUL */
 
