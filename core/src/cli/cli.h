@@ -83,13 +83,22 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 int cli_bad_option(const char *cmd, int opt, char **argv);
 
 /* The options of every command that reads the configuration: -c/--config FILE (default
- * PGCROND_DEFAULT_CONF) and -h/--help. ARGV[0] is the command's name. Positional arguments
- * must number MIN_ARGS..MAX_ARGS; the first is argv[*FIRST_ARG] (FIRST_ARG may be NULL).
- * Returns 0; CLI_HELP after printing USAGE to stdout (the command exits 0); or EX_USAGE
- * after a message on stderr. */
+ * PGCROND_DEFAULT_CONF) and -h/--help, and MORE (NULL, or an array ended by a NULL name, at
+ * most CLI_OPTIONS_MAX): --NAME, and -LETTER unless LETTER is 0, sets *FLAG, or, with VALUE
+ * set, takes a value into *VALUE (the last one given counts). ARGV[0] is the command's name.
+ * Positional arguments must number MIN_ARGS..MAX_ARGS; the first is argv[*FIRST_ARG]
+ * (FIRST_ARG may be NULL). Returns 0; CLI_HELP after printing USAGE to stdout (the command
+ * exits 0); or EX_USAGE after a message on stderr. */
 #define CLI_HELP (-1)
-int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
-                          int min_args, int max_args, int *first_arg)
+#define CLI_OPTIONS_MAX 8
+struct cli_option {
+	const char *name;
+	char letter;
+	bool *flag;
+	const char **value;
+};
+int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
+                   const struct cli_option *more, int min_args, int max_args, int *first_arg)
     __attribute__((warn_unused_result));
 
 /* Shared by the commands that use the history database (cli_history.c): load CONF_PATH,

@@ -29,7 +29,7 @@ int cli_check(int argc, char **argv)
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	struct plugin_registry *plugins = NULL;
-	int rc = cli_parse_config_args(argc, argv, usage, &path, 0, 0, NULL);
+	int rc = cli_parse_args(argc, argv, usage, &path, NULL, 0, 0, NULL);
 
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;

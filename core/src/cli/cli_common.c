@@ -97,34 +97,54 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 	}
 }
 
-int cli_parse_config_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
-                          int min_args, int max_args, int *first_arg)
+int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
+                   const struct cli_option *more, int min_args, int max_args, int *first_arg)
 {
-	static const struct option opts[] = {
+	struct option opts[CLI_OPTIONS_MAX + 3] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
 	};
+	char letters[3 * CLI_OPTIONS_MAX + 5] = ":c:h";
+	size_t n_more = 0, o = strlen(letters);
 	const char *cmd = argv[0];
 	int opt;
 
+	for (; more && more[n_more].name && n_more < CLI_OPTIONS_MAX; n_more++) {
+		const struct cli_option *m = &more[n_more];
+		/* an option without a letter is told by its place: 256 and up are no letters */
+		opts[n_more + 2] =
+		    (struct option){m->name, m->value ? required_argument : no_argument, NULL,
+		                    m->letter ? m->letter : 256 + (int)n_more};
+		if (m->letter) {
+			letters[o++] = m->letter;
+			if (m->value)
+				letters[o++] = ':';
+		}
+	}
+	letters[o] = '\0';
 	*conf = PGCROND_DEFAULT_CONF;
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
+	while ((opt = getopt_long(argc, argv, letters, opts, NULL)) != -1) {
+		const struct cli_option *m = NULL;
+		for (size_t i = 0; i < n_more && !m; i++)
+			if (opt == (more[i].letter ? more[i].letter : 256 + (int)i))
+				m = &more[i];
+		if (opt == 'c') {
 			*conf = optarg;
-			break;
-		case 'h':
+		} else if (opt == 'h') {
 			usage(stdout);
 			return CLI_HELP;
-		case ':':
+		} else if (opt == ':' && optopt == 'c') {
 			fprintf(stderr, "pgcrond %s: %s needs a file name\n", cmd,
 			        argv[optind - 1]);
 			return EX_USAGE;
-		default:
+		} else if (!m) { /* ':' too: an option without its value */
 			return cli_bad_option(cmd, opt, argv);
+		} else if (m->value) {
+			*m->value = optarg;
+		} else {
+			*m->flag = true;
 		}
 	}
 	int n = argc - optind;

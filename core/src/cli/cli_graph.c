@@ -66,7 +66,7 @@ static void with_sql_jobs(struct pgc_config **cfg, struct diag_list *dl)
 int cli_graph(int argc, char **argv)
 {
 	const char *conf;
-	int rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
+	int rc = cli_parse_args(argc, argv, usage, &conf, NULL, 0, 0, NULL);
 
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;

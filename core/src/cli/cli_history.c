@@ -1,7 +1,7 @@
 /* pgcrond history: recent runs from pgcrond.job_run_details, as a table for people. Also
  * hist_cli_open(), which the install and trigger commands share. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,70 +160,43 @@ static int print_table(PGresult *r, const char *tz)
 
 int cli_history(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"failed", no_argument, NULL, 'f'},
-	    {"limit", required_argument, NULL, 'n'},  {"since", required_argument, NULL, 's'},
-	    {"run", required_argument, NULL, 'r'},    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF, *job = NULL, *since = NULL, *run_id = NULL;
+	const char *conf, *job = NULL, *since = NULL, *run_id = NULL, *limit_arg = NULL;
 	bool failed = false, json = false;
+	const struct cli_option more[] = {
+	    {"failed", 'f', &failed, NULL}, {"limit", 'n', NULL, &limit_arg},
+	    {"since", 's', NULL, &since},   {"run", 'r', NULL, &run_id},
+	    {"json", 'j', &json, NULL},     {NULL, 0, NULL, NULL},
+	};
 	long limit = DEFAULT_LIMIT;
 	struct pgc_config *cfg = NULL;
 	PGconn *conn = NULL;
-	int opt, rc;
+	int rc, first;
 	char *end;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:fn:s:r:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			since = optarg;
-			break;
-		case 'r':
-			run_id = optarg;
-			if (strspn(optarg, "0123456789") != strlen(optarg) || !*optarg ||
-			    strlen(optarg) > 18) {
-				fprintf(stderr,
-				        "pgcrond history: --run \"%s\": give a run id (the RUNID "
-				        "column)\n",
-				        optarg);
-				return EX_USAGE;
-			}
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'f':
-			failed = true;
-			break;
-		case 'n':
-			errno = 0;
-			limit = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || limit < 1 || limit > MAX_LIMIT) {
-				fprintf(stderr,
-				        "pgcrond history: --limit \"%s\": give a number from 1 "
-				        "to %d\n",
-				        optarg, MAX_LIMIT);
-				return EX_USAGE;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		default: /* ':' too: an option without its value */
-			return cli_bad_option("history", opt, argv);
+	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, INT_MAX, &first);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	if (run_id &&
+	    (strspn(run_id, "0123456789") != strlen(run_id) || !*run_id || strlen(run_id) > 18)) {
+		fprintf(stderr, "pgcrond history: --run \"%s\": give a run id (the RUNID column)\n",
+		        run_id);
+		return EX_USAGE;
+	}
+	if (limit_arg) {
+		errno = 0;
+		limit = strtol(limit_arg, &end, 10);
+		if (errno || *end || end == limit_arg || limit < 1 || limit > MAX_LIMIT) {
+			fprintf(stderr,
+			        "pgcrond history: --limit \"%s\": give a number from 1 to %d\n",
+			        limit_arg, MAX_LIMIT);
+			return EX_USAGE;
 		}
 	}
-	if (optind < argc)
-		job = argv[optind++];
-	if (optind < argc) {
+	if (first < argc)
+		job = argv[first++];
+	if (first < argc) {
 		fprintf(stderr, "pgcrond history: one job name at most (got \"%s\" too)\n",
-		        argv[optind]);
+		        argv[first]);
 		return EX_USAGE;
 	}
 

@@ -5,7 +5,6 @@
  * with pg_cron's meaning and a warning. A name that is taken refuses the whole import:
  * nothing is changed. --disable-source then sets the imported jobs inactive in pg_cron. */
 #include <errno.h>
-#include <getopt.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,56 +406,27 @@ static int disable_source(PGconn *src, struct src_job *jobs, int n)
 
 int cli_import(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"from", required_argument, NULL, 'f'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"to-files", required_argument, NULL, 't'},
-	    {"disable-source", no_argument, NULL, 'd'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *from = NULL, *to_files = NULL, *conf = PGCROND_DEFAULT_CONF;
+	const char *from = NULL, *to_files = NULL, *conf;
 	bool dry_run = false, disable = false;
+	const struct cli_option more[] = {
+	    {"from", 0, NULL, &from},
+	    {"dry-run", 0, &dry_run, NULL},
+	    {"to-files", 0, NULL, &to_files},
+	    {"disable-source", 0, &disable, NULL},
+	    {NULL, 0, NULL, NULL},
+	};
 	struct pgc_config *cfg = NULL;
 	struct src_job *jobs = NULL;
 	PGconn *src = NULL, *dst = NULL;
 	char err[1024];
-	int opt, n = 0, rc;
+	int n = 0, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'f':
-			from = optarg;
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case 't':
-			to_files = optarg;
-			break;
-		case 'd':
-			disable = true;
-			break;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		default: /* ':' too: an option without its value */
-			return cli_bad_option("import", opt, argv);
-		}
-	}
-	if (!from || optind < argc) {
+	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, 0, NULL);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	if (!from) {
 		fprintf(stderr,
-		        optind < argc ? "pgcrond import: unexpected argument \"%s\"; see "
-		                        "pgcrond import --help\n"
-		                      : "pgcrond import: --from CONNINFO is needed%s; see "
-		                        "pgcrond import --help\n",
-		        optind < argc ? argv[optind] : "");
+		        "pgcrond import: --from CONNINFO is needed; see pgcrond import --help\n");
 		return EX_USAGE;
 	}
 

@@ -727,7 +727,7 @@ int cli_install(int argc, char **argv)
 	char err[1024];
 	int rc, from, to;
 
-	rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
+	rc = cli_parse_args(argc, argv, usage, &conf, NULL, 0, 0, NULL);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 

@@ -94,7 +94,7 @@ int cli_list(int argc, char **argv)
 {
 	const char *path;
 	struct pgc_config *cfg = NULL;
-	int rc = cli_parse_config_args(argc, argv, usage, &path, 0, 0, NULL);
+	int rc = cli_parse_args(argc, argv, usage, &path, NULL, 0, 0, NULL);
 
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;

@@ -23,7 +23,7 @@ static void usage(FILE *out)
 int cli_run(int argc, char **argv)
 {
 	const char *conf;
-	int rc = cli_parse_config_args(argc, argv, usage, &conf, 0, 0, NULL);
+	int rc = cli_parse_args(argc, argv, usage, &conf, NULL, 0, 0, NULL);
 
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;

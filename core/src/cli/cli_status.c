@@ -1,8 +1,8 @@
 /* pgcrond status [JOB] [--json], pause JOB, resume JOB: talk to the running daemon over its
  * control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -512,50 +512,31 @@ static void status_usage(FILE *out)
 
 int cli_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF;
+	const char *conf;
 	bool as_json = false;
+	const struct cli_option more[] = {{"json", 'j', &as_json, NULL}, {NULL, 0, NULL, NULL}};
 	struct ctl_request rq = {.cmd = CTL_STATUS};
-	int opt;
+	int first;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'j':
-			as_json = true;
-			break;
-		case 'h':
-			status_usage(stdout);
-			return EX_OK;
-		default: /* ':' too: an option without its value */
-			return cli_bad_option("status", opt, argv);
-		}
-	}
-	if (argc - optind > 1) {
+	int rc = cli_parse_args(argc, argv, status_usage, &conf, more, 0, INT_MAX, &first);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	if (argc - first > 1) {
 		fprintf(stderr,
 		        "pgcrond status: give at most one job; see pgcrond status --help\n");
 		return EX_USAGE;
 	}
-	if (argc - optind == 1) {
-		if (!argv[optind][0]) {
+	if (argc - first == 1) {
+		if (!argv[first][0]) {
 			fprintf(stderr, "pgcrond status: the job name is empty\n");
 			return EX_USAGE;
 		}
 		/* as written (pgcrond's name, cron.schedule's or a jobid): the daemon
 		 * resolves it; cut as PostgreSQL cut it to a name */
-		text_copy(rq.job, sizeof(rq.job), argv[optind]);
+		text_copy(rq.job, sizeof(rq.job), argv[first]);
 	}
 	json_t *a;
-	int rc = cli_ctl_call("status", conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
+	rc = cli_ctl_call("status", conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
 	if (rc == EX_TEMPFAIL)
 		fprintf(stderr, "pgcrond status: the daemon did not answer within %d s\n",
 		        ANSWER_TIMEOUT_MS / 1000);
@@ -611,7 +592,7 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 {
 	const char *conf, *name = argv[0];
 	int first;
-	int rc = cli_parse_config_args(argc, argv, pause_usage, &conf, 1, 1, &first);
+	int rc = cli_parse_args(argc, argv, pause_usage, &conf, NULL, 1, 1, &first);
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 	struct ctl_request rq = {.cmd = cmd};

@@ -8,7 +8,6 @@
  * database; the command waits for the daemon's announcement of the outcome, so it never
  * claims a success nobody answered. */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -70,47 +69,28 @@ struct trigger_args {
 
 static int parse_args(int argc, char **argv, struct trigger_args *a)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"force", no_argument, NULL, 'f'},
-	    {"wait", no_argument, NULL, 'w'},         {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-	};
+	const char *timeout = NULL;
+	const struct cli_option more[] = {{"force", 'f', &a->force, NULL},
+	                                  {"wait", 'w', &a->wait, NULL},
+	                                  {"timeout", 't', NULL, &timeout},
+	                                  {NULL, 0, NULL, NULL}};
 	char err[256];
-	int opt;
+	int first;
 
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":c:fwt:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			a->conf = optarg;
-			break;
-		case 'f':
-			a->force = true;
-			break;
-		case 'w':
-			a->wait = true;
-			break;
-		case 't':
-			if (duration_parse(optarg, &a->timeout_ms, err, sizeof(err)) < 0 ||
-			    a->timeout_ms > INT32_MAX) {
-				fprintf(stderr, "pgcrond trigger: --timeout \"%s\": %s\n", optarg,
-				        a->timeout_ms > INT32_MAX ? "at most 24 days" : err);
-				return EX_USAGE;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_HELP;
-		default: /* ':' too: an option without its value */
-			return cli_bad_option("trigger", opt, argv);
-		}
+	int rc = cli_parse_args(argc, argv, usage, &a->conf, more, 0, INT_MAX, &first);
+	if (rc)
+		return rc;
+	if (timeout && (duration_parse(timeout, &a->timeout_ms, err, sizeof(err)) < 0 ||
+	                a->timeout_ms > INT32_MAX)) {
+		fprintf(stderr, "pgcrond trigger: --timeout \"%s\": %s\n", timeout,
+		        a->timeout_ms > INT32_MAX ? "at most 24 days" : err);
+		return EX_USAGE;
 	}
-	if (argc - optind != 1) {
+	if (argc - first != 1) {
 		fprintf(stderr, "pgcrond trigger: give one job name; see pgcrond trigger --help\n");
 		return EX_USAGE;
 	}
-	a->job = argv[optind];
+	a->job = argv[first];
 	if (!a->job[0]) {
 		fprintf(stderr, "pgcrond trigger: the job name is empty; give a job name, the name "
 		                "given to cron.schedule, or a jobid\n");

@@ -3,7 +3,6 @@
  * when install made it and nothing else needs it), optionally keeping the run history and handing
  * the jobs made in SQL back to a real pg_cron's cron.job, active again. Refused while a
  * daemon is live. Prints each thing it does (or would do, with --dry-run). */
-#include <getopt.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -385,55 +384,23 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 
 int cli_uninstall(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"keep-history", no_argument, NULL, 'k'},
-	    {"restore-pg-cron", no_argument, NULL, 'r'},
-	    {"to", required_argument, NULL, 't'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	const char *conf = PGCROND_DEFAULT_CONF, *to = NULL;
+	const char *conf, *to = NULL;
 	bool keep = false, restore = false, dry_run = false;
+	const struct cli_option more[] = {
+	    {"keep-history", 0, &keep, NULL},
+	    {"restore-pg-cron", 0, &restore, NULL},
+	    {"to", 0, NULL, &to},
+	    {"dry-run", 0, &dry_run, NULL},
+	    {NULL, 0, NULL, NULL},
+	};
 	struct pgc_config *cfg = NULL;
 	PGconn *hist = NULL, *pgcron = NULL;
 	PGresult *r = NULL;
-	int c, rc;
+	int rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'k':
-			keep = true;
-			break;
-		case 'r':
-			restore = true;
-			break;
-		case 't':
-			to = optarg;
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		default: /* ':' too: an option without its value */
-			return cli_bad_option("uninstall", c, argv);
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr,
-		        "pgcrond uninstall: unexpected argument \"%s\"; see pgcrond uninstall "
-		        "--help\n",
-		        argv[optind]);
-		return EX_USAGE;
-	}
+	rc = cli_parse_args(argc, argv, usage, &conf, more, 0, 0, NULL);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
 	if (restore != (to != NULL)) {
 		fprintf(stderr, restore
 		                    ? "pgcrond uninstall: --restore-pg-cron needs --to CONNINFO, "
