@@ -484,89 +484,89 @@ static int worse(int a, int b)
 	return a;
 }
 
-enum db_state { DB_UNTOUCHED, DB_OPEN, DB_UNREACHABLE, DB_NO_GUARD, DB_NO_GUARD_PRIV };
+/* A job database during the install: its connections (pinned, and one that resolves names as
+ * the jobs' runs do, for their own DDL), whether it cannot be reached, whether the refresh
+ * guard is in it, and how many jobs' plugin objects were made and not. */
+struct job_db {
+	PGconn *conn, *job_conn;
+	bool unreachable, guard_tried;
+	int guard_rc; /* install_refresh_guard's, once tried */
+	long long before;
+	size_t n_failed, n_done;
+};
+
+/* DB's connection (S its state), opened on first use; NULL after saying why it cannot be. */
+static PGconn *db_conn(const struct conf_database *db, struct job_db *s)
+{
+	char err[1536];
+
+	if (s->conn || s->unreachable)
+		return s->conn;
+	s->conn = pgconn_connect_blocking(db->conninfo, "pgcrond install", err, sizeof(err));
+	if (!s->conn) {
+		fprintf(stderr, "pgcrond install: database \"%s\": %s\n", db->name, err);
+		s->unreachable = true;
+		return NULL;
+	}
+	/* Idempotent DDL says "already exists, skipping" on every run after the first: keep a
+	 * re-install quiet. */
+	PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+	return s->conn;
+}
 
 /* Each configured plugin's install SQL, in every database its jobs use. A failure is
  * reported at the FILE:LINE of every job it leaves without its objects, and the install goes
  * on with the others, so one pass shows every problem. */
-static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg)
+static int install_plugins(const struct pgc_config *cfg, const struct plugin_registry *reg,
+                           struct job_db *dbs)
 {
 	const struct plugin **order = calloc(cfg->n_jobs + 1, sizeof(*order));
-	PGconn **conns = calloc(cfg->n_databases + 1, sizeof(*conns));
-	PGconn **job_conns = calloc(cfg->n_databases + 1, sizeof(*job_conns));
-	enum db_state *state = calloc(cfg->n_databases + 1, sizeof(*state));
-	long long *before = calloc(cfg->n_databases + 1, sizeof(*before));
-	/* per database, the jobs whose objects could not be made, and those that were */
-	size_t *n_failed = calloc(cfg->n_databases + 1, sizeof(*n_failed));
-	size_t *n_done = calloc(cfg->n_databases + 1, sizeof(*n_done));
 	char err[1536];
 	int rc = EX_OK;
 
-	if (!order || !conns || !job_conns || !state || !before || !n_failed || !n_done) {
-		rc = EX_SOFTWARE;
-		goto out;
-	}
+	if (!order)
+		return EX_SOFTWARE;
 	size_t n = plugin_order(cfg, reg, order);
 	for (size_t i = 0; i < n; i++) {
 		const struct plugin *p = order[i];
 		for (size_t d = 0; d < cfg->n_databases; d++) {
 			const struct conf_database *db = &cfg->databases[d];
-			bool used = false;
-			for (size_t j = 0; j < cfg->n_jobs; j++)
-				used |= cfg->jobs[j].plugin &&
-				        strcmp(cfg->jobs[j].plugin, p->name) == 0 &&
-				        cfg->jobs[j].database &&
-				        strcmp(cfg->jobs[j].database, db->name) == 0;
-			if (!used)
-				continue;
-			if (state[d] == DB_UNTOUCHED) {
-				conns[d] = pgconn_connect_blocking(db->conninfo, "pgcrond install",
-				                                   err, sizeof(err));
-				if (!conns[d]) {
-					fprintf(stderr, "pgcrond install: database \"%s\": %s\n",
-					        db->name, err);
-					state[d] = DB_UNREACHABLE;
-				} else {
-					/* Idempotent DDL says "already exists, skipping" on every
-					 * run after the first: keep a re-install quiet. */
-					PQclear(
-					    PQexec(conns[d], "SET client_min_messages = warning"));
-					before[d] = catalog_size(conns[d]);
-					int grc = install_refresh_guard(conns[d], db->name);
-					state[d] = grc == 0         ? DB_OPEN
-					           : grc == -EACCES ? DB_NO_GUARD_PRIV
-					                            : DB_NO_GUARD;
-				}
-			}
+			struct job_db *s = &dbs[d];
 			const char *plugin_err = NULL;
 			int plugin_rc = EX_CANTCREAT;
-			if (state[d] == DB_OPEN && p->decl.install_sql) {
-				PGresult *r = PQexec(conns[d], p->decl.install_sql);
-				if (failed(r))
-					plugin_err = ddl_error(r, err, sizeof(err));
-				if (sqlstate_is(r, "42501"))
-					plugin_rc = EX_NOPERM;
-				PQclear(r);
-			}
+			bool first = true;
 			for (size_t j = 0; j < cfg->n_jobs; j++) {
 				const struct conf_job *job = &cfg->jobs[j];
 				if (!job->plugin || strcmp(job->plugin, p->name) != 0 ||
 				    !job->database || strcmp(job->database, db->name) != 0)
 					continue;
-				if (state[d] == DB_UNREACHABLE) {
+				if (first && !s->guard_tried && db_conn(db, s)) {
+					s->guard_tried = true;
+					s->before = catalog_size(s->conn);
+					s->guard_rc = install_refresh_guard(s->conn, db->name);
+				}
+				if (first && s->conn && s->guard_rc == 0 && p->decl.install_sql) {
+					PGresult *r = PQexec(s->conn, p->decl.install_sql);
+					if (failed(r))
+						plugin_err = ddl_error(r, err, sizeof(err));
+					if (sqlstate_is(r, "42501"))
+						plugin_rc = EX_NOPERM;
+					PQclear(r);
+				}
+				first = false;
+				if (!s->conn) {
 					job_failed(
 					    job, "not installed: database \"%s\" cannot be reached",
 					    db->name);
 					rc = worse(rc, EX_UNAVAILABLE);
-				} else if (state[d] == DB_NO_GUARD ||
-				           state[d] == DB_NO_GUARD_PRIV) {
+				} else if (s->guard_rc != 0) {
 					job_failed(
 					    job,
 					    "not installed: the refresh guard could not be created "
 					    "in database \"%s\" (see above)",
 					    db->name);
-					rc = worse(rc, state[d] == DB_NO_GUARD_PRIV ? EX_NOPERM
-					                                            : EX_CANTCREAT);
+					rc = worse(rc, s->guard_rc == -EACCES ? EX_NOPERM
+					                                      : EX_CANTCREAT);
 				} else if (plugin_err) {
 					job_failed(
 					    job,
@@ -578,56 +578,44 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					/* a job's own DDL (sql_view's query, as the operator
 					 * wrote it) resolves names as the job's runs do, not on
 					 * the pinned path of pgcrond's own statements */
-					if (!job_conns[d])
-						job_conns[d] = pgconn_connect_blocking_job(
+					if (!s->job_conn)
+						s->job_conn = pgconn_connect_blocking_job(
 						    db->conninfo, "pgcrond install", err,
 						    sizeof(err));
-					if (!job_conns[d]) {
+					if (!s->job_conn) {
 						job_failed(job,
 						           "not installed: database \"%s\": %s",
 						           db->name, err);
 						rc = worse(rc, EX_UNAVAILABLE);
-						n_failed[d]++;
+						s->n_failed++;
 						continue;
 					}
-					PQclear(PQexec(job_conns[d],
+					PQclear(PQexec(s->job_conn,
 					               "SET client_min_messages = warning"));
 					int jrc =
-					    install_job_objects(job_conns[d], p, job, db->name);
+					    install_job_objects(s->job_conn, p, job, db->name);
 					rc = worse(rc, jrc);
-					n_done[d] += jrc == EX_OK;
-					n_failed[d] += jrc != EX_OK;
+					s->n_done += jrc == EX_OK;
+					s->n_failed += jrc != EX_OK;
 					continue;
 				}
-				n_failed[d]++;
+				s->n_failed++;
 			}
 		}
 	}
 	/* Quiet when nothing was missing: a second install prints no line of its own here. */
 	for (size_t d = 0; d < cfg->n_databases; d++) {
-		long long after = state[d] == DB_UNTOUCHED || state[d] == DB_UNREACHABLE
-		                      ? -1
-		                      : catalog_size(conns[d]);
+		const struct job_db *s = &dbs[d];
+		long long after = s->guard_tried ? catalog_size(s->conn) : -1;
 		/* "created" only for what was: with a job refused, say how many were not */
-		if (after >= 0 && before[d] >= 0 && after != before[d] && n_failed[d] == 0)
+		if (after >= 0 && s->before >= 0 && after != s->before && s->n_failed == 0)
 			printf("pgcrond install: plugins' objects created in database \"%s\"\n",
 			       cfg->databases[d].name);
-		else if (after >= 0 && before[d] >= 0 && after != before[d] && n_done[d] > 0)
+		else if (after >= 0 && s->before >= 0 && after != s->before && s->n_done > 0)
 			printf("pgcrond install: plugins' objects created in database \"%s\" for "
 			       "%zu of %zu jobs; the others are listed above\n",
-			       cfg->databases[d].name, n_done[d], n_done[d] + n_failed[d]);
+			       cfg->databases[d].name, s->n_done, s->n_done + s->n_failed);
 	}
-out:
-	for (size_t d = 0; conns && d < cfg->n_databases; d++)
-		PQfinish(conns[d]);
-	for (size_t d = 0; job_conns && d < cfg->n_databases; d++)
-		PQfinish(job_conns[d]);
-	free(conns);
-	free(job_conns);
-	free(state);
-	free(before);
-	free(n_failed);
-	free(n_done);
 	free(order);
 	return rc;
 }
@@ -649,7 +637,8 @@ static size_t freshness_sources(const struct plugin_registry *reg, const struct 
  * freshness, in each of their databases (docs/freshness.md). A source that cannot be
  * watched is reported at the FILE:LINE of each job reading it; the daemon would make that
  * job fall back to running every period. */
-static int install_freshness(const struct pgc_config *cfg, const struct plugin_registry *reg)
+static int install_freshness(const struct pgc_config *cfg, const struct plugin_registry *reg,
+                             struct job_db *dbs)
 {
 	char err[1536], what[512];
 	int rc = EX_OK;
@@ -657,7 +646,7 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 	for (size_t d = 0; d < cfg->n_databases; d++) {
 		const struct conf_database *db = &cfg->databases[d];
 		PGconn *conn = NULL;
-		bool broken = false;
+		bool tried = false, broken = false;
 		for (size_t j = 0; j < cfg->n_jobs; j++) {
 			const struct conf_job *job = &cfg->jobs[j];
 			const char *srcs[64];
@@ -667,19 +656,12 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 			size_t n = freshness_sources(reg, job, srcs, 64);
 			if (n == 0)
 				continue;
-			if (!conn && !broken) {
-				conn = pgconn_connect_blocking(db->conninfo, "pgcrond install", err,
-				                               sizeof(err));
-				if (conn) {
-					PQclear(PQexec(conn, "SET client_min_messages = warning"));
-					snprintf(what, sizeof(what),
-					         "freshness counters in database \"%s\"", db->name);
-					broken = run_sql_file(conn, "freshness.sql", what) != 0;
-				} else {
-					fprintf(stderr, "pgcrond install: database \"%s\": %s\n",
-					        db->name, err);
-					broken = true;
-				}
+			if (!tried) {
+				tried = true;
+				conn = db_conn(db, &dbs[d]);
+				snprintf(what, sizeof(what),
+				         "freshness counters in database \"%s\"", db->name);
+				broken = !conn || run_sql_file(conn, "freshness.sql", what) != 0;
 			}
 			if (broken) {
 				job_failed(job,
@@ -711,7 +693,6 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 				PQclear(r);
 			}
 		}
-		PQfinish(conn);
 	}
 	return rc;
 }
@@ -790,8 +771,18 @@ int cli_install(int argc, char **argv)
 		       "%d unchanged\n",
 		       counts.added, counts.changed, counts.removed, counts.unchanged);
 
-	rc = install_plugins(cfg, reg);
-	rc = worse(rc, install_freshness(cfg, reg));
+	struct job_db *dbs = calloc(cfg->n_databases + 1, sizeof(*dbs));
+	if (!dbs) {
+		rc = EX_SOFTWARE;
+		goto out;
+	}
+	rc = install_plugins(cfg, reg, dbs);
+	rc = worse(rc, install_freshness(cfg, reg, dbs));
+	for (size_t d = 0; d < cfg->n_databases; d++) {
+		PQfinish(dbs[d].conn);
+		PQfinish(dbs[d].job_conn);
+	}
+	free(dbs);
 out:
 	diag_clear(&dl);
 	plugin_registry_free(&reg);
