@@ -245,47 +245,47 @@ static int drop_counted(PGconn *hist, PGresult *r, const char *schema, char n[24
 	return q(hist, sql, 0, NULL, what, NULL);
 }
 
+/* pgcrond's own compatibility schema SCHEMA (cron or net), told by the comment install wrote
+ * on it (COMMENT), its owner (pgcrond's) and no extension EXT (a real pg_cron's or pg_net's
+ * is never touched): dropped when found, with *N the jobs made in SQL ("" when not found). */
+static int drop_compat(PGconn *hist, const char *schema, const char *comment, const char *ext,
+                       char n[24])
+{
+	const char *p[] = {schema, comment, ext};
+	char what[64];
+	PGresult *r = NULL;
+
+	snprintf(what, sizeof(what), "looking for pgcrond's %s schema", schema);
+	int rc = q(hist,
+	           "SELECT (SELECT pg_catalog.count(*) FROM pgcrond.job"
+	           "         WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL)"
+	           "  FROM pg_catalog.pg_namespace n"
+	           " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
+	           "   AND pg_catalog.obj_description(n.oid, 'pg_namespace')"
+	           "       OPERATOR(pg_catalog.=) $2"
+	           "   AND n.nspowner OPERATOR(pg_catalog.=) (SELECT p.nspowner"
+	           "        FROM pg_catalog.pg_namespace p"
+	           "        WHERE p.nspname OPERATOR(pg_catalog.=) 'pgcrond')"
+	           "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
+	           "                    WHERE extname OPERATOR(pg_catalog.=) $3)",
+	           3, p, what, &r);
+	return rc ? rc : drop_counted(hist, r, schema, n);
+}
+
 static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 {
 	const char *would = dry_run ? "would drop" : "dropped";
 	PGresult *r = NULL;
+	char n[24];
 	int rc;
 
-	/* pgcrond's cron schema: the comment install wrote, and no pg_cron extension */
-	rc = q(hist,
-	       "SELECT (SELECT pg_catalog.count(*) FROM pgcrond.job"
-	       "         WHERE source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL)"
-	       "  FROM pg_catalog.pg_namespace n"
-	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'cron'"
-	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
-	       "'" CRON_COMMENT "'"
-	       "   AND n.nspowner OPERATOR(pg_catalog.=) (SELECT p.nspowner FROM "
-	       "pg_catalog.pg_namespace p"
-	       "        WHERE p.nspname OPERATOR(pg_catalog.=) 'pgcrond')"
-	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
-	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')",
-	       0, NULL, "looking for pgcrond's cron schema", &r);
-	char n[24];
-	if (rc || (rc = drop_counted(hist, r, "cron", n)))
+	if ((rc = drop_compat(hist, "cron", CRON_COMMENT, "pg_cron", n)))
 		return rc;
 	if (n[0])
 		printf("%s schema cron (pgcrond's pg_cron compatibility: cron.job, "
 		       "cron.job_run_details, cron.schedule ...) with the %s job(s) made in SQL\n",
 		       would, n);
-
-	/* pgcrond's net schema: the comment install wrote, and no pg_net extension */
-	rc = q(hist,
-	       "SELECT 0 FROM pg_catalog.pg_namespace n"
-	       " WHERE n.nspname OPERATOR(pg_catalog.=) 'net'"
-	       "   AND pg_catalog.obj_description(n.oid, 'pg_namespace') OPERATOR(pg_catalog.=) "
-	       "'" NET_COMMENT "'"
-	       "   AND n.nspowner OPERATOR(pg_catalog.=) (SELECT p.nspowner FROM "
-	       "pg_catalog.pg_namespace p"
-	       "        WHERE p.nspname OPERATOR(pg_catalog.=) 'pgcrond')"
-	       "   AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension"
-	       "                    WHERE extname OPERATOR(pg_catalog.=) 'pg_net')",
-	       0, NULL, "looking for pgcrond's net schema", &r);
-	if (rc || (rc = drop_counted(hist, r, "net", n)))
+	if ((rc = drop_compat(hist, "net", NET_COMMENT, "pg_net", n)))
 		return rc;
 	if (n[0])
 		printf("%s schema net (pgcrond's pg_net compatibility: net.http_get, "
