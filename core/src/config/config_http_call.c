@@ -86,6 +86,19 @@ const char *config_url_problem(const char *url)
 	return NULL;
 }
 
+void config_check_url(struct loader *L, const config_setting_t *s, const char *file,
+                      const char *what, const char *url)
+{
+	const char *why = config_url_problem(url);
+	char bare[160], shown[160];
+	/* printed by pgcrond check and in reload logs: no password, no token */
+	if (why)
+		config_report_at(
+		    L, s, file, "%s \"%s\" %s", what,
+		    text_escape_ctl(text_url_redact(url, bare, sizeof(bare)), shown, sizeof(shown)),
+		    why);
+}
+
 /* ---- sizes ------------------------------------------------------------------------- */
 
 /* "1MB", "512kB", "100000" (bytes, 1024-based units). -1 if not a size. */
@@ -375,17 +388,9 @@ void config_parse_http_call(struct loader *L, const config_setting_t *s, const c
 			parse_headers(L, m, file, h);
 		else if (!config_apply_key(L, m, k, h, file))
 			continue;
-		else if (strcmp(name, "url") == 0 && h->url) {
-			const char *why = config_url_problem(h->url);
-			char bare[160], shown[160];
-			/* printed by pgcrond check and in reload logs: no password, no token */
-			if (why)
-				config_report_at(
-				    L, m, file, "url \"%s\" %s",
-				    text_escape_ctl(text_url_redact(h->url, bare, sizeof(bare)),
-				                    shown, sizeof(shown)),
-				    why);
-		} else if (strcmp(name, "method") == 0 && h->method) {
+		else if (strcmp(name, "url") == 0 && h->url)
+			config_check_url(L, m, file, "url", h->url);
+		else if (strcmp(name, "method") == 0 && h->method) {
 			size_t x;
 			for (char *c = h->method; *c; c++)
 				*c = (char)toupper((unsigned char)*c);

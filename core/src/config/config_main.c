@@ -20,7 +20,6 @@
 #include "config_priv.h"
 #include "log.h"
 #include "pgconn.h"
-#include "text.h"
 
 /* ---- the main file's keys --------------------------------------------------------- */
 
@@ -298,21 +297,14 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 					    a->sink);
 			}
 		}
-		const char *problem;
 		if (strcmp(a->sink, "webhook") == 0) {
 			if (!config_setting_get_member(m, "url"))
 				config_report_at(
 				    L, m, file,
 				    "webhook alert has no url; add url = \"https://...\"");
-			else if (a->url && (problem = config_url_problem(a->url))) {
-				char bare[160], shown[160];
-				config_report_at(
-				    L, config_setting_get_member(m, "url"), file,
-				    "webhook url \"%s\" %s",
-				    text_escape_ctl(text_url_redact(a->url, bare, sizeof(bare)),
-				                    shown, sizeof(shown)),
-				    problem);
-			}
+			else if (a->url)
+				config_check_url(L, config_setting_get_member(m, "url"), file,
+				                 "webhook url", a->url);
 		} else if (strcmp(a->sink, "exec") == 0 &&
 		           !config_setting_get_member(m, "command")) {
 			config_report_at(

@@ -98,6 +98,10 @@ void config_parse_http_client(struct loader *L, const config_setting_t *s, const
 void config_http_client_finish(struct loader *L);
 void config_parse_http_call(struct loader *L, const config_setting_t *s, const char *file,
                             struct conf_job *j);
+/* Report URL, the value of S, when config_url_problem finds fault with it, as WHAT "URL" and
+ * the fault, the URL without its user info and query (they may hold a secret). */
+void config_check_url(struct loader *L, const config_setting_t *s, const char *file,
+                      const char *what, const char *url);
 
 /* Check that V, the string value of S (KEY, for the message), is valid UTF-8: PostgreSQL
  * refuses anything else, so a job with such a command could never record a run. Reports
