@@ -78,6 +78,10 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right);
 
+/* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:
+ * "850 ms", "12.4 s", "4m10s", "2h05m", "3d04h"; "-" when negative. */
+void cli_format_span(double s, char *out, size_t outlen);
+
 /* The message for getopt_long's answer OPT, ':' (ARGV's last option lacks its value) or
  * '?' (unknown), on stderr; returns EX_USAGE. */
 int cli_bad_option(const char *cmd, int opt, char **argv);

@@ -97,6 +97,23 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 	}
 }
 
+void cli_format_span(double s, char *out, size_t outlen)
+{
+	long long t = (long long)s;
+	if (s < 0)
+		snprintf(out, outlen, "-");
+	else if (s < 1)
+		snprintf(out, outlen, "%.0f ms", s * 1000);
+	else if (s < 60)
+		snprintf(out, outlen, "%.1f s", s);
+	else if (t < 3600)
+		snprintf(out, outlen, "%lldm%02llds", t / 60, t % 60);
+	else if (t < 86400)
+		snprintf(out, outlen, "%lldh%02lldm", t / 3600, t % 3600 / 60);
+	else
+		snprintf(out, outlen, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
+}
+
 int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **conf,
                    const struct cli_option *more, int min_args, int max_args, int *first_arg)
 {

@@ -76,21 +76,6 @@ static void usage(FILE *out)
 	        PGCROND_DEFAULT_CONF, DEFAULT_LIMIT);
 }
 
-/* "850 ms", "12.4 s", "3m07s", "2h05m" */
-static void format_duration(const char *ms_text, char *out, size_t len)
-{
-	double ms = strtod(ms_text, NULL);
-
-	if (ms < 1000)
-		snprintf(out, len, "%.0f ms", ms);
-	else if (ms < 60000)
-		snprintf(out, len, "%.1f s", ms / 1000);
-	else if (ms < 3600000)
-		snprintf(out, len, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000) % 60);
-	else
-		snprintf(out, len, "%dh%02dm", (int)(ms / 3600000), (int)(ms / 60000) % 60);
-}
-
 /* One line, at most WIDTH bytes, cut on a UTF-8 character boundary, "..." if cut. */
 static void shorten(const char *raw, char *out, size_t width)
 {
@@ -147,7 +132,8 @@ static int print_table(PGresult *r, const char *tz)
 		for (int c = 0; c < N_COLS; c++) {
 			const char *v = PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
 			if (c == C_DURATION && *v)
-				format_duration(v, cells[i][c], sizeof(cells[i][c]));
+				cli_format_span(strtod(v, NULL) / 1000, cells[i][c],
+				                sizeof(cells[i][c]));
 			else
 				shorten(v, cells[i][c], c == C_MESSAGE ? MESSAGE_WIDTH : 40);
 		}

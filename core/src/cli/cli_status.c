@@ -212,31 +212,13 @@ static bool jtrue(const json_t *o, const char *key)
 	return json_is_true(json_object_get(o, key));
 }
 
-/* "3d4h", "2h5m", "4m10s", "12s", "0.3s" */
-static void fmt_span(double s, char *out, size_t outlen)
-{
-	long long t = (long long)s;
-	if (s < 0)
-		snprintf(out, outlen, "-");
-	else if (s < 10)
-		snprintf(out, outlen, "%.1fs", s);
-	else if (t < 60)
-		snprintf(out, outlen, "%llds", t);
-	else if (t < 3600)
-		snprintf(out, outlen, "%lldm%02llds", t / 60, t % 60);
-	else if (t < 86400)
-		snprintf(out, outlen, "%lldh%02lldm", t / 3600, t % 3600 / 60);
-	else
-		snprintf(out, outlen, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
-}
-
 static void print_daemon(const json_t *st)
 {
 	char up[32];
 	size_t i;
 	json_t *v;
 
-	fmt_span(json_number_value(json_object_get(st, "uptime_s")), up, sizeof(up));
+	cli_format_span(json_number_value(json_object_get(st, "uptime_s")), up, sizeof(up));
 	printf("pgcrond %s on %s, pid %lld, up %s%s; %lld running, %lld waiting for a slot "
 	       "(max_running %lld)\n",
 	       jstr(st, "version"), jstr(st, "instance"), jint(st, "pid"), up,
@@ -283,7 +265,8 @@ static void describe_state(const json_t *j, char *out, size_t outlen)
 	char span[32];
 	if (strcmp(state, "running") == 0) {
 		const json_t *r = json_object_get(j, "running");
-		fmt_span(json_number_value(json_object_get(r, "elapsed_s")), span, sizeof(span));
+		cli_format_span(json_number_value(json_object_get(r, "elapsed_s")), span,
+		                sizeof(span));
 		long long pid = jint(r, "backend_pid");
 		if (pid)
 			snprintf(out, outlen, "running %s (pid %lld)%s", span, pid,
@@ -354,7 +337,8 @@ static void print_jobs_table(const json_t *st)
 		else
 			snprintf(cells[i][3], 256, "-");
 		if (json_object_get(j, "age_s"))
-			fmt_span(json_number_value(json_object_get(j, "age_s")), cells[i][4], 256);
+			cli_format_span(json_number_value(json_object_get(j, "age_s")), cells[i][4],
+			                256);
 		else
 			snprintf(cells[i][4], 256, "-");
 		if (jtrue(j, "stale")) {
@@ -465,7 +449,7 @@ static void print_job(const json_t *j)
 	}
 	print_recent_runs(j);
 	if (json_object_get(j, "age_s")) {
-		fmt_span(json_number_value(json_object_get(j, "age_s")), span, sizeof(span));
+		cli_format_span(json_number_value(json_object_get(j, "age_s")), span, sizeof(span));
 		printf("last success: %s (%s ago)\n", jstr(j, "last_success"), span);
 	}
 	if (json_object_get(j, "max_staleness_s"))
@@ -474,7 +458,7 @@ static void print_job(const json_t *j)
 	const json_t *fr = json_object_get(j, "freshness");
 	if (fr) {
 		char lag[64];
-		fmt_span(json_number_value(json_object_get(fr, "lag_s")), lag, sizeof(lag));
+		cli_format_span(json_number_value(json_object_get(fr, "lag_s")), lag, sizeof(lag));
 		printf("freshness:    SLA %llds, lag %s%s", jint(fr, "sla_s"), lag,
 		       jtrue(fr, "over_sla") ? " (OVER the SLA)" : "");
 		if (*jstr(fr, "changed_since"))
