@@ -158,23 +158,6 @@ static void remember_file(struct loader *L, const char *path)
 		L->n_files++;
 }
 
-/* Lines in PATH (a last line without a newline counts), or 0 if it cannot be read. */
-static int count_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	int c, prev = '\n', n = 0;
-
-	if (!f)
-		return 0;
-	while ((c = getc(f)) != EOF) {
-		n += c == '\n';
-		prev = c;
-	}
-	fclose(f);
-	return n + (prev != '\n');
-}
-
-/* Read PATH into CF; on failure report why, in words, and return false. */
 /* The text of the file open on FD (at most CONFIG_FILE_MAX bytes: libconfig's parser is
  * quadratic in places, a huge file would hold the loop), NUL-terminated, malloc'd; NULL after
  * reporting at PATH. Closes FD. */
@@ -314,18 +297,24 @@ bool config_file_read(struct loader *L, config_t *cf, const char *path, const ch
 	}
 	config_init(cf);
 	config_set_include_dir(cf, include_dir && *include_dir ? include_dir : ".");
-	free(body);
 	/* by path, for libconfig's file names in settings and errors: the path was walked on
 	 * descriptors and every directory and link on it is trusted, so only root or pgcrond's
 	 * user could have changed what it names since */
-	if (config_read_file(cf, path))
+	if (config_read_file(cf, path)) {
+		free(body);
 		return true;
+	}
 
 	const char *efile = config_error_file(cf) ? config_error_file(cf) : path;
 	int eline = config_error_line(cf);
 	const char *text = config_error_text(cf) ? config_error_text(cf) : "error";
 
-	int last = strcmp(efile, path) == 0 ? count_lines(path) : 0;
+	/* the file's lines (a last line without a newline counts) */
+	int last = 0;
+	if (strcmp(efile, path) == 0)
+		for (const char *p = body; *p; p++)
+			last += *p == '\n' || (p[1] == '\0' && *p != '\n');
+	free(body);
 	if (strcmp(text, "syntax error") == 0 && last > 0 && eline > last)
 		/* libconfig places an error at the end of the file past the last line */
 		config_report(
