@@ -25,14 +25,10 @@ static void usage(FILE *out)
 	    PGCROND_DEFAULT_CONF);
 }
 
-/* Last status per job from the history table; a database that cannot be reached only
- * costs the colours. */
-static void last_statuses(const struct pgc_config *cfg, char **status)
+/* Last status per job from the history table on C; an error only costs the colours. */
+static void last_statuses(PGconn *c, const struct pgc_config *cfg, char **status)
 {
 	char err[512];
-	PGconn *c = cli_history_connect("graph", cfg, "last statuses unavailable");
-	if (!c)
-		return;
 	PGresult *r = PQexec(c, "SELECT DISTINCT ON (job_name) job_name, status "
 	                        "FROM pgcrond.job_run_details ORDER BY job_name, start_time DESC");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -45,22 +41,6 @@ static void last_statuses(const struct pgc_config *cfg, char **status)
 					status[i] = strdup(PQgetvalue(r, row, 1));
 	}
 	PQclear(r);
-	PQfinish(c);
-}
-
-/* The jobs made in SQL joined to *CFG when the history database can be reached; a job of
- * them with a problem is left out, the problem in DL. */
-static void with_sql_jobs(struct pgc_config **cfg, struct diag_list *dl)
-{
-	struct pgc_config *merged = NULL;
-	PGconn *c = cli_history_connect("graph", *cfg, "jobs made in SQL not shown");
-	if (!c)
-		return;
-	if (sqljobs_merge_from(c, *cfg, &merged, dl) == 0) {
-		config_free(cfg);
-		*cfg = merged;
-	}
-	PQfinish(c);
 }
 
 int cli_graph(int argc, char **argv)
@@ -72,8 +52,9 @@ int cli_graph(int argc, char **argv)
 		return rc == CLI_HELP ? EX_OK : rc;
 
 	struct diag_list dl = {0};
-	struct pgc_config *cfg = NULL;
+	struct pgc_config *cfg = NULL, *merged = NULL;
 	struct plugin_registry *reg = NULL;
+	PGconn *hist = NULL;
 	struct jobgraph g;
 	int ret = EX_CONFIG;
 
@@ -85,7 +66,13 @@ int cli_graph(int argc, char **argv)
 	cli_warn_skipped("graph", conf, skipped,
 	                 "their jobs are not in the graph (the running daemon may still run them)");
 	free(skipped);
-	with_sql_jobs(&cfg, &dl);
+	/* the jobs made in SQL, and the colours, when the history database can be reached; a
+	 * SQL job with a problem is left out, the problem in DL */
+	hist = cli_history_connect("graph", cfg, "jobs made in SQL and last statuses not shown");
+	if (hist && sqljobs_merge_from(hist, cfg, &merged, &dl) == 0) {
+		config_free(&cfg);
+		cfg = merged;
+	}
 	if (plugin_check_config(cfg, &reg, &dl) != 0)
 		goto out;
 	if (jobgraph_build(cfg, reg, &g, &dl) != 0)
@@ -111,7 +98,8 @@ int cli_graph(int argc, char **argv)
 		             j->enabled ? "" : " (disabled)") < 0)
 			labels[i] = NULL;
 	}
-	last_statuses(cfg, status);
+	if (hist)
+		last_statuses(hist, cfg, status);
 	dag_write_dot(&g.dag, stdout, (const char *const *)labels, (const char *const *)status);
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
 		free(labels[i]);
@@ -125,6 +113,7 @@ out:
 	diag_print(&dl, stderr);
 	diag_clear(&dl);
 	plugin_registry_free(&reg);
+	PQfinish(hist);
 	config_free(&cfg);
 	return ret;
 }
