@@ -699,7 +699,7 @@ static struct tjob *tjob_find(struct triggers *t, const char *name)
 static int apply_job(struct triggers *t, const struct pgc_config *cfg, const struct conf_job *cj)
 {
 	const char *dbname = cj->database ? cj->database : cfg->history_database;
-	if (!dbname || !config_database(cfg, dbname))
+	if (!config_database(cfg, dbname))
 		return 0; /* the config check reports it */
 	struct tjob *tj = tjob_find(t, cj->name);
 	if (tj && (strcmp(tj->database, dbname) != 0 || strcmp(tj->channel, cj->listen) != 0)) {
