@@ -172,9 +172,7 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 		n_got = n_distinct;
 	}
 	if (!complete || oom || n_distinct > max_keys) {
-		for (size_t i = 0; i < n_got; i++)
-			free(got[i]);
-		free(got);
+		text_free_list(got, n_got);
 		if (oom)
 			return -ENOMEM;
 		if (!complete)

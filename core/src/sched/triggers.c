@@ -95,13 +95,6 @@ struct triggers {
 	struct waited_run *waits;             /* manual runs not ended yet */
 };
 
-static void free_payloads(char **p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(p[i]);
-	free(p);
-}
-
 /* ---- per job -------------------------------------------------------------------------- */
 
 static void tjob_disarm(struct tjob *tj)
@@ -158,7 +151,7 @@ static void tjob_run(struct tjob *tj, bool full)
 		full = true;
 	}
 	if (full) {
-		free_payloads(p, n);
+		text_free_list(p, n);
 		p = NULL;
 		n = 0;
 	}
@@ -582,7 +575,7 @@ static void on_listening(void *arg, bool first)
 		/* a full refresh serves what was gathered too */
 		size_t np = 0;
 		bool overflowed = false;
-		free_payloads(debounce_take(&tj->deb, &np, &overflowed), np);
+		text_free_list(debounce_take(&tj->deb, &np, &overflowed), np);
 		tjob_disarm(tj);
 		sched_notify_pending(t->s, tj->name, false);
 		names[n++] = tj->name;
