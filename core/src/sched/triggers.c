@@ -665,13 +665,18 @@ static int tdb_channels(struct triggers *t, struct tdb *db)
 
 /* ---- configuration -------------------------------------------------------------------- */
 
+static struct tjob *tjob_find(const struct triggers *t, const char *name)
+{
+	for (struct tjob *tj = t ? t->jobs : NULL; tj; tj = tj->next)
+		if (strcmp(tj->name, name) == 0)
+			return tj;
+	return NULL;
+}
+
 bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_payloads,
                           int64_t *due_us)
 {
-	const struct tjob *tj = NULL;
-	for (const struct tjob *x = t ? t->jobs : NULL; x && !tj; x = x->next)
-		if (strcmp(x->name, name) == 0)
-			tj = x;
+	const struct tjob *tj = tjob_find(t, name);
 	int64_t due = tj ? debounce_due(&tj->deb) : -1;
 	if (due < 0)
 		return false;
@@ -679,14 +684,6 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 	*n_payloads = tj->deb.n;
 	*due_us = (wall_ms + (due - clock_mono_ms())) * 1000;
 	return true;
-}
-
-static struct tjob *tjob_find(struct triggers *t, const char *name)
-{
-	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
-		if (strcmp(tj->name, name) == 0)
-			return tj;
-	return NULL;
 }
 
 static int apply_job(struct triggers *t, const struct pgc_config *cfg, const struct conf_job *cj)
