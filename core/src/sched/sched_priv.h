@@ -124,7 +124,6 @@ struct job {
 	                          * so downstreams wait for it as for a running job (triggers.c) */
 	bool graph_again;        /* upstreams succeeded while it ran: run again after */
 	bool retry_armed;
-	bool stale_armed;
 	bool owed_catchup;   /* its database was unreachable across a fire */
 	bool reconnect_owed; /* a listener reconnect owes it a run, which comes after its
 	                      * upstreams' catch-up runs, in their graph run */
