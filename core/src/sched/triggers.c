@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,11 +23,6 @@
 #include "sched.h"
 #include "text.h"
 
-/* What the daemon did with a request, waiting to be written to its row. */
-struct outcome {
-	char id[24];
-	char *text;
-};
 /* A bound on outcomes waiting while the database does not take them (they are logged). */
 #define MAX_OUTCOMES 65536
 /* By-id claims queued on the listener at most; past that, one sweep claims the rest. */
@@ -37,11 +33,10 @@ struct tdb {
 	char *name;
 	char *conninfo;
 	struct notify *n;
-	bool trigger_channel;     /* the history database: pgcrond_trigger */
-	bool sweep_wanted;        /* claim every unclaimed request once the queue has room */
-	int claims_queued;        /* by-id claims on the listener's queue */
-	struct outcome *outcomes; /* outcomes not yet sent */
-	size_t n_outcomes, cap_outcomes;
+	bool trigger_channel; /* the history database: pgcrond_trigger */
+	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
+	int claims_queued;    /* by-id claims on the listener's queue */
+	json_t *outcomes;     /* what the daemon did with requests, not yet sent: {id, outcome} */
 	bool outcome_inflight;
 	bool seen;
 	struct tdb *next;
@@ -293,58 +288,31 @@ static void flush_outcomes(struct tdb *db)
 	 * `pgcrond trigger` waiting for it */
 	static const char sql[] =
 	    "WITH u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
-	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id"
-	    "  RETURNING t.id, t.outcome)"
+	    "  FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS o(id bigint, outcome text)"
+	    "  WHERE t.id = o.id RETURNING t.id, t.outcome)"
 	    " SELECT count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"
 	    "  u.id || ' ' || u.outcome)) FROM u";
-	if (db->outcome_inflight || db->n_outcomes == 0)
+	if (db->outcome_inflight || json_array_size(db->outcomes) == 0)
 		return;
-	/* the ids, then the texts: each half one text[] literal */
-	size_t n = db->n_outcomes;
-	const char **items = malloc(2 * n * sizeof(*items));
-	char *ids = NULL, *texts = NULL;
-	if (items) {
-		for (size_t i = 0; i < n; i++) {
-			items[i] = db->outcomes[i].id;
-			items[n + i] = db->outcomes[i].text;
-		}
-		ids = text_pg_array(items, n);
-		texts = text_pg_array(items + n, n);
-		free(items);
-	}
-	const char *p[] = {ids, texts};
-	int rc = ids && texts ? notify_query(db->n, sql, p, 2, outcome_done, db) : -ENOMEM;
-	free(ids);
-	free(texts);
-	if (rc == 0) {
+	char *doc = json_dumps(db->outcomes, JSON_COMPACT);
+	const char *p[] = {doc};
+	if (doc && notify_query(db->n, sql, p, 1, outcome_done, db) == 0) {
 		db->outcome_inflight = true;
-		for (size_t i = 0; i < db->n_outcomes; i++)
-			free(db->outcomes[i].text);
-		db->n_outcomes = 0;
+		json_array_clear(db->outcomes);
 	}
+	free(doc);
 	/* otherwise they wait for the next claim's answer or the next connect */
 }
 
 static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 {
-	if (db->n_outcomes == db->cap_outcomes) {
-		size_t cap = db->cap_outcomes ? db->cap_outcomes * 2 : 64;
-		struct outcome *o =
-		    cap <= MAX_OUTCOMES ? realloc(db->outcomes, cap * sizeof(*o)) : NULL;
-		if (!o) {
-			log_warning(
-			    "manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
-			    db->n_outcomes, outcome);
-			return;
-		}
-		db->outcomes = o;
-		db->cap_outcomes = cap;
+	size_t n = json_array_size(db->outcomes);
+	json_t *o = n < MAX_OUTCOMES ? json_pack("{s:s, s:s}", "id", id, "outcome", outcome) : NULL;
+	if (json_array_append_new(db->outcomes, o) < 0) { /* also for no O: not UTF-8, or ENOMEM */
+		log_warning("manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
+		            n, outcome);
+		return;
 	}
-	struct outcome *o = &db->outcomes[db->n_outcomes];
-	snprintf(o->id, sizeof(o->id), "%s", id); /* ids are at most 19 digits */
-	o->text = strdup(outcome);
-	if (o->text)
-		db->n_outcomes++;
 	flush_outcomes(db);
 }
 
@@ -593,9 +561,7 @@ static void tdb_free(struct tdb **dbp)
 	if (!db)
 		return;
 	notify_free(&db->n);
-	for (size_t i = 0; i < db->n_outcomes; i++)
-		free(db->outcomes[i].text);
-	free(db->outcomes);
+	json_decref(db->outcomes);
 	free(db->name);
 	free(db->conninfo);
 	free(db);
@@ -627,8 +593,9 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 	db->t = t;
 	db->name = strdup(cd->name);
 	db->conninfo = strdup(cd->conninfo);
+	db->outcomes = json_array();
 	struct notify_callbacks cb = {on_notify, on_listening, db};
-	if (!db->name || !db->conninfo ||
+	if (!db->name || !db->conninfo || !db->outcomes ||
 	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
 		tdb_free(&db);
 		return NULL;
