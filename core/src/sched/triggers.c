@@ -48,8 +48,7 @@ struct tjob {
 	char *database;
 	char *channel;
 	struct debounce deb;
-	struct event timer;
-	bool armed;
+	struct event timer; /* pending while notifications wait for their debounce */
 	bool seen;
 	struct log_complaint complaint; /* dropped payloads */
 	struct tjob *next;
@@ -60,8 +59,7 @@ struct tjob {
  * a flood cannot flood the log (and forged notifications cannot hide a real refusal). */
 #define REFUSAL_WINDOW_S 10
 struct refusals {
-	struct event ev;
-	bool armed;
+	struct event ev;     /* pending for REFUSAL_WINDOW_S after a line */
 	unsigned long count; /* since the last line */
 	const char *what;    /* "manual trigger request(s) refused" ... */
 	const char *hint;    /* appended to the count line */
@@ -92,19 +90,12 @@ struct triggers {
 
 /* ---- per job -------------------------------------------------------------------------- */
 
-static void tjob_disarm(struct tjob *tj)
-{
-	if (tj->armed)
-		event_del(&tj->timer);
-	tj->armed = false;
-}
-
 static void tjob_free(struct tjob **tjp)
 {
 	struct tjob *tj = *tjp;
 	if (!tj)
 		return;
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	/* its notifications will not be served: downstreams must not wait for them */
 	if (tj->deb.first_ms >= 0 && tj->t->s)
 		sched_notify_pending(tj->t->s, tj->name, false);
@@ -119,15 +110,14 @@ static void tjob_free(struct tjob **tjp)
 static void tjob_arm(struct tjob *tj)
 {
 	int64_t due = debounce_due(&tj->deb);
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	if (due < 0)
 		return;
 	int64_t ms = due - clock_mono_ms();
 	if (ms < 0)
 		ms = 0;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	if (event_add(&tj->timer, &tv) == 0)
-		tj->armed = true;
+	event_add(&tj->timer, &tv);
 }
 
 /* Hand the job to the scheduler with what was gathered. FULL: without payloads, so the
@@ -137,7 +127,7 @@ static void tjob_run(struct tjob *tj, bool full)
 	size_t n = 0;
 	bool overflowed = false;
 	char **p = debounce_take(&tj->deb, &n, &overflowed);
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	if (overflowed && !full) {
 		log_job(LOG_LVL_WARNING, tj->name,
 		        "more notifications than can be kept for one run (%d payloads, %u bytes); "
@@ -160,7 +150,6 @@ static void tjob_run(struct tjob *tj, bool full)
 static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tjob *tj = arg;
-	tj->armed = false;
 	int64_t due = debounce_due(&tj->deb);
 	if (due < 0)
 		return;
@@ -224,10 +213,8 @@ static const char claim_all_sql[] =
 static void refusals_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct refusals *r = arg;
-	if (r->count == 0) {
-		r->armed = false;
+	if (r->count == 0)
 		return;
-	}
 	log_warning("%lu more %s in the last %d s%s", r->count, r->what, REFUSAL_WINDOW_S, r->hint);
 	r->count = 0;
 	struct timeval tv = {REFUSAL_WINDOW_S, 0};
@@ -244,15 +231,13 @@ static void refusals_init(struct refusals *r, struct event_base *base, const cha
 
 static void refusals_free(struct refusals *r)
 {
-	if (r->armed)
-		event_del(&r->ev);
-	r->armed = false;
+	event_del(&r->ev);
 }
 
 static void refused(struct refusals *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refused(struct refusals *r, const char *fmt, ...)
 {
-	if (r->armed) {
+	if (evtimer_pending(&r->ev, NULL)) {
 		r->count++;
 		return;
 	}
@@ -263,8 +248,7 @@ static void refused(struct refusals *r, const char *fmt, ...)
 	va_end(ap);
 	log_warning("%s", msg);
 	struct timeval tv = {REFUSAL_WINDOW_S, 0};
-	if (event_add(&r->ev, &tv) == 0)
-		r->armed = true;
+	event_add(&r->ev, &tv);
 }
 
 /* Outcomes are written in batches, one UPDATE in flight at a time, so a burst of requests
@@ -544,7 +528,7 @@ static void on_listening(void *arg, bool first)
 		size_t np = 0;
 		bool overflowed = false;
 		text_free_list(debounce_take(&tj->deb, &np, &overflowed), np);
-		tjob_disarm(tj);
+		event_del(&tj->timer);
 		sched_notify_pending(t->s, tj->name, false);
 		names[n++] = tj->name;
 	}
@@ -685,7 +669,7 @@ static int apply_job(struct triggers *t, const struct pgc_config *cfg, const str
 	tj->seen = true;
 	tj->deb.debounce_ms = cj->debounce_ms;
 	tj->deb.max_delay_ms = cj->max_delay_ms;
-	if (tj->armed)
+	if (evtimer_pending(&tj->timer, NULL))
 		tjob_arm(tj);
 	return 0;
 }
