@@ -317,3 +317,10 @@ char *text_pg_array(const char *const *items, size_t n)
 	*p = '\0';
 	return out;
 }
+
+void text_free_list(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}

@@ -86,4 +86,7 @@ char *text_url_redact(const char *url, char *out, size_t outlen);
  * type of the parameter). malloc'd; NULL: out of memory. */
 char *text_pg_array(const char *const *items, size_t n) __attribute__((warn_unused_result));
 
+/* Free the N strings of V (malloc'd, any of them NULL), then V. */
+void text_free_list(char **v, size_t n);
+
 #endif

@@ -382,7 +382,7 @@ char *config_own_database(struct pgc_config *cfg, const char *name)
 
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_databases; i++)
+	for (size_t i = 0; name && i < cfg->n_databases; i++)
 		if (strcmp(cfg->databases[i].name, name) == 0)
 			return &cfg->databases[i];
 	return NULL;

@@ -230,6 +230,7 @@ struct pgc_config *config_ref(const struct pgc_config *cfg);
 
 /* An instance name: 1 to 63 of [A-Za-z0-9._-]. */
 bool config_instance_name_ok(const char *name);
+/* The database NAME of CFG; NULL if there is none (or NAME is NULL: no history database). */
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
 /* JOB's plugin setting KEY, or NULL (JOB or KEY NULL: none). */

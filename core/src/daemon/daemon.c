@@ -578,8 +578,7 @@ static void hook_clock_offset(void *arg, int64_t offset_us)
 
 static int open_cluster(struct daemon *d)
 {
-	const struct conf_database *db =
-	    d->cfg->history_database ? config_database(d->cfg, d->cfg->history_database) : NULL;
+	const struct conf_database *db = config_database(d->cfg, d->cfg->history_database);
 	if (!db || !d->hist)
 		return 0;
 	struct cluster_hooks hooks = {.refused = cluster_refused,
@@ -655,8 +654,7 @@ static void history_held(void *arg)
 
 static int open_history(struct daemon *d)
 {
-	const struct conf_database *db =
-	    d->cfg->history_database ? config_database(d->cfg, d->cfg->history_database) : NULL;
+	const struct conf_database *db = config_database(d->cfg, d->cfg->history_database);
 	if (!db) {
 		log_warning("no history database is configured (history.database); runs are only "
 		            "logged");
@@ -679,7 +677,7 @@ static int open_history(struct daemon *d)
 static int open_http(struct daemon *d)
 {
 	const char *hname = d->cfg->history_database;
-	const struct conf_database *db = hname ? config_database(d->cfg, hname) : NULL;
+	const struct conf_database *db = config_database(d->cfg, hname);
 	struct http_sources src = {
 	    .status = &d->status,
 	    .metrics = d->metrics,
@@ -813,8 +811,7 @@ int daemon_main(const char *config_path)
 	                               .cluster = d.cluster,
 	                               .started_us = clock_wall_us(),
 	                               .metrics = d.metrics};
-	const struct conf_database *hdb =
-	    d.cfg->history_database ? config_database(d.cfg, d.cfg->history_database) : NULL;
+	const struct conf_database *hdb = config_database(d.cfg, d.cfg->history_database);
 	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		goto out;

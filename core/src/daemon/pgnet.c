@@ -213,13 +213,6 @@ static const char *header_lines(const char *json, char ***hdrs, size_t *n)
 	return why;
 }
 
-static void free_lines(char **l, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(l[i]);
-	free(l);
-}
-
 static void send_row(struct pgnet *pn, const PGresult *res, int i)
 {
 	long long id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -271,7 +264,7 @@ static void send_row(struct pgnet *pn, const PGresult *res, int i)
 		req_unlink(q);
 	}
 out:
-	free_lines(hdrs, n_hdrs);
+	text_free_list(hdrs, n_hdrs);
 	PQfreemem(body);
 }
 

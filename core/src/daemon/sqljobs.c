@@ -605,8 +605,7 @@ int sqljobs_merge(const struct sqljobs *sj, const struct pgc_config *files, stru
 
 	if (!dbs || !jobs || !origins)
 		goto out;
-	const struct conf_database *hist =
-	    files->history_database ? config_database(files, files->history_database) : NULL;
+	const struct conf_database *hist = config_database(files, files->history_database);
 	for (size_t i = 0; i < n; i++) {
 		const struct sql_row *r = &sj->rows->row[i];
 		char origin[160];

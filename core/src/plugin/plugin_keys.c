@@ -50,11 +50,8 @@ static int full_run(struct pgc_run *run, const char *fmt, ...)
 static void quote_payload(const char *payload, char *out, size_t outlen)
 {
 	char head[QUOTE_MAX + 1];
-	size_t n = strlen(payload), cut = n;
+	size_t n = strlen(payload), cut = text_utf8_prefix(payload, n, QUOTE_MAX);
 
-	if (cut > QUOTE_MAX) /* cut before a character, never inside one (UTF-8) */
-		for (cut = QUOTE_MAX; cut > 0 && ((unsigned char)payload[cut] & 0xC0) == 0x80;)
-			cut--;
 	memcpy(head, payload, cut);
 	head[cut] = '\0';
 	if (log_escape(head, out, outlen) < 0 || n > QUOTE_MAX) {
@@ -172,9 +169,7 @@ int plugin_payload_keys(struct pgc_run *run, const char *const *payloads, size_t
 		n_got = n_distinct;
 	}
 	if (!complete || oom || n_distinct > max_keys) {
-		for (size_t i = 0; i < n_got; i++)
-			free(got[i]);
-		free(got);
+		text_free_list(got, n_got);
 		if (oom)
 			return -ENOMEM;
 		if (!complete)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin_priv.h"
+#include "text.h"
 
 /* PostgreSQL's protocol carries the parameter count in 16 bits. */
 #define MAX_PARAMS 65535
@@ -192,9 +193,7 @@ void plugin_run_error(struct pgc_run *run, const char *fmt, ...)
 
 void plugin_run_keys_free(struct pgc_run *run)
 {
-	for (size_t i = 0; i < run->n_keys; i++)
-		free(run->keys[i]);
-	free(run->keys);
+	text_free_list(run->keys, run->n_keys);
 	run->keys = NULL;
 	run->n_keys = 0;
 }

@@ -57,7 +57,6 @@ static struct job *job_add(struct sched *s, const struct conf_job *cj)
 	j->s = s;
 	j->next_fire = CRON_NEVER;
 	j->paused = sched_is_paused(s, cj->name);
-	flow_job_init(j);
 	clock_timer_init(&j->timer, sched_job_timer_cb, j);
 	j->next = s->jobs;
 	if (s->jobs)

@@ -157,11 +157,6 @@ static void retry_cb(void *arg);
 static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
-void flow_job_init(struct job *j)
-{
-	j->retry_ev = j->stale_ev = NULL; /* made at their first use: job_timer() */
-}
-
 /* A job's retry and staleness timers are made when first needed: most jobs never retry and
  * set no max_staleness, and two events embedded in every job were 25 MB at 100,000 jobs.
  * NULL if out of memory (the caller then does without the timer). */
@@ -181,9 +176,8 @@ void flow_retry_disarm(struct job *j)
 
 static void stale_disarm(struct job *j)
 {
-	if (j->stale_armed)
+	if (j->stale_ev)
 		clock_disarm(j->s->clock, j->stale_ev);
-	j->stale_armed = false;
 }
 
 void flow_job_drain(struct job *j)
@@ -271,7 +265,6 @@ static void stale_arm(struct job *j)
 	if (!ev)
 		return;
 	arm_ms(j->s, ev, (base - now) / 1000 + j->conf->max_staleness_ms);
-	j->stale_armed = true;
 	j->stale_ms = j->conf->max_staleness_ms;
 }
 
@@ -294,7 +287,7 @@ void flow_job_applied(struct job *j)
 	int64_t want = j->conf && !j->removed && j->enabled ? j->conf->max_staleness_ms : 0;
 	if (want <= 0)
 		stale_disarm(j);
-	else if (!j->stale_armed || j->stale_ms != want)
+	else if (!j->stale_ev || !clock_armed(j->stale_ev) || j->stale_ms != want)
 		stale_arm(j);
 }
 
@@ -629,7 +622,6 @@ static void stale_cb(void *arg)
 	struct job *j = arg;
 	struct sched *s = j->s;
 	char d[32], age[32], msg[256];
-	j->stale_armed = false;
 	if (!j->conf || j->conf->max_staleness_ms <= 0 || !j->enabled || j->removed || s->draining)
 		return;
 	/* freshness: sources seen unchanged since the last success count as one */
@@ -640,7 +632,6 @@ static void stale_cb(void *arg)
 	    now - fv.fresh_as_of_us < j->conf->max_staleness_ms * 1000) {
 		arm_ms(s, j->stale_ev,
 		       (fv.fresh_as_of_us - now) / 1000 + j->conf->max_staleness_ms);
-		j->stale_armed = true;
 		return;
 	}
 	duration_format(j->conf->max_staleness_ms, d, sizeof(d));
@@ -659,10 +650,8 @@ static void stale_cb(void *arg)
 	condition(j, ALERT_STALE, true, msg);
 	/* repeats come from alert_condition at alert_repeat; a success re-arms from scratch */
 	int64_t repeat = s->cfg ? s->cfg->alert_repeat_ms : 0;
-	if (repeat > 0 && j->stale_ev) {
+	if (repeat > 0 && j->stale_ev)
 		arm_ms(s, j->stale_ev, repeat);
-		j->stale_armed = true;
-	}
 }
 
 /* ---- catch-up ------------------------------------------------------------------------- */

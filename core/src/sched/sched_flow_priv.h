@@ -38,7 +38,6 @@ struct flow_outcome {
 	bool transient;
 };
 
-void flow_job_init(struct job *j);
 /* Frees the job's flow state, including fires waiting for upstreams or notifications. */
 void flow_job_free(struct job *j);
 /* Shutdown: stop the job's staleness timer. */

@@ -93,6 +93,21 @@ struct fresh_job {
 	uint64_t def;       /* what its runs reflect (def_hash); 0: not applied yet */
 };
 
+/* What the last answer of a database's check said of one of its sources. */
+struct fresh_got {
+	bool got;      /* the answer had its row */
+	int64_t n;     /* its print */
+	char *problem; /* why its changes cannot be counted; NULL */
+};
+
+/* A job of a database's check: its name (looked up again at each answer: jobs come and go)
+ * and its sources, as indexes into the database's. */
+struct fresh_dbjob {
+	char *name;
+	size_t *src;
+	size_t n_src;
+};
+
 struct fresh_db {
 	struct fresh_db *next;
 	struct sched *s;
@@ -102,18 +117,14 @@ struct fresh_db {
 	char *name;
 	char **sources;
 	size_t n_sources;
-	char *param; /* the text[] of SOURCES */
-	char **jobs; /* names; looked up again at each answer (jobs come and go) */
+	char *param;           /* the text[] of SOURCES */
+	struct fresh_got *got; /* per source */
+	struct fresh_dbjob *jobs;
 	size_t n_jobs;
-	size_t **job_src; /* per job, indexes into SOURCES */
-	size_t *job_nsrc;
 	int64_t every_us;
 	struct clock_timer ev;
 	bool inflight;
 	int64_t sent_at_us;
-	int64_t *got_n;
-	char **problem;
-	bool *got;
 };
 
 static void db_free(struct fresh_db *d)
@@ -122,21 +133,17 @@ static void db_free(struct fresh_db *d)
 		return;
 	for (size_t i = 0; i < d->n_sources; i++) {
 		free(d->sources[i]);
-		if (d->problem)
-			free(d->problem[i]);
+		if (d->got)
+			free(d->got[i].problem);
 	}
 	for (size_t i = 0; i < d->n_jobs; i++) {
-		free(d->jobs[i]);
-		free(d->job_src[i]);
+		free(d->jobs[i].name);
+		free(d->jobs[i].src);
 	}
 	free(d->sources);
-	free(d->problem);
-	free(d->got_n);
 	free(d->got);
 	free(d->param);
 	free(d->jobs);
-	free(d->job_src);
-	free(d->job_nsrc);
 	free(d->name);
 	free(d);
 }
@@ -205,21 +212,24 @@ static void lag_alerts(struct fresh_job *f)
 	                over2 ? msg : "freshness lag back under twice its SLA");
 }
 
+/* Its own sources' oldest change, or an upstream's success (as old as the oldest change that
+ * run reflected), whichever is older; 0: none. */
+static int64_t oldest_change(const struct fresh_job *f)
+{
+	int64_t since = f->change_since_us;
+	return f->up_since_us && (!since || f->up_since_us < since) ? f->up_since_us : since;
+}
+
 static void plan(struct fresh_job *f)
 {
 	lag_alerts(f);
 	struct job *j = f->j;
 	struct sched *s = j->s;
 	int64_t now = sched_now_us(s);
-	/* its own sources' oldest change, or an upstream's success (as old as the oldest
-	 * change that run reflected), whichever is older */
-	int64_t since = f->change_since_us;
-	if (f->up_since_us && (!since || f->up_since_us < since))
-		since = f->up_since_us;
 	struct fresh_plan_in in = {
 	    .now_us = now,
 	    .sla_us = sla_in_force(j, 0),
-	    .change_since_us = since,
+	    .change_since_us = oldest_change(f),
 	    .est_run_us = est_run(f),
 	    .fallback = f->fallback != NULL,
 	    .last_start_us = f->last_ok_start_us,
@@ -274,15 +284,15 @@ static void job_answer(struct fresh_db *d, size_t k, struct fresh_job *f)
 	const char *why = NULL, *which = NULL;
 
 	f->checked_us = d->sent_at_us;
-	for (size_t i = 0; i < d->job_nsrc[k]; i++) {
-		size_t x = d->job_src[k][i];
-		if (!d->got[x] || d->problem[x]) {
-			why = d->got[x] ? d->problem[x] : "the check returned no answer for it";
-			which = d->sources[x];
+	for (size_t i = 0; i < d->jobs[k].n_src; i++) {
+		const struct fresh_got *g = &d->got[d->jobs[k].src[i]];
+		if (!g->got || g->problem) {
+			why = g->got ? g->problem : "the check returned no answer for it";
+			which = d->sources[d->jobs[k].src[i]];
 			break;
 		}
 		/* the sources' prints, added modulo 2^64: a job's sum moves with any of them */
-		sum = (int64_t)((uint64_t)sum + (uint64_t)d->got_n[x]);
+		sum = (int64_t)((uint64_t)sum + (uint64_t)g->n);
 	}
 	if (why) {
 		char buf[1024];
@@ -402,11 +412,11 @@ static void check_row(void *arg, int n, const char *const *v)
 	long long ord = atoll(v[0]);
 	if (ord < 1 || (size_t)ord > d->n_sources)
 		return;
-	size_t x = (size_t)ord - 1;
-	d->got[x] = true;
-	d->got_n[x] = v[1] ? atoll(v[1]) : 0;
-	free(d->problem[x]);
-	d->problem[x] = v[2] ? strdup(v[2]) : NULL;
+	struct fresh_got *g = &d->got[ord - 1];
+	g->got = true;
+	g->n = v[1] ? atoll(v[1]) : 0;
+	free(g->problem);
+	g->problem = v[2] ? strdup(v[2]) : NULL;
 }
 
 static void check_done(void *arg, const struct exec_outcome *o)
@@ -424,13 +434,13 @@ static void check_done(void *arg, const struct exec_outcome *o)
 	}
 	if (!o->ok) {
 		for (size_t i = 0; i < d->n_sources; i++) {
-			d->got[i] = true;
-			free(d->problem[i]);
-			d->problem[i] = strdup(o->message ? o->message : "the check failed");
+			d->got[i].got = true;
+			free(d->got[i].problem);
+			d->got[i].problem = strdup(o->message ? o->message : "the check failed");
 		}
 	}
 	for (size_t k = 0; k < d->n_jobs; k++) {
-		struct job *j = sched_job_find(d->s, d->jobs[k]);
+		struct job *j = sched_job_find(d->s, d->jobs[k].name);
 		if (j && j->fresh && !j->removed)
 			job_answer(d, k, j->fresh);
 	}
@@ -567,7 +577,7 @@ static void check_cb(void *arg)
 	};
 	struct exec_run *er = NULL;
 	for (size_t i = 0; i < d->n_sources; i++)
-		d->got[i] = false;
+		d->got[i].got = false;
 	d->sent_at_us = sched_now_us(s);
 	if (s->ex.submit(s->ex.ctx, &spec, &er) == 0)
 		d->inflight = true;
@@ -674,18 +684,10 @@ static struct fresh_db *db_for(struct sched *s, struct fresh_db **list, const ch
 
 static bool db_add_job(struct fresh_db *d, const struct job *j, const char **srcs, size_t n)
 {
-	char **jobs = realloc(d->jobs, (d->n_jobs + 1) * sizeof(*jobs));
+	struct fresh_dbjob *jobs = realloc(d->jobs, (d->n_jobs + 1) * sizeof(*jobs));
 	if (!jobs)
 		return false;
 	d->jobs = jobs;
-	size_t **js = realloc(d->job_src, (d->n_jobs + 1) * sizeof(*js));
-	if (!js)
-		return false;
-	d->job_src = js;
-	size_t *jn = realloc(d->job_nsrc, (d->n_jobs + 1) * sizeof(*jn));
-	if (!jn)
-		return false;
-	d->job_nsrc = jn;
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
 	char *name = strdup(j->name);
 	if (!idx || !name) {
@@ -711,10 +713,7 @@ static bool db_add_job(struct fresh_db *d, const struct job *j, const char **src
 		}
 		idx[i] = x;
 	}
-	d->jobs[d->n_jobs] = name;
-	d->job_src[d->n_jobs] = idx;
-	d->job_nsrc[d->n_jobs] = n;
-	d->n_jobs++;
+	d->jobs[d->n_jobs++] = (struct fresh_dbjob){.name = name, .src = idx, .n_src = n};
 	int64_t every = fresh_check_every_us(j->fresh->sla_us);
 	if (every < d->every_us)
 		d->every_us = every;
@@ -781,10 +780,8 @@ void fresh_applied(struct sched *s)
 	}
 	for (struct fresh_db *d = s->fresh_dbs; d; d = d->next) {
 		d->param = text_pg_array((const char *const *)d->sources, d->n_sources);
-		d->got_n = calloc(d->n_sources + 1, sizeof(*d->got_n));
 		d->got = calloc(d->n_sources + 1, sizeof(*d->got));
-		d->problem = calloc(d->n_sources + 1, sizeof(*d->problem));
-		if (!d->param || !d->got_n || !d->got || !d->problem || d->n_jobs == 0)
+		if (!d->param || !d->got || d->n_jobs == 0)
 			continue;
 		arm(s->clock, &d->ev, 0); /* the first check now */
 	}
@@ -888,9 +885,7 @@ void fresh_view(const struct job *j, int64_t now_us, struct fresh_view *out)
 		return;
 	out->on = true;
 	out->sla_ms = f->sla_us / 1000;
-	int64_t since = f->change_since_us;
-	if (f->up_since_us && (!since || f->up_since_us < since))
-		since = f->up_since_us;
+	int64_t since = oldest_change(f);
 	if (f->fallback) {
 		since = f->last_ok_start_us ? f->last_ok_start_us : f->created_us;
 		out->fallback = f->fallback;

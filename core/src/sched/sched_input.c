@@ -16,6 +16,7 @@
 #include "retry.h"
 #include "sched.h"
 #include "sched_priv.h"
+#include "text.h"
 
 /* Whether a run of J's instant US (its claim may still be asked for), or a catch-up run of
  * J at or after US, is under way or was started here: one outage is one catch-up run
@@ -275,9 +276,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 {
 	struct job *j = s->draining ? NULL : sched_job_find(s, name);
 	if (!j) {
-		for (size_t i = 0; i < n; i++)
-			free(payloads[i]);
-		free(payloads);
+		text_free_list(payloads, n);
 		return s->draining ? -ESHUTDOWN : -ENOENT;
 	}
 	struct run *r = j->notify_wait;
@@ -299,9 +298,7 @@ int sched_notify_run(struct sched *s, const char *name, char **payloads, size_t 
 	}
 	r = sched_run_new(j, 0, "notify");
 	if (!r) {
-		for (size_t i = 0; i < n; i++)
-			free(payloads[i]);
-		free(payloads);
+		text_free_list(payloads, n);
 		return -ENOMEM;
 	}
 	r->payloads = payloads;

@@ -281,9 +281,7 @@ void sched_free(struct sched **sp)
 		sched_run_free(&j->active);
 		sched_job_free(&j);
 	}
-	for (size_t i = 0; i < s->n_paused; i++)
-		free(s->paused[i]);
-	free(s->paused);
+	text_free_list(s->paused, s->n_paused);
 	strmap_free(&s->index);
 	sched_recent_free(s);
 	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */

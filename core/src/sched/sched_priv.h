@@ -124,7 +124,6 @@ struct job {
 	                          * so downstreams wait for it as for a running job (triggers.c) */
 	bool graph_again;        /* upstreams succeeded while it ran: run again after */
 	bool retry_armed;
-	bool stale_armed;
 	bool owed_catchup;   /* its database was unreachable across a fire */
 	bool reconnect_owed; /* a listener reconnect owes it a run, which comes after its
 	                      * upstreams' catch-up runs, in their graph run */
@@ -146,10 +145,10 @@ struct job_last {
 	int64_t runid;      /* its row's runid once known; 0 */
 	uint64_t hist_key;  /* its history key (hist_start); 0 if read back */
 	int attempt;
-	int32_t backend_ms;  /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
-	const char *status;  /* one of sched_recent_statuses; NULL before the first */
-	const char *trigger; /* a string literal too (sched_recent.c: read back) */
-	char sqlstate[6];    /* "" if none */
+	int32_t backend_ms; /* how long its last run had a connection (sched.c NAMED_RUN_MS) */
+	const char *status; /* one of sched_recent_statuses; NULL before the first */
+	char trigger[16];   /* what started it (run.trigger, or the history's row); "" if none */
+	char sqlstate[6];   /* "" if none */
 };
 
 /* A run's state: the wait it is in, which decides what may happen to it next and which holder

@@ -36,18 +36,6 @@ static struct job_last *job_last(struct job *j)
 	return j->last;
 }
 
-/* TRIGGER read back from the history as the string literal a run of this process names
- * (run.trigger), so that a job's last result never copies one; "" for one it never writes. */
-static const char *trigger_literal(const char *trigger)
-{
-	static const char *const known[] = {"schedule", "catchup", "retry",  "manual",
-	                                    "upstream", "notify",  "reboot", "freshness"};
-	for (size_t i = 0; trigger && i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(trigger, known[i]) == 0)
-			return known[i];
-	return "";
-}
-
 /* Into J's strip, by start time, newest first; the oldest falls off a full strip. The same
  * run twice (read back after this process kept it): it only gets its run id. */
 static void strip_put(struct job *j, const struct sched_recent_run *x)
@@ -92,7 +80,7 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 	struct job_last *l = job_last(r->job);
 	if (l) {
 		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
-		l->trigger = r->trigger;
+		snprintf(l->trigger, sizeof(l->trigger), "%s", r->trigger); /* a name: it fits */
 		free(l->message);
 		l->message = message ? strdup(message) : NULL;
 		if (sqlstate) /* a success has none */
@@ -147,7 +135,7 @@ void sched_recent_job_free(struct job *j)
 struct pending {
 	char *job, *message;
 	char status[16], sqlstate[6];
-	const char *trigger; /* trigger_literal */
+	char trigger[16];
 	char kind;
 	bool taken;
 	int attempt;
@@ -181,7 +169,7 @@ static void set_last(struct job *j, const struct hist_past_run *pr)
 	free(l->message);
 	l->message = msg;
 	snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	l->trigger = trigger_literal(pr->trigger);
+	snprintf(l->trigger, sizeof(l->trigger), "%s", pr->trigger ? pr->trigger : "");
 	l->start_us = pr->start_us;
 	l->end_us = pr->end_us;
 	l->attempt = pr->attempt;
@@ -230,7 +218,7 @@ static void keep_pending(struct sched *s, enum hist_past_kind kind, const struct
 	}
 	snprintf(p->status, sizeof(p->status), "%s", pr->status);
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", pr->sqlstate ? pr->sqlstate : "");
-	p->trigger = trigger_literal(pr->trigger);
+	snprintf(p->trigger, sizeof(p->trigger), "%s", pr->trigger ? pr->trigger : "");
 	st->n++;
 	st->left++;
 }

@@ -52,7 +52,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .last_status = l && l->status ? l->status : "",
 	    .last_message = l ? l->message : NULL,
 	    .last_sqlstate = l ? l->sqlstate : "",
-	    .last_trigger = l && l->trigger ? l->trigger : "",
+	    .last_trigger = l ? l->trigger : "",
 	    .last_attempt = l ? l->attempt : 0,
 	    .last_start_us = l ? l->start_us : 0,
 	    .last_end_us = l ? l->end_us : 0,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,11 +23,6 @@
 #include "sched.h"
 #include "text.h"
 
-/* What the daemon did with a request, waiting to be written to its row. */
-struct outcome {
-	char id[24];
-	char *text;
-};
 /* A bound on outcomes waiting while the database does not take them (they are logged). */
 #define MAX_OUTCOMES 65536
 /* By-id claims queued on the listener at most; past that, one sweep claims the rest. */
@@ -37,11 +33,10 @@ struct tdb {
 	char *name;
 	char *conninfo;
 	struct notify *n;
-	bool trigger_channel;     /* the history database: pgcrond_trigger */
-	bool sweep_wanted;        /* claim every unclaimed request once the queue has room */
-	int claims_queued;        /* by-id claims on the listener's queue */
-	struct outcome *outcomes; /* outcomes not yet sent */
-	size_t n_outcomes, cap_outcomes;
+	bool trigger_channel; /* the history database: pgcrond_trigger */
+	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
+	int claims_queued;    /* by-id claims on the listener's queue */
+	json_t *outcomes;     /* what the daemon did with requests, not yet sent: {id, outcome} */
 	bool outcome_inflight;
 	bool seen;
 	struct tdb *next;
@@ -53,8 +48,7 @@ struct tjob {
 	char *database;
 	char *channel;
 	struct debounce deb;
-	struct event timer;
-	bool armed;
+	struct event timer; /* pending while notifications wait for their debounce */
 	bool seen;
 	struct log_complaint complaint; /* dropped payloads */
 	struct tjob *next;
@@ -65,8 +59,7 @@ struct tjob {
  * a flood cannot flood the log (and forged notifications cannot hide a real refusal). */
 #define REFUSAL_WINDOW_S 10
 struct refusals {
-	struct event ev;
-	bool armed;
+	struct event ev;     /* pending for REFUSAL_WINDOW_S after a line */
 	unsigned long count; /* since the last line */
 	const char *what;    /* "manual trigger request(s) refused" ... */
 	const char *hint;    /* appended to the count line */
@@ -95,28 +88,14 @@ struct triggers {
 	struct waited_run *waits;             /* manual runs not ended yet */
 };
 
-static void free_payloads(char **p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(p[i]);
-	free(p);
-}
-
 /* ---- per job -------------------------------------------------------------------------- */
-
-static void tjob_disarm(struct tjob *tj)
-{
-	if (tj->armed)
-		event_del(&tj->timer);
-	tj->armed = false;
-}
 
 static void tjob_free(struct tjob **tjp)
 {
 	struct tjob *tj = *tjp;
 	if (!tj)
 		return;
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	/* its notifications will not be served: downstreams must not wait for them */
 	if (tj->deb.first_ms >= 0 && tj->t->s)
 		sched_notify_pending(tj->t->s, tj->name, false);
@@ -131,15 +110,14 @@ static void tjob_free(struct tjob **tjp)
 static void tjob_arm(struct tjob *tj)
 {
 	int64_t due = debounce_due(&tj->deb);
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	if (due < 0)
 		return;
 	int64_t ms = due - clock_mono_ms();
 	if (ms < 0)
 		ms = 0;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	if (event_add(&tj->timer, &tv) == 0)
-		tj->armed = true;
+	event_add(&tj->timer, &tv);
 }
 
 /* Hand the job to the scheduler with what was gathered. FULL: without payloads, so the
@@ -149,7 +127,7 @@ static void tjob_run(struct tjob *tj, bool full)
 	size_t n = 0;
 	bool overflowed = false;
 	char **p = debounce_take(&tj->deb, &n, &overflowed);
-	tjob_disarm(tj);
+	event_del(&tj->timer);
 	if (overflowed && !full) {
 		log_job(LOG_LVL_WARNING, tj->name,
 		        "more notifications than can be kept for one run (%d payloads, %u bytes); "
@@ -158,7 +136,7 @@ static void tjob_run(struct tjob *tj, bool full)
 		full = true;
 	}
 	if (full) {
-		free_payloads(p, n);
+		text_free_list(p, n);
 		p = NULL;
 		n = 0;
 	}
@@ -172,7 +150,6 @@ static void tjob_run(struct tjob *tj, bool full)
 static void tjob_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tjob *tj = arg;
-	tj->armed = false;
 	int64_t due = debounce_due(&tj->deb);
 	if (due < 0)
 		return;
@@ -236,10 +213,8 @@ static const char claim_all_sql[] =
 static void refusals_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct refusals *r = arg;
-	if (r->count == 0) {
-		r->armed = false;
+	if (r->count == 0)
 		return;
-	}
 	log_warning("%lu more %s in the last %d s%s", r->count, r->what, REFUSAL_WINDOW_S, r->hint);
 	r->count = 0;
 	struct timeval tv = {REFUSAL_WINDOW_S, 0};
@@ -256,15 +231,13 @@ static void refusals_init(struct refusals *r, struct event_base *base, const cha
 
 static void refusals_free(struct refusals *r)
 {
-	if (r->armed)
-		event_del(&r->ev);
-	r->armed = false;
+	event_del(&r->ev);
 }
 
 static void refused(struct refusals *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refused(struct refusals *r, const char *fmt, ...)
 {
-	if (r->armed) {
+	if (evtimer_pending(&r->ev, NULL)) {
 		r->count++;
 		return;
 	}
@@ -275,8 +248,7 @@ static void refused(struct refusals *r, const char *fmt, ...)
 	va_end(ap);
 	log_warning("%s", msg);
 	struct timeval tv = {REFUSAL_WINDOW_S, 0};
-	if (event_add(&r->ev, &tv) == 0)
-		r->armed = true;
+	event_add(&r->ev, &tv);
 }
 
 /* Outcomes are written in batches, one UPDATE in flight at a time, so a burst of requests
@@ -300,58 +272,31 @@ static void flush_outcomes(struct tdb *db)
 	 * `pgcrond trigger` waiting for it */
 	static const char sql[] =
 	    "WITH u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome"
-	    "  FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome) WHERE t.id = o.id"
-	    "  RETURNING t.id, t.outcome)"
+	    "  FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS o(id bigint, outcome text)"
+	    "  WHERE t.id = o.id RETURNING t.id, t.outcome)"
 	    " SELECT count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"
 	    "  u.id || ' ' || u.outcome)) FROM u";
-	if (db->outcome_inflight || db->n_outcomes == 0)
+	if (db->outcome_inflight || json_array_size(db->outcomes) == 0)
 		return;
-	/* the ids, then the texts: each half one text[] literal */
-	size_t n = db->n_outcomes;
-	const char **items = malloc(2 * n * sizeof(*items));
-	char *ids = NULL, *texts = NULL;
-	if (items) {
-		for (size_t i = 0; i < n; i++) {
-			items[i] = db->outcomes[i].id;
-			items[n + i] = db->outcomes[i].text;
-		}
-		ids = text_pg_array(items, n);
-		texts = text_pg_array(items + n, n);
-		free(items);
-	}
-	const char *p[] = {ids, texts};
-	int rc = ids && texts ? notify_query(db->n, sql, p, 2, outcome_done, db) : -ENOMEM;
-	free(ids);
-	free(texts);
-	if (rc == 0) {
+	char *doc = json_dumps(db->outcomes, JSON_COMPACT);
+	const char *p[] = {doc};
+	if (doc && notify_query(db->n, sql, p, 1, outcome_done, db) == 0) {
 		db->outcome_inflight = true;
-		for (size_t i = 0; i < db->n_outcomes; i++)
-			free(db->outcomes[i].text);
-		db->n_outcomes = 0;
+		json_array_clear(db->outcomes);
 	}
+	free(doc);
 	/* otherwise they wait for the next claim's answer or the next connect */
 }
 
 static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 {
-	if (db->n_outcomes == db->cap_outcomes) {
-		size_t cap = db->cap_outcomes ? db->cap_outcomes * 2 : 64;
-		struct outcome *o =
-		    cap <= MAX_OUTCOMES ? realloc(db->outcomes, cap * sizeof(*o)) : NULL;
-		if (!o) {
-			log_warning(
-			    "manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
-			    db->n_outcomes, outcome);
-			return;
-		}
-		db->outcomes = o;
-		db->cap_outcomes = cap;
+	size_t n = json_array_size(db->outcomes);
+	json_t *o = n < MAX_OUTCOMES ? json_pack("{s:s, s:s}", "id", id, "outcome", outcome) : NULL;
+	if (json_array_append_new(db->outcomes, o) < 0) { /* also for no O: not UTF-8, or ENOMEM */
+		log_warning("manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
+		            n, outcome);
+		return;
 	}
-	struct outcome *o = &db->outcomes[db->n_outcomes];
-	snprintf(o->id, sizeof(o->id), "%s", id); /* ids are at most 19 digits */
-	o->text = strdup(outcome);
-	if (o->text)
-		db->n_outcomes++;
 	flush_outcomes(db);
 }
 
@@ -582,8 +527,8 @@ static void on_listening(void *arg, bool first)
 		/* a full refresh serves what was gathered too */
 		size_t np = 0;
 		bool overflowed = false;
-		free_payloads(debounce_take(&tj->deb, &np, &overflowed), np);
-		tjob_disarm(tj);
+		text_free_list(debounce_take(&tj->deb, &np, &overflowed), np);
+		event_del(&tj->timer);
 		sched_notify_pending(t->s, tj->name, false);
 		names[n++] = tj->name;
 	}
@@ -600,9 +545,7 @@ static void tdb_free(struct tdb **dbp)
 	if (!db)
 		return;
 	notify_free(&db->n);
-	for (size_t i = 0; i < db->n_outcomes; i++)
-		free(db->outcomes[i].text);
-	free(db->outcomes);
+	json_decref(db->outcomes);
 	free(db->name);
 	free(db->conninfo);
 	free(db);
@@ -634,8 +577,9 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 	db->t = t;
 	db->name = strdup(cd->name);
 	db->conninfo = strdup(cd->conninfo);
+	db->outcomes = json_array();
 	struct notify_callbacks cb = {on_notify, on_listening, db};
-	if (!db->name || !db->conninfo ||
+	if (!db->name || !db->conninfo || !db->outcomes ||
 	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
 		tdb_free(&db);
 		return NULL;
@@ -672,13 +616,18 @@ static int tdb_channels(struct triggers *t, struct tdb *db)
 
 /* ---- configuration -------------------------------------------------------------------- */
 
+static struct tjob *tjob_find(const struct triggers *t, const char *name)
+{
+	for (struct tjob *tj = t ? t->jobs : NULL; tj; tj = tj->next)
+		if (strcmp(tj->name, name) == 0)
+			return tj;
+	return NULL;
+}
+
 bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_payloads,
                           int64_t *due_us)
 {
-	const struct tjob *tj = NULL;
-	for (const struct tjob *x = t ? t->jobs : NULL; x && !tj; x = x->next)
-		if (strcmp(x->name, name) == 0)
-			tj = x;
+	const struct tjob *tj = tjob_find(t, name);
 	int64_t due = tj ? debounce_due(&tj->deb) : -1;
 	if (due < 0)
 		return false;
@@ -688,18 +637,10 @@ bool triggers_job_pending(const struct triggers *t, const char *name, size_t *n_
 	return true;
 }
 
-static struct tjob *tjob_find(struct triggers *t, const char *name)
-{
-	for (struct tjob *tj = t->jobs; tj; tj = tj->next)
-		if (strcmp(tj->name, name) == 0)
-			return tj;
-	return NULL;
-}
-
 static int apply_job(struct triggers *t, const struct pgc_config *cfg, const struct conf_job *cj)
 {
 	const char *dbname = cj->database ? cj->database : cfg->history_database;
-	if (!dbname || !config_database(cfg, dbname))
+	if (!config_database(cfg, dbname))
 		return 0; /* the config check reports it */
 	struct tjob *tj = tjob_find(t, cj->name);
 	if (tj && (strcmp(tj->database, dbname) != 0 || strcmp(tj->channel, cj->listen) != 0)) {
@@ -728,7 +669,7 @@ static int apply_job(struct triggers *t, const struct pgc_config *cfg, const str
 	tj->seen = true;
 	tj->deb.debounce_ms = cj->debounce_ms;
 	tj->deb.max_delay_ms = cj->max_delay_ms;
-	if (tj->armed)
+	if (evtimer_pending(&tj->timer, NULL))
 		tjob_arm(tj);
 	return 0;
 }
