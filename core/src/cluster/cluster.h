@@ -278,9 +278,6 @@ struct cluster_stats {
 	uint64_t granted;    /* ours */
 	uint64_t taken;      /* another instance's */
 	uint64_t statements; /* claim statements sent (claims share them) */
-	uint64_t unclaimed;  /* run without a claim */
-	uint64_t refused;    /* not run: no claim possible */
-	uint64_t dead_found; /* dead instances whose rows this one closed */
 	size_t peers_live;   /* other instances live at the last heartbeat */
 	bool clock_offset_known;
 	int64_t clock_offset_ms; /* the database's clock minus this host's, at the last beat */

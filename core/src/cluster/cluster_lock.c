@@ -292,24 +292,16 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
-		char msg[1024];
+		char msg[1024], who[300] = "";
 		if (have)
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
-			    "heartbeat %s) against history database %s; give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-			    PQgetvalue(r, 0, 4), c->safe_conninfo);
-		else
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" against history "
-			    "database %s (it holds the instance's lock); give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, c->safe_conninfo);
+			snprintf(who, sizeof(who), " (host %s, pid %s, last heartbeat %s)",
+			         PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 4));
+		snprintf(msg, sizeof(msg),
+		         "another pgcrond is running as instance \"%s\"%s against history database "
+		         "%s%s; give this one its own name with instance = \"...\" in pgcrond.conf "
+		         "(and its own state_dir), or stop the other",
+		         c->instance, who, c->safe_conninfo,
+		         have ? "" : " (it holds the instance's lock)");
 		cluster_to(c, CS_REFUSED);
 		cluster_answer_overdue(c);
 		if (c->hooks.refused)
@@ -516,11 +508,7 @@ static const char reap_rolled[] =
     "    WHERE c.job_name OPERATOR(pg_catalog.=) m.job_name AND c.fire_key OPERATOR(pg_catalog.=)"
     "     ('s:' OPERATOR(pg_catalog.||) m.scheduled_s::pg_catalog.text)"
     "     AND c.instance OPERATOR(pg_catalog.=) m.instance AND c.started)"
-    "   AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"
-    "    WHERE d.job_name OPERATOR(pg_catalog.=) m.job_name"
-    "     AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp(m.scheduled_s)"
-    "     AND d.start_time OPERATOR(pg_catalog.>=) (pg_catalog.to_timestamp(m.scheduled_s)"
-    "      OPERATOR(pg_catalog.-) interval '1 minute'))"
+    "   AND NOT" SQL_FIRE_HAS_ROW("m.job_name", "m.scheduled_s")
     /* asked once the fence ended its backend */
     "   AND (SELECT pg_catalog.count(*) FROM fence) OPERATOR(pg_catalog.>=) 0"
     "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)";
@@ -670,7 +658,6 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 				            stopping
 				                ? "this instance is stopping: left to the others"
 				                : "serving them here");
-			c->st.dead_found++;
 			if (cluster_res_val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
 				log_warning(
 				    "cluster: instance \"%s\" sent no heartbeat since %s but its "

@@ -199,7 +199,7 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 static bool submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
                    cluster_result_fn fn)
 {
-	if (co->schema_missing || !cluster_ready(co->c))
+	if (co->schema_missing)
 		return false;
 	int rc = cluster_submit(co->c, sql, n, p, fn, co);
 	if (rc < 0 && rc != -ENOTCONN)
@@ -483,11 +483,10 @@ static void change_sent(void *arg, const PGresult *r, const char *err, const cha
 static void send_changes(struct coord *co)
 {
 	for (struct change *ch = co->changes; ch; ch = ch->next) {
-		if (ch->sent || co->schema_missing || !cluster_ready(co->c))
-			continue;
 		const char *p[] = {ch->job, cluster_instance(co->c), ch->pause ? "true" : "false"};
-		if (cluster_submit(co->c, sql_pause, 3, p, change_sent, co) == 0)
-			ch->sent = true;
+		if (!ch->sent)
+			ch->sent = submit(co, "cannot share a pause or resume", sql_pause, 3, p,
+			                  change_sent);
 	}
 }
 
