@@ -251,6 +251,10 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
  * stopping hands over to the other instances). */
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
                            cluster_result_fn fn, void *arg);
+/* A cluster_result_fn for a statement whose answer matters only if it failed: ARG is a string
+ * literal saying what could not be done and what follows from it, logged with the error. */
+void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err,
+                         const char *sqlstate);
 /* Whether this instance runs alone: no other instance is live, and a claim is answered at
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */

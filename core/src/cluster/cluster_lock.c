@@ -600,18 +600,10 @@ static bool reap_send(struct cluster *c)
 static const char sql_reaped_wake[] =
     "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'stopped')";
 
-static void reaped_wake_done(void *arg, const struct pg_result *res, const char *err,
-                             const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning("cluster: could not tell the other instances that one died (a fire it "
-		            "claimed that they define as it did waits for their next look: another "
-		            "stop, or their next start or reload, within 2 minutes): %s",
-		            err);
-}
+static const char reaped_wake_failed[] =
+    "could not tell the other instances that one died (a fire it claimed that they define as "
+    "it did waits for their next look: another stop, or their next start or reload, within 2 "
+    "minutes)";
 
 /* The reap's answer. One that comes once this process began to stop (its statement may wait
  * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
@@ -710,9 +702,10 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 		if (c->hooks.reaped)
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
 	}
-	if (any && cluster_submit(c, sql_reaped_wake, 0, NULL, reaped_wake_done, c) < 0 &&
+	void *what = (void *)reaped_wake_failed;
+	if (any && cluster_submit(c, sql_reaped_wake, 0, NULL, cluster_warn_failed, what) < 0 &&
 	    !c->closing)
-		reaped_wake_done(c, NULL, "not connected", "");
+		cluster_warn_failed(what, NULL, "not connected", "");
 }
 
 const struct cluster_row cluster_row_lock = {.op = OP_LOCK, .send = lock_send, .done = lock_done};
