@@ -64,6 +64,8 @@ static const char sql_go_lone[] = "SELECT pgcrond.go_lone($1, $2)";
  * $6, $7: the jobs of runs under way and how many; $8: a switch sent again after its answer
  * was lost (it may have committed: the holds are set, not added). A turn ("n") is taken over when
  * ours is the later; no other claim is (nobody else claimed while this instance was lone). */
+#define SQL_SWITCH_LOCK_ON                                                                         \
+	SQL_JOB_LOCK_ADD_ON(" AND NOT $8::pg_catalog.bool", " marked = false,", "")
 static const char sql_switch[] =
     "WITH f AS (SELECT DISTINCT ON (x.j, x.k) x.j, x.k, x.a"
     "   FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]),"
@@ -82,14 +84,12 @@ static const char sql_switch[] =
     " l AS (" SQL_JOB_LOCK_M " SELECT u.j, $1, $2, u.n, false"
     "  FROM ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]),"
     "   pg_catalog.unnest($7::pg_catalog.int4[])) AS u(j, n)"
-    "  ORDER BY u.j COLLATE \"C\"" SQL_JOB_LOCK_ADD_ON(
-        " AND NOT $8::pg_catalog.bool", " marked = false,",
-        "") "),"
-            " o AS (UPDATE pgcrond.instance i SET lone_boot = NULL"
-            "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
-            "  RETURNING 1)"
-            " SELECT (SELECT pg_catalog.count(*) FROM cl), (SELECT pg_catalog.count(*) FROM l),"
-            "  (SELECT pg_catalog.count(*) FROM o)";
+    "  ORDER BY u.j COLLATE \"C\"" SQL_SWITCH_LOCK_ON "),"
+    " o AS (UPDATE pgcrond.instance i SET lone_boot = NULL"
+    "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
+    "  RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM cl), (SELECT pg_catalog.count(*) FROM l),"
+    "  (SELECT pg_catalog.count(*) FROM o)";
 
 /* How long after a heartbeat's sending claims are still answered lone: half-way between the
  * heartbeat's period and cluster_dead_after, after which another instance may find this one
