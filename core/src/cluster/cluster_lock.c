@@ -579,7 +579,7 @@ static bool reap_skip(struct cluster *c)
 	if (early)
 		cluster_due_at(c, OP_REAP, c->reap_after_ms); /* its timer kicks when it may go */
 	return c->schema_missing || early || cluster_jobs_unpublished(c) || c->stopping ||
-	       cluster_lone_quiet(c);
+	       (cluster_lone_on(c) && !c->lone.unstopped);
 }
 
 static bool reap_send(struct cluster *c)

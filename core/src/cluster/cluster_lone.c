@@ -150,11 +150,6 @@ bool cluster_lone_on(const struct cluster *c)
 	return c->lone.state == LONE_ON;
 }
 
-bool cluster_lone_quiet(const struct cluster *c)
-{
-	return cluster_lone_on(c) && !c->lone.unstopped;
-}
-
 /* Whether a claim is answered lone at NOW_US (monotonic). */
 static bool answers_at(const struct cluster *c, int64_t now_us)
 {

@@ -400,9 +400,6 @@ void cluster_lone_locked(struct cluster *c, bool schema);
 /* A heartbeat answered (st.peers_live set); TOLD_DEAD: this process was found dead meanwhile;
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
-/* Whether this process runs lone now (cluster.h: cluster_lone_on) and its last heartbeat found no
- * other instance's row not stopped: nothing to reap. */
-bool cluster_lone_quiet(const struct cluster *c);
 /* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
  * releases "its lock" at its end, which cluster_lone_release takes). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
