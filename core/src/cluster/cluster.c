@@ -97,19 +97,18 @@ static bool jobs_send(struct cluster *c)
 {
 	size_t n = c->jobs_cfg->n_jobs, first = c->jobs_next < n ? c->jobs_next : n;
 	size_t end = n - first > JOBS_PART ? first + JOBS_PART : n, k = end - first;
-	const char **names = calloc(k ? k : 1, sizeof(*names));
-	const char **hashes = calloc(k ? k : 1, sizeof(*hashes));
+	const char **v = calloc(2 * k + 1, sizeof(*v)); /* the names, then the hashes */
 	char(*hash)[24] = calloc(k ? k : 1, sizeof(*hash));
 	char *nl = NULL, *hl = NULL;
-	if (names && hashes && hash) {
+	if (v && hash) {
 		for (size_t i = 0; i < k; i++) {
 			const struct conf_job *j = c->jobs_sorted[first + i];
 			cluster_job_hash(j, hash[i], sizeof(hash[i]));
-			names[i] = j->name;
-			hashes[i] = hash[i];
+			v[i] = j->name;
+			v[k + i] = hash[i];
 		}
-		nl = text_pg_array(names, k);
-		hl = text_pg_array(hashes, k);
+		nl = text_pg_array(v, k);
+		hl = text_pg_array(v + k, k);
 	}
 	bool sent = nl && hl;
 	c->claims_went = false;
@@ -126,8 +125,7 @@ static bool jobs_send(struct cluster *c)
 	}
 	free(nl);
 	free(hl);
-	free(names);
-	free(hashes);
+	free(v);
 	free(hash);
 	return sent;
 }

@@ -251,6 +251,10 @@ int cluster_submit(struct cluster *c, const char *sql, int n, const char *const 
  * stopping hands over to the other instances). */
 int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char *const *params,
                            cluster_result_fn fn, void *arg);
+/* A cluster_result_fn for a statement whose answer matters only if it failed: ARG is a string
+ * literal saying what could not be done and what follows from it, logged with the error. */
+void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err,
+                         const char *sqlstate);
 /* Whether this instance runs alone: no other instance is live, and a claim is answered at
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
@@ -278,9 +282,6 @@ struct cluster_stats {
 	uint64_t granted;    /* ours */
 	uint64_t taken;      /* another instance's */
 	uint64_t statements; /* claim statements sent (claims share them) */
-	uint64_t unclaimed;  /* run without a claim */
-	uint64_t refused;    /* not run: no claim possible */
-	uint64_t dead_found; /* dead instances whose rows this one closed */
 	size_t peers_live;   /* other instances live at the last heartbeat */
 	bool clock_offset_known;
 	int64_t clock_offset_ms; /* the database's clock minus this host's, at the last beat */

@@ -113,12 +113,8 @@ static const char *const sql_claim[] = {
 /* With schema step 23: a scheduled fire with a history row is not claimed either: an instance
  * alone ran it without a claim (and was found dead before it claimed its fires again) */
 #define SQL_SETTLE_RAN                                                                             \
-	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN EXISTS (SELECT"      \
-	"  FROM pgcrond.job_run_details d WHERE d.job_name OPERATOR(pg_catalog.=) u.j"             \
-	"   AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp("                  \
-	"pg_catalog.substr(u.k, 3)::pg_catalog.int8) AND d.start_time OPERATOR(pg_catalog.>=)"     \
-	"   (pg_catalog.to_timestamp(pg_catalog.substr(u.k, 3)::pg_catalog.int8)"                  \
-	"    OPERATOR(pg_catalog.-) interval '1 minute')) ELSE false END"
+	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN" SQL_FIRE_HAS_ROW(   \
+	    "u.j", "pg_catalog.substr(u.k, 3)::pg_catalog.int8") " ELSE false END"
 static const char *const sql_settle[] = {
     SQL_SETTLE("", "", "", ""),
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
@@ -131,10 +127,7 @@ static const char *const sql_settle[] = {
  * marks, with the fenced class too (step 21), behind the gate (step 23). */
 static int lock_sql(const struct cluster *c)
 {
-	return c->xact_fenced && cluster_lone_gate(c) ? 3
-	       : c->xact_fenced                       ? 2
-	       : c->xact_table                        ? 1
-	                                              : 0;
+	return c->xact_fenced && c->lone.schema ? 3 : c->xact_fenced ? 2 : c->xact_table ? 1 : 0;
 }
 
 /* ---- claims ---------------------------------------------------------------------------- */
@@ -225,21 +218,8 @@ static void answer(struct cluster *c, bool (*which)(struct cluster *, const stru
 		mine = q->next;
 		char why[1400] = "";
 		enum cluster_verdict v = verdict(c, q, why, sizeof(why));
-		switch (v) {
-		case CLUSTER_GRANTED:
-			c->st.granted++;
-			break;
-		case CLUSTER_TAKEN:
-		case CLUSTER_BUSY:
-			c->st.taken++;
-			break;
-		case CLUSTER_UNCLAIMED:
-			c->st.unclaimed++;
-			break;
-		case CLUSTER_REFUSED:
-			c->st.refused++;
-			break;
-		}
+		c->st.granted += v == CLUSTER_GRANTED;
+		c->st.taken += v == CLUSTER_TAKEN || v == CLUSTER_BUSY;
 		/* a standby was reported when it was found (lock_done), a lone instance's refusal
 		 * as it came (cluster_lone_refused) */
 		if ((v == CLUSTER_UNCLAIMED || v == CLUSTER_REFUSED) && c->state != CS_RECOVERY &&
@@ -438,7 +418,7 @@ static bool claims_send(struct cluster *c)
 		return false;
 	c->claim_sent_us = clock_mono_us();
 	c->claims_went = true;
-	if (cluster_lone_answers(c)) {
+	if (cluster_lone(c)) {
 		/* answered from the loop without a statement (cluster_on_flush) */
 		if (!evtimer_pending(&c->flush_ev, NULL))
 			cluster_arm_ms(&c->flush_ev, 0);
@@ -499,8 +479,8 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};
-		rc = cluster_submit(c, sql_settle[cluster_lone_gate(c) ? 2 : c->xact_table], 4, p,
-		                    fn, arg);
+		rc = cluster_submit(c, sql_settle[c->lone.schema ? 2 : c->xact_table], 4, p, fn,
+		                    arg);
 	}
 	free(j);
 	free(k);

@@ -530,6 +530,13 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 	return 0;
 }
 
+void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err,
+                         const char *sqlstate)
+{
+	if (err && *err)
+		log_warning("cluster: %s: %s", (const char *)arg, err);
+}
+
 /* ---- what others read ------------------------------------------------------------------ */
 
 bool cluster_ready(const struct cluster *c)

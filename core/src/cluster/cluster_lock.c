@@ -292,24 +292,16 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
-		char msg[1024];
+		char msg[1024], who[300] = "";
 		if (have)
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" (host %s, pid %s, last "
-			    "heartbeat %s) against history database %s; give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-			    PQgetvalue(r, 0, 4), c->safe_conninfo);
-		else
-			snprintf(
-			    msg, sizeof(msg),
-			    "another pgcrond is running as instance \"%s\" against history "
-			    "database %s (it holds the instance's lock); give this one its own "
-			    "name with instance = \"...\" in pgcrond.conf (and its own "
-			    "state_dir), or stop the other",
-			    c->instance, c->safe_conninfo);
+			snprintf(who, sizeof(who), " (host %s, pid %s, last heartbeat %s)",
+			         PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 4));
+		snprintf(msg, sizeof(msg),
+		         "another pgcrond is running as instance \"%s\"%s against history database "
+		         "%s%s; give this one its own name with instance = \"...\" in pgcrond.conf "
+		         "(and its own state_dir), or stop the other",
+		         c->instance, who, c->safe_conninfo,
+		         have ? "" : " (it holds the instance's lock)");
 		cluster_to(c, CS_REFUSED);
 		cluster_answer_overdue(c);
 		if (c->hooks.refused)
@@ -516,11 +508,7 @@ static const char reap_rolled[] =
     "    WHERE c.job_name OPERATOR(pg_catalog.=) m.job_name AND c.fire_key OPERATOR(pg_catalog.=)"
     "     ('s:' OPERATOR(pg_catalog.||) m.scheduled_s::pg_catalog.text)"
     "     AND c.instance OPERATOR(pg_catalog.=) m.instance AND c.started)"
-    "   AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"
-    "    WHERE d.job_name OPERATOR(pg_catalog.=) m.job_name"
-    "     AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp(m.scheduled_s)"
-    "     AND d.start_time OPERATOR(pg_catalog.>=) (pg_catalog.to_timestamp(m.scheduled_s)"
-    "      OPERATOR(pg_catalog.-) interval '1 minute'))"
+    "   AND NOT" SQL_FIRE_HAS_ROW("m.job_name", "m.scheduled_s")
     /* asked once the fence ended its backend */
     "   AND (SELECT pg_catalog.count(*) FROM fence) OPERATOR(pg_catalog.>=) 0"
     "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)";
@@ -591,7 +579,7 @@ static bool reap_skip(struct cluster *c)
 	if (early)
 		cluster_due_at(c, OP_REAP, c->reap_after_ms); /* its timer kicks when it may go */
 	return c->schema_missing || early || cluster_jobs_unpublished(c) || c->stopping ||
-	       cluster_lone_quiet(c);
+	       (cluster_lone_on(c) && !c->lone.unstopped);
 }
 
 static bool reap_send(struct cluster *c)
@@ -612,18 +600,10 @@ static bool reap_send(struct cluster *c)
 static const char sql_reaped_wake[] =
     "SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'stopped')";
 
-static void reaped_wake_done(void *arg, const struct pg_result *res, const char *err,
-                             const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning("cluster: could not tell the other instances that one died (a fire it "
-		            "claimed that they define as it did waits for their next look: another "
-		            "stop, or their next start or reload, within 2 minutes): %s",
-		            err);
-}
+static const char reaped_wake_failed[] =
+    "could not tell the other instances that one died (a fire it claimed that they define as "
+    "it did waits for their next look: another stop, or their next start or reload, within 2 "
+    "minutes)";
 
 /* The reap's answer. One that comes once this process began to stop (its statement may wait
  * up to 3 s for a dead instance's backends to go; cluster_close sets `stopping` too) hands
@@ -670,7 +650,6 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 				            stopping
 				                ? "this instance is stopping: left to the others"
 				                : "serving them here");
-			c->st.dead_found++;
 			if (cluster_res_val(r, i, 7) && atoll(PQgetvalue(r, i, 7)) > 0)
 				log_warning(
 				    "cluster: instance \"%s\" sent no heartbeat since %s but its "
@@ -723,9 +702,10 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 		if (c->hooks.reaped)
 			c->hooks.reaped(c->hooks.arg, PQgetvalue(r, i, 0));
 	}
-	if (any && cluster_submit(c, sql_reaped_wake, 0, NULL, reaped_wake_done, c) < 0 &&
+	void *what = (void *)reaped_wake_failed;
+	if (any && cluster_submit(c, sql_reaped_wake, 0, NULL, cluster_warn_failed, what) < 0 &&
 	    !c->closing)
-		reaped_wake_done(c, NULL, "not connected", "");
+		cluster_warn_failed(what, NULL, "not connected", "");
 }
 
 const struct cluster_row cluster_row_lock = {.op = OP_LOCK, .send = lock_send, .done = lock_done};

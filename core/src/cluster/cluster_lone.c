@@ -35,14 +35,6 @@
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
-enum lone_state {
-	LONE_OFF,       /* claiming (also before the first heartbeat) */
-	LONE_GOING,     /* pgcrond.go_lone sent */
-	LONE_ON,        /* lone: claims answered without a statement */
-	LONE_LEAVING,   /* claiming again: the switch's statement is due (switch_send) ... */
-	LONE_SWITCHING, /* ... or sent, its answer awaited */
-};
-
 /* A fire granted lone: its job's name and its key in one block, so that noting it at each
  * fire takes one allocation and no lookup of its job. */
 struct lone_fire {
@@ -66,31 +58,14 @@ struct lone_job {
 	bool listed; /* switch_send: a newer one is */
 };
 
-struct cluster_lone {
-	enum lone_state state;
-	bool schema;      /* step 23 */
-	bool leave_after; /* a peer was seen while going lone */
-	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
-	bool refusing;    /* a claim statement's gate refusal is being answered */
-	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
-	char refused[600];
-	struct log_complaint refused_complaint;
-	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
-	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
-	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
-	int64_t lease_end_us;
-	struct strmap jobs;
-	struct lone_fire *head, *tail; /* oldest first */
-	size_t n_fires;
-};
-
 static const char sql_go_lone[] = "SELECT pgcrond.go_lone($1, $2)";
 
 /* $1 instance, $2 boot id; $3, $4, $5: the fires run lone (jobs, keys, their ages in ms);
  * $6, $7: the jobs of runs under way and how many; $8: a switch sent again after its answer
  * was lost (it may have committed: the holds are set, not added). A turn ("n") is taken over when
  * ours is the later; no other claim is (nobody else claimed while this instance was lone). */
-#define SQL_SWITCH_LOCK SQL_JOB_LOCK_INTO(", marked")
+#define SQL_SWITCH_LOCK_ON                                                                         \
+	SQL_JOB_LOCK_ADD_ON(" AND NOT $8::pg_catalog.bool", " marked = false,", "")
 static const char sql_switch[] =
     "WITH f AS (SELECT DISTINCT ON (x.j, x.k) x.j, x.k, x.a"
     "   FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]),"
@@ -106,30 +81,15 @@ static const char sql_switch[] =
     "  WHERE c.fire_key OPERATOR(pg_catalog.=) 'n'"
     "   AND c.claimed_at OPERATOR(pg_catalog.<) EXCLUDED.claimed_at"
     "  RETURNING 1),"
-    " l AS (" SQL_SWITCH_LOCK " SELECT u.j, $1, $2, u.n, false"
+    " l AS (" SQL_JOB_LOCK_M " SELECT u.j, $1, $2, u.n, false"
     "  FROM ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]),"
     "   pg_catalog.unnest($7::pg_catalog.int4[])) AS u(j, n)"
-    "  ORDER BY u.j COLLATE \"C\""
-    "  ON CONFLICT (job_name) DO UPDATE SET holds = CASE WHEN " SQL_JOB_LOCK_SAME
-    "   AND NOT $8::pg_catalog.bool THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds"
-    "   ELSE EXCLUDED.holds END, marked = false, instance = EXCLUDED.instance,"
-    "   boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()"
-    "  WHERE (" SQL_JOB_LOCK_SAME ") OR NOT EXISTS (SELECT FROM pgcrond.instance i"
-    "   WHERE i.name OPERATOR(pg_catalog.=) l.instance"
-    "    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)"
-    "  RETURNING l.job_name),"
+    "  ORDER BY u.j COLLATE \"C\"" SQL_SWITCH_LOCK_ON "),"
     " o AS (UPDATE pgcrond.instance i SET lone_boot = NULL"
     "  WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $2"
     "  RETURNING 1)"
     " SELECT (SELECT pg_catalog.count(*) FROM cl), (SELECT pg_catalog.count(*) FROM l),"
     "  (SELECT pg_catalog.count(*) FROM o)";
-
-static struct cluster_lone *get(struct cluster *c)
-{
-	if (!c->lone)
-		c->lone = calloc(1, sizeof(*c->lone));
-	return c->lone;
-}
 
 /* How long after a heartbeat's sending claims are still answered lone: half-way between the
  * heartbeat's period and cluster_dead_after, after which another instance may find this one
@@ -144,9 +104,9 @@ static int64_t lease_us(const struct cluster *c)
  * early and no run is marked. */
 static void lone_to(struct cluster *c, enum lone_state to)
 {
-	bool was = c->lone->state == LONE_ON;
-	c->lone->state = to;
-	c->lone->lease_end_us = to == LONE_ON ? c->lone->beat_ok_us + lease_us(c) : 0;
+	bool was = c->lone.state == LONE_ON;
+	c->lone.state = to;
+	c->lone.lease_end_us = to == LONE_ON ? c->lone.beat_ok_us + lease_us(c) : 0;
 	if (was != (to == LONE_ON) && c->lone_fn)
 		c->lone_fn(c->lone_arg, to == LONE_ON);
 }
@@ -185,36 +145,25 @@ static void prune(struct cluster_lone *l, int64_t now_ms)
 	}
 }
 
-bool cluster_lone_gate(const struct cluster *c)
-{
-	return c->lone && c->lone->schema;
-}
-
 bool cluster_lone_on(const struct cluster *c)
 {
-	return c->lone && c->lone->state == LONE_ON;
-}
-
-bool cluster_lone_quiet(const struct cluster *c)
-{
-	return cluster_lone_on(c) && !c->lone->unstopped;
+	return c->lone.state == LONE_ON;
 }
 
 /* Whether a claim is answered lone at NOW_US (monotonic). */
 static bool answers_at(const struct cluster *c, int64_t now_us)
 {
-	return c->lone && now_us < c->lone->lease_end_us && cluster_ready(c) && !c->stopping &&
-	       !c->skewed;
+	return now_us < c->lone.lease_end_us && cluster_ready(c) && !c->stopping && !c->skewed;
 }
 
-bool cluster_lone_answers(const struct cluster *c)
+bool cluster_lone(const struct cluster *c)
 {
-	return answers_at(c, clock_mono_us());
+	return c && answers_at(c, clock_mono_us());
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)
 {
-	return !q->sent && cluster_lone_answers(c);
+	return !q->sent && cluster_lone(c);
 }
 
 /* Note the fire KEY of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
@@ -240,8 +189,8 @@ static bool note_fire(struct cluster_lone *l, const char *job, const char *key, 
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
-	struct lone_job *j = job_get(c->lone, q->job, true);
-	if (j && note_fire(c->lone, q->job, q->key, clock_mono_ms())) {
+	struct lone_job *j = job_get(&c->lone, q->job, true);
+	if (j && note_fire(&c->lone, q->job, q->key, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -252,7 +201,7 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
-	if (!c || !answers_at(c, now) || !note_fire(c->lone, job, key, now / 1000))
+	if (!c || !answers_at(c, now) || !note_fire(&c->lone, job, key, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -261,7 +210,7 @@ bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
 
 bool cluster_lone_hold(struct cluster *c, const char *job)
 {
-	struct lone_job *j = job_get(c->lone, job, true);
+	struct lone_job *j = job_get(&c->lone, job, true);
 	if (!j)
 		return false;
 	j->held++;
@@ -270,8 +219,8 @@ bool cluster_lone_hold(struct cluster *c, const char *job)
 
 bool cluster_lone_release(struct cluster *c, const char *job)
 {
-	struct cluster_lone *l = c->lone;
-	struct lone_job *j = l ? job_get(l, job, false) : NULL;
+	struct cluster_lone *l = &c->lone;
+	struct lone_job *j = job_get(l, job, false);
 	if (!j || j->held <= 0)
 		return false;
 	j->held--;
@@ -282,9 +231,7 @@ bool cluster_lone_release(struct cluster *c, const char *job)
 
 void cluster_lone_refused(struct cluster *c, const char *err)
 {
-	struct cluster_lone *l = get(c);
-	if (!l)
-		return;
+	struct cluster_lone *l = &c->lone;
 	l->refusing = err != NULL;
 	if (!err)
 		return;
@@ -298,10 +245,10 @@ void cluster_lone_refused(struct cluster *c, const char *err)
 
 bool cluster_lone_refusal(const struct cluster *c, char *why, size_t len)
 {
-	if (!c->lone || !c->lone->refusing)
+	if (!c->lone.refusing)
 		return false;
 	if (why)
-		snprintf(why, len, "%s", c->lone->refused);
+		snprintf(why, len, "%s", c->lone.refused);
 	return true;
 }
 
@@ -312,7 +259,7 @@ static void leave(struct cluster *c);
 static void on_lone(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
 	struct cluster *c = arg;
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	if (l->state != LONE_GOING)
 		return;
 	if (!res && strcmp(sqlstate, "08006") == 0) {
@@ -345,7 +292,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 
 static void go_lone(struct cluster *c)
 {
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	const char *p[] = {c->instance, c->boot_id};
 	if (cluster_submit(c, sql_go_lone, 2, p, on_lone, c) == 0) {
 		lone_to(c, LONE_GOING);
@@ -359,7 +306,7 @@ static void go_lone(struct cluster *c)
  * meanwhile are given back (cluster_unlock). */
 static void forget(struct cluster *c, bool release)
 {
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	struct strmap_node *n = strmap_first(&l->jobs);
 	while (n) {
 		struct strmap_node *next = strmap_next(&l->jobs, n);
@@ -385,7 +332,7 @@ static void forget(struct cluster *c, bool release)
 static void on_switched(void *arg, const PGresult *res, const char *err, const char *sqlstate)
 {
 	struct cluster *c = arg;
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	lone_to(c, LONE_LEAVING);
 	if (!res || (err && *err)) {
 		l->switch_lost = l->switch_lost || strcmp(sqlstate, "08006") == 0;
@@ -428,7 +375,7 @@ static char *ints_literal(const int64_t *v, size_t n)
 /* The switch's statement, made from what was run lone (sql_switch). */
 static void switch_send(struct cluster *c)
 {
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	if (l->state != LONE_LEAVING || !cluster_ready(c))
 		return;
 	int64_t now = clock_mono_ms();
@@ -488,7 +435,7 @@ out:
 
 static void leave(struct cluster *c)
 {
-	struct cluster_lone *l = c->lone;
+	struct cluster_lone *l = &c->lone;
 	if (l->state == LONE_GOING) {
 		l->leave_after = true;
 		return;
@@ -502,9 +449,7 @@ static void leave(struct cluster *c)
 
 void cluster_lone_locked(struct cluster *c, bool schema)
 {
-	struct cluster_lone *l = get(c);
-	if (!l)
-		return;
+	struct cluster_lone *l = &c->lone;
 	l->schema = schema;
 	l->refusing = false;
 	if (l->state == LONE_OFF)
@@ -522,9 +467,7 @@ void cluster_lone_locked(struct cluster *c, bool schema)
 
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 {
-	struct cluster_lone *l = get(c);
-	if (!l)
-		return;
+	struct cluster_lone *l = &c->lone;
 	l->beat_ok_us = c->beat_mono_us;
 	prune(l, clock_mono_ms());
 	if (l->state == LONE_ON)
@@ -552,21 +495,11 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 
 void cluster_lone_free(struct cluster *c)
 {
-	struct cluster_lone *l = c->lone;
-	if (!l)
-		return;
 	forget(c, false);
-	free(l);
-	c->lone = NULL;
 }
 
 void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg)
 {
 	c->lone_fn = fn;
 	c->lone_arg = arg;
-}
-
-bool cluster_lone(const struct cluster *c)
-{
-	return c && cluster_lone_answers(c);
 }

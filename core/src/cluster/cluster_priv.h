@@ -92,8 +92,10 @@
 	" AND l.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
 #define SQL_JOB_LOCK_INTO(cols)                                                                    \
 	"INSERT INTO pgcrond.job_lock AS l (job_name, instance, boot_id, holds" cols ")"
-#define SQL_JOB_LOCK_ON(set, takeover)                                                             \
-	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE WHEN " SQL_JOB_LOCK_SAME               \
+/* (ADD: a further condition for adding the holds of the same process rather than setting
+ * them: the lone switch's, sent again after its answer was lost, sets them) */
+#define SQL_JOB_LOCK_ADD_ON(add, set, takeover)                                                    \
+	" ON CONFLICT (job_name) DO UPDATE SET holds = CASE WHEN " SQL_JOB_LOCK_SAME add           \
 	"   THEN l.holds OPERATOR(pg_catalog.+) EXCLUDED.holds ELSE EXCLUDED.holds END," set       \
 	"  instance = EXCLUDED.instance, boot_id = EXCLUDED.boot_id, locked_at = pg_catalog.now()" \
 	" WHERE (" SQL_JOB_LOCK_SAME ")"                                                           \
@@ -101,6 +103,7 @@
 	"   WHERE i.name OPERATOR(pg_catalog.=) l.instance"                                        \
 	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)" takeover    \
 	" RETURNING l.job_name"
+#define SQL_JOB_LOCK_ON(set, takeover) SQL_JOB_LOCK_ADD_ON("", set, takeover)
 #define SQL_JOB_LOCK SQL_JOB_LOCK_INTO("")
 #define SQL_JOB_LOCK_CONFLICT SQL_JOB_LOCK_ON("", "")
 #define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
@@ -240,6 +243,33 @@ enum cluster_state {
 	CS_STATES
 };
 
+enum lone_state {
+	LONE_OFF,       /* claiming (also before the first heartbeat) */
+	LONE_GOING,     /* pgcrond.go_lone sent */
+	LONE_ON,        /* lone: claims answered without a statement */
+	LONE_LEAVING,   /* claiming again: the switch's statement is due (switch_send) ... */
+	LONE_SWITCHING, /* ... or sent, its answer awaited */
+};
+
+/* An instance alone (cluster_lone.c). */
+struct cluster_lone {
+	enum lone_state state;
+	bool schema;      /* step 23: claim statements pass pgcrond.claim_gate */
+	bool leave_after; /* a peer was seen while going lone */
+	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
+	bool refusing;    /* a claim statement's gate refusal is being answered */
+	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
+	char refused[600];
+	struct log_complaint refused_complaint;
+	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */
+	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
+	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
+	int64_t lease_end_us;
+	struct strmap jobs;
+	struct lone_fire *head, *tail; /* oldest first */
+	size_t n_fires;
+};
+
 struct cluster {
 	struct event_base *base;
 	char *conninfo;
@@ -313,7 +343,7 @@ struct cluster {
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
 	char peers[512];
-	struct cluster_lone *lone; /* an instance alone (cluster_lone.c); NULL until locked */
+	struct cluster_lone lone;              /* an instance alone (cluster_lone.c) */
 	void (*lone_fn)(void *arg, bool lone); /* cluster_set_lone_fn */
 	void *lone_arg;
 
@@ -370,14 +400,6 @@ void cluster_lone_locked(struct cluster *c, bool schema);
 /* A heartbeat answered (st.peers_live set); TOLD_DEAD: this process was found dead meanwhile;
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
-/* Whether the schema has step 23: claim statements pass pgcrond.claim_gate. */
-bool cluster_lone_gate(const struct cluster *c);
-/* Whether this process runs lone now (cluster.h: cluster_lone_on) and its last heartbeat found no
- * other instance's row not stopped: nothing to reap. */
-bool cluster_lone_quiet(const struct cluster *c);
-/* Whether a claim asked now is answered at once, without a statement: lone, connected, and
- * its last heartbeat recent enough that no other instance can have found it dead. */
-bool cluster_lone_answers(const struct cluster *c);
 /* For cluster_on_flush: the claims answered lone, and their verdict (GRANTED: the run
  * releases "its lock" at its end, which cluster_lone_release takes). */
 bool cluster_lone_which(struct cluster *c, const struct claim *q);
@@ -418,13 +440,14 @@ void cluster_claim_free(struct claim *q);
  * run's row starts within 1 s before its instant at the earliest (a clock in step). */
 #define SQL_UNSERVED_WHERE                                                                         \
 	" c.fire_key OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$'"                                     \
-	" AND NOT EXISTS (SELECT FROM pgcrond.job_run_details d"                                   \
-	"  WHERE d.job_name OPERATOR(pg_catalog.=) c.job_name"                                     \
-	"   AND d.scheduled_time OPERATOR(pg_catalog.=) "                                          \
-	"pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT ")"                                        \
-	"   AND d.start_time OPERATOR(pg_catalog.>=) "                                             \
-	"(pg_catalog.to_timestamp(" SQL_UNSERVED_INSTANT                                           \
-	") OPERATOR(pg_catalog.-) interval '1 minute'))"
+	" AND NOT" SQL_FIRE_HAS_ROW("c.job_name", SQL_UNSERVED_INSTANT)
+/* SQL: whether a history row serves job JOB's scheduled fire at instant S (Unix s) */
+#define SQL_FIRE_HAS_ROW(job, s)                                                                   \
+	" EXISTS (SELECT FROM pgcrond.job_run_details d"                                           \
+	"  WHERE d.job_name OPERATOR(pg_catalog.=) " job                                           \
+	"   AND d.scheduled_time OPERATOR(pg_catalog.=) pg_catalog.to_timestamp(" s ")"            \
+	"   AND d.start_time OPERATOR(pg_catalog.>=) (pg_catalog.to_timestamp(" s ")"              \
+	"    OPERATOR(pg_catalog.-) interval '1 minute'))"
 /* (`started` NULL: claimed by a process that marked nothing then, so whether its run began is
  * not known here: never served by another instance, only by that instance's next process,
  * whose history (its spill file written first) knows; sql_unserved) */

@@ -40,17 +40,9 @@ static const char sql_give_back[] =
     "  pg_catalog.unnest($4::pg_catalog.text[])) AS u(j, k, i, b)"
     " ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING";
 
-static void give_back_done(void *arg, const struct pg_result *res, const char *err,
-                           const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning("cluster: could not give claims taken over back while stopping (those "
-		            "fires are served when their holder is found dead, or not at all): %s",
-		            err);
-}
+static const char give_back_failed[] =
+    "could not give claims taken over back while stopping (those fires are served when their "
+    "holder is found dead, or not at all)";
 
 /* R's rows that carry a claim (a key), with the job, key, holder and boot id in columns
  * COLS. */
@@ -78,8 +70,9 @@ void cluster_give_back(struct cluster *c, const PGresult *r, const int cols[4])
 	           "to their holders (the first: \"%s\")",
 	           n, v ? v[2 * rows] : "?");
 	const char *p[] = {lit[0], lit[1], lit[2], lit[3]};
-	if (!ok || cluster_submit_closing(c, sql_give_back, 4, p, give_back_done, c) < 0)
-		give_back_done(c, NULL, ok ? "not connected" : "out of memory", "");
+	void *what = (void *)give_back_failed;
+	if (!ok || cluster_submit_closing(c, sql_give_back, 4, p, cluster_warn_failed, what) < 0)
+		cluster_warn_failed(what, NULL, ok ? "not connected" : "out of memory", "");
 	for (int f = 0; f < 4; f++)
 		free(lit[f]);
 	free(v);

@@ -21,9 +21,10 @@
 
 #include "cluster.h"
 #include "log.h"
+#include "text.h"
 
 /* $1 instance, $2 boot, $3 job, $4 kind, $5 graph run, $6 scheduled (Unix us, 0: none),
- * $7 attempt, $8 due (Unix us, 0: now), $9 payloads (a JSON array, or NULL) */
+ * $7 attempt, $8 due (Unix us, 0: now), $9 payloads (text[], or NULL) */
 #define SQL_NOTE_ROW                                                                               \
 	"INSERT INTO pgcrond.pending_work AS w (instance, boot_id, job_name, kind, graph_run,"     \
 	" scheduled_time, attempt, due_at, payloads)"                                              \
@@ -32,8 +33,7 @@
 	"$6::pg_catalog.int8 OPERATOR(pg_catalog./) 1000000.0) END, $7::pg_catalog.int4,"          \
 	"  CASE WHEN $8::pg_catalog.int8 OPERATOR(pg_catalog.>) 0 THEN pg_catalog.to_timestamp("   \
 	"$8::pg_catalog.int8 OPERATOR(pg_catalog./) 1000000.0) ELSE pg_catalog.now() END,"         \
-	"  CASE WHEN $9::pg_catalog.jsonb IS NOT NULL THEN ARRAY(SELECT"                           \
-	"   pg_catalog.jsonb_array_elements_text($9::pg_catalog.jsonb)) END)"
+	"  $9::pg_catalog.text[])"
 static const char sql_note[] =
     SQL_NOTE_ROW " ON CONFLICT (instance, job_name, kind) DO UPDATE SET boot_id = EXCLUDED.boot_id,"
                  "  graph_run = EXCLUDED.graph_run, scheduled_time = EXCLUDED.scheduled_time,"
@@ -199,7 +199,7 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 static bool submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
                    cluster_result_fn fn)
 {
-	if (co->schema_missing || !cluster_ready(co->c))
+	if (co->schema_missing)
 		return false;
 	int rc = cluster_submit(co->c, sql, n, p, fn, co);
 	if (rc < 0 && rc != -ENOTCONN)
@@ -276,17 +276,11 @@ static void hand_over_done(void *arg, const PGresult *res, const char *err, cons
 static void note(struct coord *co, const struct coord_work *w, const char *instance, bool hand_over)
 {
 	char sched[24], attempt[16], due[24];
-	char *payloads = NULL;
 	snprintf(sched, sizeof(sched), "%" PRId64, w->scheduled_us);
 	snprintf(attempt, sizeof(attempt), "%d", w->attempt > 0 ? w->attempt : 1);
 	snprintf(due, sizeof(due), "%" PRId64, w->due_us);
-	if (w->n_payloads) {
-		json_t *a = json_array();
-		for (size_t i = 0; a && i < w->n_payloads; i++)
-			json_array_append_new(a, json_string(w->payloads[i]));
-		payloads = a ? json_dumps(a, JSON_COMPACT) : NULL;
-		json_decref(a);
-	}
+	char *payloads =
+	    w->n_payloads ? text_pg_array((const char *const *)w->payloads, w->n_payloads) : NULL;
 	const char *p[] = {instance ? instance : cluster_instance(co->c),
 	                   cluster_boot_id(co->c),
 	                   w->job,
@@ -483,11 +477,10 @@ static void change_sent(void *arg, const PGresult *r, const char *err, const cha
 static void send_changes(struct coord *co)
 {
 	for (struct change *ch = co->changes; ch; ch = ch->next) {
-		if (ch->sent || co->schema_missing || !cluster_ready(co->c))
-			continue;
 		const char *p[] = {ch->job, cluster_instance(co->c), ch->pause ? "true" : "false"};
-		if (cluster_submit(co->c, sql_pause, 3, p, change_sent, co) == 0)
-			ch->sent = true;
+		if (!ch->sent)
+			ch->sent = submit(co, "cannot share a pause or resume", sql_pause, 3, p,
+			                  change_sent);
 	}
 }
 

@@ -82,10 +82,9 @@ int sched_pause(struct sched *s, const char *name)
 		return -ENOENT;
 	if (j->paused)
 		return -EALREADY;
-	if (paused_add(s, name) < 0)
+	/* (next_fire stays: resume serves what came due meanwhile) */
+	if (sched_set_paused(s, &name, 1) < 0)
 		return -ENOMEM;
-	j->paused = true;
-	sched_job_disarm(j); /* next_fire stays: resume serves what came due meanwhile */
 	log_job(LOG_LVL_NOTICE, j->name, "paused; a run under way goes on, no new run starts");
 	return 0;
 }

@@ -73,17 +73,6 @@ void sched_preclaim_stale(struct job *j)
 		sched_run_free(&j->pre);
 }
 
-static void on_given_back(void *arg, const struct pg_result *res, const char *err,
-                          const char *sqlstate)
-{
-	(void)arg;
-	(void)res;
-	(void)sqlstate;
-	if (err && *err)
-		log_warning("cluster: could not give back a fire claimed before its instant: %s",
-		            err);
-}
-
 void sched_preclaim_give_back(struct sched *s)
 {
 	struct cluster *c = s->cluster;
@@ -109,6 +98,7 @@ void sched_preclaim_give_back(struct sched *s)
 	                   " AND fire_key ~ '^s:[0-9]+$'"
 	                   " AND substr(fire_key, 3)::bigint > extract(epoch FROM"
 	                   "  clock_timestamp() + interval '" GIVE_BACK_MARGIN "')",
-	                   2, params, on_given_back, NULL) < 0)
+	                   2, params, cluster_warn_failed,
+	                   (void *)"could not give back a fire claimed before its instant") < 0)
 		log_warning("cluster: cannot give back the fires claimed before their instant");
 }

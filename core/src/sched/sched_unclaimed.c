@@ -92,8 +92,7 @@ static bool park(struct run *r, const char *why, bool skip, int64_t due_us)
 	u->why = strdup(why);
 	if (!u->job || !u->why ||
 	    cluster_fire_key(r->trigger, r->scheduled_us, NULL, 1, 0, u->key, sizeof(u->key),
-	                     &window) <= 0 ||
-	    window != 0) {
+	                     &window) <= 0) {
 		entry_free(u);
 		return false;
 	}
