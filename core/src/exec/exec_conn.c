@@ -62,7 +62,7 @@ bool exec_conn_idle_expired(const struct conn *c)
 {
 	const struct pool *p = c->pool;
 	if (c->state != CONN_IDLE || p->idle_timeout_ms <= 0 ||
-	    clock_mono_ms() - c->used_ms < p->idle_timeout_ms)
+	    clock_mono_us() - c->used_us < p->idle_timeout_ms * 1000)
 		return false;
 	for (const struct conn *o = p->conns; o; o = o->next)
 		if (o != c && (o->state == CONN_IDLE || o->state == CONN_RESETTING))

@@ -457,8 +457,8 @@ static void on_conn_connected(void *arg)
 	struct pool *p = c->pool;
 	c->state = CONN_IDLE;
 	c->connected_us = clock_wall_us();
-	c->idle_at_ms = clock_mono_ms();
-	c->used_ms = c->idle_at_ms;
+	c->idle_at_us = clock_mono_us();
+	c->used_us = c->idle_at_us;
 	p->n_connecting--;
 	p->connected_once = true;
 	bool back = p->failures > 0 || p->probing;
@@ -547,7 +547,7 @@ static void conn_reset_read(struct conn *c)
 		return;
 	}
 	c->state = CONN_IDLE;
-	c->idle_at_ms = clock_mono_ms();
+	c->idle_at_us = clock_mono_us();
 	conndrv_idle(&c->drv);
 	if (c->next_run) {
 		struct exec_run *r = c->next_run;
@@ -690,7 +690,7 @@ void exec_conn_release(struct conn *c, bool broken)
 {
 	struct pool *p = c->pool;
 	c->run = NULL;
-	c->used_ms = clock_mono_ms();
+	c->used_us = clock_mono_us();
 	/* "N further notices suppressed" for the run's job (the first ones are logged, so with
 	 * none logged there is nothing to say) */
 	if (c->drv.notices.logged)

@@ -42,13 +42,13 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 	if (!p || p->removed || p->failures > 0 || p->backing_off)
 		return;
 	size_t want = n < (size_t)p->size ? n : (size_t)p->size;
-	int64_t now = clock_mono_ms();
+	int64_t now = clock_mono_us();
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next; /* a reset that cannot be sent closes C */
 		if (p->n_conns > want && exec_conn_idle_expired(c))
 			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
 		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
-		         now - c->idle_at_ms >= WARM_IDLE_MS)
+		         now - c->idle_at_us >= WARM_IDLE_MS * 1000)
 			exec_conn_reset(c);
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */

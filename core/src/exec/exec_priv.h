@@ -27,9 +27,9 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	/* the statement_timeout DISCARD ALL restores (the role's, database's or server's
-	 * default), as the SHOW at default_at_ms read it; -1 = unknown */
+	 * default), as the SHOW at default_at_us read it; -1 = unknown */
 	int64_t default_timeout_ms;
-	int64_t default_at_ms;
+	int64_t default_at_us;
 	char app_name[80]; /* application_name a run set on it; "" = the startup one */
 	bool tainted;      /* a cancel was aimed at it: never reuse */
 	struct conn *prev, *next;
@@ -53,11 +53,11 @@ struct conn {
 	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
 	bool guard_reset;
 	/* for the runs' stages (exec_outcome) and exec_warm(): when the connect began and ended
-	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_ms) */
+	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_us) */
 	int64_t open_us, connected_us;
 	unsigned runs_served;
-	int64_t idle_at_ms;
-	int64_t used_ms; /* when a run last gave it back, or it connected (clock_mono_ms) */
+	int64_t idle_at_us;
+	int64_t used_us; /* when a run last gave it back, or it connected (clock_mono_us) */
 };
 
 struct pool {

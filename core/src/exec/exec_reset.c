@@ -135,7 +135,8 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 		     PQpipelineSync(c->drv.conn);
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
-	if (c->default_timeout_ms >= 0 && clock_mono_ms() - c->default_at_ms >= DEFAULT_TRUST_MS)
+	if (c->default_timeout_ms >= 0 &&
+	    clock_mono_us() - c->default_at_us >= DEFAULT_TRUST_MS * 1000)
 		c->default_timeout_ms = -1;
 	/* after a run (CARRY) with none waiting, the default is known: no SHOW; an idle
 	 * connection's reset (its check, exec_warm) reads it anew */
@@ -208,7 +209,7 @@ void exec_conn_reset_result(struct conn *c, PGresult *res)
 		} else if (PQntuples(res) == 1) {
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
 			c->default_timeout_ms = c->timeout_ms;
-			c->default_at_ms = clock_mono_ms();
+			c->default_at_us = clock_mono_us();
 		}
 		return;
 	}
