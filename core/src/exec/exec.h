@@ -17,6 +17,7 @@
 struct event_base;
 struct exec;
 struct exec_run;
+struct exec_pool;
 
 /* The libevent priority of the executor's connection events: 0, the highest. A daemon
  * that initialises more than one priority has them handled before its timers. */
@@ -55,7 +56,12 @@ struct exec_outcome {
 };
 
 struct exec_run_spec {
-	const char *database;          /* a database given to exec_set_database() */
+	const char *database; /* a database given to exec_set_database() */
+	/* DATABASE's pool where the caller keeps it (NULL: looked up by name on every run): found
+	 * by name when *POOL is NULL, and stored. A pool lasts as long as the executor, a removed
+	 * database's too (its runs are refused), so it stays DATABASE's: the caller sets *POOL to
+	 * NULL when its DATABASE changes. */
+	struct exec_pool **pool;
 	const char *name;              /* the job, named in the log lines of its server notices
 	                                * (copied); NULL for the daemon's own statements */
 	const struct exec_stmt *stmts; /* copied */

@@ -145,6 +145,8 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->command = cj->command;
 	j->http = cj->http;
 	j->plugin = cj->plugin;
+	if (strcmp(j->database ? j->database : "", db ? db : "") != 0)
+		j->pool = NULL; /* another database's */
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;
 	j->cron = &cj->cron; /* valid when cj->schedule is set */
