@@ -133,8 +133,13 @@ static void gather(struct stmtq *q, PGresult *r)
 	PQclear(r);
 }
 
-void stmtq_read(struct stmtq *q)
+/* ---- the driver's callbacks ------------------------------------------------------------ */
+
+/* The driver's readable(): what the server sent is read in. */
+static void on_readable(void *arg)
 {
+	struct stmtq *q = arg;
+
 	while (q->drv.conn && q->cur_state == STMTQ_SENT && !PQisBusy(q->drv.conn)) {
 		PGresult *r = PQgetResult(q->drv.conn);
 		if (q->cur.each) {
@@ -157,8 +162,6 @@ void stmtq_read(struct stmtq *q)
 		stmtq_fail(q, NULL, 0);
 }
 
-/* ---- the driver's callbacks ------------------------------------------------------------ */
-
 static void on_connected(void *arg)
 {
 	struct stmtq *q = arg;
@@ -166,11 +169,6 @@ static void on_connected(void *arg)
 	conndrv_succeeded(&q->drv);
 	q->ops->connected(q->arg);
 	pump(q);
-}
-
-static void on_readable(void *arg)
-{
-	stmtq_read(arg);
 }
 
 static void on_failed(void *arg, const char *why, bool was_ready)
