@@ -96,9 +96,12 @@ static void pump(struct stmtq *q)
 	}
 }
 
-/* The statement in flight is complete: its callback, then the next statement. */
-static void complete(struct stmtq *q)
+/* The statement in flight is complete (a pushed one's last result was read, or the owner of
+ * one it wrote itself says so): its callback, then the next statement. */
+void stmtq_end(struct stmtq *q)
 {
+	if (q->cur_state != STMTQ_SENT)
+		return;
 	conndrv_idle(&q->drv);
 	q->last_arg = q->cur.arg;
 	q->cur_state = STMTQ_COMPLETING;
@@ -148,7 +151,7 @@ static void on_readable(void *arg)
 			continue;
 		}
 		if (!r) {
-			complete(q); /* may send the next */
+			stmtq_end(q); /* may send the next */
 			continue;
 		}
 		gather(q, r);
@@ -357,12 +360,6 @@ bool stmtq_note_error(struct stmtq *q, const PGresult *r)
 	pgconn_result_error(r, g->err, sizeof(g->err));
 	snprintf(g->sqlstate, sizeof(g->sqlstate), "%s", state ? state : "");
 	return true;
-}
-
-void stmtq_end(struct stmtq *q)
-{
-	if (q->cur_state == STMTQ_SENT)
-		complete(q);
 }
 
 bool stmtq_busy(const struct stmtq *q)
