@@ -57,10 +57,9 @@ struct exec_outcome {
 
 struct exec_run_spec {
 	const char *database; /* a database given to exec_set_database() */
-	/* DATABASE's pool where the caller keeps it (NULL: looked up by name on every run): found
-	 * by name when *POOL is NULL, and stored. A pool lasts as long as the executor, a removed
-	 * database's too (its runs are refused), so it stays DATABASE's: the caller sets *POOL to
-	 * NULL when its DATABASE changes. */
+	/* Where the caller keeps DATABASE's pool (NULL: looked up on every run): found by name
+	 * while *POOL is NULL, then kept. A pool lasts as long as the executor (a removed
+	 * database's too), so the caller forgets it (NULL) only if its DATABASE changes. */
 	struct exec_pool **pool;
 	const char *name;              /* the job, named in the log lines of its server notices
 	                                * (copied); NULL for the daemon's own statements */
