@@ -573,6 +573,62 @@ START_TEST(second_sigterm_cancels_at_once)
 }
 END_TEST
 
+/* A reload that moves a job to another database, and back, with the other database dropped
+ * from the configuration: each run goes to the database its job names at its fire (a job
+ * keeps its database's pool, found again when the database changes). */
+#define MOVER_JOB                                                                                  \
+	"job = { name = \"mover\"; database = \"%s\"; schedule = \"* * * * * *\";\n"               \
+	"  command = \"INSERT INTO ticks (job) VALUES ('mover')\"; };\n"
+START_TEST(reload_moves_a_job_between_databases)
+{
+	struct itest_env e;
+	env_setup(&e, "movedb", NULL);
+	PGconn *admin = itest_connect(itest_conninfo());
+	itest_exec(admin, "DROP DATABASE IF EXISTS " DB "_other");
+	itest_exec(admin, "CREATE DATABASE " DB "_other");
+	PQfinish(admin);
+	char *ci = itest_conninfo_db(DB "_other");
+	PGconn *other = itest_connect(ci);
+	itest_exec(other,
+	           "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
+	itest_exec(other, "GRANT ALL ON ticks TO PUBLIC");
+	itest_env_main_with_db(&e, "other", ci);
+	itest_env_job(&e, "10-mover.conf", MOVER_JOB, "app");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) >= 2 FROM ticks"),
+	              "no runs on app:\n%s", itest_read_file(e.log));
+
+	itest_env_job(&e, "10-mover.conf", MOVER_JOB, "other");
+	itest_env_reload(&e);
+	ck_assert_msg(itest_wait_sql(other, "SELECT count(*) >= 2 FROM ticks", 15),
+	              "no runs on the other database:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details WHERE "
+	                             "job_name = 'mover' AND database = 'other' AND "
+	                             "status = 'succeeded'"),
+	              "no rows of the runs on the other database:\n%s", itest_read_file(e.log));
+
+	/* back, and the other database gone from the configuration */
+	itest_env_main(&e, NULL);
+	itest_env_job(&e, "10-mover.conf", MOVER_JOB, "app");
+	itest_env_reload(&e);
+	long long on_app = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) >= %lld FROM ticks", on_app + 2),
+	              "no runs on app again:\n%s", itest_read_file(e.log));
+	long long on_other = itest_scalar_ll(other, "SELECT count(*) FROM ticks");
+	itest_sleep(2);
+	ck_assert_int_eq(itest_scalar_ll(other, "SELECT count(*) FROM ticks"), on_other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "job_name = 'mover' AND status <> 'succeeded' AND "
+	                                     "return_message <> 'pgcrond was shutting down'"),
+	                 0);
+	PQfinish(other);
+	free(ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon");
@@ -583,6 +639,7 @@ int main(void)
 	tcase_add_test(tc, timeout_stops_the_backend);
 	tcase_add_test(tc, overlap_policies);
 	tcase_add_test(tc, reload_valid_and_invalid);
+	tcase_add_test(tc, reload_moves_a_job_between_databases);
 	tcase_add_test(tc, crash_then_restart_closes_orphan_once);
 	tcase_add_test(tc, refused_connection_records_libpq_error);
 	tcase_add_test(tc, sigterm_lets_runs_finish_then_cancels);

@@ -261,9 +261,9 @@ void cluster_close(struct cluster **cp)
 			if (left <= 0 || PQflush(stmtq_conn(c->q)) < 0)
 				break;
 			struct pollfd pfd = {.fd = PQsocket(stmtq_conn(c->q)), .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0 || !PQconsumeInput(stmtq_conn(c->q)))
+			if (poll(&pfd, 1, (int)left) <= 0)
 				break;
-			stmtq_read(c->q); /* may drop the connection */
+			conndrv_serve(pfd.fd, EV_READ, &c->q->drv); /* may drop the connection */
 		}
 	}
 	if (c->task_head)

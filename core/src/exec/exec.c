@@ -219,7 +219,10 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 
 int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
 {
-	struct pool *p = exec_pool_find(ex, spec->database);
+	struct exec_pool *p =
+	    spec->pool && *spec->pool ? *spec->pool : exec_pool_find(ex, spec->database);
+	if (p && spec->pool)
+		*spec->pool = p;
 	if (!p || p->removed)
 		return -ENOENT;
 	struct exec_run *r;

@@ -17,6 +17,7 @@
 struct event_base;
 struct exec;
 struct exec_run;
+struct exec_pool;
 
 /* The libevent priority of the executor's connection events: 0, the highest. A daemon
  * that initialises more than one priority has them handled before its timers. */
@@ -55,7 +56,11 @@ struct exec_outcome {
 };
 
 struct exec_run_spec {
-	const char *database;          /* a database given to exec_set_database() */
+	const char *database; /* a database given to exec_set_database() */
+	/* Where the caller keeps DATABASE's pool (NULL: looked up on every run): found by name
+	 * while *POOL is NULL, then kept. A pool lasts as long as the executor (a removed
+	 * database's too), so the caller forgets it (NULL) only if its DATABASE changes. */
+	struct exec_pool **pool;
 	const char *name;              /* the job, named in the log lines of its server notices
 	                                * (copied); NULL for the daemon's own statements */
 	const struct exec_stmt *stmts; /* copied */

@@ -32,7 +32,7 @@ void exec_conn_close(struct conn **cp)
 	struct conn *c = *cp;
 	if (!c)
 		return;
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	exec_conn_unreserve(c);
 	conndrv_close(&c->drv);
 	if (c->state == CONN_CONNECTING)
@@ -60,9 +60,9 @@ void exec_conn_unreserve(struct conn *c)
 
 bool exec_conn_idle_expired(const struct conn *c)
 {
-	const struct pool *p = c->pool;
+	const struct exec_pool *p = c->pool;
 	if (c->state != CONN_IDLE || p->idle_timeout_ms <= 0 ||
-	    clock_mono_ms() - c->used_ms < p->idle_timeout_ms)
+	    clock_mono_us() - c->used_us < p->idle_timeout_ms * 1000)
 		return false;
 	for (const struct conn *o = p->conns; o; o = o->next)
 		if (o != c && (o->state == CONN_IDLE || o->state == CONN_RESETTING))
@@ -74,7 +74,7 @@ bool exec_conn_idle_expired(const struct conn *c)
 
 void exec_wait_remove(struct exec_run *r)
 {
-	struct pool *p = r->pool;
+	struct exec_pool *p = r->pool;
 	if (r->wprev)
 		r->wprev->wnext = r->wnext;
 	else
@@ -90,7 +90,7 @@ void exec_wait_remove(struct exec_run *r)
 /* A run reserved by a connection that will not serve it after all (exec_conn_unreserve), or whose
  * statement the server skipped (exec_run_unsend), goes back to the head of the queue, where it
  * was. */
-void exec_wait_push_front(struct pool *p, struct exec_run *r)
+void exec_wait_push_front(struct exec_pool *p, struct exec_run *r)
 {
 	r->wprev = NULL;
 	r->wnext = p->wait_head;
@@ -102,7 +102,7 @@ void exec_wait_push_front(struct pool *p, struct exec_run *r)
 	p->n_waiting++;
 }
 
-struct conn *exec_pool_idle(struct pool *p)
+struct conn *exec_pool_idle(struct exec_pool *p)
 {
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next;
@@ -118,9 +118,9 @@ struct conn *exec_pool_idle(struct pool *p)
 	return NULL;
 }
 
-struct pool *exec_pool_find(struct exec *ex, const char *name)
+struct exec_pool *exec_pool_find(struct exec *ex, const char *name)
 {
-	for (struct pool *p = ex->pools; p; p = p->next)
+	for (struct exec_pool *p = ex->pools; p; p = p->next)
 		if (strcmp(p->name, name) == 0)
 			return p;
 	return NULL;

@@ -186,7 +186,7 @@ static void run_next_step(struct exec_run *r)
 static void exec_run_unsend(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	c->run = NULL;
 	r->conn = NULL;
 	r->in_pipeline = r->sync_due = r->xid_pending = false;
@@ -396,7 +396,7 @@ static bool exec_run_read(struct exec_run *r)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
-static void pool_log_failure(struct pool *p, const char *err)
+static void pool_log_failure(struct exec_pool *p, const char *err)
 {
 	char redacted[1024];
 	pgconn_redact_conninfo(p->conninfo, redacted, sizeof(redacted));
@@ -409,7 +409,7 @@ static void pool_log_failure(struct pool *p, const char *err)
  * turn (conndrv_wait_server: only a timer is armed here). */
 static void backoff_wake(void *arg)
 {
-	struct pool *p = arg;
+	struct exec_pool *p = arg;
 	struct timeval now = {0, 0};
 	if (p->backing_off)
 		event_add(&p->backoff_ev, &now);
@@ -419,7 +419,7 @@ static void backoff_wake(void *arg)
  * next attempt, and if it has no connection left, the runs waiting on it fail. */
 static void exec_conn_connect_failed(struct conn *c, const char *why)
 {
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	char *err = strdup(why);
 	exec_conn_close(&c);
 	p->failures++;
@@ -454,11 +454,11 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 static void on_conn_connected(void *arg)
 {
 	struct conn *c = arg;
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	c->state = CONN_IDLE;
 	c->connected_us = clock_wall_us();
-	c->idle_at_ms = clock_mono_ms();
-	c->used_ms = c->idle_at_ms;
+	c->idle_at_us = clock_mono_us();
+	c->used_us = c->idle_at_us;
 	p->n_connecting--;
 	p->connected_once = true;
 	bool back = p->failures > 0 || p->probing;
@@ -480,7 +480,7 @@ static void on_conn_connected(void *arg)
 void exec_conn_reset(struct conn *c)
 {
 	if (!exec_conn_reset_send(c, false)) {
-		struct pool *p = c->pool;
+		struct exec_pool *p = c->pool;
 		exec_conn_close(&c); /* the run it reserved waits again */
 		exec_pool_dispatch(p);
 	}
@@ -508,7 +508,7 @@ static void conn_carry_handover(struct conn *c)
  * serves the run it reserved, or is closed if a step failed or the session is not clean. */
 static void conn_reset_read(struct conn *c)
 {
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	/* In pipeline mode a NULL only ends one statement's results; the last Sync ends it
 	 * all. */
 	int nulls = 0;
@@ -547,7 +547,7 @@ static void conn_reset_read(struct conn *c)
 		return;
 	}
 	c->state = CONN_IDLE;
-	c->idle_at_ms = clock_mono_ms();
+	c->idle_at_us = clock_mono_us();
 	conndrv_idle(&c->drv);
 	if (c->next_run) {
 		struct exec_run *r = c->next_run;
@@ -604,7 +604,7 @@ static void exec_on_conn_readable(void *arg)
 static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct conn *c = arg;
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	(void)was_ready;
 
 	switch (c->state) {
@@ -639,7 +639,7 @@ static const struct conndrv_ops conn_ops = {
 
 /* One more connection for P, CONNECTING until the driver says connected() or failed().
  * 0, or -ENOMEM. */
-int exec_conn_open(struct pool *p)
+int exec_conn_open(struct exec_pool *p)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -688,9 +688,9 @@ static void on_conn_check(void *arg)
  * closed then. */
 void exec_conn_release(struct conn *c, bool broken)
 {
-	struct pool *p = c->pool;
+	struct exec_pool *p = c->pool;
 	c->run = NULL;
-	c->used_ms = clock_mono_ms();
+	c->used_us = clock_mono_us();
 	/* "N further notices suppressed" for the run's job (the first ones are logged, so with
 	 * none logged there is nothing to say) */
 	if (c->drv.notices.logged)
@@ -720,7 +720,7 @@ void exec_conn_release(struct conn *c, bool broken)
 
 /* ---- pools ---------------------------------------------------------------------------- */
 
-void exec_pool_dispatch(struct pool *p)
+void exec_pool_dispatch(struct exec_pool *p)
 {
 	if (p->ex->halted)
 		return; /* no run starts (exec_halt) */

@@ -30,7 +30,7 @@ static void drained_cb(evutil_socket_t fd, short what, void *arg);
 
 static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool *p = arg;
+	struct exec_pool *p = arg;
 	conndrv_unwait_server(&p->wait);
 	p->backing_off = false;
 	exec_pool_dispatch(p);
@@ -38,17 +38,17 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 
 void exec_warm(struct exec *ex, const char *database, size_t n)
 {
-	struct pool *p = exec_pool_find(ex, database);
+	struct exec_pool *p = exec_pool_find(ex, database);
 	if (!p || p->removed || p->failures > 0 || p->backing_off)
 		return;
 	size_t want = n < (size_t)p->size ? n : (size_t)p->size;
-	int64_t now = clock_mono_ms();
+	int64_t now = clock_mono_us();
 	for (struct conn *c = p->conns, *next; c; c = next) {
 		next = c->next; /* a reset that cannot be sent closes C */
 		if (p->n_conns > want && exec_conn_idle_expired(c))
 			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
 		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
-		         now - c->idle_at_ms >= WARM_IDLE_MS)
+		         now - c->idle_at_us >= WARM_IDLE_MS * 1000)
 			exec_conn_reset(c);
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */
@@ -57,7 +57,7 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 			break;
 }
 
-static void pool_close_idle(struct pool *p)
+static void pool_close_idle(struct exec_pool *p)
 {
 	struct conn *c = p->conns, *next;
 	for (; c; c = next) {
@@ -70,7 +70,7 @@ static void pool_close_idle(struct pool *p)
 int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool,
                       int64_t idle_timeout_ms)
 {
-	struct pool *p = exec_pool_find(ex, name);
+	struct exec_pool *p = exec_pool_find(ex, name);
 	if (p) {
 		if (strcmp(p->conninfo, conninfo) != 0) {
 			char *ci = strdup(conninfo);
@@ -112,7 +112,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 
 void exec_retain_databases(struct exec *ex, const char *const *names, size_t n)
 {
-	for (struct pool *p = ex->pools; p; p = p->next) {
+	for (struct exec_pool *p = ex->pools; p; p = p->next) {
 		bool keep = false;
 		for (size_t i = 0; i < n && !keep; i++)
 			keep = strcmp(names[i], p->name) == 0;
@@ -155,7 +155,7 @@ void exec_free(struct exec **exp)
 	struct exec *ex = *exp;
 	if (!ex)
 		return;
-	for (struct pool *p = ex->pools; p; p = p->next)
+	for (struct exec_pool *p = ex->pools; p; p = p->next)
 		for (struct conn *c = p->conns; c; c = c->next)
 			c->next_run = NULL; /* freed below with every run */
 	while (ex->runs) {
@@ -164,7 +164,7 @@ void exec_free(struct exec **exp)
 		exec_run_free(&r);
 	}
 	while (ex->pools) {
-		struct pool *p = ex->pools;
+		struct exec_pool *p = ex->pools;
 		ex->pools = p->next;
 		while (p->conns) {
 			struct conn *c = p->conns;
@@ -186,7 +186,7 @@ void exec_free(struct exec **exp)
 void exec_set_connection_check(struct exec *ex, int64_t ms)
 {
 	ex->check_ms = ms > 0 ? ms : CONNECTION_CHECK_DEFAULT_MS;
-	for (struct pool *p = ex->pools; p; p = p->next)
+	for (struct exec_pool *p = ex->pools; p; p = p->next)
 		for (struct conn *c = p->conns; c; c = c->next)
 			conndrv_set_check(&c->drv, ex->check_ms);
 }
@@ -194,7 +194,7 @@ void exec_set_connection_check(struct exec *ex, int64_t ms)
 size_t exec_database_stats(const struct exec *ex, struct exec_db_stats *out, size_t max)
 {
 	size_t n = 0;
-	for (const struct pool *p = ex->pools; p; p = p->next) {
+	for (const struct exec_pool *p = ex->pools; p; p = p->next) {
 		if (p->removed)
 			continue;
 		if (n < max) {
@@ -239,7 +239,7 @@ const size_t *exec_runs_under_way(const struct exec *ex)
 size_t exec_waiting_runs(const struct exec *ex)
 {
 	size_t n = 0;
-	for (const struct pool *p = ex->pools; p; p = p->next)
+	for (const struct exec_pool *p = ex->pools; p; p = p->next)
 		n += p->n_waiting;
 	return n;
 }
@@ -270,7 +270,7 @@ void exec_set_reachable_cb(struct exec *ex, void (*fn)(void *arg, const char *da
 
 int exec_probe(struct exec *ex, const char *database)
 {
-	struct pool *p = exec_pool_find(ex, database);
+	struct exec_pool *p = exec_pool_find(ex, database);
 	if (!p || p->removed)
 		return -ENOENT;
 	p->probing = true;

@@ -18,7 +18,7 @@
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
 
 struct conn {
-	struct pool *pool;
+	struct exec_pool *pool;
 	/* the connection (conndrv.h): the connect's deadline, the reset's, and while idle the
 	 * connection check; its notices are logged for the job whose run has it */
 	struct conndrv drv;
@@ -27,9 +27,9 @@ struct conn {
 	unsigned generation;  /* the pool's conninfo generation it was opened with */
 	int64_t timeout_ms;   /* statement_timeout last set on it, -1 = unknown */
 	/* the statement_timeout DISCARD ALL restores (the role's, database's or server's
-	 * default), as the SHOW at default_at_ms read it; -1 = unknown */
+	 * default), as the SHOW at default_at_us read it; -1 = unknown */
 	int64_t default_timeout_ms;
-	int64_t default_at_ms;
+	int64_t default_at_us;
 	char app_name[80]; /* application_name a run set on it; "" = the startup one */
 	bool tainted;      /* a cancel was aimed at it: never reuse */
 	struct conn *prev, *next;
@@ -53,14 +53,14 @@ struct conn {
 	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
 	bool guard_reset;
 	/* for the runs' stages (exec_outcome) and exec_warm(): when the connect began and ended
-	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_ms) */
+	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_us) */
 	int64_t open_us, connected_us;
 	unsigned runs_served;
-	int64_t idle_at_ms;
-	int64_t used_ms; /* when a run last gave it back, or it connected (clock_mono_ms) */
+	int64_t idle_at_us;
+	int64_t used_us; /* when a run last gave it back, or it connected (clock_mono_us) */
 };
 
-struct pool {
+struct exec_pool {
 	struct exec *ex;
 	char *name;
 	char *conninfo;
@@ -82,7 +82,7 @@ struct pool {
 	struct log_complaint complaint;
 	bool removed;
 	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
-	struct pool *next;
+	struct exec_pool *next;
 };
 
 enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
@@ -100,7 +100,7 @@ struct run_stmt {
 
 struct exec_run {
 	struct exec *ex;
-	struct pool *pool;
+	struct exec_pool *pool;
 	enum run_state state;
 	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
@@ -167,7 +167,7 @@ struct exec_run {
 
 struct exec {
 	struct event_base *base;
-	struct pool *pools;
+	struct exec_pool *pools;
 	struct exec_run *runs;
 	size_t n_runs;
 	void (*on_reachable)(void *arg, const char *database);
@@ -213,10 +213,10 @@ void exec_run_start(struct exec_run *r, struct conn *c);
 void exec_run_commit(struct exec_run *r);
 /* exec_release() for R, rolled back to go again as written (r->unwrap): GO or not, WHY */
 void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why);
-int exec_conn_open(struct pool *p);
+int exec_conn_open(struct exec_pool *p);
 void exec_conn_release(struct conn *c, bool broken);
 void exec_conn_reset(struct conn *c);
-void exec_pool_dispatch(struct pool *p);
+void exec_pool_dispatch(struct exec_pool *p);
 
 /* exec_reset.c */
 bool exec_conn_reset_send(struct conn *c, bool carry);
@@ -246,11 +246,11 @@ void exec_conn_unreserve(struct conn *c);
  * idle or being reset (the last idle one stays open, warm): it may be closed. */
 bool exec_conn_idle_expired(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
-void exec_wait_push_front(struct pool *p, struct exec_run *r);
+void exec_wait_push_front(struct exec_pool *p, struct exec_run *r);
 /* The first idle connection of P that may serve a run (of its current conninfo, never aimed at
  * by a cancel), or NULL. One that died while idle, whose event is still on its way, is closed
  * on the way, before it serves a run: no run fails for what happened before it began. */
-struct conn *exec_pool_idle(struct pool *p);
-struct pool *exec_pool_find(struct exec *ex, const char *name);
+struct conn *exec_pool_idle(struct exec_pool *p);
+struct exec_pool *exec_pool_find(struct exec *ex, const char *name);
 
 #endif

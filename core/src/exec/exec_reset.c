@@ -31,7 +31,7 @@
  *    which this connection serves as soon as the reset is answered (conn->next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
  *    match needs no set_config() round trip of its own. Nothing, when that run wants what
- *    DISCARD ALL restores (the default timeout a SHOW read in the last DEFAULT_TRUST_MS,
+ *    DISCARD ALL restores (the default timeout a SHOW read in the last DEFAULT_TRUST_US,
  *    and no name), or when no run waits after a run and that default is known;
  *  - that run's statement itself, when it may follow other statements in one implicit
  *    transaction (sqlscan_pipeline_safe: one SELECT, INSERT, REFRESH ...; not VACUUM, CALL
@@ -49,7 +49,7 @@ static const char *const reset_sql[] = {
 /* The default statement_timeout a SHOW read is trusted this long: a server reload may change
  * it (postgresql.conf), and a pool never idle would not SHOW it again. After that, runs set
  * their timeout until the connection's next idle reset reads it anew. */
-#define DEFAULT_TRUST_MS 10000
+#define DEFAULT_TRUST_US 10000000 /* 10 s */
 /* A statement_timeout under this, left by a run, is set to 0 before DISCARD ALL. */
 #define RESET_GUARD_MS 1000
 _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_STEPS");
@@ -135,7 +135,7 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		     PQsendQueryParams(c->drv.conn, reset_sql[1], 0, NULL, NULL, NULL, NULL, 0) &&
 		     PQpipelineSync(c->drv.conn);
 	ok = ok && PQsendQueryParams(c->drv.conn, reset_sql[2], 0, NULL, NULL, NULL, NULL, 0);
-	if (c->default_timeout_ms >= 0 && clock_mono_ms() - c->default_at_ms >= DEFAULT_TRUST_MS)
+	if (c->default_timeout_ms >= 0 && clock_mono_us() - c->default_at_us >= DEFAULT_TRUST_US)
 		c->default_timeout_ms = -1;
 	/* after a run (CARRY) with none waiting, the default is known: no SHOW; an idle
 	 * connection's reset (its check, exec_warm) reads it anew */
@@ -208,7 +208,7 @@ void exec_conn_reset_result(struct conn *c, PGresult *res)
 		} else if (PQntuples(res) == 1) {
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
 			c->default_timeout_ms = c->timeout_ms;
-			c->default_at_ms = clock_mono_ms();
+			c->default_at_us = clock_mono_us();
 		}
 		return;
 	}

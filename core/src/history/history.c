@@ -808,7 +808,7 @@ static void flush_for_close(struct hist *h)
 			break;
 		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
-		conndrv_serve(&h->q->drv, what);
+		conndrv_serve(p.fd, what, &h->q->drv);
 	}
 }
 

@@ -17,7 +17,6 @@
 /* Addresses tried per host name: libpq tries them in turn, as it would its own. */
 #define DNS_MAX_ADDRS 8
 
-static void on_socket(evutil_socket_t fd, short what, void *arg);
 /* Why a connection is given up: FAIL_DEADLINE a deadline passed (timed_out), FAIL_TOO_OLD the
  * server is older than pgcrond supports (too_old). */
 enum fail_kind { FAIL_PLAIN, FAIL_DEADLINE, FAIL_TOO_OLD };
@@ -483,7 +482,7 @@ static void watch(struct conndrv *d, short what)
 	}
 	if (fd < 0 || !what)
 		return;
-	event_assign(&d->sock_ev, d->base, fd, (short)(what | EV_PERSIST), on_socket, d);
+	event_assign(&d->sock_ev, d->base, fd, (short)(what | EV_PERSIST), conndrv_serve, d);
 	if (d->priority >= 0)
 		event_priority_set(&d->sock_ev, d->priority);
 	if (event_add(&d->sock_ev, NULL) == 0) {
@@ -567,8 +566,11 @@ static void poll_connect(struct conndrv *d)
 	}
 }
 
-void conndrv_serve(struct conndrv *d, short what)
+void conndrv_serve(evutil_socket_t fd, short what, void *arg)
 {
+	struct conndrv *d = arg;
+	(void)fd;
+
 	if (d->state == CONNDRV_CONNECTING) {
 		poll_connect(d);
 		return;
@@ -591,12 +593,6 @@ void conndrv_serve(struct conndrv *d, short what)
 		return;
 	}
 	d->ops->readable(d->arg); /* last: it may free D */
-}
-
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	conndrv_serve(arg, what);
 }
 
 /* The one timer: the connect's deadline, the deadline of the statement in flight, or, while

@@ -186,9 +186,10 @@ bool conndrv_flush(struct conndrv *d) __attribute__((warn_unused_result));
 bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *params,
                   int64_t deadline_ms) __attribute__((warn_unused_result));
 
-/* Serve the socket once, as if EV_READ/EV_WRITE had fired: for a caller that waits on
- * PQsocket() itself (a blocking flush at shutdown, with the loop no longer running). */
-void conndrv_serve(struct conndrv *d, short what);
+/* Serve the socket once for WHAT (EV_READ, EV_WRITE); ARG is the struct conndrv. The socket
+ * event's callback, and for a caller that waits on PQsocket() itself (a blocking flush at
+ * shutdown, with the loop no longer running) as if the event had fired; FD is not read. */
+void conndrv_serve(evutil_socket_t fd, short what, void *arg);
 /* The events the socket is watched for (EV_READ, EV_WRITE), 0 if none. */
 short conndrv_watching(const struct conndrv *d);
 

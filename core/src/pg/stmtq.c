@@ -96,9 +96,12 @@ static void pump(struct stmtq *q)
 	}
 }
 
-/* The statement in flight is complete: its callback, then the next statement. */
-static void complete(struct stmtq *q)
+/* The statement in flight is complete (a pushed one's last result was read, or the owner of
+ * one it wrote itself says so): its callback, then the next statement. */
+void stmtq_end(struct stmtq *q)
 {
+	if (q->cur_state != STMTQ_SENT)
+		return;
 	conndrv_idle(&q->drv);
 	q->last_arg = q->cur.arg;
 	q->cur_state = STMTQ_COMPLETING;
@@ -133,8 +136,13 @@ static void gather(struct stmtq *q, PGresult *r)
 	PQclear(r);
 }
 
-void stmtq_read(struct stmtq *q)
+/* ---- the driver's callbacks ------------------------------------------------------------ */
+
+/* The driver's readable(): what the server sent is read in. */
+static void on_readable(void *arg)
 {
+	struct stmtq *q = arg;
+
 	while (q->drv.conn && q->cur_state == STMTQ_SENT && !PQisBusy(q->drv.conn)) {
 		PGresult *r = PQgetResult(q->drv.conn);
 		if (q->cur.each) {
@@ -143,7 +151,7 @@ void stmtq_read(struct stmtq *q)
 			continue;
 		}
 		if (!r) {
-			complete(q); /* may send the next */
+			stmtq_end(q); /* may send the next */
 			continue;
 		}
 		gather(q, r);
@@ -157,8 +165,6 @@ void stmtq_read(struct stmtq *q)
 		stmtq_fail(q, NULL, 0);
 }
 
-/* ---- the driver's callbacks ------------------------------------------------------------ */
-
 static void on_connected(void *arg)
 {
 	struct stmtq *q = arg;
@@ -166,11 +172,6 @@ static void on_connected(void *arg)
 	conndrv_succeeded(&q->drv);
 	q->ops->connected(q->arg);
 	pump(q);
-}
-
-static void on_readable(void *arg)
-{
-	stmtq_read(arg);
 }
 
 static void on_failed(void *arg, const char *why, bool was_ready)
@@ -359,12 +360,6 @@ bool stmtq_note_error(struct stmtq *q, const PGresult *r)
 	pgconn_result_error(r, g->err, sizeof(g->err));
 	snprintf(g->sqlstate, sizeof(g->sqlstate), "%s", state ? state : "");
 	return true;
-}
-
-void stmtq_end(struct stmtq *q)
-{
-	if (q->cur_state == STMTQ_SENT)
-		complete(q);
 }
 
 bool stmtq_busy(const struct stmtq *q)

@@ -138,10 +138,6 @@ bool stmtq_note_error(struct stmtq *q, const PGresult *r);
 /* The statement stmtq_begin() put in flight is complete: its DONE is called. */
 void stmtq_end(struct stmtq *q);
 
-/* Read what the server sent (as the driver's readable()): for a caller that serves the
- * socket itself (a bounded flush at shutdown, with the loop no longer running). */
-void stmtq_read(struct stmtq *q);
-
 /* A statement is in flight, completing or waiting. */
 bool stmtq_busy(const struct stmtq *q);
 /* The statement in flight (or the one whose completion callback runs) has failed so far:

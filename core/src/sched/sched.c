@@ -570,6 +570,7 @@ static void run_begin(struct run *r)
 	}
 	struct exec_run_spec spec = {
 	    .database = j->database,
+	    .pool = &j->pool,
 	    .name = j->name,
 	    .stmts = stmts,
 	    .n_stmts = n_stmts,

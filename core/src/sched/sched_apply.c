@@ -144,6 +144,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->command = cj->command;
 	j->http = cj->http;
 	j->plugin = cj->plugin;
+	j->pool = NULL; /* the database's pool, found again at its next run (exec.h) */
 	j->database = db ? db : "";
 	j->schedule = cj->schedule;
 	j->cron = &cj->cron; /* valid when cj->schedule is set */

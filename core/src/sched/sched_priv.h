@@ -30,6 +30,7 @@
 #define CLOCK_JUMP_US 1000000
 
 struct alerter;
+struct exec_pool;
 struct metrics_job;
 struct run;
 
@@ -96,6 +97,7 @@ struct job {
 	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
 	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
 	                               * run: no lookup by name on every run (metrics_run) */
+	struct exec_pool *pool;       /* its database's pool, kept at its first run (exec.h) */
 
 	/* ---- sched_flow.c ---- */
 	/* (fields grouped by size so that the struct has no holes: 100,000 jobs) */
