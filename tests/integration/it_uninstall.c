@@ -76,6 +76,13 @@ START_TEST(uninstall_refuses_then_removes)
 	long long runs = itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details");
 	ck_assert(runs > 0);
 
+	/* a long option that has no letter, given a value it does not take, is named as
+	 * written, and nothing is dropped */
+	out = itest_cli(&status, "uninstall", "--keep-history=yes", "-c", e.conf, NULL);
+	ck_assert_msg(status == 64, "bad option: %d %s", status, out);
+	ck_assert_msg(strstr(out, "unknown option \"--keep-history=yes\""), "%s", out);
+	free(out);
+
 	out = itest_cli(&status, "uninstall", "-c", e.conf, "--dry-run", NULL);
 	ck_assert_msg(status == 0, "dry run: %d %s", status, out);
 	ck_assert_msg(strstr(out, "would drop schema pgcrond"), "%s", out);

@@ -1,5 +1,6 @@
 /* What the subcommands share: the -c/--config and -h/--help options, and loading the
  * configuration for the commands that must work while a job file is broken. */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -61,15 +62,18 @@ int cli_bad_option(const char *cmd, int opt, char **argv)
 	const char *word = argv[optind - 1], *next = argv[optind];
 	/* A letter refused inside a bundle (-xy) leaves optind on that word, and glibc names it in
 	 * optopt: name the letter. optopt is also set for a long option given a value it does not
-	 * take (--help=x): name that word. */
-	bool in_bundle = next && next[0] == '-' && next[1] != '-' && strchr(next + 1, optopt);
+	 * take (--help=x): name that word. A long option without a letter is 256 and up there
+	 * (cli_parse_args): never a letter. */
+	bool is_letter = optopt > 0 && optopt < 256;
+	bool in_bundle =
+	    is_letter && next && next[0] == '-' && next[1] != '-' && strchr(next + 1, optopt);
 	bool long_word = word[0] == '-' && word[1] == '-' && !in_bundle;
 	char letter[3] = {'-', (char)optopt, '\0'};
 	if (opt == ':')
 		fprintf(stderr, "pgcrond %s: %s needs a value\n", cmd, word);
 	else
 		fprintf(stderr, "pgcrond %s: unknown option \"%s\"; see pgcrond %s --help\n", cmd,
-		        optopt && !long_word ? letter : word, cmd);
+		        is_letter && !long_word ? letter : word, cmd);
 	return EX_USAGE;
 }
 
@@ -121,13 +125,14 @@ int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **co
 	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	};
-	char letters[3 * CLI_OPTIONS_MAX + 5] = ":c:h";
+	char letters[3 * CLI_OPTIONS_MAX + 5] = ":c:h"; /* and up to "x:" an option, and NUL */
 	size_t n_more = 0, o = strlen(letters);
 	const char *cmd = argv[0];
 	int opt;
 
-	for (; more && more[n_more].name && n_more < CLI_OPTIONS_MAX; n_more++) {
+	for (; more && more[n_more].name; n_more++) {
 		const struct cli_option *m = &more[n_more];
+		assert(n_more < CLI_OPTIONS_MAX && (m->flag != NULL) != (m->value != NULL));
 		/* an option without a letter is told by its place: 256 and up are no letters */
 		opts[n_more + 2] =
 		    (struct option){m->name, m->value ? required_argument : no_argument, NULL,
@@ -182,8 +187,7 @@ int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **co
 
 PGconn *cli_history_connect(const char *cmd, const struct pgc_config *cfg, const char *missing)
 {
-	const struct conf_database *db =
-	    cfg->history_database ? config_database(cfg, cfg->history_database) : NULL;
+	const struct conf_database *db = config_database(cfg, cfg->history_database);
 	char app[64], err[512];
 	if (!db)
 		return NULL;

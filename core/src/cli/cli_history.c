@@ -33,8 +33,7 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 		return rc;
 	cli_warn_skipped(cmd, conf_path, skipped, consequence);
 	free(skipped);
-	const struct conf_database *db =
-	    (*cfg)->history_database ? config_database(*cfg, (*cfg)->history_database) : NULL;
+	const struct conf_database *db = config_database(*cfg, (*cfg)->history_database);
 	if (!db) {
 		fprintf(
 		    stderr,
