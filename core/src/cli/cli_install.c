@@ -552,6 +552,10 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					if (sqlstate_is(r, "42501"))
 						plugin_rc = EX_NOPERM;
 					PQclear(r);
+					/* a plugin's own BEGIN that failed leaves the session in
+					 * its transaction: the next steps share the session */
+					if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+						PQclear(PQexec(s->conn, "ROLLBACK"));
 				}
 				first = false;
 				if (!s->conn) {

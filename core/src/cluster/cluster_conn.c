@@ -212,10 +212,8 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	struct cluster *c = arg;
 	if (c->state == CS_LOCKED)
 		cluster_to(c, CS_UNLOCKED); /* the rest stands until the next lock's answer */
-	if (c->closing) {
-		cluster_tasks_lost(c); /* (without their callbacks) */
-		return false;
-	}
+	if (c->closing)
+		return false; /* cluster_close says if statements of the stop went unsent */
 	bool too_old = !was_ready && c->q->drv.too_old;
 	if (c->state != CS_RECOVERY && !too_old && log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
