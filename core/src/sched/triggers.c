@@ -291,8 +291,10 @@ static void flush_outcomes(struct tdb *db)
 static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 {
 	size_t n = json_array_size(db->outcomes);
-	json_t *o = n < MAX_OUTCOMES ? json_pack("{s:s, s:s}", "id", id, "outcome", outcome) : NULL;
-	if (json_array_append_new(db->outcomes, o) < 0) { /* also for no O: not UTF-8, or ENOMEM */
+	char *text = n < MAX_OUTCOMES ? text_utf8_fix_dup(outcome) : NULL; /* a server's message */
+	json_t *o = text ? json_pack("{s:s, s:s}", "id", id, "outcome", text) : NULL;
+	free(text);
+	if (json_array_append_new(db->outcomes, o) < 0) { /* also for no O: too many, or ENOMEM */
 		log_warning("manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
 		            n, outcome);
 		return;
