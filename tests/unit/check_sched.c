@@ -631,7 +631,7 @@ START_TEST(status_remembers_runs_read_back)
 
 	/* live: a skip of this process, newest, without a run id; the last result stays */
 	struct job *j = sched_job_find(h.s, "tick");
-	sched_recent_note(j, SCHED_SKIPPED, (t0 + 1) * 1000000, (t0 + 1) * 1000000, 1, 0);
+	sched_recent_note(j, SCHED_SKIPPED, (t0 + 1) * 1000000, (t0 + 1) * 1000000, 1, 0, 0);
 	st = h_status_of(&h, "tick");
 	strip_of(st, strip, sizeof(strip));
 	ck_assert_str_eq(strip, "0 skipped,7 failed,5 succeeded");
@@ -641,7 +641,7 @@ START_TEST(status_remembers_runs_read_back)
 	/* eleven more: the strip keeps ten */
 	for (int i = 2; i < 13; i++)
 		sched_recent_note(j, SCHED_SUCCEEDED, (t0 + i) * 1000000, (t0 + i) * 1000000 + 1, 1,
-		                  0);
+		                  0, 0);
 	st = h_status_of(&h, "tick");
 	ck_assert_int_eq(json_array_size(json_object_get(
 	                     json_array_get(json_object_get(st, "jobs"), 0), "recent_runs")),

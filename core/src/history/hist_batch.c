@@ -2,11 +2,11 @@
 #include "hist_batch.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hist_spool.h"
-#include "strmap.h"
 
 /* ---- the batch ----------------------------------------------------------------------- */
 
@@ -104,8 +104,10 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 /* The pids and ends of runs an earlier batch wrote. SQL_UPD(COND): COND names the row's
  * start_time, so that each update touches one day's partition; a P1 or F1 line (its run's
  * start unknown to the process that wrote it) has none, and its row is looked for in every
- * partition (sql_upd_any). An end leaves a row another instance closed (it found this one
- * dead: cluster.h) with that instance's verdict. */
+ * partition (sql_upd_any). A run's pid and end are two input rows (the batch pairs a run's
+ * lines with its start only), made one per run here: an UPDATE takes one input row per row it
+ * changes. An end leaves a row another instance closed (it found this one dead: cluster.h)
+ * with that instance's verdict. */
 #define SQL_UPD(start_cond)                                                                        \
 	HIST_WRITTEN_OPEN                                                                          \
 	"UPDATE pgcrond.job_run_details d"                                                         \
@@ -117,9 +119,13 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 	"  duration_ms = coalesce(extract(epoch FROM (timestamptz 'epoch' + u.end_us"              \
 	"                * interval '1 microsecond') - d.start_time) * 1000, d.duration_ms),"      \
 	"  job_pid = coalesce(u.pid, d.job_pid)"                                                   \
-	" FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"   \
-	"  $7::bigint[], $8::integer[])"                                                           \
-	"  AS u(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"              \
+	" FROM (SELECT instance, run_key, max(start_us) AS start_us, max(status) AS status,"       \
+	"  max(message) AS message, max(sqlstate) AS sqlstate, max(end_us) AS end_us,"             \
+	"  max(pid) AS pid"                                                                        \
+	"  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"  \
+	"   $7::bigint[], $8::integer[])"                                                          \
+	"   AS v(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"             \
+	"  GROUP BY instance, run_key) u"                                                          \
 	" WHERE d.instance = u.instance AND d.run_key = u.run_key" start_cond                      \
 	"   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE(     \
 	    "d.")
@@ -127,38 +133,23 @@ static const char sql_upd[] =
     SQL_UPD(" AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'");
 static const char sql_upd_any[] = SQL_UPD("");
 
-/* A row to insert or to update, by its run. */
+/* A row to insert or to update. */
 struct row {
 	const char *f[I_N];
-	bool insert;             /* else an update of a row an earlier batch wrote */
-	struct strmap_node node; /* in the batch's rows, under its run key */
+	bool insert; /* else an update of a row an earlier batch wrote */
 };
 
-/* The row of run RUN_KEY of INSTANCE in ROWS, or NULL. */
-static struct row *row_of(const struct strmap *rows, const char *instance, const char *run_key)
-{
-	for (struct strmap_node *n = strmap_find(rows, run_key); n; n = strmap_find_next(n)) {
-		struct row *r = STRMAP_ENTRY(n, struct row, node);
-		if (strcmp(r->f[I_INSTANCE], instance) == 0)
-			return r;
-	}
-	return NULL;
-}
-
-/* Queue the statement SQL over N columns of ROWS (NROWS of them), column c being the rows'
- * field COLS[c] (COLS NULL: field c), unless there is no row. Each column is one text[]
- * parameter in the array input syntax, {"a","b",NULL}; all of them go in one buffer, sized
- * by one pass over the values and filled by another, with no call per value: a batch is on
- * every run's route. Returns 1 if queued, 0 if there was nothing to queue, -1 if libpq
- * failed or memory ran out. */
+/* Queue the statement SQL over N columns of ROWS (NROWS of them, at least one), column c being
+ * the rows' field COLS[c] (COLS NULL: field c). Each column is one text[] parameter in the
+ * array input syntax, {"a","b",NULL}; all of them go in one buffer, sized by one pass over
+ * the values and filled by another, with no call per value: a batch is on every run's route.
+ * Returns 0, or -1 if libpq failed or memory ran out. */
 static int send_set(PGconn *conn, const char *sql, struct row *const *rows, size_t nrows,
                     const int *cols, int n)
 {
 	const char *p[I_N];
 	size_t size = 0;
 
-	if (!nrows)
-		return 0;
 	for (int c = 0; c < n; c++) {
 		for (size_t i = 0; i < nrows; i++) {
 			const char *v = rows[i]->f[cols ? cols[c] : c];
@@ -192,7 +183,7 @@ static int send_set(PGconn *conn, const char *sql, struct row *const *rows, size
 		*o++ = '}';
 		*o++ = '\0';
 	}
-	int rc = PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 1 : -1;
+	int rc = PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 0 : -1;
 	free(buf);
 	return rc;
 }
@@ -208,12 +199,13 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 	for (const struct hist_spool_line *l = head; l && n < max; l = l->next)
 		n++;
 	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
-	struct strmap by_run = {0};
+	struct row **starts = malloc((n ? n : 1) * sizeof(*starts));
 	struct row **order = malloc((n ? n : 1) * sizeof(*order));
-	size_t nrows = 0, nins = 0, nupd = 0, nany = 0;
+	size_t nrows = 0, nstarts = 0, first_at = 0, nset[3] = {0};
+	uint64_t first = 0; /* the run number of STARTS[FIRST_AT], which those after it follow */
 	int rc = -1;
 
-	if (!rows || !order)
+	if (!rows || !starts || !order)
 		goto out;
 	/* the rows point into the records' fields: no copy, no decoding */
 	const struct hist_spool_line *l = head;
@@ -234,26 +226,37 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 			n = i; /* the batch ends before it; at the head, it is dropped */
 			break;
 		}
-		struct row *r = row_of(&by_run, f[F_INSTANCE], f[F_RUN_KEY]);
+		/* a run key ends in its run's number, one more for each run of a process
+		 * (hist_run_key); the starts of a batch mostly follow one another */
+		const char *dot = strrchr(f[F_RUN_KEY], '.');
+		uint64_t k = dot ? strtoull(dot + 1, NULL, 10) : 0;
+		struct row *r = &rows[nrows];
 		if (start || record) {
-			if (r) {
-				n = i; /* the same run twice: its second start goes in the next
-				          batch */
-				break;
-			}
-			r = &rows[nrows++];
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
 			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
 			r->f[I_WHOLE] = record ? "t" : "f";
 			r->insert = true;
-			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
+			if (!nstarts || k != first + (nstarts - first_at)) {
+				first = k; /* the first, or one after a gap, or another process's */
+				first_at = nstarts;
+			}
+			starts[nstarts++] = r;
+			nrows++;
 			continue;
 		}
-		if (!r) {
-			r = &rows[nrows++];
+		/* a later line of a run whose start is in the batch completes that row, found by
+		 * the run's number among the starts that follow one another since the last gap
+		 * (the key says it is the run's; one not found is an update of its own) */
+		struct row *its = k >= first && k - first < nstarts - first_at
+		                      ? starts[first_at + (k - first)]
+		                      : NULL;
+		if (its && !strcmp(its->f[I_RUN_KEY], f[F_RUN_KEY]) &&
+		    !strcmp(its->f[I_INSTANCE], f[F_INSTANCE])) {
+			r = its;
+		} else { /* an update: a pid and an end are input rows of their own */
 			r->f[I_INSTANCE] = f[0];
 			r->f[I_RUN_KEY] = f[1];
-			strmap_insert(&by_run, &r->node, r->f[I_RUN_KEY]);
+			nrows++;
 		}
 		if (pid || p1) {
 			r->f[I_PID] = f[2];
@@ -269,21 +272,16 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 		}
 	}
 	*taken = n;
-	/* the rows by statement: inserts, updates naming their start, updates that do not */
-	for (size_t i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		if (r->insert)
-			order[nins++] = r;
-	}
-	for (size_t i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		if (!r->insert && r->f[I_START_US])
-			order[nins + nupd++] = r;
-	}
-	for (size_t i = 0; i < nrows; i++) {
-		struct row *r = &rows[i];
-		if (!r->insert && !r->f[I_START_US])
-			order[nins + nupd + nany++] = r;
+	/* the rows by statement (NSET of each): inserts, updates naming their start, updates
+	 * that do not */
+	for (size_t set = 0, at = 0; set < 3; set++) {
+		for (size_t i = 0; i < nrows; i++) {
+			const struct row *r = &rows[i];
+			if (set == (r->insert ? 0u : r->f[I_START_US] ? 1u : 2u)) {
+				order[at++] = &rows[i];
+				nset[set]++;
+			}
+		}
 	}
 	/* the batch's transaction is bounded (hist_batch.h) */
 	if (timeout_ms) {
@@ -296,13 +294,17 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 	    [U_INSTANCE] = I_INSTANCE, [U_RUN_KEY] = I_RUN_KEY, [U_START_US] = I_START_US,
 	    [U_STATUS] = I_STATUS,     [U_MESSAGE] = I_MESSAGE, [U_SQLSTATE] = I_SQLSTATE,
 	    [U_END_US] = I_END_US,     [U_PID] = I_PID};
-	int ins = send_set(conn, replay ? sql_ins : sql_ins_new, order, nins, NULL, I_N);
-	int upd = ins < 0 ? -1 : send_set(conn, sql_upd, order + nins, nupd, upd_cols, U_N);
-	int any =
-	    upd < 0 ? -1 : send_set(conn, sql_upd_any, order + nins + nupd, nany, upd_cols, U_N);
-	rc = any < 0 ? -1 : ins + upd + any;
+	const char *sql[3] = {replay ? sql_ins : sql_ins_new, sql_upd, sql_upd_any};
+	int sent = 0;
+	for (size_t set = 0, at = 0; set < 3; at += nset[set++]) {
+		if (nset[set] && send_set(conn, sql[set], order + at, nset[set],
+		                          set ? upd_cols : NULL, set ? U_N : I_N) < 0)
+			goto out;
+		sent += nset[set] > 0;
+	}
+	rc = sent;
 out:
-	strmap_free(&by_run);
+	free(starts);
 	free(order);
 	free(rows);
 	return rc;

@@ -5,7 +5,8 @@
  * most three statements instead of one per line: one INSERT of every row (a run's start, its pid
  * and its end merged into one complete row when they are all in the batch, so a short run
  * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
- * an earlier batch wrote, and one more for such lines that do not name their run's start.
+ * an earlier batch wrote, and one more for such lines that do not name their run's start. A
+ * run's lines are found with its start by the number its run key ends in, without a lookup.
  * Values travel as array parameters unnested on the server. The updates name the row's
  * start_time, so each touches one day's partition. This is the only way records are written:
  * a line the database refuses is found by halving the batch (history.c).
@@ -43,10 +44,11 @@
 /* Queue on CONN (in pipeline mode already) the statements of a batch of records from HEAD on
  * (hist_spool.h), at most MAX of them, made from their fields (the rows point into them until
  * this returns). *TAKEN is set to the number of records the batch holds: it ends before a
- * record it cannot read (damaged, or of a kind this version does not know) and before a second
- * start of a run it holds. REPLAY: some record may have been sent before (its rows may be
- * there: the insert skips or completes them); false only when none was, and then a row
- * already there fails the batch. Returns the number of statements queued (>= 1), 0 if the
+ * record it cannot read (damaged, or of a kind this version does not know). REPLAY: some
+ * record may have been sent before (its rows may be there: the insert skips or completes
+ * them); false only when none was, and then a row already there fails the batch (as does a
+ * run's start twice in one batch, a line the spill file holds twice: the batch is halved as
+ * for a refused line, history.c). Returns the number of statements queued (>= 1), 0 if the
  * first record cannot be read (the caller drops it), or -1 if libpq failed (the connection's
  * error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the batch's statements
  * and their lock waits (statement_timeout and lock_timeout for its transaction): the session

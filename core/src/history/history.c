@@ -352,12 +352,12 @@ static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 }
 
 /* Errors the database may stop making without our help: connection trouble, a missing
- * schema ("pgcrond install"), privileges, a read-only standby. Data errors (22, 23) would
- * repeat forever and are dropped instead. */
+ * schema ("pgcrond install"), privileges, a read-only standby. Data errors (21: a run's row
+ * twice in one statement; 22, 23) would repeat forever and are dropped instead. */
 static bool worth_retrying(const char *sqlstate)
 {
-	return !(strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
-	         strcmp(sqlstate, "54000") == 0);
+	return !(strncmp(sqlstate, "21", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
+	         strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "54000") == 0);
 }
 
 /* Statement OP is complete (stmtq.h): what its answer means. The next statement follows

@@ -36,9 +36,8 @@ static struct job_last *job_last(struct job *j)
 	return j->last;
 }
 
-/* Into J's strip, by start time, newest first; the oldest falls off a full strip. The same
- * run twice (read back after this process kept it): it only gets its run id. */
-static void strip_put(struct job *j, const struct sched_recent_run *x)
+void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
+                       int attempt, uint64_t key, int64_t runid)
 {
 	struct sched_recent *r = j->recent;
 	if (!r && !(r = j->recent = calloc(1, sizeof(*r))))
@@ -46,32 +45,25 @@ static void strip_put(struct job *j, const struct sched_recent_run *x)
 	uint32_t at = 0;
 	for (uint32_t i = 0; i < r->n; i++) {
 		struct sched_recent_run *e = &r->runs[i];
-		if (e->start_us == x->start_us && e->end_us == x->end_us &&
-		    e->status == x->status) {
+		if (e->start_us == start_us && e->end_us == end_us && e->status == st) {
 			if (!e->runid)
-				e->runid = x->runid;
+				e->runid = runid;
 			return;
 		}
-		if (e->start_us > x->start_us)
+		if (e->start_us > start_us)
 			at = i + 1;
 	}
 	if (at >= SCHED_RECENT_RUNS)
 		return; /* older than every run kept */
 	uint32_t n = r->n < SCHED_RECENT_RUNS ? r->n : SCHED_RECENT_RUNS - 1;
 	memmove(&r->runs[at + 1], &r->runs[at], (n - at) * sizeof(r->runs[0]));
-	r->runs[at] = *x;
+	r->runs[at] = (struct sched_recent_run){.start_us = start_us,
+	                                        .end_us = end_us,
+	                                        .runid = runid,
+	                                        .key = key,
+	                                        .attempt = attempt,
+	                                        .status = (uint8_t)st};
 	r->n = n + 1;
-}
-
-void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
-                       int attempt, uint64_t key)
-{
-	struct sched_recent_run x = {.start_us = start_us,
-	                             .end_us = end_us,
-	                             .key = key,
-	                             .attempt = attempt,
-	                             .status = (uint8_t)st};
-	strip_put(j, &x);
 }
 
 void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
@@ -100,7 +92,7 @@ void sched_recent_ended(struct run *r, enum sched_status st, const char *message
 		    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
 		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
 	}
-	sched_recent_note(r->job, st, r->start_us, end_us, r->attempt, r->hist_key);
+	sched_recent_note(r->job, st, r->start_us, end_us, r->attempt, r->hist_key, 0);
 }
 
 void sched_recent_written(void *arg, const struct hist_written *w)
@@ -184,11 +176,8 @@ static void apply_row(struct job *j, enum hist_past_kind kind, const struct hist
 	} else if (kind == HIST_PAST_RUN) {
 		int st = status_index(pr->status);
 		if (st >= 0)
-			strip_put(j, &(struct sched_recent_run){.start_us = pr->start_us,
-			                                        .end_us = pr->end_us,
-			                                        .runid = pr->runid,
-			                                        .attempt = pr->attempt,
-			                                        .status = (uint8_t)st});
+			sched_recent_note(j, (enum sched_status)st, pr->start_us, pr->end_us,
+			                  pr->attempt, 0, pr->runid);
 	}
 }
 

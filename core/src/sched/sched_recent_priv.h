@@ -28,9 +28,12 @@ struct sched;
 void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
                         const char *sqlstate, int64_t end_us);
 /* J's run that started at START_US ended at END_US as ST: its strip only (sched_record: a
- * fire recorded without running). */
+ * fire recorded without running; a row read back from the history). Into the strip by start
+ * time, newest first; the oldest falls off a full strip. KEY: the history's key of a run of
+ * this process (hist_start), else 0; RUNID: its row's, 0 if not known yet. The same run twice
+ * (read back after this process kept it): it only gets its run id. */
 void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
-                       int attempt, uint64_t key);
+                       int attempt, uint64_t key, int64_t runid);
 /* The history wrote a run of this process (hist_set_written_fn; ARG is the sched): its run id
  * goes to the strip, the last result and the failures that show it. */
 void sched_recent_written(void *arg, const struct hist_written *w);

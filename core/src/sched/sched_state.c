@@ -354,7 +354,7 @@ void sched_record(struct run *r, enum sched_status st, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, st, now, now, r->attempt, key);
+	sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
 }
 
 /* ... and a log line. */
