@@ -268,7 +268,8 @@ void cluster_close(struct cluster **cp)
 	}
 	if (c->task_head)
 		log_warning(
-		    "cluster: stopped with statements of the stop unsent (the connection "
+		    "cluster: stopped with statements of the stop unsent or unanswered (the "
+		    "connection "
 		    "went, or its grace ran out): claims or pending work they handed over to "
 		    "the others are served when their holder is found dead, or never");
 	ownsess_leave(&c->sess);

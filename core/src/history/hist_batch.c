@@ -230,8 +230,23 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 		 * (hist_run_key); the starts of a batch mostly follow one another */
 		const char *dot = strrchr(f[F_RUN_KEY], '.');
 		uint64_t k = dot ? strtoull(dot + 1, NULL, 10) : 0;
+		/* the row of the run's start, found by the run's number among the starts that
+		 * follow one another since the last gap (the key and instance say it is the
+		 * run's) */
+		struct row *its = k >= first && k - first < nstarts - first_at
+		                      ? starts[first_at + (k - first)]
+		                      : NULL;
+		if (its && (strcmp(its->f[I_RUN_KEY], f[F_RUN_KEY]) != 0 ||
+		            strcmp(its->f[I_INSTANCE], f[F_INSTANCE]) != 0))
+			its = NULL;
 		struct row *r = &rows[nrows];
 		if (start || record) {
+			if (its) {
+				n = i; /* the same start twice (a spill line written again): it
+				          goes in the next batch, which it would fail (23505/21000)
+				        */
+				break;
+			}
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
 			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
 			r->f[I_WHOLE] = record ? "t" : "f";
@@ -244,16 +259,12 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 			nrows++;
 			continue;
 		}
-		/* a later line of a run whose start is in the batch completes that row, found by
-		 * the run's number among the starts that follow one another since the last gap
-		 * (the key says it is the run's; one not found is an update of its own) */
-		struct row *its = k >= first && k - first < nstarts - first_at
-		                      ? starts[first_at + (k - first)]
-		                      : NULL;
-		if (its && !strcmp(its->f[I_RUN_KEY], f[F_RUN_KEY]) &&
-		    !strcmp(its->f[I_INSTANCE], f[F_INSTANCE])) {
+		/* a later line of a run whose start is in the batch completes that row; one
+		 * whose start is not is an update of its own (a pid and an end: input rows the
+		 * UPDATE groups) */
+		if (its) {
 			r = its;
-		} else { /* an update: a pid and an end are input rows of their own */
+		} else {
 			r->f[I_INSTANCE] = f[0];
 			r->f[I_RUN_KEY] = f[1];
 			nrows++;
