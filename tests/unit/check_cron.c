@@ -855,6 +855,19 @@ static const struct cli_case {
      "2026-01-01T00:01:00Z\n2026-01-01T00:02:00Z\n",
      NULL},
     {{"next"}, 64, "", "no expression given"},
+    /* the commands that read the configuration share one option parser (cli_parse_args):
+     * its messages, before any configuration is read */
+    {{"history", "-c"}, 64, "", "history: -c needs a file name"},
+    {{"uninstall", "--to"}, 64, "", "uninstall: --to needs a value"},
+    {{"uninstall", "--keep-history=yes", "-c", "/nonexistent"},
+     64,
+     "",
+     "unknown option \"--keep-history=yes\""},
+    {{"history", "--run", "x", "-c", "/nonexistent"}, 64, "", "--run \"x\": give a run id"},
+    {{"history", "--limit", "0", "-c", "/nonexistent"}, 64, "", "from 1 to 100000"},
+    {{"trigger", "--timeout", "bad", "x", "-c", "/nonexistent"}, 64, "", "is not a duration"},
+    {{"import", "--d"}, 64, "", "import: unknown option \"--d\""},
+    {{"status", "-c", "/nonexistent", "-jx"}, 64, "", "status: unknown option \"-x\""},
     {{"next", "--", "0", "0", "1", "1", "*", "*", "--from"}, 65, "", "too many fields"},
 };
 
@@ -876,7 +889,16 @@ static int run_cli(const char *const *args, char *out, size_t outlen, char *err,
 	int so = dup(1), se = dup(2);
 	dup2(fileno(fo), 1);
 	dup2(fileno(fe), 2);
-	int rc = cli_next(argc, argv);
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {{"next", cli_next},     {"history", cli_history},
+	            {"status", cli_status}, {"trigger", cli_trigger},
+	            {"import", cli_import}, {"uninstall", cli_uninstall}};
+	int rc = -1;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			rc = cmds[i].fn(argc, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
@@ -904,6 +926,23 @@ START_TEST(test_cli)
 	ck_assert_str_eq(out, c->out);
 	if (c->err)
 		ck_assert_msg(strstr(err, c->err) != NULL, "stderr %s lacks %s", err, c->err);
+}
+END_TEST
+
+/* One formatter for the spans of history and status; the unit changes on the rounded value. */
+START_TEST(test_cli_format_span)
+{
+	static const struct {
+		double s;
+		const char *want;
+	} cases[] = {{-1, "-"},        {0.3, "300 ms"},  {0.9996, "1.0 s"}, {12, "12.0 s"},
+	             {59.96, "1m00s"}, {187.4, "3m07s"}, {7500, "2h05m"},   {93600, "1d02h"}};
+	char buf[32];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cli_format_span(cases[i].s, buf, sizeof(buf));
+		ck_assert_msg(strcmp(buf, cases[i].want) == 0, "%g: %s, want %s", cases[i].s, buf,
+		              cases[i].want);
+	}
 }
 END_TEST
 
@@ -976,6 +1015,7 @@ static Suite *cron_suite(void)
 	tcase_add_test(tc, test_time_format);
 	LOOP(tc, test_cli, cli_cases);
 	tcase_add_test(tc, test_cli_help_and_now);
+	tcase_add_test(tc, test_cli_format_span);
 	tcase_add_test(tc, test_cli_posixly_correct);
 	suite_add_tcase(s, tc);
 	return s;

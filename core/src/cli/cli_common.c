@@ -42,9 +42,7 @@ int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, 
 			o += (size_t)snprintf(*skipped + o, len - o, "%s%s", i ? ", " : "",
 			                      files[i]);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(files[i]);
-	free(files);
+	text_free_list(files, n);
 	return 0;
 }
 
@@ -103,13 +101,15 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 
 void cli_format_span(double s, char *out, size_t outlen)
 {
-	long long t = (long long)s;
+	/* the unit is chosen on the value as printed: 0.9996 s is "1.0 s", not "1000 ms" */
+	long long ms = (long long)(s * 1000 + 0.5), tenths = (long long)(s * 10 + 0.5),
+	          t = (long long)(s + 0.5);
 	if (s < 0)
 		snprintf(out, outlen, "-");
-	else if (s < 1)
-		snprintf(out, outlen, "%.0f ms", s * 1000);
-	else if (s < 60)
-		snprintf(out, outlen, "%.1f s", s);
+	else if (ms < 1000)
+		snprintf(out, outlen, "%lld ms", ms);
+	else if (tenths < 600)
+		snprintf(out, outlen, "%lld.%lld s", tenths / 10, tenths % 10);
 	else if (t < 3600)
 		snprintf(out, outlen, "%lldm%02llds", t / 60, t % 60);
 	else if (t < 86400)
