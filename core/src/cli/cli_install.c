@@ -2,7 +2,6 @@
  * the configured jobs into pgcrond.job, and create each configured plugin's objects in its
  * jobs' databases. Idempotent: a second run changes nothing and says so. */
 #include <errno.h>
-#include <getopt.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -552,10 +551,15 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					if (sqlstate_is(r, "42501"))
 						plugin_rc = EX_NOPERM;
 					PQclear(r);
-					/* a plugin's own BEGIN that failed leaves the session in
-					 * its transaction: the next steps share the session */
+					/* the next steps share the session: a transaction the
+					 * plugin's SQL left open (its own BEGIN failed) is rolled
+					 * back, and its SET search_path or SET ROLE undone (the
+					 * pinned search_path is the session's default) */
 					if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
 						PQclear(PQexec(s->conn, "ROLLBACK"));
+					PQclear(PQexec(s->conn, "RESET ALL"));
+					PQclear(
+					    PQexec(s->conn, "SET client_min_messages = warning"));
 				}
 				first = false;
 				if (!s->conn) {

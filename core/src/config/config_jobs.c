@@ -625,9 +625,7 @@ void config_load_conf_dir(struct loader *L)
 			config_blame(L, path);
 		free(path);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	text_free_list(names, n);
 }
 
 /* Checks across jobs, once every file is read. */

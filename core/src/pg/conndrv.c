@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "text.h"
 
 #define DEF_RETRY_MIN_MS 500
 #define DEF_RETRY_MAX_MS 30000
@@ -187,13 +188,6 @@ struct conndrv_dns {
 	char why[256]; /* the last name that could not be resolved */
 };
 
-static void split_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* A comma-separated libpq list into *OUT (empty entries kept). */
 static int split(const char *list, char ***out, size_t *n)
 {
@@ -209,7 +203,7 @@ static int split(const char *list, char ***out, size_t *n)
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		v[k] = strndup(p, len);
 		if (!v[k]) {
-			split_free(v, k);
+			text_free_list(v, k);
 			return -ENOMEM;
 		}
 		if (!e)
@@ -264,8 +258,8 @@ static void dns_free(struct conndrv *d)
 		evutil_freeaddrinfo(r->res);
 	if (r->base)
 		evdns_base_free(r->base, 0);
-	split_free(r->hosts, r->n_hosts);
-	split_free(r->ports, r->n_ports);
+	text_free_list(r->hosts, r->n_hosts);
+	text_free_list(r->ports, r->n_ports);
 	free(r->out_host);
 	free(r->out_addr);
 	free(r->out_port);
