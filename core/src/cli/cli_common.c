@@ -145,7 +145,7 @@ int cli_parse_args(int argc, char **argv, void (*usage)(FILE *), const char **co
 	}
 	letters[o] = '\0';
 	*conf = PGCROND_DEFAULT_CONF;
-	optind = 1;
+	optind = 0; /* glibc: a full restart, also of the ordering another scan chose */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, letters, opts, NULL)) != -1) {
 		const struct cli_option *m = NULL;
