@@ -229,6 +229,13 @@ START_TEST(pg_net_what_the_user_sees)
 	             "invalid URL \"/malformed_url\"");
 	assert_error(app, "SELECT net.http_get('ftp://localhost/x')",
 	             "invalid URL \"ftp://localhost/x\": Unsupported URL scheme");
+	assert_error(app, "SELECT net.http_get('https:///x')",
+	             "invalid URL \"https:///x\": No host part in the URL");
+	/* a password and a token stay out of the error (it reaches logs and a job's history) */
+	char *e_pw =
+	    error_of(app, "SELECT net.http_get('ftp://bot:s3cret@localhost/x?token=t0ken')");
+	ck_assert_str_eq(e_pw, "invalid URL \"ftp://...@localhost/x?...\": Unsupported URL scheme");
+	free(e_pw);
 	assert_error(app, "SELECT net.http_post(NULL, '{}')", "null value in column \"url\"");
 	assert_error(app,
 	             "SELECT net.http_post('https://localhost/', '{}', headers := "
@@ -248,8 +255,22 @@ START_TEST(pg_net_what_the_user_sees)
 	         "SELECT net.http_get('https://127.0.0.1:%d/', timeout_milliseconds := 1000)",
 	         silent);
 	char *hung = itest_scalar(app, sql);
-	ck_assert_msg(wait_response(app, refused, 10) && wait_response(app, hung, 10),
+	/* URLs the client does not send, as pgcrond check refuses them: an error row saying why,
+	 * without the password */
+	char *at = itest_scalar(app, "SELECT net.http_get('https://bot:s3cret@pw@127.0.0.1:1/x')");
+	char *zero = itest_scalar(app, "SELECT net.http_get('https://127.0.0.1:0/')");
+	ck_assert_msg(wait_response(app, refused, 10) && wait_response(app, hung, 10) &&
+	                  wait_response(app, at, 10) && wait_response(app, zero, 10),
 	              "no error rows:\n%s", itest_tail(e.log));
+	v = response(app, at, "coalesce(status_code::text, 'null') || ' ' || error_msg");
+	ck_assert_str_eq(v,
+	                 "null the url has an '@' in its user name or password; write it as %40");
+	free(v);
+	v = response(app, zero, "error_msg");
+	ck_assert_str_eq(v,
+	                 "url https://127.0.0.1:0/ has port 0; write the port the server listens "
+	                 "on, or no ':' for the scheme's own");
+	free(v);
 	v = response(app, refused,
 	             "coalesce(status_code::text, 'null') || ' ' || timed_out || ' ' || error_msg");
 	ck_assert_msg(strncmp(v, "null false ", 11) == 0 && strstr(v, "onnect"), "%s", v);
@@ -275,6 +296,7 @@ START_TEST(pg_net_what_the_user_sees)
 	r = itest_read_file(e.log);
 	ck_assert_msg(!strstr(r, "t-post") && !strstr(r, "t-get"), "a header is in the log:\n%s",
 	              r);
+	ck_assert_msg(!strstr(r, "s3cret"), "a URL's password is in the log:\n%s", r);
 	free(r);
 	free(post);
 	free(get);
@@ -282,6 +304,8 @@ START_TEST(pg_net_what_the_user_sees)
 	free(after);
 	free(refused);
 	free(hung);
+	free(at);
+	free(zero);
 	PQfinish(app);
 	PQfinish(other);
 	PQfinish(none);
