@@ -67,6 +67,9 @@ static const char sql_ensure[] =
  * is halved, as one with a line the database refuses; a lone line waits for the retry timer,
  * as after any write error. */
 #define BATCH_TIMEOUT "300"
+/* A full batch answered within this (half of BATCH_TIMEOUT) doubles batch_cap: going back to
+ * SET_BATCH_MAX at once timed out batch after batch (docs/benchmarks.md, "Why the history"). */
+#define BATCH_QUICK_MS 150
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 #define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
@@ -195,13 +198,13 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
  * head line was unreadable and dropped (try the next), -1 if the connection failed. */
 static int send_batch(struct hist *h, const struct hist_spool_line *head)
 {
-	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, taken = 0;
+	size_t taken = 0;
 	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
 
-	h->batch_cap = 0;
 	if (PQenterPipelineMode(conn))
-		r = hist_batch_send(conn, head, cap, !h->head_fresh, BATCH_TIMEOUT, &taken);
+		r = hist_batch_send(conn, head, h->batch_cap, !h->head_fresh, BATCH_TIMEOUT,
+		                    &taken);
 	if (r < 0) {
 		conn_failed_libpq(h);
 		return -1;
@@ -222,6 +225,7 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 		return -1;
 	}
 	h->batch_n = taken;
+	h->batch_sent_ms = clock_mono_ms();
 	h->batch_synced = false;
 	h->own_busy = true;
 	/* answered within the connection check (a few small statements), or the connection is
@@ -315,7 +319,7 @@ static void kick(struct hist *h)
 		 * every second, which started the wait over, so the history sent one batch a
 		 * second and fell behind by seconds (bench_fire 15000) */
 		if (head && !h->closing && h->runs && *h->runs > 0 &&
-		    hist_spool_pending(h->spool) < SET_BATCH_MAX) {
+		    hist_spool_pending(h->spool) < h->batch_cap) {
 			int64_t now = clock_mono_ms();
 			h->held_fn(h->held_arg); /* hist_wake() at the last run's end */
 			if (!h->defer_since_ms)
@@ -443,6 +447,9 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
+			if (h->batch_n >= h->batch_cap && h->batch_cap < SET_BATCH_MAX &&
+			    clock_mono_ms() - h->batch_sent_ms < BATCH_QUICK_MS)
+				h->batch_cap *= 2;
 			h->st.written += h->batch_n;
 			pop(h, h->batch_n);
 			/* what follows was never sent, unless an earlier process left it (all of it
@@ -489,6 +496,10 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 
+	/* the batch rolled back: a line never sent before is still unwritten (unless the same
+	 * row was there after all, below) */
+	if (op == OP_BATCH)
+		h->head_fresh = h->batch_fresh && strcmp(r->sqlstate, "23505") != 0;
 	if (op == OP_BATCH && h->batch_n > 1 &&
 	    (strcmp(r->sqlstate, "57014") == 0 || strcmp(r->sqlstate, "55P03") == 0)) {
 		h->batch_cap = h->batch_n / 2; /* too slow (BATCH_TIMEOUT): a smaller batch */
@@ -616,6 +627,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		return -ENOMEM;
 	h->base = base;
 	h->retain_ms = retain_ms;
+	h->batch_cap = SET_BATCH_MAX;
 	h->tun = (struct hist_tuning){DEF_MEMORY_LIMIT,      DEF_SPILL_MAX_BYTES, DEF_PURGE_BATCH,
 	                              DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,  DEF_RETRY_MIN_MS,
 	                              DEF_RETRY_MAX_MS};
