@@ -87,6 +87,21 @@ static struct hist *open_hist(const char *ci, const char *state_dir, int64_t ret
 	return h;
 }
 
+/* A new process writes the PENDING records left in STATE's spill file within TIMEOUT_S:
+ * WRITTEN of them, the rest dropped. Returns its history. */
+static struct hist *write_left(const char *ci, const char *state, int pending, int written,
+                               double timeout_s)
+{
+	struct hist *h = open_hist(ci, state, 0);
+	ck_assert_int_eq(hist_pending(h), pending);
+	ck_assert(drive_until(all_written, h, timeout_s));
+	struct hist_stats st;
+	hist_get_stats(h, &st);
+	ck_assert_int_eq(st.written, written);
+	ck_assert_int_eq(st.dropped, pending - written);
+	return h;
+}
+
 /* 2029-01-01T00:00:00Z: a recognisable instant */
 #define T0_US 1861920000000000LL
 
@@ -860,13 +875,7 @@ START_TEST(refused_record_is_dropped_alone)
 	free(text);
 	free(bad);
 
-	h = open_hist(ci, state, 0);
-	ck_assert_int_eq(hist_pending(h), 61);
-	ck_assert(drive_until(all_written, h, 20));
-	struct hist_stats st;
-	hist_get_stats(h, &st);
-	ck_assert_int_eq(st.dropped, 1);
-	ck_assert_int_eq(st.written, 60);
+	h = write_left(ci, state, 61, 60, 20);
 	PGconn *c = itest_connect(ci);
 	assert_scalar(c,
 	              "SELECT format('%s %s %s %s', count(*), count(DISTINCT job_name),"
@@ -980,13 +989,7 @@ START_TEST(slow_server_batches_shrink_and_stay_small)
 	              "CREATE TRIGGER slow AFTER INSERT ON pgcrond.job_run_details"
 	              " REFERENCING NEW TABLE AS n FOR EACH STATEMENT"
 	              " EXECUTE FUNCTION public.slow_batch()");
-	h = open_hist(ci, state, 0);
-	ck_assert_int_eq(hist_pending(h), 1024);
-	ck_assert(drive_until(all_written, h, 60));
-	struct hist_stats st;
-	hist_get_stats(h, &st);
-	ck_assert_int_eq(st.written, 1024);
-	ck_assert_int_eq(st.dropped, 0);
+	h = write_left(ci, state, 1024, 1024, 60);
 	assert_scalar(c, "SELECT count(*) FROM pgcrond.job_run_details", "1024");
 	/* 1024, 512 and 256 time out, then eight batches of 128 (a few more timeouts for moments
 	 * of load are allowed); before, three timeouts came before each of the eight */

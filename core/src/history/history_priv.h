@@ -100,8 +100,7 @@ struct hist {
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
 	int64_t batch_sent_ms;      /* ... when (monotonic) */
-	size_t batch_cap;  /* a batch holds at most this many lines: halved by one that failed,
-	                    * doubled by a full one answered within BATCH_QUICK_MS */
+	size_t batch_cap;  /* lines a batch may hold: halved if it fails, doubled if quick */
 	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
 	bool write_failed; /* ... complained of and retried since the last statement that worked */
 	bool closing;
