@@ -959,7 +959,7 @@ END_TEST
  * bound on a batch (300 ms; here 1.5 ms a row, by a trigger) and one of 128 does not: the
  * writer finds the size that fits and keeps to it. It halved a batch that timed out and went
  * back to its full size after the next success, so every batch that succeeded came after
- * three that timed out, each thrown away (rolled back, its runids lost) after 300 ms of the
+ * two or three that timed out, each thrown away (rolled back, its runids lost) after 300 ms of the
  * server's time: at 15,000 runs/s on a busy machine that was most of what the history's
  * backend did (docs/benchmarks.md, "Why the history fell behind"). */
 START_TEST(slow_server_batches_shrink_and_stay_small)
@@ -991,10 +991,11 @@ START_TEST(slow_server_batches_shrink_and_stay_small)
 	              " EXECUTE FUNCTION public.slow_batch()");
 	h = write_left(ci, state, 1024, 1024, 60);
 	assert_scalar(c, "SELECT count(*) FROM pgcrond.job_run_details", "1024");
-	/* 1024, 512 and 256 time out, then eight batches of 128 (a few more timeouts for moments
-	 * of load are allowed); before, three timeouts came before each of the eight */
+	/* 1024, 512 and 256 time out, then eight batches of 128: 11 (a few more timeouts for
+	 * moments of load are allowed); before, each batch that got through came after two or
+	 * three that timed out from a size as large as what was left: 24 */
 	char *tries = itest_scalar(c, "SELECT last_value FROM public.batch_tries");
-	ck_assert_msg(atoi(tries) <= 8 + 4, "%s batches started for 8 that wrote 128 rows each",
+	ck_assert_msg(atoi(tries) <= 16, "%s batches started for 8 that wrote 128 rows each",
 	              tries);
 	free(tries);
 	hist_close(&h);
