@@ -316,6 +316,52 @@ START_TEST(pg_net_what_the_user_sees)
 }
 END_TEST
 
+/* Responses that cannot be written when they come: a session holds net._http_response
+ * (SHARE), pgcrond.net_respond waits for it and the daemon's session is terminated there;
+ * on the new one it fails (its lock_timeout, 2 s) while the table is still held. Once it is
+ * free, every response is there within seconds, without a new request or the minute's
+ * sweep to carry it. */
+START_TEST(pg_net_responses_outlive_a_lost_session_and_a_failed_write)
+{
+	struct itest_env e;
+	int port, unused, silent, status;
+	char sql[1024];
+
+	itest_env_init(&e, "pgnetlost", DB "_lost");
+	itest_make_certs(e.dir);
+	pid_t srv = server_start(e.dir, &port, &unused, &silent);
+	itest_env_main(&e, "http_client = { ca_file = \"%s/ca.pem\"; };\n", e.dir);
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(
+	    &e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE " ITEST_OWN_SESSIONS));
+
+	PGconn *holder = itest_connect(e.ci);
+	itest_exec(holder, "BEGIN; LOCK TABLE net._http_response IN SHARE MODE");
+	snprintf(sql, sizeof(sql),
+	         "SELECT net.http_get('https://localhost:%d/ok?n=' || i) FROM "
+	         "generate_series(1, 3) i",
+	         port);
+	itest_exec(e.db, sql);
+	itest_env_kill_own_waiting(&e, "net_respond", "could not be written to net._http_response");
+	itest_exec(holder, "COMMIT");
+	PQfinish(holder);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 3 FROM net._http_response WHERE "
+	                             "status_code = 200 AND content = 'hello '"),
+	              "responses lost or late: %lld of 3\n%s",
+	              itest_env_count(&e, "SELECT count(*) FROM net._http_response"),
+	              itest_tail(e.log));
+
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	kill(srv, SIGTERM);
+	waitpid(srv, NULL, 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Where schema net is not pgcrond's (pg_net, or another role's), install leaves it alone
  * and says so, and the daemon does not serve it. */
 START_TEST(pg_net_foreign_schema_left_alone)
@@ -343,6 +389,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, pg_net_what_the_user_sees);
 	tcase_add_test(tc, pg_net_foreign_schema_left_alone);
+	tcase_add_test(tc, pg_net_responses_outlive_a_lost_session_and_a_failed_write);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
