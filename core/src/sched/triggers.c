@@ -542,16 +542,19 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 			continue;
 		if (strcmp(db->conninfo, cd->conninfo) == 0)
 			return db;
-		/* a new conninfo: a new connection (its first connect is not a re-connect) */
+		/* a new conninfo: a new connection (its first connect is not a re-connect); the
+		 * old one stays if it cannot be made, so that DB always has a session */
+		struct notify_callbacks cb = {on_notify, on_listening, db};
+		struct notify *n = NULL;
 		char *ci = strdup(cd->conninfo);
-		if (!ci)
+		if (!ci || notify_new(t->base, db->name, ci, &cb, &n) < 0) {
+			free(ci);
 			return NULL;
+		}
 		free(db->conninfo);
 		db->conninfo = ci;
 		notify_free(&db->n);
-		struct notify_callbacks cb = {on_notify, on_listening, db};
-		if (notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0)
-			return NULL;
+		db->n = n;
 		return db;
 	}
 	struct tdb *db = calloc(1, sizeof(*db));
