@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist_batch.h"
+#include "history.h"
 #include "itest.h"
+#include "sched_priv.h"
+#include "triggers.h"
 
 #define DB "it_hostile"
 #define MALLORY "it_hostile_mallory"
@@ -198,6 +202,138 @@ static char *install(const struct itest_env *e, int want)
 	ck_assert_msg(status == want, "pgcrond install: %d, wanted %d: %s", status, want, out);
 	return out;
 }
+
+/* Stand-ins for the operators, functions and types pgcrond's own statements use (manual
+ * requests, the give-back of pre-claimed fires, the history's updates), each an exact match
+ * for the arguments those statements give, so each wins over pg_catalog's wherever public
+ * comes first on the path. */
+static void plant_operators(PGconn *m)
+{
+	static const char *const ops[][4] = {
+	    /* operator, left, right, result */
+	    {"<>", "text", "text", "boolean"},
+	    {"~", "text", "text", "boolean"},
+	    {"||", "text", "text", "text"},
+	    {"||", "bigint", "text", "text"},
+	    {"-", "bigint", "bigint", "bigint"},
+	    {"*", "bigint", "interval", "interval"},
+	    {"*", "numeric", "integer", "numeric"},
+	    {">", "bigint", "numeric", "boolean"},
+	    {"=", "timestamptz", "timestamptz", "boolean"},
+	    {"<", "timestamptz", "timestamptz", "boolean"},
+	    {">", "timestamptz", "timestamptz", "boolean"},
+	    {">=", "timestamptz", "timestamptz", "boolean"},
+	    {"+", "timestamptz", "interval", "timestamptz"},
+	    {"-", "timestamptz", "interval", "timestamptz"},
+	    {"-", "timestamptz", "timestamptz", "interval"},
+	};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		char sql[1024];
+		snprintf(
+		    sql, sizeof(sql),
+		    "CREATE FUNCTION public.mallory_op%zu(a %s, b %s) RETURNS %s LANGUAGE plpgsql"
+		    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+		    " PERFORM public.mallory_note('%s (%s, %s)');"
+		    " RETURN a OPERATOR(pg_catalog.%s) b; END $f$;"
+		    "CREATE OPERATOR public.%s (LEFTARG = %s, RIGHTARG = %s,"
+		    " FUNCTION = public.mallory_op%zu)",
+		    i, ops[i][1], ops[i][2], ops[i][3], ops[i][0], ops[i][1], ops[i][2], ops[i][0],
+		    ops[i][0], ops[i][1], ops[i][2], i);
+		itest_exec(m, sql);
+	}
+	itest_exec(
+	    m, "CREATE FUNCTION public.substr(a text, b integer) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('substr(text, integer)');"
+	       " RETURN pg_catalog.substr(a, b); END $f$;"
+	       "CREATE FUNCTION public.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('unnest(text[])');"
+	       " RETURN QUERY SELECT pg_catalog.unnest(a); END $f$;"
+	       "CREATE FUNCTION public.mallory_max(a text, b text) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('max(text)');"
+	       " RETURN pg_catalog.text_larger(a, b); END $f$;"
+	       "CREATE AGGREGATE public.max(text) (SFUNC = public.mallory_max, STYPE = text);"
+	       "CREATE DOMAIN public.jsonb AS pg_catalog.jsonb"
+	       " CHECK (public.mallory_note('domain jsonb'))");
+}
+
+/* One of pgcrond's own statements, with its parameters, on OWN: none of mallory's stand-ins
+ * runs, and it succeeds, answering (or changing) WANT rows. */
+static void own_statement(const struct itest_env *e, PGconn *own, const char *what, const char *sql,
+                          int n, const char *const *params, int want)
+{
+	PGresult *r = PQexecParams(own, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	assert_no_calls(e, what);
+	ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", what,
+	              PQresultErrorMessage(r));
+	int rows = st == PGRES_TUPLES_OK ? PQntuples(r) : atoi(PQcmdTuples(r));
+	ck_assert_msg(rows == want, "%s: %d rows, wanted %d", what, rows, want);
+	PQclear(r);
+}
+
+/* pgcrond's own statements on a session whose search_path is NOT pinned, public first (as
+ * mallory, who owns the database, could set it for every session that does not pin its
+ * own), over rows they act on, so that every operator, function and type they name is
+ * resolved and evaluated: none of her stand-ins runs. The daemon sends these statements on
+ * sessions pinned to pg_catalog, pg_temp (pgconn.h), which no stand-in reaches anyway: this
+ * case shows that the statements themselves name nothing another role can capture, so that
+ * they stay right should one ever run on a job's session or without the pin. It fails when
+ * any name in them is left unqualified that has a stand-in above. */
+START_TEST(own_statements_unpinned)
+{
+	struct itest_env e;
+	PQfinish(setup(&e));
+	free(install(&e, 0));
+	PGconn *m = role_conn(&e, MALLORY);
+	plant_functions(m);
+	plant_operators(m);
+
+	/* the rows: two manual requests, a fire claimed ahead, a run of this boot still running */
+	char *id = itest_scalar(e.db, "WITH r AS (INSERT INTO pgcrond.trigger_request (job_name)"
+	                              " VALUES ('one'), ('two') RETURNING id)"
+	                              " SELECT pg_catalog.min(id) FROM r");
+	ck_assert_ptr_nonnull(id);
+	itest_exec(e.db, "SELECT pgcrond.history_partition_create(CURRENT_DATE);"
+	                 "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
+	                 " SELECT 'one', 's:' OPERATOR(pg_catalog.||) (EXTRACT(epoch FROM"
+	                 " pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600),"
+	                 " 'it', 'boot';"
+	                 "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
+	                 " instance, run_key) VALUES ('one', 'running',"
+	                 " pg_catalog.date_trunc('second', pg_catalog.now()), 'it', 'boot.1')");
+	char start_us[32], end_us[32], outcomes[128];
+	long long s = itest_scalar_ll(
+	    e.db,
+	    "SELECT EXTRACT(epoch FROM start_time)::pg_catalog.int8 FROM pgcrond.job_run_details");
+	snprintf(start_us, sizeof(start_us), "{%lld000000}", s);
+	snprintf(end_us, sizeof(end_us), "{%lld000000}", s + 1);
+	snprintf(outcomes, sizeof(outcomes), "[{\"id\": %s, \"outcome\": \"started\"}]", id);
+
+	PGconn *own = itest_connect(e.ci);
+	itest_exec(own, "SET search_path = public, pg_catalog");
+	const char *claim_one[] = {id, "it"}, *claim_all[] = {"it"}, *done[] = {outcomes},
+	           *give_back[] = {"it", "boot"},
+	           *upd[] = {"{it}",   "{boot.1}", start_us, "{succeeded}",
+	                     "{done}", "{NULL}",   end_us,   "{4242}"};
+	own_statement(&e, own, "claim one request", TRIGGERS_SQL_CLAIM_ONE, 2, claim_one, 1);
+	own_statement(&e, own, "claim the others", TRIGGERS_SQL_CLAIM_ALL, 1, claim_all, 1);
+	own_statement(&e, own, "record outcomes", TRIGGERS_SQL_OUTCOMES, 1, done, 1);
+	own_statement(&e, own, "give back", SCHED_SQL_GIVE_BACK, 2, give_back, 1);
+	own_statement(&e, own, "history update", HIST_SQL_UPD(HIST_SQL_UPD_START), 8, upd, 1);
+	own_statement(&e, own, "history update, any partition", HIST_SQL_UPD(""), 8, upd, 0);
+	PQfinish(own);
+	itest_assert_scalar(e.db,
+	                    "SELECT pg_catalog.string_agg(status OPERATOR(pg_catalog.||) ' '"
+	                    " OPERATOR(pg_catalog.||) job_pid, ',') FROM pgcrond.job_run_details",
+	                    "succeeded 4242");
+	free(id);
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
 
 /* pg_cron's case, on the default search_path ("$user", public): pg_catalog comes first, yet
  * a literal argument makes the call a cast to her type. The superuser installs and
@@ -435,6 +571,7 @@ int main(void)
 	tcase_add_test(tc, planted_overloads_daemon_and_install);
 	tcase_add_test(tc, names_cannot_be_squatted);
 	tcase_add_test(tc, squatted_schema_is_refused);
+	tcase_add_test(tc, own_statements_unpinned);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
