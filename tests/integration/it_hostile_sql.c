@@ -212,6 +212,7 @@ static void plant_operators(PGconn *m)
 	static const char *const ops[][4] = {
 	    /* operator, left, right, result */
 	    {"<>", "text", "text", "boolean"},
+	    {"=", "boolean", "boolean", "boolean"},
 	    {"~", "text", "text", "boolean"},
 	    {"||", "text", "text", "text"},
 	    {"||", "bigint", "text", "text"},
@@ -386,6 +387,7 @@ START_TEST(planted_overloads_daemon_and_install)
 	/* what she plants after the install: the daemon's statements, then a re-install */
 	PGconn *m = role_conn(&e, MALLORY);
 	plant_functions(m);
+	plant_operators(m);
 	itest_exec(m, "ALTER DATABASE " DB " SET search_path = public, pg_catalog");
 	PGconn *app = role_conn(&e, APP);
 	itest_exec(app, "SET search_path = pg_catalog, pg_temp;"
@@ -402,10 +404,20 @@ START_TEST(planted_overloads_daemon_and_install)
 	                " $$INSERT INTO public.ticks (job) VALUES ('app')$$)");
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
 	              itest_read_file(e.log));
+	/* a pause is recorded in pgcrond.job on a job's session of the history database, whose
+	 * path is the server's: hers */
+	int status;
+	char *out = itest_cli(&status, "pause", "-c", e.conf, "file-tick", NULL);
+	ck_assert_msg(status == 0, "pause: %d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT paused FROM pgcrond.job"
+	                             " WHERE jobname OPERATOR(pg_catalog.=) 'file-tick'"),
+	              "the pause was not recorded:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	assert_no_calls(&e, "daemon");
 
-	char *out = install(&e, 0);
+	out = install(&e, 0);
 	ck_assert_msg(strstr(out, "nothing to change"), "%s", out);
 	free(out);
 	assert_no_calls(&e, "install again");
