@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hist_batch.h"
+#include "hist_startup.h"
 #include "history.h"
 #include "itest.h"
 #include "sched_priv.h"
@@ -204,15 +205,16 @@ static char *install(const struct itest_env *e, int want)
 }
 
 /* Stand-ins for the operators, functions and types pgcrond's own statements use (manual
- * requests, the give-back of pre-claimed fires, the history's updates), each an exact match
- * for the arguments those statements give, so each wins over pg_catalog's wherever public
- * comes first on the path. */
+ * requests, the give-back of pre-claimed fires, the history's updates and start-up reads), each an
+ * exact match for the arguments those statements give, so each wins over pg_catalog's wherever
+ * public comes first on the path. */
 static void plant_operators(PGconn *m)
 {
 	static const char *const ops[][4] = {
 	    /* operator, left, right, result */
 	    {"<>", "text", "text", "boolean"},
 	    {"=", "boolean", "boolean", "boolean"},
+	    {">", "text", "text", "boolean"},
 	    {"~", "text", "text", "boolean"},
 	    {"||", "text", "text", "text"},
 	    {"||", "bigint", "text", "text"},
@@ -256,6 +258,11 @@ static void plant_operators(PGconn *m)
 	       " PERFORM public.mallory_note('max(text)');"
 	       " RETURN pg_catalog.text_larger(a, b); END $f$;"
 	       "CREATE AGGREGATE public.max(text) (SFUNC = public.mallory_max, STYPE = text);"
+	       "CREATE FUNCTION public.mallory_min(a text, b text) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('min(text)');"
+	       " RETURN pg_catalog.text_smaller(a, b); END $f$;"
+	       "CREATE AGGREGATE public.min(text) (SFUNC = public.mallory_min, STYPE = text);"
 	       "CREATE DOMAIN public.jsonb AS pg_catalog.jsonb"
 	       " CHECK (public.mallory_note('domain jsonb'))");
 }
@@ -325,11 +332,22 @@ START_TEST(own_statements_unpinned)
 	own_statement(&e, own, "give back", SCHED_SQL_GIVE_BACK, 2, give_back, 1);
 	own_statement(&e, own, "history update", HIST_SQL_UPD(HIST_SQL_UPD_START), 8, upd, 1);
 	own_statement(&e, own, "history update, any partition", HIST_SQL_UPD(""), 8, upd, 0);
+	/* the start-up reads: every job's last fires and results, then the rows an earlier
+	 * process of this instance left running */
+	const char *since[] = {"2000-01-01", "10", "10"},
+	           *orphans[] = {"it", "boot", "closed", "2000-01-01"};
+	own_statement(&e, own, "last fires", hist_sql_last_fires, 1, since, 1);
+	own_statement(&e, own, "last results", hist_sql_last_results, 3, since, 2);
+	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
+	                 " instance, run_key, boot_id) VALUES ('two', 'running',"
+	                 " pg_catalog.now(), 'it', 'old.1', 'old')");
+	own_statement(&e, own, "orphans", hist_sql_orphans, 4, orphans, 1);
 	PQfinish(own);
 	itest_assert_scalar(e.db,
 	                    "SELECT pg_catalog.string_agg(status OPERATOR(pg_catalog.||) ' '"
-	                    " OPERATOR(pg_catalog.||) job_pid, ',') FROM pgcrond.job_run_details",
-	                    "succeeded 4242");
+	                    " OPERATOR(pg_catalog.||) coalesce(job_pid, 0), ',' ORDER BY job_name)"
+	                    " FROM pgcrond.job_run_details",
+	                    "succeeded 4242,failed 0");
 	free(id);
 	PQfinish(m);
 	itest_env_teardown(&e);
