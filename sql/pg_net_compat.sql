@@ -111,7 +111,10 @@ AS $fn$
 $fn$;
 
 -- URL with the query parameters appended; a URL that is not http:// or https:// with a host
--- is refused with pg_net's message (its curl's words after the URL).
+-- is refused with pg_net's message (its curl's words after the URL), the URL shown without
+-- its user info and query (a password, a token: an error reaches logs and a job's history).
+-- The daemon checks every URL again before it sends (the check of pgcrond's configuration):
+-- one it refuses gets a response row saying why.
 CREATE OR REPLACE FUNCTION net._encode_url_with_params_array(url text, params_array text[])
 RETURNS text
 LANGUAGE plpgsql
@@ -123,16 +126,19 @@ DECLARE
 	u text := $1;
 	frag text := '';
 	p text;
+	shown constant text := pg_catalog.regexp_replace(
+		pg_catalog.regexp_replace($1, '^([A-Za-z][A-Za-z0-9+.-]*:/*)?[^/?#]*@', '\1...@'),
+		'[?#].*$', '?...');
 BEGIN
 	IF u !~ '^[A-Za-z][A-Za-z0-9+.-]*:' THEN
-		RAISE EXCEPTION 'invalid URL "%": Bad scheme', $1;
+		RAISE EXCEPTION 'invalid URL "%": Bad scheme', shown;
 	ELSIF u !~* '^https?:' THEN
-		RAISE EXCEPTION 'invalid URL "%": Unsupported URL scheme', $1
+		RAISE EXCEPTION 'invalid URL "%": Unsupported URL scheme', shown
 			USING HINT = 'pgcrond sends http:// and https:// URLs only';
 	ELSIF u !~* '^https?://[^/?#[:space:]]' THEN
-		RAISE EXCEPTION 'invalid URL "%": No host part in the URL', $1;
+		RAISE EXCEPTION 'invalid URL "%": No host part in the URL', shown;
 	ELSIF u ~ '[[:space:][:cntrl:]]' THEN
-		RAISE EXCEPTION 'invalid URL "%": Bad hostname', $1;
+		RAISE EXCEPTION 'invalid URL "%": Bad hostname', shown;
 	END IF;
 	IF pg_catalog.strpos(u, '#') OPERATOR(pg_catalog.>) 0 THEN
 		frag := pg_catalog.substr(u, pg_catalog.strpos(u, '#'));

@@ -285,15 +285,7 @@ START_TEST(trigger_through_the_database)
 	install(&e);
 	itest_env_start(&e);
 	ck_assert(itest_env_listening(&e, 10));
-	/* another host: the same configuration with a state_dir holding no socket */
-	char *other = itest_env_path(&e, "other.conf");
-	char *main_text = itest_read_file(e.conf);
-	char *sd = strstr(main_text, "/state\"");
-	ck_assert(sd != NULL);
-	*sd = '\0';
-	itest_write_file(other, "%s/elsewhere\"%s", main_text, sd + strlen("/state\""));
-	char *dir = itest_env_path(&e, "elsewhere");
-	ck_assert(mkdir(dir, 0755) == 0);
+	char *other = itest_env_other_host(&e);
 	out = itest_cli(&status, "trigger", "-c", other, "once", NULL);
 	ck_assert_msg(status == 0 && strstr(out, "the daemon started once") &&
 	                  strstr(out, "pgcrond.trigger_request"),
@@ -311,8 +303,6 @@ START_TEST(trigger_through_the_database)
 	free(out);
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"), 2);
 	free(other);
-	free(main_text);
-	free(dir);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
 	itest_env_teardown(&e);
 }

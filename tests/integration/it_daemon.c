@@ -573,6 +573,20 @@ START_TEST(second_sigterm_cancels_at_once)
 }
 END_TEST
 
+/* A second database, DB_NAME, with its own "ticks" table, named NAME in E's main file beside
+ * "app"; *CI its conninfo (malloc'd). Returns the test's connection to it. */
+static PGconn *second_db(struct itest_env *e, const char *name, char **ci)
+{
+	char db[64];
+	snprintf(db, sizeof(db), DB "_%s", name);
+	*ci = itest_fresh_db(db);
+	PGconn *c = itest_connect(*ci);
+	itest_exec(c, "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
+	itest_exec(c, "GRANT ALL ON ticks TO PUBLIC");
+	itest_env_main_with_db(e, name, *ci);
+	return c;
+}
+
 /* A reload that moves a job to another database, and back, with the other database dropped
  * from the configuration: each run goes to the database its job names at its fire (a job
  * keeps its database's pool, found again when the database changes). */
@@ -583,16 +597,8 @@ START_TEST(reload_moves_a_job_between_databases)
 {
 	struct itest_env e;
 	env_setup(&e, "movedb", NULL);
-	PGconn *admin = itest_connect(itest_conninfo());
-	itest_exec(admin, "DROP DATABASE IF EXISTS " DB "_other");
-	itest_exec(admin, "CREATE DATABASE " DB "_other");
-	PQfinish(admin);
-	char *ci = itest_conninfo_db(DB "_other");
-	PGconn *other = itest_connect(ci);
-	itest_exec(other,
-	           "CREATE TABLE ticks (job text, at timestamptz DEFAULT clock_timestamp())");
-	itest_exec(other, "GRANT ALL ON ticks TO PUBLIC");
-	itest_env_main_with_db(&e, "other", ci);
+	char *ci;
+	PGconn *other = second_db(&e, "other", &ci);
 	itest_env_job(&e, "10-mover.conf", MOVER_JOB, "app");
 	itest_env_start(&e);
 	ck_assert_msg(itest_env_wait(&e, 15, "SELECT count(*) >= 2 FROM ticks"),
@@ -629,6 +635,82 @@ START_TEST(reload_moves_a_job_between_databases)
 }
 END_TEST
 
+/* The same move with a run under way in the database the reload removes: the run goes on
+ * there to its end (its pool is kept for it, no new run can come) and its row says so, once;
+ * the next run goes to the new database; the old one keeps no connection of the daemon. */
+#define SLEEPER_JOB                                                                                \
+	"job = { name = \"sleeper\"; database = \"%s\"; schedule = \"* * * * * *\";\n"             \
+	"  command = \"INSERT INTO ticks (job) VALUES ('sleeper'); SELECT pg_sleep(4)\"; };\n"
+START_TEST(reload_moves_a_job_with_a_run_under_way)
+{
+	struct itest_env e;
+	env_setup(&e, "movedbrun", NULL);
+	char *ci;
+	PGconn *gone = second_db(&e, "gone", &ci);
+	itest_env_job(&e, "10-sleeper.conf", SLEEPER_JOB, "gone");
+	itest_env_start(&e);
+	const char *sleeping = "SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'active'"
+	                       " AND query LIKE '%pg_sleep(4)%' AND pid <> pg_backend_pid()";
+	ck_assert_msg(itest_wait_sql(gone, sleeping, 15), "no run under way on gone:\n%s",
+	              itest_read_file(e.log));
+
+	/* the job moves to app and gone leaves the configuration, while the run sleeps there */
+	char *before = itest_scalar(e.db, "SELECT clock_timestamp()");
+	itest_env_main(&e, NULL);
+	itest_env_job(&e, "10-sleeper.conf", SLEEPER_JOB, "app");
+	itest_env_reload(&e);
+	char *after = itest_scalar(e.db, "SELECT clock_timestamp()");
+	ck_assert_msg(itest_wait_sql(gone, sleeping, 0.1), "the run ended before the reload");
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE "
+	                             "database = 'app' AND status = 'succeeded'"),
+	              "no run on app after the reload:\n%s", itest_read_file(e.log));
+	/* the removed database's connection went with its run, before the daemon stops */
+	ck_assert_msg(itest_wait_sql(gone,
+	                             "SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = "
+	                             "current_database() AND pid <> pg_backend_pid()",
+	                             5),
+	              "a connection to the removed database stayed");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+
+	/* the run under way: one row, succeeded on gone, started before the reload and ended
+	 * after it; none started on gone since */
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                 "database = 'gone' AND status = 'succeeded' AND "
+	                                 "start_time < '%s' AND end_time > '%s'",
+	                                 before, after),
+	                 1);
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                 "database = 'gone' AND start_time > '%s'",
+	                                 before),
+	                 0);
+	/* each database's work is its rows', each fire has one row, and nothing failed */
+	ck_assert_int_eq(itest_scalar_ll(gone, "SELECT count(*) FROM ticks"),
+	                 itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "database = 'gone' AND status = 'succeeded'"));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM ticks"),
+	                 itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "database = 'app' AND status = 'succeeded'"));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) - count(DISTINCT scheduled_time) "
+	                                     "FROM pgcrond.job_run_details"),
+	                 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details WHERE "
+	                                     "status NOT IN ('succeeded', 'skipped') AND "
+	                                     "return_message <> 'pgcrond was shutting down'"),
+	                 0);
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(!strstr(log, "internal error"), "%s", log);
+	free(log);
+	free(before);
+	free(after);
+	PQfinish(gone);
+	free(ci);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon");
@@ -640,6 +722,7 @@ int main(void)
 	tcase_add_test(tc, overlap_policies);
 	tcase_add_test(tc, reload_valid_and_invalid);
 	tcase_add_test(tc, reload_moves_a_job_between_databases);
+	tcase_add_test(tc, reload_moves_a_job_with_a_run_under_way);
 	tcase_add_test(tc, crash_then_restart_closes_orphan_once);
 	tcase_add_test(tc, refused_connection_records_libpq_error);
 	tcase_add_test(tc, sigterm_lets_runs_finish_then_cancels);

@@ -167,10 +167,12 @@ START_TEST(http_jobs_what_the_user_sees)
 	    "headers = [ \"X-Api-Key: same-origin-key\" ]; }; },\n"
 	    "{ name = \"downgrade\"; %s http = { url = \"https://localhost:%d/to-http\"; "
 	    "headers = [ \"X-Api-Key: apikey-secret\" ]; }; },\n"
-	    /* a path that is a credential (a bot's /bot<TOKEN>/...): in no row, no log */
+	    /* a path that is a credential (a bot's /bot<TOKEN>/...), a password in the URL:
+	     * in no row, no log */
 	    "{ name = \"bot\"; %s http = { url = \"https://localhost:%d/botpath-secret/fail500\"; "
 	    "}; },\n"
-	    "{ name = \"botdown\"; %s http = { url = \"https://127.0.0.1:1/botpath-secret/x\"; "
+	    "{ name = \"botdown\"; %s http = { url = "
+	    "\"https://bot:userinfo-secret@127.0.0.1:1/botpath-secret/x\"; "
 	    "}; },\n"
 	    "{ name = \"tick\"; schedule = \"1 seconds\"; command = \"SELECT 1\"; }\n"
 	    ");\n",
@@ -323,15 +325,15 @@ START_TEST(http_jobs_what_the_user_sees)
 	char *log = itest_read_file(e.log);
 	ck_assert_msg(!strstr(log, "sekrit") && !strstr(log, "query-secret") &&
 	                  !strstr(log, "hook-secret") && !strstr(log, "apikey-secret") &&
-	                  !strstr(log, "path-secret"),
+	                  !strstr(log, "path-secret") && !strstr(log, "userinfo-secret"),
 	              "a credential is in the log:\n%s", log);
 	/* this libcurl (Debian's) resolves names on a thread of its own: no warning */
 	ck_assert_msg(!strstr(log, "no asynchronous name resolver"), "%s", log);
 	free(log);
-	ck_assert_int_eq(itest_env_count(&e,
-	                                 "SELECT count(*) FROM pgcrond.job_run_details t "
-	                                 "WHERE t::text LIKE '%%sekrit%%' OR t::text LIKE "
-	                                 "'%%query-secret%%' OR t::text LIKE '%%path-secret%%'"),
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details t "
+	                                     "WHERE t::text LIKE '%%sekrit%%' OR t::text LIKE "
+	                                     "'%%query-secret%%' OR t::text LIKE '%%path-secret%%' "
+	                                     "OR t::text LIKE '%%userinfo-secret%%'"),
 	                 0);
 	kill(srv, SIGTERM);
 	waitpid(srv, NULL, 0);

@@ -229,6 +229,13 @@ START_TEST(pg_net_what_the_user_sees)
 	             "invalid URL \"/malformed_url\"");
 	assert_error(app, "SELECT net.http_get('ftp://localhost/x')",
 	             "invalid URL \"ftp://localhost/x\": Unsupported URL scheme");
+	assert_error(app, "SELECT net.http_get('https:///x')",
+	             "invalid URL \"https:///x\": No host part in the URL");
+	/* a password and a token stay out of the error (it reaches logs and a job's history) */
+	char *e_pw =
+	    error_of(app, "SELECT net.http_get('ftp://bot:s3cret@localhost/x?token=t0ken')");
+	ck_assert_str_eq(e_pw, "invalid URL \"ftp://...@localhost/x?...\": Unsupported URL scheme");
+	free(e_pw);
 	assert_error(app, "SELECT net.http_post(NULL, '{}')", "null value in column \"url\"");
 	assert_error(app,
 	             "SELECT net.http_post('https://localhost/', '{}', headers := "
@@ -248,8 +255,22 @@ START_TEST(pg_net_what_the_user_sees)
 	         "SELECT net.http_get('https://127.0.0.1:%d/', timeout_milliseconds := 1000)",
 	         silent);
 	char *hung = itest_scalar(app, sql);
-	ck_assert_msg(wait_response(app, refused, 10) && wait_response(app, hung, 10),
+	/* URLs the client does not send, as pgcrond check refuses them: an error row saying why,
+	 * without the password */
+	char *at = itest_scalar(app, "SELECT net.http_get('https://bot:s3cret@pw@127.0.0.1:1/x')");
+	char *zero = itest_scalar(app, "SELECT net.http_get('https://127.0.0.1:0/')");
+	ck_assert_msg(wait_response(app, refused, 10) && wait_response(app, hung, 10) &&
+	                  wait_response(app, at, 10) && wait_response(app, zero, 10),
 	              "no error rows:\n%s", itest_tail(e.log));
+	v = response(app, at, "coalesce(status_code::text, 'null') || ' ' || error_msg");
+	ck_assert_str_eq(v,
+	                 "null the url has an '@' in its user name or password; write it as %40");
+	free(v);
+	v = response(app, zero, "error_msg");
+	ck_assert_str_eq(v,
+	                 "url https://127.0.0.1:0/ has port 0; write the port the server listens "
+	                 "on, or no ':' for the scheme's own");
+	free(v);
 	v = response(app, refused,
 	             "coalesce(status_code::text, 'null') || ' ' || timed_out || ' ' || error_msg");
 	ck_assert_msg(strncmp(v, "null false ", 11) == 0 && strstr(v, "onnect"), "%s", v);
@@ -275,6 +296,7 @@ START_TEST(pg_net_what_the_user_sees)
 	r = itest_read_file(e.log);
 	ck_assert_msg(!strstr(r, "t-post") && !strstr(r, "t-get"), "a header is in the log:\n%s",
 	              r);
+	ck_assert_msg(!strstr(r, "s3cret"), "a URL's password is in the log:\n%s", r);
 	free(r);
 	free(post);
 	free(get);
@@ -282,12 +304,60 @@ START_TEST(pg_net_what_the_user_sees)
 	free(after);
 	free(refused);
 	free(hung);
+	free(at);
+	free(zero);
 	PQfinish(app);
 	PQfinish(other);
 	PQfinish(none);
 	kill(srv, SIGTERM);
 	waitpid(srv, NULL, 0);
 	free(reqs);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* Responses that cannot be written when they come: a session holds net._http_response
+ * (SHARE), pgcrond.net_respond waits for it and the daemon's session is terminated there;
+ * on the new one it fails (its lock_timeout, 2 s) while the table is still held. Once it is
+ * free, every response is there within seconds, without a new request or the minute's
+ * sweep to carry it. */
+START_TEST(pg_net_responses_outlive_a_lost_session_and_a_failed_write)
+{
+	struct itest_env e;
+	int port, unused, silent, status;
+	char sql[1024];
+
+	itest_env_init(&e, "pgnetlost", DB "_lost");
+	itest_make_certs(e.dir);
+	pid_t srv = server_start(e.dir, &port, &unused, &silent);
+	itest_env_main(&e, "http_client = { ca_file = \"%s/ca.pem\"; };\n", e.dir);
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	itest_env_start(&e);
+	ck_assert(itest_env_wait(
+	    &e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE " ITEST_OWN_SESSIONS));
+
+	PGconn *holder = itest_connect(e.ci);
+	itest_exec(holder, "BEGIN; LOCK TABLE net._http_response IN SHARE MODE");
+	snprintf(sql, sizeof(sql),
+	         "SELECT net.http_get('https://localhost:%d/ok?n=' || i) FROM "
+	         "generate_series(1, 3) i",
+	         port);
+	itest_exec(e.db, sql);
+	itest_env_kill_own_waiting(&e, "net_respond", "could not be written to net._http_response");
+	itest_exec(holder, "COMMIT");
+	PQfinish(holder);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 3 FROM net._http_response WHERE "
+	                             "status_code = 200 AND content = 'hello '"),
+	              "responses lost or late: %lld of 3\n%s",
+	              itest_env_count(&e, "SELECT count(*) FROM net._http_response"),
+	              itest_tail(e.log));
+
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	kill(srv, SIGTERM);
+	waitpid(srv, NULL, 0);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -319,6 +389,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, pg_net_what_the_user_sees);
 	tcase_add_test(tc, pg_net_foreign_schema_left_alone);
+	tcase_add_test(tc, pg_net_responses_outlive_a_lost_session_and_a_failed_write);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -204,6 +206,92 @@ START_TEST(flood_of_unknown_names_is_rate_limited)
 }
 END_TEST
 
+static pid_t cli_child;
+static int cli_status = -1;
+
+static bool cli_exited(void *arg)
+{
+	(void)arg;
+	int st;
+	if (waitpid(cli_child, &st, WNOHANG) != cli_child)
+		return false;
+	cli_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+	return true;
+}
+
+/* Runs that end while the daemon's session cannot record their outcomes: the UPDATE that
+ * writes them waits on the request rows, which another session holds; the session is
+ * terminated there, and on the new one (lock_timeout 1s) the UPDATE fails while the rows
+ * are still held. Once they are free every request's outcome is "finished succeeded", and a
+ * `pgcrond trigger --wait` from another host, waiting all along, returns with it. */
+START_TEST(outcomes_outlive_a_lost_session_and_a_failed_update)
+{
+	struct itest_env e;
+	PQfinish(trigger_setup(&e, "trigger-lost"));
+	itest_env_job(&e, "20-slow.conf",
+	              "jobs = (\n"
+	              "  { name = \"slow1\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT pg_sleep(3)\"; },\n"
+	              "  { name = \"slow2\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT pg_sleep(3)\"; },\n"
+	              "  { name = \"slow3\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT pg_sleep(3)\"; }\n"
+	              ");\n");
+	itest_env_start(&e);
+	wait_listening(&e);
+	char *other = itest_env_other_host(&e);
+	cli_child = fork();
+	ck_assert(cli_child >= 0);
+	if (cli_child == 0) {
+		int status;
+		char *out = itest_cli(&status, "trigger", "-c", other, "--wait", "--timeout", "90s",
+		                      "slow1", NULL);
+		fprintf(stderr, "pgcrond trigger --wait: %d %s\n", status, out);
+		_exit(status == 0 && strstr(out, "slow1 succeeded") ? 0 : 1);
+	}
+	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) = 1 FROM pgcrond.trigger_request"));
+	itest_exec(e.db, "SELECT pgcrond.trigger('slow2'), pgcrond.trigger('slow3')");
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) = 3 FROM pgcrond.trigger_request "
+	                             "WHERE outcome = 'started'"),
+	              "the runs did not start:\n%s", itest_read_file(e.log));
+
+	/* the rows held while the runs end: their outcomes' UPDATE waits */
+	PGconn *holder = itest_connect(e.ci);
+	itest_exec(holder, "BEGIN");
+	itest_exec(holder, "SELECT id FROM pgcrond.trigger_request FOR UPDATE");
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT count(*) = 1 FROM pg_stat_activity WHERE " ITEST_OWN_SESSIONS
+	                   " AND wait_event_type = 'Lock' "
+	                   "AND query LIKE '%%trigger_request%%'"),
+	    "no outcome waits for the rows:\n%s", itest_read_file(e.log));
+	ck_assert(itest_env_wait(&e, 20,
+	                         "SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' "
+	                         "AND query LIKE '%%pg_sleep(3)%%' AND pid <> pg_backend_pid()"));
+	/* the next session gives up on a lock after 1 s */
+	itest_exec(e.db, "DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE %I SET "
+	                 "lock_timeout = ''1s''', current_user, current_database()); END $$");
+	itest_env_kill_own_waiting(&e, "trigger_request",
+	                           "manual trigger: cannot record the requests' outcomes");
+	itest_exec(holder, "ROLLBACK");
+	PQfinish(holder);
+
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 3 FROM pgcrond.trigger_request "
+	                             "WHERE outcome LIKE 'finished succeeded%%'"),
+	              "outcomes lost: %s\n%s",
+	              itest_scalar(e.db, "SELECT string_agg(id || ' ' || coalesce(outcome, '-'), "
+	                                 "', ' ORDER BY id) FROM pgcrond.trigger_request"),
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_wait_until(cli_exited, NULL, 30) && cli_status == 0,
+	              "pgcrond trigger --wait: status %d", cli_status);
+	free(other);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* A database at schema version 1 gets step 2 (and the later ones) from `pgcrond install`. */
 START_TEST(install_upgrades_version_1)
 {
@@ -240,6 +328,7 @@ int main(void)
 	tcase_add_test(tc, cli_trigger_and_requests_made_while_down);
 	tcase_add_test(tc, flood_of_unknown_names_is_rate_limited);
 	tcase_add_test(tc, install_upgrades_version_1);
+	tcase_add_test(tc, outcomes_outlive_a_lost_session_and_a_failed_update);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

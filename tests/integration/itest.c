@@ -958,6 +958,36 @@ bool itest_env_listening(struct itest_env *e, double timeout_s)
 	return itest_log_listening(e->log, "pgcrond_trigger", timeout_s);
 }
 
+void itest_env_kill_own_waiting(struct itest_env *e, const char *what, const char *then)
+{
+	/* seen and terminated in one statement: a wait may end on a lock_timeout */
+	if (!itest_env_wait(e, 20,
+	                    "SELECT count(pg_catalog.pg_terminate_backend(pid)) = 1 FROM "
+	                    "pg_stat_activity WHERE " ITEST_OWN_SESSIONS
+	                    " AND wait_event_type = 'Lock' AND strpos(query, '%s') > 0",
+	                    what))
+		ck_abort_msg("the daemon's own session does not wait for a lock in %s:\n%s", what,
+		             itest_read_file(e->log));
+	if (then && !itest_wait_log(e->log, then, 30))
+		ck_abort_msg("no \"%s\" in the log after the session was terminated:\n%s", then,
+		             itest_read_file(e->log));
+}
+
+char *itest_env_other_host(const struct itest_env *e)
+{
+	char *other = itest_env_path(e, "other.conf");
+	char *main_text = itest_read_file(e->conf);
+	char *sd = strstr(main_text, "/state\"");
+	ck_assert(sd != NULL);
+	*sd = '\0';
+	itest_write_file(other, "%s/elsewhere\"%s", main_text, sd + strlen("/state\""));
+	char *dir = itest_env_path(e, "elsewhere");
+	ck_assert(mkdir(dir, 0755) == 0);
+	free(dir);
+	free(main_text);
+	return other;
+}
+
 /* ---- a second server ------------------------------------------------------------------ */
 
 #define SANDBOX_SCRIPT TEST_SOURCE_DIR "/../scripts/pg-sandbox"

@@ -213,6 +213,13 @@ bool itest_log_listening(const char *log, const char *channel, double timeout_s)
  * "pgcrond", as the pools' connections are), told from the pools' by the instance rows that
  * record them (cluster_lock.c, sql_lock). */
 #define ITEST_OWN_SESSIONS "pid IN (SELECT backend_pid FROM pgcrond.instance)"
+/* Terminate the daemon's own session as soon as it waits (within 20 s) for a lock in a
+ * statement whose text holds WHAT (a lock another session holds); then, unless THEN is
+ * NULL, wait (30 s) for the log line THEN (the statement failing on the next session). */
+void itest_env_kill_own_waiting(struct itest_env *e, const char *what, const char *then);
+/* Another host's pgcrond.conf: E's with a state_dir holding no control socket, so the CLI
+ * goes through the database. Returns its path (malloc'd). */
+char *itest_env_other_host(const struct itest_env *e);
 
 /* One of several daemons sharing E's database (several instances): its own dir, state_dir
  * and log, instance NAME, JOBS as its conf.d/10-jobs.conf, pool 4, history in "app". */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "duration.h"
+#include "httpc.h"
 
 /* "FILE:LINE: message", as diag_print writes it */
 static const char *diag_text(const struct diag *d)
@@ -211,6 +212,7 @@ START_TEST(test_good_http)
 	ck_assert_ptr_null(j->http->body);
 	j = config_job(cfg, "post");
 	ck_assert_str_eq(j->http->method, "POST"); /* a body, even empty, means POST */
+	ck_assert_str_eq(j->http->url, "https://svc:p%40ss@example.com:/x");
 
 	/* a copy (as a reload with SQL jobs makes) is equal and its own */
 	bool oom = false;
@@ -234,26 +236,59 @@ START_TEST(test_good_http)
 }
 END_TEST
 
-/* the URL check behind http jobs and webhooks */
-START_TEST(test_url_problem)
+/* The URL check behind HTTP jobs, webhooks and every request the client sends (pg_net's
+ * too): libcurl's parser, as the client sends with it, and pgcrond's rules; NULL: accepted.
+ * Each refusal is the text after the URL in `pgcrond check` and in a request's error. */
+#define NO_HOST "has no host; write it like \"https://host.example/path\""
+#define NOT_URL "is not a URL; write the full URL, like \"https://host.example/path\""
+#define REFUSED "is refused: only http:// and https:// URLs are called"
+#define BAD_PORT                                                                                   \
+	"has a port that is not a number from 1 to 65535; write the port the server listens on, "  \
+	"or no ':' for the scheme's own"
+#define SPACE "has a space or a control character; percent-encode it (%20)"
+static const struct {
+	const char *url, *why;
+} urls[] = {
+    {"https://example.com", NULL},
+    {"HTTP://user:pw@example.com:8080/a?b=c#d", NULL},
+    {"http://[::1]:9/x", NULL},
+    {"http://[fe80::1%25eth0]:8080/", NULL}, /* an IPv6 literal with its zone */
+    {"https://example.com:/", NULL},         /* an empty port: the scheme's own, as sent */
+    {"https://user:p%40ss@example.com/x", NULL},
+    {"https://ex%41mple.com/a%2Fb?q=%zz", NULL}, /* %-escapes are the server's business */
+    /* an '@' in a password: libcurl refuses to send it, so it is refused at load */
+    {"https://user:p@ss@example.com/x", "has an '@' in its user name or password; write it as %40"},
+    {"https:///path", NO_HOST}, /* libcurl would call host "path" */
+    {"https:/example.com/", NO_HOST},
+    {"https://", NO_HOST},
+    {"https://user:pw@/x", NO_HOST},
+    {"https://example.com:0/",
+     "has port 0; write the port the server listens on, or no ':' for the scheme's own"},
+    {"https://example.com:65536/", BAD_PORT},
+    {"https://example.com:8o8o/", BAD_PORT},
+    {"https://exa mple.com/", SPACE},
+    {"https://example.com/a b", SPACE},
+    {"http://a\nb/", SPACE},
+    {"https://exa!mple.com/x", "has a character a host name cannot have"},
+    {"http://[::1/x", "has a bad [IPv6] address; write it like \"http://[2001:db8::1]:8080/\""},
+    {"http://[::g]/", "has a bad [IPv6] address; write it like \"http://[2001:db8::1]:8080/\""},
+    {"example.com/x", NOT_URL},
+    {"https//example.com/x", NOT_URL},
+    {"gopher://example.com/", REFUSED},
+    {"file:///etc/passwd", REFUSED},
+    {"mailto:ops@example.com", REFUSED},
+};
+
+START_TEST(test_url_check)
 {
-	ck_assert_ptr_null(config_url_problem("https://example.com"));
-	ck_assert_ptr_null(config_url_problem("HTTP://user:pw@example.com:8080/a?b=c#d"));
-	ck_assert_ptr_null(config_url_problem("http://[::1]:9/x"));
-	/* an '@' in a password: the last one ends the user info, as libcurl reads it */
-	ck_assert_ptr_null(config_url_problem("https://user:p@ss@example.com/x"));
-	ck_assert_ptr_nonnull(config_url_problem("https://user:p@ss@exa!mple.com/x"));
-	ck_assert_ptr_nonnull(config_url_problem("https://user:p@ss@/x"));
-	ck_assert_ptr_nonnull(config_url_problem("example.com/x"));
-	ck_assert_ptr_nonnull(config_url_problem("https://"));
-	ck_assert_ptr_nonnull(config_url_problem("https:///path"));
-	ck_assert_ptr_nonnull(config_url_problem("https://exa mple.com/"));
-	ck_assert_ptr_nonnull(config_url_problem("https://example.com:/"));
-	ck_assert_ptr_nonnull(config_url_problem("https://example.com:0/"));
-	ck_assert_ptr_nonnull(config_url_problem("gopher://example.com/"));
-	ck_assert_ptr_nonnull(config_url_problem("file:///etc/passwd"));
-	ck_assert_ptr_nonnull(config_url_problem("http://[::1/x"));
-	ck_assert_ptr_nonnull(config_url_problem("http://a\nb/"));
+	char why[256] = "";
+	bool ok = httpc_url_ok(urls[_i].url, why, sizeof(why));
+
+	if (!urls[_i].why)
+		ck_assert_msg(ok, "%s refused: %s", urls[_i].url, why);
+	else
+		ck_assert_msg(!ok && strcmp(why, urls[_i].why) == 0, "%s: %s", urls[_i].url,
+		              ok ? "accepted" : why);
 }
 END_TEST
 
@@ -631,13 +666,15 @@ static const struct {
     /* userinfo and query left out of the message (check output, reload logs) */
     {"bad/http-job-url-password/pgcrond.conf",
      "bad/http-job-url-password/conf.d/10-job.conf:5: url \"https://...@example.com:99999/x?..."
-     "\" has a port above 65535"},
+     "\" " BAD_PORT},
+    {"bad/http-job-url-at/pgcrond.conf",
+     "bad/http-job-url-at/conf.d/10-job.conf:5: url \"https://...@example.com/x?...\" has an '@'"
+     " in its user name or password; write it as %40"},
     {"bad/webhook-url-password/pgcrond.conf",
      "bad/webhook-url-password/pgcrond.conf:4: webhook url \"https//...@alerts.example.com/hook"
      "\" is not a URL; write the full URL, like \"https://host.example/path\""},
     {"bad/http-job-port/pgcrond.conf",
-     "bad/http-job-port/conf.d/10-job.conf:5: url \"https://example.com:99999/x\" has a po"
-     "rt above 65535"},
+     "bad/http-job-port/conf.d/10-job.conf:5: url \"https://example.com:99999/x\" " BAD_PORT},
     {"bad/conf-dir-missing/pgcrond.conf",
      "bad/conf-dir-missing/pgcrond.conf:3: conf_dir \"bad/conf-dir-missing/jobs.d\" cannot be "
      "read: "
@@ -806,6 +843,7 @@ static const char *const secret_configs[] = {
     "bad/password-conninfo/pgcrond.conf",     "bad/uri-bad-percent/pgcrond.conf",
     "bad/uri-bad-ipv6/pgcrond.conf",          "bad/unknown-conninfo-key/pgcrond.conf",
     "bad/http-job-url-password/pgcrond.conf", "bad/webhook-url-password/pgcrond.conf",
+    "bad/http-job-url-at/pgcrond.conf",
 };
 
 START_TEST(test_bad_conninfo_no_password)
@@ -1187,7 +1225,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_good_full);
 	tcase_add_test(tc, test_good_http);
-	tcase_add_test(tc, test_url_problem);
+	tcase_add_loop_test(tc, test_url_check, 0, sizeof(urls) / sizeof(urls[0]));
 	tcase_add_test(tc, test_good_minimal_defaults);
 	tcase_add_test(tc, test_good_samedir);
 	tcase_add_test(tc, test_shipped_config);

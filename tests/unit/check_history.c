@@ -1,6 +1,7 @@
 /* The spill file's line format (history.c): what goes in comes out, NULL stays apart from
- * "" and from a literal "\N", and a torn or damaged line is recognised. And the spill file
- * itself: created 0600, never opened through a symbolic link. */
+ * "" and from a literal "\N", and a torn or damaged line is recognised. The spill file
+ * itself: created 0600, never opened through a symbolic link. And a batch's rows
+ * (hist_batch_make): which run's row each pid and end lands on. */
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hist_batch.h"
 #include "history.h"
 #include "hist_spool.h"
 
@@ -215,6 +217,148 @@ START_TEST(spool_symlink_is_refused)
 }
 END_TEST
 
+/* ---- a batch's rows ---------------------------------------------------------------------- */
+
+/* The records of a batch, as history_record.c writes them, from a line of TEXT: records
+ * parted by ';', each "S1 INSTANCE KEY" (a start at 100), "P1 INSTANCE KEY PID" (a pid;
+ * "P2": with its run's start) or "F1 INSTANCE KEY STATUS" (an end at 200; "F2": with its
+ * run's start). The fields point into BUF. */
+struct recs {
+	struct hist_spool_line *l[16];
+	size_t n;
+};
+
+static void recs_parse(struct recs *rs, const char *text, char *buf, size_t len)
+{
+	ck_assert_uint_lt((size_t)snprintf(buf, len, "%s", text), len);
+	for (char *p = buf; p;) {
+		char *semi = strchr(p, ';'), *w[4] = {NULL};
+		if (semi)
+			*semi = '\0';
+		for (int n = 0; n < 4; n++) {
+			for (; *p == ' '; p++)
+				;
+			w[n] = p;
+			p += strcspn(p, " ");
+			if (*p)
+				*p++ = '\0';
+		}
+		bool two = w[0][1] == '2';
+		const char *st[] = {w[1],       w[2],   "boot", "job", "db",  "u",
+		                    "SELECT 1", "cron", NULL,   "100", "100", "1"};
+		const char *pid[] = {w[1], w[2], w[3], "100"};
+		const char *end[] = {w[1], w[2], w[3], "done", NULL, "200", "100"};
+		const char *const *f = w[0][0] == 'S' ? st : w[0][0] == 'P' ? pid : end;
+		int nf = w[0][0] == 'S' ? 12 : w[0][0] == 'P' ? 3 + two : 6 + two;
+		ck_assert_uint_lt(rs->n, 16);
+		struct hist_spool_line *l = calloc(1, sizeof(*l) + (size_t)nf * sizeof(l->f[0]));
+		ck_assert_ptr_nonnull(l);
+		l->kind = w[0][0] == 'S'   ? "S1"
+		          : w[0][0] == 'P' ? (two ? "P2" : "P1")
+		                           : (two ? "F2" : "F1");
+		l->n = nf;
+		memcpy((void *)l->f, f, (size_t)nf * sizeof(*f));
+		if (rs->n)
+			rs->l[rs->n - 1]->next = l;
+		rs->l[rs->n++] = l;
+		p = semi ? semi + 1 : NULL;
+	}
+}
+
+/* The statements of the batch from record FROM on, as the rows they write: "insert: ROW;
+ * ROW | update: ... | update any: ...", a row "INSTANCE/KEY STATUS pid=PID end=END" (and
+ * "start=START" for an update naming it), "-" for none. *TAKEN: the records it holds. */
+static const char *batch(struct recs *rs, size_t from, size_t *taken)
+{
+	static char out[1024];
+	static const char *const names[] = {"insert:", " | update:", " | update any:"};
+	struct hist_batch_row **order;
+	size_t nset[3], len = 0;
+	int n = hist_batch_make(rs->l[from], 16, &order, nset);
+	ck_assert_int_gt(n, 0);
+	*taken = (size_t)n;
+	out[0] = '\0';
+	for (size_t set = 0, at = 0; set < 3; at += nset[set++]) {
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s", names[set]);
+		for (size_t i = at; i < at + nset[set]; i++) {
+			const char *const *f = order[i]->f;
+#define OR_(v) ((v) ? (v) : "-")
+			len += (size_t)snprintf(out + len, sizeof(out) - len,
+			                        "%s %s/%s %s pid=%s end=%s", i > at ? ";" : "",
+			                        f[HB_INSTANCE], f[HB_RUN_KEY], OR_(f[HB_STATUS]),
+			                        OR_(f[HB_PID]), OR_(f[HB_END_US]));
+			if (set == 1)
+				len += (size_t)snprintf(out + len, sizeof(out) - len, " start=%s",
+				                        f[HB_START_US]);
+#undef OR_
+			ck_assert_uint_lt(len, sizeof(out));
+		}
+	}
+	free(order);
+	return out;
+}
+
+/* Which row each pid and end lands on, as the rows the batch's statements write; the inserts
+ * go first in the batch's transaction, so an update may be for a row inserted there. */
+static const struct batch_case {
+	const char *why, *recs;
+	size_t from, taken; /* the batch from record FROM holds TAKEN records */
+	const char *rows;
+} batch_cases[] = {
+    {"a short run's three lines make one complete row, inserted once",
+     "S1 i1 a.5; P2 i1 a.5 42; F2 i1 a.5 succeeded", 0, 3,
+     "insert: i1/a.5 succeeded pid=42 end=200 | update: | update any:"},
+    {"two processes' runs whose numbers follow one another (a.5, then b.6 of another boot) "
+     "keep their own pids; a.6's end (its start not in the batch) updates a.6, not b.6",
+     "S1 i1 a.5; S1 i1 b.6; P2 i1 b.6 7; F2 i1 a.6 failed; P2 i1 a.5 8", 0, 5,
+     "insert: i1/a.5 running pid=8 end=-; i1/b.6 running pid=7 end=- | "
+     "update: i1/a.6 failed pid=- end=200 start=100 | update any:"},
+    {"the same run key under another instance is another run",
+     "S1 i1 a.5; P1 i2 a.5 9; F2 i1 a.5 succeeded", 0, 3,
+     "insert: i1/a.5 succeeded pid=- end=200 | update: | update any: i2/a.5 - pid=9 end=-"},
+    {"keys without a number (run 0 both): a line missed by the lookup updates its own row",
+     "S1 i1 plain; S1 i1 x.y; P1 i1 plain 3; P1 i1 x.y 4", 0, 4,
+     "insert: i1/plain running pid=- end=-; i1/x.y running pid=4 end=- | update: | "
+     "update any: i1/plain - pid=3 end=-"},
+    {"numbers past 64 bits (read as the largest, as 2^64 - 1 is) and 0 after 2^64 - 1 (one "
+     "more, once it wraps): never on another run's row",
+     "S1 i1 a.99999999999999999999; S1 i1 a.18446744073709551615; S1 i1 b.0; "
+     "P2 i1 a.99999999999999999999 1; P2 i1 a.18446744073709551615 2; P2 i1 b.0 3; "
+     "F2 i1 a.18446744073709551615 succeeded",
+     0, 7,
+     "insert: i1/a.99999999999999999999 running pid=- end=-; "
+     "i1/a.18446744073709551615 succeeded pid=2 end=200; i1/b.0 running pid=- end=- | "
+     "update: i1/a.99999999999999999999 - pid=1 end=- start=100; i1/b.0 - pid=3 end=- "
+     "start=100 | update any:"},
+    {"a start the spill file holds twice: the batch ends before the second",
+     "S1 i1 a.5; P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.5 succeeded", 0, 2,
+     "insert: i1/a.5 running pid=42 end=- | update: | update any:"},
+    {"... which begins the next batch (a replay: its insert completes the row)",
+     "S1 i1 a.5; P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.5 succeeded", 2, 2,
+     "insert: i1/a.5 succeeded pid=- end=200 | update: | update any:"},
+    {"a pid before its run's start, and ends whose start an earlier batch wrote: updates, by "
+     "the start's day when the line names it",
+     "P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.4 succeeded; F1 i1 a.3 failed", 0, 4,
+     "insert: i1/a.5 running pid=- end=- | update: i1/a.5 - pid=42 end=- start=100; "
+     "i1/a.4 succeeded pid=- end=200 start=100 | update any: i1/a.3 failed pid=- end=200"},
+};
+
+START_TEST(batch_rows)
+{
+	const struct batch_case *c = &batch_cases[_i];
+	struct recs rs = {0};
+	char buf[512];
+	size_t taken;
+	recs_parse(&rs, c->recs, buf, sizeof(buf));
+	const char *rows = batch(&rs, c->from, &taken);
+	ck_assert_msg(strcmp(rows, c->rows) == 0 && taken == c->taken,
+	              "%s:\n got %s (%zu records)\nwant %s (%zu)", c->why, rows, taken, c->rows,
+	              c->taken);
+	for (size_t i = 0; i < rs.n; i++)
+		free(rs.l[i]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("history");
@@ -227,6 +371,9 @@ int main(void)
 	tcase_add_test(tc, spool_is_created_0600);
 	tcase_add_test(tc, spool_symlink_is_refused);
 	tcase_add_test(tc, spool_hole_is_skipped);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("batch");
+	tcase_add_loop_test(tc, batch_rows, 0, sizeof(batch_cases) / sizeof(batch_cases[0]));
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -733,6 +733,57 @@ START_TEST(retry_not_for_permanent_errors)
 }
 END_TEST
 
+/* The clock's timer heap out of memory (CMakeLists.txt links this suite with
+ * --wrap=realloc): while oom_fill is set every realloc fails and the first pointer refused is
+ * kept; after it, that pointer's (the full heap's) alone. */
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+static bool oom_fill;
+static void *oom_heap;
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	if (oom_fill && p && !oom_heap)
+		oom_heap = p;
+	if (oom_fill || (p && p == oom_heap))
+		return NULL;
+	return __real_realloc(p, n);
+}
+
+/* A retry whose timer cannot be armed (out of memory) is not retried: the failure is final
+ * and says so, and the job's next fire runs; it does not stay waiting for a timer that never
+ * fires, skipping every fire after it. */
+START_TEST(retry_timer_out_of_memory_is_final)
+{
+	struct harness h;
+	h_init(&h);
+	h_job(&h, "a", "* * * * *")->retries = 2;
+	h_start(&h);
+	h_advance(&h, 30);
+	ck_assert_str_eq(h_starts(&h), "a@30");
+	struct clock_timer fill[256];
+	size_t n = 0;
+	oom_fill = true;
+	for (; n < 256; n++) {
+		clock_timer_init(&fill[n], NULL, NULL);
+		if (clock_arm(h.clock, &fill[n], INT64_C(86400000000)) < 0)
+			break;
+	}
+	oom_fill = false;
+	ck_assert_msg(n < 256 && oom_heap, "the timer heap never filled");
+	h_end(&h, 0, false, "08006");
+	ck_assert_log(&h, "out of memory arming the retry: no retry");
+	ck_assert_int_eq(h_count(&h, "a", "failed"), 1);
+	h_advance(&h, 60);
+	ck_assert_str_eq(h_starts(&h), "a@30 a@90");
+	ck_assert_int_eq(h_count(&h, "a", "skipped"), 0);
+	for (size_t i = 0; i < n; i++)
+		clock_disarm(h.clock, &fill[i]);
+	oom_heap = NULL;
+	h_stop(&h);
+}
+END_TEST
+
 /* A fire of a job waiting to retry is subject to its overlap policy (skip). */
 START_TEST(retry_wait_counts_as_busy)
 {
@@ -1101,6 +1152,7 @@ int main(void)
 	tcase_add_test(tc, retry_jitter_comes_from_the_random_source);
 	tcase_add_test(tc, retry_not_for_permanent_errors);
 	tcase_add_test(tc, retry_wait_counts_as_busy);
+	tcase_add_test(tc, retry_timer_out_of_memory_is_final);
 	tcase_add_test(tc, failed_alert_recovers_each_time);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("catchup");

@@ -590,10 +590,15 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					/* a job's own DDL (sql_view's query, as the operator
 					 * wrote it) resolves names as the job's runs do, not on
 					 * the pinned path of pgcrond's own statements */
-					if (!s->job_conn)
+					if (!s->job_conn) {
 						s->job_conn = pgconn_connect_blocking_job(
 						    db->conninfo, "pgcrond install", err,
 						    sizeof(err));
+						if (s->job_conn)
+							PQclear(PQexec(
+							    s->job_conn,
+							    "SET client_min_messages = warning"));
+					}
 					if (!s->job_conn) {
 						job_failed(job,
 						           "not installed: database \"%s\": %s",
@@ -602,8 +607,6 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 						s->n_failed++;
 						continue;
 					}
-					PQclear(PQexec(s->job_conn,
-					               "SET client_min_messages = warning"));
 					int jrc =
 					    install_job_objects(s->job_conn, p, job, db->name);
 					rc = worse(rc, jrc);

@@ -366,8 +366,9 @@ static void print_recent_runs(const json_t *j)
 	printf("last runs:\n");
 	json_array_foreach(runs, i, r)
 	{
-		printf("  %s  %-15s %8lld ms", jstr(r, "ended_at"), jstr(r, "status"),
-		       jint(r, "duration_ms"));
+		char took[32];
+		cli_format_span((double)jint(r, "duration_ms") / 1000, took, sizeof(took));
+		printf("  %s  %-15s %8s", jstr(r, "ended_at"), jstr(r, "status"), took);
 		if (jint(r, "attempt") > 1)
 			printf("  attempt %lld", jint(r, "attempt"));
 		if (jint(r, "runid") > 0)
@@ -435,9 +436,10 @@ static void print_job(const json_t *j)
 	if (*jstr(j, "next_scheduled"))
 		printf("next in schedule: %s\n", jstr(j, "next_scheduled"));
 	if ((o = json_object_get(j, "last_result"))) {
-		printf("last result:  %s at %s (%s, attempt %lld, %lld ms)", jstr(o, "status"),
-		       jstr(o, "ended_at"), jstr(o, "trigger"), jint(o, "attempt"),
-		       jint(o, "duration_ms"));
+		char took[32];
+		cli_format_span((double)jint(o, "duration_ms") / 1000, took, sizeof(took));
+		printf("last result:  %s at %s (%s, attempt %lld, %s)", jstr(o, "status"),
+		       jstr(o, "ended_at"), jstr(o, "trigger"), jint(o, "attempt"), took);
 		if (jint(o, "runid") > 0)
 			printf(", run %lld", jint(o, "runid"));
 		printf("\n");

@@ -296,7 +296,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
-		char msg[1024], who[300] = "";
+		char msg[1536], who[512] = ""; /* a host name is up to 255 bytes */
 		if (have)
 			snprintf(who, sizeof(who), " (host %s, pid %s, last heartbeat %s)",
 			         PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 4));

@@ -272,9 +272,6 @@ int config_resolve_job(const struct pgc_config *cfg, const char *arg, const stru
                        const struct conf_job **cands, size_t max, size_t *n_cands)
     __attribute__((warn_unused_result));
 
-/* What is wrong with URL for an HTTP job or a webhook (NULL: nothing): not an http:// or
- * https:// URL, no host, a bad port, spaces or control characters. Pure: no libcurl. */
-const char *config_url_problem(const char *url);
 /* A copy of H (NULL: NULL), setting *OOM when out of memory; and its release. */
 struct conf_http_call *config_http_call_dup(const struct conf_http_call *h, bool *oom);
 void config_http_call_free(struct conf_http_call **h);

@@ -1,7 +1,8 @@
 /* HTTP in the configuration: the main file's http_client = { ... } group (the bounds of the
  * client in net/httpc.h) and a job's http = { ... } group (the request an HTTP job makes).
- * Pure logic like the rest of the loader: URLs are checked here without libcurl, so that a
- * bad one is a config error with its FILE:LINE; libcurl checks them again when it sends. */
+ * A URL is checked by the HTTP client's own check (httpc_url_ok: libcurl's parser and
+ * pgcrond's rules), so that one the client would refuse is a config error with its FILE:LINE
+ * instead of a failure at every run. */
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
@@ -12,87 +13,17 @@
 #include <unistd.h>
 
 #include "config_priv.h"
+#include "httpc.h"
 #include "text.h"
 
 /* ---- URLs -------------------------------------------------------------------------- */
 
-const char *config_url_problem(const char *url)
-{
-	const char *p = url, *colon = strstr(url, "://");
-
-	for (const unsigned char *c = (const unsigned char *)url; *c; c++)
-		if (*c <= 0x20 || *c == 0x7f)
-			return "has a space or a control character; percent-encode it (%20)";
-	if (!colon) {
-		if (strncasecmp(url, "file:", 5) == 0 || strncasecmp(url, "mailto:", 7) == 0)
-			return "is refused: only http:// and https:// URLs are called";
-		return "is not a URL; write the full URL, like \"https://host.example/path\"";
-	}
-	for (const char *c = url; c < colon; c++)
-		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
-			return "is not a URL; write the full URL, like "
-			       "\"https://host.example/path\"";
-	size_t sl = (size_t)(colon - url);
-	if (!((sl == 4 && strncasecmp(url, "http", 4) == 0) ||
-	      (sl == 5 && strncasecmp(url, "https", 5) == 0)))
-		return "is refused: only http:// and https:// URLs are called";
-	p = colon + 3;
-	size_t alen = strcspn(p, "/?#");
-	const char *at = NULL, *end = p + alen;
-	for (const char *c = p; c < end; c++)
-		if (*c == '@')
-			at = c; /* the last one ends the user info, as libcurl reads it */
-	const char *host = at ? at + 1 : p;
-	if (host == end)
-		return "has no host; write it like \"https://host.example/path\"";
-	const char *port = NULL;
-	if (*host == '[') {
-		const char *close = memchr(host, ']', (size_t)(end - host));
-		if (!close)
-			return "has an unterminated [IPv6] address";
-		for (const char *c = host + 1; c < close; c++)
-			if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
-				return "has a bad [IPv6] address";
-		if (close + 1 < end) {
-			if (close[1] != ':')
-				return "has garbage after its [IPv6] address";
-			port = close + 2;
-		}
-	} else {
-		const char *c;
-		for (c = host; c < end && *c != ':'; c++)
-			if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.' && *c != '_' &&
-			    *c != '%' && *c != '~' && !((unsigned char)*c & 0x80))
-				return "has a character a host name cannot have";
-		if (c == host)
-			return "has no host; write it like \"https://host.example/path\"";
-		if (c < end)
-			port = c + 1;
-	}
-	if (port) {
-		long v = 0;
-		if (port == end)
-			return "has an empty port; remove the ':' or write a port";
-		for (const char *c = port; c < end; c++) {
-			if (!isdigit((unsigned char)*c))
-				return "has a port that is not a number";
-			v = v * 10 + (*c - '0');
-			if (v > 65535)
-				return "has a port above 65535";
-		}
-		if (v == 0)
-			return "has port 0";
-	}
-	return NULL;
-}
-
 void config_check_url(struct loader *L, const config_setting_t *s, const char *file,
                       const char *what, const char *url)
 {
-	const char *why = config_url_problem(url);
-	char bare[160], shown[160];
+	char why[256], bare[160], shown[160];
 	/* printed by pgcrond check and in reload logs: no password, no token */
-	if (why)
+	if (!httpc_url_ok(url, why, sizeof(why)))
 		config_report_at(
 		    L, s, file, "%s \"%s\" %s", what,
 		    text_escape_ctl(text_url_redact(url, bare, sizeof(bare)), shown, sizeof(shown)),

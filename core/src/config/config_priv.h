@@ -98,8 +98,8 @@ void config_parse_http_client(struct loader *L, const config_setting_t *s, const
 void config_http_client_finish(struct loader *L);
 void config_parse_http_call(struct loader *L, const config_setting_t *s, const char *file,
                             struct conf_job *j);
-/* Report URL, the value of S, when config_url_problem finds fault with it, as WHAT "URL" and
- * the fault, the URL without its user info and query (they may hold a secret). */
+/* Report URL, the value of S, when httpc_url_ok (the HTTP client's check) refuses it, as WHAT "URL"
+ * and the fault, the URL without its user info and query (they may hold a secret). */
 void config_check_url(struct loader *L, const config_setting_t *s, const char *file,
                       const char *what, const char *url);
 

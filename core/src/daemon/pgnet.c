@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "httpc.h"
+#include "jbatch.h"
 #include "log.h"
 #include "notify.h"
 #include "pgconn.h"
@@ -36,15 +37,13 @@ struct pgnet {
 	struct httpc *http;
 	struct event sweep;
 	struct pgnet_req *reqs; /* in flight */
-	json_t *done;           /* responses not yet sent to the database */
-	json_t *sending;        /* responses in the statement in flight */
+	struct jbatch done;     /* responses to write to the database */
 	unsigned outstanding;   /* claimed, and not yet answered in the database */
 	bool claiming, claim_again, expiring;
 	struct log_complaint complaint;
 };
 
 static void claim(struct pgnet *pn);
-static void flush(struct pgnet *pn);
 
 /* S (LEN bytes) as a JSON string: a byte that is not UTF-8, and NUL (which text cannot
  * hold), as U+FFFD. NULL on ENOMEM. */
@@ -118,14 +117,8 @@ static json_t *headers_json(const char *h, size_t len)
 static void add_response(struct pgnet *pn, long long id, const char *username,
                          const struct httpc_response *r, const char *error)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(); /* NULL (ENOMEM): each set fails, and so does the add */
 
-	if (!o || !pn->done) {
-		json_decref(o);
-		log_error("pg_net request %lld: out of memory; its response is lost", id);
-		pn->outstanding -= pn->outstanding > 0; /* answered, as far as it goes */
-		return;
-	}
 	json_object_set_new(o, "id", json_integer(id));
 	json_object_set_new(o, "username", json_string(username));
 	if (r && r->result == HTTPC_OK) {
@@ -142,7 +135,10 @@ static void add_response(struct pgnet *pn, long long id, const char *username,
 		const char *msg = error ? error : r ? r->reason : "error";
 		json_object_set_new(o, "error_msg", json_text(msg, strlen(msg)));
 	}
-	json_array_append_new(pn->done, o);
+	if (jbatch_add(&pn->done, o) < 0) {
+		log_error("pg_net request %lld: out of memory; its response is lost", id);
+		pn->outstanding -= pn->outstanding > 0; /* answered, as far as it goes */
+	}
 }
 
 static void req_unlink(struct pgnet_req *q)
@@ -165,7 +161,6 @@ static void on_done(void *arg, const struct httpc_response *r)
 
 	add_response(pn, q->id, q->username, r, NULL);
 	req_unlink(q);
-	flush(pn);
 }
 
 /* The request headers (a JSON object, pg_net's) as "Name: value" lines into HDRS (N of
@@ -291,7 +286,6 @@ static void on_claimed(void *arg, const PGresult *res)
 		pn->claim_again = false;
 		claim(pn);
 	}
-	flush(pn);
 }
 
 static void claim(struct pgnet *pn)
@@ -312,59 +306,27 @@ static void claim(struct pgnet *pn)
 		pn->claiming = true;
 }
 
-/* The responses of the statement in flight go back in front of those done since, to be
- * written with them. */
-static void unsend(struct pgnet *pn)
-{
-	json_array_extend(pn->sending, pn->done);
-	json_decref(pn->done);
-	pn->done = pn->sending;
-	pn->sending = NULL;
-}
-
-static void on_written(void *arg, const PGresult *res)
+static void on_written(void *arg, const PGresult *res, bool ok, size_t n)
 {
 	struct pgnet *pn = arg;
 	char why[512];
-	size_t n = json_array_size(pn->sending);
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (!ok) {
 		/* refused (a role holding net._http_response's lock past lock_timeout): kept, and
-		 * written with the next batch, at the latest at the next sweep */
+		 * written after a delay, or at the next connect */
 		if (log_complain(&pn->complaint))
 			log_error(
 			    "pg_net: %zu response%s could not be written to net._http_response "
 			    "(%s); trying again",
 			    n, n == 1 ? "" : "s",
 			    res ? pgconn_result_error(res, why, sizeof(why)) : "no answer");
-		unsend(pn);
 		return;
 	}
-	json_decref(pn->sending);
-	pn->sending = NULL;
 	pn->outstanding -= n < pn->outstanding ? (unsigned)n : pn->outstanding;
 	if (pn->claim_again) {
 		pn->claim_again = false;
 		claim(pn);
 	}
-	flush(pn);
-}
-
-/* The responses done, in one statement, one statement at a time. */
-static void flush(struct pgnet *pn)
-{
-	if (pn->sending || !pn->done || json_array_size(pn->done) == 0)
-		return;
-	char *doc = json_dumps(pn->done, JSON_COMPACT);
-	if (!doc)
-		return; /* ENOMEM: tried again at the next response or sweep */
-	const char *p[] = {doc};
-	if (notify_query(pn->n, "SELECT pgcrond.net_respond($1::pg_catalog.jsonb)", p, 1,
-	                 on_written, pn) == 0) {
-		pn->sending = pn->done;
-		pn->done = json_array();
-	}
-	free(doc);
 }
 
 static void on_expired(void *arg, const PGresult *res)
@@ -383,7 +345,6 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	claim(pn);
-	flush(pn);
 	if (!pn->expiring && notify_query(pn->n, "SELECT pgcrond.net_expire(" EXPIRE_BATCH ")",
 	                                  NULL, 0, on_expired, pn) == 0)
 		pn->expiring = true;
@@ -402,10 +363,8 @@ static void on_listening(void *arg, bool first)
 	(void)first;
 	/* queries queued on a lost connection were dropped without a call */
 	pn->claiming = pn->expiring = false;
-	if (pn->sending) /* written or not: tried again (a response twice beats none) */
-		unsend(pn);
 	claim(pn);
-	flush(pn);
+	jbatch_lost(&pn->done); /* written or not: tried again (a response twice beats none) */
 }
 
 int pgnet_new(struct event_base *base, const char *history_name, const char *conninfo,
@@ -416,7 +375,9 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 	struct timeval tv = {PGNET_SWEEP_MS / 1000, (PGNET_SWEEP_MS % 1000) * 1000};
 
 	*out = NULL;
-	if (!pn || !(pn->done = json_array())) {
+	if (!pn ||
+	    jbatch_init(&pn->done, base, &pn->n, "SELECT pgcrond.net_respond($1::pg_catalog.jsonb)",
+	                on_written, pn) < 0) {
 		free(pn);
 		return -ENOMEM;
 	}
@@ -449,8 +410,7 @@ void pgnet_free(struct pgnet **pnp)
 		req_unlink(pn->reqs);
 	}
 	notify_free(&pn->n);
-	json_decref(pn->done);
-	json_decref(pn->sending);
+	jbatch_free(&pn->done);
 	free(pn);
 	*pnp = NULL;
 }

@@ -1,6 +1,7 @@
 /* Set-based history writes (hist_batch.h). */
 #include "hist_batch.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,41 +10,6 @@
 #include "hist_spool.h"
 
 /* ---- the batch ----------------------------------------------------------------------- */
-
-/* Spill line kinds (history.c). */
-enum { F_INSTANCE, F_RUN_KEY }; /* first two fields of every kind */
-enum ins_col {
-	I_INSTANCE,
-	I_RUN_KEY,
-	I_BOOT_ID,
-	I_JOB_NAME,
-	I_DATABASE,
-	I_USERNAME,
-	I_COMMAND,
-	I_TRIGGER,
-	I_GRAPH_RUN,
-	I_SCHED_US,
-	I_START_US,
-	I_ATTEMPT,
-	I_STATUS,
-	I_MESSAGE,
-	I_SQLSTATE,
-	I_END_US,
-	I_PID,
-	I_WHOLE, /* "t": the row is one record line (R1), not a start and its end */
-	I_N
-};
-enum upd_col {
-	U_INSTANCE,
-	U_RUN_KEY,
-	U_START_US,
-	U_STATUS,
-	U_MESSAGE,
-	U_SQLSTATE,
-	U_END_US,
-	U_PID,
-	U_N
-};
 
 /* The rows of lines never sent before: none of them can be in the table yet, so the
  * insert needs no conflict check (the arbiter index probe and the speculative insertion
@@ -114,80 +80,25 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 static const char sql_upd[] = HIST_SQL_UPD(HIST_SQL_UPD_START);
 static const char sql_upd_any[] = HIST_SQL_UPD("");
 
-/* A row to insert or to update. */
-struct row {
-	const char *f[I_N];
-	bool insert; /* else an update of a row an earlier batch wrote */
-};
-
-/* Queue the statement SQL over N columns of ROWS (NROWS of them, at least one), column c being
- * the rows' field COLS[c] (COLS NULL: field c). Each column is one text[] parameter in the
- * array input syntax, {"a","b",NULL}; all of them go in one buffer, sized by one pass over
- * the values and filled by another, with no call per value: a batch is on every run's route.
- * Returns 0, or -1 if libpq failed or memory ran out. */
-static int send_set(PGconn *conn, const char *sql, struct row *const *rows, size_t nrows,
-                    const int *cols, int n)
-{
-	const char *p[I_N];
-	size_t size = 0;
-
-	for (int c = 0; c < n; c++) {
-		for (size_t i = 0; i < nrows; i++) {
-			const char *v = rows[i]->f[cols ? cols[c] : c];
-			size += 1 + (v ? 2 : 4); /* ',' or '{', and the quotes or NULL */
-			for (; v && *v; v++)
-				size += 1 + (*v == '"' || *v == '\\');
-		}
-		size += 2; /* '}' and the NUL */
-	}
-	char *buf = malloc(size), *o = buf;
-	if (!buf)
-		return -1;
-	for (int c = 0; c < n; c++) {
-		p[c] = o;
-		for (size_t i = 0; i < nrows; i++) {
-			const char *v = rows[i]->f[cols ? cols[c] : c];
-			*o++ = i ? ',' : '{';
-			if (!v) {
-				memcpy(o, "NULL", 4);
-				o += 4;
-				continue;
-			}
-			*o++ = '"';
-			for (; *v; v++) {
-				if (*v == '"' || *v == '\\')
-					*o++ = '\\';
-				*o++ = *v;
-			}
-			*o++ = '"';
-		}
-		*o++ = '}';
-		*o++ = '\0';
-	}
-	int rc = PQsendQueryParams(conn, sql, n, NULL, p, NULL, NULL, 0) ? 0 : -1;
-	free(buf);
-	return rc;
-}
-
 /* Two columns: never taken for written rows (hist_written_rows reads five). */
 static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
                                   " pg_catalog.set_config('lock_timeout', $1, true)";
 
-int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
-                    const char *timeout_ms, size_t *taken)
+int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***out,
+                    size_t nset[3])
 {
 	size_t n = 0;
 	for (const struct hist_spool_line *l = head; l && n < max; l = l->next)
 		n++;
-	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
-	struct row **starts = malloc((n ? n : 1) * sizeof(*starts));
-	struct row **order = malloc((n ? n : 1) * sizeof(*order));
-	size_t nrows = 0, nstarts = 0, first_at = 0, nset[3] = {0};
+	size_t cap = n ? n : 1, nrows = 0, nstarts = 0, first_at = 0;
 	uint64_t first = 0; /* the run number of STARTS[FIRST_AT], which those after it follow */
-	int rc = -1;
+	/* one block: the rows in statement order, the starts among them, the rows */
+	struct hist_batch_row **order = calloc(cap, 2 * sizeof(*order) + sizeof(**order));
+	if (!order)
+		return -ENOMEM;
+	struct hist_batch_row **starts = order + cap,
+	                      *rows = (struct hist_batch_row *)(starts + cap);
 
-	if (!rows || !starts || !order)
-		goto out;
 	/* the rows point into the records' fields: no copy, no decoding */
 	const struct hist_spool_line *l = head;
 	for (size_t i = 0; i < n; i++, l = l->next) {
@@ -198,29 +109,30 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
 		bool p1 = nf == 3 && !strcmp(kind, "P1"), f1 = nf == 6 && !strcmp(kind, "F1");
-		if (!(start || record || pid || fin || p1 || f1) || !f[F_INSTANCE] ||
-		    !f[F_RUN_KEY]) {
+		/* every kind's first two fields are a row's: its instance and run key */
+		if (!(start || record || pid || fin || p1 || f1) || !f[HB_INSTANCE] ||
+		    !f[HB_RUN_KEY]) {
 			if (i == 0) {
-				rc = 0; /* a damaged line at the head: the caller drops it */
-				goto out;
+				free(order); /* a damaged line at the head: the caller drops it */
+				return 0;
 			}
-			n = i; /* the batch ends before it; at the head, it is dropped */
+			n = i; /* the batch ends before it */
 			break;
 		}
 		/* a run key ends in its run's number, one more for each run of a process
 		 * (hist_run_key); the starts of a batch mostly follow one another */
-		const char *dot = strrchr(f[F_RUN_KEY], '.');
+		const char *dot = strrchr(f[HB_RUN_KEY], '.');
 		uint64_t k = dot ? strtoull(dot + 1, NULL, 10) : 0;
 		/* the row of the run's start, found by the run's number among the starts that
 		 * follow one another since the last gap (the key and instance say it is the
 		 * run's) */
-		struct row *its = k >= first && k - first < nstarts - first_at
-		                      ? starts[first_at + (k - first)]
-		                      : NULL;
-		if (its && (strcmp(its->f[I_RUN_KEY], f[F_RUN_KEY]) != 0 ||
-		            strcmp(its->f[I_INSTANCE], f[F_INSTANCE]) != 0))
+		struct hist_batch_row *its = k >= first && k - first < nstarts - first_at
+		                                 ? starts[first_at + (k - first)]
+		                                 : NULL;
+		if (its && (strcmp(its->f[HB_RUN_KEY], f[HB_RUN_KEY]) != 0 ||
+		            strcmp(its->f[HB_INSTANCE], f[HB_INSTANCE]) != 0))
 			its = NULL;
-		struct row *r = &rows[nrows];
+		struct hist_batch_row *r = &rows[nrows];
 		if (start || record) {
 			if (its) {
 				n = i; /* the same start twice (a spill line written again): it
@@ -229,8 +141,8 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 				break;
 			}
 			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
-			r->f[I_STATUS] = start ? "running" : r->f[I_STATUS];
-			r->f[I_WHOLE] = record ? "t" : "f";
+			r->f[HB_STATUS] = start ? "running" : r->f[HB_STATUS];
+			r->f[HB_WHOLE] = record ? "t" : "f";
 			r->insert = true;
 			if (!nstarts || k != first + (nstarts - first_at)) {
 				first = k; /* the first, or one after a gap, or another process's */
@@ -246,35 +158,46 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 		if (its) {
 			r = its;
 		} else {
-			r->f[I_INSTANCE] = f[0];
-			r->f[I_RUN_KEY] = f[1];
+			r->f[HB_INSTANCE] = f[0];
+			r->f[HB_RUN_KEY] = f[1];
 			nrows++;
 		}
 		if (pid || p1) {
-			r->f[I_PID] = f[2];
+			r->f[HB_PID] = f[2];
 			if (!r->insert && pid)
-				r->f[I_START_US] = f[3];
+				r->f[HB_START_US] = f[3];
 		} else {
-			r->f[I_STATUS] = f[2];
-			r->f[I_MESSAGE] = f[3];
-			r->f[I_SQLSTATE] = f[4];
-			r->f[I_END_US] = f[5];
+			r->f[HB_STATUS] = f[2];
+			r->f[HB_MESSAGE] = f[3];
+			r->f[HB_SQLSTATE] = f[4];
+			r->f[HB_END_US] = f[5];
 			if (!r->insert && fin)
-				r->f[I_START_US] = f[6];
+				r->f[HB_START_US] = f[6];
 		}
 	}
-	*taken = n;
-	/* the rows by statement (NSET of each): inserts, updates naming their start, updates
-	 * that do not */
+	/* the rows by statement: inserts, updates naming their start, updates that do not */
 	for (size_t set = 0, at = 0; set < 3; set++) {
+		nset[set] = 0;
 		for (size_t i = 0; i < nrows; i++) {
-			const struct row *r = &rows[i];
-			if (set == (r->insert ? 0u : r->f[I_START_US] ? 1u : 2u)) {
+			if (set == (rows[i].insert ? 0u : rows[i].f[HB_START_US] ? 1u : 2u)) {
 				order[at++] = &rows[i];
 				nset[set]++;
 			}
 		}
 	}
+	*out = order;
+	return (int)n;
+}
+
+int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
+                    const char *timeout_ms, size_t *taken)
+{
+	struct hist_batch_row **order;
+	size_t nset[3];
+	int n = hist_batch_make(head, max, &order, nset), rc = -1, sent = 0;
+	if (n <= 0)
+		return n < 0 ? -1 : 0;
+	*taken = (size_t)n;
 	/* the batch's transaction is bounded (hist_batch.h) */
 	if (timeout_ms) {
 		const char *p[] = {timeout_ms};
@@ -282,22 +205,62 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 			goto out;
 	}
 	/* the inserts first: an update may be for a row of the same batch's transaction */
-	static const int upd_cols[U_N] = {
-	    [U_INSTANCE] = I_INSTANCE, [U_RUN_KEY] = I_RUN_KEY, [U_START_US] = I_START_US,
-	    [U_STATUS] = I_STATUS,     [U_MESSAGE] = I_MESSAGE, [U_SQLSTATE] = I_SQLSTATE,
-	    [U_END_US] = I_END_US,     [U_PID] = I_PID};
+	static const int upd_cols[] = {HB_INSTANCE, HB_RUN_KEY, HB_START_US, HB_STATUS, HB_MESSAGE,
+	                               HB_SQLSTATE, HB_END_US,  HB_PID}; /* SQL_UPD's */
 	const char *sql[3] = {replay ? sql_ins : sql_ins_new, sql_upd, sql_upd_any};
-	int sent = 0;
+	/* A set's statement takes each column (COLS[c], or field c) as one text[] parameter in
+	 * the array input syntax, {"a","b",NULL}; all of them go in one buffer, sized by one
+	 * pass over the values and filled by another, with no call per value: a batch is on
+	 * every run's route. */
 	for (size_t set = 0, at = 0; set < 3; at += nset[set++]) {
-		if (nset[set] && send_set(conn, sql[set], order + at, nset[set],
-		                          set ? upd_cols : NULL, set ? U_N : I_N) < 0)
+		struct hist_batch_row *const *rows = order + at;
+		const int *cols = set ? upd_cols : NULL,
+		          ncols = set ? (int)(sizeof(upd_cols) / sizeof(*upd_cols)) : HB_N;
+		const char *p[HB_N];
+		size_t size = 0;
+		if (!nset[set])
+			continue;
+		for (int c = 0; c < ncols; c++) {
+			for (size_t i = 0; i < nset[set]; i++) {
+				const char *v = rows[i]->f[cols ? cols[c] : c];
+				size += 1 + (v ? 2 : 4); /* ',' or '{', and the quotes or NULL */
+				for (; v && *v; v++)
+					size += 1 + (*v == '"' || *v == '\\');
+			}
+			size += 2; /* '}' and the NUL */
+		}
+		char *buf = malloc(size), *o = buf;
+		if (!buf)
 			goto out;
-		sent += nset[set] > 0;
+		for (int c = 0; c < ncols; c++) {
+			p[c] = o;
+			for (size_t i = 0; i < nset[set]; i++) {
+				const char *v = rows[i]->f[cols ? cols[c] : c];
+				*o++ = i ? ',' : '{';
+				if (!v) {
+					memcpy(o, "NULL", 4);
+					o += 4;
+					continue;
+				}
+				*o++ = '"';
+				for (; *v; v++) {
+					if (*v == '"' || *v == '\\')
+						*o++ = '\\';
+					*o++ = *v;
+				}
+				*o++ = '"';
+			}
+			*o++ = '}';
+			*o++ = '\0';
+		}
+		int ok = PQsendQueryParams(conn, sql[set], ncols, NULL, p, NULL, NULL, 0);
+		free(buf);
+		if (!ok)
+			goto out;
+		sent++;
 	}
 	rc = sent;
 out:
-	free(starts);
 	free(order);
-	free(rows);
 	return rc;
 }

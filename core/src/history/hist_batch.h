@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct hist_spool_line;
+
 /* Every record statement answers with the rows it wrote that ended (not those still
  * running): run_key, runid, job_name, status, end time (Unix µs), so that the status can
  * show the run id of a run of this process (history.h, hist_set_written_fn). T is the
@@ -88,19 +90,54 @@
 /* The condition that takes one partition. */
 #define HIST_SQL_UPD_START " AND d.start_time OPERATOR(pg_catalog.=) " HIST_U_START
 
-/* Queue on CONN (in pipeline mode already) the statements of a batch of records from HEAD on
- * (hist_spool.h), at most MAX of them, made from their fields (the rows point into them until
- * this returns). *TAKEN is set to the number of records the batch holds: it ends before a
- * record it cannot read (damaged, or of a kind this version does not know). REPLAY: some
- * record may have been sent before (its rows may be there: the insert skips or completes
- * them); false only when none was, and then a row already there fails the batch (as does a
- * run's start twice in one batch, a line the spill file holds twice: the batch is halved as
- * for a refused line, history.c). Returns the number of statements queued (>= 1), 0 if the
- * first record cannot be read (the caller drops it), or -1 if libpq failed (the connection's
- * error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the batch's statements
- * and their lock waits (statement_timeout and lock_timeout for its transaction): the session
- * it goes on is shared (ownsess.h), and the cluster's heartbeat waits behind it. */
-struct hist_spool_line;
+/* A batch's row, pointing into the records' fields: inserted, or an update of a row an
+ * earlier batch wrote (instance, run key, pid, end, and the start if the lines name it). */
+enum hist_batch_col {
+	HB_INSTANCE,
+	HB_RUN_KEY,
+	HB_BOOT_ID,
+	HB_JOB_NAME,
+	HB_DATABASE,
+	HB_USERNAME,
+	HB_COMMAND,
+	HB_TRIGGER,
+	HB_GRAPH_RUN,
+	HB_SCHED_US,
+	HB_START_US,
+	HB_ATTEMPT,
+	HB_STATUS,
+	HB_MESSAGE,
+	HB_SQLSTATE,
+	HB_END_US,
+	HB_PID,
+	HB_WHOLE, /* "t": the row is one record line (R1), not a start and its end */
+	HB_N
+};
+struct hist_batch_row {
+	const char *f[HB_N];
+	bool insert;
+};
+
+/* The rows of a batch of records from HEAD on (hist_spool.h), at most MAX, pure: a pid or an
+ * end completes its run's start row only if the start in the batch has its key and instance,
+ * else it is an update row. The batch ends before a record it cannot read (damaged, or of a
+ * kind this version does not know) and before a start it holds already (a spill line written
+ * twice). *ORDER (one allocation: free it): the rows by statement, NSET[0] inserts, NSET[1]
+ * updates naming their start, NSET[2] those that do not. Returns the records taken (>= 1), 0
+ * if the first cannot be read (nothing allocated), or -ENOMEM. */
+int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
+                    size_t nset[3]) __attribute__((warn_unused_result));
+
+/* Queue on CONN (in pipeline mode already) the statements of hist_batch_make's batch (the
+ * rows point into the records until this returns); *TAKEN is set to the records it holds.
+ * REPLAY: some record may have been sent before (its rows may be there: the insert skips or
+ * completes them); false only when none was, and then a row already there fails the batch
+ * (it is halved as for a refused line, history.c). Returns the number of statements queued
+ * (>= 1), 0 if the first record cannot be read (the caller drops it), or -1 if libpq failed
+ * (the connection's error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the
+ * batch's statements and their lock waits (statement_timeout and lock_timeout for its
+ * transaction): the session it goes on is shared (ownsess.h), and the cluster's heartbeat
+ * waits behind it. */
 int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
                     const char *timeout_ms, size_t *taken);
 

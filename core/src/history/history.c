@@ -64,9 +64,11 @@ static const char sql_ensure[] =
 /* A batch's statements, and their lock waits, are bounded by this (ms): the session is the
  * cluster's too, whose heartbeat must not wait long enough behind a batch to miss a claim's
  * lease (its margin is at least 1 s, cluster_priv.h SQL_LEASE_MS). A batch that takes longer
- * is halved, as one with a line the database refuses; a lone line waits for the retry timer,
- * as after any write error. */
+ * is halved, as one with a line the database refuses (a lone line waits for the retry timer),
+ * and stays so until a full one is answered within BATCH_QUICK_MS: going back to the full size
+ * at once timed out batch after batch (docs/benchmarks.md, "Why the history fell behind"). */
 #define BATCH_TIMEOUT "300"
+#define BATCH_QUICK_MS 150
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 #define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
@@ -77,12 +79,6 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r);
 static void batch_result(void *arg, int tag, PGresult *r);
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static void arm(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_add(ev, &tv);
-}
 
 uint64_t hist_pending(const struct hist *h)
 {
@@ -134,11 +130,6 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 		            h->safe_conninfo, was_ready ? "connection lost" : "unreachable", why,
 		            hist_pending(h), hist_spool_where(h->spool));
 	return !h->closing;
-}
-
-static void conn_failed_libpq(struct hist *h)
-{
-	stmtq_fail(h->q, NULL, 0);
 }
 
 static void on_connected(void *arg)
@@ -195,15 +186,15 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
  * head line was unreadable and dropped (try the next), -1 if the connection failed. */
 static int send_batch(struct hist *h, const struct hist_spool_line *head)
 {
-	size_t cap = h->batch_cap ? h->batch_cap : SET_BATCH_MAX, taken = 0;
+	size_t taken = 0;
 	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
 
-	h->batch_cap = 0;
 	if (PQenterPipelineMode(conn))
-		r = hist_batch_send(conn, head, cap, !h->head_fresh, BATCH_TIMEOUT, &taken);
+		r = hist_batch_send(conn, head, h->batch_cap, !h->head_fresh, BATCH_TIMEOUT,
+		                    &taken);
 	if (r < 0) {
-		conn_failed_libpq(h);
+		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return -1;
 	}
 	if (r == 0) {
@@ -218,10 +209,11 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	h->batch_fresh = h->head_fresh;
 	h->head_fresh = false; /* until its answer: its commit may be lost with the connection */
 	if (!PQpipelineSync(conn)) {
-		conn_failed_libpq(h);
+		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return -1;
 	}
 	h->batch_n = taken;
+	h->batch_sent_ms = h->batch_cap < SET_BATCH_MAX ? clock_mono_ms() : 0; /* (to double) */
 	h->batch_synced = false;
 	h->own_busy = true;
 	/* answered within the connection check (a few small statements), or the connection is
@@ -315,14 +307,16 @@ static void kick(struct hist *h)
 		 * every second, which started the wait over, so the history sent one batch a
 		 * second and fell behind by seconds (bench_fire 15000) */
 		if (head && !h->closing && h->runs && *h->runs > 0 &&
-		    hist_spool_pending(h->spool) < SET_BATCH_MAX) {
+		    hist_spool_pending(h->spool) < h->batch_cap) {
 			int64_t now = clock_mono_ms();
 			h->held_fn(h->held_arg); /* hist_wake() at the last run's end */
 			if (!h->defer_since_ms)
 				h->defer_since_ms = now;
 			if (now - h->defer_since_ms < DEFER_MAX_MS) {
-				evtimer_del(&h->linger_ev);
-				arm(&h->linger_ev, DEFER_MAX_MS - (now - h->defer_since_ms));
+				int64_t ms = DEFER_MAX_MS - (now - h->defer_since_ms);
+				struct timeval tv = {(time_t)(ms / 1000),
+				                     (suseconds_t)(ms % 1000) * 1000};
+				evtimer_add(&h->linger_ev, &tv); /* moves a pending one */
 				return;
 			}
 		} else {
@@ -376,7 +370,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	if (op == OP_BATCH && r->failed)
 		hist_written_done(h, false); /* rolled back: the lines go again */
 	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
-		conn_failed_libpq(h);
+		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return;
 	}
 	if (op == OP_FRESH) {
@@ -443,6 +437,9 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		switch (op) {
 		case OP_BATCH:
 			hist_written_done(h, true);
+			if (h->batch_n >= h->batch_cap && h->batch_cap < SET_BATCH_MAX &&
+			    clock_mono_ms() - h->batch_sent_ms < BATCH_QUICK_MS)
+				h->batch_cap *= 2;
 			h->st.written += h->batch_n;
 			pop(h, h->batch_n);
 			/* what follows was never sent, unless an earlier process left it (all of it
@@ -489,6 +486,8 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	}
 
+	if (op == OP_BATCH) /* rolled back: its lines are as fresh as they were (23505: below) */
+		h->head_fresh = h->batch_fresh && strcmp(r->sqlstate, "23505") != 0;
 	if (op == OP_BATCH && h->batch_n > 1 &&
 	    (strcmp(r->sqlstate, "57014") == 0 || strcmp(r->sqlstate, "55P03") == 0)) {
 		h->batch_cap = h->batch_n / 2; /* too slow (BATCH_TIMEOUT): a smaller batch */
@@ -526,8 +525,7 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		          r->err);
 		hist_earlier_done(h);
 	} else if (h->batch_fresh && strcmp(r->sqlstate, "23505") == 0) {
-		/* a row of a batch never sent before was there after all: the same lines again,
-		 * as a replay (head_fresh is false now), which skips or completes it */
+		/* a row never sent before was there after all: the lines go again as a replay */
 	} else if (h->batch_n > 1) {
 		/* A line the database refuses is in the batch, which rolled back whole: send its
 		 * first half alone. The half with the line fails again and is halved again, until
@@ -616,6 +614,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		return -ENOMEM;
 	h->base = base;
 	h->retain_ms = retain_ms;
+	h->batch_cap = SET_BATCH_MAX;
 	h->tun = (struct hist_tuning){DEF_MEMORY_LIMIT,      DEF_SPILL_MAX_BYTES, DEF_PURGE_BATCH,
 	                              DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,  DEF_RETRY_MIN_MS,
 	                              DEF_RETRY_MAX_MS};

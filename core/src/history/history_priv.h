@@ -99,7 +99,8 @@ struct hist {
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
-	size_t batch_cap;  /* > 0: the next batch holds at most this many lines (halving) */
+	int64_t batch_sent_ms;      /* ... when (monotonic) */
+	size_t batch_cap;  /* lines a batch may hold: halved if it fails, doubled if quick */
 	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
 	bool write_failed; /* ... complained of and retried since the last statement that worked */
 	bool closing;

@@ -128,7 +128,11 @@ void httpc_drop(struct httpc_call **call);
  * a hook's path, ?token=); user info dropped. OUT always NUL-terminated; returns 0, or
  * -EINVAL when URL does not parse (OUT then says "(not a URL)"). */
 int httpc_url_shown(const char *url, char *out, size_t outlen);
-/* Whether URL is an http:// or https:// URL libcurl can use; when not, why in ERR. */
+/* Whether URL is one this client sends: libcurl's parser reads it (as CURLOPT_URL does) and
+ * pgcrond's rules hold: http:// or https:// only, a host after the "//", a port other than 0.
+ * When not, ERR says why for a person, without the URL ("has no host; write it like ..."),
+ * to follow the URL as it may be shown. The one check: the configuration's URLs at load
+ * (config_check_url), every request and every redirect here. */
 bool httpc_url_ok(const char *url, char *err, size_t errlen);
 
 #endif

@@ -169,9 +169,8 @@ static struct clock_timer *job_timer(struct job *j, struct clock_timer **ev, voi
 
 void flow_retry_disarm(struct job *j)
 {
-	if (j->retry_armed)
+	if (j->retry_ev)
 		clock_disarm(j->s->clock, j->retry_ev);
-	j->retry_armed = false;
 }
 
 static void stale_disarm(struct job *j)
@@ -573,9 +572,15 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
 	if (c && !s->draining && !j->removed &&
 	    retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
-	                 o->transient ? false : o->timed_out) &&
-	    job_timer(j, &j->retry_ev, retry_cb)) {
-		struct run *nr = sched_run_new(j, r->scheduled_us, "retry");
+	                 o->transient ? false : o->timed_out)) {
+		int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));
+		struct run *nr = NULL;
+		/* a retry waits for its timer alone: without one the failure is final */
+		if (!job_timer(j, &j->retry_ev, retry_cb) ||
+		    clock_arm(s->clock, j->retry_ev, delay * 1000) < 0)
+			log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
+		else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
+			flow_retry_disarm(j);
 		if (nr) {
 			nr->attempt = r->attempt + 1;
 			nr->waited = true;
@@ -588,14 +593,11 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 			nr->n_payloads = r->n_payloads;
 			r->payloads = NULL;
 			r->n_payloads = 0;
-			int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));
 			char d[32];
 			duration_format(delay, d, sizeof(d));
 			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
 			        nr->attempt, c->retries + 1);
 			j->retry_at_us = sched_now_us(s) + delay * 1000;
-			arm_ms(s, j->retry_ev, delay);
-			j->retry_armed = true;
 			sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
 			return;
 		}
@@ -606,7 +608,6 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 static void retry_cb(void *arg)
 {
 	struct job *j = arg;
-	j->retry_armed = false;
 	struct run *r = j->active;
 	if (!r || r->state != RUN_RETRY_WAIT || j->paused)
 		return; /* paused: the retry waits for sched_resume() */

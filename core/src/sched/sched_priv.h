@@ -108,8 +108,8 @@ struct job {
 	uint64_t mark;                /* upstream_failed propagation visit mark */
 	struct run *parked;           /* a fire waiting for a running upstream */
 	char *graph_again_id;         /* the graph-run id for that run */
-	struct clock_timer *retry_ev; /* the wait before the next attempt (RUN_RETRY_WAIT);
-	                               * made at first use (sched_flow.c job_timer) */
+	struct clock_timer *retry_ev; /* armed for the next attempt (RUN_RETRY_WAIT, which
+	                               * needs it); made at first use (sched_flow.c job_timer) */
 	struct clock_timer *stale_ev; /* armed at last success + max_staleness; made at first
 	                               * use */
 	int64_t last_success_us;
@@ -125,11 +125,10 @@ struct job {
 	bool notify_pending;     /* notifications not yet served: a run comes within max_delay,
 	                          * so downstreams wait for it as for a running job (triggers.c) */
 	bool graph_again;        /* upstreams succeeded while it ran: run again after */
-	bool retry_armed;
-	bool owed_catchup;   /* its database was unreachable across a fire */
-	bool reconnect_owed; /* a listener reconnect owes it a run, which comes after its
-	                      * upstreams' catch-up runs, in their graph run */
-	bool up_noted;       /* an upstream-caused run it owes is in pending_work (coord.h) */
+	bool owed_catchup;       /* its database was unreachable across a fire */
+	bool reconnect_owed;     /* a listener reconnect owes it a run, which comes after its
+	                          * upstreams' catch-up runs, in their graph run */
+	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
 	struct job_last *last;       /* NULL before its first result (job_last) */

@@ -47,7 +47,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .run_backend_pid = a ? a->backend_pid : 0,
 	    .run_trigger = a ? a->trigger : NULL,
 	    .run_attempt = a ? a->attempt : 0,
-	    .retry_armed = j->retry_armed,
+	    .retry_armed = j->retry_ev && clock_armed(j->retry_ev),
 	    .retry_at_us = j->retry_at_us,
 	    .last_status = l && l->status ? l->status : "",
 	    .last_message = l ? l->message : NULL,

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "debounce.h"
 #include "history.h"
+#include "jbatch.h"
 #include "log.h"
 #include "notify.h"
 #include "pgconn.h"
@@ -33,11 +34,10 @@ struct tdb {
 	char *name;
 	char *conninfo;
 	struct notify *n;
-	bool trigger_channel; /* the history database: pgcrond_trigger */
-	bool sweep_wanted;    /* claim every unclaimed request once the queue has room */
-	int claims_queued;    /* by-id claims on the listener's queue */
-	json_t *outcomes;     /* what the daemon did with requests, not yet sent: {id, outcome} */
-	bool outcome_inflight;
+	bool trigger_channel;   /* the history database: pgcrond_trigger */
+	bool sweep_wanted;      /* claim every unclaimed request once the queue has room */
+	int claims_queued;      /* by-id claims on the listener's queue */
+	struct jbatch outcomes; /* what the daemon did with requests: {id, outcome} */
 	bool seen;
 	struct tdb *next;
 };
@@ -241,50 +241,31 @@ static void refused(struct refusals *r, const char *fmt, ...)
 	event_add(&r->ev, &tv);
 }
 
-/* Outcomes are written in batches, one UPDATE in flight at a time, so a burst of requests
- * costs a few statements and never crowds the claims out of the listener's queue. */
-static void flush_outcomes(struct tdb *db);
+/* Outcomes are written in batches (jbatch.h), so a burst of requests costs a few statements
+ * and never crowds the claims out of the listener's queue. Each is also announced on
+ * PGCROND_TRIGGER_OUTCOME_CHANNEL, for the `pgcrond trigger` waiting for it; of a request's
+ * outcomes in one batch ("started" put back beside "finished"), the last is written. */
+static const char outcome_sql[] = TRIGGERS_SQL_OUTCOMES;
 
-static void outcome_done(void *arg, const PGresult *res)
+static void outcomes_written(void *arg, const PGresult *res, bool ok, size_t n)
 {
 	struct tdb *db = arg;
 	char err[512];
-	db->outcome_inflight = false;
-	if (res && PQresultStatus(res) != PGRES_TUPLES_OK && log_complain(&db->t->claim_complaint))
-		log_warning("manual trigger: cannot record the requests' outcomes: %s",
-		            pgconn_result_error(res, err, sizeof(err)));
-	flush_outcomes(db);
-}
-
-static void flush_outcomes(struct tdb *db)
-{
-	/* each outcome is also announced on PGCROND_TRIGGER_OUTCOME_CHANNEL, for the
-	 * `pgcrond trigger` waiting for it */
-	static const char sql[] = TRIGGERS_SQL_OUTCOMES;
-	if (db->outcome_inflight || json_array_size(db->outcomes) == 0)
-		return;
-	char *doc = json_dumps(db->outcomes, JSON_COMPACT);
-	const char *p[] = {doc};
-	if (doc && notify_query(db->n, sql, p, 1, outcome_done, db) == 0) {
-		db->outcome_inflight = true;
-		json_array_clear(db->outcomes);
-	}
-	free(doc);
-	/* otherwise they wait for the next claim's answer or the next connect */
+	if (!ok && log_complain(&db->t->claim_complaint))
+		log_warning("manual trigger: cannot record the requests' outcomes: %s; %zu kept, "
+		            "tried again",
+		            res ? pgconn_result_error(res, err, sizeof(err)) : "no answer", n);
 }
 
 static void record_outcome(struct tdb *db, const char *id, const char *outcome)
 {
-	size_t n = json_array_size(db->outcomes);
+	size_t n = json_array_size(db->outcomes.waiting);
 	char *text = n < MAX_OUTCOMES ? text_utf8_fix_dup(outcome) : NULL; /* a server's message */
 	json_t *o = text ? json_pack("{s:s, s:s}", "id", id, "outcome", text) : NULL;
 	free(text);
-	if (json_array_append_new(db->outcomes, o) < 0) { /* also for no O: too many, or ENOMEM */
+	if (jbatch_add(&db->outcomes, o) < 0) /* also for no O: too many, or ENOMEM */
 		log_warning("manual trigger request %s: outcome not recorded (%zu waiting): %s", id,
 		            n, outcome);
-		return;
-	}
-	flush_outcomes(db);
 }
 
 /* The end of a run asked for in the database: announced to whoever waits for it. */
@@ -485,12 +466,10 @@ static void on_listening(void *arg, bool first)
 	struct triggers *t = db->t;
 	/* a new session: what was queued on the old one is gone */
 	db->claims_queued = 0;
-	db->outcome_inflight = false;
-	/* requests made while nobody listened, and outcomes not yet written */
-	if (db->trigger_channel) {
+	/* requests made while nobody listened, and outcomes not yet written (or not answered) */
+	if (db->trigger_channel)
 		sweep(db);
-		flush_outcomes(db);
-	}
+	jbatch_lost(&db->outcomes);
 	if (first)
 		return;
 	size_t n = 0;
@@ -532,7 +511,7 @@ static void tdb_free(struct tdb **dbp)
 	if (!db)
 		return;
 	notify_free(&db->n);
-	json_decref(db->outcomes);
+	jbatch_free(&db->outcomes);
 	free(db->name);
 	free(db->conninfo);
 	free(db);
@@ -564,9 +543,9 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 	db->t = t;
 	db->name = strdup(cd->name);
 	db->conninfo = strdup(cd->conninfo);
-	db->outcomes = json_array();
 	struct notify_callbacks cb = {on_notify, on_listening, db};
-	if (!db->name || !db->conninfo || !db->outcomes ||
+	if (jbatch_init(&db->outcomes, t->base, &db->n, outcome_sql, outcomes_written, db) < 0 ||
+	    !db->name || !db->conninfo ||
 	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
 		tdb_free(&db);
 		return NULL;

@@ -26,7 +26,8 @@ struct triggers;
  * qualified all the same): claim request $1 for instance $2, or ($1) up to a batch of
  * unclaimed ones (what came while nobody listened), each answering its id, job, force,
  * requester and whether it waited past its expiry; record the outcomes of a JSON array
- * of {id, outcome} ($1), each announced on PGCROND_TRIGGER_OUTCOME_CHANNEL (history.h). */
+ * of {id, outcome} ($1; the last of an id's wins), each announced on
+ * PGCROND_TRIGGER_OUTCOME_CHANNEL (history.h). */
 #define TRIGGERS_REQUEST_EXPIRY "1 hour"
 #define TRIGGERS_SWEEP_BATCH_TEXT "1000"
 #define TRIGGERS_SQL_CLAIMED                                                                       \
@@ -42,9 +43,11 @@ struct triggers;
 	"  WHERE claimed_at IS NULL ORDER BY id LIMIT " TRIGGERS_SWEEP_BATCH_TEXT                  \
 	"  FOR UPDATE SKIP LOCKED)" TRIGGERS_SQL_CLAIMED
 #define TRIGGERS_SQL_OUTCOMES                                                                      \
-	"WITH u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome"                      \
-	"  FROM pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb)"                               \
-	"  AS o(id pg_catalog.int8, outcome pg_catalog.text)"                                      \
+	"WITH o AS (SELECT DISTINCT ON (o.id) o.id, o.outcome FROM ROWS FROM ("                    \
+	"  pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb)"                                    \
+	"  AS (id pg_catalog.int8, outcome pg_catalog.text))"                                      \
+	"  WITH ORDINALITY AS o(id, outcome, n) ORDER BY o.id, o.n DESC),"                         \
+	" u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome FROM o"                   \
 	"  WHERE t.id OPERATOR(pg_catalog.=) o.id RETURNING t.id, t.outcome)"                      \
 	" SELECT pg_catalog.count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"     \
 	"  u.id OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) u.outcome)) FROM u"
