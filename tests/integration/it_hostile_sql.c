@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist_batch.h"
+#include "hist_startup.h"
+#include "history.h"
 #include "itest.h"
+#include "sched_priv.h"
+#include "triggers.h"
 
 #define DB "it_hostile"
 #define MALLORY "it_hostile_mallory"
@@ -199,6 +204,156 @@ static char *install(const struct itest_env *e, int want)
 	return out;
 }
 
+/* Stand-ins for the operators, functions and types pgcrond's own statements use (manual
+ * requests, the give-back of pre-claimed fires, the history's updates and start-up reads), each an
+ * exact match for the arguments those statements give, so each wins over pg_catalog's wherever
+ * public comes first on the path. */
+static void plant_operators(PGconn *m)
+{
+	static const char *const ops[][4] = {
+	    /* operator, left, right, result */
+	    {"<>", "text", "text", "boolean"},
+	    {"=", "boolean", "boolean", "boolean"},
+	    {">", "text", "text", "boolean"},
+	    {"~", "text", "text", "boolean"},
+	    {"||", "text", "text", "text"},
+	    {"||", "bigint", "text", "text"},
+	    {"-", "bigint", "bigint", "bigint"},
+	    {"*", "bigint", "interval", "interval"},
+	    {"*", "numeric", "integer", "numeric"},
+	    {">", "bigint", "numeric", "boolean"},
+	    {"=", "timestamptz", "timestamptz", "boolean"},
+	    {"<", "timestamptz", "timestamptz", "boolean"},
+	    {">", "timestamptz", "timestamptz", "boolean"},
+	    {">=", "timestamptz", "timestamptz", "boolean"},
+	    {"+", "timestamptz", "interval", "timestamptz"},
+	    {"-", "timestamptz", "interval", "timestamptz"},
+	    {"-", "timestamptz", "timestamptz", "interval"},
+	};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		char sql[1024];
+		snprintf(
+		    sql, sizeof(sql),
+		    "CREATE FUNCTION public.mallory_op%zu(a %s, b %s) RETURNS %s LANGUAGE plpgsql"
+		    " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+		    " PERFORM public.mallory_note('%s (%s, %s)');"
+		    " RETURN a OPERATOR(pg_catalog.%s) b; END $f$;"
+		    "CREATE OPERATOR public.%s (LEFTARG = %s, RIGHTARG = %s,"
+		    " FUNCTION = public.mallory_op%zu)",
+		    i, ops[i][1], ops[i][2], ops[i][3], ops[i][0], ops[i][1], ops[i][2], ops[i][0],
+		    ops[i][0], ops[i][1], ops[i][2], i);
+		itest_exec(m, sql);
+	}
+	itest_exec(
+	    m, "CREATE FUNCTION public.substr(a text, b integer) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('substr(text, integer)');"
+	       " RETURN pg_catalog.substr(a, b); END $f$;"
+	       "CREATE FUNCTION public.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('unnest(text[])');"
+	       " RETURN QUERY SELECT pg_catalog.unnest(a); END $f$;"
+	       "CREATE FUNCTION public.mallory_max(a text, b text) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('max(text)');"
+	       " RETURN pg_catalog.text_larger(a, b); END $f$;"
+	       "CREATE AGGREGATE public.max(text) (SFUNC = public.mallory_max, STYPE = text);"
+	       "CREATE FUNCTION public.mallory_min(a text, b text) RETURNS text LANGUAGE plpgsql"
+	       " SET search_path = pg_catalog, pg_temp AS $f$ BEGIN"
+	       " PERFORM public.mallory_note('min(text)');"
+	       " RETURN pg_catalog.text_smaller(a, b); END $f$;"
+	       "CREATE AGGREGATE public.min(text) (SFUNC = public.mallory_min, STYPE = text);"
+	       "CREATE DOMAIN public.jsonb AS pg_catalog.jsonb"
+	       " CHECK (public.mallory_note('domain jsonb'))");
+}
+
+/* One of pgcrond's own statements, with its parameters, on OWN: none of mallory's stand-ins
+ * runs, and it succeeds, answering (or changing) WANT rows. */
+static void own_statement(const struct itest_env *e, PGconn *own, const char *what, const char *sql,
+                          int n, const char *const *params, int want)
+{
+	PGresult *r = PQexecParams(own, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	assert_no_calls(e, what);
+	ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", what,
+	              PQresultErrorMessage(r));
+	int rows = st == PGRES_TUPLES_OK ? PQntuples(r) : atoi(PQcmdTuples(r));
+	ck_assert_msg(rows == want, "%s: %d rows, wanted %d", what, rows, want);
+	PQclear(r);
+}
+
+/* pgcrond's own statements on a session whose search_path is NOT pinned, public first (as
+ * mallory, who owns the database, could set it for every session that does not pin its
+ * own), over rows they act on, so that every operator, function and type they name is
+ * resolved and evaluated: none of her stand-ins runs. The daemon sends these statements on
+ * sessions pinned to pg_catalog, pg_temp (pgconn.h), which no stand-in reaches anyway: this
+ * case shows that the statements themselves name nothing another role can capture, so that
+ * they stay right should one ever run on a job's session or without the pin. It fails when
+ * any name in them is left unqualified that has a stand-in above. */
+START_TEST(own_statements_unpinned)
+{
+	struct itest_env e;
+	PQfinish(setup(&e));
+	free(install(&e, 0));
+	PGconn *m = role_conn(&e, MALLORY);
+	plant_functions(m);
+	plant_operators(m);
+
+	/* the rows: two manual requests, a fire claimed ahead, a run of this boot still running */
+	char *id = itest_scalar(e.db, "WITH r AS (INSERT INTO pgcrond.trigger_request (job_name)"
+	                              " VALUES ('one'), ('two') RETURNING id)"
+	                              " SELECT pg_catalog.min(id) FROM r");
+	ck_assert_ptr_nonnull(id);
+	itest_exec(e.db, "SELECT pgcrond.history_partition_create(CURRENT_DATE);"
+	                 "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id)"
+	                 " SELECT 'one', 's:' OPERATOR(pg_catalog.||) (EXTRACT(epoch FROM"
+	                 " pg_catalog.now())::pg_catalog.int8 OPERATOR(pg_catalog.+) 3600),"
+	                 " 'it', 'boot';"
+	                 "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
+	                 " instance, run_key) VALUES ('one', 'running',"
+	                 " pg_catalog.date_trunc('second', pg_catalog.now()), 'it', 'boot.1')");
+	char start_us[32], end_us[32], outcomes[128];
+	long long s = itest_scalar_ll(
+	    e.db,
+	    "SELECT EXTRACT(epoch FROM start_time)::pg_catalog.int8 FROM pgcrond.job_run_details");
+	snprintf(start_us, sizeof(start_us), "{%lld000000}", s);
+	snprintf(end_us, sizeof(end_us), "{%lld000000}", s + 1);
+	snprintf(outcomes, sizeof(outcomes), "[{\"id\": %s, \"outcome\": \"started\"}]", id);
+
+	PGconn *own = itest_connect(e.ci);
+	itest_exec(own, "SET search_path = public, pg_catalog");
+	const char *claim_one[] = {id, "it"}, *claim_all[] = {"it"}, *done[] = {outcomes},
+	           *give_back[] = {"it", "boot"},
+	           *upd[] = {"{it}",   "{boot.1}", start_us, "{succeeded}",
+	                     "{done}", "{NULL}",   end_us,   "{4242}"};
+	own_statement(&e, own, "claim one request", TRIGGERS_SQL_CLAIM_ONE, 2, claim_one, 1);
+	own_statement(&e, own, "claim the others", TRIGGERS_SQL_CLAIM_ALL, 1, claim_all, 1);
+	own_statement(&e, own, "record outcomes", TRIGGERS_SQL_OUTCOMES, 1, done, 1);
+	own_statement(&e, own, "give back", SCHED_SQL_GIVE_BACK, 2, give_back, 1);
+	own_statement(&e, own, "history update", HIST_SQL_UPD(HIST_SQL_UPD_START), 8, upd, 1);
+	own_statement(&e, own, "history update, any partition", HIST_SQL_UPD(""), 8, upd, 0);
+	/* the start-up reads: every job's last fires and results, then the rows an earlier
+	 * process of this instance left running */
+	const char *since[] = {"2000-01-01", "10", "10"},
+	           *orphans[] = {"it", "boot", "closed", "2000-01-01"};
+	own_statement(&e, own, "last fires", hist_sql_last_fires, 1, since, 1);
+	own_statement(&e, own, "last results", hist_sql_last_results, 3, since, 2);
+	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
+	                 " instance, run_key, boot_id) VALUES ('two', 'running',"
+	                 " pg_catalog.now(), 'it', 'old.1', 'old')");
+	own_statement(&e, own, "orphans", hist_sql_orphans, 4, orphans, 1);
+	PQfinish(own);
+	itest_assert_scalar(e.db,
+	                    "SELECT pg_catalog.string_agg(status OPERATOR(pg_catalog.||) ' '"
+	                    " OPERATOR(pg_catalog.||) coalesce(job_pid, 0), ',' ORDER BY job_name)"
+	                    " FROM pgcrond.job_run_details",
+	                    "succeeded 4242,failed 0");
+	free(id);
+	PQfinish(m);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* pg_cron's case, on the default search_path ("$user", public): pg_catalog comes first, yet
  * a literal argument makes the call a cast to her type. The superuser installs and
  * installs again (the issue: an install that changed nothing ran a planted cast 142 times). */
@@ -250,6 +405,7 @@ START_TEST(planted_overloads_daemon_and_install)
 	/* what she plants after the install: the daemon's statements, then a re-install */
 	PGconn *m = role_conn(&e, MALLORY);
 	plant_functions(m);
+	plant_operators(m);
 	itest_exec(m, "ALTER DATABASE " DB " SET search_path = public, pg_catalog");
 	PGconn *app = role_conn(&e, APP);
 	itest_exec(app, "SET search_path = pg_catalog, pg_temp;"
@@ -266,10 +422,20 @@ START_TEST(planted_overloads_daemon_and_install)
 	                " $$INSERT INTO public.ticks (job) VALUES ('app')$$)");
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 10), "%s",
 	              itest_read_file(e.log));
+	/* a pause is recorded in pgcrond.job on a job's session of the history database, whose
+	 * path is the server's: hers */
+	int status;
+	char *out = itest_cli(&status, "pause", "-c", e.conf, "file-tick", NULL);
+	ck_assert_msg(status == 0, "pause: %d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT paused FROM pgcrond.job"
+	                             " WHERE jobname OPERATOR(pg_catalog.=) 'file-tick'"),
+	              "the pause was not recorded:\n%s", itest_read_file(e.log));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	assert_no_calls(&e, "daemon");
 
-	char *out = install(&e, 0);
+	out = install(&e, 0);
 	ck_assert_msg(strstr(out, "nothing to change"), "%s", out);
 	free(out);
 	assert_no_calls(&e, "install again");
@@ -435,6 +601,7 @@ int main(void)
 	tcase_add_test(tc, planted_overloads_daemon_and_install);
 	tcase_add_test(tc, names_cannot_be_squatted);
 	tcase_add_test(tc, squatted_schema_is_refused);
+	tcase_add_test(tc, own_statements_unpinned);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -19,7 +19,11 @@
 #define MESSAGE_WIDTH 60
 /* A timestamptz column as UTC ISO 8601 text named as the column, for --json. */
 #define UTC_TEXT(col)                                                                              \
-	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
+	"pg_catalog.to_char(" col                                                                  \
+	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS " col
+#define UTC_START UTC_TEXT("start_time")
+#define UTC_END UTC_TEXT("end_time")
+#define UTC_SCHEDULED UTC_TEXT("scheduled_time")
 
 int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
                   struct pgc_config **cfg, struct pg_conn **conn)
@@ -229,21 +233,21 @@ int cli_history(int argc, char **argv)
 	PGresult *r = PQexecParams(
 	    conn,
 	    "SELECT runid, job_name, status, trigger, attempt, instance,"
-	    "       to_char(start_time AT TIME ZONE $4, 'YYYY-MM-DD HH24:MI:SS'),"
-	    "       round(duration_ms::numeric, 1), return_message,"
+	    "       pg_catalog.to_char(start_time AT TIME ZONE $4, 'YYYY-MM-DD HH24:MI:SS'),"
+	    "       pg_catalog.round(duration_ms::pg_catalog.numeric, 1), return_message,"
 	    /* the rest only for --json */
 	    "       sqlstate, instance, graph_run, database, job_pid, username, command,"
-	    "       " UTC_TEXT("start_time") ", " UTC_TEXT("end_time") ", " UTC_TEXT(
-	        "scheduled_time") "  FROM pgcrond.job_run_details"
-	                          " WHERE ($1::text IS NULL OR job_name = $1)"
-	                          "   AND ($5::bigint IS NULL OR start_time >= now() - $5::bigint "
-	                          "* interval '1 ms')"
-	                          "   AND ($6::text IS NULL OR start_time >= $6::timestamptz)"
-	                          "   AND (NOT $2::boolean"
-	                          "        OR (status <> 'succeeded' AND status IN ('failed', "
-	                          "'upstream_failed')))"
-	                          " ORDER BY start_time DESC NULLS LAST, runid DESC"
-	                          " LIMIT $3::integer",
+	    "       " UTC_START ", " UTC_END ", " UTC_SCHEDULED " FROM pgcrond.job_run_details"
+	    " WHERE ($1::pg_catalog.text IS NULL OR job_name OPERATOR(pg_catalog.=) $1)"
+	    "   AND ($5::pg_catalog.int8 IS NULL OR start_time OPERATOR(pg_catalog.>=)"
+	    "    (pg_catalog.now() OPERATOR(pg_catalog.-)"
+	    "     ($5::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 ms')))"
+	    "   AND ($6::pg_catalog.text IS NULL"
+	    "    OR start_time OPERATOR(pg_catalog.>=) $6::pg_catalog.timestamptz)"
+	    "   AND (NOT $2::pg_catalog.bool OR (status OPERATOR(pg_catalog.<>) 'succeeded'"
+	    "    AND status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'upstream_failed'])))"
+	    " ORDER BY start_time DESC NULLS LAST, runid DESC"
+	    " LIMIT $3::pg_catalog.int4",
 	    6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

@@ -114,18 +114,22 @@ int cli_history_show_run(const char *cmd, PGconn *conn, const char *tz, const ch
 	PGresult *r = PQexecParams(
 	    conn,
 	    "SELECT runid, job_name, status, trigger, attempt,"
-	    "       to_char(scheduled_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS') AS scheduled,"
-	    "       to_char(start_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS.MS') AS started,"
-	    "       to_char(end_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS.MS') AS ended,"
-	    "       round(duration_ms::numeric, 1) AS duration_ms, database, username, job_pid,"
+	    "       pg_catalog.to_char(scheduled_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS')"
+	    "         AS scheduled,"
+	    "       pg_catalog.to_char(start_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS.MS')"
+	    "         AS started,"
+	    "       pg_catalog.to_char(end_time AT TIME ZONE $2, 'YYYY-MM-DD HH24:MI:SS.MS') AS "
+	    "ended,"
+	    "       pg_catalog.round(duration_ms::pg_catalog.numeric, 1) AS duration_ms,"
+	    "       database, username, job_pid,"
 	    "       instance, graph_run, jobid, sqlstate, command, return_message,"
-	    "       to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-	    "         AS start_time,"
-	    "       to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-	    "         AS end_time,"
-	    "       to_char(scheduled_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	    "         AS scheduled_time"
-	    "  FROM pgcrond.job_run_details WHERE runid = $1::bigint",
+	    "       pg_catalog.to_char(start_time AT TIME ZONE 'UTC',"
+	    "         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS start_time,"
+	    "       pg_catalog.to_char(end_time AT TIME ZONE 'UTC',"
+	    "         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS end_time,"
+	    "       pg_catalog.to_char(scheduled_time AT TIME ZONE 'UTC',"
+	    "         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS scheduled_time"
+	    "  FROM pgcrond.job_run_details WHERE runid OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
 	    2, NULL, params, NULL, NULL, 0);
 	int rc = EX_OK;
 

@@ -192,10 +192,12 @@ static int clashes(PGconn *dst, struct src_job *jobs, int n)
 		if (!dst)
 			continue;
 		const char *p[] = {jobs[i].name};
-		PGresult *r = PQexecParams(dst,
-		                           "SELECT source, coalesce(defined_at, username, '') FROM "
-		                           "pgcrond.job WHERE jobname = $1 AND removed_at IS NULL",
-		                           1, NULL, p, NULL, NULL, 0);
+		PGresult *r =
+		    PQexecParams(dst,
+		                 "SELECT source, coalesce(defined_at, username, '') FROM"
+		                 " pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND"
+		                 " removed_at IS NULL",
+		                 1, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			bool file = strcmp(PQgetvalue(r, 0, 0), "file") == 0;
 			fprintf(
@@ -262,11 +264,12 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 		struct src_job *j = &jobs[i];
 		/* the owner and database must exist here to run the job */
 		const char *p1[] = {j->username, j->database};
-		r = PQexecParams(
-		    dst,
-		    "SELECT coalesce((SELECT rolcanlogin FROM pg_roles WHERE rolname = $1),"
-		    " false), EXISTS (SELECT FROM pg_database WHERE datname = $2)",
-		    2, NULL, p1, NULL, NULL, 0);
+		r = PQexecParams(dst,
+		                 "SELECT coalesce((SELECT rolcanlogin FROM pg_catalog.pg_roles"
+		                 "  WHERE rolname OPERATOR(pg_catalog.=) $1), false),"
+		                 " EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname "
+		                 "OPERATOR(pg_catalog.=) $2)",
+		                 2, NULL, p1, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 			if (PQgetvalue(r, 0, 0)[0] != 't')
 				fprintf(
@@ -310,7 +313,7 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 		r = PQexecParams(
 		    dst,
 		    "INSERT INTO cron.job (schedule, command, database, username, active,"
-		    " jobname) VALUES ($1, $2, $3, $4, $5::boolean, $6) RETURNING jobid",
+		    " jobname) VALUES ($1, $2, $3, $4, $5::pg_catalog.bool, $6) RETURNING jobid",
 		    6, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			fprintf(stderr, "pgcrond import: job \"%s\": %s\n", j->name,
@@ -387,8 +390,10 @@ static int disable_source(PGconn *src, struct src_job *jobs, int n)
 			continue;
 		const char *p[] = {jobs[i].jobid};
 		PGresult *r =
-		    PQexecParams(src, "UPDATE cron.job SET active = false WHERE jobid = $1", 1,
-		                 NULL, p, NULL, NULL, 0);
+		    PQexecParams(src,
+		                 "UPDATE cron.job SET active = false"
+		                 " WHERE jobid OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+		                 1, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			fprintf(
 			    stderr,
@@ -452,10 +457,10 @@ int cli_import(int argc, char **argv)
 		rc = hist_cli_open("import", conf, NULL, &cfg, &dst);
 		if (rc != EX_OK)
 			goto out;
-		PGresult *r =
-		    PQexec(dst, "SELECT to_regclass('pgcrond.job_options') IS NOT NULL AND"
-		                " EXISTS (SELECT FROM pg_trigger WHERE tgname ="
-		                " 'cron_job_sync')");
+		PGresult *r = PQexec(
+		    dst, "SELECT pg_catalog.to_regclass('pgcrond.job_options') IS NOT NULL AND"
+		         " EXISTS (SELECT FROM pg_catalog.pg_trigger"
+		         "  WHERE tgname OPERATOR(pg_catalog.=) 'cron_job_sync')");
 		bool ready = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
 		PQclear(r);
 		if (!ready) {

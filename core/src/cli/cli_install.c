@@ -99,8 +99,8 @@ static int write_limits(PGconn *conn, const struct pgc_config *cfg)
 	PGresult *r =
 	    PQexecParams(conn,
 	                 "INSERT INTO pgcrond.setting (name, value)"
-	                 " SELECT n, v FROM (VALUES ('max_command_size', $1::bigint),"
-	                 "                          ('max_jobs_per_role', $2::bigint)) AS x (n, v)"
+	                 " SELECT n, v FROM (VALUES ('max_command_size', $1::pg_catalog.int8),"
+	                 "  ('max_jobs_per_role', $2::pg_catalog.int8)) AS x (n, v)"
 	                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
 	                 "  WHERE pgcrond.setting.value OPERATOR(pg_catalog.<>) EXCLUDED.value",
 	                 2, NULL, p, NULL, NULL, 0);
@@ -191,19 +191,20 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	static const char upsert[] =
 	    "INSERT INTO pgcrond.job AS j (jobname, kind, plugin, command, schedule, database,"
 	    "  after, listen, enabled, max_staleness, relation, defined_at, freshness)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9::boolean,"
-	    "  $10::bigint * interval '1 millisecond', $11, $12,"
-	    "  $13::bigint * interval '1 millisecond')"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.text[], $8, $9::pg_catalog.bool,"
+	    "  $10::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond', $11, $12,"
+	    "  $13::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond')"
 	    " ON CONFLICT (jobname) DO UPDATE"
 	    "   SET kind = EXCLUDED.kind, plugin = EXCLUDED.plugin, command = EXCLUDED.command,"
 	    "       schedule = EXCLUDED.schedule, database = EXCLUDED.database,"
 	    "       after = EXCLUDED.after, listen = EXCLUDED.listen, enabled = EXCLUDED.enabled,"
 	    "       max_staleness = EXCLUDED.max_staleness, relation = EXCLUDED.relation,"
 	    "       defined_at = EXCLUDED.defined_at, freshness = EXCLUDED.freshness,"
-	    "       updated_at = now(), removed_at = NULL"
+	    "       updated_at = pg_catalog.now(), removed_at = NULL"
 	    /* a job made in SQL (cron.schedule) keeps its row: the clash is reported below */
-	    " WHERE j.source = 'file' AND (j.kind, j.plugin, j.command, j.schedule, j.database, "
-	    "j.after, j.listen,"
+	    /* (a row's IS DISTINCT FROM looks each column's "=" up by name: the pinned path's) */
+	    " WHERE j.source OPERATOR(pg_catalog.=) 'file'"
+	    "   AND (j.kind, j.plugin, j.command, j.schedule, j.database, j.after, j.listen,"
 	    "        j.enabled, j.max_staleness, j.relation, j.removed_at, j.defined_at,"
 	    "        j.freshness)"
 	    "       IS DISTINCT FROM"
@@ -211,7 +212,8 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	    "        EXCLUDED.database, EXCLUDED.after, EXCLUDED.listen, EXCLUDED.enabled,"
 	    "        EXCLUDED.max_staleness, EXCLUDED.relation, EXCLUDED.removed_at,"
 	    "        EXCLUDED.defined_at, EXCLUDED.freshness)"
-	    " RETURNING (xmax = 0)"; /* true: inserted, false: updated; no row: unchanged */
+	    " RETURNING (xmax OPERATOR(pg_catalog.=) 0)"; /* true: inserted, false: updated; no row:
+	                                                     unchanged */
 	char **names = calloc(cfg->n_jobs + 1, sizeof(*names));
 	char *all = NULL;
 	int rc = 0;
@@ -307,13 +309,14 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		/* Jobs gone from the config keep their row, disabled: their history rows keep a
 		 * jobid that resolves, and configuring the job again revives the same jobid. */
 		const char *p[] = {all};
-		PGresult *r =
-		    PQexecParams(conn,
-		                 "UPDATE pgcrond.job"
-		                 "   SET enabled = false, removed_at = now(), updated_at = now()"
-		                 " WHERE removed_at IS NULL AND source = 'file'"
-		                 "   AND jobname <> ALL ($1::text[])",
-		                 1, NULL, p, NULL, NULL, 0);
+		PGresult *r = PQexecParams(
+		    conn,
+		    "UPDATE pgcrond.job"
+		    "   SET enabled = false, removed_at = pg_catalog.now(),"
+		    "       updated_at = pg_catalog.now()"
+		    " WHERE removed_at IS NULL AND source OPERATOR(pg_catalog.=) 'file'"
+		    "   AND jobname OPERATOR(pg_catalog.<>) ALL ($1::pg_catalog.text[])",
+		    1, NULL, p, NULL, NULL, 0);
 		if (!exec_ok(r, "marking removed jobs"))
 			rc = -EIO;
 		else
@@ -459,12 +462,13 @@ static int install_job_objects(PGconn *conn, const struct plugin *p, const struc
 static long long catalog_size(PGconn *conn)
 {
 	PGresult *r = PQexec(
-	    conn, "SELECT (SELECT count(*) FROM pg_catalog.pg_class WHERE relpersistence <> 't')"
-	          " + (SELECT count(*) FROM pg_catalog.pg_proc)"
-	          " + (SELECT count(*) FROM pg_catalog.pg_type)"
-	          " + (SELECT count(*) FROM pg_catalog.pg_namespace"
-	          "    WHERE nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE "
-	          "'pg\\_toast\\_temp\\_%')");
+	    conn, "SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class"
+	          "  WHERE relpersistence OPERATOR(pg_catalog.<>) 't')"
+	          " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc)"
+	          " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type)"
+	          " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_namespace"
+	          "    WHERE NOT nspname OPERATOR(pg_catalog.~~) 'pg\\_temp\\_%'"
+	          "    AND NOT nspname OPERATOR(pg_catalog.~~) 'pg\\_toast\\_temp\\_%')");
 	long long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
 	PQclear(r);
 	return n;

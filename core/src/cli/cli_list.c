@@ -77,11 +77,12 @@ static PGresult *sql_jobs(const struct pgc_config *cfg)
 	if (!c)
 		return NULL;
 	PGresult *r =
-	    PQexec(c, "SELECT jobname, username, schedule, array_to_string(ARRAY("
-	              "SELECT jsonb_array_elements_text(options->'after')), ','),"
-	              " options->>'listen', enabled, options->>'timezone', command, jobid,"
-	              " cron_jobname FROM pgcrond.job WHERE source = 'sql' AND removed_at IS NULL"
-	              " ORDER BY jobname");
+	    PQexec(c, "SELECT jobname, username, schedule, pg_catalog.array_to_string(ARRAY("
+	              "SELECT pg_catalog.jsonb_array_elements_text(options OPERATOR(pg_catalog.->)"
+	              " 'after')), ','), options OPERATOR(pg_catalog.->>) 'listen', enabled,"
+	              " options OPERATOR(pg_catalog.->>) 'timezone', command, jobid, cron_jobname"
+	              " FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql'"
+	              " AND removed_at IS NULL ORDER BY jobname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
 		r = NULL; /* no schema version 3 yet: no SQL jobs */

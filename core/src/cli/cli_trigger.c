@@ -248,11 +248,11 @@ static int await_outcome(PGconn *conn, const char *id, int64_t timeout_ms, const
  * active. */
 static bool sql_job_enabled(PGconn *conn, const char *job, bool *enabled)
 {
+	static const char sql[] =
+	    "SELECT enabled FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
+	    " AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL";
 	const char *p[] = {job};
-	PGresult *r = PQexecParams(conn,
-	                           "SELECT enabled FROM pgcrond.job WHERE jobname = $1"
-	                           " AND source = 'sql' AND removed_at IS NULL",
-	                           1, NULL, p, NULL, NULL, 0);
+	PGresult *r = PQexecParams(conn, sql, 1, NULL, p, NULL, NULL, 0);
 	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 	*enabled = found && PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
@@ -307,8 +307,8 @@ int cli_trigger(int argc, char **argv)
 	const char *params[] = {job, force ? "true" : "false"};
 	PGresult *r = PQexec(conn, "LISTEN " PGCROND_TRIGGER_OUTCOME_CHANNEL);
 	PQclear(r);
-	r = PQexecParams(conn, "SELECT pgcrond.trigger($1, $2::boolean)", 2, NULL, params, NULL,
-	                 NULL, 0);
+	r = PQexecParams(conn, "SELECT pgcrond.trigger($1, $2::pg_catalog.bool)", 2, NULL, params,
+	                 NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		char why[512];
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

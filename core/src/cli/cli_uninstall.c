@@ -181,7 +181,8 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 		if (PQntuples(r) == 1) {
 			const char *p[] = {PQgetvalue(r, 0, 0), active ? "true" : "false"};
 			rc = q(pc,
-			       "UPDATE cron.job SET active = $2::boolean WHERE jobid = $1::bigint",
+			       "UPDATE cron.job SET active = $2::pg_catalog.bool"
+			       " WHERE jobid OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
 			       2, p, what, NULL);
 			if (rc == 0)
 				printf("%s job \"%s\" to pg_cron (pg_cron job %s, owner %s), %s\n",
@@ -197,7 +198,7 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 			PGresult *s =
 			    PQexecParams(pc,
 			                 "SELECT cron.schedule_in_database($1, $2, $3, $4,"
-			                 " $5, $6::boolean)",
+			                 " $5, $6::pg_catalog.bool)",
 			                 6, NULL, p, NULL, NULL, 0);
 			if (!ok(s)) {
 				rc = fail(pc, s, what);

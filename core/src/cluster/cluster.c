@@ -41,10 +41,11 @@ static const char sql_stop[] =
     " SELECT (SELECT pg_catalog.count(*) FROM s), pg_catalog.pg_notify('" CLUSTER_CHANNEL
     "', 'stopped')";
 
-static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY (ARRAY("
-                                " SELECT ctid FROM pgcrond.fire_claim"
-                                "  WHERE claimed_at < now() - interval '" CLAIM_KEEP_S "'"
-                                "  AND fire_key <> 'n' LIMIT 5000))";
+static const char sql_purge[] =
+    "DELETE FROM pgcrond.fire_claim WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+    " SELECT ctid FROM pgcrond.fire_claim WHERE claimed_at OPERATOR(pg_catalog.<)"
+    "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" CLAIM_KEEP_S "')"
+    "  AND fire_key OPERATOR(pg_catalog.<>) 'n' LIMIT 5000))";
 
 /* A part of this instance's jobs and their definitions' hashes: the jobs named from $4 to
  * before $5 in byte order (NULL: no bound), all of this instance's in that range; answers
@@ -52,19 +53,23 @@ static const char sql_purge[] = "DELETE FROM pgcrond.fire_claim WHERE ctid = ANY
  * in one statement kept 8 MB of literals for the next reconnect and 4 MB of libpq's send
  * buffer; a part is made from the configuration as it is sent (JOBS_PART). */
 static const char sql_jobs[] =
-    "WITH mine AS (SELECT j, h FROM unnest($2::text[], $3::text[]) AS m(j, h)),"
-    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance = $1"
-    "  AND ($4::text IS NULL OR o.job_name COLLATE \"C\" >= $4)"
-    "  AND ($5::text IS NULL OR o.job_name COLLATE \"C\" < $5)"
-    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j = o.job_name)),"
+    "WITH mine AS (SELECT j, h FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
+    "  pg_catalog.unnest($3::pg_catalog.text[])) AS m(j, h)),"
+    " gone AS (DELETE FROM pgcrond.instance_job o WHERE o.instance OPERATOR(pg_catalog.=) $1"
+    "  AND ($4::pg_catalog.text IS NULL"
+    "   OR o.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.>=) $4)"
+    "  AND ($5::pg_catalog.text IS NULL"
+    "   OR o.job_name COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.<) $5)"
+    "  AND NOT EXISTS (SELECT 1 FROM mine WHERE mine.j OPERATOR(pg_catalog.=) o.job_name)),"
     " upd AS (INSERT INTO pgcrond.instance_job (instance, job_name, def_hash)"
     "  SELECT $1, j, h FROM mine"
     "  ON CONFLICT (instance, job_name) DO UPDATE SET def_hash = EXCLUDED.def_hash)"
-    " SELECT o.job_name, string_agg(o.instance, ', ' ORDER BY o.instance)"
-    " FROM pgcrond.instance_job o"
-    " JOIN pgcrond.instance i ON i.name = o.instance AND i.stopped_at IS NULL"
-    " JOIN mine ON mine.j = o.job_name AND mine.h <> o.def_hash"
-    " WHERE o.instance <> $1 GROUP BY 1 ORDER BY 1";
+    " SELECT o.job_name, pg_catalog.string_agg(o.instance, ', ' ORDER BY o.instance)"
+    " FROM pgcrond.instance_job o JOIN pgcrond.instance i"
+    "  ON i.name OPERATOR(pg_catalog.=) o.instance AND i.stopped_at IS NULL"
+    " JOIN mine ON mine.j OPERATOR(pg_catalog.=) o.job_name"
+    "  AND mine.h OPERATOR(pg_catalog.<>) o.def_hash"
+    " WHERE o.instance OPERATOR(pg_catalog.<>) $1 GROUP BY 1 ORDER BY 1";
 
 static const char sql_listen[] = "LISTEN " CLUSTER_CHANNEL;
 /* Sent once listening (after taking the name, or a reconnect): the others beat at once

@@ -35,6 +35,11 @@
 #define SQL_TURN_VALUES(started) " VALUES ($1, $2, $3, $4" started ")"
 #define SQL_TURN_GATED(started) " SELECT $1, $2, $3, $4" started SQL_GATE
 
+/* The fires of a claim: jobs $1 and fire keys $2, parallel arrays. */
+#define SQL_FIRES                                                                                  \
+	" ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"                                    \
+	" pg_catalog.unnest($2::pg_catalog.text[]))"
+
 /* A turn: ours if nobody else took it within the window. */
 #define SQL_TURN(lock, started_col, marked, conflict, src)                                         \
 	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
@@ -67,8 +72,8 @@ static const char *const sql_turn[] = {
 #define SQL_CLAIM(lock, started_col, started, restart, marked, conflict, gate)                     \
 	"WITH c AS (INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, "           \
 	"boot_id" started_col ") SELECT u.j, u.k, $3, $4" started                                  \
-	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" gate    \
-	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
+	" FROM (SELECT DISTINCT j, k FROM" SQL_FIRES " AS x(j, k)) AS u" gate                      \
+	" ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""                     \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE"                                              \
 	"   SET boot_id = EXCLUDED.boot_id, claimed_at = pg_catalog.now()" restart                 \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
@@ -76,7 +81,7 @@ static const char *const sql_turn[] = {
 	" n AS (SELECT c.job_name, pg_catalog.count(*)::pg_catalog.int4 AS k FROM c"               \
 	"  GROUP BY c.job_name),"                                                                  \
 	" l AS (" lock " SELECT n.job_name, $3, $4, n.k" marked " FROM n"                          \
-	"  ORDER BY n.job_name COLLATE \"C\"" conflict ")"                                         \
+	"  ORDER BY n.job_name COLLATE pg_catalog.\"C\"" conflict ")"                              \
 	" SELECT c.job_name, c.fire_key,"                                                          \
 	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
 /* (a claim this instance made to record the fire, started NULL (sql_settle), is one its run
@@ -104,9 +109,9 @@ static const char *const sql_claim[] = {
  * instance's next process serves it if no row was written (cluster_serve.c, sql_unserved). */
 #define SQL_SETTLE(started_col, started, restart, gate)                                            \
 	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
-	") SELECT u.j, u.k, $3, $4" started                                                        \
-	" FROM (SELECT DISTINCT j, k FROM unnest($1::text[], $2::text[]) AS x(j, k)) AS u" gate    \
-	" ORDER BY u.j COLLATE \"C\", u.k COLLATE \"C\""                                           \
+	") SELECT u.j, u.k, $3, $4" started " FROM (SELECT DISTINCT j, k FROM" SQL_FIRES           \
+	" AS x(j, k)) AS u" gate                                                                   \
+	" ORDER BY u.j COLLATE pg_catalog.\"C\", u.k COLLATE pg_catalog.\"C\""                     \
 	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
 	" RETURNING c.job_name, c.fire_key"

@@ -31,26 +31,26 @@
  * instance for this one's end: wake it (coord.c; it claims again, the row decides). */
 static const char sql_unlock[] =
     "WITH u AS (SELECT j, pg_catalog.count(*)::pg_catalog.int4 AS k"
-    "  FROM pg_catalog.unnest($1::text[]) AS j GROUP BY j),"
+    "  FROM pg_catalog.unnest($1::pg_catalog.text[]) AS j GROUP BY j),"
     /* the rows are locked in the jobs' order first, as a claim locks them (sql_claim): in
      * the order of u (a hash's), an unlock and another instance's claim of the same jobs
      * could each hold a row the other waits for */
     " lk AS (SELECT l.job_name FROM pgcrond.job_lock l"
-    "  WHERE l.job_name OPERATOR(pg_catalog.=) ANY ($1::text[])"
+    "  WHERE l.job_name OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])"
     "   AND l.instance OPERATOR(pg_catalog.=) $3 AND l.boot_id OPERATOR(pg_catalog.=) $4"
-    "  ORDER BY l.job_name COLLATE \"C\" FOR UPDATE OF l),"
+    "  ORDER BY l.job_name COLLATE pg_catalog.\"C\" FOR UPDATE OF l),"
     " dl AS (DELETE FROM pgcrond.job_lock l USING u"
     "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
     "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.<=) u.k"
-    "   AND l.job_name IN (SELECT lk.job_name FROM lk)"
+    "   AND l.job_name OPERATOR(pg_catalog.=) ANY (SELECT lk.job_name FROM lk)"
     "  RETURNING l.job_name),"
     " up AS (UPDATE pgcrond.job_lock l SET holds = l.holds OPERATOR(pg_catalog.-) u.k FROM u"
     "  WHERE l.job_name OPERATOR(pg_catalog.=) u.j AND l.instance OPERATOR(pg_catalog.=) $3"
     "   AND l.boot_id OPERATOR(pg_catalog.=) $4 AND l.holds OPERATOR(pg_catalog.>) u.k"
-    "   AND l.job_name IN (SELECT lk.job_name FROM lk)"
+    "   AND l.job_name OPERATOR(pg_catalog.=) ANY (SELECT lk.job_name FROM lk)"
     "  RETURNING 1)"
     " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'end ' OPERATOR(pg_catalog.||)"
-    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::text[])";
+    "  dl.job_name) FROM dl WHERE dl.job_name OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])";
 
 void cluster_arm_ms(struct event *ev, int64_t ms)
 {

@@ -26,9 +26,9 @@
 
 static const char sql_holder[] =
     "SELECT coalesce(host, '?'), coalesce(pid, 0), boot_id,"
-    " (extract(epoch FROM last_seen) * 1000000)::bigint,"
-    " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    " FROM pgcrond.instance WHERE name = $1";
+    " (EXTRACT(epoch FROM last_seen) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
+    " pg_catalog.to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " FROM pgcrond.instance WHERE name OPERATOR(pg_catalog.=) $1";
 
 /* The instance's name (docs/security.md "Locks and notifications"): its row in
  * pgcrond.instance records the session that holds it (backend pid and start, as
@@ -73,7 +73,8 @@ static const char sql_lock[] =
     " , fence AS (SELECT pg_catalog.count(*) FILTER (WHERE f.gone) AS n FROM ("
     "   SELECT " END_BACKEND_A " AS gone"
     "   FROM pgcrond.job_run_details d JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
-    "   WHERE d.instance OPERATOR(pg_catalog.=) $1 AND d.boot_id IS DISTINCT FROM $2"
+    "   WHERE d.instance OPERATOR(pg_catalog.=) $1"
+    "    AND (d.boot_id OPERATOR(pg_catalog.=) $2) IS NOT TRUE"
     "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "    AND EXISTS (SELECT FROM ins)) f)"
     " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
@@ -94,26 +95,29 @@ static const char sql_lock[] =
     /* schema step 23: an instance alone claims nothing (cluster_lone.c) */
     " pg_catalog.to_regclass('pgcrond.cluster_gate') IS NOT NULL";
 
-/* The heartbeat, and who else is live. */
+/* The heartbeat, and who else is live: seen within 30 s, or within its own
+ * cluster_dead_after and 10 s if longer. */
+#define SQL_LIVE_OTHER                                                                             \
+	" name OPERATOR(pg_catalog.<>) $1 AND stopped_at IS NULL"                                  \
+	" AND last_seen OPERATOR(pg_catalog.>)"                                                    \
+	" (pg_catalog.now() OPERATOR(pg_catalog.-) greatest(interval '30 seconds',"                \
+	"  (coalesce(dead_after_ms, 20000) OPERATOR(pg_catalog.+) 10000)"                          \
+	"  OPERATOR(pg_catalog.*) interval '1 millisecond'))"
 static const char sql_beat[] =
     "WITH hb AS (INSERT INTO pgcrond.instance AS i (name, boot_id, host, pid, version,"
     "   dead_after_ms)"
-    "  VALUES ($1, $2, $3, $4::integer, $5, $6::integer)"
-    "  ON CONFLICT (name) DO UPDATE SET last_seen = now(), stopped_at = NULL, stop_note = NULL,"
-    "   dead_after_ms = EXCLUDED.dead_after_ms,"
-    "   started_at = CASE WHEN i.boot_id = EXCLUDED.boot_id THEN i.started_at ELSE now() END,"
+    "  VALUES ($1, $2, $3, $4::pg_catalog.int4, $5, $6::pg_catalog.int4)"
+    "  ON CONFLICT (name) DO UPDATE SET last_seen = pg_catalog.now(), stopped_at = NULL,"
+    "   stop_note = NULL, dead_after_ms = EXCLUDED.dead_after_ms,"
+    "   started_at = CASE WHEN i.boot_id OPERATOR(pg_catalog.=) EXCLUDED.boot_id"
+    "    THEN i.started_at ELSE pg_catalog.now() END,"
     "   boot_id = EXCLUDED.boot_id, host = EXCLUDED.host, pid = EXCLUDED.pid,"
     "   version = EXCLUDED.version"
     "  RETURNING 1)"
-    " SELECT (SELECT count(*) FROM hb),"
-    /* live: seen within 30 s, or within its own cluster_dead_after and 10 s if longer */
-    "  (SELECT count(*) FROM pgcrond.instance WHERE name <> $1 AND stopped_at IS NULL"
-    "    AND last_seen > now() - greatest(interval '30 seconds',"
-    "     (coalesce(dead_after_ms, 20000) + 10000) * interval '1 millisecond')),"
-    "  (SELECT string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
-    "    WHERE name <> $1 AND stopped_at IS NULL AND last_seen > now() - greatest("
-    "     interval '30 seconds', (coalesce(dead_after_ms, 20000) + 10000)"
-    "     * interval '1 millisecond')),"
+    " SELECT (SELECT pg_catalog.count(*) FROM hb),"
+    "  (SELECT pg_catalog.count(*) FROM pgcrond.instance WHERE" SQL_LIVE_OTHER "),"
+    "  (SELECT pg_catalog.string_agg(name, ', ' ORDER BY name) FROM pgcrond.instance"
+    "   WHERE" SQL_LIVE_OTHER "),"
     /* the database's clock, for this host's offset from it (cluster_clock_offset) */
     "  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*)"
     "   1000000)::pg_catalog.int8," SQL_TOLD_DEAD

@@ -151,13 +151,13 @@
  * until that instance is found dead (a run not begun that the frozen instance sends once it
  * resumes may then overlap another instance's run of a later fire). */
 #define SQL_JOB_LOCK_CONFLICT_F                                                                    \
-	SQL_JOB_LOCK_CONFLICT_MARKED("(" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"             \
-	                             "  OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"      \
-	                             "   WHERE a.application_name OPERATOR(pg_catalog.=) "         \
-	                             "pg_catalog.left('" PGCONN_JOB_APP_PREFIX                     \
-	                             "' OPERATOR(pg_catalog.||) r.job_name, 63)"                   \
-	                             "    AND a.state IS DISTINCT FROM 'idle'))",                  \
-	                             SQL_JOB_LOCK_ENDED)
+	SQL_JOB_LOCK_CONFLICT_MARKED(                                                              \
+	    "(" SQL_XID_UNKNOWN ") AND (r.fenced IS NOT NULL"                                      \
+	    "  OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"                               \
+	    "   WHERE a.application_name OPERATOR(pg_catalog.=) "                                  \
+	    "pg_catalog.left('" PGCONN_JOB_APP_PREFIX "' OPERATOR(pg_catalog.||) r.job_name, 63)"  \
+	    "    AND (a.state OPERATOR(pg_catalog.=) 'idle') IS NOT TRUE))",                       \
+	    SQL_JOB_LOCK_ENDED)
 
 struct claim {
 	struct claim *next;

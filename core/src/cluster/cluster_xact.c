@@ -43,7 +43,8 @@ static const char cluster_sql_xact[] =
     "  WHERE t OPERATOR(pg_catalog.<>) ''),"
     " v AS (SELECT f[2] AS k,"
     "  pg_catalog.max(f[3]) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S') AS job,"
-    "  pg_catalog.max(NULLIF(f[4], '')) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
+    "  pg_catalog.max(CASE WHEN f[4] OPERATOR(pg_catalog.<>) '' THEN f[4] END)"
+    "   FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
     "   ::pg_catalog.int8 AS sched,"
     /* a run's last X line: "0" after its id turned out not to be its transaction's */
     "  (pg_catalog.array_agg(f[3] ORDER BY n DESC) FILTER (WHERE f[1] OPERATOR(pg_catalog.=)"
@@ -58,7 +59,8 @@ static const char cluster_sql_xact[] =
     "   AND pg_catalog.strpos(COALESCE(f[5], ''), 'l') OPERATOR(pg_catalog.>) 0) AS lock,"
     "  pg_catalog.bool_or(f[1] OPERATOR(pg_catalog.=) 'X'"
     "   AND COALESCE(f[5], '') OPERATOR(pg_catalog.=) 'w') AS w,"
-    "  pg_catalog.max(NULLIF(f[6], '')) FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
+    "  pg_catalog.max(CASE WHEN f[6] OPERATOR(pg_catalog.<>) '' THEN f[6] END)"
+    "   FILTER (WHERE f[1] OPERATOR(pg_catalog.=) 'S')"
     "   AS fenced"
     "  FROM l GROUP BY f[2]),"
     /* a scheduled fire's claim, still ours, is started (its row lock orders this against a
@@ -69,7 +71,8 @@ static const char cluster_sql_xact[] =
     "   ON c.job_name OPERATOR(pg_catalog.=) v.job AND c.fire_key OPERATOR(pg_catalog.=)"
     "    ('s:' OPERATOR(pg_catalog.||) v.sched::pg_catalog.text)"
     "  WHERE v.claim AND NOT v.d AND c.instance OPERATOR(pg_catalog.=) $1"
-    "  ORDER BY c.job_name COLLATE \"C\", c.fire_key COLLATE \"C\" FOR UPDATE OF c),"
+    "  ORDER BY c.job_name COLLATE pg_catalog.\"C\", c.fire_key COLLATE pg_catalog.\"C\""
+    "  FOR UPDATE OF c),"
     " st AS (UPDATE pgcrond.fire_claim c SET started = true FROM lk"
     "  WHERE c.job_name OPERATOR(pg_catalog.=) lk.job_name"
     "   AND c.fire_key OPERATOR(pg_catalog.=) lk.fire_key RETURNING lk.k),"
@@ -77,10 +80,10 @@ static const char cluster_sql_xact[] =
      * LOCK_LEASE (its row lock orders this against a takeover). Locked after the claims,
      * in the jobs' order, as a claim locks them (the count makes lk go first) */
     " ll AS (SELECT j.job_name FROM pgcrond.job_lock j"
-    "  WHERE j.job_name IN (SELECT v.job FROM v WHERE v.lock AND NOT v.d)"
+    "  WHERE j.job_name OPERATOR(pg_catalog.=) ANY (SELECT v.job FROM v WHERE v.lock AND NOT v.d)"
     "   AND j.instance OPERATOR(pg_catalog.=) $1 AND j.boot_id OPERATOR(pg_catalog.=) $3"
     "   AND (SELECT pg_catalog.count(*) FROM lk) OPERATOR(pg_catalog.>=) 0"
-    "  ORDER BY j.job_name COLLATE \"C\" FOR UPDATE OF j),"
+    "  ORDER BY j.job_name COLLATE pg_catalog.\"C\" FOR UPDATE OF j),"
     " lt AS (UPDATE pgcrond.job_lock j SET locked_at = pg_catalog.clock_timestamp() FROM ll"
     "  WHERE j.job_name OPERATOR(pg_catalog.=) ll.job_name),"
     " gone AS (DELETE FROM pgcrond.run_start r USING v"
@@ -90,14 +93,14 @@ static const char cluster_sql_xact[] =
     " old AS (DELETE FROM pgcrond.run_start r WHERE r.noted_at OPERATOR(pg_catalog.<)"
     "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '2 days')),"
     " ok AS (SELECT v.* FROM v WHERE NOT v.d"
-    "  AND (NOT v.claim OR v.k IN (SELECT st.k FROM st))"
+    "  AND (NOT v.claim OR v.k OPERATOR(pg_catalog.=) ANY (SELECT st.k FROM st))"
     "  AND (NOT v.w OR EXISTS (SELECT FROM pgcrond.instance i"
     "   WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $3"
     "    AND i.stopped_at IS NULL))),"
     " ins AS (INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid,"
     "  server%s)"
     " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s%s FROM ok"
-    "  WHERE NOT ok.lock OR ok.job IN (SELECT ll.job_name FROM ll)"
+    "  WHERE NOT ok.lock OR ok.job OPERATOR(pg_catalog.=) ANY (SELECT ll.job_name FROM ll)"
     " ON CONFLICT (instance, run_key) DO UPDATE SET"
     "  job_name = COALESCE(EXCLUDED.job_name, r.job_name),"
     "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),%s"
@@ -105,7 +108,7 @@ static const char cluster_sql_xact[] =
     " RETURNING r.run_key)"
     " SELECT ins.run_key, NULL::pg_catalog.text FROM ins"
     " UNION ALL SELECT ok.k, 'lock' FROM ok"
-    "  WHERE ok.lock AND ok.job NOT IN (SELECT ll.job_name FROM ll)";
+    "  WHERE ok.lock AND NOT ok.job OPERATOR(pg_catalog.=) ANY (SELECT ll.job_name FROM ll)";
 
 /* A marks statement that failed on a deadlock, a serialization failure or a lock it could
  * not get changed nothing: it is sent again (with what gathered since), this many times,

@@ -54,7 +54,7 @@ static const char sql_take[] =
     "  (extract(epoch FROM scheduled_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
     "  attempt,"
     "  (extract(epoch FROM due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
-    "  pg_catalog.array_to_json(payloads)::text, instance";
+    "  pg_catalog.array_to_json(payloads)::pg_catalog.text, instance";
 /* The work of instances that stopped (a clean stop's NOTIFY only wakes us: which instances
  * stopped is read from their rows, which only pgcrond's roles write). The DELETE hands each
  * row to one taker. */
@@ -67,7 +67,7 @@ static const char sql_take_stopped[] =
     "   ::pg_catalog.int8,"
     "  w.attempt,"
     "  (pg_catalog.date_part('epoch', w.due_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
-    "  pg_catalog.array_to_json(w.payloads)::text, w.instance";
+    "  pg_catalog.array_to_json(w.payloads)::pg_catalog.text, w.instance";
 /* The live instances that hold job $1's lock (a claim takes it for a run): ask them to
  * cancel that run, and wake them. */
 static const char sql_cancel[] =
@@ -85,14 +85,15 @@ static const char sql_cancel[] =
     "  instance) FROM ins";
 /* This instance's cancel requests; one older than a minute is stale (its run is over). */
 static const char sql_cancels[] =
-    "DELETE FROM pgcrond.cancel_request WHERE instance = $1"
-    " RETURNING job_name, requested_by, requested_at > now() - interval '1 minute'";
+    "DELETE FROM pgcrond.cancel_request WHERE instance OPERATOR(pg_catalog.=) $1"
+    " RETURNING job_name, requested_by, requested_at OPERATOR(pg_catalog.>)"
+    "  (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')";
 static const char sql_pause[] =
     "WITH p AS (INSERT INTO pgcrond.job_pause (job_name, paused_by)"
     "  SELECT $1, $2 WHERE $3::boolean ON CONFLICT (job_name) DO NOTHING RETURNING 1),"
-    " r AS (DELETE FROM pgcrond.job_pause WHERE NOT $3::boolean AND job_name = $1"
-    "  RETURNING 1)"
-    " SELECT pg_notify('" CLUSTER_CHANNEL "', 'pause')"
+    " r AS (DELETE FROM pgcrond.job_pause WHERE NOT $3::boolean"
+    "  AND job_name OPERATOR(pg_catalog.=) $1 RETURNING 1)"
+    " SELECT pg_catalog.pg_notify('" CLUSTER_CHANNEL "', 'pause')"
     "  WHERE EXISTS (SELECT FROM p) OR EXISTS (SELECT FROM r)";
 static const char sql_paused[] = "SELECT job_name FROM pgcrond.job_pause ORDER BY 1";
 

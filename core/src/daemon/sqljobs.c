@@ -190,7 +190,7 @@ static const char rows_sql[] =
     "SELECT jobid, jobname, schedule,"
     "       CASE WHEN pg_catalog.octet_length(command) OPERATOR(pg_catalog.>) $1::bigint"
     "            THEN NULL ELSE command END,"
-    "       database, username, options::text, enabled,"
+    "       database, username, options::pg_catalog.text, enabled,"
     "       coalesce((SELECT r.rolcanlogin FROM pg_catalog.pg_roles r"
     "                  WHERE r.rolname OPERATOR(pg_catalog.=) j.username), false),"
     "       pg_catalog.octet_length(command), cron_jobname"
@@ -289,15 +289,16 @@ static void send_part(struct sqljobs *sj)
 	snprintf(total, sizeof(total), "%zu", n);
 	if (sj->rec_whole) {
 		const char *p[] = {json};
-		rc = notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::jsonb)", p, 1,
-		                  on_recorded, sj);
+		rc = notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::pg_catalog.jsonb)", p,
+		                  1, on_recorded, sj);
 	} else {
 		const char *p[] = {json, sj->rec_next == 0 ? "true" : "false",
 		                   end == n ? "true" : "false", total};
-		rc = notify_query(sj->n,
-		                  "SELECT pgcrond.record_file_jobs_part($1::jsonb, $2::boolean,"
-		                  " $3::boolean, $4::integer)",
-		                  p, 4, on_recorded, sj);
+		rc = notify_query(
+		    sj->n,
+		    "SELECT pgcrond.record_file_jobs_part($1::pg_catalog.jsonb, $2::boolean,"
+		    " $3::boolean, $4::integer)",
+		    p, 4, on_recorded, sj);
 	}
 	free(json);
 	sj->rec_busy = rc == 0; /* down: on_listening sends them again once connected */

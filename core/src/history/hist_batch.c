@@ -15,21 +15,32 @@
  * insert needs no conflict check (the arbiter index probe and the speculative insertion
  * were about a tenth of the history backend's time at 15,000 runs/s). A row there after all
  * fails the batch (23505), which is then sent again as a replay (sql_ins). */
+#define U_SCHED HIST_US_TIME("u.sched_us")
 #define SQL_INS                                                                                    \
 	"INSERT INTO pgcrond.job_run_details AS d"                                                 \
 	" (jobid, database, username, command, status, return_message, start_time, end_time,"      \
 	"  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"  \
 	"  boot_id, graph_run, job_pid)"                                                           \
-	" SELECT (SELECT j.jobid FROM pgcrond.job j WHERE j.jobname = u.job_name),"                \
+	" SELECT (SELECT j.jobid FROM pgcrond.job j"                                               \
+	"  WHERE j.jobname OPERATOR(pg_catalog.=) u.job_name),"                                    \
 	"  u.database, u.username, u.command, u.status, u.message,"                                \
-	"  timestamptz 'epoch' + u.start_us * interval '1 microsecond',"                           \
-	"  timestamptz 'epoch' + u.end_us * interval '1 microsecond',"                             \
-	"  u.job_name, u.trigger, timestamptz 'epoch' + u.sched_us * interval '1 microsecond',"    \
-	"  u.attempt, (u.end_us - u.start_us) / 1000.0, u.sqlstate, u.instance, u.run_key,"        \
-	"  u.boot_id, u.graph_run, u.pid"                                                          \
-	" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"     \
-	"  $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::integer[],"      \
-	"  $13::text[], $14::text[], $15::text[], $16::bigint[], $17::integer[], $18::boolean[])"  \
+	"  " HIST_U_START ", " HIST_U_END ", u.job_name, u.trigger, " U_SCHED ", u.attempt,"       \
+	"  ((u.end_us OPERATOR(pg_catalog.-) u.start_us) OPERATOR(pg_catalog./) 1000.0),"          \
+	"  u.sqlstate, u.instance, u.run_key, u.boot_id, u.graph_run, u.pid"                       \
+	" FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"                               \
+	"  pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),"    \
+	"  pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]),"    \
+	"  pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[]),"    \
+	"  pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.text[]),"    \
+	"  pg_catalog.unnest($10::pg_catalog.int8[]),"                                             \
+	"  pg_catalog.unnest($11::pg_catalog.int8[]),"                                             \
+	"  pg_catalog.unnest($12::pg_catalog.int4[]),"                                             \
+	"  pg_catalog.unnest($13::pg_catalog.text[]),"                                             \
+	"  pg_catalog.unnest($14::pg_catalog.text[]),"                                             \
+	"  pg_catalog.unnest($15::pg_catalog.text[]),"                                             \
+	"  pg_catalog.unnest($16::pg_catalog.int8[]),"                                             \
+	"  pg_catalog.unnest($17::pg_catalog.int4[]),"                                             \
+	"  pg_catalog.unnest($18::pg_catalog.bool[]))"                                             \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
 	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole)"
 /* The fire's row is the one of the instance that holds its claim: a first run of a scheduled
@@ -56,48 +67,18 @@ static const char sql_ins_new[] =
  * skip record of a fire another instance served is not written (HIST_UNLESS_SERVED), nor a
  * run another instance retried */
 static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
-    "u.whole", "u.status", "u.job_name",
-    "(timestamptz 'epoch' + u.sched_us * interval '1 microsecond')",
+    "u.whole", "u.status", "u.job_name", U_SCHED,
     "u.instance") " AND" SQL_NOT_RETRIED_ELSEWHERE
                   " ON CONFLICT (instance, run_key, start_time) DO UPDATE"
                   " SET status = EXCLUDED.status, return_message = EXCLUDED.return_message,"
                   "  sqlstate = EXCLUDED.sqlstate, end_time = EXCLUDED.end_time,"
                   "  duration_ms = EXCLUDED.duration_ms, job_pid = coalesce(EXCLUDED.job_pid, "
                   "d.job_pid)"
-                  " WHERE EXCLUDED.status <> 'running' AND d.status = 'running'" HIST_WRITTEN_CLOSE(
-                      "d.");
+                  " WHERE EXCLUDED.status OPERATOR(pg_catalog.<>) 'running'"
+                  " AND d.status OPERATOR(pg_catalog.=) 'running'" HIST_WRITTEN_CLOSE("d.");
 
-/* The pids and ends of runs an earlier batch wrote. SQL_UPD(COND): COND names the row's
- * start_time, so that each update touches one day's partition; a P1 or F1 line (its run's
- * start unknown to the process that wrote it) has none, and its row is looked for in every
- * partition (sql_upd_any). A run's pid and end are two input rows (the batch pairs a run's
- * lines with its start only), made one per run here: an UPDATE takes one input row per row it
- * changes. An end leaves a row another instance closed (it found this one dead: cluster.h)
- * with that instance's verdict. */
-#define SQL_UPD(start_cond)                                                                        \
-	HIST_WRITTEN_OPEN                                                                          \
-	"UPDATE pgcrond.job_run_details d"                                                         \
-	" SET status = coalesce(u.status, d.status),"                                              \
-	"  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"  \
-	"  sqlstate = CASE WHEN u.status IS NULL THEN d.sqlstate ELSE u.sqlstate END,"             \
-	"  end_time = coalesce(timestamptz 'epoch' + u.end_us * interval '1 microsecond',"         \
-	"                      d.end_time),"                                                       \
-	"  duration_ms = coalesce(extract(epoch FROM (timestamptz 'epoch' + u.end_us"              \
-	"                * interval '1 microsecond') - d.start_time) * 1000, d.duration_ms),"      \
-	"  job_pid = coalesce(u.pid, d.job_pid)"                                                   \
-	" FROM (SELECT instance, run_key, max(start_us) AS start_us, max(status) AS status,"       \
-	"  max(message) AS message, max(sqlstate) AS sqlstate, max(end_us) AS end_us,"             \
-	"  max(pid) AS pid"                                                                        \
-	"  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],"  \
-	"   $7::bigint[], $8::integer[])"                                                          \
-	"   AS v(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"             \
-	"  GROUP BY instance, run_key) u"                                                          \
-	" WHERE d.instance = u.instance AND d.run_key = u.run_key" start_cond                      \
-	"   AND (u.status IS NULL OR d.status IN ('starting', 'running'))" HIST_WRITTEN_CLOSE(     \
-	    "d.")
-static const char sql_upd[] =
-    SQL_UPD(" AND d.start_time = timestamptz 'epoch' + u.start_us * interval '1 microsecond'");
-static const char sql_upd_any[] = SQL_UPD("");
+static const char sql_upd[] = HIST_SQL_UPD(HIST_SQL_UPD_START);
+static const char sql_upd_any[] = HIST_SQL_UPD("");
 
 /* Two columns: never taken for written rows (hist_written_rows reads five). */
 static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"

@@ -26,9 +26,16 @@ struct hist_spool_line;
 #define HIST_WRITTEN_OPEN "WITH w AS ("
 #define HIST_WRITTEN_CLOSE(t)                                                                      \
 	" RETURNING " t "run_key, " t "runid, " t "job_name, " t "status,"                         \
-	" (extract(epoch FROM " t "end_time) * 1000000)::bigint AS end_us)"                        \
-	" SELECT w.run_key, w.runid, w.job_name, w.status, w.end_us FROM w"                        \
-	" WHERE w.status <> 'running'"
+	" (EXTRACT(epoch FROM " t "end_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"     \
+	" AS end_us) SELECT w.run_key, w.runid, w.job_name, w.status, w.end_us FROM w"             \
+	" WHERE w.status OPERATOR(pg_catalog.<>) 'running'"
+#define HIST_WRITTEN_CLOSE_D HIST_WRITTEN_CLOSE("d.")
+/* SQL: the time US Unix µs name, a timestamptz; the ends and starts of rows u. */
+#define HIST_US_TIME(us)                                                                           \
+	"(pg_catalog.timestamptz 'epoch' OPERATOR(pg_catalog.+) (" us                              \
+	" OPERATOR(pg_catalog.*) interval '1 microsecond'))"
+#define HIST_U_END HIST_US_TIME("u.end_us")
+#define HIST_U_START HIST_US_TIME("u.start_us")
 
 /* A skip record of a fire that another instance's row already records is not written: a
  * stop's "pgcrond was shutting down" row that waited in the spill file while the history
@@ -38,10 +45,50 @@ struct hist_spool_line;
  * timestamptz) and INSTANCE are the row's expressions; the run's start bounds the look, as
  * the catch-up's does. */
 #define HIST_UNLESS_SERVED(whole, status, job, sched, instance)                                    \
-	" WHERE NOT (coalesce(" whole " AND " status " = 'skipped', false) AND EXISTS (SELECT"     \
-	"  FROM pgcrond.job_run_details o WHERE o.job_name = " job                                 \
-	" AND o.scheduled_time = " sched "  AND o.start_time >= " sched                            \
-	" - interval '1 minute' AND o.instance <> " instance "))"
+	" WHERE NOT (coalesce(" whole " AND " status " OPERATOR(pg_catalog.=) 'skipped', false)"   \
+	" AND EXISTS (SELECT FROM pgcrond.job_run_details o"                                       \
+	"  WHERE o.job_name OPERATOR(pg_catalog.=) " job                                           \
+	"  AND o.scheduled_time OPERATOR(pg_catalog.=) " sched                                     \
+	"  AND o.start_time OPERATOR(pg_catalog.>=) (" sched                                       \
+	"  OPERATOR(pg_catalog.-) interval '1 minute')"                                            \
+	"  AND o.instance OPERATOR(pg_catalog.<>) " instance "))"
+
+/* SQL: the pids and ends of runs an earlier batch wrote. HIST_SQL_UPD(COND): COND names the row's
+ * start_time, so that each update touches one day's partition; a P1 or F1 line (its run's
+ * start unknown to the process that wrote it) has none, and its row is looked for in every
+ * partition (sql_upd_any). A run's pid and end are two input rows (the batch pairs a run's
+ * lines with its start only), made one per run here: an UPDATE takes one input row per row it
+ * changes. An end leaves a row another instance closed (it found this one dead: cluster.h)
+ * with that instance's verdict. */
+#define HIST_SQL_UPD(start_cond)                                                                   \
+	HIST_WRITTEN_OPEN                                                                          \
+	"UPDATE pgcrond.job_run_details d"                                                         \
+	" SET status = coalesce(u.status, d.status),"                                              \
+	"  return_message = CASE WHEN u.status IS NULL THEN d.return_message ELSE u.message END,"  \
+	"  sqlstate = CASE WHEN u.status IS NULL THEN d.sqlstate ELSE u.sqlstate END,"             \
+	"  end_time = coalesce(" HIST_U_END ", d.end_time),"                                       \
+	"  duration_ms = coalesce(EXTRACT(epoch FROM " HIST_U_END                                  \
+	"   OPERATOR(pg_catalog.-) d.start_time) OPERATOR(pg_catalog.*) 1000, d.duration_ms),"     \
+	"  job_pid = coalesce(u.pid, d.job_pid)"                                                   \
+	" FROM (SELECT instance, run_key, pg_catalog.max(start_us) AS start_us,"                   \
+	"  pg_catalog.max(status) AS status, pg_catalog.max(message) AS message,"                  \
+	"  pg_catalog.max(sqlstate) AS sqlstate, pg_catalog.max(end_us) AS end_us,"                \
+	"  pg_catalog.max(pid) AS pid"                                                             \
+	"  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"                              \
+	"   pg_catalog.unnest($2::pg_catalog.text[]),"                                             \
+	"   pg_catalog.unnest($3::pg_catalog.int8[]),"                                             \
+	"   pg_catalog.unnest($4::pg_catalog.text[]),"                                             \
+	"   pg_catalog.unnest($5::pg_catalog.text[]),"                                             \
+	"   pg_catalog.unnest($6::pg_catalog.text[]),"                                             \
+	"   pg_catalog.unnest($7::pg_catalog.int8[]), pg_catalog.unnest($8::pg_catalog.int4[]))"   \
+	"   AS v(instance, run_key, start_us, status, message, sqlstate, end_us, pid)"             \
+	"  GROUP BY instance, run_key) u"                                                          \
+	" WHERE d.instance OPERATOR(pg_catalog.=) u.instance"                                      \
+	" AND d.run_key OPERATOR(pg_catalog.=) u.run_key" start_cond                               \
+	" AND (u.status IS NULL OR d.status OPERATOR(pg_catalog.=) ANY"                            \
+	"  (ARRAY['starting', 'running']))" HIST_WRITTEN_CLOSE_D
+/* The condition that takes one partition. */
+#define HIST_SQL_UPD_START " AND d.start_time OPERATOR(pg_catalog.=) " HIST_U_START
 
 /* A batch's row, pointing into the records' fields: inserted, or an update of a row an
  * earlier batch wrote (instance, run key, pid, end, and the start if the lines name it). */

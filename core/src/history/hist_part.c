@@ -43,17 +43,21 @@ static const char sql_ensure[] =
     "SELECT pgcrond.history_partitions_ensure(" AHEAD_DAYS ") FROM " HIST_PART_SHORT_LOCKS;
 /* Attached partitions past the retention, then tables a crash left detached; a pending
  * detach first: no other partition can be detached CONCURRENTLY until it is finalized. */
+#define CUTOFF                                                                                     \
+	" (pg_catalog.now() OPERATOR(pg_catalog.-)"                                                \
+	"  ($1::pg_catalog.int8 OPERATOR(pg_catalog.*) interval '1 millisecond'))"
 static const char sql_list[] =
     "SELECT schema_name, partition_name, detach_pending, true, est_rows"
-    "  FROM pgcrond.history_partition_list()"
-    " WHERE to_time <= now() - $1::bigint * interval '1 millisecond'"
+    "  FROM pgcrond.history_partition_list() WHERE to_time OPERATOR(pg_catalog.<=)" CUTOFF
     " UNION ALL "
-    "SELECT n.nspname, c.relname, false, false, greatest(c.reltuples, 0)::bigint"
-    "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname = 'pgcrond' AND c.relkind = 'r' AND NOT c.relispartition"
-    "   AND c.relname ~ '^job_run_details_p[0-9]{8}$'"
-    "   AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp"
-    "       AT TIME ZONE 'UTC' <= now() - $1::bigint * interval '1 millisecond'"
+    "SELECT n.nspname, c.relname, false, false, greatest(c.reltuples, 0)::pg_catalog.int8"
+    "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+    "   ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+    " WHERE n.nspname OPERATOR(pg_catalog.=) 'pgcrond' AND c.relkind OPERATOR(pg_catalog.=) 'r'"
+    "   AND NOT c.relispartition"
+    "   AND c.relname OPERATOR(pg_catalog.~) '^job_run_details_p[0-9]{8}$'"
+    "   AND ((pg_catalog.to_date(pg_catalog.substr(c.relname, 18), 'YYYYMMDD')"
+    "    OPERATOR(pg_catalog.+) 1)::timestamp AT TIME ZONE 'UTC') OPERATOR(pg_catalog.<=)" CUTOFF
     " ORDER BY 3 DESC, 2";
 static const char sql_set[] = "SET lock_timeout = " HIST_PART_LOCK_TIMEOUT_MS;
 static const char sql_reset[] = "RESET lock_timeout";

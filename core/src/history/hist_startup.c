@@ -22,32 +22,43 @@
  * backends ended and those that did not go. */
 #define RUN_BACKEND_D_A PGCONN_SQL_RUN_BACKEND("d", "a")
 #define END_BACKEND_A PGCONN_SQL_END_BACKEND("a")
+#define EQ " OPERATOR(pg_catalog.=) "
+#define START_US                                                                                   \
+	"(EXTRACT(epoch FROM d.start_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"
+#define END_US "(EXTRACT(epoch FROM d.end_time) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"
+#define SINCE_1 "d.start_time OPERATOR(pg_catalog.>=) $1::pg_catalog.timestamptz"
+/* the open rows of instance $1 a process other than boot $2 wrote since $4 */
+#define ORPHAN_ROWS                                                                                \
+	" d.instance" EQ "$1 AND d.status" EQ "ANY (ARRAY['starting', 'running'])"                 \
+	" AND (d.boot_id" EQ "$2) IS NOT TRUE"                                                     \
+	" AND d.start_time OPERATOR(pg_catalog.>=) $4::pg_catalog.timestamptz"
 const char hist_sql_orphans[] =
     "WITH fence AS ("
     "  SELECT d.run_key, d.job_name, a.pid, " END_BACKEND_A " AS gone"
-    "   FROM pgcrond.job_run_details d JOIN pg_stat_activity a ON " RUN_BACKEND_D_A
-    "  WHERE d.instance = $1 AND d.status IN ('starting', 'running')"
-    "   AND d.boot_id IS DISTINCT FROM $2 AND d.start_time >= $4::timestamptz),"
+    "   FROM pgcrond.job_run_details d JOIN pg_catalog.pg_stat_activity a"
+    "   ON " RUN_BACKEND_D_A " WHERE" ORPHAN_ROWS "),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
-    "     SET status = 'failed', return_message = $3, end_time = now(),"
-    "         duration_ms = extract(epoch FROM now() - d.start_time) * 1000"
-    "   WHERE d.instance = $1 AND d.status IN ('starting', 'running')"
-    "     AND d.boot_id IS DISTINCT FROM $2 AND d.start_time >= $4::timestamptz"
-    "     AND NOT EXISTS (SELECT FROM fence f WHERE f.run_key = d.run_key AND NOT f.gone)"
+    "     SET status = 'failed', return_message = $3, end_time = pg_catalog.now(),"
+    "         duration_ms = EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-)"
+    "          d.start_time) OPERATOR(pg_catalog.*) 1000"
+    "   WHERE" ORPHAN_ROWS " AND NOT EXISTS (SELECT FROM fence f"
+    "    WHERE f.run_key" EQ "d.run_key AND NOT f.gone)"
     "  RETURNING 1)"
-    " SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM fence WHERE gone),"
-    "  (SELECT string_agg(format('%s (backend %s)', job_name, pid), ', ')"
+    " SELECT (SELECT pg_catalog.count(*) FROM closed),"
+    "  (SELECT pg_catalog.count(*) FROM fence WHERE gone),"
+    "  (SELECT pg_catalog.string_agg(pg_catalog.format('%s (backend %s)', job_name, pid), ', ')"
     "    FROM fence WHERE NOT gone)";
 
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
  * and the end of its last success, where its staleness counts from. */
 const char hist_sql_last_fires[] =
-    "SELECT job_name,"
-    " extract(epoch FROM max(scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"
-    "   AND trigger IN ('schedule', 'catchup')))::bigint,"
-    " (extract(epoch FROM max(end_time) FILTER (WHERE status = 'succeeded')) * 1000000)::bigint"
-    " FROM pgcrond.job_run_details WHERE start_time >= $1::timestamptz GROUP BY job_name";
+    "SELECT job_name, EXTRACT(epoch FROM pg_catalog.max(scheduled_time) FILTER"
+    " (WHERE scheduled_time IS NOT NULL"
+    "   AND trigger" EQ "ANY (ARRAY['schedule', 'catchup'])))::pg_catalog.int8,"
+    " (EXTRACT(epoch FROM pg_catalog.max(end_time) FILTER (WHERE status" EQ "'succeeded'))"
+    "  OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"
+    " FROM pgcrond.job_run_details d WHERE " SINCE_1 " GROUP BY job_name";
 
 /* What the status showed before the restart, for every job in the history (any instance):
  * its last result ('L', with its message), its last $3 ended runs ('S', the strip), and the
@@ -58,35 +69,31 @@ const char hist_sql_last_fires[] =
  * within each kind. */
 const char hist_sql_last_results[] =
     "WITH RECURSIVE n(job) AS ("
-    " SELECT min(d.job_name) FROM pgcrond.job_run_details d WHERE d.start_time >= $1::timestamptz"
-    " UNION ALL"
-    " SELECT (SELECT min(d.job_name) FROM pgcrond.job_run_details d"
-    "   WHERE d.job_name > n.job AND d.start_time >= $1::timestamptz)"
+    " SELECT pg_catalog.min(d.job_name) FROM pgcrond.job_run_details d WHERE " SINCE_1 " UNION ALL"
+    " SELECT (SELECT pg_catalog.min(d.job_name) FROM pgcrond.job_run_details d"
+    "   WHERE d.job_name OPERATOR(pg_catalog.>) n.job AND " SINCE_1 ")"
     " FROM n WHERE n.job IS NOT NULL)"
     " SELECT * FROM ("
     " SELECT 'L' AS kind, r.* FROM n CROSS JOIN LATERAL ("
     "  SELECT d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
-    "  (extract(epoch FROM d.start_time) * 1000000)::bigint AS start_us,"
-    "  (extract(epoch FROM d.end_time) * 1000000)::bigint AS end_us, d.runid"
-    "  FROM pgcrond.job_run_details d WHERE d.job_name = n.job AND d.start_time >= $1::timestamptz"
-    "   AND d.end_time IS NOT NULL AND d.status IN ('succeeded', 'failed')"
+    "  " START_US " AS start_us, " END_US " AS end_us, d.runid"
+    "  FROM pgcrond.job_run_details d WHERE d.job_name" EQ "n.job AND " SINCE_1
+    "   AND d.end_time IS NOT NULL AND d.status" EQ "ANY (ARRAY['succeeded', 'failed'])"
     "  ORDER BY d.start_time DESC, d.runid DESC LIMIT 1) r"
     " UNION ALL"
     " SELECT 'S', r.* FROM n CROSS JOIN LATERAL ("
-    "  SELECT d.job_name, d.status, NULL::text, NULL::text, d.trigger, d.attempt,"
-    "  (extract(epoch FROM d.start_time) * 1000000)::bigint,"
-    "  (extract(epoch FROM d.end_time) * 1000000)::bigint, d.runid"
-    "  FROM pgcrond.job_run_details d WHERE d.job_name = n.job AND d.start_time >= $1::timestamptz"
-    "   AND d.end_time IS NOT NULL"
-    "   AND d.status IN ('succeeded', 'failed', 'skipped', 'upstream_failed')"
-    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $3::integer) r"
+    "  SELECT d.job_name, d.status, NULL::pg_catalog.text, NULL::pg_catalog.text, d.trigger,"
+    "  d.attempt, " START_US ", " END_US ", d.runid"
+    "  FROM pgcrond.job_run_details d WHERE d.job_name" EQ "n.job AND " SINCE_1
+    "   AND d.end_time IS NOT NULL AND d.status" EQ "ANY (ARRAY['succeeded', 'failed',"
+    "    'skipped', 'upstream_failed'])"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $3::pg_catalog.int4) r"
     " UNION ALL"
     " (SELECT 'F', d.job_name, d.status, d.return_message, d.sqlstate, d.trigger, d.attempt,"
-    "  (extract(epoch FROM d.start_time) * 1000000)::bigint,"
-    "  (extract(epoch FROM d.end_time) * 1000000)::bigint, d.runid"
-    "  FROM pgcrond.job_run_details d WHERE d.start_time >= $1::timestamptz"
-    "   AND d.end_time IS NOT NULL AND d.status = 'failed'"
-    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::integer)) AS p"
+    "  " START_US ", " END_US ", d.runid"
+    "  FROM pgcrond.job_run_details d WHERE " SINCE_1
+    "   AND d.end_time IS NOT NULL AND d.status" EQ "'failed'"
+    "  ORDER BY d.start_time DESC, d.runid DESC LIMIT $2::pg_catalog.int4)) AS p"
     " ORDER BY p.kind, p.start_us DESC, p.runid DESC";
 
 long long hist_orphans_closed(const PGresult *res)

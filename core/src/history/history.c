@@ -54,7 +54,7 @@
  * waits for a lock only as long as the retention's steps do (hist_part.h): a manual VACUUM or
  * LOCK of the history would hold up everything on the session behind it. */
 static const char sql_partition[] =
-    "SELECT pgcrond.history_partition_create($1::date) FROM " HIST_PART_SHORT_LOCKS;
+    "SELECT pgcrond.history_partition_create($1::pg_catalog.date) FROM " HIST_PART_SHORT_LOCKS;
 
 /* Partitions for the records about to be written (a daemon back after days away fills the
  * gap), with the same short lock wait; a database still at schema 1-5 has no such function,

@@ -325,11 +325,14 @@ void ctl_sync_registry(struct ctl *c)
 	if (!text)
 		return;
 	const char *params[] = {text};
-	struct exec_stmt st = {.sql =
-	                           "UPDATE pgcrond.job SET paused = (jobname = ANY (ARRAY(SELECT "
-	                           "jsonb_array_elements_text($1::jsonb))))"
-	                           " WHERE paused IS DISTINCT FROM (jobname = ANY (ARRAY(SELECT "
-	                           "jsonb_array_elements_text($1::jsonb))))",
+	/* on a job's session of the history database (exec.h), whose search_path is the server's:
+	 * every name qualified, IS DISTINCT FROM (an unqualified "=") spelled out */
+#define PAUSED_NOW                                                                                 \
+	"(jobname OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT"                                        \
+	" pg_catalog.jsonb_array_elements_text($1::pg_catalog.jsonb))))"
+	struct exec_stmt st = {.sql = "UPDATE pgcrond.job SET paused = " PAUSED_NOW
+	                              " WHERE (paused OPERATOR(pg_catalog.=) " PAUSED_NOW
+	                              ") IS NOT TRUE",
 	                       .params = params,
 	                       .n_params = 1};
 	struct exec_run_spec spec = {.database = cfg->history_database,

@@ -28,9 +28,6 @@
 
 #include "sched_priv.h"
 
-/* A stop gives back the claims of instants at least this far ahead (an interval) */
-#define GIVE_BACK_MARGIN "50 milliseconds"
-
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us)
 {
 	/* once the early wake-up is due, the timer waits for the instant itself: whatever the
@@ -87,18 +84,12 @@ void sched_preclaim_give_back(struct sched *s)
 	/* One statement for them all, after the claims' own on the same connection: this
 	 * process's claims of instants still to come were all made early (a fire is otherwise
 	 * claimed at or after its instant), and the recent ones are found by claimed_at's
-	 * index. A claim within GIVE_BACK_MARGIN of its instant, judged as each row is read,
+	 * index. A claim within SCHED_GIVE_BACK_MARGIN of its instant, judged as each row is read,
 	 * stays: the others may have asked for it at its instant already and lost, so it is
 	 * theirs to serve once this instance's row says stopped (cluster_serve_stopped); given
 	 * back then, the fire was lost (it_cluster "giveback", AddressSanitizer build). */
 	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
-	if (cluster_submit(c,
-	                   "DELETE FROM pgcrond.fire_claim WHERE instance = $1 AND boot_id = $2"
-	                   " AND claimed_at > now() - interval '1 minute'"
-	                   " AND fire_key ~ '^s:[0-9]+$'"
-	                   " AND substr(fire_key, 3)::bigint > extract(epoch FROM"
-	                   "  clock_timestamp() + interval '" GIVE_BACK_MARGIN "')",
-	                   2, params, cluster_warn_failed,
+	if (cluster_submit(c, SCHED_SQL_GIVE_BACK, 2, params, cluster_warn_failed,
 	                   (void *)"could not give back a fire claimed before its instant") < 0)
 		log_warning("cluster: cannot give back the fires claimed before their instant");
 }

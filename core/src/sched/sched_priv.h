@@ -430,6 +430,17 @@ void sched_preclaim_stale(struct job *j);
  * deleted in one statement, their locks released), so another instance may claim them at
  * their instant. */
 void sched_preclaim_give_back(struct sched *s);
+/* SQL: that statement, for instance $1 and boot $2: claims of scheduled fires made in the
+ * last minute for instants at least SCHED_GIVE_BACK_MARGIN (an interval) ahead. */
+#define SCHED_GIVE_BACK_MARGIN "50 milliseconds"
+#define SCHED_SQL_GIVE_BACK                                                                        \
+	"DELETE FROM pgcrond.fire_claim WHERE instance OPERATOR(pg_catalog.=) $1"                  \
+	" AND boot_id OPERATOR(pg_catalog.=) $2 AND claimed_at OPERATOR(pg_catalog.>)"             \
+	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"                           \
+	" AND fire_key OPERATOR(pg_catalog.~) '^s:[0-9]+$'"                                        \
+	" AND pg_catalog.substr(fire_key, 3)::pg_catalog.int8 OPERATOR(pg_catalog.>)"              \
+	" EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)"                  \
+	" interval '" SCHED_GIVE_BACK_MARGIN "')"
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken

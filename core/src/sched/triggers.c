@@ -195,20 +195,10 @@ static void tjob_note(struct tjob *tj, const char *payload)
 /* A request is acted on only once this daemon has claimed its row: rows come only from
  * pgcrond.trigger(), which PostgreSQL lets only pgcrond_operator members (and the owner)
  * execute, so a NOTIFY from anyone else names nothing that can be claimed. */
-#define CLAIM_COLUMNS                                                                              \
-	" RETURNING id, job_name, force, requested_by,"                                            \
-	" requested_at < now() - interval '" REQUEST_EXPIRY "'"
-#define REQUEST_EXPIRY "1 hour"
-static const char claim_one_sql[] =
-    "UPDATE pgcrond.trigger_request SET claimed_by = $2, claimed_at = now()"
-    " WHERE id = $1::bigint AND claimed_at IS NULL" CLAIM_COLUMNS;
+static const char claim_one_sql[] = TRIGGERS_SQL_CLAIM_ONE;
 /* after a (re)connect: what came while nobody listened, in batches */
-#define SWEEP_BATCH 1000
-#define SWEEP_BATCH_TEXT "1000"
-static const char claim_all_sql[] =
-    "UPDATE pgcrond.trigger_request SET claimed_by = $1, claimed_at = now()"
-    " WHERE id IN (SELECT id FROM pgcrond.trigger_request WHERE claimed_at IS NULL"
-    "              ORDER BY id LIMIT " SWEEP_BATCH_TEXT " FOR UPDATE SKIP LOCKED)" CLAIM_COLUMNS;
+#define SWEEP_BATCH 1000 /* TRIGGERS_SWEEP_BATCH_TEXT */
+static const char claim_all_sql[] = TRIGGERS_SQL_CLAIM_ALL;
 
 static void refusals_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -255,14 +245,7 @@ static void refused(struct refusals *r, const char *fmt, ...)
  * and never crowds the claims out of the listener's queue. Each is also announced on
  * PGCROND_TRIGGER_OUTCOME_CHANNEL, for the `pgcrond trigger` waiting for it; of a request's
  * outcomes in one batch ("started" put back beside "finished"), the last is written. */
-static const char outcome_sql[] =
-    "WITH o AS (SELECT DISTINCT ON (o.id) o.id, o.outcome FROM ROWS FROM ("
-    "  pg_catalog.jsonb_to_recordset($1::jsonb) AS (id bigint, outcome text))"
-    "  WITH ORDINALITY AS o(id, outcome, n) ORDER BY o.id, o.n DESC),"
-    " u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome FROM o"
-    "  WHERE t.id = o.id RETURNING t.id, t.outcome)"
-    " SELECT count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"
-    "  u.id || ' ' || u.outcome)) FROM u";
+static const char outcome_sql[] = TRIGGERS_SQL_OUTCOMES;
 
 static void outcomes_written(void *arg, const PGresult *res, bool ok, size_t n)
 {
@@ -328,9 +311,9 @@ static void serve_request(struct tdb *db, const char *id, const char *job, bool 
 		refused(&t->refused,
 		        "manual run of %.64s requested by %.64s (request %s) refused: it waited "
 		        "more than %s for pgcrond",
-		        job, who, id, REQUEST_EXPIRY);
+		        job, who, id, TRIGGERS_REQUEST_EXPIRY);
 		snprintf(outcome, sizeof(outcome), "refused: waited more than %s for pgcrond",
-		         REQUEST_EXPIRY);
+		         TRIGGERS_REQUEST_EXPIRY);
 		record_outcome(db, id, outcome);
 		return;
 	}

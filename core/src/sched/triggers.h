@@ -22,6 +22,36 @@ struct pgc_config;
 struct sched;
 struct triggers;
 
+/* SQL, on the listening session of the history database (pinned search_path, and every name
+ * qualified all the same): claim request $1 for instance $2, or ($1) up to a batch of
+ * unclaimed ones (what came while nobody listened), each answering its id, job, force,
+ * requester and whether it waited past its expiry; record the outcomes of a JSON array
+ * of {id, outcome} ($1; the last of an id's wins), each announced on
+ * PGCROND_TRIGGER_OUTCOME_CHANNEL (history.h). */
+#define TRIGGERS_REQUEST_EXPIRY "1 hour"
+#define TRIGGERS_SWEEP_BATCH_TEXT "1000"
+#define TRIGGERS_SQL_CLAIMED                                                                       \
+	" RETURNING id, job_name, force, requested_by, requested_at OPERATOR(pg_catalog.<)"        \
+	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" TRIGGERS_REQUEST_EXPIRY "')"
+#define TRIGGERS_SQL_CLAIM_ONE                                                                     \
+	"UPDATE pgcrond.trigger_request SET claimed_by = $2, claimed_at = pg_catalog.now()"        \
+	" WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8"                                     \
+	" AND claimed_at IS NULL" TRIGGERS_SQL_CLAIMED
+#define TRIGGERS_SQL_CLAIM_ALL                                                                     \
+	"UPDATE pgcrond.trigger_request SET claimed_by = $1, claimed_at = pg_catalog.now()"        \
+	" WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM pgcrond.trigger_request"             \
+	"  WHERE claimed_at IS NULL ORDER BY id LIMIT " TRIGGERS_SWEEP_BATCH_TEXT                  \
+	"  FOR UPDATE SKIP LOCKED)" TRIGGERS_SQL_CLAIMED
+#define TRIGGERS_SQL_OUTCOMES                                                                      \
+	"WITH o AS (SELECT DISTINCT ON (o.id) o.id, o.outcome FROM ROWS FROM ("                    \
+	"  pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb)"                                    \
+	"  AS (id pg_catalog.int8, outcome pg_catalog.text))"                                      \
+	"  WITH ORDINALITY AS o(id, outcome, n) ORDER BY o.id, o.n DESC),"                         \
+	" u AS (UPDATE pgcrond.trigger_request t SET outcome = o.outcome FROM o"                   \
+	"  WHERE t.id OPERATOR(pg_catalog.=) o.id RETURNING t.id, t.outcome)"                      \
+	" SELECT pg_catalog.count(pg_catalog.pg_notify('" PGCROND_TRIGGER_OUTCOME_CHANNEL "',"     \
+	"  u.id OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) u.outcome)) FROM u"
+
 /* INSTANCE (copied) names this daemon in the claimed_by column of manual requests. */
 int triggers_new(struct event_base *base, struct sched *s, const char *instance,
                  struct triggers **out) __attribute__((warn_unused_result));
