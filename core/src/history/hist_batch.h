@@ -132,7 +132,8 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
  * rows point into the records until this returns); *TAKEN is set to the records it holds.
  * REPLAY: some record may have been sent before (its rows may be there: the insert skips or
  * completes them); false only when none was, and then a row already there fails the batch
- * (it is halved as for a refused line, history.c). Returns the number of statements queued
+ * (23505) and the same records go again as a replay (history.c). Returns the number of statements
+ * queued
  * (>= 1), 0 if the first record cannot be read (the caller drops it), or -1 if libpq failed
  * (the connection's error says why) or memory ran out. TIMEOUT_MS (NULL: none) bounds the
  * batch's statements and their lock waits (statement_timeout and lock_timeout for its

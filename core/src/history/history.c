@@ -439,7 +439,8 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			hist_written_done(h, true);
 			if (h->batch_n >= h->batch_cap && h->batch_cap < SET_BATCH_MAX &&
 			    clock_mono_ms() - h->batch_sent_ms < BATCH_QUICK_MS)
-				h->batch_cap *= 2;
+				h->batch_cap = h->batch_cap > SET_BATCH_MAX / 2 ? SET_BATCH_MAX
+				                                                : h->batch_cap * 2;
 			h->st.written += h->batch_n;
 			pop(h, h->batch_n);
 			/* what follows was never sent, unless an earlier process left it (all of it

@@ -335,6 +335,7 @@ void ctl_sync_registry(struct ctl *c)
 	                              ") IS NOT TRUE",
 	                       .params = params,
 	                       .n_params = 1};
+#undef PAUSED_NOW
 	struct exec_run_spec spec = {.database = cfg->history_database,
 	                             .stmts = &st,
 	                             .n_stmts = 1,
