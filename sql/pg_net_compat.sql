@@ -127,7 +127,7 @@ DECLARE
 	frag text := '';
 	p text;
 	shown constant text := pg_catalog.regexp_replace(
-		pg_catalog.regexp_replace($1, '^([A-Za-z][A-Za-z0-9+.-]*:/*)?[^/?#]*@', '\1...@'),
+		pg_catalog.regexp_replace($1, '^([^@]*//)?[^?#]*@', '\1...@'),
 		'[?#].*$', '?...');
 BEGIN
 	IF u !~ '^[A-Za-z][A-Za-z0-9+.-]*:' THEN

@@ -236,6 +236,10 @@ START_TEST(pg_net_what_the_user_sees)
 	    error_of(app, "SELECT net.http_get('ftp://bot:s3cret@localhost/x?token=t0ken')");
 	ck_assert_str_eq(e_pw, "invalid URL \"ftp://...@localhost/x?...\": Unsupported URL scheme");
 	free(e_pw);
+	/* ... also before a scheme (a leading space) and with a '/' in the password */
+	e_pw = error_of(app, "SELECT net.http_get(' https://bot:s3/cret@localhost/x')");
+	ck_assert_str_eq(e_pw, "invalid URL \" https://...@localhost/x\": Bad scheme");
+	free(e_pw);
 	assert_error(app, "SELECT net.http_post(NULL, '{}')", "null value in column \"url\"");
 	assert_error(app,
 	             "SELECT net.http_post('https://localhost/', '{}', headers := "

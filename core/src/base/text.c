@@ -275,8 +275,8 @@ char *text_url_redact(const char *url, char *out, size_t outlen)
 	if (!outlen)
 		return out;
 	/* the authority follows the first "//" (a URL missing its ':' has one too), or starts
-	 * the text when there is none: an '@' in it ends the userinfo, the last one as libcurl
-	 * reads it */
+	 * the text when there is none: all up to its last '@' is hidden (libcurl ends the
+	 * userinfo at the first, but a password with an '@' must not show either) */
 	size_t end = strcspn(url, "?#");
 	const char *dbl = strstr(url, "//");
 	const char *a = dbl && (size_t)(dbl - url) < end ? dbl + 2 : url;

@@ -306,12 +306,16 @@ static void claim(struct pgnet *pn)
 		pn->claiming = true;
 }
 
-static void on_written(void *arg, const PGresult *res, bool ok, size_t n)
+static void on_written(void *arg, const PGresult *res, bool ok, bool kept, size_t n)
 {
 	struct pgnet *pn = arg;
 	char why[512];
 
-	if (!ok) {
+	if (!ok && !kept) { /* a response the database refuses for its data: dropped, said */
+		log_error("pg_net: a response cannot be written to net._http_response (%s); "
+		          "dropped: its request stays without a response",
+		          pgconn_result_error(res, why, sizeof(why)));
+	} else if (!ok) {
 		/* refused (a role holding net._http_response's lock past lock_timeout): kept, and
 		 * written after a delay, or at the next connect */
 		if (log_complain(&pn->complaint))

@@ -28,7 +28,7 @@ int jbatch_init(struct jbatch *b, struct event_base *base, struct notify **n, co
                 jbatch_answer_fn answered, void *arg)
 {
 	*b = (struct jbatch){.n = n, .sql = sql, .answered = answered, .arg = arg};
-	b->max_items = JBATCH_MAX_ITEMS;
+	b->max_items = b->full_items = JBATCH_MAX_ITEMS;
 	b->max_bytes = JBATCH_MAX_BYTES;
 	evtimer_assign(&b->retry, base, retry_cb, b);
 	b->waiting = json_array();
@@ -55,9 +55,10 @@ char *jbatch_take(struct jbatch *b)
 		k++;
 	}
 	json_t *batch = k ? json_array() : NULL, *rest = k ? json_array() : NULL;
-	for (size_t i = 0; batch && rest && i < n; i++)
-		json_array_append(i < k ? batch : rest, json_array_get(b->waiting, i));
-	char *doc = batch && rest ? json_dumps(batch, JSON_COMPACT) : NULL;
+	bool whole = batch && rest;
+	for (size_t i = 0; whole && i < n; i++)
+		whole = json_array_append(i < k ? batch : rest, json_array_get(b->waiting, i)) == 0;
+	char *doc = whole ? json_dumps(batch, JSON_COMPACT) : NULL;
 	if (!doc) {
 		json_decref(batch);
 		json_decref(rest);
@@ -79,20 +80,33 @@ void jbatch_unsend(struct jbatch *b)
 	b->sending = NULL;
 }
 
+/* Whether RES refuses an item rather than the statement's moment: a data error (classes 21,
+ * 22, 23: a text the database's encoding cannot hold, say) fails the same items every time. */
+static bool item_refused(const PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return st && st[0] == '2' && st[1] >= '1' && st[1] <= '3';
+}
+
 static void answered(void *arg, const PGresult *res)
 {
 	struct jbatch *b = arg;
 	size_t n = json_array_size(b->sending);
-	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (ok) {
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK, refused = !ok && item_refused(res);
+	if (ok || (refused && n == 1)) { /* written, or the one item refused: dropped */
 		json_decref(b->sending);
 		b->sending = NULL;
 		b->retry_ms = 0;
+		if (refused)
+			b->max_items = b->full_items;
 	} else {
 		jbatch_unsend(b);
-		retry_later(b);
+		if (refused) /* the half that holds the item fails again, until it goes alone */
+			b->max_items = n / 2;
+		else
+			retry_later(b);
 	}
-	b->answered(b->arg, res, ok, n);
+	b->answered(b->arg, res, ok, !ok && !refused, n);
 	flush(b);
 }
 

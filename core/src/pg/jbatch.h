@@ -8,7 +8,9 @@
  * server's or libpq's limits. The items of a statement that fails, or whose connection is
  * lost before its answer, go back in front of those added since and are sent again: at once
  * on a new connection, after a failure (or a full queue) JBATCH_RETRY_MS later, the delay
- * doubling up to JBATCH_RETRY_MAX_MS. An item is written at least once, in order. The manual
+ * doubling up to JBATCH_RETRY_MAX_MS. A statement the server refuses for its data (SQLSTATE
+ * classes 21-23) is halved at once instead, until the item refused goes alone and is dropped
+ * (its owner says so). Any other item is written at least once, in order. The manual
  * triggers' outcomes (triggers.c) and pg_net's responses (pgnet.c) go this way. */
 
 #include <event2/event_struct.h>
@@ -26,9 +28,10 @@ struct notify;
 #define JBATCH_RETRY_MS 500
 #define JBATCH_RETRY_MAX_MS 30000
 
-/* Each statement's answer, after its N items were dropped (OK) or put back: RES is its
- * result, its error result, or NULL (no answer; valid during the call only). */
-typedef void (*jbatch_answer_fn)(void *arg, const PGresult *res, bool ok, size_t n);
+/* Each statement's answer, after its N items were written (OK), put back (KEPT) or refused
+ * for their data and dropped (neither): RES is its result, its error result, or NULL (no
+ * answer; valid during the call only). */
+typedef void (*jbatch_answer_fn)(void *arg, const PGresult *res, bool ok, bool kept, size_t n);
 
 struct jbatch {
 	struct notify **n; /* the owner's session, borrowed (the owner may replace it) */
@@ -36,6 +39,7 @@ struct jbatch {
 	jbatch_answer_fn answered;
 	void *arg;
 	size_t max_items, max_bytes; /* JBATCH_MAX_ITEMS and JBATCH_MAX_BYTES (a test's own) */
+	size_t full_items;           /* max_items while no item is being refused */
 	json_t *waiting, *sending;   /* sending: the items of the statement in flight, or NULL */
 	struct event retry;          /* pending after a failure: nothing goes until it fires */
 	int64_t retry_ms;

@@ -247,11 +247,14 @@ static void refused(struct refusals *r, const char *fmt, ...)
  * outcomes in one batch ("started" put back beside "finished"), the last is written. */
 static const char outcome_sql[] = TRIGGERS_SQL_OUTCOMES;
 
-static void outcomes_written(void *arg, const PGresult *res, bool ok, size_t n)
+static void outcomes_written(void *arg, const PGresult *res, bool ok, bool kept, size_t n)
 {
 	struct tdb *db = arg;
 	char err[512];
-	if (!ok && log_complain(&db->t->claim_complaint))
+	if (!ok && !kept) /* one outcome the database refuses (its encoding, say) */
+		log_warning("manual trigger: an outcome cannot be recorded, dropped: %s",
+		            pgconn_result_error(res, err, sizeof(err)));
+	else if (!ok && log_complain(&db->t->claim_complaint))
 		log_warning("manual trigger: cannot record the requests' outcomes: %s; %zu kept, "
 		            "tried again",
 		            res ? pgconn_result_error(res, err, sizeof(err)) : "no answer", n);

@@ -42,8 +42,12 @@ struct triggers;
 	" WHERE id OPERATOR(pg_catalog.=) ANY (SELECT id FROM pgcrond.trigger_request"             \
 	"  WHERE claimed_at IS NULL ORDER BY id LIMIT " TRIGGERS_SWEEP_BATCH_TEXT                  \
 	"  FOR UPDATE SKIP LOCKED)" TRIGGERS_SQL_CLAIMED
+/* (the rows' lock is waited for 2 s at most, set in the statement's own transaction before
+ * its UPDATE reads a row: a role holding them makes it fail and be sent again later, not keep
+ * the session past its connection check) */
 #define TRIGGERS_SQL_OUTCOMES                                                                      \
-	"WITH o AS (SELECT DISTINCT ON (o.id) o.id, o.outcome FROM ROWS FROM ("                    \
+	"WITH o AS (SELECT DISTINCT ON (o.id) o.id, o.outcome"                                     \
+	" FROM pg_catalog.set_config('lock_timeout', '2s', true) AS lt, ROWS FROM ("               \
 	"  pg_catalog.jsonb_to_recordset($1::pg_catalog.jsonb)"                                    \
 	"  AS (id pg_catalog.int8, outcome pg_catalog.text))"                                      \
 	"  WITH ORDINALITY AS o(id, outcome, n) ORDER BY o.id, o.n DESC),"                         \
