@@ -200,7 +200,15 @@ START_TEST(downstream_gathers_its_upstreams_refreshes)
 	              "gather them",
 	              downs, ups);
 	/* then nothing changes for longer than down's SLA: neither runs (down has no source of
-	 * its own: its upstream's successes are its only changes) */
+	 * its own: its upstream's successes are its only changes). First what the last write set
+	 * off settles: a write committed while up ran, which up's run may or may not have seen, is
+	 * a change up reflects once more within its SLA (2 s), and down gathers that success. */
+	itest_sleep(3);
+	ck_assert_msg(
+	    itest_env_wait(&e, 20,
+	                   "SELECT (SELECT max(at) FROM public.refreshed WHERE job = 'down')"
+	                   " > (SELECT max(at) FROM public.refreshed WHERE job = 'up')"),
+	    "down did not gather up's last refresh:\n%s", itest_read_file(e.log));
 	long long runs = itest_env_count(&e, "SELECT count(*) FROM public.refreshed");
 	itest_sleep(12); /* a window: a quiet period longer than the SLA */
 	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM public.refreshed") == runs,
