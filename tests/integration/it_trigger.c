@@ -235,7 +235,9 @@ START_TEST(outcomes_outlive_a_lost_session_and_a_failed_update)
 	              "  { name = \"slow2\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
 	              "    command = \"SELECT pg_sleep(3)\"; },\n"
 	              "  { name = \"slow3\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
-	              "    command = \"SELECT pg_sleep(3)\"; }\n"
+	              "    command = \"SELECT pg_sleep(3)\"; },\n"
+	              "  { name = \"long\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	              "    command = \"SELECT pg_sleep(12)\"; }\n"
 	              ");\n");
 	itest_env_start(&e);
 	wait_listening(&e);
@@ -250,9 +252,10 @@ START_TEST(outcomes_outlive_a_lost_session_and_a_failed_update)
 		_exit(status == 0 && strstr(out, "slow1 succeeded") ? 0 : 1);
 	}
 	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) = 1 FROM pgcrond.trigger_request"));
-	itest_exec(e.db, "SELECT pgcrond.trigger('slow2'), pgcrond.trigger('slow3')");
+	itest_exec(e.db, "SELECT pgcrond.trigger('slow2'), pgcrond.trigger('slow3'),"
+	                 " pgcrond.trigger('long')");
 	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) = 3 FROM pgcrond.trigger_request "
+	                             "SELECT count(*) = 4 FROM pgcrond.trigger_request "
 	                             "WHERE outcome = 'started'"),
 	              "the runs did not start:\n%s", itest_read_file(e.log));
 
@@ -274,11 +277,16 @@ START_TEST(outcomes_outlive_a_lost_session_and_a_failed_update)
 	                 "lock_timeout = ''1s''', current_user, current_database()); END $$");
 	itest_env_kill_own_waiting(&e, "trigger_request",
 	                           "manual trigger: cannot record the requests' outcomes");
+	/* a run still under way across the fault: its outcome comes after it */
+	ck_assert_msg(itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity WHERE state = "
+	                                  "'active' AND query LIKE '%%pg_sleep(12)%%'"
+	                                  " AND pid <> pg_backend_pid()") == 1,
+	              "the long run was not under way when the session was lost");
 	itest_exec(holder, "ROLLBACK");
 	PQfinish(holder);
 
 	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) = 3 FROM pgcrond.trigger_request "
+	                             "SELECT count(*) = 4 FROM pgcrond.trigger_request "
 	                             "WHERE outcome LIKE 'finished succeeded%%'"),
 	              "outcomes lost: %s\n%s",
 	              itest_scalar(e.db, "SELECT string_agg(id || ' ' || coalesce(outcome, '-'), "

@@ -345,15 +345,6 @@ static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 	return gmtime_r(&t, &tm) && strftime(day, len, "%Y-%m-%d", &tm) > 0;
 }
 
-/* Errors the database may stop making without our help: connection trouble, a missing
- * schema ("pgcrond install"), privileges, a read-only standby. Data errors (21: a run's row
- * twice in one statement; 22, 23) would repeat forever and are dropped instead. */
-static bool worth_retrying(const char *sqlstate)
-{
-	return !(strncmp(sqlstate, "21", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
-	         strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "54000") == 0);
-}
-
 /* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
  * when this returns (the session's idle(): kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *r)
@@ -494,7 +485,11 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		h->batch_cap = h->batch_n / 2; /* too slow (BATCH_TIMEOUT): a smaller batch */
 		return;
 	}
-	if (worth_retrying(r->sqlstate)) {
+	/* an error the database may stop making without our help (connection trouble, a missing
+	 * schema, privileges, a standby) waits for the retry timer; a data error (21: a run's row
+	 * twice in one statement) would repeat forever: the line is found by halving, and dropped
+	 */
+	if (!pgconn_data_error(r->sqlstate)) {
 		/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
 		bool schema =
 		    strcmp(r->sqlstate, "42P01") == 0 || strcmp(r->sqlstate, "3F000") == 0 ||

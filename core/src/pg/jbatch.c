@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "notify.h"
+#include "pgconn.h"
 
 static void flush(struct jbatch *b);
 
@@ -80,19 +81,14 @@ void jbatch_unsend(struct jbatch *b)
 	b->sending = NULL;
 }
 
-/* Whether RES refuses an item rather than the statement's moment: a data error (classes 21,
- * 22, 23: a text the database's encoding cannot hold, say) fails the same items every time. */
-static bool item_refused(const PGresult *res)
-{
-	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	return st && st[0] == '2' && st[1] >= '1' && st[1] <= '3';
-}
-
 static void answered(void *arg, const PGresult *res)
 {
 	struct jbatch *b = arg;
 	size_t n = json_array_size(b->sending);
-	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK, refused = !ok && item_refused(res);
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+	/* a data error (a text the database's encoding cannot hold, say) refuses an item, and
+	 * would refuse it every time */
+	bool refused = !ok && res && pgconn_data_error(PQresultErrorField(res, PG_DIAG_SQLSTATE));
 	if (ok || (refused && n == 1)) { /* written, or the one item refused: dropped */
 		json_decref(b->sending);
 		b->sending = NULL;

@@ -9,7 +9,7 @@
  * lost before its answer, go back in front of those added since and are sent again: at once
  * on a new connection, after a failure (or a full queue) JBATCH_RETRY_MS later, the delay
  * doubling up to JBATCH_RETRY_MAX_MS. A statement the server refuses for its data (SQLSTATE
- * classes 21-23) is halved at once instead, until the item refused goes alone and is dropped
+ * classes 21-23, 54000) is halved at once instead, until the item refused goes alone and is dropped
  * (its owner says so). Any other item is written at least once, in order. The manual
  * triggers' outcomes (triggers.c) and pg_net's responses (pgnet.c) go this way. */
 

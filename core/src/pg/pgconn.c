@@ -540,3 +540,9 @@ void pgconn_redact_conninfo(const char *in, char *out, unsigned long outlen)
 	text_utf8_trim(out); /* cut to OUTLEN: never inside a character */
 	PQconninfoFree(opts);
 }
+
+bool pgconn_data_error(const char *sqlstate)
+{
+	return sqlstate && (strncmp(sqlstate, "21", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
+	                    strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "54000") == 0);
+}

@@ -85,6 +85,10 @@ char *pgconn_pinned_options(const char *conninfo);
  * version found and the one needed in WHY ("the server is PostgreSQL 13.23; pgcrond needs
  * PostgreSQL 14 or later"). */
 bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len);
+/* Whether SQLSTATE (NULL: none) refuses a statement's data, which sent again would fail again:
+ * classes 21 (cardinality), 22 (data exception), 23 (integrity), and 54000 (a value past a
+ * limit). Others (a connection, a lock, privileges, a missing schema) may pass later. */
+bool pgconn_data_error(const char *sqlstate);
 
 /* Blocking connect for the CLI commands (search_path pinned). Returns the connection, or NULL with
  * a one-line message in ERR that names the (redacted) conninfo and never shows its password. */
