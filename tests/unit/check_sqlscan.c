@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job_kind.h"
 #include "sqlscan.h"
 
 START_TEST(test_one_statement_that_may_follow_others)
@@ -111,12 +112,12 @@ START_TEST(test_command_classes)
 		              cases[i].sql, sqlscan_class_name(sqlscan_classify(cases[i].sql)),
 		              sqlscan_class_name(cases[i].want));
 		char once[64];
-		sqlscan_once_under_faults(cases[i].sql, once, sizeof(once));
+		job_kind_once(JOB_KIND_SQL, cases[i].sql, once, sizeof(once));
 		ck_assert_msg(strcmp(once, cases[i].once) == 0, "%s: \"%s\", want \"%s\"",
 		              cases[i].sql, once, cases[i].once);
 	}
 	char once[64];
-	sqlscan_once_under_faults(NULL, once, sizeof(once)); /* a plugin job */
+	job_kind_once(JOB_KIND_PLUGIN, NULL, once, sizeof(once));
 	ck_assert_str_eq(once, "fenced: plugin");
 }
 END_TEST

@@ -335,17 +335,20 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 
 	/* the `job` label is pgcrond's name; a SQL job's own name is any text, here once */
 	head(out, "pgcrond_job_info", "gauge",
-	     "1 per job made in SQL: its owner, jobid and the name given to cron.schedule.");
+	     "1 per job: its kind (sql, plugin, http); for a job made in SQL also its owner, "
+	     "jobid and the name given to cron.schedule.");
 	for (size_t i = 0; i < nj; i++) {
 		const struct metrics_job_live *l = &live->jobs[i];
-		if (!l->owner)
-			continue;
 		fputs("pgcrond_job_info{job=\"", out);
 		put_label(out, l->name);
-		fputs("\",owner=\"", out);
-		put_label(out, l->owner);
-		fprintf(out, "\",jobid=\"%lld\",cron_name=\"", l->jobid);
-		put_label(out, l->cron_name ? l->cron_name : "");
+		fputs("\",kind=\"", out);
+		put_label(out, l->kind ? l->kind : "");
+		if (l->owner) {
+			fputs("\",owner=\"", out);
+			put_label(out, l->owner);
+			fprintf(out, "\",jobid=\"%lld\",cron_name=\"", l->jobid);
+			put_label(out, l->cron_name ? l->cron_name : "");
+		}
 		fputs("\"} 1\n", out);
 	}
 	head(out, "pgcrond_job_runs_total", "counter",

@@ -65,6 +65,7 @@ void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, i
 /* What the scrape reads from the running daemon. */
 struct metrics_job_live {
 	const char *name;
+	const char *kind; /* "sql", "plugin" or "http" (job_kind_name) */
 	bool paused;
 	bool running;
 	bool queued;            /* its fire waits for a max_running slot */

@@ -248,13 +248,3 @@ const char *sqlscan_class_name(enum sqlscan_class c)
 	}
 	return "unreadable";
 }
-
-void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len)
-{
-	if (!sql)
-		snprintf(out, len, "fenced: plugin");
-	else if (sqlscan_classify(sql) == SQLSCAN_ONE_TRANSACTION)
-		snprintf(out, len, "yes");
-	else
-		snprintf(out, len, "fenced: %s", sqlscan_class_name(sqlscan_classify(sql)));
-}

@@ -29,13 +29,5 @@ enum sqlscan_class sqlscan_classify(const char *sql);
 /* "one transaction", "no transaction block", "procedure", "transaction control",
  * "unreadable" */
 const char *sqlscan_class_name(enum sqlscan_class c);
-/* Whether a survivor can ask the server if a run of SQL committed, when the instance that ran
- * it is lost with it (several instances: its transaction id is in the history before it can
- * commit): a command in one transaction (one statement that may follow others carries the
- * id in its own; for several, pgcrond opens the transaction: exec.h, own_xact). Into OUT: "yes", or
- * "fenced: CLASS" (the survivor ends the run's backend before a retry; the run may have committed);
- * SQL NULL, a plugin job's: "fenced: plugin" (its statements are its plugin's, each its own
- * transaction). */
-void sqlscan_once_under_faults(const char *sql, char *out, unsigned long len);
 
 #endif

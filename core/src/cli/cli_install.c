@@ -12,6 +12,7 @@
 #include "config.h"
 #include "history.h"
 #include "hist_install.h"
+#include "job_kind.h"
 #include "pgconn.h"
 #include "plugin.h"
 #include "text.h"
@@ -244,7 +245,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		}
 		for (size_t i = first; i < last && rc == 0; i++) {
 			const struct conf_job *job = &cfg->jobs[i];
-			char staleness[24], fresh[24], at[4200];
+			char staleness[24], fresh[24], at[4200], shown[1000];
 			char *after = text_pg_array((const char *const *)job->after, job->n_after);
 			char *rel = job->plugin
 			                ? relations_of(plugin_registry_find(reg, job->plugin), job)
@@ -255,9 +256,9 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			snprintf(fresh, sizeof(fresh), "%lld", (long long)job->freshness_ms);
 			snprintf(at, sizeof(at), "%s:%d", job->file, job->line);
 			const char *p[] = {job->name,
-			                   job->plugin ? "plugin" : "sql",
+			                   job_kind_name(job->kind),
 			                   job->plugin,
-			                   job->command,
+			                   job_kind_command(job, shown, sizeof(shown)),
 			                   job->schedule,
 			                   job->database,
 			                   after ? after : "{}",

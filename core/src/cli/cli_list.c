@@ -8,9 +8,9 @@
 #include "cli.h"
 #include "config.h"
 #include "duration.h"
+#include "job_kind.h"
 #include "plugin.h"
 #include "pgconn.h"
-#include "sqlscan.h"
 #include "text.h"
 
 enum { COL_NAME, COL_KIND, COL_SCHEDULE, COL_AFTER, COL_LISTEN, COL_ONCE, COL_NEXT, N_COLS };
@@ -46,6 +46,28 @@ static void join_after(const struct conf_job *j, char *out, size_t outlen)
 		if (w < 0 || (size_t)w >= outlen - o)
 			return; /* cut short: still NUL-terminated */
 		o += (size_t)w;
+	}
+}
+
+/* The KIND column of file job J: its kind's name, a plugin job's plugin and version as the
+ * file in plugin_dir says now (REG: NULL when none could be read). */
+static void kind_cell(const struct conf_job *j, struct plugin_registry *reg, char *out,
+                      size_t outlen)
+{
+	const struct plugin *p = NULL;
+	char perr[256];
+
+	switch (j->kind) {
+	case JOB_KIND_PLUGIN:
+		if (reg && plugin_registry_get(reg, j->plugin, &p, perr, sizeof(perr)) == 0 && p)
+			snprintf(out, outlen, "plugin %s %s", j->plugin, p->version);
+		else
+			snprintf(out, outlen, "plugin %s (not loadable: pgcrond check)", j->plugin);
+		return;
+	case JOB_KIND_SQL:
+	case JOB_KIND_HTTP:
+		snprintf(out, outlen, "%s", job_kind_name(j->kind));
+		return;
 	}
 }
 
@@ -145,7 +167,7 @@ int cli_list(int argc, char **argv)
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
 		snprintf(cells[i][COL_LISTEN], 256, "%s",
 		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
-		sqlscan_once_under_faults(PQgetvalue(sql, k, 7), cells[i][COL_ONCE], 256);
+		job_kind_once(JOB_KIND_SQL, PQgetvalue(sql, k, 7), cells[i][COL_ONCE], 256);
 		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
 			next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
 		else
@@ -156,18 +178,7 @@ int cli_list(int argc, char **argv)
 	for (size_t i = 0; i < nf; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
-		const struct plugin *p = NULL;
-		char perr[256];
-		if (j->plugin && reg &&
-		    plugin_registry_get(reg, j->plugin, &p, perr, sizeof(perr)) < 0)
-			p = NULL;
-		if (j->plugin && p)
-			snprintf(cells[i][COL_KIND], 256, "plugin %s %s", j->plugin, p->version);
-		else if (j->plugin)
-			snprintf(cells[i][COL_KIND], 256, "plugin %s (not loadable: pgcrond check)",
-			         j->plugin);
-		else
-			snprintf(cells[i][COL_KIND], 256, "%s", j->http ? "http" : "sql");
+		kind_cell(j, reg, cells[i][COL_KIND], 256);
 		if (j->freshness_ms > 0) {
 			/* freshness: the SLA, beside the schedule if it has one */
 			char d[32];
@@ -180,7 +191,7 @@ int cli_list(int argc, char **argv)
 		}
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
-		sqlscan_once_under_faults(j->command, cells[i][COL_ONCE], 256);
+		job_kind_once(j->kind, j->command, cells[i][COL_ONCE], 256);
 		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 	}
 	cli_print_table(headings, cells[0][0], n, N_COLS, sizeof(cells[0][0]), 0);

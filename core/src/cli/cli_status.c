@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "config.h"
 #include "ctl.h"
+#include "job_kind.h"
 #include "text.h"
 
 /* EX_NOPERM: the socket's permissions keep this user out */
@@ -396,6 +397,30 @@ static void print_failures(const json_t *st)
 	}
 }
 
+/* Job J's kind, with a plugin job's plugin and a SQL-made job's owner and jobid. */
+static void print_kind(const json_t *j)
+{
+	enum job_kind k;
+
+	if (job_kind_parse(jstr(j, "kind"), &k) < 0) { /* a daemon of another version */
+		printf("kind:         %s\n", jstr(j, "kind"));
+		return;
+	}
+	switch (k) {
+	case JOB_KIND_PLUGIN:
+		printf("kind:         plugin %s\n", jstr(j, "plugin"));
+		return;
+	case JOB_KIND_SQL:
+	case JOB_KIND_HTTP:
+		if (*jstr(j, "owner"))
+			printf("kind:         %s, role %s, jobid %lld\n", job_kind_name(k),
+			       jstr(j, "owner"), jint(j, "jobid"));
+		else
+			printf("kind:         %s\n", job_kind_name(k));
+		return;
+	}
+}
+
 static void print_job(const json_t *j)
 {
 	char state[300], span[32];
@@ -403,13 +428,7 @@ static void print_job(const json_t *j)
 
 	describe_state(j, state, sizeof(state));
 	printf("job:          %s\n", jstr(j, "name"));
-	if (*jstr(j, "plugin"))
-		printf("kind:         plugin %s\n", jstr(j, "plugin"));
-	else if (*jstr(j, "owner"))
-		printf("kind:         sql, role %s, jobid %lld\n", jstr(j, "owner"),
-		       jint(j, "jobid"));
-	else
-		printf("kind:         sql\n");
+	print_kind(j);
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	printf("database:     %s\n", jstr(j, "database"));

@@ -145,7 +145,7 @@ bool cluster_is_stopping(const struct cluster *c);
  * claim or the job's lock is no longer ours (WHY says so; the run must send nothing). Returns 1 if
  * FN will be called, 0 if nothing is marked (the run goes on), -1 if the mark cannot be noted (out
  * of memory, too many waiting: the run must not go on when FN was given). FENCED (NULL: none)
- * names the class of a command whose commit cannot be asked (sqlscan_once_under_faults):
+ * names the class of a command whose commit cannot be asked (job_kind_once):
  * the history row of a run closed by a takeover says it may have committed. */
 typedef void (*cluster_mark_fn)(void *arg, bool ok, const char *why);
 int cluster_note_start(struct cluster *c, const char *run_key, const char *job, int64_t scheduled_s,

@@ -19,6 +19,17 @@ enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
 enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
 enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
+/* What a job runs. Set where the job is read (config_job_parse, for job files and jobs made in
+ * SQL alike) and never guessed from which fields are set: what each layer needs of a kind is
+ * in job_kind.h, and every switch over kinds has no default (-Wswitch-enum), so a kind added
+ * here fails the build in each place that must learn it. */
+enum job_kind {
+	JOB_KIND_SQL,    /* command = "SQL": run on a pooled connection, like pg_cron's */
+	JOB_KIND_PLUGIN, /* plugin = "NAME": a view plugin's statements */
+	JOB_KIND_HTTP,   /* http = { ... }: a request made by pgcrond's own HTTP client */
+};
+#define JOB_KIND_COUNT 3
+
 struct conf_database {
 	char *name;              /* key under databases = { ... } */
 	char *conninfo;          /* libpq conninfo; never logged without pgconn_redact_conninfo() */
@@ -61,6 +72,7 @@ struct conf_job {
 	/* (fields of 4 bytes and less side by side, where they leave no hole: 100,000 jobs) */
 	int64_t timeout_ms;          /* 0 = none */
 	enum overlap_policy overlap; /* default skip */
+	enum job_kind kind;          /* which of plugin, command and http is set */
 	/* retries (issue: jobs that behave) */
 	int retries;                 /* default 0 */
 	int64_t retry_delay_ms;      /* default 30s */

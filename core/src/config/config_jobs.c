@@ -342,6 +342,8 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    "%s has neither plugin nor command; add plugin = \"NAME\", command = \"SQL\" "
 		    "or http = { url = \"https://...\"; }",
 		    who);
+	/* the one place a kind is read off the keys: from here on it is the job's kind */
+	j.kind = http ? JOB_KIND_HTTP : plugin ? JOB_KIND_PLUGIN : JOB_KIND_SQL;
 	if (j.plugin && !valid_plugin_name(j.plugin))
 		config_report_at(
 		    L, plugin, file,

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "config_sql.h"
+#include "job_kind.h"
 #include "log.h"
 #include "notify.h"
 #include "pgconn.h"
@@ -248,9 +249,11 @@ static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 		json_t *after = json_array();
 		for (size_t a = 0; after && a < j->n_after; a++)
 			ok &= json_array_append_new(after, json_string(j->after[a])) == 0;
+		char shown[1000];
 		json_t *o =
-		    json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name",
-		              j->name, "plugin", j->plugin, "command", j->command, "schedule",
+		    json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s, s:s?, s:o, s:b, s:I, s:s}", "name",
+		              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin,
+		              "command", job_kind_command(j, shown, sizeof(shown)), "schedule",
 		              j->schedule, "database", db ? db : "", "listen", j->listen, "after",
 		              after, "enabled", j->enabled, "max_staleness_ms",
 		              (json_int_t)j->max_staleness_ms, "defined_at", fixed ? fixed : at);

@@ -307,7 +307,10 @@ static void run_stmt_done(struct exec_run *r)
 		else
 			unwrap_wait(r);
 		return;
-	default:
+	case XACT_NONE:
+	case XACT_PLANNED:
+	case XACT_USER:
+	case XACT_COMMIT_WAIT:
 		break;
 	}
 	if (r->failed) {

@@ -106,7 +106,7 @@ void exec_run_take_result(struct exec_run *r, PGresult *res)
 			goto error;
 		return;
 	}
-	switch (st) {
+	switch ((int)st) { /* (libpq's statuses) */
 	case PGRES_SINGLE_TUPLE:
 		r->rows++;
 		if (r->on_row && !r->failed) {
@@ -188,7 +188,7 @@ bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
 	struct conn *c = r->conn;
 	const char *why;
 
-	switch (st) {
+	switch ((int)st) { /* (libpq's statuses) */
 	case PGRES_COPY_OUT:
 		r->copy_out = true;
 		return true;

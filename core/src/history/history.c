@@ -553,7 +553,7 @@ static void batch_result(void *arg, int tag, PGresult *r)
 		stmtq_end(h->q);
 		return;
 	}
-	switch (PQresultStatus(r)) {
+	switch ((int)PQresultStatus(r)) { /* (libpq's statuses) */
 	case PGRES_PIPELINE_SYNC:
 		h->batch_synced = true;
 		if (PQexitPipelineMode(stmtq_conn(h->q)))

@@ -165,7 +165,7 @@ static const char *url_refusal(CURLUcode rc, const char *url)
 {
 	const char *auth = strstr(url, "://"), *at;
 
-	switch (rc) {
+	switch ((int)rc) { /* (libcurl's codes: most are libcurl's own words) */
 	case CURLUE_BAD_SCHEME:
 	case CURLUE_BAD_SLASHES:
 	case CURLUE_NO_SCHEME:
@@ -381,8 +381,16 @@ static void deliver(struct httpc_call *k)
 			         "http_client.ca_file to its CA, or use the system's CAs)",
 			         k->errbuf);
 			break;
-		default:
+		case HTTPC_OK:
+		case HTTPC_BAD_URL:
+		case HTTPC_TOO_LARGE:
+		case HTTPC_RESOLVE:
+		case HTTPC_CONNECT:
+		case HTTPC_PROTOCOL:
+		case HTTPC_CANCELLED:
+		case HTTPC_ERROR:
 			snprintf(r, rlen, "%s", k->errbuf[0] ? k->errbuf : result_name(k->result));
+			break;
 		}
 		resp.reason = r;
 		resp.error = msg;
@@ -405,7 +413,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 
 static enum httpc_result classify(CURLcode rc, struct httpc_call *k)
 {
-	switch (rc) {
+	switch ((int)rc) { /* (libcurl's codes: the rest are HTTPC_ERROR) */
 	case CURLE_OK:
 		return HTTPC_OK;
 	case CURLE_WRITE_ERROR:

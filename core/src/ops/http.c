@@ -190,6 +190,7 @@ static int render_metrics(const struct metrics *m, const json_t *st, FILE *f)
 		const json_t *j = json_array_get(jobs, i);
 		jl[i] = (struct metrics_job_live){
 		    .name = json_string_value(json_object_get(j, "name")),
+		    .kind = json_string_value(json_object_get(j, "kind")),
 		    .paused = json_is_true(json_object_get(j, "paused")),
 		    .running = is(j, "state", "running"),
 		    .queued = is(j, "state", "queued"),

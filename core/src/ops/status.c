@@ -20,7 +20,7 @@
 #include "metrics.h"
 #include "plugin.h"
 #include "sched.h"
-#include "sqlscan.h"
+#include "job_kind.h"
 #include "text.h"
 #include "triggers.h"
 
@@ -152,13 +152,13 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	if (!o)
 		return NULL;
 	rc |= put_str(o, "name", j->name);
-	rc |= put_str(o, "kind", j->plugin ? "plugin" : c && c->http ? "http" : "sql");
+	rc |= put_str(o, "kind", job_kind_name(j->kind));
 	rc |= put_str(o, "plugin", j->plugin);
 	rc |= put_str(o, "database", j->database);
 	rc |= put_str(o, "schedule", j->schedule);
 	char once[64];
 	if (c) /* (a removed job has no configuration left to tell) */
-		sqlscan_once_under_faults(c->command, once, sizeof(once));
+		job_kind_once(j->kind, c->command, once, sizeof(once));
 	rc |= put_str(o, "once_under_faults", c ? once : NULL);
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)

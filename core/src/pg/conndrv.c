@@ -554,7 +554,8 @@ static void poll_connect(struct conndrv *d)
 	case PGRES_POLLING_OK:
 		connected(d);
 		break;
-	default:
+	case PGRES_POLLING_FAILED:
+	case PGRES_POLLING_ACTIVE: /* (libpq no longer answers it) */
 		conndrv_fail(d, NULL);
 		break;
 	}

@@ -25,6 +25,7 @@
 #include "sched_fresh_priv.h"
 #include "sched_flow_priv.h"
 #include "history.h"
+#include "job_kind.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
@@ -498,11 +499,14 @@ static void run_begin(struct run *r)
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
 	 * may hold several statements, hence the simple protocol. */
 	const char *shown = command; /* what its history row says it runs */
-	if (j->http) {
-		sched_http_describe(j, command, sizeof(command));
-	} else if (j->command) {
+	switch (j->kind) {
+	case JOB_KIND_HTTP:
+		job_kind_http_shown(j->http, command, sizeof(command));
+		break;
+	case JOB_KIND_SQL:
 		shown = sched_command_kept(j->command, command);
-	} else {
+		break;
+	case JOB_KIND_PLUGIN:
 		if (sched_plugin_run(r, &pr, err, sizeof(err)) < 0) {
 			build_failed = true;
 		} else if (!(stmts = calloc(pr->n_stmts + SCHED_MAX_GUARDS + 1, sizeof(*stmts)))) {
@@ -529,6 +533,7 @@ static void run_begin(struct run *r)
 		}
 		snprintf(command, sizeof(command), "plugin %s: %s", j->plugin,
 		         pr && pr->n_stmts ? pr->stmts[0].sql : "");
+		break;
 	}
 	if (shown == command)
 		text_utf8_trim(command); /* a cut command must still be valid text for its row */
@@ -552,7 +557,7 @@ static void run_begin(struct run *r)
 	}
 	if (build_failed)
 		goto fail;
-	if (j->http) {
+	if (j->kind == JOB_KIND_HTTP) {
 		/* a request has no transaction a takeover could ask about: no start mark */
 		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
 			goto out;

@@ -291,8 +291,9 @@ enum sched_status { SCHED_SUCCEEDED, SCHED_FAILED, SCHED_SKIPPED, SCHED_UPSTREAM
 extern const char *const sched_recent_statuses[];
 
 struct sched_job_view {
-	const char *name, *plugin, *database, *schedule; /* plugin NULL: a SQL job */
-	const struct conf_job *conf;                     /* NULL once removed */
+	const char *name, *plugin, *database, *schedule; /* plugin NULL: not a plugin job */
+	enum job_kind kind;
+	const struct conf_job *conf; /* NULL once removed */
 	bool enabled, paused, removed;
 	bool parked;         /* a fire waits for a running upstream */
 	bool notify_pending; /* notifications not yet served */

@@ -152,6 +152,7 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	j->tz = cj->tz ? cj->tz : j->s->tz;
 	j->timeout_ms = cj->timeout_ms;
 	j->overlap = cj->overlap;
+	j->kind = cj->kind;
 	j->enabled = cj->enabled;
 	j->conf = cj;
 	return sched_changed;

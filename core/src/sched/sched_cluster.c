@@ -11,7 +11,7 @@
 #include "log.h"
 #include "sched.h"
 #include "sched_priv.h"
-#include "sqlscan.h"
+#include "job_kind.h"
 
 /* R's start mark is written (OK), or R must send nothing (WHY): cluster_note_start */
 static void on_marked(void *arg, bool ok, const char *why)
@@ -41,7 +41,7 @@ int sched_mark_start(struct run *r)
 	char key[96], once[64];
 	hist_run_key(s->hist, r->hist_key, key, sizeof(key));
 	/* a command whose commit a takeover cannot ask about: its class, for the history */
-	sqlscan_once_under_faults(r->job->command, once, sizeof(once));
+	job_kind_once(r->job->kind, r->job->command, once, sizeof(once));
 	const char *fenced = strncmp(once, "fenced: ", 8) == 0 ? once + 8 : NULL;
 	int w =
 	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,

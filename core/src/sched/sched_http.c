@@ -18,13 +18,6 @@
 /* Bytes of the response body shown in return_message. */
 #define BODY_SHOWN 200
 
-void sched_http_describe(const struct job *j, char *out, size_t outlen)
-{
-	char shown[900];
-	httpc_url_shown(j->http->url, shown, sizeof(shown));
-	snprintf(out, outlen, "%s %s", j->http->method ? j->http->method : "GET", shown);
-}
-
 /* The start of BODY as text for a history row: valid UTF-8 (a byte that is not is shown as
  * U+FFFD), control characters as spaces. Returns whether BODY had bytes that are not UTF-8. */
 static bool body_text(const char *body, size_t len, char *out, size_t outlen)

@@ -79,6 +79,7 @@ struct job {
 	const cron_tz *tz;     /* its zone: its own, else the daemon's (job_update) */
 	int64_t timeout_ms;
 	enum overlap_policy overlap;
+	enum job_kind kind; /* conf's (kept once removed) */
 	bool enabled;
 	bool removed;                /* gone from the config; freed when its run ends */
 	bool seen;                   /* == s->ap.parity: the apply under way has visited it */
@@ -473,14 +474,13 @@ uint32_t sched_system_random(void *arg);
 void sched_apply_finish(struct sched *s);
 void sched_apply_clear(struct sched *s);
 
-/* sched_http.c: an HTTP job's run. Its history text ("POST https://host/path", no query,
- * no user info, no headers) into OUT; sending R's request, whose response goes to ON_DONE
+/* sched_http.c: an HTTP job's run (its history text is job_kind_http_shown's). Sending R's
+ * request, whose response goes to ON_DONE
  * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
  * message into MSG); stopping R's request if one is in flight (true), ending it cancelled
  * with WHY. */
 struct httpc_response;
 struct flow_outcome;
-void sched_http_describe(const struct job *j, char *out, size_t outlen);
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
                       char *err, size_t errlen);
 void sched_http_outcome(const struct run *r, const struct httpc_response *resp,

@@ -30,6 +30,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	*out = (struct sched_job_view){
 	    .name = j->name,
 	    .plugin = j->plugin,
+	    .kind = j->kind,
 	    .database = j->database,
 	    .schedule = j->schedule,
 	    .conf = j->conf,

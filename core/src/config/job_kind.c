@@ -1,0 +1,91 @@
+/* What each kind of job is to every layer (job_kind.h). */
+#include "job_kind.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "httpc.h"
+#include "sqlscan.h"
+
+const char *job_kind_name(enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		return "sql";
+	case JOB_KIND_PLUGIN:
+		return "plugin";
+	case JOB_KIND_HTTP:
+		return "http";
+	}
+	return "sql"; /* (not a kind: memory gone wrong) */
+}
+
+int job_kind_parse(const char *name, enum job_kind *out)
+{
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		if (strcmp(name, job_kind_name((enum job_kind)k)) == 0) {
+			*out = (enum job_kind)k;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void job_kind_http_shown(const struct conf_http_call *h, char *out, size_t outlen)
+{
+	char shown[900];
+	httpc_url_shown(h->url, shown, sizeof(shown));
+	snprintf(out, outlen, "%s %s", h->method ? h->method : "GET", shown);
+}
+
+const char *job_kind_command(const struct conf_job *j, char *buf, size_t buflen)
+{
+	switch (j->kind) {
+	case JOB_KIND_SQL:
+		return j->command ? j->command : "";
+	case JOB_KIND_PLUGIN:
+		snprintf(buf, buflen, "plugin %s", j->plugin ? j->plugin : "");
+		return buf;
+	case JOB_KIND_HTTP:
+		if (j->http)
+			job_kind_http_shown(j->http, buf, buflen);
+		else
+			snprintf(buf, buflen, "http");
+		return buf;
+	}
+	return "";
+}
+
+void job_kind_once(enum job_kind k, const char *command, char *out, size_t outlen)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		if (command && sqlscan_classify(command) == SQLSCAN_ONE_TRANSACTION)
+			snprintf(out, outlen, "yes");
+		else
+			snprintf(out, outlen, "fenced: %s",
+			         sqlscan_class_name(sqlscan_classify(command ? command : "")));
+		return;
+	case JOB_KIND_PLUGIN:
+		snprintf(out, outlen, "fenced: plugin");
+		return;
+	case JOB_KIND_HTTP:
+		snprintf(out, outlen, "at most once per attempt");
+		return;
+	}
+	snprintf(out, outlen, "-");
+}
+
+const char *job_kind_lost_note(enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+	case JOB_KIND_PLUGIN:
+		return ""; /* its backend was ended first: what it did rolled back, or committed */
+	case JOB_KIND_HTTP:
+		return "; the request may have reached the server: an HTTP call is sent at most "
+		       "once per attempt, and whether the server got this one is unknown";
+	}
+	return "";
+}
