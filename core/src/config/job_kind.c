@@ -2,6 +2,7 @@
 #include "job_kind.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,4 +89,19 @@ const char *job_kind_lost_note(enum job_kind k)
 		       "once per attempt, and whether the server got this one is unknown";
 	}
 	return "";
+}
+
+char *job_kind_lost_notes_json(void)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	bool ok = o != NULL;
+
+	for (int k = 0; ok && k < JOB_KIND_COUNT; k++)
+		ok = json_object_set_new(o, job_kind_name((enum job_kind)k),
+		                         json_string(job_kind_lost_note((enum job_kind)k))) == 0;
+	if (ok)
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
 }

@@ -41,5 +41,8 @@ void job_kind_once(enum job_kind k, const char *command, char *out, size_t outle
  * (its process ended, or its instance died, with the run in flight): "" where the closing
  * message says it all, or a sentence starting with "; ". */
 const char *job_kind_lost_note(enum job_kind k);
+/* Every kind's note as a JSON object, {"sql": "", "http": "; ..."}, for a statement that
+ * closes runs by their job's kind (pgcrond.job.kind); malloc'd, NULL on ENOMEM. */
+char *job_kind_lost_notes_json(void);
 
 #endif

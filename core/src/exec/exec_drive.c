@@ -666,7 +666,7 @@ int exec_conn_open(struct exec_pool *p)
 	p->n_conns++;
 	p->n_connecting++;
 	/* a connect refused at once has been failed (exec_conn_connect_failed) already */
-	(void)conndrv_connect(&c->drv, p->conninfo, "pgcrond");
+	(void)conndrv_connect(&c->drv, p->conninfo, PGCONN_APP_UNNAMED);
 	return 0;
 }
 

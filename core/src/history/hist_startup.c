@@ -39,7 +39,11 @@ const char hist_sql_orphans[] =
     "   ON " RUN_BACKEND_D_A " WHERE" ORPHAN_ROWS "),"
     " closed AS ("
     "  UPDATE pgcrond.job_run_details d"
-    "     SET status = 'failed', return_message = $3, end_time = pg_catalog.now(),"
+    "     SET status = 'failed', end_time = pg_catalog.now(),"
+    /* the kind's note (job_kind_lost_note), by the job's kind in the registry */
+    "         return_message = $3 OPERATOR(pg_catalog.||) coalesce($5::pg_catalog.jsonb"
+    "          OPERATOR(pg_catalog.->>) (SELECT j.kind FROM pgcrond.job j"
+    "           WHERE j.jobname OPERATOR(pg_catalog.=) d.job_name), ''),"
     "         duration_ms = EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-)"
     "          d.start_time) OPERATOR(pg_catalog.*) 1000"
     "   WHERE" ORPHAN_ROWS " AND NOT EXISTS (SELECT FROM fence f"

@@ -41,6 +41,7 @@
 #include "hist_part.h"
 #include "hist_spool.h"
 #include "hist_startup.h"
+#include "job_kind.h"
 #include "clock.h"
 #include "log.h"
 #include "ownsess.h"
@@ -238,8 +239,10 @@ static void send_orphans(struct hist *h)
 	char floor[40];
 	if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor, sizeof(floor)) < 0)
 		snprintf(floor, sizeof(floor), "-infinity");
-	const char *p[] = {h->instance, h->boot_id, msg, floor};
-	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 4, p);
+	char *notes = job_kind_lost_notes_json();
+	const char *p[] = {h->instance, h->boot_id, msg, floor, notes ? notes : "{}"};
+	send_stmt(h, OP_ORPHANS, hist_sql_orphans, 5, p);
+	free(notes);
 }
 
 /* The freshness state waiting (hist_publish_freshness), sent now: the session is idle. Returns

@@ -32,15 +32,21 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * which pg_stat_activity shows; the server keeps its first 63 bytes). */
 #define PGCONN_JOB_APP_PREFIX "pgcrond: "
 
+/* The application_name of a job's session that is not named (exec.h: name_backend): the
+ * pools connect with it as their fallback_application_name. */
+#define PGCONN_APP_UNNAMED "pgcrond"
+
 /* SQL: the backend A (an alias of pg_stat_activity) that serves the run of row D (an alias of
  * pgcrond.job_run_details): its recorded pid, its job's application name as the server keeps
- * it (job names are ASCII), and a start no later than the run's (10 s of slack for clocks),
- * so that a pid reused since is never taken for it. */
+ * it (job names are ASCII) or the unnamed session's (a lone instance names a run's session
+ * only when the job's last run was slow: a run that became slow is unnamed), and a start no
+ * later than the run's (10 s of slack for clocks), so that a pid reused since is never taken
+ * for it. */
 #define PGCONN_SQL_RUN_BACKEND(d, a)                                                               \
 	a ".pid OPERATOR(pg_catalog.=) " d ".job_pid"                                              \
-	  " AND " a                                                                                \
-	  ".application_name OPERATOR(pg_catalog.=) pg_catalog.left('" PGCONN_JOB_APP_PREFIX       \
-	  "' OPERATOR(pg_catalog.||) " d ".job_name, 63)"                                          \
+	  " AND " a ".application_name OPERATOR(pg_catalog.=) ANY "                                \
+	            "(ARRAY[pg_catalog.left('" PGCONN_JOB_APP_PREFIX                               \
+	  "' OPERATOR(pg_catalog.||) " d ".job_name, 63), '" PGCONN_APP_UNNAMED "'])"              \
 	  " AND " a ".backend_start OPERATOR(pg_catalog.<=) (" d                                   \
 	  ".start_time OPERATOR(pg_catalog.+)"                                                     \
 	  " interval '10 seconds')"

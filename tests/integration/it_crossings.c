@@ -1,0 +1,772 @@
+/* The crossing test: every kind of job through every way a job is made, every command and the
+ * faults a lone instance meets with runs in flight (docs/jobs.md, "Kinds of job").
+ *
+ * Each capability worked in its own lane while the places where two lanes meet broke (an HTTP
+ * job in a job file made `pgcrond install` fail; list and status named it as two other
+ * kinds). This test walks the kinds of enum job_kind (config.h) from the first to
+ * JOB_KIND_COUNT: the fixture below says, for each, how a job of that kind is written, what
+ * `install` records as its command, what its history row says it ran and how the test sees
+ * that it ran. The switches have no default, so a kind added to the enum fails the build
+ * here until it has a fixture, and is then in every cell by being there.
+ *
+ * The ways a job is made: a job file; cron.schedule() (SQL jobs only: its signature takes a
+ * command); `pgcrond import` from a server running the real pg_cron (SQL jobs only: pg_cron
+ * has no other kind). Every cell asserts what a user sees: the exit status and the lines of
+ * the command, the rows of pgcrond.job, cron.job and the history, what the job did. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "itest.h"
+
+#define DB "it_crossings"
+/* the HTTP jobs' user info and path: secrets that no command, row or log line may show */
+#define SECRET_USER "bot"
+#define SECRET_PW "pw-crossing-secret"
+#define SECRET_PATH "tok-crossing-secret"
+
+/* A plain HTTP server: GET /tok-.../NAME answers 200 "ok NAME" after the number of seconds
+ * in DIR/sleep.txt (0 if none), and appends "NAME" to DIR/requests.txt when it is asked,
+ * before it sleeps. Writes its port. */
+static const char server_py[] =
+    "import http.server, socketserver, sys, os, time\n"
+    "d = sys.argv[1]\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a): pass\n"
+    "    def do_GET(self):\n"
+    "        name = self.path.rsplit('/', 1)[-1]\n"
+    "        with open(os.path.join(d, 'requests.txt'), 'a') as f: f.write(name + '\\n')\n"
+    "        try: s = float(open(os.path.join(d, 'sleep.txt')).read())\n"
+    "        except Exception: s = 0\n"
+    "        time.sleep(s)\n"
+    "        body = ('ok ' + name).encode()\n"
+    "        try:\n"
+    "            self.send_response(200)\n"
+    "            self.send_header('Content-Length', str(len(body)))\n"
+    "            self.end_headers()\n"
+    "            self.wfile.write(body)\n"
+    "        except (BrokenPipeError, ConnectionResetError): pass\n"
+    "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
+    "    daemon_threads = True\n"
+    "s = S(('127.0.0.1', 0), H)\n"
+    "open(os.path.join(d, 'ports.tmp'), 'w').write(str(s.server_address[1]))\n"
+    "os.rename(os.path.join(d, 'ports.tmp'), os.path.join(d, 'ports.txt'))\n"
+    "s.serve_forever()\n";
+
+static int http_port;
+static char http_dir[1024];
+
+/* ---- the kinds ---------------------------------------------------------------------------- */
+
+static const char *kind_name(enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		return "sql";
+	case JOB_KIND_PLUGIN:
+		return "plugin";
+	case JOB_KIND_HTTP:
+		return "http";
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+	return NULL;
+}
+
+/* The keys that make job NAME of kind K, as a job file writes them. Its run takes the seconds
+ * in the jobs database's public.crossing_sleep (SQL and plugin) or in the HTTP server's
+ * sleep.txt (HTTP): 0 unless a fault cell sets them. */
+static void kind_keys(enum job_kind k, const char *name, char *out, size_t len)
+{
+	char view[80];
+	switch (k) {
+	case JOB_KIND_SQL:
+		snprintf(out, len,
+		         "command = \"SELECT pg_sleep(s) FROM public.crossing_sleep;"
+		         " INSERT INTO public.crossing_ticks (job) VALUES ('%s')\";",
+		         name);
+		return;
+	case JOB_KIND_PLUGIN:
+		snprintf(view, sizeof(view), "%s", name);
+		for (char *p = view; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		snprintf(out, len,
+		         "plugin = \"sql_view\"; view = \"public.mv_%s\"; unique_key = \"k\";\n"
+		         "\tquery = \"SELECT 1 AS k, (SELECT pg_sleep(s) FROM public.crossing_sleep)"
+		         "::text AS slept, count(*) AS n FROM public.crossing_ticks\";",
+		         view);
+		return;
+	case JOB_KIND_HTTP:
+		snprintf(out, len,
+		         "http = { url = \"http://" SECRET_USER ":" SECRET_PW "@127.0.0.1:%d/" SECRET_PATH
+		         "/%s\"; };",
+		         http_port, name);
+		return;
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+}
+
+/* What pgcrond.job and cron.job record as the command of job NAME of kind K. */
+static void kind_recorded(enum job_kind k, const char *name, char *out, size_t len)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		snprintf(out, len,
+		         "SELECT pg_sleep(s) FROM public.crossing_sleep;"
+		         " INSERT INTO public.crossing_ticks (job) VALUES ('%s')",
+		         name);
+		return;
+	case JOB_KIND_PLUGIN:
+		snprintf(out, len, "plugin sql_view");
+		return;
+	case JOB_KIND_HTTP:
+		snprintf(out, len, "GET http://127.0.0.1:%d/...", http_port);
+		return;
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+}
+
+/* How its history rows begin (the command column). */
+static void kind_history_command(enum job_kind k, const char *name, char *out, size_t len)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		kind_recorded(k, name, out, len);
+		return;
+	case JOB_KIND_PLUGIN:
+		snprintf(out, len, "plugin sql_view: ");
+		return;
+	case JOB_KIND_HTTP:
+		kind_recorded(k, name, out, len);
+		return;
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+}
+
+/* What list and status say of it under faults (docs/faults.md). */
+static const char *kind_once(enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		return "yes"; /* (two statements, no transaction control: one transaction) */
+	case JOB_KIND_PLUGIN:
+		return "fenced: plugin";
+	case JOB_KIND_HTTP:
+		return "at most once per attempt";
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+	return NULL;
+}
+
+/* How many times job NAME of kind K has done its work, as the test sees it from outside: the
+ * rows it inserted, the requests the server got, or the plugin's successful refreshes (its
+ * view, which the run refreshes, has no trace of its own). */
+static long long kind_effects(enum job_kind k, PGconn *jobs, PGconn *hist, const char *name)
+{
+	char sql[512];
+	switch (k) {
+	case JOB_KIND_SQL:
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM public.crossing_ticks WHERE job = '%s'",
+		         name);
+		return itest_scalar_ll(jobs, sql);
+	case JOB_KIND_PLUGIN:
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = '%s'"
+		         " AND status = 'succeeded'",
+		         name);
+		return itest_scalar_ll(hist, sql);
+	case JOB_KIND_HTTP: {
+		char path[1100], needle[128];
+		snprintf(path, sizeof(path), "%s/requests.txt", http_dir);
+		snprintf(needle, sizeof(needle), "\n%s\n", name);
+		char *text = itest_read_file(path), *with_nl = malloc(strlen(text) + 2);
+		ck_assert_ptr_nonnull(with_nl);
+		snprintf(with_nl, strlen(text) + 2, "\n%s", text);
+		long long n = 0;
+		for (char *p = with_nl; (p = strstr(p, needle)); p++)
+			n++;
+		free(text);
+		free(with_nl);
+		return n;
+	}
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+	return 0;
+}
+
+/* ---- the ways a job is made --------------------------------------------------------------- */
+
+enum way { WAY_FILE, WAY_CRON_SCHEDULE, WAY_IMPORT };
+#define WAY_COUNT 3
+
+static const char *way_name(enum way w)
+{
+	switch (w) {
+	case WAY_FILE:
+		return "file";
+	case WAY_CRON_SCHEDULE:
+		return "cron";
+	case WAY_IMPORT:
+		return "import";
+	}
+	return NULL;
+}
+
+/* Whether way W makes jobs of kind K: cron.schedule() and pg_cron take a command, so they
+ * make SQL jobs; a plugin or an HTTP call is written in a job file. */
+static bool way_makes(enum way w, enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+		return true;
+	case JOB_KIND_PLUGIN:
+	case JOB_KIND_HTTP:
+		return w == WAY_FILE;
+	}
+	return false;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static char *cli(struct itest_env *e, int want, const char *a, const char *b, const char *c)
+{
+	int status;
+	char *out = c   ? itest_cli(&status, a, "-c", e->conf, b, c, NULL)
+	            : b ? itest_cli(&status, a, "-c", e->conf, b, NULL)
+	                : itest_cli(&status, a, "-c", e->conf, NULL);
+	ck_assert_msg(status == want, "pgcrond %s %s %s: exit %d, not %d:\n%s", a, b ? b : "",
+	              c ? c : "", status, want, out);
+	ck_assert_msg(!strstr(out, SECRET_PW) && !strstr(out, SECRET_PATH),
+	              "pgcrond %s shows an HTTP job's secret:\n%s", a, out);
+	return out;
+}
+
+/* The line of OUT that holds NEEDLE (malloc'd), or fails the test. */
+static char *line_with(const char *out, const char *needle, const char *what)
+{
+	const char *p = strstr(out, needle);
+	ck_assert_msg(p != NULL, "%s: no line with \"%s\" in:\n%s", what, needle, out);
+	while (p > out && p[-1] != '\n')
+		p--;
+	size_t n = strcspn(p, "\n");
+	char *line = strndup(p, n);
+	ck_assert_ptr_nonnull(line);
+	return line;
+}
+
+static void write_files(struct itest_env *e, const char *schedule)
+{
+	char jobs[16384] = "", keys[1024];
+	size_t used = 0;
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64], down[64];
+		snprintf(name, sizeof(name), "%s-file", kind_name((enum job_kind)k));
+		kind_keys((enum job_kind)k, name, keys, sizeof(keys));
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         "%s{ name = \"%s\"; schedule = \"%s\";\n\t%s }\n",
+		                         k ? ", " : "", name,
+		                         schedule, keys);
+		/* downstream of the next kind's job: every kind after every other */
+		snprintf(down, sizeof(down), "%s-down", kind_name((enum job_kind)k));
+		kind_keys((enum job_kind)k, down, keys, sizeof(keys));
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         ", { name = \"%s\"; after = [ \"%s-file\" ];\n\t%s }\n",
+		                         down, kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
+		                         keys);
+		ck_assert(used < sizeof(jobs));
+	}
+	itest_env_job(e, "10-crossings.conf", "jobs = (\n%s);\n", jobs);
+}
+
+static void start_http(struct itest_env *e)
+{
+	snprintf(http_dir, sizeof(http_dir), "%s/http", e->dir);
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s", http_dir);
+	ck_assert_int_eq(system(cmd), 0);
+	char *ports = NULL;
+	itest_script_start(http_dir, server_py, &ports);
+	http_port = atoi(ports);
+	ck_assert_msg(http_port > 0, "the HTTP server did not start: %s", ports);
+	free(ports);
+}
+
+static void http_sleep(double s)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/sleep.txt", http_dir);
+	itest_write_file(path, "%g", s);
+}
+
+/* The names of the jobs of every (kind, way) cell the ways make, in order. */
+struct cell {
+	enum job_kind kind;
+	enum way way;
+	char name[64];
+};
+
+static int cells_of(struct cell *out)
+{
+	int n = 0;
+	for (int k = 0; k < JOB_KIND_COUNT; k++)
+		for (int w = 0; w < WAY_COUNT; w++)
+			if (way_makes((enum way)w, (enum job_kind)k)) {
+				out[n].kind = (enum job_kind)k;
+				out[n].way = (enum way)w;
+				snprintf(out[n].name, sizeof(out[n].name), "%s-%s",
+				         kind_name((enum job_kind)k), way_name((enum way)w));
+				n++;
+			}
+	return n;
+}
+
+static char *metrics(struct itest_env *e)
+{
+	static const char needle[] = "http: listening on http://";
+	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
+	char *text = itest_read_file(e->log);
+	char *p = strstr(text, needle) + sizeof(needle) - 1;
+	int port = atoi(strchr(p, ':') + 1);
+	free(text);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd),
+	         "python3 -c 'import urllib.request; print(urllib.request.urlopen("
+	         "\"http://127.0.0.1:%d/metrics\").read().decode())'",
+	         port);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t cap = 1 << 20, n = 0;
+	char *out = malloc(cap);
+	ck_assert_ptr_nonnull(out);
+	while (n + 1 < cap && (cap - n - 1) > 0) {
+		size_t r = fread(out + n, 1, cap - n - 1, f);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	out[n] = '\0';
+	pclose(f);
+	return out;
+}
+
+/* ---- every command ------------------------------------------------------------------------ */
+
+START_TEST(every_kind_every_way_every_command)
+{
+	struct itest_env e;
+	itest_env_init(&e, "crossings", DB);
+	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/sql_view.so", "sql_view");
+	itest_exec(e.db, "CREATE TABLE public.crossing_ticks (job text,"
+	                 " at timestamptz DEFAULT clock_timestamp());"
+	                 "CREATE TABLE public.crossing_sleep (s float8);"
+	                 "INSERT INTO public.crossing_sleep VALUES (0);"
+	                 "GRANT SELECT, INSERT ON public.crossing_ticks, public.crossing_sleep"
+	                 " TO PUBLIC");
+	start_http(&e);
+	/* the file jobs never fire on their own here: each run is asked for */
+	write_files(&e, "0 3 1 1 *");
+
+	/* check, then install on a fresh database, as the README orders them */
+	free(cli(&e, 0, "check", NULL, NULL));
+	free(cli(&e, 0, "install", NULL, NULL));
+
+	/* cron.schedule(), as an application would */
+	struct cell cells[JOB_KIND_COUNT * WAY_COUNT];
+	int n = cells_of(cells);
+	char sql[4096], want[1024];
+	for (int i = 0; i < n; i++) {
+		if (cells[i].way != WAY_CRON_SCHEDULE)
+			continue;
+		ck_assert_int_eq(cells[i].kind, JOB_KIND_SQL);
+		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
+		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '0 3 1 1 *', $c$%s$c$)",
+		         cells[i].name, want);
+		itest_exec(e.db, sql);
+	}
+	/* pgcrond import from a server running the real pg_cron */
+	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " DB, 1);
+	char *ci2 = itest_sandbox2_start_with(e.dir, ITEST_DEBIAN_PGBIN);
+	unsetenv("PGSANDBOX_CONF");
+	PGconn *pg2 = itest_connect(ci2);
+	itest_exec(pg2, "CREATE DATABASE " DB);
+	PQfinish(pg2);
+	char *p = strstr(ci2, "dbname=postgres");
+	ck_assert_ptr_nonnull(p);
+	char src[1200];
+	snprintf(src, sizeof(src), "%.*sdbname=" DB "%.900s", (int)(p - ci2), ci2,
+	         p + strlen("dbname=postgres"));
+	PGconn *pgcron = itest_connect(src);
+	itest_exec(pgcron, "CREATE EXTENSION pg_cron");
+	for (int i = 0; i < n; i++) {
+		if (cells[i].way != WAY_IMPORT)
+			continue;
+		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
+		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '0 3 1 1 *', $c$%s$c$)",
+		         cells[i].name, want);
+		itest_exec(pgcron, sql);
+	}
+	char *out = cli(&e, 0, "import", "--from", src);
+	free(out);
+	PQfinish(pgcron);
+
+	/* what install and the SQL ways recorded: the kind and the command, in pgcrond.job and
+	 * cron.job */
+	for (int i = 0; i < n; i++) {
+		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
+		snprintf(sql, sizeof(sql),
+		         "SELECT kind || '|' || command FROM pgcrond.job WHERE jobname = '%s'",
+		         cells[i].name);
+		char expect[1200];
+		snprintf(expect, sizeof(expect), "%s|%s", kind_name(cells[i].kind), want);
+		itest_assert_scalar(e.db, sql, expect);
+		snprintf(sql, sizeof(sql), "SELECT command FROM cron.job WHERE jobname = '%s'",
+		         cells[i].name);
+		itest_assert_scalar(e.db, sql, want);
+	}
+	/* install again: an upgrade that changes nothing */
+	out = cli(&e, 0, "install", NULL, NULL);
+	free(out);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond.job WHERE removed_at IS NULL");
+	ck_assert_int_eq(itest_scalar_ll(e.db, sql), n + JOB_KIND_COUNT);
+
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 15), "%s",
+	              itest_tail(e.log));
+	out = cli(&e, 0, "list", NULL, NULL);
+	char *status_all = cli(&e, 0, "status", NULL, NULL);
+	char *page = metrics(&e);
+	for (int i = 0; i < n; i++) {
+		const struct cell *c = &cells[i];
+		char *line = line_with(out, c->name, "list");
+		ck_assert_msg(strstr(line, kind_name(c->kind)) && strstr(line, kind_once(c->kind)),
+		              "list shows %s as: %s (want kind %s, once %s)", c->name, line,
+		              kind_name(c->kind), kind_once(c->kind));
+		free(line);
+		/* status JOB */
+		char *st = cli(&e, 0, "status", c->name, NULL);
+		line = line_with(st, "kind:", "status");
+		ck_assert_msg(strstr(line, kind_name(c->kind)), "status %s: %s", c->name, line);
+		free(line);
+		line = line_with(st, "once under faults:", "status");
+		ck_assert_msg(strstr(line, kind_once(c->kind)), "status %s: %s", c->name, line);
+		free(line);
+		free(st);
+		/* /metrics */
+		char label[200];
+		snprintf(label, sizeof(label), "pgcrond_job_info{job=\"%s\",kind=\"%s\"", c->name,
+		         kind_name(c->kind));
+		ck_assert_msg(strstr(page, label), "/metrics has no %s:\n%s", label, page);
+		/* history before any run: the job is known, it has no runs */
+		char *h = cli(&e, 0, "history", c->name, NULL);
+		ck_assert_msg(strstr(h, "no runs") && !strstr(h, "no such job"),
+		              "history %s before a run: %s", c->name, h);
+		free(h);
+	}
+	free(out);
+	free(status_all);
+	free(page);
+
+	/* pause and resume; trigger --wait runs it now, paused or not */
+	for (int i = 0; i < n; i++) {
+		const struct cell *c = &cells[i];
+		free(cli(&e, 0, "pause", c->name, NULL));
+		char *st = cli(&e, 0, "status", c->name, NULL);
+		char *line = line_with(st, "paused:", "status");
+		ck_assert_msg(strstr(line, "yes"), "%s after pause: %s", c->name, line);
+		free(line);
+		free(st);
+		free(cli(&e, 0, "resume", c->name, NULL));
+		st = cli(&e, 0, "status", c->name, NULL);
+		line = line_with(st, "paused:", "status");
+		ck_assert_msg(strstr(line, "no"), "%s after resume: %s", c->name, line);
+		free(line);
+		free(st);
+
+		long long before = kind_effects(c->kind, e.db, e.db, c->name);
+		char *t = cli(&e, 0, "trigger", "--wait", c->name);
+		free(t);
+		/* (the history row of a plugin's run may follow the exit by a batch) */
+		for (int w = 0; w < 100 && kind_effects(c->kind, e.db, e.db, c->name) == before; w++)
+			itest_sleep(0.1);
+		ck_assert_msg(kind_effects(c->kind, e.db, e.db, c->name) == before + 1,
+		              "%s: trigger --wait ended but its work was not done once", c->name);
+		kind_history_command(c->kind, c->name, want, sizeof(want));
+		snprintf(sql, sizeof(sql),
+		         "SELECT status || '|' || left(command, %zu) FROM pgcrond.job_run_details"
+		         " WHERE job_name = '%s' ORDER BY runid DESC LIMIT 1",
+		         strlen(want), c->name);
+		char expect[1200];
+		snprintf(expect, sizeof(expect), "succeeded|%s", want);
+		itest_assert_scalar(e.db, sql, expect);
+		char *h = cli(&e, 0, "history", c->name, NULL);
+		ck_assert_msg(strstr(h, "succeeded"), "history %s after a run: %s", c->name, h);
+		free(h);
+	}
+	/* each kind downstream of another: the upstream's runs above set them off */
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		ck_assert_msg(itest_env_wait(&e, 30,
+		                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
+		                             " WHERE job_name = '%s-down' AND status = 'succeeded'",
+		                             kind_name((enum job_kind)k)),
+		              "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
+		              kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), itest_tail(e.log));
+	}
+	/* graph: every kind's edge */
+	out = cli(&e, 0, "graph", NULL, NULL);
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char edge[160];
+		snprintf(edge, sizeof(edge), "\"%s-file\" -> \"%s-down\"",
+		         kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
+		         kind_name((enum job_kind)k));
+		ck_assert_msg(strstr(out, edge), "graph has no %s:\n%s", edge, out);
+	}
+	free(out);
+
+	/* reload: every file job's new schedule reaches the registry */
+	write_files(&e, "0 4 1 1 *");
+	itest_env_reload(&e);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = %d FROM pgcrond.job WHERE source = 'file'"
+	                             " AND schedule = '0 4 1 1 *' AND removed_at IS NULL",
+	                             JOB_KIND_COUNT),
+	              "the reload did not record every kind's file job:\n%s", itest_tail(e.log));
+	ck_assert_msg(!itest_wait_log(e.log, "cannot record the file jobs", 0.5), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_count_in_file(e.log, SECRET_PW) == 0 &&
+	                  itest_count_in_file(e.log, SECRET_PATH) == 0,
+	              "the log shows an HTTP job's secret");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE command LIKE '%%" SECRET_PATH "%%'"
+	                                     " OR return_message LIKE '%%" SECRET_PW "%%'"),
+	                 0);
+
+	/* uninstall takes everything away, whatever the kinds */
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	out = cli(&e, 0, "uninstall", NULL, NULL);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgcrond'",
+	                    "0");
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* ---- the faults a lone instance meets, with a run of every kind in flight --------------------
+ * The server that holds the history and the jobs' database is a second sandbox of the test's
+ * own, so that it can be restarted. Each kind has a job every 2 seconds (overlap skip, one
+ * retry); a fault lands while a run of each is in flight (each sleeps 20 s: the test sets
+ * it), then the sleep goes back to 0 and every kind must run again, and no fire run twice. */
+
+struct fault_env {
+	struct itest_env e;
+	PGconn *db2;
+	char ci2[1400];
+};
+
+static void fault_setup(struct fault_env *f)
+{
+	struct itest_env *e = &f->e;
+	itest_env_init(e, "crossing-faults", DB "_f");
+	char *ci = itest_sandbox2_start(e->dir);
+	PGconn *su = itest_connect(ci);
+	itest_exec(su, "CREATE DATABASE crossfault");
+	PQfinish(su);
+	char *p = strstr(ci, "dbname=postgres");
+	ck_assert_ptr_nonnull(p);
+	snprintf(f->ci2, sizeof(f->ci2), "%.*sdbname=crossfault%.900s", (int)(p - ci), ci,
+	         p + strlen("dbname=postgres"));
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, f->ci2);
+	itest_env_plugin(e, PLUGIN_BUILD_DIR "/sql_view.so", "sql_view");
+	f->db2 = itest_connect(f->ci2);
+	itest_exec(f->db2, "CREATE TABLE public.crossing_ticks (job text,"
+	                   " at timestamptz DEFAULT clock_timestamp());"
+	                   "CREATE TABLE public.crossing_sleep (s float8);"
+	                   "INSERT INTO public.crossing_sleep VALUES (0)");
+	start_http(e);
+	http_sleep(0);
+	char jobs[8192] = "", keys[1024];
+	size_t used = 0;
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "f-%s", kind_name((enum job_kind)k));
+		kind_keys((enum job_kind)k, name, keys, sizeof(keys));
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         "%s{ name = \"%s\"; schedule = \"2 seconds\";"
+		                         " retries = 1; retry_delay = \"1s\"; timeout = \"60s\";\n"
+		                         "\t%s }\n",
+		                         k ? ", " : "", name, keys);
+	}
+	itest_env_job(e, "10-faults.conf", "jobs = (\n%s);\n", jobs);
+	free(cli(e, 0, "install", NULL, NULL));
+	free(ci);
+}
+
+static void set_sleep(struct fault_env *f, double s)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE public.crossing_sleep SET s = %g", s);
+	itest_exec(f->db2, sql);
+	http_sleep(s);
+}
+
+/* Wait until a run of every kind is in flight (its row 'running', started after SINCE). */
+static void all_in_flight(struct fault_env *f, const char *since)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT job_name) = %d FROM pgcrond.job_run_details"
+	         " WHERE status = 'running' AND start_time > '%s'",
+	         JOB_KIND_COUNT, since);
+	ck_assert_msg(itest_wait_sql(f->db2, sql, 30), "not every kind has a run in flight:\n%s",
+	              itest_tail(f->e.log));
+	itest_sleep(1); /* well inside their statements and requests */
+}
+
+/* Every kind runs again, succeeded and started after SINCE, within 45 s; and no fire ran
+ * twice. */
+static void all_again(struct fault_env *f, const char *since, const char *what)
+{
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = 'f-%s'"
+		         " AND status = 'succeeded' AND start_time > '%s'",
+		         kind_name((enum job_kind)k), since);
+		ck_assert_msg(itest_wait_sql(f->db2, sql, 45), "%s: f-%s did not run again:\n%s", what,
+		              kind_name((enum job_kind)k), itest_tail(f->e.log));
+	}
+	/* no fire succeeded twice (a failed attempt and its retry are one fire's rows) */
+	char *twice = itest_scalar(f->db2, "SELECT string_agg(job_name || ' ' || scheduled_time, ', ')"
+	                                   " FROM (SELECT job_name, scheduled_time"
+	                                   "  FROM pgcrond.job_run_details"
+	                                   "  WHERE status = 'succeeded' AND scheduled_time IS NOT NULL"
+	                                   "  GROUP BY 1, 2 HAVING count(*) > 1) t");
+	ck_assert_msg(twice == NULL || !*twice, "%s: fires succeeded twice: %s", what, twice);
+	free(twice);
+	/* what the SQL job did is what its history says it did: a run cut off by the fault
+	 * rolled back, none was done twice */
+	ck_assert_msg(itest_wait_sql(f->db2,
+	                             "SELECT (SELECT count(*) FROM public.crossing_ticks"
+	                             " WHERE job = 'f-sql') = (SELECT count(*) FROM"
+	                             " pgcrond.job_run_details WHERE job_name = 'f-sql'"
+	                             " AND status = 'succeeded')",
+	                             10),
+	              "%s: f-sql's inserts and its successes differ: %s", what,
+	              itest_scalar(f->db2,
+	                           "SELECT (SELECT count(*) FROM public.crossing_ticks"
+	                           " WHERE job = 'f-sql') || ' inserts; ' || (SELECT string_agg("
+	                           "status || ' ' || attempt || ' ' || start_time || ' '"
+	                           " || coalesce(left(return_message, 60), ''), E'\n' ORDER BY runid)"
+	                           " FROM pgcrond.job_run_details WHERE job_name = 'f-sql'"
+	                           " AND status <> 'skipped')"));
+	/* no run is left open */
+	ck_assert_msg(itest_wait_sql(f->db2,
+	                             "SELECT count(*) = 0 FROM pgcrond.job_run_details"
+	                             " WHERE status IN ('starting', 'running')"
+	                             " AND start_time < now() - interval '30 s'",
+	                             30),
+	              "%s: runs left open:\n%s", what, itest_tail(f->e.log));
+}
+
+START_TEST(lone_instance_faults_with_every_kind_in_flight)
+{
+	struct fault_env f;
+	fault_setup(&f);
+	struct itest_env *e = &f.e;
+	itest_env_start(e);
+	ck_assert_msg(itest_wait_sql(f.db2,
+	                             "SELECT count(DISTINCT job_name) = 3 FROM"
+	                             " pgcrond.job_run_details WHERE status = 'succeeded'",
+	                             30),
+	              "the jobs do not run:\n%s", itest_tail(e->log));
+
+	/* the daemon is killed with a run of every kind in flight, and started again */
+	char *since = itest_scalar(f.db2, "SELECT now()::text");
+	set_sleep(&f, 20);
+	all_in_flight(&f, since);
+	ck_assert_int_eq(itest_env_stop(e, SIGKILL, 10), 128 + SIGKILL);
+	set_sleep(&f, 0);
+	free(since);
+	since = itest_scalar(f.db2, "SELECT now()::text");
+	itest_env_start(e);
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = 'f-%s'"
+		         " AND status = 'failed' AND return_message LIKE"
+		         " 'pgcrond process ended while this run was in progress%%'",
+		         kind_name((enum job_kind)k));
+		ck_assert_msg(itest_wait_sql(f.db2, sql, 20),
+		              "kill: f-%s's run in flight was not closed as failed:\n%s",
+		              kind_name((enum job_kind)k), itest_tail(e->log));
+	}
+	all_again(&f, since, "kill");
+	/* an HTTP request in flight may have reached its server: its row says so */
+	ck_assert_int_eq(itest_scalar_ll(f.db2, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                        " WHERE job_name = 'f-http' AND status = 'failed'"
+	                                        " AND return_message LIKE '%may have reached%'"),
+	                 1);
+
+	/* the server restarts with a run of every kind in flight */
+	free(since);
+	since = itest_scalar(f.db2, "SELECT now()::text");
+	set_sleep(&f, 20);
+	all_in_flight(&f, since);
+	PQfinish(f.db2);
+	itest_sandbox2("pause");
+	itest_sandbox2("resume");
+	f.db2 = itest_connect(f.ci2);
+	set_sleep(&f, 0);
+	all_again(&f, since, "restart");
+	/* the SQL and plugin runs lost their backends and say so; the HTTP request did not need
+	 * the server: it ended as it would have */
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT job_name) = 2 FROM pgcrond.job_run_details"
+	         " WHERE job_name IN ('f-sql', 'f-plugin') AND status = 'failed'"
+	         " AND start_time > '%s'",
+	         since);
+	ck_assert_msg(itest_wait_sql(f.db2, sql, 10),
+	              "restart: the SQL and plugin runs in flight did not fail:\n%s",
+	              itest_tail(e->log));
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) = 0 FROM pgcrond.job_run_details WHERE job_name = 'f-http'"
+	         " AND status = 'failed' AND start_time > '%s'",
+	         since);
+	ck_assert_msg(itest_wait_sql(f.db2, sql, 1),
+	              "restart: the HTTP run failed although it needs no database:\n%s",
+	              itest_tail(e->log));
+	free(since);
+
+	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 30), 0);
+	PQfinish(f.db2);
+	itest_env_teardown(e);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("crossings");
+	TCase *tc = tcase_create("commands");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, every_kind_every_way_every_command);
+	itest_add_tcase(s, tc);
+	tc = tcase_create("faults");
+	tcase_set_timeout(tc, 400);
+	tcase_add_test(tc, lone_instance_faults_with_every_kind_in_flight);
+	itest_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	return itest_run_share(sr);
+}
