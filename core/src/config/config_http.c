@@ -21,7 +21,7 @@
 #define TOKEN_MAX 4096
 
 #define HTTP(field) offsetof(struct pgc_config, http.field)
-static const struct key_spec config_http_keys[] = {
+const struct key_spec config_http_keys[] = {
     {"listen", K_STRING, HTTP(listen), "\"127.0.0.1:9187\"", NULL, 0, false, NULL},
     {"allow_remote", K_BOOL, HTTP(allow_remote), "true", NULL, 0, false, NULL},
     {"token_file", K_STRING, HTTP(token_file), "\"/etc/pgcrond/http.token\"", NULL, 0, false, NULL},

@@ -93,7 +93,7 @@ static void apply_size(struct loader *L, const config_setting_t *s, const char *
 /* ---- http_client = { ... } ----------------------------------------------------------- */
 
 #define HC(field) offsetof(struct pgc_config, http_client.field)
-static const struct key_spec http_client_keys[] = {
+const struct key_spec config_http_client_keys[] = {
     {"ca_file", K_STRING, HC(ca_file), "\"/etc/pgcrond/ca.pem\"", NULL, 0, false, NULL},
     {"max_concurrent", K_INT, HC(max_concurrent), "16", NULL, 1, false, NULL},
     {"timeout", K_DURATION, HC(timeout_ms), "\"30s\"", NULL, 1, false, NULL},
@@ -119,9 +119,10 @@ void config_parse_http_client(struct loader *L, const config_setting_t *s, const
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *name = config_setting_name(m);
-		const struct key_spec *k = config_find_key(http_client_keys, name);
+		const struct key_spec *k = config_find_key(config_http_client_keys, name);
 		if (!k) {
-			config_report_unknown(L, m, file, http_client_keys, " in http_client",
+			config_report_unknown(L, m, file, config_http_client_keys,
+			                      " in http_client",
 			                      "http_client takes ca_file, max_concurrent, timeout, "
 			                      "connect_timeout, max_request, max_response and "
 			                      "max_redirects (pgcrond.conf(5))");
@@ -188,7 +189,7 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "
 
 static const char *http_keys_hint = "http takes url, method, headers, body and expect";
 
-static const struct key_spec http_call_keys[] = {
+const struct key_spec config_http_call_keys[] = {
     {"url", K_STRING, offsetof(struct conf_http_call, url), "\"https://host.example/hook\"", NULL,
      0, false, NULL},
     {"method", K_STRING, offsetof(struct conf_http_call, method), "\"POST\"", NULL, 0, false, NULL},
@@ -309,9 +310,9 @@ void config_parse_http_call(struct loader *L, const config_setting_t *s, const c
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *name = config_setting_name(m);
-		const struct key_spec *k = config_find_key(http_call_keys, name);
+		const struct key_spec *k = config_find_key(config_http_call_keys, name);
 		if (!k)
-			config_report_unknown(L, m, file, http_call_keys, " in http",
+			config_report_unknown(L, m, file, config_http_call_keys, " in http",
 			                      http_keys_hint);
 		else if (strcmp(name, "expect") == 0)
 			parse_expect(L, m, file, h);

@@ -58,7 +58,7 @@ _Static_assert(sizeof(config_main_keys) / sizeof(config_main_keys[0]) <=
                "loader.main_line[] too small");
 
 #define DB(field) offsetof(struct conf_database, field)
-static const struct key_spec config_database_keys[] = {
+const struct key_spec config_database_keys[] = {
     {"conninfo", K_STRING, DB(conninfo), "\"host=db1 dbname=analytics\"", NULL, 0, true, NULL},
     {"pool", K_INT, DB(pool), "4", NULL, 1, false, NULL},
     {"idle_timeout", K_DURATION, DB(idle_timeout_ms), "\"5m\"", NULL, 0, false, NULL},
@@ -66,14 +66,14 @@ static const struct key_spec config_database_keys[] = {
 };
 
 #define HIST(field) offsetof(struct pgc_config, field)
-static const struct key_spec config_history_keys[] = {
+const struct key_spec config_history_keys[] = {
     {"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
     {"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
 #define SINK(field) offsetof(struct conf_alert_sink, field)
-static const struct key_spec config_sink_keys[] = {
+const struct key_spec config_sink_keys[] = {
     {"sink", K_CHOICE, SINK(sink), "\"log\"", sink_values, 0, false, NULL},
     {"database", K_STRING, SINK(database), "\"analytics\"", NULL, 0, false, NULL},
     {"channel", K_STRING, SINK(channel), "\"pgcrond_alerts\"", NULL, 0, false, NULL},

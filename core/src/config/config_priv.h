@@ -146,9 +146,17 @@ struct key_spec {
 	void (*fn)(struct loader *L, const config_setting_t *s, const char *file);
 };
 
-/* Each ends with an entry whose name is NULL. */
-extern const struct key_spec config_main_keys[]; /* into struct pgc_config */
-extern const struct key_spec config_job_keys[];  /* into struct conf_job */
+/* Each ends with an entry whose name is NULL. tests/docs/config_keys.c lists them all for
+ * the check of docs/configuration.md and pgcrond.conf(5) against them: a new table of keys
+ * goes into its list too. */
+extern const struct key_spec config_main_keys[];        /* into struct pgc_config */
+extern const struct key_spec config_database_keys[];    /* databases = { NAME = { ... } } */
+extern const struct key_spec config_history_keys[];     /* history = { ... } */
+extern const struct key_spec config_sink_keys[];        /* alerts = ( { ... } ) */
+extern const struct key_spec config_http_keys[];        /* http = { ... }: the listener */
+extern const struct key_spec config_http_client_keys[]; /* http_client = { ... } */
+extern const struct key_spec config_job_keys[];         /* into struct conf_job */
+extern const struct key_spec config_http_call_keys[];   /* a job's http = { ... } */
 
 /* The entry of KEYS named NAME, or NULL. */
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);
