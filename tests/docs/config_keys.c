@@ -47,10 +47,11 @@ int main(void)
 			printf("%s %s\n", tables[t].section, k->name);
 			if (!tables[t].parent && k->type == K_CUSTOM &&
 			    !has_table(tables[t].section, k->name)) {
-				fprintf(stderr,
-				        "config_keys: %s key %s is a group without a table here; add "
-				        "its table of keys to tests/docs/config_keys.c\n",
-				        tables[t].section, k->name);
+				fprintf(
+				    stderr,
+				    "config_keys: %s key %s is a group without a table here; add "
+				    "its table of keys to tests/docs/config_keys.c\n",
+				    tables[t].section, k->name);
 				bad = 1;
 			}
 		}

@@ -95,16 +95,17 @@ static void kind_keys(enum job_kind k, const char *name, char *out, size_t len)
 		for (char *p = view; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		snprintf(out, len,
-		         "plugin = \"sql_view\"; view = \"public.mv_%s\"; unique_key = \"k\";\n"
-		         "\tquery = \"SELECT 1 AS k, (SELECT pg_sleep(s) FROM public.crossing_sleep)"
-		         "::text AS slept, count(*) AS n FROM public.crossing_ticks\";",
-		         view);
+		snprintf(
+		    out, len,
+		    "plugin = \"sql_view\"; view = \"public.mv_%s\"; unique_key = \"k\";\n"
+		    "\tquery = \"SELECT 1 AS k, (SELECT pg_sleep(s) FROM public.crossing_sleep)"
+		    "::text AS slept, count(*) AS n FROM public.crossing_ticks\";",
+		    view);
 		return;
 	case JOB_KIND_HTTP:
 		snprintf(out, len,
-		         "http = { url = \"http://" SECRET_USER ":" SECRET_PW "@127.0.0.1:%d/" SECRET_PATH
-		         "/%s\"; };",
+		         "http = { url = \"http://" SECRET_USER ":" SECRET_PW
+		         "@127.0.0.1:%d/" SECRET_PATH "/%s\"; };",
 		         http_port, name);
 		return;
 	}
@@ -171,8 +172,8 @@ static long long kind_effects(enum job_kind k, PGconn *jobs, PGconn *hist, const
 	char sql[512];
 	switch (k) {
 	case JOB_KIND_SQL:
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM public.crossing_ticks WHERE job = '%s'",
-		         name);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM public.crossing_ticks WHERE job = '%s'", name);
 		return itest_scalar_ll(jobs, sql);
 	case JOB_KIND_PLUGIN:
 		snprintf(sql, sizeof(sql),
@@ -269,15 +270,14 @@ static void write_files(struct itest_env *e, const char *schedule)
 		kind_keys((enum job_kind)k, name, keys, sizeof(keys));
 		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
 		                         "%s{ name = \"%s\"; schedule = \"%s\";\n\t%s }\n",
-		                         k ? ", " : "", name,
-		                         schedule, keys);
+		                         k ? ", " : "", name, schedule, keys);
 		/* downstream of the next kind's job: every kind after every other */
 		snprintf(down, sizeof(down), "%s-down", kind_name((enum job_kind)k));
 		kind_keys((enum job_kind)k, down, keys, sizeof(keys));
-		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
-		                         ", { name = \"%s\"; after = [ \"%s-file\" ];\n\t%s }\n",
-		                         down, kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
-		                         keys);
+		used +=
+		    (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                     ", { name = \"%s\"; after = [ \"%s-file\" ];\n\t%s }\n", down,
+		                     kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), keys);
 		ck_assert(used < sizeof(jobs));
 	}
 	itest_env_job(e, "10-crossings.conf", "jobs = (\n%s);\n", jobs);
@@ -492,7 +492,8 @@ START_TEST(every_kind_every_way_every_command)
 		char *t = cli(&e, 0, "trigger", "--wait", c->name);
 		free(t);
 		/* (the history row of a plugin's run may follow the exit by a batch) */
-		for (int w = 0; w < 100 && kind_effects(c->kind, e.db, e.db, c->name) == before; w++)
+		for (int w = 0; w < 100 && kind_effects(c->kind, e.db, e.db, c->name) == before;
+		     w++)
 			itest_sleep(0.1);
 		ck_assert_msg(kind_effects(c->kind, e.db, e.db, c->name) == before + 1,
 		              "%s: trigger --wait ended but its work was not done once", c->name);
@@ -515,7 +516,8 @@ START_TEST(every_kind_every_way_every_command)
 		                             " WHERE job_name = '%s-down' AND status = 'succeeded'",
 		                             kind_name((enum job_kind)k)),
 		              "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
-		              kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), itest_tail(e.log));
+		              kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
+		              itest_tail(e.log));
 	}
 	/* graph: every kind's edge */
 	out = cli(&e, 0, "graph", NULL, NULL);
@@ -572,7 +574,10 @@ static void fault_setup(struct fault_env *f)
 {
 	struct itest_env *e = &f->e;
 	itest_env_init(e, "crossing-faults", DB "_f");
+	/* a server small enough for the test to fill (superusers have no slot of their own) */
+	setenv("PGSANDBOX_CONF", "max_connections = 24\nsuperuser_reserved_connections = 0", 1);
 	char *ci = itest_sandbox2_start(e->dir);
+	unsetenv("PGSANDBOX_CONF");
 	PGconn *su = itest_connect(ci);
 	itest_exec(su, "CREATE DATABASE crossfault");
 	PQfinish(su);
@@ -644,33 +649,34 @@ static void all_again(struct fault_env *f, const char *since, const char *what)
 		         "SELECT count(*) >= 1 FROM pgcrond.job_run_details WHERE job_name = 'f-%s'"
 		         " AND status = 'succeeded' AND start_time > '%s'",
 		         kind_name((enum job_kind)k), since);
-		ck_assert_msg(itest_wait_sql(f->db2, sql, 45), "%s: f-%s did not run again:\n%s", what,
-		              kind_name((enum job_kind)k), itest_tail(f->e.log));
+		ck_assert_msg(itest_wait_sql(f->db2, sql, 45), "%s: f-%s did not run again:\n%s",
+		              what, kind_name((enum job_kind)k), itest_tail(f->e.log));
 	}
 	/* no fire succeeded twice (a failed attempt and its retry are one fire's rows) */
-	char *twice = itest_scalar(f->db2, "SELECT string_agg(job_name || ' ' || scheduled_time, ', ')"
-	                                   " FROM (SELECT job_name, scheduled_time"
-	                                   "  FROM pgcrond.job_run_details"
-	                                   "  WHERE status = 'succeeded' AND scheduled_time IS NOT NULL"
-	                                   "  GROUP BY 1, 2 HAVING count(*) > 1) t");
+	char *twice =
+	    itest_scalar(f->db2, "SELECT string_agg(job_name || ' ' || scheduled_time, ', ')"
+	                         " FROM (SELECT job_name, scheduled_time"
+	                         "  FROM pgcrond.job_run_details"
+	                         "  WHERE status = 'succeeded' AND scheduled_time IS NOT NULL"
+	                         "  GROUP BY 1, 2 HAVING count(*) > 1) t");
 	ck_assert_msg(twice == NULL || !*twice, "%s: fires succeeded twice: %s", what, twice);
 	free(twice);
 	/* what the SQL job did is what its history says it did: a run cut off by the fault
 	 * rolled back, none was done twice */
-	ck_assert_msg(itest_wait_sql(f->db2,
-	                             "SELECT (SELECT count(*) FROM public.crossing_ticks"
-	                             " WHERE job = 'f-sql') = (SELECT count(*) FROM"
-	                             " pgcrond.job_run_details WHERE job_name = 'f-sql'"
-	                             " AND status = 'succeeded')",
-	                             10),
-	              "%s: f-sql's inserts and its successes differ: %s", what,
-	              itest_scalar(f->db2,
-	                           "SELECT (SELECT count(*) FROM public.crossing_ticks"
-	                           " WHERE job = 'f-sql') || ' inserts; ' || (SELECT string_agg("
-	                           "status || ' ' || attempt || ' ' || start_time || ' '"
-	                           " || coalesce(left(return_message, 60), ''), E'\n' ORDER BY runid)"
-	                           " FROM pgcrond.job_run_details WHERE job_name = 'f-sql'"
-	                           " AND status <> 'skipped')"));
+	ck_assert_msg(
+	    itest_wait_sql(f->db2,
+	                   "SELECT (SELECT count(*) FROM public.crossing_ticks"
+	                   " WHERE job = 'f-sql') = (SELECT count(*) FROM"
+	                   " pgcrond.job_run_details WHERE job_name = 'f-sql'"
+	                   " AND status = 'succeeded')",
+	                   10),
+	    "%s: f-sql's inserts and its successes differ: %s", what,
+	    itest_scalar(f->db2, "SELECT (SELECT count(*) FROM public.crossing_ticks"
+	                         " WHERE job = 'f-sql') || ' inserts; ' || (SELECT string_agg("
+	                         "status || ' ' || attempt || ' ' || start_time || ' '"
+	                         " || coalesce(left(return_message, 60), ''), E'\n' ORDER BY runid)"
+	                         " FROM pgcrond.job_run_details WHERE job_name = 'f-sql'"
+	                         " AND status <> 'skipped')"));
 	/* no run is left open */
 	ck_assert_msg(itest_wait_sql(f->db2,
 	                             "SELECT count(*) = 0 FROM pgcrond.job_run_details"
@@ -719,17 +725,43 @@ START_TEST(lone_instance_faults_with_every_kind_in_flight)
 	                                        " AND return_message LIKE '%may have reached%'"),
 	                 1);
 
-	/* the server restarts with a run of every kind in flight */
+	/* the server restarts with a run of every kind in flight, and comes back full: other
+	 * clients take every slot before pgcrond reconnects, for 8 s */
 	free(since);
 	since = itest_scalar(f.db2, "SELECT now()::text");
 	set_sleep(&f, 20);
 	all_in_flight(&f, since);
 	PQfinish(f.db2);
+	char *before = itest_read_file(e->log);
+	size_t log_at = strlen(before);
+	free(before);
 	itest_sandbox2("pause");
 	itest_sandbox2("resume");
+	PGconn *full[32];
+	int n_full = 0;
+	while (n_full < 32) {
+		PGconn *c = PQconnectdb(f.ci2);
+		if (PQstatus(c) != CONNECTION_OK) {
+			ck_assert_msg(strstr(PQerrorMessage(c), "too many clients"), "%s",
+			              PQerrorMessage(c));
+			PQfinish(c);
+			break;
+		}
+		full[n_full++] = c;
+	}
+	ck_assert_msg(n_full > 0 && n_full < 32, "the server did not fill: %d", n_full);
+	PQclear(PQexec(full[0], "UPDATE public.crossing_sleep SET s = 0"));
+	http_sleep(0);
+	itest_sleep(8);
+	char *text = itest_read_file(e->log);
+	ck_assert_msg(strstr(text + log_at, "too many clients"),
+	              "full: pgcrond was not refused while the server was full:\n%s",
+	              itest_tail(e->log));
+	free(text);
+	for (int i = 0; i < n_full; i++)
+		PQfinish(full[i]);
 	f.db2 = itest_connect(f.ci2);
-	set_sleep(&f, 0);
-	all_again(&f, since, "restart");
+	all_again(&f, since, "restart, full");
 	/* the SQL and plugin runs lost their backends and say so; the HTTP request did not need
 	 * the server: it ended as it would have */
 	char sql[512];

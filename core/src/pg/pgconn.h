@@ -45,8 +45,8 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
 #define PGCONN_SQL_RUN_BACKEND(d, a)                                                               \
 	a ".pid OPERATOR(pg_catalog.=) " d ".job_pid"                                              \
 	  " AND " a ".application_name OPERATOR(pg_catalog.=) ANY "                                \
-	            "(ARRAY[pg_catalog.left('" PGCONN_JOB_APP_PREFIX                               \
-	  "' OPERATOR(pg_catalog.||) " d ".job_name, 63), '" PGCONN_APP_UNNAMED "'])"              \
+	  "(ARRAY[pg_catalog.left('" PGCONN_JOB_APP_PREFIX "' OPERATOR(pg_catalog.||) " d          \
+	  ".job_name, 63), '" PGCONN_APP_UNNAMED "'])"                                             \
 	  " AND " a ".backend_start OPERATOR(pg_catalog.<=) (" d                                   \
 	  ".start_time OPERATOR(pg_catalog.+)"                                                     \
 	  " interval '10 seconds')"
