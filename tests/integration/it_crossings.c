@@ -247,17 +247,21 @@ static char *cli(struct itest_env *e, int want, const char *a, const char *b, co
 	return out;
 }
 
-/* The line of OUT that holds NEEDLE (malloc'd), or fails the test. */
+/* The line of OUT that starts with NEEDLE followed by a blank, or by anything when NEEDLE ends
+ * with ':' (malloc'd); fails the test when there is none. */
 static char *line_with(const char *out, const char *needle, const char *what)
 {
-	const char *p = strstr(out, needle);
-	ck_assert_msg(p != NULL, "%s: no line with \"%s\" in:\n%s", what, needle, out);
-	while (p > out && p[-1] != '\n')
-		p--;
-	size_t n = strcspn(p, "\n");
-	char *line = strndup(p, n);
-	ck_assert_ptr_nonnull(line);
-	return line;
+	size_t len = strlen(needle);
+	for (const char *p = out; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != '\0')) {
+		if (strncmp(p, needle, len) != 0 ||
+		    (needle[len - 1] != ':' && p[len] != ' ' && p[len] != '\t'))
+			continue;
+		char *line = strndup(p, strcspn(p, "\n"));
+		ck_assert_ptr_nonnull(line);
+		return line;
+	}
+	ck_abort_msg("%s: no line starting with \"%s\" in:\n%s", what, needle, out);
+	return NULL;
 }
 
 static void write_files(struct itest_env *e, const char *schedule)
@@ -429,11 +433,34 @@ START_TEST(every_kind_every_way_every_command)
 		         cells[i].name);
 		itest_assert_scalar(e.db, sql, want);
 	}
-	/* install again: an upgrade that changes nothing */
+	/* install again, over the installed database, with a new job of every kind */
+	char added[8192] = "", keys[1024];
+	size_t used = 0;
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-added", kind_name((enum job_kind)k));
+		kind_keys((enum job_kind)k, name, keys, sizeof(keys));
+		used += (size_t)snprintf(added + used, sizeof(added) - used,
+		                         "%s{ name = \"%s\"; schedule = \"0 3 1 1 *\"; %s }\n",
+		                         k ? ", " : "", name, keys);
+	}
+	itest_env_job(&e, "20-added.conf", "jobs = (\n%s);\n", added);
 	out = cli(&e, 0, "install", NULL, NULL);
 	free(out);
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-added", kind_name((enum job_kind)k));
+		kind_recorded((enum job_kind)k, name, want, sizeof(want));
+		snprintf(sql, sizeof(sql),
+		         "SELECT j.kind || '|' || c.command FROM pgcrond.job j JOIN cron.job c"
+		         " USING (jobid) WHERE j.jobname = '%s'",
+		         name);
+		char expect[1200];
+		snprintf(expect, sizeof(expect), "%s|%s", kind_name((enum job_kind)k), want);
+		itest_assert_scalar(e.db, sql, expect);
+	}
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pgcrond.job WHERE removed_at IS NULL");
-	ck_assert_int_eq(itest_scalar_ll(e.db, sql), n + JOB_KIND_COUNT);
+	ck_assert_int_eq(itest_scalar_ll(e.db, sql), n + 2 * JOB_KIND_COUNT);
 
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "jobs made in SQL changed", 15), "%s",
@@ -498,13 +525,14 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(kind_effects(c->kind, e.db, e.db, c->name) == before + 1,
 		              "%s: trigger --wait ended but its work was not done once", c->name);
 		kind_history_command(c->kind, c->name, want, sizeof(want));
+		/* its row, written once the run ended (a batch may follow the exit) */
 		snprintf(sql, sizeof(sql),
-		         "SELECT status || '|' || left(command, %zu) FROM pgcrond.job_run_details"
-		         " WHERE job_name = '%s' ORDER BY runid DESC LIMIT 1",
-		         strlen(want), c->name);
-		char expect[1200];
-		snprintf(expect, sizeof(expect), "succeeded|%s", want);
-		itest_assert_scalar(e.db, sql, expect);
+		         "SELECT count(*) = 1 FROM pgcrond.job_run_details WHERE job_name = '%s'"
+		         " AND trigger = 'manual' AND status = 'succeeded' AND left(command, %zu) "
+		         "= $c$%s$c$",
+		         c->name, strlen(want), want);
+		ck_assert_msg(itest_wait_sql(e.db, sql, 10), "%s: no such history row: %s", c->name,
+		              sql);
 		char *h = cli(&e, 0, "history", c->name, NULL);
 		ck_assert_msg(strstr(h, "succeeded"), "history %s after a run: %s", c->name, h);
 		free(h);
