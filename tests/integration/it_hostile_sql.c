@@ -335,13 +335,13 @@ START_TEST(own_statements_unpinned)
 	/* the start-up reads: every job's last fires and results, then the rows an earlier
 	 * process of this instance left running */
 	const char *since[] = {"2000-01-01", "10", "10"},
-	           *orphans[] = {"it", "boot", "closed", "2000-01-01"};
+	           *orphans[] = {"it", "boot", "closed", "2000-01-01", "{\"sql\": \"\"}"};
 	own_statement(&e, own, "last fires", hist_sql_last_fires, 1, since, 1);
 	own_statement(&e, own, "last results", hist_sql_last_results, 3, since, 2);
 	itest_exec(e.db, "INSERT INTO pgcrond.job_run_details (job_name, status, start_time,"
 	                 " instance, run_key, boot_id) VALUES ('two', 'running',"
 	                 " pg_catalog.now(), 'it', 'old.1', 'old')");
-	own_statement(&e, own, "orphans", hist_sql_orphans, 4, orphans, 1);
+	own_statement(&e, own, "orphans", hist_sql_orphans, 5, orphans, 1);
 	PQfinish(own);
 	itest_assert_scalar(e.db,
 	                    "SELECT pg_catalog.string_agg(status OPERATOR(pg_catalog.||) ' '"
