@@ -1,7 +1,10 @@
-/* The servers pgcrond supports (README "Supported servers"): PostgreSQL 14 and later. On an
- * older one, `pgcrond install` and `pgcrond run` refuse with one line that names the version
- * found and the one needed, instead of a catalog error halfway through the schema
- * (PostgreSQL 13: "column i.inhdetachpending does not exist").
+/* The servers pgcrond supports (README "Supported servers"): PostgreSQL 14 to 18, for the
+ * history database and for every job database. Each database's server is checked where a
+ * connection to it is made: `pgcrond install` connects to every configured database before it
+ * changes anything, and the daemon checks each connection it makes (a reconnect too: a server
+ * can be replaced). An older server is refused with one line that names the database, the
+ * version found, the ones supported and what to do, instead of a catalog error halfway
+ * through the schema (PostgreSQL 13: "column i.inhdetachpending does not exist").
  *
  * The old server is a second sandbox run from PGCROND_OLD_PGBIN, the bin directory of a
  * PostgreSQL 13 (scripts/test sets it from `scripts/pg-server 13`, which fetches one from
@@ -15,18 +18,60 @@
 
 #include "itest.h"
 
-START_TEST(old_server_is_refused)
+#define DB "it_server_version"
+
+/* The old server's conninfo, started once per process (one second sandbox per process: the
+ * cases share it when they do not fork). */
+static char *old_server(void)
 {
-	char *dir = itest_tmpdir("old-server");
-	char *ci = itest_sandbox2_start_with(dir, getenv("PGCROND_OLD_PGBIN"));
+	static char *ci;
+	if (!ci) {
+		char *dir = itest_tmpdir("old-server");
+		ci = itest_sandbox2_start_with(dir, getenv("PGCROND_OLD_PGBIN"));
+		free(dir);
+	}
+	return ci;
+}
+
+/* The line every refusal of the old server ends with, as the server names its version. */
+static char *refusal(const char *ci)
+{
 	PGconn *c = itest_connect(ci);
 	long long v = itest_scalar_ll(c, "SELECT current_setting('server_version_num')::int");
 	ck_assert_msg(v > 0 && v < 140000, "PGCROND_OLD_PGBIN runs PostgreSQL %lld", v);
-	char *want = itest_scalar(c, "SELECT format('the server is PostgreSQL %s; pgcrond needs "
-	                             "PostgreSQL 14 or later', current_setting('server_version'))");
+	char *want = itest_scalar(
+	    c,
+	    "SELECT format('PostgreSQL %s is not supported (14 to 18 are); upgrade the server or "
+	    "point the database''s conninfo at a supported one', "
+	    "split_part(current_setting('server_version'), ' ', 1))");
 	PQfinish(c);
+	return want;
+}
 
-	char conf[1100], confd[1100], log[1100];
+/* LOG's lines, each checked against the words that would mislead there: the daemon stops for
+ * good, so nothing is retried, spooled or to be installed. */
+static void assert_no_misleading_lines(const char *log)
+{
+	static const char *const misleading[] = {
+	    "retrying",       "backoff", "history.spool", "wait in", "brings the history database",
+	    "pgcrond install"};
+	char *text = itest_read_file(log);
+	for (size_t i = 0; i < sizeof(misleading) / sizeof(misleading[0]); i++)
+		ck_assert_msg(!strstr(text, misleading[i]), "the log says \"%s\":\n%s",
+		              misleading[i], text);
+	free(text);
+}
+
+/* PostgreSQL 13 as the history database: install refuses before it creates anything, and the
+ * daemon stops with 78 (a configuration to fix) after one line, without a word of retrying,
+ * a spool or an install to run. */
+START_TEST(old_history_database)
+{
+	char *ci = old_server();
+	char *why = refusal(ci);
+	char *dir = itest_tmpdir("old-history");
+	char want[1024], conf[1100], confd[1100], log[1100];
+	snprintf(want, sizeof(want), "database \"app\": %s", why);
 	snprintf(confd, sizeof(confd), "%s/conf.d", dir);
 	ck_assert(mkdir(confd, 0755) == 0);
 	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
@@ -37,26 +82,161 @@ START_TEST(old_server_is_refused)
 	                 "databases = { app = { conninfo = \"%s\"; }; };\n"
 	                 "history = { database = \"app\"; };\n",
 	                 dir, ci);
+	char job[1200];
+	snprintf(job, sizeof(job), "%s/10-tick.conf", confd);
+	itest_write_file(job, "job = { name = \"tick\"; database = \"app\"; "
+	                      "schedule = \"* * * * * *\"; command = \"SELECT 1\"; };\n");
 
 	/* install: refused at once, one line, nothing created */
 	int status;
 	char *out = itest_cli(&status, "install", "-c", conf, NULL);
-	ck_assert_msg(status != 0 && strstr(out, want), "install exited %d: %s", status, out);
+	ck_assert_msg(status == 69 && strstr(out, want), "install exited %d: %s", status, out);
 	ck_assert_msg(strchr(out, '\n') == strrchr(out, '\n'), "more than one line: %s", out);
 	free(out);
-	c = itest_connect(ci);
+	PGconn *c = itest_connect(ci);
 	itest_assert_scalar(c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgcrond'", "0");
 	PQfinish(c);
 
-	/* run: stops with 78 (a configuration to fix), the line in its log */
+	/* run: stops with 78, the line once in its log and no misleading one */
 	pid_t pid = itest_daemon_start(conf, log);
 	int rc = itest_daemon_wait_exit(pid, 20);
 	char *text = itest_read_file(log);
 	ck_assert_msg(rc == 78 && strstr(text, want), "run exited %d:\n%s", rc, text);
+	ck_assert_msg(itest_count_in_file(log, why) == 1 &&
+	                  itest_count_in_file(log, " error: ") == 1 &&
+	                  itest_count_in_file(log, " warning: ") == 0,
+	              "more than the one line:\n%s", text);
 	free(text);
-	free(want);
-	free(ci);
+	assert_no_misleading_lines(log);
+	free(why);
 	free(dir);
+}
+END_TEST
+
+/* PostgreSQL 13 as a job database beside a history database on a supported server: install
+ * names it and exits 69 before it changes anything; the daemon runs, the job database's jobs
+ * fail with the line as their message, and the other jobs run. */
+START_TEST(old_job_database)
+{
+	char *ci = old_server();
+	char *why = refusal(ci);
+	char want[1024];
+	snprintf(want, sizeof(want), "database \"jobs13\": %s", why);
+	struct itest_env e;
+	itest_env_setup(&e, "old-job-db", DB);
+	itest_env_main_with_db(&e, "jobs13", ci);
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = ( { name = \"old\"; database = \"jobs13\"; schedule = \"* * * * * *\"; "
+	    "command = \"SELECT 1\"; },\n"
+	    "{ name = \"heard\"; database = \"jobs13\"; listen = \"it_old\"; "
+	    "command = \"SELECT 1\"; },\n"
+	    "{ name = \"fine\"; database = \"app\"; schedule = \"* * * * * *\"; "
+	    "command = \"SELECT 1\"; } );\n");
+
+	/* install: the database named, 69, no job recorded */
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 69 && strstr(out, want), "install exited %d: %s", status, out);
+	ck_assert_msg(strchr(out, '\n') == strrchr(out, '\n'), "more than one line: %s", out);
+	free(out);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM pgcrond.job", "0");
+
+	/* run: the old database's runs fail with the line, the others succeed */
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'old' AND status = 'failed'") &&
+	                  itest_env_wait(&e, 20,
+	                                 "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                                 "WHERE job_name = 'fine' AND status = 'succeeded'"),
+	              "no run of each:\n%s", itest_read_file(e.log));
+	char *msg = itest_scalar(e.db, "SELECT string_agg(DISTINCT return_message, ' | ') FROM "
+	                               "pgcrond.job_run_details WHERE job_name = 'old'");
+	ck_assert_msg(strcmp(msg, want) == 0, "the old database's runs say: %s\nwant: %s", msg,
+	              want);
+	free(msg);
+	/* the line once, however many connections found the server (the pool's, the listener's
+	 * session), and the listener not said to be "lost" */
+	char line[1100];
+	snprintf(line, sizeof(line), "error: %s", want);
+	ck_assert_msg(itest_wait_log(e.log, line, 5), "not in the log:\n%s",
+	              itest_read_file(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	ck_assert_msg(itest_count_in_file(e.log, line) == 1 &&
+	                  itest_count_in_file(e.log, "database jobs13 lost") == 0,
+	              "not once:\n%s", itest_read_file(e.log));
+	itest_env_teardown(&e);
+	free(why);
+}
+END_TEST
+
+/* A server replaced by an older one under a running daemon (each database reached through a
+ * relay that is started again in front of the old server): the reconnect checks the version
+ * again. A job database's runs fail with the line from then on; the history database stops
+ * the daemon with 78. */
+START_TEST(replaced_by_an_old_server)
+{
+	char *old = old_server();
+	char *why = refusal(old);
+	PGconn *o = itest_connect(old);
+	itest_exec(o, "DROP DATABASE IF EXISTS " DB "_replaced");
+	itest_exec(o, "CREATE DATABASE " DB "_replaced"); /* the history's name, on the old one */
+	PQfinish(o);
+	struct itest_env e;
+	itest_env_setup(&e, "replaced", DB "_replaced");
+	char *postgres = itest_conninfo_db("postgres");
+	int hport = 0, jport = 0;
+	pid_t hrelay = itest_relay_start(e.ci, &hport);
+	pid_t jrelay = itest_relay_start(postgres, &jport);
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\nplugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\nstate_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
+	                 "dbname=" DB "_replaced\"; };\n"
+	                 "  far = { conninfo = \"host=127.0.0.1 port=%d user=postgres "
+	                 "dbname=postgres\"; pool = 1; }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, hport, jport);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"far\"; schedule = \"* * * * * *\"; "
+	              "command = \"SELECT 1\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "no run on the supported server:\n%s", itest_read_file(e.log));
+
+	/* the job database's server replaced: the next connect is refused, the daemon goes on */
+	itest_relay_stop(jrelay);
+	jrelay = itest_relay_start(old, &jport);
+	char want[1024];
+	snprintf(want, sizeof(want), "database \"far\": %s", why);
+	char *lit = PQescapeLiteral(e.db, want, strlen(want));
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'failed' "
+	                             "AND return_message = %s",
+	                             lit),
+	              "no run failed with \"%s\":\n%s", want, itest_read_file(e.log));
+	PQfreemem(lit);
+
+	/* the history database's: the daemon stops, 78, after the line */
+	itest_relay_stop(hrelay);
+	hrelay = itest_relay_start(old, &hport);
+	snprintf(want, sizeof(want), "database \"app\": %s", why);
+	int rc = itest_daemon_wait_exit(e.pid, 30);
+	e.pid = 0;
+	char *text = itest_read_file(e.log);
+	ck_assert_msg(rc == 78 && itest_count_in_file(e.log, want) == 1, "run exited %d:\n%s", rc,
+	              text);
+	free(text);
+	itest_relay_stop(jrelay);
+	itest_relay_stop(hrelay);
+	itest_env_teardown(&e);
+	free(postgres);
+	free(why);
 }
 END_TEST
 
@@ -72,7 +252,9 @@ int main(void)
 	Suite *s = suite_create("server_version");
 	TCase *tc = tcase_create("server_version");
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, old_server_is_refused);
+	tcase_add_test(tc, old_history_database);
+	tcase_add_test(tc, old_job_database);
+	tcase_add_test(tc, replaced_by_an_old_server);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

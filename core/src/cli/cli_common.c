@@ -194,7 +194,8 @@ PGconn *cli_history_connect(const char *cmd, const struct pgc_config *cfg, const
 	snprintf(app, sizeof(app), "pgcrond %s", cmd);
 	PGconn *c = pgconn_connect_blocking(db->conninfo, app, err, sizeof(err));
 	if (!c)
-		fprintf(stderr, "pgcrond %s: %s: %s\n", cmd, missing, err);
+		fprintf(stderr, "pgcrond %s: %s: history database \"%s\": %s\n", cmd, missing,
+		        db->name, err);
 	return c;
 }
 

@@ -493,7 +493,7 @@ static int worse(int a, int b)
  * guard is in it, and how many jobs' plugin objects were made and not. */
 struct job_db {
 	PGconn *conn, *job_conn;
-	bool unreachable, guard_tried;
+	bool unreachable, too_old, guard_tried;
 	int guard_rc; /* install_refresh_guard's, once tried */
 	long long before;
 	size_t n_failed, n_done;
@@ -510,12 +510,30 @@ static PGconn *db_conn(const struct conf_database *db, struct job_db *s)
 	if (!s->conn) {
 		fprintf(stderr, "pgcrond install: database \"%s\": %s\n", db->name, err);
 		s->unreachable = true;
+		s->too_old = errno == ENOTSUP;
 		return NULL;
 	}
 	/* Idempotent DDL says "already exists, skipping" on every run after the first: keep a
 	 * re-install quiet. */
 	PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
 	return s->conn;
+}
+
+/* Every job database's server version (pgconn_server_too_old, in the connect), each one
+ * connected now and its connection kept for the steps after. EX_UNAVAILABLE when one is too
+ * old, after naming each; one that cannot be reached is named and left to the steps that need
+ * it (the daemon checks its version when it connects). */
+static int check_servers(const struct pgc_config *cfg, struct job_db *dbs)
+{
+	int rc = EX_OK;
+	for (size_t d = 0; d < cfg->n_databases; d++) {
+		const struct conf_database *db = &cfg->databases[d];
+		if (strcmp(db->name, cfg->history_database) == 0)
+			continue;
+		if (!db_conn(db, &dbs[d]) && dbs[d].too_old)
+			rc = EX_UNAVAILABLE;
+	}
+	return rc;
 }
 
 /* Each configured plugin's install SQL, in every database its jobs use. A failure is
@@ -720,6 +738,7 @@ int cli_install(int argc, char **argv)
 	struct plugin_registry *reg = NULL;
 	struct diag_list dl = {0};
 	struct job_counts counts = {0};
+	struct job_db *dbs = NULL;
 	PGconn *conn = NULL;
 	char err[1024];
 	int rc, from, to;
@@ -742,6 +761,17 @@ int cli_install(int argc, char **argv)
 		rc = prc == -ENOMEM ? EX_SOFTWARE : EX_CONFIG;
 		goto out;
 	}
+
+	/* Every job database's server, before anything changes: one too old stops the install
+	 * (the history database's was checked by hist_cli_open's connect). */
+	dbs = calloc(cfg->n_databases + 1, sizeof(*dbs));
+	if (!dbs) {
+		rc = EX_SOFTWARE;
+		goto out;
+	}
+	rc = check_servers(cfg, dbs);
+	if (rc != EX_OK)
+		goto out;
 
 	const char *sql_dir = hist_sql_dir();
 	int hrc = hist_install_begin(conn, sql_dir, &from, &to, err, sizeof(err));
@@ -787,19 +817,14 @@ int cli_install(int argc, char **argv)
 		       "%d unchanged\n",
 		       counts.added, counts.changed, counts.removed, counts.unchanged);
 
-	struct job_db *dbs = calloc(cfg->n_databases + 1, sizeof(*dbs));
-	if (!dbs) {
-		rc = EX_SOFTWARE;
-		goto out;
-	}
 	rc = install_plugins(cfg, reg, dbs);
 	rc = worse(rc, install_freshness(cfg, reg, dbs));
-	for (size_t d = 0; d < cfg->n_databases; d++) {
+out:
+	for (size_t d = 0; dbs && d < cfg->n_databases; d++) {
 		PQfinish(dbs[d].conn);
 		PQfinish(dbs[d].job_conn);
 	}
 	free(dbs);
-out:
 	diag_clear(&dl);
 	plugin_registry_free(&reg);
 	PQfinish(conn);

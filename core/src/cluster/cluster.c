@@ -192,16 +192,18 @@ static const struct cluster_row *const rows[] = {
 
 /* ---- lifetime -------------------------------------------------------------------------- */
 
-int cluster_open(struct event_base *base, const char *conninfo, const char *instance,
-                 const char *boot_id, const struct cluster_hooks *hooks, struct cluster **out)
+int cluster_open(struct event_base *base, const char *db_name, const char *conninfo,
+                 const char *instance, const char *boot_id, const struct cluster_hooks *hooks,
+                 struct cluster **out)
 {
 	*out = NULL;
-	if (!base || !conninfo || !instance || !*instance || !boot_id)
+	if (!base || !db_name || !conninfo || !instance || !*instance || !boot_id)
 		return -EINVAL;
 	struct cluster *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->base = base;
+	snprintf(c->db_name, sizeof(c->db_name), "%s", db_name);
 	c->conninfo = strdup(conninfo);
 	c->instance = strdup(instance);
 	c->boot_id = strdup(boot_id);

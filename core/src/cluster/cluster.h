@@ -73,8 +73,10 @@ struct cluster_orphan {
 };
 
 struct cluster_hooks {
-	/* The instance name is held by another live instance: MESSAGE says which; the daemon
-	 * stops (exit 78). */
+	/* The instance name is held by another live instance, or the history database's server
+	 * is one pgcrond does not support: MESSAGE says which, or is NULL when another
+	 * connection to that server said it already (conndrv_tell_too_old); the daemon stops
+	 * (exit 78). */
 	void (*refused)(void *arg, const char *message);
 	/* The name is ours (the lock is held): rows an earlier process of ours left running
 	 * may now be closed (hist_open_orphans). Called after each (re)connect. */
@@ -102,11 +104,11 @@ struct cluster_hooks {
 /* The channel instances wake each other on (coord.h). */
 #define CLUSTER_CHANNEL "pgcrond_cluster"
 
-/* Connects at once to CONNINFO (the history database) on BASE. INSTANCE and BOOT_ID are
- * copied. Returns 0 or a negative errno. */
-int cluster_open(struct event_base *base, const char *conninfo, const char *instance,
-                 const char *boot_id, const struct cluster_hooks *hooks, struct cluster **out)
-    __attribute__((warn_unused_result));
+/* Connects at once to CONNINFO (the history database, DB_NAME in the configuration) on BASE.
+ * DB_NAME, INSTANCE and BOOT_ID are copied. Returns 0 or a negative errno. */
+int cluster_open(struct event_base *base, const char *db_name, const char *conninfo,
+                 const char *instance, const char *boot_id, const struct cluster_hooks *hooks,
+                 struct cluster **out) __attribute__((warn_unused_result));
 /* Clean stop: marks the instance stopped (best effort, bounded), releases the name. No
  * callback is called afterwards, also not for claims still waiting. */
 void cluster_close(struct cluster **c);

@@ -220,12 +220,14 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 		            was_ready ? "connection lost" : "unreachable", why);
 	if (too_old && c->state != CS_REFUSED) {
 		/* a server too old for pgcrond: the daemon stops (as for a name held by another
-		 * instance), with that one line */
-		char msg[700];
-		snprintf(msg, sizeof(msg), "history database %s: %s", c->safe_conninfo, why);
+		 * instance), with that one line, unless a run's connection to the database said
+		 * it first; the session's other clients say nothing of it */
+		char msg[900];
+		snprintf(msg, sizeof(msg), "database \"%s\": %s", c->db_name, why);
 		cluster_to(c, CS_REFUSED);
 		if (c->hooks.refused)
-			c->hooks.refused(c->hooks.arg, msg);
+			c->hooks.refused(c->hooks.arg,
+			                 conndrv_tell_too_old(&c->q->drv) ? msg : NULL);
 	}
 	/* what waits for an answer that cannot come now, in the table's order (the claims last:
 	 * their verdict reads what the connection's end left) */

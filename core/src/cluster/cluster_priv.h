@@ -274,6 +274,7 @@ struct cluster {
 	struct event_base *base;
 	char *conninfo;
 	char safe_conninfo[512];
+	char db_name[256]; /* the history database's name in the configuration */
 	char *instance;
 	char *boot_id;
 	char host[256];

@@ -466,7 +466,8 @@ static void shutdown_begin(struct daemon *d, int sig)
 static void cluster_refused(void *arg, const char *message)
 {
 	struct daemon *d = arg;
-	log_error("%s", message);
+	if (message)
+		log_error("%s", message);
 	d->refused = true;
 	if (d->stopping)
 		return;
@@ -591,8 +592,8 @@ static int open_cluster(struct daemon *d)
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
 	hist_set_earlier_fn(d->hist, history_earlier_written, d);
-	int rc = cluster_open(d->base, db->conninfo, d->instance, hist_boot_id(d->hist), &hooks,
-	                      &d->cluster);
+	int rc = cluster_open(d->base, db->name, db->conninfo, d->instance, hist_boot_id(d->hist),
+	                      &hooks, &d->cluster);
 	if (rc == 0)
 		rc = cluster_set_jobs(d->cluster, d->cfg, NULL);
 	if (rc < 0)

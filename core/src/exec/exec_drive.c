@@ -408,6 +408,22 @@ static void pool_log_failure(struct exec_pool *p, const char *err)
 		            redacted, err);
 }
 
+/* A connect found the server too old (conndrv.h: WHY is pgconn_server_too_old's line): the
+ * pool's error, and the runs', names the database before it; said once (conndrv_tell_too_old),
+ * not as a failure to retry: a pool tries again (the server may be upgraded), but only a
+ * server replaced can make that work. */
+static char *pool_too_old(struct exec_pool *p, const struct conn *c, const char *why)
+{
+	char *line = NULL;
+	if (asprintf(&line, "database \"%s\": %s", p->name, why) < 0)
+		return NULL;
+	if (conndrv_tell_too_old(&c->drv)) {
+		(void)log_complain(&p->complaint); /* "reconnected" when it is replaced */
+		log_error("%s", line);
+	}
+	return line;
+}
+
 /* Another connection to the pool's server succeeded: the backoff ends at the loop's next
  * turn (conndrv_wait_server: only a timer is armed here). */
 static void backoff_wake(void *arg)
@@ -423,12 +439,14 @@ static void backoff_wake(void *arg)
 static void exec_conn_connect_failed(struct conn *c, const char *why)
 {
 	struct exec_pool *p = c->pool;
-	char *err = strdup(why);
+	bool too_old = c->drv.too_old;
+	char *err = too_old ? pool_too_old(p, c, why) : strdup(why);
 	exec_conn_close(&c);
 	p->failures++;
 	free(p->last_error);
 	p->last_error = err;
-	pool_log_failure(p, err ? err : "out of memory");
+	if (!too_old)
+		pool_log_failure(p, err ? err : "out of memory");
 	/* While the pool holds live connections, or the server said it takes no more now
 	 * (53300: full, or a connection limit), waiting runs wait for a connection, within their
 	 * timeout, instead of failing: the database is there, and a slot frees when any of its
@@ -449,7 +467,7 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 	event_add(&p->backoff_ev, &tv);
 	/* another connection to the server succeeding ends the backoff, unless the server
 	 * itself refused this one (a role that may not log in) */
-	if (!conndrv_server_answered(err ? err : ""))
+	if (!too_old && !conndrv_server_answered(err ? err : ""))
 		conndrv_wait_server(&p->wait, p->ex->base, p->server, backoff_wake, p);
 }
 

@@ -124,7 +124,9 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 
 	forget_conn(h);
 	hist_spool_sync(h->spool); /* what waits now may wait long: make it durable */
-	if (log_complain(&h->down_complaint))
+	/* a server too old: not a database away that comes back, and the cluster, on this
+	 * session too, stops the daemon with the one line that says so (cluster_conn.c) */
+	if (!h->q->drv.too_old && log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
 		            "written when it is back",

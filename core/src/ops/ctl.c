@@ -302,10 +302,17 @@ static void registry_done(void *arg, const struct exec_outcome *o)
 	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "42703") == 0 &&
 	    sched_paused_names(c->src->sched, &names) == 0)
 		return;
+	/* no connection could be made: the pool says why (exec_drive.c), once for a server too
+	 * old; nothing an install mends */
+	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "08001") == 0)
+		return;
+	bool schema =
+	    o->sqlstate && (strcmp(o->sqlstate, "42P01") == 0 || strcmp(o->sqlstate, "3F000") == 0);
 	if (!o->ok && log_complain(&c->registry_complaint))
-		log_warning("cannot record the paused jobs in pgcrond.job: %s (pgcrond install "
-		            "brings the history database's schema up to date)",
-		            o->message);
+		log_warning("cannot record the paused jobs in pgcrond.job: %s%s", o->message,
+		            schema ? " (pgcrond install brings the history database's schema up "
+		                     "to date)"
+		                   : "");
 }
 
 /* pgcrond.job.paused := whether each job is paused, in the history database (a job not in

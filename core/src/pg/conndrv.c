@@ -39,6 +39,46 @@ static struct server_state {
 } server_states[SERVER_STATES];
 static uint64_t server_seq;
 
+/* The conninfos found on a server too old, each said once (conndrv_tell_too_old), until a
+ * connection with the same conninfo succeeds; few, so a small table, the oldest entry reused. */
+#define TOLD_TOO_OLD 32
+static struct told_too_old {
+	struct event_base *base; /* NULL: a free entry */
+	uint64_t key;            /* the conninfo's hash: the table holds no password */
+	uint64_t seq;            /* for reuse: the least recently told */
+} told_too_old[TOLD_TOO_OLD];
+static uint64_t told_seq;
+
+static uint64_t conninfo_key(const char *conninfo)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)conninfo; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h;
+}
+
+static struct told_too_old *told_find(const struct conndrv *d)
+{
+	uint64_t key = conninfo_key(d->conninfo);
+	for (size_t i = 0; i < TOLD_TOO_OLD; i++)
+		if (told_too_old[i].base == d->base && told_too_old[i].key == key)
+			return &told_too_old[i];
+	return NULL;
+}
+
+bool conndrv_tell_too_old(const struct conndrv *d)
+{
+	if (!d->too_old || !d->conninfo || told_find(d))
+		return false;
+	struct told_too_old *t = &told_too_old[0];
+	for (size_t i = 1; i < TOLD_TOO_OLD && t->base; i++)
+		if (!told_too_old[i].base || told_too_old[i].seq < t->seq)
+			t = &told_too_old[i];
+	*t = (struct told_too_old){
+	    .base = d->base, .key = conninfo_key(d->conninfo), .seq = ++told_seq};
+	return true;
+}
+
 void conndrv_server_key(const char *conninfo, char *out, size_t outlen)
 {
 	const char *host = "", *hostaddr = "", *port = "", *service = "";
@@ -535,6 +575,9 @@ static void connected(struct conndrv *d)
 		fail(d, why, FAIL_TOO_OLD);
 		return;
 	}
+	struct told_too_old *t = told_find(d);
+	if (t) /* the server was replaced by a supported one: a refusal is said again */
+		*t = (struct told_too_old){0};
 	d->state = CONNDRV_READY;
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
 	conndrv_idle(d);

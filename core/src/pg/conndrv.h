@@ -105,7 +105,8 @@ struct conndrv {
 	bool busy;
 	unsigned failures; /* consecutive, for the backoff; conndrv_succeeded() */
 	bool timed_out;    /* in failed(): the failure was a deadline that passed */
-	bool too_old;      /* in failed(): the server is older than pgcrond supports (pgconn.h) */
+	bool too_old; /* in failed(): the server is older than pgcrond supports (pgconn.h; WHY is
+	               * pgconn_server_too_old's line): conndrv_tell_too_old() */
 	struct pgconn_notices notices; /* the server's notices; .job may be set by the owner */
 	int64_t check_ms;              /* the connection check: connect deadline, idle check * 2 */
 
@@ -128,6 +129,13 @@ struct conndrv {
 	struct conndrv_waiter wait;      /* armed while the retry timer is a backoff */
 	bool answered;                   /* the last failure: conndrv_server_answered() */
 };
+
+/* In failed() with too_old set: whether D is the first connection of its conninfo on its base
+ * to find the server too old since one last connected (then the server was replaced). The
+ * owner that gets true says the one line, the database's name before WHY; the others (a
+ * pool's other connections, the other clients of an own session, every reconnect after) say
+ * nothing, so that a database refused is one line however many connections find it. */
+bool conndrv_tell_too_old(const struct conndrv *d);
 
 /* Set D up (no connection yet). LABEL names the connection in the notices' log lines
  * ("history database"); LIMIT and WINDOW_MS as pgconn_notices_init(). The connection check

@@ -67,8 +67,15 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	free_list(&n->listened, &n->n_listened);
 	n->up = false;
 	n->listening = false;
-	if (log_complain(&n->complaint))
+	if (n->q->drv.too_old) {
+		/* the one line, unless another client of the session (the cluster, on the history
+		 * database) or a run's connection said it: no "reconnecting", though the session
+		 * tries again, for a server replaced */
+		if (conndrv_tell_too_old(&n->q->drv))
+			log_error("database \"%s\": %s", n->name, why);
+	} else if (log_complain(&n->complaint)) {
 		log_warning("listener on database %s lost: %s; reconnecting", n->name, why);
+	}
 	return true;
 }
 

@@ -311,9 +311,17 @@ bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len)
 	int v = PQserverVersion(conn);
 	if (v <= 0 || v >= PGCONN_MIN_SERVER_VERSION)
 		return false;
+	/* server_version as the server reports it, up to a space ("13.23 (Debian ...)") */
 	const char *name = PQparameterStatus(conn, "server_version");
-	snprintf(why, len, "the server is PostgreSQL %.*s; " PGCONN_OLD_SERVER,
-	         name ? (int)strcspn(name, " ") : 2, name ? name : "13");
+	char found[32];
+	if (name)
+		snprintf(found, sizeof(found), "%.*s", (int)strcspn(name, " "), name);
+	else
+		snprintf(found, sizeof(found), "%d", v / 10000);
+	snprintf(why, len,
+	         "PostgreSQL %s is not supported (" PGCONN_SUPPORTED_SERVERS " are); upgrade the "
+	         "server or point the database's conninfo at a supported one",
+	         found);
 	return true;
 }
 
@@ -326,6 +334,7 @@ static PGconn *connect_blocking(const char *conninfo, const char *application_na
 
 	if (pinned && !options) {
 		snprintf(err, errlen, "cannot connect: out of memory");
+		errno = ENOMEM;
 		return NULL;
 	}
 	conn_params(conninfo, application_name, options, NULL, NULL, NULL, keys, vals);
@@ -335,9 +344,10 @@ static PGconn *connect_blocking(const char *conninfo, const char *application_na
 	static struct pgconn_notices cli_notices;
 
 	if (c && PQstatus(c) == CONNECTION_OK && pgconn_server_too_old(c, why, sizeof(why))) {
-		pgconn_redact_conninfo(conninfo, safe, sizeof(safe));
-		snprintf(err, errlen, "cannot use \"%s\": %s", safe, why);
+		/* the caller names the database; its conninfo would only lengthen the line */
+		snprintf(err, errlen, "%s", why);
 		PQfinish(c);
+		errno = ENOTSUP;
 		return NULL;
 	}
 	if (c && PQstatus(c) == CONNECTION_OK) {
@@ -360,6 +370,7 @@ static PGconn *connect_blocking(const char *conninfo, const char *application_na
 		snprintf(err, errlen, "cannot connect to \"%s\": %s", safe, why);
 	}
 	PQfinish(c);
+	errno = ECONNREFUSED;
 	return NULL;
 }
 

@@ -82,14 +82,17 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * in the conninfo instead. malloc'd; NULL when out of memory. */
 char *pgconn_pinned_options(const char *conninfo);
 
-/* The oldest server pgcrond works with: PostgreSQL 14 (the schema's partition maintenance
- * reads pg_inherits.inhdetachpending, new in 14). Every connection, the daemon's
- * (conndrv.c) and the CLI's, refuses an older one with PGCONN_OLD_SERVER's words. */
+/* The servers pgcrond supports: PostgreSQL 14 (the schema's partition maintenance reads
+ * pg_inherits.inhdetachpending, new in 14) to 18, the versions its tests run on. An older
+ * server is refused wherever a connection to it is made: the CLI's (connect_blocking) and
+ * the daemon's (conndrv.c, at every connect: a server can be replaced); a newer one is not. */
 #define PGCONN_MIN_SERVER_VERSION 140000
-#define PGCONN_OLD_SERVER "pgcrond needs PostgreSQL 14 or later"
-/* Whether CONN's server is older than PGCONN_MIN_SERVER_VERSION: if so, one line naming the
- * version found and the one needed in WHY ("the server is PostgreSQL 13.23; pgcrond needs
- * PostgreSQL 14 or later"). */
+#define PGCONN_SUPPORTED_SERVERS "14 to 18"
+/* The one check of a server's version: whether CONN's server is older than
+ * PGCONN_MIN_SERVER_VERSION. If so, WHY gets one line naming the version found, the ones
+ * supported and what to do ("PostgreSQL 13.23 is not supported (14 to 18 are); upgrade the
+ * server or point the database's conninfo at a supported one"), which its caller puts after
+ * the database's name. */
 bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len);
 /* Whether SQLSTATE (NULL: none) refuses a statement's data, which sent again would fail again:
  * classes 21 (cardinality), 22 (data exception), 23 (integrity), and 54000 (a value past a
@@ -97,7 +100,9 @@ bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len);
 bool pgconn_data_error(const char *sqlstate);
 
 /* Blocking connect for the CLI commands (search_path pinned). Returns the connection, or NULL with
- * a one-line message in ERR that names the (redacted) conninfo and never shows its password. */
+ * a one-line message in ERR that names the (redacted) conninfo and never shows its password;
+ * for a server too old, pgconn_server_too_old's line alone (the caller names the database),
+ * and errno ENOTSUP (else ECONNREFUSED, or ENOMEM). */
 PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_name, char *err,
                                 size_t errlen);
 /* The same, with the server's search_path (not pinned): for statements an operator wrote
