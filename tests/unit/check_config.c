@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "duration.h"
 #include "httpc.h"
@@ -1036,6 +1037,77 @@ START_TEST(test_trusted_tree_loads)
 }
 END_TEST
 
+/* `pgcrond check` on the tree (cli_check), its stdout and stderr, "@" standing for the
+ * tree; returns its exit code. */
+static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+{
+	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), NULL};
+	FILE *fo = tmpfile(), *fe = tmpfile();
+	ck_assert(fo && fe);
+	fflush(stdout);
+	fflush(stderr);
+	int so = dup(1), se = dup(2);
+	dup2(fileno(fo), 1);
+	dup2(fileno(fe), 2);
+	int rc = cli_check(3, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	FILE *fs[] = {fo, fe};
+	char *bufs[] = {out, err};
+	size_t lens[] = {outlen, errlen}, tl = strlen(tree);
+	for (int k = 0; k < 2; k++) {
+		char raw[8192];
+		rewind(fs[k]);
+		size_t n = fread(raw, 1, sizeof(raw) - 1, fs[k]), o = 0;
+		raw[n] = '\0';
+		fclose(fs[k]);
+		for (const char *p = raw; *p && o + 1 < lens[k];) {
+			if (strncmp(p, tree, tl) == 0) {
+				bufs[k][o++] = '@';
+				p += tl;
+			} else {
+				bufs[k][o++] = *p++;
+			}
+		}
+		bufs[k][o] = '\0';
+	}
+	return rc;
+}
+
+/* A six-field schedule in a job file: pgcrond runs it with seconds first, as written, and
+ * check says so (and how pg_cron would read it), at the schedule's line, without failing. */
+START_TEST(test_check_warns_of_six_fields)
+{
+	char out[4096], err[8192];
+
+	make_tree();
+	int rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
+	ck_assert_str_eq(out, "@/pgcrond.conf: 1 job, 1 database: OK\n");
+	ck_assert_str_eq(err, "");
+
+	write_text(at("/conf.d/10-a.conf"),
+	           "jobs = ( { name = \"a\"; command = \"SELECT 1\";\n"
+	           "  schedule = \"*/30 * * * * *\"; },\n"
+	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; } );\n",
+	           0644);
+	rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
+	ck_assert_str_eq(out, "@/pgcrond.conf: 2 jobs, 1 database: OK, 1 warning\n");
+	ck_assert_str_eq(err,
+	                 "@/conf.d/10-a.conf:2: warning: job \"a\": schedule \"*/30 * * * * *\" "
+	                 "has six fields: pgcrond reads the first as seconds (every 30 "
+	                 "seconds); pg_cron ignores a sixth field (every 30 minutes). So that "
+	                 "both read it alike, write \"*/30 * * * *\" for pg_cron's reading or "
+	                 "\"30 seconds\" for pgcrond's.\n");
+	remove_tree();
+}
+END_TEST
+
 START_TEST(test_main_file_writable_by_others)
 {
 	make_tree();
@@ -1244,6 +1316,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("trust");
 	tcase_add_test(tc, test_trusted_tree_loads);
+	tcase_add_test(tc, test_check_warns_of_six_fields);
 	tcase_add_test(tc, test_main_file_writable_by_others);
 	tcase_add_test(tc, test_job_file_writable_by_group);
 	tcase_add_test(tc, test_conf_dir_writable_by_group);

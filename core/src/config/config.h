@@ -93,8 +93,10 @@ struct conf_job {
 	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
 	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
-	char *timezone;  /* the job's own zone for its schedule; NULL: the daemon's */
-	cron_tz *tz;     /* TIMEZONE opened, owned by the job; NULL: the daemon's */
+	/* line of schedule = "...", for pgcrond check's warnings; 0 if none */
+	int schedule_line;
+	char *timezone; /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;    /* TIMEZONE opened, owned by the job; NULL: the daemon's */
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
 	char *username;     /* the owner, whom the run logs in as */
 	char *sql_database; /* the database's real name (database is the pool's key) */
