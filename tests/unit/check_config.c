@@ -190,6 +190,7 @@ START_TEST(test_good_http)
 	ck_assert_int_eq(h->timeout_ms, 20000);
 	ck_assert_int_eq(h->connect_timeout_ms, 10000);
 	ck_assert_int_eq(h->max_response, 30LL * 1024 * 1024);
+	ck_assert_int_eq(h->pg_net_max_response, 8LL * 1024 * 1024);
 	ck_assert_int_eq(h->max_request, 64 * 1024);
 	ck_assert_int_eq(h->max_redirects, 0); /* none followed */
 	ck_assert_str_eq(cfg->alerts[0].url, "https://hooks.example.com/T0/B0/secret");
@@ -231,6 +232,7 @@ START_TEST(test_good_http)
 	ck_assert_int_eq(h->max_concurrent, 16);
 	ck_assert_int_eq(h->timeout_ms, 30000);
 	ck_assert_int_eq(h->max_response, 1024 * 1024);
+	ck_assert_int_eq(h->pg_net_max_response, 64LL * 1024 * 1024); /* pg_net keeps bodies */
 	ck_assert_int_eq(h->max_request, 1024 * 1024);
 	ck_assert_int_eq(h->max_redirects, 5);
 	config_free(&cfg);
@@ -614,6 +616,9 @@ static const struct {
     {"bad/http-client-size-range/pgcrond.conf",
      "bad/http-client-size-range/pgcrond.conf:4: max_response must be between 1kB and 256MB (the "
      "body is held in memory); write it like \"1MB\""},
+    {"bad/http-client-pg-net-range/pgcrond.conf",
+     "bad/http-client-pg-net-range/pgcrond.conf:4: pg_net_max_response must be between 1kB and "
+     "64MB (the body is held in memory); write it like \"1MB\""},
     {"bad/http-client-timeout-short/pgcrond.conf",
      "bad/http-client-timeout-short/pgcrond.conf:4: timeout \"200ms\" is too short; use at least "
      "\"1s\""},
