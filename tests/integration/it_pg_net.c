@@ -244,6 +244,25 @@ START_TEST(pg_net_what_the_user_sees)
 	e_pw = error_of(app, "SELECT net.http_get(' https://bot:s3/cret@localhost/x')");
 	ck_assert_str_eq(e_pw, "invalid URL \" https://...@localhost/x\": Bad scheme");
 	free(e_pw);
+	/* an '@' in the user name or the password: refused where it is, as pgcrond check says it
+	 * (curl would call it a bad port or host name), without the password (issue 62) */
+	e_pw = error_of(app, "SELECT net.http_get('http://us@er:s3cret@localhost/x')");
+	ck_assert_str_eq(e_pw, "invalid URL \"http://...@localhost/x\": has an '@' in its user "
+	                       "name; write it as %40 (an '@' ends the user name and password)");
+	free(e_pw);
+	e_pw = error_of(app, "SELECT net.http_get('https://bot:s3cret@pw@localhost/x?t=1')");
+	ck_assert_str_eq(e_pw,
+	                 "invalid URL \"https://...@localhost/x?...\": has an '@' in its "
+	                 "password; write it as %40 (an '@' ends the user name and password)");
+	free(e_pw);
+	e_pw = error_of(app, "SELECT net.http_get('https://b@t:s3@cret@localhost/')");
+	ck_assert_str_eq(e_pw, "invalid URL \"https://...@localhost/\": has an '@' in its user "
+	                       "name and in its password; write each as %40 (an '@' ends the user "
+	                       "name and password)");
+	free(e_pw);
+	v = error_of(app, "SELECT net.http_get('https://b%40t:s3%40cret@localhost/a@b')");
+	ck_assert_str_eq(v, ""); /* written as it should be; an '@' in the path is the server's */
+	free(v);
 	assert_error(app, "SELECT net.http_post(NULL, '{}')", "null value in column \"url\"");
 	assert_error(app,
 	             "SELECT net.http_post('https://localhost/', '{}', headers := "
@@ -263,16 +282,18 @@ START_TEST(pg_net_what_the_user_sees)
 	         "SELECT net.http_get('https://127.0.0.1:%d/', timeout_milliseconds := 1000)",
 	         silent);
 	char *hung = itest_scalar(app, sql);
-	/* URLs the client does not send, as pgcrond check refuses them: an error row saying why,
-	 * without the password */
-	char *at = itest_scalar(app, "SELECT net.http_get('https://bot:s3cret@pw@127.0.0.1:1/x')");
+	/* URLs the client does not send, as pgcrond check refuses them (written to the queue
+	 * directly, past the functions' check): an error row saying why, without the password */
+	char *at = itest_scalar(app, "INSERT INTO net.http_request_queue (method, url,"
+	                             " timeout_milliseconds) VALUES ('GET',"
+	                             " 'https://bot:s3cret@pw@127.0.0.1:1/x', 1000) RETURNING id");
 	char *zero = itest_scalar(app, "SELECT net.http_get('https://127.0.0.1:0/')");
 	ck_assert_msg(wait_response(app, refused, 10) && wait_response(app, hung, 10) &&
 	                  wait_response(app, at, 10) && wait_response(app, zero, 10),
 	              "no error rows:\n%s", itest_tail(e.log));
 	v = response(app, at, "coalesce(status_code::text, 'null') || ' ' || error_msg");
-	ck_assert_str_eq(v,
-	                 "null the url has an '@' in its user name or password; write it as %40");
+	ck_assert_str_eq(v, "null the url has an '@' in its password; write it as %40 (an '@' ends "
+	                    "the user name and password)");
 	free(v);
 	v = response(app, zero, "error_msg");
 	ck_assert_str_eq(v,

@@ -249,6 +249,10 @@ END_TEST
 	"has a port that is not a number from 1 to 65535; write the port the server listens on, "  \
 	"or no ':' for the scheme's own"
 #define SPACE "has a space or a control character; percent-encode it (%20)"
+#define AT_USER                                                                                    \
+	"has an '@' in its user name; write it as %40 (an '@' ends the user name and password)"
+#define AT_PASSWORD                                                                                \
+	"has an '@' in its password; write it as %40 (an '@' ends the user name and password)"
 static const struct {
 	const char *url, *why;
 } urls[] = {
@@ -259,8 +263,17 @@ static const struct {
     {"https://example.com:/", NULL},         /* an empty port: the scheme's own, as sent */
     {"https://user:p%40ss@example.com/x", NULL},
     {"https://ex%41mple.com/a%2Fb?q=%zz", NULL}, /* %-escapes are the server's business */
-    /* an '@' in a password: libcurl refuses to send it, so it is refused at load */
-    {"https://user:p@ss@example.com/x", "has an '@' in its user name or password; write it as %40"},
+    /* an '@' in the user info: libcurl ends it at the first '@' (browsers at the last), which
+     * leaves no host or no port, so it is refused with where the '@' is (issue 62) */
+    {"https://user:p@ss@example.com/x", AT_PASSWORD},
+    {"http://us@er:pw@example.com/", AT_USER}, /* libcurl: port "pw@example.com" */
+    {"http://us@er@example.com/", AT_USER},
+    {"http://us@er:80@example.com:8080/x", AT_USER},
+    {"HTTPS://u@s:p@w@example.com/", "has an '@' in its user name and in its password; write "
+                                     "each as %40 (an '@' ends the user name and password)"},
+    {"https://us%40er:p%40ss@example.com/x", NULL}, /* as it should be written */
+    {"https://example.com/a@b@c?x=@@#@", NULL},     /* an '@' past the host is the server's */
+    {"https://user@example.com/", NULL},
     {"https:///path", NO_HOST}, /* libcurl would call host "path" */
     {"https:/example.com/", NO_HOST},
     {"https://", NO_HOST},
@@ -673,9 +686,10 @@ static const struct {
     {"bad/http-job-url-password/pgcrond.conf",
      "bad/http-job-url-password/conf.d/10-job.conf:5: url \"https://...@example.com:99999/x?..."
      "\" " BAD_PORT},
-    {"bad/http-job-url-at/pgcrond.conf",
-     "bad/http-job-url-at/conf.d/10-job.conf:5: url \"https://...@example.com/x?...\" has an '@'"
-     " in its user name or password; write it as %40"},
+    {"bad/http-job-url-at/pgcrond.conf", "bad/http-job-url-at/conf.d/10-job.conf:5: url "
+                                         "\"https://...@example.com/x?...\" " AT_PASSWORD},
+    {"bad/http-job-url-at-user/pgcrond.conf",
+     "bad/http-job-url-at-user/conf.d/10-job.conf:6: url \"http://...@example.com/x\" " AT_USER},
     {"bad/webhook-url-password/pgcrond.conf",
      "bad/webhook-url-password/pgcrond.conf:4: webhook url \"https//...@alerts.example.com/hook"
      "\" is not a URL; write the full URL, like \"https://host.example/path\""},

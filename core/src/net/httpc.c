@@ -158,13 +158,40 @@ static bool http_scheme(const char *scheme)
 	return scheme && (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0);
 }
 
-/* What a person reads for libcurl's RC on URL (the URL itself is not in it). An '@' is where
- * the user info ends, so a second one in the authority, from a password, leaves a host that
- * is no host: that is said, since it is the one fix libcurl's "Bad hostname" does not hint. */
-static const char *url_refusal(CURLUcode rc, const char *url)
+/* Why an http(s) URL whose user info holds an '@' is refused, or NULL when it holds none.
+ * RFC 3986 has an '@' there written %40; browsers read the user info up to the last '@',
+ * libcurl (and so the client) up to the first, which leaves a host or a port that is none
+ * ("http://us@er:pw@host/": host "er", port "pw@host", refused as a bad port). The reason
+ * says where the '@' is, read as a browser reads it, and shows neither the user name nor the
+ * password. sql/pg_net_compat.sql refuses the same URLs with the same words. */
+static const char *at_in_userinfo(const char *url)
 {
-	const char *auth = strstr(url, "://"), *at;
+	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+		return NULL;
+	const char *auth = strstr(url, "://") + 3, *last = NULL;
+	size_t len = strcspn(auth, "/?#");
+	for (const char *c = auth; c < auth + len; c++)
+		if (*c == '@')
+			last = c;
+	const char *first = last ? memchr(auth, '@', len) : NULL;
+	if (first == last)
+		return NULL; /* none, or the one that ends the user info */
+	const char *colon = memchr(auth, ':', (size_t)(last - auth));
+	bool in_user = first < (colon ? colon : last);
+	bool in_password = colon && memchr(colon, '@', (size_t)(last - colon));
+	if (in_user && in_password)
+		return "has an '@' in its user name and in its password; write each as %40 (an "
+		       "'@' ends the user name and password)";
+	if (in_user)
+		return "has an '@' in its user name; write it as %40 (an '@' ends the user name "
+		       "and password)";
+	return "has an '@' in its password; write it as %40 (an '@' ends the user name and "
+	       "password)";
+}
 
+/* What a person reads for libcurl's RC on URL (the URL itself is not in it). */
+static const char *url_refusal(CURLUcode rc)
+{
 	switch (rc) {
 	case CURLUE_BAD_SCHEME:
 	case CURLUE_BAD_SLASHES:
@@ -180,9 +207,6 @@ static const char *url_refusal(CURLUcode rc, const char *url)
 	case CURLUE_BAD_IPV6:
 		return "has a bad [IPv6] address; write it like \"http://[2001:db8::1]:8080/\"";
 	case CURLUE_BAD_HOSTNAME:
-		at = auth ? memchr(auth + 3, '@', strcspn(auth + 3, "/?#")) : NULL;
-		if (at && memchr(at + 1, '@', strcspn(at + 1, "/?#")))
-			return "has an '@' in its user name or password; write it as %40";
 		return "has a character a host name cannot have";
 	case CURLUE_BAD_LOGIN:
 	case CURLUE_BAD_USER:
@@ -205,12 +229,14 @@ bool httpc_url_ok(const char *url, char *err, size_t errlen)
 	for (const unsigned char *c = (const unsigned char *)url; *c && !why; c++)
 		if (*c <= 0x20 || *c == 0x7f)
 			why = "has a space or a control character; percent-encode it (%20)";
+	if (!why)
+		why = at_in_userinfo(url);
 	/* CURLOPT_URL reads it the same way, more leniently still (it guesses a scheme) */
 	if (!why && rc == CURLUE_OK && (rc = curl_url_set(u, CURLUPART_URL, url, 0)) == CURLUE_OK &&
 	    (rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) == CURLUE_OK &&
 	    !http_scheme(scheme))
 		rc = CURLUE_UNSUPPORTED_SCHEME;
-	if (!why && rc != CURLUE_OK && !(why = url_refusal(rc, url))) {
+	if (!why && rc != CURLUE_OK && !(why = url_refusal(rc))) {
 		snprintf(err, errlen,
 		         "is not a valid URL (%s); write it like \"https://host.example/path\"",
 		         curl_url_strerror(rc));
@@ -221,7 +247,7 @@ bool httpc_url_ok(const char *url, char *err, size_t errlen)
 	if (!why &&
 	    (strncmp(url + strlen(scheme), "://", 3) != 0 || url[strlen(scheme) + 3] == '/' ||
 	     curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host))
-		why = url_refusal(CURLUE_NO_HOST, url);
+		why = url_refusal(CURLUE_NO_HOST);
 	if (!why && curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
 	    strcmp(port, "0") == 0)
 		why = "has port 0; write the port the server listens on, or no ':' for the "
