@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cron.h"
 #include "itest.h"
@@ -645,6 +646,83 @@ START_TEST(six_fields_said_at_the_call)
 }
 END_TEST
 
+/* `pgcrond history JOB` of a job made in SQL that has not run yet (issue 62, item 4): it
+ * knows the job from pgcrond.job (not from the files), by pgcrond's name, by the jobid and
+ * by the name given to cron.schedule, and says it has no runs yet, whose it is and when it
+ * fires next; an inactive one says so; --failed; a name no job has. No daemon runs. */
+START_TEST(history_of_a_sql_job_not_run_yet)
+{
+	struct itest_env e;
+	int status;
+	char sql[512], want[1024];
+	setup(&e);
+	PGconn *app = role_conn(&e, APP);
+	long long later = itest_scalar_ll(app, "SELECT cron.schedule('later', '0 0 29 2 *', "
+	                                       "'SELECT 1')");
+	long long unnamed = itest_scalar_ll(app, "SELECT cron.schedule('0 0 29 2 *', 'SELECT 2')");
+	itest_exec(e.db, "SELECT cron.schedule_in_database('off', '0 0 29 2 *', 'SELECT 3', '" DB
+	                 "', '" APP "', false)");
+	/* the next Feb 29 at midnight UTC, as pgcrond list says it */
+	cron_expr ce;
+	ck_assert_int_eq(cron_parse("0 0 29 2 *", &ce, NULL, 0), 0);
+	char next[CRON_TIME_BUFSZ];
+	ck_assert_int_eq(
+	    cron_time_format(cron_next(&ce, NULL, (int64_t)time(NULL)), next, sizeof(next)), 0);
+
+	char *out = itest_cli(&status, "history", "-c", e.conf, "later", NULL);
+	snprintf(want, sizeof(want),
+	         "no runs of \"later\" recorded yet: a job made in SQL by role \"" APP
+	         "\", jobid %lld, schedule \"0 0 29 2 *\", next fire %s\n",
+	         later, next);
+	ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%d %s", status, out);
+	free(out);
+	/* the unnamed one, by its jobid and by pgcrond's name of it */
+	char id[32], name[64];
+	snprintf(id, sizeof(id), "%lld", unnamed);
+	snprintf(name, sizeof(name), "cron-job-%lld", unnamed);
+	snprintf(want, sizeof(want),
+	         "no runs of \"%s\" recorded yet: a job made in SQL by role \"" APP
+	         "\", jobid %lld, schedule \"0 0 29 2 *\", next fire %s\n",
+	         name, unnamed, next);
+	const char *by[] = {id, name};
+	for (int i = 0; i < 2; i++) {
+		out = itest_cli(&status, "history", "-c", e.conf, by[i], NULL);
+		ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%s: %d %s", by[i], status,
+		              out);
+		free(out);
+	}
+	out = itest_cli(&status, "history", "-c", e.conf, "off", NULL);
+	ck_assert_msg(status == 0 &&
+	                  strstr(out, "no runs of \"off\" recorded yet: a job made in "
+	                              "SQL by role \"" APP "\", jobid ") &&
+	                  strstr(out, ", schedule \"0 0 29 2 *\", inactive (its active is false "
+	                              "in cron.job)\n"),
+	              "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--failed", "later", NULL);
+	snprintf(want, sizeof(want),
+	         "no failed runs of \"later\" recorded (a job made in SQL by role \"" APP
+	         "\", jobid %lld)\n",
+	         later);
+	ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "nosuch", NULL);
+	ck_assert_msg(status == 0 &&
+	                  strcmp(out, "no runs of \"nosuch\" recorded, and no job has "
+	                              "that name (in the job files or made in SQL)\n") == 0,
+	              "%d %s", status, out);
+	free(out);
+	/* once unscheduled, the name is no job's */
+	snprintf(sql, sizeof(sql), "SELECT cron.unschedule(%lld)", later);
+	itest_exec(app, sql);
+	out = itest_cli(&status, "history", "-c", e.conf, "later", NULL);
+	ck_assert_msg(strstr(out, "and no job has that name"), "%d %s", status, out);
+	free(out);
+	PQfinish(app);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* Job names as pg_cron users have them (issue 47): spaces, "&", non-ASCII, 63 bytes, a
  * longer one (cut to 63 bytes, as pg_cron's name column cuts it), and "cleanup" for two
  * roles: each is scheduled, listed (cron.job, pgcrond list, pgcrond status), run (a row in
@@ -811,6 +889,7 @@ int main(void)
 	tcase_add_test(tc, native_schedule_with_options);
 	tcase_add_test(tc, pg_cron_job_names);
 	tcase_add_test(tc, six_fields_said_at_the_call);
+	tcase_add_test(tc, history_of_a_sql_job_not_run_yet);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
