@@ -107,6 +107,87 @@ BEGIN
 	-- The functions: static statements of this block, so they too are made only where the
 	-- "cron" schema is ours.
 
+-- A six-field schedule means two things: pgcrond reads the first field as seconds, pg_cron
+-- ignores a sixth field and reads the first five as minute to day-of-week ("*/30 * * * * *":
+-- every 30 seconds here, every 30 minutes there). For a schedule pgcrond reads with six fields:
+-- the message naming both readings and a hint saying what to write so that both read it
+-- alike; NULL for any other schedule. Worded as pgcrond import and pgcrond check word it
+-- (cron_six_fields, core/src/cron/cron_six.c).
+CREATE OR REPLACE FUNCTION pgcrond.six_fields_note(schedule text)
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	s constant text := btrim($1, E' \t\n\r\v\f');
+	f text[];
+	step integer;
+	five text;
+	rest text;
+	five_ok boolean;
+	ours text;
+	theirs text;
+	alike text;
+	hint text;
+BEGIN
+	IF s IS NULL OR s = '' OR left(s, 1) = '@' THEN
+		RETURN NULL;
+	END IF;
+	f := regexp_split_to_array(s, E'[ \t\n\r\v\f]+');
+	IF array_length(f, 1) <> 6 OR pgcrond.schedule_problem(s) IS NOT NULL THEN
+		RETURN NULL;
+	END IF;
+	-- "every N" only where N steps evenly through a minute or an hour ("*/45" is 0 and 45)
+	step := CASE WHEN f[1] = '*' THEN 1
+	             WHEN f[1] ~ '^\*/[0-9]{1,2}$' THEN substr(f[1], 3)::integer END;
+	IF step < 1 OR step >= 60 OR 60 % step <> 0 THEN
+		step := NULL;
+	END IF;
+	five := array_to_string(f[1:5], ' ');
+	rest := array_to_string(f[2:6], ' ');
+	five_ok := pgcrond.schedule_problem(five) IS NULL;
+	IF step IS NOT NULL AND f[2:6] = ARRAY['*', '*', '*', '*', '*'] THEN
+		ours := CASE WHEN step = 1 THEN 'every second' ELSE format('every %s seconds', step) END;
+		alike := CASE WHEN step = 1 THEN '1 second' ELSE format('%s seconds', step) END;
+	ELSE
+		ours := format('second %s of "%s"', f[1], rest);
+		alike := CASE WHEN f[1] = '0' THEN rest END;
+	END IF;
+	IF step IS NOT NULL AND f[2:5] = ARRAY['*', '*', '*', '*'] THEN
+		theirs := CASE WHEN step = 1 THEN 'every minute' ELSE format('every %s minutes', step) END;
+	ELSE
+		theirs := format('as "%s"%s', five, CASE WHEN five_ok THEN '' ELSE ', which is no valid schedule' END);
+	END IF;
+	IF five_ok AND alike IS NOT NULL THEN
+		hint := format('So that both read it alike, write "%s" for pg_cron''s reading or "%s" for pgcrond''s.', five, alike);
+	ELSIF five_ok THEN
+		hint := format('So that both read it alike, write "%s" for pg_cron''s reading; pgcrond''s has no form pg_cron reads (pg_cron has no seconds field).', five);
+	ELSIF alike IS NOT NULL THEN
+		hint := format('So that both read it alike, write "%s" for pgcrond''s reading.', alike);
+	ELSE
+		hint := 'pgcrond''s reading has no form pg_cron reads (pg_cron has no seconds field).';
+	END IF;
+	RETURN ARRAY[format('schedule "%s" has six fields: pgcrond reads the first as seconds (%s); pg_cron ignores a sixth field (%s)', s, ours, theirs), hint];
+END
+$fn$;
+
+-- cron.schedule and cron.alter_job: pgcrond keeps its own reading of a six-field schedule
+-- (seconds first) and says so, since the caller may have written it for pg_cron.
+CREATE OR REPLACE FUNCTION pgcrond.notice_six_fields(schedule text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	note constant text[] := pgcrond.six_fields_note($1);
+BEGIN
+	IF note IS NOT NULL THEN
+		RAISE NOTICE '%', note[1] USING HINT = note[2];
+	END IF;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION cron.schedule(schedule text, command text)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -118,6 +199,7 @@ DECLARE
 BEGIN
 	PERFORM pgcrond.check_schedule($1); -- before a jobid is drawn, as pg_cron
 	INSERT INTO cron.job (schedule, command) VALUES ($1, $2) RETURNING jobid INTO id;
+	PERFORM pgcrond.notice_six_fields($1);
 	RETURN id;
 END
 $fn$;
@@ -139,6 +221,7 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT jobname_username_uniq DO UPDATE
 	   SET schedule = EXCLUDED.schedule, command = EXCLUDED.command, database = EXCLUDED.database
 	RETURNING jobid INTO id;
+	PERFORM pgcrond.notice_six_fields($2);
 	RETURN id;
 END
 $fn$;
@@ -198,6 +281,7 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT jobname_username_uniq DO UPDATE
 	   SET schedule = EXCLUDED.schedule, command = EXCLUDED.command, database = EXCLUDED.database
 	RETURNING jobid INTO id;
+	PERFORM pgcrond.notice_six_fields($2);
 	RETURN id;
 END
 $fn$;
@@ -268,6 +352,9 @@ BEGIN
 	 WHERE j.jobid = $1 AND (su OR j.username = current_user);
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'Job % does not exist or you don''t own it', $1 USING ERRCODE = 'internal_error';
+	END IF;
+	IF $2 IS NOT NULL THEN
+		PERFORM pgcrond.notice_six_fields($2);
 	END IF;
 END
 $fn$;

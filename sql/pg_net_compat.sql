@@ -113,8 +113,11 @@ $fn$;
 -- URL with the query parameters appended; a URL that is not http:// or https:// with a host
 -- is refused with pg_net's message (its curl's words after the URL), the URL shown without
 -- its user info and query (a password, a token: an error reaches logs and a job's history).
--- The daemon checks every URL again before it sends (the check of pgcrond's configuration):
--- one it refuses gets a response row saying why.
+-- An '@' in the user name or password (written %40 by RFC 3986) is refused with pgcrond's
+-- words, where curl's would be wrong ("us@er:pw@host": a bad port): curl ends the user info
+-- at the first '@', browsers at the last. The daemon checks every URL again before it sends
+-- (the check of pgcrond's configuration, httpc_url_ok, which words an '@' the same): one it
+-- refuses gets a response row saying why.
 CREATE OR REPLACE FUNCTION net._encode_url_with_params_array(url text, params_array text[])
 RETURNS text
 LANGUAGE plpgsql
@@ -129,6 +132,12 @@ DECLARE
 	shown constant text := pg_catalog.regexp_replace(
 		pg_catalog.regexp_replace($1, '^([^@]*//)?[^?#]*@', '\1...@'),
 		'[?#].*$', '?...');
+	-- the user info as a browser reads it (up to the last '@' before the path), its user
+	-- name up to the first ':'; set only when it holds an '@'
+	userinfo constant text := pg_catalog.substring($1, '^[A-Za-z]+://([^/?#]*@[^/?#]*)@');
+	at_user constant boolean := pg_catalog.split_part(userinfo, ':', 1) OPERATOR(pg_catalog.~) '@';
+	at_password constant boolean := pg_catalog.strpos(userinfo, ':') OPERATOR(pg_catalog.>) 0
+		AND pg_catalog.substr(userinfo, pg_catalog.strpos(userinfo, ':')) OPERATOR(pg_catalog.~) '@';
 BEGIN
 	IF u !~ '^[A-Za-z][A-Za-z0-9+.-]*:' THEN
 		RAISE EXCEPTION 'invalid URL "%": Bad scheme', shown;
@@ -139,6 +148,12 @@ BEGIN
 		RAISE EXCEPTION 'invalid URL "%": No host part in the URL', shown;
 	ELSIF u ~ '[[:space:][:cntrl:]]' THEN
 		RAISE EXCEPTION 'invalid URL "%": Bad hostname', shown;
+	ELSIF at_user AND at_password THEN
+		RAISE EXCEPTION 'invalid URL "%": has an ''@'' in its user name and in its password; write each as %%40 (an ''@'' ends the user name and password)', shown;
+	ELSIF at_user THEN
+		RAISE EXCEPTION 'invalid URL "%": has an ''@'' in its user name; write it as %%40 (an ''@'' ends the user name and password)', shown;
+	ELSIF at_password THEN
+		RAISE EXCEPTION 'invalid URL "%": has an ''@'' in its password; write it as %%40 (an ''@'' ends the user name and password)', shown;
 	END IF;
 	IF pg_catalog.strpos(u, '#') OPERATOR(pg_catalog.>) 0 THEN
 		frag := pg_catalog.substr(u, pg_catalog.strpos(u, '#'));

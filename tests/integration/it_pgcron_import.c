@@ -88,6 +88,8 @@ START_TEST(import_moves_a_pg_cron_installation)
 	itest_exec(b, "SELECT cron.schedule('yearly-b', '@yearly', 'SELECT 3')");
 	itest_exec(su, "SELECT cron.schedule_in_database('off', '0 4 * * *', 'SELECT 4', '" DB
 	               "', '" B "', false)");
+	/* every 30 minutes in pg_cron, which ignores a sixth field */
+	itest_exec(a, "SELECT cron.schedule('half', '*/30 * * * * *', 'SELECT 5')");
 
 	/* --dry-run: what would happen, nothing changed; an owner who cannot log in to
 	 * pgcrond's server is named (tried for real, as the job's runs will connect) */
@@ -122,6 +124,14 @@ START_TEST(import_moves_a_pg_cron_installation)
 	                     "ignores the rest and so does the import: \"0 0 1 * *\""),
 	              "%s", out);
 	ck_assert_msg(strstr(out, "@yearly never fired in pg_cron"), "%s", out);
+	/* both readings of six fields, as cron.schedule's NOTICE says them (issue 62) */
+	ck_assert_msg(strstr(out, "pg_cron job 6 (\"half\"): schedule \"*/30 * * * * *\" has six "
+	                          "fields: pgcrond reads the first as seconds (every 30 seconds); "
+	                          "pg_cron ignores a sixth field (every 30 minutes); imported with "
+	                          "pg_cron's reading, \"*/30 * * * *\", as it ran there; for "
+	                          "pgcrond's, change its schedule to \"30 seconds\" after the "
+	                          "import\n"),
+	              "%s", out);
 	free(out);
 	itest_assert_scalar(
 	    e.db,
@@ -131,7 +141,8 @@ START_TEST(import_moves_a_pg_cron_installation)
 	    "pg_cron-2|*/5 * * * *|" A "|" DB "|t\n"
 	    "my-job-3|0 0 1 * *|" A "|" DB "|t\n"
 	    "yearly-b|@yearly|" B "|" DB "|t\n"
-	    "off|0 4 * * *|" B "|" DB "|f");
+	    "off|0 4 * * *|" B "|" DB "|f\n"
+	    "half|*/30 * * * *|" A "|" DB "|t");
 	/* ... and pg_cron's are off */
 	itest_assert_scalar(su, "SELECT bool_or(active) FROM cron.job", "f");
 
@@ -143,7 +154,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	                  strstr(out, "nothing imported"),
 	              "%d %s", status, out);
 	free(out);
-	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job", "5");
+	itest_assert_scalar(e.db, "SELECT count(*) FROM cron.job", "6");
 
 	/* the imported jobs run in pgcrond, as their owners */
 	itest_env_start(&e);
@@ -163,7 +174,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 777 %s", dir, dir);
 	ck_assert_int_eq(system(cmd), 0);
 	out = itest_cli(&status, "import", "-c", e.conf, "--from", ci, "--to-files", dir, NULL);
-	ck_assert_msg(status == 0 && strstr(out, "wrote 5 job(s)"), "%d %s", status, out);
+	ck_assert_msg(status == 0 && strstr(out, "wrote 6 job(s)"), "%d %s", status, out);
 	free(out);
 	snprintf(cmd, sizeof(cmd), "%s/pg_cron-import.conf", dir);
 	char *file = itest_read_file(cmd);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cron.h"
 #include "itest.h"
@@ -495,7 +496,7 @@ START_TEST(sql_validator_agrees_with_cron_parse)
 
 	size_t npool = sizeof(pool) / sizeof(pool[0]),
 	       nspecial = sizeof(special) / sizeof(special[0]);
-	unsigned long long seed = 11, accepted = 0, total = 0;
+	unsigned long long seed = 11, accepted = 0, total = 0, six_said = 0;
 	for (size_t i = 0; i < nspecial + 3000; i++) {
 		char expr[256];
 		if (i < nspecial) {
@@ -524,12 +525,200 @@ START_TEST(sql_validator_agrees_with_cron_parse)
 		              c_ok ? "accepts" : "refuses", sql_ok ? "accepts" : "refuses",
 		              sql_ok ? "" : PQgetvalue(r, 0, 0));
 		PQclear(r);
+		/* a six-field schedule is said alike by cron.schedule's NOTICE and by pgcrond
+		 * import and check */
+		struct cron_six six;
+		char c_note[sizeof(six.what) + sizeof(six.hint) + 2] = "";
+		if (cron_six_fields(expr, &six))
+			snprintf(c_note, sizeof(c_note), "%s\n%s", six.what, six.hint);
+		r = PQexecParams(e.db,
+		                 "SELECT coalesce(n[1] || E'\\n' || n[2], '')"
+		                 " FROM pgcrond.six_fields_note($1) n",
+		                 1, NULL, p, NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		ck_assert_msg(strcmp(c_note, PQgetvalue(r, 0, 0)) == 0,
+		              "\"%s\": pgcrond import and check say\n%s\ncron.schedule says\n%s",
+		              expr, c_note, PQgetvalue(r, 0, 0));
+		six_said += c_note[0] != '\0';
+		PQclear(r);
 		accepted += c_ok;
 		total++;
 	}
 	/* the corpus exercises both sides */
 	ck_assert_msg(accepted > total / 10 && accepted < total * 9 / 10, "%llu of %llu accepted",
 	              accepted, total);
+	ck_assert_msg(six_said > 50, "only %llu six-field schedules said", six_said);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* The notices a connection receives, as "SEVERITY: message" and "HINT: hint" lines. */
+struct notices {
+	char text[8192];
+	size_t len;
+};
+
+static void collect_notice(void *arg, const PGresult *r)
+{
+	struct notices *n = arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+	int w =
+	    snprintf(n->text + n->len, sizeof(n->text) - n->len, "%s: %s\n%s%s%s", sev ? sev : "?",
+	             msg ? msg : "", hint ? "HINT: " : "", hint ? hint : "", hint ? "\n" : "");
+	if (w > 0 && (size_t)w < sizeof(n->text) - n->len)
+		n->len += (size_t)w;
+}
+
+/* SQL's notices on C (SQL must succeed), malloc'd. */
+static char *notices_of(PGconn *c, const char *sql)
+{
+	struct notices n = {.len = 0};
+	n.text[0] = '\0';
+	PQnoticeReceiver old = PQsetNoticeReceiver(c, collect_notice, &n);
+	PGresult *r = PQexec(c, sql);
+	PQsetNoticeReceiver(c, old, NULL);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK,
+	              "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return strdup(n.text);
+}
+
+/* A six-field schedule given to pg_cron's API (issue 62): pgcrond keeps its reading (seconds
+ * first) and says, in a NOTICE, how pg_cron would read it and what to write so that both read
+ * it alike: cron.schedule (both forms), cron.schedule_in_database, cron.alter_job; five
+ * fields and "N seconds" pass without a word. */
+#define SIX_30                                                                                     \
+	"NOTICE: schedule \"*/30 * * * * *\" has six fields: pgcrond reads the first as seconds "  \
+	"(every 30 seconds); pg_cron ignores a sixth field (every 30 minutes)\n"                   \
+	"HINT: So that both read it alike, write \"*/30 * * * *\" for pg_cron's reading or \"30 "  \
+	"seconds\" for pgcrond's.\n"
+START_TEST(six_fields_said_at_the_call)
+{
+	struct itest_env e;
+	setup(&e);
+	PGconn *app = role_conn(&e, APP);
+
+	char *n = notices_of(app, "SELECT cron.schedule('half', '*/30 * * * * *', 'SELECT 1')");
+	ck_assert_str_eq(n, SIX_30);
+	free(n);
+	n = notices_of(app, "SELECT cron.schedule('*/30 * * * * *', 'SELECT 2')");
+	ck_assert_str_eq(n, SIX_30);
+	free(n);
+	/* kept as written: pgcrond runs it every 30 seconds */
+	itest_assert_scalar(app, "SELECT string_agg(schedule, ',') FROM cron.job",
+	                    "*/30 * * * * *,"
+	                    "*/30 * * * * *");
+	itest_exec(e.db, "SET client_min_messages = notice");
+	n = notices_of(e.db,
+	               "SELECT cron.schedule_in_database('there', '0 15 10 * * 1', 'SELECT 3',"
+	               " '" DB "', '" APP "')");
+	ck_assert_str_eq(n, "NOTICE: schedule \"0 15 10 * * 1\" has six fields: pgcrond reads the "
+	                    "first as seconds (second 0 of \"15 10 * * 1\"); pg_cron ignores a "
+	                    "sixth field (as \"0 15 10 * *\")\n"
+	                    "HINT: So that both read it alike, write \"0 15 10 * *\" for pg_cron's "
+	                    "reading or \"15 10 * * 1\" for pgcrond's.\n");
+	free(n);
+	n = notices_of(e.db, "SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname ="
+	                     " 'half'), schedule := ' 0 0 0 * * * ')");
+	ck_assert_str_eq(n, "NOTICE: schedule \"0 0 0 * * *\" has six fields: pgcrond reads the "
+	                    "first as seconds (second 0 of \"0 0 * * *\"); pg_cron ignores a sixth "
+	                    "field (as \"0 0 0 * *\", which is no valid schedule)\n"
+	                    "HINT: So that both read it alike, write \"0 0 * * *\" for pgcrond's "
+	                    "reading.\n");
+	free(n);
+	/* nothing to say */
+	const char *quiet[] = {
+	    "SELECT cron.schedule('five', '*/30 * * * *', 'SELECT 4')",
+	    "SELECT cron.schedule('secs', '30 seconds', 'SELECT 5')",
+	    "SELECT cron.schedule('daily', '@daily', 'SELECT 6')",
+	    "SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = 'half'),"
+	    " command := 'SELECT 7')",
+	};
+	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+		n = notices_of(i < 3 ? app : e.db, quiet[i]);
+		ck_assert_msg(n[0] == '\0', "%s: %s", quiet[i], n);
+		free(n);
+	}
+	PQfinish(app);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* `pgcrond history JOB` of a job made in SQL that has not run yet (issue 62, item 4): it
+ * knows the job from pgcrond.job (not from the files), by pgcrond's name, by the jobid and
+ * by the name given to cron.schedule, and says it has no runs yet, whose it is and when it
+ * fires next; an inactive one says so; --failed; a name no job has. No daemon runs. */
+START_TEST(history_of_a_sql_job_not_run_yet)
+{
+	struct itest_env e;
+	int status;
+	char sql[512], want[1024];
+	setup(&e);
+	PGconn *app = role_conn(&e, APP);
+	long long later = itest_scalar_ll(app, "SELECT cron.schedule('later', '0 0 29 2 *', "
+	                                       "'SELECT 1')");
+	long long unnamed = itest_scalar_ll(app, "SELECT cron.schedule('0 0 29 2 *', 'SELECT 2')");
+	itest_exec(e.db, "SELECT cron.schedule_in_database('off', '0 0 29 2 *', 'SELECT 3', '" DB
+	                 "', '" APP "', false)");
+	/* the next Feb 29 at midnight UTC, as pgcrond list says it */
+	cron_expr ce;
+	ck_assert_int_eq(cron_parse("0 0 29 2 *", &ce, NULL, 0), 0);
+	char next[CRON_TIME_BUFSZ];
+	ck_assert_int_eq(
+	    cron_time_format(cron_next(&ce, NULL, (int64_t)time(NULL)), next, sizeof(next)), 0);
+
+	char *out = itest_cli(&status, "history", "-c", e.conf, "later", NULL);
+	snprintf(want, sizeof(want),
+	         "no runs of \"later\" recorded yet: a job made in SQL by role \"" APP
+	         "\", jobid %lld, schedule \"0 0 29 2 *\", next fire %s\n",
+	         later, next);
+	ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%d %s", status, out);
+	free(out);
+	/* the unnamed one, by its jobid and by pgcrond's name of it */
+	char id[32], name[64];
+	snprintf(id, sizeof(id), "%lld", unnamed);
+	snprintf(name, sizeof(name), "cron-job-%lld", unnamed);
+	snprintf(want, sizeof(want),
+	         "no runs of \"%s\" recorded yet: a job made in SQL by role \"" APP
+	         "\", jobid %lld, schedule \"0 0 29 2 *\", next fire %s\n",
+	         name, unnamed, next);
+	const char *by[] = {id, name};
+	for (int i = 0; i < 2; i++) {
+		out = itest_cli(&status, "history", "-c", e.conf, by[i], NULL);
+		ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%s: %d %s", by[i], status,
+		              out);
+		free(out);
+	}
+	out = itest_cli(&status, "history", "-c", e.conf, "off", NULL);
+	ck_assert_msg(status == 0 &&
+	                  strstr(out, "no runs of \"off\" recorded yet: a job made in "
+	                              "SQL by role \"" APP "\", jobid ") &&
+	                  strstr(out, ", schedule \"0 0 29 2 *\", inactive (its active is false "
+	                              "in cron.job)\n"),
+	              "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "--failed", "later", NULL);
+	snprintf(want, sizeof(want),
+	         "no failed runs of \"later\" recorded (a job made in SQL by role \"" APP
+	         "\", jobid %lld)\n",
+	         later);
+	ck_assert_msg(status == 0 && strcmp(out, want) == 0, "%d %s", status, out);
+	free(out);
+	out = itest_cli(&status, "history", "-c", e.conf, "nosuch", NULL);
+	ck_assert_msg(status == 0 &&
+	                  strcmp(out, "no runs of \"nosuch\" recorded, and no job has "
+	                              "that name (in the job files or made in SQL)\n") == 0,
+	              "%d %s", status, out);
+	free(out);
+	/* once unscheduled, the name is no job's */
+	snprintf(sql, sizeof(sql), "SELECT cron.unschedule(%lld)", later);
+	itest_exec(app, sql);
+	out = itest_cli(&status, "history", "-c", e.conf, "later", NULL);
+	ck_assert_msg(strstr(out, "and no job has that name"), "%d %s", status, out);
+	free(out);
+	PQfinish(app);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -699,6 +888,8 @@ int main(void)
 	tcase_add_test(tc, file_jobs_other_database_and_nologin);
 	tcase_add_test(tc, native_schedule_with_options);
 	tcase_add_test(tc, pg_cron_job_names);
+	tcase_add_test(tc, six_fields_said_at_the_call);
+	tcase_add_test(tc, history_of_a_sql_job_not_run_yet);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "duration.h"
 #include "httpc.h"
@@ -189,6 +190,7 @@ START_TEST(test_good_http)
 	ck_assert_int_eq(h->timeout_ms, 20000);
 	ck_assert_int_eq(h->connect_timeout_ms, 10000);
 	ck_assert_int_eq(h->max_response, 30LL * 1024 * 1024);
+	ck_assert_int_eq(h->pg_net_max_response, 8LL * 1024 * 1024);
 	ck_assert_int_eq(h->max_request, 64 * 1024);
 	ck_assert_int_eq(h->max_redirects, 0); /* none followed */
 	ck_assert_str_eq(cfg->alerts[0].url, "https://hooks.example.com/T0/B0/secret");
@@ -230,6 +232,7 @@ START_TEST(test_good_http)
 	ck_assert_int_eq(h->max_concurrent, 16);
 	ck_assert_int_eq(h->timeout_ms, 30000);
 	ck_assert_int_eq(h->max_response, 1024 * 1024);
+	ck_assert_int_eq(h->pg_net_max_response, 64LL * 1024 * 1024); /* pg_net keeps bodies */
 	ck_assert_int_eq(h->max_request, 1024 * 1024);
 	ck_assert_int_eq(h->max_redirects, 5);
 	config_free(&cfg);
@@ -246,6 +249,10 @@ END_TEST
 	"has a port that is not a number from 1 to 65535; write the port the server listens on, "  \
 	"or no ':' for the scheme's own"
 #define SPACE "has a space or a control character; percent-encode it (%20)"
+#define AT_USER                                                                                    \
+	"has an '@' in its user name; write it as %40 (an '@' ends the user name and password)"
+#define AT_PASSWORD                                                                                \
+	"has an '@' in its password; write it as %40 (an '@' ends the user name and password)"
 static const struct {
 	const char *url, *why;
 } urls[] = {
@@ -256,8 +263,17 @@ static const struct {
     {"https://example.com:/", NULL},         /* an empty port: the scheme's own, as sent */
     {"https://user:p%40ss@example.com/x", NULL},
     {"https://ex%41mple.com/a%2Fb?q=%zz", NULL}, /* %-escapes are the server's business */
-    /* an '@' in a password: libcurl refuses to send it, so it is refused at load */
-    {"https://user:p@ss@example.com/x", "has an '@' in its user name or password; write it as %40"},
+    /* an '@' in the user info: libcurl ends it at the first '@' (browsers at the last), which
+     * leaves no host or no port, so it is refused with where the '@' is (issue 62) */
+    {"https://user:p@ss@example.com/x", AT_PASSWORD},
+    {"http://us@er:pw@example.com/", AT_USER}, /* libcurl: port "pw@example.com" */
+    {"http://us@er@example.com/", AT_USER},
+    {"http://us@er:80@example.com:8080/x", AT_USER},
+    {"HTTPS://u@s:p@w@example.com/", "has an '@' in its user name and in its password; write "
+                                     "each as %40 (an '@' ends the user name and password)"},
+    {"https://us%40er:p%40ss@example.com/x", NULL}, /* as it should be written */
+    {"https://example.com/a@b@c?x=@@#@", NULL},     /* an '@' past the host is the server's */
+    {"https://user@example.com/", NULL},
     {"https:///path", NO_HOST}, /* libcurl would call host "path" */
     {"https:/example.com/", NO_HOST},
     {"https://", NO_HOST},
@@ -613,6 +629,9 @@ static const struct {
     {"bad/http-client-size-range/pgcrond.conf",
      "bad/http-client-size-range/pgcrond.conf:4: max_response must be between 1kB and 256MB (the "
      "body is held in memory); write it like \"1MB\""},
+    {"bad/http-client-pg-net-range/pgcrond.conf",
+     "bad/http-client-pg-net-range/pgcrond.conf:4: pg_net_max_response must be between 1kB and "
+     "64MB (the body is held in memory); write it like \"1MB\""},
     {"bad/http-client-timeout-short/pgcrond.conf",
      "bad/http-client-timeout-short/pgcrond.conf:4: timeout \"200ms\" is too short; use at least "
      "\"1s\""},
@@ -667,9 +686,10 @@ static const struct {
     {"bad/http-job-url-password/pgcrond.conf",
      "bad/http-job-url-password/conf.d/10-job.conf:5: url \"https://...@example.com:99999/x?..."
      "\" " BAD_PORT},
-    {"bad/http-job-url-at/pgcrond.conf",
-     "bad/http-job-url-at/conf.d/10-job.conf:5: url \"https://...@example.com/x?...\" has an '@'"
-     " in its user name or password; write it as %40"},
+    {"bad/http-job-url-at/pgcrond.conf", "bad/http-job-url-at/conf.d/10-job.conf:5: url "
+                                         "\"https://...@example.com/x?...\" " AT_PASSWORD},
+    {"bad/http-job-url-at-user/pgcrond.conf",
+     "bad/http-job-url-at-user/conf.d/10-job.conf:6: url \"http://...@example.com/x\" " AT_USER},
     {"bad/webhook-url-password/pgcrond.conf",
      "bad/webhook-url-password/pgcrond.conf:4: webhook url \"https//...@alerts.example.com/hook"
      "\" is not a URL; write the full URL, like \"https://host.example/path\""},
@@ -1036,6 +1056,77 @@ START_TEST(test_trusted_tree_loads)
 }
 END_TEST
 
+/* `pgcrond check` on the tree (cli_check), its stdout and stderr, "@" standing for the
+ * tree; returns its exit code. */
+static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
+{
+	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), NULL};
+	FILE *fo = tmpfile(), *fe = tmpfile();
+	ck_assert(fo && fe);
+	fflush(stdout);
+	fflush(stderr);
+	int so = dup(1), se = dup(2);
+	dup2(fileno(fo), 1);
+	dup2(fileno(fe), 2);
+	int rc = cli_check(3, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	FILE *fs[] = {fo, fe};
+	char *bufs[] = {out, err};
+	size_t lens[] = {outlen, errlen}, tl = strlen(tree);
+	for (int k = 0; k < 2; k++) {
+		char raw[8192];
+		rewind(fs[k]);
+		size_t n = fread(raw, 1, sizeof(raw) - 1, fs[k]), o = 0;
+		raw[n] = '\0';
+		fclose(fs[k]);
+		for (const char *p = raw; *p && o + 1 < lens[k];) {
+			if (strncmp(p, tree, tl) == 0) {
+				bufs[k][o++] = '@';
+				p += tl;
+			} else {
+				bufs[k][o++] = *p++;
+			}
+		}
+		bufs[k][o] = '\0';
+	}
+	return rc;
+}
+
+/* A six-field schedule in a job file: pgcrond runs it with seconds first, as written, and
+ * check says so (and how pg_cron would read it), at the schedule's line, without failing. */
+START_TEST(test_check_warns_of_six_fields)
+{
+	char out[4096], err[8192];
+
+	make_tree();
+	int rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
+	ck_assert_str_eq(out, "@/pgcrond.conf: 1 job, 1 database: OK\n");
+	ck_assert_str_eq(err, "");
+
+	write_text(at("/conf.d/10-a.conf"),
+	           "jobs = ( { name = \"a\"; command = \"SELECT 1\";\n"
+	           "  schedule = \"*/30 * * * * *\"; },\n"
+	           "  { name = \"b\"; command = \"SELECT 1\"; schedule = \"30 seconds\"; } );\n",
+	           0644);
+	rc = tree_check(out, sizeof(out), err, sizeof(err));
+	ck_assert_msg(rc == 0, "check: %d %s", rc, err);
+	ck_assert_str_eq(out, "@/pgcrond.conf: 2 jobs, 1 database: OK, 1 warning\n");
+	ck_assert_str_eq(err,
+	                 "@/conf.d/10-a.conf:2: warning: job \"a\": schedule \"*/30 * * * * *\" "
+	                 "has six fields: pgcrond reads the first as seconds (every 30 "
+	                 "seconds); pg_cron ignores a sixth field (every 30 minutes). So that "
+	                 "both read it alike, write \"*/30 * * * *\" for pg_cron's reading or "
+	                 "\"30 seconds\" for pgcrond's.\n");
+	remove_tree();
+}
+END_TEST
+
 START_TEST(test_main_file_writable_by_others)
 {
 	make_tree();
@@ -1244,6 +1335,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("trust");
 	tcase_add_test(tc, test_trusted_tree_loads);
+	tcase_add_test(tc, test_check_warns_of_six_fields);
 	tcase_add_test(tc, test_main_file_writable_by_others);
 	tcase_add_test(tc, test_job_file_writable_by_group);
 	tcase_add_test(tc, test_conf_dir_writable_by_group);

@@ -803,6 +803,68 @@ START_TEST(test_time_format)
 }
 END_TEST
 
+/* ---- six fields: pgcrond's reading and pg_cron's (cron_six_fields) ---- */
+
+static const struct six_case {
+	const char *text;
+	const char *what; /* NULL: not a six-field schedule pgcrond reads */
+	const char *hint;
+} six_cases[] = {
+    {"*/30 * * * * *",
+     "schedule \"*/30 * * * * *\" has six fields: pgcrond reads the first as seconds (every 30 "
+     "seconds); pg_cron ignores a sixth field (every 30 minutes)",
+     "So that both read it alike, write \"*/30 * * * *\" for pg_cron's reading or \"30 "
+     "seconds\" for pgcrond's."},
+    {" * * * * * *\t",
+     "schedule \"* * * * * *\" has six fields: pgcrond reads the first as seconds (every "
+     "second); pg_cron ignores a sixth field (every minute)",
+     "So that both read it alike, write \"* * * * *\" for pg_cron's reading or \"1 second\" "
+     "for pgcrond's."},
+    {"0 15 10 * * 1",
+     "schedule \"0 15 10 * * 1\" has six fields: pgcrond reads the first as seconds (second 0 "
+     "of \"15 10 * * 1\"); pg_cron ignores a sixth field (as \"0 15 10 * *\")",
+     "So that both read it alike, write \"0 15 10 * *\" for pg_cron's reading or \"15 10 * * "
+     "1\" for pgcrond's."},
+    /* "every 45 seconds" would be false: it fires at 0 and 45 */
+    {"*/45 * * * * *",
+     "schedule \"*/45 * * * * *\" has six fields: pgcrond reads the first as seconds (second "
+     "*/45 of \"* * * * *\"); pg_cron ignores a sixth field (as \"*/45 * * * *\")",
+     "So that both read it alike, write \"*/45 * * * *\" for pg_cron's reading; pgcrond's has "
+     "no form pg_cron reads (pg_cron has no seconds field)."},
+    /* pg_cron's reading is no schedule: day-of-month 0 (pg_cron refuses it) */
+    {"0 0 0 * * *",
+     "schedule \"0 0 0 * * *\" has six fields: pgcrond reads the first as seconds (second 0 of "
+     "\"0 0 * * *\"); pg_cron ignores a sixth field (as \"0 0 0 * *\", which is no valid "
+     "schedule)",
+     "So that both read it alike, write \"0 0 * * *\" for pgcrond's reading."},
+    {"5 0 0 * * *",
+     "schedule \"5 0 0 * * *\" has six fields: pgcrond reads the first as seconds (second 5 of "
+     "\"0 0 * * *\"); pg_cron ignores a sixth field (as \"5 0 0 * *\", which is no valid "
+     "schedule)",
+     "pgcrond's reading has no form pg_cron reads (pg_cron has no seconds field)."},
+    {"*/5 * * * *", NULL, NULL},
+    {"30 seconds", NULL, NULL},
+    {"@hourly", NULL, NULL},
+    {"0 0 1 * * ignored", NULL, NULL},
+    {"* * * * * * *", NULL, NULL},
+    {"", NULL, NULL},
+};
+
+START_TEST(test_six_fields)
+{
+	const struct six_case *c = &six_cases[_i];
+	struct cron_six six;
+	bool six_fields = cron_six_fields(c->text, &six);
+
+	ck_assert_msg(six_fields == (c->what != NULL), "\"%s\": %s", c->text,
+	              six_fields ? "six fields" : "not six fields");
+	if (!c->what)
+		return;
+	ck_assert_str_eq(six.what, c->what);
+	ck_assert_str_eq(six.hint, c->hint);
+}
+END_TEST
+
 /* ---- pgcrond next, end to end through cli_next() ---- */
 
 static const struct cli_case {
@@ -996,6 +1058,7 @@ static Suite *cron_suite(void)
 	LOOP(tc, test_reject, reject_cases);
 	tcase_add_test(tc, test_reject_small_buffer);
 	LOOP(tc, test_can_fire, can_cases);
+	LOOP(tc, test_six_fields, six_cases);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("next");

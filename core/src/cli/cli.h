@@ -5,6 +5,7 @@
  * name (argv[0] = "next") and returns a sysexits code. main.c only dispatches. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sysexits.h> /* EX_OK 0, EX_USAGE 64, EX_DATAERR 65, EX_UNAVAILABLE 69, EX_CONFIG 78 */
 
@@ -77,6 +78,13 @@ void cli_warn_skipped(const char *cmd, const char *conf, const char *skipped,
  * last column is not padded (no trailing blanks). COLS is at most 32. */
 void cli_print_table(const char *const *head, const char *cells, size_t rows, int cols,
                      size_t cell_size, unsigned right);
+
+/* The next fire of job J after NOW (Unix seconds) as `pgcrond list` and `pgcrond history`
+ * show it: UTC ISO 8601 ("2026-11-24T10:05:00Z"), "disabled", "at startup" (@reboot), or "-"
+ * (no schedule, or one that never fires). J's schedule in its own zone (J->tz), else CFG's. */
+struct conf_job;
+void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
+                   size_t outlen);
 
 /* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:
  * "850 ms", "12.4 s", "4m10s", "2h05m", "3d04h"; "-" when negative. */

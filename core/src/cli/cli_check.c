@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "cron.h"
 #include "jobgraph.h"
 #include "plugin.h"
 
@@ -16,11 +17,32 @@ static void usage(FILE *out)
 	    "Usage: pgcrond check [-c FILE]\n\n"
 	    "Check the configuration: syntax, keys, durations, schedules, databases, job names,\n"
 	    "plugins and their settings. Prints every problem as FILE:LINE: message and exits\n"
-	    "with 78 if there is any, else prints a summary and exits with 0.\n\n"
+	    "with 78 if there is any, else prints a summary and exits with 0. Warnings\n"
+	    "(FILE:LINE: warning: message) say what pgcrond runs but may not be what was\n"
+	    "meant, such as a six-field schedule (seconds first here, where pg_cron ignores\n"
+	    "a sixth field); they do not change the exit status.\n\n"
 	    "Options:\n"
 	    "  -c, --config FILE  the main configuration file (default %s)\n"
 	    "  -h, --help         show this help\n",
 	    PGCROND_DEFAULT_CONF);
+}
+
+/* What pgcrond runs as written but may not be what was meant: a six-field schedule, which
+ * pg_cron reads otherwise (a job written after a pg_cron one). On stderr; the number. */
+static size_t print_warnings(const struct pgc_config *cfg)
+{
+	size_t n = 0;
+	struct cron_six six;
+
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		const struct conf_job *j = &cfg->jobs[i];
+		if (!j->schedule || !cron_six_fields(j->schedule, &six))
+			continue;
+		fprintf(stderr, "%s:%d: warning: job \"%s\": %s. %s\n", j->file,
+		        j->schedule_line ? j->schedule_line : j->line, j->name, six.what, six.hint);
+		n++;
+	}
+	return n;
 }
 
 int cli_check(int argc, char **argv)
@@ -61,9 +83,13 @@ int cli_check(int argc, char **argv)
 		    path, dl.n, dl.n == 1 ? "" : "s");
 		rc = EX_CONFIG;
 	} else {
-		printf("%s: %zu job%s, %zu database%s: OK\n", path, cfg->n_jobs,
+		size_t warned = print_warnings(cfg);
+		printf("%s: %zu job%s, %zu database%s: OK", path, cfg->n_jobs,
 		       cfg->n_jobs == 1 ? "" : "s", cfg->n_databases,
 		       cfg->n_databases == 1 ? "" : "s");
+		if (warned)
+			printf(", %zu warning%s", warned, warned == 1 ? "" : "s");
+		printf("\n");
 		rc = EX_OK;
 	}
 	plugin_registry_free(&plugins);

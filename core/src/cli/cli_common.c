@@ -15,6 +15,26 @@
 #include "pgconn.h"
 #include "text.h"
 
+void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
+                   size_t outlen)
+{
+	snprintf(out, outlen, "-");
+	if (!j->enabled) {
+		snprintf(out, outlen, "disabled");
+		return;
+	}
+	const cron_tz *tz = j->tz ? j->tz : cfg->tz; /* the job's own zone, if it has one */
+	if (!j->schedule || !tz)
+		return;
+	if (j->cron.kind == CRON_REBOOT) {
+		snprintf(out, outlen, "at startup");
+		return;
+	}
+	int64_t t = cron_next(&j->cron, tz, now);
+	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
+		snprintf(out, outlen, "-");
+}
+
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)
 {
 	struct diag_list dl = {0};

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "config.h"
+#include "cron.h"
 #include "duration.h"
 #include "history.h"
 #include "pgconn.h"
@@ -147,6 +149,71 @@ static int print_table(PGresult *r, const char *tz)
 	return 0;
 }
 
+/* What "no runs" means for JOB (pgcrond's name; NULL: all jobs), FAILED and FILTERED (by
+ * --since) as asked: a job of the files, one made in SQL (cron.schedule, pgcrond.schedule:
+ * in pgcrond.job in the history database on CONN, not in the files), or none of that name. */
+static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *job, bool failed,
+                        bool filtered)
+{
+	char q[260];
+	const char *some = failed ? "failed " : "";
+
+	if (!job) {
+		printf("no %sruns recorded\n", some);
+		return;
+	}
+	text_quote(job, q, sizeof(q));
+	if (config_job(cfg, job)) {
+		printf("no %sruns of %s recorded\n", some, q);
+		return;
+	}
+	const char *p[] = {job};
+	PGresult *r =
+	    PQexecParams(conn,
+	                 "SELECT username, jobid, schedule, enabled, paused,"
+	                 "       options OPERATOR(pg_catalog.->>) 'timezone'"
+	                 "  FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
+	                 "   AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL",
+	                 1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		/* (a schema without SQL jobs: none of them) */
+		printf("no runs of %s recorded, and no job has that name (in the job files or made "
+		       "in SQL)\n",
+		       q);
+		PQclear(r);
+		return;
+	}
+	char role[200], sched[300], next[64] = "-";
+	text_escape_ctl(PQgetvalue(r, 0, 0), role, sizeof(role));
+	text_quote(PQgetvalue(r, 0, 2), sched, sizeof(sched));
+	struct conf_job j = {.schedule = PQgetvalue(r, 0, 2),
+	                     .enabled = PQgetvalue(r, 0, 3)[0] == 't'};
+	cron_tz *own = NULL;
+	if (!PQgetisnull(r, 0, 5) && cron_tz_open(PQgetvalue(r, 0, 5), &own, NULL, 0) == 0)
+		j.tz = own;
+	if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
+		cli_next_fire(cfg, &j, (int64_t)time(NULL), next, sizeof(next));
+	cron_tz_free(&own);
+	if (filtered || failed) {
+		printf("no %sruns of %s recorded (a job made in SQL by role \"%s\", jobid %s)\n",
+		       some, q, role, PQgetvalue(r, 0, 1));
+	} else {
+		char when[128];
+		if (!j.enabled)
+			snprintf(when, sizeof(when), "inactive (its active is false in cron.job)");
+		else if (strcmp(next, "-") == 0)
+			snprintf(when, sizeof(when), "never fires");
+		else
+			snprintf(when, sizeof(when), "next fire %s", next);
+		printf("no runs of %s recorded yet: a job made in SQL by role \"%s\", jobid %s, "
+		       "schedule %s, %s%s\n",
+		       q, role, PQgetvalue(r, 0, 1), sched, when,
+		       PQgetvalue(r, 0, 4)[0] == 't' ? "; paused (pgcrond resume starts its runs)"
+		                                     : "");
+	}
+	PQclear(r);
+}
+
 int cli_history(int argc, char **argv)
 {
 	const char *conf, *job = NULL, *since = NULL, *run_id = NULL, *limit_arg = NULL;
@@ -272,14 +339,7 @@ int cli_history(int argc, char **argv)
 	} else if (json) {
 		rc = cli_history_print_json(r);
 	} else if (PQntuples(r) == 0) {
-		char q[260];
-		if (job)
-			text_quote(job, q, sizeof(q));
-		if (job && !config_job(cfg, job))
-			printf("no runs of %s recorded, and no such job is configured\n", q);
-		else
-			printf("no %sruns%s%s recorded\n", failed ? "failed " : "",
-			       job ? " of " : "", job ? q : "");
+		say_no_runs(conn, cfg, job, failed, since != NULL);
 	} else if (print_table(r, tz) != 0) {
 		fprintf(stderr, "pgcrond history: out of memory\n");
 		rc = EX_SOFTWARE;

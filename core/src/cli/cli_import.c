@@ -114,14 +114,24 @@ static void translate(struct src_job *j)
 		if (++fields == 5)
 			end5 = p;
 	}
+	struct cron_six six;
 	if (*s != '@' && fields > 5 && end5) {
 		snprintf(j->sched, sizeof(j->sched), "%.*s", (int)(end5 - s), s);
-		fprintf(
-		    stderr,
-		    "pgcrond import: warning: pg_cron job %s (\"%s\"): schedule \"%s\" has more "
-		    "than five fields; pg_cron ignores the rest and so does the import: \"%s\" "
-		    "(pgcrond would read a sixth field as seconds first)\n",
-		    j->jobid, j->name, j->schedule, j->sched);
+		if (cron_six_fields(s, &six))
+			/* both readings, as cron.schedule's NOTICE says them */
+			fprintf(stderr,
+			        "pgcrond import: warning: pg_cron job %s (\"%s\"): %s; imported "
+			        "with pg_cron's reading, \"%s\", as it ran there; for pgcrond's, "
+			        "change its schedule to \"%s\" after the import\n",
+			        j->jobid, j->name, six.what, j->sched,
+			        six.alike[0] ? six.alike : s);
+		else
+			fprintf(
+			    stderr,
+			    "pgcrond import: warning: pg_cron job %s (\"%s\"): schedule \"%s\" "
+			    "has more than five fields; pg_cron ignores the rest and so does the "
+			    "import: \"%s\" (pgcrond would read a sixth field as seconds first)\n",
+			    j->jobid, j->name, j->schedule, j->sched);
 	} else {
 		snprintf(j->sched, sizeof(j->sched), "%s", j->schedule);
 	}

@@ -71,26 +71,6 @@ static void kind_cell(const struct conf_job *j, struct plugin_registry *reg, cha
 	}
 }
 
-static void next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now,
-                      char *out, size_t outlen)
-{
-	snprintf(out, outlen, "-");
-	if (!j->enabled) {
-		snprintf(out, outlen, "disabled");
-		return;
-	}
-	const cron_tz *tz = j->tz ? j->tz : cfg->tz; /* the job's own zone, if it has one */
-	if (!j->schedule || !tz)
-		return;
-	if (j->cron.kind == CRON_REBOOT) {
-		snprintf(out, outlen, "at startup");
-		return;
-	}
-	int64_t t = cron_next(&j->cron, tz, now);
-	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
-		snprintf(out, outlen, "-");
-}
-
 /* The jobs made in SQL, as rows of the history database (NULL when it cannot be reached, with
  * a note on stderr: the file jobs are listed all the same). */
 static PGresult *sql_jobs(const struct pgc_config *cfg)
@@ -169,7 +149,7 @@ int cli_list(int argc, char **argv)
 		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
 		job_kind_once(JOB_KIND_SQL, PQgetvalue(sql, k, 7), cells[i][COL_ONCE], 256);
 		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
-			next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
+			cli_next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
 		else
 			snprintf(cells[i][COL_NEXT], 256, "-");
 		if (own)
@@ -192,7 +172,7 @@ int cli_list(int argc, char **argv)
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
 		job_kind_once(j->kind, j->command, cells[i][COL_ONCE], 256);
-		next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
+		cli_next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 	}
 	cli_print_table(headings, cells[0][0], n, N_COLS, sizeof(cells[0][0]), 0);
 	free(cells);

@@ -105,8 +105,10 @@ struct conf_job {
 	int plugin_line; /* line of plugin = "...", for the plugin validator's messages; 0 if none
 	                  */
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
-	char *timezone;  /* the job's own zone for its schedule; NULL: the daemon's */
-	cron_tz *tz;     /* TIMEZONE opened, owned by the job; NULL: the daemon's */
+	/* line of schedule = "...", for pgcrond check's warnings; 0 if none */
+	int schedule_line;
+	char *timezone; /* the job's own zone for its schedule; NULL: the daemon's */
+	cron_tz *tz;    /* TIMEZONE opened, owned by the job; NULL: the daemon's */
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
 	char *username;     /* the owner, whom the run logs in as */
 	char *sql_database; /* the database's real name (database is the pool's key) */
@@ -163,11 +165,18 @@ struct conf_http_client {
 	int64_t connect_timeout_ms; /* default 10s */
 	int64_t max_request;        /* bytes, default 1 MB */
 	int64_t max_response;       /* bytes, default 1 MB */
-	int max_redirects;          /* default 5; 0: none followed */
+	/* bytes of a pg_net response body kept (daemon/pgnet.h), default and at most
+	 * CONFIG_PG_NET_MAX_BYTES */
+	int64_t pg_net_max_response;
+	int max_redirects; /* default 5; 0: none followed */
 	bool max_redirects_set;
 	int line; /* of the group; 0 if absent */
 };
 #define CONFIG_HTTP_MAX_BYTES (256LL * 1024 * 1024)
+/* A pg_net response goes to the database as a string in a jsonb batch (pg/jbatch.h), and
+ * jsonb holds a string of 256 MB at most; a body's bytes may triple on the way (a byte that
+ * is not UTF-8 becomes U+FFFD), so a pg_net body is kept up to 64 MB. */
+#define CONFIG_PG_NET_MAX_BYTES (64LL * 1024 * 1024)
 
 /* Every string or array a config points to is its own: config_free frees it, and clone() in
  * config_sql.c copies it (a field added here must be added there too). */

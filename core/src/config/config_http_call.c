@@ -58,8 +58,9 @@ static int64_t parse_size(const char *s)
 	return v * mul;
 }
 
+/* KEY's size, from 1kB to MAX (MAX_TEXT as a person writes it), into *DST. */
 static void apply_size(struct loader *L, const config_setting_t *s, const char *file,
-                       const char *key, int64_t *dst)
+                       const char *key, int64_t *dst, int64_t max, const char *max_text)
 {
 	int64_t v = -1;
 	int type = config_setting_type(s);
@@ -80,11 +81,11 @@ static void apply_size(struct loader *L, const config_setting_t *s, const char *
 		                 type == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "");
 		return;
 	}
-	if (v < 1024 || v > CONFIG_HTTP_MAX_BYTES) {
+	if (v < 1024 || v > max) {
 		config_report_at(L, s, file,
-		                 "%s must be between 1kB and 256MB (the body is held in memory); "
+		                 "%s must be between 1kB and %s (the body is held in memory); "
 		                 "write it like \"1MB\"",
-		                 key);
+		                 key, max_text);
 		return;
 	}
 	*dst = v;
@@ -100,6 +101,7 @@ const struct key_spec config_http_client_keys[] = {
     {"connect_timeout", K_DURATION, HC(connect_timeout_ms), "\"10s\"", NULL, 1, false, NULL},
     {"max_request", K_CUSTOM, 0, "\"1MB\"", NULL, 0, false, NULL},
     {"max_response", K_CUSTOM, 0, "\"1MB\"", NULL, 0, false, NULL},
+    {"pg_net_max_response", K_CUSTOM, 0, "\"64MB\"", NULL, 0, false, NULL},
     {"max_redirects", K_INT, HC(max_redirects), "5", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
@@ -124,12 +126,18 @@ void config_parse_http_client(struct loader *L, const config_setting_t *s, const
 			config_report_unknown(L, m, file, config_http_client_keys,
 			                      " in http_client",
 			                      "http_client takes ca_file, max_concurrent, timeout, "
-			                      "connect_timeout, max_request, max_response and "
-			                      "max_redirects (pgcrond.conf(5))");
+			                      "connect_timeout, max_request, max_response, "
+			                      "pg_net_max_response and max_redirects "
+			                      "(pgcrond.conf(5))");
 		} else if (strcmp(name, "max_request") == 0) {
-			apply_size(L, m, file, name, &h->max_request);
+			apply_size(L, m, file, name, &h->max_request, CONFIG_HTTP_MAX_BYTES,
+			           "256MB");
 		} else if (strcmp(name, "max_response") == 0) {
-			apply_size(L, m, file, name, &h->max_response);
+			apply_size(L, m, file, name, &h->max_response, CONFIG_HTTP_MAX_BYTES,
+			           "256MB");
+		} else if (strcmp(name, "pg_net_max_response") == 0) {
+			apply_size(L, m, file, name, &h->pg_net_max_response,
+			           CONFIG_PG_NET_MAX_BYTES, "64MB");
 		} else if (config_apply_key(L, m, k, L->cfg, file)) {
 			if (strcmp(name, "max_redirects") == 0) {
 				h->max_redirects_set = true;
@@ -165,6 +173,8 @@ void config_http_client_finish(struct loader *L)
 		h->max_request = 1024 * 1024;
 	if (!h->max_response)
 		h->max_response = 1024 * 1024;
+	if (!h->pg_net_max_response)
+		h->pg_net_max_response = CONFIG_PG_NET_MAX_BYTES;
 	if (!h->max_redirects_set)
 		h->max_redirects = 5;
 	if (!h->ca_file)

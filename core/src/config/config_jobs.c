@@ -352,6 +352,8 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    j.plugin);
 
 	const config_setting_t *schedule = config_setting_get_member(s, "schedule");
+	if (schedule)
+		j.schedule_line = setting_line(schedule);
 	if (j.schedule) {
 		char err[256];
 		if (cron_parse(j.schedule, &j.cron, err, sizeof(err)) < 0) {

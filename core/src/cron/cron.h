@@ -69,6 +69,26 @@ int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
  * schedule dead. */
 bool cron_can_fire(const cron_expr *e);
 
+/* A six-field schedule means two things: pgcrond reads the first field as seconds, pg_cron
+ * ignores a sixth field and reads the first five as minute to day-of-week, so
+ * "*\/30 * * * * *" runs every 30 seconds here and every 30 minutes there. pgcrond says so
+ * where a schedule may have been written for pg_cron: cron.schedule's NOTICE
+ * (sql/pg_cron_compat.sql words it the same), `pgcrond import` and `pgcrond check`. */
+struct cron_six {
+	/* 'schedule "*\/30 * * * * *" has six fields: pgcrond reads the first as seconds (every 30
+	 * seconds); pg_cron ignores a sixth field (every 30 minutes)' */
+	char what[3400];
+	/* what to write so that both read it alike: 'So that both read it alike, write
+	 * "*\/30 * * * *" for pg_cron's reading or "30 seconds" for pgcrond's.' */
+	char hint[2300];
+	char five[1024];  /* pg_cron's reading, its five fields; "" if they are no schedule */
+	char alike[1024]; /* pgcrond's reading written so that pg_cron reads it alike ("30
+	                   * seconds"; after a seconds field of 0, the other five); "" if none */
+};
+/* True with *OUT when TEXT has six fields and pgcrond reads it; false for anything else (five
+ * fields, a macro, "N seconds", a schedule pgcrond refuses). (cron_six.c) */
+bool cron_six_fields(const char *text, struct cron_six *out);
+
 /* Times as people write them, for "pgcrond next" and messages. */
 
 /* Parse an ISO-8601 instant with a zone designator: 2026-03-08T01:00:00-05:00, ...T01:00Z,

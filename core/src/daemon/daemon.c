@@ -272,6 +272,8 @@ static void install_end(struct daemon *d)
 		struct httpc_opts ho = httpc_opts_of(cfg);
 		if (httpc_configure(d->httpc, &ho) < 0)
 			log_error("out of memory applying http_client; its old settings stay");
+		if (d->pgnet)
+			pgnet_configure(d->pgnet, cfg->http_client.pg_net_max_response);
 		alert_reconfigure(d->alerts, cfg);
 		/* the names sorted off the loop (config_diff.h) */
 		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
@@ -818,7 +820,8 @@ int daemon_main(const char *config_path)
 		goto out;
 	}
 	sqljobs_record_files_made(d.sql, d.files, NULL);
-	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc, &d.pgnet) < 0) {
+	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc,
+	                     d.cfg->http_client.pg_net_max_response, &d.pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");
 		goto out;
 	}

@@ -39,6 +39,7 @@ struct pgnet {
 	struct pgnet_req *reqs; /* in flight */
 	struct jbatch done;     /* responses to write to the database */
 	unsigned outstanding;   /* claimed, and not yet answered in the database */
+	int64_t max_response;   /* bytes of a body kept (pgnet_configure) */
 	bool claiming, claim_again, expiring;
 	struct log_complaint complaint;
 };
@@ -114,6 +115,10 @@ static json_t *headers_json(const char *h, size_t len)
 	return o;
 }
 
+/* R (a response, or NULL: none) as a row of net._http_response for request ID of USERNAME;
+ * ERROR, or R's reason, in error_msg when there is no response. A body cut at the limit is
+ * kept and said in error_msg: pg_net stores a body whole, so a row must not look whole when
+ * it is not. */
 static void add_response(struct pgnet *pn, long long id, const char *username,
                          const struct httpc_response *r, const char *error)
 {
@@ -130,6 +135,17 @@ static void add_response(struct pgnet *pn, long long id, const char *username,
 		if (r->body_len > 0)
 			json_object_set_new(o, "content", json_text(r->body, r->body_len));
 		json_object_set_new(o, "timed_out", json_false());
+		if (r->truncated) {
+			char msg[400];
+			snprintf(
+			    msg, sizeof(msg),
+			    "the response body was cut at %lld bytes "
+			    "(http_client.pg_net_max_response): content holds its start, the "
+			    "rest was not read; raise pg_net_max_response in pgcrond.conf (at most "
+			    "64MB), or ask the server for less",
+			    (long long)r->body_len);
+			json_object_set_new(o, "error_msg", json_string(msg));
+		}
 	} else {
 		json_object_set_new(o, "timed_out", json_boolean(r && r->result == HTTPC_TIMEOUT));
 		const char *msg = error ? error : r ? r->reason : "error";
@@ -246,6 +262,7 @@ static void send_row(struct pgnet *pn, const PGresult *res, int i)
 	                           .body = body,
 	                           .body_len = body_len,
 	                           .timeout_ms = t > 0 ? t : 0,
+	                           .max_response = pn->max_response,
 	                           .on_done = on_done,
 	                           .arg = q};
 	q->pn = pn;
@@ -372,7 +389,7 @@ static void on_listening(void *arg, bool first)
 }
 
 int pgnet_new(struct event_base *base, const char *history_name, const char *conninfo,
-              struct httpc *http, struct pgnet **out)
+              struct httpc *http, int64_t max_response, struct pgnet **out)
 {
 	struct pgnet *pn = calloc(1, sizeof(*pn));
 	const char *channels[] = {CHANNEL};
@@ -386,6 +403,7 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 		return -ENOMEM;
 	}
 	pn->http = http;
+	pn->max_response = max_response;
 	event_assign(&pn->sweep, base, -1, EV_PERSIST, sweep_cb, pn);
 	struct notify_callbacks cb = {
 	    .on_notify = on_notify, .on_listening = on_listening, .arg = pn};
@@ -400,6 +418,11 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 	}
 	*out = pn;
 	return 0;
+}
+
+void pgnet_configure(struct pgnet *pn, int64_t max_response)
+{
+	pn->max_response = max_response;
 }
 
 void pgnet_free(struct pgnet **pnp)

@@ -26,9 +26,14 @@ struct pgnet;
 #define PGNET_SWEEP_MS 60000
 
 /* Serve the queue of the history database HISTORY_NAME (the databases key, for log lines)
- * at CONNINFO (copied) through HTTP (borrowed: it must outlive the pgnet). */
+ * at CONNINFO (copied) through HTTP (borrowed: it must outlive the pgnet), keeping a
+ * response body up to MAX_RESPONSE bytes (http_client.pg_net_max_response): one cut there
+ * keeps its start in content and says so in error_msg. */
 int pgnet_new(struct event_base *base, const char *history_name, const char *conninfo,
-              struct httpc *http, struct pgnet **out) __attribute__((warn_unused_result));
+              struct httpc *http, int64_t max_response, struct pgnet **out)
+    __attribute__((warn_unused_result));
+/* A reload's MAX_RESPONSE: for the requests sent from now on. */
+void pgnet_configure(struct pgnet *pn, int64_t max_response);
 /* Stops: requests in flight are dropped (they were claimed: they get no response row). */
 void pgnet_free(struct pgnet **pn);
 

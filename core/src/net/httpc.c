@@ -151,90 +151,7 @@ static void call_free(struct httpc_call *k)
 	free(k);
 }
 
-/* ---- URLs -------------------------------------------------------------------------- */
-
-static bool http_scheme(const char *scheme)
-{
-	return scheme && (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0);
-}
-
-/* What a person reads for libcurl's RC on URL (the URL itself is not in it). An '@' is where
- * the user info ends, so a second one in the authority, from a password, leaves a host that
- * is no host: that is said, since it is the one fix libcurl's "Bad hostname" does not hint. */
-static const char *url_refusal(CURLUcode rc, const char *url)
-{
-	const char *auth = strstr(url, "://"), *at;
-
-	switch ((int)rc) { /* (libcurl's codes: most are libcurl's own words) */
-	case CURLUE_BAD_SCHEME:
-	case CURLUE_BAD_SLASHES:
-	case CURLUE_NO_SCHEME:
-		return "is not a URL; write the full URL, like \"https://host.example/path\"";
-	case CURLUE_UNSUPPORTED_SCHEME:
-		return "is refused: only http:// and https:// URLs are called";
-	case CURLUE_NO_HOST:
-		return "has no host; write it like \"https://host.example/path\"";
-	case CURLUE_BAD_PORT_NUMBER:
-		return "has a port that is not a number from 1 to 65535; write the port the "
-		       "server listens on, or no ':' for the scheme's own";
-	case CURLUE_BAD_IPV6:
-		return "has a bad [IPv6] address; write it like \"http://[2001:db8::1]:8080/\"";
-	case CURLUE_BAD_HOSTNAME:
-		at = auth ? memchr(auth + 3, '@', strcspn(auth + 3, "/?#")) : NULL;
-		if (at && memchr(at + 1, '@', strcspn(at + 1, "/?#")))
-			return "has an '@' in its user name or password; write it as %40";
-		return "has a character a host name cannot have";
-	case CURLUE_BAD_LOGIN:
-	case CURLUE_BAD_USER:
-	case CURLUE_BAD_PASSWORD:
-		return "has a user name or password libcurl cannot read; percent-encode it";
-	case CURLUE_OUT_OF_MEMORY:
-		return "could not be checked: out of memory";
-	default:
-		return NULL; /* libcurl's own words */
-	}
-}
-
-bool httpc_url_ok(const char *url, char *err, size_t errlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	const char *why = NULL;
-	CURLUcode rc = u ? CURLUE_OK : CURLUE_OUT_OF_MEMORY;
-
-	for (const unsigned char *c = (const unsigned char *)url; *c && !why; c++)
-		if (*c <= 0x20 || *c == 0x7f)
-			why = "has a space or a control character; percent-encode it (%20)";
-	/* CURLOPT_URL reads it the same way, more leniently still (it guesses a scheme) */
-	if (!why && rc == CURLUE_OK && (rc = curl_url_set(u, CURLUPART_URL, url, 0)) == CURLUE_OK &&
-	    (rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) == CURLUE_OK &&
-	    !http_scheme(scheme))
-		rc = CURLUE_UNSUPPORTED_SCHEME;
-	if (!why && rc != CURLUE_OK && !(why = url_refusal(rc, url))) {
-		snprintf(err, errlen,
-		         "is not a valid URL (%s); write it like \"https://host.example/path\"",
-		         curl_url_strerror(rc));
-		goto out;
-	}
-	/* pgcrond's own: libcurl takes "https:///x" (and "https:/x") for host "x", and sends to
-	 * port 0, where nothing can listen */
-	if (!why &&
-	    (strncmp(url + strlen(scheme), "://", 3) != 0 || url[strlen(scheme) + 3] == '/' ||
-	     curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host))
-		why = url_refusal(CURLUE_NO_HOST, url);
-	if (!why && curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
-	    strcmp(port, "0") == 0)
-		why = "has port 0; write the port the server listens on, or no ':' for the "
-		      "scheme's own";
-	if (why)
-		snprintf(err, errlen, "%s", why);
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return !why && rc == CURLUE_OK;
-}
+/* ---- URLs (their check and how they are shown: httpc_url.c) ------------------------ */
 
 /* URL's scheme, host and port (the port its scheme implies when it names none), in OUT;
  * false when it does not parse. */
@@ -271,41 +188,6 @@ static bool same_origin(const char *a, const char *b)
 static bool is_https(const char *url)
 {
 	return strncasecmp(url, "https://", 8) == 0;
-}
-
-int httpc_url_shown(const char *url, char *out, size_t outlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *frag = NULL;
-	int rc = -EINVAL;
-
-	if (outlen)
-		snprintf(out, outlen, "(not a URL)");
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		goto out;
-	(void)curl_url_get(u, CURLUPART_PORT, &port, 0);
-	(void)curl_url_get(u, CURLUPART_PATH, &path, 0);
-	(void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	(void)curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
-	/* a path may be a secret as much as a query (a bot's /bot<TOKEN>/..., a hook's
-	 * /services/T/B/<secret>): none is shown, as webhooks' are not (docs/jobs.md) */
-	bool more = (path && strcmp(path, "/") != 0) || query || frag;
-	snprintf(out, outlen, "%s://%s%s%s/%s", scheme, host, port ? ":" : "", port ? port : "",
-	         more ? "..." : "");
-	rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_free(path);
-	curl_free(query);
-	curl_free(frag);
-	curl_url_cleanup(u);
-	return rc;
 }
 
 /* ---- completions ------------------------------------------------------------------- */
