@@ -172,6 +172,77 @@ START_TEST(silent_listener_is_replaced)
 }
 END_TEST
 
+/* A run's connection goes silent while the daemon's own session of the history does not
+ * (issue 62): only the job's database is behind the relay. A run whose statement takes three
+ * times half the connection check is looked at from pgcrond's own session of that database
+ * and left alone (its backend is at work); a run in flight when the relay stops forwarding is
+ * found once its backend sits idle on the server, that backend is ended, and the run fails as a
+ * lost connection, within the connection check and a look; the next fire runs on a new
+ * connection. */
+START_TEST(silent_run_is_found_and_a_long_one_left_alone)
+{
+	struct itest_env e;
+	int port = 0;
+
+	itest_env_setup(&e, "conn_run", "it_conn_run");
+	pid_t relay = itest_relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp())");
+	write_main(&e, "it_conn_run", port);
+	/* the first run sleeps 6 s (silent for 2 s three times over), the others 1 s */
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"far\"; schedule = \"*/2 * * * * *\";\n"
+	              "        retries = 0; command = \"SELECT pg_sleep(CASE WHEN"
+	              " (SELECT count(*) FROM ticks) = 0 THEN 6 ELSE 1 END);"
+	              " INSERT INTO ticks DEFAULT VALUES\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_env_wait(&e, 25,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "the job does not run through the relay:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name = 'tick'"
+	                    " AND status = 'succeeded' AND duration_ms >= 6000",
+	                    "1");
+	ck_assert_msg(!strstr(itest_read_file(e.log), "went silent"),
+	              "a run at work was judged:\n%s", itest_read_file(e.log));
+	const char *active = "SELECT pid FROM pg_stat_activity WHERE datname = 'it_conn_run'"
+	                     " AND state = 'active' AND query LIKE 'SELECT pg_sleep(CASE%'"
+	                     " AND clock_timestamp() - query_start < '0.3 s'::interval";
+	char cond[512];
+	snprintf(cond, sizeof(cond), "SELECT EXISTS (%s)", active);
+	ck_assert_msg(itest_wait_sql(e.db, cond, 10), "no run under way:\n%s", itest_tail(e.log));
+	int stuck = (int)itest_scalar_ll(e.db, active);
+	kill(relay, SIGUSR1); /* the run's connection is now silent */
+	char *frozen = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+
+	ck_assert_msg(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) = 1 FROM pgcrond.job_run_details "
+	                   "WHERE job_name = 'tick' AND job_pid = %d AND status = 'failed'"
+	                   " AND sqlstate = '08006' AND return_message LIKE 'connection "
+	                   "went silent: no answer for %% s while its backend (pid %d) "
+	                   "sat idle on the server, its statement over but the answer "
+	                   "lost on the way %%; the backend was ended'",
+	                   stuck, stuck),
+	    "the silent run was not failed as a lost connection:\n%s", itest_read_file(e.log));
+	ck_assert_msg(itest_env_wait(&e, 8,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded' "
+	                             "AND start_time > '%s'",
+	                             frozen),
+	              "no run after the silent one:\n%s", itest_read_file(e.log));
+	char q[128];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", stuck);
+	itest_assert_scalar(e.db, q, "0");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'running'", "0");
+	free(frozen);
+	itest_relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* E's main file: the history in "app", and database DB of ROLE (CONNECTION LIMIT LIMIT) with a
  * pool of POOL connections and the keys EXTRA ("" for none). */
 static void limited_role_conf(struct itest_env *e, const char *db, const char *role, int limit,
@@ -603,6 +674,7 @@ int main(void)
 	tcase_add_test(tc, idle_connections_close_but_one);
 	tcase_add_test(tc, idle_connection_killed_by_the_server_fails_no_run);
 	tcase_add_test(tc, silent_listener_is_replaced);
+	tcase_add_test(tc, silent_run_is_found_and_a_long_one_left_alone);
 	suite_add_tcase(s, tc);
 	TCase *td = tcase_create("dns");
 	tcase_set_timeout(td, 60);

@@ -429,6 +429,121 @@ START_TEST(frozen_while_alone)
 }
 END_TEST
 
+/* A run's connection goes silent (issue 62): a relay on 127.0.0.1 carries every connection of
+ * a lone instance, its job's and its own session's (the history and the heartbeat), and stops
+ * forwarding them while a run is under way, as a NAT that forgot them would: the old flows
+ * are dead, new ones go through. The own session is back within connection_check (30 s); the
+ * run, whose backend sat idle on the server while it waited for an answer that never came, is
+ * failed as a lost connection, its backend ended, and retried, and the job runs again within
+ * 45 s of the fault. No two runs of the job overlap (each run notes its span on the server),
+ * and no fire has two rows of one attempt. */
+START_TEST(silent_run_connection_is_found)
+{
+	struct itest_env e;
+	int port = 0;
+	itest_env_setup(&e, "lone-silent", DB);
+	pid_t relay = itest_relay_start(e.ci, &port);
+	itest_exec(e.db, "CREATE TABLE ticks (started timestamptz, ended timestamptz, pid int)");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = {\n"
+	                 "  app = { conninfo = \"host=127.0.0.1 port=%d user=postgres dbname=" DB
+	                 "\"; pool = 1; };\n"
+	                 "};\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e.dir, e.dir, port);
+	itest_env_job(&e, "10-tick.conf",
+	              "job = { name = \"tick\"; database = \"app\"; schedule = \"*/2 * * * * *\";\n"
+	              "        retries = 1; retry_delay = \"1s\";\n"
+	              "        command = \"SELECT pg_sleep(1.5); INSERT INTO ticks"
+	              " VALUES (now(), clock_timestamp(), pg_backend_pid())\"; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "is alone", 20), "it never went lone:\n%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded'"),
+	              "the job does not run through the relay:\n%s", itest_tail(e.log));
+	/* a run under way, at least 1 s of its sleep still to go */
+	const char *active = "SELECT pid FROM pg_stat_activity WHERE datname = '" DB "'"
+	                     " AND state = 'active' AND query LIKE 'SELECT pg_sleep(1.5)%'"
+	                     " AND clock_timestamp() - query_start < '0.5 s'::interval";
+	char cond[512];
+	snprintf(cond, sizeof(cond), "SELECT EXISTS (%s)", active);
+	ck_assert_msg(itest_wait_sql(e.db, cond, 10), "no run under way:\n%s", itest_tail(e.log));
+	int stuck = (int)itest_scalar_ll(e.db, active);
+	kill(relay, SIGUSR1); /* every connection the daemon holds is now silent */
+	double fault = itest_now();
+	char *frozen = itest_scalar(e.db, "SELECT clock_timestamp()::text");
+	ck_assert_msg(stuck > 0, "the run's backend was not found");
+
+	ck_assert_msg(itest_env_wait(&e, 45,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details "
+	                             "WHERE job_name = 'tick' AND status = 'succeeded' "
+	                             "AND start_time > '%s'",
+	                             frozen),
+	              "the job did not run again within 45 s of the fault:\n%s", itest_tail(e.log));
+	fprintf(stderr, "it_lone: silent: the job ran again %.1f s after the fault\n",
+	        itest_now() - fault);
+	char q[1024];
+	snprintf(q, sizeof(q),
+	         "SELECT format('%%s %%s %%s', status, sqlstate, return_message)"
+	         " FROM pgcrond.job_run_details WHERE job_name = 'tick' AND job_pid = %d"
+	         " AND start_time < '%s' ORDER BY start_time DESC LIMIT 1",
+	         stuck, frozen);
+	char *row = itest_scalar(e.db, q);
+	fprintf(stderr, "it_lone: silent: the stuck run's row: %s\n", row ? row : "(none)");
+	ck_assert_msg(
+	    row && strncmp(row, "failed 08006 connection went silent: no answer for ", 51) == 0 &&
+	        strstr(row, "backend") && strstr(row, "was ended"),
+	    "the stuck run's row: %s\n%s", row ? row : "(none)", itest_tail(e.log));
+	/* its backend is gone from the server, and the run was retried */
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", stuck);
+	ck_assert_int_eq(itest_scalar_ll(e.db, q), 0);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10,
+	                   "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                   " WHERE job_name = 'tick' AND attempt = 2 AND trigger = 'retry'"
+	                   " AND status <> 'running'"),
+	    "the lost run was not retried:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_assert_scalar(
+	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'running'", "0");
+	/* no two runs at once, by the server's clock and by the history's */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM ticks a JOIN ticks b ON a.ctid < b.ctid"
+	                    " AND tstzrange(a.started, a.ended) && tstzrange(b.started, b.ended)",
+	                    "0");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details a"
+	                    " JOIN pgcrond.job_run_details b ON a.runid < b.runid"
+	                    " AND tstzrange(a.start_time, a.end_time) && tstzrange(b.start_time,"
+	                    " b.end_time) WHERE a.job_name = 'tick' AND b.job_name = 'tick'"
+	                    " AND a.status IN ('succeeded', 'failed')"
+	                    " AND b.status IN ('succeeded', 'failed')",
+	                    "0");
+	/* nothing recorded twice: one row per fire and attempt, one tick per success */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM (SELECT FROM pgcrond.job_run_details"
+	                    " WHERE job_name = 'tick' GROUP BY scheduled_time, attempt"
+	                    " HAVING count(*) > 1) d",
+	                    "0");
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details d"
+	                    " WHERE d.job_name = 'tick' AND d.status = 'succeeded' AND (SELECT"
+	                    " count(*) FROM ticks t WHERE t.started BETWEEN d.start_time"
+	                    " - '1 s'::interval AND d.end_time) <> 1",
+	                    "0");
+	free(row);
+	free(frozen);
+	itest_relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lone");
@@ -439,6 +554,7 @@ int main(void)
 	    {"quiet", lone_instance_sends_only_its_heartbeat},
 	    {"switch", lone_and_claiming_switch_both_ways},
 	    {"frozen", frozen_while_alone},
+	    {"silent", silent_run_connection_is_found},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

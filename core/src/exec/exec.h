@@ -7,8 +7,10 @@
  * order on one connection; it ends with one outcome (succeeded or failed, with pg_cron's
  * return_message and the SQLSTATE). Timeouts and cancellation stop the backend for real:
  * a cancel request with the connection's own cancel key (cancel.c, off the loop), again if
- * the statement has not stopped within a few seconds, then the connection is dropped. See
- * DESIGN.md "Execution". */
+ * the statement has not stopped within a few seconds, then the connection is dropped. A run
+ * whose connection goes silent (no answer for half the connection check) is looked at from
+ * pgcrond's own session of its database (exec_watch.c): its backend found idle there is ended
+ * and the run fails as a lost connection. See DESIGN.md "Execution". */
 
 #include <stdbool.h>
 #include <stddef.h>

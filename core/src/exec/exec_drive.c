@@ -33,7 +33,7 @@ static void run_next_step(struct exec_run *r);
 
 /* The run's connection broke: discard it and fail the run with WHY (libpq's reason if
  * NULL). */
-static void exec_run_conn_lost(struct exec_run *r, const char *why)
+void exec_run_conn_lost(struct exec_run *r, const char *why)
 {
 	struct conn *c = r->conn;
 	char *err = why ? strdup(why) : exec_conn_error(c->drv.conn, c->pool->conninfo);
@@ -651,11 +651,23 @@ static void exec_on_conn_failed(void *arg, const char *why, bool was_ready)
 
 static void on_conn_check(void *arg);
 
+/* The driver's silent(): nothing came for half the connection check while the run waits: the
+ * pool's watch looks at its backend (exec_watch.c), at the loop's next turn. */
+static void on_conn_silent(void *arg)
+{
+	struct conn *c = arg;
+	if (c->state != CONN_BUSY)
+		return;
+	c->watch_due = true;
+	event_active(&c->pool->watch.ev, EV_TIMEOUT, 0);
+}
+
 static const struct conndrv_ops conn_ops = {
     .connected = on_conn_connected,
     .readable = exec_on_conn_readable,
     .failed = exec_on_conn_failed,
     .check = on_conn_check,
+    .silent = on_conn_silent,
 };
 
 /* One more connection for P, CONNECTING until the driver says connected() or failed().
@@ -711,7 +723,10 @@ void exec_conn_release(struct conn *c, bool broken)
 {
 	struct exec_pool *p = c->pool;
 	c->run = NULL;
+	c->watch_due = false;
 	c->used_us = clock_mono_us();
+	if (p->watch.joined) /* the watch leaves its session once no run is silent */
+		event_active(&p->watch.ev, EV_TIMEOUT, 0);
 	/* "N further notices suppressed" for the run's job (the first ones are logged, so with
 	 * none logged there is nothing to say) */
 	if (c->drv.notices.logged)

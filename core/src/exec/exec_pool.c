@@ -105,6 +105,7 @@ int exec_set_database(struct exec *ex, const char *name, const char *conninfo, i
 	p->idle_timeout_ms = idle_timeout_ms;
 	conndrv_server_key(p->conninfo, p->server, sizeof(p->server));
 	evtimer_assign(&p->backoff_ev, ex->base, backoff_cb, p);
+	exec_watch_init(p);
 	p->next = ex->pools;
 	ex->pools = p;
 	return 0;
@@ -166,6 +167,7 @@ void exec_free(struct exec **exp)
 	while (ex->pools) {
 		struct exec_pool *p = ex->pools;
 		ex->pools = p->next;
+		exec_watch_free(p);
 		while (p->conns) {
 			struct conn *c = p->conns;
 			exec_conn_close(&c);

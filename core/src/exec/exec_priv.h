@@ -13,6 +13,7 @@
 #include "conndrv.h"
 #include "exec.h"
 #include "log.h"
+#include "ownsess.h"
 #include "pgconn.h"
 
 enum conn_state { CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_RESETTING };
@@ -32,6 +33,9 @@ struct conn {
 	int64_t default_at_us;
 	char app_name[80]; /* application_name a run set on it; "" = the startup one */
 	bool tainted;      /* a cancel was aimed at it: never reuse */
+	/* BUSY: its run waits for an answer and nothing came for connection check / 2
+	 * (conndrv's silent()): the pool's watch looks at its backend (exec_watch.c) */
+	bool watch_due;
 	struct conn *prev, *next;
 	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
 	 * answered, whether a step failed (then it is closed), and the statement_timeout its
@@ -60,6 +64,18 @@ struct conn {
 	int64_t used_us; /* when a run last gave it back, or it connected (clock_mono_us) */
 };
 
+/* A pool's watch of its runs' silent connections (exec_watch.c): what pgcrond's own session
+ * of the database sees of their backends. */
+struct exec_watch {
+	struct ownsess_client sess; /* while joined: a run's connection is silent */
+	bool joined;
+	bool looking;    /* a look is in flight on the session */
+	bool all_due;    /* the session came back: every silent run is looked at */
+	int64_t sent_us; /* when the look in flight went out (clock_mono_us) */
+	struct event ev; /* the look, at the loop's next turn (exec_watch.c) */
+	struct log_complaint complaint;
+};
+
 struct exec_pool {
 	struct exec *ex;
 	char *name;
@@ -82,6 +98,7 @@ struct exec_pool {
 	struct log_complaint complaint;
 	bool removed;
 	bool probing; /* exec_probe(): connect even with no run waiting, until one succeeds */
+	struct exec_watch watch;
 	struct exec_pool *next;
 };
 
@@ -204,12 +221,22 @@ struct exec {
 	" " PGCONN_SQL_SERVER_ID
 
 /* Calls point one way (scripts/callgraph): exec.c (the runs' API) and exec_pool.c (the
- * pools' API) call exec_drive.c, which calls exec_reset.c, exec_run.c and exec_conn.c, each
- * calling only those after it. */
+ * pools' API) call exec_watch.c and exec_drive.c, exec_watch.c calls exec_drive.c, which
+ * calls exec_reset.c, exec_run.c and exec_conn.c, each calling only those after it. What
+ * exec_drive.c has to tell the watch (a connection silent, a run ended) it tells through the
+ * pool's watch.ev, which exec_watch.c assigned. */
+
+/* exec_watch.c: a run's connection gone silent, found from pgcrond's own session of its
+ * database (exec_watch.c says how) */
+void exec_watch_init(struct exec_pool *p);
+void exec_watch_free(struct exec_pool *p);
 
 /* exec_drive.c: a run's steps on its connection, the connections' events, release, reset,
  * connect and dispatch */
 void exec_run_start(struct exec_run *r, struct conn *c);
+/* R's connection broke: closed, and R fails with WHY (libpq's reason if NULL), SQLSTATE
+ * 08006 */
+void exec_run_conn_lost(struct exec_run *r, const char *why);
 void exec_run_commit(struct exec_run *r);
 /* exec_release() for R, rolled back to go again as written (r->unwrap): GO or not, WHY */
 void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why);

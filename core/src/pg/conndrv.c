@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "text.h"
 
@@ -538,6 +539,7 @@ static void drop(struct conndrv *d)
 	d->conn = NULL;
 	d->state = CONNDRV_DOWN;
 	d->busy = false;
+	d->watching = false;
 }
 
 static void fail(struct conndrv *d, const char *why, enum fail_kind kind)
@@ -579,6 +581,7 @@ static void connected(struct conndrv *d)
 	if (t) /* the server was replaced by a supported one: a refusal is said again */
 		*t = (struct told_too_old){0};
 	d->state = CONNDRV_READY;
+	d->io_us = clock_mono_us();
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
 	conndrv_idle(d);
 	server_up(d->base, d->server);
@@ -630,6 +633,7 @@ void conndrv_serve(evutil_socket_t fd, short what, void *arg)
 		conndrv_fail(d, NULL);
 		return;
 	}
+	d->io_us = clock_mono_us();
 	d->ops->readable(d->arg); /* last: it may free D */
 }
 
@@ -647,6 +651,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		snprintf(why, sizeof(why), "could not connect within %lld ms (connection_check)",
 		         (long long)d->timer_ms);
 		fail(d, why, FAIL_DEADLINE);
+	} else if (d->state == CONNDRV_READY && d->busy && d->watching) {
+		/* silent for half the check since the last byte either way, or armed again for
+		 * the rest of that half */
+		int64_t half = d->check_ms / 2, quiet = (clock_mono_us() - d->io_us) / 1000;
+		arm(d, &d->timer_ev, quiet < half ? half - quiet : half);
+		if (quiet >= half)
+			d->ops->silent(d->arg); /* last: it may free D */
 	} else if (d->state == CONNDRV_READY && d->busy) {
 		snprintf(why, sizeof(why), "no answer within %lld ms (connection_check)",
 		         (long long)d->timer_ms);
@@ -791,8 +802,11 @@ void conndrv_busy(struct conndrv *d, int64_t deadline_ms)
 {
 	d->busy = true;
 	evtimer_del(&d->timer_ev);
+	d->watching = deadline_ms <= 0 && d->ops->silent != NULL;
 	if (deadline_ms > 0)
 		arm(d, &d->timer_ev, deadline_ms);
+	else if (d->watching)
+		arm(d, &d->timer_ev, d->check_ms / 2);
 }
 
 /* (also the driver's own: connected, and each idle check) The next liveness check in
@@ -801,6 +815,7 @@ void conndrv_busy(struct conndrv *d, int64_t deadline_ms)
 void conndrv_idle(struct conndrv *d)
 {
 	d->busy = false;
+	d->watching = false;
 	evtimer_del(&d->timer_ev);
 	if (d->state == CONNDRV_READY && d->ops->check)
 		arm(d, &d->timer_ev, d->check_ms / 2);
@@ -811,6 +826,7 @@ bool conndrv_flush(struct conndrv *d)
 	int r = PQflush(d->conn);
 	if (r < 0)
 		return false;
+	d->io_us = clock_mono_us();
 	watch(d, r ? EV_READ | EV_WRITE : EV_READ);
 	return true;
 }

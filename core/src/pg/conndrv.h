@@ -16,9 +16,12 @@
  *
  * States: DOWN (no connection), CONNECTING, READY. A READY connection is busy from
  * conndrv_busy()/conndrv_send() until conndrv_idle(): while busy the statement's deadline
- * runs (none if 0); while idle, every connection check / 2 the owner's check callback is
- * asked to send a round trip (a connection a NAT or firewall forgot is silent, and TCP
- * keepalives alone cannot see a peer whose kernel still answers them).
+ * runs, or, without one, the owner's silent callback is told each time nothing was sent or
+ * read for connection check / 2 (a statement at work says nothing either: only a look from
+ * another connection tells the two apart); while idle, every connection check / 2 the
+ * owner's check callback is asked to send a round trip (a connection a NAT or firewall forgot
+ * is silent, and TCP keepalives alone cannot see a peer whose kernel still answers them, nor
+ * can tcp_user_timeout while that kernel acknowledges what is sent).
  *
  * Callbacks are called from the loop (socket and timer events) or, for failures, from the
  * driver call that found them (conndrv_connect, conndrv_fail). When failed() is called the
@@ -93,6 +96,11 @@ struct conndrv_ops {
 	/* Idle for connection check / 2: send a round trip (conndrv_send with a deadline), or
 	 * nothing (the timer is armed again). NULL: idle connections are not checked. */
 	void (*check)(void *arg);
+	/* Busy without a deadline (conndrv_busy(D, 0)), and nothing sent or read for connection
+	 * check / 2 (io_us); told again every connection check / 2 while it stays so. Only a
+	 * look from elsewhere tells a statement still at work from a connection gone silent.
+	 * NULL: not told. */
+	void (*silent)(void *arg);
 	/* The reconnect timer (conndrv_retry) fired. NULL: reconnect (conndrv_connect with the
 	 * last conninfo and application name). */
 	void (*retry)(void *arg);
@@ -109,6 +117,7 @@ struct conndrv {
 	               * pgconn_server_too_old's line): conndrv_tell_too_old() */
 	struct pgconn_notices notices; /* the server's notices; .job may be set by the owner */
 	int64_t check_ms;              /* the connection check: connect deadline, idle check * 2 */
+	int64_t io_us; /* when something was last sent (conndrv_flush) or read, clock_mono_us */
 
 	/* private */
 	struct event_base *base;
@@ -121,6 +130,7 @@ struct conndrv {
 	int64_t retry_min_ms, retry_max_ms;
 	struct event sock_ev, timer_ev, retry_ev;
 	bool sock_added;
+	bool watching; /* busy without a deadline: the timer tells silent() (ops.silent) */
 	evutil_socket_t watch_fd;
 	short watch_what;
 	int64_t timer_ms; /* what the timer was armed with, for the message */
@@ -180,7 +190,8 @@ int64_t conndrv_backoff_ms(struct conndrv *d);
 void conndrv_succeeded(struct conndrv *d);
 
 /* A statement is in flight from now on: no idle check; the connection fails if nothing
- * completes it (conndrv_idle) within DEADLINE_MS (none if <= 0). */
+ * completes it (conndrv_idle) within DEADLINE_MS; none if <= 0, and then silent() is told
+ * of each connection check / 2 without a byte either way (ops.silent). */
 void conndrv_busy(struct conndrv *d, int64_t deadline_ms);
 /* The statement in flight completed: the idle check's timer runs again. */
 void conndrv_idle(struct conndrv *d);
