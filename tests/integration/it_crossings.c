@@ -588,14 +588,18 @@ END_TEST
 
 /* ---- the faults a lone instance meets, with a run of every kind in flight --------------------
  * The server that holds the history and the jobs' database is a second sandbox of the test's
- * own, so that it can be restarted. Each kind has a job every 2 seconds (overlap skip, one
- * retry); a fault lands while a run of each is in flight (each sleeps 20 s: the test sets
- * it), then the sleep goes back to 0 and every kind must run again, and no fire run twice. */
+ * own, so that it can be restarted and filled, and the daemon reaches it through a relay on
+ * 127.0.0.1 that can stop forwarding. The faults, in turn: the daemon killed and restarted,
+ * the server restarted and back full, every connection silent. Each kind has a job every 2 seconds
+ * (overlap skip, one retry); a fault lands while a run of each is in flight (each sleeps 20 s: the
+ * test sets it), then the sleep goes back to 0 and every kind must run again, and no fire run
+ * twice. */
 
 struct fault_env {
 	struct itest_env e;
 	PGconn *db2;
 	char ci2[1400];
+	pid_t relay; /* every connection of the daemon goes through it, to the second server */
 };
 
 static void fault_setup(struct fault_env *f)
@@ -613,14 +617,17 @@ static void fault_setup(struct fault_env *f)
 	ck_assert_ptr_nonnull(p);
 	snprintf(f->ci2, sizeof(f->ci2), "%.*sdbname=crossfault%.900s", (int)(p - ci), ci,
 	         p + strlen("dbname=postgres"));
+	int port = 0;
+	f->relay = itest_relay_start(f->ci2, &port);
 	itest_write_file(e->conf,
 	                 "timezone = \"UTC\";\n"
 	                 "plugin_dir = \"%s/plugins\";\n"
 	                 "conf_dir = \"conf.d\";\n"
 	                 "state_dir = \"%s/state\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "databases = { app = { conninfo = \"host=127.0.0.1 port=%d user=postgres"
+	                 " dbname=crossfault\"; pool = 4; }; };\n"
 	                 "history = { database = \"app\"; };\n",
-	                 e->dir, e->dir, f->ci2);
+	                 e->dir, e->dir, port);
 	itest_env_plugin(e, PLUGIN_BUILD_DIR "/sql_view.so", "sql_view");
 	f->db2 = itest_connect(f->ci2);
 	itest_exec(f->db2, "CREATE TABLE public.crossing_ticks (job text,"
@@ -808,9 +815,29 @@ START_TEST(lone_instance_faults_with_every_kind_in_flight)
 	ck_assert_msg(itest_wait_sql(f.db2, sql, 1),
 	              "restart: the HTTP run failed although it needs no database:\n%s",
 	              itest_tail(e->log));
+
+	/* every connection pgcrond holds goes silent (a NAT forgot them; new ones get through)
+	 * with a run of every kind in flight */
+	free(since);
+	since = itest_scalar(f.db2, "SELECT now()::text");
+	set_sleep(&f, 20);
+	all_in_flight(&f, since);
+	kill(f.relay, SIGUSR1);
+	set_sleep(&f, 0);
+	all_again(&f, since, "silent");
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT job_name) = 2 FROM pgcrond.job_run_details"
+	         " WHERE job_name IN ('f-sql', 'f-plugin') AND status = 'failed'"
+	         " AND sqlstate = '08006' AND return_message LIKE 'connection went silent%%'"
+	         " AND start_time > '%s'",
+	         since);
+	ck_assert_msg(itest_wait_sql(f.db2, sql, 10),
+	              "silent: the SQL and plugin runs in flight were not failed as silent:\n%s",
+	              itest_tail(e->log));
 	free(since);
 
 	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 30), 0);
+	itest_relay_stop(f.relay);
 	PQfinish(f.db2);
 	itest_env_teardown(e);
 }
