@@ -242,59 +242,46 @@ static void check_freshness(struct loader *L, const config_setting_t *s, const c
 		                 who);
 }
 
-void config_job_parse(struct loader *L, const config_setting_t *s, const char *path)
+/* The job's name as messages give it (WHO: "job \"x\"", WHERE: " in job \"x\""), read first so
+ * that every message about the job can name it. */
+static void job_who(const config_setting_t *s, char *who, size_t who_len, char *where,
+                    size_t where_len)
 {
-	struct pgc_config *cfg = L->cfg;
-	const char *file = setting_file(s, path);
-	int line = setting_line(s);
-	struct conf_job j;
-	size_t settings_cap = 0;
-	char who[96], where[112];
-	size_t errors_before = L->n_errors;
-
-	memset(&j, 0, sizeof(j));
-	j.enabled = true;
-	j.overlap = OVERLAP_SKIP;
-	j.retry_delay_ms = 30000;
-	j.retry_backoff = 2.0;
-	j.retry_max_delay_ms = 600000;
-	j.retry_on = RETRY_ON_TRANSIENT;
-	j.catchup = CATCHUP_ONCE;
-	j.debounce_ms = 5000;
-	j.max_delay_ms = 60000;
-	j.alert_after = 1;
-	j.file = file ? config_own_str(L->cfg, file) : NULL;
-	if (file && !j.file)
-		L->oom = true;
-	j.line = line;
-
-	/* the name first, so every message about this job can name it */
 	const config_setting_t *name = config_setting_get_member(s, "name");
 	if (name && config_setting_type(name) == CONFIG_TYPE_STRING) {
 		/* control characters shown escaped: a name must not break or forge a line */
 		char shown[64];
 		text_escape_ctl(config_setting_get_string(name), shown, sizeof(shown));
-		snprintf(who, sizeof(who), "job \"%s\"", shown);
-		snprintf(where, sizeof(where), " in %s", who);
+		snprintf(who, who_len, "job \"%s\"", shown);
+		snprintf(where, where_len, " in %s", who);
 	} else {
-		snprintf(who, sizeof(who), "this job");
-		snprintf(where, sizeof(where), " in this job");
+		snprintf(who, who_len, "this job");
+		snprintf(where, where_len, " in this job");
 	}
+}
 
+/* Every key of the job group S into J: the standard ones checked as their table says
+ * (config_keys.c), a plugin job's other keys kept as the plugin's settings, anything else
+ * reported; then the name the job must have. */
+static void read_keys(struct loader *L, const config_setting_t *s, const char *file,
+                      const char *where, struct conf_job *j)
+{
 	const config_setting_t *plugin = config_setting_get_member(s, "plugin");
+	size_t settings_cap = 0;
 	int n = config_setting_length(s);
+
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
 		const char *key = config_setting_name(m);
 		const struct key_spec *k = config_find_key(config_job_keys, key);
 
 		if (k && strcmp(key, "http") == 0) {
-			config_parse_http_call(L, m, file, &j);
+			config_parse_http_call(L, m, file, j);
 		} else if (k) {
-			bool ok = config_apply_key(L, m, k, &j, file);
-			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j.name)) {
+			bool ok = config_apply_key(L, m, k, j, file);
+			if (ok && strcmp(key, "name") == 0 && !config_valid_job_name(j->name)) {
 				char shown[81];
-				text_escape_ctl(j.name, shown, sizeof(shown));
+				text_escape_ctl(j->name, shown, sizeof(shown));
 				config_report_at(L, m, file,
 				                 "job name \"%s\" may only contain letters, "
 				                 "digits, \"_\", \".\" and "
@@ -303,7 +290,7 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 			}
 		} else if (plugin) {
 			/* the plugin validates its own settings once it is loaded */
-			add_setting(L, &j, m, file, &settings_cap);
+			add_setting(L, j, m, file, &settings_cap);
 		} else {
 			config_report_unknown(
 			    L, m, file, config_job_keys, where,
@@ -312,19 +299,27 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		}
 	}
 	if (plugin)
-		j.plugin_line = setting_line(plugin);
+		j->plugin_line = setting_line(plugin);
 	const config_setting_t *after = config_setting_get_member(s, "after");
 	if (after)
-		j.after_line = setting_line(after);
+		j->after_line = setting_line(after);
 
-	if (!name)
+	if (!config_setting_get_member(s, "name"))
 		config_report(
-		    L, file, line,
+		    L, file, setting_line(s),
 		    "job has no name; add name = \"...\" using letters, digits, \"_\", \".\" "
 		    "and \"-\"");
+}
 
+/* What the job runs: exactly one of plugin, command and http, which is its kind. */
+static void check_kind(struct loader *L, const config_setting_t *s, const char *file,
+                       const char *who, struct conf_job *j)
+{
+	const config_setting_t *plugin = config_setting_get_member(s, "plugin");
 	const config_setting_t *command = config_setting_get_member(s, "command");
 	const config_setting_t *http = config_setting_get_member(s, "http");
+	int line = setting_line(s);
+
 	if (plugin && command)
 		config_report(
 		    L, file, line,
@@ -343,48 +338,60 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    "or http = { url = \"https://...\"; }",
 		    who);
 	/* the one place a kind is read off the keys: from here on it is the job's kind */
-	j.kind = http ? JOB_KIND_HTTP : plugin ? JOB_KIND_PLUGIN : JOB_KIND_SQL;
-	if (j.plugin && !valid_plugin_name(j.plugin))
+	j->kind = http ? JOB_KIND_HTTP : plugin ? JOB_KIND_PLUGIN : JOB_KIND_SQL;
+	if (j->plugin && !valid_plugin_name(j->plugin))
 		config_report_at(
 		    L, plugin, file,
 		    "plugin \"%.80s\" is not a plugin name; use the file name of a .so in "
 		    "plugin_dir without the extension, like \"weakness_patterns\"",
-		    j.plugin);
+		    j->plugin);
+}
 
+/* The schedule, and the job's own zone its times are read in (DST rules as for the daemon's
+ * timezone). */
+static void check_schedule(struct loader *L, const config_setting_t *s, const char *file,
+                           struct conf_job *j)
+{
+	char err[256];
 	const config_setting_t *schedule = config_setting_get_member(s, "schedule");
+
 	if (schedule)
-		j.schedule_line = setting_line(schedule);
-	if (j.schedule) {
-		char err[256];
-		if (cron_parse(j.schedule, &j.cron, err, sizeof(err)) < 0) {
+		j->schedule_line = setting_line(schedule);
+	if (j->schedule) {
+		if (cron_parse(j->schedule, &j->cron, err, sizeof(err)) < 0) {
 			config_report_at(L, schedule, file, "schedule %s", err);
-		} else if (!cron_can_fire(&j.cron)) {
+		} else if (!cron_can_fire(&j->cron)) {
 			config_report_at(
 			    L, schedule, file,
 			    "schedule \"%s\" never fires (that day does not exist in that month); "
 			    "fix the day and month fields",
-			    j.schedule);
+			    j->schedule);
 		}
 	}
-
-	if (j.timezone) {
-		/* the job's own zone: its schedule's times are read in it (DST rules as for the
-		 * daemon's timezone) */
-		char err[256];
-		int rc = cron_tz_open(j.timezone, &j.tz, err, sizeof(err));
+	if (j->timezone) {
+		int rc = cron_tz_open(j->timezone, &j->tz, err, sizeof(err));
 		if (rc < 0) {
-			j.tz = NULL;
+			j->tz = NULL;
 			config_report_at(L, config_setting_get_member(s, "timezone"), file,
 			                 rc == -ENOENT
 			                     ? "unknown timezone \"%s\"; use a name from the tz "
 			                       "database like \"UTC\" or \"Europe/Berlin\""
 			                     : "timezone \"%s\": cannot be used",
-			                 j.timezone);
+			                 j->timezone);
 		}
 	}
+}
 
+/* The notifications' keys (listen, debounce, max_delay) and the retries' (retry_delay,
+ * retry_max_delay): a cap is never shorter than what it caps, and follows it up when only
+ * that was raised. */
+static void check_delays(struct loader *L, const config_setting_t *s, const char *file,
+                         struct conf_job *j)
+{
 	const config_setting_t *listen = config_setting_get_member(s, "listen");
-	if (j.listen && strlen(j.listen) > CHANNEL_MAX)
+	const config_setting_t *max_delay = config_setting_get_member(s, "max_delay");
+
+	if (j->listen && strlen(j->listen) > CHANNEL_MAX)
 		config_report_at(
 		    L, listen, file,
 		    "listen channel is longer than %d bytes; PostgreSQL would truncate it, use a "
@@ -401,14 +408,14 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 				    "remove %s",
 				    keys[i], keys[i]);
 		}
-	} else if (config_setting_get_member(s, "max_delay") && j.max_delay_ms < j.debounce_ms) {
-		config_report_at(L, config_setting_get_member(s, "max_delay"), file,
+	} else if (max_delay && j->max_delay_ms < j->debounce_ms) {
+		config_report_at(L, max_delay, file,
 		                 "max_delay must not be shorter than debounce; raise max_delay or "
 		                 "lower debounce");
-	} else if (j.max_delay_ms < j.debounce_ms) {
-		j.max_delay_ms = j.debounce_ms; /* only debounce was raised: the cap follows it */
+	} else if (j->max_delay_ms < j->debounce_ms) {
+		j->max_delay_ms = j->debounce_ms; /* only debounce was raised: the cap follows it */
 	}
-	if (j.retry_max_delay_ms < j.retry_delay_ms) {
+	if (j->retry_max_delay_ms < j->retry_delay_ms) {
 		const config_setting_t *m = config_setting_get_member(s, "retry_max_delay");
 		if (m)
 			config_report_at(
@@ -416,15 +423,63 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 			    "retry_max_delay must not be shorter than retry_delay; raise "
 			    "retry_max_delay or lower retry_delay");
 		else
-			j.retry_max_delay_ms = j.retry_delay_ms;
+			j->retry_max_delay_ms = j->retry_delay_ms;
 	}
+}
 
+/* The database the job runs in: its database key, or the history database's; the config
+ * keeps one copy of each name. */
+static void job_database(struct loader *L, const config_setting_t *s, const char *file,
+                         const char *who, struct conf_job *j)
+{
+	struct pgc_config *cfg = L->cfg;
+	const config_setting_t *database = config_setting_get_member(s, "database");
+	char *read = j->database; /* the key's copy */
+
+	if (read)
+		config_check_database(L, file, setting_line(database), who, read);
+	if (read || (!database && cfg->history_database)) {
+		j->database = config_own_database(cfg, read ? read : cfg->history_database);
+		L->oom |= !j->database;
+	}
+	free(read);
+}
+
+void config_job_parse(struct loader *L, const config_setting_t *s, const char *path)
+{
+	struct pgc_config *cfg = L->cfg;
+	const char *file = setting_file(s, path);
+	int line = setting_line(s);
+	char who[96], where[112];
+	size_t errors_before = L->n_errors;
+	/* the defaults pgcrond.conf(5) lists */
+	struct conf_job j = {.enabled = true,
+	                     .overlap = OVERLAP_SKIP,
+	                     .retry_delay_ms = 30000,
+	                     .retry_backoff = 2.0,
+	                     .retry_max_delay_ms = 600000,
+	                     .retry_on = RETRY_ON_TRANSIENT,
+	                     .catchup = CATCHUP_ONCE,
+	                     .debounce_ms = 5000,
+	                     .max_delay_ms = 60000,
+	                     .alert_after = 1,
+	                     .file = file ? config_own_str(cfg, file) : NULL,
+	                     .line = line};
+
+	if (file && !j.file)
+		L->oom = true;
+	job_who(s, who, sizeof(who), where, sizeof(where));
+	read_keys(L, s, file, where, &j);
+	check_kind(L, s, file, who, &j);
+	check_schedule(L, s, file, &j);
+	check_delays(L, s, file, &j);
 	check_freshness(L, s, file, who, &j);
 
 	/* A disabled job without triggers is fine: pgcrond trigger can still run it. When
 	 * this job already had errors, a misspelt or mistyped schedule/after is the likely
 	 * cause, so do not pile a second message on top. */
-	if (j.enabled && !schedule && !listen && j.n_after == 0 && j.freshness_ms == 0 &&
+	if (j.enabled && !config_setting_get_member(s, "schedule") &&
+	    !config_setting_get_member(s, "listen") && j.n_after == 0 && j.freshness_ms == 0 &&
 	    L->n_errors == errors_before && !report_trigger_typo(L, s, file, where))
 		config_report(
 		    L, file, line,
@@ -432,15 +487,7 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    "enabled = false",
 		    who);
 
-	const config_setting_t *database = config_setting_get_member(s, "database");
-	char *read = j.database; /* the key's copy: the config keeps one per database */
-	if (read)
-		config_check_database(L, file, setting_line(database), who, read);
-	if (read || (!database && cfg->history_database)) {
-		j.database = config_own_database(cfg, read ? read : cfg->history_database);
-		L->oom |= !j.database;
-	}
-	free(read);
+	job_database(L, s, file, who, &j);
 
 	/* Keep the first definition of a name; later ones are reported and dropped. A job with
 	 * an invalid name is kept (its error is reported): jobs naming it in after would

@@ -717,11 +717,10 @@ static struct event_base *new_base(void)
 	return base;
 }
 
-int daemon_main(const char *config_path)
+/* The process's settings and the first configuration, before anything is opened. Returns
+ * EX_OK, or the status to exit with (nothing is held then). */
+static int set_up(struct daemon *d)
 {
-	struct daemon d = {.config_path = config_path};
-	int status = EX_UNAVAILABLE;
-
 	/* any root identity: a real uid of root could regain effective root */
 	if (geteuid() == 0 || getuid() == 0 || getegid() == 0 || getgid() == 0) {
 		fprintf(stderr, "pgcrond must not run as root; run it as the pgcrond user (systemd "
@@ -738,179 +737,231 @@ int daemon_main(const char *config_path)
 	/* room for the jobs' connections, whatever HTTP clients do (http.h) */
 	(void)http_raise_fd_limit();
 	struct reload_result first;
-	if (reload_build(config_path, NULL, NULL, NULL, &first) < 0) {
+	if (reload_build(d->config_path, NULL, NULL, NULL, &first) < 0) {
 		diag_print(&first.dl, stderr);
 		reload_result_clear(&first);
 		return EX_CONFIG;
 	}
-	d.files = first.files;
-	d.cfg = first.cfg;
-	d.plugins = first.plugins;
-	d.tz = first.tz;
+	d->files = first.files;
+	d->cfg = first.cfg;
+	d->plugins = first.plugins;
+	d->tz = first.tz;
 	first.files = first.cfg = NULL;
 	first.plugins = NULL;
 	first.tz = NULL;
 	reload_result_clear(&first);
-	apply_log_level(d.cfg);
+	apply_log_level(d->cfg);
 	/* A write to a closed socket must be an error return, not death. */
 	signal(SIGPIPE, SIG_IGN);
+	return EX_OK;
+}
 
-	d.base = new_base();
-	if (!d.base) {
-		log_error("cannot create the event loop");
-		goto out;
-	}
-	if (exec_new(d.base, &d.ex) < 0 || apply_databases(d.ex, d.cfg) < 0) {
-		log_error("out of memory");
-		goto out;
-	}
-	if (d.cfg->instance)
-		snprintf(d.instance, sizeof(d.instance), "%s", d.cfg->instance);
-	else if (gethostname(d.instance, sizeof(d.instance)) != 0 || !d.instance[0])
-		snprintf(d.instance, sizeof(d.instance), "pgcrond");
-	d.instance[sizeof(d.instance) - 1] = '\0';
-	if (!config_instance_name_ok(d.instance)) { /* the host name, as the default */
+/* The instance's name: instance in pgcrond.conf, or the host name. Returns false (said) if the
+ * host name cannot be one. */
+static bool name_instance(struct daemon *d)
+{
+	if (d->cfg->instance)
+		snprintf(d->instance, sizeof(d->instance), "%s", d->cfg->instance);
+	else if (gethostname(d->instance, sizeof(d->instance)) != 0 || !d->instance[0])
+		snprintf(d->instance, sizeof(d->instance), "pgcrond");
+	d->instance[sizeof(d->instance) - 1] = '\0';
+	if (!config_instance_name_ok(d->instance)) { /* the host name, as the default */
 		log_error("%s: the host name \"%s\" cannot name this instance (1 to 63 characters, "
 		          "letters, digits, '.', '_' or '-'); set instance = \"NAME\"; in it",
-		          d.cfg->file, d.instance);
-		status = EX_CONFIG;
-		goto out;
+		          d->cfg->file, d->instance);
+		return false;
 	}
-	if (open_history(&d) < 0 || open_cluster(&d) < 0)
-		goto out;
-	struct httpc_opts ho = httpc_opts_of(d.cfg);
-	if (httpc_new(d.base, &ho, &d.httpc) < 0 ||
-	    alert_open(d.base, d.cfg, d.instance, alert_notify, &d, &d.alerts) < 0 ||
-	    sched_new(d.base, d.ex, d.hist, &d.sched) < 0) {
+	return true;
+}
+
+/* The parts on one event loop, wired together: the executor, the history and the cluster,
+ * the scheduler and what it reports to. Returns EX_OK, or the status to exit with (what was
+ * opened is close_parts'). */
+static int open_parts(struct daemon *d)
+{
+	d->base = new_base();
+	if (!d->base) {
+		log_error("cannot create the event loop");
+		return EX_UNAVAILABLE;
+	}
+	if (exec_new(d->base, &d->ex) < 0 || apply_databases(d->ex, d->cfg) < 0) {
+		log_error("out of memory");
+		return EX_UNAVAILABLE;
+	}
+	if (!name_instance(d))
+		return EX_CONFIG;
+	if (open_history(d) < 0 || open_cluster(d) < 0)
+		return EX_UNAVAILABLE;
+	struct httpc_opts ho = httpc_opts_of(d->cfg);
+	if (httpc_new(d->base, &ho, &d->httpc) < 0 ||
+	    alert_open(d->base, d->cfg, d->instance, alert_notify, d, &d->alerts) < 0 ||
+	    sched_new(d->base, d->ex, d->hist, &d->sched) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	alert_set_http(d.alerts, d.httpc);
-	sched_set_http(d.sched, d.httpc);
-	sched_set_context(d.sched, d.alerts, d.instance);
-	sched_set_cluster(d.sched, d.cluster);
+	alert_set_http(d->alerts, d->httpc);
+	sched_set_http(d->sched, d->httpc);
+	sched_set_context(d->sched, d->alerts, d->instance);
+	sched_set_cluster(d->sched, d->cluster);
 	struct coord_hooks ch = {.take_work = hook_take_work,
 	                         .ended = hook_ended,
 	                         .graph = hook_graph,
 	                         .cancel = hook_cancel,
 	                         .follow_paused = hook_follow_paused,
 	                         .paused_changed = cluster_paused_changed,
-	                         .arg = &d};
-	if (d.cluster && coord_open(d.base, d.cluster, &ch, &d.coord) < 0) {
+	                         .arg = d};
+	if (d->cluster && coord_open(d->base, d->cluster, &ch, &d->coord) < 0) {
 		log_error("out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	sched_set_coord(d.sched, d.coord);
-	if (metrics_new(&d.metrics) < 0) {
+	sched_set_coord(d->sched, d->coord);
+	if (metrics_new(&d->metrics) < 0) {
 		log_error("out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	sched_set_metrics(d.sched, d.metrics);
-	d.status = (struct status_src){.sched = d.sched,
-	                               .ex = d.ex,
-	                               .hist = d.hist,
-	                               .triggers = &d.triggers,
-	                               .instance = d.instance,
-	                               .cluster = d.cluster,
-	                               .started_us = clock_wall_us(),
-	                               .metrics = d.metrics};
-	const struct conf_database *hdb = config_database(d.cfg, d.cfg->history_database);
-	if (hdb && sqljobs_new(d.base, hdb->name, hdb->conninfo, sql_changed, &d, &d.sql) < 0) {
+	sched_set_metrics(d->sched, d->metrics);
+	d->status = (struct status_src){.sched = d->sched,
+	                                .ex = d->ex,
+	                                .hist = d->hist,
+	                                .triggers = &d->triggers,
+	                                .instance = d->instance,
+	                                .cluster = d->cluster,
+	                                .started_us = clock_wall_us(),
+	                                .metrics = d->metrics};
+	return EX_OK;
+}
+
+/* What brings work in, once the parts are open: the jobs (the files', those made in SQL,
+ * pg_net's requests) and their triggers, the HTTP listener, the signals (reload, stop), the
+ * control socket, systemd's watchdog. Returns EX_OK, or the status to exit with. */
+static int open_inputs(struct daemon *d)
+{
+	const struct conf_database *hdb = config_database(d->cfg, d->cfg->history_database);
+	if (hdb && sqljobs_new(d->base, hdb->name, hdb->conninfo, sql_changed, d, &d->sql) < 0) {
 		log_error("cannot listen for jobs made in SQL: out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	sqljobs_record_files_made(d.sql, d.files, NULL);
-	if (hdb && pgnet_new(d.base, hdb->name, hdb->conninfo, d.httpc,
-	                     d.cfg->http_client.pg_net_max_response, &d.pgnet) < 0) {
+	sqljobs_record_files_made(d->sql, d->files, NULL);
+	if (hdb && pgnet_new(d->base, hdb->name, hdb->conninfo, d->httpc,
+	                     d->cfg->http_client.pg_net_max_response, &d->pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	if (load_paused(&d) < 0 || sched_apply(d.sched, d.cfg, d.tz, d.plugins, true) < 0 ||
-	    triggers_new(d.base, d.sched, d.instance, &d.triggers) < 0 ||
-	    triggers_apply(d.triggers, d.cfg) < 0) {
+	if (load_paused(d) < 0 || sched_apply(d->sched, d->cfg, d->tz, d->plugins, true) < 0 ||
+	    triggers_new(d->base, d->sched, d->instance, &d->triggers) < 0 ||
+	    triggers_apply(d->triggers, d->cfg) < 0) {
 		log_error("cannot schedule the jobs: out of memory");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	if (open_http(&d) < 0)
-		goto out;
-	if (reloader_new(d.base, built, &d, &d.loader) < 0)
+	if (open_http(d) < 0)
+		return EX_UNAVAILABLE;
+	if (reloader_new(d->base, built, d, &d->loader) < 0)
 		log_warning(
 		    "reloads will build the configuration on the event loop (out of memory)");
-	evsignal_assign(&d.sighup, d.base, SIGHUP, signal_cb, &d);
-	evsignal_assign(&d.sigterm, d.base, SIGTERM, signal_cb, &d);
-	evsignal_assign(&d.sigint, d.base, SIGINT, signal_cb, &d);
-	if (evsignal_add(&d.sighup, NULL) < 0 || evsignal_add(&d.sigterm, NULL) < 0 ||
-	    evsignal_add(&d.sigint, NULL) < 0) {
+	evsignal_assign(&d->sighup, d->base, SIGHUP, signal_cb, d);
+	evsignal_assign(&d->sigterm, d->base, SIGTERM, signal_cb, d);
+	evsignal_assign(&d->sigint, d->base, SIGINT, signal_cb, d);
+	if (evsignal_add(&d->sighup, NULL) < 0 || evsignal_add(&d->sigterm, NULL) < 0 ||
+	    evsignal_add(&d->sigint, NULL) < 0) {
 		log_error("cannot install the signal handlers");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	open_ctl(&d);
-	ctl_sync_registry(d.ctl);
+	open_ctl(d);
+	ctl_sync_registry(d->ctl);
 	uint64_t wd = sdnotify_watchdog_usec();
 	if (wd > 0) {
 		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
-		event_assign(&d.watchdog, d.base, -1, EV_PERSIST, watchdog_cb, NULL);
-		event_add(&d.watchdog, &tv);
+		event_assign(&d->watchdog, d->base, -1, EV_PERSIST, watchdog_cb, NULL);
+		event_add(&d->watchdog, &tv);
 	}
+	return EX_OK;
+}
 
+/* Started: said, then the loop until the stop. Returns the status to exit with. */
+static int serve(struct daemon *d)
+{
 	malloc_trim(0); /* what the load freed (libconfig's tree, the parse) goes back */
 	size_t enabled = 0;
-	for (size_t i = 0; i < d.cfg->n_jobs; i++)
-		enabled += d.cfg->jobs[i].enabled;
+	for (size_t i = 0; i < d->cfg->n_jobs; i++)
+		enabled += d->cfg->jobs[i].enabled;
 	log_notice("pgcrond %s started: %zu job(s), %zu enabled, max_running %d, instance %s",
-	           PGCROND_VERSION, d.cfg->n_jobs, enabled, d.cfg->max_running, d.instance);
+	           PGCROND_VERSION, d->cfg->n_jobs, enabled, d->cfg->max_running, d->instance);
 	/* the line `systemctl status pgcrond` shows */
-	log_plugins(d.plugins);
-	sdnotify_status("%zu job(s) scheduled, %zu enabled", d.cfg->n_jobs, enabled);
+	log_plugins(d->plugins);
+	sdnotify_status("%zu job(s) scheduled, %zu enabled", d->cfg->n_jobs, enabled);
 	sdnotify_ready();
 
-	if (event_base_dispatch(d.base) < 0) {
+	if (event_base_dispatch(d->base) < 0) {
 		log_error("the event loop failed");
-		goto out;
+		return EX_UNAVAILABLE;
 	}
-	status = d.refused ? EX_CONFIG : EX_OK;
+	int status = d->refused ? EX_CONFIG : EX_OK;
 	log_notice("pgcrond stopped");
-out:
-	if (d.base) {
-		if (evsignal_initialized(&d.sighup))
-			evsignal_del(&d.sighup);
-		if (evsignal_initialized(&d.sigterm))
-			evsignal_del(&d.sigterm);
-		if (evsignal_initialized(&d.sigint))
-			evsignal_del(&d.sigint);
-		if (event_initialized(&d.watchdog))
-			event_del(&d.watchdog);
+	return status;
+}
+
+/* Close what open_parts and open_inputs opened, as far as they came, in the order the parts
+ * need. */
+static void close_parts(struct daemon *d)
+{
+	if (d->base) {
+		if (evsignal_initialized(&d->sighup))
+			evsignal_del(&d->sighup);
+		if (evsignal_initialized(&d->sigterm))
+			evsignal_del(&d->sigterm);
+		if (evsignal_initialized(&d->sigint))
+			evsignal_del(&d->sigint);
+		if (event_initialized(&d->watchdog))
+			event_del(&d->watchdog);
 	}
-	reloader_free(&d.loader);
-	triggers_free(&d.triggers);
-	if (d.sched)
-		sched_set_cluster(d.sched, NULL); /* runs freed below touch no closed cluster */
+	reloader_free(&d->loader);
+	triggers_free(&d->triggers);
+	if (d->sched)
+		sched_set_cluster(d->sched, NULL); /* runs freed below touch no closed cluster */
 	/* the stop's rows first: the others serve only the fires its row says stopped left
 	 * without a row ("pgcrond was shutting down" is one) */
-	hist_flush_stopping(d.hist);
+	hist_flush_stopping(d->hist);
 	/* before sched_free: no claim answer may reach a freed run; the coord stays the
 	 * scheduler's until then, for a reap's answer that hands a retry over (sched_takeover;
 	 * nothing else is written while closing: coord_note needs cluster_ready) */
-	cluster_close(&d.cluster);
-	if (d.sched)
-		sched_set_coord(d.sched, NULL); /* runs freed below write no pending work */
-	coord_free(&d.coord);
-	http_free(&d.http);
-	sched_free(&d.sched);         /* answers the runs waited for on the control socket */
-	reload_result_clear(&d.swap); /* a swap the stop cut short: nothing points into it now */
-	ctl_free(&d.ctl);
-	sqljobs_free(&d.sql);
-	pgnet_free(&d.pgnet); /* before the client its requests are in */
-	metrics_free(&d.metrics);
-	alert_close(&d.alerts);
-	httpc_free(&d.httpc); /* after the runs and alerts that used it */
-	hist_close(&d.hist);
-	exec_free(&d.ex);
-	if (d.base)
-		event_base_free(d.base);
-	plugin_registry_free(&d.plugins);
-	cron_tz_free(&d.tz);
-	config_free(&d.cfg);
-	config_free(&d.files);
+	cluster_close(&d->cluster);
+	if (d->sched)
+		sched_set_coord(d->sched, NULL); /* runs freed below write no pending work */
+	coord_free(&d->coord);
+	http_free(&d->http);
+	sched_free(&d->sched);         /* answers the runs waited for on the control socket */
+	reload_result_clear(&d->swap); /* a swap the stop cut short: nothing points into it now */
+	ctl_free(&d->ctl);
+	sqljobs_free(&d->sql);
+	pgnet_free(&d->pgnet); /* before the client its requests are in */
+	metrics_free(&d->metrics);
+	alert_close(&d->alerts);
+	httpc_free(&d->httpc); /* after the runs and alerts that used it */
+	hist_close(&d->hist);
+	exec_free(&d->ex);
+	if (d->base)
+		event_base_free(d->base);
+	plugin_registry_free(&d->plugins);
+	cron_tz_free(&d->tz);
+	config_free(&d->cfg);
+	config_free(&d->files);
+}
+
+int daemon_main(const char *config_path)
+{
+	struct daemon d = {.config_path = config_path};
+	int status = set_up(&d);
+
+	if (status != EX_OK)
+		return status;
+	status = open_parts(&d);
+	if (status != EX_OK)
+		goto out;
+	status = open_inputs(&d);
+	if (status != EX_OK)
+		goto out;
+	status = serve(&d);
+out:
+	close_parts(&d);
 	return status;
 }

@@ -114,7 +114,8 @@ static void pop(struct hist *h, size_t n)
 static void forget_conn(struct hist *h)
 {
 	hist_written_done(h, false);
-	h->blocked = false;
+	if (h->writes == WRITES_WAIT)
+		h->writes = WRITES_RETRY;
 }
 
 /* The session's failed(): the connection is gone; reconnect unless closing. */
@@ -155,7 +156,8 @@ static void on_retry(void *arg)
 {
 	struct hist *h = arg;
 
-	h->blocked = false;
+	if (h->writes == WRITES_WAIT)
+		h->writes = WRITES_RETRY;
 	kick(h);
 }
 
@@ -268,16 +270,16 @@ static bool send_fresh(struct hist *h)
 static void kick(struct hist *h)
 {
 	h->sess.want = stmtq_busy(h->q);
-	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && !h->blocked) {
+	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && h->writes != WRITES_WAIT) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
 			return;
 		}
-		if (!h->orphans_done && !h->orphans_held && hist_spool_leftovers_done(h->spool)) {
+		if (h->orphans == ORPHANS_DUE && hist_spool_leftovers_done(h->spool)) {
 			send_orphans(h);
 			return;
 		}
-		if (h->orphans_done && h->last_fires_fn) {
+		if (h->orphans == ORPHANS_CLOSED && h->last_fires_fn) {
 			char floor[40];
 			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
 			                       sizeof(floor)) < 0)
@@ -286,7 +288,7 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return;
 		}
-		if (h->orphans_done && h->last_results_fn) {
+		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
 			char floor[40], fails[16], runs[16];
 			if (hist_startup_floor(clock_wall_us(), h->retain_ms, floor,
 			                       sizeof(floor)) < 0)
@@ -350,69 +352,69 @@ static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 	return gmtime_r(&t, &tm) && strftime(day, len, "%Y-%m-%d", &tm) > 0;
 }
 
-/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
- * when this returns (the session's idle(): kick). */
-static void op_done(void *arg, int tag, const struct stmtq_result *r)
+/* What answer R says of the history's writes. One that worked ends the backoff a write error
+ * counted (a connect's is over already). An error the database may stop making without our
+ * help (connection trouble, a missing schema, privileges, a standby) waits for the retry
+ * timer: returns false. Otherwise (it worked, or a data error that would repeat forever, 21:
+ * a run's row twice in one statement) returns true: the answer is the caller's to use. */
+static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 {
-	struct hist *h = arg;
-	enum hist_op op = (enum hist_op)tag;
-
-	h->own_busy = false;
-	/* the next statement at the session's idle turn (after a batch that succeeded: below) */
-	if (op != OP_BATCH || r->failed)
-		h->sess.want = true;
-	if (r->lost)
-		return; /* the connection is gone: on_conn_failed */
-	if (op == OP_BATCH && r->failed)
-		hist_written_done(h, false); /* rolled back: the lines go again */
-	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
-		stmtq_fail(h->q, NULL, 0); /* libpq failed */
-		return;
-	}
-	if (op == OP_FRESH) {
-		/* its failure stops nothing: the records go on, and the next state is sent */
-		if (r->failed && !h->fresh_told) {
-			bool old =
-			    strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
-			log_warning(
-			    "history: cannot show the freshness lag in pgcrond.view_status: %s "
-			    "(SQLSTATE %s)%s",
-			    r->err, r->sqlstate,
-			    old ? "; the schema is older than step 19: run 'pgcrond install'" : "");
-		} else if (!r->failed && h->fresh_told) {
-			log_notice(
-			    "history: the freshness lag is shown in pgcrond.view_status again");
+	if (!r->failed) {
+		if (h->writes != WRITES_OK) {
+			h->writes = WRITES_OK;
+			if (log_complaint_reset(&h->write_complaint))
+				log_notice("history: run records are written again");
+			conndrv_succeeded(&h->q->drv);
 		}
-		h->fresh_told = r->failed;
-		return;
+		return true;
 	}
-	if (op == OP_ENSURE) {
-		/* a failure (schema older than 6) is the retention's to report (hist_part.c), and
-		 * a lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
-		 * same partitions and tries again after giving way, and meanwhile a record whose
-		 * day has no partition makes it (OP_PARTITION) */
-		h->ensured = true;
-		return;
-	}
-	if (op == OP_PARTITION && strcmp(r->sqlstate, "55P03") == 0) {
-		/* another transaction holds a lock the ATTACH needs (a manual VACUUM, ANALYZE or
-		 * LOCK): give way, as the retention does; the records wait in the spool, and the
-		 * batch goes again later, failing the same way until the partition is made */
-		h->head_part_tried = false;
-		if (log_complain(&h->write_complaint))
-			log_warning("history: a new partition waits for a lock another transaction "
-			            "holds on the history; %" PRIu64 " run records wait in %s, "
-			            "trying again every %d s",
-			            hist_pending(h), hist_spool_where(h->spool),
-			            HIST_PART_WAIT_RETRY_MS / 1000);
-		h->blocked = h->write_failed = true;
-		ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
-		return;
-	}
-	if (op == OP_PARTITION)
-		return; /* made, or there already: the batch again (or a failure, as OP_ENSURE's) */
+	if (pgconn_data_error(r->sqlstate))
+		return true;
+	/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
+	bool schema = strcmp(r->sqlstate, "42P01") == 0 || strcmp(r->sqlstate, "3F000") == 0 ||
+	              strcmp(r->sqlstate, "42703") == 0 || strcmp(r->sqlstate, "42P10") == 0 ||
+	              strcmp(r->sqlstate, "42883") == 0;
+	if (log_complain(&h->write_complaint))
+		log_warning("history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
+		            " wait in %s, retrying",
+		            r->err, r->sqlstate,
+		            schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
+		            hist_pending(h), hist_spool_where(h->spool));
+	h->writes = WRITES_WAIT;
+	ownsess_retry(&h->sess, CONNDRV_BACKOFF);
+	return false;
+}
+
+/* OP_BATCH committed: its lines are written. */
+static void batch_written(struct hist *h, const struct stmtq_result *r)
+{
+	write_outcome(h, r);
+	hist_written_done(h, true);
+	if (h->batch_n >= h->batch_cap && h->batch_cap < SET_BATCH_MAX &&
+	    clock_mono_ms() - h->batch_sent_ms < BATCH_QUICK_MS)
+		h->batch_cap = h->batch_cap > SET_BATCH_MAX / 2 ? SET_BATCH_MAX : h->batch_cap * 2;
+	h->st.written += h->batch_n;
+	pop(h, h->batch_n);
+	/* what follows was never sent, unless an earlier process left it (all of it is written
+	 * once its orphans were closed: hist_earlier_done) */
+	h->head_fresh = h->orphans == ORPHANS_CLOSED || hist_spool_leftovers_done(h->spool);
+	/* asked again if records are left (the spool's head also brings back lines waiting for
+	 * memory), the orphans (after their last leftover record?) or the freshness state. With
+	 * no record left none is held back for the runs: the next waits for company
+	 * (LINGER_MS), not for hist_wake at the last run's end, which would send it ahead of
+	 * the cluster's marks */
+	if (h->orphans != ORPHANS_CLOSED || h->fresh_json || hist_spool_head(h->spool))
+		h->sess.want = true;
+	else
+		h->defer_since_ms = 0;
+}
+
+/* OP_BATCH failed: it rolled back as a whole (hist_written_done: op_done). */
+static void batch_failed(struct hist *h, const struct stmtq_result *r)
+{
 	char day[16];
-	if (op == OP_BATCH && strcmp(r->sqlstate, "23514") == 0 && !h->head_part_tried &&
+
+	if (strcmp(r->sqlstate, "23514") == 0 && !h->head_part_tried &&
 	    line_day(hist_spool_head(h->spool), day, sizeof(day))) {
 		/* no partition for the head row's day, or a CHECK a row violates: the halving
 		 * below finds the line, and once it is the head its day's partition is made; if
@@ -422,110 +424,16 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		send_stmt(h, OP_PARTITION, sql_partition, 1, p);
 		return;
 	}
-	if (!r->failed) {
-		/* the backoff a write error counted starts over (a connect's is over already) */
-		if (h->write_failed) {
-			h->write_failed = false;
-			if (log_complaint_reset(&h->write_complaint))
-				log_notice("history: run records are written again");
-			conndrv_succeeded(&h->q->drv);
-		}
-		switch (op) {
-		case OP_BATCH:
-			hist_written_done(h, true);
-			if (h->batch_n >= h->batch_cap && h->batch_cap < SET_BATCH_MAX &&
-			    clock_mono_ms() - h->batch_sent_ms < BATCH_QUICK_MS)
-				h->batch_cap = h->batch_cap > SET_BATCH_MAX / 2 ? SET_BATCH_MAX
-				                                                : h->batch_cap * 2;
-			h->st.written += h->batch_n;
-			pop(h, h->batch_n);
-			/* what follows was never sent, unless an earlier process left it (all of it
-			 * is written once its orphans were closed: hist_earlier_done) */
-			h->head_fresh = h->orphans_done || hist_spool_leftovers_done(h->spool);
-			/* asked again if records are left (the spool's head also brings back lines
-			 * waiting for memory), the orphans (after their last leftover record?) or
-			 * the freshness state. With no record left none is held back for the runs:
-			 * the next waits for company (LINGER_MS), not for hist_wake at the last
-			 * run's end, which would send it ahead of the cluster's marks */
-			if (!h->orphans_done || h->fresh_json || hist_spool_head(h->spool))
-				h->sess.want = true;
-			else
-				h->defer_since_ms = 0;
-			break;
-		case OP_ORPHANS:
-			h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
-			hist_earlier_done(h);
-			break;
-		case OP_ENSURE:
-		case OP_PARTITION:
-			break;
-		case OP_LAST_FIRES:
-			for (int i = 0; r->res && h->last_fires_fn && i < PQntuples(r->res); i++)
-				h->last_fires_fn(
-				    h->last_fires_arg, PQgetvalue(r->res, i, 0),
-				    PQgetisnull(r->res, i, 1) ? 0 : atoll(PQgetvalue(r->res, i, 1)),
-				    PQgetisnull(r->res, i, 2) ? 0
-				                              : atoll(PQgetvalue(r->res, i, 2)));
-			if (h->last_fires_fn) /* the end of the answer */
-				h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
-			h->last_fires_fn = NULL;
-			break;
-		case OP_LAST_RESULTS:
-			for (int i = 0; r->res && h->last_results_fn && i < PQntuples(r->res); i++)
-				hist_past_row(h, r->res, i);
-			if (h->last_results_fn)
-				h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
-			h->last_results_fn = NULL;
-			break;
-		case OP_FRESH:
-			break;
-		}
-		return;
-	}
-
-	if (op == OP_BATCH) /* rolled back: its lines are as fresh as they were (23505: below) */
-		h->head_fresh = h->batch_fresh && strcmp(r->sqlstate, "23505") != 0;
-	if (op == OP_BATCH && h->batch_n > 1 &&
+	/* its lines are as fresh as they were (23505: below) */
+	h->head_fresh = h->batch_fresh && strcmp(r->sqlstate, "23505") != 0;
+	if (h->batch_n > 1 &&
 	    (strcmp(r->sqlstate, "57014") == 0 || strcmp(r->sqlstate, "55P03") == 0)) {
 		h->batch_cap = h->batch_n / 2; /* too slow (BATCH_TIMEOUT): a smaller batch */
 		return;
 	}
-	/* an error the database may stop making without our help (connection trouble, a missing
-	 * schema, privileges, a standby) waits for the retry timer; a data error (21: a run's row
-	 * twice in one statement) would repeat forever: the line is found by halving, and dropped
-	 */
-	if (!pgconn_data_error(r->sqlstate)) {
-		/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
-		bool schema =
-		    strcmp(r->sqlstate, "42P01") == 0 || strcmp(r->sqlstate, "3F000") == 0 ||
-		    strcmp(r->sqlstate, "42703") == 0 || strcmp(r->sqlstate, "42P10") == 0 ||
-		    strcmp(r->sqlstate, "42883") == 0;
-		if (log_complain(&h->write_complaint))
-			log_warning(
-			    "history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
-			    " wait in %s, retrying",
-			    r->err, r->sqlstate,
-			    schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
-			    hist_pending(h), hist_spool_where(h->spool));
-		h->blocked = h->write_failed = true;
-		ownsess_retry(&h->sess, CONNDRV_BACKOFF);
-		return;
-	}
-	if (op == OP_LAST_FIRES) {
-		log_error("history: cannot read the last fires for catch-up: %s", r->err);
-		if (h->last_fires_fn)
-			h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
-		h->last_fires_fn = NULL;
-	} else if (op == OP_LAST_RESULTS) {
-		log_error("history: cannot read the jobs' last results for the status: %s", r->err);
-		if (h->last_results_fn)
-			h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
-		h->last_results_fn = NULL;
-	} else if (op == OP_ORPHANS) {
-		log_error("history: cannot close the runs a previous process left running: %s",
-		          r->err);
-		hist_earlier_done(h);
-	} else if (h->batch_fresh && strcmp(r->sqlstate, "23505") == 0) {
+	if (!write_outcome(h, r))
+		return; /* (a data error: the line is found by halving, and dropped) */
+	if (h->batch_fresh && strcmp(r->sqlstate, "23505") == 0) {
 		/* a row never sent before was there after all: the lines go again as a replay */
 	} else if (h->batch_n > 1) {
 		/* A line the database refuses is in the batch, which rolled back whole: send its
@@ -538,6 +446,139 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		          "(SQLSTATE %s)",
 		          r->err, r->sqlstate);
 		pop(h, 1);
+	}
+}
+
+/* OP_ORPHANS: the runs an earlier process left running are closed (or cannot be). */
+static void orphans_answered(struct hist *h, const struct stmtq_result *r)
+{
+	if (!write_outcome(h, r))
+		return;
+	if (r->failed)
+		log_error("history: cannot close the runs a previous process left running: %s",
+		          r->err);
+	else
+		h->st.orphans_closed += (uint64_t)hist_orphans_closed(r->res);
+	hist_earlier_done(h);
+}
+
+/* OP_LAST_FIRES: each job's last fire to the asker, then the end of the answer (a failure
+ * gives only the end). */
+static void last_fires_answered(struct hist *h, const struct stmtq_result *r)
+{
+	if (!write_outcome(h, r))
+		return;
+	if (r->failed)
+		log_error("history: cannot read the last fires for catch-up: %s", r->err);
+	else
+		for (int i = 0; r->res && h->last_fires_fn && i < PQntuples(r->res); i++)
+			h->last_fires_fn(
+			    h->last_fires_arg, PQgetvalue(r->res, i, 0),
+			    PQgetisnull(r->res, i, 1) ? 0 : atoll(PQgetvalue(r->res, i, 1)),
+			    PQgetisnull(r->res, i, 2) ? 0 : atoll(PQgetvalue(r->res, i, 2)));
+	if (h->last_fires_fn) /* the end of the answer */
+		h->last_fires_fn(h->last_fires_arg, NULL, 0, 0);
+	h->last_fires_fn = NULL;
+}
+
+/* OP_LAST_RESULTS: the jobs' last results to the asker, as OP_LAST_FIRES'. */
+static void last_results_answered(struct hist *h, const struct stmtq_result *r)
+{
+	if (!write_outcome(h, r))
+		return;
+	if (r->failed)
+		log_error("history: cannot read the jobs' last results for the status: %s", r->err);
+	else
+		for (int i = 0; r->res && h->last_results_fn && i < PQntuples(r->res); i++)
+			hist_past_row(h, r->res, i);
+	if (h->last_results_fn)
+		h->last_results_fn(h->last_results_arg, HIST_PAST_LAST, NULL);
+	h->last_results_fn = NULL;
+}
+
+/* OP_PARTITION: made, or there already: the batch goes again (a failure, as OP_ENSURE's, is
+ * the retention's to report), unless another transaction holds a lock the ATTACH needs (a
+ * manual VACUUM, ANALYZE or LOCK): give way, as the retention does; the records wait in the
+ * spool, and the batch goes again later, failing the same way until the partition is made. */
+static void partition_answered(struct hist *h, const struct stmtq_result *r)
+{
+	if (strcmp(r->sqlstate, "55P03") != 0)
+		return;
+	h->head_part_tried = false;
+	if (log_complain(&h->write_complaint))
+		log_warning("history: a new partition waits for a lock another transaction holds "
+		            "on the history; %" PRIu64 " run records wait in %s, trying again "
+		            "every %d s",
+		            hist_pending(h), hist_spool_where(h->spool),
+		            HIST_PART_WAIT_RETRY_MS / 1000);
+	h->writes = WRITES_WAIT;
+	ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
+}
+
+/* OP_FRESH: its failure stops nothing: the records go on, and the next state is sent. */
+static void fresh_answered(struct hist *h, const struct stmtq_result *r)
+{
+	if (r->failed && !h->fresh_told) {
+		bool old = strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
+		log_warning("history: cannot show the freshness lag in pgcrond.view_status: %s "
+		            "(SQLSTATE %s)%s",
+		            r->err, r->sqlstate,
+		            old ? "; the schema is older than step 19: run 'pgcrond install'" : "");
+	} else if (!r->failed && h->fresh_told) {
+		log_notice("history: the freshness lag is shown in pgcrond.view_status again");
+	}
+	h->fresh_told = r->failed;
+}
+
+/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
+ * when this returns (the session's idle(): kick). */
+static void op_done(void *arg, int tag, const struct stmtq_result *r)
+{
+	struct hist *h = arg;
+	enum hist_op op = (enum hist_op)tag;
+
+	h->own_busy = false;
+	/* the next statement at the session's idle turn (after a batch that succeeded:
+	 * batch_written) */
+	if (op != OP_BATCH || r->failed)
+		h->sess.want = true;
+	if (r->lost)
+		return; /* the connection is gone: on_conn_failed */
+	if (op == OP_BATCH && r->failed)
+		hist_written_done(h, false); /* rolled back: the lines go again */
+	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
+		stmtq_fail(h->q, NULL, 0); /* libpq failed */
+		return;
+	}
+	switch (op) {
+	case OP_BATCH:
+		if (r->failed)
+			batch_failed(h, r);
+		else
+			batch_written(h, r);
+		return;
+	case OP_ORPHANS:
+		orphans_answered(h, r);
+		return;
+	case OP_LAST_FIRES:
+		last_fires_answered(h, r);
+		return;
+	case OP_LAST_RESULTS:
+		last_results_answered(h, r);
+		return;
+	case OP_ENSURE:
+		/* a failure (schema older than 6) is the retention's to report (hist_part.c), and
+		 * a lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
+		 * same partitions and tries again after giving way, and meanwhile a record whose
+		 * day has no partition makes it (OP_PARTITION) */
+		h->ensured = true;
+		return;
+	case OP_PARTITION:
+		partition_answered(h, r);
+		return;
+	case OP_FRESH:
+		fresh_answered(h, r);
+		return;
 	}
 }
 
@@ -663,7 +704,8 @@ void hist_hold_orphans(struct hist *h, bool hold)
 {
 	if (!h)
 		return;
-	h->orphans_held = hold;
+	if (h->orphans != ORPHANS_CLOSED) /* closed already: nothing left to hold */
+		h->orphans = hold ? ORPHANS_HELD : ORPHANS_DUE;
 	if (!hold)
 		kick(h);
 }
@@ -785,9 +827,11 @@ static void flush_for_close(struct hist *h)
 	if (h->close_deadline_ms && h->close_deadline_ms < deadline)
 		deadline = h->close_deadline_ms;
 	h->close_deadline_ms = deadline;
-	h->blocked = false;
+	if (h->writes == WRITES_WAIT)
+		h->writes = WRITES_RETRY;
 	kick(h);
-	while (stmtq_ready(h->q) && !h->blocked && (stmtq_busy(h->q) || hist_pending(h) > 0)) {
+	while (stmtq_ready(h->q) && h->writes != WRITES_WAIT &&
+	       (stmtq_busy(h->q) || hist_pending(h) > 0)) {
 		int64_t now = clock_mono_ms();
 		if (h->st.written != written) {
 			written = h->st.written;

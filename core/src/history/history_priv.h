@@ -83,6 +83,21 @@ enum hist_op {
 	OP_FRESH
 };
 
+/* The statements after a write error: none is sent until the driver's retry timer, then they
+ * go again, and the error stays complained of and counted in the backoff until one works. */
+enum hist_writes {
+	WRITES_OK,    /* the last statement worked, or none failed */
+	WRITES_WAIT,  /* one failed: wait for the retry timer (ownsess_retry) before sending */
+	WRITES_RETRY, /* ... the timer fired, or the connection was lost since */
+};
+
+/* The runs a previous process of the instance left running (hist_sql_orphans). */
+enum hist_orphans {
+	ORPHANS_DUE,    /* closed once the records it left are written */
+	ORPHANS_HELD,   /* hist_hold_orphans(): not before the instance's name is ours */
+	ORPHANS_CLOSED, /* closed, or their closing failed (hist_earlier_done) */
+};
+
 struct hist {
 	struct event_base *base;
 	char *conninfo;
@@ -100,9 +115,8 @@ struct hist {
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
 	int64_t batch_sent_ms;      /* ... when (monotonic) */
-	size_t batch_cap;  /* lines a batch may hold: halved if it fails, doubled if quick */
-	bool blocked;      /* a write error: wait for the driver's retry timer before sending */
-	bool write_failed; /* ... complained of and retried since the last statement that worked */
+	size_t batch_cap; /* lines a batch may hold: halved if it fails, doubled if quick */
+	enum hist_writes writes;
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
 	struct event linger_ev;
@@ -114,9 +128,8 @@ struct hist {
 
 	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
 
-	bool orphans_done;
-	bool orphans_held; /* hist_hold_orphans(): not before the instance's name is ours */
-	void (*earlier_fn)(void *arg); /* hist_set_earlier_fn(), called once orphans_done */
+	enum hist_orphans orphans;
+	void (*earlier_fn)(void *arg); /* hist_set_earlier_fn(), called once ORPHANS_CLOSED */
 	void *earlier_arg;
 	bool ensured;           /* partitions ensured on this connection */
 	bool head_part_tried;   /* the head line's day partition was created once */
@@ -154,7 +167,7 @@ void hist_written_done(struct hist *h, bool committed);
 void hist_past_row(struct hist *h, PGresult *r, int i);
 
 /* What an earlier process of this instance left is in the table: its records written, its
- * open runs closed (or their closing failed): orphans_done, and hist_set_earlier_fn's FN. */
+ * open runs closed (or their closing failed): ORPHANS_CLOSED, and hist_set_earlier_fn's FN. */
 void hist_earlier_done(struct hist *h);
 
 #endif

@@ -135,7 +135,7 @@ void hist_set_earlier_fn(struct hist *h, void (*fn)(void *arg), void *arg)
 
 void hist_earlier_done(struct hist *h)
 {
-	h->orphans_done = true;
+	h->orphans = ORPHANS_CLOSED;
 	if (h->earlier_fn)
 		h->earlier_fn(h->earlier_arg);
 	h->earlier_fn = NULL;
