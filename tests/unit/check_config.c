@@ -1060,7 +1060,8 @@ END_TEST
  * tree; returns its exit code. */
 static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 {
-	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), NULL};
+	/* (--offline: a unit test reaches no server) */
+	char *argv[] = {"check", "-c", (char *)at("/pgcrond.conf"), "--offline", NULL};
 	FILE *fo = tmpfile(), *fe = tmpfile();
 	ck_assert(fo && fe);
 	fflush(stdout);
@@ -1068,7 +1069,7 @@ static int tree_check(char *out, size_t outlen, char *err, size_t errlen)
 	int so = dup(1), se = dup(2);
 	dup2(fileno(fo), 1);
 	dup2(fileno(fe), 2);
-	int rc = cli_check(3, argv);
+	int rc = cli_check(4, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);

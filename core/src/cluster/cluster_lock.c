@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
+#include "job_kind.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -479,6 +480,11 @@ static const char reap_fenced[] =
     "   OPERATOR(pg_catalog.||) x.fenced FROM pgcrond.run_start x"
     "  WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
     "   AND x.run_key OPERATOR(pg_catalog.=) d.run_key), '')";
+/* the kind's note (job_kind_lost_note: an HTTP request may have reached its server), by the
+ * job's kind in the registry; $3 is every kind's, job_kind_lost_notes_json */
+static const char reap_kind[] =
+    " OPERATOR(pg_catalog.||) COALESCE($3::pg_catalog.jsonb OPERATOR(pg_catalog.->>)"
+    "  (SELECT j.kind FROM pgcrond.job j WHERE j.jobname OPERATOR(pg_catalog.=) d.job_name), '')";
 static const char reap_c2[] =
     "    FROM dead"
     "   WHERE d.instance OPERATOR(pg_catalog.=) dead.name"
@@ -564,9 +570,9 @@ static const char *reap_sql(bool xact, bool fenced)
 	if (!sql[xact]) {
 		const char *k = xact ? reap_committed : "false";
 		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a,
+		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a,
 		             xact ? reap_fence_xid : "", reap_a2, k, reap_b, k, reap_c,
-		             fenced && xact ? reap_fenced : "", reap_c2, u, reap_d,
+		             fenced && xact ? reap_fenced : "", reap_kind, reap_c2, u, reap_d,
 		             fenced && xact ? reap_rolled : reap_no_rolled, reap_e) < 0) {
 			sql[xact] = NULL;
 			return NULL;
@@ -588,13 +594,16 @@ static bool reap_skip(struct cluster *c)
 
 static bool reap_send(struct cluster *c)
 {
+	static char *notes; /* every kind's note, made once */
 	char dead[24];
 	snprintf(dead, sizeof(dead), "%d", CLUSTER_DEAD_MS);
-	const char *p[] = {c->instance, dead};
+	if (!notes)
+		notes = job_kind_lost_notes_json();
+	const char *p[] = {c->instance, dead, notes};
 	const char *sql = reap_sql(c->xact_table, c->xact_fenced);
-	if (!sql)
+	if (!sql || !notes)
 		return false; /* out of memory: at the next heartbeat's */
-	cluster_send_stmt(c, OP_REAP, sql, 2, p);
+	cluster_send_stmt(c, OP_REAP, sql, 3, p);
 	return true;
 }
 
