@@ -222,7 +222,8 @@ START_TEST(silent_run_is_found_and_a_long_one_left_alone)
 	                   " AND sqlstate = '08006' AND return_message LIKE 'connection "
 	                   "went silent: no answer for %% s while its backend (pid %d) "
 	                   "sat idle on the server, its statement over but the answer "
-	                   "lost on the way %%; the backend was ended'",
+	                   "lost on the way %%; the backend was ended, and the run is not "
+	                   "retried'",
 	                   stuck, stuck),
 	    "the silent run was not failed as a lost connection:\n%s", itest_read_file(e.log));
 	ck_assert_msg(itest_env_wait(&e, 8,

@@ -500,15 +500,21 @@ START_TEST(silent_run_connection_is_found)
 	    row && strncmp(row, "failed 08006 connection went silent: no answer for ", 51) == 0 &&
 	        strstr(row, "backend") && strstr(row, "was ended"),
 	    "the stuck run's row: %s\n%s", row ? row : "(none)", itest_tail(e.log));
-	/* its backend is gone from the server, and the run was retried */
+	/* its backend is gone from the server; its statement had ended there (the freeze came
+	 * during its sleep), so it committed its tick, and it is not retried: a retry would
+	 * tick twice for one fire */
 	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", stuck);
 	ck_assert_int_eq(itest_scalar_ll(e.db, q), 0);
-	ck_assert_msg(
-	    itest_env_wait(&e, 10,
-	                   "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                   " WHERE job_name = 'tick' AND attempt = 2 AND trigger = 'retry'"
-	                   " AND status <> 'running'"),
-	    "the lost run was not retried:\n%s", itest_tail(e.log));
+	ck_assert_msg(strstr(row, "not retried"), "the stuck run's row: %s", row);
+	snprintf(q, sizeof(q),
+	         "SELECT count(*) FROM ticks WHERE pid = %d AND started >= (SELECT start_time"
+	         " FROM pgcrond.job_run_details WHERE job_pid = %d ORDER BY start_time DESC"
+	         " LIMIT 1) - '0.5 s'::interval",
+	         stuck, stuck);
+	ck_assert_int_eq(itest_scalar_ll(e.db, q), 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'tick' AND trigger = 'retry'"),
+	                 0);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
 	itest_assert_scalar(
 	    e.db, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'running'", "0");
@@ -525,12 +531,19 @@ START_TEST(silent_run_connection_is_found)
 	                    " AND a.status IN ('succeeded', 'failed')"
 	                    " AND b.status IN ('succeeded', 'failed')",
 	                    "0");
-	/* nothing recorded twice: one row per fire and attempt, one tick per success */
-	itest_assert_scalar(e.db,
-	                    "SELECT count(*) FROM (SELECT FROM pgcrond.job_run_details"
-	                    " WHERE job_name = 'tick' GROUP BY scheduled_time, attempt"
-	                    " HAVING count(*) > 1) d",
-	                    "0");
+	/* nothing recorded twice: one run per fire and attempt (a fire skipped while the run hung
+	 * may be served by the catch-up that follows a final lost connection: docs/jobs.md,
+	 * "Catch-up"), one tick per success */
+	char *twice =
+	    itest_scalar(e.db, "SELECT string_agg(format('%s %s %s %s %s', scheduled_time,"
+	                       " attempt, trigger, status, left(return_message, 40)), '; ')"
+	                       " FROM pgcrond.job_run_details d WHERE job_name = 'tick'"
+	                       " AND status <> 'skipped' AND (scheduled_time, attempt) IN"
+	                       " (SELECT scheduled_time, attempt FROM pgcrond.job_run_details"
+	                       " WHERE job_name = 'tick' AND status <> 'skipped'"
+	                       " GROUP BY 1, 2 HAVING count(*) > 1)");
+	ck_assert_msg(twice == NULL || !*twice, "fires recorded twice: %s", twice);
+	free(twice);
 	itest_assert_scalar(e.db,
 	                    "SELECT count(*) FROM pgcrond.job_run_details d"
 	                    " WHERE d.job_name = 'tick' AND d.status = 'succeeded' AND (SELECT"

@@ -46,7 +46,11 @@ struct exec_outcome {
 	const char *sqlstate; /* NULL on success; "57014" for timeouts and cancels, "08001" when
 	                       * no connection could be made, "08006" when it was lost */
 	int backend_pid;      /* 0 if never connected */
-	int64_t duration_us;  /* from exec_submit() to the end */
+	/* its answer was lost while its statement may have committed (a silent connection whose
+	 * backend sat idle, its statement over, or was gone: exec_watch.c): a retry could do
+	 * its work twice, so it is not retried */
+	bool unknown_commit;
+	int64_t duration_us; /* from exec_submit() to the end */
 	/* where the time went (the log's per-run stages, docs/benchmarks.md, "Per-minute bursts"):
 	 * from exec_submit() until the run had a connection (0 if it never had one); of that, the
 	 * connect of a connection opened while it waited (0: it found one open); CARRIED: it waited

@@ -173,6 +173,7 @@ struct exec_run {
 	bool timed_out, cancelled;
 	/* the outcome being built */
 	bool failed;
+	bool unknown_commit; /* exec_outcome's */
 	char *message;
 	char sqlstate[6];
 	char *name; /* the job's name, for the log lines of its server notices; may be NULL */

@@ -281,6 +281,7 @@ void exec_run_report(struct exec_run *r)
 	    .message = r->message ? r->message : "",
 	    .sqlstate = r->failed ? r->sqlstate : NULL,
 	    .backend_pid = r->pid,
+	    .unknown_commit = r->unknown_commit,
 	    .duration_us = clock_wall_us() - r->start_us,
 	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
 	    .connect_us = r->connect_us,

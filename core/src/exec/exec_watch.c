@@ -10,7 +10,9 @@
  * reading from or writing to the connection, is ended there (pg_terminate_backend, waiting for
  * it to go, so that the job cannot run twice at once), and its run fails as a lost connection
  * (SQLSTATE 08006, retried under its job's policy), its connection closed; so does a run whose
- * backend is gone from the server. A backend at work is left alone and looked at again when
+ * backend is gone from the server. A run that may have committed (its backend idle with its
+ * statement over, or gone) is not retried: a retry could do its work twice, where the next
+ * fire does it once. A backend at work is left alone and looked at again when
  * its connection has been silent for another half check.
  *
  * Nothing is sent while no run's connection is silent: a lone instance at rest, or whose runs
@@ -123,7 +125,7 @@ static void verdict(const PGresult *res, int i, int pid, long long quiet_s, char
 		    "connection went silent: no answer for %lld s, and its backend (pid %d) "
 		    "is no longer on the server (a NAT, firewall or proxy that stopped "
 		    "forwarding, or a failover); whether its statement committed is not "
-		    "known",
+		    "known, so it is not retried",
 		    quiet_s, pid);
 	else if (strcmp(state, "active") == 0)
 		n = snprintf(
@@ -152,7 +154,7 @@ static void verdict(const PGresult *res, int i, int pid, long long quiet_s, char
 		    "connection went silent: no answer for %lld s while its backend (pid %d) "
 		    "sat idle on the server, its statement over but the answer lost on the "
 		    "way (a NAT, firewall or proxy that stopped forwarding), so it may have "
-		    "committed; the backend was ended",
+		    "committed; the backend was ended, and the run is not retried",
 		    quiet_s, pid);
 	if (n < 0 || (size_t)n >= len) /* cut: still a message (snprintf ended it) */
 		why[len - 1] = '\0';
@@ -220,6 +222,9 @@ static void looked(void *arg, int tag, const struct stmtq_result *r)
 		        why, sizeof(why));
 		log_warning("database %s: a run of %s: %s", p->name,
 		            c->run->name ? c->run->name : "pgcrond", why);
+		/* gone, or idle with its statement over: it may have committed (verdict) */
+		c->run->unknown_commit = gone || (strcmp(PQgetvalue(r->res, i, 4), "idle") == 0 &&
+		                                  *PQgetvalue(r->res, i, 3) != 't');
 		exec_run_conn_lost(c->run, why);
 	}
 	if (!complained)

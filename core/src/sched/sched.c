@@ -283,6 +283,7 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	    .cancelled = o->cancelled,
 	    .message = o->ok ? o->message : with_install_hint(r, o, msg, sizeof(msg)),
 	    .sqlstate = o->sqlstate,
+	    .unknown_commit = o->unknown_commit,
 	};
 	run_end(r, &fo);
 }

@@ -570,7 +570,7 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 	}
 	if (o->cancelled)
 		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
-	if (c && !s->draining && !j->removed &&
+	if (c && !s->draining && !j->removed && !o->unknown_commit &&
 	    retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
 	                 o->transient ? false : o->timed_out)) {
 		int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));

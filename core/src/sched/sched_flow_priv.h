@@ -36,6 +36,7 @@ struct flow_outcome {
 	/* a failure of the kind retry_on = "transient" retries, without a SQLSTATE to tell
 	 * (an HTTP job's lost connection, timeout or 5xx) */
 	bool transient;
+	bool unknown_commit; /* exec_outcome's: never retried */
 };
 
 /* Frees the job's flow state, including fires waiting for upstreams or notifications. */
