@@ -394,19 +394,8 @@ START_TEST(every_kind_every_way_every_command)
 		itest_exec(e.db, sql);
 	}
 	/* pgcrond import from a server running the real pg_cron */
-	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " DB, 1);
-	char *ci2 = itest_sandbox2_start_with(e.dir, ITEST_DEBIAN_PGBIN);
-	unsetenv("PGSANDBOX_CONF");
-	PGconn *pg2 = itest_connect(ci2);
-	itest_exec(pg2, "CREATE DATABASE " DB);
-	PQfinish(pg2);
-	char *p = strstr(ci2, "dbname=postgres");
-	ck_assert_ptr_nonnull(p);
-	char src[1200];
-	snprintf(src, sizeof(src), "%.*sdbname=" DB "%.900s", (int)(p - ci2), ci2,
-	         p + strlen("dbname=postgres"));
+	char *src = itest_pgcron_start(e.dir, DB);
 	PGconn *pgcron = itest_connect(src);
-	itest_exec(pgcron, "CREATE EXTENSION pg_cron");
 	for (int i = 0; i < n; i++) {
 		if (cells[i].way != WAY_IMPORT)
 			continue;
@@ -418,6 +407,7 @@ START_TEST(every_kind_every_way_every_command)
 	char *out = cli(&e, 0, "import", "--from", src);
 	free(out);
 	PQfinish(pgcron);
+	free(src);
 
 	/* what install and the SQL ways recorded: the kind and the command, in pgcrond.job and
 	 * cron.job */
@@ -610,13 +600,9 @@ static void fault_setup(struct fault_env *f)
 	setenv("PGSANDBOX_CONF", "max_connections = 24\nsuperuser_reserved_connections = 0", 1);
 	char *ci = itest_sandbox2_start(e->dir);
 	unsetenv("PGSANDBOX_CONF");
-	PGconn *su = itest_connect(ci);
-	itest_exec(su, "CREATE DATABASE crossfault");
-	PQfinish(su);
-	char *p = strstr(ci, "dbname=postgres");
-	ck_assert_ptr_nonnull(p);
-	snprintf(f->ci2, sizeof(f->ci2), "%.*sdbname=crossfault%.900s", (int)(p - ci), ci,
-	         p + strlen("dbname=postgres"));
+	char *fault_ci = itest_sandbox2_db(ci, "crossfault");
+	snprintf(f->ci2, sizeof(f->ci2), "%s", fault_ci);
+	free(fault_ci);
 	int port = 0;
 	f->relay = itest_relay_start(f->ci2, &port);
 	itest_write_file(e->conf,

@@ -163,22 +163,9 @@ START_TEST(same_calls_same_outcomes)
 	roles(ours.su);
 
 	/* pg_cron's side: a server of its own with the extension in a database of that name */
-	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " DB, 1);
-	/* (Debian's PostgreSQL 15: pg_cron's library is built for it, whatever the server the
-	 * other side runs on) */
-	char *ci2 = itest_sandbox2_start_with(e.dir, ITEST_DEBIAN_PGBIN);
-	unsetenv("PGSANDBOX_CONF");
-	PGconn *pg2 = itest_connect(ci2);
-	itest_exec(pg2, "CREATE DATABASE " DB);
-	PQfinish(pg2);
-	char *p = strstr(ci2, "dbname=postgres");
-	ck_assert_ptr_nonnull(p);
-	char ci[1200];
-	snprintf(ci, sizeof(ci), "%.*sdbname=" DB "%.900s", (int)(p - ci2), ci2,
-	         p + strlen("dbname=postgres"));
+	char *ci = itest_pgcron_start(e.dir, DB);
 	pgcron.ci = ci;
 	pgcron.su = as(pgcron.ci, "postgres");
-	itest_exec(pgcron.su, "CREATE EXTENSION pg_cron");
 	roles(pgcron.su);
 
 	struct side *sides[] = {&pgcron, &ours};
@@ -269,7 +256,7 @@ START_TEST(same_calls_same_outcomes)
 		PQfinish(sides[i]->app);
 		PQfinish(sides[i]->app2);
 	}
-	free(ci2);
+	free(ci);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -63,21 +63,8 @@ START_TEST(import_moves_a_pg_cron_installation)
 	                 "GRANT INSERT ON ticks TO PUBLIC");
 
 	/* pg_cron's server, and its jobs made with its own functions */
-	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " DB, 1);
-	/* (Debian's PostgreSQL 15: pg_cron's library is built for it, whatever the server the
-	 * other side runs on) */
-	char *ci2 = itest_sandbox2_start_with(e.dir, ITEST_DEBIAN_PGBIN);
-	unsetenv("PGSANDBOX_CONF");
-	PGconn *pg2 = itest_connect(ci2);
-	itest_exec(pg2, "CREATE DATABASE " DB);
-	PQfinish(pg2);
-	char *p = strstr(ci2, "dbname=postgres");
-	ck_assert_ptr_nonnull(p);
-	char ci[1200];
-	snprintf(ci, sizeof(ci), "%.*sdbname=" DB "%.900s", (int)(p - ci2), ci2,
-	         p + strlen("dbname=postgres"));
+	char *ci = itest_pgcron_start(e.dir, DB);
 	PGconn *su = itest_connect(ci);
-	itest_exec(su, "CREATE EXTENSION pg_cron");
 	make_roles(su);
 	itest_exec(su, "GRANT USAGE ON SCHEMA cron TO " A ", " B);
 	PGconn *a = as(ci, A), *b = as(ci, B);
@@ -187,7 +174,7 @@ START_TEST(import_moves_a_pg_cron_installation)
 	PQfinish(a);
 	PQfinish(b);
 	PQfinish(su);
-	free(ci2);
+	free(ci);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -189,21 +189,9 @@ START_TEST(restore_pg_cron_hands_the_jobs_back)
 	itest_exec(e.db, "GRANT USAGE ON SCHEMA cron TO " R_ROLE);
 
 	/* pg_cron's server: a named and an unnamed job of the role */
-	setenv("PGSANDBOX_CONF", "shared_preload_libraries = pg_cron\ncron.database_name = " R_DB,
-	       1);
-	/* (Debian's PostgreSQL 15: pg_cron's library is built for it) */
-	char *ci2 = itest_sandbox2_start_with(e.dir, ITEST_DEBIAN_PGBIN);
-	unsetenv("PGSANDBOX_CONF");
-	PGconn *pg2 = itest_connect(ci2);
-	itest_exec(pg2, "CREATE DATABASE " R_DB);
-	PQfinish(pg2);
-	char *p = strstr(ci2, "dbname=postgres");
-	ck_assert_ptr_nonnull(p);
-	char ci[1200], ci_a[1400], hist_a[1400];
-	snprintf(ci, sizeof(ci), "%.*sdbname=" R_DB "%.900s", (int)(p - ci2), ci2,
-	         p + strlen("dbname=postgres"));
+	char *ci = itest_pgcron_start(e.dir, R_DB);
+	char ci_a[1400], hist_a[1400];
 	PGconn *su = itest_connect(ci);
-	itest_exec(su, "CREATE EXTENSION pg_cron");
 	make_role(su);
 	itest_exec(su, "GRANT USAGE ON SCHEMA cron TO " R_ROLE);
 	snprintf(ci_a, sizeof(ci_a), "%s user=" R_ROLE, ci);
@@ -253,7 +241,7 @@ START_TEST(restore_pg_cron_hands_the_jobs_back)
 	                    " AND to_regnamespace('cron') IS NULL",
 	                    "t");
 	PQfinish(su);
-	free(ci2);
+	free(ci);
 	itest_env_teardown(&e);
 }
 END_TEST

@@ -1036,6 +1036,36 @@ char *itest_sandbox2_start_with(const char *dir, const char *pgbin)
 	return ci;
 }
 
+char *itest_sandbox2_db(const char *ci, const char *db)
+{
+	PGconn *c = itest_connect(ci);
+	char sql[200], *out = NULL;
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	itest_exec(c, sql);
+	PQfinish(c);
+	const char *p = strstr(ci, "dbname=");
+	ck_assert_ptr_nonnull(p);
+	size_t name = strcspn(p + 7, " ");
+	ck_assert(asprintf(&out, "%.*sdbname=%s%s", (int)(p - ci), ci, db, p + 7 + name) > 0);
+	return out;
+}
+
+char *itest_pgcron_start(const char *dir, const char *db)
+{
+	char conf[300];
+	snprintf(conf, sizeof(conf), "shared_preload_libraries = pg_cron\ncron.database_name = %s",
+	         db);
+	setenv("PGSANDBOX_CONF", conf, 1);
+	char *ci2 = itest_sandbox2_start_with(dir, ITEST_DEBIAN_PGBIN);
+	unsetenv("PGSANDBOX_CONF");
+	char *ci = itest_sandbox2_db(ci2, db);
+	free(ci2);
+	PGconn *c = itest_connect(ci);
+	itest_exec(c, "CREATE EXTENSION pg_cron");
+	PQfinish(c);
+	return ci;
+}
+
 void itest_sandbox2(const char *what)
 {
 	char cmd[1200];

@@ -154,6 +154,13 @@ int itest_server_major(void);
 /* Whether it compiles statements with JIT. Outside a test case too (in main: no Check
  * assertion), false when it cannot be asked. */
 bool itest_jit_available(void);
+/* A database DB made on the second server whose conninfo (any database's) is CI; returns
+ * DB's conninfo (malloc'd). */
+char *itest_sandbox2_db(const char *ci, const char *db);
+/* The second server (Debian's PostgreSQL 15, which pg_cron's library is built for) loading
+ * the real pg_cron for database DB, which is made there with the extension in it; returns
+ * DB's conninfo (malloc'd). */
+char *itest_pgcron_start(const char *dir, const char *db);
 /* Stop the second server keeping its data ("pause") or start it again ("resume"). */
 void itest_sandbox2(const char *what);
 
