@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "alert.h"
 #include "cluster.h"
 #include "duration.h"
@@ -73,7 +74,7 @@ void sched_job_arm(struct job *j, int64_t now)
 	}
 	/* clock_arm() moves a timer already armed */
 	/* only a cluster that claims fires claims them early: not a lone instance */
-	int64_t lead = j->s->claiming ? sched_preclaim_lead_us(j, now) : 0;
+	int64_t lead = admit_ahead(j->s->admit) ? sched_preclaim_lead_us(j, now) : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
@@ -146,7 +147,7 @@ static bool claim(struct run *r);
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
-	if (s->cluster && !r->claimed && r->state != RUN_CLAIMING && claim(r))
+	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && claim(r))
 		return; /* on_claim() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
@@ -331,10 +332,8 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
-	if (v == CLUSTER_GRANTED)
-		r->job_locked = true; /* released as it ends (sched_run_to), run or not */
+	admit_answered(&r->adm, v, false);
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
-		r->claimed = true;
 		sched_run_admit(r);
 		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
@@ -365,37 +364,27 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	after_run(j);
 }
 
-/* Ask for R's claim; true if R now waits for it (as its job's active run), false if it needs
- * none and may start. */
+/* Ask whether R may run (admit.h); true if R now waits for the answer (as its job's active
+ * run), false if it may start. */
 static bool claim(struct run *r)
 {
 	struct job *j = r->job;
-	struct sched *s = j->s;
-	char key[600];
-	int64_t window = 0;
-	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
 	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
 		return sched_run_to(r, RUN_CLAIMING);
-	r->claimed = true;
-	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
-	                     sizeof(key), &window) <= 0)
+	/* Not answered in the call while draining, nor with a fire held for R's answer
+	 * (OVERLAP_SKIP): sched_claim_answer decides those. Answered in it, R goes on in this
+	 * call, as a run without a cluster does, which every caller of sched_run_admit and
+	 * run_begin takes. */
+	struct admit_fire f = {.job = j->name,
+	                       .trigger = r->trigger,
+	                       .graph_run = r->graph_run,
+	                       .scheduled_us = r->scheduled_us,
+	                       .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
+	                       .attempt = r->attempt,
+	                       .later =
+	                           j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending)};
+	if (!admit(j->s->admit, &f, &r->adm, on_claim, r))
 		return false;
-	/* An instance alone grants it at once (GRANTED as on_claim would be told, a loop hop
-	 * later): R goes on in this call, as a run that needs no claim does, which every caller
-	 * of sched_run_admit and run_begin takes (they start runs so without a cluster). Not
-	 * while draining, nor with a fire held for R's answer (OVERLAP_SKIP): sched_claim_answer
-	 * decides those. An instance that claims does not ask. */
-	if (!s->claiming && !s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
-	    cluster_lone_grant(s->cluster, j->name, key)) {
-		r->lone = true; /* no lock to give back (sched_cluster.c: on_lone) */
-		return false;
-	}
-	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
-		log_job(LOG_LVL_ERROR, j->name,
-		        "out of memory claiming the fire; running unclaimed");
-		return false;
-	}
-	r->claimed = false;
 	sched_run_to(r, RUN_CLAIMING);
 	return true;
 }
@@ -413,7 +402,7 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 		}
 		return;
 	}
-	r->claimed = r->job_locked = v == CLUSTER_GRANTED;
+	admit_answered(&r->adm, v, true);
 	sched_run_to(r, RUN_PRECLAIMED);
 }
 
@@ -422,24 +411,22 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 static void preclaim_ask(struct job *j)
 {
 	struct sched *s = j->s;
-	char key[64];
-	int64_t window = 0;
-
-	/* an instance alone claims nothing (it went lone since the timer was armed): its fire's
-	 * claim is answered at the instant, at once (cluster_lone_grant) */
-	if (!s->claiming || j->next_fire == CRON_NEVER ||
+	/* an instance alone claims nothing (it went lone since the timer was armed): its fire is
+	 * admitted at the instant, at once */
+	if (!admit_ahead(s->admit) || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
 		return;
 	sched_run_free(&j->pre);
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
-	if (j->active || cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key,
-	                                  sizeof(key), &window) <= 0)
+	if (j->active)
 		return;
 	struct run *r = sched_run_new(j, j->next_fire * 1000000, "schedule");
 	if (!r)
 		return; /* it is claimed at its instant */
-	if (cluster_claim(s->cluster, j->name, key, 0, on_preclaim, r) < 0) {
+	struct admit_fire f = {
+	    .job = j->name, .trigger = r->trigger, .scheduled_us = r->scheduled_us};
+	if (!admit_early(s->admit, &f, on_preclaim, r)) {
 		sched_run_free(&r);
 		return;
 	}
@@ -480,7 +467,7 @@ static void run_begin(struct run *r)
 	size_t n_stmts = 1;
 	bool build_failed = false;
 
-	if (s->cluster && !r->claimed && claim(r))
+	if (r->adm == ADMIT_NONE && claim(r))
 		return;
 	sched_run_to(r, RUN_RUNNING);
 	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
@@ -566,7 +553,7 @@ static void run_begin(struct run *r)
 	/* With several instances the run's start and id go where a takeover looks (cluster.h),
 	 * and its backend is named: a takeover ends it by that name before it retries the run.
 	 * A lone instance marks nothing. */
-	bool marked = s->claiming && cluster_marks_runs(s->cluster);
+	bool marked = admit_ahead(s->admit) && cluster_marks_runs(s->cluster);
 	if (marked && sched_mark_start(r) < 0) { /* sched_cluster.c */
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "

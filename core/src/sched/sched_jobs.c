@@ -141,7 +141,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				/* a fire this instance never claimed, with other instances live:
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
-				if (!r->claimed && !r->noted[0] && s->cluster &&
+				if (r->adm == ADMIT_NONE && !r->noted[0] && s->cluster &&
 				    cluster_served_elsewhere(s->cluster))
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
@@ -214,7 +214,10 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
 	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
 	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
-	if (clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
+	const struct admit_hooks ah = {.claiming_again = sched_claiming_again, .arg = s};
+	if (admit_new(&ah, &s->admit) < 0 ||
+	    clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
+		admit_free(&s->admit);
 		free(s);
 		return -ENOMEM;
 	}
@@ -284,6 +287,7 @@ void sched_free(struct sched **sp)
 	text_free_list(s->paused, s->n_paused);
 	strmap_free(&s->index);
 	sched_recent_free(s);
+	admit_free(&s->admit);
 	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)
 		clock_free(&s->clock);

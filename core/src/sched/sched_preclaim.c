@@ -58,7 +58,7 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why)
 	/* with other instances live, one of them may have served the fire while this process
 	 * missed it (it took the claim over: cluster_serve_leased, or a dead verdict), so the skip
 	 * is written only if the fire's claim is still, or again, this instance's */
-	if (r->claimed)
+	if (r->adm != ADMIT_NONE)
 		sched_skip_claimed(r, why, true);
 	sched_run_free(&j->pre); /* its lock released, or the claim's answer forgotten */
 }
@@ -76,7 +76,8 @@ void sched_preclaim_give_back(struct sched *s)
 	bool any = false;
 
 	for (struct job *j = s->jobs; j; j = j->next) {
-		any = any || (j->pre && (j->pre->state == RUN_PRECLAIMING || j->pre->claimed));
+		any = any ||
+		      (j->pre && (j->pre->state == RUN_PRECLAIMING || j->pre->adm != ADMIT_NONE));
 		sched_run_free(&j->pre);
 	}
 	if (!any || !cluster_ready(c))

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "clock.h"
 #include "cluster.h"
 #include "config.h"
@@ -194,17 +195,16 @@ struct run {
 	int64_t queue_at_us;  /* ordering in the max_running queue */
 	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
 	int attempt;
-	bool claimed;    /* claimed, or needs no claim */
-	bool job_locked; /* holds the job's cluster lock (overlap across instances): given
-	                  * back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
-	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
-	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
-	                  * spec.hold) */
-	bool marked;     /* its start is marked (several instances): the cluster may hold a
-	                  * wait of its (cluster_mark_forget) */
-	bool unmarked;   /* its start mark was refused: it ends skipped, having sent nothing */
-	bool waited;     /* already waited for its upstreams */
-	char noted[10];  /* its kind in pending_work (coord.h), "" if not written there */
+	/* what its admission holds (admit.h): set and read by admit()'s functions; what it
+	 * holds goes back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
+	enum admit_hold adm;
+	bool mark_wait; /* its statement waits for its start mark (cluster_note_start, exec
+	                 * spec.hold) */
+	bool marked;    /* its start is marked (several instances): the cluster may hold a
+	                 * wait of its (cluster_mark_forget) */
+	bool unmarked;  /* its start mark was refused: it ends skipped, having sent nothing */
+	bool waited;    /* already waited for its upstreams */
+	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
 	/* the monotonic clock at its start: its duration is measured on it, so a step of the
@@ -246,9 +246,7 @@ struct sched {
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
-	/* a cluster that claims fires, not lone (sched_set_cluster): decided as the cluster
-	 * switches, so that a lone instance's fire is not claimed early nor its run marked */
-	bool claiming;
+	struct admit *admit;     /* whether a fire may run here (admit.h), on that cluster */
 	/* runs whose start mark was noted and whose end is not written yet: cluster_xact_end
 	 * forgets their marks (none on a lone instance, which marks nothing) */
 	size_t n_marked;
@@ -378,6 +376,8 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
+/* admit_hooks.claiming_again (ARG: the scheduler) */
+void sched_claiming_again(void *arg);
 /* sched_unclaimed.c: R's claim was REFUSED (WHY). True if R is a scheduled or catch-up
  * fire refused for a cause of this instance's own while other instances were live
  * (cluster_served_elsewhere): they claim, run and record it, so R records nothing now and

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "coord.h"
 #include "history.h"
 #include "httpc.h"
@@ -169,12 +170,10 @@ bool sched_run_to(struct run *r, enum run_state to)
 	 * there (the answer still gives back the job lock a grant takes) */
 	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
 	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
-		cluster_claim_forget(s->cluster, r);
-	/* over: a fire claimed with the job's cluster lock gives it back, whatever ended it */
-	if (to == RUN_ENDED && r->job_locked) {
-		cluster_release(s->cluster, j->name);
-		r->job_locked = false;
-	}
+		admit_forget(s->admit, r);
+	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it */
+	if (to == RUN_ENDED)
+		admit_end(s->admit, &r->adm, j->name);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
