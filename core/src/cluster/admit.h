@@ -47,16 +47,25 @@ struct admit_fire {
 	bool later;
 };
 
-/* The scheduler's side: CLAIMING_AGAIN(ARG) is called from the loop as this instance claims
- * again after it ran alone, and hands admit_claim_again() the hold of each run under way
- * (each job's active run), whose job's lock the switch then takes. */
+/* The scheduler's side, called from the loop. */
 struct admit_hooks {
+	/* This instance claims again after it ran alone: hand admit_claim_again() the hold of
+	 * each run under way (each job's active run), whose job's lock the switch then takes. */
 	void (*claiming_again)(void *arg);
+	/* The scheduler's time (Unix microseconds), which fires are scheduled by. */
+	int64_t (*now_us)(void *arg);
+	/* A fire kept unrecorded (admit_park, admit_skip) is this instance's to record: write
+	 * its history row, skipped with MESSAGE. False if job JOB is not configured (any
+	 * more). */
+	bool (*record)(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+	               const char *message);
 	void *arg;
 };
 
-/* A policy for one scheduler, on no cluster yet (alone): 0 or -ENOMEM. / Freed. */
-int admit_new(const struct admit_hooks *hooks, struct admit **out)
+/* A policy for one scheduler, on no cluster yet (alone), its timers on CLOCK: 0 or -ENOMEM.
+ * / Freed: the fires it kept unrecorded are only counted in the log. */
+struct clock;
+int admit_new(struct clock *clock, const struct admit_hooks *hooks, struct admit **out)
     __attribute__((warn_unused_result));
 void admit_free(struct admit **a);
 /* The cluster whose claims answer (NULL: none, this instance is alone). */
@@ -82,5 +91,47 @@ void admit_forget(struct admit *a, void *arg);
 void admit_end(struct admit *a, enum admit_hold *h, const char *job);
 /* Called from admit_hooks.claiming_again for a run under way of job JOB. */
 void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job);
+
+/* Fires whose history row waits for their claim (several instances). F's claim was REFUSED
+ * (WHY): true if F is a scheduled or catch-up fire refused for a cause of this instance's own
+ * while other instances were live (cluster_served_elsewhere): they claim, run and record
+ * it, so F is recorded nothing now and waits until this instance can check that one of them
+ * did (admit_hooks.record if none did). False: it is recorded now (retries and the rest are
+ * this instance's own; too many waiting; out of memory). */
+bool admit_park(struct admit *a, const struct admit_fire *f, const char *why);
+/* F, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+ * fire): true if it is recorded only if this instance gets its claim (with several
+ * instances another one may have run or skipped it), false if it is recorded now. */
+bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why);
+/* F, a fire that starts here (or is recorded as skipped, its claim ours), no longer waits to
+ * be checked. */
+void admit_ran(struct admit *a, const struct admit_fire *f);
+
+/* This instance is stopping: it takes over nothing more, and keeps no fire unrecorded. */
+void admit_stop(struct admit *a);
+/* A fire waiting here as this instance stops, whose hold is H: true if it was not admitted
+ * here and other instances are live, which claim, run and record it (a row here would stand
+ * beside theirs). */
+bool admit_left_to_others(const struct admit *a, enum admit_hold h);
+/* F was granted once the stop began (asked before it, answered late): true if it is left to
+ * the other instances (logged), which serve it once this instance's row says stopped
+ * (cluster_serve_stopped), as they do a claim the stop did not give back; a job none of them
+ * defines is served by this instance's next start (cluster_serve_unserved). */
+bool admit_leave(struct admit *a, const struct admit_fire *f);
+/* Shutdown: the fires claimed before their instant that will not run here are given back
+ * (their claims deleted in one statement), so another instance may claim them at their
+ * instant. */
+void admit_give_back(struct admit *a);
+/* SQL: that statement, for instance $1 and boot $2: claims of scheduled fires made in the
+ * last minute for instants at least ADMIT_GIVE_BACK_MARGIN (an interval) ahead. */
+#define ADMIT_GIVE_BACK_MARGIN "50 milliseconds"
+#define ADMIT_SQL_GIVE_BACK                                                                        \
+	"DELETE FROM pgcrond.fire_claim WHERE instance OPERATOR(pg_catalog.=) $1"                  \
+	" AND boot_id OPERATOR(pg_catalog.=) $2 AND claimed_at OPERATOR(pg_catalog.>)"             \
+	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"                           \
+	" AND fire_key OPERATOR(pg_catalog.~) '^s:[0-9]+$'"                                        \
+	" AND pg_catalog.substr(fire_key, 3)::pg_catalog.int8 OPERATOR(pg_catalog.>)"              \
+	" EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)"                  \
+	" interval '" ADMIT_GIVE_BACK_MARGIN "')"
 
 #endif

@@ -199,7 +199,7 @@ bool cluster_lone_hold(struct cluster *c, const char *job);
  * claim REFUSED for a cause of its own, the history database unreachable from here or this
  * host's clock off; or one it leaves as it stops) they claim and run, and it is theirs to
  * record.
- * Whether one of them did is known only once this instance can ask again (sched_unclaimed.c
+ * Whether one of them did is known only once this instance can ask again (admit.c: admit_park
  * asks with cluster_settle_refused). */
 bool cluster_served_elsewhere(const struct cluster *c);
 /* Ask again for the claims of N fires (JOBS[i], KEYS[i]) that were REFUSED while other

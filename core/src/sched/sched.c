@@ -310,23 +310,6 @@ static void on_claim(void *arg, enum cluster_verdict v, const char *why)
 	sched_claim_answer(arg, v, why);
 }
 
-/* R, a scheduled fire whose claim was granted once the stop began (asked before it, answered
- * late), with other instances live: the claim stays without a row, and they serve it once
- * this instance's row says stopped (cluster_serve_stopped), as they do a claim the stop did
- * not give back; a job none of them defines is served by this instance's next start (its
- * earlier process's claims, cluster_serve_unserved). Before 2026-11-25 it was recorded
- * "skipped: pgcrond was shutting down", and no one ran it (it_cluster "giveback"). */
-static void leave_claimed(const struct run *r)
-{
-	char at[32];
-	if (cron_time_format(r->scheduled_us / 1000000, at, sizeof(at)) < 0)
-		at[0] = '\0';
-	log_job(LOG_LVL_NOTICE, r->job->name,
-	        "this instance is stopping: the fire at %s it just claimed is left to the other "
-	        "instances (%s)",
-	        at, cluster_peers(r->job->s->cluster));
-}
-
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 {
 	struct job *j = r->job;
@@ -345,17 +328,19 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
 	char msg[300];
-	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
-	    cluster_served_elsewhere(s->cluster))
-		leave_claimed(r);
+	struct admit_fire f = sched_admit_fire(r);
+	/* granted as the stop began: left to the other instances, if live (it_cluster
+	 * "giveback") */
+	if (s->draining && v == CLUSTER_GRANTED && admit_leave(s->admit, &f))
+		;
 	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
-		/* parked: checked later (sched_unclaimed.c); the cluster logs why, rate-limited */
-		if (!sched_unclaimed_park(r, why))
+		/* parked: checked later (admit_park); the cluster logs why, rate-limited */
+		if (!admit_park(s->admit, &f, why))
 			sched_record(r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
-		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
+		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
 		sched_record_skipped(r, msg);
 	} else
@@ -371,18 +356,9 @@ static bool claim(struct run *r)
 	struct job *j = r->job;
 	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
 		return sched_run_to(r, RUN_CLAIMING);
-	/* Not answered in the call while draining, nor with a fire held for R's answer
-	 * (OVERLAP_SKIP): sched_claim_answer decides those. Answered in it, R goes on in this
-	 * call, as a run without a cluster does, which every caller of sched_run_admit and
-	 * run_begin takes. */
-	struct admit_fire f = {.job = j->name,
-	                       .trigger = r->trigger,
-	                       .graph_run = r->graph_run,
-	                       .scheduled_us = r->scheduled_us,
-	                       .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
-	                       .attempt = r->attempt,
-	                       .later =
-	                           j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending)};
+	/* Answered in the call, R goes on in it, as a run without a cluster does, which every
+	 * caller of sched_run_admit and run_begin takes. */
+	struct admit_fire f = sched_admit_fire(r);
 	if (!admit(j->s->admit, &f, &r->adm, on_claim, r))
 		return false;
 	sched_run_to(r, RUN_CLAIMING);
@@ -470,7 +446,8 @@ static void run_begin(struct run *r)
 	if (r->adm == ADMIT_NONE && claim(r))
 		return;
 	sched_run_to(r, RUN_RUNNING);
-	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
+	struct admit_fire f = sched_admit_fire(r);
+	admit_ran(s->admit, &f); /* its claim is this run's */
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
 	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue

@@ -107,6 +107,25 @@ void sched_claiming_again(void *arg)
 			admit_claim_again(s->admit, &j->active->adm, j->name);
 }
 
+int64_t sched_admit_now_us(void *arg)
+{
+	return sched_now_us(arg);
+}
+
+bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+                        const char *message)
+{
+	struct job *j = sched_job_find(arg, job);
+	if (!j)
+		return false;
+	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	if (r) {
+		sched_record(r, SCHED_SKIPPED, message);
+		sched_run_free(&r);
+	}
+	return true;
+}
+
 void sched_set_cluster(struct sched *s, struct cluster *c)
 {
 	s->cluster = c;

@@ -306,13 +306,6 @@ struct sched {
 	 * that name is paused */
 	char **paused;
 	size_t n_paused;
-	/* sched_unclaimed.c: scheduled fires not claimed here while other instances were live,
-	 * checked once this instance can claim (oldest first), and the timer that checks */
-	struct sched_unclaimed *uncl_head, *uncl_tail;
-	size_t n_uncl;
-	struct clock_timer uncl_ev;
-	bool uncl_asking; /* a check is under way */
-	struct log_complaint uncl_complaint;
 };
 
 /* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
@@ -335,6 +328,13 @@ struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
  * skipped, with a log line. */
 void sched_record(struct run *r, enum sched_status st, const char *message);
 void sched_record_skipped(struct run *r, const char *message);
+/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+ * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
+ * this instance gets the fire's claim (admit_skip): with several instances another one may
+ * have run or skipped it. R stays the caller's. */
+void sched_skip_claimed(struct run *r, const char *why, bool logged);
+/* R's fire, as admission sees it (admit.h). */
+struct admit_fire sched_admit_fire(const struct run *r);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */
 #define COMMAND_KEEP 1024
@@ -376,24 +376,11 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
-/* admit_hooks.claiming_again (ARG: the scheduler) */
+/* admit_hooks' claiming_again, now_us and record (ARG: the scheduler) */
 void sched_claiming_again(void *arg);
-/* sched_unclaimed.c: R's claim was REFUSED (WHY). True if R is a scheduled or catch-up
- * fire refused for a cause of this instance's own while other instances were live
- * (cluster_served_elsewhere): they claim, run and record it, so R records nothing now and
- * waits until this instance can check that one of them did. False: R is recorded now
- * (retries and the rest are this instance's own; too many waiting; out of memory). The
- * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
-bool sched_unclaimed_park(struct run *r, const char *why);
-/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
- * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
- * this instance gets the fire's claim: with several instances another one may have run or
- * skipped it. R stays the caller's. / R, a fire that starts here: it is no longer waiting to be
- * checked. */
-void sched_skip_claimed(struct run *r, const char *why, bool logged);
-void sched_unclaimed_ran(struct run *r);
-void sched_unclaimed_cb(void *arg);
-void sched_unclaimed_free(struct sched *s);
+int64_t sched_admit_now_us(void *arg);
+bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+                        const char *message);
 /* sched.c: the answer to R's claim (cluster.h), which R waits for (RUN_CLAIMING). */
 void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
@@ -427,21 +414,10 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why);
 /* J's next_fire moved (a new schedule, a clock step, disabled): J's pre-claimed run (j->pre),
  * made for an instant still to come that is no longer its next, is given back. */
 void sched_preclaim_stale(struct job *j);
-/* Shutdown: the fires claimed in advance that will not run here are given back (their rows
- * deleted in one statement, their locks released), so another instance may claim them at
- * their instant. */
+/* Shutdown: the fires claimed in advance that will not run here are given back (their
+ * claims deleted: admit_give_back, their locks released), so another instance may claim them
+ * at their instant. */
 void sched_preclaim_give_back(struct sched *s);
-/* SQL: that statement, for instance $1 and boot $2: claims of scheduled fires made in the
- * last minute for instants at least SCHED_GIVE_BACK_MARGIN (an interval) ahead. */
-#define SCHED_GIVE_BACK_MARGIN "50 milliseconds"
-#define SCHED_SQL_GIVE_BACK                                                                        \
-	"DELETE FROM pgcrond.fire_claim WHERE instance OPERATOR(pg_catalog.=) $1"                  \
-	" AND boot_id OPERATOR(pg_catalog.=) $2 AND claimed_at OPERATOR(pg_catalog.>)"             \
-	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"                           \
-	" AND fire_key OPERATOR(pg_catalog.~) '^s:[0-9]+$'"                                        \
-	" AND pg_catalog.substr(fire_key, 3)::pg_catalog.int8 OPERATOR(pg_catalog.>)"              \
-	" EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)"                  \
-	" interval '" SCHED_GIVE_BACK_MARGIN "')"
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken

@@ -363,6 +363,31 @@ void sched_record_skipped(struct run *r, const char *message)
 	sched_record(r, SCHED_SKIPPED, message);
 }
 
+void sched_skip_claimed(struct run *r, const char *why, bool logged)
+{
+	if (!logged) /* at once: this instance skips it, whoever records it */
+		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
+	struct admit_fire f = sched_admit_fire(r);
+	if (!admit_skip(r->job->s->admit, &f, why))
+		sched_record(r, SCHED_SKIPPED, why);
+}
+
+struct admit_fire sched_admit_fire(const struct run *r)
+{
+	const struct job *j = r->job;
+	return (struct admit_fire){
+	    .job = j->name,
+	    .trigger = r->trigger,
+	    .graph_run = r->graph_run,
+	    .scheduled_us = r->scheduled_us,
+	    .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
+	    .attempt = r->attempt,
+	    /* not answered in the call while draining, nor with a fire held for R's answer
+	     * (OVERLAP_SKIP): sched_claim_answer decides those */
+	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
+	};
+}
+
 void sched_work_note(struct run *r, const char *kind, int64_t due_us)
 {
 	struct sched *s = r->job->s;
