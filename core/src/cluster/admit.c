@@ -54,23 +54,13 @@ struct admit {
 	struct log_complaint uncl_complaint;
 };
 
-/* The cluster went lone (LONE) or claims again (cluster_set_lone_fn): then the switch takes
- * the job locks of the runs it granted lone that are still under way, and each gives its lock
- * back as it ends. */
-static void on_lone(void *arg, bool lone)
-{
-	struct admit *a = arg;
-	if (!lone && a->hooks.claiming_again)
-		a->hooks.claiming_again(a->hooks.arg);
-}
-
 void admit_set_cluster(struct admit *a, struct cluster *c)
 {
 	if (a->c)
-		cluster_set_lone_fn(a->c, NULL, NULL);
+		cluster_set_again_fn(a->c, NULL, NULL);
 	a->c = c;
-	if (c)
-		cluster_set_lone_fn(c, on_lone, a);
+	if (c) /* the runs granted lone under way hold their locks from then on */
+		cluster_set_again_fn(c, a->hooks.claiming_again, a->hooks.arg);
 }
 
 bool admit_ahead(const struct admit *a)
@@ -186,9 +176,7 @@ static void entry_free(struct unclaimed *u)
 
 static void arm(struct admit *a, int64_t delay_us)
 {
-	if (clock_armed(&a->uncl_ev))
-		clock_disarm(a->clock, &a->uncl_ev);
-	if (clock_arm(a->clock, &a->uncl_ev, delay_us < 0 ? 0 : delay_us) < 0)
+	if (clock_arm(a->clock, &a->uncl_ev, delay_us) < 0) /* negative: now */
 		log_error("cluster: cannot arm the timer of the fires not claimed here");
 }
 

@@ -148,7 +148,7 @@ void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
 	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && claim(r))
-		return; /* on_claim() admits it */
+		return; /* on_admit() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
 		return;
@@ -304,14 +304,11 @@ static const char *overlap_name(enum overlap_policy o)
 	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
 }
 
-/* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
-static void on_claim(void *arg, enum cluster_verdict v, const char *why)
+/* The answer to run R's admission (admit.h), which R waits for (RUN_CLAIMING): run it, or
+ * leave it to the instance that claimed it. */
+static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 {
-	sched_claim_answer(arg, v, why);
-}
-
-void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
-{
+	struct run *r = arg;
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
@@ -359,7 +356,7 @@ static bool claim(struct run *r)
 	/* Answered in the call, R goes on in it, as a run without a cluster does, which every
 	 * caller of sched_run_admit and run_begin takes. */
 	struct admit_fire f = sched_admit_fire(r);
-	if (!admit(j->s->admit, &f, &r->adm, on_claim, r))
+	if (!admit(j->s->admit, &f, &r->adm, on_admit, r))
 		return false;
 	sched_run_to(r, RUN_CLAIMING);
 	return true;
@@ -371,7 +368,7 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 	if (r->state == RUN_CLAIMING) {
 		/* its instant came first, and it waits: the answer is its own, or it asks again */
 		if (v == CLUSTER_GRANTED) {
-			sched_claim_answer(r, v, why);
+			on_admit(r, v, why);
 		} else {
 			sched_run_to(r, RUN_DUE);
 			sched_run_admit(r);
@@ -622,7 +619,7 @@ void sched_fire_run(struct run *r)
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
-			/* no run yet, a claim in flight: sched_claim_answer decides */
+			/* no run yet, a claim in flight: on_admit decides */
 			sched_run_to(r, RUN_PENDING);
 			return;
 		}

@@ -381,8 +381,6 @@ void sched_claiming_again(void *arg);
 int64_t sched_admit_now_us(void *arg);
 bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
                         const char *message);
-/* sched.c: the answer to R's claim (cluster.h), which R waits for (RUN_CLAIMING). */
-void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);

@@ -383,7 +383,7 @@ struct admit_fire sched_admit_fire(const struct run *r)
 	    .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
 	    .attempt = r->attempt,
 	    /* not answered in the call while draining, nor with a fire held for R's answer
-	     * (OVERLAP_SKIP): sched_claim_answer decides those */
+	     * (OVERLAP_SKIP): sched.c decides those on the answer */
 	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
 	};
 }
