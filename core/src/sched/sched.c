@@ -138,16 +138,16 @@ void sched_job_unlink_free(struct job *j)
 	sched_job_free(&j);
 }
 
-static bool claim(struct run *r);
+static bool ask_admission(struct run *r);
 
-/* Make R the job's active run: claim it (several instances), then start it or wait for a
- * max_running slot. The claim comes first, without a slot, so that the fires due together
- * are claimed in one statement however many of them wait for a slot, and a run that gets a
- * slot starts at once. */
+/* Make R the job's active run: ask whether it may run here (admit.h: with several
+ * instances, its claim), then start it or wait for a max_running slot. The claim comes
+ * first, without a slot, so that the fires due together are claimed in one statement however
+ * many of them wait for a slot, and a run that gets a slot starts at once. */
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
-	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && claim(r))
+	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && ask_admission(r))
 		return; /* on_admit() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
@@ -348,7 +348,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 
 /* Ask whether R may run (admit.h); true if R now waits for the answer (as its job's active
  * run), false if it may start. */
-static bool claim(struct run *r)
+static bool ask_admission(struct run *r)
 {
 	struct job *j = r->job;
 	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
@@ -440,7 +440,7 @@ static void run_begin(struct run *r)
 	size_t n_stmts = 1;
 	bool build_failed = false;
 
-	if (r->adm == ADMIT_NONE && claim(r))
+	if (r->adm == ADMIT_NONE && ask_admission(r))
 		return;
 	sched_run_to(r, RUN_RUNNING);
 	struct admit_fire f = sched_admit_fire(r);

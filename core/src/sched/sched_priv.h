@@ -166,8 +166,8 @@ enum run_state {
 	RUN_PRECLAIMING,  /* a scheduled fire whose instant is near, its claim asked before it
 	                   * (job.pre, sched_preclaim.c); at its instant it is decided as any
 	                   * fire, and waits for that answer if it is admitted */
-	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (claimed and
-	                   * job_locked) or to be asked for again at its instant */
+	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (its hold,
+	                   * run.adm, is the job's lock) or to be asked for again at its instant */
 	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
 	                   * replace, or overlap skip while the active run's claim is asked) */
 	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
@@ -398,7 +398,7 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
  * the claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
 /* How much earlier than j->next_fire J's timer wakes, at NOW_US, with a cluster that claims
- * (sched.claiming): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
+ * (admit_ahead): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
  * has not come, else 0. */
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
 /* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (j->pre; due if
