@@ -329,7 +329,7 @@ START_TEST(own_statements_unpinned)
 	own_statement(&e, own, "claim one request", TRIGGERS_SQL_CLAIM_ONE, 2, claim_one, 1);
 	own_statement(&e, own, "claim the others", TRIGGERS_SQL_CLAIM_ALL, 1, claim_all, 1);
 	own_statement(&e, own, "record outcomes", TRIGGERS_SQL_OUTCOMES, 1, done, 1);
-	own_statement(&e, own, "give back", SCHED_SQL_GIVE_BACK, 2, give_back, 1);
+	own_statement(&e, own, "give back", ADMIT_SQL_GIVE_BACK, 2, give_back, 1);
 	own_statement(&e, own, "history update", HIST_SQL_UPD(HIST_SQL_UPD_START), 8, upd, 1);
 	own_statement(&e, own, "history update, any partition", HIST_SQL_UPD(""), 8, upd, 0);
 	/* the start-up reads: every job's last fires and results, then the rows an earlier

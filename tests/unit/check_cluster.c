@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
+#include "clock.h"
 #include "cluster.h"
 #include "cluster_priv.h"
 #include "config.h"
@@ -175,6 +177,74 @@ START_TEST(cluster_moves_only_between_allowed_states)
 }
 END_TEST
 
+/* Admission without a history database: the alone policy says yes in the call, the run
+ * holds nothing, nothing is asked early, kept unrecorded or left to others. */
+static int64_t no_time(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+START_TEST(alone_admits_in_the_call)
+{
+	struct clock *clk;
+	ck_assert_int_eq(clock_new_sim(0, &clk), 0);
+	struct admit *a;
+	const struct admit_hooks h = {.now_us = no_time};
+	ck_assert_int_eq(admit_new(clk, &h, &a), 0);
+	const struct admit_fire f = {
+	    .job = "j", .trigger = "schedule", .scheduled_us = 60000000, .attempt = 1};
+	struct admit_fire manual = f;
+	manual.trigger = "manual";
+	manual.scheduled_us = 0;
+	enum admit_hold hold = ADMIT_NONE;
+	ck_assert(!admit(a, &f, &hold, NULL, NULL)); /* not waiting: it runs now */
+	ck_assert_int_eq(hold, ADMIT_FREE);
+	hold = ADMIT_NONE;
+	ck_assert(!admit(NULL, &manual, &hold, NULL, NULL));
+	ck_assert_int_eq(hold, ADMIT_FREE);
+	ck_assert(!admit_ahead(a));
+	ck_assert(!admit_early(a, &f, NULL, NULL));
+	ck_assert(!admit_park(a, &f, "why"));
+	ck_assert(!admit_skip(a, &f, "why"));
+	ck_assert(!admit_leave(a, &f));
+	ck_assert(!admit_left_to_others(a, ADMIT_NONE));
+	admit_end(a, &hold, "j");
+	ck_assert_int_eq(hold, ADMIT_FREE);
+	admit_free(&a);
+	ck_assert_ptr_null(a);
+	clock_free(&clk);
+}
+END_TEST
+
+/* What a run holds once its question is answered: a grant holds the job's lock until its
+ * end; an answer before the instant is kept only when it grants. */
+START_TEST(an_answer_sets_what_the_run_holds)
+{
+	static const struct {
+		enum cluster_verdict v;
+		bool early;
+		enum admit_hold want;
+	} cases[] = {
+	    {CLUSTER_GRANTED, false, ADMIT_LOCKED}, {CLUSTER_UNCLAIMED, false, ADMIT_FREE},
+	    {CLUSTER_TAKEN, false, ADMIT_NONE},     {CLUSTER_REFUSED, false, ADMIT_NONE},
+	    {CLUSTER_BUSY, false, ADMIT_NONE},      {CLUSTER_GRANTED, true, ADMIT_LOCKED},
+	    {CLUSTER_UNCLAIMED, true, ADMIT_NONE},  {CLUSTER_BUSY, true, ADMIT_NONE},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum admit_hold h = ADMIT_NONE;
+		admit_answered(&h, cases[i].v, cases[i].early);
+		ck_assert_msg(h == cases[i].want, "case %zu: %d", i, (int)h);
+	}
+	enum admit_hold h = ADMIT_LOCKED;
+	admit_end(NULL, &h, "j"); /* given back (no cluster: nothing to send) */
+	ck_assert_int_eq(h, ADMIT_FREE);
+	h = ADMIT_LONE;
+	admit_end(NULL, &h, "j"); /* a lone run gives nothing back */
+	ck_assert_int_eq(h, ADMIT_LONE);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -188,6 +258,8 @@ int main(void)
 	tcase_add_test(tc, clock_offset_keeps_the_shortest_round_trip);
 	tcase_add_test(tc, definition_hash_tells_definitions_apart);
 	tcase_add_test(tc, cluster_moves_only_between_allowed_states);
+	tcase_add_test(tc, alone_admits_in_the_call);
+	tcase_add_test(tc, an_answer_sets_what_the_run_holds);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

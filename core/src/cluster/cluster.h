@@ -189,7 +189,7 @@ int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t w
  * lone, or out of memory noting it, which cluster_claim's answer reports). The verdict is the
  * one cluster_claim's would be; only the wait for it, a loop hop, goes. Its run takes no job
  * lock and gives none back, unless the instance claims again while it runs: then, as the
- * cluster_set_lone_fn callback hears it (LONE false), cluster_lone_hold(C, JOB) counts it
+ * cluster_set_again_fn callback hears it, cluster_lone_hold(C, JOB) counts it
  * among the runs whose locks the switch takes (false: out of memory, not counted), and it
  * gives that lock back as a granted claim's run does (cluster_release). */
 bool cluster_lone_grant(struct cluster *c, const char *job, const char *key);
@@ -199,7 +199,7 @@ bool cluster_lone_hold(struct cluster *c, const char *job);
  * claim REFUSED for a cause of its own, the history database unreachable from here or this
  * host's clock off; or one it leaves as it stops) they claim and run, and it is theirs to
  * record.
- * Whether one of them did is known only once this instance can ask again (sched_unclaimed.c
+ * Whether one of them did is known only once this instance can ask again (admit.c: admit_park
  * asks with cluster_settle_refused). */
 bool cluster_served_elsewhere(const struct cluster *c);
 /* Ask again for the claims of N fires (JOBS[i], KEYS[i]) that were REFUSED while other
@@ -261,12 +261,12 @@ void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
-/* FN(ARG, LONE) is called from the loop each time this instance goes lone (LONE true: from
- * then on it claims nothing before an instant and marks no run, cluster_marks_runs, and its
- * claims are answered at once while its heartbeat is recent) and each time it claims again;
- * cluster_lone_on() says how it stands now. FN NULL: no longer told. */
-void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg);
-/* Whether this process runs lone now: no claims, marks, job locks or purges. */
+/* FN(ARG) is called from the loop each time this instance claims again after it ran lone
+ * (FN NULL: no longer). / Whether this process runs lone now (from going lone to claiming
+ * again, not at each fire): it claims nothing before an instant, marks no run
+ * (cluster_marks_runs), takes no job lock and purges nothing; its claims are answered at
+ * once while its heartbeat is recent. */
+void cluster_set_again_fn(struct cluster *c, void (*fn)(void *arg), void *arg);
 bool cluster_lone_on(const struct cluster *c);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);

@@ -99,16 +99,15 @@ static int64_t lease_us(const struct cluster *c)
 	return (c->beat_ms + c->dead_after_ms) * 1000 / 2;
 }
 
-/* The one place the state moves: the scheduler hears when lone starts and ends
- * (cluster_set_lone_fn), so that it decides then, not at each fire, that nothing is claimed
- * early and no run is marked. */
+/* The one place the state moves: admission reads it (admit_ahead), and hears when lone ends
+ * (cluster_set_again_fn), so that the switch takes the locks of the runs granted lone. */
 static void lone_to(struct cluster *c, enum lone_state to)
 {
 	bool was = c->lone.state == LONE_ON;
 	c->lone.state = to;
 	c->lone.lease_end_us = to == LONE_ON ? c->lone.beat_ok_us + lease_us(c) : 0;
-	if (was != (to == LONE_ON) && c->lone_fn)
-		c->lone_fn(c->lone_arg, to == LONE_ON);
+	if (was && to != LONE_ON && c->again_fn)
+		c->again_fn(c->again_arg);
 }
 
 static struct lone_job *job_get(struct cluster_lone *l, const char *name, bool make)
@@ -498,8 +497,8 @@ void cluster_lone_free(struct cluster *c)
 	forget(c, false);
 }
 
-void cluster_set_lone_fn(struct cluster *c, void (*fn)(void *arg, bool lone), void *arg)
+void cluster_set_again_fn(struct cluster *c, void (*fn)(void *arg), void *arg)
 {
-	c->lone_fn = fn;
-	c->lone_arg = arg;
+	c->again_fn = fn;
+	c->again_arg = arg;
 }

@@ -344,9 +344,9 @@ struct cluster {
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
 	char peers[512];
-	struct cluster_lone lone;              /* an instance alone (cluster_lone.c) */
-	void (*lone_fn)(void *arg, bool lone); /* cluster_set_lone_fn */
-	void *lone_arg;
+	struct cluster_lone lone;    /* an instance alone (cluster_lone.c) */
+	void (*again_fn)(void *arg); /* cluster_set_again_fn */
+	void *again_arg;
 
 	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
 	    offline_complaint, lock_complaint, lease_complaint;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "alert.h"
 #include "cluster.h"
 #include "duration.h"
@@ -73,7 +74,7 @@ void sched_job_arm(struct job *j, int64_t now)
 	}
 	/* clock_arm() moves a timer already armed */
 	/* only a cluster that claims fires claims them early: not a lone instance */
-	int64_t lead = j->s->claiming ? sched_preclaim_lead_us(j, now) : 0;
+	int64_t lead = admit_ahead(j->s->admit) ? sched_preclaim_lead_us(j, now) : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
@@ -137,17 +138,17 @@ void sched_job_unlink_free(struct job *j)
 	sched_job_free(&j);
 }
 
-static bool claim(struct run *r);
+static bool ask_admission(struct run *r);
 
-/* Make R the job's active run: claim it (several instances), then start it or wait for a
- * max_running slot. The claim comes first, without a slot, so that the fires due together
- * are claimed in one statement however many of them wait for a slot, and a run that gets a
- * slot starts at once. */
+/* Make R the job's active run: ask whether it may run here (admit.h: with several
+ * instances, its claim), then start it or wait for a max_running slot. The claim comes
+ * first, without a slot, so that the fires due together are claimed in one statement however
+ * many of them wait for a slot, and a run that gets a slot starts at once. */
 void sched_run_admit(struct run *r)
 {
 	struct sched *s = r->job->s;
-	if (s->cluster && !r->claimed && r->state != RUN_CLAIMING && claim(r))
-		return; /* on_claim() admits it */
+	if (r->adm == ADMIT_NONE && r->state != RUN_CLAIMING && ask_admission(r))
+		return; /* on_admit() admits it */
 	if (s->n_running < (size_t)s->max_running && s->queue.n == 0) {
 		run_begin(r);
 		return;
@@ -304,38 +305,16 @@ static const char *overlap_name(enum overlap_policy o)
 	return o == OVERLAP_QUEUE ? "queue" : o == OVERLAP_REPLACE ? "replace" : "skip";
 }
 
-/* The claim's answer (cluster.h): run it, or leave it to the instance that claimed it. */
-static void on_claim(void *arg, enum cluster_verdict v, const char *why)
+/* The answer to run R's admission (admit.h), which R waits for (RUN_CLAIMING): run it, or
+ * leave it to the instance that claimed it. */
+static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 {
-	sched_claim_answer(arg, v, why);
-}
-
-/* R, a scheduled fire whose claim was granted once the stop began (asked before it, answered
- * late), with other instances live: the claim stays without a row, and they serve it once
- * this instance's row says stopped (cluster_serve_stopped), as they do a claim the stop did
- * not give back; a job none of them defines is served by this instance's next start (its
- * earlier process's claims, cluster_serve_unserved). Before 2026-11-25 it was recorded
- * "skipped: pgcrond was shutting down", and no one ran it (it_cluster "giveback"). */
-static void leave_claimed(const struct run *r)
-{
-	char at[32];
-	if (cron_time_format(r->scheduled_us / 1000000, at, sizeof(at)) < 0)
-		at[0] = '\0';
-	log_job(LOG_LVL_NOTICE, r->job->name,
-	        "this instance is stopping: the fire at %s it just claimed is left to the other "
-	        "instances (%s)",
-	        at, cluster_peers(r->job->s->cluster));
-}
-
-void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
-{
+	struct run *r = arg;
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
-	if (v == CLUSTER_GRANTED)
-		r->job_locked = true; /* released as it ends (sched_run_to), run or not */
+	admit_answered(&r->adm, v, false);
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
-		r->claimed = true;
 		sched_run_admit(r);
 		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
 			struct run *held = j->pending; /* a fire held while R was claimed */
@@ -347,17 +326,19 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	if (v == CLUSTER_BUSY && !s->draining && sched_cluster_busy(r, why))
 		return; /* it runs once that run ends (overlap queue or replace) */
 	char msg[300];
-	if (s->draining && v == CLUSTER_GRANTED && r->scheduled_us && r->attempt <= 1 &&
-	    cluster_served_elsewhere(s->cluster))
-		leave_claimed(r);
+	struct admit_fire f = sched_admit_fire(r);
+	/* granted as the stop began: left to the other instances, if live (it_cluster
+	 * "giveback") */
+	if (s->draining && v == CLUSTER_GRANTED && admit_leave(s->admit, &f))
+		;
 	else if (s->draining && v != CLUSTER_TAKEN) /* taken: the other's fire, and row */
 		sched_record_skipped(r, "pgcrond was shutting down");
 	else if (v == CLUSTER_REFUSED) {
-		/* parked: checked later (sched_unclaimed.c); the cluster logs why, rate-limited */
-		if (!sched_unclaimed_park(r, why))
+		/* parked: checked later (admit_park); the cluster logs why, rate-limited */
+		if (!admit_park(s->admit, &f, why))
 			sched_record(r, SCHED_SKIPPED, why);
 	} else if (v == CLUSTER_BUSY) {
-		sched_unclaimed_ran(r); /* the claim is ours: this row is the fire's */
+		admit_ran(s->admit, &f); /* the claim is ours: this row is the fire's */
 		snprintf(msg, sizeof(msg), "%s; overlap = %s", why, overlap_name(j->overlap));
 		sched_record_skipped(r, msg);
 	} else
@@ -366,37 +347,18 @@ void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why)
 	after_run(j);
 }
 
-/* Ask for R's claim; true if R now waits for it (as its job's active run), false if it needs
- * none and may start. */
-static bool claim(struct run *r)
+/* Ask whether R may run (admit.h); true if R now waits for the answer (as its job's active
+ * run), false if it may start. */
+static bool ask_admission(struct run *r)
 {
 	struct job *j = r->job;
-	struct sched *s = j->s;
-	char key[600];
-	int64_t window = 0;
-	int64_t debounce = j->conf ? j->conf->debounce_ms : 0;
 	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
 		return sched_run_to(r, RUN_CLAIMING);
-	r->claimed = true;
-	if (cluster_fire_key(r->trigger, r->scheduled_us, r->graph_run, r->attempt, debounce, key,
-	                     sizeof(key), &window) <= 0)
+	/* Answered in the call, R goes on in it, as a run without a cluster does, which every
+	 * caller of sched_run_admit and run_begin takes. */
+	struct admit_fire f = sched_admit_fire(r);
+	if (!admit(j->s->admit, &f, &r->adm, on_admit, r))
 		return false;
-	/* An instance alone grants it at once (GRANTED as on_claim would be told, a loop hop
-	 * later): R goes on in this call, as a run that needs no claim does, which every caller
-	 * of sched_run_admit and run_begin takes (they start runs so without a cluster). Not
-	 * while draining, nor with a fire held for R's answer (OVERLAP_SKIP): sched_claim_answer
-	 * decides those. An instance that claims does not ask. */
-	if (!s->claiming && !s->draining && !(j->overlap == OVERLAP_SKIP && j->pending) &&
-	    cluster_lone_grant(s->cluster, j->name, key)) {
-		r->lone = true; /* no lock to give back (sched_cluster.c: on_lone) */
-		return false;
-	}
-	if (cluster_claim(s->cluster, j->name, key, window, on_claim, r) < 0) {
-		log_job(LOG_LVL_ERROR, j->name,
-		        "out of memory claiming the fire; running unclaimed");
-		return false;
-	}
-	r->claimed = false;
 	sched_run_to(r, RUN_CLAIMING);
 	return true;
 }
@@ -407,14 +369,14 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 	if (r->state == RUN_CLAIMING) {
 		/* its instant came first, and it waits: the answer is its own, or it asks again */
 		if (v == CLUSTER_GRANTED) {
-			sched_claim_answer(r, v, why);
+			on_admit(r, v, why);
 		} else {
 			sched_run_to(r, RUN_DUE);
 			sched_run_admit(r);
 		}
 		return;
 	}
-	r->claimed = r->job_locked = v == CLUSTER_GRANTED;
+	admit_answered(&r->adm, v, true);
 	sched_run_to(r, RUN_PRECLAIMED);
 }
 
@@ -423,24 +385,22 @@ static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
 static void preclaim_ask(struct job *j)
 {
 	struct sched *s = j->s;
-	char key[64];
-	int64_t window = 0;
-
-	/* an instance alone claims nothing (it went lone since the timer was armed): its fire's
-	 * claim is answered at the instant, at once (cluster_lone_grant) */
-	if (!s->claiming || j->next_fire == CRON_NEVER ||
+	/* an instance alone claims nothing (it went lone since the timer was armed): its fire is
+	 * admitted at the instant, at once */
+	if (!admit_ahead(s->admit) || j->next_fire == CRON_NEVER ||
 	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
 		return;
 	sched_run_free(&j->pre);
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
-	if (j->active || cluster_fire_key("schedule", j->next_fire * 1000000, NULL, 1, 0, key,
-	                                  sizeof(key), &window) <= 0)
+	if (j->active)
 		return;
 	struct run *r = sched_run_new(j, j->next_fire * 1000000, "schedule");
 	if (!r)
 		return; /* it is claimed at its instant */
-	if (cluster_claim(s->cluster, j->name, key, 0, on_preclaim, r) < 0) {
+	struct admit_fire f = {
+	    .job = j->name, .trigger = r->trigger, .scheduled_us = r->scheduled_us};
+	if (!admit_early(s->admit, &f, on_preclaim, r)) {
 		sched_run_free(&r);
 		return;
 	}
@@ -481,10 +441,11 @@ static void run_begin(struct run *r)
 	size_t n_stmts = 1;
 	bool build_failed = false;
 
-	if (s->cluster && !r->claimed && claim(r))
+	if (r->adm == ADMIT_NONE && ask_admission(r))
 		return;
 	sched_run_to(r, RUN_RUNNING);
-	sched_unclaimed_ran(r); /* its claim is this run's (sched_unclaimed.c) */
+	struct admit_fire f = sched_admit_fire(r);
+	admit_ran(s->admit, &f); /* its claim is this run's */
 	r->start_us = sched_now_us(s);
 	/* it starts after the job's last run here ended, also in its history when the database's
 	 * clock offset moved back meanwhile (sched_set_db_offset: less than 2 s): a skip or queue
@@ -567,7 +528,7 @@ static void run_begin(struct run *r)
 	/* With several instances the run's start and id go where a takeover looks (cluster.h),
 	 * and its backend is named: a takeover ends it by that name before it retries the run.
 	 * A lone instance marks nothing. */
-	bool marked = s->claiming && cluster_marks_runs(s->cluster);
+	bool marked = admit_ahead(s->admit) && cluster_marks_runs(s->cluster);
 	if (marked && sched_mark_start(r) < 0) { /* sched_cluster.c */
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
@@ -659,7 +620,7 @@ void sched_fire_run(struct run *r)
 	switch (j->overlap) {
 	case OVERLAP_SKIP:
 		if (j->active->state == RUN_CLAIMING && !j->pending) {
-			/* no run yet, a claim in flight: sched_claim_answer decides */
+			/* no run yet, a claim in flight: on_admit decides */
 			sched_run_to(r, RUN_PENDING);
 			return;
 		}

@@ -5,6 +5,7 @@
  * there) is sched_input.c's. */
 #include <string.h>
 
+#include "admit.h"
 #include "cluster.h"
 #include "coord.h"
 #include "history.h"
@@ -45,7 +46,7 @@ int sched_mark_start(struct run *r)
 	const char *fenced = strncmp(once, "fenced: ", 8) == 0 ? once + 8 : NULL;
 	int w =
 	    cluster_note_start(s->cluster, key, r->job->name, fire ? r->scheduled_us / 1000000 : 0,
-	                       r->job_locked, fenced, on_marked, r);
+	                       r->adm == ADMIT_LOCKED, fenced, on_marked, r);
 	/* (with its FN, a mark noted is always waited for) */
 	r->mark_wait = r->marked = w == 1;
 	s->n_marked += r->marked;
@@ -96,28 +97,39 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 		              "(out of memory, or too many marks waiting to be written)");
 }
 
-/* The cluster went lone (LONE) or claims again (cluster_set_lone_fn): then the switch takes
- * the job locks of the runs it granted lone that are still under way (each the active run
- * of its job, running or ending), and each gives its lock back as it ends. */
-static void on_lone(void *arg, bool lone)
+/* admit_hooks.claiming_again: the runs under way are each the active run of its job
+ * (running or ending). */
+void sched_claiming_again(void *arg)
 {
 	struct sched *s = arg;
-	s->claiming = !lone;
-	for (struct job *j = s->jobs; !lone && j; j = j->next)
-		if (j->active && j->active->lone && cluster_lone_hold(s->cluster, j->name)) {
-			j->active->lone = false;
-			j->active->job_locked = true;
-		}
+	for (struct job *j = s->jobs; j; j = j->next)
+		if (j->active)
+			admit_claim_again(s->admit, &j->active->adm, j->name);
+}
+
+int64_t sched_admit_now_us(void *arg)
+{
+	return sched_now_us(arg);
+}
+
+bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+                        const char *message)
+{
+	struct job *j = sched_job_find(arg, job);
+	if (!j)
+		return false;
+	struct run *r = sched_run_new(j, scheduled_us, trigger);
+	if (r) {
+		sched_record(r, SCHED_SKIPPED, message);
+		sched_run_free(&r);
+	}
+	return true;
 }
 
 void sched_set_cluster(struct sched *s, struct cluster *c)
 {
-	if (s->cluster)
-		cluster_set_lone_fn(s->cluster, NULL, NULL);
 	s->cluster = c;
-	s->claiming = c && !cluster_lone_on(c);
-	if (c)
-		cluster_set_lone_fn(c, on_lone, s);
+	admit_set_cluster(s->admit, c);
 }
 
 void sched_set_coord(struct sched *s, struct coord *co)

@@ -175,7 +175,7 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 	r->attempt = w->attempt > 0 ? w->attempt : 1;
 	r->waited = !notify;
 	/* taken with a DELETE that hands each row to one instance: that is its claim */
-	r->claimed = true;
+	r->adm = ADMIT_FREE;
 	if (w->graph_run && !(r->graph_run = strdup(w->graph_run)))
 		goto oom;
 	if (w->n_payloads) {
@@ -201,7 +201,7 @@ void sched_take_work(struct sched *s, const struct coord_work *w)
 			q->n_payloads += r->n_payloads;
 			r->n_payloads = 0;
 		}
-		q->claimed = true;
+		q->adm = ADMIT_FREE;
 		sched_run_free(&r);
 		return;
 	}

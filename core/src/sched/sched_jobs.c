@@ -128,7 +128,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		clock_disarm(s->clock, &s->clock_ev);
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
-		cluster_stopping(s->cluster); /* it takes over nothing more */
+		admit_stop(s->admit); /* it takes over nothing more */
 		sched_preclaim_give_back(s);
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
@@ -141,8 +141,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				/* a fire this instance never claimed, with other instances live:
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
-				if (!r->claimed && !r->noted[0] && s->cluster &&
-				    cluster_served_elsewhere(s->cluster))
+				if (!r->noted[0] && admit_left_to_others(s->admit, r->adm))
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
 					        "claim, "
@@ -208,13 +207,18 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
 	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
-	clock_timer_init(&s->uncl_ev, sched_unclaimed_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
 	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
 	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
-	if (clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
+	const struct admit_hooks ah = {.claiming_again = sched_claiming_again,
+	                               .now_us = sched_admit_now_us,
+	                               .record = sched_admit_record,
+	                               .arg = s};
+	if (admit_new(clock, &ah, &s->admit) < 0 ||
+	    clock_arm(clock, &s->clock_ev, CLOCK_CHECK_MS * 1000) < 0) {
+		admit_free(&s->admit);
 		free(s);
 		return -ENOMEM;
 	}
@@ -263,7 +267,6 @@ void sched_free(struct sched **sp)
 	fresh_free(s);
 	clock_disarm(s->clock, &s->clock_ev);
 	sched_warm_stop(s);
-	sched_unclaimed_free(s);
 	event_del(&s->grace_ev);
 	event_del(&s->drained_ev);
 	event_del(&s->ended_ev); /* its runs are their jobs' active runs, freed below */
@@ -284,6 +287,7 @@ void sched_free(struct sched **sp)
 	text_free_list(s->paused, s->n_paused);
 	strmap_free(&s->index);
 	sched_recent_free(s);
+	admit_free(&s->admit);
 	hist_forget_asker(s->hist); /* hist_close() may still get answers: not for us */
 	if (s->own_clock)
 		clock_free(&s->clock);

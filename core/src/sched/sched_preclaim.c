@@ -58,7 +58,7 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why)
 	/* with other instances live, one of them may have served the fire while this process
 	 * missed it (it took the claim over: cluster_serve_leased, or a dead verdict), so the skip
 	 * is written only if the fire's claim is still, or again, this instance's */
-	if (r->claimed)
+	if (r->adm != ADMIT_NONE)
 		sched_skip_claimed(r, why, true);
 	sched_run_free(&j->pre); /* its lock released, or the claim's answer forgotten */
 }
@@ -72,24 +72,13 @@ void sched_preclaim_stale(struct job *j)
 
 void sched_preclaim_give_back(struct sched *s)
 {
-	struct cluster *c = s->cluster;
 	bool any = false;
 
 	for (struct job *j = s->jobs; j; j = j->next) {
-		any = any || (j->pre && (j->pre->state == RUN_PRECLAIMING || j->pre->claimed));
+		any = any ||
+		      (j->pre && (j->pre->state == RUN_PRECLAIMING || j->pre->adm != ADMIT_NONE));
 		sched_run_free(&j->pre);
 	}
-	if (!any || !cluster_ready(c))
-		return;
-	/* One statement for them all, after the claims' own on the same connection: this
-	 * process's claims of instants still to come were all made early (a fire is otherwise
-	 * claimed at or after its instant), and the recent ones are found by claimed_at's
-	 * index. A claim within SCHED_GIVE_BACK_MARGIN of its instant, judged as each row is read,
-	 * stays: the others may have asked for it at its instant already and lost, so it is
-	 * theirs to serve once this instance's row says stopped (cluster_serve_stopped); given
-	 * back then, the fire was lost (it_cluster "giveback", AddressSanitizer build). */
-	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
-	if (cluster_submit(c, SCHED_SQL_GIVE_BACK, 2, params, cluster_warn_failed,
-	                   (void *)"could not give back a fire claimed before its instant") < 0)
-		log_warning("cluster: cannot give back the fires claimed before their instant");
+	if (any)
+		admit_give_back(s->admit);
 }

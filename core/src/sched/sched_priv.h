@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "clock.h"
 #include "cluster.h"
 #include "config.h"
@@ -165,8 +166,8 @@ enum run_state {
 	RUN_PRECLAIMING,  /* a scheduled fire whose instant is near, its claim asked before it
 	                   * (job.pre, sched_preclaim.c); at its instant it is decided as any
 	                   * fire, and waits for that answer if it is admitted */
-	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (claimed and
-	                   * job_locked) or to be asked for again at its instant */
+	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (its hold,
+	                   * run.adm, is the job's lock) or to be asked for again at its instant */
 	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
 	                   * replace, or overlap skip while the active run's claim is asked) */
 	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
@@ -194,17 +195,16 @@ struct run {
 	int64_t queue_at_us;  /* ordering in the max_running queue */
 	const char *trigger;  /* a string literal: "schedule", "manual", ... (never copied) */
 	int attempt;
-	bool claimed;    /* claimed, or needs no claim */
-	bool job_locked; /* holds the job's cluster lock (overlap across instances): given
-	                  * back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
-	bool lone;       /* granted by an instance alone: holds no lock until it claims again */
-	bool mark_wait;  /* its statement waits for its start mark (cluster_note_start, exec
-	                  * spec.hold) */
-	bool marked;     /* its start is marked (several instances): the cluster may hold a
-	                  * wait of its (cluster_mark_forget) */
-	bool unmarked;   /* its start mark was refused: it ends skipped, having sent nothing */
-	bool waited;     /* already waited for its upstreams */
-	char noted[10];  /* its kind in pending_work (coord.h), "" if not written there */
+	/* what its admission holds (admit.h): set and read by admit()'s functions; what it
+	 * holds goes back as it goes to RUN_ENDED (sched_run_to), whatever ended it */
+	enum admit_hold adm;
+	bool mark_wait; /* its statement waits for its start mark (cluster_note_start, exec
+	                 * spec.hold) */
+	bool marked;    /* its start is marked (several instances): the cluster may hold a
+	                 * wait of its (cluster_mark_forget) */
+	bool unmarked;  /* its start mark was refused: it ends skipped, having sent nothing */
+	bool waited;    /* already waited for its upstreams */
+	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
 	/* the monotonic clock at its start: its duration is measured on it, so a step of the
@@ -246,9 +246,7 @@ struct sched {
 	struct hist *hist;
 	struct alerter *alerts;
 	struct cluster *cluster; /* NULL: no coordination (no history database) */
-	/* a cluster that claims fires, not lone (sched_set_cluster): decided as the cluster
-	 * switches, so that a lone instance's fire is not claimed early nor its run marked */
-	bool claiming;
+	struct admit *admit;     /* whether a fire may run here (admit.h), on that cluster */
 	/* runs whose start mark was noted and whose end is not written yet: cluster_xact_end
 	 * forgets their marks (none on a lone instance, which marks nothing) */
 	size_t n_marked;
@@ -308,13 +306,6 @@ struct sched {
 	 * that name is paused */
 	char **paused;
 	size_t n_paused;
-	/* sched_unclaimed.c: scheduled fires not claimed here while other instances were live,
-	 * checked once this instance can claim (oldest first), and the timer that checks */
-	struct sched_unclaimed *uncl_head, *uncl_tail;
-	size_t n_uncl;
-	struct clock_timer uncl_ev;
-	bool uncl_asking; /* a check is under way */
-	struct log_complaint uncl_complaint;
 };
 
 /* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
@@ -337,6 +328,13 @@ struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
  * skipped, with a log line. */
 void sched_record(struct run *r, enum sched_status st, const char *message);
 void sched_record_skipped(struct run *r, const char *message);
+/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
+ * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
+ * this instance gets the fire's claim (admit_skip): with several instances another one may
+ * have run or skipped it. R stays the caller's. */
+void sched_skip_claimed(struct run *r, const char *why, bool logged);
+/* R's fire, as admission sees it (admit.h). */
+struct admit_fire sched_admit_fire(const struct run *r);
 /* The bytes of a command a history row keeps (cut back to a whole character), a run's or a
  * skip's alike */
 #define COMMAND_KEEP 1024
@@ -378,24 +376,11 @@ void sched_on_xid(void *arg, const char *xid, const char *server, bool commit_wa
 /* R's claim found its job running on another instance (WHY): true if R waits for that
  * run's end (overlap queue or replace, or notifications, which are never skipped). */
 bool sched_cluster_busy(struct run *r, const char *why);
-/* sched_unclaimed.c: R's claim was REFUSED (WHY). True if R is a scheduled or catch-up
- * fire refused for a cause of this instance's own while other instances were live
- * (cluster_served_elsewhere): they claim, run and record it, so R records nothing now and
- * waits until this instance can check that one of them did. False: R is recorded now
- * (retries and the rest are this instance's own; too many waiting; out of memory). The
- * checking timer's callback; at the end, the fires still waiting go (counted in the log). */
-bool sched_unclaimed_park(struct run *r, const char *why);
-/* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
- * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
- * this instance gets the fire's claim: with several instances another one may have run or
- * skipped it. R stays the caller's. / R, a fire that starts here: it is no longer waiting to be
- * checked. */
-void sched_skip_claimed(struct run *r, const char *why, bool logged);
-void sched_unclaimed_ran(struct run *r);
-void sched_unclaimed_cb(void *arg);
-void sched_unclaimed_free(struct sched *s);
-/* sched.c: the answer to R's claim (cluster.h), which R waits for (RUN_CLAIMING). */
-void sched_claim_answer(struct run *r, enum cluster_verdict v, const char *why);
+/* admit_hooks' claiming_again, now_us and record (ARG: the scheduler) */
+void sched_claiming_again(void *arg);
+int64_t sched_admit_now_us(void *arg);
+bool sched_admit_record(void *arg, const char *job, const char *trigger, int64_t scheduled_us,
+                        const char *message);
 /* sched_cluster.c: mark R's start before it is handed to the executor (r->mark_wait: its
  * statement waits for the mark); 1, 0, or -1 if R must not run. */
 int sched_mark_start(struct run *r);
@@ -413,7 +398,7 @@ void sched_log_stages(const struct run *r, const struct exec_outcome *o);
  * the claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
 /* How much earlier than j->next_fire J's timer wakes, at NOW_US, with a cluster that claims
- * (sched.claiming): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
+ * (admit_ahead): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
  * has not come, else 0. */
 int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
 /* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (j->pre; due if
@@ -427,21 +412,10 @@ void sched_preclaim_fold(struct job *j, int64_t instant, const char *why);
 /* J's next_fire moved (a new schedule, a clock step, disabled): J's pre-claimed run (j->pre),
  * made for an instant still to come that is no longer its next, is given back. */
 void sched_preclaim_stale(struct job *j);
-/* Shutdown: the fires claimed in advance that will not run here are given back (their rows
- * deleted in one statement, their locks released), so another instance may claim them at
- * their instant. */
+/* Shutdown: the fires claimed in advance that will not run here are given back (their
+ * claims deleted: admit_give_back, their locks released), so another instance may claim them
+ * at their instant. */
 void sched_preclaim_give_back(struct sched *s);
-/* SQL: that statement, for instance $1 and boot $2: claims of scheduled fires made in the
- * last minute for instants at least SCHED_GIVE_BACK_MARGIN (an interval) ahead. */
-#define SCHED_GIVE_BACK_MARGIN "50 milliseconds"
-#define SCHED_SQL_GIVE_BACK                                                                        \
-	"DELETE FROM pgcrond.fire_claim WHERE instance OPERATOR(pg_catalog.=) $1"                  \
-	" AND boot_id OPERATOR(pg_catalog.=) $2 AND claimed_at OPERATOR(pg_catalog.>)"             \
-	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"                           \
-	" AND fire_key OPERATOR(pg_catalog.~) '^s:[0-9]+$'"                                        \
-	" AND pg_catalog.substr(fire_key, 3)::pg_catalog.int8 OPERATOR(pg_catalog.>)"              \
-	" EXTRACT(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)"                  \
-	" interval '" SCHED_GIVE_BACK_MARGIN "')"
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "coord.h"
 #include "history.h"
 #include "httpc.h"
@@ -169,12 +170,10 @@ bool sched_run_to(struct run *r, enum run_state to)
 	 * there (the answer still gives back the job lock a grant takes) */
 	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
 	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
-		cluster_claim_forget(s->cluster, r);
-	/* over: a fire claimed with the job's cluster lock gives it back, whatever ended it */
-	if (to == RUN_ENDED && r->job_locked) {
-		cluster_release(s->cluster, j->name);
-		r->job_locked = false;
-	}
+		admit_forget(s->admit, r);
+	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it */
+	if (to == RUN_ENDED)
+		admit_end(s->admit, &r->adm, j->name);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
@@ -362,6 +361,31 @@ void sched_record_skipped(struct run *r, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
 	sched_record(r, SCHED_SKIPPED, message);
+}
+
+void sched_skip_claimed(struct run *r, const char *why, bool logged)
+{
+	if (!logged) /* at once: this instance skips it, whoever records it */
+		log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", why);
+	struct admit_fire f = sched_admit_fire(r);
+	if (!admit_skip(r->job->s->admit, &f, why))
+		sched_record(r, SCHED_SKIPPED, why);
+}
+
+struct admit_fire sched_admit_fire(const struct run *r)
+{
+	const struct job *j = r->job;
+	return (struct admit_fire){
+	    .job = j->name,
+	    .trigger = r->trigger,
+	    .graph_run = r->graph_run,
+	    .scheduled_us = r->scheduled_us,
+	    .debounce_ms = j->conf ? j->conf->debounce_ms : 0,
+	    .attempt = r->attempt,
+	    /* not answered in the call while draining, nor with a fire held for R's answer
+	     * (OVERLAP_SKIP): sched.c decides those on the answer */
+	    .later = j->s->draining || (j->overlap == OVERLAP_SKIP && j->pending),
+	};
 }
 
 void sched_work_note(struct run *r, const char *kind, int64_t due_us)

@@ -1,0 +1,460 @@
+/* Admission (admit.h): the two policies behind the scheduler's one question. The cluster
+ * (cluster_lone.c) says which one answers: an instance alone grants a fire in the call
+ * (cluster_lone_grant), several instances claim it (cluster_claim).
+ *
+ * Fires kept unrecorded. Refused fires: fires this instance could not claim for a cause of its own
+ * (cluster_served_elsewhere): the history database unreachable from here, this host's clock
+ * off. The other instances live at the last contact fire and claim them too, so a `skipped`
+ * row here would be a second row for a fire one of them ran (issue 24: 390 such rows in one
+ * run). Nor may the fire go without a row when the others could not claim it either (the
+ * history database was down for all). So the fire waits here, and once this instance can
+ * claim again and the fire's instant is UNCLAIMED_SETTLE_US old, its claim is asked for
+ * again, without the job's lock: a fire another instance claimed is theirs to record; a fire
+ * nobody claimed becomes this instance's, which records it `skipped` (one row, since the
+ * claim is unique).
+ *
+ * Local skips: a fire this instance would skip without claiming it (its own run of the job
+ * still under way, overlap = skip; a missed fire under catchup = skip). Another instance may
+ * claim and run that fire, or skip it for the same run (its claim finds the job's lock
+ * held), and record it: two rows for one second (issue 24, at the edge of a cut: `ra skipped
+ * previous run still running` beside `rb succeeded`). So the skip's claim is asked for at
+ * once, the same way, and the row written only if the claim is this instance's (the skip
+ * itself is logged at once: this instance did skip it).
+ *
+ * A fire this instance then runs itself (the catch-up after its database is back serves
+ * the latest refused instant) is dropped from the list (admit_ran): the claim the
+ * check finds is the run's, and the run has its row. A fire still waiting at shutdown is
+ * only counted in the log: the next start's catch-up, which reads the history, counts it as
+ * missed. */
+#include "admit.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "cron.h"
+#include "log.h"
+
+struct unclaimed;
+
+struct admit {
+	struct cluster *c; /* NULL: alone, without a history database */
+	struct admit_hooks hooks;
+	struct clock *clock;
+	bool stopping; /* admit_stop */
+	/* scheduled fires not claimed here while other instances were live, checked once this
+	 * instance can claim (oldest first), and the timer that checks */
+	struct unclaimed *uncl_head, *uncl_tail;
+	size_t n_uncl;
+	struct clock_timer uncl_ev;
+	bool uncl_asking; /* a check is under way */
+	struct log_complaint uncl_complaint;
+};
+
+void admit_set_cluster(struct admit *a, struct cluster *c)
+{
+	if (a->c)
+		cluster_set_again_fn(a->c, NULL, NULL);
+	a->c = c;
+	if (c) /* the runs granted lone under way hold their locks from then on */
+		cluster_set_again_fn(c, a->hooks.claiming_again, a->hooks.arg);
+}
+
+bool admit_ahead(const struct admit *a)
+{
+	/* only a cluster that claims fires claims them early: not a lone instance */
+	return a && a->c && !cluster_lone_on(a->c);
+}
+
+bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, cluster_claim_fn fn,
+           void *arg)
+{
+	char key[600];
+	int64_t window = 0;
+	*h = ADMIT_FREE;
+	if (!a || !a->c ||
+	    cluster_fire_key(f->trigger, f->scheduled_us, f->graph_run, f->attempt, f->debounce_ms,
+	                     key, sizeof(key), &window) <= 0)
+		return false;
+	/* An instance alone grants it at once (GRANTED as FN would be told, a loop hop later):
+	 * the run goes on in this call, as a run that needs no claim does. Not for a fire whose
+	 * answer the scheduler decides (F->later). An instance that claims does not ask. */
+	if (cluster_lone_on(a->c) && !f->later && cluster_lone_grant(a->c, f->job, key)) {
+		*h = ADMIT_LONE; /* no lock to give back (admit_claim_again) */
+		return false;
+	}
+	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
+		log_job(LOG_LVL_ERROR, f->job,
+		        "out of memory claiming the fire; running unclaimed");
+		return false;
+	}
+	*h = ADMIT_NONE;
+	return true;
+}
+
+bool admit_early(struct admit *a, const struct admit_fire *f, cluster_claim_fn fn, void *arg)
+{
+	char key[64];
+	int64_t window = 0;
+	return admit_ahead(a) &&
+	       cluster_fire_key(f->trigger, f->scheduled_us, NULL, 1, 0, key, sizeof(key),
+	                        &window) > 0 &&
+	       cluster_claim(a->c, f->job, key, 0, fn, arg) == 0;
+}
+
+void admit_answered(enum admit_hold *h, enum cluster_verdict v, bool early)
+{
+	/* a grant holds the job's lock, released as the run ends (admit_end), run or not; an
+	 * answer before the instant that is not a grant may no longer hold at it: asked again */
+	if (v == CLUSTER_GRANTED)
+		*h = ADMIT_LOCKED;
+	else if (v == CLUSTER_UNCLAIMED && !early)
+		*h = ADMIT_FREE;
+}
+
+void admit_forget(struct admit *a, void *arg)
+{
+	if (a)
+		cluster_claim_forget(a->c, arg);
+}
+
+void admit_end(struct admit *a, enum admit_hold *h, const char *job)
+{
+	if (*h != ADMIT_LOCKED)
+		return;
+	if (a)
+		cluster_release(a->c, job);
+	*h = ADMIT_FREE;
+}
+
+void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job)
+{
+	if (*h == ADMIT_LONE && cluster_lone_hold(a->c, job))
+		*h = ADMIT_LOCKED;
+}
+
+/* ---- fires kept unrecorded ---------------------------------------------------------- */
+
+/* Another instance claims a fire at its instant (or PRECLAIM_LEAD_US before); one that is
+ * this old and unclaimed was missed by all. */
+#define UNCLAIMED_SETTLE_US 10000000
+/* While this instance cannot claim, look again this often. */
+#define UNCLAIMED_RETRY_US ((int64_t)CLUSTER_HEARTBEAT_MS * 1000)
+/* Fires kept at most (past it, a fire is recorded at once, as before) and asked per
+ * statement. */
+#define UNCLAIMED_MAX 10000
+#define UNCLAIMED_BATCH 1000
+
+struct unclaimed {
+	struct unclaimed *next;
+	char *job;
+	char *why;
+	int64_t scheduled_us;
+	int64_t due_us;      /* asked from then on */
+	const char *trigger; /* the run's: a string literal */
+	char key[48];
+	bool skip;   /* a local skip (WHY is its whole message), not a refused fire */
+	bool sent;   /* in the statement under way */
+	bool unseen; /* no other instance claimed it */
+	bool ran;    /* this instance ran the fire after all: no row here */
+};
+
+static int64_t now_us(const struct admit *a)
+{
+	return a->hooks.now_us(a->hooks.arg);
+}
+
+static void entry_free(struct unclaimed *u)
+{
+	free(u->job);
+	free(u->why);
+	free(u);
+}
+
+static void arm(struct admit *a, int64_t delay_us)
+{
+	if (clock_arm(a->clock, &a->uncl_ev, delay_us) < 0) /* negative: now */
+		log_error("cluster: cannot arm the timer of the fires not claimed here");
+}
+
+/* F into the list, checked from DUE_US on; SKIP: a local skip. False if it cannot wait (its
+ * row is written now). */
+static bool park(struct admit *a, const struct admit_fire *f, const char *why, bool skip,
+                 int64_t due_us)
+{
+	int64_t window = 0;
+	if ((strcmp(f->trigger, "schedule") != 0 && strcmp(f->trigger, "catchup") != 0) ||
+	    f->attempt > 1 || !f->scheduled_us || !a->c || a->stopping ||
+	    a->n_uncl >= UNCLAIMED_MAX)
+		return false;
+	struct unclaimed *u = calloc(1, sizeof(*u));
+	if (!u)
+		return false;
+	u->job = strdup(f->job);
+	u->why = strdup(why);
+	if (!u->job || !u->why ||
+	    cluster_fire_key(f->trigger, f->scheduled_us, NULL, 1, 0, u->key, sizeof(u->key),
+	                     &window) <= 0) {
+		entry_free(u);
+		return false;
+	}
+	u->scheduled_us = f->scheduled_us;
+	u->due_us = due_us;
+	u->skip = skip;
+	u->trigger = f->trigger;
+	if (a->uncl_tail)
+		a->uncl_tail->next = u;
+	else
+		a->uncl_head = u;
+	a->uncl_tail = u;
+	a->n_uncl++;
+	if (!a->uncl_asking && (!clock_armed(&a->uncl_ev) || skip))
+		arm(a, u->due_us - now_us(a));
+	return true;
+}
+
+bool admit_park(struct admit *a, const struct admit_fire *f, const char *why)
+{
+	if (!a || !a->c || !cluster_served_elsewhere(a->c) ||
+	    !park(a, f, why, false, f->scheduled_us + UNCLAIMED_SETTLE_US))
+		return false;
+	log_job(LOG_LVL_DEBUG, f->job,
+	        "%s fire not claimed here (%s); left to the other instances, checked once this "
+	        "instance can claim",
+	        f->trigger, why);
+	return true;
+}
+
+bool admit_skip(struct admit *a, const struct admit_fire *f, const char *why)
+{
+	/* no other instance live at the last heartbeat (or no claims at all: no schema for
+	 * them, a standby): nobody else claims it, and a lone instance sends no statement */
+	return a && a->c && cluster_served_elsewhere(a->c) && park(a, f, why, true, now_us(a));
+}
+
+void admit_ran(struct admit *a, const struct admit_fire *f)
+{
+	if (!a || !a->n_uncl || !f->scheduled_us || f->attempt > 1)
+		return;
+	struct unclaimed **pp = &a->uncl_head;
+	a->uncl_tail = NULL;
+	while (*pp) {
+		struct unclaimed *u = *pp;
+		if (u->scheduled_us / 1000000 == f->scheduled_us / 1000000 &&
+		    strcmp(u->job, f->job) == 0) {
+			if (u->sent) {
+				u->ran = true; /* its answer is on its way */
+			} else {
+				*pp = u->next;
+				entry_free(u);
+				a->n_uncl--;
+				continue;
+			}
+		}
+		a->uncl_tail = u;
+		pp = &u->next;
+	}
+}
+
+static void unlink_sent(struct admit *a, bool drop)
+{
+	struct unclaimed **pp = &a->uncl_head;
+	a->uncl_tail = NULL;
+	while (*pp) {
+		struct unclaimed *u = *pp;
+		if (u->sent && drop) {
+			*pp = u->next;
+			entry_free(u);
+			a->n_uncl--;
+			continue;
+		}
+		u->sent = false;
+		u->unseen = false;
+		a->uncl_tail = u;
+		pp = &u->next;
+	}
+}
+
+static void asked(void *arg, const PGresult *res, const char *err, const char *sqlstate)
+{
+	struct admit *a = arg;
+	(void)sqlstate;
+	a->uncl_asking = false;
+	if (!res || (err && *err)) {
+		if (log_complain(&a->uncl_complaint))
+			log_warning(
+			    "cluster: cannot check whether other instances ran the fires not "
+			    "claimed here: %s",
+			    err && *err ? err : "no answer");
+		unlink_sent(a, false);
+		arm(a, UNCLAIMED_RETRY_US);
+		return;
+	}
+	log_complaint_reset(&a->uncl_complaint);
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *job = PQgetvalue(res, i, 0), *key = PQgetvalue(res, i, 1);
+		for (struct unclaimed *u = a->uncl_head; u; u = u->next)
+			if (u->sent && !u->unseen && strcmp(u->key, key) == 0 &&
+			    strcmp(u->job, job) == 0) {
+				u->unseen = true;
+				break;
+			}
+	}
+	size_t served = 0, none = 0;
+	bool soon = false;
+	for (struct unclaimed *u = a->uncl_head; u; u = u->next) {
+		if (!u->sent) {
+			soon = soon || u->skip;
+			continue;
+		}
+		if (!u->unseen || u->ran) {
+			if (u->skip && !u->ran)
+				log_job(LOG_LVL_DEBUG, u->job,
+				        "the skip of a %s fire is not recorded here: another "
+				        "instance claimed the fire",
+				        u->trigger);
+			else if (!u->skip)
+				served++;
+			continue;
+		}
+		if (!u->skip)
+			none++;
+		char msg[1024];
+		snprintf(msg, sizeof(msg), u->skip ? "%s" : "%s; no other instance claimed it",
+		         u->why);
+		if (!a->hooks.record(a->hooks.arg, u->job, u->trigger, u->scheduled_us, msg))
+			log_notice(
+			    "job %s: a fire no instance claimed (%s) has no history row: the "
+			    "job is gone",
+			    u->job, u->why);
+	}
+	if (served + none) /* a local skip is logged as one, once recorded */
+		log_info("cluster: %zu fire(s) not claimed here were checked: %zu run by another "
+		         "instance, %zu by none (recorded as skipped)",
+		         served + none, served, none);
+	unlink_sent(a, true);
+	/* a local skip is asked at once; the rest together, not one statement (and line) per
+	 * second */
+	if (soon)
+		arm(a, 0);
+	else if (a->uncl_head)
+		arm(a, UNCLAIMED_RETRY_US);
+}
+
+static void unclaimed_cb(void *arg)
+{
+	struct admit *a = arg;
+	if (a->uncl_asking || !a->uncl_head)
+		return;
+	int64_t now = now_us(a), next = INT64_MAX;
+	const char *jobs[UNCLAIMED_BATCH], *keys[UNCLAIMED_BATCH];
+	size_t n = 0;
+	for (struct unclaimed *u = a->uncl_head; u && n < UNCLAIMED_BATCH; u = u->next) {
+		int64_t due = u->due_us;
+		if (due > now) {
+			next = due < next ? due : next;
+			continue;
+		}
+		jobs[n] = u->job;
+		keys[n] = u->key;
+		n++;
+	}
+	if (n == 0) {
+		arm(a, next - now);
+		return;
+	}
+	int rc = a->c ? cluster_settle_refused(a->c, n, jobs, keys, asked, a) : -1;
+	if (rc < 0) {
+		arm(a, UNCLAIMED_RETRY_US); /* not connected (yet) */
+		return;
+	}
+	a->uncl_asking = true;
+	size_t k = 0;
+	for (struct unclaimed *u = a->uncl_head; u && k < n; u = u->next)
+		if (u->due_us <= now) {
+			u->sent = true;
+			k++;
+		}
+}
+
+/* ---- stopping --------------------------------------------------------------------- */
+
+void admit_stop(struct admit *a)
+{
+	a->stopping = true;
+	cluster_stopping(a->c); /* it takes over nothing more */
+}
+
+bool admit_left_to_others(const struct admit *a, enum admit_hold h)
+{
+	return h == ADMIT_NONE && a && a->c && cluster_served_elsewhere(a->c);
+}
+
+bool admit_leave(struct admit *a, const struct admit_fire *f)
+{
+	if (!a || !a->c || !f->scheduled_us || f->attempt > 1 || !cluster_served_elsewhere(a->c))
+		return false;
+	char at[32];
+	if (cron_time_format(f->scheduled_us / 1000000, at, sizeof(at)) < 0)
+		at[0] = '\0';
+	log_job(LOG_LVL_NOTICE, f->job,
+	        "this instance is stopping: the fire at %s it just claimed is left to the other "
+	        "instances (%s)",
+	        at, cluster_peers(a->c));
+	return true;
+}
+
+void admit_give_back(struct admit *a)
+{
+	struct cluster *c = a ? a->c : NULL;
+	if (!cluster_ready(c))
+		return;
+	/* One statement for them all, after the claims' own on the same connection: this
+	 * process's claims of instants still to come were all made early (a fire is otherwise
+	 * claimed at or after its instant), and the recent ones are found by claimed_at's
+	 * index. A claim within ADMIT_GIVE_BACK_MARGIN of its instant, judged as each row is read,
+	 * stays: the others may have asked for it at its instant already and lost, so it is
+	 * theirs to serve once this instance's row says stopped (cluster_serve_stopped); given
+	 * back then, the fire was lost (it_cluster "giveback", AddressSanitizer build). */
+	const char *params[] = {cluster_instance(c), cluster_boot_id(c)};
+	if (cluster_submit(c, ADMIT_SQL_GIVE_BACK, 2, params, cluster_warn_failed,
+	                   (void *)"could not give back a fire claimed before its instant") < 0)
+		log_warning("cluster: cannot give back the fires claimed before their instant");
+}
+
+/* ---- lifetime ------------------------------------------------------------------------ */
+
+int admit_new(struct clock *clock, const struct admit_hooks *hooks, struct admit **out)
+{
+	struct admit *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->hooks = *hooks;
+	a->clock = clock;
+	clock_timer_init(&a->uncl_ev, unclaimed_cb, a);
+	*out = a;
+	return 0;
+}
+
+void admit_free(struct admit **ap)
+{
+	struct admit *a = *ap;
+	if (!a)
+		return;
+	admit_set_cluster(a, NULL);
+	clock_disarm(a->clock, &a->uncl_ev);
+	if (a->n_uncl)
+		log_notice("cluster: %zu fire(s) not claimed here were not checked (were they run "
+		           "by another instance?): those that were not have no history row",
+		           a->n_uncl);
+	while (a->uncl_head) {
+		struct unclaimed *u = a->uncl_head;
+		a->uncl_head = u->next;
+		entry_free(u);
+	}
+	free(a);
+	*ap = NULL;
+}
