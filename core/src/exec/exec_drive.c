@@ -52,7 +52,7 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 	if (r->conn != c)
 		exec_run_attach(r, c);
 	if (r->held) {
-		r->hold_waiting = true; /* exec_release() sends it, or ends it */
+		exec_run_to(r, EXEC_HELD); /* exec_release() sends it, or ends it */
 		return;
 	}
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
@@ -78,7 +78,7 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 				exec_run_conn_lost(r, NULL);
 			return;
 		}
-		r->setting_timeout = true;
+		exec_run_to(r, EXEC_SETTING);
 		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
 		                       0) ||
 		    !conndrv_flush(&c->drv))
@@ -194,7 +194,7 @@ static void exec_run_unsend(struct exec_run *r)
 	if (r->cancel_msg) {
 		exec_run_complete(r);
 	} else {
-		r->state = RUN_WAITING;
+		exec_run_to(r, EXEC_WAITING);
 		exec_wait_push_front(p, r);
 	}
 	exec_pool_dispatch(p);
@@ -274,8 +274,8 @@ void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why)
 /* R's statement r->cur has all its answers. */
 static void run_stmt_done(struct exec_run *r)
 {
-	if (r->setting_timeout) {
-		r->setting_timeout = false;
+	if (r->phase == EXEC_SETTING) {
+		exec_run_to(r, EXEC_ON_CONN);
 		if (r->failed) {
 			run_finish(r);
 			return;
@@ -328,7 +328,7 @@ static void run_stmt_done(struct exec_run *r)
 static bool exec_run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	if (r->hold_waiting || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
+	if (r->phase == EXEC_HELD || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
 		/* nothing is in flight: what came is a notice or a notification (the server's
 		 * FATAL before it closes the connection arrives so), never the run's answer; a
 		 * closed connection is a lost one */
@@ -338,7 +338,7 @@ static bool exec_run_read(struct exec_run *r)
 		return PQstatus(c->drv.conn) == CONNECTION_OK;
 	}
 	for (;;) {
-		if (r->copy_out) {
+		if (r->phase == EXEC_COPY_OUT) {
 			int d = exec_run_drain_copy(r);
 			if (d < 0)
 				return false;

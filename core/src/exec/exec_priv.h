@@ -102,7 +102,19 @@ struct exec_pool {
 	struct exec_pool *next;
 };
 
-enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
+/* Where a run is in its life inside the executor: the inside of the scheduler's "running"
+ * (docs/layout.md, "A run's states"). Moved only by exec_run_to(), which refuses a move its
+ * table does not hold. In its own transaction (spec.own_xact), r->xact says which of
+ * pgcrond's statements is in flight while it is EXEC_ON_CONN; r->unwrap and XACT_COMMIT_WAIT
+ * say it waits, its connection idle, for exec_release(). */
+enum exec_phase {
+	EXEC_WAITING,  /* for a connection: in its pool's queue, or reserved by a resetting one */
+	EXEC_HELD,     /* has its connection, idle: nothing is sent until exec_release() */
+	EXEC_SETTING,  /* the set_config() of its timeout (and name) is in flight, alone */
+	EXEC_ON_CONN,  /* its statements go out and are answered on its connection */
+	EXEC_COPY_OUT, /* its statement streams COPY TO STDOUT: the rows are read and dropped */
+	EXEC_DONE,     /* ended: its end is told from the loop (exec_run_report), then freed */
+};
 
 struct run_stmt {
 	char *sql;
@@ -118,20 +130,17 @@ struct run_stmt {
 struct exec_run {
 	struct exec *ex;
 	struct exec_pool *pool;
-	enum run_state state;
+	enum exec_phase phase;  /* exec_run_to() */
 	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
 	struct run_stmt one;
-	size_t cur;           /* statement being executed */
-	bool setting_timeout; /* the set_config() step is in flight */
-	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
-	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
-	bool parse_refused;   /* its error came from the server's Parse: nothing of it ran */
-	bool sync_due;        /* ... and they are all read */
-	bool xid_pending;     /* the answer to XID_SQL is read before its statement's */
-	bool held;            /* nothing is sent until exec_release() (spec.hold); in an own
-	                       * transaction, no COMMIT */
-	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
+	size_t cur;         /* statement being executed */
+	bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
+	bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
+	bool sync_due;      /* ... and they are all read */
+	bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
+	bool held;          /* nothing is sent until exec_release() (spec.hold); in an own
+	                     * transaction, no COMMIT */
 	/* rolled back after its statement refused the transaction block (run_unwrap), it is sent
 	 * again as written once exec_release() says its id is written off (WAITING; CALLING while
 	 * on_xid(), which may say so at once, is called); PENDING: the answer about the id itself
@@ -253,6 +262,9 @@ bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
 /* exec_run.c */
+/* R is at phase TO from now on; false (and an internal error logged, R unmoved) for a move
+ * the table in exec_run.c does not hold. */
+bool exec_run_to(struct exec_run *r, enum exec_phase to);
 void exec_run_attach(struct exec_run *r, struct conn *c);
 void exec_run_take_result(struct exec_run *r, PGresult *res);
 int exec_run_drain_copy(struct exec_run *r);
