@@ -201,7 +201,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	/* nothing was sent, or nothing is in flight before a COMMIT (the reset rolls back):
 	 * no cancel to ask for */
-	if (r->phase == EXEC_HELD || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
+	if (exec_run_parked(r)) {
 		struct conn *c = r->conn;
 		r->conn = NULL;
 		exec_conn_release(c, false);
@@ -275,15 +275,26 @@ void exec_release(struct exec_run *r, bool go, const char *why)
 	if (!r || r->phase == EXEC_DONE || r->cancel_msg || !r->held)
 		return;
 	r->held = false;
-	if (r->unwrap) { /* rolled back to go again as written */
+	switch (r->phase) {
+	case EXEC_UNWRAP_PENDING: /* rolled back to go again as written */
+	case EXEC_UNWRAP_CALLING:
+	case EXEC_UNWRAP_WAITING:
 		exec_run_unwrap_released(r, go, why);
 		return;
+	case EXEC_WAITING:
+	case EXEC_HELD:
+	case EXEC_SETTING:
+	case EXEC_ON_CONN:
+	case EXEC_COPY_OUT:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_DONE:
+		break;
 	}
 	if (r->xact != XACT_NONE && r->xact != XACT_PLANNED) { /* its COMMIT waited for this */
 		if (!go)
 			r->commit_refused =
 			    strdup(why ? why : "its transaction id was not recorded");
-		if (r->xact == XACT_COMMIT_WAIT)
+		if (r->phase == EXEC_COMMIT_WAIT && exec_run_to(r, EXEC_ON_CONN))
 			exec_run_commit(r);
 		return;
 	}

@@ -53,24 +53,19 @@ static char *one_line(const char *text)
 
 /* ---- its phases ----------------------------------------------------------------------- */
 
-static const char *phase_name(enum exec_phase p)
-{
-	switch (p) {
-	case EXEC_WAITING:
-		return "waiting for a connection";
-	case EXEC_HELD:
-		return "held";
-	case EXEC_SETTING:
-		return "setting its timeout";
-	case EXEC_ON_CONN:
-		return "on its connection";
-	case EXEC_COPY_OUT:
-		return "reading a COPY";
-	case EXEC_DONE:
-		return "done";
-	}
-	return "?";
-}
+static const char *const phase_names[] = {
+    [EXEC_WAITING] = "waiting for a connection",
+    [EXEC_HELD] = "held",
+    [EXEC_SETTING] = "setting its timeout",
+    [EXEC_ON_CONN] = "on its connection",
+    [EXEC_COPY_OUT] = "reading a COPY",
+    [EXEC_COMMIT_WAIT] = "waiting to commit",
+    [EXEC_UNWRAP_PENDING] = "rolled back, its id's answer to come",
+    [EXEC_UNWRAP_CALLING] = "rolled back, telling its id",
+    [EXEC_UNWRAP_WAITING] = "rolled back, waiting to go again",
+    [EXEC_DONE] = "done",
+};
+_Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) == EXEC_DONE + 1, "phase_names");
 
 /* The moves a run's phase may make (exec_priv.h, enum exec_phase). */
 static bool phase_may(enum exec_phase from, enum exec_phase to)
@@ -78,13 +73,19 @@ static bool phase_may(enum exec_phase from, enum exec_phase to)
 	switch (from) {
 	case EXEC_WAITING: /* given a connection (exec_run_attach), or stopped */
 		return to == EXEC_ON_CONN || to == EXEC_DONE;
-	case EXEC_HELD:     /* released (exec_release), or stopped, or its connection lost */
-	case EXEC_SETTING:  /* its set_config() answered */
-	case EXEC_COPY_OUT: /* the COPY's data is over */
+	case EXEC_HELD:           /* released (exec_release), or stopped, or its connection lost */
+	case EXEC_SETTING:        /* its set_config() answered */
+	case EXEC_COPY_OUT:       /* the COPY's data is over */
+	case EXEC_COMMIT_WAIT:    /* released: COMMIT, or fail */
+	case EXEC_UNWRAP_PENDING: /* released: the id is told (UNWRAP_CALLING), or it fails */
+	case EXEC_UNWRAP_WAITING: /* released: sent again, or it fails */
 		return to == EXEC_ON_CONN || to == EXEC_DONE;
+	case EXEC_UNWRAP_CALLING: /* on_xid() did not release it */
+		return to == EXEC_UNWRAP_WAITING || to == EXEC_ON_CONN || to == EXEC_DONE;
 	case EXEC_ON_CONN: /* back in the queue: its carried statement was skipped */
 		return to == EXEC_WAITING || to == EXEC_HELD || to == EXEC_SETTING ||
-		       to == EXEC_COPY_OUT || to == EXEC_DONE;
+		       to == EXEC_COPY_OUT || to == EXEC_COMMIT_WAIT || to == EXEC_UNWRAP_PENDING ||
+		       to == EXEC_UNWRAP_CALLING || to == EXEC_DONE;
 	case EXEC_DONE:
 		return false;
 	}
@@ -95,12 +96,31 @@ bool exec_run_to(struct exec_run *r, enum exec_phase to)
 {
 	if (!phase_may(r->phase, to)) {
 		log_error("job %s: internal error: a run %s cannot become %s; please report it",
-		          r->name ? r->name : "(pgcrond's own)", phase_name(r->phase),
-		          phase_name(to));
+		          r->name ? r->name : "(pgcrond's own)", phase_names[r->phase],
+		          phase_names[to]);
 		return false;
 	}
 	r->phase = to;
 	return true;
+}
+
+bool exec_run_parked(const struct exec_run *r)
+{
+	switch (r->phase) {
+	case EXEC_HELD:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_UNWRAP_PENDING:
+	case EXEC_UNWRAP_CALLING:
+	case EXEC_UNWRAP_WAITING:
+		return true;
+	case EXEC_WAITING:
+	case EXEC_SETTING:
+	case EXEC_ON_CONN:
+	case EXEC_COPY_OUT:
+	case EXEC_DONE:
+		return false;
+	}
+	return false;
 }
 
 /* ---- a run on its connection ---------------------------------------------------------- */
