@@ -147,7 +147,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (!r->cancel_msg) {
 		char d[32], buf[160];
 		duration_format(r->timeout_ms, d, sizeof(d));
-		if (r->state == RUN_WAITING)
+		if (r->phase == EXEC_WAITING)
 			snprintf(buf, sizeof(buf),
 			         "timed out after %s waiting for a connection to database %s", d,
 			         r->pool->name);
@@ -178,7 +178,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 {
-	if (r->state == RUN_DONE || r->cancel_msg)
+	if (r->phase == EXEC_DONE || r->cancel_msg)
 		return;
 	/* a cancel cannot undo a COMMIT (one waiting for a synchronous standby commits all the
 	 * same): its answer decides the run's outcome */
@@ -189,7 +189,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 		r->cancel_msg = strdup("cancelled");
 	r->timed_out = timed_out;
 	r->cancelled = !timed_out;
-	if (r->state == RUN_WAITING) {
+	if (r->phase == EXEC_WAITING) {
 		if (r->reserved) {
 			r->reserved->next_run = NULL; /* its reset goes on; the connection stays */
 			r->reserved = NULL;
@@ -201,8 +201,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	/* nothing was sent, or nothing is in flight before a COMMIT (the reset rolls back):
 	 * no cancel to ask for */
-	if (r->hold_waiting || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
-		r->hold_waiting = false;
+	if (exec_run_parked(r)) {
 		struct conn *c = r->conn;
 		r->conn = NULL;
 		exec_conn_release(c, false);
@@ -229,8 +228,7 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	int err = run_alloc(ex, spec, &r);
 	if (err < 0)
 		return err;
-	r->pool = p;
-	r->state = RUN_WAITING;
+	r->pool = p; /* r->phase: EXEC_WAITING, as calloc'd */
 	if (r->timeout_ms > 0) {
 		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
 		r->timer_set = event_add(&r->timer_ev, &tv) == 0;
@@ -274,26 +272,37 @@ void exec_cancel(struct exec_run *run, const char *message)
 
 void exec_release(struct exec_run *r, bool go, const char *why)
 {
-	if (!r || r->state == RUN_DONE || r->cancel_msg || !r->held)
+	if (!r || r->phase == EXEC_DONE || r->cancel_msg || !r->held)
 		return;
 	r->held = false;
-	if (r->unwrap) { /* rolled back to go again as written */
+	switch (r->phase) {
+	case EXEC_UNWRAP_PENDING: /* rolled back to go again as written */
+	case EXEC_UNWRAP_CALLING:
+	case EXEC_UNWRAP_WAITING:
 		exec_run_unwrap_released(r, go, why);
 		return;
+	case EXEC_WAITING:
+	case EXEC_HELD:
+	case EXEC_SETTING:
+	case EXEC_ON_CONN:
+	case EXEC_COPY_OUT:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_DONE:
+		break;
 	}
 	if (r->xact != XACT_NONE && r->xact != XACT_PLANNED) { /* its COMMIT waited for this */
 		if (!go)
 			r->commit_refused =
 			    strdup(why ? why : "its transaction id was not recorded");
-		if (r->xact == XACT_COMMIT_WAIT)
+		if (r->phase == EXEC_COMMIT_WAIT && exec_run_to(r, EXEC_ON_CONN))
 			exec_run_commit(r);
 		return;
 	}
 	/* waiting for a connection, or holding one idle: nothing was sent */
 	if (!go || r->ex->halted)
 		run_stop(r, !go && why ? why : "not started: pgcrond was stopping", false);
-	else if (r->hold_waiting) {
-		r->hold_waiting = false;
+	else if (r->phase == EXEC_HELD) {
+		exec_run_to(r, EXEC_ON_CONN);
 		exec_run_start(r, r->conn);
 	} /* else it is sent as it gets its connection, carried or not */
 }

@@ -52,7 +52,7 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 	if (r->conn != c)
 		exec_run_attach(r, c);
 	if (r->held) {
-		r->hold_waiting = true; /* exec_release() sends it, or ends it */
+		exec_run_to(r, EXEC_HELD); /* exec_release() sends it, or ends it */
 		return;
 	}
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
@@ -78,7 +78,7 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 				exec_run_conn_lost(r, NULL);
 			return;
 		}
-		r->setting_timeout = true;
+		exec_run_to(r, EXEC_SETTING);
 		if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL, NULL,
 		                       0) ||
 		    !conndrv_flush(&c->drv))
@@ -128,7 +128,7 @@ static void run_finish(struct exec_run *r)
 void exec_run_commit(struct exec_run *r)
 {
 	if (r->held) {
-		r->xact = XACT_COMMIT_WAIT; /* exec_release() goes on */
+		exec_run_to(r, EXEC_COMMIT_WAIT); /* exec_release() goes on */
 		return;
 	}
 	if (r->commit_refused) {
@@ -194,7 +194,7 @@ static void exec_run_unsend(struct exec_run *r)
 	if (r->cancel_msg) {
 		exec_run_complete(r);
 	} else {
-		r->state = RUN_WAITING;
+		exec_run_to(r, EXEC_WAITING);
 		exec_wait_push_front(p, r);
 	}
 	exec_pool_dispatch(p);
@@ -247,11 +247,25 @@ static bool run_unwrap(struct exec_run *r)
 static void unwrap_wait(struct exec_run *r)
 {
 	r->held = true;
-	r->unwrap = UNWRAP_CALLING;
+	exec_run_to(r, EXEC_UNWRAP_CALLING);
 	r->on_xid(r->arg, NULL, NULL, true);
-	if (r->unwrap == UNWRAP_CALLING)
-		r->unwrap = UNWRAP_WAITING; /* exec_release() goes on */
-	else if (r->commit_refused)
+	switch (r->phase) {
+	case EXEC_UNWRAP_CALLING:
+		exec_run_to(r, EXEC_UNWRAP_WAITING); /* exec_release() goes on */
+		return;
+	case EXEC_DONE: /* stopped meanwhile (exec_cancel) */
+		return;
+	case EXEC_WAITING:
+	case EXEC_HELD:
+	case EXEC_SETTING:
+	case EXEC_ON_CONN: /* released meanwhile (exec_run_unwrap_released) */
+	case EXEC_COPY_OUT:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_UNWRAP_PENDING:
+	case EXEC_UNWRAP_WAITING:
+		break;
+	}
+	if (r->commit_refused)
 		exec_run_commit(r);
 	else
 		run_next_step(r);
@@ -259,23 +273,23 @@ static void unwrap_wait(struct exec_run *r)
 
 void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why)
 {
-	int was = r->unwrap;
-	r->unwrap = UNWRAP_NONE;
+	enum exec_phase was = r->phase;
+	exec_run_to(r, EXEC_ON_CONN);
 	if (!go)
 		r->commit_refused = strdup(why ? why : "its transaction id was not recorded");
-	if (was == UNWRAP_PENDING && go)
+	if (was == EXEC_UNWRAP_PENDING && go)
 		unwrap_wait(r);
-	else if (was != UNWRAP_CALLING && r->commit_refused)
+	else if (was != EXEC_UNWRAP_CALLING && r->commit_refused)
 		exec_run_commit(r);
-	else if (was != UNWRAP_CALLING)
+	else if (was != EXEC_UNWRAP_CALLING)
 		run_next_step(r);
 }
 
 /* R's statement r->cur has all its answers. */
 static void run_stmt_done(struct exec_run *r)
 {
-	if (r->setting_timeout) {
-		r->setting_timeout = false;
+	if (r->phase == EXEC_SETTING) {
+		exec_run_to(r, EXEC_ON_CONN);
 		if (r->failed) {
 			run_finish(r);
 			return;
@@ -303,14 +317,13 @@ static void run_stmt_done(struct exec_run *r)
 		r->message = NULL;
 		r->sqlstate[0] = '\0';
 		if (r->held) /* the answer about its id is still to come: that first */
-			r->unwrap = UNWRAP_PENDING;
+			exec_run_to(r, EXEC_UNWRAP_PENDING);
 		else
 			unwrap_wait(r);
 		return;
 	case XACT_NONE:
 	case XACT_PLANNED:
 	case XACT_USER:
-	case XACT_COMMIT_WAIT:
 		break;
 	}
 	if (r->failed) {
@@ -328,7 +341,7 @@ static void run_stmt_done(struct exec_run *r)
 static bool exec_run_read(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	if (r->hold_waiting || r->unwrap || r->xact == XACT_COMMIT_WAIT) {
+	if (exec_run_parked(r)) {
 		/* nothing is in flight: what came is a notice or a notification (the server's
 		 * FATAL before it closes the connection arrives so), never the run's answer; a
 		 * closed connection is a lost one */
@@ -338,7 +351,7 @@ static bool exec_run_read(struct exec_run *r)
 		return PQstatus(c->drv.conn) == CONNECTION_OK;
 	}
 	for (;;) {
-		if (r->copy_out) {
+		if (r->phase == EXEC_COPY_OUT) {
 			int d = exec_run_drain_copy(r);
 			if (d < 0)
 				return false;

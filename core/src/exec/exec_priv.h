@@ -102,7 +102,28 @@ struct exec_pool {
 	struct exec_pool *next;
 };
 
-enum run_state { RUN_WAITING, RUN_ACTIVE, RUN_DONE };
+/* Where a run is in its life inside the executor: the inside of the scheduler's "running"
+ * (docs/layout.md, "A run's states"). Moved only by exec_run_to(), which refuses a move its
+ * table does not hold. In its own transaction (spec.own_xact), r->xact says which of
+ * pgcrond's statements is in flight while it is EXEC_ON_CONN. Held, commit wait and the
+ * unwrap's three: it has its connection, idle, and waits for exec_release()
+ * (exec_run_parked()). */
+enum exec_phase {
+	EXEC_WAITING,  /* for a connection: in its pool's queue, or reserved by a resetting one */
+	EXEC_HELD,     /* has its connection, idle: nothing is sent until exec_release() */
+	EXEC_SETTING,  /* the set_config() of its timeout (and name) is in flight, alone */
+	EXEC_ON_CONN,  /* its statements go out and are answered on its connection */
+	EXEC_COPY_OUT, /* its statement streams COPY TO STDOUT: the rows are read and dropped */
+	EXEC_COMMIT_WAIT, /* its own transaction's statement is done: no COMMIT before that */
+	/* rolled back after its statement refused the transaction block (run_unwrap), it is sent
+	 * again as written once exec_release() says its id is written off (UNWRAP_WAITING;
+	 * UNWRAP_CALLING while on_xid(), which may say so at once, is called); UNWRAP_PENDING:
+	 * the answer about the id itself is still to come, and goes first */
+	EXEC_UNWRAP_PENDING,
+	EXEC_UNWRAP_CALLING,
+	EXEC_UNWRAP_WAITING,
+	EXEC_DONE, /* ended: its end is told from the loop (exec_run_report), then freed */
+};
 
 struct run_stmt {
 	char *sql;
@@ -118,36 +139,20 @@ struct run_stmt {
 struct exec_run {
 	struct exec *ex;
 	struct exec_pool *pool;
-	enum run_state state;
+	enum exec_phase phase;  /* exec_run_to() */
 	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
 	struct run_stmt one;
-	size_t cur;           /* statement being executed */
-	bool setting_timeout; /* the set_config() step is in flight */
-	bool copy_out;        /* a COPY TO STDOUT is streaming: its rows are read and dropped */
-	bool in_pipeline;     /* its statement is in a pipeline: a Sync follows its results */
-	bool parse_refused;   /* its error came from the server's Parse: nothing of it ran */
-	bool sync_due;        /* ... and they are all read */
-	bool xid_pending;     /* the answer to XID_SQL is read before its statement's */
-	bool held;            /* nothing is sent until exec_release() (spec.hold); in an own
-	                       * transaction, no COMMIT */
-	bool hold_waiting;    /* ... and it has its connection, idle, waiting for that */
-	/* rolled back after its statement refused the transaction block (run_unwrap), it is sent
-	 * again as written once exec_release() says its id is written off (WAITING; CALLING while
-	 * on_xid(), which may say so at once, is called); PENDING: the answer about the id itself
-	 * is still to come, and goes first */
-	enum { UNWRAP_NONE, UNWRAP_PENDING, UNWRAP_CALLING, UNWRAP_WAITING } unwrap;
+	size_t cur;         /* statement being executed */
+	bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
+	bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
+	bool sync_due;      /* ... and they are all read */
+	bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
+	bool held;          /* nothing is sent until exec_release() (spec.hold); in an own
+	                     * transaction, no COMMIT */
 	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
-	enum {
-		XACT_NONE,
-		XACT_PLANNED,
-		XACT_BEGIN,
-		XACT_USER,
-		XACT_COMMIT_WAIT,
-		XACT_COMMIT,
-		XACT_UNWRAP
-	} xact;
+	enum { XACT_NONE, XACT_PLANNED, XACT_BEGIN, XACT_USER, XACT_COMMIT, XACT_UNWRAP } xact;
 	char *commit_refused; /* exec_release(run, false, WHY) in an own transaction: WHY */
 	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
@@ -239,7 +244,7 @@ void exec_run_start(struct exec_run *r, struct conn *c);
  * 08006 */
 void exec_run_conn_lost(struct exec_run *r, const char *why);
 void exec_run_commit(struct exec_run *r);
-/* exec_release() for R, rolled back to go again as written (r->unwrap): GO or not, WHY */
+/* exec_release() for R, rolled back to go again as written (EXEC_UNWRAP_*): GO or not, WHY */
 void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why);
 int exec_conn_open(struct exec_pool *p);
 void exec_conn_release(struct conn *c, bool broken);
@@ -253,6 +258,11 @@ bool exec_run_may_carry(struct exec_run *r);
 bool exec_conn_carry(struct conn *c, struct exec_run *r);
 
 /* exec_run.c */
+/* R is at phase TO from now on; false (and an internal error logged, R unmoved) for a move
+ * the table in exec_run.c does not hold. */
+bool exec_run_to(struct exec_run *r, enum exec_phase to);
+/* R has its connection, idle, and waits for exec_release(): nothing of it is in flight. */
+bool exec_run_parked(const struct exec_run *r);
 void exec_run_attach(struct exec_run *r, struct conn *c);
 void exec_run_take_result(struct exec_run *r, PGresult *res);
 int exec_run_drain_copy(struct exec_run *r);

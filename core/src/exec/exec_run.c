@@ -51,12 +51,84 @@ static char *one_line(const char *text)
 	return s;
 }
 
+/* ---- its phases ----------------------------------------------------------------------- */
+
+static const char *const phase_names[] = {
+    [EXEC_WAITING] = "waiting for a connection",
+    [EXEC_HELD] = "held",
+    [EXEC_SETTING] = "setting its timeout",
+    [EXEC_ON_CONN] = "on its connection",
+    [EXEC_COPY_OUT] = "reading a COPY",
+    [EXEC_COMMIT_WAIT] = "waiting to commit",
+    [EXEC_UNWRAP_PENDING] = "rolled back, its id's answer to come",
+    [EXEC_UNWRAP_CALLING] = "rolled back, telling its id",
+    [EXEC_UNWRAP_WAITING] = "rolled back, waiting to go again",
+    [EXEC_DONE] = "done",
+};
+_Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) == EXEC_DONE + 1, "phase_names");
+
+/* The moves a run's phase may make (exec_priv.h, enum exec_phase). */
+static bool phase_may(enum exec_phase from, enum exec_phase to)
+{
+	switch (from) {
+	case EXEC_WAITING: /* given a connection (exec_run_attach), or stopped */
+		return to == EXEC_ON_CONN || to == EXEC_DONE;
+	case EXEC_HELD:           /* released (exec_release), or stopped, or its connection lost */
+	case EXEC_SETTING:        /* its set_config() answered */
+	case EXEC_COPY_OUT:       /* the COPY's data is over */
+	case EXEC_COMMIT_WAIT:    /* released: COMMIT, or fail */
+	case EXEC_UNWRAP_PENDING: /* released: the id is told (UNWRAP_CALLING), or it fails */
+	case EXEC_UNWRAP_WAITING: /* released: sent again, or it fails */
+		return to == EXEC_ON_CONN || to == EXEC_DONE;
+	case EXEC_UNWRAP_CALLING: /* on_xid() did not release it */
+		return to == EXEC_UNWRAP_WAITING || to == EXEC_ON_CONN || to == EXEC_DONE;
+	case EXEC_ON_CONN: /* back in the queue: its carried statement was skipped */
+		return to == EXEC_WAITING || to == EXEC_HELD || to == EXEC_SETTING ||
+		       to == EXEC_COPY_OUT || to == EXEC_COMMIT_WAIT || to == EXEC_UNWRAP_PENDING ||
+		       to == EXEC_UNWRAP_CALLING || to == EXEC_DONE;
+	case EXEC_DONE:
+		return false;
+	}
+	return false;
+}
+
+bool exec_run_to(struct exec_run *r, enum exec_phase to)
+{
+	if (!phase_may(r->phase, to)) {
+		log_error("job %s: internal error: a run %s cannot become %s; please report it",
+		          r->name ? r->name : "(pgcrond's own)", phase_names[r->phase],
+		          phase_names[to]);
+		return false;
+	}
+	r->phase = to;
+	return true;
+}
+
+bool exec_run_parked(const struct exec_run *r)
+{
+	switch (r->phase) {
+	case EXEC_HELD:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_UNWRAP_PENDING:
+	case EXEC_UNWRAP_CALLING:
+	case EXEC_UNWRAP_WAITING:
+		return true;
+	case EXEC_WAITING:
+	case EXEC_SETTING:
+	case EXEC_ON_CONN:
+	case EXEC_COPY_OUT:
+	case EXEC_DONE:
+		return false;
+	}
+	return false;
+}
+
 /* ---- a run on its connection ---------------------------------------------------------- */
 
 /* C is R's from now on. */
 void exec_run_attach(struct exec_run *r, struct conn *c)
 {
-	r->state = RUN_ACTIVE;
+	exec_run_to(r, EXEC_ON_CONN);
 	r->conn = c;
 	r->attach_us = clock_wall_us();
 	/* a connection opened while the run waited: the connect was part of its wait */
@@ -73,7 +145,6 @@ void exec_run_attach(struct exec_run *r, struct conn *c)
 		r->on_pid(r->arg, r->pid);
 	r->cur = 0;
 	r->rows = 0;
-	r->setting_timeout = false;
 }
 
 void exec_run_take_result(struct exec_run *r, PGresult *res)
@@ -98,7 +169,7 @@ void exec_run_take_result(struct exec_run *r, PGresult *res)
 	/* BEGIN, COMMIT and ROLLBACK answer for pgcrond, not for the run's statements */
 	if (r->xact != XACT_NONE && r->xact != XACT_USER && st == PGRES_COMMAND_OK)
 		return;
-	if (r->setting_timeout) {
+	if (r->phase == EXEC_SETTING) {
 		if (st == PGRES_TUPLES_OK) {
 			r->conn->timeout_ms = r->timeout_ms;
 			snprintf(r->conn->app_name, sizeof(r->conn->app_name), "%s", r->app_name);
@@ -173,7 +244,7 @@ int exec_run_drain_copy(struct exec_run *r)
 		if (n == 0)
 			return 0;
 		if (n == -1) {
-			r->copy_out = false;
+			exec_run_to(r, EXEC_ON_CONN);
 			return 1;
 		}
 		return -1;
@@ -190,7 +261,7 @@ bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
 
 	switch ((int)st) { /* (libpq's statuses) */
 	case PGRES_COPY_OUT:
-		r->copy_out = true;
+		exec_run_to(r, EXEC_COPY_OUT);
 		return true;
 	case PGRES_COPY_IN:
 		why = "COPY FROM STDIN needs a client to send data; pgcrond has none";
@@ -219,7 +290,7 @@ bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
 
 void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate)
 {
-	if (r->state == RUN_DONE)
+	if (r->phase == EXEC_DONE)
 		return;
 	/* Keep an error already recorded (the first one is reported), but not the tag of an
 	 * earlier statement that succeeded ("SELECT 1; COPY ..." losing its connection). */
@@ -236,9 +307,9 @@ void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate
  * connection's readable() under way returns, or else at the loop's next turn (done_ev). */
 void exec_run_complete(struct exec_run *r)
 {
-	if (r->state == RUN_DONE)
+	if (r->phase == EXEC_DONE)
 		return;
-	r->state = RUN_DONE;
+	exec_run_to(r, EXEC_DONE);
 	r->conn = NULL;
 	if (r->timer_set) {
 		event_del(&r->timer_ev);

@@ -82,8 +82,23 @@ static void look(evutil_socket_t fd, short what, void *arg);
 /* R waits for an answer from its server (not for exec_release(), nor for a cancel's end). */
 static bool awaiting(const struct exec_run *r)
 {
-	return r && r->state == RUN_ACTIVE && !r->cancel_msg && !r->hold_waiting &&
-	       r->unwrap == UNWRAP_NONE && r->xact != XACT_COMMIT_WAIT && r->pid > 0;
+	if (!r || r->cancel_msg || r->pid <= 0)
+		return false;
+	switch (r->phase) {
+	case EXEC_SETTING:
+	case EXEC_ON_CONN:
+	case EXEC_COPY_OUT:
+		return true;
+	case EXEC_WAITING:
+	case EXEC_HELD:
+	case EXEC_COMMIT_WAIT:
+	case EXEC_UNWRAP_PENDING:
+	case EXEC_UNWRAP_CALLING:
+	case EXEC_UNWRAP_WAITING:
+	case EXEC_DONE:
+		return false;
+	}
+	return false;
 }
 
 /* C's run waits for an answer, and nothing came or went for half the connection check. */
