@@ -200,6 +200,21 @@ static long long kind_effects(enum job_kind k, PGconn *jobs, PGconn *hist, const
 	return 0;
 }
 
+/* Whether a run of kind K lives on a database connection, so that a fault of the server or of
+ * the connection cuts it (an HTTP request needs no database). */
+static bool kind_on_db(enum job_kind k)
+{
+	switch (k) {
+	case JOB_KIND_SQL:
+	case JOB_KIND_PLUGIN:
+		return true;
+	case JOB_KIND_HTTP:
+		return false;
+	}
+	ck_abort_msg("kind %d has no fixture", (int)k);
+	return false;
+}
+
 /* ---- the ways a job is made --------------------------------------------------------------- */
 
 enum way { WAY_FILE, WAY_CRON_SCHEDULE, WAY_IMPORT };
@@ -749,6 +764,26 @@ static bool wait_log_from(const char *log, size_t from, const char *needle, doub
 	return itest_wait_until(logged_from, &l, timeout_s);
 }
 
+/* After a fault at SINCE that cut the runs in flight on the database: each kind's run there
+ * failed (its row also matching the SQL condition CUT, "" for none), and no run of a kind
+ * that needs no database failed. */
+static void cut_runs_failed(struct fault_env *f, const char *since, const char *cut,
+                            const char *what)
+{
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char sql[768];
+		bool on_db = kind_on_db((enum job_kind)k);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) %s 0 FROM pgcrond.job_run_details WHERE job_name = 'f-%s'"
+		         " AND status = 'failed' AND start_time > '%s' %s",
+		         on_db ? ">" : "=", kind_name((enum job_kind)k), since, on_db ? cut : "");
+		ck_assert_msg(itest_wait_sql(f->db2, sql, on_db ? 10 : 1),
+		              "%s: f-%s's run in flight %s:\n%s", what, kind_name((enum job_kind)k),
+		              on_db ? "did not fail as it should" : "failed, needing no database",
+		              itest_tail(f->e.log));
+	}
+}
+
 START_TEST(lone_instance_faults_with_every_kind_in_flight)
 {
 	struct fault_env f;
@@ -826,22 +861,7 @@ START_TEST(lone_instance_faults_with_every_kind_in_flight)
 	all_again(&f, since, "restart, full");
 	/* the SQL and plugin runs lost their backends and say so; the HTTP request did not need
 	 * the server: it ended as it would have */
-	char sql[512];
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(DISTINCT job_name) = 2 FROM pgcrond.job_run_details"
-	         " WHERE job_name IN ('f-sql', 'f-plugin') AND status = 'failed'"
-	         " AND start_time > '%s'",
-	         since);
-	ck_assert_msg(itest_wait_sql(f.db2, sql, 10),
-	              "restart: the SQL and plugin runs in flight did not fail:\n%s",
-	              itest_tail(e->log));
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) = 0 FROM pgcrond.job_run_details WHERE job_name = 'f-http'"
-	         " AND status = 'failed' AND start_time > '%s'",
-	         since);
-	ck_assert_msg(itest_wait_sql(f.db2, sql, 1),
-	              "restart: the HTTP run failed although it needs no database:\n%s",
-	              itest_tail(e->log));
+	cut_runs_failed(&f, since, "", "restart");
 
 	/* every connection pgcrond holds goes silent (a NAT forgot them; new ones get through)
 	 * with a run of every kind in flight */
@@ -852,15 +872,9 @@ START_TEST(lone_instance_faults_with_every_kind_in_flight)
 	kill(f.relay, SIGUSR1);
 	set_sleep(&f, 0);
 	all_again(&f, since, "silent");
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(DISTINCT job_name) = 2 FROM pgcrond.job_run_details"
-	         " WHERE job_name IN ('f-sql', 'f-plugin') AND status = 'failed'"
-	         " AND sqlstate = '08006' AND return_message LIKE 'connection went silent%%'"
-	         " AND start_time > '%s'",
-	         since);
-	ck_assert_msg(itest_wait_sql(f.db2, sql, 10),
-	              "silent: the SQL and plugin runs in flight were not failed as silent:\n%s",
-	              itest_tail(e->log));
+	cut_runs_failed(&f, since,
+	                "AND sqlstate = '08006' AND return_message LIKE 'connection went silent%'",
+	                "silent");
 	free(since);
 
 	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 30), 0);

@@ -345,6 +345,22 @@ START_TEST(pg_net_what_the_user_sees)
 }
 END_TEST
 
+/* E: a fresh database DBNAME (temp dir TAG) with pgcrond installed and HTTP trusting the test
+ * CA, and the test's servers (server_start: *PORT the HTTPS one); returns their pid. */
+static pid_t pgnet_env(struct itest_env *e, const char *tag, const char *dbname, int *port)
+{
+	int unused, silent, status;
+
+	itest_env_init(e, tag, dbname);
+	itest_make_certs(e->dir);
+	pid_t srv = server_start(e->dir, port, &unused, &silent);
+	itest_env_main(e, "http_client = { ca_file = \"%s/ca.pem\"; };\n", e->dir);
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	return srv;
+}
+
 /* Responses that cannot be written when they come: a session holds net._http_response
  * (SHARE), pgcrond.net_respond waits for it and the daemon's session is terminated there;
  * on the new one it fails (its lock_timeout, 2 s) while the table is still held. Once it is
@@ -353,16 +369,10 @@ END_TEST
 START_TEST(pg_net_responses_outlive_a_lost_session_and_a_failed_write)
 {
 	struct itest_env e;
-	int port, unused, silent, status;
+	int port;
 	char sql[1024];
 
-	itest_env_init(&e, "pgnetlost", DB "_lost");
-	itest_make_certs(e.dir);
-	pid_t srv = server_start(e.dir, &port, &unused, &silent);
-	itest_env_main(&e, "http_client = { ca_file = \"%s/ca.pem\"; };\n", e.dir);
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
-	free(out);
+	pid_t srv = pgnet_env(&e, "pgnetlost", DB "_lost", &port);
 	itest_env_start(&e);
 	ck_assert(itest_env_wait(
 	    &e, 10, "SELECT count(*) = 1 FROM pg_stat_activity WHERE " ITEST_OWN_SESSIONS));
@@ -399,16 +409,10 @@ END_TEST
 START_TEST(pg_net_large_bodies_whole)
 {
 	struct itest_env e;
-	int port, unused, silent, status;
+	int port;
 	char sql[1024];
 
-	itest_env_init(&e, "pgnetbig", DB "_big");
-	itest_make_certs(e.dir);
-	pid_t srv = server_start(e.dir, &port, &unused, &silent);
-	itest_env_main(&e, "http_client = { ca_file = \"%s/ca.pem\"; };\n", e.dir);
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
-	free(out);
+	pid_t srv = pgnet_env(&e, "pgnetbig", DB "_big", &port);
 	itest_env_start(&e);
 
 	itest_exec(e.db, "BEGIN");
