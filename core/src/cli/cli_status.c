@@ -21,8 +21,6 @@
 #include "job_kind.h"
 #include "text.h"
 
-/* EX_NOPERM: the socket's permissions keep this user out */
-#define EXIT_NOPERM 77
 /* How long status, pause and resume wait for the answer. */
 #define ANSWER_TIMEOUT_MS 10000
 
@@ -104,7 +102,7 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 			    "daemon's user and group (add yourself to its group, or use sudo -u "
 			    "pgcrond)\n",
 			    cmd, path);
-			rc = EXIT_NOPERM;
+			rc = EX_NOPERM; /* the socket's permissions keep this user out */
 		} else {
 			fprintf(stderr,
 			        "pgcrond %s: no pgcrond answers on %s (%s); is the daemon running "
@@ -263,18 +261,15 @@ static void print_daemon(const json_t *st)
 static void describe_state(const json_t *j, char *out, size_t outlen)
 {
 	const char *state = jstr(j, "state");
-	char span[32];
+	char span[32], pid[32] = "connecting";
 	if (strcmp(state, "running") == 0) {
 		const json_t *r = json_object_get(j, "running");
 		cli_format_span(json_number_value(json_object_get(r, "elapsed_s")), span,
 		                sizeof(span));
-		long long pid = jint(r, "backend_pid");
-		if (pid)
-			snprintf(out, outlen, "running %s (pid %lld)%s", span, pid,
-			         jtrue(j, "paused") ? ", paused" : "");
-		else
-			snprintf(out, outlen, "running %s (connecting)%s", span,
-			         jtrue(j, "paused") ? ", paused" : "");
+		if (jint(r, "backend_pid"))
+			snprintf(pid, sizeof(pid), "pid %lld", jint(r, "backend_pid"));
+		snprintf(out, outlen, "running %s (%s)%s", span, pid,
+		         jtrue(j, "paused") ? ", paused" : "");
 	} else if (strcmp(state, "retrying") == 0) {
 		snprintf(out, outlen, "retrying (attempt %lld)",
 		         jint(json_object_get(j, "retry"), "attempt"));
