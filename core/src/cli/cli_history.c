@@ -30,7 +30,7 @@
 int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
                   struct pgc_config **cfg, struct pg_conn **conn)
 {
-	char err[1024], *skipped = NULL;
+	char *skipped = NULL;
 
 	*cfg = NULL;
 	*conn = NULL;
@@ -39,8 +39,7 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 		return rc;
 	cli_warn_skipped(cmd, conf_path, skipped, consequence);
 	free(skipped);
-	const struct conf_database *db = config_database(*cfg, (*cfg)->history_database);
-	if (!db) {
+	if (!config_database(*cfg, (*cfg)->history_database)) {
 		fprintf(
 		    stderr,
 		    "pgcrond %s: %s: no history database: set history = { database = \"NAME\"; } "
@@ -49,9 +48,8 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 		config_free(cfg);
 		return EX_CONFIG;
 	}
-	*conn = pgconn_connect_blocking(db->conninfo, "pgcrond", err, sizeof(err));
+	*conn = cli_history_connect(cmd, *cfg, NULL);
 	if (!*conn) {
-		fprintf(stderr, "pgcrond %s: history database \"%s\": %s\n", cmd, db->name, err);
 		config_free(cfg);
 		return EX_UNAVAILABLE;
 	}
