@@ -88,18 +88,12 @@ static void shorten(const char *raw, char *out, size_t width)
 		snprintf(out, width + 1, "(out of memory)");
 		return;
 	}
-	size_t n = 0, len = strlen(in);
+	size_t len = strlen(in);
 
-	for (; in[n] && n < width; n++)
-		out[n] = in[n];
-	if (len > width) {
-		n = width - 3;
-		while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
-			n--;
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
+	if (len <= width)
+		snprintf(out, width + 1, "%s", in);
+	else
+		snprintf(out, width + 1, "%.*s...", (int)text_utf8_prefix(in, len, width - 3), in);
 	free(in);
 }
 
