@@ -43,17 +43,23 @@ static int put_time(json_t *o, const char *key, int64_t us)
 	return 0;
 }
 
-static int put_str(json_t *o, const char *key, const char *v)
+/* V as a JSON string, for a text a server sent: one in another encoding may send bytes that
+ * are not UTF-8, which are replaced (json_pack's "s" would fail the whole object). NULL when V
+ * is NULL. */
+static json_t *text_json(const char *v)
 {
-	if (!v)
-		return 0;
-	json_t *s = json_string(v);
-	if (!s) { /* not UTF-8: a server in another encoding */
+	json_t *s = v ? json_string(v) : NULL;
+	if (v && !s) {
 		char *copy = text_utf8_fix_dup(v);
 		s = copy ? json_string(copy) : NULL;
 		free(copy);
 	}
-	return json_object_set_new(o, key, s);
+	return s;
+}
+
+static int put_str(json_t *o, const char *key, const char *v)
+{
+	return v ? json_object_set_new(o, key, text_json(v)) : 0;
 }
 
 static int put_int(json_t *o, const char *key, json_int_t v)
@@ -142,32 +148,28 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 {
 	const struct conf_job *c = j->conf;
 	const struct fresh_view fv = j->fresh;
-	json_t *o = json_object(), *sub;
+	json_t *sub;
 	size_t n_payloads = 0;
 	int64_t deb_due = 0;
 	bool debouncing = src->triggers && *src->triggers &&
 	                  triggers_job_pending(*src->triggers, j->name, &n_payloads, &deb_due);
+	char once[64];
 	int rc = 0;
 
-	if (!o)
-		return NULL;
-	rc |= put_str(o, "name", j->name);
-	rc |= put_str(o, "kind", job_kind_name(j->kind));
-	rc |= put_str(o, "plugin", j->plugin);
-	rc |= put_str(o, "database", j->database);
-	rc |= put_str(o, "schedule", j->schedule);
-	char once[64];
 	if (c) /* (a removed job has no configuration left to tell) */
 		job_kind_once(j->kind, c->command, once, sizeof(once));
-	rc |= put_str(o, "once_under_faults", c ? once : NULL);
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));
-	rc |= json_object_set_new(o, "after", after);
-	rc |= put_str(o, "listen", c ? c->listen : NULL);
-	rc |= put_bool(o, "enabled", j->enabled);
-	rc |= put_bool(o, "paused", j->paused);
-	rc |= put_str(o, "state", job_state(j, debouncing));
+	/* a job made in SQL names the database its owner gave (the server's text) */
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}", "name",
+	              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin, "database",
+	              text_json(j->database), "schedule", j->schedule, "once_under_faults",
+	              c ? once : NULL, "after", after, "listen", c ? c->listen : NULL, "enabled",
+	              j->enabled, "paused", j->paused, "state", job_state(j, debouncing));
+	if (!o)
+		return NULL;
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
 	 * settings an operator asks about first */
 	if (c) {
@@ -280,21 +282,16 @@ static json_t *databases_json(const struct status_src *src)
 	if (!arr)
 		return NULL;
 	for (size_t i = 0; i < n && i < MAX_DATABASES; i++) {
-		json_t *o = json_object();
+		/* reachable: true, false, or null: not known yet (nothing connected to its server)
+		 */
+		json_t *o = json_pack(
+		    "{s:o, s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "name", text_json(st[i].name),
+		    "pool", st[i].pool, "open", (json_int_t)st[i].open, "idle",
+		    (json_int_t)st[i].idle, "busy", (json_int_t)st[i].busy, "connecting",
+		    (json_int_t)st[i].connecting, "waiting", (json_int_t)st[i].waiting, "reachable",
+		    st[i].reachable < 0 ? json_null() : json_boolean(st[i].reachable == 1));
 		if (!o)
 			goto fail;
-		rc |= put_str(o, "name", st[i].name);
-		rc |= put_int(o, "pool", st[i].pool);
-		rc |= put_int(o, "open", (json_int_t)st[i].open);
-		rc |= put_int(o, "idle", (json_int_t)st[i].idle);
-		rc |= put_int(o, "busy", (json_int_t)st[i].busy);
-		rc |= put_int(o, "connecting", (json_int_t)st[i].connecting);
-		rc |= put_int(o, "waiting", (json_int_t)st[i].waiting);
-		/* true, false, or null: not known yet (nothing connected to its server) */
-		if (st[i].reachable < 0)
-			rc |= json_object_set_new(o, "reachable", json_null());
-		else
-			rc |= put_bool(o, "reachable", st[i].reachable == 1);
 		if (st[i].reachable == 0 && st[i].last_error)
 			rc |= put_str(o, "last_error", st[i].last_error);
 		rc |= json_array_append_new(arr, o);
@@ -308,28 +305,19 @@ fail:
 
 static json_t *history_json(const struct status_src *src, const struct pgc_config *cfg)
 {
-	json_t *o = json_object();
 	struct hist_stats hs = {0};
 	char path[4096];
 	struct stat sb;
-	int rc = 0;
 
-	if (!o)
-		return NULL;
 	if (src->hist)
 		hist_get_stats(src->hist, &hs);
-	rc |= put_str(o, "database", cfg ? cfg->history_database : NULL);
-	rc |= put_bool(o, "connected", src->hist && hs.connected);
-	rc |= put_int(o, "pending", (json_int_t)hs.pending);
 	int n = cfg ? snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HIST_SPOOL_FILE) : -1;
 	bool have = n > 0 && (size_t)n < sizeof(path) && stat(path, &sb) == 0;
-	rc |= put_int(o, "spool_bytes", have ? (json_int_t)sb.st_size : 0);
-	rc |= put_int(o, "written", (json_int_t)hs.written);
-	rc |= put_int(o, "dropped", (json_int_t)hs.dropped);
-	if (rc == 0)
-		return o;
-	json_decref(o);
-	return NULL;
+	return json_pack("{s:s*, s:b, s:I, s:I, s:I, s:I}", "database",
+	                 cfg ? cfg->history_database : NULL, "connected", src->hist && hs.connected,
+	                 "pending", (json_int_t)hs.pending, "spool_bytes",
+	                 have ? (json_int_t)sb.st_size : 0, "written", (json_int_t)hs.written,
+	                 "dropped", (json_int_t)hs.dropped);
 }
 
 static json_t *plugins_json(const struct plugin_registry *reg)
@@ -338,16 +326,11 @@ static json_t *plugins_json(const struct plugin_registry *reg)
 	int rc = 0;
 	for (size_t i = 0; arr && reg && i < reg->n_plugins; i++) {
 		const struct plugin *p = reg->plugins[i];
-		json_t *o = json_object();
-		if (!o) {
-			rc = -1;
-			break;
-		}
-		rc |= put_str(o, "name", p->name);
-		rc |= put_str(o, "version", p->version);
-		rc |= put_str(o, "path", p->path);
-		rc |= put_int(o, "abi_minor", p->abi_minor);
-		rc |= json_array_append_new(arr, o);
+		/* the version is the plugin's own text */
+		rc |= json_array_append_new(arr, json_pack("{s:s, s:o*, s:s*, s:I}", "name",
+		                                           p->name, "version",
+		                                           text_json(p->version), "path", p->path,
+		                                           "abi_minor", (json_int_t)p->abi_minor));
 	}
 	if (arr && rc == 0)
 		return arr;
@@ -436,33 +419,26 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 	rc |= put_time(o, "started_at", src->started_us);
 	rc |= json_object_set_new(o, "uptime_s", json_real((double)(now - src->started_us) / 1e6));
 	rc |= put_time(o, "now", now);
-	rc |= put_bool(o, "draining", sv.draining);
-	rc |= put_int(o, "running", (json_int_t)sv.running);
-	rc |= put_int(o, "queued", (json_int_t)sv.queued);
-	rc |= put_int(o, "max_running", sv.max_running);
-	json_t *dbs = databases_json(src), *hist = history_json(src, cfg),
-	       *plugins = plugins_json(sv.plugins);
-	rc |= json_object_set_new(o, "databases", dbs);
-	rc |= json_object_set_new(o, "history", hist);
-	rc |= json_object_set_new(o, "plugins", plugins);
-	if (!dbs || !hist || !plugins || rc != 0)
+	rc |= json_object_update_new(
+	    o, json_pack("{s:b, s:I, s:I, s:i, s:o, s:o, s:o}", "draining", sv.draining, "running",
+	                 (json_int_t)sv.running, "queued", (json_int_t)sv.queued, "max_running",
+	                 sv.max_running, "databases", databases_json(src), "history",
+	                 history_json(src, cfg), "plugins", plugins_json(sv.plugins)));
+	if (rc != 0)
 		goto fail;
 	if (src->cluster) {
 		/* which instance this is among those sharing the history database */
 		struct cluster_stats cs;
 		cluster_get_stats(src->cluster, &cs);
-		json_t *cl = json_object();
+		/* peers: the instances' names as the server holds them; alone: no other
+		 * instance is live, and this one claims nothing (cluster_lone) */
+		json_t *cl = json_pack(
+		    "{s:b, s:b, s:I, s:o*, s:b, s:o*}", "connected", cs.connected, "in_recovery",
+		    cs.in_recovery, "peers_live", (json_int_t)cs.peers_live, "peers",
+		    text_json(cluster_peers(src->cluster)), "alone", cluster_lone(src->cluster),
+		    "clock_offset_ms",
+		    cs.clock_offset_known ? json_integer(cs.clock_offset_ms) : NULL);
 		if (!cl || json_object_set_new(o, "cluster", cl) < 0)
-			goto fail;
-		rc |= put_bool(cl, "connected", cs.connected);
-		rc |= put_bool(cl, "in_recovery", cs.in_recovery);
-		rc |= put_int(cl, "peers_live", (json_int_t)cs.peers_live);
-		rc |= put_str(cl, "peers", cluster_peers(src->cluster));
-		/* no other instance is live, and this one claims nothing (cluster_lone) */
-		rc |= put_bool(cl, "alone", cluster_lone(src->cluster));
-		if (cs.clock_offset_known)
-			rc |= put_int(cl, "clock_offset_ms", (json_int_t)cs.clock_offset_ms);
-		if (rc != 0)
 			goto fail;
 	}
 	json_t *fails = failures_json(src, job_or_null);
