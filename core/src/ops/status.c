@@ -457,3 +457,168 @@ fail:
 	errno = ENOMEM;
 	return NULL;
 }
+
+/* ---- the metrics drawn from the status document ---------------------------------------- */
+
+static double num(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+/* The gauges of each job, in the order served: NAME with HELP is the job's FIELD (of its
+ * object OBJ when not NULL; a boolean is 1 or 0; with STATE, 1 while FIELD is STATE), or with
+ * FIELD NULL when its last failure ended (the counters keep it). A job's sample is left out
+ * when POSITIVE and it is not > 0, or when the field WHEN (of OBJ) is not > 0. */
+static const struct job_gauge {
+	const char *name, *help, *obj, *field, *state, *when;
+	bool positive;
+} job_gauges[] = {
+    {"pgcrond_job_last_success_timestamp_seconds",
+     "When the job's last successful run ended (also one before this daemon started).", NULL,
+     "last_success_unix", NULL, NULL, true},
+    {"pgcrond_job_last_failure_timestamp_seconds",
+     "When the job's last failed run ended, since this daemon started.", NULL, NULL, NULL, NULL,
+     true},
+    {"pgcrond_job_next_fire_timestamp_seconds",
+     "The job's next scheduled instant; absent when it has none.", NULL, "next_fire_unix", NULL,
+     NULL, true},
+    {"pgcrond_job_running", "1 while a run of the job is in progress.", NULL, "state", "running",
+     NULL, false},
+    {"pgcrond_job_queued", "1 while a fire of the job waits for a run slot.", NULL, "state",
+     "queued", NULL, false},
+    {"pgcrond_job_paused", "1 while the job is paused (pgcrond pause).", NULL, "paused", NULL, NULL,
+     false},
+    {"pgcrond_job_max_staleness_seconds",
+     "The job's max_staleness setting; absent when it has none.", NULL, "max_staleness_s", NULL,
+     NULL, true},
+    {"pgcrond_job_stale", "1 when the job's last success is older than its max_staleness.", NULL,
+     "stale", NULL, "max_staleness_s", false},
+    {"pgcrond_job_freshness_seconds", "The job's freshness SLA; absent when it has none.",
+     "freshness", "sla_s", NULL, NULL, true},
+    {"pgcrond_job_freshness_lag_seconds",
+     "Age of the oldest change to the job's sources its relation does not reflect yet (0: up "
+     "to date); absent without freshness.",
+     "freshness", "lag_s", NULL, "sla_s", false},
+};
+
+static void job_gauge(FILE *f, const struct metrics *m, const struct job_gauge *g, const json_t *j,
+                      const char *name)
+{
+	const json_t *o = g->obj ? json_object_get(j, g->obj) : j;
+	const json_t *v = g->field ? json_object_get(o, g->field) : NULL;
+	double x = json_is_boolean(v) ? json_is_true(v) : json_number_value(v);
+
+	if (!g->field)
+		x = (double)metrics_last_failure_us(m, name) / 1e6;
+	else if (g->state)
+		x = json_is_string(v) && strcmp(json_string_value(v), g->state) == 0;
+	if ((g->positive && x <= 0) || (g->when && num(o, g->when) <= 0))
+		return;
+	metrics_sample(f, g->name, "job", name, x);
+}
+
+int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
+{
+	const json_t *jobs = json_object_get(st, "jobs"), *hist = json_object_get(st, "history");
+	const json_t *dbs = json_object_get(st, "databases"), *j, *d;
+	size_t i, nj = json_array_size(jobs);
+	const char **names = calloc(nj + 1, sizeof(*names));
+
+	if (!names)
+		return -ENOMEM;
+	json_array_foreach(jobs, i, j)
+	{
+		const char *name = json_string_value(json_object_get(j, "name"));
+		names[i] = name ? name : "";
+	}
+	metrics_head(f, "pgcrond_build_info", "gauge",
+	             "The pgcrond version, as a label; always 1.");
+	metrics_sample(f, "pgcrond_build_info", "version",
+	               json_string_value(json_object_get(st, "version")), 1);
+	metrics_head(f, "pgcrond_start_time_seconds", "gauge",
+	             "When this daemon started, in seconds since the epoch.");
+	metrics_sample(f, "pgcrond_start_time_seconds", NULL, NULL, num(st, "started_at_unix"));
+	metrics_head(f, "pgcrond_max_running", "gauge", "The max_running setting: runs at once.");
+	metrics_sample(f, "pgcrond_max_running", NULL, NULL, num(st, "max_running"));
+
+	/* the `job` label is pgcrond's name; a SQL job's own name is any text, here once */
+	metrics_head(f, "pgcrond_job_info", "gauge",
+	             "1 per job: its kind (sql, plugin, http); for a job made in SQL also its "
+	             "owner, jobid and the name given to cron.schedule.");
+	json_array_foreach(jobs, i, j)
+	{
+		const char *kind = json_string_value(json_object_get(j, "kind"));
+		const char *owner = json_string_value(json_object_get(j, "owner"));
+		const char *cron_name = json_string_value(json_object_get(j, "cron_name"));
+		fputs("pgcrond_job_info{job=\"", f);
+		metrics_label(f, names[i]);
+		fputs("\",kind=\"", f);
+		metrics_label(f, kind ? kind : "");
+		if (owner) {
+			fputs("\",owner=\"", f);
+			metrics_label(f, owner);
+			fprintf(f, "\",jobid=\"%lld\",cron_name=\"",
+			        (long long)json_integer_value(json_object_get(j, "jobid")));
+			metrics_label(f, cron_name ? cron_name : "");
+		}
+		fputs("\"} 1\n", f);
+	}
+	metrics_render_counters(m, names, nj, f);
+	for (size_t g = 0; g < sizeof(job_gauges) / sizeof(job_gauges[0]); g++) {
+		metrics_head(f, job_gauges[g].name, "gauge", job_gauges[g].help);
+		json_array_foreach(jobs, i, j) job_gauge(f, m, &job_gauges[g], j, names[i]);
+	}
+
+	metrics_head(f, "pgcrond_database_connections", "gauge",
+	             "Open connections of each database's pool, by state.");
+	json_array_foreach(dbs, i, d)
+	{
+		double open = num(d, "open"), idle = num(d, "idle"), busy = num(d, "busy");
+		const struct {
+			const char *state;
+			double n;
+		} by[] = {{"connecting", num(d, "connecting")},
+		          {"idle", idle},
+		          {"busy", busy},
+		          /* open and neither idle nor busy: its session is being reset */
+		          {"resetting", open - (open < idle + busy ? open : idle + busy)}};
+		for (size_t s = 0; s < sizeof(by) / sizeof(by[0]); s++) {
+			fputs("pgcrond_database_connections{database=\"", f);
+			metrics_label(f, json_string_value(json_object_get(d, "name")));
+			fprintf(f, "\",state=\"%s\"} %.17g\n", by[s].state, by[s].n);
+		}
+	}
+	metrics_head(f, "pgcrond_database_pool_size", "gauge",
+	             "The pool setting of each database.");
+	json_array_foreach(dbs, i, d)
+	    metrics_sample(f, "pgcrond_database_pool_size", "database",
+	                   json_string_value(json_object_get(d, "name")), num(d, "pool"));
+	metrics_head(f, "pgcrond_database_waiting_runs", "gauge",
+	             "Runs waiting for a connection of each database.");
+	json_array_foreach(dbs, i, d)
+	    metrics_sample(f, "pgcrond_database_waiting_runs", "database",
+	                   json_string_value(json_object_get(d, "name")), num(d, "waiting"));
+
+	if (json_string_value(json_object_get(hist, "database"))) {
+		metrics_head(f, "pgcrond_history_connected", "gauge",
+		             "1 while the history database's connection is up.");
+		metrics_sample(f, "pgcrond_history_connected", NULL, NULL,
+		               json_is_true(json_object_get(hist, "connected")));
+		metrics_head(
+		    f, "pgcrond_history_spool_records", "gauge",
+		    "History records waiting to be written (in memory and in the spill file).");
+		metrics_sample(f, "pgcrond_history_spool_records", NULL, NULL,
+		               num(hist, "pending"));
+		metrics_head(f, "pgcrond_history_records_written_total", "counter",
+		             "History records the database acknowledged.");
+		metrics_sample(f, "pgcrond_history_records_written_total", NULL, NULL,
+		               num(hist, "written"));
+		metrics_head(
+		    f, "pgcrond_history_records_dropped_total", "counter",
+		    "History records given up (spill file full, data the database refused).");
+		metrics_sample(f, "pgcrond_history_records_dropped_total", NULL, NULL,
+		               num(hist, "dropped"));
+	}
+	free(names);
+	return ferror(f) ? -EIO : 0;
+}
