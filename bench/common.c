@@ -100,6 +100,14 @@ void bench_exec(PGconn *c, const char *sql)
 	PQclear(r);
 }
 
+PGresult *bench_query(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die(sql, PQresultErrorMessage(r));
+	return r;
+}
+
 char *bench_slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");

@@ -24,6 +24,8 @@ PGconn *bench_connect(const char *conninfo);
 /* Drop the server's notices (DROP ... IF EXISTS and the like) instead of printing them. */
 void bench_quiet_notices(PGconn *c);
 void bench_exec(PGconn *c, const char *sql);
+/* SQL with N text parameters, its rows expected (the caller PQclear()s the result). */
+PGresult *bench_query(PGconn *c, const char *sql, int n, const char *const *params);
 /* The whole of PATH, malloc'd. */
 char *bench_slurp(const char *path);
 /* Copy plugin NAME's .so from the build into PLUGIN_DIR, mode 0644 (the daemon refuses a

@@ -271,15 +271,13 @@ static void window_stats(PGconn *c, const char *t0, const char *t1, double secon
                          double *p99, double *max, double *runs_s)
 {
 	const char *params[] = {t0, t1};
-	PGresult *r = PQexecParams(
+	PGresult *r = bench_query(
 	    c,
 	    "SELECT count(*), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0),"
 	    " coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), 0), coalesce(max(l), 0)"
 	    " FROM (SELECT extract(epoch FROM at - date_trunc('second', at)) * 1000 AS l"
 	    " FROM ticks WHERE at >= $1::timestamptz AND at < $2::timestamptz) s",
-	    2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		bench_die("stats", PQresultErrorMessage(r));
+	    2, params);
 	*p50 = atof(PQgetvalue(r, 0, 1));
 	*p99 = atof(PQgetvalue(r, 0, 2));
 	*max = atof(PQgetvalue(r, 0, 3));
@@ -506,10 +504,7 @@ static void ts_text(PGconn *c, double t, char *out, size_t len)
 	char arg[64];
 	snprintf(arg, sizeof(arg), "%.6f", t);
 	const char *params[] = {arg};
-	PGresult *r =
-	    PQexecParams(c, "SELECT to_timestamp($1::float8)", 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		bench_die("to_timestamp", PQresultErrorMessage(r));
+	PGresult *r = bench_query(c, "SELECT to_timestamp($1::float8)", 1, params);
 	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 }

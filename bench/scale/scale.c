@@ -194,14 +194,12 @@ static double worst_late(PGconn *c, double from, double to, int ticks, long *n, 
 	snprintf(a, sizeof(a), "%.6f", from);
 	snprintf(b, sizeof(b), "%.6f", to);
 	const char *params[] = {a, b};
-	PGresult *r = PQexecParams(
+	PGresult *r = bench_query(
 	    c,
 	    "SELECT count(*), coalesce(max(extract(epoch FROM at - date_trunc('second', at)) * "
 	    "1000), -1) FROM bench_scale_tick WHERE date_trunc('second', at) >= "
 	    "to_timestamp($1::float8) AND date_trunc('second', at) < to_timestamp($2::float8)",
-	    2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		bench_die("lateness", PQerrorMessage(c));
+	    2, params);
 	*n += atol(PQgetvalue(r, 0, 0));
 	double v = atof(PQgetvalue(r, 0, 1));
 	PQclear(r);
@@ -242,14 +240,12 @@ static double recorded_per_s(PGconn *c, double from, double to)
 	snprintf(a, sizeof(a), "%lld", s0);
 	snprintf(b, sizeof(b), "%lld", s1);
 	const char *params[] = {a, b};
-	PGresult *r = PQexecParams(
+	PGresult *r = bench_query(
 	    c,
 	    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE 'tick-%' AND status"
 	    " = 'succeeded' AND scheduled_time >= to_timestamp($1::float8) AND scheduled_time <"
 	    " to_timestamp($2::float8)",
-	    2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		bench_die("recorded", PQerrorMessage(c));
+	    2, params);
 	double v = atof(PQgetvalue(r, 0, 0)) / (double)(s1 - s0);
 	PQclear(r);
 	return v;
