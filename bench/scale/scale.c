@@ -444,7 +444,7 @@ int main(int argc, char **argv)
 		}
 		if (tps[0] >= 0) {
 			double t = report("pgbench tps (16 conns)", tps, runs, "/s", 1);
-			printf("  pgcrond's ticks' runs/s recorded / pgbench's tps: %.3f (pgbench: "
+			printf("  pgcrond's ticks' runs/s recorded / pgbench's tps: %.3g (pgbench: "
 			       "the "
 			       "ticks' INSERT, 16 connections, %d s)\n",
 			       t > 0 ? pg_rec / t : 0, pgbench_s);
