@@ -51,11 +51,6 @@
 static void run_begin(struct run *r);
 static void after_run(struct job *j);
 
-uint32_t sched_system_random(void *arg)
-{
-	return arc4random();
-}
-
 /* ---- timers --------------------------------------------------------------------------- */
 
 int64_t sched_next_fire(const cron_expr *e, const cron_tz *tz, int64_t prev, int64_t now)
@@ -191,7 +186,8 @@ static void retry(struct run *r, const struct flow_outcome *o)
 	    !retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
 	                  o->transient ? false : o->timed_out))
 		return; /* cancelled: pgcrond stopped it (replace, shutdown), policy */
-	int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));
+	int64_t delay =
+	    retry_delay_ms(c, r->attempt, s->random ? s->random(s->random_arg) : arc4random());
 	struct run *nr = NULL;
 	if (!j->retry_ev && (j->retry_ev = malloc(sizeof(*j->retry_ev))) != NULL)
 		clock_timer_init(j->retry_ev, retry_cb, j);

@@ -552,10 +552,8 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		on_success(r);
 		return;
 	}
-	if (o->cancelled)
-		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
-	if (j->active)
-		return; /* its retry (sched.c: retry) waits for its delay */
+	if (o->cancelled || j->active)
+		return; /* pgcrond stopped it (replace, shutdown): policy; or its retry (sched.c) */
 	on_final_failure(r, o);
 }
 

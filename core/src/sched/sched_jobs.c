@@ -29,7 +29,7 @@
 
 void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
 {
-	s->random = random ? random : sched_system_random;
+	s->random = random;
 	s->random_arg = arg;
 }
 
@@ -197,7 +197,6 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	if (h)
 		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
 	s->max_running = 32;
-	s->random = sched_system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
 	clock_timer_init(&s->warm_ev, sched_warm_cb, s);

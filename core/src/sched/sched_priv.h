@@ -241,7 +241,7 @@ struct sched {
 	size_t n_marked;
 	struct coord *coord;           /* NULL: none (coord.h) */
 	struct metrics *metrics;       /* may be NULL (sched_set_metrics) */
-	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random) */
+	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random); NULL: arc4random */
 	void *random_arg;
 	char instance[128];
 	const struct pgc_config *cfg;
@@ -342,10 +342,8 @@ const char *sched_work_keep(struct run *r, const char *why);
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
  * R). Keeps sched.n_claiming and sched.n_running. */
 bool sched_run_to(struct run *r, enum run_state to);
-/* R, due, is handed to the loop (RUN_DEFERRED), whose turn fires it (sched_deferred_cb):
- * the runs the files below sched.c start (a downstream, a parked fire released, a catch-up,
- * a freshness fire) go this way, so that they never call up into sched.c and a run's end
- * never starts another run inside it. */
+/* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
+ * without calling up into it, and a run's end never starts another run inside it. */
 void sched_run_defer(struct run *r);
 /* While draining: once no run is claiming, queued or running, the drain's callback goes
  * (from the loop). sched_run_to() calls it as those counts drop; sched_drain() once. */
@@ -438,7 +436,6 @@ long sched_concurrent_guards(const struct job *j, char names[][512], struct exec
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
 void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
-uint32_t sched_system_random(void *arg);
 
 /* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
 void sched_apply_finish(struct sched *s);
