@@ -454,54 +454,37 @@ void cluster_wake(struct cluster *c)
 
 /* ---- other modules' statements --------------------------------------------------------- */
 
-static void task_free(struct task *t)
+/* A statement of another module (cluster_submit): an item of the session's outbox
+ * (ownsess_ask), sent in the cluster's turn before its rows. */
+struct task {
+	struct cluster *c;
+	cluster_result_fn fn;
+	void *arg;
+};
+
+static void task_answered(void *arg, const PGresult *res)
 {
-	stmtq_free_held(t->stmt);
+	struct task *t = arg;
+	char err[512] = "";
+	const char *state = "";
+	t->c->n_tasks--;
+	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) { /* (NULL: no rows, no error) */
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		pgconn_result_error(res, err, sizeof(err));
+		res = NULL;
+	}
+	t->fn(t->arg, res, err, state ? state : "");
 	free(t);
 }
 
-/* The head task goes, if one waits; it stays the head until its answer (tasks_done). */
-static bool tasks_send(struct cluster *c)
+static void task_lost(void *arg)
 {
-	struct stmtq_stmt *s = c->task_head ? c->task_head->stmt : NULL;
-	if (!s)
-		return false;
-	c->task_head->stmt = NULL;
-	c->flight = OP_TASK;
-	(void)stmtq_push_held(c->q, s, c->q->drv.check_ms);
-	return true;
+	struct task *t = arg;
+	t->c->n_tasks--;
+	if (!t->c->closing)
+		t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
+	free(t);
 }
-
-static void tasks_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	struct task *t = c->task_head;
-	if (!t)
-		return;
-	c->task_head = t->next;
-	if (!c->task_head)
-		c->task_tail = NULL;
-	t->fn(t->arg, sr->failed ? NULL : sr->res, sr->failed ? sr->err : "",
-	      sr->failed ? sr->sqlstate : "");
-	task_free(t);
-}
-
-void cluster_tasks_lost(struct cluster *c)
-{
-	while (c->task_head) {
-		struct task *t = c->task_head;
-		c->task_head = t->next;
-		if (!c->closing)
-			t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
-		task_free(t);
-	}
-	c->task_tail = NULL;
-}
-
-const struct cluster_row cluster_row_tasks = {.op = OP_TASK,
-                                              .flags = ROW_ITEMS | ROW_CLOSING,
-                                              .send = tasks_send,
-                                              .done = tasks_done,
-                                              .lost = cluster_tasks_lost};
 
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg)
@@ -516,23 +499,17 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 {
 	if (!c || !stmtq_ready(c->q) || c->state != CS_LOCKED)
 		return -ENOTCONN;
-	struct task *t = calloc(1, sizeof(*t));
-	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
+	struct task *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct task){.c = c, .fn = fn, .arg = arg};
+	/* sent from the loop, never from inside this call; while closing, before the stop
+	 * (cluster_close's wait runs the session's turns) */
+	if (ownsess_ask(&c->sess, sql, n, params, task_answered, task_lost, t) < 0) {
 		free(t);
 		return -ENOMEM;
 	}
-	t->fn = fn;
-	t->arg = arg;
-	if (c->task_tail)
-		c->task_tail->next = t;
-	else
-		c->task_head = t;
-	c->task_tail = t;
-	c->sess.want = true; /* (while closing, asked at the session's next idle turn) */
-	/* sent from the loop (the flush timer kicks), never from inside this call; while
-	 * closing, before the stop (cluster_kick, from cluster_close's wait) */
-	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))
-		cluster_arm_ms(&c->flush_ev, 0);
+	c->n_tasks++;
 	return 0;
 }
 

@@ -171,14 +171,6 @@ struct claim {
 	struct strmap_node sent_node; /* under job, while claim_match matches rows to claims */
 };
 
-/* A statement of another module (cluster_submit), sent in its turn (cluster_kick). */
-struct task {
-	struct task *next;
-	struct stmtq_stmt *stmt; /* stmtq_hold's; NULL once pushed */
-	cluster_result_fn fn;
-	void *arg;
-};
-
 /* The statements, by what their answers mean (the session's tags). */
 enum op {
 	OP_LOCK = 1,
@@ -194,7 +186,6 @@ enum op {
 	OP_STOP,
 	OP_LISTEN,
 	OP_HELLO,
-	OP_TASK,
 	OP_N
 };
 
@@ -338,8 +329,8 @@ struct cluster {
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
-	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
-	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
+	char *announce;   /* text[] of the jobs whose end is announced (sql_unlock) */
+	unsigned n_tasks; /* other modules' statements queued or in flight (cluster_submit) */
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
@@ -359,7 +350,7 @@ struct cluster {
 
 /* ---- cluster_conn.c: the session, the table's turns, the unlocks and other modules'
  * statements */
-extern const struct cluster_row cluster_row_unlock, cluster_row_tasks;
+extern const struct cluster_row cluster_row_unlock;
 /* Set C's session and the table ROWS (NULL-terminated) up (cluster_open): 0 or -ENOMEM. */
 int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
 /* Move C to state TO, unless cluster_state_may(C's, TO) refuses it: false, logged as an
@@ -390,7 +381,6 @@ bool cluster_jobs_unpublished(const struct cluster *c);
 /* The job's lock of a run that ended goes back (gathered: UNLOCK_GATHER_MS). */
 void cluster_unlock(struct cluster *c, const char *job);
 /* Other modules' statements can get no answer (none is called once closing): they go. */
-void cluster_tasks_lost(struct cluster *c);
 
 /* ---- cluster_lone.c: an instance alone (schema step 23, docs/several-instances.md "An
  * instance alone"): while no other instance is live it claims nothing, takes no job lock and

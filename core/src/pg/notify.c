@@ -286,7 +286,7 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
 {
 	if (n->state != NL_LISTENING)
 		return -ENOTCONN;
-	return ownsess_ask(&n->sess, sql, n_params, params, cb, arg);
+	return ownsess_ask(&n->sess, sql, n_params, params, cb, NULL, arg);
 }
 
 int notify_queue(struct notify *n, struct ownsess_item *it)

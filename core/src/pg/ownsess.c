@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,7 @@ static void on_connected(void *arg)
 struct ask {
 	struct ownsess_item it;
 	ownsess_answer_fn fn;
+	void (*lost)(void *arg);
 	void *arg;
 	const char *sql;
 	int n;
@@ -81,7 +83,10 @@ static void ask_free(struct ownsess_item *it)
 
 static void ask_lost(struct ownsess_item *it, const char *why)
 {
+	struct ask *a = (struct ask *)it;
 	(void)why;
+	if (a->lost)
+		a->lost(a->arg);
 	ask_free(it);
 }
 
@@ -425,13 +430,14 @@ bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *c
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
-                ownsess_answer_fn fn, void *arg)
+                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
 {
 	struct ask *a = calloc(1, sizeof(*a) + (size_t)n * sizeof(a->params[0]));
 	if (!a)
 		return -ENOMEM;
 	*a = (struct ask){.it = {.send = ask_send, .done = ask_done, .lost = ask_lost},
 	                  .fn = fn,
+	                  .lost = lost,
 	                  .arg = arg,
 	                  .sql = sql};
 	for (; a->n < n; a->n++)
@@ -457,6 +463,24 @@ void ownsess_retry(struct ownsess_client *cl, int64_t ms)
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_del(&cl->retry_ev);
 	evtimer_add(&cl->retry_ev, &tv);
+}
+
+void ownsess_drain(struct ownsess_client *cl, int64_t until_ms, bool (*more)(void *arg))
+{
+	struct ownsess *s = cl->s;
+
+	while (stmtq_ready(&s->q) && more(cl->arg)) {
+		if (!stmtq_busy(&s->q))
+			on_idle(s);
+		int64_t left = until_ms - clock_mono_ms();
+		PGconn *conn = stmtq_conn(&s->q);
+		if (!stmtq_busy(&s->q) || !conn || left <= 0 || PQflush(conn) < 0)
+			return;
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+		if (poll(&pfd, 1, (int)left) <= 0)
+			return;
+		conndrv_serve(pfd.fd, EV_READ, &s->q.drv); /* may drop the connection */
+	}
 }
 
 static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)

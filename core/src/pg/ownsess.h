@@ -137,13 +137,18 @@ bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *c
 void ownsess_item_done(void *arg, int tag, const struct stmtq_result *r);
 /* An item made for one statement: SQL (borrowed: a constant) with N text PARAMS (copied;
  * NULL = SQL NULL), queued on CL; FN(ARG, RES) with its first tuples result, or its error
- * result (NULL: neither; valid during the call). One lost is dropped without a call.
- * -ENOMEM. */
+ * result (NULL: neither; valid during the call). One lost: LOST(ARG) (NULL: dropped without
+ * a call). -ENOMEM. */
 typedef void (*ownsess_answer_fn)(void *arg, const PGresult *res);
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
-                ownsess_answer_fn fn, void *arg) __attribute__((warn_unused_result));
+                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
 /* CL has something to send (its want set): the session's next turn, from the loop. */
 void ownsess_want(struct ownsess_client *cl);
+/* At the stop, the loop no longer running: the session's turns are taken and its answers
+ * read here (a bounded wait on its socket) while MORE(CL's arg) is true, until nothing is
+ * left to send, the connection goes or UNTIL_MS (monotonic) passes. */
+void ownsess_drain(struct ownsess_client *cl, int64_t until_ms, bool (*more)(void *arg));
 /* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
 void ownsess_retry(struct ownsess_client *cl, int64_t ms);
 /* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The
