@@ -237,34 +237,6 @@ START_TEST(fail_names_the_reason_and_the_reconnect_delay)
 }
 END_TEST
 
-/* A held statement goes where its owner pushes it, after what was pushed before; one never
- * pushed is freed without a callback. */
-START_TEST(held_statements_take_their_place_when_pushed)
-{
-	struct fixture f;
-	char ci[128];
-	const char *p[] = {"x"};
-
-	setup(&f, false);
-	struct stmtq_stmt *h4 = stmtq_hold(4, "SELECT $1", 1, p, on_done, &f);
-	struct stmtq_stmt *h5 = stmtq_hold(5, "SELECT 5", 0, NULL, on_done, &f);
-	ck_assert_ptr_nonnull(h4);
-	ck_assert_ptr_nonnull(h5);
-	ck_assert(!stmtq_busy(&f.q));
-	push3(&f);
-	ck_assert(stmtq_push_held(&f.q, h4, 0));
-	stmtq_free_held(h5);
-	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d user=u dbname=d", f.port);
-	stmtq_connect(&f.q, ci, "test");
-	run(&f);
-	ck_assert_int_eq(f.n_events, 5);
-	ck_assert_str_eq(f.events[2], "lost 3");
-	ck_assert_str_eq(f.events[3], "lost 4");
-	ck_assert(strncmp(f.events[4], "failed: ", 8) == 0);
-	teardown(&f);
-}
-END_TEST
-
 /* Closing forgets what waits without a callback. */
 START_TEST(close_forgets_without_callbacks)
 {
@@ -286,7 +258,6 @@ int main(void)
 	tcase_add_test(tc, refused_connect_loses_the_waiting_statements_in_order);
 	tcase_add_test(tc, reconnects_after_the_backoff_and_what_waits_goes_with_the_next_connect);
 	tcase_add_test(tc, fail_names_the_reason_and_the_reconnect_delay);
-	tcase_add_test(tc, held_statements_take_their_place_when_pushed);
 	tcase_add_test(tc, close_forgets_without_callbacks);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -120,30 +120,6 @@ void cluster_kick(struct cluster *c)
 	ownsess_want(&c->sess);
 }
 
-void cluster_kick_now(struct cluster *c)
-{
-	c->sess.want = true;
-	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || c->state != CS_LOCKED)
-		return;
-	int64_t now = clock_mono_ms();
-	const char *mine[] = {c->instance, c->boot_id};
-	for (const struct cluster_row *const *r = c->rows; *r; r++) {
-		const struct cluster_row *w = *r;
-		bool timed = !(w->flags & ROW_ITEMS);
-		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
-		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
-			continue;
-		if (timed)
-			next_due(c, w, now);
-		if (!w->send) {
-			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
-			return;
-		}
-		if (w->send(c))
-			return;
-	}
-}
-
 /* Statement TAG is complete (stmtq.h): its row takes the answer. The next statement follows
  * when this returns (the session's idle(): cluster_kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *sr)
@@ -268,9 +244,26 @@ static void on_retry(void *arg)
 static void on_idle(void *arg)
 {
 	struct cluster *c = arg;
-	cluster_kick_now(c);
-	if (!stmtq_busy(c->q))
-		c->sess.want = false;
+	c->sess.want = false;
+	if (c->state != CS_LOCKED)
+		return;
+	int64_t now = clock_mono_ms();
+	const char *mine[] = {c->instance, c->boot_id};
+	for (const struct cluster_row *const *r = c->rows; *r; r++) {
+		const struct cluster_row *w = *r;
+		bool timed = !(w->flags & ROW_ITEMS);
+		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
+		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
+			continue;
+		if (timed)
+			next_due(c, w, now);
+		if (!w->send) {
+			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
+			return;
+		}
+		if (w->send(c))
+			return;
+	}
 }
 
 /* Wake-ups from other instances (coord.c), between statements. */

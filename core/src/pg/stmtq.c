@@ -258,31 +258,6 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
 	conndrv_fail(&q->drv, why);
 }
 
-struct stmtq_stmt *stmtq_hold(int tag, const char *sql, int n, const char *const *params,
-                              stmtq_done_fn done, void *arg)
-{
-	struct stmtq_stmt *s = calloc(1, sizeof(*s));
-	if (!s || !(s->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->params)))) {
-		free(s);
-		return NULL;
-	}
-	s->tag = tag;
-	s->sql = sql;
-	s->done = done;
-	s->arg = arg;
-	for (; s->n < n; s->n++)
-		if (params[s->n] && !(s->params[s->n] = strdup(params[s->n]))) {
-			stmt_free(s);
-			return NULL;
-		}
-	return s;
-}
-
-void stmtq_free_held(struct stmtq_stmt *s)
-{
-	stmt_free(s);
-}
-
 static void forgotten(void *arg, int tag, const struct stmtq_result *r)
 {
 	(void)arg;
@@ -314,29 +289,34 @@ void stmtq_forget(struct stmtq *q, const void *arg)
 	}
 }
 
-bool stmtq_push_held(struct stmtq *q, struct stmtq_stmt *s, int64_t deadline_ms)
-{
-	s->deadline_ms = deadline_ms;
-	if (q->tail)
-		q->tail->next = s;
-	else
-		q->head = s;
-	q->tail = s;
-	if (q->head != s || q->cur_state != STMTQ_IDLE || q->drv.state != CONNDRV_READY)
-		return true;
-	pump(q);
-	return q->drv.state == CONNDRV_READY;
-}
-
 bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
                 int64_t deadline_ms, stmtq_done_fn done, void *arg)
 {
 	if (!stmtq_busy(q) && q->drv.state == CONNDRV_READY)
 		return send_now(q, tag, sql, n, params, deadline_ms, done, arg);
-	struct stmtq_stmt *s = stmtq_hold(tag, sql, n, params, done, arg);
-	return s && stmtq_push_held(q, s, deadline_ms);
+	struct stmtq_stmt *s = calloc(1, sizeof(*s));
+	if (!s || !(s->params = calloc(n > 0 ? (size_t)n : 1, sizeof(*s->params)))) {
+		free(s);
+		return false;
+	}
+	*s = (struct stmtq_stmt){.tag = tag,
+	                         .sql = sql,
+	                         .params = s->params,
+	                         .deadline_ms = deadline_ms,
+	                         .done = done,
+	                         .arg = arg};
+	for (; s->n < n; s->n++)
+		if (params[s->n] && !(s->params[s->n] = strdup(params[s->n]))) {
+			stmt_free(s);
+			return false;
+		}
+	if (q->tail)
+		q->tail->next = s;
+	else
+		q->head = s;
+	q->tail = s; /* (busy or down: it waits) */
+	return true;
 }
-
 bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
                  stmtq_done_fn done, void *arg)
 {

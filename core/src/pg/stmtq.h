@@ -111,14 +111,6 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms);
 bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
                 int64_t deadline_ms, stmtq_done_fn done, void *arg);
 
-/* A statement made now and pushed later (stmtq_push_held), for an owner that orders what
- * waits itself: SQL borrowed as stmtq_push's, PARAMS copied. NULL if out of memory. */
-struct stmtq_stmt *stmtq_hold(int tag, const char *sql, int n, const char *const *params,
-                              stmtq_done_fn done, void *arg);
-/* stmtq_push of a held statement, which the session takes (freed once sent or lost). */
-bool stmtq_push_held(struct stmtq *q, struct stmtq_stmt *s, int64_t deadline_ms);
-/* Free a held statement never pushed (NULL: nothing), without a callback. */
-void stmtq_free_held(struct stmtq_stmt *s);
 /* The statements whose callbacks take ARG get none any more (their owner goes away): the
  * waiting ones are dropped; the one in flight is read to its end as usual, unless its owner
  * reads it itself (stmtq_begin): then the connection is given up (failed(), every other
