@@ -362,7 +362,6 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 			sorted[i] = &cfg->jobs[i];
 		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
-	ownsess_set_check(&c->sess, cfg->connection_check_ms);
 	set_dead_after(c, cfg->cluster_dead_after_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)

@@ -339,7 +339,6 @@ static void look(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		w->joined = true;
-		ownsess_set_check(&w->sess, p->ex->check_ms);
 		return; /* watch_connected() looks */
 	}
 	/* (one look at a time: its answer looks again; the session away, watch_connected()

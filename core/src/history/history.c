@@ -729,11 +729,6 @@ void hist_wake(struct hist *h)
 	}
 }
 
-void hist_set_connection_check(struct hist *h, int64_t ms)
-{
-	ownsess_set_check(&h->sess, ms);
-}
-
 void hist_tune(struct hist *h, const struct hist_tuning *t)
 {
 	if (t->memory_limit)

@@ -112,11 +112,6 @@ struct hist_tuning {
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
 
-/* The configuration's connection_check (ms; <= 0: the default, 30 s): a connect and a batch
- * of records must be answered within it, and an idle connection is asked (SELECT 1) every
- * half of it and must answer within the other half; otherwise it is replaced. */
-void hist_set_connection_check(struct hist *h, int64_t ms);
-
 /* RUNS points at the number of runs under way, which the executor keeps up to date
  * (exec_runs_under_way), so the history reads it at its turns without asking: while it is
  * not 0, record batches are held back, at most 1 s (then they go on until it is 0), so that

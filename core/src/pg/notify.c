@@ -223,11 +223,6 @@ static const struct ownsess_ops sess_ops = {
     .notify = on_notify,
 };
 
-void notify_set_connection_check(struct notify *n, int64_t ms)
-{
-	ownsess_set_check(&n->sess, ms);
-}
-
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
                const struct notify_callbacks *cb, struct notify **out)
 {

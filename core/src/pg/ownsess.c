@@ -11,7 +11,7 @@
 #include "clock.h"
 #include "conndrv.h"
 
-/* The default connection check until a client sets it. */
+/* The connection check until the configuration's (ownsess_set_check). */
 #define DEF_CHECK_MS 30000
 
 struct ownsess {
@@ -30,7 +30,8 @@ struct ownsess {
 };
 
 static struct ownsess *sessions;
-static unsigned n_full; /* of them, full (ownsess_starving) */
+static unsigned n_full;                 /* of them, full (ownsess_starving) */
+static int64_t check_ms = DEF_CHECK_MS; /* ownsess_set_check's */
 
 static void set_full(struct ownsess *s, bool full)
 {
@@ -310,7 +311,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 		s->base = base;
 		char label[96];
 		session_label(conninfo, label, sizeof(label));
-		stmtq_init(&s->q, base, &sess_ops, s, label, DEF_CHECK_MS);
+		stmtq_init(&s->q, base, &sess_ops, s, label, check_ms);
 		conndrv_set_backoff(&s->q.drv, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS);
 		evtimer_assign(&s->start_ev, base, on_start, s);
 		evtimer_assign(&s->turn_ev, base, on_turn, s);
@@ -526,9 +527,11 @@ bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *chan
 	return false;
 }
 
-void ownsess_set_check(struct ownsess_client *cl, int64_t ms)
+void ownsess_set_check(int64_t ms)
 {
-	conndrv_set_check(&cl->s->q.drv, ms > 0 ? ms : DEF_CHECK_MS);
+	check_ms = ms > 0 ? ms : DEF_CHECK_MS;
+	for (struct ownsess *s = sessions; s; s = s->next)
+		conndrv_set_check(&s->q.drv, check_ms);
 }
 
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)

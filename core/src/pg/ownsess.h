@@ -172,9 +172,12 @@ void ownsess_release_channel(struct ownsess_client *cl, const char *channel);
 /* Another client of CL's session claims CHANNEL (so CL must not UNLISTEN it). */
 bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *channel);
 
-/* The session's connection check (conndrv_set_check) and reconnect backoff, decided for all
- * its clients: the last call wins. */
-void ownsess_set_check(struct ownsess_client *cl, int64_t ms);
+/* The configuration's connection_check (ms; <= 0: the default, 30 s), for every own session,
+ * open or to come: a connect must complete within it, a statement be answered within half of
+ * it, and an idle connection is asked (SELECT 1) every half of it and must answer within the
+ * other half; otherwise the session reconnects. */
+void ownsess_set_check(int64_t ms);
+/* The session's reconnect backoff, decided for all its clients: the last call wins. */
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);
 
 #endif
