@@ -25,7 +25,6 @@
 #include "config.h"
 #include "log.h"
 #include "pgconn.h"
-#include "stmtq.h"
 #include "text.h"
 
 #include "cluster_priv.h"

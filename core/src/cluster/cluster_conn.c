@@ -18,7 +18,6 @@
 #include "cluster_priv.h"
 #include "log.h"
 #include "text.h"
-#include "stmtq.h"
 
 /* Another instance's hello (it listens now) makes this one beat, at most once a second
  * whoever sends it: their heartbeats' answers, not the payload (anyone may send it), tell
@@ -120,7 +119,7 @@ void cluster_kick(struct cluster *c)
 	ownsess_want(&c->sess);
 }
 
-/* Statement TAG is complete (stmtq.h): its row takes the answer. The next statement follows
+/* Statement TAG is complete (ownsess.h): its row takes the answer. The next statement follows
  * when this returns (the session's idle(): cluster_kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 {
@@ -142,7 +141,10 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 {
 	c->flight = op;
 	c->sess.want = true; /* asked again after its answer (also a lock's, sent from no kick) */
-	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
+	if (stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c))
+		return true;
+	c->flight = 0;
+	return false;
 }
 
 /* ---- the state --------------------------------------------------------------------------- */
@@ -219,20 +221,21 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	return c->state != CS_REFUSED;
 }
 
+/* The name's lock, at the cluster's next turn (after the history's first statement). */
 static void on_connected(void *arg)
 {
 	struct cluster *c = arg;
 	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
-	row_of(c, OP_LOCK)->send(c);
+	c->lock_due = true;
+	cluster_kick(c);
 }
 
-/* The retry timer (ownsess_retry): try the lock again (it waits behind the other clients'
- * statements in flight). */
+/* The retry timer (ownsess_retry): try the lock again, at the cluster's next turn. */
 static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	if (stmtq_ready(c->q) && c->state != CS_LOCKED)
-		row_of(c, OP_LOCK)->send(c);
+	c->lock_due = c->state != CS_LOCKED;
+	cluster_kick(c);
 }
 
 /* The session is idle after a statement: the next one. A turn that sends nothing leaves the
@@ -245,8 +248,13 @@ static void on_idle(void *arg)
 {
 	struct cluster *c = arg;
 	c->sess.want = false;
-	if (c->state != CS_LOCKED)
+	if (c->state != CS_LOCKED) {
+		if (c->lock_due) {
+			c->lock_due = false;
+			row_of(c, OP_LOCK)->send(c);
+		}
 		return;
+	}
 	int64_t now = clock_mono_ms();
 	const char *mine[] = {c->instance, c->boot_id};
 	for (const struct cluster_row *const *r = c->rows; *r; r++) {

@@ -46,7 +46,6 @@
 #include "log.h"
 #include "ownsess.h"
 #include "pgconn.h"
-#include "stmtq.h"
 
 #include "history_priv.h"
 
@@ -110,7 +109,7 @@ static void pop(struct hist *h, size_t n)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
-/* The statement state that dies with a connection (the session's: stmtq.h). */
+/* The statement state that dies with a connection (the session's: ownsess.h). */
 static void forget_conn(struct hist *h)
 {
 	hist_written_done(h, false);
@@ -530,7 +529,7 @@ static void fresh_answered(struct hist *h, const struct stmtq_result *r)
 	h->fresh_told = r->failed;
 }
 
-/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
+/* Statement OP is complete (ownsess.h): what its answer means. The next statement follows
  * when this returns (the session's idle(): kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *r)
 {

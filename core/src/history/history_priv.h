@@ -19,7 +19,6 @@
 #include "history.h"
 #include "log.h"
 #include "ownsess.h"
-#include "stmtq.h"
 
 #define DEF_MEMORY_LIMIT 10000
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
@@ -102,7 +101,7 @@ struct hist {
 	struct hist_tuning tun;
 
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
-	struct stmtq *q;            /* ... and its statements (stmtq.h) */
+	struct stmtq *q;            /* ... and its statements (ownsess.h) */
 	bool own_busy;              /* a statement of the history's is in flight or waiting */
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */

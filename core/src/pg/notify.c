@@ -8,7 +8,6 @@
 
 #include "log.h"
 #include "ownsess.h"
-#include "stmtq.h"
 #include "text.h"
 
 struct notify {

@@ -2,7 +2,7 @@
 #define PGCROND_OWNSESS_H
 
 /* pgcrond's own session of a database: one connection (application_name "pgcrond"), one
- * statement session on it (stmtq.h), shared by every module that talks to that database on
+ * statement at a time on it (below), shared by every module that talks to that database on
  * pgcrond's own behalf (the history writer, the cluster's claims and heartbeats, the
  * listeners of notify.h: the jobs', the SQL jobs' reader's, pg_net's queue's). Runs do not
  * use it: they use the executor's pool.
@@ -23,11 +23,10 @@
  * the client's turn, in the order queued. An item that failed goes again after the session's
  * backoff (ownsess_queue_later: OWNSESS_RETRY_MIN_MS doubling to OWNSESS_RETRY_MAX_MS,
  * jittered, the one retry policy of the session, which its reconnects follow too). A client
- * may also push statements on ownsess_q() itself, with stmtq's calls and rules, from its
- * idle() turn: a statement is never sent twice, and when the connection fails every
- * statement in flight or waiting is completed with LOST (each to its own client), and every
- * item queued is lost(), before failed() is called. A deadline is a statement's own: it runs
- * from when the statement is sent, never while it waits behind another client's. A client
+ * may also send statements on ownsess_q() itself, with the calls below, from its idle() turn:
+ * when the connection fails the statement in flight is completed with LOST, and every item
+ * queued is lost(), before failed() is called. A deadline is a statement's own: it runs
+ * from when the statement is sent. A client
  * gives the connection up with stmtq_fail (every client then hears failed()); a client that
  * only wants to try again later arms its own timer (ownsess_retry), which touches no other
  * client. Loop thread only. */
@@ -37,7 +36,84 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stmtq.h"
+#include <libpq-fe.h>
+
+#include "conndrv.h"
+
+/* ---- the statement in flight ------------------------------------------------------------
+ * The session carries one statement at a time (ownsess_q). Its results are read and
+ * gathered (the first tuples result, the rows affected, the first error with its SQLSTATE)
+ * and its callback is called with them; that callback may send the statement that follows it
+ * (a chain: the session is idle again during the call, and no other client has a turn
+ * before it returns). A statement is sent only when the session is connected and idle: from
+ * an item's send(), a client's idle() turn, or the callback of the one before. When the
+ * connection fails, the statement in flight is completed with LOST (ERR says why, SQLSTATE
+ * 08006); a statement is never sent twice. */
+
+/* What a statement came to; valid during its completion callback only. */
+struct stmtq_result {
+	PGresult *res;     /* its first tuples result (NULL if none); cleared after the callback */
+	PGresult *err_res; /* its first error result (NULL if none, or LOST); cleared after */
+	long long rows;    /* rows its results affected (PQcmdTuples, summed) */
+	bool failed;       /* one of its results was an error (or LOST) */
+	bool lost;         /* it got no complete answer: the connection failed */
+	char err[512];     /* the first error for a person (pgconn_result_error), "" if none */
+	char sqlstate[6];
+};
+
+/* Statement TAG (the sender's: which statement it was) is complete. */
+typedef void (*stmtq_done_fn)(void *arg, int tag, const struct stmtq_result *r);
+/* One result of a statement the sender wrote itself (stmtq_begin): R, or NULL where libpq
+ * ends a statement's results; cleared after the call. The sender notes errors
+ * (stmtq_note_error) and says when the statement is complete (stmtq_end). */
+typedef void (*stmtq_each_fn)(void *arg, int tag, PGresult *r);
+
+struct stmtq {
+	/* The connection: clients read its fields, but send through the calls below. */
+	struct conndrv drv;
+
+	/* private */
+	int64_t next_retry_ms; /* stmtq_fail's: the delay before reconnecting, 0 = the backoff */
+	bool sent;             /* a statement is in flight */
+	struct {
+		int tag;
+		stmtq_done_fn done;
+		stmtq_each_fn each;
+		void *arg;
+		struct stmtq_result r;
+	} cur;                                 /* the statement in flight */
+	const struct stmtq_result *completing; /* the answer whose callback runs */
+	const void *last_arg; /* the ARG of the statement completed last (the turns) */
+};
+
+/* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
+ * a reconnect after RETRY_MS (the backoff if 0) if one of them asks for one. */
+void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms);
+/* Send SQL (which must outlive the statement: a constant) with N text parameters (not
+ * copied), answered within DEADLINE_MS (none if <= 0) or the connection is given up;
+ * DONE(ARG, TAG, result) when complete. False if the session is not connected and idle (DONE
+ * is not called), or the connection failed (DONE was called with LOST). */
+bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
+                int64_t deadline_ms, stmtq_done_fn done, void *arg);
+/* The sender wrote a statement (or a pipeline) to stmtq_conn() itself, the session being
+ * connected and idle; it is in flight from now on, as a pushed one (the deadline runs, the
+ * socket is flushed and watched), but its results go to EACH until the sender calls
+ * stmtq_end(). False as stmtq_push. */
+bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
+                 stmtq_done_fn done, void *arg);
+/* R is an error of the statement in flight: recorded if it is the first. Returns true if it
+ * was the first. */
+bool stmtq_note_error(struct stmtq *q, const PGresult *r);
+/* The statement stmtq_begin() put in flight is complete: its DONE is called. */
+void stmtq_end(struct stmtq *q);
+/* A statement is in flight. */
+bool stmtq_busy(const struct stmtq *q);
+/* The statement in flight (or the one whose completion callback runs) has failed so far. */
+bool stmtq_failed(const struct stmtq *q);
+/* The connection (NULL if none), for stmtq_begin's writing. */
+PGconn *stmtq_conn(const struct stmtq *q);
+/* Connected (the driver's READY). */
+bool stmtq_ready(const struct stmtq *q);
 
 /* The application_name of pgcrond's own sessions. */
 #define OWNSESS_APP_NAME "pgcrond"
@@ -73,12 +149,12 @@ struct ownsess_item {
 struct ownsess_ops {
 	/* The connect completed. NULL: nothing. */
 	void (*connected)(void *arg);
-	/* The connection is gone (every statement was completed with LOST). Return true if
+	/* The connection is gone (the statement in flight was completed with LOST). Return true if
 	 * this client wants the session to reconnect; it reconnects while any client does.
 	 * NULL: it does not ask to. */
 	bool (*failed)(void *arg, const char *why, bool was_ready);
-	/* Connected, nothing in flight or waiting, and the client wants (ownsess_client's
-	 * want): push the next statement, or nothing. NULL: nothing. */
+	/* Connected, nothing in flight, and the client wants (ownsess_client's want): send the
+	 * next statement, or nothing. NULL: nothing. */
 	void (*idle)(void *arg);
 	/* The timer ownsess_retry() armed fired. NULL: nothing. */
 	void (*retry)(void *arg);
@@ -112,13 +188,14 @@ struct ownsess_client {
  * -ENOMEM. */
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
                  const struct ownsess_ops *ops, void *arg) __attribute__((warn_unused_result));
-/* CL leaves: its items and its statements waiting are dropped and the one in flight, if its, gets
+/* CL leaves: its items are dropped and the statement in flight, if its, gets
  * no callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can read
  * its results); no callback of CL's is called after this. The last client closes the session. A
  * client that never joined (zeroed) is a no-op. */
 void ownsess_leave(struct ownsess_client *cl);
 
-/* The statement session, for stmtq_push and the others (never NULL after a join). */
+/* The session's statement in flight, for stmtq_push and the others (never NULL after a
+ * join). */
 struct stmtq *ownsess_q(const struct ownsess_client *cl);
 
 /* IT (not queued) goes at the end of CL's outbox, sent from the loop in CL's turn. */
@@ -128,9 +205,8 @@ void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it);
 void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it);
 /* IT's last answer worked: its backoff starts over. */
 void ownsess_item_ok(struct ownsess_item *it);
-/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS (copied if it
- * waits), answered within the connection check / 2. False: the connection failed (lost()
- * was called). */
+/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS, answered within the
+ * connection check / 2. False: the connection failed (lost() was called). */
 bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *const *params);
 /* The stmtq_done_fn of an item's statement (ARG: the item), for one written with
  * stmtq_begin. */
