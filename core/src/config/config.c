@@ -292,10 +292,21 @@ char *config_file_text(struct loader *L, const char *path, int fd, size_t *len)
 
 void config_text_identity(const char *text, size_t len, struct conf_file *f)
 {
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: a byte changed always changes it */
+	/* 8 bytes a step, each step one-to-one (xor, rotate, multiply by an odd number), so texts
+	 * of one size that differ in one word always differ in hash; the rotation carries the
+	 * high bits down, and the end mixes every bit into every other (murmur3's) */
+	uint64_t h = 0xcbf29ce484222325ULL, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)text[i]) * 0x100000001b3ULL;
+	for (; i < len; i += 8) {
+		w = 0;
+		memcpy(&w, text + i, len - i < 8 ? len - i : 8);
+		h ^= w;
+		h = ((h << 31) | (h >> 33)) * 0x9e3779b97f4a7c15ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
 	f->size = len;
 	f->hash = h;
 	f->reusable = !memchr(text, '\0', len) && !strstr(text, "@include");

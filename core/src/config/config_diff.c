@@ -158,22 +158,34 @@ static int add_line(struct config_diff *d, const struct line *l)
 	return 0;
 }
 
-static int cmp_job(const void *x, const void *y)
+struct named {
+	const char *name;
+	const struct conf_job *job;
+};
+
+static int cmp_named(const void *x, const void *y)
 {
-	const struct conf_job *a = *(const struct conf_job *const *)x;
-	const struct conf_job *b = *(const struct conf_job *const *)y;
-	return strcmp(a->name, b->name);
+	return strcmp(((const struct named *)x)->name, ((const struct named *)y)->name);
 }
 
-/* CFG's jobs sorted by name, so a reload of 10,000 jobs is not 10,000 linear searches. */
+/* CFG's jobs sorted by name. The names are sorted beside their jobs: a comparison that went
+ * through each job to its name was two cache misses, not one (100,000 jobs: 1.7 million). */
 static const struct conf_job **sorted_jobs(const struct pgc_config *cfg)
 {
-	const struct conf_job **v = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*v));
-	if (!v)
+	size_t n = cfg->n_jobs;
+	const struct conf_job **v = calloc(n ? n : 1, sizeof(*v));
+	struct named *w = calloc(n ? n : 1, sizeof(*w));
+	if (!v || !w) {
+		free(v);
+		free(w);
 		return NULL;
-	for (size_t i = 0; i < cfg->n_jobs; i++)
-		v[i] = &cfg->jobs[i];
-	qsort(v, cfg->n_jobs, sizeof(*v), cmp_job);
+	}
+	for (size_t i = 0; i < n; i++)
+		w[i] = (struct named){cfg->jobs[i].name, &cfg->jobs[i]};
+	qsort(w, n, sizeof(*w), cmp_named);
+	for (size_t i = 0; i < n; i++)
+		v[i] = w[i].job;
+	free(w);
 	return v;
 }
 
@@ -240,6 +252,9 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		if (add_line(out, &l) < 0)
 			goto out;
 	}
+	/* complete: GONE says so even when empty (the scheduler looks up every old job else) */
+	if (!out->gone && !(out->gone = malloc(sizeof(*out->gone))))
+		goto out;
 	out->by_name = new_v;
 	new_v = NULL;
 	rc = 0;

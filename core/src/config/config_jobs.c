@@ -487,11 +487,13 @@ static void job_database(struct loader *L, const config_setting_t *s, const char
 
 /* Append job J (taken) to the configuration. The first definition of a name is kept; later
  * ones are reported and dropped. A job with an invalid name is kept (its error is reported):
- * jobs naming it in after would otherwise get a second, misleading error. */
-static void job_append(struct loader *L, struct conf_job *j)
+ * jobs naming it in after would otherwise get a second, misleading error. UNIQUE: J's name
+ * is known to be new (a job of the configuration before, which had no two of a name, when
+ * every job so far came from it too). */
+static void job_append(struct loader *L, struct conf_job *j, bool unique)
 {
 	struct pgc_config *cfg = L->cfg;
-	const struct conf_job *prev = j->name ? config_job(cfg, j->name) : NULL;
+	const struct conf_job *prev = j->name && !unique ? config_job(cfg, j->name) : NULL;
 
 	if (prev)
 		config_report(L, j->file, j->line,
@@ -551,7 +553,7 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    who);
 
 	job_database(L, s, file, who, &j);
-	job_append(L, &j);
+	job_append(L, &j, false);
 }
 
 /* The job files of L->prev (config_load_again) by path, in the order both read them. */
@@ -581,7 +583,7 @@ static bool reuse_file(struct loader *L, const char *path, const struct conf_fil
 	for (size_t k = p->first; k < p->first + p->n && !L->oom; k++) {
 		struct conf_job j;
 		config_job_copy(L->cfg, &L->prev->jobs[k], &j, &L->oom);
-		job_append(L, &j);
+		job_append(L, &j, !L->parsed_jobs);
 	}
 	return true;
 }
@@ -621,6 +623,7 @@ static void load_job_file(struct loader *L, const char *path, int fd, size_t *cu
 		add_job_file(L, path, f, first);
 		return;
 	}
+	L->parsed_jobs = true;
 	if (!config_file_parse(L, &cf, path, L->cfg->conf_dir, body))
 		return;
 	const config_setting_t *root = config_root_setting(&cf);
@@ -727,6 +730,7 @@ void config_load_conf_dir(struct loader *L)
 
 	if (!cfg->conf_dir)
 		return;
+	L->parsed_jobs = cfg->n_jobs > 0; /* (jobs are in job files only) */
 	if (config_check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
 	                         config_main_line(L, "conf_dir")) == -EPERM)
 		return; /* its files are not read: anybody could have put them there */

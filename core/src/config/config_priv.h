@@ -59,6 +59,7 @@ struct loader {
 	 * NULL once the main file's text differs from the one it read */
 	const struct pgc_config *prev;
 	size_t job_files_cap;
+	bool parsed_jobs; /* a job file was parsed: a job taken from PREV may have its name */
 };
 
 /* The file a setting came from: libconfig knows it even inside @include files. */
