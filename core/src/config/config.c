@@ -312,6 +312,31 @@ void config_text_identity(const char *text, size_t len, struct conf_file *f)
 	f->reusable = !memchr(text, '\0', len) && !strstr(text, "@include");
 }
 
+bool config_file_unchanged(const char *path, const struct conf_file *f)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char *buf = fd >= 0 ? malloc(f->size + 1) : NULL;
+	size_t n = 0;
+	ssize_t r = -1;
+
+	while (buf && n <= f->size) {
+		r = read(fd, buf + n, f->size + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd >= 0)
+		close(fd);
+	struct conf_file g = {0};
+	bool same = buf && r == 0 && n == f->size;
+	if (same)
+		config_text_identity(buf, n, &g);
+	free(buf);
+	return same && g.hash == f->hash;
+}
+
 bool config_file_parse(struct loader *L, config_t *cf, const char *path, const char *include_dir,
                        char *body)
 {

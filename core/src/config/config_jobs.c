@@ -678,6 +678,7 @@ static void load_job_file(struct loader *L, const char *path, int fd, size_t *cu
 		}
 	}
 	config_destroy(&cf);
+	f.reusable = f.reusable && config_file_unchanged(path, &f); /* (edited meanwhile) */
 	add_job_file(L, path, f, first);
 }
 

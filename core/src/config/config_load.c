@@ -97,18 +97,19 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 	L.self = geteuid();
 	size_t len;
 	char *body = L.oom ? NULL : config_file_text(&L, path, -1, &len);
-	if (body) {
+	struct conf_file f = {0};
+	if (body)
+		config_text_identity(body, len, &f);
+	if (body && config_file_parse(&L, &cf, path, L.main_dir, body)) {
 		/* the job files' jobs depend on this text too (databases, the history database):
 		 * those of PREV are taken again only when it is the same */
-		struct conf_file f;
-		config_text_identity(body, len, &f);
-		cfg->main_size = f.reusable ? f.size : 0;
-		cfg->main_hash = f.reusable ? f.hash : 0;
+		if (f.reusable && config_file_unchanged(path, &f)) {
+			cfg->main_size = f.size;
+			cfg->main_hash = f.hash;
+		}
 		if (prev && prev->main_hash == cfg->main_hash &&
 		    prev->main_size == cfg->main_size && cfg->main_hash != 0)
 			L.prev = prev;
-	}
-	if (body && config_file_parse(&L, &cf, path, L.main_dir, body)) {
 		const config_setting_t *root = config_root_setting(&cf);
 		config_parse_main(&L, root, path);
 		config_finish_main(&L, root);

@@ -196,6 +196,9 @@ char *config_file_text(struct loader *L, const char *path, int fd, size_t *len);
 bool config_file_parse(struct loader *L, config_t *cf, const char *path, const char *include_dir,
                        char *body);
 void config_text_identity(const char *text, size_t len, struct conf_file *f);
+/* Whether PATH's text is still the one F identifies: libconfig reads the file again by its
+ * path, so a file whose text changed meanwhile is not known by the text it was parsed from. */
+bool config_file_unchanged(const char *path, const struct conf_file *f);
 void config_index_add(struct pgc_config *cfg, size_t i);
 struct config_job_index;
 void config_index_free(struct config_job_index **ix);
