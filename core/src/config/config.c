@@ -331,8 +331,10 @@ bool config_file_unchanged(const char *path, const struct conf_file *f)
 		close(fd);
 	struct conf_file g = {0};
 	bool same = buf && r == 0 && n == f->size;
-	if (same)
+	if (same) {
+		buf[n] = '\0';
 		config_text_identity(buf, n, &g);
+	}
 	free(buf);
 	return same && g.hash == f->hash;
 }
