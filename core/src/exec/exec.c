@@ -191,7 +191,7 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	r->cancelled = !timed_out;
 	if (r->phase == EXEC_WAITING) {
 		if (r->reserved) {
-			r->reserved->next_run = NULL; /* its reset goes on; the connection stays */
+			r->reserved->reset.next_run = NULL; /* its reset goes on; it stays */
 			r->reserved = NULL;
 		} else {
 			exec_wait_remove(r);

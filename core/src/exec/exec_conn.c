@@ -50,10 +50,10 @@ void exec_conn_close(struct conn **cp)
 
 void exec_conn_unreserve(struct conn *c)
 {
-	struct exec_run *r = c->next_run;
+	struct exec_run *r = c->reset.next_run;
 	if (!r)
 		return;
-	c->next_run = NULL;
+	c->reset.next_run = NULL;
 	r->reserved = NULL;
 	exec_wait_push_front(c->pool, r);
 }

@@ -64,12 +64,12 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
 		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
 			/* read as the last step of a reset whose first part is answered */
-			c->reset_step = RESET_STEPS - 1;
-			c->reset_no_set = false;
-			c->reset_syncs = RESET_SYNCS - 1;
-			c->reset_failed = false;
-			c->reset_timeout_ms = r->timeout_ms;
-			snprintf(c->reset_app, sizeof(c->reset_app), "%s",
+			c->reset.step = RESET_STEPS - 1;
+			c->reset.no_set = false;
+			c->reset.syncs = RESET_SYNCS - 1;
+			c->reset.failed = false;
+			c->reset.timeout_ms = r->timeout_ms;
+			snprintf(c->reset.app, sizeof(c->reset.app), "%s",
 			         app ? r->app_name : c->app_name);
 			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
 			                       NULL, 0) ||
@@ -529,7 +529,7 @@ static void conn_carry_handover(struct conn *c)
 {
 	struct exec_run *r = c->run;
 	c->carrying = false;
-	if (c->reset_failed)
+	if (c->reset.failed)
 		c->tainted = true;
 	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
 	if (!exec_run_read(r))
@@ -547,11 +547,11 @@ static void conn_reset_read(struct conn *c)
 	 * all. */
 	int nulls = 0;
 	for (;;) {
-		if (c->carrying && c->reset_step >= RESET_STEPS) {
+		if (c->carrying && c->reset.step >= RESET_STEPS) {
 			conn_carry_handover(c);
 			return;
 		}
-		if (c->reset_syncs >= RESET_SYNCS)
+		if (c->reset.syncs >= RESET_SYNCS)
 			break;
 		if (PQisBusy(c->drv.conn))
 			return; /* more answers to come: wait for the socket */
@@ -561,12 +561,12 @@ static void conn_reset_read(struct conn *c)
 			 * arrived, wait for the socket */
 			if (nulls++ > 0)
 				return;
-			c->reset_step++;
-			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
+			c->reset.step++;
+			if (c->reset.step == RESET_STEPS - 1 && c->reset.no_set) {
 				/* no set_config() was sent: the session has the defaults */
 				c->timeout_ms = c->default_timeout_ms;
 				c->app_name[0] = '\0';
-				c->reset_step++;
+				c->reset.step++;
 			}
 			continue;
 		}
@@ -574,7 +574,7 @@ static void conn_reset_read(struct conn *c)
 		exec_conn_reset_result(c, res);
 		PQclear(res);
 	}
-	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	if (c->reset.failed || !PQexitPipelineMode(c->drv.conn) ||
 	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE) {
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
@@ -583,9 +583,9 @@ static void conn_reset_read(struct conn *c)
 	c->state = CONN_IDLE;
 	c->idle_at_us = clock_mono_us();
 	conndrv_idle(&c->drv);
-	if (c->next_run) {
-		struct exec_run *r = c->next_run;
-		c->next_run = NULL;
+	if (c->reset.next_run) {
+		struct exec_run *r = c->reset.next_run;
+		c->reset.next_run = NULL;
 		r->reserved = NULL;
 		exec_run_start(r, c);
 	}

@@ -37,19 +37,20 @@ struct conn {
 	 * (conndrv's silent()): the pool's watch looks at its backend (exec_watch.c) */
 	bool watch_due;
 	struct conn *prev, *next;
-	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
-	 * answered, whether a step failed (then it is closed), and the statement_timeout its
-	 * last step sets (-1: it SHOWs the default instead) */
-	size_t reset_step;
-	int reset_syncs;
-	bool reset_failed;
-	int64_t reset_timeout_ms;
-	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
-	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores,
-	                     * or none waits and they are known (default_timeout_ms) */
-	/* RESETTING: the run first in the queue when the reset was sent, which the reset
-	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
-	struct exec_run *next_run;
+	/* RESETTING (conn_reset): the STEP of reset_sql being answered, the SYNCS answered,
+	 * whether a step FAILED (then it is closed), the statement_timeout and application_name
+	 * its last step sets (TIMEOUT_MS -1: it SHOWs the default instead; APP "": the startup
+	 * one), or NO_SET: no last step (the next run wants the settings DISCARD ALL restores, or
+	 * none waits and they are known, default_timeout_ms); NEXT_RUN: the run first in the queue
+	 * when it was sent, which it prepares and which gets the connection once it is clean */
+	struct {
+		size_t step;
+		int syncs;
+		bool failed, no_set;
+		int64_t timeout_ms;
+		char app[80];
+		struct exec_run *next_run;
+	} reset;
 	/* BUSY: c->run's first statement went out in the pipeline of the reset, or of its
 	 * set_config() (conn_carry): the answers before it are read first (conn_reset_read) */
 	bool carrying;
