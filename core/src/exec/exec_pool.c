@@ -161,7 +161,7 @@ void exec_free(struct exec **exp)
 			c->reset.next_run = NULL; /* freed below with every run */
 	while (ex->runs) {
 		struct exec_run *r = ex->runs;
-		ex->runs = r->anext;
+		ex->runs = r->link.anext;
 		exec_run_free(&r);
 	}
 	while (ex->pools) {

@@ -144,18 +144,20 @@ struct exec_run {
 	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
 	struct run_stmt one;
-	size_t cur;         /* statement being executed */
-	bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
-	bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
-	bool sync_due;      /* ... and they are all read */
-	bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
-	bool held;          /* nothing is sent until exec_release() (spec.hold); in an own
-	                     * transaction, no COMMIT */
+	struct {                    /* where its answers stand (exec_drive.c) */
+		size_t cur;         /* statement being executed */
+		long rows;          /* rows of the current result set, read one at a time */
+		bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
+		bool sync_due;      /* ... and they are all read */
+		bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
+		bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
+	} read;
+	bool held; /* nothing is sent until exec_release() (spec.hold); in an own transaction, no
+	            * COMMIT */
 	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
 	enum { XACT_NONE, XACT_PLANNED, XACT_BEGIN, XACT_USER, XACT_COMMIT, XACT_UNWRAP } xact;
 	char *commit_refused; /* exec_release(run, false, WHY) in an own transaction: WHY */
-	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
 	int64_t timeout_ms;
@@ -165,28 +167,33 @@ struct exec_run {
 	bool carried;       /* it waited for a run's end on its connection, whose reset it is */
 	struct conn *conn;
 	int pid;
-	void (*on_pid)(void *, int);
-	void (*on_xid)(void *, const char *, const char *, bool);
-	void (*on_row)(void *arg, int n_fields, const char *const *values);
-	void (*on_done)(void *, const struct exec_outcome *);
-	void *arg;
-	struct event timer_ev; /* the timeout, then the cancel escalation */
-	bool timer_set;
+	struct { /* exec_run_spec's */
+		void (*on_pid)(void *, int);
+		void (*on_xid)(void *, const char *, const char *, bool);
+		void (*on_row)(void *arg, int n_fields, const char *const *values);
+		void (*on_done)(void *, const struct exec_outcome *);
+		void *arg;
+	} cb;
 	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
-	int escalation;       /* 0 none, 1 cancel sent, 2 cancel sent again */
-	struct cancel_req *cancel_req; /* the cancel request under way (cancel.c) */
-	char *cancel_msg;
-	bool timed_out, cancelled;
-	/* the outcome being built */
-	bool failed;
-	bool unknown_commit; /* exec_outcome's */
-	char *message;
-	char sqlstate[6];
+	struct {              /* the timeout, then the cancel escalation */
+		struct event timer_ev;
+		bool timer_set;
+		int escalation;         /* 0 none, 1 cancel sent, 2 cancel sent again */
+		struct cancel_req *req; /* the cancel request under way (cancel.c) */
+		char *msg;              /* why it was stopped */
+	} stop;
+	struct { /* the outcome being built (exec_outcome's) */
+		bool failed, timed_out, cancelled, unknown_commit;
+		char *message;
+		char sqlstate[6];
+	} out;
 	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
-	struct exec_run *wprev, *wnext; /* pool wait queue */
-	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
-	struct exec_run *aprev, *anext; /* exec's list of all runs */
-	struct exec_run *ended_next;    /* exec's ended list */
+	struct {    /* where it is linked */
+		struct exec_run *wprev, *wnext; /* its pool's wait queue */
+		struct conn *reserved;          /* out of it: the resetting connection it gets */
+		struct exec_run *aprev, *anext; /* exec's list of all runs */
+		struct exec_run *ended_next;    /* exec's ended list */
+	} link;
 };
 
 struct exec {

@@ -60,26 +60,26 @@ _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_S
 bool exec_conn_carry(struct conn *c, struct exec_run *r)
 {
 	const struct run_stmt *st = &r->stmts[0];
-	if (r->on_xid && !PQsendQueryParams(c->drv.conn, XID_SQL, 0, NULL, NULL, NULL, NULL, 0))
+	if (r->cb.on_xid && !PQsendQueryParams(c->drv.conn, XID_SQL, 0, NULL, NULL, NULL, NULL, 0))
 		return false;
-	r->xid_pending = r->on_xid != NULL;
+	r->read.xid_pending = r->cb.on_xid != NULL;
 	if (!PQsendQueryParams(c->drv.conn, st->sql, st->n_params, NULL,
 	                       (const char *const *)st->params, NULL, NULL, 0))
 		return false;
 	if (c->reset.next_run == r) {
 		c->reset.next_run = NULL;
-		r->reserved = NULL;
+		r->link.reserved = NULL;
 	}
 	if (r->conn != c)
 		exec_run_attach(r, c);
 	c->carrying = true;
-	r->in_pipeline = true;
+	r->read.in_pipeline = true;
 	return true;
 }
 
 bool exec_run_may_carry(struct exec_run *r)
 {
-	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->cancel_msg || r->held)
+	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->stop.msg || r->held)
 		return false;
 	struct run_stmt *st = &r->stmts[0];
 	if (st->carry < 0)
@@ -125,7 +125,7 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		 * name, and none to wait for a connection another run took meanwhile */
 		exec_wait_remove(next);
 		c->reset.next_run = next;
-		next->reserved = c;
+		next->link.reserved = c;
 		next->carried = true; /* it waited for the run before it on C */
 	}
 	if (c->reset.step == 0)
