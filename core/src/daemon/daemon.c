@@ -170,11 +170,10 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
-/* Which jobs a reload added, changed (and in what) and removed, so the operator sees that the
- * edit they meant arrived; a long list is cut, the counts are always complete. */
 /* What changed to NEW_CFG, as the build listed it (DIFF_RC < 0: out of memory listing): a
- * line per job (up to a limit) and a summary. SQL says whether the jobs made in SQL changed
- * (at commit) rather than the files (at a reload). */
+ * line per job added, changed (and in what) or removed, so the operator sees that the edit
+ * they meant arrived, cut after a limit, then the complete counts. SQL says whether the jobs
+ * made in SQL changed (at commit) rather than the files (at a reload). */
 static void log_reload_diff(const struct config_diff *diff, int diff_rc,
                             const struct pgc_config *new_cfg, bool sql)
 {
@@ -426,8 +425,7 @@ static void sql_changed(void *arg)
 	if (d->stopping)
 		return;
 	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		/* after the build under way, with the rows as they are then */
-		d->reload.sql_again = true;
+		d->reload.sql_again = true; /* after the build under way, with the rows then */
 		return;
 	}
 	log_info("jobs made in SQL changed; applying them");
@@ -934,8 +932,7 @@ static void close_parts(struct daemon *d)
 	coord_free(&d->coord);
 	http_free(&d->ops.http);
 	sched_free(&d->sched); /* answers the runs waited for on the control socket */
-	/* a swap the stop cut short: nothing points into it now */
-	reload_result_clear(&d->reload.swap);
+	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
 	sqljobs_free(&d->sql);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */

@@ -56,10 +56,9 @@ struct http {
 	struct {
 		struct evconnlistener *lev;
 		int n, max;
-		struct conn *adopted;    /* a list, to free at the end */
-		struct conn *pending;    /* accepted, for adopt_cb once evhttp has set them up */
-		struct event adopt_ev;   /* activated for the pending */
-		struct event backoff_ev; /* re-enables the listener after a failed accept */
+		struct conn *adopted, *pending; /* PENDING: accepted, for adopt_cb to adopt */
+		struct event adopt_ev;          /* activated for the pending */
+		struct event backoff_ev;        /* re-enables the listener after a failed accept */
 		bool events_ready, backing_off, at_cap;
 		unsigned round; /* adopt_cb's rounds */
 		struct log_complaint accept_complaint, cap_complaint;

@@ -298,18 +298,15 @@ struct sched_job_view {
 	bool parked;         /* a fire waits for a running upstream */
 	bool notify_pending; /* notifications not yet served */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
-	/* the active run (HAS): waiting for a slot, for its retry, for another instance, or
-	 * STARTED (since START_US; BACKEND_PID 0 before it is connected) */
-	struct {
+	struct { /* the active run (HAS): waits for a slot, its retry, another instance; STARTED */
 		bool has, started, retry_wait, cluster_wait;
-		int64_t start_us;
-		int backend_pid, attempt;
+		int64_t start_us;         /* STARTED: since when */
+		int backend_pid, attempt; /* BACKEND_PID 0 before it is connected */
 		const char *trigger;
 	} run;
 	bool retry_armed; /* waiting to retry: at RETRY_AT_US (wall µs) */
 	int64_t retry_at_us;
-	/* the last run that ended: STATUS "succeeded", "failed", or "" before the first */
-	struct {
+	struct { /* the last run that ended; STATUS "" before the first */
 		const char *status, *message, *sqlstate, *trigger;
 		int attempt;
 		int64_t start_us, end_us, runid; /* RUNID: its row's once known; 0 */

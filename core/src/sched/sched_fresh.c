@@ -77,8 +77,7 @@ struct fresh_job {
 	/* the prints' sum the relation reflects (the last success started from it) */
 	bool reflected_known;
 	int64_t reflected_n;
-	/* the run under way: its start, and what it started from (sum N if KNOWN, read at AT_US) */
-	struct {
+	struct { /* the run under way: its start, the sum N (if KNOWN) it started from, at AT_US */
 		bool known;
 		int64_t n, at_us, start_us, since_us, up_us;
 	} run;
