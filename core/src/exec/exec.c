@@ -61,6 +61,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (!r)
 		return -ENOMEM;
 	r->ex = ex;
+	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r); /* (exec_run_free deletes both) */
+	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
 	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
 	if (!r->stmts)
 		goto out;
@@ -109,8 +111,6 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	r->cb.on_done = spec->on_done;
 	r->cb.arg = spec->arg;
 	r->start_us = clock_wall_us();
-	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r);
-	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
 	*out = r;
 	return 0;
 out:
@@ -143,7 +143,6 @@ static void run_send_cancel(struct exec_run *r)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec_run *r = arg;
-	r->stop.timer_set = false;
 	if (!r->stop.msg) {
 		char d[32], buf[160];
 		duration_format(r->timeout_ms, d, sizeof(d));
@@ -163,8 +162,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		r->stop.escalation = 2;
 		run_send_cancel(r);
 		struct timeval tv = exec_ms_tv(ESCALATE_MS);
-		if (event_add(&r->stop.timer_ev, &tv) == 0)
-			r->stop.timer_set = true;
+		event_add(&r->stop.timer_ev, &tv);
 		return;
 	}
 	/* Still no answer: give up on the connection. */
@@ -210,10 +208,8 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 	}
 	r->stop.escalation = 1;
 	run_send_cancel(r);
-	if (r->stop.timer_set)
-		event_del(&r->stop.timer_ev);
 	struct timeval tv = exec_ms_tv(ESCALATE_MS);
-	r->stop.timer_set = event_add(&r->stop.timer_ev, &tv) == 0;
+	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
 }
 
 int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
@@ -231,7 +227,7 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	r->pool = p; /* r->phase: EXEC_WAITING, as calloc'd */
 	if (r->timeout_ms > 0) {
 		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
-		r->stop.timer_set = event_add(&r->stop.timer_ev, &tv) == 0;
+		event_add(&r->stop.timer_ev, &tv);
 	}
 	r->link.anext = ex->runs;
 	if (ex->runs)

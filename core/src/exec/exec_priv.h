@@ -152,8 +152,7 @@ struct exec_run {
 		bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
 		bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
 	} read;
-	bool held; /* nothing is sent until exec_release() (spec.hold); in an own transaction, no
-	            * COMMIT */
+	bool held; /* nothing is sent before exec_release() (spec.hold); own_xact: no COMMIT */
 	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
 	enum { XACT_NONE, XACT_PLANNED, XACT_BEGIN, XACT_USER, XACT_COMMIT, XACT_UNWRAP } xact;
@@ -177,7 +176,6 @@ struct exec_run {
 	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
 	struct {              /* the timeout, then the cancel escalation */
 		struct event timer_ev;
-		bool timer_set;
 		int escalation;         /* 0 none, 1 cancel sent, 2 cancel sent again */
 		struct cancel_req *req; /* the cancel request under way (cancel.c) */
 		char *msg;              /* why it was stopped */

@@ -312,10 +312,7 @@ void exec_run_complete(struct exec_run *r)
 		return;
 	exec_run_to(r, EXEC_DONE);
 	r->conn = NULL;
-	if (r->stop.timer_set) {
-		event_del(&r->stop.timer_ev);
-		r->stop.timer_set = false;
-	}
+	event_del(&r->stop.timer_ev);
 	if (r->stop.msg) {
 		/* However the statement died (cancelled, terminated, connection closed), say why
 		 * we stopped it. */
@@ -378,8 +375,7 @@ void exec_run_free(struct exec_run **rp)
 	struct exec_run *r = *rp;
 	if (!r)
 		return;
-	if (r->stop.timer_set)
-		event_del(&r->stop.timer_ev);
+	event_del(&r->stop.timer_ev);
 	event_del(&r->done_ev);
 	if (r->stop.req) /* a cancel request still under way */
 		cancel_forget(r->stop.req);
