@@ -59,7 +59,7 @@ struct http {
 		struct conn *adopted, *pending; /* PENDING: accepted, for adopt_cb to adopt */
 		struct event adopt_ev;          /* activated for the pending */
 		struct event backoff_ev;        /* re-enables the listener after a failed accept */
-		bool events_ready, backing_off, at_cap;
+		bool at_cap;
 		unsigned round; /* adopt_cb's rounds */
 		struct log_complaint accept_complaint, cap_complaint;
 	} conns;
@@ -648,7 +648,7 @@ static void listener_update(struct http *h)
 	h->conns.at_cap = full;
 	if (!h->conns.lev)
 		return;
-	if (cap || h->conns.backing_off)
+	if (cap || evtimer_pending(&h->conns.backoff_ev, NULL))
 		evconnlistener_disable(h->conns.lev);
 	else
 		evconnlistener_enable(h->conns.lev);
@@ -721,7 +721,6 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	(void)fd;
 	(void)what;
-	h->conns.backing_off = false;
 	listener_update(h);
 }
 
@@ -737,10 +736,9 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 		          "listener pauses %d ms after each failure (this is logged at most once a "
 		          "minute, less often while it lasts)",
 		          strerror(err), h->conns.n, ACCEPT_BACKOFF_MS);
-	h->conns.backing_off = true;
-	listener_update(h);
 	struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
 	evtimer_add(&h->conns.backoff_ev, &tv);
+	listener_update(h);
 }
 
 int http_raise_fd_limit(void)
@@ -835,7 +833,6 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	}
 	event_assign(&h->conns.adopt_ev, base, -1, 0, adopt_cb, h);
 	evtimer_assign(&h->conns.backoff_ev, base, backoff_cb, h);
-	h->conns.events_ready = true;
 	evhttp_set_bevcb(h->evh, new_conn, h);
 	h->bound = evhttp_bind_socket_with_handle(h->evh, c->host, (ev_uint16_t)c->port);
 	if (!h->bound) {
@@ -871,7 +868,7 @@ void http_free(struct http **hp)
 	bgwork_free(&h->bg); /* scrapes under way are answered first */
 	if (h->evh) {
 		h->conns.lev = NULL;
-		if (h->conns.events_ready) {
+		if (event_initialized(&h->conns.adopt_ev)) {
 			event_del(&h->conns.adopt_ev);
 			event_del(&h->conns.backoff_ev);
 			adopt_cb(-1, 0, h); /* so that every connection has its close callback */
