@@ -189,8 +189,7 @@ struct exec_run {
 	struct {    /* where it is linked */
 		struct exec_run *wprev, *wnext; /* its pool's wait queue */
 		struct conn *reserved;          /* out of it: the resetting connection it gets */
-		struct exec_run *aprev, *anext; /* exec's list of all runs */
-		struct exec_run *ended_next;    /* exec's ended list */
+		struct exec_run *aprev, *anext, *ended_next; /* exec's lists: all, ended */
 	} link;
 };
 

@@ -313,19 +313,19 @@ void exec_run_complete(struct exec_run *r)
 	exec_run_to(r, EXEC_DONE);
 	r->conn = NULL;
 	event_del(&r->stop.timer_ev);
-	if (r->stop.msg) {
-		/* However the statement died (cancelled, terminated, connection closed), say why
-		 * we stopped it. */
-		r->out.failed = true;
-		free(r->out.message);
-		r->out.message = strdup(r->stop.msg);
-		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "57014");
-	} else if (r->out.failed && r->out.timed_out && r->timeout_ms > 0) {
-		char d[32], buf[128];
+	/* However the statement died (cancelled, terminated, connection closed), say why we
+	 * stopped it, or that the server's statement_timeout did. */
+	char d[32], buf[128];
+	const char *why = r->stop.msg;
+	if (!why && r->out.failed && r->out.timed_out && r->timeout_ms > 0) {
 		duration_format(r->timeout_ms, d, sizeof(d));
 		snprintf(buf, sizeof(buf), "timed out after %s; the statement was cancelled", d);
+		why = buf;
+	}
+	if (why) {
+		r->out.failed = true;
 		free(r->out.message);
-		r->out.message = strdup(buf);
+		r->out.message = strdup(why);
 		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "57014");
 	} else if (!r->out.failed && !r->out.message) {
 		r->out.message = strdup("");

@@ -31,13 +31,12 @@ struct httpc_call {
 	enum call_state state;
 	struct httpc_call *prev, *next; /* in the list of its state */
 	CURL *easy;
-	struct curl_slist *hdrs;  /* the request's headers, for the origin of its URL */
-	struct curl_slist *plain; /* those that carry no credentials, for any other origin */
-	char *method, *url;       /* URL: the one submitted (messages name it) */
-	struct {                  /* followed by redirect(), not by libcurl */
-		char *hop;        /* the URL the last led to; NULL before any */
-		char *refused;    /* why one was refused (malloc'd), or NULL */
-		int n, max;       /* followed so far, and the most */
+	struct curl_slist *hdrs;     /* the request's headers, for the origin of its URL */
+	struct curl_slist *plain;    /* those that carry no credentials, for any other origin */
+	char *method, *url;          /* URL: the one submitted (messages name it) */
+	struct {                     /* followed by redirect(), not by libcurl */
+		char *hop, *refused; /* the last one's URL, why one was refused; NULL: none */
+		int n, max;          /* followed so far, and the most */
 	} redir;
 	char *body;
 	size_t body_len;

@@ -747,8 +747,7 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 int conndrv_connect(struct conndrv *d, const char *conninfo, const char *application_name)
 {
 	drop(d);
-	evtimer_del(&d->retry.ev);
-	conndrv_unwait_server(&d->retry.wait);
+	conndrv_cancel_retry(d);
 	conndrv_server_key(conninfo, d->server, sizeof(d->server));
 	d->conninfo = conninfo;
 	if (application_name != d->app_name)
@@ -764,8 +763,7 @@ int conndrv_connect(struct conndrv *d, const char *conninfo, const char *applica
 void conndrv_close(struct conndrv *d)
 {
 	drop(d);
-	evtimer_del(&d->retry.ev);
-	conndrv_unwait_server(&d->retry.wait);
+	conndrv_cancel_retry(d);
 }
 
 void conndrv_cancel_retry(struct conndrv *d)
@@ -781,8 +779,7 @@ int64_t conndrv_backoff_ms(struct conndrv *d)
 
 void conndrv_retry(struct conndrv *d, int64_t ms)
 {
-	evtimer_del(&d->retry.ev);
-	conndrv_unwait_server(&d->retry.wait);
+	conndrv_cancel_retry(d);
 	arm(d, &d->retry.ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
 	/* a backoff ends when another connection finds the server back; not one after the
 	 * server's own refusal, which another connection's success says nothing about */
