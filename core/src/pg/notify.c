@@ -1,8 +1,6 @@
 #include "notify.h"
 
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,29 +12,21 @@
 #include "text.h"
 
 struct notify {
-	struct event_base *base;
 	char *name;
 	struct notify_callbacks cb;
-	/* the database's own session (ownsess.h); its want: the wanted channels differ from
-	 * those sent (the session's idle turns ask for nothing else) */
+	/* the database's own session (ownsess.h); the channels wanted are those its client
+	 * claims (sess.channels); its want: they differ from those sent (the session's idle
+	 * turns ask for nothing else); the owner's queries are items of its outbox (ownsess_ask) */
 	struct ownsess_client sess;
-	struct stmtq *q;   /* ... and its statements */
-	bool up;           /* the session's connected() came, and no failed() since */
-	struct event kick; /* the LISTEN batch, started from the loop, never a caller's stack */
+	struct stmtq *q; /* ... and its statements */
+	enum {
+		NL_DOWN,       /* no connection (no connected() since the last failed()) */
+		NL_CONNECTING, /* connected: the first LISTEN batch is not answered yet */
+		NL_LISTENING,  /* that batch was answered on this connection */
+	} state;
 	unsigned connects;
-	char **channels; /* wanted */
-	size_t n_channels;
 	char **listened; /* LISTENed on this connection */
 	size_t n_listened;
-	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
-	bool listening;     /* that batch was answered on this connection */
-	/* whom each of the owner's queries (notify_query) waiting or in flight on the session
-	 * answers, in the order the session completes them: its own */
-	struct {
-		notify_result_fn cb;
-		void *arg;
-	} asked[NOTIFY_MAX_QUERIES];
-	size_t first_asked, n_asked;
 	struct log_complaint complaint;
 };
 
@@ -49,12 +39,17 @@ static void free_list(char ***v, size_t *n)
 	*n = 0;
 }
 
-static bool in_list(char *const *v, size_t n, const char *s)
+static bool in_list(const char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i], s) == 0)
 			return true;
 	return false;
+}
+
+static bool wanted(const struct notify *n, const char *channel)
+{
+	return in_list((const char *const *)n->sess.channels, n->sess.n_channels, channel);
 }
 
 /* The session's failed(): the connection is gone (the session reconnects); the owner's
@@ -65,8 +60,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	(void)was_ready;
 
 	free_list(&n->listened, &n->n_listened);
-	n->up = false;
-	n->listening = false;
+	n->state = NL_DOWN;
 	if (n->q->drv.too_old) {
 		/* the one line, unless another client of the session (the cluster, on the history
 		 * database) or a run's connection said it: no "reconnecting", though the session
@@ -117,31 +111,25 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 
 	if (r->lost)
 		return; /* on_conn_failed */
-	bool connect = n->connect_batch;
-	n->connect_batch = false;
 	if (r->failed) {
 		stmtq_fail(n->q, r->err, 0);
 		return;
 	}
-	if (connect && n->sess.want) {
-		n->connect_batch = true; /* the channels changed meanwhile: the next batch ends the
-		                          * connect, with the new set */
-		event_active(&n->kick, EV_TIMEOUT, 0);
+	/* the channels changed meanwhile: the next batch (the session's idle turn asks for it)
+	 * ends the connect, with the new set */
+	if (n->state == NL_CONNECTING && n->sess.want)
 		return;
-	}
 	log_listening(n);
-	if (connect) {
+	if (n->state == NL_CONNECTING) {
 		bool first = n->connects == 0;
 		n->connects++;
-		n->listening = true;
+		n->state = NL_LISTENING;
 		if (log_complaint_reset(&n->complaint))
 			log_notice("listener on database %s is back", n->name);
 		/* the owner may change channels or queue queries from here, not free us */
 		if (n->cb.on_listening)
 			n->cb.on_listening(n->cb.arg, first);
 	}
-	if (n->sess.want)
-		event_active(&n->kick, EV_TIMEOUT, 0);
 }
 
 /* One batch (one transaction, so no notification falls between its statements): UNLISTEN
@@ -158,25 +146,26 @@ static void send_listens(struct notify *n)
 
 	for (size_t i = 0; ok && i < n->n_listened; i++) {
 		const char *ch = n->listened[i];
-		if (in_list(n->channels, n->n_channels, ch) ||
-		    ownsess_claimed_elsewhere(&n->sess, ch))
+		if (wanted(n, ch) || ownsess_claimed_elsewhere(&n->sess, ch))
 			continue;
 		char *qid = PQescapeIdentifier(conn, ch, strlen(ch));
 		ok = qid && fprintf(f, "UNLISTEN %s;", qid) > 0;
 		PQfreemem(qid);
 	}
-	for (size_t i = 0; ok && i < n->n_channels; i++) {
-		char *qid = PQescapeIdentifier(conn, n->channels[i], strlen(n->channels[i]));
+	const size_t n_wanted = n->sess.n_channels;
+	for (size_t i = 0; ok && i < n_wanted; i++) {
+		const char *ch = n->sess.channels[i];
+		char *qid = PQescapeIdentifier(conn, ch, strlen(ch));
 		ok = qid && fprintf(f, "LISTEN %s;", qid) > 0;
 		PQfreemem(qid);
 	}
 	if (f && fclose(f) != 0)
 		ok = false;
-	char **copy = calloc(n->n_channels ? n->n_channels : 1, sizeof(*copy));
-	for (size_t i = 0; ok && copy && i < n->n_channels; i++)
-		ok = (copy[i] = strdup(n->channels[i])) != NULL;
+	char **copy = calloc(n_wanted ? n_wanted : 1, sizeof(*copy));
+	for (size_t i = 0; ok && copy && i < n_wanted; i++)
+		ok = (copy[i] = strdup(n->sess.channels[i])) != NULL;
 	if (!ok || !copy) {
-		size_t k = n->n_channels;
+		size_t k = n_wanted;
 		if (copy)
 			free_list(&copy, &k);
 		free(sql);
@@ -185,7 +174,7 @@ static void send_listens(struct notify *n)
 	}
 	free_list(&n->listened, &n->n_listened);
 	n->listened = copy;
-	n->n_listened = n->n_channels;
+	n->n_listened = n_wanted;
 	n->sess.want = false;
 	if (len == 0) { /* no channel: nothing to send */
 		free(sql);
@@ -200,49 +189,23 @@ static void send_listens(struct notify *n)
 	(void)stmtq_begin(n->q, 0, n->q->drv.check_ms / 2, listen_result, listen_done, n);
 }
 
-/* The owner's query is complete: its first tuples result, or its error, is the owner's. A
- * query lost with its connection gets no call: the owner asks again from on_listening, so
- * nothing stale is sent on a new session. */
-static void query_done(void *arg, int tag, const struct stmtq_result *r)
-{
-	struct notify *n = arg;
-	size_t at = n->first_asked;
-	(void)tag;
-
-	n->first_asked = (at + 1) % NOTIFY_MAX_QUERIES;
-	n->n_asked--;
-	if (!r->lost && n->asked[at].cb)
-		n->asked[at].cb(n->asked[at].arg, r->res ? r->res : r->err_res);
-}
-
 /* The channels brought up to date, once the session has nothing in flight (its idle() asks
  * again). */
-static void next_command(struct notify *n)
-{
-	if (n->up && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
-		send_listens(n);
-}
-
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	next_command(arg);
-}
-
 static void on_idle(void *arg)
 {
-	next_command(arg);
+	struct notify *n = arg;
+
+	if (n->state != NL_DOWN && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
+		send_listens(n);
 }
 
 static void on_connected(void *arg)
 {
 	struct notify *n = arg;
 
-	n->up = true;
-	n->connect_batch = true;
+	n->state = NL_CONNECTING;
 	n->sess.want = true;
-	next_command(n);
+	on_idle(n);
 }
 
 static void on_notify(void *arg, const char *channel, const char *extra)
@@ -262,7 +225,7 @@ static const struct ownsess_ops sess_ops = {
 
 void notify_set_connection_check(struct notify *n, int64_t ms)
 {
-	ownsess_set_check(&n->sess, ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS);
+	ownsess_set_check(&n->sess, ms);
 }
 
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
@@ -278,9 +241,7 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 		return -ENOMEM;
 	}
 	n->sess.want = false; /* nothing to send before it connects */
-	n->base = base;
 	n->q = ownsess_q(&n->sess);
-	evtimer_assign(&n->kick, base, kick_cb, n);
 	*out = n;
 	return 0;
 }
@@ -290,86 +251,55 @@ void notify_free(struct notify **np)
 	struct notify *n = *np;
 	if (!n)
 		return;
-	if (n->base)
-		evtimer_del(&n->kick);
 	ownsess_leave(&n->sess);
-	free_list(&n->channels, &n->n_channels);
 	free_list(&n->listened, &n->n_listened);
 	free(n->name);
 	free(n);
 	*np = NULL;
 }
 
-/* The same channels, in any order? (A few channels: quadratic is fine.) */
-static bool same_channels(const struct notify *n, const char *const *channels, size_t count)
-{
-	if (count != n->n_channels)
-		return false;
-	for (size_t i = 0; i < count; i++) {
-		bool found = false;
-		for (size_t k = 0; k < n->n_channels && !found; k++)
-			found = strcmp(channels[i], n->channels[k]) == 0;
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
 {
-	/* a reload with the same channels leaves the session alone: no LISTEN batch, no run */
-	if (n->channels && same_channels(n, channels, count))
-		return 0;
-	char **copy = calloc(count ? count : 1, sizeof(*copy));
-	if (!copy)
-		return -ENOMEM;
-	for (size_t i = 0; i < count; i++) {
-		copy[i] = strdup(channels[i]);
-		if (!copy[i]) {
-			while (i > 0)
-				free(copy[--i]);
-			free(copy);
-			return -ENOMEM;
-		}
-	}
-	for (size_t i = 0; i < n->n_channels; i++)
-		if (!in_list(copy, count, n->channels[i]))
-			ownsess_release_channel(&n->sess, n->channels[i]);
-	free_list(&n->channels, &n->n_channels);
-	n->channels = copy;
-	n->n_channels = count;
+	size_t kept = 0;
+
+	/* a reload with the same channels leaves the session alone: no LISTEN batch, no run (a
+	 * few channels: quadratic is fine) */
 	for (size_t i = 0; i < count; i++)
-		if (ownsess_claim_channel(&n->sess, copy[i]) < 0)
+		kept += wanted(n, channels[i]);
+	if (kept == count && count == n->sess.n_channels)
+		return 0;
+	/* from the end: a release moves the last channel into its place */
+	for (size_t i = n->sess.n_channels; i-- > 0;)
+		if (!in_list(channels, count, n->sess.channels[i]))
+			ownsess_release_channel(&n->sess, n->sess.channels[i]);
+	for (size_t i = 0; i < count; i++)
+		if (ownsess_claim_channel(&n->sess, channels[i]) < 0)
 			return -ENOMEM;
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
-	n->sess.want = true;
-	if (n->up)
-		event_active(&n->kick, EV_TIMEOUT, 0);
+	ownsess_want(&n->sess);
 	return 0;
 }
 
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg)
 {
-	if (!n->listening)
+	if (n->state != NL_LISTENING)
 		return -ENOTCONN;
-	if (n->n_asked >= NOTIFY_MAX_QUERIES)
-		return -EAGAIN;
-	size_t at = (n->first_asked + n->n_asked++) % NOTIFY_MAX_QUERIES;
-	n->asked[at].cb = cb;
-	n->asked[at].arg = arg;
-	if (stmtq_push(n->q, 0, sql, n_params, params, n->q->drv.check_ms / 2, query_done, n))
-		return 0;
-	if (!n->up)
-		return -ENOTCONN; /* lost at once (query_done) */
-	n->n_asked--;             /* no memory for its copy: not queued */
-	return -ENOMEM;
+	return ownsess_ask(&n->sess, sql, n_params, params, cb, arg);
+}
+
+int notify_queue(struct notify *n, struct ownsess_item *it)
+{
+	if (n->state != NL_LISTENING)
+		return -ENOTCONN;
+	ownsess_queue(&n->sess, it);
+	return 0;
 }
 
 bool notify_is_listening(const struct notify *n)
 {
-	return n->listening;
+	return n->state == NL_LISTENING;
 }
 unsigned notify_connects(const struct notify *n)
 {
