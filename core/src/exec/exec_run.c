@@ -67,6 +67,12 @@ static const char *const phase_names[] = {
 };
 _Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) == EXEC_DONE + 1, "phase_names");
 
+/* (GCC's -Warray-bounds at -O2 cannot see that a phase is at most EXEC_DONE) */
+static const char *phase_name(enum exec_phase p)
+{
+	return (unsigned)p <= EXEC_DONE ? phase_names[p] : "(unknown)";
+}
+
 /* The moves a run's phase may make (exec_priv.h, enum exec_phase). */
 static bool phase_may(enum exec_phase from, enum exec_phase to)
 {
@@ -96,8 +102,8 @@ bool exec_run_to(struct exec_run *r, enum exec_phase to)
 {
 	if (!phase_may(r->phase, to)) {
 		log_error("job %s: internal error: a run %s cannot become %s; please report it",
-		          r->name ? r->name : "(pgcrond's own)", phase_names[r->phase],
-		          phase_names[to]);
+		          r->name ? r->name : "(pgcrond's own)", phase_name(r->phase),
+		          phase_name(to));
 		return false;
 	}
 	r->phase = to;
