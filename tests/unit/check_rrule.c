@@ -26,8 +26,8 @@ START_TEST(test_table)
 	for (int k = 0; k < 6; k++) {
 		t = cron_next(&e, NULL, t);
 		int64_t want = c->fires[k] ? c->fires[k] : CRON_NEVER;
-		ck_assert_msg(t == want, "%s from %lld: fire %d is %lld, dateutil says %lld", c->rule,
-		              (long long)c->from, k, (long long)t, (long long)want);
+		ck_assert_msg(t == want, "%s from %lld: fire %d is %lld, dateutil says %lld",
+		              c->rule, (long long)c->from, k, (long long)t, (long long)want);
 		if (t == CRON_NEVER)
 			break;
 	}
@@ -51,8 +51,7 @@ static const struct {
     {"RRULE:FREQ=MONTHLY;BYWEEKNO=2", "BYWEEKNO goes with FREQ=YEARLY only", 7},
     {"RRULE:FREQ=WEEKLY;BYMONTHDAY=2", "BYMONTHDAY does not go with FREQ=WEEKLY", 7},
     {"RRULE:FREQ=MINUTELY;INTERVAL=7;BYHOUR=3", "INTERVAL=7 with FREQ=MINUTELY and BY parts", 7},
-    {"RRULE:FREQ=HOURLY;BYSETPOS=1;BYDAY=MO", "BYSETPOS picks from the occurrences of one hour",
-     7},
+    {"RRULE:FREQ=HOURLY;BYSETPOS=1;BYDAY=MO", "BYSETPOS picks from the occurrences of one hour", 7},
     {"RRULE:FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,"
      "15,16,17,18,19,20,21,22,23;BYMINUTE=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,"
      "21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,"

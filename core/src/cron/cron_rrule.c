@@ -25,8 +25,8 @@
 #include "cron.h"
 #include "cron_cal.h"
 
-#define RULE_MAX 1000     /* characters after "RRULE:" */
-#define LAST_YEAR 2582    /* libical finds no occurrence after this year */
+#define RULE_MAX 1000   /* characters after "RRULE:" */
+#define LAST_YEAR 2582  /* libical finds no occurrence after this year */
 #define DENSE_MAX 20000 /* occurrences a search from a checkpoint may step through */
 
 struct cron_rrule {
@@ -40,7 +40,7 @@ struct cron_rrule {
 	bool from_start;
 	int last_tod;
 	struct icalrecurrencetype days;
-	char text[];                    /* the rule as written, upper case: the key */
+	char text[]; /* the rule as written, upper case: the key */
 };
 
 static const struct part {
@@ -130,17 +130,21 @@ static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 	int ss = 1, ms = 1, hs = 1;
 
 	if (!empty(r->by_year_day)) {
-		cron_seterr(msg, msglen,
-		            "BYYEARDAY with FREQ=%sLY: pgcrond takes BYYEARDAY in a FREQ=YEARLY rule "
-		            "only; use BYMONTH and BYMONTHDAY",
-		            f == 0 ? "SECOND" : f == 1 ? "MINUTE" : "HOUR");
+		cron_seterr(
+		    msg, msglen,
+		    "BYYEARDAY with FREQ=%sLY: pgcrond takes BYYEARDAY in a FREQ=YEARLY rule "
+		    "only; use BYMONTH and BYMONTHDAY",
+		    f == 0   ? "SECOND"
+		    : f == 1 ? "MINUTE"
+		             : "HOUR");
 		return -EINVAL;
 	}
 	if (!empty(r->by_set_pos)) {
-		cron_seterr(msg, msglen,
-		            "BYSETPOS picks from the occurrences of one %s, which has one; leave it "
-		            "out, or use FREQ=DAILY with BYSETPOS",
-		            unit[f]);
+		cron_seterr(
+		    msg, msglen,
+		    "BYSETPOS picks from the occurrences of one %s, which has one; leave it "
+		    "out, or use FREQ=DAILY with BYSETPOS",
+		    unit[f]);
 		return -EINVAL;
 	}
 	int d = n * (f == 0 ? 1 : f == 1 ? 60 : 3600); /* the step in seconds */
@@ -152,12 +156,16 @@ static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 	else if (d % 3600 == 0 && d <= DAY && DAY % d == 0)
 		ss = f == 0 ? 60 : 1, ms = f <= 1 ? 60 : 1, hs = d / 3600;
 	else {
-		cron_seterr(msg, msglen,
-		            "INTERVAL=%d with FREQ=%sLY and BY parts: pgcrond computes such a rule when "
-		            "its interval divides a minute, an hour or a day evenly (like 15 minutes "
-		            "or 6 hours); list the times in BYHOUR and BYMINUTE of a FREQ=DAILY rule "
-		            "instead",
-		            n, f == 0 ? "SECOND" : f == 1 ? "MINUTE" : "HOUR");
+		cron_seterr(
+		    msg, msglen,
+		    "INTERVAL=%d with FREQ=%sLY and BY parts: pgcrond computes such a rule when "
+		    "its interval divides a minute, an hour or a day evenly (like 15 minutes "
+		    "or 6 hours); list the times in BYHOUR and BYMINUTE of a FREQ=DAILY rule "
+		    "instead",
+		    n,
+		    f == 0   ? "SECOND"
+		    : f == 1 ? "MINUTE"
+		             : "HOUR");
 		return -EINVAL;
 	}
 	/* The FREQ leaves free the parts from its own unit up; a finer part left out is
@@ -187,25 +195,29 @@ static int check_parts(const char *body, size_t len, unsigned *seen, char *msg, 
 		const char *eq = memchr(s, '=', plen);
 		*col = at;
 		if (plen == 0) {
-			cron_seterr(msg, msglen, "an empty part; parts are NAME=VALUE separated by ';'");
+			cron_seterr(msg, msglen,
+			            "an empty part; parts are NAME=VALUE separated by ';'");
 			return -EINVAL;
 		}
 		size_t nlen = eq ? (size_t)(eq - s) : plen;
 		int p = 0;
-		while (p < P_COUNT && !(strlen(parts[p].name) == nlen && !memcmp(parts[p].name, s, nlen)))
+		while (p < P_COUNT &&
+		       !(strlen(parts[p].name) == nlen && !memcmp(parts[p].name, s, nlen)))
 			p++;
 		if (nlen == 5 && !memcmp(s, "COUNT", 5)) {
-			cron_seterr(msg, msglen,
-			            "COUNT counts fires from the rule's start, 1970-01-01 for pgcrond; "
-			            "end the rule with UNTIL instead");
+			cron_seterr(
+			    msg, msglen,
+			    "COUNT counts fires from the rule's start, 1970-01-01 for pgcrond; "
+			    "end the rule with UNTIL instead");
 			return -EINVAL;
 		}
 		if (p == P_COUNT) {
-			cron_seterr(msg, msglen,
-			            "unknown part \"%.*s\"; a rule has FREQ and may have INTERVAL, UNTIL, "
-			            "WKST, BYSECOND, BYMINUTE, BYHOUR, BYDAY, BYMONTHDAY, BYYEARDAY, "
-			            "BYWEEKNO, BYMONTH, BYSETPOS",
-			            (int)(nlen > 40 ? 40 : nlen), s);
+			cron_seterr(
+			    msg, msglen,
+			    "unknown part \"%.*s\"; a rule has FREQ and may have INTERVAL, UNTIL, "
+			    "WKST, BYSECOND, BYMINUTE, BYHOUR, BYDAY, BYMONTHDAY, BYYEARDAY, "
+			    "BYWEEKNO, BYMONTH, BYSETPOS",
+			    (int)(nlen > 40 ? 40 : nlen), s);
 			return -EINVAL;
 		}
 		if (*seen >> p & 1) {
@@ -225,15 +237,16 @@ static int check_parts(const char *body, size_t len, unsigned *seen, char *msg, 
 			icalerror_clear_errno();
 		}
 		if (bad) {
-			cron_seterr(msg, msglen, "%.*s: %s takes %s", (int)(plen > 60 ? 60 : plen), s,
-			            parts[p].name, parts[p].hint);
+			cron_seterr(msg, msglen, "%.*s: %s takes %s", (int)(plen > 60 ? 60 : plen),
+			            s, parts[p].name, parts[p].hint);
 			return -EINVAL;
 		}
 		at += plen + 1;
 	}
 	if (!(*seen & 1u << P_FREQ)) {
 		*col = 0;
-		cron_seterr(msg, msglen, "the rule has no FREQ; start it with FREQ=DAILY or the like");
+		cron_seterr(msg, msglen,
+		            "the rule has no FREQ; start it with FREQ=DAILY or the like");
 		return -EINVAL;
 	}
 	return 0;
@@ -247,7 +260,8 @@ static int check_combination(const struct icalrecurrencetype *r, char *msg, size
 	for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
 		if (icalrecurrencetype_day_position(r->by_day[i]) != 0 &&
 		    r->freq != ICAL_MONTHLY_RECURRENCE && r->freq != ICAL_YEARLY_RECURRENCE)
-			what = "a numbered BYDAY (like 1MO) goes with FREQ=MONTHLY or YEARLY; give the "
+			what = "a numbered BYDAY (like 1MO) goes with FREQ=MONTHLY or YEARLY; give "
+			       "the "
 			       "weekday alone (MO)";
 	if (!empty(r->by_week_no) && r->freq != ICAL_YEARLY_RECURRENCE)
 		what = "BYWEEKNO goes with FREQ=YEARLY only";
@@ -354,9 +368,10 @@ static int check_fires(const struct cron_rrule *r, bool *fires, char *msg, size_
 	}
 	icalrecur_iterator *it = icalrecur_iterator_new(r->rule, local_to_ical(0));
 	int n = 0;
-	int64_t limit = r->by_month ? days_from_civil(1970 + 2 * r->period / 12,
-	                                              (int)(2 * r->period % 12) + 1, 1) * DAY
-	                            : 2 * r->period;
+	int64_t limit =
+	    r->by_month
+	        ? days_from_civil(1970 + 2 * r->period / 12, (int)(2 * r->period % 12) + 1, 1) * DAY
+	        : 2 * r->period;
 
 	*fires = false;
 	if (!it)
@@ -369,10 +384,11 @@ static int check_fires(const struct cron_rrule *r, bool *fires, char *msg, size_
 		if (ical_to_local(o) >= limit)
 			break;
 		if (++n == DENSE_MAX) {
-			cron_seterr(msg, msglen,
-			            "more than %d fires in two of its periods: write it with a shorter "
-			            "FREQ (FREQ=DAILY with the same BYHOUR, BYMINUTE, BYSECOND)",
-			            DENSE_MAX / 2);
+			cron_seterr(
+			    msg, msglen,
+			    "more than %d fires in two of its periods: write it with a shorter "
+			    "FREQ (FREQ=DAILY with the same BYHOUR, BYMINUTE, BYSECOND)",
+			    DENSE_MAX / 2);
 			icalrecur_iterator_free(it);
 			return -EINVAL;
 		}
@@ -437,8 +453,8 @@ int cron_rrule_parse(const char *text, size_t len, cron_expr *out, char *msg, si
 	memcpy(r->text, body, len + 1);
 	r->rule = rule;
 	static const int64_t unit[] = {
-	    [ICAL_SECONDLY_RECURRENCE] = 1,   [ICAL_MINUTELY_RECURRENCE] = 60,
-	    [ICAL_HOURLY_RECURRENCE] = 3600,  [ICAL_DAILY_RECURRENCE] = DAY,
+	    [ICAL_SECONDLY_RECURRENCE] = 1,     [ICAL_MINUTELY_RECURRENCE] = 60,
+	    [ICAL_HOURLY_RECURRENCE] = 3600,    [ICAL_DAILY_RECURRENCE] = DAY,
 	    [ICAL_WEEKLY_RECURRENCE] = 7 * DAY, [ICAL_MONTHLY_RECURRENCE] = 1,
 	    [ICAL_YEARLY_RECURRENCE] = 12,
 	};
