@@ -307,6 +307,19 @@ static bool form_way(enum form f, enum way w)
 	return false;
 }
 
+/* How list, status and next --job write the schedule of job NAME of form F in round ROUND,
+ * with its spread: "0 3 1 1 *, spread 30s (+17s)". */
+static void form_shown(enum form f, int round, const char *name, char *out, size_t len)
+{
+	char sched[128];
+	int w = form_spread(f, round);
+	form_schedule(f, round, sched, sizeof(sched));
+	if (w)
+		snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w));
+	else
+		snprintf(out, len, "%s", sched);
+}
+
 /* The next fire after now of job NAME of form F in round ROUND, as list and status show it. */
 static void form_next(enum form f, int round, const char *name, char *out, size_t len)
 {
@@ -577,9 +590,9 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(strstr(line, kind_name(c->kind)) && strstr(line, kind_once(c->kind)),
 		              "list shows %s as: %s (want kind %s, once %s)", c->name, line,
 		              kind_name(c->kind), kind_once(c->kind));
-		/* its schedule, and its next fire (moved by the spread) */
+		/* its schedule and spread, and its next fire (moved by the spread) */
 		char next[CRON_TIME_BUFSZ];
-		form_schedule(c->form, 0, sched, sizeof(sched));
+		form_shown(c->form, 0, c->name, sched, sizeof(sched));
 		form_next(c->form, 0, c->name, next, sizeof(next));
 		ck_assert_msg(strstr(line, sched) && strstr(line, next),
 		              "list shows %s as: %s (want schedule %s, next fire %s)", c->name,
@@ -600,6 +613,14 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(strstr(line, next), "status %s: %s (want %s)", c->name, line, next);
 		free(line);
 		free(st);
+		/* next --job: the same fire, after a line that names the schedule and spread */
+		char *nx = cli(&e, 0, "next", "--job", c->name);
+		char head[300];
+		snprintf(head, sizeof(head), "job %s: schedule %s, time zone UTC\n%s\n", c->name,
+		         sched, next);
+		ck_assert_msg(strncmp(nx, head, strlen(head)) == 0, "next --job %s:\n%s\nwant:\n%s",
+		              c->name, nx, head);
+		free(nx);
 		/* /metrics */
 		char label[200];
 		snprintf(label, sizeof(label), "pgcrond_job_info{job=\"%s\",kind=\"%s\"", c->name,
@@ -614,6 +635,9 @@ START_TEST(every_kind_every_way_every_command)
 	free(out);
 	free(status_all);
 	free(page);
+	out = cli(&e, 64, "next", "--job", "no-such-job");
+	ck_assert_msg(strstr(out, "pgcrond next: no job \"no-such-job\" in "), "%s", out);
+	free(out);
 
 	/* pause and resume; trigger --wait runs it now, paused or not */
 	for (int i = 0; i < n; i++) {
@@ -691,10 +715,15 @@ START_TEST(every_kind_every_way_every_command)
 		    "the reload did not record %s's schedule:\n%s", c->name, itest_tail(e.log));
 		char next[CRON_TIME_BUFSZ];
 		form_next(c->form, 1, c->name, next, sizeof(next));
+		form_shown(c->form, 1, c->name, sched, sizeof(sched));
 		char *st = cli(&e, 0, "status", c->name, NULL);
 		char *line = line_with(st, "next fire:", "status");
 		ck_assert_msg(strstr(line, next), "status %s after the reload: %s (want %s)",
 		              c->name, line, next);
+		free(line);
+		line = line_with(st, "schedule:", "status");
+		ck_assert_msg(strstr(line, sched), "status %s after the reload: %s (want %s)",
+		              c->name, line, sched);
 		free(line);
 		free(st);
 	}
