@@ -183,6 +183,10 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		rc |= put_int(o, "retries", c->retries);
 		if (c->timeout_ms > 0)
 			rc |= put_int(o, "timeout_ms", c->timeout_ms);
+		if (c->spread_ms > 0) { /* the window, and this job's move within it */
+			rc |= put_int(o, "spread_ms", c->spread_ms);
+			rc |= put_int(o, "spread_offset_s", c->cron.offset);
+		}
 		rc |=
 		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
 	}
