@@ -314,10 +314,10 @@ static void form_shown(enum form f, int round, const char *name, char *out, size
 	char sched[128];
 	int w = form_spread(f, round);
 	form_schedule(f, round, sched, sizeof(sched));
-	if (w)
-		snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w));
-	else
-		snprintf(out, len, "%s", sched);
+	int n =
+	    w ? snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w))
+	      : snprintf(out, len, "%s", sched);
+	ck_assert_int_lt(n, (int)len);
 }
 
 /* The next fire after now of job NAME of form F in round ROUND, as list and status show it. */
