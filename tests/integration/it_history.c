@@ -427,6 +427,47 @@ START_TEST(start_and_finish_make_one_row)
 }
 END_TEST
 
+/* A row's jobid costs the server no lookup (issue 64): a SQL job's is the one the daemon's
+ * configuration gives the run (the registry may not have the job yet); a file job's is read
+ * from pgcrond.job once a connection; a job the registry gets later is still found. */
+START_TEST(job_ids_come_from_memory)
+{
+	char *ci = itest_fresh_db("it_hist_jobids");
+	char *dir = itest_tmpdir("hist-jobids");
+	char state[1024];
+	snprintf(state, sizeof(state), "%s/state", dir);
+	install_schema(ci);
+	PGconn *c = itest_connect(ci);
+	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
+	              " VALUES ('file-a', 'sql', 'SELECT 1', 'analytics')");
+	long long a = itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'file-a'");
+	struct hist *h = open_hist(ci, state, 0);
+	struct hist_run run = sample_run("file-a");
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	run = sample_run("sql-b");
+	run.jobid = 4711; /* cron.job's, not in pgcrond.job */
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	ck_assert(drive_until(all_written, h, 20));
+	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
+	              " VALUES ('file-c', 'sql', 'SELECT 1', 'analytics')");
+	long long jc = itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'file-c'");
+	run = sample_run("file-c");
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	ck_assert(drive_until(all_written, h, 20));
+	char *got =
+	    itest_scalar(c, "SELECT string_agg(job_name || '=' || coalesce(jobid::text, '-'),"
+	                    " ' ' ORDER BY job_name) FROM pgcrond.job_run_details");
+	char want[256];
+	snprintf(want, sizeof(want), "file-a=%lld file-c=%lld sql-b=4711", a, jc);
+	ck_assert_str_eq(got, want);
+	free(got);
+	hist_close(&h);
+	PQfinish(c);
+	free(dir);
+	free(ci);
+}
+END_TEST
+
 START_TEST(running_row_is_written_at_start)
 {
 	char *ci = itest_fresh_db("it_hist_running");
@@ -1015,6 +1056,7 @@ int main(void)
 	tcase_add_test(tc, install_is_idempotent);
 	tcase_add_test(tc, install_reports_unreachable_and_config_errors);
 	tcase_add_test(tc, start_and_finish_make_one_row);
+	tcase_add_test(tc, job_ids_come_from_memory);
 	tcase_add_test(tc, running_row_is_written_at_start);
 	tcase_add_test(tc, orphans_of_a_dead_process_are_closed);
 	tcase_add_test(tc, close_flushes_pending_records);

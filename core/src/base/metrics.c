@@ -477,6 +477,14 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 		     "History records given up (spill file full, data the database refused).");
 		sample_u(out, "pgcrond_history_records_dropped_total", NULL, NULL,
 		         live->history_dropped);
+		head(out, "pgcrond_history_backlogged", "gauge",
+		     "1 while new runs are held back: more history records wait than the database "
+		     "takes.");
+		sample(out, "pgcrond_history_backlogged", NULL, NULL, live->history_backlogged);
+		head(out, "pgcrond_history_backlog_holds_total", "counter",
+		     "Times new runs were held back for the history to catch up.");
+		sample_u(out, "pgcrond_history_backlog_holds_total", NULL, NULL,
+		         live->history_holds);
 	}
 	return ferror(out) ? -EIO : 0;
 }

@@ -98,7 +98,8 @@ struct metrics_live {
 	size_t n_dbs;
 	bool have_history;
 	bool history_connected;
-	uint64_t spool_records, history_written, history_dropped;
+	bool history_backlogged; /* new runs held back (history.h, hist_backlogged) */
+	uint64_t spool_records, history_written, history_dropped, history_holds;
 };
 /* Write the Prometheus text exposition format (version 0.0.4) of M and LIVE to OUT.
  * Returns 0 or -EIO when OUT failed. */

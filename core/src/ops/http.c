@@ -234,6 +234,8 @@ static int render_metrics(const struct metrics *m, const json_t *st, FILE *f)
 	    .spool_records = (uint64_t)num(hist, "pending"),
 	    .history_written = (uint64_t)num(hist, "written"),
 	    .history_dropped = (uint64_t)num(hist, "dropped"),
+	    .history_backlogged = json_is_true(json_object_get(hist, "backlogged")),
+	    .history_holds = (uint64_t)num(hist, "holds"),
 	};
 	rc = metrics_render(m, &live, f);
 out:

@@ -326,6 +326,8 @@ static json_t *history_json(const struct status_src *src, const struct pgc_confi
 	rc |= put_int(o, "spool_bytes", have ? (json_int_t)sb.st_size : 0);
 	rc |= put_int(o, "written", (json_int_t)hs.written);
 	rc |= put_int(o, "dropped", (json_int_t)hs.dropped);
+	rc |= put_bool(o, "backlogged", src->hist && hs.backlogged);
+	rc |= put_int(o, "holds", (json_int_t)hs.holds);
 	if (rc == 0)
 		return o;
 	json_decref(o);

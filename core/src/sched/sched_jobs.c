@@ -189,6 +189,12 @@ size_t sched_queued(const struct sched *s)
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
+/* The history caught up (hist_backlogged): the runs it held back start. */
+static void history_caught_up(void *arg)
+{
+	sched_admit_queued(arg);
+}
+
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
                    struct hist *h, struct sched **out)
 {
@@ -200,8 +206,10 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->ex = *ex;
 	s->start = (struct sched_starts){sched_fire_run, sched_run_admit, sched_job_fire};
 	s->hist = h;
-	if (h)
+	if (h) {
 		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
+		hist_set_caught_up_fn(h, history_caught_up, s);  /* what its backlog held */
+	}
 	s->max_running = 32;
 	s->random = sched_system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
@@ -263,6 +271,7 @@ void sched_free(struct sched **sp)
 	struct sched *s = *sp;
 	if (!s)
 		return;
+	hist_set_caught_up_fn(s->hist, NULL, NULL);
 	sched_apply_clear(s);
 	fresh_free(s);
 	clock_disarm(s->clock, &s->clock_ev);
