@@ -40,6 +40,10 @@
 #define DEF_BACKLOG_MAX (2 * SET_BATCH_MAX)
 /* A batch naming a job whose id is not known has pgcrond.job read again, at most this often. */
 #define JOBIDS_REREAD_MS 10000
+/* Runs held back this long without the backlog shrinking are let go (records of the fires
+ * skipped behind them, several instances', may alone be more than the history takes). */
+#define HOLD_FUTILE_MS 5000
+#define HOLD_QUIET_MS 10000
 #define DEF_RETRY_MIN_MS 1000
 /* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
  * its database, and one attempt every few seconds costs a down server nothing. */
@@ -152,7 +156,16 @@ struct hist {
 	int64_t fresh_at_ms; /* ... since then (monotonic) */
 	bool fresh_told;     /* a failure to publish it was logged */
 	struct hist_stats st;
-	/* backpressure (hist_backlogged: st.backlogged) */
+	/* backpressure (hist_backlogged: st.backlogged), since HOLD_AT_MS (monotonic) with
+	 * HOLD_PENDING records waiting; HOLD_FUTILE: holding did not help, not again before the
+	 * backlog is down to half */
+	int64_t hold_at_ms;
+	uint64_t hold_pending;
+	bool hold_futile;
+	/* holds that follow one another within HOLD_QUIET_MS are logged as one: its start and
+	 * first end (HOLD_TOLD: the start was) */
+	int64_t hold_end_ms;
+	bool hold_told;
 	void (*caught_up_fn)(void *arg);
 	void *caught_up_arg;
 	struct event caught_up_ev; /* calls it from the loop */

@@ -97,27 +97,52 @@ void hist_backlog_update(struct hist *h, bool on_only)
 {
 	uint64_t n = hist_spool_pending(h->spool), max = h->tun.backlog_max;
 	bool taking = stmtq_ready(h->q) && h->writes == WRITES_OK;
-	if (!h->st.backlogged && taking && n > max) {
+	int64_t now = clock_mono_ms();
+	h->hold_futile = h->hold_futile && n > max / 2;
+	if (!h->st.backlogged) {
+		if (!taking || n <= max || h->hold_futile)
+			return;
 		h->st.backlogged = true;
-		h->st.holds++;
-		log_warning("history: %" PRIu64
-		            " run records wait to be written (more than %" PRIu64
-		            "): the history database does not take them as fast as the runs make "
-		            "them; new runs are held back until at most %" PRIu64 " wait",
-		            n, max, max / 2);
-	} else if (h->st.backlogged && !on_only && (!taking || n <= max / 2)) {
-		h->st.backlogged = false;
-		if (taking)
-			log_notice("history: %" PRIu64 " run records wait to be written; new runs "
-			           "start again",
-			           n);
-		else
-			log_notice("history: the database does not take records now (%" PRIu64
-			           " wait in %s); new runs start again",
-			           n, hist_spool_where(h->spool));
-		if (h->caught_up_fn)
-			event_active(&h->caught_up_ev, EV_TIMEOUT, 0);
+		h->hold_told = !h->st.holds++ || now - h->hold_end_ms > HOLD_QUIET_MS;
+		h->hold_at_ms = now;
+		h->hold_pending = n;
+		log_msg(h->hold_told ? LOG_LVL_WARNING : LOG_LVL_DEBUG, NULL,
+		        "history: %" PRIu64 " run records wait to be written (more than %" PRIu64
+		        "): the history database does not take them as fast as the runs make them; "
+		        "new runs are held back until at most %" PRIu64 " wait",
+		        n, max, max / 2);
+		return;
 	}
+	if (on_only)
+		return;
+	if (taking && n > max / 2 && now - h->hold_at_ms > HOLD_FUTILE_MS) {
+		h->hold_futile = n >= h->hold_pending; /* else it shrinks: hold on */
+		h->hold_at_ms = now;
+		h->hold_pending = n;
+	}
+	if (taking && n > max / 2 && !h->hold_futile)
+		return;
+	h->st.backlogged = false;
+	h->hold_end_ms = now;
+	enum log_level level = h->hold_told ? LOG_LVL_NOTICE : LOG_LVL_DEBUG;
+	h->hold_told = false;
+	if (h->hold_futile)
+		log_warning("history: with new runs held back for %d s, %" PRIu64 " run records "
+		            "still wait: holding runs back does not let the history catch up; they "
+		            "go on, and the records wait in %s",
+		            HOLD_FUTILE_MS / 1000, n, hist_spool_where(h->spool));
+	else if (taking)
+		log_msg(level, NULL,
+		        "history: %" PRIu64 " run records wait to be written; new runs start again "
+		        "(held back again within %d s: not logged)",
+		        n, HOLD_QUIET_MS / 1000);
+	else
+		log_msg(level, NULL,
+		        "history: the database does not take records now (%" PRIu64
+		        " wait in %s); new runs start again",
+		        n, hist_spool_where(h->spool));
+	if (h->caught_up_fn)
+		event_active(&h->caught_up_ev, EV_TIMEOUT, 0);
 }
 
 bool hist_backlogged(const struct hist *h)

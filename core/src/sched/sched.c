@@ -630,6 +630,17 @@ void sched_fire_run(struct run *r)
 			sched_run_to(r, RUN_PENDING);
 			return;
 		}
+		/* its run is held back for a history that cannot keep up (hist_backlogged): a
+		 * skip row of each fire behind it is what the history could not take (at 15,000
+		 * jobs a second they kept it behind, and every run held, for good); counted, and
+		 * logged as the runs start again. An instance alone's (claiming nothing ahead): a
+		 * claimed fire needs its row, which tells the others it was served */
+		if (j->active->state == RUN_QUEUED && !admit_ahead(s->admit) &&
+		    hist_backlogged(s->hist)) {
+			s->unrecorded++;
+			sched_run_free(&r);
+			return;
+		}
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
 		sched_skip_claimed(r, msg, false);
 		sched_run_free(&r);

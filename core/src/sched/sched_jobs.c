@@ -3,6 +3,7 @@
  * lookups are sched_index.c's, jobs added and retired as configurations come and go
  * sched_apply.c's. */
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
@@ -192,7 +193,13 @@ size_t sched_queued(const struct sched *s)
 /* The history caught up (hist_backlogged): the runs it held back start. */
 static void history_caught_up(void *arg)
 {
-	sched_admit_queued(arg);
+	struct sched *s = arg;
+	if (s->unrecorded)
+		log_info("%" PRIu64 " fires were skipped while their jobs' runs were held back "
+		         "for the history (overlap = skip), without a row each",
+		         s->unrecorded);
+	s->unrecorded = 0;
+	sched_admit_queued(s);
 }
 
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
