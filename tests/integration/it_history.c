@@ -87,6 +87,15 @@ static struct hist *open_hist(const char *ci, const char *state_dir, int64_t ret
 	return h;
 }
 
+/* open_hist on CI with its state in a new temporary directory (*DIR, tag TAG). */
+static struct hist *open_hist_tmp(const char *ci, const char *tag, char **dir)
+{
+	char state[1024];
+	*dir = itest_tmpdir(tag);
+	snprintf(state, sizeof(state), "%s/state", *dir);
+	return open_hist(ci, state, 0);
+}
+
 /* A new process writes the PENDING records left in STATE's spill file within TIMEOUT_S:
  * WRITTEN of them, the rest dropped. Returns its history. */
 static struct hist *write_left(const char *ci, const char *state, int pending, int written,
@@ -343,6 +352,22 @@ END_TEST
 
 /* ---- rows ---------------------------------------------------------------------------- */
 
+/* A file job NAME in the registry; its jobid. */
+static long long add_job(PGconn *c, const char *name)
+{
+	const char *p[] = {name};
+	PQclear(PQexecParams(c,
+	                     "INSERT INTO pgcrond.job (jobname, kind, command, database)"
+	                     " VALUES ($1, 'sql', 'SELECT 1', 'analytics')",
+	                     1, NULL, p, NULL, NULL, 0));
+	PGresult *r = PQexecParams(c, "SELECT jobid FROM pgcrond.job WHERE jobname = $1", 1, NULL,
+	                           p, NULL, NULL, 0);
+	ck_assert_int_eq(PQntuples(r), 1);
+	long long id = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return id;
+}
+
 START_TEST(start_and_finish_make_one_row)
 {
 	char *ci = itest_fresh_db("it_hist_rows");
@@ -351,10 +376,7 @@ START_TEST(start_and_finish_make_one_row)
 	snprintf(state, sizeof(state), "%s/state", dir);
 	install_schema(ci);
 	PGconn *c = itest_connect(ci);
-	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
-	              " VALUES ('refresh-x', 'sql', 'SELECT 1', 'analytics')");
-	long long jobid =
-	    itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'refresh-x'");
+	long long jobid = add_job(c, "refresh-x");
 
 	struct hist *h = open_hist(ci, state, 0);
 	struct hist_run run = sample_run("refresh-x");
@@ -433,24 +455,18 @@ END_TEST
 START_TEST(job_ids_come_from_memory)
 {
 	char *ci = itest_fresh_db("it_hist_jobids");
-	char *dir = itest_tmpdir("hist-jobids");
-	char state[1024];
-	snprintf(state, sizeof(state), "%s/state", dir);
 	install_schema(ci);
 	PGconn *c = itest_connect(ci);
-	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
-	              " VALUES ('file-a', 'sql', 'SELECT 1', 'analytics')");
-	long long a = itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'file-a'");
-	struct hist *h = open_hist(ci, state, 0);
+	long long a = add_job(c, "file-a");
+	char *dir;
+	struct hist *h = open_hist_tmp(ci, "hist-jobids", &dir);
 	struct hist_run run = sample_run("file-a");
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	run = sample_run("sql-b");
 	run.jobid = 4711; /* cron.job's, not in pgcrond.job */
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	ck_assert(drive_until(all_written, h, 20));
-	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
-	              " VALUES ('file-c', 'sql', 'SELECT 1', 'analytics')");
-	long long jc = itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'file-c'");
+	long long jc = add_job(c, "file-c");
 	run = sample_run("file-c");
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	ck_assert(drive_until(all_written, h, 20));
@@ -753,10 +769,8 @@ END_TEST
 START_TEST(missing_schema_keeps_records)
 {
 	char *ci = itest_fresh_db("it_hist_noschema");
-	char *dir = itest_tmpdir("hist-noschema");
-	char state[1024];
-	snprintf(state, sizeof(state), "%s/state", dir);
-	struct hist *h = open_hist(ci, state, 0);
+	char *dir;
+	struct hist *h = open_hist_tmp(ci, "hist-noschema", &dir);
 	struct hist_run run = sample_run("a");
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	drive_for(0.5);

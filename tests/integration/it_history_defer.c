@@ -127,15 +127,8 @@ START_TEST(runs_wait_for_a_history_that_cannot_keep_up)
 	                 e.dir, e.dir, e.ci, BACKLOG);
 	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz)");
 	itest_env_start(&e);
-	char jobs[4096] = "jobs = (\n";
-	for (int i = 0; i < SLOW_JOBS; i++) {
-		size_t used = strlen(jobs);
-		snprintf(jobs + used, sizeof(jobs) - used,
-		         "{ name = \"b%d\"; database = \"app\"; schedule = \"* * * * * *\";"
-		         "  command = \"INSERT INTO public.ran VALUES ('b%d', now())\"; }%s\n",
-		         i, i, i + 1 < SLOW_JOBS ? "," : "");
-	}
-	itest_env_job(&e, "10-jobs.conf", "%s);\n", jobs);
+	itest_env_each_second(&e, "10-jobs.conf", SLOW_JOBS, "b",
+	                      "INSERT INTO public.ran VALUES ('%s', now())");
 	itest_env_reload(&e);
 	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= %d FROM public.ran", SLOW_JOBS),
 	              "the jobs do not run:\n%s", itest_tail(e.log));

@@ -721,6 +721,26 @@ char *itest_env_metrics(struct itest_env *e)
 	return out;
 }
 
+void itest_env_each_second(const struct itest_env *e, const char *file, int n, const char *prefix,
+                           const char *command)
+{
+	char jobs[8192] = "jobs = (\n", name[64], cmd[512];
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(jobs);
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		const char *at = strstr(command, "%s"); /* the job's name goes there */
+		ck_assert_ptr_nonnull(at);
+		snprintf(cmd, sizeof(cmd), "%.*s%s%s", (int)(at - command), command, name, at + 2);
+		ck_assert_int_lt(
+		    snprintf(jobs + used, sizeof(jobs) - used,
+		             "{ name = \"%s\"; database = \"app\"; schedule = \"* * * * * *\";"
+		             "  command = \"%s\"; }%s\n",
+		             name, cmd, i + 1 < n ? "," : ""),
+		    (int)(sizeof(jobs) - used));
+	}
+	itest_env_job(e, file, "%s);\n", jobs);
+}
+
 void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
 {
 	char body[8192], name[256];

@@ -169,14 +169,21 @@ START_TEST(test_label_escaping)
 	ck_assert_int_eq(metrics_new(&m), 0);
 	struct metrics_db_live dbs[] = {
 	    {.name = "we\"ird\\db\n", .pool = 2, .idle = 1, .busy = 1, .open = 3}};
-	struct metrics_live live = {
-	    .version = "x", .dbs = dbs, .n_dbs = 1, .have_history = true, .spool_records = 7};
+	struct metrics_live live = {.version = "x",
+	                            .dbs = dbs,
+	                            .n_dbs = 1,
+	                            .have_history = true,
+	                            .spool_records = 7,
+	                            .history_backlogged = true,
+	                            .history_holds = 3};
 	char *t = render(m, &live);
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"busy\"} 1\n");
 	/* open, neither idle nor busy: resetting */
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"resetting\"} "
 	       "1\n");
 	has(t, "pgcrond_history_spool_records 7\n");
+	has(t, "pgcrond_history_backlogged 1\n");
+	has(t, "pgcrond_history_backlog_holds_total 3\n");
 	free(t);
 	metrics_free(&m);
 }

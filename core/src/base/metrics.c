@@ -293,6 +293,13 @@ static void sample_u(FILE *out, const char *name, const char *key, const char *v
 	fprintf(out, " %" PRIu64 "\n", v);
 }
 
+/* A metric of one sample without labels. */
+static void one(FILE *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+	head(out, name, type, help);
+	sample_u(out, name, NULL, NULL, v);
+}
+
 static void histogram(FILE *out, const char *name, const char *job, const struct histo *h,
                       const double *bounds, size_t n)
 {
@@ -463,28 +470,23 @@ int metrics_render(const struct metrics *m, const struct metrics_live *live, FIL
 		         live->dbs[i].waiting);
 
 	if (live->have_history) {
-		head(out, "pgcrond_history_connected", "gauge",
-		     "1 while the history database's connection is up.");
-		sample(out, "pgcrond_history_connected", NULL, NULL, live->history_connected);
-		head(out, "pgcrond_history_spool_records", "gauge",
-		     "History records waiting to be written (in memory and in the spill file).");
-		sample_u(out, "pgcrond_history_spool_records", NULL, NULL, live->spool_records);
-		head(out, "pgcrond_history_records_written_total", "counter",
-		     "History records the database acknowledged.");
-		sample_u(out, "pgcrond_history_records_written_total", NULL, NULL,
-		         live->history_written);
-		head(out, "pgcrond_history_records_dropped_total", "counter",
-		     "History records given up (spill file full, data the database refused).");
-		sample_u(out, "pgcrond_history_records_dropped_total", NULL, NULL,
-		         live->history_dropped);
-		head(out, "pgcrond_history_backlogged", "gauge",
-		     "1 while new runs are held back: more history records wait than the database "
-		     "takes.");
-		sample(out, "pgcrond_history_backlogged", NULL, NULL, live->history_backlogged);
-		head(out, "pgcrond_history_backlog_holds_total", "counter",
-		     "Times new runs were held back for the history to catch up.");
-		sample_u(out, "pgcrond_history_backlog_holds_total", NULL, NULL,
-		         live->history_holds);
+		one(out, "pgcrond_history_connected", "gauge",
+		    "1 while the history database's connection is up.", live->history_connected);
+		one(out, "pgcrond_history_spool_records", "gauge",
+		    "History records waiting to be written (in memory and in the spill file).",
+		    live->spool_records);
+		one(out, "pgcrond_history_records_written_total", "counter",
+		    "History records the database acknowledged.", live->history_written);
+		one(out, "pgcrond_history_records_dropped_total", "counter",
+		    "History records given up (spill file full, data the database refused).",
+		    live->history_dropped);
+		one(out, "pgcrond_history_backlogged", "gauge",
+		    "1 while new runs are held back: more history records wait than the database "
+		    "takes.",
+		    live->history_backlogged);
+		one(out, "pgcrond_history_backlog_holds_total", "counter",
+		    "Times new runs were held back for the history to catch up.",
+		    live->history_holds);
 	}
 	return ferror(out) ? -EIO : 0;
 }
