@@ -53,7 +53,7 @@ START_TEST(test_caps_and_put_back)
 {
 	struct event_base *base = event_base_new();
 	struct jbatch b;
-	ck_assert_int_eq(jbatch_init(&b, base, NULL, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(jbatch_init(&b, NULL, NULL, NULL, NULL), 0);
 	b.max_items = 3;
 	b.max_bytes = 100;
 	ck_assert_ptr_null(jbatch_take(&b)); /* nothing waits */

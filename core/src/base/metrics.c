@@ -307,16 +307,15 @@ static void histogram(FILE *out, const char *name, const char *job, const struct
 	const uint64_t *b = h ? h->buckets : zero;
 	uint64_t cum = 0;
 
-	char le[N_DUR > N_LATE ? N_DUR + 1 : N_LATE + 1][24];
-	for (size_t i = 0; i < n; i++)
-		snprintf(le[i], sizeof(le[i]), "%g", bounds[i]);
-	snprintf(le[n], sizeof(le[n]), "+Inf");
 	for (size_t i = 0; i <= n; i++) {
 		cum += b[i];
 		fputs(name, out);
 		fputs("_bucket{job=\"", out);
 		put_label(out, job);
-		fprintf(out, "\",le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+		if (i < n)
+			fprintf(out, "\",le=\"%g\"} %" PRIu64 "\n", bounds[i], cum);
+		else
+			fprintf(out, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 	}
 	fprintf(out, "%s_sum{job=\"", name);
 	put_label(out, job);

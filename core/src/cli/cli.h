@@ -46,9 +46,9 @@ int cli_history_print_json(const struct pg_result *r);
 int cli_resolve_job(const char *cmd, struct pg_conn *conn, const char *arg, char *name,
                     size_t namelen) __attribute__((warn_unused_result));
 
-/* CFG's history database, connected (blocking) for CMD's optional extras; NULL when none is
- * configured, or when it cannot be reached, after "pgcrond CMD: MISSING: why" on stderr
- * (MISSING: what the command goes without). */
+/* CFG's history database, connected (blocking) for CMD; NULL when none is configured, or
+ * when it cannot be reached, after "pgcrond CMD: MISSING: why" on stderr (MISSING: what the
+ * command goes without; NULL: nothing, the command needs it). */
 struct pg_conn *cli_history_connect(const char *cmd, const struct pgc_config *cfg,
                                     const char *missing);
 

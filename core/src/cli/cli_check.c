@@ -190,30 +190,31 @@ int cli_check(int argc, char **argv)
 		return rc == CLI_HELP ? EX_OK : rc;
 
 	rc = config_load(path, &cfg, &dl);
+	if (rc == -ENOMEM || !cfg)
+		goto report;
+	/* Plugins: load each plugin the jobs name from plugin_dir and check the jobs' plugin
+	 * settings against it (plugin_load.c, plugin.c). */
+	rc = plugin_check_config(cfg, &plugins, &dl);
 	if (rc == -ENOMEM)
-		goto oom;
-	if (cfg) {
-		/* Plugins: load each plugin the jobs name from plugin_dir and check the jobs'
-		 * plugin settings against it (plugin_load.c, plugin.c). */
-		rc = plugin_check_config(cfg, &plugins, &dl);
-		if (rc == -ENOMEM)
-			goto oom;
+		goto report;
 
-		/* The job graph: `after` lists plus the plugins' reads; cycles are named. */
-		struct jobgraph g;
-		rc = jobgraph_build(cfg, plugins, &g, &dl);
-		if (rc == -ENOMEM)
-			goto oom;
-		if (rc == 0)
-			jobgraph_free(&g);
+	/* The job graph: `after` lists plus the plugins' reads; cycles are named. */
+	struct jobgraph g;
+	rc = jobgraph_build(cfg, plugins, &g, &dl);
+	if (rc == -ENOMEM)
+		goto report;
+	if (rc == 0)
+		jobgraph_free(&g);
 
-		/* The servers, after the files (--offline: none): a reached one too old is a
-		 * problem like the files' (install and the daemon would refuse it). */
-		if (!offline && check_servers(cfg, &dl) == -ENOMEM)
-			goto oom;
-	}
-
-	if (dl.n) {
+	/* The servers, after the files (--offline: none): a reached one too old is a problem
+	 * like the files' (install and the daemon would refuse it). */
+	if (!offline)
+		rc = check_servers(cfg, &dl);
+report:
+	if (rc == -ENOMEM) {
+		fprintf(stderr, "pgcrond check: out of memory\n");
+		rc = EX_OSERR;
+	} else if (dl.n) {
 		diag_print(&dl, stderr);
 		fprintf(
 		    stderr,
@@ -234,10 +235,4 @@ int cli_check(int argc, char **argv)
 	config_free(&cfg);
 	diag_clear(&dl);
 	return rc;
-oom:
-	fprintf(stderr, "pgcrond check: out of memory\n");
-	plugin_registry_free(&plugins);
-	config_free(&cfg);
-	diag_clear(&dl);
-	return EX_OSERR;
 }

@@ -214,8 +214,8 @@ PGconn *cli_history_connect(const char *cmd, const struct pgc_config *cfg, const
 	snprintf(app, sizeof(app), "pgcrond %s", cmd);
 	PGconn *c = pgconn_connect_blocking(db->conninfo, app, err, sizeof(err));
 	if (!c)
-		fprintf(stderr, "pgcrond %s: %s: history database \"%s\": %s\n", cmd, missing,
-		        db->name, err);
+		fprintf(stderr, "pgcrond %s: %s%shistory database \"%s\": %s\n", cmd,
+		        missing ? missing : "", missing ? ": " : "", db->name, err);
 	return c;
 }
 

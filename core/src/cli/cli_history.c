@@ -30,7 +30,7 @@
 int hist_cli_open(const char *cmd, const char *conf_path, const char *consequence,
                   struct pgc_config **cfg, struct pg_conn **conn)
 {
-	char err[1024], *skipped = NULL;
+	char *skipped = NULL;
 
 	*cfg = NULL;
 	*conn = NULL;
@@ -39,8 +39,7 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 		return rc;
 	cli_warn_skipped(cmd, conf_path, skipped, consequence);
 	free(skipped);
-	const struct conf_database *db = config_database(*cfg, (*cfg)->history_database);
-	if (!db) {
+	if (!config_database(*cfg, (*cfg)->history_database)) {
 		fprintf(
 		    stderr,
 		    "pgcrond %s: %s: no history database: set history = { database = \"NAME\"; } "
@@ -49,9 +48,8 @@ int hist_cli_open(const char *cmd, const char *conf_path, const char *consequenc
 		config_free(cfg);
 		return EX_CONFIG;
 	}
-	*conn = pgconn_connect_blocking(db->conninfo, "pgcrond", err, sizeof(err));
+	*conn = cli_history_connect(cmd, *cfg, NULL);
 	if (!*conn) {
-		fprintf(stderr, "pgcrond %s: history database \"%s\": %s\n", cmd, db->name, err);
 		config_free(cfg);
 		return EX_UNAVAILABLE;
 	}
@@ -90,18 +88,12 @@ static void shorten(const char *raw, char *out, size_t width)
 		snprintf(out, width + 1, "(out of memory)");
 		return;
 	}
-	size_t n = 0, len = strlen(in);
+	size_t len = strlen(in);
 
-	for (; in[n] && n < width; n++)
-		out[n] = in[n];
-	if (len > width) {
-		n = width - 3;
-		while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
-			n--;
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
+	if (len <= width)
+		snprintf(out, width + 1, "%s", in);
+	else
+		snprintf(out, width + 1, "%.*s...", (int)text_utf8_prefix(in, len, width - 3), in);
 	free(in);
 }
 

@@ -33,20 +33,15 @@ static json_t *row_json(const PGresult *r, int row)
 			name = "duration_ms";
 		if (json_object_get(o, name))
 			continue;
+		const char *text = PQgetvalue(r, row, c);
+		double d = strtod(text, NULL); /* a numeric column's value */
 		json_t *v;
 		if (PQgetisnull(r, row, c))
 			v = json_null();
-		else if (numeric_column(name))
-			v = json_real(strtod(PQgetvalue(r, row, c), NULL));
-		else if (!(v = json_string(PQgetvalue(r, row, c))))
-			v = json_stringn_nocheck(PQgetvalue(r, row, c),
-			                         (size_t)PQgetlength(r, row, c));
-		if (v && json_is_real(v) &&
-		    json_real_value(v) == (double)(json_int_t)json_real_value(v)) {
-			json_int_t i = (json_int_t)json_real_value(v);
-			json_decref(v);
-			v = json_integer(i);
-		}
+		else if (numeric_column(name)) /* a whole number as an integer */
+			v = d == (double)(json_int_t)d ? json_integer((json_int_t)d) : json_real(d);
+		else if (!(v = json_string(text)))
+			v = json_stringn_nocheck(text, (size_t)PQgetlength(r, row, c));
 		if (json_object_set_new(o, name, v) < 0) {
 			json_decref(o);
 			return NULL;

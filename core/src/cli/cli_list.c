@@ -152,8 +152,7 @@ int cli_list(int argc, char **argv)
 			cli_next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
 		else
 			snprintf(cells[i][COL_NEXT], 256, "-");
-		if (own)
-			cron_tz_free(&own);
+		cron_tz_free(&own);
 	}
 	for (size_t i = 0; i < nf; i++) {
 		const struct conf_job *j = &cfg->jobs[i];

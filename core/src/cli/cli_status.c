@@ -21,8 +21,6 @@
 #include "job_kind.h"
 #include "text.h"
 
-/* EX_NOPERM: the socket's permissions keep this user out */
-#define EXIT_NOPERM 77
 /* How long status, pause and resume wait for the answer. */
 #define ANSWER_TIMEOUT_MS 10000
 
@@ -104,7 +102,7 @@ int cli_ctl_call(const char *cmd, const char *conf, const struct ctl_request *rq
 			    "daemon's user and group (add yourself to its group, or use sudo -u "
 			    "pgcrond)\n",
 			    cmd, path);
-			rc = EXIT_NOPERM;
+			rc = EX_NOPERM; /* the socket's permissions keep this user out */
 		} else {
 			fprintf(stderr,
 			        "pgcrond %s: no pgcrond answers on %s (%s); is the daemon running "
@@ -265,18 +263,15 @@ static void print_daemon(const json_t *st)
 static void describe_state(const json_t *j, char *out, size_t outlen)
 {
 	const char *state = jstr(j, "state");
-	char span[32];
+	char span[32], pid[32] = "connecting";
 	if (strcmp(state, "running") == 0) {
 		const json_t *r = json_object_get(j, "running");
 		cli_format_span(json_number_value(json_object_get(r, "elapsed_s")), span,
 		                sizeof(span));
-		long long pid = jint(r, "backend_pid");
-		if (pid)
-			snprintf(out, outlen, "running %s (pid %lld)%s", span, pid,
-			         jtrue(j, "paused") ? ", paused" : "");
-		else
-			snprintf(out, outlen, "running %s (connecting)%s", span,
-			         jtrue(j, "paused") ? ", paused" : "");
+		if (jint(r, "backend_pid"))
+			snprintf(pid, sizeof(pid), "pid %lld", jint(r, "backend_pid"));
+		snprintf(out, outlen, "running %s (%s)%s", span, pid,
+		         jtrue(j, "paused") ? ", paused" : "");
 	} else if (strcmp(state, "retrying") == 0) {
 		snprintf(out, outlen, "retrying (attempt %lld)",
 		         jint(json_object_get(j, "retry"), "attempt"));
@@ -499,6 +494,30 @@ static void print_job(const json_t *j)
 
 /* ---- the commands ----------------------------------------------------------------------- */
 
+/* Ask the daemon RQ about JOB (NULL: none) as written, pgcrond's name, cron.schedule's or a
+ * jobid: the daemon resolves it (cut as PostgreSQL cut it to a name). Returns 0 with *ANSWER,
+ * an {"ok":true} one (json_decref it), or the exit code after saying why: an empty JOB, no
+ * answer within ANSWER_TIMEOUT_MS, a refusal. */
+static int ask(const char *cmd, const char *conf, struct ctl_request *rq, const char *job,
+               json_t **answer)
+{
+	if (job && !job[0]) {
+		fprintf(stderr, "pgcrond %s: the job name is empty\n", cmd);
+		return EX_USAGE;
+	}
+	if (job)
+		text_copy(rq->job, sizeof(rq->job), job);
+	int rc = cli_ctl_call(cmd, conf, rq, ANSWER_TIMEOUT_MS, false, answer);
+	if (rc == EX_TEMPFAIL)
+		fprintf(stderr, "pgcrond %s: the daemon did not answer within %d s\n", cmd,
+		        ANSWER_TIMEOUT_MS / 1000);
+	if (rc || jtrue(*answer, "ok"))
+		return rc;
+	rc = cli_ctl_error(cmd, *answer);
+	json_decref(*answer);
+	return rc;
+}
+
 static void status_usage(FILE *out)
 {
 	fprintf(out,
@@ -533,27 +552,10 @@ int cli_status(int argc, char **argv)
 		        "pgcrond status: give at most one job; see pgcrond status --help\n");
 		return EX_USAGE;
 	}
-	if (argc - first == 1) {
-		if (!argv[first][0]) {
-			fprintf(stderr, "pgcrond status: the job name is empty\n");
-			return EX_USAGE;
-		}
-		/* as written (pgcrond's name, cron.schedule's or a jobid): the daemon
-		 * resolves it; cut as PostgreSQL cut it to a name */
-		text_copy(rq.job, sizeof(rq.job), argv[first]);
-	}
 	json_t *a;
-	rc = cli_ctl_call("status", conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
-	if (rc == EX_TEMPFAIL)
-		fprintf(stderr, "pgcrond status: the daemon did not answer within %d s\n",
-		        ANSWER_TIMEOUT_MS / 1000);
+	rc = ask("status", conf, &rq, argc - first == 1 ? argv[first] : NULL, &a);
 	if (rc)
 		return rc;
-	if (!jtrue(a, "ok")) {
-		rc = cli_ctl_error("status", a);
-		json_decref(a);
-		return rc;
-	}
 	json_t *st = json_object_get(a, "status");
 	if (!as_json) {
 		quote_cron_names(st);
@@ -603,23 +605,10 @@ static int pause_resume(int argc, char **argv, enum ctl_cmd cmd)
 	if (rc)
 		return rc == CLI_HELP ? EX_OK : rc;
 	struct ctl_request rq = {.cmd = cmd};
-	if (!argv[first][0]) {
-		fprintf(stderr, "pgcrond %s: the job name is empty\n", name);
-		return EX_USAGE;
-	}
-	text_copy(rq.job, sizeof(rq.job), argv[first]); /* resolved by the daemon */
 	json_t *a;
-	rc = cli_ctl_call(name, conf, &rq, ANSWER_TIMEOUT_MS, false, &a);
-	if (rc == EX_TEMPFAIL)
-		fprintf(stderr, "pgcrond %s: the daemon did not answer within %d s\n", name,
-		        ANSWER_TIMEOUT_MS / 1000);
+	rc = ask(name, conf, &rq, argv[first], &a);
 	if (rc)
 		return rc;
-	if (!jtrue(a, "ok")) {
-		rc = cli_ctl_error(name, a);
-		json_decref(a);
-		return rc;
-	}
 	bool changed = jtrue(a, "changed");
 	/* the daemon's name of the job (the user may have written cron.schedule's) */
 	const char *job = json_string_value(json_object_get(a, "job"));

@@ -30,9 +30,6 @@
 /* How long plain trigger waits for a daemon to answer a request made in the database. */
 #define ANSWER_DEFAULT_MS 10000
 
-/* EX_NOPERM: the database refused the role (sysexits has nothing closer) */
-#define EXIT_NOPERM 77
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -321,7 +318,7 @@ int cli_trigger(int argc, char **argv)
 			        "it: GRANT "
 			        "pgcrond_operator TO \"%s\";\n",
 			        why, PQuser(conn), PQuser(conn));
-			rc = EXIT_NOPERM;
+			rc = EX_NOPERM;
 		} else if (state && (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0)) {
 			fprintf(stderr,
 			        "pgcrond trigger: %s\nthe history database \"%s\" has no "

@@ -259,7 +259,7 @@ void cluster_close(struct cluster **cp)
 	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
 	if (stmtq_ready(c->q) && c->state == CS_LOCKED) {
 		cluster_due_at(c, OP_STOP, 0);
-		cluster_kick(c); /* sends the stop, or it follows the statement in flight */
+		cluster_kick_now(c); /* sends the stop, or it follows the statement in flight */
 		int64_t until =
 		    clock_mono_ms() + (c->flight == OP_REAP ? STOP_GRACE_REAP_MS : STOP_GRACE_MS);
 		while (stmtq_conn(c->q) && stmtq_ready(c->q) &&

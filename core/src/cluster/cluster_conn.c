@@ -112,10 +112,16 @@ static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now
 		cluster_due_at(c, w->op, next > now ? next : now + period);
 }
 
+/* Whatever kicks brings work (a row come due, an item queued, an answer): the session's
+ * turns, from the loop (never inside a run's state change), ask again until one finds
+ * nothing to send (on_idle). */
 void cluster_kick(struct cluster *c)
 {
-	/* whatever kicks brings work (a row come due, an item queued, an answer): the session's
-	 * idle turns ask again until one finds nothing to send (on_idle) */
+	ownsess_want(&c->sess);
+}
+
+void cluster_kick_now(struct cluster *c)
+{
 	c->sess.want = true;
 	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || c->state != CS_LOCKED)
 		return;
@@ -262,7 +268,7 @@ static void on_retry(void *arg)
 static void on_idle(void *arg)
 {
 	struct cluster *c = arg;
-	cluster_kick(c);
+	cluster_kick_now(c);
 	if (!stmtq_busy(c->q))
 		c->sess.want = false;
 }

@@ -367,8 +367,11 @@ int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
  * internal error, and C keeps its state. */
 bool cluster_to(struct cluster *c, enum cluster_state to);
 bool cluster_state_may(enum cluster_state from, enum cluster_state to);
-/* Send the next statement, if the session is idle: the first row due and not skipped. */
+/* The next statement, the first row due and not skipped, is sent at the session's next turn,
+ * from the loop (cluster_kick), or now if the session is idle (cluster_kick_now: its turn, or
+ * the stop, when the loop no longer runs). */
 void cluster_kick(struct cluster *c);
+void cluster_kick_now(struct cluster *c);
 /* Row OP (a timed one) is due at AT (monotonic ms) at the latest. */
 void cluster_due_at(struct cluster *c, enum op op, int64_t at);
 /* Push statement OP (its row's answer takes it). False if the connection failed meanwhile. */

@@ -397,7 +397,7 @@ int pgnet_new(struct event_base *base, const char *history_name, const char *con
 
 	*out = NULL;
 	if (!pn ||
-	    jbatch_init(&pn->done, base, &pn->n, "SELECT pgcrond.net_respond($1::pg_catalog.jsonb)",
+	    jbatch_init(&pn->done, &pn->n, "SELECT pgcrond.net_respond($1::pg_catalog.jsonb)",
 	                on_written, pn) < 0) {
 		free(pn);
 		return -ENOMEM;

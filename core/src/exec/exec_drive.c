@@ -21,10 +21,8 @@
 #include "ownsess.h"
 #include "pgconn.h"
 
-/* Reconnect backoff per database: 0.5 s doubling to 30 s, with jitter. */
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-/* ... and to 2 s while the server is full (runs wait for its next free slot) */
+/* The reconnect backoff per database is conndrv's, up to 2 s while the server is full (runs
+ * wait for its next free slot). */
 #define FULL_RETRY_MAX_MS 2000
 
 static void run_next_step(struct exec_run *r);
@@ -473,8 +471,8 @@ static void exec_conn_connect_failed(struct conn *c, const char *why)
 		}
 	}
 	/* a full server is asked again every FULL_RETRY_MAX_MS at most: runs wait on it */
-	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), BACKOFF_MIN_MS,
-	                                  full ? FULL_RETRY_MAX_MS : BACKOFF_MAX_MS);
+	int64_t delay = pgconn_backoff_ms((unsigned)(p->failures - 1), CONNDRV_RETRY_MIN_MS,
+	                                  full ? FULL_RETRY_MAX_MS : CONNDRV_RETRY_MAX_MS);
 	struct timeval tv = exec_ms_tv(delay);
 	p->backing_off = true;
 	event_add(&p->backoff_ev, &tv);

@@ -681,9 +681,9 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	h->base = base;
 	h->retain_ms = retain_ms;
 	h->batch_cap = SET_BATCH_MAX;
-	h->tun = (struct hist_tuning){DEF_MEMORY_LIMIT,      DEF_SPILL_MAX_BYTES, DEF_PURGE_BATCH,
-	                              DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,  DEF_RETRY_MIN_MS,
-	                              DEF_RETRY_MAX_MS,      DEF_BACKLOG_MAX};
+	h->tun = (struct hist_tuning){
+	    DEF_MEMORY_LIMIT,   DEF_SPILL_MAX_BYTES,  DEF_PURGE_BATCH,      DEF_PURGE_INTERVAL_MS,
+	    DEF_CLOSE_GRACE_MS, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS, DEF_BACKLOG_MAX};
 	h->conninfo = strdup(conninfo);
 	h->instance = strdup(instance);
 	if (!h->conninfo || !h->instance) {
@@ -708,7 +708,6 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		goto fail;
 	}
 	h->q = ownsess_q(&h->sess);
-	ownsess_set_backoff(&h->sess, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	/* the retention, on the same session and after the history: the records' first
 	 * statement goes first at each connect */
 	rc = hist_part_start(base, h->conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);
@@ -756,7 +755,7 @@ void hist_wake(struct hist *h)
 
 void hist_set_connection_check(struct hist *h, int64_t ms)
 {
-	ownsess_set_check(&h->sess, ms > 0 ? ms : DEF_CHECK_MS);
+	ownsess_set_check(&h->sess, ms);
 }
 
 void hist_tune(struct hist *h, const struct hist_tuning *t)

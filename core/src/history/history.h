@@ -109,7 +109,7 @@ struct hist_tuning {
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
 	                            * stops after 1 s without progress, or after 1 s when
 	                            * more than 5,000 records wait */
-	int64_t retry_min_ms;      /* reconnect backoff [1 s .. 4 s] */
+	int64_t retry_min_ms;      /* reconnect backoff [the own session's: ownsess.h] */
 	int64_t retry_max_ms;
 	uint64_t backlog_max; /* records waiting, while the database is connected and
 	                       * taking them, past which new runs are held back

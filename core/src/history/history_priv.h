@@ -44,13 +44,6 @@
  * skipped behind them, several instances', may alone be more than the history takes). */
 #define HOLD_FUTILE_MS 5000
 #define HOLD_QUIET_MS 10000
-#define DEF_RETRY_MIN_MS 1000
-/* At most 4 s between attempts (jittered down to 2 s): the history is back within 5 s of
- * its database, and one attempt every few seconds costs a down server nothing. */
-#define DEF_RETRY_MAX_MS 4000
-/* The default connection check (hist_set_connection_check): a connect, a batch and an
- * idle connection's SELECT 1 must each be answered within it. */
-#define DEF_CHECK_MS 30000
 #define QUERY_TIMEOUT_MS 60000
 /* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */

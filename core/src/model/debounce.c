@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 void debounce_init(struct debounce *d, int64_t debounce_ms, int64_t max_delay_ms)
 {
 	memset(d, 0, sizeof(*d));
@@ -26,45 +28,15 @@ void debounce_free(struct debounce *d)
 	d->first_ms = d->last_ms = -1;
 }
 
-/* True if S is valid UTF-8 without control characters other than tab/newline/CR. */
+/* True if S is valid UTF-8 (text.h) without control characters other than tab/newline/CR. */
 static bool payload_ok(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-
-	while (p < end) {
-		unsigned c = *p;
-		size_t need;
-		unsigned cp;
-		if (c < 0x80) {
-			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-				return false;
-			p++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
+	if (text_utf8_invalid_at(s, len) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
 			return false;
-		}
-		if ((size_t)(end - p) <= need)
-			return false;
-		for (size_t k = 1; k <= need; k++) {
-			if ((p[k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[k] & 0x3f);
-		}
-		/* overlong forms, surrogates and values past U+10FFFF */
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += need + 1;
 	}
 	return true;
 }

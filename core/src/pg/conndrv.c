@@ -13,9 +13,6 @@
 #include "log.h"
 #include "text.h"
 
-#define DEF_RETRY_MIN_MS 500
-#define DEF_RETRY_MAX_MS 30000
-
 /* Addresses tried per host name: libpq tries them in turn, as it would its own. */
 #define DNS_MAX_ADDRS 8
 
@@ -692,8 +689,8 @@ void conndrv_init(struct conndrv *d, struct event_base *base, const struct connd
 	d->priority = -1;
 	d->watch_fd = -1;
 	d->check_ms = check_ms;
-	d->retry_min_ms = DEF_RETRY_MIN_MS;
-	d->retry_max_ms = DEF_RETRY_MAX_MS;
+	d->retry_min_ms = CONNDRV_RETRY_MIN_MS;
+	d->retry_max_ms = CONNDRV_RETRY_MAX_MS;
 	pgconn_notices_init(&d->notices, label, limit, window_ms);
 	evtimer_assign(&d->timer_ev, base, on_timer, d);
 	evtimer_assign(&d->retry_ev, base, on_retry, d);

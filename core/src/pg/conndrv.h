@@ -147,9 +147,14 @@ struct conndrv {
  * nothing, so that a database refused is one line however many connections find it. */
 bool conndrv_tell_too_old(const struct conndrv *d);
 
+/* A connection's reconnect backoff: CONNDRV_RETRY_MIN_MS doubling to CONNDRV_RETRY_MAX_MS,
+ * with jitter (the executor's pools too; pgcrond's own sessions have theirs, ownsess.h). */
+#define CONNDRV_RETRY_MIN_MS 500
+#define CONNDRV_RETRY_MAX_MS 30000
+
 /* Set D up (no connection yet). LABEL names the connection in the notices' log lines
  * ("history database"); LIMIT and WINDOW_MS as pgconn_notices_init(). The connection check
- * defaults to CHECK_MS, the backoff to 0.5 s doubling to 30 s. */
+ * defaults to CHECK_MS, the backoff to CONNDRV_RETRY_MIN_MS .. CONNDRV_RETRY_MAX_MS. */
 void conndrv_init(struct conndrv *d, struct event_base *base, const struct conndrv_ops *ops,
                   void *arg, const char *label, unsigned limit, int64_t window_ms,
                   int64_t check_ms);

@@ -2,6 +2,7 @@
 #include "health.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
@@ -21,7 +22,8 @@ struct waiter {
 struct health {
 	struct ownsess_client sess; /* of the history database (ownsess.h) */
 	struct event deadline;      /* of the check under way */
-	bool queued;                /* our SELECT 1 waits or is in flight on the session */
+	struct ownsess_item check;  /* the SELECT 1, an item of the session's outbox */
+	bool queued;                /* ... queued or in flight */
 	struct waiter *waiters;
 	int64_t answered_ms; /* monotonic, 0: never */
 	bool ok;
@@ -45,17 +47,33 @@ static void answer(struct health *h, bool ok, const char *why)
 	}
 }
 
+#define HEALTH_OF(it) ((struct health *)((char *)(it)-offsetof(struct health, check)))
+
 /* The SELECT 1 came back, maybe after its check's deadline: the newest answer all the same. */
-static void checked(void *arg, int tag, const struct stmtq_result *r)
+static void checked(struct ownsess_item *it, const struct stmtq_result *r)
 {
-	struct health *h = arg;
+	struct health *h = HEALTH_OF(it);
 	char why[600] = "history database: SELECT 1 returned nothing";
-	(void)tag;
 
 	h->queued = false;
 	if (r->failed)
 		snprintf(why, sizeof(why), "history database: %s", r->err);
 	answer(h, !r->failed && r->res, why);
+}
+
+static void lost(struct ownsess_item *it, const char *why)
+{
+	struct stmtq_result r = {.failed = true};
+	snprintf(r.err, sizeof(r.err), "%s", why);
+	checked(it, &r);
+}
+
+/* Given up only after what the session's own idle check allows: the connection is the
+ * history's too. */
+static bool send_check(struct ownsess_item *it)
+{
+	(void)ownsess_push(it, "SELECT 1", 0, NULL);
+	return true;
 }
 
 static void ask(struct health *h)
@@ -65,15 +83,9 @@ static void ask(struct health *h)
 	/* a session in its backoff connects now: the check asks about the server as it is */
 	if (q->drv.state == CONNDRV_DOWN)
 		conndrv_retry(&q->drv, 0);
-	if (h->queued)
-		return; /* the SELECT 1 under way answers this check too */
-	/* given up only after what the session's own idle check allows: the connection is the
-	 * history's too */
+	if (!h->queued) /* else the SELECT 1 under way answers this check too */
+		ownsess_queue(&h->sess, &h->check);
 	h->queued = true;
-	if (!stmtq_push(q, 0, "SELECT 1", 0, NULL, q->drv.check_ms / 2, checked, h) && h->queued) {
-		h->queued = false;
-		answer(h, false, "history database: out of memory");
-	}
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -111,25 +123,9 @@ int health_check(struct health *h, health_fn fn, void *arg)
 	return 0;
 }
 
-/* The session's callbacks: the SELECT 1 waiting goes out at the connect, and its LOST
- * completion answers a failure; the history decides the reconnects. */
-static void on_connected(void *arg)
-{
-	(void)arg;
-}
-
-static bool on_failed(void *arg, const char *why, bool was_ready)
-{
-	(void)arg;
-	(void)why;
-	(void)was_ready;
-	return false;
-}
-
-static const struct ownsess_ops sess_ops = {
-    .connected = on_connected,
-    .failed = on_failed,
-};
+/* The SELECT 1 waiting goes out at the connect, and its loss answers a failure; the history
+ * decides the reconnects. */
+static const struct ownsess_ops sess_ops = {0};
 
 int health_new(struct event_base *base, const char *conninfo, struct health **out)
 {
@@ -137,6 +133,7 @@ int health_new(struct event_base *base, const char *conninfo, struct health **ou
 	if (!h)
 		return -ENOMEM;
 	evtimer_assign(&h->deadline, base, on_deadline, h);
+	h->check = (struct ownsess_item){.send = send_check, .done = checked, .lost = lost};
 	if (ownsess_join(&h->sess, base, conninfo, &sess_ops, h) < 0) {
 		free(h);
 		return -ENOMEM;
@@ -150,9 +147,9 @@ void health_free(struct health **hp)
 	struct health *h = *hp;
 	if (!h)
 		return;
-	ownsess_leave(&h->sess);
 	if (h->waiters)
 		answer(h, false, "pgcrond is shutting down");
+	ownsess_leave(&h->sess);
 	event_del(&h->deadline);
 	free(h);
 	*hp = NULL;

@@ -2,44 +2,32 @@
 #include "jbatch.h"
 
 #include <errno.h>
-#include <event2/event.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "notify.h"
 #include "pgconn.h"
 
 static void flush(struct jbatch *b);
+static bool send_batch(struct ownsess_item *it);
+static void answered(struct ownsess_item *it, const struct stmtq_result *r);
+static void lost(struct ownsess_item *it, const char *why);
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	flush(arg);
-}
+#define BATCH_OF(it) ((struct jbatch *)((char *)(it)-offsetof(struct jbatch, item)))
 
-static void retry_later(struct jbatch *b)
+int jbatch_init(struct jbatch *b, struct notify **n, const char *sql, jbatch_answer_fn answered_fn,
+                void *arg)
 {
-	b->retry_ms = b->retry_ms ? b->retry_ms * 2 : JBATCH_RETRY_MS;
-	b->retry_ms = b->retry_ms < JBATCH_RETRY_MAX_MS ? b->retry_ms : JBATCH_RETRY_MAX_MS;
-	struct timeval tv = {b->retry_ms / 1000, (b->retry_ms % 1000) * 1000};
-	evtimer_add(&b->retry, &tv);
-}
-
-int jbatch_init(struct jbatch *b, struct event_base *base, struct notify **n, const char *sql,
-                jbatch_answer_fn answered, void *arg)
-{
-	*b = (struct jbatch){.n = n, .sql = sql, .answered = answered, .arg = arg};
+	*b = (struct jbatch){.n = n, .sql = sql, .answered = answered_fn, .arg = arg};
+	b->item = (struct ownsess_item){.send = send_batch, .done = answered, .lost = lost};
 	b->max_items = b->full_items = JBATCH_MAX_ITEMS;
 	b->max_bytes = JBATCH_MAX_BYTES;
-	evtimer_assign(&b->retry, base, retry_cb, b);
 	b->waiting = json_array();
 	return b->waiting ? 0 : -ENOMEM;
 }
 
 void jbatch_free(struct jbatch *b)
 {
-	if (event_initialized(&b->retry))
-		event_del(&b->retry);
 	json_decref(b->waiting);
 	json_decref(b->sending);
 	b->waiting = b->sending = NULL;
@@ -81,9 +69,10 @@ void jbatch_unsend(struct jbatch *b)
 	b->sending = NULL;
 }
 
-static void answered(void *arg, const PGresult *res)
+static void answered(struct ownsess_item *it, const struct stmtq_result *r)
 {
-	struct jbatch *b = arg;
+	struct jbatch *b = BATCH_OF(it);
+	const PGresult *res = r->res ? r->res : r->err_res;
 	size_t n = json_array_size(b->sending);
 	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
 	/* a data error (a text the database's encoding cannot hold, say) refuses an item, and
@@ -92,7 +81,7 @@ static void answered(void *arg, const PGresult *res)
 	if (ok || (refused && n == 1)) { /* written, or the one item refused: dropped */
 		json_decref(b->sending);
 		b->sending = NULL;
-		b->retry_ms = 0;
+		ownsess_item_ok(it);
 		if (refused)
 			b->max_items = b->full_items;
 	} else {
@@ -100,26 +89,41 @@ static void answered(void *arg, const PGresult *res)
 		if (refused) /* the half that holds the item fails again, until it goes alone */
 			b->max_items = n / 2;
 		else
-			retry_later(b);
+			ownsess_queue_later(it->cl, it);
 	}
 	b->answered(b->arg, res, ok, !ok && !refused, n);
 	flush(b);
 }
 
-/* The next statement, unless one is in flight, a retry waits, or nothing does. */
-static void flush(struct jbatch *b)
+/* The statement lost with its connection: its items wait for the next (jbatch_lost). */
+static void lost(struct ownsess_item *it, const char *why)
 {
-	if (b->sending || evtimer_pending(&b->retry, NULL) || json_array_size(b->waiting) == 0)
-		return;
+	(void)why;
+	jbatch_unsend(BATCH_OF(it));
+}
+
+/* The item's turn: the oldest items, under the caps. */
+static bool send_batch(struct ownsess_item *it)
+{
+	struct jbatch *b = BATCH_OF(it);
 	char *doc = jbatch_take(b);
 	const char *p[] = {doc};
-	int rc = doc ? notify_query(*b->n, b->sql, p, 1, answered, b) : -ENOMEM;
-	free(doc);
-	if (rc < 0) {
-		jbatch_unsend(b);
-		if (rc != -ENOTCONN) /* the session's queue full, or ENOMEM; down: at the connect */
-			retry_later(b);
+	if (!doc) { /* nothing waits, or ENOMEM: tried again after the backoff */
+		if (json_array_size(b->waiting))
+			ownsess_queue_later(it->cl, it);
+		return false;
 	}
+	(void)ownsess_push(it, b->sql, 1, p);
+	free(doc);
+	return true;
+}
+
+/* The next statement, unless one is in flight or queued (a retry waits), or nothing waits;
+ * none while the listener is down: jbatch_lost at the connect. */
+static void flush(struct jbatch *b)
+{
+	if (!b->sending && !b->item.queued && json_array_size(b->waiting) > 0)
+		(void)notify_queue(*b->n, &b->item);
 }
 
 int jbatch_add(struct jbatch *b, json_t *item)
@@ -133,7 +137,6 @@ int jbatch_add(struct jbatch *b, json_t *item)
 void jbatch_lost(struct jbatch *b)
 {
 	jbatch_unsend(b);
-	event_del(&b->retry);
-	b->retry_ms = 0;
+	ownsess_item_ok(&b->item);
 	flush(b);
 }

@@ -1,32 +1,31 @@
 #ifndef PGCROND_JBATCH_H
 #define PGCROND_JBATCH_H
 
-/* Items (JSON objects) an owner writes to the database on pgcrond's own session
- * (notify_query), in batches: one statement in flight at a time, holding the oldest items
+/* Items (JSON objects) an owner writes to the database on pgcrond's own session, in
+ * batches, each statement an item of the session's outbox (ownsess.h, through the owner's
+ * listener: notify_queue): one statement in flight at a time, holding the oldest items
  * waiting, at most JBATCH_MAX_ITEMS of them and JBATCH_MAX_BYTES of their JSON (an item
  * larger than that goes alone), so a backlog after an outage never makes a jsonb past the
  * server's or libpq's limits. The items of a statement that fails, or whose connection is
  * lost before its answer, go back in front of those added since and are sent again: at once
- * on a new connection, after a failure (or a full queue) JBATCH_RETRY_MS later, the delay
- * doubling up to JBATCH_RETRY_MAX_MS. A statement the server refuses for its data (SQLSTATE
+ * on a new connection, after a failure following the session's backoff (ownsess_queue_later).
+ * A statement the server refuses for its data (SQLSTATE
  * classes 21-23, 54000) is halved at once instead, until the item refused goes alone and is dropped
  * (its owner says so). Any other item is written at least once, in order. The manual
  * triggers' outcomes (triggers.c) and pg_net's responses (pgnet.c) go this way. */
 
-#include <event2/event_struct.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
+#include "ownsess.h"
+
 struct notify;
 
 #define JBATCH_MAX_ITEMS 1000
 #define JBATCH_MAX_BYTES (8 << 20)
-#define JBATCH_RETRY_MS 500
-#define JBATCH_RETRY_MAX_MS 30000
 
 /* Each statement's answer, after its N items were written (OK), put back (KEPT) or refused
  * for their data and dropped (neither): RES is its result, its error result, or NULL (no
@@ -41,13 +40,12 @@ struct jbatch {
 	size_t max_items, max_bytes; /* JBATCH_MAX_ITEMS and JBATCH_MAX_BYTES (a test's own) */
 	size_t full_items;           /* max_items while no item is being refused */
 	json_t *waiting, *sending;   /* sending: the items of the statement in flight, or NULL */
-	struct event retry;          /* pending after a failure: nothing goes until it fires */
-	int64_t retry_ms;
+	struct ownsess_item item;    /* the next statement; queued: nothing else goes */
 };
 
 /* B (in its owner) set up, with nothing waiting. -ENOMEM. */
-int jbatch_init(struct jbatch *b, struct event_base *base, struct notify **n, const char *sql,
-                jbatch_answer_fn answered, void *arg) __attribute__((warn_unused_result));
+int jbatch_init(struct jbatch *b, struct notify **n, const char *sql, jbatch_answer_fn answered,
+                void *arg) __attribute__((warn_unused_result));
 void jbatch_free(struct jbatch *b);
 
 /* ITEM (stolen, also on failure) waits for the next statement, which goes at once if none is

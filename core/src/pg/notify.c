@@ -1,8 +1,6 @@
 #include "notify.h"
 
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,29 +12,23 @@
 #include "text.h"
 
 struct notify {
-	struct event_base *base;
 	char *name;
 	struct notify_callbacks cb;
 	/* the database's own session (ownsess.h); its want: the wanted channels differ from
-	 * those sent (the session's idle turns ask for nothing else) */
+	 * those sent (the session's idle turns ask for nothing else); the owner's queries are
+	 * items of its outbox (ownsess_ask) */
 	struct ownsess_client sess;
-	struct stmtq *q;   /* ... and its statements */
-	bool up;           /* the session's connected() came, and no failed() since */
-	struct event kick; /* the LISTEN batch, started from the loop, never a caller's stack */
+	struct stmtq *q; /* ... and its statements */
+	enum {
+		NL_DOWN,       /* no connection (no connected() since the last failed()) */
+		NL_CONNECTING, /* connected: the first LISTEN batch is not answered yet */
+		NL_LISTENING,  /* that batch was answered on this connection */
+	} state;
 	unsigned connects;
 	char **channels; /* wanted */
 	size_t n_channels;
 	char **listened; /* LISTENed on this connection */
 	size_t n_listened;
-	bool connect_batch; /* the LISTEN batch in flight is the first after a connect */
-	bool listening;     /* that batch was answered on this connection */
-	/* whom each of the owner's queries (notify_query) waiting or in flight on the session
-	 * answers, in the order the session completes them: its own */
-	struct {
-		notify_result_fn cb;
-		void *arg;
-	} asked[NOTIFY_MAX_QUERIES];
-	size_t first_asked, n_asked;
 	struct log_complaint complaint;
 };
 
@@ -65,8 +57,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	(void)was_ready;
 
 	free_list(&n->listened, &n->n_listened);
-	n->up = false;
-	n->listening = false;
+	n->state = NL_DOWN;
 	if (n->q->drv.too_old) {
 		/* the one line, unless another client of the session (the cluster, on the history
 		 * database) or a run's connection said it: no "reconnecting", though the session
@@ -117,31 +108,25 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 
 	if (r->lost)
 		return; /* on_conn_failed */
-	bool connect = n->connect_batch;
-	n->connect_batch = false;
 	if (r->failed) {
 		stmtq_fail(n->q, r->err, 0);
 		return;
 	}
-	if (connect && n->sess.want) {
-		n->connect_batch = true; /* the channels changed meanwhile: the next batch ends the
-		                          * connect, with the new set */
-		event_active(&n->kick, EV_TIMEOUT, 0);
+	/* the channels changed meanwhile: the next batch (the session's idle turn asks for it)
+	 * ends the connect, with the new set */
+	if (n->state == NL_CONNECTING && n->sess.want)
 		return;
-	}
 	log_listening(n);
-	if (connect) {
+	if (n->state == NL_CONNECTING) {
 		bool first = n->connects == 0;
 		n->connects++;
-		n->listening = true;
+		n->state = NL_LISTENING;
 		if (log_complaint_reset(&n->complaint))
 			log_notice("listener on database %s is back", n->name);
 		/* the owner may change channels or queue queries from here, not free us */
 		if (n->cb.on_listening)
 			n->cb.on_listening(n->cb.arg, first);
 	}
-	if (n->sess.want)
-		event_active(&n->kick, EV_TIMEOUT, 0);
 }
 
 /* One batch (one transaction, so no notification falls between its statements): UNLISTEN
@@ -200,49 +185,23 @@ static void send_listens(struct notify *n)
 	(void)stmtq_begin(n->q, 0, n->q->drv.check_ms / 2, listen_result, listen_done, n);
 }
 
-/* The owner's query is complete: its first tuples result, or its error, is the owner's. A
- * query lost with its connection gets no call: the owner asks again from on_listening, so
- * nothing stale is sent on a new session. */
-static void query_done(void *arg, int tag, const struct stmtq_result *r)
-{
-	struct notify *n = arg;
-	size_t at = n->first_asked;
-	(void)tag;
-
-	n->first_asked = (at + 1) % NOTIFY_MAX_QUERIES;
-	n->n_asked--;
-	if (!r->lost && n->asked[at].cb)
-		n->asked[at].cb(n->asked[at].arg, r->res ? r->res : r->err_res);
-}
-
 /* The channels brought up to date, once the session has nothing in flight (its idle() asks
  * again). */
-static void next_command(struct notify *n)
-{
-	if (n->up && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
-		send_listens(n);
-}
-
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	next_command(arg);
-}
-
 static void on_idle(void *arg)
 {
-	next_command(arg);
+	struct notify *n = arg;
+
+	if (n->state != NL_DOWN && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
+		send_listens(n);
 }
 
 static void on_connected(void *arg)
 {
 	struct notify *n = arg;
 
-	n->up = true;
-	n->connect_batch = true;
+	n->state = NL_CONNECTING;
 	n->sess.want = true;
-	next_command(n);
+	on_idle(n);
 }
 
 static void on_notify(void *arg, const char *channel, const char *extra)
@@ -262,7 +221,7 @@ static const struct ownsess_ops sess_ops = {
 
 void notify_set_connection_check(struct notify *n, int64_t ms)
 {
-	ownsess_set_check(&n->sess, ms > 0 ? ms : NOTIFY_CHECK_DEFAULT_MS);
+	ownsess_set_check(&n->sess, ms);
 }
 
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
@@ -278,9 +237,7 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 		return -ENOMEM;
 	}
 	n->sess.want = false; /* nothing to send before it connects */
-	n->base = base;
 	n->q = ownsess_q(&n->sess);
-	evtimer_assign(&n->kick, base, kick_cb, n);
 	*out = n;
 	return 0;
 }
@@ -290,8 +247,6 @@ void notify_free(struct notify **np)
 	struct notify *n = *np;
 	if (!n)
 		return;
-	if (n->base)
-		evtimer_del(&n->kick);
 	ownsess_leave(&n->sess);
 	free_list(&n->channels, &n->n_channels);
 	free_list(&n->listened, &n->n_listened);
@@ -343,33 +298,29 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 			return -ENOMEM;
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
-	n->sess.want = true;
-	if (n->up)
-		event_active(&n->kick, EV_TIMEOUT, 0);
+	ownsess_want(&n->sess);
 	return 0;
 }
 
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg)
 {
-	if (!n->listening)
+	if (n->state != NL_LISTENING)
 		return -ENOTCONN;
-	if (n->n_asked >= NOTIFY_MAX_QUERIES)
-		return -EAGAIN;
-	size_t at = (n->first_asked + n->n_asked++) % NOTIFY_MAX_QUERIES;
-	n->asked[at].cb = cb;
-	n->asked[at].arg = arg;
-	if (stmtq_push(n->q, 0, sql, n_params, params, n->q->drv.check_ms / 2, query_done, n))
-		return 0;
-	if (!n->up)
-		return -ENOTCONN; /* lost at once (query_done) */
-	n->n_asked--;             /* no memory for its copy: not queued */
-	return -ENOMEM;
+	return ownsess_ask(&n->sess, sql, n_params, params, cb, arg);
+}
+
+int notify_queue(struct notify *n, struct ownsess_item *it)
+{
+	if (n->state != NL_LISTENING)
+		return -ENOTCONN;
+	ownsess_queue(&n->sess, it);
+	return 0;
 }
 
 bool notify_is_listening(const struct notify *n)
 {
-	return n->listening;
+	return n->state == NL_LISTENING;
 }
 unsigned notify_connects(const struct notify *n)
 {

@@ -41,23 +41,24 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
     __attribute__((warn_unused_result));
 
 /* A statement on the session, for the owner's small bookkeeping (manual trigger claims):
- * SQL (a constant: borrowed, as stmtq_push's) with N_PARAMS text PARAMS (copied if it waits;
- * NULL = SQL NULL), pushed on the session's statement queue (stmtq.h), so sent in order
- * after what waits there already. CB(ARG, RES) is called from the loop with its first
- * tuples result, or its error result (RES may be NULL: neither; valid during the call
- * only). Queries still queued when the connection is lost are dropped without a call: ask
+ * an item of the session's outbox (ownsess_ask: SQL a constant, borrowed; N_PARAMS text
+ * PARAMS copied, NULL = SQL NULL), sent from the loop in the order queued. CB(ARG, RES) is
+ * called with its first tuples result, or its error result (RES may be NULL: neither; valid
+ * during the call only). Queries lost with the connection are dropped without a call: ask
  * again from on_listening. ARG is borrowed. -ENOTCONN until the LISTENs of a connect are in
- * place (so none goes before them), -EAGAIN when NOTIFY_MAX_QUERIES wait already, -ENOMEM. */
-#define NOTIFY_MAX_QUERIES 256
+ * place (so none goes before them), -ENOMEM. */
 typedef void (*notify_result_fn)(void *arg, const PGresult *res);
 int notify_query(struct notify *n, const char *sql, const char *const *params, int n_params,
                  notify_result_fn cb, void *arg) __attribute__((warn_unused_result));
+/* IT, an item of the owner's (ownsess.h), queued on the session's outbox as the listener's:
+ * -ENOTCONN as notify_query's. */
+struct ownsess_item;
+int notify_queue(struct notify *n, struct ownsess_item *it);
 
 /* A connect must complete within MS, and a command (LISTEN, a query) be answered within
  * MS / 2; an idle connection is asked every MS / 2 whether it is still there. Otherwise the
  * session reconnects. The session's, decided for all its clients (ownsess_set_check): the
- * last call wins. Default NOTIFY_CHECK_DEFAULT_MS; MS <= 0 restores it. */
-#define NOTIFY_CHECK_DEFAULT_MS 30000
+ * last call wins; MS <= 0 restores its default (30 s). */
 void notify_set_connection_check(struct notify *n, int64_t ms);
 
 bool notify_is_listening(const struct notify *n);

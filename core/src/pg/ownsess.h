@@ -17,13 +17,20 @@
  * stream of statements starves another's (a large history batch and then the heartbeat). A
  * notification goes to the client that claimed its channel (ownsess_claim_channel).
  *
- * Clients push their statements on ownsess_q() with stmtq's calls and rules: a statement
- * is never sent twice, and when the connection fails every statement in flight or waiting
- * is completed with LOST (each to its own client) before failed() is called. A deadline is
- * a statement's own: it runs from when the statement is sent, never while it waits behind
- * another client's. A client gives the connection up with stmtq_fail (every client then
- * hears failed()); a client that only wants to try again later arms its own timer
- * (ownsess_retry), which touches no other client. Loop thread only. */
+ * The outbox: a statement a client sends for itself is an item (struct ownsess_item:
+ * send, done, lost) queued on its client (ownsess_queue); the session sends it from the
+ * loop, never from inside the call that queued it (a run's state change only queues), in
+ * the client's turn, in the order queued. An item that failed goes again after the session's
+ * backoff (ownsess_queue_later: OWNSESS_RETRY_MIN_MS doubling to OWNSESS_RETRY_MAX_MS,
+ * jittered, the one retry policy of the session, which its reconnects follow too). A client
+ * may also push statements on ownsess_q() itself, with stmtq's calls and rules, from its
+ * idle() turn: a statement is never sent twice, and when the connection fails every
+ * statement in flight or waiting is completed with LOST (each to its own client), and every
+ * item queued is lost(), before failed() is called. A deadline is a statement's own: it runs
+ * from when the statement is sent, never while it waits behind another client's. A client
+ * gives the connection up with stmtq_fail (every client then hears failed()); a client that
+ * only wants to try again later arms its own timer (ownsess_retry), which touches no other
+ * client. Loop thread only. */
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -34,15 +41,41 @@
 
 /* The application_name of pgcrond's own sessions. */
 #define OWNSESS_APP_NAME "pgcrond"
+/* The session's one retry policy: its reconnects and its items sent again (the history is
+ * back within 5 s of its database; one attempt every few seconds costs a down server nothing). */
+#define OWNSESS_RETRY_MIN_MS 1000
+#define OWNSESS_RETRY_MAX_MS 4000
 
 struct ownsess; /* the session (ownsess.c) */
+struct ownsess_client;
+
+/* An item of the outbox: one statement a client sends for itself, in its owner's memory. */
+struct ownsess_item {
+	/* Send it now: ownsess_push() its statement (or write it with stmtq_begin, passing
+	 * ownsess_item_done and the item); return false if there is nothing to send after all
+	 * (the item leaves the outbox). Called from the session's turn, connected and idle. */
+	bool (*send)(struct ownsess_item *it);
+	/* Its answer (valid during the call). The item has left the outbox: the call may queue
+	 * it again (ownsess_queue_later to retry after the backoff). */
+	void (*done)(struct ownsess_item *it, const struct stmtq_result *r);
+	/* The connection went before its answer (or before it was sent), for WHY: no answer
+	 * will come (not called when its client leaves). The item has left the outbox. NULL:
+	 * nothing to do. */
+	void (*lost)(struct ownsess_item *it, const char *why);
+	/* private */
+	struct ownsess_client *cl;
+	struct ownsess_item *next;
+	int64_t not_before_ms; /* ownsess_queue_later's, monotonic */
+	unsigned failures;     /* in a row, for the backoff; 0 after an answer that worked */
+	bool queued;
+};
 
 struct ownsess_ops {
-	/* The connect completed. Required. */
+	/* The connect completed. NULL: nothing. */
 	void (*connected)(void *arg);
 	/* The connection is gone (every statement was completed with LOST). Return true if
 	 * this client wants the session to reconnect; it reconnects while any client does.
-	 * Required. */
+	 * NULL: it does not ask to. */
 	bool (*failed)(void *arg, const char *why, bool was_ready);
 	/* Connected, nothing in flight or waiting, and the client wants (ownsess_client's
 	 * want): push the next statement, or nothing. NULL: nothing. */
@@ -66,6 +99,7 @@ struct ownsess_client {
 	const struct ownsess_ops *ops;
 	void *arg;
 	struct ownsess_client *next;
+	struct ownsess_item *head, *tail; /* its outbox */
 	struct event retry_ev, join_ev;
 	char **channels; /* ownsess_claim_channel's */
 	size_t n_channels;
@@ -77,14 +111,38 @@ struct ownsess_client {
  * -ENOMEM. */
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
                  const struct ownsess_ops *ops, void *arg) __attribute__((warn_unused_result));
-/* CL leaves: its statements waiting are dropped and the one in flight, if its, gets no
- * callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can
- * read its results); no callback of CL's is called after this. The last client closes the
- * session. A client that never joined (zeroed) is a no-op. */
+/* CL leaves: its items and its statements waiting are dropped and the one in flight, if its, gets
+ * no callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can read
+ * its results); no callback of CL's is called after this. The last client closes the session. A
+ * client that never joined (zeroed) is a no-op. */
 void ownsess_leave(struct ownsess_client *cl);
 
 /* The statement session, for stmtq_push and the others (never NULL after a join). */
 struct stmtq *ownsess_q(const struct ownsess_client *cl);
+
+/* IT (not queued) goes at the end of CL's outbox, sent from the loop in CL's turn. */
+void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it);
+/* The same after the session's backoff, which grows with each call until an answer that
+ * worked (ownsess_item_ok). */
+void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it);
+/* IT's last answer worked: its backoff starts over. */
+void ownsess_item_ok(struct ownsess_item *it);
+/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS (copied if it
+ * waits), answered within the connection check / 2. False: the connection failed (lost()
+ * was called). */
+bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *const *params);
+/* The stmtq_done_fn of an item's statement (ARG: the item), for one written with
+ * stmtq_begin. */
+void ownsess_item_done(void *arg, int tag, const struct stmtq_result *r);
+/* An item made for one statement: SQL (borrowed: a constant) with N text PARAMS (copied;
+ * NULL = SQL NULL), queued on CL; FN(ARG, RES) with its first tuples result, or its error
+ * result (NULL: neither; valid during the call). One lost is dropped without a call.
+ * -ENOMEM. */
+typedef void (*ownsess_answer_fn)(void *arg, const PGresult *res);
+int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
+                ownsess_answer_fn fn, void *arg) __attribute__((warn_unused_result));
+/* CL has something to send (its want set): the session's next turn, from the loop. */
+void ownsess_want(struct ownsess_client *cl);
 /* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
 void ownsess_retry(struct ownsess_client *cl, int64_t ms);
 /* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The

@@ -421,7 +421,7 @@ static void claimed_all(void *arg, const PGresult *res)
 static void sweep(struct tdb *db)
 {
 	const char *p[] = {db->t->instance};
-	db->sweep_wanted = notify_query(db->n, claim_all_sql, p, 1, claimed_all, db) == -EAGAIN;
+	db->sweep_wanted = notify_query(db->n, claim_all_sql, p, 1, claimed_all, db) == -ENOMEM;
 }
 
 /* A notification on pgcrond_trigger: its payload should be a request id. */
@@ -444,7 +444,7 @@ static void trigger_note(struct tdb *db, const char *payload)
 	int rc = notify_query(db->n, claim_one_sql, p, 2, claimed_one, db);
 	if (rc == 0)
 		db->claims_queued++;
-	else if (rc == -EAGAIN)
+	else if (rc == -ENOMEM)
 		db->sweep_wanted = true;
 }
 
@@ -550,7 +550,7 @@ static struct tdb *tdb_get(struct triggers *t, const struct conf_database *cd)
 	db->name = strdup(cd->name);
 	db->conninfo = strdup(cd->conninfo);
 	struct notify_callbacks cb = {on_notify, on_listening, db};
-	if (jbatch_init(&db->outcomes, t->base, &db->n, outcome_sql, outcomes_written, db) < 0 ||
+	if (jbatch_init(&db->outcomes, &db->n, outcome_sql, outcomes_written, db) < 0 ||
 	    !db->name || !db->conninfo ||
 	    notify_new(t->base, db->name, db->conninfo, &cb, &db->n) < 0) {
 		tdb_free(&db);
