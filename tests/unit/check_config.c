@@ -1305,7 +1305,7 @@ END_TEST
 /* config_load_again of the tree against PREV: 0, or the first problem in *PROBLEM. */
 static struct pgc_config *load_again(const struct pgc_config *prev, const char **problem)
 {
-	static char text[1024];
+	static char text[2048];
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	int rc = config_load_again(at("/pgcrond.conf"), prev, &cfg, &dl);
