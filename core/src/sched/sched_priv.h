@@ -260,7 +260,8 @@ struct sched {
 	struct strmap index;
 	int max_running;
 	size_t n_running;
-	size_t n_claiming; /* fires waiting for their claim (they hold no run slot) */
+	size_t n_claiming;   /* fires waiting for their claim (they hold no run slot) */
+	uint64_t unrecorded; /* fires skipped without a row behind a run held for the history */
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;
