@@ -40,6 +40,39 @@ int bench_cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+double bench_wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_spread(const double *v, int n, int digits, char *out, size_t len)
+{
+	double s[64];
+	if (n > 64)
+		n = 64;
+	if (n < 1) {
+		snprintf(out, len, "-");
+		return 0;
+	}
+	memcpy(s, v, sizeof(double) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(double), bench_cmp_double);
+	double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	snprintf(out, len, "%.*f (%.*f-%.*f)", digits, med, digits, s[0], digits, s[n - 1]);
+	return med;
+}
+
+void bench_print_load(const char *when)
+{
+	double load[3] = {-1, -1, -1};
+	if (getloadavg(load, 3) != 3)
+		load[0] = load[1] = load[2] = -1;
+	printf("load average %s: %.2f %.2f %.2f, %ld CPUs\n", when, load[0], load[1], load[2],
+	       sysconf(_SC_NPROCESSORS_ONLN));
+	fflush(stdout);
+}
+
 PGconn *bench_connect(const char *ci)
 {
 	PGconn *c = PQconnectdb(ci);
@@ -65,6 +98,14 @@ void bench_exec(PGconn *c, const char *sql)
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
 		bench_die(sql, PQresultErrorMessage(r));
 	PQclear(r);
+}
+
+PGresult *bench_query(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_die(sql, PQresultErrorMessage(r));
+	return r;
 }
 
 char *bench_slurp(const char *path)

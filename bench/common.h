@@ -13,11 +13,19 @@ void bench_die(const char *what, const char *detail) __attribute__((noreturn));
 double bench_now(void); /* monotonic seconds */
 void bench_sleep(double seconds);
 int bench_cmp_double(const void *a, const void *b); /* for qsort of doubles */
+double bench_wall_now(void);                        /* CLOCK_REALTIME seconds */
+/* "median (min-max)" of N (at most 64) values, with DIGITS decimals; returns the median. */
+double bench_spread(const double *v, int n, int digits, char *out, size_t len);
+/* "load average WHEN: 1 5 15 (uptime's), N CPUs (nproc)", a line on stdout: the benches print
+ * it at their start and end, since every figure depends on what else the machine runs. */
+void bench_print_load(const char *when);
 
 PGconn *bench_connect(const char *conninfo);
 /* Drop the server's notices (DROP ... IF EXISTS and the like) instead of printing them. */
 void bench_quiet_notices(PGconn *c);
 void bench_exec(PGconn *c, const char *sql);
+/* SQL with N text parameters, its rows expected (the caller PQclear()s the result). */
+PGresult *bench_query(PGconn *c, const char *sql, int n, const char *const *params);
 /* The whole of PATH, malloc'd. */
 char *bench_slurp(const char *path);
 /* Copy plugin NAME's .so from the build into PLUGIN_DIR, mode 0644 (the daemon refuses a

@@ -17,7 +17,13 @@
  * instances running the same jobs on the same database, each fire claimed by one of them (README
  * "Running several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
  *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level; BENCH_PGCROND=PATH: run that
- *   pgcrond binary instead of this build's, to compare two builds back to back) */
+ *   pgcrond binary instead of this build's, to compare two builds back to back;
+ *   FIRE_FLOORS=bare,raw,hist: the floors measured after pgcrond's busy windows, "none": none)
+ *
+ * The floor (bench/floor.h): after pgcrond's windows, with the daemon stopped, a minimal libpq
+ * client on FIRE_POOL connections runs the same N INSERTs at every whole second, measured in
+ * the same windows the same way; printed with the ratios pgcrond / floor of the medians. The
+ * ratios are what compares from machine to machine, not the ms. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +41,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "floor.h"
 
 #define DB "bench_fire"
 
@@ -234,18 +241,6 @@ static void server_now(PGconn *c, char *out, size_t len)
 	PQclear(r);
 }
 
-/* "median (min-max)" of N values, with DIGITS decimals. */
-static void spread(const double *v, int n, int digits, char *out, size_t len)
-{
-	double s[64];
-	if (n > 64)
-		n = 64;
-	memcpy(s, v, sizeof(double) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(double), bench_cmp_double);
-	double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-	snprintf(out, len, "%.*f (%.*f-%.*f)", digits, med, digits, s[0], digits, s[n - 1]);
-}
-
 static long long count_of(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
@@ -270,6 +265,31 @@ static long long history_backend_ticks(PGconn *c)
 	return t;
 }
 
+/* The lateness (p50, p99, max in ms) and the runs a second of the ticks inserted between T0 and
+ * T1 (timestamps), SECONDS apart: pgcrond's runs and the floor's are measured alike. */
+static void window_stats(PGconn *c, const char *t0, const char *t1, double seconds, double *p50,
+                         double *p99, double *max, double *runs_s)
+{
+	const char *params[] = {t0, t1};
+	PGresult *r = bench_query(
+	    c,
+	    "SELECT count(*), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0),"
+	    " coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), 0), coalesce(max(l), 0)"
+	    " FROM (SELECT extract(epoch FROM at - date_trunc('second', at)) * 1000 AS l"
+	    " FROM ticks WHERE at >= $1::timestamptz AND at < $2::timestamptz) s",
+	    2, params);
+	*p50 = atof(PQgetvalue(r, 0, 1));
+	*p99 = atof(PQgetvalue(r, 0, 2));
+	*max = atof(PQgetvalue(r, 0, 3));
+	*runs_s = atof(PQgetvalue(r, 0, 0)) / seconds;
+	PQclear(r);
+}
+
+/* The medians over the windows that the ratios to the floor are of. */
+struct figures {
+	double p50, p99, runs_s;
+};
+
 /* DIR/i<K>, with its conf.d, for instance K. */
 static void instance_dir(const char *dir, int k, char *out, size_t len)
 {
@@ -282,9 +302,9 @@ static void instance_dir(const char *dir, int k, char *out, size_t len)
 		bench_die("mkdir", path);
 }
 
-static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
+static struct figures busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	char conf[600], log[8][600], sql[768], buf[8][96], idir[8][512], name[24];
+	char conf[600], log[8][600], buf[8][96], idir[8][512], name[24];
 	struct window w[64];
 	double v[8][64];
 	long hz = sysconf(_SC_CLK_TCK);
@@ -367,35 +387,23 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		bench_daemon_stop(pid[i]); /* flushes what history still holds, within its grace */
 	double stop_s = bench_now() - t_stop;
 	for (int i = 0; i < windows; i++) {
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*), "
-		         "coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY l), 0), "
-		         "coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY l), 0), "
-		         "coalesce(max(l), 0) FROM (SELECT extract(epoch FROM at - "
-		         "date_trunc('second', at)) * 1000 AS l FROM ticks WHERE at >= '%s' AND at "
-		         "< '%s') s",
-		         w[i].t0, w[i].t1);
-		PGresult *r = PQexec(c, sql);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			bench_die("stats", PQresultErrorMessage(r));
-		v[0][i] = atof(PQgetvalue(r, 0, 1));
-		v[1][i] = atof(PQgetvalue(r, 0, 2));
-		v[2][i] = atof(PQgetvalue(r, 0, 3));
-		v[3][i] = atof(PQgetvalue(r, 0, 0)) / w[i].seconds;
+		window_stats(c, w[i].t0, w[i].t1, w[i].seconds, v[0] + i, v[1] + i, v[2] + i,
+		             v[3] + i);
 		v[4][i] = w[i].cpu_pct;
 		v[5][i] = w[i].lag_ms;
 		v[6][i] = w[i].hist_rows_s;
 		v[7][i] = w[i].hist_cpu_pct;
-		PQclear(r);
 	}
-	spread(v[0], windows, 1, buf[0], sizeof(buf[0]));
-	spread(v[1], windows, 1, buf[1], sizeof(buf[1]));
-	spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
-	spread(v[3], windows, 0, buf[3], sizeof(buf[3]));
-	spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
-	spread(v[5], windows, 0, buf[5], sizeof(buf[5]));
-	spread(v[6], windows, 0, buf[6], sizeof(buf[6]));
-	spread(v[7], windows, 1, buf[7], sizeof(buf[7]));
+	struct figures fig = {
+	    .p50 = bench_spread(v[0], windows, 1, buf[0], sizeof(buf[0])),
+	    .p99 = bench_spread(v[1], windows, 1, buf[1], sizeof(buf[1])),
+	    .runs_s = bench_spread(v[3], windows, 0, buf[3], sizeof(buf[3])),
+	};
+	bench_spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
+	bench_spread(v[4], windows, 1, buf[4], sizeof(buf[4]));
+	bench_spread(v[5], windows, 0, buf[5], sizeof(buf[5]));
+	bench_spread(v[6], windows, 0, buf[6], sizeof(buf[6]));
+	bench_spread(v[7], windows, 1, buf[7], sizeof(buf[7]));
 	printf("N=%-6d busy, %d instance(s), %d windows of %.0f s, median (min-max)%s%s:\n", n, k,
 	       windows, seconds, history_down() ? ", history database down (spooling)" : "",
 	       reload_files() > 0 ? ", a reload of the job files mid-window" : "");
@@ -452,6 +460,7 @@ static void busy(PGconn *c, const char *dir, int n, double seconds, int windows)
 		free(text);
 	}
 	fflush(stdout);
+	return fig;
 }
 
 /* The same jobs, none due: RSS and CPU in consecutive windows after start-up, so that
@@ -482,16 +491,93 @@ static void idle(const char *dir, int n, int windows)
 	}
 	long rss = rss_kb(pid);
 	bench_daemon_stop(pid);
-	spread(v, windows, 2, buf, sizeof(buf));
+	bench_spread(v, windows, 2, buf, sizeof(buf));
 	printf("N=%-6d idle: CPU %% %s over %d windows of 2 s (first %.2f); CPU during the 5 s "
 	       "start-up %.2f s; RSS %ld kB\n",
 	       n, buf, windows, first, (double)start_cpu / (double)hz, rss);
 	fflush(stdout);
 }
 
+/* The server's clock's text for wall-clock time T (the bench runs on the server's machine). */
+static void ts_text(PGconn *c, double t, char *out, size_t len)
+{
+	char arg[64];
+	snprintf(arg, sizeof(arg), "%.6f", t);
+	const char *params[] = {arg};
+	PGresult *r = bench_query(c, "SELECT to_timestamp($1::float8)", 1, params);
+	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* The floor KIND (floor.h) for N jobs, in the same run on the same server: a minimal client on
+ * the pool's FIRE_POOL connections sends the jobs' INSERT, N at every whole second, measured
+ * in WINDOWS windows of SECONDS as pgcrond's runs are. Prints its figures and pgcrond's
+ * medians (PG) over its own. */
+static void floor_phase(PGconn *c, const char *kind, int n, double seconds, int windows,
+                        struct figures pg)
+{
+	struct floor f;
+	double v[4][64];
+	char buf[4][96];
+	if (!floor_kind(&f, kind)) {
+		fprintf(stderr, "bench_fire: FIRE_FLOORS: no floor \"%s\" (bare, raw, hist)\n",
+		        kind);
+		return;
+	}
+	if (f.history)
+		floor_history_create(c);
+	floor_open(&f, db_ci, fire_pool(), "INSERT INTO ticks VALUES (statement_timestamp())", NULL,
+	           false);
+	/* 2 s of warm-up, then the windows from half a second past a whole second, as pgcrond's */
+	double from = (double)(long long)bench_wall_now() + 3.5;
+	floor_every_second(&f, n, from + seconds * windows);
+	floor_close(&f);
+	for (int i = 0; i < windows; i++) {
+		char t0[64], t1[64];
+		ts_text(c, from + seconds * i, t0, sizeof(t0));
+		ts_text(c, from + seconds * (i + 1), t1, sizeof(t1));
+		window_stats(c, t0, t1, seconds, v[0] + i, v[1] + i, v[2] + i, v[3] + i);
+	}
+	struct figures fl = {
+	    .p50 = bench_spread(v[0], windows, 1, buf[0], sizeof(buf[0])),
+	    .p99 = bench_spread(v[1], windows, 1, buf[1], sizeof(buf[1])),
+	    .runs_s = bench_spread(v[3], windows, 0, buf[3], sizeof(buf[3])),
+	};
+	bench_spread(v[2], windows, 1, buf[2], sizeof(buf[2]));
+	printf("  floor %-4s lateness ms  p50 %s  p99 %s  max %s; runs/s %s; runs not started in "
+	       "their second %ld\n",
+	       kind, buf[0], buf[1], buf[2], buf[3], f.skipped);
+	printf("  pgcrond / floor %-4s  p50 %.2fx  p99 %.2fx  runs/s %.3fx\n", kind,
+	       fl.p50 > 0 ? pg.p50 / fl.p50 : 0, fl.p99 > 0 ? pg.p99 / fl.p99 : 0,
+	       fl.runs_s > 0 ? pg.runs_s / fl.runs_s : 0);
+	fflush(stdout);
+}
+
+/* FIRE_FLOORS (default "bare,raw,hist"; "none": none): the floors measured after each N. */
+static void floors(PGconn *c, int n, double seconds, int windows, struct figures pg)
+{
+	const char *p = getenv("FIRE_FLOORS") ? getenv("FIRE_FLOORS") : "bare,raw,hist";
+	if (strcmp(p, "none") == 0 || !*p)
+		return;
+	printf("  the floor: a minimal libpq client on %d connections (the pool), the same N every "
+	       "second, %d windows of %.0f s (bench/floor.h)\n",
+	       fire_pool(), windows, seconds);
+	while (*p) {
+		char kind[16];
+		size_t len = strcspn(p, ",");
+		snprintf(kind, sizeof(kind), "%.*s", (int)(len < 15 ? len : 15), p);
+		floor_phase(c, kind, n, seconds, windows, pg);
+		p += len + (p[len] == ',');
+	}
+}
+
 static void bench(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
-	busy(c, dir, n, seconds, windows);
+	char when[32];
+	snprintf(when, sizeof(when), "before N=%d", n);
+	bench_print_load(when);
+	struct figures pg = busy(c, dir, n, seconds, windows);
+	floors(c, n, seconds, windows, pg);
 	idle(dir, n, windows);
 }
 
@@ -529,10 +615,7 @@ int main(int argc, char **argv)
 		seconds = 5;
 	if (windows < 1 || windows > 64)
 		windows = 3;
-	double load[3] = {0};
-	if (getloadavg(load, 3) == 3)
-		printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1],
-		       load[2], sysconf(_SC_NPROCESSORS_ONLN));
+	bench_print_load("at start");
 	int defaults[] = {100, 1000, 10000};
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
@@ -541,6 +624,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 			bench(c, dir, defaults[i], seconds, windows);
 	}
+	bench_print_load("at the end");
 	printf("logs and configs: %s\n", dir);
 	PQfinish(c);
 	return 0;

@@ -13,7 +13,10 @@
  * wake-up, PRECLAIM_LEAD_US before the instant, which asks the cluster for the fire's claim
  * (every daemon with a history database has the cluster session, a lone one too), then the
  * wake-up at the instant whose call fires the job (enters job_due). Both are printed: from the
- * early wake-up (the route) and from the firing call alone. It ends when the history's
+ * early wake-up (the route) and from the firing call alone, and then from the fire's first
+ * entry into sched_fire_run (the way of the run: the overlap policy, admission, the run's
+ * start, its statement, its end and its row; the timer's own work, the next instant and its
+ * arming, left out). It ends when the history's
  * statement completion that carries the run's row returns: the first call of
  * sched_recent_written (the history telling the scheduler that a row with its final status
  * is committed) after the fire, cut at the return of the outermost function of
@@ -321,6 +324,7 @@ static void route(const char *title, int jobs, int fire)
 	char out[1300], log[1300], v[64];
 	unsigned long start = sym_addr("sched_job_timer_cb", "sched/sched.c"),
 	              mark = sym_addr("job_due", "sched/sched.c"),
+	              way = sym_addr("sched_fire_run", "sched/sched.c"),
 	              end = sym_addr("sched_recent_written", "sched/sched_recent.c");
 	if (!start || !mark || !end) {
 		printf("%s: not measured: %s lacks sched_job_timer_cb, job_due or "
@@ -432,6 +436,13 @@ static void route(const char *title, int jobs, int fire)
 		       stack, max_depth, true);
 	report(fire_at > 0 ? "from the wake-up at the fire's instant" : "from the timer", ev,
 	       fire_at, cut, root, stack, max_depth, fire_at == 0);
+	/* the way of the run: from its fire's decision on, the timer's own work left out */
+	for (size_t i = fire_at; way && jobs == 1 && i <= cut; i++)
+		if (ev[i].enter && ev[i].fn == way) {
+			report("the way of the run, from sched_fire_run", ev, i, cut, root, stack,
+			       max_depth, false);
+			break;
+		}
 	if (other)
 		printf("  meanwhile %lu entries in worker threads (not counted)\n", other);
 	for (size_t i = 0; i < n_fns; i++) {

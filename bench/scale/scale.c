@@ -14,10 +14,20 @@
  * any reload, and with log_level debug the longest the loop was held by a reload (the
  * daemon's "reload: the loop spent ..." line). Never fails on time.
  *
+ * The floor (bench/floor.h), in each run after the daemon's stop, on the same server: a minimal
+ * libpq client on the pool's 8 connections runs the ticks' INSERT, TICKS at every whole second,
+ * for 3 s (each kind of SCALE_FLOORS); and pgbench runs the ticks' INSERT on 16 connections for
+ * SCALE_PGBENCH_SECONDS. Printed beside pgcrond's quiet window: the worst lateness and the runs
+ * a second, pgcrond's recorded in its history, and the ratios pgcrond / floor and pgcrond's
+ * runs/s recorded / pgbench's tps (SCALE_TICKS=15000: 15,000 jobs every second, the runs/s
+ * of the bar "scale" as a ratio to what the same server does for pgbench).
+ *
  *   scripts/pg-sandbox run -- build/dev/bench/scale/bench_scale [N ...]   (default 10000 100000)
- *   (SCALE_RUNS=3; SCALE_RELOADS=4: reloads per run; SCALE_TICKS=4; SCALE_LOG_LEVEL=notice:
- *   the daemon's log_level, debug for the time a reload holds the loop; BENCH_PGCROND=PATH:
- *   that pgcrond binary instead of this build's) */
+ *   (SCALE_RUNS=3; SCALE_RELOADS=4: reloads per run; SCALE_TICKS=4 (at most 20,000);
+ *   SCALE_LOG_LEVEL=notice: the daemon's log_level, debug for the time a reload holds the loop;
+ *   SCALE_FLOORS=bare,raw,hist ("none": none); SCALE_PGBENCH_SECONDS=5 (0: no pgbench);
+ *   SCALE_PGBENCH=/usr/lib/postgresql/15/bin/pgbench; BENCH_PGCROND=PATH: that pgcrond binary
+ *   instead of this build's) */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,10 +40,13 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "floor.h"
 
 #define DB "bench_scale"
 #define MAX_RUNS 16
 #define MAX_RELOADS 16
+#define MAX_FLOORS 3
+#define POOL 8
 
 static char db_ci[1200];
 
@@ -44,30 +57,26 @@ static int env_int(const char *name, int dflt, int lo, int hi)
 	return n >= lo && n <= hi ? n : dflt;
 }
 
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* TICKS jobs every second, in a file of their own. */
+/* TICKS jobs every second, in files of 1,000 of their own (a file may hold at most 1 MiB). */
 static void write_ticks(const char *dir, int ticks)
 {
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/conf.d/ticks.conf", dir);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		bench_die("write", path);
-	fprintf(f, "jobs = (\n");
-	for (int i = 0; i < ticks; i++)
-		fprintf(f,
-		        "  { name = \"tick-%d\"; database = \"bench\"; schedule = \"* * * * * *\";"
-		        " command = \"INSERT INTO bench_scale_tick VALUES ('tick-%d', "
-		        "statement_timestamp())\"; }%s\n",
-		        i, i, i + 1 < ticks ? "," : "");
-	fprintf(f, ");\n");
-	fclose(f);
+	for (int first = 0; first < ticks || first == 0; first += 1000) {
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/conf.d/ticks-%05d.conf", dir, first);
+		FILE *f = fopen(path, "w");
+		if (!f)
+			bench_die("write", path);
+		fprintf(f, "jobs = (\n");
+		for (int i = first; i < first + 1000 && i < ticks; i++)
+			fprintf(f,
+			        "  { name = \"tick-%d\"; database = \"bench\"; schedule = \"* * * "
+			        "* * *\";"
+			        " command = \"INSERT INTO bench_scale_tick VALUES ('tick-%d', "
+			        "statement_timestamp())\"; }%s\n",
+			        i, i, i + 1 < first + 1000 && i + 1 < ticks ? "," : "");
+		fprintf(f, ");\n");
+		fclose(f);
+	}
 }
 
 static void write_config(const char *dir, int n)
@@ -80,9 +89,9 @@ static void write_config(const char *dir, int n)
 	fprintf(f,
 	        "timezone = \"UTC\";\nconf_dir = \"conf.d\";\nstate_dir = \"%s/state\";\n"
 	        "log_level = \"%s\";\n"
-	        "databases = { bench = { conninfo = \"%s\"; pool = 8; }; };\n"
+	        "databases = { bench = { conninfo = \"%s\"; pool = %d; }; };\n"
 	        "history = { database = \"bench\"; retain = \"1d\"; };\n",
-	        dir, getenv("SCALE_LOG_LEVEL") ? getenv("SCALE_LOG_LEVEL") : "notice", db_ci);
+	        dir, getenv("SCALE_LOG_LEVEL") ? getenv("SCALE_LOG_LEVEL") : "notice", db_ci, POOL);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/conf.d", dir);
 	mkdir(path, 0755);
@@ -185,14 +194,12 @@ static double worst_late(PGconn *c, double from, double to, int ticks, long *n, 
 	snprintf(a, sizeof(a), "%.6f", from);
 	snprintf(b, sizeof(b), "%.6f", to);
 	const char *params[] = {a, b};
-	PGresult *r = PQexecParams(
+	PGresult *r = bench_query(
 	    c,
 	    "SELECT count(*), coalesce(max(extract(epoch FROM at - date_trunc('second', at)) * "
 	    "1000), -1) FROM bench_scale_tick WHERE date_trunc('second', at) >= "
 	    "to_timestamp($1::float8) AND date_trunc('second', at) < to_timestamp($2::float8)",
-	    2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		bench_die("lateness", PQerrorMessage(c));
+	    2, params);
 	*n += atol(PQgetvalue(r, 0, 0));
 	double v = atof(PQgetvalue(r, 0, 1));
 	PQclear(r);
@@ -213,11 +220,83 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-static void report(const char *what, double *v, int n, const char *unit, double scale)
+/* Prints "median (min-max)" of N values; returns the median. */
+static double report(const char *what, double *v, int n, const char *unit, double scale)
 {
 	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	printf("  %-28s %8.2f %s (%.2f-%.2f)\n", what, v[n / 2] * scale, unit, v[0] * scale,
 	       v[n - 1] * scale);
+	return v[n / 2];
+}
+
+/* The ticks' runs a second that pgcrond's history recorded as succeeded, of the fires
+ * scheduled in the whole seconds within [FROM, TO) (wall seconds). */
+static double recorded_per_s(PGconn *c, double from, double to)
+{
+	char a[64], b[64];
+	long long s0 = (long long)from + ((double)(long long)from < from), s1 = (long long)to;
+	if (s1 <= s0)
+		return 0;
+	snprintf(a, sizeof(a), "%lld", s0);
+	snprintf(b, sizeof(b), "%lld", s1);
+	const char *params[] = {a, b};
+	PGresult *r = bench_query(
+	    c,
+	    "SELECT count(*) FROM pgcrond.job_run_details WHERE job_name LIKE 'tick-%' AND status"
+	    " = 'succeeded' AND scheduled_time >= to_timestamp($1::float8) AND scheduled_time <"
+	    " to_timestamp($2::float8)",
+	    2, params);
+	double v = atof(PQgetvalue(r, 0, 0)) / (double)(s1 - s0);
+	PQclear(r);
+	return v;
+}
+
+/* The floor KIND for TICKS jobs: 1 s of warm-up, then 3 whole seconds measured as pgcrond's
+ * quiet window is: the worst lateness into LATE, the runs a second into RUNS_S. */
+static void floor_ticks(PGconn *c, const char *kind, int ticks, double *late, double *runs_s)
+{
+	struct floor f;
+	long n = 0, want = 0;
+	floor_kind(&f, kind);
+	if (f.history)
+		floor_history_create(c);
+	floor_open(&f, db_ci, POOL,
+	           "INSERT INTO bench_scale_tick VALUES ($1, statement_timestamp())", kind, false);
+	double from = (double)(long long)bench_wall_now() + 2;
+	floor_every_second(&f, ticks, from + 3);
+	floor_close(&f);
+	*late = worst_late(c, from, from + 3, ticks, &n, &want);
+	*runs_s = (double)n / 3;
+}
+
+/* pgbench running the ticks' INSERT on 16 connections for SECONDS: its tps (-1: no pgbench). */
+static double pgbench_tps(const char *dir, int seconds)
+{
+	const char *bin = getenv("SCALE_PGBENCH") ? getenv("SCALE_PGBENCH")
+	                                          : "/usr/lib/postgresql/15/bin/pgbench";
+	char script[1100], cmd[4096], line[512];
+	double tps = -1;
+	if (access(bin, X_OK) != 0)
+		return -1;
+	snprintf(script, sizeof(script), "%s/pgbench.sql", dir);
+	FILE *f = fopen(script, "w");
+	if (!f)
+		bench_die("write", script);
+	fprintf(f, "INSERT INTO bench_scale_tick VALUES ('pgbench', statement_timestamp());\n");
+	fclose(f);
+	/* db_ci holds no quote: the sandbox's socket path, port, user and database name */
+	if (snprintf(cmd, sizeof(cmd), "%s -n -f %s -c 16 -j 2 -T %d '%s' 2>&1", bin, script,
+	             seconds, db_ci) >= (int)sizeof(cmd))
+		bench_die("pgbench", "command too long");
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		bench_die("popen", cmd);
+	while (fgets(line, sizeof(line), p))
+		if (strncmp(line, "tps = ", 6) == 0)
+			tps = atof(line + 6);
+	if (pclose(p) != 0 || tps < 0)
+		bench_die("pgbench failed", cmd);
+	return tps;
 }
 
 int main(int argc, char **argv)
@@ -235,14 +314,29 @@ int main(int argc, char **argv)
 	}
 	PGconn *c = bench_fresh_db(sandbox, DB, db_ci, sizeof(db_ci));
 	int reloads = env_int("SCALE_RELOADS", 4, 1, MAX_RELOADS);
-	int ticks = env_int("SCALE_TICKS", 4, 0, 100);
+	int ticks = env_int("SCALE_TICKS", 4, 0, 20000);
+	int pgbench_s = env_int("SCALE_PGBENCH_SECONDS", 5, 0, 600);
+	/* SCALE_FLOORS: the floors' kinds, each run */
+	const char *floors_env = getenv("SCALE_FLOORS") ? getenv("SCALE_FLOORS") : "bare,raw,hist";
+	char kinds[MAX_FLOORS][8];
+	int nfloor = 0;
+	for (const char *p = floors_env;
+	     *p && strcmp(floors_env, "none") != 0 && nfloor < MAX_FLOORS;) {
+		size_t len = strcspn(p, ",");
+		struct floor probe;
+		snprintf(kinds[nfloor], sizeof(kinds[nfloor]), "%.*s", (int)(len < 7 ? len : 7), p);
+		if (floor_kind(&probe, kinds[nfloor]))
+			nfloor++;
+		else
+			fprintf(stderr,
+			        "bench_scale: SCALE_FLOORS: no floor \"%s\" (bare, raw, hist)\n",
+			        kinds[nfloor]);
+		p += len + (p[len] == ',');
+	}
+	if (ticks == 0)
+		nfloor = 0;
 	bench_exec(c, "CREATE TABLE bench_scale_tick (job text, at timestamptz)");
-	double load[3] = {0};
-	if (getloadavg(load, 3) < 0)
-		load[0] = load[1] = load[2] = -1;
-	printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1], load[2],
-	       sysconf(_SC_NPROCESSORS_ONLN));
-	fflush(stdout); /* before any fork */
+	bench_print_load("at start"); /* flushed: before any fork */
 	int ns[16] = {10000, 100000}, nn = 2;
 	if (argc > 1) {
 		nn = 0;
@@ -264,7 +358,8 @@ int main(int argc, char **argv)
 		double check[MAX_RUNS], list[MAX_RUNS], start[MAX_RUNS];
 		double reload[MAX_RUNS * MAX_RELOADS], late_in[MAX_RUNS * MAX_RELOADS];
 		double hold[MAX_RUNS * MAX_RELOADS], late_out[MAX_RUNS];
-		double rss0[MAX_RUNS], rss1[MAX_RUNS];
+		double rss0[MAX_RUNS], rss1[MAX_RUNS], recorded[MAX_RUNS], tps[MAX_RUNS];
+		double fl_late[MAX_FLOORS][MAX_RUNS], fl_runs[MAX_FLOORS][MAX_RUNS];
 		int n_reload = 0, n_in = 0, n_hold = 0, n_out = 0;
 		long fires_in = 0, fires_out = 0, want_in = 0, want_out = 0;
 		for (int r = 0; r < runs; r++) {
@@ -277,21 +372,21 @@ int main(int argc, char **argv)
 			bench_sleep(2);
 			rss0[r] = (double)rss_kb(pid);
 			/* the ticks' fires of a quiet second, as the baseline */
-			double q0 = wall_now();
+			double q0 = bench_wall_now();
 			bench_sleep(3);
-			double q1 = wall_now(), prev = 0;
+			double q1 = bench_wall_now(), prev = 0;
 			for (int k = 0; k < reloads; k++) {
 				if (k > 0) {
 					/* a second boundary 50 ms before the end of this reload */
-					double now = wall_now(), at = now + 0.3 + prev - 0.05;
+					double now = bench_wall_now(), at = now + 0.3 + prev - 0.05;
 					double boundary = (double)(long long)at + 1;
 					bench_sleep(boundary - (prev - 0.05) - now);
 				}
-				double w0 = wall_now();
+				double w0 = bench_wall_now();
 				t0 = bench_now();
 				kill(pid, SIGHUP);
 				prev = wait_log_n(log, "configuration reloaded", k + 1, t0);
-				double w1 = wall_now();
+				double w1 = bench_wall_now();
 				reload[n_reload++] = prev;
 				bench_sleep(1.2); /* the rows of the reload's fires are in */
 				double v = worst_late(c, w0, w1, ticks, &fires_in, &want_in);
@@ -304,6 +399,11 @@ int main(int argc, char **argv)
 			rss1[r] = (double)rss_kb(pid);
 			bench_daemon_stop(pid);
 			n_hold += read_holds(log, hold + n_hold, MAX_RUNS * MAX_RELOADS - n_hold);
+			recorded[r] = recorded_per_s(c, q0, q1);
+			/* the floor, and pgbench, on the same server with the daemon stopped */
+			for (int i = 0; i < nfloor; i++)
+				floor_ticks(c, kinds[i], ticks, &fl_late[i][r], &fl_runs[i][r]);
+			tps[r] = pgbench_s > 0 ? pgbench_tps(dir, pgbench_s) : -1;
 		}
 		printf("N=%d jobs in %d files, %d runs, median (min-max):\n", n, (n + 999) / 1000,
 		       runs);
@@ -323,9 +423,36 @@ int main(int argc, char **argv)
 		    fires_in, want_in, n_in, n_reload, fires_out, want_out);
 		if (n_hold)
 			report("longest loop hold, reload", hold, n_hold, "ms", 1);
+		double pg_rec = report("ticks' runs/s recorded, quiet", recorded, runs, "/s", 1);
+		double pg_late = n_out == runs ? late_out[n_out / 2] : -1; /* sorted by report() */
+		if (nfloor)
+			printf(
+			    "  the floor: a minimal libpq client, %d connections, %d INSERTs every "
+			    "second, 3 s (bench/floor.h):\n",
+			    POOL, ticks);
+		for (int i = 0; i < nfloor; i++) {
+			char what[64];
+			snprintf(what, sizeof(what), "floor %s fires late", kinds[i]);
+			double late = report(what, fl_late[i], runs, "ms", 1);
+			snprintf(what, sizeof(what), "floor %s runs/s", kinds[i]);
+			double rs = report(what, fl_runs[i], runs, "/s", 1);
+			printf(
+			    "  pgcrond / floor %-4s  worst lateness in a quiet 3 s %.2fx  runs/s "
+			    "recorded %.3fx\n",
+			    kinds[i], pg_late > 0 && late > 0 ? pg_late / late : 0,
+			    rs > 0 ? pg_rec / rs : 0);
+		}
+		if (tps[0] >= 0) {
+			double t = report("pgbench tps (16 conns)", tps, runs, "/s", 1);
+			printf("  pgcrond's ticks' runs/s recorded / pgbench's tps: %.3g (pgbench: "
+			       "the "
+			       "ticks' INSERT, 16 connections, %d s)\n",
+			       t > 0 ? pg_rec / t : 0, pgbench_s);
+		}
 		printf("  logs and configs: %s\n", dir);
 		fflush(stdout);
 	}
+	bench_print_load("at the end");
 	PQfinish(c);
 	return 0;
 }

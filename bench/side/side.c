@@ -29,13 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "floor.h"
 
 #define DB "bench_side"
 #define PG_CRON_SO "/usr/lib/postgresql/15/lib/pg_cron.so"
@@ -353,106 +353,22 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
 
 /* ---- the floor: what a minimal client gets from the same server, the same way ----------- */
 
-/* One "run" of the raw phases down C in pipeline mode: with RESET, the session reset pgcrond sends
- * before each run on a used connection (DISCARD ALL, and the SHOW of the default timeout after it),
- * in the same round trip as the INSERT; without it, the INSERT alone. */
-static void raw_send(PGconn *c, const char *who, bool reset)
-{
-	const char *params[] = {who};
-	if (reset &&
-	    (!PQsendQueryParams(c, "DISCARD ALL", 0, NULL, NULL, NULL, NULL, 0) ||
-	     !PQsendQueryParams(c, "SHOW statement_timeout", 0, NULL, NULL, NULL, NULL, 0)))
-		bench_die("raw send", PQerrorMessage(c));
-	if (!PQsendQueryParams(c, "INSERT INTO ticks VALUES ($1, clock_timestamp())", 1, NULL,
-	                       params, NULL, NULL, 0) ||
-	    !PQpipelineSync(c) || PQflush(c) != 0)
-		bench_die("raw send", PQerrorMessage(c));
-}
-
-/* JOBS runs over the POOL connections, one at a time on each (as pgcrond's pool does), as
- * fast as the answers come. */
-static void raw_burst(PGconn **cs, int pool, int jobs, const char *who, bool reset)
-{
-	struct pollfd pf[128];
-	int sent = 0, busy = 0;
-	for (int i = 0; i < pool; i++) {
-		pf[i] = (struct pollfd){.fd = PQsocket(cs[i]), .events = 0};
-		if (sent < jobs) {
-			raw_send(cs[i], who, reset);
-			sent++;
-			busy++;
-			pf[i].events = POLLIN;
-		}
-	}
-	while (busy > 0) {
-		if (poll(pf, (nfds_t)pool, 5000) <= 0)
-			bench_die("raw poll", "no answer in 5 s");
-		for (int i = 0; i < pool; i++) {
-			if (!(pf[i].revents & POLLIN))
-				continue;
-			if (!PQconsumeInput(cs[i]))
-				bench_die("raw read", PQerrorMessage(cs[i]));
-			while (!PQisBusy(cs[i])) {
-				PGresult *r = PQgetResult(cs[i]);
-				if (!r)
-					continue; /* between two statements' results */
-				ExecStatusType st = PQresultStatus(r);
-				PQclear(r);
-				if (st == PGRES_FATAL_ERROR)
-					bench_die("raw run", PQerrorMessage(cs[i]));
-				if (st != PGRES_PIPELINE_SYNC)
-					continue;
-				if (sent < jobs) {
-					raw_send(cs[i], who, reset);
-					sent++;
-				} else {
-					busy--;
-					pf[i].events = 0;
-				}
-				break;
-			}
-		}
-	}
-}
-
-/* SIDE_PARSE: parse the INSERT once on C (unnamed, never executed) and wait for it. */
-static void raw_parse(PGconn *c)
-{
-	if (!PQsendPrepare(c, "", "INSERT INTO ticks VALUES ($1, clock_timestamp())", 1, NULL) ||
-	    !PQpipelineSync(c) || PQflush(c) != 0)
-		bench_die("raw parse", PQerrorMessage(c));
-	for (;;) {
-		PGresult *r = PQgetResult(c);
-		if (!r)
-			continue;
-		ExecStatusType st = PQresultStatus(r);
-		PQclear(r);
-		if (st == PGRES_FATAL_ERROR)
-			bench_die("raw parse", PQerrorMessage(c));
-		if (st == PGRES_PIPELINE_SYNC)
-			return;
-	}
-}
-
 /* The raw phases: POOL connections over TCP opened 20 s before the first minute, then a burst
  * of JOBS runs at each whole minute, nothing in between. */
-static void phase_raw(const char *who, bool reset, int jobs, int minutes, int pool)
+static void phase_raw(const char *who, int jobs, int minutes, int pool)
 {
 	char ci[1300];
-	PGconn *cs[128];
+	struct floor f;
+	floor_kind(&f, who);
 	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d user=postgres dbname=" DB, port);
 	sleep_to_second(40);
 	printf("%s (a minimal client%s): started at %ld\n", who,
-	       reset ? ", with pgcrond's reset before each run" : ", INSERTs alone",
+	       f.reset ? ", with pgcrond's reset before each run" : ", INSERTs alone",
 	       (long)time(NULL));
 	fflush(stdout);
-	for (int i = 0; i < pool; i++) {
-		cs[i] = bench_connect(ci);
-		if (!PQenterPipelineMode(cs[i]))
-			bench_die("pipeline mode", PQerrorMessage(cs[i]));
-		if (getenv("SIDE_PARSE")) /* the INSERT parsed once: its catalog entries cached */
-			raw_parse(cs[i]);
-	}
+	/* SIDE_PARSE: the INSERT parsed once on each connection, its catalog entries cached */
+	floor_open(&f, ci, pool, "INSERT INTO ticks VALUES ($1, clock_timestamp())", who,
+	           getenv("SIDE_PARSE") != NULL);
 	for (int m = 0; m <= minutes; m++) {
 		struct timespec now, at;
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -472,10 +388,9 @@ static void phase_raw(const char *who, bool reset, int jobs, int minutes, int po
 		}
 		while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR)
 			;
-		raw_burst(cs, pool, jobs, who, reset);
+		floor_burst(&f, jobs, 0);
 	}
-	for (int i = 0; i < pool; i++)
-		PQfinish(cs[i]);
+	floor_close(&f);
 	bench_sleep(1);
 }
 
@@ -494,7 +409,6 @@ int main(void)
 	int pool = env_int("SIDE_POOL", 8, 1, 100);
 	const char *phases = getenv("SIDE_PHASES") ? getenv("SIDE_PHASES") : "cron,tcp,unix";
 	bool want_cron = strstr(phases, "cron") != NULL;
-	double load[3] = {0};
 
 	if (want_cron && !have_pg_cron())
 		want_cron = false;
@@ -503,9 +417,7 @@ int main(void)
 		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
 	start_sandbox(dir, want_cron);
-	if (getloadavg(load, 3) == 3)
-		printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1],
-		       load[2], sysconf(_SC_NPROCESSORS_ONLN));
+	bench_print_load("at start");
 	printf("%d jobs on \"* * * * *\", an INSERT of clock_timestamp() each; %d steady "
 	       "minute(s) per phase after the first; pgcrond pool %d\n",
 	       jobs, minutes, pool);
@@ -534,9 +446,9 @@ int main(void)
 			phase_pgcrond(dir, "unix", unix_dir, jobs, minutes, pool, logs[1],
 			              sizeof(logs[1]));
 		else if (len == 3 && strncmp(p, "raw", 3) == 0)
-			phase_raw("raw", true, jobs, minutes, pool);
+			phase_raw("raw", jobs, minutes, pool);
 		else if (len == 4 && strncmp(p, "bare", 4) == 0)
-			phase_raw("bare", false, jobs, minutes, pool);
+			phase_raw("bare", jobs, minutes, pool);
 		p += len;
 		if (*p == ',')
 			p++;
@@ -544,8 +456,7 @@ int main(void)
 
 	struct phase_result res[5] = {0};
 	const char *who[5] = {"cron", "tcp", "unix", "raw", "bare"};
-	if (getloadavg(load, 3) == 3)
-		printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+	bench_print_load("at the end");
 	printf("lateness past the minute (the statement's clock_timestamp()):\n");
 	for (int i = 0; i < 5; i++) {
 		lateness(c, who[i], &res[i]);

@@ -164,6 +164,59 @@ void sched_run_admit(struct run *r)
 		sched_work_note(r, "upstream", 0); /* only this instance knows it is due */
 }
 
+static void retry_cb(void *arg)
+{
+	struct job *j = arg;
+	struct run *r = j->active;
+	if (!r || r->state != RUN_RETRY_WAIT || j->paused)
+		return; /* paused: the retry waits for sched_resume() */
+	sched_run_to(r, RUN_DUE);
+	r->queue_at_us = sched_now_us(j->s);
+	sched_run_admit(r);
+}
+
+/* R failed as O: its retry, if its job's policy wants one, becomes the job's active run
+ * (RUN_RETRY_WAIT), its timer armed (made at first use: most jobs never retry). */
+static void retry(struct run *r, const struct flow_outcome *o)
+{
+	struct job *j = r->job;
+	struct sched *s = j->s;
+	const struct conf_job *c = j->conf;
+	if (!c || o->cancelled || s->draining || j->removed || o->unknown_commit ||
+	    !retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
+	                  o->transient ? false : o->timed_out))
+		return; /* cancelled: pgcrond stopped it (replace, shutdown), policy */
+	int64_t delay =
+	    retry_delay_ms(c, r->attempt, s->random ? s->random(s->random_arg) : arc4random());
+	struct run *nr = NULL;
+	if (!j->retry_ev && (j->retry_ev = malloc(sizeof(*j->retry_ev))) != NULL)
+		clock_timer_init(j->retry_ev, retry_cb, j);
+	/* a retry waits for its timer alone: without one the failure is final */
+	if (!j->retry_ev || clock_arm(s->clock, j->retry_ev, delay * 1000) < 0)
+		log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
+	else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
+		flow_retry_disarm(j);
+	if (!nr)
+		return;
+	nr->attempt = r->attempt + 1;
+	nr->waited = true;
+	sched_run_to(nr, RUN_RETRY_WAIT);
+	nr->graph_run = r->graph_run;
+	r->graph_run = NULL;
+	nr->waiter = r->waiter; /* the waiter hears the final attempt */
+	r->waiter = NULL;
+	nr->payloads = r->payloads; /* the retry serves the same notifications */
+	nr->n_payloads = r->n_payloads;
+	r->payloads = NULL;
+	r->n_payloads = 0;
+	char d[32];
+	duration_format(delay, d, sizeof(d));
+	log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d, nr->attempt,
+	        c->retries + 1);
+	j->retry_at_us = sched_now_us(s) + delay * 1000;
+	sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
+}
+
 /* R is over as O: its history, retries, alerts; what waited for it goes next. */
 static void run_end(struct run *r, const struct flow_outcome *o)
 {
@@ -209,9 +262,11 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 		j->consecutive = 0;
 		j->last_success_us = end;
 	}
-	/* retries, the graph, freshness, staleness, alerts: may make a retry the job's active
-	 * run (the waiter moves to it). A success of a job with none of them, no alert raised
-	 * since its last success and no warn_duration alert of its own, has nothing there. */
+	if (!ok)
+		retry(r, o); /* the waiter moves to it */
+	/* the graph, freshness, staleness, alerts (a final failure: no retry came). A success of
+	 * a job with none of them, no alert raised since its last success and no warn_duration
+	 * alert of its own, has nothing there. */
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
 	    (j->conf && j->conf->max_staleness_ms > 0))
 		flow_run_end(r, o, end);
@@ -586,6 +641,17 @@ void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 	                       : sched_run_new(j, scheduled_us, trigger);
 	if (r)
 		sched_fire_run(r);
+}
+
+void sched_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct run *r;
+	while ((r = s->flow.head) != NULL) {
+		sched_run_to(r, RUN_DUE);
+		if (!flow_deferred_taken(r))
+			sched_fire_run(r);
+	}
 }
 
 void sched_fire_run(struct run *r)

@@ -1,4 +1,4 @@
-/* Jobs between and after their runs: the job graph at run time, retries, catch-up and the
+/* Jobs between and after their runs: the job graph at run time, catch-up and the
  * alert conditions (sched_flow_priv.h). Everything here runs in the loop, driven by run ends and
  * timers; nothing polls. */
 #include "sched_flow_priv.h"
@@ -17,7 +17,6 @@
 #include "history.h"
 #include "jobgraph.h"
 #include "log.h"
-#include "retry.h"
 #include "sched_priv.h"
 #include "sched_recent_priv.h"
 #include "text.h"
@@ -153,7 +152,6 @@ static char *dup_or_null(const char *s)
 
 /* ---- job lifetime --------------------------------------------------------------------- */
 
-static void retry_cb(void *arg);
 static void stale_cb(void *arg);
 static void drop_deferred(struct job *j, const char *why);
 
@@ -318,13 +316,6 @@ bool flow_park(struct run *r)
 	return true;
 }
 
-/* Queue R for the scheduler (flow_deferred_cb). */
-static void defer_fire(struct run *r)
-{
-	sched_run_to(r, RUN_DEFERRED);
-	event_active(&r->job->s->flow_ev, 0, 0);
-}
-
 /* Start downstream D because its upstreams succeeded, within graph run GRAPH_RUN: queued,
  * and decided when its turn comes (D may be busy by then). */
 static void fire_downstream(struct job *d, const char *graph_run)
@@ -334,28 +325,22 @@ static void fire_downstream(struct job *d, const char *graph_run)
 		return;
 	r->waited = true;
 	r->graph_run = dup_or_null(graph_run);
-	defer_fire(r);
+	sched_run_defer(r);
 }
 
-void flow_deferred_cb(evutil_socket_t fd, short what, void *arg)
+bool flow_deferred_taken(struct run *r)
 {
-	struct sched *s = arg;
-	struct run *r;
-	while ((r = s->flow.head) != NULL) {
-		sched_run_to(r, RUN_DUE);
-		struct job *d = r->job;
-		if (d->active && strcmp(r->trigger, "upstream") == 0) {
-			/* it runs now with older data: run once more when it ends */
-			d->graph_again = true;
-			free(d->graph_again_id);
-			d->graph_again_id = r->graph_run;
-			r->graph_run = NULL;
-			sched_job_owes(d, d->graph_again_id); /* a survivor runs it if we die */
-			sched_run_free(&r);
-			continue;
-		}
-		s->start.fire_run(r);
-	}
+	struct job *d = r->job;
+	if (!d->active || strcmp(r->trigger, "upstream") != 0)
+		return false;
+	/* it runs now with older data: run once more when it ends */
+	d->graph_again = true;
+	free(d->graph_again_id);
+	d->graph_again_id = r->graph_run;
+	r->graph_run = NULL;
+	sched_job_owes(d, d->graph_again_id); /* a survivor runs it if we die */
+	sched_run_free(&r);
+	return true;
 }
 
 /* Take J's queued fires out of the queue; with WHY, each gets a skipped row saying so. */
@@ -399,7 +384,7 @@ void flow_job_idle(struct job *j)
 		 * notified without pause would never run. */
 		if (d->parked && !active_upstream(d)) {
 			log_job(LOG_LVL_DEBUG, d->name, "upstream jobs done; running");
-			defer_fire(d->parked);
+			sched_run_defer(d->parked);
 		}
 	}
 }
@@ -416,7 +401,7 @@ static void fail_downstream(struct job *d, const struct job *u, const struct job
 		/* not started by its upstreams: a run of it waiting for U goes on with what it
 		 * has (its own sources' changes, an earlier success of U) */
 		if (d->parked)
-			defer_fire(d->parked);
+			sched_run_defer(d->parked);
 		return;
 	}
 	if (!upstream_driven(d) && !d->parked && !d->reconnect_owed)
@@ -550,7 +535,6 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 {
 	struct job *j = r->job;
 	struct sched *s = j->s;
-	const struct conf_job *c = j->conf;
 
 	if (r->slow_armed) {
 		clock_disarm(s->clock, &r->slow_ev);
@@ -568,52 +552,9 @@ void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us)
 		on_success(r);
 		return;
 	}
-	if (o->cancelled)
-		return; /* pgcrond stopped it (replace, shutdown): policy, not a failure */
-	if (c && !s->draining && !j->removed && !o->unknown_commit &&
-	    retry_should(c, r->attempt, o->transient ? RETRY_SQLSTATE_CONNECTION : o->sqlstate,
-	                 o->transient ? false : o->timed_out)) {
-		int64_t delay = retry_delay_ms(c, r->attempt, s->random(s->random_arg));
-		struct run *nr = NULL;
-		/* a retry waits for its timer alone: without one the failure is final */
-		if (!job_timer(j, &j->retry_ev, retry_cb) ||
-		    clock_arm(s->clock, j->retry_ev, delay * 1000) < 0)
-			log_job(LOG_LVL_ERROR, j->name, "out of memory arming the retry: no retry");
-		else if (!(nr = sched_run_new(j, r->scheduled_us, "retry")))
-			flow_retry_disarm(j);
-		if (nr) {
-			nr->attempt = r->attempt + 1;
-			nr->waited = true;
-			sched_run_to(nr, RUN_RETRY_WAIT);
-			nr->graph_run = r->graph_run;
-			r->graph_run = NULL;
-			nr->waiter = r->waiter; /* the waiter hears the final attempt */
-			r->waiter = NULL;
-			nr->payloads = r->payloads; /* the retry serves the same notifications */
-			nr->n_payloads = r->n_payloads;
-			r->payloads = NULL;
-			r->n_payloads = 0;
-			char d[32];
-			duration_format(delay, d, sizeof(d));
-			log_job(LOG_LVL_NOTICE, j->name, "retrying in %s (attempt %d of %d)", d,
-			        nr->attempt, c->retries + 1);
-			j->retry_at_us = sched_now_us(s) + delay * 1000;
-			sched_work_note(nr, "retry", j->retry_at_us); /* a survivor's if we die */
-			return;
-		}
-	}
+	if (o->cancelled || j->active)
+		return; /* pgcrond stopped it (replace, shutdown): policy; or its retry (sched.c) */
 	on_final_failure(r, o);
-}
-
-static void retry_cb(void *arg)
-{
-	struct job *j = arg;
-	struct run *r = j->active;
-	if (!r || r->state != RUN_RETRY_WAIT || j->paused)
-		return; /* paused: the retry waits for sched_resume() */
-	sched_run_to(r, RUN_DUE);
-	r->queue_at_us = sched_now_us(j->s);
-	j->s->start.admit(r);
 }
 
 /* ---- staleness ------------------------------------------------------------------------ */
@@ -673,7 +614,7 @@ static void fire_catchup(struct job *j, int64_t instant_s, const char *why)
 	log_job(LOG_LVL_NOTICE, j->name, "%s; running once (catchup = once)", why);
 	struct run *r = sched_run_new(j, instant_s * 1000000, "catchup");
 	if (r)
-		j->s->start.fire_run(r);
+		sched_run_defer(r);
 }
 
 static void last_fires_cb(void *arg, const char *job_name, int64_t last_fire_s,

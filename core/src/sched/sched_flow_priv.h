@@ -62,21 +62,20 @@ bool flow_park(struct run *r);
 /* R, of a job with a graph edge, freshness or warn_duration, has started: its freshness,
  * fan-in bookkeeping, its graph-run id, the warn_duration timer. */
 void flow_run_begin(struct run *r);
-/* R ended as O at END_US (the job's active run is already cleared; a success's counts are
- * reset): a success's freshness, the alerts it ends, the staleness timer and downstream
- * runs (run_end leaves out a success with none of these), or a retry (which becomes the
- * job's active run), or a final failure (alerts, upstream_failed downstream, catch-up once
- * the database is back). Downstream runs are queued and handed to the scheduler from the
- * loop (flow_deferred_cb), never from inside this call: a run's end does not start another
- * run. */
+/* R ended as O at END_US (a success's counts are reset; the job's active run is cleared,
+ * or is R's retry, sched.c's): a success's freshness, the alerts it ends, the staleness
+ * timer and downstream runs (run_end leaves out a success with none of these), or, without
+ * a retry, a final failure (alerts, upstream_failed downstream, catch-up once the database
+ * is back). Downstream runs are handed to the loop (sched_run_defer), never started inside
+ * this call: a run's end does not start another run. */
 void flow_run_end(struct run *r, const struct flow_outcome *o, int64_t end_us);
 /* J, with downstreams or a run owed to its upstreams (graph_again), has no run left after
  * one ended: that run, and fires of its downstreams that waited for it (queued, as
  * above). */
 void flow_job_idle(struct job *j);
-/* The loop's turn for the queued fires, in the order they were queued (ARG is the sched).
- * A downstream run whose job is busy by then becomes a run once more after it. */
-void flow_deferred_cb(evutil_socket_t fd, short what, void *arg);
+/* R, a fire handed to the loop, has its turn (sched_deferred_cb): true if it is taken
+ * (freed), a downstream run whose job is busy by then becoming a run once more after it. */
+bool flow_deferred_taken(struct run *r);
 /* J was removed from the configuration: its queued fires get a skipped row saying WHY; its
  * staleness timer and edges go. */
 void flow_job_removed(struct job *j, const char *why);

@@ -243,7 +243,9 @@ static void plan(struct fresh_job *f)
 		if (!can_run(j))
 			return; /* its run's end plans again; a pause's resume runs what is owed */
 		f->planned_us = 0;
-		s->start.job_fire(j, 0, "freshness");
+		struct run *r = sched_run_new(j, 0, "freshness");
+		if (r)
+			sched_run_defer(r); /* fired from the loop (sched.c) */
 		return;
 	}
 	arm(s->clock, &f->ev, at - now);

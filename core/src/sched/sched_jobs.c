@@ -27,14 +27,9 @@
 
 /* ---- config --------------------------------------------------------------------------- */
 
-uint32_t sched_system_random(void *arg)
-{
-	return arc4random();
-}
-
 void sched_set_random(struct sched *s, uint32_t (*random)(void *arg), void *arg)
 {
-	s->random = random ? random : sched_system_random;
+	s->random = random;
 	s->random_arg = arg;
 }
 
@@ -198,19 +193,17 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->base = base;
 	s->clock = clock;
 	s->ex = *ex;
-	s->start = (struct sched_starts){sched_fire_run, sched_run_admit, sched_job_fire};
 	s->hist = h;
 	if (h)
 		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
 	s->max_running = 32;
-	s->random = sched_system_random;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
 	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
-	event_assign(&s->flow_ev, base, -1, 0, flow_deferred_cb, s);
+	event_assign(&s->flow_ev, base, -1, 0, sched_deferred_cb, s);
 	s->clock_offset_us = clock_now_us(clock) - clock_mono_now_us(clock);
 	const struct admit_hooks ah = {.claiming_again = sched_claiming_again,
 	                               .now_us = sched_admit_now_us,

@@ -1,14 +1,14 @@
 #ifndef PGCROND_SCHED_PRIV_H
 #define PGCROND_SCHED_PRIV_H
 
-/* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, run
- * bookkeeping) and sched_flow.c (the job graph at run time, retries, catch-up, alert conditions),
+/* The scheduler's inside, shared by sched.c (timers, overlap, the max_running queue, retries,
+ * run bookkeeping) and sched_flow.c (the job graph at run time, catch-up, alert conditions),
  * by sched_pause.c (pause, resume, waited-for runs) and sched_input.c (notifications,
  * triggers, takeover), and read (never written) by sched_view.c for the status; other
  * modules use sched.h. sched.c calls sched_flow.c at a run's start and end; the runs a run's end
- * causes (downstreams, fires that waited for it) sched_flow.c hands back through the loop (struct
- * sched's flow queue), and a run that cannot start ends from the loop too: no call chain
- * goes from a run's end into another run's start and back. */
+ * causes (downstreams, fires that waited for it) sched_flow.c hands back through the loop
+ * (sched_run_defer), as sched_fresh.c does its fires, and a run that cannot start ends from the
+ * loop too: no call chain goes from a run's end into another run's start and back. */
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -226,20 +226,9 @@ struct run {
 	char *start_error; /* why it could not start (ended from the loop); NULL */
 };
 
-/* sched.c's ways of starting a run, for the files below it that start runs (sched_flow.c: a
- * downstream, a retry, a parked fire; sched_fresh.c: a freshness fire). sched_new_with sets
- * them, so those files reach sched.c without calling up into it: the folder's files call one
- * way (docs/layout.md, scripts/callgraph). */
-struct sched_starts {
-	void (*fire_run)(struct run *r); /* sched_fire_run */
-	void (*admit)(struct run *r);    /* sched_run_admit */
-	void (*job_fire)(struct job *j, int64_t scheduled_us, const char *trigger);
-};
-
 struct sched {
 	struct event_base *base;
-	struct sched_starts start; /* sched.c's */
-	struct clock *clock;       /* every reading and timer of the scheduler and sched_flow.c */
+	struct clock *clock; /* every reading and timer of the scheduler and sched_flow.c */
 	bool own_clock;
 	struct sched_executor ex; /* exec.h's, or a test's */
 	struct httpc *http;       /* HTTP jobs' client (sched_set_http); NULL: none */
@@ -252,7 +241,7 @@ struct sched {
 	size_t n_marked;
 	struct coord *coord;           /* NULL: none (coord.h) */
 	struct metrics *metrics;       /* may be NULL (sched_set_metrics) */
-	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random) */
+	uint32_t (*random)(void *arg); /* retry jitter (sched_set_random); NULL: arc4random */
 	void *random_arg;
 	char instance[128];
 	const struct pgc_config *cfg;
@@ -285,8 +274,9 @@ struct sched {
 	 * started them, as the executor ends runs) */
 	struct event ended_ev;
 	struct run_list ended;
-	/* sched_flow.c's follow-up fires (RUN_DEFERRED: downstream runs, parked runs released),
-	 * handed to the scheduler from the loop: a run's end never starts another run inside it */
+	/* fires handed to the loop (RUN_DEFERRED, sched_run_defer: downstream runs, parked runs
+	 * released, catch-up and freshness fires): a run's end never starts another run inside it
+	 */
 	struct event flow_ev;
 	struct run_list flow;
 	bool catchup_asked;
@@ -352,6 +342,9 @@ const char *sched_work_keep(struct run *r, const char *why);
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops
  * R). Keeps sched.n_claiming and sched.n_running. */
 bool sched_run_to(struct run *r, enum run_state to);
+/* R, due, is fired from the loop (sched_deferred_cb): how the files below sched.c start a run
+ * without calling up into it, and a run's end never starts another run inside it. */
+void sched_run_defer(struct run *r);
 /* While draining: once no run is claiming, queued or running, the drain's callback goes
  * (from the loop). sched_run_to() calls it as those counts drop; sched_drain() once. */
 void sched_check_drained(struct sched *s);
@@ -442,7 +435,7 @@ long sched_concurrent_guards(const struct job *j, char names[][512], struct exec
                              char *err, size_t errlen);
 void sched_clock_cb(void *arg);
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg);
-uint32_t sched_system_random(void *arg);
+void sched_deferred_cb(evutil_socket_t fd, short what, void *arg);
 
 /* sched_apply.c: the apply under way ends now, in this call (shutdown, sched_free). */
 void sched_apply_finish(struct sched *s);

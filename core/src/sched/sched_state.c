@@ -194,6 +194,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 	return true;
 }
 
+void sched_run_defer(struct run *r)
+{
+	sched_run_to(r, RUN_DEFERRED);
+	event_active(&r->job->s->flow_ev, 0, 0);
+}
+
 void sched_check_drained(struct sched *s)
 {
 	if (s->draining && s->n_running == 0 && s->n_claiming == 0 && s->queue.n == 0 && s->drained)
