@@ -19,6 +19,23 @@ static const char *tail(const char *log)
 	return n > 2000 ? log + n - 2000 : log;
 }
 
+/* E's configuration: the history on "app", the jobs' database "jobs" at JOBS_CI (pool 4, and
+ * JOBS_KEYS), MAIN_KEYS among the daemon's settings. */
+static void warm_conf(const struct itest_env *e, const char *jobs_ci, const char *main_keys,
+                      const char *jobs_keys)
+{
+	itest_write_file(e->conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "%s"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; };\n"
+	                 "  jobs = { conninfo = \"%s\"; pool = 4;%s }; };\n"
+	                 "history = { database = \"app\"; };\n",
+	                 e->dir, e->dir, main_keys, e->ci, jobs_ci, jobs_keys);
+}
+
 START_TEST(connections_open_at_start_up)
 {
 	struct itest_env e;
@@ -26,16 +43,7 @@ START_TEST(connections_open_at_start_up)
 	itest_env_setup(&e, "warm", "it_warm");
 	/* the minute jobs have a database of their own, which nothing else of the daemon uses */
 	char *jobs_ci = itest_fresh_db("it_warm_jobs");
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "log_level = \"debug\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 4; };\n"
-	                 "  jobs = { conninfo = \"%s\"; pool = 4; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, jobs_ci);
+	warm_conf(&e, jobs_ci, "log_level = \"debug\";\n", "");
 	itest_env_job(&e, "10-jobs.conf",
 	              "jobs = (\n"
 	              "{ name = \"m1\"; database = \"jobs\"; schedule = \"* * * * *\";"
@@ -95,16 +103,7 @@ START_TEST(far_fires_keep_no_connection)
 	itest_exec(jobs, "CREATE TABLE far (backend_start timestamptz, at timestamptz);"
 	                 " GRANT ALL ON far TO PUBLIC");
 	/* idle connections are looked at every 2 s (half the connection check) */
-	itest_write_file(e.conf,
-	                 "timezone = \"UTC\";\n"
-	                 "plugin_dir = \"%s/plugins\";\n"
-	                 "conf_dir = \"conf.d\";\n"
-	                 "state_dir = \"%s/state\";\n"
-	                 "connection_check = \"4s\";\n"
-	                 "databases = { app = { conninfo = \"%s\"; pool = 1; };\n"
-	                 "  jobs = { conninfo = \"%s\"; pool = 2; idle_timeout = \"2s\"; }; };\n"
-	                 "history = { database = \"app\"; };\n",
-	                 e.dir, e.dir, e.ci, jobs_ci);
+	warm_conf(&e, jobs_ci, "connection_check = \"4s\";\n", " idle_timeout = \"2s\";");
 	/* each run records when its backend started */
 	itest_env_job(
 	    &e, "10-far.conf",
