@@ -11,10 +11,11 @@
  * Each run starts the daemon at second 40 of a minute; a run of the three phases takes about
  * four minutes. Prints; never fails on time.
  *
- *   PGSANDBOX_CONF='max_connections = 500' scripts/pg-sandbox run -- build/bench/manydb/bench_manydb
- *   (MANYDB_DBS=200; MANYDB_RUNS=3; MANYDB_POOL=4: each database's pool; MANYDB_PHASES=
- *   yearly,hourly,many,one; MANYDB_LOG_LEVEL: the daemon's log_level, its default if unset;
- *   BENCH_PGCROND=PATH: that pgcrond binary instead of this build's, two builds side by side) */
+ *   PGSANDBOX_CONF='max_connections = 500' scripts/pg-sandbox run --
+ * build/bench/manydb/bench_manydb (MANYDB_DBS=200; MANYDB_RUNS=3; MANYDB_POOL=4: each database's
+ * pool; MANYDB_PHASES= yearly,hourly,many,one; MANYDB_LOG_LEVEL: the daemon's log_level, its
+ * default if unset; BENCH_PGCROND=PATH: that pgcrond binary instead of this build's, two builds
+ * side by side) */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@
 #define DB "bench_manydb"
 #define MAX_RUNS 16
 
-static char base_ci[1024], hist_ci[1200], sandbox[512];
+/* the history database's; a job database's is it with a dbname after (libpq takes the last) */
+static char hist_ci[1200];
 static int n_dbs, pool;
 
 static int env_int(const char *name, int dflt, int lo, int hi)
@@ -59,21 +61,18 @@ static void sleep_until(time_t at)
 
 static char *tenant_ci(int i)
 {
-	static char ci[1200];
-	snprintf(ci, sizeof(ci), "%s dbname=" DB "_t%d", base_ci, i);
+	static char ci[1300];
+	snprintf(ci, sizeof(ci), "%s dbname=" DB "_t%d", hist_ci, i);
 	return ci;
 }
 
 /* The databases: the history's (with the one-database phase's table), a template with the
  * table, and the tenants made from it. */
-static void make_databases(void)
+static void make_databases(const char *sandbox)
 {
 	char sql[512];
-	PGconn *h = bench_fresh_db(sandbox, DB, hist_ci, sizeof(hist_ci));
-	bench_exec(h, "CREATE UNLOGGED TABLE ticks (who text, at timestamptz)");
-	PQfinish(h);
-	PGconn *c = bench_connect(base_ci);
-	bench_quiet_notices(c);
+	PGconn *c = bench_fresh_db(sandbox, DB, hist_ci, sizeof(hist_ci));
+	bench_exec(c, "CREATE UNLOGGED TABLE ticks (who text, at timestamptz)");
 	PGresult *r = PQexec(c, "SHOW max_connections");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || atoi(PQgetvalue(r, 0, 0)) < 2 * n_dbs + 50) {
 		fprintf(stderr,
@@ -86,8 +85,8 @@ static void make_databases(void)
 	PQclear(r);
 	bench_exec(c, "DROP DATABASE IF EXISTS " DB "_tpl");
 	bench_exec(c, "CREATE DATABASE " DB "_tpl");
-	char tpl[1200];
-	snprintf(tpl, sizeof(tpl), "%s dbname=" DB "_tpl", base_ci);
+	char tpl[1300];
+	snprintf(tpl, sizeof(tpl), "%s dbname=" DB "_tpl", hist_ci);
 	PGconn *t = bench_connect(tpl);
 	bench_exec(t, "CREATE UNLOGGED TABLE ticks (who text, at timestamptz)");
 	PQfinish(t);
@@ -105,19 +104,9 @@ static void make_databases(void)
 
 /* A daemon's directory under DIR/WHO with its config: the history database, and the job
  * databases with IDLE ("": the default idle_timeout). */
-static void write_config(const char *dir, const char *who, const char *idle, char *conf,
-                         size_t len)
+static void write_config(const char *dir, const char *who, const char *idle, char *conf, size_t len)
 {
-	char path[700];
-	snprintf(path, sizeof(path), "%s/%s", dir, who);
-	mkdir(path, 0755);
-	bench_chown_user(path);
-	snprintf(path, sizeof(path), "%s/%s/conf.d", dir, who);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/%s/state", dir, who);
-	mkdir(path, 0700);
-	bench_chown_user(path);
-	snprintf(conf, len, "%s/%s/pgcrond.conf", dir, who);
+	bench_daemon_dir(dir, who, conf, len);
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		bench_die("write", conf);
@@ -149,10 +138,11 @@ static void write_jobs(const char *dir, const char *who, const char *schedule, b
 	for (int i = 0; i < n_dbs; i++) {
 		char db[16];
 		snprintf(db, sizeof(db), one ? "hist" : "t%d", i);
-		fprintf(f,
-		        "  { name = \"j%d\"; database = \"%s\"; schedule = \"%s\";\n"
-		        "    command = \"INSERT INTO ticks VALUES ('%s', clock_timestamp())\"; }%s\n",
-		        i, db, schedule, who, i + 1 < n_dbs ? "," : "");
+		fprintf(
+		    f,
+		    "  { name = \"j%d\"; database = \"%s\"; schedule = \"%s\";\n"
+		    "    command = \"INSERT INTO ticks VALUES ('%s', clock_timestamp())\"; }%s\n",
+		    i, db, schedule, who, i + 1 < n_dbs ? "," : "");
 	}
 	fprintf(f, ");\n");
 	fclose(f);
@@ -161,7 +151,7 @@ static void write_jobs(const char *dir, const char *who, const char *schedule, b
 /* pgcrond's sessions: on the history database, on the job databases. */
 static void sessions(const char *when)
 {
-	PGconn *c = bench_connect(base_ci);
+	PGconn *c = bench_connect(hist_ci);
 	PGresult *r = PQexec(c, "SELECT count(*) FILTER (WHERE datname = '" DB "'),"
 	                        " count(*) FILTER (WHERE datname LIKE '" DB "\\_t%')"
 	                        " FROM pg_stat_activity WHERE application_name LIKE 'pgcrond%'");
@@ -289,8 +279,8 @@ static void spread(const char *what, double *v, int n)
 	if (n == 0)
 		return;
 	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	printf("    %s %.1f (%.1f-%.1f)", what,
-	       n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1]);
+	printf("    %s %.1f (%.1f-%.1f)", what, n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
+	       v[0], v[n - 1]);
 }
 
 int main(void)
@@ -298,26 +288,20 @@ int main(void)
 	n_dbs = env_int("MANYDB_DBS", 200, 1, 2000);
 	pool = env_int("MANYDB_POOL", 4, 1, 100);
 	int runs = env_int("MANYDB_RUNS", 3, 1, MAX_RUNS);
-	const char *phases = getenv("MANYDB_PHASES") ? getenv("MANYDB_PHASES")
-	                                             : "yearly,hourly,many,one";
-	const char *sb = getenv("PGCROND_SANDBOX");
-	if (!sb) {
-		fprintf(stderr, "bench_manydb: run it in a sandbox: PGSANDBOX_CONF='max_connections "
-		                "= 500' scripts/pg-sandbox run -- bench_manydb\n");
+	const char *phases =
+	    getenv("MANYDB_PHASES") ? getenv("MANYDB_PHASES") : "yearly,hourly,many,one";
+	const char *sandbox = getenv("PGCROND_SANDBOX");
+	if (!sandbox) {
+		fprintf(stderr,
+		        "bench_manydb: run it in a sandbox: PGSANDBOX_CONF='max_connections "
+		        "= 500' scripts/pg-sandbox run -- bench_manydb\n");
 		return 1;
 	}
-	snprintf(sandbox, sizeof(sandbox), "%s", sb);
-	char path[700];
-	snprintf(path, sizeof(path), "%s/conninfo", sandbox);
-	char *ci = bench_slurp(path);
-	ci[strcspn(ci, "\n")] = '\0';
-	snprintf(base_ci, sizeof(base_ci), "%s", ci);
-	free(ci);
 	char dir[] = "/tmp/bench-manydb-XXXXXX";
 	if (!mkdtemp(dir))
 		bench_die("mkdtemp", strerror(errno));
 	chmod(dir, 0755);
-	make_databases();
+	make_databases(sandbox);
 	double load[3] = {0};
 	if (getloadavg(load, 3) == 3)
 		printf("load average at start: %.2f %.2f %.2f (%ld CPUs)\n", load[0], load[1],
