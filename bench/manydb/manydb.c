@@ -126,7 +126,8 @@ static void write_config(const char *dir, const char *who, const char *idle, cha
 }
 
 /* DBS jobs on SCHEDULE, each an INSERT of WHO's row: over the job databases, or all on the
- * history database (ONE). */
+ * history database (ONE). Named after WHO: the history knows no earlier run of theirs, so
+ * none is caught up at the start. */
 static void write_jobs(const char *dir, const char *who, const char *schedule, bool one)
 {
 	char path[700];
@@ -140,9 +141,9 @@ static void write_jobs(const char *dir, const char *who, const char *schedule, b
 		snprintf(db, sizeof(db), one ? "hist" : "t%d", i);
 		fprintf(
 		    f,
-		    "  { name = \"j%d\"; database = \"%s\"; schedule = \"%s\";\n"
+		    "  { name = \"%s-%d\"; database = \"%s\"; schedule = \"%s\";\n"
 		    "    command = \"INSERT INTO ticks VALUES ('%s', clock_timestamp())\"; }%s\n",
-		    i, db, schedule, who, i + 1 < n_dbs ? "," : "");
+		    who, i, db, schedule, who, i + 1 < n_dbs ? "," : "");
 	}
 	fprintf(f, ");\n");
 	fclose(f);
