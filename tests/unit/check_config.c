@@ -4,6 +4,7 @@
  * `pgcrond check -c bad/x/pgcrond.conf`. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -781,6 +782,20 @@ static const struct {
     {"bad/never-fires/pgcrond.conf",
      "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
      "exist in that month); fix the day and month fields"},
+    {"bad/rrule-bad/pgcrond.conf",
+     "bad/rrule-bad/conf.d/10-job.conf:5: schedule \"RRULE:FREQ=DAILY;BYHOUR=25\": BYHOUR=25: "
+     "BYHOUR takes hours 0-23, separated by commas (column 18)"},
+    {"bad/rrule-never/pgcrond.conf",
+     "bad/rrule-never/conf.d/10-job.conf:5: schedule \"RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\" "
+     "never fires: no date and time meets every part of the rule (before its UNTIL); fix the "
+     "parts"},
+    {"bad/spread-too-wide/pgcrond.conf",
+     "bad/spread-too-wide/conf.d/10-job.conf:6: spread \"90s\" is longer than the shortest time "
+     "between two fires of schedule \"* * * * *\" (60s): a fire would move past the next one; "
+     "make spread at most \"60s\""},
+    {"bad/spread-no-calendar/pgcrond.conf",
+     "bad/spread-no-calendar/conf.d/10-job.conf:6: spread moves the fires of a calendar schedule; "
+     "\"N seconds\" counts from the last start already; remove spread"},
     {"bad/duplicate-key/pgcrond.conf",
      "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep "
      "one "
@@ -1301,6 +1316,109 @@ START_TEST(test_size_cap)
 }
 END_TEST
 
+/* config_load_again of the tree against PREV: 0, or the first problem in *PROBLEM. */
+static struct pgc_config *load_again(const struct pgc_config *prev, const char **problem)
+{
+	static char text[2048];
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = config_load_again(at("/pgcrond.conf"), prev, &cfg, &dl);
+
+	ck_assert(rc == 0 || rc == -EINVAL);
+	ck_assert_int_eq(rc == 0, dl.n == 0);
+	snprintf(text, sizeof(text), "%s", dl.n ? diag_text(&dl.items[0]) : "");
+	*problem = text;
+	diag_clear(&dl);
+	return cfg;
+}
+
+/* Which of CFG's job files were taken from the configuration before: "tp.." by file. */
+static const char *taken(const struct pgc_config *cfg)
+{
+	static char v[16];
+	size_t i;
+	for (i = 0; i < cfg->n_job_files && i + 1 < sizeof(v); i++)
+		v[i] = cfg->job_files[i].taken ? 't' : 'p';
+	v[i] = '\0';
+	return v;
+}
+
+/* Replace the text of conf.d/NAME by TEXT (of the same size) and put its times back. */
+static void rewrite_keeping_times(const char *name, const char *text)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(at(name), &st), 0);
+	ck_assert_int_eq((long long)strlen(text), (long long)st.st_size);
+	write_text(at(name), text, 0644);
+	struct timespec times[2] = {st.st_atim, st.st_mtim};
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(name), times, 0), 0);
+}
+
+/* A reload's load parses only the job files whose text changed; the others' jobs are copies
+ * of the configuration before, with the duplicate names across files still refused. */
+START_TEST(test_load_again_takes_unchanged_files)
+{
+	const char *problem;
+	make_tree();
+	write_text(at("/conf.d/20-b.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 2\"; schedule = \"@daily\"; };\n",
+	           0644);
+	write_text(at("/conf.d/inc.cfg"),
+	           "job = { name = \"c\"; command = \"SELECT 3\"; schedule = \"@daily\"; };\n",
+	           0644);
+	write_text(at("/conf.d/30-inc.conf"), "@include \"inc.cfg\"\n", 0644);
+	struct pgc_config *c1 = load_again(NULL, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c1), "ppp");
+
+	/* nothing changed: taken, as copies of their own (c1 may go) */
+	struct pgc_config *c2 = load_again(c1, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c2), "ttp"); /* an @include's text may have changed: parsed */
+	ck_assert(config_same_files(c1, c2) == false); /* (so: not the same files) */
+	ck_assert_int_eq(c2->n_jobs, 3);
+	ck_assert_str_eq(config_job(c2, "b")->command, "SELECT 2");
+	ck_assert_ptr_ne(config_job(c2, "b")->command, config_job(c1, "b")->command);
+	ck_assert_str_eq(config_job(c2, "b")->file, at("/conf.d/20-b.conf"));
+	config_free(&c1);
+
+	/* the same size, the same times: the text tells */
+	rewrite_keeping_times("/conf.d/20-b.conf",
+	                      "job = { name = \"b\"; command = \"SELECT 4\"; schedule = "
+	                      "\"@daily\"; };\n");
+	struct pgc_config *c3 = load_again(c2, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c3), "tpp");
+	ck_assert_str_eq(config_job(c3, "b")->command, "SELECT 4");
+
+	/* a new file defines a taken file's job first: the taken one is refused, at its line */
+	write_text(at("/conf.d/15-dup.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 5\"; schedule = \"@daily\"; };\n",
+	           0644);
+	struct pgc_config *bad = load_again(c3, &problem);
+	ck_assert_ptr_null(bad);
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "%s:1: job \"b\" is already defined at %s:1; rename one of them",
+	         at("/conf.d/20-b.conf"), at("/conf.d/15-dup.conf"));
+	ck_assert_str_eq(problem, want);
+	ck_assert_int_eq(unlink(at("/conf.d/15-dup.conf")), 0);
+
+	/* the main file changed: every job file is parsed again */
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\nconf_dir = \"conf.d\";\nmax_running = 8;\n",
+	           0644);
+	struct pgc_config *c4 = load_again(c3, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c4), "ppp");
+	config_free(&c2);
+	config_free(&c3);
+	config_free(&c4);
+	remove_tree();
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1347,6 +1465,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_link_chain_through_writable_dir);
 	tcase_add_test(tc, test_include_untrusted);
 	tcase_add_test(tc, test_size_cap);
+	tcase_add_test(tc, test_load_again_takes_unchanged_files);
 	suite_add_tcase(s, tc);
 	return s;
 }

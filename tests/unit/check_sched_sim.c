@@ -475,6 +475,63 @@ START_TEST(a_big_apply_goes_in_slices)
 }
 END_TEST
 
+/* ---- the warm-up ------------------------------------------------------------------------- */
+
+/* What the fake executor was asked to warm: calls, runs announced, the most for one call. */
+static size_t warm_calls, warm_runs, warm_most;
+
+static void fake_warm(struct exec *ctx, const char *database, size_t n)
+{
+	(void)ctx;
+	(void)database;
+	warm_calls++;
+	warm_runs += n;
+	warm_most = n > warm_most ? n : warm_most;
+}
+
+/* A database per tenant (issue 64, item 3): every database with a job at the instant is
+ * warmed, once, for as many runs as it has jobs then; 64 databases were once the most. */
+START_TEST(every_database_of_an_instant_is_warmed)
+{
+	struct harness h;
+	h_init(&h);
+	enum { DBS = 100 };
+	const char *v[DBS + 1];
+	char spec[DBS + 1][32];
+	for (int i = 0; i <= DBS; i++) {
+		snprintf(spec[i], sizeof(spec[i]), "j%d * * * * *", i);
+		v[i] = spec[i];
+	}
+	struct pgc_config c;
+	cfg_make(&c, v, DBS + 1);
+	for (int i = 0; i < DBS; i++) { /* j0 to j99 on db0 to db99, j100 on db99 too */
+		char db[16];
+		snprintf(db, sizeof(db), "db%d", i);
+		free(c.jobs[i].database);
+		c.jobs[i].database = strdup(db);
+	}
+	free(c.jobs[DBS].database);
+	c.jobs[DBS].database = strdup("db99");
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .warm = fake_warm,
+	                                  .ctx = (struct exec *)&h};
+	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
+	warm_calls = warm_runs = warm_most = 0;
+	ck_assert_int_eq(sched_apply(h.s, &c, utc(), NULL, true), 0);
+	h_advance(&h, 1); /* the start-up's warm-up, at once: the first minute's jobs */
+	ck_assert_uint_eq(warm_calls, DBS);
+	ck_assert_uint_eq(warm_runs, DBS + 1);
+	ck_assert_uint_eq(warm_most, 2);
+	h_advance(&h, 28.8); /* the instant's own, half a second ahead of it (T0 + 29.5) */
+	ck_assert_uint_eq(warm_calls, 2 * DBS);
+	ck_assert_uint_eq(warm_runs, 2 * (DBS + 1));
+	h_stop(&h);
+	cfg_free_all(&c);
+}
+END_TEST
+
 /* ---- overlap ------------------------------------------------------------------------------ */
 
 /* overlap = skip: a fire while the run goes on gets a skipped row; the next fire after it
@@ -574,16 +631,16 @@ START_TEST(offset_moved_back_runs_do_not_overlap)
 	sched_set_db_offset(h.s, -50000);
 	h_end(&h, 0, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	int64_t first_end = v.last_end_us;
+	int64_t first_end = v.last.end_us;
 	h_advance(&h, 0);
 	ck_assert_str_eq(h_starts(&h), "a@30 a@91");
 	h_advance(&h, 2);
 	h_end(&h, 1, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	ck_assert_msg(v.last_start_us >= first_end,
+	ck_assert_msg(v.last.start_us >= first_end,
 	              "the queued run started %lld us before its previous run ended",
-	              (long long)(first_end - v.last_start_us));
-	ck_assert_int_eq(v.last_end_us - v.last_start_us, 2000000); /* its own duration */
+	              (long long)(first_end - v.last.start_us));
+	ck_assert_int_eq(v.last.end_us - v.last.start_us, 2000000); /* its own duration */
 	h_stop(&h);
 }
 END_TEST
@@ -601,15 +658,15 @@ START_TEST(wall_clock_step_back_is_not_bounded_by_the_last_end)
 	h_advance(&h, 31);
 	h_end(&h, 0, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	int64_t first_end = v.last_end_us;
+	int64_t first_end = v.last.end_us;
 	clock_sim_step(h.clock, clock_now_us(h.clock) - 3600 * INT64_C(1000000));
 	h_advance(&h, 60);
 	ck_assert_int_eq((int)h.n_runs, 2);
 	h_end(&h, 1, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	ck_assert_msg(v.last_start_us < first_end - 3000 * INT64_C(1000000),
+	ck_assert_msg(v.last.start_us < first_end - 3000 * INT64_C(1000000),
 	              "the run after the step started %lld s after the clock's now",
-	              (long long)((v.last_start_us - clock_now_us(h.clock)) / 1000000));
+	              (long long)((v.last.start_us - clock_now_us(h.clock)) / 1000000));
 	h_stop(&h);
 }
 END_TEST
@@ -1140,6 +1197,7 @@ int main(void)
 	tcase_add_test(tc, wall_clock_step_back_is_not_bounded_by_the_last_end);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
+	tcase_add_test(tc, every_database_of_an_instant_is_warmed);
 	tcase_add_test(tc, overlap_queue);
 	tcase_add_test(tc, overlap_replace);
 	tcase_add_test(tc, overlap_replace_before_start);

@@ -225,9 +225,11 @@ static void print_daemon(const json_t *st)
 	       jint(st, "queued"), jint(st, "max_running"));
 	const json_t *h = json_object_get(st, "history");
 	if (*jstr(h, "database"))
-		printf("history: database %s, %s, %lld record(s) waiting, spool %lld bytes\n",
+		printf("history: database %s, %s, %lld record(s) waiting%s, spool %lld bytes\n",
 		       jstr(h, "database"), jtrue(h, "connected") ? "connected" : "NOT connected",
-		       jint(h, "pending"), jint(h, "spool_bytes"));
+		       jint(h, "pending"),
+		       jtrue(h, "backlogged") ? " (new runs held back until it catches up)" : "",
+		       jint(h, "spool_bytes"));
 	const json_t *cl = json_object_get(st, "cluster");
 	if (cl)
 		printf("cluster: instance %s, %s%s, %s%s\n", jstr(st, "instance"),
@@ -427,7 +429,10 @@ static void print_job(const json_t *j)
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	printf("database:     %s\n", jstr(j, "database"));
-	printf("schedule:     %s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-");
+	char spread[64];
+	cli_spread_text(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"), spread,
+	                sizeof(spread));
+	printf("schedule:     %s%s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", spread);
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));
 	if (*jstr(j, "once_under_faults")) /* docs/faults.md */

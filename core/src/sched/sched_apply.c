@@ -137,7 +137,8 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
 	                     j->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->timezone == NULL) ||
-	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
+	                     (old_tz && strcmp(old_tz, cj->timezone) != 0) ||
+	                     (j->conf && j->conf->spread_ms != cj->spread_ms);
 	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
 	j->name = cj->name;
 	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
@@ -179,9 +180,12 @@ static void update_one(struct sched *s, size_t i)
 {
 	struct sched_apply_state *ap = &s->ap;
 	const struct conf_job *cj = &s->cfg->jobs[i];
-	struct job *j = sched_job_find(s, cj->name);
+	struct job *j = i < ap->places.n_now ? ap->places.now[i] : NULL;
 	bool fresh = false;
 
+	/* the job of the old configuration's entry I, if it has this one's name */
+	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->name, cj->name) != 0)
+		j = sched_job_find(s, cj->name);
 	if (j && j->seen == ap->parity)
 		return; /* a second job of that name (the configuration's check refuses it) */
 	if (!j) {
@@ -193,6 +197,8 @@ static void update_one(struct sched *s, size_t i)
 		sched_recent_job_added(j); /* rows the history had for it, read before it came */
 	}
 	j->seen = ap->parity;
+	if (ap->places.next)
+		ap->places.next[i] = j;
 	bool reschedule = job_update(j, cj, s->cfg);
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
@@ -285,6 +291,10 @@ static void finish(struct sched *s)
 	}
 	sched_admit_queued(s); /* max_running may have grown */
 	free_work(ap);
+	free(ap->places.now);
+	ap->places.now = ap->places.next;
+	ap->places.n_now = ap->places.now ? s->cfg->n_jobs : 0;
+	ap->places.next = NULL;
 	ap->edged_all = false;
 	ap->old = NULL;
 	ap->gone = NULL;
@@ -382,6 +392,10 @@ static void begin(struct sched *s, const struct sched_apply_in *in)
 	ap->gone = in->gone && in->old && in->old == s->cfg ? in->gone : NULL;
 	ap->n_gone = ap->gone ? in->n_gone : 0;
 	ap->parity = !ap->parity;
+	if (!ap->old) /* (the entries of no configuration) */
+		ap->places.n_now = 0;
+	free(ap->places.next); /* (a clear cut an apply short) */
+	ap->places.next = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*ap->places.next));
 	s->cfg = cfg;
 	s->plugins = in->plugins;
 	s->tz = in->tz;
@@ -475,6 +489,10 @@ void sched_apply_clear(struct sched *s)
 	struct sched_apply_state *ap = &s->ap;
 	clock_disarm(s->clock, &ap->ev);
 	free_work(ap);
+	free(ap->places.now);
+	free(ap->places.next);
+	ap->places.now = ap->places.next = NULL;
+	ap->places.n_now = 0;
 	ap->phase = AP_NONE;
 	ap->done = NULL;
 }
