@@ -230,11 +230,12 @@ int cluster_open(struct event_base *base, const char *db_name, const char *conni
 	return 0;
 }
 
-/* What the stop waits for (cluster_close). */
-static bool stop_unsent(void *arg)
+/* How long the stop still waits for its statements (cluster_close). */
+static int64_t stop_left(void *arg)
 {
 	const struct cluster *c = arg;
-	return c->flight || c->n_tasks || c->due[OP_STOP] != CLUSTER_NEVER;
+	bool unsent = c->flight || c->n_tasks || c->due[OP_STOP] != CLUSTER_NEVER;
+	return unsent ? c->stop_until_ms - clock_mono_ms() : 0;
 }
 
 void cluster_close(struct cluster **cp)
@@ -264,10 +265,9 @@ void cluster_close(struct cluster **cp)
 	if (stmtq_ready(c->q) && c->state == CS_LOCKED) {
 		cluster_due_at(c, OP_STOP, 0);
 		cluster_kick(c);
-		ownsess_drain(&c->sess,
-		              clock_mono_ms() +
-		                  (c->flight == OP_REAP ? STOP_GRACE_REAP_MS : STOP_GRACE_MS),
-		              stop_unsent);
+		c->stop_until_ms =
+		    clock_mono_ms() + (c->flight == OP_REAP ? STOP_GRACE_REAP_MS : STOP_GRACE_MS);
+		ownsess_drain(&c->sess, stop_left);
 	}
 	if (c->n_tasks)
 		log_warning(

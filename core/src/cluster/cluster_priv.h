@@ -274,12 +274,13 @@ struct cluster {
 	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements (ownsess.h) */
 	const struct cluster_row *const *rows; /* the statements, in the order considered */
-	int64_t due[OP_N];    /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
-	struct event tick_ev; /* at the first due time still ahead ... */
-	int64_t tick_at_ms;   /* ... which is this */
-	enum op flight;       /* the statement of the cluster's in flight, 0 if none */
-	bool lock_due;        /* the name's lock goes at the next turn (a connect, a retry) */
-	char op_cause[600];   /* why the claims being answered got no answer, "" if unreachable */
+	int64_t due[OP_N];     /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
+	struct event tick_ev;  /* at the first due time still ahead ... */
+	int64_t tick_at_ms;    /* ... which is this */
+	enum op flight;        /* the statement of the cluster's in flight, 0 if none */
+	bool lock_due;         /* the name's lock goes at the next turn (a connect, a retry) */
+	int64_t stop_until_ms; /* the stop's grace ends (cluster_close) */
+	char op_cause[600];    /* why the claims being answered got no answer, "" if unreachable */
 	struct event flush_ev;
 	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
 	 * declare it dead (written in its row), and the heartbeat's period, a quarter of it */

@@ -104,7 +104,6 @@ struct hist_tuning {
 	                            * wait in the spill file only */
 	int64_t spill_max_bytes;   /* spill file size at which new records are dropped, with an
 	                            * error [256 MiB] */
-	int purge_batch;           /* unused since the history is partitioned (schema 6) */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
 	                            * stops after 1 s without progress, or after 1 s when

@@ -668,21 +668,27 @@ void ownsess_retry(struct ownsess_client *cl, int64_t ms)
 	evtimer_add(&cl->retry_ev, &tv);
 }
 
-void ownsess_drain(struct ownsess_client *cl, int64_t until_ms, bool (*more)(void *arg))
+void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))
 {
 	struct ownsess *s = cl->s;
+	int64_t left;
 
-	while (stmtq_ready(&s->q) && more(cl->arg)) {
+	while (stmtq_ready(&s->q) && (left = left_ms(cl->arg)) > 0) {
 		if (!stmtq_busy(&s->q))
 			on_idle(s);
-		int64_t left = until_ms - clock_mono_ms();
-		PGconn *conn = stmtq_conn(&s->q);
-		if (!stmtq_busy(&s->q) || !conn || left <= 0 || PQflush(conn) < 0)
+		if (!stmtq_busy(&s->q) || !stmtq_conn(&s->q))
 			return;
-		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-		if (poll(&pfd, 1, (int)left) <= 0)
+		struct pollfd p = {
+		    PQsocket(stmtq_conn(&s->q)),
+		    (short)(POLLIN | ((conndrv_watching(&s->q.drv) & EV_WRITE) ? POLLOUT : 0)), 0};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
 			return;
-		conndrv_serve(pfd.fd, EV_READ, &s->q.drv); /* may drop the connection */
+		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
+		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
+		conndrv_serve(p.fd, what, &s->q.drv); /* may drop the connection */
 	}
 }
 

@@ -222,9 +222,9 @@ int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *c
 /* CL has something to send (its want set): the session's next turn, from the loop. */
 void ownsess_want(struct ownsess_client *cl);
 /* At the stop, the loop no longer running: the session's turns are taken and its answers
- * read here (a bounded wait on its socket) while MORE(CL's arg) is true, until nothing is
- * left to send, the connection goes or UNTIL_MS (monotonic) passes. */
-void ownsess_drain(struct ownsess_client *cl, int64_t until_ms, bool (*more)(void *arg));
+ * read here (a wait on its socket) while LEFT_MS(CL's arg) says how long CL still waits for
+ * them (<= 0: no longer), until nothing is left to send or the connection goes. */
+void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg));
 /* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
 void ownsess_retry(struct ownsess_client *cl, int64_t ms);
 /* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The
