@@ -75,17 +75,23 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	char key[600];
 	int64_t window = 0;
 	*h = ADMIT_FREE;
+	/* a fire with no claim at all (cluster_fire_key: a manual run, @reboot's, their
+	 * retries) runs as it comes */
 	if (!a || !a->c ||
-	    cluster_fire_key(f->trigger, f->scheduled_us, f->graph_run, f->attempt, f->debounce_ms,
-	                     key, sizeof(key), &window) <= 0)
+	    (!f->scheduled_us && !(f->graph_run && *f->graph_run) &&
+	     (f->attempt > 1 || strcmp(f->trigger, "notify") != 0)))
 		return false;
-	/* An instance alone grants it at once (GRANTED as FN would be told, a loop hop later):
-	 * the run goes on in this call, as a run that needs no claim does. Not for a fire whose
-	 * answer the scheduler decides (F->later). An instance that claims does not ask. */
-	if (cluster_lone_on(a->c) && !f->later && cluster_lone_grant(a->c, f->job, key)) {
+	/* An instance alone grants it at once (GRANTED as FN would be told, a loop hop later),
+	 * without its key: the run goes on in this call, as a run that needs no claim does. Not
+	 * for a fire whose answer the scheduler decides (F->later). */
+	if (!f->later && cluster_lone_grant(a->c, f->job, f->trigger, f->scheduled_us, f->graph_run,
+	                                    f->attempt)) {
 		*h = ADMIT_LONE; /* no lock to give back (admit_claim_again) */
 		return false;
 	}
+	if (cluster_fire_key(f->trigger, f->scheduled_us, f->graph_run, f->attempt, f->debounce_ms,
+	                     key, sizeof(key), &window) <= 0)
+		return false;
 	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
 		log_job(LOG_LVL_ERROR, f->job,
 		        "out of memory claiming the fire; running unclaimed");
