@@ -361,7 +361,7 @@ void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
 void sched_fire_run(struct run *r);
 /* sched_cluster.c: job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer;
- * exec_run_spec's on_pid and on_xid of a run. */
+ * exec_run_spec's on_xid of a run (its on_pid: sched_state.c). */
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
 void sched_on_pid(void *arg, int pid);

@@ -1,6 +1,7 @@
 /* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
  * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
- * waiter, recorded when it does not run, freed with what it holds. Every change of a run's
+ * waiter, its backend noted (sched_on_pid), recorded when it does not run, freed with what
+ * it holds. Every change of a run's
  * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
  * run between the holders of its old and new states (as pgbouncer's change_server_state()
  * moves a server between its lists), and keeps the counts that follow from the states: the
@@ -376,6 +377,18 @@ void sched_skip_claimed(struct run *r, const char *why, bool logged)
 	struct admit_fire f = sched_admit_fire(r);
 	if (!admit_skip(r->job->s->admit, &f, why))
 		sched_record(r, SCHED_SKIPPED, why);
+}
+
+/* exec_run_spec.on_pid: R has its backend */
+void sched_on_pid(void *arg, int pid)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	r->backend_pid = pid;
+	r->backend_at_us = sched_now_us(s);
+	if (s->hist)
+		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
+	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
 struct admit_fire sched_admit_fire(const struct run *r)
