@@ -184,7 +184,7 @@ static const struct cluster_row *const rows[] = {
     &cluster_row_marks,         /* (but neither in the middle of a burst of claims) */
     &row_listen, &row_hello, &cluster_row_beat, &cluster_row_reap, &cluster_row_unserved,
     &row_purge, &row_jobs,
-    &cluster_row_tasks,  /* while stopping, first (a stop's give-back: sched_preclaim.c) */
+    &cluster_row_tasks,  /* while stopping, first (a stop's give-back: admit_give_back) */
     &cluster_row_claims, /* last: many, and a beat behind them would make this one look dead */
     &row_stop,
     /* never due: sent at each connect, by the lock's answer */

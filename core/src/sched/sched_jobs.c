@@ -123,8 +123,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		clock_disarm(s->clock, &s->clock_ev);
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
-		admit_stop(s->admit); /* it takes over nothing more */
-		sched_preclaim_give_back(s);
+		admit_stop(s->admit);      /* it takes over nothing more */
+		admit_give_back(s->admit); /* the fires claimed before their instant */
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
 			flow_job_drain(j);

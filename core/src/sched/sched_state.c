@@ -26,8 +26,6 @@
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
-    [RUN_PRECLAIMING] = "claiming before its instant",
-    [RUN_PRECLAIMED] = "claimed before its instant",
     [RUN_PENDING] = "waiting behind the job's run",
     [RUN_PARKED] = "waiting for an upstream job",
     [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
@@ -51,15 +49,9 @@ static const unsigned moves[RUN_STATES] = {
     /* a fire waits where its job's state says, is claimed, queued, started or ended
      * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
      * another instance waits for that run */
-    [RUN_DUE] = TO(RUN_PRECLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) |
-                TO(RUN_DEFERRED) | TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) |
-                TO(RUN_RETRY_WAIT) | TO(RUN_RUNNING) | TO(RUN_ENDED),
-    /* answered before its instant; or its instant came: admitted, it waits for the answer;
-     * waiting for something else first, it gives the claim up */
-    [RUN_PRECLAIMING] =
-        TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_ENDED),
-    /* its instant came */
-    [RUN_PRECLAIMED] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_DUE] = TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
+                TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
+                TO(RUN_RUNNING) | TO(RUN_ENDED),
     /* its wait is over: it is decided again, or dropped */
     [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* its upstreams are done: handed to the loop */
@@ -100,12 +92,11 @@ struct holder {
 static struct holder holder(struct job *j, enum run_state st)
 {
 	return (struct holder){
-	    .slot = ACTIVE & TO(st)                                 ? &j->active
-	            : st == RUN_PRECLAIMING || st == RUN_PRECLAIMED ? &j->pre
-	            : st == RUN_PENDING                             ? &j->pending
-	            : st == RUN_PARKED                              ? &j->parked
-	            : st == RUN_NOTIFY_WAIT                         ? &j->notify_wait
-	                                                            : NULL,
+	    .slot = ACTIVE & TO(st)         ? &j->active
+	            : st == RUN_PENDING     ? &j->pending
+	            : st == RUN_PARKED      ? &j->parked
+	            : st == RUN_NOTIFY_WAIT ? &j->notify_wait
+	                                    : NULL,
 	    .list = st == RUN_DEFERRED ? &j->s->flow
 	            : st == RUN_ENDING ? &j->s->ended
 	                               : NULL,
@@ -167,14 +158,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 	if (out.list)
 		list_append(out.list, r);
 	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
-	 * meanwhile, or due at its instant but waiting for something else first, is forgotten
-	 * there (the answer still gives back the job lock a grant takes) */
-	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
-	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
-		admit_forget(s->admit, r);
+	 * meanwhile is forgotten there (the answer still gives back the job lock a grant takes) */
+	if (from == RUN_CLAIMING && to == RUN_ENDED)
+		admit_forget(s->admit, j->name, r);
 	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it */
 	if (to == RUN_ENDED)
-		admit_end(s->admit, &r->adm, j->name);
+		admit_end(s->admit, &r->adm, j->name, r->scheduled_us);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
@@ -236,8 +225,6 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 		break;
 	case RUN_DUE:
-	case RUN_PRECLAIMING:
-	case RUN_PRECLAIMED:
 	case RUN_PENDING:
 	case RUN_PARKED:
 	case RUN_NOTIFY_WAIT:

@@ -7,12 +7,12 @@
  * are known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
- * the connects and the resets happen before the instant, as the claims of sched_preclaim.c
- * do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at once
- * (the first instant again at its lead). One timer for the whole scheduler: it is armed for the
- * earliest instant a job's timer is armed for (sched_job_arm tells it), and when it fires it finds
- * the next one in one pass over the jobs. Here too, at log level debug: where each scheduled run's
- * lateness went, stage by stage (sched_log_stages; bench/side reads it). */
+ * the connects and the resets happen before the instant, as the claims asked before it
+ * (admit_early) do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at
+ * once (the first instant again at its lead). One timer for the whole scheduler: it is armed for
+ * the earliest instant a job's timer is armed for (sched_job_arm tells it), and when it fires it
+ * finds the next one in one pass over the jobs. Here too, at log level debug: where each scheduled
+ * run's lateness went, stage by stage (sched_log_stages; bench/side reads it). */
 #include <string.h>
 
 #include "exec.h"
