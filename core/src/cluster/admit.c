@@ -67,19 +67,12 @@ void admit_set_cluster(struct admit *a, struct cluster *c)
 
 /* ---- fires claimed before their instant ---------------------------------------------- *
  *
- * With several instances every scheduled fire is claimed before it runs. Claimed at its
- * instant, a fire waited a round trip to the history database, and the fires of a busy second
- * waited for the claims of the fires before them. So the scheduler asks PRECLAIM_LEAD_US
- * before the instant (admit_early), and the fire's admit() at its instant is answered from
- * that claim. Only a grant is kept (with the job's lock, which the run gives back as it ends):
- * any other answer may no longer hold at the instant, so the fire is asked again then. A run
- * whose claim is still to come at its instant waits for it, and asks again if it does not
- * grant it. A fire decided without a question (its job's run still under way, paused, missed)
- * gives its claim back as its run ends (admit_end) or is dropped (admit_early_drop); a stop
- * gives back what no run took (admit_give_back). An instance that dies in the
- * PRECLAIM_LEAD_US before an instant it claimed leaves a claim no run serves, as one that dies
- * between a claim and its run's start does: the instance that finds it dead (or its own next
- * process) serves it (cluster_serve_unserved). */
+ * Claimed at its instant, a fire waits a round trip (and the claims of a busy second before
+ * it), so the scheduler asks before the instant (admit_early) and the fire's admit() is
+ * answered from that claim. Only a grant is kept: any other answer may no longer hold at the
+ * instant. An instance that dies before an instant it claimed leaves a claim no run serves, as
+ * one that dies between a claim and its run's start does: the instance that finds it dead (or
+ * its own next process) serves it (cluster_serve_unserved). */
 
 /* A fire claimed before its instant: at most one per job. */
 struct early {
@@ -177,21 +170,15 @@ void admit_answered(enum admit_hold *h, enum cluster_verdict v)
 		*h = ADMIT_FREE;
 }
 
-void admit_forget(struct admit *a, const char *job, void *arg)
-{
-	if (!a)
-		return;
-	struct early *e = a->early.n ? early_of(a, job, 0) : NULL;
-	if (e && e->fn && e->arg == arg)
-		e->fn = NULL; /* dropped as the run ends (admit_end) */
-	cluster_claim_forget(a->c, arg);
-}
-
-void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us)
+void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
+               void *waiting)
 {
 	struct early *e = a && a->early.n && scheduled_us ? early_of(a, job, scheduled_us) : NULL;
-	if (e && !e->fn) /* its fire was decided without a question (skipped, dropped) */
+	/* its fire decided without a question (skipped, dropped), or its answer awaited */
+	if (e && (!e->fn || e->arg == waiting))
 		early_drop(a, e);
+	if (waiting && a)
+		cluster_claim_forget(a->c, waiting);
 	if (*h != ADMIT_LOCKED)
 		return;
 	if (a)
@@ -530,9 +517,12 @@ void admit_stop(struct admit *a)
 	cluster_stopping(a->c); /* it takes over nothing more */
 }
 
-bool admit_left_to_others(const struct admit *a, enum admit_hold h)
+bool admit_left_to_others(struct admit *a, const struct admit_fire *f, enum admit_hold h)
 {
-	return h == ADMIT_NONE && a && a->c && cluster_served_elsewhere(a->c);
+	struct early *e = a && a->early.n && f->scheduled_us && f->attempt == 1
+	                      ? early_of(a, f->job, f->scheduled_us)
+	                      : NULL;
+	return h == ADMIT_NONE && !(e && e->granted) && a && a->c && cluster_served_elsewhere(a->c);
 }
 
 bool admit_leave(struct admit *a, const struct admit_fire *f)

@@ -91,11 +91,11 @@ bool admit_early(struct admit *a, const struct admit_fire *f);
 void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, const char *why);
 /* The answer V to a fire's question came: *H as it holds now. */
 void admit_answered(enum admit_hold *h, enum cluster_verdict v);
-/* The run ARG of job JOB no longer waits for its answer (dropped): FN is not called for it. */
-void admit_forget(struct admit *a, const char *job, void *arg);
 /* The run of JOB's fire at SCHEDULED_US whose hold is *H ended (run or not): what it holds
- * goes back, and the fire's claim asked before its instant if the run never took it. */
-void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us);
+ * goes back, and the fire's claim asked before its instant if the run never took it. WAITING:
+ * the run, if it still waited for its answer (FN is not called for it). */
+void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
+               void *waiting);
 /* Called from admit_hooks.claiming_again for a run under way of job JOB. */
 void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job);
 
@@ -116,10 +116,10 @@ void admit_ran(struct admit *a, const struct admit_fire *f);
 
 /* This instance is stopping: it takes over nothing more, and keeps no fire unrecorded. */
 void admit_stop(struct admit *a);
-/* A fire waiting here as this instance stops, whose hold is H: true if it was not admitted
- * here and other instances are live, which claim, run and record it (a row here would stand
- * beside theirs). */
-bool admit_left_to_others(const struct admit *a, enum admit_hold h);
+/* F, a fire waiting here as this instance stops, whose hold is H: true if it was not admitted
+ * here (nor claimed before its instant) and other instances are live, which claim, run and
+ * record it (a row here would stand beside theirs). */
+bool admit_left_to_others(struct admit *a, const struct admit_fire *f, enum admit_hold h);
 /* F was granted once the stop began (asked before it, answered late): true if it is left to
  * the other instances (logged), which serve it once this instance's row says stopped
  * (cluster_serve_stopped), as they do a claim the stop did not give back; a job none of them

@@ -35,16 +35,14 @@
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
-/* A fire granted lone, with its job's name and its text in one block, so that noting it at
- * each fire takes one allocation, no lookup of its job and no key: the key is made at the
- * switch (fire_key), from the fire as admission described it (cluster_lone_grant), or it is
- * the text (a queued claim's, TRIGGER NULL). */
+/* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
+ * allocation, no lookup of its job and no key (made at the switch: fire_key). */
 struct lone_fire {
 	struct lone_fire *next;
 	int64_t at_ms; /* monotonic */
 	int64_t scheduled_us;
 	int attempt;
-	const char *trigger; /* the run's, a string literal */
+	const char *trigger; /* the run's, a string literal; NULL: TEXT is a queued claim's key */
 	const char *text;    /* after the name, in its block: the graph run ("" if none) */
 	char name[];
 };
@@ -155,8 +153,7 @@ bool cluster_lone_on(const struct cluster *c)
 }
 
 /* Whether a claim is answered lone at NOW_US (monotonic): within the lease, the name's lock
- * held (a connection lost leaves CS_LOCKED before anything else hears of it: on_conn_failed),
- * not stopping, this host's clock in step. */
+ * held (a lost connection leaves CS_LOCKED first: on_conn_failed), and in step. */
 static bool answers_at(const struct cluster *c, int64_t now_us)
 {
 	return now_us < c->lone.lease_end_us && c->state == CS_LOCKED && !c->closing &&
@@ -460,9 +457,7 @@ out:
 		            "yet (out of memory, or not connected): sent again at the next "
 		            "heartbeat");
 	free(fj);
-	for (size_t k = 0; fk && k < nf; k++)
-		free(fk[k]);
-	free(fk);
+	text_free_list(fk, fk ? nf : 0);
 	free(hj);
 	free(age);
 	free(held);

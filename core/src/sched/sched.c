@@ -731,7 +731,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		/* on time, none missed: the instant after it is the next fire, computed once */
 		j->last_fire = first;
 		j->next_fire = next;
-		if (j->early_us) /* a fire claimed early, perhaps not the next one now */
+		if (j->early_us > first * 1000000) /* claimed early, perhaps not the next one now */
 			early_stale(j);
 		sched_job_arm(j, now_us);
 		sched_job_fire(j, first * 1000000, "schedule");

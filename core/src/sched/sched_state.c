@@ -157,13 +157,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 		*out.slot = r;
 	if (out.list)
 		list_append(out.list, r);
-	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
-	 * meanwhile is forgotten there (the answer still gives back the job lock a grant takes) */
-	if (from == RUN_CLAIMING && to == RUN_ENDED)
-		admit_forget(s->admit, j->name, r);
-	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it */
+	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it; a
+	 * run dropped while claiming is forgotten where its answer is addressed (the answer still
+	 * gives back the job lock a grant takes) */
 	if (to == RUN_ENDED)
-		admit_end(s->admit, &r->adm, j->name, r->scheduled_us);
+		admit_end(s->admit, &r->adm, j->name, r->scheduled_us,
+		          from == RUN_CLAIMING ? r : NULL);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
