@@ -280,7 +280,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
 	    (j->conf && j->conf->max_staleness_ms > 0))
 		flow_run_end(r, o, end);
-	sched_run_answer(r, status, message, sqlstate);
+	if (r->waiter) /* a trigger --wait */
+		sched_run_answer(r, status, message, sqlstate);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -305,7 +306,8 @@ static void after_run(struct job *j)
 		flow_job_idle(j); /* its downstreams, or its own run once more */
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
-	sched_admit_queued(s);
+	if (s->queue.n) /* a slot it freed */
+		sched_admit_queued(s);
 }
 
 /* A failed run's message. A plugin job's relation or schema that does not exist was never
@@ -342,7 +344,8 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	struct run *r = arg;
 	char msg[4352];
 	r->er = NULL;
-	sched_log_stages(r, o); /* sched_warm.c */
+	if (log_min_level >= LOG_LVL_DEBUG)
+		sched_log_stages(r, o); /* sched_warm.c */
 	struct flow_outcome fo = {
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,

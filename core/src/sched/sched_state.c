@@ -267,8 +267,9 @@ void sched_run_free(struct run **rp)
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
 	if (r->marked)
 		cluster_mark_forget(r->job->s->cluster, r);
-	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
-	                 NULL);
+	if (r->waiter)
+		sched_run_answer(r, "cancelled",
+		                 "the run was dropped before it ended (shutdown or reload)", NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
