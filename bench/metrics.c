@@ -1,14 +1,16 @@
 /* bench_metrics: what one /metrics scrape costs, and how large it is, for N jobs that have
  * each run (every series present): the copy of the counters, which holds the daemon's loop,
- * and the rendering, which http.c runs on a worker thread. The live values are given, as
- * http.c gives them from the status document. Prints figures; never fails on time.
+ * and the rendering, which http.c runs on a worker thread, with the live values of a status
+ * document (status_metrics). Prints figures; never fails on time.
  *   build/bench/bench_metrics [N ...]      (default 100 1000 10000) */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "metrics.h"
+#include "status.h"
 
 #define ROUNDS 5
 
@@ -28,23 +30,25 @@ static int cmp(const void *a, const void *b)
 static int bench(int n)
 {
 	struct metrics *m;
-	struct metrics_job_live *jl = calloc((size_t)n, sizeof(*jl));
+	json_t *st = json_pack("{s:s, s:[]}", "version", "bench", "jobs");
 	char(*names)[32] = calloc((size_t)n, 32);
 	double ms[ROUNDS], copy_ms[ROUNDS];
 	size_t bytes = 0;
 
-	if (!jl || !names || metrics_new(&m) < 0)
+	if (!st || !names || metrics_new(&m) < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		snprintf(names[i], 32, "refresh-view-%05d", i);
-		jl[i] = (struct metrics_job_live){
-		    .name = names[i], .next_fire = 1.8e9, .last_success = 1.8e9};
+		if (json_array_append_new(json_object_get(st, "jobs"),
+		                          json_pack("{s:s, s:f, s:f}", "name", names[i],
+		                                    "next_fire_unix", 1.8e9, "last_success_unix",
+		                                    1.8e9)) < 0)
+			return -1;
 		metrics_run_end(m, &(struct metrics_run){names[i], "succeeded", 120000, 3000, 1,
 		                                         NULL, NULL, NULL});
 		metrics_run_end(m, &(struct metrics_run){names[i], "failed", 900000, 2000, 2,
 		                                         "boom", "XX000", NULL});
 	}
-	struct metrics_live live = {.version = "bench", .jobs = jl, .n_jobs = (size_t)n};
 	for (int r = 0; r < ROUNDS; r++) {
 		struct metrics *c;
 		double t0 = now();
@@ -57,7 +61,7 @@ static int bench(int n)
 		char *text = NULL;
 		FILE *f = open_memstream(&text, &bytes);
 		double t0 = now();
-		if (!f || metrics_render(m, &live, f) < 0)
+		if (!f || status_metrics(m, st, f) < 0)
 			return -1;
 		fclose(f);
 		ms[r] = (now() - t0) * 1e3;
@@ -70,7 +74,7 @@ static int bench(int n)
 	       n, copy_ms[ROUNDS / 2], copy_ms[0], copy_ms[ROUNDS - 1], ms[ROUNDS / 2], ms[0],
 	       ms[ROUNDS - 1], ROUNDS, (double)bytes / 1e6, (double)bytes / n);
 	metrics_free(&m);
-	free(jl);
+	json_decref(st);
 	free(names);
 	return 0;
 }

@@ -3,10 +3,12 @@
  * arrives during the parse is answered at once ("a reload is in progress; reloading again after
  * it") and leads to a second reload after the first, instead of waiting, unseen, behind it. */
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "itest.h"
 
@@ -163,6 +165,95 @@ START_TEST(a_reload_says_how_long_it_held_the_loop)
 }
 END_TEST
 
+/* Replace FROM by TO (of the same length) in conf.d/NAME, in place, and put the file's times
+ * back: its inode, size and modification time are what they were, only its text differs (an
+ * edit within the same second that keeps the size). */
+static void edit_in_place(const struct itest_env *e, const char *name, const char *from,
+                          const char *to)
+{
+	char *path = itest_env_path(e, name);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	char *text = itest_read_file(path);
+	char *at = strstr(text, from);
+	ck_assert(at && strlen(from) == strlen(to));
+	memcpy(at, to, strlen(to));
+	FILE *fp = fopen(path, "r+");
+	ck_assert(fp && fputs(text, fp) >= 0 && fclose(fp) == 0);
+	struct timespec times[2] = {st.st_atim, st.st_mtim};
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+	struct stat now;
+	ck_assert_int_eq(stat(path, &now), 0);
+	ck_assert(now.st_ino == st.st_ino && now.st_size == st.st_size &&
+	          now.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+	          now.st_mtim.tv_nsec == st.st_mtim.tv_nsec);
+	free(text);
+	free(path);
+}
+
+/* SIGHUP, then wait for NEEDLE in the log (the COUNT-th "SIGHUP: reloading" first). */
+static void reload_and_wait(struct itest_env *e, int count, const char *needle)
+{
+	ck_assert_int_eq(kill(e->pid, SIGHUP), 0);
+	ck_assert_msg(itest_wait_log(e->log, needle, 60), "no \"%s\":\n%s", needle,
+	              itest_read_file(e->log));
+	ck_assert_int_eq(itest_count_in_file(e->log, "SIGHUP: reloading"), count);
+}
+
+/* A reload parses again only the job files whose text changed, and takes the others' jobs as
+ * they were: an edit of one file among many is applied, exactly it, however it was made (the
+ * same size, the same modification time); a bad edit is refused with its FILE:LINE while the
+ * last good configuration runs on; the file put back as it was is, again, not parsed. */
+START_TEST(a_reload_parses_only_the_files_that_changed)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_files", "it_reload_files");
+	itest_exec(e.db, "CREATE TABLE ticks (at timestamptz)");
+	many_jobs(&e, 5);
+	itest_env_job(&e, "50-tick.conf",
+	              "job = { name = \"tick\"; schedule = \"* * * * * *\";"
+	              " command = \"INSERT INTO ticks VALUES (now())\"; };\n");
+	itest_env_start(&e);
+	ck_assert(itest_wait_log(e.log, "jobs made in SQL applied", 20));
+
+	edit_in_place(&e, "conf.d/02-jobs.conf", "\"t2-5\"; schedule = \"0 0 1 1 *\"",
+	              "\"t2-5\"; schedule = \"0 0 2 1 *\"");
+	reload_and_wait(&e, 1, "reload: 1 of 6 job file(s) parsed; the other 5 unchanged");
+	char *log = itest_read_file(e.log);
+	ck_assert_msg(strstr(log, "configuration reloaded: 5001 job(s); 0 added, 1 changed, 0 "
+	                          "removed"),
+	              "%s", log);
+	ck_assert_msg(strstr(log, "reload: changed job \"t2-5\": schedule \"0 0 1 1 *\" -> "
+	                          "\"0 0 2 1 *\""),
+	              "%s", log);
+	free(log);
+	/* the registry follows */
+	ck_assert(itest_env_wait(&e, 30,
+	                         "SELECT schedule = '0 0 2 1 *' FROM pgcrond.job WHERE jobname = "
+	                         "'t2-5'"));
+
+	/* weekday 9: refused, with the file and line of the job (its 8th: line 9) */
+	edit_in_place(&e, "conf.d/03-jobs.conf", "\"t3-7\"; schedule = \"0 0 1 1 *\"",
+	              "\"t3-7\"; schedule = \"0 0 1 1 9\"");
+	reload_and_wait(&e, 2, "reload failed; keeping the previous configuration");
+	ck_assert_msg(itest_wait_log(e.log, "conf.d/03-jobs.conf:9: schedule", 10), "%s",
+	              itest_read_file(e.log));
+	/* the configuration in force runs on: the ticks go on */
+	long long ticks = itest_env_count(&e, "SELECT count(*) FROM ticks");
+	ck_assert(itest_env_wait(&e, 20, "SELECT count(*) > %lld FROM ticks", ticks));
+
+	/* put back as it was: the same text as the configuration in force has, not parsed */
+	edit_in_place(&e, "conf.d/03-jobs.conf", "\"t3-7\"; schedule = \"0 0 1 1 9\"",
+	              "\"t3-7\"; schedule = \"0 0 1 1 *\"");
+	reload_and_wait(&e, 3, "reload: 0 of 6 job file(s) parsed; the other 6 unchanged");
+	ck_assert_int_eq(itest_count_in_file(e.log, "configuration reloaded: 5001 job(s); 0 added, "
+	                                            "0 changed, 0 removed"),
+	                 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reload");
@@ -171,6 +262,7 @@ int main(void)
 	tcase_add_test(tc, second_sighup_during_a_parse_is_answered_at_once);
 	tcase_add_test(tc, instance_changed_by_a_reload_is_logged);
 	tcase_add_test(tc, a_reload_says_how_long_it_held_the_loop);
+	tcase_add_test(tc, a_reload_parses_only_the_files_that_changed);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

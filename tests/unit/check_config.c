@@ -4,6 +4,7 @@
  * `pgcrond check -c bad/x/pgcrond.conf`. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1301,6 +1302,109 @@ START_TEST(test_size_cap)
 }
 END_TEST
 
+/* config_load_again of the tree against PREV: 0, or the first problem in *PROBLEM. */
+static struct pgc_config *load_again(const struct pgc_config *prev, const char **problem)
+{
+	static char text[1024];
+	struct diag_list dl = {0};
+	struct pgc_config *cfg = NULL;
+	int rc = config_load_again(at("/pgcrond.conf"), prev, &cfg, &dl);
+
+	ck_assert(rc == 0 || rc == -EINVAL);
+	ck_assert_int_eq(rc == 0, dl.n == 0);
+	snprintf(text, sizeof(text), "%s", dl.n ? diag_text(&dl.items[0]) : "");
+	*problem = text;
+	diag_clear(&dl);
+	return cfg;
+}
+
+/* Which of CFG's job files were taken from the configuration before: "tp.." by file. */
+static const char *taken(const struct pgc_config *cfg)
+{
+	static char v[16];
+	size_t i;
+	for (i = 0; i < cfg->n_job_files && i + 1 < sizeof(v); i++)
+		v[i] = cfg->job_files[i].taken ? 't' : 'p';
+	v[i] = '\0';
+	return v;
+}
+
+/* Replace the text of conf.d/NAME by TEXT (of the same size) and put its times back. */
+static void rewrite_keeping_times(const char *name, const char *text)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(at(name), &st), 0);
+	ck_assert_int_eq((long long)strlen(text), (long long)st.st_size);
+	write_text(at(name), text, 0644);
+	struct timespec times[2] = {st.st_atim, st.st_mtim};
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(name), times, 0), 0);
+}
+
+/* A reload's load parses only the job files whose text changed; the others' jobs are copies
+ * of the configuration before, with the duplicate names across files still refused. */
+START_TEST(test_load_again_takes_unchanged_files)
+{
+	const char *problem;
+	make_tree();
+	write_text(at("/conf.d/20-b.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 2\"; schedule = \"@daily\"; };\n",
+	           0644);
+	write_text(at("/conf.d/inc.cfg"),
+	           "job = { name = \"c\"; command = \"SELECT 3\"; schedule = \"@daily\"; };\n",
+	           0644);
+	write_text(at("/conf.d/30-inc.conf"), "@include \"inc.cfg\"\n", 0644);
+	struct pgc_config *c1 = load_again(NULL, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c1), "ppp");
+
+	/* nothing changed: taken, as copies of their own (c1 may go) */
+	struct pgc_config *c2 = load_again(c1, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c2), "ttp"); /* an @include's text may have changed: parsed */
+	ck_assert(config_same_files(c1, c2) == false); /* (so: not the same files) */
+	ck_assert_int_eq(c2->n_jobs, 3);
+	ck_assert_str_eq(config_job(c2, "b")->command, "SELECT 2");
+	ck_assert_ptr_ne(config_job(c2, "b")->command, config_job(c1, "b")->command);
+	ck_assert_str_eq(config_job(c2, "b")->file, at("/conf.d/20-b.conf"));
+	config_free(&c1);
+
+	/* the same size, the same times: the text tells */
+	rewrite_keeping_times("/conf.d/20-b.conf",
+	                      "job = { name = \"b\"; command = \"SELECT 4\"; schedule = "
+	                      "\"@daily\"; };\n");
+	struct pgc_config *c3 = load_again(c2, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c3), "tpp");
+	ck_assert_str_eq(config_job(c3, "b")->command, "SELECT 4");
+
+	/* a new file defines a taken file's job first: the taken one is refused, at its line */
+	write_text(at("/conf.d/15-dup.conf"),
+	           "job = { name = \"b\"; command = \"SELECT 5\"; schedule = \"@daily\"; };\n",
+	           0644);
+	struct pgc_config *bad = load_again(c3, &problem);
+	ck_assert_ptr_null(bad);
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "%s:1: job \"b\" is already defined at %s:1; rename one of them",
+	         at("/conf.d/20-b.conf"), at("/conf.d/15-dup.conf"));
+	ck_assert_str_eq(problem, want);
+	ck_assert_int_eq(unlink(at("/conf.d/15-dup.conf")), 0);
+
+	/* the main file changed: every job file is parsed again */
+	write_text(at("/pgcrond.conf"),
+	           "databases = { analytics = { conninfo = \"dbname=analytics\"; }; };\n"
+	           "state_dir = \"state\";\nconf_dir = \"conf.d\";\nmax_running = 8;\n",
+	           0644);
+	struct pgc_config *c4 = load_again(c3, &problem);
+	ck_assert_str_eq(problem, "");
+	ck_assert_str_eq(taken(c4), "ppp");
+	config_free(&c2);
+	config_free(&c3);
+	config_free(&c4);
+	remove_tree();
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1347,6 +1451,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_link_chain_through_writable_dir);
 	tcase_add_test(tc, test_include_untrusted);
 	tcase_add_test(tc, test_size_cap);
+	tcase_add_test(tc, test_load_again_takes_unchanged_files);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,22 +1,37 @@
-/* The metrics module: what metrics_run_end() counts and how metrics_render() writes it in
- * the Prometheus text format (the integration test it_http reads a live daemon's with the
- * reference parser; here the exact lines are checked). */
+/* The metrics module: what metrics_run_end() counts and how status_metrics() writes it and a
+ * status document in the Prometheus text format (the integration test it_http reads a live
+ * daemon's with the reference parser; here the exact lines are checked). */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "metrics.h"
+#include "status.h"
 
-static char *render(const struct metrics *m, const struct metrics_live *live)
+/* The text of M's counters and the status document ST (which it takes). */
+static char *render(const struct metrics *m, json_t *st)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(st);
 	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(metrics_render(m, live, f), 0);
+	ck_assert_int_eq(status_metrics(m, st, f), 0);
 	fclose(f);
+	json_decref(st);
 	return text;
+}
+
+/* A status document with the jobs NAMES (N) and nothing else of theirs. */
+static json_t *jobs_named(const char *const *names, size_t n)
+{
+	json_t *st = json_pack("{s:s, s:[]}", "version", "1", "jobs");
+	for (size_t i = 0; st && i < n; i++)
+		json_array_append_new(json_object_get(st, "jobs"),
+		                      json_pack("{s:s}", "name", names[i]));
+	return st;
 }
 
 static void has(const char *text, const char *line)
@@ -39,12 +54,11 @@ START_TEST(test_counts_and_histograms)
 	                &(struct metrics_run){"a", "skipped", -1, -1, 40000000, NULL, NULL, NULL});
 	metrics_run_end(
 	    m, &(struct metrics_run){"a", "upstream_failed", -1, -1, 50000000, NULL, NULL, NULL});
-	struct metrics_job_live jobs[] = {
-	    {.name = "a", .next_fire = 1700000000, .last_success = 20.5},
-	    {.name = "never-ran", .next_fire = -1, .max_staleness_s = 60, .stale = true}};
-	struct metrics_live live = {
-	    .version = "1.2.3", .start_time = 5, .max_running = 32, .jobs = jobs, .n_jobs = 2};
-	char *t = render(m, &live);
+	char *t =
+	    render(m, json_pack("{s:s, s:f, s:i, s:[{s:s, s:f, s:f}, {s:s, s:i, s:b}]}", "version",
+	                        "1.2.3", "started_at_unix", 5.0, "max_running", 32, "jobs", "name",
+	                        "a", "next_fire_unix", 1700000000.0, "last_success_unix", 20.5,
+	                        "name", "never-ran", "max_staleness_s", 60, "stale", 1));
 
 	has(t, "# TYPE pgcrond_job_runs_total counter\n");
 	has(t, "pgcrond_job_runs_total{job=\"a\",status=\"succeeded\"} 2\n");
@@ -88,21 +102,20 @@ START_TEST(test_copy_for_render)
 	struct metrics *m, *c;
 	ck_assert_int_eq(metrics_new(&m), 0);
 	char name[16][16];
-	struct metrics_job_live jobs[16];
+	const char *names[16];
 	for (int i = 0; i < 16; i++) {
 		snprintf(name[i], sizeof(name[i]), "j%d", i);
-		jobs[i] = (struct metrics_job_live){.name = name[i], .next_fire = -1};
+		names[i] = name[i];
 		for (int k = 0; k <= i; k++)
 			metrics_run_end(
 			    m, &(struct metrics_run){name[i], k % 3 ? "succeeded" : "failed",
 			                             1000 * k, 10 * k, 1000000, "x", NULL, NULL});
 	}
-	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 16};
-	char *before = render(m, &live);
+	char *before = render(m, jobs_named(names, 16));
 	ck_assert_int_eq(metrics_copy_counters(m, &c), 0);
 	metrics_run_end(m,
 	                &(struct metrics_run){"j3", "succeeded", 5, 5, 2000000, NULL, NULL, NULL});
-	char *copied = render(c, &live), *after = render(m, &live);
+	char *copied = render(c, jobs_named(names, 16)), *after = render(m, jobs_named(names, 16));
 	ck_assert_str_eq(copied, before);
 	has(before, "pgcrond_job_runs_total{job=\"j3\",status=\"succeeded\"} 2\n");
 	has(after, "pgcrond_job_runs_total{job=\"j3\",status=\"succeeded\"} 3\n");
@@ -129,10 +142,7 @@ START_TEST(test_many_jobs_keep_their_counts)
 				                                         1000, -1, 10000000, NULL,
 				                                         NULL, NULL});
 		}
-	struct metrics_job_live jobs[] = {{.name = "t0", .next_fire = -1},
-	                                  {.name = "t4999", .next_fire = -1}};
-	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 2};
-	char *t = render(m, &live);
+	char *t = render(m, jobs_named((const char *[]){"t0", "t4999"}, 2));
 	has(t, "pgcrond_job_runs_total{job=\"t0\",status=\"succeeded\"} 2\n");
 	has(t, "pgcrond_job_runs_total{job=\"t4999\",status=\"succeeded\"} 1\n");
 	free(t);
@@ -153,9 +163,7 @@ START_TEST(test_kept_counters)
 	metrics_run_end(m, &(struct metrics_run){"k", "failed", 1, -1, 20, "x", NULL, &kept});
 	ck_assert_ptr_eq(kept, first);
 	metrics_run_end(m, &(struct metrics_run){"k", "succeeded", 1, -1, 30, NULL, NULL, NULL});
-	struct metrics_job_live jobs[] = {{.name = "k", .next_fire = -1}};
-	struct metrics_live live = {.version = "1", .jobs = jobs, .n_jobs = 1};
-	char *t = render(m, &live);
+	char *t = render(m, jobs_named((const char *[]){"k"}, 1));
 	has(t, "pgcrond_job_runs_total{job=\"k\",status=\"succeeded\"} 2\n");
 	has(t, "pgcrond_job_runs_total{job=\"k\",status=\"failed\"} 1\n");
 	free(t);
@@ -167,11 +175,10 @@ START_TEST(test_label_escaping)
 {
 	struct metrics *m;
 	ck_assert_int_eq(metrics_new(&m), 0);
-	struct metrics_db_live dbs[] = {
-	    {.name = "we\"ird\\db\n", .pool = 2, .idle = 1, .busy = 1, .open = 3}};
-	struct metrics_live live = {
-	    .version = "x", .dbs = dbs, .n_dbs = 1, .have_history = true, .spool_records = 7};
-	char *t = render(m, &live);
+	char *t =
+	    render(m, json_pack("{s:s, s:[{s:s, s:i, s:i, s:i, s:i}], s:{s:s, s:i}}", "version",
+	                        "x", "databases", "name", "we\"ird\\db\n", "pool", 2, "idle", 1,
+	                        "busy", 1, "open", 3, "history", "database", "app", "pending", 7));
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"busy\"} 1\n");
 	/* open, neither idle nor busy: resetting */
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"resetting\"} "

@@ -395,6 +395,39 @@ START_TEST(job_timezone_is_its_own)
 }
 END_TEST
 
+/* A reload finds each job at its old place when it kept it, by name when it moved: two jobs
+ * that swap places (one of them with another schedule) keep their own definitions. */
+START_TEST(reload_finds_jobs_that_moved)
+{
+	struct harness h;
+	h_start(&h, "0 9 * * *", CATCHUP_ONCE, at("2026-07-01T00:00:00Z") * 1000000);
+	struct conf_job ab[2] = {h.job, h.job}, ba[2];
+	ab[1].name = "other";
+	ab[1].schedule = "0 10 * * *";
+	ck_assert_int_eq(cron_parse(ab[1].schedule, &ab[1].cron, NULL, 0), 0);
+	struct pgc_config c2 = h.cfg, c3 = h.cfg;
+	c2.jobs = ab;
+	c2.n_jobs = 2;
+	ck_assert_int_eq(sched_apply(h.s, &c2, utc(), NULL, false), 0);
+	ba[0] = ab[1];
+	ba[1] = ab[0];
+	ba[0].schedule = "0 11 * * *";
+	ck_assert_int_eq(cron_parse(ba[0].schedule, &ba[0].cron, NULL, 0), 0);
+	c3.jobs = ba;
+	c3.n_jobs = 2;
+	ck_assert_int_eq(sched_apply(h.s, &c3, utc(), NULL, false), 0);
+	struct job *tick = sched_job_find(h.s, "tick"), *other = sched_job_find(h.s, "other");
+	ck_assert_ptr_eq(tick->conf, &ba[1]);
+	ck_assert_ptr_eq(other->conf, &ba[0]);
+	ck_assert_int_eq(tick->next_fire, at("2026-07-01T09:00:00Z"));
+	ck_assert_int_eq(other->next_fire, at("2026-07-01T11:00:00Z"));
+	ck_assert_int_eq(sched_apply(h.s, &h.cfg, utc(), NULL, false), 0);
+	ck_assert_ptr_null(sched_job_find(h.s, "other"));
+	ck_assert_int_eq(h_next(&h), at("2026-07-01T09:00:00Z"));
+	h_stop(&h);
+}
+END_TEST
+
 START_TEST(backward_step_wildcard_goes_on_at_the_new_time)
 {
 	struct harness h;
@@ -744,6 +777,7 @@ int main(void)
 	tc = tcase_create("clock");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, job_timezone_is_its_own);
+	tcase_add_test(tc, reload_finds_jobs_that_moved);
 	tcase_add_test(tc, backward_step_wildcard_goes_on_at_the_new_time);
 	tcase_add_test(tc, backward_step_interval_goes_on);
 	tcase_add_test(tc, backward_step_fixed_time_not_served_twice);

@@ -246,8 +246,7 @@ void metrics_run_end(struct metrics *m, const struct metrics_run *r)
 
 /* ---- the text format ------------------------------------------------------------------ */
 
-/* A label value: backslash, double quote and newline escaped. */
-static void put_label(FILE *out, const char *v)
+void metrics_label(FILE *out, const char *v)
 {
 	if (!strpbrk(v, "\\\"\n")) {
 		fputs(v, out); /* the usual case: job and database names have none */
@@ -265,32 +264,20 @@ static void put_label(FILE *out, const char *v)
 	}
 }
 
-static void head(FILE *out, const char *name, const char *type, const char *help)
+void metrics_head(FILE *out, const char *name, const char *type, const char *help)
 {
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* NAME{KEY="VAL"} VALUE */
-static void sample(FILE *out, const char *name, const char *key, const char *val, double v)
+void metrics_sample(FILE *out, const char *name, const char *key, const char *val, double v)
 {
 	fputs(name, out);
 	if (key) {
 		fprintf(out, "{%s=\"", key);
-		put_label(out, val);
+		metrics_label(out, val);
 		fputs("\"}", out);
 	}
 	fprintf(out, " %.17g\n", v);
-}
-
-static void sample_u(FILE *out, const char *name, const char *key, const char *val, uint64_t v)
-{
-	fputs(name, out);
-	if (key) {
-		fprintf(out, "{%s=\"", key);
-		put_label(out, val);
-		fputs("\"}", out);
-	}
-	fprintf(out, " %" PRIu64 "\n", v);
 }
 
 static void histogram(FILE *out, const char *name, const char *job, const struct histo *h,
@@ -304,178 +291,53 @@ static void histogram(FILE *out, const char *name, const char *job, const struct
 		cum += b[i];
 		fputs(name, out);
 		fputs("_bucket{job=\"", out);
-		put_label(out, job);
+		metrics_label(out, job);
 		if (i < n)
 			fprintf(out, "\",le=\"%g\"} %" PRIu64 "\n", bounds[i], cum);
 		else
 			fprintf(out, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 	}
 	fprintf(out, "%s_sum{job=\"", name);
-	put_label(out, job);
+	metrics_label(out, job);
 	fprintf(out, "\"} %.17g\n", h ? h->sum : 0.0);
 	fprintf(out, "%s_count{job=\"", name);
-	put_label(out, job);
+	metrics_label(out, job);
 	fprintf(out, "\"} %" PRIu64 "\n", h ? h->count : 0);
 }
 
-int metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out)
+void metrics_render_counters(const struct metrics *m, const char *const *jobs, size_t n, FILE *out)
 {
-	const size_t nj = live->n_jobs;
-
-	head(out, "pgcrond_build_info", "gauge", "The pgcrond version, as a label; always 1.");
-	fputs("pgcrond_build_info{version=\"", out);
-	put_label(out, live->version);
-	fputs("\"} 1\n", out);
-	head(out, "pgcrond_start_time_seconds", "gauge",
-	     "When this daemon started, in seconds since the epoch.");
-	sample(out, "pgcrond_start_time_seconds", NULL, NULL, live->start_time);
-	head(out, "pgcrond_max_running", "gauge", "The max_running setting: runs at once.");
-	sample(out, "pgcrond_max_running", NULL, NULL, live->max_running);
-
-	/* the `job` label is pgcrond's name; a SQL job's own name is any text, here once */
-	head(out, "pgcrond_job_info", "gauge",
-	     "1 per job: its kind (sql, plugin, http); for a job made in SQL also its owner, "
-	     "jobid and the name given to cron.schedule.");
-	for (size_t i = 0; i < nj; i++) {
-		const struct metrics_job_live *l = &live->jobs[i];
-		fputs("pgcrond_job_info{job=\"", out);
-		put_label(out, l->name);
-		fputs("\",kind=\"", out);
-		put_label(out, l->kind ? l->kind : "");
-		if (l->owner) {
-			fputs("\",owner=\"", out);
-			put_label(out, l->owner);
-			fprintf(out, "\",jobid=\"%lld\",cron_name=\"", l->jobid);
-			put_label(out, l->cron_name ? l->cron_name : "");
-		}
-		fputs("\"} 1\n", out);
-	}
-	head(out, "pgcrond_job_runs_total", "counter",
-	     "Runs recorded per job by final status (one per history row) since the start.");
-	for (size_t i = 0; i < nj; i++) {
-		const struct metrics_job *c = find(m, live->jobs[i].name);
+	metrics_head(
+	    out, "pgcrond_job_runs_total", "counter",
+	    "Runs recorded per job by final status (one per history row) since the start.");
+	for (size_t i = 0; i < n; i++) {
+		const struct metrics_job *c = find(m, jobs[i]);
 		for (size_t s = 0; s < N_STATUS; s++) {
 			fputs("pgcrond_job_runs_total{job=\"", out);
-			put_label(out, live->jobs[i].name);
+			metrics_label(out, jobs[i]);
 			fprintf(out, "\",status=\"%s\"} %" PRIu64 "\n", statuses[s],
 			        c ? c->runs[s] : 0);
 		}
 	}
-	head(out, "pgcrond_job_run_duration_seconds", "histogram",
-	     "How long runs took, from start to end, per job.");
-	for (size_t i = 0; i < nj; i++) {
-		const struct metrics_job *c = find(m, live->jobs[i].name);
-		histogram(out, "pgcrond_job_run_duration_seconds", live->jobs[i].name,
-		          c ? &c->dur : NULL, metrics_duration_buckets, N_DUR);
+	metrics_head(out, "pgcrond_job_run_duration_seconds", "histogram",
+	             "How long runs took, from start to end, per job.");
+	for (size_t i = 0; i < n; i++) {
+		const struct metrics_job *c = find(m, jobs[i]);
+		histogram(out, "pgcrond_job_run_duration_seconds", jobs[i], c ? &c->dur : NULL,
+		          metrics_duration_buckets, N_DUR);
 	}
-	head(out, "pgcrond_job_lateness_seconds", "histogram",
-	     "How late scheduled runs started after their instant (first attempts), per job.");
-	for (size_t i = 0; i < nj; i++) {
-		const struct metrics_job *c = find(m, live->jobs[i].name);
-		histogram(out, "pgcrond_job_lateness_seconds", live->jobs[i].name,
-		          c ? &c->late : NULL, metrics_lateness_buckets, N_LATE);
+	metrics_head(
+	    out, "pgcrond_job_lateness_seconds", "histogram",
+	    "How late scheduled runs started after their instant (first attempts), per job.");
+	for (size_t i = 0; i < n; i++) {
+		const struct metrics_job *c = find(m, jobs[i]);
+		histogram(out, "pgcrond_job_lateness_seconds", jobs[i], c ? &c->late : NULL,
+		          metrics_lateness_buckets, N_LATE);
 	}
-	head(out, "pgcrond_job_last_success_timestamp_seconds", "gauge",
-	     "When the job's last successful run ended (also one before this daemon started).");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].last_success > 0)
-			sample(out, "pgcrond_job_last_success_timestamp_seconds", "job",
-			       live->jobs[i].name, live->jobs[i].last_success);
-	head(out, "pgcrond_job_last_failure_timestamp_seconds", "gauge",
-	     "When the job's last failed run ended, since this daemon started.");
-	for (size_t i = 0; i < nj; i++) {
-		const struct metrics_job *c = find(m, live->jobs[i].name);
-		if (c && c->last_failure_us > 0)
-			sample(out, "pgcrond_job_last_failure_timestamp_seconds", "job",
-			       live->jobs[i].name, (double)c->last_failure_us / 1e6);
-	}
-	head(out, "pgcrond_job_next_fire_timestamp_seconds", "gauge",
-	     "The job's next scheduled instant; absent when it has none.");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].next_fire >= 0)
-			sample(out, "pgcrond_job_next_fire_timestamp_seconds", "job",
-			       live->jobs[i].name, live->jobs[i].next_fire);
-	head(out, "pgcrond_job_running", "gauge", "1 while a run of the job is in progress.");
-	for (size_t i = 0; i < nj; i++)
-		sample(out, "pgcrond_job_running", "job", live->jobs[i].name,
-		       live->jobs[i].running);
-	head(out, "pgcrond_job_queued", "gauge", "1 while a fire of the job waits for a run slot.");
-	for (size_t i = 0; i < nj; i++)
-		sample(out, "pgcrond_job_queued", "job", live->jobs[i].name, live->jobs[i].queued);
-	head(out, "pgcrond_job_paused", "gauge", "1 while the job is paused (pgcrond pause).");
-	for (size_t i = 0; i < nj; i++)
-		sample(out, "pgcrond_job_paused", "job", live->jobs[i].name, live->jobs[i].paused);
-	head(out, "pgcrond_job_max_staleness_seconds", "gauge",
-	     "The job's max_staleness setting; absent when it has none.");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].max_staleness_s > 0)
-			sample(out, "pgcrond_job_max_staleness_seconds", "job", live->jobs[i].name,
-			       live->jobs[i].max_staleness_s);
-	head(out, "pgcrond_job_stale", "gauge",
-	     "1 when the job's last success is older than its max_staleness.");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].max_staleness_s > 0)
-			sample(out, "pgcrond_job_stale", "job", live->jobs[i].name,
-			       live->jobs[i].stale);
+}
 
-	head(out, "pgcrond_job_freshness_seconds", "gauge",
-	     "The job's freshness SLA; absent when it has none.");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].freshness_s > 0)
-			sample(out, "pgcrond_job_freshness_seconds", "job", live->jobs[i].name,
-			       live->jobs[i].freshness_s);
-	head(out, "pgcrond_job_freshness_lag_seconds", "gauge",
-	     "Age of the oldest change to the job's sources its relation does not reflect yet "
-	     "(0: up to date); absent without freshness.");
-	for (size_t i = 0; i < nj; i++)
-		if (live->jobs[i].freshness_s > 0)
-			sample(out, "pgcrond_job_freshness_lag_seconds", "job", live->jobs[i].name,
-			       live->jobs[i].freshness_lag_s);
-
-	head(out, "pgcrond_database_connections", "gauge",
-	     "Open connections of each database's pool, by state.");
-	for (size_t i = 0; i < live->n_dbs; i++) {
-		const struct metrics_db_live *d = &live->dbs[i];
-		const struct {
-			const char *state;
-			size_t n;
-		} st[] = {{"connecting", d->connecting},
-		          {"idle", d->idle},
-		          {"busy", d->busy},
-		          /* open and neither idle nor busy: its session is being reset */
-		          {"resetting",
-		           d->open - (d->open < d->idle + d->busy ? d->open : d->idle + d->busy)}};
-		for (size_t s = 0; s < sizeof(st) / sizeof(st[0]); s++) {
-			fputs("pgcrond_database_connections{database=\"", out);
-			put_label(out, d->name);
-			fprintf(out, "\",state=\"%s\"} %zu\n", st[s].state, st[s].n);
-		}
-	}
-	head(out, "pgcrond_database_pool_size", "gauge", "The pool setting of each database.");
-	for (size_t i = 0; i < live->n_dbs; i++)
-		sample(out, "pgcrond_database_pool_size", "database", live->dbs[i].name,
-		       live->dbs[i].pool);
-	head(out, "pgcrond_database_waiting_runs", "gauge",
-	     "Runs waiting for a connection of each database.");
-	for (size_t i = 0; i < live->n_dbs; i++)
-		sample_u(out, "pgcrond_database_waiting_runs", "database", live->dbs[i].name,
-		         live->dbs[i].waiting);
-
-	if (live->have_history) {
-		head(out, "pgcrond_history_connected", "gauge",
-		     "1 while the history database's connection is up.");
-		sample(out, "pgcrond_history_connected", NULL, NULL, live->history_connected);
-		head(out, "pgcrond_history_spool_records", "gauge",
-		     "History records waiting to be written (in memory and in the spill file).");
-		sample_u(out, "pgcrond_history_spool_records", NULL, NULL, live->spool_records);
-		head(out, "pgcrond_history_records_written_total", "counter",
-		     "History records the database acknowledged.");
-		sample_u(out, "pgcrond_history_records_written_total", NULL, NULL,
-		         live->history_written);
-		head(out, "pgcrond_history_records_dropped_total", "counter",
-		     "History records given up (spill file full, data the database refused).");
-		sample_u(out, "pgcrond_history_records_dropped_total", NULL, NULL,
-		         live->history_dropped);
-	}
-	return ferror(out) ? -EIO : 0;
+int64_t metrics_last_failure_us(const struct metrics *m, const char *job)
+{
+	const struct metrics_job *c = find(m, job);
+	return c ? c->last_failure_us : 0;
 }

@@ -5,7 +5,8 @@
  * final status, the run duration and the firing lateness as histograms, and when the last
  * failure ended. The scheduler feeds it with one call per recorded run (metrics_run_end);
  * live values (running, queued, staleness, connections, the spool) are read at scrape time
- * and handed to metrics_render(). Pure logic: no libevent, no libpq; times are inputs. */
+ * from the status document (status_metrics). Pure logic: no libevent, no libpq; times are
+ * inputs. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,47 +63,17 @@ void metrics_seed_failure(struct metrics *m, const char *job, int64_t end_us, in
  * was written after it ended). */
 void metrics_failure_runid(struct metrics *m, const char *job, int64_t end_us, int64_t runid);
 
-/* What the scrape reads from the running daemon. */
-struct metrics_job_live {
-	const char *name;
-	const char *kind; /* "sql", "plugin" or "http" (job_kind_name) */
-	bool paused;
-	bool running;
-	bool queued;            /* its fire waits for a max_running slot */
-	double next_fire;       /* Unix seconds, < 0 when none */
-	double last_success;    /* Unix seconds, 0 if none known (also from earlier runs) */
-	double max_staleness_s; /* 0: none configured */
-	bool stale;             /* the last success is older than max_staleness */
-	double freshness_s;     /* its freshness SLA; 0: none */
-	double freshness_lag_s; /* the age of the oldest change not reflected */
-	/* a SQL job (NULL owner: a file job): its owner, jobid and the name given to
-	 * cron.schedule (NULL: none), for pgcrond_job_info */
-	const char *owner;
-	long long jobid;
-	const char *cron_name;
-};
-struct metrics_db_live {
-	const char *name;
-	int pool;
-	size_t connecting, idle, busy, open; /* connections by state; open counts all
-	                                      * but connecting */
-	size_t waiting;                      /* runs waiting for a connection */
-};
-struct metrics_live {
-	const char *version;
-	double start_time; /* Unix seconds */
-	int max_running;
-	const struct metrics_job_live *jobs;
-	size_t n_jobs;
-	const struct metrics_db_live *dbs;
-	size_t n_dbs;
-	bool have_history;
-	bool history_connected;
-	uint64_t spool_records, history_written, history_dropped;
-};
-/* Write the Prometheus text exposition format (version 0.0.4) of M and LIVE to OUT.
- * Returns 0 or -EIO when OUT failed. */
-int metrics_render(const struct metrics *m, const struct metrics_live *live, FILE *out)
-    __attribute__((warn_unused_result));
+/* The Prometheus text exposition format (version 0.0.4). The families of M's counters for the
+ * jobs JOBS (N of them, in this order): pgcrond_job_runs_total by status and the histograms
+ * pgcrond_job_run_duration_seconds and pgcrond_job_lateness_seconds; a job with no runs yet
+ * has its series at 0. The live values (ops/status.c) come from the status document. */
+void metrics_render_counters(const struct metrics *m, const char *const *jobs, size_t n, FILE *out);
+/* When JOB's last failed run since the start ended, Unix µs; 0: none. */
+int64_t metrics_last_failure_us(const struct metrics *m, const char *job);
+/* The format's pieces: a family's HELP and TYPE lines; a label value (backslash, double quote
+ * and newline escaped); a sample NAME{KEY="VAL"} V (no label when KEY is NULL). */
+void metrics_head(FILE *out, const char *name, const char *type, const char *help);
+void metrics_label(FILE *out, const char *v);
+void metrics_sample(FILE *out, const char *name, const char *key, const char *val, double v);
 
 #endif

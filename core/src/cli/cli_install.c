@@ -60,31 +60,15 @@ out:
 	return s;
 }
 
-/* A failed statement's error for a person: the server's message (with DETAIL and HINT) and
- * its SQLSTATE. */
-static const char *ddl_error(PGresult *r, char *buf, size_t len)
+/* R's failure (CONN's answer) as pgconn_check() maps it, printed after "pgcrond install: ";
+ * 0 when R succeeded. */
+static int failed(const PGconn *conn, const PGresult *r, const char *what)
 {
-	char why[1024];
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	pgconn_result_error(r, why, sizeof(why));
-	snprintf(buf, len, "%s%s%s%s", why, state ? " (SQLSTATE " : "", state ? state : "",
-	         state ? ")" : "");
-	return buf;
-}
-
-static bool failed(PGresult *r)
-{
-	ExecStatusType s = PQresultStatus(r);
-	return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
-}
-
-static bool exec_ok(PGresult *r, const char *what)
-{
-	char why[1100];
-	if (!failed(r))
-		return true;
-	fprintf(stderr, "pgcrond install: %s: %s\n", what, ddl_error(r, why, sizeof(why)));
-	return false;
+	char err[1536];
+	int rc = pgconn_check(conn, r, what, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "pgcrond install: %s\n", err);
+	return rc;
 }
 
 /* pgcrond.conf's bounds into pgcrond.setting, where cron.schedule enforces them (step 12);
@@ -105,15 +89,9 @@ static int write_limits(PGconn *conn, const struct pgc_config *cfg)
 	                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
 	                 "  WHERE pgcrond.setting.value OPERATOR(pg_catalog.<>) EXCLUDED.value",
 	                 2, NULL, p, NULL, NULL, 0);
-	bool ok = exec_ok(r, "writing max_command_size and max_jobs_per_role");
+	int rc = failed(conn, r, "writing max_command_size and max_jobs_per_role") ? -EIO : 0;
 	PQclear(r);
-	return ok ? 0 : -EIO;
-}
-
-static bool sqlstate_is(const PGresult *r, const char *state)
-{
-	const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	return s && strcmp(s, state) == 0;
+	return rc;
 }
 
 /* The exit code for a failed install step (RC a negative errno): 69 only when the database
@@ -165,7 +143,7 @@ static int displace_sql_jobs(PGconn *conn, const struct pgc_config *cfg, const c
 	    "        pg_catalog.pg_notify('pgcrond_jobs', jobid::pg_catalog.text)"
 	    "   FROM moved ORDER BY was",
 	    1, NULL, p, NULL, NULL, 0);
-	if (!exec_ok(r, "moving aside jobs made in SQL that hold a job file's name")) {
+	if (failed(conn, r, "moving aside jobs made in SQL that hold a job file's name")) {
 		PQclear(r);
 		return -EIO;
 	}
@@ -287,7 +265,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 			snprintf(what, sizeof(what), "recording job \"%s\"", cfg->jobs[i].name);
 			if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
 				; /* after the error already reported */
-			else if (!exec_ok(r, what))
+			else if (failed(conn, r, what))
 				rc = -EIO;
 			else if (PQntuples(r) == 0)
 				n->unchanged++;
@@ -318,7 +296,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 		    " WHERE removed_at IS NULL AND source OPERATOR(pg_catalog.=) 'file'"
 		    "   AND jobname OPERATOR(pg_catalog.<>) ALL ($1::pg_catalog.text[])",
 		    1, NULL, p, NULL, NULL, 0);
-		if (!exec_ok(r, "marking removed jobs"))
+		if (failed(conn, r, "marking removed jobs"))
 			rc = -EIO;
 		else
 			n->removed = atoi(PQcmdTuples(r));
@@ -327,7 +305,7 @@ static int sync_jobs(PGconn *conn, const struct pgc_config *cfg, const struct pl
 	if (rc == 0) {
 		/* and into cron.job, which lists every job as pg_cron's does */
 		PGresult *r = PQexec(conn, "SELECT pgcrond.sync_file_jobs()");
-		if (!exec_ok(r, "listing the file jobs in cron.job"))
+		if (failed(conn, r, "listing the file jobs in cron.job"))
 			rc = -EIO;
 		PQclear(r);
 	}
@@ -373,47 +351,17 @@ static size_t plugin_order(const struct pgc_config *cfg, const struct plugin_reg
 	return n;
 }
 
-/* One file of the SQL directory, run as one simple-protocol query in CONN. */
-static int run_sql_file(PGconn *conn, const char *file, const char *what)
-{
-	char path[4096];
-	int n = snprintf(path, sizeof(path), "%s/%s", hist_sql_dir(), file);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -ENAMETOOLONG;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "pgcrond install: cannot read %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
-	char *sql = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&sql, &len);
-	char buf[4096];
-	size_t got;
-	/* first, in the same query: schema pgcrond, if there, is the installer's or a
-	 * superuser's */
-	if (mem)
-		fprintf(mem, "%s;\n", hist_sql_owner_check);
-	while (mem && (got = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, got, mem);
-	fclose(f);
-	if (!mem)
-		return -ENOMEM;
-	fclose(mem);
-	PGresult *r = PQexec(conn, sql);
-	int rc = exec_ok(r, what) ? 0 : sqlstate_is(r, "42501") ? -EACCES : -EIO;
-	PQclear(r);
-	free(sql);
-	return rc;
-}
-
 /* sql/refresh.sql: the CONCURRENTLY guard the core calls before a plugin's concurrent
  * refresh, in every database plugin jobs run in. */
 static int install_refresh_guard(PGconn *conn, const char *dbname)
 {
-	char what[512];
+	char what[512], err[1536];
 	snprintf(what, sizeof(what), "refresh guard in database \"%s\"", dbname);
-	return run_sql_file(conn, "refresh.sql", what);
+	int rc =
+	    hist_apply_file(conn, hist_sql_dir(), "refresh.sql", false, what, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "pgcrond install: %s\n", err);
+	return rc;
 }
 
 /* A job whose objects were not installed, at its FILE:LINE so the operator can find it. */
@@ -447,10 +395,11 @@ static int install_job_objects(PGconn *conn, const struct plugin *p, const struc
 		const struct plugin_stmt *st = &run->stmts[i];
 		PGresult *r = PQexecParams(conn, st->sql, st->n_params, NULL,
 		                           (const char *const *)st->params, NULL, NULL, 0);
-		if (failed(r)) {
+		int qrc = pgconn_check(conn, r, NULL, err, sizeof(err));
+		if (qrc < 0) {
 			job_failed(job, "cannot create its objects in database \"%s\": %s", dbname,
-			           ddl_error(r, err, sizeof(err)));
-			rc = sqlstate_is(r, "42501") ? EX_NOPERM : EX_CANTCREAT;
+			           err);
+			rc = qrc == -EACCES ? EX_NOPERM : EX_CANTCREAT;
 		}
 		PQclear(r);
 	}
@@ -568,12 +517,12 @@ static int install_plugins(const struct pgc_config *cfg, const struct plugin_reg
 					s->guard_rc = install_refresh_guard(s->conn, db->name);
 				}
 				if (first && s->conn && s->guard_rc == 0 && p->decl.install_sql) {
-					PGresult *r = PQexec(s->conn, p->decl.install_sql);
-					if (failed(r))
-						plugin_err = ddl_error(r, err, sizeof(err));
-					if (sqlstate_is(r, "42501"))
+					int qrc = pgconn_exec(s->conn, p->decl.install_sql, 0, NULL,
+					                      NULL, NULL, err, sizeof(err));
+					if (qrc < 0)
+						plugin_err = err;
+					if (qrc == -EACCES)
 						plugin_rc = EX_NOPERM;
-					PQclear(r);
 					/* the next steps share the session: a transaction the
 					 * plugin's SQL left open (its own BEGIN failed) is rolled
 					 * back, and its SET search_path or SET ROLE undone (the
@@ -695,7 +644,11 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 				conn = db_conn(db, &dbs[d]);
 				snprintf(what, sizeof(what),
 				         "freshness counters in database \"%s\"", db->name);
-				broken = !conn || run_sql_file(conn, "freshness.sql", what) != 0;
+				broken =
+				    !conn || hist_apply_file(conn, hist_sql_dir(), "freshness.sql",
+				                             false, what, err, sizeof(err)) != 0;
+				if (conn && broken)
+					fprintf(stderr, "pgcrond install: %s\n", err);
 			}
 			if (broken) {
 				job_failed(job,
@@ -710,13 +663,13 @@ static int install_freshness(const struct pgc_config *cfg, const struct plugin_r
 				PGresult *r = PQexecParams(
 				    conn, "SELECT pgcrond.watch_source($1::pg_catalog.regclass)", 1,
 				    NULL, p, NULL, NULL, 0);
-				if (failed(r)) {
+				if (pgconn_check(conn, r, NULL, err, sizeof(err)) < 0) {
 					job_failed(
 					    job,
 					    "freshness: cannot watch source %s in database "
 					    "\"%s\": %s; until it can, the job runs once every "
 					    "freshness period",
-					    srcs[i], db->name, ddl_error(r, err, sizeof(err)));
+					    srcs[i], db->name, err);
 					rc = worse(rc, EX_CANTCREAT);
 				} else if (atoi(PQgetvalue(r, 0, 0)) > 0) {
 					printf(
@@ -784,16 +737,15 @@ int cli_install(int argc, char **argv)
 	if (src == 0)
 		src = sync_jobs(conn, cfg, reg, &counts);
 	PGresult *r = PQexec(conn, src == 0 ? "COMMIT" : "ROLLBACK");
-	if (src != 0 || !exec_ok(r, "COMMIT")) {
+	if (src == 0)
+		src = failed(conn, r, "COMMIT");
+	PQclear(r);
+	if (src != 0) {
 		if (src == -ENOMEM)
 			fprintf(stderr, "pgcrond install: out of memory\n");
-		if (src == 0)
-			src = sqlstate_is(r, "42501") ? -EACCES : -EIO;
-		PQclear(r);
 		rc = src == -ENOMEM ? EX_SOFTWARE : install_exit(conn, src);
 		goto out;
 	}
-	PQclear(r);
 
 	if (from == to && counts.added + counts.changed + counts.removed == 0)
 		/* a second install changed nothing and says so in one line */

@@ -3,6 +3,7 @@
  * when install made it and nothing else needs it), optionally keeping the run history and handing
  * the jobs made in SQL back to a real pg_cron's cron.job, active again. Refused while a
  * daemon is live. Prints each thing it does (or would do, with --dry-run). */
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -59,48 +60,26 @@ static void usage(FILE *out)
 	    PGCROND_DEFAULT_CONF);
 }
 
-/* The exit code for a failed statement R on CONN, after printing WHAT and the error. */
-static int fail(PGconn *conn, PGresult *r, const char *what)
+/* Run SQL (N parameters P, pgconn_exec()); 0, or the exit code after a message naming WHAT.
+ * *OUT gets the result when OUT is not NULL (PQclear it). */
+static int q(PGconn *c, const char *sql, int n, const char *const *p, const char *what,
+             PGresult **out)
 {
-	char why[1024];
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	fprintf(stderr, "pgcrond uninstall: %s: %s%s%s%s\n", what,
-	        r ? pgconn_result_error(r, why, sizeof(why)) : PQerrorMessage(conn),
-	        state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
-	if (PQstatus(conn) == CONNECTION_BAD)
+	char err[1536];
+	int rc = pgconn_exec(c, sql, n, p, out, what, err, sizeof(err));
+
+	if (rc == 0)
+		return 0;
+	fprintf(stderr, "pgcrond uninstall: %s\n", err);
+	if (rc == -ENOTCONN)
 		return EX_UNAVAILABLE;
-	if (state && strcmp(state, "42501") == 0) {
+	if (rc == -EACCES) {
 		fprintf(stderr,
 		        "pgcrond uninstall: run it as the role that ran pgcrond install (the "
 		        "owner of the schemas), or as a superuser\n");
 		return EX_NOPERM;
 	}
 	return EX_CANTCREAT;
-}
-
-static bool ok(const PGresult *r)
-{
-	ExecStatusType s = PQresultStatus(r);
-	return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-}
-
-/* Run SQL (N parameters P); 0, or the exit code after a message naming WHAT. *OUT gets the
- * result when OUT is not NULL (PQclear it). */
-static int q(PGconn *c, const char *sql, int n, const char *const *p, const char *what,
-             PGresult **out)
-{
-	/* without parameters, the simple protocol: SQL may hold several statements */
-	PGresult *r = n ? PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0) : PQexec(c, sql);
-	if (!ok(r)) {
-		int rc = fail(c, r, what);
-		PQclear(r);
-		return rc;
-	}
-	if (out)
-		*out = r;
-	else
-		PQclear(r);
-	return 0;
 }
 
 /* A daemon answering on the control socket of CONF: EX_TEMPFAIL after saying so, 0 when
@@ -136,10 +115,13 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 		return EX_UNAVAILABLE;
 	}
 	PGconn *pc = *pgcron;
-	PGresult *r = PQexec(pc, "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension"
-	                         " WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')");
-	if (!ok(r))
-		return fail(pc, r, "the pg_cron server (--to)");
+	PGresult *r = NULL;
+	rc = q(pc,
+	       "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension"
+	       " WHERE extname OPERATOR(pg_catalog.=) 'pg_cron')",
+	       0, NULL, "the pg_cron server (--to)", &r);
+	if (rc)
+		return rc;
 	bool has = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	if (!has) {
@@ -195,13 +177,12 @@ static int restore_pg_cron(PGconn *hist, const char *to, bool dry_run, PGconn **
 			                   PQgetvalue(jobs, i, 3),
 			                   user,
 			                   active ? "true" : "false"};
-			PGresult *s =
-			    PQexecParams(pc,
-			                 "SELECT cron.schedule_in_database($1, $2, $3, $4,"
-			                 " $5, $6::pg_catalog.bool)",
-			                 6, NULL, p, NULL, NULL, 0);
-			if (!ok(s)) {
-				rc = fail(pc, s, what);
+			PGresult *s = NULL;
+			rc = q(pc,
+			       "SELECT cron.schedule_in_database($1, $2, $3, $4,"
+			       " $5, $6::pg_catalog.bool)",
+			       6, p, what, &s);
+			if (rc) {
 				if (rc == EX_CANTCREAT)
 					rc = EX_DATAERR; /* pg_cron refused the job itself */
 				fprintf(stderr,
@@ -372,7 +353,7 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 	if (rc)
 		return rc;
 	r = PQexec(hist, "DROP ROLE pgcrond_operator");
-	if (ok(r)) {
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 		printf("%s role pgcrond_operator (its members lose it)\n", would);
 		PQclear(r);
 		return q(hist, "RELEASE SAVEPOINT role", 0, NULL, "RELEASE SAVEPOINT", NULL);

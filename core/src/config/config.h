@@ -74,12 +74,15 @@ struct conf_job {
 	enum overlap_policy overlap; /* default skip */
 	enum job_kind kind;          /* which of plugin, command and http is set */
 	/* retries (issue: jobs that behave) */
-	int retries;                 /* default 0 */
-	int64_t retry_delay_ms;      /* default 30s */
-	double retry_backoff;        /* factor, default 2.0 */
-	int64_t retry_max_delay_ms;  /* default 10m */
-	bool retry_on_timeout;       /* default false */
-	bool enabled;                /* default true */
+	int retries;                /* default 0 */
+	int64_t retry_delay_ms;     /* default 30s */
+	double retry_backoff;       /* factor, default 2.0 */
+	int64_t retry_max_delay_ms; /* default 10m */
+	bool retry_on_timeout;      /* default false */
+	bool enabled;               /* default true */
+	/* name, plugin, command and schedule are in the config's string blocks
+	 * (config_pack_strs), not each its own */
+	bool packed;
 	enum retry_on retry_on;      /* default transient */
 	enum catchup_policy catchup; /* default once */
 	int alert_after;             /* alerts: consecutive failures, default 1 */
@@ -178,6 +181,17 @@ struct conf_http_client {
  * is not UTF-8 becomes U+FFFD), so a pg_net body is kept up to 64 MB. */
 #define CONFIG_PG_NET_MAX_BYTES (64LL * 1024 * 1024)
 
+/* A job file as a load read it: its text's identity and where its jobs are in the jobs array.
+ * A reload parses again only the files whose text changed (config_load_again). */
+struct conf_file {
+	const char *path; /* the config's one copy (config_own_str) */
+	size_t size;      /* of its text, in bytes */
+	uint64_t hash;    /* of its text (config_text_hash) */
+	size_t first, n;  /* its jobs: jobs[first .. first + n) */
+	bool reusable;    /* its jobs depend on its text alone: no @include, no NUL byte */
+	bool taken;       /* its jobs were copied from the configuration before, not parsed */
+};
+
 /* Every string or array a config points to is its own: config_free frees it, and clone() in
  * config_sql.c copies it (a field added here must be added there too). */
 struct pgc_config {
@@ -220,6 +234,19 @@ struct pgc_config {
 	 * (config_own_str; 100,000 jobs in 100 files kept 100,000 copies of each) */
 	char **job_strs;
 	size_t n_job_strs;
+	/* the job files read, in order (a configuration made other than by config_load has
+	 * none), and the main file's text (0 and 0: its jobs are not to be taken again, the main
+	 * file had an @include) */
+	struct conf_file *job_files;
+	size_t n_job_files;
+	/* the blocks the jobs' packed strings are in (config_pack_strs): one malloc'd string of
+	 * three took 32 bytes, 100,000 jobs' name, command and schedule 10 MB */
+	char **str_blocks;
+	size_t n_str_blocks;
+	char *str_next; /* the free end of the last block */
+	size_t str_left;
+	size_t main_size;
+	uint64_t main_hash;
 	/* owners beyond the first (config_ref): the configuration in force is the files' one
 	 * itself when no job is made in SQL, rather than a copy of 100,000 jobs */
 	unsigned extra_refs;
@@ -232,6 +259,16 @@ struct pgc_config {
  * plugin names and plugin settings are checked by the caller against the loaded plugins. */
 int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
+/* Like config_load, for a reload: the job files whose text is the one PREV read (PREV: a
+ * configuration config_load or this made from PATH, whose main file's text has not changed
+ * either) are not parsed again, their jobs are copied from PREV. Their identity is their
+ * text's size and hash, not their times: an edit within the same second that keeps the size
+ * is seen. PREV may be NULL. */
+int config_load_again(const char *path, const struct pgc_config *prev, struct pgc_config **out,
+                      struct diag_list *dl) __attribute__((warn_unused_result));
+/* Whether B's job files are A's, with the same texts, and its main file's text A's: the same
+ * file jobs, at the same lines (A or B NULL: false). */
+bool config_same_files(const struct pgc_config *a, const struct pgc_config *b);
 /* Like config_load, for the commands that must work while a job file is broken (status,
  * pause, resume, trigger, history, list, graph): a job file with errors is left out, with
  * the files whose jobs depend on its jobs, and the rest loads. Returns 0 with *OUT and the

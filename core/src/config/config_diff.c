@@ -158,45 +158,61 @@ static int add_line(struct config_diff *d, const struct line *l)
 	return 0;
 }
 
-static int cmp_job(const void *x, const void *y)
+struct named {
+	const char *name;
+	const struct conf_job *job;
+};
+
+static int cmp_named(const void *x, const void *y)
 {
-	const struct conf_job *a = *(const struct conf_job *const *)x;
-	const struct conf_job *b = *(const struct conf_job *const *)y;
-	return strcmp(a->name, b->name);
+	return strcmp(((const struct named *)x)->name, ((const struct named *)y)->name);
 }
 
-/* CFG's jobs sorted by name, so a reload of 10,000 jobs is not 10,000 linear searches. */
+/* CFG's jobs sorted by name. The names are sorted beside their jobs: a comparison that went
+ * through each job to its name was two cache misses, not one (100,000 jobs: 1.7 million). */
 static const struct conf_job **sorted_jobs(const struct pgc_config *cfg)
 {
-	const struct conf_job **v = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*v));
-	if (!v)
+	size_t n = cfg->n_jobs;
+	const struct conf_job **v = calloc(n ? n : 1, sizeof(*v));
+	struct named *w = calloc(n ? n : 1, sizeof(*w));
+	if (!v || !w) {
+		free(v);
+		free(w);
 		return NULL;
-	for (size_t i = 0; i < cfg->n_jobs; i++)
-		v[i] = &cfg->jobs[i];
-	qsort(v, cfg->n_jobs, sizeof(*v), cmp_job);
+	}
+	for (size_t i = 0; i < n; i++)
+		w[i] = (struct named){cfg->jobs[i].name, &cfg->jobs[i]};
+	qsort(w, n, sizeof(*w), cmp_named);
+	for (size_t i = 0; i < n; i++)
+		v[i] = w[i].job;
+	free(w);
 	return v;
 }
 
-static const struct conf_job *lookup(const struct conf_job **v, size_t n, const char *name)
+/* The job of CFG named like OTHER's job I: at the same place when the jobs did not move (a
+ * reload of the same files: the array is read in order, not at random), else by name. */
+static const struct conf_job *counterpart(const struct pgc_config *cfg,
+                                          const struct pgc_config *other, size_t i)
 {
-	struct conf_job k = {.name = (char *)name};
-	const struct conf_job *kp = &k;
-	const struct conf_job **hit = bsearch(&kp, v, n, sizeof(*v), cmp_job);
-	return hit ? *hit : NULL;
+	const char *name = other->jobs[i].name;
+	if (i < cfg->n_jobs && cfg->jobs[i].name && strcmp(cfg->jobs[i].name, name) == 0)
+		return &cfg->jobs[i];
+	return config_job(cfg, name);
 }
 
 int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_cfg,
                      struct config_diff *out)
 {
-	const struct conf_job **old_v = sorted_jobs(old), **new_v = sorted_jobs(new_cfg);
+	const struct conf_job **new_v = sorted_jobs(new_cfg);
 	int rc = -ENOMEM;
 
-	if (!old_v || !new_v)
+	if (!new_v)
 		goto out;
+	/* each job found in the other (counterpart): no second sort */
 	for (size_t i = 0; i < new_cfg->n_jobs; i++) {
 		const struct conf_job *b = &new_cfg->jobs[i];
-		const struct conf_job *a = lookup(old_v, old->n_jobs, b->name);
-		struct line l = {.len = 0};
+		const struct conf_job *a = counterpart(old, new_cfg, i);
+		struct line l = {.len = 0}, keys = {.len = 0};
 		if (!a) {
 			put(&l, "added job \"%s\"", b->name);
 			if (b->username) { /* a SQL job: whose, and the name its owner gave it */
@@ -208,9 +224,9 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 			}
 			out->added++;
 		} else {
-			put(&l, "changed job \"%s\"", b->name);
-			if (!describe_change(a, b, &l))
-				continue;
+			if (!describe_change(a, b, &keys))
+				continue; /* the same: the common case, and no line is made */
+			put(&l, "changed job \"%s\"%s", b->name, keys.buf);
 			out->changed++;
 		}
 		if (add_line(out, &l) < 0)
@@ -220,7 +236,7 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 	for (size_t i = 0; i < old->n_jobs; i++) {
 		const struct conf_job *a = &old->jobs[i];
 		struct line l = {.len = 0};
-		if (lookup(new_v, new_cfg->n_jobs, a->name))
+		if (counterpart(new_cfg, old, i))
 			continue;
 		if (out->removed == cap_gone) {
 			size_t cap = cap_gone ? 2 * cap_gone : 16;
@@ -236,11 +252,13 @@ int config_diff_jobs(const struct pgc_config *old, const struct pgc_config *new_
 		if (add_line(out, &l) < 0)
 			goto out;
 	}
+	/* complete: GONE says so even when empty (the scheduler looks up every old job else) */
+	if (!out->gone && !(out->gone = malloc(sizeof(*out->gone))))
+		goto out;
 	out->by_name = new_v;
 	new_v = NULL;
 	rc = 0;
 out:
-	free(old_v);
 	free(new_v);
 	return rc;
 }

@@ -14,7 +14,8 @@ struct config_diff {
 	               * timeout, setting "view" */
 	size_t n, cap;
 	size_t added, changed, removed;
-	size_t *gone; /* the removed jobs' indexes in the old config (REMOVED of them) */
+	size_t *gone; /* the removed jobs' indexes in the old config (REMOVED of them); not NULL
+	               * after a complete diff, even with none */
 	/* the new config's jobs in byte order of their names (strcmp), for whoever wants them
 	 * sorted: config_diff_free frees it unless taken (set to NULL) */
 	const struct conf_job **by_name;

@@ -24,11 +24,13 @@
 
 void config_job_fields_free(struct conf_job *j)
 {
-	free(j->name);
-	free(j->plugin);
-	free(j->command);
+	if (!j->packed) { /* else they are the config's (config_pack_strs) */
+		free(j->name);
+		free(j->plugin);
+		free(j->command);
+		free(j->schedule);
+	}
 	config_http_call_free(&j->http);
-	free(j->schedule);
 	for (size_t i = 0; i < j->n_after; i++)
 		free(j->after[i]);
 	free(j->after);
@@ -48,6 +50,44 @@ void config_job_fields_free(struct conf_job *j)
 	free(j->timezone);
 	if (j->tz)
 		cron_tz_free(&j->tz);
+}
+
+void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
+                     bool *oom)
+{
+	*dst = *src;
+	dst->packed = false;
+	if (!config_pack_strs(c, dst, src)) {
+		dst->name = dst->plugin = dst->command = dst->schedule = NULL;
+		*oom = true;
+	}
+	dst->http = config_http_call_dup(src->http, oom);
+	dst->database = src->database ? config_own_database(c, src->database) : NULL;
+	if (src->database && !dst->database)
+		*oom = true;
+	dst->listen = config_dup_or(src->listen, oom);
+	dst->file = src->file ? config_own_str(c, src->file) : NULL;
+	if (src->file && !dst->file)
+		*oom = true;
+	dst->username = config_dup_or(src->username, oom);
+	dst->timezone = config_dup_or(src->timezone, oom);
+	dst->tz = NULL;
+	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
+		*oom = true; /* it opened when the files were read */
+	dst->sql_database = config_dup_or(src->sql_database, oom);
+	dst->cron_name = config_dup_or(src->cron_name, oom);
+	dst->after = config_dup_strs(src->after, &dst->n_after, oom);
+	dst->sources = config_dup_strs(src->sources, &dst->n_sources, oom);
+	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
+	if (src->n_settings && !dst->settings) {
+		*oom = true;
+		dst->n_settings = 0;
+	}
+	for (size_t i = 0; i < dst->n_settings; i++) {
+		dst->settings[i] = src->settings[i];
+		dst->settings[i].key = config_dup_or(src->settings[i].key, oom);
+		dst->settings[i].value = config_dup_or(src->settings[i].value, oom);
+	}
 }
 
 /* A plugin setting's value as text, in libconfig's spelling; NULL if not a scalar. */
@@ -445,6 +485,31 @@ static void job_database(struct loader *L, const config_setting_t *s, const char
 	free(read);
 }
 
+/* Append job J (taken) to the configuration. The first definition of a name is kept; later
+ * ones are reported and dropped. A job with an invalid name is kept (its error is reported):
+ * jobs naming it in after would otherwise get a second, misleading error. UNIQUE: J's name
+ * is known to be new (a job of the configuration before, which had no two of a name, when
+ * every job so far came from it too). */
+static void job_append(struct loader *L, struct conf_job *j, bool unique)
+{
+	struct pgc_config *cfg = L->cfg;
+	const struct conf_job *prev = j->name && !unique ? config_job(cfg, j->name) : NULL;
+
+	if (prev)
+		config_report(L, j->file, j->line,
+		              "job \"%s\" is already defined at %s:%d; rename one of them", j->name,
+		              prev->file, prev->line);
+	if (!j->name || prev ||
+	    !config_grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
+		config_job_fields_free(j);
+		return;
+	}
+	if (!j->packed && !config_pack_strs(cfg, j, NULL))
+		L->oom = true; /* (J still holds its own) */
+	cfg->jobs[cfg->n_jobs++] = *j;
+	config_index_add(cfg, cfg->n_jobs - 1);
+}
+
 void config_job_parse(struct loader *L, const config_setting_t *s, const char *path)
 {
 	struct pgc_config *cfg = L->cfg;
@@ -488,32 +553,78 @@ void config_job_parse(struct loader *L, const config_setting_t *s, const char *p
 		    who);
 
 	job_database(L, s, file, who, &j);
+	job_append(L, &j, false);
+}
 
-	/* Keep the first definition of a name; later ones are reported and dropped. A job with
-	 * an invalid name is kept (its error is reported): jobs naming it in after would
-	 * otherwise get a second, misleading error. */
-	const struct conf_job *prev = j.name ? config_job(cfg, j.name) : NULL;
-	if (prev)
-		config_report(L, file, line,
-		              "job \"%s\" is already defined at %s:%d; rename one of them", j.name,
-		              prev->file, prev->line);
-	if (!j.name || prev ||
-	    !config_grow(L, (void **)&cfg->jobs, cfg->n_jobs, &L->jobs_cap, sizeof(*cfg->jobs))) {
-		config_job_fields_free(&j);
+/* The job files of L->prev (config_load_again) by path, in the order both read them. */
+static const struct conf_file *prev_file(struct loader *L, const char *path, size_t *cursor)
+{
+	const struct pgc_config *prev = L->prev;
+
+	for (size_t k = 0; prev && k < prev->n_job_files; k++) {
+		const struct conf_file *f = &prev->job_files[(*cursor + k) % prev->n_job_files];
+		if (strcmp(f->path, path) == 0) {
+			*cursor = (size_t)(f - prev->job_files) + 1;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+/* PATH, whose text is F's, was read before with that very text: its jobs are copied, not
+ * parsed again. False if it was not (or its text may mean something else now). */
+static bool reuse_file(struct loader *L, const char *path, const struct conf_file *f,
+                       size_t *cursor)
+{
+	const struct conf_file *p = f->reusable ? prev_file(L, path, cursor) : NULL;
+
+	if (!p || !p->reusable || p->size != f->size || p->hash != f->hash)
+		return false;
+	for (size_t k = p->first; k < p->first + p->n && !L->oom; k++) {
+		struct conf_job j;
+		config_job_copy(L->cfg, &L->prev->jobs[k], &j, &L->oom);
+		job_append(L, &j, !L->parsed_jobs);
+	}
+	return true;
+}
+
+/* Note job file PATH (F: its text's identity), whose jobs are those from FIRST on. */
+static void add_job_file(struct loader *L, const char *path, struct conf_file f, size_t first)
+{
+	struct pgc_config *cfg = L->cfg;
+
+	f.path = config_own_str(cfg, path);
+	f.first = first;
+	f.n = cfg->n_jobs - first;
+	if (!f.path || !config_grow(L, (void **)&cfg->job_files, cfg->n_job_files,
+	                            &L->job_files_cap, sizeof(*cfg->job_files))) {
+		L->oom = true;
 		return;
 	}
-	cfg->jobs[cfg->n_jobs++] = j;
-	config_index_add(cfg, cfg->n_jobs - 1);
+	cfg->job_files[cfg->n_job_files++] = f;
 }
 
 static const char *const daemon_keys_hint =
     "is a daemon setting; it belongs in the main file, not in a job file";
 
-static void load_job_file(struct loader *L, const char *path, int fd)
+static void load_job_file(struct loader *L, const char *path, int fd, size_t *cursor)
 {
 	config_t cf;
+	size_t len, first = L->cfg->n_jobs;
+	struct conf_file f = {0};
+	char *body = config_file_text(L, path, fd, &len);
 
-	if (!config_file_read(L, &cf, path, L->cfg->conf_dir, fd))
+	if (!body)
+		return;
+	config_text_identity(body, len, &f);
+	if (reuse_file(L, path, &f, cursor)) {
+		free(body);
+		f.taken = true;
+		add_job_file(L, path, f, first);
+		return;
+	}
+	L->parsed_jobs = true;
+	if (!config_file_parse(L, &cf, path, L->cfg->conf_dir, body))
 		return;
 	const config_setting_t *root = config_root_setting(&cf);
 	int n = config_setting_length(root);
@@ -567,6 +678,8 @@ static void load_job_file(struct loader *L, const char *path, int fd)
 		}
 	}
 	config_destroy(&cf);
+	f.reusable = f.reusable && config_file_unchanged(path, &f); /* (edited meanwhile) */
+	add_job_file(L, path, f, first);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -614,10 +727,11 @@ void config_load_conf_dir(struct loader *L)
 	DIR *d;
 	struct dirent *de;
 	char **names = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, cursor = 0;
 
 	if (!cfg->conf_dir)
 		return;
+	L->parsed_jobs = cfg->n_jobs > 0; /* (jobs are in job files only) */
 	if (config_check_trusted(L, cfg->conf_dir, true, "conf_dir", cfg->file,
 	                         config_main_line(L, "conf_dir")) == -EPERM)
 		return; /* its files are not read: anybody could have put them there */
@@ -670,7 +784,7 @@ void config_load_conf_dir(struct loader *L)
 				config_report(L, path, 0,
 				              "cannot read the file: not a regular file");
 			else if (rc == 0)
-				load_job_file(L, path, fd);
+				load_job_file(L, path, fd, &cursor);
 		}
 		if (L->n_errors > errors_before)
 			config_blame(L, path);

@@ -56,8 +56,9 @@ static void sort_diags(struct loader *L)
 
 /* config_load, leaving out the job files in SKIP; *BLAMED gets the job files with errors
  * (the caller frees them) and *MAIN_BAD whether any error is outside them. */
-static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_config **out,
-                struct diag_list *dl, char ***blamed, size_t *n_blamed, bool *main_bad)
+static int load(const char *path, const struct pgc_config *prev, char *const *skip, size_t n_skip,
+                struct pgc_config **out, struct diag_list *dl, char ***blamed, size_t *n_blamed,
+                bool *main_bad)
 {
 	struct loader L;
 	struct pgc_config *cfg;
@@ -94,7 +95,21 @@ static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_c
 	L.have_main_st = stat(path, &L.main_st) == 0;
 
 	L.self = geteuid();
-	if (!L.oom && config_file_read(&L, &cf, path, L.main_dir, -1)) {
+	size_t len;
+	char *body = L.oom ? NULL : config_file_text(&L, path, -1, &len);
+	struct conf_file f = {0};
+	if (body)
+		config_text_identity(body, len, &f);
+	if (body && config_file_parse(&L, &cf, path, L.main_dir, body)) {
+		/* the job files' jobs depend on this text too (databases, the history database):
+		 * those of PREV are taken again only when it is the same */
+		if (f.reusable && config_file_unchanged(path, &f)) {
+			cfg->main_size = f.size;
+			cfg->main_hash = f.hash;
+		}
+		if (prev && prev->main_hash == cfg->main_hash &&
+		    prev->main_size == cfg->main_size && cfg->main_hash != 0)
+			L.prev = prev;
 		const config_setting_t *root = config_root_setting(&cf);
 		config_parse_main(&L, root, path);
 		config_finish_main(&L, root);
@@ -168,7 +183,28 @@ static int load(const char *path, char *const *skip, size_t n_skip, struct pgc_c
 
 int config_load(const char *path, struct pgc_config **out, struct diag_list *dl)
 {
-	return load(path, NULL, 0, out, dl, NULL, NULL, NULL);
+	return load(path, NULL, NULL, 0, out, dl, NULL, NULL, NULL);
+}
+
+int config_load_again(const char *path, const struct pgc_config *prev, struct pgc_config **out,
+                      struct diag_list *dl)
+{
+	return load(path, prev, NULL, 0, out, dl, NULL, NULL, NULL);
+}
+
+bool config_same_files(const struct pgc_config *a, const struct pgc_config *b)
+{
+	if (!a || !b || a->main_hash == 0 || a->main_hash != b->main_hash ||
+	    a->main_size != b->main_size || a->n_job_files != b->n_job_files ||
+	    a->n_jobs != b->n_jobs)
+		return false;
+	for (size_t i = 0; i < a->n_job_files; i++) {
+		const struct conf_file *f = &a->job_files[i], *g = &b->job_files[i];
+		if (!f->reusable || !g->reusable || f->size != g->size || f->hash != g->hash ||
+		    f->n != g->n || strcmp(f->path, g->path) != 0)
+			return false;
+	}
+	return true;
 }
 
 int config_load_partial(const char *path, struct pgc_config **out, struct diag_list *dl,
@@ -185,7 +221,7 @@ int config_load_partial(const char *path, struct pgc_config **out, struct diag_l
 		size_t n_blamed = 0, dl_start = dl->n;
 		bool main_bad = false;
 
-		rc = load(path, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
+		rc = load(path, NULL, skip, n_skip, out, dl, &blamed, &n_blamed, &main_bad);
 		bool again = !(rc == 0 || rc == -ENOMEM || main_bad || n_blamed == 0);
 		/* leave the blamed files out and try again: their diagnostics are not the
 		 * caller's business unless nothing loads at all */
@@ -270,6 +306,10 @@ void config_free(struct pgc_config **pcfg)
 	for (size_t i = 0; i < cfg->n_job_strs; i++)
 		free(cfg->job_strs[i]);
 	free(cfg->job_strs);
+	free(cfg->job_files);
+	for (size_t i = 0; i < cfg->n_str_blocks; i++)
+		free(cfg->str_blocks[i]);
+	free(cfg->str_blocks);
 	if (cfg->tz)
 		cron_tz_free(&cfg->tz);
 	config_index_free(&cfg->job_index);

@@ -55,6 +55,11 @@ struct loader {
 	char **blamed;
 	size_t n_blamed;
 	bool main_bad; /* an error no job file can be blamed for */
+	/* config_load_again(): the configuration whose unchanged job files are taken again;
+	 * NULL once the main file's text differs from the one it read */
+	const struct pgc_config *prev;
+	size_t job_files_cap;
+	bool parsed_jobs; /* a job file was parsed: a job taken from PREV may have its name */
 };
 
 /* The file a setting came from: libconfig knows it even inside @include files. */
@@ -183,8 +188,17 @@ char *config_join_path(struct loader *L, const char *dir, const char *name);
 bool config_grow(struct loader *L, void **items, size_t n, size_t *cap, size_t size);
 int config_check_trusted(struct loader *L, const char *path, bool is_dir, const char *what,
                          const char *file, int line);
-bool config_file_read(struct loader *L, config_t *cf, const char *path, const char *include_dir,
-                      int fd);
+/* The text of PATH (FD >= 0: the file as trust_open checked it, closed here), NUL-terminated,
+ * malloc'd, its length in *LEN; NULL after reporting. Then its parse into CF, after its
+ * @include files passed the trust check (BODY, its text, is freed). And the identity of a
+ * file's text (conf_file's size, hash and reusable). */
+char *config_file_text(struct loader *L, const char *path, int fd, size_t *len);
+bool config_file_parse(struct loader *L, config_t *cf, const char *path, const char *include_dir,
+                       char *body);
+void config_text_identity(const char *text, size_t len, struct conf_file *f);
+/* Whether PATH's text is still the one F identifies: libconfig reads the file again by its
+ * path, so a file whose text changed meanwhile is not known by the text it was parsed from. */
+bool config_file_unchanged(const char *path, const struct conf_file *f);
 void config_index_add(struct pgc_config *cfg, size_t i);
 struct config_job_index;
 void config_index_free(struct config_job_index **ix);
@@ -199,6 +213,14 @@ void config_check_database(struct loader *L, const char *file, int line, const c
  * parses the jobs made in SQL so), the release of a job's fields, conf_dir's files */
 void config_job_parse(struct loader *L, const config_setting_t *s, const char *path);
 void config_job_fields_free(struct conf_job *j);
+/* Move J's name, plugin, command and schedule into CFG's string blocks (J->packed), or copy
+ * them there from SRC (J's fields are SRC's then, none of them J's own); false when out of
+ * memory (J is as it was). */
+bool config_pack_strs(struct pgc_config *cfg, struct conf_job *j, const struct conf_job *src);
+/* A deep copy of SRC into DST, a job of C (its file and database become C's strings); *OOM
+ * set when something could not be copied (DST is then still to be freed). */
+void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
+                     bool *oom);
 void config_blame(struct loader *L, const char *path);
 void config_load_conf_dir(struct loader *L);
 void config_check_jobs(struct loader *L);

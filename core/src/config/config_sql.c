@@ -8,43 +8,6 @@
 
 #include "config_priv.h"
 
-static void copy_job(struct pgc_config *c, const struct conf_job *src, struct conf_job *dst,
-                     bool *oom)
-{
-	*dst = *src;
-	dst->name = config_dup_or(src->name, oom);
-	dst->plugin = config_dup_or(src->plugin, oom);
-	dst->command = config_dup_or(src->command, oom);
-	dst->http = config_http_call_dup(src->http, oom);
-	dst->database = src->database ? config_own_database(c, src->database) : NULL;
-	if (src->database && !dst->database)
-		*oom = true;
-	dst->schedule = config_dup_or(src->schedule, oom);
-	dst->listen = config_dup_or(src->listen, oom);
-	dst->file = src->file ? config_own_str(c, src->file) : NULL;
-	if (src->file && !dst->file)
-		*oom = true;
-	dst->username = config_dup_or(src->username, oom);
-	dst->timezone = config_dup_or(src->timezone, oom);
-	dst->tz = NULL;
-	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
-		*oom = true; /* it opened when the files were read */
-	dst->sql_database = config_dup_or(src->sql_database, oom);
-	dst->cron_name = config_dup_or(src->cron_name, oom);
-	dst->after = config_dup_strs(src->after, &dst->n_after, oom);
-	dst->sources = config_dup_strs(src->sources, &dst->n_sources, oom);
-	dst->settings = src->n_settings ? calloc(src->n_settings, sizeof(*dst->settings)) : NULL;
-	if (src->n_settings && !dst->settings) {
-		*oom = true;
-		dst->n_settings = 0;
-	}
-	for (size_t i = 0; i < dst->n_settings; i++) {
-		dst->settings[i] = src->settings[i];
-		dst->settings[i].key = config_dup_or(src->settings[i].key, oom);
-		dst->settings[i].value = config_dup_or(src->settings[i].value, oom);
-	}
-}
-
 /* A deep copy of SRC with room for N_DBS more databases; NULL on ENOMEM. */
 static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 {
@@ -57,8 +20,13 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->tz = NULL;        /* the daemon opens its zone from c->timezone; never shared */
 	c->job_index = NULL; /* built for the copy once its jobs are final */
 	c->extra_refs = 0;
-	c->job_strs = NULL; /* its own copies (copy_job) */
+	c->job_strs = NULL; /* its own copies (config_job_copy) */
 	c->n_job_strs = 0;
+	c->job_files = NULL; /* its jobs are not all from files */
+	c->n_job_files = 0;
+	c->str_blocks = NULL; /* its own (config_pack_strs) */
+	c->n_str_blocks = c->str_left = 0;
+	c->str_next = NULL;
 	c->file = config_dup_or(src->file, &oom);
 	c->timezone = config_dup_or(src->timezone, &oom);
 	c->plugin_dir = config_dup_or(src->plugin_dir, &oom);
@@ -101,7 +69,7 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		d->file = config_dup_or(s->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
-		copy_job(c, &src->jobs[i], &c->jobs[i], &oom);
+		config_job_copy(c, &src->jobs[i], &c->jobs[i], &oom);
 	if (oom)
 		config_free(&c);
 	return c;

@@ -191,6 +191,17 @@ static void log_reload_diff(const struct config_diff *diff, int diff_rc,
 		           new_cfg->n_jobs, diff->added, diff->changed, diff->removed);
 }
 
+/* How many of FILES' job files a reload parsed: the others' text had not changed, and their
+ * jobs were taken as they were (config_load_again). */
+static void log_files_parsed(const struct pgc_config *files)
+{
+	size_t taken = 0;
+	for (size_t i = 0; i < files->n_job_files; i++)
+		taken += files->job_files[i].taken;
+	log_info("reload: %zu of %zu job file(s) parsed; the other %zu unchanged",
+	         files->n_job_files - taken, files->n_job_files, taken);
+}
+
 static void reload_begin(struct daemon *d);
 static void sql_changed(void *arg);
 static void installed(void *arg, int rc);
@@ -260,7 +271,7 @@ static void install_end(struct daemon *d)
 		old_files = d->files;
 		d->files = files;
 		/* the registry follows the reload */
-		sqljobs_record_files_made(d->sql, files, r->first_part);
+		sqljobs_record_files_made(d->sql, files, r->first_part, r->files_same);
 		r->first_part = NULL;
 	}
 	d->cfg = cfg;
@@ -280,6 +291,8 @@ static void install_end(struct daemon *d)
 			log_warning("cluster: out of memory publishing the jobs");
 		http_apply(d->http, cfg);
 		log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
+		if (files)
+			log_files_parsed(files);
 	}
 	/* Swap: the scheduler copied what running runs need, so the old config can go, freed
 	 * off the loop with its pages given back (100,000 jobs: 26 MB) */
@@ -398,8 +411,9 @@ static void built(void *arg, struct reload_result *r)
 	after_install(d, sql, r->loop_ms, &st, st.total_us, 0);
 }
 
-/* Build the configuration from PATH (NULL: FILES, the files in force) and the jobs made in
- * SQL: in the background, or, without a background job, here on the loop. */
+/* Build the configuration from PATH (NULL: FILES, the files in force; else FILES' unchanged
+ * files are taken again) and the jobs made in SQL: in the background, or, without a
+ * background job, here on the loop. */
 static void build(struct daemon *d, const char *path, const struct pgc_config *files)
 {
 	if (d->loader && reloader_start(d->loader, path, files, d->sql, d->cfg) == 0)
@@ -436,7 +450,7 @@ static void reload_begin(struct daemon *d)
 	sdnotify_reloading();
 	log_notice("SIGHUP: reloading %s", d->config_path);
 	d->building_sql = false;
-	build(d, d->config_path, NULL);
+	build(d, d->config_path, d->files); /* its unchanged files are not parsed again */
 }
 
 static void drained(void *arg)
@@ -841,7 +855,7 @@ static int open_inputs(struct daemon *d)
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		return EX_UNAVAILABLE;
 	}
-	sqljobs_record_files_made(d->sql, d->files, NULL);
+	sqljobs_record_files_made(d->sql, d->files, NULL, false);
 	if (hdb && pgnet_new(d->base, hdb->name, hdb->conninfo, d->httpc,
 	                     d->cfg->http_client.pg_net_max_response, &d->pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");

@@ -30,14 +30,16 @@ struct reloader {
 	struct reload_result res;
 };
 
-/* Step 1 (background): read the files if asked, merge the SQL jobs in. */
+/* Step 1 (background): read the files if asked (those FILES read with the same text are not
+ * parsed again), merge the SQL jobs in. */
 static void parse_merge(struct reload_result *res, const char *path, const struct pgc_config *files,
                         const struct sqljobs *sql)
 {
 	if (path) {
-		res->rc = config_load(path, &res->files, &res->dl);
+		res->rc = config_load_again(path, files, &res->files, &res->dl);
 		if (res->rc < 0)
 			return;
+		res->files_same = config_same_files(files, res->files);
 		files = res->files;
 	}
 	/* a merge without SQL jobs takes a reference on FILES: the build's own, or the files in
@@ -71,7 +73,7 @@ static void graph_zone_diff(struct reload_result *res, const struct pgc_config *
 	}
 	if (old)
 		res->diff_rc = config_diff_jobs(old, res->cfg, &res->diff);
-	if (res->files && registry)
+	if (res->files && registry && !res->files_same)
 		res->first_part = sqljobs_first_part(res->files);
 }
 
@@ -221,7 +223,7 @@ struct disposal {
 static void dispose_work(struct bgwork_job *job)
 {
 	struct disposal *w = (struct disposal *)job;
-	/* the last owner: nothing on the loop refers to it any more */
+	/* the last owner (or none: a trim only): nothing on the loop refers to it any more */
 	config_free(&w->cfg);
 	malloc_trim(0); /* its pages go back (100,000 jobs: 26 MB) */
 }
@@ -237,10 +239,14 @@ void reloader_dispose(struct reloader *l, struct pgc_config **cfg)
 {
 	if (!*cfg)
 		return;
-	if ((*cfg)->extra_refs > 0 || !l || l->freeing) {
-		config_free(cfg); /* another owner keeps it: a count goes down */
+	if (!l || l->freeing) {
+		config_free(cfg);
 		return;
 	}
+	/* another owner keeps it: a count goes down, and the pages of what the swap freed on
+	 * the loop still go back (the job graph, the diff: 3 MB at 100,000 jobs) */
+	if ((*cfg)->extra_refs > 0)
+		config_free(cfg);
 	struct disposal *w = calloc(1, sizeof(*w));
 	if (w) {
 		w->job.work = dispose_work;

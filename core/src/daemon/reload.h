@@ -36,6 +36,8 @@ struct reload_result {
 	struct config_diff diff;         /* the jobs changed from the old configuration to CFG */
 	int diff_rc;                     /* 0, or -ENOMEM: DIFF is incomplete */
 	char *first_part;                /* FILES' first registry part (sqljobs_first_part) */
+	bool files_same;                 /* FILES are the files in force, unchanged
+	                                  * (config_same_files): no first part made */
 	double loop_ms;                  /* how long the build held the loop (the plugins) */
 };
 
@@ -44,7 +46,8 @@ typedef void (*reload_done_fn)(void *arg, struct reload_result *res);
 
 int reloader_new(struct event_base *base, reload_done_fn fn, void *arg, struct reloader **out)
     __attribute__((warn_unused_result));
-/* Start a build: the files read from PATH, or FILES when PATH is NULL (borrowed), merged with
+/* Start a build: the files read from PATH (a file whose text FILES read is not parsed again:
+ * config_load_again), or FILES when PATH is NULL (FILES borrowed, may be NULL), merged with
  * the jobs made in SQL as SQL holds them now (SQL may be NULL), compared with OLD (borrowed;
  * NULL: no diff). PATH, FILES and OLD must stay as they are until FN is called. -EBUSY while a
  * build is under way, -ENOMEM; when no background job can be started, the build runs here
@@ -56,10 +59,10 @@ bool reloader_busy(const struct reloader *l);
 /* Waits for a build under way (its result is dropped, FN is not called), then frees. */
 void reloader_free(struct reloader **l);
 
-/* Drop *CFG (one owner of it; set to NULL): when it is the last, it is freed, and the pages
- * given back (malloc_trim), on the background job, so that a configuration of 100,000 jobs
- * does not hold the loop for that (about 12 ms). With no background job, here. L may be
- * NULL. */
+/* Drop *CFG (one owner of it; set to NULL): when it is the last, it is freed; either way the
+ * free pages are given back (malloc_trim), on the background job, so that a configuration of
+ * 100,000 jobs does not hold the loop for that (about 12 ms). With no background job, here.
+ * L may be NULL. */
 void reloader_dispose(struct reloader *l, struct pgc_config **cfg);
 
 /* The same build, all on the calling thread (the daemon's start). Returns RES->rc. */

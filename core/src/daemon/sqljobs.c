@@ -2,6 +2,7 @@
 #include "sqljobs.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@ struct sqljobs {
 	bool rec_busy;            /* a part is in flight */
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
 	bool rec_whole;           /* a schema before step 8: all jobs in one statement */
+	bool rec_current;         /* the registry has FILES' jobs: the last send went through */
 	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
 	bool reading, again;
 	struct log_complaint complaint;
@@ -318,6 +320,7 @@ static void send_files(struct sqljobs *sj)
 	}
 	sj->rec_next = 0;
 	sj->rec_restart = false;
+	sj->rec_current = false;
 	send_part(sj);
 }
 
@@ -350,7 +353,11 @@ static void on_recorded(void *arg, const PGresult *res)
 		send_part(sj);
 		return;
 	}
+	sj->rec_current = true;
 	log_complaint_reset(&sj->complaint);
+	/* the parts' JSON is freed, in pieces among the jobs' allocations: the pages go back
+	 * (100,000 jobs: 4 MB of the RSS) */
+	malloc_trim(0);
 }
 
 char *sqljobs_first_part(const struct pgc_config *files)
@@ -358,7 +365,8 @@ char *sqljobs_first_part(const struct pgc_config *files)
 	return files_json(files, 0, files->n_jobs <= REC_PART ? files->n_jobs : REC_PART);
 }
 
-void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first)
+void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first,
+                               bool same)
 {
 	if (!sj) {
 		free(first);
@@ -367,6 +375,8 @@ void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *file
 	free(sj->first);
 	sj->first = first;
 	sj->files = files;
+	if (same && (sj->rec_current || sj->rec_busy))
+		return; /* the registry has these jobs, or the parts on their way are theirs */
 	send_files(sj);
 }
 

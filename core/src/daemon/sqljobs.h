@@ -38,8 +38,10 @@ char *sqljobs_first_part(const struct pgc_config *files);
  * and after every reconnect until the next call: the registry follows every reload. FILES is
  * borrowed: it must live until the next call or sqljobs_free (the parts are made from it as
  * they are sent, pgcrond--8.sql). FIRST is NULL, or sqljobs_first_part(FILES) made already
- * (taken). */
-void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first);
+ * (taken). SAME: FILES holds the jobs of the last call's files, unchanged (config_same_files):
+ * nothing is sent if the registry has them already (100,000 jobs: 50 statements). */
+void sqljobs_record_files_made(struct sqljobs *sj, const struct pgc_config *files, char *first,
+                               bool same);
 
 /* FILES (borrowed) plus the SQL jobs last read, as a new configuration in *OUT. A SQL job
  * with a problem is left out and its problem added to DL (as "cron.job jobid N: ..."). 0 or

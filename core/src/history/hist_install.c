@@ -36,116 +36,41 @@ const char hist_sql_owner_check[] =
     " CURRENT_USER);"
     " END IF; END $$";
 
-static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
+int hist_apply_file(PGconn *c, const char *dir, const char *name, bool pin, const char *what,
+                    char *err, size_t errlen)
 {
-	ExecStatusType s = PQresultStatus(r);
-	char why[512];
-
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return 0;
-	if (r)
-		pgconn_result_error(r, why, sizeof(why));
-	else
-		pgconn_error(c, why, sizeof(why));
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	snprintf(err, errlen, "%s: %s%s%s%s", what, why, state ? " (SQLSTATE " : "",
-	         state ? state : "", state ? ")" : "");
-	if (PQstatus(c) == CONNECTION_BAD)
-		return -ENOTCONN;
-	/* class 42501 insufficient_privilege: a grant is missing, not a database away */
-	if (state && strcmp(state, "42501") == 0)
-		return -EACCES;
-	return -EIO;
-}
-
-static int run_sql(PGconn *c, const char *sql, int n, const char *const *params, char **value,
-                   const char *what, char *err, size_t errlen)
-{
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	int rc = exec_ok(c, r, what, err, errlen);
-
-	if (rc == 0 && value) {
-		*value = NULL;
-		if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-			*value = strdup(PQgetvalue(r, 0, 0));
-			if (!*value)
-				rc = -ENOMEM;
-		}
-	}
-	PQclear(r);
-	return rc;
-}
-
-static char *read_text_file(const char *path, int *err)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0, got;
-
-	if (!f) {
-		*err = -errno;
-		return NULL;
-	}
-	do {
-		if (cap - n < 4096) {
-			char *nb = realloc(buf, cap ? cap * 2 : 16384);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				*err = -ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-			cap = cap ? cap * 2 : 16384;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-	} while (got > 0);
-	if (ferror(f)) {
-		*err = -EIO;
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*err = 0;
-	return buf;
-}
-
-/* Apply one SQL file as a whole (a simple-query string may hold many statements). A
- * missing file is -ENOENT without a message. */
-static int apply_file(PGconn *c, const char *dir, const char *name, char *err, size_t errlen)
-{
-	char path[4096];
+	char path[4096], buf[4096], *sql = NULL;
+	size_t len = 0, got;
 	int rc, w = snprintf(path, sizeof(path), "%s/%s", dir, name);
 
 	if (w < 0 || (size_t)w >= sizeof(path)) {
 		snprintf(err, errlen, "%s/%s: path too long", dir, name);
 		return -ENAMETOOLONG;
 	}
-	char *sql = read_text_file(path, &rc);
-	if (!sql) {
-		if (rc != -ENOENT)
-			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	/* Each file starts on the pinned path (the connection's own, pgconn.h), whatever the
-	 * file before it may have set: a name in it never resolves through a schema other
-	 * roles can write (CVE-2018-1058), and what it creates binds to pg_catalog's objects. */
-	PGresult *r = PQexec(c, PIN_PATH_SQL);
-	rc = exec_ok(c, r, path, err, errlen);
-	PQclear(r);
-	if (rc == 0) {
-		r = PQexec(c, hist_sql_owner_check);
-		rc = exec_ok(c, r, path, err, errlen);
-		PQclear(r);
-	}
-	if (rc == 0) {
-		r = PQexec(c, sql);
-		rc = exec_ok(c, r, path, err, errlen);
-		PQclear(r);
-	}
+	/* With PIN, the file starts on the pinned path (the connection's own, pgconn.h),
+	 * whatever the file before it may have set: a name in it never resolves through a schema
+	 * other roles can write (CVE-2018-1058), and what it creates binds to pg_catalog's
+	 * objects. Then, in the same query, the owner check: schema pgcrond, if there, is the
+	 * installer's or a superuser's. */
+	FILE *mem = open_memstream(&sql, &len);
+	if (mem)
+		fprintf(mem, "%s%s;\n", pin ? PIN_PATH_SQL ";\n" : "", hist_sql_owner_check);
+	while (mem && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, mem);
+	rc = ferror(f) ? -EIO : 0;
+	fclose(f);
+	if (!mem || fclose(mem) != 0)
+		rc = -ENOMEM;
+	if (rc < 0)
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+	else
+		rc = pgconn_exec(c, sql, 0, NULL, NULL, what ? what : path, err, errlen);
 	free(sql);
 	return rc;
 }
@@ -206,48 +131,47 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
                        size_t errlen)
 {
 	const char *lock[] = {INSTALL_LOCK_KEY};
-	char *v = NULL;
+	PGresult *r = NULL;
 	int rc, current = 0, version;
 
 	*from = *to = 0;
-	rc = run_sql(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
+	rc = pgconn_exec(c, "BEGIN", 0, NULL, NULL, "BEGIN", err, errlen);
 	if (rc < 0)
 		return rc;
 	/* The steps are idempotent DDL: "already exists, skipping" and "does not exist,
 	 * skipping" notices are no news to the operator. Warnings and errors still show. */
-	rc = run_sql(c, "SET LOCAL client_min_messages = warning", 0, NULL, NULL,
-	             "client_min_messages", err, errlen);
+	rc = pgconn_exec(c, "SET LOCAL client_min_messages = warning", 0, NULL, NULL,
+	                 "client_min_messages", err, errlen);
 	if (rc < 0)
 		goto fail;
 	/* Wait for a concurrent installer rather than race it: once it commits, this one
 	 * finds the schema current and changes nothing. */
-	rc = run_sql(c, PIN_PATH_SQL, 0, NULL, NULL, "pinning search_path", err, errlen);
+	rc = pgconn_exec(c, PIN_PATH_SQL, 0, NULL, NULL, "pinning search_path", err, errlen);
 	if (rc < 0)
 		goto fail;
-	rc = run_sql(c, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
-	             NULL, "advisory lock", err, errlen);
+	rc = pgconn_exec(c, "SELECT pg_catalog.pg_advisory_xact_lock($1::pg_catalog.int8)", 1, lock,
+	                 NULL, "advisory lock", err, errlen);
 	if (rc < 0)
 		goto fail;
 	/* before anything reads the schema (its schema_version could be another role's view) */
-	rc = run_sql(c, hist_sql_owner_check, 0, NULL, NULL, "schema pgcrond", err, errlen);
+	rc = pgconn_exec(c, hist_sql_owner_check, 0, NULL, NULL, "schema pgcrond", err, errlen);
 	if (rc < 0)
 		goto fail;
-	rc = run_sql(c, "SELECT pg_catalog.to_regclass('pgcrond.schema_version') IS NOT NULL", 0,
-	             NULL, &v, "reading the schema version", err, errlen);
+	rc = pgconn_exec(c, "SELECT pg_catalog.to_regclass('pgcrond.schema_version') IS NOT NULL",
+	                 0, NULL, &r, "reading the schema version", err, errlen);
 	if (rc < 0)
 		goto fail;
-	if (v && v[0] == 't') {
-		free(v);
-		v = NULL;
-		rc = run_sql(
+	bool versioned = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (versioned) {
+		rc = pgconn_exec(
 		    c, "SELECT coalesce(pg_catalog.max(version), 0) FROM pgcrond.schema_version", 0,
-		    NULL, &v, "reading the schema version", err, errlen);
+		    NULL, &r, "reading the schema version", err, errlen);
 		if (rc < 0)
 			goto fail;
-		current = v ? atoi(v) : 0;
+		current = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
 	}
-	free(v);
-	v = NULL;
 
 	/* Every step up to the newest file, skipping a number with no file and a step already
 	 * recorded: step numbers are handed out to branches that merge in any order, so a
@@ -260,7 +184,7 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		if (step_applied(c, vbuf))
 			continue;
 		snprintf(name, sizeof(name), "pgcrond--%d.sql", step);
-		rc = apply_file(c, sql_dir, name, err, errlen);
+		rc = hist_apply_file(c, sql_dir, name, true, NULL, err, errlen);
 		if (rc == -ENOENT)
 			continue;
 		if (rc < 0)
@@ -268,10 +192,10 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		if (step > version)
 			version = step;
 		const char *p[] = {PGCROND_VERSION, vbuf};
-		rc = run_sql(c,
-		             "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
-		             " WHERE version OPERATOR(pg_catalog.=) $2::pg_catalog.int4",
-		             2, p, NULL, "recording the version", err, errlen);
+		rc = pgconn_exec(c,
+		                 "UPDATE pgcrond.schema_version SET pgcrond_version = $1"
+		                 " WHERE version OPERATOR(pg_catalog.=) $2::pg_catalog.int4",
+		                 2, p, NULL, "recording the version", err, errlen);
 		if (rc < 0)
 			goto fail;
 	}
@@ -283,23 +207,22 @@ int hist_install_begin(struct pg_conn *c, const char *sql_dir, int *from, int *t
 		rc = -ENOENT;
 		goto fail;
 	}
-	rc = apply_file(c, sql_dir, "pg_cron_compat.sql", err, errlen);
+	rc = hist_apply_file(c, sql_dir, "pg_cron_compat.sql", true, NULL, err, errlen);
 	if (rc < 0 && rc != -ENOENT)
 		goto fail;
 	/* pg_net's API where the database has no "net" schema of its own (docs/sql-api.md) */
-	rc = apply_file(c, sql_dir, "pg_net_compat.sql", err, errlen);
+	rc = hist_apply_file(c, sql_dir, "pg_net_compat.sql", true, NULL, err, errlen);
 	if (rc < 0 && rc != -ENOENT)
 		goto fail;
 	/* the change counters, where pgcrond.schedule() watches the sources of SQL jobs with
 	 * freshness (docs/freshness.md) */
-	rc = apply_file(c, sql_dir, "freshness.sql", err, errlen);
+	rc = hist_apply_file(c, sql_dir, "freshness.sql", true, NULL, err, errlen);
 	if (rc < 0 && rc != -ENOENT)
 		goto fail;
 	*from = current;
 	*to = version;
 	return 0;
 fail:
-	free(v);
 	PQclear(PQexec(c, "ROLLBACK"));
 	return rc;
 }

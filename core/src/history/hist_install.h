@@ -4,6 +4,7 @@
 /* The schema installer of "pgcrond install" (cli_install.c): blocking libpq calls, never on
  * the daemon's loop, so it lives apart from the asynchronous history writer (history.c). */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Schema install, blocking: for "pgcrond install" (never on the daemon's loop). Inside one
@@ -25,6 +26,13 @@ int hist_install_begin(struct pg_conn *conn, const char *sql_dir, int *from, int
  * and it could replace what the install makes. Run before every SQL file of an install, in
  * every database (the schema steps, refresh.sql, freshness.sql). */
 extern const char hist_sql_owner_check[];
+/* The SQL file DIR/NAME applied in CONN as one simple-protocol query (it holds many
+ * statements), after hist_sql_owner_check and, with PIN, after restating the pinned
+ * search_path for the transaction (SET LOCAL: the install's steps share one). Returns 0, or
+ * pgconn_check()'s error with WHAT (NULL: the file's path) in front of the message in ERR; a
+ * file that cannot be read, its negative errno (-ENOENT: none) with "cannot read PATH: ...". */
+int hist_apply_file(struct pg_conn *conn, const char *dir, const char *name, bool pin,
+                    const char *what, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The directory of the schema SQL: $PGCROND_SQL_DIR, else the build tree's copy of sql/ if it
  * exists (running from a build tree), else the installed one. */
 const char *hist_sql_dir(void);

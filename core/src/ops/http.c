@@ -162,86 +162,6 @@ static void refuse(struct http *h, struct evhttp_request *req, bool control)
 
 /* ---- /metrics, /status.json ------------------------------------------------------------ */
 
-static double num(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
-static bool is(const json_t *o, const char *key, const char *val)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-	return v && strcmp(v, val) == 0;
-}
-
-/* The live values come from the status document, so the page, `pgcrond status` and the
- * metrics never disagree. Runs on a worker thread over copies (struct scrape). */
-static int render_metrics(const struct metrics *m, const json_t *st, FILE *f)
-{
-	const json_t *jobs = json_object_get(st, "jobs"), *dbs = json_object_get(st, "databases");
-	const json_t *hist = json_object_get(st, "history");
-	size_t nj = json_array_size(jobs), nd = json_array_size(dbs);
-	struct metrics_job_live *jl = calloc(nj ? nj : 1, sizeof(*jl));
-	struct metrics_db_live *dl = calloc(nd ? nd : 1, sizeof(*dl));
-	int rc = -ENOMEM;
-
-	if (!jl || !dl)
-		goto out;
-	for (size_t i = 0; i < nj; i++) {
-		const json_t *j = json_array_get(jobs, i);
-		jl[i] = (struct metrics_job_live){
-		    .name = json_string_value(json_object_get(j, "name")),
-		    .kind = json_string_value(json_object_get(j, "kind")),
-		    .paused = json_is_true(json_object_get(j, "paused")),
-		    .running = is(j, "state", "running"),
-		    .queued = is(j, "state", "queued"),
-		    .next_fire =
-		        json_object_get(j, "next_fire_unix") ? num(j, "next_fire_unix") : -1,
-		    .last_success = num(j, "last_success_unix"),
-		    .max_staleness_s = num(j, "max_staleness_s"),
-		    .stale = json_is_true(json_object_get(j, "stale")),
-		    .freshness_s = num(json_object_get(j, "freshness"), "sla_s"),
-		    .freshness_lag_s = num(json_object_get(j, "freshness"), "lag_s"),
-		    .owner = json_string_value(json_object_get(j, "owner")),
-		    .jobid = (long long)json_integer_value(json_object_get(j, "jobid")),
-		    .cron_name = json_string_value(json_object_get(j, "cron_name")),
-		};
-		if (!jl[i].name)
-			jl[i].name = "";
-	}
-	for (size_t i = 0; i < nd; i++) {
-		const json_t *d = json_array_get(dbs, i);
-		const char *name = json_string_value(json_object_get(d, "name"));
-		dl[i] = (struct metrics_db_live){
-		    .name = name ? name : "",
-		    .pool = (int)num(d, "pool"),
-		    .connecting = (size_t)num(d, "connecting"),
-		    .idle = (size_t)num(d, "idle"),
-		    .busy = (size_t)num(d, "busy"),
-		    .open = (size_t)num(d, "open"),
-		    .waiting = (size_t)num(d, "waiting"),
-		};
-	}
-	struct metrics_live live = {
-	    .version = PGCROND_VERSION,
-	    .start_time = num(st, "started_at_unix"),
-	    .max_running = (int)num(st, "max_running"),
-	    .jobs = jl,
-	    .n_jobs = nj,
-	    .dbs = dl,
-	    .n_dbs = nd,
-	    .have_history = json_string_value(json_object_get(hist, "database")) != NULL,
-	    .history_connected = json_is_true(json_object_get(hist, "connected")),
-	    .spool_records = (uint64_t)num(hist, "pending"),
-	    .history_written = (uint64_t)num(hist, "written"),
-	    .history_dropped = (uint64_t)num(hist, "dropped"),
-	};
-	rc = metrics_render(m, &live, f);
-out:
-	free(jl);
-	free(dl);
-	return rc;
-}
-
 /* One /metrics request: what the loop copied for the worker, and what the worker made. */
 struct scrape {
 	struct bgwork_job job; /* first: the job is the scrape */
@@ -260,7 +180,7 @@ static void scrape_work(struct bgwork_job *job)
 	FILE *f = open_memstream(&s->text, &s->len);
 	s->rc = -ENOMEM;
 	if (f) {
-		s->rc = render_metrics(s->m, s->st, f);
+		s->rc = status_metrics(s->m, s->st, f);
 		if (fclose(f) != 0)
 			s->rc = -EIO;
 	}

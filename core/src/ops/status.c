@@ -43,17 +43,23 @@ static int put_time(json_t *o, const char *key, int64_t us)
 	return 0;
 }
 
-static int put_str(json_t *o, const char *key, const char *v)
+/* V as a JSON string, for a text a server sent: one in another encoding may send bytes that
+ * are not UTF-8, which are replaced (json_pack's "s" would fail the whole object). NULL when V
+ * is NULL. */
+static json_t *text_json(const char *v)
 {
-	if (!v)
-		return 0;
-	json_t *s = json_string(v);
-	if (!s) { /* not UTF-8: a server in another encoding */
+	json_t *s = v ? json_string(v) : NULL;
+	if (v && !s) {
 		char *copy = text_utf8_fix_dup(v);
 		s = copy ? json_string(copy) : NULL;
 		free(copy);
 	}
-	return json_object_set_new(o, key, s);
+	return s;
+}
+
+static int put_str(json_t *o, const char *key, const char *v)
+{
+	return v ? json_object_set_new(o, key, text_json(v)) : 0;
 }
 
 static int put_int(json_t *o, const char *key, json_int_t v)
@@ -142,32 +148,28 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 {
 	const struct conf_job *c = j->conf;
 	const struct fresh_view fv = j->fresh;
-	json_t *o = json_object(), *sub;
+	json_t *sub;
 	size_t n_payloads = 0;
 	int64_t deb_due = 0;
 	bool debouncing = src->triggers && *src->triggers &&
 	                  triggers_job_pending(*src->triggers, j->name, &n_payloads, &deb_due);
+	char once[64];
 	int rc = 0;
 
-	if (!o)
-		return NULL;
-	rc |= put_str(o, "name", j->name);
-	rc |= put_str(o, "kind", job_kind_name(j->kind));
-	rc |= put_str(o, "plugin", j->plugin);
-	rc |= put_str(o, "database", j->database);
-	rc |= put_str(o, "schedule", j->schedule);
-	char once[64];
 	if (c) /* (a removed job has no configuration left to tell) */
 		job_kind_once(j->kind, c->command, once, sizeof(once));
-	rc |= put_str(o, "once_under_faults", c ? once : NULL);
 	json_t *after = json_array();
 	for (size_t i = 0; after && c && i < c->n_after; i++)
 		rc |= json_array_append_new(after, json_string(c->after[i]));
-	rc |= json_object_set_new(o, "after", after);
-	rc |= put_str(o, "listen", c ? c->listen : NULL);
-	rc |= put_bool(o, "enabled", j->enabled);
-	rc |= put_bool(o, "paused", j->paused);
-	rc |= put_str(o, "state", job_state(j, debouncing));
+	/* a job made in SQL names the database its owner gave (the server's text) */
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s*, s:o*, s:s*, s:s*, s:o, s:s*, s:b, s:b, s:s}", "name",
+	              j->name, "kind", job_kind_name(j->kind), "plugin", j->plugin, "database",
+	              text_json(j->database), "schedule", j->schedule, "once_under_faults",
+	              c ? once : NULL, "after", after, "listen", c ? c->listen : NULL, "enabled",
+	              j->enabled, "paused", j->paused, "state", job_state(j, debouncing));
+	if (!o)
+		return NULL;
 	/* who runs it and how: a SQL job's owner (file jobs run as the daemon's role), and the
 	 * settings an operator asks about first */
 	if (c) {
@@ -280,21 +282,16 @@ static json_t *databases_json(const struct status_src *src)
 	if (!arr)
 		return NULL;
 	for (size_t i = 0; i < n && i < MAX_DATABASES; i++) {
-		json_t *o = json_object();
+		/* reachable: true, false, or null: not known yet (nothing connected to its server)
+		 */
+		json_t *o = json_pack(
+		    "{s:o, s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "name", text_json(st[i].name),
+		    "pool", st[i].pool, "open", (json_int_t)st[i].open, "idle",
+		    (json_int_t)st[i].idle, "busy", (json_int_t)st[i].busy, "connecting",
+		    (json_int_t)st[i].connecting, "waiting", (json_int_t)st[i].waiting, "reachable",
+		    st[i].reachable < 0 ? json_null() : json_boolean(st[i].reachable == 1));
 		if (!o)
 			goto fail;
-		rc |= put_str(o, "name", st[i].name);
-		rc |= put_int(o, "pool", st[i].pool);
-		rc |= put_int(o, "open", (json_int_t)st[i].open);
-		rc |= put_int(o, "idle", (json_int_t)st[i].idle);
-		rc |= put_int(o, "busy", (json_int_t)st[i].busy);
-		rc |= put_int(o, "connecting", (json_int_t)st[i].connecting);
-		rc |= put_int(o, "waiting", (json_int_t)st[i].waiting);
-		/* true, false, or null: not known yet (nothing connected to its server) */
-		if (st[i].reachable < 0)
-			rc |= json_object_set_new(o, "reachable", json_null());
-		else
-			rc |= put_bool(o, "reachable", st[i].reachable == 1);
 		if (st[i].reachable == 0 && st[i].last_error)
 			rc |= put_str(o, "last_error", st[i].last_error);
 		rc |= json_array_append_new(arr, o);
@@ -308,28 +305,19 @@ fail:
 
 static json_t *history_json(const struct status_src *src, const struct pgc_config *cfg)
 {
-	json_t *o = json_object();
 	struct hist_stats hs = {0};
 	char path[4096];
 	struct stat sb;
-	int rc = 0;
 
-	if (!o)
-		return NULL;
 	if (src->hist)
 		hist_get_stats(src->hist, &hs);
-	rc |= put_str(o, "database", cfg ? cfg->history_database : NULL);
-	rc |= put_bool(o, "connected", src->hist && hs.connected);
-	rc |= put_int(o, "pending", (json_int_t)hs.pending);
 	int n = cfg ? snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HIST_SPOOL_FILE) : -1;
 	bool have = n > 0 && (size_t)n < sizeof(path) && stat(path, &sb) == 0;
-	rc |= put_int(o, "spool_bytes", have ? (json_int_t)sb.st_size : 0);
-	rc |= put_int(o, "written", (json_int_t)hs.written);
-	rc |= put_int(o, "dropped", (json_int_t)hs.dropped);
-	if (rc == 0)
-		return o;
-	json_decref(o);
-	return NULL;
+	return json_pack("{s:s*, s:b, s:I, s:I, s:I, s:I}", "database",
+	                 cfg ? cfg->history_database : NULL, "connected", src->hist && hs.connected,
+	                 "pending", (json_int_t)hs.pending, "spool_bytes",
+	                 have ? (json_int_t)sb.st_size : 0, "written", (json_int_t)hs.written,
+	                 "dropped", (json_int_t)hs.dropped);
 }
 
 static json_t *plugins_json(const struct plugin_registry *reg)
@@ -338,16 +326,11 @@ static json_t *plugins_json(const struct plugin_registry *reg)
 	int rc = 0;
 	for (size_t i = 0; arr && reg && i < reg->n_plugins; i++) {
 		const struct plugin *p = reg->plugins[i];
-		json_t *o = json_object();
-		if (!o) {
-			rc = -1;
-			break;
-		}
-		rc |= put_str(o, "name", p->name);
-		rc |= put_str(o, "version", p->version);
-		rc |= put_str(o, "path", p->path);
-		rc |= put_int(o, "abi_minor", p->abi_minor);
-		rc |= json_array_append_new(arr, o);
+		/* the version is the plugin's own text */
+		rc |= json_array_append_new(arr, json_pack("{s:s, s:o*, s:s*, s:I}", "name",
+		                                           p->name, "version",
+		                                           text_json(p->version), "path", p->path,
+		                                           "abi_minor", (json_int_t)p->abi_minor));
 	}
 	if (arr && rc == 0)
 		return arr;
@@ -436,33 +419,26 @@ json_t *status_snapshot(const struct status_src *src, const char *job_or_null)
 	rc |= put_time(o, "started_at", src->started_us);
 	rc |= json_object_set_new(o, "uptime_s", json_real((double)(now - src->started_us) / 1e6));
 	rc |= put_time(o, "now", now);
-	rc |= put_bool(o, "draining", sv.draining);
-	rc |= put_int(o, "running", (json_int_t)sv.running);
-	rc |= put_int(o, "queued", (json_int_t)sv.queued);
-	rc |= put_int(o, "max_running", sv.max_running);
-	json_t *dbs = databases_json(src), *hist = history_json(src, cfg),
-	       *plugins = plugins_json(sv.plugins);
-	rc |= json_object_set_new(o, "databases", dbs);
-	rc |= json_object_set_new(o, "history", hist);
-	rc |= json_object_set_new(o, "plugins", plugins);
-	if (!dbs || !hist || !plugins || rc != 0)
+	rc |= json_object_update_new(
+	    o, json_pack("{s:b, s:I, s:I, s:i, s:o, s:o, s:o}", "draining", sv.draining, "running",
+	                 (json_int_t)sv.running, "queued", (json_int_t)sv.queued, "max_running",
+	                 sv.max_running, "databases", databases_json(src), "history",
+	                 history_json(src, cfg), "plugins", plugins_json(sv.plugins)));
+	if (rc != 0)
 		goto fail;
 	if (src->cluster) {
 		/* which instance this is among those sharing the history database */
 		struct cluster_stats cs;
 		cluster_get_stats(src->cluster, &cs);
-		json_t *cl = json_object();
+		/* peers: the instances' names as the server holds them; alone: no other
+		 * instance is live, and this one claims nothing (cluster_lone) */
+		json_t *cl = json_pack(
+		    "{s:b, s:b, s:I, s:o*, s:b, s:o*}", "connected", cs.connected, "in_recovery",
+		    cs.in_recovery, "peers_live", (json_int_t)cs.peers_live, "peers",
+		    text_json(cluster_peers(src->cluster)), "alone", cluster_lone(src->cluster),
+		    "clock_offset_ms",
+		    cs.clock_offset_known ? json_integer(cs.clock_offset_ms) : NULL);
 		if (!cl || json_object_set_new(o, "cluster", cl) < 0)
-			goto fail;
-		rc |= put_bool(cl, "connected", cs.connected);
-		rc |= put_bool(cl, "in_recovery", cs.in_recovery);
-		rc |= put_int(cl, "peers_live", (json_int_t)cs.peers_live);
-		rc |= put_str(cl, "peers", cluster_peers(src->cluster));
-		/* no other instance is live, and this one claims nothing (cluster_lone) */
-		rc |= put_bool(cl, "alone", cluster_lone(src->cluster));
-		if (cs.clock_offset_known)
-			rc |= put_int(cl, "clock_offset_ms", (json_int_t)cs.clock_offset_ms);
-		if (rc != 0)
 			goto fail;
 	}
 	json_t *fails = failures_json(src, job_or_null);
@@ -480,4 +456,169 @@ fail:
 	json_decref(o);
 	errno = ENOMEM;
 	return NULL;
+}
+
+/* ---- the metrics drawn from the status document ---------------------------------------- */
+
+static double num(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+/* The gauges of each job, in the order served: NAME with HELP is the job's FIELD (of its
+ * object OBJ when not NULL; a boolean is 1 or 0; with STATE, 1 while FIELD is STATE), or with
+ * FIELD NULL when its last failure ended (the counters keep it). A job's sample is left out
+ * when POSITIVE and it is not > 0, or when the field WHEN (of OBJ) is not > 0. */
+static const struct job_gauge {
+	const char *name, *help, *obj, *field, *state, *when;
+	bool positive;
+} job_gauges[] = {
+    {"pgcrond_job_last_success_timestamp_seconds",
+     "When the job's last successful run ended (also one before this daemon started).", NULL,
+     "last_success_unix", NULL, NULL, true},
+    {"pgcrond_job_last_failure_timestamp_seconds",
+     "When the job's last failed run ended, since this daemon started.", NULL, NULL, NULL, NULL,
+     true},
+    {"pgcrond_job_next_fire_timestamp_seconds",
+     "The job's next scheduled instant; absent when it has none.", NULL, "next_fire_unix", NULL,
+     NULL, true},
+    {"pgcrond_job_running", "1 while a run of the job is in progress.", NULL, "state", "running",
+     NULL, false},
+    {"pgcrond_job_queued", "1 while a fire of the job waits for a run slot.", NULL, "state",
+     "queued", NULL, false},
+    {"pgcrond_job_paused", "1 while the job is paused (pgcrond pause).", NULL, "paused", NULL, NULL,
+     false},
+    {"pgcrond_job_max_staleness_seconds",
+     "The job's max_staleness setting; absent when it has none.", NULL, "max_staleness_s", NULL,
+     NULL, true},
+    {"pgcrond_job_stale", "1 when the job's last success is older than its max_staleness.", NULL,
+     "stale", NULL, "max_staleness_s", false},
+    {"pgcrond_job_freshness_seconds", "The job's freshness SLA; absent when it has none.",
+     "freshness", "sla_s", NULL, NULL, true},
+    {"pgcrond_job_freshness_lag_seconds",
+     "Age of the oldest change to the job's sources its relation does not reflect yet (0: up "
+     "to date); absent without freshness.",
+     "freshness", "lag_s", NULL, "sla_s", false},
+};
+
+static void job_gauge(FILE *f, const struct metrics *m, const struct job_gauge *g, const json_t *j,
+                      const char *name)
+{
+	const json_t *o = g->obj ? json_object_get(j, g->obj) : j;
+	const json_t *v = g->field ? json_object_get(o, g->field) : NULL;
+	double x = json_is_boolean(v) ? json_is_true(v) : json_number_value(v);
+
+	if (!g->field)
+		x = (double)metrics_last_failure_us(m, name) / 1e6;
+	else if (g->state)
+		x = json_is_string(v) && strcmp(json_string_value(v), g->state) == 0;
+	if ((g->positive && x <= 0) || (g->when && num(o, g->when) <= 0))
+		return;
+	metrics_sample(f, g->name, "job", name, x);
+}
+
+int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
+{
+	const json_t *jobs = json_object_get(st, "jobs"), *hist = json_object_get(st, "history");
+	const json_t *dbs = json_object_get(st, "databases"), *j, *d;
+	size_t i, nj = json_array_size(jobs);
+	const char **names = calloc(nj + 1, sizeof(*names));
+
+	if (!names)
+		return -ENOMEM;
+	json_array_foreach(jobs, i, j)
+	{
+		const char *name = json_string_value(json_object_get(j, "name"));
+		names[i] = name ? name : "";
+	}
+	metrics_head(f, "pgcrond_build_info", "gauge",
+	             "The pgcrond version, as a label; always 1.");
+	metrics_sample(f, "pgcrond_build_info", "version",
+	               json_string_value(json_object_get(st, "version")), 1);
+	metrics_head(f, "pgcrond_start_time_seconds", "gauge",
+	             "When this daemon started, in seconds since the epoch.");
+	metrics_sample(f, "pgcrond_start_time_seconds", NULL, NULL, num(st, "started_at_unix"));
+	metrics_head(f, "pgcrond_max_running", "gauge", "The max_running setting: runs at once.");
+	metrics_sample(f, "pgcrond_max_running", NULL, NULL, num(st, "max_running"));
+
+	/* the `job` label is pgcrond's name; a SQL job's own name is any text, here once */
+	metrics_head(f, "pgcrond_job_info", "gauge",
+	             "1 per job: its kind (sql, plugin, http); for a job made in SQL also its "
+	             "owner, jobid and the name given to cron.schedule.");
+	json_array_foreach(jobs, i, j)
+	{
+		const char *kind = json_string_value(json_object_get(j, "kind"));
+		const char *owner = json_string_value(json_object_get(j, "owner"));
+		const char *cron_name = json_string_value(json_object_get(j, "cron_name"));
+		fputs("pgcrond_job_info{job=\"", f);
+		metrics_label(f, names[i]);
+		fputs("\",kind=\"", f);
+		metrics_label(f, kind ? kind : "");
+		if (owner) {
+			fputs("\",owner=\"", f);
+			metrics_label(f, owner);
+			fprintf(f, "\",jobid=\"%lld\",cron_name=\"",
+			        (long long)json_integer_value(json_object_get(j, "jobid")));
+			metrics_label(f, cron_name ? cron_name : "");
+		}
+		fputs("\"} 1\n", f);
+	}
+	metrics_render_counters(m, names, nj, f);
+	for (size_t g = 0; g < sizeof(job_gauges) / sizeof(job_gauges[0]); g++) {
+		metrics_head(f, job_gauges[g].name, "gauge", job_gauges[g].help);
+		json_array_foreach(jobs, i, j) job_gauge(f, m, &job_gauges[g], j, names[i]);
+	}
+
+	metrics_head(f, "pgcrond_database_connections", "gauge",
+	             "Open connections of each database's pool, by state.");
+	json_array_foreach(dbs, i, d)
+	{
+		double open = num(d, "open"), idle = num(d, "idle"), busy = num(d, "busy");
+		const struct {
+			const char *state;
+			double n;
+		} by[] = {{"connecting", num(d, "connecting")},
+		          {"idle", idle},
+		          {"busy", busy},
+		          /* open and neither idle nor busy: its session is being reset */
+		          {"resetting", open - (open < idle + busy ? open : idle + busy)}};
+		for (size_t s = 0; s < sizeof(by) / sizeof(by[0]); s++) {
+			fputs("pgcrond_database_connections{database=\"", f);
+			metrics_label(f, json_string_value(json_object_get(d, "name")));
+			fprintf(f, "\",state=\"%s\"} %.17g\n", by[s].state, by[s].n);
+		}
+	}
+	metrics_head(f, "pgcrond_database_pool_size", "gauge",
+	             "The pool setting of each database.");
+	json_array_foreach(dbs, i, d)
+	    metrics_sample(f, "pgcrond_database_pool_size", "database",
+	                   json_string_value(json_object_get(d, "name")), num(d, "pool"));
+	metrics_head(f, "pgcrond_database_waiting_runs", "gauge",
+	             "Runs waiting for a connection of each database.");
+	json_array_foreach(dbs, i, d)
+	    metrics_sample(f, "pgcrond_database_waiting_runs", "database",
+	                   json_string_value(json_object_get(d, "name")), num(d, "waiting"));
+
+	if (json_string_value(json_object_get(hist, "database"))) {
+		metrics_head(f, "pgcrond_history_connected", "gauge",
+		             "1 while the history database's connection is up.");
+		metrics_sample(f, "pgcrond_history_connected", NULL, NULL,
+		               json_is_true(json_object_get(hist, "connected")));
+		metrics_head(
+		    f, "pgcrond_history_spool_records", "gauge",
+		    "History records waiting to be written (in memory and in the spill file).");
+		metrics_sample(f, "pgcrond_history_spool_records", NULL, NULL,
+		               num(hist, "pending"));
+		metrics_head(f, "pgcrond_history_records_written_total", "counter",
+		             "History records the database acknowledged.");
+		metrics_sample(f, "pgcrond_history_records_written_total", NULL, NULL,
+		               num(hist, "written"));
+		metrics_head(
+		    f, "pgcrond_history_records_dropped_total", "counter",
+		    "History records given up (spill file full, data the database refused).");
+		metrics_sample(f, "pgcrond_history_records_dropped_total", NULL, NULL,
+		               num(hist, "dropped"));
+	}
+	free(names);
+	return ferror(f) ? -EIO : 0;
 }

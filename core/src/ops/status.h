@@ -50,6 +50,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct sched;
 struct exec;
@@ -75,5 +76,12 @@ struct status_src {
  * there). Returns a new reference (json_decref it), or NULL with errno ENOENT (no such
  * job) or ENOMEM. */
 json_t *status_snapshot(const struct status_src *src, const char *job_or_null);
+
+/* The Prometheus text (GET /metrics) of the status document ST and M's counters
+ * (metrics.h), so the page, `pgcrond status` and the metrics never disagree. Reads only its
+ * arguments (the scrape runs it on a worker thread, over copies). Returns 0, or -EIO when F
+ * failed, -ENOMEM. */
+int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -14,9 +14,9 @@
 struct notify {
 	char *name;
 	struct notify_callbacks cb;
-	/* the database's own session (ownsess.h); its want: the wanted channels differ from
-	 * those sent (the session's idle turns ask for nothing else); the owner's queries are
-	 * items of its outbox (ownsess_ask) */
+	/* the database's own session (ownsess.h); the channels wanted are those its client
+	 * claims (sess.channels); its want: they differ from those sent (the session's idle
+	 * turns ask for nothing else); the owner's queries are items of its outbox (ownsess_ask) */
 	struct ownsess_client sess;
 	struct stmtq *q; /* ... and its statements */
 	enum {
@@ -25,8 +25,6 @@ struct notify {
 		NL_LISTENING,  /* that batch was answered on this connection */
 	} state;
 	unsigned connects;
-	char **channels; /* wanted */
-	size_t n_channels;
 	char **listened; /* LISTENed on this connection */
 	size_t n_listened;
 	struct log_complaint complaint;
@@ -41,12 +39,17 @@ static void free_list(char ***v, size_t *n)
 	*n = 0;
 }
 
-static bool in_list(char *const *v, size_t n, const char *s)
+static bool in_list(const char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i], s) == 0)
 			return true;
 	return false;
+}
+
+static bool wanted(const struct notify *n, const char *channel)
+{
+	return in_list((const char *const *)n->sess.channels, n->sess.n_channels, channel);
 }
 
 /* The session's failed(): the connection is gone (the session reconnects); the owner's
@@ -143,25 +146,26 @@ static void send_listens(struct notify *n)
 
 	for (size_t i = 0; ok && i < n->n_listened; i++) {
 		const char *ch = n->listened[i];
-		if (in_list(n->channels, n->n_channels, ch) ||
-		    ownsess_claimed_elsewhere(&n->sess, ch))
+		if (wanted(n, ch) || ownsess_claimed_elsewhere(&n->sess, ch))
 			continue;
 		char *qid = PQescapeIdentifier(conn, ch, strlen(ch));
 		ok = qid && fprintf(f, "UNLISTEN %s;", qid) > 0;
 		PQfreemem(qid);
 	}
-	for (size_t i = 0; ok && i < n->n_channels; i++) {
-		char *qid = PQescapeIdentifier(conn, n->channels[i], strlen(n->channels[i]));
+	const size_t n_wanted = n->sess.n_channels;
+	for (size_t i = 0; ok && i < n_wanted; i++) {
+		const char *ch = n->sess.channels[i];
+		char *qid = PQescapeIdentifier(conn, ch, strlen(ch));
 		ok = qid && fprintf(f, "LISTEN %s;", qid) > 0;
 		PQfreemem(qid);
 	}
 	if (f && fclose(f) != 0)
 		ok = false;
-	char **copy = calloc(n->n_channels ? n->n_channels : 1, sizeof(*copy));
-	for (size_t i = 0; ok && copy && i < n->n_channels; i++)
-		ok = (copy[i] = strdup(n->channels[i])) != NULL;
+	char **copy = calloc(n_wanted ? n_wanted : 1, sizeof(*copy));
+	for (size_t i = 0; ok && copy && i < n_wanted; i++)
+		ok = (copy[i] = strdup(n->sess.channels[i])) != NULL;
 	if (!ok || !copy) {
-		size_t k = n->n_channels;
+		size_t k = n_wanted;
 		if (copy)
 			free_list(&copy, &k);
 		free(sql);
@@ -170,7 +174,7 @@ static void send_listens(struct notify *n)
 	}
 	free_list(&n->listened, &n->n_listened);
 	n->listened = copy;
-	n->n_listened = n->n_channels;
+	n->n_listened = n_wanted;
 	n->sess.want = false;
 	if (len == 0) { /* no channel: nothing to send */
 		free(sql);
@@ -248,53 +252,28 @@ void notify_free(struct notify **np)
 	if (!n)
 		return;
 	ownsess_leave(&n->sess);
-	free_list(&n->channels, &n->n_channels);
 	free_list(&n->listened, &n->n_listened);
 	free(n->name);
 	free(n);
 	*np = NULL;
 }
 
-/* The same channels, in any order? (A few channels: quadratic is fine.) */
-static bool same_channels(const struct notify *n, const char *const *channels, size_t count)
-{
-	if (count != n->n_channels)
-		return false;
-	for (size_t i = 0; i < count; i++) {
-		bool found = false;
-		for (size_t k = 0; k < n->n_channels && !found; k++)
-			found = strcmp(channels[i], n->channels[k]) == 0;
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 int notify_set_channels(struct notify *n, const char *const *channels, size_t count)
 {
-	/* a reload with the same channels leaves the session alone: no LISTEN batch, no run */
-	if (n->channels && same_channels(n, channels, count))
-		return 0;
-	char **copy = calloc(count ? count : 1, sizeof(*copy));
-	if (!copy)
-		return -ENOMEM;
-	for (size_t i = 0; i < count; i++) {
-		copy[i] = strdup(channels[i]);
-		if (!copy[i]) {
-			while (i > 0)
-				free(copy[--i]);
-			free(copy);
-			return -ENOMEM;
-		}
-	}
-	for (size_t i = 0; i < n->n_channels; i++)
-		if (!in_list(copy, count, n->channels[i]))
-			ownsess_release_channel(&n->sess, n->channels[i]);
-	free_list(&n->channels, &n->n_channels);
-	n->channels = copy;
-	n->n_channels = count;
+	size_t kept = 0;
+
+	/* a reload with the same channels leaves the session alone: no LISTEN batch, no run (a
+	 * few channels: quadratic is fine) */
 	for (size_t i = 0; i < count; i++)
-		if (ownsess_claim_channel(&n->sess, copy[i]) < 0)
+		kept += wanted(n, channels[i]);
+	if (kept == count && count == n->sess.n_channels)
+		return 0;
+	/* from the end: a release moves the last channel into its place */
+	for (size_t i = n->sess.n_channels; i-- > 0;)
+		if (!in_list(channels, count, n->sess.channels[i]))
+			ownsess_release_channel(&n->sess, n->sess.channels[i]);
+	for (size_t i = 0; i < count; i++)
+		if (ownsess_claim_channel(&n->sess, channels[i]) < 0)
 			return -ENOMEM;
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */

@@ -94,6 +94,9 @@ struct ownsess_client {
 	 * the session is busy (a statement to send, or one of its own under way with more
 	 * behind it). */
 	bool want;
+	/* The channels it claims (ownsess_claim_channel), in no order: to read only. */
+	char **channels;
+	size_t n_channels;
 	/* private */
 	struct ownsess *s;
 	const struct ownsess_ops *ops;
@@ -101,8 +104,6 @@ struct ownsess_client {
 	struct ownsess_client *next;
 	struct ownsess_item *head, *tail; /* its outbox */
 	struct event retry_ev, join_ev;
-	char **channels; /* ownsess_claim_channel's */
-	size_t n_channels;
 };
 
 /* CL joins the session of CONNINFO on BASE (opened, and connecting from the loop's next turn,

@@ -306,6 +306,40 @@ const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 	return buf;
 }
 
+int pgconn_check(const PGconn *conn, const PGresult *r, const char *what, char *err, size_t errlen)
+{
+	ExecStatusType s = PQresultStatus(r);
+	char why[1024];
+
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return 0;
+	if (r)
+		pgconn_result_error(r, why, sizeof(why));
+	else
+		pgconn_error(conn, why, sizeof(why));
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(err, errlen, "%s%s%s%s%s%s", what ? what : "", what ? ": " : "", why,
+	         state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return -ENOTCONN;
+	if (state && strcmp(state, "42501") == 0)
+		return -EACCES;
+	return -EIO;
+}
+
+int pgconn_exec(PGconn *conn, const char *sql, int n, const char *const *p, PGresult **out,
+                const char *what, char *err, size_t errlen)
+{
+	PGresult *r = n ? PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0) : PQexec(conn, sql);
+	int rc = pgconn_check(conn, r, what, err, errlen);
+
+	if (rc == 0 && out)
+		*out = r;
+	else
+		PQclear(r);
+	return rc;
+}
+
 bool pgconn_server_too_old(const PGconn *conn, char *why, size_t len)
 {
 	int v = PQserverVersion(conn);

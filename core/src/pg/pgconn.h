@@ -144,6 +144,20 @@ bool pgconn_conninfo_has_password(const char *conninfo);
  * Returns BUF. */
 const char *pgconn_result_error(const PGresult *res, char *buf, size_t len);
 
+/* Whether R, CONN's answer to a blocking statement (the CLI commands'), failed. If so, ERR
+ * gets "WHAT: message (SQLSTATE x)" (without "WHAT: " when WHAT is NULL; CONN's error when R
+ * is NULL) and the result is -ENOTCONN when the connection is lost, -EACCES when a privilege
+ * is missing (SQLSTATE 42501: a grant to make, not a database away), -EIO for any other
+ * refusal; else 0. */
+int pgconn_check(const PGconn *conn, const PGresult *r, const char *what, char *err, size_t errlen);
+/* A blocking statement for the CLI commands (never on the daemon's loop): SQL with N
+ * parameters P, or without parameters through the simple protocol, where SQL may hold
+ * several statements (so never a statement an operator wrote: PQexecParams refuses a
+ * second one). Returns 0 or pgconn_check()'s error; on success *OUT, when OUT is not
+ * NULL, gets the result (PQclear it). */
+int pgconn_exec(PGconn *conn, const char *sql, int n, const char *const *p, PGresult **out,
+                const char *what, char *err, size_t errlen);
+
 /* Server notices (RAISE NOTICE/WARNING, "relation exists, skipping") and libpq's own
  * warnings go through the logger, never raw to stderr: with level, the job name when one is
  * known, control characters escaped (log_escape), and rate-limited. libpq's default notice

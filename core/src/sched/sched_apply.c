@@ -179,9 +179,12 @@ static void update_one(struct sched *s, size_t i)
 {
 	struct sched_apply_state *ap = &s->ap;
 	const struct conf_job *cj = &s->cfg->jobs[i];
-	struct job *j = sched_job_find(s, cj->name);
+	struct job *j = i < ap->n_by_index ? ap->by_index[i] : NULL;
 	bool fresh = false;
 
+	/* the job of the old configuration's entry I, if it has this one's name */
+	if (!j || j->conf != &ap->old->jobs[i] || strcmp(j->name, cj->name) != 0)
+		j = sched_job_find(s, cj->name);
 	if (j && j->seen == ap->parity)
 		return; /* a second job of that name (the configuration's check refuses it) */
 	if (!j) {
@@ -193,6 +196,8 @@ static void update_one(struct sched *s, size_t i)
 		sched_recent_job_added(j); /* rows the history had for it, read before it came */
 	}
 	j->seen = ap->parity;
+	if (ap->next_by_index)
+		ap->next_by_index[i] = j;
 	bool reschedule = job_update(j, cj, s->cfg);
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
@@ -285,6 +290,10 @@ static void finish(struct sched *s)
 	}
 	sched_admit_queued(s); /* max_running may have grown */
 	free_work(ap);
+	free(ap->by_index);
+	ap->by_index = ap->next_by_index;
+	ap->n_by_index = ap->by_index ? s->cfg->n_jobs : 0;
+	ap->next_by_index = NULL;
 	ap->edged_all = false;
 	ap->old = NULL;
 	ap->gone = NULL;
@@ -382,6 +391,10 @@ static void begin(struct sched *s, const struct sched_apply_in *in)
 	ap->gone = in->gone && in->old && in->old == s->cfg ? in->gone : NULL;
 	ap->n_gone = ap->gone ? in->n_gone : 0;
 	ap->parity = !ap->parity;
+	if (!ap->old) /* (the entries of no configuration) */
+		ap->n_by_index = 0;
+	free(ap->next_by_index); /* (a clear cut an apply short) */
+	ap->next_by_index = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*ap->next_by_index));
 	s->cfg = cfg;
 	s->plugins = in->plugins;
 	s->tz = in->tz;
@@ -475,6 +488,10 @@ void sched_apply_clear(struct sched *s)
 	struct sched_apply_state *ap = &s->ap;
 	clock_disarm(s->clock, &ap->ev);
 	free_work(ap);
+	free(ap->by_index);
+	free(ap->next_by_index);
+	ap->by_index = ap->next_by_index = NULL;
+	ap->n_by_index = 0;
 	ap->phase = AP_NONE;
 	ap->done = NULL;
 }

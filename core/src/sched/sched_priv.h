@@ -58,6 +58,11 @@ struct sched_apply_state {
 	bool had_edges; /* this apply's graph has edges */
 	bool parity;    /* the value of job.seen that means "visited by this apply" */
 	int rc;
+	/* the jobs of the configuration in force, by its job numbers (NULL: not known), and of
+	 * the new one, filled by the update: a job at the same place in the next configuration
+	 * is found without a lookup by name (a random touch of the index per job) */
+	struct job **by_index, **next_by_index;
+	size_t n_by_index;
 	size_t slice;          /* jobs per turn at most (a test's); 0: by time */
 	struct clock_timer ev; /* the next turn */
 	void (*done)(void *arg, int rc);
