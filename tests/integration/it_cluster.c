@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cron.h"
 #include "itest.h"
 
 #define DB "pgcrond_it_cluster"
@@ -1576,6 +1577,88 @@ START_TEST(fan_in_across_instances)
 }
 END_TEST
 
+/* Spread across two instances (docs/calendars.md, "Spread"): twelve jobs on "* * * * *" with
+ * spread = "30s", each run 2 s long so that runs are in flight as the next jobs' fires come,
+ * on two instances. Every job's fire is at its own second of the minute, the one its name
+ * hashes to (cron_spread_offset), within the first 30 s, and starts then; the jobs' instants
+ * differ; each fire has one row, succeeded: claimed at the moved instant, run once. */
+START_TEST(spread_fires_once_over_the_window)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	enum { N = 12 };
+	char jobs[4096] = "jobs = (";
+	size_t used = strlen(jobs);
+	cluster_db(&e, "cl-spread");
+	for (int i = 0; i < N; i++)
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         "%s{ name = \"sp-%02d\"; command = \"SELECT pg_sleep(2)\";"
+		                         " database = \"app\"; schedule = \"* * * * *\";"
+		                         " spread = \"30s\"; }\n",
+		                         i ? ", " : "", i);
+	used += (size_t)snprintf(jobs + used, sizeof(jobs) - used, ");\n");
+	ck_assert(used < sizeof(jobs));
+	itest_inst_init(&a, &e, "spa", jobs);
+	itest_inst_init(&b, &e, "spb", jobs);
+	itest_inst_up(&e, &a);
+	itest_inst_up(&e, &b);
+	char *up = itest_scalar(e.db, "SELECT (now() + interval '1 s')::text");
+	/* every job's next fire: at most a minute away */
+	ck_assert_msg(itest_env_wait(&e, 75,
+	                             "SELECT count(DISTINCT job_name) = %d FROM"
+	                             " pgcrond.job_run_details WHERE scheduled_time > '%s'"
+	                             " AND status = 'succeeded'",
+	                             N, up),
+	              "not every job ran:\n%s\n%s", itest_tail(a.log), itest_tail(b.log));
+	/* the fires looked at: those before a run could be in flight at the stop */
+	char *until = itest_scalar(e.db, "SELECT (now() - interval '5 s')::text");
+	ck_assert_int_eq(itest_inst_stop(&a, SIGTERM), 0);
+	ck_assert_int_eq(itest_inst_stop(&b, SIGTERM), 0);
+
+	char sql[1024];
+	int distinct = 0;
+	for (int i = 0; i < N; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "sp-%02d", i);
+		int off = cron_spread_offset(name, 30);
+		bool seen = false;
+		for (int k = 0; k < i; k++) {
+			char other[16];
+			snprintf(other, sizeof(other), "sp-%02d", k);
+			seen |= cron_spread_offset(other, 30) == off;
+		}
+		distinct += !seen;
+		/* its fires at its second, started then, one row each, succeeded */
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT coalesce(string_agg(scheduled_time || ' ' || status || ' started '"
+		    " || start_time, ', '), '') FROM (SELECT scheduled_time, status, start_time,"
+		    " count(*) OVER (PARTITION BY scheduled_time) AS n FROM"
+		    " pgcrond.job_run_details WHERE job_name = '%s' AND scheduled_time > '%s'"
+		    " AND scheduled_time < '%s') r"
+		    " WHERE n <> 1 OR status <> 'succeeded' OR extract(second FROM"
+		    " scheduled_time) <> %d OR start_time < scheduled_time"
+		    " OR start_time > scheduled_time + interval '5 s'",
+		    name, up, until, off);
+		char *bad = itest_scalar(e.db, sql);
+		ck_assert_msg(!*bad, "%s (its second: %d): %s", name, off, bad);
+		free(bad);
+	}
+	ck_assert_int_ge(distinct, 4);
+	/* the instants differ across jobs as the offsets do */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT extract(second FROM scheduled_time)) FROM"
+	         " pgcrond.job_run_details WHERE scheduled_time > '%s'",
+	         up);
+	ck_assert_int_eq(itest_scalar_ll(e.db, sql), distinct);
+	free(up);
+	free(until);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -1602,6 +1685,7 @@ int main(void)
 	    {"unserved", claimed_fires_never_run_are_served},
 	    {"spooled", killed_with_records_spooled_serves_its_claim},
 	    {"hello", newcomer_is_seen_at_once},
+	    {"spread", spread_fires_once_over_the_window},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -11,16 +11,21 @@
  *
  * The ways a job is made: a job file; cron.schedule() (SQL jobs only: its signature takes a
  * command); `pgcrond import` from a server running the real pg_cron (SQL jobs only: pg_cron
- * has no other kind). Every cell asserts what a user sees: the exit status and the lines of
- * the command, the rows of pgcrond.job, cron.job and the history, what the job did. */
+ * has no other kind). The forms of a schedule (docs/calendars.md): a cron expression, a
+ * recurrence rule ("RRULE:..."), a cron expression with a spread; each kind's job of each form
+ * from every way that can carry the form. Every cell asserts what a user sees: the exit status
+ * and the lines of the command, the rows of pgcrond.job, cron.job and the history, what the
+ * job did. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "cron.h"
 #include "itest.h"
 
 #define DB "it_crossings"
@@ -247,6 +252,86 @@ static bool way_makes(enum way w, enum job_kind k)
 	return false;
 }
 
+/* ---- the forms of a schedule --------------------------------------------------------------- */
+
+enum form { FORM_CRON, FORM_RRULE, FORM_SPREAD };
+#define FORM_COUNT 3
+
+/* What a job's name ends with for form F. */
+static const char *form_suffix(enum form f)
+{
+	switch (f) {
+	case FORM_CRON:
+		return "";
+	case FORM_RRULE:
+		return "-rrule";
+	case FORM_SPREAD:
+		return "-spread";
+	}
+	return NULL;
+}
+
+/* The schedule of form F in ROUND 0 (as made) or 1 (after the reload): January 1st at 03:00 or
+ * 04:00, never while the test runs; each run is asked for. */
+static void form_schedule(enum form f, int round, char *out, size_t len)
+{
+	switch (f) {
+	case FORM_CRON:
+	case FORM_SPREAD:
+		snprintf(out, len, "0 %d 1 1 *", 3 + round);
+		return;
+	case FORM_RRULE:
+		snprintf(out, len, "RRULE:FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1;BYHOUR=%d", 3 + round);
+		return;
+	}
+}
+
+/* Its spread in seconds (0: none). */
+static int form_spread(enum form f, int round)
+{
+	return f == FORM_SPREAD ? 30 - 10 * round : 0;
+}
+
+/* Whether way W carries form F: cron.schedule() takes a recurrence rule but no options (so no
+ * spread); the real pg_cron takes neither (it refuses a rule: the commands cell shows it). */
+static bool form_way(enum form f, enum way w)
+{
+	switch (f) {
+	case FORM_CRON:
+		return true;
+	case FORM_RRULE:
+		return w != WAY_IMPORT;
+	case FORM_SPREAD:
+		return w == WAY_FILE;
+	}
+	return false;
+}
+
+/* How list, status and next --job write the schedule of job NAME of form F in round ROUND,
+ * with its spread: "0 3 1 1 *, spread 30s (+17s)". */
+static void form_shown(enum form f, int round, const char *name, char *out, size_t len)
+{
+	char sched[128];
+	int w = form_spread(f, round);
+	form_schedule(f, round, sched, sizeof(sched));
+	if (w)
+		snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w));
+	else
+		snprintf(out, len, "%s", sched);
+}
+
+/* The next fire after now of job NAME of form F in round ROUND, as list and status show it. */
+static void form_next(enum form f, int round, const char *name, char *out, size_t len)
+{
+	char sched[128];
+	cron_expr ce;
+	form_schedule(f, round, sched, sizeof(sched));
+	ck_assert_int_eq(cron_parse(sched, &ce, NULL, 0), 0);
+	int64_t t = cron_next(&ce, NULL, (int64_t)time(NULL));
+	ck_assert_int_eq(
+	    cron_time_format(t + cron_spread_offset(name, form_spread(f, round)), out, len), 0);
+}
+
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static char *cli(struct itest_env *e, int want, const char *a, const char *b, const char *c)
@@ -279,17 +364,25 @@ static char *line_with(const char *out, const char *needle, const char *what)
 	return NULL;
 }
 
-static void write_files(struct itest_env *e, const char *schedule)
+/* The job files: every kind's job of every form, in ROUND 0 or 1 (form_schedule). */
+static void write_files(struct itest_env *e, int round)
 {
-	char jobs[16384] = "", keys[1024];
+	char jobs[32768] = "", keys[1024], sched[128], spread[32];
 	size_t used = 0;
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {
 		char name[64], down[64];
-		snprintf(name, sizeof(name), "%s-file", kind_name((enum job_kind)k));
-		kind_keys((enum job_kind)k, name, keys, sizeof(keys));
-		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
-		                         "%s{ name = \"%s\"; schedule = \"%s\";\n\t%s }\n",
-		                         k ? ", " : "", name, schedule, keys);
+		for (int f = 0; f < FORM_COUNT; f++) {
+			snprintf(name, sizeof(name), "%s-file%s", kind_name((enum job_kind)k),
+			         form_suffix((enum form)f));
+			kind_keys((enum job_kind)k, name, keys, sizeof(keys));
+			form_schedule((enum form)f, round, sched, sizeof(sched));
+			snprintf(spread, sizeof(spread), " spread = \"%ds\";",
+			         form_spread((enum form)f, round));
+			used += (size_t)snprintf(
+			    jobs + used, sizeof(jobs) - used,
+			    "%s{ name = \"%s\"; schedule = \"%s\";%s\n\t%s }\n", k || f ? ", " : "",
+			    name, sched, form_spread((enum form)f, round) ? spread : "", keys);
+		}
 		/* downstream of the next kind's job: every kind after every other */
 		snprintf(down, sizeof(down), "%s-down", kind_name((enum job_kind)k));
 		kind_keys((enum job_kind)k, down, keys, sizeof(keys));
@@ -322,25 +415,30 @@ static void http_sleep(double s)
 	itest_write_file(path, "%g", s);
 }
 
-/* The names of the jobs of every (kind, way) cell the ways make, in order. */
+/* The names of the jobs of every (kind, way, form) cell the ways make, in order. */
 struct cell {
 	enum job_kind kind;
 	enum way way;
+	enum form form;
 	char name[64];
 };
 
 static int cells_of(struct cell *out)
 {
 	int n = 0;
-	for (int k = 0; k < JOB_KIND_COUNT; k++)
-		for (int w = 0; w < WAY_COUNT; w++)
-			if (way_makes((enum way)w, (enum job_kind)k)) {
-				out[n].kind = (enum job_kind)k;
-				out[n].way = (enum way)w;
-				snprintf(out[n].name, sizeof(out[n].name), "%s-%s",
-				         kind_name((enum job_kind)k), way_name((enum way)w));
-				n++;
-			}
+	for (int f = 0; f < FORM_COUNT; f++)
+		for (int k = 0; k < JOB_KIND_COUNT; k++)
+			for (int w = 0; w < WAY_COUNT; w++)
+				if (way_makes((enum way)w, (enum job_kind)k) &&
+				    form_way((enum form)f, (enum way)w)) {
+					out[n].kind = (enum job_kind)k;
+					out[n].way = (enum way)w;
+					out[n].form = (enum form)f;
+					snprintf(out[n].name, sizeof(out[n].name), "%s-%s%s",
+					         kind_name((enum job_kind)k), way_name((enum way)w),
+					         form_suffix((enum form)f));
+					n++;
+				}
 	return n;
 }
 
@@ -389,23 +487,24 @@ START_TEST(every_kind_every_way_every_command)
 	                 " TO PUBLIC");
 	start_http(&e);
 	/* the file jobs never fire on their own here: each run is asked for */
-	write_files(&e, "0 3 1 1 *");
+	write_files(&e, 0);
 
 	/* check, then install on a fresh database, as the README orders them */
 	free(cli(&e, 0, "check", NULL, NULL));
 	free(cli(&e, 0, "install", NULL, NULL));
 
 	/* cron.schedule(), as an application would */
-	struct cell cells[JOB_KIND_COUNT * WAY_COUNT];
+	struct cell cells[JOB_KIND_COUNT * WAY_COUNT * FORM_COUNT];
 	int n = cells_of(cells);
-	char sql[4096], want[1024];
+	char sql[4096], want[1024], sched[128];
 	for (int i = 0; i < n; i++) {
 		if (cells[i].way != WAY_CRON_SCHEDULE)
 			continue;
 		ck_assert_int_eq(cells[i].kind, JOB_KIND_SQL);
 		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
-		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '0 3 1 1 *', $c$%s$c$)",
-		         cells[i].name, want);
+		form_schedule(cells[i].form, 0, sched, sizeof(sched));
+		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '%s', $c$%s$c$)",
+		         cells[i].name, sched, want);
 		itest_exec(e.db, sql);
 	}
 	/* pgcrond import from a server running the real pg_cron */
@@ -419,6 +518,14 @@ START_TEST(every_kind_every_way_every_command)
 		         cells[i].name, want);
 		itest_exec(pgcron, sql);
 	}
+	/* pg_cron takes no recurrence rule: nothing of that form to import */
+	PGresult *res = PQexec(pgcron, "SELECT cron.schedule('sql-import-rrule',"
+	                               " 'RRULE:FREQ=YEARLY;BYMONTH=1', 'SELECT 1')");
+	const char *perr = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR && perr &&
+	                  strstr(perr, "invalid schedule"),
+	              "pg_cron took a recurrence rule: %s", PQresultErrorMessage(res));
+	PQclear(res);
 	char *out = cli(&e, 0, "import", "--from", src);
 	free(out);
 	PQfinish(pgcron);
@@ -437,6 +544,10 @@ START_TEST(every_kind_every_way_every_command)
 		snprintf(sql, sizeof(sql), "SELECT command FROM cron.job WHERE jobname = '%s'",
 		         cells[i].name);
 		itest_assert_scalar(e.db, sql, want);
+		form_schedule(cells[i].form, 0, sched, sizeof(sched));
+		snprintf(sql, sizeof(sql), "SELECT schedule FROM pgcrond.job WHERE jobname = '%s'",
+		         cells[i].name);
+		itest_assert_scalar(e.db, sql, sched);
 	}
 	/* install again, over the installed database, with a new job of every kind */
 	char added[8192] = "", keys[1024];
@@ -479,6 +590,13 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(strstr(line, kind_name(c->kind)) && strstr(line, kind_once(c->kind)),
 		              "list shows %s as: %s (want kind %s, once %s)", c->name, line,
 		              kind_name(c->kind), kind_once(c->kind));
+		/* its schedule and spread, and its next fire (moved by the spread) */
+		char next[CRON_TIME_BUFSZ];
+		form_shown(c->form, 0, c->name, sched, sizeof(sched));
+		form_next(c->form, 0, c->name, next, sizeof(next));
+		ck_assert_msg(strstr(line, sched) && strstr(line, next),
+		              "list shows %s as: %s (want schedule %s, next fire %s)", c->name,
+		              line, sched, next);
 		free(line);
 		/* status JOB */
 		char *st = cli(&e, 0, "status", c->name, NULL);
@@ -488,7 +606,21 @@ START_TEST(every_kind_every_way_every_command)
 		line = line_with(st, "once under faults:", "status");
 		ck_assert_msg(strstr(line, kind_once(c->kind)), "status %s: %s", c->name, line);
 		free(line);
+		line = line_with(st, "schedule:", "status");
+		ck_assert_msg(strstr(line, sched), "status %s: %s", c->name, line);
+		free(line);
+		line = line_with(st, "next fire:", "status");
+		ck_assert_msg(strstr(line, next), "status %s: %s (want %s)", c->name, line, next);
+		free(line);
 		free(st);
+		/* next --job: the same fire, after a line that names the schedule and spread */
+		char *nx = cli(&e, 0, "next", "--job", c->name);
+		char head[300];
+		snprintf(head, sizeof(head), "job %s: schedule %s, time zone UTC\n%s\n", c->name,
+		         sched, next);
+		ck_assert_msg(strncmp(nx, head, strlen(head)) == 0, "next --job %s:\n%s\nwant:\n%s",
+		              c->name, nx, head);
+		free(nx);
 		/* /metrics */
 		char label[200];
 		snprintf(label, sizeof(label), "pgcrond_job_info{job=\"%s\",kind=\"%s\"", c->name,
@@ -503,6 +635,9 @@ START_TEST(every_kind_every_way_every_command)
 	free(out);
 	free(status_all);
 	free(page);
+	out = cli(&e, 64, "next", "--job", "no-such-job");
+	ck_assert_msg(strstr(out, "pgcrond next: no job \"no-such-job\" in "), "%s", out);
+	free(out);
 
 	/* pause and resume; trigger --wait runs it now, paused or not */
 	for (int i = 0; i < n; i++) {
@@ -563,14 +698,35 @@ START_TEST(every_kind_every_way_every_command)
 	}
 	free(out);
 
-	/* reload: every file job's new schedule reaches the registry */
-	write_files(&e, "0 4 1 1 *");
+	/* reload: every file job's new schedule reaches the registry, and the daemon's next fire
+	 * follows it and the new spread */
+	write_files(&e, 1);
 	itest_env_reload(&e);
-	ck_assert_msg(itest_env_wait(&e, 15,
-	                             "SELECT count(*) = %d FROM pgcrond.job WHERE source = 'file'"
-	                             " AND schedule = '0 4 1 1 *' AND removed_at IS NULL",
-	                             JOB_KIND_COUNT),
-	              "the reload did not record every kind's file job:\n%s", itest_tail(e.log));
+	for (int i = 0; i < n; i++) {
+		const struct cell *c = &cells[i];
+		if (c->way != WAY_FILE)
+			continue;
+		form_schedule(c->form, 1, sched, sizeof(sched));
+		ck_assert_msg(
+		    itest_env_wait(&e, 15,
+		                   "SELECT count(*) = 1 FROM pgcrond.job WHERE jobname = '%s'"
+		                   " AND schedule = '%s' AND removed_at IS NULL",
+		                   c->name, sched),
+		    "the reload did not record %s's schedule:\n%s", c->name, itest_tail(e.log));
+		char next[CRON_TIME_BUFSZ];
+		form_next(c->form, 1, c->name, next, sizeof(next));
+		form_shown(c->form, 1, c->name, sched, sizeof(sched));
+		char *st = cli(&e, 0, "status", c->name, NULL);
+		char *line = line_with(st, "next fire:", "status");
+		ck_assert_msg(strstr(line, next), "status %s after the reload: %s (want %s)",
+		              c->name, line, next);
+		free(line);
+		line = line_with(st, "schedule:", "status");
+		ck_assert_msg(strstr(line, sched), "status %s after the reload: %s (want %s)",
+		              c->name, line, sched);
+		free(line);
+		free(st);
+	}
 	ck_assert_msg(!itest_wait_log(e.log, "cannot record the file jobs", 0.5), "%s",
 	              itest_tail(e.log));
 	ck_assert_msg(itest_count_in_file(e.log, SECRET_PW) == 0 &&

@@ -12,6 +12,7 @@
 
 #include "cron.h"
 #include "itest.h"
+#include "../unit/rrule_table.h"
 
 #define DB "it_sqljobs"
 #define APP "it_sqljobs_app"
@@ -878,6 +879,158 @@ START_TEST(pg_cron_job_names)
 }
 END_TEST
 
+/* Recurrence rules through pg_cron's API (sql/pgcrond--26.sql): cron.schedule, alter_job and
+ * pgcrond.schedule take a rule whose shape is right, and the daemon's parser (the job files')
+ * decides the rest: every rule `pgcrond next` accepts passes at the call, a rule refused at the
+ * call is refused by `pgcrond next` too, with the part named; a rule whose values are wrong
+ * (BYHOUR=25) passes at the call and the daemon leaves the job out with its parser's message,
+ * as it does for a cron schedule that never fires (0 0 30 2 *); a good rule runs at its
+ * instants, and `pgcrond list` shows its next fire; a rule says no NOTICE. */
+START_TEST(recurrence_rules_through_sql)
+{
+	static const char *const shapes[] = {
+	    "RRULE:FREQ=DAILY",
+	    "rrule:freq=weekly;byday=mo",
+	    " RRULE:FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18 ",
+	    "RRULE:",
+	    "RRULE:BYHOUR=1",
+	    "RRULE:FREQ=DAILY;",
+	    "RRULE:FREQ=DAILY;;BYHOUR=1",
+	    "RRULE:FREQ=DAILY; BYHOUR=1",
+	    "RRULE:FREQ=DAILY;COUNT=3",
+	    "RRULE:FREQ=DAILY;BYHOURS=2",
+	    "RRULE:FREQ=DAILY;BYHOUR=1;BYHOUR=2",
+	    "RRULE:FREQ=DAILY;BYHOUR",
+	    "RRULE:FREQ=DAILY;BYHOUR=25",
+	    "RRULE:FREQ=FORTNIGHTLY",
+	    "RRULE:FREQ=DAILY;UNTIL=20261231",
+	    "RRULE:FREQ=DAILY;UNTIL=20261231T000000Z",
+	    "RRULE:FREQ=WEEKLY;BYMONTHDAY=2",
+	    "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+	    "RRULE:FREQ=DAILY;BYHOUR=1\nBYMINUTE=2",
+	};
+	struct itest_env e;
+	setup(&e);
+	size_t nshapes = sizeof(shapes) / sizeof(*shapes),
+	       ntable = sizeof(rrule_cases) / sizeof(*rrule_cases);
+	int sql_refused = 0;
+	for (size_t i = 0; i < nshapes + ntable; i++) {
+		const char *rule = i < nshapes ? shapes[i] : rrule_cases[i - nshapes].rule;
+		cron_expr ce;
+		char c_err[512];
+		bool c_ok = cron_parse(rule, &ce, c_err, sizeof(c_err)) == 0;
+		const char *p[] = {rule};
+		PGresult *r = PQexecParams(e.db, "SELECT pgcrond.schedule_problem($1)", 1, NULL, p,
+		                           NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		bool sql_ok = PQgetisnull(r, 0, 0);
+		ck_assert_msg(sql_ok || !c_ok,
+		              "\"%s\": pgcrond next accepts it, cron.schedule refuses it (%s)",
+		              rule, PQgetvalue(r, 0, 0));
+		sql_refused += !sql_ok;
+		PQclear(r);
+	}
+	ck_assert_int_ge(sql_refused, 8);
+
+	PGconn *app = role_conn(&e, APP);
+	/* refused at the call, the part named in the DETAIL */
+	PGresult *r = PQexec(app, "SELECT cron.schedule('rr-count', 'RRULE:FREQ=DAILY;COUNT=3',"
+	                          " 'SELECT 1')");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY),
+	                 "invalid schedule: RRULE:FREQ=DAILY;COUNT=3");
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL),
+	                 "COUNT counts fires from the rule's start, 1970-01-01 for pgcrond; end "
+	                 "the rule with UNTIL instead");
+	PQclear(r);
+	char *err = error_of(app, "SELECT pgcrond.schedule('rr-twice',"
+	                          " 'RRULE:FREQ=DAILY;BYHOUR=1;BYHOUR=2', 'SELECT 1')");
+	ck_assert_str_eq(err, "invalid schedule: RRULE:FREQ=DAILY;BYHOUR=1;BYHOUR=2");
+	free(err);
+
+	/* taken at the call, without a word */
+	char *n =
+	    notices_of(app, "SELECT cron.schedule('rr-tick', 'RRULE:FREQ=SECONDLY;INTERVAL=2',"
+	                    " $$INSERT INTO ticks (job) VALUES ('rr-tick')$$)");
+	ck_assert_msg(n[0] == '\0', "%s", n);
+	free(n);
+	itest_assert_scalar(
+	    app,
+	    "SELECT pgcrond.schedule('rr-berlin', 'RRULE:FREQ=WEEKLY;BYDAY=MO;"
+	    "BYHOUR=6;BYMINUTE=30', 'SELECT 1', '{\"timezone\": \"Europe/Berlin\"}')"
+	    " > 0",
+	    "t");
+	/* the daemon's to refuse: BYHOUR=25, as a day no month has (":5:": the line of the
+	 * job's settings as the daemon writes them) */
+	long long bad = itest_scalar_ll(app, "SELECT cron.schedule('rr-bad',"
+	                                     " 'RRULE:FREQ=DAILY;BYHOUR=25', 'SELECT 1')");
+	long long feb30 =
+	    itest_scalar_ll(app, "SELECT cron.schedule('feb-30', '0 0 30 2 *', 'SELECT 1')");
+	itest_env_start(&e);
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "cron.job jobid %lld (role \"" APP
+	         "\"):5: schedule \"RRULE:FREQ=DAILY;BYHOUR=25\": "
+	         "BYHOUR=25: BYHOUR takes hours 0-23, separated by commas (column 18)",
+	         bad);
+	ck_assert_msg(itest_wait_log(e.log, want, 15), "no \"%s\" in:\n%s", want,
+	              itest_read_file(e.log));
+	snprintf(want, sizeof(want),
+	         "cron.job jobid %lld (role \"" APP "\"):5: schedule \"0 0 30 2 *\" never fires",
+	         feb30);
+	ck_assert_msg(itest_wait_log(e.log, want, 5), "no \"%s\" in:\n%s", want,
+	              itest_read_file(e.log));
+
+	/* the rule runs at its instants: even seconds */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'rr-tick' AND status = 'succeeded'"),
+	              "rr-tick did not run:\n%s", itest_read_file(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT bool_and(extract(epoch FROM scheduled_time)::bigint % 2 = 0)"
+	                    " FROM pgcrond.job_run_details WHERE job_name = 'rr-tick'",
+	                    "t");
+	ck_assert_int_ge(itest_env_count(&e, "SELECT count(*) FROM ticks WHERE job = 'rr-tick'"),
+	                 2);
+
+	/* cron.alter_job to a rule: list shows the rule and its next fire, in the job's zone */
+	itest_exec(e.db, "SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname ="
+	                 " 'rr-bad'), schedule := 'RRULE:FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18')");
+	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"rr-bad\"", 15), "%s",
+	              itest_read_file(e.log));
+	int status;
+	char *out = itest_cli(&status, "list", "-c", e.conf, NULL);
+	ck_assert_int_eq(status, 0);
+	const char *rules[][3] = {
+	    {"rr-bad", "RRULE:FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=18", "UTC"},
+	    {"rr-berlin", "RRULE:FREQ=WEEKLY;BYDAY=MO;BYHOUR=6;BYMINUTE=30", "Europe/Berlin"},
+	};
+	for (int i = 0; i < 2; i++) {
+		cron_expr ce;
+		cron_tz *tz = NULL;
+		char next[CRON_TIME_BUFSZ], line[256];
+		ck_assert_int_eq(cron_parse(rules[i][1], &ce, NULL, 0), 0);
+		ck_assert_int_eq(cron_tz_open(rules[i][2], &tz, NULL, 0), 0);
+		ck_assert_int_eq(
+		    cron_time_format(cron_next(&ce, tz, (int64_t)time(NULL)), next, sizeof(next)),
+		    0);
+		cron_tz_free(&tz);
+		snprintf(line, sizeof(line), "\n%s ", rules[i][0]);
+		char *at = strstr(out, line);
+		ck_assert_msg(at, "list has no %s:\n%s", rules[i][0], out);
+		char *eol = strchr(at + 1, '\n');
+		ck_assert_msg(
+		    eol && memmem(at, (size_t)(eol - at), rules[i][1], strlen(rules[i][1])) &&
+		        memmem(at, (size_t)(eol - at), next, strlen(next)),
+		    "list shows %s without %s and %s:\n%s", rules[i][0], rules[i][1], next, out);
+	}
+	free(out);
+	PQfinish(app);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sqljobs");
@@ -890,6 +1043,7 @@ int main(void)
 	tcase_add_test(tc, pg_cron_job_names);
 	tcase_add_test(tc, six_fields_said_at_the_call);
 	tcase_add_test(tc, history_of_a_sql_job_not_run_yet);
+	tcase_add_test(tc, recurrence_rules_through_sql);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

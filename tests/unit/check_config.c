@@ -782,6 +782,20 @@ static const struct {
     {"bad/never-fires/pgcrond.conf",
      "bad/never-fires/conf.d/10-job.conf:5: schedule \"0 0 30 2 *\" never fires (that day does not "
      "exist in that month); fix the day and month fields"},
+    {"bad/rrule-bad/pgcrond.conf",
+     "bad/rrule-bad/conf.d/10-job.conf:5: schedule \"RRULE:FREQ=DAILY;BYHOUR=25\": BYHOUR=25: "
+     "BYHOUR takes hours 0-23, separated by commas (column 18)"},
+    {"bad/rrule-never/pgcrond.conf",
+     "bad/rrule-never/conf.d/10-job.conf:5: schedule \"RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\" "
+     "never fires: no date and time meets every part of the rule (before its UNTIL); fix the "
+     "parts"},
+    {"bad/spread-too-wide/pgcrond.conf",
+     "bad/spread-too-wide/conf.d/10-job.conf:6: spread \"90s\" is longer than the shortest time "
+     "between two fires of schedule \"* * * * *\" (60s): a fire would move past the next one; "
+     "make spread at most \"60s\""},
+    {"bad/spread-no-calendar/pgcrond.conf",
+     "bad/spread-no-calendar/conf.d/10-job.conf:6: spread moves the fires of a calendar schedule; "
+     "\"N seconds\" counts from the last start already; remove spread"},
     {"bad/duplicate-key/pgcrond.conf",
      "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep "
      "one "
@@ -1305,7 +1319,7 @@ END_TEST
 /* config_load_again of the tree against PREV: 0, or the first problem in *PROBLEM. */
 static struct pgc_config *load_again(const struct pgc_config *prev, const char **problem)
 {
-	static char text[1024];
+	static char text[2048];
 	struct diag_list dl = {0};
 	struct pgc_config *cfg = NULL;
 	int rc = config_load_again(at("/pgcrond.conf"), prev, &cfg, &dl);

@@ -574,16 +574,16 @@ START_TEST(offset_moved_back_runs_do_not_overlap)
 	sched_set_db_offset(h.s, -50000);
 	h_end(&h, 0, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	int64_t first_end = v.last_end_us;
+	int64_t first_end = v.last.end_us;
 	h_advance(&h, 0);
 	ck_assert_str_eq(h_starts(&h), "a@30 a@91");
 	h_advance(&h, 2);
 	h_end(&h, 1, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	ck_assert_msg(v.last_start_us >= first_end,
+	ck_assert_msg(v.last.start_us >= first_end,
 	              "the queued run started %lld us before its previous run ended",
-	              (long long)(first_end - v.last_start_us));
-	ck_assert_int_eq(v.last_end_us - v.last_start_us, 2000000); /* its own duration */
+	              (long long)(first_end - v.last.start_us));
+	ck_assert_int_eq(v.last.end_us - v.last.start_us, 2000000); /* its own duration */
 	h_stop(&h);
 }
 END_TEST
@@ -601,15 +601,15 @@ START_TEST(wall_clock_step_back_is_not_bounded_by_the_last_end)
 	h_advance(&h, 31);
 	h_end(&h, 0, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	int64_t first_end = v.last_end_us;
+	int64_t first_end = v.last.end_us;
 	clock_sim_step(h.clock, clock_now_us(h.clock) - 3600 * INT64_C(1000000));
 	h_advance(&h, 60);
 	ck_assert_int_eq((int)h.n_runs, 2);
 	h_end(&h, 1, true, NULL);
 	ck_assert_int_eq(sched_job_view(h.s, "a", clock_now_us(h.clock), &v), 0);
-	ck_assert_msg(v.last_start_us < first_end - 3000 * INT64_C(1000000),
+	ck_assert_msg(v.last.start_us < first_end - 3000 * INT64_C(1000000),
 	              "the run after the step started %lld s after the clock's now",
-	              (long long)((v.last_start_us - clock_now_us(h.clock)) / 1000000));
+	              (long long)((v.last.start_us - clock_now_us(h.clock)) / 1000000));
 	h_stop(&h);
 }
 END_TEST

@@ -85,6 +85,15 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 struct conf_job;
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen);
+/* A job's spread as list, status and next --job show it after the schedule: ", spread 30s
+ * (+17s)", the window SPREAD_MS and the job's own offset OFFSET_S (docs/calendars.md); "" when
+ * SPREAD_MS is 0. */
+void cli_spread_text(int64_t spread_ms, int offset_s, char *out, size_t outlen);
+/* CFG (the files' jobs) with the jobs made in SQL as the daemon loads them (sqljobs_merge_from,
+ * so that their schedules, zones and spreads are the daemon's), read on CONN; NULL when they
+ * cannot be read (CFG alone is then all there is). Its daemon's zone is not opened: give
+ * cli_next_fire CFG. */
+struct pgc_config *cli_with_sql_jobs(struct pg_conn *conn, const struct pgc_config *cfg);
 
 /* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:
  * "850 ms", "12.4 s", "4m10s", "2h05m", "3d04h"; "-" when negative. */

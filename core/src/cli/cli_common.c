@@ -12,7 +12,9 @@
 #include "cli.h"
 #include "config.h"
 #include "diag.h"
+#include "duration.h"
 #include "pgconn.h"
+#include "sqljobs.h"
 #include "text.h"
 
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
@@ -33,6 +35,27 @@ void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64
 	int64_t t = cron_next(&j->cron, tz, now);
 	if (t != CRON_NEVER && cron_time_format(t, out, outlen) < 0)
 		snprintf(out, outlen, "-");
+}
+
+void cli_spread_text(int64_t spread_ms, int offset_s, char *out, size_t outlen)
+{
+	char d[32];
+	out[0] = '\0';
+	if (spread_ms <= 0)
+		return;
+	duration_format(spread_ms, d, sizeof(d));
+	snprintf(out, outlen, ", spread %s (+%ds)", d, offset_s);
+}
+
+struct pgc_config *cli_with_sql_jobs(PGconn *conn, const struct pgc_config *cfg)
+{
+	struct diag_list dl = {0};
+	struct pgc_config *merged = NULL;
+	/* (a SQL job the daemon leaves out is left out here too; the daemon's log says why) */
+	if (!conn || sqljobs_merge_from(conn, cfg, &merged, &dl) != 0)
+		merged = NULL;
+	diag_clear(&dl);
+	return merged;
 }
 
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)

@@ -162,8 +162,7 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 	const char *p[] = {job};
 	PGresult *r =
 	    PQexecParams(conn,
-	                 "SELECT username, jobid, schedule, enabled, paused,"
-	                 "       options OPERATOR(pg_catalog.->>) 'timezone'"
+	                 "SELECT username, jobid, schedule, enabled, paused"
 	                 "  FROM pgcrond.job WHERE jobname OPERATOR(pg_catalog.=) $1"
 	                 "   AND source OPERATOR(pg_catalog.=) 'sql' AND removed_at IS NULL",
 	                 1, NULL, p, NULL, NULL, 0);
@@ -178,20 +177,19 @@ static void say_no_runs(PGconn *conn, const struct pgc_config *cfg, const char *
 	char role[200], sched[300], next[64] = "-";
 	text_escape_ctl(PQgetvalue(r, 0, 0), role, sizeof(role));
 	text_quote(PQgetvalue(r, 0, 2), sched, sizeof(sched));
-	struct conf_job j = {.schedule = PQgetvalue(r, 0, 2),
-	                     .enabled = PQgetvalue(r, 0, 3)[0] == 't'};
-	cron_tz *own = NULL;
-	if (!PQgetisnull(r, 0, 5) && cron_tz_open(PQgetvalue(r, 0, 5), &own, NULL, 0) == 0)
-		j.tz = own;
-	if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
-		cli_next_fire(cfg, &j, (int64_t)time(NULL), next, sizeof(next));
-	cron_tz_free(&own);
+	bool enabled = PQgetvalue(r, 0, 3)[0] == 't';
+	/* its next fire as the daemon loads the job (none when the daemon leaves it out) */
+	struct pgc_config *loaded = cli_with_sql_jobs(conn, cfg);
+	const struct conf_job *lj = loaded ? config_job(loaded, job) : NULL;
+	if (lj)
+		cli_next_fire(cfg, lj, (int64_t)time(NULL), next, sizeof(next));
+	config_free(&loaded);
 	if (filtered || failed) {
 		printf("no %sruns of %s recorded (a job made in SQL by role \"%s\", jobid %s)\n",
 		       some, q, role, PQgetvalue(r, 0, 1));
 	} else {
 		char when[128];
-		if (!j.enabled)
+		if (!enabled)
 			snprintf(when, sizeof(when), "inactive (its active is false in cron.job)");
 		else if (strcmp(next, "-") == 0)
 			snprintf(when, sizeof(when), "never fires");

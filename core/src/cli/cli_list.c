@@ -72,23 +72,27 @@ static void kind_cell(const struct conf_job *j, struct plugin_registry *reg, cha
 }
 
 /* The jobs made in SQL, as rows of the history database (NULL when it cannot be reached, with
- * a note on stderr: the file jobs are listed all the same). */
-static PGresult *sql_jobs(const struct pgc_config *cfg)
+ * a note on stderr: the file jobs are listed all the same), and *LOADED: CFG with them as the
+ * daemon loads them (NULL: none). */
+static PGresult *sql_jobs(const struct pgc_config *cfg, struct pgc_config **loaded)
 {
+	*loaded = NULL;
 	PGconn *c = cli_history_connect("list", cfg, "jobs made in SQL not listed");
 	if (!c)
 		return NULL;
 	PGresult *r =
 	    PQexec(c, "SELECT jobname, username, schedule, pg_catalog.array_to_string(ARRAY("
 	              "SELECT pg_catalog.jsonb_array_elements_text(options OPERATOR(pg_catalog.->)"
-	              " 'after')), ','), options OPERATOR(pg_catalog.->>) 'listen', enabled,"
-	              " options OPERATOR(pg_catalog.->>) 'timezone', command, jobid, cron_jobname"
+	              " 'after')), ','), options OPERATOR(pg_catalog.->>) 'listen', command, jobid,"
+	              " cron_jobname"
 	              " FROM pgcrond.job WHERE source OPERATOR(pg_catalog.=) 'sql'"
 	              " AND removed_at IS NULL ORDER BY jobname");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
 		r = NULL; /* no schema version 3 yet: no SQL jobs */
 	}
+	if (r)
+		*loaded = cli_with_sql_jobs(c, cfg);
 	PQfinish(c);
 	return r;
 }
@@ -110,7 +114,8 @@ int cli_list(int argc, char **argv)
 	                 "their jobs are not listed (the running daemon may still run them)");
 	free(skipped);
 
-	PGresult *sql = sql_jobs(cfg);
+	struct pgc_config *loaded = NULL;
+	PGresult *sql = sql_jobs(cfg, &loaded);
 	size_t nf = cfg->n_jobs, n = nf + (sql ? (size_t)PQntuples(sql) : 0);
 	char(*cells)[N_COLS][256] = calloc(n ? n : 1, sizeof(*cells));
 	if (!cells) {
@@ -125,48 +130,50 @@ int cli_list(int argc, char **argv)
 	if (plugin_registry_new(cfg->plugin_dir, &reg) < 0)
 		reg = NULL;
 	for (size_t i = nf; i < n; i++) {
-		/* a SQL job: the same columns, its next fire from its schedule and zone */
+		/* a SQL job: the same columns, its next fire as the daemon loads it (none when the
+		 * daemon leaves it out) */
 		int k = (int)(i - nf);
-		struct conf_job j = {.schedule = PQgetvalue(sql, k, 2),
-		                     .enabled = PQgetvalue(sql, k, 5)[0] == 't'};
-		cron_tz *own = NULL;
-		if (!PQgetisnull(sql, k, 6) &&
-		    cron_tz_open(PQgetvalue(sql, k, 6), &own, NULL, 0) == 0)
-			j.tz = own;
+		const struct conf_job *j =
+		    loaded ? config_job(loaded, PQgetvalue(sql, k, 0)) : NULL;
 		snprintf(cells[i][COL_NAME], 256, "%s", PQgetvalue(sql, k, 0));
 		/* whose, and the name its owner gave it where it is not pgcrond's name of it
 		 * (docs/sql-api.md, "Job names"): any text, quoted and escaped */
 		char role[96], named[200] = "";
 		text_escape_ctl(PQgetvalue(sql, k, 1), role, sizeof(role));
-		if (!PQgetisnull(sql, k, 9) && strcmp(PQgetvalue(sql, k, 9), PQgetvalue(sql, k, 0)))
-			text_quote(PQgetvalue(sql, k, 9), named, sizeof(named));
+		if (!PQgetisnull(sql, k, 7) && strcmp(PQgetvalue(sql, k, 7), PQgetvalue(sql, k, 0)))
+			text_quote(PQgetvalue(sql, k, 7), named, sizeof(named));
 		text_format(cells[i][COL_KIND], 256, "sql, role %s, jobid %s%s%s", role,
-		            PQgetvalue(sql, k, 8), named[0] ? ", named " : "", named);
-		snprintf(cells[i][COL_SCHEDULE], 256, "%s", j.schedule);
+		            PQgetvalue(sql, k, 6), named[0] ? ", named " : "", named);
+		char spread[64] = "";
+		if (j)
+			cli_spread_text(j->spread_ms, j->cron.offset, spread, sizeof(spread));
+		snprintf(cells[i][COL_SCHEDULE], 256, "%s%s", PQgetvalue(sql, k, 2), spread);
 		snprintf(cells[i][COL_AFTER], 256, "%s",
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
 		snprintf(cells[i][COL_LISTEN], 256, "%s",
 		         PQgetisnull(sql, k, 4) ? "-" : PQgetvalue(sql, k, 4));
-		job_kind_once(JOB_KIND_SQL, PQgetvalue(sql, k, 7), cells[i][COL_ONCE], 256);
-		if (cron_parse(j.schedule, &j.cron, NULL, 0) == 0)
-			cli_next_fire(cfg, &j, now, cells[i][COL_NEXT], 256);
+		job_kind_once(JOB_KIND_SQL, PQgetvalue(sql, k, 5), cells[i][COL_ONCE], 256);
+		if (j)
+			cli_next_fire(cfg, j, now, cells[i][COL_NEXT], 256);
 		else
 			snprintf(cells[i][COL_NEXT], 256, "-");
-		cron_tz_free(&own);
 	}
 	for (size_t i = 0; i < nf; i++) {
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
 		kind_cell(j, reg, cells[i][COL_KIND], 256);
+		char spread[64];
+		cli_spread_text(j->spread_ms, j->cron.offset, spread, sizeof(spread));
 		if (j->freshness_ms > 0) {
 			/* freshness: the SLA, beside the schedule if it has one */
 			char d[32];
 			duration_format(j->freshness_ms, d, sizeof(d));
-			snprintf(cells[i][COL_SCHEDULE], 256, "%s%sfreshness %s",
-			         j->schedule ? j->schedule : "", j->schedule ? ", " : "", d);
+			snprintf(cells[i][COL_SCHEDULE], 256, "%s%s%sfreshness %s",
+			         j->schedule ? j->schedule : "", spread, j->schedule ? ", " : "",
+			         d);
 		} else {
-			snprintf(cells[i][COL_SCHEDULE], 256, "%s",
-			         j->schedule ? j->schedule : "-");
+			snprintf(cells[i][COL_SCHEDULE], 256, "%s%s",
+			         j->schedule ? j->schedule : "-", spread);
 		}
 		join_after(j, cells[i][COL_AFTER], 256);
 		snprintf(cells[i][COL_LISTEN], 256, "%s", j->listen ? j->listen : "-");
@@ -177,6 +184,7 @@ int cli_list(int argc, char **argv)
 	free(cells);
 	plugin_registry_free(&reg);
 	PQclear(sql);
+	config_free(&loaded);
 	config_free(&cfg);
 	return EX_OK;
 }

@@ -1,4 +1,6 @@
-/* pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR: the next fire times of EXPR. */
+/* pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR: the next fire times of EXPR; with
+ * --job NAME [-c FILE], those of a configured job, as the daemon loads it (its zone, its spread).
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -6,7 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-fe.h>
+
 #include "cli.h"
+#include "config.h"
 #include "cron.h"
 
 #define NEXT_MAX_COUNT 100000
@@ -15,11 +20,17 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: pgcrond next [--tz ZONE] [--from TIME] [--count N] EXPR\n"
+	        "       pgcrond next --job NAME [-c FILE] [--from TIME] [--count N]\n"
 	        "\n"
 	        "Print the next N (default 5) fire times of the cron expression EXPR after TIME\n"
-	        "(default now), one per line, in UTC as 2028-02-29T00:00:00Z.\n"
+	        "(default now), one per line, in UTC as 2028-02-29T00:00:00Z. With --job, those\n"
+	        "of job NAME as the daemon runs it: its schedule in its time zone, moved by its\n"
+	        "spread, after a line that says so (a job made in SQL is read from the history\n"
+	        "database).\n"
 	        "\n"
 	        "Options:\n"
+	        "  --job NAME    a configured job's fires instead of EXPR's\n"
+	        "  -c, --config FILE  with --job: the main configuration file (default %s)\n"
 	        "  --tz ZONE     compute in time zone ZONE, e.g. Europe/Berlin (default UTC)\n"
 	        "  --from TIME   start after TIME: 2026-03-08T01:00:00Z, 2026-03-08T01:00-05:00,\n"
 	        "                2026-03-08T01:00+0100, or @UNIXSECONDS (default now)\n"
@@ -34,10 +45,36 @@ static void usage(FILE *out)
 	        "  either (Vixie cron).\n"
 	        "  @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot (@restart)\n"
 	        "  N seconds (1-59): every N seconds\n"
+	        "  RRULE:FREQ=...;... an RFC 5545 recurrence rule (docs/calendars.md)\n"
 	        "\n"
 	        "Exit status: 0 ok (\"never\" for an expression that never fires), 64 bad option,\n"
-	        "zone, time or count, 65 bad expression.\n",
-	        NEXT_MAX_COUNT);
+	        "zone, time, count or job name, 65 bad expression, 78 bad configuration.\n",
+	        PGCROND_DEFAULT_CONF, NEXT_MAX_COUNT);
+}
+
+/* Job NAME of CONF as the daemon loads it into *JOB: a job of the files (*CFG), else one made
+ * in SQL (*LOADED: *CFG with them). Free both. Returns 0 or an exit code after a message. */
+static int find_job(const char *conf, const char *name, struct pgc_config **cfg,
+                    struct pgc_config **loaded, const struct conf_job **job)
+{
+	char *skipped = NULL;
+	int rc = cli_load_config("next", conf, cfg, &skipped);
+	if (rc)
+		return rc;
+	cli_warn_skipped("next", conf, skipped, "their jobs are not looked at");
+	free(skipped);
+	if ((*job = config_job(*cfg, name)))
+		return 0;
+	PGconn *c = cli_history_connect("next", *cfg, "jobs made in SQL not looked at");
+	*loaded = cli_with_sql_jobs(c, *cfg);
+	PQfinish(c);
+	if (*loaded && (*job = config_job(*loaded, name)))
+		return 0;
+	fprintf(stderr,
+	        "pgcrond next: no job \"%s\" in %s's job files or among the jobs made in SQL "
+	        "(pgcrond list names them)\n",
+	        name, conf);
+	return EX_USAGE;
 }
 
 /* Expression words are joined with single blanks: 0 3 '*' '*' '*' works. */
@@ -60,10 +97,14 @@ int cli_next(int argc, char **argv)
 	    {"tz", required_argument, NULL, 'z'},
 	    {"from", required_argument, NULL, 'f'},
 	    {"count", required_argument, NULL, 'n'},
+	    {"job", required_argument, NULL, 'j'},
+	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *zone = "UTC", *from = NULL, *count_s = NULL;
+	const char *zone = NULL, *from = NULL, *count_s = NULL, *job = NULL, *conf = NULL;
+	struct pgc_config *cfg = NULL, *loaded = NULL;
+	const struct conf_job *cj = NULL;
 	char expr[1024], err[512], when[CRON_TIME_BUFSZ];
 	size_t elen = 0;
 	int nwords = 0, rc = EX_OK, opt;
@@ -78,7 +119,7 @@ int cli_next(int argc, char **argv)
 	/* Options may come among the expression's words: "-" hands each word back in order
 	 * (opt 1), whatever POSIXLY_CORRECT says; the words after "--" are all the expression's. */
 	expr[0] = '\0';
-	while ((opt = getopt_long(argc, argv, "-:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "-:n:c:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 1:
 			if (add_word(expr, sizeof(expr), &elen, &nwords, optarg) < 0)
@@ -89,6 +130,12 @@ int cli_next(int argc, char **argv)
 			break;
 		case 'f':
 			from = optarg;
+			break;
+		case 'j':
+			job = optarg;
+			break;
+		case 'c':
+			conf = optarg;
 			break;
 		case 'n':
 			/* -n=5 as --count=5 */
@@ -104,7 +151,17 @@ int cli_next(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		if (add_word(expr, sizeof(expr), &elen, &nwords, argv[i]) < 0)
 			return EX_DATAERR;
-	if (nwords == 0) {
+	if (job && (nwords || zone)) {
+		fprintf(stderr, "pgcrond next: --job %s: %s\n", job,
+		        nwords ? "give a job or an expression, not both"
+		               : "the job's schedule is read in its own time zone; leave out --tz");
+		return EX_USAGE;
+	}
+	if (!job && conf) {
+		fprintf(stderr, "pgcrond next: -c is read for --job only\n");
+		return EX_USAGE;
+	}
+	if (nwords == 0 && !job) {
 		fprintf(stderr, "pgcrond next: no expression given\n");
 		usage(stderr);
 		return EX_USAGE;
@@ -128,11 +185,23 @@ int cli_next(int argc, char **argv)
 	} else {
 		t = (int64_t)time(NULL);
 	}
-	if (cron_parse(expr, &e, err, sizeof(err)) < 0) {
+	if (job) {
+		if ((rc = find_job(conf ? conf : PGCROND_DEFAULT_CONF, job, &cfg, &loaded, &cj)) !=
+		    0)
+			goto out;
+		char spread[64];
+		cli_spread_text(cj->spread_ms, cj->cron.offset, spread, sizeof(spread));
+		printf("job %s: schedule %s%s, time zone %s%s\n", cj->name,
+		       cj->schedule ? cj->schedule : "none", spread,
+		       cj->timezone ? cj->timezone : cfg->timezone,
+		       cj->enabled ? "" : " (disabled: it does not fire)");
+		e = cj->cron;
+		if (!cj->schedule)
+			goto out;
+	} else if (cron_parse(expr, &e, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgcrond next: %s\n", err);
 		return EX_DATAERR;
-	}
-	if (cron_tz_open(zone, &tz, err, sizeof(err)) < 0) {
+	} else if (cron_tz_open(zone ? zone : "UTC", &tz, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgcrond next: --tz: %s\n", err);
 		return EX_USAGE;
 	}
@@ -142,7 +211,7 @@ int cli_next(int argc, char **argv)
 		goto out;
 	}
 	for (long i = 0; i < count; i++) {
-		t = cron_next(&e, tz, t);
+		t = cron_next(&e, cj ? (cj->tz ? cj->tz : cfg->tz) : tz, t);
 		if (t == CRON_NEVER) {
 			if (i == 0)
 				printf("never\n");
@@ -154,6 +223,8 @@ int cli_next(int argc, char **argv)
 	}
 out:
 	cron_tz_free(&tz);
+	config_free(&loaded);
+	config_free(&cfg);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "pgcrond next: writing the output failed\n");
 		rc = EX_IOERR;

@@ -427,7 +427,10 @@ static void print_job(const json_t *j)
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	printf("database:     %s\n", jstr(j, "database"));
-	printf("schedule:     %s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-");
+	char spread[64];
+	cli_spread_text(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"), spread,
+	                sizeof(spread));
+	printf("schedule:     %s%s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", spread);
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));
 	if (*jstr(j, "once_under_faults")) /* docs/faults.md */

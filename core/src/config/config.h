@@ -71,6 +71,7 @@ struct conf_job {
 	size_t n_after;
 	/* (fields of 4 bytes and less side by side, where they leave no hole: 100,000 jobs) */
 	int64_t timeout_ms;          /* 0 = none */
+	int64_t spread_ms;           /* fires moved within this window (cron.offset); 0 = none */
 	enum overlap_policy overlap; /* default skip */
 	enum job_kind kind;          /* which of plugin, command and http is set */
 	/* retries (issue: jobs that behave) */

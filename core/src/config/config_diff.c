@@ -93,6 +93,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		        b->enabled ? "true" : "false");
 	if (a->timeout_ms != b->timeout_ms)
 		key_ms(l, &first, "timeout", a->timeout_ms, b->timeout_ms);
+	if (a->spread_ms != b->spread_ms)
+		key_ms(l, &first, "spread", a->spread_ms, b->spread_ms);
 	if (a->overlap != b->overlap)
 		key(l, &first, "overlap");
 	if (a->retries != b->retries)

@@ -387,6 +387,39 @@ static void check_kind(struct loader *L, const config_setting_t *s, const char *
 		    j->plugin);
 }
 
+/* spread: each fire moved by the same offset within the window on every instance, the job's
+ * name hashed (docs/calendars.md); no wider than the schedule's shortest gap between fires. */
+static void check_spread(struct loader *L, const config_setting_t *at, const char *file,
+                         struct conf_job *j)
+{
+	int64_t w = j->spread_ms / 1000;
+
+	if (j->spread_ms % 1000) {
+		config_report_at(L, at, file, "spread is counted in whole seconds; write \"%llds\"",
+		                 (long long)w + 1);
+	} else if (!j->schedule || !cron_can_fire(&j->cron) || j->cron.kind == CRON_REBOOT ||
+	           j->cron.kind == CRON_INTERVAL) {
+		config_report_at(L, at, file,
+		                 "spread moves the fires of a calendar schedule; %s; remove spread",
+		                 !j->schedule                  ? "the job has no schedule"
+		                 : j->cron.kind == CRON_REBOOT ? "@reboot has no fires to move"
+		                 : j->cron.kind == CRON_INTERVAL
+		                     ? "\"N seconds\" counts from the last start already"
+		                     : "its schedule never fires");
+	} else {
+		int64_t gap = cron_shortest_gap(&j->cron, j->tz);
+		if (w > gap)
+			config_report_at(
+			    L, at, file,
+			    "spread \"%llds\" is longer than the shortest time between two "
+			    "fires of schedule \"%s\" (%llds): a fire would move past the "
+			    "next one; make spread at most \"%llds\"",
+			    (long long)w, j->schedule, (long long)gap, (long long)gap);
+		else
+			j->cron.offset = cron_spread_offset(j->name, w);
+	}
+}
+
 /* The schedule, and the job's own zone its times are read in (DST rules as for the daemon's
  * timezone). */
 static void check_schedule(struct loader *L, const config_setting_t *s, const char *file,
@@ -403,8 +436,11 @@ static void check_schedule(struct loader *L, const config_setting_t *s, const ch
 		} else if (!cron_can_fire(&j->cron)) {
 			config_report_at(
 			    L, schedule, file,
-			    "schedule \"%s\" never fires (that day does not exist in that month); "
-			    "fix the day and month fields",
+			    j->cron.kind == CRON_RRULE
+			        ? "schedule \"%s\" never fires: no date and time meets "
+			          "every part of the rule (before its UNTIL); fix the parts"
+			        : "schedule \"%s\" never fires (that day does not exist in "
+			          "that month); fix the day and month fields",
 			    j->schedule);
 		}
 	}
@@ -420,6 +456,8 @@ static void check_schedule(struct loader *L, const config_setting_t *s, const ch
 			                 j->timezone);
 		}
 	}
+	if (j->spread_ms)
+		check_spread(L, config_setting_get_member(s, "spread"), file, j);
 }
 
 /* The notifications' keys (listen, debounce, max_delay) and the retries' (retry_delay,

@@ -233,6 +233,7 @@ const struct key_spec config_job_keys[] = {
     {"after", K_NAMES, JOB(after), "[ \"refresh-lane-distributions\" ]", NULL, 0, false, NULL},
     {"enabled", K_BOOL, JOB(enabled), "true", NULL, 0, false, NULL},
     {"timeout", K_DURATION, JOB(timeout_ms), "\"10m\"", NULL, 0, false, NULL},
+    {"spread", K_DURATION, JOB(spread_ms), "\"30s\"", NULL, 0, false, NULL},
     {"overlap", K_ENUM, JOB(overlap), "\"skip\"", overlap_values, 0, false, NULL},
     {"retries", K_INT, JOB(retries), "3", NULL, 0, false, NULL},
     {"retry_delay", K_DURATION, JOB(retry_delay_ms), "\"30s\"", NULL, 0, false, NULL},

@@ -385,7 +385,7 @@ bool cron_can_fire(const cron_expr *e)
 		return true;
 	if (e->kind == CRON_INTERVAL)
 		return e->interval > 0;
-	return e->kind == CRON_CALENDAR && (e->flags & CRON_FIRES);
+	return (e->kind == CRON_CALENDAR || e->kind == CRON_RRULE) && (e->flags & CRON_FIRES);
 }
 
 /* Whether calendar E ever fires: once, as it is parsed (CRON_FIRES), not at each cron_next. */
@@ -450,6 +450,13 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
 
 	if (*text == '@') {
 		r = parse_macro(&ps, tok, ntok, out);
+		goto out;
+	}
+	if (ps.len >= 6 && word_is(text, 6, "rrule:")) {
+		char msg[256];
+		size_t col;
+		if ((r = cron_rrule_parse(text, ps.len, out, msg, sizeof(msg), &col)) < 0)
+			fail(&ps, text + col, "%s", msg);
 		goto out;
 	}
 	if (ntok <= 2 && parse_interval(&ps, tok, ntok, out, &r))
@@ -572,6 +579,8 @@ static int next_tod(const cron_expr *e, int sod)
 /* The first matching local time at or after L (local seconds), or CRON_NEVER. */
 static int64_t next_local(const cron_expr *e, int64_t l)
 {
+	if (e->kind == CRON_RRULE)
+		return cron_rrule_next_local(e, l);
 	int64_t day = floor_div(l, DAY);
 	int tod;
 
@@ -590,13 +599,11 @@ static int64_t next_local(const cron_expr *e, int64_t l)
 
 /* ---- the next fire time ---- */
 
-int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
+static int64_t next_fire(const cron_expr *e, const cron_tz *tz, int64_t after)
 {
-	if (!e || after < CRON_TIME_MIN || after > CRON_TIME_MAX)
-		return CRON_NEVER;
 	if (e->kind == CRON_INTERVAL)
 		return e->interval > 0 ? after + e->interval : CRON_NEVER;
-	if (e->kind != CRON_CALENDAR || !(e->flags & CRON_FIRES))
+	if (!cron_can_fire(e) || e->kind == CRON_REBOOT)
 		return CRON_NEVER;
 
 	/* A copy with the bits out of range cleared, so nothing below can index past them. */
@@ -653,6 +660,38 @@ int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
 		t = p.end;
 	}
 	return CRON_NEVER;
+}
+
+int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
+{
+	if (!e || after < CRON_TIME_MIN || after > CRON_TIME_MAX)
+		return CRON_NEVER;
+	if (!e->offset || e->kind == CRON_INTERVAL)
+		return next_fire(e, tz, after);
+	int64_t t = next_fire(e, tz, after - e->offset);
+	return t == CRON_NEVER ? t : t + e->offset;
+}
+
+int cron_spread_offset(const char *name, int64_t window)
+{
+	uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a: fixed, so every instance agrees */
+	for (const unsigned char *p = (const unsigned char *)name; p && *p; p++)
+		h = (h ^ *p) * UINT64_C(1099511628211);
+	return window > 1 ? (int)(h % (uint64_t)window) : 0;
+}
+
+int64_t cron_shortest_gap(const cron_expr *e, const cron_tz *tz)
+{
+	if (e->kind == CRON_INTERVAL)
+		return e->interval;
+	int64_t gap = INT64_MAX, t = next_fire(e, tz, 946684800); /* 2000-01-01T00:00:00Z */
+	for (int i = 0; i < 100000 && t != CRON_NEVER && gap > 1; i++) {
+		int64_t u = next_fire(e, tz, t);
+		if (u != CRON_NEVER && u - t < gap)
+			gap = u - t;
+		t = u;
+	}
+	return gap;
 }
 
 /* ---- human time ---- */

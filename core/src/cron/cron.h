@@ -15,6 +15,7 @@ enum cron_kind {
 	CRON_CALENDAR, /* fields matched against the wall clock */
 	CRON_INTERVAL, /* "N seconds": N seconds after the previous start */
 	CRON_REBOOT,   /* "@reboot": once when the daemon starts, never again */
+	CRON_RRULE,    /* "RRULE:FREQ=...": an RFC 5545 recurrence rule (cron_rrule.c, libical) */
 };
 
 /* flags */
@@ -23,9 +24,12 @@ enum cron_kind {
 #define CRON_LAST_DOM 0x04 /* day-of-month is '$': the last day of the month */
 #define CRON_SECONDS 0x08  /* six-field form: the seconds field was given */
 #define CRON_WILDCARD                                                                              \
-	0x10            /* minute or hour field starts with '*': follows the wall clock            \
-	                 * across DST changes instead of the fixed-time rule */
+	0x10            /* minute or hour field starts with '*', or a rule of FREQ=SECONDLY,       \
+	                 * MINUTELY or HOURLY: follows the wall clock across DST changes instead   \
+	                 * of the fixed-time rule */
 #define CRON_FIRES 0x20 /* a calendar that ever fires (cron_can_fire), found by cron_parse */
+
+struct cron_rrule; /* a compiled recurrence rule: immutable, kept until the process exits */
 
 /* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
@@ -38,6 +42,8 @@ typedef struct cron_expr {
 	uint8_t flags; /* CRON_* above */
 	enum cron_kind kind;
 	int interval; /* CRON_INTERVAL: seconds, 1-59 */
+	int offset;   /* seconds added to every fire: the job's spread (cron_spread_offset); 0 */
+	const struct cron_rrule *rrule; /* CRON_RRULE: the rule, shared by every copy */
 } cron_expr;
 
 /* Parse TEXT. On error returns -EINVAL, zeroes *OUT and writes one sentence for a person
@@ -45,7 +51,10 @@ typedef struct cron_expr {
  * column (1-based, within the quoted text) of the offending character:
  *   "*\/0 * * * *": step must be at least 1 (column 3)   (written without the backslash)
  * ERR may be NULL; a message longer than ERRLEN is cut and ends in "...".
- * Macros are matched in any case (@Daily); "N second" is accepted like "N seconds". */
+ * Macros are matched in any case (@Daily); "N second" is accepted like "N seconds".
+ * "RRULE:..." (any case) is a recurrence rule, read by libical in the zone's local time from
+ * DTSTART 1970-01-01T00:00:00; COUNT, a UTC or date-only UNTIL and parts that RFC 5545 does not
+ * allow with the rule's FREQ are refused (docs/calendars.md). */
 int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -56,7 +65,9 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
  * also for a wildcard job whose every match falls into a skipped DST hour of TZ
  * (3 *\/70 2 29 3 *\/7 in Europe/Berlin: 02:00:03 on a Sunday March 29 never exists).
  * For CRON_INTERVAL it is AFTER + interval (AFTER being the previous start). Exact over the
- * whole 400-year Gregorian cycle; DST handled as DESIGN.md says (cronie's rules). */
+ * whole 400-year Gregorian cycle; DST handled as DESIGN.md says (cronie's rules). A recurrence
+ * rule has no fire before 1970 or after 2582 (libical's last year). E's offset is added to
+ * every fire (AFTER is compared with the fires so moved). */
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
 /* A NULL TZ means UTC. AFTER outside [CRON_TIME_MIN, CRON_TIME_MAX] (years 1-9999) gives
  * CRON_NEVER; results may lie up to a few hundred years past CRON_TIME_MAX. */
@@ -68,6 +79,15 @@ int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
  * that exists meets every weekday within the 400-year cycle, so only impossible dates make a
  * schedule dead. */
 bool cron_can_fire(const cron_expr *e);
+
+/* A job's spread: the offset, 0 to WINDOW - 1 seconds, that NAME's fires move by (a hash of the
+ * name, the same on every instance and every start); 0 without a window. */
+int cron_spread_offset(const char *name, int64_t window);
+
+/* The shortest time between two fires of E in zone TZ, in seconds, looked for among its first
+ * 100,000 fires after 2000-01-01 (the cron's cycle is shorter for any schedule that fires that
+ * often); INT64_MAX if it fires at most once; for "N seconds", N. */
+int64_t cron_shortest_gap(const cron_expr *e, const cron_tz *tz);
 
 /* A six-field schedule means two things: pgcrond reads the first field as seconds, pg_cron
  * ignores a sixth field and reads the first five as minute to day-of-week, so

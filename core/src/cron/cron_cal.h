@@ -78,6 +78,16 @@ static inline bool is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+/* ---- recurrence rules (cron_rrule.c, libical: the fuzzer links a stub instead) ---- */
+
+struct cron_expr;
+/* TEXT is the whole schedule, LEN characters, starting "RRULE:". Fills OUT's kind, flags and
+ * rule; on error -EINVAL (or -ENOMEM) with a message in MSG and the 0-based column in *COL. */
+int cron_rrule_parse(const char *text, size_t len, struct cron_expr *out, char *msg, size_t msglen,
+                     size_t *col);
+/* The first occurrence at or after local time L (local seconds), or CRON_NEVER. */
+int64_t cron_rrule_next_local(const struct cron_expr *e, int64_t l);
+
 /* printf into ERR (ERRLEN bytes; nothing if ERR is NULL). */
 void cron_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -38,6 +38,9 @@
 #include "sqljobs.h"
 #include "triggers.h"
 
+static const int signals[] = {SIGHUP, SIGTERM, SIGINT}; /* the daemon's (signal_cb) */
+#define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
+
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
@@ -57,22 +60,26 @@ struct daemon {
 	struct cluster *cluster;
 	struct coord *coord; /* pending work, overlap and pauses across instances (coord.h) */
 	char instance[128];
-	struct event sighup, sigterm, sigint, watchdog;
+	struct event sig[N_SIGNALS], watchdog; /* signals[]'s; systemd's watchdog */
 	bool stopping;
-	bool refused;             /* another live instance has our name: exit EX_CONFIG */
-	bool cluster_held;        /* cluster_busy held unlocks back: runs_drained wakes it */
-	struct status_src status; /* the live state's sources (status.h) */
-	struct ctl *ctl;          /* the control socket (ctl.h); NULL if it could not open */
-	struct metrics *metrics;
-	struct http *http;       /* NULL: no http group */
-	struct reloader *loader; /* new configurations, built off the loop (reload.h) */
-	bool building_sql;       /* the build under way merges the SQL jobs only */
-	bool reload_again;       /* a SIGHUP came during a build */
-	bool sql_again;          /* the SQL jobs changed during a build */
-	/* a built configuration being put in force, the jobs a slice a turn (install_begin) */
-	struct reload_result swap;
-	bool swapping, swap_sql;
-	int64_t swap_begin_us; /* how long its first turn held the loop */
+	bool refused;      /* another live instance has our name: exit EX_CONFIG */
+	bool cluster_held; /* cluster_busy held unlocks back: runs_drained wakes it */
+	struct {           /* what operators see and ask (ops/) */
+		struct status_src status; /* the live state's sources (status.h) */
+		struct ctl *ctl;          /* the control socket (ctl.h); NULL if not open */
+		struct metrics *metrics;
+		struct http *http; /* NULL: no http group */
+	} ops;
+	struct { /* new configurations, built off the loop (reload.h), put in force */
+		struct reloader *loader;
+		bool building_sql; /* the build under way merges the SQL jobs only */
+		bool again;        /* a SIGHUP came during a build */
+		bool sql_again;    /* the SQL jobs changed during a build */
+		/* a configuration being put in force, the jobs a slice a turn (install_begin) */
+		struct reload_result swap;
+		bool swapping, swap_sql;
+		int64_t swap_begin_us; /* how long its first turn held the loop */
+	} reload;
 };
 
 /* http_client's settings for the client (httpc.h) */
@@ -109,7 +116,7 @@ static int load_paused(struct daemon *d)
 static void open_ctl(struct daemon *d)
 {
 	char err[512];
-	if (ctl_open(d->base, d->cfg->state_dir, &d->status, &d->ctl, err, sizeof(err)) < 0)
+	if (ctl_open(d->base, d->cfg->state_dir, &d->ops.status, &d->ops.ctl, err, sizeof(err)) < 0)
 		log_error(
 		    "no control socket (pgcrond status, pause, resume and trigger --wait will "
 		    "not reach this daemon): %s",
@@ -163,11 +170,10 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
-/* Which jobs a reload added, changed (and in what) and removed, so the operator sees that the
- * edit they meant arrived; a long list is cut, the counts are always complete. */
 /* What changed to NEW_CFG, as the build listed it (DIFF_RC < 0: out of memory listing): a
- * line per job (up to a limit) and a summary. SQL says whether the jobs made in SQL changed
- * (at commit) rather than the files (at a reload). */
+ * line per job added, changed (and in what) or removed, so the operator sees that the edit
+ * they meant arrived, cut after a limit, then the complete counts. SQL says whether the jobs
+ * made in SQL changed (at commit) rather than the files (at a reload). */
 static void log_reload_diff(const struct config_diff *diff, int diff_rc,
                             const struct pgc_config *new_cfg, bool sql)
 {
@@ -211,10 +217,10 @@ static void installed(void *arg, int rc);
 static void swap_failed(struct daemon *d)
 {
 	log_error("reload failed: out of memory; restart pgcrond");
-	d->swap.cfg = NULL; /* leaked on purpose: possibly in use */
-	d->swap.plugins = NULL;
-	d->swap.tz = NULL;
-	reload_result_clear(&d->swap);
+	d->reload.swap.cfg = NULL; /* leaked on purpose: possibly in use */
+	d->reload.swap.plugins = NULL;
+	d->reload.swap.tz = NULL;
+	reload_result_clear(&d->reload.swap);
 }
 
 /* Put the built configuration R in force (its FILES too, after a reload), taking it out of
@@ -233,28 +239,29 @@ static bool install_begin(struct daemon *d, struct reload_result *r)
 		log_warning("instance changed; this daemon stays instance \"%s\" until pgcrond "
 		            "restarts",
 		            d->instance);
-	d->swap = *r;
+	d->reload.swap = *r;
 	memset(r, 0, sizeof(*r));
-	struct sched_apply_in in = {.cfg = d->swap.cfg,
-	                            .tz = d->swap.tz,
-	                            .plugins = d->swap.plugins,
-	                            .graph = &d->swap.graph,
+	r = &d->reload.swap;
+	struct sched_apply_in in = {.cfg = r->cfg,
+	                            .tz = r->tz,
+	                            .plugins = r->plugins,
+	                            .graph = &r->graph,
 	                            .old = d->cfg,
-	                            .gone = d->swap.diff_rc == 0 ? d->swap.diff.gone : NULL,
-	                            .n_gone = d->swap.diff.removed};
-	if (apply_databases(d->ex, d->swap.cfg) < 0 ||
+	                            .gone = r->diff_rc == 0 ? r->diff.gone : NULL,
+	                            .n_gone = r->diff.removed};
+	if (apply_databases(d->ex, r->cfg) < 0 ||
 	    sched_apply_start(d->sched, &in, installed, d) < 0) {
 		swap_failed(d);
 		return false;
 	}
-	d->swapping = true;
+	d->reload.swapping = true;
 	return true;
 }
 
 /* The configuration being put in force is (DONE after the slices of the jobs). */
 static void install_end(struct daemon *d)
 {
-	struct reload_result *r = &d->swap;
+	struct reload_result *r = &d->reload.swap;
 	struct pgc_config *files = r->files, *cfg = r->cfg;
 	struct plugin_registry *plugins = r->plugins;
 	cron_tz *tz = r->tz;
@@ -289,15 +296,15 @@ static void install_end(struct daemon *d)
 		/* the names sorted off the loop (config_diff.h) */
 		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
 			log_warning("cluster: out of memory publishing the jobs");
-		http_apply(d->http, cfg);
+		http_apply(d->ops.http, cfg);
 		log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
 		if (files)
 			log_files_parsed(files);
 	}
 	/* Swap: the scheduler copied what running runs need, so the old config can go, freed
 	 * off the loop with its pages given back (100,000 jobs: 26 MB) */
-	reloader_dispose(d->loader, &old_files);
-	reloader_dispose(d->loader, &old_cfg);
+	reloader_dispose(d->reload.loader, &old_files);
+	reloader_dispose(d->reload.loader, &old_cfg);
 	plugin_registry_free(&d->plugins);
 	cron_tz_free(&d->tz);
 	d->plugins = plugins;
@@ -332,12 +339,12 @@ static void after_install(struct daemon *d, bool sql, double plugins_ms,
 	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
 	          sql ? "sql jobs" : "reload", plugins_ms, swap->total_us / 1000.0, swap->turns,
 	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
-	if (d->reload_again && !d->stopping) {
-		d->reload_again = false;
-		d->sql_again = false; /* the reload merges the SQL jobs as they are now */
+	if (d->reload.again && !d->stopping) {
+		d->reload.again = false;
+		d->reload.sql_again = false; /* the reload merges the SQL jobs as they are now */
 		reload_begin(d);
-	} else if (d->sql_again && !d->stopping) {
-		d->sql_again = false;
+	} else if (d->reload.sql_again && !d->stopping) {
+		d->reload.sql_again = false;
 		sql_changed(d);
 	}
 }
@@ -361,10 +368,10 @@ static void installed(void *arg, int rc)
 {
 	struct daemon *d = arg;
 	int64_t t0 = clock_mono_us();
-	bool sql = d->swap_sql;
-	double plugins_ms = d->swap.loop_ms;
+	bool sql = d->reload.swap_sql;
+	double plugins_ms = d->reload.swap.loop_ms;
 
-	d->swapping = false;
+	d->reload.swapping = false;
 	if (rc < 0)
 		swap_failed(d);
 	else
@@ -373,15 +380,15 @@ static void installed(void *arg, int rc)
 		return;
 	struct sched_apply_stats st;
 	int64_t last_us = clock_mono_us() - t0;
-	swap_stats(d->sched, d->swap_begin_us, last_us, &st);
-	after_install(d, sql, plugins_ms, &st, d->swap_begin_us, last_us);
+	swap_stats(d->sched, d->reload.swap_begin_us, last_us, &st);
+	after_install(d, sql, plugins_ms, &st, d->reload.swap_begin_us, last_us);
 }
 
 /* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
 static void built(void *arg, struct reload_result *r)
 {
 	struct daemon *d = arg;
-	bool sql = d->building_sql;
+	bool sql = d->reload.building_sql;
 	int64_t t0 = clock_mono_us();
 
 	if (d->stopping)
@@ -399,9 +406,9 @@ static void built(void *arg, struct reload_result *r)
 		log_diags(&r->dl);
 	} else {
 		double plugins_ms = r->loop_ms;
-		d->swap_sql = sql;
+		d->reload.swap_sql = sql;
 		if (install_begin(d, r)) {
-			d->swap_begin_us = clock_mono_us() - t0;
+			d->reload.swap_begin_us = clock_mono_us() - t0;
 			return; /* installed() goes on */
 		}
 		r->loop_ms = plugins_ms;
@@ -416,7 +423,7 @@ static void built(void *arg, struct reload_result *r)
  * background job, here on the loop. */
 static void build(struct daemon *d, const char *path, const struct pgc_config *files)
 {
-	if (d->loader && reloader_start(d->loader, path, files, d->sql, d->cfg) == 0)
+	if (d->reload.loader && reloader_start(d->reload.loader, path, files, d->sql, d->cfg) == 0)
 		return; /* built() comes through the loop */
 	struct reload_result r;
 	reload_build(path, files, d->sql, d->cfg, &r);
@@ -431,25 +438,25 @@ static void sql_changed(void *arg)
 
 	if (d->stopping)
 		return;
-	if ((d->loader && reloader_busy(d->loader)) || d->swapping) {
-		d->sql_again = true; /* after the build under way, with the rows as they are then */
+	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
+		d->reload.sql_again = true; /* after the build under way, with the rows then */
 		return;
 	}
 	log_info("jobs made in SQL changed; applying them");
-	d->building_sql = true;
+	d->reload.building_sql = true;
 	build(d, NULL, d->files);
 }
 
 static void reload_begin(struct daemon *d)
 {
-	if ((d->loader && reloader_busy(d->loader)) || d->swapping) {
+	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
 		log_notice("SIGHUP: a reload is in progress; reloading again after it");
-		d->reload_again = true;
+		d->reload.again = true;
 		return;
 	}
 	sdnotify_reloading();
 	log_notice("SIGHUP: reloading %s", d->config_path);
-	d->building_sql = false;
+	d->reload.building_sql = false;
 	build(d, d->config_path, d->files); /* its unchanged files are not parsed again */
 }
 
@@ -473,7 +480,7 @@ static void shutdown_begin(struct daemon *d, int sig)
 	sdnotify_stopping();
 	log_notice("%s: shutting down; no new runs start", name);
 	triggers_free(&d->triggers);
-	http_set_stopping(d->http);
+	http_set_stopping(d->ops.http);
 	sched_drain(d->sched, d->cfg->shutdown_grace_ms, drained, d);
 }
 
@@ -558,7 +565,7 @@ static bool hook_follow_paused(void *arg, const char *const *names, size_t n)
 static void cluster_paused_changed(void *arg)
 {
 	struct daemon *d = arg;
-	ctl_paused_changed(d->ctl);
+	ctl_paused_changed(d->ops.ctl);
 }
 
 /* The executor has no run under way: what the history and the cluster held back for the
@@ -696,12 +703,12 @@ static int open_http(struct daemon *d)
 	const char *hname = d->cfg->history_database;
 	const struct conf_database *db = config_database(d->cfg, hname);
 	struct http_sources src = {
-	    .status = &d->status,
-	    .metrics = d->metrics,
+	    .status = &d->ops.status,
+	    .metrics = d->ops.metrics,
 	    .history_conninfo = db && d->hist ? db->conninfo : NULL,
 	    .history_database = db && d->hist ? hname : NULL,
 	};
-	return http_open(d->base, d->cfg, &src, &d->http);
+	return http_open(d->base, d->cfg, &src, &d->ops.http);
 }
 
 /* Two priorities: the executor's connections (EXEC_IO_PRIORITY) before everything else,
@@ -829,19 +836,19 @@ static int open_parts(struct daemon *d)
 		return EX_UNAVAILABLE;
 	}
 	sched_set_coord(d->sched, d->coord);
-	if (metrics_new(&d->metrics) < 0) {
+	if (metrics_new(&d->ops.metrics) < 0) {
 		log_error("out of memory");
 		return EX_UNAVAILABLE;
 	}
-	sched_set_metrics(d->sched, d->metrics);
-	d->status = (struct status_src){.sched = d->sched,
-	                                .ex = d->ex,
-	                                .hist = d->hist,
-	                                .triggers = &d->triggers,
-	                                .instance = d->instance,
-	                                .cluster = d->cluster,
-	                                .started_us = clock_wall_us(),
-	                                .metrics = d->metrics};
+	sched_set_metrics(d->sched, d->ops.metrics);
+	d->ops.status = (struct status_src){.sched = d->sched,
+	                                    .ex = d->ex,
+	                                    .hist = d->hist,
+	                                    .triggers = &d->triggers,
+	                                    .instance = d->instance,
+	                                    .cluster = d->cluster,
+	                                    .started_us = clock_wall_us(),
+	                                    .metrics = d->ops.metrics};
 	return EX_OK;
 }
 
@@ -869,19 +876,17 @@ static int open_inputs(struct daemon *d)
 	}
 	if (open_http(d) < 0)
 		return EX_UNAVAILABLE;
-	if (reloader_new(d->base, built, d, &d->loader) < 0)
+	if (reloader_new(d->base, built, d, &d->reload.loader) < 0)
 		log_warning(
 		    "reloads will build the configuration on the event loop (out of memory)");
-	evsignal_assign(&d->sighup, d->base, SIGHUP, signal_cb, d);
-	evsignal_assign(&d->sigterm, d->base, SIGTERM, signal_cb, d);
-	evsignal_assign(&d->sigint, d->base, SIGINT, signal_cb, d);
-	if (evsignal_add(&d->sighup, NULL) < 0 || evsignal_add(&d->sigterm, NULL) < 0 ||
-	    evsignal_add(&d->sigint, NULL) < 0) {
-		log_error("cannot install the signal handlers");
-		return EX_UNAVAILABLE;
-	}
+	for (size_t i = 0; i < N_SIGNALS; i++)
+		if (evsignal_assign(&d->sig[i], d->base, signals[i], signal_cb, d) < 0 ||
+		    evsignal_add(&d->sig[i], NULL) < 0) {
+			log_error("cannot install the signal handlers");
+			return EX_UNAVAILABLE;
+		}
 	open_ctl(d);
-	ctl_sync_registry(d->ctl);
+	ctl_sync_registry(d->ops.ctl);
 	uint64_t wd = sdnotify_watchdog_usec();
 	if (wd > 0) {
 		struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
@@ -919,16 +924,13 @@ static int serve(struct daemon *d)
 static void close_parts(struct daemon *d)
 {
 	if (d->base) {
-		if (evsignal_initialized(&d->sighup))
-			evsignal_del(&d->sighup);
-		if (evsignal_initialized(&d->sigterm))
-			evsignal_del(&d->sigterm);
-		if (evsignal_initialized(&d->sigint))
-			evsignal_del(&d->sigint);
+		for (size_t i = 0; i < N_SIGNALS; i++)
+			if (evsignal_initialized(&d->sig[i]))
+				evsignal_del(&d->sig[i]);
 		if (event_initialized(&d->watchdog))
 			event_del(&d->watchdog);
 	}
-	reloader_free(&d->loader);
+	reloader_free(&d->reload.loader);
 	triggers_free(&d->triggers);
 	if (d->sched)
 		sched_set_cluster(d->sched, NULL); /* runs freed below touch no closed cluster */
@@ -942,13 +944,13 @@ static void close_parts(struct daemon *d)
 	if (d->sched)
 		sched_set_coord(d->sched, NULL); /* runs freed below write no pending work */
 	coord_free(&d->coord);
-	http_free(&d->http);
-	sched_free(&d->sched);         /* answers the runs waited for on the control socket */
-	reload_result_clear(&d->swap); /* a swap the stop cut short: nothing points into it now */
-	ctl_free(&d->ctl);
+	http_free(&d->ops.http);
+	sched_free(&d->sched); /* answers the runs waited for on the control socket */
+	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
+	ctl_free(&d->ops.ctl);
 	sqljobs_free(&d->sql);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */
-	metrics_free(&d->metrics);
+	metrics_free(&d->ops.metrics);
 	alert_close(&d->alerts);
 	httpc_free(&d->httpc); /* after the runs and alerts that used it */
 	hist_close(&d->hist);

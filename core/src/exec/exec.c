@@ -61,6 +61,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (!r)
 		return -ENOMEM;
 	r->ex = ex;
+	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r); /* (exec_run_free deletes both) */
+	evtimer_assign(&r->stop.timer_ev, ex->base, timer_cb, r);
 	r->stmts = spec->n_stmts <= 1 ? &r->one : calloc(spec->n_stmts, sizeof(*r->stmts));
 	if (!r->stmts)
 		goto out;
@@ -96,8 +98,8 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 	if (spec->name && spec->name_backend) /* the server cuts it at 63 bytes */
 		snprintf(r->app_name, sizeof(r->app_name), PGCONN_JOB_APP_PREFIX "%.63s",
 		         spec->name);
-	r->on_pid = spec->on_pid;
-	r->on_xid = spec->on_xid;
+	r->cb.on_pid = spec->on_pid;
+	r->cb.on_xid = spec->on_xid;
 	r->held = spec->hold;
 	/* its own transaction: a command of several statements, sent as written */
 	if (spec->own_xact && spec->on_xid && r->n_stmts == 1 && r->stmts[0].simple) {
@@ -105,12 +107,10 @@ static int run_alloc(struct exec *ex, const struct exec_run_spec *spec, struct e
 		if (!r->stmts[0].carry)
 			r->xact = XACT_PLANNED;
 	}
-	r->on_row = spec->on_row;
-	r->on_done = spec->on_done;
-	r->arg = spec->arg;
+	r->cb.on_row = spec->on_row;
+	r->cb.on_done = spec->on_done;
+	r->cb.arg = spec->arg;
 	r->start_us = clock_wall_us();
-	event_assign(&r->done_ev, ex->base, -1, 0, done_cb, r);
-	evtimer_assign(&r->timer_ev, ex->base, timer_cb, r);
 	*out = r;
 	return 0;
 out:
@@ -121,7 +121,7 @@ out:
 static void cancel_done(void *arg, bool ok, const char *message)
 {
 	struct exec_run *r = arg;
-	r->cancel_req = NULL;
+	r->stop.req = NULL;
 	if (!ok)
 		log_warning("could not send a cancel request to backend %d: %s", r->pid, message);
 }
@@ -134,17 +134,16 @@ static void run_send_cancel(struct exec_run *r)
 	if (!r->conn)
 		return;
 	r->conn->tainted = true;
-	cancel_forget(r->cancel_req);
-	r->cancel_req = cancel_send(r->ex->cancel, r->conn->drv.conn, cancel_done, r);
-	if (!r->cancel_req)
+	cancel_forget(r->stop.req);
+	r->stop.req = cancel_send(r->ex->cancel, r->conn->drv.conn, cancel_done, r);
+	if (!r->stop.req)
 		log_warning("could not queue a cancel request for backend %d", r->pid);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exec_run *r = arg;
-	r->timer_set = false;
-	if (!r->cancel_msg) {
+	if (!r->stop.msg) {
 		char d[32], buf[160];
 		duration_format(r->timeout_ms, d, sizeof(d));
 		if (r->phase == EXEC_WAITING)
@@ -158,13 +157,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* escalation: cancel did not stop it in time */
-	if (r->escalation == 1 && r->conn) {
+	if (r->stop.escalation == 1 && r->conn) {
 		log_warning("backend %d did not stop after a cancel request; asking again", r->pid);
-		r->escalation = 2;
+		r->stop.escalation = 2;
 		run_send_cancel(r);
 		struct timeval tv = exec_ms_tv(ESCALATE_MS);
-		if (event_add(&r->timer_ev, &tv) == 0)
-			r->timer_set = true;
+		event_add(&r->stop.timer_ev, &tv);
 		return;
 	}
 	/* Still no answer: give up on the connection. */
@@ -178,21 +176,21 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 {
-	if (r->phase == EXEC_DONE || r->cancel_msg)
+	if (r->phase == EXEC_DONE || r->stop.msg)
 		return;
 	/* a cancel cannot undo a COMMIT (one waiting for a synchronous standby commits all the
 	 * same): its answer decides the run's outcome */
 	if (r->xact == XACT_COMMIT)
 		return;
-	r->cancel_msg = strdup(message);
-	if (!r->cancel_msg)
-		r->cancel_msg = strdup("cancelled");
-	r->timed_out = timed_out;
-	r->cancelled = !timed_out;
+	r->stop.msg = strdup(message);
+	if (!r->stop.msg)
+		r->stop.msg = strdup("cancelled");
+	r->out.timed_out = timed_out;
+	r->out.cancelled = !timed_out;
 	if (r->phase == EXEC_WAITING) {
-		if (r->reserved) {
-			r->reserved->next_run = NULL; /* its reset goes on; the connection stays */
-			r->reserved = NULL;
+		if (r->link.reserved) {
+			r->link.reserved->reset.next_run = NULL; /* its reset goes on; it stays */
+			r->link.reserved = NULL;
 		} else {
 			exec_wait_remove(r);
 		}
@@ -208,12 +206,10 @@ static void run_stop(struct exec_run *r, const char *message, bool timed_out)
 		exec_run_complete(r);
 		return;
 	}
-	r->escalation = 1;
+	r->stop.escalation = 1;
 	run_send_cancel(r);
-	if (r->timer_set)
-		event_del(&r->timer_ev);
 	struct timeval tv = exec_ms_tv(ESCALATE_MS);
-	r->timer_set = event_add(&r->timer_ev, &tv) == 0;
+	event_add(&r->stop.timer_ev, &tv); /* (in place of the timeout, if armed) */
 }
 
 int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_run **out)
@@ -231,11 +227,11 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 	r->pool = p; /* r->phase: EXEC_WAITING, as calloc'd */
 	if (r->timeout_ms > 0) {
 		struct timeval tv = exec_ms_tv(r->timeout_ms + CLIENT_TIMEOUT_SLACK_MS);
-		r->timer_set = event_add(&r->timer_ev, &tv) == 0;
+		event_add(&r->stop.timer_ev, &tv);
 	}
-	r->anext = ex->runs;
+	r->link.anext = ex->runs;
 	if (ex->runs)
-		ex->runs->aprev = r;
+		ex->runs->link.aprev = r;
 	ex->runs = r;
 	ex->n_runs++;
 	*out = r;
@@ -245,9 +241,9 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		exec_run_start(r, idle);
 		return 0;
 	}
-	r->wprev = p->wait_tail;
+	r->link.wprev = p->wait_tail;
 	if (p->wait_tail)
-		p->wait_tail->wnext = r;
+		p->wait_tail->link.wnext = r;
 	else
 		p->wait_head = r;
 	p->wait_tail = r;
@@ -272,7 +268,7 @@ void exec_cancel(struct exec_run *run, const char *message)
 
 void exec_release(struct exec_run *r, bool go, const char *why)
 {
-	if (!r || r->phase == EXEC_DONE || r->cancel_msg || !r->held)
+	if (!r || r->phase == EXEC_DONE || r->stop.msg || !r->held)
 		return;
 	r->held = false;
 	switch (r->phase) {

@@ -50,11 +50,11 @@ void exec_conn_close(struct conn **cp)
 
 void exec_conn_unreserve(struct conn *c)
 {
-	struct exec_run *r = c->next_run;
+	struct exec_run *r = c->reset.next_run;
 	if (!r)
 		return;
-	c->next_run = NULL;
-	r->reserved = NULL;
+	c->reset.next_run = NULL;
+	r->link.reserved = NULL;
 	exec_wait_push_front(c->pool, r);
 }
 
@@ -75,15 +75,15 @@ bool exec_conn_idle_expired(const struct conn *c)
 void exec_wait_remove(struct exec_run *r)
 {
 	struct exec_pool *p = r->pool;
-	if (r->wprev)
-		r->wprev->wnext = r->wnext;
+	if (r->link.wprev)
+		r->link.wprev->link.wnext = r->link.wnext;
 	else
-		p->wait_head = r->wnext;
-	if (r->wnext)
-		r->wnext->wprev = r->wprev;
+		p->wait_head = r->link.wnext;
+	if (r->link.wnext)
+		r->link.wnext->link.wprev = r->link.wprev;
 	else
-		p->wait_tail = r->wprev;
-	r->wprev = r->wnext = NULL;
+		p->wait_tail = r->link.wprev;
+	r->link.wprev = r->link.wnext = NULL;
 	p->n_waiting--;
 }
 
@@ -92,10 +92,10 @@ void exec_wait_remove(struct exec_run *r)
  * was. */
 void exec_wait_push_front(struct exec_pool *p, struct exec_run *r)
 {
-	r->wprev = NULL;
-	r->wnext = p->wait_head;
+	r->link.wprev = NULL;
+	r->link.wnext = p->wait_head;
 	if (p->wait_head)
-		p->wait_head->wprev = r;
+		p->wait_head->link.wprev = r;
 	else
 		p->wait_tail = r;
 	p->wait_head = r;

@@ -56,18 +56,18 @@ void exec_run_start(struct exec_run *r, struct conn *c)
 	bool app = r->app_name[0] && strcmp(c->app_name, r->app_name) != 0;
 	/* an id to report: the statement goes in a pipeline after it (exec_conn_carry), and the
 	 * set_config() that opens the pipeline costs no round trip of its own */
-	bool xid = r->on_xid && exec_run_may_carry(r);
+	bool xid = r->cb.on_xid && exec_run_may_carry(r);
 	if ((r->timeout_ms >= 0 && c->timeout_ms != r->timeout_ms) || app || xid) {
 		const char *params[2] = {r->timeout_text, r->app_name};
 		const char *sql = app ? SET_RUN_SQL : SET_TIMEOUT_SQL;
 		if (exec_run_may_carry(r) && PQenterPipelineMode(c->drv.conn)) {
 			/* read as the last step of a reset whose first part is answered */
-			c->reset_step = RESET_STEPS - 1;
-			c->reset_no_set = false;
-			c->reset_syncs = RESET_SYNCS - 1;
-			c->reset_failed = false;
-			c->reset_timeout_ms = r->timeout_ms;
-			snprintf(c->reset_app, sizeof(c->reset_app), "%s",
+			c->reset.step = RESET_STEPS - 1;
+			c->reset.no_set = false;
+			c->reset.syncs = RESET_SYNCS - 1;
+			c->reset.failed = false;
+			c->reset.timeout_ms = r->timeout_ms;
+			snprintf(c->reset.app, sizeof(c->reset.app), "%s",
 			         app ? r->app_name : c->app_name);
 			if (!PQsendQueryParams(c->drv.conn, sql, app ? 2 : 1, NULL, params, NULL,
 			                       NULL, 0) ||
@@ -95,25 +95,25 @@ static void run_finish(struct exec_run *r)
 	PGTransactionStatusType ts = PQtransactionStatus(c->drv.conn);
 
 	/* (in a transaction pgcrond opened, what is left open is its own to roll back) */
-	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->cancel_msg &&
+	if ((ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) && !r->stop.msg &&
 	    r->xact == XACT_NONE) {
 		const char *why = "the run left a transaction open (no COMMIT); its work was "
 		                  "rolled back";
-		if (!r->failed) {
-			free(r->message);
-			r->message = strdup(why);
-			snprintf(r->sqlstate, sizeof(r->sqlstate), "25001");
+		if (!r->out.failed) {
+			free(r->out.message);
+			r->out.message = strdup(why);
+			snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "25001");
 		} else {
 			/* keep the error that aborted the transaction first, and say what became
 			 * of the transaction */
 			char *m = NULL;
 			if (asprintf(&m, "%s; the transaction it left open was rolled back",
-			             r->message ? r->message : "") >= 0) {
-				free(r->message);
-				r->message = m;
+			             r->out.message ? r->out.message : "") >= 0) {
+				free(r->out.message);
+				r->out.message = m;
 			}
 		}
-		r->failed = true;
+		r->out.failed = true;
 	}
 	r->conn = NULL;
 	exec_conn_release(c, false);
@@ -131,10 +131,10 @@ void exec_run_commit(struct exec_run *r)
 	}
 	if (r->commit_refused) {
 		char *m = NULL;
-		r->failed = true;
-		free(r->message);
-		r->message = asprintf(&m, "rolled back: %s", r->commit_refused) >= 0 ? m : NULL;
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "08006");
+		r->out.failed = true;
+		free(r->out.message);
+		r->out.message = asprintf(&m, "rolled back: %s", r->commit_refused) >= 0 ? m : NULL;
+		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "08006");
 		run_finish(r);
 		return;
 	}
@@ -143,16 +143,16 @@ void exec_run_commit(struct exec_run *r)
 		exec_run_conn_lost(r, NULL);
 }
 
-/* Send statement r->cur, or finish the run when there is none left. A run in its own
+/* Send statement r->read.cur, or finish the run when there is none left. A run in its own
  * transaction: BEGIN and the id first (XACT_BEGIN), its statement (XACT_USER), then
  * COMMIT (exec_run_commit). */
 static void run_next_step(struct exec_run *r)
 {
 	struct conn *c = r->conn;
-	if (r->cur >= r->n_stmts || r->cancel_msg) {
-		if (r->cancel_msg)
-			r->failed = true;
-		if (!r->failed && r->xact == XACT_USER)
+	if (r->read.cur >= r->n_stmts || r->stop.msg) {
+		if (r->stop.msg)
+			r->out.failed = true;
+		if (!r->out.failed && r->xact == XACT_USER)
 			exec_run_commit(r);
 		else
 			run_finish(r);
@@ -164,14 +164,14 @@ static void run_next_step(struct exec_run *r)
 			exec_run_conn_lost(r, NULL);
 		return;
 	}
-	struct run_stmt *s = &r->stmts[r->cur];
+	struct run_stmt *s = &r->stmts[r->read.cur];
 	c->guard_reset = true;
 	int sent = s->simple ? PQsendQuery(c->drv.conn, s->sql)
 	                     : PQsendQueryParams(c->drv.conn, s->sql, s->n_params, NULL,
 	                                         (const char *const *)s->params, NULL, NULL, 0);
 	/* Rows arrive one at a time and are counted, never held: a job that returns 300 MB
 	 * costs the daemon one row's memory. */
-	r->rows = 0;
+	r->read.rows = 0;
 	if (sent)
 		PQsetSingleRowMode(c->drv.conn);
 	if (!sent || !conndrv_flush(&c->drv))
@@ -187,9 +187,9 @@ static void exec_run_unsend(struct exec_run *r)
 	struct exec_pool *p = c->pool;
 	c->run = NULL;
 	r->conn = NULL;
-	r->in_pipeline = r->sync_due = r->xid_pending = false;
+	r->read.in_pipeline = r->read.sync_due = r->read.xid_pending = false;
 	exec_conn_close(&c);
-	if (r->cancel_msg) {
+	if (r->stop.msg) {
 		exec_run_complete(r);
 	} else {
 		exec_run_to(r, EXEC_WAITING);
@@ -205,20 +205,20 @@ static void exec_run_unsend(struct exec_run *r)
 static bool run_uncarry(struct exec_run *r)
 {
 	struct run_stmt *st = &r->stmts[0];
-	if (r->cur != 0 || st->carry <= 0 || !r->failed || !r->parse_refused ||
-	    strcmp(r->sqlstate, "42601") != 0 || r->cancel_msg)
+	if (r->read.cur != 0 || st->carry <= 0 || !r->out.failed || !r->read.parse_refused ||
+	    strcmp(r->out.sqlstate, "42601") != 0 || r->stop.msg)
 		return false;
 	st->carry = 0;
 	/* the id it reported was rolled back with it: sent again once the history database no
 	 * longer holds that id as the run's (a takeover retries a run whose id rolled back) */
-	if (r->on_xid) {
+	if (r->cb.on_xid) {
 		r->held = true; /* exec_release() sends it (exec_run_start), or stops it */
-		r->on_xid(r->arg, NULL, NULL, true);
+		r->cb.on_xid(r->cb.arg, NULL, NULL, true);
 	}
-	r->failed = false;
-	free(r->message);
-	r->message = NULL;
-	r->sqlstate[0] = '\0';
+	r->out.failed = false;
+	free(r->out.message);
+	r->out.message = NULL;
+	r->out.sqlstate[0] = '\0';
 	r->conn->timeout_ms = -1;
 	r->conn->app_name[0] = '\0';
 	exec_run_start(r, r->conn);
@@ -230,8 +230,8 @@ static bool run_uncarry(struct exec_run *r)
  * written, on its own; its id is not the run's. */
 static bool run_unwrap(struct exec_run *r)
 {
-	if (r->xact != XACT_USER || !r->failed || strcmp(r->sqlstate, "25001") != 0 ||
-	    r->cancel_msg || r->commit_refused)
+	if (r->xact != XACT_USER || !r->out.failed || strcmp(r->out.sqlstate, "25001") != 0 ||
+	    r->stop.msg || r->commit_refused)
 		return false;
 	r->xact = XACT_UNWRAP;
 	if (!PQsendQuery(r->conn->drv.conn, "ROLLBACK") || !conndrv_flush(&r->conn->drv))
@@ -246,7 +246,7 @@ static void unwrap_wait(struct exec_run *r)
 {
 	r->held = true;
 	exec_run_to(r, EXEC_UNWRAP_CALLING);
-	r->on_xid(r->arg, NULL, NULL, true);
+	r->cb.on_xid(r->cb.arg, NULL, NULL, true);
 	switch (r->phase) {
 	case EXEC_UNWRAP_CALLING:
 		exec_run_to(r, EXEC_UNWRAP_WAITING); /* exec_release() goes on */
@@ -283,12 +283,12 @@ void exec_run_unwrap_released(struct exec_run *r, bool go, const char *why)
 		run_next_step(r);
 }
 
-/* R's statement r->cur has all its answers. */
+/* R's statement r->read.cur has all its answers. */
 static void run_stmt_done(struct exec_run *r)
 {
 	if (r->phase == EXEC_SETTING) {
 		exec_run_to(r, EXEC_ON_CONN);
-		if (r->failed) {
+		if (r->out.failed) {
 			run_finish(r);
 			return;
 		}
@@ -298,7 +298,7 @@ static void run_stmt_done(struct exec_run *r)
 	switch (r->xact) {
 	case XACT_BEGIN: /* its transaction is open: the run's statement, unless refused */
 		r->xact = XACT_USER;
-		if (r->failed)
+		if (r->out.failed)
 			run_finish(r);
 		else if (r->commit_refused)
 			exec_run_commit(r);
@@ -310,10 +310,10 @@ static void run_stmt_done(struct exec_run *r)
 		return;
 	case XACT_UNWRAP: /* rolled back (its answer is not an error of the run's) */
 		r->xact = XACT_NONE;
-		r->failed = false;
-		free(r->message);
-		r->message = NULL;
-		r->sqlstate[0] = '\0';
+		r->out.failed = false;
+		free(r->out.message);
+		r->out.message = NULL;
+		r->out.sqlstate[0] = '\0';
 		if (r->held) /* the answer about its id is still to come: that first */
 			exec_run_to(r, EXEC_UNWRAP_PENDING);
 		else
@@ -324,12 +324,12 @@ static void run_stmt_done(struct exec_run *r)
 	case XACT_USER:
 		break;
 	}
-	if (r->failed) {
+	if (r->out.failed) {
 		if (!run_uncarry(r) && !run_unwrap(r))
 			run_finish(r);
 		return;
 	}
-	r->cur++;
+	r->read.cur++;
 	run_next_step(r);
 }
 
@@ -360,32 +360,33 @@ static bool exec_run_read(struct exec_run *r)
 			return true;
 		PGresult *res = PQgetResult(c->drv.conn);
 		if (!res) {
-			if (r->xid_pending) {
+			if (r->read.xid_pending) {
 				/* the id's answer is over: the statement's rows come one at a time
 				 */
-				r->xid_pending = false;
+				r->read.xid_pending = false;
 				PQsetSingleRowMode(c->drv.conn);
 				continue;
 			}
 			/* the statement is complete; in a pipeline, once its Sync is read too */
-			if (r->in_pipeline) {
-				r->sync_due = true;
+			if (r->read.in_pipeline) {
+				r->read.sync_due = true;
 				continue;
 			}
 			run_stmt_done(r);
 			return true;
 		}
 		ExecStatusType st = PQresultStatus(res);
-		if (r->in_pipeline && (st == PGRES_PIPELINE_ABORTED || st == PGRES_PIPELINE_SYNC)) {
+		if (r->read.in_pipeline &&
+		    (st == PGRES_PIPELINE_ABORTED || st == PGRES_PIPELINE_SYNC)) {
 			PQclear(res);
 			if (st == PGRES_PIPELINE_ABORTED) {
 				exec_run_unsend(r);
 				return true;
 			}
-			if (!r->sync_due)
+			if (!r->read.sync_due)
 				return false; /* a Sync before the statement's end: not ours */
-			r->in_pipeline = r->sync_due = false;
-			if (r->failed) {
+			r->read.in_pipeline = r->read.sync_due = false;
+			if (r->out.failed) {
 				/* its error rolled back the set_config() of its part */
 				c->timeout_ms = -1;
 				c->app_name[0] = '\0';
@@ -527,7 +528,7 @@ static void conn_carry_handover(struct conn *c)
 {
 	struct exec_run *r = c->run;
 	c->carrying = false;
-	if (c->reset_failed)
+	if (c->reset.failed)
 		c->tainted = true;
 	PQsetSingleRowMode(c->drv.conn); /* its rows one at a time, as run_next_step says */
 	if (!exec_run_read(r))
@@ -545,11 +546,11 @@ static void conn_reset_read(struct conn *c)
 	 * all. */
 	int nulls = 0;
 	for (;;) {
-		if (c->carrying && c->reset_step >= RESET_STEPS) {
+		if (c->carrying && c->reset.step >= RESET_STEPS) {
 			conn_carry_handover(c);
 			return;
 		}
-		if (c->reset_syncs >= RESET_SYNCS)
+		if (c->reset.syncs >= RESET_SYNCS)
 			break;
 		if (PQisBusy(c->drv.conn))
 			return; /* more answers to come: wait for the socket */
@@ -559,12 +560,12 @@ static void conn_reset_read(struct conn *c)
 			 * arrived, wait for the socket */
 			if (nulls++ > 0)
 				return;
-			c->reset_step++;
-			if (c->reset_step == RESET_STEPS - 1 && c->reset_no_set) {
+			c->reset.step++;
+			if (c->reset.step == RESET_STEPS - 1 && c->reset.no_set) {
 				/* no set_config() was sent: the session has the defaults */
 				c->timeout_ms = c->default_timeout_ms;
 				c->app_name[0] = '\0';
-				c->reset_step++;
+				c->reset.step++;
 			}
 			continue;
 		}
@@ -572,7 +573,7 @@ static void conn_reset_read(struct conn *c)
 		exec_conn_reset_result(c, res);
 		PQclear(res);
 	}
-	if (c->reset_failed || !PQexitPipelineMode(c->drv.conn) ||
+	if (c->reset.failed || !PQexitPipelineMode(c->drv.conn) ||
 	    PQtransactionStatus(c->drv.conn) != PQTRANS_IDLE) {
 		exec_conn_close(&c);
 		exec_pool_dispatch(p);
@@ -581,10 +582,10 @@ static void conn_reset_read(struct conn *c)
 	c->state = CONN_IDLE;
 	c->idle_at_us = clock_mono_us();
 	conndrv_idle(&c->drv);
-	if (c->next_run) {
-		struct exec_run *r = c->next_run;
-		c->next_run = NULL;
-		r->reserved = NULL;
+	if (c->reset.next_run) {
+		struct exec_run *r = c->reset.next_run;
+		c->reset.next_run = NULL;
+		r->link.reserved = NULL;
 		exec_run_start(r, c);
 	}
 	if (p->wait_head || p->probing) /* else nothing waits for a connection */
@@ -627,7 +628,7 @@ static void exec_on_conn_readable(void *arg)
 	 * submit runs, cancel others, and close or take connections, this one too */
 	while (ex->ended) {
 		struct exec_run *r = ex->ended;
-		ex->ended = r->ended_next;
+		ex->ended = r->link.ended_next;
 		exec_run_report(r);
 	}
 }

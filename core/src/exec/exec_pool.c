@@ -158,10 +158,10 @@ void exec_free(struct exec **exp)
 		return;
 	for (struct exec_pool *p = ex->pools; p; p = p->next)
 		for (struct conn *c = p->conns; c; c = c->next)
-			c->next_run = NULL; /* freed below with every run */
+			c->reset.next_run = NULL; /* freed below with every run */
 	while (ex->runs) {
 		struct exec_run *r = ex->runs;
-		ex->runs = r->anext;
+		ex->runs = r->link.anext;
 		exec_run_free(&r);
 	}
 	while (ex->pools) {

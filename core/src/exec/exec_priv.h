@@ -37,19 +37,20 @@ struct conn {
 	 * (conndrv's silent()): the pool's watch looks at its backend (exec_watch.c) */
 	bool watch_due;
 	struct conn *prev, *next;
-	/* RESETTING (conn_reset): the statement of reset_sql being answered, the Syncs
-	 * answered, whether a step failed (then it is closed), and the statement_timeout its
-	 * last step sets (-1: it SHOWs the default instead) */
-	size_t reset_step;
-	int reset_syncs;
-	bool reset_failed;
-	int64_t reset_timeout_ms;
-	char reset_app[80]; /* the application_name its last step sets ("": the startup one) */
-	bool reset_no_set;  /* no last step: the next run wants the settings DISCARD ALL restores,
-	                     * or none waits and they are known (default_timeout_ms) */
-	/* RESETTING: the run first in the queue when the reset was sent, which the reset
-	 * prepares (its timeout and name) and which gets the connection as soon as it is clean */
-	struct exec_run *next_run;
+	/* RESETTING (conn_reset): the STEP of reset_sql being answered, the SYNCS answered,
+	 * whether a step FAILED (then it is closed), the statement_timeout and application_name
+	 * its last step sets (TIMEOUT_MS -1: it SHOWs the default instead; APP "": the startup
+	 * one), or NO_SET: no last step (the next run wants the settings DISCARD ALL restores, or
+	 * none waits and they are known, default_timeout_ms); NEXT_RUN: the run first in the queue
+	 * when it was sent, which it prepares and which gets the connection once it is clean */
+	struct {
+		size_t step;
+		int syncs;
+		bool failed, no_set;
+		int64_t timeout_ms;
+		char app[80];
+		struct exec_run *next_run;
+	} reset;
 	/* BUSY: c->run's first statement went out in the pipeline of the reset, or of its
 	 * set_config() (conn_carry): the answers before it are read first (conn_reset_read) */
 	bool carrying;
@@ -143,18 +144,19 @@ struct exec_run {
 	struct run_stmt *stmts; /* &one for a single statement: no allocation of its own */
 	size_t n_stmts;
 	struct run_stmt one;
-	size_t cur;         /* statement being executed */
-	bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
-	bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
-	bool sync_due;      /* ... and they are all read */
-	bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
-	bool held;          /* nothing is sent until exec_release() (spec.hold); in an own
-	                     * transaction, no COMMIT */
+	struct {                    /* where its answers stand (exec_drive.c) */
+		size_t cur;         /* statement being executed */
+		long rows;          /* rows of the current result set, read one at a time */
+		bool in_pipeline;   /* its statement is in a pipeline: a Sync follows its results */
+		bool sync_due;      /* ... and they are all read */
+		bool xid_pending;   /* the answer to XID_SQL is read before its statement's */
+		bool parse_refused; /* its error came from the server's Parse: nothing of it ran */
+	} read;
+	bool held; /* nothing is sent before exec_release() (spec.hold); own_xact: no COMMIT */
 	/* spec.own_xact: where the run is in the transaction pgcrond opened for it (exec_drive.c,
 	 * run_next_step) */
 	enum { XACT_NONE, XACT_PLANNED, XACT_BEGIN, XACT_USER, XACT_COMMIT, XACT_UNWRAP } xact;
 	char *commit_refused; /* exec_release(run, false, WHY) in an own transaction: WHY */
-	long rows;            /* rows of the current result set, read one at a time */
 	char timeout_text[32];
 	char app_name[80]; /* "pgcrond: JOB" for pg_stat_activity; "" for the daemon's own */
 	int64_t timeout_ms;
@@ -164,28 +166,31 @@ struct exec_run {
 	bool carried;       /* it waited for a run's end on its connection, whose reset it is */
 	struct conn *conn;
 	int pid;
-	void (*on_pid)(void *, int);
-	void (*on_xid)(void *, const char *, const char *, bool);
-	void (*on_row)(void *arg, int n_fields, const char *const *values);
-	void (*on_done)(void *, const struct exec_outcome *);
-	void *arg;
-	struct event timer_ev; /* the timeout, then the cancel escalation */
-	bool timer_set;
+	struct { /* exec_run_spec's */
+		void (*on_pid)(void *, int);
+		void (*on_xid)(void *, const char *, const char *, bool);
+		void (*on_row)(void *arg, int n_fields, const char *const *values);
+		void (*on_done)(void *, const struct exec_outcome *);
+		void *arg;
+	} cb;
 	struct event done_ev; /* completion is reported from the loop, never re-entrantly */
-	int escalation;       /* 0 none, 1 cancel sent, 2 cancel sent again */
-	struct cancel_req *cancel_req; /* the cancel request under way (cancel.c) */
-	char *cancel_msg;
-	bool timed_out, cancelled;
-	/* the outcome being built */
-	bool failed;
-	bool unknown_commit; /* exec_outcome's */
-	char *message;
-	char sqlstate[6];
+	struct {              /* the timeout, then the cancel escalation */
+		struct event timer_ev;
+		int escalation;         /* 0 none, 1 cancel sent, 2 cancel sent again */
+		struct cancel_req *req; /* the cancel request under way (cancel.c) */
+		char *msg;              /* why it was stopped */
+	} stop;
+	struct { /* the outcome being built (exec_outcome's) */
+		bool failed, timed_out, cancelled, unknown_commit;
+		char *message;
+		char sqlstate[6];
+	} out;
 	char *name; /* the job's name, for the log lines of its server notices; may be NULL */
-	struct exec_run *wprev, *wnext; /* pool wait queue */
-	struct conn *reserved;          /* out of the queue: the resetting connection it gets */
-	struct exec_run *aprev, *anext; /* exec's list of all runs */
-	struct exec_run *ended_next;    /* exec's ended list */
+	struct {    /* where it is linked */
+		struct exec_run *wprev, *wnext; /* its pool's wait queue */
+		struct conn *reserved;          /* out of it: the resetting connection it gets */
+		struct exec_run *aprev, *anext, *ended_next; /* exec's lists: all, ended */
+	} link;
 };
 
 struct exec {

@@ -28,7 +28,7 @@
  *    parameters, never in a SET), temp tables, prepared statements, cursors, advisory
  *    locks and LISTENs. It commits at once, so a statement may follow before the Sync;
  *  - the statement_timeout and application_name of the run first in the pool's queue,
- *    which this connection serves as soon as the reset is answered (conn->next_run), or
+ *    which this connection serves as soon as the reset is answered (conn->reset.next_run), or
  *    else SHOW the default that DISCARD ALL restored: either way a run whose settings
  *    match needs no set_config() round trip of its own. Nothing, when that run wants what
  *    DISCARD ALL restores (the default timeout a SHOW read in the last DEFAULT_TRUST_US,
@@ -60,26 +60,26 @@ _Static_assert(sizeof(reset_sql) / sizeof(reset_sql[0]) == RESET_STEPS, "RESET_S
 bool exec_conn_carry(struct conn *c, struct exec_run *r)
 {
 	const struct run_stmt *st = &r->stmts[0];
-	if (r->on_xid && !PQsendQueryParams(c->drv.conn, XID_SQL, 0, NULL, NULL, NULL, NULL, 0))
+	if (r->cb.on_xid && !PQsendQueryParams(c->drv.conn, XID_SQL, 0, NULL, NULL, NULL, NULL, 0))
 		return false;
-	r->xid_pending = r->on_xid != NULL;
+	r->read.xid_pending = r->cb.on_xid != NULL;
 	if (!PQsendQueryParams(c->drv.conn, st->sql, st->n_params, NULL,
 	                       (const char *const *)st->params, NULL, NULL, 0))
 		return false;
-	if (c->next_run == r) {
-		c->next_run = NULL;
-		r->reserved = NULL;
+	if (c->reset.next_run == r) {
+		c->reset.next_run = NULL;
+		r->link.reserved = NULL;
 	}
 	if (r->conn != c)
 		exec_run_attach(r, c);
 	c->carrying = true;
-	r->in_pipeline = true;
+	r->read.in_pipeline = true;
 	return true;
 }
 
 bool exec_run_may_carry(struct exec_run *r)
 {
-	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->cancel_msg || r->held)
+	if (r->n_stmts == 0 || r->timeout_ms < 0 || r->stop.msg || r->held)
 		return false;
 	struct run_stmt *st = &r->stmts[0];
 	if (st->carry < 0)
@@ -115,20 +115,20 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		return false; /* active or unknown: nothing sane to reuse */
 	if (!PQenterPipelineMode(c->drv.conn))
 		return false;
-	c->reset_step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
-	c->reset_syncs = guard ? 0 : RESET_SYNCS - 1;
-	c->reset_failed = false;
-	c->reset_timeout_ms = -1;
-	c->reset_app[0] = '\0';
+	c->reset.step = ts != PQTRANS_IDLE ? 0 : guard ? 1 : 2;
+	c->reset.syncs = guard ? 0 : RESET_SYNCS - 1;
+	c->reset.failed = false;
+	c->reset.timeout_ms = -1;
+	c->reset.app[0] = '\0';
 	if (next) {
 		/* it is this connection's: no round trip of its own to set its timeout and
 		 * name, and none to wait for a connection another run took meanwhile */
 		exec_wait_remove(next);
-		c->next_run = next;
-		next->reserved = c;
+		c->reset.next_run = next;
+		next->link.reserved = c;
 		next->carried = true; /* it waited for the run before it on C */
 	}
-	if (c->reset_step == 0)
+	if (c->reset.step == 0)
 		ok = PQsendQueryParams(c->drv.conn, reset_sql[0], 0, NULL, NULL, NULL, NULL, 0);
 	if (guard)
 		ok = ok &&
@@ -139,10 +139,10 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		c->default_timeout_ms = -1;
 	/* after a run (CARRY) with none waiting, the default is known: no SHOW; an idle
 	 * connection's reset (its check, exec_warm) reads it anew */
-	c->reset_no_set =
+	c->reset.no_set =
 	    c->default_timeout_ms >= 0 &&
 	    (next ? next->timeout_ms == c->default_timeout_ms && !next->app_name[0] : carry);
-	if (c->reset_no_set) {
+	if (c->reset.no_set) {
 		/* what DISCARD ALL restores is what the run wants: no set_config() (a statement
 		 * per run, a quarter of the pool's throughput when many runs are due at once) */
 		if (ok && next && carry && exec_run_may_carry(next))
@@ -151,9 +151,9 @@ bool exec_conn_reset_send(struct conn *c, bool carry)
 		bool app = next->app_name[0] != '\0';
 		params[0] = next->timeout_text;
 		params[1] = next->app_name;
-		c->reset_timeout_ms = next->timeout_ms;
+		c->reset.timeout_ms = next->timeout_ms;
 		if (app)
-			snprintf(c->reset_app, sizeof(c->reset_app), "%s", next->app_name);
+			snprintf(c->reset.app, sizeof(c->reset.app), "%s", next->app_name);
 		if (ok)
 			ok = PQsendQueryParams(c->drv.conn, app ? SET_RUN_SQL : SET_TIMEOUT_SQL,
 			                       app ? 2 : 1, NULL, params, NULL, NULL, 0);
@@ -196,15 +196,15 @@ void exec_conn_reset_result(struct conn *c, PGresult *res)
 	char buf[256];
 
 	if (st == PGRES_PIPELINE_SYNC) {
-		c->reset_syncs++;
+		c->reset.syncs++;
 		return;
 	}
-	if (c->reset_step >= RESET_STEPS)
+	if (c->reset.step >= RESET_STEPS)
 		return; /* a carried statement's, which exec_run_read takes */
-	if (st == PGRES_TUPLES_OK && c->reset_step == RESET_STEPS - 1) {
-		if (c->reset_timeout_ms >= 0) {
-			c->timeout_ms = c->reset_timeout_ms;
-			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset_app);
+	if (st == PGRES_TUPLES_OK && c->reset.step == RESET_STEPS - 1) {
+		if (c->reset.timeout_ms >= 0) {
+			c->timeout_ms = c->reset.timeout_ms;
+			snprintf(c->app_name, sizeof(c->app_name), "%s", c->reset.app);
 		} else if (PQntuples(res) == 1) {
 			c->timeout_ms = show_timeout_ms(PQgetvalue(res, 0, 0));
 			c->default_timeout_ms = c->timeout_ms;
@@ -214,11 +214,11 @@ void exec_conn_reset_result(struct conn *c, PGresult *res)
 	}
 	if (st == PGRES_COMMAND_OK)
 		return;
-	if (!c->reset_failed)
+	if (!c->reset.failed)
 		log_warning("database %s: could not reset a connection after a run (%s: %s); "
 		            "closing it",
 		            c->pool->name,
-		            reset_sql[c->reset_step < RESET_STEPS ? c->reset_step : 0],
+		            reset_sql[c->reset.step < RESET_STEPS ? c->reset.step : 0],
 		            pgconn_result_error(res, buf, sizeof(buf)));
-	c->reset_failed = true;
+	c->reset.failed = true;
 }

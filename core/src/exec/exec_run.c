@@ -67,6 +67,12 @@ static const char *const phase_names[] = {
 };
 _Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) == EXEC_DONE + 1, "phase_names");
 
+/* (GCC's -Warray-bounds at -O2 cannot see that a phase is at most EXEC_DONE) */
+static const char *phase_name(enum exec_phase p)
+{
+	return (unsigned)p <= EXEC_DONE ? phase_names[p] : "(unknown)";
+}
+
 /* The moves a run's phase may make (exec_priv.h, enum exec_phase). */
 static bool phase_may(enum exec_phase from, enum exec_phase to)
 {
@@ -96,8 +102,8 @@ bool exec_run_to(struct exec_run *r, enum exec_phase to)
 {
 	if (!phase_may(r->phase, to)) {
 		log_error("job %s: internal error: a run %s cannot become %s; please report it",
-		          r->name ? r->name : "(pgcrond's own)", phase_names[r->phase],
-		          phase_names[to]);
+		          r->name ? r->name : "(pgcrond's own)", phase_name(r->phase),
+		          phase_name(to));
 		return false;
 	}
 	r->phase = to;
@@ -141,10 +147,10 @@ void exec_run_attach(struct exec_run *r, struct conn *c)
 	if (c->drv.notices.logged) /* what came while idle is not the job's */
 		pgconn_notices_flush(&c->drv.notices);
 	c->drv.notices.job = r->name;
-	if (r->on_pid && r->pid > 0)
-		r->on_pid(r->arg, r->pid);
-	r->cur = 0;
-	r->rows = 0;
+	if (r->cb.on_pid && r->pid > 0)
+		r->cb.on_pid(r->cb.arg, r->pid);
+	r->read.cur = 0;
+	r->read.rows = 0;
 }
 
 void exec_run_take_result(struct exec_run *r, PGresult *res)
@@ -152,17 +158,18 @@ void exec_run_take_result(struct exec_run *r, PGresult *res)
 	ExecStatusType st = PQresultStatus(res);
 	char buf[256];
 
-	if (r->xid_pending) {
+	if (r->read.xid_pending) {
 		if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && PQntuples(res) == 1 &&
-		    PQnfields(res) == 2 && !PQgetisnull(res, 0, 0) && r->on_xid)
-			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), false);
+		    PQnfields(res) == 2 && !PQgetisnull(res, 0, 0) && r->cb.on_xid)
+			r->cb.on_xid(r->cb.arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+			             false);
 		return;
 	}
 	if (r->xact == XACT_BEGIN && st == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    PQnfields(res) == 2) {
 		if (!PQgetisnull(res, 0, 0)) { /* (a standby gives none: nothing to wait for) */
 			r->held = true; /* no COMMIT before exec_release(), which may come now */
-			r->on_xid(r->arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), true);
+			r->cb.on_xid(r->cb.arg, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), true);
 		}
 		return;
 	}
@@ -173,41 +180,41 @@ void exec_run_take_result(struct exec_run *r, PGresult *res)
 		if (st == PGRES_TUPLES_OK) {
 			r->conn->timeout_ms = r->timeout_ms;
 			snprintf(r->conn->app_name, sizeof(r->conn->app_name), "%s", r->app_name);
-		} else if (!r->failed)
+		} else if (!r->out.failed)
 			goto error;
 		return;
 	}
 	switch ((int)st) { /* (libpq's statuses) */
 	case PGRES_SINGLE_TUPLE:
-		r->rows++;
-		if (r->on_row && !r->failed) {
+		r->read.rows++;
+		if (r->cb.on_row && !r->out.failed) {
 			const char *vals[16];
 			int nf = PQnfields(res) < 16 ? PQnfields(res) : 16;
 			for (int i = 0; i < nf; i++)
 				vals[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
-			r->on_row(r->arg, nf, vals);
+			r->cb.on_row(r->cb.arg, nf, vals);
 		}
 		return;
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
 	case PGRES_EMPTY_QUERY:
-		if (r->failed)
+		if (r->out.failed)
 			return;
 		/* in single-row mode the set ends with an empty TUPLES_OK; the next set starts
 		 * counting afresh */
-		exec_format_success(st == PGRES_TUPLES_OK, r->rows + (long)PQntuples(res),
+		exec_format_success(st == PGRES_TUPLES_OK, r->read.rows + (long)PQntuples(res),
 		                    PQcmdStatus(res), buf, sizeof(buf));
-		r->rows = 0;
-		free(r->message);
-		r->message = strdup(buf);
+		r->read.rows = 0;
+		free(r->out.message);
+		r->out.message = strdup(buf);
 		return;
 	default:
 		break;
 	}
 error:
-	if (r->failed)
+	if (r->out.failed)
 		return; /* the first error is the one to report */
-	r->failed = true;
+	r->out.failed = true;
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	/* the whole message, with the server's DETAIL and HINT (which key is duplicated, what
 	 * to do); sized to fit, since the history row keeps it all */
@@ -218,15 +225,15 @@ error:
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		need += fields[i] ? strlen(fields[i]) : 0;
 	char *text = malloc(need);
-	free(r->message);
-	r->message = text ? one_line(pgconn_result_error(res, text, need)) : NULL;
+	free(r->out.message);
+	r->out.message = text ? one_line(pgconn_result_error(res, text, need)) : NULL;
 	free(text);
-	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", state ? state : "");
+	snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "%s", state ? state : "");
 	const char *where = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
-	r->parse_refused = where && strcmp(where, "exec_parse_message") == 0;
-	if (!r->cancel_msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
-	    strstr(r->message ? r->message : "", "statement timeout"))
-		r->timed_out = true;
+	r->read.parse_refused = where && strcmp(where, "exec_parse_message") == 0;
+	if (!r->stop.msg && state && strcmp(state, "57014") == 0 && r->timeout_ms > 0 &&
+	    strstr(r->out.message ? r->out.message : "", "statement timeout"))
+		r->out.timed_out = true;
 }
 
 /* Read and drop the rows of a COPY TO STDOUT (a job has nowhere to put them; the command
@@ -270,13 +277,13 @@ bool exec_run_start_copy(struct exec_run *r, ExecStatusType st)
 		why = "COPY BOTH (replication) needs a client to stream with; pgcrond has none";
 		break;
 	}
-	if (!r->failed) {
+	if (!r->out.failed) {
 		/* The first error is the one reported: the server's answer to the CopyFail below
 		 * ("COPY from stdin failed", 57014) would read like a cancel. */
-		r->failed = true;
-		free(r->message);
-		r->message = strdup(why);
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "0A000");
+		r->out.failed = true;
+		free(r->out.message);
+		r->out.message = strdup(why);
+		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "0A000");
 	}
 	if (st != PGRES_COPY_IN)
 		return false; /* a replication stream has no clean end: close the connection */
@@ -294,12 +301,12 @@ void exec_run_fail(struct exec_run *r, const char *message, const char *sqlstate
 		return;
 	/* Keep an error already recorded (the first one is reported), but not the tag of an
 	 * earlier statement that succeeded ("SELECT 1; COPY ..." losing its connection). */
-	if (!r->failed || !r->message) {
-		free(r->message);
-		r->message = strdup(message ? message : "");
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate ? sqlstate : "");
+	if (!r->out.failed || !r->out.message) {
+		free(r->out.message);
+		r->out.message = strdup(message ? message : "");
+		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "%s", sqlstate ? sqlstate : "");
 	}
-	r->failed = true;
+	r->out.failed = true;
 	exec_run_complete(r);
 }
 
@@ -311,31 +318,28 @@ void exec_run_complete(struct exec_run *r)
 		return;
 	exec_run_to(r, EXEC_DONE);
 	r->conn = NULL;
-	if (r->timer_set) {
-		event_del(&r->timer_ev);
-		r->timer_set = false;
-	}
-	if (r->cancel_msg) {
-		/* However the statement died (cancelled, terminated, connection closed), say why
-		 * we stopped it. */
-		r->failed = true;
-		free(r->message);
-		r->message = strdup(r->cancel_msg);
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
-	} else if (r->failed && r->timed_out && r->timeout_ms > 0) {
-		char d[32], buf[128];
+	event_del(&r->stop.timer_ev);
+	/* However the statement died (cancelled, terminated, connection closed), say why we
+	 * stopped it, or that the server's statement_timeout did. */
+	char d[32], buf[128];
+	const char *why = r->stop.msg;
+	if (!why && r->out.failed && r->out.timed_out && r->timeout_ms > 0) {
 		duration_format(r->timeout_ms, d, sizeof(d));
 		snprintf(buf, sizeof(buf), "timed out after %s; the statement was cancelled", d);
-		free(r->message);
-		r->message = strdup(buf);
-		snprintf(r->sqlstate, sizeof(r->sqlstate), "57014");
-	} else if (!r->failed && !r->message) {
-		r->message = strdup("");
+		why = buf;
+	}
+	if (why) {
+		r->out.failed = true;
+		free(r->out.message);
+		r->out.message = strdup(why);
+		snprintf(r->out.sqlstate, sizeof(r->out.sqlstate), "57014");
+	} else if (!r->out.failed && !r->out.message) {
+		r->out.message = strdup("");
 	}
 	struct exec *ex = r->ex;
 	if (ex->reading) {
-		r->ended_next = NULL;
-		*(ex->ended ? &ex->ended_tail->ended_next : &ex->ended) = r;
+		r->link.ended_next = NULL;
+		*(ex->ended ? &ex->ended_tail->link.ended_next : &ex->ended) = r;
 		ex->ended_tail = r;
 	} else {
 		event_active(&r->done_ev, 0, 0);
@@ -346,27 +350,27 @@ void exec_run_report(struct exec_run *r)
 {
 	struct exec *ex = r->ex;
 	struct exec_outcome o = {
-	    .ok = !r->failed,
-	    .timed_out = r->timed_out,
-	    .cancelled = r->cancelled,
-	    .message = r->message ? r->message : "",
-	    .sqlstate = r->failed ? r->sqlstate : NULL,
+	    .ok = !r->out.failed,
+	    .timed_out = r->out.timed_out,
+	    .cancelled = r->out.cancelled,
+	    .message = r->out.message ? r->out.message : "",
+	    .sqlstate = r->out.failed ? r->out.sqlstate : NULL,
 	    .backend_pid = r->pid,
-	    .unknown_commit = r->unknown_commit,
+	    .unknown_commit = r->out.unknown_commit,
 	    .duration_us = clock_wall_us() - r->start_us,
 	    .wait_us = r->attach_us ? r->attach_us - r->start_us : 0,
 	    .connect_us = r->connect_us,
 	    .carried = r->carried,
 	};
-	if (r->aprev)
-		r->aprev->anext = r->anext;
+	if (r->link.aprev)
+		r->link.aprev->link.anext = r->link.anext;
 	else
-		ex->runs = r->anext;
-	if (r->anext)
-		r->anext->aprev = r->aprev;
+		ex->runs = r->link.anext;
+	if (r->link.anext)
+		r->link.anext->link.aprev = r->link.aprev;
 	ex->n_runs--;
-	if (r->on_done)
-		r->on_done(r->arg, &o); /* may submit more runs */
+	if (r->cb.on_done)
+		r->cb.on_done(r->cb.arg, &o); /* may submit more runs */
 	exec_run_free(&r);
 	if (ex->n_runs == 0 && ex->on_drained)
 		event_active(&ex->drained_ev, 0, 0);
@@ -377,11 +381,10 @@ void exec_run_free(struct exec_run **rp)
 	struct exec_run *r = *rp;
 	if (!r)
 		return;
-	if (r->timer_set)
-		event_del(&r->timer_ev);
+	event_del(&r->stop.timer_ev);
 	event_del(&r->done_ev);
-	if (r->cancel_req) /* a cancel request still under way */
-		cancel_forget(r->cancel_req);
+	if (r->stop.req) /* a cancel request still under way */
+		cancel_forget(r->stop.req);
 	for (size_t i = 0; i < r->n_stmts; i++) {
 		free(r->stmts[i].sql);
 		for (int j = 0; j < r->stmts[i].n_params; j++)
@@ -390,9 +393,9 @@ void exec_run_free(struct exec_run **rp)
 	}
 	if (r->stmts != &r->one)
 		free(r->stmts);
-	free(r->cancel_msg);
+	free(r->stop.msg);
 	free(r->commit_refused);
-	free(r->message);
+	free(r->out.message);
 	free(r->name);
 	free(r);
 	*rp = NULL;

@@ -82,7 +82,7 @@ static void look(evutil_socket_t fd, short what, void *arg);
 /* R waits for an answer from its server (not for exec_release(), nor for a cancel's end). */
 static bool awaiting(const struct exec_run *r)
 {
-	if (!r || r->cancel_msg || r->pid <= 0)
+	if (!r || r->stop.msg || r->pid <= 0)
 		return false;
 	switch (r->phase) {
 	case EXEC_SETTING:
@@ -238,8 +238,9 @@ static void looked(void *arg, int tag, const struct stmtq_result *r)
 		log_warning("database %s: a run of %s: %s", p->name,
 		            c->run->name ? c->run->name : "pgcrond", why);
 		/* gone, or idle with its statement over: it may have committed (verdict) */
-		c->run->unknown_commit = gone || (strcmp(PQgetvalue(r->res, i, 4), "idle") == 0 &&
-		                                  *PQgetvalue(r->res, i, 3) != 't');
+		c->run->out.unknown_commit =
+		    gone || (strcmp(PQgetvalue(r->res, i, 4), "idle") == 0 &&
+		             *PQgetvalue(r->res, i, 3) != 't');
 		exec_run_conn_lost(c->run, why);
 	}
 	if (!complained)

@@ -31,25 +31,24 @@ struct httpc_call {
 	enum call_state state;
 	struct httpc_call *prev, *next; /* in the list of its state */
 	CURL *easy;
-	struct curl_slist *hdrs;  /* the request's headers, for the origin of its URL */
-	struct curl_slist *plain; /* those that carry no credentials, for any other origin */
-	char *method, *url;       /* URL: the one submitted (messages name it) */
-	char *hop;                /* the URL a redirect led to; NULL before any */
-	int redirects;            /* followed so far (by redirect(), not by libcurl) */
-	char *refused;            /* why a redirect was refused (malloc'd), or NULL */
+	struct curl_slist *hdrs;     /* the request's headers, for the origin of its URL */
+	struct curl_slist *plain;    /* those that carry no credentials, for any other origin */
+	char *method, *url;          /* URL: the one submitted (messages name it) */
+	struct {                     /* followed by redirect(), not by libcurl */
+		char *hop, *refused; /* the last one's URL, why one was refused; NULL: none */
+		int n, max;          /* followed so far, and the most */
+	} redir;
 	char *body;
 	size_t body_len;
 	int64_t submitted_us, deadline_us;
 	int64_t max_response;
 	int64_t connect_timeout_ms;
-	int max_redirects;
 	char *ca_file;
-	/* the response */
-	char *resp;
-	size_t resp_len, resp_cap;
-	bool truncated;
-	char *hdr;
-	size_t hdr_len, hdr_cap;
+	struct { /* the response, so far */
+		char *body, *hdr;
+		size_t body_len, body_cap, hdr_len, hdr_cap;
+		bool truncated;
+	} resp;
 	char errbuf[CURL_ERROR_SIZE];
 	enum httpc_result result;
 	char *error; /* set when it ends without libcurl (refused, cancelled) */
@@ -141,12 +140,12 @@ static void call_free(struct httpc_call *k)
 	curl_slist_free_all(k->plain);
 	free(k->method);
 	free(k->url);
-	free(k->hop);
-	free(k->refused);
+	free(k->redir.hop);
+	free(k->redir.refused);
 	free(k->body);
 	free(k->ca_file);
-	free(k->resp);
-	free(k->hdr);
+	free(k->resp.body);
+	free(k->resp.hdr);
 	free(k->error);
 	free(k);
 }
@@ -224,11 +223,11 @@ static void deliver(struct httpc_call *k)
 	}
 	resp.status = k->result == HTTPC_OK ? (int)status : 0;
 	resp.content_type = k->result == HTTPC_OK ? ctype : NULL;
-	resp.headers = k->hdr ? k->hdr : "";
-	resp.headers_len = k->hdr_len;
-	resp.body = k->resp ? k->resp : "";
-	resp.body_len = k->resp_len;
-	resp.truncated = k->truncated;
+	resp.headers = k->resp.hdr ? k->resp.hdr : "";
+	resp.headers_len = k->resp.hdr_len;
+	resp.body = k->resp.body ? k->resp.body : "";
+	resp.body_len = k->resp.body_len;
+	resp.truncated = k->resp.truncated;
 	resp.elapsed_ms = (clock_mono_us() - k->submitted_us) / 1000;
 	if (k->error) {
 		resp.error = resp.reason = k->error;
@@ -245,17 +244,17 @@ static void deliver(struct httpc_call *k)
 			snprintf(
 			    r, rlen,
 			    "no complete response within %lld ms (%zu bytes of body received): %s",
-			    (long long)resp.elapsed_ms, k->resp_len, k->errbuf);
+			    (long long)resp.elapsed_ms, k->resp.body_len, k->errbuf);
 			break;
 		case HTTPC_REDIRECTS:
-			if (k->refused) {
-				snprintf(r, rlen, "%s", k->refused);
+			if (k->redir.refused) {
+				snprintf(r, rlen, "%s", k->redir.refused);
 				break;
 			}
 			snprintf(r, rlen,
 			         "%s (http_client.max_redirects = %d; a redirect loop, or a longer "
 			         "chain of redirects)",
-			         k->errbuf, k->max_redirects);
+			         k->errbuf, k->redir.max);
 			break;
 		case HTTPC_TLS:
 			snprintf(r, rlen,
@@ -300,7 +299,7 @@ static enum httpc_result classify(CURLcode rc, struct httpc_call *k)
 		return HTTPC_OK;
 	case CURLE_WRITE_ERROR:
 		/* our write callback stopped the transfer at max_response */
-		return k->truncated ? HTTPC_OK : HTTPC_ERROR;
+		return k->resp.truncated ? HTTPC_OK : HTTPC_ERROR;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_TOO_MANY_REDIRECTS:
 		return HTTPC_REDIRECTS;
@@ -432,26 +431,26 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct httpc_call *k = arg;
 	size_t n = size * nmemb;
-	size_t room = (size_t)k->max_response - k->resp_len;
+	size_t room = (size_t)k->max_response - k->resp.body_len;
 	size_t take = n < room ? n : room;
 
-	if (k->resp_len + take + 1 > k->resp_cap) {
-		size_t cap = k->resp_cap ? k->resp_cap : 4096;
-		while (cap < k->resp_len + take + 1)
+	if (k->resp.body_len + take + 1 > k->resp.body_cap) {
+		size_t cap = k->resp.body_cap ? k->resp.body_cap : 4096;
+		while (cap < k->resp.body_len + take + 1)
 			cap *= 2;
 		if (cap > (size_t)k->max_response + 1)
 			cap = (size_t)k->max_response + 1;
-		char *p = realloc(k->resp, cap);
+		char *p = realloc(k->resp.body, cap);
 		if (!p)
 			return 0;
-		k->resp = p;
-		k->resp_cap = cap;
+		k->resp.body = p;
+		k->resp.body_cap = cap;
 	}
-	memcpy(k->resp + k->resp_len, ptr, take);
-	k->resp_len += take;
-	k->resp[k->resp_len] = '\0';
+	memcpy(k->resp.body + k->resp.body_len, ptr, take);
+	k->resp.body_len += take;
+	k->resp.body[k->resp.body_len] = '\0';
 	if (take < n) {
-		k->truncated = true;
+		k->resp.truncated = true;
 		return 0; /* stops the transfer: the rest is never read */
 	}
 	return n;
@@ -464,22 +463,22 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 
 	/* a new response (after a redirect or a 100 Continue): keep the last one's only */
 	if (n > 5 && strncmp(ptr, "HTTP/", 5) == 0)
-		k->hdr_len = 0;
-	if (k->hdr_len + n + 1 > HTTPC_MAX_HEADERS)
+		k->resp.hdr_len = 0;
+	if (k->resp.hdr_len + n + 1 > HTTPC_MAX_HEADERS)
 		return n; /* dropped, not fatal */
-	if (k->hdr_len + n + 1 > k->hdr_cap) {
-		size_t cap = k->hdr_cap ? k->hdr_cap : 1024;
-		while (cap < k->hdr_len + n + 1)
+	if (k->resp.hdr_len + n + 1 > k->resp.hdr_cap) {
+		size_t cap = k->resp.hdr_cap ? k->resp.hdr_cap : 1024;
+		while (cap < k->resp.hdr_len + n + 1)
 			cap *= 2;
-		char *p = realloc(k->hdr, cap);
+		char *p = realloc(k->resp.hdr, cap);
 		if (!p)
 			return n;
-		k->hdr = p;
-		k->hdr_cap = cap;
+		k->resp.hdr = p;
+		k->resp.hdr_cap = cap;
 	}
-	memcpy(k->hdr + k->hdr_len, ptr, n);
-	k->hdr_len += n;
-	k->hdr[k->hdr_len] = '\0';
+	memcpy(k->resp.hdr + k->resp.hdr_len, ptr, n);
+	k->resp.hdr_len += n;
+	k->resp.hdr[k->resp.hdr_len] = '\0';
 	return n;
 }
 
@@ -497,7 +496,7 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 		return false;
 	k->easy = e;
 	SETOPT(e, CURLOPT_PRIVATE, k);
-	SETOPT(e, CURLOPT_URL, k->hop ? k->hop : k->url);
+	SETOPT(e, CURLOPT_URL, k->redir.hop ? k->redir.hop : k->url);
 	SETOPT(e, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(e, CURLOPT_ERRORBUFFER, k->errbuf);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
@@ -524,7 +523,8 @@ static bool setup_easy(struct httpc_call *k, int64_t remaining_ms)
 	SETOPT(e, CURLOPT_HEADERFUNCTION, header_cb);
 	SETOPT(e, CURLOPT_HEADERDATA, k);
 	SETOPT(e, CURLOPT_USERAGENT, "pgcrond/" PGCROND_VERSION);
-	SETOPT(e, CURLOPT_HTTPHEADER, k->hop && !same_origin(k->url, k->hop) ? k->plain : k->hdrs);
+	SETOPT(e, CURLOPT_HTTPHEADER,
+	       k->redir.hop && !same_origin(k->url, k->redir.hop) ? k->plain : k->hdrs);
 	/* what the server sends, not decoded: max_response counts the bytes received */
 	SETOPT(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	if (strcmp(k->method, "GET") == 0) {
@@ -592,17 +592,17 @@ static bool redirect(struct httpc_call *k, enum httpc_result *res)
 {
 	long status = 0;
 	char *loc = NULL, shown[300];
-	const char *at = k->hop ? k->hop : k->url;
+	const char *at = k->redir.hop ? k->redir.hop : k->url;
 
 	curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (k->max_redirects <= 0 ||
+	if (k->redir.max <= 0 ||
 	    !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308))
 		return false;
 	if (curl_easy_getinfo(k->easy, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
 		return false;
-	if (k->redirects >= k->max_redirects) {
+	if (k->redir.n >= k->redir.max) {
 		snprintf(k->errbuf, sizeof(k->errbuf), "Maximum (%d) redirects followed",
-		         k->max_redirects);
+		         k->redir.max);
 		*res = HTTPC_REDIRECTS;
 		return false;
 	}
@@ -619,11 +619,11 @@ static bool redirect(struct httpc_call *k, enum httpc_result *res)
 		         "https:// URL the server should redirect to",
 		         status, shown);
 	if (msg[0]) {
-		free(k->refused);
-		k->refused = strdup(msg);
-		if (!k->refused)
+		free(k->redir.refused);
+		k->redir.refused = strdup(msg);
+		if (!k->redir.refused)
 			snprintf(k->errbuf, sizeof(k->errbuf), "a redirect was refused");
-		*res = k->refused ? HTTPC_REDIRECTS : HTTPC_ERROR;
+		*res = k->redir.refused ? HTTPC_REDIRECTS : HTTPC_ERROR;
 		return false;
 	}
 	char *next = strdup(loc);
@@ -652,13 +652,13 @@ static bool redirect(struct httpc_call *k, enum httpc_result *res)
 		k->body = NULL;
 		k->body_len = 0;
 	}
-	free(k->hop);
-	k->hop = next;
-	k->redirects++;
+	free(k->redir.hop);
+	k->redir.hop = next;
+	k->redir.n++;
 	/* the redirect's own body and headers are not the response */
-	k->resp_len = 0;
-	k->truncated = false;
-	k->hdr_len = 0;
+	k->resp.body_len = 0;
+	k->resp.truncated = false;
+	k->resp.hdr_len = 0;
 	k->errbuf[0] = '\0';
 	curl_multi_remove_handle(k->c->multi, k->easy);
 	curl_easy_cleanup(k->easy);
@@ -666,7 +666,7 @@ static bool redirect(struct httpc_call *k, enum httpc_result *res)
 	int64_t remaining_ms = (k->deadline_us - clock_mono_us()) / 1000;
 	if (remaining_ms <= 0) {
 		snprintf(k->errbuf, sizeof(k->errbuf), "its time ran out at redirect %d",
-		         k->redirects);
+		         k->redir.n);
 		*res = HTTPC_TIMEOUT;
 		return false;
 	}
@@ -749,7 +749,7 @@ int httpc_submit(struct httpc *c, const struct httpc_request *req, struct httpc_
 	k->deadline_us = k->submitted_us + timeout * 1000;
 	k->max_response = req->max_response > 0 ? req->max_response : c->o.max_response;
 	k->connect_timeout_ms = c->o.connect_timeout_ms;
-	k->max_redirects = c->o.max_redirects;
+	k->redir.max = c->o.max_redirects;
 	k->method = strdup(req->method ? req->method : "GET");
 	k->url = strdup(req->url ? req->url : "");
 	k->ca_file = c->ca_file ? strdup(c->ca_file) : NULL;

@@ -50,18 +50,19 @@ struct http {
 	 * about 140 ms of formatting that would otherwise delay every fire due meanwhile */
 	struct bgwork *bg;
 	int scrapes; /* under way */
-	/* Open connections, so that local users cannot take the daemon's descriptors: at
-	 * max_conns the listener stops accepting (the kernel's backlog holds the rest); an
-	 * accept() that fails (EMFILE) stops it for ACCEPT_BACKOFF_MS instead of a busy loop. */
-	struct evconnlistener *lev;
-	int n_conns, max_conns;
-	struct conn *conns;      /* adopted connections (a list, to free at the end) */
-	struct conn *pending;    /* accepted, adopted by adopt_cb once evhttp has set them up */
-	struct event adopt_ev;   /* activated for the pending */
-	struct event backoff_ev; /* re-enables the listener after a failed accept */
-	bool events_ready, backing_off, at_cap;
-	unsigned round; /* adopt_cb's rounds */
-	struct log_complaint accept_complaint, cap_complaint;
+	/* Open connections, so that local users cannot take the daemon's descriptors: at MAX the
+	 * listener LEV stops accepting (the kernel's backlog holds the rest); an accept() that
+	 * fails (EMFILE) stops it for ACCEPT_BACKOFF_MS instead of a busy loop. */
+	struct {
+		struct evconnlistener *lev;
+		int n, max;
+		struct conn *adopted, *pending; /* PENDING: accepted, for adopt_cb to adopt */
+		struct event adopt_ev;          /* activated for the pending */
+		struct event backoff_ev;        /* re-enables the listener after a failed accept */
+		bool at_cap;
+		unsigned round; /* adopt_cb's rounds */
+		struct log_complaint accept_complaint, cap_complaint;
+	} conns;
 };
 
 /* The connection cap without http.max_connections, and the timeout without http.timeout. */
@@ -519,7 +520,7 @@ static void link_conn(struct conn **head, struct conn *c)
 /* A whole request came on EVCON (route). */
 static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 {
-	for (struct conn *c = h->conns; c; c = c->next)
+	for (struct conn *c = h->conns.adopted; c; c = c->next)
 		if (c->evcon == evcon)
 			c->asked = true;
 }
@@ -533,8 +534,8 @@ static void mark_asked(struct http *h, const struct evhttp_connection *evcon)
 static struct conn *oldest_silent(const struct http *h, bool this_round_too)
 {
 	struct conn *oldest = NULL;
-	for (struct conn *c = h->conns; c; c = c->next)
-		if (!c->asked && (this_round_too || c->round != h->round))
+	for (struct conn *c = h->conns.adopted; c; c = c->next)
+		if (!c->asked && (this_round_too || c->round != h->conns.round))
 			oldest = c;
 	return oldest;
 }
@@ -545,9 +546,9 @@ static void evict(struct http *h, struct conn *c)
 {
 	struct evhttp_connection *evcon = c->evcon;
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
-	unlink_conn(&h->conns, c);
+	unlink_conn(&h->conns.adopted, c);
 	free(c);
-	h->n_conns--;
+	h->conns.n--;
 	evhttp_connection_free(evcon);
 }
 
@@ -555,22 +556,22 @@ static void evict(struct http *h, struct conn *c)
  * holds the listener. */
 static void listener_update(struct http *h)
 {
-	bool full = h->n_conns >= h->max_conns;
+	bool full = h->conns.n >= h->conns.max;
 	/* (this round's count: the next accept starts a round that may close them) */
 	bool cap = full && !oldest_silent(h, true);
-	if (full && !h->at_cap && log_complain(&h->cap_complaint))
+	if (full && !h->conns.at_cap && log_complain(&h->conns.cap_complaint))
 		log_warning(
 		    "http: %d connections open, the most http.max_connections allows; "
 		    "the oldest that asked nothing yet are closed to make room, and new ones "
 		    "wait when none is left (a client holding connections open?)",
-		    h->n_conns);
-	h->at_cap = full;
-	if (!h->lev)
+		    h->conns.n);
+	h->conns.at_cap = full;
+	if (!h->conns.lev)
 		return;
-	if (cap || h->backing_off)
-		evconnlistener_disable(h->lev);
+	if (cap || evtimer_pending(&h->conns.backoff_ev, NULL))
+		evconnlistener_disable(h->conns.lev);
 	else
-		evconnlistener_enable(h->lev);
+		evconnlistener_enable(h->conns.lev);
 }
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
@@ -578,9 +579,9 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct conn *c = arg;
 	struct http *h = c->h;
 	(void)evcon;
-	unlink_conn(&h->conns, c);
+	unlink_conn(&h->conns.adopted, c);
 	free(c);
-	h->n_conns--;
+	h->conns.n--;
 	listener_update(h);
 }
 
@@ -589,27 +590,27 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	(void)fd;
 	(void)what;
-	h->round++;
-	while (h->pending) {
-		struct conn *c = h->pending;
+	h->conns.round++;
+	while (h->conns.pending) {
+		struct conn *c = h->conns.pending;
 		void *cbarg = NULL;
-		unlink_conn(&h->pending, c);
+		unlink_conn(&h->conns.pending, c);
 		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
 		bufferevent_decref(c->bev);
 		c->bev = NULL;
 		if (!cbarg) {
 			/* evhttp gave it up already (out of memory): freed, callbacks cleared */
 			free(c);
-			h->n_conns--;
+			h->conns.n--;
 			continue;
 		}
 		c->evcon = cbarg;
-		c->round = h->round;
-		link_conn(&h->conns, c);
+		c->round = h->conns.round;
+		link_conn(&h->conns.adopted, c);
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	}
 	struct conn *silent;
-	while (h->n_conns > h->max_conns && (silent = oldest_silent(h, false)) != NULL)
+	while (h->conns.n > h->conns.max && (silent = oldest_silent(h, false)) != NULL)
 		evict(h, silent);
 	listener_update(h);
 }
@@ -627,11 +628,11 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
 	c->h = h;
 	c->bev = bev;
 	bufferevent_incref(bev); /* until adopted: evhttp may free it first */
-	link_conn(&h->pending, c);
-	h->n_conns++;
-	event_active(&h->adopt_ev, EV_TIMEOUT, 1);
-	if (h->n_conns >= h->max_conns + CONNS_OVER_CAP && h->lev)
-		evconnlistener_disable(h->lev); /* until adopt_cb has made room */
+	link_conn(&h->conns.pending, c);
+	h->conns.n++;
+	event_active(&h->conns.adopt_ev, EV_TIMEOUT, 1);
+	if (h->conns.n >= h->conns.max + CONNS_OVER_CAP && h->conns.lev)
+		evconnlistener_disable(h->conns.lev); /* until adopt_cb has made room */
 	return bev;
 }
 
@@ -640,7 +641,6 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 	struct http *h = arg;
 	(void)fd;
 	(void)what;
-	h->backing_off = false;
 	listener_update(h);
 }
 
@@ -651,15 +651,14 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 	struct http *h = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	(void)lev;
-	if (log_complain(&h->accept_complaint))
+	if (log_complain(&h->conns.accept_complaint))
 		log_error("http: cannot accept a connection: %s (%d HTTP connections open); the "
 		          "listener pauses %d ms after each failure (this is logged at most once a "
 		          "minute, less often while it lasts)",
-		          strerror(err), h->n_conns, ACCEPT_BACKOFF_MS);
-	h->backing_off = true;
-	listener_update(h);
+		          strerror(err), h->conns.n, ACCEPT_BACKOFF_MS);
 	struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
-	evtimer_add(&h->backoff_ev, &tv);
+	evtimer_add(&h->conns.backoff_ev, &tv);
+	listener_update(h);
 }
 
 int http_raise_fd_limit(void)
@@ -745,16 +744,15 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 	evhttp_set_timeout_tv(h->evh, &tv);
 	evhttp_set_gencb(h->evh, route, h);
 	int room = http_raise_fd_limit() / 4;
-	h->max_conns = c->max_connections > 0 ? c->max_connections : HTTP_MAX_CONNS_DEFAULT;
-	if (h->max_conns > room) {
+	h->conns.max = c->max_connections > 0 ? c->max_connections : HTTP_MAX_CONNS_DEFAULT;
+	if (h->conns.max > room) {
 		log_warning("http: max_connections %d leaves too few descriptors for the jobs' "
 		            "connections (the limit is %d); serving at most %d",
-		            h->max_conns, room * 4, room > 0 ? room : 1);
-		h->max_conns = room > 0 ? room : 1;
+		            h->conns.max, room * 4, room > 0 ? room : 1);
+		h->conns.max = room > 0 ? room : 1;
 	}
-	event_assign(&h->adopt_ev, base, -1, 0, adopt_cb, h);
-	evtimer_assign(&h->backoff_ev, base, backoff_cb, h);
-	h->events_ready = true;
+	event_assign(&h->conns.adopt_ev, base, -1, 0, adopt_cb, h);
+	evtimer_assign(&h->conns.backoff_ev, base, backoff_cb, h);
 	evhttp_set_bevcb(h->evh, new_conn, h);
 	h->bound = evhttp_bind_socket_with_handle(h->evh, c->host, (ev_uint16_t)c->port);
 	if (!h->bound) {
@@ -763,8 +761,8 @@ int http_open(struct event_base *base, const struct pgc_config *cfg, const struc
 		          c->listen, strerror(-rc));
 		goto fail;
 	}
-	h->lev = evhttp_bound_socket_get_listener(h->bound);
-	evconnlistener_set_error_cb(h->lev, accept_error);
+	h->conns.lev = evhttp_bound_socket_get_listener(h->bound);
+	evconnlistener_set_error_cb(h->conns.lev, accept_error);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	if (getsockname(evhttp_bound_socket_get_fd(h->bound), (struct sockaddr *)&ss, &sl) == 0)
@@ -789,17 +787,17 @@ void http_free(struct http **hp)
 	health_free(&h->health);
 	bgwork_free(&h->bg); /* scrapes under way are answered first */
 	if (h->evh) {
-		h->lev = NULL;
-		if (h->events_ready) {
-			event_del(&h->adopt_ev);
-			event_del(&h->backoff_ev);
+		h->conns.lev = NULL;
+		if (event_initialized(&h->conns.adopt_ev)) {
+			event_del(&h->conns.adopt_ev);
+			event_del(&h->conns.backoff_ev);
 			adopt_cb(-1, 0, h); /* so that every connection has its close callback */
 		}
 		evhttp_free(h->evh); /* closes them: conn_closed frees each */
 	}
-	while (h->conns) {
-		struct conn *c = h->conns;
-		unlink_conn(&h->conns, c);
+	while (h->conns.adopted) {
+		struct conn *c = h->conns.adopted;
+		unlink_conn(&h->conns.adopted, c);
 		free(c);
 	}
 	if (h->token) {

@@ -75,15 +75,15 @@ static int put_bool(json_t *o, const char *key, bool v)
 /* The one word for what the job is doing now. */
 static const char *job_state(const struct sched_job_view *j, bool debouncing)
 {
-	if (j->run_started)
+	if (j->run.started)
 		return "running";
 	if (j->paused)
 		return "paused";
-	if (j->run_retry_wait)
+	if (j->run.retry_wait)
 		return "retrying";
-	if (j->run_cluster_wait)
+	if (j->run.cluster_wait)
 		return "waiting_instance"; /* for its run on another instance (overlap) */
-	if (j->has_run)
+	if (j->run.has)
 		return "queued";
 	if (j->parked)
 		return "waiting_upstream";
@@ -183,28 +183,32 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 		rc |= put_int(o, "retries", c->retries);
 		if (c->timeout_ms > 0)
 			rc |= put_int(o, "timeout_ms", c->timeout_ms);
+		if (c->spread_ms > 0) { /* the window, and this job's move within it */
+			rc |= put_int(o, "spread_ms", c->spread_ms);
+			rc |= put_int(o, "spread_offset_s", c->cron.offset);
+		}
 		rc |=
 		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
 	}
 
 	int64_t next = INT64_MAX;
-	if (j->run_started) {
+	if (j->run.started) {
 		if (!(sub = json_object()))
 			goto fail;
-		rc |= put_time(sub, "since", j->run_start_us);
+		rc |= put_time(sub, "since", j->run.start_us);
 		rc |= json_object_set_new(sub, "elapsed_s",
-		                          json_real((double)(now - j->run_start_us) / 1e6));
+		                          json_real((double)(now - j->run.start_us) / 1e6));
 		rc |= put_str(sub, "database", j->database);
-		if (j->run_backend_pid)
-			rc |= put_int(sub, "backend_pid", j->run_backend_pid);
-		rc |= put_str(sub, "trigger", j->run_trigger);
-		rc |= put_int(sub, "attempt", j->run_attempt);
+		if (j->run.backend_pid)
+			rc |= put_int(sub, "backend_pid", j->run.backend_pid);
+		rc |= put_str(sub, "trigger", j->run.trigger);
+		rc |= put_int(sub, "attempt", j->run.attempt);
 		rc |= json_object_set_new(o, "running", sub);
 	}
-	if (j->run_retry_wait) {
+	if (j->run.retry_wait) {
 		if (!(sub = json_object()))
 			goto fail;
-		rc |= put_int(sub, "attempt", j->run_attempt);
+		rc |= put_int(sub, "attempt", j->run.attempt);
 		if (j->retry_armed) {
 			rc |= put_time(sub, "next_try", j->retry_at_us);
 			next = j->retry_at_us;
@@ -230,20 +234,20 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	if (next != INT64_MAX)
 		rc |= put_time(o, "next_fire", next);
 
-	if (j->last_status[0]) {
+	if (j->last.status[0]) {
 		if (!(sub = json_object()))
 			goto fail;
-		rc |= put_str(sub, "status", j->last_status);
-		rc |= put_str(sub, "message", j->last_message ? j->last_message : "");
-		if (j->last_sqlstate[0])
-			rc |= put_str(sub, "sqlstate", j->last_sqlstate);
-		rc |= put_str(sub, "trigger", j->last_trigger);
-		rc |= put_int(sub, "attempt", j->last_attempt);
-		rc |= put_time(sub, "started_at", j->last_start_us);
-		rc |= put_time(sub, "ended_at", j->last_end_us);
-		rc |= put_int(sub, "duration_ms", (j->last_end_us - j->last_start_us) / 1000);
-		if (j->last_runid > 0)
-			rc |= put_int(sub, "runid", j->last_runid);
+		rc |= put_str(sub, "status", j->last.status);
+		rc |= put_str(sub, "message", j->last.message ? j->last.message : "");
+		if (j->last.sqlstate[0])
+			rc |= put_str(sub, "sqlstate", j->last.sqlstate);
+		rc |= put_str(sub, "trigger", j->last.trigger);
+		rc |= put_int(sub, "attempt", j->last.attempt);
+		rc |= put_time(sub, "started_at", j->last.start_us);
+		rc |= put_time(sub, "ended_at", j->last.end_us);
+		rc |= put_int(sub, "duration_ms", (j->last.end_us - j->last.start_us) / 1000);
+		if (j->last.runid > 0)
+			rc |= put_int(sub, "runid", j->last.runid);
 		rc |= json_object_set_new(o, "last_result", sub);
 	}
 	rc |= json_object_set_new(o, "recent_runs", recent_runs_json(j));

@@ -199,7 +199,7 @@ bool conndrv_server_full(const char *why)
 static void wake_retry(void *arg)
 {
 	struct conndrv *d = arg;
-	if (evtimer_pending(&d->retry_ev, NULL))
+	if (evtimer_pending(&d->retry.ev, NULL))
 		conndrv_retry(d, 0);
 }
 
@@ -499,37 +499,34 @@ static void arm(struct conndrv *d, struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-/* Watch the socket for WHAT. The socket can change while connecting (libpq tries each
+/* Watch the socket for WHAT (0: nothing). The socket can change while connecting (libpq tries each
  * address of a multi-host conninfo in turn, each on a new socket): re-assign whenever it
  * differs. */
 static void watch(struct conndrv *d, short what)
 {
 	evutil_socket_t fd = d->conn ? PQsocket(d->conn) : -1;
 
-	if (d->sock_added && fd == d->watch_fd && what == d->watch_what)
+	if (d->sock.added && fd == d->sock.fd && what == d->sock.what)
 		return;
-	if (d->sock_added) {
-		event_del(&d->sock_ev);
-		d->sock_added = false;
+	if (d->sock.added) {
+		event_del(&d->sock.ev);
+		d->sock.added = false;
 	}
 	if (fd < 0 || !what)
 		return;
-	event_assign(&d->sock_ev, d->base, fd, (short)(what | EV_PERSIST), conndrv_serve, d);
+	event_assign(&d->sock.ev, d->base, fd, (short)(what | EV_PERSIST), conndrv_serve, d);
 	if (d->priority >= 0)
-		event_priority_set(&d->sock_ev, d->priority);
-	if (event_add(&d->sock_ev, NULL) == 0) {
-		d->sock_added = true;
-		d->watch_fd = fd;
-		d->watch_what = what;
+		event_priority_set(&d->sock.ev, d->priority);
+	if (event_add(&d->sock.ev, NULL) == 0) {
+		d->sock.added = true;
+		d->sock.fd = fd;
+		d->sock.what = what;
 	}
 }
 
 static void drop(struct conndrv *d)
 {
-	if (d->sock_added) {
-		event_del(&d->sock_ev);
-		d->sock_added = false;
-	}
+	watch(d, 0);
 	evtimer_del(&d->timer_ev);
 	dns_free(d);
 	PQfinish(d->conn);
@@ -672,7 +669,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	conndrv_unwait_server(&d->wait);
+	conndrv_unwait_server(&d->retry.wait);
 	if (d->ops->retry)
 		d->ops->retry(d->arg);
 	else if (d->conninfo)
@@ -687,13 +684,13 @@ void conndrv_init(struct conndrv *d, struct event_base *base, const struct connd
 	d->ops = ops;
 	d->arg = arg;
 	d->priority = -1;
-	d->watch_fd = -1;
+	d->sock.fd = -1;
 	d->check_ms = check_ms;
-	d->retry_min_ms = CONNDRV_RETRY_MIN_MS;
-	d->retry_max_ms = CONNDRV_RETRY_MAX_MS;
+	d->retry.min_ms = CONNDRV_RETRY_MIN_MS;
+	d->retry.max_ms = CONNDRV_RETRY_MAX_MS;
 	pgconn_notices_init(&d->notices, label, limit, window_ms);
 	evtimer_assign(&d->timer_ev, base, on_timer, d);
-	evtimer_assign(&d->retry_ev, base, on_retry, d);
+	evtimer_assign(&d->retry.ev, base, on_retry, d);
 }
 
 void conndrv_set_job_session(struct conndrv *d)
@@ -718,9 +715,9 @@ void conndrv_set_check(struct conndrv *d, int64_t ms)
 void conndrv_set_backoff(struct conndrv *d, int64_t min_ms, int64_t max_ms)
 {
 	if (min_ms > 0)
-		d->retry_min_ms = min_ms;
+		d->retry.min_ms = min_ms;
 	if (max_ms > 0)
-		d->retry_max_ms = max_ms;
+		d->retry.max_ms = max_ms;
 }
 
 /* Hand the conninfo to libpq, with the resolved lists (NULL: as it is). Returns 0, or
@@ -747,8 +744,7 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 int conndrv_connect(struct conndrv *d, const char *conninfo, const char *application_name)
 {
 	drop(d);
-	evtimer_del(&d->retry_ev);
-	conndrv_unwait_server(&d->wait);
+	conndrv_cancel_retry(d);
 	conndrv_server_key(conninfo, d->server, sizeof(d->server));
 	d->conninfo = conninfo;
 	if (application_name != d->app_name)
@@ -764,30 +760,28 @@ int conndrv_connect(struct conndrv *d, const char *conninfo, const char *applica
 void conndrv_close(struct conndrv *d)
 {
 	drop(d);
-	evtimer_del(&d->retry_ev);
-	conndrv_unwait_server(&d->wait);
+	conndrv_cancel_retry(d);
 }
 
 void conndrv_cancel_retry(struct conndrv *d)
 {
-	evtimer_del(&d->retry_ev);
-	conndrv_unwait_server(&d->wait);
+	evtimer_del(&d->retry.ev);
+	conndrv_unwait_server(&d->retry.wait);
 }
 
 int64_t conndrv_backoff_ms(struct conndrv *d)
 {
-	return pgconn_backoff_ms(d->failures++, d->retry_min_ms, d->retry_max_ms);
+	return pgconn_backoff_ms(d->failures++, d->retry.min_ms, d->retry.max_ms);
 }
 
 void conndrv_retry(struct conndrv *d, int64_t ms)
 {
-	evtimer_del(&d->retry_ev);
-	conndrv_unwait_server(&d->wait);
-	arm(d, &d->retry_ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
+	conndrv_cancel_retry(d);
+	arm(d, &d->retry.ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
 	/* a backoff ends when another connection finds the server back; not one after the
 	 * server's own refusal, which another connection's success says nothing about */
 	if (ms < 0 && d->server[0] && !d->answered)
-		conndrv_wait_server(&d->wait, d->base, d->server, wake_retry, d);
+		conndrv_wait_server(&d->retry.wait, d->base, d->server, wake_retry, d);
 }
 
 void conndrv_succeeded(struct conndrv *d)
@@ -839,5 +833,5 @@ bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *
 
 short conndrv_watching(const struct conndrv *d)
 {
-	return d->sock_added ? d->watch_what : 0;
+	return d->sock.added ? d->sock.what : 0;
 }

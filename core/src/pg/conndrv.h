@@ -127,16 +127,22 @@ struct conndrv {
 	char app_name[96];
 	int priority;     /* of the socket event; -1: the base's default */
 	bool job_session; /* search_path left as the server gives it (conndrv_set_job_session) */
-	int64_t retry_min_ms, retry_max_ms;
-	struct event sock_ev, timer_ev, retry_ev;
-	bool sock_added;
-	bool watching; /* busy without a deadline: the timer tells silent() (ops.silent) */
-	evutil_socket_t watch_fd;
-	short watch_what;
+	struct {          /* the socket's event: for WHAT on FD while ADDED */
+		struct event ev;
+		bool added;
+		evutil_socket_t fd;
+		short what;
+	} sock;
+	struct event timer_ev;
+	bool watching;    /* busy without a deadline: the timer tells silent() (ops.silent) */
 	int64_t timer_ms; /* what the timer was armed with, for the message */
+	struct {          /* the backoff between connects, MIN_MS doubling to MAX_MS */
+		int64_t min_ms, max_ms;
+		struct event ev;
+		struct conndrv_waiter wait; /* armed while the timer is a backoff */
+	} retry;
 	struct conndrv_dns *dns;
 	char server[CONNDRV_SERVER_KEY]; /* conndrv_server_key of the conninfo */
-	struct conndrv_waiter wait;      /* armed while the retry timer is a backoff */
 	bool answered;                   /* the last failure: conndrv_server_answered() */
 };
 

@@ -298,22 +298,21 @@ struct sched_job_view {
 	bool parked;         /* a fire waits for a running upstream */
 	bool notify_pending; /* notifications not yet served */
 	int64_t next_fire;   /* Unix seconds or CRON_NEVER */
-	/* the active run: none, waiting for a slot, for its retry, for another instance, or
-	 * started */
-	bool has_run, run_started, run_retry_wait, run_cluster_wait;
-	int64_t run_start_us; /* started: since when */
-	int run_backend_pid;  /* 0 before it is connected */
-	const char *run_trigger;
-	int run_attempt;
+	struct { /* the active run (HAS): waits for a slot, its retry, another instance; STARTED */
+		bool has, started, retry_wait, cluster_wait;
+		int64_t start_us;         /* STARTED: since when */
+		int backend_pid, attempt; /* BACKEND_PID 0 before it is connected */
+		const char *trigger;
+	} run;
 	bool retry_armed; /* waiting to retry: at RETRY_AT_US (wall µs) */
 	int64_t retry_at_us;
-	/* the last run that ended: LAST_STATUS "succeeded", "failed", or "" before the first */
-	const char *last_status, *last_message, *last_sqlstate, *last_trigger;
-	int last_attempt;
-	int64_t last_start_us, last_end_us;
+	struct { /* the last run that ended; STATUS "" before the first */
+		const char *status, *message, *sqlstate, *trigger;
+		int attempt;
+		int64_t start_us, end_us, runid; /* RUNID: its row's once known; 0 */
+	} last;
 	int64_t last_success_us;           /* 0: none */
 	int consecutive;                   /* final failures since the last success */
-	int64_t last_runid;                /* the last run's row's runid once known; 0 */
 	const struct sched_recent *recent; /* its last runs, newest first; NULL before the first */
 	struct fresh_view fresh;
 };

@@ -137,7 +137,8 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	                     (j->schedule && strcmp(j->schedule, cj->schedule) != 0) ||
 	                     j->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->timezone == NULL) ||
-	                     (old_tz && strcmp(old_tz, cj->timezone) != 0);
+	                     (old_tz && strcmp(old_tz, cj->timezone) != 0) ||
+	                     (j->conf && j->conf->spread_ms != cj->spread_ms);
 	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
 	j->name = cj->name;
 	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */

@@ -77,9 +77,10 @@ struct fresh_job {
 	/* the prints' sum the relation reflects (the last success started from it) */
 	bool reflected_known;
 	int64_t reflected_n;
-	/* the run under way started from this sum, read at RUN_AT_US */
-	bool run_known;
-	int64_t run_n, run_at_us, run_start_us, run_since_us, run_up_us;
+	struct { /* the run under way: its start, the sum N (if KNOWN) it started from, at AT_US */
+		bool known;
+		int64_t n, at_us, start_us, since_us, up_us;
+	} run;
 	int64_t change_since_us; /* oldest change of its sources not reflected (lower bound) */
 	int64_t up_since_us;     /* an upstream succeeded after its last start, 0: none */
 	int64_t fresh_as_of_us;
@@ -653,7 +654,7 @@ static void def_applied(struct job *j, uint64_t def, int64_t now)
 	f->def = def;
 	if (!was || was == def)
 		return;
-	f->reflected_known = f->have_seen = f->run_known = false;
+	f->reflected_known = f->have_seen = f->run.known = false;
 	f->created_us = now;
 	if (f->ups_only && !f->change_since_us)
 		f->change_since_us = now;
@@ -824,12 +825,12 @@ void fresh_run_begin(struct run *r)
 {
 	struct fresh_job *f = r->job->fresh;
 	clock_disarm(r->job->s->clock, &f->ev);
-	f->run_known = f->have_seen && !f->fallback;
-	f->run_n = f->seen_n;
-	f->run_at_us = f->seen_at_us;
-	f->run_start_us = r->start_us;
-	f->run_since_us = f->change_since_us;
-	f->run_up_us = f->up_since_us;
+	f->run.known = f->have_seen && !f->fallback;
+	f->run.n = f->seen_n;
+	f->run.at_us = f->seen_at_us;
+	f->run.start_us = r->start_us;
+	f->run.since_us = f->change_since_us;
+	f->run.up_us = f->up_since_us;
 	f->up_since_us = 0;
 }
 
@@ -838,27 +839,27 @@ void fresh_run_end(struct run *r, bool ok, int64_t end_us)
 	struct job *j = r->job;
 	struct fresh_job *f = j->fresh;
 	if (f && ok) {
-		f->dur_us[f->dur_pos++ % DURATIONS] = end_us - f->run_start_us;
-		f->last_ok_start_us = f->run_start_us;
-		f->reflected_known = f->run_known;
-		f->reflected_n = f->run_n;
+		f->dur_us[f->dur_pos++ % DURATIONS] = end_us - f->run.start_us;
+		f->last_ok_start_us = f->run.start_us;
+		f->reflected_known = f->run.known;
+		f->reflected_n = f->run.n;
 		if (f->ups_only)
 			f->change_since_us = 0; /* its changes are its upstreams' (up_since_us) */
-		else if (!f->run_known)
-			f->change_since_us = f->run_start_us; /* reflects what it started from */
-		else if (f->seen_n != f->run_n)
-			f->change_since_us = f->run_at_us; /* counted after its starting check */
+		else if (!f->run.known)
+			f->change_since_us = f->run.start_us; /* reflects what it started from */
+		else if (f->seen_n != f->run.n)
+			f->change_since_us = f->run.at_us; /* counted after its starting check */
 		else
 			f->change_since_us = 0;
-		f->fresh_as_of_us = f->change_since_us ? 0 : f->run_start_us;
+		f->fresh_as_of_us = f->change_since_us ? 0 : f->run.start_us;
 	} else if (f) {
-		if (f->run_up_us && (!f->up_since_us || f->run_up_us < f->up_since_us))
-			f->up_since_us = f->run_up_us;
+		if (f->run.up_us && (!f->up_since_us || f->run.up_us < f->up_since_us))
+			f->up_since_us = f->run.up_us;
 	}
 	/* an upstream's success is a change of its downstreams' sources, as old as the
 	 * oldest change it reflected */
 	if (ok) {
-		int64_t since = f && f->run_since_us ? f->run_since_us : r->start_us;
+		int64_t since = f && f->run.since_us ? f->run.since_us : r->start_us;
 		for (size_t i = 0; i < j->n_downs; i++) {
 			struct fresh_job *df = j->downs[i]->fresh;
 			if (!df)
