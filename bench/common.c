@@ -206,6 +206,20 @@ static pid_t spawn(const char *sub, const char *conf, const char *log)
 	return pid;
 }
 
+void bench_daemon_dir(const char *dir, const char *who, char *conf, size_t len)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", dir, who);
+	mkdir(path, 0755);
+	bench_chown_user(path);
+	snprintf(path, sizeof(path), "%s/%s/conf.d", dir, who);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/state", dir, who);
+	mkdir(path, 0700);
+	bench_chown_user(path);
+	snprintf(conf, len, "%s/%s/pgcrond.conf", dir, who);
+}
+
 pid_t bench_daemon_start(const char *conf, const char *log)
 {
 	return spawn("run", conf, log);

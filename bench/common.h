@@ -40,6 +40,9 @@ PGconn *bench_fresh_db(const char *sandbox, const char *dbname, char *ci, size_t
 const char *bench_user(void);
 /* Give PATH to bench_user() when running as root. */
 void bench_chown_user(const char *path);
+/* DIR/WHO, its conf.d and its state (both given to bench_user() when root), for one daemon's
+ * files; the path of its pgcrond.conf (not written) into CONF. */
+void bench_daemon_dir(const char *dir, const char *who, char *conf, size_t len);
 /* Start "pgcrond run -c CONF" (as bench_user() when root: the daemon refuses root), its
  * output appended to LOG. */
 pid_t bench_daemon_start(const char *conf, const char *log);

@@ -305,16 +305,8 @@ static void phase_pgcrond(const char *dir, const char *who, const char *host, in
                           int pool, char *log, size_t loglen)
 {
 	char path[700], conf[700], ci[1200];
-	snprintf(path, sizeof(path), "%s/%s", dir, who);
-	mkdir(path, 0755);
-	bench_chown_user(path);
-	snprintf(path, sizeof(path), "%s/%s/conf.d", dir, who);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/%s/state", dir, who);
-	mkdir(path, 0700);
-	bench_chown_user(path);
+	bench_daemon_dir(dir, who, conf, sizeof(conf));
 	snprintf(ci, sizeof(ci), "host=%s port=%d user=postgres dbname=" DB, host, port);
-	snprintf(conf, sizeof(conf), "%s/%s/pgcrond.conf", dir, who);
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		bench_die("write", conf);

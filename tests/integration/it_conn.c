@@ -358,7 +358,8 @@ START_TEST(runs_wait_for_a_slot_when_the_server_takes_none)
 END_TEST
 
 /* idle_timeout: the connections a burst opened close once no run used them for that long,
- * all but one, which stays open for the next run (issue 46: at rest, one warm connection). */
+ * all but the one the every-second job keeps using (a pool whose fires are further apart than
+ * idle_timeout keeps none: it_warm). */
 START_TEST(idle_connections_close_but_one)
 {
 	struct itest_env e;

@@ -314,10 +314,10 @@ static void form_shown(enum form f, int round, const char *name, char *out, size
 	char sched[128];
 	int w = form_spread(f, round);
 	form_schedule(f, round, sched, sizeof(sched));
-	if (w)
-		snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w));
-	else
-		snprintf(out, len, "%s", sched);
+	int n =
+	    w ? snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w))
+	      : snprintf(out, len, "%s", sched);
+	ck_assert_int_lt(n, (int)len);
 }
 
 /* The next fire after now of job NAME of form F in round ROUND, as list and status show it. */
@@ -442,35 +442,6 @@ static int cells_of(struct cell *out)
 	return n;
 }
 
-static char *metrics(struct itest_env *e)
-{
-	static const char needle[] = "http: listening on http://";
-	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
-	char *text = itest_read_file(e->log);
-	char *p = strstr(text, needle) + sizeof(needle) - 1;
-	int port = atoi(strchr(p, ':') + 1);
-	free(text);
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd),
-	         "python3 -c 'import urllib.request; print(urllib.request.urlopen("
-	         "\"http://127.0.0.1:%d/metrics\").read().decode())'",
-	         port);
-	FILE *f = popen(cmd, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t cap = 1 << 20, n = 0;
-	char *out = malloc(cap);
-	ck_assert_ptr_nonnull(out);
-	while (n + 1 < cap && (cap - n - 1) > 0) {
-		size_t r = fread(out + n, 1, cap - n - 1, f);
-		if (r == 0)
-			break;
-		n += r;
-	}
-	out[n] = '\0';
-	pclose(f);
-	return out;
-}
-
 /* ---- every command ------------------------------------------------------------------------ */
 
 START_TEST(every_kind_every_way_every_command)
@@ -583,7 +554,7 @@ START_TEST(every_kind_every_way_every_command)
 	              itest_tail(e.log));
 	out = cli(&e, 0, "list", NULL, NULL);
 	char *status_all = cli(&e, 0, "status", NULL, NULL);
-	char *page = metrics(&e);
+	char *page = itest_env_metrics(&e);
 	for (int i = 0; i < n; i++) {
 		const struct cell *c = &cells[i];
 		char *line = line_with(out, c->name, "list");

@@ -87,6 +87,15 @@ static struct hist *open_hist(const char *ci, const char *state_dir, int64_t ret
 	return h;
 }
 
+/* open_hist on CI with its state in a new temporary directory (*DIR, tag TAG). */
+static struct hist *open_hist_tmp(const char *ci, const char *tag, char **dir)
+{
+	char state[1024];
+	*dir = itest_tmpdir(tag);
+	snprintf(state, sizeof(state), "%s/state", *dir);
+	return open_hist(ci, state, 0);
+}
+
 /* A new process writes the PENDING records left in STATE's spill file within TIMEOUT_S:
  * WRITTEN of them, the rest dropped. Returns its history. */
 static struct hist *write_left(const char *ci, const char *state, int pending, int written,
@@ -343,6 +352,22 @@ END_TEST
 
 /* ---- rows ---------------------------------------------------------------------------- */
 
+/* A file job NAME in the registry; its jobid. */
+static long long add_job(PGconn *c, const char *name)
+{
+	const char *p[] = {name};
+	PQclear(PQexecParams(c,
+	                     "INSERT INTO pgcrond.job (jobname, kind, command, database)"
+	                     " VALUES ($1, 'sql', 'SELECT 1', 'analytics')",
+	                     1, NULL, p, NULL, NULL, 0));
+	PGresult *r = PQexecParams(c, "SELECT jobid FROM pgcrond.job WHERE jobname = $1", 1, NULL,
+	                           p, NULL, NULL, 0);
+	ck_assert_int_eq(PQntuples(r), 1);
+	long long id = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return id;
+}
+
 START_TEST(start_and_finish_make_one_row)
 {
 	char *ci = itest_fresh_db("it_hist_rows");
@@ -351,10 +376,7 @@ START_TEST(start_and_finish_make_one_row)
 	snprintf(state, sizeof(state), "%s/state", dir);
 	install_schema(ci);
 	PGconn *c = itest_connect(ci);
-	itest_exec(c, "INSERT INTO pgcrond.job (jobname, kind, command, database)"
-	              " VALUES ('refresh-x', 'sql', 'SELECT 1', 'analytics')");
-	long long jobid =
-	    itest_scalar_ll(c, "SELECT jobid FROM pgcrond.job WHERE jobname = 'refresh-x'");
+	long long jobid = add_job(c, "refresh-x");
 
 	struct hist *h = open_hist(ci, state, 0);
 	struct hist_run run = sample_run("refresh-x");
@@ -421,6 +443,41 @@ START_TEST(start_and_finish_make_one_row)
 	hist_close(&h);
 	ck_assert(h == NULL);
 	free(spool);
+	PQfinish(c);
+	free(dir);
+	free(ci);
+}
+END_TEST
+
+/* A row's jobid costs the server no lookup (issue 64): a SQL job's is the one the daemon's
+ * configuration gives the run (the registry may not have the job yet); a file job's is read
+ * from pgcrond.job once a connection; a job the registry gets later is still found. */
+START_TEST(job_ids_come_from_memory)
+{
+	char *ci = itest_fresh_db("it_hist_jobids");
+	install_schema(ci);
+	PGconn *c = itest_connect(ci);
+	long long a = add_job(c, "file-a");
+	char *dir;
+	struct hist *h = open_hist_tmp(ci, "hist-jobids", &dir);
+	struct hist_run run = sample_run("file-a");
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	run = sample_run("sql-b");
+	run.jobid = 4711; /* cron.job's, not in pgcrond.job */
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	ck_assert(drive_until(all_written, h, 20));
+	long long jc = add_job(c, "file-c");
+	run = sample_run("file-c");
+	hist_record(h, &run, HIST_SKIPPED, "overlap");
+	ck_assert(drive_until(all_written, h, 20));
+	char *got =
+	    itest_scalar(c, "SELECT string_agg(job_name || '=' || coalesce(jobid::text, '-'),"
+	                    " ' ' ORDER BY job_name) FROM pgcrond.job_run_details");
+	char want[256];
+	snprintf(want, sizeof(want), "file-a=%lld file-c=%lld sql-b=4711", a, jc);
+	ck_assert_str_eq(got, want);
+	free(got);
+	hist_close(&h);
 	PQfinish(c);
 	free(dir);
 	free(ci);
@@ -712,10 +769,8 @@ END_TEST
 START_TEST(missing_schema_keeps_records)
 {
 	char *ci = itest_fresh_db("it_hist_noschema");
-	char *dir = itest_tmpdir("hist-noschema");
-	char state[1024];
-	snprintf(state, sizeof(state), "%s/state", dir);
-	struct hist *h = open_hist(ci, state, 0);
+	char *dir;
+	struct hist *h = open_hist_tmp(ci, "hist-noschema", &dir);
 	struct hist_run run = sample_run("a");
 	hist_record(h, &run, HIST_SKIPPED, "overlap");
 	drive_for(0.5);
@@ -1015,6 +1070,7 @@ int main(void)
 	tcase_add_test(tc, install_is_idempotent);
 	tcase_add_test(tc, install_reports_unreachable_and_config_errors);
 	tcase_add_test(tc, start_and_finish_make_one_row);
+	tcase_add_test(tc, job_ids_come_from_memory);
 	tcase_add_test(tc, running_row_is_written_at_start);
 	tcase_add_test(tc, orphans_of_a_dead_process_are_closed);
 	tcase_add_test(tc, close_flushes_pending_records);

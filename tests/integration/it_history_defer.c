@@ -83,12 +83,105 @@ START_TEST(history_waits_for_the_runs_due_with_it)
 }
 END_TEST
 
+/* Records waiting in the status's history line (-1: no such line); *HELD: it says new runs
+ * are held back. */
+static long long status_pending(struct itest_env *e, bool *held)
+{
+	int st;
+	char *out = itest_cli(&st, "status", "-c", e->conf, NULL);
+	const char *w = strstr(out, " record(s) waiting");
+	long long n = -1;
+	if (w) {
+		while (w > out && w[-1] >= '0' && w[-1] <= '9')
+			w--;
+		n = atoll(w);
+	}
+	*held = strstr(out, "(new runs held back until it catches up)") != NULL;
+	free(out);
+	return n;
+}
+
+#define BACKLOG 30
+#define SLOW_JOBS 20
+
+/* A history that cannot keep up holds new runs back instead of letting its backlog grow
+ * (issue 64): twenty jobs every second, and, with runs in flight, a history database on which
+ * each run's row costs 50 ms (skips are free, so what holds back is the runs). While it is
+ * slow, the records waiting stay near history.backlog (before: they grew by about twenty a
+ * second for as long as the load lasted); the log and /metrics say runs were held; once the
+ * database is quick again, every run that ran has its row and nothing was dropped. */
+START_TEST(runs_wait_for_a_history_that_cannot_keep_up)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "hist-backlog", "it_hist_backlog");
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "max_running = 4;\n"
+	                 "databases = { app = { conninfo = \"%s\"; pool = 4; }; };\n"
+	                 "history = { database = \"app\"; backlog = %d; };\n"
+	                 "http = { listen = \"127.0.0.1:0\"; };\n",
+	                 e.dir, e.dir, e.ci, BACKLOG);
+	itest_exec(e.db, "CREATE TABLE public.ran (job text, at timestamptz)");
+	itest_env_start(&e);
+	itest_env_each_second(&e, "10-jobs.conf", SLOW_JOBS, "b",
+	                      "INSERT INTO public.ran VALUES ('%s', now())");
+	itest_env_reload(&e);
+	ck_assert_msg(itest_env_wait(&e, 20, "SELECT count(*) >= %d FROM public.ran", SLOW_JOBS),
+	              "the jobs do not run:\n%s", itest_tail(e.log));
+	/* the fault lands with runs in flight: a run's row (not a skip's) costs 50 ms */
+	itest_exec(e.db, "CREATE FUNCTION public.slow_row() RETURNS trigger LANGUAGE plpgsql AS"
+	                 " $$BEGIN IF NEW.status <> 'skipped' THEN PERFORM pg_sleep(0.05); END IF;"
+	                 " RETURN NEW; END$$;"
+	                 "CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON pgcrond.job_run_details"
+	                 " FOR EACH ROW EXECUTE FUNCTION public.slow_row()");
+	long long most = 0;
+	bool held = false;
+	for (double t0 = itest_now(); itest_now() - t0 < 8;) {
+		long long n = status_pending(&e, &held);
+		most = n > most ? n : most;
+		itest_sleep(0.25);
+	}
+	ck_assert_msg(itest_wait_log(e.log, "new runs are held back", 1),
+	              "the daemon did not say it held runs back:\n%s", itest_tail(e.log));
+	char *page = itest_env_metrics(&e);
+	ck_assert_msg(strstr(page, "pgcrond_history_backlogged ") &&
+	                  !strstr(page, "pgcrond_history_backlog_holds_total 0\n"),
+	              "/metrics does not count the holds:\n%s", page);
+	free(page);
+	/* at most the bound, the records of the runs started before it was reached (max_running,
+	 * three records each) and the skips of a few seconds */
+	ck_assert_msg(most <= BACKLOG + 4 * 3 + 3 * SLOW_JOBS,
+	              "%lld records waited with history.backlog = %d: the backlog grew", most,
+	              BACKLOG);
+	itest_exec(e.db, "DROP TRIGGER slow ON pgcrond.job_run_details");
+	double t0 = itest_now();
+	while ((status_pending(&e, &held), held) && itest_now() - t0 < 15)
+		itest_sleep(0.25);
+	ck_assert_msg(!held && itest_wait_log(e.log, "new runs start again", 1),
+	              "runs were not let go again:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	/* what ran is what is recorded */
+	long long ran = itest_env_count(&e, "SELECT count(*) FROM public.ran");
+	long long rows = itest_env_count(
+	    &e, "SELECT count(*) FROM pgcrond.job_run_details WHERE status = 'succeeded'");
+	ck_assert_msg(ran == rows, "%lld runs ran, %lld have a succeeded row:\n%s", ran, rows,
+	              itest_tail(e.log));
+	ck_assert_int_eq(itest_count_in_file(e.log, "dropping"), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("history_defer");
 	TCase *tc = tcase_create("history_defer");
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, history_waits_for_the_runs_due_with_it);
+	tcase_add_test(tc, runs_wait_for_a_history_that_cannot_keep_up);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

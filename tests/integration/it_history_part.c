@@ -190,6 +190,22 @@ START_TEST(install_migrates_a_version_2_history_with_its_rows)
 	                    "SELECT has_table_privilege('it_part_reader',"
 	                    " 'pgcrond.job_run_details', 'SELECT')",
 	                    "t");
+	/* the indexes each row pays for, each one a query's (step 25): no partial index of
+	 * successes, and only failures in the failures' one */
+	itest_assert_scalar(c,
+	                    "SELECT string_agg(c.relname || ': ' || regexp_replace("
+	                    "pg_get_indexdef(i.indexrelid), '.* USING btree ', ''), '; '"
+	                    " ORDER BY c.relname) FROM pg_index i JOIN pg_class c"
+	                    " ON c.oid = i.indexrelid"
+	                    " WHERE i.indrelid = 'pgcrond.job_run_details'::regclass",
+	                    "job_run_details_client_key: (instance, run_key, start_time); "
+	                    "job_run_details_failed_idx: (start_time DESC) WHERE (status = ANY "
+	                    "(ARRAY['failed'::text, 'upstream_failed'::text])); "
+	                    "job_run_details_job_start_idx: (job_name, start_time DESC); "
+	                    "job_run_details_open_idx: (instance) WHERE (status = ANY "
+	                    "(ARRAY['starting'::text, 'running'::text])); "
+	                    "job_run_details_pkey: (runid, start_time); "
+	                    "job_run_details_start_idx: (start_time)");
 	/* the writer's key holds the partition key */
 	itest_assert_scalar(c,
 	                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"

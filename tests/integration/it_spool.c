@@ -105,15 +105,8 @@ START_TEST(tiny_state_dir_and_history_outage)
 	                 "};\n"
 	                 "history = { database = \"hist\"; };\n",
 	                 e.dir, e.dir, e.ci, hist_ci);
-	char jobs[8192] = "jobs = (\n";
-	for (int i = 0; i < JOBS; i++) {
-		size_t used = strlen(jobs);
-		snprintf(jobs + used, sizeof(jobs) - used,
-		         "{ name = \"tick%d\"; database = \"app\"; schedule = \"* * * * * *\";"
-		         "  command = \"INSERT INTO ticks (job) VALUES ('tick%d')\"; }%s\n",
-		         i, i, i + 1 < JOBS ? "," : "");
-	}
-	itest_env_job(&e, "10-ticks.conf", "%s);\n", jobs);
+	itest_env_each_second(&e, "10-ticks.conf", JOBS, "tick",
+	                      "INSERT INTO ticks (job) VALUES ('%s')");
 	int status;
 	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
 	ck_assert_msg(status == 0, "install: %s", out);

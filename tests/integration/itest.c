@@ -692,6 +692,55 @@ void itest_env_main_with_db(const struct itest_env *e, const char *name, const c
 	                 e->dir, e->dir, e->ci, name, conninfo);
 }
 
+char *itest_env_metrics(struct itest_env *e)
+{
+	static const char needle[] = "http: listening on http://";
+	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
+	char *text = itest_read_file(e->log);
+	char *p = strstr(text, needle) + sizeof(needle) - 1;
+	int port = atoi(strchr(p, ':') + 1);
+	free(text);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd),
+	         "python3 -c 'import urllib.request; print(urllib.request.urlopen("
+	         "\"http://127.0.0.1:%d/metrics\").read().decode())'",
+	         port);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t cap = 1 << 20, n = 0;
+	char *out = malloc(cap);
+	ck_assert_ptr_nonnull(out);
+	while (n + 1 < cap && (cap - n - 1) > 0) {
+		size_t r = fread(out + n, 1, cap - n - 1, f);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	out[n] = '\0';
+	pclose(f);
+	return out;
+}
+
+void itest_env_each_second(const struct itest_env *e, const char *file, int n, const char *prefix,
+                           const char *command)
+{
+	char jobs[8192] = "jobs = (\n", name[64], cmd[512];
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(jobs);
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		const char *at = strstr(command, "%s"); /* the job's name goes there */
+		ck_assert_ptr_nonnull(at);
+		snprintf(cmd, sizeof(cmd), "%.*s%s%s", (int)(at - command), command, name, at + 2);
+		ck_assert_int_lt(
+		    snprintf(jobs + used, sizeof(jobs) - used,
+		             "{ name = \"%s\"; database = \"app\"; schedule = \"* * * * * *\";"
+		             "  command = \"%s\"; }%s\n",
+		             name, cmd, i + 1 < n ? "," : ""),
+		    (int)(sizeof(jobs) - used));
+	}
+	itest_env_job(e, file, "%s);\n", jobs);
+}
+
 void itest_env_job(const struct itest_env *e, const char *file, const char *fmt, ...)
 {
 	char body[8192], name[256];

@@ -213,6 +213,13 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
 /* Whether the daemon's listener on E's database has its LISTENs in place within TIMEOUT_S:
  * it logs the channels it listens on once their LISTENs are answered (notify.c), the manual
  * triggers' first (itest_log_listening). */
+/* N jobs PREFIX0, PREFIX1 ... in conf.d/FILE, each every second on database "app", running
+ * COMMAND with its "%s" replaced by the job's name. */
+void itest_env_each_second(const struct itest_env *e, const char *file, int n, const char *prefix,
+                           const char *command);
+/* The daemon's /metrics page (its config has an http listener on port 0: the port is read
+ * from its log), malloc'd. */
+char *itest_env_metrics(struct itest_env *e);
 bool itest_env_listening(struct itest_env *e, double timeout_s);
 /* Whether LOG has, within TIMEOUT_S, a listener's line saying it listens on CHANNEL. */
 bool itest_log_listening(const char *log, const char *channel, double timeout_s);

@@ -176,14 +176,17 @@ START_TEST(test_label_escaping)
 	struct metrics *m;
 	ck_assert_int_eq(metrics_new(&m), 0);
 	char *t =
-	    render(m, json_pack("{s:s, s:[{s:s, s:i, s:i, s:i, s:i}], s:{s:s, s:i}}", "version",
-	                        "x", "databases", "name", "we\"ird\\db\n", "pool", 2, "idle", 1,
-	                        "busy", 1, "open", 3, "history", "database", "app", "pending", 7));
+	    render(m, json_pack("{s:s, s:[{s:s, s:i, s:i, s:i, s:i}], s:{s:s, s:i, s:b, s:i}}",
+	                        "version", "x", "databases", "name", "we\"ird\\db\n", "pool", 2,
+	                        "idle", 1, "busy", 1, "open", 3, "history", "database", "app",
+	                        "pending", 7, "backlogged", 1, "holds", 3));
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"busy\"} 1\n");
 	/* open, neither idle nor busy: resetting */
 	has(t, "pgcrond_database_connections{database=\"we\\\"ird\\\\db\\n\",state=\"resetting\"} "
 	       "1\n");
 	has(t, "pgcrond_history_spool_records 7\n");
+	has(t, "pgcrond_history_backlogged 1\n");
+	has(t, "pgcrond_history_backlog_holds_total 3\n");
 	free(t);
 	metrics_free(&m);
 }

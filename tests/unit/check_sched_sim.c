@@ -475,6 +475,63 @@ START_TEST(a_big_apply_goes_in_slices)
 }
 END_TEST
 
+/* ---- the warm-up ------------------------------------------------------------------------- */
+
+/* What the fake executor was asked to warm: calls, runs announced, the most for one call. */
+static size_t warm_calls, warm_runs, warm_most;
+
+static void fake_warm(struct exec *ctx, const char *database, size_t n)
+{
+	(void)ctx;
+	(void)database;
+	warm_calls++;
+	warm_runs += n;
+	warm_most = n > warm_most ? n : warm_most;
+}
+
+/* A database per tenant (issue 64, item 3): every database with a job at the instant is
+ * warmed, once, for as many runs as it has jobs then; 64 databases were once the most. */
+START_TEST(every_database_of_an_instant_is_warmed)
+{
+	struct harness h;
+	h_init(&h);
+	enum { DBS = 100 };
+	const char *v[DBS + 1];
+	char spec[DBS + 1][32];
+	for (int i = 0; i <= DBS; i++) {
+		snprintf(spec[i], sizeof(spec[i]), "j%d * * * * *", i);
+		v[i] = spec[i];
+	}
+	struct pgc_config c;
+	cfg_make(&c, v, DBS + 1);
+	for (int i = 0; i < DBS; i++) { /* j0 to j99 on db0 to db99, j100 on db99 too */
+		char db[16];
+		snprintf(db, sizeof(db), "db%d", i);
+		free(c.jobs[i].database);
+		c.jobs[i].database = strdup(db);
+	}
+	free(c.jobs[DBS].database);
+	c.jobs[DBS].database = strdup("db99");
+	const struct sched_executor fx = {.submit = fake_submit,
+	                                  .cancel = fake_cancel,
+	                                  .probe = fake_probe,
+	                                  .warm = fake_warm,
+	                                  .ctx = (struct exec *)&h};
+	ck_assert_int_eq(sched_new_with(h.base, h.clock, &fx, NULL, &h.s), 0);
+	warm_calls = warm_runs = warm_most = 0;
+	ck_assert_int_eq(sched_apply(h.s, &c, utc(), NULL, true), 0);
+	h_advance(&h, 1); /* the start-up's warm-up, at once: the first minute's jobs */
+	ck_assert_uint_eq(warm_calls, DBS);
+	ck_assert_uint_eq(warm_runs, DBS + 1);
+	ck_assert_uint_eq(warm_most, 2);
+	h_advance(&h, 28.8); /* the instant's own, half a second ahead of it (T0 + 29.5) */
+	ck_assert_uint_eq(warm_calls, 2 * DBS);
+	ck_assert_uint_eq(warm_runs, 2 * (DBS + 1));
+	h_stop(&h);
+	cfg_free_all(&c);
+}
+END_TEST
+
 /* ---- overlap ------------------------------------------------------------------------------ */
 
 /* overlap = skip: a fire while the run goes on gets a skipped row; the next fire after it
@@ -1140,6 +1197,7 @@ int main(void)
 	tcase_add_test(tc, wall_clock_step_back_is_not_bounded_by_the_last_end);
 	tcase_add_test(tc, runs_outlive_their_configuration);
 	tcase_add_test(tc, a_big_apply_goes_in_slices);
+	tcase_add_test(tc, every_database_of_an_instant_is_warmed);
 	tcase_add_test(tc, overlap_queue);
 	tcase_add_test(tc, overlap_replace);
 	tcase_add_test(tc, overlap_replace_before_start);

@@ -225,9 +225,11 @@ static void print_daemon(const json_t *st)
 	       jint(st, "queued"), jint(st, "max_running"));
 	const json_t *h = json_object_get(st, "history");
 	if (*jstr(h, "database"))
-		printf("history: database %s, %s, %lld record(s) waiting, spool %lld bytes\n",
+		printf("history: database %s, %s, %lld record(s) waiting%s, spool %lld bytes\n",
 		       jstr(h, "database"), jtrue(h, "connected") ? "connected" : "NOT connected",
-		       jint(h, "pending"), jint(h, "spool_bytes"));
+		       jint(h, "pending"),
+		       jtrue(h, "backlogged") ? " (new runs held back until it catches up)" : "",
+		       jint(h, "spool_bytes"));
 	const json_t *cl = json_object_get(st, "cluster");
 	if (cl)
 		printf("cluster: instance %s, %s%s, %s%s\n", jstr(st, "instance"),

@@ -260,6 +260,10 @@ void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
+/* While cluster_lone(C): since when (Unix µs) this instance has run alone without a break
+ * (no other instance's claim got through since: the history writes the rows of runs started
+ * since without looking for one, hist_set_lone_fn); else 0. */
+int64_t cluster_lone_since_us(const struct cluster *c);
 /* FN(ARG) is called from the loop each time this instance claims again after it ran lone
  * (FN NULL: no longer). / Whether this process runs lone now (from going lone to claiming
  * again, not at each fire): it claims nothing before an instant, marks no run

@@ -108,6 +108,8 @@ static int64_t lease_us(const struct cluster *c)
 static void lone_to(struct cluster *c, enum lone_state to)
 {
 	bool was = c->lone.state == LONE_ON;
+	if (!was && to == LONE_ON)
+		c->lone.since_us = clock_wall_us();
 	c->lone.state = to;
 	c->lone.lease_end_us = to == LONE_ON ? c->lone.beat_ok_us + lease_us(c) : 0;
 	if (was && to != LONE_ON && c->again_fn)
@@ -164,6 +166,11 @@ static bool answers_at(const struct cluster *c, int64_t now_us)
 bool cluster_lone(const struct cluster *c)
 {
 	return c && answers_at(c, clock_mono_us());
+}
+
+int64_t cluster_lone_since_us(const struct cluster *c)
+{
+	return cluster_lone(c) ? c->lone.since_us : 0;
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)

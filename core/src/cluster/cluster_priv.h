@@ -265,6 +265,7 @@ struct cluster_lone {
 	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
 	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
 	int64_t lease_end_us;
+	int64_t since_us; /* when it went lone last (wall clock): cluster_lone_since_us */
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;

@@ -206,6 +206,7 @@ struct pgc_config {
 	size_t n_databases;
 	char *history_database;    /* history.database; default: the only database if just one */
 	int64_t history_retain_ms; /* history.retain, default 30d */
+	int history_backlog;       /* history.backlog: records waiting that hold runs back */
 	int max_running;           /* default 32 */
 	int max_command_size;      /* bytes a job's command may have; 0: CONFIG_MAX_COMMAND_SIZE */
 	int max_jobs_per_role;     /* jobs made in SQL per role; 0: CONFIG_MAX_JOBS_PER_ROLE */

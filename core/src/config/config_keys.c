@@ -80,13 +80,13 @@ bool config_check_utf8(struct loader *L, const config_setting_t *s, const char *
 
 void config_source_free(struct loader *L)
 {
-	free(L->src_path);
-	free(L->src_buf);
-	free(L->src_lines);
-	L->src_path = NULL;
-	L->src_buf = NULL;
-	L->src_lines = NULL;
-	L->src_len = L->n_src_lines = 0;
+	free(L->src.path);
+	free(L->src.buf);
+	free(L->src.lines);
+	L->src.path = NULL;
+	L->src.buf = NULL;
+	L->src.lines = NULL;
+	L->src.len = L->src.n_lines = 0;
 }
 
 /* Keep the text of PATH (already read by libconfig, so within CONFIG_FILE_MAX) with an index
@@ -96,33 +96,33 @@ static bool load_source(struct loader *L, const char *path)
 	FILE *f;
 	size_t n, cap = 0;
 
-	if (L->src_path && strcmp(L->src_path, path) == 0)
-		return L->src_buf != NULL;
+	if (L->src.path && strcmp(L->src.path, path) == 0)
+		return L->src.buf != NULL;
 	config_source_free(L);
-	L->src_path = strdup(path);
-	if (!L->src_path || !(f = fopen(path, "re")))
+	L->src.path = strdup(path);
+	if (!L->src.path || !(f = fopen(path, "re")))
 		return false;
-	L->src_buf = malloc(CONFIG_FILE_MAX + 1);
-	if (L->src_buf) {
-		n = fread(L->src_buf, 1, CONFIG_FILE_MAX, f);
-		L->src_buf[n] = '\0';
-		L->src_len = n;
+	L->src.buf = malloc(CONFIG_FILE_MAX + 1);
+	if (L->src.buf) {
+		n = fread(L->src.buf, 1, CONFIG_FILE_MAX, f);
+		L->src.buf[n] = '\0';
+		L->src.len = n;
 	}
 	fclose(f);
-	if (!L->src_buf)
+	if (!L->src.buf)
 		return false;
-	for (size_t i = 0; i <= L->src_len; i++) {
-		if (i != 0 && L->src_buf[i - 1] != '\n')
+	for (size_t i = 0; i <= L->src.len; i++) {
+		if (i != 0 && L->src.buf[i - 1] != '\n')
 			continue;
-		if (L->n_src_lines == cap) {
+		if (L->src.n_lines == cap) {
 			size_t ncap = cap ? cap * 2 : 256;
-			size_t *nl = realloc(L->src_lines, ncap * sizeof(*nl));
+			size_t *nl = realloc(L->src.lines, ncap * sizeof(*nl));
 			if (!nl)
 				return false;
-			L->src_lines = nl;
+			L->src.lines = nl;
 			cap = ncap;
 		}
-		L->src_lines[L->n_src_lines++] = i;
+		L->src.lines[L->src.n_lines++] = i;
 	}
 	return true;
 }
@@ -138,12 +138,12 @@ int config_int_source(struct loader *L, const config_setting_t *s, long long *v,
 	const char *file = config_setting_source_file(s), *name = config_setting_name(s);
 	int line = setting_line(s);
 
-	if (!file || !name || line < 1 || !load_source(L, file) || (size_t)line > L->n_src_lines)
+	if (!file || !name || line < 1 || !load_source(L, file) || (size_t)line > L->src.n_lines)
 		return -ENOENT;
 	size_t nl = strlen(name);
-	const char *buf = L->src_buf, *end = buf + L->src_len;
+	const char *buf = L->src.buf, *end = buf + L->src.len;
 	/* the name at its line (or a little after, when the line is the group's), then = or : */
-	const char *from = buf + L->src_lines[line - 1];
+	const char *from = buf + L->src.lines[line - 1];
 	for (const char *p = from; p && p + nl < end && p < from + 4096;
 	     p = memchr(p + 1, name[0], (size_t)(end - p - 1))) {
 		if (strncmp(p, name, nl) != 0 || (p > buf && ident_char(p[-1])) ||

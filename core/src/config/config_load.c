@@ -77,6 +77,7 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 	L.cfg = cfg;
 	cfg->file = config_dup_str(&L, path);
 	cfg->history_retain_ms = 30LL * 86400000;
+	cfg->history_backlog = 8192;
 	cfg->max_running = 32;
 	cfg->shutdown_grace_ms = 30000;
 	cfg->alert_repeat_ms = 3600000;

@@ -69,6 +69,7 @@ const struct key_spec config_database_keys[] = {
 const struct key_spec config_history_keys[] = {
     {"database", K_STRING, HIST(history_database), "\"analytics\"", NULL, 0, false, NULL},
     {"retain", K_DURATION, HIST(history_retain_ms), "\"30d\"", NULL, 0, false, NULL},
+    {"backlog", K_INT, HIST(history_backlog), "8192", NULL, 1, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 

@@ -43,11 +43,13 @@ struct loader {
 	/* the user the files must belong to (root or this one): the daemon's, see config.c */
 	uid_t self;
 	/* the text of the file last read, to see numbers as written (config_int_source) */
-	char *src_path;
-	char *src_buf;
-	size_t src_len;
-	size_t *src_lines; /* offset of each line's start; src_lines[0] is line 1 */
-	size_t n_src_lines;
+	struct {
+		char *path;
+		char *buf;
+		size_t len;
+		size_t *lines; /* offset of each line's start; lines[0] is line 1 */
+		size_t n_lines;
+	} src;
 	/* config_load_partial(): job files left out (paths as conf_dir/NAME), and the job
 	 * files this load found errors in (blamed), each a copy owned by the loader */
 	char *const *skip;

@@ -600,6 +600,12 @@ static void hook_clock_offset(void *arg, int64_t offset_us)
 	sched_set_db_offset(d->sched, offset_us);
 }
 
+/* Since when this instance runs alone (hist_set_lone_fn). */
+static int64_t history_lone_since(void *arg)
+{
+	return cluster_lone_since_us(((struct daemon *)arg)->cluster);
+}
+
 static int open_cluster(struct daemon *d)
 {
 	const struct conf_database *db = config_database(d->cfg, d->cfg->history_database);
@@ -617,8 +623,10 @@ static int open_cluster(struct daemon *d)
 	hist_set_earlier_fn(d->hist, history_earlier_written, d);
 	int rc = cluster_open(d->base, db->name, db->conninfo, d->instance, hist_boot_id(d->hist),
 	                      &hooks, &d->cluster);
-	if (rc == 0)
+	if (rc == 0) {
+		hist_set_lone_fn(d->hist, history_lone_since, d);
 		rc = cluster_set_jobs(d->cluster, d->cfg, NULL);
+	}
 	if (rc < 0)
 		log_error("cannot coordinate with other instances: %s", strerror(-rc));
 	return rc;
@@ -692,6 +700,7 @@ static int open_history(struct daemon *d)
 		return rc;
 	}
 	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
+	hist_tune(d->hist, &(struct hist_tuning){.backlog_max = (uint64_t)d->cfg->history_backlog});
 	hist_set_runs(d->hist, exec_runs_under_way(d->ex), history_held, d);
 	return 0;
 }

@@ -122,8 +122,8 @@ void exec_free(struct exec **ex);
 /* Add a database or update it (a reload). A changed conninfo closes its idle connections;
  * busy ones finish their run and are closed then. POOL is the cap on run connections; one
  * more may be opened to cancel a statement when all are busy. A connection no run has used
- * for IDLE_TIMEOUT_MS is closed at its next idle check, unless it is the pool's last idle
- * one (kept warm); 0: none is closed for being idle. */
+ * for IDLE_TIMEOUT_MS is closed at its next idle check, the pool's last one too: what fires
+ * next is opened ahead of it (exec_warm); 0: none is closed for being idle. */
 int exec_set_database(struct exec *ex, const char *name, const char *conninfo, int pool,
                       int64_t idle_timeout_ms) __attribute__((warn_unused_result));
 /* Forget databases not named in NAMES (a reload removed them); idle connections close now. */

@@ -61,13 +61,8 @@ void exec_conn_unreserve(struct conn *c)
 bool exec_conn_idle_expired(const struct conn *c)
 {
 	const struct exec_pool *p = c->pool;
-	if (c->state != CONN_IDLE || p->idle_timeout_ms <= 0 ||
-	    clock_mono_us() - c->used_us < p->idle_timeout_ms * 1000)
-		return false;
-	for (const struct conn *o = p->conns; o; o = o->next)
-		if (o != c && (o->state == CONN_IDLE || o->state == CONN_RESETTING))
-			return true; /* another one stays warm (a reset ends idle) */
-	return false;
+	return c->state == CONN_IDLE && p->idle_timeout_ms > 0 &&
+	       clock_mono_us() - c->used_us >= p->idle_timeout_ms * 1000;
 }
 
 /* ---- pools ---------------------------------------------------------------------------- */

@@ -713,7 +713,7 @@ int exec_conn_open(struct exec_pool *p)
 }
 
 /* The driver's check(): an idle connection no run has used for the pool's idle_timeout is
- * closed, but for the last idle one (the warm connection); the others are checked with a
+ * closed (the warm-up opens one again ahead of the next fire); the others are checked with a
  * reset, a round trip with a deadline, and harmless. */
 static void on_conn_check(void *arg)
 {

@@ -285,8 +285,8 @@ struct timeval exec_ms_tv(int64_t ms);
 char *exec_conn_error(const PGconn *pg, const char *conninfo);
 void exec_conn_close(struct conn **cp);
 void exec_conn_unreserve(struct conn *c);
-/* C is idle, no run used it for its pool's idle_timeout, and another connection of the pool is
- * idle or being reset (the last idle one stays open, warm): it may be closed. */
+/* C is idle and no run used it for its pool's idle_timeout: it may be closed, the pool's last
+ * one too (the warm-up opens it again ahead of the database's next fire: sched_warm.c). */
 bool exec_conn_idle_expired(const struct conn *c);
 void exec_wait_remove(struct exec_run *r);
 void exec_wait_push_front(struct exec_pool *p, struct exec_run *r);

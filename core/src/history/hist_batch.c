@@ -21,8 +21,8 @@
 	" (jobid, database, username, command, status, return_message, start_time, end_time,"      \
 	"  job_name, trigger, scheduled_time, attempt, duration_ms, sqlstate, instance, run_key,"  \
 	"  boot_id, graph_run, job_pid)"                                                           \
-	" SELECT (SELECT j.jobid FROM pgcrond.job j"                                               \
-	"  WHERE j.jobname OPERATOR(pg_catalog.=) u.job_name),"                                    \
+	" SELECT coalesce(u.jobid, (SELECT j.jobid FROM pgcrond.job j"                             \
+	"  WHERE j.jobname OPERATOR(pg_catalog.=) u.job_name)),"                                   \
 	"  u.database, u.username, u.command, u.status, u.message,"                                \
 	"  " HIST_U_START ", " HIST_U_END ", u.job_name, u.trigger, " U_SCHED ", u.attempt,"       \
 	"  ((u.end_us OPERATOR(pg_catalog.-) u.start_us) OPERATOR(pg_catalog./) 1000.0),"          \
@@ -40,9 +40,12 @@
 	"  pg_catalog.unnest($15::pg_catalog.text[]),"                                             \
 	"  pg_catalog.unnest($16::pg_catalog.int8[]),"                                             \
 	"  pg_catalog.unnest($17::pg_catalog.int4[]),"                                             \
-	"  pg_catalog.unnest($18::pg_catalog.bool[]))"                                             \
+	"  pg_catalog.unnest($18::pg_catalog.bool[]),"                                             \
+	"  pg_catalog.unnest($19::pg_catalog.int8[]),"                                             \
+	"  pg_catalog.unnest($20::pg_catalog.bool[]))"                                             \
 	"  AS u(instance, run_key, boot_id, job_name, database, username, command, trigger,"       \
-	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole)"
+	"  graph_run, sched_us, start_us, attempt, status, message, sqlstate, end_us, pid, whole," \
+	"  jobid, claims)"
 /* The fire's row is the one of the instance that holds its claim: a first run of a scheduled
  * fire that did not succeed is not written when another instance holds the fire's claim
  * ("s:<unix s>", cluster_fire_key) or its retry's ("/a2" appended). That instance found this
@@ -50,12 +53,14 @@
  * served the fire, whose claim this run never started (it failed or was refused waiting for its
  * start mark), or it retried the run, whose transaction the fence left rolled back
  * (cluster_lock.c, reap_rolled). This row would be a second one of the fire. This instance's
- * own retry claims "/a2" as itself; a run that succeeded, the common row, skips the look. */
+ * own retry claims "/a2" as itself; a run that succeeded, the common row, skips the look, and
+ * so does a run of an instance alone (u.claims false: hist_batch_ctx), which no other instance
+ * can have found dead. */
 #define SQL_FIRE_KEY                                                                               \
 	"('s:' OPERATOR(pg_catalog.||) (u.sched_us OPERATOR(pg_catalog./) "                        \
 	"1000000)::pg_catalog.text)"
 #define SQL_NOT_RETRIED_ELSEWHERE                                                                  \
-	" NOT COALESCE(u.status OPERATOR(pg_catalog.<>) 'succeeded'"                               \
+	" NOT COALESCE(u.claims AND u.status OPERATOR(pg_catalog.<>) 'succeeded'"                  \
 	"  AND u.attempt OPERATOR(pg_catalog.=) 1 AND EXISTS (SELECT"                              \
 	"  FROM pgcrond.fire_claim c WHERE c.job_name OPERATOR(pg_catalog.=) u.job_name"           \
 	"   AND c.fire_key OPERATOR(pg_catalog.=) ANY (ARRAY[" SQL_FIRE_KEY ","                    \
@@ -189,8 +194,18 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 	return (int)n;
 }
 
+/* Whether row R is one of a run this instance started while it ran alone (hist_batch_ctx). */
+static bool run_lone(const struct hist_batch_ctx *ctx, const struct hist_batch_row *r)
+{
+	const char *key = r->f[HB_RUN_KEY];
+	size_t boot = ctx->boot_id ? strlen(ctx->boot_id) : 0;
+	if (!ctx->lone_first || !boot || strncmp(key, ctx->boot_id, boot) != 0 || key[boot] != '.')
+		return false;
+	return strtoull(key + boot + 1, NULL, 10) >= ctx->lone_first;
+}
+
 int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
-                    const char *timeout_ms, size_t *taken)
+                    const char *timeout_ms, struct hist_batch_ctx *ctx, size_t *taken)
 {
 	struct hist_batch_row **order;
 	size_t nset[3];
@@ -198,6 +213,14 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 	if (n <= 0)
 		return n < 0 ? -1 : 0;
 	*taken = (size_t)n;
+	/* the inserted rows' job ids from memory, and whether each is looked for in claims */
+	ctx->unknown = 0;
+	for (size_t i = 0; i < nset[0]; i++) {
+		struct hist_batch_row *r = order[i];
+		r->f[HB_JOBID] = ctx->jobid ? ctx->jobid(ctx->arg, r->f[HB_JOB_NAME]) : NULL;
+		ctx->unknown += !r->f[HB_JOBID];
+		r->f[HB_CLAIMS] = run_lone(ctx, r) ? "f" : "t";
+	}
 	/* the batch's transaction is bounded (hist_batch.h) */
 	if (timeout_ms) {
 		const char *p[] = {timeout_ms};

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct hist_spool_line;
 
@@ -110,7 +111,9 @@ enum hist_batch_col {
 	HB_SQLSTATE,
 	HB_END_US,
 	HB_PID,
-	HB_WHOLE, /* "t": the row is one record line (R1), not a start and its end */
+	HB_WHOLE,  /* "t": the row is one record line (R1), not a start and its end */
+	HB_JOBID,  /* the job's id (hist_batch_ctx), NULL: looked up by its name */
+	HB_CLAIMS, /* "t": looked for in other instances' claims (hist_batch_ctx) */
 	HB_N
 };
 struct hist_batch_row {
@@ -128,6 +131,20 @@ struct hist_batch_row {
 int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
                     size_t nset[3]) __attribute__((warn_unused_result));
 
+/* What the sender knows beside the records, so that a row costs no lookup on the server. */
+struct hist_batch_ctx {
+	/* JOB's id as text, NULL if not known (the insert then looks it up in pgcrond.job) */
+	const char *(*jobid)(const void *arg, const char *job);
+	const void *arg;
+	/* this process's runs from LONE_FIRST on (its boot BOOT_ID's run numbers, hist_run_key)
+	 * started while this instance has run alone, without a break until now: no other
+	 * instance can hold their fires' claims, and their rows are not looked for there. 0:
+	 * every row that did not succeed on a first attempt is. */
+	uint64_t lone_first;
+	const char *boot_id;
+	size_t unknown; /* set: the rows whose job's id was not known */
+};
+
 /* Queue on CONN (in pipeline mode already) the statements of hist_batch_make's batch (the
  * rows point into the records until this returns); *TAKEN is set to the records it holds.
  * REPLAY: some record may have been sent before (its rows may be there: the insert skips or
@@ -140,6 +157,6 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
  * transaction): the session it goes on is shared (ownsess.h), and the cluster's heartbeat
  * waits behind it. */
 int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max, bool replay,
-                    const char *timeout_ms, size_t *taken);
+                    const char *timeout_ms, struct hist_batch_ctx *ctx, size_t *taken);
 
 #endif

@@ -124,7 +124,8 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	struct hist *h = arg;
 
 	forget_conn(h);
-	hist_spool_sync(h->spool); /* what waits now may wait long: make it durable */
+	hist_backlog_update(h, false); /* runs go on: records wait in the spill file */
+	hist_spool_sync(h->spool);     /* what waits now may wait long: make it durable */
 	/* a server too old: not a database away that comes back, and the cluster, on this
 	 * session too, stops the daemon with the one line that says so (cluster_conn.c) */
 	if (!h->q->drv.too_old && log_complain(&h->down_complaint))
@@ -148,6 +149,7 @@ static void on_connected(void *arg)
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
 	h->ensured = false;
+	h->jobids_due = true;
 	kick(h);
 }
 
@@ -194,10 +196,20 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	size_t taken = 0;
 	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
+	/* the runs of this instance alone, in the period noted at their records and still on */
+	int64_t lone = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	struct hist_batch_ctx ctx = {.jobid = hist_jobid,
+	                             .arg = h,
+	                             .lone_first =
+	                                 lone && lone == h->lone_since ? h->lone_first : 0,
+	                             .boot_id = h->boot_id};
 
 	if (PQenterPipelineMode(conn))
-		r = hist_batch_send(conn, head, h->batch_cap, !h->head_fresh, BATCH_TIMEOUT,
+		r = hist_batch_send(conn, head, h->batch_cap, !h->head_fresh, BATCH_TIMEOUT, &ctx,
 		                    &taken);
+	/* a job not in the map (made since it was read): read it again, not at every batch */
+	if (ctx.unknown && clock_mono_ms() - h->jobids_read_ms > JOBIDS_REREAD_MS)
+		h->jobids_due = true;
 	if (r < 0) {
 		stmtq_fail(h->q, NULL, 0); /* libpq failed */
 		return -1;
@@ -273,6 +285,12 @@ static void kick(struct hist *h)
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && h->writes != WRITES_WAIT) {
 		if (!h->ensured) {
 			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
+			return;
+		}
+		if (h->jobids_due) { /* the jobs' ids, so that no row looks its own up */
+			h->jobids_due = false;
+			h->jobids_read_ms = clock_mono_ms();
+			send_stmt(h, OP_JOBIDS, hist_sql_jobids, 0, NULL);
 			return;
 		}
 		if (h->orphans == ORPHANS_DUE && hist_spool_leftovers_done(h->spool)) {
@@ -381,6 +399,7 @@ static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 		            schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
 		            hist_pending(h), hist_spool_where(h->spool));
 	h->writes = WRITES_WAIT;
+	hist_backlog_update(h, false); /* runs go on: records wait in the spill file */
 	ownsess_retry(&h->sess, CONNDRV_BACKOFF);
 	return false;
 }
@@ -395,6 +414,7 @@ static void batch_written(struct hist *h, const struct stmtq_result *r)
 		h->batch_cap = h->batch_cap > SET_BATCH_MAX / 2 ? SET_BATCH_MAX : h->batch_cap * 2;
 	h->st.written += h->batch_n;
 	pop(h, h->batch_n);
+	hist_backlog_update(h, false);
 	/* what follows was never sent, unless an earlier process left it (all of it is written
 	 * once its orphans were closed: hist_earlier_done) */
 	h->head_fresh = h->orphans == ORPHANS_CLOSED || hist_spool_leftovers_done(h->spool);
@@ -579,6 +599,10 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 	case OP_FRESH:
 		fresh_answered(h, r);
 		return;
+	case OP_JOBIDS: /* unanswered: the insert looks the ids up */
+		if (!r->failed)
+			hist_jobids_read(h, r->res);
+		return;
 	}
 }
 
@@ -658,8 +682,8 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	h->retain_ms = retain_ms;
 	h->batch_cap = SET_BATCH_MAX;
 	h->tun = (struct hist_tuning){
-	    DEF_MEMORY_LIMIT,   DEF_SPILL_MAX_BYTES,  DEF_PURGE_BATCH,     DEF_PURGE_INTERVAL_MS,
-	    DEF_CLOSE_GRACE_MS, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS};
+	    DEF_MEMORY_LIMIT,   DEF_SPILL_MAX_BYTES,  DEF_PURGE_BATCH,      DEF_PURGE_INTERVAL_MS,
+	    DEF_CLOSE_GRACE_MS, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS, DEF_BACKLOG_MAX};
 	h->conninfo = strdup(conninfo);
 	h->instance = strdup(instance);
 	if (!h->conninfo || !h->instance) {
@@ -749,6 +773,8 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 		h->tun.retry_min_ms = t->retry_min_ms;
 	if (t->retry_max_ms)
 		h->tun.retry_max_ms = t->retry_max_ms;
+	if (t->backlog_max)
+		h->tun.backlog_max = t->backlog_max;
 	ownsess_set_backoff(&h->sess, h->tun.retry_min_ms, h->tun.retry_max_ms);
 	if (t->purge_interval_ms) {
 		h->tun.purge_interval_ms = t->purge_interval_ms;
@@ -882,6 +908,8 @@ void hist_close(struct hist **hp)
 	ownsess_leave(&h->sess);
 	forget_conn(h);
 	evtimer_del(&h->linger_ev);
+	hist_set_caught_up_fn(h, NULL, NULL);
+	hist_jobids_free(h);
 	hist_written_done(h, false);
 	free(h->written);
 	free(h->conninfo);

@@ -26,6 +26,8 @@ struct hist_run {
 	int64_t scheduled_us;  /* the fire instant this run serves (Unix µs), 0 if none */
 	int64_t start_us;      /* Unix µs */
 	int attempt;           /* 1 for the first */
+	int64_t jobid; /* a SQL job's jobid (cron.job's); 0: the history knows the job's id by
+	                * its name, from pgcrond.job read at each connect */
 };
 
 /* Final statuses, as text in the status column (pg_cron's: starting, running, succeeded,
@@ -109,6 +111,9 @@ struct hist_tuning {
 	                            * more than 5,000 records wait */
 	int64_t retry_min_ms;      /* reconnect backoff [the own session's: ownsess.h] */
 	int64_t retry_max_ms;
+	uint64_t backlog_max; /* records waiting, while the database is connected and
+	                       * taking them, past which new runs are held back
+	                       * (hist_backlogged) [8192] */
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
 
@@ -127,6 +132,22 @@ void hist_set_runs(struct hist *h, const size_t *runs, void (*held)(void *arg), 
 /* No run is under way any more (exec_set_drained_cb): records held back go now. */
 void hist_wake(struct hist *h);
 
+/* Backpressure (docs/operations.md, "When the history cannot keep up"): true while the
+ * database is connected and taking records but more than tuning.backlog_max of them wait,
+ * until at most half of that wait, or the connection is lost (then records go to the spill
+ * file, bounded, and runs go on: docs/faults.md). The scheduler starts no new run meanwhile,
+ * so that what ran is what is recorded; each change is logged once and counted
+ * (hist_stats.holds). FN(ARG) is called from the loop when it ends (FN NULL: no longer). */
+bool hist_backlogged(const struct hist *h);
+void hist_set_caught_up_fn(struct hist *h, void (*fn)(void *arg), void *arg);
+
+/* Whether a run's row must be checked against another instance's claim of its fire
+ * (hist_batch.c): FN(ARG) answers the Unix µs since which this instance has run alone without
+ * a break, 0 if it does not now (cluster.h, cluster_lone_since_us). A run that started after
+ * that (with a margin) serves a fire no other instance can have claimed, and its row is
+ * written without the look. FN NULL: every row is checked. */
+void hist_set_lone_fn(struct hist *h, int64_t (*fn)(void *arg), void *arg);
+
 /* Counters for tests and the status endpoint. */
 struct hist_stats {
 	bool connected;
@@ -140,6 +161,8 @@ struct hist_stats {
 	uint64_t connects;       /* successful (re)connects */
 	uint64_t partitions_created; /* history partitions created ahead (schema 6) */
 	uint64_t partitions_dropped; /* ... and dropped by the retention */
+	bool backlogged;             /* hist_backlogged() */
+	uint64_t holds;              /* times it held new runs back */
 };
 void hist_get_stats(const struct hist *h, struct hist_stats *out);
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ownsess.h"
 #include "stmtq.h"
+#include "strmap.h"
 
 #define DEF_MEMORY_LIMIT 10000
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
@@ -34,6 +35,15 @@
  * (bench_fire 15000; it_stop_spool: a locked history table). */
 #define CLOSE_STALL_MS 1000
 #define CLOSE_BACKLOG_MAX 5000
+/* Records waiting past which new runs are held back (hist_backlogged): two full batches, a
+ * second or two of a busy history's writing. */
+#define DEF_BACKLOG_MAX (2 * SET_BATCH_MAX)
+/* A batch naming a job whose id is not known has pgcrond.job read again, at most this often. */
+#define JOBIDS_REREAD_MS 10000
+/* Runs held back this long without the backlog shrinking are let go (records of the fires
+ * skipped behind them, several instances', may alone be more than the history takes). */
+#define HOLD_FUTILE_MS 5000
+#define HOLD_QUIET_MS 10000
 #define QUERY_TIMEOUT_MS 60000
 /* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
@@ -73,7 +83,8 @@ enum hist_op {
 	OP_LAST_RESULTS,
 	OP_ENSURE,
 	OP_PARTITION,
-	OP_FRESH
+	OP_FRESH,
+	OP_JOBIDS
 };
 
 /* The statements after a write error: none is sent until the driver's retry timer, then they
@@ -138,6 +149,29 @@ struct hist {
 	int64_t fresh_at_ms; /* ... since then (monotonic) */
 	bool fresh_told;     /* a failure to publish it was logged */
 	struct hist_stats st;
+	/* backpressure (hist_backlogged: st.backlogged), since HOLD_AT_MS (monotonic) with
+	 * HOLD_PENDING records waiting; HOLD_FUTILE: holding did not help, not again before the
+	 * backlog is down to half */
+	int64_t hold_at_ms;
+	uint64_t hold_pending;
+	bool hold_futile;
+	/* holds that follow one another within HOLD_QUIET_MS are logged as one: its start and
+	 * first end (HOLD_TOLD: the start was) */
+	int64_t hold_end_ms;
+	bool hold_told;
+	void (*caught_up_fn)(void *arg);
+	void *caught_up_arg;
+	struct event caught_up_ev; /* calls it from the loop */
+	/* an instance alone (hist_set_lone_fn): its period noted at the last record, since
+	 * LONE_SINCE (the fn's answer then), from run LONE_FIRST on */
+	int64_t (*lone_fn)(void *arg);
+	void *lone_arg;
+	int64_t lone_since;
+	uint64_t lone_first;
+	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
+	struct strmap jobids;
+	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
+	int64_t jobids_read_ms; /* monotonic: the last read */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;
 	void *written_arg;
@@ -156,6 +190,15 @@ struct hist {
  * again, and its row gets another runid). */
 void hist_written_rows(struct hist *h, const PGresult *r);
 void hist_written_done(struct hist *h, bool committed);
+/* The backlog's state after records came (ON_ONLY: only whether it begins, from a hist_*()
+ * call) or went (pop, a connection lost, a write error): hist_backlogged. */
+void hist_backlog_update(struct hist *h, bool on_only);
+/* JOB's id as text (hist_batch_ctx.jobid; ARG the struct hist), NULL if not known; the
+ * answer of hist_sql_jobids read into the map; the map freed. */
+const char *hist_jobid(const void *arg, const char *job);
+extern const char hist_sql_jobids[];
+void hist_jobids_read(struct hist *h, const PGresult *r);
+void hist_jobids_free(struct hist *h);
 /* Row I of hist_sql_last_results to the asker. */
 void hist_past_row(struct hist *h, PGresult *r, int i);
 

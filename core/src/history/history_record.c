@@ -34,6 +34,7 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
 {
 	hist_spool_put(h->spool, kind, fields, n, more);
+	hist_backlog_update(h, true);
 	if (h->own_busy) {
 		h->sess.want = true;
 	} else if (!evtimer_pending(&h->linger_ev, NULL)) {
@@ -42,9 +43,159 @@ static void emit(struct hist *h, const char *kind, const char *const *fields, in
 	}
 }
 
+/* ---- the jobs' ids ------------------------------------------------------------------ */
+
+/* A job's id by its name: what the insert would otherwise look up for every row. */
+struct jobid {
+	struct strmap_node node;
+	char id[24];
+	char name[];
+};
+
+const char hist_sql_jobids[] = "SELECT jobname, jobid FROM pgcrond.job";
+
+static void jobid_set(struct hist *h, const char *name, const char *id)
+{
+	struct jobid *j = STRMAP_ENTRY(strmap_find(&h->jobids, name), struct jobid, node);
+	size_t len = strlen(name);
+	if (!j) {
+		if (!(j = malloc(sizeof(*j) + len + 1)))
+			return; /* the insert looks it up */
+		memcpy(j->name, name, len + 1);
+		strmap_insert(&h->jobids, &j->node, j->name);
+	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
+}
+
+const char *hist_jobid(const void *arg, const char *job)
+{
+	const struct hist *h = arg;
+	const struct jobid *j = STRMAP_ENTRY(strmap_find(&h->jobids, job), struct jobid, node);
+	return j ? j->id : NULL;
+}
+
+void hist_jobids_read(struct hist *h, const PGresult *r)
+{
+	for (int i = 0; PQnfields(r) == 2 && i < PQntuples(r); i++)
+		if (!PQgetisnull(r, i, 0) && !PQgetisnull(r, i, 1))
+			jobid_set(h, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+void hist_jobids_free(struct hist *h)
+{
+	for (struct strmap_node *n = strmap_first(&h->jobids), *next; n; n = next) {
+		next = strmap_next(&h->jobids, n);
+		strmap_remove(&h->jobids, n);
+		free(STRMAP_ENTRY(n, struct jobid, node));
+	}
+	strmap_free(&h->jobids);
+}
+
+/* ---- backpressure --------------------------------------------------------------------- */
+
+void hist_backlog_update(struct hist *h, bool on_only)
+{
+	uint64_t n = hist_spool_pending(h->spool), max = h->tun.backlog_max;
+	bool taking = stmtq_ready(h->q) && h->writes == WRITES_OK;
+	int64_t now = clock_mono_ms();
+	h->hold_futile = h->hold_futile && n > max / 2;
+	if (!h->st.backlogged) {
+		if (!taking || n <= max || h->hold_futile)
+			return;
+		h->st.backlogged = true;
+		h->hold_told = !h->st.holds++ || now - h->hold_end_ms > HOLD_QUIET_MS;
+		h->hold_at_ms = now;
+		h->hold_pending = n;
+		log_msg(h->hold_told ? LOG_LVL_WARNING : LOG_LVL_DEBUG, NULL,
+		        "history: %" PRIu64 " run records wait to be written (more than %" PRIu64
+		        "): the history database does not take them as fast as the runs make them; "
+		        "new runs are held back until at most %" PRIu64 " wait",
+		        n, max, max / 2);
+		return;
+	}
+	if (on_only)
+		return;
+	if (taking && n > max / 2 && now - h->hold_at_ms > HOLD_FUTILE_MS) {
+		h->hold_futile = n >= h->hold_pending; /* else it shrinks: hold on */
+		h->hold_at_ms = now;
+		h->hold_pending = n;
+	}
+	if (taking && n > max / 2 && !h->hold_futile)
+		return;
+	h->st.backlogged = false;
+	h->hold_end_ms = now;
+	enum log_level level = h->hold_told ? LOG_LVL_NOTICE : LOG_LVL_DEBUG;
+	h->hold_told = false;
+	if (h->hold_futile)
+		log_warning("history: with new runs held back for %d s, %" PRIu64 " run records "
+		            "still wait: holding runs back does not let the history catch up; they "
+		            "go on, and the records wait in %s",
+		            HOLD_FUTILE_MS / 1000, n, hist_spool_where(h->spool));
+	else if (taking)
+		log_msg(level, NULL,
+		        "history: %" PRIu64 " run records wait to be written; new runs start again "
+		        "(held back again within %d s: not logged)",
+		        n, HOLD_QUIET_MS / 1000);
+	else
+		log_msg(level, NULL,
+		        "history: the database does not take records now (%" PRIu64
+		        " wait in %s); new runs start again",
+		        n, hist_spool_where(h->spool));
+	if (h->caught_up_fn)
+		event_active(&h->caught_up_ev, EV_TIMEOUT, 0);
+}
+
+bool hist_backlogged(const struct hist *h)
+{
+	return h && h->st.backlogged;
+}
+
+/* The caught-up event: the scheduler starts what it held back. */
+static void on_caught_up(evutil_socket_t fd, short what, void *arg)
+{
+	struct hist *h = arg;
+	if (h->caught_up_fn && !h->st.backlogged)
+		h->caught_up_fn(h->caught_up_arg);
+}
+
+void hist_set_caught_up_fn(struct hist *h, void (*fn)(void *arg), void *arg)
+{
+	if (!h)
+		return;
+	if (!h->caught_up_fn && fn)
+		event_assign(&h->caught_up_ev, h->base, -1, 0, on_caught_up, h);
+	else if (h->caught_up_fn && !fn)
+		event_del(&h->caught_up_ev);
+	h->caught_up_fn = fn;
+	h->caught_up_arg = arg;
+}
+
+void hist_set_lone_fn(struct hist *h, int64_t (*fn)(void *arg), void *arg)
+{
+	if (!h)
+		return;
+	h->lone_fn = fn;
+	h->lone_arg = arg;
+	h->lone_since = 0;
+	h->lone_first = 0;
+}
+
+/* Run K's record is made: whether this instance runs alone since before it (hist_batch_ctx):
+ * a new period of running alone begins with K. */
+static void note_lone(struct hist *h, uint64_t k)
+{
+	int64_t since = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	if (since != h->lone_since) {
+		h->lone_since = since;
+		h->lone_first = since ? k : 0;
+	}
+}
+
+/* ---- the records ---------------------------------------------------------------------- */
+
 /* The fields a start and a complete row share (N_START of them). */
-static void run_fields(const struct hist *h, const struct hist_run *run, const char *key,
-                       char *sched, char *start, char *attempt, const char **f)
+static void run_fields(struct hist *h, const struct hist_run *run, const char *key, char *sched,
+                       char *start, char *attempt, const char **f)
 {
 	f[0] = h->instance;
 	f[1] = key;
@@ -58,6 +209,10 @@ static void run_fields(const struct hist *h, const struct hist_run *run, const c
 	f[9] = run->scheduled_us ? text_i64(sched, 24, run->scheduled_us) : NULL;
 	f[10] = text_i64(start, 24, run->start_us ? run->start_us : clock_wall_us());
 	f[11] = text_i64(attempt, 24, run->attempt > 0 ? run->attempt : 1);
+	if (run->jobid > 0 && run->job_name) { /* a SQL job's, as the configuration has it now */
+		char id[24];
+		jobid_set(h, run->job_name, text_i64(id, sizeof(id), run->jobid));
+	}
 }
 
 uint64_t hist_start(struct hist *h, const struct hist_run *run)
@@ -70,6 +225,7 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	uint64_t k = ++h->next_key;
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
+	note_lone(h, k);
 	/* its pid follows in the caller's call when a connection is free for the run */
 	emit(h, K_START, f, N_START, true);
 	return k;
@@ -115,6 +271,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	uint64_t k = ++h->next_key;
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
+	note_lone(h, k);
 	f[12] = status ? status : HIST_FAILED;
 	f[13] = message;
 	f[14] = NULL;

@@ -317,11 +317,12 @@ static json_t *history_json(const struct status_src *src, const struct pgc_confi
 		hist_get_stats(src->hist, &hs);
 	int n = cfg ? snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, HIST_SPOOL_FILE) : -1;
 	bool have = n > 0 && (size_t)n < sizeof(path) && stat(path, &sb) == 0;
-	return json_pack("{s:s*, s:b, s:I, s:I, s:I, s:I}", "database",
+	return json_pack("{s:s*, s:b, s:I, s:I, s:I, s:I, s:b, s:I}", "database",
 	                 cfg ? cfg->history_database : NULL, "connected", src->hist && hs.connected,
 	                 "pending", (json_int_t)hs.pending, "spool_bytes",
 	                 have ? (json_int_t)sb.st_size : 0, "written", (json_int_t)hs.written,
-	                 "dropped", (json_int_t)hs.dropped);
+	                 "dropped", (json_int_t)hs.dropped, "backlogged",
+	                 src->hist && hs.backlogged, "holds", (json_int_t)hs.holds);
 }
 
 static json_t *plugins_json(const struct plugin_registry *reg)
@@ -622,6 +623,15 @@ int status_metrics(const struct metrics *m, const json_t *st, FILE *f)
 		    "History records given up (spill file full, data the database refused).");
 		metrics_sample(f, "pgcrond_history_records_dropped_total", NULL, NULL,
 		               num(hist, "dropped"));
+		metrics_head(f, "pgcrond_history_backlogged", "gauge",
+		             "1 while new runs are held back: more history records wait than the "
+		             "database takes.");
+		metrics_sample(f, "pgcrond_history_backlogged", NULL, NULL,
+		               json_is_true(json_object_get(hist, "backlogged")));
+		metrics_head(f, "pgcrond_history_backlog_holds_total", "counter",
+		             "Times new runs were held back for the history to catch up.");
+		metrics_sample(f, "pgcrond_history_backlog_holds_total", NULL, NULL,
+		               num(hist, "holds"));
 	}
 	free(names);
 	return ferror(f) ? -EIO : 0;

@@ -180,7 +180,7 @@ static void update_one(struct sched *s, size_t i)
 {
 	struct sched_apply_state *ap = &s->ap;
 	const struct conf_job *cj = &s->cfg->jobs[i];
-	struct job *j = i < ap->n_by_index ? ap->by_index[i] : NULL;
+	struct job *j = i < ap->places.n_now ? ap->places.now[i] : NULL;
 	bool fresh = false;
 
 	/* the job of the old configuration's entry I, if it has this one's name */
@@ -197,8 +197,8 @@ static void update_one(struct sched *s, size_t i)
 		sched_recent_job_added(j); /* rows the history had for it, read before it came */
 	}
 	j->seen = ap->parity;
-	if (ap->next_by_index)
-		ap->next_by_index[i] = j;
+	if (ap->places.next)
+		ap->places.next[i] = j;
 	bool reschedule = job_update(j, cj, s->cfg);
 	if (fresh || reschedule || ap->tz_changed)
 		sched_job_schedule(j, 0);
@@ -291,10 +291,10 @@ static void finish(struct sched *s)
 	}
 	sched_admit_queued(s); /* max_running may have grown */
 	free_work(ap);
-	free(ap->by_index);
-	ap->by_index = ap->next_by_index;
-	ap->n_by_index = ap->by_index ? s->cfg->n_jobs : 0;
-	ap->next_by_index = NULL;
+	free(ap->places.now);
+	ap->places.now = ap->places.next;
+	ap->places.n_now = ap->places.now ? s->cfg->n_jobs : 0;
+	ap->places.next = NULL;
 	ap->edged_all = false;
 	ap->old = NULL;
 	ap->gone = NULL;
@@ -393,9 +393,9 @@ static void begin(struct sched *s, const struct sched_apply_in *in)
 	ap->n_gone = ap->gone ? in->n_gone : 0;
 	ap->parity = !ap->parity;
 	if (!ap->old) /* (the entries of no configuration) */
-		ap->n_by_index = 0;
-	free(ap->next_by_index); /* (a clear cut an apply short) */
-	ap->next_by_index = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*ap->next_by_index));
+		ap->places.n_now = 0;
+	free(ap->places.next); /* (a clear cut an apply short) */
+	ap->places.next = calloc(cfg->n_jobs ? cfg->n_jobs : 1, sizeof(*ap->places.next));
 	s->cfg = cfg;
 	s->plugins = in->plugins;
 	s->tz = in->tz;
@@ -489,10 +489,10 @@ void sched_apply_clear(struct sched *s)
 	struct sched_apply_state *ap = &s->ap;
 	clock_disarm(s->clock, &ap->ev);
 	free_work(ap);
-	free(ap->by_index);
-	free(ap->next_by_index);
-	ap->by_index = ap->next_by_index = NULL;
-	ap->n_by_index = 0;
+	free(ap->places.now);
+	free(ap->places.next);
+	ap->places.now = ap->places.next = NULL;
+	ap->places.n_now = 0;
 	ap->phase = AP_NONE;
 	ap->done = NULL;
 }

@@ -3,6 +3,7 @@
  * lookups are sched_index.c's, jobs added and retired as configurations come and go
  * sched_apply.c's. */
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
@@ -185,6 +186,18 @@ size_t sched_queued(const struct sched *s)
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
+/* The history caught up (hist_backlogged): the runs it held back start. */
+static void history_caught_up(void *arg)
+{
+	struct sched *s = arg;
+	if (s->unrecorded)
+		log_info("%" PRIu64 " fires were skipped while their jobs' runs were held back "
+		         "for the history (overlap = skip), without a row each",
+		         s->unrecorded);
+	s->unrecorded = 0;
+	sched_admit_queued(s);
+}
+
 int sched_new_with(struct event_base *base, struct clock *clock, const struct sched_executor *ex,
                    struct hist *h, struct sched **out)
 {
@@ -195,8 +208,10 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	s->clock = clock;
 	s->ex = *ex;
 	s->hist = h;
-	if (h)
+	if (h) {
 		hist_set_written_fn(h, sched_recent_written, s); /* run ids for the status */
+		hist_set_caught_up_fn(h, history_caught_up, s);  /* what its backlog held */
+	}
 	s->max_running = 32;
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
@@ -257,6 +272,7 @@ void sched_free(struct sched **sp)
 	struct sched *s = *sp;
 	if (!s)
 		return;
+	hist_set_caught_up_fn(s->hist, NULL, NULL);
 	sched_apply_clear(s);
 	fresh_free(s);
 	clock_disarm(s->clock, &s->clock_ev);

@@ -61,8 +61,10 @@ struct sched_apply_state {
 	/* the jobs of the configuration in force, by its job numbers (NULL: not known), and of
 	 * the new one, filled by the update: a job at the same place in the next configuration
 	 * is found without a lookup by name (a random touch of the index per job) */
-	struct job **by_index, **next_by_index;
-	size_t n_by_index;
+	struct {
+		struct job **now, **next;
+		size_t n_now;
+	} places;
 	size_t slice;          /* jobs per turn at most (a test's); 0: by time */
 	struct clock_timer ev; /* the next turn */
 	void (*done)(void *arg, int rc);
@@ -256,7 +258,8 @@ struct sched {
 	struct strmap index;
 	int max_running;
 	size_t n_running;
-	size_t n_claiming; /* fires waiting for their claim (they hold no run slot) */
+	size_t n_claiming;   /* fires waiting for their claim (they hold no run slot) */
+	uint64_t unrecorded; /* fires skipped without a row behind a run held for the history */
 	struct sched_queue queue;
 	uint64_t seq;
 	uint64_t flow_seq;

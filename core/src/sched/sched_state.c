@@ -311,6 +311,7 @@ struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
 	    .attempt = r->attempt,
+	    .jobid = j->conf ? j->conf->jobid : 0,
 	};
 }
 

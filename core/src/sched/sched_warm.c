@@ -8,11 +8,16 @@
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
  * the connects and the resets happen before the instant, as the claims asked before it
- * (admit_early) do. At start-up the jobs due in the first WARM_STARTUP_S are counted and warmed at
- * once (the first instant again at its lead). One timer for the whole scheduler: it is armed for
- * the earliest instant a job's timer is armed for (sched_job_arm tells it), and when it fires it
- * finds the next one in one pass over the jobs. Here too, at log level debug: where each scheduled
- * run's lateness went, stage by stage (sched_log_stages; bench/side reads it). */
+ * (admit_early) do. Every database with a job at the instant is warmed, however many there are (a
+ * database per tenant): the jobs due are sorted by database, so it costs what the jobs do,
+ * not jobs times databases. A pool keeps no connection between fires further apart than its
+ * idle_timeout (exec_conn_idle_expired): this warm-up opens it again. At start-up the jobs
+ * due in the first WARM_STARTUP_S are counted and warmed at once (the first instant again at
+ * its lead). One timer for the whole scheduler: it is armed for the earliest instant a job's
+ * timer is armed for (sched_job_arm tells it), and when it fires it finds the next one in one
+ * pass over the jobs. Here too, at log level debug: where each scheduled run's
+ * lateness went, stage by stage (sched_log_stages; bench/side reads it). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
@@ -25,13 +30,6 @@
 /* The start-up's warm-up counts the jobs due in this many seconds: the first minute's runs
  * find their connections open, whichever second of it they fire in. */
 #define WARM_STARTUP_S 90
-/* Databases counted per instant; jobs of more databases than this are not warmed. */
-#define WARM_MAX_DBS 64
-
-struct warm_db {
-	const char *db;
-	size_t n;
-};
 
 /* The timer is armed for INSTANT (Unix seconds), at its lead, or at once for the first (an
  * armed one moves: clock_arm), unless it is armed for an earlier one, or INSTANT was warmed. */
@@ -56,12 +54,31 @@ void sched_warm_stop(struct sched *s)
 	s->warm_for = 0;
 }
 
+static int by_database(const void *a, const void *b)
+{
+	return strcmp((*(const struct job *const *)a)->database,
+	              (*(const struct job *const *)b)->database);
+}
+
+/* Warm each database of the N jobs DUE (sorted here) for as many runs as it has jobs there. */
+static void warm_dbs(struct sched *s, const struct job **due, size_t n)
+{
+	if (n == 0)
+		return;
+	qsort(due, n, sizeof(*due), by_database);
+	for (size_t i = 0, k; i < n; i = k) {
+		for (k = i + 1; k < n && strcmp(due[k]->database, due[i]->database) == 0; k++)
+			;
+		s->ex.warm(s->ex.ctx, due[i]->database, k - i);
+	}
+}
+
 void sched_warm_cb(void *arg)
 {
 	struct sched *s = arg;
 	int64_t instant = s->warm_for, next = CRON_NEVER, now = sched_now_us(s);
-	struct warm_db dbs[WARM_MAX_DBS];
-	size_t n_dbs = 0;
+	const struct job **due = NULL;
+	size_t n_due = 0, cap = 0;
 
 	s->warm_for = 0;
 	if (s->draining || !instant)
@@ -76,18 +93,18 @@ void sched_warm_cb(void *arg)
 			next = j->next_fire;
 		if (j->next_fire < instant || j->next_fire > until)
 			continue;
-		size_t i = 0;
-		while (i < n_dbs && strcmp(dbs[i].db, j->database) != 0)
-			i++;
-		if (i == n_dbs) {
-			if (n_dbs == WARM_MAX_DBS)
-				continue;
-			dbs[n_dbs++] = (struct warm_db){j->database, 0};
+		if (n_due == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			const struct job **d = realloc(due, c * sizeof(*due));
+			if (!d)
+				continue; /* no memory: the rest connect at their instant */
+			due = d;
+			cap = c;
 		}
-		dbs[i].n++;
+		due[n_due++] = j;
 	}
-	for (size_t i = 0; i < n_dbs; i++)
-		s->ex.warm(s->ex.ctx, dbs[i].db, dbs[i].n);
+	warm_dbs(s, due, n_due);
+	free(due);
 	if (startup && instant * 1000000 - WARM_LEAD_US > now) {
 		sched_warm_note(s, instant, now); /* the first instant's own, at its lead */
 		return;
