@@ -58,7 +58,7 @@ START_TEST(stopped_daemon_skip_records_missed_fires)
 	                         "AND start_time > (SELECT max(end_time) FROM "
 	                         "pgcrond.job_run_details WHERE status = 'skipped')"));
 	/* (stopped in the 100 ms before an instant, the fire it had claimed early keeps a row of
-	 * its own, the same words without the policy: sched_preclaim_fold) */
+	 * its own, the same words without the policy: admit_early_drop) */
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND status = 'skipped'"
 	                                     " AND return_message LIKE '%%catchup = skip'"),
@@ -115,7 +115,7 @@ START_TEST(stopped_daemon_once_runs_one_catchup)
 	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details "
 	                                     "WHERE job_name = 'tick' AND trigger = 'catchup'"),
 	                 1);
-	/* none, but for a fire claimed early in the 100 ms before the stop (sched_preclaim_fold) */
+	/* none, but for a fire claimed early in the 100 ms before the stop (admit_early_drop) */
 	ck_assert_int_eq(itest_env_count(&e,
 	                                 "SELECT count(*) FROM pgcrond.job_run_details "
 	                                 "WHERE job_name = 'tick' AND status = 'skipped'"

@@ -656,14 +656,15 @@ static void up_down_jobs(char *jobs, size_t len, const char *up, const char *dow
 	    up, down);
 }
 
-/* A fire claimed before its instant (sched_preclaim.c) whose claim is unanswered at the
- * instant, and which then waits for something else (here its upstream, running on the same
- * instance), gives that claim up and asks again once admitted. The test holds every claim of
- * the fire of "down" (a row of its key inserted, not committed) until X, the instance that
- * runs "up", has parked "down" at its instant with its pre-claim still waiting; the others'
- * claims of the same fire wait too. Whichever claim the server answers first, the fire runs
- * exactly once across the three instances, with one history row: X's claim given up, if
- * granted, is X's again when it asks once "up" ends, and the others then find it taken. */
+/* A fire claimed before its instant (admit_early) whose claim is unanswered at the instant,
+ * and which then waits for something else (here its upstream, running on the same instance),
+ * takes that claim's answer once admitted (asked again then if it does not grant it). The
+ * test holds every claim of the fire of "down" (a row of its key inserted, not committed)
+ * until X, the instance that runs "up", has parked "down" at its instant with its pre-claim
+ * still waiting; the others' claims of the same fire wait too. Whichever claim the server
+ * answers first, the fire runs exactly once across the three instances, with one history row:
+ * X's claim, if granted, is X's when it asks once "up" ends, and the others then find it
+ * taken. */
 START_TEST(preclaim_given_up_runs_once)
 {
 	struct itest_env e;

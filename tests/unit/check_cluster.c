@@ -204,12 +204,12 @@ START_TEST(alone_admits_in_the_call)
 	ck_assert(!admit(NULL, &manual, &hold, NULL, NULL));
 	ck_assert_int_eq(hold, ADMIT_FREE);
 	ck_assert(!admit_ahead(a));
-	ck_assert(!admit_early(a, &f, NULL, NULL));
+	ck_assert(!admit_early(a, &f));
 	ck_assert(!admit_park(a, &f, "why"));
 	ck_assert(!admit_skip(a, &f, "why"));
 	ck_assert(!admit_leave(a, &f));
-	ck_assert(!admit_left_to_others(a, ADMIT_NONE));
-	admit_end(a, &hold, "j");
+	ck_assert(!admit_left_to_others(a, &f, ADMIT_NONE));
+	admit_end(a, &hold, "j", f.scheduled_us, NULL);
 	ck_assert_int_eq(hold, ADMIT_FREE);
 	admit_free(&a);
 	ck_assert_ptr_null(a);
@@ -218,29 +218,27 @@ START_TEST(alone_admits_in_the_call)
 END_TEST
 
 /* What a run holds once its question is answered: a grant holds the job's lock until its
- * end; an answer before the instant is kept only when it grants. */
+ * end. */
 START_TEST(an_answer_sets_what_the_run_holds)
 {
 	static const struct {
 		enum cluster_verdict v;
-		bool early;
 		enum admit_hold want;
 	} cases[] = {
-	    {CLUSTER_GRANTED, false, ADMIT_LOCKED}, {CLUSTER_UNCLAIMED, false, ADMIT_FREE},
-	    {CLUSTER_TAKEN, false, ADMIT_NONE},     {CLUSTER_REFUSED, false, ADMIT_NONE},
-	    {CLUSTER_BUSY, false, ADMIT_NONE},      {CLUSTER_GRANTED, true, ADMIT_LOCKED},
-	    {CLUSTER_UNCLAIMED, true, ADMIT_NONE},  {CLUSTER_BUSY, true, ADMIT_NONE},
+	    {CLUSTER_GRANTED, ADMIT_LOCKED}, {CLUSTER_UNCLAIMED, ADMIT_FREE},
+	    {CLUSTER_TAKEN, ADMIT_NONE},     {CLUSTER_REFUSED, ADMIT_NONE},
+	    {CLUSTER_BUSY, ADMIT_NONE},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		enum admit_hold h = ADMIT_NONE;
-		admit_answered(&h, cases[i].v, cases[i].early);
+		admit_answered(&h, cases[i].v);
 		ck_assert_msg(h == cases[i].want, "case %zu: %d", i, (int)h);
 	}
 	enum admit_hold h = ADMIT_LOCKED;
-	admit_end(NULL, &h, "j"); /* given back (no cluster: nothing to send) */
+	admit_end(NULL, &h, "j", 0, NULL); /* given back (no cluster: nothing to send) */
 	ck_assert_int_eq(h, ADMIT_FREE);
 	h = ADMIT_LONE;
-	admit_end(NULL, &h, "j"); /* a lone run gives nothing back */
+	admit_end(NULL, &h, "j", 0, NULL); /* a lone run gives nothing back */
 	ck_assert_int_eq(h, ADMIT_LONE);
 }
 END_TEST

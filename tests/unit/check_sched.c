@@ -63,25 +63,16 @@ END_TEST
 static const struct {
 	enum run_state from, to;
 } allowed[] = {
-    {RUN_DUE, RUN_PRECLAIMING},      {RUN_PRECLAIMING, RUN_PRECLAIMED},
-    {RUN_PRECLAIMING, RUN_CLAIMING}, {RUN_PRECLAIMING, RUN_PENDING},
-    {RUN_PRECLAIMING, RUN_PARKED},   {RUN_PRECLAIMING, RUN_ENDED},
-    {RUN_PRECLAIMED, RUN_DUE},       {RUN_PRECLAIMED, RUN_ENDED},
-    {RUN_DUE, RUN_PENDING},          {RUN_DUE, RUN_PARKED},
-    {RUN_DUE, RUN_NOTIFY_WAIT},      {RUN_DUE, RUN_DEFERRED},
-    {RUN_DUE, RUN_CLAIMING},         {RUN_DUE, RUN_CLUSTER_WAIT},
-    {RUN_DUE, RUN_QUEUED},           {RUN_DUE, RUN_RETRY_WAIT},
-    {RUN_DUE, RUN_RUNNING},          {RUN_DUE, RUN_ENDED},
-    {RUN_PENDING, RUN_DUE},          {RUN_PENDING, RUN_ENDED},
-    {RUN_PARKED, RUN_DEFERRED},      {RUN_PARKED, RUN_ENDED},
-    {RUN_NOTIFY_WAIT, RUN_DUE},      {RUN_NOTIFY_WAIT, RUN_ENDED},
-    {RUN_DEFERRED, RUN_DUE},         {RUN_DEFERRED, RUN_ENDED},
-    {RUN_CLAIMING, RUN_DUE},         {RUN_CLAIMING, RUN_ENDED},
-    {RUN_CLUSTER_WAIT, RUN_DUE},     {RUN_CLUSTER_WAIT, RUN_ENDED},
-    {RUN_QUEUED, RUN_RUNNING},       {RUN_QUEUED, RUN_CLAIMING},
-    {RUN_QUEUED, RUN_ENDED},         {RUN_RETRY_WAIT, RUN_DUE},
-    {RUN_RETRY_WAIT, RUN_ENDED},     {RUN_RUNNING, RUN_ENDING},
-    {RUN_RUNNING, RUN_ENDED},        {RUN_ENDING, RUN_ENDED},
+    {RUN_DUE, RUN_PENDING},        {RUN_DUE, RUN_PARKED},     {RUN_DUE, RUN_NOTIFY_WAIT},
+    {RUN_DUE, RUN_DEFERRED},       {RUN_DUE, RUN_CLAIMING},   {RUN_DUE, RUN_CLUSTER_WAIT},
+    {RUN_DUE, RUN_QUEUED},         {RUN_DUE, RUN_RETRY_WAIT}, {RUN_DUE, RUN_RUNNING},
+    {RUN_DUE, RUN_ENDED},          {RUN_PENDING, RUN_DUE},    {RUN_PENDING, RUN_ENDED},
+    {RUN_PARKED, RUN_DEFERRED},    {RUN_PARKED, RUN_ENDED},   {RUN_NOTIFY_WAIT, RUN_DUE},
+    {RUN_NOTIFY_WAIT, RUN_ENDED},  {RUN_DEFERRED, RUN_DUE},   {RUN_DEFERRED, RUN_ENDED},
+    {RUN_CLAIMING, RUN_DUE},       {RUN_CLAIMING, RUN_ENDED}, {RUN_CLUSTER_WAIT, RUN_DUE},
+    {RUN_CLUSTER_WAIT, RUN_ENDED}, {RUN_QUEUED, RUN_RUNNING}, {RUN_QUEUED, RUN_CLAIMING},
+    {RUN_QUEUED, RUN_ENDED},       {RUN_RETRY_WAIT, RUN_DUE}, {RUN_RETRY_WAIT, RUN_ENDED},
+    {RUN_RUNNING, RUN_ENDING},     {RUN_RUNNING, RUN_ENDED},  {RUN_ENDING, RUN_ENDED},
 };
 
 static bool in_allowed(enum run_state from, enum run_state to)
@@ -98,24 +89,22 @@ enum {
 	H_PENDING = 2,
 	H_PARKED = 4,
 	H_NOTIFY = 8,
-	H_PRE = 16,
 	H_QUEUE = 32,
 	H_FLOW = 64,
 	H_ENDED = 128
 };
 
 static const unsigned holder[RUN_STATES] = {
-    [RUN_PRECLAIMING] = H_PRE,   [RUN_PRECLAIMED] = H_PRE,      [RUN_PENDING] = H_PENDING,
-    [RUN_PARKED] = H_PARKED,     [RUN_NOTIFY_WAIT] = H_NOTIFY,  [RUN_DEFERRED] = H_FLOW,
-    [RUN_CLAIMING] = H_ACTIVE,   [RUN_CLUSTER_WAIT] = H_ACTIVE, [RUN_QUEUED] = H_ACTIVE | H_QUEUE,
-    [RUN_RETRY_WAIT] = H_ACTIVE, [RUN_RUNNING] = H_ACTIVE,      [RUN_ENDING] = H_ACTIVE | H_ENDED,
+    [RUN_PENDING] = H_PENDING,         [RUN_PARKED] = H_PARKED,     [RUN_NOTIFY_WAIT] = H_NOTIFY,
+    [RUN_DEFERRED] = H_FLOW,           [RUN_CLAIMING] = H_ACTIVE,   [RUN_CLUSTER_WAIT] = H_ACTIVE,
+    [RUN_QUEUED] = H_ACTIVE | H_QUEUE, [RUN_RETRY_WAIT] = H_ACTIVE, [RUN_RUNNING] = H_ACTIVE,
+    [RUN_ENDING] = H_ACTIVE | H_ENDED,
 };
 
 static unsigned held_by(const struct sched *s, const struct job *j, const struct run *r)
 {
 	unsigned h = (j->active == r ? H_ACTIVE : 0) | (j->pending == r ? H_PENDING : 0) |
-	             (j->parked == r ? H_PARKED : 0) | (j->notify_wait == r ? H_NOTIFY : 0) |
-	             (j->pre == r ? H_PRE : 0);
+	             (j->parked == r ? H_PARKED : 0) | (j->notify_wait == r ? H_NOTIFY : 0);
 	for (size_t i = 0; i < s->queue.n; i++)
 		if (s->queue.items[i].data == r)
 			h |= H_QUEUE;
@@ -129,13 +118,11 @@ static unsigned held_by(const struct sched *s, const struct job *j, const struct
 #define COUNTED_RUNNING(st) ((st) == RUN_RUNNING || (st) == RUN_ENDING)
 
 /* Bring R, due, to state ST through the table's moves (a run ends from the loop once it
- * was started; a claim is answered before its instant once it was asked). */
+ * was started). */
 static void reach(struct run *r, enum run_state st)
 {
 	if (st == RUN_ENDING)
 		ck_assert(sched_run_to(r, RUN_RUNNING));
-	if (st == RUN_PRECLAIMED)
-		ck_assert(sched_run_to(r, RUN_PRECLAIMING));
 	if (st != RUN_DUE)
 		ck_assert(sched_run_to(r, st));
 }

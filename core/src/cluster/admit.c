@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "cron.h"
 #include "log.h"
+#include "strmap.h"
 
 struct unclaimed;
 
@@ -44,7 +45,8 @@ struct admit {
 	struct cluster *c; /* NULL: alone, without a history database */
 	struct admit_hooks hooks;
 	struct clock *clock;
-	bool stopping; /* admit_stop */
+	bool stopping;       /* admit_stop */
+	struct strmap early; /* the fires claimed before their instant, by job (struct early) */
 	/* scheduled fires not claimed here while other instances were live, checked once this
 	 * instance can claim (oldest first), and the timer that checks */
 	struct unclaimed *uncl_head, *uncl_tail;
@@ -63,6 +65,50 @@ void admit_set_cluster(struct admit *a, struct cluster *c)
 		cluster_set_again_fn(c, a->hooks.claiming_again, a->hooks.arg);
 }
 
+/* ---- fires claimed before their instant ---------------------------------------------- *
+ *
+ * Claimed at its instant, a fire waits a round trip (and the claims of a busy second before
+ * it), so the scheduler asks before the instant (admit_early) and the fire's admit() is
+ * answered from that claim. Only a grant is kept: any other answer may no longer hold at the
+ * instant. An instance that dies before an instant it claimed leaves a claim no run serves, as
+ * one that dies between a claim and its run's start does: the instance that finds it dead (or
+ * its own next process) serves it (cluster_serve_unserved). */
+
+/* A fire claimed before its instant: at most one per job. */
+struct early {
+	struct strmap_node node;
+	struct admit *a;
+	int64_t scheduled_us;
+	bool granted; /* answered so (else still asked): it holds the job's lock */
+	/* the run that waits for the answer since its instant (admit) */
+	cluster_claim_fn fn;
+	void *arg;
+	char job[];
+};
+
+static struct early *early_of(struct admit *a, const char *job, int64_t scheduled_us)
+{
+	struct early *e = STRMAP_ENTRY(strmap_find(&a->early, job), struct early, node);
+	return e && (!scheduled_us || e->scheduled_us == scheduled_us) ? e : NULL;
+}
+
+static void early_free(struct admit *a, struct early *e)
+{
+	strmap_remove(&a->early, &e->node);
+	free(e);
+}
+
+/* E, which no run took, goes: the lock of its grant given back, or its answer forgotten
+ * (which gives back the lock a grant takes: cluster_claim_forget) */
+static void early_drop(struct admit *a, struct early *e)
+{
+	if (e->granted)
+		cluster_release(a->c, e->job);
+	else
+		cluster_claim_forget(a->c, e);
+	early_free(a, e);
+}
+
 bool admit_ahead(const struct admit *a)
 {
 	/* only a cluster that claims fires claims them early: not a lone instance */
@@ -75,17 +121,37 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	char key[600];
 	int64_t window = 0;
 	*h = ADMIT_FREE;
+	/* a fire with no claim at all (cluster_fire_key: a manual run, @reboot's, their
+	 * retries) runs as it comes */
 	if (!a || !a->c ||
-	    cluster_fire_key(f->trigger, f->scheduled_us, f->graph_run, f->attempt, f->debounce_ms,
-	                     key, sizeof(key), &window) <= 0)
+	    (!f->scheduled_us && !(f->graph_run && *f->graph_run) &&
+	     (f->attempt > 1 || strcmp(f->trigger, "notify") != 0)))
 		return false;
-	/* An instance alone grants it at once (GRANTED as FN would be told, a loop hop later):
-	 * the run goes on in this call, as a run that needs no claim does. Not for a fire whose
-	 * answer the scheduler decides (F->later). An instance that claims does not ask. */
-	if (cluster_lone_on(a->c) && !f->later && cluster_lone_grant(a->c, f->job, key)) {
+	struct early *e = f->attempt == 1 && f->scheduled_us && a->early.n
+	                      ? early_of(a, f->job, f->scheduled_us)
+	                      : NULL;
+	if (e && e->granted) { /* its lock goes back as the run ends */
+		early_free(a, e);
+		*h = ADMIT_LOCKED;
+		return false;
+	}
+	if (e) { /* its answer is the run's */
+		e->fn = fn;
+		e->arg = arg;
+		*h = ADMIT_NONE;
+		return true;
+	}
+	/* An instance alone grants it at once (GRANTED as FN would be told, a loop hop later),
+	 * without its key: the run goes on in this call, as a run that needs no claim does. Not
+	 * for a fire whose answer the scheduler decides (F->later). */
+	if (!f->later && cluster_lone_grant(a->c, f->job, f->trigger, f->scheduled_us, f->graph_run,
+	                                    f->attempt)) {
 		*h = ADMIT_LONE; /* no lock to give back (admit_claim_again) */
 		return false;
 	}
+	if (cluster_fire_key(f->trigger, f->scheduled_us, f->graph_run, f->attempt, f->debounce_ms,
+	                     key, sizeof(key), &window) <= 0)
+		return false;
 	if (cluster_claim(a->c, f->job, key, window, fn, arg) < 0) {
 		log_job(LOG_LVL_ERROR, f->job,
 		        "out of memory claiming the fire; running unclaimed");
@@ -95,34 +161,24 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
 	return true;
 }
 
-bool admit_early(struct admit *a, const struct admit_fire *f, cluster_claim_fn fn, void *arg)
+void admit_answered(enum admit_hold *h, enum cluster_verdict v)
 {
-	char key[64];
-	int64_t window = 0;
-	return admit_ahead(a) &&
-	       cluster_fire_key(f->trigger, f->scheduled_us, NULL, 1, 0, key, sizeof(key),
-	                        &window) > 0 &&
-	       cluster_claim(a->c, f->job, key, 0, fn, arg) == 0;
-}
-
-void admit_answered(enum admit_hold *h, enum cluster_verdict v, bool early)
-{
-	/* a grant holds the job's lock, released as the run ends (admit_end), run or not; an
-	 * answer before the instant that is not a grant may no longer hold at it: asked again */
+	/* a grant holds the job's lock, released as the run ends (admit_end), run or not */
 	if (v == CLUSTER_GRANTED)
 		*h = ADMIT_LOCKED;
-	else if (v == CLUSTER_UNCLAIMED && !early)
+	else if (v == CLUSTER_UNCLAIMED)
 		*h = ADMIT_FREE;
 }
 
-void admit_forget(struct admit *a, void *arg)
+void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
+               void *waiting)
 {
-	if (a)
-		cluster_claim_forget(a->c, arg);
-}
-
-void admit_end(struct admit *a, enum admit_hold *h, const char *job)
-{
+	struct early *e = a && a->early.n && scheduled_us ? early_of(a, job, scheduled_us) : NULL;
+	/* its fire decided without a question (skipped, dropped), or its answer awaited */
+	if (e && (!e->fn || e->arg == waiting))
+		early_drop(a, e);
+	if (waiting && a)
+		cluster_claim_forget(a->c, waiting);
 	if (*h != ADMIT_LOCKED)
 		return;
 	if (a)
@@ -134,6 +190,79 @@ void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job)
 {
 	if (*h == ADMIT_LONE && cluster_lone_hold(a->c, job))
 		*h = ADMIT_LOCKED;
+}
+
+static void early_answered(void *arg, enum cluster_verdict v, const char *why)
+{
+	struct early *e = arg;
+	struct admit *a = e->a;
+	cluster_claim_fn fn = e->fn;
+	void *run = e->arg;
+	char key[64];
+	int64_t window = 0;
+	e->granted = v == CLUSTER_GRANTED;
+	if (!fn && e->granted)
+		return; /* kept for its instant */
+	/* not granted, its run waiting: asked again, as at its instant */
+	int rc = fn && !e->granted ? cluster_fire_key("schedule", e->scheduled_us, NULL, 1, 0, key,
+	                                              sizeof(key), &window) > 0 &&
+	                                     cluster_claim(a->c, e->job, key, 0, fn, run) == 0
+	                                 ? 1
+	                                 : -1
+	                           : 0;
+	if (rc < 0)
+		log_job(LOG_LVL_ERROR, e->job,
+		        "out of memory claiming the fire; running unclaimed");
+	early_free(a, e);
+	if (rc < 0)
+		fn(run, CLUSTER_UNCLAIMED, "out of memory claiming the fire");
+	else if (fn && rc == 0)
+		fn(run, v, why);
+}
+
+bool admit_early(struct admit *a, const struct admit_fire *f)
+{
+	char key[64];
+	int64_t window = 0;
+	if (!admit_ahead(a))
+		return false;
+	struct early *e = a->early.n ? early_of(a, f->job, 0) : NULL;
+	if (e && (e->fn || e->scheduled_us == f->scheduled_us))
+		return !e->fn; /* asked already; or a run waits for an earlier one */
+	if (e)
+		early_drop(a, e);
+	size_t n = strlen(f->job) + 1;
+	if (cluster_fire_key(f->trigger, f->scheduled_us, NULL, 1, 0, key, sizeof(key), &window) <=
+	        0 ||
+	    !(e = calloc(1, sizeof(*e) + n)))
+		return false;
+	memcpy(e->job, f->job, n);
+	e->a = a;
+	e->scheduled_us = f->scheduled_us;
+	if (cluster_claim(a->c, e->job, key, 0, early_answered, e) < 0) {
+		free(e);
+		return false;
+	}
+	strmap_insert(&a->early, &e->node, e->job);
+	return true;
+}
+
+void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, const char *why)
+{
+	struct early *e = a && a->early.n ? early_of(a, job, scheduled_us) : NULL;
+	if (!e || e->fn)
+		return; /* a run took it */
+	struct admit_fire f = {
+	    .job = job, .trigger = "schedule", .scheduled_us = e->scheduled_us, .attempt = 1};
+	bool granted = e->granted;
+	early_drop(a, e); /* (before its row: recording it ends a run of the fire, admit_end) */
+	/* with other instances live, one of them may have served the fire while this process
+	 * missed it (it took the claim over), so the skip is written only if the fire's claim is
+	 * still, or again, this instance's (admit_skip) */
+	if (why && granted && !admit_skip(a, &f, why) &&
+	    !a->hooks.record(a->hooks.arg, job, f.trigger, f.scheduled_us, why))
+		log_notice("job %s: a missed fire (%s) has no history row: the job is gone", job,
+		           why);
 }
 
 /* ---- fires kept unrecorded ---------------------------------------------------------- */
@@ -388,9 +517,12 @@ void admit_stop(struct admit *a)
 	cluster_stopping(a->c); /* it takes over nothing more */
 }
 
-bool admit_left_to_others(const struct admit *a, enum admit_hold h)
+bool admit_left_to_others(struct admit *a, const struct admit_fire *f, enum admit_hold h)
 {
-	return h == ADMIT_NONE && a && a->c && cluster_served_elsewhere(a->c);
+	struct early *e = a && a->early.n && f->scheduled_us && f->attempt == 1
+	                      ? early_of(a, f->job, f->scheduled_us)
+	                      : NULL;
+	return h == ADMIT_NONE && !(e && e->granted) && a && a->c && cluster_served_elsewhere(a->c);
 }
 
 bool admit_leave(struct admit *a, const struct admit_fire *f)
@@ -409,8 +541,17 @@ bool admit_leave(struct admit *a, const struct admit_fire *f)
 
 void admit_give_back(struct admit *a)
 {
+	bool any = false;
+	for (struct strmap_node *n = a ? strmap_first(&a->early) : NULL, *next; n; n = next) {
+		next = strmap_next(&a->early, n);
+		struct early *e = STRMAP_ENTRY(n, struct early, node);
+		if (!e->fn) { /* no run took it: it will not run here */
+			early_drop(a, e);
+			any = true;
+		}
+	}
 	struct cluster *c = a ? a->c : NULL;
-	if (!cluster_ready(c))
+	if (!any || !cluster_ready(c))
 		return;
 	/* One statement for them all, after the claims' own on the same connection: this
 	 * process's claims of instants still to come were all made early (a fire is otherwise
@@ -444,6 +585,9 @@ void admit_free(struct admit **ap)
 	struct admit *a = *ap;
 	if (!a)
 		return;
+	while (a->early.n)
+		early_free(a, STRMAP_ENTRY(strmap_first(&a->early), struct early, node));
+	strmap_free(&a->early);
 	admit_set_cluster(a, NULL);
 	clock_disarm(a->clock, &a->uncl_ev);
 	if (a->n_uncl)

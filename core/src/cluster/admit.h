@@ -73,22 +73,29 @@ void admit_set_cluster(struct admit *a, struct cluster *c);
 
 /* The question: may this instance run fire F, for the run whose hold is *H? False: it may,
  * now (*H says what it holds). True: the answer comes later, FN(ARG, VERDICT, WHY) once from
- * the loop (admit_answered() takes what it holds). A NULL A answers as alone. */
+ * the loop (admit_answered() takes what it holds). A NULL A answers as alone. A scheduled fire
+ * claimed before its instant (admit_early) is answered from that claim: granted, now; still
+ * asked, when its answer comes (asked again then if it does not grant it). */
 bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, cluster_claim_fn fn,
            void *arg);
 /* Whether scheduled fires are asked for before their instant (several instances claiming):
- * then admit_early() asks for F, a scheduled fire still to come, whose answer goes to
- * FN(ARG, ...) as admit()'s (true; false: not asked, F is asked for at its instant). */
+ * then admit_early() asks for F, a scheduled fire still to come, and keeps the answer for
+ * F's admit() if it grants it (true; false: not asked, F is asked for at its instant). One
+ * such fire per job: one asked before it that no run took is dropped. */
 bool admit_ahead(const struct admit *a);
-bool admit_early(struct admit *a, const struct admit_fire *f, cluster_claim_fn fn, void *arg);
-/* The answer V to a fire's question came (EARLY: asked before its instant, whose answer is
- * kept only when it grants it): *H as it holds now. */
-void admit_answered(enum admit_hold *h, enum cluster_verdict v, bool early);
-/* The run ARG no longer waits for its answer (dropped, or due at its instant while waiting
- * for something else first): FN is not called for it. */
-void admit_forget(struct admit *a, void *arg);
-/* The run whose hold is *H ended (run or not): what it holds goes back. */
-void admit_end(struct admit *a, enum admit_hold *h, const char *job);
+bool admit_early(struct admit *a, const struct admit_fire *f);
+/* JOB's fire at SCHEDULED_US (0: whichever), asked before its instant, will not be asked by
+ * a run (its instant is no longer the job's next, the job is paused or gone): its claim goes
+ * back. With WHY, the fire was missed: if its claim was granted, no other instance may serve
+ * it, so it is recorded skipped with WHY (admit_skip, or admit_hooks.record). */
+void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, const char *why);
+/* The answer V to a fire's question came: *H as it holds now. */
+void admit_answered(enum admit_hold *h, enum cluster_verdict v);
+/* The run of JOB's fire at SCHEDULED_US whose hold is *H ended (run or not): what it holds
+ * goes back, and the fire's claim asked before its instant if the run never took it. WAITING:
+ * the run, if it still waited for its answer (FN is not called for it). */
+void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
+               void *waiting);
 /* Called from admit_hooks.claiming_again for a run under way of job JOB. */
 void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job);
 
@@ -109,18 +116,18 @@ void admit_ran(struct admit *a, const struct admit_fire *f);
 
 /* This instance is stopping: it takes over nothing more, and keeps no fire unrecorded. */
 void admit_stop(struct admit *a);
-/* A fire waiting here as this instance stops, whose hold is H: true if it was not admitted
- * here and other instances are live, which claim, run and record it (a row here would stand
- * beside theirs). */
-bool admit_left_to_others(const struct admit *a, enum admit_hold h);
+/* F, a fire waiting here as this instance stops, whose hold is H: true if it was not admitted
+ * here (nor claimed before its instant) and other instances are live, which claim, run and
+ * record it (a row here would stand beside theirs). */
+bool admit_left_to_others(struct admit *a, const struct admit_fire *f, enum admit_hold h);
 /* F was granted once the stop began (asked before it, answered late): true if it is left to
  * the other instances (logged), which serve it once this instance's row says stopped
  * (cluster_serve_stopped), as they do a claim the stop did not give back; a job none of them
  * defines is served by this instance's next start (cluster_serve_unserved). */
 bool admit_leave(struct admit *a, const struct admit_fire *f);
-/* Shutdown: the fires claimed before their instant that will not run here are given back
- * (their claims deleted in one statement), so another instance may claim them at their
- * instant. */
+/* Shutdown: the fires claimed before their instant that no run took are given back (their
+ * locks released, their claims deleted in one statement), so another instance may claim them
+ * at their instant. */
 void admit_give_back(struct admit *a);
 /* SQL: that statement, for instance $1 and boot $2: claims of scheduled fires made in the
  * last minute for instants at least ADMIT_GIVE_BACK_MARGIN (an interval) ahead. */

@@ -394,30 +394,3 @@ out:
 	free(items);
 	return rc;
 }
-
-int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
-                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
-{
-	int n;
-	*window_ms = 0;
-	if (scheduled_us)
-		n = snprintf(out, len, "s:%" PRId64, scheduled_us / 1000000);
-	else if (graph_run && *graph_run)
-		n = snprintf(out, len, "g:%s", graph_run);
-	else if (trigger && strcmp(trigger, "notify") == 0 && attempt <= 1) {
-		/* instances get the same burst within milliseconds of each other; half the
-		 * debounce (at least a second) tells a burst's late claims from the next burst */
-		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
-		n = snprintf(out, len, "n");
-	} else
-		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry
-		           */
-	if (n < 0 || (size_t)n >= len)
-		return -ENOSPC;
-	if (attempt > 1) {
-		int m = snprintf(out + n, len - (size_t)n, "/a%d", attempt);
-		if (m < 0 || (size_t)m >= len - (size_t)n)
-			return -ENOSPC;
-	}
-	return 1;
-}

@@ -184,15 +184,14 @@ typedef void (*cluster_claim_fn)(void *arg, enum cluster_verdict v, const char *
  * TAKEN/REFUSED/UNCLAIMED (borrowed). Returns 0 or -ENOMEM (FN is then not called). */
 int cluster_claim(struct cluster *c, const char *job, const char *key, int64_t window_ms,
                   cluster_claim_fn fn, void *arg) __attribute__((warn_unused_result));
-/* JOB's fire KEY granted at once, without cluster_claim's callback, where a lone instance
- * answers it (cluster_lone): true if GRANTED, false if it must be asked with cluster_claim (not
- * lone, or out of memory noting it, which cluster_claim's answer reports). The verdict is the
- * one cluster_claim's would be; only the wait for it, a loop hop, goes. Its run takes no job
- * lock and gives none back, unless the instance claims again while it runs: then, as the
- * cluster_set_again_fn callback hears it, cluster_lone_hold(C, JOB) counts it
- * among the runs whose locks the switch takes (false: out of memory, not counted), and it
+/* JOB's fire (TRIGGER, a string literal, SCHEDULED_US, GRAPH_RUN or NULL, ATTEMPT: one with a
+ * key, cluster_fire_key) granted at once, without its key, where a lone instance answers it
+ * (cluster_lone): true if GRANTED, false if it must be asked with cluster_claim. Its run
+ * takes no job lock, unless the instance claims again while it runs: cluster_lone_hold(C, JOB)
+ * then counts it among the runs whose locks the switch takes (false: out of memory), and it
  * gives that lock back as a granted claim's run does (cluster_release). */
-bool cluster_lone_grant(struct cluster *c, const char *job, const char *key);
+bool cluster_lone_grant(struct cluster *c, const char *job, const char *trigger,
+                        int64_t scheduled_us, const char *graph_run, int attempt);
 bool cluster_lone_hold(struct cluster *c, const char *job);
 /* Whether other instances were live at the last contact and nothing every instance shares
  * stops them claiming (a standby, an old schema): a fire this instance does not claim (its

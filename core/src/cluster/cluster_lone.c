@@ -17,6 +17,7 @@
  * (not marked: those runs wrote no start mark), and the row's lone mark goes. The newcomer's
  * claims are refused until then, milliseconds normally. A (re)connect does the same first
  * when the process was lone: its row may still say so. */
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -35,12 +36,15 @@
 #define LONE_RECENT_MS (2 * 60 * 1000)
 #define LONE_RECENT_MAX 100000
 
-/* A fire granted lone: its job's name and its key in one block, so that noting it at each
- * fire takes one allocation and no lookup of its job. */
+/* A fire granted lone, its job's name and text in one block: noting it at each fire takes one
+ * allocation, no lookup of its job and no key (made at the switch: fire_key). */
 struct lone_fire {
 	struct lone_fire *next;
-	int64_t at_ms;   /* monotonic */
-	const char *key; /* after the name, in its block */
+	int64_t at_ms; /* monotonic */
+	int64_t scheduled_us;
+	int attempt;
+	const char *trigger; /* the run's, a string literal; NULL: TEXT is a queued claim's key */
+	const char *text;    /* after the name, in its block: the graph run ("" if none) */
 	char name[];
 };
 
@@ -151,10 +155,12 @@ bool cluster_lone_on(const struct cluster *c)
 	return c->lone.state == LONE_ON;
 }
 
-/* Whether a claim is answered lone at NOW_US (monotonic). */
+/* Whether a claim is answered lone at NOW_US (monotonic): within the lease, the name's lock
+ * held (a lost connection leaves CS_LOCKED first: on_conn_failed), and in step. */
 static bool answers_at(const struct cluster *c, int64_t now_us)
 {
-	return now_us < c->lone.lease_end_us && cluster_ready(c) && !c->stopping && !c->skewed;
+	return now_us < c->lone.lease_end_us && c->state == CS_LOCKED && !c->closing &&
+	       !c->stopping && !c->skewed;
 }
 
 bool cluster_lone(const struct cluster *c)
@@ -172,31 +178,78 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone(c);
 }
 
-/* Note the fire KEY of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
+/* Note fire F of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
  * (switch_send); false when out of memory: not remembered, it could not be claimed when
  * claiming again, so not run. */
-static bool note_fire(struct cluster_lone *l, const char *job, const char *key, int64_t now_ms)
+static bool note_fire(struct cluster_lone *l, const char *job, const struct lone_fire *f,
+                      int64_t now_ms)
 {
-	size_t nj = strlen(job) + 1, nk = strlen(key) + 1;
-	struct lone_fire *f = malloc(sizeof(*f) + nj + nk);
-	if (!f)
+	size_t nj = strlen(job) + 1, nt = strlen(f->text) + 1;
+	struct lone_fire *n = malloc(sizeof(*n) + nj + nt);
+	if (!n)
 		return false;
-	*f = (struct lone_fire){.at_ms = now_ms, .key = f->name + nj};
-	memcpy(f->name, job, nj);
-	memcpy(f->name + nj, key, nk);
+	*n = *f;
+	n->next = NULL;
+	n->at_ms = now_ms;
+	n->text = n->name + nj;
+	memcpy(n->name, job, nj);
+	memcpy(n->name + nj, f->text, nt);
 	if (l->tail)
-		l->tail->next = f;
+		l->tail->next = n;
 	else
-		l->head = f;
-	l->tail = f;
+		l->head = n;
+	l->tail = n;
 	l->n_fires++;
 	return true;
+}
+
+/* (made here for the switch: below the claims and admission, which make it too) */
+int cluster_fire_key(const char *trigger, int64_t scheduled_us, const char *graph_run, int attempt,
+                     int64_t debounce_ms, char *out, size_t len, int64_t *window_ms)
+{
+	int n;
+	*window_ms = 0;
+	if (scheduled_us)
+		n = snprintf(out, len, "s:%" PRId64, scheduled_us / 1000000);
+	else if (graph_run && *graph_run)
+		n = snprintf(out, len, "g:%s", graph_run);
+	else if (trigger && strcmp(trigger, "notify") == 0 && attempt <= 1) {
+		/* instances get the same burst within milliseconds of each other; half the
+		 * debounce (at least a second) tells a burst's late claims from the next burst */
+		*window_ms = debounce_ms / 2 > 1000 ? debounce_ms / 2 : 1000;
+		n = snprintf(out, len, "n");
+	} else
+		return 0; /* manual (claimed by request id), @reboot (per start), the winner's retry
+		           */
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	if (attempt > 1) {
+		int m = snprintf(out + n, len - (size_t)n, "/a%d", attempt);
+		if (m < 0 || (size_t)m >= len - (size_t)n)
+			return -ENOSPC;
+	}
+	return 1;
+}
+
+/* F's claim key, as its claim's would have been (allocated; NULL when out of memory) */
+static char *fire_key(const struct lone_fire *f)
+{
+	size_t n = strlen(f->text) + 1;
+	char *k = malloc(n + 48);
+	int64_t window = 0;
+	if (k && !f->trigger)
+		memcpy(k, f->text, n);
+	else if (k && cluster_fire_key(f->trigger, f->scheduled_us, f->text, f->attempt, 0, k,
+	                               n + 48, &window) <= 0)
+		k[0] = '\0'; /* (admission grants only a fire with a key) */
+	return k;
 }
 
 enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, char *why, size_t len)
 {
 	struct lone_job *j = job_get(&c->lone, q->job, true);
-	if (j && note_fire(&c->lone, q->job, q->key, clock_mono_ms())) {
+	struct lone_fire f = {.text = q->key};
+	if (j && note_fire(&c->lone, q->job, &f, clock_mono_ms())) {
 		j->held++; /* its run gives "its lock" back as a claim's does (cluster_release) */
 		return CLUSTER_GRANTED;
 	}
@@ -204,10 +257,15 @@ enum cluster_verdict cluster_lone_verdict(struct cluster *c, struct claim *q, ch
 	return CLUSTER_REFUSED;
 }
 
-bool cluster_lone_grant(struct cluster *c, const char *job, const char *key)
+bool cluster_lone_grant(struct cluster *c, const char *job, const char *trigger,
+                        int64_t scheduled_us, const char *graph_run, int attempt)
 {
 	int64_t now = clock_mono_us(); /* one reading: the lease's and the note's */
-	if (!c || !answers_at(c, now) || !note_fire(&c->lone, job, key, now / 1000))
+	struct lone_fire f = {.scheduled_us = scheduled_us,
+	                      .attempt = attempt,
+	                      .trigger = trigger,
+	                      .text = graph_run ? graph_run : ""};
+	if (!answers_at(c, now) || !note_fire(&c->lone, job, &f, now / 1000))
 		return false;
 	c->st.claims++;
 	c->st.granted++;
@@ -387,7 +445,8 @@ static void switch_send(struct cluster *c)
 	int64_t now = clock_mono_ms();
 	prune(l, now);
 	size_t nf = l->n_fires + l->jobs.n, nh = 0, i = 0;
-	const char **fj = calloc(nf + 1, sizeof(*fj)), **fk = calloc(nf + 1, sizeof(*fk));
+	const char **fj = calloc(nf + 1, sizeof(*fj));
+	char **fk = calloc(nf + 1, sizeof(*fk));
 	const char **hj = calloc(l->jobs.n + 1, sizeof(*hj));
 	int64_t *age = calloc(nf + 1, sizeof(*age)), *held = calloc(l->jobs.n + 1, sizeof(*held));
 	char *lit[5] = {NULL}; /* $3 to $7 */
@@ -395,7 +454,7 @@ static void switch_send(struct cluster *c)
 		goto out;
 	for (struct lone_fire *f = l->head; f; f = f->next, i++) {
 		fj[i] = f->name;
-		fk[i] = f->key;
+		fk[i] = fire_key(f);
 		age[i] = now - f->at_ms;
 		struct lone_job *j = job_get(l, f->name, false);
 		if (j)
@@ -405,7 +464,7 @@ static void switch_send(struct cluster *c)
 		struct lone_job *j = STRMAP_ENTRY(n, struct lone_job, node);
 		if (j->last && !j->listed) {
 			fj[i] = j->name;
-			fk[i] = j->last->key;
+			fk[i] = fire_key(j->last);
 			age[i++] = now - j->last->at_ms;
 		}
 		j->listed = false;
@@ -414,8 +473,11 @@ static void switch_send(struct cluster *c)
 			held[nh++] = j->held;
 		}
 	}
+	for (size_t k = 0; k < i; k++)
+		if (!fk[k])
+			goto out;
 	lit[0] = text_pg_array(fj, i);
-	lit[1] = text_pg_array(fk, i);
+	lit[1] = text_pg_array((const char **)fk, i);
 	lit[2] = ints_literal(age, i);
 	lit[3] = text_pg_array(hj, nh);
 	lit[4] = ints_literal(held, nh);
@@ -431,7 +493,7 @@ out:
 		            "yet (out of memory, or not connected): sent again at the next "
 		            "heartbeat");
 	free(fj);
-	free(fk);
+	text_free_list(fk, fk ? nf : 0);
 	free(hj);
 	free(age);
 	free(held);

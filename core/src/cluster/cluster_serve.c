@@ -80,7 +80,7 @@ void cluster_give_back(struct cluster *c, const PGresult *r, const int cols[4])
 
 /* The claims of instances that stopped cleanly (the stop's NOTIFY only wakes us: which ones
  * stopped is read from their rows, written by pgcrond's roles only) that no run served. A
- * stop gives back its claims of instants still ahead (sched_preclaim_give_back), but not
+ * stop gives back its claims of instants still ahead (admit_give_back), but not
  * those within GIVE_BACK_MARGIN of their instant: the others may have asked for those
  * already and lost to the claim about to be given back. Those are served here, under the
  * job's catch-up policy, as a dead instance's are (a coming one is claimed by whoever fires

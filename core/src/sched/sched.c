@@ -72,9 +72,13 @@ void sched_job_arm(struct job *j, int64_t now)
 		sched_timer_disarm(j);
 		return; /* paused: next_fire stays, so sched_resume() sees what was missed */
 	}
-	/* clock_arm() moves a timer already armed */
-	/* only a cluster that claims fires claims them early: not a lone instance */
-	int64_t lead = admit_ahead(j->s->admit) ? sched_preclaim_lead_us(j, now) : 0;
+	/* clock_arm() moves a timer already armed. Only a cluster that claims fires claims them
+	 * early (not a lone instance): J wakes PRECLAIM_LEAD_US before its fire's instant, once
+	 * per fire, whatever the claim's fate (preclaim_ask), while that moment is still to come */
+	int64_t lead = admit_ahead(j->s->admit) && j->early_us != j->next_fire * 1000000 &&
+	                       j->next_fire * 1000000 - PRECLAIM_LEAD_US > now
+	                   ? PRECLAIM_LEAD_US
+	                   : 0;
 	int64_t delay = j->next_fire * 1000000 - now - lead;
 	if (clock_arm(j->s->clock, &j->timer, delay) < 0)
 		log_job(LOG_LVL_ERROR, j->name, "cannot arm the job's timer");
@@ -87,20 +91,26 @@ bool sched_job_schedulable(const struct job *j)
 	return j->enabled && !j->removed && j->schedule && j->cron->kind != CRON_REBOOT;
 }
 
+/* J's next_fire moved (a new schedule, a clock step, disabled): a fire claimed before its
+ * instant (preclaim_ask) that is still to come and no longer the next goes back. */
+static void early_stale(struct job *j)
+{
+	if (j->early_us > j->last_fire * 1000000 && j->early_us != j->next_fire * 1000000)
+		admit_early_drop(j->s->admit, j->name, j->early_us, NULL);
+}
+
 /* Compute the next instant from now (after PREV) and arm it. */
 void sched_job_schedule(struct job *j, int64_t prev)
 {
 	if (!sched_job_schedulable(j)) {
 		j->next_fire = CRON_NEVER;
 		sched_timer_disarm(j);
-		if (j->pre)
-			sched_preclaim_stale(j);
+		early_stale(j);
 		return;
 	}
 	int64_t now = sched_now_us(j->s);
 	j->next_fire = sched_next_fire(j->cron, j->tz, prev, now / 1000000);
-	if (j->pre) /* a fire claimed early, perhaps not the next one now */
-		sched_preclaim_stale(j);
+	early_stale(j);
 	sched_job_arm(j, now);
 }
 
@@ -112,7 +122,7 @@ void sched_job_free(struct job **jp)
 	if (!j)
 		return;
 	sched_timer_disarm(j);
-	sched_run_free(&j->pre);
+	admit_early_drop(j->s->admit, j->name, 0, NULL);
 	fresh_job_free(j);
 	flow_job_free(j);
 	sched_recent_job_free(j);
@@ -275,7 +285,8 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
 	    (j->conf && j->conf->max_staleness_ms > 0))
 		flow_run_end(r, o, end);
-	sched_run_answer(r, status, message, sqlstate);
+	if (r->waiter) /* a trigger --wait */
+		sched_run_answer(r, status, message, sqlstate);
 	sched_run_free(&r);
 	after_run(j);
 }
@@ -300,7 +311,8 @@ static void after_run(struct job *j)
 		flow_job_idle(j); /* its downstreams, or its own run once more */
 	if (j->removed && !j->active && !j->pending && !j->notify_wait)
 		sched_job_unlink_free(j);
-	sched_admit_queued(s);
+	if (s->queue.n) /* a slot it freed */
+		sched_admit_queued(s);
 }
 
 /* A failed run's message. A plugin job's relation or schema that does not exist was never
@@ -337,7 +349,8 @@ static void on_done(void *arg, const struct exec_outcome *o)
 	struct run *r = arg;
 	char msg[4352];
 	r->er = NULL;
-	sched_log_stages(r, o); /* sched_warm.c */
+	if (log_min_level >= LOG_LVL_DEBUG)
+		sched_log_stages(r, o); /* sched_warm.c */
 	struct flow_outcome fo = {
 	    .ok = o->ok,
 	    .timed_out = o->timed_out,
@@ -373,7 +386,7 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 	struct job *j = r->job;
 	struct sched *s = j->s;
 	sched_run_to(r, RUN_DUE);
-	admit_answered(&r->adm, v, false);
+	admit_answered(&r->adm, v);
 	if (!s->draining && (v == CLUSTER_GRANTED || v == CLUSTER_UNCLAIMED)) {
 		sched_run_admit(r);
 		if (j->overlap == OVERLAP_SKIP && j->pending && j->active) {
@@ -412,8 +425,6 @@ static void on_admit(void *arg, enum cluster_verdict v, const char *why)
 static bool ask_admission(struct run *r)
 {
 	struct job *j = r->job;
-	if (r->state == RUN_PRECLAIMING) /* its claim asked before its instant answers it */
-		return sched_run_to(r, RUN_CLAIMING);
 	/* Answered in the call, R goes on in it, as a run without a cluster does, which every
 	 * caller of sched_run_admit and run_begin takes. */
 	struct admit_fire f = sched_admit_fire(r);
@@ -423,48 +434,17 @@ static bool ask_admission(struct run *r)
 	return true;
 }
 
-static void on_preclaim(void *arg, enum cluster_verdict v, const char *why)
-{
-	struct run *r = arg;
-	if (r->state == RUN_CLAIMING) {
-		/* its instant came first, and it waits: the answer is its own, or it asks again */
-		if (v == CLUSTER_GRANTED) {
-			on_admit(r, v, why);
-		} else {
-			sched_run_to(r, RUN_DUE);
-			sched_run_admit(r);
-		}
-		return;
-	}
-	admit_answered(&r->adm, v, true);
-	sched_run_to(r, RUN_PRECLAIMED);
-}
-
-/* J's timer woke before j->next_fire (sched_preclaim.c): that fire's run is made and claimed
- * now (job.pre, RUN_PRECLAIMING) unless it is already. */
+/* J's timer woke before j->next_fire: that fire is claimed now (admit_early), once. */
 static void preclaim_ask(struct job *j)
 {
-	struct sched *s = j->s;
-	/* an instance alone claims nothing (it went lone since the timer was armed): its fire is
-	 * admitted at the instant, at once */
-	if (!admit_ahead(s->admit) || j->next_fire == CRON_NEVER ||
-	    (j->pre && j->pre->scheduled_us == j->next_fire * 1000000))
+	if (j->next_fire == CRON_NEVER || j->early_us == j->next_fire * 1000000)
 		return;
-	sched_run_free(&j->pre);
+	j->early_us = j->next_fire * 1000000;
 	/* A run of the job still under way (or waiting for its claim) decides the fire at its
 	 * instant (overlap): it is claimed then, if it runs at all, as without this */
-	if (j->active)
-		return;
-	struct run *r = sched_run_new(j, j->next_fire * 1000000, "schedule");
-	if (!r)
-		return; /* it is claimed at its instant */
-	struct admit_fire f = {
-	    .job = j->name, .trigger = r->trigger, .scheduled_us = r->scheduled_us};
-	if (!admit_early(s->admit, &f, on_preclaim, r)) {
-		sched_run_free(&r);
-		return;
-	}
-	sched_run_to(r, RUN_PRECLAIMING);
+	struct admit_fire f = {.job = j->name, .trigger = "schedule", .scheduled_us = j->early_us};
+	if (!j->active)
+		admit_early(j->s->admit, &f); /* not asked: at its instant */
 }
 
 /* R (started, counted running) could not be handed to the executor: it ends from the loop
@@ -642,9 +622,7 @@ void sched_job_fire(struct job *j, int64_t scheduled_us, const char *trigger)
 {
 	if (j->s->draining)
 		return;
-	/* a fire claimed early is that run's */
-	struct run *r = j->pre ? sched_preclaim_take(j, scheduled_us, trigger)
-	                       : sched_run_new(j, scheduled_us, trigger);
+	struct run *r = sched_run_new(j, scheduled_us, trigger);
 	if (r)
 		sched_fire_run(r);
 }
@@ -773,8 +751,8 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		/* on time, none missed: the instant after it is the next fire, computed once */
 		j->last_fire = first;
 		j->next_fire = next;
-		if (j->pre) /* a fire claimed early, perhaps not the next one now */
-			sched_preclaim_stale(j);
+		if (j->early_us > first * 1000000) /* claimed early, perhaps not the next one now */
+			early_stale(j);
 		sched_job_arm(j, now_us);
 		sched_job_fire(j, first * 1000000, "schedule");
 		return;
@@ -814,7 +792,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 		         cause);
 
 	if (first != (j->conf && j->conf->catchup == CATCHUP_ONCE ? latest : last_missed))
-		sched_preclaim_fold(j, first, why);
+		admit_early_drop(j->s->admit, j->name, first * 1000000, why);
 	if (j->conf && j->conf->catchup == CATCHUP_ONCE) {
 		fmt_iso(latest, to, sizeof(to));
 		log_job(LOG_LVL_NOTICE, j->name, "%s; running once for %s (catchup = once)", why,
@@ -824,7 +802,7 @@ static void job_due(struct job *j, int64_t now_us, const char *cause)
 	}
 	snprintf(msg, sizeof(msg), "%s; catchup = skip", why);
 	log_job(LOG_LVL_NOTICE, j->name, "%s", msg);
-	struct run *r = sched_preclaim_take(j, last_missed * 1000000, "schedule");
+	struct run *r = sched_run_new(j, last_missed * 1000000, "schedule");
 	if (r) {
 		sched_skip_claimed(r, msg, true);
 		sched_run_free(&r);
@@ -912,6 +890,8 @@ void sched_job_disarm(struct job *j)
 {
 	sched_timer_disarm(j);
 	/* paused: the fire may not come (a fire already at its instant waits for its claim's
-	 * answer as the job's active run, and goes on as a run under way does) */
-	sched_run_free(&j->pre);
+	 * answer as the job's active run, and goes on as a run under way does); resumed, it is
+	 * claimed early again */
+	admit_early_drop(j->s->admit, j->name, 0, NULL);
+	j->early_us = 0;
 }

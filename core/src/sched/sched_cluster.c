@@ -53,18 +53,6 @@ int sched_mark_start(struct run *r)
 	return w;
 }
 
-/* exec_run_spec.on_pid: R has its backend */
-void sched_on_pid(void *arg, int pid)
-{
-	struct run *r = arg;
-	struct sched *s = r->job->s;
-	r->backend_pid = pid;
-	r->backend_at_us = sched_now_us(s);
-	if (s->hist)
-		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
-	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
-}
-
 /* R's transaction id is written (OK): it may COMMIT; or it must roll back (WHY), and is
  * recorded skipped, never retried here, when another instance found this one dead */
 static void on_xid_marked(void *arg, bool ok, const char *why)

@@ -125,7 +125,6 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 		sched_warm_stop(s);
 		const char *why = "pgcrond was shutting down";
 		admit_stop(s->admit); /* it takes over nothing more */
-		sched_preclaim_give_back(s);
 		for (struct job *j = s->jobs; j; j = j->next) {
 			sched_timer_disarm(j);
 			flow_job_drain(j);
@@ -137,7 +136,8 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				/* a fire this instance never claimed, with other instances live:
 				 * theirs to claim, run and record (a row here stood beside theirs)
 				 */
-				if (!r->noted[0] && admit_left_to_others(s->admit, r->adm))
+				struct admit_fire f = sched_admit_fire(r);
+				if (!r->noted[0] && admit_left_to_others(s->admit, &f, r->adm))
 					log_job(LOG_LVL_INFO, j->name,
 					        "not recorded here: a fire this instance did not "
 					        "claim, "
@@ -153,6 +153,7 @@ void sched_drain(struct sched *s, int64_t grace_ms, void (*done)(void *), void *
 				sched_run_free(&j->active);
 			}
 		}
+		admit_give_back(s->admit); /* the fires claimed before their instant, no run's */
 		while (s->queue.n) {
 			struct run *r = s->queue.items[0].data;
 			sched_record_skipped(r, sched_work_keep(r, why));

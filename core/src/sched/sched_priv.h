@@ -103,7 +103,8 @@ struct job {
 	struct job *prev, *next;
 	struct strmap_node hnode; /* in the sched's name index: its key is name, and moves
 	                           * with it to an equal string (job_update, own_strs) */
-	struct run *pre;          /* the run of next_fire, claimed before it (sched_preclaim.c) */
+	int64_t
+	    early_us; /* the instant its timer woke before, to claim it (sched.c: preclaim_ask) */
 	struct metrics_job *counters; /* its counters in s->metrics, kept at its first recorded
 	                               * run: no lookup by name on every run (metrics_run) */
 	struct exec_pool *pool;       /* its database's pool, kept at its first run (exec.h) */
@@ -170,11 +171,6 @@ struct job_last {
 enum run_state {
 	RUN_DUE,          /* made (a fire, a retry or a wait that is over), held by its caller
 	                   * only, for as long as the call that decides where it goes */
-	RUN_PRECLAIMING,  /* a scheduled fire whose instant is near, its claim asked before it
-	                   * (job.pre, sched_preclaim.c); at its instant it is decided as any
-	                   * fire, and waits for that answer if it is admitted */
-	RUN_PRECLAIMED,   /* ... answered before its instant (job.pre): claimed (its hold,
-	                   * run.adm, is the job's lock) or to be asked for again at its instant */
 	RUN_PENDING,      /* behind the job's active run (job.pending: overlap queue or
 	                   * replace, or overlap skip while the active run's claim is asked) */
 	RUN_PARKED,       /* waiting for a running upstream (job.parked) */
@@ -369,7 +365,7 @@ void sched_run_admit(struct run *r);
 /* Apply the overlap policy to a ready fire R (takes R). */
 void sched_fire_run(struct run *r);
 /* sched_cluster.c: job J owes an upstream-caused run (GRAPH_RUN may be NULL) / no longer;
- * exec_run_spec's on_pid and on_xid of a run. */
+ * exec_run_spec's on_xid of a run (its on_pid: sched_state.c). */
 void sched_job_owes(struct job *j, const char *graph_run);
 void sched_job_owes_not(struct job *j);
 void sched_on_pid(void *arg, int pid);
@@ -394,29 +390,10 @@ void sched_warm_stop(struct sched *s);
 /* sched_warm.c: at log level debug, where scheduled run R's lateness went (its stages) */
 struct exec_outcome;
 void sched_log_stages(const struct run *r, const struct exec_outcome *o);
-/* sched_preclaim.c: with several instances, a scheduled fire is claimed PRECLAIM_LEAD_US
- * before its instant, so that its run starts at the instant instead of a round trip (and
- * the claims of a busy second) after it. */
+/* With several instances, a scheduled fire is claimed PRECLAIM_LEAD_US before its instant
+ * (admit_early), so that its run starts at the instant instead of a round trip (and the
+ * claims of a busy second) after it. */
 #define PRECLAIM_LEAD_US 100000
-/* How much earlier than j->next_fire J's timer wakes, at NOW_US, with a cluster that claims
- * (admit_ahead): PRECLAIM_LEAD_US while its fire is still to be claimed and that moment
- * has not come, else 0. */
-int64_t sched_preclaim_lead_us(const struct job *j, int64_t now_us);
-/* The run of J's fire at SCHEDULED_US with TRIGGER: the one its pre-claim made (j->pre; due if
- * answered, else still RUN_PRECLAIMING: admitted, it waits for that answer; anything else
- * gives the claim up), or a new one (NULL: out of memory). */
-struct run *sched_preclaim_take(struct job *j, int64_t scheduled_us, const char *trigger);
-/* J's fire at INSTANT, claimed before it, was missed and is not the one its catch-up serves
- * (this process was stopped or stalled past it): it gets its own skipped row, saying WHY, since
- * no other instance may record or run a fire claimed here. */
-void sched_preclaim_fold(struct job *j, int64_t instant, const char *why);
-/* J's next_fire moved (a new schedule, a clock step, disabled): J's pre-claimed run (j->pre),
- * made for an instant still to come that is no longer its next, is given back. */
-void sched_preclaim_stale(struct job *j);
-/* Shutdown: the fires claimed in advance that will not run here are given back (their
- * claims deleted: admit_give_back, their locks released), so another instance may claim them
- * at their instant. */
-void sched_preclaim_give_back(struct sched *s);
 /* sched.c: the timers and fires, for the other files. */
 void sched_job_disarm(struct job *j);
 /* Arm J's timer for j->next_fire, from NOW_US: the caller's reading of sched_now_us, taken

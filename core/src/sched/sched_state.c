@@ -1,6 +1,7 @@
 /* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
  * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
- * waiter, recorded when it does not run, freed with what it holds. Every change of a run's
+ * waiter, its backend noted (sched_on_pid), recorded when it does not run, freed with what
+ * it holds. Every change of a run's
  * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
  * run between the holders of its old and new states (as pgbouncer's change_server_state()
  * moves a server between its lists), and keeps the counts that follow from the states: the
@@ -25,8 +26,6 @@
 
 static const char *const names[RUN_STATES] = {
     [RUN_DUE] = "due",
-    [RUN_PRECLAIMING] = "claiming before its instant",
-    [RUN_PRECLAIMED] = "claimed before its instant",
     [RUN_PENDING] = "waiting behind the job's run",
     [RUN_PARKED] = "waiting for an upstream job",
     [RUN_NOTIFY_WAIT] = "notified, waiting for the job's run",
@@ -50,15 +49,9 @@ static const unsigned moves[RUN_STATES] = {
     /* a fire waits where its job's state says, is claimed, queued, started or ended
      * (skipped, dropped); a retry waits for its delay; a claim granted on a job that runs on
      * another instance waits for that run */
-    [RUN_DUE] = TO(RUN_PRECLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) |
-                TO(RUN_DEFERRED) | TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) |
-                TO(RUN_RETRY_WAIT) | TO(RUN_RUNNING) | TO(RUN_ENDED),
-    /* answered before its instant; or its instant came: admitted, it waits for the answer;
-     * waiting for something else first, it gives the claim up */
-    [RUN_PRECLAIMING] =
-        TO(RUN_PRECLAIMED) | TO(RUN_CLAIMING) | TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_ENDED),
-    /* its instant came */
-    [RUN_PRECLAIMED] = TO(RUN_DUE) | TO(RUN_ENDED),
+    [RUN_DUE] = TO(RUN_PENDING) | TO(RUN_PARKED) | TO(RUN_NOTIFY_WAIT) | TO(RUN_DEFERRED) |
+                TO(RUN_CLAIMING) | TO(RUN_CLUSTER_WAIT) | TO(RUN_QUEUED) | TO(RUN_RETRY_WAIT) |
+                TO(RUN_RUNNING) | TO(RUN_ENDED),
     /* its wait is over: it is decided again, or dropped */
     [RUN_PENDING] = TO(RUN_DUE) | TO(RUN_ENDED),
     /* its upstreams are done: handed to the loop */
@@ -99,12 +92,11 @@ struct holder {
 static struct holder holder(struct job *j, enum run_state st)
 {
 	return (struct holder){
-	    .slot = ACTIVE & TO(st)                                 ? &j->active
-	            : st == RUN_PRECLAIMING || st == RUN_PRECLAIMED ? &j->pre
-	            : st == RUN_PENDING                             ? &j->pending
-	            : st == RUN_PARKED                              ? &j->parked
-	            : st == RUN_NOTIFY_WAIT                         ? &j->notify_wait
-	                                                            : NULL,
+	    .slot = ACTIVE & TO(st)         ? &j->active
+	            : st == RUN_PENDING     ? &j->pending
+	            : st == RUN_PARKED      ? &j->parked
+	            : st == RUN_NOTIFY_WAIT ? &j->notify_wait
+	                                    : NULL,
 	    .list = st == RUN_DEFERRED ? &j->s->flow
 	            : st == RUN_ENDING ? &j->s->ended
 	                               : NULL,
@@ -165,15 +157,12 @@ bool sched_run_to(struct run *r, enum run_state to)
 		*out.slot = r;
 	if (out.list)
 		list_append(out.list, r);
-	/* the cluster holds a run's claim until its answer, addressed to the run: a run dropped
-	 * meanwhile, or due at its instant but waiting for something else first, is forgotten
-	 * there (the answer still gives back the job lock a grant takes) */
-	if ((from == RUN_CLAIMING && to == RUN_ENDED) ||
-	    (from == RUN_PRECLAIMING && to != RUN_PRECLAIMED && to != RUN_CLAIMING))
-		admit_forget(s->admit, r);
-	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it */
+	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it; a
+	 * run dropped while claiming is forgotten where its answer is addressed (the answer still
+	 * gives back the job lock a grant takes) */
 	if (to == RUN_ENDED)
-		admit_end(s->admit, &r->adm, j->name);
+		admit_end(s->admit, &r->adm, j->name, r->scheduled_us,
+		          from == RUN_CLAIMING ? r : NULL);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
@@ -235,8 +224,6 @@ void sched_run_describe(const struct run *a, char *out, size_t outlen)
 		snprintf(out, outlen, "previous run waiting to retry (attempt %d)", a->attempt);
 		break;
 	case RUN_DUE:
-	case RUN_PRECLAIMING:
-	case RUN_PRECLAIMED:
 	case RUN_PENDING:
 	case RUN_PARKED:
 	case RUN_NOTIFY_WAIT:
@@ -280,8 +267,9 @@ void sched_run_free(struct run **rp)
 	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
 	if (r->marked)
 		cluster_mark_forget(r->job->s->cluster, r);
-	sched_run_answer(r, "cancelled", "the run was dropped before it ended (shutdown or reload)",
-	                 NULL);
+	if (r->waiter)
+		sched_run_answer(r, "cancelled",
+		                 "the run was dropped before it ended (shutdown or reload)", NULL);
 	for (size_t i = 0; i < r->n_payloads; i++)
 		free(r->payloads[i]);
 	free(r->payloads);
@@ -377,6 +365,18 @@ void sched_skip_claimed(struct run *r, const char *why, bool logged)
 	struct admit_fire f = sched_admit_fire(r);
 	if (!admit_skip(r->job->s->admit, &f, why))
 		sched_record(r, SCHED_SKIPPED, why);
+}
+
+/* exec_run_spec.on_pid: R has its backend */
+void sched_on_pid(void *arg, int pid)
+{
+	struct run *r = arg;
+	struct sched *s = r->job->s;
+	r->backend_pid = pid;
+	r->backend_at_us = sched_now_us(s);
+	if (s->hist)
+		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
+	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
 
 struct admit_fire sched_admit_fire(const struct run *r)

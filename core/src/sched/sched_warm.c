@@ -7,8 +7,8 @@
  * are known in advance, so the scheduler tells the executor what is coming: WARM_LEAD_US before
  * each instant, for each database, how many jobs fire then; the executor opens connections
  * up to that many (at most the pool's size) and resets the idle ones unused for a while, so
- * the connects and the resets happen before the instant, as the claims of sched_preclaim.c
- * do. Every database with a job at the instant is warmed, however many there are (a
+ * the connects and the resets happen before the instant, as the claims asked before it
+ * (admit_early) do. Every database with a job at the instant is warmed, however many there are (a
  * database per tenant): the jobs due are sorted by database, so it costs what the jobs do,
  * not jobs times databases. A pool keeps no connection between fires further apart than its
  * idle_timeout (exec_conn_idle_expired): this warm-up opens it again. At start-up the jobs
