@@ -16,7 +16,6 @@
 #include <event2/event_struct.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,6 @@
 #include "config.h"
 #include "log.h"
 #include "pgconn.h"
-#include "stmtq.h"
 #include "text.h"
 
 #include "cluster_priv.h"
@@ -184,7 +182,6 @@ static const struct cluster_row *const rows[] = {
     &cluster_row_marks,         /* (but neither in the middle of a burst of claims) */
     &row_listen, &row_hello, &cluster_row_beat, &cluster_row_reap, &cluster_row_unserved,
     &row_purge, &row_jobs,
-    &cluster_row_tasks,  /* while stopping, first (a stop's give-back: admit_give_back) */
     &cluster_row_claims, /* last: many, and a beat behind them would make this one look dead */
     &row_stop,
     /* never due: sent at each connect, by the lock's answer */
@@ -233,6 +230,14 @@ int cluster_open(struct event_base *base, const char *db_name, const char *conni
 	return 0;
 }
 
+/* How long the stop still waits for its statements (cluster_close). */
+static int64_t stop_left(void *arg)
+{
+	const struct cluster *c = arg;
+	bool unsent = c->flight || c->n_tasks || c->due[OP_STOP] != CLUSTER_NEVER;
+	return unsent ? c->stop_until_ms - clock_mono_ms() : 0;
+}
+
 void cluster_close(struct cluster **cp)
 {
 	struct cluster *c = *cp;
@@ -256,31 +261,21 @@ void cluster_close(struct cluster **cp)
 	}
 	c->tail = NULL;
 	/* a clean stop says so, so no survivor takes this instance for dead; bounded, since
-	 * the daemon is exiting (the loop no longer runs: poll the socket here) */
+	 * the daemon is exiting (the statements of the stop first: other modules' items) */
 	if (stmtq_ready(c->q) && c->state == CS_LOCKED) {
 		cluster_due_at(c, OP_STOP, 0);
-		cluster_kick_now(c); /* sends the stop, or it follows the statement in flight */
-		int64_t until =
+		cluster_kick(c);
+		c->stop_until_ms =
 		    clock_mono_ms() + (c->flight == OP_REAP ? STOP_GRACE_REAP_MS : STOP_GRACE_MS);
-		while (stmtq_conn(c->q) && stmtq_ready(c->q) &&
-		       (c->flight || c->due[OP_STOP] != CLUSTER_NEVER)) {
-			int64_t left = until - clock_mono_ms();
-			if (left <= 0 || PQflush(stmtq_conn(c->q)) < 0)
-				break;
-			struct pollfd pfd = {.fd = PQsocket(stmtq_conn(c->q)), .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0)
-				break;
-			conndrv_serve(pfd.fd, EV_READ, &c->q->drv); /* may drop the connection */
-		}
+		ownsess_drain(&c->sess, stop_left);
 	}
-	if (c->task_head)
+	if (c->n_tasks)
 		log_warning(
 		    "cluster: stopped with statements of the stop unsent or unanswered (the "
-		    "connection "
-		    "went, or its grace ran out): claims or pending work they handed over to "
-		    "the others are served when their holder is found dead, or never");
+		    "connection went, or its grace ran out): claims or pending work they "
+		    "handed over to the others are served when their holder is found dead, "
+		    "or never");
 	ownsess_leave(&c->sess);
-	cluster_tasks_lost(c);
 	for (size_t i = 0; i < c->n_unlock; i++)
 		free(c->unlock[i]); /* unlocks never sent: the rows hold nothing once we are gone */
 	free(c->unlock);
@@ -366,7 +361,6 @@ int cluster_set_jobs(struct cluster *c, const struct pgc_config *cfg,
 			sorted[i] = &cfg->jobs[i];
 		qsort(sorted, cfg->n_jobs, sizeof(*sorted), by_name);
 	}
-	ownsess_set_check(&c->sess, cfg->connection_check_ms);
 	set_dead_after(c, cfg->cluster_dead_after_ms);
 	size_t n = cfg->n_jobs, m = 0;
 	for (size_t i = 0; i < n; i++)

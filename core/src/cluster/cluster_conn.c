@@ -18,7 +18,6 @@
 #include "cluster_priv.h"
 #include "log.h"
 #include "text.h"
-#include "stmtq.h"
 
 /* Another instance's hello (it listens now) makes this one beat, at most once a second
  * whoever sends it: their heartbeats' answers, not the payload (anyone may send it), tell
@@ -120,31 +119,7 @@ void cluster_kick(struct cluster *c)
 	ownsess_want(&c->sess);
 }
 
-void cluster_kick_now(struct cluster *c)
-{
-	c->sess.want = true;
-	if (!stmtq_ready(c->q) || stmtq_busy(c->q) || c->state != CS_LOCKED)
-		return;
-	int64_t now = clock_mono_ms();
-	const char *mine[] = {c->instance, c->boot_id};
-	for (const struct cluster_row *const *r = c->rows; *r; r++) {
-		const struct cluster_row *w = *r;
-		bool timed = !(w->flags & ROW_ITEMS);
-		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
-		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
-			continue;
-		if (timed)
-			next_due(c, w, now);
-		if (!w->send) {
-			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
-			return;
-		}
-		if (w->send(c))
-			return;
-	}
-}
-
-/* Statement TAG is complete (stmtq.h): its row takes the answer. The next statement follows
+/* Statement TAG is complete (ownsess.h): its row takes the answer. The next statement follows
  * when this returns (the session's idle(): cluster_kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *sr)
 {
@@ -166,7 +141,10 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 {
 	c->flight = op;
 	c->sess.want = true; /* asked again after its answer (also a lock's, sent from no kick) */
-	return stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c);
+	if (stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c))
+		return true;
+	c->flight = 0;
+	return false;
 }
 
 /* ---- the state --------------------------------------------------------------------------- */
@@ -243,20 +221,21 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	return c->state != CS_REFUSED;
 }
 
+/* The name's lock, at the cluster's next turn (after the history's first statement). */
 static void on_connected(void *arg)
 {
 	struct cluster *c = arg;
 	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
-	row_of(c, OP_LOCK)->send(c);
+	c->lock_due = true;
+	cluster_kick(c);
 }
 
-/* The retry timer (ownsess_retry): try the lock again (it waits behind the other clients'
- * statements in flight). */
+/* The retry timer (ownsess_retry): try the lock again, at the cluster's next turn. */
 static void on_retry(void *arg)
 {
 	struct cluster *c = arg;
-	if (stmtq_ready(c->q) && c->state != CS_LOCKED)
-		row_of(c, OP_LOCK)->send(c);
+	c->lock_due = c->state != CS_LOCKED;
+	cluster_kick(c);
 }
 
 /* The session is idle after a statement: the next one. A turn that sends nothing leaves the
@@ -268,9 +247,31 @@ static void on_retry(void *arg)
 static void on_idle(void *arg)
 {
 	struct cluster *c = arg;
-	cluster_kick_now(c);
-	if (!stmtq_busy(c->q))
-		c->sess.want = false;
+	c->sess.want = false;
+	if (c->state != CS_LOCKED) {
+		if (c->lock_due) {
+			c->lock_due = false;
+			row_of(c, OP_LOCK)->send(c);
+		}
+		return;
+	}
+	int64_t now = clock_mono_ms();
+	const char *mine[] = {c->instance, c->boot_id};
+	for (const struct cluster_row *const *r = c->rows; *r; r++) {
+		const struct cluster_row *w = *r;
+		bool timed = !(w->flags & ROW_ITEMS);
+		if ((!w->send && !w->sql) || (c->closing && !(w->flags & ROW_CLOSING)) ||
+		    (timed && c->due[w->op] > now) || (w->skip && w->skip(c)))
+			continue;
+		if (timed)
+			next_due(c, w, now);
+		if (!w->send) {
+			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
+			return;
+		}
+		if (w->send(c))
+			return;
+	}
 }
 
 /* Wake-ups from other instances (coord.c), between statements. */
@@ -454,54 +455,37 @@ void cluster_wake(struct cluster *c)
 
 /* ---- other modules' statements --------------------------------------------------------- */
 
-static void task_free(struct task *t)
+/* A statement of another module (cluster_submit): an item of the session's outbox
+ * (ownsess_ask), sent in the cluster's turn before its rows. */
+struct task {
+	struct cluster *c;
+	cluster_result_fn fn;
+	void *arg;
+};
+
+static void task_answered(void *arg, const PGresult *res)
 {
-	stmtq_free_held(t->stmt);
+	struct task *t = arg;
+	char err[512] = "";
+	const char *state = "";
+	t->c->n_tasks--;
+	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) { /* (NULL: no rows, no error) */
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		pgconn_result_error(res, err, sizeof(err));
+		res = NULL;
+	}
+	t->fn(t->arg, res, err, state ? state : "");
 	free(t);
 }
 
-/* The head task goes, if one waits; it stays the head until its answer (tasks_done). */
-static bool tasks_send(struct cluster *c)
+static void task_lost(void *arg)
 {
-	struct stmtq_stmt *s = c->task_head ? c->task_head->stmt : NULL;
-	if (!s)
-		return false;
-	c->task_head->stmt = NULL;
-	c->flight = OP_TASK;
-	(void)stmtq_push_held(c->q, s, c->q->drv.check_ms);
-	return true;
+	struct task *t = arg;
+	t->c->n_tasks--;
+	if (!t->c->closing)
+		t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
+	free(t);
 }
-
-static void tasks_done(struct cluster *c, const struct stmtq_result *sr)
-{
-	struct task *t = c->task_head;
-	if (!t)
-		return;
-	c->task_head = t->next;
-	if (!c->task_head)
-		c->task_tail = NULL;
-	t->fn(t->arg, sr->failed ? NULL : sr->res, sr->failed ? sr->err : "",
-	      sr->failed ? sr->sqlstate : "");
-	task_free(t);
-}
-
-void cluster_tasks_lost(struct cluster *c)
-{
-	while (c->task_head) {
-		struct task *t = c->task_head;
-		c->task_head = t->next;
-		if (!c->closing)
-			t->fn(t->arg, NULL, "the coordination connection was lost", "08006");
-		task_free(t);
-	}
-	c->task_tail = NULL;
-}
-
-const struct cluster_row cluster_row_tasks = {.op = OP_TASK,
-                                              .flags = ROW_ITEMS | ROW_CLOSING,
-                                              .send = tasks_send,
-                                              .done = tasks_done,
-                                              .lost = cluster_tasks_lost};
 
 int cluster_submit(struct cluster *c, const char *sql, int n, const char *const *params,
                    cluster_result_fn fn, void *arg)
@@ -516,23 +500,17 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 {
 	if (!c || !stmtq_ready(c->q) || c->state != CS_LOCKED)
 		return -ENOTCONN;
-	struct task *t = calloc(1, sizeof(*t));
-	if (!t || !(t->stmt = stmtq_hold(OP_TASK, sql, n, params, op_done, c))) {
+	struct task *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct task){.c = c, .fn = fn, .arg = arg};
+	/* sent from the loop, never from inside this call; while closing, before the stop
+	 * (cluster_close's wait runs the session's turns) */
+	if (ownsess_ask(&c->sess, sql, n, params, task_answered, task_lost, t) < 0) {
 		free(t);
 		return -ENOMEM;
 	}
-	t->fn = fn;
-	t->arg = arg;
-	if (c->task_tail)
-		c->task_tail->next = t;
-	else
-		c->task_head = t;
-	c->task_tail = t;
-	c->sess.want = true; /* (while closing, asked at the session's next idle turn) */
-	/* sent from the loop (the flush timer kicks), never from inside this call; while
-	 * closing, before the stop (cluster_kick, from cluster_close's wait) */
-	if (!c->closing && !evtimer_pending(&c->flush_ev, NULL))
-		cluster_arm_ms(&c->flush_ev, 0);
+	c->n_tasks++;
 	return 0;
 }
 

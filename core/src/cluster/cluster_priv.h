@@ -18,7 +18,6 @@
 #include "log.h"
 #include "ownsess.h"
 #include "pgconn.h"
-#include "stmtq.h"
 #include "strmap.h"
 
 #define CLAIM_BATCH_MAX 1000
@@ -171,14 +170,6 @@ struct claim {
 	struct strmap_node sent_node; /* under job, while claim_match matches rows to claims */
 };
 
-/* A statement of another module (cluster_submit), sent in its turn (cluster_kick). */
-struct task {
-	struct task *next;
-	struct stmtq_stmt *stmt; /* stmtq_hold's; NULL once pushed */
-	cluster_result_fn fn;
-	void *arg;
-};
-
 /* The statements, by what their answers mean (the session's tags). */
 enum op {
 	OP_LOCK = 1,
@@ -194,7 +185,6 @@ enum op {
 	OP_STOP,
 	OP_LISTEN,
 	OP_HELLO,
-	OP_TASK,
 	OP_N
 };
 
@@ -282,13 +272,15 @@ struct cluster {
 	struct cluster_hooks hooks;
 
 	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
-	struct stmtq *q;            /* ... and its statements (stmtq.h) */
+	struct stmtq *q;            /* ... and its statements (ownsess.h) */
 	const struct cluster_row *const *rows; /* the statements, in the order considered */
-	int64_t due[OP_N];    /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
-	struct event tick_ev; /* at the first due time still ahead ... */
-	int64_t tick_at_ms;   /* ... which is this */
-	enum op flight;       /* the statement of the cluster's in flight, 0 if none */
-	char op_cause[600];   /* why the claims being answered got no answer, "" if unreachable */
+	int64_t due[OP_N];     /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
+	struct event tick_ev;  /* at the first due time still ahead ... */
+	int64_t tick_at_ms;    /* ... which is this */
+	enum op flight;        /* the statement of the cluster's in flight, 0 if none */
+	bool lock_due;         /* the name's lock goes at the next turn (a connect, a retry) */
+	int64_t stop_until_ms; /* the stop's grace ends (cluster_close) */
+	char op_cause[600];    /* why the claims being answered got no answer, "" if unreachable */
 	struct event flush_ev;
 	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
 	 * declare it dead (written in its row), and the heartbeat's period, a quarter of it */
@@ -339,8 +331,8 @@ struct cluster {
 	/* jobs whose locks to release (their runs ended), and how many are in flight */
 	char **unlock;
 	size_t n_unlock, cap_unlock, unlock_sent;
-	char *announce; /* text[] of the jobs whose end is announced (sql_unlock) */
-	struct task *task_head, *task_tail; /* the head is in flight while flight == OP_TASK */
+	char *announce;   /* text[] of the jobs whose end is announced (sql_unlock) */
+	unsigned n_tasks; /* other modules' statements queued or in flight (cluster_submit) */
 	/* another instance was live at a heartbeat of this process: its runs are marked from then
 	 * on (cluster_marks_runs), so that a lock claimed as marked never holds an unmarked run */
 	bool marking;
@@ -360,7 +352,7 @@ struct cluster {
 
 /* ---- cluster_conn.c: the session, the table's turns, the unlocks and other modules'
  * statements */
-extern const struct cluster_row cluster_row_unlock, cluster_row_tasks;
+extern const struct cluster_row cluster_row_unlock;
 /* Set C's session and the table ROWS (NULL-terminated) up (cluster_open): 0 or -ENOMEM. */
 int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
 /* Move C to state TO, unless cluster_state_may(C's, TO) refuses it: false, logged as an
@@ -368,10 +360,8 @@ int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
 bool cluster_to(struct cluster *c, enum cluster_state to);
 bool cluster_state_may(enum cluster_state from, enum cluster_state to);
 /* The next statement, the first row due and not skipped, is sent at the session's next turn,
- * from the loop (cluster_kick), or now if the session is idle (cluster_kick_now: its turn, or
- * the stop, when the loop no longer runs). */
+ * from the loop (or from the stop's ownsess_drain, when the loop no longer runs). */
 void cluster_kick(struct cluster *c);
-void cluster_kick_now(struct cluster *c);
 /* Row OP (a timed one) is due at AT (monotonic ms) at the latest. */
 void cluster_due_at(struct cluster *c, enum op op, int64_t at);
 /* Push statement OP (its row's answer takes it). False if the connection failed meanwhile. */
@@ -391,7 +381,6 @@ bool cluster_jobs_unpublished(const struct cluster *c);
 /* The job's lock of a run that ended goes back (gathered: UNLOCK_GATHER_MS). */
 void cluster_unlock(struct cluster *c, const char *job);
 /* Other modules' statements can get no answer (none is called once closing): they go. */
-void cluster_tasks_lost(struct cluster *c);
 
 /* ---- cluster_lone.c: an instance alone (schema step 23, docs/several-instances.md "An
  * instance alone"): while no other instance is live it claims nothing, takes no job lock and

@@ -24,6 +24,7 @@
 #include "cron.h"
 #include "exec.h"
 #include "history.h"
+#include "ownsess.h"
 #include "http.h"
 #include "httpc.h"
 #include "jobgraph.h"
@@ -131,6 +132,7 @@ static int apply_databases(struct exec *ex, const struct pgc_config *cfg)
 		return -ENOMEM;
 	int rc = 0;
 	exec_set_connection_check(ex, cfg->connection_check_ms);
+	ownsess_set_check(cfg->connection_check_ms);
 	for (size_t i = 0; i < cfg->n_databases && rc == 0; i++) {
 		const struct conf_database *db = &cfg->databases[i];
 		names[i] = db->name;
@@ -285,8 +287,6 @@ static void install_end(struct daemon *d)
 	if (!d->stopping) {
 		apply_log_level(cfg);
 		log_plugins(plugins);
-		if (d->hist)
-			hist_set_connection_check(d->hist, cfg->connection_check_ms);
 		struct httpc_opts ho = httpc_opts_of(cfg);
 		if (httpc_configure(d->httpc, &ho) < 0)
 			log_error("out of memory applying http_client; its old settings stay");
@@ -699,7 +699,6 @@ static int open_history(struct daemon *d)
 		          strerror(-rc));
 		return rc;
 	}
-	hist_set_connection_check(d->hist, d->cfg->connection_check_ms);
 	hist_tune(d->hist, &(struct hist_tuning){.backlog_max = (uint64_t)d->cfg->history_backlog});
 	hist_set_runs(d->hist, exec_runs_under_way(d->ex), history_held, d);
 	return 0;

@@ -70,10 +70,11 @@ struct conn {
 struct exec_watch {
 	struct ownsess_client sess; /* while joined: a run's connection is silent */
 	bool joined;
-	bool looking;    /* a look is in flight on the session */
-	bool all_due;    /* the session came back: every silent run is looked at */
-	int64_t sent_us; /* when the look in flight went out (clock_mono_us) */
-	struct event ev; /* the look, at the loop's next turn (exec_watch.c) */
+	bool looking;             /* a look is in flight on the session */
+	struct ownsess_item look; /* the look, an item of the session's outbox */
+	bool all_due;             /* the session came back: every silent run is looked at */
+	int64_t sent_us;          /* when the look in flight went out (clock_mono_us) */
+	struct event ev;          /* the look, at the loop's next turn (exec_watch.c) */
 	struct log_complaint complaint;
 };
 

@@ -33,7 +33,6 @@
 #include "log.h"
 #include "ownsess.h"
 #include "pgconn.h"
-#include "stmtq.h"
 
 /* A backend idle for less than this part of the connection check may have sent an answer
  * still on its way: it is not judged yet. */
@@ -177,18 +176,26 @@ static void verdict(const PGresult *res, int i, int pid, long long quiet_s, char
 
 /* The look's answer: each run still silent since the look went out, whose backend was ended
  * or is gone, fails as a lost connection. */
-static void looked(void *arg, int tag, const struct stmtq_result *r)
+static struct exec_pool *pool_of(struct ownsess_item *it)
 {
-	struct exec_pool *p = arg;
+	return (struct exec_pool *)((char *)it - offsetof(struct exec_pool, watch.look));
+}
+
+static void look_lost(struct ownsess_item *it, const char *why)
+{
+	struct exec_watch *w = &pool_of(it)->watch;
+	(void)why;
+	w->looking = false;
+	w->all_due = true; /* looked at again as the session comes back (watch_connected) */
+}
+
+static void looked(struct ownsess_item *it, const struct stmtq_result *r)
+{
+	struct exec_pool *p = pool_of(it);
 	struct exec_watch *w = &p->watch;
 	PGconn *own = stmtq_conn(ownsess_q(&w->sess));
-	(void)tag;
 
 	w->looking = false;
-	if (r->lost) {
-		w->all_due = true; /* looked at again as the session comes back (watch_connected) */
-		return;
-	}
 	bool complained = false;
 	if (r->failed || !r->res) {
 		complained = true;
@@ -248,10 +255,13 @@ static void looked(void *arg, int tag, const struct stmtq_result *r)
 	event_active(&w->ev, EV_TIMEOUT, 0); /* what came due meanwhile, or the session left */
 }
 
-/* Push the look at the silent runs that are due (a run's silence, or the session back). */
-static void push_look(struct exec_pool *p, int64_t now_us)
+/* The look at the silent runs that are due (a run's silence, or the session back), an item
+ * of the session's outbox. */
+static bool send_look(struct ownsess_item *it)
 {
+	struct exec_pool *p = pool_of(it);
 	struct exec_watch *w = &p->watch;
+	int64_t now_us = clock_mono_us();
 	char pids[LOOK_MAX * 12 + 3], quiet[LOOK_MAX * 21 + 3], idle[24];
 	size_t np = 0, nq = 0, n = 0;
 
@@ -270,21 +280,13 @@ static void push_look(struct exec_pool *p, int64_t now_us)
 	snprintf(quiet + nq, sizeof(quiet) - nq, "}");
 	w->all_due = false;
 	if (n == 0)
-		return;
+		return false;
 	snprintf(idle, sizeof(idle), "%lld", (long long)(p->ex->check_ms / IDLE_PART));
 	const char *params[3] = {pids, quiet, idle};
 	w->looking = true;
 	w->sent_us = now_us;
-	if (!stmtq_push(ownsess_q(&w->sess), 0, sql_look, 3, params, p->ex->check_ms / 2, looked,
-	                p) &&
-	    w->looking) { /* no memory for it: the next silence asks again */
-		w->looking = false;
-		if (log_complain(&w->complaint))
-			log_warning(
-			    "database %s: cannot look at runs whose connection went silent: "
-			    "out of memory",
-			    p->name);
-	}
+	(void)ownsess_push(it, sql_look, 3, params);
+	return true;
 }
 
 static void watch_connected(void *arg)
@@ -340,18 +342,18 @@ static void look(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		w->joined = true;
-		ownsess_set_check(&w->sess, p->ex->check_ms);
 		return; /* watch_connected() looks */
 	}
 	/* (one look at a time: its answer looks again; the session away, watch_connected()
 	 * does) */
-	if (!w->looking && stmtq_ready(ownsess_q(&w->sess)))
-		push_look(p, now);
+	if (!w->looking && !w->look.queued && stmtq_ready(ownsess_q(&w->sess)))
+		ownsess_queue(&w->sess, &w->look);
 }
 
 void exec_watch_init(struct exec_pool *p)
 {
 	event_assign(&p->watch.ev, p->ex->base, -1, 0, look, p);
+	p->watch.look = (struct ownsess_item){.send = send_look, .done = looked, .lost = look_lost};
 }
 
 void exec_watch_free(struct exec_pool *p)

@@ -34,7 +34,6 @@
 
 #include "log.h"
 #include "ownsess.h"
-#include "stmtq.h"
 
 #define AHEAD_DAYS "3"
 #define DEF_INTERVAL_MS 600000
@@ -176,14 +175,20 @@ static void not_queued(struct hist_part *p, bool ddl)
 	}
 }
 
-/* The SET before a DDL step failed: the DDL must not run without its lock_timeout. */
+/* The SET before a DDL step: the DDL follows it at once (a chain: no other statement comes
+ * between them), and must not run without its lock_timeout. */
 static void set_done(void *arg, int tag, const struct stmtq_result *r)
 {
 	struct hist_part *p = arg;
 	(void)tag;
 
-	if (!r->lost && r->failed)
-		stmtq_fail(p->q, r->err, 0);
+	if (r->failed) { /* the step ends with the connection (given up now if it failed) */
+		if (!r->lost)
+			stmtq_fail(p->q, r->err, 0);
+		step_done(p, p->step, &(struct stmtq_result){.failed = true, .lost = true});
+	} else if (!stmtq_push(p->q, p->step, p->ddl, 0, NULL, p->q->drv.check_ms, step_done, p)) {
+		not_queued(p, true);
+	}
 }
 
 /* The RESET after a DDL step failed: the session must not keep the short lock_timeout. ARG is
@@ -212,9 +217,7 @@ static void push_ddl(struct hist_part *p)
 		return;
 	}
 	p->sent = true;
-	if (!stmtq_push(p->q, 0, sql_set, 0, NULL, deadline, set_done, p) ||
-	    !stmtq_push(p->q, p->step, p->ddl, 0, NULL, deadline, step_done, p) ||
-	    !stmtq_push(p->q, 0, sql_reset, 0, NULL, deadline, reset_done, p->q))
+	if (!stmtq_push(p->q, 0, sql_set, 0, NULL, deadline, set_done, p))
 		not_queued(p, true);
 }
 
@@ -318,6 +321,10 @@ static void step_done(void *arg, int tag, const struct stmtq_result *r)
 	p->sent = false;
 	free(p->ddl); /* sent (or lost): the session no longer reads it */
 	p->ddl = NULL;
+	/* the RESET follows a DDL step at once (a chain): the session must not keep the short
+	 * lock_timeout */
+	if (!r->lost && (step == STEP_DETACH || step == STEP_DROP))
+		(void)stmtq_push(p->q, 0, sql_reset, 0, NULL, p->q->drv.check_ms, reset_done, p->q);
 	p->sess.want = true; /* the pass's next statement, if any, at the session's idle turn */
 	if (r->lost) {
 		end_pass(p, PASS_LOST); /* the history says why */
@@ -457,6 +464,10 @@ void hist_part_stop(struct hist_part **pp)
 	if (!p)
 		return;
 	*pp = NULL;
+	/* a SET whose DDL and RESET will not follow now: the session must not keep the short
+	 * lock_timeout */
+	if (p->sent && p->ddl && stmtq_ready(p->q))
+		stmtq_fail(p->q, "the history retention stopped in the middle of a step", 0);
 	ownsess_leave(&p->sess);
 	free_list(p);
 	free(p->ddl);

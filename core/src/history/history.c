@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +45,6 @@
 #include "log.h"
 #include "ownsess.h"
 #include "pgconn.h"
-#include "stmtq.h"
 
 #include "history_priv.h"
 
@@ -57,11 +55,6 @@
 static const char sql_partition[] =
     "SELECT pgcrond.history_partition_create($1::pg_catalog.date) FROM " HIST_PART_SHORT_LOCKS;
 
-/* Partitions for the records about to be written (a daemon back after days away fills the
- * gap), with the same short lock wait; a database still at schema 1-5 has no such function,
- * which is fine. */
-static const char sql_ensure[] =
-    "SELECT pgcrond.history_partitions_ensure() FROM " HIST_PART_SHORT_LOCKS;
 /* A batch's statements, and their lock waits, are bounded by this (ms): the session is the
  * cluster's too, whose heartbeat must not wait long enough behind a batch to miss a claim's
  * lease (its margin is at least 1 s, cluster_priv.h SQL_LEASE_MS). A batch that takes longer
@@ -110,7 +103,7 @@ static void pop(struct hist *h, size_t n)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
-/* The statement state that dies with a connection (the session's: stmtq.h). */
+/* The statement state that dies with a connection (the session's: ownsess.h). */
 static void forget_conn(struct hist *h)
 {
 	hist_written_done(h, false);
@@ -148,7 +141,6 @@ static void on_connected(void *arg)
 		           h->safe_conninfo, hist_pending(h));
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
-	h->ensured = false;
 	h->jobids_due = true;
 	kick(h);
 }
@@ -283,10 +275,6 @@ static void kick(struct hist *h)
 {
 	h->sess.want = stmtq_busy(h->q);
 	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && h->writes != WRITES_WAIT) {
-		if (!h->ensured) {
-			send_stmt(h, OP_ENSURE, sql_ensure, 0, NULL);
-			return;
-		}
 		if (h->jobids_due) { /* the jobs' ids, so that no row looks its own up */
 			h->jobids_due = false;
 			h->jobids_read_ms = clock_mono_ms();
@@ -516,10 +504,12 @@ static void last_results_answered(struct hist *h, const struct stmtq_result *r)
 	h->last_results_fn = NULL;
 }
 
-/* OP_PARTITION: made, or there already: the batch goes again (a failure, as OP_ENSURE's, is
- * the retention's to report), unless another transaction holds a lock the ATTACH needs (a
- * manual VACUUM, ANALYZE or LOCK): give way, as the retention does; the records wait in the
- * spool, and the batch goes again later, failing the same way until the partition is made. */
+/* OP_PARTITION: made, or there already: the batch goes again (a failure is the retention's
+ * to report: its pass at each connect ensures the partitions, a daemon back after days away
+ * filling the gap, and a batch before it whose day has none comes here), unless another transaction
+ * holds a lock the ATTACH needs (a manual VACUUM, ANALYZE or LOCK): give way, as the retention
+ * does; the records wait in the spool, and the batch goes again later, failing the same way until
+ * the partition is made. */
 static void partition_answered(struct hist *h, const struct stmtq_result *r)
 {
 	if (strcmp(r->sqlstate, "55P03") != 0)
@@ -550,7 +540,7 @@ static void fresh_answered(struct hist *h, const struct stmtq_result *r)
 	h->fresh_told = r->failed;
 }
 
-/* Statement OP is complete (stmtq.h): what its answer means. The next statement follows
+/* Statement OP is complete (ownsess.h): what its answer means. The next statement follows
  * when this returns (the session's idle(): kick). */
 static void op_done(void *arg, int tag, const struct stmtq_result *r)
 {
@@ -585,13 +575,6 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 		return;
 	case OP_LAST_RESULTS:
 		last_results_answered(h, r);
-		return;
-	case OP_ENSURE:
-		/* a failure (schema older than 6) is the retention's to report (hist_part.c), and
-		 * a lock held elsewhere (55P03) the retention's to wait out: its pass ensures the
-		 * same partitions and tries again after giving way, and meanwhile a record whose
-		 * day has no partition makes it (OP_PARTITION) */
-		h->ensured = true;
 		return;
 	case OP_PARTITION:
 		partition_answered(h, r);
@@ -682,8 +665,8 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	h->retain_ms = retain_ms;
 	h->batch_cap = SET_BATCH_MAX;
 	h->tun = (struct hist_tuning){
-	    DEF_MEMORY_LIMIT,   DEF_SPILL_MAX_BYTES,  DEF_PURGE_BATCH,      DEF_PURGE_INTERVAL_MS,
-	    DEF_CLOSE_GRACE_MS, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS, DEF_BACKLOG_MAX};
+	    DEF_MEMORY_LIMIT,     DEF_SPILL_MAX_BYTES,  DEF_PURGE_INTERVAL_MS, DEF_CLOSE_GRACE_MS,
+	    OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS, DEF_BACKLOG_MAX};
 	h->conninfo = strdup(conninfo);
 	h->instance = strdup(instance);
 	if (!h->conninfo || !h->instance) {
@@ -753,11 +736,6 @@ void hist_wake(struct hist *h)
 	}
 }
 
-void hist_set_connection_check(struct hist *h, int64_t ms)
-{
-	ownsess_set_check(&h->sess, ms);
-}
-
 void hist_tune(struct hist *h, const struct hist_tuning *t)
 {
 	if (t->memory_limit)
@@ -765,8 +743,6 @@ void hist_tune(struct hist *h, const struct hist_tuning *t)
 	if (t->spill_max_bytes)
 		h->tun.spill_max_bytes = t->spill_max_bytes;
 	hist_spool_set_limits(h->spool, h->tun.memory_limit, h->tun.spill_max_bytes);
-	if (t->purge_batch > 0)
-		h->tun.purge_batch = t->purge_batch;
 	if (t->close_grace_ms)
 		h->tun.close_grace_ms = t->close_grace_ms;
 	if (t->retry_min_ms)
@@ -840,11 +816,27 @@ void hist_request_last_results(struct hist *h, int max_failures, int max_runs,
 
 /* Drive only this connection (not the daemon's loop: other modules are shutting down)
  * until everything is written or the grace period is over. */
+/* How long the stop still waits for the writes (flush_for_close): until its deadline, or
+ * CLOSE_STALL_MS without a batch acknowledged; 0 once nothing is left to write. */
+static int64_t close_left(void *arg)
+{
+	struct hist *h = arg;
+	int64_t now = clock_mono_ms();
+
+	if (h->writes == WRITES_WAIT || (!stmtq_busy(h->q) && hist_pending(h) == 0))
+		return 0;
+	if (h->st.written != h->close_written) {
+		h->close_written = h->st.written;
+		h->close_progress_ms = now;
+	}
+	int64_t left = h->close_deadline_ms - now;
+	int64_t stall = h->close_progress_ms + CLOSE_STALL_MS - now;
+	return stall < left ? stall : left;
+}
+
 static void flush_for_close(struct hist *h)
 {
 	int64_t start = clock_mono_ms(), deadline = start + h->tun.close_grace_ms;
-	int64_t progress_at = start;
-	uint64_t written = h->st.written;
 
 	if (hist_pending(h) > CLOSE_BACKLOG_MAX && deadline > start + CLOSE_STALL_MS)
 		deadline = start + CLOSE_STALL_MS;
@@ -852,33 +844,12 @@ static void flush_for_close(struct hist *h)
 	if (h->close_deadline_ms && h->close_deadline_ms < deadline)
 		deadline = h->close_deadline_ms;
 	h->close_deadline_ms = deadline;
+	h->close_progress_ms = start;
+	h->close_written = h->st.written;
 	if (h->writes == WRITES_WAIT)
 		h->writes = WRITES_RETRY;
 	kick(h);
-	while (stmtq_ready(h->q) && h->writes != WRITES_WAIT &&
-	       (stmtq_busy(h->q) || hist_pending(h) > 0)) {
-		int64_t now = clock_mono_ms();
-		if (h->st.written != written) {
-			written = h->st.written;
-			progress_at = now;
-		}
-		int64_t left = deadline - now;
-		if (progress_at + CLOSE_STALL_MS - now < left)
-			left = progress_at + CLOSE_STALL_MS - now;
-		if (left <= 0)
-			break;
-		struct pollfd p = {
-		    PQsocket(stmtq_conn(h->q)),
-		    (short)(POLLIN | ((conndrv_watching(&h->q->drv) & EV_WRITE) ? POLLOUT : 0)), 0};
-		int r = poll(&p, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
-		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
-		conndrv_serve(p.fd, what, &h->q->drv);
-	}
+	ownsess_drain(&h->sess, close_left);
 }
 
 void hist_flush_stopping(struct hist *h)

@@ -104,7 +104,6 @@ struct hist_tuning {
 	                            * wait in the spill file only */
 	int64_t spill_max_bytes;   /* spill file size at which new records are dropped, with an
 	                            * error [256 MiB] */
-	int purge_batch;           /* unused since the history is partitioned (schema 6) */
 	int64_t purge_interval_ms; /* [10 min]; a purge also runs after each connect */
 	int64_t close_grace_ms;    /* hist_close's wait for pending writes [5 s]; it
 	                            * stops after 1 s without progress, or after 1 s when
@@ -116,11 +115,6 @@ struct hist_tuning {
 	                       * (hist_backlogged) [8192] */
 };
 void hist_tune(struct hist *h, const struct hist_tuning *t);
-
-/* The configuration's connection_check (ms; <= 0: the default, 30 s): a connect and a batch
- * of records must be answered within it, and an idle connection is asked (SELECT 1) every
- * half of it and must answer within the other half; otherwise it is replaced. */
-void hist_set_connection_check(struct hist *h, int64_t ms);
 
 /* RUNS points at the number of runs under way, which the executor keeps up to date
  * (exec_runs_under_way), so the history reads it at its turns without asking: while it is

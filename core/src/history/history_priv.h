@@ -19,12 +19,10 @@
 #include "history.h"
 #include "log.h"
 #include "ownsess.h"
-#include "stmtq.h"
 #include "strmap.h"
 
 #define DEF_MEMORY_LIMIT 10000
 #define DEF_SPILL_MAX_BYTES (256LL << 20)
-#define DEF_PURGE_BATCH 1000
 #define DEF_PURGE_INTERVAL_MS (10 * 60 * 1000LL)
 #define DEF_CLOSE_GRACE_MS 5000
 /* A stop writes what is pending within the close grace, but only while the database keeps up:
@@ -81,7 +79,6 @@ enum hist_op {
 	OP_ORPHANS,
 	OP_LAST_FIRES,
 	OP_LAST_RESULTS,
-	OP_ENSURE,
 	OP_PARTITION,
 	OP_FRESH,
 	OP_JOBIDS
@@ -113,7 +110,7 @@ struct hist {
 	struct hist_tuning tun;
 
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
-	struct stmtq *q;            /* ... and its statements (stmtq.h) */
+	struct stmtq *q;            /* ... and its statements (ownsess.h) */
 	bool own_busy;              /* a statement of the history's is in flight or waiting */
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */
@@ -123,6 +120,8 @@ struct hist {
 	enum hist_writes writes;
 	bool closing;
 	int64_t close_deadline_ms; /* the stop's flushes' shared end (monotonic ms), 0 until then */
+	int64_t close_progress_ms; /* the stop's last batch acknowledged (or its flush's start) */
+	uint64_t close_written;    /* st.written then */
 	struct event linger_ev;
 	const size_t *runs; /* hist_set_runs() */
 	void (*held_fn)(void *arg);
@@ -135,7 +134,6 @@ struct hist {
 	enum hist_orphans orphans;
 	void (*earlier_fn)(void *arg); /* hist_set_earlier_fn(), called once ORPHANS_CLOSED */
 	void *earlier_arg;
-	bool ensured;           /* partitions ensured on this connection */
 	bool head_part_tried;   /* the head line's day partition was created once */
 	struct hist_part *part; /* partition maintenance and retention (hist_part.c) */
 	bool head_fresh;        /* no line from the head on was ever sent (its rows are not

@@ -8,7 +8,6 @@
 
 #include "log.h"
 #include "ownsess.h"
-#include "stmtq.h"
 #include "text.h"
 
 struct notify {
@@ -223,11 +222,6 @@ static const struct ownsess_ops sess_ops = {
     .notify = on_notify,
 };
 
-void notify_set_connection_check(struct notify *n, int64_t ms)
-{
-	ownsess_set_check(&n->sess, ms);
-}
-
 int notify_new(struct event_base *base, const char *name, const char *conninfo,
                const struct notify_callbacks *cb, struct notify **out)
 {
@@ -286,7 +280,7 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
 {
 	if (n->state != NL_LISTENING)
 		return -ENOTCONN;
-	return ownsess_ask(&n->sess, sql, n_params, params, cb, arg);
+	return ownsess_ask(&n->sess, sql, n_params, params, cb, NULL, arg);
 }
 
 int notify_queue(struct notify *n, struct ownsess_item *it)

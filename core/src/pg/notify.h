@@ -55,12 +55,6 @@ int notify_query(struct notify *n, const char *sql, const char *const *params, i
 struct ownsess_item;
 int notify_queue(struct notify *n, struct ownsess_item *it);
 
-/* A connect must complete within MS, and a command (LISTEN, a query) be answered within
- * MS / 2; an idle connection is asked every MS / 2 whether it is still there. Otherwise the
- * session reconnects. The session's, decided for all its clients (ownsess_set_check): the
- * last call wins; MS <= 0 restores its default (30 s). */
-void notify_set_connection_check(struct notify *n, int64_t ms);
-
 bool notify_is_listening(const struct notify *n);
 /* How many times the connection was (re)established; for tests and status. */
 unsigned notify_connects(const struct notify *n);

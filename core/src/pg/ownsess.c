@@ -1,16 +1,20 @@
-/* pgcrond's own session of a database (ownsess.h): one stmtq shared by its clients. */
+/* pgcrond's own session of a database (ownsess.h): one connection and its statement in
+ * flight, shared by its clients. */
 #include "ownsess.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "conndrv.h"
+#include "log.h"
+#include "pgconn.h"
 
-/* The default connection check until a client sets it. */
+/* The connection check until the configuration's (ownsess_set_check). */
 #define DEF_CHECK_MS 30000
 
 struct ownsess {
@@ -29,7 +33,8 @@ struct ownsess {
 };
 
 static struct ownsess *sessions;
-static unsigned n_full; /* of them, full (ownsess_starving) */
+static unsigned n_full;                 /* of them, full (ownsess_starving) */
+static int64_t check_ms = DEF_CHECK_MS; /* ownsess_set_check's */
 
 static void set_full(struct ownsess *s, bool full)
 {
@@ -37,13 +42,165 @@ static void set_full(struct ownsess *s, bool full)
 	s->full = full;
 }
 
+static struct ownsess *of_q(struct stmtq *q)
+{
+	return (struct ownsess *)((char *)q - offsetof(struct ownsess, q));
+}
+
+static void on_idle(struct ownsess *s);
+
 static void check_done(void *arg, int tag, const struct stmtq_result *r)
 {
-	struct ownsess *s = arg;
 	(void)tag;
-
 	if (!r->lost && r->failed)
-		stmtq_fail(&s->q, r->err, 0);
+		stmtq_fail(arg, r->err, 0);
+}
+
+static void forgotten(void *arg, int tag, const struct stmtq_result *r)
+{
+	(void)arg;
+	(void)tag;
+	(void)r;
+}
+
+/* ---- the statement in flight ----------------------------------------------------------- */
+
+static void result_reset(struct stmtq_result *r)
+{
+	PQclear(r->res);
+	PQclear(r->err_res);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The statement in flight, if any, is complete with LOST for WHY. */
+static void lose_flight(struct stmtq *q, const char *why)
+{
+	struct stmtq_result lost = {.failed = true, .lost = true, .sqlstate = "08006"};
+	snprintf(lost.err, sizeof(lost.err), "%s", why ? why : "the connection was lost");
+
+	if (q->sent) {
+		q->sent = false;
+		result_reset(&q->cur.r);
+		q->cur.done(q->cur.arg, q->cur.tag, &lost);
+	}
+}
+
+/* (the result is clean: every statement's is reset as it completes or is lost) */
+static bool start(struct stmtq *q, int tag, stmtq_each_fn each, stmtq_done_fn done, void *arg)
+{
+	if (q->sent || q->drv.state != CONNDRV_READY) {
+		log_error("internal error: a statement sent while pgcrond's own session is %s; "
+		          "please report it",
+		          q->sent ? "busy" : "down");
+		return false;
+	}
+	q->cur.tag = tag;
+	q->cur.done = done;
+	q->cur.each = each;
+	q->cur.arg = arg;
+	q->sent = true;
+	return true;
+}
+
+void stmtq_end(struct stmtq *q)
+{
+	if (!q->sent)
+		return;
+	conndrv_idle(&q->drv);
+	q->last_arg = q->cur.arg;
+	q->sent = false;
+	struct stmtq_result r = q->cur.r;
+	memset(&q->cur.r, 0, sizeof(q->cur.r));
+	q->completing = &r;
+	q->cur.done(q->cur.arg, q->cur.tag, &r); /* may send the one that follows it */
+	q->completing = NULL;
+	result_reset(&r);
+	if (stmtq_ready(q) && !q->sent)
+		on_idle(of_q(q));
+}
+
+/* Gather one result of a pushed statement. */
+static void gather(struct stmtq *q, PGresult *r)
+{
+	struct stmtq_result *g = &q->cur.r;
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st == PGRES_TUPLES_OK && !g->res && !g->failed) {
+		g->rows += atoll(PQcmdTuples(r));
+		g->res = r; /* kept for the callback */
+		return;
+	}
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		g->rows += atoll(PQcmdTuples(r));
+	else if (stmtq_note_error(q, r) && st == PGRES_FATAL_ERROR) {
+		g->err_res = r; /* kept for the callback */
+		return;
+	}
+	PQclear(r);
+}
+
+void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
+{
+	q->next_retry_ms = retry_ms;
+	conndrv_fail(&q->drv, why);
+}
+
+bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
+                int64_t deadline_ms, stmtq_done_fn done, void *arg)
+{
+	if (!start(q, tag, NULL, done, arg))
+		return false;
+	if (!conndrv_send(&q->drv, sql, n, params, deadline_ms)) {
+		stmtq_fail(q, NULL, 0);
+		return false;
+	}
+	return true;
+}
+
+bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
+                 stmtq_done_fn done, void *arg)
+{
+	if (!start(q, tag, each, done, arg))
+		return false;
+	conndrv_busy(&q->drv, deadline_ms);
+	if (!conndrv_flush(&q->drv)) {
+		stmtq_fail(q, NULL, 0);
+		return false;
+	}
+	return true;
+}
+
+bool stmtq_note_error(struct stmtq *q, const PGresult *r)
+{
+	struct stmtq_result *g = &q->cur.r;
+
+	if (g->failed)
+		return false;
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	g->failed = true;
+	pgconn_result_error(r, g->err, sizeof(g->err));
+	snprintf(g->sqlstate, sizeof(g->sqlstate), "%s", state ? state : "");
+	return true;
+}
+
+bool stmtq_busy(const struct stmtq *q)
+{
+	return q->sent;
+}
+
+bool stmtq_failed(const struct stmtq *q)
+{
+	return q->completing ? q->completing->failed : q->cur.r.failed;
+}
+
+PGconn *stmtq_conn(const struct stmtq *q)
+{
+	return q->drv.conn;
+}
+
+bool stmtq_ready(const struct stmtq *q)
+{
+	return q->drv.state == CONNDRV_READY;
 }
 
 /* ---- the session's callbacks: decided once, or handed to each client ------------------ */
@@ -51,6 +208,7 @@ static void check_done(void *arg, int tag, const struct stmtq_result *r)
 static void on_connected(void *arg)
 {
 	struct ownsess *s = arg;
+	conndrv_succeeded(&s->q.drv);
 	set_full(s, false);
 
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
@@ -65,6 +223,7 @@ static void on_connected(void *arg)
 struct ask {
 	struct ownsess_item it;
 	ownsess_answer_fn fn;
+	void (*lost)(void *arg);
 	void *arg;
 	const char *sql;
 	int n;
@@ -81,7 +240,10 @@ static void ask_free(struct ownsess_item *it)
 
 static void ask_lost(struct ownsess_item *it, const char *why)
 {
+	struct ask *a = (struct ask *)it;
 	(void)why;
+	if (a->lost)
+		a->lost(a->arg);
 	ask_free(it);
 }
 
@@ -115,11 +277,15 @@ static void lose_items(struct ownsess_client *cl, const char *tell)
 	}
 }
 
-static bool on_failed(void *arg, const char *why, bool was_ready)
+static void on_failed(void *arg, const char *why, bool was_ready)
 {
 	struct ownsess *s = arg;
+	int64_t retry_ms = s->q.next_retry_ms;
 	bool again = false;
 
+	s->q.next_retry_ms = 0;
+	conndrv_close(&s->q.drv);
+	lose_flight(&s->q, why);
 	set_full(s, !was_ready && conndrv_server_full(why));
 	for (struct ownsess_client *cl = s->clients; cl; cl = cl->next)
 		lose_items(cl, why ? why : "the connection was lost");
@@ -128,7 +294,8 @@ static bool on_failed(void *arg, const char *why, bool was_ready)
 		if (cl->ops->failed)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
-	return again;
+	if (again)
+		conndrv_retry(&s->q.drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
 
 /* CL's first item, if it is due (else the timer for when it is). */
@@ -164,9 +331,8 @@ static bool client_turn(struct ownsess *s, struct ownsess_client *cl)
 
 /* Nothing in flight or waiting: the clients that want in turn, from the one after the client
  * whose statement completed last (however it was sent: from here, or from its own timer). */
-static void on_idle(void *arg)
+static void on_idle(struct ownsess *s)
 {
-	struct ownsess *s = arg;
 	struct ownsess_client *cl = s->clients;
 
 	for (struct ownsess_client *o = s->clients; o; o = o->next)
@@ -201,15 +367,14 @@ static void on_check(void *arg)
 {
 	struct ownsess *s = arg;
 
-	if (!stmtq_busy(&s->q))
+	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
 		(void)stmtq_push(&s->q, 0, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done,
-		                 s);
+		                 &s->q);
 }
 
-static void on_notify(void *arg, const char *channel, const char *extra)
+/* A notification: to the clients that claimed its channel. */
+static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 {
-	struct ownsess *s = arg;
-
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
 		for (size_t i = 0; i < cl->n_channels; i++)
@@ -221,12 +386,46 @@ static void on_notify(void *arg, const char *channel, const char *extra)
 	}
 }
 
-static const struct stmtq_ops sess_ops = {
+/* The driver's readable(): what the server sent is read in. */
+static void on_readable(void *arg)
+{
+	struct ownsess *s = arg;
+	struct stmtq *q = &s->q;
+
+	while (q->drv.conn && q->sent && !PQisBusy(q->drv.conn)) {
+		PGresult *r = PQgetResult(q->drv.conn);
+		if (q->cur.each) {
+			q->cur.each(q->cur.arg, q->cur.tag, r); /* may end it, and send the next */
+			PQclear(r);
+		} else if (!r) {
+			stmtq_end(q); /* may send the next */
+		} else {
+			gather(q, r);
+		}
+	}
+	PGnotify *nt;
+	while (q->drv.conn && (nt = PQnotifies(q->drv.conn)) != NULL) {
+		on_notify(s, nt->relname, nt->extra ? nt->extra : "");
+		PQfreemem(nt);
+	}
+	if (q->drv.conn && PQstatus(q->drv.conn) == CONNECTION_BAD)
+		stmtq_fail(q, NULL, 0);
+}
+
+static void on_drv_retry(void *arg)
+{
+	struct ownsess *s = arg;
+
+	if (s->q.drv.state == CONNDRV_DOWN)
+		(void)conndrv_connect(&s->q.drv, s->conninfo, OWNSESS_APP_NAME);
+}
+
+static const struct conndrv_ops drv_ops = {
     .connected = on_connected,
+    .readable = on_readable,
     .failed = on_failed,
-    .idle = on_idle,
     .check = on_check,
-    .notify = on_notify,
+    .retry = on_drv_retry,
 };
 
 static void on_client_retry(evutil_socket_t fd, short what, void *arg)
@@ -261,7 +460,7 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	stmtq_connect(&s->q, s->conninfo, OWNSESS_APP_NAME);
+	(void)conndrv_connect(&s->q.drv, s->conninfo, OWNSESS_APP_NAME);
 }
 
 /* What the notices' log lines call the session: its database as the conninfo names it. */
@@ -305,7 +504,8 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 		s->base = base;
 		char label[96];
 		session_label(conninfo, label, sizeof(label));
-		stmtq_init(&s->q, base, &sess_ops, s, label, DEF_CHECK_MS);
+		conndrv_init(&s->q.drv, base, &drv_ops, s, label, PGCONN_NOTICES_PER_MIN, 60000,
+		             check_ms);
 		conndrv_set_backoff(&s->q.drv, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS);
 		evtimer_assign(&s->start_ev, base, on_start, s);
 		evtimer_assign(&s->turn_ev, base, on_turn, s);
@@ -344,11 +544,18 @@ void ownsess_leave(struct ownsess_client *cl)
 			break;
 		}
 	cl->s = NULL;
-	stmtq_forget(&s->q, cl->arg);
-	struct ownsess_item *flight = s->flight;
-	if (flight && flight->cl == cl) {
+	struct ownsess_item *flight = s->flight && s->flight->cl == cl ? s->flight : NULL;
+	if (s->q.sent && (s->q.cur.arg == cl->arg || (flight && s->q.cur.arg == flight))) {
+		/* its statement is read to its end without a callback; one it reads itself
+		 * (stmtq_begin) gives the connection up: nobody else can tell where it ends */
+		s->q.cur.done = forgotten;
+		if (s->q.cur.each) {
+			s->q.cur.each = NULL;
+			stmtq_fail(&s->q, "its statement's owner went away", 0);
+		}
+	}
+	if (flight) {
 		s->flight = NULL;
-		stmtq_forget(&s->q, flight);
 		if (flight->send == ask_send)
 			ask_free(flight);
 	}
@@ -359,7 +566,8 @@ void ownsess_leave(struct ownsess_client *cl)
 	evtimer_del(&s->turn_ev);
 	evtimer_del(&s->later_ev);
 	set_full(s, false);
-	stmtq_close(&s->q);
+	conndrv_close(&s->q.drv);
+	result_reset(&s->q.cur.r);
 	conndrv_cancel_retry(&s->q.drv);
 	for (struct ownsess **pp = &sessions; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
@@ -425,13 +633,14 @@ bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *c
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
-                ownsess_answer_fn fn, void *arg)
+                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
 {
 	struct ask *a = calloc(1, sizeof(*a) + (size_t)n * sizeof(a->params[0]));
 	if (!a)
 		return -ENOMEM;
 	*a = (struct ask){.it = {.send = ask_send, .done = ask_done, .lost = ask_lost},
 	                  .fn = fn,
+	                  .lost = lost,
 	                  .arg = arg,
 	                  .sql = sql};
 	for (; a->n < n; a->n++)
@@ -457,6 +666,30 @@ void ownsess_retry(struct ownsess_client *cl, int64_t ms)
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_del(&cl->retry_ev);
 	evtimer_add(&cl->retry_ev, &tv);
+}
+
+void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))
+{
+	struct ownsess *s = cl->s;
+	int64_t left;
+
+	while (stmtq_ready(&s->q) && (left = left_ms(cl->arg)) > 0) {
+		if (!stmtq_busy(&s->q))
+			on_idle(s);
+		if (!stmtq_busy(&s->q) || !stmtq_conn(&s->q))
+			return;
+		struct pollfd p = {
+		    PQsocket(stmtq_conn(&s->q)),
+		    (short)(POLLIN | ((conndrv_watching(&s->q.drv) & EV_WRITE) ? POLLOUT : 0)), 0};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		short what = (short)(((p.revents & (POLLIN | POLLERR | POLLHUP)) ? EV_READ : 0) |
+		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
+		conndrv_serve(p.fd, what, &s->q.drv); /* may drop the connection */
+	}
 }
 
 static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
@@ -502,9 +735,11 @@ bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *chan
 	return false;
 }
 
-void ownsess_set_check(struct ownsess_client *cl, int64_t ms)
+void ownsess_set_check(int64_t ms)
 {
-	conndrv_set_check(&cl->s->q.drv, ms > 0 ? ms : DEF_CHECK_MS);
+	check_ms = ms > 0 ? ms : DEF_CHECK_MS;
+	for (struct ownsess *s = sessions; s; s = s->next)
+		conndrv_set_check(&s->q.drv, check_ms);
 }
 
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)

@@ -2,7 +2,7 @@
 #define PGCROND_OWNSESS_H
 
 /* pgcrond's own session of a database: one connection (application_name "pgcrond"), one
- * statement session on it (stmtq.h), shared by every module that talks to that database on
+ * statement at a time on it (below), shared by every module that talks to that database on
  * pgcrond's own behalf (the history writer, the cluster's claims and heartbeats, the
  * listeners of notify.h: the jobs', the SQL jobs' reader's, pg_net's queue's). Runs do not
  * use it: they use the executor's pool.
@@ -23,11 +23,10 @@
  * the client's turn, in the order queued. An item that failed goes again after the session's
  * backoff (ownsess_queue_later: OWNSESS_RETRY_MIN_MS doubling to OWNSESS_RETRY_MAX_MS,
  * jittered, the one retry policy of the session, which its reconnects follow too). A client
- * may also push statements on ownsess_q() itself, with stmtq's calls and rules, from its
- * idle() turn: a statement is never sent twice, and when the connection fails every
- * statement in flight or waiting is completed with LOST (each to its own client), and every
- * item queued is lost(), before failed() is called. A deadline is a statement's own: it runs
- * from when the statement is sent, never while it waits behind another client's. A client
+ * may also send statements on ownsess_q() itself, with the calls below, from its idle() turn:
+ * when the connection fails the statement in flight is completed with LOST, and every item
+ * queued is lost(), before failed() is called. A deadline is a statement's own: it runs
+ * from when the statement is sent. A client
  * gives the connection up with stmtq_fail (every client then hears failed()); a client that
  * only wants to try again later arms its own timer (ownsess_retry), which touches no other
  * client. Loop thread only. */
@@ -37,7 +36,84 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stmtq.h"
+#include <libpq-fe.h>
+
+#include "conndrv.h"
+
+/* ---- the statement in flight ------------------------------------------------------------
+ * The session carries one statement at a time (ownsess_q). Its results are read and
+ * gathered (the first tuples result, the rows affected, the first error with its SQLSTATE)
+ * and its callback is called with them; that callback may send the statement that follows it
+ * (a chain: the session is idle again during the call, and no other client has a turn
+ * before it returns). A statement is sent only when the session is connected and idle: from
+ * an item's send(), a client's idle() turn, or the callback of the one before. When the
+ * connection fails, the statement in flight is completed with LOST (ERR says why, SQLSTATE
+ * 08006); a statement is never sent twice. */
+
+/* What a statement came to; valid during its completion callback only. */
+struct stmtq_result {
+	PGresult *res;     /* its first tuples result (NULL if none); cleared after the callback */
+	PGresult *err_res; /* its first error result (NULL if none, or LOST); cleared after */
+	long long rows;    /* rows its results affected (PQcmdTuples, summed) */
+	bool failed;       /* one of its results was an error (or LOST) */
+	bool lost;         /* it got no complete answer: the connection failed */
+	char err[512];     /* the first error for a person (pgconn_result_error), "" if none */
+	char sqlstate[6];
+};
+
+/* Statement TAG (the sender's: which statement it was) is complete. */
+typedef void (*stmtq_done_fn)(void *arg, int tag, const struct stmtq_result *r);
+/* One result of a statement the sender wrote itself (stmtq_begin): R, or NULL where libpq
+ * ends a statement's results; cleared after the call. The sender notes errors
+ * (stmtq_note_error) and says when the statement is complete (stmtq_end). */
+typedef void (*stmtq_each_fn)(void *arg, int tag, PGresult *r);
+
+struct stmtq {
+	/* The connection: clients read its fields, but send through the calls below. */
+	struct conndrv drv;
+
+	/* private */
+	int64_t next_retry_ms; /* stmtq_fail's: the delay before reconnecting, 0 = the backoff */
+	bool sent;             /* a statement is in flight */
+	struct {
+		int tag;
+		stmtq_done_fn done;
+		stmtq_each_fn each;
+		void *arg;
+		struct stmtq_result r;
+	} cur;                                 /* the statement in flight */
+	const struct stmtq_result *completing; /* the answer whose callback runs */
+	const void *last_arg; /* the ARG of the statement completed last (the turns) */
+};
+
+/* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
+ * a reconnect after RETRY_MS (the backoff if 0) if one of them asks for one. */
+void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms);
+/* Send SQL (which must outlive the statement: a constant) with N text parameters (not
+ * copied), answered within DEADLINE_MS (none if <= 0) or the connection is given up;
+ * DONE(ARG, TAG, result) when complete. False if the session is not connected and idle (DONE
+ * is not called), or the connection failed (DONE was called with LOST). */
+bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
+                int64_t deadline_ms, stmtq_done_fn done, void *arg);
+/* The sender wrote a statement (or a pipeline) to stmtq_conn() itself, the session being
+ * connected and idle; it is in flight from now on, as a pushed one (the deadline runs, the
+ * socket is flushed and watched), but its results go to EACH until the sender calls
+ * stmtq_end(). False as stmtq_push. */
+bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
+                 stmtq_done_fn done, void *arg);
+/* R is an error of the statement in flight: recorded if it is the first. Returns true if it
+ * was the first. */
+bool stmtq_note_error(struct stmtq *q, const PGresult *r);
+/* The statement stmtq_begin() put in flight is complete: its DONE is called. */
+void stmtq_end(struct stmtq *q);
+/* A statement is in flight. */
+bool stmtq_busy(const struct stmtq *q);
+/* The statement in flight (or the one whose completion callback runs) has failed so far. */
+bool stmtq_failed(const struct stmtq *q);
+/* The connection (NULL if none), for stmtq_begin's writing. */
+PGconn *stmtq_conn(const struct stmtq *q);
+/* Connected (the driver's READY). */
+bool stmtq_ready(const struct stmtq *q);
 
 /* The application_name of pgcrond's own sessions. */
 #define OWNSESS_APP_NAME "pgcrond"
@@ -73,12 +149,12 @@ struct ownsess_item {
 struct ownsess_ops {
 	/* The connect completed. NULL: nothing. */
 	void (*connected)(void *arg);
-	/* The connection is gone (every statement was completed with LOST). Return true if
+	/* The connection is gone (the statement in flight was completed with LOST). Return true if
 	 * this client wants the session to reconnect; it reconnects while any client does.
 	 * NULL: it does not ask to. */
 	bool (*failed)(void *arg, const char *why, bool was_ready);
-	/* Connected, nothing in flight or waiting, and the client wants (ownsess_client's
-	 * want): push the next statement, or nothing. NULL: nothing. */
+	/* Connected, nothing in flight, and the client wants (ownsess_client's want): send the
+	 * next statement, or nothing. NULL: nothing. */
 	void (*idle)(void *arg);
 	/* The timer ownsess_retry() armed fired. NULL: nothing. */
 	void (*retry)(void *arg);
@@ -112,13 +188,14 @@ struct ownsess_client {
  * -ENOMEM. */
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
                  const struct ownsess_ops *ops, void *arg) __attribute__((warn_unused_result));
-/* CL leaves: its items and its statements waiting are dropped and the one in flight, if its, gets
+/* CL leaves: its items are dropped and the statement in flight, if its, gets
  * no callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can read
  * its results); no callback of CL's is called after this. The last client closes the session. A
  * client that never joined (zeroed) is a no-op. */
 void ownsess_leave(struct ownsess_client *cl);
 
-/* The statement session, for stmtq_push and the others (never NULL after a join). */
+/* The session's statement in flight, for stmtq_push and the others (never NULL after a
+ * join). */
 struct stmtq *ownsess_q(const struct ownsess_client *cl);
 
 /* IT (not queued) goes at the end of CL's outbox, sent from the loop in CL's turn. */
@@ -128,22 +205,26 @@ void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it);
 void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it);
 /* IT's last answer worked: its backoff starts over. */
 void ownsess_item_ok(struct ownsess_item *it);
-/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS (copied if it
- * waits), answered within the connection check / 2. False: the connection failed (lost()
- * was called). */
+/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS, answered within the
+ * connection check / 2. False: the connection failed (lost() was called). */
 bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *const *params);
 /* The stmtq_done_fn of an item's statement (ARG: the item), for one written with
  * stmtq_begin. */
 void ownsess_item_done(void *arg, int tag, const struct stmtq_result *r);
 /* An item made for one statement: SQL (borrowed: a constant) with N text PARAMS (copied;
  * NULL = SQL NULL), queued on CL; FN(ARG, RES) with its first tuples result, or its error
- * result (NULL: neither; valid during the call). One lost is dropped without a call.
- * -ENOMEM. */
+ * result (NULL: neither; valid during the call). One lost: LOST(ARG) (NULL: dropped without
+ * a call). -ENOMEM. */
 typedef void (*ownsess_answer_fn)(void *arg, const PGresult *res);
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
-                ownsess_answer_fn fn, void *arg) __attribute__((warn_unused_result));
+                ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
 /* CL has something to send (its want set): the session's next turn, from the loop. */
 void ownsess_want(struct ownsess_client *cl);
+/* At the stop, the loop no longer running: the session's turns are taken and its answers
+ * read here (a wait on its socket) while LEFT_MS(CL's arg) says how long CL still waits for
+ * them (<= 0: no longer), until nothing is left to send or the connection goes. */
+void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg));
 /* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
 void ownsess_retry(struct ownsess_client *cl, int64_t ms);
 /* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The
@@ -167,9 +248,12 @@ void ownsess_release_channel(struct ownsess_client *cl, const char *channel);
 /* Another client of CL's session claims CHANNEL (so CL must not UNLISTEN it). */
 bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *channel);
 
-/* The session's connection check (conndrv_set_check) and reconnect backoff, decided for all
- * its clients: the last call wins. */
-void ownsess_set_check(struct ownsess_client *cl, int64_t ms);
+/* The configuration's connection_check (ms; <= 0: the default, 30 s), for every own session,
+ * open or to come: a connect must complete within it, a statement be answered within half of
+ * it, and an idle connection is asked (SELECT 1) every half of it and must answer within the
+ * other half; otherwise the session reconnects. */
+void ownsess_set_check(int64_t ms);
+/* The session's reconnect backoff, decided for all its clients: the last call wins. */
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);
 
 #endif

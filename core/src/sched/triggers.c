@@ -681,7 +681,6 @@ int triggers_apply(struct triggers *t, const struct pgc_config *cfg)
 		struct tdb *db = tdb_get(t, cd);
 		if (!db)
 			return -ENOMEM;
-		notify_set_connection_check(db->n, cfg->connection_check_ms);
 		db->seen = true;
 		db->trigger_channel = hist;
 		if (tdb_channels(t, db) < 0)
