@@ -349,6 +349,7 @@ static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 {
 	if (!l || !l->kind ||
 	    !((l->n == N_START && !strcmp(l->kind, K_START)) ||
+	      (l->n == N_START_PID && !strcmp(l->kind, K_START_PID)) ||
 	      (l->n == N_RECORD && !strcmp(l->kind, K_RECORD))) ||
 	    !l->f[10])
 		return false;

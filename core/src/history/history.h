@@ -28,6 +28,8 @@ struct hist_run {
 	int attempt;           /* 1 for the first */
 	int64_t jobid; /* a SQL job's jobid (cron.job's); 0: the history knows the job's id by
 	                * its name, from pgcrond.job read at each connect */
+	int pid;       /* its backend's pid when it has one at its start (job_pid), else 0:
+	                * hist_set_pid tells it later */
 };
 
 /* Final statuses, as text in the status column (pg_cron's: starting, running, succeeded,

@@ -58,12 +58,14 @@
 
 /* Record kinds in the spill file; the digit is the layout's version. */
 #define K_START                                                                                    \
-	"S1"          /* instance run_key boot_id job_name database username command trigger       \
-	               * graph_run scheduled_us start_us attempt */
-#define K_RECORD "R1" /* K_START's fields, then status message sqlstate end_us */
-#define K_PID "P1"    /* instance run_key pid */
-#define K_FINISH "F1" /* instance run_key status message sqlstate end_us */
+	"S1"             /* instance run_key boot_id job_name database username command trigger    \
+	                  * graph_run scheduled_us start_us attempt */
+#define K_START_PID "S2" /* K_START's fields, then the backend's pid (known at the start) */
+#define K_RECORD "R1"    /* K_START's fields, then status message sqlstate end_us */
+#define K_PID "P1"       /* instance run_key pid */
+#define K_FINISH "F1"    /* instance run_key status message sqlstate end_us */
 #define N_START 12
+#define N_START_PID 13
 #define N_RECORD 16
 #define N_PID 3
 #define N_FINISH 6

@@ -28,12 +28,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 }
 
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
- * and has the spill file's writer append it, with the record that follows when MORE), then a
+ * and has the spill file's writer append it), then a
  * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
  * end sends the next batch, at the session's idle turn). */
-static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
-	hist_spool_put(h->spool, kind, fields, n, more);
+	hist_spool_put(h->spool, kind, fields, n);
 	hist_backlog_update(h, true);
 	if (h->own_busy) {
 		h->sess.want = true;
@@ -217,8 +217,8 @@ static void run_fields(struct hist *h, const struct hist_run *run, const char *k
 
 uint64_t hist_start(struct hist *h, const struct hist_run *run)
 {
-	char key[96], sched[24], start[24], attempt[24];
-	const char *f[N_START];
+	char key[96], sched[24], start[24], attempt[24], pid[24];
+	const char *f[N_START_PID];
 
 	if (!h || !run)
 		return 0;
@@ -226,8 +226,12 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
 	note_lone(h, k);
-	/* its pid follows in the caller's call when a connection is free for the run */
-	emit(h, K_START, f, N_START, true);
+	/* a run that found a connection free has its pid already: one record, not two */
+	f[N_START] = run->pid > 0 ? text_i64(pid, sizeof(pid), run->pid) : NULL;
+	if (f[N_START])
+		emit(h, K_START_PID, f, N_START_PID);
+	else
+		emit(h, K_START, f, N_START);
 	return k;
 }
 
@@ -241,7 +245,7 @@ void hist_set_pid(struct hist *h, uint64_t k, int64_t start_us, int pid)
 	char startbuf[24];
 	const char *f[N_PID + 1] = {h->instance, key, text_i64(pidbuf, sizeof(pidbuf), pid),
 	                            text_i64(startbuf, sizeof(startbuf), start_us)};
-	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID, false);
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
 }
 
 void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *status,
@@ -257,7 +261,7 @@ void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *statu
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, text_i64(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = text_i64(startbuf, sizeof(startbuf), start_us);
-	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH, false);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -276,7 +280,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
-	emit(h, K_RECORD, f, N_RECORD, false);
+	emit(h, K_RECORD, f, N_RECORD);
 	return k;
 }
 

@@ -297,22 +297,29 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	w->done(w, &res);
 }
 
-struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
+uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown,
+                        const char *status, const char *message)
 {
 	const struct job *j = r->job;
-	return (struct hist_run){
+	char command[COMMAND_KEEP];
+	if (!j->s->hist)
+		return 0;
+	struct hist_run hr = {
 	    .job_name = j->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
 	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
 	    .username = j->conf ? j->conf->username : NULL,
-	    .command = j->command ? j->command : j->plugin,
+	    .command =
+	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
 	    .attempt = r->attempt,
 	    .jobid = j->conf ? j->conf->jobid : 0,
+	    .pid = r->backend_pid,
 	};
+	return status ? hist_record(j->s->hist, &hr, status, message) : hist_start(j->s->hist, &hr);
 }
 
 const char *sched_command_kept(const char *command, char *buf)
@@ -333,13 +340,7 @@ void sched_record(struct run *r, enum sched_status st, const char *message)
 	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
-	uint64_t key = 0;
-	if (s->hist) {
-		struct hist_run hr = sched_hist_run(r, now);
-		char command[COMMAND_KEEP];
-		hr.command = sched_command_kept(hr.command, command);
-		key = hist_record(s->hist, &hr, status, message);
-	}
+	uint64_t key = sched_hist_put(r, now, NULL, status, message);
 	struct metrics_run mr = {.job = r->job->name,
 	                         .counters = &r->job->counters,
 	                         .status = status,
@@ -374,7 +375,7 @@ void sched_on_pid(void *arg, int pid)
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
-	if (s->hist)
+	if (s->hist && r->hist_key) /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
