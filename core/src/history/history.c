@@ -189,7 +189,7 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
 	/* the runs of this instance alone, in the period noted at their records and still on */
-	int64_t lone = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	int64_t lone = h->lone_told && clock_mono_us() < h->lone_until ? h->lone_told : 0;
 	struct hist_batch_ctx ctx = {.jobid = hist_jobid,
 	                             .arg = h,
 	                             .lone_first =

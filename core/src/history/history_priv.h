@@ -162,10 +162,10 @@ struct hist {
 	void (*caught_up_fn)(void *arg);
 	void *caught_up_arg;
 	struct event caught_up_ev; /* calls it from the loop */
-	/* an instance alone (hist_set_lone_fn): its period noted at the last record, since
-	 * LONE_SINCE (the fn's answer then), from run LONE_FIRST on */
-	int64_t (*lone_fn)(void *arg);
-	void *lone_arg;
+	/* an instance alone (hist_set_lone): the period told, since LONE_TOLD until
+	 * LONE_UNTIL (monotonic); and the period noted at the last record, since LONE_SINCE
+	 * (hist_lone_now then), from run LONE_FIRST on */
+	int64_t lone_told, lone_until;
 	int64_t lone_since;
 	uint64_t lone_first;
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */

@@ -96,9 +96,11 @@ void hist_jobids_free(struct hist *h)
 void hist_backlog_update(struct hist *h, bool on_only)
 {
 	uint64_t n = hist_spool_pending(h->spool), max = h->tun.backlog_max;
+	h->hold_futile = h->hold_futile && n > max / 2;
+	if (!h->st.backlogged && n <= max)
+		return; /* what every record finds: nothing to weigh */
 	bool taking = stmtq_ready(h->q) && h->writes == WRITES_OK;
 	int64_t now = clock_mono_ms();
-	h->hold_futile = h->hold_futile && n > max / 2;
 	if (!h->st.backlogged) {
 		if (!taking || n <= max || h->hold_futile)
 			return;
@@ -170,21 +172,19 @@ void hist_set_caught_up_fn(struct hist *h, void (*fn)(void *arg), void *arg)
 	h->caught_up_arg = arg;
 }
 
-void hist_set_lone_fn(struct hist *h, int64_t (*fn)(void *arg), void *arg)
+void hist_set_lone(struct hist *h, int64_t since_us, int64_t until_us)
 {
 	if (!h)
 		return;
-	h->lone_fn = fn;
-	h->lone_arg = arg;
-	h->lone_since = 0;
-	h->lone_first = 0;
+	h->lone_told = since_us;
+	h->lone_until = until_us;
 }
 
 /* Run K's record is made: whether this instance runs alone since before it (hist_batch_ctx):
  * a new period of running alone begins with K. */
 static void note_lone(struct hist *h, uint64_t k)
 {
-	int64_t since = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	int64_t since = h->lone_told && clock_mono_us() < h->lone_until ? h->lone_told : 0;
 	if (since != h->lone_since) {
 		h->lone_since = since;
 		h->lone_first = since ? k : 0;
