@@ -159,10 +159,11 @@ bool sched_run_to(struct run *r, enum run_state to)
 		list_append(out.list, r);
 	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it; a
 	 * run dropped while claiming is forgotten where its answer is addressed (the answer still
-	 * gives back the job lock a grant takes) */
+	 * gives back the job lock a grant takes), and so is a run waiting for its start mark or
+	 * its transaction id's (sched_cluster.c) */
 	if (to == RUN_ENDED)
 		admit_end(s->admit, &r->adm, j->name, r->scheduled_us,
-		          from == RUN_CLAIMING ? r : NULL);
+		          from == RUN_CLAIMING ? r : NULL, r->marked ? r : NULL);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
@@ -264,9 +265,6 @@ void sched_run_free(struct run **rp)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
 		httpc_drop(&r->hc);
-	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
-	if (r->marked)
-		cluster_mark_forget(r->job->s->cluster, r);
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
