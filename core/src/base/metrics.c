@@ -309,7 +309,8 @@ void metrics_render_counters(const struct metrics *m, const char *const *jobs, s
 {
 	metrics_head(
 	    out, "pgcrond_job_runs_total", "counter",
-	    "Runs recorded per job by final status (one per history row) since the start.");
+	    "Runs per job by final status since the start (also the successes a job with "
+	    "history = \"failures\" counts instead of writing).");
 	for (size_t i = 0; i < n; i++) {
 		const struct metrics_job *c = find(m, jobs[i]);
 		for (size_t s = 0; s < N_STATUS; s++) {
