@@ -653,15 +653,15 @@ START_TEST(every_kind_every_way_every_command)
 	/* each kind downstream of another: the upstream's runs above set them off; with
 	 * history = "failures", their successes are counted, not written */
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {
-		ck_assert_msg(itest_env_wait(&e, 30,
-		                             "SELECT (SELECT sum(runs) >= 1 FROM pgcrond.job_run_counts"
-		                             "  WHERE job_name = '%1$s-down') AND NOT EXISTS (SELECT"
-		                             "  FROM pgcrond.job_run_details WHERE job_name ="
-		                             "  '%1$s-down' AND status = 'succeeded')",
-		                             kind_name((enum job_kind)k)),
-		              "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
-		              kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
-		              itest_tail(e.log));
+		ck_assert_msg(
+		    itest_env_wait(&e, 30,
+		                   "SELECT (SELECT sum(runs) >= 1 FROM pgcrond.job_run_counts"
+		                   "  WHERE job_name = '%1$s-down') AND NOT EXISTS (SELECT"
+		                   "  FROM pgcrond.job_run_details WHERE job_name ="
+		                   "  '%1$s-down' AND status = 'succeeded')",
+		                   kind_name((enum job_kind)k)),
+		    "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
+		    kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), itest_tail(e.log));
 	}
 	/* graph: every kind's edge */
 	out = cli(&e, 0, "graph", NULL, NULL);

@@ -92,17 +92,16 @@ static void assert_history(struct itest_env *e, const char *logs)
 
 /* The value of pgcrond_job_runs_total{job=JOB,status=STATUS} on PAGE, read by the reference
  * Prometheus parser. */
-static long long runs_total(const char *dir, const char *page, const char *job,
-                            const char *status)
+static long long runs_total(const char *dir, const char *page, const char *job, const char *status)
 {
 	char in[1024], cmd[4096];
 	snprintf(in, sizeof(in), "%s/metrics.txt", dir);
 	itest_write_file(in, "%s", page);
 	snprintf(cmd, sizeof(cmd),
 	         PYTHON " %s < %s | " PYTHON " -c 'import json, sys; print(int(sum(s[\"value\"]"
-	         " for f in json.load(sys.stdin)[\"families\"] for s in f[\"samples\"]"
-	         " if s[\"name\"] == \"pgcrond_job_runs_total\" and s[\"labels\"] == "
-	         "{\"job\": \"%s\", \"status\": \"%s\"})))'",
+	                " for f in json.load(sys.stdin)[\"families\"] for s in f[\"samples\"]"
+	                " if s[\"name\"] == \"pgcrond_job_runs_total\" and s[\"labels\"] == "
+	                "{\"job\": \"%s\", \"status\": \"%s\"})))'",
 	         PROM_PARSE, in, job, status);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
@@ -137,8 +136,9 @@ START_TEST(failures_only)
 	assert_history(&e, itest_tail(e.log));
 	/* the job after it ran on its successes, whose rows were never written */
 	ck_assert_int_gt(itest_env_count(&e, "SELECT count(*) FROM hf.down"), 0);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
-	                                     " WHERE job_name = 'hf-down' AND status = 'succeeded'"),
+	ck_assert_int_eq(itest_env_count(&e,
+	                                 "SELECT count(*) FROM pgcrond.job_run_details"
+	                                 " WHERE job_name = 'hf-down' AND status = 'succeeded'"),
 	                 itest_env_count(&e, "SELECT count(*) FROM hf.down"));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
