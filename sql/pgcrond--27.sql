@@ -2,7 +2,7 @@
 --
 -- A job with history = "failures" writes a row for every run that does not succeed, as
 -- every job does, and counts its successes instead of writing them one by one: per job and
--- hour (UTC, by the run's start) the runs, their total duration and a histogram of their
+-- hour (UTC: the hour of the instant the run served, or of its start) the runs, their total duration and a histogram of their
 -- durations, from which pgcrond.run_counts gives p50, p95 and p99 (docs/operations.md,
 -- "History by outcome"). A run's row is still written as it starts (a crash leaves
 -- evidence); its success takes it away again, or, when the start and the end reach the
@@ -20,11 +20,13 @@ CREATE TABLE IF NOT EXISTS pgcrond.job_run_counts (
 	buckets     integer[] NOT NULL,
 	last_fire   timestamptz,
 	last_end    timestamptz NOT NULL,
+	fired       bit(3600) NOT NULL,
 	PRIMARY KEY (job_name, hour)
 );
 CREATE INDEX IF NOT EXISTS job_run_counts_hour_idx ON pgcrond.job_run_counts (hour);
 COMMENT ON TABLE pgcrond.job_run_counts IS 'successes of jobs with history = "failures", counted per job and hour instead of written to job_run_details';
-COMMENT ON COLUMN pgcrond.job_run_counts.hour IS 'the UTC hour the runs started in';
+COMMENT ON COLUMN pgcrond.job_run_counts.hour IS 'the UTC hour of the instants the runs served (of their start, for a run without one)';
+COMMENT ON COLUMN pgcrond.job_run_counts.fired IS 'the instants of the hour a counted run served: bit N, the hour''s second N';
 COMMENT ON COLUMN pgcrond.job_run_counts.duration_ms IS 'the runs'' durations added up';
 COMMENT ON COLUMN pgcrond.job_run_counts.buckets IS 'runs by duration: [1] under 1 ms, [k+1] from 2^((k-1)/4) to under 2^(k/4) ms, [98] 2^24 ms and more';
 COMMENT ON COLUMN pgcrond.job_run_counts.last_fire IS 'the latest scheduled instant a counted run served (trigger schedule or catchup): what catch-up compares with';
@@ -109,7 +111,8 @@ AS $fn$
 		   AND d.start_time = v.start_time AND d.status IN ('starting', 'running')
 	), fresh AS (
 		SELECT v.job_name,
-		       to_timestamp((v.start_us / 3600000000) * 3600) AS hour,
+		       to_timestamp((coalesce(v.sched_us, v.start_us) / 3600000000) * 3600) AS hour,
+		       (v.sched_us / 1000000) % 3600 AS second,
 		       greatest(v.end_us - v.start_us, 0) / 1000.0 AS ms,
 		       CASE WHEN v.trigger IN ('schedule', 'catchup')
 		            THEN timestamptz 'epoch' + v.sched_us * interval '1 microsecond' END AS fire,
@@ -130,6 +133,9 @@ AS $fn$
 	), hours AS (
 		SELECT f.job_name, f.hour, count(*) AS runs, sum(f.ms) AS ms, max(f.fire) AS fire,
 		       max(f.end_time) AS last_end,
+		       bit_or(CASE WHEN f.second IS NULL THEN repeat('0', 3600)::bit(3600)
+		                   ELSE set_bit(repeat('0', 3600)::bit(3600), f.second::integer, 1)
+		              END) AS fired,
 		       (SELECT array_agg(coalesce(c.n, 0)::integer ORDER BY g.i)
 		          FROM generate_series(0, 97) g(i)
 		          LEFT JOIN cells c ON c.job_name = f.job_name AND c.hour = f.hour
@@ -137,8 +143,8 @@ AS $fn$
 		  FROM fresh f GROUP BY f.job_name, f.hour
 	), added AS (
 		INSERT INTO pgcrond.job_run_counts AS c (job_name, hour, runs, duration_ms, buckets,
-		                                        last_fire, last_end)
-		SELECT h.job_name, h.hour, h.runs, h.ms, h.buckets, h.fire, h.last_end
+		                                        last_fire, last_end, fired)
+		SELECT h.job_name, h.hour, h.runs, h.ms, h.buckets, h.fire, h.last_end, h.fired
 		  FROM hours h ORDER BY h.job_name, h.hour
 		ON CONFLICT (job_name, hour) DO UPDATE
 		   SET runs = c.runs + EXCLUDED.runs,
@@ -147,7 +153,15 @@ AS $fn$
 		                         FROM unnest(c.buckets, EXCLUDED.buckets)
 		                              WITH ORDINALITY AS z(a, b, i) ORDER BY z.i),
 		       last_fire = greatest(c.last_fire, EXCLUDED.last_fire),
-		       last_end = greatest(c.last_end, EXCLUDED.last_end)
+		       last_end = greatest(c.last_end, EXCLUDED.last_end),
+		       fired = c.fired | EXCLUDED.fired
+	), started AS (
+		-- the run began: its fire's claim says so, which a takeover reads (a claim of a
+		-- fire run alone, made as another instance came, has started NULL)
+		UPDATE pgcrond.fire_claim c SET started = true
+		  FROM v
+		 WHERE c.job_name = v.job_name AND c.instance = v.instance
+		   AND c.fire_key = 's:' || (v.sched_us / 1000000) AND c.started IS NULL
 	), old AS (
 		DELETE FROM pgcrond.job_run_counts c
 		 WHERE $9 > 0 AND c.hour < now() - $9 * interval '1 millisecond'
@@ -160,6 +174,32 @@ AS $fn$
 	)
 	SELECT coalesce((SELECT sum(runs) FROM hours), 0)::bigint
 $fn$;
+-- A claim made with started NULL of a scheduled fire that a counted run served (an instance
+-- that ran alone claims the fires it ran as another instance comes; a fire it was refused is
+-- claimed by the others to be recorded as skipped): started, as a row of the fire would have
+-- shown it, so that no process serves the fire again.
+CREATE OR REPLACE FUNCTION pgcrond.fire_claim_counted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	s constant bigint := substr(NEW.fire_key, 3)::bigint;
+BEGIN
+	IF EXISTS (SELECT FROM pgcrond.job_run_counts k
+	            WHERE k.job_name = NEW.job_name AND k.hour = to_timestamp(s - s % 3600)
+	              AND get_bit(k.fired, (s % 3600)::integer) = 1) THEN
+		NEW.started := true;
+	END IF;
+	RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION pgcrond.fire_claim_counted() FROM PUBLIC;
+DROP TRIGGER IF EXISTS fire_claim_counted ON pgcrond.fire_claim;
+CREATE TRIGGER fire_claim_counted BEFORE INSERT ON pgcrond.fire_claim
+	FOR EACH ROW WHEN (NEW.started IS NULL AND NEW.fire_key ~ '^s:[0-9]{1,12}$')
+	EXECUTE FUNCTION pgcrond.fire_claim_counted();
+
 REVOKE ALL ON FUNCTION pgcrond.count_runs(text[], text[], bigint[], bigint[], text[], text[],
 	bigint[], bigint[], bigint) FROM PUBLIC;
 

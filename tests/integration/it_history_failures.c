@@ -141,6 +141,20 @@ START_TEST(failures_only)
 	                                 " WHERE job_name = 'hf-down' AND status = 'succeeded'"),
 	                 itest_env_count(&e, "SELECT count(*) FROM hf.down"));
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	/* a claim of a fire a counted run served, made not started (as an instance that ran
+	 * alone claims its fires when another comes), is started: no process serves it again,
+	 * as the fire's row would have told them; a claim of a fire no run served stays open */
+	itest_exec(e.db,
+	           "INSERT INTO pgcrond.fire_claim (job_name, fire_key, instance, boot_id,"
+	           " started) SELECT 'hf', 's:' || extract(epoch FROM at)::bigint, 'x', 'y',"
+	           " NULL::boolean FROM hf.ok UNION ALL SELECT 'hf', 's:' || (extract(epoch FROM"
+	           " min(at))::bigint - 100), 'x', 'y', NULL FROM hf.ok");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.fire_claim"
+	                                     " WHERE instance = 'x' AND started"),
+	                 itest_env_count(&e, "SELECT count(*) FROM hf.ok"));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.fire_claim"
+	                                     " WHERE instance = 'x' AND started IS NULL"),
+	                 1);
 	itest_env_teardown(&e);
 }
 END_TEST
