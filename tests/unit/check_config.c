@@ -382,6 +382,7 @@ START_TEST(test_good_full)
 	ck_assert(j->retry_on_timeout);
 	ck_assert_int_eq(j->retry_on, RETRY_ON_ANY);
 	ck_assert_int_eq(j->catchup, CATCHUP_SKIP);
+	ck_assert_int_eq(j->history, HISTORY_FAILURES);
 	ck_assert_str_eq(j->listen, "submission_scored");
 	ck_assert_int_eq(j->debounce_ms, 10000);
 	ck_assert_int_eq(j->max_delay_ms, 120000);
@@ -456,6 +457,7 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_int_eq(j->retry_max_delay_ms, 600000);
 	ck_assert(!j->retry_on_timeout);
 	ck_assert_int_eq(j->retry_on, RETRY_ON_TRANSIENT);
+	ck_assert_int_eq(j->history, HISTORY_ALL);
 	ck_assert_int_eq(j->catchup, CATCHUP_ONCE);
 	ck_assert_ptr_null(j->listen);
 	ck_assert_int_eq(j->debounce_ms, 5000);
@@ -748,6 +750,9 @@ static const struct {
     {"bad/bad-overlap/pgcrond.conf",
      "bad/bad-overlap/conf.d/10-job.conf:6: overlap \"wait\" is not valid; use one of \"skip\", "
      "\"queue\", \"replace\""},
+    {"bad/bad-history/pgcrond.conf",
+     "bad/bad-history/conf.d/10-job.conf:6: history \"errors\" is not valid; use one of "
+     "\"all\", \"failures\""},
     {"bad/bad-name/pgcrond.conf",
      "bad/bad-name/conf.d/10-job.conf:3: job name \"refresh views\" may only contain letters, "
      "digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},

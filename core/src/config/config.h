@@ -17,6 +17,8 @@
 
 enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
 enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
+/* which runs get a history row: all, or failures only (successes are counted) */
+enum history_policy { HISTORY_ALL, HISTORY_FAILURES };
 enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
 /* What a job runs. Set where the job is read (config_job_parse, for job files and jobs made in
@@ -86,6 +88,7 @@ struct conf_job {
 	bool packed;
 	enum retry_on retry_on;      /* default transient */
 	enum catchup_policy catchup; /* default once */
+	enum history_policy history; /* default all */
 	int alert_after;             /* alerts: consecutive failures, default 1 */
 	/* LISTEN/NOTIFY triggers */
 	char *listen;         /* channel or NULL */

@@ -111,6 +111,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key(l, &first, "retry_on");
 	if (a->catchup != b->catchup)
 		key(l, &first, "catchup");
+	if (a->history != b->history)
+		key(l, &first, "history");
 	if (!config_str_eq(a->listen, b->listen))
 		key_str(l, &first, "listen", a->listen, b->listen);
 	if (a->debounce_ms != b->debounce_ms)
