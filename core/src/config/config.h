@@ -42,8 +42,8 @@ struct conf_database {
 /* calendars = { NAME = { ics = "PATH"; }; }: dates a job skips or keeps to (docs/calendars.md). */
 struct conf_calendar {
 	char *name;
-	char *ics;                       /* an .ics file or a directory of them, as written */
-	const struct cron_dates *dates;  /* read at load (cron_dates_make); NULL if unreadable */
+	char *ics;                      /* an .ics file or a directory of them, as written */
+	const struct cron_dates *dates; /* read at load (cron_dates_make); NULL if unreadable */
 	char *file;
 	int line;
 };

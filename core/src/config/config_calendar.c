@@ -55,10 +55,11 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 		config_parse_group(L, m, file, config_calendar_keys, c, where,
 		                   "a calendar takes ics, an .ics file or a directory of them");
 		if (!c->ics)
-			config_report_at(L, m, file,
-			                 "calendar \"%s\" has no ics; add ics = \"/etc/pgcrond/%s.ics\" "
-			                 "(a file, or a directory of .ics files)",
-			                 name, name);
+			config_report_at(
+			    L, m, file,
+			    "calendar \"%s\" has no ics; add ics = \"/etc/pgcrond/%s.ics\" "
+			    "(a file, or a directory of .ics files)",
+			    name, name);
 	}
 }
 
@@ -75,15 +76,23 @@ static bool read_ics(struct loader *L, const struct conf_calendar *c, const char
 	int fd = -1, line = 0;
 	int rc = trust_open(path, false, L->self, &fd, why, sizeof(why));
 
+	if (rc == -ENOENT) {
+		config_report(
+		    L, c->file, c->line,
+		    "calendar \"%s\": %s does not exist; give ics the path of an .ics file "
+		    "or of a directory of them (a relative path starts at this file's "
+		    "directory)",
+		    c->name, path);
+		return false;
+	}
 	if (rc == 0 && fd < 0)
 		snprintf(why, sizeof(why), "not a regular file");
-	else if (rc == -ENOENT)
-		snprintf(why, sizeof(why), "no such file");
 	if (rc < 0 || fd < 0) {
-		config_report(L, c->file, c->line,
-		              "calendar \"%s\": refusing %s: %s; give ics the path of an .ics file "
-		              "(or a directory of them) that only root or pgcrond's user can change",
-		              c->name, path, why);
+		config_report(
+		    L, c->file, c->line,
+		    "calendar \"%s\": refusing %s: %s; give ics the path of an .ics file "
+		    "(or a directory of them) that only root or pgcrond's user can change",
+		    c->name, path, why);
 		return false;
 	}
 	size_t len;
@@ -114,8 +123,8 @@ void config_calendars_finish(struct loader *L)
 			continue;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 			DIR *d = NULL;
-			if (config_check_trusted(L, path, true, "this calendar's directory", c->file,
-			                         c->line) < 0 ||
+			if (config_check_trusted(L, path, true, "this calendar's directory",
+			                         c->file, c->line) < 0 ||
 			    !(d = opendir(path))) {
 				ok = false;
 			} else {
@@ -124,7 +133,8 @@ void config_calendars_finish(struct loader *L)
 				for (struct dirent *de; (de = readdir(d));) {
 					size_t nl = strlen(de->d_name);
 					if (nl > 4 && strcmp(de->d_name + nl - 4, ".ics") == 0 &&
-					    config_grow(L, (void **)&names, k, &kcap, sizeof(*names)) &&
+					    config_grow(L, (void **)&names, k, &kcap,
+					                sizeof(*names)) &&
 					    (names[k] = config_join_path(L, path, de->d_name)))
 						k++;
 				}
@@ -165,7 +175,8 @@ static void check_fires(struct loader *L, const struct conf_job *j, const char *
 		config_report(L, file, line,
 		              "job \"%s\": schedule \"%s\" with %s = \"%s\" has no fire in the "
 		              "next ten years; %s",
-		              j->name, j->schedule, key, j->skip_dates ? j->skip_dates : j->only_dates,
+		              j->name, j->schedule, key,
+		              j->skip_dates ? j->skip_dates : j->only_dates,
 		              j->cron.flags & CRON_ONLY_DATES
 		                  ? "add the dates to come to the calendar, or check that the "
 		                    "schedule fires on them"
@@ -189,13 +200,14 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 		return;
 	}
 	if (!j->schedule || j->cron.kind == CRON_REBOOT || j->cron.kind == CRON_INTERVAL) {
-		config_report_at(L, at, file,
-		                 "%s leaves out the fires of a calendar schedule on some dates; %s; "
-		                 "remove it",
-		                 j->skip_dates ? "skip_dates" : "only_dates",
-		                 !j->schedule                  ? "the job has no schedule"
-		                 : j->cron.kind == CRON_REBOOT ? "@reboot has no dates"
-		                                               : "\"N seconds\" has no dates");
+		config_report_at(
+		    L, at, file,
+		    "%s leaves out the fires of a calendar schedule on some dates; %s; "
+		    "remove it",
+		    j->skip_dates ? "skip_dates" : "only_dates",
+		    !j->schedule                  ? "the job has no schedule"
+		    : j->cron.kind == CRON_REBOOT ? "@reboot has no dates"
+		                                  : "\"N seconds\" has no dates");
 		return;
 	}
 	const struct conf_calendar *c = config_calendar(L->cfg, name);
@@ -204,13 +216,15 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 		for (size_t i = 0; i < L->cfg->n_calendars; i++)
 			config_suggest(&sg, L->cfg->calendars[i].name);
 		if (sg.best)
-			config_report_at(L, at, file, "unknown calendar \"%s\"; did you mean \"%s\"?",
-			                 name, sg.best);
-		else
 			config_report_at(L, at, file,
-			                 "unknown calendar \"%s\"; define it in %s: calendars = { %s "
-			                 "= { ics = \"/etc/pgcrond/%s.ics\"; }; };",
-			                 name, L->cfg->file, name, name);
+			                 "unknown calendar \"%s\"; did you mean \"%s\"?", name,
+			                 sg.best);
+		else
+			config_report_at(
+			    L, at, file,
+			    "unknown calendar \"%s\"; define it in %s: calendars = { %s "
+			    "= { ics = \"/etc/pgcrond/%s.ics\"; }; };",
+			    name, L->cfg->file, name, name);
 		return;
 	}
 	j->cron.dates = c->dates;
@@ -222,8 +236,8 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 
 void config_check_job_dates(struct loader *L, struct conf_job *j)
 {
-	const struct conf_calendar *c = config_calendar(L->cfg, j->skip_dates ? j->skip_dates
-	                                                                      : j->only_dates);
+	const struct conf_calendar *c =
+	    config_calendar(L->cfg, j->skip_dates ? j->skip_dates : j->only_dates);
 	/* a job taken again from the configuration before keeps its calendar's old dates */
 	if (c && c->dates && j->cron.dates != c->dates) {
 		j->cron.dates = c->dates;

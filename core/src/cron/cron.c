@@ -687,8 +687,12 @@ static int64_t dates_allow(const struct cron_dates *d, int64_t day, bool only)
  * a date or more before it in every zone. */
 static int64_t day_start(const cron_tz *tz, int64_t day)
 {
-	static const cron_expr midnight = {.sec = 1, .min = 1, .hour = 1, .dom = 0xfffffffe,
-	                                   .mon = 0x1ffe, .dow = 0x7f,
+	static const cron_expr midnight = {.sec = 1,
+	                                   .min = 1,
+	                                   .hour = 1,
+	                                   .dom = 0xfffffffe,
+	                                   .mon = 0x1ffe,
+	                                   .dow = 0x7f,
 	                                   .flags = CRON_DOM_STAR | CRON_DOW_STAR | CRON_FIRES};
 	int64_t t = (day - 2) * DAY;
 	for (int i = 0; i < 8 && t != CRON_NEVER; i++) {

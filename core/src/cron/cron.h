@@ -23,11 +23,11 @@ enum cron_kind {
 #define CRON_DOW_STAR 0x02 /* day-of-week field starts with '*' */
 #define CRON_LAST_DOM 0x04 /* day-of-month is '$': the last day of the month */
 #define CRON_SECONDS 0x08  /* six-field form: the seconds field was given */
-#define CRON_WILDCARD                                                                              \
-	0x10            /* minute or hour field starts with '*', or a rule of FREQ=SECONDLY,       \
-	                 * MINUTELY or HOURLY: follows the wall clock across DST changes instead   \
-	                 * of the fixed-time rule */
-#define CRON_FIRES 0x20 /* a calendar that ever fires (cron_can_fire), found by cron_parse */
+#define CRON_WILDCARD                                                                                 \
+	0x10                 /* minute or hour field starts with '*', or a rule of FREQ=SECONDLY,     \
+	                      * MINUTELY or HOURLY: follows the wall clock across DST changes instead \
+	                      * of the fixed-time rule */
+#define CRON_FIRES 0x20      /* a calendar that ever fires (cron_can_fire), found by cron_parse */
 #define CRON_ONLY_DATES 0x40 /* DATES are the only dates it fires on (only_dates), not skipped */
 
 struct cron_rrule; /* a compiled recurrence rule: immutable, kept until the process exits */

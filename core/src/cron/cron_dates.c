@@ -126,7 +126,8 @@ static int line_holding(const char *text, const char *what, int from)
 	return from;
 }
 
-static int fail(struct ics *x, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct ics *x, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct ics *x, int line, const char *fmt, ...)
 {
 	va_list ap;
@@ -188,20 +189,23 @@ static int event_dates(struct ics *x, icalcomponent *ev, int line)
 	if (err) {
 		const char *m = icalproperty_get_xlicerror(err);
 		const char *tail = m ? strrchr(m, ':') : NULL;
-		return fail(x, tail ? line_holding(x->text, tail + 1 + (tail[1] == ' '), line) : line,
+		return fail(x,
+		            tail ? line_holding(x->text, tail + 1 + (tail[1] == ' '), line) : line,
 		            "this event cannot be read: %s; fix the line", m ? m : "(libical)");
 	}
 	struct icaltimetype start = icalcomponent_get_dtstart(ev);
 	if (icaltime_is_null_time(start))
-		return fail(x, line,
-		            "this event has no date; give it DTSTART;VALUE=DATE:YYYYMMDD or remove it");
+		return fail(
+		    x, line,
+		    "this event has no date; give it DTSTART;VALUE=DATE:YYYYMMDD or remove it");
 	if (!start.is_date)
-		return fail(x, line_holding(x->text, "DTSTART", line),
-		            "this event has a time of day (%04d-%02d-%02d at %02d:%02d); a calendar of "
-		            "dates takes all-day events: write DTSTART;VALUE=DATE:%04d%02d%02d, or "
-		            "remove the event",
-		            start.year, start.month, start.day, start.hour, start.minute, start.year,
-		            start.month, start.day);
+		return fail(
+		    x, line_holding(x->text, "DTSTART", line),
+		    "this event has a time of day (%04d-%02d-%02d at %02d:%02d); a calendar of "
+		    "dates takes all-day events: write DTSTART;VALUE=DATE:%04d%02d%02d, or "
+		    "remove the event",
+		    start.year, start.month, start.day, start.hour, start.minute, start.year,
+		    start.month, start.day);
 	struct icaltimetype end = icalcomponent_get_dtend(ev);
 	int64_t first = day_of(start), days = icaltime_is_null_time(end) ? 1 : day_of(end) - first;
 	if (days > 366)
@@ -255,16 +259,20 @@ int cron_ics_dates(const char *text, int64_t **days, size_t *n, size_t *cap, int
 		            "END:VCALENDAR in it; export the calendar again as .ics");
 	}
 	for (; cal && rc == 0;
-	     cal = xroot ? icalcomponent_get_next_component(root, ICAL_VCALENDAR_COMPONENT) : NULL) {
+	     cal = xroot ? icalcomponent_get_next_component(root, ICAL_VCALENDAR_COMPONENT)
+	                 : NULL) {
 		icalproperty *e = icalcomponent_get_first_property(cal, ICAL_XLICERROR_PROPERTY);
 		if (e) {
 			const char *m = icalproperty_get_xlicerror(e);
 			const char *tail = m ? strrchr(m, ':') : NULL;
 			rc = fail(&x, tail ? line_holding(text, tail + 1 + (tail[1] == ' '), 1) : 0,
-			          "this calendar cannot be read: %s; fix the line", m ? m : "(libical)");
+			          "this calendar cannot be read: %s; fix the line",
+			          m ? m : "(libical)");
 		}
-		for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
-		     ev && rc == 0; ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT))
+		for (icalcomponent *ev =
+		         icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
+		     ev && rc == 0;
+		     ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT))
 			rc = event_dates(&x, ev, line_of(text, "BEGIN:VEVENT", k++, 1));
 	}
 	icalcomponent_free(root);
