@@ -31,7 +31,8 @@ static const struct cron_dates *holidays(void)
 	size_t n = 0, cap = 0;
 	int line;
 	char err[512];
-	int rc = cron_ics_dates(slurp(TEST_SOURCE_DIR "/unit/calendar_holidays.ics"), &days, &n, &cap, &line, err, sizeof(err));
+	int rc = cron_ics_dates(slurp(TEST_SOURCE_DIR "/unit/calendar_holidays.ics"), &days, &n,
+	                        &cap, &line, err, sizeof(err));
 	ck_assert_msg(rc == 0, "line %d: %s", line, err);
 	const struct cron_dates *d = cron_dates_make(days, n);
 	free(days);
@@ -59,7 +60,8 @@ START_TEST(test_table)
 	int64_t t = c->from;
 	for (int k = 0; k < 12; k++) {
 		t = cron_next(&e, tz, t);
-		ck_assert_msg(t == c->fires[k], "%s in %s from %lld: fire %d is %lld, the table says %lld",
+		ck_assert_msg(t == c->fires[k],
+		              "%s in %s from %lld: fire %d is %lld, the table says %lld",
 		              c->schedule, c->zone, (long long)c->from, k, (long long)t,
 		              (long long)c->fires[k]);
 	}
