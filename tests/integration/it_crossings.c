@@ -336,7 +336,8 @@ static bool form_way(enum form f, enum way w)
 }
 
 /* How list, status and next --job write the schedule of job NAME of form F in round ROUND,
- * with its spread: "0 3 1 1 *, spread 30s (+17s)". */
+ * with its spread, "0 3 1 1 *, spread 30s (+17s)", or its calendar, "0 3 1 1 *, skip_dates
+ * cross". */
 static void form_shown(enum form f, int round, const char *name, char *out, size_t len)
 {
 	char sched[128];
@@ -344,7 +345,8 @@ static void form_shown(enum form f, int round, const char *name, char *out, size
 	form_schedule(f, round, sched, sizeof(sched));
 	int n =
 	    w ? snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w))
-	      : snprintf(out, len, "%s", sched);
+	    : f == FORM_SKIP ? snprintf(out, len, "%s, skip_dates " CALENDAR, sched)
+	                     : snprintf(out, len, "%s", sched);
 	ck_assert_int_lt(n, (int)len);
 }
 
@@ -646,12 +648,17 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(strstr(line, next), "status %s: %s (want %s)", c->name, line, next);
 		free(line);
 		free(st);
+		/* status --json names the calendar */
+		st = cli(&e, 0, "status", c->name, "--json");
+		ck_assert_msg((c->form == FORM_SKIP) ==
+		                  (strstr(st, "\"skip_dates\": \"" CALENDAR "\"") != NULL),
+		              "status --json %s: %s", c->name, st);
+		free(st);
 		/* next --job: the same fire, after a line that names the schedule and spread */
 		char *nx = cli(&e, 0, "next", "--job", c->name);
 		char head[300];
 		snprintf(head, sizeof(head), "job %s: schedule %s%s, time zone UTC\n%s\n", c->name,
-		         sched, c->form == FORM_SKIP ? ", skip_dates " CALENDAR " (1 dates)" : "",
-		         next);
+		         sched, c->form == FORM_SKIP ? " (1 date)" : "", next);
 		ck_assert_msg(strncmp(nx, head, strlen(head)) == 0, "next --job %s:\n%s\nwant:\n%s",
 		              c->name, nx, head);
 		free(nx);

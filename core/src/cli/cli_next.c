@@ -190,13 +190,13 @@ int cli_next(int argc, char **argv)
 		if ((rc = find_job(conf ? conf : PGCROND_DEFAULT_CONF, job, &cfg, &loaded, &cj)) !=
 		    0)
 			goto out;
-		char spread[64], cal[128] = "";
-		cli_spread_text(cj->spread_ms, cj->cron.offset, spread, sizeof(spread));
+		char spread[160], cal[40] = "";
+		cli_schedule_tail(cj->spread_ms, cj->cron.offset, cj->skip_dates, cj->only_dates,
+		                  spread, sizeof(spread));
 		if (cj->skip_dates || cj->only_dates)
-			snprintf(cal, sizeof(cal), ", %s %s (%zu dates)",
-			         cj->skip_dates ? "skip_dates" : "only_dates",
-			         cj->skip_dates ? cj->skip_dates : cj->only_dates,
-			         cron_dates_count(cj->cron.dates));
+			snprintf(cal, sizeof(cal), " (%zu date%s)",
+			         cron_dates_count(cj->cron.dates),
+			         cron_dates_count(cj->cron.dates) == 1 ? "" : "s");
 		printf("job %s: schedule %s%s%s, time zone %s%s\n", cj->name,
 		       cj->schedule ? cj->schedule : "none", spread, cal,
 		       cj->timezone ? cj->timezone : cfg->timezone,
