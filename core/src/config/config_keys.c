@@ -255,6 +255,8 @@ const struct key_spec config_job_keys[] = {
     {"sources", K_NAMES, JOB(sources), "[ \"public.submissions\" ]", NULL, 0, false, NULL},
     {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
     {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
+    {"skip_dates", K_STRING, JOB(skip_dates), "\"holidays\"", NULL, 0, false, NULL},
+    {"only_dates", K_STRING, JOB(only_dates), "\"closing-days\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
