@@ -50,9 +50,12 @@ START_TEST(bad_requests)
 	    {"[\"status\"]", "expected a JSON object"},
 	    {"{}", "\"cmd\" (a string) is missing"},
 	    {"{\"cmd\":7}", "\"cmd\" (a string) is missing"},
-	    {"{\"cmd\":\"stop\"}", "unknown cmd \"stop\" (known: status, pause, resume, trigger)"},
+	    {"{\"cmd\":\"stop\"}", "unknown cmd \"stop\" (known: status, pause, resume, trigger, drop)"},
 	    {"{\"cmd\":\"pause\"}", "cmd \"pause\" needs \"job\""},
 	    {"{\"cmd\":\"trigger\",\"wait\":true}", "cmd \"trigger\" needs \"job\""},
+	    {"{\"cmd\":\"drop\"}", "cmd \"drop\" needs \"job\""},
+	    {"{\"cmd\":\"pause\",\"job\":\"x\",\"by\":\"alice\"}", "of cmd \"drop\" only"},
+	    {"{\"cmd\":\"drop\",\"job\":\"x\",\"by\":\"al ice\"}", "\"by\" is a user name"},
 	    {"{\"cmd\":\"pause\",\"job\":\"\"}", "\"job\" must be a job name"},
 	    {"{\"cmd\":\"pause\",\"job\":\"a\\u0000b\"}", "not JSON"}, /* jansson's rule */
 	    {"{\"cmd\":\"pause\",\"job\":3}", "\"job\" must be a job name"},

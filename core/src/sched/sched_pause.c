@@ -1,6 +1,6 @@
-/* Pause and resume (sched.h), and manual runs whose end a waiter hears: the scheduler's
- * part of the control channel (ctl.h). Split from sched.c, whose timers it drives through
- * the sched_job_* helpers of sched_priv.h. */
+/* Pause and resume (sched.h), manual runs whose end a waiter hears, and a job's waiting runs
+ * dropped: the scheduler's part of the control channel (ctl.h). Split from sched.c, whose timers it
+ * drives through the sched_job_* helpers of sched_priv.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,4 +197,30 @@ bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)
 		s->paused[i] = s->paused[--s->n_paused];
 	}
 	return changed;
+}
+
+/* ---- the backlog ---------------------------------------------------------------------- */
+
+int sched_drop(struct sched *s, const char *name, const char *why)
+{
+	struct job *j = sched_job_find(s, name);
+	if (!j)
+		return -ENOENT;
+	int n = 0;
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		if (*waiting[w]) {
+			sched_record_skipped(*waiting[w], why);
+			sched_run_free(waiting[w]);
+			n++;
+		}
+	}
+	/* the active run before it started (a slot, its retry, its claim, another instance) */
+	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
+		flow_retry_disarm(j);
+		sched_record_skipped(j->active, why);
+		sched_run_free(&j->active);
+		n++;
+	}
+	return n;
 }
