@@ -84,15 +84,16 @@ START_TEST(backlog_listed_and_dropped)
 	                             "WHERE job_name = 'flaky' AND status = 'failed'"),
 	              "flaky did not fail:\n%s", itest_tail(e.log));
 	/* then two long runs hold both slots, and the rest waits */
-	itest_env_job(&e, "20-pile.conf",
-	              "jobs = ( { name = \"long\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	              "        command = \"SELECT pg_sleep(120)\"; overlap = \"queue\"; },\n"
-	              "  { name = \"hog\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	              "        command = \"SELECT pg_sleep(120)\"; },\n"
-	              "  { name = \"down\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	              "        command = \"SELECT 1\"; after = [\"long\"]; },\n"
-	              "  { name = \"queued\"; database = \"app\"; schedule = \"* * * * * *\";\n"
-	              "        command = \"SELECT 1\"; } );\n");
+	itest_env_job(
+	    &e, "20-pile.conf",
+	    "jobs = ( { name = \"long\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	    "        command = \"SELECT pg_sleep(120)\"; overlap = \"queue\"; },\n"
+	    "  { name = \"hog\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	    "        command = \"SELECT pg_sleep(120)\"; },\n"
+	    "  { name = \"down\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	    "        command = \"SELECT 1\"; after = [\"long\"]; },\n"
+	    "  { name = \"queued\"; database = \"app\"; schedule = \"* * * * * *\";\n"
+	    "        command = \"SELECT 1\"; } );\n");
 	itest_env_reload(&e);
 	ck_assert_msg(itest_wait_until(piled_up, &e, 40), "the runs did not pile up:\n%s",
 	              itest_tail(e.log));
@@ -106,7 +107,8 @@ START_TEST(backlog_listed_and_dropped)
 	              "status: %d %s", status, out);
 	free(out);
 	out = itest_cli(&status, "status", "-c", e.conf, "long", NULL);
-	ck_assert_msg(status == 0 && strstr(out, "waiting:\n  for the job's run under way [own_run]"),
+	ck_assert_msg(status == 0 &&
+	                  strstr(out, "waiting:\n  for the job's run under way [own_run]"),
 	              "status long: %d %s", status, out);
 	free(out);
 	/* ... and so does the view, within a second or so */
@@ -115,7 +117,8 @@ START_TEST(backlog_listed_and_dropped)
 	                             "FROM pgcrond.view_backlog WHERE (job_name, waiting_for) IN "
 	                             "(('queued', 'slot'), ('long', 'own_run'), "
 	                             "('down', 'upstream'), ('flaky', 'retry'))"),
-	              "view_backlog: %s", itest_scalar(e.db, "SELECT json_agg(b) FROM pgcrond.view_backlog b"));
+	              "view_backlog: %s",
+	              itest_scalar(e.db, "SELECT json_agg(b) FROM pgcrond.view_backlog b"));
 
 	long long long_pid = itest_scalar_ll(
 	    e.db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcrond: long'");
