@@ -292,8 +292,9 @@ static int form_spread(enum form f, int round)
 	return f == FORM_SPREAD ? 30 - 10 * round : 0;
 }
 
-/* Whether way W carries form F: cron.schedule() takes a recurrence rule but no options (so no
- * spread); the real pg_cron takes neither (it refuses a rule: the commands cell shows it). */
+/* Whether way W carries form F: cron.schedule() takes a recurrence rule, and a spread through
+ * pgcrond.schedule()'s options; the real pg_cron takes neither (it refuses a rule: the commands
+ * cell shows it). */
 static bool form_way(enum form f, enum way w)
 {
 	switch (f) {
@@ -302,7 +303,7 @@ static bool form_way(enum form f, enum way w)
 	case FORM_RRULE:
 		return w != WAY_IMPORT;
 	case FORM_SPREAD:
-		return w == WAY_FILE;
+		return w != WAY_IMPORT;
 	}
 	return false;
 }
@@ -474,8 +475,14 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_int_eq(cells[i].kind, JOB_KIND_SQL);
 		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
 		form_schedule(cells[i].form, 0, sched, sizeof(sched));
-		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '%s', $c$%s$c$)",
-		         cells[i].name, sched, want);
+		if (form_spread(cells[i].form, 0))
+			snprintf(sql, sizeof(sql),
+			         "SELECT pgcrond.schedule('%s', '%s', $c$%s$c$, '{\"spread\": "
+			         "\"%ds\"}')",
+			         cells[i].name, sched, want, form_spread(cells[i].form, 0));
+		else
+			snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '%s', $c$%s$c$)",
+			         cells[i].name, sched, want);
 		itest_exec(e.db, sql);
 	}
 	/* pgcrond import from a server running the real pg_cron */

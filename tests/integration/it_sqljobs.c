@@ -359,6 +359,13 @@ START_TEST(native_schedule_with_options)
 	    {"{\"sources\": [\"public.ticks\"]}",
 	     "sources are read only for freshness; add \"freshness\": \"15m\" (the longest the "
 	     "relation may lag its sources) or remove sources"},
+	    /* spread (docs/calendars.md): its shape at the call, its fit by the daemon */
+	    {"{\"spread\": \"1500ms\"}",
+	     "spread must be whole seconds like \"30s\" or \"5m\", not \"1500ms\": a spread "
+	     "is whole seconds"},
+	    {"{\"spread\": \"30 s\"}",
+	     "spread must be whole seconds like \"30s\" or \"5m\", not \"30 s\": write whole "
+	     "numbers with a unit (ms, s, m, h or d) and no spaces"},
 	    {"{\"freshness\": \"15m\"}",
 	     "freshness needs to know what the job reads; add \"sources\": [\"schema.table\", "
 	     "...] (the tables its command reads) or \"after\": [...] (the jobs whose relations "
@@ -425,6 +432,29 @@ START_TEST(native_schedule_with_options)
 	/* and what the call took, the daemon took too */
 	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"fine\"", 5), "%s",
 	              itest_read_file(e.log));
+
+	/* a spread: list shows it with this job's move; one longer than the schedule's gaps is
+	 * the daemon's to refuse, with the job file's words */
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('spread', '0 3 1 1 *', 'SELECT 1',"
+	                    " '{\"spread\": \"30s\"}') > 0",
+	                    "t");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('spread-long', '* * * * *', 'SELECT 1',"
+	                    " '{\"spread\": \"2m\"}') > 0",
+	                    "t");
+	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"spread\"", 5), "%s",
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(
+	                  e.log, "spread \"120s\" is longer than the shortest time between two", 5),
+	              "%s", itest_read_file(e.log));
+	char shown[64];
+	snprintf(shown, sizeof(shown), "0 3 1 1 *, spread 30s (+%ds)",
+	         cron_spread_offset("spread", 30));
+	int status;
+	char *list = itest_cli(&status, "list", "-c", e.conf, NULL);
+	ck_assert_msg(strstr(list, shown), "list does not show \"%s\":\n%s", shown, list);
+	free(list);
 
 	PQfinish(app);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
