@@ -51,10 +51,17 @@ AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION pgcrond.backlog_publish(text, jsonb) FROM PUBLIC;
 
+-- Only the rows of a live instance, published by its running process: not stopped, its
+-- heartbeat younger than its cluster_dead_after (the rule by which the others find it dead),
+-- published since that process started (a stopped instance's rows stay until it publishes
+-- again; the view never shows them).
 CREATE OR REPLACE VIEW pgcrond.view_backlog AS
 SELECT w.job_name, w.waiting_for, w.trigger, w.scheduled_for, w.since, w.attempt, w.instance,
        w.published_at
   FROM pgcrond.run_waiting w
+  JOIN pgcrond.instance i ON i.name = w.instance
+ WHERE i.stopped_at IS NULL AND w.published_at >= i.started_at
+   AND i.last_seen > now() - coalesce(i.dead_after_ms, 20000) * interval '1 millisecond'
  ORDER BY w.since, w.job_name;
 COMMENT ON VIEW pgcrond.view_backlog IS
 	'the runs that wait, and for what: slot (max_running), connection, upstream, retry, own_run (the job''s run under way), notifications, instance (another instance''s run), claim; published by each instance within a second of a change';
@@ -76,11 +83,10 @@ $do$;
 COMMENT ON COLUMN pgcrond.trigger_request.action IS
 	'run: a manual run (pgcrond.trigger); drop: the job''s waiting runs dropped (pgcrond.drop_waiting)';
 
--- Drop the waiting runs of job JOB_NAME: pgcrond's name of the job, or the name its owner
--- gave to cron.schedule (the caller's job of that name, as cron.unschedule(name) finds it).
+-- Drop the waiting runs of job JOB_ID (pgcrond.job.jobid, cron.job's jobid for a SQL job).
 -- SECURITY DEFINER: the caller needs no right on the tables; the check is the function's.
 -- Returns the request id (its outcome: pgcrond.trigger_outcome(id)).
-CREATE OR REPLACE FUNCTION pgcrond.drop_waiting(job_name text)
+CREATE OR REPLACE FUNCTION pgcrond.drop_waiting(job_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -88,14 +94,46 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	j record;
-	super constant boolean := (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user);
 	request bigint;
+BEGIN
+	SELECT pj.jobname, pj.source, pj.username INTO j
+	  FROM pgcrond.job pj WHERE pj.jobid = $1 AND pj.removed_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'pgcrond.drop_waiting: no job with jobid %', $1
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT ((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+	        OR (j.source = 'sql' AND j.username = session_user)
+	        OR (j.source = 'file' AND pg_has_role(session_user, 'pgcrond_operator', 'MEMBER'))) THEN
+		RAISE EXCEPTION 'permission denied to drop the waiting runs of job "%"', j.jobname
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'a job made in SQL: its owner or a superuser; a job of the files: a superuser or a member of pgcrond_operator';
+	END IF;
+	-- the daemon's name of the job (a SQL job's too: pgcrond.job.jobname)
+	INSERT INTO pgcrond.trigger_request (job_name, requested_by, action)
+	VALUES (j.jobname, session_user, 'drop')
+	RETURNING id INTO request;
+	PERFORM pg_notify('pgcrond_trigger', request::text);
+	RETURN request;
+END
+$fn$;
+
+-- ... of the job JOB_NAME: pgcrond's name of the job, or the name its owner gave to
+-- cron.schedule (the caller's job of that name, as cron.unschedule(name) finds it).
+CREATE OR REPLACE FUNCTION pgcrond.drop_waiting(job_name text)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	id bigint;
 BEGIN
 	IF $1 IS NULL OR octet_length($1) NOT BETWEEN 1 AND 200 OR $1 ~ '[[:cntrl:]]' THEN
 		RAISE EXCEPTION 'pgcrond.drop_waiting: a job name is 1 to 200 bytes without control characters'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT pj.jobid, pj.jobname, pj.source, pj.username INTO j
+	SELECT pj.jobid INTO id
 	  FROM pgcrond.job pj
 	 WHERE pj.removed_at IS NULL
 	   AND (pj.jobname = $1 OR (pj.source = 'sql' AND pj.cron_jobname = $1
@@ -107,59 +145,12 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 			      HINT = 'give pgcrond''s name of the job (pgcrond.job.jobname) or the name you gave to cron.schedule';
 	END IF;
-	RETURN pgcrond.drop_request(j.jobid, j.jobname, j.source, j.username, super);
+	RETURN pgcrond.drop_waiting(id);
 END
 $fn$;
-
--- ... of the job JOB_ID (pgcrond.job.jobid, cron.job's jobid for a SQL job).
-CREATE OR REPLACE FUNCTION pgcrond.drop_waiting(job_id bigint)
-RETURNS bigint
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	j record;
-	super constant boolean := (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user);
-BEGIN
-	SELECT pj.jobid, pj.jobname, pj.source, pj.username INTO j
-	  FROM pgcrond.job pj WHERE pj.jobid = $1 AND pj.removed_at IS NULL;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'pgcrond.drop_waiting: no job with jobid %', $1
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	RETURN pgcrond.drop_request(j.jobid, j.jobname, j.source, j.username, super);
-END
-$fn$;
-
--- The request, once the caller's right is checked (for the two above only).
-CREATE OR REPLACE FUNCTION pgcrond.drop_request(jobid bigint, jobname text, source text,
-                                                owner text, super boolean)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	request bigint;
-BEGIN
-	IF NOT (super OR (source = 'sql' AND owner = session_user)
-	        OR (source = 'file' AND pg_has_role(session_user, 'pgcrond_operator', 'MEMBER'))) THEN
-		RAISE EXCEPTION 'permission denied to drop the waiting runs of job "%"', jobname
-			USING ERRCODE = 'insufficient_privilege',
-			      HINT = 'a job made in SQL: its owner or a superuser; a job of the files: a superuser or a member of pgcrond_operator';
-	END IF;
-	-- a SQL job by its jobid: the daemon's lookup of a name pg_cron's users share
-	INSERT INTO pgcrond.trigger_request (job_name, requested_by, action)
-	VALUES (CASE WHEN source = 'sql' THEN jobid::text ELSE jobname END, session_user, 'drop')
-	RETURNING id INTO request;
-	PERFORM pg_notify('pgcrond_trigger', request::text);
-	RETURN request;
-END
-$fn$;
-REVOKE ALL ON FUNCTION pgcrond.drop_request(bigint, text, text, text, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION pgcrond.drop_waiting(text) IS
-	'drop a job''s waiting runs (each recorded skipped, "dropped by ROLE"); its owner or a superuser; returns the request id';
 COMMENT ON FUNCTION pgcrond.drop_waiting(bigint) IS
+	'drop a job''s waiting runs (each recorded skipped, "dropped by ROLE"); its owner or a superuser; returns the request id';
+COMMENT ON FUNCTION pgcrond.drop_waiting(text) IS
 	'drop a job''s waiting runs (each recorded skipped, "dropped by ROLE"); its owner or a superuser; returns the request id';
 GRANT EXECUTE ON FUNCTION pgcrond.drop_waiting(text), pgcrond.drop_waiting(bigint) TO PUBLIC;
 
