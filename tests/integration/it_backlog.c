@@ -16,17 +16,6 @@
 
 #define DB "it_backlog"
 
-static json_t *status_json(struct itest_env *e)
-{
-	int status;
-	char *out = itest_cli(&status, "status", "-c", e->conf, "--json", NULL);
-	ck_assert_msg(status == 0, "pgcrond status: %d %s", status, out);
-	json_t *st = json_loads(out, 0, NULL);
-	ck_assert_msg(st != NULL, "status --json is not JSON: %s", out);
-	free(out);
-	return st;
-}
-
 /* Whether job NAME of ST has a run waiting for FOR. */
 static bool waits(const json_t *st, const char *name, const char *why)
 {
@@ -47,7 +36,7 @@ static bool waits(const json_t *st, const char *name, const char *why)
 
 static bool piled_up(void *arg)
 {
-	json_t *st = status_json(arg);
+	json_t *st = itest_env_status(arg, NULL);
 	bool all = waits(st, "queued", "slot") && waits(st, "long", "own_run") &&
 	           waits(st, "down", "upstream") && waits(st, "flaky", "retry");
 	json_decref(st);
@@ -56,10 +45,43 @@ static bool piled_up(void *arg)
 
 static bool flaky_fires(void *arg)
 {
-	json_t *st = status_json(arg);
+	json_t *st = itest_env_status(arg, NULL);
 	bool yes = waits(st, "flaky", "slot");
 	json_decref(st);
 	return yes;
+}
+
+/* `pgcrond drop JOB` drops one run, whose one row is skipped "dropped by ..." without a
+ * SQLSTATE. */
+static void drop_one(struct itest_env *e, const char *job)
+{
+	int status;
+	char *out = itest_cli(&status, "drop", "-c", e->conf, job, NULL), want[128];
+	snprintf(want, sizeof(want), "%s: 1 waiting run(s) dropped (dropped by ", job);
+	ck_assert_msg(status == 0 && strncmp(out, want, strlen(want)) == 0, "drop %s: %d %s", job,
+	              status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) = 1 AND bool_and(status = 'skipped'"
+	                             " AND return_message LIKE 'dropped by %%, uid %%'"
+	                             " AND sqlstate IS NULL) FROM pgcrond.job_run_details"
+	                             " WHERE job_name = '%s' AND return_message LIKE 'dropped%%'",
+	                             job),
+	              "%s's rows: %s\n%s", job,
+	              itest_scalar(e->db, "SELECT json_agg(r) FROM pgcrond.job_run_details r"
+	                                  " WHERE return_message LIKE 'dropped%'"),
+	              itest_tail(e->log));
+}
+
+/* pgcrond.view_backlog comes to hold COUNT (job, reason) pairs WHERE ... within 10 s. */
+static void view_shows(struct itest_env *e, int count, const char *where)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(DISTINCT (job_name, waiting_for)) = %d FROM "
+	                             "pgcrond.view_backlog WHERE %s",
+	                             count, where),
+	              "view_backlog, not %d WHERE %s: %s", count, where,
+	              itest_scalar(e->db, "SELECT json_agg(b) FROM pgcrond.view_backlog b"));
 }
 
 START_TEST(backlog_listed_and_dropped)
@@ -112,32 +134,20 @@ START_TEST(backlog_listed_and_dropped)
 	              "status long: %d %s", status, out);
 	free(out);
 	/* ... and so does the view, within a second or so */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(DISTINCT (job_name, waiting_for)) = 4 "
-	                             "FROM pgcrond.view_backlog WHERE (job_name, waiting_for) IN "
-	                             "(('queued', 'slot'), ('long', 'own_run'), "
-	                             "('down', 'upstream'), ('flaky', 'retry'))"),
-	              "view_backlog: %s",
-	              itest_scalar(e.db, "SELECT json_agg(b) FROM pgcrond.view_backlog b"));
+	view_shows(&e, 4,
+	           "(job_name, waiting_for) IN (('queued', 'slot'), ('long', 'own_run'), "
+	           "('down', 'upstream'), ('flaky', 'retry'))");
 
 	long long long_pid = itest_scalar_ll(
 	    e.db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcrond: long'");
 	ck_assert(long_pid > 0);
 
 	/* pgcrond drop: the long job's waiting run, not its run in flight, not the others' */
-	out = itest_cli(&status, "drop", "-c", e.conf, "long", NULL);
-	ck_assert_msg(status == 0 && strstr(out, "long: 1 waiting run(s) dropped (dropped by "),
-	              "drop: %d %s", status, out);
-	free(out);
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details "
-	                             "WHERE job_name = 'long' AND status = 'skipped' AND "
-	                             "return_message LIKE 'dropped by %%, uid %%'"),
-	              "no skipped row for the dropped run:\n%s", itest_tail(e.log));
+	drop_one(&e, "long");
 	ck_assert_int_eq(itest_scalar_ll(e.db, "SELECT pid FROM pg_stat_activity WHERE "
 	                                       "application_name = 'pgcrond: long'"),
 	                 long_pid);
-	json_t *st = status_json(&e);
+	json_t *st = itest_env_status(&e, NULL);
 	ck_assert(waits(st, "queued", "slot") && waits(st, "down", "upstream") &&
 	          waits(st, "flaky", "retry"));
 	json_decref(st);
@@ -183,7 +193,7 @@ START_TEST(backlog_listed_and_dropped)
 	ck_assert(PQresultStatus(r) == PGRES_FATAL_ERROR);
 	PQclear(r);
 	itest_exec(e.db, "RESET SESSION AUTHORIZATION");
-	st = status_json(&e);
+	st = itest_env_status(&e, NULL);
 	ck_assert(waits(st, "queued", "slot"));
 	json_decref(st);
 
@@ -206,12 +216,95 @@ START_TEST(backlog_listed_and_dropped)
 }
 END_TEST
 
+static bool stuck_waits(void *arg)
+{
+	json_t *st = itest_env_status(arg, NULL);
+	bool yes = waits(st, "stuck", "connection");
+	json_decref(st);
+	return yes;
+}
+
+/* The number of runs under way, as status says. */
+static long long running(struct itest_env *e)
+{
+	json_t *st = itest_env_status(e, NULL);
+	long long n = json_integer_value(json_object_get(st, "running"));
+	json_decref(st);
+	return n;
+}
+
+/* A run that started and waits for a connection that never comes (its database behind a relay
+ * that leaves new connections unanswered), beside a run in flight on another job: pgcrond
+ * drop ends it skipped, its one row the start row, and its slot goes; the run in flight goes
+ * on. Then the daemon stops with a run waiting: pgcrond.view_backlog shows no stopped
+ * instance's rows. */
+START_TEST(connection_wait_dropped_and_stop)
+{
+	struct itest_env e;
+	itest_env_init(&e, "backlog-conn", DB "_conn");
+	int port = 0;
+	pid_t relay = itest_relay_start(e.ci, &port);
+	itest_write_file(e.conf,
+	                 "timezone = \"UTC\";\n"
+	                 "plugin_dir = \"%s/plugins\";\n"
+	                 "conf_dir = \"conf.d\";\n"
+	                 "state_dir = \"%s/state\";\n"
+	                 "databases = { app = { conninfo = \"%s\"; };\n"
+	                 "  gone = { conninfo = \"host=127.0.0.1 port=%d dbname=" DB
+	                 "_conn\"; }; };\n"
+	                 "history = { database = \"app\"; };\n"
+	                 "shutdown_grace = \"1s\";\n",
+	                 e.dir, e.dir, e.ci, port);
+	itest_env_job(
+	    &e, "10-jobs.conf",
+	    "jobs = ( { name = \"inflight\"; database = \"app\"; schedule = \"0 0 1 1 *\";\n"
+	    "           command = \"SELECT pg_sleep(60)\"; },\n"
+	    "  { name = \"stuck\"; database = \"gone\"; schedule = \"0 0 1 1 *\";\n"
+	    "    command = \"SELECT 1\"; } );\n");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "pgcrond install: %d %s", status, out);
+	free(out);
+	kill(relay, SIGUSR2); /* new connections through it: never answered */
+	itest_env_start(&e);
+	free(itest_cli(&status, "trigger", "-c", e.conf, "inflight", NULL));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) = 1 FROM pg_stat_activity"
+	                             " WHERE application_name = 'pgcrond: inflight'"),
+	              "inflight is not in flight:\n%s", itest_tail(e.log));
+	free(itest_cli(&status, "trigger", "-c", e.conf, "stuck", NULL));
+	ck_assert_msg(itest_wait_until(stuck_waits, &e, 10),
+	              "stuck does not wait for its connection:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(running(&e), 2);
+	view_shows(&e, 1, "job_name = 'stuck' AND waiting_for = 'connection'");
+
+	/* its start row becomes its one row, skipped, without a SQLSTATE: nothing was sent */
+	drop_one(&e, "stuck");
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'stuck'"),
+	                 1);
+	ck_assert_int_eq(running(&e), 1);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pg_stat_activity"
+	                                     " WHERE application_name = 'pgcrond: inflight'"),
+	                 1);
+
+	/* stopped with a run waiting: the view shows none of the stopped instance's rows */
+	free(itest_cli(&status, "trigger", "-c", e.conf, "stuck", NULL));
+	view_shows(&e, 1, "job_name = 'stuck'");
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 20), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.view_backlog"), 0);
+	itest_relay_stop(relay);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backlog");
 	TCase *tc = tcase_create("backlog");
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, backlog_listed_and_dropped);
+	tcase_add_test(tc, connection_wait_dropped_and_stop);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -43,6 +43,9 @@ struct sched_executor {
 	/* A run submitted with spec.hold sends its statement (GO) or ends with WHY, as
 	 * exec_release(). May be NULL (no run is held). */
 	void (*release)(struct exec_run *run, bool go, const char *why);
+	/* Stop RUN if nothing of it was sent, as exec_withdraw(): true if it ends through its
+	 * on_done, cancelled, with MESSAGE. May be NULL (none is). */
+	bool (*withdraw)(struct exec_run *run, const char *message);
 	/* Start no run any more, as exec_halt(): before the runs are cancelled at the end of a
 	 * stop's grace period. May be NULL. */
 	void (*halt)(struct exec *ctx);
@@ -210,10 +213,11 @@ int sched_set_paused(struct sched *s, const char *const *names, size_t n)
 /* The paused names (borrowed until the next pause/resume); returns their number. */
 size_t sched_paused_names(const struct sched *s, const char *const **names);
 
-/* Drop job NAME's waiting runs (sched_job_view's WAITING, but a started one waiting for its
- * connection, which is in flight): each is recorded skipped with WHY ("dropped by alice");
- * a run under way and the runs of other jobs are left alone, and later fires run. Returns
- * how many were dropped, or -ENOENT (no such job). */
+/* Drop job NAME's waiting runs (sched_job_view's WAITING; a started one waiting for its
+ * connection if nothing of it was sent, which then ends from the loop, freeing its slot): each
+ * is recorded skipped with WHY ("dropped by alice"), once; a run under way and the runs of
+ * other jobs are left alone, and later fires run. Returns how many were dropped, or -ENOENT
+ * (no such job). */
 int sched_drop(struct sched *s, const char *name, const char *why)
     __attribute__((warn_unused_result));
 

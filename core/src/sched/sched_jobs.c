@@ -243,6 +243,7 @@ struct sched_executor sched_exec_executor(struct exec *ex)
 	                               .probe = exec_probe,
 	                               .warm = exec_warm,
 	                               .release = exec_release,
+	                               .withdraw = exec_withdraw,
 	                               .halt = exec_halt,
 	                               .ctx = ex};
 }

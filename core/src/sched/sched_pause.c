@@ -201,25 +201,36 @@ bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)
 
 /* ---- the backlog ---------------------------------------------------------------------- */
 
+int sched_job_drop_waiting(struct job *j, const char *why)
+{
+	int n = 0;
+	/* the active run before it started (a slot, its retry, its claim, another instance) */
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait, &j->active};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		struct run *r = *waiting[w];
+		if (!r || r->state == RUN_RUNNING || r->state == RUN_ENDING)
+			continue;
+		if (r == j->active)
+			flow_retry_disarm(j);
+		sched_record_skipped(r, why);
+		sched_run_free(waiting[w]);
+		n++;
+	}
+	return n;
+}
+
 int sched_drop(struct sched *s, const char *name, const char *why)
 {
 	struct job *j = sched_job_find(s, name);
 	if (!j)
 		return -ENOENT;
-	int n = 0;
-	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-		if (*waiting[w]) {
-			sched_record_skipped(*waiting[w], why);
-			sched_run_free(waiting[w]);
-			n++;
-		}
-	}
-	/* the active run before it started (a slot, its retry, its claim, another instance) */
-	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
-		flow_retry_disarm(j);
-		sched_record_skipped(j->active, why);
-		sched_run_free(&j->active);
+	int n = sched_job_drop_waiting(j, why);
+	/* started, but still without its connection: nothing sent, so it ends skipped with its
+	 * start row (sched.c, run_end), and its slot goes */
+	struct run *r = j->active;
+	if (r && r->state == RUN_RUNNING && r->er && !r->backend_pid && s->ex.withdraw &&
+	    s->ex.withdraw(r->er, why)) {
+		r->unmarked = true;
 		n++;
 	}
 	return n;

@@ -205,7 +205,8 @@ struct run {
 	                 * spec.hold) */
 	bool marked;    /* its start is marked (several instances): the cluster may hold a
 	                 * wait of its (cluster_mark_forget) */
-	bool unmarked;  /* its start mark was refused: it ends skipped, having sent nothing */
+	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
+	                 * connection (sched_drop): it ends skipped, having sent nothing */
 	bool waited;    /* already waited for its upstreams */
 	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
@@ -345,6 +346,9 @@ void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 /* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
  * instance or this one's next start (coord.h); returns the message to record. */
 const char *sched_work_keep(struct run *r, const char *why);
+/* sched_pause.c: record J's runs that wait skipped (WHY) and free them: its pending, parked
+ * and notified runs, and its active one before it started; how many. */
+int sched_job_drop_waiting(struct job *j, const char *why);
 /* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
  * the timer's callback that publishes them all (sched.backlog_ev). */
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out);
