@@ -1,4 +1,4 @@
--- pgcrond schema, step 30: a spread for jobs made in SQL (issue 65).
+-- pgcrond schema, step 30: a spread and a calendar for jobs made in SQL (issue 65).
 --
 -- pgcrond.schedule() takes the job file's spread key as an option:
 --   SELECT pgcrond.schedule('tenant-42', '0 * * * *', 'CALL tenant_rollup(42)',
@@ -6,8 +6,14 @@
 -- Its shape is checked at the call (a duration of whole seconds, at least 1s); whether it
 -- fits the schedule (no longer than the schedule's shortest gap, and a calendar schedule to
 -- spread) is the daemon's to say, with the same check as for a job file: it leaves the job
--- out and logs why, as for any schedule it cannot use. Applied by `pgcrond install` (see
--- pgcrond--1.sql).
+-- out and logs why, as for any schedule it cannot use.
+--
+-- It takes the job file's skip_dates and only_dates too, a calendar's name:
+--   SELECT pgcrond.schedule('daily-report', '0 6 * * 1-5', 'CALL reports.daily()',
+--                           '{"skip_dates": "holidays"}');
+-- The name's shape, and one of the two at most, are checked at the call; whether the daemon's
+-- main file names that calendar is the daemon's to say, as for a job file (the job is left
+-- out and the log says why). Applied by `pgcrond install` (see pgcrond--1.sql).
 
 CREATE OR REPLACE FUNCTION pgcrond.options_problem(options jsonb)
 RETURNS text
@@ -23,7 +29,8 @@ DECLARE
 		"retry_on": ["transient", "any"], "catchup": ["skip", "once"], "after": "names",
 		"listen": "channel", "debounce": "duration", "max_delay": "duration",
 		"alert_after": "positive", "max_staleness": "duration", "warn_duration": "duration",
-		"timezone": "zone", "freshness": "sla", "sources": "relations", "spread": "spread"}';
+		"timezone": "zone", "freshness": "sla", "sources": "relations", "spread": "spread",
+		"skip_dates": "calendar", "only_dates": "calendar"}';
 	kind jsonb;
 	problem text;
 	bad text;
@@ -59,6 +66,10 @@ BEGIN
 			END IF;
 			IF problem IS NOT NULL THEN
 				RETURN format('%s must be whole seconds like "30s" or "5m", not %s: %s', kv.key, kv.value, problem);
+			END IF;
+		ELSIF kind #>> '{}' = 'calendar' THEN
+			IF jsonb_typeof(kv.value) <> 'string' OR (kv.value #>> '{}') !~ '^[A-Za-z][-A-Za-z0-9_]{0,62}$' THEN
+				RETURN format('%s must be the name of a calendar of the daemon''s main file (calendars = { NAME = { ... }; }), like "holidays", not %s', kv.key, kv.value);
 			END IF;
 		ELSIF kind #>> '{}' IN ('count', 'positive') THEN
 			IF jsonb_typeof(kv.value) <> 'number' OR (kv.value #>> '{}') !~ '^[0-9]+$'
@@ -113,6 +124,9 @@ BEGIN
 	END LOOP;
 	IF ($1 ? 'debounce' OR $1 ? 'max_delay') AND NOT $1 ? 'listen' THEN
 		RETURN 'debounce and max_delay only apply to notifications; add "listen" or remove them';
+	END IF;
+	IF $1 ? 'skip_dates' AND $1 ? 'only_dates' THEN
+		RETURN 'a job takes one calendar: skip_dates or only_dates, not both; keep the dates to skip out of the only_dates calendar';
 	END IF;
 	IF $1 ? 'sources' AND NOT $1 ? 'freshness' THEN
 		RETURN 'sources are read only for freshness; add "freshness": "15m" (the longest the relation may lag its sources) or remove sources';

@@ -366,6 +366,14 @@ START_TEST(native_schedule_with_options)
 	    {"{\"spread\": \"30 s\"}",
 	     "spread must be whole seconds like \"30s\" or \"5m\", not \"30 s\": write whole "
 	     "numbers with a unit (ms, s, m, h or d) and no spaces"},
+	    /* a calendar (docs/calendars.md): its name's shape and one of the two at the call,
+	     * whether the main file has it by the daemon */
+	    {"{\"skip_dates\": [\"holidays\"]}",
+	     "skip_dates must be the name of a calendar of the daemon's main file (calendars = { "
+	     "NAME = { ... }; }), like \"holidays\", not [\"holidays\"]"},
+	    {"{\"skip_dates\": \"holidays\", \"only_dates\": \"closing\"}",
+	     "a job takes one calendar: skip_dates or only_dates, not both; keep the dates to skip "
+	     "out of the only_dates calendar"},
 	    {"{\"freshness\": \"15m\"}",
 	     "freshness needs to know what the job reads; add \"sources\": [\"schema.table\", "
 	     "...] (the tables its command reads) or \"after\": [...] (the jobs whose relations "
@@ -447,6 +455,12 @@ START_TEST(native_schedule_with_options)
 	              itest_read_file(e.log));
 	ck_assert_msg(itest_wait_log(
 	                  e.log, "spread \"120s\" is longer than the shortest time between two", 5),
+	              "%s", itest_read_file(e.log));
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('no-calendar', '0 3 * * *', 'SELECT 1',"
+	                    " '{\"skip_dates\": \"holidays\"}') > 0",
+	                    "t");
+	ck_assert_msg(itest_wait_log(e.log, "unknown calendar \"holidays\"; define it in ", 5),
 	              "%s", itest_read_file(e.log));
 	char shown[64];
 	snprintf(shown, sizeof(shown), "0 3 1 1 *, spread 30s (+%ds)",
