@@ -621,7 +621,7 @@ static void item_done(void *arg, const struct stmtq_result *r)
 	s->q.last_arg = it->cl->arg; /* its client had the turn (on_idle) */
 	if (!r->lost)
 		it->done(it, r);
-	else if (it->lost)
+	else if (it->lost && !it->queued) /* (one queued again is lost with the outbox) */
 		it->lost(it, r->err);
 }
 

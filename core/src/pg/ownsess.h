@@ -43,12 +43,12 @@ struct ownsess_item;
 /* ---- the statement in flight ------------------------------------------------------------
  * The session carries one statement at a time (ownsess_q). Its results are read and
  * gathered (the first tuples result, the rows affected, the first error with its SQLSTATE)
- * and its callback is called with them; that callback may send the statement that follows it
+ * and its item's done() is called with them; done() may send the statement that follows it
  * (a chain: the session is idle again during the call, and no other client has a turn
  * before it returns). A statement is sent only when the session is connected and idle: from
- * an item's send(), or the answer (done()) of the one before. When the
- * connection fails, the statement in flight is completed with LOST (ERR says why, SQLSTATE
- * 08006); a statement is never sent twice. */
+ * an item's send(), or the done() of the one before. When the connection fails, the
+ * statement in flight is completed with LOST (ERR says why, SQLSTATE 08006: its item's
+ * lost()); a statement is never sent twice. */
 
 /* What a statement came to; valid during its completion callback only. */
 struct stmtq_result {
@@ -75,7 +75,7 @@ struct stmtq {
 		struct stmtq_result r;
 	} cur;                                 /* the statement in flight */
 	const struct stmtq_result *completing; /* the answer whose callback runs */
-	const void *last_arg; /* the ARG of the statement completed last (the turns) */
+	const void *last_arg; /* the client of the statement completed last (the turns) */
 };
 
 /* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
@@ -111,13 +111,14 @@ struct ownsess_item {
 	 * false if there is nothing to send after all (the item leaves the outbox). Called from
 	 * the session's turn, connected and idle. */
 	bool (*send)(struct ownsess_item *it);
-	/* Its answer (valid during the call). The item has left the outbox: the call may queue
-	 * it again (ownsess_queue_later to retry after the backoff), or send its next statement
-	 * at once (a chain: ownsess_push or ownsess_begin). */
+	/* Its answer (valid during the call). The item has left the outbox (unless it was
+	 * queued again while in flight): the call may queue it again (ownsess_queue_later to
+	 * retry after the backoff), or send its next statement at once (a chain: ownsess_push
+	 * or ownsess_begin). */
 	void (*done)(struct ownsess_item *it, const struct stmtq_result *r);
 	/* The connection went before its answer (or before it was sent), for WHY: no answer
-	 * will come (not called when its client leaves). The item has left the outbox. NULL:
-	 * nothing to do. */
+	 * will come (not called when its client leaves). Called once, the item having left the
+	 * outbox. NULL: nothing to do. */
 	void (*lost)(struct ownsess_item *it, const char *why);
 	/* private */
 	struct ownsess_client *cl;
