@@ -429,9 +429,9 @@ static void print_job(const json_t *j)
 	if (*jstr(j, "cron_name")) /* quoted by quote_cron_names */
 		printf("named:        %s (in cron.job)\n", jstr(j, "cron_name"));
 	printf("database:     %s\n", jstr(j, "database"));
-	char spread[64];
-	cli_spread_text(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"), spread,
-	                sizeof(spread));
+	char spread[160];
+	cli_schedule_tail(jint(j, "spread_ms"), (int)jint(j, "spread_offset_s"),
+	                  jstr(j, "skip_dates"), jstr(j, "only_dates"), spread, sizeof(spread));
 	printf("schedule:     %s%s\n", *jstr(j, "schedule") ? jstr(j, "schedule") : "-", spread);
 	if (*jstr(j, "listen"))
 		printf("listen:       %s\n", jstr(j, "listen"));

@@ -45,6 +45,7 @@
 #include "log.h"
 #include "ownsess.h"
 #include "pgconn.h"
+#include "text.h"
 
 #include "history_priv.h"
 
@@ -169,7 +170,9 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	int r = -1;
 	/* the runs of this instance alone, in the period noted at their records and still on */
 	int64_t lone = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	char retain[24];
 	struct hist_batch_ctx ctx = {.jobid = hist_jobid,
+	                             .retain_ms = text_i64(retain, sizeof(retain), h->retain_ms),
 	                             .arg = h,
 	                             .lone_first =
 	                                 lone && lone == h->lone_since ? h->lone_first : 0,
@@ -280,7 +283,9 @@ static bool send_next(struct ownsess_item *it)
 			                       sizeof(floor)) < 0)
 				snprintf(floor, sizeof(floor), "-infinity");
 			const char *p[] = {floor};
-			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
+			send_stmt(h, OP_LAST_FIRES,
+			          h->counts ? hist_sql_last_fires_counted : hist_sql_last_fires, 1,
+			          p);
 			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {

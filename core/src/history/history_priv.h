@@ -43,7 +43,7 @@
 #define HOLD_FUTILE_MS 5000
 #define HOLD_QUIET_MS 10000
 #define QUERY_TIMEOUT_MS 60000
-/* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
+/* A batch (hist_batch.c) is at most four statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
 #define SET_BATCH_MAX 4096
 /* A record arriving at an idle connection waits this long for company before it is sent:
@@ -70,6 +70,10 @@
 /* The same with the run's start last, so the row's day partition is named (schema 6) */
 #define K_PID2 "P2"
 #define K_FINISH2 "F2"
+/* A success counted instead of written (hist_count; schema 27): instance run_key end_us
+ * start_us job_name trigger scheduled_us seq */
+#define K_COUNT "C1"
+#define N_COUNT 8
 
 /* The orphans and last-fires reads: hist_startup.c. */
 
@@ -109,6 +113,7 @@ struct hist {
 	char boot_id[64];
 	int64_t retain_ms;
 	uint64_t next_key;
+	uint64_t count_seq; /* K_COUNT records of this process, in spool order */
 	struct hist_tuning tun;
 
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
@@ -172,6 +177,7 @@ struct hist {
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
 	struct strmap jobids;
 	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
+	bool counts;            /* ... and with them: the schema has pgcrond.job_run_counts */
 	int64_t jobids_read_ms; /* monotonic: the last read */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;

@@ -187,6 +187,8 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 			rc |= put_int(o, "spread_ms", c->spread_ms);
 			rc |= put_int(o, "spread_offset_s", c->cron.offset);
 		}
+		rc |= put_str(o, "skip_dates", c->skip_dates); /* its calendar's name */
+		rc |= put_str(o, "only_dates", c->only_dates);
 		rc |=
 		    put_str(o, "overlap", (unsigned)c->overlap < 3 ? overlaps[c->overlap] : "skip");
 	}

@@ -138,7 +138,9 @@ static bool job_update(struct job *j, const struct conf_job *cj, const struct pg
 	                     j->enabled != cj->enabled ||
 	                     (old_tz == NULL) != (cj->timezone == NULL) ||
 	                     (old_tz && strcmp(old_tz, cj->timezone) != 0) ||
-	                     (j->conf && j->conf->spread_ms != cj->spread_ms);
+	                     (j->conf && (j->conf->spread_ms != cj->spread_ms ||
+	                                  j->conf->cron.dates != cj->cron.dates ||
+	                                  j->conf->cron.flags != cj->cron.flags));
 	/* CFG's strings, kept for as long as CFG is in force (sched_apply) */
 	j->name = cj->name;
 	j->hnode.key = j->name; /* the index's key (an equal string) goes with it */
