@@ -18,7 +18,9 @@
  * "Running several instances"); FIRE_NO_CLAIMS=1: no claim table, so no claims: the baseline of
  *   their cost; FIRE_LOG_LEVEL=notice: the daemons' log_level; BENCH_PGCROND=PATH: run that
  *   pgcrond binary instead of this build's, to compare two builds back to back;
- *   FIRE_FLOORS=bare,raw,hist: the floors measured after pgcrond's busy windows, "none": none)
+ *   FIRE_FLOORS=bare,raw,hist: the floors measured after pgcrond's busy windows, "none": none;
+ *   FIRE_SPREAD=30s: instead, the N jobs on "* * * * *", FIRE_WINDOWS minutes without a spread
+ *   and as many with this one: the server's peak of new runs in one second, each way)
  *
  * The floor (bench/floor.h): after pgcrond's windows, with the daemon stopped, a minimal libpq
  * client on FIRE_POOL connections runs the same N INSERTs at every whole second, measured in
@@ -162,8 +164,15 @@ static int reload_files(void)
 	return n >= 0 && n <= 100000 ? n : 0;
 }
 
+/* FIRE_SPREAD: the spread of the jobs' minute fires measured against none ("" unset). */
+static const char *fire_spread(void)
+{
+	const char *v = getenv("FIRE_SPREAD");
+	return v ? v : "";
+}
+
 static void write_config(const char *dir, const char *state, int n, const char *schedule,
-                         const char *instance)
+                         const char *spread, const char *instance)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/pgcrond.conf", dir);
@@ -202,11 +211,13 @@ static void write_config(const char *dir, const char *state, int n, const char *
 			bench_die("write", path);
 		fprintf(f, "jobs = (\n");
 		for (int i = first; i < last; i++)
-			fprintf(f,
-			        "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";\n"
-			        "    command = \"INSERT INTO ticks VALUES "
-			        "(statement_timestamp())\"; }%s\n",
-			        i, schedule, i + 1 < last ? "," : "");
+			fprintf(
+			    f,
+			    "  { name = \"j%d\"; database = \"bench\"; schedule = \"%s\";%s%s%s\n"
+			    "    command = \"INSERT INTO ticks VALUES "
+			    "(statement_timestamp())\"; }%s\n",
+			    i, schedule, *spread ? " spread = \"" : "", spread,
+			    *spread ? "\";" : "", i + 1 < last ? "," : "");
 		fprintf(f, ");\n");
 		fclose(f);
 	}
@@ -321,7 +332,7 @@ static struct figures busy(PGconn *c, const char *dir, int n, double seconds, in
 		instance_dir(dir, i, idir[i], sizeof(idir[i]));
 		make_state_dir(idir[i], state);
 		snprintf(name, sizeof(name), "bench%d", i);
-		write_config(idir[i], state, n, "* * * * * *", name);
+		write_config(idir[i], state, n, "* * * * * *", "", name);
 		snprintf(conf, sizeof(conf), "%s/pgcrond.conf", idir[i]);
 		snprintf(log[i], sizeof(log[i]), "%s/daemon-%d.log", idir[i], n);
 		pid[i] = bench_daemon_start(conf, log[i]);
@@ -476,7 +487,7 @@ static void idle(const char *dir, int n, int windows)
 	char state[64];
 	snprintf(state, sizeof(state), "state-idle-%d", n);
 	make_state_dir(dir, state);
-	write_config(dir, state, n, "0 0 1 1 *", "bench-idle");
+	write_config(dir, state, n, "0 0 1 1 *", "", "bench-idle");
 	pid_t pid = bench_daemon_start(conf, log);
 	bench_sleep(5); /* past the start-up work (config, plugins, history) */
 	long long start_cpu = cpu_ticks(pid);
@@ -571,8 +582,77 @@ static void floors(PGconn *c, int n, double seconds, int windows, struct figures
 	}
 }
 
+/* N jobs on "* * * * *" with SPREAD ("": none), one daemon, WINDOWS minute fires: per fire,
+ * the server's peak of new runs in one second (statements started in that second), the
+ * seconds the fire's runs started over, and its runs. Returns the median peak. */
+static double minute_fires(PGconn *c, const char *dir, int n, const char *spread, int windows)
+{
+	char conf[600], log[600], state[64], buf[3][96];
+	double v[3][64];
+	snprintf(state, sizeof(state), "state-minute-%d-%s", n, *spread ? spread : "none");
+	make_state_dir(dir, state);
+	write_config(dir, state, n, "* * * * *", spread, "bench-spread");
+	snprintf(conf, sizeof(conf), "%s/pgcrond.conf", dir);
+	snprintf(log, sizeof(log), "%s/daemon-%d-spread-%s.log", dir, n, *spread ? spread : "none");
+	bench_exec(c, "TRUNCATE ticks, pgcrond.job_run_details");
+	pid_t pid = bench_daemon_start(conf, log);
+	/* the first minute that starts at least 5 s after the start (warm-up), then one window
+	 * a minute, each read once its fires' window (up to 60 s) is over */
+	double first = ((long long)(bench_wall_now() + 5) / 60 + 1) * 60.0;
+	for (int i = 0; i < windows; i++) {
+		double m = first + 60.0 * i;
+		double wait = m + 62 - bench_wall_now();
+		if (wait > 0)
+			bench_sleep(wait);
+		char t0[64], t1[64];
+		ts_text(c, m, t0, sizeof(t0));
+		ts_text(c, m + 60, t1, sizeof(t1));
+		const char *params[] = {t0, t1};
+		PGresult *r = bench_query(
+		    c,
+		    "SELECT coalesce(max(k), 0), count(*), coalesce(sum(k), 0) FROM (SELECT"
+		    " date_trunc('second', at) s, count(*) k FROM ticks"
+		    " WHERE at >= $1::timestamptz AND at < $2::timestamptz GROUP BY 1) x",
+		    2, params);
+		v[0][i] = atof(PQgetvalue(r, 0, 0));
+		v[1][i] = atof(PQgetvalue(r, 0, 1));
+		v[2][i] = atof(PQgetvalue(r, 0, 2));
+		PQclear(r);
+	}
+	bench_daemon_stop(pid);
+	double peak = bench_spread(v[0], windows, 0, buf[0], sizeof(buf[0]));
+	bench_spread(v[1], windows, 0, buf[1], sizeof(buf[1]));
+	bench_spread(v[2], windows, 0, buf[2], sizeof(buf[2]));
+	printf("  spread %-5s  peak new runs in one second %s; seconds with runs %s; runs per fire "
+	       "%s (expected %d); mean per second with runs %.1f\n",
+	       *spread ? spread : "none", buf[0], buf[1], buf[2], n,
+	       v[1][0] > 0 ? v[2][0] / v[1][0] : 0);
+	fflush(stdout);
+	return peak;
+}
+
+/* FIRE_SPREAD: the peak of new runs a second on the server, N minute jobs without a spread
+ * and with FIRE_SPREAD, WINDOWS fires each (median (min-max) over the fires). */
+static void spread_bench(PGconn *c, const char *dir, int n, int windows)
+{
+	char when[32];
+	snprintf(when, sizeof(when), "before N=%d", n);
+	bench_print_load(when);
+	printf("N=%-6d jobs on \"* * * * *\", %d minute fires each way, median (min-max):\n", n,
+	       windows);
+	double none = minute_fires(c, dir, n, "", windows);
+	double with = minute_fires(c, dir, n, fire_spread(), windows);
+	printf("  peak without / peak with spread %s: %.1fx\n", fire_spread(),
+	       with > 0 ? none / with : 0);
+	fflush(stdout);
+}
+
 static void bench(PGconn *c, const char *dir, int n, double seconds, int windows)
 {
+	if (*fire_spread()) {
+		spread_bench(c, dir, n, windows);
+		return;
+	}
 	char when[32];
 	snprintf(when, sizeof(when), "before N=%d", n);
 	bench_print_load(when);

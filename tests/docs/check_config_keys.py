@@ -31,6 +31,7 @@ SECTIONS = {
     "databases": "databases",
     "history": "history",
     "http_client": "http_client",
+    "calendars": "calendars",
     "alerts": "alerts",
     "http": "http",
     "Job keys": "job",

@@ -24,6 +24,7 @@ static const struct {
     {"alerts", config_sink_keys, "main", "alerts"},
     {"http", config_http_keys, "main", "http"},
     {"http_client", config_http_client_keys, "main", "http_client"},
+    {"calendars", config_calendar_keys, "main", "calendars"},
     {"job", config_job_keys, NULL, NULL},
     {"job.http", config_http_call_keys, "job", "http"},
 };

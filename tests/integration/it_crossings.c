@@ -12,8 +12,9 @@
  * The ways a job is made: a job file; cron.schedule() (SQL jobs only: its signature takes a
  * command); `pgcrond import` from a server running the real pg_cron (SQL jobs only: pg_cron
  * has no other kind). The forms of a schedule (docs/calendars.md): a cron expression, a
- * recurrence rule ("RRULE:..."), a cron expression with a spread; each kind's job of each form
- * from every way that can carry the form. Every cell asserts what a user sees: the exit status
+ * recurrence rule ("RRULE:..."), a cron expression with a spread, a cron expression with a
+ * calendar whose date takes its next fire away (skip_dates); each kind's job of each form from
+ * every way that can carry the form. Every cell asserts what a user sees: the exit status
  * and the lines of the command, the rows of pgcrond.job, cron.job and the history, what the
  * job did. */
 #include <check.h>
@@ -35,8 +36,8 @@
 #define SECRET_PATH "tok-crossing-secret"
 
 /* A plain HTTP server: GET /tok-.../NAME answers 200 "ok NAME" after the number of seconds
- * in DIR/sleep.txt (0 if none), and appends "NAME" to DIR/requests.txt when it is asked,
- * before it sleeps. Writes its port. */
+ * in DIR/sleep.txt (0 if none; while it says "hold", not before it says something else), and
+ * appends "NAME" to DIR/requests.txt when it is asked, before it sleeps. Writes its port. */
 static const char server_py[] =
     "import http.server, socketserver, sys, os, time\n"
     "d = sys.argv[1]\n"
@@ -46,7 +47,11 @@ static const char server_py[] =
     "    def do_GET(self):\n"
     "        name = self.path.rsplit('/', 1)[-1]\n"
     "        with open(os.path.join(d, 'requests.txt'), 'a') as f: f.write(name + '\\n')\n"
-    "        try: s = float(open(os.path.join(d, 'sleep.txt')).read())\n"
+    "        def said():\n"
+    "            try: return open(os.path.join(d, 'sleep.txt')).read().strip()\n"
+    "            except Exception: return '0'\n"
+    "        while said() == 'hold': time.sleep(0.05)\n"
+    "        try: s = float(said())\n"
     "        except Exception: s = 0\n"
     "        time.sleep(s)\n"
     "        body = ('ok ' + name).encode()\n"
@@ -254,8 +259,13 @@ static bool way_makes(enum way w, enum job_kind k)
 
 /* ---- the forms of a schedule --------------------------------------------------------------- */
 
-enum form { FORM_CRON, FORM_RRULE, FORM_SPREAD };
-#define FORM_COUNT 3
+enum form { FORM_CRON, FORM_RRULE, FORM_SPREAD, FORM_SKIP };
+#define FORM_COUNT 4
+
+/* The calendar of FORM_SKIP, in the main file: one date, that of "0 3 1 1 *"'s next fire
+ * (days since 1970-01-01, UTC), written by write_calendar. */
+#define CALENDAR "cross"
+static int64_t skip_day;
 
 /* What a job's name ends with for form F. */
 static const char *form_suffix(enum form f)
@@ -267,6 +277,8 @@ static const char *form_suffix(enum form f)
 		return "-rrule";
 	case FORM_SPREAD:
 		return "-spread";
+	case FORM_SKIP:
+		return "-skip";
 	}
 	return NULL;
 }
@@ -278,6 +290,7 @@ static void form_schedule(enum form f, int round, char *out, size_t len)
 	switch (f) {
 	case FORM_CRON:
 	case FORM_SPREAD:
+	case FORM_SKIP:
 		snprintf(out, len, "0 %d 1 1 *", 3 + round);
 		return;
 	case FORM_RRULE:
@@ -292,8 +305,26 @@ static int form_spread(enum form f, int round)
 	return f == FORM_SPREAD ? 30 - 10 * round : 0;
 }
 
-/* Whether way W carries form F: cron.schedule() takes a recurrence rule but no options (so no
- * spread); the real pg_cron takes neither (it refuses a rule: the commands cell shows it). */
+/* The keys of form F beyond its schedule in round ROUND, as a job file writes them ("": none),
+ * and as pgcrond.schedule()'s options (NULL: none, cron.schedule() makes it). */
+static void form_keys(enum form f, int round, char *keys, size_t klen, char *json, size_t jlen,
+                      bool *has_json)
+{
+	int w = form_spread(f, round);
+	keys[0] = json[0] = '\0';
+	*has_json = w || f == FORM_SKIP;
+	if (w) {
+		snprintf(keys, klen, " spread = \"%ds\";", w);
+		snprintf(json, jlen, "{\"spread\": \"%ds\"}", w);
+	} else if (f == FORM_SKIP) {
+		snprintf(keys, klen, " skip_dates = \"" CALENDAR "\";");
+		snprintf(json, jlen, "{\"skip_dates\": \"" CALENDAR "\"}");
+	}
+}
+
+/* Whether way W carries form F: cron.schedule() takes a recurrence rule, and a spread and a
+ * calendar through pgcrond.schedule()'s options; the real pg_cron takes none of them (it
+ * refuses a rule: the commands cell shows it). */
 static bool form_way(enum form f, enum way w)
 {
 	switch (f) {
@@ -302,13 +333,15 @@ static bool form_way(enum form f, enum way w)
 	case FORM_RRULE:
 		return w != WAY_IMPORT;
 	case FORM_SPREAD:
-		return w == WAY_FILE;
+	case FORM_SKIP:
+		return w != WAY_IMPORT;
 	}
 	return false;
 }
 
 /* How list, status and next --job write the schedule of job NAME of form F in round ROUND,
- * with its spread: "0 3 1 1 *, spread 30s (+17s)". */
+ * with its spread, "0 3 1 1 *, spread 30s (+17s)", or its calendar, "0 3 1 1 *, skip_dates
+ * cross". */
 static void form_shown(enum form f, int round, const char *name, char *out, size_t len)
 {
 	char sched[128];
@@ -316,11 +349,13 @@ static void form_shown(enum form f, int round, const char *name, char *out, size
 	form_schedule(f, round, sched, sizeof(sched));
 	int n =
 	    w ? snprintf(out, len, "%s, spread %ds (+%ds)", sched, w, cron_spread_offset(name, w))
-	      : snprintf(out, len, "%s", sched);
+	    : f == FORM_SKIP ? snprintf(out, len, "%s, skip_dates " CALENDAR, sched)
+	                     : snprintf(out, len, "%s", sched);
 	ck_assert_int_lt(n, (int)len);
 }
 
-/* The next fire after now of job NAME of form F in round ROUND, as list and status show it. */
+/* The next fire after now of job NAME of form F in round ROUND, as list and status show it:
+ * with FORM_SKIP, the schedule's next fire on a date other than the calendar's. */
 static void form_next(enum form f, int round, const char *name, char *out, size_t len)
 {
 	char sched[128];
@@ -328,6 +363,8 @@ static void form_next(enum form f, int round, const char *name, char *out, size_
 	form_schedule(f, round, sched, sizeof(sched));
 	ck_assert_int_eq(cron_parse(sched, &ce, NULL, 0), 0);
 	int64_t t = cron_next(&ce, NULL, (int64_t)time(NULL));
+	while (f == FORM_SKIP && t / 86400 == skip_day)
+		t = cron_next(&ce, NULL, t);
 	ck_assert_int_eq(
 	    cron_time_format(t + cron_spread_offset(name, form_spread(f, round)), out, len), 0);
 }
@@ -364,10 +401,28 @@ static char *line_with(const char *out, const char *needle, const char *what)
 	return NULL;
 }
 
+/* FORM_SKIP's calendar: the date of "0 3 1 1 *"'s next fire, in DIR/cross.ics. */
+static void write_calendar(const char *dir)
+{
+	cron_expr ce;
+	ck_assert_int_eq(cron_parse("0 3 1 1 *", &ce, NULL, 0), 0);
+	time_t t = (time_t)cron_next(&ce, NULL, (int64_t)time(NULL));
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	skip_day = (int64_t)t / 86400;
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/" CALENDAR ".ics", dir);
+	itest_write_file(path,
+	                 "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//pgcrond//it_crossings//EN\r\n"
+	                 "BEGIN:VEVENT\r\nUID:cross@example.com\r\n"
+	                 "DTSTART;VALUE=DATE:%04d%02d%02d\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
 /* The job files: every kind's job of every form, in ROUND 0 or 1 (form_schedule). */
 static void write_files(struct itest_env *e, int round)
 {
-	char jobs[32768] = "", keys[1024], sched[128], spread[32];
+	char jobs[32768] = "", keys[1024], sched[128], extra[128], json[128];
 	size_t used = 0;
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {
 		char name[64], down[64];
@@ -376,20 +431,23 @@ static void write_files(struct itest_env *e, int round)
 			         form_suffix((enum form)f));
 			kind_keys((enum job_kind)k, name, keys, sizeof(keys));
 			form_schedule((enum form)f, round, sched, sizeof(sched));
-			snprintf(spread, sizeof(spread), " spread = \"%ds\";",
-			         form_spread((enum form)f, round));
-			used += (size_t)snprintf(
-			    jobs + used, sizeof(jobs) - used,
-			    "%s{ name = \"%s\"; schedule = \"%s\";%s\n\t%s }\n", k || f ? ", " : "",
-			    name, sched, form_spread((enum form)f, round) ? spread : "", keys);
+			bool has_json;
+			form_keys((enum form)f, round, extra, sizeof(extra), json, sizeof(json),
+			          &has_json);
+			used +=
+			    (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+			                     "%s{ name = \"%s\"; schedule = \"%s\";%s\n\t%s }\n",
+			                     k || f ? ", " : "", name, sched, extra, keys);
 		}
-		/* downstream of the next kind's job: every kind after every other */
+		/* downstream of the next kind's job: every kind after every other, each keeping
+		 * only its failures in the history (its successes are counted) */
 		snprintf(down, sizeof(down), "%s-down", kind_name((enum job_kind)k));
 		kind_keys((enum job_kind)k, down, keys, sizeof(keys));
-		used +=
-		    (size_t)snprintf(jobs + used, sizeof(jobs) - used,
-		                     ", { name = \"%s\"; after = [ \"%s-file\" ];\n\t%s }\n", down,
-		                     kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), keys);
+		used += (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+		                         ", { name = \"%s\"; after = [ \"%s-file\" ];"
+		                         " history = \"failures\";\n\t%s }\n",
+		                         down, kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
+		                         keys);
 		ck_assert(used < sizeof(jobs));
 	}
 	itest_env_job(e, "10-crossings.conf", "jobs = (\n%s);\n", jobs);
@@ -413,6 +471,14 @@ static void http_sleep(double s)
 	char path[1100];
 	snprintf(path, sizeof(path), "%s/sleep.txt", http_dir);
 	itest_write_file(path, "%g", s);
+}
+
+/* Its answers wait until http_sleep(). */
+static void http_hold(void)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/sleep.txt", http_dir);
+	itest_write_file(path, "hold");
 }
 
 /* The names of the jobs of every (kind, way, form) cell the ways make, in order. */
@@ -448,7 +514,11 @@ START_TEST(every_kind_every_way_every_command)
 {
 	struct itest_env e;
 	itest_env_init(&e, "crossings", DB);
-	itest_env_main(&e, "http = { listen = \"127.0.0.1:0\"; };\n");
+	itest_env_main(&e,
+	               "http = { listen = \"127.0.0.1:0\"; };\n"
+	               "calendars = { " CALENDAR " = { ics = \"%s/" CALENDAR ".ics\"; }; };\n",
+	               e.dir);
+	write_calendar(e.dir);
 	itest_env_plugin(&e, PLUGIN_BUILD_DIR "/sql_view.so", "sql_view");
 	itest_exec(e.db, "CREATE TABLE public.crossing_ticks (job text,"
 	                 " at timestamptz DEFAULT clock_timestamp());"
@@ -474,8 +544,16 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_int_eq(cells[i].kind, JOB_KIND_SQL);
 		kind_recorded(cells[i].kind, cells[i].name, want, sizeof(want));
 		form_schedule(cells[i].form, 0, sched, sizeof(sched));
-		snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '%s', $c$%s$c$)",
-		         cells[i].name, sched, want);
+		char keys[128], json[128];
+		bool has_json;
+		form_keys(cells[i].form, 0, keys, sizeof(keys), json, sizeof(json), &has_json);
+		if (has_json)
+			snprintf(sql, sizeof(sql),
+			         "SELECT pgcrond.schedule('%s', '%s', $c$%s$c$, '%s')",
+			         cells[i].name, sched, want, json);
+		else
+			snprintf(sql, sizeof(sql), "SELECT cron.schedule('%s', '%s', $c$%s$c$)",
+			         cells[i].name, sched, want);
 		itest_exec(e.db, sql);
 	}
 	/* pgcrond import from a server running the real pg_cron */
@@ -584,11 +662,17 @@ START_TEST(every_kind_every_way_every_command)
 		ck_assert_msg(strstr(line, next), "status %s: %s (want %s)", c->name, line, next);
 		free(line);
 		free(st);
+		/* status --json names the calendar */
+		st = cli(&e, 0, "status", c->name, "--json");
+		ck_assert_msg((c->form == FORM_SKIP) ==
+		                  (strstr(st, "\"skip_dates\": \"" CALENDAR "\"") != NULL),
+		              "status --json %s: %s", c->name, st);
+		free(st);
 		/* next --job: the same fire, after a line that names the schedule and spread */
 		char *nx = cli(&e, 0, "next", "--job", c->name);
 		char head[300];
-		snprintf(head, sizeof(head), "job %s: schedule %s, time zone UTC\n%s\n", c->name,
-		         sched, next);
+		snprintf(head, sizeof(head), "job %s: schedule %s%s, time zone UTC\n%s\n", c->name,
+		         sched, c->form == FORM_SKIP ? " (1 date)" : "", next);
 		ck_assert_msg(strncmp(nx, head, strlen(head)) == 0, "next --job %s:\n%s\nwant:\n%s",
 		              c->name, nx, head);
 		free(nx);
@@ -647,17 +731,94 @@ START_TEST(every_kind_every_way_every_command)
 		char *h = cli(&e, 0, "history", c->name, NULL);
 		ck_assert_msg(strstr(h, "succeeded"), "history %s after a run: %s", c->name, h);
 		free(h);
+
+		/* drop with nothing waiting: nothing dropped (the rows are counted below); in SQL
+		 * too, for a job made in SQL, by its name or by its jobid */
+		char *d = cli(&e, 0, "drop", c->name, NULL);
+		snprintf(want, sizeof(want), "%s: 0 waiting run(s) dropped (dropped by ", c->name);
+		ck_assert_msg(strncmp(d, want, strlen(want)) == 0, "drop %s: %s", c->name, d);
+		free(d);
+		if (c->way == WAY_FILE)
+			continue;
+		snprintf(sql, sizeof(sql),
+		         c->way == WAY_IMPORT ? "SELECT pgcrond.drop_waiting(jobid) FROM cron.job"
+		                                " WHERE jobname = '%s'"
+		                              : "SELECT pgcrond.drop_waiting('%s')",
+		         c->name);
+		long long request = itest_scalar_ll(e.db, sql);
+		snprintf(sql, sizeof(sql),
+		         "SELECT pgcrond.trigger_outcome(%lld) = 'dropped 0 waiting run(s)'",
+		         request);
+		ck_assert_msg(itest_wait_sql(e.db, sql, 10), "%s: drop_waiting's outcome: %s",
+		              c->name, sql);
 	}
-	/* each kind downstream of another: the upstream's runs above set them off */
+	/* each kind downstream of another: the upstream's runs above set them off; with
+	 * history = "failures", their successes are counted, not written */
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {
-		ck_assert_msg(itest_env_wait(&e, 30,
-		                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
-		                             " WHERE job_name = '%s-down' AND status = 'succeeded'",
-		                             kind_name((enum job_kind)k)),
-		              "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
-		              kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)),
+		ck_assert_msg(
+		    itest_env_wait(&e, 30,
+		                   "SELECT (SELECT sum(runs) >= 1 FROM pgcrond.job_run_counts"
+		                   "  WHERE job_name = '%1$s-down') AND NOT EXISTS (SELECT"
+		                   "  FROM pgcrond.job_run_details WHERE job_name ="
+		                   "  '%1$s-down' AND status = 'succeeded')",
+		                   kind_name((enum job_kind)k)),
+		    "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
+		    kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), itest_tail(e.log));
+	}
+	/* drop: each kind's downstream waits for its upstream, a run of the next kind held in
+	 * flight (the jobs database's crossing_sleep locked, the HTTP server holding its
+	 * answer); pgcrond drop drops it, with one skipped row "dropped by ..."; the run in
+	 * flight goes on, and once it succeeds the downstream runs as before */
+	PGconn *lock = itest_connect(e.ci);
+	itest_exec(lock, "BEGIN; LOCK TABLE public.crossing_sleep");
+	http_hold();
+	long long down_ok[JOB_KIND_COUNT];
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-file", kind_name((enum job_kind)k));
+		free(cli(&e, 0, "trigger", name, NULL));
+	}
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-down", kind_name((enum job_kind)k));
+		down_ok[k] =
+		    itest_env_count(&e,
+		                    "SELECT coalesce(sum(runs), 0) FROM pgcrond.job_run_counts"
+		                    " WHERE job_name = '%s'",
+		                    name);
+		free(cli(&e, 0, "trigger", name, NULL));
+		char *st = cli(&e, 0, "status", name, NULL);
+		ck_assert_msg(strstr(st, "waiting:\n  for its upstream jobs [upstream]"),
+		              "%s, its upstream in flight: %s", name, st);
+		free(st);
+		char *d = cli(&e, 0, "drop", name, NULL);
+		snprintf(want, sizeof(want), "%s: 1 waiting run(s) dropped (dropped by ", name);
+		ck_assert_msg(strncmp(d, want, strlen(want)) == 0, "drop %s: %s", name, d);
+		free(d);
+		ck_assert_msg(itest_env_wait(&e, 10,
+		                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+		                             " WHERE job_name = '%s' AND status = 'skipped'"
+		                             " AND return_message LIKE 'dropped by %%, uid %%'",
+		                             name),
+		              "%s: no skipped row for its dropped run:\n%s", name,
 		              itest_tail(e.log));
 	}
+	itest_exec(lock, "COMMIT");
+	PQfinish(lock);
+	http_sleep(0);
+	for (int k = 0; k < JOB_KIND_COUNT; k++) /* (its successes counted: history = "failures") */
+		ck_assert_msg(itest_env_wait(&e, 30,
+		                             "SELECT sum(runs) > %lld FROM pgcrond.job_run_counts"
+		                             " WHERE job_name = '%s-down'",
+		                             down_ok[k], kind_name((enum job_kind)k)),
+		              "%s-down did not run after its upstream's run:\n%s",
+		              kind_name((enum job_kind)k), itest_tail(e.log));
+	/* the only runs dropped are those: each one row, none for a drop with nothing waiting */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE return_message LIKE 'dropped by%%'"
+	                                     " AND job_name NOT LIKE '%%-down'"),
+	                 0);
+
 	/* graph: every kind's edge */
 	out = cli(&e, 0, "graph", NULL, NULL);
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {

@@ -254,6 +254,108 @@ START_TEST(a_reload_parses_only_the_files_that_changed)
 }
 END_TEST
 
+/* A calendar is read again at each reload (docs/calendars.md), with runs in flight: a job
+ * every second whose skip_dates holds today (in its own zone) does not run; the calendar
+ * changed to leave today out, it runs from the reload on; a broken calendar at the next reload
+ * is refused with its file and line, and the daemon keeps the dates it had (the job still
+ * runs). Another job's run is in flight at each reload and ends as it would have. */
+#define CAL_ZONE "Pacific/Kiritimati" /* UTC+14: its date is not the UTC date half the day */
+
+static void write_ics(struct itest_env *e, const char *date, const char *broken)
+{
+	char *path = itest_env_path(e, "closed.ics");
+	itest_write_file(path,
+	                 "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//pgcrond//it_reload//EN\r\n"
+	                 "BEGIN:VEVENT\r\nUID:closed@example.com\r\n"
+	                 "DTSTART;VALUE=DATE:%s\r\n%sEND:VEVENT\r\nEND:VCALENDAR\r\n",
+	                 date, broken);
+	free(path);
+}
+
+START_TEST(a_reload_reads_a_calendar_again)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_cal", "it_reload_cal");
+	/* not within a minute and a half of midnight in the job's zone: its "today" must stay */
+	long long left = itest_scalar_ll(
+	    e.db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
+	          "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
+	if (left < 90)
+		itest_sleep((double)left + 2);
+	char *today =
+	    itest_scalar(e.db, "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', 'YYYYMMDD')");
+	itest_exec(e.db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
+	write_ics(&e, today, "");
+	itest_env_main(&e, "calendars = { closed = { ics = \"closed.ics\"; }; };\n");
+	itest_env_job(&e, "10-cal.conf",
+	              "jobs = ( { name = \"closed-today\"; schedule = \"* * * * * *\";"
+	              " timezone = \"" CAL_ZONE "\"; skip_dates = \"closed\";"
+	              " command = \"INSERT INTO public.cal_ticks DEFAULT VALUES\"; },\n"
+	              " { name = \"busy\"; schedule = \"* * * * * *\";"
+	              " command = \"SELECT pg_sleep(3)\"; } );\n");
+	itest_env_start(&e);
+
+	/* today is skipped: busy runs, closed-today does not */
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e.log));
+	itest_sleep(2);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks"), 0);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'closed-today'"),
+	                 0);
+
+	/* the calendar changed (today out, another date in) with busy's run in flight: the next
+	 * reload runs closed-today, and busy's run ends as it would have */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e.log));
+	char *running = itest_scalar(e.db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
+	                                   " WHERE job_name = 'busy' AND status = 'running'");
+	write_ics(&e, "20000101", "");
+	itest_env_reload(&e);
+	ck_assert_msg(
+	    itest_wait_log(e.log, "changed job \"closed-today\": the dates of its calendar", 5),
+	    "%s", itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM public.cal_ticks"), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT status = 'succeeded' FROM pgcrond.job_run_details"
+	                             " WHERE runid = %s",
+	                             running),
+	              "busy's run in flight at the reload did not end well:\n%s",
+	              itest_tail(e.log));
+	free(running);
+
+	/* a broken calendar (today again, and a line libical refuses) with a run in flight: the
+	 * reload is refused with the file and line, and the dates stay those of the last good
+	 * read, so closed-today runs on */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e.log));
+	write_ics(&e, today, "DTEND;VALUE=DATE:notadate\r\n");
+	ck_assert_int_eq(kill(e.pid, SIGHUP), 0);
+	ck_assert_msg(
+	    itest_wait_log(e.log, "reload failed; keeping the previous configuration", 15), "%s",
+	    itest_tail(e.log));
+	ck_assert_msg(itest_wait_log(e.log, "closed.ics:7: calendar \"closed\": ", 2), "%s",
+	              itest_tail(e.log));
+	long long n = itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks");
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT count(*) >= %lld FROM public.cal_ticks", n + 2),
+	    "closed-today stopped after the broken calendar was refused:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'busy' AND status = 'failed'"),
+	                 0);
+	free(today);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reload");
@@ -263,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, instance_changed_by_a_reload_is_logged);
 	tcase_add_test(tc, a_reload_says_how_long_it_held_the_loop);
 	tcase_add_test(tc, a_reload_parses_only_the_files_that_changed);
+	tcase_add_test(tc, a_reload_reads_a_calendar_again);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -359,6 +359,22 @@ START_TEST(native_schedule_with_options)
 	    {"{\"sources\": [\"public.ticks\"]}",
 	     "sources are read only for freshness; add \"freshness\": \"15m\" (the longest the "
 	     "relation may lag its sources) or remove sources"},
+	    /* spread (docs/calendars.md): its shape at the call, its fit by the daemon */
+	    {"{\"spread\": \"1500ms\"}",
+	     "spread must be whole seconds like \"30s\" or \"5m\", not \"1500ms\": a spread "
+	     "is whole seconds"},
+	    {"{\"history\": \"some\"}", "history must be one of all, failures, not \"some\""},
+	    {"{\"spread\": \"30 s\"}",
+	     "spread must be whole seconds like \"30s\" or \"5m\", not \"30 s\": write whole "
+	     "numbers with a unit (ms, s, m, h or d) and no spaces"},
+	    /* a calendar (docs/calendars.md): its name's shape and one of the two at the call,
+	     * whether the main file has it by the daemon */
+	    {"{\"skip_dates\": [\"holidays\"]}",
+	     "skip_dates must be the name of a calendar of the daemon's main file (calendars = { "
+	     "NAME = { ... }; }), like \"holidays\", not [\"holidays\"]"},
+	    {"{\"skip_dates\": \"holidays\", \"only_dates\": \"closing\"}",
+	     "a job takes one calendar: skip_dates or only_dates, not both; keep the dates to skip "
+	     "out of the only_dates calendar"},
 	    {"{\"freshness\": \"15m\"}",
 	     "freshness needs to know what the job reads; add \"sources\": [\"schema.table\", "
 	     "...] (the tables its command reads) or \"after\": [...] (the jobs whose relations "
@@ -425,6 +441,35 @@ START_TEST(native_schedule_with_options)
 	/* and what the call took, the daemon took too */
 	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"fine\"", 5), "%s",
 	              itest_read_file(e.log));
+
+	/* a spread: list shows it with this job's move; one longer than the schedule's gaps is
+	 * the daemon's to refuse, with the job file's words */
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('spread', '0 3 1 1 *', 'SELECT 1',"
+	                    " '{\"spread\": \"30s\"}') > 0",
+	                    "t");
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('spread-long', '* * * * *', 'SELECT 1',"
+	                    " '{\"spread\": \"2m\"}') > 0",
+	                    "t");
+	ck_assert_msg(itest_wait_log(e.log, "sql jobs: added job \"spread\"", 5), "%s",
+	              itest_read_file(e.log));
+	ck_assert_msg(itest_wait_log(
+	                  e.log, "spread \"120s\" is longer than the shortest time between two", 5),
+	              "%s", itest_read_file(e.log));
+	itest_assert_scalar(app,
+	                    "SELECT pgcrond.schedule('no-calendar', '0 3 * * *', 'SELECT 1',"
+	                    " '{\"skip_dates\": \"holidays\"}') > 0",
+	                    "t");
+	ck_assert_msg(itest_wait_log(e.log, "unknown calendar \"holidays\"; define it in ", 5),
+	              "%s", itest_read_file(e.log));
+	char shown[64];
+	snprintf(shown, sizeof(shown), "0 3 1 1 *, spread 30s (+%ds)",
+	         cron_spread_offset("spread", 30));
+	int status;
+	char *list = itest_cli(&status, "list", "-c", e.conf, NULL);
+	ck_assert_msg(strstr(list, shown), "list does not show \"%s\":\n%s", shown, list);
+	free(list);
 
 	PQfinish(app);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);

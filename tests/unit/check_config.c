@@ -382,6 +382,7 @@ START_TEST(test_good_full)
 	ck_assert(j->retry_on_timeout);
 	ck_assert_int_eq(j->retry_on, RETRY_ON_ANY);
 	ck_assert_int_eq(j->catchup, CATCHUP_SKIP);
+	ck_assert_int_eq(j->history, HISTORY_FAILURES);
 	ck_assert_str_eq(j->listen, "submission_scored");
 	ck_assert_int_eq(j->debounce_ms, 10000);
 	ck_assert_int_eq(j->max_delay_ms, 120000);
@@ -456,6 +457,7 @@ START_TEST(test_good_minimal_defaults)
 	ck_assert_int_eq(j->retry_max_delay_ms, 600000);
 	ck_assert(!j->retry_on_timeout);
 	ck_assert_int_eq(j->retry_on, RETRY_ON_TRANSIENT);
+	ck_assert_int_eq(j->history, HISTORY_ALL);
 	ck_assert_int_eq(j->catchup, CATCHUP_ONCE);
 	ck_assert_ptr_null(j->listen);
 	ck_assert_int_eq(j->debounce_ms, 5000);
@@ -748,6 +750,9 @@ static const struct {
     {"bad/bad-overlap/pgcrond.conf",
      "bad/bad-overlap/conf.d/10-job.conf:6: overlap \"wait\" is not valid; use one of \"skip\", "
      "\"queue\", \"replace\""},
+    {"bad/bad-history/pgcrond.conf",
+     "bad/bad-history/conf.d/10-job.conf:6: history \"errors\" is not valid; use one of "
+     "\"all\", \"failures\""},
     {"bad/bad-name/pgcrond.conf",
      "bad/bad-name/conf.d/10-job.conf:3: job name \"refresh views\" may only contain letters, "
      "digits, \"_\", \".\" and \"-\", at most 63 of them; rename it"},
@@ -796,6 +801,31 @@ static const struct {
     {"bad/spread-no-calendar/pgcrond.conf",
      "bad/spread-no-calendar/conf.d/10-job.conf:6: spread moves the fires of a calendar schedule; "
      "\"N seconds\" counts from the last start already; remove spread"},
+    {"bad/cal-unknown/pgcrond.conf",
+     "bad/cal-unknown/conf.d/10-job.conf:6: unknown calendar \"holiday\"; did you mean "
+     "\"holidays\"?"},
+    {"bad/cal-both/pgcrond.conf",
+     "bad/cal-both/conf.d/10-job.conf:6: job \"x\" has both skip_dates and only_dates; a job "
+     "takes one calendar: keep the dates to skip out of the only_dates calendar"},
+    {"bad/cal-interval/pgcrond.conf",
+     "bad/cal-interval/conf.d/10-job.conf:6: skip_dates leaves out the fires of a calendar "
+     "schedule on some dates; \"N seconds\" has no dates; remove it"},
+    {"bad/cal-never/pgcrond.conf",
+     "bad/cal-never/conf.d/10-job.conf:6: job \"x\": schedule \"0 6 * * 1-5\" with only_dates = "
+     "\"holidays\" has no fire in the next ten years; add the dates to come to the calendar, "
+     "or check that the schedule fires on them"},
+    {"bad/cal-no-file/pgcrond.conf",
+     "bad/cal-no-file/pgcrond.conf:4: calendar \"holidays\": bad/cal-no-file/missing.ics does "
+     "not exist; give ics the path of an .ics file or of a directory of them (a relative path "
+     "starts at this file's directory)"},
+    {"bad/cal-bad-ics/pgcrond.conf",
+     "bad/cal-bad-ics/holidays.ics:9: calendar \"holidays\": this event cannot be read: Got a "
+     "data line, but could not find a property name or component begin tag: SUMMARY Boxing "
+     "Day; fix the line"},
+    {"bad/cal-timed/pgcrond.conf",
+     "bad/cal-timed/holidays.ics:6: calendar \"holidays\": this event has a time of day "
+     "(2026-12-25 at 14:00); a calendar of dates takes all-day events: write "
+     "DTSTART;VALUE=DATE:20261225, or remove the event"},
     {"bad/duplicate-key/pgcrond.conf",
      "bad/duplicate-key/conf.d/10-job.conf:7: this setting appears twice in the same group; keep "
      "one "
@@ -1176,6 +1206,27 @@ START_TEST(test_conf_dir_writable_by_group)
 }
 END_TEST
 
+/* A calendar's .ics file is trusted like a job file: one others can write is refused. */
+START_TEST(test_calendar_writable_by_others)
+{
+	make_tree();
+	FILE *f = fopen(at("/pgcrond.conf"), "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("calendars = { holidays = { ics = \"holidays.ics\"; }; };\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	write_text(at("/holidays.ics"), "BEGIN:VCALENDAR\nEND:VCALENDAR\n", 0666);
+	ck_assert_str_eq(
+	    tree_problems(),
+	    "@/pgcrond.conf:4: calendar \"holidays\": refusing @/holidays.ics: "
+	    "@/holidays.ics is writable by others (mode 0666); run chmod go-w "
+	    "@/holidays.ics; give ics the path of an .ics file (or a directory of them) "
+	    "that only root or pgcrond's user can change\n");
+	ck_assert_int_eq(chmod(at("/holidays.ics"), 0644), 0);
+	ck_assert_str_eq(tree_problems(), "");
+	remove_tree();
+}
+END_TEST
+
 /* A parent writable by others without the sticky bit: whoever can write there can swap
  * the whole tree. Everything below is refused; the job files are not read. */
 START_TEST(test_parent_dir_writable)
@@ -1456,6 +1507,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_trusted_tree_loads);
 	tcase_add_test(tc, test_check_warns_of_six_fields);
 	tcase_add_test(tc, test_main_file_writable_by_others);
+	tcase_add_test(tc, test_calendar_writable_by_others);
 	tcase_add_test(tc, test_job_file_writable_by_group);
 	tcase_add_test(tc, test_conf_dir_writable_by_group);
 	tcase_add_test(tc, test_parent_dir_writable);

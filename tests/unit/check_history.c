@@ -221,9 +221,9 @@ END_TEST
 
 /* The records of a batch, as history_record.c writes them, from a line of TEXT: records
  * parted by ';', each "S1 INSTANCE KEY" (a start at 100; "S2 INSTANCE KEY PID": with its
- * pid), "P1 INSTANCE KEY PID" (a pid;
- * "P2": with its run's start) or "F1 INSTANCE KEY STATUS" (an end at 200; "F2": with its
- * run's start). The fields point into BUF. */
+ * pid), "P1 INSTANCE KEY PID" (a pid; "P2": with its run's start), "F1 INSTANCE KEY STATUS"
+ * (an end at 200; "F2": with its run's start) or "C1 INSTANCE KEY SEQ" (a success counted: an
+ * end at 200, its start at 100). The fields point into BUF. */
 struct recs {
 	struct hist_spool_line *l[16];
 	size_t n;
@@ -249,14 +249,17 @@ static void recs_parse(struct recs *rs, const char *text, char *buf, size_t len)
 		                    "cron", NULL, "100",  "100", "1",  w[3]};
 		const char *pid[] = {w[1], w[2], w[3], "100"};
 		const char *end[] = {w[1], w[2], w[3], "done", NULL, "200", "100"};
-		const char *const *f = w[0][0] == 'S' ? st : w[0][0] == 'P' ? pid : end;
-		int nf = w[0][0] == 'S' ? 12 + two : w[0][0] == 'P' ? 3 + two : 6 + two;
+		const char *count[] = {w[1], w[2], "200", "100", "job", "schedule", "100", w[3]};
+		char k = w[0][0];
+		const char *const *f = k == 'S' ? st : k == 'P' ? pid : k == 'C' ? count : end;
+		int nf = k == 'S' ? 12 + two : k == 'P' ? 3 + two : k == 'C' ? 8 : 6 + two;
 		ck_assert_uint_lt(rs->n, 16);
 		struct hist_spool_line *l = calloc(1, sizeof(*l) + (size_t)nf * sizeof(l->f[0]));
 		ck_assert_ptr_nonnull(l);
-		l->kind = w[0][0] == 'S'   ? (two ? "S2" : "S1")
-		          : w[0][0] == 'P' ? (two ? "P2" : "P1")
-		                           : (two ? "F2" : "F1");
+		l->kind = k == 'S'   ? (two ? "S2" : "S1")
+		          : k == 'P' ? (two ? "P2" : "P1")
+		          : k == 'C' ? "C1"
+		                     : (two ? "F2" : "F1");
 		l->n = nf;
 		memcpy((void *)l->f, f, (size_t)nf * sizeof(*f));
 		if (rs->n)
@@ -268,18 +271,21 @@ static void recs_parse(struct recs *rs, const char *text, char *buf, size_t len)
 
 /* The statements of the batch from record FROM on, as the rows they write: "insert: ROW;
  * ROW | update: ... | update any: ...", a row "INSTANCE/KEY STATUS pid=PID end=END" (and
- * "start=START" for an update naming it), "-" for none. *TAKEN: the records it holds. */
+ * "start=START" for an update naming it, "start=START seq=SEQ" for a count), "-" for none;
+ * then " | count: ..." if the batch counts any. *TAKEN: the records it holds. */
 static const char *batch(struct recs *rs, size_t from, size_t *taken)
 {
 	static char out[1024];
-	static const char *const names[] = {"insert:", " | update:", " | update any:"};
+	static const char *const names[] = {"insert:", " | update:", " | update any:", " | count:"};
 	struct hist_batch_row **order;
-	size_t nset[3], len = 0;
+	size_t nset[4], len = 0;
 	int n = hist_batch_make(rs->l[from], 16, &order, nset);
 	ck_assert_int_gt(n, 0);
 	*taken = (size_t)n;
 	out[0] = '\0';
-	for (size_t set = 0, at = 0; set < 3; at += nset[set++]) {
+	for (size_t set = 0, at = 0; set < 4; at += nset[set++]) {
+		if (set == 3 && !nset[set])
+			break;
 		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s", names[set]);
 		for (size_t i = at; i < at + nset[set]; i++) {
 			const char *const *f = order[i]->f;
@@ -288,9 +294,12 @@ static const char *batch(struct recs *rs, size_t from, size_t *taken)
 			                        "%s %s/%s %s pid=%s end=%s", i > at ? ";" : "",
 			                        f[HB_INSTANCE], f[HB_RUN_KEY], OR_(f[HB_STATUS]),
 			                        OR_(f[HB_PID]), OR_(f[HB_END_US]));
-			if (set == 1)
+			if (set == 1 || set == 3)
 				len += (size_t)snprintf(out + len, sizeof(out) - len, " start=%s",
 				                        f[HB_START_US]);
+			if (set == 3)
+				len += (size_t)snprintf(out + len, sizeof(out) - len, " seq=%s",
+				                        f[HB_SEQ]);
 #undef OR_
 			ck_assert_uint_lt(len, sizeof(out));
 		}
@@ -349,6 +358,12 @@ static const struct batch_case {
      "P2 i1 a.5 42; S1 i1 a.5; F2 i1 a.4 succeeded; F1 i1 a.3 failed", 0, 4,
      "insert: i1/a.5 running pid=- end=- | update: i1/a.5 - pid=42 end=- start=100; "
      "i1/a.4 succeeded pid=- end=200 start=100 | update any: i1/a.3 failed pid=- end=200"},
+    {"history = \"failures\": a success counted with its start in the batch inserts no row "
+     "(its pid merged first changes nothing); one whose start an earlier batch wrote is "
+     "counted too (the count removes that row); a failure beside them is written",
+     "S1 i1 a.5; P2 i1 a.5 42; S1 i1 a.6; C1 i1 a.5 1; C1 i1 a.4 2; F2 i1 a.6 failed", 0, 6,
+     "insert: i1/a.6 failed pid=- end=200 | update: | update any: | count: i1/a.5 running "
+     "pid=42 end=200 start=100 seq=1; i1/a.4 - pid=- end=200 start=100 seq=2"},
 };
 
 START_TEST(batch_rows)

@@ -307,9 +307,9 @@ static void histogram(FILE *out, const char *name, const char *job, const struct
 
 void metrics_render_counters(const struct metrics *m, const char *const *jobs, size_t n, FILE *out)
 {
-	metrics_head(
-	    out, "pgcrond_job_runs_total", "counter",
-	    "Runs recorded per job by final status (one per history row) since the start.");
+	metrics_head(out, "pgcrond_job_runs_total", "counter",
+	             "Runs per job by final status since the start (also the successes a job with "
+	             "history = \"failures\" counts instead of writing).");
 	for (size_t i = 0; i < n; i++) {
 		const struct metrics_job *c = find(m, jobs[i]);
 		for (size_t s = 0; s < N_STATUS; s++) {

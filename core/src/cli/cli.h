@@ -19,6 +19,7 @@ int cli_history(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_pause(int argc, char **argv);
+int cli_drop(int argc, char **argv);
 int cli_resume(int argc, char **argv);
 
 /* The client side of the daemon's control socket (ctl.h), in cli_status.c: load CONF for its
@@ -85,10 +86,12 @@ void cli_print_table(const char *const *head, const char *cells, size_t rows, in
 struct conf_job;
 void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64_t now, char *out,
                    size_t outlen);
-/* A job's spread as list, status and next --job show it after the schedule: ", spread 30s
- * (+17s)", the window SPREAD_MS and the job's own offset OFFSET_S (docs/calendars.md); "" when
- * SPREAD_MS is 0. */
-void cli_spread_text(int64_t spread_ms, int offset_s, char *out, size_t outlen);
+/* What list, status and next --job show after a job's schedule (docs/calendars.md): its spread,
+ * ", spread 30s (+17s)", the window SPREAD_MS and the job's own offset OFFSET_S (none when
+ * SPREAD_MS is 0), then its calendar, ", skip_dates holidays" (SKIP or ONLY its name; none
+ * when both are NULL or ""). */
+void cli_schedule_tail(int64_t spread_ms, int offset_s, const char *skip, const char *only,
+                       char *out, size_t outlen);
 /* CFG (the files' jobs) with the jobs made in SQL as the daemon loads them (sqljobs_merge_from,
  * so that their schedules, zones and spreads are the daemon's), read on CONN; NULL when they
  * cannot be read (CFG alone is then all there is). Its daemon's zone is not opened: give

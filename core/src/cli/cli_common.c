@@ -37,14 +37,19 @@ void cli_next_fire(const struct pgc_config *cfg, const struct conf_job *j, int64
 		snprintf(out, outlen, "-");
 }
 
-void cli_spread_text(int64_t spread_ms, int offset_s, char *out, size_t outlen)
+void cli_schedule_tail(int64_t spread_ms, int offset_s, const char *skip, const char *only,
+                       char *out, size_t outlen)
 {
 	char d[32];
+	int n = 0;
 	out[0] = '\0';
-	if (spread_ms <= 0)
-		return;
-	duration_format(spread_ms, d, sizeof(d));
-	snprintf(out, outlen, ", spread %s (+%ds)", d, offset_s);
+	if (spread_ms > 0) {
+		duration_format(spread_ms, d, sizeof(d));
+		n = snprintf(out, outlen, ", spread %s (+%ds)", d, offset_s);
+	}
+	if (n >= 0 && (size_t)n < outlen && ((skip && *skip) || (only && *only)))
+		snprintf(out + n, outlen - (size_t)n, ", %s %s",
+		         skip && *skip ? "skip_dates" : "only_dates", skip && *skip ? skip : only);
 }
 
 struct pgc_config *cli_with_sql_jobs(PGconn *conn, const struct pgc_config *cfg)

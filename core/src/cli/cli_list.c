@@ -144,9 +144,10 @@ int cli_list(int argc, char **argv)
 			text_quote(PQgetvalue(sql, k, 7), named, sizeof(named));
 		text_format(cells[i][COL_KIND], 256, "sql, role %s, jobid %s%s%s", role,
 		            PQgetvalue(sql, k, 6), named[0] ? ", named " : "", named);
-		char spread[64] = "";
+		char spread[160] = "";
 		if (j)
-			cli_spread_text(j->spread_ms, j->cron.offset, spread, sizeof(spread));
+			cli_schedule_tail(j->spread_ms, j->cron.offset, j->skip_dates,
+			                  j->only_dates, spread, sizeof(spread));
 		snprintf(cells[i][COL_SCHEDULE], 256, "%s%s", PQgetvalue(sql, k, 2), spread);
 		snprintf(cells[i][COL_AFTER], 256, "%s",
 		         PQgetvalue(sql, k, 3)[0] ? PQgetvalue(sql, k, 3) : "-");
@@ -162,8 +163,9 @@ int cli_list(int argc, char **argv)
 		const struct conf_job *j = &cfg->jobs[i];
 		snprintf(cells[i][COL_NAME], 256, "%s", j->name);
 		kind_cell(j, reg, cells[i][COL_KIND], 256);
-		char spread[64];
-		cli_spread_text(j->spread_ms, j->cron.offset, spread, sizeof(spread));
+		char spread[160];
+		cli_schedule_tail(j->spread_ms, j->cron.offset, j->skip_dates, j->only_dates,
+		                  spread, sizeof(spread));
 		if (j->freshness_ms > 0) {
 			/* freshness: the SLA, beside the schedule if it has one */
 			char d[32];

@@ -24,8 +24,9 @@ static void usage(FILE *out)
 	        "\n"
 	        "Print the next N (default 5) fire times of the cron expression EXPR after TIME\n"
 	        "(default now), one per line, in UTC as 2028-02-29T00:00:00Z. With --job, those\n"
-	        "of job NAME as the daemon runs it: its schedule in its time zone, moved by its\n"
-	        "spread, after a line that says so (a job made in SQL is read from the history\n"
+	        "of job NAME as the daemon runs it: its schedule in its time zone, on the dates\n"
+	        "its calendar leaves, moved by its spread, after a line that says so (a job made "
+	        "in SQL is read from the history\n"
 	        "database).\n"
 	        "\n"
 	        "Options:\n"
@@ -189,10 +190,15 @@ int cli_next(int argc, char **argv)
 		if ((rc = find_job(conf ? conf : PGCROND_DEFAULT_CONF, job, &cfg, &loaded, &cj)) !=
 		    0)
 			goto out;
-		char spread[64];
-		cli_spread_text(cj->spread_ms, cj->cron.offset, spread, sizeof(spread));
-		printf("job %s: schedule %s%s, time zone %s%s\n", cj->name,
-		       cj->schedule ? cj->schedule : "none", spread,
+		char spread[160], cal[40] = "";
+		cli_schedule_tail(cj->spread_ms, cj->cron.offset, cj->skip_dates, cj->only_dates,
+		                  spread, sizeof(spread));
+		if (cj->skip_dates || cj->only_dates)
+			snprintf(cal, sizeof(cal), " (%zu date%s)",
+			         cron_dates_count(cj->cron.dates),
+			         cron_dates_count(cj->cron.dates) == 1 ? "" : "s");
+		printf("job %s: schedule %s%s%s, time zone %s%s\n", cj->name,
+		       cj->schedule ? cj->schedule : "none", spread, cal,
 		       cj->timezone ? cj->timezone : cfg->timezone,
 		       cj->enabled ? "" : " (disabled: it does not fire)");
 		e = cj->cron;

@@ -17,6 +17,8 @@
 
 enum overlap_policy { OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE };
 enum catchup_policy { CATCHUP_ONCE, CATCHUP_SKIP };
+/* which runs get a history row: all, or failures only (successes are counted) */
+enum history_policy { HISTORY_ALL, HISTORY_FAILURES };
 enum retry_on { RETRY_ON_TRANSIENT, RETRY_ON_ANY };
 
 /* What a job runs. Set where the job is read (config_job_parse, for job files and jobs made in
@@ -35,6 +37,15 @@ struct conf_database {
 	char *conninfo;          /* libpq conninfo; never logged without pgconn_redact_conninfo() */
 	int pool;                /* connections at most, default 4 */
 	int64_t idle_timeout_ms; /* an unused pooled connection's life, all but one (5 min) */
+	char *file;
+	int line;
+};
+
+/* calendars = { NAME = { ics = "PATH"; }; }: dates a job skips or keeps to (docs/calendars.md). */
+struct conf_calendar {
+	char *name;
+	char *ics;                      /* an .ics file or a directory of them, as written */
+	const struct cron_dates *dates; /* read at load (cron_dates_make); NULL if unreadable */
 	char *file;
 	int line;
 };
@@ -86,6 +97,7 @@ struct conf_job {
 	bool packed;
 	enum retry_on retry_on;      /* default transient */
 	enum catchup_policy catchup; /* default once */
+	enum history_policy history; /* default all */
 	int alert_after;             /* alerts: consecutive failures, default 1 */
 	/* LISTEN/NOTIFY triggers */
 	char *listen;         /* channel or NULL */
@@ -111,6 +123,9 @@ struct conf_job {
 	int after_line;  /* line of after = [ ... ], for the DAG's messages; 0 if none */
 	/* line of schedule = "...", for pgcrond check's warnings; 0 if none */
 	int schedule_line;
+	/* a calendar's name: the schedule's fires on its dates do not exist (skip_dates), or only
+	 * those do (only_dates); cron.dates is its dates (config_calendar.c) */
+	char *skip_dates, *only_dates;
 	char *timezone; /* the job's own zone for its schedule; NULL: the daemon's */
 	cron_tz *tz;    /* TIMEZONE opened, owned by the job; NULL: the daemon's */
 	/* jobs made in SQL (config_sql.h); NULL for file jobs */
@@ -225,6 +240,8 @@ struct pgc_config {
 	char *instance;
 	struct conf_http http;
 	struct conf_http_client http_client;
+	struct conf_calendar *calendars;
+	size_t n_calendars;
 	struct conf_job *jobs;
 	size_t n_jobs;
 	cron_tz *tz; /* the opened timezone, owned by the config (freed by config_free) */
@@ -293,6 +310,8 @@ bool config_instance_name_ok(const char *name);
 /* The database NAME of CFG; NULL if there is none (or NAME is NULL: no history database). */
 const struct conf_database *config_database(const struct pgc_config *cfg, const char *name);
 const struct conf_job *config_job(const struct pgc_config *cfg, const char *name);
+/* The calendar NAME of CFG; NULL if there is none. */
+const struct conf_calendar *config_calendar(const struct pgc_config *cfg, const char *name);
 /* JOB's plugin setting KEY, or NULL (JOB or KEY NULL: none). */
 const struct conf_setting *config_job_setting(const struct conf_job *job, const char *key);
 /* (Re)build CFG's index of jobs by name, after its jobs array was put together or changed

@@ -84,6 +84,13 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key_str(l, &first, "schedule", a->schedule, b->schedule);
 	if (!config_str_eq(a->timezone, b->timezone))
 		key_str(l, &first, "timezone", a->timezone, b->timezone);
+	if (!config_str_eq(a->skip_dates, b->skip_dates))
+		key_str(l, &first, "skip_dates", a->skip_dates, b->skip_dates);
+	if (!config_str_eq(a->only_dates, b->only_dates))
+		key_str(l, &first, "only_dates", a->only_dates, b->only_dates);
+	if (config_str_eq(a->skip_dates, b->skip_dates) &&
+	    config_str_eq(a->only_dates, b->only_dates) && a->cron.dates != b->cron.dates)
+		key(l, &first, "the dates of its calendar");
 	if (!config_str_eq(a->username, b->username))
 		key_str(l, &first, "username", a->username, b->username);
 	if (!config_names_eq(a->after, a->n_after, b->after, b->n_after))
@@ -111,6 +118,8 @@ static bool describe_change(const struct conf_job *a, const struct conf_job *b, 
 		key(l, &first, "retry_on");
 	if (a->catchup != b->catchup)
 		key(l, &first, "catchup");
+	if (a->history != b->history)
+		key(l, &first, "history");
 	if (!config_str_eq(a->listen, b->listen))
 		key_str(l, &first, "listen", a->listen, b->listen);
 	if (a->debounce_ms != b->debounce_ms)

@@ -48,6 +48,8 @@ void config_job_fields_free(struct conf_job *j)
 	free(j->sql_database);
 	free(j->cron_name);
 	free(j->timezone);
+	free(j->skip_dates);
+	free(j->only_dates);
 	if (j->tz)
 		cron_tz_free(&j->tz);
 }
@@ -71,6 +73,8 @@ void config_job_copy(struct pgc_config *c, const struct conf_job *src, struct co
 		*oom = true;
 	dst->username = config_dup_or(src->username, oom);
 	dst->timezone = config_dup_or(src->timezone, oom);
+	dst->skip_dates = config_dup_or(src->skip_dates, oom);
+	dst->only_dates = config_dup_or(src->only_dates, oom);
 	dst->tz = NULL;
 	if (dst->timezone && cron_tz_open(dst->timezone, &dst->tz, NULL, 0) < 0)
 		*oom = true; /* it opened when the files were read */
@@ -458,6 +462,7 @@ static void check_schedule(struct loader *L, const config_setting_t *s, const ch
 	}
 	if (j->spread_ms)
 		check_spread(L, config_setting_get_member(s, "spread"), file, j);
+	config_job_dates(L, s, file, j);
 }
 
 /* The notifications' keys (listen, debounce, max_delay) and the retries' (retry_delay,
@@ -837,7 +842,8 @@ void config_check_jobs(struct loader *L)
 	struct pgc_config *cfg = L->cfg;
 
 	for (size_t i = 0; i < cfg->n_jobs; i++) {
-		const struct conf_job *j = &cfg->jobs[i];
+		struct conf_job *j = &cfg->jobs[i];
+		config_check_job_dates(L, j);
 		for (size_t a = 0; a < j->n_after; a++) {
 			struct suggester sg = {j->after[a], NULL, 99};
 			if (config_job(cfg, j->after[a]))

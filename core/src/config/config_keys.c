@@ -211,14 +211,17 @@ static bool int_value(struct loader *L, const config_setting_t *s, const char *f
 static const char *const overlap_values[] = {"skip", "queue", "replace", NULL};
 static const char *const catchup_values[] = {"once", "skip", NULL};
 static const char *const retry_on_values[] = {"transient", "any", NULL};
+static const char *const history_values[] = {"all", "failures", NULL};
 
 /* K_ENUM writes through an int: the enums must be int-sized. */
 _Static_assert(sizeof(enum overlap_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum catchup_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum retry_on) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum history_policy) == sizeof(int), "enum size");
 _Static_assert(OVERLAP_SKIP == 0 && OVERLAP_QUEUE == 1 && OVERLAP_REPLACE == 2, "overlap order");
 _Static_assert(CATCHUP_ONCE == 0 && CATCHUP_SKIP == 1, "catchup order");
 _Static_assert(RETRY_ON_TRANSIENT == 0 && RETRY_ON_ANY == 1, "retry_on order");
+_Static_assert(HISTORY_ALL == 0 && HISTORY_FAILURES == 1, "history order");
 
 #define JOB(field) offsetof(struct conf_job, field)
 const struct key_spec config_job_keys[] = {
@@ -242,6 +245,7 @@ const struct key_spec config_job_keys[] = {
     {"retry_on_timeout", K_BOOL, JOB(retry_on_timeout), "true", NULL, 0, false, NULL},
     {"retry_on", K_ENUM, JOB(retry_on), "\"transient\"", retry_on_values, 0, false, NULL},
     {"catchup", K_ENUM, JOB(catchup), "\"once\"", catchup_values, 0, false, NULL},
+    {"history", K_ENUM, JOB(history), "\"failures\"", history_values, 0, false, NULL},
     {"listen", K_STRING, JOB(listen), "\"submission_scored\"", NULL, 0, false, NULL},
     {"debounce", K_DURATION, JOB(debounce_ms), "\"5s\"", NULL, 0, false, NULL},
     {"max_delay", K_DURATION, JOB(max_delay_ms), "\"60s\"", NULL, 0, false, NULL},
@@ -251,6 +255,8 @@ const struct key_spec config_job_keys[] = {
     {"sources", K_NAMES, JOB(sources), "[ \"public.submissions\" ]", NULL, 0, false, NULL},
     {"warn_duration", K_DURATION, JOB(warn_duration_ms), "\"2s\"", NULL, 0, false, NULL},
     {"timezone", K_STRING, JOB(timezone), "\"Europe/Berlin\"", NULL, 0, false, NULL},
+    {"skip_dates", K_STRING, JOB(skip_dates), "\"holidays\"", NULL, 0, false, NULL},
+    {"only_dates", K_STRING, JOB(only_dates), "\"closing-days\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 

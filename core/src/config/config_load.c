@@ -124,6 +124,7 @@ static int load(const char *path, const struct pgc_config *prev, char *const *sk
 			L.self = st.st_uid;
 		config_check_dirs(&L);
 		config_http_finish(&L);
+		config_calendars_finish(&L);
 		/* with a broken or untrusted main file there is no conf_dir and no databases to
 		 * check jobs against, so job files are read only when the main file was usable */
 		if (config_check_trusted(&L, path, false, "this file", path, 0) == 0) {
@@ -299,6 +300,12 @@ void config_free(struct pgc_config **pcfg)
 		free(a->file);
 	}
 	free(cfg->alerts);
+	for (size_t i = 0; i < cfg->n_calendars; i++) {
+		free(cfg->calendars[i].name);
+		free(cfg->calendars[i].ics);
+		free(cfg->calendars[i].file);
+	}
+	free(cfg->calendars);
 	config_http_free(&cfg->http);
 	free(cfg->http_client.ca_file);
 	for (size_t i = 0; i < cfg->n_jobs; i++)

@@ -40,6 +40,7 @@ const struct key_spec config_main_keys[] = {
     {"max_jobs_per_role", K_INT, CFG(max_jobs_per_role), "1000", NULL, 1, false, NULL},
     {"shutdown_grace", K_DURATION, CFG(shutdown_grace_ms), "\"30s\"", NULL, 0, false, NULL},
     {"alerts", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_alerts},
+    {"calendars", K_CUSTOM, 0, NULL, NULL, 0, false, config_parse_calendars},
     {"alert_repeat", K_DURATION, CFG(alert_repeat_ms), "\"1h\"", NULL, 0, false, NULL},
     /* min: seconds */
     /* default: the host name; see README "Running several instances" */

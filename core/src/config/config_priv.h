@@ -95,6 +95,14 @@ bool config_names_eq(char *const *a, size_t na, char *const *b, size_t nb);
 void config_parse_databases(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_history(struct loader *L, const config_setting_t *s, const char *file);
 void config_parse_alerts(struct loader *L, const config_setting_t *s, const char *file);
+/* config_calendar.c: the calendars group; then, once L->self is known, their files' dates;
+ * a job's skip_dates or only_dates (its group S, its schedule and zone read), and once all
+ * jobs are in, the dates of a job taken again from the configuration before. */
+void config_parse_calendars(struct loader *L, const config_setting_t *s, const char *file);
+void config_calendars_finish(struct loader *L);
+void config_job_dates(struct loader *L, const config_setting_t *s, const char *file,
+                      struct conf_job *j);
+void config_check_job_dates(struct loader *L, struct conf_job *j);
 /* config_http.c: the http group; then, once L->self is known, its token file. */
 void config_parse_http(struct loader *L, const config_setting_t *s, const char *file);
 void config_http_finish(struct loader *L);
@@ -164,6 +172,7 @@ extern const struct key_spec config_http_keys[];        /* http = { ... }: the l
 extern const struct key_spec config_http_client_keys[]; /* http_client = { ... } */
 extern const struct key_spec config_job_keys[];         /* into struct conf_job */
 extern const struct key_spec config_http_call_keys[];   /* a job's http = { ... } */
+extern const struct key_spec config_calendar_keys[];    /* calendars = { NAME = { ... } } */
 
 /* The entry of KEYS named NAME, or NULL. */
 const struct key_spec *config_find_key(const struct key_spec *keys, const char *name);

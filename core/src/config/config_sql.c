@@ -44,8 +44,9 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 	c->databases = calloc(src->n_databases + n_dbs + 1, sizeof(*c->databases));
 	c->alerts = calloc(src->n_alerts + 1, sizeof(*c->alerts));
 	c->jobs = calloc(src->n_jobs + 1, sizeof(*c->jobs));
-	c->n_databases = c->n_alerts = c->n_jobs = 0;
-	if (!c->databases || !c->alerts || !c->jobs) {
+	c->calendars = calloc(src->n_calendars + 1, sizeof(*c->calendars));
+	c->n_databases = c->n_alerts = c->n_jobs = c->n_calendars = 0;
+	if (!c->databases || !c->alerts || !c->jobs || !c->calendars) {
 		config_free(&c);
 		return NULL;
 	}
@@ -67,6 +68,13 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		d->url = config_dup_or(s->url, &oom);
 		d->command = config_dup_or(s->command, &oom);
 		d->file = config_dup_or(s->file, &oom);
+	}
+	for (size_t i = 0; i < src->n_calendars; i++, c->n_calendars++) {
+		struct conf_calendar *d = &c->calendars[i];
+		*d = src->calendars[i];
+		d->name = config_dup_or(d->name, &oom);
+		d->ics = config_dup_or(d->ics, &oom);
+		d->file = config_dup_or(d->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
 		config_job_copy(c, &src->jobs[i], &c->jobs[i], &oom);

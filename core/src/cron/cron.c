@@ -662,13 +662,74 @@ static int64_t next_fire(const cron_expr *e, const cron_tz *tz, int64_t after)
 	return CRON_NEVER;
 }
 
+/* ---- calendars ---- */
+
+/* The first day at or after DAY that D lets a fire on (ONLY: a day of D; else a day not in
+ * D), or CRON_NEVER: runs found by bisection. */
+static int64_t dates_allow(const struct cron_dates *d, int64_t day, bool only)
+{
+	size_t lo = 0, hi = d->n_runs; /* the first run that ends at or after DAY */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (d->run[2 * mid + 1] < day)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	bool in = lo < d->n_runs && d->run[2 * lo] <= day;
+	if (only)
+		return in ? day : lo < d->n_runs ? d->run[2 * lo] : CRON_NEVER;
+	return in ? d->run[2 * lo + 1] + 1 : day;
+}
+
+/* The first instant of local date DAY in TZ: the daily midnight's fire (at the end of a gap
+ * that swallows midnight, once in a repeated one), found from 2 days before in UTC, which is
+ * a date or more before it in every zone. */
+static int64_t day_start(const cron_tz *tz, int64_t day)
+{
+	static const cron_expr midnight = {.sec = 1,
+	                                   .min = 1,
+	                                   .hour = 1,
+	                                   .dom = 0xfffffffe,
+	                                   .mon = 0x1ffe,
+	                                   .dow = 0x7f,
+	                                   .flags = CRON_DOM_STAR | CRON_DOW_STAR | CRON_FIRES};
+	int64_t t = (day - 2) * DAY;
+	for (int i = 0; i < 8 && t != CRON_NEVER; i++) {
+		t = next_fire(&midnight, tz, t);
+		if (t != CRON_NEVER && floor_div(t + cron_tz_offset(tz, t), DAY) >= day)
+			return t;
+	}
+	return CRON_NEVER;
+}
+
+/* The first fire from T (a fire of E, before its offset) on a date E's calendar lets it run
+ * on: each step leaves a run of dates (skip) or goes to the next date kept (only). */
+static int64_t on_dates(const cron_expr *e, const cron_tz *tz, int64_t t)
+{
+	bool only = e->flags & CRON_ONLY_DATES;
+	for (size_t i = 0; t != CRON_NEVER && i <= e->dates->n_runs + 8; i++) {
+		int64_t day = floor_div(t + cron_tz_offset(tz, t), DAY);
+		int64_t ok = dates_allow(e->dates, day, only);
+		if (ok == day || ok == CRON_NEVER || ok > CRON_TIME_MAX / DAY)
+			return ok == day ? t : CRON_NEVER;
+		int64_t from = day_start(tz, ok);
+		if (from == CRON_NEVER)
+			return CRON_NEVER;
+		t = next_fire(e, tz, from - 1 > t ? from - 1 : t);
+	}
+	return CRON_NEVER;
+}
+
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after)
 {
 	if (!e || after < CRON_TIME_MIN || after > CRON_TIME_MAX)
 		return CRON_NEVER;
-	if (!e->offset || e->kind == CRON_INTERVAL)
+	if (e->kind == CRON_INTERVAL)
 		return next_fire(e, tz, after);
 	int64_t t = next_fire(e, tz, after - e->offset);
+	if (e->dates && t != CRON_NEVER)
+		t = on_dates(e, tz, t);
 	return t == CRON_NEVER ? t : t + e->offset;
 }
 

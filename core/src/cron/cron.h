@@ -23,13 +23,15 @@ enum cron_kind {
 #define CRON_DOW_STAR 0x02 /* day-of-week field starts with '*' */
 #define CRON_LAST_DOM 0x04 /* day-of-month is '$': the last day of the month */
 #define CRON_SECONDS 0x08  /* six-field form: the seconds field was given */
-#define CRON_WILDCARD                                                                              \
-	0x10            /* minute or hour field starts with '*', or a rule of FREQ=SECONDLY,       \
-	                 * MINUTELY or HOURLY: follows the wall clock across DST changes instead   \
-	                 * of the fixed-time rule */
-#define CRON_FIRES 0x20 /* a calendar that ever fires (cron_can_fire), found by cron_parse */
+#define CRON_WILDCARD                                                                                 \
+	0x10                 /* minute or hour field starts with '*', or a rule of FREQ=SECONDLY,     \
+	                      * MINUTELY or HOURLY: follows the wall clock across DST changes instead \
+	                      * of the fixed-time rule */
+#define CRON_FIRES 0x20      /* a calendar that ever fires (cron_can_fire), found by cron_parse */
+#define CRON_ONLY_DATES 0x40 /* DATES are the only dates it fires on (only_dates), not skipped */
 
 struct cron_rrule; /* a compiled recurrence rule: immutable, kept until the process exits */
+struct cron_dates; /* a set of dates (a calendar's): immutable, kept until the process exits */
 
 /* A compiled expression: one bitset per field. Plain data, copyable. */
 typedef struct cron_expr {
@@ -44,6 +46,10 @@ typedef struct cron_expr {
 	int interval; /* CRON_INTERVAL: seconds, 1-59 */
 	int offset;   /* seconds added to every fire: the job's spread (cron_spread_offset); 0 */
 	const struct cron_rrule *rrule; /* CRON_RRULE: the rule, shared by every copy */
+	/* a calendar (skip_dates, or only_dates with CRON_ONLY_DATES): a fire whose local date
+	 * (in the zone, before OFFSET) is in it does not exist, or with CRON_ONLY_DATES one whose
+	 * date is not; NULL: none. Ignored for CRON_INTERVAL and CRON_REBOOT. */
+	const struct cron_dates *dates;
 } cron_expr;
 
 /* Parse TEXT. On error returns -EINVAL, zeroes *OUT and writes one sentence for a person
@@ -67,7 +73,8 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
  * For CRON_INTERVAL it is AFTER + interval (AFTER being the previous start). Exact over the
  * whole 400-year Gregorian cycle; DST handled as DESIGN.md says (cronie's rules). A recurrence
  * rule has no fire before 1970 or after 2582 (libical's last year). E's offset is added to
- * every fire (AFTER is compared with the fires so moved). */
+ * every fire (AFTER is compared with the fires so moved). E's dates leave out the fires of the
+ * dates skipped, or of those not kept (docs/calendars.md). */
 int64_t cron_next(const cron_expr *e, const cron_tz *tz, int64_t after);
 /* A NULL TZ means UTC. AFTER outside [CRON_TIME_MIN, CRON_TIME_MAX] (years 1-9999) gives
  * CRON_NEVER; results may lie up to a few hundred years past CRON_TIME_MAX. */
@@ -88,6 +95,26 @@ int cron_spread_offset(const char *name, int64_t window);
  * 100,000 fires after 2000-01-01 (the cron's cycle is shorter for any schedule that fires that
  * often); INT64_MAX if it fires at most once; for "N seconds", N. */
 int64_t cron_shortest_gap(const cron_expr *e, const cron_tz *tz);
+
+/* ---- calendars: the dates a job skips or keeps to (cron_dates.c) ---- */
+
+/* The set of the dates DAYS (days since 1970-01-01; any order, repeats allowed): one copy per
+ * set for the life of the process, so that cron_expr stays plain data and two equal sets are
+ * one pointer. NULL without memory. */
+const struct cron_dates *cron_dates_make(const int64_t *days, size_t n);
+/* How many dates D holds (NULL: 0). */
+size_t cron_dates_count(const struct cron_dates *d);
+
+/* The dates of an iCalendar file's text (RFC 5545, read by libical): each all-day event's
+ * (DTSTART;VALUE=DATE), through the day before its DTEND or for its DURATION, and those of its
+ * RRULE, RDATE and EXDATE through CRON_DATES_LAST_YEAR; appended to *DAYS (*N of them, *CAP
+ * allocated; free it). -EINVAL with a message in ERR and the text's 1-based line in *LINE (0:
+ * none) for what cannot be read: no VCALENDAR, a line libical refuses, an event without a
+ * date, an event at a time of day, more than CRON_DATES_MAX dates; -ENOMEM. */
+#define CRON_DATES_LAST_YEAR 2199
+#define CRON_DATES_MAX 100000
+int cron_ics_dates(const char *text, int64_t **days, size_t *n, size_t *cap, int *line, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
 
 /* A six-field schedule means two things: pgcrond reads the first field as seconds, pg_cron
  * ignores a sixth field and reads the first five as minute to day-of-week, so

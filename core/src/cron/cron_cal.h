@@ -88,6 +88,14 @@ int cron_rrule_parse(const char *text, size_t len, struct cron_expr *out, char *
 /* The first occurrence at or after local time L (local seconds), or CRON_NEVER. */
 int64_t cron_rrule_next_local(const struct cron_expr *e, int64_t l);
 
+/* ---- calendars (cron_dates.c) ---- */
+
+/* A set of dates as runs of consecutive days: [run[2i], run[2i + 1]], sorted, apart. */
+struct cron_dates {
+	size_t n_runs, n_days;
+	int64_t run[];
+};
+
 /* printf into ERR (ERRLEN bytes; nothing if ERR is NULL). */
 void cron_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

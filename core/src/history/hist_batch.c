@@ -85,12 +85,20 @@ static const char sql_ins[] = HIST_WRITTEN_OPEN SQL_INS HIST_UNLESS_SERVED(
 static const char sql_upd[] = HIST_SQL_UPD(HIST_SQL_UPD_START);
 static const char sql_upd_any[] = HIST_SQL_UPD("");
 
+/* The successes counted (schema 27): their rows go, if an earlier batch wrote them, and
+ * they are added to their job's hour (pgcrond.count_runs, sql/pgcrond--27.sql). */
+static const char sql_count[] =
+    "SELECT pgcrond.count_runs($1::pg_catalog.text[], $2::pg_catalog.text[],"
+    " $3::pg_catalog.int8[], $4::pg_catalog.int8[], $5::pg_catalog.text[],"
+    " $6::pg_catalog.text[], $7::pg_catalog.int8[], $8::pg_catalog.int8[],"
+    " $9::pg_catalog.int8)";
+
 /* Two columns: never taken for written rows (hist_written_rows reads five). */
 static const char sql_timeout[] = "SELECT pg_catalog.set_config('statement_timeout', $1, true),"
                                   " pg_catalog.set_config('lock_timeout', $1, true)";
 
 int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***out,
-                    size_t nset[3])
+                    size_t nset[4])
 {
 	size_t n = 0;
 	for (const struct hist_spool_line *l = head; l && n < max; l = l->next)
@@ -114,8 +122,9 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
 		bool p1 = nf == 3 && !strcmp(kind, "P1"), f1 = nf == 6 && !strcmp(kind, "F1");
+		bool count = nf == 8 && !strcmp(kind, "C1");
 		/* every kind's first two fields are a row's: its instance and run key */
-		if (!(start || record || pid || fin || p1 || f1) || !f[HB_INSTANCE] ||
+		if (!(start || record || pid || fin || p1 || f1 || count) || !f[HB_INSTANCE] ||
 		    !f[HB_RUN_KEY]) {
 			if (i == 0) {
 				free(order); /* a damaged line at the head: the caller drops it */
@@ -169,7 +178,14 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 			r->f[HB_RUN_KEY] = f[1];
 			nrows++;
 		}
-		if (pid || p1) {
+		if (count) { /* the run's row is not written, or goes */
+			r->insert = false;
+			r->count = true;
+			static const int to[] = {HB_END_US,  HB_START_US, HB_JOB_NAME,
+			                         HB_TRIGGER, HB_SCHED_US, HB_SEQ};
+			for (size_t c = 0; c < sizeof(to) / sizeof(*to); c++)
+				r->f[to[c]] = f[2 + c];
+		} else if (pid || p1) {
 			r->f[HB_PID] = f[2];
 			if (!r->insert && pid)
 				r->f[HB_START_US] = f[3];
@@ -182,11 +198,13 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 				r->f[HB_START_US] = f[6];
 		}
 	}
-	/* the rows by statement: inserts, updates naming their start, updates that do not */
-	for (size_t set = 0, at = 0; set < 3; set++) {
+	/* the rows by statement: inserts, updates naming their start, updates that do not,
+	 * counts */
+	for (size_t set = 0, at = 0; set < 4; set++) {
 		nset[set] = 0;
 		for (size_t i = 0; i < nrows; i++) {
-			if (set == (rows[i].insert ? 0u : rows[i].f[HB_START_US] ? 1u : 2u)) {
+			struct hist_batch_row *r = &rows[i];
+			if (set == (r->count ? 3u : r->insert ? 0u : r->f[HB_START_US] ? 1u : 2u)) {
 				order[at++] = &rows[i];
 				nset[set]++;
 			}
@@ -210,7 +228,7 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
                     const char *timeout_ms, struct hist_batch_ctx *ctx, size_t *taken)
 {
 	struct hist_batch_row **order;
-	size_t nset[3];
+	size_t nset[4];
 	int n = hist_batch_make(head, max, &order, nset), rc = -1, sent = 0;
 	if (n <= 0)
 		return n < 0 ? -1 : 0;
@@ -232,16 +250,19 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 	/* the inserts first: an update may be for a row of the same batch's transaction */
 	static const int upd_cols[] = {HB_INSTANCE, HB_RUN_KEY, HB_START_US, HB_STATUS, HB_MESSAGE,
 	                               HB_SQLSTATE, HB_END_US,  HB_PID}; /* SQL_UPD's */
-	const char *sql[3] = {replay ? sql_ins : sql_ins_new, sql_upd, sql_upd_any};
+	static const int count_cols[] = {HB_INSTANCE, HB_RUN_KEY, HB_START_US, HB_END_US,
+	                                 HB_JOB_NAME, HB_TRIGGER, HB_SCHED_US, HB_SEQ};
+	const int *set_cols[] = {NULL, upd_cols, upd_cols, count_cols};
+	const char *sql[4] = {replay ? sql_ins : sql_ins_new, sql_upd, sql_upd_any, sql_count};
 	/* A set's statement takes each column (COLS[c], or field c) as one text[] parameter in
 	 * the array input syntax, {"a","b",NULL}; all of them go in one buffer, sized by one
 	 * pass over the values and filled by another, with no call per value: a batch is on
 	 * every run's route. */
-	for (size_t set = 0, at = 0; set < 3; at += nset[set++]) {
+	for (size_t set = 0, at = 0; set < 4; at += nset[set++]) {
 		struct hist_batch_row *const *rows = order + at;
-		const int *cols = set ? upd_cols : NULL,
-		          ncols = set ? (int)(sizeof(upd_cols) / sizeof(*upd_cols)) : HB_N;
-		const char *p[HB_N];
+		/* (the updates and the counts take 8 columns each) */
+		const int *cols = set_cols[set], ncols = set ? 8 : HB_N;
+		const char *p[HB_N] = {[8] = ctx->retain_ms ? ctx->retain_ms : "0"};
 		size_t size = 0;
 		if (!nset[set])
 			continue;
@@ -278,7 +299,8 @@ int hist_batch_send(PGconn *conn, const struct hist_spool_line *head, size_t max
 			*o++ = '}';
 			*o++ = '\0';
 		}
-		int ok = PQsendQueryParams(conn, sql[set], ncols, NULL, p, NULL, NULL, 0);
+		int ok = PQsendQueryParams(conn, sql[set], ncols + (set == 3), NULL, p, NULL, NULL,
+		                           0); /* (the counts' last: the retention, p[8]) */
 		free(buf);
 		if (!ok)
 			goto out;

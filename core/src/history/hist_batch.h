@@ -2,10 +2,12 @@
 #define PGCROND_HIST_BATCH_H
 
 /* The history's writes (used by history.c), set-based. A batch of the spool's records becomes at
- * most three statements instead of one per line: one INSERT of every row (a run's start, its pid
+ * most four statements instead of one per line: one INSERT of every row (a run's start, its pid
  * and its end merged into one complete row when they are all in the batch, so a short run
  * costs one row written once and no UPDATE), one UPDATE of the pids and ends of runs whose row
- * an earlier batch wrote, and one more for such lines that do not name their run's start. A
+ * an earlier batch wrote, one more for such lines that do not name their run's start, and one
+ * call adding the successes counted instead of written (a job's history = "failures": a short
+ * run's start and its count in one batch write no row at all). A
  * run's lines are found with its start by the number its run key ends in, without a lookup.
  * Values travel as array parameters unnested on the server. The updates name the row's
  * start_time, so each touches one day's partition. This is the only way records are written:
@@ -111,25 +113,30 @@ enum hist_batch_col {
 	HB_SQLSTATE,
 	HB_END_US,
 	HB_PID,
-	HB_WHOLE,  /* "t": the row is one record line (R1), not a start and its end */
-	HB_JOBID,  /* the job's id (hist_batch_ctx), NULL: looked up by its name */
-	HB_CLAIMS, /* "t": looked for in other instances' claims (hist_batch_ctx) */
-	HB_N
+	HB_WHOLE,      /* "t": the row is one record line (R1), not a start and its end */
+	HB_JOBID,      /* the job's id (hist_batch_ctx), NULL: looked up by its name */
+	HB_CLAIMS,     /* "t": looked for in other instances' claims (hist_batch_ctx) */
+	HB_N,          /* (the insert's columns end here) */
+	HB_SEQ = HB_N, /* a counted success's place among its process's (K_COUNT) */
+	HB_ALL
 };
 struct hist_batch_row {
-	const char *f[HB_N];
+	const char *f[HB_ALL];
 	bool insert;
+	bool count; /* a success counted: its row goes (or is never inserted), and it is added to
+	             * pgcrond.job_run_counts */
 };
 
 /* The rows of a batch of records from HEAD on (hist_spool.h), at most MAX, pure: a pid or an
  * end completes its run's start row only if the start in the batch has its key and instance,
- * else it is an update row. The batch ends before a record it cannot read (damaged, or of a
+ * else it is an update row; a count makes its run's start row (or a row of its own) a count
+ * row, which inserts nothing. The batch ends before a record it cannot read (damaged, or of a
  * kind this version does not know) and before a start it holds already (a spill line written
  * twice). *ORDER (one allocation: free it): the rows by statement, NSET[0] inserts, NSET[1]
- * updates naming their start, NSET[2] those that do not. Returns the records taken (>= 1), 0
- * if the first cannot be read (nothing allocated), or -ENOMEM. */
+ * updates naming their start, NSET[2] those that do not, NSET[3] counts. Returns the records taken
+ * (>= 1), 0 if the first cannot be read (nothing allocated), or -ENOMEM. */
 int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_batch_row ***order,
-                    size_t nset[3]) __attribute__((warn_unused_result));
+                    size_t nset[4]) __attribute__((warn_unused_result));
 
 /* What the sender knows beside the records, so that a row costs no lookup on the server. */
 struct hist_batch_ctx {
@@ -142,7 +149,9 @@ struct hist_batch_ctx {
 	 * every row that did not succeed on a first attempt is. */
 	uint64_t lone_first;
 	const char *boot_id;
-	size_t unknown; /* set: the rows whose job's id was not known */
+	const char *retain_ms; /* the retention (ms, as text; NULL or "0": none): counts older
+	                        * than it go as counts are added */
+	size_t unknown;        /* set: the rows whose job's id was not known */
 };
 
 /* Queue on CONN (in pipeline mode already) the statements of hist_batch_make's batch (the

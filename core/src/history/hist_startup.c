@@ -56,13 +56,23 @@ const char hist_sql_orphans[] =
 
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
  * and the end of its last success, where its staleness counts from. */
-const char hist_sql_last_fires[] =
-    "SELECT job_name, EXTRACT(epoch FROM pg_catalog.max(scheduled_time) FILTER"
-    " (WHERE scheduled_time IS NOT NULL"
-    "   AND trigger" EQ "ANY (ARRAY['schedule', 'catchup'])))::pg_catalog.int8,"
-    " (EXTRACT(epoch FROM pg_catalog.max(end_time) FILTER (WHERE status" EQ "'succeeded'))"
-    "  OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"
-    " FROM pgcrond.job_run_details d WHERE " SINCE_1 " GROUP BY job_name";
+#define LAST_FIRES(fire, end, from)                                                                \
+	"SELECT job_name, EXTRACT(epoch FROM pg_catalog.max(" fire "))::pg_catalog.int8,"          \
+	" (EXTRACT(epoch FROM pg_catalog.max(" end "))"                                            \
+	"  OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8 FROM " from " GROUP BY job_name"
+#define LAST_FIRES_ROWS                                                                            \
+	LAST_FIRES("scheduled_time) FILTER (WHERE scheduled_time IS NOT NULL"                      \
+	           " AND trigger" EQ "ANY (ARRAY['schedule', 'catchup'])",                         \
+	           "end_time) FILTER (WHERE status" EQ "'succeeded'",                              \
+	           "pgcrond.job_run_details d WHERE " SINCE_1)
+const char hist_sql_last_fires[] = LAST_FIRES_ROWS;
+/* ... and the successes counted instead (history = "failures", schema step 27) */
+const char hist_sql_last_fires_counted[] =
+    "SELECT job_name, pg_catalog.max(f), pg_catalog.max(e) FROM (" LAST_FIRES_ROWS
+    " UNION ALL " LAST_FIRES("last_fire", "last_end",
+                             "pgcrond.job_run_counts WHERE hour OPERATOR(pg_catalog.>=)"
+                             " $1::pg_catalog.timestamptz") ") AS l(job_name, f, e)"
+                                                            " GROUP BY job_name";
 
 /* What the status showed before the restart, for every job in the history (any instance):
  * its last result ('L', with its message), its last $3 ended runs ('S', the strip), and the

@@ -78,6 +78,11 @@ void hist_set_pid(struct hist *h, uint64_t key, int64_t start_us, int pid);
  * password. */
 void hist_finish(struct hist *h, uint64_t key, int64_t start_us, const char *status,
                  const char *message, const char *sqlstate, int64_t end_us);
+/* Record the success of run KEY (hist_start's) of a job whose history is "failures": its row
+ * goes and the run is counted in pgcrond.job_run_counts (runs and durations per job and
+ * hour; schema 27) instead. RUN is as hist_start was given it (its job, trigger, instants);
+ * END_US as hist_finish's. It travels the spool as rows do. */
+void hist_count(struct hist *h, uint64_t key, const struct hist_run *run, int64_t end_us);
 /* A run that never started (overlap skip, upstream_failed): one complete row. Returns its
  * key (as hist_start's), 0 without a history. */
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,

@@ -43,7 +43,7 @@
 #define HOLD_FUTILE_MS 5000
 #define HOLD_QUIET_MS 10000
 #define QUERY_TIMEOUT_MS 60000
-/* A batch (hist_batch.c) is at most three statements whatever its size: larger batches
+/* A batch (hist_batch.c) is at most four statements whatever its size: larger batches
  * spread a round trip and a plan over more records (15,000 runs/s are 45,000 records). */
 #define SET_BATCH_MAX 4096
 /* A record arriving at an idle connection waits this long for company before it is sent:
@@ -72,12 +72,17 @@
 /* The same with the run's start last, so the row's day partition is named (schema 6) */
 #define K_PID2 "P2"
 #define K_FINISH2 "F2"
+/* A success counted instead of written (hist_count; schema 27): instance run_key end_us
+ * start_us job_name trigger scheduled_us seq */
+#define K_COUNT "C1"
+#define N_COUNT 8
 
 /* The orphans and last-fires reads: hist_startup.c. */
 
-/* The statements, by what their answers mean (the session's tags). */
+/* The statements, by what their answers mean (struct hist's op). */
 enum hist_op {
-	OP_BATCH = 1,
+	OP_NONE,
+	OP_BATCH,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
 	OP_LAST_RESULTS,
@@ -86,12 +91,13 @@ enum hist_op {
 	OP_JOBIDS
 };
 
-/* The statements after a write error: none is sent until the driver's retry timer, then they
- * go again, and the error stays complained of and counted in the backoff until one works. */
+/* The statements after a write error: none is sent until the history's item has waited its
+ * backoff, then they go again, and the error stays complained of and counted in the backoff
+ * until one works. */
 enum hist_writes {
 	WRITES_OK,    /* the last statement worked, or none failed */
-	WRITES_WAIT,  /* one failed: wait for the retry timer (ownsess_retry) before sending */
-	WRITES_RETRY, /* ... the timer fired, or the connection was lost since */
+	WRITES_WAIT,  /* one failed: the item waits (ownsess_queue_later) before sending */
+	WRITES_RETRY, /* ... its wait is over, or the connection was lost since */
 };
 
 /* The runs a previous process of the instance left running (hist_sql_orphans). */
@@ -109,11 +115,13 @@ struct hist {
 	char boot_id[64];
 	int64_t retain_ms;
 	uint64_t next_key;
+	uint64_t count_seq; /* K_COUNT records of this process, in spool order */
 	struct hist_tuning tun;
 
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements (ownsess.h) */
-	bool own_busy;              /* a statement of the history's is in flight or waiting */
+	struct ownsess_item out;    /* the history's statements: one item of that outbox ... */
+	enum hist_op op;            /* ... whose statement in flight is this (OP_NONE: none) */
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */
@@ -171,6 +179,7 @@ struct hist {
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
 	struct strmap jobids;
 	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
+	bool counts;            /* ... and with them: the schema has pgcrond.job_run_counts */
 	int64_t jobids_read_ms; /* monotonic: the last read */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;

@@ -30,14 +30,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
  * and has the spill file's writer append it), then a
  * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
- * end sends the next batch, at the session's idle turn). */
+ * answer queues the next batch). */
 static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
 	hist_spool_put(h->spool, kind, fields, n);
 	hist_backlog_update(h, true);
-	if (h->own_busy) {
-		h->sess.want = true;
-	} else if (!evtimer_pending(&h->linger_ev, NULL)) {
+	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
 		evtimer_add(&h->linger_ev, &tv);
 	}
@@ -52,7 +50,10 @@ struct jobid {
 	char name[];
 };
 
-const char hist_sql_jobids[] = "SELECT jobname, jobid FROM pgcrond.job";
+/* (and whether the counts of schema step 27 are there, on a row of its own if no job is) */
+const char hist_sql_jobids[] =
+    "SELECT j.jobname, j.jobid, x.c FROM (SELECT pg_catalog.to_regclass("
+    "'pgcrond.job_run_counts') IS NOT NULL) AS x(c) LEFT JOIN pgcrond.job j ON true";
 
 static void jobid_set(struct hist *h, const char *name, const char *id)
 {
@@ -76,7 +77,8 @@ const char *hist_jobid(const void *arg, const char *job)
 
 void hist_jobids_read(struct hist *h, const PGresult *r)
 {
-	for (int i = 0; PQnfields(r) == 2 && i < PQntuples(r); i++)
+	h->counts = PQnfields(r) == 3 && PQntuples(r) > 0 && PQgetvalue(r, 0, 2)[0] == 't';
+	for (int i = 0; PQnfields(r) == 3 && i < PQntuples(r); i++)
 		if (!PQgetisnull(r, i, 0) && !PQgetisnull(r, i, 1))
 			jobid_set(h, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
@@ -262,6 +264,26 @@ void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *statu
 	    message,     sqlstate, text_i64(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = text_i64(startbuf, sizeof(startbuf), start_us);
 	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
+}
+
+void hist_count(struct hist *h, uint64_t k, const struct hist_run *run, int64_t end_us)
+{
+	char key[96], end[24], start[24], sched[24], seq[24];
+
+	if (!h || !k || !run)
+		return;
+	hist_run_key(h, k, key, sizeof(key));
+	/* the sequence makes a batch sent again after a lost answer count each run once */
+	const char *f[N_COUNT] = {
+	    h->instance,
+	    key,
+	    text_i64(end, sizeof(end), end_us ? end_us : clock_wall_us()),
+	    text_i64(start, sizeof(start), run->start_us),
+	    run->job_name ? run->job_name : "",
+	    run->trigger,
+	    run->scheduled_us ? text_i64(sched, sizeof(sched), run->scheduled_us) : NULL,
+	    text_i64(seq, sizeof(seq), (int64_t)++h->count_seq)};
+	emit(h, K_COUNT, f, N_COUNT);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,

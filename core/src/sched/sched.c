@@ -244,8 +244,17 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	enum sched_status st = ok ? SCHED_SUCCEEDED : r->unmarked ? SCHED_SKIPPED : SCHED_FAILED;
 	const char *status = sched_recent_statuses[st];
 
-	if (s->hist)
+	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
+	 * its row: docs/several-instances.md) */
+	if (s->hist && ok && j->conf && j->conf->history == HISTORY_FAILURES) {
+		struct hist_run hr = {.job_name = j->name,
+		                      .trigger = r->trigger,
+		                      .scheduled_us = r->scheduled_us,
+		                      .start_us = r->start_us}; /* what a count says of its run */
+		hist_count(s->hist, r->hist_key, &hr, end);
+	} else if (s->hist) {
 		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
+	}
 	/* lateness of scheduled first attempts only: a retry or a catch-up is late on purpose */
 	bool timely = r->attempt == 1 && r->scheduled_us && strcmp(r->trigger, "schedule") == 0;
 	struct metrics_run mr = {.job = j->name,
