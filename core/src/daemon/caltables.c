@@ -20,7 +20,7 @@
 
 struct calreader;
 
-struct cal { /* one table calendar */
+struct cal {                    /* one table calendar */
 	struct ownsess_item it; /* its read, an item of the session's outbox */
 	struct calreader *r;
 	char *name, *table, *sql, *where; /* WHERE: the calendar's FILE:LINE */
@@ -51,7 +51,8 @@ struct caltables {
 static char *read_sql(const char *table)
 {
 	char name[160], *sql = NULL;
-	const char *dot = table[0] == '"' ? strchr(strchr(table + 1, '"'), '.') : strchr(table, '.');
+	const char *dot =
+	    table[0] == '"' ? strchr(strchr(table + 1, '"'), '.') : strchr(table, '.');
 	int a = (int)(dot - table);
 	const char *b = dot + 1;
 	snprintf(name, sizeof(name), table[0] == '"' ? "%.*s." : "\"%.*s\".", a, table);
@@ -79,10 +80,11 @@ static bool parse_dates(const PGresult *res, const struct cron_dates **out, char
 	}
 	int n = PQntuples(res);
 	if (n > CRON_DATES_MAX) {
-		snprintf(why, whylen,
-		         "more than %d dates; a calendar lists holidays and closing days, not every "
-		         "day (a schedule says that)",
-		         CRON_DATES_MAX);
+		snprintf(
+		    why, whylen,
+		    "more than %d dates; a calendar lists holidays and closing days, not every "
+		    "day (a schedule says that)",
+		    CRON_DATES_MAX);
 		return false;
 	}
 	int64_t *days = malloc(((size_t)n + 1) * sizeof(*days));
@@ -136,14 +138,15 @@ static void read_done(struct ownsess_item *it, const struct stmtq_result *r)
 		if (r->failed)
 			snprintf(why, sizeof(why), "%s", r->err);
 		if (log_complain(&c->complaint))
-			log_error("calendar \"%s\": cannot read its dates from table %s of database "
-			          "\"%s\": %s; %s (%zu date(s)); give the table a column \"date\" "
-			          "of type date, one date a row, that pgcrond's role may read (the "
-			          "calendar is at %s)",
-			          c->name, c->table, c->r->database, why,
-			          c->dates ? "its jobs keep its last dates"
-			                   : "its jobs do not fire until it is read",
-			          cron_dates_count(c->dates), c->where);
+			log_error(
+			    "calendar \"%s\": cannot read its dates from table %s of database "
+			    "\"%s\": %s; %s (%zu date(s)); give the table a column \"date\" "
+			    "of type date, one date a row, that pgcrond's role may read (the "
+			    "calendar is at %s)",
+			    c->name, c->table, c->r->database, why,
+			    c->dates ? "its jobs keep its last dates"
+			             : "its jobs do not fire until it is read",
+			    cron_dates_count(c->dates), c->where);
 		return;
 	}
 	if (log_complaint_reset(&c->complaint) || d != c->dates)
@@ -204,7 +207,8 @@ static struct calreader *reader_new(struct caltables *ct, const struct pgc_confi
 			continue;
 		struct cal *c = &r->cals[r->n_cals++];
 		c->r = r;
-		c->it = (struct ownsess_item){.send = send_read, .done = read_done, .lost = read_lost};
+		c->it =
+		    (struct ownsess_item){.send = send_read, .done = read_done, .lost = read_lost};
 		ok = (c->name = strdup(cc->name)) && (c->table = strdup(cc->table)) &&
 		     (c->sql = read_sql(cc->table)) &&
 		     asprintf(&c->where, "%s:%d", cc->file, cc->line) >= 0;
@@ -214,12 +218,14 @@ static struct calreader *reader_new(struct caltables *ct, const struct pgc_confi
 			for (size_t m = 0; m < ct->r[k]->n_cals; m++) {
 				const struct cal *o = &ct->r[k]->cals[m];
 				if (strcmp(ct->r[k]->database, db->name) == 0 &&
-				    strcmp(o->name, c->name) == 0 && strcmp(o->table, c->table) == 0)
+				    strcmp(o->name, c->name) == 0 &&
+				    strcmp(o->table, c->table) == 0)
 					c->dates = o->dates;
 			}
 	}
 	r->ct = ct;
-	struct notify_callbacks cb = {.on_notify = on_notify, .on_listening = on_listening, .arg = r};
+	struct notify_callbacks cb = {
+	    .on_notify = on_notify, .on_listening = on_listening, .arg = r};
 	const char *channels[] = {CHANNEL};
 	if (!ok || notify_new(ct->base, db->name, db->conninfo, &cb, &r->n) < 0 ||
 	    notify_set_channels(r->n, channels, 1) < 0)
@@ -372,11 +378,12 @@ int caltables_read_now(const struct pgc_config *cfg, const char *cmd,
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_calendars && rc == 0; i++) {
 		const struct conf_calendar *c = &cfg->calendars[i];
-		const struct conf_database *db = c->table ? config_database(cfg, c->database) : NULL;
+		const struct conf_database *db =
+		    c->table ? config_database(cfg, c->database) : NULL;
 		char why[512] = "", *sql = db ? read_sql(c->table) : NULL;
-		PGconn *conn = sql ? pgconn_connect_blocking(db->conninfo, OWNSESS_APP_NAME, why,
-		                                             sizeof(why))
-		                   : NULL;
+		PGconn *conn =
+		    sql ? pgconn_connect_blocking(db->conninfo, OWNSESS_APP_NAME, why, sizeof(why))
+		        : NULL;
 		PGresult *res = conn ? PQexec(conn, sql) : NULL;
 		const struct cron_dates *d = NULL;
 		if (db && !sql)
@@ -384,11 +391,12 @@ int caltables_read_now(const struct pgc_config *cfg, const char *cmd,
 		else if (conn && parse_dates(res, &d, why, sizeof(why)))
 			v[k++] = (struct config_table_dates){c->name, c->database, c->table, d};
 		else if (db)
-			fprintf(stderr,
-			        "pgcrond %s: calendar \"%s\": cannot read its dates from table %s of "
-			        "database \"%s\": %s; its jobs do not fire until the daemon reads "
-			        "it\n",
-			        cmd, c->name, c->table, c->database, why);
+			fprintf(
+			    stderr,
+			    "pgcrond %s: calendar \"%s\": cannot read its dates from table %s of "
+			    "database \"%s\": %s; its jobs do not fire until the daemon reads "
+			    "it\n",
+			    cmd, c->name, c->table, c->database, why);
 		PQclear(res);
 		PQfinish(conn);
 		free(sql);
