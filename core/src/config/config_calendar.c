@@ -145,11 +145,6 @@ void config_calendars_finish(struct loader *L)
 		struct stat st;
 		char *path = c->ics ? config_join_path(L, L->main_dir, c->ics) : NULL;
 
-		if (c->database) { /* a table calendar: its database must be configured */
-			char what[128];
-			snprintf(what, sizeof(what), "calendar \"%s\"", c->name);
-			config_check_database(L, c->file, c->line, what, c->database);
-		}
 		if (!path)
 			continue;
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -155,6 +155,7 @@ static void read_done(struct ownsess_item *it, const struct stmtq_result *r)
 	if (d == c->dates)
 		return;
 	c->dates = d;
+	log_info("the dates of table calendar \"%s\" changed; applying them", c->name);
 	c->r->ct->changed(c->r->ct->arg);
 }
 
@@ -252,7 +253,8 @@ static bool reader_same(const struct calreader *r, const struct pgc_config *cfg,
 	return k == r->n_cals;
 }
 
-int caltables_apply(struct caltables *ct, const struct pgc_config *cfg)
+/* caltables_apply; 0 or -ENOMEM. */
+static int apply(struct caltables *ct, const struct pgc_config *cfg)
 {
 	struct calreader **next = calloc(cfg->n_databases + 1, sizeof(*next));
 	size_t n = 0;
@@ -290,14 +292,24 @@ int caltables_apply(struct caltables *ct, const struct pgc_config *cfg)
 	return 0;
 }
 
-int caltables_new(struct event_base *base, void (*changed)(void *arg), void *arg,
-                  struct caltables **out)
+void caltables_apply(struct caltables *ct, const struct pgc_config *cfg)
+{
+	if (apply(ct, cfg) < 0)
+		log_error("out of memory reading the table calendars; those read so far keep "
+		          "their dates");
+}
+
+int caltables_new(struct event_base *base, const struct pgc_config *cfg, void (*changed)(void *arg),
+                  void *arg, struct caltables **out)
 {
 	*out = calloc(1, sizeof(**out));
 	if (!*out)
 		return -ENOMEM;
 	**out = (struct caltables){.base = base, .changed = changed, .arg = arg};
-	return 0;
+	int rc = apply(*out, cfg);
+	if (rc < 0)
+		caltables_free(out);
+	return rc;
 }
 
 void caltables_free(struct caltables **ctp)

@@ -16,15 +16,15 @@
 struct event_base;
 struct caltables;
 
-/* CHANGED(ARG), from the loop, when a calendar's dates differ from the last ones read. */
-int caltables_new(struct event_base *base, void (*changed)(void *arg), void *arg,
-                  struct caltables **out) __attribute__((warn_unused_result));
+/* The reads of CFG's table calendars (caltables_apply); CHANGED(ARG), from the loop, when a
+ * calendar's dates differ from the last ones read (said in the log first). 0 or -ENOMEM. */
+int caltables_new(struct event_base *base, const struct pgc_config *cfg, void (*changed)(void *arg),
+                  void *arg, struct caltables **out) __attribute__((warn_unused_result));
 void caltables_free(struct caltables **ct);
 /* Read CFG's table calendars (CFG borrowed for the call) from now on, each read again now; a
- * calendar of the same name, database and table as before keeps its dates meanwhile. 0 or
- * -ENOMEM. */
-int caltables_apply(struct caltables *ct, const struct pgc_config *cfg)
-    __attribute__((warn_unused_result));
+ * calendar of the same name, database and table as before keeps its dates meanwhile. Out of
+ * memory, the calendars read so far stay, as said in the log. */
+void caltables_apply(struct caltables *ct, const struct pgc_config *cfg);
 /* The dates read so far, for a build off the loop: one block, free() it (NULL when none).
  * 0 or -ENOMEM. CT may be NULL. */
 int caltables_snapshot(const struct caltables *ct, struct config_table_dates **out, size_t *n)

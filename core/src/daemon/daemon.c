@@ -214,7 +214,6 @@ static void log_files_parsed(const struct pgc_config *files)
 
 static void reload_begin(struct daemon *d);
 static void sql_changed(void *arg);
-static void dates_changed(void *arg);
 static void installed(void *arg, int rc);
 
 /* Out of memory half-way: the scheduler may already point into the new configuration, so it
@@ -285,10 +284,7 @@ static void install_end(struct daemon *d)
 		/* the registry follows the reload */
 		sqljobs_record_files_made(d->sql, files, r->first_part, r->files_same);
 		r->first_part = NULL;
-		/* read again at a reload; a new table calendar from now on */
-		if (caltables_apply(d->cal, cfg) < 0)
-			log_error("out of memory reading the table calendars; they keep their "
-			          "last dates");
+		caltables_apply(d->cal, cfg); /* read again at a reload */
 	}
 	d->cfg = cfg;
 	if (!d->stopping) {
@@ -439,29 +435,20 @@ static void build(struct daemon *d, const char *path, const struct pgc_config *f
 	reload_result_clear(&r);
 }
 
-/* The jobs made in SQL (sqljobs.h), or a table calendar's dates (caltables.h), changed: merge
- * them with the file jobs as they stand. */
-static void merge_again(struct daemon *d, const char *what)
+/* The jobs made in SQL (sqljobs.h) or a table calendar's dates (caltables.h) changed, as they
+ * said: merge them with the file jobs as they stand. */
+static void sql_changed(void *arg)
 {
+	struct daemon *d = arg;
+
 	if (d->stopping)
 		return;
 	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
 		d->reload.sql_again = true; /* after the build under way, with the rows then */
 		return;
 	}
-	log_info("%s changed; applying them", what);
 	d->reload.building_sql = true;
 	build(d, NULL, d->files);
-}
-
-static void sql_changed(void *arg)
-{
-	merge_again(arg, "jobs made in SQL");
-}
-
-static void dates_changed(void *arg)
-{
-	merge_again(arg, "the dates of a table calendar");
 }
 
 static void reload_begin(struct daemon *d)
@@ -888,8 +875,7 @@ static int open_inputs(struct daemon *d)
 		return EX_UNAVAILABLE;
 	}
 	sqljobs_record_files_made(d->sql, d->files, NULL, false);
-	if (caltables_new(d->base, dates_changed, d, &d->cal) < 0 ||
-	    caltables_apply(d->cal, d->cfg) < 0) {
+	if (caltables_new(d->base, d->cfg, sql_changed, d, &d->cal) < 0) {
 		log_error("cannot read the table calendars: out of memory");
 		return EX_UNAVAILABLE;
 	}
