@@ -13,7 +13,12 @@
 --                           '{"skip_dates": "holidays"}');
 -- The name's shape, and one of the two at most, are checked at the call; whether the daemon's
 -- main file names that calendar is the daemon's to say, as for a job file (the job is left
--- out and the log says why). Applied by `pgcrond install` (see pgcrond--1.sql).
+-- out and the log says why).
+--
+-- And the job file's history key ("all" or "failures": a job's successes counted per hour in
+-- pgcrond.job_run_counts instead of written as rows, step 27); pgcrond.view_status takes a
+-- job's last success, and its last result, from those counts too (a counted success has its
+-- end only, taken as its start as well). Applied by `pgcrond install` (see pgcrond--1.sql).
 
 CREATE OR REPLACE FUNCTION pgcrond.options_problem(options jsonb)
 RETURNS text
@@ -30,7 +35,7 @@ DECLARE
 		"listen": "channel", "debounce": "duration", "max_delay": "duration",
 		"alert_after": "positive", "max_staleness": "duration", "warn_duration": "duration",
 		"timezone": "zone", "freshness": "sla", "sources": "relations", "spread": "spread",
-		"skip_dates": "calendar", "only_dates": "calendar"}';
+		"skip_dates": "calendar", "only_dates": "calendar", "history": ["all", "failures"]}';
 	kind jsonb;
 	problem text;
 	bad text;
@@ -137,5 +142,94 @@ BEGIN
 	RETURN NULL;
 END
 $fn$;
+
+CREATE OR REPLACE VIEW pgcrond.view_status AS
+SELECT j.jobid,
+       j.jobname AS job_name,
+       j.plugin,
+       j.relation,
+       j.schedule,
+       j.enabled,
+       s.end_time AS last_success,
+       now() - s.end_time AS age,
+       j.max_staleness,
+       CASE
+	       WHEN s.end_time IS NULL THEN 'NEVER'
+	       WHEN j.max_staleness IS NULL THEN NULL
+	       WHEN now() - greatest(s.end_time, q.start_time) > j.max_staleness THEN 'STALE'
+	       WHEN now() - greatest(s.end_time, q.start_time) > j.max_staleness / 2 THEN 'WARNING'
+	       ELSE 'FRESH'
+       END AS staleness,
+       l.status AS last_status,
+       l.start_time AS last_start,
+       l.return_message AS last_message,
+       (SELECT count(*)
+	  FROM pgcrond.job_run_details f
+	 WHERE f.job_name = j.jobname
+	   AND f.status IN ('failed', 'upstream_failed')
+	   AND f.start_time > coalesce(s.start_time, '-infinity')) AS failures_since_success,
+       j.freshness,
+       greatest(s.start_time, q.start_time) AS fresh_as_of,
+       g.lag AS freshness_lag,
+       CASE WHEN g.lag IS NULL OR NOT j.enabled THEN NULL
+	    WHEN g.lag > fr.sla * 2 THEN 'ALERT'
+	    WHEN g.lag > fr.sla THEN 'WARNING'
+	    ELSE 'OK'
+       END AS freshness_over,
+       fr.checked_at AS freshness_checked_at,
+       fr.fallback AS freshness_fallback
+  FROM pgcrond.job j
+  -- the last success: its row, or (history = "failures") the last counted one, which has
+  -- its end only (taken as its start too)
+  LEFT JOIN LATERAL (SELECT x.start_time, x.end_time, false AS counted
+		       FROM (SELECT d.start_time, d.end_time
+			       FROM pgcrond.job_run_details d
+			      WHERE d.job_name = j.jobname AND d.status = 'succeeded'
+			      ORDER BY d.start_time DESC
+			      LIMIT 1) x
+		     UNION ALL
+		     SELECT c.last_end, c.last_end, true
+		       FROM pgcrond.job_run_counts c
+		      WHERE c.job_name = j.jobname
+		      ORDER BY 1 DESC NULLS LAST
+		      LIMIT 1) s ON true
+  LEFT JOIN LATERAL (SELECT y.status, y.start_time, y.return_message
+		       FROM (SELECT d.status, d.start_time, d.return_message
+			       FROM pgcrond.job_run_details d
+			      WHERE d.job_name = j.jobname
+			      ORDER BY d.start_time DESC
+			      LIMIT 1) y
+		     UNION ALL
+		     SELECT 'succeeded', s.start_time, NULL
+		      WHERE s.counted
+		      ORDER BY 2 DESC NULLS LAST
+		      LIMIT 1) l ON true
+  -- the last check that found the sources unchanged since a success (freshness)
+  LEFT JOIN LATERAL (SELECT d.start_time
+		       FROM pgcrond.job_run_details d
+		      WHERE d.job_name = j.jobname AND d.status = 'skipped'
+			AND d.return_message LIKE 'sources unchanged since %'
+			AND d.start_time > s.start_time
+		      ORDER BY d.start_time DESC
+		      LIMIT 1) q ON j.freshness IS NOT NULL
+  -- as the daemon has the job now (a file job's freshness column is `pgcrond install`'s)
+  LEFT JOIN LATERAL (SELECT f.sla, f.changed_since, f.checked_at, f.fallback
+		       FROM pgcrond.job_freshness f
+		      WHERE f.job_name = j.jobname
+		      ORDER BY f.checked_at DESC
+		      LIMIT 1) fr ON true
+  -- measured lately: within two check intervals (a quarter of the SLA, at most 5 minutes)
+  -- and a minute
+  LEFT JOIN LATERAL (SELECT CASE WHEN fr.checked_at IS NULL
+				   OR now() - fr.checked_at
+				      > least(fr.sla / 4, interval '5 minutes') * 2
+				        + interval '1 minute' THEN NULL
+			    WHEN fr.changed_since IS NULL THEN interval '0'
+			    ELSE greatest(now() - fr.changed_since, interval '0')
+		       END AS lag) g ON true
+ WHERE j.removed_at IS NULL;
+COMMENT ON VIEW pgcrond.view_status IS
+	'per job: last success (a row, or a counted one for history = "failures"), age, staleness against max_staleness (sources seen unchanged '
+	'count as fresh), freshness SLA and lag (pgcrond.job_freshness, published by the daemon)';
 
 INSERT INTO pgcrond.schema_version (version) VALUES (30) ON CONFLICT DO NOTHING;

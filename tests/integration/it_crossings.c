@@ -36,8 +36,8 @@
 #define SECRET_PATH "tok-crossing-secret"
 
 /* A plain HTTP server: GET /tok-.../NAME answers 200 "ok NAME" after the number of seconds
- * in DIR/sleep.txt (0 if none), and appends "NAME" to DIR/requests.txt when it is asked,
- * before it sleeps. Writes its port. */
+ * in DIR/sleep.txt (0 if none; while it says "hold", not before it says something else), and
+ * appends "NAME" to DIR/requests.txt when it is asked, before it sleeps. Writes its port. */
 static const char server_py[] =
     "import http.server, socketserver, sys, os, time\n"
     "d = sys.argv[1]\n"
@@ -47,7 +47,11 @@ static const char server_py[] =
     "    def do_GET(self):\n"
     "        name = self.path.rsplit('/', 1)[-1]\n"
     "        with open(os.path.join(d, 'requests.txt'), 'a') as f: f.write(name + '\\n')\n"
-    "        try: s = float(open(os.path.join(d, 'sleep.txt')).read())\n"
+    "        def said():\n"
+    "            try: return open(os.path.join(d, 'sleep.txt')).read().strip()\n"
+    "            except Exception: return '0'\n"
+    "        while said() == 'hold': time.sleep(0.05)\n"
+    "        try: s = float(said())\n"
     "        except Exception: s = 0\n"
     "        time.sleep(s)\n"
     "        body = ('ok ' + name).encode()\n"
@@ -469,6 +473,14 @@ static void http_sleep(double s)
 	itest_write_file(path, "%g", s);
 }
 
+/* Its answers wait until http_sleep(). */
+static void http_hold(void)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/sleep.txt", http_dir);
+	itest_write_file(path, "hold");
+}
+
 /* The names of the jobs of every (kind, way, form) cell the ways make, in order. */
 struct cell {
 	enum job_kind kind;
@@ -719,6 +731,26 @@ START_TEST(every_kind_every_way_every_command)
 		char *h = cli(&e, 0, "history", c->name, NULL);
 		ck_assert_msg(strstr(h, "succeeded"), "history %s after a run: %s", c->name, h);
 		free(h);
+
+		/* drop with nothing waiting: nothing dropped (the rows are counted below); in SQL
+		 * too, for a job made in SQL, by its name or by its jobid */
+		char *d = cli(&e, 0, "drop", c->name, NULL);
+		snprintf(want, sizeof(want), "%s: 0 waiting run(s) dropped (dropped by ", c->name);
+		ck_assert_msg(strncmp(d, want, strlen(want)) == 0, "drop %s: %s", c->name, d);
+		free(d);
+		if (c->way == WAY_FILE)
+			continue;
+		snprintf(sql, sizeof(sql),
+		         c->way == WAY_IMPORT ? "SELECT pgcrond.drop_waiting(jobid) FROM cron.job"
+		                                " WHERE jobname = '%s'"
+		                              : "SELECT pgcrond.drop_waiting('%s')",
+		         c->name);
+		long long request = itest_scalar_ll(e.db, sql);
+		snprintf(sql, sizeof(sql),
+		         "SELECT pgcrond.trigger_outcome(%lld) = 'dropped 0 waiting run(s)'",
+		         request);
+		ck_assert_msg(itest_wait_sql(e.db, sql, 10), "%s: drop_waiting's outcome: %s",
+		              c->name, sql);
 	}
 	/* each kind downstream of another: the upstream's runs above set them off; with
 	 * history = "failures", their successes are counted, not written */
@@ -733,6 +765,60 @@ START_TEST(every_kind_every_way_every_command)
 		    "%s-down did not run after %s-file:\n%s", kind_name((enum job_kind)k),
 		    kind_name((enum job_kind)((k + 1) % JOB_KIND_COUNT)), itest_tail(e.log));
 	}
+	/* drop: each kind's downstream waits for its upstream, a run of the next kind held in
+	 * flight (the jobs database's crossing_sleep locked, the HTTP server holding its
+	 * answer); pgcrond drop drops it, with one skipped row "dropped by ..."; the run in
+	 * flight goes on, and once it succeeds the downstream runs as before */
+	PGconn *lock = itest_connect(e.ci);
+	itest_exec(lock, "BEGIN; LOCK TABLE public.crossing_sleep");
+	http_hold();
+	long long down_ok[JOB_KIND_COUNT];
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-file", kind_name((enum job_kind)k));
+		free(cli(&e, 0, "trigger", name, NULL));
+	}
+	for (int k = 0; k < JOB_KIND_COUNT; k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s-down", kind_name((enum job_kind)k));
+		down_ok[k] =
+		    itest_env_count(&e,
+		                    "SELECT coalesce(sum(runs), 0) FROM pgcrond.job_run_counts"
+		                    " WHERE job_name = '%s'",
+		                    name);
+		free(cli(&e, 0, "trigger", name, NULL));
+		char *st = cli(&e, 0, "status", name, NULL);
+		ck_assert_msg(strstr(st, "waiting:\n  for its upstream jobs [upstream]"),
+		              "%s, its upstream in flight: %s", name, st);
+		free(st);
+		char *d = cli(&e, 0, "drop", name, NULL);
+		snprintf(want, sizeof(want), "%s: 1 waiting run(s) dropped (dropped by ", name);
+		ck_assert_msg(strncmp(d, want, strlen(want)) == 0, "drop %s: %s", name, d);
+		free(d);
+		ck_assert_msg(itest_env_wait(&e, 10,
+		                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+		                             " WHERE job_name = '%s' AND status = 'skipped'"
+		                             " AND return_message LIKE 'dropped by %%, uid %%'",
+		                             name),
+		              "%s: no skipped row for its dropped run:\n%s", name,
+		              itest_tail(e.log));
+	}
+	itest_exec(lock, "COMMIT");
+	PQfinish(lock);
+	http_sleep(0);
+	for (int k = 0; k < JOB_KIND_COUNT; k++) /* (its successes counted: history = "failures") */
+		ck_assert_msg(itest_env_wait(&e, 30,
+		                             "SELECT sum(runs) > %lld FROM pgcrond.job_run_counts"
+		                             " WHERE job_name = '%s-down'",
+		                             down_ok[k], kind_name((enum job_kind)k)),
+		              "%s-down did not run after its upstream's run:\n%s",
+		              kind_name((enum job_kind)k), itest_tail(e.log));
+	/* the only runs dropped are those: each one row, none for a drop with nothing waiting */
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE return_message LIKE 'dropped by%%'"
+	                                     " AND job_name NOT LIKE '%%-down'"),
+	                 0);
+
 	/* graph: every kind's edge */
 	out = cli(&e, 0, "graph", NULL, NULL);
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {

@@ -35,20 +35,6 @@ static void install(struct itest_env *e)
 	free(sql);
 }
 
-/* `pgcrond status --json [JOB]`, parsed; fails the test unless it exits 0. */
-static json_t *status_json(struct itest_env *e, const char *job)
-{
-	int status;
-	char *out = job ? itest_cli(&status, "status", "-c", e->conf, "--json", job, NULL)
-	                : itest_cli(&status, "status", "-c", e->conf, "--json", NULL);
-	ck_assert_msg(status == 0, "pgcrond status: %d %s", status, out);
-	json_error_t je;
-	json_t *st = json_loads(out, 0, &je);
-	ck_assert_msg(st != NULL, "status --json is not JSON (%s): %s", je.text, out);
-	free(out);
-	return st;
-}
-
 static json_t *job_of(json_t *st, const char *name)
 {
 	size_t i;
@@ -132,7 +118,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	free(out);
 
 	/* the daemon's part */
-	json_t *st = status_json(&e, NULL);
+	json_t *st = itest_env_status(&e, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "version")), PGCROND_VERSION);
 	ck_assert_int_eq(json_array_size(json_object_get(st, "jobs")), 5);
 	ck_assert_str_eq(json_string_value(json_object_get(
@@ -160,7 +146,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	    "no backend with application_name 'pgcrond: slow':\n%s", itest_read_file(e.log));
 	long long pid = itest_env_count(
 	    &e, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcrond: slow'");
-	st = status_json(&e, "slow");
+	st = itest_env_status(&e, "slow");
 	json_t *j = job_of(st, "slow");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "running");
 	json_t *run = json_object_get(j, "running");
@@ -206,7 +192,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	itest_exec(e.db, "SELECT pg_notify('it_ctl_ch', 'a'), pg_notify('it_ctl_ch', 'b')");
 	json_t *deb = NULL;
 	for (int i = 0; i < 50 && !deb; i++) {
-		st = status_json(&e, "heard");
+		st = itest_env_status(&e, "heard");
 		json_t *d = json_object_get(job_of(st, "heard"), "debounce");
 		if (d && json_integer_value(json_object_get(d, "payloads")) == 2)
 			deb = json_incref(job_of(st, "heard"));
@@ -231,7 +217,7 @@ START_TEST(status_trigger_wait_and_no_daemon)
 	free(out);
 
 	/* the last result, whole */
-	st = status_json(&e, "broken");
+	st = itest_env_status(&e, "broken");
 	json_t *last = json_object_get(job_of(st, "broken"), "last_result");
 	ck_assert_str_eq(json_string_value(json_object_get(last, "status")), "failed");
 	ck_assert_str_eq(json_string_value(json_object_get(last, "sqlstate")), "22012");
@@ -339,7 +325,7 @@ START_TEST(pause_resume_persist_and_catch_up)
 	ck_assert_msg(
 	    itest_env_wait(&e, 10, "SELECT paused FROM pgcrond.job WHERE jobname = 'tick'"),
 	    "pgcrond.job.paused not recorded:\n%s", itest_read_file(e.log));
-	json_t *st = status_json(&e, "tick");
+	json_t *st = itest_env_status(&e, "tick");
 	ck_assert_str_eq(json_string_value(json_object_get(job_of(st, "tick"), "state")), "paused");
 	ck_assert(json_is_true(json_object_get(job_of(st, "tick"), "paused")));
 	json_decref(st);
@@ -431,7 +417,7 @@ START_TEST(plugin_versions_and_history_run)
 	itest_env_start(&e);
 	ck_assert_msg(itest_wait_log(e.log, "plugin example 1.0.0", 10),
 	              "no plugin version logged:\n%s", itest_read_file(e.log));
-	json_t *st = status_json(&e, NULL);
+	json_t *st = itest_env_status(&e, NULL);
 	json_t *p0 = json_array_get(json_object_get(st, "plugins"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(p0, "name")), "example");
 	ck_assert_str_eq(json_string_value(json_object_get(p0, "version")), "1.0.0");
@@ -527,7 +513,7 @@ START_TEST(works_while_the_database_is_down)
 	itest_env_start(&e);
 	json_t *st = NULL;
 	for (int i = 0; i < 50; i++) { /* until the first connect attempt has failed */
-		st = status_json(&e, NULL);
+		st = itest_env_status(&e, NULL);
 		json_t *db = json_array_get(json_object_get(st, "databases"), 0);
 		if (json_is_false(json_object_get(db, "reachable")))
 			break;

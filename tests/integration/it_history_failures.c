@@ -134,6 +134,17 @@ START_TEST(failures_only)
 	ck_assert_int_eq(runs_total(e.dir, page, "hf", "failed"), failed);
 	free(page);
 	assert_history(&e, itest_tail(e.log));
+	/* pgcrond.view_status: the last success is the last counted one, the last result the
+	 * last try's (every third fails), no failure since a success that came last */
+	char want[160];
+	snprintf(want, sizeof(want), "%s|true|%s", n % 3 == 0 ? "failed" : "succeeded",
+	         n % 3 == 0 ? "1" : "0");
+	itest_assert_scalar(e.db,
+	                    "SELECT last_status || '|' || (last_success = (SELECT max(last_end)"
+	                    " FROM pgcrond.job_run_counts WHERE job_name = 'hf')) || '|'"
+	                    " || failures_since_success FROM pgcrond.view_status"
+	                    " WHERE job_name = 'hf'",
+	                    want);
 	/* the job after it ran on its successes, whose rows were never written */
 	ck_assert_int_gt(itest_env_count(&e, "SELECT count(*) FROM hf.down"), 0);
 	ck_assert_int_eq(itest_env_count(&e,

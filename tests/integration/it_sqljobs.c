@@ -363,6 +363,7 @@ START_TEST(native_schedule_with_options)
 	    {"{\"spread\": \"1500ms\"}",
 	     "spread must be whole seconds like \"30s\" or \"5m\", not \"1500ms\": a spread "
 	     "is whole seconds"},
+	    {"{\"history\": \"some\"}", "history must be one of all, failures, not \"some\""},
 	    {"{\"spread\": \"30 s\"}",
 	     "spread must be whole seconds like \"30s\" or \"5m\", not \"30 s\": write whole "
 	     "numbers with a unit (ms, s, m, h or d) and no spaces"},

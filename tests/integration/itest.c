@@ -692,6 +692,19 @@ void itest_env_main_with_db(const struct itest_env *e, const char *name, const c
 	                 e->dir, e->dir, e->ci, name, conninfo);
 }
 
+json_t *itest_env_status(struct itest_env *e, const char *job)
+{
+	int status;
+	char *out = job ? itest_cli(&status, "status", "-c", e->conf, "--json", job, NULL)
+	                : itest_cli(&status, "status", "-c", e->conf, "--json", NULL);
+	ck_assert_msg(status == 0, "pgcrond status: %d %s", status, out);
+	json_error_t je;
+	json_t *st = json_loads(out, 0, &je);
+	ck_assert_msg(st != NULL, "status --json is not JSON (%s): %s", je.text, out);
+	free(out);
+	return st;
+}
+
 char *itest_env_metrics(struct itest_env *e)
 {
 	static const char needle[] = "http: listening on http://";

@@ -7,6 +7,7 @@
  * refuses root, and tests run as root in CI). Failures abort the current Check test. */
 
 #include <check.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -217,6 +218,9 @@ long long itest_env_count(struct itest_env *e, const char *fmt, ...)
  * COMMAND with its "%s" replaced by the job's name. */
 void itest_env_each_second(const struct itest_env *e, const char *file, int n, const char *prefix,
                            const char *command);
+/* `pgcrond status --json [JOB]` (JOB NULL: every job), parsed; fails the test unless it exits
+ * 0. */
+json_t *itest_env_status(struct itest_env *e, const char *job);
 /* The daemon's /metrics page (its config has an http listener on port 0: the port is read
  * from its log), malloc'd. */
 char *itest_env_metrics(struct itest_env *e);

@@ -47,7 +47,7 @@ __attribute__((format(printf, 2, 3))) static void note(struct fixture *f, const 
 
 static bool item_send(struct ownsess_item *it)
 {
-	return ownsess_push(it, "SELECT 1", 0, NULL);
+	return ownsess_push(it, 0, "SELECT 1", 0, NULL);
 }
 
 static void item_done(struct ownsess_item *it, const struct stmtq_result *r)

@@ -19,6 +19,7 @@ int cli_history(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_pause(int argc, char **argv);
+int cli_drop(int argc, char **argv);
 int cli_resume(int argc, char **argv);
 
 /* The client side of the daemon's control socket (ctl.h), in cli_status.c: load CONF for its

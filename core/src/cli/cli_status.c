@@ -1,9 +1,10 @@
-/* pgcrond status [JOB] [--json], pause JOB, resume JOB: talk to the running daemon over its
- * control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
+/* pgcrond status [JOB] [--json], pause JOB, resume JOB, drop JOB: talk to the running daemon over
+ * its control socket (ctl.h), and the client side of that socket for `trigger` (cli_ctl_call). */
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,42 @@ static void print_recent_runs(const json_t *j)
 	}
 }
 
+/* The runs that wait, and for what: of job J, or of every job (J NULL: ST's jobs). */
+static void print_waiting(const json_t *st, const json_t *only)
+{
+	static const struct {
+		const char *key, *text;
+	} fors[] = {{"slot", "a max_running slot"},
+	            {"connection", "a connection to its database"},
+	            {"upstream", "its upstream jobs"},
+	            {"retry", "its retry delay"},
+	            {"own_run", "the job's run under way"},
+	            {"notifications", "the job's run under way (notified)"},
+	            {"instance", "the job's run on another instance"},
+	            {"claim", "its claim"}};
+	const json_t *jobs = only ? NULL : json_object_get(st, "jobs"), *j = only, *w;
+	size_t i = 0, k, shown = 0;
+	do {
+		if (jobs)
+			j = json_array_get(jobs, i);
+		json_array_foreach(json_object_get(j, "waiting"), k, w)
+		{
+			const char *f = jstr(w, "for"), *text = f;
+			for (size_t x = 0; x < sizeof(fors) / sizeof(fors[0]); x++)
+				if (strcmp(fors[x].key, f) == 0)
+					text = fors[x].text;
+			if (!shown++)
+				printf(only ? "waiting:\n"
+				            : "\nwaiting runs ('pgcrond drop JOB' drops "
+				              "a job's):\n");
+			printf("  %s%sfor %s [%s] (%s%s%s, attempt %lld, since %s)\n",
+			       only ? "" : jstr(j, "name"), only ? "" : ": ", text, f,
+			       jstr(w, "trigger"), *jstr(w, "scheduled_for") ? " " : "",
+			       jstr(w, "scheduled_for"), jint(w, "attempt"), jstr(w, "since"));
+		}
+	} while (jobs && ++i < json_array_size(jobs));
+}
+
 /* The last failures, newest first (of one job, or of all). */
 static void print_failures(const json_t *st)
 {
@@ -569,10 +606,12 @@ int cli_status(int argc, char **argv)
 		printf("\n");
 	} else if (rq.job[0]) {
 		print_job(json_array_get(json_object_get(st, "jobs"), 0));
+		print_waiting(st, json_array_get(json_object_get(st, "jobs"), 0));
 		print_failures(st);
 	} else {
 		print_daemon(st);
 		print_jobs_table(st);
+		print_waiting(st, NULL);
 		print_failures(st);
 	}
 	json_decref(a);
@@ -638,4 +677,49 @@ int cli_pause(int argc, char **argv)
 int cli_resume(int argc, char **argv)
 {
 	return pause_resume(argc, argv, CTL_RESUME);
+}
+
+static void drop_usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: pgcrond drop [-c FILE] JOB\n\n"
+	        "Drop JOB's runs that wait (those 'pgcrond status JOB' lists under waiting: for a\n"
+	        "max_running slot, its upstream jobs, its retry delay, the job's run under way,\n"
+	        "another instance's run, a claim, a connection while nothing of it was sent).\n"
+	        "Each is recorded once, as skipped, with the message \"dropped by USER, uid N\n"
+	        "(pid P)\": USER is your login name, N and P your uid and process as the daemon's\n"
+	        "kernel sees them. A run under way is left alone, and so are the runs of other\n"
+	        "jobs; the job's next fires run. Goes through the daemon's control socket;\n"
+	        "exit 69 if no daemon answers, 64 if no such job is configured. In SQL:\n"
+	        "pgcrond.drop_waiting(job).\n\n"
+	        "Options:\n"
+	        "  -c, --config FILE  the main configuration file (default %s)\n"
+	        "  -h, --help         show this help\n",
+	        PGCROND_DEFAULT_CONF);
+}
+
+int cli_drop(int argc, char **argv)
+{
+	const char *conf;
+	int first;
+	int rc = cli_parse_args(argc, argv, drop_usage, &conf, NULL, 1, 1, &first);
+	if (rc)
+		return rc == CLI_HELP ? EX_OK : rc;
+	struct ctl_request rq = {.cmd = CTL_DROP};
+	/* who asks, by name (the daemon adds the uid it sees): a name the protocol takes */
+	const struct passwd *pw = getpwuid(getuid());
+	if (pw && pw->pw_name && strlen(pw->pw_name) < sizeof(rq.by) &&
+	    strspn(pw->pw_name,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	        strlen(pw->pw_name))
+		text_copy(rq.by, sizeof(rq.by), pw->pw_name);
+	json_t *a;
+	rc = ask("drop", conf, &rq, argv[first], &a);
+	if (rc)
+		return rc;
+	const char *job = json_string_value(json_object_get(a, "job"));
+	printf("%s: %lld waiting run(s) dropped (%s)\n", job ? job : rq.job, jint(a, "dropped"),
+	       jstr(a, "by"));
+	json_decref(a);
+	return EX_OK;
 }

@@ -18,6 +18,7 @@ static const struct {
     {"status", cli_status, "the running daemon's live state, per job"},
     {"pause", cli_pause, "stop starting a job's runs (kept across restarts)"},
     {"resume", cli_resume, "let a paused job run again"},
+    {"drop", cli_drop, "drop a job's runs that wait (each recorded skipped)"},
     {"history", cli_history, "show recent runs from the history table"},
     {"graph", cli_graph, "print the job graph in Graphviz DOT"},
     {"import", cli_import, "move the jobs of a pg_cron installation into pgcrond"},

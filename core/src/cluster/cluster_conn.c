@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,40 +112,45 @@ static void next_due(struct cluster *c, const struct cluster_row *w, int64_t now
 		cluster_due_at(c, w->op, next > now ? next : now + period);
 }
 
-/* Whatever kicks brings work (a row come due, an item queued, an answer): the session's
- * turns, from the loop (never inside a run's state change), ask again until one finds
- * nothing to send (on_idle). */
+#define CLUSTER_OF(it) ((struct cluster *)((char *)(it)-offsetof(struct cluster, turn)))
+
+/* Whatever kicks brings work (a row come due, an item queued, an answer): the cluster's turn
+ * (an item of the session's outbox), from the loop (never inside a run's state change), until
+ * one finds nothing to send (turn_send). */
 void cluster_kick(struct cluster *c)
 {
-	ownsess_want(&c->sess);
+	ownsess_queue(&c->sess, &c->turn);
 }
 
-/* Statement TAG is complete (ownsess.h): its row takes the answer. The next statement follows
- * when this returns (the session's idle(): cluster_kick). */
-static void op_done(void *arg, int tag, const struct stmtq_result *sr)
+/* The turn's done(): the row of the statement in flight takes the answer; the cluster is
+ * asked again after it (unless the answer sent the next one). */
+static void op_done(struct ownsess_item *it, const struct stmtq_result *sr)
 {
-	struct cluster *c = arg;
-	const struct cluster_row *w = row_of(c, (enum op)tag);
+	struct cluster *c = CLUSTER_OF(it);
+	const struct cluster_row *w = row_of(c, c->flight);
 	c->flight = 0;
-	if (sr->lost) {
-		/* the connection is gone: on_conn_failed tells the rows */
-		if (w && (w->flags & ROW_AGAIN))
-			cluster_due_at(c, w->op, 0);
-		return;
-	}
 	if (w && w->done)
 		w->done(c, sr);
+	if (!c->flight)
+		cluster_kick(c);
+}
+
+/* The turn's lost(): the connection is gone (on_conn_failed tells the rows). */
+static void op_lost(struct ownsess_item *it, const char *why)
+{
+	struct cluster *c = CLUSTER_OF(it);
+	const struct cluster_row *w = row_of(c, c->flight);
+	(void)why;
+	c->flight = 0;
+	if (w && (w->flags & ROW_AGAIN))
+		cluster_due_at(c, w->op, 0);
 }
 
 bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
                        const char *const *params)
 {
 	c->flight = op;
-	c->sess.want = true; /* asked again after its answer (also a lock's, sent from no kick) */
-	if (stmtq_push(c->q, op, sql, n, params, c->q->drv.check_ms, op_done, c))
-		return true;
-	c->flight = 0;
-	return false;
+	return ownsess_push(&c->turn, c->q->drv.check_ms, sql, n, params);
 }
 
 /* ---- the state --------------------------------------------------------------------------- */
@@ -226,36 +232,30 @@ static void on_connected(void *arg)
 {
 	struct cluster *c = arg;
 	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
-	c->lock_due = true;
+	c->due[OP_LOCK] = 0;
 	cluster_kick(c);
 }
 
-/* The retry timer (ownsess_retry): try the lock again, at the cluster's next turn. */
-static void on_retry(void *arg)
+/* The turn's send(): the next statement. Not before other modules' statements (cluster_submit:
+ * items queued on the session before or after the turn; the last one's answer kicks), and
+ * until the name is held, only the lock when it is due (a connect, or a retry's time:
+ * cluster_due_at). A turn that sends nothing leaves the cluster unasked (a lone instance's
+ * runs, whose history statements make turns, enter no row) until something kicks it: every
+ * row that comes due has its timer, every item queued (unlock, mark, claim, task) kicks, a
+ * statement of its own is followed by a turn, and a row skipped for a while (an unlock held,
+ * a reap too early) arms the timer for the end of it. */
+static bool turn_send(struct ownsess_item *it)
 {
-	struct cluster *c = arg;
-	c->lock_due = c->state != CS_LOCKED;
-	cluster_kick(c);
-}
-
-/* The session is idle after a statement: the next one. A turn that sends nothing leaves the
- * cluster unasked (a lone instance's runs, whose history statements make these turns, enter
- * no row) until something kicks it: every row that comes due has its timer, every item
- * queued (unlock, mark, claim, task) kicks, a statement of its own is followed by a turn
- * that asks it, and a row skipped for a while (an unlock held, a reap too early) arms the
- * timer for the end of it. */
-static void on_idle(void *arg)
-{
-	struct cluster *c = arg;
-	c->sess.want = false;
-	if (c->state != CS_LOCKED) {
-		if (c->lock_due) {
-			c->lock_due = false;
-			row_of(c, OP_LOCK)->send(c);
-		}
-		return;
-	}
+	struct cluster *c = CLUSTER_OF(it);
 	int64_t now = clock_mono_ms();
+	if (c->n_tasks)
+		return false;
+	if (c->state != CS_LOCKED) {
+		if (c->due[OP_LOCK] > now)
+			return false;
+		c->due[OP_LOCK] = CLUSTER_NEVER;
+		return row_of(c, OP_LOCK)->send(c);
+	}
 	const char *mine[] = {c->instance, c->boot_id};
 	for (const struct cluster_row *const *r = c->rows; *r; r++) {
 		const struct cluster_row *w = *r;
@@ -267,11 +267,12 @@ static void on_idle(void *arg)
 			next_due(c, w, now);
 		if (!w->send) {
 			cluster_send_stmt(c, w->op, w->sql, w->n, mine);
-			return;
+			return true;
 		}
 		if (w->send(c))
-			return;
+			return true;
 	}
+	return false;
 }
 
 /* Wake-ups from other instances (coord.c), between statements. */
@@ -297,8 +298,6 @@ static void on_notify(void *arg, const char *channel, const char *extra)
 static const struct ownsess_ops conn_ops = {
     .connected = on_connected,
     .failed = on_conn_failed,
-    .idle = on_idle,
-    .retry = on_retry,
     .notify = on_notify,
 };
 
@@ -308,6 +307,7 @@ int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows)
 	for (int op = 0; op < OP_N; op++)
 		c->due[op] = CLUSTER_NEVER;
 	evtimer_assign(&c->tick_ev, c->base, on_tick, c);
+	c->turn = (struct ownsess_item){.send = turn_send, .done = op_done, .lost = op_lost};
 	/* the database's own session, shared with the history (ownsess.h): the instance's name
 	 * is held by that session (cluster_lock.c) */
 	if (ownsess_join(&c->sess, c->base, c->conninfo, &conn_ops, c) < 0 ||
@@ -468,7 +468,8 @@ static void task_answered(void *arg, const PGresult *res)
 	struct task *t = arg;
 	char err[512] = "";
 	const char *state = "";
-	t->c->n_tasks--;
+	if (--t->c->n_tasks == 0)
+		cluster_kick(t->c); /* the rows' turn, which waited for the tasks */
 	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) { /* (NULL: no rows, no error) */
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		pgconn_result_error(res, err, sizeof(err));

@@ -197,9 +197,9 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 			    sr->err, SCHEMA_RETRY_MS / 1000);
 		cluster_to(c, CS_SCHEMA_OLD);
 		/* the session stays: it is the history's and the listeners' too; the claims are
-		 * refused until the lock is taken again (on_retry) */
+		 * refused until the lock is taken again */
 		cluster_answer_overdue(c);
-		ownsess_retry(&c->sess, SCHEMA_RETRY_MS);
+		cluster_due_at(c, OP_LOCK, clock_mono_ms() + SCHEMA_RETRY_MS);
 		return;
 	}
 	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
@@ -218,7 +218,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		/* (a standby stays one: its claims are answered so) */
 		cluster_to(c, c->state == CS_RECOVERY ? CS_RECOVERY : CS_LOCK_FAILED);
 		cluster_answer_overdue(c);
-		ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
+		cluster_due_at(c, OP_LOCK, clock_mono_ms() + CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
 	if (sr->failed && !legacy) { /* read-only: a standby */
@@ -293,7 +293,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 		log_notice("cluster: instance name \"%s\" is held by another live session; "
 		           "checking in %d s whether that instance is alive",
 		           c->instance, LOCK_RECHECK_MS / 1000);
-		ownsess_retry(&c->sess, LOCK_RECHECK_MS);
+		cluster_due_at(c, OP_LOCK, clock_mono_ms() + LOCK_RECHECK_MS);
 		return;
 	}
 	if (!have || seen != c->holder_seen_us) {
@@ -318,7 +318,7 @@ static void holder_done(struct cluster *c, const struct stmtq_result *sr)
 		            "heartbeat stopped at %s: a dead process whose session the server has "
 		            "not dropped yet; waiting for it",
 		            c->instance, PQgetvalue(r, 0, 4));
-	ownsess_retry(&c->sess, CLUSTER_RECOVERY_RETRY_MS);
+	cluster_due_at(c, OP_LOCK, clock_mono_ms() + CLUSTER_RECOVERY_RETRY_MS);
 }
 
 bool cluster_clock_offset(int64_t sent_wall_us, int64_t rtt_us, int64_t db_us, int64_t *offset_us)

@@ -170,7 +170,7 @@ struct claim {
 	struct strmap_node sent_node; /* under job, while claim_match matches rows to claims */
 };
 
-/* The statements, by what their answers mean (the session's tags). */
+/* The statements, by what their answers mean (struct cluster's flight). */
 enum op {
 	OP_LOCK = 1,
 	OP_HOLDER,
@@ -195,9 +195,9 @@ enum op {
  * statement due at a time (periodic, or when asked for: cluster_due_at), or a kind of
  * outgoing item (marks, unlocks, other modules' statements, claims), due while items wait.
  * cluster_kick sends the first row, in the table's order, that is due and not skipped; the
- * answer comes back to the row of its tag. */
+ * answer comes back to the row of its op. */
 struct cluster_row {
-	enum op op; /* the tag its answer comes back with */
+	enum op op; /* what its answer comes back as (struct cluster's flight) */
 	/* due again this long after it went (ROW_BEAT: the heartbeat's period); 0: only when
 	 * something asks for it */
 	int64_t period_ms;
@@ -274,13 +274,13 @@ struct cluster {
 	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements (ownsess.h) */
 	const struct cluster_row *const *rows; /* the statements, in the order considered */
-	int64_t due[OP_N];     /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
-	struct event tick_ev;  /* at the first due time still ahead ... */
-	int64_t tick_at_ms;    /* ... which is this */
-	enum op flight;        /* the statement of the cluster's in flight, 0 if none */
-	bool lock_due;         /* the name's lock goes at the next turn (a connect, a retry) */
-	int64_t stop_until_ms; /* the stop's grace ends (cluster_close) */
-	char op_cause[600];    /* why the claims being answered got no answer, "" if unreachable */
+	int64_t due[OP_N];    /* each timed row's due time (monotonic ms), CLUSTER_NEVER if none */
+	struct event tick_ev; /* at the first due time still ahead ... */
+	int64_t tick_at_ms;   /* ... which is this */
+	struct ownsess_item turn; /* the rows' statements: an item of that outbox (cluster_kick) */
+	enum op flight;           /* the statement of the cluster's in flight, 0 if none */
+	int64_t stop_until_ms;    /* the stop's grace ends (cluster_close) */
+	char op_cause[600]; /* why the claims being answered got no answer, "" if unreachable */
 	struct event flush_ev;
 	/* cluster_dead_after: how long others wait for this instance's heartbeat before they
 	 * declare it dead (written in its row), and the heartbeat's period, a quarter of it */

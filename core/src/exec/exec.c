@@ -266,6 +266,14 @@ void exec_cancel(struct exec_run *run, const char *message)
 		run_stop(run, message ? message : "cancelled", false);
 }
 
+bool exec_withdraw(struct exec_run *run, const char *message)
+{
+	if (!run || run->phase != EXEC_WAITING || run->link.reserved || run->stop.msg)
+		return false;
+	run_stop(run, message, false);
+	return true;
+}
+
 void exec_release(struct exec_run *r, bool go, const char *why)
 {
 	if (!r || r->phase == EXEC_DONE || r->stop.msg || !r->held)

@@ -285,7 +285,7 @@ static bool send_look(struct ownsess_item *it)
 	const char *params[3] = {pids, quiet, idle};
 	w->looking = true;
 	w->sent_us = now_us;
-	(void)ownsess_push(it, sql_look, 3, params);
+	(void)ownsess_push(it, 0, sql_look, 3, params);
 	return true;
 }
 

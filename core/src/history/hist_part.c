@@ -7,8 +7,9 @@
  *     (SHARE UPDATE EXCLUSIVE on the parent, so inserts and updates go on), or ... FINALIZE
  *     for one whose detach was interrupted; then DROP: DROP TABLE on the detached table
  *     (which locks only that table).
- * Each statement waits for its turn with the other clients' (the session asks them in turn),
- * so the history's records and the cluster's heartbeats go between the steps of a pass.
+ * Each statement is the retention's item of the session's outbox and waits for its turn with
+ * the other clients' (the session takes them in turn), so the history's records and the
+ * cluster's heartbeats go between the steps of a pass.
  *
  * Any reader of the history can hold a step up for as long as its transaction lasts: DETACH
  * waits for every transaction that still sees the partition, FINALIZE and DROP for the
@@ -19,15 +20,16 @@
  * second phase leaves the partition "detach pending": the next pass FINALIZEs it.
  *
  * DETACH CONCURRENTLY may not run in a transaction block, so its lock_timeout cannot be local
- * to a transaction: a DDL step sets it for the session and resets it after, the three
- * statements pushed together, so that no other client's statement comes between them (the
- * session's queue is first in, first out) and none runs with the short lock_timeout. */
+ * to a transaction: a DDL step sets it for the session and resets it after, each of the three
+ * statements sent from the answer of the one before (a chain), so that no other client's
+ * statement comes between them and none runs with the short lock_timeout. */
 #include "hist_part.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +63,10 @@ static const char sql_list[] =
 static const char sql_set[] = "SET lock_timeout = " HIST_PART_LOCK_TIMEOUT_MS;
 static const char sql_reset[] = "RESET lock_timeout";
 
-/* A pass's statements (the session's tags). */
+/* A pass's statements. */
 enum part_step { STEP_NONE, STEP_ENSURE, STEP_LIST, STEP_DETACH, STEP_DROP };
+/* The statement in flight: a step's (ENSURE, LIST), or one of a DDL step's three. */
+enum part_flight { PF_NONE, PF_STEP, PF_SET, PF_DDL, PF_RESET };
 
 static const char *const step_what[] = {
     [STEP_NONE] = "",
@@ -85,17 +89,20 @@ enum pass_end { PASS_DONE, PASS_GAVE_WAY, PASS_FAILED, PASS_LOST };
 struct hist_part {
 	struct ownsess_client sess; /* the history database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements */
+	struct ownsess_item item;   /* the pass's statements: an item of that outbox */
 	int64_t retain_ms, interval_ms;
-	enum part_step step;  /* the pass's next statement (STEP_NONE: no pass under way) ... */
-	bool sent;            /* ... in flight or waiting on the session */
-	struct expired *drop; /* LIST's answer; STEP_DETACH and STEP_DROP work on drop[at] */
+	enum part_step step;     /* the pass's next statement (STEP_NONE: no pass under way) ... */
+	enum part_flight flight; /* ... and the statement in flight */
+	struct expired *drop;    /* LIST's answer; STEP_DETACH and STEP_DROP work on drop[at] */
 	size_t n_drop, at;
 	char *ddl; /* the DDL step's text, borrowed by the session until it is sent */
 	struct hist_part_stats st;
 	struct log_complaint wait_complaint;
 };
 
-static void step_done(void *arg, int tag, const struct stmtq_result *r);
+#define PART_OF(it) ((struct hist_part *)((char *)(it)-offsetof(struct hist_part, item)))
+
+static void step_done(struct hist_part *p, const struct stmtq_result *r);
 
 static void free_list(struct hist_part *p)
 {
@@ -116,7 +123,6 @@ static void end_pass(struct hist_part *p, enum pass_end how)
 	free(p->ddl);
 	p->ddl = NULL;
 	p->step = STEP_NONE;
-	p->sent = false;
 	switch (how) {
 	case PASS_DONE:
 		p->st.runs++;
@@ -130,9 +136,10 @@ static void end_pass(struct hist_part *p, enum pass_end how)
 		p->st.failures++;
 		break;
 	}
-	if (how != PASS_LOST)
-		ownsess_retry(&p->sess,
-		              how == PASS_GAVE_WAY ? HIST_PART_WAIT_RETRY_MS : p->interval_ms);
+	if (how != PASS_LOST) /* (its send() starts the pass) */
+		ownsess_queue_later(&p->sess, &p->item,
+		                    how == PASS_GAVE_WAY ? HIST_PART_WAIT_RETRY_MS
+		                                         : p->interval_ms);
 }
 
 /* "ALTER TABLE ... DETACH ... SCHEMA.NAME SUFFIX" or "DROP TABLE SCHEMA.NAME" with both names
@@ -157,54 +164,22 @@ static char *part_sql(PGconn *c, const char *head, const char *schema, const cha
 	return out;
 }
 
-/* A statement of the pass could not be queued: out of memory, or the connection failed
- * meanwhile (the pass starts again at the reconnect). For a DDL step out of memory, the
- * session is given up: a SET with no RESET behind it would leave the short lock_timeout on
- * it. */
-static void not_queued(struct hist_part *p, bool ddl)
-{
-	if (ddl && stmtq_ready(p->q))
-		stmtq_fail(p->q, "out of memory for the history retention's statements", 0);
-	if (!p->sent)
-		return;
-	if (stmtq_ready(p->q)) {
-		log_error("history retention: out of memory");
-		end_pass(p, PASS_FAILED);
-	} else {
-		end_pass(p, PASS_LOST);
-	}
-}
-
 /* The SET before a DDL step: the DDL follows it at once (a chain: no other statement comes
  * between them), and must not run without its lock_timeout. */
-static void set_done(void *arg, int tag, const struct stmtq_result *r)
+static void set_done(struct hist_part *p, const struct stmtq_result *r)
 {
-	struct hist_part *p = arg;
-	(void)tag;
-
-	if (r->failed) { /* the step ends with the connection (given up now if it failed) */
-		if (!r->lost)
-			stmtq_fail(p->q, r->err, 0);
-		step_done(p, p->step, &(struct stmtq_result){.failed = true, .lost = true});
-	} else if (!stmtq_push(p->q, p->step, p->ddl, 0, NULL, p->q->drv.check_ms, step_done, p)) {
-		not_queued(p, true);
+	if (r->failed) { /* the step ends with the connection, given up now */
+		stmtq_fail(p->q, r->err, 0);
+		end_pass(p, PASS_LOST);
+		return;
 	}
+	p->flight = PF_DDL; /* (false: lost() ended the pass) */
+	(void)ownsess_push(&p->item, p->q->drv.check_ms, p->ddl, 0, NULL);
 }
 
-/* The RESET after a DDL step failed: the session must not keep the short lock_timeout. ARG is
- * the session's queue: the RESET goes even after the retention has left (hist_part_stop). */
-static void reset_done(void *arg, int tag, const struct stmtq_result *r)
-{
-	(void)tag;
-
-	if (!r->lost && r->failed)
-		stmtq_fail(arg, r->err, 0);
-}
-
-static void push_ddl(struct hist_part *p)
+static bool push_ddl(struct hist_part *p)
 {
 	const struct expired *e = &p->drop[p->at];
-	int64_t deadline = p->q->drv.check_ms;
 
 	p->ddl =
 	    p->step == STEP_DETACH
@@ -214,41 +189,73 @@ static void push_ddl(struct hist_part *p)
 	if (!p->ddl) {
 		log_error("history retention: out of memory");
 		end_pass(p, PASS_FAILED);
-		return;
+		return false;
 	}
-	p->sent = true;
-	if (!stmtq_push(p->q, 0, sql_set, 0, NULL, deadline, set_done, p))
-		not_queued(p, true);
+	p->flight = PF_SET;
+	(void)ownsess_push(&p->item, p->q->drv.check_ms, sql_set, 0, NULL);
+	return true;
 }
 
-/* The pass's next statement, if it has one and the session is free; if it is busy, at its
- * next idle turn (the session asks the retention only then). */
-static void kick(struct hist_part *p)
+/* The item's send(): the pass's next statement (a new pass once its wait is over). */
+static bool send_step(struct ownsess_item *it)
 {
+	struct hist_part *p = PART_OF(it);
 	char retain[24];
 	const char *params[] = {retain};
 
-	bool next = p->step != STEP_NONE && !p->sent;
-	p->sess.want = next && stmtq_busy(p->q);
-	if (!next || !stmtq_ready(p->q) || stmtq_busy(p->q))
-		return;
+	if (p->step == STEP_NONE)
+		p->step = STEP_ENSURE;
 	switch (p->step) {
 	case STEP_ENSURE:
 	case STEP_LIST:
 		snprintf(retain, sizeof(retain), "%" PRId64, p->retain_ms);
-		p->sent = true;
-		if (!stmtq_push(p->q, p->step, p->step == STEP_ENSURE ? sql_ensure : sql_list,
-		                p->step == STEP_ENSURE ? 0 : 1, params, p->q->drv.check_ms,
-		                step_done, p))
-			not_queued(p, false);
-		return;
+		p->flight = PF_STEP;
+		(void)ownsess_push(it, p->q->drv.check_ms,
+		                   p->step == STEP_ENSURE ? sql_ensure : sql_list,
+		                   p->step == STEP_ENSURE ? 0 : 1, params);
+		return true;
 	case STEP_DETACH:
 	case STEP_DROP:
-		push_ddl(p);
-		return;
+		return push_ddl(p);
 	case STEP_NONE:
+		break;
+	}
+	return false;
+}
+
+/* The item's done(): the answer of the statement in flight. */
+static void part_done(struct ownsess_item *it, const struct stmtq_result *r)
+{
+	struct hist_part *p = PART_OF(it);
+	enum part_flight was = p->flight;
+
+	p->flight = PF_NONE;
+	switch (was) {
+	case PF_SET:
+		set_done(p, r);
+		return;
+	case PF_STEP:
+	case PF_DDL:
+		step_done(p, r);
+		return;
+	case PF_RESET: /* the session must not keep the short lock_timeout */
+		if (r->failed)
+			stmtq_fail(p->q, r->err, 0);
+		return;
+	case PF_NONE:
 		return;
 	}
+}
+
+/* The item's lost(): a pass cut short starts again at the reconnect (on_connected). */
+static void part_lost(struct ownsess_item *it, const char *why)
+{
+	struct hist_part *p = PART_OF(it);
+	(void)why;
+
+	if (p->flight != PF_NONE && p->flight != PF_RESET)
+		end_pass(p, PASS_LOST); /* the history says why */
+	p->flight = PF_NONE;
 }
 
 /* LIST's answer into drop[]. False if out of memory. */
@@ -284,6 +291,8 @@ static void next_expired(struct hist_part *p)
 		p->step = p->drop[p->at].attached ? STEP_DETACH : STEP_DROP;
 }
 
+static void step_answered(struct hist_part *p, enum part_step step, const struct stmtq_result *r);
+
 static void step_failed(struct hist_part *p, enum part_step step, const struct stmtq_result *r)
 {
 	if (strcmp(r->sqlstate, "55P03") == 0) {
@@ -312,28 +321,30 @@ static void step_failed(struct hist_part *p, enum part_step step, const struct s
 	end_pass(p, PASS_FAILED);
 }
 
-/* A statement of the pass is complete; the next one goes at the pass's next turn (idle). */
-static void step_done(void *arg, int tag, const struct stmtq_result *r)
+/* A statement of the pass is complete; the next one goes at the item's next turn. */
+static void step_done(struct hist_part *p, const struct stmtq_result *r)
 {
-	struct hist_part *p = arg;
-	enum part_step step = (enum part_step)tag;
+	enum part_step step = p->step;
 
-	p->sent = false;
-	free(p->ddl); /* sent (or lost): the session no longer reads it */
+	free(p->ddl); /* sent: the session no longer reads it */
 	p->ddl = NULL;
 	/* the RESET follows a DDL step at once (a chain): the session must not keep the short
 	 * lock_timeout */
-	if (!r->lost && (step == STEP_DETACH || step == STEP_DROP))
-		(void)stmtq_push(p->q, 0, sql_reset, 0, NULL, p->q->drv.check_ms, reset_done, p->q);
-	p->sess.want = true; /* the pass's next statement, if any, at the session's idle turn */
-	if (r->lost) {
-		end_pass(p, PASS_LOST); /* the history says why */
-		return;
+	if (step == STEP_DETACH || step == STEP_DROP) {
+		p->flight = PF_RESET;
+		(void)ownsess_push(&p->item, p->q->drv.check_ms, sql_reset, 0, NULL);
 	}
-	if (r->failed) {
+	if (r->failed)
 		step_failed(p, step, r);
-		return;
-	}
+	else
+		step_answered(p, step, r);
+	if (p->step != STEP_NONE) /* the pass's next statement (after the RESET) */
+		ownsess_queue(&p->sess, &p->item);
+}
+
+/* What the answer of STEP says. */
+static void step_answered(struct hist_part *p, enum part_step step, const struct stmtq_result *r)
+{
 	switch (step) {
 	case STEP_ENSURE: {
 		long long made =
@@ -384,9 +395,8 @@ static void on_connected(void *arg)
 	free_list(p);
 	free(p->ddl);
 	p->ddl = NULL;
-	p->sent = false;
 	p->step = STEP_ENSURE;
-	kick(p);
+	ownsess_queue(&p->sess, &p->item);
 }
 
 static bool on_failed(void *arg, const char *why, bool was_ready)
@@ -397,26 +407,9 @@ static bool on_failed(void *arg, const char *why, bool was_ready)
 	return true;
 }
 
-static void on_idle(void *arg)
-{
-	kick(arg);
-}
-
-/* The interval is over, or the wait after giving way to a lock. */
-static void on_retry(void *arg)
-{
-	struct hist_part *p = arg;
-
-	if (p->step == STEP_NONE)
-		p->step = STEP_ENSURE;
-	kick(p);
-}
-
 static const struct ownsess_ops sess_ops = {
     .connected = on_connected,
     .failed = on_failed,
-    .idle = on_idle,
-    .retry = on_retry,
 };
 
 /* ---- public API ------------------------------------------------------------------------ */
@@ -432,6 +425,7 @@ int hist_part_start(struct event_base *base, const char *conninfo, int64_t retai
 		return -ENOMEM;
 	p->retain_ms = retain_ms;
 	p->interval_ms = interval_ms > 0 ? interval_ms : DEF_INTERVAL_MS;
+	p->item = (struct ownsess_item){.send = send_step, .done = part_done, .lost = part_lost};
 	rc = ownsess_join(&p->sess, base, conninfo, &sess_ops, p);
 	if (rc < 0) {
 		free(p);
@@ -466,7 +460,7 @@ void hist_part_stop(struct hist_part **pp)
 	*pp = NULL;
 	/* a SET whose DDL and RESET will not follow now: the session must not keep the short
 	 * lock_timeout */
-	if (p->sent && p->ddl && stmtq_ready(p->q))
+	if ((p->flight == PF_SET || p->flight == PF_DDL) && stmtq_ready(p->q))
 		stmtq_fail(p->q, "the history retention stopped in the middle of a step", 0);
 	ownsess_leave(&p->sess);
 	free_list(p);

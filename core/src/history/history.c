@@ -67,11 +67,12 @@ static const char sql_partition[] =
 static const char sql_fresh[] = "SELECT pgcrond.freshness_publish($1, $2::pg_catalog.jsonb)";
 #define FRESH_WAIT_MAX_MS 5000 /* the freshness state waits behind records at most this */
 
+#define HIST_OF(it) ((struct hist *)((char *)(it)-offsetof(struct hist, out)))
+
 static void kick(struct hist *h);
 static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
                       const char *const *params);
-static void op_done(void *arg, int tag, const struct stmtq_result *r);
-static void batch_result(void *arg, int tag, PGresult *r);
+static void batch_result(struct ownsess_item *it, PGresult *r);
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -89,10 +90,8 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 static void on_spool_ready(void *arg)
 {
 	struct hist *h = arg;
-	if (h->own_busy)
-		h->sess.want = true; /* after the statement under way */
-	else if (!evtimer_pending(&h->linger_ev, NULL))
-		kick(h);
+	if (h->op != OP_NONE || !evtimer_pending(&h->linger_ev, NULL))
+		kick(h); /* (after the statement under way, if one is) */
 }
 
 /* The N lines from the head are acknowledged. */
@@ -146,26 +145,6 @@ static void on_connected(void *arg)
 	kick(h);
 }
 
-/* The retry timer (ownsess_retry): send again after a write error. */
-static void on_retry(void *arg)
-{
-	struct hist *h = arg;
-
-	if (h->writes == WRITES_WAIT)
-		h->writes = WRITES_RETRY;
-	kick(h);
-}
-
-/* The session is idle after a statement (its own or another client's): the next one, but
- * not before records that came to an idle history have waited for company (LINGER_MS). */
-static void on_idle(void *arg)
-{
-	struct hist *h = arg;
-
-	if (h->closing || !evtimer_pending(&h->linger_ev, NULL))
-		kick(h); /* (closing: the loop that would fire the timer no longer runs) */
-}
-
 /* ---- statements -------------------------------------------------------------------- */
 
 /* A statement other than a batch: it may go unanswered for the connection check or for
@@ -177,9 +156,9 @@ static bool send_stmt(struct hist *h, enum hist_op op, const char *sql, int n,
 {
 	int64_t check_ms = h->q->drv.check_ms;
 
-	h->own_busy = true;
-	return stmtq_push(h->q, op, sql, n, params,
-	                  check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS, op_done, h);
+	h->op = op;
+	return ownsess_push(&h->out, check_ms > QUERY_TIMEOUT_MS ? check_ms : QUERY_TIMEOUT_MS, sql,
+	                    n, params);
 }
 
 /* Send the next batch of lines from HEAD, the spool's. Returns 1 if a batch went out, 0 if the
@@ -227,10 +206,10 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	h->batch_n = taken;
 	h->batch_sent_ms = h->batch_cap < SET_BATCH_MAX ? clock_mono_ms() : 0; /* (to double) */
 	h->batch_synced = false;
-	h->own_busy = true;
+	h->op = OP_BATCH;
 	/* answered within the connection check (a few small statements), or the connection is
 	 * given up */
-	if (!stmtq_begin(h->q, OP_BATCH, h->q->drv.check_ms, batch_result, op_done, h))
+	if (!ownsess_begin(&h->out, h->q->drv.check_ms, batch_result))
 		return -1;
 	return 1;
 }
@@ -268,25 +247,35 @@ static bool send_fresh(struct hist *h)
 	return ok;
 }
 
-/* Start the next statement if the connection is idle: the orphans of an earlier process
- * once its leftover records are written, then records in order (the retention's statements
- * take their own turns: hist_part.c). The session asks the history at its idle turns only
- * while it wants (ownsess.h): what waits behind a statement in flight (here), records or lines
- * of the spill file come while a statement of its own is under way (emit, on_spool_ready),
- * and what follows that statement (op_done); anything else that gives it work kicks. */
+/* Something to send: the history's item, sent at its turn (not while it waits after a
+ * write error). Whatever gives the history work kicks: records or lines of the spill file come
+ * (the linger timer, on_spool_ready), an answer with more behind it (op_done), a request. */
 static void kick(struct hist *h)
 {
-	h->sess.want = stmtq_busy(h->q);
-	while (stmtq_ready(h->q) && !stmtq_busy(h->q) && h->writes != WRITES_WAIT) {
+	if (h->writes != WRITES_WAIT)
+		ownsess_queue(&h->sess, &h->out);
+}
+
+/* The item's send(): the next statement, if any: the orphans of an earlier process once its
+ * leftover records are written, then records in order (the retention's statements take their
+ * own turns: hist_part.c), but not before records that came to an idle history have waited
+ * for company (LINGER_MS). */
+static bool send_next(struct ownsess_item *it)
+{
+	struct hist *h = HIST_OF(it);
+
+	if (h->writes == WRITES_WAIT)
+		h->writes = WRITES_RETRY; /* its wait is over */
+	for (;;) {
 		if (h->jobids_due) { /* the jobs' ids, so that no row looks its own up */
 			h->jobids_due = false;
 			h->jobids_read_ms = clock_mono_ms();
 			send_stmt(h, OP_JOBIDS, hist_sql_jobids, 0, NULL);
-			return;
+			return true;
 		}
 		if (h->orphans == ORPHANS_DUE && hist_spool_leftovers_done(h->spool)) {
 			send_orphans(h);
-			return;
+			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_fires_fn) {
 			char floor[40];
@@ -297,7 +286,7 @@ static void kick(struct hist *h)
 			send_stmt(h, OP_LAST_FIRES,
 			          h->counts ? hist_sql_last_fires_counted : hist_sql_last_fires, 1,
 			          p);
-			return;
+			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
 			char floor[40], fails[16], runs[16];
@@ -308,17 +297,19 @@ static void kick(struct hist *h)
 			snprintf(runs, sizeof(runs), "%d", h->last_results_runs);
 			const char *p[] = {floor, fails, runs};
 			send_stmt(h, OP_LAST_RESULTS, hist_sql_last_results, 3, p);
-			return;
+			return true;
 		}
 		const struct hist_spool_line *head = hist_spool_head(h->spool);
 		/* after the records, or between batches under a load that never empties the spool
 		 */
 		if (h->fresh_json && !h->closing &&
 		    (!head || clock_mono_ms() - h->fresh_at_ms > FRESH_WAIT_MAX_MS)) {
-			if (!send_fresh(h))
-				return;
-			continue;
+			send_fresh(h);
+			return true;
 		}
+		/* (closing: the loop that would fire the timer no longer runs) */
+		if (head && !h->closing && evtimer_pending(&h->linger_ev, NULL))
+			return false; /* the timer kicks */
 		/* held back while runs are under way; once held DEFER_MAX_MS, records flow until
 		 * the executor is idle, so a busy executor never starves the history. A full
 		 * batch is never held: under a steady load the executor drains for a moment
@@ -335,17 +326,15 @@ static void kick(struct hist *h)
 				struct timeval tv = {(time_t)(ms / 1000),
 				                     (suseconds_t)(ms % 1000) * 1000};
 				evtimer_add(&h->linger_ev, &tv); /* moves a pending one */
-				return;
+				return false;
 			}
 		} else {
 			h->defer_since_ms = 0;
 		}
-		if (head) {
-			if (send_batch(h, head) != 0)
-				return;
-			continue;
-		}
-		return;
+		if (!head)
+			return false;
+		if (send_batch(h, head) != 0)
+			return true;
 	}
 }
 
@@ -375,7 +364,7 @@ static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 			h->writes = WRITES_OK;
 			if (log_complaint_reset(&h->write_complaint))
 				log_notice("history: run records are written again");
-			conndrv_succeeded(&h->q->drv);
+			ownsess_item_ok(&h->out);
 		}
 		return true;
 	}
@@ -393,7 +382,7 @@ static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 		            hist_pending(h), hist_spool_where(h->spool));
 	h->writes = WRITES_WAIT;
 	hist_backlog_update(h, false); /* runs go on: records wait in the spill file */
-	ownsess_retry(&h->sess, CONNDRV_BACKOFF);
+	ownsess_queue_later(&h->sess, &h->out, OWNSESS_BACKOFF);
 	return false;
 }
 
@@ -417,7 +406,7 @@ static void batch_written(struct hist *h, const struct stmtq_result *r)
 	 * (LINGER_MS), not for hist_wake at the last run's end, which would send it ahead of
 	 * the cluster's marks */
 	if (h->orphans != ORPHANS_CLOSED || h->fresh_json || hist_spool_head(h->spool))
-		h->sess.want = true;
+		kick(h);
 	else
 		h->defer_since_ms = 0;
 }
@@ -527,7 +516,7 @@ static void partition_answered(struct hist *h, const struct stmtq_result *r)
 		            hist_pending(h), hist_spool_where(h->spool),
 		            HIST_PART_WAIT_RETRY_MS / 1000);
 	h->writes = WRITES_WAIT;
-	ownsess_retry(&h->sess, HIST_PART_WAIT_RETRY_MS);
+	ownsess_queue_later(&h->sess, &h->out, HIST_PART_WAIT_RETRY_MS);
 }
 
 /* OP_FRESH: its failure stops nothing: the records go on, and the next state is sent. */
@@ -545,20 +534,14 @@ static void fresh_answered(struct hist *h, const struct stmtq_result *r)
 	h->fresh_told = r->failed;
 }
 
-/* Statement OP is complete (ownsess.h): what its answer means. The next statement follows
- * when this returns (the session's idle(): kick). */
-static void op_done(void *arg, int tag, const struct stmtq_result *r)
+/* The item's done(): what the answer of statement OP means; the next statement at the item's
+ * next turn (after a batch that succeeded: batch_written says whether there is one). */
+static void op_done(struct ownsess_item *it, const struct stmtq_result *r)
 {
-	struct hist *h = arg;
-	enum hist_op op = (enum hist_op)tag;
+	struct hist *h = HIST_OF(it);
+	enum hist_op op = h->op;
 
-	h->own_busy = false;
-	/* the next statement at the session's idle turn (after a batch that succeeded:
-	 * batch_written) */
-	if (op != OP_BATCH || r->failed)
-		h->sess.want = true;
-	if (r->lost)
-		return; /* the connection is gone: on_conn_failed */
+	h->op = OP_NONE;
 	if (op == OP_BATCH && r->failed)
 		hist_written_done(h, false); /* rolled back: the lines go again */
 	if (PQstatus(stmtq_conn(h->q)) == CONNECTION_BAD) {
@@ -571,34 +554,46 @@ static void op_done(void *arg, int tag, const struct stmtq_result *r)
 			batch_failed(h, r);
 		else
 			batch_written(h, r);
-		return;
+		break;
 	case OP_ORPHANS:
 		orphans_answered(h, r);
-		return;
+		break;
 	case OP_LAST_FIRES:
 		last_fires_answered(h, r);
-		return;
+		break;
 	case OP_LAST_RESULTS:
 		last_results_answered(h, r);
-		return;
+		break;
 	case OP_PARTITION:
 		partition_answered(h, r);
-		return;
+		break;
 	case OP_FRESH:
 		fresh_answered(h, r);
-		return;
+		break;
 	case OP_JOBIDS: /* unanswered: the insert looks the ids up */
 		if (!r->failed)
 			hist_jobids_read(h, r->res);
-		return;
+		break;
+	case OP_NONE:
+		break;
 	}
+	/* (not if the answer sent the next statement, or the item waits after a write error) */
+	if ((op != OP_BATCH || r->failed) && h->op == OP_NONE)
+		kick(h);
+}
+
+/* The item's lost(): the connection is gone (on_conn_failed). */
+static void op_lost(struct ownsess_item *it, const char *why)
+{
+	(void)why;
+	HIST_OF(it)->op = OP_NONE;
 }
 
 /* One result (or the NULL that ends a statement's results) of the batch in flight (the
  * session's each() for OP_BATCH, which history.c writes itself). */
-static void batch_result(void *arg, int tag, PGresult *r)
+static void batch_result(struct ownsess_item *it, PGresult *r)
 {
-	struct hist *h = arg;
+	struct hist *h = HIST_OF(it);
 
 	if (!r) {
 		if (!h->batch_synced)
@@ -634,8 +629,6 @@ static void batch_result(void *arg, int tag, PGresult *r)
 static const struct ownsess_ops conn_ops = {
     .connected = on_connected,
     .failed = on_conn_failed,
-    .idle = on_idle,
-    .retry = on_retry,
 };
 
 /* ---- public API -------------------------------------------------------------------- */
@@ -683,6 +676,7 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 	snprintf(h->boot_id, sizeof(h->boot_id), "%" PRIx64 "-%ld", (uint64_t)clock_wall_us(),
 	         (long)getpid());
 	evtimer_assign(&h->linger_ev, base, on_linger, h);
+	h->out = (struct ownsess_item){.send = send_next, .done = op_done, .lost = op_lost};
 	rc = hist_spool_open(base, state_dir, &h->spool);
 	if (rc < 0)
 		goto fail;

@@ -77,9 +77,10 @@
 
 /* The orphans and last-fires reads: hist_startup.c. */
 
-/* The statements, by what their answers mean (the session's tags). */
+/* The statements, by what their answers mean (struct hist's op). */
 enum hist_op {
-	OP_BATCH = 1,
+	OP_NONE,
+	OP_BATCH,
 	OP_ORPHANS,
 	OP_LAST_FIRES,
 	OP_LAST_RESULTS,
@@ -88,12 +89,13 @@ enum hist_op {
 	OP_JOBIDS
 };
 
-/* The statements after a write error: none is sent until the driver's retry timer, then they
- * go again, and the error stays complained of and counted in the backoff until one works. */
+/* The statements after a write error: none is sent until the history's item has waited its
+ * backoff, then they go again, and the error stays complained of and counted in the backoff
+ * until one works. */
 enum hist_writes {
 	WRITES_OK,    /* the last statement worked, or none failed */
-	WRITES_WAIT,  /* one failed: wait for the retry timer (ownsess_retry) before sending */
-	WRITES_RETRY, /* ... the timer fired, or the connection was lost since */
+	WRITES_WAIT,  /* one failed: the item waits (ownsess_queue_later) before sending */
+	WRITES_RETRY, /* ... its wait is over, or the connection was lost since */
 };
 
 /* The runs a previous process of the instance left running (hist_sql_orphans). */
@@ -116,7 +118,8 @@ struct hist {
 
 	struct ownsess_client sess; /* the database's own session (ownsess.h) ... */
 	struct stmtq *q;            /* ... and its statements (ownsess.h) */
-	bool own_busy;              /* a statement of the history's is in flight or waiting */
+	struct ownsess_item out;    /* the history's statements: one item of that outbox ... */
+	enum hist_op op;            /* ... whose statement in flight is this (OP_NONE: none) */
 	size_t batch_n;             /* OP_BATCH: lines sent, from the head */
 	bool batch_synced;          /* ... its sync point has been reached */
 	bool batch_fresh;           /* ... it was sent as lines never sent before (head_fresh) */

@@ -30,14 +30,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
  * and has the spill file's writer append it, with the record that follows when MORE), then a
  * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
- * end sends the next batch, at the session's idle turn). */
+ * answer queues the next batch). */
 static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
 {
 	hist_spool_put(h->spool, kind, fields, n, more);
 	hist_backlog_update(h, true);
-	if (h->own_busy) {
-		h->sess.want = true;
-	} else if (!evtimer_pending(&h->linger_ev, NULL)) {
+	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
 		evtimer_add(&h->linger_ev, &tv);
 	}

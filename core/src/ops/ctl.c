@@ -32,7 +32,7 @@
 
 /* ---- protocol (pure) ------------------------------------------------------------------ */
 
-static const char *const cmd_names[] = {"status", "pause", "resume", "trigger"};
+static const char *const cmd_names[] = {"status", "pause", "resume", "trigger", "drop"};
 
 int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, char *err,
                       size_t errlen)
@@ -65,7 +65,8 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 	if (i == sizeof(cmd_names) / sizeof(cmd_names[0])) {
 		snprintf(
 		    err, errlen,
-		    "bad request: unknown cmd \"%.64s\" (known: status, pause, resume, trigger)",
+		    "bad request: unknown cmd \"%.64s\" (known: status, pause, resume, trigger, "
+		    "drop)",
 		    cmd);
 		goto out;
 	}
@@ -97,6 +98,21 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *out, cha
 				goto out;
 			}
 			*(key[0] == 'f' ? &out->force : &out->wait) = json_is_true(v);
+		} else if (strcmp(key, "by") == 0) {
+			const char *by = json_string_value(v);
+			size_t len = by ? strlen(by) : 0;
+			if (!by || out->cmd != CTL_DROP || len == 0 || len >= sizeof(out->by) ||
+			    strspn(by, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			               "0123456789._-") != len ||
+			    len != json_string_length(v)) {
+				snprintf(
+				    err, errlen,
+				    "bad request: \"by\" is a user name (1 to %zu letters, digits, "
+				    "\".\", \"_\", \"-\") of cmd \"drop\" only",
+				    sizeof(out->by) - 1);
+				goto out;
+			}
+			snprintf(out->by, sizeof(out->by), "%s", by);
 		} else {
 			snprintf(err, errlen, "bad request: unknown key \"%.64s\"", key);
 			goto out;
@@ -122,6 +138,8 @@ char *ctl_format_request(const struct ctl_request *r)
 	if (rc == 0 && r->cmd == CTL_TRIGGER)
 		rc = json_object_set_new(o, "force", json_boolean(r->force)) |
 		     json_object_set_new(o, "wait", json_boolean(r->wait));
+	if (rc == 0 && r->by[0])
+		rc = json_object_set_new(o, "by", json_string(r->by));
 	if (rc == 0 && (text = json_dumps(o, JSON_COMPACT)) != NULL &&
 	    asprintf(&line, "%s\n", text) < 0)
 		line = NULL;
@@ -484,6 +502,29 @@ static void do_pause(struct client *cl, struct ctl_request *rq)
 	reply(cl, o);
 }
 
+/* Drop the job's waiting runs, each recorded skipped "dropped by USER, uid N (pid P)": the
+ * user name as the client gave it, beside the uid the kernel gave (cl->who). */
+static void do_drop(struct client *cl, struct ctl_request *rq)
+{
+	if (!resolve(cl, rq))
+		return;
+	char why[sizeof(rq->by) + sizeof(cl->who) + 16];
+	snprintf(why, sizeof(why), "dropped by %s, %s", rq->by[0] ? rq->by : "an unnamed user",
+	         cl->who);
+	int n = sched_drop(cl->c->src->sched, rq->job, why);
+	if (n == -ENOENT) {
+		no_such_job(cl, rq);
+		return;
+	}
+	if (n < 0) {
+		reply_error(cl, "internal", "%s", strerror(-n));
+		return;
+	}
+	log_notice("%s: %d waiting run(s) %s on the control socket", rq->job, n, why);
+	reply(cl,
+	      json_pack("{s:b, s:s, s:i, s:s}", "ok", 1, "job", rq->job, "dropped", n, "by", why));
+}
+
 static void read_cb(struct bufferevent *bev, void *arg);
 
 static void waiter_done(struct sched_waiter *w, const struct sched_result *res)
@@ -576,6 +617,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			do_status(cl, &rq);
 		} else if (rq.cmd == CTL_TRIGGER) {
 			do_trigger(cl, &rq);
+		} else if (rq.cmd == CTL_DROP) {
+			do_drop(cl, &rq);
 		} else {
 			do_pause(cl, &rq);
 		}

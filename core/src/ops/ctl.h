@@ -11,11 +11,14 @@
  *   {"cmd":"status"}                       {"cmd":"status","job":"J"}
  *   {"cmd":"pause","job":"J"}              {"cmd":"resume","job":"J"}
  *   {"cmd":"trigger","job":"J","force":false,"wait":true}
+ *   {"cmd":"drop","job":"J","by":"alice"} (BY: who asks, as the client's user name says;
+ *                                        the daemon adds the uid the kernel gives)
  * Answers: {"ok":true, ...} or {"ok":false,"error":"what is wrong, what to do",
  * "code":"no_such_job" | "bad_request" | "disabled" | "already" | "shutting_down" |
  * "internal"}. status adds "status": (status.h); trigger without wait answers
  * {"ok":true,"started":true} at once; with wait, once the run has ended (after its retries):
- * {"ok":true,"result":{"job","status","message","sqlstate","attempt","duration_ms"}}. A
+ * {"ok":true,"result":{"job","status","message","sqlstate","attempt","duration_ms"}};
+ * drop answers {"ok":true,"job","dropped":N,"by":"dropped by alice, uid 1000 (pid 42)"}. A
  * request line is at most CTL_MAX_LINE bytes. */
 
 #include <stdbool.h>
@@ -26,12 +29,13 @@
 #define CTL_PAUSED_FILE "paused"
 #define CTL_MAX_LINE 8192
 
-enum ctl_cmd { CTL_STATUS, CTL_PAUSE, CTL_RESUME, CTL_TRIGGER };
+enum ctl_cmd { CTL_STATUS, CTL_PAUSE, CTL_RESUME, CTL_TRIGGER, CTL_DROP };
 
 struct ctl_request {
 	enum ctl_cmd cmd;
 	char job[64]; /* "" for status of all jobs */
 	bool force, wait;
+	char by[64]; /* drop: the client's user name; "" if not given */
 };
 
 /* Parse one request line (LEN bytes, without its newline). Returns 0, or -EINVAL with the

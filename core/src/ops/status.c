@@ -272,6 +272,20 @@ static json_t *job_json(const struct status_src *src, const struct sched_job_vie
 	if (fv.on)
 		rc |= fresh_json(o, &fv);
 	rc |= put_int(o, "consecutive_failures", j->consecutive);
+	json_t *waiting = json_array();
+	for (size_t i = 0; waiting && i < j->n_waiting; i++) {
+		const struct sched_waiting *w = &j->waiting[i];
+		sub = json_pack("{s:s, s:s, s:i}", "for", sched_wait_names[w->why], "trigger",
+		                w->trigger, "attempt", w->attempt);
+		if (!sub || json_array_append_new(waiting, sub) < 0) {
+			rc = -1;
+			break;
+		}
+		if (w->scheduled_us)
+			rc |= put_time(sub, "scheduled_for", w->scheduled_us);
+		rc |= put_time(sub, "since", w->since_us);
+	}
+	rc |= json_object_set_new(o, "waiting", waiting);
 	if (rc == 0)
 		return o;
 fail:

@@ -769,15 +769,11 @@ void conndrv_cancel_retry(struct conndrv *d)
 	conndrv_unwait_server(&d->retry.wait);
 }
 
-int64_t conndrv_backoff_ms(struct conndrv *d)
-{
-	return pgconn_backoff_ms(d->failures++, d->retry.min_ms, d->retry.max_ms);
-}
-
 void conndrv_retry(struct conndrv *d, int64_t ms)
 {
 	conndrv_cancel_retry(d);
-	arm(d, &d->retry.ev, ms >= 0 ? ms : conndrv_backoff_ms(d));
+	arm(d, &d->retry.ev,
+	    ms >= 0 ? ms : pgconn_backoff_ms(d->failures++, d->retry.min_ms, d->retry.max_ms));
 	/* a backoff ends when another connection finds the server back; not one after the
 	 * server's own refusal, which another connection's success says nothing about */
 	if (ms < 0 && d->server[0] && !d->answered)

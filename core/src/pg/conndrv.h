@@ -194,8 +194,6 @@ void conndrv_fail(struct conndrv *d, const char *why);
 void conndrv_retry(struct conndrv *d, int64_t ms);
 /* Disarm the reconnect timer. */
 void conndrv_cancel_retry(struct conndrv *d);
-/* The next backoff delay (counts a failure). */
-int64_t conndrv_backoff_ms(struct conndrv *d);
 /* The connection is good (the owner's judgement: connected, or its first statement
  * worked): the backoff starts over. */
 void conndrv_succeeded(struct conndrv *d);

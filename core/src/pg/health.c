@@ -72,7 +72,7 @@ static void lost(struct ownsess_item *it, const char *why)
  * history's too. */
 static bool send_check(struct ownsess_item *it)
 {
-	(void)ownsess_push(it, "SELECT 1", 0, NULL);
+	(void)ownsess_push(it, 0, "SELECT 1", 0, NULL);
 	return true;
 }
 

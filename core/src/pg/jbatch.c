@@ -89,7 +89,7 @@ static void answered(struct ownsess_item *it, const struct stmtq_result *r)
 		if (refused) /* the half that holds the item fails again, until it goes alone */
 			b->max_items = n / 2;
 		else
-			ownsess_queue_later(it->cl, it);
+			ownsess_queue_later(it->cl, it, OWNSESS_BACKOFF);
 	}
 	b->answered(b->arg, res, ok, !ok && !refused, n);
 	flush(b);
@@ -110,10 +110,10 @@ static bool send_batch(struct ownsess_item *it)
 	const char *p[] = {doc};
 	if (!doc) { /* nothing waits, or ENOMEM: tried again after the backoff */
 		if (json_array_size(b->waiting))
-			ownsess_queue_later(it->cl, it);
+			ownsess_queue_later(it->cl, it, OWNSESS_BACKOFF);
 		return false;
 	}
-	(void)ownsess_push(it, b->sql, 1, p);
+	(void)ownsess_push(it, 0, b->sql, 1, p);
 	free(doc);
 	return true;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,11 @@ struct notify {
 	char *name;
 	struct notify_callbacks cb;
 	/* the database's own session (ownsess.h); the channels wanted are those its client
-	 * claims (sess.channels); its want: they differ from those sent (the session's idle
-	 * turns ask for nothing else); the owner's queries are items of its outbox (ownsess_ask) */
+	 * claims (sess.channels); the owner's queries are items of its outbox (ownsess_ask) */
 	struct ownsess_client sess;
-	struct stmtq *q; /* ... and its statements */
+	struct stmtq *q;             /* ... and its statements */
+	struct ownsess_item listens; /* the LISTEN batch, an item of that outbox ... */
+	bool dirty;                  /* ... due: the channels wanted differ from those sent */
 	enum {
 		NL_DOWN,       /* no connection (no connected() since the last failed()) */
 		NL_CONNECTING, /* connected: the first LISTEN batch is not answered yet */
@@ -91,11 +93,12 @@ static void log_listening(const struct notify *n)
 	log_info("listener on database %s: listening on %s", n->name, *list ? list : "nothing");
 }
 
-/* A result of the LISTEN batch in flight (stmtq_begin's each()). */
-static void listen_result(void *arg, int tag, PGresult *r)
+#define NOTIFY_OF(it) ((struct notify *)((char *)(it)-offsetof(struct notify, listens)))
+
+/* A result of the LISTEN batch in flight (ownsess_begin's each()). */
+static void listen_result(struct ownsess_item *it, PGresult *r)
 {
-	struct notify *n = arg;
-	(void)tag;
+	struct notify *n = NOTIFY_OF(it);
 
 	if (!r)
 		stmtq_end(n->q);
@@ -103,20 +106,19 @@ static void listen_result(void *arg, int tag, PGresult *r)
 		(void)stmtq_note_error(n->q, r);
 }
 
-static void listen_done(void *arg, int tag, const struct stmtq_result *r)
+static void listen_done(struct ownsess_item *it, const struct stmtq_result *r)
 {
-	struct notify *n = arg;
-	(void)tag;
+	struct notify *n = NOTIFY_OF(it);
 
-	if (r->lost)
-		return; /* on_conn_failed */
 	if (r->failed) {
 		stmtq_fail(n->q, r->err, 0);
 		return;
 	}
-	/* the channels changed meanwhile: the next batch (the session's idle turn asks for it)
-	 * ends the connect, with the new set */
-	if (n->state == NL_CONNECTING && n->sess.want)
+	/* the channels changed meanwhile: the next batch goes, and ends the connect if it was
+	 * not over, with the new set */
+	if (n->dirty)
+		ownsess_queue(&n->sess, it);
+	if (n->state == NL_CONNECTING && n->dirty)
 		return;
 	log_listening(n);
 	if (n->state == NL_CONNECTING) {
@@ -133,10 +135,13 @@ static void listen_done(void *arg, int tag, const struct stmtq_result *r)
 
 /* One batch (one transaction, so no notification falls between its statements): UNLISTEN
  * the channels LISTENed that are no longer wanted (unless another client of the session
- * wants them), then LISTEN each wanted one. Identifiers are quoted by libpq. Only while the
- * session is idle (stmtq_begin). */
-static void send_listens(struct notify *n)
+ * wants them), then LISTEN each wanted one. Identifiers are quoted by libpq. The item's
+ * send(): nothing while there is no connection or nothing changed. */
+static bool send_listens(struct ownsess_item *it)
 {
+	struct notify *n = NOTIFY_OF(it);
+	if (n->state == NL_DOWN || !n->dirty)
+		return false;
 	PGconn *conn = stmtq_conn(n->q);
 	char *sql = NULL;
 	size_t len = 0;
@@ -169,33 +174,31 @@ static void send_listens(struct notify *n)
 			free_list(&copy, &k);
 		free(sql);
 		stmtq_fail(n->q, "out of memory", 0);
-		return;
+		return true;
 	}
 	free_list(&n->listened, &n->n_listened);
 	n->listened = copy;
 	n->n_listened = n_wanted;
-	n->sess.want = false;
+	n->dirty = false;
 	if (len == 0) { /* no channel: nothing to send */
 		free(sql);
 		sql = strdup("SELECT");
 	}
 	int sent = sql ? PQsendQuery(conn, sql) : 0;
 	free(sql);
-	if (!sent) {
+	if (!sent)
 		stmtq_fail(n->q, NULL, 0);
-		return;
-	}
-	(void)stmtq_begin(n->q, 0, n->q->drv.check_ms / 2, listen_result, listen_done, n);
+	else
+		(void)ownsess_begin(it, 0, listen_result);
+	return true;
 }
 
-/* The channels brought up to date, once the session has nothing in flight (its idle() asks
- * again). */
-static void on_idle(void *arg)
+/* The channels changed, or a connect: the LISTEN batch, at the session's next turn. */
+static void listens_due(struct notify *n)
 {
-	struct notify *n = arg;
-
-	if (n->state != NL_DOWN && n->sess.want && stmtq_ready(n->q) && !stmtq_busy(n->q))
-		send_listens(n);
+	n->dirty = true;
+	if (n->state != NL_DOWN)
+		ownsess_queue(&n->sess, &n->listens);
 }
 
 static void on_connected(void *arg)
@@ -203,8 +206,7 @@ static void on_connected(void *arg)
 	struct notify *n = arg;
 
 	n->state = NL_CONNECTING;
-	n->sess.want = true;
-	on_idle(n);
+	listens_due(n);
 }
 
 static void on_notify(void *arg, const char *channel, const char *extra)
@@ -218,7 +220,6 @@ static void on_notify(void *arg, const char *channel, const char *extra)
 static const struct ownsess_ops sess_ops = {
     .connected = on_connected,
     .failed = on_conn_failed,
-    .idle = on_idle,
     .notify = on_notify,
 };
 
@@ -230,11 +231,11 @@ int notify_new(struct event_base *base, const char *name, const char *conninfo,
 		return -ENOMEM;
 	n->name = strdup(name);
 	n->cb = *cb;
+	n->listens = (struct ownsess_item){.send = send_listens, .done = listen_done};
 	if (!n->name || ownsess_join(&n->sess, base, conninfo, &sess_ops, n) < 0) {
 		notify_free(&n); /* no base yet: no events to remove */
 		return -ENOMEM;
 	}
-	n->sess.want = false; /* nothing to send before it connects */
 	n->q = ownsess_q(&n->sess);
 	*out = n;
 	return 0;
@@ -271,7 +272,7 @@ int notify_set_channels(struct notify *n, const char *const *channels, size_t co
 			return -ENOMEM;
 	/* connected: changed in place (the UNLISTENs and the LISTENs in one transaction, so no
 	 * notification falls between them); otherwise the connect sends them */
-	ownsess_want(&n->sess);
+	listens_due(n);
 	return 0;
 }
 

@@ -49,17 +49,15 @@ static struct ownsess *of_q(struct stmtq *q)
 
 static void on_idle(struct ownsess *s);
 
-static void check_done(void *arg, int tag, const struct stmtq_result *r)
+static void check_done(void *arg, const struct stmtq_result *r)
 {
-	(void)tag;
 	if (!r->lost && r->failed)
 		stmtq_fail(arg, r->err, 0);
 }
 
-static void forgotten(void *arg, int tag, const struct stmtq_result *r)
+static void forgotten(void *arg, const struct stmtq_result *r)
 {
 	(void)arg;
-	(void)tag;
 	(void)r;
 }
 
@@ -81,12 +79,13 @@ static void lose_flight(struct stmtq *q, const char *why)
 	if (q->sent) {
 		q->sent = false;
 		result_reset(&q->cur.r);
-		q->cur.done(q->cur.arg, q->cur.tag, &lost);
+		q->cur.done(q->cur.arg, &lost);
 	}
 }
 
 /* (the result is clean: every statement's is reset as it completes or is lost) */
-static bool start(struct stmtq *q, int tag, stmtq_each_fn each, stmtq_done_fn done, void *arg)
+static bool start(struct stmtq *q, void (*each)(struct ownsess_item *it, PGresult *r),
+                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
 {
 	if (q->sent || q->drv.state != CONNDRV_READY) {
 		log_error("internal error: a statement sent while pgcrond's own session is %s; "
@@ -94,7 +93,6 @@ static bool start(struct stmtq *q, int tag, stmtq_each_fn each, stmtq_done_fn do
 		          q->sent ? "busy" : "down");
 		return false;
 	}
-	q->cur.tag = tag;
 	q->cur.done = done;
 	q->cur.each = each;
 	q->cur.arg = arg;
@@ -112,7 +110,7 @@ void stmtq_end(struct stmtq *q)
 	struct stmtq_result r = q->cur.r;
 	memset(&q->cur.r, 0, sizeof(q->cur.r));
 	q->completing = &r;
-	q->cur.done(q->cur.arg, q->cur.tag, &r); /* may send the one that follows it */
+	q->cur.done(q->cur.arg, &r); /* may send the one that follows it */
 	q->completing = NULL;
 	result_reset(&r);
 	if (stmtq_ready(q) && !q->sent)
@@ -145,10 +143,14 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
 	conndrv_fail(&q->drv, why);
 }
 
-bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
-                int64_t deadline_ms, stmtq_done_fn done, void *arg)
+/* Send SQL with N text parameters, answered within DEADLINE_MS; DONE(ARG, result) when
+ * complete. False if the session is not connected and idle (DONE is not called), or the
+ * connection failed (DONE was called with LOST). */
+static bool push(struct stmtq *q, const char *sql, int n, const char *const *params,
+                 int64_t deadline_ms, void (*done)(void *arg, const struct stmtq_result *r),
+                 void *arg)
 {
-	if (!start(q, tag, NULL, done, arg))
+	if (!start(q, NULL, done, arg))
 		return false;
 	if (!conndrv_send(&q->drv, sql, n, params, deadline_ms)) {
 		stmtq_fail(q, NULL, 0);
@@ -157,10 +159,12 @@ bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *co
 	return true;
 }
 
-bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
-                 stmtq_done_fn done, void *arg)
+/* ownsess_begin's: EACH(ARG) with the results until stmtq_end. */
+static bool begin(struct stmtq *q, int64_t deadline_ms,
+                  void (*each)(struct ownsess_item *it, PGresult *r),
+                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
 {
-	if (!start(q, tag, each, done, arg))
+	if (!start(q, each, done, arg))
 		return false;
 	conndrv_busy(&q->drv, deadline_ms);
 	if (!conndrv_flush(&q->drv)) {
@@ -210,6 +214,7 @@ static void on_connected(void *arg)
 	struct ownsess *s = arg;
 	conndrv_succeeded(&s->q.drv);
 	set_full(s, false);
+	s->q.last_arg = NULL; /* the turns start with the first client to join */
 
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
@@ -250,7 +255,7 @@ static void ask_lost(struct ownsess_item *it, const char *why)
 static bool ask_send(struct ownsess_item *it)
 {
 	struct ask *a = (struct ask *)it;
-	return ownsess_push(it, a->sql, a->n, (const char *const *)a->params);
+	return ownsess_push(it, 0, a->sql, a->n, (const char *const *)a->params);
 }
 
 static void ask_done(struct ownsess_item *it, const struct stmtq_result *r)
@@ -313,7 +318,8 @@ static struct ownsess_item *due_item(struct ownsess *s, struct ownsess_client *c
 	return NULL;
 }
 
-/* CL's turn: its first item due, else its idle(). True if the session is busy (or down). */
+/* CL's turn: its first item due that has something to send. True if the session is busy (or
+ * down). */
 static bool client_turn(struct ownsess *s, struct ownsess_client *cl)
 {
 	for (struct ownsess_item *it; (it = due_item(s, cl)) != NULL;) {
@@ -324,13 +330,11 @@ static bool client_turn(struct ownsess *s, struct ownsess_client *cl)
 		if (it->send(it) || !stmtq_ready(&s->q) || stmtq_busy(&s->q))
 			return true;
 	}
-	if (cl->want && cl->ops->idle)
-		cl->ops->idle(cl->arg);
 	return !stmtq_ready(&s->q) || stmtq_busy(&s->q);
 }
 
-/* Nothing in flight or waiting: the clients that want in turn, from the one after the client
- * whose statement completed last (however it was sent: from here, or from its own timer). */
+/* Nothing in flight: the clients' outboxes in turn, from the one after the client whose
+ * statement completed last. */
 static void on_idle(struct ownsess *s)
 {
 	struct ownsess_client *cl = s->clients;
@@ -350,7 +354,7 @@ static void on_idle(struct ownsess *s)
 	}
 }
 
-/* The turns asked for from a caller's stack (ownsess_want), or a later item come due. */
+/* The turns asked for from a caller's stack (an item queued), or a later item come due. */
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
 	struct ownsess *s = arg;
@@ -368,8 +372,7 @@ static void on_check(void *arg)
 	struct ownsess *s = arg;
 
 	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
-		(void)stmtq_push(&s->q, 0, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done,
-		                 &s->q);
+		(void)push(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done, &s->q);
 }
 
 /* A notification: to the clients that claimed its channel. */
@@ -395,7 +398,7 @@ static void on_readable(void *arg)
 	while (q->drv.conn && q->sent && !PQisBusy(q->drv.conn)) {
 		PGresult *r = PQgetResult(q->drv.conn);
 		if (q->cur.each) {
-			q->cur.each(q->cur.arg, q->cur.tag, r); /* may end it, and send the next */
+			q->cur.each(q->cur.arg, r); /* may end it, and send the next */
 			PQclear(r);
 		} else if (!r) {
 			stmtq_end(q); /* may send the next */
@@ -427,16 +430,6 @@ static const struct conndrv_ops drv_ops = {
     .check = on_check,
     .retry = on_drv_retry,
 };
-
-static void on_client_retry(evutil_socket_t fd, short what, void *arg)
-{
-	struct ownsess_client *cl = arg;
-	(void)fd;
-	(void)what;
-
-	if (cl->ops->retry)
-		cl->ops->retry(cl->arg);
-}
 
 /* A connected session a client joins: its connected() at the loop's next turn, never from
  * inside ownsess_join. */
@@ -489,10 +482,8 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 	while (s && (s->base != base || strcmp(s->conninfo, conninfo) != 0))
 		s = s->next;
 	memset(cl, 0, sizeof(*cl));
-	cl->want = true;
 	cl->ops = ops;
 	cl->arg = arg;
-	evtimer_assign(&cl->retry_ev, base, on_client_retry, cl);
 	evtimer_assign(&cl->join_ev, base, on_join_connected, cl);
 	bool fresh = !s;
 	if (fresh) {
@@ -531,7 +522,6 @@ void ownsess_leave(struct ownsess_client *cl)
 
 	if (!s)
 		return;
-	evtimer_del(&cl->retry_ev);
 	evtimer_del(&cl->join_ev);
 	for (size_t i = 0; i < cl->n_channels; i++)
 		free(cl->channels[i]);
@@ -545,9 +535,9 @@ void ownsess_leave(struct ownsess_client *cl)
 		}
 	cl->s = NULL;
 	struct ownsess_item *flight = s->flight && s->flight->cl == cl ? s->flight : NULL;
-	if (s->q.sent && (s->q.cur.arg == cl->arg || (flight && s->q.cur.arg == flight))) {
+	if (flight && s->q.sent && s->q.cur.arg == flight) {
 		/* its statement is read to its end without a callback; one it reads itself
-		 * (stmtq_begin) gives the connection up: nobody else can tell where it ends */
+		 * (ownsess_begin) gives the connection up: nobody else can tell where it ends */
 		s->q.cur.done = forgotten;
 		if (s->q.cur.each) {
 			s->q.cur.each = NULL;
@@ -583,25 +573,36 @@ struct stmtq *ownsess_q(const struct ownsess_client *cl)
 	return &cl->s->q;
 }
 
-void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it)
+/* IT at the end of CL's outbox, due at NOT_BEFORE_MS (0: now); the session's turn from the
+ * loop if it is idle. */
+static void enqueue(struct ownsess_client *cl, struct ownsess_item *it, int64_t not_before_ms)
 {
-	it->cl = cl;
-	it->next = NULL;
-	it->queued = true;
-	if (cl->tail)
-		cl->tail->next = it;
-	else
-		cl->head = it;
-	cl->tail = it;
-	ownsess_want(cl);
+	it->not_before_ms = not_before_ms;
+	if (!it->queued) {
+		it->cl = cl;
+		it->next = NULL;
+		it->queued = true;
+		if (cl->tail)
+			cl->tail->next = it;
+		else
+			cl->head = it;
+		cl->tail = it;
+	}
+	if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
+		event_active(&cl->s->turn_ev, EV_TIMEOUT, 0);
 }
 
-void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it)
+void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it)
 {
-	it->not_before_ms =
-	    clock_mono_ms() +
-	    pgconn_backoff_ms(it->failures++, OWNSESS_RETRY_MIN_MS, OWNSESS_RETRY_MAX_MS);
-	ownsess_queue(cl, it);
+	enqueue(cl, it, 0);
+}
+
+void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it, int64_t ms)
+{
+	const struct conndrv *d = &cl->s->q.drv;
+	if (ms < 0)
+		ms = pgconn_backoff_ms(it->failures++, d->retry.min_ms, d->retry.max_ms);
+	enqueue(cl, it, clock_mono_ms() + ms);
 }
 
 void ownsess_item_ok(struct ownsess_item *it)
@@ -610,26 +611,38 @@ void ownsess_item_ok(struct ownsess_item *it)
 	it->not_before_ms = 0;
 }
 
-void ownsess_item_done(void *arg, int tag, const struct stmtq_result *r)
+/* The answer of an item's statement (ARG: the item). */
+static void item_done(void *arg, const struct stmtq_result *r)
 {
 	struct ownsess_item *it = arg;
 	struct ownsess *s = it->cl->s;
-	(void)tag;
 
 	s->flight = NULL;
 	s->q.last_arg = it->cl->arg; /* its client had the turn (on_idle) */
 	if (!r->lost)
 		it->done(it, r);
-	else if (it->lost)
+	else if (it->lost && !it->queued) /* (one queued again is lost with the outbox) */
 		it->lost(it, r->err);
 }
 
-bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *const *params)
+bool ownsess_push(struct ownsess_item *it, int64_t deadline_ms, const char *sql, int n,
+                  const char *const *params)
 {
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
-	return stmtq_push(&s->q, 0, sql, n, params, s->q.drv.check_ms / 2, ownsess_item_done, it);
+	return push(&s->q, sql, n, params, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2,
+	            item_done, it);
+}
+
+bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
+                   void (*each)(struct ownsess_item *it, PGresult *r))
+{
+	struct ownsess *s = it->cl->s;
+
+	s->flight = it;
+	return begin(&s->q, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
+	             it);
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
@@ -650,22 +663,6 @@ int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *c
 		}
 	ownsess_queue(cl, &a->it);
 	return 0;
-}
-
-void ownsess_want(struct ownsess_client *cl)
-{
-	cl->want = true;
-	if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
-		event_active(&cl->s->turn_ev, EV_TIMEOUT, 0);
-}
-
-void ownsess_retry(struct ownsess_client *cl, int64_t ms)
-{
-	if (ms == CONNDRV_BACKOFF)
-		ms = conndrv_backoff_ms(&cl->s->q.drv);
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	evtimer_del(&cl->retry_ev);
-	evtimer_add(&cl->retry_ev, &tv);
 }
 
 void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))

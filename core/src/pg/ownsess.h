@@ -12,24 +12,22 @@
  * session decides once for all its clients what concerns the connection: the reconnect and
  * its backoff, and the idle connection check (a SELECT 1 every connection check / 2 that
  * must be answered within the other half). It tells every client when the connection is
- * made or lost, and when nothing is in flight or waiting it asks the clients that want in
- * turn, starting after the one asked last, for their next statement, so that no client's
- * stream of statements starves another's (a large history batch and then the heartbeat). A
- * notification goes to the client that claimed its channel (ownsess_claim_channel).
+ * made or lost, and when nothing is in flight it takes the clients' outboxes in turn,
+ * starting after the client whose statement completed last (after a connect: with the first
+ * to join), one statement each, so that no client's stream of statements starves another's
+ * (a large history batch and then the heartbeat). A notification goes to the client that claimed
+ * its channel (ownsess_claim_channel).
  *
- * The outbox: a statement a client sends for itself is an item (struct ownsess_item:
+ * The outbox: every statement a client sends for itself is an item (struct ownsess_item:
  * send, done, lost) queued on its client (ownsess_queue); the session sends it from the
  * loop, never from inside the call that queued it (a run's state change only queues), in
- * the client's turn, in the order queued. An item that failed goes again after the session's
- * backoff (ownsess_queue_later: OWNSESS_RETRY_MIN_MS doubling to OWNSESS_RETRY_MAX_MS,
- * jittered, the one retry policy of the session, which its reconnects follow too). A client
- * may also send statements on ownsess_q() itself, with the calls below, from its idle() turn:
- * when the connection fails the statement in flight is completed with LOST, and every item
- * queued is lost(), before failed() is called. A deadline is a statement's own: it runs
- * from when the statement is sent. A client
- * gives the connection up with stmtq_fail (every client then hears failed()); a client that
- * only wants to try again later arms its own timer (ownsess_retry), which touches no other
- * client. Loop thread only. */
+ * the client's turn, in the order queued. An item that failed goes again after a delay
+ * (ownsess_queue_later: the session's backoff, OWNSESS_RETRY_MIN_MS doubling to
+ * OWNSESS_RETRY_MAX_MS, jittered, the one retry policy of the session, which its reconnects
+ * follow too; or a delay of the client's). When the connection fails the statement in
+ * flight is completed with LOST, and every item queued is lost(), before failed() is called.
+ * A deadline is a statement's own: it runs from when the statement is sent. A client gives
+ * the connection up with stmtq_fail (every client then hears failed()). Loop thread only. */
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -40,15 +38,17 @@
 
 #include "conndrv.h"
 
+struct ownsess_item;
+
 /* ---- the statement in flight ------------------------------------------------------------
  * The session carries one statement at a time (ownsess_q). Its results are read and
  * gathered (the first tuples result, the rows affected, the first error with its SQLSTATE)
- * and its callback is called with them; that callback may send the statement that follows it
+ * and its item's done() is called with them; done() may send the statement that follows it
  * (a chain: the session is idle again during the call, and no other client has a turn
  * before it returns). A statement is sent only when the session is connected and idle: from
- * an item's send(), a client's idle() turn, or the callback of the one before. When the
- * connection fails, the statement in flight is completed with LOST (ERR says why, SQLSTATE
- * 08006); a statement is never sent twice. */
+ * an item's send(), or the done() of the one before. When the connection fails, the
+ * statement in flight is completed with LOST (ERR says why, SQLSTATE 08006: its item's
+ * lost()); a statement is never sent twice. */
 
 /* What a statement came to; valid during its completion callback only. */
 struct stmtq_result {
@@ -61,13 +61,6 @@ struct stmtq_result {
 	char sqlstate[6];
 };
 
-/* Statement TAG (the sender's: which statement it was) is complete. */
-typedef void (*stmtq_done_fn)(void *arg, int tag, const struct stmtq_result *r);
-/* One result of a statement the sender wrote itself (stmtq_begin): R, or NULL where libpq
- * ends a statement's results; cleared after the call. The sender notes errors
- * (stmtq_note_error) and says when the statement is complete (stmtq_end). */
-typedef void (*stmtq_each_fn)(void *arg, int tag, PGresult *r);
-
 struct stmtq {
 	/* The connection: clients read its fields, but send through the calls below. */
 	struct conndrv drv;
@@ -76,41 +69,28 @@ struct stmtq {
 	int64_t next_retry_ms; /* stmtq_fail's: the delay before reconnecting, 0 = the backoff */
 	bool sent;             /* a statement is in flight */
 	struct {
-		int tag;
-		stmtq_done_fn done;
-		stmtq_each_fn each;
+		void (*done)(void *arg, const struct stmtq_result *r);
+		void (*each)(struct ownsess_item *it, PGresult *r); /* ownsess_begin's */
 		void *arg;
 		struct stmtq_result r;
 	} cur;                                 /* the statement in flight */
 	const struct stmtq_result *completing; /* the answer whose callback runs */
-	const void *last_arg; /* the ARG of the statement completed last (the turns) */
+	const void *last_arg; /* the client of the statement completed last (the turns) */
 };
 
 /* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
  * a reconnect after RETRY_MS (the backoff if 0) if one of them asks for one. */
 void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms);
-/* Send SQL (which must outlive the statement: a constant) with N text parameters (not
- * copied), answered within DEADLINE_MS (none if <= 0) or the connection is given up;
- * DONE(ARG, TAG, result) when complete. False if the session is not connected and idle (DONE
- * is not called), or the connection failed (DONE was called with LOST). */
-bool stmtq_push(struct stmtq *q, int tag, const char *sql, int n, const char *const *params,
-                int64_t deadline_ms, stmtq_done_fn done, void *arg);
-/* The sender wrote a statement (or a pipeline) to stmtq_conn() itself, the session being
- * connected and idle; it is in flight from now on, as a pushed one (the deadline runs, the
- * socket is flushed and watched), but its results go to EACH until the sender calls
- * stmtq_end(). False as stmtq_push. */
-bool stmtq_begin(struct stmtq *q, int tag, int64_t deadline_ms, stmtq_each_fn each,
-                 stmtq_done_fn done, void *arg);
 /* R is an error of the statement in flight: recorded if it is the first. Returns true if it
  * was the first. */
 bool stmtq_note_error(struct stmtq *q, const PGresult *r);
-/* The statement stmtq_begin() put in flight is complete: its DONE is called. */
+/* The statement ownsess_begin() put in flight is complete: its item's done() is called. */
 void stmtq_end(struct stmtq *q);
 /* A statement is in flight. */
 bool stmtq_busy(const struct stmtq *q);
 /* The statement in flight (or the one whose completion callback runs) has failed so far. */
 bool stmtq_failed(const struct stmtq *q);
-/* The connection (NULL if none), for stmtq_begin's writing. */
+/* The connection (NULL if none), for ownsess_begin's writing. */
 PGconn *stmtq_conn(const struct stmtq *q);
 /* Connected (the driver's READY). */
 bool stmtq_ready(const struct stmtq *q);
@@ -127,21 +107,23 @@ struct ownsess_client;
 
 /* An item of the outbox: one statement a client sends for itself, in its owner's memory. */
 struct ownsess_item {
-	/* Send it now: ownsess_push() its statement (or write it with stmtq_begin, passing
-	 * ownsess_item_done and the item); return false if there is nothing to send after all
-	 * (the item leaves the outbox). Called from the session's turn, connected and idle. */
+	/* Send it now: ownsess_push() its statement (or write it and ownsess_begin()); return
+	 * false if there is nothing to send after all (the item leaves the outbox). Called from
+	 * the session's turn, connected and idle. */
 	bool (*send)(struct ownsess_item *it);
-	/* Its answer (valid during the call). The item has left the outbox: the call may queue
-	 * it again (ownsess_queue_later to retry after the backoff). */
+	/* Its answer (valid during the call). The item has left the outbox (unless it was
+	 * queued again while in flight): the call may queue it again (ownsess_queue_later to
+	 * retry after the backoff), or send its next statement at once (a chain: ownsess_push
+	 * or ownsess_begin). */
 	void (*done)(struct ownsess_item *it, const struct stmtq_result *r);
 	/* The connection went before its answer (or before it was sent), for WHY: no answer
-	 * will come (not called when its client leaves). The item has left the outbox. NULL:
-	 * nothing to do. */
+	 * will come (not called when its client leaves). Called once, the item having left the
+	 * outbox. NULL: nothing to do. */
 	void (*lost)(struct ownsess_item *it, const char *why);
 	/* private */
 	struct ownsess_client *cl;
 	struct ownsess_item *next;
-	int64_t not_before_ms; /* ownsess_queue_later's, monotonic */
+	int64_t not_before_ms; /* ownsess_queue_later's, monotonic; 0: due */
 	unsigned failures;     /* in a row, for the backoff; 0 after an answer that worked */
 	bool queued;
 };
@@ -153,23 +135,12 @@ struct ownsess_ops {
 	 * this client wants the session to reconnect; it reconnects while any client does.
 	 * NULL: it does not ask to. */
 	bool (*failed)(void *arg, const char *why, bool was_ready);
-	/* Connected, nothing in flight, and the client wants (ownsess_client's want): send the
-	 * next statement, or nothing. NULL: nothing. */
-	void (*idle)(void *arg);
-	/* The timer ownsess_retry() armed fired. NULL: nothing. */
-	void (*retry)(void *arg);
 	/* A notification on a channel this client claimed; EXTRA is its payload (never NULL,
 	 * untrusted), both borrowed. NULL: none is read. */
 	void (*notify)(void *arg, const char *channel, const char *extra);
 };
 
 struct ownsess_client {
-	/* The client's to set: whether it has a statement to send. The session's idle turns ask
-	 * (idle()) only the clients that want; a client joins wanting, so one that never sets it
-	 * is asked at every turn. One that sets it false says true again when work comes while
-	 * the session is busy (a statement to send, or one of its own under way with more
-	 * behind it). */
-	bool want;
 	/* The channels it claims (ownsess_claim_channel), in no order: to read only. */
 	char **channels;
 	size_t n_channels;
@@ -179,7 +150,7 @@ struct ownsess_client {
 	void *arg;
 	struct ownsess_client *next;
 	struct ownsess_item *head, *tail; /* its outbox */
-	struct event retry_ev, join_ev;
+	struct event join_ev;
 };
 
 /* CL joins the session of CONNINFO on BASE (opened, and connecting from the loop's next turn,
@@ -189,28 +160,37 @@ struct ownsess_client {
 int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char *conninfo,
                  const struct ownsess_ops *ops, void *arg) __attribute__((warn_unused_result));
 /* CL leaves: its items are dropped and the statement in flight, if its, gets
- * no callback (one it writes itself, stmtq_begin's, gives the connection up: nobody else can read
- * its results); no callback of CL's is called after this. The last client closes the session. A
- * client that never joined (zeroed) is a no-op. */
+ * no callback (one it writes itself, ownsess_begin's, gives the connection up: nobody else can
+ * read its results); no callback of CL's is called after this. The last client closes the session.
+ * A client that never joined (zeroed) is a no-op. */
 void ownsess_leave(struct ownsess_client *cl);
 
-/* The session's statement in flight, for stmtq_push and the others (never NULL after a
- * join). */
+/* The session's statement in flight, for the stmtq_* calls (never NULL after a join). */
 struct stmtq *ownsess_q(const struct ownsess_client *cl);
 
-/* IT (not queued) goes at the end of CL's outbox, sent from the loop in CL's turn. */
+/* IT goes at the end of CL's outbox, sent from the loop in CL's turn; one queued already
+ * stays in its place and is due now (also one ownsess_queue_later put off). */
 void ownsess_queue(struct ownsess_client *cl, struct ownsess_item *it);
-/* The same after the session's backoff, which grows with each call until an answer that
- * worked (ownsess_item_ok). */
-void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it);
+/* IT (not queued) the same, but not before MS, or the session's backoff when MS is
+ * OWNSESS_BACKOFF (a delay that grows with each such call until an answer that worked:
+ * ownsess_item_ok). */
+#define OWNSESS_BACKOFF (-1)
+void ownsess_queue_later(struct ownsess_client *cl, struct ownsess_item *it, int64_t ms);
 /* IT's last answer worked: its backoff starts over. */
 void ownsess_item_ok(struct ownsess_item *it);
-/* From send(): stmtq_push of SQL (borrowed: a constant) with N text PARAMS, answered within the
- * connection check / 2. False: the connection failed (lost() was called). */
-bool ownsess_push(struct ownsess_item *it, const char *sql, int n, const char *const *params);
-/* The stmtq_done_fn of an item's statement (ARG: the item), for one written with
- * stmtq_begin. */
-void ownsess_item_done(void *arg, int tag, const struct stmtq_result *r);
+/* From send() (or done()): IT's statement SQL (borrowed: it must outlive the statement, a
+ * constant) with N text PARAMS (not copied), answered within DEADLINE_MS (<= 0: the
+ * connection check / 2) or the connection is given up. False: the connection failed
+ * (lost() was called). */
+bool ownsess_push(struct ownsess_item *it, int64_t deadline_ms, const char *sql, int n,
+                  const char *const *params);
+/* From send() (or done()): the client wrote IT's statement (or a pipeline) to stmtq_conn()
+ * itself; it is in flight from now on, as a pushed one (the deadline runs, the socket is
+ * flushed and watched), but its results go to EACH (R, or the NULL with which libpq ends a
+ * statement's results; cleared after the call) until the client calls stmtq_end(); it notes
+ * errors with stmtq_note_error. False as ownsess_push. */
+bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
+                   void (*each)(struct ownsess_item *it, PGresult *r));
 /* An item made for one statement: SQL (borrowed: a constant) with N text PARAMS (copied;
  * NULL = SQL NULL), queued on CL; FN(ARG, RES) with its first tuples result, or its error
  * result (NULL: neither; valid during the call). One lost: LOST(ARG) (NULL: dropped without
@@ -219,14 +199,10 @@ typedef void (*ownsess_answer_fn)(void *arg, const PGresult *res);
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
                 ownsess_answer_fn fn, void (*lost)(void *arg), void *arg)
     __attribute__((warn_unused_result));
-/* CL has something to send (its want set): the session's next turn, from the loop. */
-void ownsess_want(struct ownsess_client *cl);
 /* At the stop, the loop no longer running: the session's turns are taken and its answers
  * read here (a wait on its socket) while LEFT_MS(CL's arg) says how long CL still waits for
  * them (<= 0: no longer), until nothing is left to send or the connection goes. */
 void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg));
-/* Arm CL's retry timer: after MS, or after the driver's backoff when MS is CONNDRV_BACKOFF. */
-void ownsess_retry(struct ownsess_client *cl, int64_t ms);
 /* Notifications on CHANNEL (copied) go to CL (and to any other client that claimed it). The
  * client LISTENs itself. Returns 0 or -ENOMEM. */
 int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)

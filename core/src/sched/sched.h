@@ -43,6 +43,9 @@ struct sched_executor {
 	/* A run submitted with spec.hold sends its statement (GO) or ends with WHY, as
 	 * exec_release(). May be NULL (no run is held). */
 	void (*release)(struct exec_run *run, bool go, const char *why);
+	/* Stop RUN if nothing of it was sent, as exec_withdraw(): true if it ends through its
+	 * on_done, cancelled, with MESSAGE. May be NULL (none is). */
+	bool (*withdraw)(struct exec_run *run, const char *message);
 	/* Start no run any more, as exec_halt(): before the runs are cancelled at the end of a
 	 * stop's grace period. May be NULL. */
 	void (*halt)(struct exec *ctx);
@@ -210,6 +213,14 @@ int sched_set_paused(struct sched *s, const char *const *names, size_t n)
 /* The paused names (borrowed until the next pause/resume); returns their number. */
 size_t sched_paused_names(const struct sched *s, const char *const **names);
 
+/* Drop job NAME's waiting runs (sched_job_view's WAITING; a started one waiting for its
+ * connection if nothing of it was sent, which then ends from the loop, freeing its slot): each
+ * is recorded skipped with WHY ("dropped by alice"), once; a run under way and the runs of
+ * other jobs are left alone, and later fires run. Returns how many were dropped, or -ENOENT
+ * (no such job). */
+int sched_drop(struct sched *s, const char *name, const char *why)
+    __attribute__((warn_unused_result));
+
 /* Shutdown: stop firing, drop what has not started (recorded as skipped), let running runs
  * finish within GRACE_MS, then cancel them. DONE(ARG) is called from the loop once no run
  * is left. */
@@ -290,6 +301,30 @@ struct sched_recent {
 enum sched_status { SCHED_SUCCEEDED, SCHED_FAILED, SCHED_SKIPPED, SCHED_UPSTREAM_FAILED };
 extern const char *const sched_recent_statuses[];
 
+/* What a run waits for (pgcrond status, pgcrond drop, pgcrond.view_backlog), and its word
+ * there, by index: "slot", "connection", "upstream", "retry", "own_run", "notifications",
+ * "instance", "claim". */
+enum sched_wait_for {
+	SCHED_WAIT_SLOT,       /* a max_running slot */
+	SCHED_WAIT_CONNECTION, /* started: a connection of its database */
+	SCHED_WAIT_UPSTREAM,   /* its running upstream jobs */
+	SCHED_WAIT_RETRY,      /* its retry delay */
+	SCHED_WAIT_OWN_RUN,    /* the job's run under way to end (overlap queue or replace) */
+	SCHED_WAIT_NOTIFY,     /* notifications gathered while the job runs: its run to end */
+	SCHED_WAIT_INSTANCE,   /* the job's run on another instance to end */
+	SCHED_WAIT_CLAIM,      /* its claim's answer (several instances) */
+};
+extern const char *const sched_wait_names[];
+/* A job has at most four runs waiting: its active one, pending, parked and notified. */
+#define SCHED_MAX_WAITING 4
+struct sched_waiting {
+	enum sched_wait_for why;
+	const char *trigger;  /* "schedule", "manual", ... */
+	int64_t scheduled_us; /* its instant (wall µs); 0: not a scheduled fire */
+	int64_t since_us;     /* when its fire was taken (wall µs) */
+	int attempt;
+};
+
 struct sched_job_view {
 	const char *name, *plugin, *database, *schedule; /* plugin NULL: not a plugin job */
 	enum job_kind kind;
@@ -315,6 +350,8 @@ struct sched_job_view {
 	int consecutive;                   /* final failures since the last success */
 	const struct sched_recent *recent; /* its last runs, newest first; NULL before the first */
 	struct fresh_view fresh;
+	struct sched_waiting waiting[SCHED_MAX_WAITING]; /* its runs that wait, and for what */
+	size_t n_waiting;
 };
 /* The job named NAME at NOW_US: 0, or -ENOENT if the scheduler has no job of that name. */
 int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sched_job_view *out)

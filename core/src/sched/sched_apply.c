@@ -111,19 +111,8 @@ static void job_retire(struct job *j)
 	j->tz = NULL;       /* nor its zone (the apply's goes with the next one) */
 	sched_timer_disarm(j);
 	const char *why = "the job was removed from the configuration";
-	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait};
-	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
-		if (*waiting[w]) {
-			sched_record_skipped(*waiting[w], why);
-			sched_run_free(waiting[w]);
-		}
-	}
+	(void)sched_job_drop_waiting(j, why);
 	flow_job_removed(j, why);
-	if (j->active && j->active->state != RUN_RUNNING && j->active->state != RUN_ENDING) {
-		flow_retry_disarm(j);
-		sched_record_skipped(j->active, why);
-		sched_run_free(&j->active);
-	}
 	if (!j->active)
 		sched_job_unlink_free(j);
 }

@@ -216,6 +216,7 @@ int sched_new_with(struct event_base *base, struct clock *clock, const struct sc
 	snprintf(s->instance, sizeof(s->instance), "pgcrond");
 	clock_timer_init(&s->clock_ev, sched_clock_cb, s);
 	clock_timer_init(&s->warm_ev, sched_warm_cb, s);
+	clock_timer_init(&s->backlog_ev, sched_backlog_cb, s);
 	evtimer_assign(&s->grace_ev, base, grace_cb, s);
 	event_assign(&s->drained_ev, base, -1, 0, drained_cb, s);
 	event_assign(&s->ended_ev, base, -1, 0, sched_ended_cb, s);
@@ -242,6 +243,7 @@ struct sched_executor sched_exec_executor(struct exec *ex)
 	                               .probe = exec_probe,
 	                               .warm = exec_warm,
 	                               .release = exec_release,
+	                               .withdraw = exec_withdraw,
 	                               .halt = exec_halt,
 	                               .ctx = ex};
 }
@@ -294,6 +296,7 @@ void sched_free(struct sched **sp)
 		sched_run_free(&j->active);
 		sched_job_free(&j);
 	}
+	clock_disarm(s->clock, &s->backlog_ev); /* (armed again as the runs went) */
 	text_free_list(s->paused, s->n_paused);
 	strmap_free(&s->index);
 	sched_recent_free(s);

@@ -1,6 +1,6 @@
-/* Pause and resume (sched.h), and manual runs whose end a waiter hears: the scheduler's
- * part of the control channel (ctl.h). Split from sched.c, whose timers it drives through
- * the sched_job_* helpers of sched_priv.h. */
+/* Pause and resume (sched.h), manual runs whose end a waiter hears, and a job's waiting runs
+ * dropped: the scheduler's part of the control channel (ctl.h). Split from sched.c, whose timers it
+ * drives through the sched_job_* helpers of sched_priv.h. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,4 +197,41 @@ bool sched_follow_paused(struct sched *s, const char *const *names, size_t n)
 		s->paused[i] = s->paused[--s->n_paused];
 	}
 	return changed;
+}
+
+/* ---- the backlog ---------------------------------------------------------------------- */
+
+int sched_job_drop_waiting(struct job *j, const char *why)
+{
+	int n = 0;
+	/* the active run before it started (a slot, its retry, its claim, another instance) */
+	struct run **waiting[] = {&j->pending, &j->parked, &j->notify_wait, &j->active};
+	for (size_t w = 0; w < sizeof(waiting) / sizeof(waiting[0]); w++) {
+		struct run *r = *waiting[w];
+		if (!r || r->state == RUN_RUNNING || r->state == RUN_ENDING)
+			continue;
+		if (r == j->active)
+			flow_retry_disarm(j);
+		sched_record_skipped(r, why);
+		sched_run_free(waiting[w]);
+		n++;
+	}
+	return n;
+}
+
+int sched_drop(struct sched *s, const char *name, const char *why)
+{
+	struct job *j = sched_job_find(s, name);
+	if (!j)
+		return -ENOENT;
+	int n = sched_job_drop_waiting(j, why);
+	/* started, but still without its connection: nothing sent, so it ends skipped with its
+	 * start row (sched.c, run_end), and its slot goes */
+	struct run *r = j->active;
+	if (r && r->state == RUN_RUNNING && r->er && !r->backend_pid && s->ex.withdraw &&
+	    s->ex.withdraw(r->er, why)) {
+		r->unmarked = true;
+		n++;
+	}
+	return n;
 }

@@ -205,7 +205,8 @@ struct run {
 	                 * spec.hold) */
 	bool marked;    /* its start is marked (several instances): the cluster may hold a
 	                 * wait of its (cluster_mark_forget) */
-	bool unmarked;  /* its start mark was refused: it ends skipped, having sent nothing */
+	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
+	                 * connection (sched_drop): it ends skipped, having sent nothing */
 	bool waited;    /* already waited for its upstreams */
 	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
@@ -300,6 +301,10 @@ struct sched {
 	 * that name is paused */
 	char **paused;
 	size_t n_paused;
+	/* the runs that wait, published in the history database (pgcrond.view_backlog): armed
+	 * by a run's move (sched_run_to), fired BACKLOG_PUBLISH_US later; what was sent last */
+	struct clock_timer backlog_ev;
+	uint64_t backlog_sig;
 };
 
 /* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
@@ -341,6 +346,15 @@ void sched_work_note(struct run *r, const char *kind, int64_t due_us);
 /* Shutdown drops R, which waited (WHY says so): its pending work stays written for another
  * instance or this one's next start (coord.h); returns the message to record. */
 const char *sched_work_keep(struct run *r, const char *why);
+/* sched_pause.c: record J's runs that wait skipped (WHY) and free them: its pending, parked
+ * and notified runs, and its active one before it started; how many. */
+int sched_job_drop_waiting(struct job *j, const char *why);
+/* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
+ * the timer's callback that publishes them all (sched.backlog_ev). */
+size_t sched_waiting_of(const struct job *j, struct sched_waiting *out);
+void sched_backlog_cb(void *arg);
+/* A change is published within this (one statement for all the changes meanwhile). */
+#define BACKLOG_PUBLISH_US 1000000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into
  * TO's. False if R keeps its state and holder: a move the table does not allow, or into a
  * job's slot another run holds (a bug: logged), or the queue out of memory (the caller drops

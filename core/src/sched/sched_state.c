@@ -9,12 +9,14 @@
  * (max_running), and says when a stop has none left to wait for. Below the rest of sched/:
  * it calls only sched_index.c, sched_queue.c and sched_recent.c. */
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "admit.h"
+#include "cluster.h"
 #include "coord.h"
 #include "history.h"
 #include "httpc.h"
@@ -128,6 +130,14 @@ static void list_remove(struct run_list *l, struct run *r)
 	r->defer_prev = r->defer_next = NULL;
 }
 
+/* What waits changed (a move, a run's backend): published soon, with a history database. */
+static void backlog_changed(struct sched *s)
+{
+	if (s->cluster && !clock_armed(&s->backlog_ev) &&
+	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
+		log_warning("the waiting runs are not published: out of memory");
+}
+
 bool sched_run_to(struct run *r, enum run_state to)
 {
 	struct job *j = r->job;
@@ -177,6 +187,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (out.running)
 		s->n_running++;
 	r->state = to;
+	backlog_changed(s);
 	/* a stop waits for these counts to reach none, and this is where they drop */
 	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || in.running))
 		sched_check_drained(s);
@@ -374,6 +385,7 @@ void sched_on_pid(void *arg, int pid)
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
+	backlog_changed(s); /* no longer waiting for its connection */
 	if (s->hist)
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
@@ -419,4 +431,116 @@ const char *sched_work_keep(struct run *r, const char *why)
 	r->noted[0] = '\0'; /* the row stays: sched_run_free must not delete it */
 	return "pgcrond was shutting down; handed over to the other instances (or its next "
 	       "start) in pgcrond.pending_work";
+}
+
+/* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
+
+const char *const sched_wait_names[] = {"slot",    "connection",    "upstream", "retry",
+                                        "own_run", "notifications", "instance", "claim"};
+
+/* What R waits for, or -1: nothing (being decided, handed to the loop, on its connection). */
+static int waits_for(const struct run *r)
+{
+	switch (r->state) {
+	case RUN_QUEUED:
+		return SCHED_WAIT_SLOT;
+	case RUN_PARKED:
+		return SCHED_WAIT_UPSTREAM;
+	case RUN_RETRY_WAIT:
+		return SCHED_WAIT_RETRY;
+	case RUN_PENDING:
+		return SCHED_WAIT_OWN_RUN;
+	case RUN_NOTIFY_WAIT:
+		return SCHED_WAIT_NOTIFY;
+	case RUN_CLUSTER_WAIT:
+		return SCHED_WAIT_INSTANCE;
+	case RUN_CLAIMING:
+		return SCHED_WAIT_CLAIM;
+	case RUN_RUNNING: /* a SQL run without its backend yet */
+		return r->er && !r->backend_pid ? SCHED_WAIT_CONNECTION : -1;
+	case RUN_DUE:
+	case RUN_DEFERRED:
+	case RUN_ENDING:
+	case RUN_ENDED:
+		return -1;
+	}
+	return -1;
+}
+
+size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
+{
+	const struct run *runs[SCHED_MAX_WAITING] = {j->active, j->pending, j->parked,
+	                                             j->notify_wait};
+	size_t n = 0;
+	for (size_t i = 0; i < SCHED_MAX_WAITING; i++) {
+		int why = runs[i] ? waits_for(runs[i]) : -1;
+		if (why >= 0)
+			out[n++] = (struct sched_waiting){.why = (enum sched_wait_for)why,
+			                                  .trigger = runs[i]->trigger,
+			                                  .scheduled_us = runs[i]->scheduled_us,
+			                                  .since_us = runs[i]->fired_us,
+			                                  .attempt = runs[i]->attempt};
+	}
+	return n;
+}
+
+/* The history database shows the runs that wait (pgcrond.view_backlog, schema step 28): the
+ * instance's rows are replaced by a JSON array of {"job", "for", "trigger", "scheduled_for",
+ * "since" (Unix µs), "attempt"}. */
+static const char backlog_sql[] = "SELECT pgcrond.backlog_publish($1, $2::pg_catalog.jsonb)";
+
+static void backlog_sent(void *arg, const struct pg_result *res, const char *err,
+                         const char *sqlstate)
+{
+	static struct log_complaint complaint;
+	(void)arg;
+	(void)res;
+	if (err && *err && log_complain(&complaint))
+		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s%s", err,
+		            sqlstate && strcmp(sqlstate, "42883") == 0
+		                ? " (pgcrond install brings the schema to step 28)"
+		                : "");
+	else if (!(err && *err) && log_complaint_reset(&complaint))
+		log_notice("the waiting runs are shown in pgcrond.view_backlog again");
+}
+
+void sched_backlog_cb(void *arg)
+{
+	struct sched *s = arg;
+	json_t *a = json_array();
+	uint64_t sig = 1469598103934665603ULL;
+	for (struct job *j = s->jobs; a && j; j = j->next) {
+		struct sched_waiting w[SCHED_MAX_WAITING];
+		size_t n = sched_waiting_of(j, w);
+		for (size_t i = 0; i < n; i++) {
+			char key[160];
+			snprintf(key, sizeof(key), "%s %d %lld %d", j->name, (int)w[i].why,
+			         (long long)w[i].scheduled_us, w[i].attempt);
+			sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
+			json_t *o =
+			    json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "job", j->name, "for",
+			              sched_wait_names[w[i].why], "trigger", w[i].trigger, "since",
+			              (json_int_t)w[i].since_us, "scheduled_for",
+			              (json_int_t)w[i].scheduled_us, "attempt", w[i].attempt);
+			if (json_array_append_new(a, o) < 0) {
+				json_decref(a);
+				a = NULL;
+				break;
+			}
+		}
+	}
+	if (a && sig == s->backlog_sig) {
+		json_decref(a);
+		return; /* what was published last */
+	}
+	char *json = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	const char *p[] = {s->instance, json};
+	int rc = json ? cluster_submit(s->cluster, backlog_sql, 2, p, backlog_sent, NULL) : -ENOMEM;
+	free(json);
+	if (rc == 0)
+		s->backlog_sig = sig;
+	else if (clock_arm(s->clock, &s->backlog_ev, 5 * BACKLOG_PUBLISH_US) < 0)
+		log_warning("the waiting runs are not published: out of memory");
+	/* (the history database away, or out of memory: again once it may be back) */
 }

@@ -63,6 +63,7 @@ int sched_job_view(struct sched *s, const char *name, int64_t now_us, struct sch
 	    .recent = j->recent,
 	};
 	fresh_view(j, now_us, &out->fresh);
+	out->n_waiting = sched_waiting_of(j, out->waiting);
 	return 0;
 }
 

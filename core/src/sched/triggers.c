@@ -304,12 +304,36 @@ static void waited_run_done(struct sched_waiter *w, const struct sched_result *r
 	free(wr);
 }
 
+/* A request of pgcrond.drop_waiting(): the job's waiting runs dropped, each recorded skipped
+ * "dropped by WHO" (the role the function checked). */
+static void serve_drop(struct tdb *db, const char *id, const char *job, const char *who)
+{
+	char why[160], outcome[160];
+	snprintf(why, sizeof(why), "dropped by %s", who);
+	int n = sched_drop(db->t->s, job, why);
+	if (n >= 0) {
+		log_notice("%s: %d waiting run(s) %s (request %s)", job, n, why, id);
+		snprintf(outcome, sizeof(outcome), "dropped %d waiting run(s)", n);
+	} else {
+		refused(&db->t->refused,
+		        "drop of %.64s's waiting runs requested by %.64s (request %s) refused: no "
+		        "such job is configured",
+		        job, who, id);
+		snprintf(outcome, sizeof(outcome), "refused: no such job is configured");
+	}
+	record_outcome(db, id, outcome);
+}
+
 /* One claimed request (strings valid during the call only). */
 static void serve_request(struct tdb *db, const char *id, const char *job, bool force,
-                          const char *who, bool expired)
+                          const char *who, bool expired, bool drop)
 {
 	struct triggers *t = db->t;
 	char outcome[160];
+	if (drop && !expired) {
+		serve_drop(db, id, job, who);
+		return;
+	}
 	if (expired) {
 		refused(&t->refused,
 		        "manual run of %.64s requested by %.64s (request %s) refused: it waited "
@@ -399,7 +423,8 @@ static void claimed(struct tdb *db, const PGresult *res, bool by_id)
 	for (int i = 0; i < n; i++)
 		serve_request(db, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		              PQgetvalue(res, i, 2)[0] == 't', PQgetvalue(res, i, 3),
-		              PQgetvalue(res, i, 4)[0] == 't');
+		              PQgetvalue(res, i, 4)[0] == 't',
+		              PQnfields(res) > 5 && strcmp(PQgetvalue(res, i, 5), "drop") == 0);
 	if (!by_id && n >= SWEEP_BATCH)
 		db->sweep_wanted = true;
 	if (db->sweep_wanted)

@@ -25,14 +25,17 @@ struct triggers;
 /* SQL, on the listening session of the history database (pinned search_path, and every name
  * qualified all the same): claim request $1 for instance $2, or ($1) up to a batch of
  * unclaimed ones (what came while nobody listened), each answering its id, job, force,
- * requester and whether it waited past its expiry; record the outcomes of a JSON array
+ * requester, whether it waited past its expiry and its action; record the outcomes of a JSON array
  * of {id, outcome} ($1; the last of an id's wins), each announced on
  * PGCROND_TRIGGER_OUTCOME_CHANNEL (history.h). */
 #define TRIGGERS_REQUEST_EXPIRY "1 hour"
 #define TRIGGERS_SWEEP_BATCH_TEXT "1000"
 #define TRIGGERS_SQL_CLAIMED                                                                       \
 	" RETURNING id, job_name, force, requested_by, requested_at OPERATOR(pg_catalog.<)"        \
-	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" TRIGGERS_REQUEST_EXPIRY "')"
+	" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '" TRIGGERS_REQUEST_EXPIRY "'),"       \
+	" pg_catalog.to_jsonb(trigger_request.*) OPERATOR(pg_catalog.->>) 'action'"
+/* (the request's action, schema step 28: 'drop' its job's waiting runs, pgcrond.drop_waiting;
+ * NULL before that step, a run like 'run') */
 #define TRIGGERS_SQL_CLAIM_ONE                                                                     \
 	"UPDATE pgcrond.trigger_request SET claimed_by = $2, claimed_at = pg_catalog.now()"        \
 	" WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8"                                     \
