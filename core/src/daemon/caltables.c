@@ -112,7 +112,7 @@ static void read_cal(struct cal *c)
 static bool send_read(struct ownsess_item *it)
 {
 	struct cal *c = (struct cal *)it;
-	(void)ownsess_push(it, c->sql, 0, NULL);
+	(void)ownsess_push(it, 0, c->sql, 0, NULL);
 	return true;
 }
 
