@@ -272,48 +272,74 @@ static void write_ics(struct itest_env *e, const char *date, const char *broken)
 	free(path);
 }
 
-START_TEST(a_reload_reads_a_calendar_again)
+/* Today in CAL_ZONE, written as FMT (to_char's), once it is not within a minute and a half
+ * of the zone's midnight: "today" must stay; the table the test's job writes made. */
+static char *cal_today(struct itest_env *e, const char *fmt)
 {
-	struct itest_env e;
-	itest_env_setup(&e, "it_reload_cal", "it_reload_cal");
-	/* not within a minute and a half of midnight in the job's zone: its "today" must stay */
 	long long left = itest_scalar_ll(
-	    e.db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
-	          "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
+	    e->db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
+	           "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
 	if (left < 90)
 		itest_sleep((double)left + 2);
-	char *today =
-	    itest_scalar(e.db, "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', 'YYYYMMDD')");
-	itest_exec(e.db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
-	write_ics(&e, today, "");
-	itest_env_main(&e, "calendars = { closed = { ics = \"closed.ics\"; }; };\n");
-	itest_env_job(&e, "10-cal.conf",
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', '%s')", fmt);
+	itest_exec(e->db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
+	return itest_scalar(e->db, sql);
+}
+
+/* closed-today, every second in CAL_ZONE but on the dates of calendar "closed", and busy, a
+ * run of 3 s every second. */
+static void cal_jobs(struct itest_env *e)
+{
+	itest_env_job(e, "10-cal.conf",
 	              "jobs = ( { name = \"closed-today\"; schedule = \"* * * * * *\";"
 	              " timezone = \"" CAL_ZONE "\"; skip_dates = \"closed\";"
 	              " command = \"INSERT INTO public.cal_ticks DEFAULT VALUES\"; },\n"
 	              " { name = \"busy\"; schedule = \"* * * * * *\";"
 	              " command = \"SELECT pg_sleep(3)\"; } );\n");
+}
+
+/* Busy runs, closed-today does not. */
+static void none_today(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e->log));
+	itest_sleep(2);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM public.cal_ticks"), 0);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                    " WHERE job_name = 'closed-today'"),
+	                 0);
+}
+
+/* The runid of a run of busy in flight, once there is one. */
+static char *busy_running(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e->log));
+	return itest_scalar(e->db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
+	                           " WHERE job_name = 'busy' AND status = 'running'");
+}
+
+START_TEST(a_reload_reads_a_calendar_again)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_cal", "it_reload_cal");
+	char *today = cal_today(&e, "YYYYMMDD");
+	write_ics(&e, today, "");
+	itest_env_main(&e, "calendars = { closed = { ics = \"closed.ics\"; }; };\n");
+	cal_jobs(&e);
 	itest_env_start(&e);
 
 	/* today is skipped: busy runs, closed-today does not */
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	itest_sleep(2);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks"), 0);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
-	                                     " WHERE job_name = 'closed-today'"),
-	                 0);
+	none_today(&e);
 
 	/* the calendar changed (today out, another date in) with busy's run in flight: the next
 	 * reload runs closed-today, and busy's run ends as it would have */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	char *running = itest_scalar(e.db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
-	                                   " WHERE job_name = 'busy' AND status = 'running'");
+	char *running = busy_running(&e);
 	write_ics(&e, "20000101", "");
 	itest_env_reload(&e);
 	ck_assert_msg(
@@ -376,20 +402,13 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 {
 	struct itest_env e;
 	itest_env_setup(&e, "it_reload_tcal", "it_reload_tcal");
-	long long left = itest_scalar_ll(
-	    e.db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
-	          "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
-	if (left < 90)
-		itest_sleep((double)left + 2);
-	char *today =
-	    itest_scalar(e.db, "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', 'YYYY-MM-DD')");
+	char *today = cal_today(&e, "YYYY-MM-DD");
 	/* tomorrow's midnight in the zone: the job's next fire while today is skipped */
 	char *tomorrow =
 	    itest_scalar(e.db, "SELECT to_char((date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
 	                       "') + interval '1 day') AT TIME ZONE '" CAL_ZONE
 	                       "' AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
 	char sql[512];
-	itest_exec(e.db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
 	itest_exec(e.db, "CREATE TABLE public.closed (date date)");
 	snprintf(sql, sizeof(sql), "INSERT INTO public.closed VALUES ('%s'), ('2000-01-01')",
 	         today);
@@ -404,12 +423,7 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 	itest_env_main(&e,
 	               "calendars = { closed = { database = \"app\"; table = \"public.closed\"; "
 	               "}; };\n");
-	itest_env_job(&e, "10-cal.conf",
-	              "jobs = ( { name = \"closed-today\"; schedule = \"* * * * * *\";"
-	              " timezone = \"" CAL_ZONE "\"; skip_dates = \"closed\";"
-	              " command = \"INSERT INTO public.cal_ticks DEFAULT VALUES\"; },\n"
-	              " { name = \"busy\"; schedule = \"* * * * * *\";"
-	              " command = \"SELECT pg_sleep(3)\"; } );\n");
+	cal_jobs(&e);
 
 	/* the CLI reads the table itself */
 	int st;
@@ -426,22 +440,10 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 	                             "public.closed of database \"app\"",
 	                             20),
 	              "%s", itest_tail(e.log));
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	itest_sleep(2);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
-	                                     " WHERE job_name = 'closed-today'"),
-	                 0);
+	none_today(&e);
 
 	/* today's row deleted with busy's run in flight: closed-today runs, without a reload */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	char *running = itest_scalar(e.db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
-	                                   " WHERE job_name = 'busy' AND status = 'running'");
+	char *running = busy_running(&e);
 	snprintf(sql, sizeof(sql), "DELETE FROM public.closed WHERE date = '%s'", today);
 	itest_exec(e.db, sql);
 	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM public.cal_ticks"), "%s",
