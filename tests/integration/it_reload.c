@@ -272,48 +272,74 @@ static void write_ics(struct itest_env *e, const char *date, const char *broken)
 	free(path);
 }
 
-START_TEST(a_reload_reads_a_calendar_again)
+/* Today in CAL_ZONE, written as FMT (to_char's), once it is not within a minute and a half
+ * of the zone's midnight: "today" must stay; the table the test's job writes made. */
+static char *cal_today(struct itest_env *e, const char *fmt)
 {
-	struct itest_env e;
-	itest_env_setup(&e, "it_reload_cal", "it_reload_cal");
-	/* not within a minute and a half of midnight in the job's zone: its "today" must stay */
 	long long left = itest_scalar_ll(
-	    e.db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
-	          "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
+	    e->db, "SELECT extract(epoch FROM date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
+	           "') + interval '1 day' - now() AT TIME ZONE '" CAL_ZONE "')::bigint");
 	if (left < 90)
 		itest_sleep((double)left + 2);
-	char *today =
-	    itest_scalar(e.db, "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', 'YYYYMMDD')");
-	itest_exec(e.db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
-	write_ics(&e, today, "");
-	itest_env_main(&e, "calendars = { closed = { ics = \"closed.ics\"; }; };\n");
-	itest_env_job(&e, "10-cal.conf",
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT to_char(now() AT TIME ZONE '" CAL_ZONE "', '%s')", fmt);
+	itest_exec(e->db, "CREATE TABLE public.cal_ticks (at timestamptz DEFAULT now())");
+	return itest_scalar(e->db, sql);
+}
+
+/* closed-today, every second in CAL_ZONE but on the dates of calendar "closed", and busy, a
+ * run of 3 s every second. */
+static void cal_jobs(struct itest_env *e)
+{
+	itest_env_job(e, "10-cal.conf",
 	              "jobs = ( { name = \"closed-today\"; schedule = \"* * * * * *\";"
 	              " timezone = \"" CAL_ZONE "\"; skip_dates = \"closed\";"
 	              " command = \"INSERT INTO public.cal_ticks DEFAULT VALUES\"; },\n"
 	              " { name = \"busy\"; schedule = \"* * * * * *\";"
 	              " command = \"SELECT pg_sleep(3)\"; } );\n");
+}
+
+/* Busy runs, closed-today does not. */
+static void none_today(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 20,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e->log));
+	itest_sleep(2);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM public.cal_ticks"), 0);
+	ck_assert_int_eq(itest_env_count(e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                    " WHERE job_name = 'closed-today'"),
+	                 0);
+}
+
+/* The runid of a run of busy in flight, once there is one. */
+static char *busy_running(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'busy' AND status = 'running'"),
+	              "%s", itest_tail(e->log));
+	return itest_scalar(e->db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
+	                           " WHERE job_name = 'busy' AND status = 'running'");
+}
+
+START_TEST(a_reload_reads_a_calendar_again)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_cal", "it_reload_cal");
+	char *today = cal_today(&e, "YYYYMMDD");
+	write_ics(&e, today, "");
+	itest_env_main(&e, "calendars = { closed = { ics = \"closed.ics\"; }; };\n");
+	cal_jobs(&e);
 	itest_env_start(&e);
 
 	/* today is skipped: busy runs, closed-today does not */
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	itest_sleep(2);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks"), 0);
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
-	                                     " WHERE job_name = 'closed-today'"),
-	                 0);
+	none_today(&e);
 
 	/* the calendar changed (today out, another date in) with busy's run in flight: the next
 	 * reload runs closed-today, and busy's run ends as it would have */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'busy' AND status = 'running'"),
-	              "%s", itest_tail(e.log));
-	char *running = itest_scalar(e.db, "SELECT max(runid)::text FROM pgcrond.job_run_details"
-	                                   " WHERE job_name = 'busy' AND status = 'running'");
+	char *running = busy_running(&e);
 	write_ics(&e, "20000101", "");
 	itest_env_reload(&e);
 	ck_assert_msg(
@@ -356,6 +382,117 @@ START_TEST(a_reload_reads_a_calendar_again)
 }
 END_TEST
 
+struct log_count {
+	const char *log, *needle;
+	int n;
+};
+
+static bool log_has(void *arg)
+{
+	const struct log_count *c = arg;
+	return itest_count_in_file(c->log, c->needle) >= c->n;
+}
+
+/* A table calendar (docs/calendars.md) is read when its table changes, without a reload: a job
+ * every second whose skip_dates table holds today (in its own zone) does not run, and `pgcrond
+ * next --job` reads the table too; today's row deleted (the documented trigger's NOTIFY), with
+ * another job's run in flight, it runs; inserted again, it stops; the table dropped, the daemon
+ * says what to do and keeps the last dates, at the next reload too. */
+START_TEST(a_table_calendar_is_read_when_it_changes)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_tcal", "it_reload_tcal");
+	char *today = cal_today(&e, "YYYY-MM-DD");
+	/* tomorrow's midnight in the zone: the job's next fire while today is skipped */
+	char *tomorrow =
+	    itest_scalar(e.db, "SELECT to_char((date_trunc('day', now() AT TIME ZONE '" CAL_ZONE
+	                       "') + interval '1 day') AT TIME ZONE '" CAL_ZONE
+	                       "' AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+	char sql[512];
+	itest_exec(e.db, "CREATE TABLE public.closed (date date)");
+	snprintf(sql, sizeof(sql), "INSERT INTO public.closed VALUES ('%s'), ('2000-01-01')",
+	         today);
+	itest_exec(e.db, sql);
+	/* the trigger docs/calendars.md gives */
+	itest_exec(e.db,
+	           "CREATE FUNCTION public.calendar_changed() RETURNS trigger"
+	           " LANGUAGE plpgsql AS $$BEGIN NOTIFY pgcrond_calendars; RETURN NULL; END$$");
+	itest_exec(e.db, "CREATE TRIGGER calendar_changed AFTER INSERT OR UPDATE OR DELETE OR"
+	                 " TRUNCATE ON public.closed FOR EACH STATEMENT"
+	                 " EXECUTE FUNCTION public.calendar_changed()");
+	itest_env_main(&e,
+	               "calendars = { closed = { database = \"app\"; table = \"public.closed\"; "
+	               "}; };\n");
+	cal_jobs(&e);
+
+	/* the CLI reads the table itself */
+	int st;
+	char *out =
+	    itest_cli(&st, "next", "--job", "closed-today", "-c", e.conf, "--count", "1", NULL);
+	ck_assert_msg(st == 0 && strstr(out, "skip_dates closed (2 dates)") &&
+	                  strstr(out, tomorrow),
+	              "next --job (want %s):\n%s", tomorrow, out);
+	free(out);
+
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "calendar \"closed\": 2 date(s) read from table "
+	                             "public.closed of database \"app\"",
+	                             20),
+	              "%s", itest_tail(e.log));
+	none_today(&e);
+
+	/* today's row deleted with busy's run in flight: closed-today runs, without a reload */
+	char *running = busy_running(&e);
+	snprintf(sql, sizeof(sql), "DELETE FROM public.closed WHERE date = '%s'", today);
+	itest_exec(e.db, sql);
+	ck_assert_msg(itest_env_wait(&e, 10, "SELECT count(*) >= 2 FROM public.cal_ticks"), "%s",
+	              itest_tail(e.log));
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT status = 'succeeded' FROM pgcrond.job_run_details"
+	                             " WHERE runid = %s",
+	                             running),
+	              "busy's run in flight did not end well:\n%s", itest_tail(e.log));
+	free(running);
+	ck_assert_int_eq(itest_count_in_file(e.log, "SIGHUP"), 0);
+
+	/* inserted again: it stops */
+	snprintf(sql, sizeof(sql), "INSERT INTO public.closed VALUES ('%s')", today);
+	itest_exec(e.db, sql);
+	struct log_count twice = {e.log, "calendar \"closed\": 2 date(s)", 2};
+	ck_assert_msg(itest_wait_until(log_has, &twice, 10), "%s", itest_tail(e.log));
+	itest_sleep(1.5); /* a run started before the read ends */
+	long long n = itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks");
+	itest_sleep(2.5);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks"), n);
+
+	/* the table dropped: what to do is said, the last dates stay, at a reload too */
+	itest_exec(e.db, "DROP TABLE public.closed");
+	itest_exec(e.db, "NOTIFY pgcrond_calendars");
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "calendar \"closed\": cannot read its dates from table "
+	                             "public.closed of database \"app\": relation "
+	                             "\"public.closed\" does not exist",
+	                             10),
+	              "%s", itest_tail(e.log));
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "its jobs keep its last dates (2 date(s)); give the table a "
+	                             "column \"date\" of type date",
+	                             1),
+	              "%s", itest_tail(e.log));
+	itest_env_reload(&e);
+	itest_sleep(2.5);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM public.cal_ticks"), n);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
+	                                     " WHERE job_name = 'busy' AND status = 'failed'"),
+	                 0);
+	free(today);
+	free(tomorrow);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reload");
@@ -366,6 +503,7 @@ int main(void)
 	tcase_add_test(tc, a_reload_says_how_long_it_held_the_loop);
 	tcase_add_test(tc, a_reload_parses_only_the_files_that_changed);
 	tcase_add_test(tc, a_reload_reads_a_calendar_again);
+	tcase_add_test(tc, a_table_calendar_is_read_when_it_changes);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

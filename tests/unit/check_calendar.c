@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cron.h"
+#include "cron_parse_ok.h"
 #include "calendar_table.h"
 
 static char *slurp(const char *path)
@@ -38,14 +39,6 @@ static const struct cron_dates *holidays(void)
 	free(days);
 	ck_assert_uint_eq(cron_dates_count(d), CALENDAR_DATES);
 	return d;
-}
-
-static cron_expr parse_ok(const char *text)
-{
-	cron_expr e;
-	char err[512];
-	ck_assert_msg(cron_parse(text, &e, err, sizeof(err)) == 0, "%s: %s", text, err);
-	return e;
 }
 
 START_TEST(test_table)

@@ -822,6 +822,19 @@ static const struct {
      "bad/cal-bad-ics/holidays.ics:9: calendar \"holidays\": this event cannot be read: Got a "
      "data line, but could not find a property name or component begin tag: SUMMARY Boxing "
      "Day; fix the line"},
+    {"bad/cal-table-db/pgcrond.conf",
+     "bad/cal-table-db/pgcrond.conf:4: calendar \"holidays\": unknown database \"analytic\"; did "
+     "you mean \"analytics\"?"},
+    {"bad/cal-table-name/pgcrond.conf",
+     "bad/cal-table-name/pgcrond.conf:6: calendar \"holidays\": table \"Holidays\" is not a "
+     "schema-qualified table name; write it as \"schema.table\" in lower case (or a quoted part "
+     "like \"public.\\\"Holidays\\\"\"), e.g. \"public.holidays\""},
+    {"bad/cal-table-half/pgcrond.conf",
+     "bad/cal-table-half/pgcrond.conf:4: calendar \"holidays\" has database but no table; a "
+     "table calendar takes both: database = \"DB\"; table = \"schema.table\";"},
+    {"bad/cal-table-and-ics/pgcrond.conf",
+     "bad/cal-table-and-ics/pgcrond.conf:4: calendar \"holidays\" has both ics and a table; a "
+     "calendar takes its dates from one: remove ics, or database and table"},
     {"bad/cal-timed/pgcrond.conf",
      "bad/cal-timed/holidays.ics:6: calendar \"holidays\": this event has a time of day "
      "(2026-12-25 at 14:00); a calendar of dates takes all-day events: write "

@@ -72,7 +72,7 @@ static void got_it(void *arg, struct reload_result *res)
 static struct pgc_config *first_config(void)
 {
 	struct reload_result r;
-	ck_assert_int_eq(reload_build(at("/pgcrond.conf"), NULL, NULL, NULL, &r), 0);
+	ck_assert_int_eq(reload_build(at("/pgcrond.conf"), NULL, NULL, NULL, NULL, &r), 0);
 	struct pgc_config *cfg = r.cfg;
 	r.cfg = NULL;
 	reload_result_clear(&r);
@@ -95,10 +95,10 @@ START_TEST(built_off_the_loop_with_its_diff)
 	struct got g = {.base = event_base_new()};
 	struct reloader *l;
 	ck_assert_int_eq(reloader_new(g.base, got_it, &g, &l), 0);
-	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, old), 0);
+	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, NULL, old), 0);
 	ck_assert_int_eq(g.calls, 0); /* delivered through the loop, never from start */
 	ck_assert(reloader_busy(l));
-	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, old), -EBUSY);
+	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, NULL, old), -EBUSY);
 	event_base_dispatch(g.base);
 
 	ck_assert_int_eq(g.calls, 1);
@@ -121,7 +121,7 @@ START_TEST(built_off_the_loop_with_its_diff)
 	struct pgc_config *files = g.res.files, *now = g.res.cfg;
 	g.res.files = g.res.cfg = NULL;
 	reload_result_clear(&g.res);
-	ck_assert_int_eq(reloader_start(l, NULL, files, NULL, now), 0);
+	ck_assert_int_eq(reloader_start(l, NULL, files, NULL, NULL, now), 0);
 	event_base_dispatch(g.base);
 	ck_assert_int_eq(g.calls, 2);
 	ck_assert_int_eq(g.res.rc, 0);
@@ -151,7 +151,7 @@ START_TEST(a_failed_build_says_why)
 
 	/* the parse (the first step) */
 	write_text(at("/conf.d/20-b.conf"), "job = { name = \"b\"; schedule = ; };\n");
-	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, old), 0);
+	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, NULL, old), 0);
 	event_base_dispatch(g.base);
 	ck_assert_int_eq(g.calls, 1);
 	ck_assert_int_lt(g.res.rc, 0);
@@ -166,7 +166,7 @@ START_TEST(a_failed_build_says_why)
 	           "           schedule = \"@daily\"; after = [\"c\"]; },\n"
 	           "         { name = \"c\"; database = \"analytics\"; command = \"SELECT 3\";\n"
 	           "           schedule = \"@daily\"; after = [\"b\"]; } );\n");
-	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, old), 0);
+	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, NULL, old), 0);
 	event_base_dispatch(g.base);
 	ck_assert_int_eq(g.calls, 2);
 	ck_assert_int_lt(g.res.rc, 0);
@@ -192,7 +192,7 @@ START_TEST(free_drops_a_build_under_way)
 	struct got g = {.base = event_base_new()};
 	struct reloader *l;
 	ck_assert_int_eq(reloader_new(g.base, got_it, &g, &l), 0);
-	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, old), 0);
+	ck_assert_int_eq(reloader_start(l, at("/pgcrond.conf"), NULL, NULL, NULL, old), 0);
 	reloader_free(&l); /* waits for the step under way; its result goes (ASan: no leak) */
 	ck_assert_int_eq(g.calls, 0);
 	config_free(&old);

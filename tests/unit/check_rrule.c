@@ -7,15 +7,8 @@
 #include <string.h>
 
 #include "cron.h"
+#include "cron_parse_ok.h"
 #include "rrule_table.h"
-
-static cron_expr parse_ok(const char *text)
-{
-	cron_expr e;
-	char err[512];
-	ck_assert_msg(cron_parse(text, &e, err, sizeof(err)) == 0, "%s: %s", text, err);
-	return e;
-}
 
 START_TEST(test_table)
 {

@@ -97,6 +97,9 @@ void cli_schedule_tail(int64_t spread_ms, int offset_s, const char *skip, const 
  * cannot be read (CFG alone is then all there is). Its daemon's zone is not opened: give
  * cli_next_fire CFG. */
 struct pgc_config *cli_with_sql_jobs(struct pg_conn *conn, const struct pgc_config *cfg);
+/* *CFG with the dates of its table calendars, read now from their tables (config_set_table_dates);
+ * one that cannot be read is said on stderr, and its jobs do not fire, as in the daemon. */
+void cli_table_dates(const char *cmd, struct pgc_config **cfg);
 
 /* S seconds for a person, as `pgcrond status` and `pgcrond history` show a time span:
  * "850 ms", "12.4 s", "4m10s", "2h05m", "3d04h"; "-" when negative. */

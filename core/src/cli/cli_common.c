@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "caltables.h"
 #include "cli.h"
 #include "config.h"
 #include "diag.h"
@@ -61,6 +62,15 @@ struct pgc_config *cli_with_sql_jobs(PGconn *conn, const struct pgc_config *cfg)
 		merged = NULL;
 	diag_clear(&dl);
 	return merged;
+}
+
+void cli_table_dates(const char *cmd, struct pgc_config **cfg)
+{
+	struct config_table_dates *v = NULL;
+	size_t n = 0;
+	if (caltables_read_now(*cfg, cmd, &v, &n) < 0 || config_set_table_dates(cfg, v, n) < 0)
+		fprintf(stderr, "pgcrond %s: out of memory reading the table calendars\n", cmd);
+	free(v);
 }
 
 int cli_load_config(const char *cmd, const char *conf, struct pgc_config **cfg, char **skipped)

@@ -113,6 +113,7 @@ int cli_list(int argc, char **argv)
 	cli_warn_skipped("list", path, skipped,
 	                 "their jobs are not listed (the running daemon may still run them)");
 	free(skipped);
+	cli_table_dates("list", &cfg);
 
 	struct pgc_config *loaded = NULL;
 	PGresult *sql = sql_jobs(cfg, &loaded);

@@ -64,6 +64,7 @@ static int find_job(const char *conf, const char *name, struct pgc_config **cfg,
 		return rc;
 	cli_warn_skipped("next", conf, skipped, "their jobs are not looked at");
 	free(skipped);
+	cli_table_dates("next", cfg);
 	if ((*job = config_job(*cfg, name)))
 		return 0;
 	PGconn *c = cli_history_connect("next", *cfg, "jobs made in SQL not looked at");
@@ -193,10 +194,13 @@ int cli_next(int argc, char **argv)
 		char spread[160], cal[40] = "";
 		cli_schedule_tail(cj->spread_ms, cj->cron.offset, cj->skip_dates, cj->only_dates,
 		                  spread, sizeof(spread));
-		if (cj->skip_dates || cj->only_dates)
-			snprintf(cal, sizeof(cal), " (%zu date%s)",
-			         cron_dates_count(cj->cron.dates),
-			         cron_dates_count(cj->cron.dates) == 1 ? "" : "s");
+		const struct conf_calendar *c =
+		    config_calendar(cfg, cj->skip_dates ? cj->skip_dates : cj->only_dates);
+		if (c && c->table && !c->dates)
+			snprintf(cal, sizeof(cal), " (not read: no fire)");
+		else if (c)
+			snprintf(cal, sizeof(cal), " (%zu date%s)", cron_dates_count(c->dates),
+			         cron_dates_count(c->dates) == 1 ? "" : "s");
 		printf("job %s: schedule %s%s%s, time zone %s%s\n", cj->name,
 		       cj->schedule ? cj->schedule : "none", spread, cal,
 		       cj->timezone ? cj->timezone : cfg->timezone,

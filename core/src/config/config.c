@@ -640,3 +640,32 @@ int config_resolve_job(const struct pgc_config *cfg, const char *arg, const stru
 	*out = found;
 	return 0;
 }
+
+/* One part of a relation name: an identifier as PostgreSQL reads it unquoted (folded to
+ * lower case, so only lower case is accepted: "Foo" would silently become foo), or a quoted
+ * one without quotes inside. Returns the length taken, 0 if none. */
+static size_t ident_len(const char *p)
+{
+	size_t n = 0;
+
+	if (p[0] == '"') {
+		for (n = 1; p[n] && p[n] != '"'; n++)
+			;
+		return p[n] == '"' && n > 1 ? n + 1 : 0;
+	}
+	if (!((p[0] >= 'a' && p[0] <= 'z') || p[0] == '_'))
+		return 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_' ||
+	       p[n] == '$')
+		n++;
+	return n;
+}
+
+bool config_valid_source(const char *name)
+{
+	size_t a = ident_len(name);
+	if (a == 0 || name[a] != '.')
+		return false;
+	size_t b = ident_len(name + a + 1);
+	return b > 0 && name[a + 1 + b] == '\0' && a + 1 + b <= 2 * 64 + 5;
+}

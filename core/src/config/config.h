@@ -41,11 +41,16 @@ struct conf_database {
 	int line;
 };
 
-/* calendars = { NAME = { ics = "PATH"; }; }: dates a job skips or keeps to (docs/calendars.md). */
+/* calendars = { NAME = { ics = "PATH"; }; } or { database = "DB"; table = "schema.table"; }:
+ * dates a job skips or keeps to (docs/calendars.md). */
 struct conf_calendar {
 	char *name;
-	char *ics;                      /* an .ics file or a directory of them, as written */
-	const struct cron_dates *dates; /* read at load (cron_dates_make); NULL if unreadable */
+	char *ics; /* an .ics file or a directory of them, as written */
+	/* a table's: its database (a databases key) and "schema.table" (config_valid_source) */
+	char *database, *table;
+	/* an .ics calendar's, read at load (cron_dates_make; NULL if unreadable); a table's as
+	 * last read (config_set_table_dates; NULL: not yet, and its jobs do not fire) */
+	const struct cron_dates *dates;
 	char *file;
 	int line;
 };

@@ -1,6 +1,7 @@
 /* Calendars (docs/calendars.md): calendars = { NAME = { ics = "PATH"; }; } in the main file,
- * the dates of an .ics file or of every .ics file of a directory, trusted like the job files;
- * and a job's skip_dates or only_dates, which names one. */
+ * the dates of an .ics file or of every .ics file of a directory, trusted like the job files,
+ * or { database = "DB"; table = "schema.table"; }, the dates of a table, which the daemon reads
+ * (daemon/caltables.c); and a job's skip_dates or only_dates, which names one. */
 #include <dirent.h>
 #include <errno.h>
 #include <libconfig.h>
@@ -17,6 +18,8 @@
 #define CAL(field) offsetof(struct conf_calendar, field)
 const struct key_spec config_calendar_keys[] = {
     {"ics", K_STRING, CAL(ics), "\"/etc/pgcrond/holidays.ics\"", NULL, 0, false, NULL},
+    {"database", K_STRING, CAL(database), "\"analytics\"", NULL, 0, false, NULL},
+    {"table", K_STRING, CAL(table), "\"public.holidays\"", NULL, 0, false, NULL},
     {NULL, 0, 0, NULL, NULL, 0, false, NULL},
 };
 
@@ -53,13 +56,36 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 		c->line = setting_line(m);
 		snprintf(where, sizeof(where), " in calendar \"%s\"", name);
 		config_parse_group(L, m, file, config_calendar_keys, c, where,
-		                   "a calendar takes ics, an .ics file or a directory of them");
-		if (!c->ics)
+		                   "a calendar takes ics (an .ics file or a directory of them), or "
+		                   "database and table");
+		const config_setting_t *t = config_setting_get_member(m, "table");
+		if (c->ics && (c->database || c->table))
 			config_report_at(
 			    L, m, file,
-			    "calendar \"%s\" has no ics; add ics = \"/etc/pgcrond/%s.ics\" "
-			    "(a file, or a directory of .ics files)",
+			    "calendar \"%s\" has both ics and a table; a calendar takes "
+			    "its dates from one: remove ics, or database and table",
+			    name);
+		else if (!c->ics && !c->database && !c->table)
+			config_report_at(
+			    L, m, file,
+			    "calendar \"%s\" has no dates; add ics = \"/etc/pgcrond/%s.ics\" (a "
+			    "file, "
+			    "or a directory of .ics files), or database = \"DB\"; table = "
+			    "\"schema.table\"; (a table with a date column)",
 			    name, name);
+		else if (!c->ics && !(c->database && c->table))
+			config_report_at(L, m, file,
+			                 "calendar \"%s\" has %s but no %s; a table calendar takes "
+			                 "both: database = \"DB\"; table = \"schema.table\";",
+			                 name, c->table ? "table" : "database",
+			                 c->table ? "database" : "table");
+		else if (c->table && !config_valid_source(c->table))
+			config_report_at(
+			    L, t, file,
+			    "calendar \"%s\": table \"%s\" is not a schema-qualified table name; "
+			    "write it as \"schema.table\" in lower case (or a quoted part like "
+			    "\"public.\\\"Holidays\\\"\"), e.g. \"public.holidays\"",
+			    name, c->table);
 	}
 }
 
@@ -227,20 +253,39 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 			    name, L->cfg->file, name, name);
 		return;
 	}
-	j->cron.dates = c->dates;
-	if (j->only_dates)
-		j->cron.flags |= CRON_ONLY_DATES;
-	if (c->dates && cron_can_fire(&j->cron))
+	if (!config_point_dates(j, c))
+		L->oom = true;
+	else if (c->ics && c->dates && cron_can_fire(&j->cron))
 		check_fires(L, j, file, setting_line(at));
+}
+
+bool config_point_dates(struct conf_job *j, const struct conf_calendar *c)
+{
+	const struct cron_dates *d = c->dates;
+	bool only = j->only_dates != NULL;
+
+	if (c->table && !d) {
+		/* no date kept: no fire until the table is read */
+		if (!(d = cron_dates_make(NULL, 0)))
+			return false;
+		only = true;
+	}
+	j->cron.dates = d;
+	j->cron.flags =
+	    (uint8_t)((j->cron.flags & ~CRON_ONLY_DATES) | (only ? CRON_ONLY_DATES : 0));
+	return true;
 }
 
 void config_check_job_dates(struct loader *L, struct conf_job *j)
 {
 	const struct conf_calendar *c =
 	    config_calendar(L->cfg, j->skip_dates ? j->skip_dates : j->only_dates);
-	/* a job taken again from the configuration before keeps its calendar's old dates */
-	if (c && c->dates && j->cron.dates != c->dates) {
-		j->cron.dates = c->dates;
-		check_fires(L, j, j->file, j->schedule_line);
+	/* a job taken again from the configuration before keeps its calendar's old dates (a
+	 * table's are set after the load: config_set_table_dates) */
+	if (c && (c->table || (c->dates && j->cron.dates != c->dates))) {
+		if (!config_point_dates(j, c))
+			L->oom = true;
+		else if (c->ics)
+			check_fires(L, j, j->file, j->schedule_line);
 	}
 }

@@ -303,6 +303,8 @@ void config_free(struct pgc_config **pcfg)
 	for (size_t i = 0; i < cfg->n_calendars; i++) {
 		free(cfg->calendars[i].name);
 		free(cfg->calendars[i].ics);
+		free(cfg->calendars[i].database);
+		free(cfg->calendars[i].table);
 		free(cfg->calendars[i].file);
 	}
 	free(cfg->calendars);

@@ -520,6 +520,13 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		    cfg->n_databases, names);
 	}
 
+	for (size_t i = 0; i < cfg->n_calendars; i++) { /* a table calendar's database */
+		char what[128];
+		snprintf(what, sizeof(what), "calendar \"%s\"", cfg->calendars[i].name);
+		if (cfg->calendars[i].database)
+			config_check_database(L, cfg->calendars[i].file, cfg->calendars[i].line,
+			                      what, cfg->calendars[i].database);
+	}
 	config_http_client_finish(L);
 
 	if (!config_setting_get_member(root, "alerts")) {

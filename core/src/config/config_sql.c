@@ -74,6 +74,8 @@ static struct pgc_config *clone(const struct pgc_config *src, size_t n_dbs)
 		*d = src->calendars[i];
 		d->name = config_dup_or(d->name, &oom);
 		d->ics = config_dup_or(d->ics, &oom);
+		d->database = config_dup_or(d->database, &oom);
+		d->table = config_dup_or(d->table, &oom);
 		d->file = config_dup_or(d->file, &oom);
 	}
 	for (size_t i = 0; i < src->n_jobs; i++, c->n_jobs++)
@@ -226,6 +228,43 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
 	}
 	config_index_jobs(cfg); /* jobs were appended and left out above */
 	*out = cfg;
+	return 0;
+}
+
+int config_set_table_dates(struct pgc_config **cfgp, const struct config_table_dates *dates,
+                           size_t n)
+{
+	struct pgc_config *cfg = *cfgp;
+	bool tables = false;
+
+	for (size_t i = 0; i < cfg->n_calendars; i++)
+		tables |= cfg->calendars[i].table != NULL;
+	if (!tables)
+		return 0;
+	if (cfg->extra_refs > 0) { /* shared: the files in force */
+		if (!(cfg = clone(cfg, 0)))
+			return -ENOMEM;
+		config_index_jobs(cfg);
+		config_free(cfgp);
+		*cfgp = cfg;
+	}
+	for (size_t i = 0; i < cfg->n_calendars; i++) {
+		struct conf_calendar *c = &cfg->calendars[i];
+		const struct config_table_dates *d = dates, *end = dates + n;
+		while (d < end && !(strcmp(d->calendar, c->name) == 0 &&
+		                    config_str_eq(d->database, c->database) &&
+		                    config_str_eq(d->table, c->table)))
+			d++;
+		if (c->table)
+			c->dates = d < end ? d->dates : NULL;
+	}
+	for (size_t i = 0; i < cfg->n_jobs; i++) {
+		struct conf_job *j = &cfg->jobs[i];
+		const struct conf_calendar *c =
+		    config_calendar(cfg, j->skip_dates ? j->skip_dates : j->only_dates);
+		if (c && c->table && !config_point_dates(j, c))
+			return -ENOMEM;
+	}
 	return 0;
 }
 

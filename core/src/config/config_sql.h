@@ -38,6 +38,20 @@ int config_with_sql_jobs(const struct pgc_config *files, const struct config_sql
                          struct pgc_config **out, struct diag_list *dl)
     __attribute__((warn_unused_result));
 
+/* A table calendar's dates as read from its table (daemon/caltables.h). */
+struct config_table_dates {
+	const char *calendar, *database, *table;
+	const struct cron_dates *dates;
+};
+
+/* *CFG with each table calendar's dates taken from DATES (the entry of its name, database and
+ * table; none: not read yet) and the jobs naming one pointed at them: a job whose table
+ * calendar is not read yet does not fire (config_point_dates). *CFG is changed in place, or
+ * first replaced by a copy when it has another owner (config_ref). Without a table calendar
+ * nothing changes. 0, or -ENOMEM (*CFG as it was). */
+int config_set_table_dates(struct pgc_config **cfg, const struct config_table_dates *dates,
+                           size_t n) __attribute__((warn_unused_result));
+
 /* S as a libconfig string literal, quotes included, into a new string; NULL on ENOMEM. */
 char *config_sql_quote(const char *s);
 

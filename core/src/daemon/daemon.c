@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "caltables.h"
 #include "clock.h"
 #include "cluster.h"
 #include "coord.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
 	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
 	struct sqljobs *sql;      /* NULL without a history database */
+	struct caltables *cal;    /* the table calendars' reads (caltables.h) */
 	bool sql_started;         /* the SQL jobs' @reboot runs were started */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
@@ -282,6 +284,7 @@ static void install_end(struct daemon *d)
 		/* the registry follows the reload */
 		sqljobs_record_files_made(d->sql, files, r->first_part, r->files_same);
 		r->first_part = NULL;
+		caltables_apply(d->cal, cfg); /* read again at a reload */
 	}
 	d->cfg = cfg;
 	if (!d->stopping) {
@@ -423,15 +426,17 @@ static void built(void *arg, struct reload_result *r)
  * background job, here on the loop. */
 static void build(struct daemon *d, const char *path, const struct pgc_config *files)
 {
-	if (d->reload.loader && reloader_start(d->reload.loader, path, files, d->sql, d->cfg) == 0)
+	if (d->reload.loader &&
+	    reloader_start(d->reload.loader, path, files, d->sql, d->cal, d->cfg) == 0)
 		return; /* built() comes through the loop */
 	struct reload_result r;
-	reload_build(path, files, d->sql, d->cfg, &r);
+	reload_build(path, files, d->sql, d->cal, d->cfg, &r);
 	built(d, &r);
 	reload_result_clear(&r);
 }
 
-/* The jobs made in SQL changed (sqljobs.h): merge them with the file jobs as they stand. */
+/* The jobs made in SQL (sqljobs.h) or a table calendar's dates (caltables.h) changed, as they
+ * said: merge them with the file jobs as they stand. */
 static void sql_changed(void *arg)
 {
 	struct daemon *d = arg;
@@ -442,7 +447,6 @@ static void sql_changed(void *arg)
 		d->reload.sql_again = true; /* after the build under way, with the rows then */
 		return;
 	}
-	log_info("jobs made in SQL changed; applying them");
 	d->reload.building_sql = true;
 	build(d, NULL, d->files);
 }
@@ -765,7 +769,7 @@ static int set_up(struct daemon *d)
 	/* room for the jobs' connections, whatever HTTP clients do (http.h) */
 	(void)http_raise_fd_limit();
 	struct reload_result first;
-	if (reload_build(d->config_path, NULL, NULL, NULL, &first) < 0) {
+	if (reload_build(d->config_path, NULL, NULL, NULL, NULL, &first) < 0) {
 		diag_print(&first.dl, stderr);
 		reload_result_clear(&first);
 		return EX_CONFIG;
@@ -870,6 +874,10 @@ static int open_inputs(struct daemon *d)
 		return EX_UNAVAILABLE;
 	}
 	sqljobs_record_files_made(d->sql, d->files, NULL, false);
+	if (caltables_new(d->base, d->cfg, sql_changed, d, &d->cal) < 0) {
+		log_error("cannot read the table calendars: out of memory");
+		return EX_UNAVAILABLE;
+	}
 	if (hdb && pgnet_new(d->base, hdb->name, hdb->conninfo, d->httpc,
 	                     d->cfg->http_client.pg_net_max_response, &d->pgnet) < 0) {
 		log_error("cannot listen for pg_net's requests: out of memory");
@@ -957,6 +965,7 @@ static void close_parts(struct daemon *d)
 	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
 	sqljobs_free(&d->sql);
+	caltables_free(&d->cal);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */
 	metrics_free(&d->ops.metrics);
 	alert_close(&d->alerts);

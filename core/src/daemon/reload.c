@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bgwork.h"
+#include "caltables.h"
 #include "clock.h"
 #include "jobgraph.h"
 #include "plugin.h"
@@ -27,13 +28,16 @@ struct reloader {
 	const char *path;
 	const struct pgc_config *files, *old;
 	struct sqljobs *sql;
+	struct config_table_dates *dates; /* the table calendars' (caltables_snapshot) */
+	size_t n_dates;
 	struct reload_result res;
 };
 
 /* Step 1 (background): read the files if asked (those FILES read with the same text are not
- * parsed again), merge the SQL jobs in. */
+ * parsed again), merge the SQL jobs and the table calendars' DATES in. */
 static void parse_merge(struct reload_result *res, const char *path, const struct pgc_config *files,
-                        const struct sqljobs *sql)
+                        const struct sqljobs *sql, const struct config_table_dates *dates,
+                        size_t n_dates)
 {
 	if (path) {
 		res->rc = config_load_again(path, files, &res->files, &res->dl);
@@ -45,6 +49,8 @@ static void parse_merge(struct reload_result *res, const char *path, const struc
 	/* a merge without SQL jobs takes a reference on FILES: the build's own, or the files in
 	 * force, which the loop neither refs nor frees until this build is delivered */
 	res->rc = sqljobs_merge(sql, files, &res->cfg, &res->sql_dl);
+	if (res->rc == 0)
+		res->rc = config_set_table_dates(&res->cfg, dates, n_dates);
 }
 
 /* Step 2 (the loop): load the plugins and let them check their jobs. */
@@ -91,15 +97,31 @@ static void drop_built(struct reload_result *res)
 	res->first_part = NULL;
 }
 
-int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
-                 const struct pgc_config *old, struct reload_result *res)
+/* The three steps here. */
+static void build_here(struct reload_result *res, const char *path, const struct pgc_config *files,
+                       const struct sqljobs *sql, const struct config_table_dates *dates,
+                       size_t n_dates, const struct pgc_config *old)
 {
 	memset(res, 0, sizeof(*res));
-	parse_merge(res, path, files, sql);
+	parse_merge(res, path, files, sql, dates, n_dates);
 	if (res->rc == 0)
 		check_plugins(res);
 	if (res->rc == 0)
 		graph_zone_diff(res, old, sql != NULL);
+}
+
+int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
+                 const struct caltables *cal, const struct pgc_config *old,
+                 struct reload_result *res)
+{
+	struct config_table_dates *dates;
+	size_t n_dates;
+
+	memset(res, 0, sizeof(*res));
+	res->rc = caltables_snapshot(cal, &dates, &n_dates);
+	if (res->rc == 0)
+		build_here(res, path, files, sql, dates, n_dates, old);
+	free(dates);
 	drop_built(res);
 	return res->rc;
 }
@@ -125,7 +147,7 @@ static void step_work(struct bgwork_job *job)
 	struct reloader *l = (struct reloader *)job;
 
 	if (l->step == 1)
-		parse_merge(&l->res, l->path, l->files, l->sql);
+		parse_merge(&l->res, l->path, l->files, l->sql, l->dates, l->n_dates);
 	else
 		graph_zone_diff(&l->res, l->old, l->sql != NULL);
 }
@@ -139,6 +161,8 @@ static void deliver(struct reloader *l)
 	drop_built(&res);
 	memset(&l->res, 0, sizeof(l->res));
 	sqljobs_free(&l->sql);
+	free(l->dates);
+	l->dates = NULL;
 	l->busy = false;
 	l->fn(l->arg, &res);
 	reload_result_clear(&res);
@@ -193,11 +217,14 @@ bool reloader_busy(const struct reloader *l)
 }
 
 int reloader_start(struct reloader *l, const char *path, const struct pgc_config *files,
-                   const struct sqljobs *sql, const struct pgc_config *old)
+                   const struct sqljobs *sql, const struct caltables *cal,
+                   const struct pgc_config *old)
 {
 	if (l->busy)
 		return -EBUSY;
 	int rc = sqljobs_copy(sql, &l->sql);
+	if (rc == 0 && (rc = caltables_snapshot(cal, &l->dates, &l->n_dates)) < 0)
+		sqljobs_free(&l->sql);
 	if (rc < 0)
 		return rc;
 	memset(&l->res, 0, sizeof(l->res));
@@ -209,7 +236,7 @@ int reloader_start(struct reloader *l, const char *path, const struct pgc_config
 	if (bgwork_submit(l->bg, &l->job) == 0)
 		return 0;
 	/* no worker: the whole build here, on the loop, as before there were threads */
-	reload_build(path, files, l->sql, old, &l->res);
+	build_here(&l->res, path, files, l->sql, l->dates, l->n_dates, old);
 	deliver(l);
 	return 0;
 }
@@ -273,5 +300,6 @@ void reloader_free(struct reloader **lp)
 	bgwork_free(&l->bg); /* waits for a step under way */
 	reload_result_clear(&l->res);
 	sqljobs_free(&l->sql);
+	free(l->dates);
 	free(l);
 }

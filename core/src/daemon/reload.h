@@ -3,10 +3,10 @@
 
 /* A new configuration is built off the event loop, so fires due meanwhile are not held up:
  * at a SIGHUP (the files parsed again, the jobs made in SQL merged in) and when the jobs made
- * in SQL change (merged again with the files in force). The parse, the merge, the job graph,
- * the zone and the diff against the configuration in force run on a background job
- * (bgwork.h); the loop only swaps the result in. One step stays on the loop, between the two
- * background parts: loading the plugins and their checks of the jobs' settings, because the
+ * in SQL or a table calendar's dates change (merged again with the files in force). The parse, the
+ * merge, the job graph, the zone and the diff against the configuration in force run on a
+ * background job (bgwork.h); the loop only swaps the result in. One step stays on the loop, between
+ * the two background parts: loading the plugins and their checks of the jobs' settings, because the
  * core calls a plugin from one thread only (plugin.h).
  *
  * What a build reads (the files in force, the configuration in force, the SQL jobs, copied at
@@ -19,6 +19,7 @@
 
 struct event_base;
 struct plugin_registry;
+struct caltables;
 struct sqljobs;
 struct reloader;
 
@@ -48,13 +49,14 @@ int reloader_new(struct event_base *base, reload_done_fn fn, void *arg, struct r
     __attribute__((warn_unused_result));
 /* Start a build: the files read from PATH (a file whose text FILES read is not parsed again:
  * config_load_again), or FILES when PATH is NULL (FILES borrowed, may be NULL), merged with
- * the jobs made in SQL as SQL holds them now (SQL may be NULL), compared with OLD (borrowed;
+ * the jobs made in SQL as SQL holds them now (SQL may be NULL) and the table calendars' dates
+ * as CAL has them now (CAL may be NULL: none read), compared with OLD (borrowed;
  * NULL: no diff). PATH, FILES and OLD must stay as they are until FN is called. -EBUSY while a
  * build is under way, -ENOMEM; when no background job can be started, the build runs here
  * and FN is called before this returns. */
 int reloader_start(struct reloader *l, const char *path, const struct pgc_config *files,
-                   const struct sqljobs *sql, const struct pgc_config *old)
-    __attribute__((warn_unused_result));
+                   const struct sqljobs *sql, const struct caltables *cal,
+                   const struct pgc_config *old) __attribute__((warn_unused_result));
 bool reloader_busy(const struct reloader *l);
 /* Waits for a build under way (its result is dropped, FN is not called), then frees. */
 void reloader_free(struct reloader **l);
@@ -67,7 +69,8 @@ void reloader_dispose(struct reloader *l, struct pgc_config **cfg);
 
 /* The same build, all on the calling thread (the daemon's start). Returns RES->rc. */
 int reload_build(const char *path, const struct pgc_config *files, const struct sqljobs *sql,
-                 const struct pgc_config *old, struct reload_result *res);
+                 const struct caltables *cal, const struct pgc_config *old,
+                 struct reload_result *res);
 void reload_result_clear(struct reload_result *res);
 
 #endif

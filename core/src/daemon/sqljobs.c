@@ -183,8 +183,10 @@ static void on_rows(void *arg, const PGresult *res)
 		sj->again = false;
 		read_jobs(sj);
 	}
-	if (!same)
+	if (!same) {
+		log_info("jobs made in SQL changed; applying them");
 		sj->changed(sj->arg);
+	}
 }
 
 /* A command longer than max_command_size is not even fetched (a row written before the

@@ -670,9 +670,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	conndrv_unwait_server(&d->retry.wait);
-	if (d->ops->retry)
-		d->ops->retry(d->arg);
-	else if (d->conninfo)
+	if (d->conninfo && d->state == CONNDRV_DOWN)
 		(void)conndrv_connect(d, d->conninfo, d->app_name);
 }
 

@@ -101,9 +101,6 @@ struct conndrv_ops {
 	 * look from elsewhere tells a statement still at work from a connection gone silent.
 	 * NULL: not told. */
 	void (*silent)(void *arg);
-	/* The reconnect timer (conndrv_retry) fired. NULL: reconnect (conndrv_connect with the
-	 * last conninfo and application name). */
-	void (*retry)(void *arg);
 };
 
 struct conndrv {
@@ -189,7 +186,8 @@ void conndrv_close(struct conndrv *d);
 void conndrv_fail(struct conndrv *d, const char *why);
 
 /* Arm the reconnect timer: after MS (0: at the loop's next turn), or after the backoff (a
- * jittered delay growing with each consecutive failure) when MS is CONNDRV_BACKOFF. */
+ * jittered delay growing with each consecutive failure) when MS is CONNDRV_BACKOFF. When it
+ * fires, a connection still down connects again with its last conninfo and application name. */
 #define CONNDRV_BACKOFF (-1)
 void conndrv_retry(struct conndrv *d, int64_t ms);
 /* Disarm the reconnect timer. */

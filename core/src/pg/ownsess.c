@@ -415,20 +415,11 @@ static void on_readable(void *arg)
 		stmtq_fail(q, NULL, 0);
 }
 
-static void on_drv_retry(void *arg)
-{
-	struct ownsess *s = arg;
-
-	if (s->q.drv.state == CONNDRV_DOWN)
-		(void)conndrv_connect(&s->q.drv, s->conninfo, OWNSESS_APP_NAME);
-}
-
 static const struct conndrv_ops drv_ops = {
     .connected = on_connected,
     .readable = on_readable,
     .failed = on_failed,
     .check = on_check,
-    .retry = on_drv_retry,
 };
 
 /* A connected session a client joins: its connected() at the loop's next turn, never from

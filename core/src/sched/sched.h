@@ -321,7 +321,8 @@ struct sched_waiting {
 	enum sched_wait_for why;
 	const char *trigger;  /* "schedule", "manual", ... */
 	int64_t scheduled_us; /* its instant (wall µs); 0: not a scheduled fire */
-	int64_t since_us;     /* when its fire was taken (wall µs) */
+	int64_t since_us;     /* since when it waits (wall µs): its fire taken, or its start for a
+	                         connection */
 	int attempt;
 };
 

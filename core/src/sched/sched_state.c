@@ -477,7 +477,9 @@ size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 			out[n++] = (struct sched_waiting){.why = (enum sched_wait_for)why,
 			                                  .trigger = runs[i]->trigger,
 			                                  .scheduled_us = runs[i]->scheduled_us,
-			                                  .since_us = runs[i]->fired_us,
+			                                  .since_us = runs[i]->state == RUN_RUNNING
+			                                                  ? runs[i]->start_us
+			                                                  : runs[i]->fired_us,
 			                                  .attempt = runs[i]->attempt};
 	}
 	return n;
@@ -508,11 +510,21 @@ void sched_backlog_cb(void *arg)
 	struct sched *s = arg;
 	json_t *a = json_array();
 	uint64_t sig = 1469598103934665603ULL;
+	int64_t now = sched_now_us(s);
+	bool young = false;
 	for (struct job *j = s->jobs; a && j; j = j->next) {
 		struct sched_waiting w[SCHED_MAX_WAITING];
 		size_t n = sched_waiting_of(j, w);
 		for (size_t i = 0; i < n; i++) {
 			char key[160];
+			/* a run on its way (its connection coming, its claim answered) for less
+			 * than the publishing delay is not a backlog: published once it lasts, so
+			 * a busy instance sends nothing while nothing piles up */
+			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM) &&
+			    now - w[i].since_us < BACKLOG_PUBLISH_US) {
+				young = true;
+				continue;
+			}
 			snprintf(key, sizeof(key), "%s %d %lld %d", j->name, (int)w[i].why,
 			         (long long)w[i].scheduled_us, w[i].attempt);
 			sig = (sig ^ strmap_hash(key)) * 1099511628211ULL;
@@ -528,6 +540,9 @@ void sched_backlog_cb(void *arg)
 			}
 		}
 	}
+	if (young && !clock_armed(&s->backlog_ev) &&
+	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
+		log_warning("the waiting runs are not published: out of memory");
 	if (a && sig == s->backlog_sig) {
 		json_decref(a);
 		return; /* what was published last */
