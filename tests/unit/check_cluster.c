@@ -209,7 +209,7 @@ START_TEST(alone_admits_in_the_call)
 	ck_assert(!admit_skip(a, &f, "why"));
 	ck_assert(!admit_leave(a, &f));
 	ck_assert(!admit_left_to_others(a, &f, ADMIT_NONE));
-	admit_end(a, &hold, "j", f.scheduled_us, NULL);
+	admit_end(a, &hold, "j", f.scheduled_us, NULL, NULL);
 	ck_assert_int_eq(hold, ADMIT_FREE);
 	admit_free(&a);
 	ck_assert_ptr_null(a);
@@ -235,10 +235,10 @@ START_TEST(an_answer_sets_what_the_run_holds)
 		ck_assert_msg(h == cases[i].want, "case %zu: %d", i, (int)h);
 	}
 	enum admit_hold h = ADMIT_LOCKED;
-	admit_end(NULL, &h, "j", 0, NULL); /* given back (no cluster: nothing to send) */
+	admit_end(NULL, &h, "j", 0, NULL, NULL); /* given back (no cluster: nothing to send) */
 	ck_assert_int_eq(h, ADMIT_FREE);
 	h = ADMIT_LONE;
-	admit_end(NULL, &h, "j", 0, NULL); /* a lone run gives nothing back */
+	admit_end(NULL, &h, "j", 0, NULL, NULL); /* a lone run gives nothing back */
 	ck_assert_int_eq(h, ADMIT_LONE);
 }
 END_TEST

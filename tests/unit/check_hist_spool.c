@@ -50,7 +50,7 @@ static void put(struct hist_spool *s, int i)
 	char num[16];
 	const char *f[2] = {"test", num};
 	snprintf(num, sizeof(num), "%d", i);
-	hist_spool_put(s, "X1", f, 2, false);
+	hist_spool_put(s, "X1", f, 2);
 }
 
 /* The record number of a line, whether it was kept in memory or read back from the file. */
@@ -307,8 +307,8 @@ START_TEST(fields_survive_memory_and_file)
 	struct hist_spool *s;
 	ck_assert_int_eq(hist_spool_open(base, dir, &s), 0);
 	hist_spool_set_limits(s, 1, 1 << 20);
-	hist_spool_put(s, "Y1", f, 4, false);
-	hist_spool_put(s, "Y1", f, 4, false);
+	hist_spool_put(s, "Y1", f, 4);
+	hist_spool_put(s, "Y1", f, 4);
 	ck_assert(drive_until_lines(2, 5));
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < 2; i++) {
@@ -345,37 +345,6 @@ START_TEST(fields_survive_memory_and_file)
 }
 END_TEST
 
-/* The writer (without a turn of the loop) has appended N lines within a second. */
-static bool written_without_loop(int n)
-{
-	for (int i = 0; i < 1000 && file_lines() != n; i++)
-		usleep(1000);
-	return file_lines() == n;
-}
-
-/* A record another follows in the same callback (a run's start, then its pid) goes to the
- * writer with that one, in one append (no turn of the loop between them, which hears of an
- * append's end); alone, it goes at the loop's next turn. */
-START_TEST(a_held_record_goes_with_the_next_one)
-{
-	const char *f[2] = {"test", "0"};
-	struct hist_spool *s;
-	ck_assert_int_eq(hist_spool_open(base, dir, &s), 0);
-	hist_spool_put(s, "X1", f, 2, true);
-	usleep(20000);
-	ck_assert_int_eq(file_lines(), 0);
-	hist_spool_put(s, "X1", f, 2, false);
-	ck_assert(written_without_loop(2));
-	ck_assert(drive_until_lines(2, 5)); /* the append's end, heard by the loop */
-	hist_spool_put(s, "X1", f, 2, true);
-	usleep(20000);
-	ck_assert_int_eq(file_lines(), 2);
-	ck_assert(drive_until_lines(3, 5));
-	ck_assert_uint_eq(hist_spool_pending(s), 3);
-	hist_spool_close(&s);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *su = suite_create("hist_spool");
@@ -388,7 +357,6 @@ int main(void)
 	tcase_add_test(tc, a_record_behind_an_append_goes_when_it_ends);
 	tcase_add_test(tc, cap_counts_unacknowledged_and_close_writes_the_rest);
 	tcase_add_test(tc, fields_survive_memory_and_file);
-	tcase_add_test(tc, a_held_record_goes_with_the_next_one);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
 	srunner_run_all(sr, CK_ENV);

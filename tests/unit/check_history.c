@@ -220,10 +220,10 @@ END_TEST
 /* ---- a batch's rows ---------------------------------------------------------------------- */
 
 /* The records of a batch, as history_record.c writes them, from a line of TEXT: records
- * parted by ';', each "S1 INSTANCE KEY" (a start at 100), "P1 INSTANCE KEY PID" (a pid;
- * "P2": with its run's start), "F1 INSTANCE KEY STATUS" (an end at 200; "F2": with its
- * run's start) or "C1 INSTANCE KEY SEQ" (a success counted: an end at 200, its start at 100).
- * The fields point into BUF. */
+ * parted by ';', each "S1 INSTANCE KEY" (a start at 100; "S2 INSTANCE KEY PID": with its
+ * pid), "P1 INSTANCE KEY PID" (a pid; "P2": with its run's start), "F1 INSTANCE KEY STATUS"
+ * (an end at 200; "F2": with its run's start) or "C1 INSTANCE KEY SEQ" (a success counted: an
+ * end at 200, its start at 100). The fields point into BUF. */
 struct recs {
 	struct hist_spool_line *l[16];
 	size_t n;
@@ -245,18 +245,18 @@ static void recs_parse(struct recs *rs, const char *text, char *buf, size_t len)
 				*p++ = '\0';
 		}
 		bool two = w[0][1] == '2';
-		const char *st[] = {w[1],       w[2],   "boot", "job", "db",  "u",
-		                    "SELECT 1", "cron", NULL,   "100", "100", "1"};
+		const char *st[] = {w[1],   w[2], "boot", "job", "db", "u", "SELECT 1",
+		                    "cron", NULL, "100",  "100", "1",  w[3]};
 		const char *pid[] = {w[1], w[2], w[3], "100"};
 		const char *end[] = {w[1], w[2], w[3], "done", NULL, "200", "100"};
 		const char *count[] = {w[1], w[2], "200", "100", "job", "schedule", "100", w[3]};
 		char k = w[0][0];
 		const char *const *f = k == 'S' ? st : k == 'P' ? pid : k == 'C' ? count : end;
-		int nf = k == 'S' ? 12 : k == 'P' ? 3 + two : k == 'C' ? 8 : 6 + two;
+		int nf = k == 'S' ? 12 + two : k == 'P' ? 3 + two : k == 'C' ? 8 : 6 + two;
 		ck_assert_uint_lt(rs->n, 16);
 		struct hist_spool_line *l = calloc(1, sizeof(*l) + (size_t)nf * sizeof(l->f[0]));
 		ck_assert_ptr_nonnull(l);
-		l->kind = k == 'S'   ? "S1"
+		l->kind = k == 'S'   ? (two ? "S2" : "S1")
 		          : k == 'P' ? (two ? "P2" : "P1")
 		          : k == 'C' ? "C1"
 		                     : (two ? "F2" : "F1");
@@ -318,6 +318,13 @@ static const struct batch_case {
     {"a short run's three lines make one complete row, inserted once",
      "S1 i1 a.5; P2 i1 a.5 42; F2 i1 a.5 succeeded", 0, 3,
      "insert: i1/a.5 succeeded pid=42 end=200 | update: | update any:"},
+    {"a start with its pid (a connection was free) and its end make one complete row",
+     "S2 i1 a.5 42; F2 i1 a.5 succeeded", 0, 2,
+     "insert: i1/a.5 succeeded pid=42 end=200 | update: | update any:"},
+    {"a start with its pid and one without, then an end of each: the pid stays with its run",
+     "S2 i1 a.5 42; S1 i1 a.6; F2 i1 a.6 failed; F2 i1 a.5 succeeded", 0, 4,
+     "insert: i1/a.5 succeeded pid=42 end=200; i1/a.6 failed pid=- end=200 | update: | "
+     "update any:"},
     {"two processes' runs whose numbers follow one another (a.5, then b.6 of another boot) "
      "keep their own pids; a.6's end (its start not in the batch) updates a.6, not b.6",
      "S1 i1 a.5; S1 i1 b.6; P2 i1 b.6 7; F2 i1 a.6 failed; P2 i1 a.5 8", 0, 5,

@@ -171,7 +171,7 @@ void admit_answered(enum admit_hold *h, enum cluster_verdict v)
 }
 
 void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
-               void *waiting)
+               void *waiting, void *marked)
 {
 	struct early *e = a && a->early.n && scheduled_us ? early_of(a, job, scheduled_us) : NULL;
 	/* its fire decided without a question (skipped, dropped), or its answer awaited */
@@ -179,6 +179,8 @@ void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t sch
 		early_drop(a, e);
 	if (waiting && a)
 		cluster_claim_forget(a->c, waiting);
+	if (marked && a)
+		cluster_mark_forget(a->c, marked);
 	if (*h != ADMIT_LOCKED)
 		return;
 	if (a)

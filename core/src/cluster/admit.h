@@ -93,9 +93,11 @@ void admit_early_drop(struct admit *a, const char *job, int64_t scheduled_us, co
 void admit_answered(enum admit_hold *h, enum cluster_verdict v);
 /* The run of JOB's fire at SCHEDULED_US whose hold is *H ended (run or not): what it holds
  * goes back, and the fire's claim asked before its instant if the run never took it. WAITING:
- * the run, if it still waited for its answer (FN is not called for it). */
+ * the run, if it still waited for its answer (FN is not called for it). MARKED: the run, if
+ * its start was marked (cluster_note_start, cluster_note_xact: their FN is not called for it
+ * any more; its mark's row goes once its end is in the history, cluster_xact_end). */
 void admit_end(struct admit *a, enum admit_hold *h, const char *job, int64_t scheduled_us,
-               void *waiting);
+               void *waiting, void *marked);
 /* Called from admit_hooks.claiming_again for a run under way of job JOB. */
 void admit_claim_again(struct admit *a, enum admit_hold *h, const char *job);
 

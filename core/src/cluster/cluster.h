@@ -98,6 +98,14 @@ struct cluster_hooks {
 	 * host's (within CLUSTER_MAX_OFFSET_MS; beyond it this instance claims nothing, and
 	 * this is not called). May be NULL. */
 	void (*clock_offset)(void *arg, int64_t offset_us);
+	/* Whether claims are answered alone changed (cluster_lone): SINCE_US, when (Unix µs) this
+	 * instance began to run alone without a break (no other instance's claim got through
+	 * since), and UNTIL_US, until when (monotonic, clock_mono_us) that holds without another
+	 * heartbeat; both 0 when it does not run alone. Told as the state, the lease or the
+	 * connection change, never per claim (the history writes the rows of runs started in
+	 * that period without looking for another instance's claim: hist_set_lone). Not called
+	 * once cluster_close() began. May be NULL. */
+	void (*lone)(void *arg, int64_t since_us, int64_t until_us);
 	void *arg;
 };
 
@@ -260,10 +268,6 @@ void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err
  * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
-/* While cluster_lone(C): since when (Unix µs) this instance has run alone without a break
- * (no other instance's claim got through since: the history writes the rows of runs started
- * since without looking for one, hist_set_lone_fn); else 0. */
-int64_t cluster_lone_since_us(const struct cluster *c);
 /* FN(ARG) is called from the loop each time this instance claims again after it ran lone
  * (FN NULL: no longer). / Whether this process runs lone now (from going lone to claiming
  * again, not at each fire): it claims nothing before an instant, marks no run

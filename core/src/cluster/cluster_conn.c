@@ -190,7 +190,23 @@ bool cluster_to(struct cluster *c, enum cluster_state to)
 	c->state = to;
 	c->st.connected = to == CS_LOCKED;
 	c->st.in_recovery = to == CS_RECOVERY;
+	cluster_lone_tell(c);
 	return true;
+}
+
+void cluster_lone_tell(struct cluster *c)
+{
+	struct cluster_lone *l = &c->lone;
+	/* answers_at's terms but the clock: the lease's end is told, the reader compares */
+	bool on = l->state == LONE_ON && c->state == CS_LOCKED && !c->closing && !c->stopping &&
+	          !c->skewed;
+	int64_t since = on ? l->since_us : 0, until = on ? l->lease_end_us : 0;
+	if (since == l->told_since_us && until == l->told_until_us)
+		return;
+	l->told_since_us = since;
+	l->told_until_us = until;
+	if (c->hooks.lone && !c->closing)
+		c->hooks.lone(c->hooks.arg, since, until);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */

@@ -112,6 +112,7 @@ static void lone_to(struct cluster *c, enum lone_state to)
 		c->lone.since_us = clock_wall_us();
 	c->lone.state = to;
 	c->lone.lease_end_us = to == LONE_ON ? c->lone.beat_ok_us + lease_us(c) : 0;
+	cluster_lone_tell(c);
 	if (was && to != LONE_ON && c->again_fn)
 		c->again_fn(c->again_arg);
 }
@@ -166,11 +167,6 @@ static bool answers_at(const struct cluster *c, int64_t now_us)
 bool cluster_lone(const struct cluster *c)
 {
 	return c && answers_at(c, clock_mono_us());
-}
-
-int64_t cluster_lone_since_us(const struct cluster *c)
-{
-	return cluster_lone(c) ? c->lone.since_us : 0;
 }
 
 bool cluster_lone_which(struct cluster *c, const struct claim *q)
@@ -540,6 +536,7 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	prune(l, clock_mono_ms());
 	if (l->state == LONE_ON)
 		l->lease_end_us = l->beat_ok_us + lease_us(c);
+	cluster_lone_tell(c); /* the lease, and the clock's step (beat_done) */
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:

@@ -255,7 +255,8 @@ struct cluster_lone {
 	/* while lone, claims are answered lone until then: beat_ok_us plus lease_us, set as it
 	 * goes lone and at each heartbeat answered, not worked out at each claim; 0 otherwise */
 	int64_t lease_end_us;
-	int64_t since_us; /* when it went lone last (wall clock): cluster_lone_since_us */
+	int64_t since_us;                     /* when it went lone last (wall clock) */
+	int64_t told_since_us, told_until_us; /* what hooks.lone was told last (lone_tell) */
 	struct strmap jobs;
 	struct lone_fire *head, *tail; /* oldest first */
 	size_t n_fires;
@@ -358,6 +359,10 @@ int cluster_conn_open(struct cluster *c, const struct cluster_row *const *rows);
 /* Move C to state TO, unless cluster_state_may(C's, TO) refuses it: false, logged as an
  * internal error, and C keeps its state. */
 bool cluster_to(struct cluster *c, enum cluster_state to);
+/* Tell hooks.lone if whether claims are answered alone changed: called where answers_at's
+ * terms change (the lone state and the lease, cluster_lone.c; the connection's state; stopping;
+ * the clock's step, at each heartbeat's answer). */
+void cluster_lone_tell(struct cluster *c);
 bool cluster_state_may(enum cluster_state from, enum cluster_state to);
 /* The next statement, the first row due and not skipped, is sent at the session's next turn,
  * from the loop (or from the stop's ownsess_drain, when the loop no longer runs). */

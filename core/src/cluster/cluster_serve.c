@@ -239,8 +239,10 @@ void cluster_serve_leased(struct cluster *c)
 
 void cluster_stopping(struct cluster *c)
 {
-	if (c)
+	if (c) {
 		c->stopping = true;
+		cluster_lone_tell(c);
+	}
 }
 
 bool cluster_is_stopping(const struct cluster *c)

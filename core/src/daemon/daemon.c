@@ -604,10 +604,10 @@ static void hook_clock_offset(void *arg, int64_t offset_us)
 	sched_set_db_offset(d->sched, offset_us);
 }
 
-/* Since when this instance runs alone (hist_set_lone_fn). */
-static int64_t history_lone_since(void *arg)
+/* Whether this instance runs alone changed: its history's rows say (hist_set_lone). */
+static void cluster_lone_told(void *arg, int64_t since_us, int64_t until_us)
 {
-	return cluster_lone_since_us(((struct daemon *)arg)->cluster);
+	hist_set_lone(((struct daemon *)arg)->hist, since_us, until_us);
 }
 
 static int open_cluster(struct daemon *d)
@@ -622,15 +622,14 @@ static int open_cluster(struct daemon *d)
 	                              .notified = cluster_notified,
 	                              .busy = cluster_busy,
 	                              .clock_offset = hook_clock_offset,
+	                              .lone = cluster_lone_told,
 	                              .arg = d};
 	hist_hold_orphans(d->hist, true);
 	hist_set_earlier_fn(d->hist, history_earlier_written, d);
 	int rc = cluster_open(d->base, db->name, db->conninfo, d->instance, hist_boot_id(d->hist),
 	                      &hooks, &d->cluster);
-	if (rc == 0) {
-		hist_set_lone_fn(d->hist, history_lone_since, d);
+	if (rc == 0)
 		rc = cluster_set_jobs(d->cluster, d->cfg, NULL);
-	}
 	if (rc < 0)
 		log_error("cannot coordinate with other instances: %s", strerror(-rc));
 	return rc;
@@ -957,6 +956,7 @@ static void close_parts(struct daemon *d)
 	 * scheduler's until then, for a reap's answer that hands a retry over (sched_takeover;
 	 * nothing else is written while closing: coord_note needs cluster_ready) */
 	cluster_close(&d->cluster);
+	hist_set_lone(d->hist, 0, 0); /* no other instance's claim is known to be out of reach */
 	if (d->sched)
 		sched_set_coord(d->sched, NULL); /* runs freed below write no pending work */
 	coord_free(&d->coord);

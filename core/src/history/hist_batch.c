@@ -118,7 +118,7 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 		const char *kind = l->kind ? l->kind : "";
 		const char *const *f = l->f;
 		int nf = l->n;
-		bool start = nf == 12 && !strcmp(kind, "S1"),
+		bool start = (nf == 12 && !strcmp(kind, "S1")) || (nf == 13 && !strcmp(kind, "S2")),
 		     record = nf == 16 && !strcmp(kind, "R1");
 		bool pid = nf == 4 && !strcmp(kind, "P2"), fin = nf == 7 && !strcmp(kind, "F2");
 		bool p1 = nf == 3 && !strcmp(kind, "P1"), f1 = nf == 6 && !strcmp(kind, "F1");
@@ -154,8 +154,10 @@ int hist_batch_make(const struct hist_spool_line *head, size_t max, struct hist_
 				        */
 				break;
 			}
-			memcpy(r->f, f, sizeof(*f) * (size_t)nf);
+			memcpy(r->f, f, sizeof(*f) * (size_t)(start ? 12 : nf));
 			r->f[HB_STATUS] = start ? "running" : r->f[HB_STATUS];
+			if (nf == 13) /* S2: the start with its pid */
+				r->f[HB_PID] = f[12];
 			r->f[HB_WHOLE] = record ? "t" : "f";
 			r->insert = true;
 			if (!nstarts || k != first + (nstarts - first_at)) {

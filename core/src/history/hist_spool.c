@@ -70,8 +70,6 @@ struct hist_spool {
 	bool dirty;         /* appended since the last fdatasync */
 	bool punch_unsupported;
 	struct event fsync_ev;
-	bool held;            /* a record waits for the one that follows it (hist_spool_put) ... */
-	struct event held_ev; /* ... or for the loop's next turn */
 
 	struct bgwork *bg;
 	bool stopping;    /* hist_spool_stop_writer() under way: done callbacks start nothing */
@@ -585,12 +583,8 @@ static void promote(struct hist_spool *s)
 /* A record is handed to the writer as it is accepted when no append is under way, else with
  * the lines accepted meanwhile as soon as that append is done (op_done): until then a kill -9
  * loses the record, and its run's statement may already be on its way to the server, so it
- * waits for no timer's turn of the loop. One that MORE follows in the same callback (a run's
- * start, whose pid comes before its statement is sent when a connection is free) goes with
- * that one, in one append; the loop's next turn hands it over if none came (a run that waits
- * for a connection sends nothing before that turn). */
-void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n,
-                    bool more)
+ * waits for no timer's turn of the loop. */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n)
 {
 	struct hist_spool_line *l = hist_spool_line_new(kind, fields, n);
 	/* where the file would end once everything on its way is in */
@@ -636,26 +630,6 @@ void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *f
 			    "run records are being lost",
 			    s->q_n + s->ov_n);
 	}
-	if (more && s->fd >= 0 && !s->inline_mode) {
-		if (!s->held)
-			event_active(&s->held_ev, EV_TIMEOUT, 0);
-		s->held = true;
-		return;
-	}
-	if (s->held)
-		event_del(&s->held_ev);
-	s->held = false;
-	pump(s);
-}
-
-/* No record followed the one held (hist_spool_put): it goes alone. */
-static void on_held(evutil_socket_t fd, short what, void *arg)
-{
-	struct hist_spool *s = arg;
-	(void)fd;
-	(void)what;
-
-	s->held = false;
 	pump(s);
 }
 
@@ -842,7 +816,6 @@ static void spool_free(struct hist_spool *s)
 	bgwork_free(&s->bg);
 	if (s->base) {
 		evtimer_del(&s->fsync_ev);
-		evtimer_del(&s->held_ev);
 	}
 	free_lines(s->head);
 	free_lines(s->ov_head);
@@ -876,7 +849,6 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);
-	evtimer_assign(&s->held_ev, base, on_held, s);
 	*out = s;
 	return 0;
 fail:

@@ -53,11 +53,8 @@ void hist_spool_set_ready_fn(struct hist_spool *s, void (*ready)(void *arg), voi
 /* Accept one record, KIND and its N FIELDS (NULL-able; copied): to the file (handed to the
  * writer thread at once, or as soon as the append under way is done, and encoded there) and
  * to memory while that keeps the order, else to the file alone. One that neither can take is
- * lost, counted in hist_spool_dropped() and logged exactly. MORE: another record follows in
- * this callback of the loop; this one goes to the writer with it, or at the loop's next turn
- * if none came. */
-void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n,
-                    bool more);
+ * lost, counted in hist_spool_dropped() and logged exactly. */
+void hist_spool_put(struct hist_spool *s, const char *kind, const char *const *fields, int n);
 
 /* The oldest unacknowledged line in memory, or NULL. When lines wait in the file only,
  * NULL starts reading them (on the writer thread; READY follows). */

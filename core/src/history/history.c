@@ -169,7 +169,7 @@ static int send_batch(struct hist *h, const struct hist_spool_line *head)
 	PGconn *conn = stmtq_conn(h->q);
 	int r = -1;
 	/* the runs of this instance alone, in the period noted at their records and still on */
-	int64_t lone = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	int64_t lone = h->lone_told && clock_mono_us() < h->lone_until ? h->lone_told : 0;
 	char retain[24];
 	struct hist_batch_ctx ctx = {.jobid = hist_jobid,
 	                             .retain_ms = text_i64(retain, sizeof(retain), h->retain_ms),
@@ -343,6 +343,7 @@ static bool line_day(const struct hist_spool_line *l, char *day, size_t len)
 {
 	if (!l || !l->kind ||
 	    !((l->n == N_START && !strcmp(l->kind, K_START)) ||
+	      (l->n == N_START_PID && !strcmp(l->kind, K_START_PID)) ||
 	      (l->n == N_RECORD && !strcmp(l->kind, K_RECORD))) ||
 	    !l->f[10])
 		return false;

@@ -28,6 +28,8 @@ struct hist_run {
 	int attempt;           /* 1 for the first */
 	int64_t jobid; /* a SQL job's jobid (cron.job's); 0: the history knows the job's id by
 	                * its name, from pgcrond.job read at each connect */
+	int pid;       /* its backend's pid when it has one at its start (job_pid), else 0:
+	                * hist_set_pid tells it later */
 };
 
 /* Final statuses, as text in the status column (pg_cron's: starting, running, succeeded,
@@ -141,11 +143,12 @@ bool hist_backlogged(const struct hist *h);
 void hist_set_caught_up_fn(struct hist *h, void (*fn)(void *arg), void *arg);
 
 /* Whether a run's row must be checked against another instance's claim of its fire
- * (hist_batch.c): FN(ARG) answers the Unix µs since which this instance has run alone without
- * a break, 0 if it does not now (cluster.h, cluster_lone_since_us). A run that started after
- * that (with a margin) serves a fire no other instance can have claimed, and its row is
- * written without the look. FN NULL: every row is checked. */
-void hist_set_lone_fn(struct hist *h, int64_t (*fn)(void *arg), void *arg);
+ * (hist_batch.c): this instance has run alone without a break since SINCE_US (Unix µs), and
+ * does until UNTIL_US (monotonic, clock_mono_us) unless told again; 0, 0: it does not
+ * (cluster_hooks.lone tells it as it changes). A run that started in that period serves a
+ * fire no other instance can have claimed, and its row is written without the look. Never
+ * told: every row is checked. */
+void hist_set_lone(struct hist *h, int64_t since_us, int64_t until_us);
 
 /* Counters for tests and the status endpoint. */
 struct hist_stats {

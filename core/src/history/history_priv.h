@@ -58,12 +58,14 @@
 
 /* Record kinds in the spill file; the digit is the layout's version. */
 #define K_START                                                                                    \
-	"S1"          /* instance run_key boot_id job_name database username command trigger       \
-	               * graph_run scheduled_us start_us attempt */
-#define K_RECORD "R1" /* K_START's fields, then status message sqlstate end_us */
-#define K_PID "P1"    /* instance run_key pid */
-#define K_FINISH "F1" /* instance run_key status message sqlstate end_us */
+	"S1"             /* instance run_key boot_id job_name database username command trigger    \
+	                  * graph_run scheduled_us start_us attempt */
+#define K_START_PID "S2" /* K_START's fields, then the backend's pid (known at the start) */
+#define K_RECORD "R1"    /* K_START's fields, then status message sqlstate end_us */
+#define K_PID "P1"       /* instance run_key pid */
+#define K_FINISH "F1"    /* instance run_key status message sqlstate end_us */
 #define N_START 12
+#define N_START_PID 13
 #define N_RECORD 16
 #define N_PID 3
 #define N_FINISH 6
@@ -168,10 +170,10 @@ struct hist {
 	void (*caught_up_fn)(void *arg);
 	void *caught_up_arg;
 	struct event caught_up_ev; /* calls it from the loop */
-	/* an instance alone (hist_set_lone_fn): its period noted at the last record, since
-	 * LONE_SINCE (the fn's answer then), from run LONE_FIRST on */
-	int64_t (*lone_fn)(void *arg);
-	void *lone_arg;
+	/* an instance alone (hist_set_lone): the period told, since LONE_TOLD until
+	 * LONE_UNTIL (monotonic); and the period noted at the last record, since LONE_SINCE
+	 * (hist_lone_now then), from run LONE_FIRST on */
+	int64_t lone_told, lone_until;
 	int64_t lone_since;
 	uint64_t lone_first;
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */

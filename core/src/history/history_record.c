@@ -28,12 +28,12 @@ void hist_run_key(const struct hist *h, uint64_t key, char *buf, size_t len)
 }
 
 /* Accept one record: into the spool (hist_spool.c, which keeps its fields for the next batch
- * and has the spill file's writer append it, with the record that follows when MORE), then a
+ * and has the spill file's writer append it), then a
  * short wait for company (LINGER_MS) unless a statement of the history's is under way (its
  * answer queues the next batch). */
-static void emit(struct hist *h, const char *kind, const char *const *fields, int n, bool more)
+static void emit(struct hist *h, const char *kind, const char *const *fields, int n)
 {
-	hist_spool_put(h->spool, kind, fields, n, more);
+	hist_spool_put(h->spool, kind, fields, n);
 	hist_backlog_update(h, true);
 	if (h->op == OP_NONE && !evtimer_pending(&h->linger_ev, NULL)) {
 		struct timeval tv = {0, LINGER_MS * 1000};
@@ -98,9 +98,11 @@ void hist_jobids_free(struct hist *h)
 void hist_backlog_update(struct hist *h, bool on_only)
 {
 	uint64_t n = hist_spool_pending(h->spool), max = h->tun.backlog_max;
+	h->hold_futile = h->hold_futile && n > max / 2;
+	if (!h->st.backlogged && n <= max)
+		return; /* what every record finds: nothing to weigh */
 	bool taking = stmtq_ready(h->q) && h->writes == WRITES_OK;
 	int64_t now = clock_mono_ms();
-	h->hold_futile = h->hold_futile && n > max / 2;
 	if (!h->st.backlogged) {
 		if (!taking || n <= max || h->hold_futile)
 			return;
@@ -172,21 +174,19 @@ void hist_set_caught_up_fn(struct hist *h, void (*fn)(void *arg), void *arg)
 	h->caught_up_arg = arg;
 }
 
-void hist_set_lone_fn(struct hist *h, int64_t (*fn)(void *arg), void *arg)
+void hist_set_lone(struct hist *h, int64_t since_us, int64_t until_us)
 {
 	if (!h)
 		return;
-	h->lone_fn = fn;
-	h->lone_arg = arg;
-	h->lone_since = 0;
-	h->lone_first = 0;
+	h->lone_told = since_us;
+	h->lone_until = until_us;
 }
 
 /* Run K's record is made: whether this instance runs alone since before it (hist_batch_ctx):
  * a new period of running alone begins with K. */
 static void note_lone(struct hist *h, uint64_t k)
 {
-	int64_t since = h->lone_fn ? h->lone_fn(h->lone_arg) : 0;
+	int64_t since = h->lone_told && clock_mono_us() < h->lone_until ? h->lone_told : 0;
 	if (since != h->lone_since) {
 		h->lone_since = since;
 		h->lone_first = since ? k : 0;
@@ -219,8 +219,8 @@ static void run_fields(struct hist *h, const struct hist_run *run, const char *k
 
 uint64_t hist_start(struct hist *h, const struct hist_run *run)
 {
-	char key[96], sched[24], start[24], attempt[24];
-	const char *f[N_START];
+	char key[96], sched[24], start[24], attempt[24], pid[24];
+	const char *f[N_START_PID];
 
 	if (!h || !run)
 		return 0;
@@ -228,8 +228,12 @@ uint64_t hist_start(struct hist *h, const struct hist_run *run)
 	hist_run_key(h, k, key, sizeof(key));
 	run_fields(h, run, key, sched, start, attempt, f);
 	note_lone(h, k);
-	/* its pid follows in the caller's call when a connection is free for the run */
-	emit(h, K_START, f, N_START, true);
+	/* a run that found a connection free has its pid already: one record, not two */
+	f[N_START] = run->pid > 0 ? text_i64(pid, sizeof(pid), run->pid) : NULL;
+	if (f[N_START])
+		emit(h, K_START_PID, f, N_START_PID);
+	else
+		emit(h, K_START, f, N_START);
 	return k;
 }
 
@@ -243,7 +247,7 @@ void hist_set_pid(struct hist *h, uint64_t k, int64_t start_us, int pid)
 	char startbuf[24];
 	const char *f[N_PID + 1] = {h->instance, key, text_i64(pidbuf, sizeof(pidbuf), pid),
 	                            text_i64(startbuf, sizeof(startbuf), start_us)};
-	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID, false);
+	emit(h, start_us ? K_PID2 : K_PID, f, start_us ? N_PID + 1 : N_PID);
 }
 
 void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *status,
@@ -259,7 +263,7 @@ void hist_finish(struct hist *h, uint64_t k, int64_t start_us, const char *statu
 	    h->instance, key,      status ? status : HIST_FAILED,
 	    message,     sqlstate, text_i64(end, sizeof(end), end_us ? end_us : clock_wall_us())};
 	f[N_FINISH] = text_i64(startbuf, sizeof(startbuf), start_us);
-	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH, false);
+	emit(h, start_us ? K_FINISH2 : K_FINISH, f, start_us ? N_FINISH + 1 : N_FINISH);
 }
 
 void hist_count(struct hist *h, uint64_t k, const struct hist_run *run, int64_t end_us)
@@ -279,7 +283,7 @@ void hist_count(struct hist *h, uint64_t k, const struct hist_run *run, int64_t 
 	    run->trigger,
 	    run->scheduled_us ? text_i64(sched, sizeof(sched), run->scheduled_us) : NULL,
 	    text_i64(seq, sizeof(seq), (int64_t)++h->count_seq)};
-	emit(h, K_COUNT, f, N_COUNT, false);
+	emit(h, K_COUNT, f, N_COUNT);
 }
 
 uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *status,
@@ -298,7 +302,7 @@ uint64_t hist_record(struct hist *h, const struct hist_run *run, const char *sta
 	f[13] = message;
 	f[14] = NULL;
 	f[15] = f[10]; /* it never ran: it ended when it started */
-	emit(h, K_RECORD, f, N_RECORD, false);
+	emit(h, K_RECORD, f, N_RECORD);
 	return k;
 }
 

@@ -247,7 +247,10 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	/* history = "failures": a success is counted, its row goes (the claim fences a run, not
 	 * its row: docs/several-instances.md) */
 	if (s->hist && ok && j->conf && j->conf->history == HISTORY_FAILURES) {
-		struct hist_run hr = sched_hist_run(r, r->start_us);
+		struct hist_run hr = {.job_name = j->name,
+		                      .trigger = r->trigger,
+		                      .scheduled_us = r->scheduled_us,
+		                      .start_us = r->start_us}; /* what a count says of its run */
 		hist_count(s->hist, r->hist_key, &hr, end);
 	} else if (s->hist) {
 		hist_finish(s->hist, r->hist_key, r->start_us, status, message, sqlstate, end);
@@ -545,11 +548,15 @@ static void run_begin(struct run *r)
 	}
 	if (shown == command)
 		text_utf8_trim(command); /* a cut command must still be valid text for its row */
-	if (s->hist) {
-		struct hist_run hr = sched_hist_run(r, r->start_us);
-		hr.command = shown;
-		r->hist_key = hist_start(s->hist, &hr);
-	}
+	/* With several instances the run's start and id go where a takeover looks (cluster.h),
+	 * and its backend is named: a takeover ends it by that name before it retries the run.
+	 * A lone instance marks nothing. */
+	bool marked = admit_ahead(s->admit) && cluster_marks_runs(s->cluster);
+	/* a SQL run not marked records its start as it is handed to the executor, with its
+	 * backend's pid when a connection was free for it (sched_on_pid): one record */
+	bool start_with_pid = j->kind != JOB_KIND_HTTP && !build_failed && !marked;
+	if (!start_with_pid)
+		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	if (strcmp(r->trigger, "catchup") == 0 && r->scheduled_us / 1000000 > j->catchup_s)
 		j->catchup_s = r->scheduled_us / 1000000;
 	if (r->scheduled_us) {
@@ -571,10 +578,6 @@ static void run_begin(struct run *r)
 			goto out;
 		goto fail;
 	}
-	/* With several instances the run's start and id go where a takeover looks (cluster.h),
-	 * and its backend is named: a takeover ends it by that name before it retries the run.
-	 * A lone instance marks nothing. */
-	bool marked = admit_ahead(s->admit) && cluster_marks_runs(s->cluster);
 	if (marked && sched_mark_start(r) < 0) { /* sched_cluster.c */
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
@@ -600,6 +603,8 @@ static void run_begin(struct run *r)
 	    .arg = r,
 	};
 	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
+	if (start_with_pid)
+		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
 	if (rc == -ENOENT)
 		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
 	else if (rc < 0)

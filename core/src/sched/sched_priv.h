@@ -320,9 +320,12 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 void sched_run_free(struct run **r);
 /* Tell R's waiter (if any) how it ended, once; the waiter is detached. */
 void sched_run_answer(struct run *r, const char *status, const char *message, const char *sqlstate);
-/* R's history row as far as its job and fire say, started at START_US. */
-struct hist_run;
-struct hist_run sched_hist_run(const struct run *r, int64_t start_us);
+/* R's record in the history, started at START_US, its row as far as its job and fire say
+ * (SHOWN: the command it says it runs, NULL: the job's, cut to COMMAND_KEEP): its start
+ * (STATUS NULL; with its backend's pid if it has one) or, for a fire that does not run, its
+ * complete row (hist_record). Returns its history key, 0 without a history. */
+uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown,
+                        const char *status, const char *message);
 /* A fire that will not run: one complete history row (ST: skipped, upstream_failed); ...
  * skipped, with a log line. */
 void sched_record(struct run *r, enum sched_status st, const char *message);

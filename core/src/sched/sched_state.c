@@ -169,10 +169,11 @@ bool sched_run_to(struct run *r, enum run_state to)
 		list_append(out.list, r);
 	/* over: what its admission holds (the job's cluster lock) goes back, whatever ended it; a
 	 * run dropped while claiming is forgotten where its answer is addressed (the answer still
-	 * gives back the job lock a grant takes) */
+	 * gives back the job lock a grant takes), and so is a run waiting for its start mark or
+	 * its transaction id's (sched_cluster.c) */
 	if (to == RUN_ENDED)
 		admit_end(s->admit, &r->adm, j->name, r->scheduled_us,
-		          from == RUN_CLAIMING ? r : NULL);
+		          from == RUN_CLAIMING ? r : NULL, r->marked ? r : NULL);
 	/* started or over: its row in pending_work (coord.h) is nothing to take over any more */
 	if ((to == RUN_RUNNING || to == RUN_ENDED) && r->noted[0]) {
 		coord_done(s->coord, j->name, r->noted);
@@ -275,9 +276,6 @@ void sched_run_free(struct run **rp)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
 		httpc_drop(&r->hc);
-	/* its start mark, or its transaction id before a COMMIT (sched_on_xid) */
-	if (r->marked)
-		cluster_mark_forget(r->job->s->cluster, r);
 	if (r->waiter)
 		sched_run_answer(r, "cancelled",
 		                 "the run was dropped before it ended (shutdown or reload)", NULL);
@@ -308,22 +306,29 @@ void sched_run_answer(struct run *r, const char *status, const char *message, co
 	w->done(w, &res);
 }
 
-struct hist_run sched_hist_run(const struct run *r, int64_t start_us)
+uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown,
+                        const char *status, const char *message)
 {
 	const struct job *j = r->job;
-	return (struct hist_run){
+	char command[COMMAND_KEEP];
+	if (!j->s->hist)
+		return 0;
+	struct hist_run hr = {
 	    .job_name = j->name,
 	    /* a SQL job's rows name its real database and its owner, as pg_cron's do */
 	    .database = j->conf && j->conf->sql_database ? j->conf->sql_database : j->database,
 	    .username = j->conf ? j->conf->username : NULL,
-	    .command = j->command ? j->command : j->plugin,
+	    .command =
+	        shown ? shown : sched_command_kept(j->command ? j->command : j->plugin, command),
 	    .trigger = r->trigger,
 	    .graph_run = r->graph_run,
 	    .scheduled_us = r->scheduled_us,
 	    .start_us = start_us,
 	    .attempt = r->attempt,
 	    .jobid = j->conf ? j->conf->jobid : 0,
+	    .pid = r->backend_pid,
 	};
+	return status ? hist_record(j->s->hist, &hr, status, message) : hist_start(j->s->hist, &hr);
 }
 
 const char *sched_command_kept(const char *command, char *buf)
@@ -344,13 +349,7 @@ void sched_record(struct run *r, enum sched_status st, const char *message)
 	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
-	uint64_t key = 0;
-	if (s->hist) {
-		struct hist_run hr = sched_hist_run(r, now);
-		char command[COMMAND_KEEP];
-		hr.command = sched_command_kept(hr.command, command);
-		key = hist_record(s->hist, &hr, status, message);
-	}
+	uint64_t key = sched_hist_put(r, now, NULL, status, message);
 	struct metrics_run mr = {.job = r->job->name,
 	                         .counters = &r->job->counters,
 	                         .status = status,
@@ -385,8 +384,8 @@ void sched_on_pid(void *arg, int pid)
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
-	backlog_changed(s); /* no longer waiting for its connection */
-	if (s->hist)
+	backlog_changed(s);         /* no longer waiting for its connection */
+	if (s->hist && r->hist_key) /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
