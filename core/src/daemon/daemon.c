@@ -1,5 +1,4 @@
-/* The daemon process: wiring of config, plugins, history, executor and scheduler on one
- * event_base, plus signals (reload, shutdown) and the listeners (triggers.h). */
+/* The daemon: config, plugins, history, executor and scheduler wired on one loop, signals. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -48,9 +47,11 @@ struct daemon {
 	struct event_base *base;
 	struct pgc_config *cfg;   /* in force: the file jobs and the SQL jobs */
 	struct pgc_config *files; /* as loaded from the files, for merging SQL jobs again */
-	struct sqljobs *sql;      /* NULL without a history database */
-	struct caltables *cal;    /* the table calendars' reads (caltables.h) */
-	bool sql_started;         /* the SQL jobs' @reboot runs were started */
+	struct {
+		struct sqljobs *sql;   /* the SQL jobs; NULL without a history database */
+		struct caltables *cal; /* the table calendars' reads (caltables.h) */
+		bool sql_started;      /* the SQL jobs' @reboot runs were started */
+	} db;                          /* what the databases merge onto the files */
 	cron_tz *tz;
 	struct plugin_registry *plugins;
 	struct exec *ex;
@@ -282,9 +283,9 @@ static void install_end(struct daemon *d)
 		old_files = d->files;
 		d->files = files;
 		/* the registry follows the reload */
-		sqljobs_record_files_made(d->sql, files, r->first_part, r->files_same);
+		sqljobs_record_files_made(d->db.sql, files, r->first_part, r->files_same);
 		r->first_part = NULL;
-		caltables_apply(d->cal, cfg); /* read again at a reload */
+		caltables_apply(d->db.cal, cfg); /* read again at a reload */
 	}
 	d->cfg = cfg;
 	if (!d->stopping) {
@@ -323,16 +324,16 @@ static void after_install(struct daemon *d, bool sql, double plugins_ms,
 	if (sql) {
 		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
 		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
-		for (size_t i = 0; !d->sql_started && i < d->cfg->n_jobs; i++) {
+		for (size_t i = 0; !d->db.sql_started && i < d->cfg->n_jobs; i++) {
 			const struct conf_job *j = &d->cfg->jobs[i];
 			if (j->username && j->enabled && j->schedule &&
 			    j->cron.kind == CRON_REBOOT &&
 			    sched_trigger(d->sched, j->name, "reboot", false) < 0)
 				log_warning("job \"%s\" (@reboot) could not be started", j->name);
 		}
-		d->sql_started = true;
+		d->db.sql_started = true;
 	} else {
-		sqljobs_refresh(d->sql);
+		sqljobs_refresh(d->db.sql);
 		sdnotify_status("%zu job(s) scheduled", d->cfg->n_jobs);
 		sdnotify_ready();
 	}
@@ -427,10 +428,10 @@ static void built(void *arg, struct reload_result *r)
 static void build(struct daemon *d, const char *path, const struct pgc_config *files)
 {
 	if (d->reload.loader &&
-	    reloader_start(d->reload.loader, path, files, d->sql, d->cal, d->cfg) == 0)
+	    reloader_start(d->reload.loader, path, files, d->db.sql, d->db.cal, d->cfg) == 0)
 		return; /* built() comes through the loop */
 	struct reload_result r;
-	reload_build(path, files, d->sql, d->cal, d->cfg, &r);
+	reload_build(path, files, d->db.sql, d->db.cal, d->cfg, &r);
 	built(d, &r);
 	reload_result_clear(&r);
 }
@@ -707,8 +708,7 @@ static int open_history(struct daemon *d)
 	return 0;
 }
 
-/* The HTTP listener, when pgcrond.conf has an http group; its /health asks the history
- * database. */
+/* The HTTP listener, when pgcrond.conf has an http group; /health asks the history database. */
 static int open_http(struct daemon *d)
 {
 	const char *hname = d->cfg->history_database;
@@ -869,12 +869,12 @@ static int open_parts(struct daemon *d)
 static int open_inputs(struct daemon *d)
 {
 	const struct conf_database *hdb = config_database(d->cfg, d->cfg->history_database);
-	if (hdb && sqljobs_new(d->base, hdb->name, hdb->conninfo, sql_changed, d, &d->sql) < 0) {
+	if (hdb && sqljobs_new(d->base, hdb->name, hdb->conninfo, sql_changed, d, &d->db.sql) < 0) {
 		log_error("cannot listen for jobs made in SQL: out of memory");
 		return EX_UNAVAILABLE;
 	}
-	sqljobs_record_files_made(d->sql, d->files, NULL, false);
-	if (caltables_new(d->base, d->cfg, sql_changed, d, &d->cal) < 0) {
+	sqljobs_record_files_made(d->db.sql, d->files, NULL, false);
+	if (caltables_new(d->base, d->cfg, sql_changed, d, &d->db.cal) < 0) {
 		log_error("cannot read the table calendars: out of memory");
 		return EX_UNAVAILABLE;
 	}
@@ -964,8 +964,8 @@ static void close_parts(struct daemon *d)
 	sched_free(&d->sched); /* answers the runs waited for on the control socket */
 	reload_result_clear(&d->reload.swap); /* the stop cut it short: nothing points into it */
 	ctl_free(&d->ops.ctl);
-	sqljobs_free(&d->sql);
-	caltables_free(&d->cal);
+	sqljobs_free(&d->db.sql);
+	caltables_free(&d->db.cal);
 	pgnet_free(&d->pgnet); /* before the client its requests are in */
 	metrics_free(&d->ops.metrics);
 	alert_close(&d->alerts);
