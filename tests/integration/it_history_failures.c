@@ -133,7 +133,9 @@ START_TEST(failures_only)
 	ck_assert_int_eq(runs_total(e.dir, page, "hf", "succeeded"), ok);
 	ck_assert_int_eq(runs_total(e.dir, page, "hf", "failed"), failed);
 	free(page);
-	assert_history(&e, itest_tail(e.log));
+	char *logs = itest_tail(e.log);
+	assert_history(&e, logs);
+	free(logs);
 	/* pgcrond.view_status: the last success is the last counted one, the last result the
 	 * last try's (every third fails), no failure since a success that came last */
 	char want[160];

@@ -47,9 +47,10 @@ const struct cron_dates *cron_dates_make(const int64_t *days, size_t n)
 		free(d);
 		return NULL;
 	}
-	if (n)
+	if (n) {
 		memcpy(sorted, days, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), by_day);
+		qsort(sorted, n, sizeof(*sorted), by_day);
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (d->n_runs && sorted[i] <= d->run[2 * d->n_runs - 1] + 1) {
 			if (sorted[i] > d->run[2 * d->n_runs - 1]) {
