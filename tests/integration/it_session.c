@@ -57,7 +57,10 @@ START_TEST(leaks_are_reset)
 	                 " prepared bigint, temp_tables bigint, advisory bigint, listening bigint,"
 	                 " pid int)");
 	/* statement_timeout comes last: from PostgreSQL 13 on it applies to each statement of
-	 * the string, and 1 ms would stop the others on a loaded machine */
+	 * the string. 100 ms, tiny beside a run's but not 1 ms: the reset's first statement
+	 * (SET statement_timeout = 0) runs under the timeout the run left, and on a loaded
+	 * machine 1 ms could cancel it, which rightly replaces the connection and leaves this
+	 * test nothing to look at (it failed so once in a loaded sanitizer run) */
 	itest_env_start(&e);
 	/* the jobs come with a reload once the daemon runs (itest_env_reload) */
 	itest_schedule_soon(when, sizeof(when), 2);
@@ -68,7 +71,7 @@ START_TEST(leaks_are_reset)
 	    "  command = \"INSERT INTO public.pids VALUES ('dirty', pg_backend_pid());"
 	    " CREATE TEMP TABLE leak_tmp (x int); PREPARE leak_stmt AS SELECT 1;"
 	    " SELECT pg_advisory_lock(4242); LISTEN leak_channel; SET search_path = nowhere;"
-	    " SET ROLE pg_monitor; SET statement_timeout = '1ms'\"; },\n"
+	    " SET ROLE pg_monitor; SET statement_timeout = '100ms'\"; },\n"
 	    "{ name = \"check\"; database = \"app\"; after = [ \"dirty\" ];"
 	    "  command = \"INSERT INTO public.seen SELECT current_user,"
 	    " current_setting('search_path'), current_setting('statement_timeout'),"
