@@ -453,6 +453,13 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 	                             " WHERE runid = %s",
 	                             running),
 	              "busy's run in flight did not end well:\n%s", itest_tail(e.log));
+	/* said as the calendar's change, not the jobs made in SQL's */
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "table calendars: changed job \"closed-today\": the dates "
+	                             "of its calendar",
+	                             1),
+	              "%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_count_in_file(e.log, "sql jobs: changed job"), 0);
 	free(running);
 	ck_assert_int_eq(itest_count_in_file(e.log, "SIGHUP"), 0);
 
@@ -557,8 +564,16 @@ START_TEST(calendar_notifications_coalesce)
 	              "applied:\n%s",
 	              itest_tail(e.log));
 
-	/* one LISTEN batch: the reads did not send it again */
+	/* a reload reads the calendar and the jobs made in SQL again; one LISTEN batch a connect:
+	 * none of those reads sent it again */
+	long long reads = slow_reads(&e);
+	itest_env_reload(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT last_value > %lld FROM public.slow_reads", reads), "%s",
+	    itest_tail(e.log));
+	itest_sleep(1.5);
 	ck_assert_int_eq(itest_count_in_file(e.log, "listening on \"pgcrond_calendars\""), 1);
+	ck_assert_int_eq(itest_count_in_file(e.log, "listening on \"pgcrond_jobs\""), 1);
 	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
 	itest_env_teardown(&e);
 }
