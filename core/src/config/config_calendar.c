@@ -71,8 +71,7 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 			config_report_at(
 			    L, m, file,
 			    "calendar \"%s\" has no dates; add ics = \"/etc/pgcrond/%s.ics\" (a "
-			    "file, "
-			    "or a directory of .ics files), or database = \"DB\"; table = "
+			    "file, or a directory of .ics files), or database = \"DB\"; table = "
 			    "\"schema.table\"; (a table with a date column)",
 			    name, name);
 		else if (!c->ics && !(c->database && c->table))
@@ -107,9 +106,8 @@ static bool read_ics(struct loader *L, const struct conf_calendar *c, const char
 	if (rc == -ENOENT) {
 		config_report(
 		    L, c->file, c->line,
-		    "calendar \"%s\": %s does not exist; give ics the path of an .ics file "
-		    "or of a directory of them (a relative path starts at this file's "
-		    "directory)",
+		    "calendar \"%s\": %s does not exist; give ics the path of an .ics file or of a "
+		    "directory of them (a relative path starts at this file's directory)",
 		    c->name, path);
 		return false;
 	}
@@ -230,8 +228,7 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 	if (!j->schedule || j->cron.kind == CRON_REBOOT || j->cron.kind == CRON_INTERVAL) {
 		config_report_at(
 		    L, at, file,
-		    "%s leaves out the fires of a calendar schedule on some dates; %s; "
-		    "remove it",
+		    "%s leaves out the fires of a calendar schedule on some dates; %s; remove it",
 		    j->skip_dates ? "skip_dates" : "only_dates",
 		    !j->schedule                  ? "the job has no schedule"
 		    : j->cron.kind == CRON_REBOOT ? "@reboot has no dates"
