@@ -220,7 +220,9 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	if (c->closing)
 		return false; /* cluster_close says if statements of the stop went unsent */
 	bool too_old = !was_ready && c->q->drv.too_old;
-	if (c->state != CS_RECOVERY && !too_old && log_complain(&c->down_complaint))
+	/* (an older schema: the history says it, ownsess_need_steps) */
+	if (c->state != CS_RECOVERY && !too_old && c->q->schema_step < 0 &&
+	    log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	if (too_old && c->state != CS_REFUSED) {
