@@ -59,6 +59,8 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 		                   "a calendar takes ics (an .ics file or a directory of them), or "
 		                   "database and table");
 		const config_setting_t *t = config_setting_get_member(m, "table");
+		const config_setting_t *db = config_setting_get_member(m, "database");
+		c->database_line = db ? setting_line(db) : c->line;
 		if (c->ics && (c->database || c->table))
 			config_report_at(
 			    L, m, file,

@@ -524,8 +524,9 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		char what[128];
 		snprintf(what, sizeof(what), "calendar \"%s\"", cfg->calendars[i].name);
 		if (cfg->calendars[i].database)
-			config_check_database(L, cfg->calendars[i].file, cfg->calendars[i].line,
-			                      what, cfg->calendars[i].database);
+			config_check_database(L, cfg->calendars[i].file,
+			                      cfg->calendars[i].database_line, what,
+			                      cfg->calendars[i].database);
 	}
 	config_http_client_finish(L);
 
