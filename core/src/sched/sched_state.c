@@ -485,7 +485,7 @@ size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 	return n;
 }
 
-/* The history database shows the runs that wait (pgcrond.view_backlog, schema step 28): the
+/* The history database shows the runs that wait (pgcrond.view_backlog): the
  * instance's rows are replaced by a JSON array of {"job", "for", "trigger", "scheduled_for",
  * "since" (Unix µs), "attempt"}. */
 static const char backlog_sql[] = "SELECT pgcrond.backlog_publish($1, $2::pg_catalog.jsonb)";
@@ -496,11 +496,9 @@ static void backlog_sent(void *arg, const struct pg_result *res, const char *err
 	static struct log_complaint complaint;
 	(void)arg;
 	(void)res;
+	(void)sqlstate;
 	if (err && *err && log_complain(&complaint))
-		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s%s", err,
-		            sqlstate && strcmp(sqlstate, "42883") == 0
-		                ? " (pgcrond install brings the schema to step 28)"
-		                : "");
+		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s", err);
 	else if (!(err && *err) && log_complaint_reset(&complaint))
 		log_notice("the waiting runs are shown in pgcrond.view_backlog again");
 }
