@@ -141,8 +141,9 @@ struct job {
 	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
-	struct job_last *last;       /* NULL before its first result (job_last) */
-	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
+	struct job_last *last; /* NULL before its first result (job_last) */
+	struct sched_recent
+	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
 	bool paused;
 	bool paused_owed; /* a notification or upstream fire came while paused */
 };
@@ -307,7 +308,7 @@ struct sched {
 	uint64_t backlog_sig;
 };
 
-/* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
+/* sched_state.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
  * one); J out of the index. */
 int64_t sched_now_us(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
