@@ -309,10 +309,9 @@ struct sched {
 };
 
 /* sched_state.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
- * one); J out of the index. */
+ * one). */
 int64_t sched_now_us(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
-void sched_index_remove(struct sched *s, struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
  * string literal, kept as it is), due (NULL: out of memory, logged) / R ended if it was not, and
  * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
@@ -354,9 +353,11 @@ const char *sched_work_keep(struct run *r, const char *why);
  * and notified runs, and its active one before it started; how many. */
 int sched_job_drop_waiting(struct job *j, const char *why);
 /* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
- * the timer's callback that publishes them all (sched.backlog_ev). */
+ * the timer's callback that publishes them all (sched.backlog_ev), armed when what waits
+ * changed (R moved, or got its backend or none: sched_backlog_changed). */
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out);
 void sched_backlog_cb(void *arg);
+void sched_backlog_changed(struct sched *s, const struct run *r);
 /* A change is published within this (one statement for all the changes meanwhile). */
 #define BACKLOG_PUBLISH_US 1000000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into

@@ -174,8 +174,9 @@ void sched_recent_job_added(struct job *j)
 		sched_recent_free(s);
 }
 
-void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *pr)
+void sched_recent_take(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
 {
+	struct sched *s = arg;
 	struct sched_recent_store *st = s->recent_store;
 	if (!pr) {
 		log_info("history: read back for the status: %zu failure(s), %zu run(s) of the "
@@ -204,14 +205,9 @@ void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct h
 	}
 }
 
-static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
-{
-	sched_recent_take(arg, kind, pr);
-}
-
 void sched_recent_request(struct sched *s)
 {
 	if (s->hist)
-		hist_request_last_results(s->hist, METRICS_FAILURES, SCHED_RECENT_RUNS, answer_cb,
-		                          s);
+		hist_request_last_results(s->hist, METRICS_FAILURES, SCHED_RECENT_RUNS,
+		                          sched_recent_take, s);
 }

@@ -48,8 +48,8 @@ void sched_recent_job_added(struct job *j);
 void sched_recent_job_free(struct job *j);
 /* The first load: ask the history (when there is one) for what the status showed. */
 void sched_recent_request(struct sched *s);
-/* One row of the history's answer (R NULL: its end), as hist_last_results_fn gets it. */
-void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *r);
+/* One row of the history's answer (R NULL: its end): the hist_last_results_fn (ARG: the sched). */
+void sched_recent_take(void *arg, enum hist_past_kind kind, const struct hist_past_run *r);
 /* The rows kept for jobs that never appeared. */
 void sched_recent_free(struct sched *s);
 

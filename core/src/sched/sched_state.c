@@ -131,14 +131,6 @@ static void list_remove(struct run_list *l, struct run *r)
 	r->defer_prev = r->defer_next = NULL;
 }
 
-/* What waits changed (a move, a run's backend): published soon, with a history database. */
-static void backlog_changed(struct sched *s)
-{
-	if (s->cluster && !clock_armed(&s->backlog_ev) &&
-	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
-		log_warning("the waiting runs are not published: out of memory");
-}
-
 bool sched_run_to(struct run *r, enum run_state to)
 {
 	struct job *j = r->job;
@@ -189,7 +181,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (out.running)
 		s->n_running++;
 	r->state = to;
-	backlog_changed(s);
+	sched_backlog_changed(s, r);
 	/* a stop waits for these counts to reach none, and this is where they drop */
 	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || in.running))
 		sched_check_drained(s);
@@ -385,8 +377,8 @@ void sched_on_pid(void *arg, int pid)
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
-	backlog_changed(s);         /* no longer waiting for its connection */
-	if (s->hist && r->hist_key) /* else its start is recorded with it (sched.c) */
+	sched_backlog_changed(s, r); /* no longer waiting for its connection */
+	if (s->hist && r->hist_key)  /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
@@ -467,6 +459,19 @@ static int waits_for(const struct run *r)
 	return -1;
 }
 
+/* The signature of nothing waiting (sched_backlog_cb's FNV-1a basis). */
+#define BACKLOG_NONE 1469598103934665603ULL
+
+void sched_backlog_changed(struct sched *s, const struct run *r)
+{
+	/* a run that stops waiting before BACKLOG_PUBLISH_US was never published: the timer
+	 * goes when R waits now or what was published last may have changed */
+	if (s->cluster && (waits_for(r) >= 0 || s->backlog_sig != BACKLOG_NONE) &&
+	    !clock_armed(&s->backlog_ev) &&
+	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
+		log_warning("the waiting runs are not published: out of memory");
+}
+
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 {
 	const struct run *runs[SCHED_MAX_WAITING] = {j->active, j->pending, j->parked,
@@ -510,7 +515,7 @@ void sched_backlog_cb(void *arg)
 {
 	struct sched *s = arg;
 	json_t *a = json_array();
-	uint64_t sig = 1469598103934665603ULL;
+	uint64_t sig = BACKLOG_NONE;
 	int64_t now = sched_now_us(s);
 	bool young = false;
 	for (struct job *j = s->jobs; a && j; j = j->next) {
@@ -566,11 +571,6 @@ int64_t sched_now_us(const struct sched *s)
 {
 	/* the history database's time (sched_set_db_offset) */
 	return clock_now_us(s->clock) + s->db_offset_us;
-}
-
-void sched_index_remove(struct sched *s, struct job *j)
-{
-	strmap_remove(&s->index, &j->hnode);
 }
 
 struct job *sched_job_find(struct sched *s, const char *name)
