@@ -115,11 +115,6 @@ bool admit_ahead(const struct admit *a)
 	return a && a->c && !cluster_lone_on(a->c);
 }
 
-bool admit_skip_rowless(const struct admit *a)
-{
-	return !admit_ahead(a) || cluster_lone_undecided(a->c);
-}
-
 bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, cluster_claim_fn fn,
            void *arg)
 {

@@ -83,10 +83,6 @@ bool admit(struct admit *a, const struct admit_fire *f, enum admit_hold *h, clus
  * F's admit() if it grants it (true; false: not asked, F is asked for at its instant). One
  * such fire per job: one asked before it that no run took is dropped. */
 bool admit_ahead(const struct admit *a);
-/* Whether a fire skipped behind a run that has a skipped fire's row already needs no row,
- * nor a claim of its own: alone, or not knowing yet (its start: one left unclaimed is a live
- * instance's to serve, if there is one). */
-bool admit_skip_rowless(const struct admit *a);
 bool admit_early(struct admit *a, const struct admit_fire *f);
 /* JOB's fire at SCHEDULED_US (0: whichever), asked before its instant, will not be asked by
  * a run (its instant is no longer the job's next, the job is paused or gone): its claim goes

@@ -700,10 +700,12 @@ void sched_fire_run(struct run *r)
 		}
 		snprintf(msg, sizeof(msg), "%s; overlap = skip", what);
 		/* ... and of the fires skipped behind one run, only the first has a row (the
-		 * others are logged and counted) when they need no claim (admit_skip_rowless):
-		 * one row a run, not one a fire, which at 15,000 jobs a second was two rows in
-		 * three and held the runs back */
-		if (j->active->skip_row && admit_skip_rowless(s->admit))
+		 * others are logged and counted) when they need no claim: alone, or not knowing
+		 * yet (a start: one left unclaimed is a live instance's to serve, if any). One
+		 * row a run, not one a fire, which at 15,000 jobs a second was two rows in three
+		 * and held the runs back */
+		if (j->active->skip_row &&
+		    (!admit_ahead(s->admit) || cluster_lone_undecided(s->cluster)))
 			sched_skip_rowless(r, msg);
 		else
 			sched_skip_claimed(r, msg, false);
