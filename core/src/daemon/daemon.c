@@ -402,11 +402,9 @@ static void built(void *arg, struct reload_result *r)
 		log_diags(&r->sql_dl);
 	}
 	if (r->rc < 0) {
-		if (sql)
-			log_error(
-			    "the jobs made in SQL cannot be applied; keeping the previous ones");
-		else
-			log_error("reload failed; keeping the previous configuration");
+		log_error("%s",
+		          sql ? "the jobs made in SQL cannot be applied; keeping the previous ones"
+		              : "reload failed; keeping the previous configuration");
 		log_diags(&r->dl);
 	} else {
 		double plugins_ms = r->loop_ms;

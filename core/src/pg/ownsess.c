@@ -356,17 +356,24 @@ static void on_check(void *arg)
 		                &s->q);
 }
 
+static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
+{
+	for (size_t i = 0; i < cl->n_channels; i++)
+		if (strcmp(cl->channels[i], channel) == 0) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	return false;
+}
+
 /* A notification: to the clients that claimed its channel. */
 static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 {
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
-		for (size_t i = 0; i < cl->n_channels; i++)
-			if (strcmp(cl->channels[i], channel) == 0) {
-				if (cl->ops->notify)
-					cl->ops->notify(cl->arg, channel, extra);
-				break;
-			}
+		if (cl->ops->notify && claims(cl, channel, NULL))
+			cl->ops->notify(cl->arg, channel, extra);
 	}
 }
 
@@ -658,17 +665,6 @@ void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
 		conndrv_serve(p.fd, what, &s->q.drv); /* may drop the connection */
 	}
-}
-
-static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
-{
-	for (size_t i = 0; i < cl->n_channels; i++)
-		if (strcmp(cl->channels[i], channel) == 0) {
-			if (at)
-				*at = i;
-			return true;
-		}
-	return false;
 }
 
 int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)

@@ -262,7 +262,7 @@ const char *pgconn_error_safe(const PGconn *conn, const char *conninfo, char *bu
 /* The server's DETAIL and HINT matter to a person (which key is duplicated, what to do), so
  * they follow the primary message on the same line: "... DETAIL: ... HINT: ...". The LINE
  * and caret lines of a parameterized statement are left out. */
-static void result_text(const PGresult *res, char *buf, size_t len)
+const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 {
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
@@ -270,19 +270,12 @@ static void result_text(const PGresult *res, char *buf, size_t len)
 
 	if (!primary) {
 		one_line(res ? PQresultErrorMessage(res) : "no result", buf, len);
-		return;
+	} else {
+		/* a truncated message is still worth showing: what fits, as one line */
+		snprintf(buf, len, "%s%s%s%s%s", primary, detail ? " DETAIL: " : "",
+		         detail ? detail : "", hint ? " HINT: " : "", hint ? hint : "");
+		one_line(buf, buf, len);
 	}
-	int n = snprintf(buf, len, "%s%s%s%s%s", primary, detail ? " DETAIL: " : "",
-	                 detail ? detail : "", hint ? " HINT: " : "", hint ? hint : "");
-	if (n < 0 && len)
-		buf[0] = '\0';
-	/* a truncated message is still worth showing: what fits, as one line */
-	one_line(buf, buf, len);
-}
-
-const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
-{
-	result_text(res, buf, len);
 	if (len && !buf[0])
 		snprintf(buf, len, "%s", res ? PQresStatus(PQresultStatus(res)) : "no result");
 	return buf;
