@@ -28,8 +28,11 @@ struct ownsess {
 	struct event later_ev;          /* the first item queued for later comes due ... */
 	int64_t later_ms;               /* ... at this monotonic time */
 	struct ownsess_item *flight;    /* the item whose statement is in flight */
-	bool full; /* the last connect was refused because the server takes no more
-	            * (conndrv_server_full): ownsess_starved() (set_full) */
+	bool full;         /* the last connect was refused because the server takes no more
+	                    * (conndrv_server_full): ownsess_starved() (set_full) */
+	const char *steps; /* ownsess_need_steps' (NULL: none needed) ... */
+	int newest;        /* ... and the newest of them */
+	bool gating;       /* connected, the schema's steps being read: no client knows yet */
 };
 
 static struct ownsess *sessions;
@@ -189,19 +192,65 @@ bool stmtq_ready(const struct stmtq *q)
 
 /* ---- the session's callbacks: decided once, or handed to each client ------------------ */
 
-static void on_connected(void *arg)
+/* The connect is complete (and the schema has the steps needed): every client hears it. */
+static void tell_connected(struct ownsess *s)
 {
-	struct ownsess *s = arg;
-	conndrv_succeeded(&s->q.drv);
-	set_full(s, false);
-	s->q.last_arg = NULL; /* the turns start with the first client to join */
-
+	s->gating = false;
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 	}
 	event_active(&s->turn_ev, EV_TIMEOUT, 0); /* the items queued meanwhile */
+}
+
+/* SQL: the newest schema step the database has, and how many of those in $1 it has. */
+static const char sql_steps[] =
+    "SELECT COALESCE(pg_catalog.max(version), 0), pg_catalog.count(*) FILTER"
+    " (WHERE version OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[]))"
+    " FROM pgcrond.schema_version";
+
+/* The schema's steps read (ownsess_need_steps): the clients hear of the connect, or of a
+ * failure as if the database could not be reached (no schema at all: step 0). */
+static void steps_done(void *arg, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	char why[sizeof(r->err) + 160];
+	bool none = !strcmp(r->sqlstate, "42P01") || !strcmp(r->sqlstate, "3F000");
+	int step = none ? 0 : r->failed || !r->res ? -1 : atoi(PQgetvalue(r->res, 0, 0));
+	int have = r->res ? atoi(PQgetvalue(r->res, 0, 1)) : 0, want = 1;
+
+	if (r->lost)
+		return; /* (the clients hear failed()) */
+	for (const char *p = s->steps; *p; p++)
+		want += *p == ',';
+	if (step < 0) {
+		snprintf(why, sizeof(why), "cannot read its pgcrond schema's step: %s", r->err);
+	} else if (have < want) {
+		s->q.schema_step = step;
+		snprintf(why, sizeof(why),
+		         "has pgcrond schema step %d, this pgcrond needs step %d: run 'pgcrond "
+		         "install'",
+		         step, s->newest);
+	} else {
+		tell_connected(s);
+		return;
+	}
+	stmtq_fail(&s->q, why, 0);
+}
+
+static void on_connected(void *arg)
+{
+	struct ownsess *s = arg;
+	const char *p[] = {s->steps};
+	conndrv_succeeded(&s->q.drv);
+	set_full(s, false);
+	s->q.last_arg = NULL; /* the turns start with the first client to join */
+	s->gating = s->steps != NULL;
+	if (!s->gating)
+		tell_connected(s);
+	else
+		(void)send_stmt(&s->q, sql_steps, 1, p, 0, NULL, steps_done, s);
 }
 
 /* An item for one answer (ownsess_ask): its statement, with its parameters copied. */
@@ -271,6 +320,7 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 	s->q.next_retry_ms = 0;
 	conndrv_close(&s->q.drv);
 	lose_flight(&s->q, why);
+	s->gating = false;
 	set_full(s, !was_ready && conndrv_server_full(why));
 	for (struct ownsess_client *cl = s->clients; cl; cl = cl->next)
 		lose_items(cl, why ? why : "the connection was lost");
@@ -279,6 +329,7 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 		if (cl->ops->failed)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
+	s->q.schema_step = -1;
 	if (again)
 		conndrv_retry(&s->q.drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
@@ -418,7 +469,7 @@ static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (cl->s && stmtq_ready(&cl->s->q)) {
+	if (cl->s && stmtq_ready(&cl->s->q) && !cl->s->gating) {
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 		if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
@@ -469,6 +520,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 			return -ENOMEM;
 		}
 		s->base = base;
+		s->q.schema_step = -1;
 		char label[96];
 		session_label(conninfo, label, sizeof(label));
 		conndrv_init(&s->q.drv, base, &drv_ops, s, label, PGCONN_NOTICES_PER_MIN, 60000,
@@ -704,6 +756,12 @@ void ownsess_set_check(int64_t ms)
 	check_ms = ms > 0 ? ms : DEF_CHECK_MS;
 	for (struct ownsess *s = sessions; s; s = s->next)
 		conndrv_set_check(&s->q.drv, check_ms);
+}
+
+void ownsess_need_steps(struct ownsess_client *cl, const char *steps, int newest)
+{
+	cl->s->steps = steps;
+	cl->s->newest = newest;
 }
 
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)
