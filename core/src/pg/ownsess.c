@@ -87,23 +87,6 @@ static void lose_flight(struct stmtq *q, const char *why)
 	}
 }
 
-/* (the result is clean: every statement's is reset as it completes or is lost) */
-static bool start(struct stmtq *q, void (*each)(struct ownsess_item *it, PGresult *r),
-                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
-{
-	if (q->sent || q->drv.state != CONNDRV_READY) {
-		log_error("internal error: a statement sent while pgcrond's own session is %s; "
-		          "please report it",
-		          q->sent ? "busy" : "down");
-		return false;
-	}
-	q->cur.done = done;
-	q->cur.each = each;
-	q->cur.arg = arg;
-	q->sent = true;
-	return true;
-}
-
 void stmtq_end(struct stmtq *q)
 {
 	if (!q->sent)
@@ -147,31 +130,28 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
 	conndrv_fail(&q->drv, why);
 }
 
-/* Send SQL with N text parameters, answered within DEADLINE_MS; DONE(ARG, result) when
- * complete. False if the session is not connected and idle (DONE is not called), or the
- * connection failed (DONE was called with LOST). */
-static bool push(struct stmtq *q, const char *sql, int n, const char *const *params,
-                 int64_t deadline_ms, void (*done)(void *arg, const struct stmtq_result *r),
-                 void *arg)
+/* Put a statement in flight: SQL with N text PARAMS, or, SQL NULL, what the caller wrote
+ * itself, whose results go to EACH(ARG) until stmtq_end; answered within DEADLINE_MS;
+ * DONE(ARG, result) when complete. False if the session is not connected and idle (DONE is
+ * not called), or the connection failed (DONE was called with LOST). The result is clean:
+ * every statement's is reset as it completes or is lost. */
+static bool send_stmt(struct stmtq *q, const char *sql, int n, const char *const *params,
+                      int64_t deadline_ms, void (*each)(struct ownsess_item *it, PGresult *r),
+                      void (*done)(void *arg, const struct stmtq_result *r), void *arg)
 {
-	if (!start(q, NULL, done, arg))
-		return false;
-	if (!conndrv_send(&q->drv, sql, n, params, deadline_ms)) {
-		stmtq_fail(q, NULL, 0);
+	if (q->sent || q->drv.state != CONNDRV_READY) {
+		log_error("internal error: a statement sent while pgcrond's own session is %s; "
+		          "please report it",
+		          q->sent ? "busy" : "down");
 		return false;
 	}
-	return true;
-}
-
-/* ownsess_begin's: EACH(ARG) with the results until stmtq_end. */
-static bool begin(struct stmtq *q, int64_t deadline_ms,
-                  void (*each)(struct ownsess_item *it, PGresult *r),
-                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
-{
-	if (!start(q, each, done, arg))
-		return false;
+	q->cur.done = done;
+	q->cur.each = each;
+	q->cur.arg = arg;
+	q->sent = true;
+	bool ok = !sql || PQsendQueryParams(q->drv.conn, sql, n, NULL, params, NULL, NULL, 0);
 	conndrv_busy(&q->drv, deadline_ms);
-	if (!conndrv_flush(&q->drv)) {
+	if (!ok || !conndrv_flush(&q->drv)) {
 		stmtq_fail(q, NULL, 0);
 		return false;
 	}
@@ -295,7 +275,7 @@ static void on_connected(void *arg)
 	if (!s->gating)
 		tell_connected(s);
 	else
-		(void)push(&s->q, sql_steps, 1, p, 0, steps_done, s);
+		(void)send_stmt(&s->q, sql_steps, 1, p, 0, NULL, steps_done, s);
 }
 
 /* An item for one answer (ownsess_ask): its statement, with its parameters copied. */
@@ -449,7 +429,19 @@ static void on_check(void *arg)
 	struct ownsess *s = arg;
 
 	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
-		(void)push(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done, &s->q);
+		(void)send_stmt(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, NULL, check_done,
+		                &s->q);
+}
+
+static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
+{
+	for (size_t i = 0; i < cl->n_channels; i++)
+		if (strcmp(cl->channels[i], channel) == 0) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	return false;
 }
 
 /* A notification: to the clients that claimed its channel. */
@@ -457,12 +449,8 @@ static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 {
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
-		for (size_t i = 0; i < cl->n_channels; i++)
-			if (strcmp(cl->channels[i], channel) == 0) {
-				if (cl->ops->notify)
-					cl->ops->notify(cl->arg, channel, extra);
-				break;
-			}
+		if (cl->ops->notify && claims(cl, channel, NULL))
+			cl->ops->notify(cl->arg, channel, extra);
 	}
 }
 
@@ -528,12 +516,9 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
 static void session_label(const char *conninfo, char *out, size_t len)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	const char *db = NULL;
+	const char *db = pgconn_option(opts, "dbname");
 
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "dbname") == 0 && o->val)
-			db = o->val;
-	if (db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
+	if (*db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
 		snprintf(out, len, "pgcrond's session of database %s", db);
 	else
 		snprintf(out, len, "pgcrond's session of a database");
@@ -700,8 +685,9 @@ bool ownsess_push(struct ownsess_item *it, int64_t deadline_ms, const char *sql,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
-	return push(&s->q, sql, n, params, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2,
-	            item_done, it);
+	return send_stmt(&s->q, sql, n, params,
+	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, NULL, item_done,
+	                 it);
 }
 
 bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
@@ -710,8 +696,9 @@ bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
-	return begin(&s->q, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
-	             it);
+	return send_stmt(&s->q, NULL, 0, NULL,
+	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
+	                 it);
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
@@ -756,17 +743,6 @@ void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))
 		                     ((p.revents & POLLOUT) ? EV_WRITE : 0));
 		conndrv_serve(p.fd, what, &s->q.drv); /* may drop the connection */
 	}
-}
-
-static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
-{
-	for (size_t i = 0; i < cl->n_channels; i++)
-		if (strcmp(cl->channels[i], channel) == 0) {
-			if (at)
-				*at = i;
-			return true;
-		}
-	return false;
 }
 
 int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
