@@ -254,7 +254,7 @@ static void steps_done(void *arg, const struct stmtq_result *r)
 		         "install'",
 		         step, s->newest);
 		if (step >= 4) { /* (a send that fails fails the connection: names_done hears it) */
-			(void)push(&s->q, sql_names, 0, NULL, 0, names_done, s);
+			(void)send_stmt(&s->q, sql_names, 0, NULL, 0, NULL, names_done, s);
 			return;
 		}
 	} else {
