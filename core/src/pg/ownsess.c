@@ -28,11 +28,12 @@ struct ownsess {
 	struct event later_ev;          /* the first item queued for later comes due ... */
 	int64_t later_ms;               /* ... at this monotonic time */
 	struct ownsess_item *flight;    /* the item whose statement is in flight */
-	bool full;         /* the last connect was refused because the server takes no more
-	                    * (conndrv_server_full): ownsess_starved() (set_full) */
-	const char *steps; /* ownsess_need_steps' (NULL: none needed) ... */
-	int newest;        /* ... and the newest of them */
-	bool gating;       /* connected, the schema's steps being read: no client knows yet */
+	bool full;          /* the last connect was refused because the server takes no more
+	                     * (conndrv_server_full): ownsess_starved() (set_full) */
+	const char *steps;  /* ownsess_need_steps' (NULL: none needed) ... */
+	int newest;         /* ... and the newest of them */
+	bool gating;        /* connected, the schema's steps being read: no client knows yet */
+	char gate_why[720]; /* a schema found older: what failed() says, once the names are read */
 };
 
 static struct ownsess *sessions;
@@ -210,12 +211,31 @@ static const char sql_steps[] =
     " (WHERE version OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[]))"
     " FROM pgcrond.schema_version";
 
+/* SQL: the instances that used this history database in the last 7 days (a schema older than
+ * this pgcrond's: whether others may claim the fires meanwhile). */
+static const char sql_names[] =
+    "SELECT pg_catalog.string_agg(name, ',' ORDER BY name) FROM pgcrond.instance"
+    " WHERE last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    " '7 days'::pg_catalog.interval)";
+
+static void names_done(void *arg, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	if (r->lost)
+		return;
+	if (r->res && PQntuples(r->res) == 1)
+		snprintf(s->q.schema_names, sizeof(s->q.schema_names), "%s",
+		         PQgetvalue(r->res, 0, 0));
+	stmtq_fail(&s->q, s->gate_why, 0);
+}
+
 /* The schema's steps read (ownsess_need_steps): the clients hear of the connect, or of a
- * failure as if the database could not be reached (no schema at all: step 0). */
+ * failure as if the database could not be reached (no schema at all: step 0); with an older
+ * schema, once the instances that used it are read (sql_names; from step 4 on). */
 static void steps_done(void *arg, const struct stmtq_result *r)
 {
 	struct ownsess *s = arg;
-	char why[sizeof(r->err) + 160];
+	char *why = s->gate_why;
 	bool none = !strcmp(r->sqlstate, "42P01") || !strcmp(r->sqlstate, "3F000");
 	int step = none ? 0 : r->failed || !r->res ? -1 : atoi(PQgetvalue(r->res, 0, 0));
 	int have = r->res ? atoi(PQgetvalue(r->res, 0, 1)) : 0, want = 1;
@@ -225,13 +245,18 @@ static void steps_done(void *arg, const struct stmtq_result *r)
 	for (const char *p = s->steps; *p; p++)
 		want += *p == ',';
 	if (step < 0) {
-		snprintf(why, sizeof(why), "cannot read its pgcrond schema's step: %s", r->err);
+		snprintf(why, sizeof(s->gate_why), "cannot read its pgcrond schema's step: %s",
+		         r->err);
 	} else if (have < want) {
 		s->q.schema_step = step;
-		snprintf(why, sizeof(why),
+		snprintf(why, sizeof(s->gate_why),
 		         "has pgcrond schema step %d, this pgcrond needs step %d: run 'pgcrond "
 		         "install'",
 		         step, s->newest);
+		if (step >= 4) { /* (a send that fails fails the connection: names_done hears it) */
+			(void)send_stmt(&s->q, sql_names, 0, NULL, 0, NULL, names_done, s);
+			return;
+		}
 	} else {
 		tell_connected(s);
 		return;
@@ -330,6 +355,7 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
 	s->q.schema_step = -1;
+	s->q.schema_names[0] = '\0';
 	if (again)
 		conndrv_retry(&s->q.drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
