@@ -214,31 +214,55 @@ END_TEST
  * do, writes nothing there (no run record, no claim, no instance row), and its runs go on,
  * their records kept in the spool. After 'pgcrond install', run while runs are in flight,
  * every run that ran is in the history exactly once. */
-START_TEST(old_schema_keeps_runs_in_the_spool)
+/* E's database with pgcrond's schema up to step 22 only, and jobs "tick" (every second) and
+ * "slow" (1.5 s, overlap skip) that insert into public.ran. */
+static void old_schema_setup(struct itest_env *e, const char *name, const char *db)
 {
-	struct itest_env e;
-	itest_env_init(&e, "sessions-old", "it_sessions_old");
+	itest_env_init(e, name, db);
 	for (int v = 1; v <= 22; v++) {
 		char path[512];
 		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
 		char *sql = itest_read_file(path);
 		if (sql[0])
-			itest_exec(e.db, sql);
+			itest_exec(e->db, sql);
 		free(sql);
 	}
-	itest_exec(e.db, "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
-	                 "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC;"
-	                 "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
-	                 "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
-	                 " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
+	itest_exec(e->db, "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
+	                  " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
 	/* "slow" lasts 1.5 s: one is in flight whenever the install comes */
-	itest_env_job(&e, "10-jobs.conf",
+	itest_env_job(e, "10-jobs.conf",
 	              "jobs = (\n"
 	              "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES"
 	              " ('tick')\"; database = \"app\"; schedule = \"* * * * * *\"; },\n"
 	              "  { name = \"slow\"; command = \"SELECT pg_sleep(1.5); INSERT INTO"
 	              " public.ran (job) VALUES ('slow')\"; database = \"app\";"
 	              " schedule = \"* * * * * *\"; overlap = \"skip\"; } );\n");
+}
+
+/* No run is in the history twice, and each job's inserts are its succeeded rows. */
+static void ran_once_each(struct itest_env *e)
+{
+	itest_assert_scalar(e->db,
+	                    "SELECT count(*) = count(DISTINCT (instance, run_key))"
+	                    " FROM pgcrond.job_run_details",
+	                    "t");
+	itest_assert_scalar(e->db,
+	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
+	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
+	                    itest_scalar(e->db,
+	                                 "SELECT string_agg(job_name || ' ' || n, ', '"
+	                                 " ORDER BY job_name) FROM (SELECT job_name,"
+	                                 " count(*) n FROM pgcrond.job_run_details"
+	                                 " WHERE status = 'succeeded' GROUP BY job_name) d"));
+}
+
+START_TEST(old_schema_keeps_runs_in_the_spool)
+{
+	struct itest_env e;
+	old_schema_setup(&e, "sessions-old", "it_sessions_old");
 	itest_env_start(&e);
 	char line[256];
 	snprintf(line, sizeof(line),
@@ -275,17 +299,42 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 	                    "SELECT count(*) FROM pgcrond.job_run_details"
 	                    " WHERE status NOT IN ('succeeded', 'skipped')",
 	                    "0");
-	itest_assert_scalar(e.db,
-	                    "SELECT count(*) = count(DISTINCT (instance, run_key))"
-	                    " FROM pgcrond.job_run_details",
-	                    "t");
-	itest_assert_scalar(e.db,
-	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
-	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
-	                    itest_scalar(e.db, "SELECT string_agg(job_name || ' ' || n, ', '"
-	                                       " ORDER BY job_name) FROM (SELECT job_name,"
-	                                       " count(*) n FROM pgcrond.job_run_details"
-	                                       " WHERE status = 'succeeded' GROUP BY job_name) d"));
+	ran_once_each(&e);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A rolling upgrade: another instance (not upgraded yet) used the history database, whose
+ * schema is older than this pgcrond's. This one runs nothing unclaimed meanwhile (the other
+ * may be claiming the same fires there), says so, and runs once `pgcrond install` is done. */
+START_TEST(old_schema_shared_runs_nothing_unclaimed)
+{
+	struct itest_env e;
+	old_schema_setup(&e, "sessions-old2", "it_sessions_old2");
+	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
+	                 " VALUES ('not-upgraded', 'b1', now() - interval '2 days')");
+	itest_env_start(&e);
+	const char *said = "cluster: instances not-upgraded used the history database";
+	ck_assert_msg(itest_wait_log(e.log, said, 15), "not said: %s\n%s", said, itest_tail(e.log));
+	itest_sleep(4); /* four fires of each job */
+	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
+	ck_assert_msg(itest_wait_log(e.log, "a fire runs only where it is claimed", 5),
+	              "the fires' refusal is not said:\n%s", itest_tail(e.log));
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 3 FROM public.ran"
+	                             " WHERE job = 'tick'"),
+	              "no run after the install:\n%s", itest_tail(e.log));
+	/* a run of "slow" in flight at the stop */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ran_once_each(&e);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -345,6 +394,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, few_free_slots_no_run_fails);
 	tcase_add_test(tc, own_session_gets_a_slot_back);
 	tcase_add_test(tc, old_schema_keeps_runs_in_the_spool);
+	tcase_add_test(tc, old_schema_shared_runs_nothing_unclaimed);
 	tcase_add_test(tc, failed_lock_keeps_the_session);
 	suite_add_tcase(s, tc);
 	return s;

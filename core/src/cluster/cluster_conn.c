@@ -212,6 +212,40 @@ void cluster_lone_tell(struct cluster *c)
 
 /* The session's failed(): the connection is gone. Reconnect unless stopping (or refused:
  * the daemon stops). */
+/* The history database's schema is older than this pgcrond's (ownsess_need_steps): nothing
+ * is claimed until `pgcrond install`. Other instances that used it in the last 7 days may
+ * still be claiming there (a rolling upgrade: the others not upgraded yet) or be upgraded
+ * and waiting as this one: then no fire runs here unclaimed, as when others were live at the
+ * last contact; alone, this instance runs its fires unclaimed and spools their history. */
+static void old_schema_peers(struct cluster *c)
+{
+	char others[sizeof(c->peers)] = "";
+	size_t n = 0, used = 0, len = strlen(c->instance);
+	for (const char *p = c->q->schema_names; *p;) {
+		const char *end = strchr(p, ',');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+		if ((l != len || strncmp(p, c->instance, l) != 0) &&
+		    used + l + 3 < sizeof(others)) {
+			used += (size_t)snprintf(others + used, sizeof(others) - used, "%s%.*s",
+			                         n ? ", " : "", (int)l, p);
+			n++;
+		}
+		p += l + (end != NULL);
+	}
+	snprintf(c->op_cause, sizeof(c->op_cause),
+	         "the history database's pgcrond schema is older than this pgcrond's: run "
+	         "'pgcrond install'");
+	if (n == 0)
+		return;
+	if (c->st.peers_live == 0)
+		log_warning("cluster: instances %s used the history database %s in the last 7 days "
+		            "and its schema is older than this pgcrond's: no fire runs here until "
+		            "'pgcrond install' (they may claim them)",
+		            others, c->safe_conninfo);
+	c->st.peers_live = n;
+	snprintf(c->peers, sizeof(c->peers), "%s", others);
+}
+
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct cluster *c = arg;
@@ -220,6 +254,8 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	if (c->closing)
 		return false; /* cluster_close says if statements of the stop went unsent */
 	bool too_old = !was_ready && c->q->drv.too_old;
+	if (c->q->schema_step >= 0)
+		old_schema_peers(c);
 	/* (an older schema: the history says it, ownsess_need_steps) */
 	if (c->state != CS_RECOVERY && !too_old && c->q->schema_step < 0 &&
 	    log_complain(&c->down_complaint))

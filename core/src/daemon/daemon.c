@@ -498,26 +498,22 @@ static void cluster_identity(void *arg)
  * "kills"). */
 static void history_earlier_written(void *arg)
 {
-	struct daemon *d = arg;
-	cluster_serve_unserved(d->cluster);
+	cluster_serve_unserved(((struct daemon *)arg)->cluster);
 }
 
 static void cluster_orphan(void *arg, const struct cluster_orphan *o)
 {
-	struct daemon *d = arg;
-	sched_takeover(d->sched, o);
+	sched_takeover(((struct daemon *)arg)->sched, o);
 }
 
 static void cluster_reaped(void *arg, const char *name)
 {
-	struct daemon *d = arg;
-	coord_reaped(d->coord, name);
+	coord_reaped(((struct daemon *)arg)->coord, name);
 }
 
 static void cluster_notified(void *arg, const char *payload)
 {
-	struct daemon *d = arg;
-	coord_notified(d->coord, payload);
+	coord_notified(((struct daemon *)arg)->coord, payload);
 }
 
 /* coord's hooks: what it asks of the scheduler (coord.h) */
@@ -548,8 +544,7 @@ static bool hook_follow_paused(void *arg, const char *const *names, size_t n)
 
 static void cluster_paused_changed(void *arg)
 {
-	struct daemon *d = arg;
-	ctl_paused_changed(d->ops.ctl);
+	ctl_paused_changed(((struct daemon *)arg)->ops.ctl);
 }
 
 /* The executor has no run under way: what the history and the cluster held back for the
@@ -580,8 +575,7 @@ static bool cluster_busy(void *arg)
 /* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
 static void hook_clock_offset(void *arg, int64_t offset_us)
 {
-	struct daemon *d = arg;
-	sched_set_db_offset(d->sched, offset_us);
+	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
 }
 
 /* Whether this instance runs alone changed: its history's rows say (hist_set_lone). */
@@ -663,8 +657,7 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
  * last has ended. */
 static void history_held(void *arg)
 {
-	struct daemon *d = arg;
-	exec_set_drained_cb(d->ex, runs_drained, d);
+	exec_set_drained_cb(((struct daemon *)arg)->ex, runs_drained, arg);
 }
 
 static int open_history(struct daemon *d)

@@ -84,11 +84,10 @@ static void graph_zone_diff(struct reload_result *res, const struct pgc_config *
 		res->first_part = sqljobs_first_part(res->files);
 }
 
-/* After a failed step: nothing of the new configuration is kept but the problems. */
+/* What a build made of the new configuration: dropped after a failed step (only the problems
+ * are kept), and with the rest by reload_result_clear. */
 static void drop_built(struct reload_result *res)
 {
-	if (res->rc >= 0)
-		return;
 	plugin_registry_free(&res->plugins);
 	cron_tz_free(&res->tz);
 	config_free(&res->cfg);
@@ -123,21 +122,17 @@ int reload_build(const char *path, const struct pgc_config *files, const struct 
 	if (res->rc == 0)
 		build_here(res, path, files, sql, dates, n_dates, old);
 	free(dates);
-	drop_built(res);
+	if (res->rc < 0)
+		drop_built(res);
 	return res->rc;
 }
 
 void reload_result_clear(struct reload_result *res)
 {
-	plugin_registry_free(&res->plugins);
-	cron_tz_free(&res->tz);
-	config_free(&res->cfg);
+	drop_built(res);
 	config_free(&res->files);
 	diag_clear(&res->dl);
 	diag_clear(&res->sql_dl);
-	jobgraph_free(&res->graph);
-	config_diff_free(&res->diff);
-	free(res->first_part);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -159,7 +154,8 @@ static void deliver(struct reloader *l)
 {
 	struct reload_result res = l->res;
 
-	drop_built(&res);
+	if (res.rc < 0)
+		drop_built(&res);
 	memset(&l->res, 0, sizeof(l->res));
 	sqljobs_free(&l->sql);
 	free(l->dates);

@@ -79,6 +79,9 @@ struct stmtq {
 	/* In failed(): the step of the schema found older than ownsess_need_steps' (0: no
 	 * schema); -1 otherwise. */
 	int schema_step;
+	/* With it: the names of the instances pgcrond.instance saw in the last 7 days, comma
+	 * separated ("" if none or unknown), for the cluster's verdict on the fires meanwhile. */
+	char schema_names[512];
 };
 
 /* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
