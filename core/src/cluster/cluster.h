@@ -275,6 +275,9 @@ bool cluster_lone(const struct cluster *c);
  * once while its heartbeat is recent. */
 void cluster_set_again_fn(struct cluster *c, void (*fn)(void *arg), void *arg);
 bool cluster_lone_on(const struct cluster *c);
+/* Whether this process does not know yet if it is alone: from its start to the answer of its
+ * first heartbeat (and of the go_lone that follows, if any), which go before its claims. */
+bool cluster_lone_undecided(const struct cluster *c);
 /* Whether the connection is up with the name's lock held (statements can be submitted). */
 bool cluster_ready(const struct cluster *c);
 /* The other instances live at the last heartbeat, "a, b" ("" if none; borrowed). */

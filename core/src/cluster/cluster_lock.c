@@ -314,6 +314,7 @@ int64_t cluster_offset_filter(struct cluster_offset_filter *f, int64_t offset_us
 static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
+	c->lone.known = true; /* (a failed one too: not lone, as before it) */
 	if (sr->failed) {
 		log_warning("cluster: heartbeat failed: %s", sr->err);
 		return;

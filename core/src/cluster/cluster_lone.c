@@ -174,6 +174,11 @@ bool cluster_lone_which(struct cluster *c, const struct claim *q)
 	return !q->sent && cluster_lone(c);
 }
 
+bool cluster_lone_undecided(const struct cluster *c)
+{
+	return !c->lone.known;
+}
+
 /* Note fire F of JOB granted lone at NOW_MS (monotonic), for the switch to claiming
  * (switch_send); false when out of memory: not remembered, it could not be claimed when
  * claiming again, so not run. */
@@ -320,6 +325,7 @@ static void on_lone(void *arg, const PGresult *res, const char *err, const char 
 {
 	struct cluster *c = arg;
 	struct cluster_lone *l = &c->lone;
+	l->known = true;
 	if (l->state != LONE_GOING)
 		return;
 	if (!res && strcmp(sqlstate, "08006") == 0) {
@@ -554,6 +560,7 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	case LONE_SWITCHING:
 		break;
 	}
+	l->known = l->known || l->state != LONE_GOING; /* (going: once it is answered) */
 }
 
 void cluster_lone_free(struct cluster *c)

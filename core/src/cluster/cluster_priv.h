@@ -242,6 +242,7 @@ struct cluster_lone {
 	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
 	bool refusing;    /* a claim statement's gate refusal is being answered */
 	bool unstopped;   /* the last heartbeat found another instance's row not stopped */
+	bool known;       /* whether it is alone was decided once (cluster_lone_undecided) */
 	char refused[600];
 	struct log_complaint refused_complaint;
 	int64_t beat_ok_us; /* when the last answered heartbeat was sent (monotonic) */

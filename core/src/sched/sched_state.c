@@ -335,14 +335,15 @@ const char *sched_command_kept(const char *command, char *buf)
 	return buf;
 }
 
-/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed). */
-void sched_record(struct run *r, enum sched_status st, const char *message)
+/* A fire that will not run: one complete history row (STATUS: skipped, upstream_failed);
+ * with ROWLESS, answered and counted as one, with no row (sched_fire_run). */
+static void record(struct run *r, enum sched_status st, const char *message, bool rowless)
 {
 	struct sched *s = r->job->s;
 	const char *status = sched_recent_statuses[st];
 	int64_t now = sched_now_us(s);
 	sched_run_answer(r, status, message, NULL);
-	uint64_t key = sched_hist_put(r, now, NULL, status, message);
+	uint64_t key = rowless ? 0 : sched_hist_put(r, now, NULL, status, message);
 	struct metrics_run mr = {.job = r->job->name,
 	                         .counters = &r->job->counters,
 	                         .status = status,
@@ -351,14 +352,26 @@ void sched_record(struct run *r, enum sched_status st, const char *message)
 	                         .end_us = now,
 	                         .message = message};
 	metrics_run_end(s->metrics, &mr);
-	sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
+	if (!rowless)
+		sched_recent_note(r->job, st, now, now, r->attempt, key, 0);
+}
+
+void sched_record(struct run *r, enum sched_status st, const char *message)
+{
+	record(r, st, message, false);
 }
 
 /* ... and a log line. */
 void sched_record_skipped(struct run *r, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s", message);
-	sched_record(r, SCHED_SKIPPED, message);
+	record(r, SCHED_SKIPPED, message, false);
+}
+
+void sched_skip_rowless(struct run *r, const char *message)
+{
+	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
+	record(r, SCHED_SKIPPED, message, true);
 }
 
 void sched_skip_claimed(struct run *r, const char *why, bool logged)
