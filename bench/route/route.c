@@ -325,7 +325,9 @@ static void route(const char *title, int jobs, int fire)
 	unsigned long start = sym_addr("sched_job_timer_cb", "sched/sched.c"),
 	              mark = sym_addr("job_due", "sched/sched.c"),
 	              way = sym_addr("sched_fire_run", "sched/sched.c"),
-	              end = sym_addr("sched_recent_written", "sched/sched_recent.c");
+	              end = sym_addr("sched_recent_written", "sched/sched_state.c");
+	if (!end) /* before 2026-11-28 */
+		end = sym_addr("sched_recent_written", "sched/sched_recent.c");
 	if (!start || !mark || !end) {
 		printf("%s: not measured: %s lacks sched_job_timer_cb, job_due or "
 		       "sched_recent_written\n",

@@ -44,6 +44,7 @@ import tempfile
 # Files of other projects the docs name, which rule 2 would take for this tree's.
 EXTERNAL = {
     "sql/pg_net.sql",  # supabase/pg_net's, whose signatures sql/pg_net_compat.sql follows
+    "jansson.h",  # the JSON library's header
 }
 # Components that stand for a name the reader fills in.
 PLACEHOLDERS = {"X", "Y", "K", "N", "P", "NAME", "PID", "FILE", "LINE", "DIR", "SUITE", "SHARD",

@@ -16,7 +16,8 @@
  * calendar whose date takes its next fire away (skip_dates); each kind's job of each form from
  * every way that can carry the form. Every cell asserts what a user sees: the exit status
  * and the lines of the command, the rows of pgcrond.job, cron.job and the history, what the
- * job did. */
+ * job did. The fault cells also run an SQL job of two statements with history = "failures"
+ * (its successes counted, not written): what it inserted must equal what it counted. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
@@ -937,6 +938,15 @@ static void fault_setup(struct fault_env *f)
 		                         "\t%s }\n",
 		                         k ? ", " : "", name, keys);
 	}
+	/* and an SQL job of two statements that writes only its failures (its successes are
+	 * counted): what it inserted must match what it counted, fault after fault */
+	kind_keys(JOB_KIND_SQL, "c-sql", keys, sizeof(keys));
+	used +=
+	    (size_t)snprintf(jobs + used, sizeof(jobs) - used,
+	                     ", { name = \"c-sql\"; schedule = \"2 seconds\"; retries = 1;"
+	                     " retry_delay = \"1s\"; timeout = \"60s\"; history = \"failures\";\n"
+	                     "\t%s }\n",
+	                     keys);
 	itest_env_job(e, "10-faults.conf", "jobs = (\n%s);\n", jobs);
 	free(cli(e, 0, "install", NULL, NULL));
 	free(ci);
@@ -950,14 +960,15 @@ static void set_sleep(struct fault_env *f, double s)
 	http_sleep(s);
 }
 
-/* Wait until a run of every kind is in flight (its row 'running', started after SINCE). */
+/* Wait until a run of every kind, and one of c-sql, is in flight (its row 'running', started
+ * after SINCE). */
 static void all_in_flight(struct fault_env *f, const char *since)
 {
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(DISTINCT job_name) = %d FROM pgcrond.job_run_details"
 	         " WHERE status = 'running' AND start_time > '%s'",
-	         JOB_KIND_COUNT, since);
+	         JOB_KIND_COUNT + 1, since);
 	ck_assert_msg(itest_wait_sql(f->db2, sql, 30), "not every kind has a run in flight:\n%s",
 	              itest_tail(f->e.log));
 	itest_sleep(1); /* well inside their statements and requests */
@@ -967,6 +978,7 @@ static void all_in_flight(struct fault_env *f, const char *since)
  * twice. */
 static void all_again(struct fault_env *f, const char *since, const char *what)
 {
+	char sql_again[512];
 	for (int k = 0; k < JOB_KIND_COUNT; k++) {
 		char sql[512];
 		snprintf(sql, sizeof(sql),
@@ -985,6 +997,36 @@ static void all_again(struct fault_env *f, const char *since, const char *what)
 	                         "  GROUP BY 1, 2 HAVING count(*) > 1) t");
 	ck_assert_msg(twice == NULL || !*twice, "%s: fires succeeded twice: %s", what, twice);
 	free(twice);
+	/* c-sql ran again; its inserts are its counted successes and at most the runs whose row
+	 * says they may have committed; no instant of it was counted twice */
+	snprintf(
+	    sql_again, sizeof(sql_again),
+	    "SELECT count(*) >= 1 FROM public.crossing_ticks WHERE job = 'c-sql' AND at > '%s'",
+	    since);
+	ck_assert_msg(itest_wait_sql(f->db2, sql_again, 45), "%s: c-sql did not run again:\n%s",
+	              what, itest_tail(f->e.log));
+	ck_assert_msg(
+	    itest_wait_sql(f->db2,
+	                   "SELECT t.n BETWEEN c.ok AND c.ok + s.maybe AND c.ok = c.instants"
+	                   " FROM (SELECT count(*) AS n FROM public.crossing_ticks"
+	                   "  WHERE job = 'c-sql') t,"
+	                   " (SELECT coalesce(sum(runs), 0) AS ok,"
+	                   "  coalesce(sum(bit_count(fired)), 0) AS instants"
+	                   "  FROM pgcrond.job_run_counts WHERE job_name = 'c-sql') c,"
+	                   " (SELECT count(*) AS maybe FROM pgcrond.job_run_details"
+	                   "  WHERE job_name = 'c-sql' AND status = 'failed'"
+	                   "  AND return_message LIKE '%not retried%') s",
+	                   10),
+	    "%s: c-sql's inserts and its counted successes differ: %s", what,
+	    itest_scalar(f->db2, "SELECT (SELECT count(*) FROM public.crossing_ticks"
+	                         " WHERE job = 'c-sql') || ' inserts; counted ' || (SELECT"
+	                         " coalesce(string_agg(hour || ' ' || runs || ' runs, '"
+	                         " || bit_count(fired) || ' instants', '; '), '-')"
+	                         " FROM pgcrond.job_run_counts WHERE job_name = 'c-sql')"
+	                         " || '; rows ' || (SELECT coalesce(string_agg(status || ' '"
+	                         " || attempt || ' ' || coalesce(left(return_message, 60), ''),"
+	                         " E'\n' ORDER BY runid), '-') FROM pgcrond.job_run_details"
+	                         " WHERE job_name = 'c-sql' AND status <> 'skipped')"));
 	/* what the SQL job did is what its history says it did: every success did its work once,
 	 * a run cut off by the fault rolled back, and the only work beyond the successes is that
 	 * of runs whose row says they may have committed (and which were not retried) */
@@ -1070,6 +1112,14 @@ static void cut_runs_failed(struct fault_env *f, const char *since, const char *
 		              on_db ? "did not fail as it should" : "failed, needing no database",
 		              itest_tail(f->e.log));
 	}
+	char sql[768];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) > 0 FROM pgcrond.job_run_details WHERE job_name = 'c-sql'"
+	         " AND status = 'failed' AND start_time > '%s' %s",
+	         since, cut);
+	ck_assert_msg(itest_wait_sql(f->db2, sql, 10),
+	              "%s: c-sql's run in flight did not fail as it should:\n%s", what,
+	              itest_tail(f->e.log));
 }
 
 START_TEST(lone_instance_faults_with_every_kind_in_flight)
@@ -1104,6 +1154,14 @@ START_TEST(lone_instance_faults_with_every_kind_in_flight)
 		              "kill: f-%s's run in flight was not closed as failed:\n%s",
 		              kind_name((enum job_kind)k), itest_tail(e->log));
 	}
+	ck_assert_msg(itest_wait_sql(f.db2,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'c-sql' AND status = 'failed'"
+	                             " AND return_message LIKE"
+	                             " 'pgcrond process ended while this run was in progress%'",
+	                             20),
+	              "kill: c-sql's run in flight was not closed as failed:\n%s",
+	              itest_tail(e->log));
 	all_again(&f, since, "kill");
 	/* an HTTP request in flight may have reached its server: its row says so */
 	ck_assert_int_eq(itest_scalar_ll(f.db2, "SELECT count(*) FROM pgcrond.job_run_details"

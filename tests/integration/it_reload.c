@@ -453,6 +453,13 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 	                             " WHERE runid = %s",
 	                             running),
 	              "busy's run in flight did not end well:\n%s", itest_tail(e.log));
+	/* said as the calendar's change, not the jobs made in SQL's */
+	ck_assert_msg(itest_wait_log(e.log,
+	                             "table calendars: changed job \"closed-today\": the dates "
+	                             "of its calendar",
+	                             1),
+	              "%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_count_in_file(e.log, "sql jobs: changed job"), 0);
 	free(running);
 	ck_assert_int_eq(itest_count_in_file(e.log, "SIGHUP"), 0);
 
@@ -493,6 +500,85 @@ START_TEST(a_table_calendar_is_read_when_it_changes)
 }
 END_TEST
 
+/* How many times the daemon has read public.slow (its function counts them in a sequence). */
+static long long slow_reads(struct itest_env *e)
+{
+	return itest_env_count(e, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+	                          " FROM public.slow_reads");
+}
+
+/* Any role may send NOTIFY pgcrond_calendars, so notifications coalesce (docs/calendars.md):
+ * a table calendar whose reads take a second (a view over a slow function that counts them).
+ * 50 notifications with a read in flight cost one more read (PostgreSQL hands them over
+ * together once that read's transaction is over), which applies a date added before the last; a
+ * steady stream of notifications, each during a read, does not keep a date added meanwhile from
+ * being applied while the stream goes on. The LISTEN is sent once a connect, not again before each
+ * read. */
+START_TEST(calendar_notifications_coalesce)
+{
+	struct itest_env e;
+	itest_env_setup(&e, "it_reload_tspam", "it_reload_tspam");
+	itest_exec(e.db, "CREATE TABLE public.closed (date date)");
+	itest_exec(e.db, "INSERT INTO public.closed VALUES ('2000-01-01')");
+	itest_exec(e.db, "CREATE SEQUENCE public.slow_reads");
+	itest_exec(e.db, "CREATE FUNCTION public.slow_dates() RETURNS SETOF date LANGUAGE plpgsql"
+	                 " AS $$BEGIN PERFORM nextval('public.slow_reads'); PERFORM pg_sleep(1);"
+	                 " RETURN QUERY SELECT date FROM public.closed; END$$");
+	itest_exec(e.db, "CREATE VIEW public.slow AS SELECT d AS date FROM public.slow_dates() d");
+	itest_env_main(&e, "calendars = { slow = { database = \"app\"; table = \"public.slow\"; "
+	                   "}; };\n");
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_log(e.log, "calendar \"slow\": 1 date(s) read from table", 20),
+	              "%s", itest_tail(e.log));
+
+	/* a read in flight, then 50 notifications, a date added before the last */
+	long long before = slow_reads(&e);
+	itest_exec(e.db, "NOTIFY pgcrond_calendars");
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT last_value > %lld FROM public.slow_reads", before), "%s",
+	    itest_tail(e.log));
+	long long in_flight = slow_reads(&e);
+	for (int i = 0; i < 49; i++)
+		itest_exec(e.db, "NOTIFY pgcrond_calendars");
+	itest_exec(e.db, "INSERT INTO public.closed VALUES ('2001-01-01')");
+	itest_exec(e.db, "NOTIFY pgcrond_calendars");
+	ck_assert_msg(itest_wait_log(e.log, "calendar \"slow\": 2 date(s) read from table", 10),
+	              "the date added before the last notification was missed:\n%s",
+	              itest_tail(e.log));
+	itest_sleep(3); /* longer than a read: one more would have begun */
+	long long after = slow_reads(&e);
+	ck_assert_msg(after - in_flight <= 1,
+	              "50 notifications with a read in flight cost %lld more reads:\n%s",
+	              after - in_flight, itest_tail(e.log));
+
+	/* a steady stream, a notification every 0.3 s: the date added is applied within it */
+	itest_exec(e.db, "INSERT INTO public.closed VALUES ('2002-01-01')");
+	bool applied = false;
+	for (double end = itest_now() + 12; !applied && itest_now() < end;) {
+		itest_exec(e.db, "NOTIFY pgcrond_calendars");
+		itest_sleep(0.3);
+		applied = itest_count_in_file(e.log, "calendar \"slow\": 3 date(s) read") > 0;
+	}
+	ck_assert_msg(applied,
+	              "a stream of notifications kept the date added from being "
+	              "applied:\n%s",
+	              itest_tail(e.log));
+
+	/* a reload reads the calendar and the jobs made in SQL again; one LISTEN batch a connect:
+	 * none of those reads sent it again */
+	long long reads = slow_reads(&e);
+	itest_env_reload(&e);
+	ck_assert_msg(
+	    itest_env_wait(&e, 10, "SELECT last_value > %lld FROM public.slow_reads", reads), "%s",
+	    itest_tail(e.log));
+	itest_sleep(1.5);
+	ck_assert_int_eq(itest_count_in_file(e.log, "listening on \"pgcrond_calendars\""), 1);
+	ck_assert_int_eq(itest_count_in_file(e.log, "listening on \"pgcrond_jobs\""), 1);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reload");
@@ -505,6 +591,10 @@ int main(void)
 	tcase_add_test(tc, a_reload_reads_a_calendar_again);
 	tcase_add_test(tc, a_table_calendar_is_read_when_it_changes);
 	suite_add_tcase(s, tc);
+	TCase *notes = tcase_create("calendar_notifications");
+	tcase_set_timeout(notes, 120);
+	tcase_add_test(notes, calendar_notifications_coalesce);
+	suite_add_tcase(s, notes);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
 	int failed = srunner_ntests_failed(sr);

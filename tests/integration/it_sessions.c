@@ -209,45 +209,132 @@ START_TEST(own_session_gets_a_slot_back)
 }
 END_TEST
 
-/* A history database whose pgcrond schema is older than this pgcrond (pgcrond.instance
- * without step 11's columns): no run starts until 'pgcrond install', and the own session
- * stays (it is the history's and the listeners' too): it is not given up and made again
- * every 10 s while the instance's name is asked for again. Once the schema is upgraded,
- * runs start. */
-START_TEST(old_schema_keeps_the_session)
+/* A history database whose pgcrond schema is older than this pgcrond (steps 1 to 22 applied
+ * by hand) is a database away: the daemon says once what it has, what it needs and what to
+ * do, writes nothing there (no run record, no claim, no instance row), and its runs go on,
+ * their records kept in the spool. After 'pgcrond install', run while runs are in flight,
+ * every run that ran is in the history exactly once. */
+/* E's database with pgcrond's schema up to step 22 only, and jobs "tick" (every second) and
+ * "slow" (1.5 s, overlap skip) that insert into public.ran. */
+static void old_schema_setup(struct itest_env *e, const char *name, const char *db)
+{
+	itest_env_init(e, name, db);
+	for (int v = 1; v <= 22; v++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/../sql/pgcrond--%d.sql", TEST_SOURCE_DIR, v);
+		char *sql = itest_read_file(path);
+		if (sql[0])
+			itest_exec(e->db, sql);
+		free(sql);
+	}
+	itest_exec(e->db, "GRANT USAGE ON SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL TABLES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA pgcrond TO PUBLIC;"
+	                  "CREATE TABLE public.ran (job text, at timestamptz DEFAULT"
+	                  " clock_timestamp()); GRANT ALL ON public.ran TO PUBLIC");
+	/* "slow" lasts 1.5 s: one is in flight whenever the install comes */
+	itest_env_job(e, "10-jobs.conf",
+	              "jobs = (\n"
+	              "  { name = \"tick\"; command = \"INSERT INTO public.ran (job) VALUES"
+	              " ('tick')\"; database = \"app\"; schedule = \"* * * * * *\"; },\n"
+	              "  { name = \"slow\"; command = \"SELECT pg_sleep(1.5); INSERT INTO"
+	              " public.ran (job) VALUES ('slow')\"; database = \"app\";"
+	              " schedule = \"* * * * * *\"; overlap = \"skip\"; } );\n");
+}
+
+/* No run is in the history twice, and each job's inserts are its succeeded rows. */
+static void ran_once_each(struct itest_env *e)
+{
+	itest_assert_scalar(e->db,
+	                    "SELECT count(*) = count(DISTINCT (instance, run_key))"
+	                    " FROM pgcrond.job_run_details",
+	                    "t");
+	itest_assert_scalar(e->db,
+	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
+	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
+	                    itest_scalar(e->db,
+	                                 "SELECT string_agg(job_name || ' ' || n, ', '"
+	                                 " ORDER BY job_name) FROM (SELECT job_name,"
+	                                 " count(*) n FROM pgcrond.job_run_details"
+	                                 " WHERE status = 'succeeded' GROUP BY job_name) d"));
+}
+
+START_TEST(old_schema_keeps_runs_in_the_spool)
 {
 	struct itest_env e;
-	itest_env_setup(&e, "sessions-old", "it_sessions_old");
-	itest_exec(e.db, "ALTER TABLE pgcrond.instance DROP COLUMN backend_start");
-	itest_env_job(&e, "10-jobs.conf",
-	              "job = { name = \"tick\"; command = \"SELECT 1\"; database = \"app\";"
-	              " schedule = \"* * * * * *\"; };\n");
+	old_schema_setup(&e, "sessions-old", "it_sessions_old");
 	itest_env_start(&e);
-	ck_assert_msg(itest_wait_log(e.log, "older than this pgcrond", 15), "%s",
-	              itest_tail(e.log));
-	ck_assert_msg(itest_env_listening(&e, 10), "the daemon does not listen:\n%s",
-	              itest_tail(e.log));
-	const char *own = "SELECT pg_catalog.string_agg(pid::text || ' ' || backend_start::text,"
-	                  " ', ') FROM pg_stat_activity WHERE datname = current_database()"
-	                  " AND application_name = 'pgcrond'";
-	char *before = itest_scalar(e.db, own);
-	ck_assert_msg(before != NULL, "no session of pgcrond:\n%s", itest_tail(e.log));
-	itest_sleep(12); /* a window: past the 10 s after which the name is asked for again */
-	char *after = itest_scalar(e.db, own);
-	ck_assert_msg(after && strcmp(before, after) == 0, "the sessions changed: %s, then %s:\n%s",
-	              before, after ? after : "none", itest_tail(e.log));
-	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM pgcrond.job_run_details"
-	                                     " WHERE status = 'succeeded'"),
-	                 0);
-	/* the schema is upgraded: the name is taken at the next look, and runs start */
-	itest_exec(e.db, "ALTER TABLE pgcrond.instance ADD COLUMN backend_start timestamptz");
-	ck_assert_msg(itest_env_wait(&e, 30,
-	                             "SELECT count(*) >= 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'tick' AND status = 'succeeded'"),
-	              "no run after the upgrade:\n%s", itest_tail(e.log));
-	free(before);
-	free(after);
-	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 10), 0);
+	char line[256];
+	snprintf(line, sizeof(line),
+	         "has pgcrond schema step 22, this pgcrond needs step %d: run 'pgcrond install' "
+	         "(runs are kept in the spool until then)",
+	         PGCROND_SCHEMA_STEP);
+	ck_assert_msg(itest_wait_log(e.log, line, 15), "not said: %s\n%s", line, itest_tail(e.log));
+	ck_assert_msg(
+	    itest_env_wait(&e, 20, "SELECT count(*) >= 3 FROM public.ran WHERE job = 'slow'"),
+	    "the runs do not go on:\n%s", itest_tail(e.log));
+	itest_assert_scalar(e.db,
+	                    "SELECT (SELECT count(*) FROM pgcrond.job_run_details)"
+	                    " + (SELECT count(*) FROM pgcrond.fire_claim)"
+	                    " + (SELECT count(*) FROM pgcrond.instance)",
+	                    "0");
+	ck_assert_int_eq(itest_count_in_file(e.log, "this pgcrond needs step"), 1);
+
+	/* a run of "slow" in flight */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e.log));
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	ck_assert_msg(
+	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 20),
+	    "the spool is not written after the install:\n%s", itest_tail(e.log));
+	itest_sleep(3);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	/* every run that ran once in the history, and no other */
+	itest_assert_scalar(e.db,
+	                    "SELECT count(*) FROM pgcrond.job_run_details"
+	                    " WHERE status NOT IN ('succeeded', 'skipped')",
+	                    "0");
+	ran_once_each(&e);
+	itest_env_teardown(&e);
+}
+END_TEST
+
+/* A rolling upgrade: another instance (not upgraded yet) used the history database, whose
+ * schema is older than this pgcrond's. This one runs nothing unclaimed meanwhile (the other
+ * may be claiming the same fires there), says so, and runs once `pgcrond install` is done. */
+START_TEST(old_schema_shared_runs_nothing_unclaimed)
+{
+	struct itest_env e;
+	old_schema_setup(&e, "sessions-old2", "it_sessions_old2");
+	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
+	                 " VALUES ('not-upgraded', 'b1', now() - interval '2 days')");
+	itest_env_start(&e);
+	const char *said = "cluster: instances not-upgraded used the history database";
+	ck_assert_msg(itest_wait_log(e.log, said, 15), "not said: %s\n%s", said, itest_tail(e.log));
+	itest_sleep(4); /* four fires of each job */
+	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
+	ck_assert_msg(itest_wait_log(e.log, "a fire runs only where it is claimed", 5),
+	              "the fires' refusal is not said:\n%s", itest_tail(e.log));
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 3 FROM public.ran"
+	                             " WHERE job = 'tick'"),
+	              "no run after the install:\n%s", itest_tail(e.log));
+	/* a run of "slow" in flight at the stop */
+	ck_assert_msg(itest_env_wait(&e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ran_once_each(&e);
 	itest_env_teardown(&e);
 }
 END_TEST
@@ -306,7 +393,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, at_rest_two_sessions);
 	tcase_add_test(tc, few_free_slots_no_run_fails);
 	tcase_add_test(tc, own_session_gets_a_slot_back);
-	tcase_add_test(tc, old_schema_keeps_the_session);
+	tcase_add_test(tc, old_schema_keeps_runs_in_the_spool);
+	tcase_add_test(tc, old_schema_shared_runs_nothing_unclaimed);
 	tcase_add_test(tc, failed_lock_keeps_the_session);
 	suite_add_tcase(s, tc);
 	return s;

@@ -823,7 +823,7 @@ static const struct {
      "data line, but could not find a property name or component begin tag: SUMMARY Boxing "
      "Day; fix the line"},
     {"bad/cal-table-db/pgcrond.conf",
-     "bad/cal-table-db/pgcrond.conf:4: calendar \"holidays\": unknown database \"analytic\"; did "
+     "bad/cal-table-db/pgcrond.conf:6: calendar \"holidays\": unknown database \"analytic\"; did "
      "you mean \"analytics\"?"},
     {"bad/cal-table-name/pgcrond.conf",
      "bad/cal-table-name/pgcrond.conf:6: calendar \"holidays\": table \"Holidays\" is not a "

@@ -166,6 +166,11 @@ void clock_disarm(struct clock *c, struct clock_timer *t)
 		set_event(c);
 }
 
+bool clock_armed(const struct clock_timer *t)
+{
+	return t->slot != 0;
+}
+
 /* Fire the timers due at NOW, earliest first. One armed meanwhile waits for the next pass
  * (even if due at once), so a timer that re-arms itself cannot hold the loop. */
 static void run_due(struct clock *c, int64_t now)

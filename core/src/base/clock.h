@@ -45,10 +45,8 @@ int clock_arm(struct clock *c, struct clock_timer *t, int64_t delay_us)
     __attribute__((warn_unused_result));
 /* Disarm T (nothing if it is not armed). */
 void clock_disarm(struct clock *c, struct clock_timer *t);
-static inline bool clock_armed(const struct clock_timer *t)
-{
-	return t->slot != 0;
-}
+/* Whether T is armed. */
+bool clock_armed(const struct clock_timer *t);
 
 /* The real clock, its timers run by BASE's loop. */
 int clock_new(struct event_base *base, struct clock **out) __attribute__((warn_unused_result));

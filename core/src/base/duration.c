@@ -94,8 +94,7 @@ int duration_parse(const char *text, int64_t *ms, char *err, size_t errlen)
 			if (isalpha((unsigned char)*p))
 				return fail(err, errlen,
 				            "\"%s\" has an unknown unit; use ms, s, m, h or d, "
-				            "like \"30s\", "
-				            "\"5m\", \"2h\", \"7d\"",
+				            "like \"30s\", \"5m\", \"2h\", \"7d\"",
 				            text);
 			return fail(err, errlen, "\"%s\" is not a duration; " DURATION_HINT, text);
 		}

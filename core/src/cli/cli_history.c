@@ -313,8 +313,7 @@ int cli_history(int argc, char **argv)
 		if (state && since && strncmp(state, "22", 2) == 0) {
 			fprintf(stderr,
 			        "pgcrond history: --since \"%s\" is neither a duration (\"2h\", "
-			        "\"7d\") "
-			        "nor a time (\"2026-11-22 10:00\"): %s\n",
+			        "\"7d\") nor a time (\"2026-11-22 10:00\"): %s\n",
 			        since, why);
 			rc = EX_USAGE;
 		} else if (state && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))

@@ -192,10 +192,8 @@ static int clashes(PGconn *dst, struct src_job *jobs, int n)
 			if (strcmp(jobs[i].name, jobs[k].name) == 0) {
 				fprintf(stderr,
 				        "pgcrond import: pg_cron jobs %s and %s would both be "
-				        "named \"%s\"; "
-				        "rename one in pg_cron (cron.alter_job cannot, so "
-				        "unschedule and "
-				        "schedule it again)\n",
+				        "named \"%s\"; rename one in pg_cron (cron.alter_job "
+				        "cannot, so unschedule and schedule it again)\n",
 				        jobs[k].jobid, jobs[i].jobid, jobs[i].name);
 				bad++;
 			}
@@ -292,9 +290,8 @@ static int import_sql(PGconn *dst, struct src_job *jobs, int n, bool dry_run)
 				fprintf(
 				    stderr,
 				    "pgcrond import: warning: job \"%s\": database \"%s\" does not "
-				    "exist "
-				    "on the history database's server; add a databases entry named "
-				    "\"%s\" for it\n",
+				    "exist on the history database's server; add a databases entry "
+				    "named \"%s\" for it\n",
 				    j->name, j->database, j->database);
 		}
 		PQclear(r);
@@ -475,9 +472,8 @@ int cli_import(int argc, char **argv)
 		PQclear(r);
 		if (!ready) {
 			fprintf(stderr, "pgcrond import: the history database has no pgcrond "
-			                "cron.job (schema 3): "
-			                "run pgcrond install first (it needs no cron schema of "
-			                "pg_cron's there)\n");
+			                "cron.job (schema 3): run pgcrond install first (it needs "
+			                "no cron schema of pg_cron's there)\n");
 			rc = EX_CONFIG;
 			goto out;
 		}

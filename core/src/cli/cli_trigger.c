@@ -346,9 +346,8 @@ int cli_trigger(int argc, char **argv)
 			                  outcome, sizeof(outcome));
 			if (w == -ETIMEDOUT) {
 				fprintf(stderr,
-				        "pgcrond trigger: %s had not ended after "
-				        "--timeout; it goes on "
-				        "(request %s)\n",
+				        "pgcrond trigger: %s had not ended after --timeout; it "
+				        "goes on (request %s)\n",
 				        job, PQgetvalue(r, 0, 0));
 				rc = EX_TEMPFAIL;
 				goto done;
@@ -361,8 +360,7 @@ int cli_trigger(int argc, char **argv)
 		} else if (w == 0 && (strcmp(outcome, "started") == 0 ||
 		                      strncmp(outcome, "finished ", 9) == 0)) {
 			printf("the daemon started %s%s (request %s in "
-			       "pgcrond.trigger_request on "
-			       "database \"%s\")\n",
+			       "pgcrond.trigger_request on database \"%s\")\n",
 			       job,
 			       (j ? !j->enabled : !sql_enabled) ? ", even though it is disabled"
 			                                        : "",
@@ -374,11 +372,9 @@ int cli_trigger(int argc, char **argv)
 			rc = 1;
 		} else {
 			fprintf(stderr,
-			        "pgcrond trigger: no daemon answered within %lld ms; "
-			        "request %s stays "
-			        "in pgcrond.trigger_request on database \"%s\" and is "
-			        "served if a "
-			        "daemon starts within an hour\n",
+			        "pgcrond trigger: no daemon answered within %lld ms; request %s "
+			        "stays in pgcrond.trigger_request on database \"%s\" and is served "
+			        "if a daemon starts within an hour\n",
 			        (long long)wait, PQgetvalue(r, 0, 0), cfg->history_database);
 			rc = EX_UNAVAILABLE;
 		}

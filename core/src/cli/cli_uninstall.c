@@ -290,8 +290,7 @@ static int drop_objects(PGconn *hist, bool keep_history, bool dry_run)
 			        "pgcrond uninstall: --keep-history: schema " HISTORY_SCHEMA
 			        " exists (the history of an earlier uninstall?); rename or drop it "
 			        "(ALTER SCHEMA " HISTORY_SCHEMA
-			        " RENAME TO ...), then run uninstall "
-			        "again; nothing was removed\n");
+			        " RENAME TO ...), then run uninstall again; nothing was removed\n");
 			return EX_CANTCREAT;
 		}
 		/* the table and its day partitions, with the sequences their columns own */

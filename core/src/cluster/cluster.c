@@ -78,8 +78,7 @@ static void jobs_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	if (sr->failed) {
-		if (strcmp(sr->sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot publish this instance's jobs: %s", sr->err);
+		log_warning("cluster: cannot publish this instance's jobs: %s", sr->err);
 		/* the rest of the parts waits for the next connect or set */
 		c->due[OP_JOBS] = CLUSTER_NEVER;
 		return;
@@ -138,7 +137,7 @@ static bool jobs_send(struct cluster *c)
  * (bench_scale, "fires during a reload"). */
 static bool jobs_skip(struct cluster *c)
 {
-	return !c->jobs_cfg || c->schema_missing || (cluster_has_unsent(c) && !c->claims_went);
+	return !c->jobs_cfg || (cluster_has_unsent(c) && !c->claims_went);
 }
 
 static void listen_done(struct cluster *c, const struct stmtq_result *sr)
@@ -151,13 +150,13 @@ static void listen_done(struct cluster *c, const struct stmtq_result *sr)
 
 static bool purge_skip(struct cluster *c)
 {
-	return c->schema_missing || cluster_lone_on(c);
+	return cluster_lone_on(c);
 }
 
 static void purge_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	(void)c;
-	if (sr->failed && strcmp(sr->sqlstate, "42P01") != 0)
+	if (sr->failed)
 		log_warning("cluster: purging old claims failed: %s", sr->err);
 }
 

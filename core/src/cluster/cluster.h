@@ -130,8 +130,8 @@ void cluster_serve_unserved(struct cluster *c);
 /* Another instance stopped or was found dead (a NOTIFY, a wake-up only), or this instance's
  * jobs were published: serve the scheduled fires the stopped instances claimed at their
  * instant and never ran, and those a dead instance's reaper left to this one, which defines
- * the jobs as the dead one did (hooks.orphan, unserved and stopped set). No-op without
- * schema step 17 or a connection, and until this instance's jobs are published. */
+ * the jobs as the dead one did (hooks.orphan, unserved and stopped set). No-op without a
+ * connection, and until this instance's jobs are published. */
 void cluster_serve_stopped(struct cluster *c);
 /* After a heartbeat that found another instance's heartbeat late by a claim's lease (only
  * then is the statement sent), with other instances live: serve the scheduled fires a live but
@@ -162,9 +162,9 @@ int cluster_note_start(struct cluster *c, const char *run_key, const char *job, 
                        bool locked, const char *fenced, cluster_mark_fn fn, void *arg);
 /* The run ARG no longer waits for its mark (it ended): its FN is not called. */
 void cluster_mark_forget(struct cluster *c, void *arg);
-/* Whether runs are marked now: schema step 18 is there and another instance was live at a
- * heartbeat of this process, from then on (a lone instance is taken over by no one: its runs
- * cost nothing extra; measured in docs/benchmarks.md, "Several instances"). */
+/* Whether runs are marked now: another instance was live at a heartbeat of this process, from then
+ * on (a lone instance is taken over by no one: its runs cost nothing extra; measured in
+ * docs/benchmarks.md, "Several instances"). */
 bool cluster_marks_runs(const struct cluster *c);
 /* Marked run RUN_KEY runs in transaction XID of the server that started at SERVER
  * (exec_run_spec.on_xid): so that an instance that closes the run after this one died asks
@@ -265,7 +265,7 @@ int cluster_submit_closing(struct cluster *c, const char *sql, int n, const char
 void cluster_warn_failed(void *arg, const struct pg_result *res, const char *err,
                          const char *sqlstate);
 /* Whether this instance runs alone: no other instance is live, and a claim is answered at
- * once without a statement (schema step 23; docs/several-instances.md "An instance alone"):
+ * once without a statement (docs/several-instances.md "An instance alone"):
  * nothing is claimed ahead of its instant. */
 bool cluster_lone(const struct cluster *c);
 /* FN(ARG) is called from the loop each time this instance claims again after it ran lone

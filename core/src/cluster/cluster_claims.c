@@ -18,21 +18,19 @@
 #include "pgconn.h"
 #include "strmap.h"
 
-/* With schema step 18 ([1] of the statements below) a claim says whether this instance marks
- * its runs (the $N given): the job's lock may then be taken over once its runs ended
- * (cluster_priv.h), and the claim's `started` is false (its run marks it true as it begins)
- * where it would otherwise be NULL: a process that marks nothing cannot tell another instance
- * whether its run began, so that instance never serves the claim (cluster_lock.c,
- * SQL_UNSERVED_STARTED). */
+/* A claim says whether this instance marks its runs (the $N given): the job's lock may then be
+ * taken over once its runs ended (cluster_priv.h), and the claim's `started` is false (its run
+ * marks it true as it begins) where it would otherwise be NULL: a process that marks nothing cannot
+ * tell another instance whether its run began, so that instance never serves the claim
+ * (cluster_lock.c, SQL_UNSERVED_STARTED). */
 #define SQL_CLAIM_STARTED(n) ", CASE WHEN " n "::pg_catalog.bool THEN false END"
 #define SQL_CLAIM_MARKED(n) ", " n "::pg_catalog.bool"
 
-/* With schema step 23 ([3] of the statements below) a claim is refused, with SQLSTATE
+/* A claim is refused, with SQLSTATE
  * CLUSTER_LONE_SQLSTATE, while another instance runs its fires unclaimed (cluster_lone.c):
  * claim_gate holds the gate's row while it looks, so that instance went lone either before
  * (and is seen) or after this statement (and saw this instance live). */
 #define SQL_GATE " WHERE (SELECT pgcrond.claim_gate($3::pg_catalog.text))"
-#define SQL_TURN_VALUES(started) " VALUES ($1, $2, $3, $4" started ")"
 #define SQL_TURN_GATED(started) " SELECT $1, $2, $3, $4" started SQL_GATE
 
 /* The fires of a claim: jobs $1 and fire keys $2, parallel arrays. */
@@ -52,15 +50,9 @@
 	" RETURNING 1),"                                                                           \
 	" l AS (" lock " SELECT $1, $3, $4, 1" marked " FROM c" conflict ")"                       \
 	" SELECT 1, EXISTS (SELECT FROM l) FROM c"
-static const char *const sql_turn[] = {
-    SQL_TURN(SQL_JOB_LOCK, "", "", SQL_JOB_LOCK_CONFLICT, SQL_TURN_VALUES("")),
-    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_M,
-             SQL_TURN_VALUES(SQL_CLAIM_STARTED("$6"))),
+static const char sql_turn[] =
     SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_F,
-             SQL_TURN_VALUES(SQL_CLAIM_STARTED("$6"))),
-    SQL_TURN(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_MARKED("$6"), SQL_JOB_LOCK_CONFLICT_F,
-             SQL_TURN_GATED(SQL_CLAIM_STARTED("$6"))),
-};
+             SQL_TURN_GATED(SQL_CLAIM_STARTED("$6")));
 
 /* The fires waiting, as two parallel arrays: one statement for all of them. A fire already
  * claimed by this instance (another process of it) is ours again: a fire claimed by a
@@ -86,27 +78,19 @@ static const char *const sql_turn[] = {
 	"  EXISTS (SELECT FROM l WHERE l.job_name OPERATOR(pg_catalog.=) c.job_name) FROM c"
 /* (a claim this instance made to record the fire, started NULL (sql_settle), is one its run
  * will mark again) */
-static const char *const sql_claim[] = {
-    SQL_CLAIM(SQL_JOB_LOCK, "", "", "", "", SQL_JOB_LOCK_CONFLICT, ""),
+static const char sql_claim[] =
     SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
               ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_M, ""),
-    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
-              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_F, ""),
-    SQL_CLAIM(SQL_JOB_LOCK_M, ", started", SQL_CLAIM_STARTED("$5"),
-              ", started = COALESCE(c.started, EXCLUDED.started)", SQL_CLAIM_MARKED("$5"),
-              SQL_JOB_LOCK_CONFLICT_F, SQL_GATE),
-};
+              SQL_JOB_LOCK_CONFLICT_F, SQL_GATE);
 
 /* Fires this instance could not claim, asked again once it can (cluster_settle_refused):
  * each is claimed for this instance unless another instance claimed it, without the job's
  * lock (no run follows). A fire this instance claimed before (the statement committed but
- * its answer was lost) is returned too: its run never started. With schema step 18 ([1])
- * the claim's `started` is NULL (unless a run of it did start): it is claimed to be recorded
- * as skipped by this instance, whose record may still be on its way (spooled), so no other
- * instance serves it, neither past its lease nor once this one is found dead; this
- * instance's next process serves it if no row was written (cluster_serve.c, sql_unserved). */
+ * its answer was lost) is returned too: its run never started. The claim's `started` is NULL
+ * (unless a run of it did start): it is claimed to be recorded as skipped by this instance, whose
+ * record may still be on its way (spooled), so no other instance serves it, neither past its lease
+ * nor once this one is found dead; this instance's next process serves it if no row was written
+ * (cluster_serve.c, sql_unserved). */
 #define SQL_SETTLE(started_col, started, restart, gate)                                            \
 	"INSERT INTO pgcrond.fire_claim AS c (job_name, fire_key, instance, boot_id" started_col   \
 	") SELECT u.j, u.k, $3, $4" started " FROM (SELECT DISTINCT j, k FROM" SQL_FIRES           \
@@ -115,25 +99,14 @@ static const char *const sql_claim[] = {
 	" ON CONFLICT (job_name, fire_key) DO UPDATE SET boot_id = EXCLUDED.boot_id" restart       \
 	" WHERE c.instance OPERATOR(pg_catalog.=) EXCLUDED.instance"                               \
 	" RETURNING c.job_name, c.fire_key"
-/* With schema step 23: a scheduled fire with a history row is not claimed either: an instance
+/* A scheduled fire with a history row is not claimed either: an instance
  * alone ran it without a claim (and was found dead before it claimed its fires again) */
 #define SQL_SETTLE_RAN                                                                             \
 	" AND NOT CASE WHEN u.k OPERATOR(pg_catalog.~) '^s:[0-9]{1,12}$' THEN" SQL_FIRE_HAS_ROW(   \
 	    "u.j", "pg_catalog.substr(u.k, 3)::pg_catalog.int8") " ELSE false END"
-static const char *const sql_settle[] = {
-    SQL_SETTLE("", "", "", ""),
+static const char sql_settle[] =
     SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
-               ", started = CASE WHEN c.started THEN true END", ""),
-    SQL_SETTLE(", started", ", NULL::pg_catalog.bool",
-               ", started = CASE WHEN c.started THEN true END", SQL_GATE SQL_SETTLE_RAN),
-};
-
-/* Which of sql_turn's and sql_claim's forms the schema takes: before step 17, with the
- * marks, with the fenced class too (step 21), behind the gate (step 23). */
-static int lock_sql(const struct cluster *c)
-{
-	return c->xact_fenced && c->lone.schema ? 3 : c->xact_fenced ? 2 : c->xact_table ? 1 : 0;
-}
+               ", started = CASE WHEN c.started THEN true END", SQL_GATE SQL_SETTLE_RAN);
 
 /* ---- claims ---------------------------------------------------------------------------- */
 
@@ -162,21 +135,11 @@ static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *
 		         c->st.clock_offset_ms, CLUSTER_MAX_OFFSET_MS);
 		return CLUSTER_REFUSED;
 	}
-	if (c->state == CS_SCHEMA_OLD) {
-		snprintf(why, len,
-		         "the history database's pgcrond schema is older than this pgcrond: run "
-		         "'pgcrond install'");
-		return CLUSTER_REFUSED;
-	}
 	if (c->state == CS_RECOVERY) {
 		snprintf(why, len,
 		         "the history database is in recovery (a standby): no run "
 		         "starts until a primary is reached");
 		return CLUSTER_REFUSED;
-	}
-	if (c->schema_missing) {
-		snprintf(why, len, "coordination is off: pgcrond.fire_claim does not exist");
-		return CLUSTER_UNCLAIMED;
 	}
 	if (c->st.peers_live > 0) {
 		snprintf(why, len,
@@ -193,8 +156,8 @@ static enum cluster_verdict v_offline(struct cluster *c, struct claim *q, char *
 
 bool cluster_served_elsewhere(const struct cluster *c)
 {
-	/* not for causes every instance shares (a standby, an old schema) or a name held twice */
-	return c->st.peers_live > 0 && !c->schema_missing &&
+	/* not for causes every instance shares (a standby) or a name held twice */
+	return c->st.peers_live > 0 &&
 	       (c->state == CS_UNLOCKED || c->state == CS_LOCK_FAILED || c->state == CS_LOCKED);
 }
 
@@ -247,7 +210,7 @@ static bool is_overdue(struct cluster *c, const struct claim *q)
 {
 	/* while connecting, or connected without the name's lock, a claim waits: a connect
 	 * that fails answers it (claims_lost), and without our name nothing may run */
-	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->schema_missing || c->skewed ||
+	return !q->sent && (c->q->drv.state == CONNDRV_DOWN || c->skewed ||
 	                    (c->state != CS_UNLOCKED && c->state != CS_LOCKED));
 }
 
@@ -365,13 +328,7 @@ static void claims_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	c->claim_rtt_us += clock_mono_us() - c->claim_sent_us;
-	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
-		if (log_complain(&c->schema_complaint))
-			log_warning(
-			    "cluster: pgcrond.fire_claim does not exist: fires run unclaimed; "
-			    "run 'pgcrond install' to upgrade the schema");
-		c->schema_missing = true;
-	} else if (sr->failed && strcmp(sr->sqlstate, CLUSTER_LONE_SQLSTATE) == 0) {
+	if (sr->failed && strcmp(sr->sqlstate, CLUSTER_LONE_SQLSTATE) == 0) {
 		cluster_lone_refused(c, sr->err); /* answered REFUSED, with the lone one's name */
 	} else if (sr->failed && strcmp(sr->sqlstate, "25006") == 0) {
 		/* read-only: a standby, or default_transaction_read_only */
@@ -413,13 +370,13 @@ static void claims_lost(struct cluster *c)
 	cluster_answer_overdue(c);
 }
 
-/* The claims not sent yet, if any (and the schema has their table). */
+/* The claims not sent yet, if any. */
 static bool claims_send(struct cluster *c)
 {
 	struct claim *first = c->head;
 	while (first && first->sent)
 		first = first->next;
-	if (!first || c->schema_missing)
+	if (!first)
 		return false;
 	c->claim_sent_us = clock_mono_us();
 	c->claims_went = true;
@@ -436,7 +393,7 @@ static bool claims_send(struct cluster *c)
 		                   c->boot_id, w,          cluster_marks_runs(c) ? "t" : "f"};
 		first->sent = true;
 		c->st.statements++;
-		cluster_send_stmt(c, OP_CLAIM, sql_turn[lock_sql(c)], c->xact_table ? 6 : 5, p);
+		cluster_send_stmt(c, OP_CLAIM, sql_turn, 6, p);
 		return true;
 	}
 	size_t n = 0, cap = c->claim_cap ? c->claim_cap : CLAIM_FIRST;
@@ -463,7 +420,7 @@ static bool claims_send(struct cluster *c)
 		q->sent = true;
 	const char *p[] = {jobs, keys, c->instance, c->boot_id, cluster_marks_runs(c) ? "t" : "f"};
 	c->st.statements++;
-	cluster_send_stmt(c, OP_CLAIM, sql_claim[lock_sql(c)], c->xact_table ? 5 : 4, p);
+	cluster_send_stmt(c, OP_CLAIM, sql_claim, 5, p);
 	free(jobs);
 	free(keys);
 	return true;
@@ -484,8 +441,7 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 	int rc = -ENOMEM;
 	if (j && k) {
 		const char *p[] = {j, k, c->instance, c->boot_id};
-		rc = cluster_submit(c, sql_settle[c->lone.schema ? 2 : c->xact_table], 4, p, fn,
-		                    arg);
+		rc = cluster_submit(c, sql_settle, 4, p, fn, arg);
 	}
 	free(j);
 	free(k);
@@ -494,6 +450,6 @@ int cluster_settle_refused(struct cluster *c, size_t n, const char *const *jobs,
 
 void cluster_release(struct cluster *c, const char *job)
 {
-	if (c && !c->schema_missing && !cluster_lone_release(c, job))
+	if (c && !cluster_lone_release(c, job))
 		cluster_unlock(c, job); /* the lock a claim statement took */
 }

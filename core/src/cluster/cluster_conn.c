@@ -156,9 +156,8 @@ bool cluster_send_stmt(struct cluster *c, enum op op, const char *sql, int n,
 /* ---- the state --------------------------------------------------------------------------- */
 
 static const char *const state_names[CS_STATES] = {
-    [CS_UNLOCKED] = "unlocked",     [CS_LOCK_FAILED] = "lock failed",
-    [CS_SCHEMA_OLD] = "schema old", [CS_RECOVERY] = "on a standby",
-    [CS_LOCKED] = "locked",         [CS_REFUSED] = "refused",
+    [CS_UNLOCKED] = "unlocked", [CS_LOCK_FAILED] = "lock failed", [CS_RECOVERY] = "on a standby",
+    [CS_LOCKED] = "locked",     [CS_REFUSED] = "refused",
 };
 
 bool cluster_state_may(enum cluster_state from, enum cluster_state to)
@@ -213,6 +212,40 @@ void cluster_lone_tell(struct cluster *c)
 
 /* The session's failed(): the connection is gone. Reconnect unless stopping (or refused:
  * the daemon stops). */
+/* The history database's schema is older than this pgcrond's (ownsess_need_steps): nothing
+ * is claimed until `pgcrond install`. Other instances that used it in the last 7 days may
+ * still be claiming there (a rolling upgrade: the others not upgraded yet) or be upgraded
+ * and waiting as this one: then no fire runs here unclaimed, as when others were live at the
+ * last contact; alone, this instance runs its fires unclaimed and spools their history. */
+static void old_schema_peers(struct cluster *c)
+{
+	char others[sizeof(c->peers)] = "";
+	size_t n = 0, used = 0, len = strlen(c->instance);
+	for (const char *p = c->q->schema_names; *p;) {
+		const char *end = strchr(p, ',');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+		if ((l != len || strncmp(p, c->instance, l) != 0) &&
+		    used + l + 3 < sizeof(others)) {
+			used += (size_t)snprintf(others + used, sizeof(others) - used, "%s%.*s",
+			                         n ? ", " : "", (int)l, p);
+			n++;
+		}
+		p += l + (end != NULL);
+	}
+	snprintf(c->op_cause, sizeof(c->op_cause),
+	         "the history database's pgcrond schema is older than this pgcrond's: run "
+	         "'pgcrond install'");
+	if (n == 0)
+		return;
+	if (c->st.peers_live == 0)
+		log_warning("cluster: instances %s used the history database %s in the last 7 days "
+		            "and its schema is older than this pgcrond's: no fire runs here until "
+		            "'pgcrond install' (they may claim them)",
+		            others, c->safe_conninfo);
+	c->st.peers_live = n;
+	snprintf(c->peers, sizeof(c->peers), "%s", others);
+}
+
 static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 {
 	struct cluster *c = arg;
@@ -221,7 +254,11 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	if (c->closing)
 		return false; /* cluster_close says if statements of the stop went unsent */
 	bool too_old = !was_ready && c->q->drv.too_old;
-	if (c->state != CS_RECOVERY && !too_old && log_complain(&c->down_complaint))
+	if (c->q->schema_step >= 0)
+		old_schema_peers(c);
+	/* (an older schema: the history says it, ownsess_need_steps) */
+	if (c->state != CS_RECOVERY && !too_old && c->q->schema_step < 0 &&
+	    log_complain(&c->down_complaint))
 		log_warning("cluster: history database %s %s: %s", c->safe_conninfo,
 		            was_ready ? "connection lost" : "unreachable", why);
 	if (too_old && c->state != CS_REFUSED) {
@@ -363,7 +400,7 @@ bool cluster_in_burst(const struct cluster *c)
 
 bool cluster_jobs_unpublished(const struct cluster *c)
 {
-	return c->due[OP_JOBS] != CLUSTER_NEVER && c->jobs_cfg && !c->schema_missing;
+	return c->due[OP_JOBS] != CLUSTER_NEVER && c->jobs_cfg;
 }
 
 /* ---- the unlocks ----------------------------------------------------------------------- */
@@ -378,8 +415,6 @@ static void unlock_gather(struct cluster *c)
 
 void cluster_unlock(struct cluster *c, const char *job)
 {
-	if (c->schema_missing)
-		return; /* no lock was taken */
 	if (c->n_unlock == c->cap_unlock) {
 		size_t cap = c->cap_unlock ? 2 * c->cap_unlock : 16;
 		char **u = realloc(c->unlock, cap * sizeof(*u));
@@ -416,7 +451,7 @@ static bool unlock_held(struct cluster *c)
  * whose runs wait for their claims now. */
 static bool unlock_skip(struct cluster *c)
 {
-	return c->n_unlock == 0 || c->schema_missing || cluster_in_burst(c) || unlock_held(c);
+	return c->n_unlock == 0 || cluster_in_burst(c) || unlock_held(c);
 }
 
 static bool unlock_send(struct cluster *c)

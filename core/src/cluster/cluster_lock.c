@@ -79,22 +79,7 @@ static const char sql_lock[] =
     "    AND d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])"
     "    AND EXISTS (SELECT FROM ins)) f)"
     " SELECT false, (SELECT pg_catalog.count(*) FROM ins) OPERATOR(pg_catalog.>) 0,"
-    "  (SELECT n FROM old)," SQL_TOLD_DEAD
-    /* schema steps 17 and 18: runs' start marks and transaction ids (cluster_xact.c), and
-     * job locks that can be taken over (cluster_claims.c) */
-    " pg_catalog.to_regclass('pgcrond.run_start') IS NOT NULL AND (SELECT pg_catalog.count(*)"
-    "  FROM pg_catalog.pg_attribute a WHERE ((a.attrelid OPERATOR(pg_catalog.=)"
-    "    pg_catalog.to_regclass('pgcrond.fire_claim') AND a.attname OPERATOR(pg_catalog.=)"
-    "    'started') OR (a.attrelid OPERATOR(pg_catalog.=)"
-    "    pg_catalog.to_regclass('pgcrond.job_lock') AND a.attname OPERATOR(pg_catalog.=)"
-    "    'marked')) AND NOT a.attisdropped) OPERATOR(pg_catalog.=) 2,"
-    " (SELECT n FROM fence),"
-    /* schema step 21: the class of a fenced command (cluster_xact.c) */
-    " EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=)"
-    "   pg_catalog.to_regclass('pgcrond.run_start') AND a.attname OPERATOR(pg_catalog.=)"
-    "   'fenced' AND NOT a.attisdropped),"
-    /* schema step 23: an instance alone claims nothing (cluster_lone.c) */
-    " pg_catalog.to_regclass('pgcrond.cluster_gate') IS NOT NULL";
+    "  (SELECT n FROM old)," SQL_TOLD_DEAD " (SELECT n FROM fence)";
 
 /* The heartbeat, and who else is live: seen within 30 s, or within its own
  * cluster_dead_after and 10 s if longer. */
@@ -186,26 +171,8 @@ static bool told_dead(struct cluster *c, const PGresult *r, int col)
 static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
-	bool legacy = false;
-	if (sr->failed && strcmp(sr->sqlstate, "42703") == 0) {
-		/* pgcrond.instance without step 11's columns: no name can be held safely */
-		if (log_complain(&c->schema_complaint))
-			log_warning(
-			    "cluster: the history database's pgcrond schema is older than this "
-			    "pgcrond (%s): no run starts until 'pgcrond install' has upgraded "
-			    "it; checking every %d s",
-			    sr->err, SCHEMA_RETRY_MS / 1000);
-		cluster_to(c, CS_SCHEMA_OLD);
-		/* the session stays: it is the history's and the listeners' too; the claims are
-		 * refused until the lock is taken again */
-		cluster_answer_overdue(c);
-		cluster_due_at(c, OP_LOCK, clock_mono_ms() + SCHEMA_RETRY_MS);
-		return;
-	}
-	if (sr->failed && strcmp(sr->sqlstate, "42P01") == 0) {
-		legacy = true; /* no pgcrond.instance at all: uncoordinated (beat_done says so) */
-	} else if ((sr->failed && strcmp(sr->sqlstate, "25006") != 0) ||
-	           (!sr->failed && (!r || PQntuples(r) != 1))) {
+	if ((sr->failed && strcmp(sr->sqlstate, "25006") != 0) ||
+	    (!sr->failed && (!r || PQntuples(r) != 1))) {
 		/* the session stays (it is the history's and the listeners' too): the claims are
 		 * answered as while the database cannot be reached, and the name is asked for
 		 * again on the cluster's own timer */
@@ -221,7 +188,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_due_at(c, OP_LOCK, clock_mono_ms() + CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
-	if (sr->failed && !legacy) { /* read-only: a standby */
+	if (sr->failed) { /* read-only: a standby */
 		if (log_complain(&c->recovery_complaint))
 			log_warning(
 			    "cluster: history database %s is in recovery (a hot standby): no "
@@ -233,7 +200,7 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		stmtq_fail(c->q, "in recovery", CLUSTER_RECOVERY_RETRY_MS);
 		return;
 	}
-	if (!legacy && strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+	if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
 		/* held by another session: a failed lock stays failed (its claims answered so)
 		 * until the name is ours */
 		if (c->state != CS_LOCK_FAILED)
@@ -242,21 +209,17 @@ static void lock_done(struct cluster *c, const struct stmtq_result *sr)
 		cluster_send_stmt(c, OP_HOLDER, sql_holder, 1, p);
 		return;
 	}
-	if (!legacy) {
-		told_dead(c, r, 3);
-		c->xact_table = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
-		c->xact_fenced = c->xact_table && strcmp(PQgetvalue(r, 0, 6), "t") == 0;
-		long long fenced = atoll(PQgetvalue(r, 0, 5));
-		if (fenced > 0)
-			log_notice("cluster: ended %lld backend(s) of runs an earlier process of "
-			           "instance \"%s\" left busy in their statements, before this "
-			           "one claims anything (their transactions rolled back; the "
-			           "history closes those runs as failed)",
-			           fenced, c->instance);
-	}
+	told_dead(c, r, 3);
+	long long fenced = atoll(PQgetvalue(r, 0, 4));
+	if (fenced > 0)
+		log_notice("cluster: ended %lld backend(s) of runs an earlier process of instance "
+		           "\"%s\" left busy in their statements, before this one claims anything "
+		           "(their transactions rolled back; the history closes those runs as "
+		           "failed)",
+		           fenced, c->instance);
 	cluster_to(c, CS_LOCKED);
 	c->holder_looked = false;
-	cluster_lone_locked(c, !legacy && strcmp(PQgetvalue(r, 0, 7), "t") == 0);
+	cluster_lone_locked(c);
 	if (log_complaint_reset(&c->down_complaint))
 		log_notice("cluster: history database %s is reachable again", c->safe_conninfo);
 	else
@@ -352,15 +315,7 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
 {
 	const PGresult *r = sr->res;
 	if (sr->failed) {
-		if (strcmp(sr->sqlstate, "42P01") == 0) {
-			if (log_complain(&c->schema_complaint))
-				log_warning(
-				    "cluster: pgcrond.instance does not exist: instances are not "
-				    "coordinated; run 'pgcrond install' to upgrade the schema");
-			c->schema_missing = true;
-		} else {
-			log_warning("cluster: heartbeat failed: %s", sr->err);
-		}
+		log_warning("cluster: heartbeat failed: %s", sr->err);
 		return;
 	}
 	if (!r || PQntuples(r) != 1)
@@ -414,8 +369,8 @@ static void beat_done(struct cluster *c, const struct stmtq_result *sr)
  * process is gone and the server knows it) or their heartbeat stopped (a host or network
  * gone, whose session the server has not dropped yet). The UPDATE of their instance row is
  * what makes one survivor alone close their runs: a second one finds stopped_at set. Their
- * job locks (pgcrond.job_lock) go with them. A row without a recorded session (written
- * before schema step 11) is judged by its heartbeat alone. */
+ * job locks (pgcrond.job_lock) go with them. A row without a recorded session is judged by
+ * its heartbeat alone. */
 static const char reap_a[] =
     "WITH dead AS ("
     "  UPDATE pgcrond.instance i SET stopped_at = pg_catalog.now(),"
@@ -441,7 +396,7 @@ static const char reap_a[] =
     "   FROM pgcrond.job_run_details d JOIN dead ON d.instance OPERATOR(pg_catalog.=) dead.name"
     "   JOIN pg_catalog.pg_stat_activity a ON " RUN_BACKEND_D_A
     "  WHERE d.status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running'])";
-/* ... and, with pgcrond.run_start, the backends whose transaction is one of its runs' (an id
+/* ... and the backends whose transaction is one of its runs' (an id
  * is never two running transactions' at once), also before the run's pid is in the history.
  * Each backend is ended once, whatever number of rows found it: a second
  * pg_terminate_backend() of one gone says false, and left its run open */
@@ -474,7 +429,7 @@ static const char reap_c[] =
     " %s' END, dead.name,"
     "           pg_catalog.to_char(dead.last_seen AT TIME ZONE 'UTC',"
     "            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), $1)";
-/* ... (with schema step 21: what a run whose commit could not be asked may have done) ... */
+/* ... (what a run whose commit could not be asked may have done) ... */
 static const char reap_fenced[] =
     " OPERATOR(pg_catalog.||) COALESCE((SELECT '; may have committed: '"
     "   OPERATOR(pg_catalog.||) x.fenced FROM pgcrond.run_start x"
@@ -500,11 +455,10 @@ static const char reap_c2[] =
      * before it): given back, and the passed ones are served here (sched_takeover) */
     " , unserved AS (" SQL_UNSERVED_DELETE " USING dead"
     "   WHERE c.instance OPERATOR(pg_catalog.=) dead.name AND " SQL_UNSERVED_WHERE;
-/* ... (SQL_UNSERVED_STARTED, or " AND false" without schema step 17: no claim is taken
- * for unserved without the start marks) ... */
+/* ... (SQL_UNSERVED_STARTED SQL_TAKER_DEFINES) ... */
 static const char reap_d[] =
     "   RETURNING dead.name, c.job_name," SQL_UNSERVED_INSTANT " AS s, c.fire_key, c.boot_id)";
-/* ... (schema step 21) its runs of scheduled fires with no history row yet (start rows wait up
+/* ... its runs of scheduled fires with no history row yet (start rows wait up
  * to a second behind the runs) whose transaction the fence left rolled back: retried as a
  * closed run (by the claim the dead instance's own retry asks for, if it comes back; that
  * claim, held here, keeps the dead instance's late row of the run out: hist_batch.c); one
@@ -522,9 +476,6 @@ static const char reap_rolled[] =
     /* asked once the fence ended its backend */
     "   AND (SELECT pg_catalog.count(*) FROM fence) OPERATOR(pg_catalog.>=) 0"
     "   AND pgcrond.xact_committed(m.xid, m.server) IS FALSE)";
-static const char reap_no_rolled[] =
-    " , rolled AS (SELECT NULL::pg_catalog.text AS name, NULL::pg_catalog.text AS job_name,"
-    "   NULL::pg_catalog.int8 AS sched WHERE false)";
 static const char reap_e[] =
     /* the job locks of its runs: the runs are closed */
     " , unlocked AS (DELETE FROM pgcrond.job_lock l USING dead"
@@ -554,31 +505,23 @@ static const char reap_e[] =
     " UNION ALL SELECT name, job_name, 'schedule', NULL, sched, 1, NULL, 1::pg_catalog.int8,"
     "  NULL, NULL, NULL FROM rolled";
 /* Whether a dead instance's run D committed, between the parts above: pgcrond.run_start
- * (schema step 17) holds its transaction, which the server still knows (cluster_xact.c);
- * asked after the fence ended its backend (only rows whose backend went are closed), so
- * the answer is final. Without the table: never known. */
+ * holds its transaction, which the server still knows (cluster_xact.c); asked after the fence
+ * ended its backend (only rows whose backend went are closed), so the answer is final. */
 static const char reap_committed[] =
     "(SELECT pgcrond.xact_committed(x.xid, x.server) FROM pgcrond.run_start x"
     " WHERE x.instance OPERATOR(pg_catalog.=) d.instance"
     "  AND x.run_key OPERATOR(pg_catalog.=) d.run_key) IS TRUE";
 
-/* The reap statement, with or without the commit check (built once). */
-static const char *reap_sql(bool xact, bool fenced)
+/* The reap statement (built once). */
+static const char *reap_sql(void)
 {
-	static char *sqls[2][2];
-	char **sql = sqls[fenced && xact];
-	if (!sql[xact]) {
-		const char *k = xact ? reap_committed : "false";
-		const char *u = xact ? SQL_UNSERVED_STARTED SQL_TAKER_DEFINES : " AND false";
-		if (asprintf(&sql[xact], "%s%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a,
-		             xact ? reap_fence_xid : "", reap_a2, k, reap_b, k, reap_c,
-		             fenced && xact ? reap_fenced : "", reap_kind, reap_c2, u, reap_d,
-		             fenced && xact ? reap_rolled : reap_no_rolled, reap_e) < 0) {
-			sql[xact] = NULL;
-			return NULL;
-		}
-	}
-	return sql[xact];
+	static char *sql;
+	if (!sql && asprintf(&sql, "%s%s%s%s%s%s%s%s%s%s%s%s%s%s", reap_a, reap_fence_xid, reap_a2,
+	                     reap_committed, reap_b, reap_committed, reap_c, reap_fenced, reap_kind,
+	                     reap_c2, SQL_UNSERVED_STARTED SQL_TAKER_DEFINES, reap_d, reap_rolled,
+	                     reap_e) < 0)
+		sql = NULL;
+	return sql;
 }
 
 /* A stopping instance takes nothing over (the others reap), nor does one alone whose last
@@ -588,7 +531,7 @@ static bool reap_skip(struct cluster *c)
 	bool early = clock_mono_ms() < c->reap_after_ms;
 	if (early)
 		cluster_due_at(c, OP_REAP, c->reap_after_ms); /* its timer kicks when it may go */
-	return c->schema_missing || early || cluster_jobs_unpublished(c) || c->stopping ||
+	return early || cluster_jobs_unpublished(c) || c->stopping ||
 	       (cluster_lone_on(c) && !c->lone.unstopped);
 }
 
@@ -600,7 +543,7 @@ static bool reap_send(struct cluster *c)
 	if (!notes)
 		notes = job_kind_lost_notes_json();
 	const char *p[] = {c->instance, dead, notes};
-	const char *sql = reap_sql(c->xact_table, c->xact_fenced);
+	const char *sql = reap_sql();
 	if (!sql || !notes)
 		return false; /* out of memory: at the next heartbeat's */
 	cluster_send_stmt(c, OP_REAP, sql, 3, p);
@@ -629,8 +572,7 @@ static void reap_done(struct cluster *c, const struct stmtq_result *sr)
 	const PGresult *r = sr->res;
 	bool stopping = c->stopping;
 	if (sr->failed) {
-		if (strcmp(sr->sqlstate, "42P01") != 0)
-			log_warning("cluster: cannot look for dead instances: %s", sr->err);
+		log_warning("cluster: cannot look for dead instances: %s", sr->err);
 		return;
 	}
 	if (!r)

@@ -1,4 +1,4 @@
-/* An instance alone (cluster_priv.h; schema step 23, sql/pgcrond--23.sql).
+/* An instance alone (cluster_priv.h; sql/pgcrond--23.sql).
  *
  * A heartbeat that finds no other live instance has the instance go lone: one statement
  * (pgcrond.go_lone) holds the gate's row FOR UPDATE, finds no other instance not stopped and
@@ -511,10 +511,9 @@ static void leave(struct cluster *c)
 
 /* ---- the heartbeat and the connection ------------------------------------------------ */
 
-void cluster_lone_locked(struct cluster *c, bool schema)
+void cluster_lone_locked(struct cluster *c)
 {
 	struct cluster_lone *l = &c->lone;
-	l->schema = schema;
 	l->refusing = false;
 	if (l->state == LONE_OFF)
 		return;
@@ -540,9 +539,8 @@ void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped)
 	l->unstopped = unstopped;
 	switch (l->state) {
 	case LONE_OFF:
-		if (l->schema && c->st.peers_live == 0 && !told_dead && !c->stopping &&
-		    !c->closing && !c->skewed && !c->schema_missing && c->state != CS_RECOVERY &&
-		    c->state != CS_REFUSED)
+		if (c->st.peers_live == 0 && !told_dead && !c->stopping && !c->closing &&
+		    !c->skewed && c->state != CS_RECOVERY && c->state != CS_REFUSED)
 			go_lone(c);
 		break;
 	case LONE_GOING:

@@ -66,8 +66,6 @@
 /* ... and longer while a look for dead instances is under way, whose fence waits up to 3 s
  * for a backend to go (sql_reap): what it took goes back once it answers */
 #define STOP_GRACE_REAP_MS 5000
-/* The schema lacks step 11: look again this often (after 'pgcrond install'). */
-#define SCHEMA_RETRY_MS 10000
 
 /* The fence of the runs of a process that is gone (pgconn.h): "a" serves the run of row
  * "d", and is ended unless it may not be (another role's, without pg_signal_backend). */
@@ -78,7 +76,7 @@
 /* A job's lock (pgcrond.job_lock, sql/pgcrond--11.sql): the rows of the SELECT that follows
  * (job, instance, boot id, holds[, marked]) become ours unless another live instance holds
  * them. A row of a dead or restarted instance (its boot id is not the live one) holds nothing.
- * With schema step 18 (the _M forms) a lock whose every hold was taken by an instance that
+ * A lock whose every hold was taken by an instance that
  * marks its runs holds nothing either once its holder has no run of the job that may still be
  * under way (each of its marks has a transaction the server says ended: xid 0 is a run whose
  * transaction is not known) and the lock was neither taken nor touched by a run's mark
@@ -103,8 +101,6 @@
 	"    AND i.boot_id OPERATOR(pg_catalog.=) l.boot_id AND i.stopped_at IS NULL)" takeover    \
 	" RETURNING l.job_name"
 #define SQL_JOB_LOCK_ON(set, takeover) SQL_JOB_LOCK_ADD_ON("", set, takeover)
-#define SQL_JOB_LOCK SQL_JOB_LOCK_INTO("")
-#define SQL_JOB_LOCK_CONFLICT SQL_JOB_LOCK_ON("", "")
 #define SQL_JOB_LOCK_M SQL_JOB_LOCK_INTO(", marked")
 #define SQL_JOB_LOCK_CONFLICT_MARKED(unknown, ended)                                               \
 	SQL_JOB_LOCK_ON(" marked = CASE WHEN " SQL_JOB_LOCK_SAME                                   \
@@ -117,8 +113,7 @@
 	                "     AND ((" unknown ") OR (r.xid OPERATOR(pg_catalog.>) 0"               \
 	                "      AND pgcrond.xact_committed(r.xid, r.server) IS NULL))))")
 #define SQL_XID_UNKNOWN "r.xid IS NULL OR r.xid OPERATOR(pg_catalog.<=) 0"
-#define SQL_JOB_LOCK_CONFLICT_M SQL_JOB_LOCK_CONFLICT_MARKED(SQL_XID_UNKNOWN, "")
-/* With schema step 21, a lock need not wait for LOCK_LEASE once nothing of its holder's may
+/* A lock need not wait for LOCK_LEASE once nothing of its holder's may
  * still run: each of its holder's marks of the job has a transaction id (the clause above
  * asks that it ended) and a command whose commit can be asked (a fenced one's id, such as a
  * plugin's first statement's, does not cover the whole run), and no fire of the job the
@@ -141,7 +136,7 @@
 	"      AND fc.boot_id OPERATOR(pg_catalog.=) l.boot_id AND fc.started IS NOT TRUE"         \
 	"      AND fc.claimed_at OPERATOR(pg_catalog.>=) (pg_catalog.now()"                        \
 	"       OPERATOR(pg_catalog.-) interval '" LOCK_LEASE "')))"
-/* With schema step 21: a mark whose id is not known yet holds the job only while its run may
+/* A mark whose id is not known yet holds the job only while its run may
  * be at work on the server: a command that cannot report its id (fenced), or a backend named
  * for the job (every run's, while another instance is live) busy or in a transaction (a
  * backend another role's that this one cannot see counts as busy). A one-transaction run whose
@@ -202,7 +197,7 @@ struct cluster_row {
 	 * something asks for it */
 	int64_t period_ms;
 	unsigned flags;
-	/* Whether it waits although it is due (a schema without its table, an instance alone,
+	/* Whether it waits although it is due (an instance alone,
 	 * the middle of a burst of claims). NULL: never. */
 	bool (*skip)(struct cluster *c);
 	/* Push its statement: false if nothing was sent after all. NULL: SQL is sent (with N
@@ -226,7 +221,6 @@ struct cluster_row {
 enum cluster_state {
 	CS_UNLOCKED,    /* not asked on this connection yet, or held by another session */
 	CS_LOCK_FAILED, /* the lock statement failed: asked again (cluster_lock.c) */
-	CS_SCHEMA_OLD,  /* the schema lacks step 11: nothing is claimed */
 	CS_RECOVERY,    /* the last server reached was a standby */
 	CS_LOCKED,      /* the name's lock is ours on this connection */
 	CS_REFUSED,     /* another live instance has the name, or the server is too old */
@@ -244,7 +238,6 @@ enum lone_state {
 /* An instance alone (cluster_lone.c). */
 struct cluster_lone {
 	enum lone_state state;
-	bool schema;      /* step 23: claim statements pass pgcrond.claim_gate */
 	bool leave_after; /* a peer was seen while going lone */
 	bool switch_lost; /* an earlier one's answer was lost: it may have committed */
 	bool refusing;    /* a claim statement's gate refusal is being answered */
@@ -292,14 +285,10 @@ struct cluster {
 	bool skewed;              /* this host's clock is off the database's: nothing is claimed */
 	int64_t beat_wall_us, beat_mono_us;  /* when the heartbeat in flight was sent */
 	struct cluster_offset_filter offset; /* the beats' clock samples (cluster_offset_filter) */
-	bool schema_missing;                 /* pgcrond.fire_claim does not exist: run unclaimed */
 	int64_t hello_beat_ms; /* the beat another instance's hello asked for (on_notify) */
 	bool unserved_asked;   /* cluster_serve_unserved: once per process */
 	bool stopping;         /* cluster_stopping */
-	/* cluster_xact.c: pgcrond.run_start exists (schema step 17; read at each lock); the
-	 * marks not sent yet (lines); the runs marked and not ended */
-	bool xact_table;
-	bool xact_fenced; /* ... with its fenced column (schema step 21) */
+	/* cluster_xact.c: the marks not sent yet (lines); the runs marked and not ended */
 	char *xact_buf;
 	size_t xact_len, xact_cap;
 	unsigned xact_dropped; /* marks dropped since the last sent (XACT_BUF_MAX) */
@@ -342,8 +331,8 @@ struct cluster {
 	void (*again_fn)(void *arg); /* cluster_set_again_fn */
 	void *again_arg;
 
-	struct log_complaint down_complaint, recovery_complaint, schema_complaint,
-	    offline_complaint, lock_complaint, lease_complaint;
+	struct log_complaint down_complaint, recovery_complaint, offline_complaint, lock_complaint,
+	    lease_complaint;
 	struct cluster_stats st;
 };
 
@@ -387,15 +376,15 @@ bool cluster_jobs_unpublished(const struct cluster *c);
 void cluster_unlock(struct cluster *c, const char *job);
 /* Other modules' statements can get no answer (none is called once closing): they go. */
 
-/* ---- cluster_lone.c: an instance alone (schema step 23, docs/several-instances.md "An
+/* ---- cluster_lone.c: an instance alone (docs/several-instances.md "An
  * instance alone"): while no other instance is live it claims nothing, takes no job lock and
  * marks no run; its heartbeat is its only statement */
 /* A claim statement refused because another instance runs unclaimed (pgcrond.claim_gate). */
 #define CLUSTER_LONE_SQLSTATE "PGCL1"
 
-/* The name is held (after each connect): SCHEMA, whether the schema has step 23. A process
- * that was lone, or going lone, claims again first: its row may still say lone. */
-void cluster_lone_locked(struct cluster *c, bool schema);
+/* The name is held (after each connect). A process that was lone, or going lone, claims again
+ * first: its row may still say lone. */
+void cluster_lone_locked(struct cluster *c);
 /* A heartbeat answered (st.peers_live set); TOLD_DEAD: this process was found dead meanwhile;
  * UNSTOPPED: another instance's row is not stopped (live, or dead and not yet found so). */
 void cluster_lone_beat(struct cluster *c, bool told_dead, bool unstopped);
@@ -421,8 +410,8 @@ void cluster_marks_refuse(struct cluster *c);
 
 /* ---- cluster_claims.c: claims and their verdicts */
 extern const struct cluster_row cluster_row_claims;
-/* The claims that cannot be sent now (connecting, refused, a standby, an old schema, this
- * host's clock off) get the verdict of a claim that cannot be made. */
+/* The claims that cannot be sent now (connecting, refused, a standby, this host's clock off) get
+ * the verdict of a claim that cannot be made. */
 void cluster_answer_overdue(struct cluster *c);
 void cluster_on_flush(evutil_socket_t fd, short what, void *arg);
 void cluster_claim_free(struct claim *q);

@@ -163,8 +163,7 @@ static void serve(struct cluster *c, enum serve_kind k, const PGresult *r, const
 	    "a stopped instance claimed and never ran",
 	    "a silent instance claimed and did not start"};
 	if (err && *err) {
-		if (strcmp(sqlstate, "42P01") != 0 &&
-		    (k != SERVE_SILENT || log_complain(&c->lease_complaint)))
+		if (k != SERVE_SILENT || log_complain(&c->lease_complaint))
 			log_warning("cluster: cannot look for fires %s: %s", what[k], err);
 		return;
 	}
@@ -227,8 +226,7 @@ static void leased_done(void *arg, const struct pg_result *res, const char *err,
 
 void cluster_serve_leased(struct cluster *c)
 {
-	if (!c || !c->xact_table || c->stopping || c->st.peers_live == 0 || c->skewed ||
-	    c->state == CS_REFUSED)
+	if (!c || c->stopping || c->st.peers_live == 0 || c->skewed || c->state == CS_REFUSED)
 		return;
 	const char *p[] = {c->instance};
 	if (cluster_submit(c, sql_leased, 1, p, leased_done, c) < 0)
@@ -252,7 +250,7 @@ bool cluster_is_stopping(const struct cluster *c)
 
 void cluster_serve_stopped(struct cluster *c)
 {
-	if (!c || !c->xact_table || c->stopping)
+	if (!c || c->stopping)
 		return;
 	if (cluster_jobs_unpublished(c))
 		return; /* the end of the publishing looks (jobs_done) */
@@ -267,10 +265,8 @@ void cluster_serve_unserved(struct cluster *c)
 	if (c)
 		log_debug("cluster: the history holds an earlier process's records; claims it "
 		          "left unserved %s",
-		          c->unserved_asked ? "were asked for already"
-		          : !c->xact_table  ? "are not looked for (no pgcrond.run_start)"
-		                            : "are looked for");
-	if (!c || c->unserved_asked || !c->xact_table)
+		          c->unserved_asked ? "were asked for already" : "are looked for");
+	if (!c || c->unserved_asked)
 		return;
 	c->unserved_asked = true;
 	cluster_due_at(c, OP_UNSERVED, 0);
@@ -282,14 +278,5 @@ static void unserved_done(struct cluster *c, const struct stmtq_result *sr)
 	serve(c, SERVE_OWN, sr->res, sr->failed ? sr->err : NULL, sr->sqlstate);
 }
 
-static bool schema_missing(struct cluster *c)
-{
-	return c->schema_missing;
-}
-
-const struct cluster_row cluster_row_unserved = {.op = OP_UNSERVED,
-                                                 .flags = ROW_AGAIN,
-                                                 .skip = schema_missing,
-                                                 .sql = sql_unserved,
-                                                 .n = 2,
-                                                 .done = unserved_done};
+const struct cluster_row cluster_row_unserved = {
+    .op = OP_UNSERVED, .flags = ROW_AGAIN, .sql = sql_unserved, .n = 2, .done = unserved_done};

@@ -10,7 +10,7 @@
  * the fire meanwhile (the claim is gone), and then the run sends nothing. Likewise the mark of
  * a run that holds its job's lock touches the lock, and is written only if the lock is still
  * this process's: another instance may have taken it over while this one did not answer
- * (cluster_priv.h, SQL_JOB_LOCK_CONFLICT_M), and runs the job there. Whoever closes the run
+ * (cluster_priv.h, SQL_JOB_LOCK_CONFLICT_F), and runs the job there. Whoever closes the run
  * after this process is gone (another instance that found it dead, sql_reap) asks the server
  * whether that transaction committed instead of retrying work that is done, and serves the claims
  * of fires with neither a start mark nor a history row (never run). Marks gather while a statement
@@ -28,7 +28,7 @@
 
 /* $2: lines "KIND TAB run_key TAB a TAB b [TAB c [TAB d]]": S (a start: job, scheduled Unix s
  * or empty, c holds "l" if the run holds the job's lock, "c" if it holds that fire's claim,
- * and d the class of a command whose commit cannot be asked, written with schema step 21),
+ * and d the class of a command whose commit cannot be asked),
  * X (a transaction id: xid, server; c "w" if the run's COMMIT waits for it, which is written
  * only while this process's instance row says it is live: one found dead may not commit
  * what a takeover may have retried), D (the end is written: the row goes). Per run, a D among
@@ -36,7 +36,6 @@
  * claim only if the claim is still ours, one holding the lock only if the lock is still this
  * process's ($3: its boot id). Returns the runs written (run_key, NULL) and those refused
  * because the lock is gone (run_key, 'lock'). */
-/* (three %s: the fenced column of schema step 21, or nothing: xact_sql) */
 static const char cluster_sql_xact[] =
     "WITH l AS (SELECT pg_catalog.string_to_array(t, E'\\t') AS f, u.n"
     "  FROM pg_catalog.unnest(pg_catalog.string_to_array($2, E'\\n')) WITH ORDINALITY AS u(t, n)"
@@ -98,12 +97,13 @@ static const char cluster_sql_xact[] =
     "   WHERE i.name OPERATOR(pg_catalog.=) $1 AND i.boot_id OPERATOR(pg_catalog.=) $3"
     "    AND i.stopped_at IS NULL))),"
     " ins AS (INSERT INTO pgcrond.run_start AS r (instance, run_key, job_name, scheduled_s, xid,"
-    "  server%s)"
-    " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s%s FROM ok"
+    "  server, fenced)"
+    " SELECT $1, ok.k, ok.job, ok.sched, ok.x, ok.s, ok.fenced FROM ok"
     "  WHERE NOT ok.lock OR ok.job OPERATOR(pg_catalog.=) ANY (SELECT ll.job_name FROM ll)"
     " ON CONFLICT (instance, run_key) DO UPDATE SET"
     "  job_name = COALESCE(EXCLUDED.job_name, r.job_name),"
-    "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),%s"
+    "  scheduled_s = COALESCE(EXCLUDED.scheduled_s, r.scheduled_s),"
+    "  fenced = COALESCE(EXCLUDED.fenced, r.fenced),"
     "  xid = COALESCE(EXCLUDED.xid, r.xid), server = COALESCE(EXCLUDED.server, r.server)"
     " RETURNING r.run_key)"
     " SELECT ins.run_key, NULL::pg_catalog.text FROM ins"
@@ -175,7 +175,7 @@ static bool plain(const char *s)
 
 bool cluster_marks_runs(const struct cluster *c)
 {
-	return c && c->xact_table && c->marking && !cluster_lone_on(c);
+	return c && c->marking && !cluster_lone_on(c);
 }
 
 /* The run RUN_KEY's start noted (cluster_note_start), NULL if none. */
@@ -269,10 +269,10 @@ void cluster_mark_forget(struct cluster *c, void *arg)
 }
 
 /* Answer the runs of W, whose marks went in the statement answered by SR (NULL: none will
- * be). A mark is written if the statement returned its run's key; with ALL, every run goes
- * on (nothing can be marked); with REFUSED, none does, for that reason. */
+ * be). A mark is written if the statement returned its run's key; with REFUSED, none is, for
+ * that reason. */
 static void marks_answered(struct cluster *c, struct mark_wait *w, const struct stmtq_result *sr,
-                           bool all, const char *refused)
+                           const char *refused)
 {
 	if (sr && !sr->failed && sr->res)
 		for (int i = 0; i < PQntuples(sr->res); i++) {
@@ -295,7 +295,7 @@ static void marks_answered(struct cluster *c, struct mark_wait *w, const struct 
 		struct xact_key *k = key_of(c, w->key);
 		if (k && k->wait == w)
 			k->wait = NULL;
-		bool ok = !refused && (all || w->ok);
+		bool ok = !refused && w->ok;
 		/* an id not written by a statement that succeeded: this process is no longer live
 		 * in its instance row */
 		bool dead = refused || (sr && !sr->failed);
@@ -320,7 +320,7 @@ void cluster_marks_refuse(struct cluster *c)
 {
 	struct mark_wait *w = c->mark_unsent;
 	c->mark_unsent = NULL;
-	marks_answered(c, w, NULL, false,
+	marks_answered(c, w, NULL,
 	               "not started: this instance was found dead by another instance while the "
 	               "run waited for its start mark; the fire is left to that instance");
 }
@@ -328,7 +328,7 @@ void cluster_marks_refuse(struct cluster *c)
 int cluster_note_xact(struct cluster *c, const char *run_key, const char *xid, const char *server,
                       cluster_mark_fn fn, void *arg)
 {
-	struct xact_key *k = c && c->xact_table && plain(run_key) ? key_of(c, run_key) : NULL;
+	struct xact_key *k = c && plain(run_key) ? key_of(c, run_key) : NULL;
 	if (!k)
 		return 0;
 	if (!xid || !server) { /* the id is not the run's after all: a zero one means none */
@@ -356,42 +356,20 @@ bool cluster_xact_end(struct cluster *c, const char *run_key)
 		return false;
 	strmap_remove(&c->xact_keys, &k->node);
 	free(k);
-	if (c->xact_table)
-		note(c, 'D', run_key, "", "", "");
+	note(c, 'D', run_key, "", "", "");
 	return true;
-}
-
-/* The marks statement, with the fenced column or without it (built once). */
-static const char *xact_sql(bool fenced)
-{
-	static char *sql[2];
-	if (!sql[fenced] &&
-	    asprintf(&sql[fenced], cluster_sql_xact, fenced ? ", fenced" : "",
-	             fenced ? ", ok.fenced" : "",
-	             fenced ? " fenced = COALESCE(EXCLUDED.fenced, r.fenced)," : "") < 0)
-		sql[fenced] = NULL;
-	return sql[fenced];
 }
 
 static bool xact_send(struct cluster *c)
 {
-	if (!c->xact_table && c->mark_unsent) {
-		/* the table went (42P01): nothing is marked, the runs go on as before step 17 */
-		struct mark_wait *w = c->mark_unsent;
-		c->mark_unsent = NULL;
-		marks_answered(c, w, NULL, true, NULL);
-	}
-	if (!c->xact_len || !c->xact_table)
+	if (!c->xact_len)
 		return false;
 	const char *p[] = {c->instance, c->xact_buf, c->boot_id};
 	/* there is room: each line was written with its NUL */
 	c->xact_buf[c->xact_len] = '\0';
 	free(c->xact_inflight);
 	c->xact_inflight = strdup(c->xact_buf); /* NULL: not sent again if it fails */
-	const char *sql = xact_sql(c->xact_fenced);
-	if (!sql)
-		return false; /* out of memory: the marks wait */
-	cluster_send_stmt(c, OP_XACT, sql, 3, p);
+	cluster_send_stmt(c, OP_XACT, cluster_sql_xact, 3, p);
 	c->xact_len = 0;
 	c->xact_dropped = 0;
 	c->mark_sent = c->mark_unsent;
@@ -436,7 +414,7 @@ static void xact_lost(struct cluster *c)
 	c->xact_inflight = NULL;
 	struct mark_wait *w = c->mark_sent;
 	c->mark_sent = NULL;
-	marks_answered(c, w, NULL, false, NULL); /* none, or lines that could not be kept */
+	marks_answered(c, w, NULL, NULL); /* none, or lines that could not be kept */
 }
 
 static void xact_done(struct cluster *c, const struct stmtq_result *sr)
@@ -455,13 +433,9 @@ static void xact_done(struct cluster *c, const struct stmtq_result *sr)
 	c->xact_inflight = NULL;
 	struct mark_wait *w = c->mark_sent;
 	c->mark_sent = NULL;
-	marks_answered(c, w, sr, false, NULL);
+	marks_answered(c, w, sr, NULL);
 	if (!sr->failed)
 		return;
-	if (strcmp(sr->sqlstate, "42P01") == 0) {
-		c->xact_table = false;
-		return;
-	}
 	log_warning("cluster: cannot mark runs under way (pgcrond.run_start): %s; a run closed "
 	            "by another instance after this one died is retried even if it committed",
 	            sr->err);

@@ -131,7 +131,6 @@ struct coord {
 	struct coord_hooks hooks;
 	struct wake wake[WAKE_KINDS];
 	struct change *changes;
-	bool schema_missing; /* step 7 is not installed: said once, nothing sent */
 	struct log_complaint complaint;
 };
 
@@ -177,20 +176,12 @@ void coord_free(struct coord **cop)
 	*cop = NULL;
 }
 
-/* A failed statement: the schema without step 7 is said once; others are logged. */
+/* A failed statement is logged (one lost with the connection is not). */
 static bool failed(struct coord *co, const char *what, const char *err, const char *sqlstate)
 {
 	if (!err || !*err)
 		return false;
-	if (strcmp(sqlstate, "42P01") == 0) {
-		if (!co->schema_missing)
-			log_warning(
-			    "cluster: %s: the history database's pgcrond schema is older than "
-			    "step 7 (%s); run 'pgcrond install' so that instances hand work "
-			    "over and share pauses",
-			    what, err);
-		co->schema_missing = true;
-	} else if (strcmp(sqlstate, "08006") != 0 && log_complain(&co->complaint)) {
+	if (strcmp(sqlstate, "08006") != 0 && log_complain(&co->complaint)) {
 		log_warning("cluster: %s: %s", what, err);
 	}
 	return true;
@@ -200,8 +191,6 @@ static bool failed(struct coord *co, const char *what, const char *err, const ch
 static bool submit(struct coord *co, const char *what, const char *sql, int n, const char *const *p,
                    cluster_result_fn fn)
 {
-	if (co->schema_missing)
-		return false;
 	int rc = cluster_submit(co->c, sql, n, p, fn, co);
 	if (rc < 0 && rc != -ENOTCONN)
 		log_warning("cluster: %s: %s", what, strerror(-rc));
@@ -293,8 +282,7 @@ static void note(struct coord *co, const struct coord_work *w, const char *insta
 	                   payloads};
 	if (!hand_over)
 		submit(co, "cannot record pending work", sql_note, 9, p, note_done);
-	else if (co->schema_missing ||
-	         cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
+	else if (cluster_submit_closing(co->c, sql_hand_over, 9, p, hand_over_done, co) < 0)
 		log_warning("cluster: cannot hand the pending work of job %s over to the other "
 		            "instances: not connected",
 		            w->job);
@@ -498,8 +486,6 @@ int coord_pause(struct coord *co, const char *job, bool pause)
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = ch;
-	if (co->schema_missing)
-		return 0; /* no table: this instance alone, as before step 7 */
 	send_changes(co);
 	return ch->sent ? 0 : -ENOTCONN;
 }
@@ -510,7 +496,6 @@ void coord_identity(struct coord *co)
 {
 	if (!co)
 		return;
-	co->schema_missing = false; /* 'pgcrond install' may have run meanwhile */
 	for (struct change *ch = co->changes; ch; ch = ch->next)
 		ch->sent = false;
 	/* what an earlier process of this instance left: ours to run */

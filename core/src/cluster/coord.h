@@ -18,8 +18,7 @@
  *
  * A NOTIFY on CLUSTER_CHANNEL is a wake-up only: what is done is read from the rows, which
  * PostgreSQL's grants protect, one read of a kind at a time, and at most one a second (ten
- * for the fan-in's): any role may send a flood. Never blocks the loop. Without step 7 of the schema
- * each part says once that 'pgcrond install' is needed and the instance works as before. */
+ * for the fan-in's): any role may send a flood. Never blocks the loop. */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -370,22 +370,19 @@ bool config_file_parse(struct loader *L, config_t *cf, const char *path, const c
 		/* libconfig places an error at the end of the file past the last line */
 		config_report(
 		    L, efile, last,
-		    "the file ends too early; a brace, bracket, parenthesis or quote opened "
-		    "above is "
-		    "not closed");
+		    "the file ends too early; a brace, bracket, parenthesis or quote opened above "
+		    "is not closed");
 	else if (strcmp(text, "syntax error") == 0)
 		config_report(
 		    L, efile, eline,
 		    "syntax error; check this line and the one before for a missing \";\" or "
-		    "\"=\", "
-		    "an unclosed quote, bracket or brace, or a name with characters other than "
-		    "letters, digits, \"_\" and \"-\"");
+		    "\"=\", an unclosed quote, bracket or brace, or a name with characters other "
+		    "than letters, digits, \"_\" and \"-\"");
 	else if (strcmp(text, "duplicate setting name") == 0)
 		config_report(
 		    L, efile, eline,
-		    "this setting appears twice in the same group; keep one (for several jobs "
-		    "in one "
-		    "file write jobs = ( { ... }, { ... } );)");
+		    "this setting appears twice in the same group; keep one (for several jobs in "
+		    "one file write jobs = ( { ... }, { ... } );)");
 	else if (strcmp(text, "mismatched element type in array") == 0)
 		config_report(
 		    L, efile, eline,

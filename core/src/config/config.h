@@ -52,7 +52,7 @@ struct conf_calendar {
 	 * last read (config_set_table_dates; NULL: not yet, and its jobs do not fire) */
 	const struct cron_dates *dates;
 	char *file;
-	int line;
+	int line, database_line; /* its group's line; its database key's */
 };
 
 /* A plugin's own setting in a job, kept as text for the plugin to interpret. */

@@ -59,6 +59,8 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 		                   "a calendar takes ics (an .ics file or a directory of them), or "
 		                   "database and table");
 		const config_setting_t *t = config_setting_get_member(m, "table");
+		const config_setting_t *db = config_setting_get_member(m, "database");
+		c->database_line = db ? setting_line(db) : c->line;
 		if (c->ics && (c->database || c->table))
 			config_report_at(
 			    L, m, file,
@@ -69,8 +71,7 @@ void config_parse_calendars(struct loader *L, const config_setting_t *s, const c
 			config_report_at(
 			    L, m, file,
 			    "calendar \"%s\" has no dates; add ics = \"/etc/pgcrond/%s.ics\" (a "
-			    "file, "
-			    "or a directory of .ics files), or database = \"DB\"; table = "
+			    "file, or a directory of .ics files), or database = \"DB\"; table = "
 			    "\"schema.table\"; (a table with a date column)",
 			    name, name);
 		else if (!c->ics && !(c->database && c->table))
@@ -105,9 +106,8 @@ static bool read_ics(struct loader *L, const struct conf_calendar *c, const char
 	if (rc == -ENOENT) {
 		config_report(
 		    L, c->file, c->line,
-		    "calendar \"%s\": %s does not exist; give ics the path of an .ics file "
-		    "or of a directory of them (a relative path starts at this file's "
-		    "directory)",
+		    "calendar \"%s\": %s does not exist; give ics the path of an .ics file or of a "
+		    "directory of them (a relative path starts at this file's directory)",
 		    c->name, path);
 		return false;
 	}
@@ -228,8 +228,7 @@ void config_job_dates(struct loader *L, const config_setting_t *s, const char *f
 	if (!j->schedule || j->cron.kind == CRON_REBOOT || j->cron.kind == CRON_INTERVAL) {
 		config_report_at(
 		    L, at, file,
-		    "%s leaves out the fires of a calendar schedule on some dates; %s; "
-		    "remove it",
+		    "%s leaves out the fires of a calendar schedule on some dates; %s; remove it",
 		    j->skip_dates ? "skip_dates" : "only_dates",
 		    !j->schedule                  ? "the job has no schedule"
 		    : j->cron.kind == CRON_REBOOT ? "@reboot has no dates"

@@ -118,9 +118,8 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	if (rc == -EADDRNOTAVAIL) {
 		config_report_at(
 		    L, ls, file,
-		    "http listen \"%s\": \"%s\" is not a numeric IP address; write "
-		    "one like \"127.0.0.1:9187\" or \"[::1]:9187\" (host names are not "
-		    "resolved)",
+		    "http listen \"%s\": \"%s\" is not a numeric IP address; write one like "
+		    "\"127.0.0.1:9187\" or \"[::1]:9187\" (host names are not resolved)",
 		    h->listen, host);
 		return;
 	}
@@ -135,10 +134,9 @@ void config_parse_http(struct loader *L, const config_setting_t *s, const char *
 	if (!config_http_loopback(host) && !h->allow_remote) {
 		config_report_at(
 		    L, ls, file,
-		    "http listen \"%s\" is not a loopback address, so other hosts could "
-		    "reach the status page and metrics; add allow_remote = true and "
-		    "token_file = \"FILE\" to serve them with a bearer token, or listen "
-		    "on 127.0.0.1",
+		    "http listen \"%s\" is not a loopback address, so other hosts could reach the "
+		    "status page and metrics; add allow_remote = true and token_file = \"FILE\" to "
+		    "serve them with a bearer token, or listen on 127.0.0.1",
 		    h->listen);
 		return;
 	}

@@ -159,8 +159,7 @@ static void add_setting(struct loader *L, struct conf_job *j, const config_setti
 		if (!L->oom && !bad)
 			config_report_at(L, m, file,
 			                 "plugin setting %s must be a string, number or "
-			                 "true/false, not a list or "
-			                 "group",
+			                 "true/false, not a list or group",
 			                 config_setting_name(m));
 		return;
 	}
@@ -653,15 +652,13 @@ static void load_job_file(struct loader *L, const char *path, int fd, size_t *cu
 				config_report_at(
 				    L, m, path,
 				    "job must be a group like job = { name = \"...\"; ... }; for "
-				    "several "
-				    "jobs in one file write jobs = ( { ... }, { ... } );");
+				    "several jobs in one file write jobs = ( { ... }, { ... } );");
 		} else if (strcmp(name, "jobs") == 0) {
 			int nj = config_setting_length(m);
 			if (!config_setting_is_list(m)) {
 				config_report_at(L, m, path,
 				                 "jobs must be a list of groups like jobs = ( { "
-				                 "name = \"a\"; ... }, "
-				                 "{ name = \"b\"; ... } );");
+				                 "name = \"a\"; ... }, { name = \"b\"; ... } );");
 				continue;
 			}
 			for (int k = 0; k < nj; k++) {
@@ -754,8 +751,7 @@ void config_load_conf_dir(struct loader *L)
 		config_report(
 		    L, cfg->file, config_main_line(L, "conf_dir"),
 		    "conf_dir \"%s\" cannot be read: %s; create it or set conf_dir to the "
-		    "directory "
-		    "of the job files",
+		    "directory of the job files",
 		    cfg->conf_dir, strerror(errno));
 		return;
 	}
@@ -830,9 +826,8 @@ void config_check_jobs(struct loader *L)
 			else
 				config_report(
 				    L, j->file, j->after_line,
-				    "job \"%s\" runs after unknown job \"%s\"; define that job "
-				    "or fix the "
-				    "name",
+				    "job \"%s\" runs after unknown job \"%s\"; define that job or "
+				    "fix the name",
 				    j->name, j->after[a]);
 		}
 		/* cycles, self-references included, are the DAG's to report (dag.c) */

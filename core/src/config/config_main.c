@@ -202,10 +202,8 @@ void config_parse_databases(struct loader *L, const config_setting_t *s, const c
 				 * message is not shown because it may quote the password */
 				config_report_at(L, ci, file,
 				                 "conninfo of database \"%s\" cannot be parsed by "
-				                 "libpq; check its "
-				                 "syntax (the parser's message is not shown "
-				                 "because it may quote the "
-				                 "password)",
+				                 "libpq; check its syntax (the parser's message is "
+				                 "not shown because it may quote the password)",
 				                 name);
 			}
 		}
@@ -318,8 +316,7 @@ void config_parse_alerts(struct loader *L, const config_setting_t *s, const char
 			else if (a->channel && strlen(a->channel) > CHANNEL_MAX)
 				config_report_at(L, config_setting_get_member(m, "channel"), file,
 				                 "channel is longer than %d bytes; PostgreSQL "
-				                 "would truncate it, "
-				                 "use a shorter name",
+				                 "would truncate it, use a shorter name",
 				                 CHANNEL_MAX);
 		}
 	}
@@ -340,8 +337,7 @@ void config_parse_main(struct loader *L, const config_setting_t *root, const cha
 		} else if (strcmp(name, "job") == 0 || strcmp(name, "jobs") == 0) {
 			config_report_at(L, m, file,
 			                 "jobs belong in the *.conf files of conf_dir, not in the "
-			                 "main file; move "
-			                 "this %s there",
+			                 "main file; move this %s there",
 			                 name);
 		} else if (config_is_job_key(name) && !config_closest_key(config_main_keys, name)) {
 			config_report_at(
@@ -490,9 +486,8 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 			if (rc == -ENOENT)
 				config_report(
 				    L, file, config_main_line(L, "timezone"),
-				    "unknown timezone \"%s\"; use a name from the tz database "
-				    "like \"UTC\" "
-				    "or \"Europe/Berlin\"",
+				    "unknown timezone \"%s\"; use a name from the tz database like "
+				    "\"UTC\" or \"Europe/Berlin\"",
 				    cfg->timezone);
 			else
 				config_report(L, file, config_main_line(L, "timezone"),
@@ -524,8 +519,9 @@ void config_finish_main(struct loader *L, const config_setting_t *root)
 		char what[128];
 		snprintf(what, sizeof(what), "calendar \"%s\"", cfg->calendars[i].name);
 		if (cfg->calendars[i].database)
-			config_check_database(L, cfg->calendars[i].file, cfg->calendars[i].line,
-			                      what, cfg->calendars[i].database);
+			config_check_database(L, cfg->calendars[i].file,
+			                      cfg->calendars[i].database_line, what,
+			                      cfg->calendars[i].database);
 	}
 	config_http_client_finish(L);
 

@@ -150,8 +150,7 @@ static void drop_bad_after(struct loader *L, size_t first)
 			else
 				diag_add(L->dl, origin, 0,
 				         "job \"%s\" runs after itself through other jobs (a "
-				         "cycle); it is "
-				         "not run",
+				         "cycle); it is not run",
 				         j->name);
 			config_job_fields_free(j);
 			memmove(j, j + 1, (cfg->n_jobs - i - 1) * sizeof(*j));

@@ -159,9 +159,8 @@ static int as_daily(struct icalrecurrencetype *r, char *msg, size_t msglen)
 		cron_seterr(
 		    msg, msglen,
 		    "INTERVAL=%d with FREQ=%sLY and BY parts: pgcrond computes such a rule when "
-		    "its interval divides a minute, an hour or a day evenly (like 15 minutes "
-		    "or 6 hours); list the times in BYHOUR and BYMINUTE of a FREQ=DAILY rule "
-		    "instead",
+		    "its interval divides a minute, an hour or a day evenly (like 15 minutes or 6 "
+		    "hours); list the times in BYHOUR and BYMINUTE of a FREQ=DAILY rule instead",
 		    n,
 		    f == 0   ? "SECOND"
 		    : f == 1 ? "MINUTE"
@@ -261,8 +260,7 @@ static int check_combination(const struct icalrecurrencetype *r, char *msg, size
 		if (icalrecurrencetype_day_position(r->by_day[i]) != 0 &&
 		    r->freq != ICAL_MONTHLY_RECURRENCE && r->freq != ICAL_YEARLY_RECURRENCE)
 			what = "a numbered BYDAY (like 1MO) goes with FREQ=MONTHLY or YEARLY; give "
-			       "the "
-			       "weekday alone (MO)";
+			       "the weekday alone (MO)";
 	if (!empty(r->by_week_no) && r->freq != ICAL_YEARLY_RECURRENCE)
 		what = "BYWEEKNO goes with FREQ=YEARLY only";
 	if (!empty(r->by_year_day) && r->freq >= ICAL_DAILY_RECURRENCE &&

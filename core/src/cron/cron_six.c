@@ -107,8 +107,7 @@ bool cron_six_fields(const char *text, struct cron_six *out)
 	else if (five_ok)
 		snprintf(
 		    out->hint, sizeof(out->hint),
-		    "So that both read it alike, write \"%s\" for pg_cron's reading; pgcrond's "
-		    "%s.",
+		    "So that both read it alike, write \"%s\" for pg_cron's reading; pgcrond's %s.",
 		    out->five, no_alike);
 	else if (out->alike[0])
 		snprintf(out->hint, sizeof(out->hint),

@@ -25,7 +25,9 @@ struct cal {                    /* one table calendar */
 	struct calreader *r;
 	char *name, *table, *sql, *where; /* WHERE: the calendar's FILE:LINE */
 	const struct cron_dates *dates;   /* the last good ones; NULL: none read yet */
-	bool reading, again;
+	/* its read: a notification while one is queued changes nothing (the queued read sees
+	 * the change); while one is in flight, another follows it (its snapshot may be older) */
+	enum { READ_NONE, READ_QUEUED, READ_SENT, READ_SENT_AGAIN } read;
 	struct log_complaint complaint;
 };
 
@@ -101,17 +103,16 @@ static bool parse_dates(const PGresult *res, const struct cron_dates **out, char
 
 static void read_cal(struct cal *c)
 {
-	if (c->reading) {
-		c->again = true; /* the table changed while it was read */
-		return;
-	}
-	/* down: on_listening reads it once the session is back */
-	c->reading = notify_queue(c->r->n, &c->it) == 0;
+	if (c->read == READ_SENT)
+		c->read = READ_SENT_AGAIN;
+	else if (c->read == READ_NONE) /* down: on_listening reads it once the session is back */
+		c->read = notify_queue(c->r->n, &c->it) == 0 ? READ_QUEUED : READ_NONE;
 }
 
 static bool send_read(struct ownsess_item *it)
 {
 	struct cal *c = (struct cal *)it;
+	c->read = READ_SENT;
 	(void)ownsess_push(it, 0, c->sql, 0, NULL);
 	return true;
 }
@@ -119,7 +120,7 @@ static bool send_read(struct ownsess_item *it)
 static void read_lost(struct ownsess_item *it, const char *why)
 {
 	(void)why;
-	((struct cal *)it)->reading = false; /* on_listening reads it again */
+	((struct cal *)it)->read = READ_NONE; /* on_listening reads it again */
 }
 
 static void read_done(struct ownsess_item *it, const struct stmtq_result *r)
@@ -127,13 +128,13 @@ static void read_done(struct ownsess_item *it, const struct stmtq_result *r)
 	struct cal *c = (struct cal *)it;
 	const struct cron_dates *d = NULL;
 	char why[512];
+	bool again = c->read == READ_SENT_AGAIN;
 
-	c->reading = false;
-	if (c->again) {
-		c->again = false;
+	/* the next read queued before this one's dates are taken: a stream of notifications
+	 * delays no change */
+	c->read = READ_NONE;
+	if (again)
 		read_cal(c);
-		return;
-	}
 	if (r->failed || !parse_dates(r->res, &d, why, sizeof(why))) {
 		if (r->failed)
 			snprintf(why, sizeof(why), "%s", r->err);

@@ -76,12 +76,14 @@ struct daemon {
 	} ops;
 	struct { /* new configurations, built off the loop (reload.h), put in force */
 		struct reloader *loader;
-		bool building_sql; /* the build under way merges the SQL jobs only */
-		bool again;        /* a SIGHUP came during a build */
-		bool sql_again;    /* the SQL jobs changed during a build */
+		unsigned merging; /* the build under way merges what the databases changed only
+		                     (RELOAD_MERGE_*, its log lines' label); 0: a SIGHUP's reload */
+		bool again;       /* a SIGHUP came during a build */
+		unsigned
+		    merge_again; /* what the databases changed during a build (RELOAD_MERGE_*) */
 		/* a configuration being put in force, the jobs a slice a turn (install_begin) */
 		struct reload_result swap;
-		bool swapping, swap_sql;
+		bool swapping;
 		int64_t swap_begin_us; /* how long its first turn held the loop */
 	} reload;
 };
@@ -175,33 +177,6 @@ static void log_diags(const struct diag_list *dl)
 	}
 }
 
-/* What changed to NEW_CFG, as the build listed it (DIFF_RC < 0: out of memory listing): a
- * line per job added, changed (and in what) or removed, so the operator sees that the edit
- * they meant arrived, cut after a limit, then the complete counts. SQL says whether the jobs
- * made in SQL changed (at commit) rather than the files (at a reload). */
-static void log_reload_diff(const struct config_diff *diff, int diff_rc,
-                            const struct pgc_config *new_cfg, bool sql)
-{
-	enum { MAX_LINES = 50 };
-	const char *what = sql ? "jobs made in SQL applied" : "configuration reloaded";
-	const char *prefix = sql ? "sql jobs" : "reload";
-
-	if (diff_rc < 0) {
-		log_notice("%s: %zu job(s) (out of memory listing the changes)", what,
-		           new_cfg->n_jobs);
-		return;
-	}
-	for (size_t i = 0; i < diff->n && i < MAX_LINES; i++)
-		log_notice("%s: %s", prefix, diff->lines[i]);
-	if (diff->n > MAX_LINES)
-		log_notice("%s: ... and %zu more job change(s)", prefix, diff->n - MAX_LINES);
-	if (sql && diff->n == 0)
-		log_info("%s: %zu job(s); nothing changed", what, new_cfg->n_jobs);
-	else
-		log_notice("%s: %zu job(s); %zu added, %zu changed, %zu removed", what,
-		           new_cfg->n_jobs, diff->added, diff->changed, diff->removed);
-}
-
 /* How many of FILES' job files a reload parsed: the others' text had not changed, and their
  * jobs were taken as they were (config_load_again). */
 static void log_files_parsed(const struct pgc_config *files)
@@ -214,7 +189,7 @@ static void log_files_parsed(const struct pgc_config *files)
 }
 
 static void reload_begin(struct daemon *d);
-static void sql_changed(void *arg);
+static void merge(struct daemon *d, unsigned what);
 static void installed(void *arg, int rc);
 
 /* Out of memory half-way: the scheduler may already point into the new configuration, so it
@@ -301,7 +276,7 @@ static void install_end(struct daemon *d)
 		if (cluster_set_jobs(d->cluster, cfg, &r->diff.by_name) < 0)
 			log_warning("cluster: out of memory publishing the jobs");
 		http_apply(d->ops.http, cfg);
-		log_reload_diff(&r->diff, r->diff_rc, cfg, files == NULL);
+		reload_log_diff(r, cfg, d->reload.merging);
 		if (files)
 			log_files_parsed(files);
 	}
@@ -316,12 +291,12 @@ static void install_end(struct daemon *d)
 	reload_result_clear(r);
 }
 
-/* What follows a build put in force (or refused; SQL: the jobs made in SQL). PLUGINS_MS and
- * SWAP: how long the loop was held, for the debug line. */
-static void after_install(struct daemon *d, bool sql, double plugins_ms,
-                          const struct sched_apply_stats *swap, int64_t first_us, int64_t last_us)
+/* What follows a build put in force (or refused). PLUGINS_MS and SWAP: how long the loop
+ * was held, for the debug line. */
+static void after_install(struct daemon *d, double plugins_ms, const struct sched_apply_stats *swap,
+                          int64_t first_us, int64_t last_us)
 {
-	if (sql) {
+	if (d->reload.merging) {
 		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
 		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
 		for (size_t i = 0; !d->db.sql_started && i < d->cfg->n_jobs; i++) {
@@ -341,15 +316,16 @@ static void after_install(struct daemon *d, bool sql, double plugins_ms,
 	 * a turn (bench_scale reads it; docs/scaling.md) */
 	log_debug("%s: the loop spent %.2f ms on the plugins and %.2f ms on the swap, in %u "
 	          "turn(s) of at most %.2f ms and %zu job(s); the first %.2f ms, the last %.2f ms",
-	          sql ? "sql jobs" : "reload", plugins_ms, swap->total_us / 1000.0, swap->turns,
+	          reload_label(d->reload.merging), plugins_ms, swap->total_us / 1000.0, swap->turns,
 	          swap->longest_us / 1000.0, swap->most_jobs, first_us / 1000.0, last_us / 1000.0);
 	if (d->reload.again && !d->stopping) {
 		d->reload.again = false;
-		d->reload.sql_again = false; /* the reload merges the SQL jobs as they are now */
+		d->reload.merge_again = 0; /* the reload merges the databases' as they are now */
 		reload_begin(d);
-	} else if (d->reload.sql_again && !d->stopping) {
-		d->reload.sql_again = false;
-		sql_changed(d);
+	} else if (d->reload.merge_again && !d->stopping) {
+		unsigned again = d->reload.merge_again;
+		d->reload.merge_again = 0;
+		merge(d, again);
 	}
 }
 
@@ -372,7 +348,6 @@ static void installed(void *arg, int rc)
 {
 	struct daemon *d = arg;
 	int64_t t0 = clock_mono_us();
-	bool sql = d->reload.swap_sql;
 	double plugins_ms = d->reload.swap.loop_ms;
 
 	d->reload.swapping = false;
@@ -385,14 +360,13 @@ static void installed(void *arg, int rc)
 	struct sched_apply_stats st;
 	int64_t last_us = clock_mono_us() - t0;
 	swap_stats(d->sched, d->reload.swap_begin_us, last_us, &st);
-	after_install(d, sql, plugins_ms, &st, d->reload.swap_begin_us, last_us);
+	after_install(d, plugins_ms, &st, d->reload.swap_begin_us, last_us);
 }
 
 /* A build is done (reload.h): put it in force, then start the build asked for meanwhile. */
 static void built(void *arg, struct reload_result *r)
 {
 	struct daemon *d = arg;
-	bool sql = d->reload.building_sql;
 	int64_t t0 = clock_mono_us();
 
 	if (d->stopping)
@@ -402,15 +376,14 @@ static void built(void *arg, struct reload_result *r)
 		log_diags(&r->sql_dl);
 	}
 	if (r->rc < 0) {
-		if (sql)
-			log_error(
-			    "the jobs made in SQL cannot be applied; keeping the previous ones");
+		if (d->reload.merging)
+			log_error("%s: cannot be applied; keeping what was in force",
+			          reload_label(d->reload.merging));
 		else
 			log_error("reload failed; keeping the previous configuration");
 		log_diags(&r->dl);
 	} else {
 		double plugins_ms = r->loop_ms;
-		d->reload.swap_sql = sql;
 		if (install_begin(d, r)) {
 			d->reload.swap_begin_us = clock_mono_us() - t0;
 			return; /* installed() goes on */
@@ -419,7 +392,7 @@ static void built(void *arg, struct reload_result *r)
 	}
 	struct sched_apply_stats st = {.turns = 1, .total_us = clock_mono_us() - t0};
 	st.longest_us = st.total_us;
-	after_install(d, sql, r->loop_ms, &st, st.total_us, 0);
+	after_install(d, r->loop_ms, &st, st.total_us, 0);
 }
 
 /* Build the configuration from PATH (NULL: FILES, the files in force; else FILES' unchanged
@@ -436,20 +409,26 @@ static void build(struct daemon *d, const char *path, const struct pgc_config *f
 	reload_result_clear(&r);
 }
 
-/* The jobs made in SQL (sqljobs.h) or a table calendar's dates (caltables.h) changed, as they
- * said: merge them with the file jobs as they stand. */
-static void sql_changed(void *arg)
+/* WHAT (RELOAD_MERGE_*) changed, as the jobs made in SQL (sqljobs.h) or a table calendar's dates
+ * (caltables.h) said: merge them with the file jobs as they stand. */
+static void merge(struct daemon *d, unsigned what)
 {
-	struct daemon *d = arg;
-
 	if (d->stopping)
 		return;
 	if ((d->reload.loader && reloader_busy(d->reload.loader)) || d->reload.swapping) {
-		d->reload.sql_again = true; /* after the build under way, with the rows then */
+		d->reload.merge_again |= what; /* after the build under way, with the rows then */
 		return;
 	}
-	d->reload.building_sql = true;
+	d->reload.merging = what;
 	build(d, NULL, d->files);
+}
+static void sql_changed(void *arg)
+{
+	merge(arg, RELOAD_MERGE_SQL);
+}
+static void cal_changed(void *arg)
+{
+	merge(arg, RELOAD_MERGE_CAL);
 }
 
 static void reload_begin(struct daemon *d)
@@ -461,7 +440,7 @@ static void reload_begin(struct daemon *d)
 	}
 	sdnotify_reloading();
 	log_notice("SIGHUP: reloading %s", d->config_path);
-	d->reload.building_sql = false;
+	d->reload.merging = 0;
 	build(d, d->config_path, d->files); /* its unchanged files are not parsed again */
 }
 
@@ -519,26 +498,22 @@ static void cluster_identity(void *arg)
  * "kills"). */
 static void history_earlier_written(void *arg)
 {
-	struct daemon *d = arg;
-	cluster_serve_unserved(d->cluster);
+	cluster_serve_unserved(((struct daemon *)arg)->cluster);
 }
 
 static void cluster_orphan(void *arg, const struct cluster_orphan *o)
 {
-	struct daemon *d = arg;
-	sched_takeover(d->sched, o);
+	sched_takeover(((struct daemon *)arg)->sched, o);
 }
 
 static void cluster_reaped(void *arg, const char *name)
 {
-	struct daemon *d = arg;
-	coord_reaped(d->coord, name);
+	coord_reaped(((struct daemon *)arg)->coord, name);
 }
 
 static void cluster_notified(void *arg, const char *payload)
 {
-	struct daemon *d = arg;
-	coord_notified(d->coord, payload);
+	coord_notified(((struct daemon *)arg)->coord, payload);
 }
 
 /* coord's hooks: what it asks of the scheduler (coord.h) */
@@ -569,8 +544,7 @@ static bool hook_follow_paused(void *arg, const char *const *names, size_t n)
 
 static void cluster_paused_changed(void *arg)
 {
-	struct daemon *d = arg;
-	ctl_paused_changed(d->ops.ctl);
+	ctl_paused_changed(((struct daemon *)arg)->ops.ctl);
 }
 
 /* The executor has no run under way: what the history and the cluster held back for the
@@ -601,8 +575,7 @@ static bool cluster_busy(void *arg)
 /* The history database's clock is the one fires go by (docs/faults.md, "Clocks"). */
 static void hook_clock_offset(void *arg, int64_t offset_us)
 {
-	struct daemon *d = arg;
-	sched_set_db_offset(d->sched, offset_us);
+	sched_set_db_offset(((struct daemon *)arg)->sched, offset_us);
 }
 
 /* Whether this instance runs alone changed: its history's rows say (hist_set_lone). */
@@ -684,8 +657,7 @@ static void alert_notify(void *arg, const char *database, const char *channel, c
  * last has ended. */
 static void history_held(void *arg)
 {
-	struct daemon *d = arg;
-	exec_set_drained_cb(d->ex, runs_drained, d);
+	exec_set_drained_cb(((struct daemon *)arg)->ex, runs_drained, arg);
 }
 
 static int open_history(struct daemon *d)
@@ -874,7 +846,7 @@ static int open_inputs(struct daemon *d)
 		return EX_UNAVAILABLE;
 	}
 	sqljobs_record_files_made(d->db.sql, d->files, NULL, false);
-	if (caltables_new(d->base, d->cfg, sql_changed, d, &d->db.cal) < 0) {
+	if (caltables_new(d->base, d->cfg, cal_changed, d, &d->db.cal) < 0) {
 		log_error("cannot read the table calendars: out of memory");
 		return EX_UNAVAILABLE;
 	}

@@ -1,6 +1,7 @@
 /* pg_net's queue, served by the daemon (see pgnet.h). */
 #include "pgnet.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -51,25 +52,18 @@ static void claim(struct pgnet *pn);
 static json_t *json_text(const char *s, size_t len)
 {
 	char *out = malloc(len * 3 + 1);
-	size_t o = 0, i = 0;
+	size_t o = 0;
 
 	if (!out)
 		return NULL;
-	while (i < len) {
-		size_t ok = text_utf8_invalid_at(s + i, len - i);
-		for (size_t k = 0; k < ok; k++) {
-			if (s[i + k] == '\0') {
-				memcpy(out + o, "\xef\xbf\xbd", 3);
-				o += 3;
-			} else {
-				out[o++] = s[i + k];
-			}
-		}
-		i += ok;
-		if (i < len) {
+	for (size_t i = 0, ok = 0; i < len; i++, ok--) {
+		if (ok == 0) /* the bytes valid from here; 0: s[i] is not */
+			ok = text_utf8_invalid_at(s + i, len - i) + 1;
+		if (ok == 1 || s[i] == '\0') {
 			memcpy(out + o, "\xef\xbf\xbd", 3);
 			o += 3;
-			i++;
+		} else {
+			out[o++] = s[i];
 		}
 	}
 	json_t *j = json_stringn(out, o);
@@ -250,10 +244,9 @@ static void send_row(struct pgnet *pn, const PGresult *res, int i)
 		goto out;
 	}
 	char m[16];
-	size_t ml = strlen(method);
-	for (size_t k = 0; k < ml && k + 1 < sizeof(m); k++)
-		m[k] = (char)(method[k] >= 'a' && method[k] <= 'z' ? method[k] - 32 : method[k]);
-	m[ml < sizeof(m) ? ml : sizeof(m) - 1] = '\0';
+	snprintf(m, sizeof(m), "%s", method);
+	for (char *c = m; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
 	long long t = strtoll(PQgetvalue(res, i, 5), NULL, 10);
 	struct httpc_request rq = {.method = m,
 	                           .url = url,

@@ -2,7 +2,7 @@
  * with the SQL jobs on a background job, the plugins on the loop, then the job graph, the zone
  * and the diff on a background job again. Each background step touches only the build's own
  * data and what reload.h says stays put meanwhile; nothing is logged from it (the loop logs
- * the result). */
+ * the result: reload_log_diff). */
 #include "reload.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include "caltables.h"
 #include "clock.h"
 #include "jobgraph.h"
+#include "log.h"
 #include "plugin.h"
 #include "sqljobs.h"
 
@@ -83,11 +84,10 @@ static void graph_zone_diff(struct reload_result *res, const struct pgc_config *
 		res->first_part = sqljobs_first_part(res->files);
 }
 
-/* After a failed step: nothing of the new configuration is kept but the problems. */
+/* What a build made of the new configuration: dropped after a failed step (only the problems
+ * are kept), and with the rest by reload_result_clear. */
 static void drop_built(struct reload_result *res)
 {
-	if (res->rc >= 0)
-		return;
 	plugin_registry_free(&res->plugins);
 	cron_tz_free(&res->tz);
 	config_free(&res->cfg);
@@ -122,21 +122,17 @@ int reload_build(const char *path, const struct pgc_config *files, const struct 
 	if (res->rc == 0)
 		build_here(res, path, files, sql, dates, n_dates, old);
 	free(dates);
-	drop_built(res);
+	if (res->rc < 0)
+		drop_built(res);
 	return res->rc;
 }
 
 void reload_result_clear(struct reload_result *res)
 {
-	plugin_registry_free(&res->plugins);
-	cron_tz_free(&res->tz);
-	config_free(&res->cfg);
+	drop_built(res);
 	config_free(&res->files);
 	diag_clear(&res->dl);
 	diag_clear(&res->sql_dl);
-	jobgraph_free(&res->graph);
-	config_diff_free(&res->diff);
-	free(res->first_part);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -158,7 +154,8 @@ static void deliver(struct reloader *l)
 {
 	struct reload_result res = l->res;
 
-	drop_built(&res);
+	if (res.rc < 0)
+		drop_built(&res);
 	memset(&l->res, 0, sizeof(l->res));
 	sqljobs_free(&l->sql);
 	free(l->dates);
@@ -302,4 +299,36 @@ void reloader_free(struct reloader **lp)
 	sqljobs_free(&l->sql);
 	free(l->dates);
 	free(l);
+}
+
+static const char *const merge_label[] = {"reload", "sql jobs", "table calendars",
+                                          "sql jobs and table calendars"};
+static const char *const merge_what[] = {"configuration reloaded", "jobs made in SQL applied",
+                                         "table calendars' dates applied",
+                                         "jobs made in SQL and table calendars' dates applied"};
+
+const char *reload_label(unsigned merging)
+{
+	return merge_label[merging];
+}
+
+void reload_log_diff(const struct reload_result *r, const struct pgc_config *cfg, unsigned merging)
+{
+	enum { MAX_LINES = 50 };
+	const struct config_diff *diff = &r->diff;
+	const char *what = merge_what[merging], *label = merge_label[merging];
+
+	if (r->diff_rc < 0) {
+		log_notice("%s: %zu job(s) (out of memory listing the changes)", what, cfg->n_jobs);
+		return;
+	}
+	for (size_t i = 0; i < diff->n && i < MAX_LINES; i++)
+		log_notice("%s: %s", label, diff->lines[i]);
+	if (diff->n > MAX_LINES)
+		log_notice("%s: ... and %zu more job change(s)", label, diff->n - MAX_LINES);
+	if (merging && diff->n == 0)
+		log_info("%s: %zu job(s); nothing changed", what, cfg->n_jobs);
+	else
+		log_notice("%s: %zu job(s); %zu added, %zu changed, %zu removed", what, cfg->n_jobs,
+		           diff->added, diff->changed, diff->removed);
 }

@@ -73,4 +73,14 @@ int reload_build(const char *path, const struct pgc_config *files, const struct 
                  struct reload_result *res);
 void reload_result_clear(struct reload_result *res);
 
+/* What a build merges onto the files in force (bits): the jobs made in SQL, a table
+ * calendar's dates; 0: a SIGHUP's reload, the files read again. */
+enum { RELOAD_MERGE_SQL = 1, RELOAD_MERGE_CAL = 2 };
+/* How the log lines of a build of MERGING begin: "reload", "sql jobs", "table calendars". */
+const char *reload_label(unsigned merging);
+/* On the loop: what changed to CFG, as R's diff lists it, a line per job added, changed (and
+ * in what) or removed, so the operator sees that the edit they meant arrived, cut after a
+ * limit, then the complete counts; the lines of a build of MERGING. */
+void reload_log_diff(const struct reload_result *r, const struct pgc_config *cfg, unsigned merging);
+
 #endif

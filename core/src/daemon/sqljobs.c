@@ -47,7 +47,6 @@ struct sqljobs {
 	size_t rec_next, rec_end; /* the part in flight: jobs [rec_next, rec_end) */
 	bool rec_busy;            /* a part is in flight */
 	bool rec_restart;         /* the jobs changed meanwhile: start again from the first */
-	bool rec_whole;           /* a schema before step 8: all jobs in one statement */
 	bool rec_current;         /* the registry has FILES' jobs: the last send went through */
 	char *first;              /* the first part, made off the loop (sqljobs_first_part) */
 	bool reading, again;
@@ -145,10 +144,8 @@ static void on_rows(void *arg, const PGresult *res)
 	sj->reading = false;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (log_complain(&sj->complaint))
-			log_error(
-			    "cannot read the jobs made in SQL from pgcrond.job: %s; run pgcrond "
-			    "install to bring the schema to version 3",
-			    res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
+			log_error("cannot read the jobs made in SQL from pgcrond.job: %s",
+			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 		return;
 	}
 	if (parse_rows(res, &rows, &all) < 0) {
@@ -272,12 +269,11 @@ static char *files_json(const struct pgc_config *files, size_t from, size_t to)
 
 static void on_recorded(void *arg, const PGresult *res);
 
-/* Send the part of the file jobs from sj->rec_next (or all of them, on an old schema). */
+/* Send the part of the file jobs from sj->rec_next. */
 static void send_part(struct sqljobs *sj)
 {
-	size_t n = sj->files->n_jobs;
-	size_t end = sj->rec_whole || n - sj->rec_next <= REC_PART ? n : sj->rec_next + REC_PART;
-	size_t from = sj->rec_whole ? 0 : sj->rec_next;
+	size_t n = sj->files->n_jobs, from = sj->rec_next;
+	size_t end = n - from <= REC_PART ? n : from + REC_PART;
 	char *json = NULL;
 
 	if (sj->first && from == 0 && end == (n <= REC_PART ? n : REC_PART)) {
@@ -294,19 +290,11 @@ static void send_part(struct sqljobs *sj)
 		return;
 	}
 	snprintf(total, sizeof(total), "%zu", n);
-	if (sj->rec_whole) {
-		const char *p[] = {json};
-		rc = notify_query(sj->n, "SELECT pgcrond.record_file_jobs($1::pg_catalog.jsonb)", p,
-		                  1, on_recorded, sj);
-	} else {
-		const char *p[] = {json, sj->rec_next == 0 ? "true" : "false",
-		                   end == n ? "true" : "false", total};
-		rc = notify_query(
-		    sj->n,
-		    "SELECT pgcrond.record_file_jobs_part($1::pg_catalog.jsonb, $2::boolean,"
-		    " $3::boolean, $4::integer)",
-		    p, 4, on_recorded, sj);
-	}
+	const char *p[] = {json, from == 0 ? "true" : "false", end == n ? "true" : "false", total};
+	rc = notify_query(sj->n,
+	                  "SELECT pgcrond.record_file_jobs_part($1::pg_catalog.jsonb, $2::boolean,"
+	                  " $3::boolean, $4::integer)",
+	                  p, 4, on_recorded, sj);
 	free(json);
 	sj->rec_busy = rc == 0; /* down: on_listening sends them again once connected */
 	sj->rec_end = end;
@@ -331,14 +319,8 @@ static void on_recorded(void *arg, const PGresult *res)
 	struct sqljobs *sj = arg;
 	char why[512];
 	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	sj->rec_busy = false;
-	if (!ok && !sj->rec_whole && state && strcmp(state, "42883") == 0) {
-		sj->rec_whole = true; /* no record_file_jobs_part: a schema before step 8 */
-		send_files(sj);
-		return;
-	}
 	if (sj->rec_restart) {
 		send_files(sj);
 		return;
@@ -350,7 +332,7 @@ static void on_recorded(void *arg, const PGresult *res)
 			          res ? pgconn_result_error(res, why, sizeof(why)) : "no result");
 		return;
 	}
-	if (!sj->rec_whole && sj->rec_end < sj->files->n_jobs) {
+	if (sj->rec_end < sj->files->n_jobs) {
 		sj->rec_next = sj->rec_end;
 		send_part(sj);
 		return;

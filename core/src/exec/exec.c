@@ -14,8 +14,8 @@
  * This file is the runs' API: submitting, cancelling (and the escalation when a cancel is
  * not enough), releasing a held run, and each run's end reported from the loop. The pools'
  * API is exec_pool.c's; what the connections' events drive, exec_drive.c's; the reset
- * between runs, exec_reset.c's; a run and a connection as records, exec_run.c's and
- * exec_conn.c's (exec_priv.h). */
+ * between runs, exec_reset.c's; a run and a connection as records, exec_run.c's
+ * (exec_priv.h). */
 #include "exec.h"
 #include "exec_priv.h"
 

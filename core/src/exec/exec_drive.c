@@ -4,7 +4,7 @@
  * (exec_pool_dispatch), or closed; a pool opens connections as its runs need them and backs
  * off after a failed connect. These calls go round in a circle (a run's end dispatches the
  * next run, whose failure ends it), so they are one file; exec.c and exec_pool.c above call
- * in, and exec_run.c, exec_reset.c and exec_conn.c below are called. */
+ * in, and exec_run.c and exec_reset.c below are called. */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>

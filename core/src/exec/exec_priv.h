@@ -2,7 +2,7 @@
 #define PGCROND_EXEC_PRIV_H
 
 /* The executor's insides, shared by its files (exec.c, exec_pool.c, exec_drive.c,
- * exec_reset.c, exec_run.c, exec_conn.c) and by nothing outside them. */
+ * exec_reset.c, exec_run.c) and by nothing outside them. */
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -235,7 +235,7 @@ struct exec {
 
 /* Calls point one way (scripts/callgraph): exec.c (the runs' API) and exec_pool.c (the
  * pools' API) call exec_watch.c and exec_drive.c, exec_watch.c calls exec_drive.c, which
- * calls exec_reset.c, exec_run.c and exec_conn.c, each calling only those after it. What
+ * calls exec_reset.c and exec_run.c, each calling only those after it. What
  * exec_drive.c has to tell the watch (a connection silent, a run ended) it tells through the
  * pool's watch.ev, which exec_watch.c assigned. */
 
@@ -282,7 +282,7 @@ void exec_run_complete(struct exec_run *r);
 void exec_run_report(struct exec_run *r);
 void exec_run_free(struct exec_run **rp);
 
-/* exec_conn.c */
+/* exec_run.c: connections and pools as records */
 struct timeval exec_ms_tv(int64_t ms);
 char *exec_conn_error(const PGconn *pg, const char *conninfo);
 void exec_conn_close(struct conn **cp);

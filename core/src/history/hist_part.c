@@ -314,10 +314,7 @@ static void step_failed(struct hist_part *p, enum part_step step, const struct s
 		end_pass(p, PASS_GAVE_WAY);
 		return;
 	}
-	bool old_schema = strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
-	log_warning("history retention: %s: %s%s", step_what[step], r->err,
-	            old_schema ? "; the history needs schema version 6: run 'pgcrond install'"
-	                       : "");
+	log_warning("history retention: %s: %s", step_what[step], r->err);
 	end_pass(p, PASS_FAILED);
 }
 

@@ -55,7 +55,8 @@ const char hist_sql_orphans[] =
     "    FROM fence WHERE NOT gone)";
 
 /* Per job (any instance): the last fire it served, what catch-up compares the schedule with,
- * and the end of its last success, where its staleness counts from. */
+ * and the end of its last success, where its staleness counts from; from its rows and from
+ * its successes counted instead (history = "failures") */
 #define LAST_FIRES(fire, end, from)                                                                \
 	"SELECT job_name, EXTRACT(epoch FROM pg_catalog.max(" fire "))::pg_catalog.int8,"          \
 	" (EXTRACT(epoch FROM pg_catalog.max(" end "))"                                            \
@@ -65,9 +66,7 @@ const char hist_sql_orphans[] =
 	           " AND trigger" EQ "ANY (ARRAY['schedule', 'catchup'])",                         \
 	           "end_time) FILTER (WHERE status" EQ "'succeeded'",                              \
 	           "pgcrond.job_run_details d WHERE " SINCE_1)
-const char hist_sql_last_fires[] = LAST_FIRES_ROWS;
-/* ... and the successes counted instead (history = "failures", schema step 27) */
-const char hist_sql_last_fires_counted[] =
+const char hist_sql_last_fires[] =
     "SELECT job_name, pg_catalog.max(f), pg_catalog.max(e) FROM (" LAST_FIRES_ROWS
     " UNION ALL " LAST_FIRES("last_fire", "last_end",
                              "pgcrond.job_run_counts WHERE hour OPERATOR(pg_catalog.>=)"

@@ -18,7 +18,6 @@
 
 extern const char hist_sql_orphans[];
 extern const char hist_sql_last_fires[];
-extern const char hist_sql_last_fires_counted[]; /* with schema step 27 */
 /* The answer RES to hist_sql_orphans, logged: returns the rows it closed. */
 long long hist_orphans_closed(const PGresult *res);
 /* What the status showed before a restart (hist_request_last_results): $1 floor, $2 how many

@@ -121,7 +121,11 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 	hist_spool_sync(h->spool);     /* what waits now may wait long: make it durable */
 	/* a server too old: not a database away that comes back, and the cluster, on this
 	 * session too, stops the daemon with the one line that says so (cluster_conn.c) */
-	if (!h->q->drv.too_old && log_complain(&h->down_complaint))
+	h->schema_old = h->q->schema_step >= 0;
+	if (h->schema_old && log_complain(&h->down_complaint))
+		log_warning("the history database %s %s (runs are kept in the spool until then)",
+		            h->safe_conninfo, why);
+	else if (!h->q->drv.too_old && log_complain(&h->down_complaint))
 		log_warning("history database %s %s: %s; %" PRIu64
 		            " run records wait in %s and are "
 		            "written when it is back",
@@ -136,9 +140,11 @@ static void on_connected(void *arg)
 
 	h->st.connects++;
 	if (log_complaint_reset(&h->down_complaint))
-		log_notice("history database %s is reachable again; writing %" PRIu64
-		           " waiting run records",
-		           h->safe_conninfo, hist_pending(h));
+		log_notice("history database %s %s; writing %" PRIu64 " waiting run records",
+		           h->safe_conninfo,
+		           h->schema_old ? "has the pgcrond schema step this pgcrond needs now"
+		                         : "is reachable again",
+		           hist_pending(h));
 	else
 		log_debug("history: connected to %s", h->safe_conninfo);
 	h->jobids_due = true;
@@ -283,9 +289,7 @@ static bool send_next(struct ownsess_item *it)
 			                       sizeof(floor)) < 0)
 				snprintf(floor, sizeof(floor), "-infinity");
 			const char *p[] = {floor};
-			send_stmt(h, OP_LAST_FIRES,
-			          h->counts ? hist_sql_last_fires_counted : hist_sql_last_fires, 1,
-			          p);
+			send_stmt(h, OP_LAST_FIRES, hist_sql_last_fires, 1, p);
 			return true;
 		}
 		if (h->orphans == ORPHANS_CLOSED && h->last_results_fn) {
@@ -371,16 +375,10 @@ static bool write_outcome(struct hist *h, const struct stmtq_result *r)
 	}
 	if (pgconn_data_error(r->sqlstate))
 		return true;
-	/* a schema older than step 6 has no (instance, run_key, start_time) key (42P10) */
-	bool schema = strcmp(r->sqlstate, "42P01") == 0 || strcmp(r->sqlstate, "3F000") == 0 ||
-	              strcmp(r->sqlstate, "42703") == 0 || strcmp(r->sqlstate, "42P10") == 0 ||
-	              strcmp(r->sqlstate, "42883") == 0;
 	if (log_complain(&h->write_complaint))
-		log_warning("history: cannot write run records: %s (SQLSTATE %s)%s; %" PRIu64
+		log_warning("history: cannot write run records: %s (SQLSTATE %s); %" PRIu64
 		            " wait in %s, retrying",
-		            r->err, r->sqlstate,
-		            schema ? "; run 'pgcrond install' to create or upgrade the schema" : "",
-		            hist_pending(h), hist_spool_where(h->spool));
+		            r->err, r->sqlstate, hist_pending(h), hist_spool_where(h->spool));
 	h->writes = WRITES_WAIT;
 	hist_backlog_update(h, false); /* runs go on: records wait in the spill file */
 	ownsess_queue_later(&h->sess, &h->out, OWNSESS_BACKOFF);
@@ -524,11 +522,9 @@ static void partition_answered(struct hist *h, const struct stmtq_result *r)
 static void fresh_answered(struct hist *h, const struct stmtq_result *r)
 {
 	if (r->failed && !h->fresh_told) {
-		bool old = strcmp(r->sqlstate, "42883") == 0 || strcmp(r->sqlstate, "42P01") == 0;
 		log_warning("history: cannot show the freshness lag in pgcrond.view_status: %s "
-		            "(SQLSTATE %s)%s",
-		            r->err, r->sqlstate,
-		            old ? "; the schema is older than step 19: run 'pgcrond install'" : "");
+		            "(SQLSTATE %s)",
+		            r->err, r->sqlstate);
 	} else if (!r->failed && h->fresh_told) {
 		log_notice("history: the freshness lag is shown in pgcrond.view_status again");
 	}
@@ -691,6 +687,8 @@ int hist_open(struct event_base *base, const char *conninfo, const char *state_d
 		goto fail;
 	}
 	h->q = ownsess_q(&h->sess);
+	/* nothing is written to an older schema: its records wait as while it is away */
+	ownsess_need_steps(&h->sess, PGCROND_SCHEMA_STEPS, PGCROND_SCHEMA_STEP);
 	/* the retention, on the same session and after the history: the records' first
 	 * statement goes first at each connect */
 	rc = hist_part_start(base, h->conninfo, retain_ms, h->tun.purge_interval_ms, &h->part);

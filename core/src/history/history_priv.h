@@ -138,6 +138,7 @@ struct hist {
 	void *held_arg;
 	int64_t defer_since_ms; /* monotonic; 0 = records are not being held back */
 	struct log_complaint down_complaint, write_complaint;
+	bool schema_old; /* the last failure was the schema's, older than this pgcrond's */
 
 	struct hist_spool *spool; /* the records not yet acknowledged (hist_spool.c) */
 
@@ -179,7 +180,6 @@ struct hist {
 	/* the jobs' ids by name (hist_jobid), from pgcrond.job and the records */
 	struct strmap jobids;
 	bool jobids_due;        /* read them (at connect, or a batch named an unknown job) */
-	bool counts;            /* ... and with them: the schema has pgcrond.job_run_counts */
 	int64_t jobids_read_ms; /* monotonic: the last read */
 	/* the ended runs of this process the batch in flight wrote, told once it committed */
 	hist_written_fn written_fn;

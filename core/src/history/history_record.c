@@ -50,10 +50,7 @@ struct jobid {
 	char name[];
 };
 
-/* (and whether the counts of schema step 27 are there, on a row of its own if no job is) */
-const char hist_sql_jobids[] =
-    "SELECT j.jobname, j.jobid, x.c FROM (SELECT pg_catalog.to_regclass("
-    "'pgcrond.job_run_counts') IS NOT NULL) AS x(c) LEFT JOIN pgcrond.job j ON true";
+const char hist_sql_jobids[] = "SELECT j.jobname, j.jobid FROM pgcrond.job j";
 
 static void jobid_set(struct hist *h, const char *name, const char *id)
 {
@@ -77,10 +74,8 @@ const char *hist_jobid(const void *arg, const char *job)
 
 void hist_jobids_read(struct hist *h, const PGresult *r)
 {
-	h->counts = PQnfields(r) == 3 && PQntuples(r) > 0 && PQgetvalue(r, 0, 2)[0] == 't';
-	for (int i = 0; PQnfields(r) == 3 && i < PQntuples(r); i++)
-		if (!PQgetisnull(r, i, 0) && !PQgetisnull(r, i, 1))
-			jobid_set(h, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	for (int i = 0; PQnfields(r) == 2 && i < PQntuples(r); i++)
+		jobid_set(h, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 }
 
 void hist_jobids_free(struct hist *h)

@@ -314,12 +314,6 @@ static void reply_error(struct client *cl, const char *code, const char *fmt, ..
 static void registry_done(void *arg, const struct exec_outcome *o)
 {
 	struct ctl *c = arg;
-	const char *const *names;
-	/* a schema before step 5 has no column to record in; that matters only once a job is
-	 * paused */
-	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "42703") == 0 &&
-	    sched_paused_names(c->src->sched, &names) == 0)
-		return;
 	/* no connection could be made: the pool says why (exec_drive.c), once for a server too
 	 * old; nothing an install mends */
 	if (!o->ok && o->sqlstate && strcmp(o->sqlstate, "08001") == 0)

@@ -26,80 +26,68 @@ static int start_libpq(struct conndrv *d, const char *host, const char *hostaddr
 
 static struct conndrv_waiter *waiters; /* loop thread only */
 
-/* The last word on each server; few servers, so a small table, the oldest entry reused. */
-#define SERVER_STATES 32
+/* The last word on each server, and the conninfos found on a server too old, each said once
+ * (conndrv_tell_too_old) until a connection with the same conninfo succeeds; few, so a small
+ * table, the oldest entry reused. */
+#define SERVER_STATES 64
 static struct server_state {
 	struct event_base *base;
-	char server[CONNDRV_SERVER_KEY];
-	int up;        /* 1 up, 0 down */
-	char why[512]; /* as long as a failure's message (fail()), so never cut */
-	uint64_t seq;  /* for reuse: the least recently told */
+	char server[CONNDRV_SERVER_KEY]; /* or "#" and a too-old conninfo's hash (no password) */
+	int up;                          /* 1 up, 0 down */
+	char why[512];                   /* as long as a failure's message (fail()), so never cut */
+	uint64_t seq;                    /* for reuse: the least recently told */
 } server_states[SERVER_STATES];
 static uint64_t server_seq;
 
-/* The conninfos found on a server too old, each said once (conndrv_tell_too_old), until a
- * connection with the same conninfo succeeds; few, so a small table, the oldest entry reused. */
-#define TOLD_TOO_OLD 32
-static struct told_too_old {
-	struct event_base *base; /* NULL: a free entry */
-	uint64_t key;            /* the conninfo's hash: the table holds no password */
-	uint64_t seq;            /* for reuse: the least recently told */
-} told_too_old[TOLD_TOO_OLD];
-static uint64_t told_seq;
-
-static uint64_t conninfo_key(const char *conninfo)
+static struct server_state *server_state_find(struct event_base *base, const char *server,
+                                              bool make)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)conninfo; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return h;
+	struct server_state *oldest = &server_states[0];
+	for (size_t i = 0; i < SERVER_STATES; i++) {
+		struct server_state *st = &server_states[i];
+		if (st->base == base && strcmp(st->server, server) == 0)
+			return st;
+		if (st->seq < oldest->seq)
+			oldest = st;
+	}
+	if (!make)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->base = base;
+	snprintf(oldest->server, sizeof(oldest->server), "%s", server);
+	oldest->seq = ++server_seq;
+	return oldest;
 }
 
-static struct told_too_old *told_find(const struct conndrv *d)
+/* D's conninfo's entry as one found on a server too old. */
+static struct server_state *told_too_old(const struct conndrv *d, bool make)
 {
-	uint64_t key = conninfo_key(d->conninfo);
-	for (size_t i = 0; i < TOLD_TOO_OLD; i++)
-		if (told_too_old[i].base == d->base && told_too_old[i].key == key)
-			return &told_too_old[i];
-	return NULL;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)d->conninfo; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	char key[24];
+	snprintf(key, sizeof(key), "#%016llx", (unsigned long long)h);
+	return server_state_find(d->base, key, make);
 }
 
 bool conndrv_tell_too_old(const struct conndrv *d)
 {
-	if (!d->too_old || !d->conninfo || told_find(d))
+	if (!d->too_old || !d->conninfo || told_too_old(d, false))
 		return false;
-	struct told_too_old *t = &told_too_old[0];
-	for (size_t i = 1; i < TOLD_TOO_OLD && t->base; i++)
-		if (!told_too_old[i].base || told_too_old[i].seq < t->seq)
-			t = &told_too_old[i];
-	*t = (struct told_too_old){
-	    .base = d->base, .key = conninfo_key(d->conninfo), .seq = ++told_seq};
+	(void)told_too_old(d, true);
 	return true;
 }
 
 void conndrv_server_key(const char *conninfo, char *out, size_t outlen)
 {
-	const char *host = "", *hostaddr = "", *port = "", *service = "";
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
-	if (!opts) {
-		snprintf(out, outlen, "%s", "");
-		return;
-	}
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val)
-			continue;
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
-		else if (strcmp(o->keyword, "service") == 0)
-			service = o->val;
-	}
-	snprintf(out, outlen, "host=%s hostaddr=%s port=%s service=%s", host, hostaddr, port,
-	         service);
-	PQconninfoFree(opts);
+	PQconninfoOption *o = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+
+	snprintf(out, outlen, "%s", "");
+	if (o)
+		snprintf(out, outlen, "host=%s hostaddr=%s port=%s service=%s",
+		         pgconn_option(o, "host"), pgconn_option(o, "hostaddr"),
+		         pgconn_option(o, "port"), pgconn_option(o, "service"));
+	PQconninfoFree(o);
 }
 
 void conndrv_unwait_server(struct conndrv_waiter *w)
@@ -130,25 +118,6 @@ void conndrv_wait_server(struct conndrv_waiter *w, struct event_base *base, cons
 		waiters->prev = w;
 	waiters = w;
 	w->linked = true;
-}
-
-static struct server_state *server_state_find(struct event_base *base, const char *server,
-                                              bool make)
-{
-	struct server_state *oldest = &server_states[0];
-	for (size_t i = 0; i < SERVER_STATES; i++) {
-		struct server_state *st = &server_states[i];
-		if (st->base == base && strcmp(st->server, server) == 0)
-			return st;
-		if (st->seq < oldest->seq)
-			oldest = st;
-	}
-	if (!make)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	oldest->base = base;
-	snprintf(oldest->server, sizeof(oldest->server), "%s", server);
-	return oldest;
 }
 
 static void server_tell(struct event_base *base, const char *server, int up, const char *why)
@@ -304,51 +273,6 @@ static void dns_free(struct conndrv *d)
 	free(r);
 }
 
-/* The conninfo's host list when one of its entries is a name to resolve; NULL otherwise
- * (malloc'd). */
-static char *names_to_resolve(const char *conninfo, char **ports)
-{
-	char *err = NULL, *host = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-	bool hostaddr = false;
-
-	*ports = NULL;
-	PQfreemem(err); /* libpq reports it at the connect; it may quote the password */
-	if (!opts)
-		return NULL;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !*o->val)
-			continue;
-		if (strcmp(o->keyword, "host") == 0)
-			host = strdup(o->val);
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = true;
-		else if (strcmp(o->keyword, "port") == 0)
-			*ports = strdup(o->val);
-	}
-	PQconninfoFree(opts);
-	if (!host && getenv("PGHOST") && *getenv("PGHOST"))
-		host = strdup(getenv("PGHOST")); /* what libpq would use */
-	bool names = false;
-	for (char *p = host; p && *p && !names;) {
-		char *e = strchr(p, ',');
-		if (e)
-			*e = '\0';
-		names = is_name(p);
-		if (!e)
-			break;
-		*e = ',';
-		p = e + 1;
-	}
-	if (hostaddr || !names) {
-		free(host);
-		free(*ports);
-		*ports = NULL;
-		return NULL;
-	}
-	return host;
-}
-
 static void dns_next(struct conndrv *d);
 
 static void on_dns_answer(int rc, struct evutil_addrinfo *res, void *arg)
@@ -445,18 +369,28 @@ static void dns_next(struct conndrv *d)
 	free(port);
 }
 
-/* Start resolving the conninfo's host names, if it has any: true if under way. */
+/* Start resolving the conninfo's host names, if it has any (and sets no "hostaddr"): true if
+ * under way. */
 static bool dns_start(struct conndrv *d)
 {
-	char *ports = NULL, *hosts = names_to_resolve(d->conninfo, &ports);
-	struct conndrv_dns *r = NULL;
+	PQconninfoOption *o = PQconninfoParse(d->conninfo, NULL);
+	const char *hosts = pgconn_option(o, "host"), *ports = pgconn_option(o, "port");
+	struct conndrv_dns *r = calloc(1, sizeof(*r));
+	bool names = false;
 
-	if (!hosts)
-		return false;
-	r = calloc(1, sizeof(*r));
+	if (!*hosts && getenv("PGHOST"))
+		hosts = getenv("PGHOST"); /* what libpq would use */
+	if (r)
+		evtimer_assign(&r->next_ev, d->base, on_dns_next, d);
+	if (!o || *pgconn_option(o, "hostaddr") || !*hosts)
+		goto out;
 	if (!r || split(hosts, &r->hosts, &r->n_hosts) < 0 ||
-	    (ports && split(ports, &r->ports, &r->n_ports) < 0))
+	    (*ports && split(ports, &r->ports, &r->n_ports) < 0))
 		goto fallback;
+	for (size_t i = 0; i < r->n_hosts; i++)
+		names |= is_name(r->hosts[i]);
+	if (!names)
+		goto out;
 	/* the nameservers of resolv.conf and the hosts file, read now, so a change is seen at
 	 * the next connect; inactive between requests, so it keeps no event on the loop */
 	r->base = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
@@ -471,21 +405,19 @@ static bool dns_start(struct conndrv *d)
 	         (long long)(per_try % 1000));
 	evdns_base_set_option(r->base, "timeout:", timeout);
 	evdns_base_set_option(r->base, "attempts:", "2");
-	evtimer_assign(&r->next_ev, d->base, on_dns_next, d);
-	free(hosts);
-	free(ports);
+	PQconninfoFree(o);
 	d->dns = r;
 	dns_next(d);
 	return true;
 fallback:
 	/* libpq resolves the names itself (blocking) rather than not at all */
 	log_debug("cannot set up the host name resolver; libpq resolves the names");
+out:
+	PQconninfoFree(o);
 	if (r) {
 		d->dns = r;
 		dns_free(d);
 	}
-	free(hosts);
-	free(ports);
 	return false;
 }
 
@@ -571,9 +503,9 @@ static void connected(struct conndrv *d)
 		fail(d, why, FAIL_TOO_OLD);
 		return;
 	}
-	struct told_too_old *t = told_find(d);
+	struct server_state *t = told_too_old(d, false);
 	if (t) /* the server was replaced by a supported one: a refusal is said again */
-		*t = (struct told_too_old){0};
+		memset(t, 0, sizeof(*t));
 	d->state = CONNDRV_READY;
 	d->io_us = clock_mono_us();
 	watch(d, EV_READ); /* also while idle: a server that went away is noticed at once */
@@ -814,15 +746,6 @@ bool conndrv_flush(struct conndrv *d)
 	d->io_us = clock_mono_us();
 	watch(d, r ? EV_READ | EV_WRITE : EV_READ);
 	return true;
-}
-
-bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *params,
-                  int64_t deadline_ms)
-{
-	if (!PQsendQueryParams(d->conn, sql, n, NULL, params, NULL, NULL, 0))
-		return false;
-	conndrv_busy(d, deadline_ms);
-	return conndrv_flush(d);
 }
 
 short conndrv_watching(const struct conndrv *d)

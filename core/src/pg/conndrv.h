@@ -15,7 +15,7 @@
  * says what to send and reads its own results; it hears back through three callbacks.
  *
  * States: DOWN (no connection), CONNECTING, READY. A READY connection is busy from
- * conndrv_busy()/conndrv_send() until conndrv_idle(): while busy the statement's deadline
+ * conndrv_busy() until conndrv_idle(): while busy the statement's deadline
  * runs, or, without one, the owner's silent callback is told each time nothing was sent or
  * read for connection check / 2 (a statement at work says nothing either: only a look from
  * another connection tells the two apart); while idle, every connection check / 2 the
@@ -93,7 +93,7 @@ struct conndrv_ops {
 	 * conninfo's password is scrubbed). WAS_READY: it had been connected. The connection is
 	 * gone (state DOWN). Required. */
 	void (*failed)(void *arg, const char *why, bool was_ready);
-	/* Idle for connection check / 2: send a round trip (conndrv_send with a deadline), or
+	/* Idle for connection check / 2: send a round trip (with a deadline: conndrv_busy), or
 	 * nothing (the timer is armed again). NULL: idle connections are not checked. */
 	void (*check)(void *arg);
 	/* Busy without a deadline (conndrv_busy(D, 0)), and nothing sent or read for connection
@@ -207,11 +207,6 @@ void conndrv_idle(struct conndrv *d);
  * some is left). False if the connection broke: nothing is called, the owner decides
  * (usually conndrv_fail(d, NULL)). */
 bool conndrv_flush(struct conndrv *d) __attribute__((warn_unused_result));
-/* PQsendQueryParams (text parameters, text results), then conndrv_busy(DEADLINE_MS) and
- * conndrv_flush. False if it could not be sent: nothing is called, as conndrv_flush. */
-bool conndrv_send(struct conndrv *d, const char *sql, int n, const char *const *params,
-                  int64_t deadline_ms) __attribute__((warn_unused_result));
-
 /* Serve the socket once for WHAT (EV_READ, EV_WRITE); ARG is the struct conndrv. The socket
  * event's callback, and for a caller that waits on PQsocket() itself (a blocking flush at
  * shutdown, with the loop no longer running) as if the event had fired; FD is not read. */

@@ -28,8 +28,12 @@ struct ownsess {
 	struct event later_ev;          /* the first item queued for later comes due ... */
 	int64_t later_ms;               /* ... at this monotonic time */
 	struct ownsess_item *flight;    /* the item whose statement is in flight */
-	bool full; /* the last connect was refused because the server takes no more
-	            * (conndrv_server_full): ownsess_starved() (set_full) */
+	bool full;          /* the last connect was refused because the server takes no more
+	                     * (conndrv_server_full): ownsess_starved() (set_full) */
+	const char *steps;  /* ownsess_need_steps' (NULL: none needed) ... */
+	int newest;         /* ... and the newest of them */
+	bool gating;        /* connected, the schema's steps being read: no client knows yet */
+	char gate_why[720]; /* a schema found older: what failed() says, once the names are read */
 };
 
 static struct ownsess *sessions;
@@ -83,23 +87,6 @@ static void lose_flight(struct stmtq *q, const char *why)
 	}
 }
 
-/* (the result is clean: every statement's is reset as it completes or is lost) */
-static bool start(struct stmtq *q, void (*each)(struct ownsess_item *it, PGresult *r),
-                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
-{
-	if (q->sent || q->drv.state != CONNDRV_READY) {
-		log_error("internal error: a statement sent while pgcrond's own session is %s; "
-		          "please report it",
-		          q->sent ? "busy" : "down");
-		return false;
-	}
-	q->cur.done = done;
-	q->cur.each = each;
-	q->cur.arg = arg;
-	q->sent = true;
-	return true;
-}
-
 void stmtq_end(struct stmtq *q)
 {
 	if (!q->sent)
@@ -143,31 +130,28 @@ void stmtq_fail(struct stmtq *q, const char *why, int64_t retry_ms)
 	conndrv_fail(&q->drv, why);
 }
 
-/* Send SQL with N text parameters, answered within DEADLINE_MS; DONE(ARG, result) when
- * complete. False if the session is not connected and idle (DONE is not called), or the
- * connection failed (DONE was called with LOST). */
-static bool push(struct stmtq *q, const char *sql, int n, const char *const *params,
-                 int64_t deadline_ms, void (*done)(void *arg, const struct stmtq_result *r),
-                 void *arg)
+/* Put a statement in flight: SQL with N text PARAMS, or, SQL NULL, what the caller wrote
+ * itself, whose results go to EACH(ARG) until stmtq_end; answered within DEADLINE_MS;
+ * DONE(ARG, result) when complete. False if the session is not connected and idle (DONE is
+ * not called), or the connection failed (DONE was called with LOST). The result is clean:
+ * every statement's is reset as it completes or is lost. */
+static bool send_stmt(struct stmtq *q, const char *sql, int n, const char *const *params,
+                      int64_t deadline_ms, void (*each)(struct ownsess_item *it, PGresult *r),
+                      void (*done)(void *arg, const struct stmtq_result *r), void *arg)
 {
-	if (!start(q, NULL, done, arg))
-		return false;
-	if (!conndrv_send(&q->drv, sql, n, params, deadline_ms)) {
-		stmtq_fail(q, NULL, 0);
+	if (q->sent || q->drv.state != CONNDRV_READY) {
+		log_error("internal error: a statement sent while pgcrond's own session is %s; "
+		          "please report it",
+		          q->sent ? "busy" : "down");
 		return false;
 	}
-	return true;
-}
-
-/* ownsess_begin's: EACH(ARG) with the results until stmtq_end. */
-static bool begin(struct stmtq *q, int64_t deadline_ms,
-                  void (*each)(struct ownsess_item *it, PGresult *r),
-                  void (*done)(void *arg, const struct stmtq_result *r), void *arg)
-{
-	if (!start(q, each, done, arg))
-		return false;
+	q->cur.done = done;
+	q->cur.each = each;
+	q->cur.arg = arg;
+	q->sent = true;
+	bool ok = !sql || PQsendQueryParams(q->drv.conn, sql, n, NULL, params, NULL, NULL, 0);
 	conndrv_busy(&q->drv, deadline_ms);
-	if (!conndrv_flush(&q->drv)) {
+	if (!ok || !conndrv_flush(&q->drv)) {
 		stmtq_fail(q, NULL, 0);
 		return false;
 	}
@@ -209,19 +193,89 @@ bool stmtq_ready(const struct stmtq *q)
 
 /* ---- the session's callbacks: decided once, or handed to each client ------------------ */
 
-static void on_connected(void *arg)
+/* The connect is complete (and the schema has the steps needed): every client hears it. */
+static void tell_connected(struct ownsess *s)
 {
-	struct ownsess *s = arg;
-	conndrv_succeeded(&s->q.drv);
-	set_full(s, false);
-	s->q.last_arg = NULL; /* the turns start with the first client to join */
-
+	s->gating = false;
 	for (struct ownsess_client *cl = s->clients, *next; cl && stmtq_ready(&s->q); cl = next) {
 		next = cl->next;
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 	}
 	event_active(&s->turn_ev, EV_TIMEOUT, 0); /* the items queued meanwhile */
+}
+
+/* SQL: the newest schema step the database has, and how many of those in $1 it has. */
+static const char sql_steps[] =
+    "SELECT COALESCE(pg_catalog.max(version), 0), pg_catalog.count(*) FILTER"
+    " (WHERE version OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[]))"
+    " FROM pgcrond.schema_version";
+
+/* SQL: the instances that used this history database in the last 7 days (a schema older than
+ * this pgcrond's: whether others may claim the fires meanwhile). */
+static const char sql_names[] =
+    "SELECT pg_catalog.string_agg(name, ',' ORDER BY name) FROM pgcrond.instance"
+    " WHERE last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+    " '7 days'::pg_catalog.interval)";
+
+static void names_done(void *arg, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	if (r->lost)
+		return;
+	if (r->res && PQntuples(r->res) == 1)
+		snprintf(s->q.schema_names, sizeof(s->q.schema_names), "%s",
+		         PQgetvalue(r->res, 0, 0));
+	stmtq_fail(&s->q, s->gate_why, 0);
+}
+
+/* The schema's steps read (ownsess_need_steps): the clients hear of the connect, or of a
+ * failure as if the database could not be reached (no schema at all: step 0); with an older
+ * schema, once the instances that used it are read (sql_names; from step 4 on). */
+static void steps_done(void *arg, const struct stmtq_result *r)
+{
+	struct ownsess *s = arg;
+	char *why = s->gate_why;
+	bool none = !strcmp(r->sqlstate, "42P01") || !strcmp(r->sqlstate, "3F000");
+	int step = none ? 0 : r->failed || !r->res ? -1 : atoi(PQgetvalue(r->res, 0, 0));
+	int have = r->res ? atoi(PQgetvalue(r->res, 0, 1)) : 0, want = 1;
+
+	if (r->lost)
+		return; /* (the clients hear failed()) */
+	for (const char *p = s->steps; *p; p++)
+		want += *p == ',';
+	if (step < 0) {
+		snprintf(why, sizeof(s->gate_why), "cannot read its pgcrond schema's step: %s",
+		         r->err);
+	} else if (have < want) {
+		s->q.schema_step = step;
+		snprintf(why, sizeof(s->gate_why),
+		         "has pgcrond schema step %d, this pgcrond needs step %d: run 'pgcrond "
+		         "install'",
+		         step, s->newest);
+		if (step >= 4) { /* (a send that fails fails the connection: names_done hears it) */
+			(void)send_stmt(&s->q, sql_names, 0, NULL, 0, NULL, names_done, s);
+			return;
+		}
+	} else {
+		tell_connected(s);
+		return;
+	}
+	stmtq_fail(&s->q, why, 0);
+}
+
+static void on_connected(void *arg)
+{
+	struct ownsess *s = arg;
+	const char *p[] = {s->steps};
+	conndrv_succeeded(&s->q.drv);
+	set_full(s, false);
+	s->q.last_arg = NULL; /* the turns start with the first client to join */
+	s->gating = s->steps != NULL;
+	if (!s->gating)
+		tell_connected(s);
+	else
+		(void)send_stmt(&s->q, sql_steps, 1, p, 0, NULL, steps_done, s);
 }
 
 /* An item for one answer (ownsess_ask): its statement, with its parameters copied. */
@@ -291,6 +345,7 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 	s->q.next_retry_ms = 0;
 	conndrv_close(&s->q.drv);
 	lose_flight(&s->q, why);
+	s->gating = false;
 	set_full(s, !was_ready && conndrv_server_full(why));
 	for (struct ownsess_client *cl = s->clients; cl; cl = cl->next)
 		lose_items(cl, why ? why : "the connection was lost");
@@ -299,6 +354,8 @@ static void on_failed(void *arg, const char *why, bool was_ready)
 		if (cl->ops->failed)
 			again |= cl->ops->failed(cl->arg, why, was_ready);
 	}
+	s->q.schema_step = -1;
+	s->q.schema_names[0] = '\0';
 	if (again)
 		conndrv_retry(&s->q.drv, retry_ms > 0 ? retry_ms : CONNDRV_BACKOFF);
 }
@@ -372,7 +429,19 @@ static void on_check(void *arg)
 	struct ownsess *s = arg;
 
 	if (stmtq_ready(&s->q) && !stmtq_busy(&s->q))
-		(void)push(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, check_done, &s->q);
+		(void)send_stmt(&s->q, "SELECT 1", 0, NULL, s->q.drv.check_ms / 2, NULL, check_done,
+		                &s->q);
+}
+
+static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
+{
+	for (size_t i = 0; i < cl->n_channels; i++)
+		if (strcmp(cl->channels[i], channel) == 0) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	return false;
 }
 
 /* A notification: to the clients that claimed its channel. */
@@ -380,12 +449,8 @@ static void on_notify(struct ownsess *s, const char *channel, const char *extra)
 {
 	for (struct ownsess_client *cl = s->clients, *next; cl; cl = next) {
 		next = cl->next;
-		for (size_t i = 0; i < cl->n_channels; i++)
-			if (strcmp(cl->channels[i], channel) == 0) {
-				if (cl->ops->notify)
-					cl->ops->notify(cl->arg, channel, extra);
-				break;
-			}
+		if (cl->ops->notify && claims(cl, channel, NULL))
+			cl->ops->notify(cl->arg, channel, extra);
 	}
 }
 
@@ -430,7 +495,7 @@ static void on_join_connected(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (cl->s && stmtq_ready(&cl->s->q)) {
+	if (cl->s && stmtq_ready(&cl->s->q) && !cl->s->gating) {
 		if (cl->ops->connected)
 			cl->ops->connected(cl->arg);
 		if (stmtq_ready(&cl->s->q) && !stmtq_busy(&cl->s->q))
@@ -451,12 +516,9 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
 static void session_label(const char *conninfo, char *out, size_t len)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	const char *db = NULL;
+	const char *db = pgconn_option(opts, "dbname");
 
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "dbname") == 0 && o->val)
-			db = o->val;
-	if (db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
+	if (*db && !strchr(db, '=') && !strstr(db, "://")) /* (never a conninfo: a password) */
 		snprintf(out, len, "pgcrond's session of database %s", db);
 	else
 		snprintf(out, len, "pgcrond's session of a database");
@@ -484,6 +546,7 @@ int ownsess_join(struct ownsess_client *cl, struct event_base *base, const char 
 			return -ENOMEM;
 		}
 		s->base = base;
+		s->q.schema_step = -1;
 		char label[96];
 		session_label(conninfo, label, sizeof(label));
 		conndrv_init(&s->q.drv, base, &drv_ops, s, label, PGCONN_NOTICES_PER_MIN, 60000,
@@ -622,8 +685,9 @@ bool ownsess_push(struct ownsess_item *it, int64_t deadline_ms, const char *sql,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
-	return push(&s->q, sql, n, params, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2,
-	            item_done, it);
+	return send_stmt(&s->q, sql, n, params,
+	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, NULL, item_done,
+	                 it);
 }
 
 bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
@@ -632,8 +696,9 @@ bool ownsess_begin(struct ownsess_item *it, int64_t deadline_ms,
 	struct ownsess *s = it->cl->s;
 
 	s->flight = it;
-	return begin(&s->q, deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
-	             it);
+	return send_stmt(&s->q, NULL, 0, NULL,
+	                 deadline_ms > 0 ? deadline_ms : s->q.drv.check_ms / 2, each, item_done,
+	                 it);
 }
 
 int ownsess_ask(struct ownsess_client *cl, const char *sql, int n, const char *const *params,
@@ -680,17 +745,6 @@ void ownsess_drain(struct ownsess_client *cl, int64_t (*left_ms)(void *arg))
 	}
 }
 
-static bool claims(const struct ownsess_client *cl, const char *channel, size_t *at)
-{
-	for (size_t i = 0; i < cl->n_channels; i++)
-		if (strcmp(cl->channels[i], channel) == 0) {
-			if (at)
-				*at = i;
-			return true;
-		}
-	return false;
-}
-
 int ownsess_claim_channel(struct ownsess_client *cl, const char *channel)
 {
 	if (claims(cl, channel, NULL))
@@ -728,6 +782,12 @@ void ownsess_set_check(int64_t ms)
 	check_ms = ms > 0 ? ms : DEF_CHECK_MS;
 	for (struct ownsess *s = sessions; s; s = s->next)
 		conndrv_set_check(&s->q.drv, check_ms);
+}
+
+void ownsess_need_steps(struct ownsess_client *cl, const char *steps, int newest)
+{
+	cl->s->steps = steps;
+	cl->s->newest = newest;
 }
 
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms)

@@ -76,6 +76,12 @@ struct stmtq {
 	} cur;                                 /* the statement in flight */
 	const struct stmtq_result *completing; /* the answer whose callback runs */
 	const void *last_arg; /* the client of the statement completed last (the turns) */
+	/* In failed(): the step of the schema found older than ownsess_need_steps' (0: no
+	 * schema); -1 otherwise. */
+	int schema_step;
+	/* With it: the names of the instances pgcrond.instance saw in the last 7 days, comma
+	 * separated ("" if none or unknown), for the cluster's verdict on the fires meanwhile. */
+	char schema_names[512];
 };
 
 /* Give the connection up for WHY (libpq's error if NULL): every client hears failed(), then
@@ -229,6 +235,12 @@ bool ownsess_claimed_elsewhere(const struct ownsess_client *cl, const char *chan
  * it, and an idle connection is asked (SELECT 1) every half of it and must answer within the
  * other half; otherwise the session reconnects. */
 void ownsess_set_check(int64_t ms);
+/* The session's database must have pgcrond's schema steps STEPS (a text form of an int4[],
+ * "{1,2,...}", borrowed: a constant), the newest NEWEST: at each connect the session reads
+ * them once, before any client hears connected(); a database without every one of them is
+ * given up as one not reached (every client hears failed(), WHY saying what to do, and
+ * schema_step is set), and the reconnect's backoff looks again. From the next connect. */
+void ownsess_need_steps(struct ownsess_client *cl, const char *steps, int newest);
 /* The session's reconnect backoff, decided for all its clients: the last call wins. */
 void ownsess_set_backoff(struct ownsess_client *cl, int64_t min_ms, int64_t max_ms);
 

@@ -37,22 +37,24 @@
  * the server applies "-c" settings in order. malloc'd; NULL when out of memory. */
 char *pgconn_pinned_options(const char *conninfo)
 {
-	char *perr = NULL;
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
-	const char *own = NULL;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	const char *own = pgconn_option(opts, "options");
 	char *out = NULL;
 
-	PQfreemem(perr);
-	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
-			own = o->val;
-	if (!own)
+	if (!*own && getenv("PGOPTIONS"))
 		own = getenv("PGOPTIONS");
-	if (asprintf(&out, "%s%s%s", own && *own ? own : "", own && *own ? " " : "",
-	             PGCONN_PINNED_OPTION) < 0)
+	if (asprintf(&out, "%s%s%s", own, *own ? " " : "", PGCONN_PINNED_OPTION) < 0)
 		out = NULL;
 	PQconninfoFree(opts);
 	return out;
+}
+
+const char *pgconn_option(const PQconninfoOption *opts, const char *key)
+{
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, key) == 0 && o->val)
+			return o->val;
+	return "";
 }
 
 /* The keywords and values of a connection to CONNINFO: CONN_KEYS, then (PINNED) the
@@ -130,33 +132,19 @@ static void one_line(const char *msg, char *buf, size_t len)
 	*w = '\0';
 }
 
-const char *pgconn_error(const PGconn *conn, char *buf, size_t len)
-{
-	one_line(conn ? PQerrorMessage(conn) : "out of memory", buf, len);
-	if (len && !buf[0])
-		snprintf(buf, len, "unknown libpq error");
-	return buf;
-}
-
 bool pgconn_conninfo_parses(const char *conninfo)
 {
-	char *perr = NULL;
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
 
-	PQfreemem(perr);
 	PQconninfoFree(opts);
 	return opts != NULL;
 }
 
 bool pgconn_conninfo_has_password(const char *conninfo)
 {
-	char *perr = NULL;
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, &perr) : NULL;
-	bool has = false;
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	bool has = *pgconn_option(opts, "password");
 
-	PQfreemem(perr);
-	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
-		has |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
 	PQconninfoFree(opts);
 	return has;
 }
@@ -213,20 +201,14 @@ const char *pgconn_scrub(const char *msg, const char *conninfo, char *buf, size_
 	if (len == 0)
 		return buf;
 	if (conninfo) {
-		char *perr = NULL;
-		PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-		PQfreemem(perr);
-		if (!opts) {
-			withhold = true;
-			goto out;
+		PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+		const char *pw = pgconn_option(opts, "password");
+		if (opts && *pw) {
+			needles[0] = strdup(pw);
+			needles[1] = percent_encoded(pw);
+			needles[2] = uri_raw_password(conninfo);
 		}
-		for (const PQconninfoOption *o = opts; o->keyword; o++)
-			if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
-				needles[0] = strdup(o->val);
-				needles[1] = percent_encoded(o->val);
-				needles[2] = uri_raw_password(conninfo);
-				withhold = !needles[0] || !needles[1];
-			}
+		withhold = !opts || (*pw && (!needles[0] || !needles[1]));
 		PQconninfoFree(opts);
 		if (withhold)
 			goto out;
@@ -280,7 +262,7 @@ const char *pgconn_error_safe(const PGconn *conn, const char *conninfo, char *bu
 /* The server's DETAIL and HINT matter to a person (which key is duplicated, what to do), so
  * they follow the primary message on the same line: "... DETAIL: ... HINT: ...". The LINE
  * and caret lines of a parameterized statement are left out. */
-static void result_text(const PGresult *res, char *buf, size_t len)
+const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
 {
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
@@ -288,19 +270,12 @@ static void result_text(const PGresult *res, char *buf, size_t len)
 
 	if (!primary) {
 		one_line(res ? PQresultErrorMessage(res) : "no result", buf, len);
-		return;
+	} else {
+		/* a truncated message is still worth showing: what fits, as one line */
+		snprintf(buf, len, "%s%s%s%s%s", primary, detail ? " DETAIL: " : "",
+		         detail ? detail : "", hint ? " HINT: " : "", hint ? hint : "");
+		one_line(buf, buf, len);
 	}
-	int n = snprintf(buf, len, "%s%s%s%s%s", primary, detail ? " DETAIL: " : "",
-	                 detail ? detail : "", hint ? " HINT: " : "", hint ? hint : "");
-	if (n < 0 && len)
-		buf[0] = '\0';
-	/* a truncated message is still worth showing: what fits, as one line */
-	one_line(buf, buf, len);
-}
-
-const char *pgconn_result_error(const PGresult *res, char *buf, size_t len)
-{
-	result_text(res, buf, len);
 	if (len && !buf[0])
 		snprintf(buf, len, "%s", res ? PQresStatus(PQresultStatus(res)) : "no result");
 	return buf;
@@ -316,7 +291,7 @@ int pgconn_check(const PGconn *conn, const PGresult *r, const char *what, char *
 	if (r)
 		pgconn_result_error(r, why, sizeof(why));
 	else
-		pgconn_error(conn, why, sizeof(why));
+		pgconn_error_safe(conn, NULL, why, sizeof(why));
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(err, errlen, "%s%s%s%s%s%s", what ? what : "", what ? ": " : "", why,
 	         state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
@@ -554,7 +529,6 @@ static void put_value(char *out, size_t *o, size_t outlen, const char *v)
 
 void pgconn_redact_conninfo(const char *in, char *out, unsigned long outlen)
 {
-	char *perr = NULL;
 	PQconninfoOption *opts;
 	size_t o = 0;
 
@@ -562,9 +536,8 @@ void pgconn_redact_conninfo(const char *in, char *out, unsigned long outlen)
 		return;
 	/* libpq's own parser, so whatever libpq would take as the password is what is hidden
 	 * (quoting, escapes, URIs, percent-encoded query keys). Its error message is never
-	 * used: it may quote the password. */
-	opts = in ? PQconninfoParse(in, &perr) : NULL;
-	PQfreemem(perr);
+	 * asked for: it may quote the password. */
+	opts = in ? PQconninfoParse(in, NULL) : NULL;
 	if (!opts) {
 		snprintf(out, outlen, "%s", PGCONN_CONNINFO_NOT_SHOWN);
 		return;

@@ -81,6 +81,8 @@ int pgconn_start_at(const char *conninfo, const char *application_name, bool pin
  * a service file is replaced (libpq reads the service file only for keys not given): put it
  * in the conninfo instead. malloc'd; NULL when out of memory. */
 char *pgconn_pinned_options(const char *conninfo);
+/* KEY's value in OPTS (PQconninfoParse's, may be NULL), "" if none. */
+const char *pgconn_option(const PQconninfoOption *opts, const char *key);
 
 /* The servers pgcrond supports: PostgreSQL 14 (the schema's partition maintenance reads
  * pg_inherits.inhdetachpending, new in 14) to 18, the versions its tests run on. An older
@@ -111,18 +113,12 @@ PGconn *pgconn_connect_blocking(const char *conninfo, const char *application_na
 PGconn *pgconn_connect_blocking_job(const char *conninfo, const char *application_name, char *err,
                                     size_t errlen);
 
-/* The connection's or the result's error as one line (newlines folded, trailing blanks
- * trimmed) in BUF; returns BUF. Only for errors on an established connection: while
- * connecting, libpq's message may quote the conninfo (and its password), so use
- * pgconn_error_safe() there. */
-const char *pgconn_error(const PGconn *conn, char *buf, size_t len);
-
-/* The connection's error like pgconn_error(), made safe to log, store or show for a
- * connection opened with CONNINFO: every occurrence of the conninfo's password (as parsed,
- * percent-encoded, and as written in a URI) is replaced by "********"; if libpq cannot parse
- * CONNINFO its message is withheld entirely (PGCONN_MESSAGE_WITHHELD), since a parse error
- * quotes the string. CONNINFO NULL means no conninfo is known (same as pgconn_error()).
- * Returns BUF. */
+/* The connection's error as one line (newlines folded, trailing blanks trimmed), made safe
+ * to log, store or show for a connection opened with CONNINFO: every occurrence of the
+ * conninfo's password (as parsed, percent-encoded, and as written in a URI) is replaced by
+ * "********"; if libpq cannot parse CONNINFO its message is withheld entirely
+ * (PGCONN_MESSAGE_WITHHELD), since a parse error quotes the string. CONNINFO NULL: none is
+ * known (an established connection's error). Returns BUF. */
 #define PGCONN_MESSAGE_WITHHELD                                                                    \
 	"libpq could not use the connection string; the message is not shown because it may "      \
 	"quote the password"

@@ -498,9 +498,8 @@ int plugin_check_job(const struct plugin *p, const struct conf_job *job, struct 
 		plugin_clear_context();
 		if (rc < 0 && n_errors == 0) {
 			diag_add(dl, job->file, job->line,
-			         "job \"%s\": plugin \"%s\" rejected its "
-			         "settings: %s",
-			         job->name, p->name, strerror(-rc));
+			         "job \"%s\": plugin \"%s\" rejected its settings: %s", job->name,
+			         p->name, strerror(-rc));
 			n_errors++;
 		}
 	}

@@ -39,9 +39,7 @@ static int full_run(struct pgc_run *run, const char *fmt, ...)
 	if (!run->full_reason) {
 		run->full_reason = strdup(msg);
 		plugin_log(PGC_LOG_NOTICE,
-		           "refreshing everything, not only the notified "
-		           "partitions: %s",
-		           msg);
+		           "refreshing everything, not only the notified partitions: %s", msg);
 	}
 	return 0;
 }

@@ -455,8 +455,7 @@ int plugin_load(const char *plugin_dir, const char *name, const struct plugin **
 	}
 	if (!plugin_dir || !*plugin_dir) {
 		plugin_set_err(err, errlen,
-		               "plugin \"%s\": plugin_dir is empty; set plugin_dir in "
-		               "pgcrond.conf",
+		               "plugin \"%s\": plugin_dir is empty; set plugin_dir in pgcrond.conf",
 		               name);
 		return -EINVAL;
 	}

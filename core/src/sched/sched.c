@@ -139,7 +139,7 @@ void sched_job_free(struct job **jp)
 void sched_job_unlink_free(struct job *j)
 {
 	struct sched *s = j->s;
-	sched_index_remove(s, j);
+	strmap_remove(&s->index, &j->hnode);
 	if (j->prev)
 		j->prev->next = j->next;
 	else
@@ -609,6 +609,8 @@ static void run_begin(struct run *r)
 	int rc = s->ex.submit(s->ex.ctx, &spec, &r->er); /* copies the statements */
 	if (start_with_pid)
 		r->hist_key = sched_hist_put(r, r->start_us, shown, NULL, NULL);
+	if (rc == 0 && !r->backend_pid) /* it waits for a connection */
+		sched_backlog_changed(s, r);
 	if (rc == -ENOENT)
 		snprintf(err, sizeof(err), "database \"%s\" is not configured", j->database);
 	else if (rc < 0)

@@ -280,7 +280,8 @@ struct fresh_view {
 
 /* What one job shows. The strings are the scheduler's, valid until the next sched_apply()
  * or the loop runs again. */
-/* A job's recent runs, for the status and its page (sched_recent.c keeps them). */
+/* A job's recent runs, for the status and its page (sched_state.c keeps them, sched_recent.c reads
+ * them back). */
 /* How many runs of each job the strip keeps. */
 #define SCHED_RECENT_RUNS 10
 

@@ -81,7 +81,7 @@ static void own_strs(struct job *j)
 		 * later removal will not find it there, and does nothing). */
 		log_job(LOG_LVL_ERROR, j->name,
 		        "out of memory copying the removed job's definition");
-		sched_index_remove(j->s, j);
+		strmap_remove(&j->s->index, &j->hnode);
 		j->name = "?";
 		j->command = j->plugin = j->schedule = NULL;
 		j->database = "";

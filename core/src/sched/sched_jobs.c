@@ -1,6 +1,6 @@
 /* The scheduler's lifetime (sched.h, sched_priv.h): the setters, the drain at shutdown, and
  * the scheduler's creation and freeing. Timers and the run lifecycle are sched.c's; the index's
- * lookups are sched_index.c's, jobs added and retired as configurations come and go
+ * lookups are sched_state.c's, jobs added and retired as configurations come and go
  * sched_apply.c's. */
 #include <errno.h>
 #include <inttypes.h>

@@ -141,8 +141,9 @@ struct job {
 	bool up_noted;           /* an upstream-caused run it owes is in pending_work (coord.h) */
 
 	/* ---- pause (sched_pause) and the last result (status.c) ---- */
-	struct job_last *last;       /* NULL before its first result (job_last) */
-	struct sched_recent *recent; /* its last runs (sched_recent.c); NULL before the first */
+	struct job_last *last; /* NULL before its first result (job_last) */
+	struct sched_recent
+	    *recent; /* its last runs (sched_recent_priv.h); NULL before the first */
 	bool paused;
 	bool paused_owed; /* a notification or upstream fire came while paused */
 };
@@ -307,11 +308,10 @@ struct sched {
 	uint64_t backlog_sig;
 };
 
-/* sched_index.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
- * one); J out of the index. */
+/* sched_state.c: the scheduler's wall clock (Unix microseconds); a job by name (not a removed
+ * one). */
 int64_t sched_now_us(const struct sched *s);
 struct job *sched_job_find(struct sched *s, const char *name);
-void sched_index_remove(struct sched *s, struct job *j);
 /* sched_state.c: a run of J's fire at SCHEDULED_US (0 for a manual run) with TRIGGER (a
  * string literal, kept as it is), due (NULL: out of memory, logged) / R ended if it was not, and
  * freed with what it holds: its job lock, its pending work (coord.h), its marks, its waiter (told
@@ -353,9 +353,11 @@ const char *sched_work_keep(struct run *r, const char *why);
  * and notified runs, and its active one before it started; how many. */
 int sched_job_drop_waiting(struct job *j, const char *why);
 /* sched_state.c: J's runs that wait, and for what, into OUT (SCHED_MAX_WAITING); how many;
- * the timer's callback that publishes them all (sched.backlog_ev). */
+ * the timer's callback that publishes them all (sched.backlog_ev), armed when what waits
+ * changed (R moved, or got its backend or none: sched_backlog_changed). */
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out);
 void sched_backlog_cb(void *arg);
+void sched_backlog_changed(struct sched *s, const struct run *r);
 /* A change is published within this (one statement for all the changes meanwhile). */
 #define BACKLOG_PUBLISH_US 1000000
 /* sched_state.c: move R to state TO (the table there), out of its state's holder and into

@@ -1,5 +1,5 @@
-/* Each job's recent runs and its last result, kept live and read back from the history at
- * start (sched_recent_priv.h). */
+/* Each job's recent runs and its last result read back from the history at start
+ * (sched_recent_priv.h); kept live as runs end by sched_state.c. */
 #include "sched_recent_priv.h"
 
 #include <stdbool.h>
@@ -7,18 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
 #include "sched_priv.h"
-#include "text.h"
-
-const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
-                                             [SCHED_FAILED] = HIST_FAILED,
-                                             [SCHED_SKIPPED] = HIST_SKIPPED,
-                                             [SCHED_UPSTREAM_FAILED] = HIST_UPSTREAM_FAILED,
-                                             NULL};
 
 static int status_index(const char *status)
 {
@@ -26,99 +18,6 @@ static int status_index(const char *status)
 		if (strcmp(status, sched_recent_statuses[i]) == 0)
 			return i;
 	return -1;
-}
-
-/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
-static struct job_last *job_last(struct job *j)
-{
-	if (!j->last)
-		j->last = calloc(1, sizeof(*j->last));
-	return j->last;
-}
-
-void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
-                       int attempt, uint64_t key, int64_t runid)
-{
-	struct sched_recent *r = j->recent;
-	if (!r && !(r = j->recent = calloc(1, sizeof(*r))))
-		return; /* out of memory: the page shows fewer runs */
-	uint32_t at = 0;
-	for (uint32_t i = 0; i < r->n; i++) {
-		struct sched_recent_run *e = &r->runs[i];
-		if (e->start_us == start_us && e->end_us == end_us && e->status == st) {
-			if (!e->runid)
-				e->runid = runid;
-			return;
-		}
-		if (e->start_us > start_us)
-			at = i + 1;
-	}
-	if (at >= SCHED_RECENT_RUNS)
-		return; /* older than every run kept */
-	uint32_t n = r->n < SCHED_RECENT_RUNS ? r->n : SCHED_RECENT_RUNS - 1;
-	memmove(&r->runs[at + 1], &r->runs[at], (n - at) * sizeof(r->runs[0]));
-	r->runs[at] = (struct sched_recent_run){.start_us = start_us,
-	                                        .end_us = end_us,
-	                                        .runid = runid,
-	                                        .key = key,
-	                                        .attempt = attempt,
-	                                        .status = (uint8_t)st};
-	r->n = n + 1;
-}
-
-void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
-                        const char *sqlstate, int64_t end_us)
-{
-	struct job_last *l = job_last(r->job);
-	if (l) {
-		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
-		snprintf(l->trigger, sizeof(l->trigger), "%s", r->trigger); /* a name: it fits */
-		free(l->message);
-		l->message = message ? strdup(message) : NULL;
-		if (sqlstate) /* a success has none */
-			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
-		else
-			l->sqlstate[0] = '\0';
-		l->start_us = r->start_us;
-		l->end_us = end_us;
-		l->ran_end_us = end_us;
-		l->attempt = r->attempt;
-		l->runid = 0; /* its row is written after this (sched_recent_written) */
-		l->hist_key = r->hist_key;
-		/* from its connection to now, both on the database's wall time: END_US is the
-		 * start (which may have been moved to the job's last end) plus the run's duration
-		 */
-		int64_t busy_ms =
-		    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
-		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
-	}
-	sched_recent_note(r->job, st, r->start_us, end_us, r->attempt, r->hist_key, 0);
-}
-
-void sched_recent_written(void *arg, const struct hist_written *w)
-{
-	struct sched *s = arg;
-	if (s->n_marked && w->key) { /* the end is written: no takeover asks for its xid */
-		char key[96];
-		hist_run_key(s->hist, w->key, key, sizeof(key));
-		s->n_marked -= cluster_xact_end(s->cluster, key);
-	}
-	struct job *j = sched_job_find(s, w->job);
-	if (!j || !w->key)
-		return;
-	if (j->last && j->last->hist_key == w->key && !j->last->runid)
-		j->last->runid = w->runid;
-	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
-		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
-			j->recent->runs[i].runid = w->runid;
-	if (strcmp(w->status, HIST_FAILED) == 0)
-		metrics_failure_runid(s->metrics, w->job, w->end_us, w->runid);
-}
-
-void sched_recent_job_free(struct job *j)
-{
-	free(j->recent);
-	j->recent = NULL;
 }
 
 /* ---- read back at start ----------------------------------------------------------------- */
@@ -153,7 +52,7 @@ static void set_last(struct job *j, const struct hist_past_run *pr)
 	}
 	int st = status_index(pr->status); /* succeeded or failed (hist_sql_last_results) */
 	char *msg = pr->message ? strdup(pr->message) : NULL;
-	if (st < 0 || (pr->message && !msg) || !(l = job_last(j))) {
+	if (st < 0 || (pr->message && !msg) || !(l = sched_job_last(j))) {
 		free(msg);
 		return;
 	}
@@ -275,8 +174,9 @@ void sched_recent_job_added(struct job *j)
 		sched_recent_free(s);
 }
 
-void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *pr)
+void sched_recent_take(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
 {
+	struct sched *s = arg;
 	struct sched_recent_store *st = s->recent_store;
 	if (!pr) {
 		log_info("history: read back for the status: %zu failure(s), %zu run(s) of the "
@@ -305,14 +205,9 @@ void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct h
 	}
 }
 
-static void answer_cb(void *arg, enum hist_past_kind kind, const struct hist_past_run *pr)
-{
-	sched_recent_take(arg, kind, pr);
-}
-
 void sched_recent_request(struct sched *s)
 {
 	if (s->hist)
-		hist_request_last_results(s->hist, METRICS_FAILURES, SCHED_RECENT_RUNS, answer_cb,
-		                          s);
+		hist_request_last_results(s->hist, METRICS_FAILURES, SCHED_RECENT_RUNS,
+		                          sched_recent_take, s);
 }

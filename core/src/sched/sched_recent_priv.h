@@ -8,6 +8,9 @@
  * go to the metrics' ring (metrics_seed_failure). A run of this process gets its run id once
  * its row is written (a moment after it ends; later while the history is down).
  *
+ * The live half (a run's end, its row written) is sched_state.c's, the read-back
+ * sched_recent.c's.
+ *
  * A job the history names that is not scheduled yet when the answer comes (a job made in SQL
  * arrives with the SQL jobs' first read) gets its rows when it appears. */
 
@@ -23,6 +26,8 @@ struct sched;
 /* struct sched_recent, SCHED_RECENT_RUNS, sched_recent_statuses: sched.h (the view shows
  * them). */
 
+/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+struct job_last *sched_job_last(struct job *j);
 /* R, a run of this process, ended at END_US as ST, with MESSAGE and SQLSTATE (may be NULL):
  * its job's last result, and its strip. */
 void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
@@ -43,8 +48,8 @@ void sched_recent_job_added(struct job *j);
 void sched_recent_job_free(struct job *j);
 /* The first load: ask the history (when there is one) for what the status showed. */
 void sched_recent_request(struct sched *s);
-/* One row of the history's answer (R NULL: its end), as hist_last_results_fn gets it. */
-void sched_recent_take(struct sched *s, enum hist_past_kind kind, const struct hist_past_run *r);
+/* One row of the history's answer (R NULL: its end): the hist_last_results_fn (ARG: the sched). */
+void sched_recent_take(void *arg, enum hist_past_kind kind, const struct hist_past_run *r);
 /* The rows kept for jobs that never appeared. */
 void sched_recent_free(struct sched *s);
 

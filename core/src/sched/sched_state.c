@@ -1,13 +1,14 @@
 /* A run: its states and the moves between them (sched_priv.h, enum run_state; the table is
  * drawn in docs/layout.md, "A run's states"), and the run as a record: made, answered to its
  * waiter, its backend noted (sched_on_pid), recorded when it does not run, freed with what
- * it holds. Every change of a run's
+ * it holds, and what it leaves for the status (its job's last result and recent runs). The
+ * scheduler's clock and its jobs by name. Every change of a run's
  * state goes through sched_run_to(), which refuses a move the table does not hold, moves the
  * run between the holders of its old and new states (as pgbouncer's change_server_state()
  * moves a server between its lists), and keeps the counts that follow from the states: the
  * runs waiting for a claim (a stop waits for their answers) and the runs running
  * (max_running), and says when a stop has none left to wait for. Below the rest of sched/:
- * it calls only sched_index.c, sched_queue.c and sched_recent.c. */
+ * it calls only sched_queue.c. */
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -130,14 +131,6 @@ static void list_remove(struct run_list *l, struct run *r)
 	r->defer_prev = r->defer_next = NULL;
 }
 
-/* What waits changed (a move, a run's backend): published soon, with a history database. */
-static void backlog_changed(struct sched *s)
-{
-	if (s->cluster && !clock_armed(&s->backlog_ev) &&
-	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
-		log_warning("the waiting runs are not published: out of memory");
-}
-
 bool sched_run_to(struct run *r, enum run_state to)
 {
 	struct job *j = r->job;
@@ -188,7 +181,7 @@ bool sched_run_to(struct run *r, enum run_state to)
 	else if (out.running)
 		s->n_running++;
 	r->state = to;
-	backlog_changed(s);
+	sched_backlog_changed(s, r);
 	/* a stop waits for these counts to reach none, and this is where they drop */
 	if (s->draining && (from == RUN_CLAIMING || from == RUN_QUEUED || in.running))
 		sched_check_drained(s);
@@ -384,8 +377,8 @@ void sched_on_pid(void *arg, int pid)
 	struct sched *s = r->job->s;
 	r->backend_pid = pid;
 	r->backend_at_us = sched_now_us(s);
-	backlog_changed(s);         /* no longer waiting for its connection */
-	if (s->hist && r->hist_key) /* else its start is recorded with it (sched.c) */
+	sched_backlog_changed(s, r); /* no longer waiting for its connection */
+	if (s->hist && r->hist_key)  /* else its start is recorded with it (sched.c) */
 		hist_set_pid(s->hist, r->hist_key, r->start_us, pid);
 	log_job(LOG_LVL_DEBUG, r->job->name, "running on backend %d", pid);
 }
@@ -466,6 +459,19 @@ static int waits_for(const struct run *r)
 	return -1;
 }
 
+/* The signature of nothing waiting (sched_backlog_cb's FNV-1a basis). */
+#define BACKLOG_NONE 1469598103934665603ULL
+
+void sched_backlog_changed(struct sched *s, const struct run *r)
+{
+	/* a run that stops waiting before BACKLOG_PUBLISH_US was never published: the timer
+	 * goes when R waits now or what was published last may have changed */
+	if (s->cluster && (waits_for(r) >= 0 || s->backlog_sig != BACKLOG_NONE) &&
+	    !clock_armed(&s->backlog_ev) &&
+	    clock_arm(s->clock, &s->backlog_ev, BACKLOG_PUBLISH_US) < 0)
+		log_warning("the waiting runs are not published: out of memory");
+}
+
 size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 {
 	const struct run *runs[SCHED_MAX_WAITING] = {j->active, j->pending, j->parked,
@@ -485,7 +491,7 @@ size_t sched_waiting_of(const struct job *j, struct sched_waiting *out)
 	return n;
 }
 
-/* The history database shows the runs that wait (pgcrond.view_backlog, schema step 28): the
+/* The history database shows the runs that wait (pgcrond.view_backlog): the
  * instance's rows are replaced by a JSON array of {"job", "for", "trigger", "scheduled_for",
  * "since" (Unix µs), "attempt"}. */
 static const char backlog_sql[] = "SELECT pgcrond.backlog_publish($1, $2::pg_catalog.jsonb)";
@@ -496,11 +502,9 @@ static void backlog_sent(void *arg, const struct pg_result *res, const char *err
 	static struct log_complaint complaint;
 	(void)arg;
 	(void)res;
+	(void)sqlstate;
 	if (err && *err && log_complain(&complaint))
-		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s%s", err,
-		            sqlstate && strcmp(sqlstate, "42883") == 0
-		                ? " (pgcrond install brings the schema to step 28)"
-		                : "");
+		log_warning("cannot show the waiting runs in pgcrond.view_backlog: %s", err);
 	else if (!(err && *err) && log_complaint_reset(&complaint))
 		log_notice("the waiting runs are shown in pgcrond.view_backlog again");
 }
@@ -509,7 +513,7 @@ void sched_backlog_cb(void *arg)
 {
 	struct sched *s = arg;
 	json_t *a = json_array();
-	uint64_t sig = 1469598103934665603ULL;
+	uint64_t sig = BACKLOG_NONE;
 	int64_t now = sched_now_us(s);
 	bool young = false;
 	for (struct job *j = s->jobs; a && j; j = j->next) {
@@ -557,4 +561,123 @@ void sched_backlog_cb(void *arg)
 	else if (clock_arm(s->clock, &s->backlog_ev, 5 * BACKLOG_PUBLISH_US) < 0)
 		log_warning("the waiting runs are not published: out of memory");
 	/* (the history database away, or out of memory: again once it may be back) */
+}
+
+/* ---- the clock and the jobs by name -------------------------------------------------- */
+
+int64_t sched_now_us(const struct sched *s)
+{
+	/* the history database's time (sched_set_db_offset) */
+	return clock_now_us(s->clock) + s->db_offset_us;
+}
+
+struct job *sched_job_find(struct sched *s, const char *name)
+{
+	for (struct strmap_node *n = strmap_find(&s->index, name); n; n = strmap_find_next(n)) {
+		struct job *j = STRMAP_ENTRY(n, struct job, hnode);
+		if (!j->removed)
+			return j;
+	}
+	return NULL;
+}
+
+/* ---- what a run leaves: its job's last result and recent runs (sched_recent_priv.h) ---- */
+
+const char *const sched_recent_statuses[] = {[SCHED_SUCCEEDED] = HIST_SUCCEEDED,
+                                             [SCHED_FAILED] = HIST_FAILED,
+                                             [SCHED_SKIPPED] = HIST_SKIPPED,
+                                             [SCHED_UPSTREAM_FAILED] = HIST_UPSTREAM_FAILED,
+                                             NULL};
+
+/* J's last result, made if it has none yet (NULL: out of memory, the status shows none). */
+struct job_last *sched_job_last(struct job *j)
+{
+	if (!j->last)
+		j->last = calloc(1, sizeof(*j->last));
+	return j->last;
+}
+
+void sched_recent_note(struct job *j, enum sched_status st, int64_t start_us, int64_t end_us,
+                       int attempt, uint64_t key, int64_t runid)
+{
+	struct sched_recent *r = j->recent;
+	if (!r && !(r = j->recent = calloc(1, sizeof(*r))))
+		return; /* out of memory: the page shows fewer runs */
+	uint32_t at = 0;
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct sched_recent_run *e = &r->runs[i];
+		if (e->start_us == start_us && e->end_us == end_us && e->status == st) {
+			if (!e->runid)
+				e->runid = runid;
+			return;
+		}
+		if (e->start_us > start_us)
+			at = i + 1;
+	}
+	if (at >= SCHED_RECENT_RUNS)
+		return; /* older than every run kept */
+	uint32_t n = r->n < SCHED_RECENT_RUNS ? r->n : SCHED_RECENT_RUNS - 1;
+	memmove(&r->runs[at + 1], &r->runs[at], (n - at) * sizeof(r->runs[0]));
+	r->runs[at] = (struct sched_recent_run){.start_us = start_us,
+	                                        .end_us = end_us,
+	                                        .runid = runid,
+	                                        .key = key,
+	                                        .attempt = attempt,
+	                                        .status = (uint8_t)st};
+	r->n = n + 1;
+}
+
+void sched_recent_ended(struct run *r, enum sched_status st, const char *message,
+                        const char *sqlstate, int64_t end_us)
+{
+	struct job_last *l = sched_job_last(r->job);
+	if (l) {
+		l->status = sched_recent_statuses[st]; /* both string literals: kept, not copied */
+		snprintf(l->trigger, sizeof(l->trigger), "%s", r->trigger); /* a name: it fits */
+		free(l->message);
+		l->message = message ? strdup(message) : NULL;
+		if (sqlstate) /* a success has none */
+			text_copy(l->sqlstate, sizeof(l->sqlstate), sqlstate);
+		else
+			l->sqlstate[0] = '\0';
+		l->start_us = r->start_us;
+		l->end_us = end_us;
+		l->ran_end_us = end_us;
+		l->attempt = r->attempt;
+		l->runid = 0; /* its row is written after this (sched_recent_written) */
+		l->hist_key = r->hist_key;
+		/* from its connection to now, both on the database's wall time: END_US is the
+		 * start (which may have been moved to the job's last end) plus the run's duration
+		 */
+		int64_t busy_ms =
+		    r->backend_at_us ? (sched_now_us(r->job->s) - r->backend_at_us) / 1000 : 0;
+		l->backend_ms = busy_ms > INT32_MAX ? INT32_MAX : (int32_t)busy_ms;
+	}
+	sched_recent_note(r->job, st, r->start_us, end_us, r->attempt, r->hist_key, 0);
+}
+
+void sched_recent_written(void *arg, const struct hist_written *w)
+{
+	struct sched *s = arg;
+	if (s->n_marked && w->key) { /* the end is written: no takeover asks for its xid */
+		char key[96];
+		hist_run_key(s->hist, w->key, key, sizeof(key));
+		s->n_marked -= cluster_xact_end(s->cluster, key);
+	}
+	struct job *j = sched_job_find(s, w->job);
+	if (!j || !w->key)
+		return;
+	if (j->last && j->last->hist_key == w->key && !j->last->runid)
+		j->last->runid = w->runid;
+	for (uint32_t i = 0; j->recent && i < j->recent->n; i++)
+		if (j->recent->runs[i].key == w->key && !j->recent->runs[i].runid)
+			j->recent->runs[i].runid = w->runid;
+	if (strcmp(w->status, HIST_FAILED) == 0)
+		metrics_failure_runid(s->metrics, w->job, w->end_us, w->runid);
+}
+
+void sched_recent_job_free(struct job *j)
+{
+	free(j->recent);
+	j->recent = NULL;
 }
