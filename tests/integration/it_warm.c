@@ -4,6 +4,7 @@
  * daemon holds three connections to it. At log level debug every scheduled run logs its
  * stages (docs/benchmarks.md, "Per-minute bursts"), which bench/side reads. */
 #include <check.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,20 @@ static const char *tail(const char *log)
 {
 	size_t n = strlen(log);
 	return n > 2000 ? log + n - 2000 : log;
+}
+
+/* How many threads process PID has. */
+static int task_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	int n = 0;
+	DIR *d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *t; (t = readdir(d));)
+		n += t->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 /* E's configuration: the history on "app", the jobs' database "jobs" at JOBS_CI (pool 4, and
@@ -141,6 +156,94 @@ START_TEST(far_fires_keep_no_connection)
 }
 END_TEST
 
+/* The first burst after a start costs what a later one costs (issue 64, "lateness"): six jobs
+ * of a database with a pool of 2 fire together 7 s after the start, none run before.
+ *  - The burst starts no thread: the spill file's writer started with the daemon (a thread
+ *    started at the first run's record competed with the burst).
+ *  - Half a second before it, the warm-up resets the two connections the start-up opened,
+ *    although their idle check (connection_check 10 s: every 5 s) reset them 1.5 s before:
+ *    that check left the backends as cold, and it had the warm-up skip them.
+ *  - At it, the two runs that find a connection free are named ('pgcrond: JOB', a job not run
+ *    since the start), and the four that wait behind them are not: their resets carry no
+ *    set_config() of a name, as in every later burst of quick runs. */
+START_TEST(first_burst_like_the_next)
+{
+	struct itest_env e;
+
+	itest_env_setup(&e, "warm_first", "it_warm_first");
+	char *jobs_ci = itest_fresh_db("it_warm_first_jobs");
+	PGconn *jobs = itest_connect(jobs_ci);
+	itest_exec(jobs, "CREATE TABLE named (job text, app text); GRANT ALL ON named TO PUBLIC");
+	warm_conf(&e, jobs_ci, "connection_check = \"10s\";\n", "");
+	/* pool 2 of the jobs' database, not warm_conf's 4 */
+	char *conf = itest_read_file(e.conf);
+	char *pool = strstr(conf, "pool = 4; }; };");
+	ck_assert_ptr_nonnull(pool);
+	pool[7] = '2';
+	itest_write_file(e.conf, "%s", conf);
+	free(conf);
+	/* started at a whole second and a tenth: the instant T is 7 s later */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	itest_sleep(1.1 - (double)now.tv_nsec / 1e9);
+	long long at = (long long)now.tv_sec + 1 + 7;
+	char jobsconf[2048] = "jobs = (\n";
+	for (int i = 1; i <= 6; i++) {
+		char job[300];
+		snprintf(job, sizeof(job),
+		         "{ name = \"b%d\"; database = \"jobs\"; schedule = \"%lld * * * * *\";"
+		         "  command = \"INSERT INTO named VALUES ('b%d',"
+		         " current_setting('application_name'))\"; }%s\n",
+		         i, at % 60, i, i < 6 ? "," : ");");
+		strcat(jobsconf, job);
+	}
+	itest_env_job(&e, "10-burst.conf", "%s", jobsconf);
+	itest_env_start(&e);
+	ck_assert_msg(itest_wait_sql(jobs,
+	                             "SELECT count(*) = 2 FROM pg_stat_activity"
+	                             " WHERE datname = 'it_warm_first_jobs'"
+	                             " AND application_name = 'pgcrond'",
+	                             3),
+	              "the daemon did not open the burst's connections at start-up:\n%s",
+	              tail(itest_read_file(e.log)));
+	ck_assert_int_eq(itest_scalar_ll(jobs, "SELECT count(*) FROM named"), 0);
+	/* a quarter of a second before T: the last statement on each connection is the
+	 * warm-up's reset, sent at T - 0.5 s, not the idle check's of T - 1.5 s or so */
+	clock_gettime(CLOCK_REALTIME, &now);
+	itest_sleep((double)(at - now.tv_sec) - 0.25 - (double)now.tv_nsec / 1e9);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(format('%%s at T%%s s', query,"
+	         "  round(extract(epoch FROM query_start - to_timestamp(%lld))::numeric, 2)), '; ')"
+	         " FILTER (WHERE query_start < to_timestamp(%lld) - interval '0.8 s'"
+	         "  OR query <> 'SHOW statement_timeout')"
+	         " FROM pg_stat_activity WHERE datname = 'it_warm_first_jobs'"
+	         " AND application_name = 'pgcrond'",
+	         at, at);
+	char *cold = itest_scalar(jobs, sql);
+	int threads = task_count(e.pid); /* (the start-up's are all there by now) */
+	ck_assert_msg(itest_wait_sql(jobs, "SELECT count(*) = 6 FROM named", 10),
+	              "the burst did not run:\n%s", tail(itest_read_file(e.log)));
+	char *names = itest_scalar(
+	    jobs, "SELECT count(*) FILTER (WHERE app = 'pgcrond: ' || job) || ' named, '"
+	          " || count(*) FILTER (WHERE app = 'pgcrond') || ' not'"
+	          " FROM named");
+	int threads_after = task_count(e.pid);
+	/* all three said at once */
+	ck_assert_msg((!cold || !*cold) && strcmp(names, "2 named, 4 not") == 0 &&
+	                  threads_after == threads,
+	              "the warm-up left cold (last statement before T - 0.8 s): %s; runs named: %s "
+	              "(want 2 named, 4 not); threads before the burst %d, after it %d",
+	              cold && *cold ? cold : "none", names, threads, threads_after);
+	free(cold);
+	free(names);
+	PQfinish(jobs);
+	free(jobs_ci);
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 30), 0);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("warm");
@@ -148,6 +251,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, connections_open_at_start_up);
 	tcase_add_test(tc, far_fires_keep_no_connection);
+	tcase_add_test(tc, first_burst_like_the_next);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -141,8 +141,9 @@ int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
 	return 0;
 }
 
-/* The pipe and the threads, at the first job: most daemons never need them. */
-static int start(struct bgwork *w)
+/* The pipe and the threads, at the first job (most daemons never need them), or when the
+ * owner knows it will (bgwork_start). */
+int bgwork_start(struct bgwork *w)
 {
 	if (w->pipe_rd < 0) {
 		int fds[2];
@@ -166,7 +167,7 @@ static int start(struct bgwork *w)
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job)
 {
 	/* (the pipe and the threads once, unless a thread could not be started) */
-	int err = w->n_threads < w->want_threads ? start(w) : 0;
+	int err = w->n_threads < w->want_threads ? bgwork_start(w) : 0;
 	if (err < 0)
 		return err;
 	job->ran = false;

@@ -29,6 +29,11 @@ struct bgwork_job {
 int bgwork_new(struct event_base *base, int threads, struct bgwork **out)
     __attribute__((warn_unused_result));
 
+/* Start the workers now rather than at the first job: for an owner whose first job comes
+ * at a busy moment (the spill file's writer: the first minute's burst of runs). 0 or -errno
+ * (bgwork_submit tries again). */
+int bgwork_start(struct bgwork *w);
+
 /* Queue JOB: its WORK runs on a free worker, in submission order. 0, or -errno when no
  * worker could be started (then JOB is not queued and DONE is never called). */
 int bgwork_submit(struct bgwork *w, struct bgwork_job *job) __attribute__((warn_unused_result));

@@ -241,6 +241,10 @@ int exec_submit(struct exec *ex, const struct exec_run_spec *spec, struct exec_r
 		exec_run_start(r, idle);
 		return 0;
 	}
+	/* others wait too, or every connection is connected and taken (none idle) */
+	if (spec->name_unless_burst &&
+	    (p->wait_head || p->n_conns - p->n_connecting >= (size_t)p->size))
+		r->app_name[0] = '\0';
 	r->link.wprev = p->wait_tail;
 	if (p->wait_tail)
 		p->wait_tail->link.wnext = r;

@@ -75,6 +75,10 @@ struct exec_run_spec {
 	/* application_name 'pgcrond: NAME' for the run, so pg_stat_activity shows it; false:
 	 * the startup 'pgcrond' (a set_config() less, when the timeout is the default too) */
 	bool name_backend;
+	/* ... unless the run has to wait for another run's end (a burst: other runs wait, or
+	 * the pool is full): a name costs a set_config() in the run's round trip, which a
+	 * burst of unnamed runs on reset connections never sends */
+	bool name_unless_burst;
 	/* Called once the run has a connection, with its backend pid (job_pid). May be NULL. */
 	void (*on_pid)(void *arg, int pid);
 	/* Non-NULL: the run's transaction id is reported before its statement runs, so that its

@@ -490,8 +490,7 @@ static void on_conn_connected(void *arg)
 	struct exec_pool *p = c->pool;
 	c->state = CONN_IDLE;
 	c->connected_us = clock_wall_us();
-	c->idle_at_us = clock_mono_us();
-	c->used_us = c->idle_at_us;
+	c->used_us = clock_mono_us();
 	p->n_connecting--;
 	p->connected_once = true;
 	bool back = p->failures > 0 || p->probing;
@@ -580,7 +579,6 @@ static void conn_reset_read(struct conn *c)
 		return;
 	}
 	c->state = CONN_IDLE;
-	c->idle_at_us = clock_mono_us();
 	conndrv_idle(&c->drv);
 	if (c->reset.next_run) {
 		struct exec_run *r = c->reset.next_run;

@@ -19,9 +19,11 @@
 /* The connection check's default (exec_set_connection_check): a connect, a session reset
  * and an idle connection's liveness check must each be answered within it. */
 #define CONNECTION_CHECK_DEFAULT_MS 30000
-/* exec_warm() resets an idle connection before a burst when it has not been used for this
+/* exec_warm() resets an idle connection before a burst when no run has used it for this
  * long: a backend idle for seconds answers its first statement slower, and the default
- * statement_timeout a reset reads is trusted for 10 s (exec_reset.c) */
+ * statement_timeout a reset reads is trusted for 10 s (exec_reset.c). A run, not the idle
+ * connection's check (a reset every half connection check): a check 4 s before the instant
+ * left the backend as cold, and it skipped the warm-up of the first minute after a start. */
 #define WARM_IDLE_MS 5000
 
 static void drained_cb(evutil_socket_t fd, short what, void *arg);
@@ -48,7 +50,7 @@ void exec_warm(struct exec *ex, const char *database, size_t n)
 		if (p->n_conns > want && exec_conn_idle_expired(c))
 			exec_conn_close(&c); /* not needed now, and unused for idle_timeout */
 		else if (c->state == CONN_IDLE && c->generation == p->generation && !c->tainted &&
-		         now - c->idle_at_us >= WARM_IDLE_MS * 1000)
+		         now - c->used_us >= WARM_IDLE_MS * 1000)
 			exec_conn_reset(c);
 	}
 	/* a connect refused at once backs the pool off (exec_conn_connect_failed) */

@@ -57,12 +57,13 @@ struct conn {
 	/* a statement of a run went out on its own (not carried): it may have left any setting,
 	 * a tiny statement_timeout too, so the next reset sets that to 0 first (exec_reset.c) */
 	bool guard_reset;
-	/* for the runs' stages (exec_outcome) and exec_warm(): when the connect began and ended
-	 * (clock_wall_us), runs served, and when it was last left idle (clock_mono_us) */
+	/* for the runs' stages (exec_outcome): when the connect began and ended (clock_wall_us),
+	 * runs served */
 	int64_t open_us, connected_us;
 	unsigned runs_served;
-	int64_t idle_at_us;
-	int64_t used_us; /* when a run last gave it back, or it connected (clock_mono_us) */
+	/* when a run last gave it back, or it connected (clock_mono_us): exec_warm(), and
+	 * idle_timeout */
+	int64_t used_us;
 };
 
 /* A pool's watch of its runs' silent connections (exec_watch.c): what pgcrond's own session

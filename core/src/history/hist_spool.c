@@ -846,6 +846,10 @@ int hist_spool_open(struct event_base *base, const char *state_dir, struct hist_
 		                &s->bg); /* one thread: the file operations keep their order */
 		if (rc < 0)
 			goto fail;
+		/* now, not at the first record: that is the first burst's first run, and a
+		 * thread started then competes with the burst (a failure here is tried again then)
+		 */
+		(void)bgwork_start(s->bg);
 	}
 	s->base = base;
 	evtimer_assign(&s->fsync_ev, base, on_fsync, s);

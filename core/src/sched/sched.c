@@ -43,9 +43,10 @@
 /* A fire served within this long after its instant is on time; later, it was missed and the
  * job's catch-up policy decides (README "Jobs that behave": missed fires). */
 #define MISSED_TOLERANCE_US 1000000
-/* A job whose last run held its connection this long (or that has not run since the start)
- * has its runs named in pg_stat_activity ('pgcrond: JOB'); a shorter run would hardly be
- * seen there, and naming it costs a statement per run (exec.h: name_backend). */
+/* A job whose last run held its connection this long (or that has not run since the start,
+ * unless its run comes in a burst: exec.h, name_unless_burst) has its runs named in
+ * pg_stat_activity ('pgcrond: JOB'); a shorter run would hardly be seen there, and naming it
+ * costs a statement per run (exec.h: name_backend). */
 #define NAMED_RUN_MS 1000
 
 static void run_begin(struct run *r);
@@ -593,6 +594,9 @@ static void run_begin(struct run *r)
 	    .timeout_ms = j->timeout_ms,
 	    .name_backend =
 	        marked || !j->last || !j->last->end_us || j->last->backend_ms >= NAMED_RUN_MS,
+	    /* a job not run since the start, whose runs may be short: not in a burst (the first
+	     * minute after a start would pay a statement per run that no later minute pays) */
+	    .name_unless_burst = !marked && !j->last,
 	    .on_pid = sched_on_pid,
 	    .on_xid = marked ? sched_on_xid : NULL,
 	    /* several statements in one transaction: pgcrond opens it, to know its id */
