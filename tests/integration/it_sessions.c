@@ -250,14 +250,15 @@ static void ran_once_each(struct itest_env *e)
 	                    "SELECT count(*) = count(DISTINCT (instance, run_key))"
 	                    " FROM pgcrond.job_run_details",
 	                    "t");
+	char *recorded = itest_scalar(e->db, "SELECT string_agg(job_name || ' ' || n, ', '"
+	                                     " ORDER BY job_name) FROM (SELECT job_name,"
+	                                     " count(*) n FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'succeeded' GROUP BY job_name) d");
 	itest_assert_scalar(e->db,
 	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
 	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
-	                    itest_scalar(e->db,
-	                                 "SELECT string_agg(job_name || ' ' || n, ', '"
-	                                 " ORDER BY job_name) FROM (SELECT job_name,"
-	                                 " count(*) n FROM pgcrond.job_run_details"
-	                                 " WHERE status = 'succeeded' GROUP BY job_name) d"));
+	                    recorded);
+	free(recorded);
 }
 
 START_TEST(old_schema_keeps_runs_in_the_spool)
