@@ -210,11 +210,11 @@ struct run {
 	                 * connection (sched_drop): it ends skipped, having sent nothing */
 	bool waited;    /* already waited for its upstreams */
 	bool skip_row;  /* a fire skipped behind it (overlap = skip) has its row */
-	/* the fires skipped behind it after that one, without a row each (sched_skip_rowless):
-	 * how many, and the last's instant and trigger, whose row is written as it ends */
-	unsigned rowless_n;
+	/* the last fire skipped behind it after that one, without a row (sched_skip_rowless):
+	 * its instant, trigger and message (NULL: none), its row written as this run ends */
 	int64_t rowless_us;
 	const char *rowless_trigger;
+	char *rowless_msg;
 	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;

@@ -375,7 +375,11 @@ void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
 	record(r, SCHED_SKIPPED, message, true);
-	behind->rowless_n++;
+	char *msg = strdup(message);
+	if (!msg)
+		return; /* (out of memory: that fire keeps no row) */
+	free(behind->rowless_msg);
+	behind->rowless_msg = msg;
 	behind->rowless_us = r->scheduled_us;
 	behind->rowless_trigger = r->trigger;
 }
@@ -384,18 +388,15 @@ void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
  * history says which fire was the job's last (the catch-up at the next start reads it). */
 static void rowless_last_row(struct run *r)
 {
-	char msg[160];
-	if (!r->rowless_n || !r->job->s->hist)
+	if (!r->rowless_msg)
 		return;
 	struct run last = {.job = r->job,
 	                   .trigger = r->rowless_trigger,
 	                   .scheduled_us = r->rowless_us,
 	                   .attempt = 1};
-	snprintf(msg, sizeof(msg),
-	         "previous run still running; overlap = skip (the last of %u fires skipped "
-	         "behind it without a row each)",
-	         r->rowless_n);
-	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", msg);
+	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", r->rowless_msg);
+	free(r->rowless_msg);
+	r->rowless_msg = NULL;
 }
 
 void sched_skip_claimed(struct run *r, const char *why, bool logged)
