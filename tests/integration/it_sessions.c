@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -249,14 +250,15 @@ static void ran_once_each(struct itest_env *e)
 	                    "SELECT count(*) = count(DISTINCT (instance, run_key))"
 	                    " FROM pgcrond.job_run_details",
 	                    "t");
+	char *recorded = itest_scalar(e->db, "SELECT string_agg(job_name || ' ' || n, ', '"
+	                                     " ORDER BY job_name) FROM (SELECT job_name,"
+	                                     " count(*) n FROM pgcrond.job_run_details"
+	                                     " WHERE status = 'succeeded' GROUP BY job_name) d");
 	itest_assert_scalar(e->db,
 	                    "SELECT string_agg(job || ' ' || n, ', ' ORDER BY job) FROM"
 	                    " (SELECT job, count(*) n FROM public.ran GROUP BY job) r",
-	                    itest_scalar(e->db,
-	                                 "SELECT string_agg(job_name || ' ' || n, ', '"
-	                                 " ORDER BY job_name) FROM (SELECT job_name,"
-	                                 " count(*) n FROM pgcrond.job_run_details"
-	                                 " WHERE status = 'succeeded' GROUP BY job_name) d"));
+	                    recorded);
+	free(recorded);
 }
 
 START_TEST(old_schema_keeps_runs_in_the_spool)
@@ -339,6 +341,39 @@ START_TEST(old_schema_shared_runs_nothing_unclaimed)
 }
 END_TEST
 
+/* This instance's last process was killed (its row not stopped) and the schema is older: the
+ * statement that takes the name, which would end the runs that process left at work, cannot
+ * run, so no fire runs here until `pgcrond install`. */
+START_TEST(old_schema_after_a_kill_waits_for_install)
+{
+	struct itest_env e;
+	char host[256] = "", sql[512];
+	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+	old_schema_setup(&e, "sessions-old3", "it_sessions_old3");
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
+	         " VALUES ('%s', 'b0', now() - interval '1 hour')",
+	         host);
+	itest_exec(e.db, sql);
+	itest_env_start(&e);
+	const char *said = "(its last process did not stop cleanly) used the history database";
+	ck_assert_msg(itest_wait_log(e.log, said, 15), "not said: %s\n%s", said, itest_tail(e.log));
+	itest_sleep(3);
+	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	ck_assert_msg(itest_env_wait(&e, 20,
+	                             "SELECT count(*) >= 3 FROM public.ran"
+	                             " WHERE job = 'tick'"),
+	              "no run after the install:\n%s", itest_tail(e.log));
+	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
+	ran_once_each(&e);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 /* The statement that takes the instance's name fails (here a trigger refuses it): the own
  * session stays, and with it the history's writes and the LISTENs; the name is asked for
  * again, and taken on that same session once the statement works. */
@@ -395,6 +430,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, own_session_gets_a_slot_back);
 	tcase_add_test(tc, old_schema_keeps_runs_in_the_spool);
 	tcase_add_test(tc, old_schema_shared_runs_nothing_unclaimed);
+	tcase_add_test(tc, old_schema_after_a_kill_waits_for_install);
 	tcase_add_test(tc, failed_lock_keeps_the_session);
 	suite_add_tcase(s, tc);
 	return s;

@@ -215,8 +215,10 @@ void cluster_lone_tell(struct cluster *c)
 /* The history database's schema is older than this pgcrond's (ownsess_need_steps): nothing
  * is claimed until `pgcrond install`. Other instances that used it in the last 7 days may
  * still be claiming there (a rolling upgrade: the others not upgraded yet) or be upgraded
- * and waiting as this one: then no fire runs here unclaimed, as when others were live at the
- * last contact; alone, this instance runs its fires unclaimed and spools their history. */
+ * and waiting as this one; and when this instance's last process did not stop cleanly, its
+ * runs may still be at work, and the statement that takes the name, which would end them,
+ * cannot run. Then no fire runs here unclaimed, as when others were live at the last
+ * contact; otherwise this instance runs its fires unclaimed and spools their history. */
 static void old_schema_peers(struct cluster *c)
 {
 	char others[sizeof(c->peers)] = "";
@@ -224,10 +226,13 @@ static void old_schema_peers(struct cluster *c)
 	for (const char *p = c->q->schema_names; *p;) {
 		const char *end = strchr(p, ',');
 		size_t l = end ? (size_t)(end - p) : strlen(p);
-		if ((l != len || strncmp(p, c->instance, l) != 0) &&
-		    used + l + 3 < sizeof(others)) {
-			used += (size_t)snprintf(others + used, sizeof(others) - used, "%s%.*s",
-			                         n ? ", " : "", (int)l, p);
+		bool killed = l > 0 && p[l - 1] == '*';
+		size_t name_l = l - killed;
+		bool mine = name_l == len && strncmp(p, c->instance, len) == 0;
+		if ((!mine || killed) && used + name_l + 48 < sizeof(others)) {
+			used += (size_t)snprintf(
+			    others + used, sizeof(others) - used, "%s%.*s%s", n ? ", " : "",
+			    (int)name_l, p, mine ? " (its last process did not stop cleanly)" : "");
 			n++;
 		}
 		p += l + (end != NULL);
@@ -284,6 +289,7 @@ static bool on_conn_failed(void *arg, const char *why, bool was_ready)
 static void on_connected(void *arg)
 {
 	struct cluster *c = arg;
+	c->op_cause[0] = '\0';   /* (an older schema's: old_schema_peers) */
 	c->offset.known = false; /* perhaps another server (a failover), with its own clock */
 	c->due[OP_LOCK] = 0;
 	cluster_kick(c);

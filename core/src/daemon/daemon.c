@@ -296,7 +296,7 @@ static void install_end(struct daemon *d)
 static void after_install(struct daemon *d, double plugins_ms, const struct sched_apply_stats *swap,
                           int64_t first_us, int64_t last_us)
 {
-	if (d->reload.merging) {
+	if (d->reload.merging & RELOAD_MERGE_SQL) {
 		/* The first read after the start: SQL jobs on @reboot (@restart) run now, as
 		 * pg_cron runs them when it starts (file jobs' ran when the files were applied). */
 		for (size_t i = 0; !d->db.sql_started && i < d->cfg->n_jobs; i++) {

@@ -211,18 +211,24 @@ static const char sql_steps[] =
     " (WHERE version OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[]))"
     " FROM pgcrond.schema_version";
 
-/* SQL: the instances that used this history database in the last 7 days (a schema older than
- * this pgcrond's: whether others may claim the fires meanwhile). */
+/* SQL: the instances that used this history database in the last 7 days, and those of them
+ * whose last process did not stop cleanly, a '*' after the name (a schema older than this
+ * pgcrond's: whether others may claim the fires meanwhile, or a killed predecessor's runs
+ * may still be at work). */
 static const char sql_names[] =
-    "SELECT pg_catalog.string_agg(name, ',' ORDER BY name) FROM pgcrond.instance"
+    "SELECT pg_catalog.string_agg(name OPERATOR(pg_catalog.||) CASE WHEN stopped_at IS NULL"
+    " THEN '*' ELSE '' END, ',' ORDER BY name) FROM pgcrond.instance"
     " WHERE last_seen OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-)"
     " '7 days'::pg_catalog.interval)";
 
 static void names_done(void *arg, const struct stmtq_result *r)
 {
 	struct ownsess *s = arg;
-	if (r->lost)
+	if (r->lost) {
+		s->q.schema_step =
+		    -1; /* the clients hear of a lost connection, not of the schema */
 		return;
+	}
 	if (r->res && PQntuples(r->res) == 1)
 		snprintf(s->q.schema_names, sizeof(s->q.schema_names), "%s",
 		         PQgetvalue(r->res, 0, 0));
@@ -254,7 +260,8 @@ static void steps_done(void *arg, const struct stmtq_result *r)
 		         "install'",
 		         step, s->newest);
 		if (step >= 4) { /* (a send that fails fails the connection: names_done hears it) */
-			(void)send_stmt(&s->q, sql_names, 0, NULL, 0, NULL, names_done, s);
+			(void)send_stmt(&s->q, sql_names, 0, NULL, s->q.drv.check_ms / 2, NULL,
+			                names_done, s);
 			return;
 		}
 	} else {
@@ -275,7 +282,7 @@ static void on_connected(void *arg)
 	if (!s->gating)
 		tell_connected(s);
 	else
-		(void)send_stmt(&s->q, sql_steps, 1, p, 0, NULL, steps_done, s);
+		(void)send_stmt(&s->q, sql_steps, 1, p, s->q.drv.check_ms / 2, NULL, steps_done, s);
 }
 
 /* An item for one answer (ownsess_ask): its statement, with its parameters copied. */

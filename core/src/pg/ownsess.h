@@ -80,7 +80,8 @@ struct stmtq {
 	 * schema); -1 otherwise. */
 	int schema_step;
 	/* With it: the names of the instances pgcrond.instance saw in the last 7 days, comma
-	 * separated ("" if none or unknown), for the cluster's verdict on the fires meanwhile. */
+	 * separated, each followed by '*' if its last process did not stop cleanly ("" if none
+	 * or unknown), for the cluster's verdict on the fires meanwhile. */
 	char schema_names[512];
 };
 

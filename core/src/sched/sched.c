@@ -710,7 +710,7 @@ void sched_fire_run(struct run *r)
 		 * and held the runs back */
 		if (j->active->skip_row &&
 		    (!admit_ahead(s->admit) || cluster_lone_undecided(s->cluster)))
-			sched_skip_rowless(r, msg);
+			sched_skip_rowless(r, j->active, msg);
 		else
 			sched_skip_claimed(r, msg, false);
 		j->active->skip_row = true;

@@ -210,6 +210,11 @@ struct run {
 	                 * connection (sched_drop): it ends skipped, having sent nothing */
 	bool waited;    /* already waited for its upstreams */
 	bool skip_row;  /* a fire skipped behind it (overlap = skip) has its row */
+	/* the last fire skipped behind it after that one, without a row (sched_skip_rowless):
+	 * its instant, trigger and message (NULL: none), its row written as this run ends */
+	int64_t rowless_us;
+	const char *rowless_trigger;
+	char *rowless_msg;
 	char noted[10]; /* its kind in pending_work (coord.h), "" if not written there */
 	uint64_t hist_key;
 	int64_t start_us;
@@ -332,8 +337,9 @@ uint64_t sched_hist_put(const struct run *r, int64_t start_us, const char *shown
 void sched_record(struct run *r, enum sched_status st, const char *message);
 void sched_record_skipped(struct run *r, const char *message);
 /* ... answered, logged and counted (pgcrond_job_runs_total) as one, without the row: a fire
- * skipped behind a run whose first skipped fire has it (sched_fire_run) */
-void sched_skip_rowless(struct run *r, const char *message);
+ * skipped behind run BEHIND, whose first skipped fire has it (sched_fire_run); the last such
+ * fire gets its row as BEHIND ends */
+void sched_skip_rowless(struct run *r, struct run *behind, const char *message);
 /* R, a fire this instance skips without a claim (WHY: its own run still under way, a missed
  * fire), is logged at once (unless LOGGED: the caller did) and recorded `skipped` only if
  * this instance gets the fire's claim (admit_skip): with several instances another one may

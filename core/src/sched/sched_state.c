@@ -258,6 +258,8 @@ struct run *sched_run_new(struct job *j, int64_t scheduled_us, const char *trigg
 	return r;
 }
 
+static void rowless_last_row(struct run *r);
+
 void sched_run_free(struct run **rp)
 {
 	struct run *r = *rp;
@@ -265,6 +267,7 @@ void sched_run_free(struct run **rp)
 		return;
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
+	rowless_last_row(r);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
@@ -368,10 +371,32 @@ void sched_record_skipped(struct run *r, const char *message)
 	record(r, SCHED_SKIPPED, message, false);
 }
 
-void sched_skip_rowless(struct run *r, const char *message)
+void sched_skip_rowless(struct run *r, struct run *behind, const char *message)
 {
 	log_job(LOG_LVL_INFO, r->job->name, "skipped: %s (no history row)", message);
 	record(r, SCHED_SKIPPED, message, true);
+	char *msg = strdup(message);
+	if (!msg)
+		return; /* (out of memory: that fire keeps no row) */
+	free(behind->rowless_msg);
+	behind->rowless_msg = msg;
+	behind->rowless_us = r->scheduled_us;
+	behind->rowless_trigger = r->trigger;
+}
+
+/* R ends (or is dropped): the last fire skipped behind it without a row gets one, so that the
+ * history says which fire was the job's last (the catch-up at the next start reads it). */
+static void rowless_last_row(struct run *r)
+{
+	if (!r->rowless_msg)
+		return;
+	struct run last = {.job = r->job,
+	                   .trigger = r->rowless_trigger,
+	                   .scheduled_us = r->rowless_us,
+	                   .attempt = 1};
+	(void)sched_hist_put(&last, sched_now_us(r->job->s), NULL, "skipped", r->rowless_msg);
+	free(r->rowless_msg);
+	r->rowless_msg = NULL;
 }
 
 void sched_skip_claimed(struct run *r, const char *why, bool logged)
