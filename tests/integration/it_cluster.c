@@ -192,6 +192,41 @@ START_TEST(host_name_that_cannot_name_an_instance)
 END_TEST
 
 /* A survivor closes a dead instance's running row within 30 s, naming it, and retries. */
+/* Instances "one" (A) and "two" (B) of E with JOBS, each found dead 5 s after it goes silent
+ * (a heartbeat every 1.25 s: the survivor looks for the dead sooner than every 5 s), both
+ * live. */
+static void pair_up(struct itest_env *e, struct itest_inst *a, struct itest_inst *b,
+                    const char *jobs)
+{
+	itest_inst_init(a, e, "one", jobs);
+	itest_inst_init(b, e, "two", jobs);
+	struct itest_inst *both[] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		char *conf = itest_read_file(both[i]->conf);
+		itest_write_file(both[i]->conf, "cluster_dead_after = \"5s\";\n%s", conf);
+		free(conf);
+		itest_inst_start(both[i]);
+	}
+	wait_live(e, a);
+	wait_live(e, b);
+}
+
+/* Which of A ("one") and B runs JOB now (its history row running, within 10 s). */
+static struct itest_inst *running_on(struct itest_env *e, struct itest_inst *a,
+                                     struct itest_inst *b, const char *job)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = '%s' AND status = 'running'",
+	                             job),
+	              "no running row:\n%s", itest_tail(a->log));
+	bool one = itest_env_count(e,
+	                           "SELECT count(*) FROM pgcrond.job_run_details WHERE"
+	                           " job_name = '%s' AND status = 'running' AND instance = 'one'",
+	                           job) > 0;
+	return one ? a : b;
+}
+
 START_TEST(survivor_closes_dead_runs_and_retries)
 {
 	struct itest_env e;
@@ -202,19 +237,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	    " schedule = \"%s\"; retries = 1; retry_delay = \"1s\"; };\n";
 	char jobs[512];
 	snprintf(jobs, sizeof(jobs), job, "0 0 1 1 *");
-	itest_inst_init(&a, &e, "one", jobs);
-	itest_inst_init(&b, &e, "two", jobs);
-	/* a heartbeat every 1.25 s: the survivor looks for the dead sooner than every 5 s */
-	struct itest_inst *both[] = {&a, &b};
-	for (int i = 0; i < 2; i++) {
-		char *conf = itest_read_file(both[i]->conf);
-		itest_write_file(both[i]->conf, "cluster_dead_after = \"5s\";\n%s", conf);
-		free(conf);
-	}
-	itest_inst_start(&a);
-	itest_inst_start(&b);
-	wait_live(&e, &a);
-	wait_live(&e, &b);
+	pair_up(&e, &a, &b, jobs);
 	/* the fire comes with a reload once both run (a loaded machine's start took longer than
 	 * the seconds to a fire written before it) */
 	char sched[64];
@@ -222,13 +245,7 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	snprintf(jobs, sizeof(jobs), job, sched);
 	itest_inst_reload(&a, jobs);
 	itest_inst_reload(&b, jobs);
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
-	                             " WHERE job_name = 'slow' AND status = 'running'"),
-	              "no running row:\n%s", itest_tail(a.log));
-	char *runner = itest_scalar(e.db, "SELECT instance FROM pgcrond.job_run_details"
-	                                  " WHERE job_name = 'slow' AND status = 'running'");
-	struct itest_inst *dead = strcmp(runner, "one") == 0 ? &a : &b;
+	struct itest_inst *dead = running_on(&e, &a, &b, "slow");
 	struct itest_inst *alive = dead == &a ? &b : &a;
 	double t0 = itest_now();
 	itest_inst_stop(dead, SIGKILL);
@@ -258,7 +275,6 @@ START_TEST(survivor_closes_dead_runs_and_retries)
 	snprintf(want_alive, sizeof(want_alive), "  %s  ", alive->name);
 	ck_assert_msg(strstr(out, want_dead) && strstr(out, want_alive), "history:\n%s", out);
 	free(out);
-	free(runner);
 	itest_inst_stop(alive, SIGTERM);
 	itest_inst_free(&a);
 	itest_inst_free(&b);
@@ -1660,6 +1676,132 @@ START_TEST(spread_fires_once_over_the_window)
 }
 END_TEST
 
+/* An HTTP server for http_request_waits_for_its_mark: on each request it looks in
+ * pgcrond.run_start (psql, DIR/psql.txt and DIR/ci.txt) for the start mark of job h's fire
+ * of the last 1.5 s and appends its instant to DIR/requests.txt ("0": none), then answers
+ * 200 once DIR/sleep.txt no longer says "hold". Writes its port. */
+static const char mark_server_py[] =
+    "import http.server, socketserver, sys, os, time, subprocess\n"
+    "d = sys.argv[1]\n"
+    "rd = lambda n: open(os.path.join(d, n)).read().strip()\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    protocol_version = 'HTTP/1.1'\n"
+    "    def log_message(self, *a): pass\n"
+    "    def do_GET(self):\n"
+    "        t = time.time()\n"
+    "        q = \"SELECT scheduled_s FROM pgcrond.run_start WHERE job_name = 'h'\"\n"
+    "        out = subprocess.run([rd('psql.txt'), '-XAtq', '-c', q, rd('ci.txt')],\n"
+    "                             capture_output=True, text=True).stdout.split()\n"
+    "        m = [x for x in out if t - 1.5 < float(x) <= t + 0.5]\n"
+    "        with open(os.path.join(d, 'requests.txt'), 'a') as f:\n"
+    "            f.write((m[0] if m else '0') + '\\n')\n"
+    "        while os.path.exists(os.path.join(d, 'sleep.txt')) and rd('sleep.txt') == 'hold':\n"
+    "            time.sleep(0.05)\n"
+    "        try:\n"
+    "            self.send_response(200)\n"
+    "            self.send_header('Content-Length', '2')\n"
+    "            self.end_headers()\n"
+    "            self.wfile.write(b'ok')\n"
+    "        except (BrokenPipeError, ConnectionResetError): pass\n"
+    "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
+    "    daemon_threads = True\n"
+    "s = S(('127.0.0.1', 0), H)\n"
+    "open(os.path.join(d, 'ports.tmp'), 'w').write(str(s.server_address[1]))\n"
+    "os.rename(os.path.join(d, 'ports.tmp'), os.path.join(d, 'ports.txt'))\n"
+    "s.serve_forever()\n";
+
+/* The server's requests.txt: fails if a request came without its fire's start mark ("0") or
+ * a fire's request came twice; returns how many requests came. */
+static int requests_marked_once(const char *path)
+{
+	char *all = itest_read_file(path), *save = NULL;
+	long long seen[512];
+	int n = 0;
+	for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		long long s = atoll(l);
+		ck_assert_msg(s > 0, "request %d reached the server before its start mark:\n%s",
+		              n + 1, itest_read_file(path));
+		for (int i = 0; i < n; i++)
+			ck_assert_msg(seen[i] != s, "the fire of %lld was requested twice", s);
+		ck_assert_int_lt(n, 512);
+		seen[n++] = s;
+	}
+	free(all);
+	return n;
+}
+
+/* With several instances an HTTP run's request waits for its start mark, as a SQL run's
+ * statement does (docs/faults.md, "An HTTP job"): the server finds the mark in
+ * pgcrond.run_start when each request reaches it. An instance frozen while the server holds
+ * its request is found dead: the survivor closes that run failed ("the request may have
+ * reached the server") and does not serve its fire again, and the frozen one, resumed,
+ * sends nothing twice: each fire's request comes once (no retries). */
+START_TEST(http_request_waits_for_its_mark)
+{
+	struct itest_env e;
+	struct itest_inst a, b;
+	cluster_db(&e, "cl-httpmark");
+	char dir[1024], path[1100], sleep_txt[1100], *ports;
+	snprintf(dir, sizeof(dir), "%s/http", e.dir);
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/psql.txt", dir);
+	itest_write_file(path, "%s/psql", itest_pgbin());
+	snprintf(path, sizeof(path), "%s/ci.txt", dir);
+	itest_write_file(path, "%s", itest_conninfo_db(DB));
+	snprintf(sleep_txt, sizeof(sleep_txt), "%s/sleep.txt", dir);
+	pid_t srv = itest_script_start(dir, mark_server_py, &ports);
+	int port = atoi(ports);
+	ck_assert_msg(port > 0, "the HTTP server did not start: %s", ports);
+	snprintf(path, sizeof(path), "%s/requests.txt", dir);
+	char jobs[512];
+	snprintf(jobs, sizeof(jobs),
+	         "job = { name = \"h\"; schedule = \"2 seconds\";"
+	         " http = { url = \"http://127.0.0.1:%d/h\"; }; };\n",
+	         port);
+	pair_up(&e, &a, &b, jobs);
+	itest_sleep(3); /* each knows it is not alone: runs are marked from now on */
+	unlink(path);
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) >= 2 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'h' AND status = 'succeeded'"
+	                             " AND start_time > now() - interval '6 s'"),
+	              "no runs:\n%s", itest_tail(a.log));
+	itest_sleep(4);
+	ck_assert_int_ge(requests_marked_once(path), 2);
+
+	/* a request held by the server, its instance frozen */
+	itest_write_file(sleep_txt, "hold");
+	struct itest_inst *frozen = running_on(&e, &a, &b, "h");
+	struct itest_inst *alive = frozen == &a ? &b : &a;
+	kill(frozen->pid, SIGSTOP);
+	ck_assert_msg(itest_env_wait(&e, 30,
+	                             "SELECT count(*) = 1 FROM pgcrond.job_run_details"
+	                             " WHERE job_name = 'h' AND status = 'failed'"
+	                             " AND return_message LIKE 'instance %s died%%closed by"
+	                             " instance %s; the request may have reached the server%%'",
+	                             frozen->name, alive->name),
+	              "the frozen instance's run was not closed:\n%s", itest_tail(alive->log));
+	itest_sleep(3); /* the survivor's next fires, held too */
+	kill(frozen->pid, SIGCONT);
+	itest_sleep(2);
+	itest_write_file(sleep_txt, "0");
+	itest_sleep(5); /* the resumed instance finds itself dead; the held answers come */
+	ck_assert_int_ge(requests_marked_once(path), 5);
+	ck_assert_int_eq(itest_env_count(&e, "SELECT count(*) FROM (SELECT scheduled_time FROM"
+	                                     " pgcrond.job_run_details WHERE job_name = 'h'"
+	                                     " AND status IN ('succeeded', 'failed', 'running')"
+	                                     " GROUP BY 1 HAVING count(*) > 1) t"),
+	                 0);
+	free(ports);
+	itest_inst_stop(alive, SIGTERM);
+	itest_inst_stop(frozen, SIGTERM);
+	itest_relay_stop(srv);
+	itest_inst_free(&a);
+	itest_inst_free(&b);
+	itest_env_teardown(&e);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -1687,6 +1829,7 @@ int main(void)
 	    {"spooled", killed_with_records_spooled_serves_its_claim},
 	    {"hello", newcomer_is_seen_at_once},
 	    {"spread", spread_fires_once_over_the_window},
+	    {"httpmark", http_request_waits_for_its_mark},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -466,12 +466,22 @@ static void end_later(struct run *r, const char *err)
 	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
+void sched_http_marked(struct run *r, bool ok, const char *why)
+{
+	char err[256];
+	if (!ok)
+		end_later(r, why ? why : "not started: its start mark was not written");
+	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
+		end_later(r, err);
+}
+
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct run *r;
 	while ((r = s->ended.head) != NULL) {
 		struct flow_outcome fo = {.ok = false,
+		                          .cancelled = r->cancelled,
 		                          .message = r->start_error ? r->start_error
 		                                                    : "cannot start the run"};
 		run_end(r, &fo);
@@ -573,16 +583,17 @@ static void run_begin(struct run *r)
 	}
 	if (build_failed)
 		goto fail;
-	if (j->kind == JOB_KIND_HTTP) {
-		/* a request has no transaction a takeover could ask about: no start mark */
-		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
-			goto out;
-		goto fail;
-	}
-	if (marked && sched_mark_start(r) < 0) { /* sched_cluster.c */
+	int mark = marked ? sched_mark_start(r) : 0; /* sched_cluster.c */
+	if (mark < 0) {
 		snprintf(err, sizeof(err),
 		         "not started: its start mark could not be noted (out of "
 		         "memory, or too many marks waiting to be written)");
+		goto fail;
+	}
+	if (j->kind == JOB_KIND_HTTP) {
+		/* a request marked waits for its mark, as a statement does: sched_http_marked */
+		if (mark == 1 || sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
+			goto out;
 		goto fail;
 	}
 	struct exec_run_spec spec = {

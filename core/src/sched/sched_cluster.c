@@ -21,13 +21,16 @@ static void on_marked(void *arg, bool ok, const char *why)
 	struct sched *s = r->job->s;
 	r->mark_wait = false;
 	r->unmarked = !ok; /* its end logs and records WHY as a skip (sched.c: run_end) */
-	if (r->er)         /* else it ended already */
+	if (r->er)         /* else it ended already, or it is an HTTP run's request */
 		s->ex.release(r->er, ok, why);
+	else if (r->job->kind == JOB_KIND_HTTP && r->state == RUN_RUNNING && !r->hc)
+		sched_http_marked(r, ok, why);
 }
 
 /* R is about to be handed to the executor, and runs are marked (several instances:
  * cluster_marks_runs): its start is marked where a takeover looks (cluster.h:
- * cluster_note_start), and R's statement waits for that mark (spec.hold). Marked as the run begins,
+ * cluster_note_start), and R's statement waits for that mark (spec.hold), or its HTTP
+ * request (on_marked). Marked as the run begins,
  * not as it gets its backend, so that the marks of a burst go in one statement while the runs wait
  * for their connections, and a run whose mark is written by then is sent as it would be without it.
  * Returns 1 (R waits: spec.hold), 0 (nothing to wait for), -1 (the mark cannot be noted: R must not

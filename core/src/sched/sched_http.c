@@ -145,6 +145,11 @@ void sched_set_http(struct sched *s, struct httpc *c)
 
 bool sched_http_cancel(struct run *r, const char *why)
 {
+	if (!r->hc && r->mark_wait && r->state == RUN_RUNNING) { /* nothing sent yet */
+		r->cancelled = true;
+		sched_http_marked(r, false, why);
+		return true;
+	}
 	if (!r->hc)
 		return false;
 	httpc_cancel(r->hc, why);

@@ -242,7 +242,7 @@ void sched_cluster_cancel(struct sched *s, const char *job, const char *by)
 {
 	struct job *j = sched_job_find(s, job);
 	struct run *r = j ? j->active : NULL;
-	if (r && r->state == RUN_RUNNING && !r->er && r->hc) {
+	if (r && r->state == RUN_RUNNING && !r->er && (r->hc || r->mark_wait)) {
 		char why[256];
 		snprintf(why, sizeof(why),
 		         "cancelled: replaced by a newer run on instance %s (overlap = replace)",

@@ -208,6 +208,7 @@ struct run {
 	                 * wait of its (cluster_mark_forget) */
 	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
 	                 * connection (sched_drop): it ends skipped, having sent nothing */
+	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
 	bool waited;    /* already waited for its upstreams */
 	bool skip_row;  /* a fire skipped behind it (overlap = skip) has its row */
 	/* the last fire skipped behind it after that one, without a row (sched_skip_rowless):
@@ -467,5 +468,8 @@ int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct htt
 void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen);
 bool sched_http_cancel(struct run *r, const char *why);
+/* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
+ * skipped, nothing sent) */
+void sched_http_marked(struct run *r, bool ok, const char *why);
 
 #endif
