@@ -466,11 +466,17 @@ static void end_later(struct run *r, const char *err)
 	event_active(&r->job->s->ended_ev, 0, 0);
 }
 
-void sched_http_marked(struct run *r, bool ok, const char *why)
+/* An HTTP run's start mark answered, or the run cancelled while it waited (run.mark_ev) */
+static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct run *r = arg;
 	char err[256];
-	if (!ok)
-		end_later(r, why ? why : "not started: its start mark was not written");
+	(void)fd;
+	(void)what;
+	if (r->state != RUN_RUNNING || r->hc)
+		return;
+	if (r->mark_why)
+		end_later(r, r->mark_why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
 		end_later(r, err);
 }
@@ -591,8 +597,13 @@ static void run_begin(struct run *r)
 		goto fail;
 	}
 	if (j->kind == JOB_KIND_HTTP) {
-		/* a request marked waits for its mark, as a statement does: sched_http_marked */
-		if (mark == 1 || sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
+		/* a request marked waits for its mark, as a statement does: http_marked_cb */
+		if (mark == 1) {
+			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
+			r->mark_ev_set = true;
+			goto out;
+		}
+		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)
 			goto out;
 		goto fail;
 	}

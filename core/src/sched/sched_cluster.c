@@ -3,6 +3,7 @@
  * runs that wait for another instance's run of their job to end (overlap queue and replace).
  * What the other instances make happen here (work taken over, a run ended or to cancel
  * there) is sched_input.c's. */
+#include <event2/event.h>
 #include <string.h>
 
 #include "admit.h"
@@ -23,8 +24,12 @@ static void on_marked(void *arg, bool ok, const char *why)
 	r->unmarked = !ok; /* its end logs and records WHY as a skip (sched.c: run_end) */
 	if (r->er)         /* else it ended already, or it is an HTTP run's request */
 		s->ex.release(r->er, ok, why);
-	else if (r->job->kind == JOB_KIND_HTTP && r->state == RUN_RUNNING && !r->hc)
-		sched_http_marked(r, ok, why);
+	else if (r->mark_ev_set && r->state == RUN_RUNNING && !r->hc) {
+		if (!ok && !r->mark_why)
+			r->mark_why =
+			    strdup(why ? why : "not started: its start mark was not written");
+		event_active(&r->mark_ev, 0, 0); /* sched.c sends its request, or ends it */
+	}
 }
 
 /* R is about to be handed to the executor, and runs are marked (several instances:

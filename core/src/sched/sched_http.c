@@ -4,6 +4,7 @@
  * the URL's scheme, host and port only (httpc_url_shown: user info, path and query may be
  * credentials), and never a header. */
 #include <stdio.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -145,9 +146,12 @@ void sched_set_http(struct sched *s, struct httpc *c)
 
 bool sched_http_cancel(struct run *r, const char *why)
 {
-	if (!r->hc && r->mark_wait && r->state == RUN_RUNNING) { /* nothing sent yet */
+	if (!r->hc && r->mark_ev_set && r->mark_wait &&
+	    r->state == RUN_RUNNING) { /* nothing sent yet */
 		r->cancelled = true;
-		sched_http_marked(r, false, why);
+		if (!r->mark_why)
+			r->mark_why = strdup(why ? why : "cancelled");
+		event_active(&r->mark_ev, 0, 0); /* sched.c ends it, having sent nothing */
 		return true;
 	}
 	if (!r->hc)

@@ -209,8 +209,14 @@ struct run {
 	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
 	                 * connection (sched_drop): it ends skipped, having sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
-	bool waited;    /* already waited for its upstreams */
-	bool skip_row;  /* a fire skipped behind it (overlap = skip) has its row */
+	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_cluster.c)
+	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
+	 * (sched.c); MARK_WHY: why it must send nothing (NULL: it may) */
+	bool mark_ev_set;
+	struct event mark_ev;
+	char *mark_why;
+	bool waited;   /* already waited for its upstreams */
+	bool skip_row; /* a fire skipped behind it (overlap = skip) has its row */
 	/* the last fire skipped behind it after that one, without a row (sched_skip_rowless):
 	 * its instant, trigger and message (NULL: none), its row written as this run ends */
 	int64_t rowless_us;
@@ -470,6 +476,5 @@ void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
 bool sched_http_cancel(struct run *r, const char *why);
 /* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
  * skipped, nothing sent) */
-void sched_http_marked(struct run *r, bool ok, const char *why);
 
 #endif

@@ -268,6 +268,9 @@ void sched_run_free(struct run **rp)
 	if (r->state != RUN_ENDED)
 		sched_run_to(r, RUN_ENDED);
 	rowless_last_row(r);
+	if (r->mark_ev_set)
+		event_del(&r->mark_ev);
+	free(r->mark_why);
 	if (r->slow_armed)
 		clock_disarm(r->job->s->clock, &r->slow_ev);
 	if (r->hc) /* a request still in flight: never heard of again */
