@@ -306,6 +306,43 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 }
 END_TEST
 
+/* E, with pgcrond.instance holding a row of instance NAME last seen AGO, whose last process
+ * did (STOPPED) or did not stop cleanly: the daemon says SAID, runs nothing meanwhile and
+ * says so, and runs once `pgcrond install` is done; a run in flight at the stop, every run
+ * recorded once. */
+static void refused_until_install(struct itest_env *e, const char *name, const char *ago,
+                                  bool stopped, const char *said)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO pgcrond.instance (name, boot_id, last_seen, stopped_at)"
+	         " VALUES ('%s', 'b1', now() - interval '%s', %s)",
+	         name, ago, stopped ? "now() - interval '1 minute'" : "NULL");
+	itest_exec(e->db, sql);
+	itest_env_start(e);
+	ck_assert_msg(itest_wait_log(e->log, said, 15), "not said: %s\n%s", said,
+	              itest_tail(e->log));
+	itest_sleep(4); /* four fires of each job */
+	itest_assert_scalar(e->db, "SELECT count(*) FROM public.ran", "0");
+	ck_assert_msg(itest_wait_log(e->log, "a fire runs only where it is claimed", 5),
+	              "the fires' refusal is not said:\n%s", itest_tail(e->log));
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+	ck_assert_msg(
+	    itest_env_wait(e, 20, "SELECT count(*) >= 3 FROM public.ran WHERE job = 'tick'"),
+	    "no run after the install:\n%s", itest_tail(e->log));
+	/* a run of "slow" in flight at the stop */
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e->log));
+	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 15), 0);
+	ran_once_each(e);
+	itest_env_teardown(e);
+}
+
 /* A rolling upgrade: another instance (not upgraded yet) used the history database, whose
  * schema is older than this pgcrond's. This one runs nothing unclaimed meanwhile (the other
  * may be claiming the same fires there), says so, and runs once `pgcrond install` is done. */
@@ -313,31 +350,8 @@ START_TEST(old_schema_shared_runs_nothing_unclaimed)
 {
 	struct itest_env e;
 	old_schema_setup(&e, "sessions-old2", "it_sessions_old2");
-	itest_exec(e.db, "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
-	                 " VALUES ('not-upgraded', 'b1', now() - interval '2 days')");
-	itest_env_start(&e);
-	const char *said = "cluster: instances not-upgraded used the history database";
-	ck_assert_msg(itest_wait_log(e.log, said, 15), "not said: %s\n%s", said, itest_tail(e.log));
-	itest_sleep(4); /* four fires of each job */
-	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
-	ck_assert_msg(itest_wait_log(e.log, "a fire runs only where it is claimed", 5),
-	              "the fires' refusal is not said:\n%s", itest_tail(e.log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) >= 3 FROM public.ran"
-	                             " WHERE job = 'tick'"),
-	              "no run after the install:\n%s", itest_tail(e.log));
-	/* a run of "slow" in flight at the stop */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e.log));
-	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	ran_once_each(&e);
-	itest_env_teardown(&e);
+	refused_until_install(&e, "not-upgraded", "2 days", true,
+	                      "cluster: instances not-upgraded used the history database");
 }
 END_TEST
 
@@ -347,30 +361,11 @@ END_TEST
 START_TEST(old_schema_after_a_kill_waits_for_install)
 {
 	struct itest_env e;
-	char host[256] = "", sql[512];
+	char host[256] = "";
 	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
 	old_schema_setup(&e, "sessions-old3", "it_sessions_old3");
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO pgcrond.instance (name, boot_id, last_seen)"
-	         " VALUES ('%s', 'b0', now() - interval '1 hour')",
-	         host);
-	itest_exec(e.db, sql);
-	itest_env_start(&e);
-	const char *said = "(its last process did not stop cleanly) used the history database";
-	ck_assert_msg(itest_wait_log(e.log, said, 15), "not said: %s\n%s", said, itest_tail(e.log));
-	itest_sleep(3);
-	itest_assert_scalar(e.db, "SELECT count(*) FROM public.ran", "0");
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
-	ck_assert_msg(itest_env_wait(&e, 20,
-	                             "SELECT count(*) >= 3 FROM public.ran"
-	                             " WHERE job = 'tick'"),
-	              "no run after the install:\n%s", itest_tail(e.log));
-	ck_assert_int_eq(itest_env_stop(&e, SIGTERM, 15), 0);
-	ran_once_each(&e);
-	itest_env_teardown(&e);
+	refused_until_install(&e, host, "1 hour", false,
+	                      "(its last process did not stop cleanly) used the history database");
 }
 END_TEST
 
