@@ -1747,7 +1747,9 @@ START_TEST(http_request_waits_for_its_mark)
 	snprintf(path, sizeof(path), "%s/psql.txt", dir);
 	itest_write_file(path, "%s/psql", itest_pgbin());
 	snprintf(path, sizeof(path), "%s/ci.txt", dir);
-	itest_write_file(path, "%s", itest_conninfo_db(DB));
+	char *ci = itest_conninfo_db(DB);
+	itest_write_file(path, "%s", ci);
+	free(ci);
 	snprintf(sleep_txt, sizeof(sleep_txt), "%s/sleep.txt", dir);
 	pid_t srv = itest_script_start(dir, mark_server_py, &ports);
 	int port = atoi(ports);
