@@ -664,6 +664,12 @@ START_TEST(different_definitions_are_logged)
 	                " schedule = \"0 3 * * *\"; };\n");
 	itest_inst_start(&a);
 	wait_live(&e, &a);
+	/* the instance that publishes second says it: d1 first (live is its heartbeat, and its
+	 * jobs follow it on a session it shares with the history's start-up work) */
+	ck_assert_msg(itest_env_wait(&e, 15,
+	                             "SELECT count(*) = 1 FROM pgcrond.instance_job"
+	                             " WHERE instance = 'd1' AND job_name = 'nightly'"),
+	              "d1 did not publish its jobs:\n%s", itest_tail(a.log));
 	itest_inst_start(&b);
 	ck_assert_msg(
 	    itest_wait_log(b.log, "job nightly is defined differently on instance(s) d1", 15),
