@@ -565,13 +565,15 @@ static void status_usage(FILE *out)
 	        "Ask the running daemon (over its control socket, <state_dir>/%s) for its live\n"
 	        "state: version, uptime, connections per database, runs going and waiting, the\n"
 	        "history spool, loaded plugins, and per job what it does now (running since when\n"
-	        "on which backend, queued, waiting for an upstream, debouncing, retrying, paused,\n"
-	        "idle), its next fire as the daemon holds it, its last result and staleness.\n"
-	        "With JOB, that job in full (the last message whole). Works while the databases\n"
-	        "are down. Exits 69 if no daemon answers.\n\n"
+	        "on which backend, queued, waiting for another instance's run or an upstream,\n"
+	        "debouncing, retrying, paused, disabled, idle), its next fire as the daemon holds\n"
+	        "it, its last result and staleness. With JOB, that job in full (the last message\n"
+	        "whole). Works while the databases are down. Exits 69 if no daemon answers, 64\n"
+	        "for an unknown job.\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
-	        "  -j, --json         print the state as JSON (the document of status.h)\n"
+	        "  -j, --json         print the state as JSON (docs/operations.md, \"The status\n"
+	        "                     document\")\n"
 	        "  -h, --help         show this help\n",
 	        CTL_SOCKET_NAME, PGCROND_DEFAULT_CONF);
 }
