@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -46,16 +45,6 @@ static void wait_lone_runs(struct itest_env *e, const char *log, const char *job
 	              "%s has not run %d times:\n%s", job, n, itest_tail(log));
 }
 
-static char *server_log(void)
-{
-	const char *dir = getenv("PGCROND_SANDBOX");
-	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set");
-	size_t len = strlen(dir) + 16;
-	char *p = malloc(len);
-	snprintf(p, len, "%s/server.log", dir);
-	return p;
-}
-
 struct count_arg {
 	const char *log, *needle;
 	int n;
@@ -72,12 +61,6 @@ static bool wait_count(const char *log, const char *needle, int n, double timeou
 {
 	struct count_arg a = {log, needle, n};
 	return itest_wait_until(count_reached, &a, timeout_s);
-}
-
-static long file_size(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 /* The statements the backend PID ran, by the server's log, from byte FROM on: their count,
@@ -129,8 +112,8 @@ static int count_8s(struct itest_env *e, const struct itest_inst *in, char *what
 	snprintf(q, sizeof(q), "SELECT backend_pid FROM pgcrond.instance WHERE name = '%s'",
 	         in->name);
 	int pid = (int)itest_scalar_ll(e->db, q);
-	char *log = server_log();
-	long from = file_size(log);
+	char *log = itest_server_log();
+	long from = itest_file_size(log);
 	itest_sleep(8);
 	/* the same backend all along (a reconnect would hide statements) */
 	ck_assert_msg(itest_scalar_ll(e->db, q) == pid, "the coordination session changed");
