@@ -479,6 +479,8 @@ static void http_marked_cb(evutil_socket_t fd, short what, void *arg)
 		end_later(r, r->mark_why);
 	else if (sched_http_submit(r, on_http_done, err, sizeof(err)) < 0)
 		end_later(r, err);
+	else
+		sched_backlog_changed(r->job->s, r); /* no longer waiting for its mark */
 }
 
 void sched_ended_cb(evutil_socket_t fd, short what, void *arg)
@@ -601,6 +603,7 @@ static void run_begin(struct run *r)
 		if (mark == 1) {
 			event_assign(&r->mark_ev, s->base, -1, 0, http_marked_cb, r);
 			r->mark_ev_set = true;
+			sched_backlog_changed(s, r); /* it waits: pgcrond drop withdraws it */
 			goto out;
 		}
 		if (sched_http_submit(r, on_http_done, err, sizeof(err)) == 0)

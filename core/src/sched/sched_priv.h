@@ -209,7 +209,8 @@ struct run {
 	bool marked;    /* its start is marked (several instances): the cluster may hold a
 	                 * wait of its (cluster_mark_forget) */
 	bool unmarked;  /* its start mark was refused, or it was dropped waiting for its
-	                 * connection (sched_drop): it ends skipped, having sent nothing */
+	                 * connection or its start mark (sched_drop): it ends skipped, having
+	                 * sent nothing */
 	bool cancelled; /* an HTTP run cancelled while it waited for its start mark */
 	/* an HTTP run's wait for its start mark: woken by the mark's answer (sched_cluster.c)
 	 * or a cancel (sched_http.c), it sends the request or ends the run from the loop
@@ -474,14 +475,16 @@ void sched_apply_clear(struct sched *s);
 /* sched_http.c: an HTTP job's run (its history text is job_kind_http_shown's). Sending R's
  * request, whose response goes to ON_DONE
  * (0, or -1 with ERR: R must end with it); how R ended, read from its response RESP (its
- * message into MSG); stopping R's request if one is in flight (true), ending it cancelled
- * with WHY. */
+ * message into MSG); whether R started and waits for its start mark, nothing sent
+ * (run.mark_ev); stopping R (true), its request in flight or its wait for the mark, ending it
+ * cancelled with WHY. */
 struct httpc_response;
 struct flow_outcome;
 int sched_http_submit(struct run *r, void (*on_done)(void *arg, const struct httpc_response *resp),
                       char *err, size_t errlen);
 void sched_http_outcome(const struct run *r, const struct httpc_response *resp,
                         struct flow_outcome *out, char *msg, size_t msglen);
+bool sched_http_unsent(const struct run *r);
 bool sched_http_cancel(struct run *r, const char *why);
 /* sched.c: R's start mark is written (OK: its request goes now), or refused (WHY: it ends
  * skipped, nothing sent) */

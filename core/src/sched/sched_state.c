@@ -465,8 +465,9 @@ const char *sched_work_keep(struct run *r, const char *why)
 
 /* ---- what waits (the backlog: status, pgcrond drop, pgcrond.view_backlog) ------------- */
 
-const char *const sched_wait_names[] = {"slot",    "connection",    "upstream", "retry",
-                                        "own_run", "notifications", "instance", "claim"};
+const char *const sched_wait_names[] = {"slot",     "connection", "upstream",
+                                        "retry",    "own_run",    "notifications",
+                                        "instance", "claim",      "mark"};
 
 /* What R waits for, or -1: nothing (being decided, handed to the loop, on its connection). */
 static int waits_for(const struct run *r)
@@ -486,8 +487,10 @@ static int waits_for(const struct run *r)
 		return SCHED_WAIT_INSTANCE;
 	case RUN_CLAIMING:
 		return SCHED_WAIT_CLAIM;
-	case RUN_RUNNING: /* a SQL run without its backend yet */
-		return r->er && !r->backend_pid ? SCHED_WAIT_CONNECTION : -1;
+	case RUN_RUNNING: /* a SQL run without its backend yet, an HTTP run without its mark */
+		if (r->er)
+			return r->backend_pid ? -1 : SCHED_WAIT_CONNECTION;
+		return sched_http_unsent(r) ? SCHED_WAIT_MARK : -1;
 	case RUN_DUE:
 	case RUN_DEFERRED:
 	case RUN_ENDING:
@@ -559,10 +562,11 @@ void sched_backlog_cb(void *arg)
 		size_t n = sched_waiting_of(j, w);
 		for (size_t i = 0; i < n; i++) {
 			char key[160];
-			/* a run on its way (its connection coming, its claim answered) for less
-			 * than the publishing delay is not a backlog: published once it lasts, so
-			 * a busy instance sends nothing while nothing piles up */
-			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM) &&
+			/* a run on its way (its connection coming, its claim or mark answered)
+			 * for less than the publishing delay is not a backlog: published once it
+			 * lasts, so a busy instance sends nothing while nothing piles up */
+			if ((w[i].why == SCHED_WAIT_CONNECTION || w[i].why == SCHED_WAIT_CLAIM ||
+			     w[i].why == SCHED_WAIT_MARK) &&
 			    now - w[i].since_us < BACKLOG_PUBLISH_US) {
 				young = true;
 				continue;
