@@ -462,6 +462,37 @@ char *itest_tail(const char *path)
 	return buf;
 }
 
+char *itest_server_log(void)
+{
+	const char *dir = getenv("PGCROND_SANDBOX");
+	ck_assert_msg(dir != NULL, "PGCROND_SANDBOX is not set");
+	size_t len = strlen(dir) + 16;
+	char *p = malloc(len);
+	ck_assert(p != NULL);
+	snprintf(p, len, "%s/server.log", dir);
+	return p;
+}
+
+long itest_file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+int itest_server_statements(long from, const char *db, const char *needle)
+{
+	char *log = itest_server_log(), *text = itest_read_file(log), *save = NULL, tag[160];
+	int n = 0;
+	snprintf(tag, sizeof(tag), "@%s ", db);
+	if ((long)strlen(text) >= from)
+		for (char *line = strtok_r(text + from, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			n += strstr(line, tag) && strstr(line, "LOG:  ") && strstr(line, needle);
+	free(text);
+	free(log);
+	return n;
+}
+
 char *itest_fires_twice(PGconn *c, const char *jobs, const char *since)
 {
 	const char *p[] = {jobs, since};
