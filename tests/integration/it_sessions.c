@@ -252,6 +252,24 @@ static void old_schema_setup(struct itest_env *e, const char *name, const char *
 	itest_env_job(e, "10-jobs.conf", "%s", old_schema_jobs);
 }
 
+/* A run of "slow" (old_schema_jobs) is in flight. */
+static void slow_in_flight(struct itest_env *e)
+{
+	ck_assert_msg(itest_env_wait(e, 10,
+	                             "SELECT count(*) > 0 FROM pg_stat_activity"
+	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
+	              "no run in flight:\n%s", itest_tail(e->log));
+}
+
+/* `pgcrond install` with E's configuration, which must work. */
+static void install(struct itest_env *e)
+{
+	int status;
+	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
+	ck_assert_msg(status == 0, "install: %d %s", status, out);
+	free(out);
+}
+
 /* No run is in the history twice, and each job's inserts are its succeeded rows. */
 static void ran_once_each(struct itest_env *e)
 {
@@ -291,15 +309,8 @@ START_TEST(old_schema_keeps_runs_in_the_spool)
 	                    "0");
 	ck_assert_int_eq(itest_count_in_file(e.log, "this pgcrond needs step"), 1);
 
-	/* a run of "slow" in flight */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e.log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	slow_in_flight(&e);
+	install(&e);
 	ck_assert_msg(
 	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 20),
 	    "the spool is not written after the install:\n%s", itest_tail(e.log));
@@ -335,18 +346,12 @@ static void refused_until_install(struct itest_env *e, const char *name, const c
 	itest_assert_scalar(e->db, "SELECT count(*) FROM public.ran", "0");
 	ck_assert_msg(itest_wait_log(e->log, "a fire runs only where it is claimed", 5),
 	              "the fires' refusal is not said:\n%s", itest_tail(e->log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e->conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	install(e);
 	ck_assert_msg(
 	    itest_env_wait(e, 20, "SELECT count(*) >= 3 FROM public.ran WHERE job = 'tick'"),
 	    "no run after the install:\n%s", itest_tail(e->log));
 	/* a run of "slow" in flight at the stop */
-	ck_assert_msg(itest_env_wait(e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e->log));
+	slow_in_flight(e);
 	ck_assert_int_eq(itest_env_stop(e, SIGTERM, 15), 0);
 	ran_once_each(e);
 	itest_env_teardown(e);
@@ -419,14 +424,8 @@ START_TEST(old_schema_install_wakes_the_session)
 	free(health);
 
 	/* a run of "slow" in flight at the install */
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e.log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	slow_in_flight(&e);
+	install(&e);
 	struct itest_inst b;
 	itest_inst_init(&b, &e, "upgraded", old_schema_jobs);
 	itest_inst_start(&b);
@@ -495,10 +494,7 @@ START_TEST(old_schema_silent_held_session_is_replaced)
 	ck_assert_msg(itest_env_wait(&e, 5, "SELECT count(*) = 1" HELD_SESSION("held")),
 	              "no session held:\n%s", itest_tail(e.log));
 	char *before = itest_scalar(e.db, "SELECT pid::text" HELD_SESSION("held"));
-	ck_assert_msg(itest_env_wait(&e, 10,
-	                             "SELECT count(*) > 0 FROM pg_stat_activity"
-	                             " WHERE query LIKE 'SELECT pg_sleep(1.5)%%'"),
-	              "no run in flight:\n%s", itest_tail(e.log));
+	slow_in_flight(&e);
 	kill(relay, SIGUSR1); /* the held connection is now silent, a run of "slow" in flight */
 	ck_assert_msg(itest_wait_log(e.log, "connection lost: no answer within", 12),
 	              "the silent held connection was not noticed:\n%s", itest_tail(e.log));
@@ -506,10 +502,7 @@ START_TEST(old_schema_silent_held_session_is_replaced)
 	                             "SELECT count(*) = 1" HELD_SESSION("held") " AND pid <> %s",
 	                             before),
 	              "no new session held:\n%s", itest_tail(e.log));
-	int status;
-	char *out = itest_cli(&status, "install", "-c", e.conf, NULL);
-	ck_assert_msg(status == 0, "install: %d %s", status, out);
-	free(out);
+	install(&e);
 	ck_assert_msg(
 	    itest_wait_log(e.log, "has the pgcrond schema step this pgcrond needs now", 3),
 	    "the install did not wake the new session:\n%s", itest_tail(e.log));
