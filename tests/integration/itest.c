@@ -738,17 +738,25 @@ json_t *itest_env_status(struct itest_env *e, const char *job)
 
 char *itest_env_metrics(struct itest_env *e)
 {
+	return itest_env_http(e, "/metrics", NULL);
+}
+
+char *itest_env_http(struct itest_env *e, const char *path, int *code)
+{
 	static const char needle[] = "http: listening on http://";
 	ck_assert_msg(itest_wait_log(e->log, needle, 10), "no listener:\n%s", itest_tail(e->log));
 	char *text = itest_read_file(e->log);
 	char *p = strstr(text, needle) + sizeof(needle) - 1;
 	int port = atoi(strchr(p, ':') + 1);
 	free(text);
-	char cmd[256];
+	char cmd[512];
 	snprintf(cmd, sizeof(cmd),
-	         "python3 -c 'import urllib.request; print(urllib.request.urlopen("
-	         "\"http://127.0.0.1:%d/metrics\").read().decode())'",
-	         port);
+	         "python3 -c 'import urllib.request, urllib.error\n"
+	         "try: a = urllib.request.urlopen(\"http://127.0.0.1:%d%s\")\n"
+	         "except urllib.error.HTTPError as x: a = x\n"
+	         "print(a.status)\n"
+	         "print(a.read().decode())'",
+	         port, path);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t cap = 1 << 20, n = 0;
@@ -762,6 +770,11 @@ char *itest_env_metrics(struct itest_env *e)
 	}
 	out[n] = '\0';
 	pclose(f);
+	char *body = strchr(out, '\n');
+	ck_assert_msg(body != NULL, "no answer from %s: %s", path, out);
+	if (code)
+		*code = atoi(out);
+	memmove(out, body + 1, strlen(body + 1) + 1);
 	return out;
 }
 

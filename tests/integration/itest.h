@@ -231,6 +231,9 @@ json_t *itest_env_status(struct itest_env *e, const char *job);
 /* The daemon's /metrics page (its config has an http listener on port 0: the port is read
  * from its log), malloc'd. */
 char *itest_env_metrics(struct itest_env *e);
+/* ... any PATH of it ("/health"), its status code in *CODE (if not NULL): its body (an
+ * error's too). */
+char *itest_env_http(struct itest_env *e, const char *path, int *code);
 bool itest_env_listening(struct itest_env *e, double timeout_s);
 /* Whether LOG has, within TIMEOUT_S, a listener's line saying it listens on CHANNEL. */
 bool itest_log_listening(const char *log, const char *channel, double timeout_s);
