@@ -782,13 +782,29 @@ START_TEST(claims_go_between_the_jobs_parts)
 	struct itest_inst a;
 	cluster_db(&e, "cl-turns");
 	claims_alone(&e);
-	char *jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
-	                                  " database = \"app\"; schedule = \"* * * * * *\"; }\n");
+	char *jobs = parts_jobs(keep_all, "");
 	itest_exec(e.db, "BEGIN");
 	itest_exec(e.db, "LOCK TABLE pgcrond.instance_job IN SHARE MODE");
 	itest_inst_init(&a, &e, "turns1", jobs);
 	free(jobs);
 	itest_inst_start(&a);
+	/* the tick comes with a reload once the first part waits for the lock (in the start's
+	 * configuration, its first claim could go before that part) */
+	PGconn *look = itest_connect(e.ci);
+	ck_assert_msg(itest_wait_sql(look,
+	                             "SELECT count(*) > 0 FROM pg_catalog.pg_stat_activity"
+	                             " WHERE wait_event_type = 'Lock'"
+	                             " AND query LIKE '%pgcrond.instance_job%'",
+	                             30),
+	              "the first part does not wait for the lock:\n%s", itest_tail(a.log));
+	PQfinish(look);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/conf.d/10-jobs.conf", a.dir);
+	jobs = parts_jobs(keep_all, ",\n  { name = \"tick\"; command = \"SELECT 1\";"
+	                            " database = \"app\"; schedule = \"* * * * * *\"; }\n");
+	itest_write_file(path, "%s", jobs);
+	free(jobs);
+	kill(a.pid, SIGHUP);
 	/* the tick's fires wait for their claims, queued behind the part the lock holds up: the
 	 * next fire finds its claim still pending */
 	ck_assert_msg(itest_wait_log(a.log, "tick: skipped: previous fire still being claimed", 15),
