@@ -22,13 +22,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: pgcrond list [-c FILE]\n\n"
-	        "List the configured jobs: name, kind (plugin NAME VERSION, or sql), schedule,\n"
-	        "the jobs it runs after, the channel it listens on, whether a fire is run once\n"
-	        "when the instance running it is lost with several instances (\"yes\", or\n"
-	        "\"fenced: CLASS\": docs/faults.md), and its next run in UTC as the files say\n"
-	        "('pgcrond status' shows the running daemon's view). Jobs made in\n"
-	        "SQL (cron.schedule) follow, read from the history database when it can be\n"
-	        "reached (kind \"sql, role NAME\").\n\n"
+	        "List the configured jobs: name, kind (plugin NAME VERSION, sql or http),\n"
+	        "schedule, the jobs it runs after, the channel it listens on, whether a fire is\n"
+	        "run once when the instance running it is lost with several instances (\"yes\",\n"
+	        "\"fenced: CLASS\" or, for an HTTP job, \"at most once per attempt\":\n"
+	        "docs/faults.md), and its next run in UTC as the files say ('pgcrond status'\n"
+	        "shows the running daemon's view). Jobs made in SQL (cron.schedule) follow, read\n"
+	        "from the history database when it can be reached (kind \"sql, role NAME, jobid\n"
+	        "N\").\n\n"
 	        "Options:\n"
 	        "  -c, --config FILE  the main configuration file (default %s)\n"
 	        "  -h, --help         show this help\n",
