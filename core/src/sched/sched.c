@@ -293,7 +293,7 @@ static void run_end(struct run *r, const struct flow_outcome *o)
 	 * a job with none of them, no alert raised since its last success and no warn_duration
 	 * alert of its own, has nothing there. */
 	if (!ok || j->n_downs || j->fresh || r->slow_alerted || !j->alerts_clear ||
-	    (j->conf && j->conf->max_staleness_ms > 0))
+	    (j->conf && j->conf->more->alerts.max_staleness_ms > 0))
 		flow_run_end(r, o, end);
 	if (r->waiter) /* a trigger --wait */
 		sched_run_answer(r, status, message, sqlstate);
@@ -332,7 +332,7 @@ static const char *with_install_hint(const struct run *r, const struct exec_outc
                                      size_t len)
 {
 	/* a job made in SQL logs in as its owner: say what lets it (sqljobs.h) */
-	const char *owner = r->job->conf ? r->job->conf->username : NULL;
+	const char *owner = r->job->conf ? r->job->conf->more->sql.username : NULL;
 	if (owner && o->sqlstate && strcmp(o->sqlstate, "08001") == 0 && o->message) {
 		int n =
 		    snprintf(buf, len,
@@ -521,7 +521,8 @@ static void run_begin(struct run *r)
 		r->start_us = ran_end_us;
 	r->start_mono_us = clock_mono_now_us(s->clock);
 	j->start_seq = ++s->flow_seq; /* its upstreams' successes count from here (fan-in) */
-	if (j->n_ups || j->n_downs || j->fresh || (j->conf && j->conf->warn_duration_ms > 0))
+	if (j->n_ups || j->n_downs || j->fresh ||
+	    (j->conf && j->conf->more->alerts.warn_duration_ms > 0))
 		flow_run_begin(r); /* nothing there for a job without them */
 
 	/* A command job runs its SQL as given, like pg_cron: operator-written config text that
